@@ -1,0 +1,38 @@
+/*
+** gateway/: the PostgreSQL wire protocol (v3) server on libuv.
+**
+** The event loop owns the sockets and does all network I/O; SQL runs on
+** worker threads (see docs/decisions/ for the threading decision). The
+** gateway is started and stopped from one thread.
+*/
+#ifndef MERIDIAN_GATEWAY_H
+#define MERIDIAN_GATEWAY_H
+
+#include <stdint.h>
+
+#include "sql/sql.h"
+
+enum {
+    GW_OK = 0,
+    GW_ERR_NOMEM = -6001,
+    GW_ERR_LISTEN = -6002, /* bind/listen failed (message logged) */
+};
+
+typedef struct gw_options {
+    const char *host; /* "127.0.0.1" */
+    int port;         /* 0: pick a free port (see gw_port) */
+    int max_connections;          /* 0: default 256 */
+    uint32_t max_message_bytes;   /* 0: default 64 MiB */
+} gw_options;
+
+typedef struct gw_server gw_server; /* opaque */
+
+/* Bind and start serving on a thread of its own. engine is borrowed.
+** owner of *out: caller, gw_stop. */
+int gw_start(sqlv_engine *engine, const gw_options *opts, gw_server **out);
+int gw_port(const gw_server *s); /* the bound port */
+/* Close the listener, terminate sessions (rolling back their txns), join
+** threads, free. */
+void gw_stop(gw_server *s);
+
+#endif

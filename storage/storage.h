@@ -1,0 +1,145 @@
+/*
+** storage/: MVCC versioned values on disk (RocksDB) or in memory (the twin
+** that tests and the simulator use). Both implement this one interface.
+**
+** Data model: (key, timestamp) -> value | tombstone, for MVCC data; plus a
+** separate non-versioned keyspace ("raw": applied indexes, node identity,
+** Raft hard state later) that never mixes with MVCC keys.
+**
+** Critical invariants:
+**   - storage_write applies a batch atomically: after a crash, all of it or
+**     none of it is visible.
+**   - with sync = true, storage_write returns only after the batch is on
+**     stable storage (fsync). With sync = false it survives kill -9 of the
+**     process (the write-ahead log is in the OS) but not power loss.
+**   - a read at timestamp t sees, for each key, the newest version with
+**     timestamp <= t; a tombstone there means "no value".
+**   - readers never block writers; an open snapshot sees one instant.
+** Thread-safety: an engine may be used from many threads at once; a batch,
+** iterator or snapshot belongs to one thread at a time.
+*/
+#ifndef MERIDIAN_STORAGE_H
+#define MERIDIAN_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "timestamp/timestamp.h"
+
+enum {
+    STORAGE_OK = 0,
+    STORAGE_NOT_FOUND = 1, /* not an error: no visible value */
+    STORAGE_ERR_NOMEM = -3001,
+    STORAGE_ERR_IO = -3002,      /* engine I/O error (message logged) */
+    STORAGE_ERR_CORRUPT = -3003, /* bad on-disk data */
+    STORAGE_ERR_INVALID = -3004, /* bad argument (empty key, too large) */
+};
+
+#define STORAGE_KEY_SIZE_MAX (64 * 1024)
+#define STORAGE_VALUE_SIZE_MAX (32 * 1024 * 1024)
+
+typedef struct storage_engine storage_engine; /* opaque */
+typedef struct storage_batch storage_batch;   /* opaque */
+typedef struct storage_snapshot storage_snapshot;
+typedef struct storage_iter storage_iter;
+
+typedef struct storage_options {
+    const char *dir;           /* NULL: in-memory twin */
+    size_t block_cache_bytes;  /* 0: default (64 MiB) */
+    bool create_if_missing;
+} storage_options;
+
+/* owner of *out: caller, storage_close. */
+int storage_open(const storage_options *opts, storage_engine **out);
+void storage_close(storage_engine *e);
+
+/* ---- writes ---------------------------------------------------------------- */
+/* owner: caller, storage_batch_free. */
+storage_batch *storage_batch_new(void);
+void storage_batch_free(storage_batch *b);
+void storage_batch_clear(storage_batch *b);
+size_t storage_batch_count(const storage_batch *b);
+/* A version of key at ts. Bytes are copied. */
+int storage_batch_put(storage_batch *b, const uint8_t *key, size_t key_len, hlc_timestamp ts,
+                      const uint8_t *value, size_t value_len);
+/* A tombstone version of key at ts. */
+int storage_batch_delete(storage_batch *b, const uint8_t *key, size_t key_len, hlc_timestamp ts);
+/* Remove every version of every key in [start, end) (no MVCC history kept:
+** for dropped tables after their drop committed, and for range removal). */
+int storage_batch_delete_range(storage_batch *b, const uint8_t *start, size_t start_len,
+                               const uint8_t *end, size_t end_len);
+/* Non-versioned keyspace. */
+int storage_batch_put_raw(storage_batch *b, const uint8_t *key, size_t key_len,
+                          const uint8_t *value, size_t value_len);
+int storage_batch_delete_raw(storage_batch *b, const uint8_t *key, size_t key_len);
+
+/* Apply atomically; see the sync invariant above. Concurrent callers with
+** sync = true share fsyncs (group commit). The batch is not consumed. */
+int storage_write(storage_engine *e, storage_batch *b, bool sync);
+
+/* ---- reads ----------------------------------------------------------------- */
+/* owner: caller, storage_snapshot_release. */
+int storage_snapshot_new(storage_engine *e, storage_snapshot **out);
+void storage_snapshot_release(storage_engine *e, storage_snapshot *s);
+
+/* A value read; bytes owned by the struct, released by storage_value_free. */
+typedef struct storage_value {
+    hlc_timestamp ts; /* version timestamp */
+    bool tombstone;
+    base_buf bytes;
+} storage_value;
+void storage_value_free(storage_value *v);
+
+/* Newest version with ts <= read_ts. Returns STORAGE_OK (value or
+** tombstone: check out->tombstone), STORAGE_NOT_FOUND, or an error.
+** snap may be NULL (latest state). */
+int storage_get(storage_engine *e, const storage_snapshot *snap, const uint8_t *key,
+                size_t key_len, hlc_timestamp read_ts, storage_value *out);
+
+/* Newest version of key at any timestamp (for conflict checks). */
+int storage_get_latest(storage_engine *e, const storage_snapshot *snap, const uint8_t *key,
+                       size_t key_len, storage_value *out);
+
+typedef enum storage_iter_mode {
+    STORAGE_ITER_AT_TS = 0,        /* one entry per key: newest <= ts, tombstones skipped */
+    STORAGE_ITER_ALL_VERSIONS = 1, /* every version, newest first within a key */
+} storage_iter_mode;
+
+typedef struct storage_iter_options {
+    const uint8_t *start; /* inclusive; NULL = from the beginning */
+    size_t start_len;
+    const uint8_t *end; /* exclusive; NULL = to the end */
+    size_t end_len;
+    hlc_timestamp ts;   /* AT_TS: read timestamp; ALL_VERSIONS: ignored */
+    storage_iter_mode mode;
+    bool reverse;       /* AT_TS only: keys in descending order */
+} storage_iter_options;
+
+/* owner: caller, storage_iter_close. */
+int storage_iter_open(storage_engine *e, const storage_snapshot *snap,
+                      const storage_iter_options *opts, storage_iter **out);
+/* Advance to the next entry: 1 = entry available, 0 = end, <0 error.
+** The pointers returned stay valid until the next call or close. */
+int storage_iter_next(storage_iter *it, const uint8_t **key, size_t *key_len,
+                      hlc_timestamp *ts, const uint8_t **value, size_t *value_len,
+                      bool *tombstone);
+void storage_iter_close(storage_iter *it);
+
+/* Raw keyspace reads. */
+int storage_get_raw(storage_engine *e, const uint8_t *key, size_t key_len, base_buf *out);
+
+/* ---- garbage collection ---------------------------------------------------
+** Drop, in [start, end), every version older than the newest version <= gc_ts
+** (that one stays so reads at any ts >= gc_ts are unchanged), and a tombstone
+** that is the newest version <= gc_ts together with everything under it.
+** *versions_removed counts what went (may be NULL). */
+int storage_gc(storage_engine *e, const uint8_t *start, size_t start_len, const uint8_t *end,
+               size_t end_len, hlc_timestamp gc_ts, uint64_t *versions_removed);
+
+/* Approximate bytes of live data in [start, end) (for split decisions). */
+int storage_approximate_size(storage_engine *e, const uint8_t *start, size_t start_len,
+                             const uint8_t *end, size_t end_len, uint64_t *size_bytes);
+
+#endif

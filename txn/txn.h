@@ -1,0 +1,108 @@
+/*
+** txn/: the transaction coordinator, and the only door sql/ uses to the key
+** space. Today it runs against one local store; the distributed version
+** (Raft ranges, two-phase commit) replaces the inside, not this interface.
+**
+** Semantics: SERIALIZABLE. A transaction reads the snapshot at its read
+** timestamp (taken from the HLC at txn_begin) plus its own writes; its writes
+** are buffered and made visible atomically at one commit timestamp. A
+** conflict that would break serializability makes txn_commit (or an earlier
+** call) fail with TXN_ERR_RETRY and SQLSTATE 40001, with a message naming the
+** key and the reason.
+**
+** Thread-safety: a txn_db is shared by all sessions; one txn belongs to one
+** thread at a time.
+*/
+#ifndef MERIDIAN_TXN_H
+#define MERIDIAN_TXN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "storage/storage.h"
+#include "timestamp/timestamp.h"
+
+enum {
+    TXN_OK = 0,
+    TXN_NOT_FOUND = 1,         /* txn_get: no visible value (not an error) */
+    TXN_ERR_NOMEM = -4001,
+    TXN_ERR_IO = -4002,        /* storage failed; the txn is aborted */
+    TXN_ERR_RETRY = -4003,     /* serialization failure (40001); aborted */
+    TXN_ERR_READ_ONLY = -4004, /* write in a read-only txn (25006) */
+    TXN_ERR_DONE = -4005,      /* use after commit/rollback/abort (25P01-ish) */
+    TXN_ERR_INVALID = -4006,   /* bad argument: empty/oversized key or value */
+    TXN_ERR_UNAVAILABLE = -4007, /* cannot serve now (clock bound lost, ...) */
+};
+
+/* Error details for the user: a PostgreSQL SQLSTATE and a message. */
+typedef struct txn_error {
+    char sqlstate[6]; /* "40001", NUL-terminated */
+    char message[512];
+} txn_error;
+
+typedef struct txn_db txn_db; /* opaque */
+typedef struct txn txn;       /* opaque */
+
+typedef struct txn_db_options {
+    storage_engine *engine; /* borrowed: must outlive the txn_db */
+    hlc_clock *clock;       /* borrowed: must outlive the txn_db */
+    bool sync_commits;      /* fsync each commit (group-committed); default true */
+} txn_db_options;
+
+/* owner of *out: caller, txn_db_close (after every txn is finished). */
+int txn_db_open(const txn_db_options *opts, txn_db **out);
+void txn_db_close(txn_db *db);
+
+typedef struct txn_options {
+    bool read_only;
+} txn_options;
+
+/* owner of *out: caller; ends with txn_commit or txn_rollback, which free it.
+** opts may be NULL. */
+int txn_begin(txn_db *db, const txn_options *opts, txn **out);
+hlc_timestamp txn_read_timestamp(const txn *t);
+uint64_t txn_id(const txn *t);
+
+/* Read one key: TXN_OK with the value in *out (bytes appended after reset;
+** owner: caller's buffer), or TXN_NOT_FOUND. */
+int txn_get(txn *t, const uint8_t *key, size_t key_len, base_buf *out, txn_error *err);
+
+/* Buffer a write; visible to this txn's later reads at once. */
+int txn_put(txn *t, const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len,
+            txn_error *err);
+int txn_delete(txn *t, const uint8_t *key, size_t key_len, txn_error *err);
+/* Delete every key in [start, end) as one logical write (DROP TABLE). */
+int txn_delete_range(txn *t, const uint8_t *start, size_t start_len, const uint8_t *end,
+                     size_t end_len, txn_error *err);
+
+/* Scan [start, end) at the read timestamp merged with this txn's own
+** writes, in key order (or reverse). The scanned span is recorded for
+** conflict detection. limit 0 = no limit (the span recorded is what was
+** actually read, so a LIMIT does not over-claim). */
+typedef struct txn_iter txn_iter; /* owner: caller, txn_iter_close */
+int txn_scan(txn *t, const uint8_t *start, size_t start_len, const uint8_t *end,
+             size_t end_len, bool reverse, txn_iter **out, txn_error *err);
+/* 1 = row, 0 = end, <0 error. Pointers valid until the next call/close. */
+int txn_iter_next(txn_iter *it, const uint8_t **key, size_t *key_len, const uint8_t **value,
+                  size_t *value_len, txn_error *err);
+void txn_iter_close(txn_iter *it);
+
+/* Savepoints for statement atomicity and user SAVEPOINT: a savepoint marks
+** the write buffer; rolling back to it undoes later writes. Ids nest. */
+int txn_savepoint(txn *t, uint32_t *id);
+int txn_rollback_to(txn *t, uint32_t id);
+int txn_release(txn *t, uint32_t id);
+
+/* Commit: validate, assign the commit timestamp, make writes durable and
+** visible. Frees t in every case. On TXN_ERR_RETRY err says why (40001). */
+int txn_commit(txn *t, hlc_timestamp *commit_ts /* OUT, may be NULL */, txn_error *err);
+/* Discard. Frees t. */
+void txn_rollback(txn *t);
+
+/* Fill err from a return code (sqlstate + generic message) if err is not
+** already set. */
+void txn_error_set(txn_error *err, int rc);
+
+#endif
