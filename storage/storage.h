@@ -39,6 +39,14 @@ enum {
 
 #define STORAGE_KEY_SIZE_MAX (64 * 1024)
 #define STORAGE_VALUE_SIZE_MAX (32 * 1024 * 1024)
+/* A batch holds at most this many operations and this many key+value bytes;
+** past either, the batch_* call returns STORAGE_ERR_INVALID and the batch is
+** unchanged. */
+#define STORAGE_BATCH_OPS_MAX (1024 * 1024)
+#define STORAGE_BATCH_BYTES_MAX (256 * 1024 * 1024)
+/* Key ranges everywhere ([start, end) in delete_range, iterators, gc,
+** approximate_size): start NULL or empty = from the first key; end NULL = to
+** the last key (an empty non-NULL end is an empty range). */
 
 typedef struct storage_engine storage_engine; /* opaque */
 typedef struct storage_batch storage_batch;   /* opaque */
@@ -84,7 +92,10 @@ int storage_write(storage_engine *e, storage_batch *b, bool sync);
 int storage_snapshot_new(storage_engine *e, storage_snapshot **out);
 void storage_snapshot_release(storage_engine *e, storage_snapshot *s);
 
-/* A value read; bytes owned by the struct, released by storage_value_free. */
+/* A value read; bytes owned by the struct, released by storage_value_free.
+** storage_get/get_latest overwrite *out without freeing what it held (free it
+** first when reusing one); on NOT_FOUND or an error it is left empty, so
+** storage_value_free is always safe after a call. */
 typedef struct storage_value {
     hlc_timestamp ts; /* version timestamp */
     bool tombstone;
@@ -121,7 +132,9 @@ typedef struct storage_iter_options {
 int storage_iter_open(storage_engine *e, const storage_snapshot *snap,
                       const storage_iter_options *opts, storage_iter **out);
 /* Advance to the next entry: 1 = entry available, 0 = end, <0 error.
-** The pointers returned stay valid until the next call or close. */
+** The pointers returned stay valid until the next call or close. End and
+** errors are sticky (later calls return the same). Any out-pointer may be
+** NULL; for a tombstone *value is NULL and *value_len 0. */
 int storage_iter_next(storage_iter *it, const uint8_t **key, size_t *key_len,
                       hlc_timestamp *ts, const uint8_t **value, size_t *value_len,
                       bool *tombstone);
@@ -141,5 +154,17 @@ int storage_gc(storage_engine *e, const uint8_t *start, size_t start_len, const 
 /* Approximate bytes of live data in [start, end) (for split decisions). */
 int storage_approximate_size(storage_engine *e, const uint8_t *start, size_t start_len,
                              const uint8_t *end, size_t end_len, uint64_t *size_bytes);
+
+/* ---- diagnostics (added by storage) -----------------------------------------
+** Engine statistics as text, appended to *out (owner: the caller's buffer).
+** RocksDB: the "rocksdb.stats" property (compaction, stalls, and the
+** "Cumulative WAL: N writes, M syncs" line that shows group commit);
+** memory: version and key counts. */
+int storage_stats(storage_engine *e, base_buf *out);
+
+/* Write memtables to table files and wait (RocksDB; a no-op in memory).
+** Durability never needs it (the WAL covers that); for tests, tools and
+** before measuring approximate sizes. */
+int storage_flush(storage_engine *e);
 
 #endif
