@@ -23,16 +23,22 @@ typedef struct gw_options {
     int port;         /* 0: pick a free port (see gw_port) */
     int max_connections;          /* 0: default 256 */
     uint32_t max_message_bytes;   /* 0: default 64 MiB */
+    /* Added: a socket that has not completed its startup packet within
+    ** this time gets 08P01 and is closed. 0: default 60000. */
+    uint32_t startup_timeout_ms;
 } gw_options;
 
 typedef struct gw_server gw_server; /* opaque */
 
 /* Bind and start serving on a thread of its own. engine is borrowed.
-** owner of *out: caller, gw_stop. */
+** owner of *out: caller, gw_stop. Each session runs its SQL on a thread of
+** its own (docs/decisions/002-session-threads.md). Sets SIGPIPE to ignored
+** if it was the default. */
 int gw_start(sqlv_engine *engine, const gw_options *opts, gw_server **out);
 int gw_port(const gw_server *s); /* the bound port */
 /* Close the listener, terminate sessions (rolling back their txns), join
-** threads, free. */
+** threads, free. Running statements are cancelled with sqlv_session_cancel;
+** gw_stop returns once each has returned. */
 void gw_stop(gw_server *s);
 
 #endif

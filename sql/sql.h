@@ -33,6 +33,7 @@ enum {
     SQLV_OID_BOOL = 16,
     SQLV_OID_BYTEA = 17,
     SQLV_OID_INT8 = 20,
+    SQLV_OID_INT2 = 21,
     SQLV_OID_INT4 = 23,
     SQLV_OID_TEXT = 25,
     SQLV_OID_FLOAT8 = 701,

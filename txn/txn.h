@@ -34,7 +34,22 @@ enum {
     TXN_ERR_DONE = -4005,      /* use after commit/rollback/abort (25P01-ish) */
     TXN_ERR_INVALID = -4006,   /* bad argument: empty/oversized key or value */
     TXN_ERR_UNAVAILABLE = -4007, /* cannot serve now (clock bound lost, ...) */
+    TXN_ERR_LIMIT = -4008,     /* a per-txn limit was hit (54000); the txn stays usable
+                                  (except from txn_commit, which always frees it) */
 };
+
+/* Per-transaction limits (hitting one returns TXN_ERR_LIMIT, SQLSTATE 54000,
+** and leaves the transaction as it was before the call). Key and value sizes
+** are storage's (STORAGE_KEY_SIZE_MAX, STORAGE_VALUE_SIZE_MAX): beyond them
+** TXN_ERR_INVALID with SQLSTATE 54000. */
+#define TXN_WRITE_SET_BYTES_MAX (64u * 1024 * 1024) /* buffered keys + values */
+/* Read set: past either bound reads still work, but a txn that also writes
+** fails at txn_commit with TXN_ERR_LIMIT (54000): it cannot be validated.
+** Read-only txns record no reads. */
+#define TXN_READ_SPANS_MAX (1u << 20)               /* recorded point reads + scans */
+#define TXN_READ_SET_BYTES_MAX (64u * 1024 * 1024)  /* key bytes of the read spans */
+#define TXN_DELETE_SPANS_MAX 1024u                  /* txn_delete_range calls */
+#define TXN_SAVEPOINTS_MAX 65536u                   /* nested savepoints alive */
 
 /* Error details for the user: a PostgreSQL SQLSTATE and a message. */
 typedef struct txn_error {
@@ -79,8 +94,14 @@ int txn_delete_range(txn *t, const uint8_t *start, size_t start_len, const uint8
 
 /* Scan [start, end) at the read timestamp merged with this txn's own
 ** writes, in key order (or reverse). The scanned span is recorded for
-** conflict detection. limit 0 = no limit (the span recorded is what was
-** actually read, so a LIMIT does not over-claim). */
+** conflict detection: only the part actually returned (from start up to the
+** last row returned, or all of [start, end) once txn_iter_next returned 0),
+** so stopping early (LIMIT) does not over-claim. start empty = from the
+** beginning, end NULL/empty = to the end of the key space. The txn's own
+** writes made between txn_iter_next calls show up if they lie beyond the
+** last row returned. An iterator still open at txn_commit/txn_rollback is
+** detached: its span counts as read so far, later txn_iter_next calls return
+** TXN_ERR_DONE, and it must still be closed with txn_iter_close. */
 typedef struct txn_iter txn_iter; /* owner: caller, txn_iter_close */
 int txn_scan(txn *t, const uint8_t *start, size_t start_len, const uint8_t *end,
              size_t end_len, bool reverse, txn_iter **out, txn_error *err);
@@ -90,7 +111,11 @@ int txn_iter_next(txn_iter *it, const uint8_t **key, size_t *key_len, const uint
 void txn_iter_close(txn_iter *it);
 
 /* Savepoints for statement atomicity and user SAVEPOINT: a savepoint marks
-** the write buffer; rolling back to it undoes later writes. Ids nest. */
+** the write buffer; rolling back to it undoes later writes. Ids nest.
+** txn_rollback_to(id) keeps savepoint id (like SQL ROLLBACK TO) and drops
+** the ones created after it; txn_release(id) drops id and every later one.
+** Unknown id: TXN_ERR_INVALID. Reads are not undone: what was read stays in
+** the read set (it was observed). */
 int txn_savepoint(txn *t, uint32_t *id);
 int txn_rollback_to(txn *t, uint32_t id);
 int txn_release(txn *t, uint32_t id);
@@ -100,6 +125,14 @@ int txn_release(txn *t, uint32_t id);
 int txn_commit(txn *t, hlc_timestamp *commit_ts /* OUT, may be NULL */, txn_error *err);
 /* Discard. Frees t. */
 void txn_rollback(txn *t);
+
+/* Counters since txn_db_open (for tests and metrics). */
+typedef struct txn_db_stats {
+    uint64_t commits;       /* read-write commits applied */
+    uint64_t conflicts;     /* commits refused with 40001 */
+    uint64_t visible_waits; /* txn_begin calls that waited for a pending commit */
+} txn_db_stats;
+void txn_db_get_stats(txn_db *db, txn_db_stats *out);
 
 /* Fill err from a return code (sqlstate + generic message) if err is not
 ** already set. */

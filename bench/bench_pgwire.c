@@ -1,0 +1,322 @@
+/*
+** bench/bench_pgwire.c: single-node figures over the PostgreSQL wire.
+**
+**   bench_pgwire [--url URL | --start [--bin PATH]] [--clients N]
+**                [--duration SECONDS] [--rows N] [--workload point-select|insert|all]
+**
+** Setup creates bench_accounts (id INT PRIMARY KEY, balance INT) and loads
+** --rows rows. Workloads, each for --duration with --clients threads, each
+** thread on its own connection, one statement per transaction (autocommit):
+**   point-select: SELECT balance FROM bench_accounts WHERE id = <random>
+**   insert:       INSERT INTO bench_accounts VALUES (<unique id>, <n>)
+** Prints transactions/s and p50/p99 latency. Timing never fails the run: the
+** exit code is non-zero only when the node cannot be reached or set up.
+** With --start it runs its own node (`meridian start`, temp store, free
+** port) and stops it at the end.
+** Limits: BENCH_CLIENTS_MAX threads; latencies in a histogram of
+** BENCH_HIST_BUCKETS 10-microsecond buckets (slower ones share the last).
+*/
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "base/base.h"
+
+#define BENCH_CLIENTS_MAX 256
+#define BENCH_HIST_BUCKETS 100000 /* 10 us each: up to 1 s */
+#define BENCH_BUCKET_NS 10000
+#define BENCH_LOAD_BATCH 500
+#define BENCH_START_WAIT_MS 60000
+
+typedef enum { W_POINT_SELECT, W_INSERT } workload;
+
+typedef struct client {
+    pthread_t thread;
+    int index;
+    workload w;
+    const char *url;
+    int64_t deadline_ns;
+    long rows;
+    uint64_t seed;
+    uint64_t done, errors;
+    uint32_t *hist; /* BENCH_HIST_BUCKETS */
+    char first_error[256];
+} client;
+
+static atomic_long next_insert_id;
+
+static uint64_t rnd(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static void *client_main(void *arg) {
+    client *c = arg;
+    PGconn *conn = PQconnectdb(c->url);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        snprintf(c->first_error, sizeof c->first_error, "connect: %s", PQerrorMessage(conn));
+        c->errors++;
+        PQfinish(conn);
+        return NULL;
+    }
+    char sql[160];
+    while (base_monotonic_ns() < c->deadline_ns) {
+        if (c->w == W_POINT_SELECT) {
+            long id = 1 + (long)(rnd(&c->seed) % (uint64_t)c->rows);
+            snprintf(sql, sizeof sql, "SELECT balance FROM bench_accounts WHERE id = %ld", id);
+        } else {
+            long id = atomic_fetch_add(&next_insert_id, 1);
+            snprintf(sql, sizeof sql, "INSERT INTO bench_accounts VALUES (%ld, %ld)", id,
+                     id % 1000);
+        }
+        int64_t t0 = base_monotonic_ns();
+        PGresult *r = PQexec(conn, sql);
+        int64_t dt = base_monotonic_ns() - t0;
+        ExecStatusType st = PQresultStatus(r);
+        bool ok = c->w == W_POINT_SELECT ? (st == PGRES_TUPLES_OK && PQntuples(r) == 1)
+                                         : st == PGRES_COMMAND_OK;
+        if (ok) {
+            int64_t b = dt / BENCH_BUCKET_NS;
+            c->hist[b < BENCH_HIST_BUCKETS ? b : BENCH_HIST_BUCKETS - 1]++;
+            c->done++;
+        } else {
+            if (c->errors == 0)
+                snprintf(c->first_error, sizeof c->first_error, "%s: %s", PQresStatus(st),
+                         PQresultErrorMessage(r));
+            c->errors++;
+        }
+        PQclear(r);
+        if (PQstatus(conn) != CONNECTION_OK) break;
+    }
+    PQfinish(conn);
+    return NULL;
+}
+
+static double percentile_ms(const uint64_t *hist, uint64_t total, double p) {
+    if (total == 0) return 0;
+    uint64_t want = (uint64_t)(p * (double)total), seen = 0;
+    if (want == 0) want = 1;
+    for (int b = 0; b < BENCH_HIST_BUCKETS; b++) {
+        seen += hist[b];
+        if (seen >= want) return (double)(b + 1) * BENCH_BUCKET_NS / 1e6;
+    }
+    return (double)BENCH_HIST_BUCKETS * BENCH_BUCKET_NS / 1e6;
+}
+
+static int run_workload(const char *url, workload w, int nclients, double duration_s, long rows) {
+    client *cs = base_calloc((size_t)nclients, sizeof *cs);
+    uint64_t *hist = base_calloc(BENCH_HIST_BUCKETS, sizeof *hist);
+    if (cs == NULL || hist == NULL) {
+        base_free(cs);
+        base_free(hist);
+        return -1;
+    }
+    int64_t start = base_monotonic_ns();
+    int started = 0;
+    for (int i = 0; i < nclients; i++) {
+        cs[i] = (client){.index = i, .w = w, .url = url, .rows = rows,
+                         .deadline_ns = start + (int64_t)(duration_s * 1e9),
+                         .seed = 0x9E3779B97F4A7C15ULL * (uint64_t)(i + 1)};
+        cs[i].hist = base_calloc(BENCH_HIST_BUCKETS, sizeof(uint32_t));
+        if (cs[i].hist == NULL || pthread_create(&cs[i].thread, NULL, client_main, &cs[i]) != 0) {
+            base_free(cs[i].hist);
+            cs[i].hist = NULL;
+            break;
+        }
+        started++;
+    }
+    uint64_t done = 0, errors = 0;
+    const char *err = NULL;
+    for (int i = 0; i < started; i++) {
+        pthread_join(cs[i].thread, NULL);
+        done += cs[i].done;
+        errors += cs[i].errors;
+        if (err == NULL && cs[i].first_error[0]) err = cs[i].first_error;
+        for (int b = 0; b < BENCH_HIST_BUCKETS; b++) hist[b] += cs[i].hist[b];
+    }
+    double elapsed = (double)(base_monotonic_ns() - start) / 1e9;
+    printf("%-13s clients %3d  %6.1f s  %9llu txn  %10.1f txn/s  p50 %8.3f ms  p99 %8.3f ms"
+           "  errors %llu\n",
+           w == W_POINT_SELECT ? "point-select" : "insert", started, elapsed,
+           (unsigned long long)done, elapsed > 0 ? (double)done / elapsed : 0.0,
+           percentile_ms(hist, done, 0.50), percentile_ms(hist, done, 0.99),
+           (unsigned long long)errors);
+    if (err != NULL) printf("  first error: %s\n", err);
+    fflush(stdout);
+    for (int i = 0; i < started; i++) base_free(cs[i].hist);
+    base_free(cs);
+    base_free(hist);
+    return 0;
+}
+
+static int setup(const char *url, long rows) {
+    PGconn *c = PQconnectdb(url);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "bench: cannot connect to %s: %s", url, PQerrorMessage(c));
+        PQfinish(c);
+        return -1;
+    }
+    PQclear(PQexec(c, "DROP TABLE bench_accounts")); /* may not exist */
+    PGresult *r = PQexec(c, "CREATE TABLE bench_accounts (id INT PRIMARY KEY, balance INT)");
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
+    if (rc != 0) fprintf(stderr, "bench: create table: %s", PQresultErrorMessage(r));
+    PQclear(r);
+    base_buf b = {0};
+    int64_t t0 = base_monotonic_ns();
+    for (long id = 1; rc == 0 && id <= rows; id += BENCH_LOAD_BATCH) {
+        base_buf_reset(&b);
+        base_buf_printf(&b, "INSERT INTO bench_accounts VALUES ");
+        for (long k = id; k < id + BENCH_LOAD_BATCH && k <= rows; k++)
+            base_buf_printf(&b, "%s(%ld, %ld)", k == id ? "" : ", ", k, k % 1000);
+        base_buf_append_byte(&b, 0);
+        r = PQexec(c, (const char *)b.data);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            fprintf(stderr, "bench: load: %s", PQresultErrorMessage(r));
+            rc = -1;
+        }
+        PQclear(r);
+    }
+    if (rc == 0)
+        printf("setup: loaded %ld rows in %.2f s\n", rows,
+               (double)(base_monotonic_ns() - t0) / 1e9);
+    base_buf_free(&b);
+    PQfinish(c);
+    return rc;
+}
+
+/* --start: run `meridian start` on a free port with a temp store; the URL
+** is read from its banner. Returns the pid or -1. */
+static pid_t start_node(const char *bin, char *dir, size_t dir_size, char *url, size_t url_size) {
+    snprintf(dir, dir_size, "/tmp/meridian-bench-XXXXXX");
+    if (mkdtemp(dir) == NULL) return -1;
+    char store[1200];
+    snprintf(store, sizeof store, "%s/store", dir);
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) return -1;
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(p[1], STDOUT_FILENO);
+        execl(bin, bin, "start", "--store", store, "--sql-addr", "127.0.0.1:0", "--insecure",
+              "--log-level", "warn", (char *)NULL);
+        fprintf(stderr, "bench: exec %s: %s\n", bin, strerror(errno));
+        _exit(127);
+    }
+    close(p[1]);
+    char buf[4096];
+    size_t got = 0;
+    int64_t deadline = base_monotonic_ns() + (int64_t)BENCH_START_WAIT_MS * 1000000;
+    char *line = NULL;
+    while (line == NULL && got < sizeof buf - 1) {
+        int left = (int)((deadline - base_monotonic_ns()) / 1000000);
+        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+        if (left <= 0 || poll(&pfd, 1, left) <= 0) break;
+        ssize_t r = read(p[0], buf + got, sizeof buf - 1 - got);
+        if (r <= 0) break;
+        got += (size_t)r;
+        buf[got] = 0;
+        char *s = strstr(buf, "sql:");
+        if (s != NULL && strchr(s, '\n') != NULL) line = s;
+    }
+    close(p[0]);
+    if (line == NULL) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    line += 4;
+    while (*line == ' ') line++;
+    size_t len = strcspn(line, "\n");
+    if (len >= url_size) len = url_size - 1;
+    memcpy(url, line, len);
+    url[len] = 0;
+    return pid;
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: bench_pgwire [--url URL | --start [--bin PATH]] [--clients N]\n"
+                    "                    [--duration SECONDS] [--rows N]\n"
+                    "                    [--workload point-select|insert|all]\n");
+}
+
+int main(int argc, char **argv) {
+    const char *url = "postgresql://root@127.0.0.1:26257/defaultdb?sslmode=disable";
+    const char *bin = getenv("MERIDIAN_BIN") ? getenv("MERIDIAN_BIN") : "./build/meridian";
+    const char *wl = "all";
+    bool start = false;
+    int clients = 8;
+    double duration = 10;
+    long rows = 10000;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--start") == 0) { start = true; continue; }
+        if (v == NULL) { usage(); return 2; }
+        if (strcmp(a, "--url") == 0) url = v;
+        else if (strcmp(a, "--bin") == 0) bin = v;
+        else if (strcmp(a, "--clients") == 0) clients = atoi(v);
+        else if (strcmp(a, "--duration") == 0) duration = atof(v);
+        else if (strcmp(a, "--rows") == 0) rows = atol(v);
+        else if (strcmp(a, "--workload") == 0) wl = v;
+        else { usage(); return 2; }
+        i++;
+    }
+    if (clients < 1 || clients > BENCH_CLIENTS_MAX || duration <= 0 || rows < 1 ||
+        (strcmp(wl, "all") && strcmp(wl, "point-select") && strcmp(wl, "insert"))) {
+        usage();
+        return 2;
+    }
+    char dir[256] = "", started_url[512];
+    pid_t node = -1;
+    if (start) {
+        node = start_node(bin, dir, sizeof dir, started_url, sizeof started_url);
+        if (node < 0) {
+            fprintf(stderr, "bench: could not start %s\n", bin);
+            return 1;
+        }
+        url = started_url;
+        printf("started node pid %d at %s (store %s)\n", (int)node, url, dir);
+    }
+    int rc = setup(url, rows);
+    if (rc == 0) {
+        atomic_store(&next_insert_id, rows + 1);
+        printf("workloads: %d clients, %.1f s each, one statement per transaction\n", clients,
+               duration);
+        if (strcmp(wl, "insert") != 0) run_workload(url, W_POINT_SELECT, clients, duration, rows);
+        if (strcmp(wl, "point-select") != 0) run_workload(url, W_INSERT, clients, duration, rows);
+    }
+    if (node > 0) {
+        kill(node, SIGTERM);
+        int64_t deadline = base_monotonic_ns() + 30LL * 1000000000;
+        while (waitpid(node, NULL, WNOHANG) == 0) { /* bounded: 30 s, then SIGKILL */
+            if (base_monotonic_ns() > deadline) {
+                kill(node, SIGKILL);
+                waitpid(node, NULL, 0);
+                break;
+            }
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0) fprintf(stderr, "bench: could not remove %s\n", dir);
+    }
+    return rc == 0 ? 0 : 1;
+}

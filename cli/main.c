@@ -1,0 +1,45 @@
+/*
+** cli/main.c: the `meridian` binary: dispatches to its commands.
+**   meridian start ...   run a node (cli_start.c)
+**   meridian sql ...     the SQL shell (cli_shell.c)
+**   meridian version | help
+** Exit codes: 0 ok, 1 failure, 2 bad command line.
+*/
+#include "cli/cli_int.h"
+
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "Meridian %s: a distributed transactional SQL database.\n"
+            "\n"
+            "usage: meridian <command> [flags]\n"
+            "\n"
+            "commands:\n"
+            "  start     start a node (single node for now): meridian start --help\n"
+            "  sql       open a SQL shell on a node: meridian sql --help\n"
+            "  version   print the version\n"
+            "  help      this text\n",
+            CLI_VERSION);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "start") == 0) return cli_start_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "sql") == 0) return cli_sql_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("meridian %s\n", CLI_VERSION);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    fprintf(stderr, "meridian: unknown command \"%s\"\n\n", cmd);
+    usage(stderr);
+    return CLI_EXIT_USAGE;
+}

@@ -1,0 +1,195 @@
+/*
+** gateway/ internals. No other folder includes this file.
+**
+** Three parts:
+**   gw_proto.c  - pure: PostgreSQL v3 message encoding into a base_buf and
+**                 decoding of the startup packet. No I/O, no threads.
+**   gw_server.c - the libuv adapter: listener, connections, frame parsing,
+**                 writes, shutdown. Runs on the loop thread only.
+**   gw_worker.c - one worker thread per connection that runs the session's
+**                 SQL and hands the response bytes back to the loop.
+**
+** Threading (docs/decisions/002-session-threads.md):
+**   - Fields marked [loop] are touched only by the loop thread.
+**   - Fields marked [mu] are guarded by gw_conn.mu.
+**   - Fields marked [worker] are touched only by the worker thread (or by
+**     the loop before the worker starts / after it is joined).
+*/
+#ifndef MERIDIAN_GW_INT_H
+#define MERIDIAN_GW_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "base/base.h"
+#include "gateway/gateway.h"
+
+/* ---- limits -------------------------------------------------------------- */
+#define GW_DEFAULT_MAX_CONNECTIONS 256
+#define GW_DEFAULT_MAX_MESSAGE_BYTES (64u * 1024 * 1024)
+#define GW_DEFAULT_STARTUP_TIMEOUT_MS 60000u
+/* PostgreSQL's own limit on the startup packet. */
+#define GW_STARTUP_PACKET_MAX_BYTES 10000u
+/* Accepted sockets beyond max_connections (startup in progress, cancel
+** requests, clients about to be refused with 53300); past this they are
+** closed at once without a reply. */
+#define GW_EXTRA_SOCKETS 64
+/* A worker waits while this many response bytes are queued or in flight
+** for its connection (backpressure against a slow reader). */
+#define GW_OUTPUT_LIMIT_BYTES (1024u * 1024)
+/* The worker hands its bytes to the loop once it holds this many. */
+#define GW_OUTPUT_FLUSH_BYTES (64u * 1024)
+/* While a query runs, the loop stops reading once this much unprocessed
+** input is buffered (pipelined messages wait in the kernel). */
+#define GW_INPUT_PAUSE_BYTES (1024u * 1024)
+/* An empty input buffer larger than this is released. */
+#define GW_INPUT_KEEP_BYTES (256u * 1024)
+/* Bytes reserved per read. */
+#define GW_READ_CHUNK_BYTES (64u * 1024)
+/* Startup packet: at most this many name/value pairs. */
+#define GW_STARTUP_PARAMS_MAX 64
+
+/* ---- protocol constants ---------------------------------------------------- */
+#define GW_PROTOCOL_3_0 196608u         /* 3 << 16 */
+#define GW_CANCEL_REQUEST_CODE 80877102u
+#define GW_SSL_REQUEST_CODE 80877103u
+#define GW_GSSENC_REQUEST_CODE 80877104u
+
+/* ---- gw_proto.c: message encoding (pure) ------------------------------------
+** Every gw_msg_* appends one complete message to b and returns 0, or -ENOMEM
+** (b is then left as it was before the call). */
+int gw_msg_auth_ok(base_buf *b);
+int gw_msg_parameter_status(base_buf *b, const char *name, const char *value);
+int gw_msg_backend_key_data(base_buf *b, uint32_t pid, uint32_t secret);
+int gw_msg_ready_for_query(base_buf *b, char status);
+int gw_msg_row_description(base_buf *b, int ncols, const sqlv_column *cols);
+int gw_msg_data_row(base_buf *b, int ncols, const sqlv_cell *cells);
+int gw_msg_command_complete(base_buf *b, const char *tag);
+int gw_msg_empty_query(base_buf *b);
+/* severity: "ERROR" or "FATAL"; sqlstate: 5 chars. */
+int gw_msg_error(base_buf *b, const char *severity, const char *sqlstate,
+                 const char *message);
+int gw_msg_notice(base_buf *b, const char *message);
+/* NegotiateProtocolVersion: newest minor we support, unrecognized options. */
+int gw_msg_negotiate_version(base_buf *b, uint32_t minor, int noptions,
+                             const char *const *options);
+
+uint32_t gw_get_u32(const uint8_t *p);
+
+/* ---- gw_proto.c: startup packet decoding (pure) ---------------------------- */
+typedef struct gw_startup {
+    uint32_t code; /* protocol version or a request code */
+    /* Cancel request only. */
+    uint32_t cancel_pid, cancel_secret;
+    /* Protocol 3.x only; pointers into the packet (valid while it is). */
+    const char *user, *database, *application_name;
+    int nunknown_options;                         /* "_pq_." options */
+    const char *unknown_options[GW_STARTUP_PARAMS_MAX];
+} gw_startup;
+
+enum {
+    GW_STARTUP_OK = 0,
+    GW_STARTUP_BAD = -1,      /* malformed: 08P01 */
+    GW_STARTUP_VERSION = -2,  /* unsupported protocol: 0A000 */
+};
+
+/* Decode a complete startup packet (the 4 length bytes included). On error
+** *why is a static message for the client. */
+int gw_parse_startup(const uint8_t *pkt, uint32_t len, gw_startup *out,
+                     const char **why);
+
+/* ---- connections ------------------------------------------------------------ */
+typedef enum gw_conn_state {
+    GW_CONN_STARTUP = 0,  /* waiting for the startup packet */
+    GW_CONN_READY,        /* between queries: the loop parses messages */
+    GW_CONN_BUSY,         /* the worker has a job; input waits */
+    GW_CONN_DISCARD,      /* extended-protocol error: skip until Sync */
+    GW_CONN_CLOSING,      /* closing: no more input processed */
+} gw_conn_state;
+
+typedef enum gw_job_kind {
+    GW_JOB_NONE = 0,
+    GW_JOB_OPEN,   /* open the session, send the startup responses */
+    GW_JOB_QUERY,  /* run a simple query, then ReadyForQuery */
+} gw_job_kind;
+
+typedef struct gw_conn gw_conn;
+typedef struct gw_server_int gw_server_int;
+
+struct gw_conn {
+    uv_tcp_t tcp;            /* [loop]; tcp.data = this */
+    uv_timer_t startup_timer; /* [loop]; closed once the startup is done */
+    int handles_open;        /* [loop] tcp + timer not yet closed */
+    bool timer_closing;      /* [loop] */
+    gw_server *server;       /* [loop] borrowed */
+    gw_conn *prev, *next;    /* [loop] server's list */
+    uint32_t pid, secret;    /* cancel key; pid unique per server */
+    gw_conn_state state;     /* [loop] */
+    base_buf in;             /* [loop] received bytes */
+    size_t in_pos;           /* [loop] first unprocessed byte of in */
+    bool reading;            /* [loop] uv_read_start active */
+    bool handle_closing;     /* [loop] uv_close issued */
+    bool shutting_down;      /* [loop] uv_shutdown issued (close follows) */
+    bool counted;            /* [loop] counts against max_connections */
+    bool has_worker;         /* [loop] thread created, not yet joined */
+    bool ssl_answered;       /* [loop] one SSL/GSS 'N' already sent */
+    uv_shutdown_t shutdown_req; /* [loop] */
+    uv_thread_t thread;      /* [loop] */
+    /* Startup parameters, owner: this conn. [loop before worker start] */
+    char *user, *database, *application_name;
+
+    uv_mutex_t mu;
+    uv_cond_t cond;          /* worker waits for a job / output room */
+    gw_job_kind job;         /* [mu] pending job */
+    char *job_query;         /* [mu] owner: conn; moved to worker */
+    size_t job_query_len;    /* [mu] */
+    bool job_running;        /* [mu] worker is inside a job */
+    bool job_done;           /* [mu] worker finished a job; loop resumes */
+    bool closing;            /* [mu] connection going away: worker exits */
+    bool fatal;              /* [mu] worker wants the connection closed */
+    bool worker_exited;      /* [mu] worker returned; join it */
+    base_buf out;            /* [mu] bytes for the loop to write */
+    size_t inflight_bytes;   /* [mu] bytes handed to uv_write, not done */
+    char txn_status;         /* [mu] 'I','T','E' after the last job */
+    sqlv_session *live_session; /* [mu] for cancel; NULL when none */
+
+    sqlv_session *session;   /* [worker] owner: worker, sqlv_session_close */
+    base_buf wbuf;           /* [worker] serialized, not yet flushed */
+    bool sink_failed;        /* [worker] out of memory or client gone */
+};
+
+/* The server. Everything but `wake`'s sending side is loop-owned after
+** gw_start returns. */
+struct gw_server {
+    sqlv_engine *engine;       /* borrowed */
+    int max_connections;
+    uint32_t max_message_bytes;
+    uint32_t startup_timeout_ms;
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_async_t wake;           /* workers: "look at your connections" */
+    uv_async_t stop;           /* gw_stop: "shut down" */
+    /* A socket we cannot afford a gw_conn for is accepted into this and
+    ** closed at once: libuv stops watching the listener until the pending
+    ** socket is accepted. */
+    uv_tcp_t reject;           /* [loop] */
+    bool reject_busy;          /* [loop] reject is open or closing */
+    uv_thread_t thread;
+    int port;
+    bool stopping;             /* [loop] */
+    gw_conn *conns;            /* [loop] list of all sockets */
+    int nconns;                /* [loop] */
+    int nsessions;             /* [loop] conns that count */
+    uint32_t next_pid;         /* [loop] */
+};
+
+/* gw_worker.c */
+/* Start the worker of c with the OPEN job. Loop thread. 0 or GW_ERR_NOMEM. */
+int gw_worker_start(gw_conn *c);
+/* The worker's thread entry. */
+void gw_worker_main(void *arg);
+
+#endif

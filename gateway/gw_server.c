@@ -1,0 +1,749 @@
+/*
+** gw_server.c: the libuv side of the gateway. One loop thread owns the
+** listener and every client socket: it reads, frames and dispatches
+** messages, and writes every byte that goes out. SQL runs on the
+** connection's worker thread (gw_worker.c).
+**
+** Connection life:
+**   STARTUP --startup packet--> BUSY (worker opens the session)
+**   BUSY --job done--> READY --'Q'--> BUSY ...
+**   READY --Parse/Bind/...--> DISCARD --Sync--> READY
+**   any --EOF, error, 'X', bad input, gw_stop--> CLOSING --> freed
+**
+** Critical invariants:
+**   - Only the loop thread touches a socket; workers only append to
+**     gw_conn.out under gw_conn.mu and wake the loop with server->wake.
+**   - The loop processes a connection's input only when no job runs
+**     (state READY/DISCARD/STARTUP), so response bytes keep protocol order:
+**     the loop writes a worker's bytes before it looks at job_done.
+**   - A gw_conn is freed only when its handle is closed and its worker
+**     thread is joined; the worker closes the session (rolling back) first.
+**   - server->wake stays open until every connection is freed, so a worker
+**     may always uv_async_send it.
+**   - Bad input from a client never asserts: it gets an ErrorResponse and
+**     its own connection is closed.
+*/
+#include <assert.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gateway/gw_int.h"
+
+#define GW_LISTEN_BACKLOG 128
+
+typedef struct gw_write {
+    uv_write_t req;
+    gw_conn *c;
+    uint8_t *data; /* owner: this write, base_free */
+    size_t len;
+} gw_write;
+
+static void conn_process(gw_conn *c);
+static void conn_close(gw_conn *c);
+
+/* ---- freeing --------------------------------------------------------------- */
+
+static void server_maybe_finish(gw_server *s)
+{
+    if (s->stopping && s->conns == NULL && !uv_is_closing((uv_handle_t *)&s->wake))
+        uv_close((uv_handle_t *)&s->wake, NULL);
+}
+
+static void conn_maybe_free(gw_conn *c)
+{
+    if (c->handles_open > 0 || c->has_worker)
+        return;
+    gw_server *s = c->server;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    if (c->counted) {
+        s->nsessions--;
+        BASE_INFO("gateway", "session %u closed", c->pid);
+    } else {
+        BASE_DEBUG("gateway", "connection %u closed", c->pid);
+    }
+    base_buf_free(&c->in);
+    base_buf_free(&c->out);
+    base_buf_free(&c->wbuf);
+    base_free(c->job_query);
+    base_free(c->user);
+    base_free(c->database);
+    base_free(c->application_name);
+    uv_cond_destroy(&c->cond);
+    uv_mutex_destroy(&c->mu);
+    base_free(c);
+    server_maybe_finish(s);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    gw_conn *c = h->data;
+    assert(c->handles_open > 0);
+    c->handles_open--;
+    conn_maybe_free(c);
+}
+
+static void conn_close_timer(gw_conn *c)
+{
+    if (!c->timer_closing) {
+        c->timer_closing = true;
+        uv_close((uv_handle_t *)&c->startup_timer, on_close);
+    }
+}
+
+/* Tell the worker to finish (cancelling a running statement). */
+static void conn_stop_worker(gw_conn *c)
+{
+    uv_mutex_lock(&c->mu);
+    c->closing = true;
+    if (c->job_running && c->live_session != NULL)
+        sqlv_session_cancel(c->live_session);
+    uv_cond_broadcast(&c->cond);
+    uv_mutex_unlock(&c->mu);
+}
+
+/* Close now: pending writes are dropped. */
+static void conn_close(gw_conn *c)
+{
+    c->state = GW_CONN_CLOSING;
+    conn_stop_worker(c);
+    conn_close_timer(c);
+    if (!c->handle_closing) {
+        c->handle_closing = true;
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+    }
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    gw_conn *c = req->data;
+    if (!c->handle_closing) {
+        c->handle_closing = true;
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+    }
+}
+
+/* Close once the bytes already queued are written (an error message). */
+static void conn_close_after_flush(gw_conn *c)
+{
+    if (c->handle_closing || c->shutting_down)
+        return;
+    c->state = GW_CONN_CLOSING;
+    conn_stop_worker(c);
+    conn_close_timer(c);
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) == 0)
+        c->shutting_down = true;
+    else
+        conn_close(c);
+}
+
+/* ---- writing ------------------------------------------------------------------ */
+
+static void inflight_sub(gw_conn *c, size_t len)
+{
+    uv_mutex_lock(&c->mu);
+    assert(c->inflight_bytes >= len);
+    c->inflight_bytes -= len;
+    uv_cond_broadcast(&c->cond);
+    uv_mutex_unlock(&c->mu);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    gw_write *w = (gw_write *)req;
+    gw_conn *c = w->c;
+    inflight_sub(c, w->len);
+    base_free(w->data);
+    base_free(w);
+    if (status < 0 && !c->handle_closing) {
+        BASE_DEBUG("gateway", "connection %u write failed: %s", c->pid, uv_strerror(status));
+        conn_close(c);
+    }
+}
+
+/* Write data (owner: moves to this call). counted: len is already in
+** inflight_bytes. */
+static void conn_write(gw_conn *c, uint8_t *data, size_t len, bool counted)
+{
+    if (len == 0 || c->handle_closing || c->shutting_down) {
+        base_free(data);
+        if (counted)
+            inflight_sub(c, len);
+        return;
+    }
+    gw_write *w = base_malloc(sizeof *w);
+    if (w == NULL) {
+        base_free(data);
+        if (counted)
+            inflight_sub(c, len);
+        conn_close(c);
+        return;
+    }
+    if (!counted) {
+        uv_mutex_lock(&c->mu);
+        c->inflight_bytes += len;
+        uv_mutex_unlock(&c->mu);
+    }
+    w->c = c;
+    w->data = data;
+    w->len = len;
+    uv_buf_t buf = uv_buf_init((char *)data, (unsigned int)len);
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+    if (rc < 0) {
+        inflight_sub(c, len);
+        base_free(data);
+        base_free(w);
+        conn_close(c);
+    }
+}
+
+/* Write and release b (owner: the caller's buffer, emptied). */
+static void conn_send_buf(gw_conn *c, base_buf *b)
+{
+    uint8_t *data = b->data;
+    size_t len = b->len;
+    *b = (base_buf){0};
+    conn_write(c, data, len, false);
+}
+
+/* Send an error (FATAL) and close the connection once it is written. */
+static void conn_fatal(gw_conn *c, const char *sqlstate, const char *message)
+{
+    BASE_DEBUG("gateway", "connection %u: %s %s", c->pid, sqlstate, message);
+    base_buf b = {0};
+    if (gw_msg_error(&b, "FATAL", sqlstate, message) == 0)
+        conn_send_buf(c, &b);
+    base_buf_free(&b);
+    conn_close_after_flush(c);
+}
+
+static void conn_send_error(gw_conn *c, const char *sqlstate, const char *message)
+{
+    base_buf b = {0};
+    if (gw_msg_error(&b, "ERROR", sqlstate, message) != 0) {
+        conn_close(c);
+        return;
+    }
+    conn_send_buf(c, &b);
+}
+
+static char conn_txn_status(gw_conn *c)
+{
+    uv_mutex_lock(&c->mu);
+    char st = c->txn_status;
+    uv_mutex_unlock(&c->mu);
+    return st;
+}
+
+static void conn_send_ready(gw_conn *c)
+{
+    base_buf b = {0};
+    if (gw_msg_ready_for_query(&b, conn_txn_status(c)) != 0) {
+        conn_close(c);
+        return;
+    }
+    conn_send_buf(c, &b);
+}
+
+/* ---- input ------------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    gw_conn *c = h->data;
+    if (base_buf_reserve(&c->in, GW_READ_CHUNK_BYTES) != 0) {
+        *buf = uv_buf_init(NULL, 0); /* read callback gets UV_ENOBUFS */
+        return;
+    }
+    *buf = uv_buf_init((char *)c->in.data + c->in.len, (unsigned int)(c->in.cap - c->in.len));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    gw_conn *c = stream->data;
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            BASE_DEBUG("gateway", "connection %u read: %s", c->pid, uv_strerror((int)nread));
+        conn_close(c); /* a running statement is cancelled; the worker closes the session */
+        return;
+    }
+    c->in.len += (size_t)nread;
+    conn_process(c);
+}
+
+static gw_conn *find_conn(gw_server *s, uint32_t pid)
+{
+    for (gw_conn *c = s->conns; c != NULL; c = c->next)
+        if (c->pid == pid)
+            return c;
+    return NULL;
+}
+
+static void handle_cancel(gw_conn *c, const gw_startup *st)
+{
+    gw_conn *target = find_conn(c->server, st->cancel_pid);
+    if (target != NULL && target != c && target->counted && target->secret == st->cancel_secret) {
+        BASE_INFO("gateway", "cancel request for session %u", target->pid);
+        uv_mutex_lock(&target->mu);
+        if (target->job_running && target->live_session != NULL)
+            sqlv_session_cancel(target->live_session);
+        uv_mutex_unlock(&target->mu);
+    }
+    conn_close(c); /* no response, as in PostgreSQL */
+}
+
+static void handle_startup(gw_conn *c, const uint8_t *pkt, uint32_t len)
+{
+    gw_server *s = c->server;
+    gw_startup st;
+    const char *why = NULL;
+    int rc = gw_parse_startup(pkt, len, &st, &why);
+    if (rc == GW_STARTUP_VERSION) {
+        conn_fatal(c, "0A000", why);
+        return;
+    }
+    if (rc != GW_STARTUP_OK) {
+        conn_fatal(c, "08P01", why);
+        return;
+    }
+    if (st.code == GW_CANCEL_REQUEST_CODE) {
+        handle_cancel(c, &st);
+        return;
+    }
+    if (st.code == GW_SSL_REQUEST_CODE || st.code == GW_GSSENC_REQUEST_CODE) {
+        /* No TLS / GSS encryption yet: 'N', then the client sends its
+        ** startup packet in the clear (or gives up). */
+        uint8_t *n = base_malloc(1);
+        if (n == NULL) {
+            conn_close(c);
+            return;
+        }
+        n[0] = 'N';
+        conn_write(c, n, 1, false);
+        return;
+    }
+    if (s->nsessions >= s->max_connections) {
+        conn_fatal(c, "53300", "sorry, too many clients already");
+        return;
+    }
+    c->user = base_strdup(st.user);
+    c->database = base_strdup(st.database);
+    c->application_name = base_strdup(st.application_name);
+    if (c->user == NULL || c->database == NULL || c->application_name == NULL) {
+        conn_fatal(c, "53200", "out of memory");
+        return;
+    }
+    uint32_t minor = st.code & 0xffffu;
+    if (minor > 0 || st.nunknown_options > 0) {
+        base_buf b = {0};
+        if (gw_msg_negotiate_version(&b, 0, st.nunknown_options, st.unknown_options) != 0) {
+            conn_close(c);
+            return;
+        }
+        conn_send_buf(c, &b);
+    }
+    conn_close_timer(c);
+    c->counted = true;
+    s->nsessions++;
+    c->state = GW_CONN_BUSY;
+    if (gw_worker_start(c) != 0) {
+        conn_fatal(c, "53200", "out of memory: cannot start a session thread");
+        return;
+    }
+    BASE_INFO("gateway", "session %u opened: user=%s database=%s", c->pid, c->user, c->database);
+}
+
+static void start_query(gw_conn *c, const uint8_t *body, uint32_t body_len)
+{
+    if (body_len == 0 || body[body_len - 1] != '\0') {
+        conn_fatal(c, "08P01", "invalid query message: missing string terminator");
+        return;
+    }
+    size_t qlen = strlen((const char *)body);
+    char *q = base_strndup((const char *)body, qlen);
+    if (q == NULL) {
+        conn_fatal(c, "53200", "out of memory");
+        return;
+    }
+    uv_mutex_lock(&c->mu);
+    assert(c->job == GW_JOB_NONE && !c->job_running);
+    c->job = GW_JOB_QUERY;
+    c->job_query = q;
+    c->job_query_len = qlen;
+    uv_cond_broadcast(&c->cond);
+    uv_mutex_unlock(&c->mu);
+    c->state = GW_CONN_BUSY;
+}
+
+static void handle_message(gw_conn *c, uint8_t type, const uint8_t *body, uint32_t body_len)
+{
+    if (c->state == GW_CONN_DISCARD) {
+        /* After an extended-protocol error, everything up to Sync is
+        ** skipped, as the protocol requires. */
+        if (type == 'S') {
+            c->state = GW_CONN_READY;
+            conn_send_ready(c);
+        } else if (type == 'X') {
+            conn_close(c);
+        }
+        return;
+    }
+    switch (type) {
+    case 'Q':
+        start_query(c, body, body_len);
+        break;
+    case 'X':
+        BASE_DEBUG("gateway", "connection %u: terminate", c->pid);
+        conn_close(c);
+        break;
+    case 'P': case 'B': case 'E': case 'D': case 'C':
+        conn_send_error(c, "0A000", "extended query protocol not supported yet");
+        if (c->state != GW_CONN_CLOSING)
+            c->state = GW_CONN_DISCARD;
+        break;
+    case 'S':
+        conn_send_ready(c);
+        break;
+    case 'H': /* Flush: nothing is held back */
+    case 'd': case 'c': case 'f': /* copy messages outside COPY: ignored */
+        break;
+    case 'F':
+        conn_send_error(c, "0A000", "function call protocol not supported");
+        if (c->state != GW_CONN_CLOSING)
+            conn_send_ready(c);
+        break;
+    default: {
+        char msg[64];
+        snprintf(msg, sizeof msg, "invalid frontend message type %d", (int)type);
+        conn_fatal(c, "08P01", msg);
+        break;
+    }
+    }
+}
+
+/* Parse and dispatch every complete message while no job runs. Each turn
+** consumes input, so the loop ends when the buffer is drained or a job
+** starts. */
+static void conn_process(gw_conn *c)
+{
+    gw_server *s = c->server;
+    while (c->state != GW_CONN_BUSY && c->state != GW_CONN_CLOSING) {
+        size_t avail = c->in.len - c->in_pos;
+        const uint8_t *p = c->in.data + c->in_pos;
+        if (c->state == GW_CONN_STARTUP) {
+            if (avail < 4)
+                break;
+            uint32_t len = gw_get_u32(p);
+            if (len < 8 || len > GW_STARTUP_PACKET_MAX_BYTES) {
+                conn_fatal(c, "08P01", "invalid length of startup packet");
+                break;
+            }
+            if (avail < len)
+                break;
+            c->in_pos += len;
+            handle_startup(c, p, len);
+        } else {
+            if (avail < 5)
+                break;
+            uint8_t type = p[0];
+            uint32_t len = gw_get_u32(p + 1);
+            if (len < 4 || len > s->max_message_bytes) {
+                char msg[96];
+                snprintf(msg, sizeof msg, "invalid message length %u (type %d)", len, (int)type);
+                conn_fatal(c, "08P01", msg);
+                break;
+            }
+            if (avail - 1 < len)
+                break;
+            c->in_pos += 1 + (size_t)len;
+            handle_message(c, type, p + 5, len - 4);
+        }
+    }
+    /* Compact: drop consumed bytes. */
+    if (c->in_pos == c->in.len) {
+        c->in.len = 0;
+        c->in_pos = 0;
+        if (c->in.cap > GW_INPUT_KEEP_BYTES)
+            base_buf_free(&c->in); /* give back the space of a big message */
+    } else if (c->in_pos > 0 && c->state != GW_CONN_CLOSING) {
+        memmove(c->in.data, c->in.data + c->in_pos, c->in.len - c->in_pos);
+        c->in.len -= c->in_pos;
+        c->in_pos = 0;
+    }
+    /* Keep reading while a job runs (to notice a client that goes away)
+    ** unless too much pipelined input is waiting. */
+    if (c->state == GW_CONN_BUSY && c->reading && c->in.len > GW_INPUT_PAUSE_BYTES) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+}
+
+/* ---- worker notifications ------------------------------------------------------ */
+
+static void on_wake(uv_async_t *a)
+{
+    gw_server *s = a->data;
+    gw_conn *next = NULL;
+    for (gw_conn *c = s->conns; c != NULL; c = next) {
+        next = c->next;
+        if (!c->has_worker)
+            continue;
+        uv_mutex_lock(&c->mu);
+        uint8_t *data = NULL; /* owner: this function once taken */
+        size_t len = c->out.len;
+        if (len > 0) {
+            data = c->out.data;
+            c->out = (base_buf){0};
+            c->inflight_bytes += len;
+        }
+        bool done = c->job_done;
+        c->job_done = false;
+        bool fatal = c->fatal;
+        bool exited = c->worker_exited;
+        uv_mutex_unlock(&c->mu);
+        if (len > 0)
+            conn_write(c, data, len, true);
+        if (exited) {
+            uv_thread_join(&c->thread);
+            c->has_worker = false;
+            conn_maybe_free(c); /* c may be gone */
+            continue;
+        }
+        if (fatal) {
+            conn_close_after_flush(c);
+            continue;
+        }
+        if (done && c->state == GW_CONN_BUSY) {
+            c->state = GW_CONN_READY;
+            if (!c->reading && !c->handle_closing) {
+                if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+                    c->reading = true;
+            }
+            conn_process(c);
+        }
+    }
+}
+
+/* ---- accepting ------------------------------------------------------------------ */
+
+static void on_startup_timeout(uv_timer_t *t)
+{
+    gw_conn *c = t->data;
+    if (c->state == GW_CONN_STARTUP)
+        conn_fatal(c, "08P01", "timeout waiting for the startup packet");
+}
+
+static uint32_t random_u32(void)
+{
+    uint32_t v = 0;
+    if (uv_random(NULL, NULL, &v, sizeof v, 0, NULL) != 0)
+        v = (uint32_t)base_monotonic_ns() * 2654435761u;
+    return v;
+}
+
+static void on_reject_closed(uv_handle_t *h)
+{
+    gw_server *s = h->data;
+    s->reject_busy = false;
+}
+
+/* Accept the pending socket without a connection and close it. */
+static void reject_socket(gw_server *s)
+{
+    if (s->reject_busy)
+        return; /* the listener waits until the next close; rare */
+    uv_tcp_init(&s->loop, &s->reject);
+    s->reject.data = s;
+    s->reject_busy = true;
+    uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&s->reject);
+    uv_close((uv_handle_t *)&s->reject, on_reject_closed);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    gw_server *s = listener->data;
+    if (status < 0) {
+        BASE_WARN("gateway", "accept: %s", uv_strerror(status));
+        return;
+    }
+    gw_conn *c = base_calloc(1, sizeof *c);
+    if (c == NULL) {
+        BASE_WARN("gateway", "accept: out of memory");
+        reject_socket(s);
+        return;
+    }
+    if (uv_mutex_init(&c->mu) != 0) {
+        base_free(c);
+        reject_socket(s);
+        return;
+    }
+    if (uv_cond_init(&c->cond) != 0) {
+        uv_mutex_destroy(&c->mu);
+        base_free(c);
+        reject_socket(s);
+        return;
+    }
+    c->server = s;
+    c->pid = s->next_pid++;
+    if (s->next_pid > INT32_MAX)
+        s->next_pid = 1;
+    c->secret = random_u32();
+    c->txn_status = 'I';
+    c->state = GW_CONN_STARTUP;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    uv_tcp_init(&s->loop, &c->tcp);
+    c->tcp.data = c;
+    uv_timer_init(&s->loop, &c->startup_timer);
+    c->startup_timer.data = c;
+    c->handles_open = 2;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (s->nconns > s->max_connections + GW_EXTRA_SOCKETS) {
+        BASE_WARN("gateway", "too many sockets (%d): closing a new one", s->nconns);
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_timer_start(&c->startup_timer, on_startup_timeout, s->startup_timeout_ms, 0);
+    BASE_DEBUG("gateway", "connection %u opened", c->pid);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->reading = true;
+}
+
+/* ---- start / stop ------------------------------------------------------------------ */
+
+static void on_stop(uv_async_t *a)
+{
+    gw_server *s = a->data;
+    s->stopping = true;
+    uv_close((uv_handle_t *)&s->listener, NULL);
+    uv_close((uv_handle_t *)&s->stop, NULL);
+    gw_conn *next = NULL;
+    for (gw_conn *c = s->conns; c != NULL; c = next) {
+        next = c->next;
+        conn_close(c);
+    }
+    server_maybe_finish(s);
+}
+
+static void loop_main(void *arg)
+{
+    gw_server *s = arg;
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+}
+
+int gw_start(sqlv_engine *engine, const gw_options *opts, gw_server **out)
+{
+    int rc = GW_ERR_LISTEN;
+    int urc;
+    *out = NULL;
+    gw_server *s = base_calloc(1, sizeof *s);
+    if (s == NULL)
+        return GW_ERR_NOMEM;
+    s->engine = engine;
+    s->max_connections = opts && opts->max_connections > 0 ? opts->max_connections
+                                                            : GW_DEFAULT_MAX_CONNECTIONS;
+    s->max_message_bytes = opts && opts->max_message_bytes > 0 ? opts->max_message_bytes
+                                                                : GW_DEFAULT_MAX_MESSAGE_BYTES;
+    s->startup_timeout_ms = opts && opts->startup_timeout_ms > 0 ? opts->startup_timeout_ms
+                                                                  : GW_DEFAULT_STARTUP_TIMEOUT_MS;
+    s->next_pid = 1;
+    const char *host = opts && opts->host ? opts->host : "127.0.0.1";
+    int port = opts ? opts->port : 0;
+
+    /* Writes to a socket the peer closed must fail with EPIPE, not kill
+    ** the process. Only replaces the default disposition. */
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+
+    if (uv_loop_init(&s->loop) != 0) {
+        base_free(s);
+        return GW_ERR_NOMEM;
+    }
+    uv_tcp_init(&s->loop, &s->listener);
+    s->listener.data = s;
+    struct sockaddr_storage addr;
+    if (strchr(host, ':') != NULL)
+        urc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr);
+    else
+        urc = uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
+    if (urc != 0) {
+        BASE_ERROR("gateway", "bad listen address %s: %s", host, uv_strerror(urc));
+        goto err_after_listener;
+    }
+    urc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
+    if (urc == 0)
+        urc = uv_listen((uv_stream_t *)&s->listener, GW_LISTEN_BACKLOG, on_connection);
+    if (urc != 0) {
+        BASE_ERROR("gateway", "listen on %s:%d: %s", host, port, uv_strerror(urc));
+        goto err_after_listener;
+    }
+    struct sockaddr_storage bound;
+    int namelen = sizeof bound;
+    if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &namelen) != 0)
+        goto err_after_listener;
+    s->port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
+                                          : ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    rc = GW_ERR_NOMEM;
+    if (uv_async_init(&s->loop, &s->wake, on_wake) != 0)
+        goto err_after_listener;
+    s->wake.data = s;
+    if (uv_async_init(&s->loop, &s->stop, on_stop) != 0)
+        goto err_after_wake;
+    s->stop.data = s;
+    if (uv_thread_create(&s->thread, loop_main, s) != 0)
+        goto err_after_stop;
+    BASE_INFO("gateway", "listening on %s:%d", host, s->port);
+    *out = s;
+    return GW_OK;
+
+err_after_stop:
+    uv_close((uv_handle_t *)&s->stop, NULL);
+err_after_wake:
+    uv_close((uv_handle_t *)&s->wake, NULL);
+err_after_listener:
+    uv_close((uv_handle_t *)&s->listener, NULL);
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&s->loop);
+    base_free(s);
+    return rc;
+}
+
+int gw_port(const gw_server *s)
+{
+    return s->port;
+}
+
+void gw_stop(gw_server *s)
+{
+    if (s == NULL)
+        return;
+    uv_async_send(&s->stop);
+    uv_thread_join(&s->thread);
+    int rc = uv_loop_close(&s->loop);
+    assert(rc == 0);
+    (void)rc;
+    BASE_INFO("gateway", "stopped");
+    base_free(s);
+}

@@ -1,0 +1,199 @@
+/*
+** sql/ internals. Nothing outside sql/ includes this file.
+**
+** Pieces:
+**   engine.c   the shared engine: catalog cache (under a mutex), DDL,
+**              catalog persistence in the key space.
+**   session.c  one client connection: its SQLite connection, its KV
+**              transaction, statement splitting, BEGIN/COMMIT/ROLLBACK,
+**              results to the sink, SQLSTATE mapping.
+**   vtab.c     the "meridian" SQLite module: one virtual table per user
+**              table, scans through txn_scan, writes through txn_put.
+**   value.c    the row value format, column affinity, PostgreSQL text
+**              output of values.
+**
+** Key space layout (see docs/decisions/003-sql-on-sqlite-vtabs.md):
+**   table 1 index 1: catalog      key = prefix(1,1) + TEXT(lower(name))
+**                                 value = 0x01 | u32 table id BE | CREATE sql
+**   table 2 index 1: counters     key = prefix(2,1) + TEXT("table_id")
+**                                 value = u64 next table id BE
+**   table >= 100 index 1: rows    key = prefix(id,1) + PK values (or the
+**                                 hidden INTEGER row id); value = row format
+*/
+#ifndef MERIDIAN_SQL_INT_H
+#define MERIDIAN_SQL_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+
+#include "encoding/encoding.h"
+#include "sql/sql.h"
+
+#define SQLV__CATALOG_TABLE_ID 1u
+#define SQLV__COUNTER_TABLE_ID 2u
+#define SQLV__FIRST_USER_TABLE_ID 100u
+#define SQLV__ROW_INDEX_ID 1u
+
+#define SQLV__COLUMNS_MAX 1000                   /* columns per table */
+#define SQLV__TABLES_MAX 100000                  /* tables in the catalog */
+#define SQLV__STATEMENTS_MAX 10000               /* statements per query string */
+#define SQLV__VALUE_BYTES_MAX (32 * 1024 * 1024) /* one value; = STORAGE_VALUE_SIZE_MAX */
+#define SQLV__SQL_BYTES_MAX (16 * 1024 * 1024)   /* one statement's text */
+#define SQLV__NAME_BYTES_MAX 63                  /* identifier length, as PostgreSQL */
+#define SQLV__ROW_FORMAT_VERSION 1
+#define SQLV__CATALOG_FORMAT_VERSION 1
+#define SQLV__KEY_COLUMN "_meridian_key" /* the hidden encoded-key column */
+
+/* Column classes: what a column stores and how a value is converted on the
+** way in (PostgreSQL-like assignment) and reported (type OID). */
+typedef enum sqlv__class {
+    SQLV__CLASS_INT4 = 0, /* INT, INTEGER, INT4, MEDIUMINT: integer */
+    SQLV__CLASS_INT8,     /* BIGINT, INT8: integer */
+    SQLV__CLASS_INT2,     /* SMALLINT, INT2, TINYINT: integer */
+    SQLV__CLASS_BOOL,     /* BOOL, BOOLEAN: integer 0/1 */
+    SQLV__CLASS_REAL,     /* REAL, FLOAT*, DOUBLE*: real */
+    SQLV__CLASS_NUMERIC,  /* NUMERIC, DECIMAL: integer or real */
+    SQLV__CLASS_TEXT,     /* TEXT, VARCHAR, CHAR, and any type we do not know */
+    SQLV__CLASS_BLOB,     /* BYTEA, BLOB */
+} sqlv__class;
+
+typedef struct sqlv__column {
+    char *name;      /* owner: the table */
+    char *decl_type; /* as written; owner: the table */
+    sqlv__class cls;
+    bool not_null; /* declared NOT NULL or part of the PK */
+} sqlv__column;
+
+/* A table descriptor. Immutable once built; shared by pointer under the
+** engine mutex, copied (sqlv__table_clone) by whoever keeps it. */
+typedef struct sqlv__table {
+    uint32_t id;
+    char *name;       /* owner: the table */
+    char *create_sql; /* normalized CREATE TABLE text; owner: the table */
+    int ncols;
+    sqlv__column *cols; /* owner: the table */
+    int npk;            /* 0: hidden row id */
+    int *pk;            /* npk column indexes in key order; owner: the table */
+} sqlv__table;
+
+void sqlv__table_free(sqlv__table *t);
+/* owner of *out: caller, sqlv__table_free. */
+int sqlv__table_clone(const sqlv__table *t, sqlv__table **out);
+/* Parse a CREATE TABLE statement in a scratch SQLite connection.
+** On a user error returns 1 and fills sqlstate/message; 0 ok; <0 internal.
+** owner of *out: caller, sqlv__table_free. */
+int sqlv__table_parse(const char *sql, uint32_t id, sqlv__table **out, bool *if_not_exists,
+                      char sqlstate[6], char *message, size_t message_size);
+uint32_t sqlv__class_oid(sqlv__class c);
+sqlv__class sqlv__class_of_decl(const char *decl_type);
+
+/* ---- engine ------------------------------------------------------------ */
+struct sqlv_engine {
+    txn_db *db;           /* borrowed */
+    pthread_mutex_t mu;   /* guards everything below */
+    sqlv__table **tables; /* owner: engine */
+    int ntables;
+    int cap_tables;
+    uint64_t version; /* bumped on every catalog change */
+    _Atomic uint64_t next_row_id;
+};
+
+/* A snapshot of the catalog's (name, id) list for session sync.
+** owner of *out: caller, sqlv__catalog_list_free. */
+typedef struct sqlv__catalog_entry {
+    char *name;
+    uint32_t id;
+} sqlv__catalog_entry;
+int sqlv__engine_list(sqlv_engine *e, sqlv__catalog_entry **out, int *n, uint64_t *version);
+void sqlv__catalog_list_free(sqlv__catalog_entry *list, int n);
+uint64_t sqlv__engine_version(sqlv_engine *e);
+/* A copy of the descriptor with that id; 1 if not found.
+** owner of *out: caller, sqlv__table_free. */
+int sqlv__engine_table(sqlv_engine *e, uint32_t id, sqlv__table **out);
+uint64_t sqlv__engine_row_id(sqlv_engine *e);
+
+/* Results of a DDL statement: sqlstate[0] == 0 on success. */
+typedef struct sqlv__result {
+    char sqlstate[6];
+    char message[512];
+    char notice[256];
+} sqlv__result;
+int sqlv__engine_create_table(sqlv_engine *e, const char *sql, sqlv__result *res);
+/* names: n names to drop. */
+int sqlv__engine_drop_tables(sqlv_engine *e, char **names, int n, bool if_exists,
+                             sqlv__result *res);
+
+/* ---- keys ---------------------------------------------------------------- */
+int sqlv__table_prefix(base_buf *out, uint32_t table_id);
+/* [start, end) of every key of the table (all its indexes). */
+int sqlv__table_span(uint32_t table_id, base_buf *start, base_buf *end);
+
+/* ---- row values ------------------------------------------------------------
+** Row format, version 1:
+**   u8 version (1) | varint ncols | ncols x column
+**   column := u8 tag | payload
+**     tag 0 NULL    (no payload)
+**     tag 1 INTEGER 8 bytes big-endian two's complement
+**     tag 2 REAL    8 bytes big-endian IEEE 754 bits
+**     tag 3 TEXT    varint length | bytes
+**     tag 4 BLOB    varint length | bytes
+** A row shorter than the table (fewer columns) reads the missing ones as
+** NULL (room for ADD COLUMN later). Decoding never trusts the bytes: a
+** malformed row is an error, not a crash. */
+typedef struct sqlv__cell {
+    int type; /* SQLITE_NULL, SQLITE_INTEGER, SQLITE_FLOAT, SQLITE_TEXT, SQLITE_BLOB */
+    int64_t i;
+    double r;
+    const uint8_t *p; /* TEXT/BLOB bytes; borrowed */
+    size_t n;
+} sqlv__cell;
+
+int sqlv__row_encode(base_buf *out, const sqlv__cell *cells, int n);
+/* Decodes up to n columns into cells (pointing into row); returns 0 or -1 on
+** malformed input. */
+int sqlv__row_decode(const uint8_t *row, size_t len, sqlv__cell *cells, int n);
+/* sqlv__cell -> enc_value (borrowed bytes). */
+void sqlv__cell_to_enc(const sqlv__cell *c, enc_value *v);
+
+/* Convert a value for storage into a column of class cls (PostgreSQL-like
+** assignment). scratch holds converted bytes (owner: caller). Returns 0, or
+** 1 with sqlstate/message set (22P02 etc). *out borrows from v or scratch. */
+int sqlv__assign(sqlite3_value *v, sqlv__class cls, const char *type_name, base_buf *scratch,
+                 sqlv__cell *out, char sqlstate[6], char *message, size_t message_size);
+
+/* PostgreSQL text form of a value into out (appends). */
+int sqlv__format_value(sqlite3_stmt *stmt, int col, uint32_t oid, base_buf *out, bool *is_null);
+/* Shortest round-trip representation of a double, as PostgreSQL 12+. */
+void sqlv__format_double(double d, char *buf, size_t size);
+
+/* ---- sessions and the module ------------------------------------------------ */
+struct sqlv_session {
+    sqlv_engine *engine;
+    sqlite3 *db;
+    txn *kv;           /* the open KV transaction or NULL */
+    char status;       /* 'I', 'T', 'E' */
+    bool kv_read_only; /* kv was begun read-only (implicit SELECT) */
+    _Atomic int cancel;
+    uint64_t synced_version;
+    bool sync_complete;          /* every table of synced_version is declared */
+    sqlv__catalog_entry *synced; /* tables declared in db; owner: session */
+    int nsynced;
+    char *user;
+    char *database;
+    /* The first error a virtual table hit during the current statement:
+    ** reported instead of SQLite's own message. */
+    char err_sqlstate[6];
+    char err_message[512];
+};
+
+/* Register the module on the session's connection. */
+int sqlv__module_register(sqlv_session *s);
+/* Record an error for the current statement (first one wins). */
+void sqlv__session_error(sqlv_session *s, const char *sqlstate, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The session's KV transaction, begun if needed. NULL on failure (error
+** recorded). */
+txn *sqlv__session_kv(sqlv_session *s);
+
+#endif

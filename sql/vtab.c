@@ -1,0 +1,671 @@
+/*
+** The "meridian" SQLite module: each user table is a virtual table in the
+** session's connection, declared as
+**
+**   CREATE TABLE x("_meridian_key" BLOB HIDDEN, c1 T1, ..., cn Tn,
+**                  PRIMARY KEY("_meridian_key")) WITHOUT ROWID
+**
+** (a writable WITHOUT ROWID virtual table cannot have a composite primary
+** key, so the encoded key is the one SQLite-visible key). T is a canonical
+** type name per column class so SQLite's comparison affinity matches what
+** is stored.
+**
+** Invariants:
+**   - every read and write goes through the session's one KV transaction
+**     (sqlv__session_kv); the module never begins or ends it, and its
+**     xBegin/xSync/xCommit/xRollback and savepoint methods do nothing: the
+**     session drives the KV transaction and statement savepoints itself
+**     (SQLite stays in autocommit; see docs/decisions/003).
+**   - a key range computed in xFilter always contains every row that can
+**     satisfy the constraints it came from (constraints are never omitted,
+**     SQLite re-checks them): when a value cannot be converted the way
+**     SQLite's affinity would, the range widens instead of guessing.
+**   - the row key is prefix(table id, 1) + enc(PK values in PK order), or
+**     + enc(INTEGER hidden row id) for a table without a primary key.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sql_int.h"
+
+typedef struct mvtab {
+    sqlite3_vtab base;
+    sqlv_session *s; /* borrowed: the session owns the connection */
+    sqlv__table *t;  /* owner: this vtab */
+} mvtab;
+
+typedef struct mcursor {
+    sqlite3_vtab_cursor base;
+    txn_iter *it;
+    bool eof;
+    base_buf key;      /* current row's key (copy) */
+    base_buf value;    /* current row's value (copy) */
+    sqlv__cell *cells; /* decoded columns, pointing into value */
+} mcursor;
+
+/* idxNum layout */
+#define IDX_NEQ_MASK 0x3ff
+#define IDX_HAS_LO (1 << 16)
+#define IDX_LO_INCL (1 << 17)
+#define IDX_HAS_HI (1 << 18)
+#define IDX_HI_INCL (1 << 19)
+#define IDX_REVERSE (1 << 20)
+
+static const char *class_decl(sqlv__class c) {
+    switch (c) {
+    case SQLV__CLASS_INT4: return "INT";
+    case SQLV__CLASS_INT8: return "BIGINT";
+    case SQLV__CLASS_INT2: return "SMALLINT";
+    case SQLV__CLASS_BOOL: return "BOOLEAN";
+    case SQLV__CLASS_REAL: return "DOUBLE";
+    case SQLV__CLASS_NUMERIC: return "NUMERIC";
+    case SQLV__CLASS_TEXT: return "TEXT";
+    case SQLV__CLASS_BLOB: return "BLOB";
+    }
+    return "TEXT";
+}
+
+static void vt_error(mvtab *v, const char *sqlstate, const char *msg) {
+    sqlv__session_error(v->s, sqlstate, "%s", msg);
+    sqlite3_free(v->base.zErrMsg);
+    v->base.zErrMsg = sqlite3_mprintf("%s", msg);
+}
+
+static void vt_txn_error(mvtab *v, int rc, txn_error *err) {
+    txn_error_set(err, rc);
+    vt_error(v, err->sqlstate[0] ? err->sqlstate : "XX000",
+             err->message[0] ? err->message : "transaction error");
+}
+
+static int m_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **out,
+                     char **pzErr) {
+    sqlv_session *s = aux;
+    mvtab *v = NULL;
+    sqlv__table *t = NULL;
+    char *decl = NULL;
+    int rc = SQLITE_ERROR;
+    if (argc < 4) {
+        *pzErr = sqlite3_mprintf("meridian: missing table id");
+        return SQLITE_ERROR;
+    }
+    uint32_t id = (uint32_t)strtoul(argv[3], NULL, 10);
+    int frc = sqlv__engine_table(s->engine, id, &t);
+    if (frc != 0) {
+        *pzErr = sqlite3_mprintf("meridian: table %u not in the catalog", id);
+        return frc < 0 ? SQLITE_NOMEM : SQLITE_ERROR;
+    }
+    decl = sqlite3_mprintf("CREATE TABLE x(\"%w\" BLOB HIDDEN", SQLV__KEY_COLUMN);
+    for (int i = 0; decl && i < t->ncols; i++) {
+        char *d =
+            sqlite3_mprintf("%s, \"%w\" %s", decl, t->cols[i].name, class_decl(t->cols[i].cls));
+        sqlite3_free(decl);
+        decl = d;
+    }
+    if (decl) {
+        char *d = sqlite3_mprintf("%s, PRIMARY KEY(\"%w\")) WITHOUT ROWID", decl, SQLV__KEY_COLUMN);
+        sqlite3_free(decl);
+        decl = d;
+    }
+    if (decl == NULL) {
+        rc = SQLITE_NOMEM;
+        goto cleanup;
+    }
+    rc = sqlite3_declare_vtab(db, decl);
+    if (rc != SQLITE_OK) {
+        *pzErr = sqlite3_mprintf("meridian: %s", sqlite3_errmsg(db));
+        goto cleanup;
+    }
+    sqlite3_vtab_config(db, SQLITE_VTAB_CONSTRAINT_SUPPORT, 1);
+    v = sqlite3_malloc(sizeof(*v));
+    if (v == NULL) {
+        rc = SQLITE_NOMEM;
+        goto cleanup;
+    }
+    memset(v, 0, sizeof(*v));
+    v->s = s;
+    v->t = t;
+    t = NULL;
+    *out = &v->base;
+    rc = SQLITE_OK;
+cleanup:
+    sqlite3_free(decl);
+    sqlv__table_free(t);
+    return rc;
+}
+
+static int m_disconnect(sqlite3_vtab *vt) {
+    mvtab *v = (mvtab *)vt;
+    sqlv__table_free(v->t);
+    sqlite3_free(v);
+    return SQLITE_OK;
+}
+
+static bool binary_collation(sqlite3_index_info *info, int i) {
+    const char *coll = sqlite3_vtab_collation(info, i);
+    return coll == NULL || sqlite3_stricmp(coll, "BINARY") == 0;
+}
+
+static int m_best_index(sqlite3_vtab *vt, sqlite3_index_info *info) {
+    mvtab *v = (mvtab *)vt;
+    const sqlv__table *t = v->t;
+    int idx = 0, argv_next = 1, neq = 0;
+    int lo = -1, hi = -1;
+    for (int k = 0; k < t->npk; k++) {
+        int vcol = t->pk[k] + 1; /* vtab column 0 is the hidden key */
+        int eq = -1;
+        for (int i = 0; i < info->nConstraint; i++) {
+            const struct sqlite3_index_constraint *c = &info->aConstraint[i];
+            if (!c->usable || c->iColumn != vcol || !binary_collation(info, i)) continue;
+            if (c->op == SQLITE_INDEX_CONSTRAINT_EQ) {
+                eq = i;
+                break;
+            }
+        }
+        if (eq >= 0) {
+            info->aConstraintUsage[eq].argvIndex = argv_next++;
+            neq++;
+            continue;
+        }
+        for (int i = 0; i < info->nConstraint; i++) {
+            const struct sqlite3_index_constraint *c = &info->aConstraint[i];
+            if (!c->usable || c->iColumn != vcol || !binary_collation(info, i)) continue;
+            if (lo < 0 &&
+                (c->op == SQLITE_INDEX_CONSTRAINT_GT || c->op == SQLITE_INDEX_CONSTRAINT_GE))
+                lo = i;
+            if (hi < 0 &&
+                (c->op == SQLITE_INDEX_CONSTRAINT_LT || c->op == SQLITE_INDEX_CONSTRAINT_LE))
+                hi = i;
+        }
+        break;
+    }
+    idx = neq;
+    if (lo >= 0) {
+        info->aConstraintUsage[lo].argvIndex = argv_next++;
+        idx |= IDX_HAS_LO;
+        if (info->aConstraint[lo].op == SQLITE_INDEX_CONSTRAINT_GE) idx |= IDX_LO_INCL;
+    }
+    if (hi >= 0) {
+        info->aConstraintUsage[hi].argvIndex = argv_next++;
+        idx |= IDX_HAS_HI;
+        if (info->aConstraint[hi].op == SQLITE_INDEX_CONSTRAINT_LE) idx |= IDX_HI_INCL;
+    }
+    /* Constraints are never omitted: SQLite re-checks every row, so a range
+    ** that had to widen (see xFilter) is still correct. */
+
+    /* ORDER BY on the key columns, all in one direction: scanning the key
+    ** range (forward or reverse) already gives that order. The ORDER BY may
+    ** name the key columns from the first one, or from the first one after
+    ** the equality-bound prefix. */
+    if (info->nOrderBy > 0 && t->npk > 0) {
+        bool desc = info->aOrderBy[0].desc;
+        for (int off = 0; off <= neq; off += (neq ? neq : 1)) {
+            bool ok = info->nOrderBy + off <= t->npk;
+            for (int i = 0; ok && i < info->nOrderBy; i++)
+                ok = info->aOrderBy[i].desc == desc &&
+                     info->aOrderBy[i].iColumn == t->pk[off + i] + 1;
+            if (ok) {
+                info->orderByConsumed = 1;
+                if (desc) idx |= IDX_REVERSE;
+                break;
+            }
+            if (neq == 0) break;
+        }
+    }
+    info->idxNum = idx;
+    if (t->npk > 0 && neq == t->npk) {
+        info->estimatedCost = 10.0;
+        info->estimatedRows = 1;
+        info->idxFlags = SQLITE_INDEX_SCAN_UNIQUE;
+    } else if (neq > 0 || lo >= 0 || hi >= 0) {
+        double rows = 1000.0 / (1 + neq * 4 + (lo >= 0) + (hi >= 0));
+        info->estimatedCost = 100.0 + rows;
+        info->estimatedRows = (sqlite3_int64)rows;
+    } else {
+        info->estimatedCost = 1e6;
+        info->estimatedRows = 100000;
+    }
+    return SQLITE_OK;
+}
+
+static int m_open(sqlite3_vtab *vt, sqlite3_vtab_cursor **out) {
+    mvtab *v = (mvtab *)vt;
+    mcursor *c = sqlite3_malloc(sizeof(*c));
+    if (c == NULL) return SQLITE_NOMEM;
+    memset(c, 0, sizeof(*c));
+    c->cells = base_calloc((size_t)v->t->ncols, sizeof(*c->cells));
+    if (c->cells == NULL) {
+        sqlite3_free(c);
+        return SQLITE_NOMEM;
+    }
+    c->eof = true;
+    *out = &c->base;
+    return SQLITE_OK;
+}
+
+static int m_close(sqlite3_vtab_cursor *cur) {
+    mcursor *c = (mcursor *)cur;
+    if (c->it) txn_iter_close(c->it);
+    base_buf_free(&c->key);
+    base_buf_free(&c->value);
+    base_free(c->cells);
+    sqlite3_free(c);
+    return SQLITE_OK;
+}
+
+static int m_next(sqlite3_vtab_cursor *cur) {
+    mcursor *c = (mcursor *)cur;
+    mvtab *v = (mvtab *)cur->pVtab;
+    const uint8_t *k, *val;
+    size_t kl, vl;
+    txn_error err = {{0}, {0}};
+    if (c->it == NULL) {
+        c->eof = true; /* also the step after a point lookup's row */
+        return SQLITE_OK;
+    }
+    int n = txn_iter_next(c->it, &k, &kl, &val, &vl, &err);
+    if (n < 0) {
+        vt_txn_error(v, n, &err);
+        c->eof = true;
+        return SQLITE_ERROR;
+    }
+    if (n == 0) {
+        c->eof = true;
+        return SQLITE_OK;
+    }
+    base_buf_reset(&c->key);
+    base_buf_reset(&c->value);
+    if (base_buf_append(&c->key, k, kl) != 0 || base_buf_append(&c->value, val, vl) != 0)
+        return SQLITE_NOMEM;
+    if (sqlv__row_decode(c->value.data, c->value.len, c->cells, v->t->ncols) != 0) {
+        vt_error(v, "XX001", "malformed row value in the key space");
+        c->eof = true;
+        return SQLITE_ERROR;
+    }
+    c->eof = false;
+    return SQLITE_OK;
+}
+
+/* Convert a constraint value the way SQLite's comparison affinity for a
+** column of class cls would. 0: usable (cell set, may borrow from v or
+** *dup); 1: NULL (no row can match); 2: not usable for a key range. */
+static int key_value(sqlite3_value *v, sqlv__class cls, sqlv__cell *cell, sqlite3_value **dup) {
+    int type = sqlite3_value_type(v);
+    memset(cell, 0, sizeof(*cell));
+    if (type == SQLITE_NULL) return 1;
+    switch (cls) {
+    case SQLV__CLASS_TEXT:
+        if (type != SQLITE_TEXT) return 2;
+        cell->type = SQLITE_TEXT;
+        cell->p = sqlite3_value_text(v);
+        cell->n = (size_t)sqlite3_value_bytes(v);
+        return cell->p ? 0 : 2;
+    case SQLV__CLASS_BLOB:
+        if (type != SQLITE_BLOB) return 2;
+        cell->type = SQLITE_BLOB;
+        cell->p = sqlite3_value_blob(v);
+        cell->n = (size_t)sqlite3_value_bytes(v);
+        if (cell->p == NULL) cell->p = (const uint8_t *)"";
+        return 0;
+    default:
+        if (type == SQLITE_TEXT) {
+            *dup = sqlite3_value_dup(v);
+            if (*dup == NULL) return 2;
+            type = sqlite3_value_numeric_type(*dup);
+            v = *dup;
+        }
+        if (type == SQLITE_INTEGER) {
+            cell->type = SQLITE_INTEGER;
+            cell->i = sqlite3_value_int64(v);
+            return 0;
+        }
+        if (type == SQLITE_FLOAT) {
+            cell->type = SQLITE_FLOAT;
+            cell->r = sqlite3_value_double(v);
+            return 0;
+        }
+        return 2;
+    }
+}
+
+static int buf_cmp(const base_buf *a, const base_buf *b) {
+    size_t n = BASE_MIN(a->len, b->len);
+    int c = n ? memcmp(a->data, b->data, n) : 0;
+    if (c != 0) return c;
+    return a->len < b->len ? -1 : a->len > b->len;
+}
+
+static int m_filter(sqlite3_vtab_cursor *cur, int idx, const char *idx_str, int argc,
+                    sqlite3_value **argv) {
+    mcursor *c = (mcursor *)cur;
+    mvtab *v = (mvtab *)cur->pVtab;
+    const sqlv__table *t = v->t;
+    base_buf base = {0}, start = {0}, end = {0}, tmp = {0};
+    txn_error err = {{0}, {0}};
+    int rc = SQLITE_NOMEM, neq = idx & IDX_NEQ_MASK, a = 0;
+    bool empty = false, widened = false;
+    txn *kv;
+    if (c->it) {
+        txn_iter_close(c->it);
+        c->it = NULL;
+    }
+    c->eof = true;
+    kv = sqlv__session_kv(v->s);
+    if (kv == NULL) {
+        vt_error(v, v->s->err_sqlstate[0] ? v->s->err_sqlstate : "XX000",
+                 v->s->err_message[0] ? v->s->err_message : "no transaction");
+        return SQLITE_ERROR;
+    }
+    if (sqlv__table_prefix(&base, t->id) != 0) goto cleanup;
+    for (int k = 0; k < neq && a < argc; k++, a++) {
+        sqlv__cell cell;
+        enc_value ev;
+        sqlite3_value *dup = NULL;
+        int kr = key_value(argv[a], t->cols[t->pk[k]].cls, &cell, &dup);
+        if (kr == 1) empty = true;
+        if (kr == 2) widened = true;
+        if (kr == 0 && !widened) {
+            sqlv__cell_to_enc(&cell, &ev);
+            if (enc_key_append(&base, &ev) != ENC_OK) {
+                sqlite3_value_free(dup);
+                goto cleanup;
+            }
+        }
+        sqlite3_value_free(dup);
+    }
+    if (base_buf_append(&start, base.data, base.len) != 0) goto cleanup;
+    if (enc_prefix_end(base.data, base.len, &end) != ENC_OK) goto cleanup;
+    for (int side = 0; side < 2; side++) {
+        bool has = side == 0 ? (idx & IDX_HAS_LO) : (idx & IDX_HAS_HI);
+        bool incl = side == 0 ? (idx & IDX_LO_INCL) : (idx & IDX_HI_INCL);
+        if (!has || a >= argc) continue;
+        sqlite3_value *arg = argv[a++];
+        if (widened || neq >= t->npk) continue;
+        sqlv__cell cell;
+        enc_value ev;
+        sqlite3_value *dup = NULL;
+        int kr = key_value(arg, t->cols[t->pk[neq]].cls, &cell, &dup);
+        if (kr == 1) empty = true;
+        if (kr == 0) {
+            base_buf_reset(&tmp);
+            sqlv__cell_to_enc(&cell, &ev);
+            if (base_buf_append(&tmp, base.data, base.len) != 0 ||
+                enc_key_append(&tmp, &ev) != ENC_OK) {
+                sqlite3_value_free(dup);
+                goto cleanup;
+            }
+            base_buf *dst = side == 0 ? &start : &end;
+            base_buf_reset(dst);
+            /* lo inclusive: >= tmp; lo exclusive: past every key starting
+            ** with tmp; hi inclusive: past every key starting with tmp; hi
+            ** exclusive: < tmp. */
+            if ((side == 0) == incl) {
+                if (base_buf_append(dst, tmp.data, tmp.len) != 0) {
+                    sqlite3_value_free(dup);
+                    goto cleanup;
+                }
+            } else if (enc_prefix_end(tmp.data, tmp.len, dst) != ENC_OK) {
+                sqlite3_value_free(dup);
+                goto cleanup;
+            }
+        }
+        sqlite3_value_free(dup);
+    }
+    (void)idx_str;
+    rc = SQLITE_OK;
+    if (empty || buf_cmp(&start, &end) >= 0) goto cleanup;
+    if (t->npk > 0 && neq == t->npk && !widened) {
+        /* Every key column bound: a point read instead of a scan. */
+        base_buf_reset(&c->value);
+        int grc = txn_get(kv, base.data, base.len, &c->value, &err);
+        if (grc == TXN_NOT_FOUND) goto cleanup;
+        if (grc != TXN_OK) {
+            vt_txn_error(v, grc, &err);
+            rc = SQLITE_ERROR;
+            goto cleanup;
+        }
+        base_buf_reset(&c->key);
+        if (base_buf_append(&c->key, base.data, base.len) != 0) {
+            rc = SQLITE_NOMEM;
+            goto cleanup;
+        }
+        if (sqlv__row_decode(c->value.data, c->value.len, c->cells, t->ncols) != 0) {
+            vt_error(v, "XX001", "malformed row value in the key space");
+            rc = SQLITE_ERROR;
+            goto cleanup;
+        }
+        c->eof = false;
+        goto cleanup;
+    }
+    int trc = txn_scan(kv, start.data, start.len, end.data, end.len, (idx & IDX_REVERSE) != 0,
+                       &c->it, &err);
+    if (trc != TXN_OK) {
+        c->it = NULL;
+        vt_txn_error(v, trc, &err);
+        rc = SQLITE_ERROR;
+        goto cleanup;
+    }
+    rc = m_next(cur);
+cleanup:
+    base_buf_free(&base);
+    base_buf_free(&start);
+    base_buf_free(&end);
+    base_buf_free(&tmp);
+    return rc;
+}
+
+static int m_eof(sqlite3_vtab_cursor *cur) { return ((mcursor *)cur)->eof; }
+
+static int m_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
+    mcursor *c = (mcursor *)cur;
+    mvtab *v = (mvtab *)cur->pVtab;
+    if (col == 0) {
+        sqlite3_result_blob(ctx, c->key.data, (int)c->key.len, SQLITE_TRANSIENT);
+        return SQLITE_OK;
+    }
+    if (col < 1 || col > v->t->ncols) return SQLITE_ERROR;
+    const sqlv__cell *cell = &c->cells[col - 1];
+    switch (cell->type) {
+    case SQLITE_INTEGER: sqlite3_result_int64(ctx, cell->i); break;
+    case SQLITE_FLOAT: sqlite3_result_double(ctx, cell->r); break;
+    case SQLITE_TEXT:
+        sqlite3_result_text(ctx, (const char *)cell->p, (int)cell->n, SQLITE_TRANSIENT);
+        break;
+    case SQLITE_BLOB: sqlite3_result_blob(ctx, cell->p, (int)cell->n, SQLITE_TRANSIENT); break;
+    default: sqlite3_result_null(ctx); break;
+    }
+    return SQLITE_OK;
+}
+
+static int m_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid) {
+    (void)cur;
+    *rowid = 0;
+    return SQLITE_ERROR; /* WITHOUT ROWID: never called */
+}
+
+static int row_key(mvtab *v, const sqlv__cell *cells, base_buf *key) {
+    const sqlv__table *t = v->t;
+    if (sqlv__table_prefix(key, t->id) != 0) return -1;
+    for (int k = 0; k < t->npk; k++) {
+        enc_value ev;
+        sqlv__cell_to_enc(&cells[t->pk[k]], &ev);
+        if (enc_key_append(key, &ev) != ENC_OK) return -1;
+    }
+    if (t->npk == 0) {
+        enc_value ev = {.type = ENC_INTEGER};
+        ev.u.i = (int64_t)sqlv__engine_row_id(v->s->engine);
+        if (enc_key_append(key, &ev) != ENC_OK) return -1;
+    }
+    return 0;
+}
+
+static int m_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_int64 *rowid) {
+    mvtab *v = (mvtab *)vt;
+    const sqlv__table *t = v->t;
+    txn_error err = {{0}, {0}};
+    base_buf scratch = {0}, key = {0}, row = {0}, existing = {0};
+    sqlv__cell *cells = NULL;
+    int rc = SQLITE_NOMEM, trc;
+    char state[6] = {0}, msg[512];
+    (void)rowid;
+    txn *kv = sqlv__session_kv(v->s);
+    if (kv == NULL) {
+        vt_error(v, v->s->err_sqlstate[0] ? v->s->err_sqlstate : "XX000",
+                 v->s->err_message[0] ? v->s->err_message : "no transaction");
+        return SQLITE_ERROR;
+    }
+    if (argc == 1) { /* DELETE */
+        if (sqlite3_value_type(argv[0]) != SQLITE_BLOB) return SQLITE_ERROR;
+        trc =
+            txn_delete(kv, sqlite3_value_blob(argv[0]), (size_t)sqlite3_value_bytes(argv[0]), &err);
+        if (trc != TXN_OK) {
+            vt_txn_error(v, trc, &err);
+            return SQLITE_ERROR;
+        }
+        return SQLITE_OK;
+    }
+    /* argv: old key, new key, then every vtab column: the hidden key column
+    ** (argv[2], ignored: the key is computed from the columns) and the user
+    ** columns from argv[3]. */
+    if (argc != t->ncols + 3) {
+        vt_error(v, "XX000", "unexpected argument count in xUpdate");
+        return SQLITE_ERROR;
+    }
+    sqlite3_value **colv = argv + 3;
+    bool is_insert = sqlite3_value_type(argv[0]) == SQLITE_NULL;
+    /* sqlv__assign may put converted bytes in scratch: reserve enough up
+    ** front that it never reallocates while cells point into it. */
+    size_t need = 64;
+    for (int i = 0; i < t->ncols; i++)
+        need += 64 + (size_t)sqlite3_value_bytes(colv[i]);
+    cells = base_calloc((size_t)t->ncols, sizeof(*cells));
+    if (cells == NULL || base_buf_reserve(&scratch, need) != 0) goto cleanup;
+    for (int i = 0; i < t->ncols; i++) {
+        const sqlv__column *col = &t->cols[i];
+        int arc = sqlv__assign(colv[i], col->cls, col->decl_type[0] ? col->decl_type : "text",
+                               &scratch, &cells[i], state, msg, sizeof(msg));
+        if (arc < 0) goto cleanup;
+        if (arc > 0) {
+            vt_error(v, state, msg);
+            rc = SQLITE_ERROR;
+            goto cleanup;
+        }
+        if (cells[i].type == SQLITE_NULL && col->not_null) {
+            snprintf(msg, sizeof(msg),
+                     "null value in column \"%s\" of relation \"%s\" violates not-null constraint",
+                     col->name, t->name);
+            vt_error(v, "23502", msg);
+            rc = SQLITE_CONSTRAINT;
+            goto cleanup;
+        }
+    }
+    if (!is_insert && t->npk == 0) {
+        if (sqlite3_value_type(argv[0]) != SQLITE_BLOB) goto cleanup;
+        if (base_buf_append(&key, sqlite3_value_blob(argv[0]),
+                            (size_t)sqlite3_value_bytes(argv[0])) != 0)
+            goto cleanup;
+    } else if (row_key(v, cells, &key) != 0) {
+        goto cleanup;
+    }
+    if (sqlv__row_encode(&row, cells, t->ncols) != 0) goto cleanup;
+    bool moved = false;
+    if (!is_insert) {
+        const void *old = sqlite3_value_blob(argv[0]);
+        size_t old_len = (size_t)sqlite3_value_bytes(argv[0]);
+        moved = old_len != key.len || (old_len && memcmp(old, key.data, old_len) != 0);
+        if (moved) {
+            trc = txn_delete(kv, old, old_len, &err);
+            if (trc != TXN_OK) {
+                vt_txn_error(v, trc, &err);
+                rc = SQLITE_ERROR;
+                goto cleanup;
+            }
+        }
+    }
+    if (t->npk > 0 && (is_insert || moved)) {
+        trc = txn_get(kv, key.data, key.len, &existing, &err);
+        if (trc == TXN_OK) {
+            int mode = sqlite3_vtab_on_conflict(v->s->db);
+            if (mode == SQLITE_IGNORE) {
+                /* With constraint support, SQLITE_CONSTRAINT under OR
+                ** IGNORE skips the row without counting it as a change. */
+                rc = SQLITE_CONSTRAINT;
+                goto cleanup;
+            }
+            if (mode != SQLITE_REPLACE) {
+                snprintf(msg, sizeof(msg),
+                         "duplicate key value violates unique constraint \"%s_pkey\"", t->name);
+                vt_error(v, "23505", msg);
+                rc = SQLITE_CONSTRAINT;
+                goto cleanup;
+            }
+        } else if (trc != TXN_NOT_FOUND) {
+            vt_txn_error(v, trc, &err);
+            rc = SQLITE_ERROR;
+            goto cleanup;
+        }
+    }
+    trc = txn_put(kv, key.data, key.len, row.data, row.len, &err);
+    if (trc != TXN_OK) {
+        vt_txn_error(v, trc, &err);
+        rc = SQLITE_ERROR;
+        goto cleanup;
+    }
+    rc = SQLITE_OK;
+cleanup:
+    base_free(cells);
+    base_buf_free(&scratch);
+    base_buf_free(&key);
+    base_buf_free(&row);
+    base_buf_free(&existing);
+    return rc;
+}
+
+static int m_noop(sqlite3_vtab *vt) {
+    (void)vt;
+    return SQLITE_OK;
+}
+
+static int m_noop_savepoint(sqlite3_vtab *vt, int n) {
+    (void)vt;
+    (void)n;
+    return SQLITE_OK;
+}
+
+static int m_rename(sqlite3_vtab *vt, const char *name) {
+    mvtab *v = (mvtab *)vt;
+    (void)name;
+    vt_error(v, "0A000", "ALTER TABLE RENAME is not supported yet");
+    return SQLITE_ERROR;
+}
+
+static const sqlite3_module meridian_module = {
+    .iVersion = 2,
+    .xCreate = m_connect,
+    .xConnect = m_connect,
+    .xBestIndex = m_best_index,
+    .xDisconnect = m_disconnect,
+    .xDestroy = m_disconnect,
+    .xOpen = m_open,
+    .xClose = m_close,
+    .xFilter = m_filter,
+    .xNext = m_next,
+    .xEof = m_eof,
+    .xColumn = m_column,
+    .xRowid = m_rowid,
+    .xUpdate = m_update,
+    .xBegin = m_noop,
+    .xSync = m_noop,
+    .xCommit = m_noop,
+    .xRollback = m_noop,
+    .xRename = m_rename,
+    .xSavepoint = m_noop_savepoint,
+    .xRelease = m_noop_savepoint,
+    .xRollbackTo = m_noop_savepoint,
+};
+
+int sqlv__module_register(sqlv_session *s) {
+    return sqlite3_create_module_v2(s->db, "meridian", &meridian_module, s, NULL) == SQLITE_OK
+               ? 0
+               : SQLV_ERR_INTERNAL;
+}

@@ -1,0 +1,232 @@
+/* fake_sql.c: see fake_sql.h. */
+#include "fake_sql.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/base.h"
+
+#define FAKE_WAIT_MAX_MS 20000
+#define FAKE_ROWS_MAX 10000000L
+
+struct sqlv_engine {
+    int unused;
+};
+
+struct sqlv_session {
+    char status;
+    bool cancelled; /* guarded by fake_mu */
+};
+
+static struct sqlv_engine fake_the_engine;
+static pthread_mutex_t fake_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fake_cond = PTHREAD_COND_INITIALIZER;
+static int fake_open;
+static int fake_waiters;
+
+sqlv_engine *fake_engine(void)
+{
+    return &fake_the_engine;
+}
+
+static struct timespec deadline_after(int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+int fake_sessions_open(void)
+{
+    pthread_mutex_lock(&fake_mu);
+    int n = fake_open;
+    pthread_mutex_unlock(&fake_mu);
+    return n;
+}
+
+bool fake_wait_sessions_open(int n, int timeout_ms)
+{
+    struct timespec dl = deadline_after(timeout_ms);
+    pthread_mutex_lock(&fake_mu);
+    int rc = 0;
+    while (fake_open != n && rc == 0)
+        rc = pthread_cond_timedwait(&fake_cond, &fake_mu, &dl);
+    bool ok = fake_open == n;
+    pthread_mutex_unlock(&fake_mu);
+    return ok;
+}
+
+bool fake_wait_waiters(int n, int timeout_ms)
+{
+    struct timespec dl = deadline_after(timeout_ms);
+    pthread_mutex_lock(&fake_mu);
+    int rc = 0;
+    while (fake_waiters < n && rc == 0)
+        rc = pthread_cond_timedwait(&fake_cond, &fake_mu, &dl);
+    bool ok = fake_waiters >= n;
+    pthread_mutex_unlock(&fake_mu);
+    return ok;
+}
+
+int sqlv_session_open(sqlv_engine *e, const char *user, const char *database, sqlv_session **out)
+{
+    if (strcmp(user, "nosession") == 0)
+        return SQLV_ERR_INTERNAL;
+    sqlv_session *s = base_calloc(1, sizeof *s);
+    if (s == NULL)
+        return SQLV_ERR_NOMEM;
+    s->status = 'I';
+    pthread_mutex_lock(&fake_mu);
+    fake_open++;
+    pthread_cond_broadcast(&fake_cond);
+    pthread_mutex_unlock(&fake_mu);
+    *out = s;
+    return SQLV_OK;
+}
+
+void sqlv_session_close(sqlv_session *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&fake_mu);
+    fake_open--;
+    pthread_cond_broadcast(&fake_cond);
+    pthread_mutex_unlock(&fake_mu);
+    base_free(s);
+}
+
+char sqlv_session_status(const sqlv_session *s)
+{
+    return s->status;
+}
+
+void sqlv_session_cancel(sqlv_session *s)
+{
+    pthread_mutex_lock(&fake_mu);
+    s->cancelled = true;
+    pthread_cond_broadcast(&fake_cond);
+    pthread_mutex_unlock(&fake_mu);
+}
+
+static int fail(sqlv_session *s, const sqlv_sink *sink, const char *state, const char *msg)
+{
+    if (s->status == 'T')
+        s->status = 'E';
+    return sink->error(sink->ctx, state, msg) ? SQLV_ERR_ABORTED : 1;
+}
+
+/* 0 ok, 1 statement failed (stop), SQLV_ERR_ABORTED. */
+static int run_one(sqlv_session *s, const char *stmt, const sqlv_sink *sink)
+{
+    if (s->status == 'E' && strcasecmp(stmt, "ROLLBACK") != 0 && strcasecmp(stmt, "COMMIT") != 0)
+        return fail(s, sink, "25P02",
+                    "current transaction is aborted, commands ignored until end of transaction block");
+    if (strcasecmp(stmt, "SELECT 1") == 0) {
+        sqlv_column col = {"?column?", SQLV_OID_INT4, 4};
+        sqlv_cell cell = {"1", 1};
+        if (sink->row_description(sink->ctx, 1, &col) || sink->data_row(sink->ctx, 1, &cell) ||
+            sink->command_complete(sink->ctx, "SELECT 1"))
+            return SQLV_ERR_ABORTED;
+        return 0;
+    }
+    if (strcasecmp(stmt, "NULL") == 0) {
+        sqlv_column col = {"n", SQLV_OID_TEXT, -1};
+        sqlv_cell cell = {NULL, 0};
+        if (sink->row_description(sink->ctx, 1, &col) || sink->data_row(sink->ctx, 1, &cell) ||
+            sink->command_complete(sink->ctx, "SELECT 1"))
+            return SQLV_ERR_ABORTED;
+        return 0;
+    }
+    if (strncasecmp(stmt, "ROWS ", 5) == 0) {
+        long n = strtol(stmt + 5, NULL, 10);
+        if (n < 0 || n > FAKE_ROWS_MAX)
+            return fail(s, sink, "22023", "bad row count");
+        sqlv_column cols[2] = {{"id", SQLV_OID_INT8, 8}, {"payload", SQLV_OID_TEXT, -1}};
+        if (sink->row_description(sink->ctx, 2, cols))
+            return SQLV_ERR_ABORTED;
+        char payload[100];
+        memset(payload, 'x', sizeof payload);
+        for (long i = 0; i < n; i++) {
+            char id[24];
+            int len = snprintf(id, sizeof id, "%ld", i);
+            sqlv_cell cells[2] = {{id, (size_t)len}, {payload, sizeof payload}};
+            if (sink->data_row(sink->ctx, 2, cells))
+                return SQLV_ERR_ABORTED;
+        }
+        char tag[32];
+        snprintf(tag, sizeof tag, "SELECT %ld", n);
+        return sink->command_complete(sink->ctx, tag) ? SQLV_ERR_ABORTED : 0;
+    }
+    if (strcasecmp(stmt, "BEGIN") == 0) {
+        if (s->status == 'I')
+            s->status = 'T';
+        return sink->command_complete(sink->ctx, "BEGIN") ? SQLV_ERR_ABORTED : 0;
+    }
+    if (strcasecmp(stmt, "COMMIT") == 0 || strcasecmp(stmt, "ROLLBACK") == 0) {
+        const char *tag = s->status == 'E' ? "ROLLBACK" : (toupper((unsigned char)stmt[0]) == 'C' ? "COMMIT" : "ROLLBACK");
+        s->status = 'I';
+        return sink->command_complete(sink->ctx, tag) ? SQLV_ERR_ABORTED : 0;
+    }
+    if (strcasecmp(stmt, "NOTICE") == 0) {
+        if (sink->notice && sink->notice(sink->ctx, "hello from fake"))
+            return SQLV_ERR_ABORTED;
+        return sink->command_complete(sink->ctx, "DO") ? SQLV_ERR_ABORTED : 0;
+    }
+    if (strcasecmp(stmt, "WAIT") == 0) {
+        struct timespec dl = deadline_after(FAKE_WAIT_MAX_MS);
+        pthread_mutex_lock(&fake_mu);
+        fake_waiters++;
+        pthread_cond_broadcast(&fake_cond);
+        int rc = 0;
+        while (!s->cancelled && rc == 0)
+            rc = pthread_cond_timedwait(&fake_cond, &fake_mu, &dl);
+        fake_waiters--;
+        pthread_mutex_unlock(&fake_mu);
+        return fail(s, sink, "57014", "canceling statement due to user request");
+    }
+    return fail(s, sink, "42601", "syntax error (fake engine)");
+}
+
+int sqlv_session_exec(sqlv_session *s, const char *query, size_t query_len, const sqlv_sink *sink)
+{
+    pthread_mutex_lock(&fake_mu);
+    s->cancelled = false;
+    pthread_mutex_unlock(&fake_mu);
+    char *q = base_strndup(query, query_len);
+    if (q == NULL)
+        return SQLV_ERR_NOMEM;
+    int rc = SQLV_OK;
+    int nstatements = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(q, ";", &save); tok != NULL; tok = strtok_r(NULL, ";", &save)) {
+        while (isspace((unsigned char)*tok))
+            tok++;
+        size_t len = strlen(tok);
+        while (len > 0 && isspace((unsigned char)tok[len - 1]))
+            tok[--len] = '\0';
+        if (len == 0)
+            continue;
+        nstatements++;
+        int r = run_one(s, tok, sink);
+        if (r == SQLV_ERR_ABORTED) {
+            rc = r;
+            break;
+        }
+        if (r != 0)
+            break;
+    }
+    if (rc == SQLV_OK && nstatements == 0 && sink->empty_query(sink->ctx))
+        rc = SQLV_ERR_ABORTED;
+    base_free(q);
+    return rc;
+}
