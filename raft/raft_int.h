@@ -1,0 +1,151 @@
+/*
+** raft/raft_int.h: internals of the Raft core. Only the .c files of raft/ include it.
+**
+** The log lives in memory: log[i] holds the entry of index first_index + i
+** (first_index is 1 until snapshots exist). stable_index is the highest
+** index the caller has reported durable through RAFT_EVENT_PERSISTED (and
+** whose entry has not been overwritten since). Entries in
+** [unpersisted_from, last] have not yet been handed to the caller in an
+** update (unpersisted_from == 0: none).
+**
+** Persistence bookkeeping: every update that asks for a write gets a
+** sequence number and a record of what the node state was (last index/term,
+** term, vote). A PERSISTED event for seq S pops every record <= S and makes
+** the newest popped one the durable state. The ring is bounded; when full,
+** the newest record is overwritten by the next one (conservative: the older
+** sequence number then never proves anything, the newer one proves both).
+*/
+#ifndef MERIDIAN_RAFT_INT_H
+#define MERIDIAN_RAFT_INT_H
+
+#include "raft/raft.h"
+
+#define RAFT__MAX_INFLIGHT 256          /* hard cap on max_inflight_msgs */
+#define RAFT__MAX_PENDING_READS 1024    /* ReadIndex requests waiting */
+#define RAFT__HEARTBEAT_RING 64         /* seq -> send tick, for the lease */
+#define RAFT__PERSIST_RING 64           /* updates not yet reported durable */
+#define RAFT__MAX_PROPOSALS_PER_EVENT 4096
+#define RAFT__MAX_UNCOMMITTED_ENTRIES 65536 /* leader refuses more (BUSY) */
+#define RAFT__MAX_ELECTION_TICKS 100000
+
+typedef enum raft__progress_state {
+    RAFT__PROBE = 0,     /* one append at a time until the match is known */
+    RAFT__REPLICATE = 1, /* optimistic pipelining within the window */
+} raft__progress_state;
+
+/* Leader's view of one voter (the paper's nextIndex/matchIndex, plus flow
+** control and lease bookkeeping). Also holds the election tally. */
+typedef struct raft__progress {
+    uint64_t id;
+    uint64_t match;
+    uint64_t next;
+    raft__progress_state state;
+    bool paused;          /* PROBE: an append is outstanding */
+    bool recent_active;   /* heard from in this check-quorum window */
+    bool vote_responded;
+    bool vote_granted;
+    /* last index of each append in flight, oldest first (ring) */
+    uint64_t inflight[RAFT__MAX_INFLIGHT];
+    int inflight_start;
+    int inflight_count;
+    int64_t ack_sent_tick; /* send tick of newest acked heartbeat, -1: none */
+    uint64_t acked_seq;    /* newest heartbeat round acked */
+    /* Loss detection: appends up to hb_mark_index were sent before heartbeat
+    ** round hb_mark_seq (0: no mark); if an answer to that round or a later
+    ** one comes back, match is still below and has not moved since, they
+    ** were lost (or are very late): probe again from match + 1. */
+    uint64_t hb_mark_seq;
+    uint64_t hb_mark_index;
+    uint64_t hb_mark_match;
+} raft__progress;
+
+typedef struct raft__pending_read {
+    uint64_t read_id;
+    uint64_t index; /* commit index when confirmed-able; 0: waiting for a commit in term */
+    uint64_t seq;   /* heartbeat round that confirms it */
+} raft__pending_read;
+
+typedef struct raft__persist_record {
+    uint64_t seq;
+    uint64_t last_index;
+    uint64_t last_term;
+    uint64_t term;
+    uint64_t vote;
+} raft__persist_record;
+
+typedef struct raft__out {
+    raft_message m;        /* entries resolved at the end of the step */
+    uint64_t first_entry;  /* index of m.entries[0] when n_entries > 0 */
+    bool after_persist;    /* acknowledges local durable state */
+} raft__out;
+
+struct raft_node {
+    raft_config cfg;
+    size_t quorum;
+
+    /* Figure 2 state. */
+    raft_role role;
+    uint64_t term;
+    uint64_t vote;
+    uint64_t leader;
+    uint64_t commit;
+    uint64_t applied;
+
+    /* The log. */
+    raft_entry *log;
+    size_t log_len;
+    size_t log_cap;
+    uint64_t first_index;
+    uint64_t stable_index;
+    uint64_t unpersisted_from;
+
+    /* Persistence tracking. */
+    uint64_t next_persist_seq;
+    raft__persist_record records[RAFT__PERSIST_RING];
+    int records_start;
+    int records_count;
+    uint64_t durable_term;
+    uint64_t durable_vote;
+    raft_hard_state emitted_hs; /* last hard state handed out */
+
+    /* Timers, in ticks. */
+    int64_t tick;
+    int election_elapsed;
+    int randomized_timeout;
+    int leader_contact_elapsed; /* stickiness: since the leader was last heard */
+    int heartbeat_elapsed;
+    int check_quorum_elapsed;
+    int transfer_elapsed;
+    uint64_t rng;
+
+    /* Peers (voters, self included). */
+    raft__progress prs[RAFT_MAX_VOTERS];
+    size_t n_prs;
+
+    /* Leader state. */
+    uint64_t transfer_to;
+    bool timeout_now_sent; /* in this term: the lease is gone for good */
+    uint64_t heartbeat_seq;
+    struct {
+        uint64_t seq;
+        int64_t tick;
+    } heartbeat_ring[RAFT__HEARTBEAT_RING];
+    raft__pending_read *reads; /* ring of RAFT__MAX_PENDING_READS */
+    int reads_start;
+    int reads_count;
+
+    /* Output of the current step. */
+    raft__out *out;
+    size_t n_out;
+    size_t cap_out;
+    raft_message *send_now;
+    size_t cap_send_now;
+    raft_message *send_after;
+    size_t cap_send_after;
+    raft_read_state *read_out;
+    size_t n_read_out;
+    size_t cap_read_out;
+    bool nomem; /* an output was dropped for lack of memory in this step */
+};
+
+#endif

@@ -1,0 +1,1064 @@
+/*
+** tests/raft/rsim.c: the deterministic Raft cluster simulator (see rsim.h).
+*/
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rsim.h"
+
+/* ---- PRNG (splitmix64) ------------------------------------------------------- */
+
+static uint64_t rnd(rsim *s) {
+    uint64_t z = (s->rng += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static int rnd_range(rsim *s, int lo, int hi) { /* [lo, hi] */
+    if (hi <= lo)
+        return lo;
+    return lo + (int)(rnd(s) % (uint64_t)(hi - lo + 1));
+}
+
+static bool chance(rsim *s, int pct) {
+    return pct > 0 && (int)(rnd(s) % 100) < pct;
+}
+
+/* ---- helpers ------------------------------------------------------------------- */
+
+static uint64_t hash_entry(const raft_entry *e) {
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)e->type;
+    size_t i;
+    for (i = 0; i < e->len; i++) {
+        h ^= e->data[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+void rsim_fail(rsim *s, const char *fmt, ...) {
+    va_list ap;
+    if (s->failed)
+        return;
+    s->failed = true;
+    va_start(ap, fmt);
+    vsnprintf(s->fail_msg, sizeof(s->fail_msg), fmt, ap);
+    va_end(ap);
+}
+
+static void trace(rsim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void trace(rsim *s, const char *fmt, ...) {
+    va_list ap;
+    char line[512];
+    if (s->trace == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    base_buf_append(s->trace, line, strlen(line));
+}
+
+void rsim_format_message(const raft_message *m, base_buf *b) {
+    size_t i;
+    base_buf_printf(b, "%llu->%llu %s term=%llu", (unsigned long long)m->from,
+                    (unsigned long long)m->to, raft_message_type_name(m->type),
+                    (unsigned long long)m->term);
+    switch (m->type) {
+    case RAFT_MSG_APPEND:
+        base_buf_printf(b, " prev=%llu/%llu commit=%llu entries=[", (unsigned long long)m->index,
+                        (unsigned long long)m->log_term, (unsigned long long)m->commit);
+        for (i = 0; i < m->n_entries; i++)
+            base_buf_printf(b, "%s%llu/%llu", i ? " " : "", (unsigned long long)m->entries[i].index,
+                            (unsigned long long)m->entries[i].term);
+        base_buf_printf(b, "]");
+        break;
+    case RAFT_MSG_APPEND_RESP:
+        if (m->reject)
+            base_buf_printf(b, " reject index=%llu hint=%llu/%llu", (unsigned long long)m->index,
+                            (unsigned long long)m->hint_index, (unsigned long long)m->log_term);
+        else
+            base_buf_printf(b, " index=%llu", (unsigned long long)m->index);
+        break;
+    case RAFT_MSG_VOTE:
+    case RAFT_MSG_PRE_VOTE:
+        base_buf_printf(b, " last=%llu/%llu%s", (unsigned long long)m->index,
+                        (unsigned long long)m->log_term, m->force ? " force" : "");
+        break;
+    case RAFT_MSG_VOTE_RESP:
+    case RAFT_MSG_PRE_VOTE_RESP:
+        base_buf_printf(b, "%s", m->reject ? " reject" : " granted");
+        break;
+    case RAFT_MSG_HEARTBEAT:
+        base_buf_printf(b, " commit=%llu seq=%llu", (unsigned long long)m->commit,
+                        (unsigned long long)m->seq);
+        break;
+    case RAFT_MSG_HEARTBEAT_RESP:
+        base_buf_printf(b, " seq=%llu", (unsigned long long)m->seq);
+        break;
+    case RAFT_MSG_TIMEOUT_NOW:
+        break;
+    }
+}
+
+static void free_entries(raft_entry *e, size_t n) {
+    size_t i;
+    if (e == NULL)
+        return;
+    for (i = 0; i < n; i++)
+        base_free(e[i].data);
+    base_free(e);
+}
+
+static raft_entry *copy_entries(const raft_entry *src, size_t n) {
+    raft_entry *e = base_calloc(n ? n : 1, sizeof(raft_entry));
+    size_t i;
+    if (e == NULL)
+        abort();
+    for (i = 0; i < n; i++) {
+        e[i] = src[i];
+        e[i].data = NULL;
+        if (src[i].len) {
+            e[i].data = base_malloc(src[i].len);
+            if (e[i].data == NULL)
+                abort();
+            memcpy(e[i].data, src[i].data, src[i].len);
+        }
+    }
+    return e;
+}
+
+static void *grow(void *p, size_t *cap, size_t need, size_t elem) {
+    size_t c;
+    if (need <= *cap)
+        return p;
+    c = *cap ? *cap : 16;
+    while (c < need)
+        c *= 2;
+    p = base_realloc(p, c * elem);
+    if (p == NULL)
+        abort(); /* the simulator itself does not test OOM */
+    *cap = c;
+    return p;
+}
+
+/* ---- network ------------------------------------------------------------------- */
+
+static void net_push(rsim *s, const raft_message *m, int64_t at) {
+    rsim_msg *q;
+    if (s->n_net >= RSIM_MAX_NET)
+        return; /* dropped, like a full socket buffer */
+    s->net = grow(s->net, &s->cap_net, s->n_net + 1, sizeof(rsim_msg));
+    q = &s->net[s->n_net++];
+    if (raft_message_clone(m, &q->m) != 0)
+        abort();
+    q->deliver_at = at;
+}
+
+/* Persist before send: when a message leaves node `from`, what it implies
+** about `from` must already be on its durable disk. */
+static void check_send(rsim *s, const raft_message *m) {
+    rsim_node *nd;
+    if (m->from < 1 || m->from > (uint64_t)s->n) {
+        rsim_fail(s, "message from unknown node %llu", (unsigned long long)m->from);
+        return;
+    }
+    nd = &s->nodes[m->from - 1];
+    switch (m->type) {
+    case RAFT_MSG_PRE_VOTE:
+        if (nd->dhs.term + 1 < m->term)
+            rsim_fail(s, "node %llu sent a pre-vote for term %llu with durable term %llu",
+                      (unsigned long long)nd->id, (unsigned long long)m->term,
+                      (unsigned long long)nd->dhs.term);
+        return;
+    case RAFT_MSG_PRE_VOTE_RESP:
+        return; /* a granted pre-vote carries the candidate's future term */
+    case RAFT_MSG_VOTE_RESP:
+        if (!m->reject && !(nd->dhs.term > m->term ||
+                            (nd->dhs.term == m->term && nd->dhs.vote == m->to)))
+            rsim_fail(s, "node %llu granted a vote in term %llu before it was durable",
+                      (unsigned long long)nd->id, (unsigned long long)m->term);
+        break;
+    case RAFT_MSG_APPEND_RESP:
+        if (!m->reject && nd->dlen < m->index && nd->dhs.term <= m->term)
+            rsim_fail(s, "node %llu acked index %llu with only %zu entries durable",
+                      (unsigned long long)nd->id, (unsigned long long)m->index, nd->dlen);
+        break;
+    default:
+        break;
+    }
+    if (nd->dhs.term < m->term)
+        rsim_fail(s, "node %llu sent %s of term %llu with durable term %llu",
+                  (unsigned long long)nd->id, raft_message_type_name(m->type),
+                  (unsigned long long)m->term, (unsigned long long)nd->dhs.term);
+}
+
+static void send_message(rsim *s, const raft_message *m) {
+    check_send(s, m);
+    if (s->manual) {
+        net_push(s, m, 0);
+        return;
+    }
+    if (chance(s, s->drop_pct))
+        return;
+    net_push(s, m, s->now + rnd_range(s, s->delay_min, s->delay_max));
+    if (chance(s, s->dup_pct))
+        net_push(s, m, s->now + rnd_range(s, s->delay_min, s->delay_max * 2));
+}
+
+static void net_remove(rsim *s, size_t i) { /* keeps FIFO order */
+    raft_message_release(&s->net[i].m);
+    memmove(&s->net[i], &s->net[i + 1], (s->n_net - i - 1) * sizeof(rsim_msg));
+    s->n_net--;
+}
+
+/* ---- disk ---------------------------------------------------------------------- */
+
+static void disk_apply(rsim_node *nd, rsim_write *w) {
+    size_t i;
+    if (w->has_hs)
+        nd->dhs = w->hs;
+    if (w->n_entries > 0) {
+        uint64_t from = w->entries[0].index;
+        while (nd->dlen > 0 && nd->dlog[nd->dlen - 1].index >= from) {
+            nd->dlen--;
+            base_free(nd->dlog[nd->dlen].data);
+        }
+        nd->dlog = grow(nd->dlog, &nd->dcap, nd->dlen + w->n_entries, sizeof(raft_entry));
+        for (i = 0; i < w->n_entries; i++) {
+            nd->dlog[nd->dlen++] = w->entries[i];
+            w->entries[i].data = NULL; /* moved */
+        }
+    }
+    free_entries(w->entries, w->n_entries);
+    w->entries = NULL;
+    w->n_entries = 0;
+}
+
+/* ---- checks -------------------------------------------------------------------- */
+
+static void check_log_matching(rsim *s, rsim_node *nd, const raft_entry *e) {
+    uint64_t prev_term = 0, h = hash_entry(e), k;
+    size_t mask, i;
+    if (raft_node_term_at(nd->raft, e->index - 1, &prev_term) != 0) {
+        rsim_fail(s, "node %llu: no entry before %llu", (unsigned long long)nd->id,
+                  (unsigned long long)e->index);
+        return;
+    }
+    if ((s->reg_len + 1) * 2 > s->reg_cap) {
+        size_t old_cap = s->reg_cap, j;
+        rsim_reg_slot *old = s->reg;
+        s->reg_cap = old_cap ? old_cap * 2 : 1024;
+        s->reg = base_calloc(s->reg_cap, sizeof(rsim_reg_slot));
+        if (s->reg == NULL)
+            abort();
+        s->reg_len = 0;
+        for (j = 0; j < old_cap; j++) {
+            if (old[j].term == 0)
+                continue;
+            mask = s->reg_cap - 1;
+            k = (old[j].index * 0x9E3779B97F4A7C15ULL) ^ (old[j].term * 0xC2B2AE3D27D4EB4FULL);
+            for (i = k & mask; s->reg[i].term != 0; i = (i + 1) & mask) {
+            }
+            s->reg[i] = old[j];
+            s->reg_len++;
+        }
+        base_free(old);
+    }
+    mask = s->reg_cap - 1;
+    k = (e->index * 0x9E3779B97F4A7C15ULL) ^ (e->term * 0xC2B2AE3D27D4EB4FULL);
+    for (i = k & mask; s->reg[i].term != 0; i = (i + 1) & mask) {
+        if (s->reg[i].index == e->index && s->reg[i].term == e->term) {
+            if (s->reg[i].prev_term != prev_term || s->reg[i].hash != h)
+                rsim_fail(s, "log matching: node %llu entry %llu/%llu differs from an earlier copy",
+                          (unsigned long long)nd->id, (unsigned long long)e->index,
+                          (unsigned long long)e->term);
+            return;
+        }
+    }
+    s->reg[i].index = e->index;
+    s->reg[i].term = e->term;
+    s->reg[i].prev_term = prev_term;
+    s->reg[i].hash = h;
+    s->reg_len++;
+}
+
+static void check_node(rsim *s, rsim_node *nd) {
+    raft_status st;
+    uint64_t i;
+    raft_node_status(nd->raft, &st);
+    /* commit never moves back while up; commit history never changes */
+    if (st.commit < nd->commit_checked)
+        rsim_fail(s, "node %llu: commit went back %llu -> %llu", (unsigned long long)nd->id,
+                  (unsigned long long)nd->commit_checked, (unsigned long long)st.commit);
+    for (i = nd->commit_checked + 1; i <= st.commit && !s->failed; i++) {
+        const raft_entry *e = raft_node_entry_at(nd->raft, i);
+        if (e == NULL) {
+            rsim_fail(s, "node %llu: committed %llu not in log", (unsigned long long)nd->id,
+                      (unsigned long long)i);
+            break;
+        }
+        if (i <= s->n_committed) {
+            if (s->committed[i - 1].term != e->term || s->committed[i - 1].hash != hash_entry(e))
+                rsim_fail(s, "state machine safety: node %llu commits %llu/%llu, was term %llu",
+                          (unsigned long long)nd->id, (unsigned long long)i,
+                          (unsigned long long)e->term,
+                          (unsigned long long)s->committed[i - 1].term);
+        } else {
+            s->committed = grow(s->committed, &s->cap_committed, i, sizeof(rsim_committed));
+            s->committed[i - 1].term = e->term;
+            s->committed[i - 1].hash = hash_entry(e);
+            s->n_committed = i;
+        }
+    }
+    if (st.commit > nd->commit_checked)
+        nd->commit_checked = st.commit;
+    if (st.role == RAFT_LEADER) {
+        if (st.term >= s->cap_terms) {
+            size_t old = s->cap_terms;
+            s->leader_of_term = grow(s->leader_of_term, &s->cap_terms, st.term + 1, sizeof(uint64_t));
+            memset(s->leader_of_term + old, 0, (s->cap_terms - old) * sizeof(uint64_t));
+        }
+        if (s->leader_of_term[st.term] != 0 && s->leader_of_term[st.term] != nd->id)
+            rsim_fail(s, "election safety: nodes %llu and %llu both lead term %llu",
+                      (unsigned long long)s->leader_of_term[st.term], (unsigned long long)nd->id,
+                      (unsigned long long)st.term);
+        if (s->leader_of_term[st.term] == 0) {
+            /* a new leader: leader completeness */
+            s->leader_of_term[st.term] = nd->id;
+            s->stat_elections++;
+            for (i = 1; i <= s->n_committed && !s->failed; i++) {
+                uint64_t t = 0;
+                if (raft_node_term_at(nd->raft, i, &t) != 0 || t != s->committed[i - 1].term)
+                    rsim_fail(s, "leader completeness: leader %llu of term %llu lacks committed %llu",
+                              (unsigned long long)nd->id, (unsigned long long)st.term,
+                              (unsigned long long)i);
+            }
+        }
+    }
+    if (st.role != nd->role || st.term != nd->term) {
+        if (s->trace != NULL && (st.role != nd->role))
+            trace(s, "  %llu becomes %s term=%llu\n", (unsigned long long)nd->id,
+                  raft_role_name(st.role), (unsigned long long)st.term);
+        nd->role = st.role;
+        nd->term = st.term;
+    }
+}
+
+/* Every committed entry must be durable on a majority. */
+static void check_durable_majority(rsim *s) {
+    uint64_t i;
+    int j;
+    for (i = 1; i <= s->n_committed && !s->failed; i++) {
+        int count = 0;
+        for (j = 0; j < s->n; j++) {
+            rsim_node *nd = &s->nodes[j];
+            if (i <= nd->dlen && nd->dlog[i - 1].term == s->committed[i - 1].term)
+                count++;
+        }
+        if (count < s->n / 2 + 1)
+            rsim_fail(s, "committed entry %llu durable on only %d nodes", (unsigned long long)i, count);
+    }
+}
+
+static void apply_entry(rsim *s, rsim_node *nd, const raft_entry *e) {
+    if (e->index != nd->applied + 1) {
+        rsim_fail(s, "node %llu applies %llu after %llu", (unsigned long long)nd->id,
+                  (unsigned long long)e->index, (unsigned long long)nd->applied);
+        return;
+    }
+    if (e->index > s->n_committed || s->committed[e->index - 1].term != e->term ||
+        s->committed[e->index - 1].hash != hash_entry(e)) {
+        rsim_fail(s, "node %llu applies %llu/%llu, not the committed history",
+                  (unsigned long long)nd->id, (unsigned long long)e->index,
+                  (unsigned long long)e->term);
+        return;
+    }
+    nd->applied = e->index;
+    if (e->type == RAFT_ENTRY_NORMAL && e->len == 17) {
+        uint64_t v;
+        memcpy(&v, e->data + 1, 8);
+        nd->kv[e->data[0] % RSIM_KEYS] = v;
+    }
+}
+
+/* ---- update handling ------------------------------------------------------------ */
+
+static void handle_update(rsim *s, rsim_node *nd, const raft_update *up) {
+    size_t i;
+    if (up->persist_seq != 0) {
+        rsim_write *w;
+        for (i = 0; i < up->n_entries; i++)
+            check_log_matching(s, nd, &up->entries[i]);
+        nd->pending = grow(nd->pending, &nd->cap_pending, nd->n_pending + 1, sizeof(rsim_write));
+        w = &nd->pending[nd->n_pending++];
+        memset(w, 0, sizeof(*w));
+        w->has_hs = up->hard_state_changed;
+        w->hs = up->hard_state;
+        if (up->n_entries > 0) {
+            w->entries = copy_entries(up->entries, up->n_entries);
+            w->n_entries = up->n_entries;
+        }
+        nd->pending_seq = up->persist_seq;
+        if (nd->sync_at < 0)
+            nd->sync_at = s->now + (s->manual ? 0 : rnd_range(s, 0, s->sync_delay_max));
+    }
+    for (i = 0; i < up->n_messages; i++)
+        send_message(s, &up->messages[i]);
+    for (i = 0; i < up->n_messages_after_persist; i++) {
+        if (nd->n_pending == 0) {
+            send_message(s, &up->messages_after_persist[i]);
+        } else {
+            nd->held = grow(nd->held, &nd->cap_held, nd->n_held + 1, sizeof(raft_message));
+            if (raft_message_clone(&up->messages_after_persist[i], &nd->held[nd->n_held++]) != 0)
+                abort();
+        }
+    }
+    check_node(s, nd);
+    for (i = 0; i < up->n_committed && !s->failed; i++)
+        apply_entry(s, nd, &up->committed[i]);
+    for (i = 0; i < up->n_reads && !s->failed; i++) {
+        const raft_read_state *r = &up->reads[i];
+        if (r->status != RAFT_READ_OK) {
+            trace(s, "  %llu read %llu aborted\n", (unsigned long long)nd->id,
+                  (unsigned long long)r->read_id);
+            continue;
+        }
+        if (r->read_id >= RSIM_MAX_READS || r->index < s->read_floor[r->read_id])
+            rsim_fail(s, "stale read: node %llu read %llu at index %llu, but %llu was committed "
+                      "before it was asked (%s)", (unsigned long long)nd->id,
+                      (unsigned long long)r->read_id, (unsigned long long)r->index,
+                      (unsigned long long)s->read_floor[r->read_id % RSIM_MAX_READS],
+                      r->by_lease ? "lease" : "read-index");
+        s->stat_reads_ok++;
+        if (r->by_lease)
+            s->stat_lease_reads++;
+        trace(s, "  %llu read %llu ok index=%llu%s\n", (unsigned long long)nd->id,
+              (unsigned long long)r->read_id, (unsigned long long)r->index,
+              r->by_lease ? " (lease)" : "");
+    }
+    if (s->manual && !s->manual_sync && nd->n_pending > 0)
+        rsim_sync(s, (int)nd->id);
+}
+
+int rsim_step(rsim *s, int id, const raft_event *ev, raft_update *out_copy) {
+    rsim_node *nd = &s->nodes[id - 1];
+    raft_update up;
+    int rc;
+    if (!nd->up)
+        return RAFT_ERR_INVALID;
+    s->steps++;
+    if (s->oom_step != 0 && s->steps == s->oom_step)
+        base_alloc_fail_after(s->oom_after);
+    rc = raft_step(nd->raft, ev, &up);
+    base_alloc_fail_after(-1);
+    if (rc == RAFT_ERR_NOMEM)
+        s->oom_errors++;
+    if (out_copy != NULL)
+        *out_copy = up; /* scalars only are meaningful after handle_update */
+    handle_update(s, nd, &up);
+    return rc;
+}
+
+void rsim_sync(rsim *s, int id) {
+    rsim_node *nd = &s->nodes[id - 1];
+    raft_event ev;
+    size_t i, n_held;
+    raft_message *held;
+    if (!nd->up || nd->n_pending == 0) {
+        nd->sync_at = -1;
+        return;
+    }
+    for (i = 0; i < nd->n_pending; i++)
+        disk_apply(nd, &nd->pending[i]);
+    nd->n_pending = 0;
+    nd->sync_at = -1;
+    /* detach the held list: stepping may hold new messages */
+    held = nd->held;
+    n_held = nd->n_held;
+    nd->held = NULL;
+    nd->n_held = 0;
+    nd->cap_held = 0;
+    for (i = 0; i < n_held; i++) {
+        send_message(s, &held[i]);
+        raft_message_release(&held[i]);
+    }
+    base_free(held);
+    memset(&ev, 0, sizeof(ev));
+    ev.type = RAFT_EVENT_PERSISTED;
+    ev.persist_seq = nd->pending_seq;
+    rsim_step(s, id, &ev, NULL);
+}
+
+int rsim_tick(rsim *s, int id) {
+    raft_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = RAFT_EVENT_TICK;
+    return rsim_step(s, id, &ev, NULL);
+}
+
+int rsim_propose(rsim *s, int id, uint8_t key, uint64_t value) {
+    uint8_t buf[17];
+    raft_proposal p;
+    raft_event ev;
+    uint64_t client = ++s->next_client_id;
+    buf[0] = key;
+    memcpy(buf + 1, &value, 8);
+    memcpy(buf + 9, &client, 8);
+    p.data = buf;
+    p.len = sizeof(buf);
+    memset(&ev, 0, sizeof(ev));
+    ev.type = RAFT_EVENT_PROPOSE;
+    ev.proposals = &p;
+    ev.n_proposals = 1;
+    return rsim_step(s, id, &ev, NULL);
+}
+
+int rsim_read(rsim *s, int id, bool allow_lease) {
+    raft_event ev;
+    uint64_t rid = s->next_read_id++;
+    if (rid >= RSIM_MAX_READS)
+        return RAFT_ERR_BUSY;
+    s->read_floor[rid] = s->n_committed; /* everything committed anywhere so far */
+    memset(&ev, 0, sizeof(ev));
+    ev.type = RAFT_EVENT_READ;
+    ev.read_id = rid;
+    ev.allow_lease = allow_lease;
+    return rsim_step(s, id, &ev, NULL);
+}
+
+static void node_drop_volatile(rsim_node *nd, rsim *s, bool keep_prefix) {
+    size_t i, keep = 0;
+    if (keep_prefix && nd->n_pending > 0)
+        keep = (size_t)rnd_range(s, 0, (int)nd->n_pending);
+    for (i = 0; i < nd->n_pending; i++) {
+        if (i < keep)
+            disk_apply(nd, &nd->pending[i]);
+        else
+            free_entries(nd->pending[i].entries, nd->pending[i].n_entries);
+    }
+    nd->n_pending = 0;
+    for (i = 0; i < nd->n_held; i++)
+        raft_message_release(&nd->held[i]);
+    nd->n_held = 0;
+    nd->sync_at = -1;
+}
+
+void rsim_crash(rsim *s, int id, bool keep_prefix) {
+    rsim_node *nd = &s->nodes[id - 1];
+    if (!nd->up)
+        return;
+    node_drop_volatile(nd, s, keep_prefix);
+    raft_node_free(nd->raft);
+    nd->raft = NULL;
+    nd->up = false;
+    s->stat_crashes++;
+    trace(s, "  %llu crashed\n", (unsigned long long)nd->id);
+    check_durable_majority(s);
+}
+
+int rsim_restart(rsim *s, int id) {
+    rsim_node *nd = &s->nodes[id - 1];
+    raft_config cfg = s->base;
+    raft_status st;
+    int rc;
+    if (nd->up)
+        return 0;
+    cfg.id = nd->id;
+    cfg.applied = 0; /* the key-value map is volatile: replay the log */
+    cfg.random_seed = s->seed * 31 + nd->id + (uint64_t)s->now * 7919;
+    rc = raft_node_new(&cfg, &nd->dhs, nd->dlog, nd->dlen, &nd->raft);
+    if (rc != 0) {
+        rsim_fail(s, "restart of %llu failed: %s", (unsigned long long)nd->id, raft_strerror(rc));
+        return rc;
+    }
+    nd->up = true;
+    nd->applied = 0;
+    memset(nd->kv, 0, sizeof(nd->kv));
+    raft_node_status(nd->raft, &st);
+    nd->commit_checked = 0;
+    nd->role = st.role;
+    nd->term = st.term;
+    trace(s, "  %llu restarted term=%llu commit=%llu last=%llu\n", (unsigned long long)nd->id,
+          (unsigned long long)st.term, (unsigned long long)st.commit,
+          (unsigned long long)st.last_index);
+    check_node(s, nd);
+    return 0;
+}
+
+void rsim_heal(rsim *s) {
+    memset(s->blocked, 0, sizeof(s->blocked));
+}
+
+/* ---- delivery ------------------------------------------------------------------ */
+
+static void deliver_one(rsim *s, size_t i) {
+    raft_message m = s->net[i].m;
+    raft_event ev;
+    int to = (int)m.to, from = (int)m.from;
+    memset(&s->net[i].m, 0, sizeof(raft_message)); /* we own m now */
+    memmove(&s->net[i], &s->net[i + 1], (s->n_net - i - 1) * sizeof(rsim_msg));
+    s->n_net--;
+    if (to < 1 || to > s->n || from < 1 || from > s->n || s->blocked[from - 1][to - 1] ||
+        !s->nodes[to - 1].up) {
+        if (s->trace != NULL) {
+            trace(s, "  dropped ");
+            rsim_format_message(&m, s->trace);
+            trace(s, "\n");
+        }
+        raft_message_release(&m);
+        return;
+    }
+    if (s->trace != NULL) {
+        if (!s->manual)
+            trace(s, "t=%lld ", (long long)s->now);
+        rsim_format_message(&m, s->trace);
+        trace(s, "\n");
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.type = RAFT_EVENT_MESSAGE;
+    ev.message = &m;
+    rsim_step(s, to, &ev, NULL);
+    raft_message_release(&m);
+}
+
+int rsim_deliver(rsim *s, int from, int to, int max_rounds) {
+    int round, delivered = 0;
+    for (round = 0; round < max_rounds && !s->failed; round++) {
+        size_t i = 0, n_start = s->n_net, seen = 0;
+        bool any = false;
+        /* one pass over the messages queued at the start of the round */
+        while (i < s->n_net && seen < n_start && !s->failed) {
+            raft_message *m = &s->net[i].m;
+            seen++;
+            if ((from == 0 || (int)m->from == from) && (to == 0 || (int)m->to == to)) {
+                deliver_one(s, i);
+                delivered++;
+                any = true;
+            } else {
+                i++;
+            }
+        }
+        if (!any)
+            break;
+    }
+    return delivered;
+}
+
+int rsim_drop(rsim *s, int from, int to) {
+    size_t i = 0;
+    int dropped = 0;
+    while (i < s->n_net) {
+        raft_message *m = &s->net[i].m;
+        if ((from == 0 || (int)m->from == from) && (to == 0 || (int)m->to == to)) {
+            net_remove(s, i);
+            dropped++;
+        } else {
+            i++;
+        }
+    }
+    return dropped;
+}
+
+/* ---- lifecycle ----------------------------------------------------------------- */
+
+int rsim_init(rsim *s, int n, uint64_t seed, bool manual, const raft_config *tweak) {
+    int i, j;
+    memset(s, 0, sizeof(*s));
+    if (n < 1 || n > RSIM_MAX_NODES)
+        return RAFT_ERR_INVALID;
+    s->n = n;
+    s->seed = seed;
+    s->rng = seed;
+    s->manual = manual;
+    s->next_read_id = 1;
+    if (tweak != NULL)
+        s->base = *tweak;
+    else
+        raft_config_default(&s->base);
+    s->base.n_voters = (size_t)n;
+    for (i = 0; i < n; i++)
+        s->base.voters[i] = (uint64_t)(i + 1);
+    s->delay_min = 1;
+    s->delay_max = 5;
+    s->sync_delay_max = 3;
+    for (i = 0; i < n; i++) {
+        rsim_node *nd = &s->nodes[i];
+        raft_config cfg = s->base;
+        int rc;
+        nd->id = (uint64_t)(i + 1);
+        nd->sync_at = -1;
+        cfg.id = nd->id;
+        cfg.random_seed = seed * 1000003ULL + nd->id;
+        rc = raft_node_new(&cfg, NULL, NULL, 0, &nd->raft);
+        if (rc != 0) {
+            for (j = 0; j < i; j++)
+                raft_node_free(s->nodes[j].raft);
+            return rc;
+        }
+        nd->up = true;
+    }
+    return 0;
+}
+
+void rsim_free(rsim *s) {
+    int i;
+    size_t k;
+    for (i = 0; i < s->n; i++) {
+        rsim_node *nd = &s->nodes[i];
+        if (nd->up)
+            node_drop_volatile(nd, s, false);
+        raft_node_free(nd->raft);
+        free_entries(nd->dlog, nd->dlen);
+        base_free(nd->pending);
+        base_free(nd->held);
+    }
+    for (k = 0; k < s->n_net; k++)
+        raft_message_release(&s->net[k].m);
+    base_free(s->net);
+    base_free(s->leader_of_term);
+    base_free(s->committed);
+    base_free(s->reg);
+    memset(s, 0, sizeof(*s));
+}
+
+/* ---- random runs ---------------------------------------------------------------- */
+
+#define RSIM_TICK_UNITS 10        /* time units per Raft tick */
+#define RSIM_FAULT_TICKS 400      /* faults happen during this many ticks */
+#define RSIM_LIVENESS_TICKS 300   /* then: a leader and a commit within this */
+
+static void deliver_due(rsim *s) {
+    size_t i = 0;
+    /* Bounded: each pass removes or skips every message once. Messages
+    ** produced while delivering get a later delivery time (delay >= 1). */
+    while (i < s->n_net && !s->failed) {
+        if (s->net[i].deliver_at <= s->now)
+            deliver_one(s, i);
+        else
+            i++;
+    }
+}
+
+static int pick_up_node(rsim *s) {
+    int tries;
+    for (tries = 0; tries < 16; tries++) {
+        int id = rnd_range(s, 1, s->n);
+        if (s->nodes[id - 1].up)
+            return id;
+    }
+    return 0;
+}
+
+static int find_leader(rsim *s) {
+    int i, best = 0;
+    uint64_t best_term = 0;
+    for (i = 0; i < s->n; i++) {
+        rsim_node *nd = &s->nodes[i];
+        if (nd->up && nd->role == RAFT_LEADER && nd->term >= best_term) {
+            best = i + 1;
+            best_term = nd->term;
+        }
+    }
+    return best;
+}
+
+/* Any node that believes it leads (stale leaders included), or 0. */
+static int pick_some_leader(rsim *s) {
+    int i, c = 0, ids[RSIM_MAX_NODES];
+    for (i = 0; i < s->n; i++)
+        if (s->nodes[i].up && s->nodes[i].role == RAFT_LEADER)
+            ids[c++] = i + 1;
+    return c ? ids[rnd(s) % (uint64_t)c] : 0;
+}
+
+static void random_partition(rsim *s) {
+    int a, b, i, j;
+    memset(s->blocked, 0, sizeof(s->blocked));
+    switch (rnd_range(s, 0, 2)) {
+    case 0: { /* symmetric split */
+        bool side[RSIM_MAX_NODES];
+        for (i = 0; i < s->n; i++)
+            side[i] = (rnd(s) & 1) != 0;
+        for (i = 0; i < s->n; i++)
+            for (j = 0; j < s->n; j++)
+                if (side[i] != side[j])
+                    s->blocked[i][j] = true;
+        break;
+    }
+    case 1: /* isolate one node */
+        a = rnd_range(s, 0, s->n - 1);
+        for (i = 0; i < s->n; i++)
+            if (i != a)
+                s->blocked[a][i] = s->blocked[i][a] = true;
+        break;
+    default: /* one-way links */
+        for (i = 0; i < 2; i++) {
+            a = rnd_range(s, 0, s->n - 1);
+            b = rnd_range(s, 0, s->n - 1);
+            if (a != b)
+                s->blocked[a][b] = true;
+        }
+    }
+}
+
+int rsim_run_seed(uint64_t seed, char *fail_msg, size_t fail_msg_size) {
+    rsim sim, *s = &sim;
+    raft_config cfg;
+    int n, profile, crash_pct, partition_pct, propose_pct, read_pct, transfer_pct;
+    int64_t tick, end_tick;
+    uint64_t marker_index = 0, marker_term = 0;
+    bool live = false;
+    int i, rc, attack_leader = 0, attack_cut_at = 0;
+    uint64_t r0 = seed ^ 0xA5A5A5A5DEADBEEFULL;
+    base_buf trace_buf = {0};
+
+    /* the profile comes from the seed itself */
+    r0 = (r0 ^ (r0 >> 31)) * 0x7FB5D329728EA185ULL;
+    n = (r0 & 1) ? 5 : 3;
+    profile = (int)((r0 >> 8) % 7);
+    raft_config_default(&cfg);
+    cfg.max_inflight_msgs = 1 + (int)((r0 >> 16) % 4);
+    cfg.max_msg_entries = 1 + (size_t)((r0 >> 20) % 8);
+    rc = rsim_init(s, n, seed, false, &cfg);
+    if (rc != 0) {
+        snprintf(fail_msg, fail_msg_size, "init: %s", raft_strerror(rc));
+        return -1;
+    }
+    if (getenv("RSIM_TRACE") != NULL)
+        s->trace = &trace_buf; /* every delivery, role change, crash and read */
+    crash_pct = 0;
+    partition_pct = 0;
+    propose_pct = 30;
+    read_pct = 10;
+    transfer_pct = 0;
+    switch (profile) {
+    case 0: /* lossy, duplicating, reordering network */
+        s->drop_pct = 15;
+        s->dup_pct = 10;
+        s->delay_max = 20;
+        break;
+    case 1: /* partitions, symmetric and one-way */
+        partition_pct = 5;
+        s->drop_pct = 3;
+        read_pct = 25;
+        break;
+    case 2: /* crashes (leaders first) with torn unsynced writes */
+        crash_pct = 5;
+        s->crash_keep_pct = 50;
+        s->sync_delay_max = 20;
+        break;
+    case 3: /* everything */
+        partition_pct = 4;
+        crash_pct = 4;
+        s->crash_keep_pct = 50;
+        s->drop_pct = 8;
+        s->dup_pct = 5;
+        s->delay_max = 15;
+        s->sync_delay_max = 10;
+        transfer_pct = 3;
+        read_pct = 20;
+        propose_pct = 60;
+        break;
+    case 4: /* leadership transfers and lease reads */
+        transfer_pct = 5;
+        read_pct = 40;
+        partition_pct = 2;
+        s->delay_max = 10;
+        break;
+    case 6: /* lease attack: cut a follower off the leader, then the leader
+            ** off everyone, while reads hammer every node that thinks it leads */
+        read_pct = 90;
+        propose_pct = 80;
+        s->delay_max = 2; /* fast elections: margins of a few ticks matter */
+        s->sync_delay_max = 1;
+        break;
+    default: /* leader churn: short outages of leaders under load */
+        crash_pct = 8;
+        s->crash_keep_pct = 30;
+        s->drop_pct = 5;
+        s->delay_max = 10;
+        propose_pct = 80;
+        break;
+    }
+
+    for (i = 0; i < s->n; i++) {
+        s->nodes[i].tick_rate = rnd_range(s, 950, 1050);
+        s->nodes[i].tick_acc = rnd_range(s, 0, 1000 * RSIM_TICK_UNITS - 1);
+    }
+    end_tick = RSIM_FAULT_TICKS + RSIM_LIVENESS_TICKS;
+    for (tick = 0; tick < end_tick && !s->failed && !live; tick++) {
+        bool faults = tick < RSIM_FAULT_TICKS;
+        int u;
+        if (tick == RSIM_FAULT_TICKS) {
+            /* faults stop: heal, restart everyone, clean network */
+            rsim_heal(s);
+            for (i = 1; i <= s->n; i++)
+                rsim_restart(s, i);
+            s->drop_pct = 0;
+            s->dup_pct = 0;
+        }
+        for (u = 0; u < RSIM_TICK_UNITS && !s->failed; u++) {
+            s->now = tick * RSIM_TICK_UNITS + u;
+            deliver_due(s);
+            for (i = 1; i <= s->n; i++) {
+                rsim_node *nd = &s->nodes[i - 1];
+                if (nd->up && nd->sync_at >= 0 && nd->sync_at <= s->now)
+                    rsim_sync(s, i);
+            }
+            if (profile == 6 && faults && (u & 1) == 0) {
+                /* lease reads at whoever thinks it leads, all the time */
+                int l = pick_some_leader(s);
+                if (l != 0)
+                    rsim_read(s, l, true);
+            }
+            /* Each node's clock runs at its own rate (within +-5%, inside
+            ** the lease drift allowance of 2 ticks in 10); visited in a
+            ** random order. */
+            {
+                int start = rnd_range(s, 0, s->n - 1);
+                for (i = 0; i < s->n; i++) {
+                    int id = (start + i) % s->n + 1;
+                    rsim_node *nd = &s->nodes[id - 1];
+                    nd->tick_acc += nd->tick_rate;
+                    if (nd->tick_acc >= 1000 * RSIM_TICK_UNITS) {
+                        nd->tick_acc -= 1000 * RSIM_TICK_UNITS;
+                        if (nd->up)
+                            rsim_tick(s, id);
+                    }
+                }
+            }
+        }
+        if (s->failed)
+            break;
+        if (faults) {
+            int id, k;
+            if (profile == 6) {
+                /* Lease attack, in cycles of 30 ticks: heal; at +5 cut a
+                ** follower C off the leader L (C's timer starts); a few ticks
+                ** later L stops hearing anyone but is still heard, so it
+                ** keeps whatever lease its last acks give. Without leader
+                ** stickiness the others would elect C while L serves reads. */
+                int phase = (int)(tick % 30);
+                if (phase == 0) {
+                    rsim_heal(s);
+                    attack_leader = 0;
+                } else if (phase == 5 && (attack_leader = find_leader(s)) != 0) {
+                    int c = rnd_range(s, 1, s->n);
+                    if (c == attack_leader)
+                        c = c % s->n + 1;
+                    s->blocked[attack_leader - 1][c - 1] = s->blocked[c - 1][attack_leader - 1] = true;
+                    attack_cut_at = 5 + rnd_range(s, 0, 14);
+                } else if (attack_leader != 0 && phase == attack_cut_at) {
+                    for (k = 0; k < s->n; k++)
+                        if (k != attack_leader - 1)
+                            s->blocked[k][attack_leader - 1] = true;
+                }
+            }
+            if (chance(s, partition_pct)) {
+                if (rnd(s) & 1)
+                    random_partition(s);
+                else
+                    rsim_heal(s);
+            }
+            if (chance(s, crash_pct) &&
+                ((id = (rnd(s) & 1) ? find_leader(s) : 0) != 0 || (id = pick_up_node(s)) != 0)) {
+                rsim_crash(s, id, chance(s, s->crash_keep_pct));
+                s->nodes[id - 1].down_until = tick + rnd_range(s, 1, profile == 5 ? 15 : 40);
+            }
+            for (i = 1; i <= s->n; i++)
+                if (!s->nodes[i - 1].up && s->nodes[i - 1].down_until <= tick)
+                    rsim_restart(s, i);
+            if (chance(s, transfer_pct) && (id = find_leader(s)) != 0) {
+                raft_event ev;
+                memset(&ev, 0, sizeof(ev));
+                ev.type = RAFT_EVENT_TRANSFER;
+                ev.transfer_to = (uint64_t)rnd_range(s, 1, s->n);
+                rsim_step(s, id, &ev, NULL);
+            }
+            if (chance(s, propose_pct)) {
+                id = (rnd(s) % 4) ? find_leader(s) : pick_up_node(s);
+                if (profile == 6 && id == attack_leader)
+                    id = 0; /* keep C's log as long as the others' */
+                if (id != 0)
+                    rsim_propose(s, id, (uint8_t)(rnd(s) % RSIM_KEYS), rnd(s));
+            }
+            if (chance(s, read_pct)) {
+                id = (rnd(s) % 4) ? pick_some_leader(s) : pick_up_node(s);
+                if (id != 0)
+                    rsim_read(s, id, (rnd(s) & 1) != 0);
+            }
+        } else {
+            /* liveness: a marker proposal must commit and be applied everywhere */
+            int leader = find_leader(s);
+            if (marker_index != 0 && marker_index <= s->n_committed &&
+                s->committed[marker_index - 1].term != marker_term)
+                marker_index = 0; /* lost to a leader change: propose again */
+            if (marker_index != 0 && leader != 0 && s->nodes[leader - 1].term > marker_term &&
+                (marker_index > s->n_committed || s->committed[marker_index - 1].term != marker_term))
+                marker_index = 0; /* a newer leader may never commit it: propose again */
+            if (marker_index == 0 && leader != 0) {
+                raft_update up;
+                uint8_t buf[17] = {0};
+                raft_proposal p = {buf, sizeof(buf)};
+                raft_event ev;
+                memset(&ev, 0, sizeof(ev));
+                ev.type = RAFT_EVENT_PROPOSE;
+                ev.proposals = &p;
+                ev.n_proposals = 1;
+                if (rsim_step(s, leader, &ev, &up) == 0) {
+                    marker_index = up.proposed_index;
+                    marker_term = up.proposed_term;
+                }
+            }
+            if (marker_index != 0 && marker_index <= s->n_committed &&
+                s->committed[marker_index - 1].term == marker_term) {
+                live = true;
+                for (i = 0; i < s->n; i++)
+                    if (s->nodes[i].applied < marker_index)
+                        live = false;
+            }
+        }
+    }
+    if (!s->failed && !live && getenv("RSIM_VERBOSE") != NULL) {
+        for (i = 0; i < s->n; i++) {
+            raft_status st;
+            if (!s->nodes[i].up)
+                continue;
+            raft_node_status(s->nodes[i].raft, &st);
+            fprintf(stderr, "  node %d %s term=%llu vote=%llu leader=%llu commit=%llu applied=%llu "
+                    "last=%llu/%llu stable=%llu transfer=%llu pend=%zu held=%zu sync_at=%lld now=%lld\n", i + 1,
+                    raft_role_name(st.role), (unsigned long long)st.term,
+                    (unsigned long long)st.vote, (unsigned long long)st.leader,
+                    (unsigned long long)st.commit, (unsigned long long)st.applied,
+                    (unsigned long long)st.last_index, (unsigned long long)st.last_term,
+                    (unsigned long long)st.stable_index, (unsigned long long)st.transfer_to,
+                    s->nodes[i].n_pending, s->nodes[i].n_held, (long long)s->nodes[i].sync_at, (long long)s->now);
+        }
+        fprintf(stderr, "  marker %llu/%llu committed=%zu net=%zu\n", (unsigned long long)marker_index,
+                (unsigned long long)marker_term, s->n_committed, s->n_net);
+    }
+    if (!s->failed && !live)
+        rsim_fail(s, "liveness: no commit applied everywhere within %d ticks after faults stopped "
+                  "(leader=%d)", RSIM_LIVENESS_TICKS, find_leader(s));
+    if (!s->failed)
+        check_durable_majority(s);
+    rc = s->failed ? -1 : 0;
+    if (trace_buf.len > 0) {
+        fwrite(trace_buf.data, 1, trace_buf.len, stderr);
+        base_buf_free(&trace_buf);
+    }
+    if (getenv("RSIM_VERBOSE") != NULL)
+        fprintf(stderr, "seed %llu n=%d profile=%d: committed=%zu elections=%llu crashes=%llu "
+                "reads=%llu lease=%llu tick=%lld\n", (unsigned long long)seed, n, profile,
+                s->n_committed, (unsigned long long)s->stat_elections,
+                (unsigned long long)s->stat_crashes, (unsigned long long)s->stat_reads_ok,
+                (unsigned long long)s->stat_lease_reads, (long long)tick);
+    if (s->failed)
+        snprintf(fail_msg, fail_msg_size, "seed %llu (n=%d profile=%d tick=%lld): %s",
+                 (unsigned long long)seed, n, profile, (long long)tick, s->fail_msg);
+    rsim_free(s);
+    return rc;
+}

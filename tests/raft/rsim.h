@@ -1,0 +1,164 @@
+/*
+** tests/raft/rsim.h: a deterministic cluster of raft/ cores in one process.
+**
+** Each simulated node has the pure core, a "disk" (a durable hard state and
+** log, plus a queue of unsynced writes that a crash loses, or keeps only a
+** prefix of) and a replicated key-value map fed by its committed entries.
+** The network holds deep-copied messages with a delivery time; it delays,
+** drops, duplicates, reorders (random delays) and partitions (a blocked[from]
+** [to] matrix: symmetric and one-way). Everything random comes from one
+** seeded PRNG, so a seed replays a run exactly.
+**
+** The contract of raft/raft.h is followed to the letter: entries and hard
+** state of an update are queued as unsynced writes; messages_after_persist
+** wait in `held` until the next sync; a sync makes every queued write
+** durable, releases the held messages and steps RAFT_EVENT_PERSISTED.
+**
+** Checked after every step (rsim_fail on violation): at most one leader per
+** term; log matching (every (index, term) ever written has one payload and
+** one previous term); committed entries never change (state machine safety);
+** each node's applied sequence is a prefix of the committed history; a new
+** leader holds every committed entry (leader completeness); reads are never
+** stale (a read's index is >= the highest commit index anywhere when the
+** read was asked); persist before send (when a message leaves a node, its
+** durable term is >= the message's, a granted vote is durable, an acked
+** index is on its durable log). At every crash: each committed entry is
+** durable on a majority (committed entries are never lost).
+**
+** Two modes: random (rsim_run_seed: the fault profiles) and manual (the
+** data-driven tests: FIFO delivery under explicit commands, syncs at once,
+** a trace of what happened written to `trace`).
+*/
+#ifndef MERIDIAN_RSIM_H
+#define MERIDIAN_RSIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "raft/raft.h"
+
+#define RSIM_MAX_NODES 5
+#define RSIM_KEYS 8
+#define RSIM_MAX_READS 16384  /* read ids per run; beyond: RAFT_ERR_BUSY */
+#define RSIM_MAX_NET 100000   /* messages in flight; beyond: dropped */
+
+typedef struct rsim_write {
+    raft_hard_state hs;
+    bool has_hs;
+    raft_entry *entries; /* owner: the write (deep copy) */
+    size_t n_entries;
+} rsim_write;
+
+typedef struct rsim_node {
+    uint64_t id;
+    bool up;
+    raft_node *raft;
+    /* durable disk */
+    raft_hard_state dhs;
+    raft_entry *dlog; /* owner: node, deep copies */
+    size_t dlen, dcap;
+    /* unsynced writes and the messages waiting for them */
+    rsim_write *pending;
+    size_t n_pending, cap_pending;
+    uint64_t pending_seq;
+    raft_message *held; /* clones */
+    size_t n_held, cap_held;
+    int64_t sync_at; /* -1: no sync scheduled */
+    /* state machine */
+    uint64_t applied;
+    uint64_t kv[RSIM_KEYS];
+    /* checker bookkeeping */
+    uint64_t commit_checked;
+    raft_role role;
+    uint64_t term;
+    int64_t down_until;
+    /* random mode: the node's clock rate (permille of nominal) and phase */
+    int tick_rate;
+    int tick_acc;
+} rsim_node;
+
+typedef struct rsim_msg {
+    raft_message m; /* clone */
+    int64_t deliver_at;
+} rsim_msg;
+
+typedef struct rsim_committed {
+    uint64_t term;
+    uint64_t hash;
+} rsim_committed;
+
+typedef struct rsim_reg_slot {
+    uint64_t index, term; /* term 0: empty slot */
+    uint64_t prev_term, hash;
+} rsim_reg_slot;
+
+typedef struct rsim {
+    int n;
+    rsim_node nodes[RSIM_MAX_NODES];
+    raft_config base;
+    uint64_t seed;
+    uint64_t rng;
+    int64_t now;
+    bool manual;
+    bool manual_sync; /* manual mode: writes wait for rsim_sync (else at once) */
+    /* network */
+    rsim_msg *net;
+    size_t n_net, cap_net;
+    bool blocked[RSIM_MAX_NODES][RSIM_MAX_NODES];
+    int drop_pct, dup_pct, delay_min, delay_max, sync_delay_max;
+    int crash_keep_pct; /* chance a crash keeps a prefix of unsynced writes */
+    /* checks */
+    uint64_t *leader_of_term;
+    size_t cap_terms;
+    rsim_committed *committed; /* committed[i-1] for index i */
+    size_t n_committed, cap_committed;
+    rsim_reg_slot *reg;
+    size_t reg_cap, reg_len;
+    uint64_t read_floor[RSIM_MAX_READS];
+    uint64_t next_read_id;
+    uint64_t next_client_id;
+    /* results */
+    bool failed;
+    char fail_msg[512];
+    base_buf *trace; /* manual mode: what happened (not owned) */
+    /* Out-of-memory injection: during the oom_step-th raft_step call, the
+    ** allocation after oom_after successful ones fails (and all later ones
+    ** in that call). 0: off. Only the core's allocations are hit. */
+    uint64_t steps;
+    uint64_t oom_step;
+    long oom_after;
+    uint64_t oom_errors; /* steps that returned RAFT_ERR_NOMEM */
+    uint64_t stat_reads_ok, stat_lease_reads, stat_elections, stat_crashes;
+} rsim;
+
+/* n nodes with ids 1..n; config tweaks applied to raft_config_default. */
+int rsim_init(rsim *s, int n, uint64_t seed, bool manual, const raft_config *tweak);
+void rsim_free(rsim *s);
+
+void rsim_fail(rsim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Step one event on node id (1-based); handles the update. Returns raft rc. */
+int rsim_step(rsim *s, int id, const raft_event *ev, raft_update *out_copy);
+int rsim_tick(rsim *s, int id);
+int rsim_propose(rsim *s, int id, uint8_t key, uint64_t value);
+int rsim_read(rsim *s, int id, bool allow_lease);
+void rsim_sync(rsim *s, int id);
+void rsim_crash(rsim *s, int id, bool keep_prefix);
+int rsim_restart(rsim *s, int id);
+void rsim_heal(rsim *s);
+
+/* Manual mode: deliver queued messages (from/to 0 = any) FIFO until none is
+** left or max_rounds passes over the queue; messages on blocked links are
+** dropped. Returns the number delivered. */
+int rsim_deliver(rsim *s, int from, int to, int max_rounds);
+/* Manual mode: drop queued messages matching from/to (0 = any). */
+int rsim_drop(rsim *s, int from, int to);
+
+/* Random mode: one whole run with a fault profile picked by the seed.
+** Returns 0 if every check passed; else fills s->fail_msg. */
+int rsim_run_seed(uint64_t seed, char *fail_msg, size_t fail_msg_size);
+
+void rsim_format_message(const raft_message *m, base_buf *b);
+
+#endif
