@@ -319,6 +319,17 @@ static int find_table(sqlv_engine *e, const char *name) {
     return -1;
 }
 
+static int reserve_tables(sqlv_engine *e, int extra) {
+    if (e->ntables + extra <= e->cap_tables) return 0;
+    int ncap = e->cap_tables ? e->cap_tables * 2 : 16;
+    while (ncap < e->ntables + extra) ncap *= 2;
+    sqlv__table **nt = base_realloc(e->tables, sizeof(*nt) * (size_t)ncap);
+    if (nt == NULL) return SQLV_ERR_NOMEM;
+    e->tables = nt;
+    e->cap_tables = ncap;
+    return 0;
+}
+
 static int add_table(sqlv_engine *e, sqlv__table *t) {
     if (e->ntables == e->cap_tables) {
         int ncap = e->cap_tables ? e->cap_tables * 2 : 16;
@@ -345,6 +356,14 @@ static int load_catalog(sqlv_engine *e) {
         goto cleanup;
     }
     if (txn_begin(e->db, &o, &t) != TXN_OK) goto cleanup;
+    /* Hidden row ids start at the wall clock in ns; the HLC is already past
+    ** every stored commit (range/ restores its high-water mark), and every
+    ** row id ever handed out is below its row's commit timestamp, so
+    ** seeding from the later of the two keeps ids unique across a restart
+    ** even when the system clock stepped back. */
+    int64_t hlc_wall = txn_read_timestamp(t).wall_ns;
+    if (hlc_wall > 0 && (uint64_t)hlc_wall > atomic_load(&e->next_row_id))
+        atomic_store(&e->next_row_id, (uint64_t)hlc_wall);
     if (txn_scan(t, start.data, start.len, end.data, end.len, false, &it, &err) != TXN_OK)
         goto cleanup;
     for (;;) {
@@ -479,12 +498,179 @@ static void txn_fail(sqlv__result *res, int rc, txn_error *err) {
                  sizeof(res->message));
 }
 
+/* Read and bump the table id counter in kv: *id is the new table's id. */
+static int counter_next(txn *kv, uint32_t *id, sqlv__result *res) {
+    txn_error err = {{0}, {0}};
+    base_buf nkey = {0}, nval = {0};
+    int rc = SQLV_ERR_NOMEM;
+    if (counter_key(&nkey) != 0) goto cleanup;
+    uint64_t next = SQLV__FIRST_USER_TABLE_ID;
+    rc = txn_get(kv, nkey.data, nkey.len, &nval, &err);
+    if (rc == TXN_OK && nval.len == 8) {
+        next = 0;
+        for (int i = 0; i < 8; i++)
+            next = next << 8 | nval.data[i];
+        if (next < SQLV__FIRST_USER_TABLE_ID) next = SQLV__FIRST_USER_TABLE_ID;
+    } else if (rc != TXN_OK && rc != TXN_NOT_FOUND) {
+        txn_fail(res, rc, &err);
+        rc = 0;
+        goto cleanup;
+    }
+    if (next >= UINT32_MAX - 1) {
+        base_strlcpy(res->sqlstate, "54000", sizeof(res->sqlstate));
+        snprintf(res->message, sizeof(res->message), "table ids exhausted");
+        rc = 0;
+        goto cleanup;
+    }
+    uint8_t nb[8];
+    for (int i = 0; i < 8; i++)
+        nb[i] = (uint8_t)((next + 1) >> (56 - 8 * i));
+    rc = txn_put(kv, nkey.data, nkey.len, nb, 8, &err);
+    if (rc != TXN_OK) {
+        txn_fail(res, rc, &err);
+        rc = 0;
+        goto cleanup;
+    }
+    *id = (uint32_t)next;
+    rc = 0;
+cleanup:
+    base_buf_free(&nkey);
+    base_buf_free(&nval);
+    return rc;
+}
+
+int sqlv__catalog_put(txn *kv, const sqlv__table *t, sqlv__result *res) {
+    txn_error err = {{0}, {0}};
+    base_buf ckey = {0}, cval = {0};
+    int rc = SQLV_ERR_NOMEM;
+    if (catalog_key(&ckey, t->name) != 0) goto cleanup;
+    if (base_buf_append_byte(&cval, SQLV__CATALOG_FORMAT_VERSION) != 0) goto cleanup;
+    uint32_t id = t->id;
+    uint8_t idb[4] = {(uint8_t)(id >> 24), (uint8_t)(id >> 16), (uint8_t)(id >> 8), (uint8_t)id};
+    if (base_buf_append(&cval, idb, 4) != 0 ||
+        base_buf_append(&cval, t->create_sql, strlen(t->create_sql)) != 0)
+        goto cleanup;
+    rc = txn_put(kv, ckey.data, ckey.len, cval.data, cval.len, &err);
+    if (rc != TXN_OK) txn_fail(res, rc, &err);
+    rc = 0;
+cleanup:
+    base_buf_free(&ckey);
+    base_buf_free(&cval);
+    return rc;
+}
+
+int sqlv__catalog_create(txn *kv, sqlv__table *t, sqlv__result *res) {
+    uint32_t id = 0;
+    int rc = counter_next(kv, &id, res);
+    if (rc != 0 || res->sqlstate[0]) return rc;
+    t->id = id;
+    return sqlv__catalog_put(kv, t, res);
+}
+
+int sqlv__engine_allocate_table_id(sqlv_engine *e, uint32_t *id, sqlv__result *res) {
+    txn *kv = NULL;
+    txn_error err = {{0}, {0}};
+    /* under e->mu: serialized with implicit DDL, which bumps the counter
+    ** under the same mutex, so the two never conflict */
+    pthread_mutex_lock(&e->mu);
+    int rc = txn_begin(e->db, NULL, &kv);
+    if (rc != TXN_OK) {
+        txn_fail(res, rc, &err);
+        rc = 0;
+        goto cleanup;
+    }
+    rc = counter_next(kv, id, res);
+    if (rc != 0 || res->sqlstate[0]) goto cleanup;
+    rc = txn_commit(kv, NULL, &err);
+    kv = NULL;
+    if (rc != TXN_OK) txn_fail(res, rc, &err);
+    rc = 0;
+cleanup:
+    if (kv) txn_rollback(kv);
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
+int sqlv__catalog_drop(txn *kv, const char *name, uint32_t id, sqlv__result *res) {
+    txn_error err = {{0}, {0}};
+    base_buf ck = {0}, s = {0}, en = {0};
+    int rc = catalog_key(&ck, name);
+    if (rc == 0) rc = sqlv__table_span(id, &s, &en);
+    if (rc == 0) {
+        rc = txn_delete(kv, ck.data, ck.len, &err);
+        if (rc == TXN_OK) rc = txn_delete_range(kv, s.data, s.len, en.data, en.len, &err);
+        if (rc != TXN_OK) txn_fail(res, rc, &err);
+        rc = 0;
+    }
+    base_buf_free(&ck);
+    base_buf_free(&s);
+    base_buf_free(&en);
+    return rc;
+}
+
+uint32_t sqlv__engine_find(sqlv_engine *e, const char *name) {
+    pthread_mutex_lock(&e->mu);
+    int k = find_table(e, name);
+    uint32_t id = k >= 0 ? e->tables[k]->id : 0;
+    pthread_mutex_unlock(&e->mu);
+    return id;
+}
+
+void sqlv__pending_ddl_clear(sqlv__pending_ddl *p) {
+    for (int i = 0; i < p->ncreated; i++)
+        sqlv__table_free(p->created[i]);
+    base_free(p->created);
+    base_free(p->dropped);
+    memset(p, 0, sizeof(*p));
+}
+
+int sqlv__engine_commit_ddl(sqlv_engine *e, txn *kv, sqlv__pending_ddl *p, txn_error *err) {
+    pthread_mutex_lock(&e->mu);
+    /* Room for the new descriptors before the commit: after it, applying
+    ** the change to the cache must not fail. */
+    if (reserve_tables(e, p->ncreated) != 0) {
+        pthread_mutex_unlock(&e->mu);
+        txn_rollback(kv);
+        txn_error_set(err, TXN_ERR_NOMEM);
+        return TXN_ERR_NOMEM;
+    }
+    if (e->ntables + p->ncreated - p->ndropped > SQLV__TABLES_MAX) {
+        pthread_mutex_unlock(&e->mu);
+        txn_rollback(kv);
+        base_strlcpy(err->sqlstate, "54000", sizeof(err->sqlstate));
+        snprintf(err->message, sizeof(err->message), "too many tables (maximum %d)",
+                 SQLV__TABLES_MAX);
+        return TXN_ERR_LIMIT;
+    }
+    int rc = txn_commit(kv, NULL, err);
+    if (rc == TXN_OK) {
+        for (int d = 0; d < p->ndropped; d++) {
+            for (int i = 0; i < e->ntables; i++) {
+                if (e->tables[i]->id != p->dropped[d]) continue;
+                BASE_INFO(MOD, "dropped table %s (id %u)", e->tables[i]->name, e->tables[i]->id);
+                sqlv__table_free(e->tables[i]);
+                memmove(&e->tables[i], &e->tables[i + 1],
+                        sizeof(e->tables[0]) * (size_t)(e->ntables - i - 1));
+                e->ntables--;
+                break;
+            }
+        }
+        for (int i = 0; i < p->ncreated; i++) {
+            BASE_INFO(MOD, "created table %s (id %u)", p->created[i]->name, p->created[i]->id);
+            e->tables[e->ntables++] = p->created[i];
+        }
+        p->ncreated = 0;
+        e->version++;
+    }
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
 int sqlv__engine_create_table(sqlv_engine *e, const char *sql, sqlv__result *res) {
     sqlv__table *t = NULL;
     bool ine = false;
     txn *kv = NULL;
     txn_error err = {{0}, {0}};
-    base_buf ckey = {0}, cval = {0}, nkey = {0}, nval = {0};
     int rc;
     memset(res, 0, sizeof(*res));
     rc = sqlv__table_parse(sql, 0, &t, &ine, res->sqlstate, res->message, sizeof(res->message));
@@ -507,8 +693,6 @@ int sqlv__engine_create_table(sqlv_engine *e, const char *sql, sqlv__result *res
         rc = 0;
         goto cleanup;
     }
-    rc = SQLV_ERR_NOMEM;
-    if (counter_key(&nkey) != 0 || catalog_key(&ckey, t->name) != 0) goto cleanup;
     rc = txn_begin(e->db, NULL, &kv);
     if (rc != TXN_OK) {
         txn_fail(res, rc, &err);
@@ -516,42 +700,11 @@ int sqlv__engine_create_table(sqlv_engine *e, const char *sql, sqlv__result *res
         rc = 0;
         goto cleanup;
     }
-    uint64_t next = SQLV__FIRST_USER_TABLE_ID;
-    rc = txn_get(kv, nkey.data, nkey.len, &nval, &err);
-    if (rc == TXN_OK && nval.len == 8) {
-        next = 0;
-        for (int i = 0; i < 8; i++)
-            next = next << 8 | nval.data[i];
-        if (next < SQLV__FIRST_USER_TABLE_ID) next = SQLV__FIRST_USER_TABLE_ID;
-    } else if (rc != TXN_OK && rc != TXN_NOT_FOUND) {
-        txn_fail(res, rc, &err);
-        rc = 0;
-        goto cleanup;
-    }
-    if (next >= UINT32_MAX - 1) {
-        base_strlcpy(res->sqlstate, "54000", sizeof(res->sqlstate));
-        snprintf(res->message, sizeof(res->message), "table ids exhausted");
-        rc = 0;
-        goto cleanup;
-    }
-    t->id = (uint32_t)next;
-    uint8_t nb[8];
-    for (int i = 0; i < 8; i++)
-        nb[i] = (uint8_t)((next + 1) >> (56 - 8 * i));
-    rc = SQLV_ERR_NOMEM;
-    if (base_buf_append_byte(&cval, SQLV__CATALOG_FORMAT_VERSION) != 0) goto cleanup;
-    uint8_t idb[4] = {(uint8_t)(t->id >> 24), (uint8_t)(t->id >> 16), (uint8_t)(t->id >> 8),
-                      (uint8_t)t->id};
-    if (base_buf_append(&cval, idb, 4) != 0 ||
-        base_buf_append(&cval, t->create_sql, strlen(t->create_sql)) != 0)
-        goto cleanup;
-    rc = txn_put(kv, nkey.data, nkey.len, nb, 8, &err);
-    if (rc == TXN_OK) rc = txn_put(kv, ckey.data, ckey.len, cval.data, cval.len, &err);
-    if (rc != TXN_OK) {
-        txn_fail(res, rc, &err);
-        rc = 0;
-        goto cleanup;
-    }
+    rc = sqlv__catalog_create(kv, t, res);
+    if (rc != 0 || res->sqlstate[0]) goto cleanup;
+    /* Room in the cache first: once committed, adding must not fail. */
+    rc = reserve_tables(e, 1);
+    if (rc != 0) goto cleanup;
     rc = txn_commit(kv, NULL, &err);
     kv = NULL;
     if (rc != TXN_OK) {
@@ -559,17 +712,13 @@ int sqlv__engine_create_table(sqlv_engine *e, const char *sql, sqlv__result *res
         rc = 0;
         goto cleanup;
     }
-    rc = add_table(e, t);
+    rc = add_table(e, t); /* cannot fail: reserved */
     if (rc == 0) t = NULL;
     BASE_INFO(MOD, "created table %s", sql);
 cleanup:
     if (kv) txn_rollback(kv);
     pthread_mutex_unlock(&e->mu);
     sqlv__table_free(t);
-    base_buf_free(&ckey);
-    base_buf_free(&cval);
-    base_buf_free(&nkey);
-    base_buf_free(&nval);
     return rc;
 }
 
@@ -614,20 +763,7 @@ int sqlv__engine_drop_tables(sqlv_engine *e, char **names, int n, bool if_exists
     }
     for (int j = 0; j < nidx; j++) {
         sqlv__table *t = e->tables[idx[j]];
-        base_buf ck = {0}, s = {0}, en = {0};
-        rc = catalog_key(&ck, t->name);
-        if (rc == 0) rc = sqlv__table_span(t->id, &s, &en);
-        if (rc == 0) {
-            rc = txn_delete(kv, ck.data, ck.len, &err);
-            if (rc == TXN_OK) rc = txn_delete_range(kv, s.data, s.len, en.data, en.len, &err);
-            if (rc != TXN_OK) {
-                txn_fail(res, rc, &err);
-                rc = 0;
-            }
-        }
-        base_buf_free(&ck);
-        base_buf_free(&s);
-        base_buf_free(&en);
+        rc = sqlv__catalog_drop(kv, t->name, t->id, res);
         if (rc != 0 || res->sqlstate[0]) goto cleanup;
     }
     rc = txn_commit(kv, NULL, &err);

@@ -10,6 +10,9 @@
 **   - status 'I': no block. Each statement runs in an implicit KV
 **     transaction (read-only when sqlite3_stmt_readonly) that commits after
 **     the statement's last row, or rolls back when it fails.
+**   - a multi-statement string outside BEGIN runs as an implicit block:
+**     status 'T' with s->implicit_block, committed at the end of the string
+**     (end_implicit_block), rolled back entirely on an error.
 **   - status 'T': inside BEGIN. The KV transaction begins at the first
 **     statement; each statement runs under a KV savepoint, rolled back if
 **     the statement fails (statement atomicity), which moves to 'E'.
@@ -23,11 +26,13 @@
 **   - every statement produces exactly one of: command_complete (maybe after
 **     row_description/data_row), error. The string's first error stops it.
 */
+#define _GNU_SOURCE /* memmem */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "sql_int.h"
 #include "sql_lex.h"
@@ -41,7 +46,30 @@ enum { STMT_OK = 0, STMT_FAILED = 1, STMT_RETRY = 2 };
 
 /* Automatic retries of an implicit single-statement transaction that failed
 ** with 40001 and sent nothing yet (no result rows). */
-#define IMPLICIT_RETRIES_MAX 5
+#define IMPLICIT_RETRIES_MAX 50
+/* Between retries a randomized backoff, doubling from this up to the cap,
+** so that writers of one hot key stop colliding in lockstep (OCC aborts at
+** commit: without it, 6 clients incrementing one row saw ~25% of their
+** statements fail after 5 immediate retries). Cancel is checked after each
+** pause. */
+#define RETRY_BACKOFF_MIN_US 50
+#define RETRY_BACKOFF_MAX_US 20000
+
+static void retry_backoff(sqlv_session *s, int attempt) {
+    uint64_t cap = RETRY_BACKOFF_MIN_US;
+    for (int i = 1; i < attempt && cap < RETRY_BACKOFF_MAX_US; i++)
+        cap *= 2;
+    if (cap > RETRY_BACKOFF_MAX_US) cap = RETRY_BACKOFF_MAX_US;
+    /* xorshift on a per-session state: jitter, no shared RNG */
+    uint64_t x = s->retry_rng ? s->retry_rng : (uint64_t)(uintptr_t)s ^ base_monotonic_ns();
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    s->retry_rng = x;
+    uint64_t us = cap / 2 + x % (cap / 2 + 1);
+    struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
 
 typedef struct run {
     sqlv_session *s;
@@ -194,6 +222,7 @@ fail:
 void sqlv_session_close(sqlv_session *s) {
     if (s == NULL) return;
     if (s->kv) txn_rollback(s->kv);
+    sqlv__pending_ddl_clear(&s->ddl);
     if (s->db) sqlite3_close_v2(s->db);
     sqlv__catalog_list_free(s->synced, s->nsynced);
     base_free(s->user);
@@ -205,6 +234,52 @@ char sqlv_session_status(const sqlv_session *s) { return s->status; }
 
 void sqlv_session_cancel(sqlv_session *s) { atomic_store(&s->cancel, 1); }
 
+/* The catalog as this session sees it: the engine's tables minus those it
+** dropped in its open block, plus those it created there. */
+static int overlay_pending_ddl(sqlv_session *s, sqlv__catalog_entry **list, int *n) {
+    const sqlv__pending_ddl *p = &s->ddl;
+    if (p->ncreated == 0 && p->ndropped == 0) return 0;
+    sqlv__catalog_entry *l = *list;
+    int m = 0;
+    for (int i = 0; i < *n; i++) {
+        bool dropped = false;
+        for (int d = 0; d < p->ndropped && !dropped; d++)
+            dropped = p->dropped[d] == l[i].id;
+        if (dropped) {
+            base_free(l[i].name);
+        } else {
+            l[m++] = l[i];
+        }
+    }
+    *n = m;
+    sqlv__catalog_entry *nl = base_realloc(l, sizeof(*nl) * (size_t)(m + p->ncreated + 1));
+    if (nl == NULL) return SQLV_ERR_NOMEM;
+    *list = nl;
+    for (int i = 0; i < p->ncreated; i++) {
+        nl[*n].id = p->created[i]->id;
+        nl[*n].name = base_strdup(p->created[i]->name);
+        if (nl[*n].name == NULL) return SQLV_ERR_NOMEM;
+        (*n)++;
+    }
+    return 0;
+}
+
+int sqlv__session_table(sqlv_session *s, uint32_t id, sqlv__table **out) {
+    for (int i = 0; i < s->ddl.ncreated; i++)
+        if (s->ddl.created[i]->id == id) return sqlv__table_clone(s->ddl.created[i], out);
+    for (int d = 0; d < s->ddl.ndropped; d++)
+        if (s->ddl.dropped[d] == id) return 1;
+    return sqlv__engine_table(s->engine, id, out);
+}
+
+/* The open block ended: forget its DDL (the declarations follow at the
+** next sync). */
+static void end_block_ddl(sqlv_session *s) {
+    if (s->ddl.ncreated == 0 && s->ddl.ndropped == 0) return;
+    sqlv__pending_ddl_clear(&s->ddl);
+    s->ddl_version++;
+}
+
 /* Declare the catalog's tables as virtual tables in the session's
 ** connection, if the catalog changed since the last time. s->synced lists
 ** exactly what is declared; a failure (out of memory) leaves the sync
@@ -214,9 +289,16 @@ static int sync_tables(sqlv_session *s) {
     int n = 0, nnow = 0, rc;
     uint64_t version;
     bool complete = true;
-    if (s->sync_complete && sqlv__engine_version(s->engine) == s->synced_version) return 0;
+    if (s->sync_complete && sqlv__engine_version(s->engine) == s->synced_version &&
+        s->ddl_version == s->synced_ddl_version)
+        return 0;
     rc = sqlv__engine_list(s->engine, &list, &n, &version);
     if (rc != 0) return rc;
+    rc = overlay_pending_ddl(s, &list, &n);
+    if (rc != 0) {
+        sqlv__catalog_list_free(list, n);
+        return rc;
+    }
     now = base_calloc((size_t)(n + s->nsynced + 1), sizeof(*now));
     if (now == NULL) {
         sqlv__catalog_list_free(list, n);
@@ -263,6 +345,7 @@ static int sync_tables(sqlv_session *s) {
     s->synced = now;
     s->nsynced = nnow;
     s->synced_version = version;
+    s->synced_ddl_version = s->ddl_version;
     s->sync_complete = complete;
     return 0;
 }
@@ -355,6 +438,12 @@ static int fail_txn(run *r, int rc, txn_error *err) {
 
 static int do_begin(run *r) {
     sqlv_session *s = r->s;
+    if (s->implicit_block) {
+        /* BEGIN inside a multi-statement string: the implicit block becomes
+        ** an explicit one, with the statements before it (PostgreSQL). */
+        s->implicit_block = false;
+        return emit_tag(r, "BEGIN");
+    }
     if (s->status != 'I') {
         emit_notice(r, "there is already a transaction in progress");
         return emit_tag(r, "BEGIN");
@@ -367,38 +456,58 @@ static int do_begin(run *r) {
     return emit_tag(r, "BEGIN");
 }
 
+/* Commit the block's KV transaction (and its DDL); status back to 'I'.
+** STMT_OK, or STMT_FAILED with the error sent. */
+static int do_commit_quiet(run *r, txn_error *err) {
+    sqlv_session *s = r->s;
+    s->status = 'I';
+    if (s->kv) {
+        txn *kv = s->kv;
+        s->kv = NULL;
+        int rc;
+        if (s->ddl.ncreated > 0 || s->ddl.ndropped > 0) {
+            /* the catalog change becomes visible to others with the commit */
+            rc = sqlv__engine_commit_ddl(s->engine, kv, &s->ddl, err);
+        } else {
+            rc = txn_commit(kv, NULL, err);
+        }
+        end_block_ddl(s);
+        if (rc != TXN_OK) return fail_txn(r, rc, err);
+    }
+    end_block_ddl(s);
+    return STMT_OK;
+}
+
 static int do_commit(run *r) {
     sqlv_session *s = r->s;
     txn_error err = {{0}, {0}};
-    if (s->status == 'I') {
+    if (s->status == 'I' || s->implicit_block) {
         emit_notice(r, "there is no transaction in progress");
-        return emit_tag(r, "COMMIT");
+        if (s->status == 'I') return emit_tag(r, "COMMIT");
+        s->implicit_block = false; /* commits what the string did so far */
     }
     if (s->status == 'E') {
         if (s->kv) txn_rollback(s->kv);
         s->kv = NULL;
         s->status = 'I';
+        end_block_ddl(s);
         return emit_tag(r, "ROLLBACK");
     }
-    s->status = 'I';
-    if (s->kv) {
-        txn *kv = s->kv;
-        s->kv = NULL;
-        int rc = txn_commit(kv, NULL, &err);
-        if (rc != TXN_OK) return fail_txn(r, rc, &err);
-    }
+    if (do_commit_quiet(r, &err) != STMT_OK) return STMT_FAILED;
     return emit_tag(r, "COMMIT");
 }
 
 static int do_rollback(run *r) {
     sqlv_session *s = r->s;
-    if (s->status == 'I') {
+    if (s->status == 'I' || s->implicit_block) {
         emit_notice(r, "there is no transaction in progress");
-        return emit_tag(r, "ROLLBACK");
+        if (s->status == 'I') return emit_tag(r, "ROLLBACK");
+        s->implicit_block = false; /* discards what the string did so far */
     }
     if (s->kv) txn_rollback(s->kv);
     s->kv = NULL;
     s->status = 'I';
+    end_block_ddl(s);
     return emit_tag(r, "ROLLBACK");
 }
 
@@ -442,14 +551,174 @@ static int do_show(run *r, const char *p, const char *end) {
     return fail(r, "42704", msg);
 }
 
+#define DROP_NAMES_MAX 64
+
+/* ---- DDL inside a transaction block ------------------------------------------------
+** The catalog rows are written through the session's KV transaction under a
+** statement savepoint; the session sees the change at once through s->ddl,
+** others only after COMMIT (sqlv__engine_commit_ddl); ROLLBACK forgets it. */
+
+/* The block's KV transaction (begun if needed) and a statement savepoint. */
+static int block_kv(run *r, uint32_t *sp) {
+    sqlv_session *s = r->s;
+    txn_error err = {{0}, {0}};
+    int rc;
+    if (s->kv == NULL) {
+        txn_options o = {.read_only = false};
+        rc = txn_begin(s->engine->db, &o, &s->kv);
+        if (rc != TXN_OK) {
+            s->kv = NULL;
+            return fail_txn(r, rc, &err);
+        }
+        s->kv_read_only = false;
+    }
+    rc = txn_savepoint(s->kv, sp);
+    if (rc != TXN_OK) return fail_txn(r, rc, &err);
+    return STMT_OK;
+}
+
+/* A table name as this session sees it: the index in s->ddl.created (id
+** set), or -1 with *id the committed table's id, or -1 with *id 0: none. */
+static int session_find(sqlv_session *s, const char *name, uint32_t *id) {
+    for (int i = 0; i < s->ddl.ncreated; i++) {
+        if (sqlite3_stricmp(s->ddl.created[i]->name, name) == 0) {
+            *id = s->ddl.created[i]->id;
+            return i;
+        }
+    }
+    *id = sqlv__engine_find(s->engine, name);
+    for (int d = 0; d < s->ddl.ndropped && *id != 0; d++)
+        if (s->ddl.dropped[d] == *id) *id = 0;
+    return -1;
+}
+
+static int grow_ids(void **arr, int *cap, int need, size_t elem) {
+    if (need <= *cap) return 0;
+    int ncap = *cap ? *cap * 2 : 8;
+    while (ncap < need) ncap *= 2;
+    void *p = base_realloc(*arr, elem * (size_t)ncap);
+    if (p == NULL) return -1;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+static int create_in_block(run *r, const char *sql) {
+    sqlv_session *s = r->s;
+    sqlv__result res;
+    sqlv__table *t = NULL;
+    bool ine = false;
+    uint32_t sp, id;
+    memset(&res, 0, sizeof(res));
+    int rc = sqlv__table_parse(sql, 0, &t, &ine, res.sqlstate, res.message, sizeof(res.message));
+    if (rc < 0) return fail(r, "53200", "out of memory");
+    if (rc > 0) return fail(r, res.sqlstate, res.message);
+    if (session_find(s, t->name, &id) >= 0 || id != 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "relation \"%s\" already exists%s", t->name,
+                 ine ? ", skipping" : "");
+        sqlv__table_free(t);
+        if (!ine) return fail(r, "42P07", msg);
+        emit_notice(r, msg);
+        return emit_tag(r, "CREATE TABLE");
+    }
+    if (s->ddl.ncreated >= SQLV__TABLES_MAX ||
+        grow_ids((void **)&s->ddl.created, &s->ddl.cap_created, s->ddl.ncreated + 1,
+                 sizeof(*s->ddl.created)) != 0) {
+        sqlv__table_free(t);
+        return fail(r, "53200", "out of memory");
+    }
+    rc = sqlv__engine_allocate_table_id(s->engine, &t->id, &res);
+    if (rc < 0 || res.sqlstate[0]) {
+        sqlv__table_free(t);
+        return rc < 0 ? fail(r, "53200", "out of memory") : fail(r, res.sqlstate, res.message);
+    }
+    if (block_kv(r, &sp) != STMT_OK) {
+        sqlv__table_free(t);
+        return STMT_FAILED;
+    }
+    rc = sqlv__catalog_put(s->kv, t, &res);
+    if (rc < 0 || res.sqlstate[0]) {
+        txn_rollback_to(s->kv, sp);
+        sqlv__table_free(t);
+        return rc < 0 ? fail(r, "53200", "out of memory") : fail(r, res.sqlstate, res.message);
+    }
+    txn_release(s->kv, sp);
+    s->ddl.created[s->ddl.ncreated++] = t;
+    s->ddl_version++;
+    return emit_tag(r, "CREATE TABLE");
+}
+
+static int drop_in_block(run *r, char **names, int n, bool if_exists) {
+    sqlv_session *s = r->s;
+    sqlv__result res;
+    uint32_t ids[DROP_NAMES_MAX], sp;
+    int nids = 0;
+    char notice[160] = "";
+    memset(&res, 0, sizeof(res));
+    for (int i = 0; i < n; i++) {
+        uint32_t id;
+        (void)session_find(s, names[i], &id);
+        if (id == 0) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "table \"%s\" does not exist%s", names[i],
+                     if_exists ? ", skipping" : "");
+            if (!if_exists) return fail(r, "42P01", msg);
+            base_strlcpy(notice, msg, sizeof(notice));
+            continue;
+        }
+        bool dup = false;
+        for (int j = 0; j < nids; j++)
+            dup |= ids[j] == id;
+        if (dup) continue;
+        ids[nids] = id;
+        names[nids] = names[i]; /* i >= nids: compacts in place */
+        nids++;
+    }
+    if (nids > 0) {
+        if (grow_ids((void **)&s->ddl.dropped, &s->ddl.cap_dropped, s->ddl.ndropped + nids,
+                     sizeof(*s->ddl.dropped)) != 0)
+            return fail(r, "53200", "out of memory");
+        if (block_kv(r, &sp) != STMT_OK) return STMT_FAILED;
+        for (int j = 0; j < nids; j++) {
+            int rc = sqlv__catalog_drop(s->kv, names[j], ids[j], &res);
+            if (rc < 0 || res.sqlstate[0]) {
+                txn_rollback_to(s->kv, sp);
+                return rc < 0 ? fail(r, "53200", "out of memory")
+                              : fail(r, res.sqlstate, res.message);
+            }
+        }
+        txn_release(s->kv, sp);
+        for (int j = 0; j < nids; j++) {
+            bool was_created = false;
+            for (int i = 0; i < s->ddl.ncreated; i++) {
+                if (s->ddl.created[i]->id != ids[j]) continue;
+                sqlv__table_free(s->ddl.created[i]);
+                memmove(&s->ddl.created[i], &s->ddl.created[i + 1],
+                        sizeof(*s->ddl.created) * (size_t)(s->ddl.ncreated - i - 1));
+                s->ddl.ncreated--;
+                was_created = true;
+                break;
+            }
+            if (!was_created) s->ddl.dropped[s->ddl.ndropped++] = ids[j];
+        }
+        s->ddl_version++;
+    }
+    if (notice[0]) emit_notice(r, notice);
+    return emit_tag(r, "DROP TABLE");
+}
+
 static int do_create_table(run *r, const char *text, size_t len) {
     sqlv__result res;
     char *sql;
     int rc;
-    if (r->s->status == 'T')
-        return fail(r, "25001", "CREATE TABLE cannot run inside a transaction block");
     sql = base_strndup(text, len);
     if (sql == NULL) return fail(r, "53200", "out of memory");
+    if (r->s->status == 'T') {
+        rc = create_in_block(r, sql);
+        base_free(sql);
+        return rc;
+    }
     rc = sqlv__engine_create_table(r->s->engine, sql, &res);
     base_free(sql);
     if (rc < 0) return fail(r, "XX000", "internal error in CREATE TABLE");
@@ -458,16 +727,12 @@ static int do_create_table(run *r, const char *text, size_t len) {
     return emit_tag(r, "CREATE TABLE");
 }
 
-#define DROP_NAMES_MAX 64
-
 static int do_drop_table(run *r, const char *p, const char *end) {
     char *names[DROP_NAMES_MAX];
     char buf[DROP_NAMES_MAX][SQLV__NAME_BYTES_MAX * 4 + 1];
     int n = 0;
     bool if_exists = false;
     sqlv__result res;
-    if (r->s->status == 'T')
-        return fail(r, "25001", "DROP TABLE cannot run inside a transaction block");
     sqlv__token t = sqlv__lex_next(&p, end);
     if (sqlv__tok_is(&t, "IF")) {
         t = sqlv__lex_next(&p, end);
@@ -489,6 +754,7 @@ static int do_drop_table(run *r, const char *p, const char *end) {
     }
     if (sqlv__tok_is(&t, "CASCADE") || sqlv__tok_is(&t, "RESTRICT")) t = sqlv__lex_next(&p, end);
     if (t.kind != SQLV__TOK_END) return fail(r, "42601", "syntax error in DROP TABLE");
+    if (r->s->status == 'T') return drop_in_block(r, names, n, if_exists);
     int rc = sqlv__engine_drop_tables(r->s->engine, names, n, if_exists, &res);
     if (rc < 0) return fail(r, "XX000", "internal error in DROP TABLE");
     if (res.sqlstate[0]) return fail(r, res.sqlstate, res.message);
@@ -541,25 +807,225 @@ static uint32_t value_oid(int type) {
     }
 }
 
-static int describe(run *r, sqlite3_stmt *st, bool have_row, uint32_t *oids) {
+/* ---- result column names and types, as PostgreSQL reports them ------------------------
+** SQLite names a result column by its alias, or else by the source text of
+** its expression ("count(*)", "2", "a > 1"). PostgreSQL names an unaliased
+** expression by its function name ("count"), "bool" for a boolean literal,
+** "case" for CASE, and "?column?" otherwise. An expression column is told
+** from an alias by looking for its name in the statement text outside
+** double quotes (an alias that needs quotes appears only inside them). */
+
+#define COLUMN_NAME_BYTES_MAX 64
+/* The name/alias search scans the statement text once or twice per result
+** column; past this many scanned bytes per statement (a huge text with many
+** columns) the remaining columns keep SQLite's names and inferred types. */
+#define COLUMN_NAME_SCAN_BYTES_MAX (64u * 1024 * 1024)
+
+/* Does name occur in [text, text+len) other than as a "quoted" identifier? */
+static bool name_is_span(const char *text, size_t len, const char *name) {
+    size_t n = strlen(name);
+    if (n == 0 || n > len) return false;
+    /* memmem is linear (two-way): no quadratic scan of a huge statement */
+    const char *p = text, *end = text + len;
+    for (;;) {
+        const char *hit = memmem(p, (size_t)(end - p), name, n);
+        if (hit == NULL) return false;
+        bool quoted = hit > text && hit[-1] == '"' && hit + n < end && hit[n] == '"';
+        if (!quoted) return true;
+        p = hit + 1;
+    }
+}
+
+/* Is the expression text (a whole result expression) a comparison or a
+** logical operation at its top level (outside parentheses and CASE)? Those
+** have lower precedence than every arithmetic operator, so the value is a
+** SQL boolean (0, 1 or NULL). TRUE/FALSE literals too. */
+static bool expr_is_boolean(const char *p, const char *end) {
+    static const char *const words[] = {"IS",      "IN",     "LIKE",    "GLOB",  "BETWEEN",
+                                        "NOT",     "AND",    "OR",      "EXISTS", "ISNULL",
+                                        "NOTNULL", "REGEXP", "MATCH"};
+    int depth = 0, ntok = 0;
+    bool boolean = false;
+    const char *start = p;
+    for (int guard = 0; guard < 100000; guard++) {
+        sqlv__token t = sqlv__lex_next(&p, end);
+        if (t.kind == SQLV__TOK_END) break;
+        ntok++;
+        if (sqlv__tok_punct(&t, '(') || sqlv__tok_is(&t, "CASE")) {
+            depth++;
+            continue;
+        }
+        if (sqlv__tok_punct(&t, ')') || sqlv__tok_is(&t, "END")) {
+            depth--;
+            continue;
+        }
+        if (depth != 0) continue;
+        if (ntok == 1 && (sqlv__tok_is(&t, "TRUE") || sqlv__tok_is(&t, "FALSE"))) {
+            sqlv__token next = sqlv__lex_next(&p, end);
+            return next.kind == SQLV__TOK_END;
+        }
+        if (t.kind == SQLV__TOK_PUNCT) {
+            char c = t.start[0];
+            char next = t.start + 1 < end ? t.start[1] : 0;
+            char prev = t.start > start ? t.start[-1] : 0;
+            if (c == '=' && prev != '<' && prev != '>' && prev != '!') boolean = true;
+            if ((c == '<' || c == '>') && next != c && prev != c && prev != '-') boolean = true;
+            if (c == '!' && next == '=') boolean = true;
+            continue;
+        }
+        for (size_t i = 0; i < BASE_ARRAY_LEN(words); i++)
+            if (sqlv__tok_is(&t, words[i])) boolean = true;
+    }
+    return boolean;
+}
+
+/* The expression an alias names in the statement text: finds "AS alias" at
+** parenthesis depth 0 and returns the text from the start of that select
+** item (after SELECT/DISTINCT/ALL or a depth-0 comma) up to AS. false if not
+** found. */
+static bool alias_expression(const char *text, size_t len, const char *alias, const char **estart,
+                             const char **eend) {
+    const char *p = text, *end = text + len, *item = NULL;
+    int depth = 0;
+    for (int guard = 0; guard < 1000000; guard++) {
+        sqlv__token t = sqlv__lex_next(&p, end);
+        if (t.kind == SQLV__TOK_END) break;
+        if (sqlv__tok_punct(&t, '(')) {
+            depth++;
+            continue;
+        }
+        if (sqlv__tok_punct(&t, ')')) {
+            depth--;
+            continue;
+        }
+        if (depth != 0) continue;
+        if (sqlv__tok_is(&t, "SELECT") || sqlv__tok_is(&t, "DISTINCT") ||
+            sqlv__tok_is(&t, "ALL") || sqlv__tok_punct(&t, ',')) {
+            item = p;
+            continue;
+        }
+        if (sqlv__tok_is(&t, "AS") && item != NULL) {
+            const char *as = t.start;
+            sqlv__token a = sqlv__lex_next(&p, end);
+            char ident[COLUMN_NAME_BYTES_MAX];
+            if (sqlv__tok_ident(&a, ident, sizeof(ident)) != 0) continue;
+            bool same = a.kind == SQLV__TOK_WORD ? sqlite3_stricmp(ident, alias) == 0
+                                                 : strcmp(ident, alias) == 0;
+            if (same) {
+                *estart = item;
+                *eend = as;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* PostgreSQL's name for an unaliased expression whose source text is expr. */
+static void expr_column_name(const char *expr, char *out, size_t size) {
+    const char *p = expr, *end = expr + strlen(expr);
+    sqlv__token t1 = sqlv__lex_next(&p, end);
+    sqlv__token t2 = sqlv__lex_next(&p, end);
+    base_strlcpy(out, "?column?", size);
+    if (t1.kind == SQLV__TOK_WORD && t2.kind == SQLV__TOK_END) {
+        if (sqlv__tok_is(&t1, "TRUE") || sqlv__tok_is(&t1, "FALSE")) {
+            base_strlcpy(out, "bool", size);
+        } else if (!sqlv__tok_is(&t1, "NULL")) {
+            /* a column of a subquery, CURRENT_DATE...: lower case as an
+            ** unquoted identifier */
+            size_t i = 0;
+            for (; i < t1.len && i + 1 < size; i++)
+                out[i] = (char)((t1.start[i] >= 'A' && t1.start[i] <= 'Z') ? t1.start[i] + 32
+                                                                          : t1.start[i]);
+            out[i] = 0;
+        }
+        return;
+    }
+    if (sqlv__tok_is(&t1, "CASE")) {
+        base_strlcpy(out, "case", size);
+        return;
+    }
+    if ((t1.kind == SQLV__TOK_WORD || t1.kind == SQLV__TOK_QUOTED) && sqlv__tok_punct(&t2, '(') &&
+        !sqlv__tok_is(&t1, "CAST")) {
+        /* name(...) and nothing after the matching parenthesis */
+        int depth = 1;
+        sqlv__token t = t2;
+        for (int guard = 0; depth > 0 && guard < 100000; guard++) {
+            t = sqlv__lex_next(&p, end);
+            if (t.kind == SQLV__TOK_END) return;
+            if (sqlv__tok_punct(&t, '(')) depth++;
+            if (sqlv__tok_punct(&t, ')')) depth--;
+        }
+        if (depth != 0) return;
+        /* name(...) [FILTER (...)] [OVER ...]: still named by the function */
+        sqlv__token after = sqlv__lex_next(&p, end);
+        if (after.kind != SQLV__TOK_END && !sqlv__tok_is(&after, "FILTER") &&
+            !sqlv__tok_is(&after, "OVER"))
+            return;
+        char ident[COLUMN_NAME_BYTES_MAX];
+        if (sqlv__tok_ident(&t1, ident, sizeof(ident)) != 0) return;
+        if (t1.kind == SQLV__TOK_WORD)
+            for (char *c = ident; *c; c++)
+                if (*c >= 'A' && *c <= 'Z') *c = (char)(*c + 32);
+        base_strlcpy(out, ident, size);
+    }
+}
+
+static int describe(run *r, sqlite3_stmt *st, const char *text, size_t len, bool have_row,
+                    uint32_t *oids) {
     int n = sqlite3_column_count(st);
     sqlv_column *cols = base_calloc((size_t)n, sizeof(*cols));
-    if (cols == NULL) return -1;
+    char(*names)[COLUMN_NAME_BYTES_MAX] = base_calloc((size_t)n, COLUMN_NAME_BYTES_MAX);
+    if (cols == NULL || names == NULL) {
+        base_free(cols);
+        base_free(names);
+        return -1;
+    }
+    size_t scan_budget = COLUMN_NAME_SCAN_BYTES_MAX;
     for (int i = 0; i < n; i++) {
         const char *decl = sqlite3_column_decltype(st, i);
+        const char *name = sqlite3_column_name(st, i);
+        int type = have_row ? sqlite3_column_type(st, i) : SQLITE_NULL;
+        bool scan = scan_budget >= 2 * len;
+        if (scan) scan_budget -= 2 * len;
+        if (name == NULL) name = "?column?";
         if (decl) {
             oids[i] = sqlv__class_oid(sqlv__class_of_decl(decl));
+            if (scan && name_is_span(text, len, name)) {
+                /* an unquoted alias or column name: folded to lower case,
+                ** as PostgreSQL folds unquoted identifiers */
+                const char *p = name, *e = name + strlen(name);
+                sqlv__token t1 = sqlv__lex_next(&p, e);
+                if (t1.kind == SQLV__TOK_WORD && sqlv__lex_next(&p, e).kind == SQLV__TOK_END) {
+                    expr_column_name(name, names[i], COLUMN_NAME_BYTES_MAX);
+                    name = names[i];
+                }
+            }
         } else {
-            oids[i] = have_row ? value_oid(sqlite3_column_type(st, i)) : SQLV_OID_TEXT;
+            oids[i] = have_row ? value_oid(type) : SQLV_OID_TEXT;
+            bool span = scan && name_is_span(text, len, name);
+            if (scan && (type == SQLITE_INTEGER || type == SQLITE_NULL)) {
+                const char *es, *ee;
+                if (span && expr_is_boolean(name, name + strlen(name))) {
+                    oids[i] = SQLV_OID_BOOL; /* an expression without an alias */
+                } else if (alias_expression(text, len, name, &es, &ee) &&
+                           expr_is_boolean(es, ee)) {
+                    oids[i] = SQLV_OID_BOOL; /* an aliased one */
+                }
+            }
+            if (span) {
+                expr_column_name(name, names[i], COLUMN_NAME_BYTES_MAX);
+                name = names[i];
+            }
         }
-        cols[i].name = sqlite3_column_name(st, i);
-        if (cols[i].name == NULL) cols[i].name = "?column?";
+        cols[i].name = name;
         cols[i].type_oid = oids[i];
         cols[i].type_size = oid_size(oids[i]);
     }
     if (r->sink_rc == 0 && r->sink->row_description)
         r->sink_rc = r->sink->row_description(r->sink->ctx, n, cols);
     base_free(cols);
+    base_free(names);
     return 0;
 }
 
@@ -579,6 +1045,22 @@ static int send_row(run *r, sqlite3_stmt *st, const uint32_t *oids, base_buf *bu
     if (r->sink_rc == 0 && r->sink->data_row)
         r->sink_rc = r->sink->data_row(r->sink->ctx, n, cells);
     return 0;
+}
+
+/* Does the statement name pg_catalog or information_schema? */
+static bool mentions_system_catalog(const char *text, size_t len) {
+    static const char *const names[] = {
+        "pg_catalog", "information_schema", "pg_class",  "pg_namespace", "pg_type",
+        "pg_attribute", "pg_database",      "pg_tables", "pg_settings",  "pg_index",
+        "pg_proc",    "pg_roles",           "pg_user",   "pg_description"};
+    const char *p = text, *end = text + len;
+    for (int guard = 0; guard < 1000000; guard++) {
+        sqlv__token t = sqlv__lex_next(&p, end);
+        if (t.kind == SQLV__TOK_END) break;
+        for (size_t i = 0; i < BASE_ARRAY_LEN(names); i++)
+            if (sqlv__tok_is(&t, names[i])) return true;
+    }
+    return false;
 }
 
 static int run_sqlite(run *r, const char *text, size_t len, bool may_retry) {
@@ -603,6 +1085,13 @@ static int run_sqlite(run *r, const char *text, size_t len, bool may_retry) {
     rc = sqlite3_prepare_v2(s->db, text, (int)len, &st, &tail);
     if (rc != SQLITE_OK) {
         map_error(s, rc, state, msg, sizeof(msg));
+        if (mentions_system_catalog(text, len) && s->err_sqlstate[0] == 0) {
+            /* psql's \d commands and drivers' introspection */
+            base_strlcpy(state, "0A000", sizeof(state));
+            snprintf(msg, sizeof(msg),
+                     "system catalogs (pg_catalog, information_schema) are not supported yet; "
+                     "psql's \\d commands need them");
+        }
         return fail(r, state, msg);
     }
     if (st == NULL) return emit_tag(r, "SELECT 0"); /* only comments */
@@ -642,7 +1131,7 @@ static int run_sqlite(run *r, const char *text, size_t len, bool may_retry) {
     }
     rc = sqlite3_step(st);
     if (ncols > 0 && (rc == SQLITE_ROW || rc == SQLITE_DONE)) {
-        if (describe(r, st, rc == SQLITE_ROW, oids) != 0) {
+        if (describe(r, st, text, len, rc == SQLITE_ROW, oids) != 0) {
             result = fail(r, "53200", "out of memory");
             goto cleanup;
         }
@@ -765,7 +1254,12 @@ static int run_statement(run *r, const char *text, size_t len) {
         sqlv__tok_is(&t, "REPLACE") || sqlv__tok_is(&t, "EXPLAIN") || sqlv__tok_punct(&t, '(')) {
         int rc = STMT_RETRY;
         for (int attempt = 0; rc == STMT_RETRY; attempt++) {
-            if (attempt > 0) BASE_DEBUG(MOD, "retrying implicit transaction (attempt %d)", attempt);
+            if (attempt > 0) {
+                BASE_DEBUG(MOD, "retrying implicit transaction (attempt %d)", attempt);
+                retry_backoff(s, attempt);
+                if (atomic_load(&s->cancel))
+                    return fail(r, "57014", "canceling statement due to user request");
+            }
             rc = run_sqlite(r, text, len, s->status == 'I' && attempt < IMPLICIT_RETRIES_MAX);
         }
         return rc;
@@ -787,6 +1281,22 @@ static int run_statement(run *r, const char *text, size_t len) {
         snprintf(msg, sizeof(msg), "syntax error at or near \"%.*s\"", (int)BASE_MIN(t.len, 60),
                  t.start);
     return fail(r, "42601", msg);
+}
+
+/* The end of a query string that ran as an implicit block: commit it, or
+** roll it back after an error (or when the client went away). */
+static void end_implicit_block(run *r) {
+    sqlv_session *s = r->s;
+    txn_error err = {{0}, {0}};
+    s->implicit_block = false;
+    if (s->status == 'T' && r->sink_rc == 0) {
+        (void)do_commit_quiet(r, &err);
+        return;
+    }
+    if (s->kv) txn_rollback(s->kv);
+    s->kv = NULL;
+    s->status = 'I';
+    end_block_ddl(s);
 }
 
 int sqlv_session_exec(sqlv_session *s, const char *query, size_t query_len, const sqlv_sink *sink) {
@@ -822,6 +1332,7 @@ int sqlv_session_exec(sqlv_session *s, const char *query, size_t query_len, cons
     p = copy;
     const char *stmt_start = copy;
     has_tokens = false;
+    int done = 0;
     for (;;) {
         const char *before = p;
         sqlv__token t = sqlv__lex_next(&p, end);
@@ -829,6 +1340,12 @@ int sqlv_session_exec(sqlv_session *s, const char *query, size_t query_len, cons
             const char *stmt_end = t.kind == SQLV__TOK_END ? before : t.start;
             if (has_tokens) {
                 const char *st = sqlv__lex_skip_space(stmt_start, stmt_end);
+                if (s->status == 'I' && nstmts - done > 1) {
+                    /* the rest of the string is one implicit transaction */
+                    s->implicit_block = true;
+                    s->status = 'T';
+                }
+                done++;
                 if (run_statement(&r, st, (size_t)(stmt_end - st)) != STMT_OK) break;
                 if (r.sink_rc != 0) break;
             }
@@ -839,6 +1356,7 @@ int sqlv_session_exec(sqlv_session *s, const char *query, size_t query_len, cons
         }
         has_tokens = true;
     }
+    if (s->implicit_block) end_implicit_block(&r);
     if (r.sink_rc != 0) rc = SQLV_ERR_ABORTED;
 cleanup:
     base_free(copy);

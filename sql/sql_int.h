@@ -124,6 +124,41 @@ int sqlv__engine_create_table(sqlv_engine *e, const char *sql, sqlv__result *res
 int sqlv__engine_drop_tables(sqlv_engine *e, char **names, int n, bool if_exists,
                              sqlv__result *res);
 
+/* ---- DDL inside a transaction block -----------------------------------------
+** CREATE TABLE / DROP TABLE inside BEGIN write the catalog through the
+** session's own KV transaction; the engine cache (what other sessions see)
+** changes only when that transaction commits (sqlv__engine_commit_ddl, under
+** e->mu, so the cache follows the commit order). Until then the session
+** sees its own changes through this overlay; ROLLBACK clears it. A
+** concurrent conflicting DDL (same name, the id counter, a dropped table's
+** rows) makes one of the commits fail with 40001. */
+typedef struct sqlv__pending_ddl {
+    sqlv__table **created; /* tables created in the txn; owner: this struct */
+    int ncreated, cap_created;
+    uint32_t *dropped; /* ids of committed tables dropped in the txn */
+    int ndropped, cap_dropped;
+} sqlv__pending_ddl;
+void sqlv__pending_ddl_clear(sqlv__pending_ddl *p);
+/* Id of the committed table called name (case-insensitive), or 0. */
+uint32_t sqlv__engine_find(sqlv_engine *e, const char *name);
+/* Catalog writes of one CREATE TABLE in kv: allocates the id (counter key)
+** and writes the catalog row. On a user error res->sqlstate is set.
+** t->id is set on success. Returns 0 or <0 (internal). */
+int sqlv__catalog_create(txn *kv, sqlv__table *t, sqlv__result *res);
+/* Write only the catalog row of t (t->id already allocated). */
+int sqlv__catalog_put(txn *kv, const sqlv__table *t, sqlv__result *res);
+/* A fresh table id, in its own committed KV transaction: ids handed to a
+** transaction block that later rolls back are never reused, so a session's
+** stale declaration (name, id) can never match another table. */
+int sqlv__engine_allocate_table_id(sqlv_engine *e, uint32_t *id, sqlv__result *res);
+/* Catalog writes of dropping table (name, id) in kv: catalog row and every
+** key of the table. */
+int sqlv__catalog_drop(txn *kv, const char *name, uint32_t id, sqlv__result *res);
+/* Commit kv and apply p to the cache atomically with respect to other DDL.
+** Frees kv in every case; on success p's created tables move to the engine
+** (p is left empty). TXN_OK or the txn error (err set). */
+int sqlv__engine_commit_ddl(sqlv_engine *e, txn *kv, sqlv__pending_ddl *p, txn_error *err);
+
 /* ---- keys ---------------------------------------------------------------- */
 int sqlv__table_prefix(base_buf *out, uint32_t table_id);
 /* [start, end) of every key of the table (all its indexes). */
@@ -174,11 +209,19 @@ struct sqlv_session {
     txn *kv;           /* the open KV transaction or NULL */
     char status;       /* 'I', 'T', 'E' */
     bool kv_read_only; /* kv was begun read-only (implicit SELECT) */
+    /* status 'T' stands for PostgreSQL's implicit transaction block: the
+    ** statements of one multi-statement query string outside BEGIN, which
+    ** commit together at the end of the string (or roll back on an error). */
+    bool implicit_block;
     _Atomic int cancel;
     uint64_t synced_version;
     bool sync_complete;          /* every table of synced_version is declared */
     sqlv__catalog_entry *synced; /* tables declared in db; owner: session */
     int nsynced;
+    sqlv__pending_ddl ddl;      /* DDL of the open transaction block */
+    uint64_t ddl_version;        /* bumped whenever ddl changes */
+    uint64_t synced_ddl_version; /* ddl_version the declarations reflect */
+    uint64_t retry_rng;          /* jitter of the implicit-retry backoff */
     char *user;
     char *database;
     /* The first error a virtual table hit during the current statement:
@@ -187,6 +230,10 @@ struct sqlv_session {
     char err_message[512];
 };
 
+/* The descriptor of table id as this session sees it (its own pending
+** CREATEs first, then the engine's). 0, 1 not found, <0 out of memory.
+** owner of *out: caller, sqlv__table_free. */
+int sqlv__session_table(sqlv_session *s, uint32_t id, sqlv__table **out);
 /* Register the module on the session's connection. */
 int sqlv__module_register(sqlv_session *s);
 /* Record an error for the current statement (first one wins). */

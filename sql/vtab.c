@@ -90,7 +90,7 @@ static int m_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, 
         return SQLITE_ERROR;
     }
     uint32_t id = (uint32_t)strtoul(argv[3], NULL, 10);
-    int frc = sqlv__engine_table(s->engine, id, &t);
+    int frc = sqlv__session_table(s, id, &t);
     if (frc != 0) {
         *pzErr = sqlite3_mprintf("meridian: table %u not in the catalog", id);
         return frc < 0 ? SQLITE_NOMEM : SQLITE_ERROR;
@@ -569,19 +569,16 @@ static int m_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
     }
     if (sqlv__row_encode(&row, cells, t->ncols) != 0) goto cleanup;
     bool moved = false;
+    const void *old = NULL;
+    size_t old_len = 0;
     if (!is_insert) {
-        const void *old = sqlite3_value_blob(argv[0]);
-        size_t old_len = (size_t)sqlite3_value_bytes(argv[0]);
+        old = sqlite3_value_blob(argv[0]);
+        old_len = (size_t)sqlite3_value_bytes(argv[0]);
         moved = old_len != key.len || (old_len && memcmp(old, key.data, old_len) != 0);
-        if (moved) {
-            trc = txn_delete(kv, old, old_len, &err);
-            if (trc != TXN_OK) {
-                vt_txn_error(v, trc, &err);
-                rc = SQLITE_ERROR;
-                goto cleanup;
-            }
-        }
     }
+    /* The uniqueness check comes before any write: under OR IGNORE a
+    ** SQLITE_CONSTRAINT skips the row, and a key-moving UPDATE must then
+    ** leave the old row where it was. */
     if (t->npk > 0 && (is_insert || moved)) {
         trc = txn_get(kv, key.data, key.len, &existing, &err);
         if (trc == TXN_OK) {
@@ -600,6 +597,14 @@ static int m_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
                 goto cleanup;
             }
         } else if (trc != TXN_NOT_FOUND) {
+            vt_txn_error(v, trc, &err);
+            rc = SQLITE_ERROR;
+            goto cleanup;
+        }
+    }
+    if (moved) {
+        trc = txn_delete(kv, old, old_len, &err);
+        if (trc != TXN_OK) {
             vt_txn_error(v, trc, &err);
             rc = SQLITE_ERROR;
             goto cleanup;

@@ -63,7 +63,11 @@ typedef struct txn txn;       /* opaque */
 typedef struct txn_db_options {
     storage_engine *engine; /* borrowed: must outlive the txn_db */
     hlc_clock *clock;       /* borrowed: must outlive the txn_db */
-    bool sync_commits;      /* fsync each commit (group-committed); default true */
+    bool sync_commits;      /* fsync each commit (group-committed). Set it to true
+                               for durability: a zero-initialized struct gives
+                               false (acknowledged commits then survive kill -9
+                               of the process, not an OS crash or power loss).
+                               `meridian start` sets true. */
 } txn_db_options;
 
 /* owner of *out: caller, txn_db_close (after every txn is finished). */

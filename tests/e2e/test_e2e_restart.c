@@ -68,6 +68,9 @@ static void test_kill9_after_acknowledged_commit(void **state) {
     /* The last one in an explicit transaction. */
     e2e_ok(c, "BEGIN");
     e2e_ok(c, "UPDATE ledger SET amount = 0 WHERE id = 1");
+    /* DDL inside the block commits with it */
+    e2e_ok(c, "CREATE TABLE audit (id INT PRIMARY KEY, note TEXT)");
+    e2e_ok(c, "INSERT INTO audit VALUES (1, 'zeroed')");
     PGresult *r = e2e_exec_status(c, "COMMIT", PGRES_COMMAND_OK);
     PQclear(r);
     assert_int_equal(mtest_node_kill9(&n), 0); /* right after the ack */
@@ -82,6 +85,7 @@ static void test_kill9_after_acknowledged_commit(void **state) {
     snprintf(want, sizeof want, "%d|%ld\n", E2E_KILL_ROWS, sum);
     e2e_rows_equal(c, "SELECT count(*), sum(amount) FROM ledger", want);
     e2e_rows_equal(c, "SELECT amount FROM ledger WHERE id = 1", "0\n");
+    e2e_rows_equal(c, "SELECT id, note FROM audit", "1|zeroed\n");
     PQfinish(c);
     assert_int_equal(mtest_node_stop(&n), 0);
     mtest_node_destroy(&n);

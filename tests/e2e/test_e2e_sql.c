@@ -3,8 +3,10 @@
 ** the whole group, driven over the wire by libpq, psql and `meridian sql`.
 ** Covers: DDL and DML, the issue's transaction session, constraint errors
 ** with their SQLSTATEs, an error inside a transaction block (25P02 until
-** ROLLBACK), the shell's output (-e and stdin), and bad wire input (the
-** node stays up and other sessions keep working).
+** ROLLBACK), psql output that looks like PostgreSQL's (column names,
+** booleans, DDL inside BEGIN, an all-or-nothing multi-statement -c), the
+** shell's output (-e and stdin), and bad wire input (the node stays up and
+** other sessions keep working).
 */
 #include "tests/e2e/e2e_util.h"
 
@@ -203,6 +205,36 @@ static void test_psql_session(void **state) {
     st = mtest_run(argv3, NULL, E2E_CMD_TIMEOUT_MS, &out, &err);
     assert_int_not_equal(st, 0);
     assert_non_null(strstr(err, "ERROR"));
+    base_free(out);
+    base_free(err);
+}
+
+/* What a psql user sees first: PostgreSQL's column names and booleans, DDL
+** inside BEGIN, and a multi-statement -c string that is all or nothing. */
+static void test_psql_looks_like_postgres(void **state) {
+    (void)state;
+    const char *argv[] = {
+        "psql", "-X", node.url,
+        "-c", "BEGIN; CREATE TABLE pg_look (id INT PRIMARY KEY, balance INT); "
+              "INSERT INTO pg_look VALUES (1, 100), (2, 50); COMMIT;",
+        "-c", "SELECT count(*), sum(balance), 2, true, balance > 60 AS rich FROM pg_look "
+              "WHERE id = 1 GROUP BY balance",
+        "-c", "INSERT INTO pg_look VALUES (3, 1); INSERT INTO pg_look VALUES (1, 0)",
+        "-c", "SELECT count(*) FROM pg_look",
+        NULL};
+    char *out = NULL, *err = NULL;
+    int st = mtest_run(argv, NULL, E2E_CMD_TIMEOUT_MS, &out, &err);
+    const char *want_sel = " count | sum | ?column? | bool | rich \n"
+                           "-------+-----+----------+------+------\n"
+                           "     1 | 100 |        2 | t    | t\n"
+                           "(1 row)\n";
+    const char *want_count = " count \n-------\n     2\n(1 row)\n"; /* row 3 rolled back */
+    if (st != 0 || strstr(out, want_sel) == NULL || strstr(out, want_count) == NULL)
+        print_error("psql exit %d\nstdout:\n%s\nstderr:\n%s\n", st, out, err);
+    assert_non_null(strstr(out, "CREATE TABLE\n"));
+    assert_non_null(strstr(out, want_sel));
+    assert_non_null(strstr(out, want_count));
+    assert_non_null(strstr(err, "duplicate key value"));
     base_free(out);
     base_free(err);
 }
@@ -529,6 +561,7 @@ int main(void) {
         cmocka_unit_test(test_constraint_errors),
         cmocka_unit_test(test_error_inside_transaction_block),
         cmocka_unit_test(test_psql_session),
+        cmocka_unit_test(test_psql_looks_like_postgres),
         cmocka_unit_test(test_meridian_sql_execute),
         cmocka_unit_test(test_meridian_sql_stdin),
         cmocka_unit_test(test_meridian_sql_interactive),
