@@ -1,0 +1,1547 @@
+/*
+** rpc_uv.c: the real transport. One libuv loop on its own thread owns the
+** listener, every socket, every peer, every pending request and every timer.
+** Callers on any thread encode their frame (and stamp it with the HLC) on
+** their own thread, append it to a mutex-protected submit queue and wake the
+** loop with a uv_async. The loop moves submitted frames to per-peer queues,
+** then flushes each peer once per wake-up: all its queued frames go out in
+** ONE uv_write (writev of many buffers) = batching. Messages and responses
+** sent from the loop thread itself (handlers, callbacks) skip the submit
+** queue: they join the peer queue at once and are flushed when the current
+** libuv callback ends (every callback that can run user code ends with
+** flush_dirty).
+**
+** Connection life:
+**   outbound: DIAL --connect--> HANDSHAKE (ours sent) --peer's--> ACTIVE
+**   inbound:  HANDSHAKE --peer's handshake, valid--> ours sent, ACTIVE
+**   any --EOF, error, bad frame, refused, duplicate, stop--> CLOSING --> freed
+** One ACTIVE connection per peer. When a second one becomes active (both
+** nodes dialed at once), the one DIALED BY THE LOWER NODE ID is kept and the
+** other closed, on both sides, so both converge on the same socket.
+**
+** Critical invariants:
+**   - Only the loop thread touches sockets, peers, pending requests, timers.
+**     Other threads touch only t->submit (under t->mu) and atomics.
+**   - Frames of one peer leave in the order they were submitted; a frame is
+**     written at most once and never on more than one connection.
+**   - A pending request is in exactly one state: QUEUED (its frame is in the
+**     peer queue, req->out) or SENT (req->conn). Its callback runs exactly
+**     once, and it is then unlinked from the id table, its peer and the
+**     timeout list before the callback runs.
+**   - When a connection closes, every request SENT on it fails with
+**     RPC_ERR_DISCONNECTED; QUEUED ones wait for the next connection (or
+**     their deadline).
+**   - Input from a peer is never trusted: any malformed frame closes that
+**     connection with a logged error (and counts bad_frames); nothing asserts.
+**   - Every queue has a limit (submit bytes, frames and bytes per peer,
+**     pending requests, connections, frames per write).
+*/
+#include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "base/base.h"
+#include "rpc/rpc_int.h"
+
+#define RPC_CONNS_MAX 1024         /* sockets open at once (inbound + outbound) */
+#define RPC_WRITE_FRAMES_MAX 512   /* frames coalesced into one uv_write */
+#define RPC_WRITE_QUEUE_HIGH (8u * 1024 * 1024) /* stop flushing above this */
+#define RPC_READ_CHUNK (64 * 1024)
+#define RPC_REQ_BUCKETS 4096       /* id table buckets (power of two) */
+#define RPC_PEERS_MAX 4096
+#define RPC_KEEPALIVE_S 10         /* TCP keepalive: finds half-open sockets */
+
+typedef struct rpc__conn rpc__conn;
+typedef struct rpc__peer rpc__peer;
+typedef struct rpc__req rpc__req;
+
+/* One encoded frame: submitted by a caller, then queued on a peer. */
+typedef struct rpc__out {
+    struct rpc__out *next;
+    uint8_t *data; /* owner: this, base_free */
+    size_t len;
+    uint8_t kind;
+    bool cancelled;    /* a request frame whose request already failed */
+    rpc_node_id to;
+    /* submitted requests only */
+    uint64_t request_id;
+    int64_t timeout_ms;
+    rpc_response_fn cb;
+    void *cb_ctx;
+    rpc__req *req; /* while queued on a peer: its waiting entry */
+    /* submitted peer addresses (kind 0): the address, and a peer allocated
+    ** by the caller so that the loop never fails to register it */
+    struct sockaddr_storage addr;
+    struct rpc__peer *peer_alloc;
+} rpc__out;
+
+enum { REQ_QUEUED = 1, REQ_SENT = 2 };
+
+struct rpc__req {
+    uint64_t id;
+    int state;
+    rpc__peer *peer;
+    rpc__conn *conn; /* SENT: the connection that carried it */
+    rpc__out *out;   /* QUEUED: its frame */
+    uint64_t deadline_ms; /* loop time */
+    rpc_response_fn cb;
+    void *cb_ctx;
+    rpc__req *hnext;                 /* id table chain */
+    rpc__req *pnext, *pprev;         /* peer list */
+    rpc__req *tnext, *tprev;         /* transport list (timeouts) */
+};
+
+/* REFUSING: our refusal is being written, then the socket closes. */
+enum { CONN_DIAL = 1, CONN_HANDSHAKE = 2, CONN_ACTIVE = 3, CONN_REFUSING = 4, CONN_CLOSING = 5 };
+
+struct rpc__conn {
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    uv_shutdown_t shutdown_req;
+    struct rpc_uv *t;
+    rpc__peer *peer; /* outbound: from the dial; inbound: after the handshake */
+    bool outbound;
+    int state;
+    base_buf in;
+    size_t in_off; /* bytes of `in` already parsed */
+    uint64_t opened_ms; /* loop time of creation: handshake deadline */
+    rpc__conn *next, *prev;
+};
+
+struct rpc__peer {
+    struct rpc_uv *t;
+    rpc_node_id id;
+    struct sockaddr_storage addr;
+    bool has_addr;
+    rpc__conn *conn;    /* ACTIVE connection or NULL */
+    rpc__conn *dialing; /* outbound connection not yet active */
+    rpc__out *qhead, *qtail;
+    size_t q_frames, q_bytes;
+    rpc__req *reqs;
+    uv_timer_t redial;
+    bool redial_armed;
+    uint32_t attempts;
+    uint64_t next_dial_ms;
+    bool dirty;
+    rpc__peer *dirty_next;
+};
+
+typedef struct rpc__write {
+    uv_write_t req;
+    rpc__conn *c;
+    rpc__out *frames;
+    unsigned nbufs;
+    uv_buf_t bufs[];
+} rpc__write;
+
+struct rpc_uv {
+    rpc_transport iface; /* first member */
+    rpc_uv_config cfg;
+    uint64_t rng_state;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_tcp_t listener;
+    bool has_listener;
+    int port;
+    uv_async_t wake, stop;
+    uv_timer_t sweep;
+    uint64_t sweep_due_ms; /* 0: not armed */
+    uv_timer_t housekeeping; /* repeating: handshake/dial deadlines */
+
+    uv_mutex_t mu; /* guards the fields below */
+    rpc__out *submit_head, *submit_tail;
+    size_t submit_bytes;
+    bool stopped;
+    rpc_handler_fn handler;
+    void *handler_ctx;
+
+    _Atomic uint64_t next_request_id;
+    /* loop thread only */
+    bool stopping;
+    rpc__conn *conns;
+    unsigned nconns;
+    rpc__peer **peers;
+    unsigned npeers;
+    rpc__req *buckets[RPC_REQ_BUCKETS];
+    rpc__req *reqs; /* every pending request */
+    unsigned nreqs;
+    rpc__peer *dirty;
+
+    struct {
+        _Atomic uint64_t frames_sent, frames_received, bytes_sent, bytes_received,
+            messages_dropped, requests_timed_out, requests_disconnected, handshakes_ok,
+            handshake_failures, dial_failures, bad_frames, duplicate_connections_closed,
+            hlc_remote_ahead, writes, peers_connected;
+    } st;
+};
+
+#define STAT_ADD(t, f, n) atomic_fetch_add_explicit(&(t)->st.f, (n), memory_order_relaxed)
+
+static void conn_close(rpc__conn *c, int fail_rc);
+static void peer_flush(rpc__peer *p);
+static void peer_maybe_dial(rpc__peer *p);
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static hlc_timestamp stamp(rpc_uv *t)
+{
+    return t->cfg.clock ? hlc_now(t->cfg.clock) : HLC_ZERO;
+}
+
+static uint64_t rng_next(rpc_uv *t)
+{
+    if (t->cfg.random)
+        return t->cfg.random(t->cfg.random_ctx);
+    return rpc__splitmix64(&t->rng_state);
+}
+
+static void out_free(rpc__out *o)
+{
+    if (o == NULL)
+        return;
+    base_free(o->peer_alloc);
+    base_free(o->data);
+    base_free(o);
+}
+
+static rpc__peer *peer_find(rpc_uv *t, rpc_node_id id)
+{
+    for (unsigned i = 0; i < t->npeers; i++)
+        if (t->peers[i]->id == id)
+            return t->peers[i];
+    return NULL;
+}
+
+/* Find or create peer `id`. prealloc: a zeroed peer to use instead of
+** allocating (consumed only when a new peer is created; else the caller
+** frees it). NULL: out of memory, or RPC_PEERS_MAX peers. */
+static rpc__peer *peer_get_with(rpc_uv *t, rpc_node_id id, rpc__peer *prealloc, bool *used)
+{
+    rpc__peer *p = peer_find(t, id);
+    if (p != NULL || t->npeers >= RPC_PEERS_MAX)
+        return p;
+    p = prealloc ? prealloc : base_calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    if (used)
+        *used = prealloc != NULL;
+    p->id = id;
+    p->t = t;
+    uv_timer_init(&t->loop, &p->redial);
+    p->redial.data = p;
+    t->peers[t->npeers++] = p; /* t->peers holds RPC_PEERS_MAX slots */
+    return p;
+}
+
+static rpc__peer *peer_get(rpc_uv *t, rpc_node_id id)
+{
+    return peer_get_with(t, id, NULL, NULL);
+}
+
+static void mark_dirty(rpc_uv *t, rpc__peer *p)
+{
+    if (!p->dirty) {
+        p->dirty = true;
+        p->dirty_next = t->dirty;
+        t->dirty = p;
+    }
+}
+
+static void flush_dirty(rpc_uv *t)
+{
+    /* Bounded: each peer is on the list at most once. */
+    while (t->dirty) {
+        rpc__peer *p = t->dirty;
+        t->dirty = p->dirty_next;
+        p->dirty = false;
+        p->dirty_next = NULL;
+        if (p->conn)
+            peer_flush(p);
+        else
+            peer_maybe_dial(p);
+    }
+}
+
+/* ---- pending requests ----------------------------------------------------- */
+
+static void req_unlink(rpc_uv *t, rpc__req *r)
+{
+    rpc__req **pp = &t->buckets[r->id & (RPC_REQ_BUCKETS - 1)];
+    while (*pp != r)
+        pp = &(*pp)->hnext;
+    *pp = r->hnext;
+    if (r->pprev)
+        r->pprev->pnext = r->pnext;
+    else
+        r->peer->reqs = r->pnext;
+    if (r->pnext)
+        r->pnext->pprev = r->pprev;
+    if (r->tprev)
+        r->tprev->tnext = r->tnext;
+    else
+        t->reqs = r->tnext;
+    if (r->tnext)
+        r->tnext->tprev = r->tprev;
+    t->nreqs--;
+    if (r->out) {
+        r->out->req = NULL;
+        r->out->cancelled = true;
+    }
+}
+
+/* Unlink, run the callback, free. */
+static void req_finish(rpc_uv *t, rpc__req *r, int rc, const rpc_message *msg)
+{
+    req_unlink(t, r);
+    r->cb(r->cb_ctx, rc, msg);
+    base_free(r);
+}
+
+static rpc__req *req_find(rpc_uv *t, uint64_t id)
+{
+    for (rpc__req *r = t->buckets[id & (RPC_REQ_BUCKETS - 1)]; r; r = r->hnext)
+        if (r->id == id)
+            return r;
+    return NULL;
+}
+
+static void on_sweep(uv_timer_t *h);
+
+static void sweep_arm(rpc_uv *t, uint64_t deadline_ms)
+{
+    if (t->stopping)
+        return;
+    if (t->sweep_due_ms != 0 && t->sweep_due_ms <= deadline_ms)
+        return;
+    uint64_t now = uv_now(&t->loop);
+    t->sweep_due_ms = deadline_ms;
+    uv_timer_start(&t->sweep, on_sweep, deadline_ms > now ? deadline_ms - now : 0, 0);
+}
+
+/* Fail every request whose deadline passed; re-arm for the earliest left.
+** Bounded by pending_requests_max per run. */
+static void on_sweep(uv_timer_t *h)
+{
+    rpc_uv *t = h->data;
+    uint64_t now = uv_now(&t->loop);
+    uint64_t next = 0;
+    t->sweep_due_ms = 0;
+    rpc__req *r = t->reqs;
+    while (r) {
+        rpc__req *nx = r->tnext;
+        if (r->deadline_ms <= now) {
+            STAT_ADD(t, requests_timed_out, 1);
+            req_finish(t, r, RPC_ERR_TIMEOUT, NULL);
+        } else if (next == 0 || r->deadline_ms < next) {
+            next = r->deadline_ms;
+        }
+        r = nx;
+    }
+    if (next != 0)
+        sweep_arm(t, next);
+    flush_dirty(t); /* callbacks may have sent */
+}
+
+/* ---- peer queues ------------------------------------------------------------- */
+
+static void queue_remove_after(rpc__peer *p, rpc__out *prev, rpc__out *o)
+{
+    if (prev)
+        prev->next = o->next;
+    else
+        p->qhead = o->next;
+    if (p->qtail == o)
+        p->qtail = prev;
+    p->q_frames--;
+    p->q_bytes -= o->len;
+    o->next = NULL;
+}
+
+/* Make room for a frame of `len` bytes. Only one-way messages are ever
+** dropped to make room. Returns true when there is room. */
+static bool queue_make_room(rpc_uv *t, rpc__peer *p, size_t len, bool new_is_message)
+{
+    unsigned guard = 0;
+    while (p->q_frames + 1 > t->cfg.peer_queue_frames_max ||
+           p->q_bytes + len > t->cfg.peer_queue_bytes_max) {
+        if (!new_is_message || t->cfg.drop_policy == RPC_DROP_NEWEST || guard++ > 64)
+            return false;
+        rpc__out *prev = NULL, *o = p->qhead;
+        while (o && o->kind != RPC_FRAME_MESSAGE && !o->cancelled) {
+            prev = o;
+            o = o->next;
+        }
+        if (o == NULL)
+            return false;
+        queue_remove_after(p, prev, o);
+        if (!o->cancelled)
+            STAT_ADD(t, messages_dropped, 1);
+        out_free(o);
+    }
+    return true;
+}
+
+static void queue_push(rpc__peer *p, rpc__out *o)
+{
+    o->next = NULL;
+    if (p->qtail)
+        p->qtail->next = o;
+    else
+        p->qhead = o;
+    p->qtail = o;
+    p->q_frames++;
+    p->q_bytes += o->len;
+}
+
+/* A submitted frame reaches the loop. Takes ownership of o. */
+static void submit_one(rpc_uv *t, rpc__out *o)
+{
+    if (o->kind == 0) { /* address registration */
+        bool used = false;
+        rpc__peer *p = peer_get_with(t, o->to, o->peer_alloc, &used);
+        if (used)
+            o->peer_alloc = NULL;
+        if (p == NULL)
+            BASE_ERROR("rpc", "node %llu: cannot register node %llu: %d peers already",
+                       (unsigned long long)t->cfg.node_id, (unsigned long long)o->to,
+                       RPC_PEERS_MAX);
+        if (p) {
+            p->addr = o->addr;
+            p->has_addr = true;
+            p->attempts = 0;
+            p->next_dial_ms = 0;
+            if (p->qhead)
+                mark_dirty(t, p);
+        }
+        out_free(o);
+        return;
+    }
+    rpc__peer *p = peer_get(t, o->to);
+    bool reachable = p && (p->has_addr || p->conn || p->dialing);
+    if (o->kind == RPC_FRAME_REQUEST) {
+        int fail = 0;
+        if (!reachable)
+            fail = p ? RPC_ERR_UNKNOWN_PEER : RPC_ERR_NOMEM;
+        else if (t->nreqs >= t->cfg.pending_requests_max || !queue_make_room(t, p, o->len, false))
+            fail = RPC_ERR_QUEUE_FULL;
+        rpc__req *r = NULL;
+        if (fail == 0 && (r = base_calloc(1, sizeof(*r))) == NULL)
+            fail = RPC_ERR_NOMEM;
+        if (fail != 0) {
+            o->cb(o->cb_ctx, fail, NULL);
+            out_free(o);
+            return;
+        }
+        r->id = o->request_id;
+        r->state = REQ_QUEUED;
+        r->peer = p;
+        r->out = o;
+        r->cb = o->cb;
+        r->cb_ctx = o->cb_ctx;
+        r->deadline_ms = uv_now(&t->loop) + (uint64_t)o->timeout_ms;
+        unsigned b = r->id & (RPC_REQ_BUCKETS - 1);
+        r->hnext = t->buckets[b];
+        t->buckets[b] = r;
+        r->pnext = p->reqs;
+        if (p->reqs)
+            p->reqs->pprev = r;
+        p->reqs = r;
+        r->tnext = t->reqs;
+        if (t->reqs)
+            t->reqs->tprev = r;
+        t->reqs = r;
+        t->nreqs++;
+        o->req = r;
+        queue_push(p, o);
+        sweep_arm(t, r->deadline_ms);
+        mark_dirty(t, p);
+        return;
+    }
+    /* one-way messages and responses: loss is tolerated, and counted */
+    if (!reachable || !queue_make_room(t, p, o->len, o->kind == RPC_FRAME_MESSAGE)) {
+        STAT_ADD(t, messages_dropped, 1);
+        out_free(o);
+        return;
+    }
+    queue_push(p, o);
+    mark_dirty(t, p);
+}
+
+/* ---- writing ------------------------------------------------------------------ */
+
+static void on_write(uv_write_t *wr, int status)
+{
+    rpc__write *w = (rpc__write *)wr;
+    rpc__conn *c = w->c;
+    rpc__out *o = w->frames;
+    while (o) {
+        rpc__out *nx = o->next;
+        out_free(o);
+        o = nx;
+    }
+    base_free(w);
+    if (status < 0) {
+        if (status != UV_ECANCELED)
+            BASE_WARN("rpc", "node %llu: write to peer %llu failed: %s",
+                      (unsigned long long)c->t->cfg.node_id,
+                      (unsigned long long)(c->peer ? c->peer->id : 0), uv_strerror(status));
+        conn_close(c, RPC_ERR_DISCONNECTED);
+        flush_dirty(c->t); /* callbacks may have sent */
+        return;
+    }
+    if (c->state == CONN_ACTIVE && c->peer && c->peer->conn == c && c->peer->qhead) {
+        peer_flush(c->peer);
+    }
+}
+
+/* Write a single frame outside the peer queue (handshakes). Takes data. */
+static int conn_write_raw(rpc__conn *c, uint8_t *data, size_t len)
+{
+    rpc__out *o = base_calloc(1, sizeof(*o));
+    rpc__write *w = base_calloc(1, sizeof(*w) + sizeof(uv_buf_t));
+    if (o == NULL || w == NULL) {
+        base_free(o);
+        base_free(w);
+        base_free(data);
+        return RPC_ERR_NOMEM;
+    }
+    o->data = data;
+    o->len = len;
+    w->c = c;
+    w->frames = o;
+    w->nbufs = 1;
+    w->bufs[0] = uv_buf_init((char *)data, (unsigned)len);
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, 1, on_write);
+    if (rc != 0) {
+        out_free(o);
+        base_free(w);
+        return RPC_ERR_IO;
+    }
+    STAT_ADD(c->t, writes, 1);
+    return RPC_OK;
+}
+
+/* Move queued frames into uv_writes of up to RPC_WRITE_FRAMES_MAX buffers
+** each, until the queue is empty or the socket's write queue is above
+** RPC_WRITE_QUEUE_HIGH (on_write resumes then). */
+static void peer_flush(rpc__peer *p)
+{
+    rpc__conn *c = p->conn;
+    if (c == NULL || c->state != CONN_ACTIVE)
+        return;
+    rpc_uv *t = c->t;
+    while (p->qhead) {
+        if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > RPC_WRITE_QUEUE_HIGH)
+            return;
+        unsigned n = p->q_frames < RPC_WRITE_FRAMES_MAX ? (unsigned)p->q_frames
+                                                        : RPC_WRITE_FRAMES_MAX;
+        rpc__write *w = base_calloc(1, sizeof(*w) + n * sizeof(uv_buf_t));
+        if (w == NULL) {
+            conn_close(c, RPC_ERR_DISCONNECTED);
+            return;
+        }
+        w->c = c;
+        rpc__out *tail = NULL;
+        uint64_t bytes = 0;
+        while (p->qhead && w->nbufs < n) {
+            rpc__out *o = p->qhead;
+            queue_remove_after(p, NULL, o);
+            if (o->cancelled) {
+                out_free(o);
+                continue;
+            }
+            if (o->req) {
+                rpc__req *r = o->req;
+                r->state = REQ_SENT;
+                r->conn = c;
+                r->out = NULL;
+                o->req = NULL;
+            }
+            w->bufs[w->nbufs++] = uv_buf_init((char *)o->data, (unsigned)o->len);
+            bytes += o->len;
+            if (tail)
+                tail->next = o;
+            else
+                w->frames = o;
+            tail = o;
+        }
+        if (w->nbufs == 0) {
+            base_free(w);
+            continue;
+        }
+        /* Counted before the write: the peer may answer before it returns. */
+        STAT_ADD(t, writes, 1);
+        STAT_ADD(t, frames_sent, w->nbufs);
+        STAT_ADD(t, bytes_sent, bytes);
+        int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, w->nbufs, on_write);
+        if (rc != 0) {
+            for (rpc__out *o = w->frames; o;) {
+                rpc__out *nx = o->next;
+                out_free(o);
+                o = nx;
+            }
+            base_free(w);
+            conn_close(c, RPC_ERR_DISCONNECTED);
+            return;
+        }
+    }
+}
+
+/* ---- connections ----------------------------------------------------------- */
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    rpc__conn *c = h->data;
+    rpc_uv *t = c->t;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        t->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    t->nconns--;
+    base_buf_free(&c->in);
+    base_free(c);
+}
+
+static void peer_schedule_redial(rpc__peer *p, rpc_uv *t)
+{
+    uint64_t base = t->cfg.reconnect_base_ms;
+    uint64_t delay = base;
+    for (uint32_t i = 0; i < p->attempts && delay < t->cfg.reconnect_max_ms; i++)
+        delay *= 2;
+    if (delay > t->cfg.reconnect_max_ms)
+        delay = t->cfg.reconnect_max_ms;
+    uint64_t half = delay / 2;
+    uint64_t jittered = half + rng_next(t) % (half + 1);
+    if (p->attempts < 32)
+        p->attempts++;
+    p->next_dial_ms = uv_now(&t->loop) + jittered;
+}
+
+/* Close c (idempotent). Requests sent on it fail with fail_rc. */
+static void conn_close(rpc__conn *c, int fail_rc)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    rpc_uv *t = c->t;
+    bool was_current = false;
+    c->state = CONN_CLOSING;
+    rpc__peer *p = c->peer;
+    if (p) {
+        if (p->conn == c) {
+            p->conn = NULL;
+            STAT_ADD(t, peers_connected, (uint64_t)-1);
+            was_current = true;
+        }
+        if (p->dialing == c) {
+            p->dialing = NULL;
+            was_current = true;
+        }
+        rpc__req *r = p->reqs;
+        while (r) {
+            rpc__req *nx = r->pnext;
+            if (r->state == REQ_SENT && r->conn == c) {
+                if (fail_rc == RPC_ERR_DISCONNECTED)
+                    STAT_ADD(t, requests_disconnected, 1);
+                req_finish(t, r, fail_rc, NULL);
+            }
+            r = nx;
+        }
+    }
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    if (p && was_current && !t->stopping) {
+        peer_schedule_redial(p, t);
+        if (p->qhead)
+            mark_dirty(t, p);
+    }
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    rpc__conn *c = req->data;
+    rpc_uv *t = c->t;
+    conn_close(c, RPC_ERR_DISCONNECTED);
+    flush_dirty(t);
+}
+
+/* Handshake status of a refusal that is not an error: "I am dialing you
+** and my connection will win" (see conn_activate). */
+#define RPC__HS_DUPLICATE 1
+
+/* Send a refusal handshake with a reason, then close after it is written. */
+static void conn_refuse(rpc__conn *c, rpc_node_id target, const char *reason, int32_t status)
+{
+    rpc_uv *t = c->t;
+    uint8_t payload[RPC_HANDSHAKE_SIZE + RPC_HANDSHAKE_REASON_MAX];
+    rpc__handshake hs = {RPC_PROTOCOL_VERSION, t->cfg.cluster_id, t->cfg.node_id, target};
+    rpc__handshake_encode(&hs, payload);
+    size_t rlen = strlen(reason);
+    if (rlen > RPC_HANDSHAKE_REASON_MAX)
+        rlen = RPC_HANDSHAKE_REASON_MAX;
+    memcpy(payload + RPC_HANDSHAKE_SIZE, reason, rlen);
+    rpc__header h = {0};
+    h.version = RPC_PROTOCOL_VERSION;
+    h.kind = RPC_FRAME_HANDSHAKE;
+    h.status = status;
+    h.sender = t->cfg.node_id;
+    h.sent_at = stamp(t);
+    uint8_t *data;
+    size_t len;
+    if (status == RPC__HS_DUPLICATE)
+        STAT_ADD(t, duplicate_connections_closed, 1);
+    else
+        STAT_ADD(t, handshake_failures, 1);
+    if (rpc__frame_build(&h, payload, RPC_HANDSHAKE_SIZE + rlen, &data, &len) != RPC_OK ||
+        conn_write_raw(c, data, len) != RPC_OK) {
+        conn_close(c, RPC_ERR_DISCONNECTED);
+        return;
+    }
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+        conn_close(c, RPC_ERR_DISCONNECTED);
+    else
+        c->state = CONN_REFUSING;
+}
+
+static int conn_send_handshake(rpc__conn *c, rpc_node_id target)
+{
+    rpc_uv *t = c->t;
+    uint8_t payload[RPC_HANDSHAKE_SIZE];
+    rpc__handshake hs = {RPC_PROTOCOL_VERSION, t->cfg.cluster_id, t->cfg.node_id, target};
+    rpc__handshake_encode(&hs, payload);
+    rpc__header h = {0};
+    h.version = RPC_PROTOCOL_VERSION;
+    h.kind = RPC_FRAME_HANDSHAKE;
+    h.sender = t->cfg.node_id;
+    h.sent_at = stamp(t);
+    uint8_t *data;
+    size_t len;
+    int rc = rpc__frame_build(&h, payload, sizeof(payload), &data, &len);
+    if (rc != RPC_OK)
+        return rc;
+    return conn_write_raw(c, data, len);
+}
+
+/* c finished its handshake with peer p: make it the peer's connection, or
+** lose to the existing one (lower dialer id wins). */
+static void conn_activate(rpc__conn *c, rpc__peer *p)
+{
+    rpc_uv *t = c->t;
+    c->peer = p;
+    if (p->dialing == c)
+        p->dialing = NULL;
+    rpc__conn *old = p->conn;
+    STAT_ADD(t, handshakes_ok, 1);
+    if (old) {
+        rpc_node_id low = t->cfg.node_id < p->id ? t->cfg.node_id : p->id;
+        rpc_node_id new_dialer = c->outbound ? t->cfg.node_id : p->id;
+        rpc_node_id old_dialer = old->outbound ? t->cfg.node_id : p->id;
+        /* Same dialer: it gave up the old one (it dials only without a
+        ** connection), so the new one wins. */
+        bool keep_new = new_dialer == old_dialer || new_dialer == low;
+        STAT_ADD(t, duplicate_connections_closed, 1);
+        BASE_INFO("rpc", "node %llu: two connections to node %llu; keeping the one dialed by "
+                  "node %llu", (unsigned long long)t->cfg.node_id, (unsigned long long)p->id,
+                  (unsigned long long)(keep_new ? new_dialer : old_dialer));
+        if (!keep_new) {
+            conn_close(c, RPC_ERR_DISCONNECTED);
+            return;
+        }
+        p->conn = NULL; /* not "current" any more: no redial for it */
+        conn_close(old, RPC_ERR_DISCONNECTED);
+    } else {
+        STAT_ADD(t, peers_connected, 1); /* a swap leaves the gauge as it was */
+    }
+    c->state = CONN_ACTIVE;
+    p->conn = c;
+    p->attempts = 0;
+    p->next_dial_ms = 0;
+    BASE_DEBUG("rpc", "node %llu: connected to node %llu (%s)",
+               (unsigned long long)t->cfg.node_id, (unsigned long long)p->id,
+               c->outbound ? "dialed" : "accepted");
+    mark_dirty(t, p);
+}
+
+static void bad_input(rpc__conn *c, const char *why)
+{
+    rpc_uv *t = c->t;
+    STAT_ADD(t, bad_frames, 1);
+    BASE_ERROR("rpc", "node %llu: closing connection %s node %llu: %s",
+               (unsigned long long)t->cfg.node_id, c->outbound ? "to" : "from",
+               (unsigned long long)(c->peer ? c->peer->id : 0), why);
+    conn_close(c, RPC_ERR_DISCONNECTED);
+}
+
+/* Lamport rule on a frame from an authenticated (handshaken) peer. False:
+** the timestamp is unusable and the connection was closed. */
+static bool clock_update(rpc__conn *c, const rpc__header *h)
+{
+    rpc_uv *t = c->t;
+    if (t->cfg.clock == NULL)
+        return true;
+    int rc = hlc_update(t->cfg.clock, h->sent_at);
+    if (rc == HLC_ERR_INVALID) {
+        bad_input(c, "unusable HLC timestamp");
+        return false;
+    }
+    if (rc == HLC_ERR_REMOTE_AHEAD) {
+        char buf[HLC_FORMAT_SIZE];
+        STAT_ADD(t, hlc_remote_ahead, 1);
+        BASE_WARN("rpc", "node %llu: REMOTE_AHEAD: node %llu sent HLC %s, more than the "
+                  "max offset ahead of our clock", (unsigned long long)t->cfg.node_id,
+                  (unsigned long long)h->sender, hlc_format(h->sent_at, buf, sizeof(buf)));
+    }
+    return true;
+}
+
+static void handle_handshake(rpc__conn *c, const rpc__header *h, const uint8_t *payload)
+{
+    rpc_uv *t = c->t;
+    rpc__handshake hs;
+    if (rpc__handshake_decode(payload, h->payload_len, &hs) != RPC_OK || hs.sender != h->sender) {
+        STAT_ADD(t, handshake_failures, 1);
+        bad_input(c, "malformed handshake");
+        return;
+    }
+    if (h->status == RPC__HS_DUPLICATE && c->outbound) {
+        BASE_DEBUG("rpc", "node %llu: node %llu keeps its own connection to us",
+                   (unsigned long long)t->cfg.node_id, (unsigned long long)hs.sender);
+        STAT_ADD(t, duplicate_connections_closed, 1);
+        conn_close(c, RPC_ERR_DISCONNECTED);
+        return;
+    }
+    if (h->status != 0) {
+        size_t rlen = h->payload_len - RPC_HANDSHAKE_SIZE;
+        if (rlen > RPC_HANDSHAKE_REASON_MAX)
+            rlen = RPC_HANDSHAKE_REASON_MAX;
+        char reason[RPC_HANDSHAKE_REASON_MAX + 1];
+        memcpy(reason, payload + RPC_HANDSHAKE_SIZE, rlen);
+        reason[rlen] = 0;
+        for (size_t i = 0; i < rlen; i++)
+            if (reason[i] < 32 || reason[i] > 126)
+                reason[i] = '?';
+        STAT_ADD(t, handshake_failures, 1);
+        BASE_ERROR("rpc", "node %llu: node %llu refused the connection: %s",
+                   (unsigned long long)t->cfg.node_id, (unsigned long long)hs.sender, reason);
+        conn_close(c, RPC_ERR_DISCONNECTED);
+        return;
+    }
+    char why[160];
+    why[0] = 0;
+    if (hs.version != RPC_PROTOCOL_VERSION)
+        snprintf(why, sizeof(why), "protocol version %u, expected %u", hs.version,
+                 RPC_PROTOCOL_VERSION);
+    else if (hs.cluster_id != 0 && t->cfg.cluster_id != 0 && hs.cluster_id != t->cfg.cluster_id)
+        snprintf(why, sizeof(why), "cluster id %016llx, expected %016llx",
+                 (unsigned long long)hs.cluster_id, (unsigned long long)t->cfg.cluster_id);
+    else if (hs.target != t->cfg.node_id)
+        snprintf(why, sizeof(why), "addressed to node %llu, this is node %llu",
+                 (unsigned long long)hs.target, (unsigned long long)t->cfg.node_id);
+    else if (hs.sender == t->cfg.node_id)
+        snprintf(why, sizeof(why), "peer claims our own node id %llu",
+                 (unsigned long long)hs.sender);
+    else if (c->outbound && hs.sender != c->peer->id)
+        snprintf(why, sizeof(why), "dialed node %llu but node %llu answered",
+                 (unsigned long long)c->peer->id, (unsigned long long)hs.sender);
+    if (why[0]) {
+        BASE_ERROR("rpc", "node %llu: handshake with node %llu refused: %s",
+                   (unsigned long long)t->cfg.node_id, (unsigned long long)hs.sender, why);
+        if (c->outbound) {
+            STAT_ADD(t, handshake_failures, 1);
+            conn_close(c, RPC_ERR_DISCONNECTED);
+        } else {
+            conn_refuse(c, hs.sender, why, RPC_ERR_HANDSHAKE);
+        }
+        return;
+    }
+    if (!clock_update(c, h))
+        return;
+    if (c->outbound) {
+        conn_activate(c, c->peer);
+        return;
+    }
+    rpc__peer *p = peer_get(t, hs.sender);
+    if (p == NULL) {
+        conn_refuse(c, hs.sender, "out of memory or too many peers", RPC_ERR_HANDSHAKE);
+        return;
+    }
+    /* Both dialing at once: the lower id's connection wins, so the lower id
+    ** refuses the other one early (before any frame goes on it). */
+    if (t->cfg.node_id < hs.sender && p->dialing != NULL && p->conn == NULL) {
+        conn_refuse(c, hs.sender, "simultaneous dial: the lower node id's connection wins",
+                    RPC__HS_DUPLICATE);
+        return;
+    }
+    if (conn_send_handshake(c, hs.sender) != RPC_OK) {
+        conn_close(c, RPC_ERR_DISCONNECTED);
+        return;
+    }
+    conn_activate(c, p);
+}
+
+static void handle_frame(rpc__conn *c, const rpc__header *h, const uint8_t *payload)
+{
+    rpc_uv *t = c->t;
+    STAT_ADD(t, frames_received, 1);
+    STAT_ADD(t, bytes_received, RPC_FRAME_HEADER_SIZE + h->payload_len);
+    if (c->state == CONN_HANDSHAKE) {
+        if (h->kind != RPC_FRAME_HANDSHAKE) {
+            bad_input(c, "first frame is not a handshake");
+            return;
+        }
+        handle_handshake(c, h, payload);
+        return;
+    }
+    if (h->kind == RPC_FRAME_HANDSHAKE) {
+        bad_input(c, "second handshake");
+        return;
+    }
+    if (h->sender != c->peer->id) {
+        bad_input(c, "frame sender differs from the handshake");
+        return;
+    }
+    if (!clock_update(c, h))
+        return;
+    rpc_message m = {.from = h->sender, .method = h->method, .request_id = h->request_id,
+                     .status = h->status, .sent_at = h->sent_at, .payload = payload,
+                     .payload_len = h->payload_len};
+    if (h->kind == RPC_FRAME_RESPONSE) {
+        rpc__req *r = req_find(t, h->request_id);
+        if (r == NULL || r->peer != c->peer) {
+            BASE_DEBUG("rpc", "node %llu: late or unknown response %llu from node %llu",
+                       (unsigned long long)t->cfg.node_id, (unsigned long long)h->request_id,
+                       (unsigned long long)h->sender);
+            return;
+        }
+        req_finish(t, r, RPC_OK, &m);
+        return;
+    }
+    uv_mutex_lock(&t->mu);
+    rpc_handler_fn fn = t->handler;
+    void *ctx = t->handler_ctx;
+    uv_mutex_unlock(&t->mu);
+    if (fn) {
+        fn(ctx, &t->iface, &m);
+    } else if (h->kind == RPC_FRAME_REQUEST) {
+        rpc_respond(&t->iface, h->sender, h->request_id, RPC_ERR_NO_HANDLER, NULL, 0);
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    rpc__conn *c = h->data;
+    if (base_buf_reserve(&c->in, RPC_READ_CHUNK) != 0) {
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
+    *buf = uv_buf_init((char *)c->in.data + c->in.len, (unsigned)(c->in.cap - c->in.len));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    rpc__conn *c = s->data;
+    rpc_uv *t = c->t;
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            BASE_DEBUG("rpc", "node %llu: read error: %s", (unsigned long long)t->cfg.node_id,
+                       uv_strerror((int)nread));
+        conn_close(c, RPC_ERR_DISCONNECTED);
+        flush_dirty(t);
+        return;
+    }
+    c->in.len += (size_t)nread;
+    /* Parse every whole frame; bounded by the bytes received. */
+    while (c->state == CONN_HANDSHAKE || c->state == CONN_ACTIVE) {
+        rpc__header h;
+        const uint8_t *payload = NULL;
+        size_t consumed = 0;
+        const char *why = NULL;
+        int rc = rpc__frame_decode(c->in.data + c->in_off, c->in.len - c->in_off,
+                                   t->cfg.frame_payload_max, &h, &payload, &consumed, &why);
+        if (rc != RPC_OK) {
+            bad_input(c, why ? why : "bad frame");
+            break;
+        }
+        if (consumed == 0)
+            break;
+        c->in_off += consumed;
+        handle_frame(c, &h, payload);
+    }
+    if (c->state != CONN_CLOSING) {
+        if (c->in_off == c->in.len) {
+            c->in.len = 0;
+            c->in_off = 0;
+        } else if (c->in_off > 0) {
+            memmove(c->in.data, c->in.data + c->in_off, c->in.len - c->in_off);
+            c->in.len -= c->in_off;
+            c->in_off = 0;
+        }
+    }
+    flush_dirty(t);
+}
+
+static rpc__conn *conn_new(rpc_uv *t, bool outbound)
+{
+    if (t->nconns >= RPC_CONNS_MAX)
+        return NULL;
+    rpc__conn *c = base_calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->t = t;
+    c->outbound = outbound;
+    if (uv_tcp_init(&t->loop, &c->tcp) != 0) {
+        base_free(c);
+        return NULL;
+    }
+    c->tcp.data = c;
+    c->connect_req.data = c;
+    c->opened_ms = uv_now(&t->loop);
+    c->next = t->conns;
+    if (t->conns)
+        t->conns->prev = c;
+    t->conns = c;
+    t->nconns++;
+    return c;
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    rpc__conn *c = req->data;
+    rpc_uv *t = c->t;
+    if (status == UV_ECANCELED || c->state == CONN_CLOSING)
+        return;
+    if (status < 0) {
+        STAT_ADD(t, dial_failures, 1);
+        BASE_DEBUG("rpc", "node %llu: dial node %llu failed: %s",
+                   (unsigned long long)t->cfg.node_id, (unsigned long long)c->peer->id,
+                   uv_strerror(status));
+        conn_close(c, RPC_ERR_DISCONNECTED);
+        flush_dirty(t);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_tcp_keepalive(&c->tcp, 1, RPC_KEEPALIVE_S);
+    c->state = CONN_HANDSHAKE;
+    if (conn_send_handshake(c, c->peer->id) != RPC_OK ||
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+        conn_close(c, RPC_ERR_DISCONNECTED);
+    }
+    flush_dirty(t);
+}
+
+/* Close connections that did not finish dialing + handshaking within
+** handshake_timeout_ms (a silent peer, a connect that hangs). Bounded by
+** RPC_CONNS_MAX per run. */
+static void on_housekeeping(uv_timer_t *h)
+{
+    rpc_uv *t = h->data;
+    uint64_t now = uv_now(&t->loop);
+    for (rpc__conn *c = t->conns; c; c = c->next) {
+        if (c->state == CONN_ACTIVE || c->state == CONN_CLOSING)
+            continue;
+        if (now - c->opened_ms < t->cfg.handshake_timeout_ms)
+            continue;
+        STAT_ADD(t, handshake_failures, 1);
+        BASE_WARN("rpc", "node %llu: connection %s node %llu: no handshake within %u ms, closed",
+                  (unsigned long long)t->cfg.node_id, c->outbound ? "to" : "from",
+                  (unsigned long long)(c->peer ? c->peer->id : 0), t->cfg.handshake_timeout_ms);
+        conn_close(c, RPC_ERR_DISCONNECTED);
+    }
+    flush_dirty(t);
+}
+
+static void on_redial(uv_timer_t *h)
+{
+    rpc__peer *p = h->data;
+    p->redial_armed = false;
+    peer_maybe_dial(p);
+}
+
+static void peer_maybe_dial(rpc__peer *p)
+{
+    rpc_uv *t = p->t;
+    if (t->stopping || p->conn || p->dialing || !p->has_addr || p->redial_armed || !p->qhead)
+        return;
+    uint64_t now = uv_now(&t->loop);
+    if (now < p->next_dial_ms) {
+        p->redial_armed = true;
+        uv_timer_start(&p->redial, on_redial, p->next_dial_ms - now, 0);
+        return;
+    }
+    rpc__conn *c = conn_new(t, true);
+    if (c == NULL) {
+        STAT_ADD(t, dial_failures, 1);
+        peer_schedule_redial(p, t);
+        p->redial_armed = true;
+        uv_timer_start(&p->redial, on_redial, p->next_dial_ms - now, 0);
+        return;
+    }
+    c->peer = p;
+    c->state = CONN_DIAL;
+    p->dialing = c;
+    int rc = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&p->addr,
+                            on_connect);
+    if (rc != 0) {
+        STAT_ADD(t, dial_failures, 1);
+        conn_close(c, RPC_ERR_DISCONNECTED);
+    }
+}
+
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    rpc_uv *t = server->data;
+    if (status < 0 || t->stopping)
+        return;
+    rpc__conn *c = conn_new(t, false);
+    if (c == NULL) {
+        /* Over the limit or out of memory: accept into a throwaway handle
+        ** and close it. libuv stops watching the listener until the
+        ** pending connection is accepted, so this must not fail with the
+        ** injectable allocator: plain malloc on purpose (a tiny, short-lived
+        ** handle on an error path). */
+        uv_tcp_t *tmp = malloc(sizeof(*tmp));
+        if (tmp && uv_tcp_init(&t->loop, tmp) == 0) {
+            (void)uv_accept(server, (uv_stream_t *)tmp);
+            uv_close((uv_handle_t *)tmp, free_handle);
+        } else {
+            free(tmp);
+        }
+        BASE_WARN("rpc", "node %llu: connection refused: out of memory or %d connections open",
+                  (unsigned long long)t->cfg.node_id, RPC_CONNS_MAX);
+        return;
+    }
+    c->state = CONN_HANDSHAKE;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+        conn_close(c, RPC_ERR_DISCONNECTED);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_tcp_keepalive(&c->tcp, 1, RPC_KEEPALIVE_S);
+}
+
+/* ---- the loop thread ----------------------------------------------------------- */
+
+static void on_wake(uv_async_t *a)
+{
+    rpc_uv *t = a->data;
+    uv_mutex_lock(&t->mu);
+    rpc__out *list = t->submit_head;
+    t->submit_head = t->submit_tail = NULL;
+    t->submit_bytes = 0;
+    uv_mutex_unlock(&t->mu);
+    while (list) {
+        rpc__out *nx = list->next;
+        list->next = NULL;
+        if (t->stopping) {
+            if (list->kind == RPC_FRAME_REQUEST)
+                list->cb(list->cb_ctx, RPC_ERR_STOPPED, NULL);
+            out_free(list);
+        } else {
+            submit_one(t, list);
+        }
+        list = nx;
+    }
+    flush_dirty(t);
+}
+
+static void close_if_open(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void on_stop(uv_async_t *a)
+{
+    rpc_uv *t = a->data;
+    t->stopping = true;
+    on_wake(&t->wake); /* fail whatever was submitted before stop */
+    for (rpc__conn *c = t->conns; c; c = c->next)
+        conn_close(c, RPC_ERR_STOPPED);
+    while (t->reqs)
+        req_finish(t, t->reqs, RPC_ERR_STOPPED, NULL);
+    for (unsigned i = 0; i < t->npeers; i++) {
+        rpc__peer *p = t->peers[i];
+        while (p->qhead) {
+            rpc__out *o = p->qhead;
+            queue_remove_after(p, NULL, o);
+            out_free(o);
+        }
+        close_if_open((uv_handle_t *)&p->redial);
+    }
+    t->dirty = NULL;
+    if (t->has_listener)
+        close_if_open((uv_handle_t *)&t->listener);
+    close_if_open((uv_handle_t *)&t->sweep);
+    close_if_open((uv_handle_t *)&t->housekeeping);
+    close_if_open((uv_handle_t *)&t->wake);
+    close_if_open((uv_handle_t *)&t->stop);
+}
+
+/* The transport whose loop runs on this thread (NULL elsewhere). */
+static _Thread_local rpc_uv *tls_loop_owner;
+
+static void loop_main(void *arg)
+{
+    rpc_uv *t = arg;
+    tls_loop_owner = t;
+    /* A write to a socket the peer closed raises SIGPIPE in the writing
+    ** thread (libuv uses write(2)); block it here so it becomes EPIPE
+    ** without changing the process's disposition. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+}
+
+/* ---- the interface (any thread) ---------------------------------------------- */
+
+/* Hand a frame to the loop. Takes o on success; on failure the caller frees.
+** On the loop thread itself (handlers, callbacks), one-way messages and
+** responses go straight to the peer queue and leave when the current
+** callback ends (flush_dirty), saving a wake-up; requests still take the
+** submit queue so that their callback never runs inside rpc_request. */
+static int submit(rpc_uv *t, rpc__out *o)
+{
+    if (tls_loop_owner == t && o->kind != RPC_FRAME_REQUEST && o->kind != 0) {
+        if (t->stopping)
+            return RPC_ERR_STOPPED;
+        o->next = NULL;
+        submit_one(t, o);
+        return RPC_OK;
+    }
+    uv_mutex_lock(&t->mu);
+    if (t->stopped) {
+        uv_mutex_unlock(&t->mu);
+        return RPC_ERR_STOPPED;
+    }
+    if (t->submit_bytes + o->len > t->cfg.submit_bytes_max) {
+        uv_mutex_unlock(&t->mu);
+        return RPC_ERR_QUEUE_FULL;
+    }
+    o->next = NULL;
+    if (t->submit_tail)
+        t->submit_tail->next = o;
+    else
+        t->submit_head = o;
+    t->submit_tail = o;
+    t->submit_bytes += o->len;
+    uv_mutex_unlock(&t->mu);
+    uv_async_send(&t->wake);
+    return RPC_OK;
+}
+
+static int build_and_submit(rpc_uv *t, rpc__header *h, rpc_node_id to, const void *payload,
+                            size_t len, rpc__out **keep)
+{
+    if (to == 0 || to == t->cfg.node_id || (len > 0 && payload == NULL))
+        return RPC_ERR_INVALID;
+    if (len > t->cfg.frame_payload_max)
+        return RPC_ERR_TOO_LARGE;
+    rpc__out *o = base_calloc(1, sizeof(*o));
+    if (o == NULL)
+        return RPC_ERR_NOMEM;
+    h->version = RPC_PROTOCOL_VERSION;
+    h->sender = t->cfg.node_id;
+    h->sent_at = stamp(t);
+    int rc = rpc__frame_build(h, payload, len, &o->data, &o->len);
+    if (rc != RPC_OK) {
+        base_free(o);
+        return rc;
+    }
+    o->kind = h->kind;
+    o->to = to;
+    if (keep)
+        *keep = o;
+    return RPC_OK;
+}
+
+static int uv_send_op(rpc_transport *it, rpc_node_id to, uint32_t method, const void *payload,
+                      size_t len)
+{
+    rpc_uv *t = (rpc_uv *)it;
+    rpc__header h = {0};
+    h.kind = RPC_FRAME_MESSAGE;
+    h.method = method;
+    rpc__out *o = NULL;
+    int rc = build_and_submit(t, &h, to, payload, len, &o);
+    if (rc == RPC_OK && (rc = submit(t, o)) != RPC_OK)
+        out_free(o);
+    return rc;
+}
+
+static int uv_request_op(rpc_transport *it, rpc_node_id to, uint32_t method, const void *payload,
+                         size_t len, int64_t timeout_ms, rpc_response_fn cb, void *ctx)
+{
+    rpc_uv *t = (rpc_uv *)it;
+    if (cb == NULL || timeout_ms <= 0)
+        return RPC_ERR_INVALID;
+    rpc__header h = {0};
+    h.kind = RPC_FRAME_REQUEST;
+    h.method = method;
+    h.request_id = atomic_fetch_add(&t->next_request_id, 1);
+    rpc__out *o = NULL;
+    int rc = build_and_submit(t, &h, to, payload, len, &o);
+    if (rc != RPC_OK)
+        return rc;
+    o->request_id = h.request_id;
+    o->timeout_ms = timeout_ms;
+    o->cb = cb;
+    o->cb_ctx = ctx;
+    if ((rc = submit(t, o)) != RPC_OK)
+        out_free(o);
+    return rc;
+}
+
+static int uv_respond_op(rpc_transport *it, rpc_node_id to, uint64_t request_id, int32_t status,
+                         const void *payload, size_t len)
+{
+    rpc_uv *t = (rpc_uv *)it;
+    if (request_id == 0)
+        return RPC_ERR_INVALID;
+    rpc__header h = {0};
+    h.kind = RPC_FRAME_RESPONSE;
+    h.request_id = request_id;
+    h.status = status;
+    rpc__out *o = NULL;
+    int rc = build_and_submit(t, &h, to, payload, len, &o);
+    if (rc == RPC_OK && (rc = submit(t, o)) != RPC_OK)
+        out_free(o);
+    return rc;
+}
+
+static void uv_set_handler_op(rpc_transport *it, rpc_handler_fn fn, void *ctx)
+{
+    rpc_uv *t = (rpc_uv *)it;
+    uv_mutex_lock(&t->mu);
+    t->handler = fn;
+    t->handler_ctx = ctx;
+    uv_mutex_unlock(&t->mu);
+}
+
+static rpc_node_id uv_node_id_op(rpc_transport *it)
+{
+    return ((rpc_uv *)it)->cfg.node_id;
+}
+
+static const rpc_transport_ops uv_ops = {
+    .send = uv_send_op,
+    .request = uv_request_op,
+    .respond = uv_respond_op,
+    .set_handler = uv_set_handler_op,
+    .node_id = uv_node_id_op,
+};
+
+/* ---- lifecycle ---------------------------------------------------------------- */
+
+void rpc_uv_config_init(rpc_uv_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->listen_host = "127.0.0.1";
+    c->random_seed = 1;
+    c->reconnect_base_ms = 50;
+    c->reconnect_max_ms = 5000;
+    c->peer_queue_frames_max = 8192;
+    c->peer_queue_bytes_max = 64u * 1024 * 1024;
+    c->pending_requests_max = 65536;
+    c->submit_bytes_max = 256u * 1024 * 1024;
+    c->frame_payload_max = RPC_FRAME_PAYLOAD_MAX;
+    c->drop_policy = RPC_DROP_OLDEST;
+    c->handshake_timeout_ms = 5000;
+}
+
+static int parse_addr(const char *host, int port, struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (host == NULL || port < 0 || port > 65535)
+        return RPC_ERR_INVALID;
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)out) == 0)
+        return RPC_OK;
+    if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) == 0)
+        return RPC_OK;
+    return RPC_ERR_INVALID;
+}
+
+int rpc_uv_start(const rpc_uv_config *config, rpc_uv **out)
+{
+    *out = NULL;
+    if (config->node_id == 0 || config->frame_payload_max == 0 ||
+        config->frame_payload_max > RPC_FRAME_PAYLOAD_MAX || config->reconnect_base_ms == 0 ||
+        config->reconnect_max_ms < config->reconnect_base_ms ||
+        config->peer_queue_frames_max == 0 ||
+        config->peer_queue_bytes_max < RPC_FRAME_HEADER_SIZE + (size_t)config->frame_payload_max ||
+        config->submit_bytes_max < RPC_FRAME_HEADER_SIZE + (size_t)config->frame_payload_max ||
+        config->pending_requests_max == 0 || config->handshake_timeout_ms == 0)
+        return RPC_ERR_INVALID;
+    struct sockaddr_storage addr;
+    if (config->listen_host && parse_addr(config->listen_host, config->listen_port, &addr) != 0)
+        return RPC_ERR_INVALID;
+    rpc_uv *t = base_calloc(1, sizeof(*t));
+    if (t == NULL)
+        return RPC_ERR_NOMEM;
+    int rc = RPC_ERR_IO;
+    t->iface.ops = &uv_ops;
+    t->cfg = *config;
+    t->cfg.listen_host = NULL; /* not kept: the caller owns the string */
+    t->rng_state = config->random_seed;
+    t->handler = config->handler;
+    t->handler_ctx = config->handler_ctx;
+    t->port = -1;
+    atomic_init(&t->next_request_id, 1);
+    t->peers = base_calloc(RPC_PEERS_MAX, sizeof(*t->peers));
+    if (t->peers == NULL) {
+        base_free(t);
+        return RPC_ERR_NOMEM;
+    }
+    if (uv_mutex_init(&t->mu) != 0)
+        goto err_free;
+    if (uv_loop_init(&t->loop) != 0)
+        goto err_mutex;
+    uv_async_init(&t->loop, &t->wake, on_wake);
+    uv_async_init(&t->loop, &t->stop, on_stop);
+    t->wake.data = t->stop.data = t;
+    uv_timer_init(&t->loop, &t->sweep);
+    t->sweep.data = t;
+    uv_timer_init(&t->loop, &t->housekeeping);
+    t->housekeeping.data = t;
+    {
+        uint64_t every = config->handshake_timeout_ms / 2;
+        if (every > 1000)
+            every = 1000;
+        if (every == 0)
+            every = 1;
+        uv_timer_start(&t->housekeeping, on_housekeeping, every, every);
+    }
+    if (config->listen_host) {
+        uv_tcp_init(&t->loop, &t->listener);
+        t->listener.data = t;
+        t->has_listener = true;
+        int e = uv_tcp_bind(&t->listener, (const struct sockaddr *)&addr, 0);
+        if (e == 0)
+            e = uv_listen((uv_stream_t *)&t->listener, 128, on_connection);
+        if (e != 0) {
+            BASE_ERROR("rpc", "node %llu: cannot listen on %s:%d: %s",
+                       (unsigned long long)config->node_id, config->listen_host,
+                       config->listen_port, uv_strerror(e));
+            goto err_loop;
+        }
+        struct sockaddr_storage bound;
+        int blen = sizeof(bound);
+        uv_tcp_getsockname(&t->listener, (struct sockaddr *)&bound, &blen);
+        t->port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
+                                              : ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    }
+    if (uv_thread_create(&t->thread, loop_main, t) != 0)
+        goto err_loop;
+    *out = t;
+    return RPC_OK;
+
+err_loop:
+    if (t->has_listener)
+        uv_close((uv_handle_t *)&t->listener, NULL);
+    uv_close((uv_handle_t *)&t->wake, NULL);
+    uv_close((uv_handle_t *)&t->stop, NULL);
+    uv_close((uv_handle_t *)&t->sweep, NULL);
+    uv_close((uv_handle_t *)&t->housekeeping, NULL);
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&t->loop);
+err_mutex:
+    uv_mutex_destroy(&t->mu);
+err_free:
+    base_free(t->peers);
+    base_free(t);
+    return rc;
+}
+
+void rpc_uv_free(rpc_uv *t)
+{
+    if (t == NULL)
+        return;
+    uv_thread_t self = uv_thread_self();
+    assert(!uv_thread_equal(&self, &t->thread) && "rpc_uv_free called on the loop thread");
+    uv_mutex_lock(&t->mu);
+    t->stopped = true;
+    uv_mutex_unlock(&t->mu);
+    uv_async_send(&t->stop);
+    uv_thread_join(&t->thread);
+    int rc = uv_loop_close(&t->loop);
+    assert(rc == 0);
+    (void)rc;
+    for (unsigned i = 0; i < t->npeers; i++)
+        base_free(t->peers[i]);
+    base_free(t->peers);
+    /* Submitted after the loop's last drain: impossible (stopped was set
+    ** before the stop wake-up and on_stop drains), but free defensively. */
+    rpc__out *o = t->submit_head;
+    while (o) {
+        rpc__out *nx = o->next;
+        if (o->kind == RPC_FRAME_REQUEST)
+            o->cb(o->cb_ctx, RPC_ERR_STOPPED, NULL);
+        out_free(o);
+        o = nx;
+    }
+    uv_mutex_destroy(&t->mu);
+    base_free(t);
+}
+
+rpc_transport *rpc_uv_transport(rpc_uv *t)
+{
+    return &t->iface;
+}
+
+int rpc_uv_listen_port(rpc_uv *t)
+{
+    return t->port;
+}
+
+int rpc_uv_add_peer(rpc_uv *t, rpc_node_id id, const char *host, int port)
+{
+    if (id == 0 || id == t->cfg.node_id)
+        return RPC_ERR_INVALID;
+    rpc__out *o = base_calloc(1, sizeof(*o));
+    if (o == NULL)
+        return RPC_ERR_NOMEM;
+    if (parse_addr(host, port, &o->addr) != RPC_OK || port == 0) {
+        base_free(o);
+        return RPC_ERR_INVALID;
+    }
+    o->kind = 0;
+    o->to = id;
+    o->peer_alloc = base_calloc(1, sizeof(rpc__peer));
+    if (o->peer_alloc == NULL) {
+        base_free(o);
+        return RPC_ERR_NOMEM;
+    }
+    int rc = submit(t, o);
+    if (rc != RPC_OK)
+        out_free(o);
+    return rc;
+}
+
+void rpc_uv_get_stats(rpc_uv *t, rpc_uv_stats *s)
+{
+#define LD(f) s->f = atomic_load_explicit(&t->st.f, memory_order_relaxed)
+    LD(frames_sent); LD(frames_received); LD(bytes_sent); LD(bytes_received);
+    LD(messages_dropped); LD(requests_timed_out); LD(requests_disconnected);
+    LD(handshakes_ok); LD(handshake_failures); LD(dial_failures); LD(bad_frames);
+    LD(duplicate_connections_closed); LD(hlc_remote_ahead); LD(writes); LD(peers_connected);
+#undef LD
+}
