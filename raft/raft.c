@@ -15,6 +15,16 @@
 **   - a lease read is served only when a quorum acked a heartbeat sent less
 **     than election_ticks - lease_drift_ticks ago, a TIMEOUT_NOW was never
 **     sent in this term and an entry of this term is committed.
+**   - membership: the configuration in effect is the latest config entry
+**     in the log (or the snapshot's): it changes when an entry is appended
+**     and is recomputed when one is truncated; a leader proposes a change
+**     only with an entry of its term committed and no change uncommitted,
+**     so two consecutive configurations differ by one server and any two of
+**     their majorities intersect; only voters count (commit, votes, lease,
+**     check-quorum, ReadIndex);
+**   - snapshots: first_index == snap_index + 1; snap_index <= applied; a
+**     follower installs a snapshot only above its commit index, and
+**     acknowledges it (APPEND_RESP) only after the persist.
 ** Every loop is bounded by the log length, the peer count or a named limit
 ** from raft_int.h.
 */
@@ -37,6 +47,8 @@ const char *raft_strerror(int code) {
     case RAFT_ERR_BUSY: return "queue full";
     case RAFT_ERR_UNSUPPORTED: return "unsupported";
     case RAFT_ERR_TOO_LARGE: return "proposal too large";
+    case RAFT_ERR_CONF_PENDING: return "configuration change pending";
+    case RAFT_ERR_NOT_CAUGHT_UP: return "learner not caught up";
     default: return "unknown raft error";
     }
 }
@@ -62,6 +74,8 @@ const char *raft_message_type_name(raft_message_type type) {
     case RAFT_MSG_HEARTBEAT: return "HB";
     case RAFT_MSG_HEARTBEAT_RESP: return "HB_RESP";
     case RAFT_MSG_TIMEOUT_NOW: return "TIMEOUT_NOW";
+    case RAFT_MSG_SNAPSHOT: return "SNAP";
+    case RAFT_MSG_SNAPSHOT_RESP: return "SNAP_RESP";
     }
     return "?";
 }
@@ -73,6 +87,15 @@ int raft_message_clone(const raft_message *m, raft_message *out) {
     *out = *m;
     out->entries = NULL;
     out->n_entries = 0;
+    out->data = NULL;
+    out->len = 0;
+    if (m->len > 0) {
+        out->data = base_malloc(m->len);
+        if (out->data == NULL)
+            goto nomem;
+        memcpy(out->data, m->data, m->len);
+        out->len = m->len;
+    }
     if (m->n_entries == 0)
         return RAFT_OK;
     out->entries = base_calloc(m->n_entries, sizeof(raft_entry));
@@ -104,7 +127,92 @@ void raft_message_release(raft_message *m) {
             base_free(m->entries[i].data);
         base_free(m->entries);
     }
+    base_free(m->data);
     memset(m, 0, sizeof(*m));
+}
+
+/* ---- membership ------------------------------------------------------------ */
+
+static bool id_in(const uint64_t *ids, size_t n, uint64_t id) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+bool raft_membership_is_voter(const raft_membership *m, uint64_t id) {
+    return id_in(m->voters, m->n_voters, id);
+}
+
+bool raft_membership_is_learner(const raft_membership *m, uint64_t id) {
+    return id_in(m->learners, m->n_learners, id);
+}
+
+static int membership_check(const raft_membership *m) {
+    size_t i;
+    if (m->n_voters > RAFT_MAX_VOTERS || m->n_learners > RAFT_MAX_VOTERS ||
+        m->n_voters + m->n_learners > RAFT_MAX_VOTERS)
+        return RAFT_ERR_INVALID;
+    for (i = 0; i < m->n_voters; i++)
+        if (m->voters[i] == RAFT_NONE || id_in(m->voters, i, m->voters[i]))
+            return RAFT_ERR_INVALID;
+    for (i = 0; i < m->n_learners; i++)
+        if (m->learners[i] == RAFT_NONE || id_in(m->learners, i, m->learners[i]) ||
+            id_in(m->voters, m->n_voters, m->learners[i]))
+            return RAFT_ERR_INVALID;
+    return RAFT_OK;
+}
+
+static void put_u64(uint8_t *p, uint64_t v) {
+    int i;
+    for (i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const uint8_t *p) {
+    uint64_t v = 0;
+    int i;
+    for (i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+size_t raft_membership_encode(const raft_membership *m, uint8_t *buf) {
+    size_t i, off = 4;
+    assert(membership_check(m) == RAFT_OK);
+    buf[0] = 'M';
+    buf[1] = 1;
+    buf[2] = (uint8_t)m->n_voters;
+    buf[3] = (uint8_t)m->n_learners;
+    for (i = 0; i < m->n_voters; i++, off += 8)
+        put_u64(buf + off, m->voters[i]);
+    for (i = 0; i < m->n_learners; i++, off += 8)
+        put_u64(buf + off, m->learners[i]);
+    return off;
+}
+
+int raft_membership_decode(const uint8_t *data, size_t len, raft_membership *out) {
+    size_t i, off = 4, need;
+    memset(out, 0, sizeof(*out));
+    if (data == NULL || len < 4 || data[0] != 'M' || data[1] != 1)
+        return RAFT_ERR_INVALID;
+    if ((size_t)data[2] + data[3] > RAFT_MAX_VOTERS)
+        return RAFT_ERR_INVALID;
+    need = 4 + 8 * ((size_t)data[2] + data[3]);
+    if (len < need)
+        return RAFT_ERR_INVALID;
+    out->n_voters = data[2];
+    out->n_learners = data[3];
+    for (i = 0; i < out->n_voters; i++, off += 8)
+        out->voters[i] = get_u64(data + off);
+    for (i = 0; i < out->n_learners; i++, off += 8)
+        out->learners[i] = get_u64(data + off);
+    if (membership_check(out) != RAFT_OK) {
+        memset(out, 0, sizeof(*out));
+        return RAFT_ERR_INVALID;
+    }
+    return (int)need;
 }
 
 /* ---- config ---------------------------------------------------------------- */
@@ -119,26 +227,26 @@ void raft_config_default(raft_config *c) {
     c->max_msg_bytes = 1 << 20;
     c->max_entry_bytes = 1 << 20;
     c->max_apply_entries = 256;
+    c->snapshot_chunk_bytes = RAFT__DEFAULT_CHUNK_BYTES;
+    c->snapshot_resend_ticks = 0;
 }
 
 static int config_check(const raft_config *c) {
-    size_t i, j;
-    bool self = false;
-    if (c->id == RAFT_NONE || c->n_voters == 0 || c->n_voters > RAFT_MAX_VOTERS)
+    raft_membership m;
+    size_t i;
+    if (c->id == RAFT_NONE || c->n_voters > RAFT_MAX_VOTERS || c->n_learners > RAFT_MAX_VOTERS)
         return RAFT_ERR_INVALID;
-    if (c->n_learners != 0)
-        return RAFT_ERR_UNSUPPORTED;
-    for (i = 0; i < c->n_voters; i++) {
-        if (c->voters[i] == RAFT_NONE)
-            return RAFT_ERR_INVALID;
-        if (c->voters[i] == c->id)
-            self = true;
-        for (j = 0; j < i; j++)
-            if (c->voters[j] == c->voters[i])
-                return RAFT_ERR_INVALID;
-    }
-    if (!self)
-        return RAFT_ERR_UNSUPPORTED; /* a non-voter needs learner support */
+    memset(&m, 0, sizeof(m));
+    for (i = 0; i < c->n_voters; i++)
+        m.voters[i] = c->voters[i];
+    for (i = 0; i < c->n_learners; i++)
+        m.learners[i] = c->learners[i];
+    m.n_voters = c->n_voters;
+    m.n_learners = c->n_learners;
+    if (membership_check(&m) != RAFT_OK)
+        return RAFT_ERR_INVALID;
+    if (c->snapshot_resend_ticks < 0)
+        return RAFT_ERR_INVALID;
     if (c->heartbeat_ticks < 1 || c->election_ticks < 2 * c->heartbeat_ticks ||
         c->election_ticks > RAFT__MAX_ELECTION_TICKS)
         return RAFT_ERR_INVALID;
@@ -172,6 +280,8 @@ static uint64_t last_index(const raft_node *n) {
 }
 
 static uint64_t term_at(const raft_node *n, uint64_t index) {
+    if (index != 0 && index == n->snap_index)
+        return n->snap_term;
     if (index == 0 || index < n->first_index || index > last_index(n))
         return 0;
     return n->log[index - n->first_index].term;
@@ -203,6 +313,83 @@ static int log_reserve(raft_node *n, size_t extra) {
     return RAFT_OK;
 }
 
+/* ---- membership in effect ----------------------------------------------------- */
+
+static raft__progress *progress_of(raft_node *n, uint64_t id);
+
+static void progress_init(raft_node *n, raft__progress *pr, uint64_t id) {
+    memset(pr, 0, sizeof(*pr));
+    pr->id = id;
+    pr->next = last_index(n) + 1;
+    pr->state = RAFT__PROBE;
+    pr->ack_sent_tick = -1;
+    pr->snap_wait = -1;
+}
+
+static bool self_voter(const raft_node *n) {
+    return raft_membership_is_voter(&n->conf, n->cfg.id);
+}
+
+/* Make c (from the entry at index, or the snapshot when index ==
+** snap_index) the configuration in effect: rebuild the progress array,
+** keeping what is known of the peers that stay. Self always has a slot. */
+static void apply_conf(raft_node *n, const raft_membership *c, uint64_t index) {
+    static const size_t max_ids = RAFT__MAX_PRS;
+    raft__progress *old = n->prs_scratch;
+    uint64_t ids[RAFT__MAX_PRS];
+    size_t n_old = n->n_prs, n_ids = 0, i, j;
+    memcpy(old, n->prs, n_old * sizeof(raft__progress));
+    for (i = 0; i < c->n_voters; i++)
+        ids[n_ids++] = c->voters[i];
+    for (i = 0; i < c->n_learners; i++)
+        ids[n_ids++] = c->learners[i];
+    if (!id_in(ids, n_ids, n->cfg.id))
+        ids[n_ids++] = n->cfg.id;
+    assert(n_ids <= max_ids);
+    for (i = 0; i < n_ids; i++) {
+        raft__progress *pr = &n->prs[i];
+        bool found = false;
+        for (j = 0; j < n_old; j++) {
+            if (old[j].id == ids[i]) {
+                *pr = old[j];
+                found = true;
+                break;
+            }
+        }
+        if (!found)
+            progress_init(n, pr, ids[i]);
+        pr->voter = raft_membership_is_voter(c, ids[i]);
+        pr->learner = raft_membership_is_learner(c, ids[i]);
+    }
+    n->n_prs = n_ids;
+    n->conf = *c;
+    n->conf_index = index;
+    n->quorum = c->n_voters / 2 + 1;
+    if (n->transfer_to != RAFT_NONE && !raft_membership_is_voter(c, n->transfer_to)) {
+        n->transfer_to = RAFT_NONE;
+        n->transfer_elapsed = 0;
+    }
+}
+
+/* The configuration in effect at index (>= snap_index): the latest config
+** entry at or below it, else the snapshot's. */
+static uint64_t conf_at(const raft_node *n, uint64_t index, raft_membership *out) {
+    uint64_t i;
+    for (i = BASE_MIN(index, last_index(n)); i >= n->first_index && i > 0; i--) {
+        const raft_entry *e = &n->log[i - n->first_index];
+        if (e->type == RAFT_ENTRY_CONFIG && raft_membership_decode(e->data, e->len, out) >= 0)
+            return i;
+    }
+    *out = n->snap_conf;
+    return n->snap_index;
+}
+
+static void recompute_conf(raft_node *n) {
+    raft_membership c;
+    uint64_t at = conf_at(n, last_index(n), &c);
+    apply_conf(n, &c, at);
+}
+
 static void mark_unpersisted(raft_node *n, uint64_t index) {
     if (n->unpersisted_from == 0 || index < n->unpersisted_from)
         n->unpersisted_from = index;
@@ -228,6 +415,24 @@ static void log_truncate(raft_node *n, uint64_t from) {
     }
     if (n->unpersisted_from > from)
         n->unpersisted_from = from;
+    if (n->conf_index >= from)
+        recompute_conf(n); /* the config entry is gone: roll back */
+}
+
+/* Drop every entry with index <= upto (first_index <= upto + 1, upto <=
+** last index); the entry at upto becomes the snapshot point. */
+static void log_drop_prefix(raft_node *n, uint64_t upto) {
+    size_t k, drop;
+    assert(upto + 1 >= n->first_index && upto <= last_index(n));
+    drop = (size_t)(upto + 1 - n->first_index);
+    for (k = 0; k < drop; k++)
+        base_free(n->log[k].data);
+    if (drop > 0)
+        memmove(n->log, n->log + drop, (n->log_len - drop) * sizeof(raft_entry));
+    n->log_len -= drop;
+    n->first_index = upto + 1;
+    if (n->unpersisted_from != 0 && n->unpersisted_from < n->first_index)
+        n->unpersisted_from = n->first_index;
 }
 
 /* Append entries copied from src (indices continue the log). */
@@ -259,6 +464,12 @@ static int log_append_copy(raft_node *n, const raft_entry *src, size_t count) {
         copies[i] = NULL;
         n->log_len++;
         mark_unpersisted(n, e->index);
+        if (e->type == RAFT_ENTRY_CONFIG) {
+            raft_membership c;
+            /* validated before (peer message, restart, our own proposal) */
+            if (raft_membership_decode(e->data, e->len, &c) >= 0)
+                apply_conf(n, &c, e->index);
+        }
     }
 cleanup:
     for (i = 0; i < count; i++)
@@ -357,6 +568,7 @@ static void inflight_free_to(raft__progress *pr, uint64_t index) {
 static void progress_probe(raft__progress *pr) {
     pr->state = RAFT__PROBE;
     pr->paused = false;
+    pr->snap_wait = -1;
     inflight_reset(pr);
 }
 
@@ -395,7 +607,7 @@ static void become_follower(raft_node *n, uint64_t term, uint64_t leader) {
 static size_t count_votes(const raft_node *n, bool granted) {
     size_t i, c = 0;
     for (i = 0; i < n->n_prs; i++)
-        if (n->prs[i].vote_responded && n->prs[i].vote_granted == granted)
+        if (n->prs[i].voter && n->prs[i].vote_responded && n->prs[i].vote_granted == granted)
             c++;
     return c;
 }
@@ -430,6 +642,8 @@ static void tally(raft_node *n) {
 static void campaign(raft_node *n, bool pre_vote, bool force) {
     size_t i;
     uint64_t vote_term;
+    if (!self_voter(n))
+        return; /* learners and non-members never campaign */
     leave_leadership(n);
     n->leader = RAFT_NONE;
     n->election_elapsed = 0;
@@ -447,7 +661,7 @@ static void campaign(raft_node *n, bool pre_vote, bool force) {
     reset_votes(n);
     for (i = 0; i < n->n_prs; i++) {
         raft_message *m;
-        if (n->prs[i].id == n->cfg.id)
+        if (n->prs[i].id == n->cfg.id || !n->prs[i].voter)
             continue;
         m = out_push(n, pre_vote ? RAFT_MSG_PRE_VOTE : RAFT_MSG_VOTE, n->prs[i].id, false);
         if (m == NULL)
@@ -464,10 +678,48 @@ static void campaign(raft_node *n, bool pre_vote, bool force) {
 
 /* Send one APPEND to pr if flow control allows. allow_empty: send even with
 ** no entries (probe, or to carry the commit index). Returns true if sent. */
+static size_t chunk_bytes(const raft_node *n) {
+    return n->cfg.snapshot_chunk_bytes ? n->cfg.snapshot_chunk_bytes : RAFT__DEFAULT_CHUNK_BYTES;
+}
+
+/* Stream the latest snapshot to pr: one chunk in flight at a time; a
+** snapshot replaced since the stream started restarts it. */
+static bool send_snapshot_chunk(raft_node *n, raft__progress *pr) {
+    size_t len;
+    raft_message *m;
+    assert(n->snap_index > 0 && n->snap_stream != NULL);
+    if (pr->state != RAFT__SNAPSHOT || pr->snap_index != n->snap_index) {
+        pr->state = RAFT__SNAPSHOT;
+        pr->snap_index = n->snap_index;
+        pr->snap_offset = 0;
+        pr->snap_wait = -1;
+        pr->paused = false;
+        inflight_reset(pr);
+    }
+    if (pr->snap_wait >= 0)
+        return false;
+    if (pr->snap_offset > n->snap_stream_len)
+        pr->snap_offset = 0;
+    len = BASE_MIN(chunk_bytes(n), n->snap_stream_len - pr->snap_offset);
+    m = out_push(n, RAFT_MSG_SNAPSHOT, pr->id, false);
+    if (m == NULL)
+        return false;
+    m->index = n->snap_index;
+    m->log_term = n->snap_term;
+    m->seq = pr->snap_offset;
+    m->len = len;
+    m->force = pr->snap_offset + len == n->snap_stream_len;
+    n->out[n->n_out - 1].snap_offset = pr->snap_offset;
+    pr->snap_wait = 0;
+    return true;
+}
+
 static bool send_append(raft_node *n, raft__progress *pr, bool allow_empty) {
     uint64_t prev, idx, last = last_index(n);
     size_t count = 0, bytes = 0;
     raft_message *m;
+    if (pr->state == RAFT__SNAPSHOT || pr->next < n->first_index)
+        return send_snapshot_chunk(n, pr);
     if (pr->state == RAFT__PROBE && pr->paused)
         return false;
     if (pr->state == RAFT__REPLICATE && inflight_full(n, pr))
@@ -583,11 +835,14 @@ static void start_waiting_reads(raft_node *n) {
 /* Advance commit to the quorum match if that entry is of this term
 ** (Figure 8: never commit an older term's entry by counting replicas). */
 static bool maybe_commit(raft_node *n) {
-    uint64_t matches[RAFT_MAX_VOTERS], q;
-    size_t i;
+    uint64_t matches[RAFT__MAX_PRS], q;
+    size_t i, k = 0;
     for (i = 0; i < n->n_prs; i++)
-        matches[i] = n->prs[i].id == n->cfg.id ? n->stable_index : n->prs[i].match;
-    qsort(matches, n->n_prs, sizeof(uint64_t), cmp_u64_desc);
+        if (n->prs[i].voter)
+            matches[k++] = n->prs[i].id == n->cfg.id ? n->stable_index : n->prs[i].match;
+    if (k == 0 || k < n->quorum)
+        return false;
+    qsort(matches, k, sizeof(uint64_t), cmp_u64_desc);
     q = matches[n->quorum - 1];
     if (q > n->commit && term_at(n, q) == n->term) {
         bool first_in_term = !committed_in_term(n);
@@ -638,14 +893,17 @@ static void become_leader(raft_node *n) {
 /* ---- lease and reads --------------------------------------------------------- */
 
 static bool lease_valid(const raft_node *n) {
-    int64_t acks[RAFT_MAX_VOTERS];
-    size_t i;
+    int64_t acks[RAFT__MAX_PRS];
+    size_t i, k = 0;
     if (n->role != RAFT_LEADER || n->timeout_now_sent || n->transfer_to != RAFT_NONE ||
         !committed_in_term(n))
         return false;
     for (i = 0; i < n->n_prs; i++)
-        acks[i] = n->prs[i].id == n->cfg.id ? n->tick : n->prs[i].ack_sent_tick;
-    qsort(acks, n->n_prs, sizeof(int64_t), cmp_i64_desc);
+        if (n->prs[i].voter)
+            acks[k++] = n->prs[i].id == n->cfg.id ? n->tick : n->prs[i].ack_sent_tick;
+    if (k == 0 || k < n->quorum)
+        return false;
+    qsort(acks, k, sizeof(int64_t), cmp_i64_desc);
     if (acks[n->quorum - 1] < 0)
         return false;
     return n->tick < acks[n->quorum - 1] + n->cfg.election_ticks - n->cfg.lease_drift_ticks;
@@ -659,7 +917,7 @@ static void release_reads(raft_node *n) {
         if (r->index == 0)
             break;
         for (i = 0; i < n->n_prs; i++)
-            if (n->prs[i].id == n->cfg.id || n->prs[i].acked_seq >= r->seq)
+            if (n->prs[i].voter && (n->prs[i].id == n->cfg.id || n->prs[i].acked_seq >= r->seq))
                 acks++;
         if (acks < n->quorum)
             break;
@@ -709,9 +967,18 @@ static bool in_lease(const raft_node *n) {
 
 static int validate_message(const raft_node *n, const raft_message *m) {
     size_t i;
-    if (m->to != n->cfg.id || m->from == n->cfg.id || progress_of((raft_node *)n, m->from) == NULL)
+    /* Peers outside the configuration are heard too: a new member learns
+    ** the configuration from the leader; responses from non-members are
+    ** ignored where they are counted. */
+    if (m->to != n->cfg.id || m->from == n->cfg.id || m->from == RAFT_NONE)
         return RAFT_ERR_INVALID;
-    if (m->type < RAFT_MSG_APPEND || m->type > RAFT_MSG_TIMEOUT_NOW || m->term == 0)
+    if (m->type < RAFT_MSG_APPEND || m->type > RAFT_MSG_SNAPSHOT_RESP || m->term == 0)
+        return RAFT_ERR_INVALID;
+    if (m->len > 0 && (m->type != RAFT_MSG_SNAPSHOT || m->data == NULL))
+        return RAFT_ERR_INVALID;
+    if (m->type == RAFT_MSG_SNAPSHOT &&
+        (m->index == 0 || m->log_term == 0 || m->log_term > m->term ||
+         m->seq > RAFT__MAX_SNAPSHOT_BYTES || m->len > RAFT__MAX_SNAPSHOT_BYTES - m->seq))
         return RAFT_ERR_INVALID;
     if (m->n_entries > 0 && (m->type != RAFT_MSG_APPEND || m->entries == NULL))
         return RAFT_ERR_INVALID;
@@ -722,6 +989,11 @@ static int validate_message(const raft_node *n, const raft_message *m) {
             return RAFT_ERR_INVALID;
         if (e->type > RAFT_ENTRY_CONFIG || (e->len > 0 && e->data == NULL))
             return RAFT_ERR_INVALID;
+        if (e->type == RAFT_ENTRY_CONFIG) {
+            raft_membership c;
+            if (raft_membership_decode(e->data, e->len, &c) < 0)
+                return RAFT_ERR_INVALID;
+        }
     }
     if (m->type == RAFT_MSG_APPEND && m->log_term > m->term)
         return RAFT_ERR_INVALID;
@@ -810,6 +1082,8 @@ static void handle_append_response(raft_node *n, raft__progress *pr, const raft_
     pr->recent_active = true;
     if (m->reject) {
         uint64_t probe;
+        if (pr->state == RAFT__SNAPSHOT)
+            return; /* the stream goes on; a lost chunk is resent on timeout */
         if (pr->state == RAFT__REPLICATE ? m->index <= pr->match : m->index != pr->next - 1)
             return; /* stale */
         probe = m->hint_index;
@@ -827,10 +1101,14 @@ static void handle_append_response(raft_node *n, raft__progress *pr, const raft_
         pr->match = m->index;
         if (pr->next < pr->match + 1)
             pr->next = pr->match + 1;
-        if (pr->state == RAFT__PROBE) {
+        if (pr->state == RAFT__PROBE ||
+            (pr->state == RAFT__SNAPSHOT && pr->match >= pr->snap_index)) {
             pr->state = RAFT__REPLICATE;
             pr->next = pr->match + 1;
+            pr->snap_wait = -1;
             inflight_reset(pr);
+        } else if (pr->state == RAFT__SNAPSHOT) {
+            /* an old ack: the snapshot is still needed */
         } else {
             inflight_free_to(pr, m->index);
         }
@@ -868,6 +1146,128 @@ static void handle_heartbeat_response(raft_node *n, raft__progress *pr, const ra
     release_reads(n);
 }
 
+/* Install a complete snapshot stream (owned by the node from here on). */
+static void install_snapshot(raft_node *n, uint64_t index, uint64_t term,
+                             const raft_membership *conf, uint8_t *stream, size_t len,
+                             size_t hdr) {
+    bool keep = index < last_index(n) && has_entry(n, index, term);
+    assert(index > n->commit && index > n->snap_index);
+    if (keep) {
+        log_drop_prefix(n, index);
+    } else {
+        size_t k;
+        for (k = 0; k < n->log_len; k++)
+            base_free(n->log[k].data);
+        n->log_len = 0;
+        n->first_index = index + 1;
+        n->unpersisted_from = 0;
+    }
+    n->snap_index = index;
+    n->snap_term = term;
+    n->snap_conf = *conf;
+    base_free(n->snap_stream);
+    n->snap_stream = stream;
+    n->snap_stream_len = len;
+    n->snap_conf_len = hdr;
+    recompute_conf(n);
+    n->commit = index;
+    n->applied = index;
+    if (n->stable_index < index || !keep)
+        n->stable_index = index; /* durable with this update, before its ack */
+    n->snap_out = true;
+    memset(&n->snap_out_meta, 0, sizeof(n->snap_out_meta));
+    n->snap_out_meta.index = index;
+    n->snap_out_meta.term = term;
+    n->snap_out_meta.membership = *conf;
+    n->snap_out_meta.data = stream + hdr;
+    n->snap_out_meta.len = len - hdr;
+    n->snap_out_meta.keep_log = keep;
+}
+
+static void recv_reset(raft_node *n) {
+    n->recv_index = 0;
+    n->recv_term = 0;
+    n->recv_len = 0;
+}
+
+static int handle_snapshot(raft_node *n, const raft_message *m) {
+    raft_message *r;
+    raft_membership conf;
+    int hdr;
+    if (m->index <= n->commit) {
+        /* We hold all of it already (log matching up to commit). */
+        recv_reset(n);
+        r = out_push(n, RAFT_MSG_APPEND_RESP, m->from, true);
+        if (r != NULL)
+            r->index = n->commit;
+        return RAFT_OK;
+    }
+    if (m->seq == 0) {
+        recv_reset(n);
+        n->recv_index = m->index;
+        n->recv_term = m->log_term;
+    } else if (m->index != n->recv_index || m->log_term != n->recv_term || m->seq != n->recv_len) {
+        r = out_push(n, RAFT_MSG_SNAPSHOT_RESP, m->from, false);
+        if (r != NULL) {
+            r->index = m->index;
+            r->log_term = m->log_term;
+            r->hint_index = (m->index == n->recv_index && m->log_term == n->recv_term) ? n->recv_len : 0;
+        }
+        return RAFT_OK;
+    }
+    if (n->recv_len + m->len > n->recv_cap) {
+        size_t cap = n->recv_cap ? n->recv_cap : 4096;
+        uint8_t *p;
+        while (cap < n->recv_len + m->len)
+            cap *= 2;
+        p = base_realloc(n->recv_buf, cap);
+        if (p == NULL)
+            return RAFT_ERR_NOMEM; /* like a lost chunk: resent later */
+        n->recv_buf = p;
+        n->recv_cap = cap;
+    }
+    if (m->len > 0)
+        memcpy(n->recv_buf + n->recv_len, m->data, m->len);
+    n->recv_len += m->len;
+    if (!m->force) {
+        r = out_push(n, RAFT_MSG_SNAPSHOT_RESP, m->from, false);
+        if (r != NULL) {
+            r->index = m->index;
+            r->log_term = m->log_term;
+            r->hint_index = n->recv_len;
+        }
+        return RAFT_OK;
+    }
+    hdr = raft_membership_decode(n->recv_buf, n->recv_len, &conf);
+    if (hdr < 0) {
+        recv_reset(n);
+        return RAFT_ERR_INVALID;
+    }
+    {
+        /* the buffer becomes the node's snapshot stream */
+        uint8_t *stream = n->recv_buf;
+        size_t len = n->recv_len;
+        n->recv_buf = NULL;
+        n->recv_cap = 0;
+        recv_reset(n);
+        install_snapshot(n, m->index, m->log_term, &conf, stream, len, (size_t)hdr);
+    }
+    r = out_push(n, RAFT_MSG_APPEND_RESP, m->from, true);
+    if (r != NULL)
+        r->index = m->index;
+    return RAFT_OK;
+}
+
+static void handle_snapshot_response(raft_node *n, raft__progress *pr, const raft_message *m) {
+    pr->recent_active = true;
+    if (pr->state != RAFT__SNAPSHOT || m->index != pr->snap_index ||
+        pr->snap_index != n->snap_index || m->hint_index > n->snap_stream_len)
+        return;
+    pr->snap_offset = (size_t)m->hint_index;
+    pr->snap_wait = -1;
+    send_snapshot_chunk(n, pr);
+}
+
 static int step_message(raft_node *n, const raft_message *m) {
     raft__progress *pr;
     int rc = validate_message(n, m);
@@ -884,12 +1284,13 @@ static int step_message(raft_node *n, const raft_message *m) {
             /* granted pre-votes carry our own future term */
         } else {
             bool from_leader = m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
-                               m->type == RAFT_MSG_TIMEOUT_NOW;
+                               m->type == RAFT_MSG_TIMEOUT_NOW || m->type == RAFT_MSG_SNAPSHOT;
             become_follower(n, m->term, from_leader ? m->from : RAFT_NONE);
         }
     } else if (m->term < n->term) {
         raft_message *r;
-        if (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT) {
+        if (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
+            m->type == RAFT_MSG_SNAPSHOT) {
             /* A stale leader: tell it our term so it steps down. */
             r = out_push(n, RAFT_MSG_APPEND_RESP, m->from, false);
             (void)r;
@@ -909,6 +1310,7 @@ static int step_message(raft_node *n, const raft_message *m) {
     case RAFT_MSG_APPEND:
     case RAFT_MSG_HEARTBEAT:
     case RAFT_MSG_TIMEOUT_NOW:
+    case RAFT_MSG_SNAPSHOT:
         if (n->role == RAFT_LEADER) {
             BASE_ERROR("raft", "node %llu: two leaders in term %llu (%llu)",
                        (unsigned long long)n->cfg.id, (unsigned long long)n->term,
@@ -922,6 +1324,8 @@ static int step_message(raft_node *n, const raft_message *m) {
         n->leader_contact_elapsed = 0;
         if (m->type == RAFT_MSG_APPEND)
             return handle_append(n, m);
+        if (m->type == RAFT_MSG_SNAPSHOT)
+            return handle_snapshot(n, m);
         if (m->type == RAFT_MSG_HEARTBEAT) {
             raft_message *r;
             if (m->commit > n->commit)
@@ -931,21 +1335,29 @@ static int step_message(raft_node *n, const raft_message *m) {
                 r->seq = m->seq;
             return RAFT_OK;
         }
-        campaign(n, false, true); /* TIMEOUT_NOW: skip pre-vote, ignore stickiness */
+        campaign(n, false, true); /* TIMEOUT_NOW: skip pre-vote, ignore stickiness
+                                   * (a no-op unless we are a voter) */
         return RAFT_OK;
     case RAFT_MSG_APPEND_RESP:
     case RAFT_MSG_HEARTBEAT_RESP:
+    case RAFT_MSG_SNAPSHOT_RESP:
         if (n->role != RAFT_LEADER)
             return RAFT_OK;
         pr = progress_of(n, m->from);
+        if (pr == NULL)
+            return RAFT_OK; /* not a member (any more) */
         if (m->type == RAFT_MSG_APPEND_RESP)
             handle_append_response(n, pr, m);
-        else
+        else if (m->type == RAFT_MSG_HEARTBEAT_RESP)
             handle_heartbeat_response(n, pr, m);
+        else
+            handle_snapshot_response(n, pr, m);
         return RAFT_OK;
     case RAFT_MSG_PRE_VOTE_RESP:
     case RAFT_MSG_VOTE_RESP:
         pr = progress_of(n, m->from);
+        if (pr == NULL || !pr->voter)
+            return RAFT_OK; /* only voters count */
         if ((m->type == RAFT_MSG_PRE_VOTE_RESP) != (n->role == RAFT_PRE_CANDIDATE))
             return RAFT_OK;
         if (m->type == RAFT_MSG_VOTE_RESP && n->role != RAFT_CANDIDATE)
@@ -969,10 +1381,24 @@ static void step_tick(raft_node *n) {
     if (n->leader_contact_elapsed < RAFT__MAX_ELECTION_TICKS)
         n->leader_contact_elapsed++;
     if (n->role != RAFT_LEADER) {
-        n->election_elapsed++;
-        if (n->election_elapsed >= n->randomized_timeout)
+        if (n->election_elapsed < RAFT__MAX_ELECTION_TICKS * 2)
+            n->election_elapsed++;
+        if (n->election_elapsed >= n->randomized_timeout && self_voter(n))
             campaign(n, true, false);
         return;
+    }
+    {
+        /* resend a snapshot chunk that got no answer */
+        int resend = n->cfg.snapshot_resend_ticks ? n->cfg.snapshot_resend_ticks : n->cfg.election_ticks;
+        size_t i;
+        for (i = 0; i < n->n_prs; i++) {
+            raft__progress *pr = &n->prs[i];
+            if (pr->id != n->cfg.id && pr->state == RAFT__SNAPSHOT && pr->snap_wait >= 0 &&
+                ++pr->snap_wait >= resend) {
+                pr->snap_wait = -1;
+                send_snapshot_chunk(n, pr);
+            }
+        }
     }
     n->heartbeat_elapsed++;
     n->check_quorum_elapsed++;
@@ -984,7 +1410,7 @@ static void step_tick(raft_node *n) {
         size_t i, active = 0;
         n->check_quorum_elapsed = 0;
         for (i = 0; i < n->n_prs; i++) {
-            if (n->prs[i].id == n->cfg.id || n->prs[i].recent_active)
+            if (n->prs[i].voter && (n->prs[i].id == n->cfg.id || n->prs[i].recent_active))
                 active++;
             n->prs[i].recent_active = n->prs[i].id == n->cfg.id;
         }
@@ -1044,6 +1470,140 @@ static int step_propose(raft_node *n, const raft_event *ev, raft_update *up) {
     return rc;
 }
 
+static int step_conf_change(raft_node *n, const raft_event *ev, raft_update *up) {
+    raft_membership c = n->conf;
+    uint8_t buf[RAFT_MEMBERSHIP_MAX_BYTES];
+    raft_entry e;
+    uint64_t id = ev->conf_node;
+    bool voter = raft_membership_is_voter(&c, id), learner = raft_membership_is_learner(&c, id);
+    size_t i, k;
+    int rc;
+    if (n->role != RAFT_LEADER) {
+        up->leader_hint = n->leader;
+        return RAFT_ERR_NOT_LEADER;
+    }
+    if (n->transfer_to != RAFT_NONE) {
+        up->leader_hint = n->transfer_to;
+        return RAFT_ERR_TRANSFERRING;
+    }
+    if (id == RAFT_NONE)
+        return RAFT_ERR_INVALID;
+    /* The one-server-at-a-time safety fix (Ongaro, raft-dev 2015): a
+    ** change only once this term has committed an entry, and never two
+    ** uncommitted at once. */
+    if (!committed_in_term(n) || n->conf_index > n->commit)
+        return RAFT_ERR_CONF_PENDING;
+    switch (ev->conf_change) {
+    case RAFT_CONF_ADD_LEARNER:
+    case RAFT_CONF_ADD_VOTER:
+        if (voter || learner || c.n_voters + c.n_learners >= RAFT_MAX_VOTERS)
+            return RAFT_ERR_INVALID;
+        if (ev->conf_change == RAFT_CONF_ADD_LEARNER)
+            c.learners[c.n_learners++] = id;
+        else
+            c.voters[c.n_voters++] = id;
+        break;
+    case RAFT_CONF_PROMOTE: {
+        raft__progress *pr = progress_of(n, id);
+        if (!learner || pr == NULL)
+            return RAFT_ERR_INVALID;
+        if (pr->match < n->commit)
+            return RAFT_ERR_NOT_CAUGHT_UP;
+        for (i = 0, k = 0; i < c.n_learners; i++)
+            if (c.learners[i] != id)
+                c.learners[k++] = c.learners[i];
+        c.n_learners = k;
+        c.voters[c.n_voters++] = id;
+        break;
+    }
+    case RAFT_CONF_REMOVE:
+        if ((!voter && !learner) || (voter && c.n_voters == 1))
+            return RAFT_ERR_INVALID;
+        for (i = 0, k = 0; i < c.n_voters; i++)
+            if (c.voters[i] != id)
+                c.voters[k++] = c.voters[i];
+        c.n_voters = k;
+        for (i = 0, k = 0; i < c.n_learners; i++)
+            if (c.learners[i] != id)
+                c.learners[k++] = c.learners[i];
+        c.n_learners = k;
+        break;
+    default:
+        return RAFT_ERR_INVALID;
+    }
+    if (last_index(n) - n->commit + 1 > RAFT__MAX_UNCOMMITTED_ENTRIES)
+        return RAFT_ERR_BUSY;
+    memset(&e, 0, sizeof(e));
+    e.term = n->term;
+    e.index = last_index(n) + 1;
+    e.type = RAFT_ENTRY_CONFIG;
+    e.data = buf;
+    e.len = raft_membership_encode(&c, buf);
+    rc = log_append_copy(n, &e, 1); /* takes effect now (thesis 4.1) */
+    if (rc != 0)
+        return rc;
+    up->proposed_index = e.index;
+    up->proposed_term = n->term;
+    for (i = 0; i < n->n_prs; i++)
+        if (n->prs[i].id != n->cfg.id)
+            send_all(n, &n->prs[i], false);
+    /* a leader that just removed itself may now hold a quorum of one less */
+    if (maybe_commit(n))
+        broadcast_append(n);
+    return RAFT_OK;
+}
+
+static int step_compact(raft_node *n, const raft_event *ev) {
+    uint64_t idx = ev->compact_index, term;
+    raft_membership c;
+    uint8_t hdr[RAFT_MEMBERSHIP_MAX_BYTES];
+    size_t hdr_len;
+    uint8_t *stream;
+    if (idx <= n->snap_index)
+        return RAFT_OK; /* nothing new */
+    if (idx > n->applied || (ev->snapshot_len > 0 && ev->snapshot_data == NULL) ||
+        ev->snapshot_len > RAFT__MAX_SNAPSHOT_BYTES - RAFT_MEMBERSHIP_MAX_BYTES)
+        return RAFT_ERR_INVALID;
+    conf_at(n, idx, &c);
+    hdr_len = raft_membership_encode(&c, hdr);
+    stream = base_malloc(hdr_len + ev->snapshot_len);
+    if (stream == NULL)
+        return RAFT_ERR_NOMEM;
+    memcpy(stream, hdr, hdr_len);
+    if (ev->snapshot_len > 0)
+        memcpy(stream + hdr_len, ev->snapshot_data, ev->snapshot_len);
+    term = term_at(n, idx);
+    assert(term != 0 && idx <= n->stable_index);
+    log_drop_prefix(n, idx);
+    n->snap_index = idx;
+    n->snap_term = term;
+    n->snap_conf = c;
+    base_free(n->snap_stream);
+    n->snap_stream = stream;
+    n->snap_stream_len = hdr_len + ev->snapshot_len;
+    n->snap_conf_len = hdr_len;
+    if (n->conf_index < idx)
+        n->conf_index = idx; /* the config in effect now comes from the snapshot */
+    return RAFT_OK;
+}
+
+/* A leader that is no longer a voter steps down once the configuration
+** removing it is committed (thesis 4.2.2), handing over to a caught-up
+** voter with TIMEOUT_NOW when there is one. */
+static void maybe_step_down_removed(raft_node *n) {
+    size_t i;
+    if (n->role != RAFT_LEADER || self_voter(n) || n->commit < n->conf_index)
+        return;
+    for (i = 0; i < n->n_prs; i++) {
+        raft__progress *pr = &n->prs[i];
+        if (pr->voter && pr->id != n->cfg.id && pr->match == last_index(n)) {
+            send_timeout_now(n, pr);
+            break;
+        }
+    }
+    become_follower(n, n->term, RAFT_NONE);
+}
+
 static void step_persisted(raft_node *n, uint64_t seq) {
     raft__persist_record r = {0};
     bool found = false;
@@ -1074,7 +1634,7 @@ static int step_transfer(raft_node *n, uint64_t to, raft_update *up) {
         return RAFT_ERR_NOT_LEADER;
     }
     pr = progress_of(n, to);
-    if (pr == NULL || to == n->cfg.id)
+    if (pr == NULL || to == n->cfg.id || !pr->voter)
         return RAFT_ERR_INVALID;
     if (n->transfer_to != RAFT_NONE)
         return n->transfer_to == to ? RAFT_OK : RAFT_ERR_TRANSFERRING;
@@ -1125,7 +1685,9 @@ static void finalize(raft_node *n, raft_update *up) {
         up->n_entries = last_index(n) - n->unpersisted_from + 1;
     }
     n->unpersisted_from = 0;
-    if (up->hard_state_changed || up->n_entries > 0) {
+    if (n->snap_out)
+        up->snapshot = &n->snap_out_meta;
+    if (up->hard_state_changed || up->n_entries > 0 || n->snap_out) {
         raft__persist_record *r;
         up->persist_seq = ++n->next_persist_seq;
         n->emitted_hs = hs;
@@ -1157,6 +1719,11 @@ static void finalize(raft_node *n, raft_update *up) {
                 continue; /* truncated within this step: drop */
             o->m.entries = &n->log[o->first_entry - n->first_index];
         }
+        if (o->m.type == RAFT_MSG_SNAPSHOT) {
+            if (o->m.index != n->snap_index || o->snap_offset + o->m.len > n->snap_stream_len)
+                continue; /* replaced within this step: drop */
+            o->m.data = o->m.len > 0 ? n->snap_stream + o->snap_offset : NULL;
+        }
         if (o->after_persist || !term_vote_durable)
             n->send_after[n_after++] = o->m;
         else
@@ -1184,6 +1751,7 @@ int raft_step(raft_node *n, const raft_event *ev, raft_update *up) {
     n->n_out = 0;
     n->n_read_out = 0;
     n->nomem = false;
+    n->snap_out = false;
     if (ev == NULL) {
         rc = RAFT_ERR_INVALID;
         goto done;
@@ -1207,8 +1775,16 @@ int raft_step(raft_node *n, const raft_event *ev, raft_update *up) {
     case RAFT_EVENT_TRANSFER:
         rc = step_transfer(n, ev->transfer_to, up);
         break;
+    case RAFT_EVENT_CONF_CHANGE:
+        rc = step_conf_change(n, ev, up);
+        break;
+    case RAFT_EVENT_COMPACT:
+        rc = step_compact(n, ev);
+        break;
     case RAFT_EVENT_CAMPAIGN:
-        if (in_lease(n))
+        if (!self_voter(n))
+            rc = RAFT_ERR_INVALID;
+        else if (in_lease(n))
             rc = n->role == RAFT_LEADER ? RAFT_OK : RAFT_ERR_BUSY; /* sticky: retry later */
         else
             campaign(n, true, false);
@@ -1216,6 +1792,7 @@ int raft_step(raft_node *n, const raft_event *ev, raft_update *up) {
     default:
         rc = RAFT_ERR_INVALID;
     }
+    maybe_step_down_removed(n);
 done:
     finalize(n, up);
     if (rc == RAFT_OK && n->nomem)
@@ -1227,22 +1804,50 @@ done:
 
 int raft_node_new(const raft_config *config, const raft_hard_state *hs,
                   const raft_entry *entries, size_t n_entries, raft_node **out) {
+    return raft_node_restore(config, hs, NULL, entries, n_entries, out);
+}
+
+int raft_node_restore(const raft_config *config, const raft_hard_state *hs,
+                      const raft_snapshot *snap, const raft_entry *entries, size_t n_entries,
+                      raft_node **out) {
     raft_node *n = NULL;
-    size_t i;
+    raft_membership boot;
+    uint64_t base = snap != NULL ? snap->index : 0, base_term = snap != NULL ? snap->term : 0;
+    uint8_t hdr[RAFT_MEMBERSHIP_MAX_BYTES];
+    size_t i, hdr_len;
     int rc;
     *out = NULL;
     rc = config_check(config);
     if (rc != 0)
         return rc;
-    for (i = 0; i < n_entries; i++) {
-        if (entries[i].index != i + 1 || (i > 0 && entries[i].term < entries[i - 1].term) ||
-            entries[i].term == 0 || (hs != NULL && entries[i].term > hs->term) ||
-            (entries[i].len > 0 && entries[i].data == NULL))
+    memset(&boot, 0, sizeof(boot));
+    memcpy(boot.voters, config->voters, sizeof(boot.voters));
+    memcpy(boot.learners, config->learners, sizeof(boot.learners));
+    boot.n_voters = config->n_voters;
+    boot.n_learners = config->n_learners;
+    if (snap != NULL) {
+        if (hs == NULL || snap->index == 0 || snap->term == 0 || snap->term > hs->term ||
+            membership_check(&snap->membership) != RAFT_OK ||
+            (snap->len > 0 && snap->data == NULL) ||
+            snap->len > RAFT__MAX_SNAPSHOT_BYTES - RAFT_MEMBERSHIP_MAX_BYTES)
             return RAFT_ERR_INVALID;
+        boot = snap->membership;
+    }
+    for (i = 0; i < n_entries; i++) {
+        uint64_t prev_term = i > 0 ? entries[i - 1].term : base_term;
+        if (entries[i].index != base + i + 1 || entries[i].term < prev_term ||
+            entries[i].term == 0 || (hs != NULL && entries[i].term > hs->term) ||
+            entries[i].type > RAFT_ENTRY_CONFIG || (entries[i].len > 0 && entries[i].data == NULL))
+            return RAFT_ERR_INVALID;
+        if (entries[i].type == RAFT_ENTRY_CONFIG) {
+            raft_membership c;
+            if (raft_membership_decode(entries[i].data, entries[i].len, &c) < 0)
+                return RAFT_ERR_INVALID;
+        }
     }
     if (hs == NULL && n_entries > 0)
         return RAFT_ERR_INVALID;
-    if (config->applied > n_entries)
+    if (config->applied > base + n_entries)
         return RAFT_ERR_INVALID;
     n = base_calloc(1, sizeof(*n));
     if (n == NULL)
@@ -1253,14 +1858,25 @@ int raft_node_new(const raft_config *config, const raft_hard_state *hs,
         goto fail;
     }
     n->cfg = *config;
-    n->quorum = config->n_voters / 2 + 1;
-    n->first_index = 1;
-    n->rng = config->random_seed ^ (config->id * 0xD1B54A32D192ED03ULL);
-    n->n_prs = config->n_voters;
-    for (i = 0; i < config->n_voters; i++) {
-        n->prs[i].id = config->voters[i];
-        n->prs[i].ack_sent_tick = -1;
+    n->first_index = base + 1;
+    n->snap_index = base;
+    n->snap_term = base_term;
+    n->snap_conf = boot;
+    if (snap != NULL) {
+        hdr_len = raft_membership_encode(&boot, hdr);
+        n->snap_stream = base_malloc(hdr_len + snap->len);
+        if (n->snap_stream == NULL) {
+            rc = RAFT_ERR_NOMEM;
+            goto fail;
+        }
+        memcpy(n->snap_stream, hdr, hdr_len);
+        if (snap->len > 0)
+            memcpy(n->snap_stream + hdr_len, snap->data, snap->len);
+        n->snap_stream_len = hdr_len + snap->len;
+        n->snap_conf_len = hdr_len;
     }
+    n->rng = config->random_seed ^ (config->id * 0xD1B54A32D192ED03ULL);
+    apply_conf(n, &boot, base);
     if (hs != NULL) {
         n->term = hs->term;
         n->vote = hs->vote;
@@ -1268,14 +1884,16 @@ int raft_node_new(const raft_config *config, const raft_hard_state *hs,
         n->durable_term = hs->term;
         n->durable_vote = hs->vote;
     }
-    rc = log_append_copy(n, entries, n_entries);
+    rc = log_append_copy(n, entries, n_entries); /* replays config entries */
     if (rc != 0)
         goto fail;
     n->unpersisted_from = 0;
-    n->stable_index = n_entries;
-    n->commit = hs != NULL ? BASE_MIN(hs->commit, (uint64_t)n_entries) : 0;
+    n->stable_index = base + n_entries;
+    n->commit = hs != NULL ? BASE_MIN(hs->commit, base + (uint64_t)n_entries) : 0;
+    if (n->commit < base)
+        n->commit = base;
     n->emitted_hs.commit = hs != NULL ? hs->commit : 0;
-    n->applied = config->applied;
+    n->applied = BASE_MAX(config->applied, base);
     if (n->applied > n->commit)
         n->commit = n->applied; /* the caller applied it: it was committed */
     n->role = RAFT_FOLLOWER;
@@ -1299,6 +1917,8 @@ void raft_node_free(raft_node *n) {
     base_free(n->send_now);
     base_free(n->send_after);
     base_free(n->read_out);
+    base_free(n->snap_stream);
+    base_free(n->recv_buf);
     base_free(n);
 }
 
@@ -1317,11 +1937,40 @@ void raft_node_status(const raft_node *n, raft_status *s) {
     s->transfer_to = n->transfer_to;
     s->lease_valid = lease_valid(n);
     s->tick = (uint64_t)n->tick;
+    s->first_index = n->first_index;
+    s->snapshot_index = n->snap_index;
+    s->snapshot_term = n->snap_term;
+    s->conf_index = n->conf_index;
+    s->voter = self_voter(n);
+}
+
+void raft_node_membership(const raft_node *n, raft_membership *out) {
+    *out = n->conf;
+}
+
+int raft_node_membership_at(const raft_node *n, uint64_t index, raft_membership *out) {
+    if (index < n->snap_index || index > last_index(n)) {
+        memset(out, 0, sizeof(*out));
+        return RAFT_ERR_INVALID;
+    }
+    conf_at(n, index, out);
+    return RAFT_OK;
+}
+
+void raft_node_snapshot(const raft_node *n, raft_snapshot *out) {
+    memset(out, 0, sizeof(*out));
+    out->index = n->snap_index;
+    out->term = n->snap_term;
+    out->membership = n->snap_conf;
+    if (n->snap_stream != NULL) {
+        out->data = n->snap_stream + n->snap_conf_len;
+        out->len = n->snap_stream_len - n->snap_conf_len;
+    }
 }
 
 int raft_node_term_at(const raft_node *n, uint64_t index, uint64_t *term) {
-    if (index == 0) {
-        *term = 0;
+    if (index == 0 || (index == n->snap_index)) {
+        *term = term_at(n, index);
         return RAFT_OK;
     }
     if (index < n->first_index || index > last_index(n))

@@ -1,8 +1,9 @@
 /*
 ** raft/raft_int.h: internals of the Raft core. Only the .c files of raft/ include it.
 **
-** The log lives in memory: log[i] holds the entry of index first_index + i
-** (first_index is 1 until snapshots exist). stable_index is the highest
+** The log lives in memory: log[i] holds the entry of index first_index + i;
+** first_index == snap_index + 1 (snap_index 0: no snapshot). The entry at
+** snap_index is known only by its term (snap_term). stable_index is the highest
 ** index the caller has reported durable through RAFT_EVENT_PERSISTED (and
 ** whose entry has not been overwritten since). Entries in
 ** [unpersisted_from, last] have not yet been handed to the caller in an
@@ -27,16 +28,22 @@
 #define RAFT__MAX_PROPOSALS_PER_EVENT 4096
 #define RAFT__MAX_UNCOMMITTED_ENTRIES 65536 /* leader refuses more (BUSY) */
 #define RAFT__MAX_ELECTION_TICKS 100000
+#define RAFT__MAX_SNAPSHOT_BYTES ((size_t)1 << 31) /* a bigger stream is refused */
+#define RAFT__DEFAULT_CHUNK_BYTES ((size_t)64 << 10)
+#define RAFT__MAX_PRS (RAFT_MAX_VOTERS + 1) /* members, plus self when removed */
 
 typedef enum raft__progress_state {
     RAFT__PROBE = 0,     /* one append at a time until the match is known */
     RAFT__REPLICATE = 1, /* optimistic pipelining within the window */
+    RAFT__SNAPSHOT = 2,  /* streaming the snapshot, one chunk in flight */
 } raft__progress_state;
 
 /* Leader's view of one voter (the paper's nextIndex/matchIndex, plus flow
 ** control and lease bookkeeping). Also holds the election tally. */
 typedef struct raft__progress {
     uint64_t id;
+    bool voter;           /* counts toward quorum, votes and lease */
+    bool learner;         /* replicated to, never counted */
     uint64_t match;
     uint64_t next;
     raft__progress_state state;
@@ -57,6 +64,11 @@ typedef struct raft__progress {
     uint64_t hb_mark_seq;
     uint64_t hb_mark_index;
     uint64_t hb_mark_match;
+    /* RAFT__SNAPSHOT: streaming snapshot snap_index; snap_offset = next byte
+    ** to send; snap_wait = ticks since the chunk in flight left (-1: none). */
+    uint64_t snap_index;
+    size_t snap_offset;
+    int snap_wait;
 } raft__progress;
 
 typedef struct raft__pending_read {
@@ -77,6 +89,7 @@ typedef struct raft__out {
     raft_message m;        /* entries resolved at the end of the step */
     uint64_t first_entry;  /* index of m.entries[0] when n_entries > 0 */
     bool after_persist;    /* acknowledges local durable state */
+    size_t snap_offset;    /* SNAPSHOT: m.data = snapshot stream + this */
 } raft__out;
 
 struct raft_node {
@@ -99,6 +112,31 @@ struct raft_node {
     uint64_t stable_index;
     uint64_t unpersisted_from;
 
+    /* The latest snapshot: the stream sent to followers is
+    ** raft_membership_encode(snap_conf) + application bytes (snap_stream,
+    ** owned). */
+    uint64_t snap_index;
+    uint64_t snap_term;
+    raft_membership snap_conf;
+    uint8_t *snap_stream;
+    size_t snap_stream_len;
+    size_t snap_conf_len;  /* bytes of the membership header in the stream */
+
+    /* Membership in effect: the latest config entry in the log (conf_index)
+    ** or, when none is above snap_index, snap_conf (conf_index =
+    ** snap_index; 0 before any snapshot: the bootstrap config). */
+    raft_membership conf;
+    uint64_t conf_index;
+
+    /* Follower: the snapshot being received (recv_len bytes so far). */
+    uint64_t recv_index;
+    uint64_t recv_term;
+    uint8_t *recv_buf;
+    size_t recv_len, recv_cap;
+    /* Output: a snapshot installed in this step (update.snapshot). */
+    bool snap_out;
+    raft_snapshot snap_out_meta;
+
     /* Persistence tracking. */
     uint64_t next_persist_seq;
     raft__persist_record records[RAFT__PERSIST_RING];
@@ -119,8 +157,9 @@ struct raft_node {
     uint64_t rng;
 
     /* Peers (voters, self included). */
-    raft__progress prs[RAFT_MAX_VOTERS];
+    raft__progress prs[RAFT__MAX_PRS];
     size_t n_prs;
+    raft__progress prs_scratch[RAFT__MAX_PRS]; /* apply_conf's copy of prs */
 
     /* Leader state. */
     uint64_t transfer_to;

@@ -100,6 +100,15 @@ void rsim_format_message(const raft_message *m, base_buf *b) {
         break;
     case RAFT_MSG_TIMEOUT_NOW:
         break;
+    case RAFT_MSG_SNAPSHOT:
+        base_buf_printf(b, " snap=%llu/%llu off=%llu len=%zu%s", (unsigned long long)m->index,
+                        (unsigned long long)m->log_term, (unsigned long long)m->seq, m->len,
+                        m->force ? " done" : "");
+        break;
+    case RAFT_MSG_SNAPSHOT_RESP:
+        base_buf_printf(b, " snap=%llu/%llu next=%llu", (unsigned long long)m->index,
+                        (unsigned long long)m->log_term, (unsigned long long)m->hint_index);
+        break;
     }
 }
 
@@ -182,9 +191,10 @@ static void check_send(rsim *s, const raft_message *m) {
                       (unsigned long long)nd->id, (unsigned long long)m->term);
         break;
     case RAFT_MSG_APPEND_RESP:
-        if (!m->reject && nd->dlen < m->index && nd->dhs.term <= m->term)
-            rsim_fail(s, "node %llu acked index %llu with only %zu entries durable",
-                      (unsigned long long)nd->id, (unsigned long long)m->index, nd->dlen);
+        if (!m->reject && nd->dsnap.index + nd->dlen < m->index && nd->dhs.term <= m->term)
+            rsim_fail(s, "node %llu acked index %llu with only %llu entries durable",
+                      (unsigned long long)nd->id, (unsigned long long)m->index,
+                      (unsigned long long)(nd->dsnap.index + nd->dlen));
         break;
     default:
         break;
@@ -216,16 +226,45 @@ static void net_remove(rsim *s, size_t i) { /* keeps FIFO order */
 
 /* ---- disk ---------------------------------------------------------------------- */
 
+/* Drop durable entries with index <= upto (all of them if !keep_after). */
+static void disk_drop_prefix(rsim_node *nd, uint64_t upto, bool keep_after) {
+    size_t k, drop = 0;
+    while (drop < nd->dlen && (nd->dlog[drop].index <= upto || !keep_after))
+        drop++;
+    for (k = 0; k < drop; k++)
+        base_free(nd->dlog[k].data);
+    if (drop > 0)
+        memmove(nd->dlog, nd->dlog + drop, (nd->dlen - drop) * sizeof(raft_entry));
+    nd->dlen -= drop;
+}
+
+static void disk_set_snapshot(rsim_node *nd, const raft_snapshot *snap, uint8_t *data_owned) {
+    base_free(nd->dsnap_data);
+    nd->dsnap = *snap;
+    nd->dsnap_data = data_owned;
+    nd->dsnap.data = data_owned;
+}
+
 static void disk_apply(rsim_node *nd, rsim_write *w) {
     size_t i;
     if (w->has_hs)
         nd->dhs = w->hs;
+    if (w->has_snap) {
+        disk_set_snapshot(nd, &w->snap, w->snap_data);
+        w->snap_data = NULL;
+        disk_drop_prefix(nd, w->snap.index, w->snap.keep_log);
+        w->has_snap = false;
+    }
     if (w->n_entries > 0) {
         uint64_t from = w->entries[0].index;
+        if (from <= nd->dsnap.index)
+            abort(); /* the core never writes below its snapshot */
         while (nd->dlen > 0 && nd->dlog[nd->dlen - 1].index >= from) {
             nd->dlen--;
             base_free(nd->dlog[nd->dlen].data);
         }
+        if (nd->dsnap.index + nd->dlen + 1 != from)
+            abort(); /* a gap: the core broke the append contract */
         nd->dlog = grow(nd->dlog, &nd->dcap, nd->dlen + w->n_entries, sizeof(raft_entry));
         for (i = 0; i < w->n_entries; i++) {
             nd->dlog[nd->dlen++] = w->entries[i];
@@ -242,6 +281,14 @@ static void disk_apply(rsim_node *nd, rsim_write *w) {
 static void check_log_matching(rsim *s, rsim_node *nd, const raft_entry *e) {
     uint64_t prev_term = 0, h = hash_entry(e), k;
     size_t mask, i;
+    if (e->type == RAFT_ENTRY_CONFIG) {
+        raft_membership c;
+        if (raft_membership_decode(e->data, e->len, &c) < 0)
+            rsim_fail(s, "node %llu: undecodable config entry %llu", (unsigned long long)nd->id,
+                      (unsigned long long)e->index);
+        else if (c.n_voters < s->min_voters)
+            s->min_voters = c.n_voters;
+    }
     if (raft_node_term_at(nd->raft, e->index - 1, &prev_term) != 0) {
         rsim_fail(s, "node %llu: no entry before %llu", (unsigned long long)nd->id,
                   (unsigned long long)e->index);
@@ -295,6 +342,13 @@ static void check_node(rsim *s, rsim_node *nd) {
                   (unsigned long long)nd->commit_checked, (unsigned long long)st.commit);
     for (i = nd->commit_checked + 1; i <= st.commit && !s->failed; i++) {
         const raft_entry *e = raft_node_entry_at(nd->raft, i);
+        if (e == NULL && i <= st.snapshot_index) {
+            /* came with a snapshot: checked against the history at install */
+            if (i > s->n_committed)
+                rsim_fail(s, "node %llu: snapshot covers %llu, never committed elsewhere",
+                          (unsigned long long)nd->id, (unsigned long long)i);
+            continue;
+        }
         if (e == NULL) {
             rsim_fail(s, "node %llu: committed %llu not in log", (unsigned long long)nd->id,
                       (unsigned long long)i);
@@ -310,11 +364,41 @@ static void check_node(rsim *s, rsim_node *nd) {
             s->committed = grow(s->committed, &s->cap_committed, i, sizeof(rsim_committed));
             s->committed[i - 1].term = e->term;
             s->committed[i - 1].hash = hash_entry(e);
+            s->committed[i - 1].put = e->type == RAFT_ENTRY_NORMAL && e->len == 17;
+            s->committed[i - 1].key = e->len == 17 ? e->data[0] % RSIM_KEYS : 0;
+            s->committed[i - 1].value = 0;
+            if (e->len == 17)
+                memcpy(&s->committed[i - 1].value, e->data + 1, 8);
             s->n_committed = i;
         }
     }
     if (st.commit > nd->commit_checked)
         nd->commit_checked = st.commit;
+    if (st.last_index != nd->conf_checked_last || st.last_term != nd->conf_checked_term ||
+        st.snapshot_index != nd->conf_checked_snap) {
+        /* The configuration in effect is the latest config entry in the log,
+        ** else the snapshot's (a truncated change is rolled back). */
+        raft_membership have, want;
+        uint64_t k, at = st.snapshot_index;
+        raft_snapshot sn;
+        raft_node_snapshot(nd->raft, &sn);
+        want = sn.membership;
+        for (k = st.last_index; k >= st.first_index && k > 0; k--) {
+            const raft_entry *e = raft_node_entry_at(nd->raft, k);
+            if (e != NULL && e->type == RAFT_ENTRY_CONFIG) {
+                raft_membership_decode(e->data, e->len, &want);
+                at = k;
+                break;
+            }
+        }
+        raft_node_membership(nd->raft, &have);
+        if (memcmp(&have, &want, sizeof(have)) != 0 || (at >= st.first_index && st.conf_index != at))
+            rsim_fail(s, "node %llu: configuration in effect is not the latest in its log (%llu)",
+                      (unsigned long long)nd->id, (unsigned long long)at);
+        nd->conf_checked_last = st.last_index;
+        nd->conf_checked_term = st.last_term;
+        nd->conf_checked_snap = st.snapshot_index;
+    }
     if (st.role == RAFT_LEADER) {
         if (st.term >= s->cap_terms) {
             size_t old = s->cap_terms;
@@ -329,7 +413,7 @@ static void check_node(rsim *s, rsim_node *nd) {
             /* a new leader: leader completeness */
             s->leader_of_term[st.term] = nd->id;
             s->stat_elections++;
-            for (i = 1; i <= s->n_committed && !s->failed; i++) {
+            for (i = st.snapshot_index + 1; i <= s->n_committed && !s->failed; i++) {
                 uint64_t t = 0;
                 if (raft_node_term_at(nd->raft, i, &t) != 0 || t != s->committed[i - 1].term)
                     rsim_fail(s, "leader completeness: leader %llu of term %llu lacks committed %llu",
@@ -355,10 +439,12 @@ static void check_durable_majority(rsim *s) {
         int count = 0;
         for (j = 0; j < s->n; j++) {
             rsim_node *nd = &s->nodes[j];
-            if (i <= nd->dlen && nd->dlog[i - 1].term == s->committed[i - 1].term)
+            if (i <= nd->dsnap.index ||
+                (i <= nd->dsnap.index + nd->dlen &&
+                 nd->dlog[i - nd->dsnap.index - 1].term == s->committed[i - 1].term))
                 count++;
         }
-        if (count < s->n / 2 + 1)
+        if (count < (int)(s->min_voters / 2 + 1))
             rsim_fail(s, "committed entry %llu durable on only %d nodes", (unsigned long long)i, count);
     }
 }
@@ -384,6 +470,38 @@ static void apply_entry(rsim *s, rsim_node *nd, const raft_entry *e) {
     }
 }
 
+/* ---- snapshots of the key-value map ------------------------------------------- */
+
+#define RSIM_SNAP_BYTES (RSIM_KEYS * 8)
+
+/* Load a snapshot into nd's map, checking it against the committed history
+** replayed up to its index (state machine safety across snapshots). */
+static void load_snapshot(rsim *s, rsim_node *nd, const raft_snapshot *sn) {
+    uint64_t kv[RSIM_KEYS], want[RSIM_KEYS], i;
+    if (sn->len != RSIM_SNAP_BYTES || sn->data == NULL) {
+        rsim_fail(s, "node %llu: snapshot %llu of %zu bytes", (unsigned long long)nd->id,
+                  (unsigned long long)sn->index, sn->len);
+        return;
+    }
+    memcpy(kv, sn->data, sizeof(kv));
+    if (sn->index > s->n_committed) {
+        rsim_fail(s, "node %llu: snapshot at %llu beyond anything committed (%zu)",
+                  (unsigned long long)nd->id, (unsigned long long)sn->index, s->n_committed);
+        return;
+    }
+    memset(want, 0, sizeof(want));
+    for (i = 1; i <= sn->index; i++)
+        if (s->committed[i - 1].put)
+            want[s->committed[i - 1].key] = s->committed[i - 1].value;
+    if (memcmp(kv, want, sizeof(kv)) != 0) {
+        rsim_fail(s, "node %llu: snapshot at %llu differs from the committed history",
+                  (unsigned long long)nd->id, (unsigned long long)sn->index);
+        return;
+    }
+    memcpy(nd->kv, kv, sizeof(kv));
+    nd->applied = sn->index;
+}
+
 /* ---- update handling ------------------------------------------------------------ */
 
 static void handle_update(rsim *s, rsim_node *nd, const raft_update *up) {
@@ -397,6 +515,16 @@ static void handle_update(rsim *s, rsim_node *nd, const raft_update *up) {
         memset(w, 0, sizeof(*w));
         w->has_hs = up->hard_state_changed;
         w->hs = up->hard_state;
+        if (up->snapshot != NULL) {
+            w->has_snap = true;
+            w->snap = *up->snapshot;
+            w->snap_data = base_malloc(up->snapshot->len ? up->snapshot->len : 1);
+            if (w->snap_data == NULL)
+                abort();
+            if (up->snapshot->len)
+                memcpy(w->snap_data, up->snapshot->data, up->snapshot->len);
+            w->snap.data = w->snap_data;
+        }
         if (up->n_entries > 0) {
             w->entries = copy_entries(up->entries, up->n_entries);
             w->n_entries = up->n_entries;
@@ -417,6 +545,19 @@ static void handle_update(rsim *s, rsim_node *nd, const raft_update *up) {
         }
     }
     check_node(s, nd);
+    if (up->snapshot != NULL && !s->failed) {
+        if (up->persist_seq == 0)
+            rsim_fail(s, "node %llu: a snapshot outside a persist", (unsigned long long)nd->id);
+        if (up->snapshot->index <= nd->applied)
+            rsim_fail(s, "node %llu: snapshot %llu at or below applied %llu",
+                      (unsigned long long)nd->id, (unsigned long long)up->snapshot->index,
+                      (unsigned long long)nd->applied);
+        load_snapshot(s, nd, up->snapshot);
+        s->stat_installs++;
+        trace(s, "  %llu installs snapshot %llu/%llu%s\n", (unsigned long long)nd->id,
+              (unsigned long long)up->snapshot->index, (unsigned long long)up->snapshot->term,
+              up->snapshot->keep_log ? " (keeps log)" : "");
+    }
     for (i = 0; i < up->n_committed && !s->failed; i++)
         apply_entry(s, nd, &up->committed[i]);
     for (i = 0; i < up->n_reads && !s->failed; i++) {
@@ -534,10 +675,12 @@ static void node_drop_volatile(rsim_node *nd, rsim *s, bool keep_prefix) {
     if (keep_prefix && nd->n_pending > 0)
         keep = (size_t)rnd_range(s, 0, (int)nd->n_pending);
     for (i = 0; i < nd->n_pending; i++) {
-        if (i < keep)
+        if (i < keep) {
             disk_apply(nd, &nd->pending[i]);
-        else
+        } else {
             free_entries(nd->pending[i].entries, nd->pending[i].n_entries);
+            base_free(nd->pending[i].snap_data);
+        }
     }
     nd->n_pending = 0;
     for (i = 0; i < nd->n_held; i++)
@@ -567,9 +710,10 @@ int rsim_restart(rsim *s, int id) {
     if (nd->up)
         return 0;
     cfg.id = nd->id;
-    cfg.applied = 0; /* the key-value map is volatile: replay the log */
+    cfg.applied = 0; /* the key-value map is volatile: snapshot + replay of the log */
     cfg.random_seed = s->seed * 31 + nd->id + (uint64_t)s->now * 7919;
-    rc = raft_node_new(&cfg, &nd->dhs, nd->dlog, nd->dlen, &nd->raft);
+    rc = raft_node_restore(&cfg, &nd->dhs, nd->dsnap.index ? &nd->dsnap : NULL, nd->dlog,
+                           nd->dlen, &nd->raft);
     if (rc != 0) {
         rsim_fail(s, "restart of %llu failed: %s", (unsigned long long)nd->id, raft_strerror(rc));
         return rc;
@@ -577,8 +721,11 @@ int rsim_restart(rsim *s, int id) {
     nd->up = true;
     nd->applied = 0;
     memset(nd->kv, 0, sizeof(nd->kv));
+    if (nd->dsnap.index > 0)
+        load_snapshot(s, nd, &nd->dsnap);
     raft_node_status(nd->raft, &st);
     nd->commit_checked = 0;
+    nd->conf_checked_last = nd->conf_checked_term = nd->conf_checked_snap = UINT64_MAX;
     nd->role = st.role;
     nd->term = st.term;
     trace(s, "  %llu restarted term=%llu commit=%llu last=%llu\n", (unsigned long long)nd->id,
@@ -590,6 +737,74 @@ int rsim_restart(rsim *s, int id) {
 
 void rsim_heal(rsim *s) {
     memset(s->blocked, 0, sizeof(s->blocked));
+}
+
+int rsim_conf(rsim *s, int id, raft_conf_change_type type, int node) {
+    raft_event ev;
+    raft_update up;
+    int rc;
+    if (id < 1 || id > s->n || !s->nodes[id - 1].up)
+        return RAFT_ERR_INVALID;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = RAFT_EVENT_CONF_CHANGE;
+    ev.conf_change = type;
+    ev.conf_node = (uint64_t)node;
+    rc = rsim_step(s, id, &ev, &up);
+    if (rc == 0)
+        s->stat_conf_changes++;
+    return rc;
+}
+
+int rsim_compact(rsim *s, int id) {
+    rsim_node *nd = &s->nodes[id - 1];
+    raft_event ev;
+    raft_snapshot sn;
+    raft_membership conf;
+    uint8_t buf[RSIM_SNAP_BYTES];
+    uint8_t *copy;
+    int rc;
+    if (!nd->up || nd->applied <= nd->dsnap.index)
+        return RAFT_ERR_INVALID;
+    memcpy(buf, nd->kv, sizeof(buf));
+    if (raft_node_membership_at(nd->raft, nd->applied, &conf) != 0)
+        rsim_fail(s, "node %llu: no configuration at applied %llu", (unsigned long long)nd->id,
+                  (unsigned long long)nd->applied);
+    memset(&ev, 0, sizeof(ev));
+    ev.type = RAFT_EVENT_COMPACT;
+    ev.compact_index = nd->applied;
+    ev.snapshot_data = buf;
+    ev.snapshot_len = sizeof(buf);
+    rc = rsim_step(s, id, &ev, NULL);
+    if (rc != 0)
+        return rc;
+    /* The application writes the snapshot durably (the core already
+    ** dropped its prefix; no crash point in between here), then drops the
+    ** log prefix it covers. */
+    raft_node_snapshot(nd->raft, &sn);
+    if (sn.index != ev.compact_index || sn.len != sizeof(buf) ||
+        memcmp(&sn.membership, &conf, sizeof(conf)) != 0) {
+        rsim_fail(s, "node %llu: compact to %llu left snapshot %llu", (unsigned long long)nd->id,
+                  (unsigned long long)ev.compact_index, (unsigned long long)sn.index);
+        return RAFT_ERR_INVALID;
+    }
+    copy = base_malloc(sizeof(buf));
+    if (copy == NULL)
+        abort();
+    memcpy(copy, sn.data, sizeof(buf));
+    disk_set_snapshot(nd, &sn, copy);
+    disk_drop_prefix(nd, sn.index, true);
+    s->stat_compactions++;
+    trace(s, "  %llu compacted to %llu/%llu\n", (unsigned long long)nd->id,
+          (unsigned long long)sn.index, (unsigned long long)sn.term);
+    return 0;
+}
+
+bool rsim_is_member(rsim *s, int leader, int id) {
+    raft_membership c;
+    if (leader < 1 || leader > s->n || !s->nodes[leader - 1].up)
+        return false;
+    raft_node_membership(s->nodes[leader - 1].raft, &c);
+    return raft_membership_is_voter(&c, (uint64_t)id) || raft_membership_is_learner(&c, (uint64_t)id);
 }
 
 /* ---- delivery ------------------------------------------------------------------ */
@@ -678,9 +893,12 @@ int rsim_init(rsim *s, int n, uint64_t seed, bool manual, const raft_config *twe
         s->base = *tweak;
     else
         raft_config_default(&s->base);
-    s->base.n_voters = (size_t)n;
-    for (i = 0; i < n; i++)
+    s->n_boot = (s->base.n_voters >= 1 && s->base.n_voters < (size_t)n) ? (int)s->base.n_voters : n;
+    s->base.n_voters = (size_t)s->n_boot;
+    s->base.n_learners = 0;
+    for (i = 0; i < s->n_boot; i++)
         s->base.voters[i] = (uint64_t)(i + 1);
+    s->min_voters = (size_t)s->n_boot;
     s->delay_min = 1;
     s->delay_max = 5;
     s->sync_delay_max = 3;
@@ -712,6 +930,7 @@ void rsim_free(rsim *s) {
             node_drop_volatile(nd, s, false);
         raft_node_free(nd->raft);
         free_entries(nd->dlog, nd->dlen);
+        base_free(nd->dsnap_data);
         base_free(nd->pending);
         base_free(nd->held);
     }
@@ -804,10 +1023,54 @@ static void random_partition(rsim *s) {
     }
 }
 
+/* A random membership change at the leader: add a learner, promote one,
+** remove a voter (the leader itself too; or first hand leadership to
+** another voter, the polite path), remove a learner, or add a voter
+** directly. Refusals (a change pending, a learner behind) are normal. */
+static void random_conf_change(rsim *s, int leader) {
+    raft_membership c;
+    int cand[RSIM_MAX_NODES], nc = 0, i, op = rnd_range(s, 0, 9);
+    raft_node_membership(s->nodes[leader - 1].raft, &c);
+    if (op <= 2 || op == 9) { /* add: a learner (or, rarely, a voter) */
+        for (i = 1; i <= s->n; i++)
+            if (!raft_membership_is_voter(&c, (uint64_t)i) && !raft_membership_is_learner(&c, (uint64_t)i))
+                cand[nc++] = i;
+        if (nc > 0)
+            rsim_conf(s, leader, op == 9 ? RAFT_CONF_ADD_VOTER : RAFT_CONF_ADD_LEARNER,
+                      cand[rnd(s) % (uint64_t)nc]);
+    } else if (op <= 5) { /* promote */
+        for (i = 0; i < (int)c.n_learners; i++)
+            cand[nc++] = (int)c.learners[i];
+        if (nc > 0)
+            rsim_conf(s, leader, RAFT_CONF_PROMOTE, cand[rnd(s) % (uint64_t)nc]);
+    } else if (op <= 7) { /* remove a voter, while at least 2 stay */
+        int victim;
+        if (c.n_voters <= 2)
+            return;
+        victim = (int)c.voters[rnd(s) % c.n_voters];
+        if (victim == leader && (rnd(s) & 1)) {
+            raft_event ev;
+            memset(&ev, 0, sizeof(ev));
+            ev.type = RAFT_EVENT_TRANSFER;
+            ev.transfer_to = c.voters[0] == (uint64_t)leader ? c.voters[1] : c.voters[0];
+            rsim_step(s, leader, &ev, NULL);
+            return;
+        }
+        rsim_conf(s, leader, RAFT_CONF_REMOVE, victim);
+    } else { /* remove a learner */
+        for (i = 0; i < (int)c.n_learners; i++)
+            cand[nc++] = (int)c.learners[i];
+        if (nc > 0)
+            rsim_conf(s, leader, RAFT_CONF_REMOVE, cand[rnd(s) % (uint64_t)nc]);
+    }
+}
+
 int rsim_run_seed(uint64_t seed, char *fail_msg, size_t fail_msg_size) {
     rsim sim, *s = &sim;
     raft_config cfg;
     int n, profile, crash_pct, partition_pct, propose_pct, read_pct, transfer_pct;
+    int conf_pct = 0, compact_pct = 0;
+    uint64_t conf_tried_term = 0;
     int64_t tick, end_tick;
     uint64_t marker_index = 0, marker_term = 0;
     bool live = false;
@@ -818,10 +1081,18 @@ int rsim_run_seed(uint64_t seed, char *fail_msg, size_t fail_msg_size) {
     /* the profile comes from the seed itself */
     r0 = (r0 ^ (r0 >> 31)) * 0x7FB5D329728EA185ULL;
     n = (r0 & 1) ? 5 : 3;
-    profile = (int)((r0 >> 8) % 7);
+    profile = (int)((r0 >> 8) % 9);
     raft_config_default(&cfg);
     cfg.max_inflight_msgs = 1 + (int)((r0 >> 16) % 4);
     cfg.max_msg_entries = 1 + (size_t)((r0 >> 20) % 8);
+    if (profile >= 7) {
+        /* membership and snapshots: 5 nodes, 3 (or 1) bootstrap voters and
+        ** spares; snapshots of 64 bytes (+ config) in chunks of 8..40 */
+        n = 5;
+        cfg.n_voters = ((r0 >> 24) % 4 == 0) ? 1 : 3;
+        cfg.snapshot_chunk_bytes = 8 + (size_t)((r0 >> 28) % 33);
+        cfg.snapshot_resend_ticks = 2 + (int)((r0 >> 34) % 10);
+    }
     rc = rsim_init(s, n, seed, false, &cfg);
     if (rc != 0) {
         snprintf(fail_msg, fail_msg_size, "init: %s", raft_strerror(rc));
@@ -861,6 +1132,8 @@ int rsim_run_seed(uint64_t seed, char *fail_msg, size_t fail_msg_size) {
         transfer_pct = 3;
         read_pct = 20;
         propose_pct = 60;
+        conf_pct = 2;
+        compact_pct = 2;
         break;
     case 4: /* leadership transfers and lease reads */
         transfer_pct = 5;
@@ -874,6 +1147,31 @@ int rsim_run_seed(uint64_t seed, char *fail_msg, size_t fail_msg_size) {
         propose_pct = 80;
         s->delay_max = 2; /* fast elections: margins of a few ticks matter */
         s->sync_delay_max = 1;
+        break;
+    case 7: /* membership churn with faults and snapshots */
+        conf_pct = 10;
+        compact_pct = 3;
+        crash_pct = 3;
+        s->crash_keep_pct = 50;
+        partition_pct = 3;
+        s->drop_pct = 5;
+        s->dup_pct = 3;
+        s->delay_max = 10;
+        transfer_pct = 2;
+        read_pct = 20;
+        propose_pct = 60;
+        break;
+    case 8: /* compaction everywhere: laggards and joiners catch up by snapshot */
+        conf_pct = 4;
+        compact_pct = 15;
+        crash_pct = 5;
+        s->crash_keep_pct = 50;
+        partition_pct = 4;
+        s->drop_pct = 10;
+        s->dup_pct = 5;
+        s->delay_max = 15;
+        s->sync_delay_max = 8;
+        propose_pct = 70;
         break;
     default: /* leader churn: short outages of leaders under load */
         crash_pct = 8;
@@ -907,6 +1205,16 @@ int rsim_run_seed(uint64_t seed, char *fail_msg, size_t fail_msg_size) {
                 rsim_node *nd = &s->nodes[i - 1];
                 if (nd->up && nd->sync_at >= 0 && nd->sync_at <= s->now)
                     rsim_sync(s, i);
+            }
+            if (conf_pct > 0 && faults) {
+                /* a change proposed the moment a leader is elected: the
+                ** window that the one-at-a-time safety fix closes */
+                int l = find_leader(s);
+                if (l != 0 && s->nodes[l - 1].term > conf_tried_term) {
+                    conf_tried_term = s->nodes[l - 1].term;
+                    if (rnd(s) & 1)
+                        random_conf_change(s, l);
+                }
             }
             if (profile == 6 && faults && (u & 1) == 0) {
                 /* lease reads at whoever thinks it leads, all the time */
@@ -978,6 +1286,10 @@ int rsim_run_seed(uint64_t seed, char *fail_msg, size_t fail_msg_size) {
                 ev.transfer_to = (uint64_t)rnd_range(s, 1, s->n);
                 rsim_step(s, id, &ev, NULL);
             }
+            if (chance(s, conf_pct) && (id = find_leader(s)) != 0)
+                random_conf_change(s, id);
+            if (chance(s, compact_pct) && (id = pick_up_node(s)) != 0)
+                rsim_compact(s, id);
             if (chance(s, propose_pct)) {
                 id = (rnd(s) % 4) ? find_leader(s) : pick_up_node(s);
                 if (profile == 6 && id == attack_leader)
@@ -1014,11 +1326,11 @@ int rsim_run_seed(uint64_t seed, char *fail_msg, size_t fail_msg_size) {
                 }
             }
             if (marker_index != 0 && marker_index <= s->n_committed &&
-                s->committed[marker_index - 1].term == marker_term) {
+                s->committed[marker_index - 1].term == marker_term && leader != 0) {
                 live = true;
                 for (i = 0; i < s->n; i++)
-                    if (s->nodes[i].applied < marker_index)
-                        live = false;
+                    if (s->nodes[i].applied < marker_index && rsim_is_member(s, leader, i + 1))
+                        live = false; /* removed nodes and spares are not waited for */
             }
         }
     }
@@ -1052,10 +1364,13 @@ int rsim_run_seed(uint64_t seed, char *fail_msg, size_t fail_msg_size) {
     }
     if (getenv("RSIM_VERBOSE") != NULL)
         fprintf(stderr, "seed %llu n=%d profile=%d: committed=%zu elections=%llu crashes=%llu "
-                "reads=%llu lease=%llu tick=%lld\n", (unsigned long long)seed, n, profile,
+                "reads=%llu lease=%llu conf=%llu compactions=%llu installs=%llu tick=%lld\n",
+                (unsigned long long)seed, n, profile,
                 s->n_committed, (unsigned long long)s->stat_elections,
                 (unsigned long long)s->stat_crashes, (unsigned long long)s->stat_reads_ok,
-                (unsigned long long)s->stat_lease_reads, (long long)tick);
+                (unsigned long long)s->stat_lease_reads, (unsigned long long)s->stat_conf_changes,
+                (unsigned long long)s->stat_compactions, (unsigned long long)s->stat_installs,
+                (long long)tick);
     if (s->failed)
         snprintf(fail_msg, fail_msg_size, "seed %llu (n=%d profile=%d tick=%lld): %s",
                  (unsigned long long)seed, n, profile, (long long)tick, s->fail_msg);

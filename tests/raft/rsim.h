@@ -25,6 +25,16 @@
 ** index is on its durable log). At every crash: each committed entry is
 ** durable on a majority (committed entries are never lost).
 **
+** Membership and snapshots: nodes 1..n_boot form the bootstrap voters;
+** the others are spares that know the bootstrap configuration and join when
+** the leader adds them (rsim_conf). rsim_compact makes a node snapshot its
+** key-value map at its applied index (durable at once, as an application
+** would write and fsync the file before telling the core) and compacts.
+** The disk keeps the latest snapshot and the log after it; an installed
+** snapshot is checked against the committed history replayed to its index.
+** Committed entries must stay durable (in a log or under a snapshot) on a
+** majority of the smallest configuration ever seen.
+**
 ** Two modes: random (rsim_run_seed: the fault profiles) and manual (the
 ** data-driven tests: FIFO delivery under explicit commands, syncs at once,
 ** a trace of what happened written to `trace`).
@@ -46,6 +56,9 @@
 typedef struct rsim_write {
     raft_hard_state hs;
     bool has_hs;
+    bool has_snap; /* install snap/snap_data first */
+    raft_snapshot snap;
+    uint8_t *snap_data; /* owner: the write */
     raft_entry *entries; /* owner: the write (deep copy) */
     size_t n_entries;
 } rsim_write;
@@ -56,8 +69,10 @@ typedef struct rsim_node {
     raft_node *raft;
     /* durable disk */
     raft_hard_state dhs;
-    raft_entry *dlog; /* owner: node, deep copies */
+    raft_entry *dlog; /* owner: node, deep copies; dlog[k].index = dsnap.index + 1 + k */
     size_t dlen, dcap;
+    raft_snapshot dsnap; /* durable snapshot (index 0: none); data: dsnap_data */
+    uint8_t *dsnap_data; /* owner: node */
     /* unsynced writes and the messages waiting for them */
     rsim_write *pending;
     size_t n_pending, cap_pending;
@@ -70,6 +85,7 @@ typedef struct rsim_node {
     uint64_t kv[RSIM_KEYS];
     /* checker bookkeeping */
     uint64_t commit_checked;
+    uint64_t conf_checked_last, conf_checked_term, conf_checked_snap; /* log shape last checked */
     raft_role role;
     uint64_t term;
     int64_t down_until;
@@ -86,6 +102,9 @@ typedef struct rsim_msg {
 typedef struct rsim_committed {
     uint64_t term;
     uint64_t hash;
+    bool put;      /* a put on the key-value map: key, value */
+    uint8_t key;
+    uint64_t value;
 } rsim_committed;
 
 typedef struct rsim_reg_slot {
@@ -95,6 +114,8 @@ typedef struct rsim_reg_slot {
 
 typedef struct rsim {
     int n;
+    int n_boot; /* bootstrap voters 1..n_boot; the rest are spares */
+    size_t min_voters; /* smallest voter count of any config seen */
     rsim_node nodes[RSIM_MAX_NODES];
     raft_config base;
     uint64_t seed;
@@ -130,9 +151,12 @@ typedef struct rsim {
     long oom_after;
     uint64_t oom_errors; /* steps that returned RAFT_ERR_NOMEM */
     uint64_t stat_reads_ok, stat_lease_reads, stat_elections, stat_crashes;
+    uint64_t stat_conf_changes, stat_compactions, stat_installs;
 } rsim;
 
-/* n nodes with ids 1..n; config tweaks applied to raft_config_default. */
+/* n nodes with ids 1..n; config tweaks applied to raft_config_default.
+** tweak->n_voters in [1, n) makes only 1..n_voters bootstrap voters (the
+** rest spares); otherwise all n are voters. */
 int rsim_init(rsim *s, int n, uint64_t seed, bool manual, const raft_config *tweak);
 void rsim_free(rsim *s);
 
@@ -147,6 +171,13 @@ void rsim_sync(rsim *s, int id);
 void rsim_crash(rsim *s, int id, bool keep_prefix);
 int rsim_restart(rsim *s, int id);
 void rsim_heal(rsim *s);
+/* Membership change at node id (the leader): RAFT_EVENT_CONF_CHANGE. */
+int rsim_conf(rsim *s, int id, raft_conf_change_type type, int node);
+/* Snapshot node id's map at its applied index and compact its log. */
+int rsim_compact(rsim *s, int id);
+/* Node id is a member (voter or learner) of the config in effect at the
+** leader `leader`. */
+bool rsim_is_member(rsim *s, int leader, int id);
 
 /* Manual mode: deliver queued messages (from/to 0 = any) FIFO until none is
 ** left or max_rounds passes over the queue; messages on blocked links are

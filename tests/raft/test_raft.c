@@ -4,7 +4,9 @@
 ** single-node commit only after PERSISTED, malformed peer messages
 ** (rejected, no effect), proposal limits, and out-of-memory injected at
 ** every step of a scripted three-node scenario (no crash, no leak, every
-** simulator invariant still holds).
+** simulator invariant still holds); membership encoding, configuration
+** change refusals, compaction and restart from a snapshot, and the same
+** out-of-memory sweep over a membership + snapshot scenario.
 */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,8 +37,10 @@ static void test_config_validation(void **unused) {
     (void)unused;
     c.id = 0;
     assert_int_equal(raft_node_new(&c, NULL, NULL, 0, &n), RAFT_ERR_INVALID);
-    c = config3(4); /* not a voter: needs learners */
-    assert_int_equal(raft_node_new(&c, NULL, NULL, 0, &n), RAFT_ERR_UNSUPPORTED);
+    c = config3(4); /* not a member: a joining node */
+    assert_int_equal(raft_node_new(&c, NULL, NULL, 0, &n), RAFT_OK);
+    raft_node_free(n);
+    n = NULL;
     c = config3(1);
     c.voters[2] = 2; /* duplicate */
     assert_int_equal(raft_node_new(&c, NULL, NULL, 0, &n), RAFT_ERR_INVALID);
@@ -48,8 +52,8 @@ static void test_config_validation(void **unused) {
     assert_int_equal(raft_node_new(&c, NULL, NULL, 0, &n), RAFT_ERR_INVALID);
     c = config3(1);
     c.n_learners = 1;
-    c.learners[0] = 9;
-    assert_int_equal(raft_node_new(&c, NULL, NULL, 0, &n), RAFT_ERR_UNSUPPORTED);
+    c.learners[0] = 2; /* a voter cannot also be a learner */
+    assert_int_equal(raft_node_new(&c, NULL, NULL, 0, &n), RAFT_ERR_INVALID);
     c = config3(1);
     c.max_inflight_msgs = 100000;
     assert_int_equal(raft_node_new(&c, NULL, NULL, 0, &n), RAFT_ERR_INVALID);
@@ -243,7 +247,7 @@ static void test_malformed_messages(void **unused) {
     ev.message = &m;
     memset(&m, 0, sizeof(m));
     m.type = RAFT_MSG_APPEND;
-    m.from = 9; /* unknown peer */
+    m.from = RAFT_NONE; /* no sender (unknown peers are heard: joining members) */
     m.to = 2;
     m.term = 5;
     assert_int_equal(raft_step(n, &ev, &up), RAFT_ERR_INVALID);
@@ -354,8 +358,270 @@ static void test_message_clone_oom(void **unused) {
     raft_message_release(&c);
 }
 
+static void test_membership_encoding(void **unused) {
+    raft_membership m, d;
+    uint8_t buf[RAFT_MEMBERSHIP_MAX_BYTES];
+    size_t len, cut;
+    (void)unused;
+    memset(&m, 0, sizeof(m));
+    m.voters[0] = 1;
+    m.voters[1] = 0x0102030405060708ULL;
+    m.n_voters = 2;
+    m.learners[0] = 7;
+    m.n_learners = 1;
+    len = raft_membership_encode(&m, buf);
+    assert_int_equal(len, 4 + 3 * 8);
+    assert_int_equal(raft_membership_decode(buf, len, &d), (int)len);
+    assert_memory_equal(&m, &d, sizeof(m));
+    assert_true(raft_membership_is_voter(&d, 1));
+    assert_true(raft_membership_is_learner(&d, 7));
+    assert_false(raft_membership_is_voter(&d, 7));
+    for (cut = 0; cut < len; cut++) /* every truncation is refused */
+        assert_int_equal(raft_membership_decode(buf, cut, &d), RAFT_ERR_INVALID);
+    buf[4 + 2 * 8] = 1; /* learner 1 is also a voter */
+    memset(buf + 4 + 2 * 8 + 1, 0, 7);
+    assert_int_equal(raft_membership_decode(buf, len, &d), RAFT_ERR_INVALID);
+    len = raft_membership_encode(&m, buf);
+    buf[2] = 200; /* too many members */
+    assert_int_equal(raft_membership_decode(buf, sizeof(buf), &d), RAFT_ERR_INVALID);
+    assert_int_equal(raft_membership_decode(NULL, 0, &d), RAFT_ERR_INVALID);
+}
+
+/* Elect node 1 of a manual cluster and commit its empty entry. */
+static void elect1(rsim *s) {
+    rsim_step(s, 1, &(raft_event){.type = RAFT_EVENT_CAMPAIGN}, NULL);
+    rsim_deliver(s, 0, 0, 100);
+}
+
+static int conf(rsim *s, int id, raft_conf_change_type t, uint64_t node) {
+    raft_event ev = {.type = RAFT_EVENT_CONF_CHANGE, .conf_change = t, .conf_node = node};
+    return rsim_step(s, id, &ev, NULL);
+}
+
+static void test_conf_change_refusals(void **unused) {
+    rsim s;
+    raft_config c;
+    raft_membership m;
+    (void)unused;
+    raft_config_default(&c);
+    c.n_voters = 3;
+    assert_int_equal(rsim_init(&s, 4, 3, true, &c), 0);
+    assert_int_equal(conf(&s, 1, RAFT_CONF_ADD_LEARNER, 4), RAFT_ERR_NOT_LEADER);
+    rsim_step(&s, 1, &(raft_event){.type = RAFT_EVENT_CAMPAIGN}, NULL);
+    rsim_deliver(&s, 0, 2, 1);
+    rsim_deliver(&s, 2, 0, 1);
+    rsim_deliver(&s, 0, 2, 1);
+    rsim_deliver(&s, 2, 0, 1);
+    /* leader, but its empty entry is not committed yet: the safety fix */
+    raft_node_membership(s.nodes[0].raft, &m);
+    assert_int_equal(m.n_voters, 3);
+    assert_int_equal(conf(&s, 1, RAFT_CONF_ADD_LEARNER, 4), RAFT_ERR_CONF_PENDING);
+    rsim_deliver(&s, 0, 0, 100);
+    assert_int_equal(conf(&s, 1, RAFT_CONF_REMOVE, 4), RAFT_ERR_INVALID);  /* not a member */
+    assert_int_equal(conf(&s, 1, RAFT_CONF_PROMOTE, 2), RAFT_ERR_INVALID); /* not a learner */
+    assert_int_equal(conf(&s, 1, RAFT_CONF_ADD_VOTER, 2), RAFT_ERR_INVALID);
+    assert_int_equal(conf(&s, 1, RAFT_CONF_ADD_LEARNER, RAFT_NONE), RAFT_ERR_INVALID);
+    assert_int_equal(conf(&s, 1, (raft_conf_change_type)42, 4), RAFT_ERR_INVALID);
+    assert_int_equal(conf(&s, 1, RAFT_CONF_ADD_LEARNER, 4), 0);
+    assert_int_equal(conf(&s, 1, RAFT_CONF_REMOVE, 3), RAFT_ERR_CONF_PENDING);
+    rsim_deliver(&s, 0, 0, 100);
+    assert_int_equal(conf(&s, 1, RAFT_CONF_PROMOTE, 4), 0);
+    rsim_deliver(&s, 0, 0, 100);
+    assert_int_equal(conf(&s, 1, RAFT_CONF_REMOVE, 3), 0);
+    rsim_deliver(&s, 0, 0, 100);
+    assert_int_equal(conf(&s, 1, RAFT_CONF_REMOVE, 2), 0);
+    rsim_deliver(&s, 0, 0, 100);
+    assert_int_equal(conf(&s, 1, RAFT_CONF_REMOVE, 4), 0);
+    rsim_deliver(&s, 0, 0, 100);
+    raft_node_membership(s.nodes[0].raft, &m);
+    assert_int_equal(m.n_voters, 1);
+    assert_int_equal(m.voters[0], 1);
+    assert_int_equal(conf(&s, 1, RAFT_CONF_REMOVE, 1), RAFT_ERR_INVALID); /* the last voter */
+    /* a group of one still commits */
+    assert_int_equal(rsim_propose(&s, 1, 1, 5), 0);
+    assert_int_equal(s.nodes[0].applied, 7);
+    assert_false(s.failed);
+    rsim_free(&s);
+}
+
+static void test_compact_and_restore(void **unused) {
+    rsim s;
+    raft_snapshot sn;
+    raft_status st;
+    raft_event ev = {.type = RAFT_EVENT_COMPACT};
+    raft_config c = config3(1);
+    raft_hard_state hs = {.term = 1, .vote = 1, .commit = 3};
+    raft_entry e[2];
+    raft_node *n = NULL;
+    uint8_t data[4] = {1, 2, 3, 4};
+    (void)unused;
+    assert_int_equal(rsim_init(&s, 3, 5, true, NULL), 0);
+    elect1(&s);
+    rsim_propose(&s, 1, 1, 1);
+    rsim_deliver(&s, 0, 0, 100);
+    ev.compact_index = 99; /* above applied */
+    assert_int_equal(rsim_step(&s, 1, &ev, NULL), RAFT_ERR_INVALID);
+    ev.compact_index = 2;
+    ev.snapshot_len = 4; /* no data */
+    assert_int_equal(rsim_step(&s, 1, &ev, NULL), RAFT_ERR_INVALID);
+    assert_int_equal(rsim_compact(&s, 1), 0);
+    raft_node_status(s.nodes[0].raft, &st);
+    assert_int_equal(st.snapshot_index, 2);
+    assert_int_equal(st.first_index, 3);
+    assert_int_equal(st.last_index, 2);
+    assert_null(raft_node_entry_at(s.nodes[0].raft, 2));
+    raft_node_snapshot(s.nodes[0].raft, &sn);
+    assert_int_equal(sn.index, 2);
+    assert_int_equal(sn.term, 1);
+    assert_int_equal(sn.membership.n_voters, 3);
+    /* compacting again at the same index is a no-op */
+    ev.compact_index = 2;
+    ev.snapshot_len = 0;
+    assert_int_equal(rsim_step(&s, 1, &ev, NULL), 0);
+    /* a restart from snapshot + suffix replicates on */
+    rsim_crash(&s, 1, false);
+    assert_int_equal(rsim_restart(&s, 1), 0);
+    raft_node_status(s.nodes[0].raft, &st);
+    assert_int_equal(st.snapshot_index, 2);
+    assert_int_equal(st.commit, 2);
+    assert_int_equal(s.nodes[0].applied, 2);
+    assert_false(s.failed);
+    rsim_free(&s);
+
+    /* restore validation */
+    memset(&sn, 0, sizeof(sn));
+    sn.index = 2;
+    sn.term = 1;
+    sn.membership.voters[0] = 1;
+    sn.membership.n_voters = 1;
+    sn.data = data;
+    sn.len = sizeof(data);
+    memset(e, 0, sizeof(e));
+    e[0].index = 3;
+    e[0].term = 1;
+    e[1].index = 4;
+    e[1].term = 1;
+    assert_int_equal(raft_node_restore(&c, &hs, &sn, e, 2, &n), 0);
+    raft_node_status(n, &st);
+    assert_int_equal(st.first_index, 3);
+    assert_int_equal(st.last_index, 4);
+    assert_int_equal(st.commit, 3);
+    assert_int_equal(st.applied, 2);
+    assert_true(st.voter);
+    raft_node_snapshot(n, &sn);
+    assert_int_equal(sn.len, 4);
+    assert_memory_equal(sn.data, data, 4);
+    raft_node_free(n);
+    n = NULL;
+    sn.data = data;
+    e[0].index = 4; /* a gap after the snapshot */
+    assert_int_equal(raft_node_restore(&c, &hs, &sn, e, 1, &n), RAFT_ERR_INVALID);
+    e[0].index = 3;
+    sn.term = 2; /* above the durable term */
+    assert_int_equal(raft_node_restore(&c, &hs, &sn, e, 1, &n), RAFT_ERR_INVALID);
+    sn.term = 1;
+    assert_int_equal(raft_node_restore(&c, NULL, &sn, NULL, 0, &n), RAFT_ERR_INVALID);
+    sn.membership.voters[1] = 1; /* duplicate */
+    sn.membership.n_voters = 2;
+    assert_int_equal(raft_node_restore(&c, &hs, &sn, e, 1, &n), RAFT_ERR_INVALID);
+    assert_null(n);
+}
+
+static void test_malformed_snapshot_messages(void **unused) {
+    raft_config c = config3(2);
+    raft_node *n = NULL;
+    raft_event ev = {.type = RAFT_EVENT_MESSAGE};
+    raft_update up;
+    raft_message m;
+    uint8_t junk[8] = {0};
+    (void)unused;
+    assert_int_equal(raft_node_new(&c, NULL, NULL, 0, &n), 0);
+    ev.message = &m;
+    memset(&m, 0, sizeof(m));
+    m.type = RAFT_MSG_SNAPSHOT;
+    m.from = 1;
+    m.to = 2;
+    m.term = 1;
+    m.index = 5;
+    m.log_term = 1;
+    m.len = 8; /* no data */
+    assert_int_equal(raft_step(n, &ev, &up), RAFT_ERR_INVALID);
+    m.data = junk;
+    m.log_term = 2; /* above the message term */
+    assert_int_equal(raft_step(n, &ev, &up), RAFT_ERR_INVALID);
+    m.log_term = 1;
+    m.seq = (uint64_t)1 << 40; /* absurd offset */
+    assert_int_equal(raft_step(n, &ev, &up), RAFT_ERR_INVALID);
+    m.seq = 0;
+    m.type = RAFT_MSG_APPEND; /* data on a non-snapshot message */
+    assert_int_equal(raft_step(n, &ev, &up), RAFT_ERR_INVALID);
+    /* a complete stream whose header is garbage: refused, nothing installed */
+    m.type = RAFT_MSG_SNAPSHOT;
+    m.force = true;
+    assert_int_equal(raft_step(n, &ev, &up), RAFT_ERR_INVALID);
+    assert_null(up.snapshot);
+    raft_node_free(n);
+}
+
+/* Membership and snapshots under out-of-memory at every step. */
+static void run_oom_membership_scenario(rsim *s) {
+    int i, k;
+    elect1(s);
+    for (k = 0; k < 3; k++)
+        rsim_propose(s, 1, (uint8_t)k, (uint64_t)k);
+    rsim_deliver(s, 0, 0, 100);
+    rsim_compact(s, 1);
+    conf(s, 1, RAFT_CONF_ADD_LEARNER, 4);
+    rsim_deliver(s, 0, 0, 100);
+    conf(s, 1, RAFT_CONF_PROMOTE, 4);
+    rsim_deliver(s, 0, 0, 100);
+    conf(s, 1, RAFT_CONF_REMOVE, 1);
+    rsim_deliver(s, 0, 0, 100);
+    for (k = 0; k < 30; k++) {
+        for (i = 1; i <= 4; i++)
+            rsim_tick(s, i);
+        rsim_deliver(s, 0, 0, 100);
+    }
+}
+
+static void test_oom_membership(void **unused) {
+    rsim s;
+    raft_config c;
+    uint64_t total_steps, step;
+    long after;
+    int nomem = 0;
+    (void)unused;
+    raft_config_default(&c);
+    c.n_voters = 3;
+    c.snapshot_chunk_bytes = 16;
+    assert_int_equal(rsim_init(&s, 4, 9, true, &c), 0);
+    run_oom_membership_scenario(&s);
+    assert_false(s.failed);
+    assert_true(s.stat_installs > 0);
+    total_steps = s.steps;
+    rsim_free(&s);
+    for (step = 1; step <= total_steps; step++) {
+        for (after = 0; after < 3; after++) {
+            assert_int_equal(rsim_init(&s, 4, 9, true, &c), 0);
+            s.oom_step = step;
+            s.oom_after = after;
+            run_oom_membership_scenario(&s);
+            if (s.failed)
+                fail_msg("oom at step %llu after %ld: %s", (unsigned long long)step, after, s.fail_msg);
+            nomem += s.oom_errors > 0;
+            rsim_free(&s);
+        }
+    }
+    assert_true(nomem > 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_membership_encoding),
+        cmocka_unit_test(test_conf_change_refusals),
+        cmocka_unit_test(test_compact_and_restore),
+        cmocka_unit_test(test_malformed_snapshot_messages),
+        cmocka_unit_test(test_oom_membership),
         cmocka_unit_test(test_config_validation),
         cmocka_unit_test(test_restart_validation),
         cmocka_unit_test(test_single_node_commits_after_persist),

@@ -5,10 +5,19 @@
 ** role change, crash and read result is printed. Commands:
 **
 **   cluster n=3 [election=10] [heartbeat=1] [drift=2] [inflight=8]
-**           [max-entries=64] [seed=1] [sync=manual]
+**           [max-entries=64] [seed=1] [sync=manual] [voters=K]
+**           [chunk=B] [resend=T]
 **                                           a fresh cluster, ids 1..n; writes
 **                                           are synced at once unless
-**                                           sync=manual
+**                                           sync=manual; voters=K: only 1..K
+**                                           are bootstrap voters, the rest
+**                                           spares; chunk: snapshot chunk
+**                                           bytes; resend: its resend ticks
+**   conf ID add-learner|promote|add-voter|remove NODE
+**                                           membership change at ID
+**   compact ID                              snapshot ID's map at its applied
+**                                           index and compact its log
+**   members ID                              config in effect and snapshot
 **   campaign ID                             RAFT_EVENT_CAMPAIGN on ID
 **   tick [ID... | all] [n=K] [stabilize]    K ticks on each (default all, 1),
 **                                           stabilizing after each round
@@ -101,6 +110,9 @@ static int run_case(void *ctx, const dd_case *c, base_buf *out) {
         cfg.lease_drift_ticks = (int)dd_arg_int(c, "drift", 2);
         cfg.max_inflight_msgs = (int)dd_arg_int(c, "inflight", 8);
         cfg.max_msg_entries = (size_t)dd_arg_int(c, "max-entries", 64);
+        cfg.n_voters = (size_t)dd_arg_int(c, "voters", 0);
+        cfg.snapshot_chunk_bytes = (size_t)dd_arg_int(c, "chunk", 0);
+        cfg.snapshot_resend_ticks = (int)dd_arg_int(c, "resend", 0);
         rc = rsim_init(s, (int)dd_arg_int(c, "n", 3), (uint64_t)dd_arg_int(c, "seed", 1), true, &cfg);
         st->have = rc == 0;
         if (rc != 0) {
@@ -211,6 +223,44 @@ static int run_case(void *ctx, const dd_case *c, base_buf *out) {
         rsim_crash(s, node_arg(st, c->args[0].key), false);
     } else if (strcmp(c->cmd, "restart") == 0 && c->n_args >= 1) {
         rsim_restart(s, node_arg(st, c->args[0].key));
+    } else if (strcmp(c->cmd, "conf") == 0 && c->n_args >= 3) {
+        const char *op = c->args[1].key;
+        raft_conf_change_type t = strcmp(op, "add-learner") == 0 ? RAFT_CONF_ADD_LEARNER
+                                  : strcmp(op, "promote") == 0   ? RAFT_CONF_PROMOTE
+                                  : strcmp(op, "add-voter") == 0 ? RAFT_CONF_ADD_VOTER
+                                  : strcmp(op, "remove") == 0    ? RAFT_CONF_REMOVE
+                                                                 : (raft_conf_change_type)0;
+        ev.type = RAFT_EVENT_CONF_CHANGE;
+        ev.conf_change = t;
+        ev.conf_node = (uint64_t)node_arg(st, c->args[2].key);
+        rc = rsim_step(s, node_arg(st, c->args[0].key), &ev, &up);
+        if (rc == 0)
+            base_buf_printf(&st->trace, "proposed config index=%llu term=%llu\n",
+                            (unsigned long long)up.proposed_index, (unsigned long long)up.proposed_term);
+        print_rc(rc, &up, &st->trace);
+    } else if (strcmp(c->cmd, "compact") == 0 && c->n_args >= 1) {
+        rc = rsim_compact(s, node_arg(st, c->args[0].key));
+        print_rc(rc, &up, &st->trace);
+    } else if (strcmp(c->cmd, "members") == 0 && c->n_args >= 1) {
+        int id = node_arg(st, c->args[0].key);
+        if (id == 0 || !s->nodes[id - 1].up) {
+            base_buf_printf(&st->trace, "down\n");
+        } else {
+            raft_membership m;
+            raft_status rs;
+            size_t k;
+            raft_node_membership(s->nodes[id - 1].raft, &m);
+            raft_node_status(s->nodes[id - 1].raft, &rs);
+            base_buf_printf(&st->trace, "%d: voters=[", id);
+            for (k = 0; k < m.n_voters; k++)
+                base_buf_printf(&st->trace, "%s%llu", k ? " " : "", (unsigned long long)m.voters[k]);
+            base_buf_printf(&st->trace, "] learners=[");
+            for (k = 0; k < m.n_learners; k++)
+                base_buf_printf(&st->trace, "%s%llu", k ? " " : "", (unsigned long long)m.learners[k]);
+            base_buf_printf(&st->trace, "] conf_index=%llu snapshot=%llu/%llu first=%llu\n",
+                            (unsigned long long)rs.conf_index, (unsigned long long)rs.snapshot_index,
+                            (unsigned long long)rs.snapshot_term, (unsigned long long)rs.first_index);
+        }
     } else if (strcmp(c->cmd, "status") == 0) {
         int shown = 0;
         for (i = 0; i < c->n_args; i++)
@@ -229,9 +279,14 @@ static int run_case(void *ctx, const dd_case *c, base_buf *out) {
         } else {
             raft_node_status(s->nodes[id - 1].raft, &rs);
             base_buf_printf(&st->trace, "%d:", id);
-            for (k = 1; k <= rs.last_index; k++)
-                base_buf_printf(&st->trace, " %llu/%llu", (unsigned long long)k,
-                                (unsigned long long)raft_node_entry_at(s->nodes[id - 1].raft, k)->term);
+            if (rs.snapshot_index > 0)
+                base_buf_printf(&st->trace, " (snapshot %llu/%llu)", (unsigned long long)rs.snapshot_index,
+                                (unsigned long long)rs.snapshot_term);
+            for (k = rs.first_index; k <= rs.last_index; k++) {
+                const raft_entry *e = raft_node_entry_at(s->nodes[id - 1].raft, k);
+                base_buf_printf(&st->trace, " %llu/%llu%s", (unsigned long long)k,
+                                (unsigned long long)e->term, e->type == RAFT_ENTRY_CONFIG ? "c" : "");
+            }
             base_buf_printf(&st->trace, "%s\n", rs.last_index == 0 ? " (empty)" : "");
         }
     } else {

@@ -1,6 +1,8 @@
 /*
 ** tests/raft/test_raft_sim.c: many seeds of the deterministic simulator
-** (rsim.h) with mixed fault profiles. MERIDIAN_SIM_SEEDS sets how many
+** (rsim.h) with mixed fault profiles (network, partitions, crashes,
+** everything, transfers and leases, leader churn, lease attack, membership
+** churn with snapshots, compaction everywhere). MERIDIAN_SIM_SEEDS sets how many
 ** (default 5000, about 6 s; 1000 under the sanitizers, about 12 s),
 ** MERIDIAN_SIM_FIRST the first seed (default 1), and
 ** MERIDIAN_SEED runs just that one seed (to replay a failure). Every failure
