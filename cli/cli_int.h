@@ -98,5 +98,6 @@ size_t cli_display_width(const char *s);
 /* ---- commands -------------------------------------------------------------- */
 int cli_start_main(int argc, char **argv); /* `meridian start ...` */
 int cli_sql_main(int argc, char **argv);   /* `meridian sql ...` */
+int cli_cert_main(int argc, char **argv);  /* `meridian cert ...` (cli_cert.c) */
 
 #endif

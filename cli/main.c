@@ -2,6 +2,7 @@
 ** cli/main.c: the `meridian` binary: dispatches to its commands.
 **   meridian start ...   run a node (cli_start.c)
 **   meridian sql ...     the SQL shell (cli_shell.c)
+**   meridian cert ...    certificates (cli_cert.c)
 **   meridian version | help
 ** Exit codes: 0 ok, 1 failure, 2 bad command line.
 */
@@ -18,6 +19,7 @@ static void usage(FILE *f) {
             "commands:\n"
             "  start     start a node (single node for now): meridian start --help\n"
             "  sql       open a SQL shell on a node: meridian sql --help\n"
+            "  cert      create and list TLS certificates: meridian cert --help\n"
             "  version   print the version\n"
             "  help      this text\n",
             CLI_VERSION);
@@ -31,6 +33,7 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (strcmp(cmd, "start") == 0) return cli_start_main(argc - 1, argv + 1);
     if (strcmp(cmd, "sql") == 0) return cli_sql_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "cert") == 0) return cli_cert_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("meridian %s\n", CLI_VERSION);
         return CLI_EXIT_OK;
