@@ -167,4 +167,183 @@ typedef struct range_stats {
 } range_stats;
 void range_store_stats(range_store *s, range_stats *out);
 
+
+/* ==== Raft-replicated range replica (issue 4, first step) ====================
+** Added by the replica work; everything above is unchanged. Design and
+** invariants: docs/range.md. A range_node is a node-level driver: it owns the
+** replicas hosted on this node, ticks them all from one timer
+** (range_node_tick) and carries their Raft traffic over an rpc_transport
+** (one-way messages, method RANGE_RPC_METHOD_RAFT). A range_replica is one
+** member of a range's Raft group: it proposes commands (already-evaluated
+** write batches) and applies committed ones to the MVCC store atomically
+** with the range's applied index.
+**
+** Identity: today a replica's Raft id IS its node id (one replica of a range
+** per node), so a leader hint is directly a node id.
+**
+** Thread-safety: every range_node_* / range_replica_* call takes the node's
+** mutex. Callbacks (range_propose_fn, range_read_fn, range_apply_observer_fn)
+** run with that mutex held, on the thread that made the call that produced
+** them (tick, an rpc handler, propose, read): they must not call back into
+** the node or its replicas; record and act later.
+*/
+#include "raft/raft.h"
+#include "rpc/rpc.h"
+
+enum {
+    RANGE_ERR_NOT_LEADER = -5007, /* *leader_hint names the leader's node, or 0 */
+    RANGE_ERR_DROPPED = -5008,    /* the proposal's log slot went to another entry:
+                                     it will not apply from this proposal; retry
+                                     with the same (txn_id, seq) */
+    RANGE_ERR_AMBIGUOUS = -5009,  /* gave up waiting (bound, shutdown): the command
+                                     may or may not apply; retry with the same key */
+    RANGE_ERR_BUSY = -5010,       /* a bounded queue is full; retry later */
+    RANGE_ERR_CORRUPT = -5011,    /* bad bytes (peer message, stored state) */
+};
+
+#define RANGE_RPC_METHOD_RAFT 0x5241u    /* one-way rpc method of Raft traffic */
+#define RANGE_REPLICAS_MAX 16            /* voters of one range */
+#define RANGE_NODE_REPLICAS_MAX 1024     /* replicas hosted by one range_node */
+#define RANGE_PROPOSALS_PENDING_MAX 4096 /* proposals awaiting apply, per replica */
+#define RANGE_READS_PENDING_MAX 4096     /* read barriers awaiting, per replica */
+#define RANGE_COMMAND_WRITES_MAX 65536   /* writes in one command */
+
+/* A command: an already-evaluated write batch at one commit timestamp, with
+** an idempotence key. Applying it writes every write at commit_ts, unless a
+** command with the same (txn_id, seq) was already applied on this range, in
+** which case it changes nothing but the applied index. Memory borrowed.
+** writes need not be sorted; value ignored for tombstones. */
+typedef struct range_command {
+    uint64_t txn_id;
+    uint64_t seq;
+    hlc_timestamp commit_ts;
+    const range_write *writes;
+    size_t write_count;
+} range_command;
+
+typedef struct range_node range_node;       /* opaque */
+typedef struct range_replica range_replica; /* opaque */
+
+/* Observer of every applied command on a replica (tests, metrics): index,
+** key, and duplicate = true when the key had already applied (no writes). */
+typedef void (*range_apply_observer_fn)(void *ctx, uint64_t range_id, uint64_t node_id,
+                                        uint64_t index, uint64_t txn_id, uint64_t seq,
+                                        bool duplicate);
+
+typedef struct range_node_config {
+    rpc_transport *transport; /* borrowed; must outlive the node. The node
+                                 installs itself as the transport's handler
+                                 and clears it in range_node_free */
+    storage_engine *engine;   /* borrowed; holds every replica's state */
+    bool sync;                /* sync Raft log writes (true in production) */
+    range_apply_observer_fn observer; /* may be NULL */
+    void *observer_ctx;
+} range_node_config;
+
+/* owner of *out: caller, range_node_free. RANGE_ERR_INVALID / NOMEM. */
+int range_node_new(const range_node_config *config, range_node **out);
+/* Frees every replica (pending proposals fail with RANGE_ERR_AMBIGUOUS and
+** pending reads with RANGE_ERR_UNAVAILABLE, callbacks run inside), clears
+** the transport handler. Storage is untouched: a new node over the same
+** engine restarts every replica from it. */
+void range_node_free(range_node *n);
+/* With rpc_uv a handler may still be running on the loop thread after
+** rpc_set_handler(NULL) returns (the rpc interface gives no such barrier),
+** so the order there is: rpc_uv_free (joins the loop: no handler runs any
+** more), then range_node_forget_transport, then range_node_free (which then
+** leaves the freed transport alone). rpc_sim (single-threaded) needs none of
+** this: range_node_free alone is a crash of the node. */
+void range_node_forget_transport(range_node *n);
+/* One tick of the abstract Raft clock for every replica (call it from one
+** timer at a fixed rate, e.g. every 100 ms; election timeouts are in ticks). */
+void range_node_tick(range_node *n);
+
+typedef struct range_replica_config {
+    uint64_t range_id;                    /* != 0 */
+    uint64_t peers[RANGE_REPLICAS_MAX];   /* node ids of the voters, incl. this node */
+    size_t n_peers;
+    int election_ticks;                   /* 0: default (10) */
+    int heartbeat_ticks;                  /* 0: default (1) */
+    uint64_t random_seed;                 /* election timeout jitter */
+    int proposal_timeout_ticks;           /* 0: default (50); then RANGE_ERR_AMBIGUOUS */
+} range_replica_config;
+
+/* Create (or restart from storage) this node's replica of a range. *out is
+** owned by the node (freed by range_node_free); may be NULL.
+** RANGE_ERR_INVALID (bad config, range already hosted), RANGE_ERR_CORRUPT
+** (stored state unreadable), RANGE_ERR_IO, RANGE_ERR_NOMEM. */
+int range_node_add_replica(range_node *n, const range_replica_config *config,
+                           range_replica **out);
+range_replica *range_node_replica(range_node *n, uint64_t range_id); /* NULL if absent */
+
+/* Proposal result: rc RANGE_OK once the command is applied on this replica
+** (durable on a majority: an acknowledged write), or RANGE_ERR_DROPPED /
+** RANGE_ERR_AMBIGUOUS. Runs exactly once per accepted proposal. */
+typedef void (*range_propose_fn)(void *ctx, int rc);
+/* Propose at the leader. RANGE_OK: cb runs later exactly once.
+** RANGE_ERR_NOT_LEADER with *leader_hint (may be NULL) set to the leader's
+** node id or 0; RANGE_ERR_INVALID, RANGE_ERR_TOO_LARGE, RANGE_ERR_BUSY,
+** RANGE_ERR_NOMEM, RANGE_ERR_IO: cb never runs. */
+int range_replica_propose(range_replica *r, const range_command *cmd, range_propose_fn cb,
+                          void *ctx, uint64_t *leader_hint);
+
+/* Linearizable read barrier at the leader: cb(ctx, RANGE_OK) once local
+** reads on this replica (range_replica_get) reflect every write
+** acknowledged before this call: served from the leader lease when it
+** holds one and allow_lease, else after a ReadIndex round. cb gets
+** RANGE_ERR_NOT_LEADER if leadership is lost first. Returns RANGE_OK (cb runs
+** exactly once, possibly inside this call), RANGE_ERR_NOT_LEADER with
+** *leader_hint, RANGE_ERR_BUSY, RANGE_ERR_NOMEM (cb never runs). */
+typedef void (*range_read_fn)(void *ctx, int rc);
+int range_replica_read(range_replica *r, bool allow_lease, range_read_fn cb, void *ctx,
+                       uint64_t *leader_hint);
+/* Local MVCC read of this replica's store at read_ts (value appended to out
+** after a reset). RANGE_OK, RANGE_NOT_FOUND (absent or tombstone), error.
+** Linearizable only after a range_replica_read barrier. */
+int range_replica_get(range_replica *r, const uint8_t *key, size_t key_len,
+                      hlc_timestamp read_ts, base_buf *out);
+
+typedef struct range_replica_status {
+    uint64_t range_id;
+    uint64_t node_id;
+    bool leader;
+    uint64_t leader_id;  /* 0 when unknown */
+    uint64_t term;
+    uint64_t commit;
+    uint64_t applied;    /* applied index (stored atomically with its writes) */
+    uint64_t last_index;
+    bool lease_valid;
+} range_replica_status;
+void range_replica_get_status(range_replica *r, range_replica_status *out);
+/* Campaign now (tests, operator): RANGE_OK or RANGE_ERR_BUSY. */
+int range_replica_campaign(range_replica *r);
+
+/* ---- the Raft message codec (pure; exposed for tests and tools) -----------
+** Payload of RANGE_RPC_METHOD_RAFT (docs/range.md, "Wire format"). */
+#define RANGE_CODEC_VERSION 1
+#define RANGE_CODEC_ENTRIES_MAX 4096
+
+/* A decoded Raft message of a range. msg.entries is owned by the struct;
+** each entry's data points INTO the decoded payload (borrowed: valid while
+** the payload is). Release with range_raft_msg_free. */
+typedef struct range_raft_msg {
+    uint64_t range_id;
+    raft_message msg;
+} range_raft_msg;
+/* Append the encoding of msg (a message of range range_id) to *out (the
+** caller's buffer). RANGE_OK, RANGE_ERR_INVALID (type this codec does not
+** carry, too many entries), RANGE_ERR_NOMEM. */
+int range_raft_msg_encode(uint64_t range_id, const raft_message *msg, base_buf *out);
+/* RANGE_OK, RANGE_ERR_CORRUPT (truncation, trailing bytes, bad version,
+** type, count or length), RANGE_ERR_NOMEM. On error *out owns nothing. */
+int range_raft_msg_decode(const uint8_t *data, size_t len, range_raft_msg *out);
+void range_raft_msg_free(range_raft_msg *m);
+
+/* Command codec: the bytes of a Raft entry. */
+int range_command_encode(const range_command *cmd, base_buf *out); /* appends */
+/* Decode; writes' bytes point into data; *writes owned by caller (base_free).
+** RANGE_ERR_CORRUPT, RANGE_ERR_NOMEM. */
+int range_command_decode(const uint8_t *data, size_t len, range_command *cmd,
+                         range_write **writes);
+
 #endif

@@ -1,0 +1,267 @@
+/*
+** range/replica_log.c: the Raft log and hard state of one range stored in
+** the storage engine's raw keyspace (layout: replica_int.h), one atomic
+** storage batch per save, synced when the store was opened with sync.
+**
+** Invariants: stored entries are exactly [1, last] with no gap ('l' holds
+** last; 0 or absent = empty log); a save that writes entries [f, g]
+** deletes every stored entry in (g, last] in the same batch, so the store
+** never holds a stale suffix. This is the persistence behind
+** replica_log_ops; the segmented shared log (raft/log.c) will replace it.
+*/
+#include <assert.h>
+#include <string.h>
+
+#include "range/replica_int.h"
+
+#define REPLICA_LOG_ENTRY_HEADER 9 /* term u64 + type u8 */
+
+void replica__put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+uint64_t replica__get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+size_t replica__key(uint8_t out[REPLICA_KEY_SIZE_MAX], uint64_t range_id, char kind,
+                    uint64_t a, uint64_t b, int n_args)
+{
+    size_t n = 0;
+    memcpy(out, REPLICA_KEY_PREFIX, REPLICA_KEY_PREFIX_LEN);
+    n += REPLICA_KEY_PREFIX_LEN;
+    replica__put_u64(out + n, range_id);
+    n += 8;
+    out[n++] = (uint8_t)kind;
+    if (n_args >= 1) {
+        replica__put_u64(out + n, a);
+        n += 8;
+    }
+    if (n_args >= 2) {
+        replica__put_u64(out + n, b);
+        n += 8;
+    }
+    return n;
+}
+
+typedef struct raw_log {
+    replica_log base; /* first */
+    storage_engine *engine;
+    uint64_t range_id;
+    bool sync;
+    uint64_t last; /* last stored index */
+    storage_batch *batch;
+} raw_log;
+
+void replica__entries_free(raft_entry *entries, size_t n_entries)
+{
+    if (entries == NULL)
+        return;
+    for (size_t i = 0; i < n_entries; i++)
+        base_free(entries[i].data);
+    base_free(entries);
+}
+
+static int map_storage(int rc)
+{
+    if (rc == STORAGE_ERR_NOMEM)
+        return RANGE_ERR_NOMEM;
+    if (rc == STORAGE_ERR_CORRUPT)
+        return RANGE_ERR_CORRUPT;
+    return RANGE_ERR_IO;
+}
+
+static int raw_load(replica_log *base_log, raft_hard_state *hs, bool *has_hs,
+                    raft_entry **entries_out, size_t *n_out)
+{
+    raw_log *l = (raw_log *)base_log;
+    uint8_t key[REPLICA_KEY_SIZE_MAX];
+    base_buf buf = {0};
+    raft_entry *entries = NULL;
+    uint64_t last = 0, i = 0;
+    int rc;
+    *has_hs = false;
+    memset(hs, 0, sizeof(*hs));
+    *entries_out = NULL;
+    *n_out = 0;
+
+    rc = storage_get_raw(l->engine, key, replica__key(key, l->range_id, 'h', 0, 0, 0), &buf);
+    if (rc == STORAGE_OK) {
+        if (buf.len != 24) {
+            rc = RANGE_ERR_CORRUPT;
+            goto cleanup;
+        }
+        hs->term = replica__get_u64(buf.data);
+        hs->vote = replica__get_u64(buf.data + 8);
+        hs->commit = replica__get_u64(buf.data + 16);
+        *has_hs = true;
+    } else if (rc != STORAGE_NOT_FOUND) {
+        rc = map_storage(rc);
+        goto cleanup;
+    }
+    base_buf_reset(&buf);
+    rc = storage_get_raw(l->engine, key, replica__key(key, l->range_id, 'l', 0, 0, 0), &buf);
+    if (rc == STORAGE_OK) {
+        if (buf.len != 8) {
+            rc = RANGE_ERR_CORRUPT;
+            goto cleanup;
+        }
+        last = replica__get_u64(buf.data);
+    } else if (rc != STORAGE_NOT_FOUND) {
+        rc = map_storage(rc);
+        goto cleanup;
+    }
+    if (last > SIZE_MAX / sizeof(raft_entry)) {
+        rc = RANGE_ERR_CORRUPT;
+        goto cleanup;
+    }
+    if (last > 0) {
+        entries = base_calloc((size_t)last, sizeof(*entries));
+        if (entries == NULL) {
+            rc = RANGE_ERR_NOMEM;
+            goto cleanup;
+        }
+    }
+    for (i = 1; i <= last; i++) {
+        raft_entry *e = &entries[i - 1];
+        base_buf_reset(&buf);
+        rc = storage_get_raw(l->engine, key, replica__key(key, l->range_id, 'e', i, 0, 1), &buf);
+        if (rc == STORAGE_NOT_FOUND || (rc == STORAGE_OK && buf.len < REPLICA_LOG_ENTRY_HEADER)) {
+            rc = RANGE_ERR_CORRUPT; /* a gap in [1, last] */
+            goto cleanup;
+        }
+        if (rc != STORAGE_OK) {
+            rc = map_storage(rc);
+            goto cleanup;
+        }
+        e->index = i;
+        e->term = replica__get_u64(buf.data);
+        if (buf.data[8] > RAFT_ENTRY_CONFIG) {
+            rc = RANGE_ERR_CORRUPT;
+            goto cleanup;
+        }
+        e->type = (raft_entry_type)buf.data[8];
+        e->len = buf.len - REPLICA_LOG_ENTRY_HEADER;
+        if (e->len > 0) {
+            e->data = base_malloc(e->len);
+            if (e->data == NULL) {
+                rc = RANGE_ERR_NOMEM;
+                goto cleanup;
+            }
+            memcpy(e->data, buf.data + REPLICA_LOG_ENTRY_HEADER, e->len);
+        }
+    }
+    l->last = last;
+    *entries_out = entries;
+    *n_out = (size_t)last;
+    entries = NULL;
+    rc = RANGE_OK;
+cleanup:
+    if (entries != NULL)
+        replica__entries_free(entries, (size_t)last);
+    base_buf_free(&buf);
+    return rc;
+}
+
+static int raw_save(replica_log *base_log, const raft_hard_state *hs, const raft_entry *entries,
+                    size_t n_entries)
+{
+    raw_log *l = (raw_log *)base_log;
+    uint8_t key[REPLICA_KEY_SIZE_MAX];
+    uint8_t val[24];
+    base_buf ev = {0};
+    uint64_t new_last = l->last;
+    int rc = 0;
+    storage_batch_clear(l->batch);
+    if (hs != NULL) {
+        replica__put_u64(val, hs->term);
+        replica__put_u64(val + 8, hs->vote);
+        replica__put_u64(val + 16, hs->commit);
+        rc = storage_batch_put_raw(l->batch, key, replica__key(key, l->range_id, 'h', 0, 0, 0),
+                                   val, 24);
+        if (rc != 0)
+            goto cleanup;
+    }
+    if (n_entries > 0) {
+        uint64_t first = entries[0].index;
+        assert(first >= 1 && first <= l->last + 1); /* the core never leaves a gap */
+        new_last = entries[n_entries - 1].index;
+        for (size_t i = 0; i < n_entries; i++) {
+            const raft_entry *e = &entries[i];
+            assert(e->index == first + i);
+            base_buf_reset(&ev);
+            if (base_buf_reserve(&ev, REPLICA_LOG_ENTRY_HEADER + e->len) != 0) {
+                rc = STORAGE_ERR_NOMEM;
+                goto cleanup;
+            }
+            replica__put_u64(ev.data, e->term);
+            ev.data[8] = (uint8_t)e->type;
+            if (e->len > 0)
+                memcpy(ev.data + REPLICA_LOG_ENTRY_HEADER, e->data, e->len);
+            ev.len = REPLICA_LOG_ENTRY_HEADER + e->len;
+            rc = storage_batch_put_raw(l->batch, key,
+                                       replica__key(key, l->range_id, 'e', e->index, 0, 1),
+                                       ev.data, ev.len);
+            if (rc != 0)
+                goto cleanup;
+        }
+        for (uint64_t i = new_last + 1; i <= l->last; i++) {
+            rc = storage_batch_delete_raw(l->batch, key,
+                                          replica__key(key, l->range_id, 'e', i, 0, 1));
+            if (rc != 0)
+                goto cleanup;
+        }
+        replica__put_u64(val, new_last);
+        rc = storage_batch_put_raw(l->batch, key, replica__key(key, l->range_id, 'l', 0, 0, 0),
+                                   val, 8);
+        if (rc != 0)
+            goto cleanup;
+    }
+    if (storage_batch_count(l->batch) == 0)
+        goto cleanup;
+    rc = storage_write(l->engine, l->batch, l->sync);
+    if (rc == 0)
+        l->last = new_last;
+cleanup:
+    base_buf_free(&ev);
+    storage_batch_clear(l->batch);
+    return rc == 0 ? RANGE_OK : map_storage(rc);
+}
+
+static void raw_free(replica_log *base_log)
+{
+    raw_log *l = (raw_log *)base_log;
+    if (l == NULL)
+        return;
+    storage_batch_free(l->batch);
+    base_free(l);
+}
+
+static const replica_log_ops raw_ops = {raw_load, raw_save, raw_free};
+
+int replica__log_raw_open(storage_engine *engine, uint64_t range_id, bool sync,
+                          replica_log **out)
+{
+    raw_log *l = base_calloc(1, sizeof(*l));
+    if (l == NULL)
+        return RANGE_ERR_NOMEM;
+    l->batch = storage_batch_new();
+    if (l->batch == NULL) {
+        base_free(l);
+        return RANGE_ERR_NOMEM;
+    }
+    l->base.ops = &raw_ops;
+    l->engine = engine;
+    l->range_id = range_id;
+    l->sync = sync;
+    *out = &l->base;
+    return RANGE_OK;
+}
