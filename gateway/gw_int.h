@@ -49,6 +49,11 @@
 #define GW_INPUT_KEEP_BYTES (256u * 1024)
 /* Bytes reserved per read. */
 #define GW_READ_CHUNK_BYTES (64u * 1024)
+/* Extended-protocol messages handed to the worker as one job: at most
+** this many messages / about this many bytes (a message past the byte
+** limit waits for the next job). */
+#define GW_EXT_BATCH_MESSAGES_MAX 1024
+#define GW_EXT_BATCH_BYTES (1024u * 1024)
 /* Startup packet: at most this many name/value pairs. */
 #define GW_STARTUP_PARAMS_MAX 64
 
@@ -78,6 +83,42 @@ int gw_msg_negotiate_version(base_buf *b, uint32_t minor, int noptions,
                              const char *const *options);
 
 uint32_t gw_get_u32(const uint8_t *p);
+
+/* ---- gw_proto.c: extended query protocol (pure) ------------------------------ */
+/* A message with an empty body: '1' ParseComplete, '2' BindComplete,
+** '3' CloseComplete, 'n' NoData, 's' PortalSuspended. */
+int gw_msg_empty(base_buf *b, char type);
+int gw_msg_parameter_description(base_buf *b, int nparams, const uint32_t *oids);
+
+#define GW_EXT_PARAMS_MAX SQLV_PARAMS_MAX
+#define GW_EXT_NAME_BYTES_MAX SQLV_NAME_BYTES_MAX
+
+/* A decoded Parse/Bind/Describe/Close/Execute/Sync/Flush. Strings and
+** values point into the message body (valid while it is); the arrays are
+** owned by the struct (gw_ext_msg_free). */
+typedef struct gw_ext_msg {
+    char type;
+    char kind;              /* Describe/Close: 'S' or 'P' */
+    const char *stmt;       /* Parse, Bind, Describe/Close 'S' */
+    const char *portal;     /* Bind, Execute, Describe/Close 'P' */
+    const char *query;      /* Parse */
+    size_t query_len;
+    int nparam_oids;
+    uint32_t *param_oids;
+    int nformats;
+    int16_t *formats;
+    int nvalues;
+    sqlv_cell *values;      /* data NULL: SQL NULL */
+    int nresult_formats;
+    int16_t *result_formats;
+    uint32_t max_rows;      /* Execute: 0 all */
+} gw_ext_msg;
+
+/* Decode body (len bytes) of a message of type. 0, or -1 with *why a static
+** message (08P01, or out of memory). out needs gw_ext_msg_free on success. */
+int gw_decode_ext(char type, const uint8_t *body, uint32_t len, gw_ext_msg *out,
+                  const char **why);
+void gw_ext_msg_free(gw_ext_msg *m);
 
 /* ---- gw_proto.c: startup packet decoding (pure) ---------------------------- */
 typedef struct gw_startup {
@@ -114,6 +155,9 @@ typedef enum gw_job_kind {
     GW_JOB_NONE = 0,
     GW_JOB_OPEN,   /* open the session, send the startup responses */
     GW_JOB_QUERY,  /* run a simple query, then ReadyForQuery */
+    GW_JOB_EXT,    /* extended-protocol messages up to a Sync (job_query
+                   ** holds frames: type, u32 body length, body); each Sync
+                   ** ends with ReadyForQuery */
 } gw_job_kind;
 
 typedef struct gw_conn gw_conn;
@@ -146,6 +190,8 @@ struct gw_conn {
     gw_job_kind job;         /* [mu] pending job */
     char *job_query;         /* [mu] owner: conn; moved to worker */
     size_t job_query_len;    /* [mu] */
+    bool ext_failed;         /* [mu] the last extended message failed: the
+                             ** loop discards until Sync */
     bool job_running;        /* [mu] worker is inside a job */
     bool job_done;           /* [mu] worker finished a job; loop resumes */
     bool closing;            /* [mu] connection going away: worker exits */

@@ -11,6 +11,7 @@
 ** buffer unchanged (on -ENOMEM), so a half-written message never goes out.
 */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "gateway/gw_int.h"
@@ -126,7 +127,7 @@ int gw_msg_row_description(base_buf *b, int ncols, const sqlv_column *cols)
         msg_u32(&m, cols[i].type_oid);
         msg_u16(&m, (uint16_t)cols[i].type_size);
         msg_u32(&m, 0xffffffffu);            /* typmod -1 */
-        msg_u16(&m, 0);                      /* text format */
+        msg_u16(&m, (uint16_t)cols[i].format); /* 0 text, 1 binary */
     }
     return msg_end(&m);
 }
@@ -273,4 +274,221 @@ int gw_parse_startup(const uint8_t *pkt, uint32_t len, gw_startup *out,
     if (out->application_name == NULL)
         out->application_name = "";
     return GW_STARTUP_OK;
+}
+
+/* ---- extended query protocol: responses -------------------------------------------- */
+
+int gw_msg_empty(base_buf *b, char type)
+{
+    msg m = msg_begin(b, type);
+    return msg_end(&m);
+}
+
+int gw_msg_parameter_description(base_buf *b, int nparams, const uint32_t *oids)
+{
+    msg m = msg_begin(b, 't');
+    msg_u16(&m, (uint16_t)nparams);
+    for (int i = 0; i < nparams; i++)
+        msg_u32(&m, oids[i]);
+    return msg_end(&m);
+}
+
+/* ---- extended query protocol: decoding ------------------------------------------------
+** A reader over one message body. Every read checks the bytes left; the
+** first failure sets why and later reads return zeros. */
+typedef struct rd {
+    const uint8_t *p, *end;
+    const char *why;
+} rd;
+
+static bool rd_need(rd *r, size_t n)
+{
+    if (r->why)
+        return false;
+    if ((size_t)(r->end - r->p) < n) {
+        r->why = "invalid message format: message too short";
+        return false;
+    }
+    return true;
+}
+
+static uint32_t rd_u32(rd *r)
+{
+    if (!rd_need(r, 4))
+        return 0;
+    uint32_t v = gw_get_u32(r->p);
+    r->p += 4;
+    return v;
+}
+
+static uint16_t rd_u16(rd *r)
+{
+    if (!rd_need(r, 2))
+        return 0;
+    uint16_t v = (uint16_t)((r->p[0] << 8) | r->p[1]);
+    r->p += 2;
+    return v;
+}
+
+static const char *rd_str(rd *r, size_t *len)
+{
+    if (r->why)
+        return "";
+    const uint8_t *nul = memchr(r->p, 0, (size_t)(r->end - r->p));
+    if (nul == NULL) {
+        r->why = "invalid message format: missing string terminator";
+        return "";
+    }
+    const char *str = (const char *)r->p;
+    if (len)
+        *len = (size_t)(nul - r->p);
+    r->p = nul + 1;
+    return str;
+}
+
+static int rd_finish(rd *r, const char **why)
+{
+    if (!r->why && r->p != r->end)
+        r->why = "invalid message format: extra bytes at the end of the message";
+    *why = r->why;
+    return r->why ? -1 : 0;
+}
+
+static bool name_ok(rd *r, const char *name)
+{
+    if (!r->why && strlen(name) > GW_EXT_NAME_BYTES_MAX)
+        r->why = "invalid message format: statement or portal name too long";
+    return r->why == NULL;
+}
+
+void gw_ext_msg_free(gw_ext_msg *m)
+{
+    base_free(m->param_oids);
+    base_free(m->values);
+    base_free(m->formats);
+    base_free(m->result_formats);
+    memset(m, 0, sizeof *m);
+}
+
+static int16_t *rd_formats(rd *r, int *n)
+{
+    uint16_t k = rd_u16(r);
+    *n = k;
+    if (k == 0 || !rd_need(r, (size_t)k * 2))
+        return NULL;
+    int16_t *f = base_malloc(sizeof(int16_t) * k);
+    if (f == NULL) {
+        r->why = "out of memory";
+        return NULL;
+    }
+    for (int i = 0; i < k; i++) {
+        f[i] = (int16_t)rd_u16(r);
+        if (f[i] != 0 && f[i] != 1 && !r->why)
+            r->why = "invalid message format: format code must be 0 or 1";
+    }
+    return f;
+}
+
+int gw_decode_ext(char type, const uint8_t *body, uint32_t len, gw_ext_msg *out,
+                  const char **why)
+{
+    rd r = {body, body + len, NULL};
+    memset(out, 0, sizeof *out);
+    out->type = type;
+    switch (type) {
+    case 'P': {
+        out->stmt = rd_str(&r, NULL);
+        name_ok(&r, out->stmt);
+        out->query = rd_str(&r, &out->query_len);
+        uint16_t n = rd_u16(&r);
+        /* n is a u16: at most GW_EXT_PARAMS_MAX (65535) by construction */
+        if (n > 0 && rd_need(&r, (size_t)n * 4)) {
+            out->param_oids = base_malloc(sizeof(uint32_t) * n);
+            if (out->param_oids == NULL) {
+                r.why = "out of memory";
+                break;
+            }
+            for (int i = 0; i < n; i++)
+                out->param_oids[i] = rd_u32(&r);
+            out->nparam_oids = n;
+        }
+        break;
+    }
+    case 'B': {
+        out->portal = rd_str(&r, NULL);
+        name_ok(&r, out->portal);
+        out->stmt = rd_str(&r, NULL);
+        name_ok(&r, out->stmt);
+        out->formats = rd_formats(&r, &out->nformats);
+        if (r.why)
+            break;
+        uint16_t n = rd_u16(&r);
+        /* each value takes at least its 4 length bytes: the count is
+        ** bounded by the message, so is the array */
+        if (n > 0 && rd_need(&r, (size_t)n * 4)) {
+            out->values = base_calloc(n, sizeof(sqlv_cell));
+            if (out->values == NULL) {
+                r.why = "out of memory";
+                break;
+            }
+            out->nvalues = n;
+            for (int i = 0; i < n && !r.why; i++) {
+                uint32_t vlen = rd_u32(&r);
+                if (vlen == 0xffffffffu) {
+                    out->values[i].data = NULL; /* NULL */
+                    continue;
+                }
+                if (vlen > INT32_MAX) {
+                    r.why = "invalid message format: negative parameter length";
+                    break;
+                }
+                if (!rd_need(&r, vlen))
+                    break;
+                out->values[i].data = (const char *)r.p;
+                out->values[i].len = vlen;
+                r.p += vlen;
+            }
+        }
+        if (r.why)
+            break;
+        if (out->nformats > 1 && out->nformats != out->nvalues) {
+            r.why = "invalid message format: parameter format count does not match";
+            break;
+        }
+        out->result_formats = rd_formats(&r, &out->nresult_formats);
+        break;
+    }
+    case 'D':
+    case 'C': {
+        out->kind = (char)(rd_need(&r, 1) ? *r.p++ : 0);
+        if (!r.why && out->kind != 'S' && out->kind != 'P')
+            r.why = type == 'D' ? "invalid DESCRIBE message subtype"
+                                : "invalid CLOSE message subtype";
+        const char *name = rd_str(&r, NULL);
+        name_ok(&r, name);
+        if (out->kind == 'S')
+            out->stmt = name;
+        else
+            out->portal = name;
+        break;
+    }
+    case 'E':
+        out->portal = rd_str(&r, NULL);
+        name_ok(&r, out->portal);
+        out->max_rows = rd_u32(&r);
+        if (out->max_rows > INT32_MAX)
+            out->max_rows = 0; /* a negative count: all rows, as PostgreSQL */
+        break;
+    case 'S':
+    case 'H':
+        break;
+    default:
+        r.why = "not an extended-protocol message";
+        break;
+    }
+    if (rd_finish(&r, why) != 0) {
+        gw_ext_msg_free(out);
+        return -1;
+    }
+    return 0;
 }

@@ -7,7 +7,8 @@
 ** Connection life:
 **   STARTUP --startup packet--> BUSY (worker opens the session)
 **   BUSY --job done--> READY --'Q'--> BUSY ...
-**   READY --Parse/Bind/...--> DISCARD --Sync--> READY
+**   READY --Parse/Bind/Describe/Execute/Close/Sync--> BUSY (worker)
+**   BUSY --extended message failed--> DISCARD --Sync--> BUSY --> READY
 **   any --EOF, error, 'X', bad input, gw_stop--> CLOSING --> freed
 **
 ** Critical invariants:
@@ -386,14 +387,70 @@ static void start_query(gw_conn *c, const uint8_t *body, uint32_t body_len)
     c->state = GW_CONN_BUSY;
 }
 
+static bool is_ext_type(uint8_t t)
+{
+    return t == 'P' || t == 'B' || t == 'D' || t == 'E' || t == 'C' || t == 'H' || t == 'S';
+}
+
+static int append_frame(base_buf *b, uint8_t type, const uint8_t *body, uint32_t body_len)
+{
+    uint8_t hdr[5] = {type, (uint8_t)(body_len >> 24), (uint8_t)(body_len >> 16),
+                      (uint8_t)(body_len >> 8), (uint8_t)body_len};
+    if (base_buf_append(b, hdr, sizeof hdr) != 0)
+        return -1;
+    return body_len ? base_buf_append(b, body, body_len) : 0;
+}
+
+/* Hand extended-protocol messages to the worker as one job: this one and
+** the complete ones buffered after it, up to and including a Sync (a
+** pipeline costs one round trip to the worker, not one per message).
+** The job is a sequence of frames: type, u32 body length, body. */
+static void start_ext(gw_conn *c, uint8_t type, const uint8_t *body, uint32_t body_len)
+{
+    base_buf job = {0};
+    if (append_frame(&job, type, body, body_len) != 0)
+        goto nomem;
+    size_t pos = c->in_pos;
+    int n = 1;
+    bool synced = type == 'S';
+    while (!synced && n < GW_EXT_BATCH_MESSAGES_MAX && job.len < GW_EXT_BATCH_BYTES) {
+        size_t avail = c->in.len - pos;
+        if (avail < 5)
+            break;
+        const uint8_t *p = c->in.data + pos;
+        uint32_t len = gw_get_u32(p + 1);
+        if (!is_ext_type(p[0]) || len < 4 || len > c->server->max_message_bytes ||
+            avail - 1 < len)
+            break; /* conn_process deals with it after the job */
+        if (append_frame(&job, p[0], p + 5, len - 4) != 0)
+            goto nomem;
+        synced = p[0] == 'S';
+        pos += 1 + (size_t)len;
+        n++;
+    }
+    c->in_pos = pos;
+    uv_mutex_lock(&c->mu);
+    assert(c->job == GW_JOB_NONE && !c->job_running);
+    c->job = GW_JOB_EXT;
+    c->job_query = (char *)job.data; /* owner: moves to the worker */
+    c->job_query_len = job.len;
+    uv_cond_broadcast(&c->cond);
+    uv_mutex_unlock(&c->mu);
+    c->state = GW_CONN_BUSY;
+    return;
+nomem:
+    base_buf_free(&job);
+    conn_fatal(c, "53200", "out of memory");
+}
+
 static void handle_message(gw_conn *c, uint8_t type, const uint8_t *body, uint32_t body_len)
 {
     if (c->state == GW_CONN_DISCARD) {
         /* After an extended-protocol error, everything up to Sync is
-        ** skipped, as the protocol requires. */
+        ** skipped, as the protocol requires; Sync ends the implicit
+        ** transaction (on the worker) and sends ReadyForQuery. */
         if (type == 'S') {
-            c->state = GW_CONN_READY;
-            conn_send_ready(c);
+            start_ext(c, type, body, body_len);
         } else if (type == 'X') {
             conn_close(c);
         }
@@ -407,15 +464,10 @@ static void handle_message(gw_conn *c, uint8_t type, const uint8_t *body, uint32
         BASE_DEBUG("gateway", "connection %u: terminate", c->pid);
         conn_close(c);
         break;
-    case 'P': case 'B': case 'E': case 'D': case 'C':
-        conn_send_error(c, "0A000", "extended query protocol not supported yet");
-        if (c->state != GW_CONN_CLOSING)
-            c->state = GW_CONN_DISCARD;
+    case 'P': case 'B': case 'E': case 'D': case 'C': case 'S':
+        start_ext(c, type, body, body_len);
         break;
-    case 'S':
-        conn_send_ready(c);
-        break;
-    case 'H': /* Flush: nothing is held back */
+    case 'H': /* Flush: nothing is held back (each job's output goes out) */
     case 'd': case 'c': case 'f': /* copy messages outside COPY: ignored */
         break;
     case 'F':
@@ -509,6 +561,7 @@ static void on_wake(uv_async_t *a)
         }
         bool done = c->job_done;
         c->job_done = false;
+        bool ext_failed = c->ext_failed;
         bool fatal = c->fatal;
         bool exited = c->worker_exited;
         uv_mutex_unlock(&c->mu);
@@ -525,7 +578,7 @@ static void on_wake(uv_async_t *a)
             continue;
         }
         if (done && c->state == GW_CONN_BUSY) {
-            c->state = GW_CONN_READY;
+            c->state = ext_failed ? GW_CONN_DISCARD : GW_CONN_READY;
             if (!c->reading && !c->handle_closing) {
                 if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
                     c->reading = true;

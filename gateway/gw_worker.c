@@ -114,6 +114,24 @@ static int sink_notice(void *ctx, const char *message)
     return after_append(c, gw_msg_notice(&c->wbuf, message));
 }
 
+static int sink_parameter_description(void *ctx, int nparams, const uint32_t *oids)
+{
+    gw_conn *c = ctx;
+    return after_append(c, gw_msg_parameter_description(&c->wbuf, nparams, oids));
+}
+
+static int sink_no_data(void *ctx)
+{
+    gw_conn *c = ctx;
+    return after_append(c, gw_msg_empty(&c->wbuf, 'n'));
+}
+
+static int sink_portal_suspended(void *ctx)
+{
+    gw_conn *c = ctx;
+    return after_append(c, gw_msg_empty(&c->wbuf, 's'));
+}
+
 /* ---- jobs ------------------------------------------------------------------ */
 
 /* Returns true when the connection must be closed after the output. */
@@ -169,6 +187,9 @@ static bool job_query(gw_conn *c, const char *query, size_t query_len, char *sta
         .empty_query = sink_empty_query,
         .error = sink_error,
         .notice = sink_notice,
+        .parameter_description = sink_parameter_description,
+        .no_data = sink_no_data,
+        .portal_suspended = sink_portal_suspended,
     };
     c->sink_failed = false;
     int rc = sqlv_session_exec(c->session, query, query_len, &sink);
@@ -189,6 +210,118 @@ static bool job_query(gw_conn *c, const char *query, size_t query_len, char *sta
     return gw_msg_ready_for_query(&c->wbuf, *status) != 0;
 }
 
+/* One extended-protocol message. *failed: it failed and its error was sent
+** (the loop discards until Sync). Returns true when the connection must be
+** closed after the output. */
+static bool job_ext(gw_conn *c, char type, const uint8_t *body, size_t len, char *status,
+                    bool *failed)
+{
+    const sqlv_sink sink = {
+        .ctx = c,
+        .row_description = sink_row_description,
+        .data_row = sink_data_row,
+        .command_complete = sink_command_complete,
+        .empty_query = sink_empty_query,
+        .error = sink_error,
+        .notice = sink_notice,
+        .parameter_description = sink_parameter_description,
+        .no_data = sink_no_data,
+        .portal_suspended = sink_portal_suspended,
+    };
+    gw_ext_msg m;
+    const char *why = NULL;
+    int rc = SQLV_OK, wrc = 0;
+    *failed = false;
+    c->sink_failed = false;
+    if (gw_decode_ext(type, body, (uint32_t)len, &m, &why) != 0) {
+        *failed = true;
+        bool oom = strcmp(why, "out of memory") == 0;
+        wrc = gw_msg_error(&c->wbuf, "ERROR", oom ? "53200" : "08P01", why);
+        *status = sqlv_session_status(c->session);
+        return wrc != 0;
+    }
+    switch (type) {
+    case 'P':
+        rc = sqlv_session_prepare(c->session, m.stmt, m.query, m.query_len, m.nparam_oids,
+                                  m.param_oids, &sink);
+        if (rc == SQLV_OK)
+            wrc = gw_msg_empty(&c->wbuf, '1');
+        break;
+    case 'B':
+        rc = sqlv_session_bind(c->session, m.portal, m.stmt, m.nvalues, m.values, m.nformats,
+                               m.formats, m.nresult_formats, m.result_formats, &sink);
+        if (rc == SQLV_OK)
+            wrc = gw_msg_empty(&c->wbuf, '2');
+        break;
+    case 'D':
+        rc = sqlv_session_describe(c->session, m.kind, m.kind == 'S' ? m.stmt : m.portal, &sink);
+        break;
+    case 'E':
+        rc = sqlv_session_execute(c->session, m.portal, m.max_rows, &sink);
+        break;
+    case 'C':
+        rc = sqlv_session_close_object(c->session, m.kind, m.kind == 'S' ? m.stmt : m.portal);
+        if (rc == SQLV_OK)
+            wrc = gw_msg_empty(&c->wbuf, '3');
+        break;
+    case 'S':
+        rc = sqlv_session_sync(c->session, &sink);
+        break;
+    default:
+        break;
+    }
+    gw_ext_msg_free(&m);
+    *status = sqlv_session_status(c->session);
+    if (c->sink_failed || rc == SQLV_ERR_ABORTED || wrc != 0)
+        return true;
+    uv_mutex_lock(&c->mu);
+    bool closing = c->closing;
+    uv_mutex_unlock(&c->mu);
+    if (closing)
+        return true;
+    if (rc == SQLV_ERR_FAILED) {
+        *failed = true;
+    } else if (rc != SQLV_OK) {
+        *failed = true;
+        if (gw_msg_error(&c->wbuf, "ERROR", rc == SQLV_ERR_NOMEM ? "53200" : "XX000",
+                         rc == SQLV_ERR_NOMEM ? "out of memory" : "internal error") != 0)
+            return true;
+    }
+    if (type == 'S') {
+        *failed = false; /* Sync ends the error recovery */
+        return gw_msg_ready_for_query(&c->wbuf, *status) != 0;
+    }
+    return false;
+}
+
+/* A GW_JOB_EXT job: its frames in order. After a failure the messages up
+** to the next Sync are skipped (the protocol's error recovery); *failed
+** tells the loop to keep skipping when no Sync came in this job. */
+static bool job_ext_batch(gw_conn *c, const uint8_t *frames, size_t len, char *status,
+                          bool *failed)
+{
+    size_t pos = 0;
+    bool discarding = false;
+    *status = sqlv_session_status(c->session);
+    while (pos + 5 <= len) { /* frames built by the loop: trusted */
+        char type = (char)frames[pos];
+        uint32_t body_len = gw_get_u32(frames + pos + 1);
+        const uint8_t *body = frames + pos + 5;
+        assert(pos + 5 + body_len <= len);
+        pos += 5 + (size_t)body_len;
+        if (type == 'H')
+            continue; /* Flush: the job's output goes out when it ends */
+        if (discarding && type != 'S')
+            continue;
+        bool one_failed = false;
+        if (job_ext(c, type, body, body_len, status, &one_failed))
+            return true;
+        discarding = one_failed;
+    }
+    *failed = discarding;
+    return false;
+}
+
 void gw_worker_main(void *arg)
 {
     gw_conn *c = arg;
@@ -201,6 +334,7 @@ void gw_worker_main(void *arg)
         gw_job_kind kind = c->job;
         char *query = c->job_query;
         size_t query_len = c->job_query_len;
+        bool failed = false;
         char status = c->txn_status;
         c->job = GW_JOB_NONE;
         c->job_query = NULL;
@@ -210,6 +344,8 @@ void gw_worker_main(void *arg)
         bool fatal;
         if (kind == GW_JOB_OPEN)
             fatal = job_open(c, &status);
+        else if (kind == GW_JOB_EXT)
+            fatal = job_ext_batch(c, (const uint8_t *)query, query_len, &status, &failed);
         else
             fatal = job_query(c, query, query_len, &status);
         base_free(query);
@@ -219,6 +355,7 @@ void gw_worker_main(void *arg)
             fatal = true;
         base_buf_reset(&c->wbuf);
         c->txn_status = status;
+        c->ext_failed = failed;
         c->job_running = false;
         c->job_done = true;
         if (fatal)

@@ -89,6 +89,12 @@ sqlv__token sqlv__lex_next(const char **pp, const char *end) {
             p = q;
             t.kind = SQLV__TOK_OTHER;
         }
+    } else if (c == '$' && p + 1 < end && isdigit((unsigned char)p[1])) {
+        /* a positional parameter: $1 */
+        p++;
+        while (p < end && isdigit((unsigned char)*p))
+            p++;
+        t.kind = SQLV__TOK_OTHER;
     } else if (isdigit(c)) {
         while (p < end && (isalnum((unsigned char)*p) || *p == '.'))
             p++;

@@ -71,11 +71,7 @@ static void retry_backoff(sqlv_session *s, int attempt) {
     nanosleep(&ts, NULL);
 }
 
-typedef struct run {
-    sqlv_session *s;
-    const sqlv_sink *sink;
-    int sink_rc; /* non-zero: the sink asked to stop */
-} run;
+typedef sqlv__run run;
 
 void sqlv__session_error(sqlv_session *s, const char *sqlstate, const char *fmt, ...) {
     va_list ap;
@@ -221,6 +217,7 @@ fail:
 
 void sqlv_session_close(sqlv_session *s) {
     if (s == NULL) return;
+    sqlv__extended_free(s); /* portals hold SQLite statements of s->db */
     if (s->kv) txn_rollback(s->kv);
     sqlv__pending_ddl_clear(&s->ddl);
     if (s->db) sqlite3_close_v2(s->db);
@@ -539,7 +536,7 @@ static int do_show(run *r, const char *p, const char *end) {
     }
     for (size_t i = 0; i < BASE_ARRAY_LEN(params); i++) {
         if (strcasecmp(name, params[i][0]) != 0) continue;
-        sqlv_column col = {params[i][0], SQLV_OID_TEXT, -1};
+        sqlv_column col = {params[i][0], SQLV_OID_TEXT, -1, 0};
         sqlv_cell cell = {params[i][1], strlen(params[i][1])};
         if (r->sink_rc == 0 && r->sink->row_description)
             r->sink_rc = r->sink->row_description(r->sink->ctx, 1, &col);
@@ -1304,6 +1301,9 @@ int sqlv_session_exec(sqlv_session *s, const char *query, size_t query_len, cons
     char *copy;
     int nstmts = 0, rc = SQLV_OK;
     atomic_store(&s->cancel, 0);
+    /* A simple Query ends every portal: their statements must not outlive
+    ** a transaction the query may end. */
+    sqlv__portals_clear(s);
     copy = base_strndup(query ? query : "", query ? query_len : 0);
     if (copy == NULL) return SQLV_ERR_NOMEM;
     size_t len = strlen(copy); /* an embedded NUL ends the query */
@@ -1361,4 +1361,43 @@ int sqlv_session_exec(sqlv_session *s, const char *query, size_t query_len, cons
 cleanup:
     base_free(copy);
     return rc;
+}
+
+/* ---- for prepared.c ---------------------------------------------------------------------- */
+
+int sqlv__run_statement(run *r, const char *text, size_t len) {
+    return run_statement(r, text, len);
+}
+int sqlv__fail(run *r, const char *state, const char *msg) { return fail(r, state, msg); }
+int sqlv__emit_error(run *r, const char *state, const char *msg) {
+    return emit_error(r, state, msg);
+}
+int sqlv__fail_txn(run *r, int rc) {
+    txn_error err = {{0}, {0}};
+    return fail_txn(r, rc, &err);
+}
+int sqlv__sync_tables(sqlv_session *s) { return sync_tables(s); }
+void sqlv__map_error(sqlv_session *s, int rc, char state[6], char *msg, size_t size) {
+    map_error(s, rc, state, msg, size);
+}
+int sqlv__describe(run *r, sqlite3_stmt *st, const char *text, size_t len, bool have_row,
+                   uint32_t *oids) {
+    return describe(r, st, text, len, have_row, oids);
+}
+void sqlv__completion_tag(sqlv_session *s, const char *text, size_t len, uint64_t rows,
+                          char *tag, size_t size) {
+    switch (kind_of(text, text + len)) {
+    case KIND_INSERT:
+        snprintf(tag, size, "INSERT 0 %lld", (long long)sqlite3_changes64(s->db));
+        break;
+    case KIND_UPDATE: snprintf(tag, size, "UPDATE %lld", (long long)sqlite3_changes64(s->db)); break;
+    case KIND_DELETE: snprintf(tag, size, "DELETE %lld", (long long)sqlite3_changes64(s->db)); break;
+    default: snprintf(tag, size, "SELECT %llu", (unsigned long long)rows); break;
+    }
+}
+void sqlv__end_implicit_block(run *r) { end_implicit_block(r); }
+uint32_t sqlv__session_find_id(sqlv_session *s, const char *name) {
+    uint32_t id;
+    (void)session_find(s, name, &id);
+    return id;
 }

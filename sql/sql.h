@@ -26,6 +26,9 @@ enum {
     SQLV_ERR_NOMEM = -5001,
     SQLV_ERR_INTERNAL = -5002,
     SQLV_ERR_ABORTED = -5003, /* sink asked to stop */
+    /* Extended protocol: the request failed and its error went to the sink
+    ** (the caller then discards messages until Sync). */
+    SQLV_ERR_FAILED = -5004,
 };
 
 /* PostgreSQL type OIDs we report. */
@@ -36,7 +39,9 @@ enum {
     SQLV_OID_INT2 = 21,
     SQLV_OID_INT4 = 23,
     SQLV_OID_TEXT = 25,
+    SQLV_OID_FLOAT4 = 700,
     SQLV_OID_FLOAT8 = 701,
+    SQLV_OID_VARCHAR = 1043,
     SQLV_OID_UNKNOWN = 705,
     SQLV_OID_NUMERIC = 1700,
 };
@@ -45,9 +50,14 @@ typedef struct sqlv_column {
     const char *name;
     uint32_t type_oid;
     int16_t type_size; /* -1 variable */
+    /* Added (extended protocol): 0 text, 1 binary; the simple protocol
+    ** always leaves it 0. */
+    int16_t format;
 } sqlv_column;
 
-/* A value in PostgreSQL text format; data NULL means SQL NULL. */
+/* A value in PostgreSQL text format (or, for an extended-protocol column
+** or parameter in binary format, its binary form); data NULL means SQL
+** NULL. */
 typedef struct sqlv_cell {
     const char *data;
     size_t len;
@@ -64,6 +74,11 @@ typedef struct sqlv_sink {
     int (*error)(void *ctx, const char *sqlstate, const char *message);
     /* Optional (may be NULL): NOTICE messages. */
     int (*notice)(void *ctx, const char *message);
+    /* Added for the extended query protocol (may be NULL for the simple
+    ** protocol, which never calls them). */
+    int (*parameter_description)(void *ctx, int nparams, const uint32_t *oids);
+    int (*no_data)(void *ctx);
+    int (*portal_suspended)(void *ctx);
 } sqlv_sink;
 
 typedef struct sqlv_engine sqlv_engine;   /* opaque, shared */
@@ -93,5 +108,63 @@ char sqlv_session_status(const sqlv_session *s);
 /* Ask a running statement to stop at its next row (CancelRequest); safe to
 ** call from another thread. */
 void sqlv_session_cancel(sqlv_session *s);
+
+/* ---- extended query protocol -------------------------------------------------
+** Prepared statements and portals live in the session. A named statement
+** lives until closed or the session ends; the unnamed one ("") is replaced
+** by the next Parse of "". Portals end with the transaction that ran them
+** (at Sync outside BEGIN, at COMMIT/ROLLBACK inside), at every simple
+** query (sqlv_session_exec), or when closed; the unnamed portal is
+** replaced by the next Bind of "".
+**
+** Transactions as in PostgreSQL: outside BEGIN, the messages up to Sync run
+** in one implicit transaction that sqlv_session_sync commits (or rolls back
+** after an error); inside BEGIN a failed Execute moves the block to 'E'.
+**
+** Each call returns SQLV_OK; SQLV_ERR_FAILED when the request failed and
+** its error went to the sink (the caller discards until Sync); or an
+** engine error / SQLV_ERR_ABORTED as sqlv_session_exec. Names are
+** NUL-terminated strings. Nothing passed in is kept after the call. */
+
+#define SQLV_PARAMS_MAX 65535     /* parameters of one statement ($1..$65535) */
+#define SQLV_STATEMENTS_MAX 1000  /* named prepared statements per session */
+#define SQLV_PORTALS_MAX 1000     /* open portals per session */
+#define SQLV_NAME_BYTES_MAX 1024  /* statement/portal name length */
+
+enum { SQLV_FORMAT_TEXT = 0, SQLV_FORMAT_BINARY = 1 };
+
+/* Parse: prepare query (one statement; "" is the empty query) under name.
+** param_oids: nparam_types OIDs the client gave (0: infer). A name in use
+** (other than "") is 42P05. */
+int sqlv_session_prepare(sqlv_session *s, const char *name, const char *query, size_t query_len,
+                         int nparam_types, const uint32_t *param_oids, const sqlv_sink *sink);
+
+/* Bind: create portal from statement with nparams values (cell data NULL:
+** SQL NULL). formats: nformats = 0 (all text), 1 (one for all) or nparams
+** codes; result_formats likewise for the result columns. */
+int sqlv_session_bind(sqlv_session *s, const char *portal, const char *statement, int nparams,
+                      const sqlv_cell *values, int nformats, const int16_t *formats,
+                      int nresult_formats, const int16_t *result_formats,
+                      const sqlv_sink *sink);
+
+/* Describe: kind 'S' statement (parameter_description, then
+** row_description or no_data) or 'P' portal (row_description or no_data,
+** with the formats given at Bind). */
+int sqlv_session_describe(sqlv_session *s, char kind, const char *name, const sqlv_sink *sink);
+
+/* Execute: run portal for up to max_rows rows (0: all). Sends data_row*,
+** then command_complete, or portal_suspended when rows remain (a later
+** Execute continues), or empty_query. */
+int sqlv_session_execute(sqlv_session *s, const char *portal, uint64_t max_rows,
+                         const sqlv_sink *sink);
+
+/* Close: kind 'S' or 'P'; closing a name that does not exist is not an
+** error (PostgreSQL). */
+int sqlv_session_close_object(sqlv_session *s, char kind, const char *name);
+
+/* Sync: end the implicit transaction (commit, or roll back after an error;
+** a commit failure goes to the sink as an error). The caller then sends
+** ReadyForQuery with sqlv_session_status. */
+int sqlv_session_sync(sqlv_session *s, const sqlv_sink *sink);
 
 #endif

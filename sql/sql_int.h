@@ -202,6 +202,67 @@ int sqlv__format_value(sqlite3_stmt *stmt, int col, uint32_t oid, base_buf *out,
 /* Shortest round-trip representation of a double, as PostgreSQL 12+. */
 void sqlv__format_double(double d, char *buf, size_t size);
 
+/* ---- extended protocol (prepared.c) ------------------------------------------ */
+/* A prepared statement. Referenced by the session's list (until Close or
+** replacement) and by each portal bound from it; freed at refs == 0. */
+typedef struct sqlv__prepared {
+    char *name;          /* owner: this */
+    char *text;          /* the statement, NUL-terminated; owner: this */
+    size_t len;
+    bool empty;          /* the empty query */
+    bool utility;        /* run by the session's dispatcher (BEGIN, SET, DDL...) */
+    sqlite3_stmt *stmt;  /* SQLite statements: parsed once at Parse; owner: this */
+    bool stmt_in_use;    /* a portal is running stmt */
+    int nparams;
+    uint32_t *param_oids; /* nparams; owner: this */
+    int refs;
+} sqlv__prepared;
+
+typedef struct sqlv__portal {
+    char *name;            /* owner: this */
+    sqlv__prepared *ps;    /* counted reference */
+    sqlite3_stmt *stmt;    /* ps->stmt (own_stmt false) or a fresh one */
+    bool own_stmt;
+    int ncols;
+    uint32_t *oids;        /* ncols; valid once typed */
+    int16_t *formats;      /* ncols result formats; owner: this */
+    bool typed;            /* oids computed */
+    bool started, done, have_row;
+    bool have_sp;
+    uint32_t sp;
+    uint64_t rows;
+    char tag[64];          /* the completion tag once done */
+} sqlv__portal;
+
+/* Drop every portal (at the end of a transaction); prepared.c. */
+void sqlv__portals_clear(sqlv_session *s);
+/* Free every statement and portal (session close). */
+void sqlv__extended_free(sqlv_session *s);
+
+/* The session.c pieces prepared.c reuses. */
+typedef struct sqlv__run {
+    sqlv_session *s;
+    const sqlv_sink *sink;
+    int sink_rc; /* non-zero: the sink asked to stop */
+} sqlv__run;
+/* 0 STMT_OK, 1 STMT_FAILED (error sent, status updated). */
+int sqlv__run_statement(sqlv__run *r, const char *text, size_t len);
+int sqlv__fail(sqlv__run *r, const char *state, const char *msg);
+int sqlv__emit_error(sqlv__run *r, const char *state, const char *msg);
+int sqlv__fail_txn(sqlv__run *r, int rc);
+int sqlv__sync_tables(sqlv_session *s);
+void sqlv__map_error(sqlv_session *s, int rc, char state[6], char *msg, size_t size);
+/* Column names/types of st as sent in a RowDescription (to r's sink if it
+** has row_description); oids gets each column's type. 0 or -1 (memory). */
+int sqlv__describe(sqlv__run *r, sqlite3_stmt *st, const char *text, size_t len, bool have_row,
+                   uint32_t *oids);
+/* The CommandComplete tag of a finished SQLite statement. */
+void sqlv__completion_tag(sqlv_session *s, const char *text, size_t len, uint64_t rows,
+                          char *tag, size_t size);
+void sqlv__end_implicit_block(sqlv__run *r);
+/* The name of a table id-less lookup for parameter inference: id or 0. */
+uint32_t sqlv__session_find_id(sqlv_session *s, const char *name);
+
 /* ---- sessions and the module ------------------------------------------------ */
 struct sqlv_session {
     sqlv_engine *engine;
@@ -228,6 +289,11 @@ struct sqlv_session {
     ** reported instead of SQLite's own message. */
     char err_sqlstate[6];
     char err_message[512];
+    /* Extended protocol (prepared.c). */
+    sqlv__prepared **stmts; /* named and unnamed statements; owner: session */
+    int nstmts, cap_stmts;
+    sqlv__portal **portals; /* owner: session */
+    int nportals, cap_portals;
 };
 
 /* The descriptor of table id as this session sees it (its own pending

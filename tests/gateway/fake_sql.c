@@ -132,7 +132,7 @@ static int run_one(sqlv_session *s, const char *stmt, const sqlv_sink *sink)
         return fail(s, sink, "25P02",
                     "current transaction is aborted, commands ignored until end of transaction block");
     if (strcasecmp(stmt, "SELECT 1") == 0) {
-        sqlv_column col = {"?column?", SQLV_OID_INT4, 4};
+        sqlv_column col = {"?column?", SQLV_OID_INT4, 4, 0};
         sqlv_cell cell = {"1", 1};
         if (sink->row_description(sink->ctx, 1, &col) || sink->data_row(sink->ctx, 1, &cell) ||
             sink->command_complete(sink->ctx, "SELECT 1"))
@@ -140,7 +140,7 @@ static int run_one(sqlv_session *s, const char *stmt, const sqlv_sink *sink)
         return 0;
     }
     if (strcasecmp(stmt, "NULL") == 0) {
-        sqlv_column col = {"n", SQLV_OID_TEXT, -1};
+        sqlv_column col = {"n", SQLV_OID_TEXT, -1, 0};
         sqlv_cell cell = {NULL, 0};
         if (sink->row_description(sink->ctx, 1, &col) || sink->data_row(sink->ctx, 1, &cell) ||
             sink->command_complete(sink->ctx, "SELECT 1"))
@@ -151,7 +151,7 @@ static int run_one(sqlv_session *s, const char *stmt, const sqlv_sink *sink)
         long n = strtol(stmt + 5, NULL, 10);
         if (n < 0 || n > FAKE_ROWS_MAX)
             return fail(s, sink, "22023", "bad row count");
-        sqlv_column cols[2] = {{"id", SQLV_OID_INT8, 8}, {"payload", SQLV_OID_TEXT, -1}};
+        sqlv_column cols[2] = {{"id", SQLV_OID_INT8, 8, 0}, {"payload", SQLV_OID_TEXT, -1, 0}};
         if (sink->row_description(sink->ctx, 2, cols))
             return SQLV_ERR_ABORTED;
         char payload[100];
@@ -229,4 +229,63 @@ int sqlv_session_exec(sqlv_session *s, const char *query, size_t query_len, cons
         rc = SQLV_ERR_ABORTED;
     base_free(q);
     return rc;
+}
+
+/* ---- extended protocol: a minimal fake ---------------------------------------
+** Parse of a query containing "fail" fails; everything else succeeds.
+** Execute answers "SELECT 0"; Describe answers NoData. */
+int sqlv_session_prepare(sqlv_session *s, const char *name, const char *query, size_t query_len,
+                         int nparam_types, const uint32_t *param_oids, const sqlv_sink *sink)
+{
+    (void)name;
+    (void)nparam_types;
+    (void)param_oids;
+    char *q = base_strndup(query, query_len);
+    if (q == NULL)
+        return SQLV_ERR_NOMEM;
+    bool bad = strstr(q, "fail") != NULL;
+    base_free(q);
+    if (bad)
+        return fail(s, sink, "42601", "syntax error (fake engine)") == SQLV_ERR_ABORTED
+                   ? SQLV_ERR_ABORTED : SQLV_ERR_FAILED;
+    return SQLV_OK;
+}
+
+int sqlv_session_bind(sqlv_session *s, const char *portal, const char *statement, int nparams,
+                      const sqlv_cell *values, int nformats, const int16_t *formats,
+                      int nresult_formats, const int16_t *result_formats, const sqlv_sink *sink)
+{
+    (void)s; (void)portal; (void)statement; (void)values; (void)nformats; (void)formats;
+    (void)nresult_formats; (void)result_formats; (void)sink;
+    for (int i = 0; i < nparams; i++)
+        if (values[i].data != NULL && values[i].len > 0)
+            (void)values[i].data[values[i].len - 1]; /* ASan: the bytes are readable */
+    return SQLV_OK;
+}
+
+int sqlv_session_describe(sqlv_session *s, char kind, const char *name, const sqlv_sink *sink)
+{
+    (void)s; (void)kind; (void)name;
+    return sink->no_data && sink->no_data(sink->ctx) ? SQLV_ERR_ABORTED : SQLV_OK;
+}
+
+int sqlv_session_execute(sqlv_session *s, const char *portal, uint64_t max_rows,
+                         const sqlv_sink *sink)
+{
+    (void)s; (void)portal; (void)max_rows;
+    return sink->command_complete(sink->ctx, "SELECT 0") ? SQLV_ERR_ABORTED : SQLV_OK;
+}
+
+int sqlv_session_close_object(sqlv_session *s, char kind, const char *name)
+{
+    (void)s; (void)kind; (void)name;
+    return SQLV_OK;
+}
+
+int sqlv_session_sync(sqlv_session *s, const sqlv_sink *sink)
+{
+    (void)sink;
+    if (s->status == 'E')
+        s->status = 'I';
+    return SQLV_OK;
 }

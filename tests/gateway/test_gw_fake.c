@@ -350,10 +350,37 @@ static void test_raw_extended_protocol(void **state)
     assert_int_equal(tu_send(fd, b.data, b.len), 0);
     char types[64], status, state5[6];
     assert_int_equal(tu_read_until_ready(fd, types, sizeof types, &status, state5), 0);
-    assert_string_equal(types, "EZ");
-    assert_string_equal(state5, "0A000");
+    assert_string_equal(types, "12nCZ");
+    assert_string_equal(state5, "");
     assert_int_equal(tu_read_until_ready(fd, types, sizeof types, &status, NULL), 0);
     assert_string_equal(types, "Z");
+    assert_int_equal(tu_read_until_ready(fd, types, sizeof types, &status, NULL), 0);
+    assert_string_equal(types, "TDCZ");
+    /* A failing Parse: the rest up to Sync is discarded, then recovery. */
+    base_buf_reset(&b);
+    tu_msg(&b, 'P', "\0fail\0\0\0", 8);
+    tu_msg(&b, 'B', "\0\0\0\0\0\0\0\0", 8);
+    tu_msg(&b, 'E', "\0\0\0\0\0", 5);
+    tu_msg(&b, 'H', NULL, 0);
+    tu_msg(&b, 'S', NULL, 0);
+    tu_msg(&b, 'P', "\0SELECT 1\0\0\0", 12);
+    tu_msg(&b, 'S', NULL, 0);
+    assert_int_equal(tu_send(fd, b.data, b.len), 0);
+    assert_int_equal(tu_read_until_ready(fd, types, sizeof types, &status, state5), 0);
+    assert_string_equal(types, "EZ");
+    assert_string_equal(state5, "42601");
+    assert_int_equal(tu_read_until_ready(fd, types, sizeof types, &status, state5), 0);
+    assert_string_equal(types, "1Z");
+    /* A malformed Bind (count larger than the message): 08P01, the
+    ** connection survives. */
+    base_buf_reset(&b);
+    tu_msg(&b, 'B', "\0\0\0\0\0\5\0\0\0\7ab", 13);
+    tu_msg(&b, 'S', NULL, 0);
+    tu_query(&b, "SELECT 1");
+    assert_int_equal(tu_send(fd, b.data, b.len), 0);
+    assert_int_equal(tu_read_until_ready(fd, types, sizeof types, &status, state5), 0);
+    assert_string_equal(types, "EZ");
+    assert_string_equal(state5, "08P01");
     assert_int_equal(tu_read_until_ready(fd, types, sizeof types, &status, NULL), 0);
     assert_string_equal(types, "TDCZ");
     base_buf_free(&b);

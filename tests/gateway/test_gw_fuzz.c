@@ -73,11 +73,96 @@ static void random_message(base_buf *b)
     }
 }
 
+/* An extended-protocol message that is well-formed most of the time, with
+** random names, counts, formats and value lengths (-1, negative, longer
+** than the message) and, sometimes, a cut or a flipped byte. */
+static void random_ext_message(base_buf *b)
+{
+    static const char *const names[] = {"", "s", "p", "x"};
+    static const char *const queries[] = {"SELECT 1", "fail", "", "SELECT $1", "ROWS 5"};
+    base_buf body = {0};
+    char type = "PBDECSH"[rnd_below(7)];
+    switch (type) {
+    case 'P': {
+        const char *n = names[rnd_below(4)], *q = queries[rnd_below(5)];
+        base_buf_append(&body, n, strlen(n) + 1);
+        base_buf_append(&body, q, strlen(q) + 1);
+        uint16_t k = (uint16_t)(rnd_below(4) == 0 ? rnd() : rnd_below(4));
+        base_buf_append_byte(&body, (uint8_t)(k >> 8));
+        base_buf_append_byte(&body, (uint8_t)k);
+        for (uint32_t i = 0; i < rnd_below(5); i++)
+            tu_put_u32(&body, rnd_below(2) ? 23 : (uint32_t)rnd());
+        break;
+    }
+    case 'B': {
+        const char *n = names[rnd_below(4)];
+        base_buf_append(&body, n, strlen(n) + 1);
+        n = names[rnd_below(4)];
+        base_buf_append(&body, n, strlen(n) + 1);
+        for (int part = 0; part < 3; part++) {
+            uint16_t k = (uint16_t)(rnd_below(8) == 0 ? rnd() : rnd_below(4));
+            base_buf_append_byte(&body, (uint8_t)(k >> 8));
+            base_buf_append_byte(&body, (uint8_t)k);
+            uint32_t m = rnd_below(2) ? k : rnd_below(6);
+            for (uint32_t i = 0; i < m && i < 8; i++) {
+                if (part == 1) { /* values */
+                    uint32_t len;
+                    switch (rnd_below(5)) {
+                    case 0: len = 0xffffffffu; break;
+                    case 1: len = (uint32_t)rnd(); break;
+                    default: len = rnd_below(9); break;
+                    }
+                    tu_put_u32(&body, len);
+                    if (len < 16)
+                        rnd_bytes(&body, len);
+                } else { /* format codes */
+                    uint16_t f = (uint16_t)(rnd_below(4) == 0 ? rnd() : rnd_below(2));
+                    base_buf_append_byte(&body, (uint8_t)(f >> 8));
+                    base_buf_append_byte(&body, (uint8_t)f);
+                }
+            }
+        }
+        break;
+    }
+    case 'D':
+    case 'C': {
+        base_buf_append_byte(&body, rnd_below(4) == 0 ? (uint8_t)rnd() : (rnd_below(2) ? 'S' : 'P'));
+        const char *n = names[rnd_below(4)];
+        base_buf_append(&body, n, strlen(n) + 1);
+        break;
+    }
+    case 'E': {
+        const char *n = names[rnd_below(4)];
+        base_buf_append(&body, n, strlen(n) + 1);
+        tu_put_u32(&body, rnd_below(2) ? rnd_below(3) : (uint32_t)rnd());
+        break;
+    }
+    default:
+        break;
+    }
+    if (body.len > 0 && rnd_below(6) == 0)
+        body.len = rnd_below((uint32_t)body.len); /* cut */
+    if (body.len > 0 && rnd_below(6) == 0)
+        body.data[rnd_below((uint32_t)body.len)] ^= (uint8_t)(1 + rnd_below(255));
+    tu_msg(b, type, body.data, body.len);
+    base_buf_free(&body);
+}
+
 /* One connection's worth of hostile bytes. */
 static void make_garbage(base_buf *b)
 {
     base_buf_reset(b);
-    switch (rnd_below(11)) {
+    switch (rnd_below(13)) {
+    case 11: /* extended-protocol sequences */
+    case 12: {
+        tu_startup(b, "root", "defaultdb");
+        uint32_t n = 1 + rnd_below(12);
+        for (uint32_t i = 0; i < n; i++)
+            random_ext_message(b);
+        if (rnd_below(2))
+            tu_msg(b, 'S', NULL, 0);
+        break;
+    }
     case 9: /* a big result, then garbage; the client may vanish mid-output */
         tu_startup(b, "root", "defaultdb");
         tu_query(b, "ROWS 3000");

@@ -101,7 +101,7 @@ static int c_notice(void *ctx, const char *msg) {
 static char *run(sqlv_session *s, const char *q) {
     capture c;
     memset(&c, 0, sizeof(c));
-    sqlv_sink sink = {&c, c_desc, c_row, c_tag, c_empty, c_error, c_notice};
+    sqlv_sink sink = {&c, c_desc, c_row, c_tag, c_empty, c_error, c_notice, NULL, NULL, NULL};
     assert_int_equal(sqlv_session_exec(s, q, strlen(q), &sink), SQLV_OK);
     base_buf_append_byte(&c.out, 0);
     char *r = strdup((const char *)c.out.data);
@@ -584,7 +584,7 @@ static void test_cancel(void **state) {
     capture c;
     memset(&c, 0, sizeof(c));
     c.cancel_on_row = s;
-    sqlv_sink sink = {&c, c_desc, c_row, c_tag, c_empty, c_error, c_notice};
+    sqlv_sink sink = {&c, c_desc, c_row, c_tag, c_empty, c_error, c_notice, NULL, NULL, NULL};
     const char *q = "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < "
                     "100000000) SELECT x FROM r";
     assert_int_equal(sqlv_session_exec(s, q, strlen(q), &sink), SQLV_OK);
@@ -619,7 +619,7 @@ static void *worker_main(void *arg) {
             snprintf(q, sizeof(q), "INSERT INTO m VALUES (%d, %d)", w->n * 1000 + i, i);
         capture c;
         memset(&c, 0, sizeof(c));
-        sqlv_sink sink = {&c, c_desc, c_row, c_tag, c_empty, c_error, c_notice};
+        sqlv_sink sink = {&c, c_desc, c_row, c_tag, c_empty, c_error, c_notice, NULL, NULL, NULL};
         sqlv_session_exec(s, q, strlen(q), &sink);
         base_buf_append_byte(&c.out, 0);
         if (strstr((char *)c.out.data, w->counter ? "C UPDATE 1" : "C INSERT 0 1")) w->ok++;
@@ -689,7 +689,7 @@ static void test_sink_abort(void **state) {
     EXPECT(s, "CREATE TABLE sa (id INT PRIMARY KEY)", "C CREATE TABLE\n");
     capture c;
     memset(&c, 0, sizeof(c));
-    sqlv_sink sink = {&c, c_desc, stop_row, c_tag, c_empty, c_error, c_notice};
+    sqlv_sink sink = {&c, c_desc, stop_row, c_tag, c_empty, c_error, c_notice, NULL, NULL, NULL};
     const char *q = "INSERT INTO sa VALUES (1) RETURNING id; INSERT INTO sa VALUES (2)";
     assert_int_equal(sqlv_session_exec(s, q, strlen(q), &sink), SQLV_ERR_ABORTED);
     assert_int_equal(sqlv_session_status(s), 'I');
@@ -725,7 +725,7 @@ static void test_alloc_failures(void **state) {
         for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
             capture c;
             memset(&c, 0, sizeof(c));
-            sqlv_sink sink = {&c, c_desc, c_row, c_tag, c_empty, c_error, c_notice};
+            sqlv_sink sink = {&c, c_desc, c_row, c_tag, c_empty, c_error, c_notice, NULL, NULL, NULL};
             base_alloc_fail_after(n);
             (void)sqlv_session_exec(s, qs[i], strlen(qs[i]), &sink);
             base_alloc_fail_after(-1);
@@ -748,6 +748,175 @@ static void test_alloc_failures(void **state) {
     close_all(&f);
 }
 
+
+/* ---- extended protocol (prepared.c) ----------------------------------------------- */
+
+static int c_params(void *ctx, int n, const uint32_t *oids) {
+    capture *c = ctx;
+    base_buf_printf(&c->out, "P");
+    for (int i = 0; i < n; i++) base_buf_printf(&c->out, " %u", oids[i]);
+    base_buf_printf(&c->out, "\n");
+    return 0;
+}
+static int c_nodata(void *ctx) { return base_buf_printf(&((capture *)ctx)->out, "n\n"), 0; }
+static int c_suspended(void *ctx) { return base_buf_printf(&((capture *)ctx)->out, "s\n"), 0; }
+
+/* One extended-protocol step: op is "parse name sql", "bind portal stmt
+** v1 v2..." ("~" is NULL), "describe S|P name", "execute portal max",
+** "close S|P name", "sync". Appends to the transcript in c. */
+static int ext(sqlv_session *s, capture *c, const char *op) {
+    sqlv_sink sink = {c,      c_desc,   c_row,   c_tag,       c_empty,
+                      c_error, c_notice, c_params, c_nodata, c_suspended};
+    char buf[512], *args[16] = {0};
+    int n = 0;
+    snprintf(buf, sizeof(buf), "%s", op);
+    if (strncmp(buf, "parse ", 6) == 0) {
+        char *name = buf + 6, *sp = strchr(name, ' ');
+        *sp = 0;
+        return sqlv_session_prepare(s, strcmp(name, "-") == 0 ? "" : name, sp + 1,
+                                    strlen(sp + 1), 0, NULL, &sink);
+    }
+    for (char *save = NULL, *t = strtok_r(buf, " ", &save); t && n < 16;
+         t = strtok_r(NULL, " ", &save))
+        args[n++] = strcmp(t, "-") == 0 ? "" : t;
+    if (n == 0) fail_msg("empty op");
+    if (strcmp(args[0], "bind") == 0) {
+        sqlv_cell v[12];
+        for (int i = 3; i < n; i++) {
+            v[i - 3].data = strcmp(args[i], "~") == 0 ? NULL : args[i];
+            v[i - 3].len = v[i - 3].data ? strlen(args[i]) : 0;
+        }
+        return sqlv_session_bind(s, args[1], args[2], n - 3, v, 0, NULL, 0, NULL, &sink);
+    }
+    if (strcmp(args[0], "describe") == 0) return sqlv_session_describe(s, args[1][0], args[2], &sink);
+    if (strcmp(args[0], "execute") == 0)
+        return sqlv_session_execute(s, args[1], strtoull(args[2], NULL, 10), &sink);
+    if (strcmp(args[0], "close") == 0) return sqlv_session_close_object(s, args[1][0], args[2]);
+    if (strcmp(args[0], "sync") == 0) return sqlv_session_sync(s, &sink);
+    fail_msg("bad op %s", op);
+    return -1;
+}
+
+/* Runs ops (NULL-terminated) and compares the transcript. */
+static void ext_expect(sqlv_session *s, const char *const *ops, const char *want) {
+    capture c;
+    memset(&c, 0, sizeof(c));
+    for (int i = 0; ops[i]; i++) {
+        int rc = ext(s, &c, ops[i]);
+        assert_true(rc == SQLV_OK || rc == SQLV_ERR_FAILED);
+    }
+    base_buf_append_byte(&c.out, 0);
+    if (strcmp((const char *)c.out.data, want) != 0)
+        print_error("want:\n%sgot:\n%s", want, (const char *)c.out.data);
+    assert_string_equal((const char *)c.out.data, want);
+    base_buf_free(&c.out);
+}
+
+static void test_prepared_portals(void **state) {
+    fixture f;
+    (void)state;
+    open_all(&f);
+    sqlv_session *s = session(&f);
+    EXPECT(s, "CREATE TABLE pp (id INT PRIMARY KEY, v TEXT)", "C CREATE TABLE\n");
+    EXPECT(s, "INSERT INTO pp VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, NULL)", "C INSERT 0 4\n");
+    /* row-limited execution, then the rest */
+    const char *a[] = {"parse q SELECT id, v FROM pp WHERE id > $1 ORDER BY id",
+                       "describe S q",
+                       "bind p1 q 0",
+                       "describe P p1",
+                       "execute p1 2",
+                       "execute p1 0",
+                       "execute p1 0",
+                       "sync",
+                       NULL};
+    ext_expect(s, a,
+               "P 23\nD id:23,v:25\nD id:23,v:25\nR 1|a\nR 2|b\ns\nR 3|c\nR 4|NULL\nC SELECT 4\n"
+               "C SELECT 4\n");
+    assert_int_equal(sqlv_session_status(s), 'I');
+    /* two portals of one statement, interleaved (the second gets its own
+    ** SQLite statement); the portals of the last Sync are gone */
+    const char *b[] = {"execute p1 0", "sync",          "bind p1 q 2",   "bind p2 q 0",
+                       "execute p1 1", "execute p2 1",  "execute p1 1",  "execute p2 0",
+                       "close P p1",   "execute p1 1",  "sync",          NULL};
+    ext_expect(s, b,
+               "E 34000 portal \"p1\" does not exist\nR 3|c\ns\nR 1|a\ns\nR 4|NULL\nC SELECT 2\n"
+               "R 2|b\nR 3|c\nR 4|NULL\nC SELECT 4\nE 34000 portal \"p1\" does not exist\n");
+    /* writes up to Sync are one transaction: an error rolls back all */
+    const char *c[] = {"parse ins INSERT INTO pp VALUES ($1, $2)",
+                       "describe S ins",
+                       "bind - ins 10 x",
+                       "execute - 0",
+                       "bind - ins 1 dup",
+                       "execute - 0",
+                       "sync",
+                       NULL};
+    ext_expect(s, c, "P 23 25\nn\nC INSERT 0 1\nE 23505 duplicate key value violates unique "
+                     "constraint \"pp_pkey\"\n");
+    EXPECT(s, "SELECT count(*) FROM pp", "D count:20\nR 4\nC SELECT 1\n");
+    /* and commits at Sync otherwise; NULL parameters */
+    const char *d[] = {"bind - ins 10 ~", "execute - 0", "bind - ins 11 y", "execute - 0",
+                       "sync", NULL};
+    ext_expect(s, d, "C INSERT 0 1\nC INSERT 0 1\n");
+    EXPECT(s, "SELECT id, v FROM pp WHERE id >= 10 ORDER BY id",
+           "D id:23,v:25\nR 10|NULL\nR 11|y\nC SELECT 2\n");
+    /* inside BEGIN: an error moves to 'E'; only ROLLBACK helps */
+    const char *e[] = {"parse begin BEGIN", "bind - begin", "execute - 0", "sync",
+                       "bind - ins 1 dup",  "execute - 0",  "sync",        NULL};
+    ext_expect(s, e,
+               "C BEGIN\nE 23505 duplicate key value violates unique constraint \"pp_pkey\"\n");
+    assert_int_equal(sqlv_session_status(s), 'E');
+    const char *g[] = {"bind - ins 12 z", "parse rb ROLLBACK", "bind - rb", "execute - 0", "sync",
+                       NULL};
+    ext_expect(s, g,
+               "E 25P02 current transaction is aborted, commands ignored until end of "
+               "transaction block\nC ROLLBACK\n");
+    assert_int_equal(sqlv_session_status(s), 'I');
+    /* bad parameter input, the empty query, SHOW */
+    const char *h[] = {"bind - ins abc x", "sync", "parse - ", "bind - -", "describe P -",
+                       "execute - 0", "parse - SHOW client_encoding", "bind - -",
+                       "describe P -", "execute - 0", "sync", NULL};
+    ext_expect(s, h,
+               "E 22P02 invalid input syntax for parameter $1 of type 23\nn\nQ\n"
+               "D client_encoding:25\nR UTF8\nC SHOW\n");
+    sqlv_session_close(s);
+    close_all(&f);
+}
+
+/* Out of memory at every allocation point of an extended sequence. */
+static void test_prepared_alloc_failures(void **state) {
+    fixture f;
+    (void)state;
+    open_all(&f);
+    sqlv_session *s = session(&f);
+    EXPECT(s, "CREATE TABLE pa (id INT PRIMARY KEY, v TEXT)", "C CREATE TABLE\n");
+    static const char *const ops[] = {"parse q SELECT id, v FROM pa WHERE id > $1",
+                                      "bind p q 0",
+                                      "describe P p",
+                                      "execute p 1",
+                                      "parse i INSERT INTO pa VALUES ($1, $2)",
+                                      "bind - i 1 x",
+                                      "execute - 0",
+                                      "execute p 0",
+                                      "bind p2 q 0",
+                                      "close S q",
+                                      "execute p2 0",
+                                      "sync"};
+    for (int n = 0; n < 200; n++) {
+        capture c;
+        memset(&c, 0, sizeof(c));
+        base_alloc_fail_after(n);
+        for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) (void)ext(s, &c, ops[i]);
+        base_alloc_fail_after(-1);
+        (void)ext(s, &c, "sync");
+        (void)ext(s, &c, "close S q");
+        (void)ext(s, &c, "close S i");
+        base_buf_free(&c.out);
+        assert_int_equal(sqlv_session_status(s), 'I');
+        free(run(s, "DELETE FROM pa"));
+    }
+    sqlv_session_close(s);
+    close_all(&f);
+}
 
 /* Review regressions (each failed before its fix). */
 
@@ -956,6 +1125,8 @@ int main(void) {
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_sink_abort),
         cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_prepared_portals),
+        cmocka_unit_test(test_prepared_alloc_failures),
         cmocka_unit_test(test_update_or_ignore_keeps_row),
         cmocka_unit_test(test_pg_column_names),
         cmocka_unit_test(test_ddl_in_transaction),

@@ -1,0 +1,164 @@
+/*
+** End-to-end: the extended query protocol against one real `meridian
+** start` process. The issue 2 accounts scenario through PQexecParams and
+** PQprepare/PQexecPrepared inside transactions, binary parameters and
+** results, a pipeline with an error in the middle, and a second session
+** that sees only committed transfers.
+*/
+#include "tests/e2e/e2e_util.h"
+
+#include <arpa/inet.h>
+
+static mtest_node node;
+
+static int group_setup(void **state) {
+    (void)state;
+    return mtest_node_start(&node, NULL, NULL) == 0 ? 0 : -1;
+}
+
+static int group_teardown(void **state) {
+    (void)state;
+    int st = mtest_node_stop(&node);
+    mtest_node_destroy(&node);
+    if (st != 0) {
+        fprintf(stderr, "node exit status after SIGTERM: %d (want 0)\n", st);
+        return -1;
+    }
+    return 0;
+}
+
+static PGconn *conn(void) {
+    PGconn *c = mtest_connect(&node);
+    assert_non_null(c);
+    return c;
+}
+
+static void params_ok(PGconn *c, const char *sql, int n, const char *const *v, const char *tuples) {
+    PGresult *r = PQexecParams(c, sql, n, NULL, v, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        print_error("%s: %s: %s\n", sql, PQresStatus(st), PQresultErrorMessage(r));
+        PQclear(r);
+        fail();
+    }
+    if (tuples != NULL) assert_string_equal(PQcmdTuples(r), tuples);
+    PQclear(r);
+}
+
+static void params_fail(PGconn *c, const char *sql, int n, const char *const *v,
+                        const char *sqlstate) {
+    PGresult *r = PQexecParams(c, sql, n, NULL, v, NULL, NULL, 0);
+    const char *got = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (PQresultStatus(r) != PGRES_FATAL_ERROR || got == NULL || strcmp(got, sqlstate) != 0) {
+        print_error("%s: %s %s, want %s\n", sql, PQresStatus(PQresultStatus(r)),
+                    got ? got : "(none)", sqlstate);
+        PQclear(r);
+        fail();
+    }
+    PQclear(r);
+}
+
+static void test_accounts_with_parameters(void **state) {
+    (void)state;
+    PGconn *c = conn();
+    e2e_ok(c, "CREATE TABLE accounts (id INT PRIMARY KEY, owner TEXT NOT NULL, balance INT)");
+    const char *ins = "INSERT INTO accounts VALUES ($1, $2, $3)";
+    const char *a[] = {"1", "ada", "100"}, *b[] = {"2", "bob", "50"};
+    params_ok(c, ins, 3, a, "1");
+    params_ok(c, ins, 3, b, "1");
+    e2e_rows_equal(c, "SELECT id, owner, balance FROM accounts ORDER BY id",
+                   "1|ada|100\n2|bob|50\n");
+
+    /* a transfer inside a transaction, through prepared statements */
+    PGresult *r = PQprepare(c, "move", "UPDATE accounts SET balance = balance + $1 WHERE id = $2",
+                            0, NULL);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    e2e_ok(c, "BEGIN");
+    const char *debit[] = {"-30", "1"}, *credit[] = {"30", "2"};
+    r = PQexecPrepared(c, "move", 2, debit, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    assert_string_equal(PQcmdTuples(r), "1");
+    PQclear(r);
+    PGconn *other = conn();
+    e2e_rows_equal(other, "SELECT balance FROM accounts WHERE id = 1", "100\n");
+    r = PQexecPrepared(c, "move", 2, credit, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    const char *one[] = {"1"};
+    r = PQexecParams(c, "SELECT balance FROM accounts WHERE id = $1", 1, NULL, one, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "70"); /* its own write */
+    PQclear(r);
+    e2e_ok(c, "COMMIT");
+    e2e_rows_equal(other, "SELECT id, balance FROM accounts ORDER BY id", "1|70\n2|80\n");
+
+    /* a transfer that is rolled back */
+    e2e_ok(c, "BEGIN");
+    r = PQexecPrepared(c, "move", 2, debit, NULL, NULL, 0);
+    PQclear(r);
+    e2e_ok(c, "ROLLBACK");
+    e2e_rows_equal(other, "SELECT sum(balance) FROM accounts", "150\n");
+
+    /* an error inside the block: 25P02 until ROLLBACK */
+    e2e_ok(c, "BEGIN");
+    const char *dup[] = {"1", "again", "0"};
+    params_fail(c, ins, 3, dup, "23505");
+    params_fail(c, "SELECT balance FROM accounts WHERE id = $1", 1, one, "25P02");
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_INERROR);
+    e2e_ok(c, "ROLLBACK");
+    /* a NOT NULL violation through a NULL parameter */
+    const char *nul[] = {"3", NULL, "1"};
+    params_fail(c, ins, 3, nul, "23502");
+
+    /* binary parameter and result */
+    uint32_t id = htonl(2);
+    const char *bv[] = {(const char *)&id};
+    const int blen[] = {4}, bfmt[] = {1};
+    const Oid btype[] = {23};
+    r = PQexecParams(c, "SELECT id, owner, balance FROM accounts WHERE id = $1", 1, btype, bv,
+                     blen, bfmt, 1);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(r), 1);
+    uint32_t got;
+    memcpy(&got, PQgetvalue(r, 0, 2), 4);
+    assert_int_equal(ntohl(got), 80);
+    assert_string_equal(PQgetvalue(r, 0, 1), "bob");
+    PQclear(r);
+    PQfinish(other);
+    PQfinish(c);
+}
+
+static void test_pipeline_error_rolls_back(void **state) {
+    (void)state;
+    PGconn *c = conn();
+    e2e_ok(c, "CREATE TABLE pipe (id INT PRIMARY KEY, v TEXT)");
+    assert_int_equal(PQenterPipelineMode(c), 1);
+    const char *ins = "INSERT INTO pipe VALUES ($1, $2)";
+    const char *a[] = {"1", "a"}, *bad[] = {"x", "b"}, *c3[] = {"3", "c"};
+    assert_int_equal(PQsendQueryParams(c, ins, 2, NULL, a, NULL, NULL, 0), 1);
+    assert_int_equal(PQsendQueryParams(c, ins, 2, NULL, bad, NULL, NULL, 0), 1);
+    assert_int_equal(PQsendQueryParams(c, ins, 2, NULL, c3, NULL, NULL, 0), 1);
+    assert_int_equal(PQpipelineSync(c), 1);
+    ExecStatusType want[] = {PGRES_COMMAND_OK, PGRES_FATAL_ERROR, PGRES_PIPELINE_ABORTED,
+                             PGRES_PIPELINE_SYNC};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        PGresult *r = PQgetResult(c);
+        assert_non_null(r);
+        assert_int_equal(PQresultStatus(r), want[i]);
+        PQclear(r);
+        if (want[i] != PGRES_PIPELINE_SYNC) assert_null(PQgetResult(c));
+    }
+    assert_int_equal(PQexitPipelineMode(c), 1);
+    e2e_rows_equal(c, "SELECT count(*) FROM pipe", "0\n"); /* all or nothing */
+    e2e_fails(c, "SELECT * FROM no_such_table", "42P01"); /* simple protocol still fine */
+    PQfinish(c);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_accounts_with_parameters),
+        cmocka_unit_test(test_pipeline_error_rolls_back),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
