@@ -11,6 +11,12 @@
 ** Exit code: 0; 1 when a statement failed (non-interactive modes) or the
 ** connection failed; 2 for a bad command line.
 **
+** TLS: --certs-dir DIR connects with sslmode=verify-full and
+** sslrootcert=DIR/ca.crt, plus sslcert/sslkey=DIR/client.USER.crt/.key when
+** that certificate exists (USER: --user, else the URL's user); --insecure
+** forces sslmode=disable; otherwise the URL's sslmode, or libpq's "prefer"
+** when it has none (the default URL has none).
+**
 ** Limits: CLI_EXEC_MAX -e options; CLI_HISTORY_MAX history entries; the
 ** splitter's CLI_STATEMENT_SIZE_MAX.
 */
@@ -26,6 +32,11 @@
 #include <editline/readline.h>
 
 #define CLI_EXEC_MAX 256
+/* The shell's default: CLI_DEFAULT_URL without its sslmode=disable, so
+** that a secure node is reached with TLS (sslmode=prefer). */
+#define SHELL_DEFAULT_URL "postgresql://root@127.0.0.1:26257/defaultdb"
+#define SHELL_PATH_SIZE_MAX 4096
+#define SHELL_CONN_PARAMS_MAX 16
 #define CLI_HISTORY_MAX 1000
 #define CLI_PROMPT "meridian> "
 #define CLI_PROMPT_CONT "       -> "
@@ -58,14 +69,33 @@ static void on_sigint(int sig) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: meridian sql [--url URL] [--host HOST:PORT] [--user USER]\n"
-            "                    [--database DB] [-e SQL]...\n"
+            "                    [--database DB] [--certs-dir DIR | --insecure] [-e SQL]...\n"
             "  --url URL          postgresql://... (default %s)\n"
+            "  --certs-dir DIR    TLS, verifying the node with DIR/ca.crt (verify-full);\n"
+            "                     DIR/client.USER.crt/.key as client certificate if present\n"
+            "  --insecure         no TLS (sslmode=disable)\n"
             "  --host HOST:PORT   override the URL's host and port\n"
             "  --user USER        override the URL's user\n"
             "  --database DB      override the URL's database (-d)\n"
             "  -e, --execute SQL  run SQL and exit (may repeat)\n"
             "Without -e, statements come from stdin when it is not a terminal.\n",
-            CLI_DEFAULT_URL);
+            SHELL_DEFAULT_URL);
+}
+
+/* The user the connection will log in as: --user, else the URL's; NULL
+** when neither names one. out: SHELL_PATH_SIZE_MAX bytes. */
+static const char *conn_user(const char *url, const char *user, char *out) {
+    if (user != NULL) return user;
+    PQconninfoOption *opts = PQconninfoParse(url, NULL);
+    const char *found = NULL;
+    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
+        if (strcmp(o->keyword, "user") == 0 && o->val != NULL && o->val[0] != '\0') {
+            base_strlcpy(out, o->val, SHELL_PATH_SIZE_MAX);
+            found = out;
+        }
+    }
+    PQconninfoFree(opts);
+    return found;
 }
 
 static void help_meta(void) {
@@ -269,10 +299,14 @@ int cli_sql_main(int argc, char **argv) {
         {"user", required_argument, NULL, 'U'},
         {"database", required_argument, NULL, 'd'},
         {"execute", required_argument, NULL, 'e'},
+        {"certs-dir", required_argument, NULL, 'C'},
+        {"insecure", no_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *url = CLI_DEFAULT_URL, *hostport = NULL, *user = NULL, *database = NULL;
+    const char *url = SHELL_DEFAULT_URL, *hostport = NULL, *user = NULL, *database = NULL;
+    const char *certs_dir = NULL;
+    bool insecure = false;
     const char *execs[CLI_EXEC_MAX];
     int nexec = 0, opt;
     optind = 0; /* reinitialize getopt for this subcommand */
@@ -283,6 +317,8 @@ int cli_sql_main(int argc, char **argv) {
         case 'H': hostport = optarg; break;
         case 'U': user = optarg; break;
         case 'd': database = optarg; break;
+        case 'C': certs_dir = optarg; break;
+        case 'I': insecure = true; break;
         case 'e':
             if (nexec == CLI_EXEC_MAX) {
                 fprintf(stderr, "meridian sql: at most %d -e options\n", CLI_EXEC_MAX);
@@ -304,8 +340,20 @@ int cli_sql_main(int argc, char **argv) {
         return CLI_EXIT_USAGE;
     }
 
+    if (certs_dir != NULL && insecure) {
+        fprintf(stderr, "meridian sql: --certs-dir and --insecure exclude each other\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (certs_dir != NULL && (certs_dir[0] == '\0' ||
+                              strlen(certs_dir) > SHELL_PATH_SIZE_MAX - 2 * CLI_HOST_SIZE_MAX)) {
+        fprintf(stderr, "meridian sql: bad --certs-dir \"%s\"\n", certs_dir);
+        return CLI_EXIT_USAGE;
+    }
+
     char host[CLI_HOST_SIZE_MAX], port[16];
-    const char *keys[8], *vals[8];
+    char root_cert[SHELL_PATH_SIZE_MAX], client_cert[SHELL_PATH_SIZE_MAX],
+        client_key[SHELL_PATH_SIZE_MAX], user_buf[SHELL_PATH_SIZE_MAX];
+    const char *keys[SHELL_CONN_PARAMS_MAX], *vals[SHELL_CONN_PARAMS_MAX];
     int k = 0;
     keys[k] = "dbname"; vals[k++] = url; /* expanded: a URL or conninfo */
     if (hostport != NULL) {
@@ -320,6 +368,21 @@ int cli_sql_main(int argc, char **argv) {
     }
     if (user != NULL) { keys[k] = "user"; vals[k++] = user; }
     if (database != NULL) { keys[k] = "dbname"; vals[k++] = database; }
+    if (insecure) { keys[k] = "sslmode"; vals[k++] = "disable"; }
+    if (certs_dir != NULL) {
+        snprintf(root_cert, sizeof root_cert, "%s/ca.crt", certs_dir);
+        keys[k] = "sslmode"; vals[k++] = "verify-full";
+        keys[k] = "sslrootcert"; vals[k++] = root_cert;
+        const char *u = conn_user(url, user, user_buf);
+        if (u != NULL && strlen(u) < CLI_HOST_SIZE_MAX && strchr(u, '/') == NULL) {
+            snprintf(client_cert, sizeof client_cert, "%s/client.%s.crt", certs_dir, u);
+            snprintf(client_key, sizeof client_key, "%s/client.%s.key", certs_dir, u);
+            if (access(client_cert, R_OK) == 0 && access(client_key, R_OK) == 0) {
+                keys[k] = "sslcert"; vals[k++] = client_cert;
+                keys[k] = "sslkey"; vals[k++] = client_key;
+            }
+        }
+    }
     keys[k] = "connect_timeout"; vals[k++] = "10";
     keys[k] = "application_name"; vals[k++] = "meridian sql";
     keys[k] = NULL; vals[k] = NULL;

@@ -7,7 +7,13 @@
 ** STORE/logs/meridian.log and stderr -> block SIGINT/SIGTERM/SIGHUP in every
 ** thread (a signalfd receives them) -> storage, clock, txn_db, sql engine,
 ** gateway -> STORE/meridian.pid and STORE/sql-url -> banner -> wait for a
-** signal -> stop in reverse order.
+** signal -> stop in reverse order. SIGHUP does not stop the node: it
+** reloads the TLS certificates (sec_tls_reload; new connections use the
+** new ones, live ones keep theirs) and logs the outcome.
+**
+** Secure by default: --certs-dir DIR (ca.crt, node.crt, node.key) serves
+** SQL over TLS only; --insecure serves it in the clear; neither is a usage
+** error (exit 2) naming both, and so is both.
 **
 ** Invariants: the store lock is held from before the storage opens until
 ** the process exits; no work is done in a signal handler (there is none: the
@@ -32,6 +38,7 @@
 #include <unistd.h>
 
 #include "gateway/gateway.h"
+#include "security/security.h"
 #include "sql/sql.h"
 #include "storage/storage.h"
 #include "timestamp/timestamp.h"
@@ -49,6 +56,7 @@ typedef struct start_options {
     int listen_port;
     int64_t max_offset_ns;
     bool insecure;
+    const char *certs_dir; /* NULL: none (then insecure must be set) */
     bool background;
     base_log_level log_level;
     bool clock_offset_set;
@@ -65,7 +73,10 @@ static void usage(FILE *f) {
             "                           recorded for the multi-node version, not used yet)\n"
             "  --max-offset DURATION    the largest clock offset tolerated between nodes\n"
             "                           (default 250ms; units ns, us, ms, s)\n"
-            "  --insecure               no TLS, no authentication (the only mode for now)\n"
+            "  --certs-dir DIR          TLS certificates: DIR/ca.crt, DIR/node.crt and\n"
+            "                           DIR/node.key (see meridian cert); SIGHUP reloads them\n"
+            "  --insecure               no TLS, no authentication (local demos only)\n"
+            "  one of --certs-dir and --insecure is required\n"
             "  --log-level LEVEL        debug, info, warn or error (default info)\n"
             "  --background             return once the node is ready; it keeps running\n",
             CLI_DEFAULT_STORE, CLI_DEFAULT_SQL_PORT, CLI_DEFAULT_LISTEN_PORT);
@@ -89,13 +100,15 @@ static int parse_log_level(const char *s, base_log_level *out) {
 
 /* 0, 1 for --help, or CLI_EXIT_USAGE (message printed). */
 static int parse_flags(int argc, char **argv, start_options *o) {
-    enum { F_STORE = 1000, F_SQL, F_LISTEN, F_OFFSET, F_INSECURE, F_LOG, F_BG, F_CLOCK, F_HELP };
+    enum { F_STORE = 1000, F_SQL, F_LISTEN, F_OFFSET, F_INSECURE, F_LOG, F_BG, F_CLOCK, F_HELP,
+           F_CERTS };
     static const struct option longopts[] = {
         {"store", required_argument, NULL, F_STORE},
         {"sql-addr", required_argument, NULL, F_SQL},
         {"listen-addr", required_argument, NULL, F_LISTEN},
         {"max-offset", required_argument, NULL, F_OFFSET},
         {"insecure", no_argument, NULL, F_INSECURE},
+        {"certs-dir", required_argument, NULL, F_CERTS},
         {"log-level", required_argument, NULL, F_LOG},
         {"background", no_argument, NULL, F_BG},
         {"clock-offset", required_argument, NULL, F_CLOCK}, /* hidden, tests only */
@@ -137,6 +150,12 @@ static int parse_flags(int argc, char **argv, start_options *o) {
                                    "250ms or 1s)", optarg);
             break;
         case F_INSECURE: o->insecure = true; break;
+        case F_CERTS:
+            if (optarg[0] == '\0') return usage_error("--certs-dir needs a directory%s", "");
+            if (strlen(optarg) > CLI_PATH_SIZE_MAX - 64)
+                return usage_error("--certs-dir path too long: %s", optarg);
+            o->certs_dir = optarg;
+            break;
         case F_LOG:
             if (parse_log_level(optarg, &o->log_level) != 0)
                 return usage_error("bad --log-level \"%s\" (debug, info, warn, error)", optarg);
@@ -155,6 +174,11 @@ static int parse_flags(int argc, char **argv, start_options *o) {
         }
     }
     if (optind < argc) return usage_error("unexpected argument \"%s\"", argv[optind]);
+    if (o->certs_dir == NULL && !o->insecure)
+        return usage_error("refusing to start without TLS: give --certs-dir DIR (certificates "
+                           "made with `meridian cert`) or, for a local demo, --insecure%s", "");
+    if (o->certs_dir != NULL && o->insecure)
+        return usage_error("--certs-dir and --insecure exclude each other%s", "");
     return 0;
 }
 
@@ -188,10 +212,16 @@ static int write_file_atomic(const char *path, const char *text) {
     return rc;
 }
 
-static void format_url(char *out, size_t size, const char *host, int port) {
+/* ca_path: NULL for an insecure node (sslmode=disable), else the CA file
+** clients verify the node with (sslmode=verify-full). */
+static void format_url(char *out, size_t size, const char *host, int port, const char *ca_path) {
     bool v6 = strchr(host, ':') != NULL;
-    snprintf(out, size, "postgresql://root@%s%s%s:%d/defaultdb?sslmode=disable", v6 ? "[" : "",
-             host, v6 ? "]" : "", port);
+    if (ca_path == NULL)
+        snprintf(out, size, "postgresql://root@%s%s%s:%d/defaultdb?sslmode=disable",
+                 v6 ? "[" : "", host, v6 ? "]" : "", port);
+    else
+        snprintf(out, size, "postgresql://root@%s%s%s:%d/defaultdb?sslmode=verify-full&sslrootcert=%s",
+                 v6 ? "[" : "", host, v6 ? "]" : "", port, ca_path);
 }
 
 /* The ERROR lines among the last bytes of the log, for a failed background
@@ -284,9 +314,11 @@ int cli_start_main(int argc, char **argv) {
     txn_db *db = NULL;
     sqlv_engine *engine = NULL;
     gw_server *gw = NULL;
+    sec_tls_ctx *tls = NULL;
+    char ca_path[CLI_PATH_SIZE_MAX] = "";
     bool pid_written = false, url_written = false;
     char path[CLI_PATH_SIZE_MAX], pid_path[CLI_PATH_SIZE_MAX], url_path[CLI_PATH_SIZE_MAX];
-    char url[CLI_HOST_SIZE_MAX + 128];
+    char url[CLI_HOST_SIZE_MAX + CLI_PATH_SIZE_MAX + 160];
     base_buf banner = {0};
 
     if ((rc = mkdir_p(o.store)) != 0) {
@@ -362,9 +394,21 @@ int cli_start_main(int argc, char **argv) {
     BASE_INFO("cli", "meridian %s starting: store %s, sql %s:%d, listen %s:%d, max-offset %lld ns",
               CLI_VERSION, o.store, o.sql_host, o.sql_port, o.listen_host, o.listen_port,
               (long long)o.max_offset_ns);
-    BASE_WARN("cli", "running insecure%s: SQL connections are neither encrypted nor "
-              "authenticated (TLS is not implemented yet)",
-              o.insecure ? "" : " (no --insecure given, but it is the only mode for now)");
+    if (o.certs_dir != NULL) {
+        char err[SEC_ERR_MSG_SIZE];
+        if ((rc = sec_tls_server_ctx_new(o.certs_dir, NULL, &tls, err, sizeof err)) != 0) {
+            BASE_ERROR("cli", "cannot load the TLS certificates of %s: %s", o.certs_dir, err);
+            goto cleanup;
+        }
+        char abs[CLI_PATH_SIZE_MAX];
+        if (realpath(o.certs_dir, abs) == NULL) base_strlcpy(abs, o.certs_dir, sizeof abs);
+        snprintf(ca_path, sizeof ca_path, "%.*s/%s", (int)(sizeof ca_path - 16), abs,
+                 SEC_CA_CERT_FILE);
+        BASE_INFO("cli", "TLS on: certificates from %s (SQL clients must use TLS)", o.certs_dir);
+    } else {
+        BASE_WARN("cli", "running --insecure: SQL connections are neither encrypted nor "
+                  "authenticated");
+    }
     BASE_INFO("cli", "--listen-addr %s:%d recorded; node-to-node RPC arrives with the cluster",
               o.listen_host, o.listen_port);
     if (o.clock_offset_set) {
@@ -393,14 +437,14 @@ int cli_start_main(int argc, char **argv) {
         BASE_ERROR("cli", "cannot open the SQL engine (error %d)", rc);
         goto cleanup;
     }
-    gw_options go = {.host = o.sql_host, .port = o.sql_port};
+    gw_options go = {.host = o.sql_host, .port = o.sql_port, .tls = tls};
     if ((rc = gw_start(engine, &go, &gw)) != 0) {
         BASE_ERROR("cli", "cannot serve SQL on %s:%d (error %d; is the port in use?)", o.sql_host,
                    o.sql_port, rc);
         goto cleanup;
     }
     int port = gw_port(gw);
-    format_url(url, sizeof url, o.sql_host, port);
+    format_url(url, sizeof url, o.sql_host, port, tls != NULL ? ca_path : NULL);
     char url_line[sizeof url + 2];
     snprintf(url_line, sizeof url_line, "%s\n", url);
     if ((rc = write_file_atomic(url_path, url_line)) != 0) {
@@ -410,7 +454,7 @@ int cli_start_main(int argc, char **argv) {
     url_written = true;
 
     base_buf_printf(&banner,
-                    "Meridian node ready (single node, insecure).\n"
+                    "Meridian node ready (single node, %s).\n"
                     "sql:     %s\n"
                     "psql:    psql \"%s\"\n"
                     "shell:   meridian sql --url \"%s\"\n"
@@ -418,7 +462,7 @@ int cli_start_main(int argc, char **argv) {
                     "store:   %s\n"
                     "logs:    %s/logs/meridian.log\n"
                     "pid:     %d\n",
-                    url, url, url, o.listen_host, o.listen_port, o.store, o.store, (int)getpid());
+                    tls != NULL ? "TLS" : "insecure", url, url, url, o.listen_host, o.listen_port, o.store, o.store, (int)getpid());
     BASE_INFO("cli", "ready: %s", url);
     if (ready_fd >= 0) {
         const uint8_t *p = banner.data;
@@ -437,15 +481,29 @@ int cli_start_main(int argc, char **argv) {
         fflush(stdout);
     }
 
-    for (;;) { /* bounded by the arrival of one stop signal */
+    for (;;) { /* ends at the first stop signal (SIGHUP only reloads) */
         struct signalfd_siginfo si;
         ssize_t r = read(sig_fd, &si, sizeof si);
         if (r < 0 && errno == EINTR) continue;
         if (r != (ssize_t)sizeof si) {
             BASE_ERROR("cli", "reading the signalfd: %s", strerror(errno));
-        } else {
-            BASE_INFO("cli", "received %s, shutting down", strsignal((int)si.ssi_signo));
+            break;
         }
+        if (si.ssi_signo == SIGHUP) {
+            if (tls == NULL) {
+                BASE_INFO("cli", "received SIGHUP: insecure node, no certificates to reload");
+                continue;
+            }
+            char err[SEC_ERR_MSG_SIZE];
+            if (sec_tls_reload(tls, err, sizeof err) == 0)
+                BASE_INFO("cli", "received SIGHUP: TLS certificates reloaded from %s; new "
+                          "connections use them", o.certs_dir);
+            else
+                BASE_ERROR("cli", "received SIGHUP: TLS reload from %s failed, keeping the "
+                           "current certificates: %s", o.certs_dir, err);
+            continue;
+        }
+        BASE_INFO("cli", "received %s, shutting down", strsignal((int)si.ssi_signo));
         break;
     }
     status = CLI_EXIT_OK;
@@ -453,6 +511,7 @@ int cli_start_main(int argc, char **argv) {
 cleanup:
     if (url_written) unlink(url_path);
     if (gw != NULL) gw_stop(gw);
+    if (tls != NULL) sec_tls_ctx_free(tls);
     if (engine != NULL) sqlv_engine_close(engine);
     if (db != NULL) txn_db_close(db);
     if (clock != NULL) hlc_clock_free(clock);

@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "security/security.h"
 #include "sql/sql.h"
 
 enum {
@@ -26,6 +27,12 @@ typedef struct gw_options {
     /* Added: a socket that has not completed its startup packet within
     ** this time gets 08P01 and is closed. 0: default 60000. */
     uint32_t startup_timeout_ms;
+    /* Added (issue 9): TLS for client connections, borrowed (must outlive
+    ** gw_stop; sec_tls_reload on it is fine while serving). NULL: insecure
+    ** mode, SSLRequest answered 'N'. Non-NULL: SSLRequest answered 'S' and
+    ** the handshake runs on the loop thread; a StartupMessage without TLS
+    ** gets FATAL 28000 "connection requires SSL/TLS" (hostssl-like). */
+    sec_tls_ctx *tls;
 } gw_options;
 
 typedef struct gw_server gw_server; /* opaque */

@@ -180,6 +180,12 @@ struct gw_conn {
     bool counted;            /* [loop] counts against max_connections */
     bool has_worker;         /* [loop] thread created, not yet joined */
     bool ssl_answered;       /* [loop] one SSL/GSS 'N' already sent */
+    /* TLS (gw_server.tls set and the client sent SSLRequest): every socket
+    ** byte passes through tls; `in` then holds plaintext and `raw` the
+    ** ciphertext just read. owner: this conn, sec_tls_conn_free. [loop] */
+    sec_tls_conn *tls;
+    base_buf raw;            /* [loop] ciphertext read, fed at once */
+    bool tls_logged;         /* [loop] handshake outcome logged */
     uv_shutdown_t shutdown_req; /* [loop] */
     uv_thread_t thread;      /* [loop] */
     /* Startup parameters, owner: this conn. [loop before worker start] */
@@ -211,6 +217,7 @@ struct gw_conn {
 ** gw_start returns. */
 struct gw_server {
     sqlv_engine *engine;       /* borrowed */
+    sec_tls_ctx *tls;          /* borrowed; NULL: insecure */
     int max_connections;
     uint32_t max_message_bytes;
     uint32_t startup_timeout_ms;

@@ -23,6 +23,12 @@
 **     may always uv_async_send it.
 **   - Bad input from a client never asserts: it gets an ErrorResponse and
 **     its own connection is closed.
+**   - TLS (server->tls set): after 'S' every byte to or from the socket
+**     passes through c->tls (conn_write encrypts, tls_input decrypts into
+**     c->in), so the framing above never sees ciphertext. A startup packet
+**     that arrives without TLS gets FATAL 28000 (only CancelRequest, whose
+**     secret is its authentication, is served in the clear). A TLS failure
+**     closes only its own connection, with a log line.
 */
 #include <assert.h>
 #include <errno.h>
@@ -33,6 +39,10 @@
 #include "gateway/gw_int.h"
 
 #define GW_LISTEN_BACKLOG 128
+/* Plaintext room reserved per sec_tls_conn_read (one TLS record). */
+#define GW_TLS_READ_BYTES (16u * 1024 + 256)
+/* take_out rounds per flush (one suffices: a memory BIO gives all it has). */
+#define GW_TLS_FLUSH_ROUNDS_MAX 16
 
 typedef struct gw_write {
     uv_write_t req;
@@ -43,6 +53,7 @@ typedef struct gw_write {
 
 static void conn_process(gw_conn *c);
 static void conn_close(gw_conn *c);
+static void tls_flush(gw_conn *c);
 
 /* ---- freeing --------------------------------------------------------------- */
 
@@ -70,6 +81,8 @@ static void conn_maybe_free(gw_conn *c)
     } else {
         BASE_DEBUG("gateway", "connection %u closed", c->pid);
     }
+    sec_tls_conn_free(c->tls);
+    base_buf_free(&c->raw);
     base_buf_free(&c->in);
     base_buf_free(&c->out);
     base_buf_free(&c->wbuf);
@@ -139,6 +152,11 @@ static void conn_close_after_flush(gw_conn *c)
     c->state = GW_CONN_CLOSING;
     conn_stop_worker(c);
     conn_close_timer(c);
+    if (c->tls != NULL && sec_tls_conn_handshake_done(c->tls) &&
+        sec_tls_conn_shutdown(c->tls) == 0)
+        tls_flush(c); /* close_notify */
+    if (c->handle_closing)
+        return;
     if (c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
@@ -174,9 +192,9 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
-/* Write data (owner: moves to this call). counted: len is already in
-** inflight_bytes. */
-static void conn_write(gw_conn *c, uint8_t *data, size_t len, bool counted)
+/* Write data to the socket as is (owner: moves to this call). counted:
+** len is already in inflight_bytes. */
+static void conn_write_raw(gw_conn *c, uint8_t *data, size_t len, bool counted)
 {
     if (len == 0 || c->handle_closing || c->shutting_down) {
         base_free(data);
@@ -206,6 +224,46 @@ static void conn_write(gw_conn *c, uint8_t *data, size_t len, bool counted)
         inflight_sub(c, len);
         base_free(data);
         base_free(w);
+        conn_close(c);
+    }
+}
+
+/* Move the ciphertext the TLS stream holds to the socket. */
+static void tls_flush(gw_conn *c)
+{
+    for (int round = 0; round < GW_TLS_FLUSH_ROUNDS_MAX && !c->handle_closing; round++) {
+        size_t n = sec_tls_conn_pending_out(c->tls);
+        if (n == 0)
+            return;
+        uint8_t *data = base_malloc(n);
+        if (data == NULL) {
+            conn_close(c);
+            return;
+        }
+        size_t got = sec_tls_conn_take_out(c->tls, data, n);
+        conn_write_raw(c, data, got, false);
+    }
+}
+
+/* Write protocol bytes (owner of data: moves to this call), encrypted when
+** the connection uses TLS. counted: len is already in inflight_bytes. */
+static void conn_write(gw_conn *c, uint8_t *data, size_t len, bool counted)
+{
+    if (c->tls == NULL) {
+        conn_write_raw(c, data, len, counted);
+        return;
+    }
+    int rc = 0;
+    if (len > 0 && !c->handle_closing && !c->shutting_down)
+        rc = sec_tls_conn_write(c->tls, data, len);
+    base_free(data);
+    if (rc == 0)
+        tls_flush(c);
+    if (counted)
+        inflight_sub(c, len);
+    if (rc != 0) {
+        BASE_WARN("gateway", "connection %u: TLS write failed: %s (%s)", c->pid,
+                  sec_error_str(rc), sec_tls_conn_error(c->tls));
         conn_close(c);
     }
 }
@@ -263,11 +321,67 @@ static void conn_send_ready(gw_conn *c)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     gw_conn *c = h->data;
-    if (base_buf_reserve(&c->in, GW_READ_CHUNK_BYTES) != 0) {
+    base_buf *b = c->tls != NULL ? &c->raw : &c->in;
+    if (base_buf_reserve(b, GW_READ_CHUNK_BYTES) != 0) {
         *buf = uv_buf_init(NULL, 0); /* read callback gets UV_ENOBUFS */
         return;
     }
-    *buf = uv_buf_init((char *)c->in.data + c->in.len, (unsigned int)(c->in.cap - c->in.len));
+    *buf = uv_buf_init((char *)b->data + b->len, (unsigned int)(b->cap - b->len));
+}
+
+/* Log the handshake outcome once: version and the client certificate's CN
+** (authentication by certificate comes later; today it is only logged). */
+static void tls_log_handshake(gw_conn *c)
+{
+    if (c->tls_logged || !sec_tls_conn_handshake_done(c->tls))
+        return;
+    c->tls_logged = true;
+    char cn[SEC_USER_SIZE_MAX + 1];
+    if (sec_tls_conn_peer_cn(c->tls, cn, sizeof cn) == 0)
+        BASE_INFO("gateway", "connection %u: %s established, client certificate CN=%s", c->pid,
+                  sec_tls_conn_version(c->tls), cn);
+    else
+        BASE_INFO("gateway", "connection %u: %s established, no client certificate", c->pid,
+                  sec_tls_conn_version(c->tls));
+}
+
+/* Ciphertext in c->raw: feed it, decrypt everything into c->in, send what
+** the stream wants sent (handshake records, alerts), then frame. */
+static void tls_input(gw_conn *c)
+{
+    int rc = sec_tls_conn_feed(c->tls, c->raw.data, c->raw.len);
+    c->raw.len = 0;
+    if (c->raw.cap > GW_INPUT_KEEP_BYTES)
+        base_buf_free(&c->raw);
+    /* Bounded by the ciphertext fed (at most SEC_TLS_IN_PENDING_MAX): each
+    ** round consumes at least one record, and the loop ends at 0 bytes. */
+    while (rc == 0) {
+        if (base_buf_reserve(&c->in, GW_TLS_READ_BYTES) != 0) {
+            rc = SEC_ERR_NOMEM;
+            break;
+        }
+        size_t n = 0;
+        rc = sec_tls_conn_read(c->tls, c->in.data + c->in.len, c->in.cap - c->in.len, &n);
+        if (n == 0)
+            break;
+        c->in.len += n;
+    }
+    tls_log_handshake(c);
+    tls_flush(c);
+    if (rc == SEC_ERR_CLOSED) {
+        BASE_DEBUG("gateway", "connection %u: TLS close_notify", c->pid);
+        conn_close(c);
+        return;
+    }
+    if (rc != 0) {
+        BASE_WARN("gateway", "connection %u: TLS %s failed: %s (%s); closing", c->pid,
+                  sec_tls_conn_handshake_done(c->tls) ? "stream" : "handshake",
+                  sec_tls_conn_error(c->tls), sec_error_str(rc));
+        conn_close_after_flush(c); /* the alert, if any, goes out first */
+        return;
+    }
+    if (!c->handle_closing)
+        conn_process(c);
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -277,6 +391,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         if (nread != UV_EOF)
             BASE_DEBUG("gateway", "connection %u read: %s", c->pid, uv_strerror((int)nread));
         conn_close(c); /* a running statement is cancelled; the worker closes the session */
+        return;
+    }
+    if (c->tls != NULL) {
+        c->raw.len += (size_t)nread;
+        tls_input(c);
         return;
     }
     c->in.len += (size_t)nread;
@@ -322,9 +441,39 @@ static void handle_startup(gw_conn *c, const uint8_t *pkt, uint32_t len)
         handle_cancel(c, &st);
         return;
     }
+    if ((st.code == GW_SSL_REQUEST_CODE || st.code == GW_GSSENC_REQUEST_CODE) &&
+        c->tls != NULL) {
+        conn_fatal(c, "08P01", "unsupported encryption request inside TLS");
+        return;
+    }
+    if (st.code == GW_SSL_REQUEST_CODE && s->tls != NULL) {
+        /* Bytes after the SSLRequest that came before our 'S' would be
+        ** plaintext injected ahead of the handshake (CVE-2021-23214):
+        ** refuse them, as PostgreSQL does. */
+        if (c->in.len > c->in_pos) {
+            conn_fatal(c, "08P01", "received unencrypted data after SSL request");
+            return;
+        }
+        int rc2 = sec_tls_conn_new(s->tls, true, NULL, &c->tls);
+        if (rc2 != 0) {
+            BASE_WARN("gateway", "connection %u: cannot start TLS: %s", c->pid,
+                      sec_error_str(rc2));
+            c->tls = NULL;
+            conn_fatal(c, "53200", "cannot start TLS");
+            return;
+        }
+        uint8_t *yes = base_malloc(1);
+        if (yes == NULL) {
+            conn_close(c);
+            return;
+        }
+        yes[0] = 'S';
+        conn_write_raw(c, yes, 1, false); /* the last byte in the clear */
+        return;
+    }
     if (st.code == GW_SSL_REQUEST_CODE || st.code == GW_GSSENC_REQUEST_CODE) {
-        /* No TLS / GSS encryption yet: 'N', then the client sends its
-        ** startup packet in the clear (or gives up). */
+        /* No TLS (--insecure) / no GSS encryption: 'N', then the client
+        ** sends its startup packet in the clear (or gives up). */
         uint8_t *n = base_malloc(1);
         if (n == NULL) {
             conn_close(c);
@@ -332,6 +481,12 @@ static void handle_startup(gw_conn *c, const uint8_t *pkt, uint32_t len)
         }
         n[0] = 'N';
         conn_write(c, n, 1, false);
+        return;
+    }
+    if (s->tls != NULL && c->tls == NULL) {
+        /* Secure node, client without TLS (sslmode=disable): hostssl-like. */
+        BASE_INFO("gateway", "connection %u refused: startup packet without TLS", c->pid);
+        conn_fatal(c, "28000", "connection requires SSL/TLS");
         return;
     }
     if (s->nsessions >= s->max_connections) {
@@ -714,6 +869,7 @@ int gw_start(sqlv_engine *engine, const gw_options *opts, gw_server **out)
     if (s == NULL)
         return GW_ERR_NOMEM;
     s->engine = engine;
+    s->tls = opts ? opts->tls : NULL;
     s->max_connections = opts && opts->max_connections > 0 ? opts->max_connections
                                                             : GW_DEFAULT_MAX_CONNECTIONS;
     s->max_message_bytes = opts && opts->max_message_bytes > 0 ? opts->max_message_bytes
@@ -767,7 +923,8 @@ int gw_start(sqlv_engine *engine, const gw_options *opts, gw_server **out)
     s->stop.data = s;
     if (uv_thread_create(&s->thread, loop_main, s) != 0)
         goto err_after_stop;
-    BASE_INFO("gateway", "listening on %s:%d", host, s->port);
+    BASE_INFO("gateway", "listening on %s:%d (%s)", host, s->port,
+              s->tls != NULL ? "TLS required" : "insecure: no TLS");
     *out = s;
     return GW_OK;
 

@@ -132,7 +132,11 @@ int mtest_node_start(mtest_node *n, const char *store, const char *const *extra)
     argv[a++] = "127.0.0.1:0";
     argv[a++] = "--listen-addr";
     argv[a++] = "127.0.0.1:0";
-    argv[a++] = "--insecure";
+    /* --insecure unless the test asks for TLS with --certs-dir. */
+    bool secure = false;
+    for (int i = 0; extra != NULL && extra[i] != NULL && i < MTEST_EXTRA_ARGS_MAX; i++)
+        if (strcmp(extra[i], "--certs-dir") == 0) secure = true;
+    if (!secure) argv[a++] = "--insecure";
     argv[a++] = "--log-level";
     argv[a++] = getenv("MTEST_LOG_LEVEL") ? getenv("MTEST_LOG_LEVEL") : "warn";
     for (int i = 0; extra != NULL && extra[i] != NULL && i < MTEST_EXTRA_ARGS_MAX; i++)

@@ -42,7 +42,9 @@ typedef struct mtest_node {
 const char *mtest_meridian_bin(void);
 
 /* Start a node. store NULL: a new temp store (n->dir owns it); else reuse
-** that store (restart). extra: more flags, NULL-terminated, may be NULL.
+** that store (restart). extra: more flags, NULL-terminated, may be NULL;
+** the node gets --insecure unless extra holds "--certs-dir" (TLS: n->url
+** then says sslmode=verify-full and the node's sslrootcert).
 ** Returns 0, or -1 with a message on stderr (the process is gone then). */
 int mtest_node_start(mtest_node *n, const char *store, const char *const *extra);
 /* Same store, new process (the old one must be stopped). */
