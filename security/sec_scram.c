@@ -93,6 +93,10 @@ int sec__b64_decode(const char *in, size_t n, uint8_t *out, size_t out_cap, size
         uint32_t w = ((uint32_t)v[0] << 18) | ((uint32_t)v[1] << 12) | ((uint32_t)v[2] << 6) |
                      (uint32_t)v[3];
         size_t bytes = 3 - (size_t)pad;
+        /* Canonical encoding only (RFC 4648 3.5): the bits below the last
+        ** byte must be zero, else two strings would decode to one proof. */
+        if ((pad == 1 && (w & 0xff) != 0) || (pad == 2 && (w & 0xffff) != 0))
+            return SEC_ERR_MALFORMED;
         if (o + bytes > out_cap) return SEC_ERR_MALFORMED;
         out[o++] = (uint8_t)(w >> 16);
         if (bytes > 1) out[o++] = (uint8_t)(w >> 8);

@@ -399,6 +399,22 @@ static void test_malformed_messages(void **state) {
                      SEC_ERR_AUTH);
 }
 
+/* Regression (found by test_random_mutations under ASan in CI, 2026-11-22):
+** the proof "...AndVS=" differs from the RFC's "...AndVQ=" only in the two
+** bits base64 drops, and was accepted. Non-canonical base64 is malformed. */
+static void test_noncanonical_base64_proof(void **state) {
+    (void)state;
+    const char *mutated = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+                          "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVS=";
+    const char *error;
+    int rc = server_on(RFC_CLIENT_FIRST, strlen(RFC_CLIENT_FIRST), mutated, strlen(mutated), &error);
+    assert_int_equal(rc, SEC_ERR_MALFORMED);
+    /* and the canonical original still passes */
+    rc = server_on(RFC_CLIENT_FIRST, strlen(RFC_CLIENT_FIRST), RFC_CLIENT_FINAL,
+                   strlen(RFC_CLIENT_FINAL), &error);
+    assert_int_equal(rc, 0);
+}
+
 static void test_truncations(void **state) {
     (void)state;
     const char *error;
@@ -594,6 +610,7 @@ int main(void) {
         cmocka_unit_test(test_full_exchange),
         cmocka_unit_test(test_unknown_user_mock),
         cmocka_unit_test(test_malformed_messages),
+        cmocka_unit_test(test_noncanonical_base64_proof),
         cmocka_unit_test(test_truncations),
         cmocka_unit_test(test_random_mutations),
         cmocka_unit_test(test_client_limits),
