@@ -32,6 +32,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sql_dialect.h"
 #include "sql_int.h"
 #include "sql_lex.h"
 
@@ -344,6 +345,19 @@ static int ext_prepare_impl(sqlv_session *s, const char *name, const char *query
             ps->text[n] = 0;
             ps->len = n;
         }
+    }
+    if (!ps->empty) {
+        /* the PostgreSQL dialect rewrite (dialect.c), once, at Parse */
+        sqlv__rewrite rw;
+        int wrc = sqlv__dialect_rewrite(ps->text, ps->len, &rw);
+        if (wrc < 0) goto nomem;
+        if (wrc > 0) {
+            sqlv__emit_error(&r, rw.sqlstate, rw.message);
+            goto cleanup;
+        }
+        base_free(ps->text);
+        ps->text = rw.text;
+        ps->len = rw.len;
     }
     if (!ps->empty && is_sqlite_statement(ps->text, ps->len)) {
         const char *tail = NULL;

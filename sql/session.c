@@ -34,6 +34,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "sql_dialect.h"
 #include "sql_int.h"
 #include "sql_lex.h"
 
@@ -200,6 +201,7 @@ int sqlv_session_open(sqlv_engine *e, const char *user, const char *database, sq
         sqlite3_create_function(s->db, "format", -1, SQLITE_UTF8, NULL, fn_refused, NULL, NULL) !=
             SQLITE_OK)
         goto internal;
+    if (sqlv__register_pg_functions(s) != 0) goto internal;
     /* Bound what one statement can make SQLite allocate for one value or
     ** statement text (printf('%.*c', 2000000000, 'x') and friends). */
     sqlite3_limit(s->db, SQLITE_LIMIT_LENGTH, SQLV__VALUE_BYTES_MAX);
@@ -217,6 +219,7 @@ fail:
 
 void sqlv_session_close(sqlv_session *s) {
     if (s == NULL) return;
+    sqlv__copy_abort(s);
     sqlv__extended_free(s); /* portals hold SQLite statements of s->db */
     if (s->kv) txn_rollback(s->kv);
     sqlv__pending_ddl_clear(&s->ddl);
@@ -508,44 +511,195 @@ static int do_rollback(run *r) {
     return emit_tag(r, "ROLLBACK");
 }
 
-static int do_show(run *r, const char *p, const char *end) {
-    static const char *const params[][2] = {
-        {"server_version", "15.0"},
-        {"server_encoding", "UTF8"},
-        {"client_encoding", "UTF8"},
-        {"transaction_isolation", "serializable"},
-        {"default_transaction_isolation", "serializable"},
-        {"standard_conforming_strings", "on"},
-        {"datestyle", "ISO, MDY"},
-        {"timezone", "UTC"},
-        {"integer_datetimes", "on"},
-        {"search_path", "public"},
-        {"application_name", ""},
-        {"is_superuser", "on"},
-        {"max_identifier_length", "63"},
-    };
-    char name[64], msg[160];
-    sqlv__token t = sqlv__lex_next(&p, end);
-    if (sqlv__tok_ident(&t, name, sizeof(name)) != 0)
-        return fail(r, "42601", "syntax error at end of input");
-    sqlv__token rest = sqlv__lex_next(&p, end);
-    if (rest.kind != SQLV__TOK_END) return fail(r, "42601", "syntax error in SHOW");
-    if (sqlv__tok_is(&t, "TRANSACTION")) {
-        base_strlcpy(name, "transaction_isolation",
-                     sizeof(name)); /* SHOW TRANSACTION ISOLATION LEVEL */
+static int show_one(run *r, const char *name, const char *value) {
+    sqlv_column col = {name, SQLV_OID_TEXT, -1, 0};
+    sqlv_cell cell = {value, strlen(value)};
+    if (r->sink_rc == 0 && r->sink->row_description)
+        r->sink_rc = r->sink->row_description(r->sink->ctx, 1, &col);
+    if (r->sink_rc == 0 && r->sink->data_row)
+        r->sink_rc = r->sink->data_row(r->sink->ctx, 1, &cell);
+    return emit_tag(r, "SHOW");
+}
+
+/* A setting's name at p: ident or ident.ident; TIME ZONE is TimeZone. */
+static int setting_name(const char **pp, const char *end, char *name, size_t size) {
+    sqlv__token t = sqlv__lex_next(pp, end);
+    if (sqlv__tok_ident(&t, name, size) != 0) return -1;
+    const char *save = *pp;
+    if (sqlv__tok_is(&t, "TIME")) {
+        sqlv__token z = sqlv__lex_next(pp, end);
+        if (sqlv__tok_is(&z, "ZONE")) {
+            base_strlcpy(name, "TimeZone", size);
+            return 0;
+        }
+        *pp = save;
     }
-    for (size_t i = 0; i < BASE_ARRAY_LEN(params); i++) {
-        if (strcasecmp(name, params[i][0]) != 0) continue;
-        sqlv_column col = {params[i][0], SQLV_OID_TEXT, -1, 0};
-        sqlv_cell cell = {params[i][1], strlen(params[i][1])};
+    sqlv__token dot = sqlv__lex_next(pp, end);
+    if (!sqlv__tok_punct(&dot, '.')) {
+        *pp = save;
+        return 0;
+    }
+    char second[64];
+    sqlv__token t2 = sqlv__lex_next(pp, end);
+    if (sqlv__tok_ident(&t2, second, sizeof(second)) != 0) return -1;
+    size_t n = strlen(name);
+    if (n + 1 + strlen(second) + 1 > size) return -1;
+    name[n] = '.';
+    base_strlcpy(name + n + 1, second, size - n - 1);
+    return 0;
+}
+
+static int do_show(run *r, const char *p, const char *end) {
+    char name[128], msg[200];
+    const char *canonical = NULL;
+    const char *save = p;
+    sqlv__token t = sqlv__lex_next(&p, end);
+    if (sqlv__tok_is(&t, "ALL")) {
+        sqlv_column cols[2] = {{"name", SQLV_OID_TEXT, -1, 0}, {"setting", SQLV_OID_TEXT, -1, 0}};
+        const char *n, *v;
         if (r->sink_rc == 0 && r->sink->row_description)
-            r->sink_rc = r->sink->row_description(r->sink->ctx, 1, &col);
-        if (r->sink_rc == 0 && r->sink->data_row)
-            r->sink_rc = r->sink->data_row(r->sink->ctx, 1, &cell);
+            r->sink_rc = r->sink->row_description(r->sink->ctx, 2, cols);
+        int i = 0;
+        for (; sqlv__setting_at(r->s, i, &n, &v); i++) {
+            sqlv_cell cells[2] = {{n, strlen(n)}, {v, strlen(v)}};
+            if (r->sink_rc == 0 && r->sink->data_row)
+                r->sink_rc = r->sink->data_row(r->sink->ctx, 2, cells);
+        }
+        (void)i;
         return emit_tag(r, "SHOW");
     }
-    snprintf(msg, sizeof(msg), "unrecognized configuration parameter \"%s\"", name);
-    return fail(r, "42704", msg);
+    if (sqlv__tok_is(&t, "TRANSACTION")) {
+        sqlv__token a = sqlv__lex_next(&p, end), b = sqlv__lex_next(&p, end);
+        if (!sqlv__tok_is(&a, "ISOLATION") || !sqlv__tok_is(&b, "LEVEL"))
+            return fail(r, "42601", "syntax error in SHOW TRANSACTION ISOLATION LEVEL");
+        base_strlcpy(name, "transaction_isolation", sizeof(name));
+    } else {
+        p = save;
+        if (setting_name(&p, end, name, sizeof(name)) != 0)
+            return fail(r, "42601", "syntax error at end of input");
+    }
+    sqlv__token rest = sqlv__lex_next(&p, end);
+    if (rest.kind != SQLV__TOK_END) return fail(r, "42601", "syntax error in SHOW");
+    const char *v = sqlv__setting_get(r->s, name, &canonical);
+    if (v == NULL) {
+        snprintf(msg, sizeof(msg), "unrecognized configuration parameter \"%.64s\"", name);
+        return fail(r, "42704", msg);
+    }
+    return show_one(r, canonical, v);
+}
+
+/* A SET value: the tokens up to the end, strings unquoted, a list joined
+** by ", ". 0 ok, -1 syntax error or too long. *is_default: DEFAULT. */
+static int set_value(const char *p, const char *end, char *out, size_t size, bool *is_default) {
+    size_t o = 0;
+    int ntok = 0;
+    bool neg = false;
+    *is_default = false;
+    out[0] = 0;
+    for (int guard = 0; guard < 1000; guard++) {
+        sqlv__token t = sqlv__lex_next(&p, end);
+        if (t.kind == SQLV__TOK_END) return ntok > 0 ? 0 : -1;
+        if (sqlv__tok_punct(&t, ',')) {
+            if (o + 2 >= size) return -1;
+            out[o++] = ',';
+            out[o++] = ' ';
+            out[o] = 0;
+            continue;
+        }
+        if (sqlv__tok_punct(&t, '-') && !neg) {
+            neg = true;
+            if (o + 1 >= size) return -1;
+            out[o++] = '-';
+            out[o] = 0;
+            continue;
+        }
+        ntok++;
+        if (ntok == 1 && sqlv__tok_is(&t, "DEFAULT")) {
+            sqlv__token n = sqlv__lex_next(&p, end);
+            *is_default = true;
+            return n.kind == SQLV__TOK_END ? 0 : -1;
+        }
+        if (t.kind == SQLV__TOK_STRING && t.start[0] == '\'') {
+            for (size_t i = 1; i + 1 < t.len; i++) {
+                if (t.start[i] == '\'' && t.start[i + 1] == '\'') i++;
+                if (o + 1 >= size) return -1;
+                out[o++] = t.start[i];
+            }
+        } else if (t.kind == SQLV__TOK_WORD || t.kind == SQLV__TOK_OTHER ||
+                   t.kind == SQLV__TOK_QUOTED) {
+            char id[256];
+            const char *src = t.start;
+            size_t n = t.len;
+            if (t.kind == SQLV__TOK_QUOTED) {
+                if (sqlv__tok_ident(&t, id, sizeof(id)) != 0) return -1;
+                src = id;
+                n = strlen(id);
+            }
+            if (o + n + 1 >= size) return -1;
+            memcpy(out + o, src, n);
+            o += n;
+        } else {
+            return -1;
+        }
+        out[o] = 0;
+        neg = false;
+    }
+    return -1;
+}
+
+static int do_set(run *r, const char *p, const char *end, bool reset) {
+    char name[128], value[256], state[6], msg[200];
+    const char *save = p;
+    bool is_default = false;
+    sqlv__token t = sqlv__lex_next(&p, end);
+    if (reset) {
+        if (sqlv__tok_is(&t, "ALL") && sqlv__lex_next(&p, end).kind == SQLV__TOK_END) {
+            r->s->nsettings = 0;
+            return emit_tag(r, "RESET");
+        }
+        p = save;
+        if (setting_name(&p, end, name, sizeof(name)) != 0 ||
+            sqlv__lex_next(&p, end).kind != SQLV__TOK_END)
+            return fail(r, "42601", "syntax error in RESET");
+        if (sqlv__setting_get(r->s, name, NULL) == NULL && strchr(name, '.') == NULL) {
+            snprintf(msg, sizeof(msg), "unrecognized configuration parameter \"%.64s\"", name);
+            return fail(r, "42704", msg);
+        }
+        if (sqlv__setting_set(r->s, name, NULL, state, msg, sizeof(msg)) != 0)
+            return fail(r, state, msg);
+        return emit_tag(r, "RESET");
+    }
+    /* SET [SESSION | LOCAL] ...: LOCAL is kept for the session (a gap). */
+    if (sqlv__tok_is(&t, "SESSION") || sqlv__tok_is(&t, "LOCAL")) {
+        save = p;
+        t = sqlv__lex_next(&p, end);
+        if (sqlv__tok_is(&t, "CHARACTERISTICS")) {
+            sqlv__token a = sqlv__lex_next(&p, end), b = sqlv__lex_next(&p, end);
+            if (!sqlv__tok_is(&a, "AS") || !sqlv__tok_is(&b, "TRANSACTION"))
+                return fail(r, "42601", "syntax error in SET SESSION CHARACTERISTICS");
+            if (sqlv__parse_transaction_modes(p, end, msg, sizeof(msg)) != 0)
+                return fail(r, "42601", msg);
+            return emit_tag(r, "SET");
+        }
+    }
+    if (sqlv__tok_is(&t, "TRANSACTION")) {
+        if (sqlv__parse_transaction_modes(p, end, msg, sizeof(msg)) != 0)
+            return fail(r, "42601", msg);
+        return emit_tag(r, "SET");
+    }
+    p = save;
+    if (setting_name(&p, end, name, sizeof(name)) != 0)
+        return fail(r, "42601", "syntax error in SET");
+    if (strcmp(name, "TimeZone") != 0) {
+        sqlv__token eq = sqlv__lex_next(&p, end);
+        if (!sqlv__tok_punct(&eq, '=') && !sqlv__tok_is(&eq, "TO"))
+            return fail(r, "42601", "syntax error in SET: expected = or TO");
+    }
+    if (set_value(p, end, value, sizeof(value), &is_default) != 0)
+        return fail(r, "42601", "syntax error in SET value");
+    if (sqlv__setting_set(r->s, name, is_default ? NULL : value, state, msg, sizeof(msg)) != 0)
+        return fail(r, state, msg);
+    return emit_tag(r, "SET");
 }
 
 #define DROP_NAMES_MAX 64
@@ -857,6 +1011,7 @@ static bool expr_is_boolean(const char *p, const char *end) {
             continue;
         }
         if (depth != 0) continue;
+        if (ntok == 1 && sqlv__tok_is(&t, "meridian_bool")) boolean = true; /* x::boolean */
         if (ntok == 1 && (sqlv__tok_is(&t, "TRUE") || sqlv__tok_is(&t, "FALSE"))) {
             sqlv__token next = sqlv__lex_next(&p, end);
             return next.kind == SQLV__TOK_END;
@@ -940,6 +1095,51 @@ static void expr_column_name(const char *expr, char *out, size_t size) {
     }
     if (sqlv__tok_is(&t1, "CASE")) {
         base_strlcpy(out, "case", size);
+        return;
+    }
+    if ((sqlv__tok_is(&t1, "CAST") || sqlv__tok_is(&t1, "meridian_bool")) &&
+        sqlv__tok_punct(&t2, '(')) {
+        /* x::type (dialect.c): PostgreSQL names it by the column x, else
+        ** by the type */
+        static const char *const names[][2] = {
+            {"INTEGER", "int4"}, {"BIGINT", "int8"}, {"SMALLINT", "int2"}, {"TEXT", "text"},
+            {"REAL", "float8"},  {"NUMERIC", "numeric"}, {"BLOB", "bytea"}};
+        bool is_bool = sqlv__tok_is(&t1, "meridian_bool");
+        int depth = 1, ninner = 0;
+        sqlv__token inner = {SQLV__TOK_END, NULL, 0}, type = inner, t = t2;
+        for (int guard = 0; depth > 0 && guard < 100000; guard++) {
+            t = sqlv__lex_next(&p, end);
+            if (t.kind == SQLV__TOK_END) return;
+            if (sqlv__tok_punct(&t, '(')) depth++;
+            if (sqlv__tok_punct(&t, ')')) depth--;
+            if (depth == 1 && sqlv__tok_is(&t, "AS") && !is_bool) {
+                type = sqlv__lex_next(&p, end);
+                continue;
+            }
+            if (depth >= 1 && type.kind == SQLV__TOK_END) {
+                if (sqlv__tok_punct(&t, '.')) ninner = 0; /* t.col: the column */
+                else {
+                    inner = t;
+                    ninner++;
+                }
+            }
+        }
+        if (sqlv__lex_next(&p, end).kind != SQLV__TOK_END) return;
+        if (ninner == 1 && inner.kind == SQLV__TOK_WORD) {
+            size_t i = 0;
+            for (; i < inner.len && i + 1 < size; i++)
+                out[i] = (char)((inner.start[i] >= 'A' && inner.start[i] <= 'Z')
+                                    ? inner.start[i] + 32
+                                    : inner.start[i]);
+            out[i] = 0;
+            return;
+        }
+        if (is_bool) {
+            base_strlcpy(out, "bool", size);
+            return;
+        }
+        for (size_t i = 0; i < BASE_ARRAY_LEN(names); i++)
+            if (sqlv__tok_is(&type, names[i][0])) base_strlcpy(out, names[i][1], size);
         return;
     }
     if ((t1.kind == SQLV__TOK_WORD || t1.kind == SQLV__TOK_QUOTED) && sqlv__tok_punct(&t2, '(') &&
@@ -1197,6 +1397,274 @@ cleanup:
     return result;
 }
 
+/* TRUNCATE [TABLE] [ONLY] a [*] [, ...] [RESTART|CONTINUE IDENTITY]
+** [CASCADE|RESTRICT]: deletes every row of each table in one transaction
+** (the block's, or an implicit one), tag "TRUNCATE TABLE". */
+static int do_truncate(run *r, const char *p, const char *end) {
+    sqlv_session *s = r->s;
+    char names[DROP_NAMES_MAX][SQLV__NAME_BYTES_MAX * 4 + 1];
+    char msg[300];
+    int n = 0;
+    sqlv__token t = sqlv__lex_next(&p, end);
+    if (sqlv__tok_is(&t, "TABLE")) t = sqlv__lex_next(&p, end);
+    for (;;) {
+        if (sqlv__tok_is(&t, "ONLY")) t = sqlv__lex_next(&p, end);
+        if (n == DROP_NAMES_MAX) return fail(r, "54000", "too many tables in TRUNCATE");
+        if (sqlv__tok_ident(&t, names[n], sizeof(names[n])) != 0)
+            return fail(r, "42601", "syntax error in TRUNCATE");
+        uint32_t id;
+        (void)session_find(s, names[n], &id);
+        if (id == 0) {
+            snprintf(msg, sizeof(msg), "relation \"%.200s\" does not exist", names[n]);
+            return fail(r, "42P01", msg);
+        }
+        n++;
+        t = sqlv__lex_next(&p, end);
+        if (sqlv__tok_punct(&t, '*')) t = sqlv__lex_next(&p, end);
+        if (!sqlv__tok_punct(&t, ',')) break;
+        t = sqlv__lex_next(&p, end);
+    }
+    if (sqlv__tok_is(&t, "RESTART") || sqlv__tok_is(&t, "CONTINUE")) {
+        t = sqlv__lex_next(&p, end);
+        if (!sqlv__tok_is(&t, "IDENTITY")) return fail(r, "42601", "syntax error in TRUNCATE");
+        t = sqlv__lex_next(&p, end);
+    }
+    if (sqlv__tok_is(&t, "CASCADE") || sqlv__tok_is(&t, "RESTRICT")) t = sqlv__lex_next(&p, end);
+    if (t.kind != SQLV__TOK_END) return fail(r, "42601", "syntax error in TRUNCATE");
+    /* The DELETEs run quietly: only errors and notices reach the client. */
+    sqlv_sink quiet = *r->sink;
+    quiet.row_description = NULL;
+    quiet.data_row = NULL;
+    quiet.command_complete = NULL;
+    run q = {s, &quiet, 0};
+    bool own = s->status == 'I';
+    if (own) s->status = 'T'; /* one transaction for every table */
+    int rc = STMT_OK;
+    for (int i = 0; i < n && rc == STMT_OK && q.sink_rc == 0; i++) {
+        char *del = sqlite3_mprintf("DELETE FROM \"%w\"", names[i]);
+        if (del == NULL) {
+            rc = fail(&q, "53200", "out of memory");
+            break;
+        }
+        rc = run_sqlite(&q, del, strlen(del), false);
+        sqlite3_free(del);
+    }
+    r->sink_rc = q.sink_rc;
+    if (own) {
+        if (rc != STMT_OK || r->sink_rc != 0) {
+            if (s->kv) txn_rollback(s->kv);
+            s->kv = NULL;
+            s->status = 'I';
+            return STMT_FAILED;
+        }
+        txn_error err = {{0}, {0}};
+        if (do_commit_quiet(r, &err) != STMT_OK) return STMT_FAILED;
+    } else if (rc != STMT_OK) {
+        return STMT_FAILED;
+    }
+    return emit_tag(r, "TRUNCATE TABLE");
+}
+
+/* ALTER TABLE [IF EXISTS] [ONLY] t ADD [CONSTRAINT c] PRIMARY KEY (cols):
+** pgbench adds its keys after loading. The table is re-keyed in one
+** transaction (the block's, or an implicit one): a new descriptor with the
+** key replaces the catalog entry under the same name, every row is copied
+** into it through SQLite (a duplicate or NULL key fails the statement with
+** 23505/23502 and changes nothing), and the old rows are deleted. Other
+** sessions see the change at commit; concurrent DDL on the table meets in
+** its catalog key (40001). Any other ALTER TABLE form is 0A000. */
+#define REKEY_TABLE "__meridian_rekey"
+static int do_alter_table(run *r, const char *text, size_t len) {
+    sqlv_session *s = r->s;
+    const char *p = text, *end = text + len, *cols_start, *cols_end;
+    char name[SQLV__NAME_BYTES_MAX * 4 + 1], msg[300];
+    sqlv__table *old = NULL, *nt = NULL;
+    sqlv__result res;
+    char *sql = NULL, *q = NULL;
+    uint32_t id, sp;
+    int result = STMT_FAILED;
+    bool if_exists = false, own = false, have_sp = false, declared = false, in_ddl = false;
+    memset(&res, 0, sizeof(res));
+    sqlv__token t = sqlv__lex_next(&p, end); /* ALTER */
+    t = sqlv__lex_next(&p, end);             /* TABLE */
+    t = sqlv__lex_next(&p, end);
+    if (sqlv__tok_is(&t, "IF")) {
+        sqlv__token e2 = sqlv__lex_next(&p, end);
+        if (!sqlv__tok_is(&e2, "EXISTS")) return fail(r, "42601", "syntax error in ALTER TABLE");
+        if_exists = true;
+        t = sqlv__lex_next(&p, end);
+    }
+    if (sqlv__tok_is(&t, "ONLY")) t = sqlv__lex_next(&p, end);
+    if (sqlv__tok_ident(&t, name, sizeof(name)) != 0)
+        return fail(r, "42601", "syntax error in ALTER TABLE");
+    t = sqlv__lex_next(&p, end);
+    if (!sqlv__tok_is(&t, "ADD")) goto unsupported;
+    t = sqlv__lex_next(&p, end);
+    if (sqlv__tok_is(&t, "CONSTRAINT")) {
+        (void)sqlv__lex_next(&p, end); /* the constraint's name: not kept */
+        t = sqlv__lex_next(&p, end);
+    }
+    if (!sqlv__tok_is(&t, "PRIMARY")) goto unsupported;
+    t = sqlv__lex_next(&p, end);
+    if (!sqlv__tok_is(&t, "KEY")) return fail(r, "42601", "syntax error in ALTER TABLE");
+    t = sqlv__lex_next(&p, end);
+    if (!sqlv__tok_punct(&t, '(')) return fail(r, "42601", "syntax error in ALTER TABLE");
+    cols_start = p;
+    for (int guard = 0;; guard++) {
+        cols_end = p;
+        t = sqlv__lex_next(&p, end);
+        if (t.kind == SQLV__TOK_END || guard > 10000)
+            return fail(r, "42601", "syntax error in ALTER TABLE");
+        if (sqlv__tok_punct(&t, ')')) break;
+        if (t.kind != SQLV__TOK_WORD && t.kind != SQLV__TOK_QUOTED && !sqlv__tok_punct(&t, ','))
+            return fail(r, "42601", "syntax error in ALTER TABLE");
+    }
+    if (sqlv__lex_next(&p, end).kind != SQLV__TOK_END)
+        return fail(r, "0A000", "ALTER TABLE with more than one action is not supported yet");
+    if (session_find(s, name, &id) >= 0)
+        return fail(r, "0A000",
+                    "ALTER TABLE on a table created in the same transaction block is not "
+                    "supported yet");
+    if (id == 0) {
+        snprintf(msg, sizeof(msg), "relation \"%.200s\" does not exist%s", name,
+                 if_exists ? ", skipping" : "");
+        if (!if_exists) return fail(r, "42P01", msg);
+        emit_notice(r, msg);
+        return emit_tag(r, "ALTER TABLE");
+    }
+    if (sqlv__session_table(s, id, &old) != 0) return fail(r, "53200", "out of memory");
+    if (old->npk > 0) {
+        snprintf(msg, sizeof(msg), "multiple primary keys for table \"%.200s\" are not allowed",
+                 name);
+        result = fail(r, "42P16", msg);
+        goto cleanup;
+    }
+    /* the new descriptor: the old CREATE TABLE with the key added */
+    const char *close = strrchr(old->create_sql, ')');
+    if (close == NULL) {
+        result = fail(r, "XX000", "malformed table descriptor");
+        goto cleanup;
+    }
+    sql = sqlite3_mprintf("%.*s, PRIMARY KEY (%.*s))", (int)(close - old->create_sql),
+                          old->create_sql, (int)(cols_end - cols_start), cols_start);
+    if (sql == NULL) {
+        result = fail(r, "53200", "out of memory");
+        goto cleanup;
+    }
+    bool ine = false;
+    int rc = sqlv__table_parse(sql, 0, &nt, &ine, res.sqlstate, res.message, sizeof(res.message));
+    if (rc != 0) {
+        result = rc < 0 ? fail(r, "53200", "out of memory") : fail(r, res.sqlstate, res.message);
+        goto cleanup;
+    }
+    rc = sqlv__engine_allocate_table_id(s->engine, &nt->id, &res);
+    if (rc < 0 || res.sqlstate[0]) {
+        result = rc < 0 ? fail(r, "53200", "out of memory") : fail(r, res.sqlstate, res.message);
+        goto cleanup;
+    }
+    if (grow_ids((void **)&s->ddl.created, &s->ddl.cap_created, s->ddl.ncreated + 1,
+                 sizeof(*s->ddl.created)) != 0 ||
+        grow_ids((void **)&s->ddl.dropped, &s->ddl.cap_dropped, s->ddl.ndropped + 1,
+                 sizeof(*s->ddl.dropped)) != 0) {
+        result = fail(r, "53200", "out of memory");
+        goto cleanup;
+    }
+    if (sync_tables(s) != 0) { /* main."name" reads the old rows below */
+        result = fail(r, "53200", "out of memory");
+        goto cleanup;
+    }
+    own = s->status == 'I';
+    if (own) s->status = 'T';
+    if (block_kv(r, &sp) != STMT_OK) goto cleanup;
+    have_sp = true;
+    rc = sqlv__catalog_put(s->kv, nt, &res); /* the name now maps to the new id */
+    if (rc < 0 || res.sqlstate[0]) {
+        result = rc < 0 ? fail(r, "53200", "out of memory") : fail(r, res.sqlstate, res.message);
+        goto cleanup;
+    }
+    uint32_t new_id = nt->id;
+    s->ddl.created[s->ddl.ncreated++] = nt;
+    nt = NULL;
+    s->ddl.dropped[s->ddl.ndropped++] = id;
+    s->ddl_version++;
+    in_ddl = true;
+    /* copy: the new table under a temporary name, the old one still
+    ** declared as main."name" (no sync until the next statement) */
+    sqlite3_set_authorizer(s->db, NULL, NULL);
+    q = sqlite3_mprintf("CREATE VIRTUAL TABLE temp.\"" REKEY_TABLE "\" USING meridian(%u)", new_id);
+    rc = q ? sqlite3_exec(s->db, q, NULL, NULL, NULL) : SQLITE_NOMEM;
+    sqlite3_set_authorizer(s->db, authorizer, s);
+    sqlite3_free(q);
+    q = NULL;
+    if (rc != SQLITE_OK) {
+        result = fail(r, "XX000", "cannot declare the re-keyed table");
+        goto cleanup;
+    }
+    declared = true;
+    s->err_sqlstate[0] = 0;
+    s->err_message[0] = 0;
+    q = sqlite3_mprintf("INSERT INTO temp.\"" REKEY_TABLE "\" SELECT * FROM main.\"%w\"", name);
+    rc = q ? sqlite3_exec(s->db, q, NULL, NULL, NULL) : SQLITE_NOMEM;
+    if (rc != SQLITE_OK) {
+        char state[6], m[600];
+        map_error(s, rc, state, m, sizeof(m));
+        if (strcmp(state, "23000") == 0) base_strlcpy(state, "23505", sizeof(state));
+        result = fail(r, state, m);
+        goto cleanup;
+    }
+    {
+        base_buf a = {0}, b = {0};
+        txn_error err = {{0}, {0}};
+        rc = sqlv__table_span(id, &a, &b);
+        if (rc == 0) rc = txn_delete_range(s->kv, a.data, a.len, b.data, b.len, &err);
+        base_buf_free(&a);
+        base_buf_free(&b);
+        if (rc != 0) {
+            result = fail_txn(r, rc, &err);
+            goto cleanup;
+        }
+    }
+    txn_release(s->kv, sp);
+    have_sp = false;
+    in_ddl = false;
+    result = STMT_OK;
+cleanup:
+    if (declared) {
+        sqlite3_set_authorizer(s->db, NULL, NULL);
+        (void)sqlite3_exec(s->db, "DROP TABLE temp.\"" REKEY_TABLE "\"", NULL, NULL, NULL);
+        sqlite3_set_authorizer(s->db, authorizer, s);
+    }
+    if (in_ddl) { /* undo the catalog overlay */
+        s->ddl.ncreated--;
+        sqlv__table_free(s->ddl.created[s->ddl.ncreated]);
+        s->ddl.ndropped--;
+        s->ddl_version++;
+    }
+    if (have_sp && s->kv) txn_rollback_to(s->kv, sp);
+    if (own) {
+        if (result != STMT_OK) {
+            if (s->kv) txn_rollback(s->kv);
+            s->kv = NULL;
+            s->status = 'I';
+            end_block_ddl(s);
+        } else {
+            txn_error err = {{0}, {0}};
+            if (do_commit_quiet(r, &err) != STMT_OK) result = STMT_FAILED;
+        }
+    }
+    sqlite3_free(q);
+    sqlite3_free(sql);
+    sqlv__table_free(old);
+    sqlv__table_free(nt);
+    if (result == STMT_OK) return emit_tag(r, "ALTER TABLE");
+    return result;
+unsupported:
+    snprintf(msg, sizeof(msg),
+             "ALTER TABLE ... %.*s is not supported yet (only ADD PRIMARY KEY)",
+             (int)BASE_MIN(t.len, 40), t.start ? t.start : "");
+    return fail(r, "0A000", msg);
+}
+
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
 static int run_statement(run *r, const char *text, size_t len) {
@@ -1209,11 +1677,20 @@ static int run_statement(run *r, const char *text, size_t len) {
     const char *after_second = p;
 
     if (sqlv__tok_is(&t, "BEGIN") ||
-        (sqlv__tok_is(&t, "START") && sqlv__tok_is(&t2, "TRANSACTION")))
+        (sqlv__tok_is(&t, "START") && sqlv__tok_is(&t2, "TRANSACTION"))) {
+        /* BEGIN [WORK | TRANSACTION] [modes]; START TRANSACTION [modes].
+        ** Every isolation level runs as SERIALIZABLE (upgraded silently). */
+        const char *modes = after_second;
+        if (sqlv__tok_is(&t, "BEGIN") && !sqlv__tok_is(&t2, "WORK") &&
+            !sqlv__tok_is(&t2, "TRANSACTION"))
+            modes = after_first;
+        if (sqlv__parse_transaction_modes(modes, end, msg, sizeof(msg)) != 0)
+            return fail(r, "42601", msg);
         return s->status == 'E' ? emit_error(r, "25P02",
                                              "current transaction is aborted, commands ignored "
                                              "until end of transaction block")
                                 : do_begin(r);
+    }
     if (sqlv__tok_is(&t, "COMMIT") || sqlv__tok_is(&t, "END")) return do_commit(r);
     if (sqlv__tok_is(&t, "ROLLBACK") || sqlv__tok_is(&t, "ABORT")) {
         sqlv__token t3 = sqlv__lex_next(&p, end);
@@ -1230,7 +1707,15 @@ static int run_statement(run *r, const char *text, size_t len) {
     if (sqlv__tok_is(&t, "SAVEPOINT") || sqlv__tok_is(&t, "RELEASE"))
         return fail(r, "0A000", "SAVEPOINT is not supported yet");
     if (sqlv__tok_is(&t, "SET") || sqlv__tok_is(&t, "RESET"))
-        return emit_tag(r, sqlv__tok_is(&t, "SET") ? "SET" : "RESET");
+        return do_set(r, after_first, end, sqlv__tok_is(&t, "RESET"));
+    if (sqlv__tok_is(&t, "TRUNCATE")) return do_truncate(r, after_first, end);
+    if (sqlv__tok_is(&t, "ALTER") && sqlv__tok_is(&t2, "TABLE")) return do_alter_table(r, text, len);
+    if (sqlv__tok_is(&t, "VACUUM") || sqlv__tok_is(&t, "ANALYZE")) {
+        /* statistics and space reclamation are the storage's business */
+        if (sqlv__tok_is(&t, "VACUUM") && s->status == 'T' && !s->implicit_block)
+            return fail(r, "25001", "VACUUM cannot run inside a transaction block");
+        return emit_tag(r, sqlv__tok_is(&t, "VACUUM") ? "VACUUM" : "ANALYZE");
+    }
     if (sqlv__tok_is(&t, "SHOW")) return do_show(r, after_first, end);
     if (sqlv__tok_is(&t, "CREATE")) {
         if (sqlv__tok_is(&t2, "TABLE") || sqlv__tok_is(&t2, "TEMP") ||
@@ -1261,6 +1746,7 @@ static int run_statement(run *r, const char *text, size_t len) {
         }
         return rc;
     }
+    if (sqlv__tok_is(&t, "COPY")) return sqlv__copy_begin(r, text, len);
     static const char *const unsupported[] = {
         "ALTER",    "PRAGMA",     "ATTACH",  "DETACH", "VACUUM", "ANALYZE", "REINDEX",
         "TRUNCATE", "COPY",       "GRANT",   "REVOKE", "LISTEN", "NOTIFY",  "PREPARE",
@@ -1278,6 +1764,19 @@ static int run_statement(run *r, const char *text, size_t len) {
         snprintf(msg, sizeof(msg), "syntax error at or near \"%.*s\"", (int)BASE_MIN(t.len, 60),
                  t.start);
     return fail(r, "42601", msg);
+}
+
+/* Run one statement after the PostgreSQL dialect rewrite (dialect.c). */
+static int run_rewritten(run *r, const char *text, size_t len) {
+    sqlv__rewrite rw;
+    int rc = sqlv__dialect_rewrite(text, len, &rw);
+    if (rc < 0) return fail(r, "53200", "out of memory");
+    if (rc > 0) return fail(r, rw.sqlstate, rw.message);
+    if (rw.storage_options_ignored)
+        emit_notice(r, "storage parameters (WITH (...)) are accepted and ignored by Meridian");
+    rc = run_statement(r, rw.text, rw.len);
+    base_free(rw.text);
+    return rc;
 }
 
 /* The end of a query string that ran as an implicit block: commit it, or
@@ -1301,6 +1800,7 @@ int sqlv_session_exec(sqlv_session *s, const char *query, size_t query_len, cons
     char *copy;
     int nstmts = 0, rc = SQLV_OK;
     atomic_store(&s->cancel, 0);
+    sqlv__copy_abort(s); /* a Query while copying: the copy is over */
     /* A simple Query ends every portal: their statements must not outlive
     ** a transaction the query may end. */
     sqlv__portals_clear(s);
@@ -1346,7 +1846,8 @@ int sqlv_session_exec(sqlv_session *s, const char *query, size_t query_len, cons
                     s->status = 'T';
                 }
                 done++;
-                if (run_statement(&r, st, (size_t)(stmt_end - st)) != STMT_OK) break;
+                if (run_rewritten(&r, st, (size_t)(stmt_end - st)) != STMT_OK) break;
+                if (s->copy) break; /* COPY FROM STDIN waits for its data */
                 if (r.sink_rc != 0) break;
             }
             has_tokens = false;
@@ -1396,6 +1897,10 @@ void sqlv__completion_tag(sqlv_session *s, const char *text, size_t len, uint64_
     }
 }
 void sqlv__end_implicit_block(run *r) { end_implicit_block(r); }
+int sqlv__commit_quiet(run *r) {
+    txn_error err = {{0}, {0}};
+    return do_commit_quiet(r, &err) == STMT_OK ? 0 : -1;
+}
 uint32_t sqlv__session_find_id(sqlv_session *s, const char *name) {
     uint32_t id;
     (void)session_find(s, name, &id);

@@ -167,4 +167,28 @@ int sqlv_session_close_object(sqlv_session *s, char kind, const char *name);
 ** ReadyForQuery with sqlv_session_status. */
 int sqlv_session_sync(sqlv_session *s, const sqlv_sink *sink);
 
+/* ---- COPY t [(cols)] FROM STDIN [[WITH] (FORMAT text|csv, HEADER, DELIMITER 'c',
+** NULL 's', FREEZE)] ------------------------------------------------------------------
+** Sent through sqlv_session_exec (as the only statement of its string), it
+** calls the copy-in callback (sqlv_session_set_copy_in) and returns with the session in
+** copy-in mode (sqlv_session_in_copy). The caller then passes the
+** CopyData payloads in order (any split) to sqlv_session_copy_data, and
+** ends with sqlv_session_copy_done (CopyDone: sends "COPY n" or the error)
+** or sqlv_session_copy_fail (CopyFail: 57014). All rows go in one
+** transaction: the open block's, or an implicit one committed at done.
+** A bad row ends the copy at once: copy_data sends the error, returns
+** SQLV_ERR_FAILED and the session leaves copy-in mode (the caller then
+** discards CopyData until CopyDone/CopyFail, as PostgreSQL does). */
+/* The copy-in callback (not in sqlv_sink, whose positional initializers
+** must keep compiling): called with the running sink's ctx when a COPY
+** FROM STDIN statement entered copy-in mode with ncols columns in text
+** format; the caller then sends CopyInResponse. NULL (the default): COPY
+** FROM STDIN is 0A000. Non-zero return: client gone. */
+typedef int (*sqlv_copy_in_fn)(void *ctx, int ncols);
+void sqlv_session_set_copy_in(sqlv_session *s, sqlv_copy_in_fn fn);
+bool sqlv_session_in_copy(const sqlv_session *s);
+int sqlv_session_copy_data(sqlv_session *s, const char *data, size_t len, const sqlv_sink *sink);
+int sqlv_session_copy_done(sqlv_session *s, const sqlv_sink *sink);
+int sqlv_session_copy_fail(sqlv_session *s, const char *message, const sqlv_sink *sink);
+
 #endif

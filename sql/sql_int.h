@@ -294,7 +294,48 @@ struct sqlv_session {
     int nstmts, cap_stmts;
     sqlv__portal **portals; /* owner: session */
     int nportals, cap_portals;
+    /* PostgreSQL settings changed by SET (settings.c); the others have
+    ** their defaults. */
+    struct {
+        char name[64];
+        char value[256];
+    } settings[32];
+    int nsettings;
+    int32_t backend_pid; /* pg_backend_pid(): unique per process run */
+    struct sqlv__copy *copy; /* COPY FROM STDIN in progress (copy.c); owner: session */
+    sqlv_copy_in_fn copy_in; /* NULL: COPY FROM STDIN refused */
 };
+
+/* copy.c */
+/* COPY statement: enter copy-in mode. STMT result codes of session.c. */
+int sqlv__copy_begin(sqlv__run *r, const char *text, size_t len);
+/* Leave copy-in mode, rolling back an implicit transaction. */
+void sqlv__copy_abort(sqlv_session *s);
+/* session.c: commit the open block (its DDL too); 0 ok, else the error
+** went to the sink. */
+int sqlv__commit_quiet(sqlv__run *r);
+
+#define SQLV__SETTINGS_MAX 32
+
+/* settings.c. Look name up (case-insensitive): its value (owned by the
+** session or static, valid until the next SET) and canonical name; NULL if
+** unknown. */
+const char *sqlv__setting_get(const sqlv_session *s, const char *name, const char **canonical);
+/* SET name = value (value NULL: RESET to the default). 0 ok; 1 refused
+** with state/msg set. */
+int sqlv__setting_set(sqlv_session *s, const char *name, const char *value, char state[6],
+                      char *msg, size_t size);
+/* Parse the transaction modes of BEGIN/START TRANSACTION/SET TRANSACTION
+** from [p, end): 0 ok (every isolation level is accepted: Meridian is
+** always serializable), 1 syntax error (msg set). */
+int sqlv__parse_transaction_modes(const char *p, const char *end, char *msg, size_t size);
+/* Register now(), current_setting(), current_user(), pg_backend_pid(),
+** meridian_bool(), match() (ILIKE) on the session's connection. */
+int sqlv__register_pg_functions(sqlv_session *s);
+/* series.c: the meridian_series table-valued function (generate_series). */
+int sqlv__series_register(sqlv_session *s);
+/* SHOW ALL rows: i-th setting (0..), false past the end. */
+bool sqlv__setting_at(const sqlv_session *s, int i, const char **name, const char **value);
 
 /* The descriptor of table id as this session sees it (its own pending
 ** CREATEs first, then the engine's). 0, 1 not found, <0 out of memory.

@@ -1,0 +1,369 @@
+/*
+** PostgreSQL session settings (SET / RESET / SHOW / current_setting) and
+** the PostgreSQL functions registered on each session's connection.
+**
+** Invariants:
+**   - s->settings holds at most SQLV__SETTINGS_MAX overridden settings,
+**     each with a canonical name from the defaults table or a custom
+**     "prefix.name"; a setting not in it has its default.
+**   - read-only settings (server_version...) never change.
+**   - every value is NUL-terminated and shorter than its buffer (longer
+**     values are refused with 22023, never truncated).
+*/
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "sql_int.h"
+#include "sql_lex.h"
+
+typedef struct setting_def {
+    const char *name; /* canonical spelling: SHOW's column name */
+    const char *value;
+    bool read_only;
+} setting_def;
+
+static const setting_def defaults[] = {
+    {"application_name", "", false},
+    {"client_encoding", "UTF8", false},
+    {"client_min_messages", "notice", false},
+    {"DateStyle", "ISO, MDY", false},
+    {"default_transaction_isolation", "serializable", false},
+    {"default_transaction_read_only", "off", false},
+    {"extra_float_digits", "1", false},
+    {"idle_in_transaction_session_timeout", "0", false},
+    {"integer_datetimes", "on", true},
+    {"IntervalStyle", "postgres", false},
+    {"is_superuser", "on", true},
+    {"lock_timeout", "0", false},
+    {"max_identifier_length", "63", true},
+    {"search_path", "\"$user\", public", false},
+    {"server_encoding", "UTF8", true},
+    {"server_version", "15.0", true},
+    {"server_version_num", "150000", true},
+    {"standard_conforming_strings", "on", false},
+    {"statement_timeout", "0", false},
+    {"synchronous_commit", "on", false},
+    {"TimeZone", "UTC", false},
+    {"transaction_isolation", "serializable", false},
+    {"transaction_read_only", "off", false},
+};
+
+static const setting_def *find_def(const char *name) {
+    for (size_t i = 0; i < BASE_ARRAY_LEN(defaults); i++)
+        if (strcasecmp(defaults[i].name, name) == 0) return &defaults[i];
+    return NULL;
+}
+
+static int find_override(const sqlv_session *s, const char *name) {
+    for (int i = 0; i < s->nsettings; i++)
+        if (strcasecmp(s->settings[i].name, name) == 0) return i;
+    return -1;
+}
+
+const char *sqlv__setting_get(const sqlv_session *s, const char *name, const char **canonical) {
+    const setting_def *d = find_def(name);
+    int i = find_override(s, name);
+    if (i >= 0) {
+        if (canonical) *canonical = d ? d->name : s->settings[i].name;
+        return s->settings[i].value;
+    }
+    if (d == NULL) return NULL;
+    if (canonical) *canonical = d->name;
+    return d->value;
+}
+
+bool sqlv__setting_at(const sqlv_session *s, int i, const char **name, const char **value) {
+    if (i < 0 || (size_t)i >= BASE_ARRAY_LEN(defaults)) return false;
+    *value = sqlv__setting_get(s, defaults[i].name, name);
+    return true;
+}
+
+static void lower(char *d, const char *s, size_t size) {
+    size_t i = 0;
+    for (; s[i] && i + 1 < size; i++)
+        d[i] = (char)tolower((unsigned char)s[i]);
+    d[i] = 0;
+}
+
+int sqlv__setting_set(sqlv_session *s, const char *name, const char *value, char state[6],
+                      char *msg, size_t size) {
+    const setting_def *d = find_def(name);
+    char v[256], lv[256];
+    if (d == NULL && strchr(name, '.') == NULL) {
+        base_strlcpy(state, "42704", 6);
+        snprintf(msg, size, "unrecognized configuration parameter \"%.64s\"", name);
+        return 1;
+    }
+    if (d && d->read_only) {
+        base_strlcpy(state, "55P02", 6);
+        snprintf(msg, size, "parameter \"%s\" cannot be changed", d->name);
+        return 1;
+    }
+    if (strlen(name) >= sizeof(s->settings[0].name) ||
+        (value && strlen(value) >= sizeof(s->settings[0].value))) {
+        base_strlcpy(state, "22023", 6);
+        snprintf(msg, size, "value for parameter \"%.64s\" is too long", name);
+        return 1;
+    }
+    int i = find_override(s, name);
+    if (value == NULL) { /* RESET */
+        if (i >= 0) {
+            s->settings[i] = s->settings[s->nsettings - 1];
+            s->nsettings--;
+        }
+        return 0;
+    }
+    base_strlcpy(v, value, sizeof(v));
+    lower(lv, value, sizeof(lv));
+    if (d && strcmp(d->name, "client_encoding") == 0) {
+        if (strcmp(lv, "utf8") != 0 && strcmp(lv, "utf-8") != 0 && strcmp(lv, "unicode") != 0) {
+            base_strlcpy(state, "0A000", 6);
+            snprintf(msg, size, "client_encoding \"%.64s\" is not supported: Meridian speaks UTF8",
+                     value);
+            return 1;
+        }
+        base_strlcpy(v, "UTF8", sizeof(v));
+    }
+    if (d && (strcmp(d->name, "default_transaction_isolation") == 0 ||
+              strcmp(d->name, "transaction_isolation") == 0)) {
+        if (strcmp(lv, "serializable") != 0 && strcmp(lv, "repeatable read") != 0 &&
+            strcmp(lv, "read committed") != 0 && strcmp(lv, "read uncommitted") != 0) {
+            base_strlcpy(state, "22023", 6);
+            snprintf(msg, size, "invalid value for parameter \"%s\": \"%.64s\"", d->name, value);
+            return 1;
+        }
+        base_strlcpy(v, "serializable", sizeof(v)); /* always serializable */
+    }
+    if (i < 0) {
+        if (s->nsettings >= SQLV__SETTINGS_MAX) {
+            base_strlcpy(state, "54000", 6);
+            snprintf(msg, size, "too many settings in one session");
+            return 1;
+        }
+        i = s->nsettings++;
+        base_strlcpy(s->settings[i].name, d ? d->name : name, sizeof(s->settings[i].name));
+        if (d == NULL) lower(s->settings[i].name, name, sizeof(s->settings[i].name));
+    }
+    base_strlcpy(s->settings[i].value, v, sizeof(s->settings[i].value));
+    return 0;
+}
+
+int sqlv__parse_transaction_modes(const char *p, const char *end, char *msg, size_t size) {
+    for (int guard = 0; guard < 64; guard++) {
+        sqlv__token t = sqlv__lex_next(&p, end);
+        if (t.kind == SQLV__TOK_END) return 0;
+        if (guard > 0 && sqlv__tok_punct(&t, ',')) t = sqlv__lex_next(&p, end);
+        if (sqlv__tok_is(&t, "ISOLATION")) {
+            sqlv__token l = sqlv__lex_next(&p, end);
+            sqlv__token a = sqlv__lex_next(&p, end);
+            if (!sqlv__tok_is(&l, "LEVEL")) goto syntax;
+            if (sqlv__tok_is(&a, "SERIALIZABLE")) continue;
+            sqlv__token b = sqlv__lex_next(&p, end);
+            if (sqlv__tok_is(&a, "REPEATABLE") && sqlv__tok_is(&b, "READ")) continue;
+            if (sqlv__tok_is(&a, "READ") &&
+                (sqlv__tok_is(&b, "COMMITTED") || sqlv__tok_is(&b, "UNCOMMITTED")))
+                continue;
+            t = b;
+            goto syntax;
+        }
+        if (sqlv__tok_is(&t, "READ")) {
+            sqlv__token a = sqlv__lex_next(&p, end);
+            if (sqlv__tok_is(&a, "WRITE") || sqlv__tok_is(&a, "ONLY")) continue;
+            t = a;
+            goto syntax;
+        }
+        if (sqlv__tok_is(&t, "NOT")) t = sqlv__lex_next(&p, end);
+        if (sqlv__tok_is(&t, "DEFERRABLE")) continue;
+    syntax:
+        if (t.kind == SQLV__TOK_END)
+            snprintf(msg, size, "syntax error at end of input");
+        else
+            snprintf(msg, size, "syntax error at or near \"%.*s\"", (int)BASE_MIN(t.len, 60),
+                     t.start);
+        return 1;
+    }
+    snprintf(msg, size, "too many transaction modes");
+    return 1;
+}
+
+/* ---- functions ------------------------------------------------------------------- */
+
+/* now(): the transaction's timestamp in PostgreSQL's text format
+** ("2026-11-22 05:52:50.123456+00", trailing zeros of the fraction cut). */
+static void fn_now(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    sqlv_session *s = sqlite3_user_data(ctx);
+    char out[64];
+    struct tm tm;
+    (void)argc;
+    (void)argv;
+    int64_t ns = s->kv ? txn_read_timestamp(s->kv).wall_ns : base_realtime_ns();
+    time_t sec = (time_t)(ns / 1000000000);
+    long us = (long)((ns % 1000000000) / 1000);
+    gmtime_r(&sec, &tm);
+    size_t n = strftime(out, sizeof(out), "%Y-%m-%d %H:%M:%S", &tm);
+    if (us != 0) {
+        n += (size_t)snprintf(out + n, sizeof(out) - n, ".%06ld", us);
+        while (out[n - 1] == '0')
+            n--;
+    }
+    snprintf(out + n, sizeof(out) - n, "+00");
+    sqlite3_result_text(ctx, out, -1, SQLITE_TRANSIENT);
+}
+
+static void fn_current_setting(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    sqlv_session *s = sqlite3_user_data(ctx);
+    const char *name = (const char *)sqlite3_value_text(argv[0]);
+    bool missing_ok = argc > 1 && sqlite3_value_int(argv[1]) != 0;
+    if (name == NULL) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    const char *v = sqlv__setting_get(s, name, NULL);
+    if (v == NULL) {
+        if (missing_ok) {
+            sqlite3_result_null(ctx);
+            return;
+        }
+        sqlv__session_error(s, "42704", "unrecognized configuration parameter \"%.64s\"", name);
+        sqlite3_result_error(ctx, "unrecognized configuration parameter", -1);
+        return;
+    }
+    sqlite3_result_text(ctx, v, -1, SQLITE_TRANSIENT);
+}
+
+static void fn_current_user(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    sqlv_session *s = sqlite3_user_data(ctx);
+    (void)argc;
+    (void)argv;
+    sqlite3_result_text(ctx, s->user, -1, SQLITE_TRANSIENT);
+}
+
+static void fn_backend_pid(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    sqlv_session *s = sqlite3_user_data(ctx);
+    (void)argc;
+    (void)argv;
+    sqlite3_result_int(ctx, s->backend_pid);
+}
+
+/* x::boolean with PostgreSQL's spellings. */
+static void fn_bool(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    sqlv_session *s = sqlite3_user_data(ctx);
+    (void)argc;
+    switch (sqlite3_value_type(argv[0])) {
+    case SQLITE_NULL: sqlite3_result_null(ctx); return;
+    case SQLITE_INTEGER: sqlite3_result_int(ctx, sqlite3_value_int64(argv[0]) != 0); return;
+    case SQLITE_FLOAT: sqlite3_result_int(ctx, sqlite3_value_double(argv[0]) != 0); return;
+    default: break;
+    }
+    const char *t = (const char *)sqlite3_value_text(argv[0]);
+    char w[16];
+    size_t n = 0;
+    if (t == NULL) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    while (isspace((unsigned char)*t))
+        t++;
+    for (; t[n] && !isspace((unsigned char)t[n]) && n + 1 < sizeof(w); n++)
+        w[n] = (char)tolower((unsigned char)t[n]);
+    w[n] = 0;
+    static const char *const yes[] = {"t", "true", "y", "yes", "on", "1"};
+    static const char *const no[] = {"f", "false", "n", "no", "off", "0"};
+    for (size_t i = 0; i < BASE_ARRAY_LEN(yes); i++) {
+        if (strcmp(w, yes[i]) == 0) {
+            sqlite3_result_int(ctx, 1);
+            return;
+        }
+        if (strcmp(w, no[i]) == 0) {
+            sqlite3_result_int(ctx, 0);
+            return;
+        }
+    }
+    sqlv__session_error(s, "22P02", "invalid input syntax for type boolean: \"%.64s\"", t);
+    sqlite3_result_error(ctx, "invalid input syntax for type boolean", -1);
+}
+
+static int fold(int c) { return c < 0x80 ? tolower(c) : c; }
+
+/* Case-insensitive LIKE (ASCII folding) with PostgreSQL's default escape
+** '\': % any run, _ one UTF-8 character. Iterative, backtracking to the
+** last % only: O(len(p) * len(v)). */
+static bool ilike(const unsigned char *p, const unsigned char *v) {
+    const unsigned char *star_p = NULL, *star_v = NULL;
+    for (;;) {
+        if (*p == '%') {
+            while (*p == '%')
+                p++;
+            if (*p == 0) return true;
+            star_p = p;
+            star_v = v;
+            continue;
+        }
+        if (*v == 0) return *p == 0;
+        if (*p == '_') {
+            p++;
+            v++;
+            while ((*v & 0xC0) == 0x80)
+                v++;
+            continue;
+        }
+        const unsigned char *pc = p;
+        if (*pc == '\\' && pc[1]) pc++;
+        if (*pc != 0 && fold(*pc) == fold(*v)) {
+            p = pc + 1;
+            v++;
+            continue;
+        }
+        if (star_p == NULL) return false;
+        p = star_p;
+        v = ++star_v;
+        while ((*v & 0xC0) == 0x80)
+            v = ++star_v;
+    }
+}
+
+/* X MATCH Y calls match(Y, X): the rewriter turns ILIKE into MATCH. */
+static void fn_match(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    (void)argc;
+    if (sqlite3_value_type(argv[0]) == SQLITE_NULL || sqlite3_value_type(argv[1]) == SQLITE_NULL) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    const unsigned char *pat = sqlite3_value_text(argv[0]);
+    const unsigned char *val = sqlite3_value_text(argv[1]);
+    if (pat == NULL || val == NULL) {
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    sqlite3_result_int(ctx, ilike(pat, val));
+}
+
+int sqlv__register_pg_functions(sqlv_session *s) {
+    static _Atomic int32_t next_pid = 10000;
+    s->backend_pid = atomic_fetch_add(&next_pid, 1);
+    struct {
+        const char *name;
+        int nargs;
+        void (*fn)(sqlite3_context *, int, sqlite3_value **);
+    } fns[] = {
+        {"now", 0, fn_now},
+        {"transaction_timestamp", 0, fn_now},
+        {"statement_timestamp", 0, fn_now},
+        {"current_setting", 1, fn_current_setting},
+        {"current_setting", 2, fn_current_setting},
+        {"current_user", 0, fn_current_user},
+        {"session_user", 0, fn_current_user},
+        {"pg_backend_pid", 0, fn_backend_pid},
+        {"meridian_bool", 1, fn_bool},
+        {"match", 2, fn_match},
+    };
+    if (sqlv__series_register(s) != 0) return -1;
+    for (size_t i = 0; i < BASE_ARRAY_LEN(fns); i++)
+        if (sqlite3_create_function(s->db, fns[i].name, fns[i].nargs, SQLITE_UTF8, s, fns[i].fn,
+                                    NULL, NULL) != SQLITE_OK)
+            return -1;
+    return 0;
+}

@@ -1,0 +1,41 @@
+/* sql/ internal: the PostgreSQL dialect rewriter (dialect.c) and the
+** session's PostgreSQL settings. Nothing outside sql/ includes it. */
+#ifndef MERIDIAN_SQL_DIALECT_H
+#define MERIDIAN_SQL_DIALECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Tokens of one statement, at most (more: 54000). */
+#define SQLV__DIALECT_TOKENS_MAX (4 * 1024 * 1024)
+
+typedef struct sqlv__rewrite {
+    char *text; /* NUL-terminated; owner: caller, base_free (NULL on failure) */
+    size_t len;
+    bool storage_options_ignored; /* CREATE TABLE ... WITH (...) was dropped */
+    char sqlstate[6];             /* set when the statement is rejected */
+    char message[256];
+} sqlv__rewrite;
+
+/* Rewrite one statement (no ';' inside) of PostgreSQL into what SQLite
+** parses, token by token; text between tokens (space, comments) and the
+** tokens not rewritten are copied verbatim, so strings, quoted identifiers
+** and comments are never touched. Rewrites: x::type => CAST(x AS type)
+** (meridian_bool(x) for boolean); public./pg_catalog. qualifiers dropped,
+** another schema after FROM/JOIN/INTO/UPDATE/TABLE => 3F000; COLLATE "C"
+** dropped; ILIKE => MATCH (the session's match() is a case-insensitive
+** LIKE); LIMIT ALL => LIMIT -1; CREATE TABLE ... WITH (...) dropped;
+** bare CURRENT_TIMESTAMP/current_user/session_user/current_schema/
+** current_catalog => function calls (not in CREATE statements);
+** FROM generate_series(a, b) [AS] x => a subquery over meridian_series
+** whose column is x.
+** Returns 0 (out->text set), 1 rejected (out->sqlstate/message set), or
+** -1 out of memory. */
+int sqlv__dialect_rewrite(const char *in, size_t len, sqlv__rewrite *out);
+
+/* A PostgreSQL type name (lower case, modifiers removed: "int4",
+** "double precision") => the SQLite CAST type ("INTEGER", ...), "BOOL" for
+** boolean, NULL if unknown. */
+const char *sqlv__dialect_cast_type(const char *pg_type);
+
+#endif
