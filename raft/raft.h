@@ -30,7 +30,9 @@
 **      index reaches their index.
 **   6. Step RAFT_EVENT_COMPACT only once the snapshot at compact_index is
 **      durable, with its configuration (raft_node_membership_at); then the
-**      stored log may drop entries <= compact_index.
+**      stored log may drop entries <= compact_index (all of them, if the
+**      stored entry at compact_index has another term than the snapshot's:
+**      possible while an installed snapshot's write is not yet durable).
 ** Messages and entries in U point into node memory: copy what must outlive
 ** the next raft_step (raft_message_clone).
 **

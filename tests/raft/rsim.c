@@ -5,8 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "rsim.h"
+#include "raft/log_int.h"
 
 /* ---- PRNG (splitmix64) ------------------------------------------------------- */
 
@@ -274,6 +277,252 @@ static void disk_apply(rsim_node *nd, rsim_write *w) {
     free_entries(w->entries, w->n_entries);
     w->entries = NULL;
     w->n_entries = 0;
+}
+
+
+/* ---- the real log store (rsim_use_real_log) -------------------------------------- */
+
+#define RSIM_RLOG_GROUP 1
+#define RSIM_RLOG_SEGMENT_BYTES RAFT__LOG_MIN_SEGMENT_BYTES /* small: roll-over and purge happen */
+
+static uint64_t rnd_disk(rsim *s) {
+    uint64_t z = (s->rng_disk += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static bool rl_ok(rsim *s, rsim_node *nd, const char *what, int rc) {
+    if (rc != 0 && !s->failed)
+        rsim_fail(s, "node %llu: real log %s: %s", (unsigned long long)nd->id, what,
+                  raft_log_strerror(rc));
+    return rc == 0;
+}
+
+static void rl_seq(rsim_node *nd, uint64_t seq) {
+    if (seq > nd->rlog_seq)
+        nd->rlog_seq = seq;
+}
+
+static int rl_open(rsim *s, rsim_node *nd) {
+    raft_log_options o;
+    char err[512] = "";
+    int rc;
+    memset(&o, 0, sizeof(o));
+    o.dir = nd->rdir;
+    o.segment_bytes_max = RSIM_RLOG_SEGMENT_BYTES;
+    rc = raft_log_open(&o, &nd->rlog, err, sizeof(err));
+    if (rc != 0 && !s->failed)
+        rsim_fail(s, "node %llu: raft_log_open %s: %s %s", (unsigned long long)nd->id, nd->rdir,
+                  raft_log_strerror(rc), err);
+    nd->rlog_seq = 0;
+    return rc;
+}
+
+/* Mirror one write to the real log, in the order of disk_apply: hard state,
+** snapshot point, entries. Not yet durable: rl_sync. */
+static void rl_write(rsim *s, rsim_node *nd, const rsim_write *w) {
+    raft_log_group_info gi;
+    uint64_t seq = 0;
+    if (!s->real_log || nd->rlog == NULL || s->failed)
+        return;
+    if (w->has_hs) {
+        if (!rl_ok(s, nd, "append hard state",
+                   raft_log_append(nd->rlog, RSIM_RLOG_GROUP, &w->hs, NULL, 0, &seq)))
+            return;
+        rl_seq(nd, seq);
+    }
+    if (w->has_snap) {
+        raft_log_group(nd->rlog, RSIM_RLOG_GROUP, &gi);
+        if (w->snap.index < gi.compact_index) {
+            rsim_fail(s, "node %llu: snapshot %llu below the log's compaction point %llu",
+                      (unsigned long long)nd->id, (unsigned long long)w->snap.index,
+                      (unsigned long long)gi.compact_index);
+            return;
+        }
+        if (!w->snap.keep_log && gi.last_index > gi.compact_index) {
+            if (!rl_ok(s, nd, "truncate for snapshot",
+                       raft_log_truncate_suffix(nd->rlog, RSIM_RLOG_GROUP, gi.compact_index + 1,
+                                                &seq)))
+                return;
+            rl_seq(nd, seq);
+        }
+        if (w->snap.index > gi.compact_index) {
+            if (!rl_ok(s, nd, "compact to snapshot",
+                       raft_log_compact(nd->rlog, RSIM_RLOG_GROUP, w->snap.index, w->snap.term,
+                                        &seq)))
+                return;
+            rl_seq(nd, seq);
+        }
+    }
+    if (w->n_entries > 0) {
+        if (!rl_ok(s, nd, "append entries",
+                   raft_log_append(nd->rlog, RSIM_RLOG_GROUP, NULL, w->entries, w->n_entries,
+                                   &seq)))
+            return;
+        rl_seq(nd, seq);
+    }
+}
+
+static void rl_sync(rsim *s, rsim_node *nd) {
+    if (!s->real_log || nd->rlog == NULL || s->failed || nd->rlog_seq == 0)
+        return;
+    rl_ok(s, nd, "sync", raft_log_sync(nd->rlog, nd->rlog_seq));
+}
+
+/* After a compaction the application made durable: drop the log prefix
+** (the whole log if the stored entry at index has another term: see
+** rsim_compact) and purge segments nobody needs. */
+static void rl_compact(rsim *s, rsim_node *nd, uint64_t index, uint64_t term, bool drop_all) {
+    uint64_t seq = 0;
+    size_t n_deleted = 0;
+    raft_log_group_info gi;
+    if (!s->real_log || nd->rlog == NULL || s->failed)
+        return;
+    raft_log_group(nd->rlog, RSIM_RLOG_GROUP, &gi);
+    if (drop_all && gi.last_index > gi.compact_index) {
+        if (!rl_ok(s, nd, "truncate before compact",
+                   raft_log_truncate_suffix(nd->rlog, RSIM_RLOG_GROUP, gi.compact_index + 1, &seq)))
+            return;
+        rl_seq(nd, seq);
+    }
+    if (!rl_ok(s, nd, "compact", raft_log_compact(nd->rlog, RSIM_RLOG_GROUP, index, term, &seq)))
+        return;
+    rl_seq(nd, seq);
+    rl_sync(s, nd);
+    if (rl_ok(s, nd, "purge", raft_log_purge(nd->rlog, &n_deleted)))
+        s->stat_purged += n_deleted;
+}
+
+/* Newest segment file of a log directory (its path), or "" if none. */
+static void rl_last_segment(const char *dir, char *out, size_t out_len) {
+    uint64_t best = 0, seq;
+    char name[64];
+    struct stat st;
+    out[0] = '\0';
+    /* live files have consecutive seqs: probe upward from 1 (bounded) */
+    for (seq = 1; seq < 1000000; seq++) {
+        snprintf(name, sizeof(name), "%0*llu%s", RAFT__LOG_SEGMENT_NAME_DIGITS,
+                 (unsigned long long)seq, RAFT__LOG_SEGMENT_SUFFIX);
+        {
+            char path[700];
+            snprintf(path, sizeof(path), "%s/%s", dir, name);
+            if (stat(path, &st) == 0)
+                best = seq;
+            else if (best != 0)
+                break;
+        }
+    }
+    if (best != 0)
+        snprintf(out, out_len, "%s/%0*llu%s", dir, RAFT__LOG_SEGMENT_NAME_DIGITS,
+                 (unsigned long long)best, RAFT__LOG_SEGMENT_SUFFIX);
+}
+
+/* At a crash: write the first lost write's first entry unsynced and tear it
+** (cut the last segment at a random byte inside that record), if it is a
+** plain append. Then close the log. */
+static void rl_crash(rsim *s, rsim_node *nd, const rsim_write *lost) {
+    if (!s->real_log || nd->rlog == NULL)
+        return;
+    if (!s->failed && lost != NULL && lost->n_entries > 0 && !lost->has_snap &&
+        (rnd_disk(s) % 4) != 0) {
+        raft_log_group_info gi;
+        raft_log_group(nd->rlog, RSIM_RLOG_GROUP, &gi);
+        if (lost->entries[0].index == gi.last_index + 1) {
+            uint64_t seq;
+            if (rl_ok(s, nd, "append (torn)",
+                      raft_log_append(nd->rlog, RSIM_RLOG_GROUP, NULL, lost->entries, 1, &seq))) {
+                char path[700];
+                struct stat st;
+                off_t rec = (off_t)(RAFT__LOG_RECORD_HEADER_BYTES + lost->entries[0].len);
+                raft_log_close(nd->rlog);
+                nd->rlog = NULL;
+                rl_last_segment(nd->rdir, path, sizeof(path));
+                if (path[0] == '\0' || stat(path, &st) != 0 || st.st_size < rec ||
+                    truncate(path, st.st_size - rec + (off_t)(rnd_disk(s) % (uint64_t)rec)) != 0) {
+                    rsim_fail(s, "node %llu: cannot tear the tail of %s",
+                              (unsigned long long)nd->id, path);
+                    return;
+                }
+                s->stat_torn++;
+                return;
+            }
+        }
+    }
+    raft_log_close(nd->rlog);
+    nd->rlog = NULL;
+}
+
+static bool rl_same_entry(const raft_entry *a, const raft_entry *b) {
+    return a->index == b->index && a->term == b->term && a->type == b->type && a->len == b->len &&
+           (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
+/* Restart: reopen (recover) the log and check it against the in-memory disk.
+** On success *hs / *entries / *n are what the log returned (entries owned by
+** the caller: raft_log_entries_free). */
+static int rl_recover(rsim *s, rsim_node *nd, raft_hard_state *hs, raft_entry **entries,
+                      size_t *n) {
+    raft_log_group_info gi;
+    size_t k;
+    int rc;
+    *entries = NULL;
+    *n = 0;
+    memset(hs, 0, sizeof(*hs));
+    if (nd->rlog == NULL && rl_open(s, nd) != 0)
+        return -1;
+    s->stat_log_restarts++;
+    raft_log_group(nd->rlog, RSIM_RLOG_GROUP, &gi);
+    if (gi.has_hard_state)
+        *hs = gi.hard_state;
+    if (gi.exists && gi.last_index > gi.compact_index) {
+        rc = raft_log_entries(nd->rlog, RSIM_RLOG_GROUP, gi.first_index, gi.last_index + 1, 0,
+                              entries, n);
+        if (!rl_ok(s, nd, "read entries", rc))
+            return -1;
+    }
+    /* the in-memory disk is the reference */
+    if (hs->term != nd->dhs.term || hs->vote != nd->dhs.vote || hs->commit > nd->dhs.commit) {
+        rsim_fail(s, "node %llu: real log hard state %llu/%llu/%llu, disk %llu/%llu/%llu",
+                  (unsigned long long)nd->id, (unsigned long long)hs->term,
+                  (unsigned long long)hs->vote, (unsigned long long)hs->commit,
+                  (unsigned long long)nd->dhs.term, (unsigned long long)nd->dhs.vote,
+                  (unsigned long long)nd->dhs.commit);
+        goto fail;
+    }
+    if (gi.compact_index != nd->dsnap.index || *n != nd->dlen) {
+        rsim_fail(s, "node %llu: real log holds (%llu, %llu], disk (%llu, %llu]",
+                  (unsigned long long)nd->id, (unsigned long long)gi.compact_index,
+                  (unsigned long long)(gi.compact_index + *n), (unsigned long long)nd->dsnap.index,
+                  (unsigned long long)(nd->dsnap.index + nd->dlen));
+        goto fail;
+    }
+    for (k = 0; k < *n; k++)
+        if (!rl_same_entry(&(*entries)[k], &nd->dlog[k])) {
+            rsim_fail(s, "node %llu: real log entry %llu differs from the disk's",
+                      (unsigned long long)nd->id, (unsigned long long)nd->dlog[k].index);
+            goto fail;
+        }
+    return 0;
+fail:
+    raft_log_entries_free(*entries, *n);
+    *entries = NULL;
+    *n = 0;
+    return -1;
+}
+
+int rsim_use_real_log(rsim *s, const char *dir) {
+    int i, rc;
+    s->real_log = true;
+    s->rng_disk = s->seed ^ 0x5EED0D15CULL;
+    for (i = 0; i < s->n; i++) {
+        rsim_node *nd = &s->nodes[i];
+        snprintf(nd->rdir, sizeof(nd->rdir), "%s/node%d", dir, i + 1);
+        rc = rl_open(s, nd);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
 }
 
 /* ---- checks -------------------------------------------------------------------- */
@@ -612,8 +861,11 @@ void rsim_sync(rsim *s, int id) {
         nd->sync_at = -1;
         return;
     }
-    for (i = 0; i < nd->n_pending; i++)
+    for (i = 0; i < nd->n_pending; i++) {
+        rl_write(s, nd, &nd->pending[i]);
         disk_apply(nd, &nd->pending[i]);
+    }
+    rl_sync(s, nd); /* durable before anything is sent or reported */
     nd->n_pending = 0;
     nd->sync_at = -1;
     /* detach the held list: stepping may hold new messages */
@@ -670,10 +922,18 @@ int rsim_read(rsim *s, int id, bool allow_lease) {
     return rsim_step(s, id, &ev, NULL);
 }
 
-static void node_drop_volatile(rsim_node *nd, rsim *s, bool keep_prefix) {
+/* crash: the real log (if any) keeps the same prefix, may get a torn
+** write, and is closed. */
+static void node_drop_volatile(rsim_node *nd, rsim *s, bool keep_prefix, bool crash) {
     size_t i, keep = 0;
     if (keep_prefix && nd->n_pending > 0)
         keep = (size_t)rnd_range(s, 0, (int)nd->n_pending);
+    for (i = 0; i < keep; i++)
+        rl_write(s, nd, &nd->pending[i]);
+    if (keep > 0)
+        rl_sync(s, nd);
+    if (crash)
+        rl_crash(s, nd, keep < nd->n_pending ? &nd->pending[keep] : NULL);
     for (i = 0; i < nd->n_pending; i++) {
         if (i < keep) {
             disk_apply(nd, &nd->pending[i]);
@@ -693,7 +953,7 @@ void rsim_crash(rsim *s, int id, bool keep_prefix) {
     rsim_node *nd = &s->nodes[id - 1];
     if (!nd->up)
         return;
-    node_drop_volatile(nd, s, keep_prefix);
+    node_drop_volatile(nd, s, keep_prefix, true);
     raft_node_free(nd->raft);
     nd->raft = NULL;
     nd->up = false;
@@ -712,8 +972,20 @@ int rsim_restart(rsim *s, int id) {
     cfg.id = nd->id;
     cfg.applied = 0; /* the key-value map is volatile: snapshot + replay of the log */
     cfg.random_seed = s->seed * 31 + nd->id + (uint64_t)s->now * 7919;
-    rc = raft_node_restore(&cfg, &nd->dhs, nd->dsnap.index ? &nd->dsnap : NULL, nd->dlog,
-                           nd->dlen, &nd->raft);
+    if (s->real_log) {
+        /* restart from what the real log returns (checked against the disk) */
+        raft_hard_state rhs;
+        raft_entry *res;
+        size_t rn;
+        if (rl_recover(s, nd, &rhs, &res, &rn) != 0)
+            return RAFT_ERR_INVALID;
+        rc = raft_node_restore(&cfg, &rhs, nd->dsnap.index ? &nd->dsnap : NULL, res, rn,
+                               &nd->raft);
+        raft_log_entries_free(res, rn);
+    } else {
+        rc = raft_node_restore(&cfg, &nd->dhs, nd->dsnap.index ? &nd->dsnap : NULL, nd->dlog,
+                               nd->dlen, &nd->raft);
+    }
     if (rc != 0) {
         rsim_fail(s, "restart of %llu failed: %s", (unsigned long long)nd->id, raft_strerror(rc));
         return rc;
@@ -762,6 +1034,7 @@ int rsim_compact(rsim *s, int id) {
     raft_membership conf;
     uint8_t buf[RSIM_SNAP_BYTES];
     uint8_t *copy;
+    bool conflict;
     int rc;
     if (!nd->up || nd->applied <= nd->dsnap.index)
         return RAFT_ERR_INVALID;
@@ -791,8 +1064,16 @@ int rsim_compact(rsim *s, int id) {
     if (copy == NULL)
         abort();
     memcpy(copy, sn.data, sizeof(buf));
+    /* A snapshot installed from the leader but not yet durable may have
+    ** moved applied past a stored entry of another term at sn.index (its
+    ** pending write will delete the whole log): entries after a conflicting
+    ** one are not part of this history either, so drop them all. */
+    conflict = false;
+    if (sn.index > nd->dsnap.index && sn.index <= nd->dsnap.index + nd->dlen)
+        conflict = nd->dlog[sn.index - nd->dsnap.index - 1].term != sn.term;
     disk_set_snapshot(nd, &sn, copy);
-    disk_drop_prefix(nd, sn.index, true);
+    disk_drop_prefix(nd, sn.index, !conflict);
+    rl_compact(s, nd, sn.index, sn.term, conflict);
     s->stat_compactions++;
     trace(s, "  %llu compacted to %llu/%llu\n", (unsigned long long)nd->id,
           (unsigned long long)sn.index, (unsigned long long)sn.term);
@@ -927,7 +1208,9 @@ void rsim_free(rsim *s) {
     for (i = 0; i < s->n; i++) {
         rsim_node *nd = &s->nodes[i];
         if (nd->up)
-            node_drop_volatile(nd, s, false);
+            node_drop_volatile(nd, s, false, false);
+        if (nd->rlog != NULL)
+            raft_log_close(nd->rlog);
         raft_node_free(nd->raft);
         free_entries(nd->dlog, nd->dlen);
         base_free(nd->dsnap_data);
@@ -1065,7 +1348,7 @@ static void random_conf_change(rsim *s, int leader) {
     }
 }
 
-int rsim_run_seed(uint64_t seed, char *fail_msg, size_t fail_msg_size) {
+static int run_seed(uint64_t seed, const char *real_dir, char *fail_msg, size_t fail_msg_size) {
     rsim sim, *s = &sim;
     raft_config cfg;
     int n, profile, crash_pct, partition_pct, propose_pct, read_pct, transfer_pct;
@@ -1096,6 +1379,11 @@ int rsim_run_seed(uint64_t seed, char *fail_msg, size_t fail_msg_size) {
     rc = rsim_init(s, n, seed, false, &cfg);
     if (rc != 0) {
         snprintf(fail_msg, fail_msg_size, "init: %s", raft_strerror(rc));
+        return -1;
+    }
+    if (real_dir != NULL && rsim_use_real_log(s, real_dir) != 0) {
+        snprintf(fail_msg, fail_msg_size, "seed %llu: %s", (unsigned long long)seed, s->fail_msg);
+        rsim_free(s);
         return -1;
     }
     if (getenv("RSIM_TRACE") != NULL)
@@ -1371,9 +1659,21 @@ int rsim_run_seed(uint64_t seed, char *fail_msg, size_t fail_msg_size) {
                 (unsigned long long)s->stat_lease_reads, (unsigned long long)s->stat_conf_changes,
                 (unsigned long long)s->stat_compactions, (unsigned long long)s->stat_installs,
                 (long long)tick);
+    if (real_dir != NULL && getenv("RSIM_VERBOSE") != NULL)
+        fprintf(stderr, "  real log: %llu restarts recovered, %llu torn writes, %llu segments "
+                "purged\n", (unsigned long long)s->stat_log_restarts,
+                (unsigned long long)s->stat_torn, (unsigned long long)s->stat_purged);
     if (s->failed)
         snprintf(fail_msg, fail_msg_size, "seed %llu (n=%d profile=%d tick=%lld): %s",
                  (unsigned long long)seed, n, profile, (long long)tick, s->fail_msg);
     rsim_free(s);
     return rc;
+}
+
+int rsim_run_seed(uint64_t seed, char *fail_msg, size_t fail_msg_size) {
+    return run_seed(seed, NULL, fail_msg, fail_msg_size);
+}
+
+int rsim_run_seed_real(uint64_t seed, const char *dir, char *fail_msg, size_t fail_msg_size) {
+    return run_seed(seed, dir, fail_msg, fail_msg_size);
 }

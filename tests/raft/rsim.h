@@ -38,6 +38,32 @@
 ** Two modes: random (rsim_run_seed: the fault profiles) and manual (the
 ** data-driven tests: FIFO delivery under explicit commands, syncs at once,
 ** a trace of what happened written to `trace`).
+**
+** Real log store (rsim_use_real_log; rsim_run_seed_real; the slower mode):
+** each node also persists through its own raft_log (raft/log.c, group 1) in
+** a directory of its own, beside the in-memory disk, which stays the
+** reference. What is simulated and how:
+**   - a write reaches the real log when the node syncs (raft_log_append of
+**     hard state, snapshot point, entries; then one raft_log_sync), so a
+**     crash loses exactly the unsynced writes, as in the in-memory disk;
+**   - a crash that keeps a prefix of unsynced writes writes (and syncs)
+**     that prefix, then closes the log;
+**   - a torn write: at a crash, the first lost write's first entry (when it
+**     is a plain append) is appended unsynced, the log closed, and the last
+**     segment cut at a random byte inside that record;
+**   - a snapshot is kept by the application (in memory: the "file" beside
+**     the log); the log gets the matching raft_log_compact, and a purge
+**     follows every compaction (small segments, so roll-over and segment
+**     deletion happen);
+**   - restart = raft_log_open (recovery, torn tail cut) + raft_node_restore
+**     from the hard state and entries that the log returns, after checking
+**     them against the in-memory disk (same entries, terms, payloads, term
+**     and vote, compaction point).
+** Not simulated: loss of data that raft_log_sync reported durable (media
+** or kernel bugs), reordered page write-back after a power loss (only a
+** torn tail, never a hole), failing writes or fsyncs (EIO), a full disk.
+** The real-log decisions draw from a PRNG of their own, so a seed runs the
+** same schedule in both modes.
 */
 #ifndef MERIDIAN_RSIM_H
 #define MERIDIAN_RSIM_H
@@ -89,6 +115,10 @@ typedef struct rsim_node {
     raft_role role;
     uint64_t term;
     int64_t down_until;
+    /* real log store mode (rsim_use_real_log): NULL while crashed */
+    raft_log *rlog;
+    char rdir[512];
+    uint64_t rlog_seq; /* newest raft_log seq written */
     /* random mode: the node's clock rate (permille of nominal) and phase */
     int tick_rate;
     int tick_acc;
@@ -152,6 +182,10 @@ typedef struct rsim {
     uint64_t oom_errors; /* steps that returned RAFT_ERR_NOMEM */
     uint64_t stat_reads_ok, stat_lease_reads, stat_elections, stat_crashes;
     uint64_t stat_conf_changes, stat_compactions, stat_installs;
+    /* real log store mode */
+    bool real_log;
+    uint64_t rng_disk; /* its own PRNG: the schedule is the same in both modes */
+    uint64_t stat_torn, stat_log_restarts, stat_purged;
 } rsim;
 
 /* n nodes with ids 1..n; config tweaks applied to raft_config_default.
@@ -189,6 +223,13 @@ int rsim_drop(rsim *s, int from, int to);
 /* Random mode: one whole run with a fault profile picked by the seed.
 ** Returns 0 if every check passed; else fills s->fail_msg. */
 int rsim_run_seed(uint64_t seed, char *fail_msg, size_t fail_msg_size);
+/* The same run with every node also persisting through a real raft_log in
+** dir/node<id> (dir must exist and hold no such folders; they are left
+** there for the caller to remove). */
+int rsim_run_seed_real(uint64_t seed, const char *dir, char *fail_msg, size_t fail_msg_size);
+/* Switch s (just after rsim_init, before any step) to the real log store:
+** opens dir/node<id> for each node. Returns 0 or a raft_log_error. */
+int rsim_use_real_log(rsim *s, const char *dir);
 
 void rsim_format_message(const raft_message *m, base_buf *b);
 
