@@ -88,6 +88,8 @@ uint32_t gw_get_u32(const uint8_t *p);
 /* A message with an empty body: '1' ParseComplete, '2' BindComplete,
 ** '3' CloseComplete, 'n' NoData, 's' PortalSuspended. */
 int gw_msg_empty(base_buf *b, char type);
+/* CopyInResponse 'G': overall text format, ncols text columns. */
+int gw_msg_copy_in_response(base_buf *b, int ncols);
 int gw_msg_parameter_description(base_buf *b, int nparams, const uint32_t *oids);
 
 #define GW_EXT_PARAMS_MAX SQLV_PARAMS_MAX
@@ -148,6 +150,9 @@ typedef enum gw_conn_state {
     GW_CONN_READY,        /* between queries: the loop parses messages */
     GW_CONN_BUSY,         /* the worker has a job; input waits */
     GW_CONN_DISCARD,      /* extended-protocol error: skip until Sync */
+    GW_CONN_COPY,         /* COPY FROM STDIN: copy messages go to the worker */
+    GW_CONN_COPY_DISCARD, /* the copy failed (error sent): skip CopyData
+                          ** until CopyDone/CopyFail, then ReadyForQuery */
     GW_CONN_CLOSING,      /* closing: no more input processed */
 } gw_conn_state;
 
@@ -157,7 +162,9 @@ typedef enum gw_job_kind {
     GW_JOB_QUERY,  /* run a simple query, then ReadyForQuery */
     GW_JOB_EXT,    /* extended-protocol messages up to a Sync (job_query
                    ** holds frames: type, u32 body length, body); each Sync
-                   ** ends with ReadyForQuery */
+                   ** ends with ReadyForQuery. During COPY: copy messages
+                   ** (CopyData, Flush, Sync, up to a CopyDone/CopyFail)
+                   ** or one unexpected message, in the same frames. */
 } gw_job_kind;
 
 typedef struct gw_conn gw_conn;
@@ -198,6 +205,13 @@ struct gw_conn {
     size_t job_query_len;    /* [mu] */
     bool ext_failed;         /* [mu] the last extended message failed: the
                              ** loop discards until Sync */
+    char copy_state;         /* [mu] after the last job: 0 none, 'A' in
+                             ** copy-in, 'D' copy failed (simple query),
+                             ** discard until CopyDone/CopyFail */
+    char copy_mode;          /* [worker] as copy_state, while a job runs */
+    bool copy_ext;           /* [worker] the copy came from Execute: no
+                             ** ReadyForQuery at its end, errors discard
+                             ** until Sync */
     bool job_running;        /* [mu] worker is inside a job */
     bool job_done;           /* [mu] worker finished a job; loop resumes */
     bool closing;            /* [mu] connection going away: worker exits */

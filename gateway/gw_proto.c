@@ -284,6 +284,17 @@ int gw_msg_empty(base_buf *b, char type)
     return msg_end(&m);
 }
 
+int gw_msg_copy_in_response(base_buf *b, int ncols)
+{
+    msg m = msg_begin(b, 'G');
+    uint8_t overall = 0; /* text */
+    msg_bytes(&m, &overall, 1);
+    msg_u16(&m, (uint16_t)ncols);
+    for (int i = 0; i < ncols; i++)
+        msg_u16(&m, 0);
+    return msg_end(&m);
+}
+
 int gw_msg_parameter_description(base_buf *b, int nparams, const uint32_t *oids)
 {
     msg m = msg_begin(b, 't');

@@ -9,13 +9,16 @@
 **   BUSY --job done--> READY --'Q'--> BUSY ...
 **   READY --Parse/Bind/Describe/Execute/Close/Sync--> BUSY (worker)
 **   BUSY --extended message failed--> DISCARD --Sync--> BUSY --> READY
+**   BUSY --COPY FROM STDIN entered--> COPY --any message--> BUSY (worker)
+**   BUSY --a CopyData failed (Query COPY)--> COPY_DISCARD
+**        --CopyDone/CopyFail--> READY (ReadyForQuery from the loop)
 **   any --EOF, error, 'X', bad input, gw_stop--> CLOSING --> freed
 **
 ** Critical invariants:
 **   - Only the loop thread touches a socket; workers only append to
 **     gw_conn.out under gw_conn.mu and wake the loop with server->wake.
 **   - The loop processes a connection's input only when no job runs
-**     (state READY/DISCARD/STARTUP), so response bytes keep protocol order:
+**     (state READY/DISCARD/COPY/COPY_DISCARD/STARTUP), so response bytes keep protocol order:
 **     the loop writes a worker's bytes before it looks at job_done.
 **   - A gw_conn is freed only when its handle is closed and its worker
 **     thread is joined; the worker closes the session (rolling back) first.
@@ -547,6 +550,11 @@ static bool is_ext_type(uint8_t t)
     return t == 'P' || t == 'B' || t == 'D' || t == 'E' || t == 'C' || t == 'H' || t == 'S';
 }
 
+static bool is_copy_type(uint8_t t)
+{
+    return t == 'd' || t == 'H' || t == 'S' || t == 'c' || t == 'f';
+}
+
 static int append_frame(base_buf *b, uint8_t type, const uint8_t *body, uint32_t body_len)
 {
     uint8_t hdr[5] = {type, (uint8_t)(body_len >> 24), (uint8_t)(body_len >> 16),
@@ -567,19 +575,21 @@ static void start_ext(gw_conn *c, uint8_t type, const uint8_t *body, uint32_t bo
         goto nomem;
     size_t pos = c->in_pos;
     int n = 1;
-    bool synced = type == 'S';
+    bool copy = c->state == GW_CONN_COPY;
+    /* a copy job ends at CopyDone/CopyFail (or an unexpected message) */
+    bool synced = copy ? !is_copy_type(type) || type == 'c' || type == 'f' : type == 'S';
     while (!synced && n < GW_EXT_BATCH_MESSAGES_MAX && job.len < GW_EXT_BATCH_BYTES) {
         size_t avail = c->in.len - pos;
         if (avail < 5)
             break;
         const uint8_t *p = c->in.data + pos;
         uint32_t len = gw_get_u32(p + 1);
-        if (!is_ext_type(p[0]) || len < 4 || len > c->server->max_message_bytes ||
+        if (!(copy ? is_copy_type(p[0]) : is_ext_type(p[0])) || len < 4 || len > c->server->max_message_bytes ||
             avail - 1 < len)
             break; /* conn_process deals with it after the job */
         if (append_frame(&job, p[0], p + 5, len - 4) != 0)
             goto nomem;
-        synced = p[0] == 'S';
+        synced = copy ? p[0] == 'c' || p[0] == 'f' : p[0] == 'S';
         pos += 1 + (size_t)len;
         n++;
     }
@@ -608,6 +618,34 @@ static void handle_message(gw_conn *c, uint8_t type, const uint8_t *body, uint32
             start_ext(c, type, body, body_len);
         } else if (type == 'X') {
             conn_close(c);
+        }
+        return;
+    }
+    if (c->state == GW_CONN_COPY) {
+        /* COPY FROM STDIN: everything goes to the worker, which answers an
+        ** unexpected message with 08P01 and ends the copy. */
+        if (type == 'X')
+            conn_close(c);
+        else
+            start_ext(c, type, body, body_len);
+        return;
+    }
+    if (c->state == GW_CONN_COPY_DISCARD) {
+        /* The copy failed and its error was sent: CopyData is dropped
+        ** until CopyDone/CopyFail, which get ReadyForQuery. */
+        if (type == 'X') {
+            conn_close(c);
+        } else if (type == 'c' || type == 'f') {
+            c->state = GW_CONN_READY;
+            conn_send_ready(c);
+        } else if (!is_copy_type(type)) {
+            c->state = GW_CONN_READY;
+            char msg[96];
+            snprintf(msg, sizeof msg, "unexpected message type 0x%02X during COPY from stdin",
+                     (unsigned)type);
+            conn_send_error(c, "08P01", msg);
+            if (c->state != GW_CONN_CLOSING)
+                conn_send_ready(c);
         }
         return;
     }
@@ -717,6 +755,7 @@ static void on_wake(uv_async_t *a)
         bool done = c->job_done;
         c->job_done = false;
         bool ext_failed = c->ext_failed;
+        char copy_state = c->copy_state;
         bool fatal = c->fatal;
         bool exited = c->worker_exited;
         uv_mutex_unlock(&c->mu);
@@ -733,7 +772,10 @@ static void on_wake(uv_async_t *a)
             continue;
         }
         if (done && c->state == GW_CONN_BUSY) {
-            c->state = ext_failed ? GW_CONN_DISCARD : GW_CONN_READY;
+            c->state = copy_state == 'A'   ? GW_CONN_COPY
+                       : copy_state == 'D' ? GW_CONN_COPY_DISCARD
+                       : ext_failed        ? GW_CONN_DISCARD
+                                           : GW_CONN_READY;
             if (!c->reading && !c->handle_closing) {
                 if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
                     c->reading = true;

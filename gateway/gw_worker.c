@@ -13,7 +13,12 @@
 **     GW_OUTPUT_LIMIT_BYTES, until the loop's writes complete or the
 **     connection closes (closing set): memory per connection is bounded.
 **   - Every job ends with job_done set (and for a query, ReadyForQuery in
-**     the output unless the connection is closing), so the loop resumes.
+**     the output unless the connection is closing or the query entered
+**     COPY FROM STDIN), so the loop resumes.
+**   - copy_mode is 'A' exactly while the session is in copy-in mode
+**     (sqlv_session_in_copy); 'D' only after a simple-query copy failed,
+**     until its CopyDone/CopyFail; it is published as copy_state at the
+**     end of each job, which is how the loop picks its next state.
 **   - The thread ends only after closing is set; it closes the session
 **     (rolling back its transaction) before setting worker_exited.
 */
@@ -132,6 +137,20 @@ static int sink_portal_suspended(void *ctx)
     return after_append(c, gw_msg_empty(&c->wbuf, 's'));
 }
 
+/* COPY FROM STDIN started (sqlv copy-in callback): CopyInResponse. */
+static int copy_in_started(void *ctx, int ncols)
+{
+    gw_conn *c = ctx;
+    c->copy_mode = 'A';
+    return after_append(c, gw_msg_copy_in_response(&c->wbuf, ncols));
+}
+
+static int drop_error(void *ctx, const char *sqlstate, const char *message)
+{
+    (void)ctx, (void)sqlstate, (void)message;
+    return 0;
+}
+
 /* ---- jobs ------------------------------------------------------------------ */
 
 /* Returns true when the connection must be closed after the output. */
@@ -146,6 +165,7 @@ static bool job_open(gw_conn *c, char *status)
         return true;
     }
     c->session = session;
+    sqlv_session_set_copy_in(session, copy_in_started);
     *status = sqlv_session_status(session);
     uv_mutex_lock(&c->mu);
     c->live_session = session;
@@ -192,6 +212,7 @@ static bool job_query(gw_conn *c, const char *query, size_t query_len, char *sta
         .portal_suspended = sink_portal_suspended,
     };
     c->sink_failed = false;
+    c->copy_mode = 0;
     int rc = sqlv_session_exec(c->session, query, query_len, &sink);
     *status = sqlv_session_status(c->session);
     if (c->sink_failed)
@@ -201,6 +222,13 @@ static bool job_query(gw_conn *c, const char *query, size_t query_len, char *sta
     uv_mutex_unlock(&c->mu);
     if (closing)
         return true;
+    if (sqlv_session_in_copy(c->session)) {
+        /* COPY FROM STDIN: no ReadyForQuery until CopyDone/CopyFail */
+        c->copy_mode = 'A';
+        c->copy_ext = false;
+        return false;
+    }
+    c->copy_mode = 0;
     if (rc == SQLV_ERR_NOMEM)
         rc = gw_msg_error(&c->wbuf, "ERROR", "53200", "out of memory");
     else if (rc != SQLV_OK)
@@ -257,7 +285,14 @@ static bool job_ext(gw_conn *c, char type, const uint8_t *body, size_t len, char
         rc = sqlv_session_describe(c->session, m.kind, m.kind == 'S' ? m.stmt : m.portal, &sink);
         break;
     case 'E':
+        c->copy_mode = 0;
         rc = sqlv_session_execute(c->session, m.portal, m.max_rows, &sink);
+        if (sqlv_session_in_copy(c->session)) {
+            c->copy_mode = 'A';
+            c->copy_ext = true;
+        } else {
+            c->copy_mode = 0;
+        }
         break;
     case 'C':
         rc = sqlv_session_close_object(c->session, m.kind, m.kind == 'S' ? m.stmt : m.portal);
@@ -294,6 +329,93 @@ static bool job_ext(gw_conn *c, char type, const uint8_t *body, size_t len, char
     return false;
 }
 
+/* One message while copying (copy_mode set). *failed: the copy of an
+** Execute failed (discard until Sync). Returns true when the connection
+** must be closed after the output. */
+static bool job_copy_msg(gw_conn *c, char type, const uint8_t *body, size_t len, char *status,
+                         bool *failed)
+{
+    const sqlv_sink sink = {
+        .ctx = c,
+        .command_complete = sink_command_complete,
+        .error = sink_error,
+        .notice = sink_notice,
+    };
+    int rc = SQLV_OK, wrc = 0;
+    bool ended = false, error = false;
+    *failed = false;
+    c->sink_failed = false;
+    if (c->copy_mode == 'D') { /* failed simple-query copy: wait for its end */
+        if (type == 'c' || type == 'f') {
+            c->copy_mode = 0;
+            return gw_msg_ready_for_query(&c->wbuf, *status) != 0;
+        }
+        return false; /* the loop keeps other messages out of this job */
+    }
+    switch (type) {
+    case 'd':
+        rc = sqlv_session_copy_data(c->session, (const char *)body, len, &sink);
+        break;
+    case 'c':
+        rc = sqlv_session_copy_done(c->session, &sink);
+        ended = true;
+        break;
+    case 'f': {
+        char why[256];
+        if (len == 0 || memchr(body, '\0', len) == NULL)
+            base_strlcpy(why, "invalid CopyFail message", sizeof why);
+        else /* at most sizeof why - 1 bytes of the client's message */
+            base_strlcpy(why, (const char *)body, sizeof why);
+        rc = sqlv_session_copy_fail(c->session, why, &sink);
+        ended = error = true;
+        break;
+    }
+    case 'H':
+    case 'S':
+        return false; /* ignored during COPY, as the protocol says */
+    default: {
+        const sqlv_sink quiet = {.ctx = c, .error = drop_error};
+        char msg[96];
+        rc = sqlv_session_copy_fail(c->session, "", &quiet);
+        snprintf(msg, sizeof msg, "unexpected message type 0x%02X during COPY from stdin",
+                 (unsigned)(uint8_t)type);
+        wrc = gw_msg_error(&c->wbuf, "ERROR", "08P01", msg);
+        ended = error = true;
+        break;
+    }
+    }
+    *status = sqlv_session_status(c->session);
+    if (c->sink_failed || rc == SQLV_ERR_ABORTED || wrc != 0)
+        return true;
+    if (rc == SQLV_ERR_FAILED) {
+        error = true;
+    } else if (rc != SQLV_OK) {
+        error = true;
+        if (gw_msg_error(&c->wbuf, "ERROR", rc == SQLV_ERR_NOMEM ? "53200" : "XX000",
+                         rc == SQLV_ERR_NOMEM ? "out of memory" : "internal error") != 0)
+            return true;
+    }
+    if (sqlv_session_in_copy(c->session) && !ended && !error)
+        return false; /* more data to come */
+    if (sqlv_session_in_copy(c->session)) {
+        /* an error left the session copying: end it quietly */
+        const sqlv_sink quiet = {.ctx = c, .error = drop_error};
+        (void)sqlv_session_copy_fail(c->session, "", &quiet);
+        *status = sqlv_session_status(c->session);
+    }
+    if (c->copy_ext) {
+        c->copy_mode = 0;
+        *failed = error; /* CommandComplete or the error; Sync ends it */
+        return false;
+    }
+    if (!ended) { /* a CopyData failed: discard until CopyDone/CopyFail */
+        c->copy_mode = 'D';
+        return false;
+    }
+    c->copy_mode = 0;
+    return gw_msg_ready_for_query(&c->wbuf, *status) != 0;
+}
+
 /* A GW_JOB_EXT job: its frames in order. After a failure the messages up
 ** to the next Sync are skipped (the protocol's error recovery); *failed
 ** tells the loop to keep skipping when no Sync came in this job. */
@@ -309,6 +431,13 @@ static bool job_ext_batch(gw_conn *c, const uint8_t *frames, size_t len, char *s
         const uint8_t *body = frames + pos + 5;
         assert(pos + 5 + body_len <= len);
         pos += 5 + (size_t)body_len;
+        if (c->copy_mode != 0) {
+            bool copy_failed = false;
+            if (job_copy_msg(c, type, body, body_len, status, &copy_failed))
+                return true;
+            discarding = copy_failed;
+            continue;
+        }
         if (type == 'H')
             continue; /* Flush: the job's output goes out when it ends */
         if (discarding && type != 'S')
@@ -356,6 +485,7 @@ void gw_worker_main(void *arg)
         base_buf_reset(&c->wbuf);
         c->txn_status = status;
         c->ext_failed = failed;
+        c->copy_state = c->copy_mode;
         c->job_running = false;
         c->job_done = true;
         if (fatal)

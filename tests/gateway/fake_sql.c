@@ -289,3 +289,29 @@ int sqlv_session_sync(sqlv_session *s, const sqlv_sink *sink)
         s->status = 'I';
     return SQLV_OK;
 }
+
+/* COPY FROM STDIN: the fake engine never enters copy-in mode. */
+void sqlv_session_set_copy_in(sqlv_session *s, sqlv_copy_in_fn fn)
+{
+    (void)s, (void)fn;
+}
+bool sqlv_session_in_copy(const sqlv_session *s)
+{
+    (void)s;
+    return false;
+}
+int sqlv_session_copy_data(sqlv_session *s, const char *data, size_t len, const sqlv_sink *sink)
+{
+    (void)s, (void)data, (void)len, (void)sink;
+    return SQLV_OK;
+}
+int sqlv_session_copy_done(sqlv_session *s, const sqlv_sink *sink)
+{
+    (void)s, (void)sink;
+    return SQLV_OK;
+}
+int sqlv_session_copy_fail(sqlv_session *s, const char *message, const sqlv_sink *sink)
+{
+    (void)s, (void)message, (void)sink;
+    return SQLV_OK;
+}

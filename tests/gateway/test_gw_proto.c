@@ -27,6 +27,11 @@ static void test_encode(void **state)
     sqlv_column col = {"x", 23, 4, 0};
     assert_int_equal(gw_msg_row_description(&b, 1, &col), 0);
     assert_int_equal(b.len, 1 + 4 + 2 + 2 + 18);
+    base_buf_reset(&b);
+    /* CopyInResponse: text overall, 2 text columns */
+    assert_int_equal(gw_msg_copy_in_response(&b, 2), 0);
+    assert_int_equal(b.len, 1 + 4 + 1 + 2 + 2 * 2);
+    assert_memory_equal(b.data, "G\0\0\0\13\0\0\2\0\0\0\0", b.len);
     base_buf_free(&b);
 }
 

@@ -1,0 +1,137 @@
+/*
+** End-to-end: COPY FROM STDIN against one real `meridian start --insecure`
+** process, driven by psql's \copy (text and CSV with HEADER, a bad file
+** that inserts nothing, a few thousand rows) and libpq copy-in.
+*/
+#include "tests/e2e/e2e_util.h"
+
+#define E2E_CMD_TIMEOUT_MS (60 * 1000)
+
+static mtest_node node;
+
+static int group_setup(void **state) {
+    (void)state;
+    return mtest_node_start(&node, NULL, NULL) == 0 ? 0 : -1;
+}
+
+static int group_teardown(void **state) {
+    (void)state;
+    int st = mtest_node_stop(&node);
+    mtest_node_destroy(&node);
+    if (st != 0) {
+        fprintf(stderr, "node exit status after SIGTERM: %d (want 0)\n", st);
+        return -1;
+    }
+    return 0;
+}
+
+static PGconn *conn(void) {
+    PGconn *c = mtest_connect(&node);
+    assert_non_null(c);
+    return c;
+}
+
+/* Write text to <node.dir>/name; path gets the full name. */
+static void write_file(const char *name, const char *text, char *path, size_t cap) {
+    snprintf(path, cap, "%s/%s", node.dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* psql -X -c cmd; returns the exit status, *out the stdout (owner: caller). */
+static int psql(const char *cmd, char **out) {
+    const char *argv[] = {"psql", "-X", "-v", "ON_ERROR_STOP=1", node.url, "-c", cmd, NULL};
+    char *err = NULL;
+    int st = mtest_run(argv, NULL, E2E_CMD_TIMEOUT_MS, out, &err);
+    if (st != 0) fprintf(stderr, "psql %s: exit %d\n%s\n", cmd, st, err ? err : "");
+    base_free(err);
+    return st;
+}
+
+static void test_psql_copy_text_and_csv(void **state) {
+    (void)state;
+    PGconn *c = conn();
+    e2e_ok(c, "CREATE TABLE people (id INT PRIMARY KEY, name TEXT, age INT)");
+    char path[MTEST_PATH_MAX + 64], cmd[2 * MTEST_PATH_MAX];
+    write_file("people.txt", "1\tada\t36\n2\tbob\t\\N\n3\tcarol\\tx\t41\n", path, sizeof path);
+    snprintf(cmd, sizeof cmd, "\\copy people FROM '%s'", path);
+    char *out = NULL;
+    assert_int_equal(psql(cmd, &out), 0);
+    assert_non_null(strstr(out, "COPY 3"));
+    base_free(out);
+    write_file("people.csv", "id,name,age\n4,\"dan, jr\",5\n5,\"say \"\"hi\"\"\",\n", path,
+               sizeof path);
+    snprintf(cmd, sizeof cmd, "\\copy people FROM '%s' WITH (FORMAT csv, HEADER)", path);
+    assert_int_equal(psql(cmd, &out), 0);
+    assert_non_null(strstr(out, "COPY 2"));
+    base_free(out);
+    e2e_rows_equal(c, "SELECT id, name, age FROM people ORDER BY id",
+                   "1|ada|36\n2|bob|NULL\n3|carol\tx|41\n4|dan, jr|5\n5|say \"hi\"|NULL\n");
+    PQfinish(c);
+}
+
+static void test_psql_copy_bad_file(void **state) {
+    (void)state;
+    PGconn *c = conn();
+    e2e_ok(c, "CREATE TABLE bad_copy (id INT PRIMARY KEY, v INT)");
+    char path[MTEST_PATH_MAX + 64], cmd[2 * MTEST_PATH_MAX];
+    write_file("bad.txt", "1\t10\n2\t20\n3\t30\textra\n4\t40\n", path, sizeof path);
+    snprintf(cmd, sizeof cmd, "\\copy bad_copy FROM '%s'", path);
+    char *out = NULL;
+    assert_int_not_equal(psql(cmd, &out), 0);
+    base_free(out);
+    e2e_rows_equal(c, "SELECT count(*) FROM bad_copy", "0\n");
+    PQfinish(c);
+}
+
+static void test_psql_copy_many_rows(void **state) {
+    (void)state;
+    PGconn *c = conn();
+    e2e_ok(c, "CREATE TABLE many (id INT PRIMARY KEY, filler TEXT)");
+    base_buf text = {0};
+    for (int i = 1; i <= 5000; i++)
+        assert_int_equal(base_buf_printf(&text, "%d\trow number %d\n", i, i), 0);
+    assert_int_equal(base_buf_append_byte(&text, 0), 0);
+    char path[MTEST_PATH_MAX + 64], cmd[2 * MTEST_PATH_MAX];
+    write_file("many.txt", (const char *)text.data, path, sizeof path);
+    base_buf_free(&text);
+    snprintf(cmd, sizeof cmd, "\\copy many FROM '%s'", path);
+    char *out = NULL;
+    assert_int_equal(psql(cmd, &out), 0);
+    assert_non_null(strstr(out, "COPY 5000"));
+    base_free(out);
+    e2e_rows_equal(c, "SELECT count(*), sum(id) FROM many", "5000|12502500\n");
+    PQfinish(c);
+}
+
+static void test_libpq_copy_fail(void **state) {
+    (void)state;
+    PGconn *c = conn();
+    e2e_ok(c, "CREATE TABLE lib_copy (id INT PRIMARY KEY)");
+    PGresult *r = e2e_exec_status(c, "COPY lib_copy FROM STDIN", PGRES_COPY_IN);
+    PQclear(r);
+    assert_int_equal(PQputCopyData(c, "1\n2\n", 4), 1);
+    assert_int_equal(PQputCopyEnd(c, "changed my mind"), 1);
+    r = PQgetResult(c);
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "57014");
+    PQclear(r);
+    while ((r = PQgetResult(c)) != NULL) PQclear(r);
+    e2e_rows_equal(c, "SELECT count(*) FROM lib_copy", "0\n");
+    /* COPY FROM STDIN must be alone in its query string */
+    e2e_fails(c, "COPY lib_copy FROM STDIN; SELECT 1", "0A000");
+    e2e_rows_equal(c, "SELECT count(*) FROM lib_copy", "0\n");
+    PQfinish(c);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_psql_copy_text_and_csv),
+        cmocka_unit_test(test_psql_copy_bad_file),
+        cmocka_unit_test(test_psql_copy_many_rows),
+        cmocka_unit_test(test_libpq_copy_fail),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
