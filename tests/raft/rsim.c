@@ -10,6 +10,7 @@
 
 #include "rsim.h"
 #include "raft/log_int.h"
+#include "tests/chaos/chaos.h"
 
 /* ---- PRNG (splitmix64) ------------------------------------------------------- */
 
@@ -719,6 +720,222 @@ static void apply_entry(rsim *s, rsim_node *nd, const raft_entry *e) {
     }
 }
 
+/* ---- client history (linearizability) -------------------------------------------
+** Every client op on the map in random mode is recorded (rsim_op in rsim.h)
+** and at the end of the run each key's history goes to the register
+** checker of tests/chaos/. Values are the proposal's 64-bit value with the
+** top bit cleared (chaos values are signed; CHAOS_NIL is never produced);
+** the map starts at 0 and the liveness markers write 0 to key 0. */
+
+static int64_t lin_value(uint64_t v) { return (int64_t)(v & (uint64_t)INT64_MAX); }
+
+/* Index of a new pending op, or -1 (not recording, or RSIM_MAX_OPS hit). */
+static long lin_add(rsim *s, bool is_read, int node, uint8_t key, int64_t value) {
+    rsim_op *op;
+    if (!s->lin_record)
+        return -1;
+    if (s->n_ops >= RSIM_MAX_OPS) {
+        s->lin_overflow = true; /* a partial history could look invalid: not checked */
+        return -1;
+    }
+    s->ops = grow(s->ops, &s->cap_ops, s->n_ops + 1, sizeof(rsim_op));
+    s->pending_ops = grow(s->pending_ops, &s->cap_pending_ops, s->n_pending_ops + 1, sizeof(uint32_t));
+    op = &s->ops[s->n_ops];
+    memset(op, 0, sizeof(*op));
+    op->is_read = is_read;
+    op->state = RSIM_OP_PENDING;
+    op->node = node;
+    op->key = (uint8_t)(key % RSIM_KEYS);
+    op->value = value;
+    op->invoke = s->now;
+    s->pending_ops[s->n_pending_ops++] = (uint32_t)s->n_ops;
+    return (long)s->n_ops++;
+}
+
+static void lin_finish(rsim *s, size_t p, rsim_op_state st) {
+    rsim_op *op = &s->ops[s->pending_ops[p]];
+    op->state = (uint8_t)st;
+    op->complete = s->now;
+    s->pending_ops[p] = s->pending_ops[--s->n_pending_ops];
+}
+
+/* Complete what node nd can answer now that it applied up to nd->applied. */
+static void lin_resolve_node(rsim *s, rsim_node *nd) {
+    size_t p = 0;
+    while (p < s->n_pending_ops) { /* bounded: each pass removes or skips one */
+        rsim_op *op = &s->ops[s->pending_ops[p]];
+        if (op->node != (int)nd->id || op->index == 0 || op->index > nd->applied) {
+            p++;
+            continue;
+        }
+        if (op->is_read) {
+            op->value = lin_value(nd->kv[op->key]);
+            lin_finish(s, p, RSIM_OP_OK);
+        } else {
+            /* applied entries are committed: the proposal is in the
+            ** committed history at its index, or never will be */
+            bool won = op->index <= s->n_committed && s->committed[op->index - 1].term == op->term;
+            lin_finish(s, p, won ? RSIM_OP_OK : RSIM_OP_DROPPED);
+        }
+    }
+}
+
+/* Node nd crashed (or the run ended: nd NULL): its clients give up. */
+static void lin_give_up(rsim *s, rsim_node *nd) {
+    size_t p = 0;
+    while (p < s->n_pending_ops) {
+        rsim_op *op = &s->ops[s->pending_ops[p]];
+        if (nd != NULL && op->node != (int)nd->id)
+            p++;
+        else
+            lin_finish(s, p, op->is_read ? RSIM_OP_DROPPED : RSIM_OP_INFO);
+    }
+}
+
+/* The pending read op of read id rid, or -1. */
+static long lin_find_read(rsim *s, uint64_t rid) {
+    size_t p;
+    for (p = 0; p < s->n_pending_ops; p++)
+        if (s->ops[s->pending_ops[p]].is_read && s->ops[s->pending_ops[p]].read_id == rid)
+            return (long)s->pending_ops[p];
+    return -1;
+}
+
+static void lin_drop(rsim *s, long opi) {
+    size_t p;
+    if (opi < 0)
+        return;
+    for (p = 0; p < s->n_pending_ops; p++)
+        if (s->pending_ops[p] == (uint32_t)opi) {
+            lin_finish(s, p, RSIM_OP_DROPPED);
+            return;
+        }
+}
+
+/* After a propose step: the entry's index and term, or a refusal. */
+static void lin_proposed(rsim *s, long opi, int rc, const raft_update *up) {
+    if (opi < 0 || s->ops[opi].state != RSIM_OP_PENDING)
+        return;
+    if (rc != 0 || up->proposed_index == 0) {
+        lin_drop(s, opi);
+        return;
+    }
+    s->ops[opi].index = up->proposed_index;
+    s->ops[opi].term = up->proposed_term;
+    lin_resolve_node(s, &s->nodes[s->ops[opi].node - 1]);
+}
+
+/* Append a decimal (with a leading space) at p; returns the new end. */
+static char *put_i64(char *p, int64_t v) {
+    char tmp[24];
+    int n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    *p++ = ' ';
+    if (v < 0)
+        *p++ = '-';
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    while (n > 0)
+        *p++ = tmp[--n];
+    return p;
+}
+
+int rsim_check_history(rsim *s, rsim_run_stats *stats) {
+    base_buf text = {0};
+    chaos_history *h = NULL;
+    chaos_result res;
+    chaos_register_opts o;
+    char err[256] = "";
+    size_t i, n = 0;
+    int rc, out = 0;
+    lin_give_up(s, NULL);
+    memset(&res, 0, sizeof(res));
+    for (i = 0; i < s->n_ops; i++) {
+        const rsim_op *op = &s->ops[i];
+        if (op->state == RSIM_OP_DROPPED)
+            continue;
+        char line[160], *p = line;
+        n++;
+        /* "<process> ok|info <invoke> <complete>|- read|write <key> <value>" */
+        p = put_i64(p, (int64_t)i);
+        memcpy(p, op->state == RSIM_OP_OK ? " ok" : " info", op->state == RSIM_OP_OK ? 3 : 5);
+        p += op->state == RSIM_OP_OK ? 3 : 5;
+        p = put_i64(p, op->invoke);
+        if (op->state == RSIM_OP_OK) {
+            p = put_i64(p, op->complete);
+        } else {
+            memcpy(p, " -", 2);
+            p += 2;
+        }
+        memcpy(p, op->is_read ? " read" : " write", op->is_read ? 5 : 6);
+        p += op->is_read ? 5 : 6;
+        p = put_i64(p, op->key);
+        p = put_i64(p, op->value);
+        *p++ = '\n';
+        if (base_buf_append(&text, line + 1, (size_t)(p - line - 1)) != 0)
+            abort(); /* the simulator itself does not test OOM */
+    }
+    if (n == 0)
+        goto cleanup;
+    if (s->lin_overflow) {
+        if (stats != NULL)
+            stats->lin_unknown_keys += RSIM_KEYS;
+        goto cleanup;
+    }
+    rc = chaos_history_parse((const char *)text.data, text.len, &h, err, sizeof(err));
+    if (rc != 0) {
+        rsim_fail(s, "client history: parse error %d: %s", rc, err);
+        out = -1;
+        goto cleanup;
+    }
+    memset(&o, 0, sizeof(o));
+    o.initial = 0;
+    rc = chaos_check_register(h, &o, &res);
+    if (rc != 0) {
+        rsim_fail(s, "client history: register checker error %d: %s", rc,
+                  res.report.data ? (const char *)res.report.data : "");
+        out = -1;
+        goto cleanup;
+    }
+    if (stats != NULL) {
+        uint8_t used[RSIM_KEYS] = {0};
+        for (i = 0; i < s->n_ops; i++)
+            if (s->ops[i].state != RSIM_OP_DROPPED)
+                used[s->ops[i].key] = 1;
+        for (i = 0; i < RSIM_KEYS; i++)
+            stats->lin_keys += used[i];
+        stats->lin_ops += n;
+        if (res.verdict != CHAOS_VALID && res.report.data != NULL) {
+            /* one "register key K: unknown, ..." line per key given up on */
+            const char *q = (const char *)res.report.data;
+            uint64_t k = 0;
+            while ((q = strstr(q, ": unknown, ")) != NULL) {
+                k++;
+                q++;
+            }
+            stats->lin_unknown_keys += k ? k : (res.verdict == CHAOS_UNKNOWN); /* no ok op */
+        }
+    }
+    if (res.verdict == CHAOS_INVALID && !s->lin_stale_follower_reads) {
+        fprintf(stderr, "seed %llu: client history NOT linearizable:\n%s\n",
+                (unsigned long long)s->seed, res.report.data ? (const char *)res.report.data : "");
+        if (getenv("RSIM_HISTORY") != NULL)
+            fwrite(text.data, 1, text.len, stderr);
+    }
+    if (res.verdict == CHAOS_INVALID) {
+        rsim_fail(s, "client history not linearizable (register checker: invalid): %.300s",
+                  res.report.data ? (const char *)res.report.data : "");
+        out = -1;
+    }
+cleanup:
+    chaos_result_free(&res);
+    chaos_history_free(h);
+    base_buf_free(&text);
+    return out;
+}
+
 /* ---- snapshots of the key-value map ------------------------------------------- */
 
 #define RSIM_SNAP_BYTES (RSIM_KEYS * 8)
@@ -814,6 +1031,7 @@ static void handle_update(rsim *s, rsim_node *nd, const raft_update *up) {
         if (r->status != RAFT_READ_OK) {
             trace(s, "  %llu read %llu aborted\n", (unsigned long long)nd->id,
                   (unsigned long long)r->read_id);
+            lin_drop(s, lin_find_read(s, r->read_id));
             continue;
         }
         if (r->read_id >= RSIM_MAX_READS || r->index < s->read_floor[r->read_id])
@@ -828,7 +1046,14 @@ static void handle_update(rsim *s, rsim_node *nd, const raft_update *up) {
         trace(s, "  %llu read %llu ok index=%llu%s\n", (unsigned long long)nd->id,
               (unsigned long long)r->read_id, (unsigned long long)r->index,
               r->by_lease ? " (lease)" : "");
+        if (s->n_pending_ops > 0) {
+            long opi = lin_find_read(s, r->read_id);
+            if (opi >= 0 && s->ops[opi].index == 0)
+                s->ops[opi].index = r->index > 0 ? r->index : 1; /* answered once applied */
+        }
     }
+    if (s->n_pending_ops > 0)
+        lin_resolve_node(s, nd);
     if (s->manual && !s->manual_sync && nd->n_pending > 0)
         rsim_sync(s, (int)nd->id);
 }
@@ -896,7 +1121,10 @@ int rsim_propose(rsim *s, int id, uint8_t key, uint64_t value) {
     uint8_t buf[17];
     raft_proposal p;
     raft_event ev;
+    raft_update up;
     uint64_t client = ++s->next_client_id;
+    long opi = lin_add(s, false, id, key, lin_value(value));
+    int rc;
     buf[0] = key;
     memcpy(buf + 1, &value, 8);
     memcpy(buf + 9, &client, 8);
@@ -906,20 +1134,39 @@ int rsim_propose(rsim *s, int id, uint8_t key, uint64_t value) {
     ev.type = RAFT_EVENT_PROPOSE;
     ev.proposals = &p;
     ev.n_proposals = 1;
-    return rsim_step(s, id, &ev, NULL);
+    rc = rsim_step(s, id, &ev, &up);
+    lin_proposed(s, opi, rc, &up);
+    return rc;
 }
 
 int rsim_read(rsim *s, int id, bool allow_lease) {
     raft_event ev;
     uint64_t rid = s->next_read_id++;
+    rsim_node *nd = &s->nodes[id - 1];
+    long opi;
+    int rc;
     if (rid >= RSIM_MAX_READS)
         return RAFT_ERR_BUSY;
+    /* the key this client reads: spread over the keys by read id */
+    opi = lin_add(s, true, id, (uint8_t)((rid * 0x9E3779B97F4A7C15ULL) >> 61), 0);
+    if (opi >= 0 && s->lin_stale_follower_reads && nd->up && nd->role != RAFT_LEADER) {
+        /* the test-only bug: answered from the local applied state */
+        s->ops[opi].index = nd->applied > 0 ? nd->applied : 1;
+        s->ops[opi].value = lin_value(nd->kv[s->ops[opi].key]);
+        lin_finish(s, s->n_pending_ops - 1, RSIM_OP_OK);
+        return 0;
+    }
+    if (opi >= 0)
+        s->ops[opi].read_id = rid;
     s->read_floor[rid] = s->n_committed; /* everything committed anywhere so far */
     memset(&ev, 0, sizeof(ev));
     ev.type = RAFT_EVENT_READ;
     ev.read_id = rid;
     ev.allow_lease = allow_lease;
-    return rsim_step(s, id, &ev, NULL);
+    rc = rsim_step(s, id, &ev, NULL);
+    if (rc != 0)
+        lin_drop(s, opi);
+    return rc;
 }
 
 /* crash: the real log (if any) keeps the same prefix, may get a torn
@@ -954,6 +1201,7 @@ void rsim_crash(rsim *s, int id, bool keep_prefix) {
     if (!nd->up)
         return;
     node_drop_volatile(nd, s, keep_prefix, true);
+    lin_give_up(s, nd);
     raft_node_free(nd->raft);
     nd->raft = NULL;
     nd->up = false;
@@ -1223,6 +1471,8 @@ void rsim_free(rsim *s) {
     base_free(s->leader_of_term);
     base_free(s->committed);
     base_free(s->reg);
+    base_free(s->ops);
+    base_free(s->pending_ops);
     memset(s, 0, sizeof(*s));
 }
 
@@ -1348,7 +1598,8 @@ static void random_conf_change(rsim *s, int leader) {
     }
 }
 
-static int run_seed(uint64_t seed, const char *real_dir, char *fail_msg, size_t fail_msg_size) {
+static int run_seed(uint64_t seed, const char *real_dir, const rsim_run_opts *opts,
+                    rsim_run_stats *stats, char *fail_msg, size_t fail_msg_size) {
     rsim sim, *s = &sim;
     raft_config cfg;
     int n, profile, crash_pct, partition_pct, propose_pct, read_pct, transfer_pct;
@@ -1386,6 +1637,8 @@ static int run_seed(uint64_t seed, const char *real_dir, char *fail_msg, size_t 
         rsim_free(s);
         return -1;
     }
+    s->lin_record = true;
+    s->lin_stale_follower_reads = opts != NULL && opts->stale_follower_reads;
     if (getenv("RSIM_TRACE") != NULL)
         s->trace = &trace_buf; /* every delivery, role change, crash and read */
     crash_pct = 0;
@@ -1507,8 +1760,13 @@ static int run_seed(uint64_t seed, const char *real_dir, char *fail_msg, size_t 
             if (profile == 6 && faults && (u & 1) == 0) {
                 /* lease reads at whoever thinks it leads, all the time */
                 int l = pick_some_leader(s);
-                if (l != 0)
+                if (l != 0) {
+                    /* the history keeps one of these in five (the index
+                    ** check sees them all): few ops per key, a fast check */
+                    s->lin_record = u == 0;
                     rsim_read(s, l, true);
+                    s->lin_record = true;
+                }
             }
             /* Each node's clock runs at its own rate (within +-5%, inside
             ** the lease drift allowance of 2 ticks in 10); visited in a
@@ -1604,11 +1862,14 @@ static int run_seed(uint64_t seed, const char *real_dir, char *fail_msg, size_t 
                 uint8_t buf[17] = {0};
                 raft_proposal p = {buf, sizeof(buf)};
                 raft_event ev;
+                long opi = lin_add(s, false, leader, 0, 0); /* a put of 0 at key 0 */
                 memset(&ev, 0, sizeof(ev));
                 ev.type = RAFT_EVENT_PROPOSE;
                 ev.proposals = &p;
                 ev.n_proposals = 1;
-                if (rsim_step(s, leader, &ev, &up) == 0) {
+                rc = rsim_step(s, leader, &ev, &up);
+                lin_proposed(s, opi, rc, &up);
+                if (rc == 0) {
                     marker_index = up.proposed_index;
                     marker_term = up.proposed_term;
                 }
@@ -1645,6 +1906,8 @@ static int run_seed(uint64_t seed, const char *real_dir, char *fail_msg, size_t 
                   "(leader=%d)", RSIM_LIVENESS_TICKS, find_leader(s));
     if (!s->failed)
         check_durable_majority(s);
+    if (!s->failed)
+        rsim_check_history(s, stats);
     rc = s->failed ? -1 : 0;
     if (trace_buf.len > 0) {
         fwrite(trace_buf.data, 1, trace_buf.len, stderr);
@@ -1671,9 +1934,14 @@ static int run_seed(uint64_t seed, const char *real_dir, char *fail_msg, size_t 
 }
 
 int rsim_run_seed(uint64_t seed, char *fail_msg, size_t fail_msg_size) {
-    return run_seed(seed, NULL, fail_msg, fail_msg_size);
+    return run_seed(seed, NULL, NULL, NULL, fail_msg, fail_msg_size);
 }
 
 int rsim_run_seed_real(uint64_t seed, const char *dir, char *fail_msg, size_t fail_msg_size) {
-    return run_seed(seed, dir, fail_msg, fail_msg_size);
+    return run_seed(seed, dir, NULL, NULL, fail_msg, fail_msg_size);
+}
+
+int rsim_run_seed_ex(uint64_t seed, const char *dir, const rsim_run_opts *opts,
+                     rsim_run_stats *stats, char *fail_msg, size_t fail_msg_size) {
+    return run_seed(seed, dir, opts, stats, fail_msg, fail_msg_size);
 }

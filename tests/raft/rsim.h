@@ -25,6 +25,11 @@
 ** index is on its durable log). At every crash: each committed entry is
 ** durable on a majority (committed entries are never lost).
 **
+** Client histories (random mode): every write and read a client asks of
+** the map is recorded (rsim_op) and, at the end of the run, checked per key
+** for linearizability by the register checker of tests/chaos/
+** (rsim_check_history; docs/raft.md, "How it is tested").
+**
 ** Membership and snapshots: nodes 1..n_boot form the bootstrap voters;
 ** the others are spares that know the bootstrap configuration and join when
 ** the leader adds them (rsim_conf). rsim_compact makes a node snapshot its
@@ -78,6 +83,49 @@
 #define RSIM_KEYS 8
 #define RSIM_MAX_READS 16384  /* read ids per run; beyond: RAFT_ERR_BUSY */
 #define RSIM_MAX_NET 100000   /* messages in flight; beyond: dropped */
+#define RSIM_MAX_OPS 65536    /* client ops recorded per run; beyond: the run's
+                              ** history is not checked (its keys count unknown) */
+
+/* One client operation on the replicated map (random mode), for the
+** linearizability check. Times are simulated time units (RSIM_TICK_UNITS
+** per tick). A write is acknowledged when the node it was proposed at
+** applies it (ok), or learns that another entry took its index (fail); a
+** crash of that node or the end of the run leaves it info (it may still
+** commit). A read is answered when the node's applied index reaches the
+** read state's index; aborted or unanswered reads are dropped. */
+typedef enum rsim_op_state {
+    RSIM_OP_PENDING = 0,
+    RSIM_OP_OK = 1,
+    RSIM_OP_INFO = 2,
+    RSIM_OP_DROPPED = 3, /* fail: never took effect / returned nothing */
+} rsim_op_state;
+
+typedef struct rsim_op {
+    bool is_read;
+    uint8_t state; /* rsim_op_state */
+    uint8_t key;
+    int node;      /* node the client asked */
+    int64_t value; /* written, or read (valid when ok) */
+    int64_t invoke, complete;
+    uint64_t index, term; /* write: proposed entry (index 0: not yet known);
+                          ** read: index to reach once answered (0: not yet) */
+    uint64_t read_id;     /* read: the id given to the core */
+} rsim_op;
+
+/* What a random run measured (added to, never reset). */
+typedef struct rsim_run_stats {
+    uint64_t lin_ops;          /* ops in the checked histories */
+    uint64_t lin_keys;         /* keys checked */
+    uint64_t lin_unknown_keys; /* verdict unknown: search budget exhausted */
+} rsim_run_stats;
+
+/* Test-only knobs of a random run. */
+typedef struct rsim_run_opts {
+    /* Broken on purpose: a read asked at a node that is not the leader is
+    ** answered at once from its applied state, without ReadIndex or lease.
+    ** The linearizability check must catch it (proves it is wired). */
+    bool stale_follower_reads;
+} rsim_run_opts;
 
 typedef struct rsim_write {
     raft_hard_state hs;
@@ -169,6 +217,15 @@ typedef struct rsim {
     uint64_t read_floor[RSIM_MAX_READS];
     uint64_t next_read_id;
     uint64_t next_client_id;
+    /* client history (random mode): ops[]; pending_ops: indices of the
+    ** ops still pending */
+    bool lin_record;
+    bool lin_stale_follower_reads;
+    bool lin_overflow; /* RSIM_MAX_OPS hit: history not checked (counted unknown) */
+    rsim_op *ops;
+    size_t n_ops, cap_ops;
+    uint32_t *pending_ops;
+    size_t n_pending_ops, cap_pending_ops;
     /* results */
     bool failed;
     char fail_msg[512];
@@ -227,6 +284,16 @@ int rsim_run_seed(uint64_t seed, char *fail_msg, size_t fail_msg_size);
 ** dir/node<id> (dir must exist and hold no such folders; they are left
 ** there for the caller to remove). */
 int rsim_run_seed_real(uint64_t seed, const char *dir, char *fail_msg, size_t fail_msg_size);
+/* Either of the above (dir NULL: in memory) with test knobs (opts may be
+** NULL) and measurements added to *stats (may be NULL). At the end of the
+** run every key's client history is checked for linearizability
+** (tests/chaos/ register checker); "invalid" fails the run with the
+** checker's report (also printed to stderr); "unknown" is counted only. */
+int rsim_run_seed_ex(uint64_t seed, const char *dir, const rsim_run_opts *opts,
+                     rsim_run_stats *stats, char *fail_msg, size_t fail_msg_size);
+/* Check the client history recorded in s (random mode) for
+** linearizability, per key; 0, or -1 after rsim_fail. Adds to stats. */
+int rsim_check_history(rsim *s, rsim_run_stats *stats);
 /* Switch s (just after rsim_init, before any step) to the real log store:
 ** opens dir/node<id> for each node. Returns 0 or a raft_log_error. */
 int rsim_use_real_log(rsim *s, const char *dir);

@@ -15,6 +15,13 @@
 ** directory per seed under $MERIDIAN_SIM_DIR, else /dev/shm (tmpfs: the
 ** fdatasync calls are real but cheap), else $TMPDIR or /tmp; removed after
 ** each seed unless it failed (then its path is printed).
+**
+** Every seed also checks its client history (writes and reads on the
+** replicated map, per key) for linearizability with the register checker
+** of tests/chaos/; the counts of checked keys and of "unknown" verdicts
+** (search budget exhausted: not a failure) are printed.
+** test_stale_reads_caught breaks reads on purpose (followers answer from
+** their applied state) and expects the checker to fail seeds as invalid.
 */
 #define _GNU_SOURCE
 #include <ftw.h>
@@ -73,7 +80,7 @@ static const char *real_log_base(void) {
 }
 
 /* One seed in the real-log mode, in a fresh directory. */
-static int run_real(uint64_t seed, char *msg, size_t msg_len) {
+static int run_real(uint64_t seed, rsim_run_stats *stats, char *msg, size_t msg_len) {
     char dir[1024];
     int rc;
     snprintf(dir, sizeof(dir), "%s/meridian-rsim-%llu-XXXXXX", real_log_base(),
@@ -82,7 +89,7 @@ static int run_real(uint64_t seed, char *msg, size_t msg_len) {
         snprintf(msg, msg_len, "seed %llu: mkdtemp %.600s failed", (unsigned long long)seed, dir);
         return -1;
     }
-    rc = rsim_run_seed_real(seed, dir, msg, msg_len);
+    rc = rsim_run_seed_ex(seed, dir, NULL, stats, msg, msg_len);
     if (rc == 0)
         nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     else
@@ -95,6 +102,7 @@ static void test_seeds(void **state) {
     uint64_t first = env_u64("MERIDIAN_SIM_FIRST", 1),
              count = env_u64("MERIDIAN_SIM_SEEDS", real ? REAL_DEFAULT_SEEDS : DEFAULT_SEEDS);
     uint64_t seed, failures = 0;
+    rsim_run_stats stats = {0};
     char msg[768];
     (void)state;
     if (real && getenv("RSIM_VERBOSE") == NULL)
@@ -104,7 +112,8 @@ static void test_seeds(void **state) {
         count = 1;
     }
     for (seed = first; seed < first + count; seed++) {
-        if ((real ? run_real(seed, msg, sizeof(msg)) : rsim_run_seed(seed, msg, sizeof(msg))) != 0) {
+        if ((real ? run_real(seed, &stats, msg, sizeof(msg))
+                  : rsim_run_seed_ex(seed, NULL, NULL, &stats, msg, sizeof(msg))) != 0) {
             fprintf(stderr, "FAIL %s\n  replay: MERIDIAN_SEED=%llu\n", msg, (unsigned long long)seed);
             if (++failures >= 10)
                 break;
@@ -113,12 +122,39 @@ static void test_seeds(void **state) {
     printf("raft sim: %llu seeds from %llu, %llu failed%s\n", (unsigned long long)count,
            (unsigned long long)first, (unsigned long long)failures,
            real ? " (real log store)" : "");
+    printf("raft sim: linearizability: %llu client ops on %llu keys checked, %llu keys unknown "
+           "(search budget)\n", (unsigned long long)stats.lin_ops,
+           (unsigned long long)stats.lin_keys, (unsigned long long)stats.lin_unknown_keys);
     assert_int_equal(failures, 0);
+}
+
+/* The checker is wired: with reads served at followers from their applied
+** state (no ReadIndex, no lease), some seeds must fail as not linearizable,
+** and no other check may be what fails them. */
+static void test_stale_reads_caught(void **state) {
+    rsim_run_opts opts = {.stale_follower_reads = true};
+    uint64_t seed, failed = 0, count = env_u64("MERIDIAN_SIM_STALE_SEEDS", 50);
+    char msg[768];
+    (void)state;
+    if (count == 0)
+        skip();
+    for (seed = 1; seed <= count; seed++) {
+        if (rsim_run_seed_ex(seed, NULL, &opts, NULL, msg, sizeof(msg)) != 0) {
+            if (strstr(msg, "not linearizable") == NULL)
+                fail_msg("seed %llu failed another check: %s", (unsigned long long)seed, msg);
+            if (failed++ == 0)
+                printf("  first caught: %s\n", msg);
+        }
+    }
+    printf("raft sim: stale follower reads: %llu of %llu seeds caught as not linearizable\n",
+           (unsigned long long)failed, (unsigned long long)count);
+    assert_true(failed > 0);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seeds),
+        cmocka_unit_test(test_stale_reads_caught),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
