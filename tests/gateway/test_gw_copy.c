@@ -16,64 +16,11 @@
 #include <unistd.h>
 
 #include "gateway/gateway.h"
+#include "gw_real_stack.h"
 #include "gw_test_util.h"
 #include "storage/storage.h"
 #include "timestamp/timestamp.h"
 #include "txn/txn.h"
-
-typedef struct fixture {
-    hlc_clock *clock;
-    storage_engine *storage;
-    txn_db *db;
-    sqlv_engine *engine;
-    gw_server *server;
-} fixture;
-
-static int setup(void **state)
-{
-    base_log_set_level(BASE_LOG_WARN);
-    fixture *f = base_calloc(1, sizeof *f);
-    assert_non_null(f);
-    assert_int_equal(hlc_clock_new(hlc_system_clock(), HLC_DEFAULT_MAX_OFFSET_NS, &f->clock), 0);
-    storage_options so = {.dir = NULL, .create_if_missing = true};
-    assert_int_equal(storage_open(&so, &f->storage), 0);
-    txn_db_options to = {.engine = f->storage, .clock = f->clock, .sync_commits = false};
-    assert_int_equal(txn_db_open(&to, &f->db), 0);
-    assert_int_equal(sqlv_engine_open(f->db, &f->engine), SQLV_OK);
-    gw_options go = {.host = "127.0.0.1", .port = 0};
-    assert_int_equal(gw_start(f->engine, &go, &f->server), GW_OK);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    gw_stop(f->server);
-    sqlv_engine_close(f->engine);
-    txn_db_close(f->db);
-    storage_close(f->storage);
-    hlc_clock_free(f->clock);
-    base_free(f);
-    return 0;
-}
-
-static PGconn *connect_to(void **state)
-{
-    fixture *f = *state;
-    PGconn *c = tu_pq(gw_port(f->server), "sslmode=disable");
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    return c;
-}
-
-static void exec_ok(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-    PQclear(r);
-}
 
 /* The single value of a one-row query, into out. */
 static void query_value(PGconn *c, const char *sql, char *out, size_t cap)
@@ -122,8 +69,8 @@ static void expect_error(PGresult *r, const char *sqlstate)
 
 static void test_copy_text(void **state)
 {
-    PGconn *c = connect_to(state);
-    exec_ok(c, "CREATE TABLE t1 (id INT PRIMARY KEY, name TEXT, score FLOAT)");
+    PGconn *c = tu_real_connect(state);
+    tu_exec_ok(c, "CREATE TABLE t1 (id INT PRIMARY KEY, name TEXT, score FLOAT)");
     /* rows split across CopyData messages at odd places */
     const char *chunks[] = {"1\talice\t1.5\n2\tb", "ob\t\\N\n", "3\ttab\\there\t2\n4\tx\t", "3\n"};
     PGresult *r = copy_in(c, "COPY t1 FROM STDIN", chunks, 4, NULL);
@@ -139,8 +86,8 @@ static void test_copy_text(void **state)
 
 static void test_copy_csv_header(void **state)
 {
-    PGconn *c = connect_to(state);
-    exec_ok(c, "CREATE TABLE t2 (id INT PRIMARY KEY, note TEXT)");
+    PGconn *c = tu_real_connect(state);
+    tu_exec_ok(c, "CREATE TABLE t2 (id INT PRIMARY KEY, note TEXT)");
     const char *chunks[] = {"id,note\n", "1,\"a, quoted \"\"x\"\"\"\n2,\n3,plain\n"};
     PGresult *r = copy_in(c, "COPY t2 FROM STDIN WITH (FORMAT csv, HEADER)", chunks, 2, NULL);
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
@@ -154,8 +101,8 @@ static void test_copy_csv_header(void **state)
 
 static void test_copy_fail_and_bad_row(void **state)
 {
-    PGconn *c = connect_to(state);
-    exec_ok(c, "CREATE TABLE t3 (id INT PRIMARY KEY, v INT)");
+    PGconn *c = tu_real_connect(state);
+    tu_exec_ok(c, "CREATE TABLE t3 (id INT PRIMARY KEY, v INT)");
     /* CopyFail from the client: 57014, nothing inserted */
     const char *rows[] = {"1\t10\n2\t20\n"};
     expect_error(copy_in(c, "COPY t3 FROM STDIN", rows, 1, "client gave up"), "57014");
@@ -182,35 +129,35 @@ static void test_copy_fail_and_bad_row(void **state)
 
 static void test_copy_in_block(void **state)
 {
-    PGconn *c = connect_to(state);
-    exec_ok(c, "CREATE TABLE t4 (id INT PRIMARY KEY, v TEXT)");
-    exec_ok(c, "BEGIN");
+    PGconn *c = tu_real_connect(state);
+    tu_exec_ok(c, "CREATE TABLE t4 (id INT PRIMARY KEY, v TEXT)");
+    tu_exec_ok(c, "BEGIN");
     const char *rows[] = {"1\ta\n2\tb\n"};
     PGresult *r = copy_in(c, "COPY t4 FROM STDIN", rows, 1, NULL);
     assert_string_equal(PQcmdStatus(r), "COPY 2");
     PQclear(r);
     assert_int_equal(PQtransactionStatus(c), PQTRANS_INTRANS);
     want_value(c, "SELECT count(*) FROM t4", "2");
-    exec_ok(c, "ROLLBACK");
+    tu_exec_ok(c, "ROLLBACK");
     want_value(c, "SELECT count(*) FROM t4", "0");
     /* a failed copy aborts the block */
-    exec_ok(c, "BEGIN");
+    tu_exec_ok(c, "BEGIN");
     expect_error(copy_in(c, "COPY t4 FROM STDIN", rows, 1, "stop"), "57014");
     assert_int_equal(PQtransactionStatus(c), PQTRANS_INERROR);
-    exec_ok(c, "ROLLBACK");
+    tu_exec_ok(c, "ROLLBACK");
     /* committed in a block */
-    exec_ok(c, "BEGIN");
+    tu_exec_ok(c, "BEGIN");
     r = copy_in(c, "COPY t4 FROM STDIN", rows, 1, NULL);
     PQclear(r);
-    exec_ok(c, "COMMIT");
+    tu_exec_ok(c, "COMMIT");
     want_value(c, "SELECT count(*) FROM t4", "2");
     PQfinish(c);
 }
 
 static void test_copy_extended_protocol(void **state)
 {
-    PGconn *c = connect_to(state);
-    exec_ok(c, "CREATE TABLE t5 (id INT PRIMARY KEY)");
+    PGconn *c = tu_real_connect(state);
+    tu_exec_ok(c, "CREATE TABLE t5 (id INT PRIMARY KEY)");
     /* COPY through Parse/Bind/Execute outside a block: sql/ refuses it
     ** (0A000, the implicit block of the extended protocol) or copies */
     PGresult *r = PQexecParams(c, "COPY t5 FROM STDIN", 0, NULL, NULL, NULL, NULL, 0);
@@ -226,7 +173,7 @@ static void test_copy_extended_protocol(void **state)
     }
     want_value(c, "SELECT 1", "1");
     /* inside a block the session enters copy-in from Execute */
-    exec_ok(c, "BEGIN");
+    tu_exec_ok(c, "BEGIN");
     r = PQexecParams(c, "COPY t5 FROM STDIN", 0, NULL, NULL, NULL, NULL, 0);
     st = PQresultStatus(r);
     PQclear(r);
@@ -254,7 +201,7 @@ static void test_copy_extended_protocol(void **state)
             PQclear(r);
         assert_int_equal(PQtransactionStatus(c), PQTRANS_INERROR);
     }
-    exec_ok(c, "ROLLBACK");
+    tu_exec_ok(c, "ROLLBACK");
     want_value(c, "SELECT count(*) FROM t5", "0");
     PQfinish(c);
 }
@@ -278,10 +225,10 @@ static void raw_copy_start(int fd, const char *sql)
 
 static void test_raw_sequences(void **state)
 {
-    fixture *f = *state;
+    tu_real_fixture *f = *state;
     int port = gw_port(f->server);
-    PGconn *pc = connect_to(state);
-    exec_ok(pc, "CREATE TABLE t6 (id INT PRIMARY KEY, v TEXT)");
+    PGconn *pc = tu_real_connect(state);
+    tu_exec_ok(pc, "CREATE TABLE t6 (id INT PRIMARY KEY, v TEXT)");
     int fd = tu_session(port, "u", NULL, NULL);
     assert_true(fd >= 0);
     char types[64], status, sqlstate[6];
@@ -384,5 +331,5 @@ int main(void)
         cmocka_unit_test(test_copy_extended_protocol),
         cmocka_unit_test(test_raw_sequences),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_real_setup, tu_real_teardown);
 }

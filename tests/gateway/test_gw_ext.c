@@ -18,67 +18,15 @@
 #include <unistd.h>
 
 #include "gateway/gateway.h"
+#include "gw_real_stack.h"
 #include "gw_test_util.h"
 #include "storage/storage.h"
 #include "timestamp/timestamp.h"
 #include "txn/txn.h"
 
-typedef struct fixture {
-    hlc_clock *clock;
-    storage_engine *storage;
-    txn_db *db;
-    sqlv_engine *engine;
-    gw_server *server;
-} fixture;
-
-static int setup(void **state)
-{
-    base_log_set_level(BASE_LOG_WARN);
-    fixture *f = base_calloc(1, sizeof *f);
-    assert_non_null(f);
-    assert_int_equal(hlc_clock_new(hlc_system_clock(), HLC_DEFAULT_MAX_OFFSET_NS, &f->clock), 0);
-    storage_options so = {.dir = NULL, .create_if_missing = true};
-    assert_int_equal(storage_open(&so, &f->storage), 0);
-    txn_db_options to = {.engine = f->storage, .clock = f->clock, .sync_commits = false};
-    assert_int_equal(txn_db_open(&to, &f->db), 0);
-    assert_int_equal(sqlv_engine_open(f->db, &f->engine), SQLV_OK);
-    gw_options go = {.host = "127.0.0.1", .port = 0};
-    assert_int_equal(gw_start(f->engine, &go, &f->server), GW_OK);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    gw_stop(f->server);
-    sqlv_engine_close(f->engine);
-    txn_db_close(f->db);
-    storage_close(f->storage);
-    hlc_clock_free(f->clock);
-    base_free(f);
-    return 0;
-}
-
 static int port_of(void **state)
 {
-    return gw_port(((fixture *)*state)->server);
-}
-
-static PGconn *connect_to(void **state)
-{
-    PGconn *c = tu_pq(port_of(state), "sslmode=disable");
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    return c;
-}
-
-static void exec_ok(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-    PQclear(r);
+    return gw_port(((tu_real_fixture *)*state)->server);
 }
 
 static void check_ok(PGresult *r, ExecStatusType want, const char *what)
@@ -129,8 +77,8 @@ static void rows_equal(PGconn *c, const char *sql, const char *want)
 
 static void test_prepare_text_params(void **state)
 {
-    PGconn *c = connect_to(state);
-    exec_ok(c, "CREATE TABLE kinds (id INT PRIMARY KEY, name TEXT, score DOUBLE PRECISION, "
+    PGconn *c = tu_real_connect(state);
+    tu_exec_ok(c, "CREATE TABLE kinds (id INT PRIMARY KEY, name TEXT, score DOUBLE PRECISION, "
                "ok BOOL, big BIGINT, data BYTEA)");
     PGresult *r = PQprepare(c, "ins", "INSERT INTO kinds VALUES ($1, $2, $3, $4, $5, $6)", 0, NULL);
     check_ok(r, PGRES_COMMAND_OK, "prepare ins");
@@ -211,8 +159,8 @@ static uint64_t get_be64(const char *p)
 
 static void test_binary_params_and_results(void **state)
 {
-    PGconn *c = connect_to(state);
-    exec_ok(c, "CREATE TABLE bin (id INT PRIMARY KEY, big BIGINT, f DOUBLE PRECISION, b BOOL, "
+    PGconn *c = tu_real_connect(state);
+    tu_exec_ok(c, "CREATE TABLE bin (id INT PRIMARY KEY, big BIGINT, f DOUBLE PRECISION, b BOOL, "
                "t TEXT, data BYTEA)");
     const Oid types[] = {23, 20, 701, 16, 25, 17};
     uint32_t id = htonl(7);
@@ -288,8 +236,8 @@ static void test_binary_params_and_results(void **state)
 
 static void test_transaction_and_accounts(void **state)
 {
-    PGconn *c = connect_to(state);
-    exec_ok(c, "CREATE TABLE accts (id INT PRIMARY KEY, owner TEXT NOT NULL, balance INT)");
+    PGconn *c = tu_real_connect(state);
+    tu_exec_ok(c, "CREATE TABLE accts (id INT PRIMARY KEY, owner TEXT NOT NULL, balance INT)");
     const char *a[] = {"1", "ada", "100"}, *b[] = {"2", "bob", "50"};
     const char *ins = "INSERT INTO accts VALUES ($1, $2, $3)";
     PGresult *r = PQexecParams(c, ins, 3, NULL, a, NULL, NULL, 0);
@@ -299,7 +247,7 @@ static void test_transaction_and_accounts(void **state)
     check_ok(r, PGRES_COMMAND_OK, "ins b");
     PQclear(r);
     /* a transfer inside BEGIN through parameters */
-    exec_ok(c, "BEGIN");
+    tu_exec_ok(c, "BEGIN");
     const char *upd = "UPDATE accts SET balance = balance + $1 WHERE id = $2";
     const char *d1[] = {"-30", "1"}, *d2[] = {"30", "2"};
     r = PQexecParams(c, upd, 2, NULL, d1, NULL, NULL, 0);
@@ -311,12 +259,12 @@ static void test_transaction_and_accounts(void **state)
     check_ok(r, PGRES_COMMAND_OK, "credit");
     PQclear(r);
     /* another session does not see it yet */
-    PGconn *c2 = connect_to(state);
+    PGconn *c2 = tu_real_connect(state);
     rows_equal(c2, "SELECT sum(balance) FROM accts WHERE id = 1", "100\n");
-    exec_ok(c, "COMMIT");
+    tu_exec_ok(c, "COMMIT");
     rows_equal(c2, "SELECT id, balance FROM accts ORDER BY id", "1|70\n2|80\n");
     /* an error inside a block: 'E' until ROLLBACK, even through Execute */
-    exec_ok(c, "BEGIN");
+    tu_exec_ok(c, "BEGIN");
     const char *dup[] = {"1", "again", "0"};
     r = PQexecParams(c, ins, 3, NULL, dup, NULL, NULL, 0);
     check_state(r, "23505", "duplicate key");
@@ -356,8 +304,8 @@ static void test_transaction_and_accounts(void **state)
 
 static void test_pipeline(void **state)
 {
-    PGconn *c = connect_to(state);
-    exec_ok(c, "CREATE TABLE pipe (id INT PRIMARY KEY, v TEXT)");
+    PGconn *c = tu_real_connect(state);
+    tu_exec_ok(c, "CREATE TABLE pipe (id INT PRIMARY KEY, v TEXT)");
     assert_int_equal(PQenterPipelineMode(c), 1);
     const char *ins = "INSERT INTO pipe VALUES ($1, $2)";
     const char *a[] = {"1", "a"}, *b[] = {"2", "b"};
@@ -481,9 +429,9 @@ static void send_expect(int fd, base_buf *b, const char *want_types, char want_s
 
 static void test_raw_pipeline_errors(void **state)
 {
-    PGconn *c = connect_to(state);
-    exec_ok(c, "CREATE TABLE raw (id INT PRIMARY KEY, v TEXT)");
-    exec_ok(c, "INSERT INTO raw VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (5, 'e')");
+    PGconn *c = tu_real_connect(state);
+    tu_exec_ok(c, "CREATE TABLE raw (id INT PRIMARY KEY, v TEXT)");
+    tu_exec_ok(c, "INSERT INTO raw VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (5, 'e')");
     int fd = tu_session(port_of(state), "root", NULL, NULL);
     assert_true(fd >= 0);
     base_buf b = {0};
@@ -572,8 +520,8 @@ static void test_raw_pipeline_errors(void **state)
 
 static void test_param_inference(void **state)
 {
-    PGconn *c = connect_to(state);
-    exec_ok(c, "CREATE TABLE inf (id BIGINT PRIMARY KEY, small SMALLINT, name TEXT, n NUMERIC)");
+    PGconn *c = tu_real_connect(state);
+    tu_exec_ok(c, "CREATE TABLE inf (id BIGINT PRIMARY KEY, small SMALLINT, name TEXT, n NUMERIC)");
     struct {
         const char *sql;
         int n;
@@ -624,7 +572,7 @@ static void test_param_inference(void **state)
 /* Many named statements and portals: the limits hold, memory is freed. */
 static void test_limits(void **state)
 {
-    PGconn *c = connect_to(state);
+    PGconn *c = tu_real_connect(state);
     char name[32];
     for (int i = 0; i < SQLV_STATEMENTS_MAX; i++) {
         snprintf(name, sizeof name, "s%d", i);
@@ -687,8 +635,8 @@ static void test_random_sequences(void **state)
     const char *env = getenv("MERIDIAN_SEED");
     uint64_t seed = env ? strtoull(env, NULL, 0) : (uint64_t)base_realtime_ns();
     rng = seed | 1;
-    PGconn *c = connect_to(state);
-    exec_ok(c, "CREATE TABLE rnd (id INT PRIMARY KEY, v TEXT)");
+    PGconn *c = tu_real_connect(state);
+    tu_exec_ok(c, "CREATE TABLE rnd (id INT PRIMARY KEY, v TEXT)");
     int fd = tu_session(port_of(state), "root", NULL, NULL);
     assert_true(fd >= 0);
     base_buf b = {0};
@@ -797,5 +745,5 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_random_sequences),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_real_setup, tu_real_teardown);
 }

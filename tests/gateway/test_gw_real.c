@@ -14,64 +14,11 @@
 #include <unistd.h>
 
 #include "gateway/gateway.h"
+#include "gw_real_stack.h"
 #include "gw_test_util.h"
 #include "storage/storage.h"
 #include "timestamp/timestamp.h"
 #include "txn/txn.h"
-
-typedef struct fixture {
-    hlc_clock *clock;
-    storage_engine *storage;
-    txn_db *db;
-    sqlv_engine *engine;
-    gw_server *server;
-} fixture;
-
-static int setup(void **state)
-{
-    base_log_set_level(BASE_LOG_WARN);
-    fixture *f = base_calloc(1, sizeof *f);
-    assert_non_null(f);
-    assert_int_equal(hlc_clock_new(hlc_system_clock(), HLC_DEFAULT_MAX_OFFSET_NS, &f->clock), 0);
-    storage_options so = {.dir = NULL, .create_if_missing = true};
-    assert_int_equal(storage_open(&so, &f->storage), 0);
-    txn_db_options to = {.engine = f->storage, .clock = f->clock, .sync_commits = false};
-    assert_int_equal(txn_db_open(&to, &f->db), 0);
-    assert_int_equal(sqlv_engine_open(f->db, &f->engine), SQLV_OK);
-    gw_options go = {.host = "127.0.0.1", .port = 0};
-    assert_int_equal(gw_start(f->engine, &go, &f->server), GW_OK);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    gw_stop(f->server); /* every session is closed when this returns */
-    sqlv_engine_close(f->engine);
-    txn_db_close(f->db);
-    storage_close(f->storage);
-    hlc_clock_free(f->clock);
-    base_free(f);
-    return 0;
-}
-
-static PGconn *connect_to(void **state)
-{
-    fixture *f = *state;
-    PGconn *c = tu_pq(gw_port(f->server), "sslmode=disable");
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    return c;
-}
-
-static void exec_ok(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-    PQclear(r);
-}
 
 static void expect_sqlstate(PGconn *c, const char *sql, const char *sqlstate)
 {
@@ -86,10 +33,10 @@ static void expect_sqlstate(PGconn *c, const char *sql, const char *sqlstate)
 
 static void test_accounts(void **state)
 {
-    PGconn *c = connect_to(state);
-    exec_ok(c, "CREATE TABLE accounts (id INT PRIMARY KEY, owner TEXT NOT NULL, balance INT)");
-    exec_ok(c, "INSERT INTO accounts VALUES (1, 'ada', 100), (2, 'bob', 50)");
-    exec_ok(c, "BEGIN; UPDATE accounts SET balance = balance - 10 WHERE id = 1; "
+    PGconn *c = tu_real_connect(state);
+    tu_exec_ok(c, "CREATE TABLE accounts (id INT PRIMARY KEY, owner TEXT NOT NULL, balance INT)");
+    tu_exec_ok(c, "INSERT INTO accounts VALUES (1, 'ada', 100), (2, 'bob', 50)");
+    tu_exec_ok(c, "BEGIN; UPDATE accounts SET balance = balance - 10 WHERE id = 1; "
                "UPDATE accounts SET balance = balance + 10 WHERE id = 2; COMMIT;");
     assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
     PGresult *r = PQexec(c, "SELECT * FROM accounts WHERE id BETWEEN 1 AND 2 ORDER BY id");
@@ -108,7 +55,7 @@ static void test_accounts(void **state)
     /* psql sees the same. */
     if (access("/usr/bin/psql", X_OK) != 0)
         return;
-    fixture *f = *state;
+    tu_real_fixture *f = *state;
     char cmd[512];
     snprintf(cmd, sizeof cmd,
              "/usr/bin/psql 'postgresql://root@127.0.0.1:%d/defaultdb?connect_timeout=10' -X -A -t "
@@ -126,15 +73,15 @@ static void test_accounts(void **state)
 
 static void test_error_in_transaction_block(void **state)
 {
-    PGconn *c = connect_to(state);
-    exec_ok(c, "CREATE TABLE t1 (k INT PRIMARY KEY, v TEXT)");
-    exec_ok(c, "BEGIN");
+    PGconn *c = tu_real_connect(state);
+    tu_exec_ok(c, "CREATE TABLE t1 (k INT PRIMARY KEY, v TEXT)");
+    tu_exec_ok(c, "BEGIN");
     assert_int_equal(PQtransactionStatus(c), PQTRANS_INTRANS);
-    exec_ok(c, "INSERT INTO t1 VALUES (1, 'a')");
+    tu_exec_ok(c, "INSERT INTO t1 VALUES (1, 'a')");
     expect_sqlstate(c, "INSERT INTO t1 VALUES (1, 'again')", "23505");
     assert_int_equal(PQtransactionStatus(c), PQTRANS_INERROR);
     expect_sqlstate(c, "SELECT * FROM t1", "25P02");
-    exec_ok(c, "ROLLBACK");
+    tu_exec_ok(c, "ROLLBACK");
     assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
     PGresult *r = PQexec(c, "SELECT count(*) FROM t1");
     assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
@@ -145,12 +92,12 @@ static void test_error_in_transaction_block(void **state)
 
 static void test_disconnect_rolls_back(void **state)
 {
-    PGconn *a = connect_to(state);
-    exec_ok(a, "CREATE TABLE t2 (k INT PRIMARY KEY)");
-    exec_ok(a, "BEGIN; INSERT INTO t2 VALUES (7)");
+    PGconn *a = tu_real_connect(state);
+    tu_exec_ok(a, "CREATE TABLE t2 (k INT PRIMARY KEY)");
+    tu_exec_ok(a, "BEGIN; INSERT INTO t2 VALUES (7)");
     assert_int_equal(PQtransactionStatus(a), PQTRANS_INTRANS);
     PQfinish(a); /* never committed */
-    PGconn *b = connect_to(state);
+    PGconn *b = tu_real_connect(state);
     PGresult *r = PQexec(b, "SELECT count(*) FROM t2");
     assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
     assert_string_equal(PQgetvalue(r, 0, 0), "0");
@@ -188,9 +135,9 @@ static void *client_main(void *p)
 
 static void test_concurrent_clients(void **state)
 {
-    fixture *f = *state;
-    PGconn *c = connect_to(state);
-    exec_ok(c, "CREATE TABLE t3 (k INT PRIMARY KEY, who TEXT)");
+    tu_real_fixture *f = *state;
+    PGconn *c = tu_real_connect(state);
+    tu_exec_ok(c, "CREATE TABLE t3 (k INT PRIMARY KEY, who TEXT)");
     pthread_t t[REAL_CLIENTS];
     client_arg args[REAL_CLIENTS];
     for (int i = 0; i < REAL_CLIENTS; i++) {
@@ -234,8 +181,8 @@ static void test_random_queries(void **state)
         seed = 1;
     uint64_t x = seed;
     printf("test_random_queries: seed=%llu\n", (unsigned long long)seed);
-    PGconn *c = connect_to(state);
-    exec_ok(c, "CREATE TABLE t4 (k INT PRIMARY KEY, v TEXT)");
+    PGconn *c = tu_real_connect(state);
+    tu_exec_ok(c, "CREATE TABLE t4 (k INT PRIMARY KEY, v TEXT)");
     char q[512];
     for (int i = 0; i < REAL_FUZZ_QUERIES; i++) {
         size_t len = 0;
@@ -281,5 +228,5 @@ int main(void)
         cmocka_unit_test(test_concurrent_clients),
         cmocka_unit_test(test_random_queries),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_real_setup, tu_real_teardown);
 }
