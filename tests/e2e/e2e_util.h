@@ -85,4 +85,32 @@ static void e2e_rows_equal(PGconn *c, const char *sql, const char *want) {
     base_free(got);
 }
 
+/* One node shared by every test of a binary: cmocka group setup/teardown
+** start it and stop it (the teardown fails unless it exits 0 on SIGTERM).
+** Unused in binaries that manage their own nodes. */
+__attribute__((unused)) static mtest_node e2e_node;
+
+__attribute__((unused)) static int e2e_group_setup(void **state) {
+    (void)state;
+    return mtest_node_start(&e2e_node, NULL, NULL) == 0 ? 0 : -1;
+}
+
+__attribute__((unused)) static int e2e_group_teardown(void **state) {
+    (void)state;
+    int st = mtest_node_stop(&e2e_node);
+    mtest_node_destroy(&e2e_node);
+    if (st != 0) {
+        fprintf(stderr, "node exit status after SIGTERM: %d (want 0)\n", st);
+        return -1;
+    }
+    return 0;
+}
+
+/* A connection to the shared node (owner: caller, PQfinish). */
+__attribute__((unused)) static PGconn *e2e_conn(void) {
+    PGconn *c = mtest_connect(&e2e_node);
+    assert_non_null(c);
+    return c;
+}
+
 #endif

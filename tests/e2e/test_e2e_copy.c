@@ -7,33 +7,9 @@
 
 #define E2E_CMD_TIMEOUT_MS (60 * 1000)
 
-static mtest_node node;
-
-static int group_setup(void **state) {
-    (void)state;
-    return mtest_node_start(&node, NULL, NULL) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state) {
-    (void)state;
-    int st = mtest_node_stop(&node);
-    mtest_node_destroy(&node);
-    if (st != 0) {
-        fprintf(stderr, "node exit status after SIGTERM: %d (want 0)\n", st);
-        return -1;
-    }
-    return 0;
-}
-
-static PGconn *conn(void) {
-    PGconn *c = mtest_connect(&node);
-    assert_non_null(c);
-    return c;
-}
-
-/* Write text to <node.dir>/name; path gets the full name. */
+/* Write text to <e2e_node.dir>/name; path gets the full name. */
 static void write_file(const char *name, const char *text, char *path, size_t cap) {
-    snprintf(path, cap, "%s/%s", node.dir, name);
+    snprintf(path, cap, "%s/%s", e2e_node.dir, name);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     assert_int_equal(fputs(text, f) >= 0, 1);
@@ -42,7 +18,7 @@ static void write_file(const char *name, const char *text, char *path, size_t ca
 
 /* psql -X -c cmd; returns the exit status, *out the stdout (owner: caller). */
 static int psql(const char *cmd, char **out) {
-    const char *argv[] = {"psql", "-X", "-v", "ON_ERROR_STOP=1", node.url, "-c", cmd, NULL};
+    const char *argv[] = {"psql", "-X", "-v", "ON_ERROR_STOP=1", e2e_node.url, "-c", cmd, NULL};
     char *err = NULL;
     int st = mtest_run(argv, NULL, E2E_CMD_TIMEOUT_MS, out, &err);
     if (st != 0) fprintf(stderr, "psql %s: exit %d\n%s\n", cmd, st, err ? err : "");
@@ -52,7 +28,7 @@ static int psql(const char *cmd, char **out) {
 
 static void test_psql_copy_text_and_csv(void **state) {
     (void)state;
-    PGconn *c = conn();
+    PGconn *c = e2e_conn();
     e2e_ok(c, "CREATE TABLE people (id INT PRIMARY KEY, name TEXT, age INT)");
     char path[MTEST_PATH_MAX + 64], cmd[2 * MTEST_PATH_MAX];
     write_file("people.txt", "1\tada\t36\n2\tbob\t\\N\n3\tcarol\\tx\t41\n", path, sizeof path);
@@ -74,7 +50,7 @@ static void test_psql_copy_text_and_csv(void **state) {
 
 static void test_psql_copy_bad_file(void **state) {
     (void)state;
-    PGconn *c = conn();
+    PGconn *c = e2e_conn();
     e2e_ok(c, "CREATE TABLE bad_copy (id INT PRIMARY KEY, v INT)");
     char path[MTEST_PATH_MAX + 64], cmd[2 * MTEST_PATH_MAX];
     write_file("bad.txt", "1\t10\n2\t20\n3\t30\textra\n4\t40\n", path, sizeof path);
@@ -88,7 +64,7 @@ static void test_psql_copy_bad_file(void **state) {
 
 static void test_psql_copy_many_rows(void **state) {
     (void)state;
-    PGconn *c = conn();
+    PGconn *c = e2e_conn();
     e2e_ok(c, "CREATE TABLE many (id INT PRIMARY KEY, filler TEXT)");
     base_buf text = {0};
     for (int i = 1; i <= 5000; i++)
@@ -108,7 +84,7 @@ static void test_psql_copy_many_rows(void **state) {
 
 static void test_libpq_copy_fail(void **state) {
     (void)state;
-    PGconn *c = conn();
+    PGconn *c = e2e_conn();
     e2e_ok(c, "CREATE TABLE lib_copy (id INT PRIMARY KEY)");
     PGresult *r = e2e_exec_status(c, "COPY lib_copy FROM STDIN", PGRES_COPY_IN);
     PQclear(r);
@@ -133,5 +109,5 @@ int main(void) {
         cmocka_unit_test(test_psql_copy_many_rows),
         cmocka_unit_test(test_libpq_copy_fail),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, e2e_group_setup, e2e_group_teardown);
 }

@@ -9,30 +9,6 @@
 
 #include <arpa/inet.h>
 
-static mtest_node node;
-
-static int group_setup(void **state) {
-    (void)state;
-    return mtest_node_start(&node, NULL, NULL) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state) {
-    (void)state;
-    int st = mtest_node_stop(&node);
-    mtest_node_destroy(&node);
-    if (st != 0) {
-        fprintf(stderr, "node exit status after SIGTERM: %d (want 0)\n", st);
-        return -1;
-    }
-    return 0;
-}
-
-static PGconn *conn(void) {
-    PGconn *c = mtest_connect(&node);
-    assert_non_null(c);
-    return c;
-}
-
 static void params_ok(PGconn *c, const char *sql, int n, const char *const *v, const char *tuples) {
     PGresult *r = PQexecParams(c, sql, n, NULL, v, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
@@ -60,7 +36,7 @@ static void params_fail(PGconn *c, const char *sql, int n, const char *const *v,
 
 static void test_accounts_with_parameters(void **state) {
     (void)state;
-    PGconn *c = conn();
+    PGconn *c = e2e_conn();
     e2e_ok(c, "CREATE TABLE accounts (id INT PRIMARY KEY, owner TEXT NOT NULL, balance INT)");
     const char *ins = "INSERT INTO accounts VALUES ($1, $2, $3)";
     const char *a[] = {"1", "ada", "100"}, *b[] = {"2", "bob", "50"};
@@ -80,7 +56,7 @@ static void test_accounts_with_parameters(void **state) {
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
     assert_string_equal(PQcmdTuples(r), "1");
     PQclear(r);
-    PGconn *other = conn();
+    PGconn *other = e2e_conn();
     e2e_rows_equal(other, "SELECT balance FROM accounts WHERE id = 1", "100\n");
     r = PQexecPrepared(c, "move", 2, credit, NULL, NULL, 0);
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
@@ -131,7 +107,7 @@ static void test_accounts_with_parameters(void **state) {
 
 static void test_pipeline_error_rolls_back(void **state) {
     (void)state;
-    PGconn *c = conn();
+    PGconn *c = e2e_conn();
     e2e_ok(c, "CREATE TABLE pipe (id INT PRIMARY KEY, v TEXT)");
     assert_int_equal(PQenterPipelineMode(c), 1);
     const char *ins = "INSERT INTO pipe VALUES ($1, $2)";
@@ -160,5 +136,5 @@ int main(void) {
         cmocka_unit_test(test_accounts_with_parameters),
         cmocka_unit_test(test_pipeline_error_rolls_back),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, e2e_group_setup, e2e_group_teardown);
 }

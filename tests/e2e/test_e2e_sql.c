@@ -24,33 +24,9 @@
 #define E2E_CMD_TIMEOUT_MS (60 * 1000)
 #define E2E_FUZZ_ROUNDS 40
 
-static mtest_node node;
-
-static int group_setup(void **state) {
-    (void)state;
-    return mtest_node_start(&node, NULL, NULL) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state) {
-    (void)state;
-    int st = mtest_node_stop(&node);
-    mtest_node_destroy(&node);
-    if (st != 0) {
-        fprintf(stderr, "node exit status after SIGTERM: %d (want 0)\n", st);
-        return -1;
-    }
-    return 0;
-}
-
-static PGconn *conn(void) {
-    PGconn *c = mtest_connect(&node);
-    assert_non_null(c);
-    return c;
-}
-
 static void test_ddl_dml_and_issue_session(void **state) {
     (void)state;
-    PGconn *c = conn();
+    PGconn *c = e2e_conn();
     PGresult *r = e2e_exec_status(
         c, "CREATE TABLE accounts (id INT PRIMARY KEY, owner TEXT NOT NULL, balance INT)",
         PGRES_COMMAND_OK);
@@ -90,7 +66,7 @@ static void test_ddl_dml_and_issue_session(void **state) {
     e2e_rows_equal(c, "SELECT owner FROM accounts WHERE id = 1", "ada\n");
 
     /* Another session sees committed data. */
-    PGconn *c2 = conn();
+    PGconn *c2 = e2e_conn();
     e2e_rows_equal(c2, "SELECT count(*), sum(balance) FROM accounts", "2|150\n");
     PQfinish(c2);
 
@@ -118,7 +94,7 @@ static void test_ddl_dml_and_issue_session(void **state) {
 
 static void test_constraint_errors(void **state) {
     (void)state;
-    PGconn *c = conn();
+    PGconn *c = e2e_conn();
     e2e_ok(c, "CREATE TABLE users (id INT PRIMARY KEY, name TEXT NOT NULL)");
     e2e_ok(c, "INSERT INTO users VALUES (1, 'ada')");
     e2e_fails(c, "INSERT INTO users VALUES (1, 'again')", "23505");
@@ -139,7 +115,7 @@ static void test_constraint_errors(void **state) {
 
 static void test_error_inside_transaction_block(void **state) {
     (void)state;
-    PGconn *c = conn();
+    PGconn *c = e2e_conn();
     e2e_ok(c, "CREATE TABLE t_block (id INT PRIMARY KEY, v INT)");
     e2e_ok(c, "INSERT INTO t_block VALUES (1, 1)");
     e2e_ok(c, "BEGIN");
@@ -167,7 +143,7 @@ static void test_error_inside_transaction_block(void **state) {
 static void test_psql_session(void **state) {
     (void)state;
     const char *argv[] = {
-        "psql", "-X", "-v", "ON_ERROR_STOP=1", node.url,
+        "psql", "-X", "-v", "ON_ERROR_STOP=1", e2e_node.url,
         "-c", "CREATE TABLE accounts_psql (id INT PRIMARY KEY, owner TEXT NOT NULL, balance INT)",
         "-c", "INSERT INTO accounts_psql VALUES (1, 'ada', 100), (2, 'bob', 50)",
         "-c", "BEGIN; UPDATE accounts_psql SET balance = balance - 10 WHERE id = 1; "
@@ -193,14 +169,14 @@ static void test_psql_session(void **state) {
 
     /* psql -A -t gives the bare rows; and an error makes psql exit 1 (3 with
     ** ON_ERROR_STOP in a script, 1 with -c). */
-    const char *argv2[] = {"psql", "-X", "-A", "-t", node.url, "-c",
+    const char *argv2[] = {"psql", "-X", "-A", "-t", e2e_node.url, "-c",
                            "SELECT owner, balance FROM accounts_psql ORDER BY id", NULL};
     st = mtest_run(argv2, NULL, E2E_CMD_TIMEOUT_MS, &out, &err);
     assert_int_equal(st, 0);
     assert_string_equal(out, "ada|90\nbob|60\n");
     base_free(out);
     base_free(err);
-    const char *argv3[] = {"psql", "-X", "-v", "ON_ERROR_STOP=1", node.url, "-c",
+    const char *argv3[] = {"psql", "-X", "-v", "ON_ERROR_STOP=1", e2e_node.url, "-c",
                            "INSERT INTO accounts_psql VALUES (1, 'dup', 0)", NULL};
     st = mtest_run(argv3, NULL, E2E_CMD_TIMEOUT_MS, &out, &err);
     assert_int_not_equal(st, 0);
@@ -214,7 +190,7 @@ static void test_psql_session(void **state) {
 static void test_psql_looks_like_postgres(void **state) {
     (void)state;
     const char *argv[] = {
-        "psql", "-X", node.url,
+        "psql", "-X", e2e_node.url,
         "-c", "BEGIN; CREATE TABLE pg_look (id INT PRIMARY KEY, balance INT); "
               "INSERT INTO pg_look VALUES (1, 100), (2, 50); COMMIT;",
         "-c", "SELECT count(*), sum(balance), 2, true, balance > 60 AS rich FROM pg_look "
@@ -248,7 +224,7 @@ static const char *shell_table = " id | owner | balance \n"
 static void test_meridian_sql_execute(void **state) {
     (void)state;
     const char *argv[] = {
-        mtest_meridian_bin(), "sql", "--url", node.url,
+        mtest_meridian_bin(), "sql", "--url", e2e_node.url,
         "-e", "CREATE TABLE accounts_e (id INT PRIMARY KEY, owner TEXT NOT NULL, balance INT);",
         "-e", "INSERT INTO accounts_e VALUES (1, 'ada', 100), (2, 'bob', 50);",
         "-e", "BEGIN; UPDATE accounts_e SET balance = balance - 10 WHERE id = 1; "
@@ -270,7 +246,7 @@ static void test_meridian_sql_execute(void **state) {
     base_free(err);
 
     /* A failing statement: ERROR and SQLSTATE on stderr, exit code 1. */
-    const char *argv2[] = {mtest_meridian_bin(), "sql", "--url", node.url, "-e",
+    const char *argv2[] = {mtest_meridian_bin(), "sql", "--url", e2e_node.url, "-e",
                            "INSERT INTO accounts_e VALUES (1, 'dup', 0)", NULL};
     st = mtest_run(argv2, NULL, E2E_CMD_TIMEOUT_MS, &out, &err);
     assert_int_equal(st, 1);
@@ -281,7 +257,7 @@ static void test_meridian_sql_execute(void **state) {
 
     /* --host overrides the URL's address; a bad flag is exit 2. */
     char hostport[64];
-    snprintf(hostport, sizeof hostport, "127.0.0.1:%d", node.port);
+    snprintf(hostport, sizeof hostport, "127.0.0.1:%d", e2e_node.port);
     const char *argv3[] = {mtest_meridian_bin(), "sql", "--host", hostport, "-e",
                            "SELECT count(*) FROM accounts_e", NULL};
     st = mtest_run(argv3, NULL, E2E_CMD_TIMEOUT_MS, &out, &err);
@@ -298,7 +274,7 @@ static void test_meridian_sql_execute(void **state) {
 
 static void test_meridian_sql_stdin(void **state) {
     (void)state;
-    const char *argv[] = {mtest_meridian_bin(), "sql", "--url", node.url, NULL};
+    const char *argv[] = {mtest_meridian_bin(), "sql", "--url", e2e_node.url, NULL};
     const char *input =
         "-- the issue's session, typed over several lines\n"
         "CREATE TABLE accounts_in (id INT PRIMARY KEY,\n"
@@ -373,7 +349,7 @@ static void test_meridian_sql_interactive(void **state) {
     if (pid == 0) {
         setenv("HOME", home, 1);
         setenv("TERM", "dumb", 1);
-        execl(mtest_meridian_bin(), mtest_meridian_bin(), "sql", "--url", node.url, (char *)NULL);
+        execl(mtest_meridian_bin(), mtest_meridian_bin(), "sql", "--url", e2e_node.url, (char *)NULL);
         _exit(127);
     }
     base_buf acc = {0};
@@ -447,11 +423,11 @@ static void test_meridian_sql_interactive(void **state) {
     assert_non_null(strstr(hist, "answer")); /* the statement, as one history entry */
 }
 
-/* Connect a raw TCP socket to the node. */
+/* Connect a raw TCP socket to the e2e_node. */
 static int raw_connect(void) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)node.port)};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)e2e_node.port)};
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
     return fd;
@@ -549,8 +525,8 @@ static void test_bad_wire_input(void **state) {
         raw_send(buf, len, true);
     }
     /* The node is alive and a normal session works. */
-    assert_true(mtest_node_alive(&node));
-    PGconn *c = conn();
+    assert_true(mtest_node_alive(&e2e_node));
+    PGconn *c = e2e_conn();
     e2e_rows_equal(c, "SELECT 1 + 1", "2\n");
     PQfinish(c);
 }
@@ -567,5 +543,5 @@ int main(void) {
         cmocka_unit_test(test_meridian_sql_interactive),
         cmocka_unit_test(test_bad_wire_input),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, e2e_group_setup, e2e_group_teardown);
 }
