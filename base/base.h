@@ -71,6 +71,17 @@ void base_log(base_log_level level, const char *module, const char *fmt, ...)
 int64_t base_monotonic_ns(void);
 int64_t base_realtime_ns(void);
 
+/* ---- checksums ------------------------------------------------------------
+** CRC32C (Castagnoli, reflected polynomial 0x82F63B78). crc is the value of
+** the bytes before (0 to start): base_crc32c(base_crc32c(0, a), b) == crc of
+** a||b. Uses the SSE4.2 instruction when the CPU has it (checked once), else
+** slicing-by-8 tables. The _sw/_hw variants are for tests that prove both
+** paths agree. */
+uint32_t base_crc32c(uint32_t crc, const void *data, size_t len);
+uint32_t base__crc32c_sw(uint32_t crc, const void *data, size_t len);
+uint32_t base__crc32c_hw(uint32_t crc, const void *data, size_t len); /* sw if no SSE4.2 */
+int base__crc32c_hw_available(void);
+
 /* Copy at most dst_size-1 bytes and always NUL-terminate. */
 void base_strlcpy(char *dst, const char *src, size_t dst_size);
 

@@ -307,7 +307,7 @@ static void segment_header(uint8_t *h, uint64_t seq)
     put32(h + 8, RAFT__LOG_VERSION);
     put32(h + 12, SEG_HDR);
     put64(h + 16, seq);
-    put32(h + 24, raft__crc32c(0, h, 24));
+    put32(h + 24, base_crc32c(0, h, 24));
 }
 
 static int write_all(int fd, const uint8_t *p, size_t len, uint64_t off)
@@ -415,7 +415,7 @@ static int encode_record(base_buf *b, raft__log_kind kind, uint8_t etype, uint64
     put64(p + 20, term);
     put64(p + 28, index);
     if (len) memcpy(p + HDR, payload, len);
-    put32(p, raft__crc32c(0, p + 4, HDR - 4 + len));
+    put32(p, base_crc32c(0, p + 4, HDR - 4 + len));
     b->len += HDR + len;
     return 0;
 }
@@ -450,7 +450,7 @@ static int decode_record(const uint8_t *p, size_t avail, size_t record_max, rec 
         *why = "record runs past the end of the file";
         return 0;
     }
-    if (get32(p) != raft__crc32c(0, p + 4, HDR - 4 + len)) {
+    if (get32(p) != base_crc32c(0, p + 4, HDR - 4 + len)) {
         *why = "CRC32C mismatch";
         return 0;
     }

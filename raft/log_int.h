@@ -52,14 +52,6 @@ typedef enum raft__log_kind {
     RAFT__LOG_KIND_COMPACT = 4,
 } raft__log_kind;
 
-/* CRC32C (Castagnoli, reflected polynomial 0x82F63B78). crc is the value of
-** the bytes before (0 to start): raft__crc32c(raft__crc32c(0, a), b) ==
-** crc of a||b. raft__crc32c uses SSE4.2 when the CPU has it (checked once
-** with __builtin_cpu_supports), else the slicing-by-8 software table. */
-uint32_t raft__crc32c(uint32_t crc, const void *data, size_t len);
-uint32_t raft__crc32c_sw(uint32_t crc, const void *data, size_t len);
-/* SSE4.2 version; falls back to software when unavailable. */
-uint32_t raft__crc32c_hw(uint32_t crc, const void *data, size_t len);
-int raft__crc32c_hw_available(void);
+/* Checksums: base_crc32c (base/base.h). */
 
 #endif

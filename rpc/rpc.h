@@ -134,10 +134,6 @@ int rpc_respond(rpc_transport *t, rpc_node_id to, uint64_t request_id, int32_t s
 void rpc_set_handler(rpc_transport *t, rpc_handler_fn fn, void *ctx);
 rpc_node_id rpc_node(rpc_transport *t);
 
-/* CRC32C (Castagnoli, reflected 0x82F63B78), software table. Start with
-** crc = 0; chain calls to continue. */
-uint32_t rpc_crc32c(uint32_t crc, const void *data, size_t len);
-
 /* ---- rpc_uv: the real transport on libuv ------------------------------------ */
 typedef struct rpc_uv rpc_uv; /* opaque */
 

@@ -18,31 +18,6 @@
 
 /* ---- CRC32C, reflected polynomial 0x82F63B78, byte-wise table ------------- */
 
-static uint32_t crc_table[256];
-static int crc_table_ready; /* set once; racing initialisers write equal values */
-
-static void crc_init(void)
-{
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++)
-            c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-        crc_table[i] = c;
-    }
-    __atomic_store_n(&crc_table_ready, 1, __ATOMIC_RELEASE);
-}
-
-uint32_t rpc_crc32c(uint32_t crc, const void *data, size_t len)
-{
-    if (!__atomic_load_n(&crc_table_ready, __ATOMIC_ACQUIRE))
-        crc_init();
-    const uint8_t *p = data;
-    crc = ~crc;
-    for (size_t i = 0; i < len; i++)
-        crc = crc_table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
-    return ~crc;
-}
-
 const char *rpc_strerror(int rc)
 {
     switch (rc) {
@@ -83,9 +58,9 @@ void rpc__frame_encode(const rpc__header *h, const void *payload, size_t len, ui
 {
     assert(h->payload_len == len);
     header_put(h, out);
-    uint32_t crc = rpc_crc32c(0, out, 44);
+    uint32_t crc = base_crc32c(0, out, 44);
     if (len > 0)
-        crc = rpc_crc32c(crc, payload, len);
+        crc = base_crc32c(crc, payload, len);
     rpc__put_u32(out + 44, crc);
     if (len > 0)
         memcpy(out + RPC_FRAME_HEADER_SIZE, payload, len);
@@ -170,8 +145,8 @@ int rpc__frame_decode(const uint8_t *buf, size_t len, uint32_t payload_max, rpc_
     size_t total = RPC_FRAME_HEADER_SIZE + (size_t)h.payload_len;
     if (len < total)
         return RPC_OK;
-    uint32_t crc = rpc_crc32c(0, buf, 44);
-    crc = rpc_crc32c(crc, buf + RPC_FRAME_HEADER_SIZE, h.payload_len);
+    uint32_t crc = base_crc32c(0, buf, 44);
+    crc = base_crc32c(crc, buf + RPC_FRAME_HEADER_SIZE, h.payload_len);
     if (crc != h.crc) {
         *why = "CRC32C mismatch";
         return RPC_ERR_BAD_FRAME;

@@ -46,11 +46,52 @@ static void test_strlcpy_truncates(void **state) {
     assert_string_equal(d, "abc");
 }
 
+static uint64_t splitmix(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static void test_crc32c_known(void **state)
+{
+    (void)state;
+    /* RFC 3720 / iSCSI check value. */
+    assert_int_equal(base_crc32c(0, "123456789", 9), 0xE3069283u);
+    assert_int_equal(base_crc32c(0, "", 0), 0);
+    uint8_t zeros[32] = {0};
+    assert_int_equal(base_crc32c(0, zeros, 32), 0x8A9136AAu); /* RFC 3720 B.4 */
+    /* chaining equals one pass */
+    uint32_t a = base_crc32c(0, "1234", 4);
+    assert_int_equal(base_crc32c(a, "56789", 5), 0xE3069283u);
+}
+
+static void test_crc32c_sw_equals_hw(void **state)
+{
+    (void)state;
+    const char *v = "123456789";
+    assert_int_equal(base__crc32c_sw(0, v, 9), 0xE3069283u);
+    assert_int_equal(base__crc32c_hw(0, v, 9), 0xE3069283u);
+    assert_int_equal(base_crc32c(0, v, 9), 0xE3069283u);
+    assert_int_equal(base_crc32c(base_crc32c(0, v, 4), v + 4, 5), 0xE3069283u);
+    uint8_t buf[1000];
+    uint64_t s = 42; /* splitmix64 */
+    for (size_t i = 0; i < sizeof buf; i++) buf[i] = (uint8_t)splitmix(&s);
+    for (size_t len = 0; len < sizeof buf; len += 1 + len / 8)
+        for (size_t off = 0; off < 9; off++)
+            if (off + len <= sizeof buf)
+                assert_int_equal(base__crc32c_sw(7, buf + off, len),
+                                 base__crc32c_hw(7, buf + off, len));
+    print_message("sse4.2 crc32c: %s\n", base__crc32c_hw_available() ? "yes" : "no (software)");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_grows_and_formats),
         cmocka_unit_test(test_alloc_fault_injection),
         cmocka_unit_test(test_strlcpy_truncates),
+        cmocka_unit_test(test_crc32c_known),
+        cmocka_unit_test(test_crc32c_sw_equals_hw),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

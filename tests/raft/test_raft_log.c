@@ -172,25 +172,6 @@ static off_t file_size(const char *path)
 }
 
 /* ---- tests ---------------------------------------------------------------------------- */
-static void test_crc32c(void **state)
-{
-    (void)state;
-    const char *v = "123456789";
-    assert_int_equal(raft__crc32c_sw(0, v, 9), 0xE3069283u);
-    assert_int_equal(raft__crc32c_hw(0, v, 9), 0xE3069283u);
-    assert_int_equal(raft__crc32c(0, v, 9), 0xE3069283u);
-    assert_int_equal(raft__crc32c(raft__crc32c(0, v, 4), v + 4, 5), 0xE3069283u);
-    uint8_t buf[1000];
-    uint64_t s = 42;
-    for (size_t i = 0; i < sizeof buf; i++) buf[i] = (uint8_t)splitmix(&s);
-    for (size_t len = 0; len < sizeof buf; len += 1 + len / 8)
-        for (size_t off = 0; off < 9; off++)
-            if (off + len <= sizeof buf)
-                assert_int_equal(raft__crc32c_sw(7, buf + off, len),
-                                 raft__crc32c_hw(7, buf + off, len));
-    print_message("sse4.2 crc32c: %s\n", raft__crc32c_hw_available() ? "yes" : "no (software)");
-}
-
 static void test_append_read_back(void **state)
 {
     fixture *f = *state;
@@ -1214,7 +1195,6 @@ int main(int argc, char **argv)
     g_self[n] = 0;
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_crc32c),
         T(test_append_read_back),
         T(test_many_groups_interleaved),
         T(test_hard_state),

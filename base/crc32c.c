@@ -1,5 +1,6 @@
 /*
-** raft/log_crc.c: CRC32C for the log store (format in raft/log_int.h).
+** base/crc32c.c: CRC32C (Castagnoli), the one checksum of Meridian's
+** formats: the Raft log's records (raft/log_int.h) and rpc/'s frames.
 **
 ** Software: slicing-by-8 tables built once (racing initialisers write the
 ** same values; publication via an atomic flag). Hardware: the SSE4.2 crc32
@@ -7,7 +8,7 @@
 ** __builtin_cpu_supports("sse4.2"); other CPUs use the software path.
 ** Invariant: both paths return identical values for every input (tested).
 */
-#include "raft/log_int.h"
+#include "base/base.h"
 
 #include <string.h>
 
@@ -31,7 +32,7 @@ static void crc_init(void)
     __atomic_store_n(&crc_tables_ready, 1, __ATOMIC_RELEASE);
 }
 
-uint32_t raft__crc32c_sw(uint32_t crc, const void *data, size_t len)
+uint32_t base__crc32c_sw(uint32_t crc, const void *data, size_t len)
 {
     if (!__atomic_load_n(&crc_tables_ready, __ATOMIC_ACQUIRE)) crc_init();
     const uint8_t *p = data;
@@ -74,7 +75,7 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const voi
     return ~c32;
 }
 
-int raft__crc32c_hw_available(void)
+int base__crc32c_hw_available(void)
 {
     static int cached = -1; /* racing writers store the same value */
     int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
@@ -86,20 +87,20 @@ int raft__crc32c_hw_available(void)
     return v;
 }
 
-uint32_t raft__crc32c_hw(uint32_t crc, const void *data, size_t len)
+uint32_t base__crc32c_hw(uint32_t crc, const void *data, size_t len)
 {
-    if (!raft__crc32c_hw_available()) return raft__crc32c_sw(crc, data, len);
+    if (!base__crc32c_hw_available()) return base__crc32c_sw(crc, data, len);
     return crc_hw(crc, data, len);
 }
 #else
-int raft__crc32c_hw_available(void) { return 0; }
-uint32_t raft__crc32c_hw(uint32_t crc, const void *data, size_t len)
+int base__crc32c_hw_available(void) { return 0; }
+uint32_t base__crc32c_hw(uint32_t crc, const void *data, size_t len)
 {
-    return raft__crc32c_sw(crc, data, len);
+    return base__crc32c_sw(crc, data, len);
 }
 #endif
 
-uint32_t raft__crc32c(uint32_t crc, const void *data, size_t len)
+uint32_t base_crc32c(uint32_t crc, const void *data, size_t len)
 {
-    return raft__crc32c_hw(crc, data, len);
+    return base__crc32c_hw(crc, data, len);
 }
