@@ -83,7 +83,7 @@ static int cmp_entry(const mem_entry *e, const uint8_t *key, size_t key_len, hlc
                      uint64_t seq) {
     int c = storage__key_compare(e->key, e->key_len, key, key_len);
     if (c) return c;
-    c = storage__ts_compare(e->ts, ts);
+    c = hlc_compare(e->ts, ts);
     if (c) return -c;
     if (e->created_seq != seq) return e->created_seq > seq ? -1 : 1;
     return 0;

@@ -10,7 +10,7 @@
 **       bytewise order of storage keys == user key order (a key before its
 **       extensions), and the encoding is prefix-free.
 **       ts12: wall_ns (8 bytes) then logical (4 bytes), big-endian, sign bits
-**       flipped (storage__ts_encode, the bytes hlc_encode documents);
+**       flipped (hlc_encode);
 **       NOT(...) is the bitwise complement, so within one user key the
 **       NEWEST version sorts FIRST. No custom comparator.
 **     value = 0x00 <bytes>   a value
@@ -113,7 +113,7 @@ static int encode_versioned(base_buf *b, const uint8_t *key, size_t key_len, hlc
     int rc = append_escaped(b, key, key_len);
     if (rc < 0) return rc;
     uint8_t t[HLC_ENCODED_SIZE];
-    storage__ts_encode(ts, t);
+    hlc_encode(ts, t);
     for (int i = 0; i < HLC_ENCODED_SIZE; i++) b->data[b->len++] = (uint8_t)~t[i];
     return STORAGE_OK;
 }
@@ -150,7 +150,7 @@ static int decode_key(const uint8_t *k, size_t len, base_buf *out, hlc_timestamp
     }
     uint8_t t[HLC_ENCODED_SIZE];
     for (int j = 0; j < HLC_ENCODED_SIZE; j++) t[j] = (uint8_t)~k[plen + (size_t)j];
-    *ts = storage__ts_decode(t);
+    *ts = hlc_decode(t);
     return STORAGE_OK;
 corrupt:
     BASE_ERROR(STORAGE__MODULE, "rocksdb: malformed MVCC key (%zu bytes)", len);

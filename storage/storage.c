@@ -38,28 +38,6 @@ int storage__key_compare(const uint8_t *a, size_t a_len, const uint8_t *b, size_
     return 0;
 }
 
-void storage__ts_encode(hlc_timestamp ts, uint8_t out[HLC_ENCODED_SIZE]) {
-    uint64_t w = (uint64_t)ts.wall_ns ^ (1ULL << 63);
-    uint32_t l = (uint32_t)ts.logical ^ (1U << 31);
-    for (int i = 0; i < 8; i++) out[i] = (uint8_t)(w >> (56 - 8 * i));
-    for (int i = 0; i < 4; i++) out[8 + i] = (uint8_t)(l >> (24 - 8 * i));
-}
-
-hlc_timestamp storage__ts_decode(const uint8_t in[HLC_ENCODED_SIZE]) {
-    uint64_t w = 0;
-    uint32_t l = 0;
-    for (int i = 0; i < 8; i++) w = (w << 8) | in[i];
-    for (int i = 0; i < 4; i++) l = (l << 8) | in[8 + i];
-    hlc_timestamp ts = {(int64_t)(w ^ (1ULL << 63)), (int32_t)(l ^ (1U << 31))};
-    return ts;
-}
-
-int storage__ts_compare(hlc_timestamp a, hlc_timestamp b) {
-    if (a.wall_ns != b.wall_ns) return a.wall_ns < b.wall_ns ? -1 : 1;
-    if (a.logical != b.logical) return a.logical < b.logical ? -1 : 1;
-    return 0;
-}
-
 static bool key_ok(const uint8_t *key, size_t key_len) {
     return key != NULL && key_len > 0 && key_len <= STORAGE_KEY_SIZE_MAX;
 }
@@ -345,7 +323,7 @@ static int find_version(storage_iter *it, const uint8_t *key, size_t key_len, st
         int rc = vt->cursor_next(it->cursor, en);
         if (rc <= 0) return rc;
         if (storage__key_compare(en->key, en->key_len, key, key_len) != 0) return 1;
-        if (storage__ts_compare(en->ts, it->ts) <= 0) return 1;
+        if (hlc_compare(en->ts, it->ts) <= 0) return 1;
     }
     return vt->cursor_seek_ge(it->cursor, key, key_len, it->ts, en);
 }
@@ -360,8 +338,8 @@ static int iter_next_forward(storage_iter *it, storage__entry *en) {
     for (;;) {
         if (rc <= 0) return rc;
         if (past_end(it, en)) return 0;
-        if (storage__ts_compare(en->ts, it->ts) > 0 || en->tombstone) {
-            bool above = storage__ts_compare(en->ts, it->ts) > 0;
+        if (hlc_compare(en->ts, it->ts) > 0 || en->tombstone) {
+            bool above = hlc_compare(en->ts, it->ts) > 0;
             base_buf_reset(&it->scratch);
             if (base_buf_append(&it->scratch, en->key, en->key_len) != 0) return STORAGE_ERR_NOMEM;
             rc = above ? find_version(it, it->scratch.data, it->scratch.len, en)
@@ -460,7 +438,7 @@ int storage_gc(storage_engine *e, const uint8_t *start, size_t start_len, const 
             have_key = true;
             kept = false;
         }
-        if (storage__ts_compare(ts, gc_ts) > 0) continue;
+        if (hlc_compare(ts, gc_ts) > 0) continue;
         bool remove = kept || tomb;
         kept = true;
         if (!remove) continue;

@@ -121,12 +121,8 @@ int storage__rocksdb_open(const storage_options *opts, storage_engine **out);
 /* memcmp order with the shorter key first on a common prefix. */
 int storage__key_compare(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len);
 
-/* The on-disk timestamp form, owned by storage/ so that the format does not
-** depend on another module's code: wall (8 bytes) then logical (4 bytes),
-** big-endian, sign bits flipped, so memcmp order == timestamp order. Same
-** bytes as hlc_encode documents. */
-void storage__ts_encode(hlc_timestamp ts, uint8_t out[HLC_ENCODED_SIZE]);
-hlc_timestamp storage__ts_decode(const uint8_t in[HLC_ENCODED_SIZE]);
-int storage__ts_compare(hlc_timestamp a, hlc_timestamp b);
+/* The on-disk timestamp form is hlc_encode's (12 bytes, memcmp order ==
+** timestamp order); tests/timestamp pins its exact bytes, so the format
+** cannot change unnoticed. */
 
 #endif

@@ -153,7 +153,7 @@ static void test_encoding_order_property(void **state) {
     static const uint8_t zero[HLC_ENCODED_SIZE] = {0x80, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0};
     hlc_encode(HLC_ZERO, e);
     assert_memory_equal(e, zero, HLC_ENCODED_SIZE);
-    /* A pinned vector: storage/ writes these bytes to disk (storage__ts_encode). */
+    /* A pinned vector: storage/ writes these bytes to disk (hlc_encode). */
     static const uint8_t vec[HLC_ENCODED_SIZE] = {0x81, 0x02, 0x03, 0x04, 0x05, 0x06,
                                                   0x07, 0x08, 0x8a, 0x0b, 0x0c, 0x0d};
     hlc_encode(ts(0x0102030405060708LL, 0x0a0b0c0d), e);
