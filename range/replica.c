@@ -440,6 +440,23 @@ range_replica *range_node_replica(range_node *n, uint64_t range_id)
     return found;
 }
 
+/* Caller holds the node mutex. RANGE_OK when r may take proposals and
+** reads: not failed, and the Raft leader; else the error, with the leader
+** hint filled when another node leads. */
+static int replica_serving_check(range_replica *r, uint64_t *leader_hint)
+{
+    if (r->failed)
+        return RANGE_ERR_IO;
+    raft_status st;
+    raft_node_status(r->raft, &st);
+    if (st.role != RAFT_LEADER) {
+        if (leader_hint != NULL)
+            *leader_hint = st.leader;
+        return RANGE_ERR_NOT_LEADER;
+    }
+    return RANGE_OK;
+}
+
 int range_replica_propose(range_replica *r, const range_command *cmd, range_propose_fn cb,
                           void *ctx, uint64_t *leader_hint)
 {
@@ -453,18 +470,9 @@ int range_replica_propose(range_replica *r, const range_command *cmd, range_prop
         return RANGE_ERR_INVALID;
     n = r->node;
     pthread_mutex_lock(&n->mu);
-    if (r->failed) {
-        rc = RANGE_ERR_IO;
+    rc = replica_serving_check(r, leader_hint);
+    if (rc != RANGE_OK)
         goto cleanup;
-    }
-    raft_status st;
-    raft_node_status(r->raft, &st);
-    if (st.role != RAFT_LEADER) {
-        if (leader_hint != NULL)
-            *leader_hint = st.leader;
-        rc = RANGE_ERR_NOT_LEADER;
-        goto cleanup;
-    }
     if (r->n_waiters >= RANGE_PROPOSALS_PENDING_MAX) {
         rc = RANGE_ERR_BUSY;
         goto cleanup;
@@ -523,18 +531,9 @@ int range_replica_read(range_replica *r, bool allow_lease, range_read_fn cb, voi
         return RANGE_ERR_INVALID;
     n = r->node;
     pthread_mutex_lock(&n->mu);
-    if (r->failed) {
-        rc = RANGE_ERR_IO;
+    rc = replica_serving_check(r, leader_hint);
+    if (rc != RANGE_OK)
         goto cleanup;
-    }
-    raft_status st;
-    raft_node_status(r->raft, &st);
-    if (st.role != RAFT_LEADER) {
-        if (leader_hint != NULL)
-            *leader_hint = st.leader;
-        rc = RANGE_ERR_NOT_LEADER;
-        goto cleanup;
-    }
     if (r->n_reads >= RANGE_READS_PENDING_MAX) {
         rc = RANGE_ERR_BUSY;
         goto cleanup;
