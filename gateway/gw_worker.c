@@ -197,9 +197,10 @@ static bool job_open(gw_conn *c, char *status)
     return rc != 0;
 }
 
-static bool job_query(gw_conn *c, const char *query, size_t query_len, char *status)
+/* The sink that serializes results onto c's output buffer. */
+static sqlv_sink conn_sink(gw_conn *c)
 {
-    const sqlv_sink sink = {
+    return (sqlv_sink){
         .ctx = c,
         .row_description = sink_row_description,
         .data_row = sink_data_row,
@@ -211,6 +212,11 @@ static bool job_query(gw_conn *c, const char *query, size_t query_len, char *sta
         .no_data = sink_no_data,
         .portal_suspended = sink_portal_suspended,
     };
+}
+
+static bool job_query(gw_conn *c, const char *query, size_t query_len, char *status)
+{
+    const sqlv_sink sink = conn_sink(c);
     c->sink_failed = false;
     c->copy_mode = 0;
     int rc = sqlv_session_exec(c->session, query, query_len, &sink);
@@ -244,18 +250,7 @@ static bool job_query(gw_conn *c, const char *query, size_t query_len, char *sta
 static bool job_ext(gw_conn *c, char type, const uint8_t *body, size_t len, char *status,
                     bool *failed)
 {
-    const sqlv_sink sink = {
-        .ctx = c,
-        .row_description = sink_row_description,
-        .data_row = sink_data_row,
-        .command_complete = sink_command_complete,
-        .empty_query = sink_empty_query,
-        .error = sink_error,
-        .notice = sink_notice,
-        .parameter_description = sink_parameter_description,
-        .no_data = sink_no_data,
-        .portal_suspended = sink_portal_suspended,
-    };
+    const sqlv_sink sink = conn_sink(c);
     gw_ext_msg m;
     const char *why = NULL;
     int rc = SQLV_OK, wrc = 0;
