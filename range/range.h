@@ -238,6 +238,8 @@ typedef struct range_node_config {
     bool sync;                /* sync Raft log writes (true in production) */
     range_apply_observer_fn observer; /* may be NULL */
     void *observer_ctx;
+    bool no_handler;          /* do not install a transport handler: the owner
+                                 forwards Raft messages to range_node_handle_rpc */
 } range_node_config;
 
 /* owner of *out: caller, range_node_free. RANGE_ERR_INVALID / NOMEM. */
@@ -266,6 +268,10 @@ typedef struct range_replica_config {
     int heartbeat_ticks;                  /* 0: default (1) */
     uint64_t random_seed;                 /* election timeout jitter */
     int proposal_timeout_ticks;           /* 0: default (50); then RANGE_ERR_AMBIGUOUS */
+    /* The range's descriptor when the range has none stored yet (bootstrap:
+    ** stored with the replica's initial state); ignored on restart, where the
+    ** stored one wins. NULL: [empty, +inf) with peers as replicas. Borrowed. */
+    const struct range_descriptor *descriptor;
 } range_replica_config;
 
 /* Create (or restart from storage) this node's replica of a range. *out is
@@ -315,6 +321,9 @@ typedef struct range_replica_status {
     bool lease_valid;
 } range_replica_status;
 void range_replica_get_status(range_replica *r, range_replica_status *out);
+/* Copy of the replica's current descriptor into *out (caller frees with
+** range_descriptor_free). */
+int range_replica_descriptor(range_replica *r, struct range_descriptor *out);
 /* Campaign now (tests, operator): RANGE_OK or RANGE_ERR_BUSY. */
 int range_replica_campaign(range_replica *r);
 
@@ -345,5 +354,160 @@ int range_command_encode(const range_command *cmd, base_buf *out); /* appends */
 ** RANGE_ERR_CORRUPT, RANGE_ERR_NOMEM. */
 int range_command_decode(const uint8_t *data, size_t len, range_command *cmd,
                          range_write **writes);
+
+
+/* ==== The KV interface of coordinators, and the cluster (issue 4) ===========
+** txn/ talks to the key space through a range_kv: either the local
+** range_store above (single node, tests) or a range_router (cluster: sends
+** each request over rpc to the leaseholder of the range holding the keys,
+** where a range_server evaluates it against its Raft replica).
+** The semantics are exactly those of the range_store functions above;
+** range_kv adds the errors a cluster can produce:
+**   RANGE_ERR_UNAVAILABLE  no leaseholder answered within the router's
+**                          deadline (reads; commits that surely did not apply)
+**   RANGE_ERR_AMBIGUOUS    a commit whose outcome is unknown (SQLSTATE 40003)
+**   RANGE_ERR_CROSS_RANGE  the commit's writes or validated reads span more
+**                          than one range: not supported until two-phase
+**                          commit (issue 5) (SQLSTATE 0A000)
+*/
+enum {
+    RANGE_ERR_CROSS_RANGE = -5012,
+    RANGE_ERR_KEY_MISMATCH = -5013, /* (server) key outside the replica's range;
+                                       the router refreshes its descriptors */
+};
+
+typedef struct range_kv range_kv;
+typedef struct range_kv_iter range_kv_iter; /* owner: caller, ops->iter_close */
+typedef struct range_kv_ops {
+    int (*wait_visible)(range_kv *kv, hlc_timestamp read_ts);
+    int (*get)(range_kv *kv, const uint8_t *key, size_t key_len, hlc_timestamp read_ts,
+               base_buf *out);
+    int (*iter_open)(range_kv *kv, const uint8_t *start, size_t start_len, const uint8_t *end,
+                     size_t end_len, hlc_timestamp read_ts, bool reverse, range_kv_iter **out);
+    int (*iter_next)(range_kv_iter *it, const uint8_t **key, size_t *key_len,
+                     const uint8_t **value, size_t *value_len);
+    void (*iter_close)(range_kv_iter *it);
+    int (*commit)(range_kv *kv, const range_commit_request *req, hlc_timestamp *commit_ts,
+                  range_conflict *conflict);
+    void (*stats)(range_kv *kv, range_stats *out);
+} range_kv_ops;
+/* Implementations embed this as their first member. */
+struct range_kv {
+    const range_kv_ops *ops;
+};
+
+/* The range_kv view of a local store; lives as long as s. */
+range_kv *range_store_kv(range_store *s);
+
+/* ---- range descriptors ------------------------------------------------------
+** A range covers [start_key, end_key) (end_len 0 = to the end of the key
+** space). generation grows by one at every split/merge/replica change of
+** the range. replicas: node ids of the voters (a replica's Raft id is its
+** node id). The source of truth is the copy the range keeps in its own
+** Raft-replicated state; routers cache copies and refresh them from a
+** RANGE_ERR_KEY_MISMATCH answer (which carries the replica's current
+** descriptor). Keys are owned by the struct: range_descriptor_free. */
+#define RANGE_DESC_KEY_MAX 4096
+typedef struct range_descriptor {
+    uint64_t range_id;
+    uint64_t generation;
+    uint8_t *start_key; /* owned; NULL when start_len == 0 */
+    size_t start_len;
+    uint8_t *end_key;   /* owned; NULL when end_len == 0 (= +infinity) */
+    size_t end_len;
+    uint64_t replicas[RANGE_REPLICAS_MAX];
+    size_t n_replicas;
+} range_descriptor;
+void range_descriptor_free(range_descriptor *d);
+/* Deep copy into *dst (dst's previous contents are not freed). */
+int range_descriptor_copy(range_descriptor *dst, const range_descriptor *src);
+bool range_descriptor_contains(const range_descriptor *d, const uint8_t *key, size_t key_len);
+/* Codec (appends / decodes a whole buffer; keys copied into *out). */
+int range_descriptor_encode(const range_descriptor *d, base_buf *out);
+int range_descriptor_decode(const uint8_t *data, size_t len, range_descriptor *out);
+
+/* ---- range_server: evaluates KV requests at the leaseholder -----------------
+** Lives beside a range_node. Requests arrive as rpc requests of method
+** RANGE_RPC_METHOD_KV (or in-process through range_server_call when the
+** router finds the leaseholder is this node) and are evaluated by a pool of
+** worker threads (evaluation blocks on Raft barriers and proposals):
+**   - reads (get, scan): lease/ReadIndex barrier on the replica, then wait
+**     until no proposed-but-unapplied commit has a timestamp <= read_ts,
+**     then read the replica's MVCC store. The server's HLC is updated with
+**     read_ts, so every later commit timestamp it assigns is > read_ts.
+**   - commit: barrier; idempotence check ((txn_id, nonce) already applied:
+**     answer with the commit timestamp it applied at; already proposed:
+**     wait for that proposal); optimistic validation against the replica's
+**     store and the proposed-but-unapplied commits (as range_commit does);
+**     commit_ts = max(hlc_now, lease start low-water + 1); propose; answer
+**     when applied.
+**   - a key outside the replica's descriptor: RANGE_ERR_KEY_MISMATCH with the
+**     descriptor; not the leader: RANGE_ERR_NOT_LEADER with a hint.
+** Lease start: when this replica becomes leader it sets a low-water mark
+** hlc_now + max_offset; no commit it evaluates gets a timestamp at or below
+** it, so reads the previous leaseholder served (at timestamps up to its own
+** clock, within max_offset of ours) are never invalidated.
+*/
+#define RANGE_RPC_METHOD_KV 0x4B56u /* rpc request method of KV traffic */
+typedef struct range_server range_server;
+typedef struct range_server_config {
+    range_node *node;         /* borrowed; must outlive the server */
+    hlc_clock *clock;         /* borrowed */
+    int workers;              /* evaluation threads; 0: default 32 */
+    int64_t wait_timeout_ms;  /* bound of one barrier/proposal wait; 0: 5000 */
+} range_server_config;
+/* owner of *out: caller, range_server_free. */
+int range_server_new(const range_server_config *config, range_server **out);
+/* Stops the workers (queued requests answered RANGE_ERR_UNAVAILABLE). */
+void range_server_free(range_server *s);
+/* Hand an rpc request of method RANGE_RPC_METHOD_KV to the server (from the
+** transport's handler; copies what it keeps; answers later with rpc_respond
+** on transport t). */
+void range_server_handle_rpc(range_server *s, rpc_transport *t, const rpc_message *msg);
+/* In-process call: request bytes in, response status and bytes out (owner:
+** caller's buffer), evaluated on the calling thread. */
+int32_t range_server_call(range_server *s, const uint8_t *req, size_t req_len, base_buf *resp);
+
+/* range_node: when config.transport's handler must be shared (server/
+** dispatches rpc methods itself), set no_handler and forward Raft messages
+** here. Returns true when the message was a Raft message it consumed. */
+bool range_node_handle_rpc(range_node *n, rpc_transport *t, const rpc_message *msg);
+
+/* ---- range_router: the cluster's range_kv -----------------------------------
+** Finds the range of a key from its descriptor cache, sends the request to
+** the cached leaseholder (in-process when it is this node), and on
+** RANGE_ERR_NOT_LEADER (hint), RANGE_ERR_KEY_MISMATCH (new descriptor),
+** timeouts and disconnections retries elsewhere with backoff, within a
+** deadline. Scans crossing range boundaries continue in the next range;
+** long scans are paged. A commit whose writes and read spans lie in one
+** range is sent there; otherwise RANGE_ERR_CROSS_RANGE. A commit that may
+** have been proposed is retried with the same (txn_id, nonce), so its
+** outcome is decided by the server's idempotence check; only when no
+** replica can answer before the deadline is it RANGE_ERR_AMBIGUOUS.
+** Thread-safe: one router serves every session of a node.
+*/
+typedef struct range_router range_router;
+typedef struct range_router_config {
+    rpc_transport *transport;  /* borrowed */
+    hlc_clock *clock;          /* borrowed */
+    range_server *local;       /* borrowed, may be NULL: this node's server */
+    uint64_t local_node_id;
+    int64_t deadline_ms;       /* per operation; 0: default 10000 */
+    int64_t rpc_timeout_ms;    /* per attempt; 0: default 2000 */
+    uint64_t random_seed;      /* nonces and backoff jitter; 0: from getrandom */
+} range_router_config;
+/* owner of *out: caller, range_router_free (after every call returned). */
+int range_router_new(const range_router_config *config, range_router **out);
+void range_router_free(range_router *r);
+/* The range_kv view; lives as long as r. */
+range_kv *range_router_kv(range_router *r);
+/* Add or replace (by range id, when the generation is >= the cached one)
+** a descriptor in the cache (bootstrap, meta lookups). Copied. */
+int range_router_update_descriptor(range_router *r, const range_descriptor *d);
+/* Copy of the cached descriptors (sorted by start key) with the cached
+** leaseholder of each (0 unknown). owner: caller, base_free(*descs) after
+** range_descriptor_free on each. */
+int range_router_snapshot(range_router *r, range_descriptor **descs, uint64_t **leaseholders,
+                          size_t *n);
 
 #endif
