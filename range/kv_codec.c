@@ -1,0 +1,611 @@
+/*
+** range/kv_codec.c: the wire form of KV requests and responses between a
+** range_router and a range_server (declared in range/kv_int.h). Pure: no I/O.
+**
+** Integers are LEB128 varints unless noted; "bytes" is a varint length then
+** that many bytes; "ts" is hlc_encode (12 bytes).
+**
+** Request:
+**   version (1 byte, RANGE_KV_VERSION) | op (1 byte) | range_id (!= 0) | op part:
+**     GET:      ts read_ts | bytes key
+**     SCAN:     ts read_ts | flags (1 byte: bit0 reverse) | bytes start |
+**               bytes end | max_rows | max_bytes      (both <= UINT32_MAX)
+**     COMMIT:   ts read_ts | txn_id | nonce |
+**               n_writes x { flags (1 byte: bit0 tombstone) | bytes key |
+**                            bytes value (absent for tombstones) } |
+**               n_delete_spans x span | n_read_spans x span
+**               span = flags (1 byte: bit0 point) | bytes start |
+**                      bytes end (absent for point spans)
+**     DESCRIBE: nothing (read_ts decodes as HLC_ZERO)
+** Response:
+**   version (1 byte) | status (zigzag varint of the int32) |
+**   sections (1 byte, the bits below) | leader_hint | the present sections,
+**   in bit order:
+**     0x01 VALUE       bytes value
+**     0x02 ROWS        n_rows (1..RANGE_KV_SCAN_ROWS_MAX) x { bytes key | bytes value }
+**     0x04 MORE        (no bytes: more = true)
+**     0x08 COMMIT      ts commit_ts
+**     0x10 CONFLICT    kind (1 byte, a range_conflict_kind) | bytes key |
+**                      ts conflict_ts | pending (1 byte, 0 or 1)
+**     0x20 DESCRIPTOR  bytes (range_descriptor_encode)
+**     0x40 LEASE       lease_valid (1 byte, 0 or 1) | leader_id
+**   The response does not know its op, so the encoder writes every section
+**   whose fields are not all at their default (0, NULL, false): VALUE when
+**   value != NULL or value_len > 0, ROWS when n_rows > 0, COMMIT when
+**   commit_ts is not HLC_ZERO, CONFLICT when any conflict field is set,
+**   DESCRIPTOR when has_descriptor, LEASE when lease_valid or leader_id != 0.
+**   An absent section decodes as the defaults; the reader picks the fields
+**   of the op it sent.
+**
+** Decoded byte fields point INTO the input. Empty versus NULL: a field
+** whose bytes are on the wire and have length 0 decodes as a non-NULL
+** pointer (into the input) with length 0, so callers may pass it to memcpy;
+** except the ends of spans and scans, where length 0 means "unbounded" and
+** decodes as end = NULL, end_len = 0. Fields not on the wire (other ops,
+** absent sections, tombstone values, point-span ends) decode as NULL, 0.
+**
+** Invariants: a decoder reads only inside [data, data + len); rejects
+** varints longer than 10 bytes or above 64 bits, every count above its named
+** maximum (RANGE_COMMAND_WRITES_MAX, RANGE_KV_SPANS_MAX,
+** RANGE_KV_SCAN_ROWS_MAX) or above what the bytes left could hold (checked
+** before allocating), every length above its maximum (STORAGE_KEY_SIZE_MAX,
+** STORAGE_VALUE_SIZE_MAX) or the bytes left, unknown versions, ops, flag
+** bits and trailing bytes, with RANGE_ERR_CORRUPT, leaving nothing
+** allocated. The encoders refuse (RANGE_ERR_INVALID) whatever the decoder
+** would reject, so every encoding they produce decodes; on any error they
+** leave *out as it was.
+*/
+#include <string.h>
+
+#include "range/kv_int.h"
+#include "range/range.h"
+
+/* Response section bits. */
+#define KV_SEC_VALUE 0x01u
+#define KV_SEC_ROWS 0x02u
+#define KV_SEC_MORE 0x04u
+#define KV_SEC_COMMIT 0x08u
+#define KV_SEC_CONFLICT 0x10u
+#define KV_SEC_DESCRIPTOR 0x20u
+#define KV_SEC_LEASE 0x40u
+#define KV_SEC_ALL 0x7fu
+
+#define KV_SCAN_REVERSE 0x01u
+#define KV_WRITE_TOMBSTONE 0x01u
+#define KV_SPAN_POINT 0x01u
+
+/* Smallest wire size of one element: a lower bound that caps an allocation
+** sized by a count before the elements are read. */
+#define KV_WRITE_BYTES_MIN 2 /* flags, key length */
+#define KV_SPAN_BYTES_MIN 2  /* flags, start length */
+#define KV_ROW_BYTES_MIN 2   /* key length, value length */
+
+/* ---- varints and bytes (replica_codec.c's helpers are static there) ------- */
+
+static int kv__put_varint(base_buf *b, uint64_t v)
+{
+    uint8_t tmp[10];
+    size_t n = 0;
+    while (v >= 0x80) {
+        tmp[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    tmp[n++] = (uint8_t)v;
+    return base_buf_append(b, tmp, n);
+}
+
+static int kv__put_bytes(base_buf *b, const uint8_t *p, size_t n)
+{
+    int rc = kv__put_varint(b, n);
+    if (rc == 0 && n > 0)
+        rc = base_buf_append(b, p, n);
+    return rc;
+}
+
+static int kv__put_ts(base_buf *b, hlc_timestamp ts)
+{
+    uint8_t tmp[HLC_ENCODED_SIZE];
+    hlc_encode(ts, tmp);
+    return base_buf_append(b, tmp, sizeof(tmp));
+}
+
+typedef struct kv__reader {
+    const uint8_t *p;
+    const uint8_t *end;
+    bool bad;
+} kv__reader;
+
+static size_t kv__left(const kv__reader *r) { return (size_t)(r->end - r->p); }
+
+static uint8_t kv__get_u8(kv__reader *r)
+{
+    if (r->bad || r->p >= r->end) {
+        r->bad = true;
+        return 0;
+    }
+    return *r->p++;
+}
+
+static uint64_t kv__get_varint(kv__reader *r)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+        if (r->bad || r->p >= r->end) {
+            r->bad = true;
+            return 0;
+        }
+        uint8_t c = *r->p++;
+        if (shift == 63 && (c & 0x7e) != 0) { /* bits beyond 64 */
+            r->bad = true;
+            return 0;
+        }
+        v |= (uint64_t)(c & 0x7f) << shift;
+        if ((c & 0x80) == 0)
+            return v;
+    }
+    r->bad = true;
+    return 0;
+}
+
+/* A length-prefixed field of at most max bytes, borrowed from the input.
+** Length 0 gives a non-NULL pointer (the current position). */
+static const uint8_t *kv__get_bytes(kv__reader *r, uint64_t max, size_t *len)
+{
+    uint64_t n = kv__get_varint(r);
+    *len = 0;
+    if (r->bad || n > max || n > (uint64_t)kv__left(r)) {
+        r->bad = true;
+        return NULL;
+    }
+    const uint8_t *p = r->p;
+    r->p += n;
+    *len = (size_t)n;
+    return p;
+}
+
+/* An end bound: as kv__get_bytes, but length 0 (unbounded) gives NULL. */
+static const uint8_t *kv__get_end(kv__reader *r, uint64_t max, size_t *len)
+{
+    const uint8_t *p = kv__get_bytes(r, max, len);
+    return *len == 0 ? NULL : p;
+}
+
+static hlc_timestamp kv__get_ts(kv__reader *r)
+{
+    if (r->bad || kv__left(r) < HLC_ENCODED_SIZE) {
+        r->bad = true;
+        return HLC_ZERO;
+    }
+    hlc_timestamp ts = hlc_decode(r->p);
+    r->p += HLC_ENCODED_SIZE;
+    return ts;
+}
+
+/* A byte that must be 0 or 1. */
+static bool kv__get_bool(kv__reader *r)
+{
+    uint8_t c = kv__get_u8(r);
+    if (c > 1)
+        r->bad = true;
+    return c == 1;
+}
+
+/* true when (p, n) is a field the encoder can write: bytes present and n <= max. */
+static bool kv__field_ok(const void *p, size_t n, size_t max)
+{
+    return n <= max && (n == 0 || p != NULL);
+}
+
+/* ---- requests ----------------------------------------------------------------- */
+
+static bool kv__spans_ok(const range_span *spans, size_t n)
+{
+    if (n > RANGE_KV_SPANS_MAX || (n > 0 && spans == NULL))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (!kv__field_ok(spans[i].start, spans[i].start_len, STORAGE_KEY_SIZE_MAX))
+            return false;
+        if (!spans[i].point && !kv__field_ok(spans[i].end, spans[i].end_len, STORAGE_KEY_SIZE_MAX))
+            return false;
+    }
+    return true;
+}
+
+static bool kv__request_ok(const range_kv_request *req)
+{
+    if (req->range_id == 0)
+        return false;
+    switch (req->op) {
+    case RANGE_KV_GET:
+        return kv__field_ok(req->key, req->key_len, STORAGE_KEY_SIZE_MAX);
+    case RANGE_KV_SCAN:
+        return kv__field_ok(req->start, req->start_len, STORAGE_KEY_SIZE_MAX) &&
+               kv__field_ok(req->end, req->end_len, STORAGE_KEY_SIZE_MAX);
+    case RANGE_KV_COMMIT:
+        if (req->write_count > RANGE_COMMAND_WRITES_MAX ||
+            (req->write_count > 0 && req->writes == NULL))
+            return false;
+        for (size_t i = 0; i < req->write_count; i++) {
+            const range_write *w = &req->writes[i];
+            if (!kv__field_ok(w->key, w->key_len, STORAGE_KEY_SIZE_MAX) ||
+                (!w->tombstone && !kv__field_ok(w->value, w->value_len, STORAGE_VALUE_SIZE_MAX)))
+                return false;
+        }
+        return kv__spans_ok(req->delete_spans, req->delete_span_count) &&
+               kv__spans_ok(req->read_spans, req->read_span_count);
+    case RANGE_KV_DESCRIBE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static int kv__put_spans(base_buf *out, const range_span *spans, size_t n)
+{
+    int rc = kv__put_varint(out, n);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc |= base_buf_append_byte(out, spans[i].point ? KV_SPAN_POINT : 0);
+        rc |= kv__put_bytes(out, spans[i].start, spans[i].start_len);
+        if (!spans[i].point)
+            rc |= kv__put_bytes(out, spans[i].end, spans[i].end_len);
+    }
+    return rc;
+}
+
+int range_kv_request_encode(const range_kv_request *req, base_buf *out)
+{
+    int rc = 0;
+    if (req == NULL || out == NULL || !kv__request_ok(req))
+        return RANGE_ERR_INVALID;
+    size_t len0 = out->len;
+    rc |= base_buf_append_byte(out, RANGE_KV_VERSION);
+    rc |= base_buf_append_byte(out, req->op);
+    rc |= kv__put_varint(out, req->range_id);
+    switch (req->op) {
+    case RANGE_KV_GET:
+        rc |= kv__put_ts(out, req->read_ts);
+        rc |= kv__put_bytes(out, req->key, req->key_len);
+        break;
+    case RANGE_KV_SCAN:
+        rc |= kv__put_ts(out, req->read_ts);
+        rc |= base_buf_append_byte(out, req->reverse ? KV_SCAN_REVERSE : 0);
+        rc |= kv__put_bytes(out, req->start, req->start_len);
+        rc |= kv__put_bytes(out, req->end, req->end_len);
+        rc |= kv__put_varint(out, req->max_rows);
+        rc |= kv__put_varint(out, req->max_bytes);
+        break;
+    case RANGE_KV_COMMIT:
+        rc |= kv__put_ts(out, req->read_ts);
+        rc |= kv__put_varint(out, req->txn_id);
+        rc |= kv__put_varint(out, req->nonce);
+        rc |= kv__put_varint(out, req->write_count);
+        for (size_t i = 0; i < req->write_count && rc == 0; i++) {
+            const range_write *w = &req->writes[i];
+            rc |= base_buf_append_byte(out, w->tombstone ? KV_WRITE_TOMBSTONE : 0);
+            rc |= kv__put_bytes(out, w->key, w->key_len);
+            if (!w->tombstone)
+                rc |= kv__put_bytes(out, w->value, w->value_len);
+        }
+        if (rc == 0)
+            rc |= kv__put_spans(out, req->delete_spans, req->delete_span_count);
+        if (rc == 0)
+            rc |= kv__put_spans(out, req->read_spans, req->read_span_count);
+        break;
+    default: /* RANGE_KV_DESCRIBE: nothing more */
+        break;
+    }
+    if (rc != 0) {
+        out->len = len0; /* leave *out as it was */
+        return RANGE_ERR_NOMEM;
+    }
+    return RANGE_OK;
+}
+
+/* Decode n spans (count already read and checked) into an owned array. */
+static int kv__get_spans(kv__reader *r, uint64_t n, range_span **out)
+{
+    *out = NULL;
+    if (n > RANGE_KV_SPANS_MAX || n > kv__left(r) / KV_SPAN_BYTES_MIN)
+        return RANGE_ERR_CORRUPT;
+    if (n == 0)
+        return RANGE_OK;
+    range_span *spans = base_calloc((size_t)n, sizeof(*spans)); /* owner: the request */
+    if (spans == NULL)
+        return RANGE_ERR_NOMEM;
+    for (uint64_t i = 0; i < n && !r->bad; i++) {
+        range_span *s = &spans[i];
+        uint8_t flags = kv__get_u8(r);
+        if ((flags & ~KV_SPAN_POINT) != 0)
+            r->bad = true;
+        s->point = (flags & KV_SPAN_POINT) != 0;
+        s->start = kv__get_bytes(r, STORAGE_KEY_SIZE_MAX, &s->start_len);
+        if (!s->point)
+            s->end = kv__get_end(r, STORAGE_KEY_SIZE_MAX, &s->end_len);
+    }
+    if (r->bad) {
+        base_free(spans);
+        return RANGE_ERR_CORRUPT;
+    }
+    *out = spans;
+    return RANGE_OK;
+}
+
+static int kv__get_commit(kv__reader *r, range_kv_request *out)
+{
+    range_write *writes = NULL;
+    range_span *spans = NULL;
+    int rc;
+    out->txn_id = kv__get_varint(r);
+    out->nonce = kv__get_varint(r);
+    uint64_t n = kv__get_varint(r);
+    if (r->bad || n > RANGE_COMMAND_WRITES_MAX || n > kv__left(r) / KV_WRITE_BYTES_MIN)
+        return RANGE_ERR_CORRUPT;
+    if (n > 0) {
+        writes = base_calloc((size_t)n, sizeof(*writes)); /* owner: out */
+        if (writes == NULL)
+            return RANGE_ERR_NOMEM;
+    }
+    for (uint64_t i = 0; i < n && !r->bad; i++) {
+        range_write *w = &writes[i];
+        uint8_t flags = kv__get_u8(r);
+        if ((flags & ~KV_WRITE_TOMBSTONE) != 0)
+            r->bad = true;
+        w->tombstone = (flags & KV_WRITE_TOMBSTONE) != 0;
+        w->key = kv__get_bytes(r, STORAGE_KEY_SIZE_MAX, &w->key_len);
+        if (!w->tombstone)
+            w->value = kv__get_bytes(r, STORAGE_VALUE_SIZE_MAX, &w->value_len);
+    }
+    out->writes = writes; /* owned by out from here: the caller frees on error */
+    out->write_count = (size_t)n;
+    if (r->bad)
+        return RANGE_ERR_CORRUPT;
+    uint64_t n_delete = kv__get_varint(r);
+    if (r->bad)
+        return RANGE_ERR_CORRUPT;
+    rc = kv__get_spans(r, n_delete, &spans);
+    if (rc != RANGE_OK)
+        return rc;
+    out->delete_spans = spans;
+    out->delete_span_count = (size_t)n_delete;
+    uint64_t n_read = kv__get_varint(r);
+    if (r->bad)
+        return RANGE_ERR_CORRUPT;
+    rc = kv__get_spans(r, n_read, &spans);
+    if (rc != RANGE_OK)
+        return rc;
+    out->read_spans = spans;
+    out->read_span_count = (size_t)n_read;
+    return RANGE_OK;
+}
+
+int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *out)
+{
+    kv__reader r = {data, data + len, false};
+    int rc = RANGE_ERR_CORRUPT;
+    memset(out, 0, sizeof(*out));
+    if (data == NULL || len == 0 || kv__get_u8(&r) != RANGE_KV_VERSION)
+        goto cleanup;
+    out->op = kv__get_u8(&r);
+    out->range_id = kv__get_varint(&r);
+    if (r.bad || out->range_id == 0)
+        goto cleanup;
+    switch (out->op) {
+    case RANGE_KV_GET:
+        out->read_ts = kv__get_ts(&r);
+        out->key = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->key_len);
+        break;
+    case RANGE_KV_SCAN: {
+        out->read_ts = kv__get_ts(&r);
+        uint8_t flags = kv__get_u8(&r);
+        if ((flags & ~KV_SCAN_REVERSE) != 0)
+            r.bad = true;
+        out->reverse = (flags & KV_SCAN_REVERSE) != 0;
+        out->start = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->start_len);
+        out->end = kv__get_end(&r, STORAGE_KEY_SIZE_MAX, &out->end_len);
+        uint64_t max_rows = kv__get_varint(&r);
+        uint64_t max_bytes = kv__get_varint(&r);
+        if (max_rows > UINT32_MAX || max_bytes > UINT32_MAX)
+            r.bad = true;
+        out->max_rows = (uint32_t)max_rows;
+        out->max_bytes = (uint32_t)max_bytes;
+        break;
+    }
+    case RANGE_KV_COMMIT:
+        out->read_ts = kv__get_ts(&r);
+        if (r.bad)
+            goto cleanup;
+        rc = kv__get_commit(&r, out);
+        if (rc != RANGE_OK)
+            goto cleanup;
+        rc = RANGE_ERR_CORRUPT;
+        break;
+    case RANGE_KV_DESCRIBE:
+        break;
+    default:
+        goto cleanup; /* unknown op */
+    }
+    if (r.bad || r.p != r.end) /* truncated, or trailing bytes */
+        goto cleanup;
+    return RANGE_OK;
+cleanup:
+    range_kv_request_free(out);
+    return rc;
+}
+
+void range_kv_request_free(range_kv_request *req)
+{
+    if (req == NULL)
+        return;
+    /* on a decoded request the arrays are ours (kv_int.h) */
+    base_free((void *)req->writes);
+    base_free((void *)req->delete_spans);
+    base_free((void *)req->read_spans);
+    memset(req, 0, sizeof(*req));
+}
+
+/* ---- responses ---------------------------------------------------------------- */
+
+static unsigned kv__sections(const range_kv_response *resp)
+{
+    unsigned s = 0;
+    if (resp->value != NULL || resp->value_len > 0)
+        s |= KV_SEC_VALUE;
+    if (resp->n_rows > 0)
+        s |= KV_SEC_ROWS;
+    if (resp->more)
+        s |= KV_SEC_MORE;
+    if (!hlc_is_zero(resp->commit_ts))
+        s |= KV_SEC_COMMIT;
+    if (resp->conflict_kind != RANGE_CONFLICT_NONE || resp->conflict_key != NULL ||
+        resp->conflict_key_len > 0 || !hlc_is_zero(resp->conflict_ts) || resp->conflict_pending)
+        s |= KV_SEC_CONFLICT;
+    if (resp->has_descriptor)
+        s |= KV_SEC_DESCRIPTOR;
+    if (resp->lease_valid || resp->leader_id != 0)
+        s |= KV_SEC_LEASE;
+    return s;
+}
+
+static bool kv__response_ok(const range_kv_response *resp)
+{
+    if (!kv__field_ok(resp->value, resp->value_len, STORAGE_VALUE_SIZE_MAX) ||
+        resp->n_rows > RANGE_KV_SCAN_ROWS_MAX || (resp->n_rows > 0 && resp->rows == NULL) ||
+        resp->conflict_kind > RANGE_CONFLICT_PHANTOM ||
+        !kv__field_ok(resp->conflict_key, resp->conflict_key_len, STORAGE_KEY_SIZE_MAX))
+        return false;
+    for (size_t i = 0; i < resp->n_rows; i++)
+        if (!kv__field_ok(resp->rows[i].key, resp->rows[i].key_len, STORAGE_KEY_SIZE_MAX) ||
+            !kv__field_ok(resp->rows[i].value, resp->rows[i].value_len, STORAGE_VALUE_SIZE_MAX))
+            return false;
+    return true;
+}
+
+int range_kv_response_encode(const range_kv_response *resp, base_buf *out)
+{
+    base_buf desc = {0}; /* owner: this function; the encoded descriptor */
+    int rc = RANGE_ERR_INVALID;
+    if (resp == NULL || out == NULL || !kv__response_ok(resp))
+        return RANGE_ERR_INVALID;
+    size_t len0 = out->len;
+    unsigned sections = kv__sections(resp);
+    if (sections & KV_SEC_DESCRIPTOR) {
+        rc = range_descriptor_encode(&resp->descriptor, &desc);
+        if (rc != RANGE_OK)
+            goto cleanup; /* RANGE_ERR_INVALID or RANGE_ERR_NOMEM */
+    }
+    uint32_t status = (uint32_t)resp->status;
+    uint32_t zigzag = (status << 1) ^ (0u - (status >> 31));
+    int e = 0;
+    e |= base_buf_append_byte(out, RANGE_KV_VERSION);
+    e |= kv__put_varint(out, zigzag);
+    e |= base_buf_append_byte(out, (uint8_t)sections);
+    e |= kv__put_varint(out, resp->leader_hint);
+    if (sections & KV_SEC_VALUE)
+        e |= kv__put_bytes(out, resp->value, resp->value_len);
+    if (sections & KV_SEC_ROWS) {
+        e |= kv__put_varint(out, resp->n_rows);
+        for (size_t i = 0; i < resp->n_rows && e == 0; i++) {
+            e |= kv__put_bytes(out, resp->rows[i].key, resp->rows[i].key_len);
+            e |= kv__put_bytes(out, resp->rows[i].value, resp->rows[i].value_len);
+        }
+    }
+    if (sections & KV_SEC_COMMIT)
+        e |= kv__put_ts(out, resp->commit_ts);
+    if (sections & KV_SEC_CONFLICT) {
+        e |= base_buf_append_byte(out, resp->conflict_kind);
+        e |= kv__put_bytes(out, resp->conflict_key, resp->conflict_key_len);
+        e |= kv__put_ts(out, resp->conflict_ts);
+        e |= base_buf_append_byte(out, resp->conflict_pending ? 1 : 0);
+    }
+    if (sections & KV_SEC_DESCRIPTOR)
+        e |= kv__put_bytes(out, desc.data, desc.len);
+    if (sections & KV_SEC_LEASE) {
+        e |= base_buf_append_byte(out, resp->lease_valid ? 1 : 0);
+        e |= kv__put_varint(out, resp->leader_id);
+    }
+    rc = e == 0 ? RANGE_OK : RANGE_ERR_NOMEM;
+cleanup:
+    if (rc != RANGE_OK)
+        out->len = len0; /* leave *out as it was */
+    base_buf_free(&desc);
+    return rc;
+}
+
+int range_kv_response_decode(const uint8_t *data, size_t len, range_kv_response *out)
+{
+    kv__reader r = {data, data + len, false};
+    range_kv_row *rows = NULL;
+    int rc = RANGE_ERR_CORRUPT;
+    memset(out, 0, sizeof(*out));
+    if (data == NULL || len == 0 || kv__get_u8(&r) != RANGE_KV_VERSION)
+        goto cleanup;
+    uint64_t zigzag = kv__get_varint(&r);
+    unsigned sections = kv__get_u8(&r);
+    out->leader_hint = kv__get_varint(&r);
+    if (r.bad || zigzag > UINT32_MAX || (sections & ~KV_SEC_ALL) != 0)
+        goto cleanup;
+    uint32_t z = (uint32_t)zigzag;
+    out->status = (int32_t)((z >> 1) ^ (0u - (z & 1u)));
+    if (sections & KV_SEC_VALUE)
+        out->value = kv__get_bytes(&r, STORAGE_VALUE_SIZE_MAX, &out->value_len);
+    if (sections & KV_SEC_ROWS) {
+        uint64_t n = kv__get_varint(&r);
+        if (r.bad || n == 0 || n > RANGE_KV_SCAN_ROWS_MAX || n > kv__left(&r) / KV_ROW_BYTES_MIN)
+            goto cleanup;
+        rows = base_calloc((size_t)n, sizeof(*rows)); /* owner: out */
+        if (rows == NULL) {
+            rc = RANGE_ERR_NOMEM;
+            goto cleanup;
+        }
+        for (uint64_t i = 0; i < n && !r.bad; i++) {
+            rows[i].key = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &rows[i].key_len);
+            rows[i].value = kv__get_bytes(&r, STORAGE_VALUE_SIZE_MAX, &rows[i].value_len);
+        }
+        out->rows = rows;
+        out->n_rows = (size_t)n;
+        rows = NULL; /* freed with out from here */
+    }
+    out->more = (sections & KV_SEC_MORE) != 0;
+    if (sections & KV_SEC_COMMIT)
+        out->commit_ts = kv__get_ts(&r);
+    if (sections & KV_SEC_CONFLICT) {
+        out->conflict_kind = kv__get_u8(&r);
+        if (out->conflict_kind > RANGE_CONFLICT_PHANTOM)
+            r.bad = true;
+        out->conflict_key = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->conflict_key_len);
+        out->conflict_ts = kv__get_ts(&r);
+        out->conflict_pending = kv__get_bool(&r);
+    }
+    if (sections & KV_SEC_DESCRIPTOR) {
+        size_t dlen;
+        const uint8_t *d = kv__get_bytes(&r, kv__left(&r), &dlen);
+        if (r.bad)
+            goto cleanup;
+        rc = range_descriptor_decode(d, dlen, &out->descriptor);
+        if (rc != RANGE_OK)
+            goto cleanup; /* RANGE_ERR_CORRUPT or RANGE_ERR_NOMEM */
+        rc = RANGE_ERR_CORRUPT;
+        out->has_descriptor = true;
+    }
+    if (sections & KV_SEC_LEASE) {
+        out->lease_valid = kv__get_bool(&r);
+        out->leader_id = kv__get_varint(&r);
+    }
+    if (r.bad || r.p != r.end) /* truncated, or trailing bytes */
+        goto cleanup;
+    return RANGE_OK;
+cleanup:
+    base_free(rows);
+    range_kv_response_free(out);
+    return rc;
+}
+
+void range_kv_response_free(range_kv_response *resp)
+{
+    if (resp == NULL)
+        return;
+    /* on a decoded response the array and the descriptor's keys are ours */
+    base_free((void *)resp->rows);
+    range_descriptor_free(&resp->descriptor);
+    memset(resp, 0, sizeof(*resp));
+}

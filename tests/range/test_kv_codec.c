@@ -1,0 +1,1010 @@
+/*
+** tests/range/test_kv_codec.c: the KV request/response codec
+** (range/kv_codec.c) and range descriptors (range/descriptor.c).
+** Round trips of every op and every response shape; every strict prefix and
+** a trailing byte rejected; random byte changes (seeded; MERIDIAN_SEED=N
+** replays, the seed is printed on failure) either rejected or decoded into
+** something that re-encodes and decodes the same (never a crash, never a read
+** outside the buffer: run under ASan); oversized counts and lengths refused
+** on both sides; out-of-memory at every allocation of a decode; descriptor
+** round trip, contains, copy and bad descriptors.
+*/
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "base/base.h"
+#include "range/kv_int.h"
+#include "range/range.h"
+
+#define FUZZ_ROUNDS 20000 /* random corruptions per encoding */
+
+/* ---- helpers -------------------------------------------------------------------- */
+
+static uint64_t g_seed;
+
+static uint64_t rng_next(uint64_t *s) /* splitmix64 */
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+#define CHECK(cond)                                                                        \
+    do {                                                                                   \
+        if (!(cond)) {                                                                     \
+            fprintf(stderr, "\n  %s:%d: %s\n  replay: MERIDIAN_SEED=%llu\n", __FILE__,     \
+                    __LINE__, #cond, (unsigned long long)g_seed);                          \
+            fail();                                                                        \
+        }                                                                                  \
+    } while (0)
+
+static void put_varint(base_buf *b, uint64_t v)
+{
+    while (v >= 0x80) {
+        assert_int_equal(base_buf_append_byte(b, (uint8_t)(v | 0x80)), 0);
+        v >>= 7;
+    }
+    assert_int_equal(base_buf_append_byte(b, (uint8_t)v), 0);
+}
+
+static void put_u8(base_buf *b, uint8_t v) { assert_int_equal(base_buf_append_byte(b, v), 0); }
+
+static void put_ts0(base_buf *b)
+{
+    uint8_t t[HLC_ENCODED_SIZE];
+    hlc_encode(HLC_ZERO, t);
+    assert_int_equal(base_buf_append(b, t, sizeof(t)), 0);
+}
+
+static bool same_bytes(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len)
+{
+    return a_len == b_len && (a_len == 0 || memcmp(a, b, a_len) == 0);
+}
+
+static bool inside(const uint8_t *p, size_t n, const uint8_t *buf, size_t len)
+{
+    return n == 0 || (p >= buf && p + n <= buf + len);
+}
+
+/* An exact-size heap copy, so ASan sees any read past the end. */
+static uint8_t *dup_exact(const uint8_t *p, size_t n)
+{
+    uint8_t *c = malloc(n > 0 ? n : 1);
+    assert_non_null(c);
+    if (n > 0)
+        memcpy(c, p, n);
+    return c;
+}
+
+static bool same_span(const range_span *a, const range_span *b)
+{
+    if (a->point != b->point || !same_bytes(a->start, a->start_len, b->start, b->start_len))
+        return false;
+    return a->point || same_bytes(a->end, a->end_len, b->end, b->end_len);
+}
+
+static bool same_request(const range_kv_request *a, const range_kv_request *b)
+{
+    if (a->op != b->op || a->range_id != b->range_id)
+        return false;
+    if (a->op != RANGE_KV_DESCRIBE && hlc_compare(a->read_ts, b->read_ts) != 0)
+        return false;
+    switch (a->op) {
+    case RANGE_KV_GET:
+        return same_bytes(a->key, a->key_len, b->key, b->key_len);
+    case RANGE_KV_SCAN:
+        return same_bytes(a->start, a->start_len, b->start, b->start_len) &&
+               same_bytes(a->end, a->end_len, b->end, b->end_len) && a->reverse == b->reverse &&
+               a->max_rows == b->max_rows && a->max_bytes == b->max_bytes;
+    case RANGE_KV_COMMIT:
+        if (a->txn_id != b->txn_id || a->nonce != b->nonce || a->write_count != b->write_count ||
+            a->delete_span_count != b->delete_span_count ||
+            a->read_span_count != b->read_span_count)
+            return false;
+        for (size_t i = 0; i < a->write_count; i++) {
+            const range_write *x = &a->writes[i], *y = &b->writes[i];
+            if (x->tombstone != y->tombstone || !same_bytes(x->key, x->key_len, y->key, y->key_len))
+                return false;
+            if (!x->tombstone && !same_bytes(x->value, x->value_len, y->value, y->value_len))
+                return false;
+        }
+        for (size_t i = 0; i < a->delete_span_count; i++)
+            if (!same_span(&a->delete_spans[i], &b->delete_spans[i]))
+                return false;
+        for (size_t i = 0; i < a->read_span_count; i++)
+            if (!same_span(&a->read_spans[i], &b->read_spans[i]))
+                return false;
+        return true;
+    default:
+        return true;
+    }
+}
+
+static bool same_descriptor(const range_descriptor *a, const range_descriptor *b)
+{
+    return a->range_id == b->range_id && a->generation == b->generation &&
+           same_bytes(a->start_key, a->start_len, b->start_key, b->start_len) &&
+           same_bytes(a->end_key, a->end_len, b->end_key, b->end_len) &&
+           a->n_replicas == b->n_replicas &&
+           memcmp(a->replicas, b->replicas, a->n_replicas * sizeof(a->replicas[0])) == 0;
+}
+
+static bool same_response(const range_kv_response *a, const range_kv_response *b)
+{
+    if (a->status != b->status || a->leader_hint != b->leader_hint ||
+        !same_bytes(a->value, a->value_len, b->value, b->value_len) || a->n_rows != b->n_rows ||
+        a->more != b->more || hlc_compare(a->commit_ts, b->commit_ts) != 0 ||
+        a->conflict_kind != b->conflict_kind ||
+        !same_bytes(a->conflict_key, a->conflict_key_len, b->conflict_key, b->conflict_key_len) ||
+        hlc_compare(a->conflict_ts, b->conflict_ts) != 0 ||
+        a->conflict_pending != b->conflict_pending || a->has_descriptor != b->has_descriptor ||
+        a->lease_valid != b->lease_valid || a->leader_id != b->leader_id)
+        return false;
+    for (size_t i = 0; i < a->n_rows; i++)
+        if (!same_bytes(a->rows[i].key, a->rows[i].key_len, b->rows[i].key, b->rows[i].key_len) ||
+            !same_bytes(a->rows[i].value, a->rows[i].value_len, b->rows[i].value,
+                        b->rows[i].value_len))
+            return false;
+    return !a->has_descriptor || same_descriptor(&a->descriptor, &b->descriptor);
+}
+
+/* Every byte field of a decoded request lies inside the input. */
+static bool request_inside(const range_kv_request *d, const uint8_t *buf, size_t len)
+{
+    bool ok = inside(d->key, d->key_len, buf, len) && inside(d->start, d->start_len, buf, len) &&
+              inside(d->end, d->end_len, buf, len);
+    for (size_t i = 0; i < d->write_count; i++)
+        ok = ok && inside(d->writes[i].key, d->writes[i].key_len, buf, len) &&
+             inside(d->writes[i].value, d->writes[i].value_len, buf, len);
+    for (size_t i = 0; i < d->delete_span_count; i++)
+        ok = ok && inside(d->delete_spans[i].start, d->delete_spans[i].start_len, buf, len) &&
+             inside(d->delete_spans[i].end, d->delete_spans[i].end_len, buf, len);
+    for (size_t i = 0; i < d->read_span_count; i++)
+        ok = ok && inside(d->read_spans[i].start, d->read_spans[i].start_len, buf, len) &&
+             inside(d->read_spans[i].end, d->read_spans[i].end_len, buf, len);
+    return ok;
+}
+
+/* ---- sample messages -------------------------------------------------------------- */
+
+static const uint8_t K1[] = "alpha", K2[] = "beta", K3[] = "gamma", V1[] = "value-one";
+static const uint8_t EMPTY[1] = {0}; /* a non-NULL pointer for empty fields */
+
+static range_write g_writes[4];
+static range_span g_delete_spans[2];
+static range_span g_read_spans[3];
+
+#define N_REQUESTS 7
+static void sample_requests(range_kv_request reqs[N_REQUESTS])
+{
+    memset(reqs, 0, N_REQUESTS * sizeof(reqs[0]));
+    hlc_timestamp ts = {1700000000123456789LL, 7};
+    /* GET */
+    reqs[0] = (range_kv_request){.op = RANGE_KV_GET, .range_id = 3, .read_ts = ts,
+                                 .key = K1, .key_len = 5};
+    /* GET of the empty key, extreme ids and timestamp */
+    reqs[1] = (range_kv_request){.op = RANGE_KV_GET, .range_id = UINT64_MAX, .read_ts = HLC_MAX,
+                                 .key = EMPTY, .key_len = 0};
+    /* SCAN bounded, forward */
+    reqs[2] = (range_kv_request){.op = RANGE_KV_SCAN, .range_id = 3, .read_ts = ts,
+                                 .start = K1, .start_len = 5, .end = K3, .end_len = 5,
+                                 .max_rows = 100, .max_bytes = RANGE_KV_SCAN_BYTES_DEFAULT};
+    /* SCAN unbounded, reverse, extreme page limits */
+    reqs[3] = (range_kv_request){.op = RANGE_KV_SCAN, .range_id = 4, .read_ts = ts,
+                                 .start = EMPTY, .start_len = 0, .reverse = true,
+                                 .max_rows = UINT32_MAX, .max_bytes = UINT32_MAX};
+    /* COMMIT with writes, tombstones, an empty value, delete and read spans */
+    g_writes[0] = (range_write){.key = K1, .key_len = 5, .value = V1, .value_len = 9};
+    g_writes[1] = (range_write){.key = K2, .key_len = 4, .tombstone = true};
+    g_writes[2] = (range_write){.key = K3, .key_len = 5, .value = EMPTY, .value_len = 0};
+    g_writes[3] = (range_write){.key = V1, .key_len = 9, .value = K1, .value_len = 5};
+    g_delete_spans[0] = (range_span){.start = K1, .start_len = 5, .end = K2, .end_len = 4};
+    g_delete_spans[1] = (range_span){.start = K3, .start_len = 5}; /* to +inf */
+    g_read_spans[0] = (range_span){.start = K2, .start_len = 4, .point = true};
+    g_read_spans[1] = (range_span){.start = EMPTY, .start_len = 0, .end = K1, .end_len = 5};
+    g_read_spans[2] = (range_span){.start = EMPTY, .start_len = 0}; /* everything */
+    reqs[4] = (range_kv_request){.op = RANGE_KV_COMMIT, .range_id = 9, .read_ts = ts,
+                                 .txn_id = 0x123456789abcdefULL, .nonce = UINT64_MAX,
+                                 .writes = g_writes, .write_count = 4,
+                                 .delete_spans = g_delete_spans, .delete_span_count = 2,
+                                 .read_spans = g_read_spans, .read_span_count = 3};
+    /* COMMIT with nothing (read-only) */
+    reqs[5] = (range_kv_request){.op = RANGE_KV_COMMIT, .range_id = 1, .read_ts = ts,
+                                 .txn_id = 1, .nonce = 2};
+    /* DESCRIBE */
+    reqs[6] = (range_kv_request){.op = RANGE_KV_DESCRIBE, .range_id = 77};
+}
+
+static uint8_t g_start_key[] = "m", g_end_key[] = "t";
+static range_kv_row g_rows[3];
+
+static void sample_descriptor(range_descriptor *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->range_id = 12;
+    d->generation = 3;
+    d->start_key = g_start_key;
+    d->start_len = 1;
+    d->end_key = g_end_key;
+    d->end_len = 1;
+    d->replicas[0] = 1;
+    d->replicas[1] = 2;
+    d->replicas[2] = UINT64_MAX;
+    d->n_replicas = 3;
+}
+
+#define N_RESPONSES 11
+static void sample_responses(range_kv_response r[N_RESPONSES])
+{
+    memset(r, 0, N_RESPONSES * sizeof(r[0]));
+    hlc_timestamp ts = {1700000000000000001LL, 2};
+    g_rows[0] = (range_kv_row){.key = K1, .key_len = 5, .value = V1, .value_len = 9};
+    g_rows[1] = (range_kv_row){.key = K2, .key_len = 4, .value = EMPTY, .value_len = 0};
+    g_rows[2] = (range_kv_row){.key = EMPTY, .key_len = 0, .value = K3, .value_len = 5};
+    /* GET found */
+    r[0].status = RANGE_OK;
+    r[0].value = V1;
+    r[0].value_len = 9;
+    /* GET found, empty value */
+    r[1].status = RANGE_OK;
+    r[1].value = EMPTY;
+    /* GET not found */
+    r[2].status = RANGE_NOT_FOUND;
+    /* SCAN page with more */
+    r[3].status = RANGE_OK;
+    r[3].rows = g_rows;
+    r[3].n_rows = 3;
+    r[3].more = true;
+    /* SCAN: nothing, but more (a page cut by max_bytes cannot be empty, the
+    ** codec does not care) */
+    r[4].status = RANGE_OK;
+    r[4].more = true;
+    /* COMMIT ok */
+    r[5].status = RANGE_OK;
+    r[5].commit_ts = ts;
+    /* COMMIT conflict */
+    r[6].status = RANGE_ERR_CONFLICT;
+    r[6].conflict_kind = RANGE_CONFLICT_PHANTOM;
+    r[6].conflict_key = K2;
+    r[6].conflict_key_len = 4;
+    r[6].conflict_ts = ts;
+    r[6].conflict_pending = true;
+    /* NOT_LEADER with a hint */
+    r[7].status = RANGE_ERR_NOT_LEADER;
+    r[7].leader_hint = 5;
+    /* KEY_MISMATCH with the descriptor */
+    r[8].status = RANGE_ERR_KEY_MISMATCH;
+    r[8].has_descriptor = true;
+    sample_descriptor(&r[8].descriptor);
+    /* DESCRIBE: descriptor and lease */
+    r[9].status = RANGE_OK;
+    r[9].has_descriptor = true;
+    sample_descriptor(&r[9].descriptor);
+    r[9].descriptor.start_key = NULL;
+    r[9].descriptor.start_len = 0;
+    r[9].descriptor.end_key = NULL;
+    r[9].descriptor.end_len = 0;
+    r[9].lease_valid = true;
+    r[9].leader_id = 2;
+    /* the smallest status, a conflict with an empty key and zero fields */
+    r[10].status = INT32_MIN;
+    r[10].leader_hint = UINT64_MAX;
+    r[10].conflict_kind = RANGE_CONFLICT_WRITE_WRITE;
+    r[10].conflict_key = EMPTY;
+    r[10].leader_id = 1;
+}
+
+/* ---- requests ----------------------------------------------------------------------- */
+
+static void test_request_roundtrip(void **state)
+{
+    (void)state;
+    range_kv_request reqs[N_REQUESTS];
+    sample_requests(reqs);
+    for (int i = 0; i < N_REQUESTS; i++) {
+        base_buf b = {0};
+        range_kv_request d;
+        assert_int_equal(base_buf_append(&b, "xy", 2), 0); /* encode appends */
+        assert_int_equal(range_kv_request_encode(&reqs[i], &b), RANGE_OK);
+        assert_memory_equal(b.data, "xy", 2);
+        assert_int_equal(range_kv_request_decode(b.data + 2, b.len - 2, &d), RANGE_OK);
+        assert_true(same_request(&reqs[i], &d));
+        assert_true(request_inside(&d, b.data + 2, b.len - 2));
+        /* the empty-vs-NULL rules of kv_codec.c */
+        if (d.op == RANGE_KV_GET)
+            assert_non_null(d.key);
+        if (d.op == RANGE_KV_SCAN) {
+            assert_non_null(d.start);
+            assert_true((d.end == NULL) == (d.end_len == 0));
+        }
+        if (d.op == RANGE_KV_DESCRIBE)
+            assert_true(hlc_is_zero(d.read_ts));
+        for (size_t k = 0; k < d.write_count; k++) {
+            assert_non_null(d.writes[k].key);
+            if (d.writes[k].tombstone)
+                assert_null(d.writes[k].value);
+            else
+                assert_non_null(d.writes[k].value);
+        }
+        for (size_t k = 0; k < d.read_span_count; k++) {
+            assert_non_null(d.read_spans[k].start);
+            assert_true((d.read_spans[k].end == NULL) == (d.read_spans[k].end_len == 0));
+        }
+        range_kv_request_free(&d);
+        base_buf_free(&b);
+    }
+}
+
+static void test_request_encode_rejects(void **state)
+{
+    (void)state;
+    range_kv_request reqs[N_REQUESTS];
+    base_buf b = {0};
+    sample_requests(reqs);
+    range_kv_request r = reqs[0];
+    r.op = 0;
+    assert_int_equal(range_kv_request_encode(&r, &b), RANGE_ERR_INVALID);
+    r.op = 5;
+    assert_int_equal(range_kv_request_encode(&r, &b), RANGE_ERR_INVALID);
+    r = reqs[0];
+    r.range_id = 0;
+    assert_int_equal(range_kv_request_encode(&r, &b), RANGE_ERR_INVALID);
+    r = reqs[0];
+    r.key_len = STORAGE_KEY_SIZE_MAX + 1;
+    assert_int_equal(range_kv_request_encode(&r, &b), RANGE_ERR_INVALID);
+    r.key = NULL;
+    r.key_len = 1;
+    assert_int_equal(range_kv_request_encode(&r, &b), RANGE_ERR_INVALID);
+    r = reqs[2];
+    r.end_len = STORAGE_KEY_SIZE_MAX + 1;
+    assert_int_equal(range_kv_request_encode(&r, &b), RANGE_ERR_INVALID);
+    r = reqs[4];
+    r.write_count = RANGE_COMMAND_WRITES_MAX + 1;
+    assert_int_equal(range_kv_request_encode(&r, &b), RANGE_ERR_INVALID);
+    r = reqs[4];
+    r.delete_span_count = RANGE_KV_SPANS_MAX + 1;
+    assert_int_equal(range_kv_request_encode(&r, &b), RANGE_ERR_INVALID);
+    r = reqs[4];
+    r.read_spans = NULL;
+    assert_int_equal(range_kv_request_encode(&r, &b), RANGE_ERR_INVALID);
+    range_write big[1] = {{.key = K1, .key_len = 5, .value = V1,
+                           .value_len = STORAGE_VALUE_SIZE_MAX + 1}};
+    r = reqs[4];
+    r.writes = big;
+    r.write_count = 1;
+    assert_int_equal(range_kv_request_encode(&r, &b), RANGE_ERR_INVALID);
+    big[0].tombstone = true; /* the value of a tombstone is ignored */
+    assert_int_equal(range_kv_request_encode(&r, &b), RANGE_OK);
+    base_buf_free(&b);
+}
+
+/* Hand-built requests that must be refused. */
+static void test_request_decode_rejects(void **state)
+{
+    (void)state;
+    range_kv_request d;
+    base_buf b = {0};
+#define EXPECT_REQ_CORRUPT()                                                               \
+    do {                                                                                   \
+        assert_int_equal(range_kv_request_decode(b.data, b.len, &d), RANGE_ERR_CORRUPT);   \
+        assert_null(d.writes);                                                             \
+        base_buf_reset(&b);                                                                \
+    } while (0)
+    assert_int_equal(range_kv_request_decode(NULL, 0, &d), RANGE_ERR_CORRUPT);
+    /* version, op, range id */
+    put_u8(&b, RANGE_KV_VERSION + 1), put_u8(&b, RANGE_KV_DESCRIBE), put_varint(&b, 1);
+    EXPECT_REQ_CORRUPT();
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, 0), put_varint(&b, 1);
+    EXPECT_REQ_CORRUPT();
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, 9), put_varint(&b, 1);
+    EXPECT_REQ_CORRUPT();
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_DESCRIBE), put_varint(&b, 0);
+    EXPECT_REQ_CORRUPT();
+    /* an overlong varint (11 bytes) and one above 64 bits */
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_DESCRIBE);
+    for (int i = 0; i < 10; i++)
+        put_u8(&b, 0x80);
+    put_u8(&b, 0);
+    EXPECT_REQ_CORRUPT();
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_DESCRIBE);
+    for (int i = 0; i < 9; i++)
+        put_u8(&b, 0xff);
+    put_u8(&b, 0x02);
+    EXPECT_REQ_CORRUPT();
+    /* the valid DESCRIBE, then with a trailing byte */
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_DESCRIBE), put_varint(&b, 1);
+    assert_int_equal(range_kv_request_decode(b.data, b.len, &d), RANGE_OK);
+    range_kv_request_free(&d);
+    put_u8(&b, 0);
+    EXPECT_REQ_CORRUPT();
+    /* GET: a key longer than STORAGE_KEY_SIZE_MAX (bytes present) */
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_GET), put_varint(&b, 1), put_ts0(&b);
+    put_varint(&b, STORAGE_KEY_SIZE_MAX + 1);
+    for (int i = 0; i <= STORAGE_KEY_SIZE_MAX; i++)
+        put_u8(&b, 'k');
+    EXPECT_REQ_CORRUPT();
+    /* GET: a length beyond the bytes left */
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_GET), put_varint(&b, 1), put_ts0(&b);
+    put_varint(&b, 10), put_u8(&b, 'k');
+    EXPECT_REQ_CORRUPT();
+    /* SCAN: unknown flag, max_rows above 32 bits */
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_SCAN), put_varint(&b, 1), put_ts0(&b);
+    put_u8(&b, 2), put_varint(&b, 0), put_varint(&b, 0), put_varint(&b, 1), put_varint(&b, 1);
+    EXPECT_REQ_CORRUPT();
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_SCAN), put_varint(&b, 1), put_ts0(&b);
+    put_u8(&b, 0), put_varint(&b, 0), put_varint(&b, 0), put_varint(&b, 1ULL << 32);
+    put_varint(&b, 1);
+    EXPECT_REQ_CORRUPT();
+    /* COMMIT: write count above the maximum, with the bytes to back it */
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_COMMIT), put_varint(&b, 1), put_ts0(&b);
+    put_varint(&b, 1), put_varint(&b, 1), put_varint(&b, RANGE_COMMAND_WRITES_MAX + 1);
+    for (int i = 0; i <= RANGE_COMMAND_WRITES_MAX; i++)
+        put_u8(&b, 1), put_varint(&b, 1), put_u8(&b, 'k');
+    put_varint(&b, 0), put_varint(&b, 0);
+    EXPECT_REQ_CORRUPT();
+    /* COMMIT: huge counts with few bytes (no allocation sized by them) */
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_COMMIT), put_varint(&b, 1), put_ts0(&b);
+    put_varint(&b, 1), put_varint(&b, 1), put_varint(&b, UINT64_MAX);
+    EXPECT_REQ_CORRUPT();
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_COMMIT), put_varint(&b, 1), put_ts0(&b);
+    put_varint(&b, 1), put_varint(&b, 1), put_varint(&b, 1000), put_u8(&b, 0);
+    EXPECT_REQ_CORRUPT();
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_COMMIT), put_varint(&b, 1), put_ts0(&b);
+    put_varint(&b, 1), put_varint(&b, 1), put_varint(&b, 0), put_varint(&b, 0);
+    put_varint(&b, RANGE_KV_SPANS_MAX + 1);
+    EXPECT_REQ_CORRUPT();
+    /* COMMIT: unknown write flag, unknown span flag */
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_COMMIT), put_varint(&b, 1), put_ts0(&b);
+    put_varint(&b, 1), put_varint(&b, 1), put_varint(&b, 1);
+    put_u8(&b, 2), put_varint(&b, 1), put_u8(&b, 'k');
+    put_varint(&b, 0), put_varint(&b, 0);
+    EXPECT_REQ_CORRUPT();
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_COMMIT), put_varint(&b, 1), put_ts0(&b);
+    put_varint(&b, 1), put_varint(&b, 1), put_varint(&b, 0), put_varint(&b, 1);
+    put_u8(&b, 4), put_varint(&b, 1), put_u8(&b, 'k'), put_varint(&b, 0);
+    EXPECT_REQ_CORRUPT();
+    /* COMMIT: spans then garbage in the read spans (writes already allocated) */
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_COMMIT), put_varint(&b, 1), put_ts0(&b);
+    put_varint(&b, 1), put_varint(&b, 1), put_varint(&b, 1);
+    put_u8(&b, 1), put_varint(&b, 1), put_u8(&b, 'k');
+    put_varint(&b, 1), put_u8(&b, 1), put_varint(&b, 1), put_u8(&b, 'k');
+    put_varint(&b, 1), put_u8(&b, 0), put_varint(&b, 1), put_u8(&b, 'k'), put_varint(&b, 5);
+    EXPECT_REQ_CORRUPT();
+#undef EXPECT_REQ_CORRUPT
+    base_buf_free(&b);
+}
+
+/* ---- responses -------------------------------------------------------------------- */
+
+static void test_response_roundtrip(void **state)
+{
+    (void)state;
+    range_kv_response resps[N_RESPONSES];
+    sample_responses(resps);
+    for (int i = 0; i < N_RESPONSES; i++) {
+        base_buf b = {0};
+        range_kv_response d;
+        assert_int_equal(range_kv_response_encode(&resps[i], &b), RANGE_OK);
+        assert_int_equal(range_kv_response_decode(b.data, b.len, &d), RANGE_OK);
+        assert_true(same_response(&resps[i], &d));
+        assert_true(inside(d.value, d.value_len, b.data, b.len));
+        assert_true(inside(d.conflict_key, d.conflict_key_len, b.data, b.len));
+        for (size_t k = 0; k < d.n_rows; k++) {
+            assert_non_null(d.rows[k].key);
+            assert_non_null(d.rows[k].value);
+            assert_true(inside(d.rows[k].key, d.rows[k].key_len, b.data, b.len));
+        }
+        /* sent with a pointer: present even when empty */
+        assert_true((d.value != NULL) == (resps[i].value != NULL));
+        assert_true((d.conflict_key != NULL) == (resps[i].conflict_key != NULL));
+        range_kv_response_free(&d);
+        base_buf_free(&b);
+    }
+    /* the default response is the 4-byte minimum and decodes to defaults */
+    range_kv_response z = {0}, d;
+    base_buf b = {0};
+    assert_int_equal(range_kv_response_encode(&z, &b), RANGE_OK);
+    assert_int_equal(b.len, 4);
+    assert_int_equal(range_kv_response_decode(b.data, b.len, &d), RANGE_OK);
+    assert_true(same_response(&z, &d));
+    assert_null(d.value);
+    assert_null(d.rows);
+    range_kv_response_free(&d);
+    base_buf_free(&b);
+    /* every status survives */
+    int32_t statuses[] = {0, 1, -1, RANGE_ERR_AMBIGUOUS, RANGE_ERR_KEY_MISMATCH, INT32_MAX,
+                          INT32_MIN, INT32_MIN + 1};
+    for (size_t i = 0; i < BASE_ARRAY_LEN(statuses); i++) {
+        z.status = statuses[i];
+        assert_int_equal(range_kv_response_encode(&z, &b), RANGE_OK);
+        assert_int_equal(range_kv_response_decode(b.data, b.len, &d), RANGE_OK);
+        assert_int_equal(d.status, statuses[i]);
+        range_kv_response_free(&d);
+        base_buf_free(&b);
+    }
+}
+
+static void test_response_encode_rejects(void **state)
+{
+    (void)state;
+    range_kv_response resps[N_RESPONSES];
+    base_buf b = {0};
+    assert_int_equal(base_buf_append(&b, "q", 1), 0);
+    sample_responses(resps);
+    range_kv_response r = resps[3];
+    r.n_rows = RANGE_KV_SCAN_ROWS_MAX + 1;
+    assert_int_equal(range_kv_response_encode(&r, &b), RANGE_ERR_INVALID);
+    r = resps[3];
+    r.rows = NULL;
+    assert_int_equal(range_kv_response_encode(&r, &b), RANGE_ERR_INVALID);
+    r = resps[0];
+    r.value_len = STORAGE_VALUE_SIZE_MAX + 1;
+    assert_int_equal(range_kv_response_encode(&r, &b), RANGE_ERR_INVALID);
+    r = resps[6];
+    r.conflict_kind = 4;
+    assert_int_equal(range_kv_response_encode(&r, &b), RANGE_ERR_INVALID);
+    r = resps[6];
+    r.conflict_key = NULL;
+    assert_int_equal(range_kv_response_encode(&r, &b), RANGE_ERR_INVALID);
+    r = resps[8];
+    r.descriptor.replicas[1] = 1; /* duplicate: the descriptor's encoder refuses */
+    assert_int_equal(range_kv_response_encode(&r, &b), RANGE_ERR_INVALID);
+    assert_int_equal(b.len, 1); /* refused: *out unchanged */
+    base_buf_free(&b);
+}
+
+static void test_response_decode_rejects(void **state)
+{
+    (void)state;
+    range_kv_response d;
+    base_buf b = {0};
+#define EXPECT_RESP_CORRUPT()                                                              \
+    do {                                                                                   \
+        assert_int_equal(range_kv_response_decode(b.data, b.len, &d), RANGE_ERR_CORRUPT);  \
+        assert_null(d.rows);                                                               \
+        assert_null(d.descriptor.start_key);                                               \
+        base_buf_reset(&b);                                                                \
+    } while (0)
+    /* version, status above 32 bits, unknown section bit */
+    put_u8(&b, 0), put_varint(&b, 0), put_u8(&b, 0), put_varint(&b, 0);
+    EXPECT_RESP_CORRUPT();
+    put_u8(&b, RANGE_KV_VERSION), put_varint(&b, 1ULL << 32), put_u8(&b, 0), put_varint(&b, 0);
+    EXPECT_RESP_CORRUPT();
+    put_u8(&b, RANGE_KV_VERSION), put_varint(&b, 0), put_u8(&b, 0x80), put_varint(&b, 0);
+    EXPECT_RESP_CORRUPT();
+    /* ROWS with zero rows, above the maximum (bytes present), huge with few bytes */
+    put_u8(&b, RANGE_KV_VERSION), put_varint(&b, 0), put_u8(&b, 0x02), put_varint(&b, 0);
+    put_varint(&b, 0);
+    EXPECT_RESP_CORRUPT();
+    put_u8(&b, RANGE_KV_VERSION), put_varint(&b, 0), put_u8(&b, 0x02), put_varint(&b, 0);
+    put_varint(&b, RANGE_KV_SCAN_ROWS_MAX + 1);
+    for (int i = 0; i <= RANGE_KV_SCAN_ROWS_MAX; i++)
+        put_varint(&b, 0), put_varint(&b, 0);
+    EXPECT_RESP_CORRUPT();
+    put_u8(&b, RANGE_KV_VERSION), put_varint(&b, 0), put_u8(&b, 0x02), put_varint(&b, 0);
+    put_varint(&b, UINT64_MAX / 3), put_varint(&b, 0), put_varint(&b, 0);
+    EXPECT_RESP_CORRUPT();
+    /* rows, then a bad value length: the rows array is released */
+    put_u8(&b, RANGE_KV_VERSION), put_varint(&b, 0), put_u8(&b, 0x02), put_varint(&b, 0);
+    put_varint(&b, 2), put_varint(&b, 0), put_varint(&b, 0), put_varint(&b, 0);
+    put_varint(&b, 99);
+    EXPECT_RESP_CORRUPT();
+    /* conflict kind 4, pending 2 */
+    put_u8(&b, RANGE_KV_VERSION), put_varint(&b, 0), put_u8(&b, 0x10), put_varint(&b, 0);
+    put_u8(&b, 4), put_varint(&b, 0), put_ts0(&b), put_u8(&b, 0);
+    EXPECT_RESP_CORRUPT();
+    put_u8(&b, RANGE_KV_VERSION), put_varint(&b, 0), put_u8(&b, 0x10), put_varint(&b, 0);
+    put_u8(&b, 1), put_varint(&b, 0), put_ts0(&b), put_u8(&b, 2);
+    EXPECT_RESP_CORRUPT();
+    /* a VALUE longer than STORAGE_VALUE_SIZE_MAX (claimed; bytes absent) */
+    put_u8(&b, RANGE_KV_VERSION), put_varint(&b, 0), put_u8(&b, 0x01), put_varint(&b, 0);
+    put_varint(&b, STORAGE_VALUE_SIZE_MAX + 1);
+    EXPECT_RESP_CORRUPT();
+    /* a descriptor that is bad, then a good one followed by a bad lease byte */
+    put_u8(&b, RANGE_KV_VERSION), put_varint(&b, 0), put_u8(&b, 0x20), put_varint(&b, 0);
+    put_varint(&b, 1), put_u8(&b, 1);
+    EXPECT_RESP_CORRUPT();
+    range_descriptor desc;
+    base_buf db = {0};
+    sample_descriptor(&desc);
+    assert_int_equal(range_descriptor_encode(&desc, &db), RANGE_OK);
+    put_u8(&b, RANGE_KV_VERSION), put_varint(&b, 0), put_u8(&b, 0x60), put_varint(&b, 0);
+    put_varint(&b, db.len);
+    assert_int_equal(base_buf_append(&b, db.data, db.len), 0);
+    put_u8(&b, 3), put_varint(&b, 1);
+    EXPECT_RESP_CORRUPT(); /* ASan: the decoded descriptor's keys were freed */
+    base_buf_free(&db);
+#undef EXPECT_RESP_CORRUPT
+    base_buf_free(&b);
+}
+
+/* ---- truncation, corruption, out of memory over every sample ------------------------- */
+
+typedef struct sample {
+    base_buf enc;
+    bool is_request; /* else a response */
+} sample;
+
+#define N_SAMPLES (N_REQUESTS + N_RESPONSES)
+static void encode_samples(sample s[N_SAMPLES])
+{
+    range_kv_request reqs[N_REQUESTS];
+    range_kv_response resps[N_RESPONSES];
+    sample_requests(reqs);
+    sample_responses(resps);
+    memset(s, 0, N_SAMPLES * sizeof(s[0]));
+    for (int i = 0; i < N_REQUESTS; i++) {
+        s[i].is_request = true;
+        assert_int_equal(range_kv_request_encode(&reqs[i], &s[i].enc), RANGE_OK);
+    }
+    for (int i = 0; i < N_RESPONSES; i++)
+        assert_int_equal(range_kv_response_encode(&resps[i], &s[N_REQUESTS + i].enc), RANGE_OK);
+}
+
+static void free_samples(sample s[N_SAMPLES])
+{
+    for (int i = 0; i < N_SAMPLES; i++)
+        base_buf_free(&s[i].enc);
+}
+
+/* Decode; on success check it lies inside buf and survives re-encoding. */
+static int decode_checked(bool is_request, const uint8_t *buf, size_t len)
+{
+    if (is_request) {
+        range_kv_request d, d2;
+        int rc = range_kv_request_decode(buf, len, &d);
+        if (rc != RANGE_OK) {
+            CHECK(d.writes == NULL && d.delete_spans == NULL && d.read_spans == NULL);
+            return rc;
+        }
+        CHECK(request_inside(&d, buf, len));
+        base_buf again = {0};
+        CHECK(range_kv_request_encode(&d, &again) == RANGE_OK);
+        CHECK(range_kv_request_decode(again.data, again.len, &d2) == RANGE_OK);
+        CHECK(same_request(&d, &d2));
+        range_kv_request_free(&d2);
+        range_kv_request_free(&d);
+        base_buf_free(&again);
+        return RANGE_OK;
+    }
+    range_kv_response d, d2;
+    int rc = range_kv_response_decode(buf, len, &d);
+    if (rc != RANGE_OK) {
+        CHECK(d.rows == NULL && d.descriptor.start_key == NULL && d.descriptor.end_key == NULL);
+        return rc;
+    }
+    CHECK(inside(d.value, d.value_len, buf, len));
+    CHECK(inside(d.conflict_key, d.conflict_key_len, buf, len));
+    CHECK(d.n_rows <= RANGE_KV_SCAN_ROWS_MAX && d.conflict_kind <= RANGE_CONFLICT_PHANTOM);
+    for (size_t k = 0; k < d.n_rows; k++)
+        CHECK(inside(d.rows[k].key, d.rows[k].key_len, buf, len) &&
+              inside(d.rows[k].value, d.rows[k].value_len, buf, len));
+    base_buf again = {0};
+    CHECK(range_kv_response_encode(&d, &again) == RANGE_OK);
+    CHECK(range_kv_response_decode(again.data, again.len, &d2) == RANGE_OK);
+    CHECK(same_response(&d, &d2));
+    range_kv_response_free(&d2);
+    range_kv_response_free(&d);
+    base_buf_free(&again);
+    return RANGE_OK;
+}
+
+static void test_truncation(void **state)
+{
+    (void)state;
+    sample s[N_SAMPLES];
+    encode_samples(s);
+    for (int i = 0; i < N_SAMPLES; i++) {
+        const base_buf *e = &s[i].enc;
+        for (size_t len = 0; len < e->len; len++) {
+            uint8_t *c = dup_exact(e->data, len);
+            assert_int_equal(decode_checked(s[i].is_request, len ? c : NULL, len),
+                             RANGE_ERR_CORRUPT);
+            free(c);
+        }
+        uint8_t *c = dup_exact(e->data, e->len + 1);
+        memcpy(c, e->data, e->len);
+        c[e->len] = 0;
+        assert_int_equal(decode_checked(s[i].is_request, c, e->len + 1), RANGE_ERR_CORRUPT);
+        free(c);
+        assert_int_equal(decode_checked(s[i].is_request, e->data, e->len), RANGE_OK);
+    }
+    free_samples(s);
+}
+
+static void test_random_corruption(void **state)
+{
+    (void)state;
+    const char *env = getenv("MERIDIAN_SEED");
+    g_seed = env != NULL ? strtoull(env, NULL, 10) : (uint64_t)base_realtime_ns();
+    uint64_t rng = g_seed;
+    printf("  seed %llu (MERIDIAN_SEED=N replays)\n", (unsigned long long)g_seed);
+    fflush(stdout); /* visible even if a sanitizer stops the process */
+    sample s[N_SAMPLES];
+    encode_samples(s);
+    size_t accepted = 0, total = 0;
+    for (int i = 0; i < N_SAMPLES; i++) {
+        const base_buf *e = &s[i].enc;
+        for (int round = 0; round < FUZZ_ROUNDS; round++) {
+            uint8_t *c = dup_exact(e->data, e->len);
+            int changes = 1 + (int)(rng_next(&rng) % 3);
+            for (int k = 0; k < changes; k++) {
+                size_t at = (size_t)(rng_next(&rng) % e->len);
+                uint64_t how = rng_next(&rng);
+                if (how % 4 == 0)
+                    c[at] ^= (uint8_t)(1u << ((how >> 8) % 8)); /* one bit */
+                else
+                    c[at] = (uint8_t)(how >> 16); /* any byte */
+            }
+            /* sometimes also cut the tail */
+            size_t len = rng_next(&rng) % 8 == 0 ? (size_t)(rng_next(&rng) % (e->len + 1))
+                                                 : e->len;
+            int rc = decode_checked(s[i].is_request, len ? c : NULL, len);
+            CHECK(rc == RANGE_OK || rc == RANGE_ERR_CORRUPT);
+            accepted += rc == RANGE_OK;
+            total++;
+            free(c);
+        }
+    }
+    printf("  %zu of %zu corrupted inputs decoded (and re-encoded)\n", accepted, total);
+    free_samples(s);
+}
+
+/* Out of memory at every allocation of a decode: NOMEM, nothing leaked (ASan). */
+static void test_decode_out_of_memory(void **state)
+{
+    (void)state;
+    sample s[N_SAMPLES];
+    encode_samples(s);
+    for (int i = 0; i < N_SAMPLES; i++) {
+        for (long n = 0;; n++) {
+            assert_true(n < 16); /* a bound: no decode makes more than 5 allocations */
+            base_alloc_fail_after(n);
+            int rc;
+            if (s[i].is_request) {
+                range_kv_request d;
+                rc = range_kv_request_decode(s[i].enc.data, s[i].enc.len, &d);
+                range_kv_request_free(&d);
+            } else {
+                range_kv_response d;
+                rc = range_kv_response_decode(s[i].enc.data, s[i].enc.len, &d);
+                range_kv_response_free(&d);
+            }
+            base_alloc_fail_after(-1);
+            if (rc == RANGE_OK)
+                break;
+            assert_int_equal(rc, RANGE_ERR_NOMEM);
+        }
+    }
+    /* encoders: NOMEM leaves *out as it was */
+    range_kv_request reqs[N_REQUESTS];
+    range_kv_response resps[N_RESPONSES];
+    sample_requests(reqs);
+    sample_responses(resps);
+    for (long n = 0;; n++) {
+        assert_true(n < 16);
+        base_buf b = {0};
+        assert_int_equal(base_buf_append(&b, "z", 1), 0);
+        base_alloc_fail_after(n);
+        int rc = range_kv_response_encode(&resps[8], &b);
+        base_alloc_fail_after(-1);
+        if (rc == RANGE_OK) {
+            base_buf_free(&b);
+            break;
+        }
+        assert_int_equal(rc, RANGE_ERR_NOMEM);
+        assert_int_equal(b.len, 1);
+        base_buf_free(&b);
+    }
+    free_samples(s);
+}
+
+/* ---- descriptors ------------------------------------------------------------------ */
+
+static void test_descriptor_roundtrip_copy(void **state)
+{
+    (void)state;
+    range_descriptor d, out, copy;
+    base_buf b = {0};
+    sample_descriptor(&d);
+    assert_int_equal(range_descriptor_encode(&d, &b), RANGE_OK);
+    assert_int_equal(range_descriptor_decode(b.data, b.len, &out), RANGE_OK);
+    assert_true(same_descriptor(&d, &out));
+    assert_true(out.start_key != g_start_key); /* copied, not borrowed */
+    /* copy is deep: changing or freeing the source leaves it alone */
+    assert_int_equal(range_descriptor_copy(&copy, &out), RANGE_OK);
+    out.start_key[0] = 'a';
+    range_descriptor_free(&out);
+    assert_int_equal(out.start_len, 0);
+    assert_true(same_descriptor(&d, &copy));
+    range_descriptor_free(&copy);
+    range_descriptor_free(&copy); /* free twice is harmless: it zeroes */
+    base_buf_free(&b);
+
+    /* the whole key space, no replicas, a single key boundary at each end */
+    memset(&d, 0, sizeof(d));
+    d.range_id = 1;
+    assert_int_equal(range_descriptor_encode(&d, &b), RANGE_OK);
+    assert_int_equal(range_descriptor_decode(b.data, b.len, &out), RANGE_OK);
+    assert_true(same_descriptor(&d, &out));
+    assert_null(out.start_key);
+    assert_null(out.end_key);
+    range_descriptor_free(&out);
+    base_buf_free(&b);
+
+    /* RANGE_REPLICAS_MAX replicas, keys of RANGE_DESC_KEY_MAX bytes */
+    static uint8_t lo[RANGE_DESC_KEY_MAX], hi[RANGE_DESC_KEY_MAX];
+    memset(lo, 0x10, sizeof(lo));
+    memset(hi, 0x20, sizeof(hi));
+    sample_descriptor(&d);
+    d.start_key = lo;
+    d.start_len = sizeof(lo);
+    d.end_key = hi;
+    d.end_len = sizeof(hi);
+    d.generation = UINT64_MAX;
+    for (size_t i = 0; i < RANGE_REPLICAS_MAX; i++)
+        d.replicas[i] = 100 + i;
+    d.n_replicas = RANGE_REPLICAS_MAX;
+    assert_int_equal(range_descriptor_encode(&d, &b), RANGE_OK);
+    assert_int_equal(range_descriptor_decode(b.data, b.len, &out), RANGE_OK);
+    assert_true(same_descriptor(&d, &out));
+    range_descriptor_free(&out);
+    /* truncations and a trailing byte */
+    for (size_t len = 0; len < b.len; len++) {
+        uint8_t *c = dup_exact(b.data, len);
+        assert_int_equal(range_descriptor_decode(len ? c : NULL, len, &out), RANGE_ERR_CORRUPT);
+        assert_null(out.start_key);
+        free(c);
+    }
+    assert_int_equal(base_buf_append_byte(&b, 0), 0);
+    assert_int_equal(range_descriptor_decode(b.data, b.len, &out), RANGE_ERR_CORRUPT);
+    base_buf_free(&b);
+    /* out of memory at each of the two key copies */
+    sample_descriptor(&d);
+    assert_int_equal(range_descriptor_encode(&d, &b), RANGE_OK);
+    for (long n = 0; n < 2; n++) {
+        base_alloc_fail_after(n);
+        assert_int_equal(range_descriptor_decode(b.data, b.len, &out), RANGE_ERR_NOMEM);
+        base_alloc_fail_after(-1);
+        assert_null(out.start_key);
+        assert_null(out.end_key);
+    }
+    base_buf_free(&b);
+}
+
+static void test_descriptor_contains(void **state)
+{
+    (void)state;
+    range_descriptor d;
+    sample_descriptor(&d); /* ["m", "t") */
+    assert_false(range_descriptor_contains(&d, (const uint8_t *)"", 0));
+    assert_false(range_descriptor_contains(&d, (const uint8_t *)"l", 1));
+    assert_false(range_descriptor_contains(&d, (const uint8_t *)"lzzz", 4));
+    assert_true(range_descriptor_contains(&d, (const uint8_t *)"m", 1));
+    assert_true(range_descriptor_contains(&d, (const uint8_t *)"m\0", 2));
+    assert_true(range_descriptor_contains(&d, (const uint8_t *)"szzz", 4));
+    assert_false(range_descriptor_contains(&d, (const uint8_t *)"t", 1));
+    assert_false(range_descriptor_contains(&d, (const uint8_t *)"t\0", 2));
+    assert_false(range_descriptor_contains(&d, (const uint8_t *)"z", 1));
+    d.end_key = NULL; /* ["m", +inf) */
+    d.end_len = 0;
+    assert_true(range_descriptor_contains(&d, (const uint8_t *)"z", 1));
+    assert_true(range_descriptor_contains(&d, (const uint8_t *)"\xff\xff", 2));
+    assert_false(range_descriptor_contains(&d, (const uint8_t *)"a", 1));
+    d.start_key = NULL; /* everything */
+    d.start_len = 0;
+    assert_true(range_descriptor_contains(&d, NULL, 0));
+    assert_true(range_descriptor_contains(&d, (const uint8_t *)"a", 1));
+}
+
+/* Bytes of a descriptor built field by field (to make bad ones). */
+static void raw_descriptor(base_buf *b, uint8_t version, uint64_t range_id, const char *start,
+                           const char *end, const uint64_t *replicas, size_t n)
+{
+    base_buf_reset(b);
+    put_u8(b, version);
+    put_varint(b, range_id);
+    put_varint(b, 1);
+    put_varint(b, strlen(start));
+    assert_int_equal(base_buf_append(b, start, strlen(start)), 0);
+    put_varint(b, strlen(end));
+    assert_int_equal(base_buf_append(b, end, strlen(end)), 0);
+    put_varint(b, n);
+    for (size_t i = 0; i < n; i++)
+        put_varint(b, replicas[i]);
+}
+
+static void test_descriptor_bad(void **state)
+{
+    (void)state;
+    range_descriptor d, out;
+    base_buf b = {0};
+    uint64_t ok_ids[] = {1, 2, 3}, zero_id[] = {1, 0}, dup_ids[] = {4, 5, 4};
+    /* the raw builder agrees with the encoder */
+    raw_descriptor(&b, 1, 7, "a", "b", ok_ids, 3);
+    assert_int_equal(range_descriptor_decode(b.data, b.len, &out), RANGE_OK);
+    range_descriptor_free(&out);
+#define EXPECT_DESC_CORRUPT()                                                              \
+    do {                                                                                   \
+        assert_int_equal(range_descriptor_decode(b.data, b.len, &out), RANGE_ERR_CORRUPT); \
+        assert_null(out.start_key);                                                        \
+    } while (0)
+    raw_descriptor(&b, 2, 7, "a", "b", ok_ids, 3); /* version */
+    EXPECT_DESC_CORRUPT();
+    raw_descriptor(&b, 1, 0, "a", "b", ok_ids, 3); /* range id 0 */
+    EXPECT_DESC_CORRUPT();
+    raw_descriptor(&b, 1, 7, "a", "b", zero_id, 2); /* replica 0 */
+    EXPECT_DESC_CORRUPT();
+    raw_descriptor(&b, 1, 7, "a", "b", dup_ids, 3); /* duplicate replica */
+    EXPECT_DESC_CORRUPT();
+    raw_descriptor(&b, 1, 7, "b", "a", ok_ids, 3); /* start > end */
+    EXPECT_DESC_CORRUPT();
+    raw_descriptor(&b, 1, 7, "b", "b", ok_ids, 3); /* start == end */
+    EXPECT_DESC_CORRUPT();
+    raw_descriptor(&b, 1, 7, "ab", "a", ok_ids, 3); /* end a prefix of start */
+    EXPECT_DESC_CORRUPT();
+    uint64_t many[RANGE_REPLICAS_MAX + 1];
+    for (size_t i = 0; i < BASE_ARRAY_LEN(many); i++)
+        many[i] = i + 1;
+    raw_descriptor(&b, 1, 7, "a", "b", many, BASE_ARRAY_LEN(many)); /* too many */
+    EXPECT_DESC_CORRUPT();
+    /* a key longer than RANGE_DESC_KEY_MAX (bytes present) */
+    base_buf_reset(&b);
+    put_u8(&b, 1), put_varint(&b, 7), put_varint(&b, 1), put_varint(&b, RANGE_DESC_KEY_MAX + 1);
+    for (int i = 0; i <= RANGE_DESC_KEY_MAX; i++)
+        put_u8(&b, 'k');
+    put_varint(&b, 0), put_varint(&b, 0);
+    EXPECT_DESC_CORRUPT();
+#undef EXPECT_DESC_CORRUPT
+
+    /* the encoder refuses the same */
+    sample_descriptor(&d);
+    d.range_id = 0;
+    assert_int_equal(range_descriptor_encode(&d, &b), RANGE_ERR_INVALID);
+    sample_descriptor(&d);
+    d.replicas[2] = 1;
+    assert_int_equal(range_descriptor_encode(&d, &b), RANGE_ERR_INVALID);
+    sample_descriptor(&d);
+    d.replicas[0] = 0;
+    assert_int_equal(range_descriptor_encode(&d, &b), RANGE_ERR_INVALID);
+    sample_descriptor(&d);
+    d.n_replicas = RANGE_REPLICAS_MAX + 1;
+    assert_int_equal(range_descriptor_encode(&d, &b), RANGE_ERR_INVALID);
+    assert_int_equal(range_descriptor_copy(&out, &d), RANGE_ERR_INVALID);
+    sample_descriptor(&d);
+    d.start_key = g_end_key; /* ["t", "t") */
+    assert_int_equal(range_descriptor_encode(&d, &b), RANGE_ERR_INVALID);
+    sample_descriptor(&d);
+    d.end_len = RANGE_DESC_KEY_MAX + 1;
+    assert_int_equal(range_descriptor_encode(&d, &b), RANGE_ERR_INVALID);
+    sample_descriptor(&d);
+    d.start_key = NULL;
+    assert_int_equal(range_descriptor_encode(&d, &b), RANGE_ERR_INVALID);
+    base_buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_request_roundtrip),
+        cmocka_unit_test(test_request_encode_rejects),
+        cmocka_unit_test(test_request_decode_rejects),
+        cmocka_unit_test(test_response_roundtrip),
+        cmocka_unit_test(test_response_encode_rejects),
+        cmocka_unit_test(test_response_decode_rejects),
+        cmocka_unit_test(test_truncation),
+        cmocka_unit_test(test_random_corruption),
+        cmocka_unit_test(test_decode_out_of_memory),
+        cmocka_unit_test(test_descriptor_roundtrip_copy),
+        cmocka_unit_test(test_descriptor_contains),
+        cmocka_unit_test(test_descriptor_bad),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
