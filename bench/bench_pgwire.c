@@ -1,8 +1,11 @@
 /*
 ** bench/bench_pgwire.c: single-node figures over the PostgreSQL wire.
 **
-**   bench_pgwire [--url URL | --start [--bin PATH]] [--clients N]
+**   bench_pgwire [--url URL [--url URL ...] | --start [--bin PATH]] [--clients N]
 **                [--duration SECONDS] [--rows N] [--workload point-select|insert|all]
+**
+** Several --url (the nodes of a cluster): client i connects to url i mod n;
+** setup runs through the first.
 **
 ** Setup creates bench_accounts (id INT PRIMARY KEY, balance INT) and loads
 ** --rows rows. Workloads, each for --duration with --clients threads, each
@@ -41,6 +44,7 @@
 #define BENCH_BUCKET_NS 10000
 #define BENCH_LOAD_BATCH 500
 #define BENCH_START_WAIT_MS 60000
+#define BENCH_URLS_MAX 16
 
 typedef enum { W_POINT_SELECT, W_INSERT } workload;
 
@@ -119,7 +123,7 @@ static double percentile_ms(const uint64_t *hist, uint64_t total, double p) {
     return (double)BENCH_HIST_BUCKETS * BENCH_BUCKET_NS / 1e6;
 }
 
-static int run_workload(const char *url, workload w, int nclients, double duration_s, long rows) {
+static int run_workload(const char *const *urls, int n_urls, workload w, int nclients, double duration_s, long rows) {
     client *cs = base_calloc((size_t)nclients, sizeof *cs);
     uint64_t *hist = base_calloc(BENCH_HIST_BUCKETS, sizeof *hist);
     if (cs == NULL || hist == NULL) {
@@ -130,7 +134,7 @@ static int run_workload(const char *url, workload w, int nclients, double durati
     int64_t start = base_monotonic_ns();
     int started = 0;
     for (int i = 0; i < nclients; i++) {
-        cs[i] = (client){.index = i, .w = w, .url = url, .rows = rows,
+        cs[i] = (client){.index = i, .w = w, .url = urls[i % n_urls], .rows = rows,
                          .deadline_ns = start + (int64_t)(duration_s * 1e9),
                          .seed = 0x9E3779B97F4A7C15ULL * (uint64_t)(i + 1)};
         cs[i].hist = base_calloc(BENCH_HIST_BUCKETS, sizeof(uint32_t));
@@ -251,13 +255,16 @@ static pid_t start_node(const char *bin, char *dir, size_t dir_size, char *url, 
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: bench_pgwire [--url URL | --start [--bin PATH]] [--clients N]\n"
+    fprintf(stderr, "usage: bench_pgwire [--url URL [--url URL ...] | --start [--bin PATH]]\n"
+                    "                    [--clients N]\n"
                     "                    [--duration SECONDS] [--rows N]\n"
                     "                    [--workload point-select|insert|all]\n");
 }
 
 int main(int argc, char **argv) {
     const char *url = "postgresql://root@127.0.0.1:26257/defaultdb?sslmode=disable";
+    const char *urls[BENCH_URLS_MAX];
+    int n_urls = 0;
     const char *bin = getenv("MERIDIAN_BIN") ? getenv("MERIDIAN_BIN") : "./build/meridian";
     const char *wl = "all";
     bool start = false;
@@ -269,7 +276,10 @@ int main(int argc, char **argv) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--start") == 0) { start = true; continue; }
         if (v == NULL) { usage(); return 2; }
-        if (strcmp(a, "--url") == 0) url = v;
+        if (strcmp(a, "--url") == 0) {
+            if (n_urls == BENCH_URLS_MAX) { usage(); return 2; }
+            urls[n_urls++] = v;
+        }
         else if (strcmp(a, "--bin") == 0) bin = v;
         else if (strcmp(a, "--clients") == 0) clients = atoi(v);
         else if (strcmp(a, "--duration") == 0) duration = atof(v);
@@ -294,13 +304,18 @@ int main(int argc, char **argv) {
         url = started_url;
         printf("started node pid %d at %s (store %s)\n", (int)node, url, dir);
     }
+    if (n_urls == 0 || start) {
+        urls[0] = url;
+        n_urls = 1;
+    }
+    url = urls[0];
     int rc = setup(url, rows);
     if (rc == 0) {
         atomic_store(&next_insert_id, rows + 1);
-        printf("workloads: %d clients, %.1f s each, one statement per transaction\n", clients,
-               duration);
-        if (strcmp(wl, "insert") != 0) run_workload(url, W_POINT_SELECT, clients, duration, rows);
-        if (strcmp(wl, "point-select") != 0) run_workload(url, W_INSERT, clients, duration, rows);
+        printf("workloads: %d clients over %d node(s), %.1f s each, one statement per "
+               "transaction\n", clients, n_urls, duration);
+        if (strcmp(wl, "insert") != 0) run_workload(urls, n_urls, W_POINT_SELECT, clients, duration, rows);
+        if (strcmp(wl, "point-select") != 0) run_workload(urls, n_urls, W_INSERT, clients, duration, rows);
     }
     if (node > 0) {
         kill(node, SIGTERM);
