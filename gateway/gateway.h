@@ -8,6 +8,7 @@
 #ifndef MERIDIAN_GATEWAY_H
 #define MERIDIAN_GATEWAY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "security/security.h"
@@ -17,11 +18,24 @@ enum {
     GW_OK = 0,
     GW_ERR_NOMEM = -6001,
     GW_ERR_LISTEN = -6002, /* bind/listen failed (message logged) */
+    GW_ERR_INVALID = -6003, /* bad argument */
+    GW_ERR_STOPPED = -6004, /* the gateway is stopping */
+    GW_ERR_LIMIT = -6005,   /* a named limit was hit (GW_ADOPT_*) */
 };
+
+/* gw_options.port: no listener of its own; connections arrive only through
+** gw_adopt_connection (SQL on the RPC port, see rpc_uv_config's
+** foreign_connection). gw_port then returns GW_PORT_NONE. */
+#define GW_PORT_NONE (-1)
+/* gw_adopt_connection: sockets handed over and not yet taken by the loop;
+** bytes of prefix accepted. */
+#define GW_ADOPT_PENDING_MAX 256
+#define GW_ADOPT_PREFIX_MAX_BYTES (1024u * 1024)
 
 typedef struct gw_options {
     const char *host; /* "127.0.0.1" */
-    int port;         /* 0: pick a free port (see gw_port) */
+    int port;         /* 0: pick a free port (see gw_port); GW_PORT_NONE: no
+                         listener, gw_adopt_connection only */
     int max_connections;          /* 0: default 256 */
     uint32_t max_message_bytes;   /* 0: default 64 MiB */
     /* Added: a socket that has not completed its startup packet within
@@ -42,7 +56,18 @@ typedef struct gw_server gw_server; /* opaque */
 ** its own (docs/decisions/002-session-threads.md). Sets SIGPIPE to ignored
 ** if it was the default. */
 int gw_start(sqlv_engine *engine, const gw_options *opts, gw_server **out);
-int gw_port(const gw_server *s); /* the bound port */
+int gw_port(const gw_server *s); /* the bound port, or GW_PORT_NONE */
+/* Serve socket fd (connected, from another loop: the RPC listener that
+** recognised a PostgreSQL client) exactly as an accepted connection whose
+** first bytes received were prefix[0..prefix_len): an SSLRequest in the
+** prefix gets 'S' and TLS as usual. Thread-safe; call it from any thread
+** until gw_stop starts (a node stops its RPC transport, the caller, first).
+** fd: owned by the gateway from the call on, also when it fails (it is
+** closed then). prefix is copied. 0, GW_ERR_INVALID (fd < 0, prefix over
+** GW_ADOPT_PREFIX_MAX_BYTES), GW_ERR_LIMIT (GW_ADOPT_PENDING_MAX waiting),
+** GW_ERR_STOPPED, GW_ERR_NOMEM. The usual limits (max_connections,
+** startup timeout) apply once the loop takes it. */
+int gw_adopt_connection(gw_server *gw, int fd, const uint8_t *prefix, size_t prefix_len);
 /* Close the listener, terminate sessions (rolling back their txns), join
 ** threads, free. Running statements are cancelled with sqlv_session_cancel;
 ** gw_stop returns once each has returned. */

@@ -170,6 +170,14 @@ typedef enum gw_job_kind {
 typedef struct gw_conn gw_conn;
 typedef struct gw_server_int gw_server_int;
 
+/* A socket handed over by gw_adopt_connection, waiting for the loop. */
+typedef struct gw_adopt {
+    struct gw_adopt *next;
+    int fd;             /* owner: this record until the loop takes it */
+    size_t prefix_len;
+    uint8_t prefix[];   /* the bytes the hander-over already read */
+} gw_adopt;
+
 struct gw_conn {
     uv_tcp_t tcp;            /* [loop]; tcp.data = this */
     uv_timer_t startup_timer; /* [loop]; closed once the startup is done */
@@ -237,6 +245,12 @@ struct gw_server {
     uint32_t startup_timeout_ms;
     uv_loop_t loop;
     uv_tcp_t listener;
+    bool has_listener;         /* false: port GW_PORT_NONE */
+    uv_async_t adopt;          /* gw_adopt_connection: "sockets to take" */
+    uv_mutex_t adopt_mu;       /* guards the adopt_* fields below */
+    gw_adopt *adopt_head, *adopt_tail; /* [adopt_mu] owner: these lists */
+    int adopt_pending;         /* [adopt_mu] <= GW_ADOPT_PENDING_MAX */
+    bool adopt_closed;         /* [adopt_mu] stopping: refuse, adopt closed */
     uv_async_t wake;           /* workers: "look at your connections" */
     uv_async_t stop;           /* gw_stop: "shut down" */
     /* A socket we cannot afford a gw_conn for is accepted into this and

@@ -32,12 +32,18 @@
 **     that arrives without TLS gets FATAL 28000 (only CancelRequest, whose
 **     secret is its authentication, is served in the clear). A TLS failure
 **     closes only its own connection, with a log line.
+**   - Adopted sockets (gw_adopt_connection, from another thread) wait in
+**     server->adopt_head under adopt_mu; the loop takes them on the
+**     `adopt` async. Once on_stop sets adopt_closed (under adopt_mu) no
+**     record is added and the async is no longer sent, so closing it is
+**     safe; every fd is closed exactly once (by its record or its handle).
 */
 #include <assert.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gateway/gw_int.h"
 
@@ -820,29 +826,22 @@ static void reject_socket(gw_server *s)
     uv_close((uv_handle_t *)&s->reject, on_reject_closed);
 }
 
-static void on_connection(uv_stream_t *listener, int status)
+/* A connection on the server's list, its handles initialized (the socket
+** not yet attached). owner: the server's list, freed by conn_maybe_free.
+** NULL: out of memory. */
+static gw_conn *conn_new(gw_server *s)
 {
-    gw_server *s = listener->data;
-    if (status < 0) {
-        BASE_WARN("gateway", "accept: %s", uv_strerror(status));
-        return;
-    }
     gw_conn *c = base_calloc(1, sizeof *c);
-    if (c == NULL) {
-        BASE_WARN("gateway", "accept: out of memory");
-        reject_socket(s);
-        return;
-    }
+    if (c == NULL)
+        return NULL;
     if (uv_mutex_init(&c->mu) != 0) {
         base_free(c);
-        reject_socket(s);
-        return;
+        return NULL;
     }
     if (uv_cond_init(&c->cond) != 0) {
         uv_mutex_destroy(&c->mu);
         base_free(c);
-        reject_socket(s);
-        return;
+        return NULL;
     }
     c->server = s;
     c->pid = s->next_pid++;
@@ -861,23 +860,134 @@ static void on_connection(uv_stream_t *listener, int status)
     uv_timer_init(&s->loop, &c->startup_timer);
     c->startup_timer.data = c;
     c->handles_open = 2;
+    return c;
+}
+
+/* c->tcp holds its socket: start the startup timer and reading. False: c
+** was closed (too many sockets, read error). */
+static bool conn_start(gw_conn *c, const char *how)
+{
+    gw_server *s = c->server;
+    if (s->nconns > s->max_connections + GW_EXTRA_SOCKETS) {
+        BASE_WARN("gateway", "too many sockets (%d): closing a new one", s->nconns);
+        conn_close(c);
+        return false;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_timer_start(&c->startup_timer, on_startup_timeout, s->startup_timeout_ms, 0);
+    BASE_DEBUG("gateway", "connection %u opened (%s)", c->pid, how);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+        conn_close(c);
+        return false;
+    }
+    c->reading = true;
+    return true;
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    gw_server *s = listener->data;
+    if (status < 0) {
+        BASE_WARN("gateway", "accept: %s", uv_strerror(status));
+        return;
+    }
+    gw_conn *c = conn_new(s);
+    if (c == NULL) {
+        BASE_WARN("gateway", "accept: out of memory");
+        reject_socket(s);
+        return;
+    }
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);
         return;
     }
-    if (s->nconns > s->max_connections + GW_EXTRA_SOCKETS) {
-        BASE_WARN("gateway", "too many sockets (%d): closing a new one", s->nconns);
+    (void)conn_start(c, "accepted");
+}
+
+/* Serve an adopted socket; its prefix is processed as if just read. Takes
+** a->fd (a itself stays the caller's). */
+static void adopt_one(gw_server *s, gw_adopt *a)
+{
+    gw_conn *c = conn_new(s);
+    if (c == NULL) {
+        BASE_WARN("gateway", "adopt: out of memory");
+        close(a->fd);
+        return;
+    }
+    if (uv_tcp_open(&c->tcp, a->fd) != 0) {
+        BASE_WARN("gateway", "adopt: cannot use socket %d", a->fd);
+        close(a->fd); /* the handle did not take it */
         conn_close(c);
         return;
     }
-    uv_tcp_nodelay(&c->tcp, 1);
-    uv_timer_start(&c->startup_timer, on_startup_timeout, s->startup_timeout_ms, 0);
-    BASE_DEBUG("gateway", "connection %u opened", c->pid);
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+    if (!conn_start(c, "handed over by the RPC port"))
+        return;
+    if (base_buf_append(&c->in, a->prefix, a->prefix_len) != 0) {
         conn_close(c);
         return;
     }
-    c->reading = true;
+    conn_process(c);
+}
+
+static void on_adopt(uv_async_t *h)
+{
+    gw_server *s = h->data;
+    uv_mutex_lock(&s->adopt_mu);
+    gw_adopt *list = s->adopt_head;
+    s->adopt_head = s->adopt_tail = NULL;
+    s->adopt_pending = 0;
+    uv_mutex_unlock(&s->adopt_mu);
+    while (list != NULL) { /* bounded by GW_ADOPT_PENDING_MAX */
+        gw_adopt *next = list->next;
+        if (s->stopping)
+            close(list->fd);
+        else
+            adopt_one(s, list);
+        base_free(list);
+        list = next;
+    }
+}
+
+int gw_adopt_connection(gw_server *s, int fd, const uint8_t *prefix, size_t prefix_len)
+{
+    if (fd < 0)
+        return GW_ERR_INVALID;
+    int rc = GW_ERR_INVALID;
+    gw_adopt *a = NULL; /* owner: this call until queued */
+    if (prefix_len > GW_ADOPT_PREFIX_MAX_BYTES || (prefix_len > 0 && prefix == NULL))
+        goto fail;
+    rc = GW_ERR_NOMEM;
+    a = base_malloc(sizeof *a + prefix_len);
+    if (a == NULL)
+        goto fail;
+    a->next = NULL;
+    a->fd = fd;
+    a->prefix_len = prefix_len;
+    if (prefix_len > 0)
+        memcpy(a->prefix, prefix, prefix_len);
+    uv_mutex_lock(&s->adopt_mu);
+    if (s->adopt_closed || s->adopt_pending >= GW_ADOPT_PENDING_MAX) {
+        rc = s->adopt_closed ? GW_ERR_STOPPED : GW_ERR_LIMIT;
+        uv_mutex_unlock(&s->adopt_mu);
+        goto fail;
+    }
+    if (s->adopt_tail)
+        s->adopt_tail->next = a;
+    else
+        s->adopt_head = a;
+    s->adopt_tail = a;
+    s->adopt_pending++;
+    /* Under the lock: on_stop closes the async only after adopt_closed. */
+    uv_async_send(&s->adopt);
+    uv_mutex_unlock(&s->adopt_mu);
+    return GW_OK;
+fail:
+    if (rc == GW_ERR_LIMIT)
+        BASE_WARN("gateway", "adopt: %d sockets already waiting; closing one",
+                  GW_ADOPT_PENDING_MAX);
+    base_free(a);
+    close(fd);
+    return rc;
 }
 
 /* ---- start / stop ------------------------------------------------------------------ */
@@ -886,7 +996,13 @@ static void on_stop(uv_async_t *a)
 {
     gw_server *s = a->data;
     s->stopping = true;
-    uv_close((uv_handle_t *)&s->listener, NULL);
+    uv_mutex_lock(&s->adopt_mu);
+    s->adopt_closed = true;
+    uv_mutex_unlock(&s->adopt_mu);
+    on_adopt(&s->adopt); /* closes whatever was handed over meanwhile */
+    uv_close((uv_handle_t *)&s->adopt, NULL);
+    if (s->has_listener)
+        uv_close((uv_handle_t *)&s->listener, NULL);
     uv_close((uv_handle_t *)&s->stop, NULL);
     gw_conn *next = NULL;
     for (gw_conn *c = s->conns; c != NULL; c = next) {
@@ -932,30 +1048,42 @@ int gw_start(sqlv_engine *engine, const gw_options *opts, gw_server **out)
         base_free(s);
         return GW_ERR_NOMEM;
     }
-    uv_tcp_init(&s->loop, &s->listener);
-    s->listener.data = s;
-    struct sockaddr_storage addr;
-    if (strchr(host, ':') != NULL)
-        urc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr);
-    else
-        urc = uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
-    if (urc != 0) {
-        BASE_ERROR("gateway", "bad listen address %s: %s", host, uv_strerror(urc));
-        goto err_after_listener;
+    if (uv_mutex_init(&s->adopt_mu) != 0) {
+        uv_loop_close(&s->loop);
+        base_free(s);
+        return GW_ERR_NOMEM;
     }
-    urc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
-    if (urc == 0)
-        urc = uv_listen((uv_stream_t *)&s->listener, GW_LISTEN_BACKLOG, on_connection);
-    if (urc != 0) {
-        BASE_ERROR("gateway", "listen on %s:%d: %s", host, port, uv_strerror(urc));
-        goto err_after_listener;
+    s->port = GW_PORT_NONE;
+    if (port != GW_PORT_NONE) {
+        uv_tcp_init(&s->loop, &s->listener);
+        s->listener.data = s;
+        s->has_listener = true;
+        struct sockaddr_storage addr;
+        if (port < 0 || port > 65535)
+            urc = UV_EINVAL;
+        else if (strchr(host, ':') != NULL)
+            urc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr);
+        else
+            urc = uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
+        if (urc != 0) {
+            BASE_ERROR("gateway", "bad listen address %s:%d: %s", host, port, uv_strerror(urc));
+            goto err_after_listener;
+        }
+        urc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
+        if (urc == 0)
+            urc = uv_listen((uv_stream_t *)&s->listener, GW_LISTEN_BACKLOG, on_connection);
+        if (urc != 0) {
+            BASE_ERROR("gateway", "listen on %s:%d: %s", host, port, uv_strerror(urc));
+            goto err_after_listener;
+        }
+        struct sockaddr_storage bound;
+        int namelen = sizeof bound;
+        if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &namelen) != 0)
+            goto err_after_listener;
+        s->port = bound.ss_family == AF_INET6
+                      ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
+                      : ntohs(((struct sockaddr_in *)&bound)->sin_port);
     }
-    struct sockaddr_storage bound;
-    int namelen = sizeof bound;
-    if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &namelen) != 0)
-        goto err_after_listener;
-    s->port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
-                                          : ntohs(((struct sockaddr_in *)&bound)->sin_port);
     rc = GW_ERR_NOMEM;
     if (uv_async_init(&s->loop, &s->wake, on_wake) != 0)
         goto err_after_listener;
@@ -963,21 +1091,32 @@ int gw_start(sqlv_engine *engine, const gw_options *opts, gw_server **out)
     if (uv_async_init(&s->loop, &s->stop, on_stop) != 0)
         goto err_after_wake;
     s->stop.data = s;
-    if (uv_thread_create(&s->thread, loop_main, s) != 0)
+    if (uv_async_init(&s->loop, &s->adopt, on_adopt) != 0)
         goto err_after_stop;
-    BASE_INFO("gateway", "listening on %s:%d (%s)", host, s->port,
-              s->tls != NULL ? "TLS required" : "insecure: no TLS");
+    s->adopt.data = s;
+    if (uv_thread_create(&s->thread, loop_main, s) != 0)
+        goto err_after_adopt;
+    if (s->has_listener)
+        BASE_INFO("gateway", "listening on %s:%d (%s)", host, s->port,
+                  s->tls != NULL ? "TLS required" : "insecure: no TLS");
+    else
+        BASE_INFO("gateway", "serving connections handed over by the RPC port (%s)",
+                  s->tls != NULL ? "TLS required" : "insecure: no TLS");
     *out = s;
     return GW_OK;
 
+err_after_adopt:
+    uv_close((uv_handle_t *)&s->adopt, NULL);
 err_after_stop:
     uv_close((uv_handle_t *)&s->stop, NULL);
 err_after_wake:
     uv_close((uv_handle_t *)&s->wake, NULL);
 err_after_listener:
-    uv_close((uv_handle_t *)&s->listener, NULL);
+    if (s->has_listener)
+        uv_close((uv_handle_t *)&s->listener, NULL);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     uv_loop_close(&s->loop);
+    uv_mutex_destroy(&s->adopt_mu);
     base_free(s);
     return rc;
 }
@@ -996,6 +1135,8 @@ void gw_stop(gw_server *s)
     int rc = uv_loop_close(&s->loop);
     assert(rc == 0);
     (void)rc;
+    assert(s->adopt_head == NULL); /* on_stop drained it and closed the door */
+    uv_mutex_destroy(&s->adopt_mu);
     BASE_INFO("gateway", "stopped");
     base_free(s);
 }

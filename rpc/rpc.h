@@ -23,6 +23,12 @@
 **   - responses (rpc_respond): the handler of a request answers it, now or
 **     later, from any thread, with an application status and a payload.
 **
+** rpc_uv also knows addresses: rpc_uv_request_addr asks whoever listens at
+** host:port (bootstrap, join), on a side connection that is never a node's
+** own; nodes without a real id yet use provisional ids (top bit set). And
+** it can share its port with SQL: PostgreSQL clients on the listener are
+** handed to rpc_uv_config.foreign_connection (the gateway).
+**
 ** Every frame carries the sender's node id and HLC timestamp; every
 ** receiver that has a clock calls hlc_update with it (and logs
 ** REMOTE_AHEAD). Frame format, connection rules and limits: docs/rpc.md.
@@ -42,6 +48,21 @@
 
 typedef uint64_t rpc_node_id; /* 0 is never a valid node id */
 
+/* Provisional node ids: [RPC_NODE_ID_PROVISIONAL_MIN, UINT64_MAX], the ids
+** with the top bit set. A process that has no real node id yet (a node
+** before `meridian init` or before its join is answered, the `meridian
+** init` command itself) runs its transport with a random provisional id.
+** Real node ids (from the cluster's replicated counter) are below it. A
+** connection from a provisional id is accepted but is only a side
+** connection (answers go back on it); it is never recorded as the
+** connection of a node id, and provisional ids cannot be given an address
+** (rpc_uv_add_peer) or be sent requests / one-way messages by id. */
+#define RPC_NODE_ID_PROVISIONAL_MIN (UINT64_C(1) << 63)
+static inline bool rpc_node_id_is_provisional(rpc_node_id id)
+{
+    return id >= RPC_NODE_ID_PROVISIONAL_MIN;
+}
+
 /* Return codes: 0 ok, negative errors. Transport errors delivered to
 ** response callbacks use the same values. */
 enum {
@@ -58,6 +79,8 @@ enum {
     RPC_ERR_HANDSHAKE = -2010,    /* handshake refused (cluster, node, version) */
     RPC_ERR_NO_HANDLER = -2011,   /* response status: the peer has no handler */
     RPC_ERR_IO = -2012,           /* socket error (bind, listen, ...) */
+    RPC_ERR_SELF = -2013,         /* rpc_uv_request_addr: the address is this
+                                     transport itself (same node id) */
 };
 /* Short static name of an RPC_ERR_* code ("RPC_ERR_TIMEOUT"). */
 const char *rpc_strerror(int rc);
@@ -126,7 +149,9 @@ int rpc_send(rpc_transport *t, rpc_node_id to, uint32_t method, const void *payl
 int rpc_request(rpc_transport *t, rpc_node_id to, uint32_t method, const void *payload,
                 size_t len, int64_t timeout_ms, rpc_response_fn cb, void *ctx);
 /* Answer request `request_id` received from `to`. Late or duplicate answers
-** are ignored by the requester. */
+** are ignored by the requester. rpc_uv: an answer to a request that came on
+** a side connection (by address, or from a provisional id) goes back on
+** that connection; one to a provisional id without one is dropped. */
 int rpc_respond(rpc_transport *t, rpc_node_id to, uint64_t request_id, int32_t status,
                 const void *payload, size_t len);
 /* Replace the handler (NULL: requests are answered RPC_ERR_NO_HANDLER,
@@ -170,6 +195,22 @@ typedef struct rpc_uv_config {
     /* A connection must finish connect + handshake within this, else it is
     ** closed (silent peers, hanging connects). Default 5000. */
     uint32_t handshake_timeout_ms;
+    /* A side connection dialed by address (rpc_uv_request_addr) with no
+    ** request for this long is closed. Default RPC_ADDR_IDLE_MS. */
+    uint32_t addr_idle_ms;
+    /* One port for RPC and SQL. NULL: a PostgreSQL client on the listener
+    ** is closed like any non-RPC input. Set: an accepted connection whose
+    ** first 8 bytes are a PostgreSQL startup packet header (int32 length,
+    ** then int32 code: protocol 3.x, SSLRequest 80877103, CancelRequest
+    ** 80877102 or GSSENCRequest 80877104) is detached from the transport
+    ** (its libuv handle closed, the socket kept open through a dup) and
+    ** handed over: fd is owned by the callee from the call on (it must
+    ** close it, also on failure); prefix[0..prefix_len) are the bytes
+    ** already read (at least 8), valid only during the call. Runs on the
+    ** loop thread and must not block. The callee must stay valid until
+    ** rpc_uv_free returns. */
+    void (*foreign_connection)(void *ctx, int fd, const uint8_t *prefix, size_t prefix_len);
+    void *foreign_ctx;
 } rpc_uv_config;
 
 /* Defaults; the caller then sets node_id, listen_host and clock. */
@@ -189,9 +230,39 @@ rpc_transport *rpc_uv_transport(rpc_uv *t);
 int rpc_uv_listen_port(rpc_uv *t);
 /* Register or change the address of node `id`. The transport dials it when
 ** it has something to send and no connection (lazily). 0,
-** RPC_ERR_INVALID (bad address, id 0 or our own id), RPC_ERR_STOPPED,
+** RPC_ERR_INVALID (bad address, id 0, our own id or a provisional id), RPC_ERR_STOPPED,
 ** RPC_ERR_NOMEM. */
 int rpc_uv_add_peer(rpc_uv *t, rpc_node_id id, const char *host, int port);
+
+/* A request to whoever listens at host:port, whatever its node id (for
+** bootstrap and join: `meridian init --host`, a --join list). Same
+** contract as rpc_request: when it returns RPC_OK, cb runs exactly once,
+** later, never inside this call; the response's `from` is the node id of
+** the node that answered (provisional if it has no real one yet). The
+** request goes on a side connection to that address (dialed on demand,
+** reused while open, closed after addr_idle_ms without requests),
+** never on a node's own connection, and the handshake names no target
+** node. No redial: a failed connect or a dropped connection fails the
+** requests on it with RPC_ERR_DISCONNECTED, a refused handshake (e.g.
+** another cluster id) with RPC_ERR_HANDSHAKE, an address that is this
+** transport itself with RPC_ERR_SELF, more than RPC_ADDR_CONNS_MAX
+** addresses at once with RPC_ERR_QUEUE_FULL; else the deadline gives
+** RPC_ERR_TIMEOUT. Returns 0, RPC_ERR_INVALID (bad address, port 0, no
+** cb, timeout_ms <= 0), RPC_ERR_TOO_LARGE, RPC_ERR_STOPPED,
+** RPC_ERR_QUEUE_FULL, RPC_ERR_NOMEM. */
+#define RPC_ADDR_CONNS_MAX 64  /* side connections dialed by address at once */
+#define RPC_ADDR_IDLE_MS 30000 /* default rpc_uv_config.addr_idle_ms */
+int rpc_uv_request_addr(rpc_uv *t, const char *host, int port, uint32_t method,
+                        const void *payload, size_t len, int64_t timeout_ms, rpc_response_fn cb,
+                        void *ctx);
+
+/* Set the cluster id once it is known (a joining node learns it from the
+** answer to its join). Handshakes from now on send and check it (0 again:
+** accept any); connections already open are kept. Thread-safe. 0.
+** The node id cannot change: a node that gets its real id stops the
+** transport (rpc_uv_free) and starts a new one on the same port (the
+** listener re-binds at once: libuv sets SO_REUSEADDR). */
+int rpc_uv_set_cluster_id(rpc_uv *t, uint64_t cluster_id);
 
 typedef struct rpc_uv_stats {
     uint64_t frames_sent, frames_received;
@@ -206,7 +277,12 @@ typedef struct rpc_uv_stats {
     uint64_t duplicate_connections_closed;
     uint64_t hlc_remote_ahead;
     uint64_t writes;              /* uv_write calls: frames_sent/writes = batching */
-    uint64_t peers_connected;     /* gauge: peers with an active connection now */
+    uint64_t peers_connected;     /* gauge: peers with an active connection now
+                                     (side connections not included) */
+    uint64_t side_connections;    /* handshakes completed on side connections (by
+                                     address, or from a provisional id) */
+    uint64_t side_connections_open; /* gauge: side connections open now */
+    uint64_t foreign_connections; /* PostgreSQL clients handed to foreign_connection */
 } rpc_uv_stats;
 void rpc_uv_get_stats(rpc_uv *t, rpc_uv_stats *out /* OUT */);
 

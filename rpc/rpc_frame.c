@@ -34,6 +34,7 @@ const char *rpc_strerror(int rc)
     case RPC_ERR_HANDSHAKE: return "RPC_ERR_HANDSHAKE";
     case RPC_ERR_NO_HANDLER: return "RPC_ERR_NO_HANDLER";
     case RPC_ERR_IO: return "RPC_ERR_IO";
+    case RPC_ERR_SELF: return "RPC_ERR_SELF";
     default: return "RPC_ERR_UNKNOWN";
     }
 }

@@ -23,7 +23,9 @@
 **     8   4  protocol version
 **    12   8  cluster id (0: unknown)
 **    20   8  sender node id (== header sender)
-**    28   8  target node id: the node the sender means to talk to
+**    28   8  target node id: the node the sender means to talk to; 0 in a
+**            dialer's handshake: whoever listens at the address it dialed
+**            (rpc_uv_request_addr), a side connection
 **    36   .. when status != 0: a UTF-8 reason (refusal), up to 200 bytes
 */
 #ifndef MERIDIAN_RPC_INT_H

@@ -19,6 +19,20 @@
 ** nodes dialed at once), the one DIALED BY THE LOWER NODE ID is kept and the
 ** other closed, on both sides, so both converge on the same socket.
 **
+** Side connections. A request by address (rpc_uv_request_addr) dials a
+** connection of its own whose handshake names target 0 ("whoever listens
+** here"); an inbound handshake with target 0 or from a provisional node id
+** is accepted the same way. Each side connection has a peer struct of its
+** own (side peer: p->side, in t->side, never in t->peers) that lives as
+** long as the connection: created with it, freed when its handle closes,
+** never redialed. A request received on one records a route (sender,
+** request id) -> side peer, so rpc_respond sends the answer back on it.
+**
+** Shared port. An inbound connection whose first 8 bytes are a PostgreSQL
+** startup header goes to cfg.foreign_connection: its fd is dup'ed, the
+** libuv handle closed (which takes the fd out of epoll before closing the
+** original), and the dup handed over with the bytes already read.
+**
 ** Critical invariants:
 **   - Only the loop thread touches sockets, peers, pending requests, timers.
 **     Other threads touch only t->submit (under t->mu) and atomics.
@@ -34,16 +48,24 @@
 **   - Input from a peer is never trusted: any malformed frame closes that
 **     connection with a logged error (and counts bad_frames); nothing asserts.
 **   - Every queue has a limit (submit bytes, frames and bytes per peer,
-**     pending requests, connections, frames per write).
+**     pending requests, connections, frames per write, side connections
+**     dialed by address, routes per side connection).
+**   - A side peer is never in t->peers and a canonical one never in
+**     t->side; a provisional node id is never a canonical peer. A side
+**     peer has no requests, routes or queued frames once its connection
+**     is closing (conn_close fails and drops them), and it is freed only
+**     in its connection's close callback.
 */
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "base/base.h"
@@ -56,10 +78,19 @@
 #define RPC_REQ_BUCKETS 4096       /* id table buckets (power of two) */
 #define RPC_PEERS_MAX 4096
 #define RPC_KEEPALIVE_S 10         /* TCP keepalive: finds half-open sockets */
+#define RPC_ROUTE_BUCKETS 256      /* route table buckets (power of two) */
+#define RPC_SIDE_ROUTES_MAX 1024   /* unanswered requests per side connection;
+                                      beyond, answered RPC_ERR_QUEUE_FULL */
+/* First bytes of a PostgreSQL client: int32 length, int32 code. */
+#define RPC_PG_PREFIX_SIZE 8
+#define RPC_PG_CANCEL_CODE 80877102u
+#define RPC_PG_SSL_CODE 80877103u
+#define RPC_PG_GSSENC_CODE 80877104u
 
 typedef struct rpc__conn rpc__conn;
 typedef struct rpc__peer rpc__peer;
 typedef struct rpc__req rpc__req;
+typedef struct rpc__route rpc__route;
 
 /* One encoded frame: submitted by a caller, then queued on a peer. */
 typedef struct rpc__out {
@@ -69,7 +100,7 @@ typedef struct rpc__out {
     uint8_t kind;
     bool cancelled;    /* a request frame whose request already failed */
     rpc_node_id to;
-    /* submitted requests only */
+    /* submitted requests and responses */
     uint64_t request_id;
     int64_t timeout_ms;
     rpc_response_fn cb;
@@ -79,6 +110,7 @@ typedef struct rpc__out {
     ** by the caller so that the loop never fails to register it */
     struct sockaddr_storage addr;
     struct rpc__peer *peer_alloc;
+    bool by_addr; /* a request to addr (rpc_uv_request_addr), to == 0 */
 } rpc__out;
 
 enum { REQ_QUEUED = 1, REQ_SENT = 2 };
@@ -110,13 +142,14 @@ struct rpc__conn {
     int state;
     base_buf in;
     size_t in_off; /* bytes of `in` already parsed */
+    bool sniffed;  /* inbound: first bytes checked for a PostgreSQL client */
     uint64_t opened_ms; /* loop time of creation: handshake deadline */
     rpc__conn *next, *prev;
 };
 
 struct rpc__peer {
     struct rpc_uv *t;
-    rpc_node_id id;
+    rpc_node_id id; /* side peer: 0 until its handshake names it */
     struct sockaddr_storage addr;
     bool has_addr;
     rpc__conn *conn;    /* ACTIVE connection or NULL */
@@ -130,6 +163,22 @@ struct rpc__peer {
     uint64_t next_dial_ms;
     bool dirty;
     rpc__peer *dirty_next;
+    /* side peers only (see the file comment) */
+    bool side;
+    bool side_closed;     /* its connection is closing: nothing new joins */
+    rpc__peer *snext, *sprev; /* t->side */
+    rpc__route *routes;   /* requests received on it, not yet answered */
+    unsigned nroutes;
+    uint64_t last_used_ms; /* outbound: loop time of its latest request */
+};
+
+/* A request received on a side connection, waiting for its answer. */
+struct rpc__route {
+    rpc_node_id from;
+    uint64_t request_id;
+    rpc__peer *peer;
+    rpc__route *hnext;        /* t->routes chain */
+    rpc__route *pnext, *pprev; /* peer->routes */
 };
 
 typedef struct rpc__write {
@@ -172,12 +221,18 @@ struct rpc_uv {
     rpc__req *reqs; /* every pending request */
     unsigned nreqs;
     rpc__peer *dirty;
+    rpc__peer *side;       /* side peers */
+    unsigned nside_out;    /* side peers dialed by address (RPC_ADDR_CONNS_MAX) */
+    rpc__route *routes[RPC_ROUTE_BUCKETS];
+    unsigned nroutes;
+    _Atomic uint64_t cluster_id; /* cfg.cluster_id, then rpc_uv_set_cluster_id */
 
     struct {
         _Atomic uint64_t frames_sent, frames_received, bytes_sent, bytes_received,
             messages_dropped, requests_timed_out, requests_disconnected, handshakes_ok,
             handshake_failures, dial_failures, bad_frames, duplicate_connections_closed,
-            hlc_remote_ahead, writes, peers_connected;
+            hlc_remote_ahead, writes, peers_connected, side_connections,
+            side_connections_open, foreign_connections;
     } st;
 };
 
@@ -186,6 +241,10 @@ struct rpc_uv {
 static void conn_close(rpc__conn *c, int fail_rc);
 static void peer_flush(rpc__peer *p);
 static void peer_maybe_dial(rpc__peer *p);
+static rpc__conn *conn_new(rpc_uv *t, bool outbound);
+static void on_connect(uv_connect_t *req, int status);
+static int build_frame(rpc_uv *t, rpc__header *h, const void *payload, size_t len,
+                       rpc__out **out);
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -399,6 +458,262 @@ static void queue_push(rpc__peer *p, rpc__out *o)
     p->q_bytes += o->len;
 }
 
+/* Register the request of frame o (kind REQUEST) on peer p and queue the
+** frame. RPC_OK (o is taken), or the error for its callback (o is not). */
+static int req_register(rpc_uv *t, rpc__peer *p, rpc__out *o)
+{
+    if (t->nreqs >= t->cfg.pending_requests_max || !queue_make_room(t, p, o->len, false))
+        return RPC_ERR_QUEUE_FULL;
+    rpc__req *r = base_calloc(1, sizeof(*r)); /* owner: t's id table until req_finish */
+    if (r == NULL)
+        return RPC_ERR_NOMEM;
+    r->id = o->request_id;
+    r->state = REQ_QUEUED;
+    r->peer = p;
+    r->out = o;
+    r->cb = o->cb;
+    r->cb_ctx = o->cb_ctx;
+    r->deadline_ms = uv_now(&t->loop) + (uint64_t)o->timeout_ms;
+    unsigned b = r->id & (RPC_REQ_BUCKETS - 1);
+    r->hnext = t->buckets[b];
+    t->buckets[b] = r;
+    r->pnext = p->reqs;
+    if (p->reqs)
+        p->reqs->pprev = r;
+    p->reqs = r;
+    r->tnext = t->reqs;
+    if (t->reqs)
+        t->reqs->tprev = r;
+    t->reqs = r;
+    t->nreqs++;
+    o->req = r;
+    queue_push(p, o);
+    sweep_arm(t, r->deadline_ms);
+    p->last_used_ms = uv_now(&t->loop);
+    mark_dirty(t, p);
+    return RPC_OK;
+}
+
+/* ---- side peers and routes -------------------------------------------------- */
+
+static bool addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const struct sockaddr_in *)a;
+        const struct sockaddr_in *y = (const struct sockaddr_in *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a;
+    const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)b;
+    return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
+           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+}
+
+/* A new side peer. owner: t->side, freed by side_free. NULL: out of memory. */
+static rpc__peer *side_new(rpc_uv *t)
+{
+    rpc__peer *p = base_calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->t = t;
+    p->side = true;
+    p->snext = t->side;
+    if (t->side)
+        t->side->sprev = p;
+    t->side = p;
+    return p;
+}
+
+/* The open side peer dialed to addr. Bounded: at most RPC_CONNS_MAX. */
+static rpc__peer *side_find_addr(rpc_uv *t, const struct sockaddr_storage *addr)
+{
+    for (rpc__peer *p = t->side; p; p = p->snext)
+        if (p->has_addr && !p->side_closed && addr_equal(&p->addr, addr))
+            return p;
+    return NULL;
+}
+
+static unsigned route_bucket(rpc_node_id from, uint64_t request_id)
+{
+    return (unsigned)((request_id ^ (from * 0x9E3779B97F4A7C15ull)) & (RPC_ROUTE_BUCKETS - 1));
+}
+
+static void route_unlink(rpc_uv *t, rpc__route *r)
+{
+    rpc__route **pp = &t->routes[route_bucket(r->from, r->request_id)];
+    while (*pp != r)
+        pp = &(*pp)->hnext;
+    *pp = r->hnext;
+    if (r->pprev)
+        r->pprev->pnext = r->pnext;
+    else
+        r->peer->routes = r->pnext;
+    if (r->pnext)
+        r->pnext->pprev = r->pprev;
+    r->peer->nroutes--;
+    t->nroutes--;
+}
+
+/* Remember that request (from, request_id) came on side peer p. False:
+** RPC_SIDE_ROUTES_MAX reached or out of memory. */
+static bool route_add(rpc_uv *t, rpc__peer *p, rpc_node_id from, uint64_t request_id)
+{
+    if (p->nroutes >= RPC_SIDE_ROUTES_MAX)
+        return false;
+    rpc__route *r = base_calloc(1, sizeof(*r)); /* owner: t->routes until taken */
+    if (r == NULL)
+        return false;
+    r->from = from;
+    r->request_id = request_id;
+    r->peer = p;
+    unsigned b = route_bucket(from, request_id);
+    r->hnext = t->routes[b];
+    t->routes[b] = r;
+    r->pnext = p->routes;
+    if (p->routes)
+        p->routes->pprev = r;
+    p->routes = r;
+    p->nroutes++;
+    t->nroutes++;
+    return true;
+}
+
+/* The side peer a request (from, request_id) came on, its route removed;
+** NULL when none. */
+static rpc__peer *route_take(rpc_uv *t, rpc_node_id from, uint64_t request_id)
+{
+    if (t->nroutes == 0)
+        return NULL;
+    for (rpc__route *r = t->routes[route_bucket(from, request_id)]; r; r = r->hnext) {
+        if (r->from == from && r->request_id == request_id) {
+            rpc__peer *p = r->peer;
+            route_unlink(t, r);
+            base_free(r);
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* The side peer's connection is going (or never came): fail every request
+** on it with rc, forget its routes, drop its queued frames. Idempotent. The
+** struct stays until side_free. */
+static void side_detach(rpc_uv *t, rpc__peer *p, int rc)
+{
+    if (p->side_closed)
+        return;
+    p->side_closed = true; /* first: callbacks below may submit */
+    if (p->has_addr)
+        t->nside_out--;
+    while (p->routes) {
+        rpc__route *r = p->routes;
+        route_unlink(t, r);
+        base_free(r);
+    }
+    /* Bounded by pending_requests_max. */
+    while (p->reqs) {
+        if (rc == RPC_ERR_DISCONNECTED)
+            STAT_ADD(t, requests_disconnected, 1);
+        req_finish(t, p->reqs, rc, NULL);
+    }
+    while (p->qhead) {
+        rpc__out *o = p->qhead;
+        queue_remove_after(p, NULL, o);
+        out_free(o);
+    }
+}
+
+static void side_free(rpc_uv *t, rpc__peer *p)
+{
+    assert(p->side && p->side_closed && p->reqs == NULL && p->routes == NULL);
+    if (p->dirty) { /* bounded: each peer is on the dirty list at most once */
+        rpc__peer **pp = &t->dirty;
+        while (*pp != p)
+            pp = &(*pp)->dirty_next;
+        *pp = p->dirty_next;
+    }
+    if (p->sprev)
+        p->sprev->snext = p->snext;
+    else
+        t->side = p->snext;
+    if (p->snext)
+        p->snext->sprev = p->sprev;
+    base_free(p);
+}
+
+/* Dial side peer p (once: side peers are never redialed). */
+static void side_dial(rpc_uv *t, rpc__peer *p)
+{
+    rpc__conn *c = conn_new(t, true);
+    if (c == NULL) {
+        STAT_ADD(t, dial_failures, 1);
+        side_detach(t, p, RPC_ERR_DISCONNECTED);
+        side_free(t, p);
+        return;
+    }
+    c->peer = p;
+    c->state = CONN_DIAL;
+    p->dialing = c;
+    int rc = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&p->addr,
+                            on_connect);
+    if (rc != 0) {
+        STAT_ADD(t, dial_failures, 1);
+        conn_close(c, RPC_ERR_DISCONNECTED); /* fails the requests; freed when closed */
+    }
+}
+
+/* A request by address reaches the loop: queue it on the side connection
+** to that address, opening one (flush_dirty dials) when there is none.
+** Takes ownership of o. */
+static void submit_addr_request(rpc_uv *t, rpc__out *o)
+{
+    int fail = RPC_OK;
+    bool fresh = false;
+    rpc__peer *p = side_find_addr(t, &o->addr);
+    if (p == NULL) {
+        if (t->nside_out >= RPC_ADDR_CONNS_MAX) {
+            fail = RPC_ERR_QUEUE_FULL;
+        } else if ((p = side_new(t)) == NULL) {
+            fail = RPC_ERR_NOMEM;
+        } else {
+            fresh = true;
+            p->addr = o->addr;
+            p->has_addr = true;
+            t->nside_out++;
+        }
+    }
+    if (fail == RPC_OK)
+        fail = req_register(t, p, o);
+    if (fail != RPC_OK) {
+        if (fresh) {
+            side_detach(t, p, fail);
+            side_free(t, p);
+        }
+        o->cb(o->cb_ctx, fail, NULL);
+        out_free(o);
+    }
+}
+
+/* Answer a request on side peer p from the loop (its route could not be
+** kept). Lost if it cannot be queued: the requester times out. */
+static void side_answer_now(rpc_uv *t, rpc__peer *p, uint64_t request_id, int32_t status)
+{
+    rpc__header h = {0};
+    h.kind = RPC_FRAME_RESPONSE;
+    h.request_id = request_id;
+    h.status = status;
+    rpc__out *o = NULL;
+    if (build_frame(t, &h, NULL, 0, &o) != RPC_OK || !queue_make_room(t, p, o->len, false)) {
+        STAT_ADD(t, messages_dropped, 1);
+        out_free(o);
+        return;
+    }
+    queue_push(p, o);
+    mark_dirty(t, p);
+}
+
 /* A submitted frame reaches the loop. Takes ownership of o. */
 static void submit_one(rpc_uv *t, rpc__out *o)
 {
@@ -422,45 +737,47 @@ static void submit_one(rpc_uv *t, rpc__out *o)
         out_free(o);
         return;
     }
+    if (o->by_addr) {
+        submit_addr_request(t, o);
+        return;
+    }
+    if (o->kind == RPC_FRAME_RESPONSE) {
+        /* An answer to a request that came on a side connection goes back
+        ** on it. */
+        rpc__peer *sp = route_take(t, o->to, o->request_id);
+        if (sp != NULL) {
+            if (!queue_make_room(t, sp, o->len, false)) {
+                STAT_ADD(t, messages_dropped, 1);
+                out_free(o);
+                return;
+            }
+            queue_push(sp, o);
+            mark_dirty(t, sp);
+            return;
+        }
+    }
+    if (rpc_node_id_is_provisional(o->to)) {
+        /* Never a canonical peer: it is reachable only through the routes
+        ** of its side connection. */
+        if (o->kind == RPC_FRAME_REQUEST)
+            o->cb(o->cb_ctx, RPC_ERR_UNKNOWN_PEER, NULL);
+        else
+            STAT_ADD(t, messages_dropped, 1);
+        out_free(o);
+        return;
+    }
     rpc__peer *p = peer_get(t, o->to);
     bool reachable = p && (p->has_addr || p->conn || p->dialing);
     if (o->kind == RPC_FRAME_REQUEST) {
         int fail = 0;
         if (!reachable)
             fail = p ? RPC_ERR_UNKNOWN_PEER : RPC_ERR_NOMEM;
-        else if (t->nreqs >= t->cfg.pending_requests_max || !queue_make_room(t, p, o->len, false))
-            fail = RPC_ERR_QUEUE_FULL;
-        rpc__req *r = NULL;
-        if (fail == 0 && (r = base_calloc(1, sizeof(*r))) == NULL)
-            fail = RPC_ERR_NOMEM;
+        else
+            fail = req_register(t, p, o);
         if (fail != 0) {
             o->cb(o->cb_ctx, fail, NULL);
             out_free(o);
-            return;
         }
-        r->id = o->request_id;
-        r->state = REQ_QUEUED;
-        r->peer = p;
-        r->out = o;
-        r->cb = o->cb;
-        r->cb_ctx = o->cb_ctx;
-        r->deadline_ms = uv_now(&t->loop) + (uint64_t)o->timeout_ms;
-        unsigned b = r->id & (RPC_REQ_BUCKETS - 1);
-        r->hnext = t->buckets[b];
-        t->buckets[b] = r;
-        r->pnext = p->reqs;
-        if (p->reqs)
-            p->reqs->pprev = r;
-        p->reqs = r;
-        r->tnext = t->reqs;
-        if (t->reqs)
-            t->reqs->tprev = r;
-        t->reqs = r;
-        t->nreqs++;
-        o->req = r;
-        queue_push(p, o);
-        sweep_arm(t, r->deadline_ms);
-        mark_dirty(t, p);
         return;
     }
     /* one-way messages and responses: loss is tolerated, and counted */
@@ -606,6 +923,8 @@ static void on_conn_closed(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     t->nconns--;
+    if (c->peer && c->peer->side)
+        side_free(t, c->peer);
     base_buf_free(&c->in);
     base_free(c);
 }
@@ -634,7 +953,17 @@ static void conn_close(rpc__conn *c, int fail_rc)
     bool was_current = false;
     c->state = CONN_CLOSING;
     rpc__peer *p = c->peer;
-    if (p) {
+    if (p && p->side) {
+        /* A side connection is its peer's whole life: everything on it
+        ** fails now (no redial). */
+        if (p->conn == c) {
+            p->conn = NULL;
+            STAT_ADD(t, side_connections_open, (uint64_t)-1);
+        }
+        if (p->dialing == c)
+            p->dialing = NULL;
+        side_detach(t, p, fail_rc);
+    } else if (p) {
         if (p->conn == c) {
             p->conn = NULL;
             STAT_ADD(t, peers_connected, (uint64_t)-1);
@@ -657,7 +986,7 @@ static void conn_close(rpc__conn *c, int fail_rc)
     }
     uv_read_stop((uv_stream_t *)&c->tcp);
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
-    if (p && was_current && !t->stopping) {
+    if (p && !p->side && was_current && !t->stopping) {
         peer_schedule_redial(p, t);
         if (p->qhead)
             mark_dirty(t, p);
@@ -682,7 +1011,8 @@ static void conn_refuse(rpc__conn *c, rpc_node_id target, const char *reason, in
 {
     rpc_uv *t = c->t;
     uint8_t payload[RPC_HANDSHAKE_SIZE + RPC_HANDSHAKE_REASON_MAX];
-    rpc__handshake hs = {RPC_PROTOCOL_VERSION, t->cfg.cluster_id, t->cfg.node_id, target};
+    rpc__handshake hs = {RPC_PROTOCOL_VERSION, atomic_load(&t->cluster_id), t->cfg.node_id,
+                         target};
     rpc__handshake_encode(&hs, payload);
     size_t rlen = strlen(reason);
     if (rlen > RPC_HANDSHAKE_REASON_MAX)
@@ -717,7 +1047,8 @@ static int conn_send_handshake(rpc__conn *c, rpc_node_id target)
 {
     rpc_uv *t = c->t;
     uint8_t payload[RPC_HANDSHAKE_SIZE];
-    rpc__handshake hs = {RPC_PROTOCOL_VERSION, t->cfg.cluster_id, t->cfg.node_id, target};
+    rpc__handshake hs = {RPC_PROTOCOL_VERSION, atomic_load(&t->cluster_id), t->cfg.node_id,
+                         target};
     rpc__handshake_encode(&hs, payload);
     rpc__header h = {0};
     h.version = RPC_PROTOCOL_VERSION;
@@ -740,8 +1071,19 @@ static void conn_activate(rpc__conn *c, rpc__peer *p)
     c->peer = p;
     if (p->dialing == c)
         p->dialing = NULL;
-    rpc__conn *old = p->conn;
     STAT_ADD(t, handshakes_ok, 1);
+    if (p->side) { /* its only connection: no tie-break, not in the gauge */
+        STAT_ADD(t, side_connections, 1);
+        STAT_ADD(t, side_connections_open, 1);
+        c->state = CONN_ACTIVE;
+        p->conn = c;
+        BASE_DEBUG("rpc", "node %llu: side connection with node %llu (%s)",
+                   (unsigned long long)t->cfg.node_id, (unsigned long long)p->id,
+                   c->outbound ? "dialed by address" : "accepted");
+        mark_dirty(t, p);
+        return;
+    }
+    rpc__conn *old = p->conn;
     if (old) {
         rpc_node_id low = t->cfg.node_id < p->id ? t->cfg.node_id : p->id;
         rpc_node_id new_dialer = c->outbound ? t->cfg.node_id : p->id;
@@ -808,12 +1150,16 @@ static void handle_handshake(rpc__conn *c, const rpc__header *h, const uint8_t *
 {
     rpc_uv *t = c->t;
     rpc__handshake hs;
+    /* We dialed an address: whoever answers is fine (side_out), and the
+    ** requests on it fail with a reason when the handshake does. */
+    bool side_out = c->outbound && c->peer->side;
     if (rpc__handshake_decode(payload, h->payload_len, &hs) != RPC_OK || hs.sender != h->sender) {
         STAT_ADD(t, handshake_failures, 1);
         bad_input(c, "malformed handshake");
         return;
     }
-    if (h->status == RPC__HS_DUPLICATE && c->outbound) {
+    bool self = hs.sender == t->cfg.node_id;
+    if (h->status == RPC__HS_DUPLICATE && c->outbound && !side_out) {
         BASE_DEBUG("rpc", "node %llu: node %llu keeps its own connection to us",
                    (unsigned long long)t->cfg.node_id, (unsigned long long)hs.sender);
         STAT_ADD(t, duplicate_connections_closed, 1);
@@ -831,34 +1177,46 @@ static void handle_handshake(rpc__conn *c, const rpc__header *h, const uint8_t *
             if (reason[i] < 32 || reason[i] > 126)
                 reason[i] = '?';
         STAT_ADD(t, handshake_failures, 1);
-        BASE_ERROR("rpc", "node %llu: node %llu refused the connection: %s",
-                   (unsigned long long)t->cfg.node_id, (unsigned long long)hs.sender, reason);
-        conn_close(c, RPC_ERR_DISCONNECTED);
+        if (side_out && self) /* a --join list holds our own address: expected */
+            BASE_INFO("rpc", "node %llu: dialed its own address", (unsigned long long)t->cfg.node_id);
+        else
+            BASE_ERROR("rpc", "node %llu: node %llu refused the connection: %s",
+                       (unsigned long long)t->cfg.node_id, (unsigned long long)hs.sender, reason);
+        conn_close(c, !side_out ? RPC_ERR_DISCONNECTED : self ? RPC_ERR_SELF : RPC_ERR_HANDSHAKE);
         return;
     }
+    uint64_t cluster_id = atomic_load(&t->cluster_id);
+    /* Inbound with target 0: dialed by address, "whoever listens here". */
+    bool by_addr = !c->outbound && hs.target == 0;
     char why[160];
     why[0] = 0;
     if (hs.version != RPC_PROTOCOL_VERSION)
         snprintf(why, sizeof(why), "protocol version %u, expected %u", hs.version,
                  RPC_PROTOCOL_VERSION);
-    else if (hs.cluster_id != 0 && t->cfg.cluster_id != 0 && hs.cluster_id != t->cfg.cluster_id)
+    else if (hs.cluster_id != 0 && cluster_id != 0 && hs.cluster_id != cluster_id)
         snprintf(why, sizeof(why), "cluster id %016llx, expected %016llx",
-                 (unsigned long long)hs.cluster_id, (unsigned long long)t->cfg.cluster_id);
-    else if (hs.target != t->cfg.node_id)
+                 (unsigned long long)hs.cluster_id, (unsigned long long)cluster_id);
+    else if (hs.target != t->cfg.node_id && !by_addr)
         snprintf(why, sizeof(why), "addressed to node %llu, this is node %llu",
                  (unsigned long long)hs.target, (unsigned long long)t->cfg.node_id);
-    else if (hs.sender == t->cfg.node_id)
+    else if (self)
         snprintf(why, sizeof(why), "peer claims our own node id %llu",
                  (unsigned long long)hs.sender);
-    else if (c->outbound && hs.sender != c->peer->id)
+    else if (c->outbound && !side_out && hs.sender != c->peer->id)
         snprintf(why, sizeof(why), "dialed node %llu but node %llu answered",
                  (unsigned long long)c->peer->id, (unsigned long long)hs.sender);
     if (why[0]) {
-        BASE_ERROR("rpc", "node %llu: handshake with node %llu refused: %s",
-                   (unsigned long long)t->cfg.node_id, (unsigned long long)hs.sender, why);
+        if (self && (by_addr || side_out))
+            BASE_INFO("rpc", "node %llu: a connection to its own address refused",
+                      (unsigned long long)t->cfg.node_id);
+        else
+            BASE_ERROR("rpc", "node %llu: handshake with node %llu refused: %s",
+                       (unsigned long long)t->cfg.node_id, (unsigned long long)hs.sender, why);
         if (c->outbound) {
             STAT_ADD(t, handshake_failures, 1);
-            conn_close(c, RPC_ERR_DISCONNECTED);
+            conn_close(c, !side_out ? RPC_ERR_DISCONNECTED
+                          : self    ? RPC_ERR_SELF
+                                    : RPC_ERR_HANDSHAKE);
         } else {
             conn_refuse(c, hs.sender, why, RPC_ERR_HANDSHAKE);
         }
@@ -867,7 +1225,27 @@ static void handle_handshake(rpc__conn *c, const rpc__header *h, const uint8_t *
     if (!clock_update(c, h))
         return;
     if (c->outbound) {
+        if (side_out)
+            c->peer->id = hs.sender; /* the answer's `from` */
         conn_activate(c, c->peer);
+        return;
+    }
+    if (by_addr || rpc_node_id_is_provisional(hs.sender)) {
+        /* A side connection: answers go back on it, and it never becomes
+        ** the connection of node hs.sender (a provisional id is no node;
+        ** an address dial must not disturb the pair's own connection). */
+        rpc__peer *sp = side_new(t);
+        if (sp == NULL) {
+            conn_refuse(c, hs.sender, "out of memory", RPC_ERR_HANDSHAKE);
+            return;
+        }
+        sp->id = hs.sender;
+        c->peer = sp;
+        if (conn_send_handshake(c, hs.sender) != RPC_OK) {
+            conn_close(c, RPC_ERR_DISCONNECTED);
+            return;
+        }
+        conn_activate(c, sp);
         return;
     }
     rpc__peer *p = peer_get(t, hs.sender);
@@ -926,6 +1304,15 @@ static void handle_frame(rpc__conn *c, const rpc__header *h, const uint8_t *payl
         req_finish(t, r, RPC_OK, &m);
         return;
     }
+    if (h->kind == RPC_FRAME_REQUEST && c->peer->side &&
+        !route_add(t, c->peer, h->sender, h->request_id)) {
+        BASE_WARN("rpc", "node %llu: request %llu from node %llu refused: %d requests "
+                  "unanswered on its side connection, or out of memory",
+                  (unsigned long long)t->cfg.node_id, (unsigned long long)h->request_id,
+                  (unsigned long long)h->sender, RPC_SIDE_ROUTES_MAX);
+        side_answer_now(t, c->peer, h->request_id, RPC_ERR_QUEUE_FULL);
+        return;
+    }
     uv_mutex_lock(&t->mu);
     rpc_handler_fn fn = t->handler;
     void *ctx = t->handler_ctx;
@@ -948,6 +1335,44 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)c->in.data + c->in.len, (unsigned)(c->in.cap - c->in.len));
 }
 
+/* The first 8 bytes of a PostgreSQL client: int32 length, int32 code
+** (protocol 3.x or a request code). An RPC handshake has version 1 and
+** kind 1 at bytes 4 and 5, so the two never overlap. */
+static bool is_postgres_prefix(const uint8_t *p)
+{
+    uint32_t code = rpc__get_u32(p + 4);
+    return (code >> 16) == 3 || code == RPC_PG_SSL_CODE || code == RPC_PG_CANCEL_CODE ||
+           code == RPC_PG_GSSENC_CODE;
+}
+
+/* Hand an inbound connection to cfg.foreign_connection. libuv has no way
+** to release a socket: dup it, close our handle (libuv removes the fd from
+** epoll, then closes it; the socket lives on in the dup), then hand the
+** dup over with the bytes already read (c->in lives until on_conn_closed). */
+static void conn_hand_off(rpc__conn *c)
+{
+    rpc_uv *t = c->t;
+    if (t->cfg.foreign_connection == NULL) {
+        bad_input(c, "a PostgreSQL client on the RPC port, which serves no SQL");
+        return;
+    }
+    uv_os_fd_t fd = -1;
+    int dup_fd = -1;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+        dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0) {
+        BASE_WARN("rpc", "node %llu: cannot hand a PostgreSQL client over (errno %d); closed",
+                  (unsigned long long)t->cfg.node_id, errno);
+        conn_close(c, RPC_ERR_DISCONNECTED);
+        return;
+    }
+    conn_close(c, RPC_ERR_DISCONNECTED);
+    STAT_ADD(t, foreign_connections, 1);
+    BASE_DEBUG("rpc", "node %llu: PostgreSQL client handed to the SQL server",
+               (unsigned long long)t->cfg.node_id);
+    t->cfg.foreign_connection(t->cfg.foreign_ctx, dup_fd, c->in.data, c->in.len);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
@@ -962,6 +1387,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->in.len += (size_t)nread;
+    if (!c->outbound && !c->sniffed && c->state == CONN_HANDSHAKE &&
+        c->in.len >= RPC_PG_PREFIX_SIZE) {
+        c->sniffed = true;
+        if (is_postgres_prefix(c->in.data)) {
+            conn_hand_off(c);
+            flush_dirty(t);
+            return;
+        }
+    }
     /* Parse every whole frame; bounded by the bytes received. */
     while (c->state == CONN_HANDSHAKE || c->state == CONN_ACTIVE) {
         rpc__header h;
@@ -1034,7 +1468,7 @@ static void on_connect(uv_connect_t *req, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     uv_tcp_keepalive(&c->tcp, 1, RPC_KEEPALIVE_S);
     c->state = CONN_HANDSHAKE;
-    if (conn_send_handshake(c, c->peer->id) != RPC_OK ||
+    if (conn_send_handshake(c, c->peer->side ? 0 : c->peer->id) != RPC_OK ||
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
         conn_close(c, RPC_ERR_DISCONNECTED);
     }
@@ -1059,6 +1493,16 @@ static void on_housekeeping(uv_timer_t *h)
                   (unsigned long long)(c->peer ? c->peer->id : 0), t->cfg.handshake_timeout_ms);
         conn_close(c, RPC_ERR_DISCONNECTED);
     }
+    /* Side connections dialed by address and idle for addr_idle_ms.
+    ** Bounded by RPC_CONNS_MAX (one side peer per connection). */
+    for (rpc__peer *p = t->side; p; p = p->snext) {
+        if (p->has_addr && p->conn && p->conn->state == CONN_ACTIVE && p->reqs == NULL &&
+            p->qhead == NULL && now - p->last_used_ms >= t->cfg.addr_idle_ms) {
+            BASE_DEBUG("rpc", "node %llu: closing idle side connection to node %llu",
+                       (unsigned long long)t->cfg.node_id, (unsigned long long)p->id);
+            conn_close(p->conn, RPC_ERR_DISCONNECTED);
+        }
+    }
     flush_dirty(t);
 }
 
@@ -1072,6 +1516,12 @@ static void on_redial(uv_timer_t *h)
 static void peer_maybe_dial(rpc__peer *p)
 {
     rpc_uv *t = p->t;
+    if (p->side) {
+        if (!t->stopping && !p->side_closed && p->has_addr && !p->conn && !p->dialing &&
+            p->qhead)
+            side_dial(t, p);
+        return;
+    }
     if (t->stopping || p->conn || p->dialing || !p->has_addr || p->redial_armed || !p->qhead)
         return;
     uint64_t now = uv_now(&t->loop);
@@ -1186,6 +1636,15 @@ static void on_stop(uv_async_t *a)
         }
         close_if_open((uv_handle_t *)&p->redial);
     }
+    /* Side peers live as long as their connection, closed above; one
+    ** without any (none expected) goes now. Bounded by RPC_CONNS_MAX. */
+    for (rpc__peer *p = t->side, *nx; p; p = nx) {
+        nx = p->snext;
+        if (!p->side_closed && p->conn == NULL && p->dialing == NULL) {
+            side_detach(t, p, RPC_ERR_STOPPED);
+            side_free(t, p);
+        }
+    }
     t->dirty = NULL;
     if (t->has_listener)
         close_if_open((uv_handle_t *)&t->listener);
@@ -1249,10 +1708,12 @@ static int submit(rpc_uv *t, rpc__out *o)
     return RPC_OK;
 }
 
-static int build_and_submit(rpc_uv *t, rpc__header *h, rpc_node_id to, const void *payload,
-                            size_t len, rpc__out **keep)
+/* Encode a frame from us, stamped with our HLC. owner of *out: caller,
+** out_free (or submit). */
+static int build_frame(rpc_uv *t, rpc__header *h, const void *payload, size_t len,
+                       rpc__out **out)
 {
-    if (to == 0 || to == t->cfg.node_id || (len > 0 && payload == NULL))
+    if (len > 0 && payload == NULL)
         return RPC_ERR_INVALID;
     if (len > t->cfg.frame_payload_max)
         return RPC_ERR_TOO_LARGE;
@@ -1268,9 +1729,21 @@ static int build_and_submit(rpc_uv *t, rpc__header *h, rpc_node_id to, const voi
         return rc;
     }
     o->kind = h->kind;
+    *out = o;
+    return RPC_OK;
+}
+
+static int build_and_submit(rpc_uv *t, rpc__header *h, rpc_node_id to, const void *payload,
+                            size_t len, rpc__out **keep)
+{
+    if (to == 0 || to == t->cfg.node_id)
+        return RPC_ERR_INVALID;
+    rpc__out *o = NULL;
+    int rc = build_frame(t, h, payload, len, &o);
+    if (rc != RPC_OK)
+        return rc;
     o->to = to;
-    if (keep)
-        *keep = o;
+    *keep = o;
     return RPC_OK;
 }
 
@@ -1323,7 +1796,10 @@ static int uv_respond_op(rpc_transport *it, rpc_node_id to, uint64_t request_id,
     h.status = status;
     rpc__out *o = NULL;
     int rc = build_and_submit(t, &h, to, payload, len, &o);
-    if (rc == RPC_OK && (rc = submit(t, o)) != RPC_OK)
+    if (rc != RPC_OK)
+        return rc;
+    o->request_id = request_id; /* finds the route of a side connection */
+    if ((rc = submit(t, o)) != RPC_OK)
         out_free(o);
     return rc;
 }
@@ -1366,6 +1842,7 @@ void rpc_uv_config_init(rpc_uv_config *c)
     c->frame_payload_max = RPC_FRAME_PAYLOAD_MAX;
     c->drop_policy = RPC_DROP_OLDEST;
     c->handshake_timeout_ms = 5000;
+    c->addr_idle_ms = RPC_ADDR_IDLE_MS;
 }
 
 static int parse_addr(const char *host, int port, struct sockaddr_storage *out)
@@ -1389,7 +1866,8 @@ int rpc_uv_start(const rpc_uv_config *config, rpc_uv **out)
         config->peer_queue_frames_max == 0 ||
         config->peer_queue_bytes_max < RPC_FRAME_HEADER_SIZE + (size_t)config->frame_payload_max ||
         config->submit_bytes_max < RPC_FRAME_HEADER_SIZE + (size_t)config->frame_payload_max ||
-        config->pending_requests_max == 0 || config->handshake_timeout_ms == 0)
+        config->pending_requests_max == 0 || config->handshake_timeout_ms == 0 ||
+        config->addr_idle_ms == 0)
         return RPC_ERR_INVALID;
     struct sockaddr_storage addr;
     if (config->listen_host && parse_addr(config->listen_host, config->listen_port, &addr) != 0)
@@ -1406,6 +1884,7 @@ int rpc_uv_start(const rpc_uv_config *config, rpc_uv **out)
     t->handler_ctx = config->handler_ctx;
     t->port = -1;
     atomic_init(&t->next_request_id, 1);
+    atomic_init(&t->cluster_id, config->cluster_id);
     t->peers = base_calloc(RPC_PEERS_MAX, sizeof(*t->peers));
     if (t->peers == NULL) {
         base_free(t);
@@ -1424,6 +1903,8 @@ int rpc_uv_start(const rpc_uv_config *config, rpc_uv **out)
     t->housekeeping.data = t;
     {
         uint64_t every = config->handshake_timeout_ms / 2;
+        if (every > config->addr_idle_ms / 2)
+            every = config->addr_idle_ms / 2;
         if (every > 1000)
             every = 1000;
         if (every == 0)
@@ -1488,6 +1969,7 @@ void rpc_uv_free(rpc_uv *t)
     for (unsigned i = 0; i < t->npeers; i++)
         base_free(t->peers[i]);
     base_free(t->peers);
+    assert(t->side == NULL && t->nroutes == 0); /* freed with their connections */
     /* Submitted after the loop's last drain: impossible (stopped was set
     ** before the stop wake-up and on_stop drains), but free defensively. */
     rpc__out *o = t->submit_head;
@@ -1514,7 +1996,7 @@ int rpc_uv_listen_port(rpc_uv *t)
 
 int rpc_uv_add_peer(rpc_uv *t, rpc_node_id id, const char *host, int port)
 {
-    if (id == 0 || id == t->cfg.node_id)
+    if (id == 0 || id == t->cfg.node_id || rpc_node_id_is_provisional(id))
         return RPC_ERR_INVALID;
     rpc__out *o = base_calloc(1, sizeof(*o));
     if (o == NULL)
@@ -1543,5 +2025,38 @@ void rpc_uv_get_stats(rpc_uv *t, rpc_uv_stats *s)
     LD(messages_dropped); LD(requests_timed_out); LD(requests_disconnected);
     LD(handshakes_ok); LD(handshake_failures); LD(dial_failures); LD(bad_frames);
     LD(duplicate_connections_closed); LD(hlc_remote_ahead); LD(writes); LD(peers_connected);
+    LD(side_connections); LD(side_connections_open); LD(foreign_connections);
 #undef LD
+}
+
+int rpc_uv_request_addr(rpc_uv *t, const char *host, int port, uint32_t method,
+                        const void *payload, size_t len, int64_t timeout_ms, rpc_response_fn cb,
+                        void *ctx)
+{
+    struct sockaddr_storage addr;
+    if (cb == NULL || timeout_ms <= 0 || port == 0 || parse_addr(host, port, &addr) != RPC_OK)
+        return RPC_ERR_INVALID;
+    rpc__header h = {0};
+    h.kind = RPC_FRAME_REQUEST;
+    h.method = method;
+    h.request_id = atomic_fetch_add(&t->next_request_id, 1);
+    rpc__out *o = NULL;
+    int rc = build_frame(t, &h, payload, len, &o);
+    if (rc != RPC_OK)
+        return rc;
+    o->by_addr = true;
+    o->addr = addr;
+    o->request_id = h.request_id;
+    o->timeout_ms = timeout_ms;
+    o->cb = cb;
+    o->cb_ctx = ctx;
+    if ((rc = submit(t, o)) != RPC_OK)
+        out_free(o);
+    return rc;
+}
+
+int rpc_uv_set_cluster_id(rpc_uv *t, uint64_t cluster_id)
+{
+    atomic_store(&t->cluster_id, cluster_id);
+    return RPC_OK;
 }

@@ -1,6 +1,8 @@
 /*
 ** Gateway against the real SQL engine: sqlv on txn on the in-memory
-** storage twin, driven over the wire with libpq.
+** storage twin, driven over the wire with libpq. Also SQL on an RPC port:
+** an rpc_uv listener handing PostgreSQL clients to a second gateway on the
+** same engine (no listener of its own), while RPC requests use the port.
 */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <uv.h>
+
 #include "gateway/gateway.h"
+#include "rpc/rpc.h"
 #include "gw_real_stack.h"
 #include "gw_test_util.h"
 #include "storage/storage.h"
@@ -219,6 +224,97 @@ static void test_random_queries(void **state)
     PQfinish(c);
 }
 
+/* ---- SQL on the RPC port ------------------------------------------------------ */
+
+static uv_mutex_t rpc_mu;
+static uv_cond_t rpc_cv;
+static int rpc_ok, rpc_bad; /* guarded by rpc_mu */
+
+static void on_foreign(void *ctx, int fd, const uint8_t *prefix, size_t len)
+{
+    (void)gw_adopt_connection(ctx, fd, prefix, len);
+}
+
+static void echo_handler(void *ctx, rpc_transport *t, const rpc_message *m)
+{
+    (void)ctx;
+    if (m->request_id != 0)
+        rpc_respond(t, m->from, m->request_id, 0, m->payload, m->payload_len);
+}
+
+static void on_echo(void *ctx, int rc, const rpc_message *m)
+{
+    (void)ctx;
+    uv_mutex_lock(&rpc_mu);
+    if (rc == RPC_OK && m->from == 1 && m->payload_len == 8)
+        rpc_ok++;
+    else
+        rpc_bad++;
+    uv_cond_broadcast(&rpc_cv);
+    uv_mutex_unlock(&rpc_mu);
+}
+
+static void test_sql_on_rpc_port(void **state)
+{
+    tu_real_fixture *f = *state;
+    uv_mutex_init(&rpc_mu);
+    uv_cond_init(&rpc_cv);
+    rpc_ok = rpc_bad = 0;
+    gw_options go = {.host = "127.0.0.1", .port = GW_PORT_NONE};
+    gw_server *gw = NULL;
+    assert_int_equal(gw_start(f->engine, &go, &gw), GW_OK);
+    rpc_uv_config c;
+    rpc_uv_config_init(&c);
+    c.node_id = 1;
+    c.handler = echo_handler;
+    c.foreign_connection = on_foreign;
+    c.foreign_ctx = gw;
+    rpc_uv *n1 = NULL, *n2 = NULL;
+    assert_int_equal(rpc_uv_start(&c, &n1), RPC_OK);
+    int port = rpc_uv_listen_port(n1);
+    rpc_uv_config_init(&c);
+    c.node_id = 2;
+    c.listen_host = NULL;
+    assert_int_equal(rpc_uv_start(&c, &n2), RPC_OK);
+    assert_int_equal(rpc_uv_add_peer(n2, 1, "127.0.0.1", port), RPC_OK);
+    enum { N = 200 };
+    for (int i = 0; i < N; i++) {
+        uint64_t v = (uint64_t)i;
+        assert_int_equal(rpc_request(rpc_uv_transport(n2), 1, 1, &v, 8, 20000, on_echo, NULL), 0);
+    }
+
+    PGconn *c1 = tu_pq(port, "sslmode=prefer");
+    assert_int_equal(PQstatus(c1), CONNECTION_OK);
+    tu_exec_ok(c1, "CREATE TABLE shared_port (id INT PRIMARY KEY, v TEXT)");
+    tu_exec_ok(c1, "INSERT INTO shared_port VALUES (1, 'one'), (2, 'two')");
+    PGresult *r = PQexec(c1, "SELECT 1");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "1");
+    PQclear(r);
+    /* the same key space through the fixture's own SQL port */
+    PGconn *c2 = tu_real_connect(state);
+    r = PQexec(c2, "SELECT v FROM shared_port ORDER BY id");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(r), 2);
+    assert_string_equal(PQgetvalue(r, 1, 0), "two");
+    PQclear(r);
+
+    uint64_t deadline = uv_hrtime() + 20000ull * 1000000;
+    uv_mutex_lock(&rpc_mu);
+    while (rpc_ok + rpc_bad < N && uv_hrtime() < deadline)
+        uv_cond_timedwait(&rpc_cv, &rpc_mu, 5000000);
+    assert_int_equal(rpc_bad, 0);
+    assert_int_equal(rpc_ok, N);
+    uv_mutex_unlock(&rpc_mu);
+    PQfinish(c1);
+    PQfinish(c2);
+    rpc_uv_free(n2);
+    rpc_uv_free(n1); /* the transport that hands connections over goes first */
+    gw_stop(gw);
+    uv_cond_destroy(&rpc_cv);
+    uv_mutex_destroy(&rpc_mu);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_disconnect_rolls_back),
         cmocka_unit_test(test_concurrent_clients),
         cmocka_unit_test(test_random_queries),
+        cmocka_unit_test(test_sql_on_rpc_port),
     };
     return cmocka_run_group_tests(tests, tu_real_setup, tu_real_teardown);
 }

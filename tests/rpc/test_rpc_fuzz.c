@@ -4,7 +4,10 @@
 ** printed) and bounded (RPC_FUZZ_ROUNDS connections, default 300). Each fuzz connection
 ** sends one of: pure random bytes; a valid frame with one byte corrupted; a
 ** valid handshake followed by random bytes; a header claiming a huge length;
-** a frame of a wrong protocol version; a truncated valid frame then EOF.
+** a frame of a wrong protocol version; a truncated valid frame then EOF; a
+** side connection (handshake by address from a provisional id) with
+** requests, then garbage; a PostgreSQL startup header at a transport that
+** serves no SQL.
 ** After every few fuzz connections the good peer's request must succeed, and
 ** at the end the target has counted bad frames and is still healthy.
 */
@@ -138,6 +141,26 @@ static void fuzz_one(int port, int variant)
         len += valid_frame(buf + len, RPC_FRAME_REQUEST, 80, "x", 1);
         break;
     }
+    case 7: { /* by address, from a provisional id: requests, then garbage */
+        uint64_t prov = RPC_NODE_ID_PROVISIONAL_MIN | (rnd() >> 1);
+        len = handshake_frame(buf, prov, 0);
+        size_t nreq = 1 + rnd() % 20;
+        for (size_t i = 0; i < nreq; i++)
+            len += valid_frame(buf + len, RPC_FRAME_REQUEST, prov, "payload", 7);
+        size_t extra = rnd() % 500;
+        for (size_t i = 0; i < extra; i++)
+            buf[len + i] = (uint8_t)rnd();
+        len += extra;
+        break;
+    }
+    case 8: { /* a PostgreSQL client: startup header, then random bytes */
+        rpc__put_u32(buf, 8 + (uint32_t)(rnd() % 100));
+        rpc__put_u32(buf + 4, rnd() % 2 ? 196608u : 80877103u);
+        len = 8 + rnd() % 100;
+        for (size_t i = 8; i < len; i++)
+            buf[i] = (uint8_t)rnd();
+        break;
+    }
     default: { /* a request before any handshake */
         len = valid_frame(buf, RPC_FRAME_REQUEST, 81, "x", 1);
         break;
@@ -192,7 +215,7 @@ static void test_fuzz_listener(void **state)
     uint64_t *values = calloc((size_t)rounds, sizeof(uint64_t));
     int asked = 0;
     for (int i = 0; i < rounds; i++) {
-        fuzz_one(port, (int)(rnd() % 8));
+        fuzz_one(port, (int)(rnd() % 10));
         if (i % 10 == 0) {
             values[asked] = rnd();
             assert_int_equal(rpc_request(rpc_uv_transport(good), 1, 7, &values[asked], 8,

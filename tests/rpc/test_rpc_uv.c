@@ -5,6 +5,10 @@
 ** request timeouts, unknown peers, a peer stopped (pending requests fail,
 ** reconnect with backoff works once it is back), HLC update on receive,
 ** handshake refusals (cluster id, wrong node), bounded queues with drops.
+** Requests by address (rpc_uv_request_addr) from real and provisional node
+** ids, their failures (refused, silent, self, other cluster, stop), the
+** cluster id learnt late, a restart on the same port with a new node id,
+** and PostgreSQL clients on the RPC port handed to foreign_connection.
 ** No sleeps: every wait is on a condition with a bound (WAIT_MS).
 */
 #include <setjmp.h>
@@ -15,6 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "base/base.h"
@@ -27,6 +37,8 @@
 #define M_ECHO 2  /* request: echo the payload */
 #define M_HOLD 3  /* request: remembered, never answered */
 #define M_SUM 4   /* request: answer with the crc32c of the payload */
+#define M_DEFER 5 /* request: remembered in node.deferred, answered by the test */
+#define DEFER_MAX 64
 
 /* State shared between the test thread and loop threads. */
 static uv_mutex_t mu;
@@ -45,14 +57,20 @@ typedef struct node {
     uint64_t seq_received, seq_out_of_order; /* out of order: gaps + backwards */
     uint64_t seq_backwards;
     uint64_t held;
+    int ndeferred;
+    rpc_node_id deferred_from[DEFER_MAX];
+    uint64_t deferred_id[DEFER_MAX];
 } node;
 
 static node nodes[MAXN + 1];
 
 typedef struct tally {
     int calls, ok, timeouts, disconnected, stopped, unknown, other;
+    int handshake, self, queue_full;
+    int status_queue_full; /* answered with status RPC_ERR_QUEUE_FULL */
     int bad_echo;
     uint32_t last_sum;
+    rpc_node_id last_from;
 } tally;
 
 static void lock(void) { uv_mutex_lock(&mu); }
@@ -88,10 +106,17 @@ static void on_reply(void *ctx, int rc, const rpc_message *m)
     case RPC_ERR_DISCONNECTED: t->disconnected++; break;
     case RPC_ERR_STOPPED: t->stopped++; break;
     case RPC_ERR_UNKNOWN_PEER: t->unknown++; break;
+    case RPC_ERR_HANDSHAKE: t->handshake++; t->other++; break;
+    case RPC_ERR_SELF: t->self++; t->other++; break;
+    case RPC_ERR_QUEUE_FULL: t->queue_full++; t->other++; break;
     default: t->other++; break;
     }
     if (rc == RPC_OK && m->payload_len == 4)
         memcpy(&t->last_sum, m->payload, 4);
+    if (rc == RPC_OK)
+        t->last_from = m->from;
+    if (rc == RPC_OK && m->status == RPC_ERR_QUEUE_FULL)
+        t->status_queue_full++;
     uv_cond_broadcast(&cv);
     unlock();
 }
@@ -124,6 +149,8 @@ static void handler(void *ctx, rpc_transport *t, const rpc_message *m)
         uint64_t seq = 0;
         if (m->payload_len == 8)
             memcpy(&seq, m->payload, 8);
+        if (m->from > MAXN) /* only test nodes 1..MAXN send sequences */
+            break;
         lock();
         n->seq_received++;
         if (seq != n->seq_seen[m->from] + 1)
@@ -149,21 +176,32 @@ static void handler(void *ctx, rpc_transport *t, const rpc_message *m)
         rpc_respond(t, m->from, m->request_id, 0, &sum, 4);
         break;
     }
+    case M_DEFER:
+        lock();
+        if (n->ndeferred < DEFER_MAX) {
+            n->deferred_from[n->ndeferred] = m->from;
+            n->deferred_id[n->ndeferred] = m->request_id;
+            n->ndeferred++;
+        }
+        uv_cond_broadcast(&cv);
+        unlock();
+        break;
     default:
         break;
     }
 }
 
-static void node_start_cfg(rpc_node_id id, int port, rpc_uv_config *cfg)
+/* Start a transport in nodes[slot] with node id `id` (provisional ids
+** too). cfg->listen_host NULL: no listener. */
+static void slot_start(int slot, rpc_node_id id, int port, rpc_uv_config *cfg)
 {
-    node *n = &nodes[id];
+    node *n = &nodes[slot];
     memset(n, 0, sizeof(*n));
     n->id = id;
     n->mc.now_ns = 1700000000000000000LL;
     assert_int_equal(hlc_clock_new(hlc_manual_clock_as_physical(&n->mc), HLC_DEFAULT_MAX_OFFSET_NS,
                                    &n->clock), 0);
     cfg->node_id = id;
-    cfg->listen_host = "127.0.0.1";
     cfg->listen_port = port;
     cfg->clock = n->clock;
     cfg->handler = handler;
@@ -175,8 +213,14 @@ static void node_start_cfg(rpc_node_id id, int port, rpc_uv_config *cfg)
     assert_int_equal(rc, 0);
     n->t = rpc_uv_transport(n->uv);
     n->port = rpc_uv_listen_port(n->uv);
-    assert_true(n->port > 0);
+    assert_true(cfg->listen_host == NULL ? n->port == -1 : n->port > 0);
     assert_true(rpc_node(n->t) == id);
+}
+
+static void node_start_cfg(rpc_node_id id, int port, rpc_uv_config *cfg)
+{
+    cfg->listen_host = "127.0.0.1";
+    slot_start((int)id, id, port, cfg);
 }
 
 static void node_start(rpc_node_id id)
@@ -240,7 +284,19 @@ static bool held_reached(void *a)
 static void wait_calls(tally *t, int want)
 {
     calls_arg c = {t, want};
-    assert_true(wait_for(calls_reached, &c));
+    bool ok = wait_for(calls_reached, &c);
+    if (!ok) { /* what each transport saw, for the failure report */
+        for (int i = 1; i <= MAXN; i++) {
+            if (nodes[i].uv == NULL)
+                continue;
+            rpc_uv_stats st;
+            rpc_uv_get_stats(nodes[i].uv, &st);
+            printf("slot %d: sent %llu received %llu dropped %llu bad %llu\n", i,
+                   (unsigned long long)st.frames_sent, (unsigned long long)st.frames_received,
+                   (unsigned long long)st.messages_dropped, (unsigned long long)st.bad_frames);
+        }
+    }
+    assert_true(ok);
 }
 
 static bool mesh_settled(void *a)
@@ -710,6 +766,591 @@ static void test_out_of_memory(void **state)
     }
 }
 
+/* ---- requests by address, provisional ids, shared port ---------------------- */
+
+#define PROV_A (RPC_NODE_ID_PROVISIONAL_MIN | 0x5EED01u)
+#define PROV_B (RPC_NODE_ID_PROVISIONAL_MIN | 0x5EED02u)
+
+static bool deferred_reached(void *a)
+{
+    seq_arg *s = a;
+    return s->n->ndeferred >= (int)s->want;
+}
+
+/* Wait for the n-th deferred request on slot and answer it from this (the
+** test) thread, i.e. through the submit queue, not from the handler. */
+static rpc_node_id answer_deferred(int slot, int n, int32_t status)
+{
+    seq_arg d = {&nodes[slot], (uint64_t)n};
+    assert_true(wait_for(deferred_reached, &d));
+    lock();
+    rpc_node_id from = nodes[slot].deferred_from[n - 1];
+    uint64_t id = nodes[slot].deferred_id[n - 1];
+    unlock();
+    assert_int_equal(rpc_respond(nodes[slot].t, from, id, status, "late", 4), 0);
+    return from;
+}
+
+static rpc_uv_stats stats_of(int slot)
+{
+    rpc_uv_stats st;
+    rpc_uv_get_stats(nodes[slot].uv, &st);
+    return st;
+}
+
+/* A provisional caller without a listener (what `meridian init` is) asks
+** node 1 by address: pipelined, one side connection, `from` names node 1,
+** answers from a handler and from another thread. Node 1 cannot address
+** the provisional id, yet answers it. The provisional caller dialing by id
+** is a side connection on node 1 too. Node 2, which has the pair's own
+** connection, asks by address as well: answers go back on the side
+** connection and the pair's connection is undisturbed. */
+static void test_request_addr(void **state)
+{
+    (void)state;
+    node_start(1);
+    node_start(2);
+    mesh(2);
+    tally warm = {0};
+    uint64_t v = 42;
+    echo_ctx w = {&warm, 42};
+    assert_int_equal(rpc_request(nodes[2].t, 1, M_ECHO, &v, 8, WAIT_MS, on_echo, &w), 0);
+    wait_calls(&warm, 1);
+    assert_int_equal(warm.ok, 1);
+
+    rpc_uv_config pc;
+    rpc_uv_config_init(&pc);
+    pc.listen_host = NULL;
+    slot_start(3, PROV_A, 0, &pc);
+    enum { N = 200 };
+    tally t = {0};
+    echo_ctx *ctx = calloc(N, sizeof(*ctx));
+    for (int i = 0; i < N; i++) {
+        ctx[i].tally = &t;
+        ctx[i].index = (uint64_t)i;
+        uint64_t x = (uint64_t)i;
+        assert_int_equal(rpc_uv_request_addr(nodes[3].uv, "127.0.0.1", nodes[1].port, M_ECHO, &x,
+                                             8, WAIT_MS, on_echo, &ctx[i]), 0);
+    }
+    wait_calls(&t, N);
+    lock();
+    assert_int_equal(t.ok, N);
+    assert_int_equal(t.bad_echo, 0);
+    assert_true(t.last_from == 1);
+    unlock();
+    free(ctx);
+    assert_int_equal(stats_of(3).side_connections, 1); /* one connection, reused */
+    assert_int_equal(stats_of(3).peers_connected, 0);
+
+    /* answered later, from another thread */
+    tally d = {0};
+    assert_int_equal(rpc_uv_request_addr(nodes[3].uv, "127.0.0.1", nodes[1].port, M_DEFER, &v, 8,
+                                         WAIT_MS, on_reply, &d), 0);
+    assert_true(answer_deferred(1, 1, 7) == PROV_A);
+    wait_calls(&d, 1);
+    assert_int_equal(d.ok, 1);
+    assert_true(d.last_from == 1);
+
+    /* node 1 cannot address a provisional id by itself */
+    assert_int_equal(rpc_uv_add_peer(nodes[1].uv, PROV_A, "127.0.0.1", 1), RPC_ERR_INVALID);
+    tally u = {0};
+    assert_int_equal(rpc_request(nodes[1].t, PROV_A, M_ECHO, &v, 8, WAIT_MS, on_reply, &u), 0);
+    wait_calls(&u, 1);
+    assert_int_equal(u.unknown, 1);
+
+    /* the provisional caller dialing node 1 by id: a side connection there */
+    assert_int_equal(rpc_uv_add_peer(nodes[3].uv, 1, "127.0.0.1", nodes[1].port), 0);
+    tally b = {0};
+    echo_ctx eb = {&b, 42};
+    assert_int_equal(rpc_request(nodes[3].t, 1, M_ECHO, &v, 8, WAIT_MS, on_echo, &eb), 0);
+    wait_calls(&b, 1);
+    assert_int_equal(b.ok, 1);
+    assert_int_equal(b.bad_echo, 0);
+    assert_true(b.last_from == 1);
+
+    /* node 2 asks by address too, beside the pair's own connection */
+    tally a2 = {0};
+    echo_ctx e2 = {&a2, 42};
+    assert_int_equal(rpc_uv_request_addr(nodes[2].uv, "127.0.0.1", nodes[1].port, M_ECHO, &v, 8,
+                                         WAIT_MS, on_echo, &e2), 0);
+    wait_calls(&a2, 1);
+    assert_int_equal(a2.ok, 1);
+    assert_true(a2.last_from == 1);
+    tally d2 = {0};
+    assert_int_equal(rpc_uv_request_addr(nodes[2].uv, "127.0.0.1", nodes[1].port, M_DEFER, &v, 8,
+                                         WAIT_MS, on_reply, &d2), 0);
+    assert_true(answer_deferred(1, 2, 0) == 2);
+    wait_calls(&d2, 1);
+    assert_int_equal(d2.ok, 1);
+    /* and the pair's connection still carries requests by id */
+    tally after = {0};
+    echo_ctx ea = {&after, 42};
+    assert_int_equal(rpc_request(nodes[2].t, 1, M_ECHO, &v, 8, WAIT_MS, on_echo, &ea), 0);
+    wait_calls(&after, 1);
+    assert_int_equal(after.ok, 1);
+
+    rpc_uv_stats s1 = stats_of(1), s2 = stats_of(2);
+    assert_int_equal(s1.peers_connected, 1); /* node 2 only: no provisional peer */
+    assert_int_equal(s1.side_connections, 3);
+    assert_int_equal(s1.duplicate_connections_closed, 0);
+    assert_int_equal(s1.bad_frames, 0);
+    assert_int_equal(s2.peers_connected, 1);
+    assert_int_equal(s2.side_connections, 1);
+    assert_int_equal(s2.duplicate_connections_closed, 0);
+    assert_int_equal(stats_of(3).peers_connected, 1); /* its own dial to node 1 */
+    node_stop(3);
+    node_stop(1);
+    node_stop(2);
+}
+
+/* A listening socket that never speaks (TCP connects, no handshake). */
+static int silent_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    socklen_t len = sizeof(a);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* Every way a request by address fails calls back exactly once: nobody
+** listening, a silent listener (deadline), our own address, another
+** cluster (then the cluster id set late), bad arguments (no callback),
+** and stopping the transport. */
+static void test_request_addr_failures(void **state)
+{
+    (void)state;
+    uint64_t v = 1;
+    node_start(1);
+    node_start(2);
+    int dead = nodes[2].port;
+    node_stop(2);
+    tally refused = {0};
+    assert_int_equal(rpc_uv_request_addr(nodes[1].uv, "127.0.0.1", dead, M_ECHO, &v, 8, WAIT_MS,
+                                         on_reply, &refused), 0);
+    wait_calls(&refused, 1);
+    assert_int_equal(refused.disconnected, 1); /* at once, not at the deadline */
+
+    int silent_port = 0;
+    int lfd = silent_listener(&silent_port);
+    tally silent = {0};
+    assert_int_equal(rpc_uv_request_addr(nodes[1].uv, "127.0.0.1", silent_port, M_ECHO, &v, 8,
+                                         200, on_reply, &silent), 0);
+    wait_calls(&silent, 1);
+    assert_int_equal(silent.timeouts, 1);
+
+    tally self = {0};
+    assert_int_equal(rpc_uv_request_addr(nodes[1].uv, "127.0.0.1", nodes[1].port, M_ECHO, &v, 8,
+                                         WAIT_MS, on_reply, &self), 0);
+    wait_calls(&self, 1);
+    assert_int_equal(self.self, 1);
+
+    rpc_uv_config c3, c4;
+    rpc_uv_config_init(&c3);
+    rpc_uv_config_init(&c4);
+    c3.cluster_id = 0xAAAA;
+    c4.cluster_id = 0xBBBB;
+    node_start_cfg(3, 0, &c3);
+    node_start_cfg(4, 0, &c4);
+    tally other = {0};
+    assert_int_equal(rpc_uv_request_addr(nodes[4].uv, "127.0.0.1", nodes[3].port, M_ECHO, &v, 8,
+                                         WAIT_MS, on_reply, &other), 0);
+    wait_calls(&other, 1);
+    assert_int_equal(other.handshake, 1);
+    /* node 4 learns it belongs to cluster AAAA */
+    assert_int_equal(rpc_uv_set_cluster_id(nodes[4].uv, 0xAAAA), 0);
+    tally joined = {0};
+    echo_ctx ej = {&joined, 1};
+    assert_int_equal(rpc_uv_request_addr(nodes[4].uv, "127.0.0.1", nodes[3].port, M_ECHO, &v, 8,
+                                         WAIT_MS, on_echo, &ej), 0);
+    wait_calls(&joined, 1);
+    assert_int_equal(joined.ok, 1);
+    assert_true(joined.last_from == 3);
+    /* cluster id 0 (a node not yet initialized) talks to anyone */
+    tally any = {0};
+    echo_ctx eany = {&any, 1};
+    assert_int_equal(rpc_uv_request_addr(nodes[1].uv, "127.0.0.1", nodes[3].port, M_ECHO, &v, 8,
+                                         WAIT_MS, on_echo, &eany), 0);
+    wait_calls(&any, 1);
+    assert_int_equal(any.ok, 1);
+
+    tally never = {0};
+    assert_int_equal(rpc_uv_request_addr(nodes[1].uv, "not-an-ip", 5, M_ECHO, &v, 8, WAIT_MS,
+                                         on_reply, &never), RPC_ERR_INVALID);
+    assert_int_equal(rpc_uv_request_addr(nodes[1].uv, "127.0.0.1", 0, M_ECHO, &v, 8, WAIT_MS,
+                                         on_reply, &never), RPC_ERR_INVALID);
+    assert_int_equal(rpc_uv_request_addr(nodes[1].uv, "127.0.0.1", dead, M_ECHO, &v, 8, 0,
+                                         on_reply, &never), RPC_ERR_INVALID);
+    assert_int_equal(rpc_uv_request_addr(nodes[1].uv, "127.0.0.1", dead, M_ECHO, &v, 8, WAIT_MS,
+                                         NULL, &never), RPC_ERR_INVALID);
+    static uint8_t big[RPC_FRAME_PAYLOAD_MAX + 1];
+    assert_int_equal(rpc_uv_request_addr(nodes[1].uv, "127.0.0.1", dead, M_ECHO, big,
+                                         sizeof(big), WAIT_MS, on_reply, &never),
+                     RPC_ERR_TOO_LARGE);
+
+    /* pending on a silent address when the transport stops */
+    tally stopped = {0};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rpc_uv_request_addr(nodes[1].uv, "127.0.0.1", silent_port, M_ECHO, &v,
+                                             8, WAIT_MS, on_reply, &stopped), 0);
+    node_stop(1);
+    lock();
+    assert_int_equal(stopped.calls, 3);
+    assert_int_equal(stopped.stopped, 3);
+    /* exactly once: nothing called back twice meanwhile */
+    assert_int_equal(refused.calls, 1);
+    assert_int_equal(silent.calls, 1);
+    assert_int_equal(self.calls, 1);
+    assert_int_equal(other.calls, 1);
+    assert_int_equal(joined.calls, 1);
+    assert_int_equal(any.calls, 1);
+    assert_int_equal(never.calls, 0);
+    unlock();
+    node_stop(3);
+    node_stop(4);
+    close(lfd);
+}
+
+/* A node starts with a provisional id, is asked by address, then gets its
+** real id: it restarts its transport on the same port (the port re-binds
+** at once) and answers as node 2, by address and by id. */
+static void test_restart_with_real_id(void **state)
+{
+    (void)state;
+    uint64_t v = 5;
+    node_start(1);
+    rpc_uv_config pc;
+    rpc_uv_config_init(&pc);
+    pc.listen_host = "127.0.0.1";
+    slot_start(2, PROV_B, 0, &pc);
+    int port = nodes[2].port;
+    tally a = {0};
+    echo_ctx ea = {&a, 5};
+    assert_int_equal(rpc_uv_request_addr(nodes[1].uv, "127.0.0.1", port, M_ECHO, &v, 8, WAIT_MS,
+                                         on_echo, &ea), 0);
+    wait_calls(&a, 1);
+    assert_int_equal(a.ok, 1);
+    assert_true(a.last_from == PROV_B);
+    node_stop(2);
+    rpc_uv_config rc;
+    rpc_uv_config_init(&rc);
+    node_start_cfg(2, port, &rc);
+    /* The first try may still meet the old side connection before its EOF
+    ** is seen (RPC_ERR_DISCONNECTED); bounded retries. */
+    bool ok = false;
+    for (int attempt = 0; attempt < 10 && !ok; attempt++) {
+        tally b = {0};
+        echo_ctx eb = {&b, 5};
+        assert_int_equal(rpc_uv_request_addr(nodes[1].uv, "127.0.0.1", port, M_ECHO, &v, 8,
+                                             WAIT_MS, on_echo, &eb), 0);
+        wait_calls(&b, 1);
+        lock();
+        ok = b.ok == 1 && b.last_from == 2;
+        assert_true(ok || b.disconnected == 1);
+        unlock();
+    }
+    assert_true(ok);
+    assert_int_equal(rpc_uv_add_peer(nodes[1].uv, 2, "127.0.0.1", port), 0);
+    tally c = {0};
+    echo_ctx ec = {&c, 5};
+    assert_int_equal(rpc_request(nodes[1].t, 2, M_ECHO, &v, 8, WAIT_MS, on_echo, &ec), 0);
+    wait_calls(&c, 1);
+    assert_int_equal(c.ok, 1);
+    node_stop(1);
+    node_stop(2);
+}
+
+/* More unanswered requests on one side connection than it keeps routes
+** for: the excess is answered at once with status RPC_ERR_QUEUE_FULL; the
+** rest fail with RPC_ERR_STOPPED when the caller stops. */
+static void test_side_route_limit(void **state)
+{
+    (void)state;
+    enum { LIMIT = 1024, EXTRA = 6 }; /* RPC_SIDE_ROUTES_MAX in rpc_uv.c */
+    node_start(1);
+    rpc_uv_config pc;
+    rpc_uv_config_init(&pc);
+    pc.listen_host = NULL;
+    slot_start(3, PROV_A, 0, &pc);
+    tally t = {0};
+    uint64_t v = 3;
+    for (int i = 0; i < LIMIT + EXTRA; i++)
+        assert_int_equal(rpc_uv_request_addr(nodes[3].uv, "127.0.0.1", nodes[1].port, M_DEFER,
+                                             &v, 8, WAIT_MS, on_reply, &t), 0);
+    wait_calls(&t, EXTRA);
+    lock();
+    assert_int_equal(t.status_queue_full, EXTRA);
+    unlock();
+    node_stop(3);
+    lock();
+    assert_int_equal(t.calls, LIMIT + EXTRA);
+    assert_int_equal(t.stopped, LIMIT);
+    unlock();
+    node_stop(1);
+}
+
+/* Out of memory injected after k allocations while a provisional caller
+** asks by address: every accepted request calls back exactly once, and
+** once the injection stops requests by address work again. */
+static void test_request_addr_out_of_memory(void **state)
+{
+    (void)state;
+    static const long ks[] = {0, 1, 2, 3, 4, 5, 6, 8, 10, 13, 17, 21, 30, 40, 55, 80, 120};
+    for (size_t ki = 0; ki < sizeof(ks) / sizeof(ks[0]); ki++) {
+        node_start(1);
+        rpc_uv_config pc;
+        rpc_uv_config_init(&pc);
+        pc.listen_host = NULL;
+        slot_start(3, PROV_A, 0, &pc);
+        enum { N = 20 };
+        tally t = {0};
+        int accepted = 0;
+        base_alloc_fail_after(ks[ki]);
+        for (int i = 0; i < N; i++) {
+            uint64_t v = (uint64_t)i;
+            int rc = rpc_uv_request_addr(nodes[3].uv, "127.0.0.1", nodes[1].port, M_ECHO, &v, 8,
+                                         150, on_reply, &t);
+            if (rc == RPC_OK)
+                accepted++;
+            else
+                assert_int_equal(rc, RPC_ERR_NOMEM);
+        }
+        calls_arg c = {&t, accepted};
+        bool done = wait_for(calls_reached, &c);
+        base_alloc_fail_after(-1);
+        if (!done)
+            printf("k=%ld: %d of %d accepted requests called back\n", ks[ki], t.calls, accepted);
+        assert_true(done);
+        bool ok = false;
+        for (int attempt = 0; attempt < 5 && !ok; attempt++) { /* a side connection may
+                                                                  be closing */
+            tally after = {0};
+            uint64_t v = 99;
+            echo_ctx e = {&after, 99};
+            assert_int_equal(rpc_uv_request_addr(nodes[3].uv, "127.0.0.1", nodes[1].port, M_ECHO,
+                                                 &v, 8, WAIT_MS, on_echo, &e), 0);
+            wait_calls(&after, 1);
+            lock();
+            ok = after.ok == 1;
+            unlock();
+        }
+        assert_true(ok);
+        node_stop(3);
+        node_stop(1);
+        lock();
+        assert_int_equal(t.calls, accepted); /* still exactly once */
+        unlock();
+    }
+}
+
+/* A side connection dialed by address closes once idle (addr_idle_ms), on
+** both ends; the next request by address dials a new one. */
+static bool side_open_is(void *a)
+{
+    int *want = a; /* slot, count */
+    rpc_uv_stats st;
+    rpc_uv_get_stats(nodes[want[0]].uv, &st);
+    return st.side_connections_open == (uint64_t)want[1];
+}
+
+static void test_side_connection_idle_close(void **state)
+{
+    (void)state;
+    node_start(1);
+    rpc_uv_config pc;
+    rpc_uv_config_init(&pc);
+    pc.listen_host = NULL;
+    pc.addr_idle_ms = 50;
+    slot_start(3, PROV_A, 0, &pc);
+    for (int round = 1; round <= 2; round++) {
+        tally t = {0};
+        uint64_t v = 4;
+        echo_ctx e = {&t, 4};
+        assert_int_equal(rpc_uv_request_addr(nodes[3].uv, "127.0.0.1", nodes[1].port, M_ECHO,
+                                             &v, 8, WAIT_MS, on_echo, &e), 0);
+        wait_calls(&t, 1);
+        assert_int_equal(t.ok, 1);
+        assert_int_equal(stats_of(3).side_connections, (uint64_t)round);
+        int closed3[2] = {3, 0}, closed1[2] = {1, 0};
+        assert_true(wait_for(side_open_is, closed3));
+        assert_true(wait_for(side_open_is, closed1));
+    }
+    node_stop(3);
+    node_stop(1);
+}
+
+/* ---- PostgreSQL clients on the RPC port -------------------------------------- */
+
+typedef struct foreign_got {
+    int calls;
+    int fd;
+    uint8_t prefix[64];
+    size_t len;
+} foreign_got;
+static foreign_got got; /* guarded by mu */
+
+static void on_foreign(void *ctx, int fd, const uint8_t *prefix, size_t len)
+{
+    (void)ctx;
+    lock();
+    got.calls++;
+    if (got.fd < 0 && len <= sizeof(got.prefix)) {
+        got.fd = fd;
+        memcpy(got.prefix, prefix, len);
+        got.len = len;
+    } else {
+        close(fd);
+    }
+    uv_cond_broadcast(&cv);
+    unlock();
+}
+
+static bool foreign_reached(void *a)
+{
+    return got.calls >= *(int *)a;
+}
+
+static int raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct timeval tv = {WAIT_MS / 1000, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+/* True when the peer closes (EOF or reset) within the receive timeout. */
+static bool raw_closed(int fd)
+{
+    uint8_t b[256];
+    for (int i = 0; i < 1000; i++) { /* bounded: each round reads or ends */
+        ssize_t r = recv(fd, b, sizeof(b), 0);
+        if (r == 0 || (r < 0 && errno == ECONNRESET))
+            return true;
+        if (r < 0)
+            return false; /* timeout */
+    }
+    return false;
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* An SSLRequest, split in two sends, reaches foreign_connection with its 8
+** bytes; the handed socket is alive both ways and the transport no longer
+** reads it. RPC on the same port keeps working; garbage is closed; a
+** PostgreSQL client at a transport without foreign_connection is closed. */
+static void test_foreign_connection(void **state)
+{
+    (void)state;
+    lock();
+    memset(&got, 0, sizeof(got));
+    got.fd = -1;
+    unlock();
+    rpc_uv_config c1;
+    rpc_uv_config_init(&c1);
+    c1.foreign_connection = on_foreign;
+    node_start_cfg(1, 0, &c1);
+    node_start(2);
+    mesh(2);
+
+    uint8_t ssl[8];
+    put_u32(ssl, 8);
+    put_u32(ssl + 4, 80877103u);
+    int cfd = raw_connect(nodes[1].port);
+    assert_int_equal(send(cfd, ssl, 4, MSG_NOSIGNAL), 4);
+    /* an RPC request in between, on the same port */
+    tally t = {0};
+    uint64_t v = 9;
+    echo_ctx e = {&t, 9};
+    assert_int_equal(rpc_request(nodes[2].t, 1, M_ECHO, &v, 8, WAIT_MS, on_echo, &e), 0);
+    wait_calls(&t, 1);
+    assert_int_equal(t.ok, 1);
+    assert_int_equal(send(cfd, ssl + 4, 4, MSG_NOSIGNAL), 4);
+    int one = 1;
+    assert_true(wait_for(foreign_reached, &one));
+    lock();
+    int hfd = got.fd;
+    assert_true(hfd >= 0);
+    assert_int_equal(got.len, 8);
+    assert_memory_equal(got.prefix, ssl, 8);
+    unlock();
+    /* the handed socket works both ways */
+    assert_int_equal(write(hfd, "N", 1), 1);
+    char answer = 0;
+    assert_int_equal(recv(cfd, &answer, 1, 0), 1);
+    assert_int_equal(answer, 'N');
+    assert_int_equal(send(cfd, "hello", 5, MSG_NOSIGNAL), 5);
+    char buf[8] = {0};
+    size_t have = 0;
+    uint64_t deadline = uv_hrtime() + (uint64_t)WAIT_MS * 1000000;
+    while (have < 5 && uv_hrtime() < deadline) { /* the fd is non-blocking */
+        ssize_t r = read(hfd, buf + have, 5 - have);
+        if (r > 0) {
+            have += (size_t)r;
+        } else {
+            assert_true(r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+            lock();
+            uv_cond_timedwait(&cv, &mu, 1000000);
+            unlock();
+        }
+    }
+    assert_int_equal(have, 5);
+    assert_memory_equal(buf, "hello", 5);
+    close(hfd);
+    assert_true(raw_closed(cfd));
+    close(cfd);
+
+    /* garbage on the shared port: closed and counted */
+    uint8_t junk[64];
+    memset(junk, 0xEE, sizeof(junk));
+    int gfd = raw_connect(nodes[1].port);
+    assert_int_equal(send(gfd, junk, sizeof(junk), MSG_NOSIGNAL), (ssize_t)sizeof(junk));
+    assert_true(raw_closed(gfd));
+    close(gfd);
+    assert_true(stats_of(1).bad_frames >= 1);
+
+    /* a PostgreSQL startup at a transport that serves no SQL: closed */
+    uint8_t startup[8];
+    put_u32(startup, 8);
+    put_u32(startup + 4, 196608u);
+    int pfd = raw_connect(nodes[2].port);
+    assert_int_equal(send(pfd, startup, 8, MSG_NOSIGNAL), 8);
+    assert_true(raw_closed(pfd));
+    close(pfd);
+    assert_true(stats_of(2).bad_frames >= 1);
+    assert_int_equal(stats_of(2).foreign_connections, 0);
+
+    /* still serving RPC */
+    tally t2 = {0};
+    echo_ctx e2 = {&t2, 9};
+    assert_int_equal(rpc_request(nodes[2].t, 1, M_ECHO, &v, 8, WAIT_MS, on_echo, &e2), 0);
+    wait_calls(&t2, 1);
+    assert_int_equal(t2.ok, 1);
+    assert_int_equal(stats_of(1).foreign_connections, 1);
+    lock();
+    assert_int_equal(got.calls, 1);
+    unlock();
+    node_stop(1);
+    node_stop(2);
+}
+
 int main(void)
 {
     uv_mutex_init(&mu);
@@ -729,6 +1370,13 @@ int main(void)
         cmocka_unit_test(test_bounded_queue_drop_oldest),
         cmocka_unit_test(test_bounded_queue_drop_newest),
         cmocka_unit_test(test_out_of_memory),
+        cmocka_unit_test(test_request_addr),
+        cmocka_unit_test(test_request_addr_failures),
+        cmocka_unit_test(test_restart_with_real_id),
+        cmocka_unit_test(test_side_route_limit),
+        cmocka_unit_test(test_side_connection_idle_close),
+        cmocka_unit_test(test_request_addr_out_of_memory),
+        cmocka_unit_test(test_foreign_connection),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     uv_cond_destroy(&cv);
