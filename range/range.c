@@ -15,6 +15,8 @@
 ** CLOCK_MONOTONIC deadline); the timestamps come only from the HLC passed in.
 */
 #include "range/range.h"
+#include "range/eval_int.h"
+#include "range/store_kv_int.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -41,6 +43,7 @@ struct range_store {
     range__pending *pending_head;
     size_t pending_count;
     range_stats stats;
+    range__store_kv kv_view; /* range_store_kv() (store_kv.c) */
 };
 
 struct range_iter {
@@ -51,118 +54,7 @@ struct range_iter {
 static const uint8_t range__high_water_key[] = "range/hlc-high-water";
 #define RANGE__HIGH_WATER_KEY_LEN (sizeof(range__high_water_key) - 1)
 
-/* ---- key helpers ------------------------------------------------------------ */
-
-static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
-    size_t n = alen < blen ? alen : blen;
-    int c = n ? memcmp(a, b, n) : 0;
-    if (c != 0) return c;
-    return alen < blen ? -1 : (alen > blen ? 1 : 0);
-}
-
-/* key in span? */
-static bool span_contains(const range_span *sp, const uint8_t *key, size_t key_len) {
-    if (sp->point) return key_cmp(sp->start, sp->start_len, key, key_len) == 0;
-    if (key_cmp(key, key_len, sp->start, sp->start_len) < 0) return false;
-    if (sp->end == NULL || sp->end_len == 0) return true;
-    return key_cmp(key, key_len, sp->end, sp->end_len) < 0;
-}
-
-/* Do two spans intersect? */
-static bool spans_overlap(const range_span *a, const range_span *b) {
-    if (a->point) return span_contains(b, a->start, a->start_len);
-    if (b->point) return span_contains(a, b->start, b->start_len);
-    /* [as, ae) and [bs, be): as < be && bs < ae */
-    bool a_open = a->end == NULL || a->end_len == 0;
-    bool b_open = b->end == NULL || b->end_len == 0;
-    if (!b_open && key_cmp(a->start, a->start_len, b->end, b->end_len) >= 0) return false;
-    if (!a_open && key_cmp(b->start, b->start_len, a->end, a->end_len) >= 0) return false;
-    return true;
-}
-
-/* Index of the first write with key >= k (writes sorted). */
-static size_t writes_lower_bound(const range_write *w, size_t n, const uint8_t *k, size_t klen) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (key_cmp(w[mid].key, w[mid].key_len, k, klen) < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    return lo;
-}
-
-static size_t gen_lower_bound(const range__pending *p, const uint8_t *k, size_t klen) {
-    size_t lo = 0, hi = p->gen_count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const uint8_t *mk = p->gen_keys->data + p->gen_offsets[mid];
-        size_t mlen = p->gen_offsets[mid + 1] - p->gen_offsets[mid];
-        if (key_cmp(mk, mlen, k, klen) < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    return lo;
-}
-
-/* Does pending commit p write anything in span sp? If so, copy one such key
-** (the span start for a delete-span overlap) into *key_out. */
-static bool pending_touches(const range__pending *p, const range_span *sp, const uint8_t **key_out,
-                            size_t *key_len_out) {
-    const range_commit_request *r = p->req;
-    size_t i = writes_lower_bound(r->writes, r->write_count, sp->start, sp->start_len);
-    if (i < r->write_count && span_contains(sp, r->writes[i].key, r->writes[i].key_len)) {
-        *key_out = r->writes[i].key;
-        *key_len_out = r->writes[i].key_len;
-        return true;
-    }
-    size_t g = gen_lower_bound(p, sp->start, sp->start_len);
-    if (g < p->gen_count) {
-        const uint8_t *gk = p->gen_keys->data + p->gen_offsets[g];
-        size_t glen = p->gen_offsets[g + 1] - p->gen_offsets[g];
-        if (span_contains(sp, gk, glen)) {
-            *key_out = gk;
-            *key_len_out = glen;
-            return true;
-        }
-    }
-    for (size_t d = 0; d < r->delete_span_count; d++) {
-        if (spans_overlap(&r->delete_spans[d], sp)) {
-            const range_span *ds = &r->delete_spans[d];
-            bool ds_first = key_cmp(ds->start, ds->start_len, sp->start, sp->start_len) >= 0;
-            *key_out = ds_first ? ds->start : sp->start;
-            *key_len_out = ds_first ? ds->start_len : sp->start_len;
-            return true;
-        }
-    }
-    return false;
-}
-
-static int storage_rc(int rc) {
-    switch (rc) {
-    case STORAGE_ERR_NOMEM:
-        return RANGE_ERR_NOMEM;
-    case STORAGE_ERR_INVALID:
-        return RANGE_ERR_INVALID;
-    default:
-        return RANGE_ERR_IO;
-    }
-}
-
-static int conflict_set(range_conflict *c, range_conflict_kind kind, const uint8_t *key,
-                        size_t key_len, hlc_timestamp ts, bool pending) {
-    if (c == NULL) return RANGE_ERR_CONFLICT;
-    c->kind = kind;
-    c->conflict_ts = ts;
-    c->pending = pending;
-    base_buf_reset(&c->key);
-    if (base_buf_append(&c->key, key, key_len) != 0) return RANGE_ERR_NOMEM;
-    return RANGE_ERR_CONFLICT;
-}
+/* Key, span and storage checks live in eval.c (shared with server.c). */
 
 void range_conflict_free(range_conflict *c) {
     if (c == NULL) return;
@@ -216,6 +108,7 @@ int range_store_open(storage_engine *engine, hlc_clock *clock, bool sync, range_
     }
     pthread_condattr_destroy(&attr);
     if (pthread_mutex_init(&s->mu, NULL) != 0) goto fail_cond;
+    range__store_kv_init(&s->kv_view, s);
     *out = s;
     return RANGE_OK;
 fail_cond:
@@ -232,6 +125,8 @@ void range_store_close(range_store *s) {
     pthread_cond_destroy(&s->applied);
     base_free(s);
 }
+
+range__store_kv *range__store_kv_of(range_store *s) { return &s->kv_view; }
 
 void range_store_stats(range_store *s, range_stats *out) {
     pthread_mutex_lock(&s->mu);
@@ -285,7 +180,7 @@ int range_get(range_store *s, const uint8_t *key, size_t key_len, hlc_timestamp 
     memset(&v, 0, sizeof(v));
     int rc = storage_get(s->engine, NULL, key, key_len, read_ts, &v);
     if (rc == STORAGE_NOT_FOUND) return RANGE_NOT_FOUND;
-    if (rc != STORAGE_OK) return storage_rc(rc);
+    if (rc != STORAGE_OK) return range__storage_rc(rc);
     if (v.tombstone) {
         rc = RANGE_NOT_FOUND;
     } else {
@@ -313,7 +208,7 @@ int range_iter_open(range_store *s, const uint8_t *start, size_t start_len, cons
     int rc = storage_iter_open(s->engine, NULL, &o, &it->inner);
     if (rc != STORAGE_OK) {
         base_free(it);
-        return storage_rc(rc);
+        return range__storage_rc(rc);
     }
     *out = it;
     return RANGE_OK;
@@ -326,7 +221,7 @@ int range_iter_next(range_iter *it, const uint8_t **key, size_t *key_len, const 
         hlc_timestamp ts;
         bool tombstone = false;
         int rc = storage_iter_next(it->inner, key, key_len, &ts, value, value_len, &tombstone);
-        if (rc < 0) return storage_rc(rc);
+        if (rc < 0) return range__storage_rc(rc);
         if (rc == 0) return 0;
         if (!tombstone) return 1;
     }
@@ -341,85 +236,6 @@ void range_iter_close(range_iter *it) {
 
 /* ---- validation ------------------------------------------------------------- */
 
-/* Is a version in [start,end) newer than read_ts? Fills the conflict. For
-** write (delete) spans kind = WRITE_WRITE; for read spans READ_WRITE or
-** PHANTOM depending on whether the key had a live value at read_ts. */
-static int check_span_storage(range_store *s, const range_span *sp, hlc_timestamp read_ts,
-                              bool is_write, range_conflict *conflict) {
-    storage_iter_options o;
-    memset(&o, 0, sizeof(o));
-    o.start = sp->start_len ? sp->start : NULL;
-    o.start_len = sp->start_len;
-    o.end = sp->end_len ? sp->end : NULL;
-    o.end_len = sp->end_len;
-    o.mode = STORAGE_ITER_ALL_VERSIONS;
-    storage_iter *it = NULL;
-    int rc = storage_iter_open(s->engine, NULL, &o, &it);
-    if (rc != STORAGE_OK) return storage_rc(rc);
-    base_buf hit = {0};
-    hlc_timestamp hit_ts = HLC_ZERO;
-    bool have_hit = false, live_at_read = false;
-    for (;;) {
-        const uint8_t *k, *v;
-        size_t klen, vlen;
-        hlc_timestamp ts;
-        bool tomb = false;
-        int n = storage_iter_next(it, &k, &klen, &ts, &v, &vlen, &tomb);
-        if (n < 0) {
-            rc = storage_rc(n);
-            goto done;
-        }
-        if (n == 0) break;
-        if (have_hit) {
-            /* looking for the hit key's newest version <= read_ts */
-            if (key_cmp(k, klen, hit.data, hit.len) != 0) break;
-            if (hlc_compare(ts, read_ts) <= 0) {
-                live_at_read = !tomb;
-                break;
-            }
-            continue;
-        }
-        if (hlc_compare(ts, read_ts) > 0) {
-            if (base_buf_append(&hit, k, klen) != 0) {
-                rc = RANGE_ERR_NOMEM;
-                goto done;
-            }
-            hit_ts = ts;
-            have_hit = true;
-            if (is_write) break;
-        }
-    }
-    rc = RANGE_OK;
-    if (have_hit) {
-        range_conflict_kind kind = is_write ? RANGE_CONFLICT_WRITE_WRITE
-                                            : (live_at_read ? RANGE_CONFLICT_READ_WRITE
-                                                            : RANGE_CONFLICT_PHANTOM);
-        rc = conflict_set(conflict, kind, hit.data, hit.len, hit_ts, false);
-    }
-done:
-    base_buf_free(&hit);
-    storage_iter_close(it);
-    return rc;
-}
-
-/* Newest version of key newer than read_ts? */
-static int check_key_storage(range_store *s, const uint8_t *key, size_t key_len,
-                             hlc_timestamp read_ts, range_conflict_kind kind,
-                             range_conflict *conflict) {
-    storage_value v;
-    memset(&v, 0, sizeof(v));
-    int rc = storage_get_latest(s->engine, NULL, key, key_len, &v);
-    if (rc == STORAGE_NOT_FOUND) return RANGE_OK;
-    if (rc != STORAGE_OK) return storage_rc(rc);
-    if (hlc_compare(v.ts, read_ts) > 0) {
-        rc = conflict_set(conflict, kind, key, key_len, v.ts, false);
-    } else {
-        rc = RANGE_OK;
-    }
-    storage_value_free(&v);
-    return rc;
-}
-
 /* Does any pending commit (they all have ts > read_ts: see range.h) touch
 ** span sp? */
 static int check_pending(range_store *s, const range_span *sp, range_conflict_kind kind,
@@ -427,7 +243,10 @@ static int check_pending(range_store *s, const range_span *sp, range_conflict_ki
     for (const range__pending *p = s->pending_head; p != NULL; p = p->next) {
         const uint8_t *k;
         size_t klen;
-        if (pending_touches(p, sp, &k, &klen)) {
+        range__write_set ws = {p->req->writes, p->req->write_count, p->gen_keys->data,
+                               p->gen_offsets, p->gen_count, p->req->delete_spans,
+                               p->req->delete_span_count};
+        if (range__write_set_touches(&ws, sp, &k, &klen)) {
             if (kind != RANGE_CONFLICT_WRITE_WRITE) {
                 /* phantom if the key had no live value at read_ts */
                 base_buf tmp = {0};
@@ -436,31 +255,8 @@ static int check_pending(range_store *s, const range_span *sp, range_conflict_ki
                 if (g < 0) return g;
                 kind = g == RANGE_NOT_FOUND ? RANGE_CONFLICT_PHANTOM : RANGE_CONFLICT_READ_WRITE;
             }
-            return conflict_set(conflict, kind, k, klen, p->ts, true);
+            return range__conflict_set(conflict, kind, k, klen, p->ts, true);
         }
-    }
-    return RANGE_OK;
-}
-
-static int validate_request(const range_commit_request *req) {
-    for (size_t i = 0; i < req->write_count; i++) {
-        const range_write *w = &req->writes[i];
-        if (w->key == NULL || w->key_len == 0 || w->key_len > STORAGE_KEY_SIZE_MAX)
-            return RANGE_ERR_INVALID;
-        if (!w->tombstone && w->value_len > STORAGE_VALUE_SIZE_MAX) return RANGE_ERR_INVALID;
-        if (i > 0 && key_cmp(req->writes[i - 1].key, req->writes[i - 1].key_len, w->key,
-                             w->key_len) >= 0)
-            return RANGE_ERR_INVALID;
-    }
-    for (size_t i = 0; i < req->delete_span_count; i++) {
-        const range_span *sp = &req->delete_spans[i];
-        if (sp->point) return RANGE_ERR_INVALID;
-        if (sp->start_len > 0 && sp->start == NULL) return RANGE_ERR_INVALID;
-    }
-    for (size_t i = 0; i < req->read_span_count; i++) {
-        const range_span *sp = &req->read_spans[i];
-        if (sp->point && (sp->start == NULL || sp->start_len == 0)) return RANGE_ERR_INVALID;
-        if (!sp->point && sp->start_len > 0 && sp->start == NULL) return RANGE_ERR_INVALID;
     }
     return RANGE_OK;
 }
@@ -473,14 +269,15 @@ static int validate_locked(range_store *s, const range_commit_request *req,
     hlc_timestamp r = req->read_ts;
     for (size_t i = 0; i < req->write_count; i++) {
         const range_write *w = &req->writes[i];
-        rc = check_key_storage(s, w->key, w->key_len, r, RANGE_CONFLICT_WRITE_WRITE, conflict);
+        rc = range__check_key_storage(s->engine, w->key, w->key_len, r,
+                                      RANGE_CONFLICT_WRITE_WRITE, conflict);
         if (rc != RANGE_OK) return rc;
         range_span sp = {w->key, w->key_len, NULL, 0, true};
         rc = check_pending(s, &sp, RANGE_CONFLICT_WRITE_WRITE, r, conflict);
         if (rc != RANGE_OK) return rc;
     }
     for (size_t i = 0; i < req->delete_span_count; i++) {
-        rc = check_span_storage(s, &req->delete_spans[i], r, true, conflict);
+        rc = range__check_span_storage(s->engine, &req->delete_spans[i], r, true, conflict);
         if (rc != RANGE_OK) return rc;
         rc = check_pending(s, &req->delete_spans[i], RANGE_CONFLICT_WRITE_WRITE, r, conflict);
         if (rc != RANGE_OK) return rc;
@@ -488,122 +285,14 @@ static int validate_locked(range_store *s, const range_commit_request *req,
     for (size_t i = 0; i < req->read_span_count; i++) {
         const range_span *sp = &req->read_spans[i];
         if (sp->point) {
-            rc = check_key_storage(s, sp->start, sp->start_len, r, RANGE_CONFLICT_READ_WRITE,
-                                   conflict);
+            rc = range__check_key_storage(s->engine, sp->start, sp->start_len, r,
+                                          RANGE_CONFLICT_READ_WRITE, conflict);
         } else {
-            rc = check_span_storage(s, sp, r, false, conflict);
+            rc = range__check_span_storage(s->engine, sp, r, false, conflict);
         }
         if (rc != RANGE_OK) return rc;
         rc = check_pending(s, sp, RANGE_CONFLICT_READ_WRITE, r, conflict);
         if (rc != RANGE_OK) return rc;
-    }
-    return RANGE_OK;
-}
-
-/* Under s->mu, after validation: keys visible in the delete spans (at the
-** latest state, which validation proved equals the state at read_ts) that
-** the request does not write explicitly. Sorted, deduplicated. */
-static int collect_tombstones_locked(range_store *s, const range_commit_request *req,
-                                     base_buf *keys, size_t **offsets, size_t *count) {
-    size_t cap = 0;
-    *count = 0;
-    *offsets = NULL;
-    int rc = RANGE_OK;
-    for (size_t d = 0; d < req->delete_span_count; d++) {
-        const range_span *sp = &req->delete_spans[d];
-        range_iter *it = NULL;
-        rc = range_iter_open(s, sp->start, sp->start_len, sp->end, sp->end_len, HLC_MAX, false,
-                             &it);
-        if (rc != RANGE_OK) return rc;
-        for (;;) {
-            const uint8_t *k, *v;
-            size_t klen, vlen;
-            int n = range_iter_next(it, &k, &klen, &v, &vlen);
-            if (n < 0) {
-                rc = n;
-                break;
-            }
-            if (n == 0) break;
-            size_t wi = writes_lower_bound(req->writes, req->write_count, k, klen);
-            if (wi < req->write_count &&
-                key_cmp(req->writes[wi].key, req->writes[wi].key_len, k, klen) == 0)
-                continue;
-            if (req->write_count + *count + 1 > RANGE_COMMIT_OPS_MAX) {
-                rc = RANGE_ERR_TOO_LARGE;
-                break;
-            }
-            if (*count + 2 > cap) {
-                size_t ncap = cap ? cap * 2 : 64;
-                size_t *p = base_realloc(*offsets, ncap * sizeof(size_t));
-                if (p == NULL) {
-                    rc = RANGE_ERR_NOMEM;
-                    break;
-                }
-                *offsets = p;
-                cap = ncap;
-            }
-            if (*count == 0) (*offsets)[0] = keys->len;
-            if (base_buf_append(keys, k, klen) != 0) {
-                rc = RANGE_ERR_NOMEM;
-                break;
-            }
-            (*count)++;
-            (*offsets)[*count] = keys->len;
-        }
-        range_iter_close(it);
-        if (rc != RANGE_OK) return rc;
-    }
-    /* Overlapping delete spans could repeat keys or break the order: sort
-    ** check; with more than one span, fall back to an insertion pass. */
-    if (req->delete_span_count > 1 && *count > 1) {
-        /* Simple approach: rebuild sorted unique list via selection of
-        ** offsets (count is bounded by the data in the spans). */
-        size_t n = *count;
-        size_t *idx = base_malloc(n * sizeof(size_t));
-        if (idx == NULL) return RANGE_ERR_NOMEM;
-        for (size_t i = 0; i < n; i++) idx[i] = i;
-        /* insertion sort by key is O(n^2) in the worst case; spans from one
-        ** txn are disjoint in practice, so this is nearly sorted. */
-        for (size_t i = 1; i < n; i++) {
-            size_t x = idx[i], j = i;
-            while (j > 0) {
-                size_t y = idx[j - 1];
-                if (key_cmp(keys->data + (*offsets)[y], (*offsets)[y + 1] - (*offsets)[y],
-                            keys->data + (*offsets)[x], (*offsets)[x + 1] - (*offsets)[x]) <= 0)
-                    break;
-                idx[j] = y;
-                j--;
-            }
-            idx[j] = x;
-        }
-        base_buf sorted = {0};
-        size_t *noff = base_malloc((n + 1) * sizeof(size_t));
-        size_t m = 0;
-        if (noff == NULL) {
-            base_free(idx);
-            return RANGE_ERR_NOMEM;
-        }
-        noff[0] = 0;
-        for (size_t i = 0; i < n; i++) {
-            const uint8_t *k = keys->data + (*offsets)[idx[i]];
-            size_t klen = (*offsets)[idx[i] + 1] - (*offsets)[idx[i]];
-            if (m > 0 && key_cmp(sorted.data + noff[m - 1], noff[m] - noff[m - 1], k, klen) == 0)
-                continue;
-            if (base_buf_append(&sorted, k, klen) != 0) {
-                base_free(idx);
-                base_free(noff);
-                base_buf_free(&sorted);
-                return RANGE_ERR_NOMEM;
-            }
-            m++;
-            noff[m] = sorted.len;
-        }
-        base_free(idx);
-        base_buf_free(keys);
-        *keys = sorted;
-        base_free(*offsets);
-        *offsets = noff;
-        *count = m;
     }
     return RANGE_OK;
 }
@@ -631,7 +320,7 @@ static int build_batch(const range_commit_request *req, const base_buf *gen_keys
     }
     if (rc != STORAGE_OK) {
         storage_batch_free(b);
-        return storage_rc(rc);
+        return range__storage_rc(rc);
     }
     *out = b;
     return RANGE_OK;
@@ -645,7 +334,7 @@ int range_commit(range_store *s, const range_commit_request *req, hlc_timestamp 
         *commit_ts = req->read_ts;
         return RANGE_OK;
     }
-    int rc = validate_request(req);
+    int rc = range__validate_request(req);
     if (rc != RANGE_OK) return rc;
     if (req->write_count > RANGE_COMMIT_OPS_MAX) return RANGE_ERR_TOO_LARGE;
 
@@ -661,7 +350,9 @@ int range_commit(range_store *s, const range_commit_request *req, hlc_timestamp 
     ** need this mutex. */
     while (s->pending_count >= RANGE_PENDING_MAX) pthread_cond_wait(&s->applied, &s->mu);
     rc = validate_locked(s, req, conflict);
-    if (rc == RANGE_OK) rc = collect_tombstones_locked(s, req, &gen_keys, &gen_offsets, &gen_count);
+    if (rc == RANGE_OK)
+        rc = range__collect_tombstones(s->engine, req, RANGE_COMMIT_OPS_MAX, &gen_keys,
+                                       &gen_offsets, &gen_count);
     if (rc != RANGE_OK) {
         if (rc == RANGE_ERR_CONFLICT) s->stats.conflicts++;
         pthread_mutex_unlock(&s->mu);
@@ -692,7 +383,7 @@ int range_commit(range_store *s, const range_commit_request *req, hlc_timestamp 
         if (w != STORAGE_OK) {
             BASE_ERROR("range", "commit of txn %llu failed in storage: %d",
                        (unsigned long long)req->txn_id, w);
-            rc = storage_rc(w);
+            rc = range__storage_rc(w);
         }
     }
 

@@ -192,9 +192,12 @@ void range_store_stats(range_store *s, range_stats *out);
 
 enum {
     RANGE_ERR_NOT_LEADER = -5007, /* *leader_hint names the leader's node, or 0 */
-    RANGE_ERR_DROPPED = -5008,    /* the proposal's log slot went to another entry:
-                                     it will not apply from this proposal; retry
-                                     with the same (txn_id, seq) */
+    RANGE_ERR_DROPPED = -5008,    /* the proposal can no longer apply: its log slot
+                                     went to another entry, or a read barrier of a
+                                     later term was served while it was unresolved
+                                     (a new leader's barrier covers every entry that
+                                     can still commit); retry with the same
+                                     (txn_id, seq) */
     RANGE_ERR_AMBIGUOUS = -5009,  /* gave up waiting (bound, shutdown): the command
                                      may or may not apply; retry with the same key */
     RANGE_ERR_BUSY = -5010,       /* a bounded queue is full; retry later */
@@ -390,6 +393,10 @@ typedef struct range_kv_ops {
     int (*commit)(range_kv *kv, const range_commit_request *req, hlc_timestamp *commit_ts,
                   range_conflict *conflict);
     void (*stats)(range_kv *kv, range_stats *out);
+    /* May be NULL. After a call of this thread on kv returned an error, a
+    ** short description for users (which range or ranges, why) into buf
+    ** (NUL-terminated); false when there is none. */
+    bool (*last_error)(range_kv *kv, char *buf, size_t buf_size);
 } range_kv_ops;
 /* Implementations embed this as their first member. */
 struct range_kv {
@@ -509,5 +516,21 @@ int range_router_update_descriptor(range_router *r, const range_descriptor *d);
 ** range_descriptor_free on each. */
 int range_router_snapshot(range_router *r, range_descriptor **descs, uint64_t **leaseholders,
                           size_t *n);
+/* Counters since range_router_new (tests, metrics, node status). */
+typedef struct range_router_stats {
+    uint64_t commits;         /* commits acknowledged by a leaseholder */
+    uint64_t conflicts;       /* commits refused RANGE_ERR_CONFLICT */
+    uint64_t attempts;        /* requests sent (rpc or in-process) */
+    uint64_t local_calls;     /* of which in-process (range_server_call) */
+    uint64_t retries;         /* attempts after the first of an operation */
+    uint64_t redirects;       /* RANGE_ERR_NOT_LEADER hints followed */
+    uint64_t failovers;       /* moves to the next replica (timeout, disconnect, busy...) */
+    uint64_t descriptor_refreshes; /* RANGE_ERR_KEY_MISMATCH answers installed */
+    uint64_t cross_range;     /* commits refused RANGE_ERR_CROSS_RANGE */
+    uint64_t ambiguous;       /* commits ended RANGE_ERR_AMBIGUOUS */
+    uint64_t unavailable;     /* operations ended RANGE_ERR_UNAVAILABLE */
+    uint64_t scan_pages;      /* scan pages fetched */
+} range_router_stats;
+void range_router_get_stats(range_router *r, range_router_stats *out);
 
 #endif

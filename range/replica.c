@@ -21,10 +21,23 @@
 **     record is read from this replica's own storage, whose state is a pure
 **     function of the applied prefix, so every replica decides the same.
 **   - a proposal waiter resolves exactly once: OK when a command with its
-**     key applies, DROPPED when another entry applies at its index,
-**     AMBIGUOUS at its deadline or at shutdown.
+**     key applies, DROPPED when another entry applies at its index or when
+**     a read barrier of a later term completes (see below), AMBIGUOUS at
+**     its deadline (none for replica__propose without one) or at shutdown;
+**     or it is removed without a call by replica__cancel_proposals.
 **   - a read barrier completes OK only from a raft read state with status
 **     OK (lease or ReadIndex) and only once applied >= its index.
+**   - SETTLED BY A LATER TERM: a read state OK of term T is produced only
+**     once an entry of term T is committed at or below its index, and it is
+**     served only once applied >= that index. An entry of an older term not
+**     applied by then can never commit (a committed log has non-decreasing
+**     terms), so serving it first resolves every waiter proposed in a term
+**     < T as DROPPED. So a leader's barrier makes the idempotence records
+**     ('c') definitive for every proposal of an earlier term.
+**   - the idempotence record holds the index and the commit timestamp of the
+**     command that applied the key first (duplicates leave it unchanged).
+**   - the range descriptor ('d') is written once, when the replica is first
+**     created on this store, and read back at every restart.
 ** Limits: RANGE_PROPOSALS_PENDING_MAX, RANGE_READS_PENDING_MAX per replica,
 ** RANGE_NODE_REPLICAS_MAX per node, REPLICA_UPDATE_ROUNDS_MAX update rounds
 ** per event.
@@ -41,7 +54,8 @@
 typedef struct replica_waiter {
     uint64_t txn_id, seq;
     uint64_t index;
-    uint64_t deadline_tick;
+    uint64_t term;          /* the term it was proposed in */
+    uint64_t deadline_tick; /* UINT64_MAX: none */
     range_propose_fn cb;
     void *ctx;
 } replica_waiter;
@@ -50,6 +64,8 @@ typedef struct replica_read {
     uint64_t read_id;
     uint64_t index;
     bool ready; /* raft answered OK; serve once applied >= index */
+    uint64_t term; /* the leader's term when issued: raft aborts a read when
+                      leadership ends, so an OK read was confirmed in it */
     uint64_t deadline_tick;
     range_read_fn cb;
     void *ctx;
@@ -70,6 +86,7 @@ struct range_replica {
     size_t n_reads;
     uint64_t next_read_id;
     storage_batch *batch;
+    range_descriptor desc; /* owned: the range's descriptor as stored ('d') */
 };
 
 struct range_node {
@@ -134,6 +151,22 @@ static void resolve_waiters(range_replica *r, uint64_t index, bool key_ok, uint6
     }
 }
 
+/* A barrier of term `term` is being served: every waiter of an older term
+** that has not resolved yet can never apply (SETTLED BY A LATER TERM). */
+static void settle_stale_waiters(range_replica *r, uint64_t term)
+{
+    size_t i = 0;
+    while (i < r->n_waiters) {
+        if (r->waiters[i].term >= term) {
+            i++;
+            continue;
+        }
+        replica_waiter w = r->waiters[i];
+        r->waiters[i] = r->waiters[--r->n_waiters];
+        w.cb(w.ctx, RANGE_ERR_DROPPED);
+    }
+}
+
 static void serve_reads(range_replica *r)
 {
     size_t i = 0;
@@ -144,6 +177,7 @@ static void serve_reads(range_replica *r)
             continue;
         }
         r->reads[i] = r->reads[--r->n_reads];
+        settle_stale_waiters(r, rd.term);
         rd.cb(rd.ctx, RANGE_OK);
     }
 }
@@ -152,7 +186,7 @@ static int apply_entry(range_replica *r, const raft_entry *e)
 {
     range_node *n = r->node;
     uint8_t key[REPLICA_KEY_SIZE_MAX];
-    uint8_t val[8];
+    uint8_t val[REPLICA_RECORD_SIZE];
     range_command cmd;
     range_write *writes = NULL;
     base_buf existing = {0};
@@ -191,8 +225,9 @@ static int apply_entry(range_replica *r, const raft_entry *e)
                                                w->value, w->value_len);
                 }
                 replica__put_u64(val, e->index);
+                hlc_encode(cmd.commit_ts, val + 8);
                 if (rc == 0)
-                    rc = storage_batch_put_raw(r->batch, key, klen, val, 8);
+                    rc = storage_batch_put_raw(r->batch, key, klen, val, REPLICA_RECORD_SIZE);
                 if (rc != 0) {
                     rc = map_storage(rc);
                     goto cleanup;
@@ -311,6 +346,7 @@ static void replica_free(range_replica *r)
     if (r->log != NULL)
         r->log->ops->free(r->log);
     storage_batch_free(r->batch);
+    range_descriptor_free(&r->desc);
     base_free(r->waiters);
     base_free(r->reads);
     base_free(r);
@@ -332,6 +368,74 @@ static int load_applied(storage_engine *e, uint64_t range_id, uint64_t *applied)
     } else {
         rc = map_storage(rc);
     }
+    base_buf_free(&buf);
+    return rc;
+}
+
+/* The replica's descriptor into *out (zeroed first; owned by *out on
+** RANGE_OK): the stored one, or, for a range new on this store, the one
+** from the config (or [empty, +inf) over the peers), which is stored now. */
+static int load_descriptor(range_node *n, const range_replica_config *config,
+                           range_descriptor *out)
+{
+    uint8_t key[REPLICA_KEY_SIZE_MAX];
+    size_t klen = replica__key(key, config->range_id, 'd', 0, 0, 0);
+    base_buf buf = {0};       /* owner: this function */
+    storage_batch *b = NULL;  /* owner: this function */
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    rc = storage_get_raw(n->config.engine, key, klen, &buf);
+    if (rc == STORAGE_OK) {
+        rc = range_descriptor_decode(buf.data, buf.len, out);
+        if (rc == RANGE_OK && out->range_id != config->range_id) {
+            range_descriptor_free(out);
+            rc = RANGE_ERR_CORRUPT;
+        } else if (rc != RANGE_OK && rc != RANGE_ERR_NOMEM) {
+            rc = RANGE_ERR_CORRUPT;
+        }
+        goto cleanup;
+    }
+    if (rc != STORAGE_NOT_FOUND) {
+        rc = map_storage(rc);
+        goto cleanup;
+    }
+    if (config->descriptor != NULL) {
+        if (config->descriptor->range_id != config->range_id) {
+            rc = RANGE_ERR_INVALID;
+            goto cleanup;
+        }
+        rc = range_descriptor_copy(out, config->descriptor);
+        if (rc != RANGE_OK)
+            goto cleanup;
+    } else {
+        out->range_id = config->range_id;
+        out->generation = 1;
+        for (size_t i = 0; i < config->n_peers; i++)
+            out->replicas[i] = config->peers[i];
+        out->n_replicas = config->n_peers;
+    }
+    rc = range_descriptor_encode(out, &buf);
+    if (rc != RANGE_OK)
+        goto fail;
+    rc = RANGE_ERR_NOMEM;
+    b = storage_batch_new();
+    if (b == NULL)
+        goto fail;
+    rc = storage_batch_put_raw(b, key, klen, buf.data, buf.len);
+    if (rc == STORAGE_OK)
+        rc = storage_write(n->config.engine, b, n->config.sync);
+    if (rc != STORAGE_OK) {
+        rc = map_storage(rc);
+        goto fail;
+    }
+    rc = RANGE_OK;
+    goto cleanup;
+fail:
+    range_descriptor_free(out);
+    memset(out, 0, sizeof(*out));
+cleanup:
+    storage_batch_free(b);
     base_buf_free(&buf);
     return rc;
 }
@@ -370,6 +474,7 @@ int range_node_add_replica(range_node *n, const range_replica_config *config,
         goto cleanup;
     r->node = n;
     r->config = *config;
+    r->config.descriptor = NULL; /* borrowed for this call only; r->desc keeps it */
     if (r->config.proposal_timeout_ticks <= 0)
         r->config.proposal_timeout_ticks = REPLICA_DEFAULT_PROPOSAL_TIMEOUT_TICKS;
     r->id = n->id;
@@ -383,6 +488,9 @@ int range_node_add_replica(range_node *n, const range_replica_config *config,
     if (rc != RANGE_OK)
         goto cleanup;
     rc = load_applied(n->config.engine, config->range_id, &r->applied);
+    if (rc != RANGE_OK)
+        goto cleanup;
+    rc = load_descriptor(n, config, &r->desc);
     if (rc != RANGE_OK)
         goto cleanup;
     if (r->applied > n_entries) {
@@ -457,11 +565,11 @@ static int replica_serving_check(range_replica *r, uint64_t *leader_hint)
     return RANGE_OK;
 }
 
-int range_replica_propose(range_replica *r, const range_command *cmd, range_propose_fn cb,
-                          void *ctx, uint64_t *leader_hint)
+int replica__propose(range_replica *r, const range_command *cmd, uint64_t expected_term,
+                     bool deadline, range_propose_fn cb, void *ctx, uint64_t *leader_hint)
 {
     range_node *n;
-    base_buf data = {0};
+    base_buf data = {0}; /* owner: this function (the core copies the entry) */
     raft_update u;
     int rc;
     if (leader_hint != NULL)
@@ -473,6 +581,14 @@ int range_replica_propose(range_replica *r, const range_command *cmd, range_prop
     rc = replica_serving_check(r, leader_hint);
     if (rc != RANGE_OK)
         goto cleanup;
+    if (expected_term != 0) {
+        raft_status st;
+        raft_node_status(r->raft, &st);
+        if (st.term != expected_term) {
+            rc = RANGE_ERR_DROPPED; /* evaluated in another term: evaluate again */
+            goto cleanup;
+        }
+    }
     if (r->n_waiters >= RANGE_PROPOSALS_PENDING_MAX) {
         rc = RANGE_ERR_BUSY;
         goto cleanup;
@@ -495,7 +611,9 @@ int range_replica_propose(range_replica *r, const range_command *cmd, range_prop
         w->txn_id = cmd->txn_id;
         w->seq = cmd->seq;
         w->index = u.proposed_index;
-        w->deadline_tick = r->tick + (uint64_t)r->config.proposal_timeout_ticks;
+        w->term = u.proposed_term;
+        w->deadline_tick =
+            deadline ? r->tick + (uint64_t)r->config.proposal_timeout_ticks : UINT64_MAX;
         w->cb = cb;
         w->ctx = ctx;
         rc = RANGE_OK;
@@ -517,6 +635,69 @@ cleanup:
     pthread_mutex_unlock(&n->mu);
     base_buf_free(&data);
     return rc;
+}
+
+int range_replica_propose(range_replica *r, const range_command *cmd, range_propose_fn cb,
+                          void *ctx, uint64_t *leader_hint)
+{
+    return replica__propose(r, cmd, 0, true, cb, ctx, leader_hint);
+}
+
+void replica__cancel_proposals(range_node *n, range_propose_fn cb)
+{
+    pthread_mutex_lock(&n->mu);
+    for (size_t k = 0; k < n->n_replicas; k++) {
+        range_replica *r = n->replicas[k];
+        size_t i = 0;
+        while (i < r->n_waiters) {
+            if (r->waiters[i].cb == cb)
+                r->waiters[i] = r->waiters[--r->n_waiters];
+            else
+                i++;
+        }
+    }
+    pthread_mutex_unlock(&n->mu);
+}
+
+void replica__cancel_read(range_replica *r, range_read_fn cb, void *ctx)
+{
+    pthread_mutex_lock(&r->node->mu);
+    for (size_t i = 0; i < r->n_reads; i++) {
+        if (r->reads[i].cb == cb && r->reads[i].ctx == ctx) {
+            r->reads[i] = r->reads[--r->n_reads];
+            break; /* the raft read state, if it comes, finds no read: ignored */
+        }
+    }
+    pthread_mutex_unlock(&r->node->mu);
+}
+
+int replica__command_record(range_replica *r, uint64_t txn_id, uint64_t seq, bool *found,
+                            hlc_timestamp *commit_ts)
+{
+    uint8_t key[REPLICA_KEY_SIZE_MAX];
+    base_buf buf = {0}; /* owner: this function */
+    *found = false;
+    *commit_ts = HLC_ZERO;
+    int rc = storage_get_raw(r->node->config.engine, key,
+                             replica__key(key, r->config.range_id, 'c', txn_id, seq, 2), &buf);
+    if (rc == STORAGE_NOT_FOUND) {
+        rc = RANGE_OK;
+    } else if (rc != STORAGE_OK) {
+        rc = map_storage(rc);
+    } else if (buf.len == REPLICA_RECORD_SIZE) {
+        *found = true;
+        *commit_ts = hlc_decode(buf.data + 8);
+        rc = RANGE_OK;
+    } else {
+        rc = RANGE_ERR_CORRUPT; /* 8-byte records predate the timestamp: none exist */
+    }
+    base_buf_free(&buf);
+    return rc;
+}
+
+storage_engine *replica__engine(range_replica *r)
+{
+    return r->node->config.engine;
 }
 
 int range_replica_read(range_replica *r, bool allow_lease, range_read_fn cb, void *ctx,
@@ -546,9 +727,12 @@ int range_replica_read(range_replica *r, bool allow_lease, range_read_fn cb, voi
         }
     }
     uint64_t id = ++r->next_read_id;
+    raft_status st;
+    raft_node_status(r->raft, &st);
     replica_read *rd = &r->reads[r->n_reads++];
     memset(rd, 0, sizeof(*rd));
     rd->read_id = id;
+    rd->term = st.term;
     rd->deadline_tick = r->tick + (uint64_t)r->config.proposal_timeout_ticks;
     rd->cb = cb;
     rd->ctx = ctx;
@@ -614,6 +798,15 @@ void range_replica_get_status(range_replica *r, range_replica_status *out)
     pthread_mutex_unlock(&r->node->mu);
 }
 
+int range_replica_descriptor(range_replica *r, range_descriptor *out)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&r->node->mu);
+    int rc = range_descriptor_copy(out, &r->desc);
+    pthread_mutex_unlock(&r->node->mu);
+    return rc;
+}
+
 int range_replica_campaign(range_replica *r)
 {
     raft_update u;
@@ -636,7 +829,7 @@ static void replica_tick(range_replica *r)
     (void)replica_step(r, &ev, &u);
     size_t i = 0;
     while (i < r->n_waiters) {
-        if (r->waiters[i].deadline_tick > r->tick) {
+        if (r->waiters[i].deadline_tick > r->tick) { /* UINT64_MAX: never */
             i++;
             continue;
         }
@@ -664,25 +857,25 @@ void range_node_tick(range_node *n)
     pthread_mutex_unlock(&n->mu);
 }
 
-static void node_handler(void *ctx, rpc_transport *t, const rpc_message *msg)
+bool range_node_handle_rpc(range_node *n, rpc_transport *t, const rpc_message *msg)
 {
-    range_node *n = ctx;
     range_raft_msg dm;
     raft_update u;
-    (void)t;
-    if (msg->method != RANGE_RPC_METHOD_RAFT || msg->request_id != 0) {
-        BASE_DEBUG("range", "n%llu: unexpected method %u from n%llu dropped",
-                   (unsigned long long)n->id, msg->method, (unsigned long long)msg->from);
-        if (msg->request_id != 0)
-            (void)rpc_respond(t, msg->from, msg->request_id, RPC_ERR_NO_HANDLER, NULL, 0);
-        return;
+    if (msg->method != RANGE_RPC_METHOD_RAFT)
+        return false;
+    if (msg->request_id != 0) {
+        /* Raft traffic is one-way: a request of this method is a peer's bug */
+        BASE_DEBUG("range", "n%llu: raft request from n%llu refused", (unsigned long long)n->id,
+                   (unsigned long long)msg->from);
+        (void)rpc_respond(t, msg->from, msg->request_id, RPC_ERR_NO_HANDLER, NULL, 0);
+        return true;
     }
     int rc = range_raft_msg_decode(msg->payload, msg->payload_len, &dm);
     if (rc != RANGE_OK) {
         BASE_WARN("range", "n%llu: bad raft message (%zu bytes) from n%llu dropped: %d",
                   (unsigned long long)n->id, msg->payload_len, (unsigned long long)msg->from,
                   rc);
-        return;
+        return true;
     }
     if (dm.msg.to != n->id || dm.msg.from != msg->from) {
         BASE_WARN("range", "n%llu: raft message for n%llu from n%llu (sender n%llu) dropped",
@@ -709,6 +902,18 @@ static void node_handler(void *ctx, rpc_transport *t, const rpc_message *msg)
     pthread_mutex_unlock(&n->mu);
 cleanup:
     range_raft_msg_free(&dm);
+    return true;
+}
+
+static void node_handler(void *ctx, rpc_transport *t, const rpc_message *msg)
+{
+    range_node *n = ctx;
+    if (range_node_handle_rpc(n, t, msg))
+        return;
+    BASE_DEBUG("range", "n%llu: unexpected method %u from n%llu dropped",
+               (unsigned long long)n->id, msg->method, (unsigned long long)msg->from);
+    if (msg->request_id != 0)
+        (void)rpc_respond(t, msg->from, msg->request_id, RPC_ERR_NO_HANDLER, NULL, 0);
 }
 
 int range_node_new(const range_node_config *config, range_node **out)
@@ -727,7 +932,8 @@ int range_node_new(const range_node_config *config, range_node **out)
     }
     n->config = *config;
     n->id = id;
-    rpc_set_handler(config->transport, node_handler, n);
+    if (!config->no_handler)
+        rpc_set_handler(config->transport, node_handler, n);
     *out = n;
     return RANGE_OK;
 }
@@ -743,7 +949,7 @@ void range_node_free(range_node *n)
 {
     if (n == NULL)
         return;
-    if (n->config.transport != NULL)
+    if (n->config.transport != NULL && !n->config.no_handler)
         rpc_set_handler(n->config.transport, NULL, NULL);
     pthread_mutex_lock(&n->mu);
     for (size_t i = 0; i < n->n_replicas; i++)

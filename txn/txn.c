@@ -1,11 +1,16 @@
 /*
 ** txn/txn.c: the transaction coordinator (single node today).
 **
-** A txn reads at read_ts (hlc_now at begin, after range_wait_visible), keeps
-** its writes in a private write buffer, records what it read (point keys and
-** scanned spans), and at commit hands writes + read spans to range_commit,
-** which validates (backward, optimistic) and applies them at one commit
-** timestamp. See docs/decisions/004-local-transactions.md.
+** A txn reads at read_ts (hlc_now at begin, after the key space's
+** wait_visible), keeps its writes in a private write buffer, records what it
+** read (point keys and scanned spans), and at commit hands writes + read
+** spans to the key space's commit, which validates (backward, optimistic)
+** and applies them at one commit timestamp. See
+** docs/decisions/004-local-transactions.md.
+**
+** The key space is a range_kv (range/range.h): the view of a local
+** range_store (opened here when txn_db_options.kv is NULL: single node), or a
+** range_router (cluster). Every key-space call goes through its ops.
 **
 ** Write buffer: a treap keyed by key bytes (memcmp order). A node's state is
 ** PUT (value) or DEL (tombstone); NONE only transiently (a node just inserted,
@@ -42,9 +47,10 @@
 #define TXN__KEY_FORMAT_CHARS_MAX 200
 
 struct txn_db {
-    storage_engine *engine; /* borrowed */
+    storage_engine *engine; /* borrowed; NULL when opened over a given kv */
     hlc_clock *clock;       /* borrowed */
-    range_store *store;     /* owned */
+    range_store *store;     /* owned; NULL when opened over a given kv */
+    range_kv *kv;           /* the key space: store's view, or borrowed */
     atomic_uint_fast64_t next_txn_id;
 };
 
@@ -116,7 +122,8 @@ struct txn {
 struct txn_iter {
     txn *t; /* NULL once detached */
     txn_iter *prev, *next;
-    range_iter *inner;
+    const range_kv_ops *ops; /* of inner: the iterator outlives its txn */
+    range_kv_iter *inner;
     bool reverse;
     base_buf start, end;
     bool open_end;
@@ -153,6 +160,8 @@ static const char *rc_sqlstate(int rc) {
     case TXN_ERR_INVALID: return "22023";
     case TXN_ERR_UNAVAILABLE: return "57P03";
     case TXN_ERR_LIMIT: return "54000";
+    case TXN_ERR_AMBIGUOUS: return "40003";
+    case TXN_ERR_UNSUPPORTED: return "0A000";
     default: return "XX000";
     }
 }
@@ -167,6 +176,11 @@ static const char *rc_message(int rc) {
     case TXN_ERR_INVALID: return "invalid argument to the transaction layer";
     case TXN_ERR_UNAVAILABLE: return "the node cannot serve this transaction now";
     case TXN_ERR_LIMIT: return "transaction size limit exceeded";
+    case TXN_ERR_AMBIGUOUS:
+        return "the outcome of the commit is unknown: it may or may not have applied";
+    case TXN_ERR_UNSUPPORTED:
+        return "transaction touches several ranges: not supported until distributed "
+               "transactions";
     default: return "internal error in the transaction layer";
     }
 }
@@ -190,8 +204,43 @@ static int range_to_txn_rc(int rc) {
     case RANGE_ERR_INVALID: return TXN_ERR_INVALID;
     case RANGE_ERR_UNAVAILABLE: return TXN_ERR_UNAVAILABLE;
     case RANGE_ERR_TOO_LARGE: return TXN_ERR_LIMIT;
+    case RANGE_ERR_AMBIGUOUS: return TXN_ERR_AMBIGUOUS;
+    case RANGE_ERR_CROSS_RANGE: return TXN_ERR_UNSUPPORTED;
+    case RANGE_ERR_BUSY: return TXN_ERR_UNAVAILABLE;
+    case RANGE_ERR_NOT_LEADER: return TXN_ERR_UNAVAILABLE;
     default: return TXN_ERR_IO;
     }
+}
+
+/* Fail with a range error mapped to a txn code. The cluster's errors carry
+** the key space's detail (which range, why); the local store's keep today's
+** fixed messages. */
+static int kv_fail(range_kv *kv, txn_error *err, int range_rc) {
+    int rc = range_to_txn_rc(range_rc);
+    char detail[256];
+    bool cluster_error = range_rc == RANGE_ERR_AMBIGUOUS || range_rc == RANGE_ERR_CROSS_RANGE ||
+                         range_rc == RANGE_ERR_UNAVAILABLE || range_rc == RANGE_ERR_BUSY ||
+                         range_rc == RANGE_ERR_NOT_LEADER;
+    if (!cluster_error || kv->ops->last_error == NULL ||
+        !kv->ops->last_error(kv, detail, sizeof(detail)))
+        return fail(err, rc);
+    switch (rc) {
+    case TXN_ERR_AMBIGUOUS:
+        err_setf(err, "40003",
+                 "the outcome of the commit is unknown: it may or may not have applied (%s)",
+                 detail);
+        break;
+    case TXN_ERR_UNSUPPORTED:
+        err_setf(err, "0A000",
+                 "transaction touches several ranges (%s): not supported until distributed "
+                 "transactions",
+                 detail);
+        break;
+    default:
+        err_setf(err, rc_sqlstate(rc), "the node cannot serve this transaction now: %s", detail);
+        break;
+    }
+    return rc;
 }
 
 /* Printable key: enc_key_format, or hex when the bytes are not a row key. */
@@ -518,18 +567,24 @@ static int record_read(txn *t, const uint8_t *start, size_t start_len, const uin
 /* ---- db --------------------------------------------------------------------- */
 
 int txn_db_open(const txn_db_options *opts, txn_db **out) {
-    if (opts == NULL || opts->engine == NULL || opts->clock == NULL || out == NULL)
+    if (opts == NULL || (opts->engine == NULL && opts->kv == NULL) || opts->clock == NULL ||
+        out == NULL)
         return TXN_ERR_INVALID;
     *out = NULL;
     txn_db *db = base_calloc(1, sizeof(*db));
     if (db == NULL) return TXN_ERR_NOMEM;
-    db->engine = opts->engine;
     db->clock = opts->clock;
     atomic_init(&db->next_txn_id, 1);
-    int rc = range_store_open(opts->engine, opts->clock, opts->sync_commits, &db->store);
-    if (rc != RANGE_OK) {
-        base_free(db);
-        return range_to_txn_rc(rc);
+    if (opts->kv != NULL) {
+        db->kv = opts->kv;
+    } else {
+        db->engine = opts->engine;
+        int rc = range_store_open(opts->engine, opts->clock, opts->sync_commits, &db->store);
+        if (rc != RANGE_OK) {
+            base_free(db);
+            return range_to_txn_rc(rc);
+        }
+        db->kv = range_store_kv(db->store);
     }
     *out = db;
     return TXN_OK;
@@ -537,13 +592,14 @@ int txn_db_open(const txn_db_options *opts, txn_db **out) {
 
 void txn_db_close(txn_db *db) {
     if (db == NULL) return;
-    range_store_close(db->store);
+    range_store_close(db->store); /* NULL-safe: none when kv was given */
     base_free(db);
 }
 
 void txn_db_get_stats(txn_db *db, txn_db_stats *out) {
     range_stats rs;
-    range_store_stats(db->store, &rs);
+    memset(&rs, 0, sizeof(rs));
+    db->kv->ops->stats(db->kv, &rs);
     out->commits = rs.commits;
     out->conflicts = rs.conflicts;
     out->visible_waits = rs.visible_waits;
@@ -564,7 +620,7 @@ int txn_begin(txn_db *db, const txn_options *opts, txn **out) {
     t->read_ts = hlc_now(db->clock);
     /* Commits that took a timestamp <= read_ts must be in storage before we
     ** read (docs/decisions/004: the pending-commit watermark). */
-    int rc = range_wait_visible(db->store, t->read_ts);
+    int rc = db->kv->ops->wait_visible(db->kv, t->read_ts);
     if (rc != RANGE_OK) {
         base_free(t);
         return range_to_txn_rc(rc);
@@ -622,12 +678,13 @@ int txn_get(txn *t, const uint8_t *key, size_t key_len, base_buf *out, txn_error
     if ((n != NULL && n->state == TXN__DEL) || deleted_by_span(t, key, key_len)) return TXN_NOT_FOUND;
     rc = record_read(t, key, key_len, NULL, 0, true, err);
     if (rc != TXN_OK) return rc;
-    rc = range_get(t->db->store, key, key_len, t->read_ts, out);
-    if (rc == RANGE_OK) return TXN_OK;
-    if (rc == RANGE_NOT_FOUND) return TXN_NOT_FOUND;
-    rc = range_to_txn_rc(rc);
+    range_kv *kv = t->db->kv;
+    int range_rc = kv->ops->get(kv, key, key_len, t->read_ts, out);
+    if (range_rc == RANGE_OK) return TXN_OK;
+    if (range_rc == RANGE_NOT_FOUND) return TXN_NOT_FOUND;
+    rc = range_to_txn_rc(range_rc);
     if (rc == TXN_ERR_IO) mark_aborted(t, rc, rc_sqlstate(rc), rc_message(rc));
-    return fail(err, rc);
+    return kv_fail(kv, err, range_rc);
 }
 
 /* ---- writes --------------------------------------------------------------- */
@@ -832,11 +889,15 @@ int txn_scan(txn *t, const uint8_t *start, size_t start_len, const uint8_t *end,
     if (!it->open_end && key_cmp(it->start.data, start_len, it->end.data, end_len) >= 0) {
         it->inner_done = true; /* empty span */
     } else {
-        rc = range_iter_open(t->db->store, start, start_len, end, end_len, t->read_ts, reverse,
-                             &it->inner);
-        if (rc != RANGE_OK) {
-            rc = range_to_txn_rc(rc);
-            goto fail_free;
+        range_kv *kv = t->db->kv;
+        it->ops = kv->ops;
+        int range_rc = kv->ops->iter_open(kv, start, start_len, end, end_len, t->read_ts,
+                                          reverse, &it->inner);
+        if (range_rc != RANGE_OK) {
+            base_buf_free(&it->start);
+            base_buf_free(&it->end);
+            base_free(it);
+            return kv_fail(kv, err, range_rc);
         }
         it->need_advance = true;
     }
@@ -927,11 +988,11 @@ int txn_iter_next(txn_iter *it, const uint8_t **key, size_t *key_len, const uint
     for (;;) {
         if (it->need_advance) {
             it->need_advance = false;
-            int n = range_iter_next(it->inner, &it->hk, &it->hklen, &it->hv, &it->hvlen);
+            int n = it->ops->iter_next(it->inner, &it->hk, &it->hklen, &it->hv, &it->hvlen);
             if (n < 0) {
                 rc = range_to_txn_rc(n);
                 if (rc == TXN_ERR_IO) mark_aborted(it->t, rc, rc_sqlstate(rc), rc_message(rc));
-                return fail(err, rc);
+                return kv_fail(it->t->db->kv, err, n);
             }
             it->head_valid = n == 1;
             if (n == 0) it->inner_done = true;
@@ -998,7 +1059,7 @@ void txn_iter_close(txn_iter *it) {
         else it->t->iters = it->next;
         if (it->next) it->next->prev = it->prev;
     }
-    range_iter_close(it->inner);
+    if (it->inner != NULL) it->ops->iter_close(it->inner);
     base_buf_free(&it->start);
     base_buf_free(&it->end);
     base_buf_free(&it->last);
@@ -1136,7 +1197,8 @@ int txn_commit(txn *t, hlc_timestamp *commit_ts, txn_error *err) {
     req.delete_span_count = t->span_count;
     req.read_spans = reads;
     req.read_span_count = t->read_count;
-    int r = range_commit(t->db->store, &req, &ts, &conflict);
+    range_kv *kv = t->db->kv;
+    int r = kv->ops->commit(kv, &req, &ts, &conflict);
     if (r == RANGE_ERR_CONFLICT) {
         conflict_message(t, &conflict, err);
         rc = TXN_ERR_RETRY;
@@ -1147,7 +1209,7 @@ int txn_commit(txn *t, hlc_timestamp *commit_ts, txn_error *err) {
                  RANGE_COMMIT_OPS_MAX);
         rc = TXN_ERR_LIMIT;
     } else if (r != RANGE_OK) {
-        rc = fail(err, range_to_txn_rc(r));
+        rc = kv_fail(kv, err, r);
     } else if (commit_ts) {
         *commit_ts = ts;
     }

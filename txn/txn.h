@@ -10,6 +10,12 @@
 ** call) fail with TXN_ERR_RETRY and SQLSTATE 40001, with a message naming the
 ** key and the reason.
 **
+** In a cluster (txn_db_options.kv a range_router) three more outcomes exist:
+** TXN_ERR_UNAVAILABLE (57P03: no replica of a range answered in time),
+** TXN_ERR_AMBIGUOUS (40003: the commit's fate is unknown) and
+** TXN_ERR_UNSUPPORTED (0A000: the commit touches several ranges, until
+** distributed transactions); their messages name the range(s).
+**
 ** Thread-safety: a txn_db is shared by all sessions; one txn belongs to one
 ** thread at a time.
 */
@@ -36,6 +42,10 @@ enum {
     TXN_ERR_UNAVAILABLE = -4007, /* cannot serve now (clock bound lost, ...) */
     TXN_ERR_LIMIT = -4008,     /* a per-txn limit was hit (54000); the txn stays usable
                                   (except from txn_commit, which always frees it) */
+    TXN_ERR_AMBIGUOUS = -4009, /* txn_commit: the outcome is unknown, the commit may or
+                                  may not have applied (40003) */
+    TXN_ERR_UNSUPPORTED = -4010, /* txn_commit: the txn touches several ranges; not
+                                    supported until distributed transactions (0A000) */
 };
 
 /* Per-transaction limits (hitting one returns TXN_ERR_LIMIT, SQLSTATE 54000,
@@ -60,9 +70,17 @@ typedef struct txn_error {
 typedef struct txn_db txn_db; /* opaque */
 typedef struct txn txn;       /* opaque */
 
+/* Forward declaration (range/range.h): the coordinator's door to the key
+** space, either a local store's view or a cluster router. */
+typedef struct range_kv range_kv;
+
 typedef struct txn_db_options {
-    storage_engine *engine; /* borrowed: must outlive the txn_db */
+    storage_engine *engine; /* borrowed: must outlive the txn_db. Unused when kv is set */
     hlc_clock *clock;       /* borrowed: must outlive the txn_db */
+    range_kv *kv;           /* borrowed, may be NULL: the key space to use (a
+                               range_router's view in a cluster); must outlive
+                               the txn_db. NULL: open a local range_store over
+                               engine (single node) */
     bool sync_commits;      /* fsync each commit (group-committed). Set it to true
                                for durability: a zero-initialized struct gives
                                false (acknowledged commits then survive kill -9

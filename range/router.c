@@ -1,0 +1,1229 @@
+/*
+** range/router.c: the cluster's range_kv. A coordinator (txn/) calls it from
+** its session thread; it finds the range of each request in a descriptor
+** cache, sends the request to the cached leaseholder (over rpc, or in-process
+** through range_server_call when that is this node) and retries elsewhere
+** until an answer or the operation's deadline.
+**
+** Cache: entries (descriptor + cached leaseholder) sorted by start key, never
+** overlapping. Installing a descriptor drops every entry that overlaps it
+** and the older entry of the same range; a descriptor older (by generation)
+** than the cached one of its range is ignored. A cache miss is
+** RANGE_ERR_UNAVAILABLE (meta lookups come later).
+**
+** One attempt: encode a range_kv_request for the range, send, wait for the
+** answer. The rpc callback runs on the transport's loop thread: it copies the
+** answer into a heap call record and signals; the session thread waits on
+** that record with a bound. The record is shared (two references), so a
+** waiter that gives up never frees memory the callback still writes.
+**
+** Retry rules (per operation, bounded by deadline_ms and ROUTER__ATTEMPTS_MAX):
+**   NOT_LEADER with a hint      -> that node (no backoff for the first
+**                                  ROUTER__REDIRECTS_FREE in a row)
+**   NOT_LEADER without a hint, transport errors, BUSY, UNAVAILABLE, an
+**   unreadable answer           -> the next replica, jittered backoff
+**   KEY_MISMATCH                -> install the returned descriptor, route again
+**   AMBIGUOUS (server)          -> same node again after a backoff
+**
+** Critical invariants:
+**   - a commit is sent with one (txn_id, nonce) on every attempt, so the
+**     server's idempotence check decides its fate; once an attempt's fate is
+**     unknown (sent, then timeout/disconnect/AMBIGUOUS/unreadable answer) only
+**     an evaluated answer (OK, CONFLICT, INVALID, TOO_LARGE) resolves it; at
+**     the deadline an unresolved commit is RANGE_ERR_AMBIGUOUS, never
+**     RANGE_ERR_UNAVAILABLE (which promises "not applied").
+**   - a commit is sent only when all its writes, delete spans and read spans
+**     lie in the one descriptor it is sent with; the server re-checks against
+**     its own (KEY_MISMATCH), so a stale cache cannot make a cross-range
+**     commit look local.
+**   - the router mutex guards the cache, the PRNG and the counters, and is
+**     never held across a send, a wait, a sleep or a server call.
+**   - a scan returns rows in strict key order (reverse: strictly descending)
+**     inside the requested span; a page that breaks this, or says "more"
+**     with no row, is RANGE_ERR_CORRUPT (no endless loop on a bad peer).
+*/
+#define _GNU_SOURCE
+#include "range/kv_int.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define ROUTER__DEADLINE_MS_DEFAULT 10000
+#define ROUTER__RPC_TIMEOUT_MS_DEFAULT 2000
+#define ROUTER__BACKOFF_MIN_MS 10    /* first retry delay (then doubled, jittered) */
+#define ROUTER__BACKOFF_MAX_MS 500   /* retry delay cap */
+#define ROUTER__ATTEMPTS_MAX 10000   /* attempts of one operation, besides the deadline */
+#define ROUTER__REDIRECTS_FREE 3     /* consecutive hints followed without backoff */
+#define ROUTER__CACHE_MAX 65536      /* cached descriptors; beyond, one is evicted */
+#define ROUTER__CALL_GRACE_MS 5000   /* wait past the rpc deadline for its callback */
+#define ROUTER__ATTEMPT_MIN_MS 50    /* no retry starts with less time than this left */
+#define ROUTER__SCAN_FIRST_PAGE_BYTES (16u * 1024) /* doubled per page up to
+                                                      RANGE_KV_SCAN_BYTES_DEFAULT */
+#define ROUTER__ERROR_TEXT_MAX 256
+#define ROUTER__KEY_TEXT_MAX 64      /* printable key prefix in messages */
+
+typedef struct router__entry {
+    range_descriptor desc; /* owned */
+    uint64_t leaseholder;  /* node id, 0 unknown */
+} router__entry;
+
+struct range_router {
+    range_kv kv; /* first member: range_router_kv */
+    range_router_config config;
+    pthread_mutex_t mu;
+    router__entry *entries; /* owned; sorted by start key, disjoint */
+    size_t n_entries, cap_entries;
+    uint64_t prng;
+    range_router_stats stats;
+};
+
+/* The detail of the last error this thread got from a router (txn/ puts it
+** in the user's message). */
+static _Thread_local struct {
+    const range_router *router;
+    char text[ROUTER__ERROR_TEXT_MAX];
+} router__error;
+
+static void router__set_error(const range_router *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void router__set_error(const range_router *r, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(router__error.text, sizeof(router__error.text), fmt, ap);
+    va_end(ap);
+    router__error.router = r;
+}
+
+static void router__clear_error(void) {
+    router__error.router = NULL;
+    router__error.text[0] = '\0';
+}
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static int router__key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
+    size_t n = alen < blen ? alen : blen;
+    int c = n ? memcmp(a, b, n) : 0;
+    if (c != 0) return c;
+    return alen < blen ? -1 : (alen > blen ? 1 : 0);
+}
+
+/* Printable form of a key for messages: hex, cut with "..." when long. */
+static void router__key_text(const uint8_t *key, size_t len, char *out, size_t out_size) {
+    size_t pos = (size_t)snprintf(out, out_size, "0x");
+    size_t i = 0;
+    for (; i < len && pos + 3 < out_size && pos + 3 < ROUTER__KEY_TEXT_MAX; i++)
+        pos += (size_t)snprintf(out + pos, out_size - pos, "%02x", key[i]);
+    if (i < len && pos + 4 <= out_size) memcpy(out + pos, "...", 4);
+}
+
+static uint64_t router__random_locked(range_router *r) {
+    /* splitmix64 */
+    uint64_t z = (r->prng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t router__random(range_router *r) {
+    pthread_mutex_lock(&r->mu);
+    uint64_t v = router__random_locked(r);
+    pthread_mutex_unlock(&r->mu);
+    return v;
+}
+
+static void router__count(range_router *r, uint64_t *counter) {
+    pthread_mutex_lock(&r->mu);
+    (*counter)++;
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void router__sleep_ms(int64_t ms) {
+    if (ms <= 0) return;
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    /* a retry backoff, not a wait for a condition; EINTR just ends it early */
+    nanosleep(&ts, NULL);
+}
+
+/* ---- descriptor cache (r->mu held) ------------------------------------------ */
+
+/* Index of the first entry whose start key is > key (n_entries if none). */
+static size_t router__upper_bound(const range_router *r, const uint8_t *key, size_t len) {
+    size_t lo = 0, hi = r->n_entries;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const range_descriptor *d = &r->entries[mid].desc;
+        if (router__key_cmp(d->start_key, d->start_len, key, len) <= 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* The entry holding key, or NULL. */
+static router__entry *router__find(range_router *r, const uint8_t *key, size_t len) {
+    size_t i = router__upper_bound(r, key, len);
+    if (i == 0) return NULL;
+    router__entry *e = &r->entries[i - 1];
+    return range_descriptor_contains(&e->desc, key, len) ? e : NULL;
+}
+
+/* The entry holding the greatest key < bound (bound_open: +infinity), or
+** NULL. bound must not be the empty key (nothing is below it). */
+static router__entry *router__find_before(range_router *r, const uint8_t *bound, size_t len,
+                                          bool bound_open) {
+    if (r->n_entries == 0) return NULL;
+    router__entry *e;
+    if (bound_open) {
+        e = &r->entries[r->n_entries - 1];
+        return e->desc.end_len == 0 ? e : NULL;
+    }
+    /* last entry whose start is < bound */
+    size_t lo = 0, hi = r->n_entries;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const range_descriptor *d = &r->entries[mid].desc;
+        if (router__key_cmp(d->start_key, d->start_len, bound, len) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo == 0) return NULL;
+    e = &r->entries[lo - 1];
+    if (e->desc.end_len == 0 ||
+        router__key_cmp(bound, len, e->desc.end_key, e->desc.end_len) <= 0)
+        return e;
+    return NULL;
+}
+
+static router__entry *router__find_id(range_router *r, uint64_t range_id) {
+    for (size_t i = 0; i < r->n_entries; i++)
+        if (r->entries[i].desc.range_id == range_id) return &r->entries[i];
+    return NULL;
+}
+
+static bool router__overlaps(const range_descriptor *a, const range_descriptor *b) {
+    /* [a.start, a.end) and [b.start, b.end) intersect */
+    bool a_before_b_end = b->end_len == 0 ||
+                          router__key_cmp(a->start_key, a->start_len, b->end_key, b->end_len) < 0;
+    bool b_before_a_end = a->end_len == 0 ||
+                          router__key_cmp(b->start_key, b->start_len, a->end_key, a->end_len) < 0;
+    return a_before_b_end && b_before_a_end;
+}
+
+static bool router__is_replica(const range_descriptor *d, uint64_t node) {
+    for (size_t i = 0; i < d->n_replicas; i++)
+        if (d->replicas[i] == node) return true;
+    return false;
+}
+
+/* Install a copy of d. *installed: false when the cache holds a newer
+** generation of its range (then nothing changes). */
+static int router__install_locked(range_router *r, const range_descriptor *d, bool *installed) {
+    *installed = false;
+    router__entry *same = router__find_id(r, d->range_id);
+    if (same != NULL && same->desc.generation > d->generation) return RANGE_OK;
+    router__entry fresh;
+    memset(&fresh, 0, sizeof(fresh));
+    int rc = range_descriptor_copy(&fresh.desc, d);
+    if (rc != RANGE_OK) return rc;
+    /* keep a known leaseholder of the same range while it is still a replica */
+    if (same != NULL && same->leaseholder != 0 && router__is_replica(d, same->leaseholder))
+        fresh.leaseholder = same->leaseholder;
+    size_t kept = 0;
+    for (size_t i = 0; i < r->n_entries; i++) {
+        router__entry *e = &r->entries[i];
+        if (e->desc.range_id == d->range_id || router__overlaps(&e->desc, d)) {
+            range_descriptor_free(&e->desc);
+            continue;
+        }
+        r->entries[kept++] = *e;
+    }
+    r->n_entries = kept;
+    if (r->n_entries >= ROUTER__CACHE_MAX) {
+        /* evict one at random: it is re-learned when needed */
+        size_t victim = (size_t)(router__random_locked(r) % r->n_entries);
+        range_descriptor_free(&r->entries[victim].desc);
+        memmove(&r->entries[victim], &r->entries[victim + 1],
+                (r->n_entries - victim - 1) * sizeof(r->entries[0]));
+        r->n_entries--;
+    }
+    if (r->n_entries == r->cap_entries) {
+        size_t ncap = r->cap_entries ? r->cap_entries * 2 : 16;
+        router__entry *ne = base_realloc(r->entries, ncap * sizeof(*ne)); /* owner: r */
+        if (ne == NULL) {
+            range_descriptor_free(&fresh.desc);
+            return RANGE_ERR_NOMEM;
+        }
+        r->entries = ne;
+        r->cap_entries = ncap;
+    }
+    size_t at = router__upper_bound(r, d->start_key, d->start_len);
+    memmove(&r->entries[at + 1], &r->entries[at], (r->n_entries - at) * sizeof(r->entries[0]));
+    r->entries[at] = fresh;
+    r->n_entries++;
+    *installed = true;
+    return RANGE_OK;
+}
+
+/* The node to try for e: the cached leaseholder, else this node when it is a
+** replica, else the first replica. 0 when the range has no replicas. */
+static uint64_t router__target_locked(const range_router *r, router__entry *e) {
+    if (e->leaseholder == 0) {
+        if (r->config.local_node_id != 0 && router__is_replica(&e->desc, r->config.local_node_id))
+            e->leaseholder = r->config.local_node_id;
+        else if (e->desc.n_replicas > 0)
+            e->leaseholder = e->desc.replicas[0];
+    }
+    return e->leaseholder;
+}
+
+/* Record what an attempt at node `tried` of range `range_id` taught us:
+** leaseholder = next (0: the replica after `tried`). Only if nobody changed
+** it meanwhile (another session may already know better). */
+static void router__move_leaseholder(range_router *r, uint64_t range_id, uint64_t tried,
+                                     uint64_t next) {
+    pthread_mutex_lock(&r->mu);
+    router__entry *e = router__find_id(r, range_id);
+    if (e != NULL && (e->leaseholder == tried || e->leaseholder == 0)) {
+        if (next == 0 && e->desc.n_replicas > 0) {
+            next = e->desc.replicas[0];
+            for (size_t i = 0; i < e->desc.n_replicas; i++)
+                if (e->desc.replicas[i] == tried) {
+                    next = e->desc.replicas[(i + 1) % e->desc.n_replicas];
+                    break;
+                }
+        }
+        e->leaseholder = next;
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* ---- one attempt ---------------------------------------------------------------- */
+
+/* Shared between the waiting session thread and the rpc callback. */
+typedef struct router__call {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs; /* 2 while both may touch it; the last one frees */
+    bool done;
+    int rc;             /* transport rc */
+    int32_t status;     /* responder's status (rc == RPC_OK) */
+    base_buf payload;   /* owned: copy of the response payload */
+    bool nomem;
+} router__call;
+
+static void router__call_unref(router__call *c) {
+    pthread_mutex_lock(&c->mu);
+    bool last = --c->refs == 0;
+    pthread_mutex_unlock(&c->mu);
+    if (!last) return;
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    base_buf_free(&c->payload);
+    base_free(c);
+}
+
+/* On the transport's loop thread: copy and signal, nothing else. */
+static void router__on_response(void *ctx, int rc, const rpc_message *response) {
+    router__call *c = ctx;
+    pthread_mutex_lock(&c->mu);
+    c->rc = rc;
+    if (rc == RPC_OK && response != NULL) {
+        c->status = response->status;
+        if (response->payload_len > 0 &&
+            base_buf_append(&c->payload, response->payload, response->payload_len) != 0)
+            c->nomem = true;
+    }
+    c->done = true;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    router__call_unref(c);
+}
+
+typedef struct router__result {
+    int transport_rc; /* RPC_OK: status and payload are the server's answer */
+    bool sent;        /* the request may have reached a server */
+    int32_t status;
+    base_buf payload; /* owned by the caller of router__attempt */
+} router__result;
+
+static int router__call_new(router__call **out) {
+    router__call *c = base_calloc(1, sizeof(*c)); /* owner: shared, router__call_unref */
+    if (c == NULL) return RANGE_ERR_NOMEM;
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0) goto fail_free;
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    int crc = pthread_cond_init(&c->cv, &attr);
+    pthread_condattr_destroy(&attr);
+    if (crc != 0) goto fail_free;
+    if (pthread_mutex_init(&c->mu, NULL) != 0) goto fail_cond;
+    c->refs = 2;
+    *out = c;
+    return RANGE_OK;
+fail_cond:
+    pthread_cond_destroy(&c->cv);
+fail_free:
+    base_free(c);
+    return RANGE_ERR_NOMEM;
+}
+
+/* Send req (encoded) to node `to` and wait for the answer. Returns RANGE_OK
+** with *res filled, or RANGE_ERR_NOMEM (nothing sent). */
+static int router__attempt(range_router *r, uint64_t to, const base_buf *req, int64_t timeout_ms,
+                           router__result *res) {
+    res->transport_rc = RPC_OK;
+    res->sent = false;
+    res->status = 0;
+    base_buf_reset(&res->payload);
+    pthread_mutex_lock(&r->mu);
+    r->stats.attempts++;
+    if (to == r->config.local_node_id && r->config.local != NULL) r->stats.local_calls++;
+    pthread_mutex_unlock(&r->mu);
+    if (to == r->config.local_node_id && r->config.local != NULL) {
+        res->sent = true;
+        res->status = range_server_call(r->config.local, req->data, req->len, &res->payload);
+        return RANGE_OK;
+    }
+    router__call *c = NULL;
+    int rc = router__call_new(&c);
+    if (rc != RANGE_OK) return rc;
+    rc = rpc_request(r->config.transport, to, RANGE_RPC_METHOD_KV, req->data, req->len,
+                     timeout_ms, router__on_response, c);
+    if (rc != RPC_OK) {
+        /* the callback never runs: both references are ours */
+        c->refs = 1;
+        router__call_unref(c);
+        res->transport_rc = rc;
+        return RANGE_OK;
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    int64_t wait_ms = timeout_ms + ROUTER__CALL_GRACE_MS;
+    until.tv_sec += (time_t)(wait_ms / 1000);
+    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&c->mu);
+    while (!c->done) {
+        if (pthread_cond_timedwait(&c->cv, &c->mu, &until) == ETIMEDOUT) break;
+    }
+    if (c->done) {
+        res->transport_rc = c->nomem ? RPC_ERR_NOMEM : c->rc;
+        res->status = c->status;
+        /* swap buffers: the answer moves to res without a copy */
+        base_buf tmp = res->payload;
+        res->payload = c->payload;
+        c->payload = tmp;
+        /* queued-then-refused requests never left this node */
+        res->sent = !(c->rc == RPC_ERR_UNKNOWN_PEER || c->rc == RPC_ERR_QUEUE_FULL ||
+                      c->rc == RPC_ERR_NOMEM || c->rc == RPC_ERR_TOO_LARGE);
+    } else {
+        /* the transport broke its exactly-once promise: treat as a timeout */
+        BASE_WARN("range", "router: no callback %" PRId64 " ms past the rpc deadline (node %" PRIu64
+                  ")", (int64_t)ROUTER__CALL_GRACE_MS, to);
+        res->transport_rc = RPC_ERR_TIMEOUT;
+        res->sent = true;
+    }
+    pthread_mutex_unlock(&c->mu);
+    router__call_unref(c);
+    return RANGE_OK;
+}
+
+/* ---- the retry loop ------------------------------------------------------------ */
+
+/* Which range an operation goes to. */
+typedef struct router__route {
+    const uint8_t *key; /* the range holding key... */
+    size_t key_len;
+    bool before;        /* ...or holding the greatest key < key */
+    bool before_open;   /* (before: key = +infinity) */
+} router__route;
+
+/* Builds the request for descriptor d (range_id and op fields). Returns
+** RANGE_OK, or an error that ends the operation (RANGE_ERR_CROSS_RANGE). */
+typedef int (*router__build_fn)(void *ctx, range_router *r, const range_descriptor *d,
+                                range_kv_request *req);
+
+typedef struct router__op {
+    router__route route;
+    router__build_fn build;
+    void *build_ctx;
+    bool is_commit;
+    const char *what; /* "read", "scan", "commit" for messages */
+} router__op;
+
+static bool router__evaluated_commit_status(int32_t s) {
+    return s == RANGE_OK || s == RANGE_ERR_CONFLICT || s == RANGE_ERR_INVALID ||
+           s == RANGE_ERR_TOO_LARGE;
+}
+
+/* Run op until a definitive answer or the deadline. On return RANGE_OK the
+** decoded answer is in *resp (its bytes in *resp_bytes; release with
+** range_kv_response_free + base_buf_free) and its status is the return
+** value's: RANGE_OK, RANGE_NOT_FOUND, RANGE_ERR_CONFLICT... (any status the
+** server decided). Else an error: UNAVAILABLE, AMBIGUOUS, CROSS_RANGE,
+** NOMEM... with the thread's error detail set. *used: the descriptor of the
+** answering range (owner: caller, range_descriptor_free; zeroed on error). */
+static int router__execute(range_router *r, const router__op *op, range_kv_response *resp,
+                           base_buf *resp_bytes, range_descriptor *used) {
+    int rc = RANGE_ERR_UNAVAILABLE;
+    base_buf req_bytes = {0};
+    router__result res;
+    memset(&res, 0, sizeof(res));
+    memset(resp, 0, sizeof(*resp));
+    memset(used, 0, sizeof(*used));
+    bool have_resp = false;
+    bool unknown = false; /* a commit attempt's fate is unknown */
+    int redirects_in_row = 0;
+    int backoff_step = 0;
+    uint64_t last_range = 0;
+    char problem[128] = "no attempt";
+    int64_t start_ns = base_monotonic_ns();
+    int64_t deadline_ns = start_ns + r->config.deadline_ms * 1000000;
+
+    for (int attempt = 0; attempt < ROUTER__ATTEMPTS_MAX; attempt++) {
+        int64_t now = base_monotonic_ns();
+        /* a retry squeezed into the last moments would time out and make a
+        ** commit's fate unknown for nothing */
+        if (now >= deadline_ns ||
+            (attempt > 0 && deadline_ns - now < ROUTER__ATTEMPT_MIN_MS * 1000000))
+            break;
+        if (attempt > 0) router__count(r, &r->stats.retries);
+        if (have_resp) {
+            range_kv_response_free(resp);
+            memset(resp, 0, sizeof(*resp));
+            have_resp = false;
+        }
+        range_descriptor_free(used);
+
+        /* route */
+        pthread_mutex_lock(&r->mu);
+        router__entry *e = op->route.before
+                               ? router__find_before(r, op->route.key, op->route.key_len,
+                                                     op->route.before_open)
+                               : router__find(r, op->route.key, op->route.key_len);
+        uint64_t target = 0;
+        int crc = RANGE_OK;
+        if (e != NULL) {
+            target = router__target_locked(r, e);
+            crc = range_descriptor_copy(used, &e->desc);
+        }
+        pthread_mutex_unlock(&r->mu);
+        if (crc != RANGE_OK) {
+            rc = crc;
+            goto done;
+        }
+        if (e == NULL) {
+            char key[ROUTER__KEY_TEXT_MAX + 8];
+            router__key_text(op->route.key, op->route.key_len, key, sizeof(key));
+            snprintf(problem, sizeof(problem), "no range known for key %s%s",
+                     op->route.before_open ? "+inf" : key, op->route.before ? " (before)" : "");
+            break; /* waiting cannot help without meta lookups */
+        }
+        if (target == 0) {
+            snprintf(problem, sizeof(problem), "range %" PRIu64 " has no replicas",
+                     used->range_id);
+            break;
+        }
+        last_range = used->range_id;
+
+        /* build and send */
+        range_kv_request req;
+        memset(&req, 0, sizeof(req));
+        rc = op->build(op->build_ctx, r, used, &req);
+        if (rc != RANGE_OK) {
+            /* a commit that may have applied elsewhere stays ambiguous */
+            if (unknown && rc == RANGE_ERR_CROSS_RANGE) {
+                snprintf(problem, sizeof(problem), "range %" PRIu64 " changed shape after a "
+                         "commit attempt of unknown outcome", used->range_id);
+                break;
+            }
+            goto done; /* the builder set the detail */
+        }
+        base_buf_reset(&req_bytes);
+        rc = range_kv_request_encode(&req, &req_bytes);
+        if (rc != RANGE_OK) {
+            router__set_error(r, "cannot encode the %s request (%d)", op->what, rc);
+            goto done;
+        }
+        int64_t timeout_ms = r->config.rpc_timeout_ms;
+        int64_t left_ms = (deadline_ns - now) / 1000000;
+        if (left_ms < timeout_ms) timeout_ms = left_ms > 0 ? left_ms : 1;
+        rc = router__attempt(r, target, &req_bytes, timeout_ms, &res);
+        if (rc != RANGE_OK) goto done;
+
+        /* classify */
+        bool backoff = true;
+        if (res.transport_rc != RPC_OK) {
+            if (res.sent && op->is_commit) unknown = true;
+            snprintf(problem, sizeof(problem), "node %" PRIu64 ": %s", target,
+                     rpc_strerror(res.transport_rc));
+            router__count(r, &r->stats.failovers);
+            router__move_leaseholder(r, used->range_id, target, 0);
+            goto retry;
+        }
+        int32_t status = res.status;
+        if (res.payload.len > 0) {
+            int drc = range_kv_response_decode(res.payload.data, res.payload.len, resp);
+            if (drc != RANGE_OK) {
+                if (op->is_commit) unknown = true;
+                snprintf(problem, sizeof(problem), "node %" PRIu64 ": unreadable answer (%d)",
+                         target, drc);
+                router__count(r, &r->stats.failovers);
+                router__move_leaseholder(r, used->range_id, target, 0);
+                goto retry;
+            }
+            have_resp = true;
+            status = resp->status;
+        }
+        switch (status) {
+        case RANGE_ERR_NOT_LEADER: {
+            uint64_t hint = have_resp ? resp->leader_hint : 0;
+            snprintf(problem, sizeof(problem), "node %" PRIu64 ": not the leaseholder", target);
+            if (hint != 0 && hint != target) {
+                router__count(r, &r->stats.redirects);
+                router__move_leaseholder(r, used->range_id, target, hint);
+                if (redirects_in_row++ < ROUTER__REDIRECTS_FREE) backoff = false;
+            } else {
+                router__count(r, &r->stats.failovers);
+                router__move_leaseholder(r, used->range_id, target, 0);
+            }
+            goto retry;
+        }
+        case RANGE_ERR_KEY_MISMATCH:
+            snprintf(problem, sizeof(problem), "node %" PRIu64 ": range %" PRIu64
+                     " does not hold the keys", target, used->range_id);
+            if (have_resp && resp->has_descriptor) {
+                bool installed = false;
+                pthread_mutex_lock(&r->mu);
+                int irc = router__install_locked(r, &resp->descriptor, &installed);
+                if (installed) r->stats.descriptor_refreshes++;
+                pthread_mutex_unlock(&r->mu);
+                if (irc != RANGE_OK) {
+                    rc = irc;
+                    goto done;
+                }
+                /* a changed descriptor routes differently at once */
+                if (installed && resp->descriptor.generation != used->generation) backoff = false;
+            } else {
+                router__count(r, &r->stats.failovers);
+                router__move_leaseholder(r, used->range_id, target, 0);
+            }
+            goto retry;
+        case RANGE_ERR_AMBIGUOUS:
+        case RANGE_ERR_DROPPED:
+            /* the server gave up waiting; ask it (same node) again */
+            if (op->is_commit) unknown = true;
+            snprintf(problem, sizeof(problem), "node %" PRIu64 ": outcome unknown", target);
+            goto retry;
+        case RANGE_ERR_BUSY:
+        case RANGE_ERR_UNAVAILABLE:
+            snprintf(problem, sizeof(problem), "node %" PRIu64 ": %s", target,
+                     status == RANGE_ERR_BUSY ? "busy" : "unavailable");
+            router__count(r, &r->stats.failovers);
+            router__move_leaseholder(r, used->range_id, target, 0);
+            goto retry;
+        default:
+            break;
+        }
+        if (status <= -2000 && status > -3000) {
+            /* an rpc-layer status (e.g. RPC_ERR_NO_HANDLER): nobody evaluated it */
+            snprintf(problem, sizeof(problem), "node %" PRIu64 ": %s", target,
+                     rpc_strerror(status));
+            router__count(r, &r->stats.failovers);
+            router__move_leaseholder(r, used->range_id, target, 0);
+            goto retry;
+        }
+        if (op->is_commit && unknown && !router__evaluated_commit_status(status)) {
+            snprintf(problem, sizeof(problem), "node %" PRIu64 ": error %d after an attempt of "
+                     "unknown outcome", target, (int)status);
+            break;
+        }
+        /* a decided answer: this node serves the range */
+        router__move_leaseholder(r, used->range_id, target, target);
+        rc = status;
+        if (rc < 0 && rc != RANGE_ERR_CONFLICT)
+            router__set_error(r, "range %" PRIu64 " at node %" PRIu64 ": %s failed (%d)",
+                              used->range_id, target, op->what, (int)rc);
+        if (rc >= 0 || rc == RANGE_ERR_CONFLICT) {
+            /* keep the answer for the caller */
+            base_buf tmp = *resp_bytes;
+            *resp_bytes = res.payload;
+            res.payload = tmp;
+            base_buf_free(&req_bytes);
+            base_buf_free(&res.payload);
+            if (!have_resp) memset(resp, 0, sizeof(*resp));
+            resp->status = rc;
+            /* decoded fields point into the payload, which moved with its
+            ** data pointer unchanged */
+            return rc;
+        }
+        goto done;
+
+    retry:
+        if (backoff) {
+            redirects_in_row = 0;
+            int64_t delay = ROUTER__BACKOFF_MIN_MS << (backoff_step < 16 ? backoff_step : 16);
+            if (delay > ROUTER__BACKOFF_MAX_MS) delay = ROUTER__BACKOFF_MAX_MS;
+            else backoff_step++;
+            delay = delay / 2 + (int64_t)(router__random(r) % (uint64_t)(delay / 2 + 1));
+            int64_t left = (deadline_ns - base_monotonic_ns()) / 1000000;
+            router__sleep_ms(delay < left ? delay : left);
+        }
+    }
+    /* deadline or attempts exhausted, or a break above */
+    {
+        int64_t waited_ms = (base_monotonic_ns() - start_ns) / 1000000;
+        if (op->is_commit && unknown) {
+            rc = RANGE_ERR_AMBIGUOUS;
+            router__count(r, &r->stats.ambiguous);
+            router__set_error(r, "range %" PRIu64 ": no replica confirmed the commit's outcome "
+                              "within %" PRId64 " ms; last: %s", last_range, waited_ms, problem);
+        } else {
+            rc = RANGE_ERR_UNAVAILABLE;
+            router__count(r, &r->stats.unavailable);
+            if (last_range != 0)
+                router__set_error(r, "range %" PRIu64 " is unavailable: no leaseholder answered "
+                                  "the %s within %" PRId64 " ms (last: %s)", last_range, op->what,
+                                  waited_ms, problem);
+            else
+                router__set_error(r, "%s", problem);
+        }
+    }
+done:
+    if (have_resp) range_kv_response_free(resp);
+    memset(resp, 0, sizeof(*resp));
+    range_descriptor_free(used);
+    base_buf_free(&req_bytes);
+    base_buf_free(&res.payload);
+    return rc;
+}
+
+/* ---- get ---------------------------------------------------------------------- */
+
+typedef struct router__get_ctx {
+    const uint8_t *key;
+    size_t key_len;
+    hlc_timestamp read_ts;
+} router__get_ctx;
+
+static int router__build_get(void *ctx, range_router *r, const range_descriptor *d,
+                             range_kv_request *req) {
+    (void)r;
+    const router__get_ctx *g = ctx;
+    req->op = RANGE_KV_GET;
+    req->range_id = d->range_id;
+    req->read_ts = g->read_ts;
+    req->key = g->key;
+    req->key_len = g->key_len;
+    return RANGE_OK;
+}
+
+static int router__get(range_kv *kv, const uint8_t *key, size_t key_len, hlc_timestamp read_ts,
+                       base_buf *out) {
+    range_router *r = (range_router *)kv;
+    router__clear_error();
+    if (key == NULL || key_len == 0 || key_len > STORAGE_KEY_SIZE_MAX) return RANGE_ERR_INVALID;
+    router__get_ctx g = {key, key_len, read_ts};
+    router__op op = {.route = {key, key_len, false, false}, .build = router__build_get,
+                     .build_ctx = &g, .is_commit = false, .what = "read"};
+    range_kv_response resp;
+    base_buf bytes = {0};
+    range_descriptor used;
+    int rc = router__execute(r, &op, &resp, &bytes, &used);
+    if (rc == RANGE_OK) {
+        base_buf_reset(out);
+        if (resp.value_len > 0 && base_buf_append(out, resp.value, resp.value_len) != 0)
+            rc = RANGE_ERR_NOMEM;
+    } else if (rc == RANGE_ERR_CONFLICT) {
+        router__set_error(r, "range %" PRIu64 ": conflict answer to a read", used.range_id);
+        rc = RANGE_ERR_CORRUPT;
+    }
+    /* zeroed by router__execute on its errors, so freeing is always right */
+    range_kv_response_free(&resp);
+    range_descriptor_free(&used);
+    base_buf_free(&bytes);
+    return rc;
+}
+
+/* ---- scans -------------------------------------------------------------------- */
+
+typedef struct router__iter {
+    range_router *r;
+    hlc_timestamp read_ts;
+    bool reverse;
+    base_buf lo;        /* what is left to scan: [lo, hi); lo empty = from the start */
+    base_buf hi;
+    bool hi_open;       /* hi = +infinity */
+    bool done;
+    uint32_t page_bytes;
+    /* the current page */
+    bool has_page;
+    base_buf page;            /* its bytes; rows point into them */
+    range_kv_response resp;   /* decoded */
+    size_t next_row;
+    range_descriptor range;   /* the range that answered it (owned) */
+    base_buf req_start, req_end; /* the span asked of that range */
+    bool req_end_open;
+} router__iter;
+
+/* [lo, hi) clipped to d, into req_start/req_end. */
+static int router__build_scan(void *ctx, range_router *r, const range_descriptor *d,
+                              range_kv_request *req) {
+    (void)r;
+    router__iter *it = ctx;
+    const uint8_t *s = it->lo.data;
+    size_t slen = it->lo.len;
+    if (router__key_cmp(d->start_key, d->start_len, s, slen) > 0) {
+        s = d->start_key;
+        slen = d->start_len;
+    }
+    const uint8_t *e = it->hi.data;
+    size_t elen = it->hi.len;
+    bool open = it->hi_open;
+    if (d->end_len > 0 && (open || router__key_cmp(d->end_key, d->end_len, e, elen) < 0)) {
+        e = d->end_key;
+        elen = d->end_len;
+        open = false;
+    }
+    base_buf_reset(&it->req_start);
+    base_buf_reset(&it->req_end);
+    if (base_buf_append(&it->req_start, slen ? s : (const uint8_t *)"", slen) != 0 ||
+        base_buf_append(&it->req_end, elen ? e : (const uint8_t *)"", open ? 0 : elen) != 0)
+        return RANGE_ERR_NOMEM;
+    it->req_end_open = open;
+    req->op = RANGE_KV_SCAN;
+    req->range_id = d->range_id;
+    req->read_ts = it->read_ts;
+    req->start = it->req_start.len ? it->req_start.data : NULL;
+    req->start_len = it->req_start.len;
+    req->end = open ? NULL : it->req_end.data;
+    req->end_len = open ? 0 : it->req_end.len;
+    req->reverse = it->reverse;
+    req->max_rows = RANGE_KV_SCAN_ROWS_MAX;
+    req->max_bytes = it->page_bytes;
+    return RANGE_OK;
+}
+
+static void router__iter_drop_page(router__iter *it) {
+    if (!it->has_page) return;
+    range_kv_response_free(&it->resp);
+    memset(&it->resp, 0, sizeof(it->resp));
+    range_descriptor_free(&it->range);
+    base_buf_free(&it->page);
+    it->has_page = false;
+    it->next_row = 0;
+}
+
+/* Rows inside the asked span, strictly ordered in the scan direction, and
+** progress when "more" is set: else a bad peer could loop us forever. */
+static bool router__page_ok(const router__iter *it) {
+    const range_kv_response *p = &it->resp;
+    if (p->more && p->n_rows == 0) return false;
+    for (size_t i = 0; i < p->n_rows; i++) {
+        const range_kv_row *row = &p->rows[i];
+        if (router__key_cmp(row->key, row->key_len, it->req_start.data, it->req_start.len) < 0)
+            return false;
+        if (!it->req_end_open &&
+            router__key_cmp(row->key, row->key_len, it->req_end.data, it->req_end.len) >= 0)
+            return false;
+        if (i > 0) {
+            int c = router__key_cmp(p->rows[i - 1].key, p->rows[i - 1].key_len, row->key,
+                                    row->key_len);
+            if (it->reverse ? c <= 0 : c >= 0) return false;
+        }
+    }
+    return true;
+}
+
+/* Move [lo, hi) past the page just consumed; sets done at the end. */
+static int router__iter_advance(router__iter *it) {
+    const range_kv_response *p = &it->resp;
+    const range_kv_row *last = p->n_rows ? &p->rows[p->n_rows - 1] : NULL;
+    if (!it->reverse) {
+        base_buf_reset(&it->lo);
+        if (p->more) {
+            /* the smallest key after the last row: last + 0x00 */
+            if (base_buf_append(&it->lo, last->key, last->key_len) != 0 ||
+                base_buf_append_byte(&it->lo, 0) != 0)
+                return RANGE_ERR_NOMEM;
+        } else if (it->range.end_len == 0) {
+            it->done = true;
+            return RANGE_OK;
+        } else if (base_buf_append(&it->lo, it->range.end_key, it->range.end_len) != 0) {
+            return RANGE_ERR_NOMEM;
+        }
+    } else {
+        base_buf_reset(&it->hi);
+        it->hi_open = false;
+        if (p->more) {
+            if (base_buf_append(&it->hi, last->key, last->key_len) != 0) return RANGE_ERR_NOMEM;
+        } else if (it->range.start_len == 0) {
+            it->done = true;
+            return RANGE_OK;
+        } else if (base_buf_append(&it->hi, it->range.start_key, it->range.start_len) != 0) {
+            return RANGE_ERR_NOMEM;
+        }
+    }
+    if (!it->hi_open && router__key_cmp(it->lo.data, it->lo.len, it->hi.data, it->hi.len) >= 0)
+        it->done = true;
+    return RANGE_OK;
+}
+
+static int router__iter_fetch(router__iter *it) {
+    range_router *r = it->r;
+    router__op op;
+    memset(&op, 0, sizeof(op));
+    if (!it->reverse) {
+        op.route = (router__route){it->lo.data, it->lo.len, false, false};
+    } else {
+        op.route = (router__route){it->hi.data, it->hi.len, true, it->hi_open};
+    }
+    op.build = router__build_scan;
+    op.build_ctx = it;
+    op.what = "scan";
+    int rc = router__execute(r, &op, &it->resp, &it->page, &it->range);
+    if (rc < 0 && rc != RANGE_ERR_CONFLICT) return rc;
+    it->has_page = true;
+    it->next_row = 0;
+    router__count(r, &r->stats.scan_pages);
+    if (rc != RANGE_OK || !router__page_ok(it)) {
+        router__set_error(r, "range %" PRIu64 ": malformed scan page (status %d)",
+                          it->range.range_id, rc);
+        router__iter_drop_page(it);
+        return RANGE_ERR_CORRUPT;
+    }
+    if (it->page_bytes < RANGE_KV_SCAN_BYTES_DEFAULT) {
+        /* short first pages keep LIMIT-style scans cheap; long scans grow */
+        it->page_bytes = it->page_bytes * 2 > RANGE_KV_SCAN_BYTES_DEFAULT
+                             ? RANGE_KV_SCAN_BYTES_DEFAULT
+                             : it->page_bytes * 2;
+    }
+    return RANGE_OK;
+}
+
+static int router__iter_open(range_kv *kv, const uint8_t *start, size_t start_len,
+                             const uint8_t *end, size_t end_len, hlc_timestamp read_ts,
+                             bool reverse, range_kv_iter **out) {
+    range_router *r = (range_router *)kv;
+    router__clear_error();
+    *out = NULL;
+    if ((start == NULL && start_len > 0) || (end == NULL && end_len > 0) ||
+        start_len > STORAGE_KEY_SIZE_MAX || end_len > STORAGE_KEY_SIZE_MAX)
+        return RANGE_ERR_INVALID;
+    router__iter *it = base_calloc(1, sizeof(*it)); /* owner: caller, iter_close */
+    if (it == NULL) return RANGE_ERR_NOMEM;
+    it->r = r;
+    it->read_ts = read_ts;
+    it->reverse = reverse;
+    it->hi_open = end_len == 0;
+    it->page_bytes = ROUTER__SCAN_FIRST_PAGE_BYTES;
+    if (base_buf_append(&it->lo, start_len ? start : (const uint8_t *)"", start_len) != 0 ||
+        base_buf_append(&it->hi, end_len ? end : (const uint8_t *)"", end_len) != 0) {
+        base_buf_free(&it->lo);
+        base_buf_free(&it->hi);
+        base_free(it);
+        return RANGE_ERR_NOMEM;
+    }
+    if (!it->hi_open && router__key_cmp(it->lo.data, it->lo.len, it->hi.data, it->hi.len) >= 0)
+        it->done = true; /* empty span */
+    *out = (range_kv_iter *)it;
+    return RANGE_OK;
+}
+
+static int router__iter_next(range_kv_iter *kit, const uint8_t **key, size_t *key_len,
+                             const uint8_t **value, size_t *value_len) {
+    router__iter *it = (router__iter *)kit;
+    router__clear_error();
+    /* every pass either returns a row, ends, or fetches a page that moves
+    ** [lo, hi) strictly (router__page_ok); the bound only guards bugs */
+    for (uint64_t pass = 0; pass < UINT32_MAX; pass++) {
+        if (it->has_page && it->next_row < it->resp.n_rows) {
+            const range_kv_row *row = &it->resp.rows[it->next_row++];
+            *key = row->key;
+            *key_len = row->key_len;
+            *value = row->value ? row->value : (const uint8_t *)"";
+            *value_len = row->value_len;
+            return 1;
+        }
+        if (it->has_page) {
+            int rc = router__iter_advance(it);
+            router__iter_drop_page(it);
+            if (rc != RANGE_OK) return rc;
+        }
+        if (it->done) return 0;
+        int rc = router__iter_fetch(it);
+        if (rc != RANGE_OK) return rc;
+    }
+    return RANGE_ERR_CORRUPT;
+}
+
+static void router__iter_close(range_kv_iter *kit) {
+    router__iter *it = (router__iter *)kit;
+    if (it == NULL) return;
+    router__iter_drop_page(it);
+    base_buf_free(&it->lo);
+    base_buf_free(&it->hi);
+    base_buf_free(&it->req_start);
+    base_buf_free(&it->req_end);
+    base_free(it);
+}
+
+/* ---- commit ------------------------------------------------------------------- */
+
+typedef struct router__commit_ctx {
+    const range_commit_request *req;
+    uint64_t nonce;
+} router__commit_ctx;
+
+/* Is the span inside d? If not, *outside is a key of the span outside d. */
+static bool router__span_in(const range_descriptor *d, const range_span *sp,
+                            const uint8_t **outside, size_t *outside_len) {
+    if (sp->point || router__key_cmp(sp->start, sp->start_len, d->start_key, d->start_len) < 0) {
+        if (range_descriptor_contains(d, sp->start, sp->start_len)) return true;
+        *outside = sp->start;
+        *outside_len = sp->start_len;
+        return false;
+    }
+    if (d->end_len == 0) return true;
+    if (sp->end_len > 0 && router__key_cmp(sp->end, sp->end_len, d->end_key, d->end_len) <= 0)
+        return true;
+    *outside = d->end_key; /* the first key past d, and inside the span */
+    *outside_len = d->end_len;
+    return false;
+}
+
+static int router__cross_range(range_router *r, const range_descriptor *d, const uint8_t *key,
+                               size_t key_len) {
+    pthread_mutex_lock(&r->mu);
+    router__entry *e = router__find(r, key, key_len);
+    uint64_t other = e ? e->desc.range_id : 0;
+    r->stats.cross_range++;
+    pthread_mutex_unlock(&r->mu);
+    if (other != 0 && other != d->range_id) {
+        router__set_error(r, "keys in range %" PRIu64 " and range %" PRIu64, d->range_id, other);
+    } else {
+        char text[ROUTER__KEY_TEXT_MAX + 8];
+        router__key_text(key, key_len, text, sizeof(text));
+        router__set_error(r, "keys in range %" PRIu64 " and beyond it, at key %s", d->range_id,
+                          text);
+    }
+    return RANGE_ERR_CROSS_RANGE;
+}
+
+static int router__build_commit(void *ctx, range_router *r, const range_descriptor *d,
+                                range_kv_request *out) {
+    const router__commit_ctx *c = ctx;
+    const range_commit_request *req = c->req;
+    for (size_t i = 0; i < req->write_count; i++) {
+        const range_write *w = &req->writes[i];
+        if (!range_descriptor_contains(d, w->key, w->key_len))
+            return router__cross_range(r, d, w->key, w->key_len);
+    }
+    const uint8_t *outside = NULL;
+    size_t outside_len = 0;
+    for (size_t i = 0; i < req->delete_span_count; i++)
+        if (!router__span_in(d, &req->delete_spans[i], &outside, &outside_len))
+            return router__cross_range(r, d, outside, outside_len);
+    for (size_t i = 0; i < req->read_span_count; i++)
+        if (!router__span_in(d, &req->read_spans[i], &outside, &outside_len))
+            return router__cross_range(r, d, outside, outside_len);
+    out->op = RANGE_KV_COMMIT;
+    out->range_id = d->range_id;
+    out->read_ts = req->read_ts;
+    out->txn_id = req->txn_id;
+    out->nonce = c->nonce;
+    out->writes = req->writes;
+    out->write_count = req->write_count;
+    out->delete_spans = req->delete_spans;
+    out->delete_span_count = req->delete_span_count;
+    out->read_spans = req->read_spans;
+    out->read_span_count = req->read_span_count;
+    return RANGE_OK;
+}
+
+static int router__commit(range_kv *kv, const range_commit_request *req, hlc_timestamp *commit_ts,
+                          range_conflict *conflict) {
+    range_router *r = (range_router *)kv;
+    router__clear_error();
+    if (req == NULL || (req->write_count > 0 && req->writes == NULL) ||
+        (req->delete_span_count > 0 && req->delete_spans == NULL) ||
+        (req->read_span_count > 0 && req->read_spans == NULL))
+        return RANGE_ERR_INVALID;
+    if (req->write_count == 0 && req->delete_span_count == 0) {
+        /* nothing to write: the snapshot at read_ts is the commit (range_commit) */
+        *commit_ts = req->read_ts;
+        return RANGE_OK;
+    }
+    router__commit_ctx c = {req, 0};
+    while (c.nonce == 0) c.nonce = router__random(r); /* the same on every retry */
+    router__op op;
+    memset(&op, 0, sizeof(op));
+    if (req->write_count > 0)
+        op.route = (router__route){req->writes[0].key, req->writes[0].key_len, false, false};
+    else
+        op.route = (router__route){req->delete_spans[0].start, req->delete_spans[0].start_len,
+                                   false, false};
+    op.build = router__build_commit;
+    op.build_ctx = &c;
+    op.is_commit = true;
+    op.what = "commit";
+    range_kv_response resp;
+    base_buf bytes = {0};
+    range_descriptor used;
+    int rc = router__execute(r, &op, &resp, &bytes, &used);
+    if (rc == RANGE_OK) {
+        *commit_ts = resp.commit_ts;
+        /* later reads through this node's clock start above our commit */
+        (void)hlc_update(r->config.clock, resp.commit_ts);
+        router__count(r, &r->stats.commits);
+    } else if (rc == RANGE_ERR_CONFLICT) {
+        router__count(r, &r->stats.conflicts);
+        if (conflict != NULL) {
+            conflict->kind = (range_conflict_kind)resp.conflict_kind;
+            conflict->conflict_ts = resp.conflict_ts;
+            conflict->pending = resp.conflict_pending;
+            base_buf_reset(&conflict->key);
+            if (resp.conflict_key_len > 0 &&
+                base_buf_append(&conflict->key, resp.conflict_key, resp.conflict_key_len) != 0)
+                rc = RANGE_ERR_NOMEM;
+        }
+    }
+    /* zeroed by router__execute on its errors, so freeing is always right */
+    range_kv_response_free(&resp);
+    range_descriptor_free(&used);
+    base_buf_free(&bytes);
+    return rc;
+}
+
+/* ---- the rest of the range_kv ------------------------------------------------ */
+
+static int router__wait_visible(range_kv *kv, hlc_timestamp read_ts) {
+    /* the leaseholder waits for pending commits below each read's timestamp */
+    (void)kv;
+    (void)read_ts;
+    router__clear_error();
+    return RANGE_OK;
+}
+
+static void router__stats(range_kv *kv, range_stats *out) {
+    range_router *r = (range_router *)kv;
+    pthread_mutex_lock(&r->mu);
+    memset(out, 0, sizeof(*out));
+    out->commits = r->stats.commits;
+    out->conflicts = r->stats.conflicts;
+    pthread_mutex_unlock(&r->mu);
+}
+
+static bool router__last_error(range_kv *kv, char *buf, size_t buf_size) {
+    if (router__error.router != (const range_router *)kv || router__error.text[0] == '\0' ||
+        buf_size == 0)
+        return false;
+    base_strlcpy(buf, router__error.text, buf_size);
+    return true;
+}
+
+static const range_kv_ops router__ops = {
+    .wait_visible = router__wait_visible,
+    .get = router__get,
+    .iter_open = router__iter_open,
+    .iter_next = router__iter_next,
+    .iter_close = router__iter_close,
+    .commit = router__commit,
+    .stats = router__stats,
+    .last_error = router__last_error,
+};
+
+/* ---- public ------------------------------------------------------------------- */
+
+int range_router_new(const range_router_config *config, range_router **out) {
+    if (config == NULL || out == NULL || config->transport == NULL || config->clock == NULL ||
+        config->deadline_ms < 0 || config->rpc_timeout_ms < 0)
+        return RANGE_ERR_INVALID;
+    *out = NULL;
+    range_router *r = base_calloc(1, sizeof(*r)); /* owner: caller, range_router_free */
+    if (r == NULL) return RANGE_ERR_NOMEM;
+    r->kv.ops = &router__ops;
+    r->config = *config;
+    if (r->config.deadline_ms == 0) r->config.deadline_ms = ROUTER__DEADLINE_MS_DEFAULT;
+    if (r->config.rpc_timeout_ms == 0) r->config.rpc_timeout_ms = ROUTER__RPC_TIMEOUT_MS_DEFAULT;
+    r->prng = config->random_seed;
+    if (r->prng == 0 && getrandom(&r->prng, sizeof(r->prng), 0) != (ssize_t)sizeof(r->prng))
+        r->prng = (uint64_t)base_monotonic_ns() ^ (uint64_t)(uintptr_t)r;
+    if (pthread_mutex_init(&r->mu, NULL) != 0) {
+        base_free(r);
+        return RANGE_ERR_NOMEM;
+    }
+    *out = r;
+    return RANGE_OK;
+}
+
+void range_router_free(range_router *r) {
+    if (r == NULL) return;
+    for (size_t i = 0; i < r->n_entries; i++) range_descriptor_free(&r->entries[i].desc);
+    base_free(r->entries);
+    pthread_mutex_destroy(&r->mu);
+    base_free(r);
+}
+
+range_kv *range_router_kv(range_router *r) { return &r->kv; }
+
+int range_router_update_descriptor(range_router *r, const range_descriptor *d) {
+    if (d == NULL || d->range_id == 0 || d->n_replicas > RANGE_REPLICAS_MAX ||
+        (d->end_len > 0 &&
+         router__key_cmp(d->start_key, d->start_len, d->end_key, d->end_len) >= 0))
+        return RANGE_ERR_INVALID;
+    bool installed = false;
+    pthread_mutex_lock(&r->mu);
+    int rc = router__install_locked(r, d, &installed);
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+int range_router_snapshot(range_router *r, range_descriptor **descs, uint64_t **leaseholders,
+                          size_t *n) {
+    *descs = NULL;
+    *leaseholders = NULL;
+    *n = 0;
+    int rc = RANGE_OK;
+    pthread_mutex_lock(&r->mu);
+    size_t count = r->n_entries;
+    range_descriptor *d = base_calloc(count ? count : 1, sizeof(*d)); /* owner: caller */
+    uint64_t *l = base_calloc(count ? count : 1, sizeof(*l));         /* owner: caller */
+    if (d == NULL || l == NULL) {
+        rc = RANGE_ERR_NOMEM;
+        goto unlock;
+    }
+    for (size_t i = 0; i < count; i++) {
+        rc = range_descriptor_copy(&d[i], &r->entries[i].desc);
+        if (rc != RANGE_OK) {
+            for (size_t j = 0; j < i; j++) range_descriptor_free(&d[j]);
+            goto unlock;
+        }
+        l[i] = r->entries[i].leaseholder;
+    }
+unlock:
+    pthread_mutex_unlock(&r->mu);
+    if (rc != RANGE_OK) {
+        base_free(d);
+        base_free(l);
+        return rc;
+    }
+    *descs = d;
+    *leaseholders = l;
+    *n = count;
+    return RANGE_OK;
+}
+
+void range_router_get_stats(range_router *r, range_router_stats *out) {
+    pthread_mutex_lock(&r->mu);
+    *out = r->stats;
+    pthread_mutex_unlock(&r->mu);
+}

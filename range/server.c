@@ -1,0 +1,1273 @@
+/*
+** range/server.c: the range_server, which evaluates KV requests (kv_int.h)
+** at the leaseholder of a range, on this node's Raft replica of it
+** (range/range.h, "range_server"; docs/range.md, "Leaseholder evaluation").
+**
+** Requests come from the transport's handler (range_server_handle_rpc: a
+** bounded queue, SERVER_QUEUE_MAX, served by config.workers threads) or
+** from range_server_call on the caller's thread. Evaluation blocks (Raft
+** barriers, proposals), which is why it never runs on a transport thread.
+**
+** Per range the server keeps a server_range: the term it last saw this
+** replica lead in, the low-water mark set when that term was first seen,
+** and the PENDING commits: proposed, not yet resolved, each with its write
+** set (keys only) and commit timestamp.
+**
+** Critical invariants:
+**   - BARRIER FIRST. Every read and commit starts with a barrier
+**     (range_replica_read, lease or ReadIndex) completed in one term T in
+**     which this replica leads (the term is read before and after it). The
+**     local store then holds every acknowledged write, and every entry of a
+**     term < T that will ever apply has applied (replica.c, "SETTLED BY A
+**     LATER TERM"), so the idempotence records are definitive for them.
+**   - LOW WATER. The first time a barrier shows this replica leading in a
+**     term newer than the last one seen, low_water = hlc_now + max_offset
+**     (under s->mu), before any commit of that term is evaluated. Every
+**     commit timestamp is > low_water, > the request's read_ts and >= the
+**     HLC. The HLC is NOT pushed to it (its frames would then run up to
+**     max_offset ahead of every peer: REMOTE_AHEAD on each failover);
+**     instead COMMIT WAIT: a commit is answered only once the physical
+**     clock is past its timestamp (bounded by SERVER_COMMIT_WAIT_MAX_
+**     OFFSETS max_offsets), so a client starting after the answer with a
+**     clock like ours reads above it (real-time order; across clocks that
+**     differ by epsilon this is issue 5's commit wait).
+**   - READS NEVER MISS A COMMIT AT OR BELOW THEIR TIMESTAMP. A read does
+**     hlc_update(read_ts), then (under s->mu) waits until no pending commit
+**     has ts <= read_ts. A commit's timestamp is taken from the HLC and the
+**     commit registered as pending in ONE s->mu critical section, so a commit
+**     not yet registered when the read looks takes its timestamp after the
+**     read's hlc_update: above read_ts.
+**   - A PENDING RECORD LEAVES ONLY WHEN ITS PROPOSAL RESOLVES (callback OK:
+**     applied; DROPPED: can never apply from this proposal). Proposals have
+**     no deadline (replica__propose), so a record never leaves while its
+**     entry may still apply; a worker that stops waiting (timeout) answers
+**     RANGE_ERR_AMBIGUOUS and leaves the record to the callback.
+**   - COMMIT EVALUATION IS SERIAL PER RANGE (server_range.eval_mu) from the
+**     pending-by-key and idempotence checks through validation to the
+**     registration of the record and the proposal; the wait for apply is
+**     outside it, so commits pipeline. Validation checks the pending
+**     records before storage: a record can only leave the pending set by
+**     reaching storage, and none can join while eval_mu is held.
+**   - A RETRY IS NEVER APPLIED TWICE AND ALWAYS ANSWERS THE APPLIED
+**     TIMESTAMP: (txn_id, nonce) pending -> wait for that proposal; applied
+**     (record) -> the stored commit timestamp; DROPPED -> a fresh barrier
+**     then the record decides. Apply itself is idempotent too (replica.c).
+**   - Lock order: eval_mu -> node mutex -> s->mu. Node callbacks (barrier,
+**     proposal) run under the node mutex and take only s->mu; nothing calls
+**     into the node while holding s->mu.
+** Limits: SERVER_QUEUE_MAX queued requests, SERVER_WORKERS_MAX threads,
+** SERVER_COMMIT_ATTEMPTS_MAX evaluations per commit, SERVER_BARRIER_
+** ATTEMPTS_MAX barriers per request, RANGE_NODE_REPLICAS_MAX ranges,
+** pending records bounded by the replica's RANGE_PROPOSALS_PENDING_MAX,
+** scan pages by RANGE_KV_SCAN_ROWS_MAX rows and SERVER_SCAN_BYTES_MAX.
+*/
+#include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#include "range/eval_int.h"
+#include "range/kv_int.h"
+#include "range/replica_int.h"
+
+#define SERVER_QUEUE_MAX 4096           /* rpc requests waiting for a worker */
+#define SERVER_WORKERS_MAX 256
+#define SERVER_DEFAULT_WORKERS 32
+#define SERVER_DEFAULT_WAIT_MS 5000
+#define SERVER_COMMIT_ATTEMPTS_MAX 8    /* evaluations of one commit (DROPPED, new term) */
+#define SERVER_BARRIER_ATTEMPTS_MAX 4   /* barriers whose term moved under them */
+#define SERVER_SCAN_BYTES_MAX (RPC_FRAME_PAYLOAD_MAX / 2) /* a page fits a frame */
+#define SERVER_TOMBSTONE_SKIP_MAX 1000000 /* guard: AT_TS iteration skips them itself */
+#define SERVER_COMMIT_WAIT_MAX_OFFSETS 2 /* commit wait bound, in max_offsets */
+#define SERVER_COUNTERS 5
+
+typedef struct server_job {
+    rpc_transport *t; /* borrowed: the owner keeps it alive while the server runs */
+    rpc_node_id from;
+    uint64_t request_id;
+    size_t len;
+    uint8_t payload[]; /* the request bytes (copied) */
+} server_job;
+
+struct server_range;
+
+/* A proposed commit not yet resolved. Owner: the server; freed by whoever
+** sees it both resolved (done) and unreferenced (refs 0): the proposal
+** callback or the last waiting worker; at shutdown, range_server_free. */
+typedef struct server_pending {
+    range_server *server;
+    struct server_range *range;
+    uint64_t txn_id, nonce;
+    hlc_timestamp ts;
+    range_write *writes;       /* owned; keys only (point into key_bytes), sorted */
+    size_t write_count;
+    range_span *delete_spans;  /* owned; bytes in key_bytes */
+    size_t delete_span_count;
+    uint8_t *key_bytes;        /* owned */
+    base_buf gen_keys;         /* owned: tombstones generated from delete spans */
+    size_t *gen_offsets;       /* owned */
+    size_t gen_count;
+    bool done; /* resolved: rc set, unlinked */
+    int rc;
+    int refs;  /* workers waiting on it (incl. the one that proposed it) */
+    struct server_pending *prev, *next;
+} server_pending;
+
+typedef struct server_range {
+    uint64_t range_id;
+    range_replica *replica; /* borrowed from the node (lives until range_node_free) */
+    pthread_mutex_t eval_mu; /* serializes commit evaluation (see invariants) */
+    /* under s->mu: */
+    uint64_t lead_term;      /* newest term this replica was seen leading in */
+    hlc_timestamp low_water; /* no commit at or below it (set with lead_term) */
+    server_pending *pending; /* list of unresolved proposals */
+} server_range;
+
+struct range_server {
+    range_server_config config;
+    pthread_mutex_t mu;
+    pthread_cond_t work;    /* queue non-empty or stopping */
+    pthread_cond_t changed; /* a barrier or proposal resolved, a counter moved, stopping */
+    bool stopping;
+    server_job **queue;     /* ring of SERVER_QUEUE_MAX */
+    size_t queue_head, queue_len;
+    pthread_t *threads;
+    int n_threads;
+    server_range **ranges;  /* owned */
+    size_t n_ranges;
+    uint64_t counters[SERVER_COUNTERS];
+};
+
+/* A read barrier in flight; lives in the evaluating thread's frame, which
+** cancels it (replica__cancel_read) before leaving if it has not completed. */
+typedef struct server_barrier {
+    range_server *s;
+    bool done;
+    int rc;
+} server_barrier;
+
+/* Memory of one evaluation that the response points into. Owner: the
+** evaluating function. */
+typedef struct server_eval {
+    range_kv_request req;
+    range_kv_response resp;
+    range_descriptor desc; /* the replica's, when loaded */
+    bool have_desc;
+    base_buf value;        /* GET */
+    base_buf row_bytes;    /* SCAN */
+    range_kv_row *rows;
+    range_conflict conflict;
+} server_eval;
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static struct timespec deadline_after_ns(int64_t ns)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ns / 1000000000LL);
+    ts.tv_nsec += (long)(ns % 1000000000LL);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec += 1;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+static struct timespec deadline_after_ms(int64_t ms)
+{
+    return deadline_after_ns(ms * 1000000LL);
+}
+
+static bool ts_valid(hlc_timestamp ts)
+{
+    return ts.wall_ns >= 0 && ts.logical >= 0 && ts.wall_ns < HLC_WALL_LIMIT_NS;
+}
+
+/* Is span sp inside d? Open ends (length 0) only where d's end is open. */
+static bool span_within(const range_descriptor *d, const range_span *sp)
+{
+    if (sp->point)
+        return range_descriptor_contains(d, sp->start, sp->start_len);
+    if (sp->start_len == 0) {
+        if (d->start_len != 0)
+            return false;
+    } else if (!range_descriptor_contains(d, sp->start, sp->start_len)) {
+        return false;
+    }
+    if (sp->end_len == 0)
+        return d->end_len == 0;
+    return d->end_len == 0 || range__key_cmp(sp->end, sp->end_len, d->end_key, d->end_len) <= 0;
+}
+
+static void counter_add(range_server *s, range__server_counter which, int64_t delta)
+{
+    s->counters[which] += (uint64_t)delta; /* under s->mu */
+    pthread_cond_broadcast(&s->changed);
+}
+
+/* ---- pending records -------------------------------------------------------- */
+
+static void pending_free(server_pending *p)
+{
+    if (p == NULL)
+        return;
+    base_free(p->writes);
+    base_free(p->delete_spans);
+    base_free(p->key_bytes);
+    base_buf_free(&p->gen_keys);
+    base_free(p->gen_offsets);
+    base_free(p);
+}
+
+static void pending_unlink(server_range *sr, server_pending *p)
+{
+    if (p->prev != NULL)
+        p->prev->next = p->next;
+    else
+        sr->pending = p->next;
+    if (p->next != NULL)
+        p->next->prev = p->prev;
+    p->prev = p->next = NULL;
+}
+
+/* Copy the keys the record must keep (write keys, delete spans) and take
+** over the generated tombstones. owner of *out: caller until registered. */
+static int pending_new(range_server *s, server_range *sr, const range_kv_request *req,
+                       base_buf *gen_keys, size_t **gen_offsets, size_t gen_count,
+                       server_pending **out)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < req->write_count; i++)
+        bytes += req->writes[i].key_len;
+    for (size_t i = 0; i < req->delete_span_count; i++)
+        bytes += req->delete_spans[i].start_len + req->delete_spans[i].end_len;
+    server_pending *p = base_calloc(1, sizeof(*p));
+    if (p == NULL)
+        return RANGE_ERR_NOMEM;
+    p->server = s;
+    p->range = sr;
+    p->txn_id = req->txn_id;
+    p->nonce = req->nonce;
+    if ((req->write_count > 0 &&
+         (p->writes = base_calloc(req->write_count, sizeof(*p->writes))) == NULL) ||
+        (req->delete_span_count > 0 &&
+         (p->delete_spans = base_calloc(req->delete_span_count, sizeof(*p->delete_spans))) ==
+             NULL) ||
+        (bytes > 0 && (p->key_bytes = base_malloc(bytes)) == NULL)) {
+        pending_free(p);
+        return RANGE_ERR_NOMEM;
+    }
+    uint8_t *at = p->key_bytes;
+    for (size_t i = 0; i < req->write_count; i++) {
+        const range_write *w = &req->writes[i];
+        memcpy(at, w->key, w->key_len);
+        p->writes[i].key = at;
+        p->writes[i].key_len = w->key_len;
+        p->writes[i].tombstone = w->tombstone;
+        at += w->key_len;
+    }
+    for (size_t i = 0; i < req->delete_span_count; i++) {
+        const range_span *sp = &req->delete_spans[i];
+        range_span *dst = &p->delete_spans[i];
+        if (sp->start_len > 0)
+            memcpy(at, sp->start, sp->start_len);
+        dst->start = at;
+        dst->start_len = sp->start_len;
+        at += sp->start_len;
+        if (sp->end_len > 0)
+            memcpy(at, sp->end, sp->end_len);
+        dst->end = sp->end_len > 0 ? at : NULL;
+        dst->end_len = sp->end_len;
+        at += sp->end_len;
+    }
+    p->write_count = req->write_count;
+    p->delete_span_count = req->delete_span_count;
+    p->gen_keys = *gen_keys;
+    memset(gen_keys, 0, sizeof(*gen_keys));
+    p->gen_offsets = *gen_offsets;
+    *gen_offsets = NULL;
+    p->gen_count = gen_count;
+    *out = p;
+    return RANGE_OK;
+}
+
+/* The proposal callback: under the node mutex; takes only s->mu. */
+static void server_propose_cb(void *ctx, int rc)
+{
+    server_pending *p = ctx;
+    range_server *s = p->server;
+    pthread_mutex_lock(&s->mu);
+    p->done = true;
+    p->rc = rc;
+    pending_unlink(p->range, p);
+    counter_add(s, RANGE__SERVER_PENDING, -1);
+    if (p->refs == 0)
+        pending_free(p);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Wait (bounded) for a record the caller holds a reference on; drop the
+** reference. Returns its resolution, or RANGE_ERR_AMBIGUOUS (timeout,
+** shutdown: the record stays for its callback). */
+static int pending_wait(range_server *s, server_pending *p)
+{
+    struct timespec deadline = deadline_after_ms(s->config.wait_timeout_ms);
+    int rc = RANGE_ERR_AMBIGUOUS;
+    pthread_mutex_lock(&s->mu);
+    while (!p->done && !s->stopping) {
+        if (pthread_cond_timedwait(&s->changed, &s->mu, &deadline) == ETIMEDOUT)
+            break;
+    }
+    if (p->done)
+        rc = p->rc;
+    assert(p->refs > 0);
+    p->refs--;
+    if (p->done && p->refs == 0)
+        pending_free(p);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* ---- ranges ----------------------------------------------------------------- */
+
+static void server_range_free(server_range *sr)
+{
+    if (sr == NULL)
+        return;
+    pthread_mutex_destroy(&sr->eval_mu);
+    base_free(sr);
+}
+
+/* The server's state for range_id (created on first use). RANGE_OK,
+** RANGE_ERR_NOT_LEADER (no replica of it here), RANGE_ERR_NOMEM,
+** RANGE_ERR_BUSY (table full). */
+static int server_range_get(range_server *s, uint64_t range_id, server_range **out)
+{
+    server_range *found = NULL;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_ranges && found == NULL; i++)
+        if (s->ranges[i]->range_id == range_id)
+            found = s->ranges[i];
+    pthread_mutex_unlock(&s->mu);
+    if (found != NULL) {
+        *out = found;
+        return RANGE_OK;
+    }
+    range_replica *r = range_node_replica(s->config.node, range_id); /* node mutex */
+    if (r == NULL)
+        return RANGE_ERR_NOT_LEADER;
+    server_range *sr = base_calloc(1, sizeof(*sr)); /* owner: s->ranges once added */
+    if (sr == NULL)
+        return RANGE_ERR_NOMEM;
+    if (pthread_mutex_init(&sr->eval_mu, NULL) != 0) {
+        base_free(sr);
+        return RANGE_ERR_NOMEM;
+    }
+    sr->range_id = range_id;
+    sr->replica = r;
+    int rc = RANGE_OK;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_ranges && found == NULL; i++)
+        if (s->ranges[i]->range_id == range_id)
+            found = s->ranges[i]; /* another thread added it meanwhile */
+    if (found == NULL) {
+        if (s->n_ranges >= RANGE_NODE_REPLICAS_MAX) {
+            rc = RANGE_ERR_BUSY;
+        } else {
+            server_range **grown =
+                base_realloc(s->ranges, (s->n_ranges + 1) * sizeof(*s->ranges));
+            if (grown == NULL) {
+                rc = RANGE_ERR_NOMEM;
+            } else {
+                s->ranges = grown;
+                s->ranges[s->n_ranges++] = sr;
+                found = sr;
+                sr = NULL;
+            }
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    server_range_free(sr);
+    *out = found;
+    return found != NULL ? RANGE_OK : rc;
+}
+
+/* ---- the barrier ------------------------------------------------------------ */
+
+static void server_barrier_cb(void *ctx, int rc)
+{
+    server_barrier *b = ctx;
+    pthread_mutex_lock(&b->s->mu);
+    b->done = true;
+    b->rc = rc;
+    pthread_cond_broadcast(&b->s->changed);
+    pthread_mutex_unlock(&b->s->mu);
+}
+
+/* One barrier in the term this replica leads in (see BARRIER FIRST), then
+** the low-water mark of a newly seen term. RANGE_OK with *term;
+** RANGE_ERR_NOT_LEADER with *hint; RANGE_ERR_UNAVAILABLE (bound, shutdown),
+** RANGE_ERR_BUSY, RANGE_ERR_NOMEM, RANGE_ERR_IO. */
+static int server_barrier_wait(range_server *s, server_range *sr, uint64_t *term,
+                               uint64_t *hint)
+{
+    range_replica *r = sr->replica;
+    *hint = 0;
+    for (int attempt = 0; attempt < SERVER_BARRIER_ATTEMPTS_MAX; attempt++) {
+        range_replica_status before, after;
+        range_replica_get_status(r, &before);
+        if (!before.leader) {
+            *hint = before.leader_id;
+            return RANGE_ERR_NOT_LEADER;
+        }
+        server_barrier b = {s, false, 0};
+        int rc = range_replica_read(r, true, server_barrier_cb, &b, hint);
+        if (rc != RANGE_OK)
+            return rc;
+        struct timespec deadline = deadline_after_ms(s->config.wait_timeout_ms);
+        pthread_mutex_lock(&s->mu);
+        while (!b.done && !s->stopping) {
+            if (pthread_cond_timedwait(&s->changed, &s->mu, &deadline) == ETIMEDOUT)
+                break;
+        }
+        bool done = b.done;
+        pthread_mutex_unlock(&s->mu);
+        if (!done) {
+            replica__cancel_read(r, server_barrier_cb, &b);
+            pthread_mutex_lock(&s->mu); /* it may have completed just before */
+            done = b.done;
+            pthread_mutex_unlock(&s->mu);
+            if (!done)
+                return RANGE_ERR_UNAVAILABLE;
+        }
+        range_replica_get_status(r, &after);
+        if (b.rc == RANGE_ERR_NOT_LEADER || !after.leader) {
+            *hint = after.leader ? 0 : after.leader_id;
+            return RANGE_ERR_NOT_LEADER;
+        }
+        if (b.rc != RANGE_OK)
+            return b.rc;
+        if (after.term != before.term)
+            continue; /* not one term throughout: the barrier proves nothing */
+        pthread_mutex_lock(&s->mu);
+        if (after.term > sr->lead_term) {
+            sr->lead_term = after.term;
+            sr->low_water = hlc_add_ns(hlc_now(s->config.clock),
+                                       hlc_max_offset_ns(s->config.clock));
+            counter_add(s, RANGE__SERVER_TERMS, 1);
+        }
+        pthread_mutex_unlock(&s->mu);
+        *term = after.term;
+        return RANGE_OK;
+    }
+    return RANGE_ERR_UNAVAILABLE;
+}
+
+/* ---- reads ------------------------------------------------------------------ */
+
+static bool pending_at_or_below(const server_range *sr, hlc_timestamp ts)
+{
+    for (const server_pending *p = sr->pending; p != NULL; p = p->next)
+        if (hlc_compare(p->ts, ts) <= 0)
+            return true;
+    return false;
+}
+
+/* hlc_update(read_ts), then wait until no pending commit is at or below it
+** (see READS NEVER MISS A COMMIT). */
+static int wait_visible(range_server *s, server_range *sr, hlc_timestamp read_ts)
+{
+    (void)hlc_update(s->config.clock, read_ts); /* REMOTE_AHEAD still updates */
+    int rc = RANGE_OK;
+    pthread_mutex_lock(&s->mu);
+    if (pending_at_or_below(sr, read_ts)) {
+        counter_add(s, RANGE__SERVER_READ_WAITS, 1);
+        struct timespec deadline = deadline_after_ms(s->config.wait_timeout_ms);
+        while (pending_at_or_below(sr, read_ts)) {
+            if (s->stopping) {
+                rc = RANGE_ERR_UNAVAILABLE;
+                break;
+            }
+            if (pthread_cond_timedwait(&s->changed, &s->mu, &deadline) == ETIMEDOUT &&
+                pending_at_or_below(sr, read_ts)) {
+                rc = RANGE_ERR_UNAVAILABLE;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* Barrier, descriptor check, then the visible wait. *mismatch: the keys are
+** outside the descriptor (e->desc loaded). */
+static int read_prepare(range_server *s, server_range *sr, server_eval *e, const range_span *sp,
+                        size_t n_spans)
+{
+    uint64_t term, hint;
+    int rc = server_barrier_wait(s, sr, &term, &hint);
+    if (rc != RANGE_OK) {
+        e->resp.leader_hint = hint;
+        return rc;
+    }
+    rc = range_replica_descriptor(sr->replica, &e->desc);
+    if (rc != RANGE_OK)
+        return rc;
+    e->have_desc = true;
+    for (size_t i = 0; i < n_spans; i++)
+        if (!span_within(&e->desc, &sp[i]))
+            return RANGE_ERR_KEY_MISMATCH;
+    return wait_visible(s, sr, e->req.read_ts);
+}
+
+static int eval_get(range_server *s, server_range *sr, server_eval *e)
+{
+    range_span sp = {e->req.key, e->req.key_len, NULL, 0, true};
+    if (e->req.key_len == 0)
+        return RANGE_ERR_INVALID;
+    int rc = read_prepare(s, sr, e, &sp, 1);
+    if (rc != RANGE_OK)
+        return rc;
+    rc = range_replica_get(sr->replica, e->req.key, e->req.key_len, e->req.read_ts, &e->value);
+    if (rc == RANGE_OK) {
+        e->resp.value = e->value.data;
+        e->resp.value_len = e->value.len;
+    }
+    return rc;
+}
+
+typedef struct scan_row_at {
+    size_t key_off, key_len, value_off, value_len;
+} scan_row_at;
+
+static int eval_scan(range_server *s, server_range *sr, server_eval *e)
+{
+    const range_kv_request *q = &e->req;
+    scan_row_at *at = NULL; /* owner: this function */
+    size_t n = 0, cap = 0;
+    storage_iter *it = NULL;
+    /* Explicit bounds must lie in the range; open ones mean "the range's". */
+    range_span bounds[2];
+    size_t n_bounds = 0;
+    if (q->start_len > 0)
+        bounds[n_bounds++] = (range_span){q->start, q->start_len, NULL, 0, true};
+    int rc = read_prepare(s, sr, e, bounds, n_bounds);
+    if (rc != RANGE_OK)
+        return rc;
+    const range_descriptor *d = &e->desc;
+    if (q->end_len > 0 && d->end_len > 0 &&
+        range__key_cmp(q->end, q->end_len, d->end_key, d->end_len) > 0)
+        return RANGE_ERR_KEY_MISMATCH;
+    if (q->end_len > 0 && d->start_len > 0 &&
+        range__key_cmp(q->end, q->end_len, d->start_key, d->start_len) <= 0)
+        return RANGE_ERR_KEY_MISMATCH;
+    storage_iter_options o;
+    memset(&o, 0, sizeof(o));
+    o.start = q->start_len > 0 ? q->start : d->start_key;
+    o.start_len = q->start_len > 0 ? q->start_len : d->start_len;
+    o.end = q->end_len > 0 ? q->end : d->end_key;
+    o.end_len = q->end_len > 0 ? q->end_len : d->end_len;
+    if (o.start_len == 0)
+        o.start = NULL;
+    if (o.end_len == 0)
+        o.end = NULL;
+    o.ts = q->read_ts;
+    o.mode = STORAGE_ITER_AT_TS;
+    o.reverse = q->reverse;
+    /* An open bound we filled from the descriptor: the router sees which. */
+    e->resp.has_descriptor = (q->start_len == 0 && d->start_len > 0) ||
+                             (q->end_len == 0 && d->end_len > 0);
+    size_t max_rows = q->max_rows == 0 || q->max_rows > RANGE_KV_SCAN_ROWS_MAX
+                          ? RANGE_KV_SCAN_ROWS_MAX : q->max_rows;
+    size_t max_bytes = q->max_bytes == 0 ? RANGE_KV_SCAN_BYTES_DEFAULT : q->max_bytes;
+    if (max_bytes > SERVER_SCAN_BYTES_MAX)
+        max_bytes = SERVER_SCAN_BYTES_MAX;
+    rc = storage_iter_open(replica__engine(sr->replica), NULL, &o, &it);
+    if (rc != STORAGE_OK)
+        return range__storage_rc(rc);
+    int skipped = 0;
+    for (;;) {
+        const uint8_t *k, *v;
+        size_t klen, vlen;
+        hlc_timestamp ts;
+        bool tomb = false;
+        int got = storage_iter_next(it, &k, &klen, &ts, &v, &vlen, &tomb);
+        if (got < 0) {
+            rc = range__storage_rc(got);
+            goto cleanup;
+        }
+        if (got == 0)
+            break;
+        if (tomb) {
+            if (++skipped >= SERVER_TOMBSTONE_SKIP_MAX) {
+                rc = RANGE_ERR_IO;
+                goto cleanup;
+            }
+            continue;
+        }
+        skipped = 0;
+        if (n >= max_rows || (n > 0 && e->row_bytes.len >= max_bytes)) {
+            e->resp.more = true; /* a further row exists */
+            break;
+        }
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            scan_row_at *g = base_realloc(at, ncap * sizeof(*at));
+            if (g == NULL) {
+                rc = RANGE_ERR_NOMEM;
+                goto cleanup;
+            }
+            at = g;
+            cap = ncap;
+        }
+        at[n].key_off = e->row_bytes.len;
+        at[n].key_len = klen;
+        at[n].value_off = e->row_bytes.len + klen;
+        at[n].value_len = vlen;
+        if (base_buf_append(&e->row_bytes, k, klen) != 0 ||
+            (vlen > 0 && base_buf_append(&e->row_bytes, v, vlen) != 0)) {
+            rc = RANGE_ERR_NOMEM;
+            goto cleanup;
+        }
+        n++;
+    }
+    if (n > 0) {
+        e->rows = base_calloc(n, sizeof(*e->rows));
+        if (e->rows == NULL) {
+            rc = RANGE_ERR_NOMEM;
+            goto cleanup;
+        }
+        for (size_t i = 0; i < n; i++) {
+            e->rows[i].key = e->row_bytes.data + at[i].key_off;
+            e->rows[i].key_len = at[i].key_len;
+            e->rows[i].value = at[i].value_len > 0 ? e->row_bytes.data + at[i].value_off : NULL;
+            e->rows[i].value_len = at[i].value_len;
+        }
+    }
+    e->resp.rows = e->rows;
+    e->resp.n_rows = n;
+    rc = RANGE_OK;
+cleanup:
+    storage_iter_close(it);
+    base_free(at);
+    return rc;
+}
+
+/* ---- commits ---------------------------------------------------------------- */
+
+/* Does any pending commit write what req writes or reads? Under s->mu. The
+** order is range_commit's: written keys, delete spans, read spans. On a hit
+** the key is copied into *c and *is_read tells the caller to classify it. */
+static int check_pending_locked(const server_range *sr, const range_commit_request *req,
+                                range_conflict *c, bool *is_read)
+{
+    size_t n_items = req->write_count + req->delete_span_count + req->read_span_count;
+    for (size_t i = 0; i < n_items; i++) {
+        range_span point;
+        const range_span *sp;
+        if (i < req->write_count) {
+            point = (range_span){req->writes[i].key, req->writes[i].key_len, NULL, 0, true};
+            sp = &point;
+        } else if (i < req->write_count + req->delete_span_count) {
+            sp = &req->delete_spans[i - req->write_count];
+        } else {
+            sp = &req->read_spans[i - req->write_count - req->delete_span_count];
+        }
+        for (const server_pending *p = sr->pending; p != NULL; p = p->next) {
+            range__write_set ws = {p->writes, p->write_count, p->gen_keys.data, p->gen_offsets,
+                                   p->gen_count, p->delete_spans, p->delete_span_count};
+            const uint8_t *k;
+            size_t klen;
+            if (range__write_set_touches(&ws, sp, &k, &klen)) {
+                *is_read = i >= req->write_count + req->delete_span_count;
+                return range__conflict_set(c, RANGE_CONFLICT_WRITE_WRITE, k, klen, p->ts, true);
+            }
+        }
+    }
+    return RANGE_OK;
+}
+
+/* Validation of req at the leaseholder (eval_mu held): pending commits
+** first, then storage (see COMMIT EVALUATION IS SERIAL). */
+static int validate_commit(range_server *s, server_range *sr, const range_commit_request *req,
+                           range_conflict *c)
+{
+    storage_engine *eng = replica__engine(sr->replica);
+    hlc_timestamp r = req->read_ts;
+    bool is_read = false;
+    pthread_mutex_lock(&s->mu);
+    int rc = check_pending_locked(sr, req, c, &is_read);
+    pthread_mutex_unlock(&s->mu);
+    if (rc == RANGE_ERR_CONFLICT && is_read) {
+        /* phantom if the key had no live value at read_ts (as range_commit) */
+        storage_value v;
+        memset(&v, 0, sizeof(v));
+        int g = storage_get(eng, NULL, c->key.data, c->key.len, r, &v);
+        bool live = g == STORAGE_OK && !v.tombstone;
+        storage_value_free(&v);
+        if (g < 0)
+            return range__storage_rc(g);
+        c->kind = live ? RANGE_CONFLICT_READ_WRITE : RANGE_CONFLICT_PHANTOM;
+    }
+    if (rc != RANGE_OK)
+        return rc;
+    for (size_t i = 0; i < req->write_count; i++) {
+        rc = range__check_key_storage(eng, req->writes[i].key, req->writes[i].key_len, r,
+                                      RANGE_CONFLICT_WRITE_WRITE, c);
+        if (rc != RANGE_OK)
+            return rc;
+    }
+    for (size_t i = 0; i < req->delete_span_count; i++) {
+        rc = range__check_span_storage(eng, &req->delete_spans[i], r, true, c);
+        if (rc != RANGE_OK)
+            return rc;
+    }
+    for (size_t i = 0; i < req->read_span_count; i++) {
+        const range_span *sp = &req->read_spans[i];
+        if (sp->point)
+            rc = range__check_key_storage(eng, sp->start, sp->start_len, r,
+                                          RANGE_CONFLICT_READ_WRITE, c);
+        else
+            rc = range__check_span_storage(eng, sp, r, false, c);
+        if (rc != RANGE_OK)
+            return rc;
+    }
+    return RANGE_OK;
+}
+
+static server_pending *pending_find_locked(server_range *sr, uint64_t txn_id, uint64_t nonce)
+{
+    for (server_pending *p = sr->pending; p != NULL; p = p->next)
+        if (p->txn_id == txn_id && p->nonce == nonce)
+            return p;
+    return NULL;
+}
+
+/* The stored outcome of (txn_id, nonce): RANGE_OK with *ts when applied,
+** RANGE_NOT_FOUND when not, or an error. */
+static int applied_ts(server_range *sr, const range_kv_request *q, hlc_timestamp *ts)
+{
+    bool found = false;
+    int rc = replica__command_record(sr->replica, q->txn_id, q->nonce, &found, ts);
+    if (rc != RANGE_OK)
+        return rc;
+    return found ? RANGE_OK : RANGE_NOT_FOUND;
+}
+
+/* One evaluation under eval_mu, after a barrier in `term`. Returns RANGE_OK
+** with *wait_on (a referenced record to wait for: ours or a retry's
+** original) or *ts (already applied); RANGE_ERR_DROPPED to evaluate again;
+** or the answer's error. */
+static int commit_evaluate_locked(range_server *s, server_range *sr, server_eval *e,
+                                  uint64_t term, server_pending **wait_on, hlc_timestamp *ts)
+{
+    const range_kv_request *q = &e->req;
+    range_commit_request creq = {q->txn_id, q->read_ts, q->writes, q->write_count,
+                                 q->delete_spans, q->delete_span_count, q->read_spans,
+                                 q->read_span_count};
+    base_buf gen_keys = {0};    /* owner: this function until the record takes it */
+    size_t *gen_offsets = NULL; /* owner: likewise */
+    size_t gen_count = 0;
+    range_write *cmd_writes = NULL; /* owner: this function */
+    server_pending *p = NULL;       /* owner: this function until registered */
+    uint64_t hint = 0;
+    int rc;
+
+    *wait_on = NULL;
+    pthread_mutex_lock(&s->mu);
+    server_pending *orig = pending_find_locked(sr, q->txn_id, q->nonce);
+    if (orig != NULL)
+        orig->refs++; /* a retry while the first proposal is in flight */
+    pthread_mutex_unlock(&s->mu);
+    if (orig != NULL) {
+        *wait_on = orig;
+        return RANGE_OK;
+    }
+    rc = applied_ts(sr, q, ts);
+    if (rc != RANGE_NOT_FOUND)
+        return rc; /* applied (RANGE_OK with *ts), or an error */
+    rc = validate_commit(s, sr, &creq, &e->conflict);
+    if (rc != RANGE_OK)
+        goto cleanup;
+    rc = range__collect_tombstones(replica__engine(sr->replica), &creq, RANGE_COMMAND_WRITES_MAX,
+                                   &gen_keys, &gen_offsets, &gen_count);
+    if (rc != RANGE_OK)
+        goto cleanup;
+    size_t n_cmd = q->write_count + gen_count;
+    rc = RANGE_ERR_NOMEM;
+    if (n_cmd > 0 && (cmd_writes = base_calloc(n_cmd, sizeof(*cmd_writes))) == NULL)
+        goto cleanup;
+    for (size_t i = 0; i < q->write_count; i++)
+        cmd_writes[i] = q->writes[i];
+    for (size_t i = 0; i < gen_count; i++) {
+        range_write *w = &cmd_writes[q->write_count + i];
+        w->key = gen_keys.data + gen_offsets[i];
+        w->key_len = gen_offsets[i + 1] - gen_offsets[i];
+        w->tombstone = true;
+    }
+    /* The record takes gen_keys; cmd_writes keeps pointing at its bytes. */
+    rc = pending_new(s, sr, q, &gen_keys, &gen_offsets, gen_count, &p);
+    if (rc != RANGE_OK)
+        goto cleanup;
+
+    /* Timestamp and registration in one critical section (see invariants). */
+    pthread_mutex_lock(&s->mu);
+    hlc_timestamp t = hlc_now(s->config.clock);
+    hlc_timestamp floor = hlc_next(sr->low_water);
+    if (hlc_compare(t, floor) < 0)
+        t = floor;
+    if (hlc_compare(t, q->read_ts) <= 0)
+        t = hlc_next(q->read_ts);
+    p->ts = t;
+    p->refs = 1;
+    p->next = sr->pending;
+    if (sr->pending != NULL)
+        sr->pending->prev = p;
+    sr->pending = p;
+    counter_add(s, RANGE__SERVER_PENDING, 1);
+    pthread_mutex_unlock(&s->mu);
+
+    range_command cmd = {q->txn_id, q->nonce, t, cmd_writes, n_cmd};
+    rc = replica__propose(sr->replica, &cmd, term, false, server_propose_cb, p, &hint);
+    if (rc != RANGE_OK) {
+        /* not proposed: the callback never runs, the record goes now */
+        pthread_mutex_lock(&s->mu);
+        pending_unlink(sr, p);
+        counter_add(s, RANGE__SERVER_PENDING, -1);
+        pthread_mutex_unlock(&s->mu);
+        pending_free(p);
+        p = NULL;
+        e->resp.leader_hint = hint;
+        goto cleanup;
+    }
+    pthread_mutex_lock(&s->mu);
+    counter_add(s, RANGE__SERVER_PROPOSED, 1);
+    pthread_mutex_unlock(&s->mu);
+    BASE_DEBUG("range", "r%llu: txn %llu/%llu proposed in term %llu",
+               (unsigned long long)sr->range_id, (unsigned long long)q->txn_id,
+               (unsigned long long)q->nonce, (unsigned long long)term);
+    *wait_on = p;
+    p = NULL;
+cleanup:
+    pending_free(p);
+    base_free(cmd_writes);
+    base_buf_free(&gen_keys);
+    base_free(gen_offsets);
+    return rc;
+}
+
+/* COMMIT WAIT (see invariants): return once the physical clock is past ts,
+** or after the bound, or at shutdown. */
+static void commit_wait(range_server *s, hlc_timestamp ts)
+{
+    hlc_clock *c = s->config.clock;
+    int64_t left_ns = ts.wall_ns - hlc_physical_now_ns(c) + 1;
+    if (left_ns <= 0)
+        return;
+    int64_t max_ns = SERVER_COMMIT_WAIT_MAX_OFFSETS * hlc_max_offset_ns(c);
+    struct timespec deadline = deadline_after_ns(left_ns < max_ns ? left_ns : max_ns);
+    pthread_mutex_lock(&s->mu);
+    counter_add(s, RANGE__SERVER_COMMIT_WAITS, 1);
+    while (!s->stopping && hlc_physical_now_ns(c) <= ts.wall_ns) {
+        if (pthread_cond_timedwait(&s->changed, &s->mu, &deadline) == ETIMEDOUT)
+            break;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static int eval_commit(range_server *s, server_range *sr, server_eval *e)
+{
+    const range_kv_request *q = &e->req;
+    if (q->write_count == 0 && q->delete_span_count == 0) {
+        /* read-only: its snapshot is consistent by construction (range_commit) */
+        e->resp.commit_ts = q->read_ts;
+        return RANGE_OK;
+    }
+    range_commit_request creq = {q->txn_id, q->read_ts, q->writes, q->write_count,
+                                 q->delete_spans, q->delete_span_count, q->read_spans,
+                                 q->read_span_count};
+    int rc = range__validate_request(&creq);
+    if (rc != RANGE_OK)
+        return rc;
+    if (q->write_count > RANGE_COMMAND_WRITES_MAX)
+        return RANGE_ERR_TOO_LARGE;
+    for (int attempt = 0; attempt < SERVER_COMMIT_ATTEMPTS_MAX; attempt++) {
+        uint64_t term = 0, hint = 0;
+        rc = server_barrier_wait(s, sr, &term, &hint);
+        if (rc != RANGE_OK) {
+            e->resp.leader_hint = hint;
+            return rc;
+        }
+        if (!e->have_desc) {
+            rc = range_replica_descriptor(sr->replica, &e->desc);
+            if (rc != RANGE_OK)
+                return rc;
+            e->have_desc = true;
+        }
+        for (size_t i = 0; i < q->write_count; i++)
+            if (!range_descriptor_contains(&e->desc, q->writes[i].key, q->writes[i].key_len))
+                return RANGE_ERR_KEY_MISMATCH;
+        for (size_t i = 0; i < q->delete_span_count; i++)
+            if (!span_within(&e->desc, &q->delete_spans[i]))
+                return RANGE_ERR_KEY_MISMATCH;
+        for (size_t i = 0; i < q->read_span_count; i++)
+            if (!span_within(&e->desc, &q->read_spans[i]))
+                return RANGE_ERR_KEY_MISMATCH;
+
+        server_pending *wait_on = NULL;
+        hlc_timestamp ts = HLC_ZERO;
+        pthread_mutex_lock(&sr->eval_mu);
+        rc = commit_evaluate_locked(s, sr, e, term, &wait_on, &ts);
+        pthread_mutex_unlock(&sr->eval_mu);
+        if (rc == RANGE_ERR_DROPPED)
+            continue; /* the term moved between barrier and proposal */
+        if (rc != RANGE_OK)
+            return rc;
+        if (wait_on == NULL) {
+            commit_wait(s, ts);
+            e->resp.commit_ts = ts; /* applied before: the stored timestamp */
+            return RANGE_OK;
+        }
+        rc = pending_wait(s, wait_on);
+        if (rc == RANGE_OK) {
+            /* applied: answer what the record says (a retry may have applied
+            ** at the first proposal's timestamp, not this one) */
+            rc = applied_ts(sr, q, &ts);
+            if (rc == RANGE_OK) {
+                commit_wait(s, ts);
+                e->resp.commit_ts = ts;
+                return RANGE_OK;
+            }
+            BASE_ERROR("range", "r%llu: txn %llu/%llu applied without its record (%d)",
+                       (unsigned long long)sr->range_id, (unsigned long long)q->txn_id,
+                       (unsigned long long)q->nonce, rc);
+            return RANGE_ERR_AMBIGUOUS;
+        }
+        if (rc != RANGE_ERR_DROPPED)
+            return rc; /* AMBIGUOUS: timeout or shutdown */
+        BASE_DEBUG("range", "r%llu: txn %llu/%llu dropped; evaluating again",
+                   (unsigned long long)sr->range_id, (unsigned long long)q->txn_id,
+                   (unsigned long long)q->nonce);
+        /* dropped: it will not apply from that proposal; a fresh barrier
+        ** and the idempotence record decide on the next attempt */
+    }
+    return RANGE_ERR_AMBIGUOUS; /* attempts used up: it may still be in a log */
+}
+
+/* ---- dispatch --------------------------------------------------------------- */
+
+static void eval_free(server_eval *e)
+{
+    range_kv_request_free(&e->req);
+    if (e->have_desc)
+        range_descriptor_free(&e->desc);
+    base_buf_free(&e->value);
+    base_buf_free(&e->row_bytes);
+    base_free(e->rows);
+    range_conflict_free(&e->conflict);
+}
+
+/* Decode, evaluate and encode (into *out after a reset). Returns the status. */
+static int32_t server_evaluate(range_server *s, const uint8_t *data, size_t len, base_buf *out)
+{
+    server_eval e;
+    server_range *sr = NULL;
+    int rc;
+    memset(&e, 0, sizeof(e));
+    base_buf_reset(out);
+    rc = range_kv_request_decode(data, len, &e.req);
+    if (rc != RANGE_OK) {
+        rc = rc == RANGE_ERR_NOMEM ? RANGE_ERR_NOMEM : RANGE_ERR_CORRUPT;
+        goto answer;
+    }
+    pthread_mutex_lock(&s->mu);
+    bool stopping = s->stopping;
+    pthread_mutex_unlock(&s->mu);
+    if (stopping) {
+        rc = RANGE_ERR_UNAVAILABLE;
+        goto answer;
+    }
+    if (e.req.op != RANGE_KV_DESCRIBE && !ts_valid(e.req.read_ts)) {
+        rc = RANGE_ERR_INVALID;
+        goto answer;
+    }
+    rc = server_range_get(s, e.req.range_id, &sr);
+    if (rc != RANGE_OK)
+        goto answer; /* NOT_LEADER with hint 0: no replica of it here */
+    switch (e.req.op) {
+    case RANGE_KV_GET:
+        rc = eval_get(s, sr, &e);
+        break;
+    case RANGE_KV_SCAN:
+        rc = eval_scan(s, sr, &e);
+        break;
+    case RANGE_KV_COMMIT:
+        rc = eval_commit(s, sr, &e);
+        break;
+    case RANGE_KV_DESCRIBE: {
+        range_replica_status st;
+        range_replica_get_status(sr->replica, &st);
+        rc = range_replica_descriptor(sr->replica, &e.desc);
+        if (rc == RANGE_OK) {
+            e.have_desc = true;
+            e.resp.has_descriptor = true;
+            e.resp.lease_valid = st.lease_valid;
+            e.resp.leader_id = st.leader_id;
+        }
+        break;
+    }
+    default:
+        rc = RANGE_ERR_CORRUPT; /* the decoder refuses unknown ops */
+        break;
+    }
+answer:
+    if (rc == RANGE_ERR_KEY_MISMATCH)
+        e.resp.has_descriptor = e.have_desc;
+    if (e.resp.has_descriptor)
+        e.resp.descriptor = e.desc;
+    if (rc == RANGE_ERR_CONFLICT) {
+        e.resp.conflict_kind = (uint8_t)e.conflict.kind;
+        e.resp.conflict_key = e.conflict.key.data;
+        e.resp.conflict_key_len = e.conflict.key.len;
+        e.resp.conflict_ts = e.conflict.conflict_ts;
+        e.resp.conflict_pending = e.conflict.pending;
+    }
+    if (rc != RANGE_OK && rc != RANGE_ERR_NOT_LEADER)
+        e.resp.leader_hint = 0;
+    e.resp.status = rc;
+    if (range_kv_response_encode(&e.resp, out) != RANGE_OK) {
+        BASE_WARN("range", "cannot encode a KV response (status %d)", rc);
+        base_buf_reset(out);
+    }
+    eval_free(&e);
+    return rc;
+}
+
+static void respond(rpc_transport *t, rpc_node_id to, uint64_t request_id, int32_t status,
+                    const base_buf *payload)
+{
+    int rc = rpc_respond(t, to, request_id, status, payload->data, payload->len);
+    if (rc == RPC_ERR_TOO_LARGE) {
+        /* a page over the frame limit (one huge value): say so, small */
+        base_buf small = {0}; /* owner: this function */
+        range_kv_response r;
+        memset(&r, 0, sizeof(r));
+        r.status = RANGE_ERR_TOO_LARGE;
+        if (range_kv_response_encode(&r, &small) == RANGE_OK)
+            rc = rpc_respond(t, to, request_id, RANGE_ERR_TOO_LARGE, small.data, small.len);
+        base_buf_free(&small);
+    }
+    if (rc != RPC_OK)
+        BASE_DEBUG("range", "KV answer to n%llu lost: %s", (unsigned long long)to,
+                   rpc_strerror(rc));
+}
+
+static void respond_status(rpc_transport *t, rpc_node_id to, uint64_t request_id,
+                           int32_t status)
+{
+    base_buf buf = {0}; /* owner: this function */
+    range_kv_response r;
+    memset(&r, 0, sizeof(r));
+    r.status = status;
+    if (range_kv_response_encode(&r, &buf) != RANGE_OK)
+        base_buf_reset(&buf);
+    respond(t, to, request_id, status, &buf);
+    base_buf_free(&buf);
+}
+
+static void *server_worker(void *arg)
+{
+    range_server *s = arg;
+    base_buf out = {0}; /* owner: this thread */
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->stopping && s->queue_len == 0)
+            pthread_cond_wait(&s->work, &s->mu);
+        if (s->stopping)
+            break;
+        server_job *job = s->queue[s->queue_head];
+        s->queue_head = (s->queue_head + 1) % SERVER_QUEUE_MAX;
+        s->queue_len--;
+        pthread_mutex_unlock(&s->mu);
+        int32_t status = server_evaluate(s, job->payload, job->len, &out);
+        respond(job->t, job->from, job->request_id, status, &out);
+        base_free(job);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    base_buf_free(&out);
+    return NULL;
+}
+
+/* ---- the public functions --------------------------------------------------- */
+
+int range_server_new(const range_server_config *config, range_server **out)
+{
+    range_server *s = NULL;
+    pthread_condattr_t attr;
+    int rc = RANGE_ERR_INVALID;
+    if (config == NULL || out == NULL || config->node == NULL || config->clock == NULL ||
+        config->workers < 0 || config->workers > SERVER_WORKERS_MAX ||
+        config->wait_timeout_ms < 0)
+        return RANGE_ERR_INVALID;
+    *out = NULL;
+    s = base_calloc(1, sizeof(*s));
+    if (s == NULL)
+        return RANGE_ERR_NOMEM;
+    s->config = *config;
+    if (s->config.workers == 0)
+        s->config.workers = SERVER_DEFAULT_WORKERS;
+    if (s->config.wait_timeout_ms == 0)
+        s->config.wait_timeout_ms = SERVER_DEFAULT_WAIT_MS;
+    rc = RANGE_ERR_NOMEM;
+    if (pthread_condattr_init(&attr) != 0)
+        goto err_free;
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (pthread_cond_init(&s->changed, &attr) != 0)
+        goto err_attr;
+    if (pthread_cond_init(&s->work, NULL) != 0)
+        goto err_changed;
+    if (pthread_mutex_init(&s->mu, NULL) != 0)
+        goto err_work;
+    s->queue = base_calloc(SERVER_QUEUE_MAX, sizeof(*s->queue));
+    s->threads = base_calloc((size_t)s->config.workers, sizeof(*s->threads));
+    if (s->queue == NULL || s->threads == NULL)
+        goto err_mu;
+    for (int i = 0; i < s->config.workers; i++) {
+        if (pthread_create(&s->threads[i], NULL, server_worker, s) != 0)
+            goto err_threads;
+        s->n_threads++;
+    }
+    pthread_condattr_destroy(&attr);
+    *out = s;
+    return RANGE_OK;
+err_threads:
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->work);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < s->n_threads; i++)
+        pthread_join(s->threads[i], NULL);
+err_mu:
+    base_free(s->queue);
+    base_free(s->threads);
+    pthread_mutex_destroy(&s->mu);
+err_work:
+    pthread_cond_destroy(&s->work);
+err_changed:
+    pthread_cond_destroy(&s->changed);
+err_attr:
+    pthread_condattr_destroy(&attr);
+err_free:
+    base_free(s);
+    return rc;
+}
+
+void range_server_free(range_server *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->work);
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < s->n_threads; i++)
+        pthread_join(s->threads[i], NULL);
+    /* No worker left: answer what is still queued. */
+    while (s->queue_len > 0) {
+        server_job *job = s->queue[s->queue_head];
+        s->queue_head = (s->queue_head + 1) % SERVER_QUEUE_MAX;
+        s->queue_len--;
+        respond_status(job->t, job->from, job->request_id, RANGE_ERR_UNAVAILABLE);
+        base_free(job);
+    }
+    /* No proposal callback may run on freed records from here on. */
+    replica__cancel_proposals(s->config.node, server_propose_cb);
+    for (size_t i = 0; i < s->n_ranges; i++) {
+        server_range *sr = s->ranges[i];
+        while (sr->pending != NULL) {
+            server_pending *p = sr->pending;
+            pending_unlink(sr, p);
+            pending_free(p);
+        }
+        server_range_free(sr);
+    }
+    base_free(s->ranges);
+    base_free(s->queue);
+    base_free(s->threads);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->work);
+    pthread_cond_destroy(&s->changed);
+    base_free(s);
+}
+
+void range_server_handle_rpc(range_server *s, rpc_transport *t, const rpc_message *msg)
+{
+    if (msg->request_id == 0) {
+        BASE_DEBUG("range", "one-way KV message from n%llu dropped",
+                   (unsigned long long)msg->from);
+        return;
+    }
+    server_job *job = base_malloc(sizeof(*job) + msg->payload_len); /* owner: the queue */
+    if (job == NULL) {
+        respond_status(t, msg->from, msg->request_id, RANGE_ERR_NOMEM);
+        return;
+    }
+    job->t = t;
+    job->from = msg->from;
+    job->request_id = msg->request_id;
+    job->len = msg->payload_len;
+    if (msg->payload_len > 0)
+        memcpy(job->payload, msg->payload, msg->payload_len);
+    int32_t refuse = RANGE_OK;
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping) {
+        refuse = RANGE_ERR_UNAVAILABLE;
+    } else if (s->queue_len >= SERVER_QUEUE_MAX) {
+        refuse = RANGE_ERR_BUSY;
+    } else {
+        s->queue[(s->queue_head + s->queue_len) % SERVER_QUEUE_MAX] = job;
+        s->queue_len++;
+        pthread_cond_signal(&s->work);
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (refuse != RANGE_OK) {
+        base_free(job);
+        respond_status(t, msg->from, msg->request_id, refuse);
+    }
+}
+
+int32_t range_server_call(range_server *s, const uint8_t *req, size_t req_len, base_buf *resp)
+{
+    return server_evaluate(s, req, req_len, resp);
+}
+
+uint64_t range__server_counter_get(range_server *s, range__server_counter which)
+{
+    assert((int)which >= 0 && which < SERVER_COUNTERS);
+    pthread_mutex_lock(&s->mu);
+    uint64_t v = s->counters[which];
+    pthread_mutex_unlock(&s->mu);
+    return v;
+}
+
+bool range__server_wait_counter(range_server *s, range__server_counter which, uint64_t value,
+                                bool at_most, int64_t timeout_ms)
+{
+    assert((int)which >= 0 && which < SERVER_COUNTERS);
+    struct timespec deadline = deadline_after_ms(timeout_ms);
+    bool ok;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        uint64_t v = s->counters[which];
+        ok = at_most ? v <= value : v >= value;
+        if (ok || pthread_cond_timedwait(&s->changed, &s->mu, &deadline) == ETIMEDOUT)
+            break;
+    }
+    ok = at_most ? s->counters[which] <= value : s->counters[which] >= value;
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}

@@ -1,0 +1,738 @@
+/*
+** tests/range/test_range_router.c: the range_router (range/router.c) against
+** fake leaseholders on rpc_uv loopback. Each fake node is a real rpc_uv
+** endpoint whose handler decodes KV requests with the codec and answers from
+** a small scripted model: the true descriptors of three ranges
+** ["", "h"), ["h", "p"), ["p", +inf) on nodes 1..3, a leader per range, a
+** mode per node (answer, drop, busy, "not leader" without a hint), 26 rows
+** "a".."z" served in pages of PAGE_ROWS, and commits with an idempotence
+** table keyed by (txn_id, nonce). The router blocks its calling thread, so
+** rpc_uv (a loop thread per node) rather than the single-threaded rpc_sim.
+**
+** Every wait is bounded: the router's own deadline, or a condition variable
+** with a timeout in the disconnect test's helper thread.
+*/
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "base/base.h"
+#include "range/kv_int.h"
+#include "range/range.h"
+#include "rpc/rpc.h"
+
+#define FAKES 3
+#define ROUTER_NODE 100
+#define PAGE_ROWS 2
+#define APPLIED_MAX 64
+#define RPC_TIMEOUT_MS 200
+#define DEADLINE_MS 3000
+#define SHORT_DEADLINE_MS 1000
+#define WAIT_MS_MAX 10000
+
+typedef enum fake_mode {
+    FAKE_ANSWER = 0,
+    FAKE_DROP = 1,          /* never answer (the router times out) */
+    FAKE_BUSY = 2,          /* RANGE_ERR_BUSY */
+    FAKE_NOT_LEADER = 3,    /* RANGE_ERR_NOT_LEADER without a hint */
+} fake_mode;
+
+struct fake;
+typedef struct fake_node {
+    struct fake *f;
+    uint64_t id;
+} fake_node;
+
+typedef struct fake {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    range_descriptor truth[3];
+    uint64_t leader[3];          /* per range index */
+    fake_mode mode[FAKES + 1];   /* per node */
+    bool mismatch_holding;       /* KEY_MISMATCH carries the range holding the key */
+    int swallow_commits;         /* apply the next N commits but do not answer */
+    bool refuse_after_swallow;   /* then every node answers NOT_LEADER, no hint */
+    int requests[FAKES + 1];
+    int commit_requests;
+    uint64_t commit_txn[APPLIED_MAX], commit_nonce[APPLIED_MAX]; /* every commit request */
+    struct {
+        uint64_t txn, nonce;
+        hlc_timestamp ts;
+    } applied[APPLIED_MAX];
+    int n_applied;
+    int64_t next_wall;
+    fake_node nodes[FAKES + 1];
+    rpc_uv *uv[FAKES + 1];
+    int port[FAKES + 1];
+    /* the router side */
+    rpc_uv *router_uv;
+    hlc_manual_clock manual;
+    hlc_clock *clock;
+    range_router *router;
+} fake;
+
+static const char *ROW_KEYS = "abcdefghijklmnopqrstuvwxyz";
+
+static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
+    size_t n = alen < blen ? alen : blen;
+    int c = n ? memcmp(a, b, n) : 0;
+    if (c != 0) return c;
+    return alen < blen ? -1 : (alen > blen ? 1 : 0);
+}
+
+static void make_desc(range_descriptor *d, uint64_t id, uint64_t gen, const char *start,
+                      const char *end, const uint64_t *replicas, size_t n) {
+    memset(d, 0, sizeof(*d));
+    d->range_id = id;
+    d->generation = gen;
+    d->start_len = strlen(start);
+    if (d->start_len) {
+        d->start_key = base_malloc(d->start_len);
+        memcpy(d->start_key, start, d->start_len);
+    }
+    d->end_len = end ? strlen(end) : 0;
+    if (d->end_len) {
+        d->end_key = base_malloc(d->end_len);
+        memcpy(d->end_key, end, d->end_len);
+    }
+    memcpy(d->replicas, replicas, n * sizeof(replicas[0]));
+    d->n_replicas = n;
+}
+
+static int truth_index(fake *f, uint64_t range_id) {
+    for (int i = 0; i < 3; i++)
+        if (f->truth[i].range_id == range_id) return i;
+    return -1;
+}
+
+static int truth_holding(fake *f, const uint8_t *key, size_t len) {
+    for (int i = 0; i < 3; i++)
+        if (range_descriptor_contains(&f->truth[i], key, len)) return i;
+    return -1;
+}
+
+static bool span_in(const range_descriptor *d, const range_span *sp) {
+    if (!range_descriptor_contains(d, sp->start, sp->start_len)) return false;
+    if (sp->point || d->end_len == 0) return true;
+    return sp->end_len > 0 && key_cmp(sp->end, sp->end_len, d->end_key, d->end_len) <= 0;
+}
+
+/* The first key of req outside d, or NULL when everything is inside. */
+static bool request_inside(const range_descriptor *d, const range_kv_request *req,
+                           const uint8_t **key, size_t *key_len) {
+    switch (req->op) {
+    case RANGE_KV_GET:
+        *key = req->key;
+        *key_len = req->key_len;
+        return range_descriptor_contains(d, req->key, req->key_len);
+    case RANGE_KV_SCAN: {
+        range_span sp = {req->start, req->start_len, req->end, req->end_len, false};
+        *key = req->start;
+        *key_len = req->start_len;
+        return span_in(d, &sp);
+    }
+    case RANGE_KV_COMMIT:
+        for (size_t i = 0; i < req->write_count; i++) {
+            *key = req->writes[i].key;
+            *key_len = req->writes[i].key_len;
+            if (!range_descriptor_contains(d, *key, *key_len)) return false;
+        }
+        for (size_t i = 0; i < req->read_span_count; i++) {
+            *key = req->read_spans[i].start;
+            *key_len = req->read_spans[i].start_len;
+            if (!span_in(d, &req->read_spans[i])) return false;
+        }
+        return true;
+    default:
+        return true;
+    }
+}
+
+/* Rows of [start, end) in scan order, at most PAGE_ROWS; *more when some
+** are left. */
+static size_t fake_scan(const range_kv_request *req, range_kv_row *rows, bool *more) {
+    size_t n = 0;
+    *more = false;
+    size_t total = strlen(ROW_KEYS);
+    for (size_t k = 0; k < total; k++) {
+        size_t i = req->reverse ? total - 1 - k : k;
+        const uint8_t *key = (const uint8_t *)&ROW_KEYS[i];
+        if (key_cmp(key, 1, req->start, req->start_len) < 0) continue;
+        if (req->end_len > 0 && key_cmp(key, 1, req->end, req->end_len) >= 0) continue;
+        if (n == PAGE_ROWS) {
+            *more = true;
+            break;
+        }
+        rows[n].key = key;
+        rows[n].key_len = 1;
+        rows[n].value = key; /* the value of row "x" is "x" */
+        rows[n].value_len = 1;
+        n++;
+    }
+    return n;
+}
+
+static void fake_handler(void *ctx, rpc_transport *t, const rpc_message *msg) {
+    fake_node *node = ctx;
+    fake *f = node->f;
+    if (msg->request_id == 0) return;
+    range_kv_request req;
+    range_kv_response resp;
+    memset(&resp, 0, sizeof(resp));
+    range_kv_row rows[PAGE_ROWS];
+    base_buf out = {0};
+    if (range_kv_request_decode(msg->payload, msg->payload_len, &req) != RANGE_OK) {
+        resp.status = RANGE_ERR_CORRUPT;
+        assert_int_equal(range_kv_response_encode(&resp, &out), RANGE_OK);
+        rpc_respond(t, msg->from, msg->request_id, resp.status, out.data, out.len);
+        base_buf_free(&out);
+        return;
+    }
+    pthread_mutex_lock(&f->mu);
+    f->requests[node->id]++;
+    pthread_cond_broadcast(&f->cv);
+    bool answer = true;
+    fake_mode mode = f->mode[node->id];
+    int ri = truth_index(f, req.range_id);
+    const uint8_t *bad = NULL;
+    size_t bad_len = 0;
+    if (req.op == RANGE_KV_COMMIT && f->commit_requests < APPLIED_MAX) {
+        f->commit_txn[f->commit_requests] = req.txn_id;
+        f->commit_nonce[f->commit_requests] = req.nonce;
+        f->commit_requests++;
+    }
+    if (mode == FAKE_DROP) {
+        answer = false;
+    } else if (mode == FAKE_BUSY) {
+        resp.status = RANGE_ERR_BUSY;
+    } else if (mode == FAKE_NOT_LEADER) {
+        resp.status = RANGE_ERR_NOT_LEADER;
+    } else if (ri >= 0 && f->leader[ri] != node->id) {
+        resp.status = RANGE_ERR_NOT_LEADER;
+        resp.leader_hint = f->leader[ri];
+    } else if (ri < 0 || !request_inside(&f->truth[ri], &req, &bad, &bad_len)) {
+        resp.status = RANGE_ERR_KEY_MISMATCH;
+        int hi = f->mismatch_holding && bad != NULL ? truth_holding(f, bad, bad_len) : ri;
+        if (hi >= 0) {
+            resp.has_descriptor = true;
+            resp.descriptor = f->truth[hi]; /* borrowed for the encoding */
+        }
+    } else if (req.op == RANGE_KV_GET) {
+        resp.status = RANGE_NOT_FOUND;
+        if (req.key_len == 1 && req.key[0] >= 'a' && req.key[0] <= 'z') {
+            resp.status = RANGE_OK;
+            resp.value = req.key;
+            resp.value_len = 1;
+        }
+    } else if (req.op == RANGE_KV_SCAN) {
+        resp.status = RANGE_OK;
+        resp.rows = rows;
+        resp.n_rows = fake_scan(&req, rows, &resp.more);
+    } else if (req.op == RANGE_KV_COMMIT) {
+        int found = -1;
+        for (int i = 0; i < f->n_applied; i++)
+            if (f->applied[i].txn == req.txn_id && f->applied[i].nonce == req.nonce) found = i;
+        if (found < 0 && req.write_count > 0 && req.writes[0].key_len == 1 &&
+            req.writes[0].key[0] == 'c') {
+            /* key "c" always conflicts */
+            resp.status = RANGE_ERR_CONFLICT;
+            resp.conflict_kind = RANGE_CONFLICT_WRITE_WRITE;
+            resp.conflict_key = req.writes[0].key;
+            resp.conflict_key_len = 1;
+            resp.conflict_ts = (hlc_timestamp){42, 7};
+            resp.conflict_pending = true;
+        } else {
+            if (found < 0 && f->n_applied < APPLIED_MAX) {
+                found = f->n_applied++;
+                f->applied[found].txn = req.txn_id;
+                f->applied[found].nonce = req.nonce;
+                f->applied[found].ts = (hlc_timestamp){f->next_wall++, 0};
+            }
+            resp.status = RANGE_OK;
+            resp.commit_ts = f->applied[found].ts;
+            if (f->swallow_commits > 0) {
+                f->swallow_commits--;
+                answer = false;
+                if (f->refuse_after_swallow)
+                    for (int i = 1; i <= FAKES; i++) f->mode[i] = FAKE_NOT_LEADER;
+            }
+        }
+    } else {
+        resp.status = RANGE_ERR_INVALID;
+    }
+    if (answer) assert_int_equal(range_kv_response_encode(&resp, &out), RANGE_OK);
+    pthread_mutex_unlock(&f->mu);
+    if (answer) rpc_respond(t, msg->from, msg->request_id, resp.status, out.data, out.len);
+    base_buf_free(&out);
+    range_kv_request_free(&req);
+}
+
+/* ---- fixture ---------------------------------------------------------------------- */
+
+static const uint64_t ALL[3] = {1, 2, 3};
+
+static int setup(void **state) {
+    fake *f = calloc(1, sizeof(*f));
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    make_desc(&f->truth[0], 1, 2, "", "h", ALL, 3);
+    make_desc(&f->truth[1], 2, 1, "h", "p", ALL, 3);
+    make_desc(&f->truth[2], 3, 1, "p", NULL, ALL, 3);
+    for (int i = 0; i < 3; i++) f->leader[i] = 1;
+    f->next_wall = 1000;
+    for (int i = 1; i <= FAKES; i++) {
+        f->nodes[i] = (fake_node){f, (uint64_t)i};
+        rpc_uv_config cfg;
+        rpc_uv_config_init(&cfg);
+        cfg.node_id = (rpc_node_id)i;
+        cfg.listen_host = "127.0.0.1";
+        cfg.handler = fake_handler;
+        cfg.handler_ctx = &f->nodes[i];
+        cfg.random_seed = (uint64_t)i;
+        assert_int_equal(rpc_uv_start(&cfg, &f->uv[i]), RPC_OK);
+        f->port[i] = rpc_uv_listen_port(f->uv[i]);
+    }
+    rpc_uv_config cfg;
+    rpc_uv_config_init(&cfg);
+    cfg.node_id = ROUTER_NODE;
+    cfg.listen_host = "127.0.0.1";
+    cfg.random_seed = 99;
+    assert_int_equal(rpc_uv_start(&cfg, &f->router_uv), RPC_OK);
+    int router_port = rpc_uv_listen_port(f->router_uv);
+    for (int i = 1; i <= FAKES; i++) {
+        assert_int_equal(rpc_uv_add_peer(f->router_uv, (rpc_node_id)i, "127.0.0.1", f->port[i]),
+                         RPC_OK);
+        assert_int_equal(rpc_uv_add_peer(f->uv[i], ROUTER_NODE, "127.0.0.1", router_port),
+                         RPC_OK);
+    }
+    f->manual.now_ns = 1700000000LL * 1000000000LL;
+    assert_int_equal(hlc_clock_new(hlc_manual_clock_as_physical(&f->manual),
+                                   HLC_DEFAULT_MAX_OFFSET_NS, &f->clock),
+                     0);
+    range_router_config rc = {.transport = rpc_uv_transport(f->router_uv), .clock = f->clock,
+                              .local_node_id = ROUTER_NODE, .deadline_ms = DEADLINE_MS,
+                              .rpc_timeout_ms = RPC_TIMEOUT_MS, .random_seed = 7};
+    assert_int_equal(range_router_new(&rc, &f->router), RANGE_OK);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fake *f = *state;
+    range_router_free(f->router);
+    rpc_uv_free(f->router_uv);
+    for (int i = 1; i <= FAKES; i++)
+        if (f->uv[i] != NULL) rpc_uv_free(f->uv[i]);
+    hlc_clock_free(f->clock);
+    for (int i = 0; i < 3; i++) range_descriptor_free(&f->truth[i]);
+    pthread_cond_destroy(&f->cv);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+    return 0;
+}
+
+/* Teach the router the true descriptors (what bootstrap does). */
+static void learn_truth(fake *f) {
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(range_router_update_descriptor(f->router, &f->truth[i]), RANGE_OK);
+}
+
+static void set_leader(fake *f, int range_index, uint64_t node) {
+    pthread_mutex_lock(&f->mu);
+    f->leader[range_index] = node;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void set_mode(fake *f, uint64_t node, fake_mode mode) {
+    pthread_mutex_lock(&f->mu);
+    f->mode[node] = mode;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static int requests_at(fake *f, uint64_t node) {
+    pthread_mutex_lock(&f->mu);
+    int n = f->requests[node];
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+static int get(fake *f, const char *key, base_buf *out) {
+    range_kv *kv = range_router_kv(f->router);
+    return kv->ops->get(kv, (const uint8_t *)key, strlen(key), (hlc_timestamp){500, 0}, out);
+}
+
+static uint64_t cached_leaseholder(fake *f, uint64_t range_id) {
+    range_descriptor *d;
+    uint64_t *l;
+    size_t n;
+    assert_int_equal(range_router_snapshot(f->router, &d, &l, &n), RANGE_OK);
+    uint64_t found = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (d[i].range_id == range_id) found = l[i];
+        range_descriptor_free(&d[i]);
+    }
+    base_free(d);
+    base_free(l);
+    return found;
+}
+
+static void last_error(fake *f, char *buf, size_t size) {
+    range_kv *kv = range_router_kv(f->router);
+    assert_non_null(kv->ops->last_error);
+    assert_true(kv->ops->last_error(kv, buf, size));
+}
+
+/* ---- tests ---------------------------------------------------------------------- */
+
+static void test_redirect_on_not_leader_hint(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    set_leader(f, 1, 3); /* range 2 ["h", "p") is led by node 3 */
+    base_buf out = {0};
+    assert_int_equal(get(f, "k", &out), RANGE_OK);
+    assert_int_equal(out.len, 1);
+    assert_int_equal(out.data[0], 'k');
+    range_router_stats st;
+    range_router_get_stats(f->router, &st);
+    assert_int_equal(st.redirects, 1);  /* node 1 (first replica) said "try 3" */
+    assert_int_equal(st.attempts, 2);
+    assert_int_equal(cached_leaseholder(f, 2), 3);
+    /* the next read goes straight to the leaseholder */
+    assert_int_equal(get(f, "m", &out), RANGE_OK);
+    range_router_get_stats(f->router, &st);
+    assert_int_equal(st.attempts, 3);
+    assert_int_equal(requests_at(f, 3), 2);
+    /* absent keys are NOT_FOUND, not errors */
+    assert_int_equal(get(f, "hz", &out), RANGE_NOT_FOUND);
+    base_buf_free(&out);
+}
+
+static void test_failover_on_timeout(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    set_mode(f, 1, FAKE_DROP); /* node 1 hangs */
+    set_leader(f, 0, 2);
+    base_buf out = {0};
+    int64_t t0 = base_monotonic_ns();
+    assert_int_equal(get(f, "b", &out), RANGE_OK);
+    int64_t took_ms = (base_monotonic_ns() - t0) / 1000000;
+    assert_int_equal(out.data[0], 'b');
+    range_router_stats st;
+    range_router_get_stats(f->router, &st);
+    assert_true(st.failovers >= 1);
+    assert_int_equal(requests_at(f, 1), 1);
+    assert_int_equal(cached_leaseholder(f, 1), 2);
+    assert_true(took_ms >= RPC_TIMEOUT_MS - 50 && took_ms < DEADLINE_MS);
+    base_buf_free(&out);
+}
+
+typedef struct killer {
+    fake *f;
+    pthread_t thread;
+    bool killed;
+} killer;
+
+/* Waits (bounded) until node 1 holds a request, then stops its transport:
+** the connection carrying the request drops. */
+static void *killer_main(void *arg) {
+    killer *k = arg;
+    fake *f = k->f;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += WAIT_MS_MAX / 1000;
+    pthread_mutex_lock(&f->mu);
+    while (f->requests[1] == 0)
+        if (pthread_cond_timedwait(&f->cv, &f->mu, &until) != 0) break;
+    bool got = f->requests[1] > 0;
+    pthread_mutex_unlock(&f->mu);
+    if (got) {
+        rpc_uv_free(f->uv[1]);
+        f->uv[1] = NULL;
+        k->killed = true;
+    }
+    return NULL;
+}
+
+static void test_failover_on_disconnect(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    set_mode(f, 1, FAKE_DROP);
+    set_leader(f, 0, 2);
+    killer k = {.f = f};
+    assert_int_equal(pthread_create(&k.thread, NULL, killer_main, &k), 0);
+    base_buf out = {0};
+    assert_int_equal(get(f, "a", &out), RANGE_OK);
+    assert_int_equal(out.data[0], 'a');
+    pthread_join(k.thread, NULL);
+    assert_true(k.killed);
+    assert_int_equal(cached_leaseholder(f, 1), 2);
+    /* node 1 stays down: reads keep working through node 2 */
+    assert_int_equal(get(f, "g", &out), RANGE_OK);
+    base_buf_free(&out);
+}
+
+static void test_key_mismatch_refresh(void **state) {
+    fake *f = *state;
+    /* the router knows only the bootstrap shape: one range over everything */
+    range_descriptor stale;
+    make_desc(&stale, 1, 1, "", NULL, ALL, 3);
+    assert_int_equal(range_router_update_descriptor(f->router, &stale), RANGE_OK);
+    /* an older generation of a cached range is ignored */
+    range_descriptor older;
+    make_desc(&older, 1, 0, "", "b", ALL, 3);
+    assert_int_equal(range_router_update_descriptor(f->router, &older), RANGE_OK);
+    range_descriptor_free(&older);
+
+    pthread_mutex_lock(&f->mu);
+    f->mismatch_holding = true;
+    pthread_mutex_unlock(&f->mu);
+    base_buf out = {0};
+    assert_int_equal(get(f, "k", &out), RANGE_OK);
+    assert_int_equal(out.data[0], 'k');
+    range_router_stats st;
+    range_router_get_stats(f->router, &st);
+    assert_int_equal(st.descriptor_refreshes, 1);
+    /* range 2 replaced the overlapping stale range 1 */
+    range_descriptor *d;
+    uint64_t *l;
+    size_t n;
+    assert_int_equal(range_router_snapshot(f->router, &d, &l, &n), RANGE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(d[0].range_id, 2);
+    assert_int_equal(d[0].start_len, 1);
+    assert_memory_equal(d[0].start_key, "h", 1);
+    range_descriptor_free(&d[0]);
+    base_free(d);
+    base_free(l);
+
+    /* a mismatch answer naming only the addressed range (its new, smaller
+    ** shape) leaves no range for the key: unavailable, said clearly */
+    pthread_mutex_lock(&f->mu);
+    f->mismatch_holding = false;
+    pthread_mutex_unlock(&f->mu);
+    assert_int_equal(range_router_update_descriptor(f->router, &stale), RANGE_OK);
+    assert_int_equal(get(f, "r", &out), RANGE_ERR_UNAVAILABLE);
+    char msg[256];
+    last_error(f, msg, sizeof(msg));
+    assert_non_null(strstr(msg, "no range known for key 0x72"));
+    range_descriptor_free(&stale);
+    base_buf_free(&out);
+}
+
+typedef struct scan_case {
+    const char *start, *end; /* NULL end: open */
+    bool reverse;
+} scan_case;
+
+static void check_scan(fake *f, const scan_case *sc) {
+    range_kv *kv = range_router_kv(f->router);
+    range_kv_iter *it;
+    size_t slen = strlen(sc->start), elen = sc->end ? strlen(sc->end) : 0;
+    assert_int_equal(kv->ops->iter_open(kv, (const uint8_t *)sc->start, slen,
+                                        (const uint8_t *)sc->end, elen, (hlc_timestamp){500, 0},
+                                        sc->reverse, &it),
+                     RANGE_OK);
+    char expect[32], got[32];
+    size_t ne = 0, ng = 0;
+    size_t total = strlen(ROW_KEYS);
+    for (size_t k = 0; k < total; k++) {
+        size_t i = sc->reverse ? total - 1 - k : k;
+        const uint8_t *key = (const uint8_t *)&ROW_KEYS[i];
+        if (key_cmp(key, 1, (const uint8_t *)sc->start, slen) < 0) continue;
+        if (elen && key_cmp(key, 1, (const uint8_t *)sc->end, elen) >= 0) continue;
+        expect[ne++] = ROW_KEYS[i];
+    }
+    const uint8_t *key, *value;
+    size_t key_len, value_len;
+    int rc;
+    while ((rc = kv->ops->iter_next(it, &key, &key_len, &value, &value_len)) == 1) {
+        assert_true(ng < sizeof(got));
+        assert_int_equal(key_len, 1);
+        assert_int_equal(value_len, 1);
+        assert_int_equal(value[0], key[0]);
+        got[ng++] = (char)key[0];
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(kv->ops->iter_next(it, &key, &key_len, &value, &value_len), 0);
+    kv->ops->iter_close(it);
+    assert_int_equal(ng, ne);
+    assert_memory_equal(got, expect, ne);
+}
+
+static void test_scan_across_ranges_paged(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    set_leader(f, 1, 2); /* a redirect in the middle of the scan */
+    static const scan_case cases[] = {
+        {"b", "x", false}, {"b", "x", true},   {"", NULL, false}, {"", NULL, true},
+        {"h", "p", false}, {"h", "p", true},   {"g", "i", false}, {"g", "i", true},
+        {"q", NULL, true}, {"", "c", true},    {"d", "d", false}, {"zz", NULL, false},
+        {"hh", "pp", true},
+    };
+    for (size_t i = 0; i < BASE_ARRAY_LEN(cases); i++) check_scan(f, &cases[i]);
+    range_router_stats st;
+    range_router_get_stats(f->router, &st);
+    /* 26 rows in pages of 2 over 3 ranges: at least 13 pages per full scan */
+    assert_true(st.scan_pages >= 2 * 13);
+    assert_int_equal(st.redirects, 1);
+}
+
+static void test_cross_range_commit_refused(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    range_kv *kv = range_router_kv(f->router);
+    range_write w[2] = {{(const uint8_t *)"a", 1, (const uint8_t *)"1", 1, false},
+                        {(const uint8_t *)"k", 1, (const uint8_t *)"2", 1, false}};
+    range_commit_request req = {.txn_id = 5, .read_ts = {500, 0}, .writes = w, .write_count = 2};
+    hlc_timestamp ts;
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_ERR_CROSS_RANGE);
+    char msg[256];
+    last_error(f, msg, sizeof(msg));
+    assert_string_equal(msg, "keys in range 1 and range 2");
+    /* a read span crossing a boundary is refused as well */
+    range_span rs = {(const uint8_t *)"f", 1, (const uint8_t *)"j", 1, false};
+    req.write_count = 1;
+    req.read_spans = &rs;
+    req.read_span_count = 1;
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_ERR_CROSS_RANGE);
+    last_error(f, msg, sizeof(msg));
+    assert_string_equal(msg, "keys in range 1 and range 2");
+    pthread_mutex_lock(&f->mu);
+    assert_int_equal(f->commit_requests, 0); /* nothing was sent */
+    pthread_mutex_unlock(&f->mu);
+    /* inside one range it commits; a conflict comes back decoded */
+    rs.end = (const uint8_t *)"g";
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_OK);
+    assert_int_equal(ts.wall_ns, 1000);
+    w[0].key = (const uint8_t *)"c";
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_ERR_CONFLICT);
+    assert_int_equal(conflict.kind, RANGE_CONFLICT_WRITE_WRITE);
+    assert_int_equal(conflict.key.len, 1);
+    assert_int_equal(conflict.key.data[0], 'c');
+    assert_int_equal(conflict.conflict_ts.wall_ns, 42);
+    assert_true(conflict.pending);
+    range_conflict_free(&conflict);
+    /* no writes: commits at read_ts without a message */
+    req.write_count = 0;
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_OK);
+    assert_int_equal(ts.wall_ns, 500);
+    range_stats rs_stats;
+    kv->ops->stats(kv, &rs_stats);
+    assert_int_equal(rs_stats.commits, 1);
+    assert_int_equal(rs_stats.conflicts, 1);
+    pthread_mutex_lock(&f->mu);
+    assert_int_equal(f->commit_requests, 2);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void test_commit_retried_with_same_nonce(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    pthread_mutex_lock(&f->mu);
+    f->swallow_commits = 1; /* applied at node 1, the answer is lost */
+    pthread_mutex_unlock(&f->mu);
+    range_kv *kv = range_router_kv(f->router);
+    range_write w = {(const uint8_t *)"b", 1, (const uint8_t *)"1", 1, false};
+    range_commit_request req = {.txn_id = 77, .read_ts = {500, 0}, .writes = &w, .write_count = 1};
+    hlc_timestamp ts;
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_OK);
+    pthread_mutex_lock(&f->mu);
+    assert_int_equal(f->n_applied, 1);
+    assert_int_equal(hlc_compare(ts, f->applied[0].ts), 0);
+    /* timeout at 1, "not leader, try 1" at 2, then 1 again: same key every time */
+    assert_true(f->commit_requests >= 3);
+    for (int i = 0; i < f->commit_requests; i++) {
+        assert_int_equal(f->commit_txn[i], 77);
+        assert_int_equal(f->commit_nonce[i], f->commit_nonce[0]);
+    }
+    assert_true(f->commit_nonce[0] != 0);
+    pthread_mutex_unlock(&f->mu);
+    /* a second commit call of the same txn id gets a fresh nonce */
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_OK);
+    pthread_mutex_lock(&f->mu);
+    assert_int_equal(f->n_applied, 2);
+    assert_true(f->applied[1].nonce != f->applied[0].nonce);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void test_deadline_ambiguous_vs_unavailable(void **state) {
+    fake *f = *state;
+    /* a shorter deadline: every case below runs into it */
+    range_router_free(f->router);
+    range_router_config rc = {.transport = rpc_uv_transport(f->router_uv), .clock = f->clock,
+                              .local_node_id = ROUTER_NODE, .deadline_ms = SHORT_DEADLINE_MS,
+                              .rpc_timeout_ms = RPC_TIMEOUT_MS, .random_seed = 11};
+    assert_int_equal(range_router_new(&rc, &f->router), RANGE_OK);
+    learn_truth(f);
+    range_kv *kv = range_router_kv(f->router);
+    range_write w = {(const uint8_t *)"q", 1, (const uint8_t *)"1", 1, false};
+    range_commit_request req = {.txn_id = 9, .read_ts = {500, 0}, .writes = &w, .write_count = 1};
+    hlc_timestamp ts;
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    char msg[256];
+
+    /* nobody evaluates it: surely not applied */
+    for (uint64_t i = 1; i <= FAKES; i++) set_mode(f, i, FAKE_NOT_LEADER);
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_ERR_UNAVAILABLE);
+    last_error(f, msg, sizeof(msg));
+    assert_non_null(strstr(msg, "range 3 is unavailable"));
+    for (uint64_t i = 1; i <= FAKES; i++) set_mode(f, i, FAKE_BUSY);
+    assert_int_equal(get(f, "q", &(base_buf){0}), RANGE_ERR_UNAVAILABLE);
+
+    /* sent and never answered: the outcome is unknown */
+    for (uint64_t i = 1; i <= FAKES; i++) set_mode(f, i, FAKE_DROP);
+    int64_t t0 = base_monotonic_ns();
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_ERR_AMBIGUOUS);
+    int64_t took_ms = (base_monotonic_ns() - t0) / 1000000;
+    assert_true(took_ms >= SHORT_DEADLINE_MS - 100 &&
+                took_ms < SHORT_DEADLINE_MS + 2 * RPC_TIMEOUT_MS);
+    last_error(f, msg, sizeof(msg));
+    assert_non_null(strstr(msg, "range 3"));
+
+    /* applied but unanswered, then only "not leader": still unknown */
+    for (uint64_t i = 1; i <= FAKES; i++) set_mode(f, i, FAKE_ANSWER);
+    pthread_mutex_lock(&f->mu);
+    f->swallow_commits = 1;
+    f->refuse_after_swallow = true;
+    pthread_mutex_unlock(&f->mu);
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_ERR_AMBIGUOUS);
+
+    /* replicas with no address: never sent, so unavailable */
+    range_descriptor nowhere;
+    const uint64_t ghosts[2] = {7, 8};
+    make_desc(&nowhere, 3, 9, "p", NULL, ghosts, 2);
+    assert_int_equal(range_router_update_descriptor(f->router, &nowhere), RANGE_OK);
+    range_descriptor_free(&nowhere);
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_ERR_UNAVAILABLE);
+    range_router_stats st;
+    range_router_get_stats(f->router, &st);
+    assert_int_equal(st.ambiguous, 2);
+    assert_int_equal(st.unavailable, 3);
+}
+
+int main(void) {
+    base_log_set_level(BASE_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_redirect_on_not_leader_hint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failover_on_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failover_on_disconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_mismatch_refresh, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan_across_ranges_paged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cross_range_commit_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_retried_with_same_nonce, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deadline_ambiguous_vs_unavailable, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

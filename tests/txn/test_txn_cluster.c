@@ -1,0 +1,324 @@
+/*
+** tests/txn/test_txn_cluster.c: txn/ over the cluster path, end to end in one
+** process. Three nodes on rpc_uv loopback, each with an in-memory store, a
+** range_node hosting a replica of range 1 ([empty, +inf) on nodes 1..3), a
+** range_server, a range_router (local = its server) and a txn_db over the
+** router. One rpc handler per node dispatches Raft messages to the node and
+** KV requests to the server; a ticker thread is the nodes' timer.
+**
+** Covered: commits through every node, reads and scans of every commit
+** through every node, a serialization conflict between two nodes, and
+** leader failover: the leader's node stops (its handler drops every
+** message and it is no longer ticked: a crash as the network sees it) while
+** the other nodes keep committing through their routers.
+**
+** Every wait is bounded (router deadlines; wait_for with a limit).
+*/
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "range/range.h"
+#include "rpc/rpc.h"
+#include "txn/txn.h"
+
+#define NODES 3
+#define TICK_MS 10
+#define WAIT_MS_MAX 20000
+#define ROUTER_DEADLINE_MS 15000
+#define ROUTER_RPC_TIMEOUT_MS 1000
+#define SERVER_WAIT_MS 2000
+#define COMMIT_TRIES_MAX 20 /* 40001 retries of one test transaction */
+
+typedef struct node {
+    uint64_t id;
+    rpc_uv *uv;
+    storage_engine *engine;
+    hlc_clock *clock;
+    range_node *rn;
+    range_replica *rep;
+    pthread_mutex_t dispatch_mu; /* guards server for the handler */
+    range_server *server;        /* NULL once stopping */
+    range_server *server_owned;
+    range_router *router;
+    txn_db *db;
+    atomic_bool dead; /* drops every message, no ticks */
+} node;
+
+typedef struct cluster {
+    node n[NODES + 1];
+    pthread_t ticker;
+    atomic_bool stop;
+} cluster;
+
+static void dispatch(void *ctx, rpc_transport *t, const rpc_message *msg) {
+    node *nd = ctx;
+    if (atomic_load(&nd->dead)) return; /* a crashed node answers nothing */
+    if (msg->method == RANGE_RPC_METHOD_RAFT) {
+        range_node_handle_rpc(nd->rn, t, msg);
+        return;
+    }
+    if (msg->method == RANGE_RPC_METHOD_KV) {
+        pthread_mutex_lock(&nd->dispatch_mu);
+        if (nd->server != NULL) range_server_handle_rpc(nd->server, t, msg);
+        pthread_mutex_unlock(&nd->dispatch_mu);
+    }
+}
+
+static void *ticker_main(void *arg) {
+    cluster *c = arg;
+    while (!atomic_load(&c->stop)) {
+        struct timespec ts = {0, TICK_MS * 1000000L};
+        nanosleep(&ts, NULL); /* the nodes' timer, not a wait for a condition */
+        for (int i = 1; i <= NODES; i++)
+            if (!atomic_load(&c->n[i].dead)) range_node_tick(c->n[i].rn);
+    }
+    return NULL;
+}
+
+static uint64_t find_leader(cluster *c) {
+    for (int i = 1; i <= NODES; i++) {
+        if (atomic_load(&c->n[i].dead)) continue;
+        range_replica_status st;
+        range_replica_get_status(c->n[i].rep, &st);
+        if (st.leader) return (uint64_t)i;
+    }
+    return 0;
+}
+
+static bool wait_leader(cluster *c) {
+    int64_t deadline = base_monotonic_ns() + (int64_t)WAIT_MS_MAX * 1000000;
+    while (base_monotonic_ns() < deadline) {
+        if (find_leader(c) != 0) return true;
+        struct timespec ts = {0, TICK_MS * 1000000L};
+        nanosleep(&ts, NULL); /* poll the Raft status once per tick, bounded */
+    }
+    return false;
+}
+
+static void start_cluster(cluster *c) {
+    int ports[NODES + 1];
+    for (int i = 1; i <= NODES; i++) {
+        node *nd = &c->n[i];
+        nd->id = (uint64_t)i;
+        pthread_mutex_init(&nd->dispatch_mu, NULL);
+        assert_int_equal(hlc_clock_new(hlc_system_clock(), HLC_DEFAULT_MAX_OFFSET_NS, &nd->clock),
+                         0);
+        storage_options so = {.dir = NULL, .create_if_missing = true};
+        assert_int_equal(storage_open(&so, &nd->engine), STORAGE_OK);
+        rpc_uv_config cfg;
+        rpc_uv_config_init(&cfg);
+        cfg.node_id = (rpc_node_id)i;
+        cfg.listen_host = "127.0.0.1";
+        cfg.clock = nd->clock;
+        cfg.handler = dispatch;
+        cfg.handler_ctx = nd;
+        cfg.random_seed = (uint64_t)i;
+        assert_int_equal(rpc_uv_start(&cfg, &nd->uv), RPC_OK);
+        ports[i] = rpc_uv_listen_port(nd->uv);
+    }
+    for (int i = 1; i <= NODES; i++)
+        for (int j = 1; j <= NODES; j++)
+            if (i != j)
+                assert_int_equal(rpc_uv_add_peer(c->n[i].uv, (rpc_node_id)j, "127.0.0.1", ports[j]),
+                                 RPC_OK);
+    for (int i = 1; i <= NODES; i++) {
+        node *nd = &c->n[i];
+        range_node_config nc = {.transport = rpc_uv_transport(nd->uv), .engine = nd->engine,
+                                .no_handler = true};
+        assert_int_equal(range_node_new(&nc, &nd->rn), RANGE_OK);
+        range_replica_config rc = {.range_id = 1, .n_peers = NODES,
+                                   .random_seed = (uint64_t)i * 7919};
+        for (int k = 0; k < NODES; k++) rc.peers[k] = (uint64_t)k + 1;
+        assert_int_equal(range_node_add_replica(nd->rn, &rc, &nd->rep), RANGE_OK);
+        range_server_config sc = {.node = nd->rn, .clock = nd->clock, .workers = 4,
+                                  .wait_timeout_ms = SERVER_WAIT_MS};
+        assert_int_equal(range_server_new(&sc, &nd->server_owned), RANGE_OK);
+        pthread_mutex_lock(&nd->dispatch_mu);
+        nd->server = nd->server_owned;
+        pthread_mutex_unlock(&nd->dispatch_mu);
+        range_router_config rcfg = {.transport = rpc_uv_transport(nd->uv), .clock = nd->clock,
+                                    .local = nd->server_owned, .local_node_id = nd->id,
+                                    .deadline_ms = ROUTER_DEADLINE_MS,
+                                    .rpc_timeout_ms = ROUTER_RPC_TIMEOUT_MS,
+                                    .random_seed = 100 + (uint64_t)i};
+        assert_int_equal(range_router_new(&rcfg, &nd->router), RANGE_OK);
+        range_descriptor d;
+        assert_int_equal(range_replica_descriptor(nd->rep, &d), RANGE_OK);
+        assert_int_equal(range_router_update_descriptor(nd->router, &d), RANGE_OK);
+        range_descriptor_free(&d);
+        txn_db_options o = {.clock = nd->clock, .kv = range_router_kv(nd->router)};
+        assert_int_equal(txn_db_open(&o, &nd->db), TXN_OK);
+    }
+    assert_int_equal(pthread_create(&c->ticker, NULL, ticker_main, c), 0);
+}
+
+static void stop_cluster(cluster *c) {
+    for (int i = 1; i <= NODES; i++) {
+        node *nd = &c->n[i];
+        txn_db_close(nd->db);
+        range_router_free(nd->router);
+        pthread_mutex_lock(&nd->dispatch_mu);
+        nd->server = NULL; /* the handler stops handing KV requests over */
+        pthread_mutex_unlock(&nd->dispatch_mu);
+        range_server_free(nd->server_owned); /* answers on the still-running transport */
+    }
+    atomic_store(&c->stop, true);
+    pthread_join(c->ticker, NULL);
+    /* range.h's order for rpc_uv: transport, forget, node */
+    for (int i = 1; i <= NODES; i++) {
+        rpc_uv_free(c->n[i].uv);
+        range_node_forget_transport(c->n[i].rn);
+    }
+    for (int i = 1; i <= NODES; i++) {
+        node *nd = &c->n[i];
+        range_node_free(nd->rn);
+        storage_close(nd->engine);
+        hlc_clock_free(nd->clock);
+        pthread_mutex_destroy(&nd->dispatch_mu);
+    }
+}
+
+/* Commit key = value through node i, retrying 40001 (bounded). */
+static void put_through(cluster *c, int i, const char *key, const char *value) {
+    for (int attempt = 0; attempt < COMMIT_TRIES_MAX; attempt++) {
+        txn *t;
+        txn_error err = {0};
+        int rc = txn_begin(c->n[i].db, NULL, &t);
+        assert_int_equal(rc, TXN_OK);
+        assert_int_equal(txn_put(t, (const uint8_t *)key, strlen(key), (const uint8_t *)value,
+                                 strlen(value), &err),
+                         TXN_OK);
+        rc = txn_commit(t, NULL, &err);
+        if (rc == TXN_OK) return;
+        if (rc != TXN_ERR_RETRY)
+            fail_msg("commit of %s through node %d: %d %s %s", key, i, rc, err.sqlstate,
+                     err.message);
+    }
+    fail_msg("commit of %s through node %d kept conflicting", key, i);
+}
+
+static void check_value(cluster *c, int i, const char *key, const char *value) {
+    txn *t;
+    txn_error err = {0};
+    base_buf b = {0};
+    assert_int_equal(txn_begin(c->n[i].db, &(txn_options){.read_only = true}, &t), TXN_OK);
+    int rc = txn_get(t, (const uint8_t *)key, strlen(key), &b, &err);
+    if (rc != TXN_OK) fail_msg("get %s through node %d: %d %s", key, i, rc, err.message);
+    assert_int_equal(b.len, strlen(value));
+    assert_memory_equal(b.data, value, b.len);
+    txn_rollback(t);
+    base_buf_free(&b);
+}
+
+/* Keys of a full scan through node i, as "k1,k2,..." */
+static void scan_keys(cluster *c, int i, bool reverse, char *out, size_t out_size) {
+    txn *t;
+    txn_error err = {0};
+    txn_iter *it;
+    assert_int_equal(txn_begin(c->n[i].db, &(txn_options){.read_only = true}, &t), TXN_OK);
+    assert_int_equal(txn_scan(t, NULL, 0, NULL, 0, reverse, &it, &err), TXN_OK);
+    size_t pos = 0;
+    out[0] = '\0';
+    for (int guard = 0; guard < 1000; guard++) {
+        const uint8_t *k, *v;
+        size_t kl, vl;
+        int n = txn_iter_next(it, &k, &kl, &v, &vl, &err);
+        if (n < 0) fail_msg("scan through node %d: %d %s", i, n, err.message);
+        if (n == 0) break;
+        pos += (size_t)snprintf(out + pos, out_size - pos, "%s%.*s", pos ? "," : "", (int)kl,
+                                (const char *)k);
+        assert_true(pos < out_size);
+    }
+    txn_iter_close(it);
+    txn_rollback(t);
+}
+
+static void test_three_node_cluster(void **state) {
+    (void)state;
+    cluster *c = calloc(1, sizeof(*c));
+    start_cluster(c);
+    assert_true(wait_leader(c));
+
+    /* commits through every node, visible through every node */
+    char key[32], value[32];
+    for (int i = 1; i <= NODES; i++) {
+        snprintf(key, sizeof(key), "key-%d", i);
+        snprintf(value, sizeof(value), "value-%d", i);
+        put_through(c, i, key, value);
+    }
+    for (int j = 1; j <= NODES; j++) {
+        for (int i = 1; i <= NODES; i++) {
+            snprintf(key, sizeof(key), "key-%d", i);
+            snprintf(value, sizeof(value), "value-%d", i);
+            check_value(c, j, key, value);
+        }
+        char keys[256];
+        scan_keys(c, j, false, keys, sizeof(keys));
+        assert_string_equal(keys, "key-1,key-2,key-3");
+        scan_keys(c, j, true, keys, sizeof(keys));
+        assert_string_equal(keys, "key-3,key-2,key-1");
+    }
+
+    /* a read-write conflict across nodes: the second committer restarts */
+    {
+        txn *t1;
+        txn_error err = {0};
+        base_buf b = {0};
+        assert_int_equal(txn_begin(c->n[1].db, NULL, &t1), TXN_OK);
+        assert_int_equal(txn_get(t1, (const uint8_t *)"key-2", 5, &b, &err), TXN_OK);
+        assert_int_equal(txn_put(t1, (const uint8_t *)"key-1", 5, (const uint8_t *)"x", 1, &err),
+                         TXN_OK);
+        put_through(c, 2, "key-2", "changed");
+        int rc = txn_commit(t1, NULL, &err);
+        assert_int_equal(rc, TXN_ERR_RETRY);
+        assert_string_equal(err.sqlstate, "40001");
+        base_buf_free(&b);
+        check_value(c, 3, "key-1", "value-1");
+        check_value(c, 3, "key-2", "changed");
+    }
+
+    /* the leader's node stops; the others keep committing */
+    uint64_t leader = find_leader(c);
+    assert_true(leader != 0);
+    int a = (int)(leader % NODES) + 1, b2 = (int)((leader + 1) % NODES) + 1;
+    atomic_store(&c->n[leader].dead, true);
+    int64_t t0 = base_monotonic_ns();
+    put_through(c, a, "after-1", "one");
+    int64_t failover_ms = (base_monotonic_ns() - t0) / 1000000;
+    put_through(c, b2, "after-2", "two");
+    check_value(c, b2, "after-1", "one");
+    check_value(c, a, "after-2", "two");
+    check_value(c, a, "key-3", "value-3");
+    uint64_t new_leader = find_leader(c);
+    assert_true(new_leader != 0 && new_leader != leader);
+    range_router_stats st;
+    range_router_get_stats(c->n[a].router, &st);
+    fprintf(stderr,
+            "cluster: leader n%llu stopped, first commit through n%d after %lld ms; new leader "
+            "n%llu; router n%d: attempts %llu (local %llu) retries %llu redirects %llu "
+            "failovers %llu\n",
+            (unsigned long long)leader, a, (long long)failover_ms,
+            (unsigned long long)new_leader, a, (unsigned long long)st.attempts,
+            (unsigned long long)st.local_calls, (unsigned long long)st.retries,
+            (unsigned long long)st.redirects, (unsigned long long)st.failovers);
+    stop_cluster(c);
+    free(c);
+}
+
+int main(void) {
+    base_log_set_level(BASE_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_three_node_cluster),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
