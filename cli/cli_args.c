@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 int cli_parse_duration_ns(const char *s, int64_t *out_ns) {
@@ -83,4 +84,44 @@ int cli_parse_hostport(const char *s, const char *default_host, int default_port
     base_strlcpy(host, h, CLI_HOST_SIZE_MAX);
     *port = p;
     return 0;
+}
+
+int cli_parse_join_list(const char *s, int default_port, srv_addr *out, size_t max, size_t *n) {
+    if (s == NULL || *s == '\0') return -1;
+    srv_addr parsed[SRV_JOIN_ADDRS_MAX]; /* out stays untouched on failure */
+    if (max > SRV_JOIN_ADDRS_MAX) max = SRV_JOIN_ADDRS_MAX;
+    size_t count = 0;
+    const char *p = s;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == 0 || len >= CLI_HOST_SIZE_MAX || count >= max) return -1;
+        char item[CLI_HOST_SIZE_MAX], host[CLI_HOST_SIZE_MAX];
+        memcpy(item, p, len);
+        item[len] = '\0';
+        int port;
+        if (cli_parse_hostport(item, "127.0.0.1", default_port, host, &port) != 0 || port == 0)
+            return -1;
+        for (size_t i = 0; i < count; i++) {
+            if (parsed[i].port == port && strcmp(parsed[i].host, host) == 0) return -1;
+        }
+        base_strlcpy(parsed[count].host, host, sizeof parsed[count].host);
+        parsed[count].port = port;
+        count++;
+        if (comma == NULL) break;
+        p = comma + 1;
+    }
+    memcpy(out, parsed, count * sizeof parsed[0]);
+    *n = count;
+    return 0;
+}
+
+void cli_demo_default_dir(char *out, size_t size) {
+    const char *home = getenv("HOME");
+    if (home != NULL && home[0] != '\0') {
+        snprintf(out, size, "%s/.meridian/demo", home);
+        return;
+    }
+    const char *tmp = getenv("TMPDIR");
+    snprintf(out, size, "%s/meridian-demo", tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
 }

@@ -6,7 +6,8 @@
 **   - argument helpers (durations, host:port), pure;
 **   - the statement splitter of the shell, pure: text in, statements out;
 **   - the psql-like result formatter (libpq PGresult -> aligned table);
-**   - the two commands: cli_start_main (the node) and cli_sql_main (shell).
+**   - the commands: cli_start_main (the node), cli_sql_main (shell),
+**     cli_cert_main, cli_init_main and cli_node_main (cluster), cli_demo_main.
 **
 ** Exit codes of every command: 0 ok, 1 runtime failure (a statement failed,
 ** the store is locked, ...), 2 bad command line (CLI_EXIT_USAGE).
@@ -22,6 +23,7 @@
 #include <libpq-fe.h>
 
 #include "base/base.h"
+#include "server/server.h"
 
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAILURE 1
@@ -44,6 +46,12 @@ int cli_parse_duration_ns(const char *s, int64_t *out_ns);
 ** (port stays default_port). Port 0..65535. Returns 0 or -1. */
 int cli_parse_hostport(const char *s, const char *default_host, int default_port,
                        char *host /* OUT, CLI_HOST_SIZE_MAX */, int *port /* OUT */);
+
+/* "H1:P1,H2:P2,..." (each as cli_parse_hostport with host 127.0.0.1 and
+** default_port; empty items and duplicates refused) into out[0..max).
+** Returns 0 (and *n) or -1. */
+int cli_parse_join_list(const char *s, int default_port, srv_addr *out, size_t max,
+                        size_t *n /* OUT */);
 
 /* ---- the statement splitter ----------------------------------------------
 ** Accumulates input text and cuts it into statements at each ';' that is
@@ -99,5 +107,13 @@ size_t cli_display_width(const char *s);
 int cli_start_main(int argc, char **argv); /* `meridian start ...` */
 int cli_sql_main(int argc, char **argv);   /* `meridian sql ...` */
 int cli_cert_main(int argc, char **argv);  /* `meridian cert ...` (cli_cert.c) */
+int cli_init_main(int argc, char **argv);  /* `meridian init ...` (cli_node.c) */
+int cli_node_main(int argc, char **argv);  /* `meridian node status ...` (cli_node.c) */
+int cli_demo_main(int argc, char **argv);  /* `meridian demo ...` (cli_demo.c) */
+
+/* ---- demo helpers (cli_demo.c), pure ---------------------------------------- */
+/* The demo's default directory: $HOME/.meridian/demo, else $TMPDIR (or
+** /tmp)/meridian-demo. Into out (size bytes). */
+void cli_demo_default_dir(char *out, size_t size);
 
 #endif

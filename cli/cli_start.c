@@ -11,6 +11,14 @@
 ** reloads the TLS certificates (sec_tls_reload; new connections use the
 ** new ones, live ones keep theirs) and logs the outcome.
 **
+** Cluster mode (issue 4): with --join, or on a store that already has a
+** cluster identity, the node is a cluster member run by server/ (srv_node:
+** transport, Raft replicas, range server, router, txn_db, SQL, gateway).
+** Without --sql-addr SQL then shares the --listen-addr port (default
+** 127.0.0.1:26257); STORE/sql-url is written once SQL is served (after
+** `meridian init` for a new cluster). Without --join on a store with no
+** cluster identity the node is a single node exactly as before.
+**
 ** Secure by default: --certs-dir DIR (ca.crt, node.crt, node.key) serves
 ** SQL over TLS only; --insecure serves it in the clear; neither is a usage
 ** error (exit 2) naming both, and so is both.
@@ -28,6 +36,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -39,6 +48,7 @@
 
 #include "gateway/gateway.h"
 #include "security/security.h"
+#include "server/server.h"
 #include "sql/sql.h"
 #include "storage/storage.h"
 #include "timestamp/timestamp.h"
@@ -61,6 +71,12 @@ typedef struct start_options {
     base_log_level log_level;
     bool clock_offset_set;
     int64_t clock_offset_ns;
+    bool sql_addr_set;    /* --sql-addr given: SQL on its own port */
+    bool listen_addr_set; /* --listen-addr given */
+    srv_addr join[SRV_JOIN_ADDRS_MAX];
+    size_t n_join;
+    int64_t dead_after_ms;
+    int64_t liveness_ttl_ms;
 } start_options;
 
 static void usage(FILE *f) {
@@ -70,7 +86,14 @@ static void usage(FILE *f) {
             "  --sql-addr HOST:PORT     PostgreSQL protocol address (default 127.0.0.1:%d;\n"
             "                           port 0 picks a free port, see STORE/sql-url)\n"
             "  --listen-addr HOST:PORT  node-to-node RPC address (default 127.0.0.1:%d;\n"
-            "                           recorded for the multi-node version, not used yet)\n"
+            "                           in a cluster 127.0.0.1:%d, and SQL shares it unless\n"
+            "                           --sql-addr is given)\n"
+            "  --join HOST:PORT,...     run as a cluster node: the --listen-addr of the\n"
+            "                           cluster's nodes (this one may be among them); a new\n"
+            "                           cluster starts with `meridian init`\n"
+            "  --dead-after DURATION    a node without heartbeat this long is dead\n"
+            "                           (default 60s; suspect as soon as its liveness\n"
+            "                           record expires, 4.5s after its last heartbeat)\n"
             "  --max-offset DURATION    the largest clock offset tolerated between nodes\n"
             "                           (default 250ms; units ns, us, ms, s)\n"
             "  --certs-dir DIR          TLS certificates: DIR/ca.crt, DIR/node.crt and\n"
@@ -79,7 +102,8 @@ static void usage(FILE *f) {
             "  one of --certs-dir and --insecure is required\n"
             "  --log-level LEVEL        debug, info, warn or error (default info)\n"
             "  --background             return once the node is ready; it keeps running\n",
-            CLI_DEFAULT_STORE, CLI_DEFAULT_SQL_PORT, CLI_DEFAULT_LISTEN_PORT);
+            CLI_DEFAULT_STORE, CLI_DEFAULT_SQL_PORT, CLI_DEFAULT_LISTEN_PORT,
+            CLI_DEFAULT_SQL_PORT);
 }
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -101,7 +125,7 @@ static int parse_log_level(const char *s, base_log_level *out) {
 /* 0, 1 for --help, or CLI_EXIT_USAGE (message printed). */
 static int parse_flags(int argc, char **argv, start_options *o) {
     enum { F_STORE = 1000, F_SQL, F_LISTEN, F_OFFSET, F_INSECURE, F_LOG, F_BG, F_CLOCK, F_HELP,
-           F_CERTS };
+           F_CERTS, F_JOIN, F_DEAD, F_TTL };
     static const struct option longopts[] = {
         {"store", required_argument, NULL, F_STORE},
         {"sql-addr", required_argument, NULL, F_SQL},
@@ -112,6 +136,9 @@ static int parse_flags(int argc, char **argv, start_options *o) {
         {"log-level", required_argument, NULL, F_LOG},
         {"background", no_argument, NULL, F_BG},
         {"clock-offset", required_argument, NULL, F_CLOCK}, /* hidden, tests only */
+        {"join", required_argument, NULL, F_JOIN},
+        {"dead-after", required_argument, NULL, F_DEAD},
+        {"liveness-ttl", required_argument, NULL, F_TTL}, /* hidden, tests only */
         {"help", no_argument, NULL, F_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -138,12 +165,36 @@ static int parse_flags(int argc, char **argv, start_options *o) {
             if (cli_parse_hostport(optarg, "127.0.0.1", CLI_DEFAULT_SQL_PORT, o->sql_host,
                                    &o->sql_port) != 0)
                 return usage_error("bad --sql-addr \"%s\" (want HOST:PORT)", optarg);
+            o->sql_addr_set = true;
             break;
         case F_LISTEN:
             if (cli_parse_hostport(optarg, "127.0.0.1", CLI_DEFAULT_LISTEN_PORT, o->listen_host,
                                    &o->listen_port) != 0)
                 return usage_error("bad --listen-addr \"%s\" (want HOST:PORT)", optarg);
+            o->listen_addr_set = true;
             break;
+        case F_JOIN: {
+            size_t n = 0;
+            if (cli_parse_join_list(optarg, CLI_DEFAULT_SQL_PORT, o->join, SRV_JOIN_ADDRS_MAX,
+                                    &n) != 0)
+                return usage_error("bad --join \"%s\" (want HOST:PORT,HOST:PORT,...)", optarg);
+            o->n_join = n;
+            break;
+        }
+        case F_DEAD: {
+            int64_t ns;
+            if (cli_parse_duration_ns(optarg, &ns) != 0 || ns < 1000000)
+                return usage_error("bad --dead-after \"%s\" (want a duration like 60s)", optarg);
+            o->dead_after_ms = ns / 1000000;
+            break;
+        }
+        case F_TTL: {
+            int64_t ns;
+            if (cli_parse_duration_ns(optarg, &ns) != 0 || ns < 1000000)
+                return usage_error("bad --liveness-ttl \"%s\"", optarg);
+            o->liveness_ttl_ms = ns / 1000000;
+            break;
+        }
         case F_OFFSET:
             if (cli_parse_duration_ns(optarg, &o->max_offset_ns) != 0 || o->max_offset_ns <= 0)
                 return usage_error("bad --max-offset \"%s\" (want a positive duration like "
@@ -302,6 +353,93 @@ static int daemonize(const char *store, int *ready_fd) {
     exit(CLI_EXIT_FAILURE);
 }
 
+/* ---- cluster mode --------------------------------------------------------- */
+
+/* What the node's callbacks need (they run on node threads). */
+static struct {
+    const char *url_path;
+    const char *ca_path; /* NULL: insecure */
+    atomic_bool url_written;
+    atomic_bool fatal;
+} cluster_cb;
+
+static void on_sql_ready(void *ctx, const char *host, int port) {
+    (void)ctx;
+    char url[CLI_HOST_SIZE_MAX + CLI_PATH_SIZE_MAX + 160], line[sizeof url + 2];
+    format_url(url, sizeof url, host, port, cluster_cb.ca_path);
+    snprintf(line, sizeof line, "%s\n", url);
+    int rc = write_file_atomic(cluster_cb.url_path, line);
+    if (rc != 0) {
+        BASE_ERROR("cli", "cannot write %s: %s", cluster_cb.url_path, strerror(-rc));
+        return;
+    }
+    atomic_store(&cluster_cb.url_written, true);
+    BASE_INFO("cli", "ready for SQL: %s", url);
+}
+
+static void on_fatal(void *ctx, const char *message) {
+    (void)ctx;
+    BASE_ERROR("cli", "the node cannot go on (%s): stopping", message);
+    atomic_store(&cluster_cb.fatal, true);
+    kill(getpid(), SIGTERM); /* read by the main thread's signalfd */
+}
+
+/* Start the node as a cluster member and fill the banner. 0 or -1. */
+static int start_cluster(const start_options *o, storage_engine *storage, hlc_clock *clock,
+                         sec_tls_ctx *tls, const char *ca_path, const char *url_path,
+                         srv_node **node, char *url, size_t url_size, base_buf *banner) {
+    srv_config c = {.engine = storage, .clock = clock, .tls = tls, .sync = true,
+                    .dead_after_ms = o->dead_after_ms, .liveness_ttl_ms = o->liveness_ttl_ms,
+                    .on_sql_ready = on_sql_ready, .on_fatal = on_fatal};
+    /* In a cluster the RPC port is the well-known one (SQL shares it). */
+    base_strlcpy(c.listen.host, o->listen_host, sizeof c.listen.host);
+    c.listen.port = o->listen_addr_set ? o->listen_port : CLI_DEFAULT_SQL_PORT;
+    c.sql_separate = o->sql_addr_set;
+    base_strlcpy(c.sql.host, o->sql_host, sizeof c.sql.host);
+    c.sql.port = o->sql_port;
+    memcpy(c.join, o->join, o->n_join * sizeof o->join[0]);
+    c.n_join = o->n_join;
+    cluster_cb.url_path = url_path;
+    cluster_cb.ca_path = tls != NULL ? ca_path : NULL;
+    int rc = srv_node_start(&c, node);
+    if (rc != SRV_OK) {
+        BASE_ERROR("cli", "cannot start the cluster node on %s:%d (error %d)", c.listen.host,
+                   c.listen.port, rc);
+        return -1;
+    }
+    srv_node_info info;
+    srv_node_get_info(*node, &info);
+    char state[128];
+    if (info.initialized)
+        snprintf(state, sizeof state, "node %llu of cluster %016llx",
+                 (unsigned long long)info.node_id, (unsigned long long)info.cluster_id);
+    else
+        snprintf(state, sizeof state, "not initialized: waiting for `meridian init` or a "
+                 "cluster to join");
+    char sql_line[sizeof state + CLI_HOST_SIZE_MAX + 64];
+    if (c.sql_separate && c.sql.port == 0) {
+        snprintf(url, url_size, "(a free port, chosen once SQL starts: see %s)", url_path);
+    } else {
+        int sql_port = c.sql_separate ? c.sql.port : info.rpc_port;
+        format_url(url, url_size, c.sql_separate ? c.sql.host : c.listen.host, sql_port,
+                   tls != NULL ? ca_path : NULL);
+    }
+    snprintf(sql_line, sizeof sql_line, "%s", c.sql_separate ? "its own port" : "shares the "
+             "listen port");
+    base_buf_printf(banner,
+                    "Meridian node ready (cluster mode, %s; %s).\n"
+                    "sql:     %s\n"
+                    "psql:    psql \"%s\"\n"
+                    "shell:   meridian sql --url \"%s\"\n"
+                    "listen:  %s:%d (node-to-node RPC; SQL %s)\n"
+                    "store:   %s\n"
+                    "logs:    %s/logs/meridian.log\n"
+                    "pid:     %d\n",
+                    state, tls != NULL ? "TLS" : "insecure", url, url, url, c.listen.host,
+                    info.rpc_port, sql_line, o->store, o->store, (int)getpid());
+    return 0;
+}
+
 int cli_start_main(int argc, char **argv) {
     start_options o;
     int rc = parse_flags(argc, argv, &o);
@@ -314,6 +452,7 @@ int cli_start_main(int argc, char **argv) {
     txn_db *db = NULL;
     sqlv_engine *engine = NULL;
     gw_server *gw = NULL;
+    srv_node *node = NULL;
     sec_tls_ctx *tls = NULL;
     char ca_path[CLI_PATH_SIZE_MAX] = "";
     bool pid_written = false, url_written = false;
@@ -409,8 +548,6 @@ int cli_start_main(int argc, char **argv) {
         BASE_WARN("cli", "running --insecure: SQL connections are neither encrypted nor "
                   "authenticated");
     }
-    BASE_INFO("cli", "--listen-addr %s:%d recorded; node-to-node RPC arrives with the cluster",
-              o.listen_host, o.listen_port);
     if (o.clock_offset_set) {
         BASE_WARN("cli", "test-only --clock-offset %lld ns applied to the system clock",
                   (long long)o.clock_offset_ns);
@@ -427,42 +564,55 @@ int cli_start_main(int argc, char **argv) {
         BASE_ERROR("cli", "cannot create the clock (error %d)", rc);
         goto cleanup;
     }
-    hlc_epsilon_set_alone(clock, true); /* single node: no other clock to differ from */
-    txn_db_options to = {.engine = storage, .clock = clock, .sync_commits = true};
-    if ((rc = txn_db_open(&to, &db)) != 0) {
-        BASE_ERROR("cli", "cannot open the transaction layer (error %d)", rc);
+    srv_identity ident;
+    if ((rc = srv_store_identity(storage, &ident)) != SRV_OK) {
+        BASE_ERROR("cli", "cannot read the cluster identity of the store (error %d)", rc);
         goto cleanup;
     }
-    if ((rc = sqlv_engine_open(db, &engine)) != 0) {
-        BASE_ERROR("cli", "cannot open the SQL engine (error %d)", rc);
-        goto cleanup;
-    }
-    gw_options go = {.host = o.sql_host, .port = o.sql_port, .tls = tls};
-    if ((rc = gw_start(engine, &go, &gw)) != 0) {
-        BASE_ERROR("cli", "cannot serve SQL on %s:%d (error %d; is the port in use?)", o.sql_host,
-                   o.sql_port, rc);
-        goto cleanup;
-    }
-    int port = gw_port(gw);
-    format_url(url, sizeof url, o.sql_host, port, tls != NULL ? ca_path : NULL);
-    char url_line[sizeof url + 2];
-    snprintf(url_line, sizeof url_line, "%s\n", url);
-    if ((rc = write_file_atomic(url_path, url_line)) != 0) {
-        BASE_ERROR("cli", "cannot write %s: %s", url_path, strerror(-rc));
-        goto cleanup;
-    }
-    url_written = true;
+    if (ident.initialized || o.n_join > 0) {
+        if ((rc = start_cluster(&o, storage, clock, tls, ca_path, url_path, &node, url,
+                                sizeof url, &banner)) != 0)
+            goto cleanup;
+    } else {
+        BASE_INFO("cli", "--listen-addr %s:%d recorded; a single node uses no RPC",
+                  o.listen_host, o.listen_port);
+        hlc_epsilon_set_alone(clock, true); /* single node: no other clock to differ from */
+        txn_db_options to = {.engine = storage, .clock = clock, .sync_commits = true};
+        if ((rc = txn_db_open(&to, &db)) != 0) {
+            BASE_ERROR("cli", "cannot open the transaction layer (error %d)", rc);
+            goto cleanup;
+        }
+        if ((rc = sqlv_engine_open(db, &engine)) != 0) {
+            BASE_ERROR("cli", "cannot open the SQL engine (error %d)", rc);
+            goto cleanup;
+        }
+        gw_options go = {.host = o.sql_host, .port = o.sql_port, .tls = tls};
+        if ((rc = gw_start(engine, &go, &gw)) != 0) {
+            BASE_ERROR("cli", "cannot serve SQL on %s:%d (error %d; is the port in use?)",
+                       o.sql_host, o.sql_port, rc);
+            goto cleanup;
+        }
+        int port = gw_port(gw);
+        format_url(url, sizeof url, o.sql_host, port, tls != NULL ? ca_path : NULL);
+        char url_line[sizeof url + 2];
+        snprintf(url_line, sizeof url_line, "%s\n", url);
+        if ((rc = write_file_atomic(url_path, url_line)) != 0) {
+            BASE_ERROR("cli", "cannot write %s: %s", url_path, strerror(-rc));
+            goto cleanup;
+        }
+        url_written = true;
 
-    base_buf_printf(&banner,
-                    "Meridian node ready (single node, %s).\n"
-                    "sql:     %s\n"
-                    "psql:    psql \"%s\"\n"
-                    "shell:   meridian sql --url \"%s\"\n"
-                    "listen:  %s:%d (node-to-node RPC, not used yet)\n"
-                    "store:   %s\n"
-                    "logs:    %s/logs/meridian.log\n"
-                    "pid:     %d\n",
-                    tls != NULL ? "TLS" : "insecure", url, url, url, o.listen_host, o.listen_port, o.store, o.store, (int)getpid());
+        base_buf_printf(&banner,
+                        "Meridian node ready (single node, %s).\n"
+                        "sql:     %s\n"
+                        "psql:    psql \"%s\"\n"
+                        "shell:   meridian sql --url \"%s\"\n"
+                        "listen:  %s:%d (node-to-node RPC, not used yet)\n"
+                        "store:   %s\n"
+                        "logs:    %s/logs/meridian.log\n"
+                        "pid:     %d\n",
+                        tls != NULL ? "TLS" : "insecure", url, url, url, o.listen_host, o.listen_port, o.store, o.store, (int)getpid());
+    }
     BASE_INFO("cli", "ready: %s", url);
     if (ready_fd >= 0) {
         const uint8_t *p = banner.data;
@@ -506,10 +656,11 @@ int cli_start_main(int argc, char **argv) {
         BASE_INFO("cli", "received %s, shutting down", strsignal((int)si.ssi_signo));
         break;
     }
-    status = CLI_EXIT_OK;
+    status = atomic_load(&cluster_cb.fatal) ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 
 cleanup:
-    if (url_written) unlink(url_path);
+    if (url_written || atomic_load(&cluster_cb.url_written)) unlink(url_path);
+    if (node != NULL) srv_node_stop(node);
     if (gw != NULL) gw_stop(gw);
     if (tls != NULL) sec_tls_ctx_free(tls);
     if (engine != NULL) sqlv_engine_close(engine);

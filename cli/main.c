@@ -3,6 +3,9 @@
 **   meridian start ...   run a node (cli_start.c)
 **   meridian sql ...     the SQL shell (cli_shell.c)
 **   meridian cert ...    certificates (cli_cert.c)
+**   meridian init ...    make a cluster (cli_node.c)
+**   meridian node status the cluster's nodes (cli_node.c)
+**   meridian demo ...    a local cluster and a shell (cli_demo.c)
 **   meridian version | help
 ** Exit codes: 0 ok, 1 failure, 2 bad command line.
 */
@@ -17,7 +20,10 @@ static void usage(FILE *f) {
             "usage: meridian <command> [flags]\n"
             "\n"
             "commands:\n"
-            "  start     start a node (single node for now): meridian start --help\n"
+            "  demo      a local 3-node cluster and a SQL shell: meridian demo --help\n"
+            "  start     start a node (single, or a cluster node with --join)\n"
+            "  init      make a cluster of started nodes: meridian init --help\n"
+            "  node      node status of a cluster: meridian node status --help\n"
             "  sql       open a SQL shell on a node: meridian sql --help\n"
             "  cert      create and list TLS certificates: meridian cert --help\n"
             "  version   print the version\n"
@@ -34,6 +40,9 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "start") == 0) return cli_start_main(argc - 1, argv + 1);
     if (strcmp(cmd, "sql") == 0) return cli_sql_main(argc - 1, argv + 1);
     if (strcmp(cmd, "cert") == 0) return cli_cert_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "init") == 0) return cli_init_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "node") == 0) return cli_node_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "demo") == 0) return cli_demo_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("meridian %s\n", CLI_VERSION);
         return CLI_EXIT_OK;

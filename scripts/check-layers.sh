@@ -3,7 +3,7 @@
 # Order, bottom first. A module's own *_int.h headers stay inside its folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-layers=(base timestamp security encoding storage raft rpc range txn sql gateway cli)
+layers=(base timestamp security encoding storage raft rpc range txn sql gateway server cli)
 rank() { local i; for i in "${!layers[@]}"; do [ "${layers[$i]}" = "$1" ] && echo "$i" && return; done; echo -1; }
 bad=0
 for mod in "${layers[@]}"; do

@@ -100,6 +100,35 @@ static void check_split(const char *text, const char *want) {
     }
 }
 
+static void test_join_list(void **state) {
+    (void)state;
+    srv_addr a[SRV_JOIN_ADDRS_MAX];
+    size_t n = 99;
+    assert_int_equal(cli_parse_join_list("127.0.0.1:1,127.0.0.1:2,[::1]:3,host4", 26257, a,
+                                         SRV_JOIN_ADDRS_MAX, &n), 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(a[0].host, "127.0.0.1");
+    assert_int_equal(a[1].port, 2);
+    assert_string_equal(a[2].host, "::1");
+    assert_int_equal(a[2].port, 3);
+    assert_string_equal(a[3].host, "host4");
+    assert_int_equal(a[3].port, 26257);
+    assert_int_equal(cli_parse_join_list(":7", 26257, a, SRV_JOIN_ADDRS_MAX, &n), 0);
+    assert_string_equal(a[0].host, "127.0.0.1");
+    assert_int_equal(a[0].port, 7);
+    /* Refused, and the outputs left alone. */
+    n = 99;
+    const char *bad[] = {"", ",", "a:1,", ",a:1", "a:1,,b:2", "a:1,a:1", "a:0", "a:99999",
+                         "a b:1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(cli_parse_join_list(bad[i], 26257, a, SRV_JOIN_ADDRS_MAX, &n), -1);
+    assert_int_equal(n, 99);
+    assert_int_equal(cli_parse_join_list("a:1,b:2,c:3", 26257, a, 2, &n), -1); /* over max */
+    char dir[256];
+    cli_demo_default_dir(dir, sizeof dir);
+    assert_true(strstr(dir, "demo") != NULL);
+}
+
 static void test_splitter(void **state) {
     (void)state;
     check_split("SELECT 1;", "[SELECT 1;]");
@@ -260,6 +289,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_hostport),
+        cmocka_unit_test(test_join_list),
         cmocka_unit_test(test_splitter),
         cmocka_unit_test(test_splitter_pending),
         cmocka_unit_test(test_splitter_oom),

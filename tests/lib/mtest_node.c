@@ -103,7 +103,22 @@ const char *mtest_meridian_bin(void) {
     return (b != NULL && b[0] != '\0') ? b : "meridian";
 }
 
+/* Start `meridian start --store STORE` + flags; wait for the banner's
+** "sql:" line; connect when `connect`. defaults: add the single-node
+** defaults (free SQL and listen ports, --insecure unless --certs-dir). */
+static int node_spawn(mtest_node *n, const char *store, const char *const *extra, bool defaults,
+                      bool connect);
+
 int mtest_node_start(mtest_node *n, const char *store, const char *const *extra) {
+    return node_spawn(n, store, extra, true, true);
+}
+
+int mtest_node_start_raw(mtest_node *n, const char *store, const char *const *args) {
+    return node_spawn(n, store, args, false, false);
+}
+
+static int node_spawn(mtest_node *n, const char *store, const char *const *extra, bool defaults,
+                      bool connect) {
     if (store == NULL) {
         memset(n, 0, sizeof *n);
         n->stdout_fd = -1;
@@ -128,15 +143,17 @@ int mtest_node_start(mtest_node *n, const char *store, const char *const *extra)
     argv[a++] = "start";
     argv[a++] = "--store";
     argv[a++] = n->store;
-    argv[a++] = "--sql-addr";
-    argv[a++] = "127.0.0.1:0";
-    argv[a++] = "--listen-addr";
-    argv[a++] = "127.0.0.1:0";
-    /* --insecure unless the test asks for TLS with --certs-dir. */
-    bool secure = false;
-    for (int i = 0; extra != NULL && extra[i] != NULL && i < MTEST_EXTRA_ARGS_MAX; i++)
-        if (strcmp(extra[i], "--certs-dir") == 0) secure = true;
-    if (!secure) argv[a++] = "--insecure";
+    if (defaults) {
+        argv[a++] = "--sql-addr";
+        argv[a++] = "127.0.0.1:0";
+        argv[a++] = "--listen-addr";
+        argv[a++] = "127.0.0.1:0";
+        /* --insecure unless the test asks for TLS with --certs-dir. */
+        bool secure = false;
+        for (int i = 0; extra != NULL && extra[i] != NULL && i < MTEST_EXTRA_ARGS_MAX; i++)
+            if (strcmp(extra[i], "--certs-dir") == 0) secure = true;
+        if (!secure) argv[a++] = "--insecure";
+    }
     argv[a++] = "--log-level";
     argv[a++] = getenv("MTEST_LOG_LEVEL") ? getenv("MTEST_LOG_LEVEL") : "warn";
     for (int i = 0; extra != NULL && extra[i] != NULL && i < MTEST_EXTRA_ARGS_MAX; i++)
@@ -200,6 +217,7 @@ int mtest_node_start(mtest_node *n, const char *store, const char *const *extra)
     n->url[len] = '\0';
     const char *colon = strrchr(n->url, ':');
     n->port = colon ? atoi(colon + 1) : 0;
+    if (!connect) return 0;
 
     PGconn *c = mtest_connect(n);
     if (c == NULL) {

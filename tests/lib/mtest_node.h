@@ -47,6 +47,15 @@ const char *mtest_meridian_bin(void);
 ** then says sslmode=verify-full and the node's sslrootcert).
 ** Returns 0, or -1 with a message on stderr (the process is gone then). */
 int mtest_node_start(mtest_node *n, const char *store, const char *const *extra);
+/* A cluster node (or any node whose flags the test chooses): runs
+** `meridian start --store STORE <args> --log-level L` with exactly the flags
+** in args (NULL-terminated, at most MTEST_EXTRA_ARGS_MAX; nothing else is
+** added: the test gives --listen-addr, --join, --insecure), reads the banner
+** up to its "sql:" line (n->url, n->port) and does NOT connect: a cluster
+** node serves SQL only once the cluster is initialized (use mtest_connect,
+** which retries, when it should). store NULL: a new temp store (n->dir);
+** else that store (restart). Returns 0 or -1 (the process is gone then). */
+int mtest_node_start_raw(mtest_node *n, const char *store, const char *const *args);
 /* Same store, new process (the old one must be stopped). */
 int mtest_node_restart(mtest_node *n, const char *const *extra);
 /* SIGTERM, wait up to MTEST_STOP_TIMEOUT_MS, then SIGKILL. Returns the

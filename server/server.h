@@ -1,0 +1,208 @@
+/*
+** server/: a Meridian node in a cluster. Identity (cluster id, node id),
+** bootstrap (`meridian init`), join, the peer address table, node liveness
+** and node status; and the wiring of the cluster stack:
+**
+**   storage -> range_node (Raft) -> range_server (leaseholder evaluation)
+**           -> range_router (range_kv) -> txn_db -> sqlv_engine -> gateway
+**
+** over one rpc_uv transport whose handler is here: it dispatches Raft
+** messages to range_node_handle_rpc, KV requests to range_server_handle_rpc
+** and this module's own methods (PROBE, INIT, BOOTSTRAP, JOIN, STATUS) to
+** itself. Without --sql-addr the SQL protocol shares the RPC port (the
+** transport hands PostgreSQL connections to gw_adopt_connection).
+**
+** A node started without --join on a store that has no cluster identity is
+** a single node (cli/ wires it as before; nothing here runs). Design,
+** system key layout and critical invariants: docs/cluster.md and
+** docs/decisions/006-cluster-bootstrap.md.
+**
+** Threads of a running srv_node: the transport's loop thread (handler: never
+** blocks, long work goes to the control thread's bounded job queue), the
+** control thread (INIT, BOOTSTRAP, JOIN, STATUS, join attempts), the
+** periodic thread (liveness heartbeat, peer refresh, opening SQL) and the
+** ticker (range_node_tick every tick_interval_ms).
+*/
+#ifndef MERIDIAN_SERVER_H
+#define MERIDIAN_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "security/security.h"
+#include "storage/storage.h"
+#include "timestamp/timestamp.h"
+
+enum {
+    SRV_OK = 0,
+    SRV_ERR_NOMEM = -7001,
+    SRV_ERR_INVALID = -7002,       /* bad argument or configuration */
+    SRV_ERR_IO = -7003,            /* storage or socket failure */
+    SRV_ERR_CORRUPT = -7004,       /* bad bytes from a peer or the disk */
+    SRV_ERR_UNAVAILABLE = -7005,   /* peer unreachable, or the key space did
+                                      not answer in time */
+    SRV_ERR_INITIALIZED = -7006,   /* INIT on an initialized node */
+    SRV_ERR_UNINITIALIZED = -7007, /* the node has no cluster identity yet */
+    SRV_ERR_REFUSED = -7008,       /* the peer refused (message says why) */
+    SRV_ERR_BUSY = -7009,          /* a bounded queue is full; retry */
+};
+
+/* Limits. */
+#define SRV_HOST_SIZE_MAX 256  /* a host name or literal, NUL included */
+#define SRV_JOIN_ADDRS_MAX 64  /* --join addresses */
+#define SRV_PEERS_MAX 1024     /* nodes in a peer table / status */
+#define SRV_RANGES_MAX 1024    /* descriptors a node persists */
+#define SRV_MESSAGE_SIZE_MAX 512 /* error text carried in an answer */
+
+/* Defaults (milliseconds). */
+#define SRV_DEFAULT_TICK_MS 100
+#define SRV_DEFAULT_HEARTBEAT_MS 1500
+#define SRV_DEFAULT_LIVENESS_TTL_MS 4500
+#define SRV_DEFAULT_DEAD_AFTER_MS 60000
+#define SRV_DEFAULT_PEER_REFRESH_MS 2000
+#define SRV_DEFAULT_REPLICATION 3
+
+typedef struct srv_addr {
+    char host[SRV_HOST_SIZE_MAX]; /* "" = unknown */
+    int port;
+} srv_addr;
+
+/* One node of the cluster as peers know it. */
+typedef struct srv_peer {
+    uint64_t node_id;
+    srv_addr rpc;
+    srv_addr sql;
+} srv_peer;
+
+/* ---- the store's identity ------------------------------------------------ */
+
+typedef struct srv_identity {
+    bool initialized;
+    uint64_t cluster_id;
+    uint64_t node_id;
+} srv_identity;
+
+/* Read the identity persisted in the store's raw keyspace. SRV_OK (and
+** out->initialized false for a store that has none), SRV_ERR_CORRUPT,
+** SRV_ERR_IO. */
+int srv_store_identity(storage_engine *engine, srv_identity *out /* OUT */);
+/* True when the store holds any MVCC data (a single node's store). For the
+** refusal to turn a single-node store into a cluster node. */
+int srv_store_has_data(storage_engine *engine, bool *out /* OUT */);
+
+/* ---- a running node ------------------------------------------------------- */
+
+typedef struct srv_node srv_node; /* opaque */
+
+typedef struct srv_config {
+    storage_engine *engine; /* borrowed; must outlive the node */
+    hlc_clock *clock;       /* borrowed; must outlive the node */
+    srv_addr listen;        /* RPC (and, unless sql_separate, SQL) address */
+    bool sql_separate;      /* true: the gateway listens on `sql` itself */
+    srv_addr sql;           /* used when sql_separate */
+    srv_addr join[SRV_JOIN_ADDRS_MAX];
+    size_t n_join;
+    sec_tls_ctx *tls;       /* borrowed, may be NULL: SQL over TLS */
+    bool sync;              /* fsync Raft log writes (true in production) */
+    int64_t tick_ms;        /* 0: SRV_DEFAULT_TICK_MS */
+    int64_t heartbeat_ms;   /* 0: SRV_DEFAULT_HEARTBEAT_MS */
+    int64_t liveness_ttl_ms;/* 0: SRV_DEFAULT_LIVENESS_TTL_MS */
+    int64_t dead_after_ms;  /* 0: SRV_DEFAULT_DEAD_AFTER_MS */
+    int64_t peer_refresh_ms;/* 0: SRV_DEFAULT_PEER_REFRESH_MS */
+    int replication;        /* replicas of the first range; 0: 3 */
+    uint64_t random_seed;   /* 0: from getrandom */
+    /* Called (from a node thread) once SQL is served, with the port; may be
+    ** NULL. Called at most once. */
+    void (*on_sql_ready)(void *ctx, const char *host, int port);
+    /* Called (from a node thread) when the node cannot go on (its stack
+    ** failed to build); the owner should stop it. May be NULL. */
+    void (*on_fatal)(void *ctx, const char *message);
+    void *callback_ctx;
+} srv_config;
+
+/* Start the node: read the identity, start the transport (a provisional
+** node id when uninitialized), and when initialized build the stack and
+** reopen every hosted replica. Returns once the RPC port listens.
+** owner of *out: caller, srv_node_stop. SRV_ERR_INVALID, SRV_ERR_IO (bind),
+** SRV_ERR_CORRUPT (stored identity), SRV_ERR_NOMEM. */
+int srv_node_start(const srv_config *config, srv_node **out);
+/* Stop every thread, the gateway, the transport and the stack, in the
+** order docs/cluster.md gives. The store is left for a restart. */
+void srv_node_stop(srv_node *n);
+
+typedef struct srv_node_info {
+    bool initialized;
+    uint64_t cluster_id;
+    uint64_t node_id;      /* 0 when uninitialized */
+    uint64_t provisional_id; /* the transport's id while uninitialized */
+    int rpc_port;          /* bound RPC port */
+    bool sql_serving;
+    int sql_port;          /* valid when sql_serving */
+} srv_node_info;
+void srv_node_get_info(srv_node *n, srv_node_info *out /* OUT */);
+
+/* ---- client calls (the `meridian` tool) ------------------------------------
+** Each starts a private transport with a provisional node id and no
+** listener, sends one request by address and waits (bounded by timeout_ms).
+** err receives a message for users on failure. */
+
+/* INIT: make a cluster of the node at addr and the uninitialized nodes of
+** its --join list. SRV_OK with the cluster id and the node table (owner:
+** caller, base_free(*peers)); SRV_ERR_INITIALIZED ("cluster already
+** initialized"); SRV_ERR_UNAVAILABLE; SRV_ERR_REFUSED. */
+int srv_client_init(const srv_addr *addr, int64_t timeout_ms, uint64_t *cluster_id,
+                    srv_peer **peers, size_t *n_peers, char *err, size_t err_size);
+
+typedef enum srv_liveness {
+    SRV_LIVENESS_UNKNOWN = 0, /* no liveness record yet */
+    SRV_LIVENESS_LIVE = 1,    /* record not expired */
+    SRV_LIVENESS_SUSPECT = 2, /* expired */
+    SRV_LIVENESS_DEAD = 3,    /* no heartbeat for dead_after */
+} srv_liveness;
+
+typedef struct srv_status_row {
+    uint64_t node_id;
+    srv_addr rpc;
+    srv_addr sql;
+    uint8_t liveness;          /* srv_liveness */
+    int64_t since_heartbeat_ms; /* -1 when unknown */
+    uint64_t epoch;            /* heartbeat epoch (process starts) */
+    uint32_t replicas;         /* replicas hosted */
+    uint32_t leases;           /* leases held */
+} srv_status_row;
+
+typedef struct srv_status {
+    uint64_t cluster_id;
+    uint64_t answered_by;      /* node id of the node that answered */
+    int64_t now_ns;            /* its wall clock */
+    int64_t dead_after_ms;
+    srv_status_row *rows;      /* owned, sorted by node id */
+    size_t n_rows;
+} srv_status;
+void srv_status_free(srv_status *s);
+
+/* STATUS: the node table with liveness, as the node at addr sees it.
+** SRV_OK (owner of out->rows: caller, srv_status_free), or an error. */
+int srv_client_status(const srv_addr *addr, int64_t timeout_ms, srv_status *out /* OUT */,
+                      char *err, size_t err_size);
+/* The table `meridian node status` prints, appended to out. */
+int srv_status_format(const srv_status *s, base_buf *out);
+
+/* PROBE: is a node there, and is it initialized. */
+typedef struct srv_probe_info {
+    bool initialized;
+    uint64_t cluster_id;
+    uint64_t node_id;          /* real id, 0 when uninitialized */
+    uint64_t transport_id;     /* the id it answered with (provisional or real) */
+    srv_addr rpc;
+    srv_addr sql;              /* port 0: --sql-addr :0 and SQL not started yet */
+} srv_probe_info;
+int srv_client_probe(const srv_addr *addr, int64_t timeout_ms, srv_probe_info *out /* OUT */,
+                     char *err, size_t err_size);
+
+/* Name of a liveness state ("live", "suspect", "dead", "unknown"). */
+const char *srv_liveness_name(srv_liveness l);
+
+#endif

@@ -1,0 +1,151 @@
+/*
+** server/srv_client.c: the calls of the `meridian` tool (init, node status,
+** probe). Each runs a private transport (provisional id, no listener) for
+** the duration of the call.
+**
+** INIT is idempotent per tool run: it carries a random token; the node that
+** ran it answers a retry with the same token with the same result, so an
+** answer lost when the node restarts its transport (it does, to take its
+** real node id) is recovered by asking again.
+*/
+#include "server/srv_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define SRV_CLIENT_RETRY_MS 250
+#define SRV_CLIENT_ATTEMPTS_MAX 400 /* bounded by the caller's timeout first */
+
+typedef struct client {
+    rpc_uv *uv;
+    hlc_clock *clock;
+} client;
+
+static int client_open(client *c, char *err, size_t err_size) {
+    memset(c, 0, sizeof *c);
+    if (hlc_clock_new(hlc_system_clock(), HLC_DEFAULT_MAX_OFFSET_NS, &c->clock) != 0) {
+        snprintf(err, err_size, "out of memory");
+        return SRV_ERR_NOMEM;
+    }
+    rpc_uv_config cfg;
+    rpc_uv_config_init(&cfg);
+    cfg.node_id = srv__random_u64() | RPC_NODE_ID_PROVISIONAL_MIN;
+    cfg.clock = c->clock;
+    cfg.random_seed = cfg.node_id;
+    int rc = rpc_uv_start(&cfg, &c->uv);
+    if (rc != RPC_OK) {
+        snprintf(err, err_size, "cannot start the RPC client (%s)", rpc_strerror(rc));
+        hlc_clock_free(c->clock);
+        c->clock = NULL;
+        return SRV_ERR_IO;
+    }
+    return SRV_OK;
+}
+
+static void client_close(client *c) {
+    if (c->uv != NULL) rpc_uv_free(c->uv);
+    if (c->clock != NULL) hlc_clock_free(c->clock);
+    memset(c, 0, sizeof *c);
+}
+
+/* One call: SRV_OK with the answer in call (status SRV_OK), the node's own
+** error status (message in err), or SRV_ERR_UNAVAILABLE (transport). */
+static int call_once(client *c, const srv_addr *addr, uint32_t method, const base_buf *req,
+                     int64_t timeout_ms, srv__call *call, char *err, size_t err_size) {
+    int rc = srv__call_start(call, c->uv, addr, method, req ? req->data : NULL,
+                             req ? req->len : 0, timeout_ms);
+    if (rc == SRV_OK) srv__call_wait(call);
+    if (call->rc == RPC_OK && call->status == SRV_OK) return SRV_OK;
+    srv__call_error(call, addr, err, err_size);
+    if (call->rc != RPC_OK) return SRV_ERR_UNAVAILABLE;
+    return call->status < 0 ? call->status : SRV_ERR_REFUSED;
+}
+
+int srv_client_probe(const srv_addr *addr, int64_t timeout_ms, srv_probe_info *out, char *err,
+                     size_t err_size) {
+    memset(out, 0, sizeof *out);
+    client c;
+    srv__call call;
+    int rc = client_open(&c, err, err_size);
+    if (rc != SRV_OK) return rc;
+    srv__call_init(&call);
+    rc = call_once(&c, addr, SRV_METHOD_PROBE, NULL, timeout_ms, &call, err, err_size);
+    if (rc == SRV_OK) {
+        srv__probe_resp p;
+        if (srv__probe_resp_decode(call.payload.data, call.payload.len, &p) != SRV_OK) {
+            snprintf(err, err_size, "malformed answer from the node");
+            rc = SRV_ERR_CORRUPT;
+        } else {
+            *out = (srv_probe_info){.initialized = p.initialized, .cluster_id = p.cluster_id,
+                                    .node_id = p.node_id, .transport_id = call.from,
+                                    .rpc = p.rpc, .sql = p.sql};
+        }
+    }
+    srv__call_free(&call);
+    client_close(&c);
+    return rc;
+}
+
+int srv_client_init(const srv_addr *addr, int64_t timeout_ms, uint64_t *cluster_id,
+                    srv_peer **peers, size_t *n_peers, char *err, size_t err_size) {
+    *cluster_id = 0;
+    *peers = NULL;
+    *n_peers = 0;
+    client c;
+    srv__call call;
+    base_buf req = {0};
+    int rc = client_open(&c, err, err_size);
+    if (rc != SRV_OK) return rc;
+    srv__call_init(&call);
+    int64_t deadline = base_monotonic_ns() + timeout_ms * 1000000;
+    /* Reachable at all? Say so at once instead of retrying to the deadline. */
+    rc = call_once(&c, addr, SRV_METHOD_PROBE, NULL, BASE_MIN(timeout_ms, 5000), &call, err,
+                   err_size);
+    if (rc != SRV_OK) goto done;
+    if ((rc = srv__init_req_encode(srv__random_u64(), &req)) != SRV_OK) {
+        snprintf(err, err_size, "out of memory");
+        goto done;
+    }
+    rc = SRV_ERR_UNAVAILABLE;
+    for (int attempt = 0; attempt < SRV_CLIENT_ATTEMPTS_MAX; attempt++) {
+        int64_t left_ms = (deadline - base_monotonic_ns()) / 1000000;
+        if (left_ms <= 0) break;
+        rc = call_once(&c, addr, SRV_METHOD_INIT, &req, left_ms, &call, err, err_size);
+        if (rc != SRV_ERR_UNAVAILABLE && rc != SRV_ERR_BUSY) break;
+        /* The answer was lost (the node restarts its transport right after
+        ** it) or the node is busy: ask again with the same token. */
+        struct timespec ts = {0, SRV_CLIENT_RETRY_MS * 1000000L};
+        nanosleep(&ts, NULL); /* a bounded retry pause, not a wait for an event */
+    }
+    if (rc != SRV_OK) goto done;
+    if (srv__init_resp_decode(call.payload.data, call.payload.len, cluster_id, peers, n_peers) !=
+        SRV_OK) {
+        snprintf(err, err_size, "malformed answer from the node");
+        rc = SRV_ERR_CORRUPT;
+    }
+done:
+    base_buf_free(&req);
+    srv__call_free(&call);
+    client_close(&c);
+    return rc;
+}
+
+int srv_client_status(const srv_addr *addr, int64_t timeout_ms, srv_status *out, char *err,
+                      size_t err_size) {
+    memset(out, 0, sizeof *out);
+    client c;
+    srv__call call;
+    int rc = client_open(&c, err, err_size);
+    if (rc != SRV_OK) return rc;
+    srv__call_init(&call);
+    rc = call_once(&c, addr, SRV_METHOD_STATUS, NULL, timeout_ms, &call, err, err_size);
+    if (rc == SRV_OK && srv__status_decode(call.payload.data, call.payload.len, out) != SRV_OK) {
+        snprintf(err, err_size, "malformed answer from the node");
+        rc = SRV_ERR_CORRUPT;
+    }
+    srv__call_free(&call);
+    client_close(&c);
+    return rc;
+}

@@ -1,0 +1,282 @@
+/*
+** server/srv_int.h: internals of server/, shared by its files and its unit
+** tests (tests/server). Nothing else includes it.
+**
+** Pieces:
+**   - the wire codec of the node methods (srv_wire.c), pure;
+**   - system keys and records in the KV space, pure (srv_wire.c);
+**   - bootstrap planning, liveness state, status formatting (srv_plan.c),
+**     pure;
+**   - the raw-keyspace persistence of identity, peers and ranges
+**     (srv_store.c);
+**   - a blocking "call by address" helper over rpc_uv (srv_call.c).
+**
+** Codec conventions: integers big-endian fixed width; a string is u16 length
+** + bytes (< SRV_HOST_SIZE_MAX, no NUL inside); a blob is u32 length +
+** bytes; every message starts with SRV_WIRE_VERSION. Decoders check every
+** length and count against the bytes left and a named maximum, reject
+** unknown versions and trailing bytes with SRV_ERR_CORRUPT, and never
+** allocate by an unchecked count.
+*/
+#ifndef MERIDIAN_SRV_INT_H
+#define MERIDIAN_SRV_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "range/range.h"
+#include "rpc/rpc.h"
+#include "server/server.h"
+
+#define SRV_WIRE_VERSION 1
+#define SRV_NODE_ID_PROVISIONAL_BIT (1ULL << 63) /* ids with it are provisional */
+
+/* rpc methods of this module (requests). Distinct from range/'s. */
+#define SRV_METHOD_PROBE 0x5052u     /* 'PR' */
+#define SRV_METHOD_INIT 0x494Eu      /* 'IN' */
+#define SRV_METHOD_BOOTSTRAP 0x4253u /* 'BS' */
+#define SRV_METHOD_JOIN 0x4A4Eu      /* 'JN' */
+#define SRV_METHOD_STATUS 0x5354u    /* 'ST' */
+
+/* ---- byte writer / reader ------------------------------------------------- */
+typedef struct srv__reader {
+    const uint8_t *p;
+    size_t left;
+    bool bad; /* sticky: a read past the end or a bad field */
+} srv__reader;
+
+int srv__put_u8(base_buf *b, uint8_t v);
+int srv__put_u32(base_buf *b, uint32_t v);
+int srv__put_u64(base_buf *b, uint64_t v);
+int srv__put_str(base_buf *b, const char *s);
+int srv__put_blob(base_buf *b, const void *p, size_t len);
+int srv__put_addr(base_buf *b, const srv_addr *a);
+uint8_t srv__get_u8(srv__reader *r);
+uint32_t srv__get_u32(srv__reader *r);
+uint64_t srv__get_u64(srv__reader *r);
+void srv__get_str(srv__reader *r, char *out, size_t out_size); /* out_size <= SRV_HOST_SIZE_MAX */
+const uint8_t *srv__get_blob(srv__reader *r, size_t max, size_t *len); /* points into input */
+void srv__get_addr(srv__reader *r, srv_addr *out);
+
+bool srv__addr_equal(const srv_addr *a, const srv_addr *b);
+/* "host:port" ("[v6]:port") into buf; returns buf. */
+char *srv__addr_format(const srv_addr *a, char *buf, size_t size);
+
+/* ---- peer tables and descriptor lists -------------------------------------- */
+/* Append: u32 n | n x {u64 id | addr rpc | addr sql}. */
+int srv__peers_encode(const srv_peer *peers, size_t n, base_buf *out);
+/* *peers owned by caller (base_free); sorted by id on success; duplicates,
+** id 0 and provisional ids refused. */
+int srv__peers_decode(srv__reader *r, srv_peer **peers, size_t *n);
+/* Add or replace by id, keeping the table sorted. SRV_OK, SRV_ERR_NOMEM,
+** SRV_ERR_INVALID (SRV_PEERS_MAX). *changed: whether anything differed. */
+int srv__peers_upsert(srv_peer **peers, size_t *n, const srv_peer *p, bool *changed);
+const srv_peer *srv__peers_find(const srv_peer *peers, size_t n, uint64_t id);
+
+/* Append: u32 n | n x {u8 hosted | blob descriptor}. */
+int srv__descs_encode(const range_descriptor *d, const bool *hosted, size_t n, base_buf *out);
+/* *descs (range_descriptor_free each, then base_free) and *hosted (base_free,
+** may be NULL to ignore the flags) owned by caller. */
+int srv__descs_decode(srv__reader *r, range_descriptor **descs, bool **hosted, size_t *n);
+void srv__descs_free(range_descriptor *descs, size_t n);
+
+/* ---- messages -------------------------------------------------------------- */
+typedef struct srv__probe_resp {
+    bool initialized;
+    uint64_t cluster_id;
+    uint64_t node_id;
+    srv_addr rpc;
+    srv_addr sql;
+} srv__probe_resp;
+int srv__probe_resp_encode(const srv__probe_resp *m, base_buf *out);
+int srv__probe_resp_decode(const uint8_t *p, size_t len, srv__probe_resp *out);
+
+/* INIT request: u8 version | u64 token. Answer: cluster id + peers. */
+int srv__init_req_encode(uint64_t token, base_buf *out);
+int srv__init_req_decode(const uint8_t *p, size_t len, uint64_t *token);
+int srv__init_resp_encode(uint64_t cluster_id, const srv_peer *peers, size_t n, base_buf *out);
+int srv__init_resp_decode(const uint8_t *p, size_t len, uint64_t *cluster_id, srv_peer **peers,
+                          size_t *n);
+
+typedef struct srv__bootstrap {
+    uint64_t cluster_id;
+    uint64_t node_id;      /* the receiver's */
+    uint64_t init_token;
+    hlc_timestamp init_ts; /* timestamp of the initial KV data */
+    srv_peer *peers;       /* owned (decode) / borrowed (encode) */
+    size_t n_peers;
+    range_descriptor *descs; /* owned (decode) / borrowed (encode) */
+    size_t n_descs;
+} srv__bootstrap;
+int srv__bootstrap_encode(const srv__bootstrap *m, base_buf *out);
+int srv__bootstrap_decode(const uint8_t *p, size_t len, srv__bootstrap *out);
+void srv__bootstrap_free(srv__bootstrap *m);
+
+typedef struct srv__join_req {
+    uint64_t token; /* the joining store's join token (idempotent retries) */
+    srv_addr rpc;
+    srv_addr sql;
+} srv__join_req;
+int srv__join_req_encode(const srv__join_req *m, base_buf *out);
+int srv__join_req_decode(const uint8_t *p, size_t len, srv__join_req *out);
+
+typedef struct srv__join_resp {
+    uint64_t cluster_id;
+    uint64_t node_id;
+    srv_peer *peers;         /* owned by the decoded struct */
+    size_t n_peers;
+    range_descriptor *descs; /* owned by the decoded struct */
+    size_t n_descs;
+} srv__join_resp;
+int srv__join_resp_encode(const srv__join_resp *m, base_buf *out);
+int srv__join_resp_decode(const uint8_t *p, size_t len, srv__join_resp *out);
+void srv__join_resp_free(srv__join_resp *m);
+
+int srv__status_encode(const srv_status *s, base_buf *out);
+int srv__status_decode(const uint8_t *p, size_t len, srv_status *out);
+
+/* ---- system keys and records in the KV space --------------------------------
+** Every system key starts with SRV_SYS_PREFIX: table id 0, index id 0 in
+** encoding/'s prefix form (8 zero bytes; SQL tables start at id 1) then 's'.
+**   SYS "counter/node-id"        u64 next node id to hand out
+**   SYS "node/" u64 id           node record (srv__node_record)
+**   SYS "liveness/" u64 id       liveness record (srv__liveness_record)
+*/
+#define SRV_SYS_PREFIX "\0\0\0\0\0\0\0\0s"
+#define SRV_SYS_PREFIX_LEN 9
+#define SRV_KEY_SIZE_MAX 64
+
+/* Each writes the key into out (SRV_KEY_SIZE_MAX) and returns its length. */
+size_t srv__key_counter(uint8_t *out);
+size_t srv__key_node(uint8_t *out, uint64_t id);
+size_t srv__key_liveness(uint8_t *out, uint64_t id);
+/* [start, end) of all node records / all liveness records. */
+size_t srv__key_node_span(uint8_t *start, uint8_t *end, size_t *end_len);
+size_t srv__key_liveness_span(uint8_t *start, uint8_t *end, size_t *end_len);
+/* The node id at the end of a node/liveness key; 0 if not one. */
+uint64_t srv__key_node_id(const uint8_t *key, size_t len, bool liveness);
+
+typedef struct srv__node_record {
+    srv_addr rpc;
+    srv_addr sql;
+    uint64_t join_token; /* 0 for nodes made by bootstrap */
+} srv__node_record;
+int srv__node_record_encode(const srv__node_record *r, base_buf *out);
+int srv__node_record_decode(const uint8_t *p, size_t len, srv__node_record *out);
+
+typedef struct srv__liveness_record {
+    uint64_t epoch;
+    int64_t heartbeat_ns;  /* wall clock of the heartbeat */
+    int64_t expiration_ns; /* heartbeat_ns + ttl */
+    srv_addr rpc;
+    srv_addr sql;
+    uint32_t replicas;
+    uint32_t leases;
+} srv__liveness_record;
+int srv__liveness_record_encode(const srv__liveness_record *r, base_buf *out);
+int srv__liveness_record_decode(const uint8_t *p, size_t len, srv__liveness_record *out);
+
+int srv__counter_encode(uint64_t next, base_buf *out);
+int srv__counter_decode(const uint8_t *p, size_t len, uint64_t *next);
+
+/* ---- pure logic (srv_plan.c) ------------------------------------------------ */
+
+/* One --join address as the INIT node's probe found it. */
+typedef struct srv__probe_answer {
+    srv_addr addr;          /* the --join address probed */
+    bool answered;
+    bool initialized;
+    uint64_t transport_id;  /* the id it answered with */
+    srv_addr sql;           /* its SQL address as it reported it */
+} srv__probe_answer;
+
+typedef struct srv__plan {
+    srv_peer *peers;          /* owned: node 1 = self, then join order */
+    size_t n_peers;
+    range_descriptor *descs;  /* owned: the initial ranges */
+    size_t n_descs;
+    /* Index into answers of each peer (-1 for self). owned. */
+    int *answer_index;
+} srv__plan;
+/* Node ids 1 (self), 2, 3, ... in --join order over the answers that came
+** from distinct uninitialized nodes other than self (self_transport_id);
+** range 1 = [empty, +inf) on the first min(replication, k) nodes.
+** SRV_ERR_INITIALIZED if an answer says its node is initialized;
+** SRV_ERR_INVALID for replication < 1. */
+int srv__plan_bootstrap(const srv_addr *self_rpc, const srv_addr *self_sql,
+                        uint64_t self_transport_id, const srv__probe_answer *answers,
+                        size_t n_answers, int replication, srv__plan *out);
+void srv__plan_free(srv__plan *p);
+
+/* A key/value of the initial KV data (bytes owned by the list). */
+typedef struct srv__kv {
+    uint8_t *key;
+    size_t key_len;
+    uint8_t *value;
+    size_t value_len;
+} srv__kv;
+/* The initial KV data of a new cluster: the node-id counter (n + 1) and a
+** node record per peer. Deterministic: every replica writes the same bytes.
+** owner of *kvs: caller, srv__kvs_free. */
+int srv__initial_kv(const srv_peer *peers, size_t n, srv__kv **kvs, size_t *n_kvs);
+void srv__kvs_free(srv__kv *kvs, size_t n);
+
+srv_liveness srv__liveness_state(int64_t now_ns, int64_t heartbeat_ns, int64_t expiration_ns,
+                                 int64_t dead_after_ns);
+
+/* ---- persistence in the raw keyspace (srv_store.c) -------------------------
+**   "srv/ident"       u8 v | u64 cluster id | u64 node id | u64 init token
+**   "srv/peers"       u8 v | peers
+**   "srv/ranges"      u8 v | descriptors with hosted flags
+**   "srv/join-token"  u64 (an uninitialized store's join token)
+*/
+typedef struct srv__state {
+    bool initialized;
+    uint64_t cluster_id;
+    uint64_t node_id;
+    uint64_t init_token; /* the INIT that made the cluster (on its node), else 0 */
+    srv_peer *peers;     /* owned */
+    size_t n_peers;
+    range_descriptor *descs; /* owned */
+    bool *hosted;        /* owned, n_descs flags */
+    size_t n_descs;
+} srv__state;
+void srv__state_free(srv__state *s);
+/* SRV_OK (s->initialized false when there is none), SRV_ERR_CORRUPT, IO, NOMEM. */
+int srv__store_load(storage_engine *e, srv__state *s /* OUT */);
+/* One atomic synced batch: identity, peers, ranges, and the initial KV data
+** (may be NULL/0) at init_ts. */
+int srv__store_save(storage_engine *e, const srv__state *s, const srv__kv *kvs, size_t n_kvs,
+                    hlc_timestamp init_ts);
+int srv__store_save_peers(storage_engine *e, const srv_peer *peers, size_t n);
+/* The store's join token, created (random) and persisted on first use. */
+int srv__store_join_token(storage_engine *e, uint64_t *token);
+
+/* ---- a blocking call by address (srv_call.c) -------------------------------- */
+typedef struct srv__call {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool started; /* rpc accepted it: the callback will run exactly once */
+    bool done;
+    int rc;           /* transport result */
+    int32_t status;   /* responder's status (rc == RPC_OK) */
+    uint64_t from;    /* responder's node id */
+    base_buf payload; /* owned: response payload */
+} srv__call;
+void srv__call_init(srv__call *c);
+void srv__call_free(srv__call *c); /* after srv__call_wait */
+/* Send; SRV_OK when started (then srv__call_wait must be called). */
+int srv__call_start(srv__call *c, rpc_uv *uv, const srv_addr *addr, uint32_t method,
+                    const void *payload, size_t len, int64_t timeout_ms);
+/* Wait for the callback (bounded by the rpc deadline that was given). */
+void srv__call_wait(srv__call *c);
+/* The error text of a failed answer (status < 0, payload = message) or of a
+** transport failure, into buf. */
+void srv__call_error(const srv__call *c, const srv_addr *addr, char *buf, size_t size);
+
+/* Random u64 from getrandom (falls back to time and address bits). */
+uint64_t srv__random_u64(void);
+
+#endif

@@ -1,0 +1,1558 @@
+/*
+** server/srv_node.c: a running cluster node. Identity and bootstrap, join,
+** peer table, liveness heartbeats, node status, and the wiring of the
+** cluster stack over one rpc_uv transport (docs/cluster.md).
+**
+** Threads:
+**   loop      the transport's; runs on_rpc (dispatch by method: Raft to
+**             range_node_handle_rpc, KV to range_server_handle_rpc, PROBE
+**             answered at once, INIT/BOOTSTRAP/JOIN/STATUS queued as jobs)
+**             and on_foreign (SQL on the RPC port). Never blocks.
+**   control   runs the jobs one at a time, and while uninitialized sends
+**             JOIN to the --join addresses (one in flight, bounded backoff).
+**             The only thread that restarts the transport or builds the
+**             stack.
+**   periodic  once the stack exists: liveness heartbeat, peer refresh,
+**             opening the SQL engine and the gateway.
+**   ticker    range_node_tick every tick_ms.
+**
+** Critical invariants:
+**   - the transport is replaced at most once (uninitialized -> initialized),
+**     by the control thread, before the stack exists; the stack is bound to
+**     the transport that exists when it is built and lives until stop;
+**   - n->mu is never held across a blocking call, rpc_uv_free or a KV
+**     transaction; handlers (loop thread) take it only to read pointers and
+**     to call non-blocking hand-offs (range_server_handle_rpc,
+**     gw_adopt_connection), so unpublishing a pointer under n->mu is a
+**     barrier: no hand-off to it starts afterwards;
+**   - identity, peers, ranges and (bootstrap) the initial KV data are
+**     persisted in one synced batch before the node answers BOOTSTRAP or
+**     uses its real node id; a node never changes its cluster or node id;
+**   - every wait has a bound (rpc deadlines, SRV_* windows, condvar
+**     timeouts) and every queue a maximum (SRV_JOBS_MAX).
+** Stop order: control and periodic joined; gateway unpublished and stopped;
+** SQL engine and txn_db closed; range_server unpublished and freed (its
+** workers answer through the live transport); rpc_uv_free (no handler runs
+** after it); ticker joined; range_node_forget_transport; router; range_node.
+*/
+#define _GNU_SOURCE
+#include "server/srv_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gateway/gateway.h"
+#include "sql/sql.h"
+#include "txn/txn.h"
+
+#define MOD "srv"
+
+#define SRV_JOBS_MAX 64                 /* queued INIT/BOOTSTRAP/JOIN/STATUS */
+#define SRV_PROBE_WINDOW_MS 5000        /* INIT: how long to look for --join nodes */
+#define SRV_PROBE_TIMEOUT_MS 1000       /* one probe */
+#define SRV_PROBE_RETRY_MS 250          /* pause between probe rounds */
+#define SRV_BOOTSTRAP_TIMEOUT_MS 5000   /* one BOOTSTRAP request */
+#define SRV_BOOTSTRAP_WINDOW_MS 20000   /* all attempts for one node */
+#define SRV_JOIN_TIMEOUT_MS 15000       /* one JOIN request (the answer needs a txn) */
+#define SRV_JOIN_BACKOFF_MIN_MS 500
+#define SRV_JOIN_BACKOFF_MAX_MS 5000
+#define SRV_TXN_ATTEMPTS_MAX 8          /* a system txn retried on 40001 */
+#define SRV_BIND_ATTEMPTS_MAX 50        /* transport restart: re-bind tries */
+#define SRV_BIND_RETRY_MS 100
+#define SRV_SQL_RETRY_MS 1000           /* opening the SQL engine again */
+#define SRV_SCAN_ROWS_MAX (2 * SRV_PEERS_MAX) /* rows read from a system span */
+
+typedef struct srv__job {
+    uint32_t method;
+    uint64_t from;
+    uint64_t request_id;
+    uint8_t *payload; /* owned by the job */
+    size_t len;
+} srv__job;
+
+struct srv_node {
+    srv_config cfg;
+    pthread_mutex_t mu;
+    pthread_cond_t cond; /* CLOCK_MONOTONIC: jobs, join answers, stack, stop */
+    bool stopping;
+
+    /* Identity and tables (mu). Replaced only by the control thread. */
+    srv__state st;
+    uint64_t provisional_id;
+    uint64_t join_token;
+    srv_addr self_rpc; /* advertised RPC address (bound port) */
+    srv_addr self_sql; /* advertised SQL address (port 0 until known) */
+    uint64_t seed;
+
+    /* Transport (mu for readers off the control thread). */
+    rpc_uv *uv;
+    int rpc_port;
+
+    /* The stack, published under mu once built. */
+    range_node *rnode;
+    range_server *rserver;
+    range_router *router;
+    txn_db *db;
+    bool stack_ready;
+    sqlv_engine *sql;
+    gw_server *gw;
+    bool sql_ready;
+
+    /* Jobs (mu). */
+    srv__job jobs[SRV_JOBS_MAX];
+    size_t job_head, job_count;
+
+    /* The JOIN attempt in flight while uninitialized (mu). */
+    bool join_inflight;
+    bool join_done;
+    int join_rc;
+    int32_t join_status;
+    base_buf join_payload; /* owned */
+    size_t join_next;
+    int64_t join_at_ns;
+    int64_t join_backoff_ms;
+    char join_addr_text[SRV_HOST_SIZE_MAX + 16];
+
+    /* Liveness (periodic thread only). */
+    uint64_t epoch;
+    bool heartbeat_failing;
+    bool sql_open_failing;
+
+    pthread_t control, periodic, ticker;
+    bool control_started, periodic_started, ticker_started;
+    bool tick_stop; /* mu */
+};
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+static int64_t mono_ns(void) { return base_monotonic_ns(); }
+
+/* Wait on n->cond until deadline (monotonic ns) or a signal. mu held. */
+static void wait_until(srv_node *n, int64_t deadline_ns) {
+    struct timespec ts = {.tv_sec = deadline_ns / 1000000000, .tv_nsec = deadline_ns % 1000000000};
+    pthread_cond_timedwait(&n->cond, &n->mu, &ts);
+}
+
+/* Pause up to ms unless stopping. Returns false when stopping. */
+static bool pause_ms(srv_node *n, int64_t ms) {
+    int64_t deadline = mono_ns() + ms * 1000000;
+    pthread_mutex_lock(&n->mu);
+    while (!n->stopping && mono_ns() < deadline) wait_until(n, deadline);
+    bool go_on = !n->stopping;
+    pthread_mutex_unlock(&n->mu);
+    return go_on;
+}
+
+static bool is_stopping(srv_node *n) {
+    pthread_mutex_lock(&n->mu);
+    bool s = n->stopping;
+    pthread_mutex_unlock(&n->mu);
+    return s;
+}
+
+/* Answer a request on the current transport (control thread). */
+static void respond(srv_node *n, uint64_t to, uint64_t request_id, int32_t status,
+                    const void *payload, size_t len) {
+    pthread_mutex_lock(&n->mu);
+    rpc_uv *uv = n->uv;
+    pthread_mutex_unlock(&n->mu);
+    /* Only the control thread replaces n->uv, and it is the caller. */
+    if (uv != NULL) rpc_respond(rpc_uv_transport(uv), to, request_id, status, payload, len);
+}
+
+static void respond_error(srv_node *n, uint64_t to, uint64_t request_id, int32_t status,
+                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void respond_error(srv_node *n, uint64_t to, uint64_t request_id, int32_t status,
+                          const char *fmt, ...) {
+    char msg[SRV_MESSAGE_SIZE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    respond(n, to, request_id, status, msg, strlen(msg));
+}
+
+static void fatal(srv_node *n, const char *msg) {
+    BASE_ERROR(MOD, "%s", msg);
+    if (n->cfg.on_fatal != NULL) n->cfg.on_fatal(n->cfg.callback_ctx, msg);
+}
+
+static bool descriptor_has(const range_descriptor *d, uint64_t node_id) {
+    for (size_t i = 0; i < d->n_replicas; i++) {
+        if (d->replicas[i] == node_id) return true;
+    }
+    return false;
+}
+
+/* ---- the rpc handler (loop thread) ---------------------------------------------- */
+
+static void enqueue_job(srv_node *n, rpc_transport *t, const rpc_message *msg) {
+    uint8_t *copy = NULL;
+    if (msg->payload_len > 0) {
+        copy = base_malloc(msg->payload_len); /* owner: the job */
+        if (copy == NULL) {
+            rpc_respond(t, msg->from, msg->request_id, SRV_ERR_NOMEM, NULL, 0);
+            return;
+        }
+        memcpy(copy, msg->payload, msg->payload_len);
+    }
+    pthread_mutex_lock(&n->mu);
+    if (n->job_count == SRV_JOBS_MAX || n->stopping) {
+        pthread_mutex_unlock(&n->mu);
+        base_free(copy);
+        static const char busy[] = "node busy: too many requests queued, retry";
+        rpc_respond(t, msg->from, msg->request_id, SRV_ERR_BUSY, busy, sizeof busy - 1);
+        return;
+    }
+    srv__job *j = &n->jobs[(n->job_head + n->job_count) % SRV_JOBS_MAX];
+    *j = (srv__job){msg->method, msg->from, msg->request_id, copy, msg->payload_len};
+    n->job_count++;
+    pthread_cond_broadcast(&n->cond);
+    pthread_mutex_unlock(&n->mu);
+}
+
+static void answer_probe(srv_node *n, rpc_transport *t, const rpc_message *msg) {
+    srv__probe_resp p;
+    pthread_mutex_lock(&n->mu);
+    p.initialized = n->st.initialized;
+    p.cluster_id = n->st.cluster_id;
+    p.node_id = n->st.node_id;
+    p.rpc = n->self_rpc;
+    p.sql = n->self_sql; /* port 0 only for --sql-addr :0 before SQL starts */
+    pthread_mutex_unlock(&n->mu);
+    base_buf b = {0};
+    int rc = srv__probe_resp_encode(&p, &b);
+    if (rc == SRV_OK) rpc_respond(t, msg->from, msg->request_id, SRV_OK, b.data, b.len);
+    else rpc_respond(t, msg->from, msg->request_id, rc, NULL, 0);
+    base_buf_free(&b);
+}
+
+static void on_rpc(void *ctx, rpc_transport *t, const rpc_message *msg) {
+    srv_node *n = ctx;
+    bool request = msg->request_id != 0;
+    switch (msg->method) {
+    case RANGE_RPC_METHOD_RAFT: {
+        pthread_mutex_lock(&n->mu);
+        range_node *rn = n->rnode; /* freed only after the transport */
+        pthread_mutex_unlock(&n->mu);
+        if (rn != NULL) range_node_handle_rpc(rn, t, msg);
+        return;
+    }
+    case RANGE_RPC_METHOD_KV:
+        if (!request) return;
+        pthread_mutex_lock(&n->mu); /* held: unpublishing rserver is a barrier */
+        if (n->rserver != NULL) range_server_handle_rpc(n->rserver, t, msg);
+        else rpc_respond(t, msg->from, msg->request_id, RANGE_ERR_UNAVAILABLE, NULL, 0);
+        pthread_mutex_unlock(&n->mu);
+        return;
+    case SRV_METHOD_PROBE:
+        if (request) answer_probe(n, t, msg);
+        return;
+    case SRV_METHOD_INIT:
+    case SRV_METHOD_BOOTSTRAP:
+    case SRV_METHOD_JOIN:
+    case SRV_METHOD_STATUS:
+        if (request) enqueue_job(n, t, msg);
+        return;
+    default:
+        if (request) rpc_respond(t, msg->from, msg->request_id, RPC_ERR_NO_HANDLER, NULL, 0);
+        return;
+    }
+}
+
+/* A PostgreSQL client on the RPC port (loop thread). */
+static void on_foreign(void *ctx, int fd, const uint8_t *prefix, size_t prefix_len) {
+    srv_node *n = ctx;
+    pthread_mutex_lock(&n->mu);
+    if (n->gw != NULL) {
+        /* Under mu: srv_node_stop unpublishes gw before gw_stop. */
+        int rc = gw_adopt_connection(n->gw, fd, prefix, prefix_len); /* owns fd from here */
+        pthread_mutex_unlock(&n->mu);
+        if (rc != GW_OK) BASE_WARN(MOD, "SQL connection on the RPC port refused (error %d)", rc);
+        return;
+    }
+    bool initialized = n->st.initialized;
+    pthread_mutex_unlock(&n->mu);
+    /* No SQL yet: a FATAL ErrorResponse (libpq shows its message, also as
+    ** an answer to SSLRequest), then close. One small non-blocking send. */
+    const char *msg = initialized
+                          ? "the node is starting: its key space is not reachable yet, retry"
+                          : "the node is not part of a cluster yet: run `meridian init`";
+    base_buf b = {0};
+    uint8_t len[4] = {0};
+    int ok = base_buf_append_byte(&b, 'E') == 0 && base_buf_append(&b, len, 4) == 0 &&
+             base_buf_append(&b, "SFATAL", 7) == 0 && base_buf_append(&b, "VFATAL", 7) == 0 &&
+             base_buf_append(&b, "C57P03", 7) == 0 && base_buf_append_byte(&b, 'M') == 0 &&
+             base_buf_append(&b, msg, strlen(msg) + 1) == 0 && base_buf_append_byte(&b, 0) == 0;
+    if (ok) {
+        uint32_t l = (uint32_t)(b.len - 1);
+        b.data[1] = (uint8_t)(l >> 24);
+        b.data[2] = (uint8_t)(l >> 16);
+        b.data[3] = (uint8_t)(l >> 8);
+        b.data[4] = (uint8_t)l;
+        (void)!send(fd, b.data, b.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    base_buf_free(&b);
+    close(fd);
+}
+
+/* ---- transport and stack ---------------------------------------------------------- */
+
+/* Start the transport with the current identity (control thread or start). */
+static int start_transport(srv_node *n) {
+    rpc_uv_config c;
+    rpc_uv_config_init(&c);
+    pthread_mutex_lock(&n->mu);
+    c.node_id = n->st.initialized ? n->st.node_id : n->provisional_id;
+    c.cluster_id = n->st.initialized ? n->st.cluster_id : 0;
+    int port = n->rpc_port > 0 ? n->rpc_port : n->cfg.listen.port;
+    pthread_mutex_unlock(&n->mu);
+    c.listen_host = n->cfg.listen.host;
+    c.listen_port = port;
+    c.clock = n->cfg.clock;
+    c.handler = on_rpc;
+    c.handler_ctx = n;
+    c.random_seed = n->seed ^ c.node_id;
+    if (!n->cfg.sql_separate) {
+        c.foreign_connection = on_foreign;
+        c.foreign_ctx = n;
+    }
+    rpc_uv *uv = NULL;
+    int rc = RPC_ERR_IO;
+    /* The previous transport of this port just closed its listener: a
+    ** re-bind normally works at once (SO_REUSEADDR); retry briefly if not. */
+    for (int attempt = 0; attempt < SRV_BIND_ATTEMPTS_MAX; attempt++) {
+        rc = rpc_uv_start(&c, &uv);
+        if (rc != RPC_ERR_IO || n->rpc_port <= 0) break;
+        if (!pause_ms(n, SRV_BIND_RETRY_MS)) break;
+    }
+    if (rc != RPC_OK) {
+        BASE_ERROR(MOD, "cannot listen for RPC on %s:%d (%s)", n->cfg.listen.host, port,
+                   rpc_strerror(rc));
+        return rc == RPC_ERR_NOMEM ? SRV_ERR_NOMEM : SRV_ERR_IO;
+    }
+    pthread_mutex_lock(&n->mu);
+    n->uv = uv;
+    n->rpc_port = rpc_uv_listen_port(uv);
+    n->self_rpc.port = n->rpc_port;
+    if (!n->cfg.sql_separate) n->self_sql = n->self_rpc;
+    /* Addresses of every known peer, so Raft and KV traffic can dial them. */
+    for (size_t i = 0; n->st.initialized && i < n->st.n_peers; i++) {
+        const srv_peer *p = &n->st.peers[i];
+        if (p->node_id == n->st.node_id || p->rpc.host[0] == '\0') continue;
+        int prc = rpc_uv_add_peer(uv, p->node_id, p->rpc.host, p->rpc.port);
+        if (prc != RPC_OK)
+            BASE_WARN(MOD, "peer %" PRIu64 " at %s:%d not added (%s)", p->node_id, p->rpc.host,
+                      p->rpc.port, rpc_strerror(prc));
+    }
+    pthread_mutex_unlock(&n->mu);
+    return SRV_OK;
+}
+
+/* Build range_node (+ hosted replicas), range_server, router, txn_db and
+** publish them. Control thread or start, once. */
+static int build_stack(srv_node *n) {
+    range_node *rnode = NULL;
+    range_server *rserver = NULL;
+    range_router *router = NULL;
+    txn_db *db = NULL;
+    char msg[SRV_MESSAGE_SIZE_MAX];
+    int rc;
+    pthread_mutex_lock(&n->mu);
+    rpc_transport *t = rpc_uv_transport(n->uv);
+    uint64_t self = n->st.node_id;
+    pthread_mutex_unlock(&n->mu);
+
+    range_node_config nc = {.transport = t, .engine = n->cfg.engine, .sync = n->cfg.sync,
+                            .no_handler = true};
+    if ((rc = range_node_new(&nc, &rnode)) != RANGE_OK) {
+        snprintf(msg, sizeof msg, "cannot create the range node (error %d)", rc);
+        goto fail;
+    }
+    /* n->st is only replaced by this thread: read without mu. */
+    for (size_t i = 0; i < n->st.n_descs; i++) {
+        const range_descriptor *d = &n->st.descs[i];
+        if (!n->st.hosted[i]) continue;
+        range_replica_config rc_cfg = {.range_id = d->range_id,
+                                       .random_seed = n->seed ^ (d->range_id * 0x9E3779B97F4A7C15ULL) ^ self,
+                                       .descriptor = d};
+        for (size_t k = 0; k < d->n_replicas && k < RANGE_REPLICAS_MAX; k++)
+            rc_cfg.peers[k] = d->replicas[k];
+        rc_cfg.n_peers = d->n_replicas;
+        if ((rc = range_node_add_replica(rnode, &rc_cfg, NULL)) != RANGE_OK) {
+            snprintf(msg, sizeof msg, "cannot open the replica of range %" PRIu64 " (error %d)",
+                     d->range_id, rc);
+            goto fail;
+        }
+    }
+    range_server_config sc = {.node = rnode, .clock = n->cfg.clock};
+    if ((rc = range_server_new(&sc, &rserver)) != RANGE_OK) {
+        snprintf(msg, sizeof msg, "cannot create the range server (error %d)", rc);
+        goto fail;
+    }
+    range_router_config rcfg = {.transport = t, .clock = n->cfg.clock, .local = rserver,
+                                .local_node_id = self, .random_seed = n->seed ^ 0x5bd1e995};
+    if ((rc = range_router_new(&rcfg, &router)) != RANGE_OK) {
+        snprintf(msg, sizeof msg, "cannot create the range router (error %d)", rc);
+        goto fail;
+    }
+    for (size_t i = 0; i < n->st.n_descs; i++) {
+        if ((rc = range_router_update_descriptor(router, &n->st.descs[i])) != RANGE_OK) {
+            snprintf(msg, sizeof msg, "cannot seed the router (error %d)", rc);
+            goto fail;
+        }
+    }
+    txn_db_options to = {.clock = n->cfg.clock, .kv = range_router_kv(router),
+                         .sync_commits = n->cfg.sync};
+    if ((rc = txn_db_open(&to, &db)) != TXN_OK) {
+        snprintf(msg, sizeof msg, "cannot open the transaction layer (error %d)", rc);
+        goto fail;
+    }
+    pthread_mutex_lock(&n->mu);
+    n->rnode = rnode;
+    n->rserver = rserver;
+    n->router = router;
+    n->db = db;
+    n->stack_ready = true;
+    pthread_cond_broadcast(&n->cond);
+    pthread_mutex_unlock(&n->mu);
+    BASE_INFO(MOD, "node %" PRIu64 " of cluster %016" PRIx64 ": stack up, %zu range(s) known",
+              self, n->st.cluster_id, n->st.n_descs);
+    return SRV_OK;
+fail:
+    BASE_ERROR(MOD, "%s", msg);
+    if (db != NULL) txn_db_close(db);
+    if (router != NULL) range_router_free(router);
+    if (rserver != NULL) range_server_free(rserver);
+    /* The transport still points at rnode's handler? No: no_handler. */
+    if (rnode != NULL) range_node_free(rnode);
+    return SRV_ERR_IO;
+}
+
+/* Take *st (moved: the caller's copy is cleared) as the node's identity,
+** restart the transport with the real node id and build the stack. Control
+** thread. The state must already be persisted. */
+static void become_initialized(srv_node *n, srv__state *st) {
+    pthread_mutex_lock(&n->mu);
+    srv__state_free(&n->st);
+    n->st = *st;
+    memset(st, 0, sizeof *st);
+    rpc_uv *old = n->uv;
+    n->uv = NULL;
+    pthread_mutex_unlock(&n->mu);
+    BASE_INFO(MOD, "initialized: node %" PRIu64 " of cluster %016" PRIx64
+              "; restarting the transport with the real node id", n->st.node_id, n->st.cluster_id);
+    if (old != NULL) rpc_uv_free(old); /* not under mu: its loop may be waiting for mu */
+    if (start_transport(n) != SRV_OK) {
+        fatal(n, "cannot restart the RPC transport with the node's id");
+        return;
+    }
+    if (build_stack(n) != SRV_OK) fatal(n, "cannot build the cluster stack");
+}
+
+/* The initial KV data this node writes: only keys of ranges it hosts. */
+static int initial_kv_for(const srv__state *st, srv__kv **kvs, size_t *n_kvs) {
+    int rc = srv__initial_kv(st->peers, st->n_peers, kvs, n_kvs);
+    if (rc != SRV_OK) return rc;
+    size_t keep = 0;
+    for (size_t i = 0; i < *n_kvs; i++) {
+        bool hosted = false;
+        for (size_t d = 0; d < st->n_descs; d++) {
+            if (st->hosted[d] &&
+                range_descriptor_contains(&st->descs[d], (*kvs)[i].key, (*kvs)[i].key_len))
+                hosted = true;
+        }
+        if (hosted) {
+            srv__kv tmp = (*kvs)[keep];
+            (*kvs)[keep++] = (*kvs)[i];
+            (*kvs)[i] = tmp;
+        }
+    }
+    for (size_t i = keep; i < *n_kvs; i++) {
+        base_free((*kvs)[i].key);
+        base_free((*kvs)[i].value);
+        (*kvs)[i] = (srv__kv){0};
+    }
+    *n_kvs = keep;
+    return SRV_OK;
+}
+
+/* Fill a state from what a bootstrap or join answer gives. Copies. */
+static int state_from(srv__state *st, uint64_t cluster_id, uint64_t node_id, uint64_t init_token,
+                      const srv_peer *peers, size_t n_peers, const range_descriptor *descs,
+                      size_t n_descs) {
+    memset(st, 0, sizeof *st);
+    st->initialized = true;
+    st->cluster_id = cluster_id;
+    st->node_id = node_id;
+    st->init_token = init_token;
+    st->peers = base_calloc(n_peers ? n_peers : 1, sizeof *st->peers); /* owner: st */
+    st->descs = base_calloc(n_descs ? n_descs : 1, sizeof *st->descs); /* owner: st */
+    st->hosted = base_calloc(n_descs ? n_descs : 1, sizeof *st->hosted); /* owner: st */
+    if (st->peers == NULL || st->descs == NULL || st->hosted == NULL) goto nomem;
+    memcpy(st->peers, peers, n_peers * sizeof *peers);
+    st->n_peers = n_peers;
+    for (size_t i = 0; i < n_descs; i++) {
+        if (range_descriptor_copy(&st->descs[i], &descs[i]) != RANGE_OK) goto nomem;
+        st->n_descs = i + 1;
+        st->hosted[i] = descriptor_has(&descs[i], node_id);
+    }
+    return SRV_OK;
+nomem:
+    srv__state_free(st);
+    return SRV_ERR_NOMEM;
+}
+
+/* ---- KV helpers (system transactions) ------------------------------------------------ */
+
+/* Scan [start, end) and call fn for each row (bounded by SRV_SCAN_ROWS_MAX).
+** Returns TXN_OK or a txn error. */
+typedef int (*row_fn)(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl);
+static int scan_span(txn *t, const uint8_t *start, size_t start_len, const uint8_t *end,
+                     size_t end_len, row_fn fn, void *ctx, txn_error *err) {
+    txn_iter *it = NULL;
+    int rc = txn_scan(t, start, start_len, end, end_len, false, &it, err);
+    if (rc != TXN_OK) return rc;
+    for (int rows = 0; rows < SRV_SCAN_ROWS_MAX; rows++) {
+        const uint8_t *k, *v;
+        size_t kl, vl;
+        int r = txn_iter_next(it, &k, &kl, &v, &vl, err);
+        if (r < 0) {
+            rc = r;
+            break;
+        }
+        if (r == 0) break;
+        if ((rc = fn(ctx, k, kl, v, vl)) != TXN_OK) break;
+    }
+    txn_iter_close(it);
+    return rc;
+}
+
+typedef struct node_rows {
+    srv_peer *peers; /* owned */
+    size_t n;
+    bool nomem;
+    /* JOIN: the joiner's address and token. */
+    const srv__join_req *join;
+    uint64_t existing_id;   /* a record with the joiner's rpc address */
+    uint64_t existing_token;
+} node_rows;
+
+static int collect_node(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+    node_rows *nr = ctx;
+    uint64_t id = srv__key_node_id(k, kl, false);
+    srv__node_record rec;
+    if (id == 0 || srv__node_record_decode(v, vl, &rec) != SRV_OK) {
+        BASE_WARN(MOD, "malformed node record skipped");
+        return TXN_OK;
+    }
+    if (nr->join != NULL && srv__addr_equal(&rec.rpc, &nr->join->rpc)) {
+        nr->existing_id = id;
+        nr->existing_token = rec.join_token;
+    }
+    srv_peer p = {.node_id = id, .rpc = rec.rpc, .sql = rec.sql};
+    bool changed;
+    int rc = srv__peers_upsert(&nr->peers, &nr->n, &p, &changed);
+    if (rc == SRV_ERR_NOMEM) {
+        nr->nomem = true;
+        return TXN_ERR_NOMEM;
+    }
+    return TXN_OK;
+}
+
+static int scan_nodes(txn *t, node_rows *nr, txn_error *err) {
+    uint8_t start[SRV_KEY_SIZE_MAX], end[SRV_KEY_SIZE_MAX];
+    size_t end_len;
+    size_t start_len = srv__key_node_span(start, end, &end_len);
+    return scan_span(t, start, start_len, end, end_len, collect_node, nr, err);
+}
+
+/* ---- jobs --------------------------------------------------------------------------- */
+
+/* Probe every --join address until each answered or the window ends. */
+static void probe_join_list(srv_node *n, srv__probe_answer *answers) {
+    size_t k = n->cfg.n_join;
+    srv__call *calls = base_calloc(k ? k : 1, sizeof *calls); /* owner: this function */
+    if (calls == NULL) return;
+    for (size_t i = 0; i < k; i++) {
+        answers[i] = (srv__probe_answer){.addr = n->cfg.join[i]};
+        srv__call_init(&calls[i]);
+    }
+    int64_t deadline = mono_ns() + (int64_t)SRV_PROBE_WINDOW_MS * 1000000;
+    for (int round = 0; round < SRV_PROBE_WINDOW_MS / SRV_PROBE_RETRY_MS + 1; round++) {
+        pthread_mutex_lock(&n->mu);
+        rpc_uv *uv = n->uv;
+        uint64_t self_id = n->provisional_id;
+        pthread_mutex_unlock(&n->mu);
+        int64_t left_ms = (deadline - mono_ns()) / 1000000;
+        if (left_ms <= 0) break;
+        size_t pending = 0;
+        for (size_t i = 0; i < k; i++) {
+            if (answers[i].answered) continue;
+            pending++;
+            srv__call_start(&calls[i], uv, &answers[i].addr, SRV_METHOD_PROBE, NULL, 0,
+                            BASE_MIN(left_ms, SRV_PROBE_TIMEOUT_MS));
+        }
+        if (pending == 0) break;
+        for (size_t i = 0; i < k; i++) {
+            if (answers[i].answered) continue;
+            if (calls[i].started) srv__call_wait(&calls[i]);
+            if (calls[i].rc == RPC_ERR_SELF) { /* our own listener */
+                answers[i].answered = true;
+                answers[i].transport_id = self_id;
+                continue;
+            }
+            srv__probe_resp p;
+            if (calls[i].rc != RPC_OK || calls[i].status != SRV_OK ||
+                srv__probe_resp_decode(calls[i].payload.data, calls[i].payload.len, &p) != SRV_OK)
+                continue;
+            answers[i].answered = true;
+            answers[i].initialized = p.initialized;
+            answers[i].transport_id = calls[i].from;
+            /* SQL on the RPC port: the address we reached it at. */
+            answers[i].sql = srv__addr_equal(&p.sql, &p.rpc) ? answers[i].addr : p.sql;
+        }
+        bool all = true;
+        for (size_t i = 0; i < k; i++) all = all && answers[i].answered;
+        if (all || !pause_ms(n, SRV_PROBE_RETRY_MS)) break;
+    }
+    for (size_t i = 0; i < k; i++) srv__call_free(&calls[i]);
+    base_free(calls);
+}
+
+/* BOOTSTRAP one node; confirm by PROBE when the answer is lost (the node
+** restarts its transport right after answering). SRV_OK or an error with
+** a message in why. */
+static int bootstrap_one(srv_node *n, const srv_addr *addr, const srv__bootstrap *m, char *why,
+                         size_t why_size) {
+    base_buf req = {0};
+    srv__call call;
+    srv__call_init(&call);
+    int rc = srv__bootstrap_encode(m, &req);
+    if (rc != SRV_OK) {
+        snprintf(why, why_size, "cannot encode the bootstrap request (error %d)", rc);
+        goto done;
+    }
+    int64_t deadline = mono_ns() + (int64_t)SRV_BOOTSTRAP_WINDOW_MS * 1000000;
+    rc = SRV_ERR_UNAVAILABLE;
+    snprintf(why, why_size, "no answer within %d ms", SRV_BOOTSTRAP_WINDOW_MS);
+    for (int attempt = 0; attempt < SRV_BOOTSTRAP_WINDOW_MS / SRV_PROBE_RETRY_MS; attempt++) {
+        if (mono_ns() >= deadline || is_stopping(n)) break;
+        pthread_mutex_lock(&n->mu);
+        rpc_uv *uv = n->uv;
+        pthread_mutex_unlock(&n->mu);
+        /* First BOOTSTRAP; after a lost answer, PROBE to see if it took. */
+        bool probe = attempt > 0;
+        if (srv__call_start(&call, uv, addr, probe ? SRV_METHOD_PROBE : SRV_METHOD_BOOTSTRAP,
+                            probe ? NULL : req.data, probe ? 0 : req.len,
+                            probe ? SRV_PROBE_TIMEOUT_MS : SRV_BOOTSTRAP_TIMEOUT_MS) == SRV_OK)
+            srv__call_wait(&call);
+        if (call.rc == RPC_OK && call.status == SRV_OK) {
+            if (!probe) {
+                rc = SRV_OK;
+                break;
+            }
+            srv__probe_resp p;
+            if (srv__probe_resp_decode(call.payload.data, call.payload.len, &p) == SRV_OK &&
+                p.initialized) {
+                if (p.cluster_id == m->cluster_id && p.node_id == m->node_id) {
+                    rc = SRV_OK;
+                } else {
+                    rc = SRV_ERR_REFUSED;
+                    snprintf(why, why_size, "it is node %" PRIu64 " of cluster %016" PRIx64,
+                             p.node_id, p.cluster_id);
+                }
+                break;
+            }
+            if (srv__probe_resp_decode(call.payload.data, call.payload.len, &p) == SRV_OK &&
+                !p.initialized) {
+                attempt = -1; /* alive and not initialized: send BOOTSTRAP again */
+                continue;
+            }
+        } else if (call.rc == RPC_OK) { /* refused with a message */
+            srv__call_error(&call, addr, why, why_size);
+            rc = SRV_ERR_REFUSED;
+            break;
+        }
+        if (!pause_ms(n, SRV_PROBE_RETRY_MS)) break;
+    }
+done:
+    srv__call_free(&call);
+    base_buf_free(&req);
+    return rc;
+}
+
+static void job_init(srv_node *n, const srv__job *j) {
+    uint64_t token;
+    srv__probe_answer *answers = NULL;
+    srv__plan plan = {0};
+    srv__state st = {0};
+    srv__kv *kvs = NULL;
+    size_t n_kvs = 0;
+    base_buf b = {0};
+    if (srv__init_req_decode(j->payload, j->len, &token) != SRV_OK) {
+        respond_error(n, j->from, j->request_id, SRV_ERR_CORRUPT, "malformed INIT request");
+        return;
+    }
+    pthread_mutex_lock(&n->mu);
+    bool initialized = n->st.initialized;
+    bool same = initialized && token != 0 && n->st.init_token == token;
+    pthread_mutex_unlock(&n->mu);
+    if (initialized) {
+        if (same) { /* our own INIT retried after its answer was lost */
+            pthread_mutex_lock(&n->mu); /* the periodic thread may grow the peers */
+            int erc = srv__init_resp_encode(n->st.cluster_id, n->st.peers, n->st.n_peers, &b);
+            pthread_mutex_unlock(&n->mu);
+            if (erc == SRV_OK) respond(n, j->from, j->request_id, SRV_OK, b.data, b.len);
+            base_buf_free(&b);
+            return;
+        }
+        respond_error(n, j->from, j->request_id, SRV_ERR_INITIALIZED,
+                      "cluster already initialized (cluster %016" PRIx64 ", this is node %" PRIu64 ")",
+                      n->st.cluster_id, n->st.node_id);
+        return;
+    }
+    BASE_INFO(MOD, "INIT: probing the %zu --join address(es)", n->cfg.n_join);
+    answers = base_calloc(n->cfg.n_join ? n->cfg.n_join : 1, sizeof *answers); /* owner: here */
+    if (answers == NULL) {
+        respond_error(n, j->from, j->request_id, SRV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    probe_join_list(n, answers);
+    if (is_stopping(n)) goto done;
+    int rc = srv__plan_bootstrap(&n->self_rpc, &n->self_sql, n->provisional_id, answers,
+                                 n->cfg.n_join, n->cfg.replication, &plan);
+    if (rc == SRV_ERR_INITIALIZED) {
+        for (size_t i = 0; i < n->cfg.n_join; i++) {
+            if (!answers[i].initialized) continue;
+            char a[SRV_HOST_SIZE_MAX + 16];
+            respond_error(n, j->from, j->request_id, SRV_ERR_INITIALIZED,
+                          "cluster already initialized: the node at %s is part of a cluster",
+                          srv__addr_format(&answers[i].addr, a, sizeof a));
+            goto done;
+        }
+    }
+    if (rc != SRV_OK) {
+        respond_error(n, j->from, j->request_id, rc, "cannot plan the bootstrap (error %d)", rc);
+        goto done;
+    }
+    uint64_t cluster_id = srv__random_u64() & ~RPC_NODE_ID_PROVISIONAL_MIN;
+    if (cluster_id == 0) cluster_id = 1;
+    srv__bootstrap m = {.cluster_id = cluster_id, .init_ts = hlc_now(n->cfg.clock),
+                        .peers = plan.peers, .n_peers = plan.n_peers, .descs = plan.descs,
+                        .n_descs = plan.n_descs};
+    for (size_t i = 0; i < n->cfg.n_join; i++) {
+        char a[SRV_HOST_SIZE_MAX + 16];
+        BASE_INFO(MOD, "INIT: %s %s", srv__addr_format(&answers[i].addr, a, sizeof a),
+                  !answers[i].answered ? "did not answer (left out)"
+                  : answers[i].transport_id == n->provisional_id ? "is this node"
+                                                                  : "answered");
+    }
+    for (size_t i = 1; i < plan.n_peers; i++) {
+        char why[SRV_MESSAGE_SIZE_MAX], a[SRV_HOST_SIZE_MAX + 16];
+        m.node_id = plan.peers[i].node_id;
+        srv__addr_format(&plan.peers[i].rpc, a, sizeof a);
+        if ((rc = bootstrap_one(n, &plan.peers[i].rpc, &m, why, sizeof why)) != SRV_OK) {
+            /* Nodes before it are already members: the cluster exists. We
+            ** go on (its replica slot stays empty until it is replaced, a
+            ** later issue) and say so loudly. */
+            BASE_ERROR(MOD, "INIT: node %" PRIu64 " at %s was not bootstrapped: %s", m.node_id,
+                       a, why);
+            continue;
+        }
+        BASE_INFO(MOD, "INIT: node %" PRIu64 " at %s bootstrapped", m.node_id, a);
+    }
+    if ((rc = state_from(&st, cluster_id, 1, token, plan.peers, plan.n_peers, plan.descs,
+                         plan.n_descs)) != SRV_OK ||
+        (rc = initial_kv_for(&st, &kvs, &n_kvs)) != SRV_OK ||
+        (rc = srv__store_save(n->cfg.engine, &st, kvs, n_kvs, m.init_ts)) != SRV_OK) {
+        respond_error(n, j->from, j->request_id, SRV_ERR_IO,
+                      "cannot persist this node's identity (error %d)", rc);
+        fatal(n, "INIT: cannot persist the identity of node 1");
+        goto done;
+    }
+    if (srv__init_resp_encode(cluster_id, plan.peers, plan.n_peers, &b) == SRV_OK)
+        respond(n, j->from, j->request_id, SRV_OK, b.data, b.len);
+    BASE_INFO(MOD, "INIT: cluster %016" PRIx64 " created with %zu node(s)", cluster_id,
+              plan.n_peers);
+    become_initialized(n, &st);
+done:
+    base_buf_free(&b);
+    srv__kvs_free(kvs, n_kvs);
+    srv__state_free(&st);
+    srv__plan_free(&plan);
+    base_free(answers);
+}
+
+static void job_bootstrap(srv_node *n, const srv__job *j) {
+    srv__bootstrap m;
+    srv__state st = {0};
+    srv__kv *kvs = NULL;
+    size_t n_kvs = 0;
+    if (srv__bootstrap_decode(j->payload, j->len, &m) != SRV_OK) {
+        respond_error(n, j->from, j->request_id, SRV_ERR_CORRUPT, "malformed BOOTSTRAP request");
+        return;
+    }
+    pthread_mutex_lock(&n->mu);
+    bool initialized = n->st.initialized;
+    uint64_t cid = n->st.cluster_id, nid = n->st.node_id;
+    pthread_mutex_unlock(&n->mu);
+    if (initialized) {
+        if (cid == m.cluster_id && nid == m.node_id)
+            respond(n, j->from, j->request_id, SRV_OK, NULL, 0); /* a retry */
+        else
+            respond_error(n, j->from, j->request_id, SRV_ERR_INITIALIZED,
+                          "already initialized as node %" PRIu64 " of cluster %016" PRIx64, nid,
+                          cid);
+        goto done;
+    }
+    int rc;
+    if ((rc = state_from(&st, m.cluster_id, m.node_id, 0, m.peers, m.n_peers, m.descs,
+                         m.n_descs)) != SRV_OK ||
+        (rc = initial_kv_for(&st, &kvs, &n_kvs)) != SRV_OK ||
+        (rc = srv__store_save(n->cfg.engine, &st, kvs, n_kvs, m.init_ts)) != SRV_OK) {
+        respond_error(n, j->from, j->request_id, SRV_ERR_IO,
+                      "cannot persist the node identity (error %d)", rc);
+        goto done;
+    }
+    respond(n, j->from, j->request_id, SRV_OK, NULL, 0);
+    become_initialized(n, &st);
+done:
+    srv__kvs_free(kvs, n_kvs);
+    srv__state_free(&st);
+    srv__bootstrap_free(&m);
+}
+
+/* Snapshot of db under mu (NULL until the stack exists). */
+static txn_db *get_db(srv_node *n) {
+    pthread_mutex_lock(&n->mu);
+    txn_db *db = n->db;
+    pthread_mutex_unlock(&n->mu);
+    return db;
+}
+
+static void job_join(srv_node *n, const srv__job *j) {
+    srv__join_req req;
+    node_rows nr = {0};
+    base_buf b = {0}, v = {0};
+    range_descriptor *descs = NULL;
+    uint64_t *holders = NULL;
+    size_t n_descs = 0;
+    char a[SRV_HOST_SIZE_MAX + 16];
+    if (srv__join_req_decode(j->payload, j->len, &req) != SRV_OK) {
+        respond_error(n, j->from, j->request_id, SRV_ERR_CORRUPT, "malformed JOIN request");
+        return;
+    }
+    txn_db *db = get_db(n);
+    if (db == NULL) {
+        respond_error(n, j->from, j->request_id, SRV_ERR_UNINITIALIZED,
+                      "this node is not part of a cluster yet");
+        return;
+    }
+    srv__addr_format(&req.rpc, a, sizeof a);
+    uint64_t id = 0;
+    int rc = TXN_ERR_UNAVAILABLE;
+    txn_error err = {{0}, {0}};
+    for (int attempt = 0; attempt < SRV_TXN_ATTEMPTS_MAX && !is_stopping(n); attempt++) {
+        txn *t = NULL;
+        base_free(nr.peers);
+        nr = (node_rows){.join = &req};
+        if ((rc = txn_begin(db, NULL, &t)) != TXN_OK) break;
+        if ((rc = scan_nodes(t, &nr, &err)) != TXN_OK) goto abort;
+        if (nr.existing_id != 0) {
+            if (nr.existing_token != req.token) {
+                txn_rollback(t);
+                respond_error(n, j->from, j->request_id, SRV_ERR_REFUSED,
+                              "address %s already belongs to node %" PRIu64
+                              " of this cluster; a node's address cannot be reused yet", a,
+                              nr.existing_id);
+                goto done;
+            }
+            id = nr.existing_id; /* our answer to this joiner was lost: same id */
+            txn_rollback(t);
+            rc = TXN_OK;
+            break;
+        }
+        uint8_t key[SRV_KEY_SIZE_MAX];
+        size_t kl = srv__key_counter(key);
+        base_buf_reset(&v);
+        if ((rc = txn_get(t, key, kl, &v, &err)) == TXN_NOT_FOUND) {
+            txn_rollback(t);
+            respond_error(n, j->from, j->request_id, SRV_ERR_UNAVAILABLE,
+                          "the cluster's node-id counter is missing (bootstrap not finished)");
+            goto done;
+        }
+        if (rc != TXN_OK) goto abort;
+        uint64_t next;
+        if (srv__counter_decode(v.data, v.len, &next) != SRV_OK) {
+            txn_rollback(t);
+            respond_error(n, j->from, j->request_id, SRV_ERR_CORRUPT,
+                          "the cluster's node-id counter is corrupt");
+            goto done;
+        }
+        base_buf_reset(&v);
+        if (srv__counter_encode(next + 1, &v) != SRV_OK) {
+            rc = TXN_ERR_NOMEM;
+            goto abort;
+        }
+        if ((rc = txn_put(t, key, kl, v.data, v.len, &err)) != TXN_OK) goto abort;
+        base_buf_reset(&v);
+        srv__node_record rec = {.rpc = req.rpc, .sql = req.sql, .join_token = req.token};
+        if (srv__node_record_encode(&rec, &v) != SRV_OK) {
+            rc = TXN_ERR_NOMEM;
+            goto abort;
+        }
+        kl = srv__key_node(key, next);
+        if ((rc = txn_put(t, key, kl, v.data, v.len, &err)) != TXN_OK) goto abort;
+        rc = txn_commit(t, NULL, &err);
+        t = NULL;
+        if (rc == TXN_OK) {
+            id = next;
+            srv_peer p = {.node_id = next, .rpc = req.rpc, .sql = req.sql};
+            bool changed;
+            if (srv__peers_upsert(&nr.peers, &nr.n, &p, &changed) != SRV_OK) rc = TXN_ERR_NOMEM;
+            break;
+        }
+        if (rc != TXN_ERR_RETRY) break;
+        continue;
+    abort:
+        if (t != NULL) txn_rollback(t);
+        if (rc != TXN_ERR_RETRY) break;
+    }
+    if (rc != TXN_OK || id == 0) {
+        respond_error(n, j->from, j->request_id, SRV_ERR_UNAVAILABLE,
+                      "cannot allocate a node id now (error %d: %s); retry", rc, err.message);
+        goto done;
+    }
+    /* Make the new node reachable from here at once (the refresh does it
+    ** for the other nodes). */
+    pthread_mutex_lock(&n->mu);
+    rpc_uv_add_peer(n->uv, id, req.rpc.host, req.rpc.port);
+    range_router *router = n->router;
+    pthread_mutex_unlock(&n->mu);
+    if (range_router_snapshot(router, &descs, &holders, &n_descs) != RANGE_OK) {
+        respond_error(n, j->from, j->request_id, SRV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    srv__join_resp resp = {.cluster_id = n->st.cluster_id, .node_id = id, .peers = nr.peers,
+                           .n_peers = nr.n, .descs = descs, .n_descs = n_descs};
+    if (srv__join_resp_encode(&resp, &b) == SRV_OK) {
+        respond(n, j->from, j->request_id, SRV_OK, b.data, b.len);
+        BASE_INFO(MOD, "JOIN: the node at %s joined as node %" PRIu64, a, id);
+    } else {
+        respond_error(n, j->from, j->request_id, SRV_ERR_NOMEM, "out of memory");
+    }
+done:
+    srv__descs_free(descs, n_descs);
+    base_free(holders);
+    base_free(nr.peers);
+    base_buf_free(&b);
+    base_buf_free(&v);
+}
+
+typedef struct live_rows {
+    srv_status *s;
+    int64_t now_ns;
+    int64_t dead_after_ns;
+    bool nomem;
+} live_rows;
+
+static srv_status_row *status_row(srv_status *s, uint64_t id) {
+    for (size_t i = 0; i < s->n_rows; i++) {
+        if (s->rows[i].node_id == id) return &s->rows[i];
+    }
+    if (s->n_rows >= SRV_PEERS_MAX) return NULL;
+    srv_status_row *grown = base_realloc(s->rows, (s->n_rows + 1) * sizeof *grown); /* owner: s */
+    if (grown == NULL) return NULL;
+    s->rows = grown;
+    srv_status_row *r = &s->rows[s->n_rows++];
+    *r = (srv_status_row){.node_id = id, .since_heartbeat_ms = -1};
+    return r;
+}
+
+static int collect_liveness(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+    live_rows *lr = ctx;
+    uint64_t id = srv__key_node_id(k, kl, true);
+    srv__liveness_record rec;
+    if (id == 0 || srv__liveness_record_decode(v, vl, &rec) != SRV_OK) {
+        BASE_WARN(MOD, "malformed liveness record skipped");
+        return TXN_OK;
+    }
+    srv_status_row *r = status_row(lr->s, id);
+    if (r == NULL) {
+        lr->nomem = true;
+        return TXN_ERR_NOMEM;
+    }
+    r->rpc = rec.rpc;
+    r->sql = rec.sql;
+    r->liveness = (uint8_t)srv__liveness_state(lr->now_ns, rec.heartbeat_ns, rec.expiration_ns,
+                                               lr->dead_after_ns);
+    int64_t since = lr->now_ns - rec.heartbeat_ns;
+    r->since_heartbeat_ms = since > 0 ? since / 1000000 : 0;
+    r->epoch = rec.epoch;
+    r->replicas = rec.replicas;
+    r->leases = rec.leases;
+    return TXN_OK;
+}
+
+static int row_cmp(const void *a, const void *b) {
+    uint64_t x = ((const srv_status_row *)a)->node_id, y = ((const srv_status_row *)b)->node_id;
+    return x < y ? -1 : x > y ? 1 : 0;
+}
+
+static void job_status(srv_node *n, const srv__job *j) {
+    txn_db *db = get_db(n);
+    if (db == NULL) {
+        respond_error(n, j->from, j->request_id, SRV_ERR_UNINITIALIZED,
+                      "this node is not part of a cluster yet: run `meridian init`");
+        return;
+    }
+    srv_status s = {.cluster_id = n->st.cluster_id, .answered_by = n->st.node_id,
+                    .dead_after_ms = n->cfg.dead_after_ms};
+    node_rows nr = {0};
+    base_buf b = {0};
+    txn_error err = {{0}, {0}};
+    txn *t = NULL;
+    txn_options ro = {.read_only = true};
+    int rc = txn_begin(db, &ro, &t);
+    if (rc == TXN_OK) rc = scan_nodes(t, &nr, &err);
+    s.now_ns = hlc_physical_now_ns(n->cfg.clock);
+    for (size_t i = 0; rc == TXN_OK && i < nr.n; i++) {
+        srv_status_row *r = status_row(&s, nr.peers[i].node_id);
+        if (r == NULL) {
+            rc = TXN_ERR_NOMEM;
+            break;
+        }
+        r->rpc = nr.peers[i].rpc;
+        r->sql = nr.peers[i].sql;
+    }
+    if (rc == TXN_OK) {
+        live_rows lr = {.s = &s, .now_ns = s.now_ns,
+                        .dead_after_ns = n->cfg.dead_after_ms * 1000000};
+        uint8_t start[SRV_KEY_SIZE_MAX], end[SRV_KEY_SIZE_MAX];
+        size_t end_len, start_len = srv__key_liveness_span(start, end, &end_len);
+        rc = scan_span(t, start, start_len, end, end_len, collect_liveness, &lr, &err);
+    }
+    if (t != NULL) {
+        if (rc == TXN_OK) rc = txn_commit(t, NULL, &err);
+        else txn_rollback(t);
+    }
+    if (rc != TXN_OK) {
+        respond_error(n, j->from, j->request_id, SRV_ERR_UNAVAILABLE,
+                      "cannot read the node table now (error %d%s%s)", rc,
+                      err.message[0] ? ": " : "", err.message);
+        goto done;
+    }
+    qsort(s.rows, s.n_rows, sizeof *s.rows, row_cmp);
+    if (srv__status_encode(&s, &b) == SRV_OK) respond(n, j->from, j->request_id, SRV_OK, b.data, b.len);
+    else respond_error(n, j->from, j->request_id, SRV_ERR_NOMEM, "out of memory");
+done:
+    base_free(nr.peers);
+    srv_status_free(&s);
+    base_buf_free(&b);
+}
+
+/* ---- joining (uninitialized node) ---------------------------------------------------- */
+
+static void on_join_response(void *ctx, int rc, const rpc_message *resp) {
+    srv_node *n = ctx;
+    pthread_mutex_lock(&n->mu);
+    n->join_rc = rc;
+    n->join_status = rc == RPC_OK ? resp->status : 0;
+    base_buf_reset(&n->join_payload);
+    if (rc == RPC_OK && resp->payload_len > 0 &&
+        base_buf_append(&n->join_payload, resp->payload, resp->payload_len) != 0)
+        n->join_rc = RPC_ERR_NOMEM;
+    n->join_inflight = false;
+    n->join_done = true;
+    pthread_cond_broadcast(&n->cond);
+    pthread_mutex_unlock(&n->mu);
+}
+
+/* Send one JOIN to the next --join address that is not us. mu not held. */
+static void start_join_attempt(srv_node *n) {
+    base_buf b = {0};
+    pthread_mutex_lock(&n->mu);
+    const srv_addr *to = NULL;
+    for (size_t tries = 0; tries < n->cfg.n_join && to == NULL; tries++) {
+        const srv_addr *a = &n->cfg.join[n->join_next % n->cfg.n_join];
+        n->join_next++;
+        if (!srv__addr_equal(a, &n->self_rpc)) to = a;
+    }
+    srv__join_req req = {.token = n->join_token, .rpc = n->self_rpc, .sql = n->self_sql};
+    rpc_uv *uv = n->uv;
+    if (to == NULL) { /* only ourselves in the list: wait for INIT */
+        n->join_at_ns = mono_ns() + (int64_t)SRV_JOIN_BACKOFF_MAX_MS * 1000000;
+        pthread_mutex_unlock(&n->mu);
+        return;
+    }
+    srv__addr_format(to, n->join_addr_text, sizeof n->join_addr_text);
+    n->join_inflight = true;
+    pthread_mutex_unlock(&n->mu);
+    int rc = srv__join_req_encode(&req, &b);
+    if (rc == SRV_OK)
+        rc = rpc_uv_request_addr(uv, to->host, to->port, SRV_METHOD_JOIN, b.data, b.len,
+                                 SRV_JOIN_TIMEOUT_MS, on_join_response, n);
+    if (rc != RPC_OK) {
+        pthread_mutex_lock(&n->mu);
+        n->join_inflight = false;
+        n->join_done = true;
+        n->join_rc = rc;
+        pthread_mutex_unlock(&n->mu);
+    }
+    base_buf_free(&b);
+}
+
+/* Control thread, mu not held: act on the finished JOIN attempt. */
+static void handle_join_result(srv_node *n) {
+    srv__join_resp resp = {0};
+    srv__state st = {0};
+    pthread_mutex_lock(&n->mu);
+    n->join_done = false;
+    int rc = n->join_rc;
+    int32_t status = n->join_status;
+    bool initialized = n->st.initialized;
+    base_buf payload = n->join_payload; /* moved out */
+    n->join_payload = (base_buf){0};
+    char where[sizeof n->join_addr_text];
+    memcpy(where, n->join_addr_text, sizeof where);
+    pthread_mutex_unlock(&n->mu);
+    if (initialized) goto done; /* INIT or BOOTSTRAP came first */
+    if (rc != RPC_OK || status != SRV_OK) {
+        if (rc == RPC_OK && status != SRV_ERR_UNINITIALIZED)
+            BASE_INFO(MOD, "join via %s refused: %.*s", where, (int)payload.len,
+                      payload.data ? (const char *)payload.data : "");
+        else
+            BASE_DEBUG(MOD, "join via %s: %s", where,
+                       rc == RPC_OK ? "not initialized either" : rpc_strerror(rc));
+        goto retry;
+    }
+    if (srv__join_resp_decode(payload.data, payload.len, &resp) != SRV_OK ||
+        srv__peers_find(resp.peers, resp.n_peers, resp.node_id) == NULL) {
+        BASE_WARN(MOD, "join via %s: malformed answer", where);
+        goto retry;
+    }
+    if (state_from(&st, resp.cluster_id, resp.node_id, 0, resp.peers, resp.n_peers, resp.descs,
+                   resp.n_descs) != SRV_OK ||
+        srv__store_save(n->cfg.engine, &st, NULL, 0, HLC_ZERO) != SRV_OK) {
+        fatal(n, "join: cannot persist the node identity");
+        goto done;
+    }
+    BASE_INFO(MOD, "joined cluster %016" PRIx64 " as node %" PRIu64 " via %s", resp.cluster_id,
+              resp.node_id, where);
+    become_initialized(n, &st);
+    goto done;
+retry:
+    pthread_mutex_lock(&n->mu);
+    /* Bounded exponential backoff over rounds of the whole list. */
+    if (n->join_next % (n->cfg.n_join ? n->cfg.n_join : 1) == 0)
+        n->join_backoff_ms = BASE_MIN(n->join_backoff_ms * 2, SRV_JOIN_BACKOFF_MAX_MS);
+    n->join_at_ns = mono_ns() + n->join_backoff_ms * 1000000;
+    pthread_mutex_unlock(&n->mu);
+done:
+    base_buf_free(&payload);
+    srv__join_resp_free(&resp);
+    srv__state_free(&st);
+}
+
+static void *control_main(void *arg) {
+    srv_node *n = arg;
+    pthread_mutex_lock(&n->mu);
+    while (!n->stopping) {
+        if (n->job_count > 0) {
+            srv__job j = n->jobs[n->job_head];
+            n->job_head = (n->job_head + 1) % SRV_JOBS_MAX;
+            n->job_count--;
+            pthread_mutex_unlock(&n->mu);
+            switch (j.method) {
+            case SRV_METHOD_INIT: job_init(n, &j); break;
+            case SRV_METHOD_BOOTSTRAP: job_bootstrap(n, &j); break;
+            case SRV_METHOD_JOIN: job_join(n, &j); break;
+            case SRV_METHOD_STATUS: job_status(n, &j); break;
+            default: break;
+            }
+            base_free(j.payload);
+            pthread_mutex_lock(&n->mu);
+            continue;
+        }
+        if (n->join_done) {
+            pthread_mutex_unlock(&n->mu);
+            handle_join_result(n);
+            pthread_mutex_lock(&n->mu);
+            continue;
+        }
+        int64_t now = mono_ns();
+        int64_t next = now + 1000000000LL;
+        if (!n->st.initialized && n->cfg.n_join > 0 && !n->join_inflight) {
+            if (now >= n->join_at_ns) {
+                pthread_mutex_unlock(&n->mu);
+                start_join_attempt(n);
+                pthread_mutex_lock(&n->mu);
+                continue;
+            }
+            next = BASE_MIN(next, n->join_at_ns);
+        }
+        wait_until(n, next);
+    }
+    /* Jobs left are dropped: their requesters time out or see the
+    ** connection close. */
+    while (n->job_count > 0) {
+        base_free(n->jobs[n->job_head].payload);
+        n->job_head = (n->job_head + 1) % SRV_JOBS_MAX;
+        n->job_count--;
+    }
+    pthread_mutex_unlock(&n->mu);
+    return NULL;
+}
+
+/* ---- periodic work ------------------------------------------------------------------ */
+
+static void heartbeat(srv_node *n) {
+    uint32_t replicas = 0, leases = 0;
+    for (size_t i = 0; i < n->st.n_descs; i++) {
+        if (!n->st.hosted[i]) continue;
+        range_replica *r = range_node_replica(n->rnode, n->st.descs[i].range_id);
+        if (r == NULL) continue;
+        range_replica_status s;
+        range_replica_get_status(r, &s);
+        replicas++;
+        if (s.leader && s.lease_valid) leases++;
+    }
+    pthread_mutex_lock(&n->mu);
+    srv__liveness_record rec = {.rpc = n->self_rpc, .sql = n->self_sql, .replicas = replicas,
+                                .leases = leases};
+    pthread_mutex_unlock(&n->mu);
+    uint8_t key[SRV_KEY_SIZE_MAX];
+    size_t kl = srv__key_liveness(key, n->st.node_id);
+    base_buf v = {0};
+    txn_error err = {{0}, {0}};
+    int rc = TXN_ERR_UNAVAILABLE;
+    uint64_t epoch = n->epoch;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        txn *t = NULL;
+        if ((rc = txn_begin(n->db, NULL, &t)) != TXN_OK) break;
+        epoch = n->epoch;
+        if (epoch == 0) { /* first heartbeat of this process: the next epoch */
+            base_buf_reset(&v);
+            srv__liveness_record old;
+            rc = txn_get(t, key, kl, &v, &err);
+            if (rc == TXN_OK && srv__liveness_record_decode(v.data, v.len, &old) == SRV_OK)
+                epoch = old.epoch + 1;
+            else if (rc == TXN_OK || rc == TXN_NOT_FOUND)
+                epoch = 1;
+            else {
+                txn_rollback(t);
+                if (rc == TXN_ERR_RETRY) continue;
+                break;
+            }
+        }
+        rec.epoch = epoch;
+        rec.heartbeat_ns = hlc_physical_now_ns(n->cfg.clock);
+        rec.expiration_ns = rec.heartbeat_ns + n->cfg.liveness_ttl_ms * 1000000;
+        base_buf_reset(&v);
+        if (srv__liveness_record_encode(&rec, &v) != SRV_OK ||
+            (rc = txn_put(t, key, kl, v.data, v.len, &err)) != TXN_OK) {
+            txn_rollback(t);
+            if (rc == TXN_OK) rc = TXN_ERR_NOMEM;
+            break;
+        }
+        rc = txn_commit(t, NULL, &err);
+        if (rc != TXN_ERR_RETRY) break;
+    }
+    if (rc == TXN_OK) {
+        if (n->epoch != epoch) BASE_INFO(MOD, "liveness: heartbeating with epoch %" PRIu64, epoch);
+        n->epoch = epoch;
+        if (n->heartbeat_failing) BASE_INFO(MOD, "liveness heartbeat succeeds again");
+        n->heartbeat_failing = false;
+    } else if (!n->heartbeat_failing) {
+        BASE_WARN(MOD, "liveness heartbeat failed (error %d%s%s); retrying", rc,
+                  err.message[0] ? ": " : "", err.message);
+        n->heartbeat_failing = true;
+    }
+    base_buf_free(&v);
+}
+
+/* Read the node records; add new/changed addresses to the transport and
+** persist the table when it changed. Also rewrite our own record when our
+** addresses changed since it was written (a restart on another port). */
+static void refresh_peers(srv_node *n) {
+    node_rows nr = {0};
+    txn_error err = {{0}, {0}};
+    txn *t = NULL;
+    txn_options ro = {.read_only = true};
+    int rc = txn_begin(n->db, &ro, &t);
+    if (rc == TXN_OK) rc = scan_nodes(t, &nr, &err);
+    if (t != NULL) {
+        if (rc == TXN_OK) rc = txn_commit(t, NULL, &err);
+        else txn_rollback(t);
+    }
+    if (rc != TXN_OK) goto done;
+    bool any = false;
+    srv_peer *mine = NULL;
+    pthread_mutex_lock(&n->mu);
+    for (size_t i = 0; i < nr.n; i++) {
+        const srv_peer *p = &nr.peers[i];
+        if (p->node_id == n->st.node_id) {
+            mine = &nr.peers[i];
+            continue;
+        }
+        bool changed = false;
+        if (srv__peers_upsert(&n->st.peers, &n->st.n_peers, p, &changed) != SRV_OK) continue;
+        if (changed) {
+            any = true;
+            rpc_uv_add_peer(n->uv, p->node_id, p->rpc.host, p->rpc.port);
+            BASE_INFO(MOD, "peer table: node %" PRIu64 " at %s:%d", p->node_id, p->rpc.host,
+                      p->rpc.port);
+        }
+    }
+    srv_peer self = {.node_id = n->st.node_id, .rpc = n->self_rpc, .sql = n->self_sql};
+    bool self_stale = mine == NULL || !srv__addr_equal(&mine->rpc, &self.rpc) ||
+                      !srv__addr_equal(&mine->sql, &self.sql);
+    pthread_mutex_unlock(&n->mu);
+    if (any && srv__store_save_peers(n->cfg.engine, n->st.peers, n->st.n_peers) != SRV_OK)
+        BASE_WARN(MOD, "cannot persist the peer table");
+    if (self_stale) { /* our address changed: rewrite our record, keep its token */
+        uint8_t key[SRV_KEY_SIZE_MAX];
+        size_t kl = srv__key_node(key, n->st.node_id);
+        base_buf v = {0};
+        srv__node_record rec = {.rpc = self.rpc, .sql = self.sql};
+        if (srv__node_record_encode(&rec, &v) == SRV_OK && txn_begin(n->db, NULL, &t) == TXN_OK) {
+            if (txn_put(t, key, kl, v.data, v.len, &err) == TXN_OK) {
+                if (txn_commit(t, NULL, &err) == TXN_OK)
+                    BASE_INFO(MOD, "node record updated with this node's addresses");
+            } else {
+                txn_rollback(t);
+            }
+        }
+        base_buf_free(&v);
+    }
+done:
+    base_free(nr.peers);
+}
+
+static void open_sql(srv_node *n) {
+    sqlv_engine *eng = NULL;
+    gw_server *gw = NULL;
+    int rc = sqlv_engine_open(n->db, &eng);
+    if (rc != SQLV_OK) {
+        if (!n->sql_open_failing)
+            BASE_WARN(MOD, "cannot open the SQL engine yet (error %d); retrying every %d ms", rc,
+                      SRV_SQL_RETRY_MS);
+        n->sql_open_failing = true;
+        return;
+    }
+    gw_options go = {.host = n->cfg.sql_separate ? n->cfg.sql.host : n->cfg.listen.host,
+                     .port = n->cfg.sql_separate ? n->cfg.sql.port : GW_PORT_NONE,
+                     .tls = n->cfg.tls};
+    if ((rc = gw_start(eng, &go, &gw)) != GW_OK) {
+        BASE_ERROR(MOD, "cannot serve SQL on %s:%d (error %d; is the port in use?)", go.host,
+                   go.port, rc);
+        sqlv_engine_close(eng);
+        fatal(n, "cannot start the SQL gateway");
+        return;
+    }
+    pthread_mutex_lock(&n->mu);
+    n->sql = eng;
+    n->gw = gw;
+    n->sql_ready = true;
+    if (n->cfg.sql_separate) {
+        n->self_sql = n->cfg.sql;
+        n->self_sql.port = gw_port(gw);
+    }
+    srv_addr sql = n->self_sql;
+    pthread_mutex_unlock(&n->mu);
+    BASE_INFO(MOD, "serving SQL on %s:%d%s", sql.host, sql.port,
+              n->cfg.sql_separate ? "" : " (shared with RPC)");
+    if (n->cfg.on_sql_ready != NULL) n->cfg.on_sql_ready(n->cfg.callback_ctx, sql.host, sql.port);
+}
+
+static void *periodic_main(void *arg) {
+    srv_node *n = arg;
+    int64_t next_hb = 0, next_refresh = 0, next_sql = 0;
+    pthread_mutex_lock(&n->mu);
+    while (!n->stopping) {
+        if (!n->stack_ready) {
+            wait_until(n, mono_ns() + 1000000000LL);
+            continue;
+        }
+        bool sql_ready = n->sql_ready;
+        pthread_mutex_unlock(&n->mu);
+        int64_t now = mono_ns();
+        if (now >= next_hb) {
+            next_hb = now + n->cfg.heartbeat_ms * 1000000;
+            heartbeat(n);
+        }
+        now = mono_ns();
+        if (now >= next_refresh) {
+            next_refresh = now + n->cfg.peer_refresh_ms * 1000000;
+            refresh_peers(n);
+        }
+        now = mono_ns();
+        if (!sql_ready && now >= next_sql) {
+            next_sql = now + (int64_t)SRV_SQL_RETRY_MS * 1000000;
+            open_sql(n);
+        }
+        pthread_mutex_lock(&n->mu);
+        int64_t next = BASE_MIN(next_hb, next_refresh);
+        if (!n->sql_ready) next = BASE_MIN(next, next_sql);
+        if (!n->stopping && mono_ns() < next) wait_until(n, next);
+    }
+    pthread_mutex_unlock(&n->mu);
+    return NULL;
+}
+
+static void *ticker_main(void *arg) {
+    srv_node *n = arg;
+    int64_t next = mono_ns();
+    pthread_mutex_lock(&n->mu);
+    while (!n->tick_stop) {
+        int64_t now = mono_ns();
+        if (now < next) {
+            wait_until(n, next);
+            continue;
+        }
+        next += n->cfg.tick_ms * 1000000;
+        if (next < now) next = now + n->cfg.tick_ms * 1000000; /* fell behind: no burst */
+        range_node *rn = n->rnode;
+        pthread_mutex_unlock(&n->mu);
+        if (rn != NULL) range_node_tick(rn);
+        pthread_mutex_lock(&n->mu);
+    }
+    pthread_mutex_unlock(&n->mu);
+    return NULL;
+}
+
+/* ---- start / stop / info --------------------------------------------------------------- */
+
+void srv_node_get_info(srv_node *n, srv_node_info *out) {
+    pthread_mutex_lock(&n->mu);
+    *out = (srv_node_info){.initialized = n->st.initialized, .cluster_id = n->st.cluster_id,
+                           .node_id = n->st.node_id, .provisional_id = n->provisional_id,
+                           .rpc_port = n->rpc_port, .sql_serving = n->sql_ready,
+                           .sql_port = n->self_sql.port};
+    pthread_mutex_unlock(&n->mu);
+}
+
+int srv_node_start(const srv_config *config, srv_node **out) {
+    *out = NULL;
+    if (config->engine == NULL || config->clock == NULL || config->listen.host[0] == '\0' ||
+        config->n_join > SRV_JOIN_ADDRS_MAX)
+        return SRV_ERR_INVALID;
+    srv_node *n = base_calloc(1, sizeof *n); /* owner: caller (srv_node_stop) */
+    if (n == NULL) return SRV_ERR_NOMEM;
+    n->cfg = *config;
+    if (n->cfg.tick_ms <= 0) n->cfg.tick_ms = SRV_DEFAULT_TICK_MS;
+    if (n->cfg.heartbeat_ms <= 0) n->cfg.heartbeat_ms = SRV_DEFAULT_HEARTBEAT_MS;
+    if (n->cfg.liveness_ttl_ms <= 0) n->cfg.liveness_ttl_ms = SRV_DEFAULT_LIVENESS_TTL_MS;
+    if (n->cfg.dead_after_ms <= 0) n->cfg.dead_after_ms = SRV_DEFAULT_DEAD_AFTER_MS;
+    if (n->cfg.peer_refresh_ms <= 0) n->cfg.peer_refresh_ms = SRV_DEFAULT_PEER_REFRESH_MS;
+    if (n->cfg.replication <= 0) n->cfg.replication = SRV_DEFAULT_REPLICATION;
+    n->seed = n->cfg.random_seed ? n->cfg.random_seed : srv__random_u64();
+    n->join_backoff_ms = SRV_JOIN_BACKOFF_MIN_MS;
+    pthread_mutex_init(&n->mu, NULL);
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&n->cond, &a);
+    pthread_condattr_destroy(&a);
+
+    int rc = srv__store_load(n->cfg.engine, &n->st);
+    if (rc != SRV_OK) {
+        BASE_ERROR(MOD, "cannot read the node identity from the store (error %d)", rc);
+        goto fail;
+    }
+    n->self_rpc = n->cfg.listen;
+    n->self_sql = n->cfg.sql_separate ? n->cfg.sql : n->cfg.listen;
+    if (!n->st.initialized) {
+        bool has_data = false;
+        if (n->cfg.n_join == 0) {
+            BASE_ERROR(MOD, "an uninitialized node needs --join");
+            rc = SRV_ERR_INVALID;
+            goto fail;
+        }
+        if ((rc = srv_store_has_data(n->cfg.engine, &has_data)) != SRV_OK) goto fail;
+        if (has_data) {
+            BASE_ERROR(MOD, "the store holds single-node data: it cannot become a cluster node "
+                       "(start it without --join, or use a new --store)");
+            rc = SRV_ERR_INVALID;
+            goto fail;
+        }
+        if ((rc = srv__store_join_token(n->cfg.engine, &n->join_token)) != SRV_OK) goto fail;
+        n->provisional_id = srv__random_u64() | RPC_NODE_ID_PROVISIONAL_MIN;
+        BASE_INFO(MOD, "no cluster identity yet: provisional id %016" PRIx64
+                  "; waiting for `meridian init` or a cluster to join", n->provisional_id);
+    } else {
+        BASE_INFO(MOD, "node %" PRIu64 " of cluster %016" PRIx64 ", %zu peer(s), %zu range(s)",
+                  n->st.node_id, n->st.cluster_id, n->st.n_peers, n->st.n_descs);
+    }
+    if ((rc = start_transport(n)) != SRV_OK) goto fail;
+    if (n->st.initialized && (rc = build_stack(n)) != SRV_OK) goto fail;
+
+    if (pthread_create(&n->ticker, NULL, ticker_main, n) != 0) goto fail_threads;
+    n->ticker_started = true;
+    if (pthread_create(&n->control, NULL, control_main, n) != 0) goto fail_threads;
+    n->control_started = true;
+    if (pthread_create(&n->periodic, NULL, periodic_main, n) != 0) goto fail_threads;
+    n->periodic_started = true;
+    *out = n;
+    return SRV_OK;
+fail_threads:
+    rc = SRV_ERR_NOMEM;
+    srv_node_stop(n);
+    return rc;
+fail:
+    srv_node_stop(n);
+    return rc;
+}
+
+void srv_node_stop(srv_node *n) {
+    if (n == NULL) return;
+    pthread_mutex_lock(&n->mu);
+    n->stopping = true;
+    pthread_cond_broadcast(&n->cond);
+    pthread_mutex_unlock(&n->mu);
+    if (n->control_started) pthread_join(n->control, NULL);
+    if (n->periodic_started) pthread_join(n->periodic, NULL);
+
+    pthread_mutex_lock(&n->mu);
+    gw_server *gw = n->gw;
+    n->gw = NULL; /* on_foreign no longer hands connections to it */
+    pthread_mutex_unlock(&n->mu);
+    if (gw != NULL) gw_stop(gw);
+    if (n->sql != NULL) sqlv_engine_close(n->sql);
+    if (n->db != NULL) txn_db_close(n->db);
+
+    pthread_mutex_lock(&n->mu);
+    range_server *rs = n->rserver;
+    n->rserver = NULL; /* on_rpc answers KV with UNAVAILABLE from here */
+    pthread_mutex_unlock(&n->mu);
+    if (rs != NULL) range_server_free(rs);
+
+    pthread_mutex_lock(&n->mu);
+    rpc_uv *uv = n->uv;
+    n->uv = NULL;
+    pthread_mutex_unlock(&n->mu);
+    if (uv != NULL) rpc_uv_free(uv); /* joins the loop: no handler after this */
+
+    pthread_mutex_lock(&n->mu);
+    n->tick_stop = true;
+    pthread_cond_broadcast(&n->cond);
+    pthread_mutex_unlock(&n->mu);
+    if (n->ticker_started) pthread_join(n->ticker, NULL);
+
+    if (n->rnode != NULL) range_node_forget_transport(n->rnode);
+    if (n->router != NULL) range_router_free(n->router);
+    if (n->rnode != NULL) range_node_free(n->rnode);
+    srv__state_free(&n->st);
+    base_buf_free(&n->join_payload);
+    pthread_cond_destroy(&n->cond);
+    pthread_mutex_destroy(&n->mu);
+    base_free(n);
+}
