@@ -190,6 +190,17 @@ int sqlv__copy_begin(sqlv__run *r, const char *text, size_t len) {
     }
     if (t.kind != SQLV__TOK_END) goto bad_syntax;
     if (rc != 0) goto nomem;
+    /* The transaction first: the table is looked up in its catalog. In 'I'
+    ** a failure below rolls it back (sqlv__fail). */
+    if (s->kv == NULL) {
+        txn_error err = {{0}, {0}};
+        int trc = sqlv__session_begin(s, false, &err);
+        if (trc != TXN_OK) {
+            base_buf_free(&sql);
+            base_free(c);
+            return sqlv__fail_txn(r, trc, &err);
+        }
+    }
     /* the INSERT: one ? per column */
     if (sqlv__sync_tables(s) != 0) goto nomem;
     if (ncols == 0) {
@@ -232,17 +243,6 @@ int sqlv__copy_begin(sqlv__run *r, const char *text, size_t len) {
         s->copy = c;
         copy_free(s);
         return sqlv__fail(r, "53200", "out of memory");
-    }
-    if (s->kv == NULL) {
-        txn_options o = {.read_only = false};
-        int trc = txn_begin(s->engine->db, &o, &s->kv);
-        if (trc != TXN_OK) {
-            s->kv = NULL;
-            s->copy = c;
-            copy_free(s);
-            return sqlv__fail_txn(r, trc);
-        }
-        s->kv_read_only = false;
     }
     c->own = s->status == 'I';
     if (c->own) s->status = 'T';

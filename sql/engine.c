@@ -1,18 +1,32 @@
 /*
-** The shared SQL engine: the catalog (cached in memory, persisted in the key
-** space through txn/) and DDL.
+** The shared SQL engine: catalog snapshots (loaded from the key space
+** through txn/) and implicit DDL.
+**
+** Several engines (one per node) share one key space; none learns of
+** another's DDL except through the key space. So the catalog is versioned
+** there: the version key (sql_int.h) is read and bumped by every
+** transaction that writes a catalog row, and each transaction reads it
+** through its own txn at its first statement (sqlv__engine_catalog_at).
 **
 ** Invariants:
-**   - e->tables mirrors the committed catalog in the key space: a change is
-**     applied to the cache only after its KV transaction committed, and DDL
-**     runs under e->mu from start to commit, so DDL is serialized.
-**   - e->version increases on every cache change; sessions compare it with
-**     the version they declared their virtual tables at.
+**   - a catalog snapshot (sqlv__catalog) holds exactly the catalog rows
+**     committed as of its version, and is immutable once built; a version
+**     names one snapshot because every catalog write bumps it under
+**     serializable transactions (two concurrent DDLs both read and write
+**     the key: one fails with 40001).
+**   - e->current only moves forward (to a higher version); a transaction
+**     whose read timestamp sees an older version gets an older snapshot of
+**     its own, never the newer one (its reads and its plan agree).
+**   - a session plans with the snapshot of its transaction's version (plus
+**     its own pending DDL): the version is read in that transaction before
+**     any table is resolved for it.
 **   - table ids are never reused: they come from a counter key, starting at
 **     SQLV__FIRST_USER_TABLE_ID; ids below are reserved for system tables.
-**   - a descriptor in the cache is immutable; readers clone it under e->mu.
+**   - every catalog row is parsed once per change: a reload copies the
+**     unchanged descriptors of the newest snapshot.
 ** Catalog format (key space): see sql_int.h.
 */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +57,7 @@ int sqlv__table_clone(const sqlv__table *t, sqlv__table **out) {
     sqlv__table *c = base_calloc(1, sizeof(*c));
     if (c == NULL) return SQLV_ERR_NOMEM;
     c->id = t->id;
+    c->shape = t->shape;
     c->name = base_strdup(t->name);
     c->create_sql = base_strdup(t->create_sql);
     c->cols = base_calloc((size_t)t->ncols, sizeof(*c->cols));
@@ -62,6 +77,17 @@ int sqlv__table_clone(const sqlv__table *t, sqlv__table **out) {
 fail:
     sqlv__table_free(c);
     return SQLV_ERR_NOMEM;
+}
+
+/* FNV-1a of the CREATE text: tells two descriptors of one table id apart
+** (ALTER TABLE ADD COLUMN keeps the id). */
+static uint64_t shape_of(const char *create_sql) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *p = create_sql; *p; p++) {
+        h ^= (uint8_t)*p;
+        h *= 0x100000001b3ull;
+    }
+    return h;
 }
 
 static void user_error(char sqlstate[6], char *message, size_t size, const char *state,
@@ -142,11 +168,24 @@ int sqlv__table_parse(const char *sql, uint32_t id, sqlv__table **out, bool *if_
     }
     sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DDL, 0, NULL);
     sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DML, 0, NULL);
-    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
-        const char *m = sqlite3_errmsg(db);
-        user_error(sqlstate, message, message_size,
-                   strstr(m, "duplicate column name") ? "42701" : "42601", "%s", m);
-        goto cleanup;
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+    /* One statement, and only it runs: whatever text follows it (the
+    ** session's splitter and SQLite's tokenizer may disagree on a ';') is
+    ** refused rather than executed in this scratch connection. */
+    {
+        const char *tail = NULL;
+        int prc = sqlite3_prepare_v2(db, sql, -1, &st, &tail);
+        if (prc == SQLITE_OK && st != NULL && *sqlv__lex_skip_space(tail, tail + strlen(tail)) != 0)
+            prc = SQLITE_MISUSE;
+        if (prc == SQLITE_OK && st != NULL && sqlite3_step(st) != SQLITE_DONE) prc = SQLITE_ERROR;
+        if (prc != SQLITE_OK || st == NULL) {
+            const char *m = prc == SQLITE_MISUSE ? "more than one statement" : sqlite3_errmsg(db);
+            user_error(sqlstate, message, message_size,
+                       strstr(m, "duplicate column name") ? "42701" : "42601", "%s", m);
+            goto cleanup;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
     }
     t = base_calloc(1, sizeof(*t));
     if (t == NULL) goto nomem;
@@ -160,6 +199,7 @@ int sqlv__table_parse(const char *sql, uint32_t id, sqlv__table **out, bool *if_
     t->name = base_strdup((const char *)sqlite3_column_text(st, 0));
     t->create_sql = base_strdup((const char *)sqlite3_column_text(st, 1));
     if (t->name == NULL || t->create_sql == NULL) goto nomem;
+    t->shape = shape_of(t->create_sql);
     if (sqlite3_step(st) != SQLITE_DONE) {
         user_error(sqlstate, message, message_size, "42601", "not a single CREATE TABLE statement");
         goto cleanup;
@@ -301,61 +341,278 @@ static int catalog_key(base_buf *out, const char *name) {
     return 0;
 }
 
-static int counter_key(base_buf *out) {
+/* A key of the counters table: "table_id" or "catalog_version". */
+static int counter_key_named(base_buf *out, const char *name) {
     enc_value v;
     v.type = ENC_TEXT;
-    v.u.bytes.data = (const uint8_t *)"table_id";
-    v.u.bytes.len = 8;
+    v.u.bytes.data = (const uint8_t *)name;
+    v.u.bytes.len = strlen(name);
     if (enc_key_prefix(out, SQLV__COUNTER_TABLE_ID, 1) != ENC_OK) return SQLV_ERR_NOMEM;
     if (enc_key_append(out, &v) != ENC_OK) return SQLV_ERR_NOMEM;
     return 0;
 }
 
-/* ---- engine ----------------------------------------------------------------------- */
+static int counter_key(base_buf *out) { return counter_key_named(out, "table_id"); }
+static int version_key(base_buf *out) { return counter_key_named(out, "catalog_version"); }
 
-static int find_table(sqlv_engine *e, const char *name) {
-    for (int i = 0; i < e->ntables; i++)
-        if (sqlite3_stricmp(e->tables[i]->name, name) == 0) return i;
-    return -1;
+/* ---- catalog snapshots ------------------------------------------------------------- */
+
+void sqlv__catalog_ref(sqlv__catalog *c) { atomic_fetch_add(&c->refs, 1); }
+
+static void catalog_free(sqlv__catalog *c) {
+    for (int i = 0; i < c->ntables; i++)
+        sqlv__table_free(c->tables[i]);
+    base_free(c->tables);
+    base_free(c);
 }
 
-static int reserve_tables(sqlv_engine *e, int extra) {
-    if (e->ntables + extra <= e->cap_tables) return 0;
-    int ncap = e->cap_tables ? e->cap_tables * 2 : 16;
-    while (ncap < e->ntables + extra) ncap *= 2;
-    sqlv__table **nt = base_realloc(e->tables, sizeof(*nt) * (size_t)ncap);
-    if (nt == NULL) return SQLV_ERR_NOMEM;
-    e->tables = nt;
-    e->cap_tables = ncap;
-    return 0;
+void sqlv__catalog_unref(sqlv__catalog *c) {
+    if (c == NULL) return;
+    int before = atomic_fetch_sub(&c->refs, 1);
+    assert(before > 0);
+    if (before == 1) catalog_free(c);
 }
 
-static int add_table(sqlv_engine *e, sqlv__table *t) {
-    if (e->ntables == e->cap_tables) {
-        int ncap = e->cap_tables ? e->cap_tables * 2 : 16;
-        sqlv__table **nt = base_realloc(e->tables, sizeof(*nt) * (size_t)ncap);
-        if (nt == NULL) return SQLV_ERR_NOMEM;
-        e->tables = nt;
-        e->cap_tables = ncap;
+const sqlv__table *sqlv__catalog_find(const sqlv__catalog *c, const char *name) {
+    for (int i = 0; i < c->ntables; i++)
+        if (sqlite3_stricmp(c->tables[i]->name, name) == 0) return c->tables[i];
+    return NULL;
+}
+
+const sqlv__table *sqlv__catalog_find_id(const sqlv__catalog *c, uint32_t id) {
+    for (int i = 0; i < c->ntables; i++)
+        if (c->tables[i]->id == id) return c->tables[i];
+    return NULL;
+}
+
+static uint64_t get_be64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+/* The catalog version at kv's read timestamp, key given; val: scratch
+** (owner: caller). */
+static int read_version_at(txn *kv, const uint8_t *key, size_t key_len, uint64_t *version,
+                           base_buf *val, txn_error *err) {
+    int rc = txn_get(kv, key, key_len, val, err);
+    if (rc == TXN_NOT_FOUND) {
+        *version = 0;
+        rc = TXN_OK;
+    } else if (rc == TXN_OK && val->len != 8) {
+        /* bytes from the disk: an error, not an assert */
+        base_strlcpy(err->sqlstate, "XX001", sizeof(err->sqlstate));
+        snprintf(err->message, sizeof(err->message),
+                 "malformed catalog version in the key space (%zu bytes)", val->len);
+        rc = TXN_ERR_IO;
+    } else if (rc == TXN_OK) {
+        *version = get_be64(val->data);
     }
-    e->tables[e->ntables++] = t;
-    e->version++;
+    return rc;
+}
+
+/* The catalog version at kv's read timestamp (absent: 0, a store written
+** before the key existed). Through kv: a read-write kv keeps it in its read
+** set, so a DDL committed after its read timestamp fails its commit. */
+static int read_version(txn *kv, uint64_t *version, txn_error *err) {
+    base_buf key = {0}, val = {0};
+    int rc = TXN_ERR_NOMEM;
+    if (version_key(&key) != 0) goto cleanup;
+    rc = read_version_at(kv, key.data, key.len, version, &val, err);
+cleanup:
+    base_buf_free(&key);
+    base_buf_free(&val);
+    return rc;
+}
+
+/* One catalog row: table id and CREATE text (borrowed from v). 0, or -1
+** when malformed. */
+static int decode_entry(const uint8_t *v, size_t vl, uint32_t *id, const char **sql,
+                        size_t *sql_len) {
+    if (vl < 5 || v[0] != SQLV__CATALOG_FORMAT_VERSION) return -1;
+    *id = (uint32_t)v[1] << 24 | (uint32_t)v[2] << 16 | (uint32_t)v[3] << 8 | v[4];
+    *sql = (const char *)v + 5;
+    *sql_len = vl - 5;
     return 0;
 }
 
-static int load_catalog(sqlv_engine *e) {
-    txn *t = NULL;
+/* The descriptor of base with this id if its CREATE text is the same (a
+** table the DDL since base did not touch); *hint: where to look first
+** (both lists come in catalog key order, so mostly the next one). */
+static const sqlv__table *reusable(const sqlv__catalog *base, int *hint, uint32_t id,
+                                   const char *sql, size_t sql_len) {
+    if (base == NULL || base->ntables == 0) return NULL;
+    for (int k = 0; k < base->ntables; k++) {
+        int i = (*hint + k) % base->ntables;
+        const sqlv__table *t = base->tables[i];
+        if (t->id != id) continue;
+        *hint = i + 1;
+        bool same = strlen(t->create_sql) == sql_len && memcmp(t->create_sql, sql, sql_len) == 0;
+        return same ? t : NULL;
+    }
+    return NULL;
+}
+
+/* Build the catalog of the given version from the catalog rows seen by kv
+** (at its read timestamp; a read-write kv records the scan). Rows that did
+** not change since base are copied from it instead of parsed again.
+** owner of *out: caller (one reference). */
+static int catalog_load(txn *kv, uint64_t version, const sqlv__catalog *base,
+                        sqlv__catalog **out, txn_error *err) {
+    sqlv__catalog *c = base_calloc(1, sizeof(*c));
     txn_iter *it = NULL;
-    txn_error err = {{0}, {0}};
     base_buf start = {0}, end = {0};
-    txn_options o = {.read_only = true};
-    int rc = SQLV_ERR_INTERNAL, n;
+    int rc = TXN_ERR_NOMEM, cap = 0, hint = 0;
+    if (c == NULL) goto cleanup;
+    atomic_init(&c->refs, 1);
+    c->version = version;
     if (enc_key_prefix(&start, SQLV__CATALOG_TABLE_ID, 1) != ENC_OK ||
-        enc_prefix_end(start.data, start.len, &end) != ENC_OK) {
-        rc = SQLV_ERR_NOMEM;
+        enc_prefix_end(start.data, start.len, &end) != ENC_OK)
+        goto cleanup;
+    rc = txn_scan(kv, start.data, start.len, end.data, end.len, false, &it, err);
+    if (rc != TXN_OK) {
+        it = NULL;
         goto cleanup;
     }
-    if (txn_begin(e->db, &o, &t) != TXN_OK) goto cleanup;
+    for (;;) {
+        const uint8_t *k, *v;
+        size_t kl, vl, sql_len;
+        const char *sql;
+        uint32_t id;
+        int n = txn_iter_next(it, &k, &kl, &v, &vl, err);
+        if (n < 0) {
+            rc = n;
+            goto cleanup;
+        }
+        if (n == 0) break;
+        if (c->ntables >= SQLV__TABLES_MAX) {
+            BASE_ERROR(MOD, "catalog: more than %d tables, the rest ignored", SQLV__TABLES_MAX);
+            break;
+        }
+        if (decode_entry(v, vl, &id, &sql, &sql_len) != 0) {
+            BASE_ERROR(MOD, "catalog: malformed entry skipped");
+            continue;
+        }
+        sqlv__table *t = NULL;
+        const sqlv__table *same = reusable(base, &hint, id, sql, sql_len);
+        rc = TXN_ERR_NOMEM;
+        if (same != NULL) {
+            if (sqlv__table_clone(same, &t) != 0) goto cleanup;
+        } else {
+            char state[6], msg[256];
+            char *text = base_strndup(sql, sql_len);
+            if (text == NULL) goto cleanup;
+            int prc = sqlv__table_parse(text, id, &t, NULL, state, msg, sizeof(msg));
+            base_free(text);
+            if (prc < 0) goto cleanup;
+            if (prc > 0) {
+                BASE_ERROR(MOD, "catalog: table %u does not parse: %s", id, msg);
+                continue;
+            }
+        }
+        if (c->ntables == cap) {
+            int ncap = cap ? cap * 2 : 16;
+            sqlv__table **nt = base_realloc(c->tables, sizeof(*nt) * (size_t)ncap);
+            if (nt == NULL) {
+                sqlv__table_free(t);
+                goto cleanup;
+            }
+            c->tables = nt;
+            cap = ncap;
+        }
+        c->tables[c->ntables++] = t;
+    }
+    BASE_DEBUG(MOD, "catalog version %llu loaded: %d tables", (unsigned long long)version,
+               c->ntables);
+    *out = c;
+    c = NULL;
+    rc = TXN_OK;
+cleanup:
+    if (it) txn_iter_close(it);
+    if (c) catalog_free(c);
+    base_buf_free(&start);
+    base_buf_free(&end);
+    if (rc != TXN_OK) txn_error_set(err, rc);
+    return rc;
+}
+
+/* ---- engine ----------------------------------------------------------------------- */
+
+sqlv__catalog *sqlv__engine_catalog(sqlv_engine *e) {
+    pthread_mutex_lock(&e->mu);
+    sqlv__catalog *c = e->current;
+    sqlv__catalog_ref(c);
+    pthread_mutex_unlock(&e->mu);
+    return c;
+}
+
+int sqlv__engine_catalog_at(sqlv_engine *e, txn *kv, sqlv__catalog **cat, txn_error *err) {
+    uint64_t version = 0;
+    sqlv__catalog *cur, *loaded = NULL, *old = NULL;
+    base_buf val = {0};
+    /* every transaction comes here: the key is encoded once, at open */
+    int rc = read_version_at(kv, e->version_key, e->version_key_len, &version, &val, err);
+    base_buf_free(&val);
+    if (rc != TXN_OK) {
+        txn_error_set(err, rc);
+        return rc;
+    }
+    if (*cat != NULL && (*cat)->version == version) return TXN_OK; /* unchanged: no lock */
+    cur = sqlv__engine_catalog(e);
+    if (cur->version == version) { /* another session loaded it already */
+        sqlv__catalog_unref(*cat);
+        *cat = cur;
+        return TXN_OK;
+    }
+    rc = catalog_load(kv, version, cur, &loaded, err);
+    sqlv__catalog_unref(cur);
+    if (rc != TXN_OK) return rc;
+    /* Publish only forward: a transaction with an older read timestamp
+    ** keeps its own (older) snapshot to itself. */
+    pthread_mutex_lock(&e->mu);
+    if (version > e->current->version) {
+        old = e->current;
+        sqlv__catalog_ref(loaded);
+        e->current = loaded;
+    }
+    pthread_mutex_unlock(&e->mu);
+    sqlv__catalog_unref(old);
+    sqlv__catalog_unref(*cat);
+    *cat = loaded;
+    return TXN_OK;
+}
+
+int sqlv_engine_open(txn_db *db, sqlv_engine **out) {
+    sqlv_engine *e = base_calloc(1, sizeof(*e));
+    txn *t = NULL;
+    txn_error err = {{0}, {0}};
+    txn_options o = {.read_only = true};
+    uint64_t version = 0;
+    int rc;
+    if (e == NULL) return SQLV_ERR_NOMEM;
+    e->db = db;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_mutex_init(&e->ddl_mu, NULL);
+    atomic_store(&e->next_row_id, (uint64_t)base_realtime_ns());
+    {
+        base_buf k = {0};
+        rc = version_key(&k) == 0 && k.len <= sizeof(e->version_key) ? TXN_OK : TXN_ERR_NOMEM;
+        if (rc == TXN_OK) memcpy(e->version_key, k.data, k.len);
+        e->version_key_len = k.len;
+        base_buf_free(&k);
+        if (rc != TXN_OK) goto fail;
+    }
+    rc = txn_begin(e->db, &o, &t);
+    if (rc != TXN_OK) {
+        t = NULL;
+        goto fail;
+    }
     /* Hidden row ids start at the wall clock in ns; the HLC is already past
     ** every stored commit (range/ restores its high-water mark), and every
     ** row id ever handed out is below its row's commit timestamp, so
@@ -364,84 +621,28 @@ static int load_catalog(sqlv_engine *e) {
     int64_t hlc_wall = txn_read_timestamp(t).wall_ns;
     if (hlc_wall > 0 && (uint64_t)hlc_wall > atomic_load(&e->next_row_id))
         atomic_store(&e->next_row_id, (uint64_t)hlc_wall);
-    if (txn_scan(t, start.data, start.len, end.data, end.len, false, &it, &err) != TXN_OK)
-        goto cleanup;
-    for (;;) {
-        const uint8_t *k, *v;
-        size_t kl, vl;
-        n = txn_iter_next(it, &k, &kl, &v, &vl, &err);
-        if (n < 0) goto cleanup;
-        if (n == 0) break;
-        if (e->ntables >= SQLV__TABLES_MAX) break;
-        if (vl < 5 || v[0] != SQLV__CATALOG_FORMAT_VERSION) {
-            BASE_ERROR(MOD, "catalog: malformed entry skipped");
-            continue;
-        }
-        uint32_t id = (uint32_t)v[1] << 24 | (uint32_t)v[2] << 16 | (uint32_t)v[3] << 8 | v[4];
-        char *sql = base_strndup((const char *)v + 5, vl - 5);
-        sqlv__table *tab = NULL;
-        char state[6], msg[256];
-        if (sql == NULL) {
-            rc = SQLV_ERR_NOMEM;
-            goto cleanup;
-        }
-        int prc = sqlv__table_parse(sql, id, &tab, NULL, state, msg, sizeof(msg));
-        base_free(sql);
-        if (prc < 0) {
-            rc = prc;
-            goto cleanup;
-        }
-        if (prc > 0) {
-            BASE_ERROR(MOD, "catalog: table %u does not parse: %s", id, msg);
-            continue;
-        }
-        if (add_table(e, tab) != 0) {
-            sqlv__table_free(tab);
-            rc = SQLV_ERR_NOMEM;
-            goto cleanup;
-        }
-    }
-    rc = 0;
-cleanup:
-    if (it) txn_iter_close(it);
-    if (t) txn_rollback(t);
-    if (rc != 0 && err.message[0]) BASE_ERROR(MOD, "catalog load: %s", err.message);
-    base_buf_free(&start);
-    base_buf_free(&end);
-    return rc;
-}
-
-int sqlv_engine_open(txn_db *db, sqlv_engine **out) {
-    sqlv_engine *e = base_calloc(1, sizeof(*e));
-    int rc;
-    if (e == NULL) return SQLV_ERR_NOMEM;
-    e->db = db;
-    pthread_mutex_init(&e->mu, NULL);
-    atomic_store(&e->next_row_id, (uint64_t)base_realtime_ns());
-    rc = load_catalog(e);
-    if (rc != 0) {
-        sqlv_engine_close(e);
-        return rc;
-    }
-    BASE_INFO(MOD, "engine open: %d tables in the catalog", e->ntables);
+    rc = read_version(t, &version, &err);
+    if (rc == TXN_OK) rc = catalog_load(t, version, NULL, &e->current, &err);
+    if (rc != TXN_OK) goto fail;
+    txn_rollback(t);
+    BASE_INFO(MOD, "engine open: %d tables in the catalog (version %llu)", e->current->ntables,
+              (unsigned long long)version);
     *out = e;
     return 0;
+fail:
+    if (t) txn_rollback(t);
+    txn_error_set(&err, rc);
+    BASE_ERROR(MOD, "catalog load: %s", err.message);
+    sqlv_engine_close(e);
+    return rc == TXN_ERR_NOMEM ? SQLV_ERR_NOMEM : SQLV_ERR_INTERNAL;
 }
 
 void sqlv_engine_close(sqlv_engine *e) {
     if (e == NULL) return;
-    for (int i = 0; i < e->ntables; i++)
-        sqlv__table_free(e->tables[i]);
-    base_free(e->tables);
+    sqlv__catalog_unref(e->current);
     pthread_mutex_destroy(&e->mu);
+    pthread_mutex_destroy(&e->ddl_mu);
     base_free(e);
-}
-
-uint64_t sqlv__engine_version(sqlv_engine *e) {
-    pthread_mutex_lock(&e->mu);
-    uint64_t v = e->version;
-    pthread_mutex_unlock(&e->mu);
-    return v;
 }
 
 uint64_t sqlv__engine_row_id(sqlv_engine *e) { return atomic_fetch_add(&e->next_row_id, 1); }
@@ -451,44 +652,6 @@ void sqlv__catalog_list_free(sqlv__catalog_entry *list, int n) {
     for (int i = 0; i < n; i++)
         base_free(list[i].name);
     base_free(list);
-}
-
-int sqlv__engine_list(sqlv_engine *e, sqlv__catalog_entry **out, int *n, uint64_t *version) {
-    int rc = 0;
-    pthread_mutex_lock(&e->mu);
-    sqlv__catalog_entry *l = base_calloc((size_t)(e->ntables ? e->ntables : 1), sizeof(*l));
-    if (l == NULL) {
-        rc = SQLV_ERR_NOMEM;
-        goto cleanup;
-    }
-    for (int i = 0; i < e->ntables; i++) {
-        l[i].id = e->tables[i]->id;
-        l[i].name = base_strdup(e->tables[i]->name);
-        if (l[i].name == NULL) {
-            sqlv__catalog_list_free(l, i);
-            rc = SQLV_ERR_NOMEM;
-            goto cleanup;
-        }
-    }
-    *out = l;
-    *n = e->ntables;
-    *version = e->version;
-cleanup:
-    pthread_mutex_unlock(&e->mu);
-    return rc;
-}
-
-int sqlv__engine_table(sqlv_engine *e, uint32_t id, sqlv__table **out) {
-    int rc = 1;
-    pthread_mutex_lock(&e->mu);
-    for (int i = 0; i < e->ntables; i++) {
-        if (e->tables[i]->id == id) {
-            rc = sqlv__table_clone(e->tables[i], out);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&e->mu);
-    return rc;
 }
 
 static void txn_fail(sqlv__result *res, int rc, txn_error *err) {
@@ -507,9 +670,7 @@ static int counter_next(txn *kv, uint32_t *id, sqlv__result *res) {
     uint64_t next = SQLV__FIRST_USER_TABLE_ID;
     rc = txn_get(kv, nkey.data, nkey.len, &nval, &err);
     if (rc == TXN_OK && nval.len == 8) {
-        next = 0;
-        for (int i = 0; i < 8; i++)
-            next = next << 8 | nval.data[i];
+        next = get_be64(nval.data);
         if (next < SQLV__FIRST_USER_TABLE_ID) next = SQLV__FIRST_USER_TABLE_ID;
     } else if (rc != TXN_OK && rc != TXN_NOT_FOUND) {
         txn_fail(res, rc, &err);
@@ -523,8 +684,7 @@ static int counter_next(txn *kv, uint32_t *id, sqlv__result *res) {
         goto cleanup;
     }
     uint8_t nb[8];
-    for (int i = 0; i < 8; i++)
-        nb[i] = (uint8_t)((next + 1) >> (56 - 8 * i));
+    put_be64(nb, next + 1);
     rc = txn_put(kv, nkey.data, nkey.len, nb, 8, &err);
     if (rc != TXN_OK) {
         txn_fail(res, rc, &err);
@@ -539,6 +699,31 @@ cleanup:
     return rc;
 }
 
+/* Every catalog write goes with this: read the version through kv and
+** write it + 1, so concurrent catalog changes (on any node) conflict and
+** every committed catalog has its own version. */
+static int catalog_bump(txn *kv, sqlv__result *res) {
+    txn_error err = {{0}, {0}};
+    base_buf key = {0};
+    uint64_t v = 0;
+    uint8_t b[8];
+    int rc = read_version(kv, &v, &err);
+    if (rc == TXN_OK && v == UINT64_MAX) {
+        base_strlcpy(res->sqlstate, "54000", sizeof(res->sqlstate));
+        snprintf(res->message, sizeof(res->message), "catalog versions exhausted");
+        return 0;
+    }
+    if (rc == TXN_OK && version_key(&key) != 0) rc = TXN_ERR_NOMEM;
+    if (rc == TXN_OK) {
+        put_be64(b, v + 1);
+        rc = txn_put(kv, key.data, key.len, b, 8, &err);
+    }
+    base_buf_free(&key);
+    if (rc == TXN_ERR_NOMEM) return SQLV_ERR_NOMEM;
+    if (rc != TXN_OK) txn_fail(res, rc, &err);
+    return 0;
+}
+
 int sqlv__catalog_put(txn *kv, const sqlv__table *t, sqlv__result *res) {
     txn_error err = {{0}, {0}};
     base_buf ckey = {0}, cval = {0};
@@ -551,8 +736,12 @@ int sqlv__catalog_put(txn *kv, const sqlv__table *t, sqlv__result *res) {
         base_buf_append(&cval, t->create_sql, strlen(t->create_sql)) != 0)
         goto cleanup;
     rc = txn_put(kv, ckey.data, ckey.len, cval.data, cval.len, &err);
-    if (rc != TXN_OK) txn_fail(res, rc, &err);
-    rc = 0;
+    if (rc != TXN_OK) {
+        txn_fail(res, rc, &err);
+        rc = 0;
+        goto cleanup;
+    }
+    rc = catalog_bump(kv, res);
 cleanup:
     base_buf_free(&ckey);
     base_buf_free(&cval);
@@ -569,25 +758,29 @@ int sqlv__catalog_create(txn *kv, sqlv__table *t, sqlv__result *res) {
 
 int sqlv__engine_allocate_table_id(sqlv_engine *e, uint32_t *id, sqlv__result *res) {
     txn *kv = NULL;
-    txn_error err = {{0}, {0}};
-    /* under e->mu: serialized with implicit DDL, which bumps the counter
-    ** under the same mutex, so the two never conflict */
-    pthread_mutex_lock(&e->mu);
-    int rc = txn_begin(e->db, NULL, &kv);
-    if (rc != TXN_OK) {
-        txn_fail(res, rc, &err);
-        rc = 0;
-        goto cleanup;
+    int rc = 0;
+    /* under ddl_mu: serialized with this engine's implicit DDL, which bumps
+    ** the counter too; another engine's bump fails one commit (retried) */
+    pthread_mutex_lock(&e->ddl_mu);
+    for (int attempt = 0; attempt < SQLV__DDL_RETRIES_MAX; attempt++) {
+        txn_error err = {{0}, {0}};
+        memset(res, 0, sizeof(*res));
+        int trc = txn_begin(e->db, NULL, &kv);
+        if (trc != TXN_OK) {
+            kv = NULL;
+            txn_fail(res, trc, &err);
+            break;
+        }
+        rc = counter_next(kv, id, res);
+        if (rc != 0 || res->sqlstate[0]) break;
+        trc = txn_commit(kv, NULL, &err);
+        kv = NULL;
+        if (trc == TXN_ERR_RETRY && attempt + 1 < SQLV__DDL_RETRIES_MAX) continue;
+        if (trc != TXN_OK) txn_fail(res, trc, &err);
+        break;
     }
-    rc = counter_next(kv, id, res);
-    if (rc != 0 || res->sqlstate[0]) goto cleanup;
-    rc = txn_commit(kv, NULL, &err);
-    kv = NULL;
-    if (rc != TXN_OK) txn_fail(res, rc, &err);
-    rc = 0;
-cleanup:
     if (kv) txn_rollback(kv);
-    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_unlock(&e->ddl_mu);
     return rc;
 }
 
@@ -599,21 +792,17 @@ int sqlv__catalog_drop(txn *kv, const char *name, uint32_t id, sqlv__result *res
     if (rc == 0) {
         rc = txn_delete(kv, ck.data, ck.len, &err);
         if (rc == TXN_OK) rc = txn_delete_range(kv, s.data, s.len, en.data, en.len, &err);
-        if (rc != TXN_OK) txn_fail(res, rc, &err);
-        rc = 0;
+        if (rc != TXN_OK) {
+            txn_fail(res, rc, &err);
+            rc = 0;
+        } else {
+            rc = catalog_bump(kv, res);
+        }
     }
     base_buf_free(&ck);
     base_buf_free(&s);
     base_buf_free(&en);
     return rc;
-}
-
-uint32_t sqlv__engine_find(sqlv_engine *e, const char *name) {
-    pthread_mutex_lock(&e->mu);
-    int k = find_table(e, name);
-    uint32_t id = k >= 0 ? e->tables[k]->id : 0;
-    pthread_mutex_unlock(&e->mu);
-    return id;
 }
 
 void sqlv__pending_ddl_clear(sqlv__pending_ddl *p) {
@@ -624,174 +813,145 @@ void sqlv__pending_ddl_clear(sqlv__pending_ddl *p) {
     memset(p, 0, sizeof(*p));
 }
 
-int sqlv__engine_commit_ddl(sqlv_engine *e, txn *kv, sqlv__pending_ddl *p, txn_error *err) {
-    pthread_mutex_lock(&e->mu);
-    /* Room for the new descriptors before the commit: after it, applying
-    ** the change to the cache must not fail. */
-    if (reserve_tables(e, p->ncreated) != 0) {
-        pthread_mutex_unlock(&e->mu);
-        txn_rollback(kv);
-        txn_error_set(err, TXN_ERR_NOMEM);
-        return TXN_ERR_NOMEM;
-    }
-    if (e->ntables + p->ncreated - p->ndropped > SQLV__TABLES_MAX) {
-        pthread_mutex_unlock(&e->mu);
-        txn_rollback(kv);
-        base_strlcpy(err->sqlstate, "54000", sizeof(err->sqlstate));
-        snprintf(err->message, sizeof(err->message), "too many tables (maximum %d)",
-                 SQLV__TABLES_MAX);
-        return TXN_ERR_LIMIT;
-    }
-    int rc = txn_commit(kv, NULL, err);
-    if (rc == TXN_OK) {
-        for (int d = 0; d < p->ndropped; d++) {
-            for (int i = 0; i < e->ntables; i++) {
-                if (e->tables[i]->id != p->dropped[d]) continue;
-                BASE_INFO(MOD, "dropped table %s (id %u)", e->tables[i]->name, e->tables[i]->id);
-                sqlv__table_free(e->tables[i]);
-                memmove(&e->tables[i], &e->tables[i + 1],
-                        sizeof(e->tables[0]) * (size_t)(e->ntables - i - 1));
-                e->ntables--;
-                break;
-            }
+/* ---- implicit DDL ----------------------------------------------------------------
+** Each statement is its own KV transaction: begin, read the catalog at its
+** read timestamp, check names against that catalog, write the catalog row
+** and the version, commit. A 40001 (another node's DDL, or a transaction
+** block's, committed in between) is retried with a fresh transaction; the
+** statement has sent nothing yet. The engine's cache is not touched: the
+** next transaction of any session sees the new version and reloads. */
+
+/* One attempt. 0 (res set on a user or txn error; *retry on 40001) or <0. */
+typedef int (*ddl_attempt_fn)(sqlv_engine *e, txn *kv, const sqlv__catalog *cat, void *arg,
+                              sqlv__result *res);
+
+static int run_ddl(sqlv_engine *e, ddl_attempt_fn fn, void *arg, sqlv__result *res) {
+    sqlv__catalog *cat = NULL;
+    int rc = 0;
+    pthread_mutex_lock(&e->ddl_mu);
+    for (int attempt = 0; attempt < SQLV__DDL_RETRIES_MAX; attempt++) {
+        txn *kv = NULL;
+        txn_error err = {{0}, {0}};
+        memset(res, 0, sizeof(*res));
+        int trc = txn_begin(e->db, NULL, &kv);
+        if (trc != TXN_OK) {
+            txn_fail(res, trc, &err);
+            break;
         }
-        for (int i = 0; i < p->ncreated; i++) {
-            BASE_INFO(MOD, "created table %s (id %u)", p->created[i]->name, p->created[i]->id);
-            e->tables[e->ntables++] = p->created[i];
+        trc = sqlv__engine_catalog_at(e, kv, &cat, &err);
+        if (trc != TXN_OK) {
+            txn_rollback(kv);
+            txn_fail(res, trc, &err);
+            break;
         }
-        p->ncreated = 0;
-        e->version++;
+        rc = fn(e, kv, cat, arg, res);
+        if (rc != 0 || res->sqlstate[0]) {
+            txn_rollback(kv);
+            break;
+        }
+        trc = txn_commit(kv, NULL, &err);
+        if (trc == TXN_ERR_RETRY && attempt + 1 < SQLV__DDL_RETRIES_MAX) {
+            BASE_DEBUG(MOD, "DDL conflict, retrying (attempt %d)", attempt + 1);
+            continue;
+        }
+        if (trc != TXN_OK) {
+            memset(res->notice, 0, sizeof(res->notice));
+            txn_fail(res, trc, &err);
+        }
+        break;
     }
-    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_unlock(&e->ddl_mu);
+    sqlv__catalog_unref(cat);
     return rc;
 }
 
-int sqlv__engine_create_table(sqlv_engine *e, const char *sql, sqlv__result *res) {
-    sqlv__table *t = NULL;
-    bool ine = false;
-    txn *kv = NULL;
-    txn_error err = {{0}, {0}};
-    int rc;
-    memset(res, 0, sizeof(*res));
-    rc = sqlv__table_parse(sql, 0, &t, &ine, res->sqlstate, res->message, sizeof(res->message));
-    if (rc != 0) return rc < 0 ? rc : 0;
-    pthread_mutex_lock(&e->mu);
-    if (find_table(e, t->name) >= 0) {
-        if (ine) {
+typedef struct create_args {
+    sqlv__table *t;
+    bool if_not_exists;
+} create_args;
+
+static int create_attempt(sqlv_engine *e, txn *kv, const sqlv__catalog *cat, void *arg,
+                          sqlv__result *res) {
+    create_args *a = arg;
+    (void)e;
+    if (sqlv__catalog_find(cat, a->t->name) != NULL) {
+        if (a->if_not_exists) { /* nothing written: the commit is empty */
             snprintf(res->notice, sizeof(res->notice), "relation \"%s\" already exists, skipping",
-                     t->name);
-        } else {
-            base_strlcpy(res->sqlstate, "42P07", sizeof(res->sqlstate));
-            snprintf(res->message, sizeof(res->message), "relation \"%s\" already exists", t->name);
+                     a->t->name);
+            return 0;
         }
-        rc = 0;
-        goto cleanup;
+        base_strlcpy(res->sqlstate, "42P07", sizeof(res->sqlstate));
+        snprintf(res->message, sizeof(res->message), "relation \"%s\" already exists",
+                 a->t->name);
+        return 0;
     }
-    if (e->ntables >= SQLV__TABLES_MAX) {
+    if (cat->ntables >= SQLV__TABLES_MAX) {
         base_strlcpy(res->sqlstate, "54000", sizeof(res->sqlstate));
-        snprintf(res->message, sizeof(res->message), "too many tables");
-        rc = 0;
-        goto cleanup;
+        snprintf(res->message, sizeof(res->message), "too many tables (maximum %d)",
+                 SQLV__TABLES_MAX);
+        return 0;
     }
-    rc = txn_begin(e->db, NULL, &kv);
-    if (rc != TXN_OK) {
-        txn_fail(res, rc, &err);
-        kv = NULL;
-        rc = 0;
-        goto cleanup;
+    return sqlv__catalog_create(kv, a->t, res);
+}
+
+int sqlv__engine_create_table(sqlv_engine *e, const char *sql, sqlv__result *res) {
+    create_args a = {NULL, false};
+    memset(res, 0, sizeof(*res));
+    int rc = sqlv__table_parse(sql, 0, &a.t, &a.if_not_exists, res->sqlstate, res->message,
+                               sizeof(res->message));
+    if (rc != 0) return rc < 0 ? rc : 0;
+    rc = run_ddl(e, create_attempt, &a, res);
+    if (rc == 0 && res->sqlstate[0] == 0 && res->notice[0] == 0)
+        BASE_INFO(MOD, "created table %s (id %u)", a.t->name, a.t->id);
+    sqlv__table_free(a.t);
+    return rc;
+}
+
+typedef struct drop_args {
+    char **names;
+    int n;
+    bool if_exists;
+} drop_args;
+
+static int drop_attempt(sqlv_engine *e, txn *kv, const sqlv__catalog *cat, void *arg,
+                        sqlv__result *res) {
+    drop_args *a = arg;
+    (void)e;
+    int rc = 0;
+    const sqlv__table **found = base_calloc((size_t)(a->n ? a->n : 1), sizeof(*found));
+    int nfound = 0;
+    if (found == NULL) return SQLV_ERR_NOMEM;
+    for (int i = 0; i < a->n; i++) {
+        const sqlv__table *t = sqlv__catalog_find(cat, a->names[i]);
+        if (t == NULL) {
+            if (a->if_exists) {
+                snprintf(res->notice, sizeof(res->notice), "table \"%s\" does not exist, skipping",
+                         a->names[i]);
+                continue;
+            }
+            base_strlcpy(res->sqlstate, "42P01", sizeof(res->sqlstate));
+            snprintf(res->message, sizeof(res->message), "table \"%s\" does not exist",
+                     a->names[i]);
+            goto cleanup;
+        }
+        bool dup = false;
+        for (int j = 0; j < nfound; j++)
+            dup |= found[j] == t;
+        if (!dup) found[nfound++] = t;
     }
-    rc = sqlv__catalog_create(kv, t, res);
-    if (rc != 0 || res->sqlstate[0]) goto cleanup;
-    /* Room in the cache first: once committed, adding must not fail. */
-    rc = reserve_tables(e, 1);
-    if (rc != 0) goto cleanup;
-    rc = txn_commit(kv, NULL, &err);
-    kv = NULL;
-    if (rc != TXN_OK) {
-        txn_fail(res, rc, &err);
-        rc = 0;
-        goto cleanup;
+    for (int j = 0; j < nfound; j++) {
+        rc = sqlv__catalog_drop(kv, found[j]->name, found[j]->id, res);
+        if (rc != 0 || res->sqlstate[0]) goto cleanup;
+        BASE_INFO(MOD, "dropping table %s (id %u)", found[j]->name, found[j]->id);
     }
-    rc = add_table(e, t); /* cannot fail: reserved */
-    if (rc == 0) t = NULL;
-    BASE_INFO(MOD, "created table %s", sql);
 cleanup:
-    if (kv) txn_rollback(kv);
-    pthread_mutex_unlock(&e->mu);
-    sqlv__table_free(t);
+    base_free(found);
     return rc;
 }
 
 int sqlv__engine_drop_tables(sqlv_engine *e, char **names, int n, bool if_exists,
                              sqlv__result *res) {
-    txn *kv = NULL;
-    txn_error err = {{0}, {0}};
-    int rc = 0;
-    int *idx = NULL;
-    int nidx = 0;
+    drop_args a = {names, n, if_exists};
     memset(res, 0, sizeof(*res));
-    pthread_mutex_lock(&e->mu);
-    idx = base_calloc((size_t)(n ? n : 1), sizeof(int));
-    if (idx == NULL) {
-        rc = SQLV_ERR_NOMEM;
-        goto cleanup;
-    }
-    for (int i = 0; i < n; i++) {
-        int k = find_table(e, names[i]);
-        if (k < 0) {
-            if (if_exists) {
-                snprintf(res->notice, sizeof(res->notice), "table \"%s\" does not exist, skipping",
-                         names[i]);
-                continue;
-            }
-            base_strlcpy(res->sqlstate, "42P01", sizeof(res->sqlstate));
-            snprintf(res->message, sizeof(res->message), "table \"%s\" does not exist", names[i]);
-            goto cleanup;
-        }
-        bool dup = false;
-        for (int j = 0; j < nidx; j++)
-            dup |= idx[j] == k;
-        if (!dup) idx[nidx++] = k;
-    }
-    if (nidx == 0) goto cleanup;
-    rc = txn_begin(e->db, NULL, &kv);
-    if (rc != TXN_OK) {
-        kv = NULL;
-        txn_fail(res, rc, &err);
-        rc = 0;
-        goto cleanup;
-    }
-    for (int j = 0; j < nidx; j++) {
-        sqlv__table *t = e->tables[idx[j]];
-        rc = sqlv__catalog_drop(kv, t->name, t->id, res);
-        if (rc != 0 || res->sqlstate[0]) goto cleanup;
-    }
-    rc = txn_commit(kv, NULL, &err);
-    kv = NULL;
-    if (rc != TXN_OK) {
-        txn_fail(res, rc, &err);
-        rc = 0;
-        goto cleanup;
-    }
-    /* Remove from the cache, highest index first so indexes stay valid. */
-    for (int a = 0; a < nidx; a++)
-        for (int b = a + 1; b < nidx; b++)
-            if (idx[b] > idx[a]) {
-                int tmp = idx[a];
-                idx[a] = idx[b];
-                idx[b] = tmp;
-            }
-    for (int j = 0; j < nidx; j++) {
-        BASE_INFO(MOD, "dropped table %s (id %u)", e->tables[idx[j]]->name, e->tables[idx[j]]->id);
-        sqlv__table_free(e->tables[idx[j]]);
-        memmove(&e->tables[idx[j]], &e->tables[idx[j] + 1],
-                sizeof(e->tables[0]) * (size_t)(e->ntables - idx[j] - 1));
-        e->ntables--;
-    }
-    e->version++;
-cleanup:
-    if (kv) txn_rollback(kv);
-    pthread_mutex_unlock(&e->mu);
-    base_free(idx);
-    return rc;
+    return run_ddl(e, drop_attempt, &a, res);
 }

@@ -7,10 +7,13 @@
 ** (BEGIN, COMMIT, SET, SHOW, CREATE/DROP TABLE...) are kept as text and
 ** run through the session's dispatcher at Execute.
 **
-** Transactions (as PostgreSQL's extended protocol): an Execute (or a
-** Describe of a portal, which runs its first step) outside a block opens
-** the session's implicit block (status 'T', implicit_block), which
-** sqlv_session_sync commits, or rolls back when a statement failed.
+** Transactions (as PostgreSQL's extended protocol): a Parse or Bind of a
+** SQLite statement, an Execute (or a Describe of a portal, which runs its
+** first step) outside a block opens the session's implicit block (status
+** 'T', implicit_block), which sqlv_session_sync commits, or rolls back when
+** a statement failed. Parse and Bind begin the KV transaction so that they
+** plan with its catalog; a statement kept from an earlier transaction is
+** prepared again by SQLite when the catalog (the declarations) changed.
 **
 ** Invariants:
 **   - a portal's stmt is used only while the transaction it started in is
@@ -275,6 +278,28 @@ static void infer_types(sqlv_session *s, const char *text, size_t len, int npara
     base_free(toks);
 }
 
+/* ---- the transaction ---------------------------------------------------------------------- */
+
+static void open_implicit_block(sqlv_session *s) {
+    if (s->status == 'I') {
+        s->status = 'T';
+        s->implicit_block = true;
+    }
+}
+
+/* Parse, Bind and Execute of a SQLite statement run in the transaction, as
+** PostgreSQL's do: begin it (outside BEGIN, the implicit block that Sync
+** ends) so that the statement is planned with the catalog of that
+** transaction's read timestamp. STMT_OK or STMT_FAILED (error sent). */
+static int ext_begin(sqlv__run *r) {
+    sqlv_session *s = r->s;
+    if (s->kv != NULL || s->status == 'E') return STMT_OK;
+    open_implicit_block(s);
+    txn_error err = {{0}, {0}};
+    int rc = sqlv__session_begin(s, false, &err);
+    return rc == TXN_OK ? STMT_OK : sqlv__fail_txn(r, rc, &err);
+}
+
 /* ---- Parse ------------------------------------------------------------------------------ */
 
 static bool is_sqlite_statement(const char *text, size_t len) {
@@ -361,10 +386,11 @@ static int ext_prepare_impl(sqlv_session *s, const char *name, const char *query
     }
     if (!ps->empty && is_sqlite_statement(ps->text, ps->len)) {
         const char *tail = NULL;
-        if (sqlv__sync_tables(s) != 0) goto nomem;
-        s->err_sqlstate[0] = 0;
-        s->err_message[0] = 0;
-        int rc = sqlite3_prepare_v2(s->db, ps->text, (int)ps->len, &ps->stmt, &tail);
+        /* planned with the transaction's catalog; a later transaction that
+        ** sees another catalog version changes the declarations, and
+        ** SQLite prepares the statement again at its next step */
+        if (ext_begin(&r) != STMT_OK) goto cleanup;
+        int rc = sqlv__prepare(s, ps->text, ps->len, &ps->stmt, &tail);
         if (rc != SQLITE_OK || ps->stmt == NULL) {
             sqlv__map_error(s, rc, state, msg, sizeof(msg));
             sqlv__emit_error(&r, state, msg);
@@ -657,6 +683,7 @@ static int ext_bind_impl(sqlv_session *s, const char *portal, const char *statem
         int i = find_portal(s, portal);
         if (i >= 0) remove_portal(s, i); /* the unnamed portal is replaced */
     }
+    if (ps->stmt != NULL && ext_begin(&r) != STMT_OK) goto cleanup;
     p = base_calloc(1, sizeof(*p));
     if (p == NULL) goto nomem;
     p->name = base_strdup(portal);
@@ -693,8 +720,7 @@ static int ext_bind_impl(sqlv_session *s, const char *portal, const char *statem
             sqlite3_clear_bindings(p->stmt);
         } else {
             /* another portal runs the parsed statement: a private copy */
-            if (sqlv__sync_tables(s) != 0) goto nomem;
-            int rc = sqlite3_prepare_v2(s->db, ps->text, (int)ps->len, &p->stmt, NULL);
+            int rc = sqlv__prepare(s, ps->text, ps->len, &p->stmt, NULL);
             if (rc != SQLITE_OK || p->stmt == NULL) {
                 sqlv__map_error(s, rc, state, msg, sizeof(msg));
                 sqlv__emit_error(&r, state, msg);
@@ -734,13 +760,6 @@ cleanup:
 
 /* ---- running a portal -------------------------------------------------------------------- */
 
-static void open_implicit_block(sqlv_session *s) {
-    if (s->status == 'I') {
-        s->status = 'T';
-        s->implicit_block = true;
-    }
-}
-
 /* Fetch the first row: begins the KV transaction and the statement
 ** savepoint, steps once and fixes the result types. STMT_OK or
 ** STMT_FAILED (error sent). */
@@ -753,21 +772,29 @@ static int portal_start(sqlv__run *r, sqlv__portal *p) {
                                             "until end of transaction block");
     open_implicit_block(s);
     p->started = true;
+    if (s->kv == NULL) {
+        /* the transaction's first statement: its catalog version decides
+        ** the declarations below */
+        txn_error err = {{0}, {0}};
+        int rc = sqlv__session_begin(s, false, &err);
+        if (rc != TXN_OK) return sqlv__fail_txn(r, rc, &err);
+    }
+    /* A changed catalog changes the declarations, which expires p->stmt:
+    ** SQLite prepares it again at the step (with its bindings), and a
+    ** dropped table fails it there with 42P01. */
     if (sqlv__sync_tables(s) != 0) return sqlv__fail(r, "53200", "out of memory");
     s->err_sqlstate[0] = 0;
     s->err_message[0] = 0;
-    if (s->kv == NULL) {
-        txn_options o = {.read_only = false};
-        int rc = txn_begin(s->engine->db, &o, &s->kv);
-        if (rc != TXN_OK) {
-            s->kv = NULL;
-            return sqlv__fail_txn(r, rc);
-        }
-        s->kv_read_only = false;
-    }
     if (txn_savepoint(s->kv, &p->sp) == TXN_OK) p->have_sp = true;
     atomic_store(&s->cancel, 0);
     int rc = sqlite3_step(p->stmt);
+    if ((rc == SQLITE_ROW || rc == SQLITE_DONE) && sqlite3_column_count(p->stmt) != p->ncols) {
+        /* prepared again over changed columns (SELECT * after ADD COLUMN):
+        ** the Bind-time row shape no longer holds, as in PostgreSQL */
+        rc = SQLITE_SCHEMA;
+        s->err_sqlstate[0] = 0;
+        sqlv__session_error(s, "0A000", "cached plan must not change result type");
+    }
     if (rc == SQLITE_ROW) {
         p->have_row = true;
     } else if (rc != SQLITE_DONE) {

@@ -20,13 +20,21 @@
 **     COMMIT ends the block with the tag ROLLBACK.
 **   - a KV commit failure at COMMIT (40001...) goes to the client and the
 **     session is back to 'I' with no transaction.
+** Catalog (docs/sql.md, "The catalog across nodes"): a transaction's first
+** statement reads the catalog version through the transaction
+** (sqlv__session_begin) before any table name is resolved for it; the
+** statement is prepared again if the declarations changed.
 ** Invariants:
 **   - s->kv != NULL only while a statement runs in 'I', or in 'T'/'E'.
+**   - while s->kv is open, s->cat is the catalog of its read timestamp and
+**     every name lookup and virtual table declaration uses s->cat plus the
+**     block's own DDL (s->ddl); s->synced lists exactly what is declared.
 **   - after every statement sqlite3_get_autocommit(s->db) is true.
 **   - every statement produces exactly one of: command_complete (maybe after
 **     row_description/data_row), error. The string's first error stops it.
 */
 #define _GNU_SOURCE /* memmem */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,6 +184,7 @@ int sqlv_session_open(sqlv_engine *e, const char *user, const char *database, sq
     int rc = SQLV_ERR_NOMEM;
     if (s == NULL) return SQLV_ERR_NOMEM;
     s->engine = e;
+    s->cat = sqlv__engine_catalog(e); /* checked at the first transaction */
     s->status = 'I';
     s->user = base_strdup(user ? user : "root");
     s->database = base_strdup(database ? database : "defaultdb");
@@ -225,6 +234,7 @@ void sqlv_session_close(sqlv_session *s) {
     sqlv__pending_ddl_clear(&s->ddl);
     if (s->db) sqlite3_close_v2(s->db);
     sqlv__catalog_list_free(s->synced, s->nsynced);
+    sqlv__catalog_unref(s->cat);
     base_free(s->user);
     base_free(s->database);
     base_free(s);
@@ -234,34 +244,57 @@ char sqlv_session_status(const sqlv_session *s) { return s->status; }
 
 void sqlv_session_cancel(sqlv_session *s) { atomic_store(&s->cancel, 1); }
 
-/* The catalog as this session sees it: the engine's tables minus those it
-** dropped in its open block, plus those it created there. */
-static int overlay_pending_ddl(sqlv_session *s, sqlv__catalog_entry **list, int *n) {
+int sqlv__session_begin(sqlv_session *s, bool read_only, txn_error *err) {
+    txn_options o = {.read_only = read_only};
+    assert(s->kv == NULL);
+    int rc = txn_begin(s->engine->db, &o, &s->kv);
+    if (rc != TXN_OK) {
+        s->kv = NULL;
+        txn_error_set(err, rc);
+        return rc;
+    }
+    s->kv_read_only = read_only;
+    /* The catalog at this transaction's read timestamp: one point read of
+    ** the version key; a reload only when it changed. */
+    rc = sqlv__engine_catalog_at(s->engine, s->kv, &s->cat, err);
+    if (rc != TXN_OK) {
+        txn_rollback(s->kv);
+        s->kv = NULL;
+    }
+    return rc;
+}
+
+/* The catalog as this session sees it: s->cat's tables minus those it
+** dropped in its open block, plus those it created there (an altered table
+** is both). owner of *list: caller, sqlv__catalog_list_free. */
+static int session_list(sqlv_session *s, sqlv__catalog_entry **list, int *n) {
     const sqlv__pending_ddl *p = &s->ddl;
-    if (p->ncreated == 0 && p->ndropped == 0) return 0;
-    sqlv__catalog_entry *l = *list;
+    const sqlv__catalog *c = s->cat;
     int m = 0;
-    for (int i = 0; i < *n; i++) {
+    sqlv__catalog_entry *l = base_calloc((size_t)(c->ntables + p->ncreated + 1), sizeof(*l));
+    if (l == NULL) return SQLV_ERR_NOMEM;
+    for (int i = 0; i < c->ntables; i++) {
         bool dropped = false;
         for (int d = 0; d < p->ndropped && !dropped; d++)
-            dropped = p->dropped[d] == l[i].id;
-        if (dropped) {
-            base_free(l[i].name);
-        } else {
-            l[m++] = l[i];
-        }
+            dropped = p->dropped[d] == c->tables[i]->id;
+        if (dropped) continue;
+        l[m].id = c->tables[i]->id;
+        l[m].shape = c->tables[i]->shape;
+        l[m].name = base_strdup(c->tables[i]->name);
+        if (l[m++].name == NULL) goto nomem;
     }
-    *n = m;
-    sqlv__catalog_entry *nl = base_realloc(l, sizeof(*nl) * (size_t)(m + p->ncreated + 1));
-    if (nl == NULL) return SQLV_ERR_NOMEM;
-    *list = nl;
     for (int i = 0; i < p->ncreated; i++) {
-        nl[*n].id = p->created[i]->id;
-        nl[*n].name = base_strdup(p->created[i]->name);
-        if (nl[*n].name == NULL) return SQLV_ERR_NOMEM;
-        (*n)++;
+        l[m].id = p->created[i]->id;
+        l[m].shape = p->created[i]->shape;
+        l[m].name = base_strdup(p->created[i]->name);
+        if (l[m++].name == NULL) goto nomem;
     }
+    *list = l;
+    *n = m;
     return 0;
+nomem:
+    sqlv__catalog_list_free(l, m);
+    return SQLV_ERR_NOMEM;
 }
 
 int sqlv__session_table(sqlv_session *s, uint32_t id, sqlv__table **out) {
@@ -269,7 +302,8 @@ int sqlv__session_table(sqlv_session *s, uint32_t id, sqlv__table **out) {
         if (s->ddl.created[i]->id == id) return sqlv__table_clone(s->ddl.created[i], out);
     for (int d = 0; d < s->ddl.ndropped; d++)
         if (s->ddl.dropped[d] == id) return 1;
-    return sqlv__engine_table(s->engine, id, out);
+    const sqlv__table *t = sqlv__catalog_find_id(s->cat, id);
+    return t ? sqlv__table_clone(t, out) : 1;
 }
 
 /* The open block ended: forget its DDL (the declarations follow at the
@@ -280,25 +314,25 @@ static void end_block_ddl(sqlv_session *s) {
     s->ddl_version++;
 }
 
+/* Do the declarations in the session's connection lag behind what it
+** sees (s->cat and its own DDL)? */
+static bool declarations_stale(const sqlv_session *s) {
+    return !s->sync_complete || s->synced_version != s->cat->version ||
+           s->synced_ddl_version != s->ddl_version;
+}
+
 /* Declare the catalog's tables as virtual tables in the session's
-** connection, if the catalog changed since the last time. s->synced lists
-** exactly what is declared; a failure (out of memory) leaves the sync
-** incomplete and it is retried before the next statement. */
+** connection, if what the session sees changed since the last time (a
+** table whose columns changed, same id, is declared anew). s->synced
+** lists exactly what is declared; a failure (out of memory) leaves the
+** sync incomplete and it is retried before the next statement. */
 static int sync_tables(sqlv_session *s) {
     sqlv__catalog_entry *list = NULL, *now = NULL;
     int n = 0, nnow = 0, rc;
-    uint64_t version;
     bool complete = true;
-    if (s->sync_complete && sqlv__engine_version(s->engine) == s->synced_version &&
-        s->ddl_version == s->synced_ddl_version)
-        return 0;
-    rc = sqlv__engine_list(s->engine, &list, &n, &version);
+    if (!declarations_stale(s)) return 0;
+    rc = session_list(s, &list, &n);
     if (rc != 0) return rc;
-    rc = overlay_pending_ddl(s, &list, &n);
-    if (rc != 0) {
-        sqlv__catalog_list_free(list, n);
-        return rc;
-    }
     now = base_calloc((size_t)(n + s->nsynced + 1), sizeof(*now));
     if (now == NULL) {
         sqlv__catalog_list_free(list, n);
@@ -308,8 +342,11 @@ static int sync_tables(sqlv_session *s) {
     for (int i = 0; i < s->nsynced; i++) {
         bool keep = false;
         for (int j = 0; j < n && !keep; j++)
-            keep = list[j].id == s->synced[i].id && strcmp(list[j].name, s->synced[i].name) == 0;
+            keep = list[j].id == s->synced[i].id && list[j].shape == s->synced[i].shape &&
+                   strcmp(list[j].name, s->synced[i].name) == 0;
         if (!keep) {
+            /* statements prepared on it expire; SQLite prepares them again
+            ** at their next step (42P01 if the name is gone) */
             char *q = sqlite3_mprintf("DROP TABLE IF EXISTS main.\"%w\"", s->synced[i].name);
             if (q != NULL && sqlite3_exec(s->db, q, NULL, NULL, NULL) == SQLITE_OK) {
                 sqlite3_free(q);
@@ -326,7 +363,8 @@ static int sync_tables(sqlv_session *s) {
     for (int j = 0; j < n; j++) {
         bool have = false;
         for (int i = 0; i < nnow && !have; i++)
-            have = list[j].id == now[i].id && strcmp(list[j].name, now[i].name) == 0;
+            have = list[j].id == now[i].id && list[j].shape == now[i].shape &&
+                   strcmp(list[j].name, now[i].name) == 0;
         if (have) continue;
         char *q = sqlite3_mprintf("CREATE VIRTUAL TABLE main.\"%w\" USING meridian(%u)",
                                   list[j].name, list[j].id);
@@ -344,7 +382,7 @@ static int sync_tables(sqlv_session *s) {
     sqlv__catalog_list_free(s->synced, s->nsynced);
     s->synced = now;
     s->nsynced = nnow;
-    s->synced_version = version;
+    s->synced_version = s->cat->version;
     s->synced_ddl_version = s->ddl_version;
     s->sync_complete = complete;
     return 0;
@@ -464,13 +502,9 @@ static int do_commit_quiet(run *r, txn_error *err) {
     if (s->kv) {
         txn *kv = s->kv;
         s->kv = NULL;
-        int rc;
-        if (s->ddl.ncreated > 0 || s->ddl.ndropped > 0) {
-            /* the catalog change becomes visible to others with the commit */
-            rc = sqlv__engine_commit_ddl(s->engine, kv, &s->ddl, err);
-        } else {
-            rc = txn_commit(kv, NULL, err);
-        }
+        /* DDL of the block bumped the catalog version in kv: every session
+        ** (on any node) sees the change at its next transaction */
+        int rc = txn_commit(kv, NULL, err);
         end_block_ddl(s);
         if (rc != TXN_OK) return fail_txn(r, rc, err);
     }
@@ -707,29 +741,31 @@ static int do_set(run *r, const char *p, const char *end, bool reset) {
 /* ---- DDL inside a transaction block ------------------------------------------------
 ** The catalog rows are written through the session's KV transaction under a
 ** statement savepoint; the session sees the change at once through s->ddl,
-** others only after COMMIT (sqlv__engine_commit_ddl); ROLLBACK forgets it. */
+** others at their first transaction after COMMIT (the catalog version the
+** DDL bumped); ROLLBACK forgets it. */
+
+/* The block's KV transaction, begun if needed (which fixes s->cat for the
+** rest of the block): before any table name is looked up. */
+static int block_begin(run *r) {
+    sqlv_session *s = r->s;
+    txn_error err = {{0}, {0}};
+    if (s->kv != NULL) return STMT_OK;
+    int rc = sqlv__session_begin(s, false, &err);
+    return rc == TXN_OK ? STMT_OK : fail_txn(r, rc, &err);
+}
 
 /* The block's KV transaction (begun if needed) and a statement savepoint. */
 static int block_kv(run *r, uint32_t *sp) {
     sqlv_session *s = r->s;
     txn_error err = {{0}, {0}};
-    int rc;
-    if (s->kv == NULL) {
-        txn_options o = {.read_only = false};
-        rc = txn_begin(s->engine->db, &o, &s->kv);
-        if (rc != TXN_OK) {
-            s->kv = NULL;
-            return fail_txn(r, rc, &err);
-        }
-        s->kv_read_only = false;
-    }
-    rc = txn_savepoint(s->kv, sp);
+    if (block_begin(r) != STMT_OK) return STMT_FAILED;
+    int rc = txn_savepoint(s->kv, sp);
     if (rc != TXN_OK) return fail_txn(r, rc, &err);
     return STMT_OK;
 }
 
 /* A table name as this session sees it: the index in s->ddl.created (id
-** set), or -1 with *id the committed table's id, or -1 with *id 0: none. */
+** set), or -1 with *id the table's id in s->cat, or -1 with *id 0: none. */
 static int session_find(sqlv_session *s, const char *name, uint32_t *id) {
     for (int i = 0; i < s->ddl.ncreated; i++) {
         if (sqlite3_stricmp(s->ddl.created[i]->name, name) == 0) {
@@ -737,7 +773,8 @@ static int session_find(sqlv_session *s, const char *name, uint32_t *id) {
             return i;
         }
     }
-    *id = sqlv__engine_find(s->engine, name);
+    const sqlv__table *t = sqlv__catalog_find(s->cat, name);
+    *id = t ? t->id : 0;
     for (int d = 0; d < s->ddl.ndropped && *id != 0; d++)
         if (s->ddl.dropped[d] == *id) *id = 0;
     return -1;
@@ -764,6 +801,10 @@ static int create_in_block(run *r, const char *sql) {
     int rc = sqlv__table_parse(sql, 0, &t, &ine, res.sqlstate, res.message, sizeof(res.message));
     if (rc < 0) return fail(r, "53200", "out of memory");
     if (rc > 0) return fail(r, res.sqlstate, res.message);
+    if (block_begin(r) != STMT_OK) { /* the names as of the block's snapshot */
+        sqlv__table_free(t);
+        return STMT_FAILED;
+    }
     if (session_find(s, t->name, &id) >= 0 || id != 0) {
         char msg[160];
         snprintf(msg, sizeof(msg), "relation \"%s\" already exists%s", t->name,
@@ -773,8 +814,13 @@ static int create_in_block(run *r, const char *sql) {
         emit_notice(r, msg);
         return emit_tag(r, "CREATE TABLE");
     }
-    if (s->ddl.ncreated >= SQLV__TABLES_MAX ||
-        grow_ids((void **)&s->ddl.created, &s->ddl.cap_created, s->ddl.ncreated + 1,
+    if (s->cat->ntables + s->ddl.ncreated - s->ddl.ndropped >= SQLV__TABLES_MAX) {
+        sqlv__table_free(t);
+        snprintf(res.message, sizeof(res.message), "too many tables (maximum %d)",
+                 SQLV__TABLES_MAX);
+        return fail(r, "54000", res.message);
+    }
+    if (grow_ids((void **)&s->ddl.created, &s->ddl.cap_created, s->ddl.ncreated + 1,
                  sizeof(*s->ddl.created)) != 0) {
         sqlv__table_free(t);
         return fail(r, "53200", "out of memory");
@@ -807,6 +853,7 @@ static int drop_in_block(run *r, char **names, int n, bool if_exists) {
     int nids = 0;
     char notice[160] = "";
     memset(&res, 0, sizeof(res));
+    if (block_begin(r) != STMT_OK) return STMT_FAILED;
     for (int i = 0; i < n; i++) {
         uint32_t id;
         (void)session_find(s, names[i], &id);
@@ -1275,11 +1322,56 @@ static int run_sqlite(run *r, const char *text, size_t len, bool may_retry) {
     uint64_t rows = 0;
     txn_error err = {{0}, {0}};
 
+    bool force_rw = false;
+    if (len > (size_t)INT32_MAX) return fail(r, "54000", "statement too long");
+again:
+    /* Prepared first with the declarations of the session's last catalog:
+    ** the read-only choice of the transaction needs the statement. */
     if (sync_tables(s) != 0) return fail(r, "53200", "out of memory");
     s->err_sqlstate[0] = 0;
     s->err_message[0] = 0;
-    if (len > (size_t)INT32_MAX) return fail(r, "54000", "statement too long");
     rc = sqlite3_prepare_v2(s->db, text, (int)len, &st, &tail);
+    if (rc == SQLITE_OK && st == NULL) return emit_tag(r, "SELECT 0"); /* only comments */
+    if (s->kv == NULL) {
+        /* The transaction's first statement: begin it, and read the catalog
+        ** version at its read timestamp. Once per transaction is enough:
+        ** its snapshot never sees a later catalog, and a read-write one
+        ** that read the version fails its commit (40001) if a DDL commits
+        ** in between. */
+        bool ro = !force_rw && s->status == 'I' &&
+                  (rc == SQLITE_OK ? sqlite3_stmt_readonly(st) != 0
+                                   : kind_of(text, text + len) == KIND_SELECT);
+        int brc = sqlv__session_begin(s, ro, &err);
+        if (brc != TXN_OK) {
+            sqlite3_finalize(st);
+            return fail_txn(r, brc, &err);
+        }
+        if (rc != SQLITE_OK || declarations_stale(s)) {
+            /* planned against another catalog, or refused by it: again,
+            ** with this transaction's */
+            sqlite3_finalize(st);
+            st = NULL;
+            if (sync_tables(s) != 0) return fail(r, "53200", "out of memory");
+            s->err_sqlstate[0] = 0;
+            s->err_message[0] = 0;
+            rc = sqlite3_prepare_v2(s->db, text, (int)len, &st, &tail);
+            if (rc == SQLITE_OK && st == NULL) {
+                txn_rollback(s->kv); /* 'I': the transaction was the statement's */
+                s->kv = NULL;
+                return emit_tag(r, "SELECT 0");
+            }
+            if (rc == SQLITE_OK && ro && !sqlite3_stmt_readonly(st)) {
+                /* it writes after all: a read-write transaction instead
+                ** (at most once: force_rw) */
+                sqlite3_finalize(st);
+                st = NULL;
+                txn_rollback(s->kv);
+                s->kv = NULL;
+                force_rw = true;
+                goto again;
+            }
+        }
+    }
     if (rc != SQLITE_OK) {
         map_error(s, rc, state, msg, sizeof(msg));
         if (mentions_system_catalog(text, len) && s->err_sqlstate[0] == 0) {
@@ -1289,23 +1381,11 @@ static int run_sqlite(run *r, const char *text, size_t len, bool may_retry) {
                      "system catalogs (pg_catalog, information_schema) are not supported yet; "
                      "psql's \\d commands need them");
         }
-        return fail(r, state, msg);
+        return fail(r, state, msg); /* 'I': rolls the transaction back */
     }
-    if (st == NULL) return emit_tag(r, "SELECT 0"); /* only comments */
     if (tail && sqlv__lex_skip_space(tail, text + len) != text + len) {
         sqlite3_finalize(st);
         return fail(r, "42601", "syntax error: more than one statement");
-    }
-    /* The KV transaction. */
-    if (s->kv == NULL) {
-        txn_options o = {.read_only = s->status == 'I' && sqlite3_stmt_readonly(st)};
-        rc = txn_begin(s->engine->db, &o, &s->kv);
-        if (rc != TXN_OK) {
-            s->kv = NULL;
-            sqlite3_finalize(st);
-            return fail_txn(r, rc, &err);
-        }
-        s->kv_read_only = o.read_only;
     }
     if (s->status == 'T') {
         /* Statement atomicity inside a block: no savepoint, no statement. */
@@ -1407,6 +1487,9 @@ static int do_truncate(run *r, const char *p, const char *end) {
     int n = 0;
     sqlv__token t = sqlv__lex_next(&p, end);
     if (sqlv__tok_is(&t, "TABLE")) t = sqlv__lex_next(&p, end);
+    /* the transaction first: names are looked up in its catalog ('I': an
+    ** error below rolls it back) */
+    if (block_begin(r) != STMT_OK) return STMT_FAILED;
     for (;;) {
         if (sqlv__tok_is(&t, "ONLY")) t = sqlv__lex_next(&p, end);
         if (n == DROP_NAMES_MAX) return fail(r, "54000", "too many tables in TRUNCATE");
@@ -1465,92 +1548,50 @@ static int do_truncate(run *r, const char *p, const char *end) {
     return emit_tag(r, "TRUNCATE TABLE");
 }
 
-/* ALTER TABLE [IF EXISTS] [ONLY] t ADD [CONSTRAINT c] PRIMARY KEY (cols):
-** pgbench adds its keys after loading. The table is re-keyed in one
-** transaction (the block's, or an implicit one): a new descriptor with the
-** key replaces the catalog entry under the same name, every row is copied
-** into it through SQLite (a duplicate or NULL key fails the statement with
-** 23505/23502 and changes nothing), and the old rows are deleted. Other
-** sessions see the change at commit; concurrent DDL on the table meets in
-** its catalog key (40001). Any other ALTER TABLE form is 0A000. */
+/* ---- ALTER TABLE ---------------------------------------------------------------------
+** ALTER TABLE [IF EXISTS] [ONLY] t ADD ..., in one transaction (the
+** block's, or an implicit one), looked up in that transaction's catalog;
+** others see the change at their first transaction after the commit (a
+** new catalog version). Two forms; any other is 0A000:
+**   ADD [CONSTRAINT c] PRIMARY KEY (cols): pgbench adds its keys after
+**     loading. The table is re-keyed: a new descriptor (new id) with the
+**     key replaces the catalog entry under the same name, every row is
+**     copied into it through SQLite (a duplicate or NULL key fails the
+**     statement with 23505/23502 and changes nothing), and the old rows are
+**     deleted.
+**   ADD [COLUMN] [IF NOT EXISTS] c type [constraints]: the descriptor gains
+**     the column under the same id and the stored rows stay as they are: a
+**     row shorter than its table reads NULL in the missing columns (the row
+**     format). Hence NOT NULL only on an empty table (else 23502, as
+**     PostgreSQL says for a column without a default) and no DEFAULT other
+**     than NULL (0A000: the stored rows would need it). SQLite's own ALTER
+**     TABLE, in a scratch connection, writes the new CREATE text. */
 #define REKEY_TABLE "__meridian_rekey"
-static int do_alter_table(run *r, const char *text, size_t len) {
+
+/* ADD PRIMARY KEY (cols_start..cols_end) to table id (old, not created in
+** this block) under the session's open transaction. STMT_OK or STMT_FAILED
+** (error sent). */
+static int alter_rekey(run *r, const char *name, uint32_t id, const sqlv__table *old,
+                       const char *cols_start, const char *cols_end) {
     sqlv_session *s = r->s;
-    const char *p = text, *end = text + len, *cols_start, *cols_end;
-    char name[SQLV__NAME_BYTES_MAX * 4 + 1], msg[300];
-    sqlv__table *old = NULL, *nt = NULL;
+    sqlv__table *nt = NULL;
     sqlv__result res;
-    char *sql = NULL, *q = NULL;
-    uint32_t id, sp;
+    char *sql = NULL, *q = NULL, msg[300];
+    uint32_t sp;
     int result = STMT_FAILED;
-    bool if_exists = false, own = false, have_sp = false, declared = false, in_ddl = false;
+    bool have_sp = false, declared = false, in_ddl = false;
     memset(&res, 0, sizeof(res));
-    sqlv__token t = sqlv__lex_next(&p, end); /* ALTER */
-    t = sqlv__lex_next(&p, end);             /* TABLE */
-    t = sqlv__lex_next(&p, end);
-    if (sqlv__tok_is(&t, "IF")) {
-        sqlv__token e2 = sqlv__lex_next(&p, end);
-        if (!sqlv__tok_is(&e2, "EXISTS")) return fail(r, "42601", "syntax error in ALTER TABLE");
-        if_exists = true;
-        t = sqlv__lex_next(&p, end);
-    }
-    if (sqlv__tok_is(&t, "ONLY")) t = sqlv__lex_next(&p, end);
-    if (sqlv__tok_ident(&t, name, sizeof(name)) != 0)
-        return fail(r, "42601", "syntax error in ALTER TABLE");
-    t = sqlv__lex_next(&p, end);
-    if (!sqlv__tok_is(&t, "ADD")) goto unsupported;
-    t = sqlv__lex_next(&p, end);
-    if (sqlv__tok_is(&t, "CONSTRAINT")) {
-        (void)sqlv__lex_next(&p, end); /* the constraint's name: not kept */
-        t = sqlv__lex_next(&p, end);
-    }
-    if (!sqlv__tok_is(&t, "PRIMARY")) goto unsupported;
-    t = sqlv__lex_next(&p, end);
-    if (!sqlv__tok_is(&t, "KEY")) return fail(r, "42601", "syntax error in ALTER TABLE");
-    t = sqlv__lex_next(&p, end);
-    if (!sqlv__tok_punct(&t, '(')) return fail(r, "42601", "syntax error in ALTER TABLE");
-    cols_start = p;
-    for (int guard = 0;; guard++) {
-        cols_end = p;
-        t = sqlv__lex_next(&p, end);
-        if (t.kind == SQLV__TOK_END || guard > 10000)
-            return fail(r, "42601", "syntax error in ALTER TABLE");
-        if (sqlv__tok_punct(&t, ')')) break;
-        if (t.kind != SQLV__TOK_WORD && t.kind != SQLV__TOK_QUOTED && !sqlv__tok_punct(&t, ','))
-            return fail(r, "42601", "syntax error in ALTER TABLE");
-    }
-    if (sqlv__lex_next(&p, end).kind != SQLV__TOK_END)
-        return fail(r, "0A000", "ALTER TABLE with more than one action is not supported yet");
-    if (session_find(s, name, &id) >= 0)
-        return fail(r, "0A000",
-                    "ALTER TABLE on a table created in the same transaction block is not "
-                    "supported yet");
-    if (id == 0) {
-        snprintf(msg, sizeof(msg), "relation \"%.200s\" does not exist%s", name,
-                 if_exists ? ", skipping" : "");
-        if (!if_exists) return fail(r, "42P01", msg);
-        emit_notice(r, msg);
-        return emit_tag(r, "ALTER TABLE");
-    }
-    if (sqlv__session_table(s, id, &old) != 0) return fail(r, "53200", "out of memory");
     if (old->npk > 0) {
         snprintf(msg, sizeof(msg), "multiple primary keys for table \"%.200s\" are not allowed",
                  name);
-        result = fail(r, "42P16", msg);
-        goto cleanup;
+        return fail(r, "42P16", msg);
     }
     /* the new descriptor: the old CREATE TABLE with the key added */
     const char *close = strrchr(old->create_sql, ')');
-    if (close == NULL) {
-        result = fail(r, "XX000", "malformed table descriptor");
-        goto cleanup;
-    }
+    if (close == NULL) return fail(r, "XX000", "malformed table descriptor");
     sql = sqlite3_mprintf("%.*s, PRIMARY KEY (%.*s))", (int)(close - old->create_sql),
                           old->create_sql, (int)(cols_end - cols_start), cols_start);
-    if (sql == NULL) {
-        result = fail(r, "53200", "out of memory");
-        goto cleanup;
-    }
+    if (sql == NULL) return fail(r, "53200", "out of memory");
     bool ine = false;
     int rc = sqlv__table_parse(sql, 0, &nt, &ine, res.sqlstate, res.message, sizeof(res.message));
     if (rc != 0) {
@@ -1573,8 +1614,6 @@ static int do_alter_table(run *r, const char *text, size_t len) {
         result = fail(r, "53200", "out of memory");
         goto cleanup;
     }
-    own = s->status == 'I';
-    if (own) s->status = 'T';
     if (block_kv(r, &sp) != STMT_OK) goto cleanup;
     have_sp = true;
     rc = sqlv__catalog_put(s->kv, nt, &res); /* the name now maps to the new id */
@@ -1641,6 +1680,310 @@ cleanup:
         s->ddl_version++;
     }
     if (have_sp && s->kv) txn_rollback_to(s->kv, sp);
+    sqlite3_free(q);
+    sqlite3_free(sql);
+    sqlv__table_free(nt);
+    return result;
+}
+
+/* The CREATE text of table name with the column def added, written by
+** SQLite's ALTER TABLE ADD COLUMN in a scratch connection (it places the
+** column after the others, before the table constraints, and refuses
+** PRIMARY KEY / UNIQUE columns). 0 with *out (owner: caller,
+** sqlite3_free); 1 refused, with state/msg; <0 out of memory. */
+static int add_column_sql(const char *create_sql, const char *name, const char *def,
+                          size_t def_len, char **out, char state[6], char *msg, size_t size) {
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    const char *tail = NULL;
+    char *q = NULL;
+    int rc = SQLV_ERR_NOMEM;
+    *out = NULL;
+    if (def_len > SQLV__SQL_BYTES_MAX) {
+        base_strlcpy(state, "54000", 6);
+        snprintf(msg, size, "column definition too long");
+        return 1;
+    }
+    if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK)
+        goto cleanup;
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DDL, 0, NULL);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DML, 0, NULL);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+    if (sqlite3_exec(db, create_sql, NULL, NULL, NULL) != SQLITE_OK) {
+        base_strlcpy(state, "XX000", 6);
+        snprintf(msg, size, "malformed table descriptor of \"%s\"", name);
+        rc = 1;
+        goto cleanup;
+    }
+    q = sqlite3_mprintf("ALTER TABLE main.\"%w\" ADD COLUMN %.*s", name, (int)def_len, def);
+    if (q == NULL) goto cleanup;
+    /* one statement only: the text after it never runs */
+    int prc = sqlite3_prepare_v2(db, q, -1, &st, &tail);
+    if (prc == SQLITE_OK && st != NULL && sqlv__lex_skip_space(tail, tail + strlen(tail))[0] == 0)
+        prc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    else if (prc == SQLITE_OK)
+        prc = SQLITE_MISUSE;
+    if (prc != SQLITE_OK) {
+        const char *m = prc == SQLITE_MISUSE ? "syntax error in ADD COLUMN" : sqlite3_errmsg(db);
+        if (strstr(m, "duplicate column name"))
+            base_strlcpy(state, "42701", 6);
+        else if (prc == SQLITE_MISUSE || strstr(m, "syntax error") || strstr(m, "near \"") ||
+                 strstr(m, "incomplete input"))
+            base_strlcpy(state, "42601", 6);
+        else
+            base_strlcpy(state, "0A000", 6);
+        snprintf(msg, size, "%s", m);
+        rc = prc == SQLITE_NOMEM ? SQLV_ERR_NOMEM : 1;
+        goto cleanup;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    /* the new column is the last one: its default */
+    sqlite3_free(q);
+    q = sqlite3_mprintf("SELECT dflt_value FROM pragma_table_xinfo('%q') ORDER BY cid DESC "
+                        "LIMIT 1",
+                        name);
+    if (q == NULL || sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK) goto cleanup;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL &&
+        sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "NULL") != 0) {
+        base_strlcpy(state, "0A000", 6);
+        snprintf(msg, size,
+                 "ALTER TABLE ADD COLUMN with a DEFAULT other than NULL is not supported yet");
+        rc = 1;
+        goto cleanup;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_schema WHERE type = 'table'", -1, &st,
+                           NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW)
+        goto cleanup;
+    *out = sqlite3_mprintf("%s", (const char *)sqlite3_column_text(st, 0));
+    rc = *out ? 0 : SQLV_ERR_NOMEM;
+cleanup:
+    sqlite3_finalize(st);
+    sqlite3_free(q);
+    sqlite3_close(db);
+    return rc;
+}
+
+/* Does table id hold no row at the transaction's read timestamp? (The
+** span read stays in the read set: a concurrent insert fails one commit.)
+** STMT_OK with *empty, or STMT_FAILED (error sent). */
+static int table_empty(run *r, uint32_t id, bool *empty) {
+    base_buf a = {0}, b = {0};
+    txn_error err = {{0}, {0}};
+    txn_iter *it = NULL;
+    const uint8_t *k, *v;
+    size_t kl, vl;
+    int rc = sqlv__table_span(id, &a, &b);
+    if (rc == 0) rc = txn_scan(r->s->kv, a.data, a.len, b.data, b.len, false, &it, &err);
+    if (rc == 0) {
+        int n = txn_iter_next(it, &k, &kl, &v, &vl, &err);
+        if (n < 0) rc = n;
+        *empty = n == 0;
+    } else {
+        it = NULL;
+    }
+    if (it) txn_iter_close(it);
+    base_buf_free(&a);
+    base_buf_free(&b);
+    if (rc == SQLV_ERR_NOMEM) return fail(r, "53200", "out of memory");
+    return rc == 0 ? STMT_OK : fail_txn(r, rc, &err);
+}
+
+/* ADD COLUMN [def, def_end) (starting with the column's name col) to old,
+** which is s->ddl.created[created] (>= 0) or a table of s->cat. */
+static int alter_add_column(run *r, const sqlv__table *old, int created, const char *def,
+                            const char *def_end, const char *col, bool if_not_exists) {
+    sqlv_session *s = r->s;
+    sqlv__table *nt = NULL;
+    sqlv__result res;
+    char *sql = NULL, state[6], msg[600];
+    uint32_t sp;
+    bool have_sp = false, empty = true;
+    int result = STMT_FAILED;
+    memset(&res, 0, sizeof(res));
+    for (int i = 0; i < old->ncols; i++) {
+        if (sqlite3_stricmp(old->cols[i].name, col) != 0) continue;
+        snprintf(msg, sizeof(msg), "column \"%.100s\" of relation \"%.100s\" already exists%s",
+                 col, old->name, if_not_exists ? ", skipping" : "");
+        if (!if_not_exists) return fail(r, "42701", msg);
+        emit_notice(r, msg);
+        return STMT_OK;
+    }
+    int rc = add_column_sql(old->create_sql, old->name, def, (size_t)(def_end - def), &sql, state,
+                            msg, sizeof(msg));
+    if (rc < 0) return fail(r, "53200", "out of memory");
+    if (rc > 0) return fail(r, state, msg);
+    rc = sqlv__table_parse(sql, old->id, &nt, NULL, state, msg, sizeof(msg));
+    if (rc < 0) {
+        result = fail(r, "53200", "out of memory");
+        goto cleanup;
+    }
+    if (rc > 0) {
+        result = fail(r, state, msg);
+        goto cleanup;
+    }
+    if (nt->ncols != old->ncols + 1 || nt->npk != old->npk ||
+        sqlite3_stricmp(nt->name, old->name) != 0) {
+        result = fail(r, "XX000", "unexpected table definition after ADD COLUMN");
+        goto cleanup;
+    }
+    if (nt->cols[nt->ncols - 1].not_null) {
+        if (table_empty(r, old->id, &empty) != STMT_OK) goto cleanup;
+        if (!empty) {
+            snprintf(msg, sizeof(msg),
+                     "column \"%.100s\" of relation \"%.100s\" contains null values",
+                     nt->cols[nt->ncols - 1].name, old->name);
+            result = fail(r, "23502", msg);
+            goto cleanup;
+        }
+    }
+    if (created < 0 &&
+        (grow_ids((void **)&s->ddl.created, &s->ddl.cap_created, s->ddl.ncreated + 1,
+                  sizeof(*s->ddl.created)) != 0 ||
+         grow_ids((void **)&s->ddl.dropped, &s->ddl.cap_dropped, s->ddl.ndropped + 1,
+                  sizeof(*s->ddl.dropped)) != 0)) {
+        result = fail(r, "53200", "out of memory");
+        goto cleanup;
+    }
+    if (block_kv(r, &sp) != STMT_OK) goto cleanup;
+    have_sp = true;
+    rc = sqlv__catalog_put(s->kv, nt, &res); /* same name, same id, one more column */
+    if (rc < 0 || res.sqlstate[0]) {
+        result = rc < 0 ? fail(r, "53200", "out of memory") : fail(r, res.sqlstate, res.message);
+        goto cleanup;
+    }
+    txn_release(s->kv, sp);
+    have_sp = false;
+    /* the overlay: the new descriptor replaces the old one (same id) */
+    if (created >= 0) {
+        sqlv__table_free(s->ddl.created[created]);
+        s->ddl.created[created] = nt;
+    } else {
+        s->ddl.created[s->ddl.ncreated++] = nt;
+        s->ddl.dropped[s->ddl.ndropped++] = old->id;
+    }
+    nt = NULL;
+    s->ddl_version++;
+    result = STMT_OK;
+cleanup:
+    if (have_sp && s->kv) txn_rollback_to(s->kv, sp);
+    sqlite3_free(sql);
+    sqlv__table_free(nt);
+    return result;
+}
+
+static int do_alter_table(run *r, const char *text, size_t len) {
+    sqlv_session *s = r->s;
+    const char *p = text, *end = text + len, *cols_start = NULL, *cols_end = NULL;
+    const char *def = NULL;
+    char name[SQLV__NAME_BYTES_MAX * 4 + 1], col[SQLV__NAME_BYTES_MAX * 4 + 1], msg[300];
+    sqlv__table *old = NULL;
+    uint32_t id;
+    int result = STMT_FAILED;
+    bool if_exists = false, col_if_not_exists = false, add_pk = false, own = false;
+    sqlv__token t = sqlv__lex_next(&p, end); /* ALTER */
+    t = sqlv__lex_next(&p, end);             /* TABLE */
+    t = sqlv__lex_next(&p, end);
+    if (sqlv__tok_is(&t, "IF")) {
+        sqlv__token e2 = sqlv__lex_next(&p, end);
+        if (!sqlv__tok_is(&e2, "EXISTS")) return fail(r, "42601", "syntax error in ALTER TABLE");
+        if_exists = true;
+        t = sqlv__lex_next(&p, end);
+    }
+    if (sqlv__tok_is(&t, "ONLY")) t = sqlv__lex_next(&p, end);
+    if (sqlv__tok_ident(&t, name, sizeof(name)) != 0)
+        return fail(r, "42601", "syntax error in ALTER TABLE");
+    t = sqlv__lex_next(&p, end);
+    if (!sqlv__tok_is(&t, "ADD")) goto unsupported;
+    t = sqlv__lex_next(&p, end);
+    if (sqlv__tok_is(&t, "CONSTRAINT")) {
+        (void)sqlv__lex_next(&p, end); /* the constraint's name: not kept */
+        t = sqlv__lex_next(&p, end);
+        if (!sqlv__tok_is(&t, "PRIMARY")) goto unsupported;
+    }
+    if (sqlv__tok_is(&t, "PRIMARY")) {
+        add_pk = true;
+        t = sqlv__lex_next(&p, end);
+        if (!sqlv__tok_is(&t, "KEY")) return fail(r, "42601", "syntax error in ALTER TABLE");
+        t = sqlv__lex_next(&p, end);
+        if (!sqlv__tok_punct(&t, '(')) return fail(r, "42601", "syntax error in ALTER TABLE");
+        cols_start = p;
+        for (int guard = 0;; guard++) {
+            cols_end = p;
+            t = sqlv__lex_next(&p, end);
+            if (t.kind == SQLV__TOK_END || guard > 10000)
+                return fail(r, "42601", "syntax error in ALTER TABLE");
+            if (sqlv__tok_punct(&t, ')')) break;
+            if (t.kind != SQLV__TOK_WORD && t.kind != SQLV__TOK_QUOTED &&
+                !sqlv__tok_punct(&t, ','))
+                return fail(r, "42601", "syntax error in ALTER TABLE");
+        }
+        if (sqlv__lex_next(&p, end).kind != SQLV__TOK_END)
+            return fail(r, "0A000", "ALTER TABLE with more than one action is not supported yet");
+    } else {
+        if (sqlv__tok_is(&t, "UNIQUE") || sqlv__tok_is(&t, "CHECK") ||
+            sqlv__tok_is(&t, "FOREIGN") || sqlv__tok_is(&t, "EXCLUDE"))
+            goto unsupported;
+        if (sqlv__tok_is(&t, "COLUMN")) t = sqlv__lex_next(&p, end);
+        if (sqlv__tok_is(&t, "IF")) {
+            sqlv__token n2 = sqlv__lex_next(&p, end), e2 = sqlv__lex_next(&p, end);
+            if (!sqlv__tok_is(&n2, "NOT") || !sqlv__tok_is(&e2, "EXISTS"))
+                return fail(r, "42601", "syntax error in ALTER TABLE");
+            col_if_not_exists = true;
+            t = sqlv__lex_next(&p, end);
+        }
+        if (sqlv__tok_ident(&t, col, sizeof(col)) != 0)
+            return fail(r, "42601", "syntax error in ALTER TABLE ADD COLUMN");
+        def = t.start;
+        /* one action: no ',' outside parentheses in the definition */
+        int depth = 0;
+        for (int guard = 0;; guard++) {
+            sqlv__token u = sqlv__lex_next(&p, end);
+            if (u.kind == SQLV__TOK_END) break;
+            if (guard > 100000) return fail(r, "54000", "column definition too long");
+            if (sqlv__tok_punct(&u, '(')) depth++;
+            if (sqlv__tok_punct(&u, ')')) depth--;
+            if (depth == 0 && sqlv__tok_punct(&u, ','))
+                return fail(r, "0A000",
+                            "ALTER TABLE with more than one action is not supported yet");
+        }
+    }
+    /* the transaction first: the name is looked up in its catalog */
+    own = s->status == 'I';
+    if (own) s->status = 'T';
+    if (block_begin(r) != STMT_OK) goto cleanup;
+    int k = session_find(s, name, &id);
+    if (id == 0) {
+        snprintf(msg, sizeof(msg), "relation \"%.200s\" does not exist%s", name,
+                 if_exists ? ", skipping" : "");
+        if (!if_exists) {
+            result = fail(r, "42P01", msg);
+            goto cleanup;
+        }
+        emit_notice(r, msg);
+        result = STMT_OK;
+        goto cleanup;
+    }
+    int trc = sqlv__session_table(s, id, &old);
+    if (trc != 0) {
+        result = trc < 0 ? fail(r, "53200", "out of memory") : fail(r, "XX000", "table vanished");
+        goto cleanup;
+    }
+    if (add_pk && k >= 0) {
+        result = fail(r, "0A000",
+                      "ALTER TABLE ADD PRIMARY KEY on a table created or altered in the same "
+                      "transaction block is not supported yet");
+        goto cleanup;
+    }
+    if (add_pk)
+        result = alter_rekey(r, name, id, old, cols_start, cols_end);
+    else
+        result = alter_add_column(r, old, k, def, end, col, col_if_not_exists);
+cleanup:
     if (own) {
         if (result != STMT_OK) {
             if (s->kv) txn_rollback(s->kv);
@@ -1652,15 +1995,12 @@ cleanup:
             if (do_commit_quiet(r, &err) != STMT_OK) result = STMT_FAILED;
         }
     }
-    sqlite3_free(q);
-    sqlite3_free(sql);
     sqlv__table_free(old);
-    sqlv__table_free(nt);
     if (result == STMT_OK) return emit_tag(r, "ALTER TABLE");
     return result;
 unsupported:
     snprintf(msg, sizeof(msg),
-             "ALTER TABLE ... %.*s is not supported yet (only ADD PRIMARY KEY)",
+             "ALTER TABLE ... %.*s is not supported yet (only ADD COLUMN and ADD PRIMARY KEY)",
              (int)BASE_MIN(t.len, 40), t.start ? t.start : "");
     return fail(r, "0A000", msg);
 }
@@ -1873,11 +2213,27 @@ int sqlv__fail(run *r, const char *state, const char *msg) { return fail(r, stat
 int sqlv__emit_error(run *r, const char *state, const char *msg) {
     return emit_error(r, state, msg);
 }
-int sqlv__fail_txn(run *r, int rc) {
-    txn_error err = {{0}, {0}};
-    return fail_txn(r, rc, &err);
+int sqlv__fail_txn(run *r, int rc, txn_error *err) {
+    txn_error none = {{0}, {0}};
+    return fail_txn(r, rc, err ? err : &none);
 }
 int sqlv__sync_tables(sqlv_session *s) { return sync_tables(s); }
+
+int sqlv__prepare(sqlv_session *s, const char *text, size_t len, sqlite3_stmt **st,
+                  const char **tail) {
+    *st = NULL;
+    s->err_sqlstate[0] = 0;
+    s->err_message[0] = 0;
+    if (len > (size_t)INT32_MAX) {
+        sqlv__session_error(s, "54000", "statement too long");
+        return SQLITE_TOOBIG;
+    }
+    if (sync_tables(s) != 0) {
+        sqlv__session_error(s, "53200", "out of memory");
+        return SQLITE_NOMEM;
+    }
+    return sqlite3_prepare_v2(s->db, text, (int)len, st, tail);
+}
 void sqlv__map_error(sqlv_session *s, int rc, char state[6], char *msg, size_t size) {
     map_error(s, rc, state, msg, size);
 }

@@ -84,8 +84,10 @@ typedef struct sqlv_sink {
 typedef struct sqlv_engine sqlv_engine;   /* opaque, shared */
 typedef struct sqlv_session sqlv_session; /* opaque, one per connection */
 
-/* Loads the catalog from the key space (creating the system tables on
-** first start). db is borrowed and must outlive the engine.
+/* Loads the catalog from the key space. db is borrowed and must outlive the
+** engine. Several engines (one per node) may share one key space: each
+** session sees the others' committed DDL at its next transaction (the
+** catalog version key, docs/sql.md). Close every session first.
 ** owner of *out: caller, sqlv_engine_close. */
 int sqlv_engine_open(txn_db *db, sqlv_engine **out);
 void sqlv_engine_close(sqlv_engine *e);

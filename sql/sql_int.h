@@ -2,8 +2,9 @@
 ** sql/ internals. Nothing outside sql/ includes this file.
 **
 ** Pieces:
-**   engine.c   the shared engine: catalog cache (under a mutex), DDL,
-**              catalog persistence in the key space.
+**   engine.c   the shared engine: catalog snapshots (the newest one cached
+**              under a mutex), implicit DDL, catalog persistence and the
+**              catalog version in the key space.
 **   session.c  one client connection: its SQLite connection, its KV
 **              transaction, statement splitting, BEGIN/COMMIT/ROLLBACK,
 **              results to the sink, SQLSTATE mapping.
@@ -17,6 +18,10 @@
 **                                 value = 0x01 | u32 table id BE | CREATE sql
 **   table 2 index 1: counters     key = prefix(2,1) + TEXT("table_id")
 **                                 value = u64 next table id BE
+**                                 key = prefix(2,1) + TEXT("catalog_version")
+**                                 value = u64 catalog version BE (absent: 0);
+**                                 every transaction that writes the catalog
+**                                 reads it and writes it + 1
 **   table >= 100 index 1: rows    key = prefix(id,1) + PK values (or the
 **                                 hidden INTEGER row id); value = row format
 */
@@ -65,12 +70,14 @@ typedef struct sqlv__column {
     bool not_null; /* declared NOT NULL or part of the PK */
 } sqlv__column;
 
-/* A table descriptor. Immutable once built; shared by pointer under the
-** engine mutex, copied (sqlv__table_clone) by whoever keeps it. */
+/* A table descriptor. Immutable once built; owned by one catalog snapshot
+** (or a session's pending DDL), copied (sqlv__table_clone) by whoever
+** keeps it longer. */
 typedef struct sqlv__table {
     uint32_t id;
     char *name;       /* owner: the table */
     char *create_sql; /* normalized CREATE TABLE text; owner: the table */
+    uint64_t shape;   /* hash of create_sql: same id and shape, same columns */
     int ncols;
     sqlv__column *cols; /* owner: the table */
     int npk;            /* 0: hidden row id */
@@ -88,29 +95,59 @@ int sqlv__table_parse(const char *sql, uint32_t id, sqlv__table **out, bool *if_
 uint32_t sqlv__class_oid(sqlv__class c);
 sqlv__class sqlv__class_of_decl(const char *decl_type);
 
-/* ---- engine ------------------------------------------------------------ */
-struct sqlv_engine {
-    txn_db *db;           /* borrowed */
-    pthread_mutex_t mu;   /* guards everything below */
-    sqlv__table **tables; /* owner: engine */
+/* ---- catalog snapshots ------------------------------------------------------
+** A catalog is the list of tables at one catalog version (the value of the
+** version key). Every DDL transaction reads and bumps that key, so a
+** version names exactly one list; a snapshot is immutable once built and
+** shared by counted references: the engine holds its newest one, each
+** session the one its transaction read (s->cat). */
+typedef struct sqlv__catalog {
+    uint64_t version;
+    sqlv__table **tables; /* ntables; owner: this catalog */
     int ntables;
-    int cap_tables;
-    uint64_t version; /* bumped on every catalog change */
+    _Atomic int refs;
+} sqlv__catalog;
+
+void sqlv__catalog_ref(sqlv__catalog *c);
+void sqlv__catalog_unref(sqlv__catalog *c); /* NULL: nothing */
+/* Lookups; the pointer lives as long as the caller's reference to c. */
+const sqlv__table *sqlv__catalog_find(const sqlv__catalog *c, const char *name);
+const sqlv__table *sqlv__catalog_find_id(const sqlv__catalog *c, uint32_t id);
+
+/* ---- engine ------------------------------------------------------------ */
+#define SQLV__DDL_RETRIES_MAX 10 /* implicit DDL transactions tried on 40001 */
+
+struct sqlv_engine {
+    txn_db *db;              /* borrowed */
+    pthread_mutex_t mu;      /* guards current (the pointer, not the snapshot) */
+    sqlv__catalog *current;  /* the newest catalog loaded; counted reference */
+    /* Serializes this engine's implicit DDL and table id allocation, so
+    ** that local DDL does not fail with 40001 against itself; DDL of other
+    ** engines (nodes) and of transaction blocks meets in the version key. */
+    pthread_mutex_t ddl_mu;
     _Atomic uint64_t next_row_id;
+    uint8_t version_key[32];        /* the encoded version key (set at open) */
+    size_t version_key_len;
 };
 
-/* A snapshot of the catalog's (name, id) list for session sync.
-** owner of *out: caller, sqlv__catalog_list_free. */
+/* The engine's newest catalog: counted reference (sqlv__catalog_unref). */
+sqlv__catalog *sqlv__engine_catalog(sqlv_engine *e);
+/* Make *cat (a counted reference, may be NULL) the catalog at kv's read
+** timestamp: reads the version key through kv (so a read-write kv has it
+** in its read set) and, only when it differs from (*cat)->version, takes
+** the engine's newest catalog if it has that version or loads it through
+** kv (publishing it as the newest when it is newer). TXN_OK, or a txn
+** error with err set (kv stays usable for rollback). */
+int sqlv__engine_catalog_at(sqlv_engine *e, txn *kv, sqlv__catalog **cat, txn_error *err);
+
+/* A snapshot of the catalog's (name, id, shape) list: what a session has
+** declared in its SQLite connection. */
 typedef struct sqlv__catalog_entry {
     char *name;
     uint32_t id;
+    uint64_t shape;
 } sqlv__catalog_entry;
-int sqlv__engine_list(sqlv_engine *e, sqlv__catalog_entry **out, int *n, uint64_t *version);
 void sqlv__catalog_list_free(sqlv__catalog_entry *list, int n);
-uint64_t sqlv__engine_version(sqlv_engine *e);
-/* A copy of the descriptor with that id; 1 if not found.
-** owner of *out: caller, sqlv__table_free. */
-int sqlv__engine_table(sqlv_engine *e, uint32_t id, sqlv__table **out);
 uint64_t sqlv__engine_row_id(sqlv_engine *e);
 
 /* Results of a DDL statement: sqlstate[0] == 0 on success. */
@@ -119,19 +156,22 @@ typedef struct sqlv__result {
     char message[512];
     char notice[256];
 } sqlv__result;
+/* Implicit (outside a block) CREATE TABLE / DROP TABLE: each in its own
+** KV transaction whose catalog is read at its own read timestamp, retried
+** up to SQLV__DDL_RETRIES_MAX times on 40001. */
 int sqlv__engine_create_table(sqlv_engine *e, const char *sql, sqlv__result *res);
 /* names: n names to drop. */
 int sqlv__engine_drop_tables(sqlv_engine *e, char **names, int n, bool if_exists,
                              sqlv__result *res);
 
 /* ---- DDL inside a transaction block -----------------------------------------
-** CREATE TABLE / DROP TABLE inside BEGIN write the catalog through the
-** session's own KV transaction; the engine cache (what other sessions see)
-** changes only when that transaction commits (sqlv__engine_commit_ddl, under
-** e->mu, so the cache follows the commit order). Until then the session
-** sees its own changes through this overlay; ROLLBACK clears it. A
-** concurrent conflicting DDL (same name, the id counter, a dropped table's
-** rows) makes one of the commits fail with 40001. */
+** CREATE TABLE / DROP TABLE / ALTER TABLE inside BEGIN write the catalog
+** (and bump the version) through the session's own KV transaction; others
+** see the change after COMMIT, at their next transaction (a new version).
+** Until then the session sees its own changes through this overlay on
+** s->cat; ROLLBACK clears it. A concurrent DDL, or a read-write transaction
+** that read the version, makes one of the commits fail with 40001. An
+** altered table (same id, new columns) is both dropped and created. */
 typedef struct sqlv__pending_ddl {
     sqlv__table **created; /* tables created in the txn; owner: this struct */
     int ncreated, cap_created;
@@ -139,25 +179,20 @@ typedef struct sqlv__pending_ddl {
     int ndropped, cap_dropped;
 } sqlv__pending_ddl;
 void sqlv__pending_ddl_clear(sqlv__pending_ddl *p);
-/* Id of the committed table called name (case-insensitive), or 0. */
-uint32_t sqlv__engine_find(sqlv_engine *e, const char *name);
 /* Catalog writes of one CREATE TABLE in kv: allocates the id (counter key)
 ** and writes the catalog row. On a user error res->sqlstate is set.
 ** t->id is set on success. Returns 0 or <0 (internal). */
 int sqlv__catalog_create(txn *kv, sqlv__table *t, sqlv__result *res);
-/* Write only the catalog row of t (t->id already allocated). */
+/* Write only the catalog row of t (t->id already allocated), and bump the
+** catalog version. */
 int sqlv__catalog_put(txn *kv, const sqlv__table *t, sqlv__result *res);
 /* A fresh table id, in its own committed KV transaction: ids handed to a
 ** transaction block that later rolls back are never reused, so a session's
 ** stale declaration (name, id) can never match another table. */
 int sqlv__engine_allocate_table_id(sqlv_engine *e, uint32_t *id, sqlv__result *res);
 /* Catalog writes of dropping table (name, id) in kv: catalog row and every
-** key of the table. */
+** key of the table, and the catalog version bump. */
 int sqlv__catalog_drop(txn *kv, const char *name, uint32_t id, sqlv__result *res);
-/* Commit kv and apply p to the cache atomically with respect to other DDL.
-** Frees kv in every case; on success p's created tables move to the engine
-** (p is left empty). TXN_OK or the txn error (err set). */
-int sqlv__engine_commit_ddl(sqlv_engine *e, txn *kv, sqlv__pending_ddl *p, txn_error *err);
 
 /* ---- keys ---------------------------------------------------------------- */
 int sqlv__table_prefix(base_buf *out, uint32_t table_id);
@@ -249,8 +284,19 @@ typedef struct sqlv__run {
 int sqlv__run_statement(sqlv__run *r, const char *text, size_t len);
 int sqlv__fail(sqlv__run *r, const char *state, const char *msg);
 int sqlv__emit_error(sqlv__run *r, const char *state, const char *msg);
-int sqlv__fail_txn(sqlv__run *r, int rc);
+/* A txn error (err may be NULL: the generic message of rc). */
+int sqlv__fail_txn(sqlv__run *r, int rc, txn_error *err);
 int sqlv__sync_tables(sqlv_session *s);
+/* Begin the session's KV transaction (s->kv == NULL before) and make s->cat
+** the catalog at its read timestamp (sqlv__engine_catalog_at). TXN_OK, or
+** a txn error with err set and s->kv NULL. */
+int sqlv__session_begin(sqlv_session *s, bool read_only, txn_error *err);
+/* Prepare text on the session's connection with its declarations synced
+** to s->cat (the open transaction's catalog). SQLite's result code (an
+** error of ours is recorded as the session's error); *st as
+** sqlite3_prepare_v2. */
+int sqlv__prepare(sqlv_session *s, const char *text, size_t len, sqlite3_stmt **st,
+                  const char **tail);
 void sqlv__map_error(sqlv_session *s, int rc, char state[6], char *msg, size_t size);
 /* Column names/types of st as sent in a RowDescription (to r's sink if it
 ** has row_description); oids gets each column's type. 0 or -1 (memory). */
@@ -275,7 +321,10 @@ struct sqlv_session {
     ** commit together at the end of the string (or roll back on an error). */
     bool implicit_block;
     _Atomic int cancel;
-    uint64_t synced_version;
+    /* The catalog of the open transaction (read at its first statement), or
+    ** of the last one: counted reference, never NULL. */
+    sqlv__catalog *cat;
+    uint64_t synced_version;     /* cat->version the declarations reflect */
     bool sync_complete;          /* every table of synced_version is declared */
     sqlv__catalog_entry *synced; /* tables declared in db; owner: session */
     int nsynced;
@@ -338,7 +387,7 @@ int sqlv__series_register(sqlv_session *s);
 bool sqlv__setting_at(const sqlv_session *s, int i, const char **name, const char **value);
 
 /* The descriptor of table id as this session sees it (its own pending
-** CREATEs first, then the engine's). 0, 1 not found, <0 out of memory.
+** CREATEs first, then s->cat). 0, 1 not found, <0 out of memory.
 ** owner of *out: caller, sqlv__table_free. */
 int sqlv__session_table(sqlv_session *s, uint32_t id, sqlv__table **out);
 /* Register the module on the session's connection. */
@@ -346,8 +395,8 @@ int sqlv__module_register(sqlv_session *s);
 /* Record an error for the current statement (first one wins). */
 void sqlv__session_error(sqlv_session *s, const char *sqlstate, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* The session's KV transaction, begun if needed. NULL on failure (error
-** recorded). */
+/* The session's KV transaction (begun by the statement). NULL when there
+** is none (error recorded). */
 txn *sqlv__session_kv(sqlv_session *s);
 
 #endif

@@ -92,6 +92,8 @@ static int m_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, 
     uint32_t id = (uint32_t)strtoul(argv[3], NULL, 10);
     int frc = sqlv__session_table(s, id, &t);
     if (frc != 0) {
+        /* declared from an older catalog (SQLite reconnecting it): gone */
+        if (frc > 0) sqlv__session_error(s, "42P01", "relation \"%s\" does not exist", argv[2]);
         *pzErr = sqlite3_mprintf("meridian: table %u not in the catalog", id);
         return frc < 0 ? SQLITE_NOMEM : SQLITE_ERROR;
     }
