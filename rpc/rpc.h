@@ -18,7 +18,9 @@
 **   - requests (rpc_request): an id, a deadline, and a callback that runs
 **     EXACTLY ONCE when rpc_request returned RPC_OK: with the response, or
 **     with a transport error (RPC_ERR_TIMEOUT, RPC_ERR_DISCONNECTED when
-**     the connection carrying it drops, RPC_ERR_UNKNOWN_PEER, ...).
+**     the connection carrying it drops: maybe seen; RPC_ERR_UNREACHABLE
+**     when the peer could not be dialed: surely not seen;
+**     RPC_ERR_UNKNOWN_PEER, ...).
 **     Many may be in flight per peer (pipelining).
 **   - responses (rpc_respond): the handler of a request answers it, now or
 **     later, from any thread, with an application status and a payload.
@@ -69,8 +71,10 @@ enum {
     RPC_OK = 0,
     RPC_ERR_NOMEM = -2001,
     RPC_ERR_INVALID = -2002,      /* bad argument (programmer error or config) */
-    RPC_ERR_TIMEOUT = -2003,      /* request deadline passed without a response */
-    RPC_ERR_DISCONNECTED = -2004, /* connection carrying the request dropped */
+    RPC_ERR_TIMEOUT = -2003,      /* request deadline passed without a response
+                                     (it may have been seen) */
+    RPC_ERR_DISCONNECTED = -2004, /* connection carrying the request dropped:
+                                     it may have been seen (maybe sent) */
     RPC_ERR_UNKNOWN_PEER = -2005, /* no address and no connection for that node */
     RPC_ERR_QUEUE_FULL = -2006,   /* a named limit was hit (see rpc_uv_config) */
     RPC_ERR_TOO_LARGE = -2007,    /* payload above the frame maximum */
@@ -81,6 +85,13 @@ enum {
     RPC_ERR_IO = -2012,           /* socket error (bind, listen, ...) */
     RPC_ERR_SELF = -2013,         /* rpc_uv_request_addr: the address is this
                                      transport itself (same node id) */
+    RPC_ERR_UNREACHABLE = -2014,  /* the request was never written to any
+                                     connection: the peer could not be dialed
+                                     (connect failed, handshake failed or
+                                     refused, or the peer is in reconnect
+                                     backoff after such a failure). The peer
+                                     surely did not see it: safe to send
+                                     elsewhere, never ambiguous. */
 };
 /* Short static name of an RPC_ERR_* code ("RPC_ERR_TIMEOUT"). */
 const char *rpc_strerror(int rc);
@@ -145,7 +156,11 @@ int rpc_send(rpc_transport *t, rpc_node_id to, uint32_t method, const void *payl
              size_t len);
 /* Request with a deadline timeout_ms (> 0) from now. When it returns RPC_OK,
 ** cb(ctx, ...) runs exactly once later (never inside this call). Otherwise
-** cb never runs. */
+** cb never runs. What a transport error in cb says about delivery:
+** UNREACHABLE, UNKNOWN_PEER, QUEUE_FULL, NOMEM, TOO_LARGE: never sent;
+** DISCONNECTED, TIMEOUT, STOPPED: maybe seen by the peer. rpc_uv fails a request
+** UNREACHABLE as soon as a dial attempt to its peer fails (not at the
+** deadline), and at once while the peer is in the backoff after that. */
 int rpc_request(rpc_transport *t, rpc_node_id to, uint32_t method, const void *payload,
                 size_t len, int64_t timeout_ms, rpc_response_fn cb, void *ctx);
 /* Answer request `request_id` received from `to`. Late or duplicate answers
@@ -270,6 +285,7 @@ typedef struct rpc_uv_stats {
     uint64_t messages_dropped;    /* one-way or responses lost to full queues / unknown peers */
     uint64_t requests_timed_out;
     uint64_t requests_disconnected;
+    uint64_t requests_unreachable; /* failed RPC_ERR_UNREACHABLE (never sent) */
     uint64_t handshakes_ok;       /* handshakes completed (incl. duplicates then closed) */
     uint64_t handshake_failures;
     uint64_t dial_failures;

@@ -35,6 +35,7 @@ const char *rpc_strerror(int rc)
     case RPC_ERR_NO_HANDLER: return "RPC_ERR_NO_HANDLER";
     case RPC_ERR_IO: return "RPC_ERR_IO";
     case RPC_ERR_SELF: return "RPC_ERR_SELF";
+    case RPC_ERR_UNREACHABLE: return "RPC_ERR_UNREACHABLE";
     default: return "RPC_ERR_UNKNOWN";
     }
 }

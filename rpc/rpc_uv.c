@@ -42,9 +42,20 @@
 **     peer queue, req->out) or SENT (req->conn). Its callback runs exactly
 **     once, and it is then unlinked from the id table, its peer and the
 **     timeout list before the callback runs.
+**   - A QUEUED request's frame was never handed to uv_write (frames leave
+**     the peer queue only on an ACTIVE connection, and the request becomes
+**     SENT in the same step), so the peer surely never saw it. A SENT one
+**     may have been seen, even if only part of its frame left.
 **   - When a connection closes, every request SENT on it fails with
-**     RPC_ERR_DISCONNECTED; QUEUED ones wait for the next connection (or
-**     their deadline).
+**     RPC_ERR_DISCONNECTED ("maybe sent"). QUEUED ones wait for the next
+**     connection, but when a dial attempt fails (connect error, refused or
+**     malformed handshake, handshake deadline, wrong node answering; not
+**     a simultaneous-dial "duplicate" refusal, after which the peer's own
+**     connection arrives) every QUEUED request of that peer fails with
+**     RPC_ERR_UNREACHABLE ("surely not sent"), and new requests fail so at
+**     once while the peer is in the reconnect backoff that followed
+**     (p->dial_failed). One-way messages stay queued (dropped only to a
+**     full queue, counted).
 **   - Input from a peer is never trusted: any malformed frame closes that
 **     connection with a logged error (and counts bad_frames); nothing asserts.
 **   - Every queue has a limit (submit bytes, frames and bytes per peer,
@@ -144,6 +155,8 @@ struct rpc__conn {
     size_t in_off; /* bytes of `in` already parsed */
     bool sniffed;  /* inbound: first bytes checked for a PostgreSQL client */
     uint64_t opened_ms; /* loop time of creation: handshake deadline */
+    bool dup_refused;   /* outbound: refused as a simultaneous dial ("duplicate"):
+                           not a dial failure, the peer's own connection comes */
     rpc__conn *next, *prev;
 };
 
@@ -161,6 +174,9 @@ struct rpc__peer {
     bool redial_armed;
     uint32_t attempts;
     uint64_t next_dial_ms;
+    /* The latest dial attempt failed and no handshake succeeded since: until
+    ** next_dial_ms, new requests fail RPC_ERR_UNREACHABLE at once. */
+    bool dial_failed;
     bool dirty;
     rpc__peer *dirty_next;
     /* side peers only (see the file comment) */
@@ -229,7 +245,8 @@ struct rpc_uv {
 
     struct {
         _Atomic uint64_t frames_sent, frames_received, bytes_sent, bytes_received,
-            messages_dropped, requests_timed_out, requests_disconnected, handshakes_ok,
+            messages_dropped, requests_timed_out, requests_disconnected,
+            requests_unreachable, handshakes_ok,
             handshake_failures, dial_failures, bad_frames, duplicate_connections_closed,
             hlc_remote_ahead, writes, peers_connected, side_connections,
             side_connections_open, foreign_connections;
@@ -494,6 +511,57 @@ static int req_register(rpc_uv *t, rpc__peer *p, rpc__out *o)
     return RPC_OK;
 }
 
+/* A dial attempt to canonical peer p failed: every request still QUEUED on
+** it was never handed to any connection (see the file comment), so it fails
+** with RPC_ERR_UNREACHABLE now rather than at its deadline. One-way
+** messages and responses stay queued for the next connection. The frames
+** are taken out of the queue before any callback runs: a callback on this
+** thread may queue new frames on p (and make room by dropping messages).
+** Bounded by the peer's queue (peer_queue_frames_max). */
+static void peer_fail_queued(rpc_uv *t, rpc__peer *p)
+{
+    rpc__out *taken = NULL, **tail = &taken;
+    rpc__out *prev = NULL, *o = p->qhead;
+    while (o) {
+        rpc__out *nx = o->next;
+        if (o->kind == RPC_FRAME_REQUEST) { /* cancelled ones too: dead weight */
+            queue_remove_after(p, prev, o);
+            *tail = o;
+            tail = &o->next;
+        } else {
+            prev = o;
+        }
+        o = nx;
+    }
+    unsigned failed = 0;
+    while (taken) {
+        o = taken;
+        taken = o->next;
+        o->next = NULL;
+        if (o->req) { /* req_unlink clears o->req */
+            assert(o->req->state == REQ_QUEUED && o->req->out == o);
+            STAT_ADD(t, requests_unreachable, 1);
+            failed++;
+            req_finish(t, o->req, RPC_ERR_UNREACHABLE, NULL);
+        }
+        out_free(o);
+    }
+    if (failed > 0)
+        BASE_DEBUG("rpc", "node %llu: node %llu unreachable: %u queued requests failed",
+                   (unsigned long long)t->cfg.node_id, (unsigned long long)p->id, failed);
+}
+
+/* New requests to p fail at once: its latest dial failed and the backoff
+** before the next one has not elapsed. No grace: the failed dial is fresh
+** evidence, a wait would only delay the caller's failover, and the next
+** request after the backoff dials again (so a peer that came back is found
+** by demand, without probing idle peers). */
+static bool peer_in_failed_backoff(rpc_uv *t, const rpc__peer *p)
+{
+    return p->dial_failed && p->conn == NULL && p->dialing == NULL &&
+           uv_now(&t->loop) < p->next_dial_ms;
+}
+
 /* ---- side peers and routes -------------------------------------------------- */
 
 static bool addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
@@ -731,6 +799,11 @@ static void submit_one(rpc_uv *t, rpc__out *o)
             p->has_addr = true;
             p->attempts = 0;
             p->next_dial_ms = 0;
+            p->dial_failed = false; /* a new address: a fresh chance, now */
+            if (p->redial_armed) {
+                uv_timer_stop(&p->redial);
+                p->redial_armed = false;
+            }
             if (p->qhead)
                 mark_dirty(t, p);
         }
@@ -772,8 +845,12 @@ static void submit_one(rpc_uv *t, rpc__out *o)
         int fail = 0;
         if (!reachable)
             fail = p ? RPC_ERR_UNKNOWN_PEER : RPC_ERR_NOMEM;
+        else if (peer_in_failed_backoff(t, p))
+            fail = RPC_ERR_UNREACHABLE;
         else
             fail = req_register(t, p, o);
+        if (fail == RPC_ERR_UNREACHABLE)
+            STAT_ADD(t, requests_unreachable, 1);
         if (fail != 0) {
             o->cb(o->cb_ctx, fail, NULL);
             out_free(o);
@@ -951,6 +1028,7 @@ static void conn_close(rpc__conn *c, int fail_rc)
         return;
     rpc_uv *t = c->t;
     bool was_current = false;
+    bool dial_failed = false; /* c was p's dial attempt and it failed */
     c->state = CONN_CLOSING;
     rpc__peer *p = c->peer;
     if (p && p->side) {
@@ -972,6 +1050,8 @@ static void conn_close(rpc__conn *c, int fail_rc)
         if (p->dialing == c) {
             p->dialing = NULL;
             was_current = true;
+            /* not when another connection is up (an inbound one won) */
+            dial_failed = !c->dup_refused && p->conn == NULL;
         }
         rpc__req *r = p->reqs;
         while (r) {
@@ -988,6 +1068,10 @@ static void conn_close(rpc__conn *c, int fail_rc)
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
     if (p && !p->side && was_current && !t->stopping) {
         peer_schedule_redial(p, t);
+        if (dial_failed) {
+            p->dial_failed = true; /* first: callbacks below may submit */
+            peer_fail_queued(t, p);
+        }
         if (p->qhead)
             mark_dirty(t, p);
     }
@@ -1108,6 +1192,7 @@ static void conn_activate(rpc__conn *c, rpc__peer *p)
     p->conn = c;
     p->attempts = 0;
     p->next_dial_ms = 0;
+    p->dial_failed = false;
     BASE_DEBUG("rpc", "node %llu: connected to node %llu (%s)",
                (unsigned long long)t->cfg.node_id, (unsigned long long)p->id,
                c->outbound ? "dialed" : "accepted");
@@ -1163,6 +1248,7 @@ static void handle_handshake(rpc__conn *c, const rpc__header *h, const uint8_t *
         BASE_DEBUG("rpc", "node %llu: node %llu keeps its own connection to us",
                    (unsigned long long)t->cfg.node_id, (unsigned long long)hs.sender);
         STAT_ADD(t, duplicate_connections_closed, 1);
+        c->dup_refused = true;
         conn_close(c, RPC_ERR_DISCONNECTED);
         return;
     }
@@ -1511,6 +1597,7 @@ static void on_redial(uv_timer_t *h)
     rpc__peer *p = h->data;
     p->redial_armed = false;
     peer_maybe_dial(p);
+    flush_dirty(p->t); /* a failed dial's callbacks may have sent */
 }
 
 static void peer_maybe_dial(rpc__peer *p)
@@ -1536,6 +1623,8 @@ static void peer_maybe_dial(rpc__peer *p)
         peer_schedule_redial(p, t);
         p->redial_armed = true;
         uv_timer_start(&p->redial, on_redial, p->next_dial_ms - now, 0);
+        p->dial_failed = true;
+        peer_fail_queued(t, p); /* last: its callbacks may submit */
         return;
     }
     c->peer = p;
@@ -2023,6 +2112,7 @@ void rpc_uv_get_stats(rpc_uv *t, rpc_uv_stats *s)
 #define LD(f) s->f = atomic_load_explicit(&t->st.f, memory_order_relaxed)
     LD(frames_sent); LD(frames_received); LD(bytes_sent); LD(bytes_received);
     LD(messages_dropped); LD(requests_timed_out); LD(requests_disconnected);
+    LD(requests_unreachable);
     LD(handshakes_ok); LD(handshake_failures); LD(dial_failures); LD(bad_frames);
     LD(duplicate_connections_closed); LD(hlc_remote_ahead); LD(writes); LD(peers_connected);
     LD(side_connections); LD(side_connections_open); LD(foreign_connections);

@@ -9,6 +9,10 @@
 ** ids, their failures (refused, silent, self, other cluster, stop), the
 ** cluster id learnt late, a restart on the same port with a new node id,
 ** and PostgreSQL clients on the RPC port handed to foreign_connection.
+** Failing fast (RPC_ERR_UNREACHABLE): nothing listening, a refused
+** handshake, a peer killed mid-stream (written requests DISCONNECTED, even
+** a half-written one; later ones UNREACHABLE), the peer back, and a seeded
+** random mix checking exactly-once and "UNREACHABLE => never seen".
 ** No sleeps: every wait is on a condition with a bound (WAIT_MS).
 */
 #include <setjmp.h>
@@ -28,9 +32,12 @@
 #include <uv.h>
 
 #include "base/base.h"
-#include "rpc/rpc.h"
+#include "rpc/rpc_int.h" /* raw frames for a fake peer */
 
 #define WAIT_MS 20000 /* bound on every wait: a hang becomes a failure */
+/* A request deadline beyond every wait: a callback that a wait saw came
+** before the deadline, so it was not the timeout. */
+#define LONG_DEADLINE_MS 30000
 #define MAXN 4
 
 #define M_SEQ 1   /* one-way: payload u64 sequence */
@@ -38,6 +45,7 @@
 #define M_HOLD 3  /* request: remembered, never answered */
 #define M_SUM 4   /* request: answer with the crc32c of the payload */
 #define M_DEFER 5 /* request: remembered in node.deferred, answered by the test */
+#define M_MARK 6  /* request (random mix): token recorded as seen, maybe answered */
 #define DEFER_MAX 64
 
 /* State shared between the test thread and loop threads. */
@@ -65,7 +73,7 @@ typedef struct node {
 static node nodes[MAXN + 1];
 
 typedef struct tally {
-    int calls, ok, timeouts, disconnected, stopped, unknown, other;
+    int calls, ok, timeouts, disconnected, stopped, unknown, unreachable, other;
     int handshake, self, queue_full;
     int status_queue_full; /* answered with status RPC_ERR_QUEUE_FULL */
     int bad_echo;
@@ -106,6 +114,7 @@ static void on_reply(void *ctx, int rc, const rpc_message *m)
     case RPC_ERR_DISCONNECTED: t->disconnected++; break;
     case RPC_ERR_STOPPED: t->stopped++; break;
     case RPC_ERR_UNKNOWN_PEER: t->unknown++; break;
+    case RPC_ERR_UNREACHABLE: t->unreachable++; break;
     case RPC_ERR_HANDSHAKE: t->handshake++; t->other++; break;
     case RPC_ERR_SELF: t->self++; t->other++; break;
     case RPC_ERR_QUEUE_FULL: t->queue_full++; t->other++; break;
@@ -141,10 +150,15 @@ static void on_echo(void *ctx, int rc, const rpc_message *m)
     on_reply(e->tally, rc, m);
 }
 
+static void mix_handler(void *ctx, rpc_transport *t, const rpc_message *m);
+
 static void handler(void *ctx, rpc_transport *t, const rpc_message *m)
 {
     node *n = ctx;
     switch (m->method) {
+    case M_MARK:
+        mix_handler(ctx, t, m);
+        break;
     case M_SEQ: {
         uint64_t seq = 0;
         if (m->payload_len == 8)
@@ -207,8 +221,13 @@ static void slot_start(int slot, rpc_node_id id, int port, rpc_uv_config *cfg)
     cfg->handler = handler;
     cfg->handler_ctx = n;
     cfg->random_seed = id;
-    cfg->reconnect_base_ms = 10;
-    cfg->reconnect_max_ms = 100;
+    rpc_uv_config def;
+    rpc_uv_config_init(&def);
+    if (cfg->reconnect_base_ms == def.reconnect_base_ms &&
+        cfg->reconnect_max_ms == def.reconnect_max_ms) { /* not chosen by the test */
+        cfg->reconnect_base_ms = 10;
+        cfg->reconnect_max_ms = 100;
+    }
     int rc = rpc_uv_start(cfg, &n->uv);
     assert_int_equal(rc, 0);
     n->t = rpc_uv_transport(n->uv);
@@ -488,6 +507,28 @@ static void test_timeouts_and_unknown_peer(void **state)
     node_stop(2);
 }
 
+/* Echo `value` from slot `from` to node `to`, again while the answer is
+** RPC_ERR_UNREACHABLE (the peer is coming back; its backoff elapses). Returns
+** the first other result (0: answered, echo checked). Bounded by WAIT_MS. */
+static int echo_until_ok(int from, rpc_node_id to, uint64_t value)
+{
+    uint64_t deadline = uv_hrtime() + (uint64_t)WAIT_MS * 1000000;
+    for (;;) {
+        tally t = {0};
+        echo_ctx e = {&t, value};
+        assert_int_equal(rpc_request(nodes[from].t, to, M_ECHO, &value, 8, LONG_DEADLINE_MS,
+                                     on_echo, &e), 0);
+        wait_calls(&t, 1);
+        lock();
+        int rc = t.ok == 1 && t.bad_echo == 0 ? 0 : t.unreachable == 1 ? RPC_ERR_UNREACHABLE : -1;
+        unlock();
+        /* In the backoff each try fails at once: a spin bounded by the
+        ** backoff (reconnect_max_ms, 100 ms in these tests) and WAIT_MS. */
+        if (rc != RPC_ERR_UNREACHABLE || uv_hrtime() >= deadline)
+            return rc;
+    }
+}
+
 static bool dial_failed_twice(void *a)
 {
     rpc_uv_stats st;
@@ -514,21 +555,30 @@ static void test_peer_stopped_then_back(void **state)
     assert_int_equal(pending.disconnected, 5);
     unlock();
 
-    /* While node 2 is down: a request waits in the queue, dials fail with
-    ** backoff. Then node 2 comes back on the same port and it goes through. */
-    tally later = {0};
-    echo_ctx e = {&later, 7};
-    uint64_t seven = 7;
-    assert_int_equal(rpc_request(nodes[1].t, 2, M_ECHO, &seven, 8, WAIT_MS, on_echo, &e), 0);
-    assert_true(wait_for(dial_failed_twice, nodes[1].uv));
+    /* While node 2 is down: a request fails RPC_ERR_UNREACHABLE as soon as
+    ** the dial fails, well before its deadline; dials fail with backoff.
+    ** Then node 2 comes back on the same port and requests go through. */
+    tally early = {0};
+    uint64_t six = 6;
+    assert_int_equal(rpc_request(nodes[1].t, 2, M_ECHO, &six, 8, LONG_DEADLINE_MS, on_reply,
+                                 &early), 0);
+    wait_calls(&early, 1); /* bounded by WAIT_MS < LONG_DEADLINE_MS */
+    assert_int_equal(early.unreachable, 1);
+    /* Tries fail at once during the backoff (<= 100 ms here), then one
+    ** dials again and fails; bounded by WAIT_MS. */
+    uint64_t until = uv_hrtime() + (uint64_t)WAIT_MS * 1000000;
+    while (!dial_failed_twice(nodes[1].uv)) {
+        assert_true(uv_hrtime() < until);
+        tally again = {0};
+        assert_int_equal(rpc_request(nodes[1].t, 2, M_ECHO, &six, 8, LONG_DEADLINE_MS, on_reply,
+                                     &again), 0);
+        wait_calls(&again, 1);
+        assert_int_equal(again.unreachable, 1);
+    }
     rpc_uv_config cfg;
     rpc_uv_config_init(&cfg);
     node_start_cfg(2, port2, &cfg);
-    wait_calls(&later, 1);
-    lock();
-    assert_int_equal(later.ok, 1);
-    assert_int_equal(later.bad_echo, 0);
-    unlock();
+    assert_int_equal(echo_until_ok(1, 2, 7), 0);
     assert_int_equal(rpc_uv_add_peer(nodes[2].uv, 1, "127.0.0.1", nodes[1].port), 0);
     /* the other direction over the same connection (or a new one) */
     tally back = {0};
@@ -609,9 +659,9 @@ static void test_handshake_refusals(void **state)
     mesh(2);
     tally t = {0};
     uint64_t v = 1;
-    assert_int_equal(rpc_request(nodes[1].t, 2, M_ECHO, &v, 8, 300, on_reply, &t), 0);
+    assert_int_equal(rpc_request(nodes[1].t, 2, M_ECHO, &v, 8, LONG_DEADLINE_MS, on_reply, &t), 0);
     wait_calls(&t, 1);
-    assert_int_equal(t.timeouts, 1); /* never connected: waited in the queue */
+    assert_int_equal(t.unreachable, 1); /* refused handshake: never sent, failed at once */
     assert_true(wait_for(handshake_failed, nodes[1].uv));
     assert_true(wait_for(handshake_failed, nodes[2].uv));
     node_stop(1);
@@ -622,9 +672,10 @@ static void test_handshake_refusals(void **state)
     node_start(2);
     assert_int_equal(rpc_uv_add_peer(nodes[1].uv, 3, "127.0.0.1", nodes[2].port), 0);
     tally t3 = {0};
-    assert_int_equal(rpc_request(nodes[1].t, 3, M_ECHO, &v, 8, 300, on_reply, &t3), 0);
+    assert_int_equal(rpc_request(nodes[1].t, 3, M_ECHO, &v, 8, LONG_DEADLINE_MS, on_reply, &t3),
+                     0);
     wait_calls(&t3, 1);
-    assert_int_equal(t3.timeouts, 1);
+    assert_int_equal(t3.unreachable, 1); /* the wrong node answered: never sent */
     assert_true(wait_for(handshake_failed, nodes[2].uv));
     rpc_uv_stats st;
     rpc_uv_get_stats(nodes[2].uv, &st);
@@ -668,7 +719,10 @@ static void bounded_queue(rpc_drop_policy policy)
     uint64_t v = 1;
     assert_int_equal(rpc_request(nodes[1].t, 2, M_ECHO, &v, 8, WAIT_MS, on_reply, &t), 0);
     wait_calls(&t, 1);
-    assert_int_equal(t.other, 1); /* RPC_ERR_QUEUE_FULL */
+    /* RPC_ERR_QUEUE_FULL, or RPC_ERR_UNREACHABLE when the peer is in the
+    ** backoff after a failed dial (checked first): both "never sent" */
+    assert_int_equal(t.other + t.unreachable, 1);
+    assert_int_equal(t.other, t.queue_full);
     /* the peer comes up on that port: the kept 10 arrive, in order */
     rpc_uv_config c2;
     rpc_uv_config_init(&c2);
@@ -740,24 +794,13 @@ static void test_out_of_memory(void **state)
         lock();
         assert_int_equal(t.calls, accepted);
         unlock();
-        /* recovered: a fresh request goes through (reconnecting if needed) */
-        tally after = {0};
-        uint64_t v = 99;
-        echo_ctx e = {&after, 99};
-        assert_int_equal(rpc_request(nodes[1].t, 2, M_ECHO, &v, 8, WAIT_MS, on_echo, &e), 0);
-        {
-            calls_arg c = {&after, 1};
-            bool done = wait_for(calls_reached, &c);
-            if (!done)
-                printf("k=%ld: the request after the injection did not complete\n", ks[ki]);
-            assert_true(done);
-        }
-        lock();
-        if (after.ok != 1)
-            printf("k=%ld: after injection: timeouts %d disconnected %d unknown %d other %d\n",
-                   ks[ki], after.timeouts, after.disconnected, after.unknown, after.other);
-        assert_int_equal(after.ok, 1);
-        unlock();
+        /* recovered: a fresh request goes through (reconnecting if needed;
+        ** a dial that failed for want of memory leaves a backoff in which
+        ** requests fail UNREACHABLE: retried) */
+        int after = echo_until_ok(1, 2, 99);
+        if (after != 0)
+            printf("k=%ld: the request after the injection failed: %d\n", ks[ki], after);
+        assert_int_equal(after, 0);
         node_stop(1);
         node_stop(2);
         lock();
@@ -1351,6 +1394,453 @@ static void test_foreign_connection(void **state)
     node_stop(2);
 }
 
+/* ---- failing fast: RPC_ERR_UNREACHABLE ---------------------------------------- */
+
+/* A port where nobody listens: reserve one with a transport and stop it. */
+static int dead_port(void)
+{
+    node_start(2);
+    int port = nodes[2].port;
+    node_stop(2);
+    return port;
+}
+
+/* A registered peer with nothing listening: the request fails UNREACHABLE
+** when the dial fails, long before its deadline. While the peer is in the
+** backoff after that failure, new requests fail at once, without a dial;
+** one-way messages are kept (today's semantics). A new address resets the
+** backoff: the peer, now up, answers, and the kept messages arrive. */
+static void test_unreachable_fails_fast(void **state)
+{
+    (void)state;
+    int port2 = dead_port();
+    rpc_uv_config c1;
+    rpc_uv_config_init(&c1);
+    c1.reconnect_base_ms = 60000; /* the backoff outlasts the test */
+    c1.reconnect_max_ms = 60000;
+    node_start_cfg(1, 0, &c1);
+    assert_int_equal(rpc_uv_add_peer(nodes[1].uv, 2, "127.0.0.1", port2), 0);
+    tally first = {0};
+    uint64_t v = 1;
+    assert_int_equal(rpc_request(nodes[1].t, 2, M_ECHO, &v, 8, LONG_DEADLINE_MS, on_reply,
+                                 &first), 0);
+    wait_calls(&first, 1); /* bounded by WAIT_MS < LONG_DEADLINE_MS */
+    assert_int_equal(first.unreachable, 1);
+    rpc_uv_stats st = stats_of(1);
+    assert_int_equal(st.dial_failures, 1);
+    assert_int_equal(st.requests_unreachable, 1);
+    assert_int_equal(st.requests_timed_out, 0);
+
+    enum { IN_BACKOFF = 10 };
+    tally later = {0};
+    for (int i = 0; i < IN_BACKOFF; i++)
+        assert_int_equal(rpc_request(nodes[1].t, 2, M_ECHO, &v, 8, LONG_DEADLINE_MS, on_reply,
+                                     &later), 0);
+    for (int i = 0; i < 3; i++)
+        send_seq(1, 2);
+    wait_calls(&later, IN_BACKOFF);
+    assert_int_equal(later.unreachable, IN_BACKOFF);
+    st = stats_of(1);
+    assert_int_equal(st.dial_failures, 1); /* no dial during the backoff */
+    assert_int_equal(st.requests_unreachable, 1 + IN_BACKOFF);
+    assert_int_equal(st.messages_dropped, 0);
+
+    rpc_uv_config c2;
+    rpc_uv_config_init(&c2);
+    node_start_cfg(2, port2, &c2);
+    assert_int_equal(rpc_uv_add_peer(nodes[1].uv, 2, "127.0.0.1", port2), 0);
+    tally back = {0};
+    echo_ctx e = {&back, 5};
+    uint64_t five = 5;
+    assert_int_equal(rpc_request(nodes[1].t, 2, M_ECHO, &five, 8, LONG_DEADLINE_MS, on_echo, &e),
+                     0);
+    wait_calls(&back, 1);
+    assert_int_equal(back.ok, 1);
+    assert_int_equal(back.bad_echo, 0);
+    seq_arg s = {&nodes[2], 3};
+    assert_true(wait_for(seq_reached, &s));
+    lock();
+    assert_int_equal(nodes[2].seq_out_of_order, 0);
+    unlock();
+    node_stop(1);
+    node_stop(2);
+}
+
+/* A fake node 2 on a raw socket: it handshakes, reads only the first bytes
+** of the next frame (a 16 MiB request: half written), then resets the
+** connection and stops listening. */
+typedef struct fake_peer {
+    int listen_fd;
+    int port;
+    /* guarded by mu */
+    bool done;
+    const char *error;
+    ssize_t request_bytes_read; /* of the frame after the handshake */
+    uint8_t request_kind;
+} fake_peer;
+
+static bool read_full(int fd, uint8_t *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) { /* bounded: SO_RCVTIMEO on fd */
+        ssize_t n = recv(fd, buf + got, len - got, 0);
+        if (n <= 0)
+            return false;
+        got += (size_t)n;
+    }
+    return true;
+}
+
+static void fake_peer_main(void *arg)
+{
+    fake_peer *f = arg;
+    const char *error = NULL;
+    ssize_t n = -1;
+    uint8_t buf[RPC_FRAME_HEADER_SIZE + RPC_HANDSHAKE_SIZE];
+    int fd = accept(f->listen_fd, NULL, NULL); /* bounded: SO_RCVTIMEO */
+    if (fd < 0) {
+        error = "accept";
+        goto out;
+    }
+    struct timeval tv = {WAIT_MS / 1000, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (!read_full(fd, buf, sizeof(buf))) {
+        error = "reading the handshake";
+        goto out_fd;
+    }
+    uint8_t hs[RPC_HANDSHAKE_SIZE];
+    rpc__handshake h = {RPC_PROTOCOL_VERSION, 0, 2, 1};
+    rpc__handshake_encode(&h, hs);
+    rpc__header fh = {0};
+    fh.version = RPC_PROTOCOL_VERSION;
+    fh.kind = RPC_FRAME_HANDSHAKE;
+    fh.sender = 2;
+    fh.payload_len = RPC_HANDSHAKE_SIZE;
+    rpc__frame_encode(&fh, hs, sizeof(hs), buf);
+    if (send(fd, buf, sizeof(buf), MSG_NOSIGNAL) != (ssize_t)sizeof(buf)) {
+        error = "sending the handshake";
+        goto out_fd;
+    }
+    n = recv(fd, buf, 16, 0); /* the first bytes of the request, no more */
+    if (n <= 0)
+        error = "reading the request";
+out_fd:;
+    struct linger lg = {1, 0}; /* close with a reset, like a killed process */
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+out:
+    close(f->listen_fd); /* nobody listens any more: redials fail */
+    lock();
+    f->done = true;
+    f->error = error;
+    f->request_bytes_read = n;
+    f->request_kind = n >= 6 ? buf[5] : 0;
+    uv_cond_broadcast(&cv);
+    unlock();
+}
+
+static bool fake_done(void *a)
+{
+    return ((fake_peer *)a)->done;
+}
+
+static void fake_peer_listen(fake_peer *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(f->listen_fd >= 0);
+    int one = 1;
+    setsockopt(f->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct timeval tv = {WAIT_MS / 1000, 0};
+    setsockopt(f->listen_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(f->listen_fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(f->listen_fd, 4), 0);
+    socklen_t len = sizeof(a);
+    assert_int_equal(getsockname(f->listen_fd, (struct sockaddr *)&a, &len), 0);
+    f->port = ntohs(a.sin_port);
+}
+
+/* A peer killed mid-stream. Requests written on the connection fail
+** DISCONNECTED ("maybe sent"), also one the peer got only the first bytes
+** of; a request made after the kill fails UNREACHABLE (the redial finds
+** nobody) long before its deadline; the peer comes back on its port and
+** requests succeed again after the backoff. */
+static void test_peer_killed_mid_stream(void **state)
+{
+    (void)state;
+    fake_peer f;
+    fake_peer_listen(&f);
+    uv_thread_t th;
+    assert_int_equal(uv_thread_create(&th, fake_peer_main, &f), 0);
+    node_start(1);
+    assert_int_equal(rpc_uv_add_peer(nodes[1].uv, 2, "127.0.0.1", f.port), 0);
+    size_t big_len = RPC_FRAME_PAYLOAD_MAX;
+    uint8_t *big = calloc(1, big_len);
+    assert_non_null(big);
+    tally half = {0};
+    assert_int_equal(rpc_request(nodes[1].t, 2, M_ECHO, big, big_len, LONG_DEADLINE_MS, on_reply,
+                                 &half), 0);
+    free(big); /* copied by rpc_request */
+    assert_true(wait_for(fake_done, &f));
+    uv_thread_join(&th);
+    lock();
+    if (f.error)
+        printf("fake peer: %s\n", f.error);
+    assert_null(f.error);
+    assert_true(f.request_bytes_read > 0); /* the peer saw part of the frame... */
+    assert_int_equal(f.request_kind, RPC_FRAME_REQUEST);
+    unlock();
+    wait_calls(&half, 1);
+    assert_int_equal(half.disconnected, 1); /* ...so it is "maybe sent" */
+    assert_int_equal(half.unreachable, 0);
+
+    tally after = {0};
+    uint64_t v = 3;
+    assert_int_equal(rpc_request(nodes[1].t, 2, M_ECHO, &v, 8, LONG_DEADLINE_MS, on_reply, &after),
+                     0);
+    wait_calls(&after, 1);
+    assert_int_equal(after.unreachable, 1);
+
+    /* A real node 2 on that port: written requests it held fail
+    ** DISCONNECTED when it is stopped, later ones UNREACHABLE. */
+    rpc_uv_config c2;
+    rpc_uv_config_init(&c2);
+    node_start_cfg(2, f.port, &c2);
+    assert_int_equal(echo_until_ok(1, 2, 4), 0);
+    tally held = {0};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(rpc_request(nodes[1].t, 2, M_HOLD, &v, 8, LONG_DEADLINE_MS, on_reply,
+                                     &held), 0);
+    seq_arg h = {&nodes[2], 5};
+    assert_true(wait_for(held_reached, &h));
+    node_stop(2);
+    wait_calls(&held, 5);
+    assert_int_equal(held.disconnected, 5);
+    tally later = {0};
+    assert_int_equal(rpc_request(nodes[1].t, 2, M_ECHO, &v, 8, LONG_DEADLINE_MS, on_reply, &later),
+                     0);
+    wait_calls(&later, 1);
+    assert_int_equal(later.unreachable, 1);
+    /* back again */
+    node_start_cfg(2, f.port, &c2);
+    assert_int_equal(echo_until_ok(1, 2, 8), 0);
+    rpc_uv_stats st = stats_of(1);
+    assert_int_equal(st.requests_timed_out, 0);
+    assert_int_equal(st.requests_disconnected, 6);
+    node_stop(1);
+    node_stop(2);
+}
+
+/* A seeded random mix: bursts of requests to a stable node 3, to node 2
+** which is stopped and restarted on its port at random, and to a node 4
+** where nobody listens; one-way messages; short and long deadlines;
+** requests never answered (held); node 2's address re-registered; waits
+** that let traffic drain. Checks: every callback runs exactly once; a
+** request that failed UNREACHABLE was never seen by any handler, one
+** answered OK was; no answerable request waits for a long deadline. The
+** end stops the nodes in a random order (held requests fail STOPPED or
+** DISCONNECTED). MERIDIAN_SEED replays the choices (thread timing varies).
+** Bounded: MIX_STEPS steps of at most MIX_BURST_MAX requests. */
+#define MIX_STEPS 3000
+#define MIX_BURST_MAX 8
+#define MIX_REQS_MAX (MIX_STEPS * MIX_BURST_MAX)
+#define MIX_CHECK_EVERY 100
+
+typedef struct mix_req {
+    uint64_t token;
+    bool hold, short_deadline;
+    rpc_node_id to;
+    int calls; /* guarded by mu */
+    int rc;
+} mix_req;
+
+/* guarded by mu */
+static uint8_t mix_seen[MIX_REQS_MAX]; /* token seen by a handler */
+static int mix_answerable_done;        /* callbacks of requests not held */
+static int mix_short_done;             /* callbacks of short-deadline requests */
+
+static void mix_handler(void *ctx, rpc_transport *t, const rpc_message *m)
+{
+    (void)ctx;
+    if (m->request_id == 0 || m->payload_len != 9)
+        return;
+    uint64_t token = 0;
+    memcpy(&token, m->payload, 8);
+    bool hold = m->payload[8] != 0;
+    lock();
+    if (token < MIX_REQS_MAX)
+        mix_seen[token] = 1;
+    unlock();
+    if (!hold)
+        rpc_respond(t, m->from, m->request_id, 0, &token, 8);
+}
+
+static void mix_on_reply(void *ctx, int rc, const rpc_message *m)
+{
+    mix_req *q = ctx;
+    lock();
+    q->calls++;
+    q->rc = rc;
+    if (rc == RPC_OK) {
+        uint64_t got = UINT64_MAX;
+        if (m->payload_len == 8)
+            memcpy(&got, m->payload, 8);
+        if (got != q->token)
+            q->rc = -1; /* a wrong answer */
+    }
+    if (!q->hold)
+        mix_answerable_done++;
+    if (q->short_deadline)
+        mix_short_done++;
+    uv_cond_broadcast(&cv);
+    unlock();
+}
+
+static bool mix_answerable_caught_up(void *a)
+{
+    return mix_answerable_done >= *(int *)a;
+}
+
+static bool mix_short_caught_up(void *a)
+{
+    return mix_short_done >= *(int *)a;
+}
+
+static void mix_start(int slot, int port)
+{
+    rpc_uv_config c;
+    rpc_uv_config_init(&c);
+    c.listen_host = "127.0.0.1";
+    slot_start(slot, (rpc_node_id)slot, port, &c);
+}
+
+static void test_random_mix_exactly_once(void **state)
+{
+    (void)state;
+    uint64_t seed = getenv("MERIDIAN_SEED") ? strtoull(getenv("MERIDIAN_SEED"), NULL, 0)
+                                            : uv_hrtime();
+    printf("test_random_mix_exactly_once: MERIDIAN_SEED=%llu\n", (unsigned long long)seed);
+    uint64_t rng = seed;
+    int port4 = dead_port();
+    mix_start(1, 0);
+    mix_start(2, 0);
+    mix_start(3, 0);
+    int port2 = nodes[2].port;
+    assert_int_equal(rpc_uv_add_peer(nodes[1].uv, 2, "127.0.0.1", port2), 0);
+    assert_int_equal(rpc_uv_add_peer(nodes[1].uv, 3, "127.0.0.1", nodes[3].port), 0);
+    assert_int_equal(rpc_uv_add_peer(nodes[1].uv, 4, "127.0.0.1", port4), 0);
+    mix_req *reqs = calloc(MIX_REQS_MAX, sizeof(*reqs));
+    assert_non_null(reqs);
+    lock();
+    memset(mix_seen, 0, sizeof(mix_seen));
+    mix_answerable_done = mix_short_done = 0;
+    unlock();
+    bool up2 = true;
+    int nreq = 0, answerable = 0, shorts = 0, restarts = 0;
+    for (int i = 0; i < MIX_STEPS; i++) {
+        unsigned r = (unsigned)(rpc__splitmix64(&rng) % 100);
+        if (r < 60) {
+            int burst = 1 + (int)(rpc__splitmix64(&rng) % MIX_BURST_MAX);
+            for (int b = 0; b < burst; b++) {
+                mix_req *q = &reqs[nreq];
+                q->token = (uint64_t)nreq;
+                unsigned d = (unsigned)(rpc__splitmix64(&rng) % 100);
+                q->to = d < 45 ? 2 : d < 80 ? 3 : 4;
+                q->hold = rpc__splitmix64(&rng) % 10 == 0;
+                q->short_deadline = rpc__splitmix64(&rng) % 4 == 0;
+                int64_t deadline = q->short_deadline
+                                       ? 20 + (int64_t)(rpc__splitmix64(&rng) % 80)
+                                       : LONG_DEADLINE_MS;
+                uint8_t payload[9];
+                memcpy(payload, &q->token, 8);
+                payload[8] = q->hold;
+                answerable += !q->hold;
+                shorts += q->short_deadline;
+                nreq++;
+                assert_int_equal(rpc_request(nodes[1].t, q->to, M_MARK, payload, 9, deadline,
+                                             mix_on_reply, q), 0);
+            }
+        } else if (r < 70) {
+            uint64_t v = (uint64_t)i;
+            assert_int_equal(rpc_send(nodes[1].t, 2 + rpc__splitmix64(&rng) % 3, M_SEQ, &v, 8), 0);
+        } else if (r < 76) {
+            if (up2) {
+                node_stop(2);
+            } else {
+                mix_start(2, port2);
+                restarts++;
+            }
+            up2 = !up2;
+        } else if (r < 79) {
+            assert_int_equal(rpc_uv_add_peer(nodes[1].uv, 2, "127.0.0.1", port2), 0);
+        } else if (r < 85) {
+            assert_true(wait_for(mix_answerable_caught_up, &answerable));
+        }
+        if (i % MIX_CHECK_EVERY == MIX_CHECK_EVERY - 1) {
+            /* Nothing answerable waits for a long deadline: it is answered,
+            ** fails at once, or its short deadline passes. */
+            bool ok = wait_for(mix_answerable_caught_up, &answerable);
+            if (!ok)
+                printf("seed %llu: step %d: %d of %d answerable requests called back\n",
+                       (unsigned long long)seed, i, mix_answerable_done, answerable);
+            assert_true(ok);
+        }
+    }
+    assert_true(wait_for(mix_short_caught_up, &shorts));
+    /* Stop in a random order: held requests fail STOPPED (node 1 first) or
+    ** DISCONNECTED (their node first). */
+    bool one_first = rpc__splitmix64(&rng) % 2 == 0;
+    if (one_first)
+        node_stop(1);
+    if (up2)
+        node_stop(2);
+    node_stop(3);
+    if (!one_first)
+        node_stop(1);
+    int counts[6] = {0}; /* ok, timeout, disconnected, unreachable, stopped, other */
+    int by_target[3][6] = {{0}};
+    lock();
+    for (int i = 0; i < nreq; i++) {
+        mix_req *q = &reqs[i];
+        if (q->calls != 1 || (q->rc == RPC_ERR_UNREACHABLE && mix_seen[q->token]) ||
+            (q->rc == RPC_OK && !mix_seen[q->token]) || (q->hold && q->rc == RPC_OK) ||
+            (q->to == 4 && q->rc != RPC_ERR_UNREACHABLE && q->rc != RPC_ERR_TIMEOUT))
+            printf("seed %llu: request %d to node %llu (hold %d): %d calls, rc %s, seen %d\n",
+                   (unsigned long long)seed, i, (unsigned long long)q->to, q->hold, q->calls,
+                   rpc_strerror(q->rc), mix_seen[q->token]);
+        assert_int_equal(q->calls, 1);
+        if (q->rc == RPC_ERR_UNREACHABLE)
+            assert_int_equal(mix_seen[q->token], 0); /* never sent means never seen */
+        if (q->rc == RPC_OK)
+            assert_int_equal(mix_seen[q->token], 1);
+        if (q->hold)
+            assert_true(q->rc != RPC_OK);
+        if (q->to == 4) /* nobody there: fails fast (or its short deadline first) */
+            assert_true(q->rc == RPC_ERR_UNREACHABLE || q->rc == RPC_ERR_TIMEOUT);
+        int k = q->rc == RPC_OK                 ? 0
+                : q->rc == RPC_ERR_TIMEOUT      ? 1
+                : q->rc == RPC_ERR_DISCONNECTED ? 2
+                : q->rc == RPC_ERR_UNREACHABLE  ? 3
+                : q->rc == RPC_ERR_STOPPED      ? 4
+                                                : 5;
+        counts[k]++;
+        by_target[q->to - 2][k]++;
+    }
+    unlock();
+    printf("mix: %d requests, node 2 restarted %d times, node %d stopped first\n", nreq,
+           restarts, one_first ? 1 : 3);
+    for (int i = 0; i < 3; i++)
+        printf("  to node %d: ok %d timeout %d disconnected %d unreachable %d stopped %d\n", i + 2,
+               by_target[i][0], by_target[i][1], by_target[i][2], by_target[i][3],
+               by_target[i][4]);
+    assert_int_equal(counts[5], 0);
+    assert_true(counts[0] > 0 && counts[3] > 0);
+    free(reqs);
+}
+
 int main(void)
 {
     uv_mutex_init(&mu);
@@ -1377,6 +1867,9 @@ int main(void)
         cmocka_unit_test(test_side_connection_idle_close),
         cmocka_unit_test(test_request_addr_out_of_memory),
         cmocka_unit_test(test_foreign_connection),
+        cmocka_unit_test(test_unreachable_fails_fast),
+        cmocka_unit_test(test_peer_killed_mid_stream),
+        cmocka_unit_test(test_random_mix_exactly_once),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     uv_cond_destroy(&cv);
