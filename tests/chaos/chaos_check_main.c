@@ -1,7 +1,8 @@
 /*
 ** tests/chaos/chaos_check_main.c: `chaos-check`, run one checker on a
-** recorded history file and print the report. The chaos runner (later)
-** calls the library directly; this is for humans and scripts.
+** recorded history file and print the report. The chaos runner
+** (runner_main.c) calls the library directly; this is for humans and
+** scripts, e.g. on RESULTS/history.txt of a run.
 **
 **   chaos-check list-append [--serializable] FILE
 **   chaos-check register [--initial N] [--budget N] FILE

@@ -1,0 +1,695 @@
+/*
+** tests/chaos/runner_main.c: `chaos_run` (tests/chaos/run), the chaos
+** runner of issue 7: a real cluster, real clients, faults, a checked
+** history. docs/chaos.md ("The runner") is the manual.
+**
+**   chaos_run --workload bank|register|set|append --nemesis kill,pause[,partition]
+**             --nodes 3|5 --time SECONDS --seed N [--results DIR] [--bin PATH]
+**             [--clients K] [--teeth] [--no-netns] [--keep-data] ...
+**
+** Phases: namespaces and nodes, `meridian init`, tables; K client threads
+** run the workload while the main thread runs the nemesis schedule (one
+** fault at a time, each healed after its hold time); at the time limit the
+** clients stop, every fault is healed, the final reads go through every
+** node, the nodes are stopped (SIGTERM) and the checker judges the history.
+**
+** Exit: 0 valid; 1 a violation (checker invalid, a node crashed or exited
+** uncleanly, a result no correct database gives); 2 no verdict (unknown,
+** no progress, final reads failed, the teeth check not biting); 3 setup or
+** usage error; 130 interrupted.
+**
+** Invariants: the main thread is the only one that forks (runner.h); the
+** nemesis never has more than one fault active and never takes down more
+** than a minority; on every exit path after the cluster exists, clients are
+** joined and nodes stopped before main returns.
+*/
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/chaos/runner.h"
+#include "tests/lib/mtest_node.h"
+
+#define MAIN_TICK_MS 100                 /* nemesis loop step */
+#define MAIN_CRASH_RESTARTS_MAX 5        /* restarts of a node that keeps crashing */
+#define MAIN_MARKER ".chaos-results"     /* a directory the runner may clear */
+
+enum { EXIT_VALID = 0, EXIT_VIOLATION = 1, EXIT_NO_VERDICT = 2, EXIT_SETUP = 3, EXIT_INTR = 130 };
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig) { interrupted = sig; }
+
+static int64_t now_ms(void) { return base_monotonic_ns() / 1000000; }
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: chaos_run --workload bank|register|set|append --nemesis kill,pause[,partition]|none\n"
+            "                 --nodes N --time SECONDS [--seed N] [--results DIR] [--bin PATH]\n"
+            "  --clients K          client threads (default 5)\n"
+            "  --teeth              also check the history with one injected fault: it must be invalid\n"
+            "  --no-netns           nodes on loopback even when namespaces are possible\n"
+            "  --keep-data          keep the nodes' data/ directories when the run is valid\n"
+            "  --op-timeout MS      deadline of one client operation (default 4000)\n"
+            "  --rate N             operations per second per client (default 0: unthrottled)\n"
+            "  --gap MS             faults start GAP..2*GAP after the previous heal (default 1500)\n"
+            "  --hold MS            a fault lasts HOLD..2*HOLD (default 2500)\n"
+            "  --accounts N         bank accounts (default 5)\n"
+            "  --ops-per-key N      register ops per key before moving on (default 100)\n"
+            "  --writes-per-key N   list-append appends per key (default 32)\n"
+            "  --log-level L        the nodes' log level (default info)\n"
+            "exit: 0 valid, 1 violation, 2 no verdict, 3 setup/usage error, 130 interrupted\n");
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+/* The meridian next to this binary (BUILD/tests/chaos/chaos_run ->
+** BUILD/meridian), else $MERIDIAN_BIN, else PATH. */
+static void default_bin(char *out, size_t size) {
+    const char *env = getenv("MERIDIAN_BIN");
+    if (env != NULL && env[0] != '\0') {
+        base_strlcpy(out, env, size);
+        return;
+    }
+    char self[CRUN_PATH_MAX - 32]; /* room for "/../../meridian" in out */
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            snprintf(out, size, "%s/../../meridian", self);
+            char real[PATH_MAX];
+            if (realpath(out, real) != NULL && access(real, X_OK) == 0) {
+                base_strlcpy(out, real, size);
+                return;
+            }
+        }
+    }
+    base_strlcpy(out, "meridian", size);
+}
+
+static int parse_nemeses(const char *s, unsigned *out) {
+    *out = 0;
+    if (strcmp(s, "none") == 0) return 0;
+    char buf[128];
+    base_strlcpy(buf, s, sizeof buf);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+        if (strcmp(t, "kill") == 0) *out |= CRUN_NEM_KILL;
+        else if (strcmp(t, "pause") == 0) *out |= CRUN_NEM_PAUSE;
+        else if (strcmp(t, "partition") == 0) *out |= CRUN_NEM_PARTITION;
+        else return -1;
+    }
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, crun_config *cfg) {
+    enum { O_WORKLOAD = 1000, O_NEMESIS, O_NODES, O_TIME, O_SEED, O_RESULTS, O_BIN, O_CLIENTS,
+           O_TEETH, O_NO_NETNS, O_KEEP, O_OP_TIMEOUT, O_GAP, O_HOLD, O_ACCOUNTS, O_OPS_PER_KEY,
+           O_WRITES_PER_KEY, O_LOG, O_RATE, O_HELP };
+    static const struct option opts[] = {
+        {"workload", required_argument, NULL, O_WORKLOAD},
+        {"nemesis", required_argument, NULL, O_NEMESIS},
+        {"nodes", required_argument, NULL, O_NODES},
+        {"time", required_argument, NULL, O_TIME},
+        {"seed", required_argument, NULL, O_SEED},
+        {"results", required_argument, NULL, O_RESULTS},
+        {"bin", required_argument, NULL, O_BIN},
+        {"clients", required_argument, NULL, O_CLIENTS},
+        {"teeth", no_argument, NULL, O_TEETH},
+        {"no-netns", no_argument, NULL, O_NO_NETNS},
+        {"keep-data", no_argument, NULL, O_KEEP},
+        {"op-timeout", required_argument, NULL, O_OP_TIMEOUT},
+        {"gap", required_argument, NULL, O_GAP},
+        {"hold", required_argument, NULL, O_HOLD},
+        {"accounts", required_argument, NULL, O_ACCOUNTS},
+        {"ops-per-key", required_argument, NULL, O_OPS_PER_KEY},
+        {"writes-per-key", required_argument, NULL, O_WRITES_PER_KEY},
+        {"log-level", required_argument, NULL, O_LOG},
+        {"rate", required_argument, NULL, O_RATE},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    memset(cfg, 0, sizeof *cfg);
+    cfg->workload = (crun_workload)-1;
+    cfg->nodes = 3;
+    cfg->clients = 5;
+    cfg->time_s = 20;
+    cfg->op_timeout_ms = 4000;
+    cfg->node_log_level = "info";
+    cfg->accounts = 5;
+    cfg->register_ops_per_key = 100;
+    cfg->append_writes_per_key = 32;
+    int gap = 1500, hold = 2500;
+    bool have_seed = false, have_nemesis = false;
+    const char *results = NULL;
+    int opt;
+    long v;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (opt) {
+        case O_WORKLOAD:
+            if (!strcmp(optarg, "bank")) cfg->workload = CRUN_WL_BANK;
+            else if (!strcmp(optarg, "register")) cfg->workload = CRUN_WL_REGISTER;
+            else if (!strcmp(optarg, "set")) cfg->workload = CRUN_WL_SET;
+            else if (!strcmp(optarg, "append") || !strcmp(optarg, "list-append"))
+                cfg->workload = CRUN_WL_APPEND;
+            else goto bad;
+            break;
+        case O_NEMESIS:
+            if (parse_nemeses(optarg, &cfg->nemeses) != 0) goto bad;
+            have_nemesis = true;
+            break;
+        case O_NODES:
+            if (parse_int(optarg, 1, CRUN_NODES_MAX, &v)) goto bad;
+            cfg->nodes = (int)v;
+            break;
+        case O_TIME:
+            if (parse_int(optarg, 1, CRUN_TIME_S_MAX, &v)) goto bad;
+            cfg->time_s = (int)v;
+            break;
+        case O_SEED: {
+            char *end = NULL;
+            errno = 0;
+            cfg->seed = strtoull(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0') goto bad;
+            have_seed = true;
+            break;
+        }
+        case O_RESULTS: results = optarg; break;
+        case O_BIN: base_strlcpy(cfg->bin, optarg, sizeof cfg->bin); break;
+        case O_CLIENTS:
+            if (parse_int(optarg, 1, CRUN_CLIENTS_MAX, &v)) goto bad;
+            cfg->clients = (int)v;
+            break;
+        case O_TEETH: cfg->teeth = true; break;
+        case O_NO_NETNS: cfg->no_netns = true; break;
+        case O_KEEP: cfg->keep_data = true; break;
+        case O_OP_TIMEOUT:
+            if (parse_int(optarg, 100, 600000, &v)) goto bad;
+            cfg->op_timeout_ms = (int)v;
+            break;
+        case O_GAP:
+            if (parse_int(optarg, 0, 3600000, &v)) goto bad;
+            gap = (int)v;
+            break;
+        case O_HOLD:
+            if (parse_int(optarg, 0, 3600000, &v)) goto bad;
+            hold = (int)v;
+            break;
+        case O_ACCOUNTS:
+            if (parse_int(optarg, 2, 64, &v)) goto bad;
+            cfg->accounts = (int)v;
+            break;
+        case O_OPS_PER_KEY:
+            if (parse_int(optarg, 1, 100000, &v)) goto bad;
+            cfg->register_ops_per_key = (int)v;
+            break;
+        case O_WRITES_PER_KEY:
+            if (parse_int(optarg, 1, 100000, &v)) goto bad;
+            cfg->append_writes_per_key = (int)v;
+            break;
+        case O_LOG: cfg->node_log_level = optarg; break;
+        case O_RATE:
+            if (parse_int(optarg, 0, 100000, &v)) goto bad;
+            cfg->rate = (int)v;
+            break;
+        case O_HELP:
+        case 'h': usage(stdout); return 1;
+        default: goto bad;
+        }
+    }
+    if (optind < argc || (int)cfg->workload < 0 || !have_nemesis) goto bad;
+    cfg->fault_gap_ms_min = gap;
+    cfg->fault_gap_ms_max = 2 * gap;
+    cfg->fault_hold_ms_min = hold;
+    cfg->fault_hold_ms_max = 2 * hold;
+    if (!have_seed) {
+        const char *env = getenv("MERIDIAN_SEED");
+        cfg->seed = env != NULL && env[0] ? strtoull(env, NULL, 10)
+                                          : (uint64_t)base_realtime_ns() ^ (uint64_t)getpid();
+        cfg->seed %= 1000000000000ull; /* short enough to type */
+    }
+    if (cfg->bin[0] == '\0') default_bin(cfg->bin, sizeof cfg->bin);
+    if (results == NULL) {
+        snprintf(cfg->results, sizeof cfg->results, "chaos-results/%s-%" PRIu64,
+                 crun_workload_name(cfg->workload), cfg->seed);
+    } else {
+        base_strlcpy(cfg->results, results, sizeof cfg->results);
+    }
+    return 0;
+bad:
+    usage(stderr);
+    return -1;
+}
+
+/* mkdir -p */
+static int mkdirs(const char *path) {
+    char tmp[CRUN_PATH_MAX];
+    base_strlcpy(tmp, path, sizeof tmp);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return mkdir(tmp, 0755) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+/* Create the results directory: new, empty, or one of ours (cleared). */
+static int results_dir(crun_config *cfg) {
+    char marker[CRUN_PATH_MAX + 32];
+    snprintf(marker, sizeof marker, "%s/%s", cfg->results, MAIN_MARKER);
+    if (access(marker, F_OK) == 0) {
+        mtest_remove_tree(cfg->results);
+    } else if (access(cfg->results, F_OK) == 0 && rmdir(cfg->results) != 0 && errno != ENOENT) {
+        fprintf(stderr, "chaos: %s exists and is not a chaos results directory\n", cfg->results);
+        return -1;
+    }
+    if (mkdirs(cfg->results) != 0) {
+        fprintf(stderr, "chaos: mkdir %s: %s\n", cfg->results, strerror(errno));
+        return -1;
+    }
+    char real[PATH_MAX];
+    if (realpath(cfg->results, real) == NULL) return -1;
+    base_strlcpy(cfg->results, real, sizeof cfg->results);
+    snprintf(marker, sizeof marker, "%s/%s", cfg->results, MAIN_MARKER);
+    FILE *f = fopen(marker, "we");
+    if (f == NULL) return -1;
+    fclose(f);
+    return 0;
+}
+
+/* ---- clients ------------------------------------------------------------------ */
+
+static void *client_main(void *arg) {
+    crun_client *c = arg;
+    crun_ctx *ctx = c->ctx;
+    int64_t next_ns = base_monotonic_ns();
+    while (!atomic_load(&ctx->stop)) {
+        if (ctx->cfg->rate > 0) { /* the schedule of --rate, not a wait for a condition */
+            next_ns += 1000000000ll / ctx->cfg->rate;
+            int64_t wait_ns = next_ns - base_monotonic_ns();
+            if (wait_ns > 0) {
+                struct timespec ts = {wait_ns / 1000000000ll, wait_ns % 1000000000ll};
+                nanosleep(&ts, NULL);
+            } else {
+                next_ns = base_monotonic_ns(); /* behind: no burst to catch up */
+            }
+        }
+        if (c->pg == NULL && !crun_client_connect(c)) {
+            struct timespec ts = {0, 100 * 1000L * 1000L}; /* no node answers: retry step */
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        /* After an indeterminate op, continue as a new process, as Jepsen
+        ** does: the old one may still be "running" it. */
+        if (crun_wl_op(c) == CRUN_INFO) c->process += ctx->cfg->clients;
+    }
+    crun_client_disconnect(c);
+    return NULL;
+}
+
+/* ---- nemesis ------------------------------------------------------------------ */
+
+typedef struct fault {
+    bool active;
+    unsigned kind;               /* one CRUN_NEM_* bit */
+    int targets[CRUN_NODES_MAX];
+    int n_targets;
+    bool one_way;                /* partition: only the targets' outbound packets */
+    int64_t heal_at_ms;
+} fault;
+
+typedef struct fault_stats {
+    int kills, pauses, partitions, crashes;
+} fault_stats;
+
+static void describe_targets(const fault *f, char *out, size_t size) {
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < f->n_targets && used < size; i++)
+        used += (size_t)snprintf(out + used, size - used, "%sn%d", i ? "," : "", f->targets[i] + 1);
+}
+
+static void fault_start(crun_cluster *c, const crun_config *cfg, uint64_t *rng, fault *f,
+                        fault_stats *st) {
+    unsigned kinds[3];
+    int nk = 0;
+    if (cfg->nemeses & CRUN_NEM_KILL) kinds[nk++] = CRUN_NEM_KILL;
+    if (cfg->nemeses & CRUN_NEM_PAUSE) kinds[nk++] = CRUN_NEM_PAUSE;
+    if ((cfg->nemeses & CRUN_NEM_PARTITION) && c->netns) kinds[nk++] = CRUN_NEM_PARTITION;
+    int minority = (c->n - 1) / 2;
+    if (nk == 0 || minority == 0) return;
+    memset(f, 0, sizeof *f);
+    f->kind = kinds[crun_rand_range(rng, 0, nk - 1)];
+    f->n_targets = (int)crun_rand_range(rng, 1, minority);
+    /* Half of the time aim at the leaseholder: its failure is the
+    ** interesting one (failover, a paused holder waking up). */
+    bool chosen[CRUN_NODES_MAX] = {false};
+    int k = 0;
+    if (crun_rand(rng) % 2 == 0) {
+        int lh = crun_cluster_leaseholder(c);
+        if (lh >= 0) {
+            chosen[lh] = true;
+            f->targets[k++] = lh;
+        }
+    }
+    while (k < f->n_targets) {
+        int i = (int)crun_rand_range(rng, 0, c->n - 1);
+        if (chosen[i]) continue;
+        chosen[i] = true;
+        f->targets[k++] = i;
+    }
+    char who[64];
+    describe_targets(f, who, sizeof who);
+    int failures = 0;
+    switch (f->kind) {
+    case CRUN_NEM_KILL:
+        for (int i = 0; i < f->n_targets; i++) failures += crun_node_kill(c, f->targets[i]) != 0;
+        crun_log(c, "kill -9 %s", who);
+        st->kills++;
+        break;
+    case CRUN_NEM_PAUSE:
+        for (int i = 0; i < f->n_targets; i++) failures += crun_node_pause(c, f->targets[i]) != 0;
+        crun_log(c, "pause (SIGSTOP) %s", who);
+        st->pauses++;
+        break;
+    case CRUN_NEM_PARTITION:
+        f->one_way = crun_rand(rng) % 4 == 0;
+        for (int i = 0; i < c->n; i++) {
+            if (!chosen[i]) continue;
+            for (int j = 0; j < c->n; j++) {
+                if (chosen[j]) continue;
+                failures += crun_net_cut(c, i, j) != 0;
+                if (!f->one_way) failures += crun_net_cut(c, j, i) != 0;
+            }
+        }
+        crun_log(c, "partition %s %s the rest", who, f->one_way ? "-/-> (one way)" : "<-/->");
+        st->partitions++;
+        break;
+    }
+    if (failures > 0) crun_log(c, "WARNING: %d fault actions failed", failures);
+    f->active = true;
+    f->heal_at_ms = now_ms() + crun_rand_range(rng, cfg->fault_hold_ms_min, cfg->fault_hold_ms_max);
+}
+
+/* Heal f (if active) and anything else left: crashed or killed nodes are
+** restarted, paused ones continued, cuts removed. */
+static void heal_all(crun_cluster *c, fault *f) {
+    char who[64];
+    if (f->active) {
+        describe_targets(f, who, sizeof who);
+        switch (f->kind) {
+        case CRUN_NEM_KILL: crun_log(c, "restart %s", who); break;
+        case CRUN_NEM_PAUSE: crun_log(c, "resume (SIGCONT) %s", who); break;
+        case CRUN_NEM_PARTITION: crun_log(c, "heal the partition"); break;
+        }
+    }
+    f->active = false;
+    if (crun_net_heal_all(c) != 0) crun_log(c, "WARNING: could not heal every cut");
+    for (int i = 0; i < c->n; i++) {
+        crun_node *n = &c->nodes[i];
+        if (n->paused) crun_node_resume(c, i);
+        if (n->pid == 0 && n->unexpected_exits <= MAIN_CRASH_RESTARTS_MAX) {
+            if (crun_node_start(c, i) != 0) crun_log(c, "WARNING: cannot restart n%d", i + 1);
+        }
+    }
+}
+
+/* ---- the run ------------------------------------------------------------------ */
+
+static const char *nemesis_names(unsigned bits, char *buf, size_t size) {
+    snprintf(buf, size, "%s%s%s", bits & CRUN_NEM_KILL ? "kill," : "",
+             bits & CRUN_NEM_PAUSE ? "pause," : "", bits & CRUN_NEM_PARTITION ? "partition," : "");
+    size_t len = strlen(buf);
+    if (len > 0) buf[len - 1] = '\0';
+    else base_strlcpy(buf, "none", size);
+    return buf;
+}
+
+static int write_file(const char *dir, const char *name, const void *data, size_t len) {
+    char path[CRUN_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "we");
+    if (f == NULL) return -1;
+    size_t w = len > 0 ? fwrite(data, 1, len, f) : 0;
+    int rc = fclose(f);
+    return w == len && rc == 0 ? 0 : -1;
+}
+
+/* RESULTS/history.txt: the run's lines, then the final reads (may be NULL). */
+static void write_history(crun_ctx *ctx, const base_buf *finals) {
+    base_buf all = {0};
+    pthread_mutex_lock(&ctx->history->mu);
+    int rc = base_buf_append(&all, ctx->history->text.data, ctx->history->text.len);
+    pthread_mutex_unlock(&ctx->history->mu);
+    if (rc == 0 && finals != NULL) rc = base_buf_append(&all, finals->data, finals->len);
+    if (rc != 0 || write_file(ctx->cfg->results, "history.txt", all.data, all.len) != 0)
+        fprintf(stderr, "chaos: cannot write %s/history.txt\n", ctx->cfg->results);
+    base_buf_free(&all);
+}
+
+int main(int argc, char **argv) {
+    crun_config cfg;
+    int pr = parse_args(argc, argv, &cfg);
+    if (pr != 0) return pr > 0 ? 0 : EXIT_SETUP;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (access(cfg.bin, X_OK) != 0) {
+        fprintf(stderr, "chaos: no meridian binary at %s (use --bin or MERIDIAN_BIN)\n", cfg.bin);
+        return EXIT_SETUP;
+    }
+    if (results_dir(&cfg) != 0) return EXIT_SETUP;
+
+    static crun_cluster cluster;
+    static crun_history history;
+    static crun_ctx ctx;
+    base_buf summary = {0}, report = {0}, teeth_report = {0}, final_text = {0};
+    fault cur = {0};
+    fault_stats stats = {0};
+    int exit_code = EXIT_SETUP, clients_started = 0;
+    bool cluster_up = false;
+    char nem[64], why_fail[512] = "";
+    uint64_t rng = cfg.seed;
+
+    printf("chaos: workload %s, nemesis %s, %d nodes, %d clients, %d s, seed %" PRIu64 "\n",
+           crun_workload_name(cfg.workload), nemesis_names(cfg.nemeses, nem, sizeof nem), cfg.nodes,
+           cfg.clients, cfg.time_s, cfg.seed);
+    printf("chaos: binary %s; results %s\n", cfg.bin, cfg.results);
+    cluster_up = true; /* from here on, stop what init made, even half-way */
+    if (crun_cluster_init(&cluster, &cfg) != 0) goto stop;
+    if (crun_history_init(&history, cluster.t0_ns) != 0) goto stop;
+    cluster.history = &history;
+    crun_history_comment(&history, "chaos run: workload %s, nemesis %s, %d nodes, seed %" PRIu64,
+                         crun_workload_name(cfg.workload), nem, cfg.nodes, cfg.seed);
+    if (cluster.netns) {
+        printf("chaos: network: one namespace per node (%s1..%d on a bridge); partitions are "
+               "real\n", CRUN_NET_PREFIX, cfg.nodes);
+    } else {
+        printf("chaos: network: loopback (%s); partition unavailable%s\n", cluster.netns_why,
+               (cfg.nemeses & CRUN_NEM_PARTITION) ? ": the partition nemesis is skipped" : "");
+    }
+    if (crun_cluster_bootstrap(&cluster) != 0 || interrupted) goto stop;
+    ctx.cfg = &cfg;
+    ctx.cluster = &cluster;
+    ctx.history = &history;
+    atomic_store(&ctx.stop, false);
+    if (crun_wl_setup(&ctx) != 0 || interrupted) goto stop;
+    crun_log(&cluster, "workload %s set up; %d clients start", crun_workload_name(cfg.workload),
+             cfg.clients);
+
+    for (int i = 0; i < cfg.clients; i++) {
+        crun_client *c = &ctx.clients[i];
+        c->ctx = &ctx;
+        c->index = i;
+        c->process = i;
+        c->node = i % cluster.n;
+        c->rng = cfg.seed * 1000003u + (uint64_t)i + 1;
+        if (pthread_create(&c->thread, NULL, client_main, c) != 0) break;
+        c->started = true;
+        clients_started++;
+    }
+    if (clients_started != cfg.clients) goto stop;
+
+    /* The nemesis schedule, on the main thread (it forks). */
+    int64_t end_ms = now_ms() + (int64_t)cfg.time_s * 1000;
+    int64_t next_fault_ms = now_ms() + crun_rand_range(&rng, cfg.fault_gap_ms_min, cfg.fault_gap_ms_max);
+    while (!interrupted && now_ms() < end_ms) {
+        int crashed = crun_cluster_reap(&cluster);
+        if (crashed > 0) {
+            stats.crashes += crashed;
+            heal_all(&cluster, &cur); /* never more than a minority down */
+            next_fault_ms = now_ms() + crun_rand_range(&rng, cfg.fault_gap_ms_min, cfg.fault_gap_ms_max);
+        }
+        if (cur.active && now_ms() >= cur.heal_at_ms) {
+            heal_all(&cluster, &cur);
+            next_fault_ms = now_ms() + crun_rand_range(&rng, cfg.fault_gap_ms_min, cfg.fault_gap_ms_max);
+        } else if (!cur.active && cfg.nemeses != 0 && now_ms() >= next_fault_ms &&
+                   now_ms() + cfg.fault_hold_ms_min < end_ms) {
+            fault_start(&cluster, &cfg, &rng, &cur, &stats);
+        }
+        struct timespec ts = {0, MAIN_TICK_MS * 1000L * 1000L}; /* the schedule's clock */
+        nanosleep(&ts, NULL);
+    }
+    atomic_store(&ctx.stop, true);
+    for (int i = 0; i < cfg.clients; i++) {
+        if (ctx.clients[i].started) pthread_join(ctx.clients[i].thread, NULL);
+        ctx.clients[i].started = false;
+    }
+    stats.crashes += crun_cluster_reap(&cluster);
+    heal_all(&cluster, &cur);
+    if (interrupted) {
+        write_history(&ctx, NULL);
+        goto stop;
+    }
+    crun_log(&cluster, "clients stopped, faults healed; final reads through every node");
+    int final_rc = crun_wl_final(&ctx);
+    crun_log(&cluster, "final reads %s", final_rc == 0 ? "done" : "FAILED");
+    stats.crashes += crun_cluster_reap(&cluster);
+    crun_cluster_stop(&cluster);
+    cluster_up = false;
+
+    /* Write the history, judge it, and report. */
+    crun_wl_final_text(&ctx, &final_text);
+    write_history(&ctx, &final_text);
+
+    /* Judged even when a node gave no final read: a violation in what was
+    ** recorded still counts; the missing read then only costs the verdict. */
+    int verdict = crun_wl_check(&ctx, false, &report, NULL, 0);
+    char mutation[256] = "";
+    int teeth_verdict = -2;
+    if (cfg.teeth && verdict == CHAOS_VALID)
+        teeth_verdict = crun_wl_check(&ctx, true, &teeth_report, mutation, sizeof mutation);
+
+    uint64_t total = history.counts[CRUN_OK] + history.counts[CRUN_FAIL] + history.counts[CRUN_INFO];
+    base_buf_printf(&summary, "\n==== chaos summary: workload %s, nemesis %s, %d nodes, %d s, seed %" PRIu64 "\n",
+                    crun_workload_name(cfg.workload), nem, cfg.nodes, cfg.time_s, cfg.seed);
+    if (cluster.netns)
+        base_buf_printf(&summary, "network: a namespace per node (partitions are real)\n");
+    else
+        base_buf_printf(&summary, "network: loopback (%s): partition unavailable\n", cluster.netns_why);
+    base_buf_printf(&summary, "faults: %d kill, %d pause, %d partition; crashes: %d\n", stats.kills,
+                    stats.pauses, stats.partitions, stats.crashes);
+    base_buf_printf(&summary, "ops: %" PRIu64 " (ok %" PRIu64 ", failed %" PRIu64 ", unknown %" PRIu64 ")",
+                    total, history.counts[CRUN_OK], history.counts[CRUN_FAIL], history.counts[CRUN_INFO]);
+    for (int i = 0; i < history.n_states; i++)
+        base_buf_printf(&summary, "%s%s %" PRIu64, i ? ", " : "; not ok by cause: ", history.states[i].code,
+                        history.states[i].n);
+    base_buf_printf(&summary, "\n");
+    int bad_stops = 0;
+    for (int i = 0; i < cluster.n; i++) {
+        if (cluster.nodes[i].final_status != 0) {
+            bad_stops++;
+            base_buf_printf(&summary, "node n%d: exit status %d at the final SIGTERM (want 0)\n",
+                            i + 1, cluster.nodes[i].final_status);
+        }
+    }
+    if (history.oddities > 0)
+        base_buf_printf(&summary, "ODDITIES: %" PRIu64 " results no correct database gives; first: %s\n",
+                        history.oddities, history.oddity_first);
+    base_buf_printf(&summary, "checker: %s\n%s",
+                    verdict == CHAOS_VALID ? "VALID" : verdict == CHAOS_INVALID ? "INVALID"
+                    : verdict == CHAOS_UNKNOWN ? "UNKNOWN" : "no verdict",
+                    report.data ? (char *)report.data : "");
+    if (cfg.teeth && teeth_verdict != -2) {
+        base_buf_printf(&summary, "teeth: injected into the history: %s -> %s\n", mutation,
+                        teeth_verdict == CHAOS_INVALID ? "invalid (caught)" : "NOT CAUGHT");
+        if (teeth_verdict != CHAOS_INVALID && teeth_report.data)
+            base_buf_printf(&summary, "%s", (char *)teeth_report.data);
+    }
+
+    /* The verdict of the run. */
+    exit_code = EXIT_VALID;
+    if (history.dropped > 0) { /* a lost ok line can fake an anomaly: judge nothing */
+        exit_code = EXIT_NO_VERDICT;
+        snprintf(why_fail, sizeof why_fail, "%" PRIu64 " history lines lost (out of memory)",
+                 history.dropped);
+    } else if (verdict == CHAOS_INVALID) {
+        exit_code = EXIT_VIOLATION;
+        snprintf(why_fail, sizeof why_fail, "the checker found a violation");
+    } else if (stats.crashes > 0 || bad_stops > 0 || history.oddities > 0) {
+        exit_code = EXIT_VIOLATION;
+        snprintf(why_fail, sizeof why_fail, "%s", stats.crashes > 0 ? "a node crashed"
+                 : bad_stops > 0 ? "a node did not stop cleanly" : "impossible results");
+    } else if (final_rc != 0) {
+        exit_code = EXIT_NO_VERDICT;
+        snprintf(why_fail, sizeof why_fail, "final reads failed: the cluster did not recover "
+                 "within %d s of healing", CRUN_RECOVER_MS / 1000);
+    } else if (verdict != CHAOS_VALID) {
+        exit_code = EXIT_NO_VERDICT;
+        snprintf(why_fail, sizeof why_fail, "no verdict from the checker");
+    } else if (history.counts[CRUN_OK] == 0) {
+        exit_code = EXIT_NO_VERDICT;
+        snprintf(why_fail, sizeof why_fail, "no operation succeeded");
+    } else if (cfg.teeth && teeth_verdict != CHAOS_INVALID) {
+        exit_code = EXIT_NO_VERDICT;
+        snprintf(why_fail, sizeof why_fail, "the injected fault was not caught");
+    }
+    base_buf_printf(&summary, "results: %s (history.txt, faults.log, nI/console.log, "
+                    "nI/store/logs/meridian.log)\n", cfg.results);
+    base_buf_printf(&summary, "rerun: tests/chaos/run");
+    for (int i = 1; i < argc; i++) { /* the same flags, this seed */
+        bool with_value = !strcmp(argv[i], "--seed") || !strcmp(argv[i], "--results");
+        if (with_value || !strncmp(argv[i], "--seed=", 7) || !strncmp(argv[i], "--results=", 10)) {
+            i += with_value;
+            continue;
+        }
+        base_buf_printf(&summary, " %s", argv[i]);
+    }
+    base_buf_printf(&summary, " --seed %" PRIu64 "\n", cfg.seed);
+    base_buf_printf(&summary, "RESULT: %s%s%s\n", exit_code == 0 ? "PASS" : "FAIL",
+                    exit_code ? ": " : "", why_fail);
+    if (summary.data != NULL) {
+        fputs((char *)summary.data, stdout);
+        write_file(cfg.results, "summary.txt", summary.data, summary.len);
+    }
+    if (exit_code == EXIT_VALID && !cfg.keep_data) { /* logs stay; the data is big */
+        for (int i = 0; i < cluster.n; i++) {
+            char data[CRUN_PATH_MAX + 64];
+            snprintf(data, sizeof data, "%s/data", cluster.nodes[i].store);
+            mtest_remove_tree(data);
+        }
+    }
+
+stop:
+    atomic_store(&ctx.stop, true);
+    for (int i = 0; i < cfg.clients; i++) {
+        if (ctx.clients[i].started) pthread_join(ctx.clients[i].thread, NULL);
+        ctx.clients[i].started = false;
+    }
+    if (cluster_up) crun_cluster_stop(&cluster);
+    if (interrupted) {
+        fprintf(stderr, "chaos: interrupted by signal %d; nodes stopped, results in %s\n",
+                (int)interrupted, cfg.results);
+        exit_code = EXIT_INTR;
+    }
+    crun_wl_free(&ctx);
+    if (cluster.history != NULL) crun_history_free(&history);
+    base_buf_free(&summary);
+    base_buf_free(&report);
+    base_buf_free(&teeth_report);
+    base_buf_free(&final_text);
+    return exit_code;
+}
