@@ -388,7 +388,10 @@ static void on_fatal(void *ctx, const char *message) {
 static int start_cluster(const start_options *o, storage_engine *storage, hlc_clock *clock,
                          sec_tls_ctx *tls, const char *ca_path, const char *url_path,
                          srv_node **node, char *url, size_t url_size, base_buf *banner) {
+    char raft_dir[CLI_PATH_SIZE_MAX];
+    snprintf(raft_dir, sizeof raft_dir, "%s/raft", o->store);
     srv_config c = {.engine = storage, .clock = clock, .tls = tls, .sync = true,
+                    .raft_log_dir = raft_dir, /* the shared Raft log of every range */
                     .dead_after_ms = o->dead_after_ms, .liveness_ttl_ms = o->liveness_ttl_ms,
                     .on_sql_ready = on_sql_ready, .on_fatal = on_fatal};
     /* In a cluster the RPC port is the well-known one (SQL shares it). */

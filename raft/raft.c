@@ -1944,6 +1944,20 @@ void raft_node_status(const raft_node *n, raft_status *s) {
     s->voter = self_voter(n);
 }
 
+int raft_node_min_match(const raft_node *n, uint64_t *out) {
+    uint64_t m = n->stable_index;
+    *out = 0;
+    if (n->role != RAFT_LEADER)
+        return RAFT_ERR_NOT_LEADER;
+    for (size_t i = 0; i < n->n_prs; i++) {
+        const raft__progress *pr = &n->prs[i];
+        if (pr->id != n->cfg.id && (pr->voter || pr->learner) && pr->match < m)
+            m = pr->match;
+    }
+    *out = m;
+    return RAFT_OK;
+}
+
 void raft_node_membership(const raft_node *n, raft_membership *out) {
     *out = n->conf;
 }

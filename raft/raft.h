@@ -411,6 +411,13 @@ int raft_node_membership_at(const raft_node *node, uint64_t index, raft_membersh
 /* The node's latest snapshot (index 0 if none); data borrowed until the
 ** next raft_step. */
 void raft_node_snapshot(const raft_node *node, raft_snapshot *out);
+/* Leader only: the smallest match index (entries the leader knows are
+** durable there) over every other member of the configuration in effect,
+** voters and learners; the leader's own stable index when it is the only
+** member. Compacting the log only up to it (and up to applied) leaves every
+** member able to catch up from the log without a snapshot. RAFT_OK, or
+** RAFT_ERR_NOT_LEADER (then *out = 0). */
+int raft_node_min_match(const raft_node *node, uint64_t *out);
 
 /* ---- the segmented log store (raft/log.c) ---- */
 /*

@@ -2,7 +2,8 @@
 ** range/eval.c: optimistic validation against an MVCC store (eval_int.h),
 ** shared by range_commit (range.c) and the leaseholder (server.c). Moved
 ** here from range.c unchanged in behaviour: the same checks, in the same
-** order, with the same conflict kinds and keys.
+** order, with the same conflict kinds and keys. The leaseholder's VALIDATE
+** adds checks bounded above (range__check_read_span_between).
 **
 ** Invariants: read-only on storage; every iteration is bounded by the data
 ** in the span (and range__collect_tombstones by its ops_max).
@@ -14,6 +15,10 @@
 /* Guard against a misbehaving engine: consecutive tombstones an AT_TS
 ** iteration (which skips them itself) may hand out. */
 #define EVAL_TOMBSTONE_SKIP_MAX 1000000
+
+static int eval__check_span_between(storage_engine *e, const range_span *sp,
+                                    hlc_timestamp read_ts, hlc_timestamp upper, bool is_write,
+                                    range_conflict *conflict);
 
 int range__key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
@@ -169,6 +174,37 @@ int range__validate_request(const range_commit_request *req)
 int range__check_span_storage(storage_engine *e, const range_span *sp, hlc_timestamp read_ts,
                               bool is_write, range_conflict *conflict)
 {
+    return eval__check_span_between(e, sp, read_ts, HLC_MAX, is_write, conflict);
+}
+
+int range__check_read_span_between(storage_engine *e, const range_span *sp,
+                                   hlc_timestamp read_ts, hlc_timestamp upper,
+                                   range_conflict *conflict)
+{
+    if (!sp->point)
+        return eval__check_span_between(e, sp, read_ts, upper, false, conflict);
+    storage_value v;
+    memset(&v, 0, sizeof(v));
+    int rc = storage_get(e, NULL, sp->start, sp->start_len, upper, &v);
+    if (rc == STORAGE_NOT_FOUND)
+        return RANGE_OK;
+    if (rc != STORAGE_OK)
+        return range__storage_rc(rc);
+    if (hlc_compare(v.ts, read_ts) > 0)
+        rc = range__conflict_set(conflict, RANGE_CONFLICT_READ_WRITE, sp->start, sp->start_len,
+                                 v.ts, false);
+    else
+        rc = RANGE_OK;
+    storage_value_free(&v);
+    return rc;
+}
+
+/* The first key of sp with a version in (read_ts, upper]; versions above
+** upper are skipped (see range__check_span_storage). */
+static int eval__check_span_between(storage_engine *e, const range_span *sp,
+                                    hlc_timestamp read_ts, hlc_timestamp upper, bool is_write,
+                                    range_conflict *conflict)
+{
     storage_iter_options o;
     memset(&o, 0, sizeof(o));
     o.start = sp->start_len ? sp->start : NULL;
@@ -205,7 +241,7 @@ int range__check_span_storage(storage_engine *e, const range_span *sp, hlc_times
             }
             continue;
         }
-        if (hlc_compare(ts, read_ts) > 0) {
+        if (hlc_compare(ts, read_ts) > 0 && hlc_compare(ts, upper) <= 0) {
             if (base_buf_append(&hit, k, klen) != 0) {
                 rc = RANGE_ERR_NOMEM;
                 goto done;

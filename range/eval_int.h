@@ -47,6 +47,12 @@ int range__validate_request(const range_commit_request *req);
 ** RANGE_ERR_CONFLICT (*conflict filled) or an error. */
 int range__check_span_storage(storage_engine *e, const range_span *sp, hlc_timestamp read_ts,
                               bool is_write, range_conflict *conflict);
+/* For a read span (point or span) of a VALIDATE: a version in
+** (read_ts, upper]? Versions above upper come after the commit being
+** validated and do not count. Kinds as above (points: READ_WRITE). */
+int range__check_read_span_between(storage_engine *e, const range_span *sp,
+                                   hlc_timestamp read_ts, hlc_timestamp upper,
+                                   range_conflict *conflict);
 /* Newest version of key newer than read_ts? Same returns. */
 int range__check_key_storage(storage_engine *e, const uint8_t *key, size_t key_len,
                              hlc_timestamp read_ts, range_conflict_kind kind,

@@ -10,13 +10,16 @@
 **     GET:      ts read_ts | bytes key
 **     SCAN:     ts read_ts | flags (1 byte: bit0 reverse) | bytes start |
 **               bytes end | max_rows | max_bytes      (both <= UINT32_MAX)
-**     COMMIT:   ts read_ts | txn_id | nonce |
+**     COMMIT:   ts read_ts | ts commit_ts (HLC_ZERO: the server picks) |
+**               txn_id | nonce |
 **               n_writes x { flags (1 byte: bit0 tombstone) | bytes key |
 **                            bytes value (absent for tombstones) } |
 **               n_delete_spans x span | n_read_spans x span
 **               span = flags (1 byte: bit0 point) | bytes start |
 **                      bytes end (absent for point spans)
 **     DESCRIBE: nothing (read_ts decodes as HLC_ZERO)
+**     VALIDATE: ts read_ts | ts commit_ts | n_read_spans x span
+**     ADMIN_SPLIT: bytes key (non-empty) | new_range_id (!= 0)
 ** Response:
 **   version (1 byte) | status (zigzag varint of the int32) |
 **   sections (1 byte, the bits below) | leader_hint | the present sections,
@@ -29,11 +32,15 @@
 **                      ts conflict_ts | pending (1 byte, 0 or 1)
 **     0x20 DESCRIPTOR  bytes (range_descriptor_encode)
 **     0x40 LEASE       lease_valid (1 byte, 0 or 1) | leader_id
+**     0x80 OTHER       bytes (range_descriptor_encode): another descriptor
+**                      (KEY_MISMATCH: the local range holding the key;
+**                      ADMIN_SPLIT: the right-hand range)
 **   The response does not know its op, so the encoder writes every section
 **   whose fields are not all at their default (0, NULL, false): VALUE when
 **   value != NULL or value_len > 0, ROWS when n_rows > 0, COMMIT when
 **   commit_ts is not HLC_ZERO, CONFLICT when any conflict field is set,
-**   DESCRIPTOR when has_descriptor, LEASE when lease_valid or leader_id != 0.
+**   DESCRIPTOR when has_descriptor, LEASE when lease_valid or leader_id != 0,
+**   OTHER when has_other.
 **   An absent section decodes as the defaults; the reader picks the fields
 **   of the op it sent.
 **
@@ -68,7 +75,8 @@
 #define KV_SEC_CONFLICT 0x10u
 #define KV_SEC_DESCRIPTOR 0x20u
 #define KV_SEC_LEASE 0x40u
-#define KV_SEC_ALL 0x7fu
+#define KV_SEC_OTHER 0x80u
+#define KV_SEC_ALL 0xffu
 
 #define KV_SCAN_REVERSE 0x01u
 #define KV_WRITE_TOMBSTONE 0x01u
@@ -235,6 +243,11 @@ static bool kv__request_ok(const range_kv_request *req)
                kv__spans_ok(req->read_spans, req->read_span_count);
     case RANGE_KV_DESCRIBE:
         return true;
+    case RANGE_KV_VALIDATE:
+        return kv__spans_ok(req->read_spans, req->read_span_count);
+    case RANGE_KV_ADMIN_SPLIT:
+        return req->key_len > 0 && kv__field_ok(req->key, req->key_len, RANGE_DESC_KEY_MAX) &&
+               req->new_range_id != 0;
     default:
         return false;
     }
@@ -276,6 +289,7 @@ int range_kv_request_encode(const range_kv_request *req, base_buf *out)
         break;
     case RANGE_KV_COMMIT:
         rc |= kv__put_ts(out, req->read_ts);
+        rc |= kv__put_ts(out, req->commit_ts);
         rc |= kv__put_varint(out, req->txn_id);
         rc |= kv__put_varint(out, req->nonce);
         rc |= kv__put_varint(out, req->write_count);
@@ -290,6 +304,16 @@ int range_kv_request_encode(const range_kv_request *req, base_buf *out)
             rc |= kv__put_spans(out, req->delete_spans, req->delete_span_count);
         if (rc == 0)
             rc |= kv__put_spans(out, req->read_spans, req->read_span_count);
+        break;
+    case RANGE_KV_VALIDATE:
+        rc |= kv__put_ts(out, req->read_ts);
+        rc |= kv__put_ts(out, req->commit_ts);
+        if (rc == 0)
+            rc |= kv__put_spans(out, req->read_spans, req->read_span_count);
+        break;
+    case RANGE_KV_ADMIN_SPLIT:
+        rc |= kv__put_bytes(out, req->key, req->key_len);
+        rc |= kv__put_varint(out, req->new_range_id);
         break;
     default: /* RANGE_KV_DESCRIBE: nothing more */
         break;
@@ -412,6 +436,7 @@ int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *o
     }
     case RANGE_KV_COMMIT:
         out->read_ts = kv__get_ts(&r);
+        out->commit_ts = kv__get_ts(&r);
         if (r.bad)
             goto cleanup;
         rc = kv__get_commit(&r, out);
@@ -420,6 +445,27 @@ int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *o
         rc = RANGE_ERR_CORRUPT;
         break;
     case RANGE_KV_DESCRIBE:
+        break;
+    case RANGE_KV_VALIDATE: {
+        out->read_ts = kv__get_ts(&r);
+        out->commit_ts = kv__get_ts(&r);
+        uint64_t n_read = kv__get_varint(&r);
+        if (r.bad)
+            goto cleanup;
+        range_span *spans = NULL; /* owner: out (range_kv_request_free) */
+        rc = kv__get_spans(&r, n_read, &spans);
+        if (rc != RANGE_OK)
+            goto cleanup;
+        rc = RANGE_ERR_CORRUPT;
+        out->read_spans = spans;
+        out->read_span_count = (size_t)n_read;
+        break;
+    }
+    case RANGE_KV_ADMIN_SPLIT:
+        out->key = kv__get_bytes(&r, RANGE_DESC_KEY_MAX, &out->key_len);
+        out->new_range_id = kv__get_varint(&r);
+        if (out->key_len == 0 || out->new_range_id == 0)
+            r.bad = true;
         break;
     default:
         goto cleanup; /* unknown op */
@@ -463,6 +509,8 @@ static unsigned kv__sections(const range_kv_response *resp)
         s |= KV_SEC_DESCRIPTOR;
     if (resp->lease_valid || resp->leader_id != 0)
         s |= KV_SEC_LEASE;
+    if (resp->has_other)
+        s |= KV_SEC_OTHER;
     return s;
 }
 
@@ -482,7 +530,8 @@ static bool kv__response_ok(const range_kv_response *resp)
 
 int range_kv_response_encode(const range_kv_response *resp, base_buf *out)
 {
-    base_buf desc = {0}; /* owner: this function; the encoded descriptor */
+    base_buf desc = {0};  /* owner: this function; the encoded descriptor */
+    base_buf other = {0}; /* owner: this function; the encoded other descriptor */
     int rc = RANGE_ERR_INVALID;
     if (resp == NULL || out == NULL || !kv__response_ok(resp))
         return RANGE_ERR_INVALID;
@@ -492,6 +541,11 @@ int range_kv_response_encode(const range_kv_response *resp, base_buf *out)
         rc = range_descriptor_encode(&resp->descriptor, &desc);
         if (rc != RANGE_OK)
             goto cleanup; /* RANGE_ERR_INVALID or RANGE_ERR_NOMEM */
+    }
+    if (sections & KV_SEC_OTHER) {
+        rc = range_descriptor_encode(&resp->other, &other);
+        if (rc != RANGE_OK)
+            goto cleanup;
     }
     uint32_t status = (uint32_t)resp->status;
     uint32_t zigzag = (status << 1) ^ (0u - (status >> 31));
@@ -523,11 +577,14 @@ int range_kv_response_encode(const range_kv_response *resp, base_buf *out)
         e |= base_buf_append_byte(out, resp->lease_valid ? 1 : 0);
         e |= kv__put_varint(out, resp->leader_id);
     }
+    if (sections & KV_SEC_OTHER)
+        e |= kv__put_bytes(out, other.data, other.len);
     rc = e == 0 ? RANGE_OK : RANGE_ERR_NOMEM;
 cleanup:
     if (rc != RANGE_OK)
         out->len = len0; /* leave *out as it was */
     base_buf_free(&desc);
+    base_buf_free(&other);
     return rc;
 }
 
@@ -591,6 +648,17 @@ int range_kv_response_decode(const uint8_t *data, size_t len, range_kv_response 
         out->lease_valid = kv__get_bool(&r);
         out->leader_id = kv__get_varint(&r);
     }
+    if (sections & KV_SEC_OTHER) {
+        size_t dlen;
+        const uint8_t *d = kv__get_bytes(&r, kv__left(&r), &dlen);
+        if (r.bad)
+            goto cleanup;
+        rc = range_descriptor_decode(d, dlen, &out->other);
+        if (rc != RANGE_OK)
+            goto cleanup;
+        rc = RANGE_ERR_CORRUPT;
+        out->has_other = true;
+    }
     if (r.bad || r.p != r.end) /* truncated, or trailing bytes */
         goto cleanup;
     return RANGE_OK;
@@ -607,5 +675,6 @@ void range_kv_response_free(range_kv_response *resp)
     /* on a decoded response the array and the descriptor's keys are ours */
     base_free((void *)resp->rows);
     range_descriptor_free(&resp->descriptor);
+    range_descriptor_free(&resp->other);
     memset(resp, 0, sizeof(*resp));
 }

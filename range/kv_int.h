@@ -33,15 +33,23 @@ typedef enum range_kv_op {
     RANGE_KV_SCAN = 2,
     RANGE_KV_COMMIT = 3,
     RANGE_KV_DESCRIBE = 4, /* answer with the replica's descriptor and lease state */
+    RANGE_KV_VALIDATE = 5, /* a cross-range commit's reads in this range, checked and
+                              recorded at its commit timestamp (docs/range.md) */
+    RANGE_KV_ADMIN_SPLIT = 6, /* split the range at key into [start, key) and a new
+                                 range new_range_id = [key, end) (docs/range.md,
+                                 "Splits and addressing") */
 } range_kv_op;
 
 typedef struct range_kv_request {
     uint8_t op;         /* range_kv_op */
     uint64_t range_id;
     hlc_timestamp read_ts;
-    /* GET */
+    /* GET; ADMIN_SPLIT: the split key */
     const uint8_t *key;
     size_t key_len;
+    /* ADMIN_SPLIT: the id of the right-hand range (!= 0, allocated by the
+    ** caller from the replicated counter) */
+    uint64_t new_range_id;
     /* SCAN: [start, end) (end_len 0: to the end of the range), one page:
     ** at most max_rows rows and about max_bytes bytes (at least one row). */
     const uint8_t *start;
@@ -51,6 +59,10 @@ typedef struct range_kv_request {
     bool reverse;
     uint32_t max_rows;
     uint32_t max_bytes;
+    /* COMMIT: the commit timestamp the server must use, or RANGE_ERR_PUSHED
+    ** (HLC_ZERO: the server picks it). VALIDATE: the timestamp the reads in
+    ** read_spans must still hold at (> read_ts). */
+    hlc_timestamp commit_ts;
     /* COMMIT: (txn_id, nonce) is the idempotence key, the same on every retry
     ** of this commit. writes sorted, no duplicates (as range_commit). */
     uint64_t txn_id;
@@ -59,7 +71,7 @@ typedef struct range_kv_request {
     size_t write_count;
     const range_span *delete_spans;
     size_t delete_span_count;
-    const range_span *read_spans;
+    const range_span *read_spans; /* COMMIT and VALIDATE */
     size_t read_span_count;
 } range_kv_request;
 
@@ -81,16 +93,25 @@ typedef struct range_kv_response {
     const range_kv_row *rows; /* encode: borrowed; decode: owned array */
     size_t n_rows;
     bool more;
-    /* COMMIT: RANGE_OK: commit_ts. RANGE_ERR_CONFLICT: the conflict. */
+    /* COMMIT: RANGE_OK: commit_ts. RANGE_ERR_PUSHED: in commit_ts, the lowest
+    ** timestamp the range would accept now. RANGE_ERR_CONFLICT (COMMIT and
+    ** VALIDATE): the conflict. */
     hlc_timestamp commit_ts;
     uint8_t conflict_kind;    /* range_conflict_kind */
     const uint8_t *conflict_key;
     size_t conflict_key_len;
     hlc_timestamp conflict_ts;
     bool conflict_pending;
-    /* RANGE_ERR_KEY_MISMATCH and DESCRIBE: the replica's descriptor. */
+    /* RANGE_ERR_KEY_MISMATCH and DESCRIBE: the replica's descriptor.
+    ** ADMIN_SPLIT (RANGE_OK): the left-hand range's. */
     bool has_descriptor;
     range_descriptor descriptor; /* decode: owned keys (range_kv_response_free) */
+    /* RANGE_ERR_KEY_MISMATCH: the descriptor of another replica on the
+    ** answering node that holds the key (after a split every replica of the
+    ** left also hosts the right), so routing works while meta is stale.
+    ** ADMIN_SPLIT (RANGE_OK): the right-hand range's. */
+    bool has_other;
+    range_descriptor other; /* decode: owned keys (range_kv_response_free) */
     /* DESCRIBE: lease state */
     bool lease_valid;
     uint64_t leader_id;

@@ -184,8 +184,9 @@ void range_store_stats(range_store *s, range_stats *out);
 ** Thread-safety: every range_node_* / range_replica_* call takes the node's
 ** mutex. Callbacks (range_propose_fn, range_read_fn, range_apply_observer_fn)
 ** run with that mutex held, on the thread that made the call that produced
-** them (tick, an rpc handler, propose, read): they must not call back into
-** the node or its replicas; record and act later.
+** them (tick, an rpc handler, propose, read) or on the node's log syncer
+** thread (range_node_config.log): they must not call back into the node or
+** its replicas; record and act later.
 */
 #include "raft/raft.h"
 #include "rpc/rpc.h"
@@ -210,11 +211,17 @@ enum {
 #define RANGE_PROPOSALS_PENDING_MAX 4096 /* proposals awaiting apply, per replica */
 #define RANGE_READS_PENDING_MAX 4096     /* read barriers awaiting, per replica */
 #define RANGE_COMMAND_WRITES_MAX 65536   /* writes in one command */
+#define RANGE_LOG_TRUNCATE_ENTRIES 4096  /* default range_replica_config.log_truncate_entries */
 
 /* A command: an already-evaluated write batch at one commit timestamp, with
 ** an idempotence key. Applying it writes every write at commit_ts, unless a
-** command with the same (txn_id, seq) was already applied on this range, in
-** which case it changes nothing but the applied index. Memory borrowed.
+** command with the same (txn_id, seq) was already applied on this range (or
+** on the range it was split from, before the split), in which case it
+** changes nothing but the applied index; or unless a write lies outside the
+** range's descriptor (refused: nothing but the applied index, the proposal
+** DROPPED). The records are keyed by (txn_id, seq) alone, so a key must be
+** unique across the ranges of a node (the router's nonce is random per
+** commit call; docs/range.md, "Splits and addressing"). Memory borrowed.
 ** writes need not be sorted; value ignored for tombstones. */
 typedef struct range_command {
     uint64_t txn_id;
@@ -239,6 +246,17 @@ typedef struct range_node_config {
                                  and clears it in range_node_free */
     storage_engine *engine;   /* borrowed; holds every replica's state */
     bool sync;                /* sync Raft log writes (true in production) */
+    /* The node's shared segmented Raft log (raft/log.c): borrowed, opened by
+    ** the owner and closed only after range_node_free; each replica is the
+    ** log group of its range id. NULL: each range's log and hard state live
+    ** in the engine's raw keyspace (tests; one synced storage write per Raft
+    ** update). A store must keep the layout it was created with: with a log,
+    ** a range whose log is in the raw keyspace is refused (RANGE_ERR_CORRUPT,
+    ** logged). With sync, a node thread (the log syncer) makes appends
+    ** durable, one fdatasync for every replica's appends since the last. */
+    raft_log *log;
+    bool log_sync_manual;     /* tests: no syncer thread; the owner calls
+                                 range_node_sync_log (deterministic runs) */
     range_apply_observer_fn observer; /* may be NULL */
     void *observer_ctx;
     bool no_handler;          /* do not install a transport handler: the owner
@@ -254,14 +272,25 @@ int range_node_new(const range_node_config *config, range_node **out);
 void range_node_free(range_node *n);
 /* With rpc_uv a handler may still be running on the loop thread after
 ** rpc_set_handler(NULL) returns (the rpc interface gives no such barrier),
-** so the order there is: rpc_uv_free (joins the loop: no handler runs any
-** more), then range_node_forget_transport, then range_node_free (which then
-** leaves the freed transport alone). rpc_sim (single-threaded) needs none of
-** this: range_node_free alone is a crash of the node. */
+** and the log syncer (config.log with sync) sends from its own thread, so
+** the order there is: range_node_forget_transport (no send by the node after
+** it returns; handlers still running are harmless), rpc_uv_free (joins the
+** loop: no handler runs any more), then range_node_free (which leaves the
+** freed transport alone). Calling forget after rpc_uv_free is fine only for
+** a node without a syncer. rpc_sim (single-threaded) needs none of this:
+** range_node_free alone is a crash of the node. */
 void range_node_forget_transport(range_node *n);
 /* One tick of the abstract Raft clock for every replica (call it from one
-** timer at a fixed rate, e.g. every 100 ms; election timeouts are in ticks). */
+** timer at a fixed rate, e.g. every 100 ms; election timeouts are in ticks).
+** With a shared log, also deletes dead log segments now and then (after a
+** log truncation; may fsync, outside the node mutex). */
 void range_node_tick(range_node *n);
+/* With a shared log, sync and log_sync_manual: make every append so far
+** durable (one raft_log_sync, outside the node mutex), then send what waited
+** for it and step the replicas on. Callbacks may run inside. RANGE_OK,
+** RANGE_ERR_IO (the log failed: every replica stops). Without a manual
+** syncer it does nothing. */
+int range_node_sync_log(range_node *n);
 
 typedef struct range_replica_config {
     uint64_t range_id;                    /* != 0 */
@@ -271,6 +300,10 @@ typedef struct range_replica_config {
     int heartbeat_ticks;                  /* 0: default (1) */
     uint64_t random_seed;                 /* election timeout jitter */
     int proposal_timeout_ticks;           /* 0: default (50); then RANGE_ERR_AMBIGUOUS */
+    /* Log truncation (docs/range.md): the leader proposes one once this many
+    ** entries are kept and at least half of them can go. 0: default
+    ** (RANGE_LOG_TRUNCATE_ENTRIES); < 0: never. */
+    int64_t log_truncate_entries;
     /* The range's descriptor when the range has none stored yet (bootstrap:
     ** stored with the replica's initial state); ignored on restart, where the
     ** stored one wins. NULL: [empty, +inf) with peers as replicas. Borrowed. */
@@ -284,6 +317,16 @@ typedef struct range_replica_config {
 int range_node_add_replica(range_node *n, const range_replica_config *config,
                            range_replica **out);
 range_replica *range_node_replica(range_node *n, uint64_t range_id); /* NULL if absent */
+/* Open every range this store hosts that is not open yet, from its stored
+** descriptor (ranges created by splits, docs/range.md "Splits and
+** addressing"), each with defaults' tuning (election_ticks, heartbeat_ticks,
+** proposal_timeout_ticks, log_truncate_entries; random_seed mixed with the
+** range id; range_id, peers and descriptor ignored). *opened (may be NULL):
+** how many. RANGE_OK, or the first error (the rest are still tried). */
+int range_node_open_stored(range_node *n, const range_replica_config *defaults, size_t *opened);
+/* The ids of the replicas n hosts now (at most max into ids); returns how
+** many it hosts. */
+size_t range_node_replica_ids(range_node *n, uint64_t *ids, size_t max);
 
 /* Proposal result: rc RANGE_OK once the command is applied on this replica
 ** (durable on a majority: an acknowledged write), or RANGE_ERR_DROPPED /
@@ -321,6 +364,7 @@ typedef struct range_replica_status {
     uint64_t commit;
     uint64_t applied;    /* applied index (stored atomically with its writes) */
     uint64_t last_index;
+    uint64_t first_index; /* first entry still in the log (after truncation) */
     bool lease_valid;
 } range_replica_status;
 void range_replica_get_status(range_replica *r, range_replica_status *out);
@@ -369,14 +413,23 @@ int range_command_decode(const uint8_t *data, size_t len, range_command *cmd,
 **   RANGE_ERR_UNAVAILABLE  no leaseholder answered within the router's
 **                          deadline (reads; commits that surely did not apply)
 **   RANGE_ERR_AMBIGUOUS    a commit whose outcome is unknown (SQLSTATE 40003)
-**   RANGE_ERR_CROSS_RANGE  the commit's writes or validated reads span more
+**   RANGE_ERR_CROSS_RANGE  the commit's writes and delete spans span more
 **                          than one range: not supported until two-phase
-**                          commit (issue 5) (SQLSTATE 0A000)
+**                          commit (issue 5) (SQLSTATE 0A000). Its reads may
+**                          span any number of ranges.
+**   RANGE_ERR_PUSHED       a commit whose reads span several ranges could not
+**                          find a timestamp every range accepts within the
+**                          router's attempts (SQLSTATE 40001: retry)
 */
 enum {
     RANGE_ERR_CROSS_RANGE = -5012,
     RANGE_ERR_KEY_MISMATCH = -5013, /* (server) key outside the replica's range;
                                        the router refreshes its descriptors */
+    RANGE_ERR_PUSHED = -5014,       /* (server) a commit at a fixed timestamp the
+                                       range cannot accept: reads recorded in its
+                                       timestamp cache (or its lease-start
+                                       low-water) are at or above it; the answer
+                                       names the lowest acceptable one */
 };
 
 typedef struct range_kv range_kv;
@@ -397,6 +450,16 @@ typedef struct range_kv_ops {
     ** short description for users (which range or ranges, why) into buf
     ** (NUL-terminated); false when there is none. */
     bool (*last_error)(range_kv *kv, char *buf, size_t buf_size);
+    /* May be NULL (a local store: one piece, no splits). Split the range
+    ** holding key at key: [start, key) keeps its id, new_range_id (allocated
+    ** by the caller, never used before) becomes [key, end) on the same
+    ** replicas. A key that is already a range's start: no change, *right is
+    ** that range and *left the one ending there (range_id 0 when unknown).
+    ** RANGE_OK with both copied (owner: caller, range_descriptor_free);
+    ** else the router's errors (RANGE_ERR_AMBIGUOUS: retrying with the
+    ** same id is safe). docs/range.md, "Splits and addressing". */
+    int (*admin_split)(range_kv *kv, const uint8_t *key, size_t key_len, uint64_t new_range_id,
+                       struct range_descriptor *left, struct range_descriptor *right);
 } range_kv_ops;
 /* Implementations embed this as their first member. */
 struct range_kv {
@@ -440,20 +503,29 @@ int range_descriptor_decode(const uint8_t *data, size_t len, range_descriptor *o
 ** worker threads (evaluation blocks on Raft barriers and proposals):
 **   - reads (get, scan): lease/ReadIndex barrier on the replica, then wait
 **     until no proposed-but-unapplied commit has a timestamp <= read_ts,
-**     then read the replica's MVCC store. The server's HLC is updated with
-**     read_ts, so every later commit timestamp it assigns is > read_ts.
+**     then read the replica's MVCC store, and record the key (or the span
+**     the scan page covered) at read_ts in the range's TIMESTAMP CACHE
+**     (while it runs, the read counts as recorded over its whole span).
 **   - commit: barrier; idempotence check ((txn_id, nonce) already applied:
 **     answer with the commit timestamp it applied at; already proposed:
 **     wait for that proposal); optimistic validation against the replica's
 **     store and the proposed-but-unapplied commits (as range_commit does);
-**     commit_ts = max(hlc_now, lease start low-water + 1); propose; answer
-**     when applied.
+**     then a timestamp above its floor: read_ts, and what the cache says of
+**     the keys and delete spans it writes. The request's commit_ts, when
+**     set, is used exactly or refused RANGE_ERR_PUSHED (with the lowest
+**     acceptable one); else max(hlc_now, floor + 1). Its read spans are
+**     recorded in the cache at that timestamp; propose; answer when applied.
+**   - validate (the reads of a commit that writes in another range): record
+**     the spans at commit_ts in the cache, then RANGE_ERR_CONFLICT if a
+**     version in (read_ts, commit_ts] lies in them (stored, or proposed and
+**     unapplied).
 **   - a key outside the replica's descriptor: RANGE_ERR_KEY_MISMATCH with the
 **     descriptor; not the leader: RANGE_ERR_NOT_LEADER with a hint.
-** Lease start: when this replica becomes leader it sets a low-water mark
-** hlc_now + max_offset; no commit it evaluates gets a timestamp at or below
-** it, so reads the previous leaseholder served (at timestamps up to its own
-** clock, within max_offset of ours) are never invalidated.
+** Lease start: when this replica becomes leader its timestamp cache starts
+** empty with the low-water hlc_now + max_offset; no commit it evaluates gets
+** a timestamp at or below it, so what the previous leaseholder recorded (at
+** timestamps some clock had reached, within max_offset of ours) is never
+** invalidated. docs/range.md has the argument.
 */
 #define RANGE_RPC_METHOD_KV 0x4B56u /* rpc request method of KV traffic */
 typedef struct range_server range_server;
@@ -486,8 +558,11 @@ bool range_node_handle_rpc(range_node *n, rpc_transport *t, const rpc_message *m
 ** RANGE_ERR_NOT_LEADER (hint), RANGE_ERR_KEY_MISMATCH (new descriptor),
 ** timeouts and disconnections retries elsewhere with backoff, within a
 ** deadline. Scans crossing range boundaries continue in the next range;
-** long scans are paged. A commit whose writes and read spans lie in one
-** range is sent there; otherwise RANGE_ERR_CROSS_RANGE. A commit that may
+** long scans are paged. A commit whose writes and delete spans lie in one
+** range W is sent there; its reads in other ranges are first VALIDATEd
+** there at a timestamp W must then commit at exactly (pushed: validate
+** again at the new one, a bounded number of times, then RANGE_ERR_PUSHED).
+** Writes in several ranges: RANGE_ERR_CROSS_RANGE. A commit that may
 ** have been proposed is retried with the same (txn_id, nonce), so its
 ** outcome is decided by the server's idempotence check; only when no
 ** replica can answer before the deadline is it RANGE_ERR_AMBIGUOUS.
@@ -499,7 +574,7 @@ typedef struct range_router_config {
     hlc_clock *clock;          /* borrowed */
     range_server *local;       /* borrowed, may be NULL: this node's server */
     uint64_t local_node_id;
-    int64_t deadline_ms;       /* per operation; 0: default 10000 */
+    int64_t deadline_ms;       /* per operation (a commit call is one); 0: 10000 */
     int64_t rpc_timeout_ms;    /* per attempt; 0: default 2000 */
     uint64_t random_seed;      /* nonces and backoff jitter; 0: from getrandom */
 } range_router_config;
@@ -530,7 +605,46 @@ typedef struct range_router_stats {
     uint64_t ambiguous;       /* commits ended RANGE_ERR_AMBIGUOUS */
     uint64_t unavailable;     /* operations ended RANGE_ERR_UNAVAILABLE */
     uint64_t scan_pages;      /* scan pages fetched */
+    uint64_t meta_lookups;    /* cache misses looked up in meta */
 } range_router_stats;
 void range_router_get_stats(range_router *r, range_router_stats *out);
+
+
+/* ---- splits and meta addressing (docs/range.md, "Splits and addressing") ---
+** Descriptors of every range live in meta keys, system keys of range 1
+** (docs/cluster.md "System keys"; range/meta.c has the layout):
+**   RANGE_META_PREFIX 0x01 end_key -> descriptor of the range ending there
+**   RANGE_META_PREFIX 0x02         -> descriptor of the range ending at +inf
+** New range ids come from the replicated counter RANGE_ID_COUNTER_KEY
+** (value: RANGE_ID_COUNTER_SIZE bytes, range_id_counter_encode), written by
+** bootstrap and advanced by every split (txn_db_split_at). */
+#define RANGE_META_PREFIX "\0\0\0\0\0\0\0\0smeta/"
+#define RANGE_META_PREFIX_LEN 14
+#define RANGE_ID_COUNTER_KEY "\0\0\0\0\0\0\0\0scounter/range-id"
+#define RANGE_ID_COUNTER_KEY_LEN 25
+#define RANGE_ID_COUNTER_SIZE 9 /* version byte, u64 next id (big-endian, != 0) */
+
+/* The meta key of d (by its end key) into out (reset first). RANGE_OK,
+** RANGE_ERR_INVALID, RANGE_ERR_NOMEM. */
+int range_meta_key(const range_descriptor *d, base_buf *out);
+typedef enum range_meta_lookup {
+    RANGE_META_HOLDING = 0, /* the range holding key */
+    RANGE_META_BEFORE = 1,  /* the range holding the greatest key < key (key non-empty) */
+    RANGE_META_LAST = 2,    /* the range ending at +infinity (key ignored) */
+} range_meta_lookup;
+/* The meta span whose FIRST row (forward scan of [start, end)) is the
+** answer, into start and end (reset first). RANGE_OK, RANGE_ERR_INVALID,
+** RANGE_ERR_NOMEM. */
+int range_meta_lookup_span(const uint8_t *key, size_t key_len, range_meta_lookup mode,
+                           base_buf *start, base_buf *end);
+bool range_meta_is_key(const uint8_t *key, size_t key_len);
+/* Should a meta entry holding *stored (NULL: none) be overwritten with
+** *ours (same meta key)? Yes when it is missing, an older generation of the
+** same range, or another range that still covers ours' start (the range we
+** were split from). Never moves meta backwards. */
+bool range_meta_replaces(const range_descriptor *stored, const range_descriptor *ours);
+void range_id_counter_encode(uint64_t next, uint8_t out[RANGE_ID_COUNTER_SIZE]);
+/* RANGE_OK, RANGE_ERR_CORRUPT. */
+int range_id_counter_decode(const uint8_t *p, size_t len, uint64_t *next);
 
 #endif

@@ -36,20 +36,68 @@
 **     ('c') definitive for every proposal of an earlier term.
 **   - the idempotence record holds the index and the commit timestamp of the
 **     command that applied the key first (duplicates leave it unchanged).
-**   - the range descriptor ('d') is written once, when the replica is first
-**     created on this store, and read back at every restart.
+**   - the range descriptor ('d') is written when the replica is first
+**     created on this store (with the store's hosted-range list), rewritten
+**     only by a split's apply, and read back at every restart.
+**   - SPLITS (docs/range.md, "Splits and addressing"): a split trigger
+**     applies only when the replica's descriptor still has the trigger's
+**     generation and holds its key strictly inside; then ONE batch holds
+**     the left's new descriptor, the right's descriptor and floor, the
+**     hosted-range list and the applied index, and only after it is written
+**     is the right-hand replica opened on this node (node_open_locked: the
+**     node mutex is already held by apply). Otherwise the entry changes
+**     nothing but the applied index. Both decisions read only the
+**     replica's own state: every replica decides alike.
+**   - A command with a write outside the replica's descriptor (evaluated
+**     against the shape before a split, ordered after it) is refused at
+**     apply: no writes, no record, its waiter DROPPED. Deterministic too.
+**   - IDEMPOTENCE RECORDS ARE KEYED BY (txn_id, seq) ALONE (range id
+**     REPLICA_RECORDS_RANGE): a range sees only records written by itself
+**     or by its ancestors before the split that created it (applied on
+**     every node before the right-hand replica existed there), and a key is
+**     only proposed within the lineage of the range holding its writes, so
+**     "already applied?" is still a function of the range's applied prefix.
+**   - SHARED LOG WITH SYNC (range_node_config.log, sync): a save only writes
+**     to the OS and returns a log seq; the update's messages_after_persist
+**     (encoded) and its persist_seq wait in the replica's pending ring,
+**     oldest first, until the node's syncer has synced a log seq >= theirs
+**     (one raft_log_sync for every replica of the node): only then are they
+**     sent and PERSISTED stepped. A record never overtakes an older one: a
+**     later update's after-persist messages wait behind every pending write,
+**     even when that update wrote nothing. U.messages go at once (the
+**     contract allows it). Committed entries come only from the core, which
+**     hands out only entries reported durable, so nothing unsynced applies.
+**   - LOG TRUNCATION: a leader proposes "truncate to X" with X <= its applied
+**     index and X <= the match index of every other member (all of them
+**     store [1, X] durably, so none needs a snapshot). A replica applying
+**     it writes that apply batch synced (every earlier apply becomes durable
+**     with it: the state machine covers [1, X] on disk) with X in 't', and
+**     only then compacts the core and the log store up to X; a restart that
+**     finds 't' above the log's compaction point compacts again.
 ** Limits: RANGE_PROPOSALS_PENDING_MAX, RANGE_READS_PENDING_MAX per replica,
 ** RANGE_NODE_REPLICAS_MAX per node, REPLICA_UPDATE_ROUNDS_MAX update rounds
-** per event.
+** per event, REPLICA_PERSIST_PENDING_MAX pending saves per replica (then
+** merged into the newest one).
 */
 #include <assert.h>
 #include <pthread.h>
 #include <string.h>
 
+#include "range/eval_int.h"
 #include "range/replica_int.h"
 
 #define REPLICA_UPDATE_ROUNDS_MAX 8
 #define REPLICA_DEFAULT_PROPOSAL_TIMEOUT_TICKS 50
+#define REPLICA_PERSIST_PENDING_MAX 8 /* saves awaiting the syncer, per replica (then merged) */
+#define REPLICA_PURGE_TICKS 50         /* ticks between shared-log purges */
+#define REPLICA_MSG_FRAME 12           /* to u64 | len u32, before each stashed message */
+
+/* A save waiting for the log syncer. */
+typedef struct replica_persist {
+    uint64_t core_seq; /* raft persist_seq to step PERSISTED with (0: none) */
+    uint64_t log_seq;  /* durable once the log is synced to it */
+    base_buf msgs;     /* messages_after_persist: {to u64 | len u32 | payload}* */
+} replica_persist;
 
 typedef struct replica_waiter {
     uint64_t txn_id, seq;
@@ -87,6 +135,12 @@ struct range_replica {
     uint64_t next_read_id;
     storage_batch *batch;
     range_descriptor desc; /* owned: the range's descriptor as stored ('d') */
+    replica_persist pending[REPLICA_PERSIST_PENDING_MAX]; /* ring, oldest first */
+    size_t pending_head, n_pending;
+    uint64_t truncate_to;       /* an applied truncation: compact up to it next */
+    uint64_t truncate_proposed; /* leader: index of its newest truncation proposal */
+    hlc_timestamp split_floor;  /* a range made by a split: its left's floor ('w') */
+    bool campaign_next_tick;    /* made by a split on the left's leader: campaign */
 };
 
 struct range_node {
@@ -96,7 +150,26 @@ struct range_node {
     range_replica **replicas;
     size_t n_replicas;
     base_buf send_buf;
+    /* The shared log's syncer (config.log && config.sync), all under mu. */
+    pthread_cond_t sync_cv;  /* sync_want moved, or syncer_stop */
+    pthread_t syncer;
+    bool syncer_started;
+    bool syncer_stop;
+    uint64_t sync_want;      /* newest log seq a pending save waits for */
+    uint64_t sync_done;      /* newest log seq known durable */
+    bool log_failed;         /* a sync failed: the log is poisoned */
+    bool purge_wanted;       /* a compaction since the last raft_log_purge */
+    bool purging;
+    uint64_t ticks;
+    uint64_t purge_tick;
+    /* The store's hosted-range list ("range/hosted"), loaded on first use. */
+    uint64_t *hosted; /* owned */
+    size_t n_hosted;
+    bool hosted_loaded;
 };
+
+static int node_open_locked(range_node *n, const range_replica_config *config,
+                            range_replica **out);
 
 static int map_storage(int rc)
 {
@@ -125,6 +198,55 @@ static void node_send(range_node *n, uint64_t range_id, const raft_message *m)
     if (rc != RPC_OK)
         BASE_DEBUG("range", "r%llu: send to n%llu: %s", (unsigned long long)range_id,
                    (unsigned long long)m->to, rpc_strerror(rc));
+}
+
+/* Send a stashed record's messages (see replica_persist.msgs). */
+static void node_send_stashed(range_node *n, uint64_t range_id, const base_buf *msgs)
+{
+    size_t off = 0;
+    while (n->config.transport != NULL && off + REPLICA_MSG_FRAME <= msgs->len) {
+        uint64_t to = replica__get_u64(msgs->data + off);
+        uint32_t len = (uint32_t)msgs->data[off + 8] << 24 | (uint32_t)msgs->data[off + 9] << 16 |
+                       (uint32_t)msgs->data[off + 10] << 8 | msgs->data[off + 11];
+        off += REPLICA_MSG_FRAME;
+        assert(len <= msgs->len - off); /* written by stash_messages */
+        int rc = rpc_send(n->config.transport, to, RANGE_RPC_METHOD_RAFT, msgs->data + off, len);
+        if (rc != RPC_OK)
+            BASE_DEBUG("range", "r%llu: send to n%llu: %s", (unsigned long long)range_id,
+                       (unsigned long long)to, rpc_strerror(rc));
+        off += len;
+    }
+}
+
+/* Append the encoded messages to out. A message that cannot be kept is
+** dropped with a warning, like a message lost on the network. */
+static void stash_messages(range_node *n, uint64_t range_id, const raft_message *ms, size_t count,
+                           base_buf *out)
+{
+    for (size_t i = 0; i < count; i++) {
+        uint8_t hdr[REPLICA_MSG_FRAME];
+        base_buf_reset(&n->send_buf);
+        int rc = range_raft_msg_encode(range_id, &ms[i], &n->send_buf);
+        if (rc == RANGE_OK && n->send_buf.len > UINT32_MAX)
+            rc = RANGE_ERR_TOO_LARGE;
+        if (rc == RANGE_OK) {
+            replica__put_u64(hdr, ms[i].to);
+            uint32_t len = (uint32_t)n->send_buf.len;
+            hdr[8] = (uint8_t)(len >> 24);
+            hdr[9] = (uint8_t)(len >> 16);
+            hdr[10] = (uint8_t)(len >> 8);
+            hdr[11] = (uint8_t)len;
+            size_t before = out->len;
+            if (base_buf_append(out, hdr, sizeof(hdr)) != 0 ||
+                base_buf_append(out, n->send_buf.data, n->send_buf.len) != 0) {
+                out->len = before;
+                rc = RANGE_ERR_NOMEM;
+            }
+        }
+        if (rc != RANGE_OK)
+            BASE_WARN("range", "r%llu: %s to n%llu dropped: %d", (unsigned long long)range_id,
+                      raft_message_type_name(ms[i].type), (unsigned long long)ms[i].to, rc);
+    }
 }
 
 /* ---- apply ------------------------------------------------------------------ */
@@ -182,6 +304,234 @@ static void serve_reads(range_replica *r)
     }
 }
 
+/* ---- splits (replica_int.h, "splits") ------------------------------------------ */
+
+/* A split trigger being applied. */
+typedef struct replica_split {
+    bool ok;               /* it splits this range (validated, batch filled) */
+    uint64_t new_range_id;
+    hlc_timestamp floor;
+    range_descriptor left, right; /* owned */
+} replica_split;
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Replace a descriptor key (owned bytes) with a copy of key. */
+static int desc_set_key(uint8_t **at, size_t *at_len, const uint8_t *key, size_t key_len)
+{
+    uint8_t *copy = base_malloc(key_len); /* owner: the descriptor */
+    if (copy == NULL)
+        return RANGE_ERR_NOMEM;
+    memcpy(copy, key, key_len);
+    base_free(*at);
+    *at = copy;
+    *at_len = key_len;
+    return RANGE_OK;
+}
+
+/* Load the store's hosted-range list once (node mutex held). A store
+** written before the list existed has none: its ranges are opened by the
+** owner from its own records (server/'s srv/ranges). */
+static int hosted_load_locked(range_node *n)
+{
+    base_buf buf = {0}; /* owner: this function */
+    if (n->hosted_loaded)
+        return RANGE_OK;
+    int rc = storage_get_raw(n->config.engine, (const uint8_t *)REPLICA_HOSTED_KEY,
+                             REPLICA_HOSTED_KEY_LEN, &buf);
+    if (rc == STORAGE_NOT_FOUND) {
+        rc = RANGE_OK;
+    } else if (rc != STORAGE_OK) {
+        rc = map_storage(rc);
+    } else {
+        uint32_t count = buf.len >= 4 ? get_u32(buf.data) : 0;
+        if (buf.len < 4 || count > RANGE_NODE_REPLICAS_MAX || buf.len != 4 + (size_t)count * 8) {
+            rc = RANGE_ERR_CORRUPT;
+        } else {
+            n->hosted = base_calloc(RANGE_NODE_REPLICAS_MAX, sizeof(*n->hosted));
+            rc = n->hosted == NULL ? RANGE_ERR_NOMEM : RANGE_OK;
+            for (uint32_t i = 0; rc == RANGE_OK && i < count; i++)
+                n->hosted[i] = replica__get_u64(buf.data + 4 + (size_t)i * 8);
+            if (rc == RANGE_OK)
+                n->n_hosted = count;
+        }
+    }
+    if (rc == RANGE_OK)
+        n->hosted_loaded = true;
+    base_buf_free(&buf);
+    return rc;
+}
+
+static bool hosted_has(const range_node *n, uint64_t range_id)
+{
+    for (size_t i = 0; i < n->n_hosted; i++)
+        if (n->hosted[i] == range_id)
+            return true;
+    return false;
+}
+
+/* Put the hosted list with range_id added into batch b (node mutex held;
+** the caller calls hosted_added once b is written). RANGE_ERR_BUSY: full. */
+static int hosted_put(range_node *n, storage_batch *b, uint64_t range_id)
+{
+    uint8_t buf[4 + RANGE_NODE_REPLICAS_MAX * 8];
+    int rc = hosted_load_locked(n);
+    if (rc != RANGE_OK || hosted_has(n, range_id))
+        return rc;
+    if (n->n_hosted >= RANGE_NODE_REPLICAS_MAX)
+        return RANGE_ERR_BUSY;
+    size_t count = n->n_hosted + 1;
+    buf[0] = (uint8_t)(count >> 24);
+    buf[1] = (uint8_t)(count >> 16);
+    buf[2] = (uint8_t)(count >> 8);
+    buf[3] = (uint8_t)count;
+    for (size_t i = 0; i < n->n_hosted; i++)
+        replica__put_u64(buf + 4 + i * 8, n->hosted[i]);
+    replica__put_u64(buf + 4 + n->n_hosted * 8, range_id);
+    rc = storage_batch_put_raw(b, (const uint8_t *)REPLICA_HOSTED_KEY, REPLICA_HOSTED_KEY_LEN,
+                               buf, 4 + count * 8);
+    return rc == STORAGE_OK ? RANGE_OK : map_storage(rc);
+}
+
+static void hosted_added(range_node *n, uint64_t range_id)
+{
+    if (n->hosted == NULL)
+        n->hosted = base_calloc(RANGE_NODE_REPLICAS_MAX, sizeof(*n->hosted));
+    if (n->hosted != NULL && !hosted_has(n, range_id) && n->n_hosted < RANGE_NODE_REPLICAS_MAX)
+        n->hosted[n->n_hosted++] = range_id;
+}
+
+/* Check the split trigger e against r's descriptor; when it applies, put
+** its writes into r->batch (sp->ok). RANGE_OK, or an error that stops the
+** replica (memory, storage). */
+static int split_prepare(range_replica *r, const raft_entry *e, replica_split *sp)
+{
+    range_node *n = r->node;
+    const range_descriptor *d = &r->desc;
+    uint8_t key[REPLICA_KEY_SIZE_MAX], fl[HLC_ENCODED_SIZE];
+    base_buf enc = {0}; /* owner: this function */
+    const uint8_t *p = e->data;
+    uint64_t id = replica__get_u64(p + 1), generation = replica__get_u64(p + 9);
+    uint32_t klen = get_u32(p + 17 + HLC_ENCODED_SIZE);
+    const uint8_t *k = p + REPLICA_SPLIT_HEADER;
+    int rc;
+
+    memset(sp, 0, sizeof(*sp));
+    if (klen == 0 || klen > RANGE_DESC_KEY_MAX || e->len != REPLICA_SPLIT_HEADER + (size_t)klen) {
+        BASE_ERROR("range", "r%llu: malformed split trigger at index %llu skipped",
+                   (unsigned long long)r->config.range_id, (unsigned long long)e->index);
+        return RANGE_OK;
+    }
+    if (id == 0 || id == d->range_id || generation != d->generation ||
+        range__key_cmp(k, klen, d->start_key, d->start_len) <= 0 ||
+        !range_descriptor_contains(d, k, klen)) {
+        BASE_INFO("range", "r%llu n%llu: split into r%llu at index %llu refused (generation "
+                  "%llu, the range is at %llu)", (unsigned long long)d->range_id,
+                  (unsigned long long)r->id, (unsigned long long)id,
+                  (unsigned long long)e->index, (unsigned long long)generation,
+                  (unsigned long long)d->generation);
+        return RANGE_OK;
+    }
+    sp->new_range_id = id;
+    sp->floor = hlc_decode(p + 17);
+    rc = range_descriptor_copy(&sp->left, d);
+    if (rc == RANGE_OK)
+        rc = range_descriptor_copy(&sp->right, d);
+    if (rc == RANGE_OK)
+        rc = desc_set_key(&sp->left.end_key, &sp->left.end_len, k, klen);
+    if (rc == RANGE_OK)
+        rc = desc_set_key(&sp->right.start_key, &sp->right.start_len, k, klen);
+    if (rc != RANGE_OK)
+        goto fail;
+    sp->left.generation = sp->right.generation = d->generation + 1;
+    sp->right.range_id = id;
+    rc = range_descriptor_encode(&sp->left, &enc);
+    if (rc == RANGE_OK &&
+        storage_batch_put_raw(r->batch, key, replica__key(key, d->range_id, 'd', 0, 0, 0),
+                              enc.data, enc.len) != STORAGE_OK)
+        rc = RANGE_ERR_NOMEM;
+    base_buf_reset(&enc);
+    if (rc == RANGE_OK)
+        rc = range_descriptor_encode(&sp->right, &enc);
+    if (rc == RANGE_OK &&
+        storage_batch_put_raw(r->batch, key, replica__key(key, id, 'd', 0, 0, 0), enc.data,
+                              enc.len) != STORAGE_OK)
+        rc = RANGE_ERR_NOMEM;
+    hlc_encode(sp->floor, fl);
+    if (rc == RANGE_OK &&
+        storage_batch_put_raw(r->batch, key, replica__key(key, id, 'w', 0, 0, 0), fl,
+                              sizeof(fl)) != STORAGE_OK)
+        rc = RANGE_ERR_NOMEM;
+    if (rc == RANGE_OK) {
+        rc = hosted_put(n, r->batch, id);
+        if (rc == RANGE_ERR_BUSY) {
+            /* the split applies (as on every replica); only this store cannot
+            ** list the right side for its restarts */
+            BASE_ERROR("range", "n%llu: more than %d ranges hosted: r%llu not recorded",
+                       (unsigned long long)n->id, RANGE_NODE_REPLICAS_MAX,
+                       (unsigned long long)id);
+            rc = RANGE_OK;
+        }
+    }
+    if (rc != RANGE_OK)
+        goto fail;
+    sp->ok = true;
+    base_buf_free(&enc);
+    return RANGE_OK;
+fail:
+    base_buf_free(&enc);
+    range_descriptor_free(&sp->left);
+    range_descriptor_free(&sp->right);
+    memset(sp, 0, sizeof(*sp));
+    return rc;
+}
+
+/* The split's batch is written: the left takes its new shape, and the
+** right-hand replica opens on this node (node mutex held). A failure to
+** open it is logged: the split stands, this node serves the right side
+** after a restart (range_node_open_stored). */
+static void split_finish(range_replica *r, replica_split *sp)
+{
+    range_node *n = r->node;
+    range_descriptor_free(&r->desc);
+    r->desc = sp->left;
+    memset(&sp->left, 0, sizeof(sp->left));
+    hosted_added(n, sp->new_range_id);
+    BASE_INFO("range", "r%llu n%llu: split at index %llu: r%llu (generation %llu) and r%llu",
+              (unsigned long long)r->config.range_id, (unsigned long long)r->id,
+              (unsigned long long)r->applied, (unsigned long long)r->config.range_id,
+              (unsigned long long)r->desc.generation, (unsigned long long)sp->new_range_id);
+    for (size_t i = 0; i < n->n_replicas; i++) {
+        if (n->replicas[i]->config.range_id == sp->new_range_id) {
+            BASE_ERROR("range", "n%llu: r%llu made by a split is already open here",
+                       (unsigned long long)n->id, (unsigned long long)sp->new_range_id);
+            return;
+        }
+    }
+    range_replica_config cfg = r->config;
+    cfg.range_id = sp->new_range_id;
+    for (size_t i = 0; i < sp->right.n_replicas; i++)
+        cfg.peers[i] = sp->right.replicas[i];
+    cfg.n_peers = sp->right.n_replicas;
+    cfg.random_seed = r->config.random_seed ^ (sp->new_range_id * 0xbf58476d1ce4e5b9ULL);
+    cfg.descriptor = &sp->right;
+    range_replica *right = NULL;
+    int rc = node_open_locked(n, &cfg, &right);
+    if (rc != RANGE_OK) {
+        BASE_ERROR("range", "n%llu: the replica of r%llu made by a split cannot open (%d); it "
+                   "opens at the next restart", (unsigned long long)n->id,
+                   (unsigned long long)sp->new_range_id, rc);
+        return;
+    }
+    raft_status st;
+    raft_node_status(r->raft, &st);
+    /* the left's leader asks first: the right side leads sooner */
+    right->campaign_next_tick = st.role == RAFT_LEADER;
+}
+
 static int apply_entry(range_replica *r, const raft_entry *e)
 {
     range_node *n = r->node;
@@ -190,12 +540,34 @@ static int apply_entry(range_replica *r, const raft_entry *e)
     range_command cmd;
     range_write *writes = NULL;
     base_buf existing = {0};
-    bool is_cmd = false, duplicate = false;
+    bool is_cmd = false, duplicate = false, sync = false;
+    uint64_t truncate_to = 0;
+    replica_split split;
     int rc = 0;
 
+    memset(&split, 0, sizeof(split));
     assert(e->index == r->applied + 1);
     storage_batch_clear(r->batch);
-    if (e->type == RAFT_ENTRY_NORMAL && e->len > 0) {
+    if (e->type == RAFT_ENTRY_NORMAL && e->len == REPLICA_TRUNCATE_SIZE &&
+        e->data[0] == REPLICA_TRUNCATE_TAG) {
+        /* Log truncation: nothing in the state machine changes. A replica
+        ** already compacted past X, or whose entry X has another term (not
+        ** possible for a committed X), keeps its log: compaction is local. */
+        uint64_t x = replica__get_u64(e->data + 1), term = 0;
+        raft_status st;
+        raft_node_status(r->raft, &st);
+        if (x < e->index && x > st.snapshot_index && x > r->truncate_to &&
+            raft_node_term_at(r->raft, x, &term) == RAFT_OK &&
+            term == replica__get_u64(e->data + 9)) {
+            truncate_to = x;
+            sync = n->config.sync; /* the state machine through X durable first */
+        }
+    } else if (e->type == RAFT_ENTRY_NORMAL && e->len >= REPLICA_SPLIT_HEADER &&
+               e->data[0] == REPLICA_SPLIT_TAG) {
+        rc = split_prepare(r, e, &split);
+        if (rc != RANGE_OK)
+            goto cleanup;
+    } else if (e->type == RAFT_ENTRY_NORMAL && e->len > 0) {
         rc = range_command_decode(e->data, e->len, &cmd, &writes);
         if (rc == RANGE_ERR_NOMEM)
             goto cleanup;
@@ -206,7 +578,7 @@ static int apply_entry(range_replica *r, const raft_entry *e)
             rc = 0;
         } else {
             is_cmd = true;
-            size_t klen = replica__key(key, r->config.range_id, 'c', cmd.txn_id, cmd.seq, 2);
+            size_t klen = replica__key(key, REPLICA_RECORDS_RANGE, 'c', cmd.txn_id, cmd.seq, 2);
             rc = storage_get_raw(n->config.engine, key, klen, &existing);
             if (rc == STORAGE_OK) {
                 duplicate = true;
@@ -215,7 +587,18 @@ static int apply_entry(range_replica *r, const raft_entry *e)
                 goto cleanup;
             }
             rc = 0;
-            if (!duplicate) {
+            for (size_t i = 0; i < cmd.write_count && !duplicate && is_cmd; i++) {
+                if (range_descriptor_contains(&r->desc, cmd.writes[i].key, cmd.writes[i].key_len))
+                    continue;
+                /* evaluated against the shape before a split: refused */
+                BASE_INFO("range", "r%llu n%llu: command %llu/%llu at index %llu writes outside "
+                          "the range (generation %llu): refused",
+                          (unsigned long long)r->config.range_id, (unsigned long long)r->id,
+                          (unsigned long long)cmd.txn_id, (unsigned long long)cmd.seq,
+                          (unsigned long long)e->index, (unsigned long long)r->desc.generation);
+                is_cmd = false;
+            }
+            if (!duplicate && is_cmd) {
                 for (size_t i = 0; i < cmd.write_count && rc == 0; i++) {
                     const range_write *w = &cmd.writes[i];
                     if (w->tombstone)
@@ -238,39 +621,111 @@ static int apply_entry(range_replica *r, const raft_entry *e)
     replica__put_u64(val, e->index);
     rc = storage_batch_put_raw(r->batch, key, replica__key(key, r->config.range_id, 'a', 0, 0, 0),
                                val, 8);
+    if (rc == 0 && truncate_to != 0) {
+        /* 't': the log may go up to here; a restart redoes a compaction that
+        ** a crash cut short */
+        replica__put_u64(val, truncate_to);
+        rc = storage_batch_put_raw(r->batch, key,
+                                   replica__key(key, r->config.range_id, 't', 0, 0, 0), val, 8);
+    }
     /* Not synced: the entry is durable in the Raft log on a majority, and a
-    ** lost apply is replayed from the log at restart (applied moves with it). */
+    ** lost apply is replayed from the log at restart (applied moves with it).
+    ** A truncation's apply is synced: the log before it is about to go. */
     if (rc == 0)
-        rc = storage_write(n->config.engine, r->batch, false);
+        rc = storage_write(n->config.engine, r->batch, sync);
     if (rc != 0) {
         rc = map_storage(rc);
         goto cleanup;
     }
     r->applied = e->index;
-    if (n->config.observer != NULL && is_cmd)
-        n->config.observer(n->config.observer_ctx, r->config.range_id, r->id, e->index,
-                           cmd.txn_id, cmd.seq, duplicate);
-    resolve_waiters(r, e->index, is_cmd, is_cmd ? cmd.txn_id : 0, is_cmd ? cmd.seq : 0);
+    if (truncate_to != 0)
+        r->truncate_to = truncate_to;
+    if (split.ok) {
+        split_finish(r, &split);
+        resolve_waiters(r, e->index, true, REPLICA_SPLIT_TXN_ID, split.new_range_id);
+    } else {
+        if (n->config.observer != NULL && is_cmd)
+            n->config.observer(n->config.observer_ctx, r->config.range_id, r->id, e->index,
+                               cmd.txn_id, cmd.seq, duplicate);
+        resolve_waiters(r, e->index, is_cmd, is_cmd ? cmd.txn_id : 0, is_cmd ? cmd.seq : 0);
+    }
 cleanup:
     storage_batch_clear(r->batch);
     base_buf_free(&existing);
     base_free(writes);
+    range_descriptor_free(&split.left);
+    range_descriptor_free(&split.right);
     return rc;
 }
 
 /* ---- the update loop -------------------------------------------------------- */
 
-/* Carry out update u (and the PERSISTED steps it leads to). */
+/* Keep what update u (with log seq log_seq, 0: durable already) may do
+** only once its write and every earlier one are durable. */
+static void stash_persist(range_replica *r, const raft_update *u, uint64_t log_seq)
+{
+    range_node *n = r->node;
+    replica_persist *rec;
+    if (r->n_pending > 0) {
+        rec = &r->pending[(r->pending_head + r->n_pending - 1) % REPLICA_PERSIST_PENDING_MAX];
+        if (log_seq < rec->log_seq)
+            log_seq = rec->log_seq; /* never overtake an older write */
+    }
+    if (r->n_pending > 0 && (u->persist_seq == 0 || r->n_pending == REPLICA_PERSIST_PENDING_MAX)) {
+        /* ride on the newest record (full ring: merged; a later persist_seq
+        ** covers the earlier one) */
+        if (u->persist_seq != 0)
+            rec->core_seq = u->persist_seq;
+        rec->log_seq = log_seq;
+    } else {
+        rec = &r->pending[(r->pending_head + r->n_pending) % REPLICA_PERSIST_PENDING_MAX];
+        r->n_pending++;
+        rec->core_seq = u->persist_seq;
+        rec->log_seq = log_seq;
+        base_buf_reset(&rec->msgs);
+    }
+    stash_messages(n, r->config.range_id, u->messages_after_persist, u->n_messages_after_persist,
+                   &rec->msgs);
+    if (log_seq > n->sync_want) {
+        n->sync_want = log_seq;
+        pthread_cond_signal(&n->sync_cv);
+    }
+}
+
+/* The truncation recorded by apply: compact the core, then the log store
+** (the state machine through truncate_to is durable: its apply was synced).
+** ev/u: the COMPACT step's update, to carry out next. */
+static int replica_truncate(range_replica *r, raft_update *u)
+{
+    uint64_t x = r->truncate_to, term = 0;
+    r->truncate_to = 0;
+    raft_event ev = {.type = RAFT_EVENT_COMPACT, .compact_index = x};
+    int rrc = raft_step(r->raft, &ev, u);
+    if (rrc != RAFT_OK) {
+        BASE_WARN("range", "r%llu n%llu: log truncation to %llu refused by raft: %s",
+                  (unsigned long long)r->config.range_id, (unsigned long long)r->id,
+                  (unsigned long long)x, raft_strerror(rrc));
+        return RANGE_OK; /* the log just stays longer */
+    }
+    if (raft_node_term_at(r->raft, x, &term) != RAFT_OK)
+        return RANGE_OK;
+    int rc = r->log->ops->compact(r->log, x, term);
+    if (rc == RANGE_OK)
+        r->node->purge_wanted = true;
+    return rc;
+}
+
+/* Carry out update u (and the PERSISTED and COMPACT steps it leads to). */
 static void replica_process(range_replica *r, raft_update *u)
 {
     range_node *n = r->node;
     for (int round = 0; round < REPLICA_UPDATE_ROUNDS_MAX; round++) {
         if (r->failed)
             return;
-        uint64_t seq = u->persist_seq;
+        uint64_t seq = u->persist_seq, log_seq = 0;
         if (seq != 0) {
             int rc = r->log->ops->save(r->log, u->hard_state_changed ? &u->hard_state : NULL,
-                                       u->entries, u->n_entries);
+                                       u->entries, u->n_entries, &log_seq);
             if (rc != RANGE_OK) {
                 BASE_ERROR("range", "r%llu n%llu: raft log write failed (%d); replica stopped",
                            (unsigned long long)r->config.range_id, (unsigned long long)r->id,
@@ -281,8 +736,13 @@ static void replica_process(range_replica *r, raft_update *u)
         }
         for (size_t i = 0; i < u->n_messages; i++)
             node_send(n, r->config.range_id, &u->messages[i]);
-        for (size_t i = 0; i < u->n_messages_after_persist; i++)
-            node_send(n, r->config.range_id, &u->messages_after_persist[i]);
+        bool durable = log_seq == 0 && r->n_pending == 0;
+        if (durable) {
+            for (size_t i = 0; i < u->n_messages_after_persist; i++)
+                node_send(n, r->config.range_id, &u->messages_after_persist[i]);
+        } else if (seq != 0 || u->n_messages_after_persist > 0) {
+            stash_persist(r, u, log_seq);
+        }
         for (size_t i = 0; i < u->n_committed; i++) {
             int rc = apply_entry(r, &u->committed[i]);
             if (rc != 0) {
@@ -311,14 +771,49 @@ static void replica_process(range_replica *r, raft_update *u)
             }
         }
         serve_reads(r);
-        if (seq == 0)
+        if (seq != 0 && durable) {
+            raft_event ev = {.type = RAFT_EVENT_PERSISTED, .persist_seq = seq};
+            (void)raft_step(r->raft, &ev, u);
+        } else if (r->truncate_to != 0) {
+            int rc = replica_truncate(r, u);
+            if (rc != RANGE_OK) {
+                BASE_ERROR("range", "r%llu n%llu: raft log compaction failed (%d); replica "
+                           "stopped", (unsigned long long)r->config.range_id,
+                           (unsigned long long)r->id, rc);
+                r->failed = true;
+                return;
+            }
+        } else {
             return;
-        raft_event ev = {.type = RAFT_EVENT_PERSISTED, .persist_seq = seq};
-        (void)raft_step(r->raft, &ev, u);
+        }
     }
     /* The core produces no new persist work from PERSISTED alone, so this
     ** is a bug; the next event carries on safely anyway. */
     BASE_WARN("range", "r%llu: update rounds exhausted", (unsigned long long)r->config.range_id);
+}
+
+/* The log is durable up to log seq `durable`: send what waited for it and
+** step PERSISTED with the newest covered persist_seq. Node mutex held. */
+static void replica_log_durable(range_replica *r, uint64_t durable)
+{
+    uint64_t core_seq = 0;
+    raft_update u;
+    while (r->n_pending > 0 && !r->failed) {
+        replica_persist *rec = &r->pending[r->pending_head];
+        if (rec->log_seq > durable)
+            break;
+        node_send_stashed(r->node, r->config.range_id, &rec->msgs);
+        if (rec->core_seq != 0)
+            core_seq = rec->core_seq;
+        base_buf_reset(&rec->msgs);
+        r->pending_head = (r->pending_head + 1) % REPLICA_PERSIST_PENDING_MAX;
+        r->n_pending--;
+    }
+    if (core_seq == 0 || r->failed)
+        return;
+    raft_event ev = {.type = RAFT_EVENT_PERSISTED, .persist_seq = core_seq};
+    (void)raft_step(r->raft, &ev, &u);
+    replica_process(r, &u);
 }
 
 static int replica_step(range_replica *r, const raft_event *ev, raft_update *u)
@@ -345,6 +840,8 @@ static void replica_free(range_replica *r)
     raft_node_free(r->raft);
     if (r->log != NULL)
         r->log->ops->free(r->log);
+    for (size_t i = 0; i < REPLICA_PERSIST_PENDING_MAX; i++)
+        base_buf_free(&r->pending[i].msgs); /* unsent: as if lost with a crash */
     storage_batch_free(r->batch);
     range_descriptor_free(&r->desc);
     base_free(r->waiters);
@@ -352,11 +849,13 @@ static void replica_free(range_replica *r)
     base_free(r);
 }
 
-static int load_applied(storage_engine *e, uint64_t range_id, uint64_t *applied)
+/* A u64 of the state machine ('a': applied index, 't': truncation point);
+** 0 when absent. */
+static int load_applied(storage_engine *e, uint64_t range_id, char kind, uint64_t *applied)
 {
     uint8_t key[REPLICA_KEY_SIZE_MAX];
     base_buf buf = {0};
-    int rc = storage_get_raw(e, key, replica__key(key, range_id, 'a', 0, 0, 0), &buf);
+    int rc = storage_get_raw(e, key, replica__key(key, range_id, kind, 0, 0, 0), &buf);
     *applied = 0;
     if (rc == STORAGE_OK) {
         if (buf.len == 8)
@@ -423,12 +922,20 @@ static int load_descriptor(range_node *n, const range_replica_config *config,
     if (b == NULL)
         goto fail;
     rc = storage_batch_put_raw(b, key, klen, buf.data, buf.len);
-    if (rc == STORAGE_OK)
-        rc = storage_write(n->config.engine, b, n->config.sync);
     if (rc != STORAGE_OK) {
         rc = map_storage(rc);
         goto fail;
     }
+    /* the store's list of its ranges, in the same batch */
+    rc = hosted_put(n, b, config->range_id);
+    if (rc != RANGE_OK)
+        goto fail;
+    rc = storage_write(n->config.engine, b, n->config.sync);
+    if (rc != STORAGE_OK) {
+        rc = map_storage(rc);
+        goto fail;
+    }
+    hosted_added(n, config->range_id);
     rc = RANGE_OK;
     goto cleanup;
 fail:
@@ -440,26 +947,61 @@ cleanup:
     return rc;
 }
 
-int range_node_add_replica(range_node *n, const range_replica_config *config,
-                           range_replica **out)
+/* The right-hand floor of a range made by a split ('w'; HLC_ZERO if none). */
+static int load_floor(storage_engine *e, uint64_t range_id, hlc_timestamp *floor)
 {
-    range_replica *r = NULL;
-    raft_entry *entries = NULL;
-    size_t n_entries = 0;
-    raft_hard_state hs;
-    bool has_hs = false;
-    bool self_in = false;
-    int rc;
+    uint8_t key[REPLICA_KEY_SIZE_MAX];
+    base_buf buf = {0};
+    int rc = storage_get_raw(e, key, replica__key(key, range_id, 'w', 0, 0, 0), &buf);
+    *floor = HLC_ZERO;
+    if (rc == STORAGE_OK) {
+        if (buf.len == HLC_ENCODED_SIZE)
+            *floor = hlc_decode(buf.data);
+        else
+            rc = RANGE_ERR_CORRUPT;
+    } else if (rc == STORAGE_NOT_FOUND) {
+        rc = RANGE_OK;
+    } else {
+        rc = map_storage(rc);
+    }
+    base_buf_free(&buf);
+    return rc;
+}
 
-    if (n == NULL || config == NULL || config->range_id == 0 || config->n_peers == 0 ||
+static bool config_ok(const range_node *n, const range_replica_config *config)
+{
+    bool self_in = false;
+    if (config == NULL || config->range_id == 0 || config->n_peers == 0 ||
         config->n_peers > RANGE_REPLICAS_MAX || config->n_peers > RAFT_MAX_VOTERS)
-        return RANGE_ERR_INVALID;
+        return false;
     for (size_t i = 0; i < config->n_peers; i++)
         if (config->peers[i] == n->id)
             self_in = true;
-    if (!self_in)
+    return self_in;
+}
+
+int range_node_add_replica(range_node *n, const range_replica_config *config,
+                           range_replica **out)
+{
+    if (n == NULL || !config_ok(n, config))
         return RANGE_ERR_INVALID;
     pthread_mutex_lock(&n->mu);
+    int rc = node_open_locked(n, config, out);
+    pthread_mutex_unlock(&n->mu);
+    return rc;
+}
+
+/* range_node_add_replica with the node mutex held (also from a split's
+** apply, which runs under it): config checked by the caller. */
+static int node_open_locked(range_node *n, const range_replica_config *config,
+                            range_replica **out)
+{
+    range_replica *r = NULL;
+    replica_log_state ls = {0}; /* owner: this function */
+    uint64_t truncated_to = 0;
+    bool raw_exists = false;
+    int rc;
+
     rc = RANGE_ERR_INVALID;
     for (size_t i = 0; i < n->n_replicas; i++)
         if (n->replicas[i]->config.range_id == config->range_id)
@@ -477,24 +1019,53 @@ int range_node_add_replica(range_node *n, const range_replica_config *config,
     r->config.descriptor = NULL; /* borrowed for this call only; r->desc keeps it */
     if (r->config.proposal_timeout_ticks <= 0)
         r->config.proposal_timeout_ticks = REPLICA_DEFAULT_PROPOSAL_TIMEOUT_TICKS;
+    if (r->config.log_truncate_entries == 0)
+        r->config.log_truncate_entries = RANGE_LOG_TRUNCATE_ENTRIES;
     r->id = n->id;
     r->batch = storage_batch_new();
     if (r->batch == NULL)
         goto cleanup;
-    rc = replica__log_raw_open(n->config.engine, config->range_id, n->config.sync, &r->log);
+    if (n->config.log != NULL) {
+        /* A store keeps the layout it was created with (range.h). */
+        rc = replica__log_raw_exists(n->config.engine, config->range_id, &raw_exists);
+        if (rc != RANGE_OK)
+            goto cleanup;
+        if (raw_exists) {
+            BASE_ERROR("range", "r%llu n%llu: this store keeps the range's Raft log in the "
+                       "storage engine (the layout before the shared Raft log); it cannot be "
+                       "opened over a shared log: use the version that created it, or a new "
+                       "store", (unsigned long long)config->range_id, (unsigned long long)n->id);
+            rc = RANGE_ERR_CORRUPT;
+            goto cleanup;
+        }
+        rc = replica__log_shared_open(n->config.log, config->range_id, n->config.sync, &r->log);
+    } else {
+        rc = replica__log_raw_open(n->config.engine, config->range_id, n->config.sync, &r->log);
+    }
     if (rc != RANGE_OK)
         goto cleanup;
-    rc = r->log->ops->load(r->log, &hs, &has_hs, &entries, &n_entries);
+    rc = r->log->ops->load(r->log, &ls);
     if (rc != RANGE_OK)
         goto cleanup;
-    rc = load_applied(n->config.engine, config->range_id, &r->applied);
+    rc = load_applied(n->config.engine, config->range_id, 'a', &r->applied);
+    if (rc == RANGE_OK)
+        rc = load_applied(n->config.engine, config->range_id, 't', &truncated_to);
     if (rc != RANGE_OK)
         goto cleanup;
     rc = load_descriptor(n, config, &r->desc);
+    if (rc == RANGE_OK)
+        rc = load_floor(n->config.engine, config->range_id, &r->split_floor);
     if (rc != RANGE_OK)
         goto cleanup;
-    if (r->applied > n_entries) {
-        rc = RANGE_ERR_CORRUPT; /* applied beyond the stored log */
+    if (r->applied > ls.compact_index + ls.n_entries || r->applied < ls.compact_index ||
+        (ls.compact_index > 0 && !ls.has_hard_state)) {
+        /* applied beyond the log, or the log truncated past what the state
+        ** machine holds (its truncation apply was synced first: lost data) */
+        BASE_ERROR("range", "r%llu n%llu: applied index %llu outside the stored log (%llu, "
+                   "%llu]", (unsigned long long)config->range_id, (unsigned long long)n->id,
+                   (unsigned long long)r->applied, (unsigned long long)ls.compact_index,
+                   (unsigned long long)(ls.compact_index + ls.n_entries));
+        rc = RANGE_ERR_CORRUPT;
         goto cleanup;
     }
 
@@ -510,7 +1081,14 @@ int range_node_add_replica(range_node *n, const range_replica_config *config,
         rc_cfg.heartbeat_ticks = config->heartbeat_ticks;
     rc_cfg.applied = r->applied;
     rc_cfg.random_seed = config->random_seed ^ (n->id * 0x9e3779b97f4a7c15ULL);
-    int rrc = raft_node_new(&rc_cfg, has_hs ? &hs : NULL, entries, n_entries, &r->raft);
+    raft_snapshot snap = {.index = ls.compact_index, .term = ls.compact_term};
+    /* the membership at the compaction point: range replicas change no
+    ** membership yet, so it is the bootstrap one */
+    memcpy(snap.membership.voters, rc_cfg.voters, sizeof(snap.membership.voters));
+    snap.membership.n_voters = rc_cfg.n_voters;
+    int rrc = raft_node_restore(&rc_cfg, ls.has_hard_state ? &ls.hard_state : NULL,
+                                ls.compact_index > 0 ? &snap : NULL, ls.entries, ls.n_entries,
+                                &r->raft);
     if (rrc != RAFT_OK) {
         BASE_ERROR("range", "r%llu n%llu: raft_node_new: %s",
                    (unsigned long long)config->range_id, (unsigned long long)n->id,
@@ -518,6 +1096,8 @@ int range_node_add_replica(range_node *n, const range_replica_config *config,
         rc = rrc == RAFT_ERR_NOMEM ? RANGE_ERR_NOMEM : RANGE_ERR_CORRUPT;
         goto cleanup;
     }
+    if (truncated_to > ls.compact_index && truncated_to <= r->applied)
+        r->truncate_to = truncated_to; /* applied, not carried out: at the next event */
     range_replica **grown =
         base_realloc(n->replicas, (n->n_replicas + 1) * sizeof(*n->replicas));
     if (grown == NULL) {
@@ -531,10 +1111,94 @@ int range_node_add_replica(range_node *n, const range_replica_config *config,
     r = NULL;
     rc = RANGE_OK;
 cleanup:
-    replica__entries_free(entries, n_entries);
+    replica__log_state_free(&ls);
     replica_free(r);
-    pthread_mutex_unlock(&n->mu);
     return rc;
+}
+
+int range_node_open_stored(range_node *n, const range_replica_config *defaults, size_t *opened)
+{
+    uint8_t key[REPLICA_KEY_SIZE_MAX];
+    base_buf buf = {0}; /* owner: this function */
+    int first_rc = RANGE_OK;
+    if (opened != NULL)
+        *opened = 0;
+    if (n == NULL || defaults == NULL)
+        return RANGE_ERR_INVALID;
+    pthread_mutex_lock(&n->mu);
+    int rc = hosted_load_locked(n);
+    for (size_t i = 0; rc == RANGE_OK && i < n->n_hosted; i++) {
+        uint64_t id = n->hosted[i];
+        bool open = false;
+        for (size_t k = 0; k < n->n_replicas; k++)
+            open = open || n->replicas[k]->config.range_id == id;
+        if (open)
+            continue;
+        range_descriptor d;
+        int orc = storage_get_raw(n->config.engine, key, replica__key(key, id, 'd', 0, 0, 0),
+                                  &buf);
+        if (orc != STORAGE_OK) {
+            orc = orc == STORAGE_NOT_FOUND ? RANGE_ERR_CORRUPT : map_storage(orc);
+        } else {
+            orc = range_descriptor_decode(buf.data, buf.len, &d);
+            if (orc == RANGE_OK) {
+                range_replica_config cfg = *defaults;
+                cfg.range_id = id;
+                for (size_t k = 0; k < d.n_replicas; k++)
+                    cfg.peers[k] = d.replicas[k];
+                cfg.n_peers = d.n_replicas;
+                cfg.random_seed = defaults->random_seed ^ (id * 0xbf58476d1ce4e5b9ULL);
+                cfg.descriptor = NULL; /* the stored one */
+                orc = d.range_id != id || !config_ok(n, &cfg) ? RANGE_ERR_CORRUPT
+                                                              : node_open_locked(n, &cfg, NULL);
+                range_descriptor_free(&d);
+            } else if (orc != RANGE_ERR_NOMEM) {
+                orc = RANGE_ERR_CORRUPT;
+            }
+        }
+        if (orc == RANGE_OK) {
+            if (opened != NULL)
+                (*opened)++;
+        } else {
+            BASE_ERROR("range", "n%llu: hosted range r%llu cannot open (%d)",
+                       (unsigned long long)n->id, (unsigned long long)id, orc);
+            if (first_rc == RANGE_OK)
+                first_rc = orc;
+        }
+    }
+    pthread_mutex_unlock(&n->mu);
+    base_buf_free(&buf);
+    return rc != RANGE_OK ? rc : first_rc;
+}
+
+size_t range_node_replica_ids(range_node *n, uint64_t *ids, size_t max)
+{
+    pthread_mutex_lock(&n->mu);
+    size_t count = n->n_replicas;
+    for (size_t i = 0; i < count && i < max; i++)
+        ids[i] = n->replicas[i]->config.range_id;
+    pthread_mutex_unlock(&n->mu);
+    return count;
+}
+
+range_replica *replica__node_find(range_node *n, const uint8_t *key, size_t key_len,
+                                  bool ending_at)
+{
+    range_replica *found = NULL;
+    pthread_mutex_lock(&n->mu);
+    for (size_t i = 0; i < n->n_replicas && found == NULL; i++) {
+        const range_descriptor *d = &n->replicas[i]->desc;
+        if (ending_at ? d->end_len > 0 && range__key_cmp(d->end_key, d->end_len, key, key_len) == 0
+                      : range_descriptor_contains(d, key, key_len))
+            found = n->replicas[i];
+    }
+    pthread_mutex_unlock(&n->mu);
+    return found;
+}
+
+hlc_timestamp replica__split_floor(range_replica *r)
+{
+    return r->split_floor; /* set when the replica opens, never changed */
 }
 
 range_replica *range_node_replica(range_node *n, uint64_t range_id)
@@ -643,6 +1307,87 @@ int range_replica_propose(range_replica *r, const range_command *cmd, range_prop
     return replica__propose(r, cmd, 0, true, cb, ctx, leader_hint);
 }
 
+int replica__propose_split(range_replica *r, const uint8_t *key, size_t key_len,
+                           uint64_t new_range_id, uint64_t generation, hlc_timestamp floor,
+                           uint64_t expected_term, range_propose_fn cb, void *ctx,
+                           uint64_t *leader_hint)
+{
+    range_node *n;
+    base_buf data = {0}; /* owner: this function (the core copies the entry) */
+    uint8_t head[REPLICA_SPLIT_HEADER];
+    raft_update u;
+    int rc;
+    if (leader_hint != NULL)
+        *leader_hint = 0;
+    if (r == NULL || key == NULL || key_len == 0 || key_len > RANGE_DESC_KEY_MAX ||
+        new_range_id == 0 || cb == NULL)
+        return RANGE_ERR_INVALID;
+    head[0] = REPLICA_SPLIT_TAG;
+    replica__put_u64(head + 1, new_range_id);
+    replica__put_u64(head + 9, generation);
+    hlc_encode(floor, head + 17);
+    head[17 + HLC_ENCODED_SIZE] = (uint8_t)(key_len >> 24);
+    head[18 + HLC_ENCODED_SIZE] = (uint8_t)(key_len >> 16);
+    head[19 + HLC_ENCODED_SIZE] = (uint8_t)(key_len >> 8);
+    head[20 + HLC_ENCODED_SIZE] = (uint8_t)key_len;
+    if (base_buf_append(&data, head, sizeof(head)) != 0 ||
+        base_buf_append(&data, key, key_len) != 0) {
+        base_buf_free(&data);
+        return RANGE_ERR_NOMEM;
+    }
+    n = r->node;
+    pthread_mutex_lock(&n->mu);
+    rc = replica_serving_check(r, leader_hint);
+    if (rc != RANGE_OK)
+        goto cleanup;
+    raft_status st;
+    raft_node_status(r->raft, &st);
+    if (expected_term != 0 && st.term != expected_term) {
+        rc = RANGE_ERR_DROPPED; /* evaluated in another term: evaluate again */
+        goto cleanup;
+    }
+    if (r->n_waiters >= RANGE_PROPOSALS_PENDING_MAX) {
+        rc = RANGE_ERR_BUSY;
+        goto cleanup;
+    }
+    if (r->waiters == NULL) {
+        r->waiters = base_calloc(RANGE_PROPOSALS_PENDING_MAX, sizeof(*r->waiters));
+        if (r->waiters == NULL) {
+            rc = RANGE_ERR_NOMEM;
+            goto cleanup;
+        }
+    }
+    raft_proposal p = {data.data, data.len};
+    raft_event ev = {.type = RAFT_EVENT_PROPOSE, .proposals = &p, .n_proposals = 1};
+    int rrc = raft_step(r->raft, &ev, &u);
+    if (rrc == RAFT_OK) {
+        replica_waiter *w = &r->waiters[r->n_waiters++];
+        w->txn_id = REPLICA_SPLIT_TXN_ID;
+        w->seq = new_range_id;
+        w->index = u.proposed_index;
+        w->term = u.proposed_term;
+        w->deadline_tick = UINT64_MAX;
+        w->cb = cb;
+        w->ctx = ctx;
+        rc = RANGE_OK;
+    } else if (rrc == RAFT_ERR_NOT_LEADER || rrc == RAFT_ERR_TRANSFERRING) {
+        if (leader_hint != NULL)
+            *leader_hint = u.leader_hint;
+        rc = RANGE_ERR_NOT_LEADER;
+    } else if (rrc == RAFT_ERR_BUSY) {
+        rc = RANGE_ERR_BUSY;
+    } else if (rrc == RAFT_ERR_NOMEM) {
+        rc = RANGE_ERR_NOMEM;
+    } else {
+        rc = RANGE_ERR_INVALID;
+    }
+    replica_process(r, &u); /* always: the update may carry work either way */
+cleanup:
+    pthread_mutex_unlock(&n->mu);
+    base_buf_free(&data);
+    return rc;
+}
+
 void replica__cancel_proposals(range_node *n, range_propose_fn cb)
 {
     pthread_mutex_lock(&n->mu);
@@ -679,7 +1424,7 @@ int replica__command_record(range_replica *r, uint64_t txn_id, uint64_t seq, boo
     *found = false;
     *commit_ts = HLC_ZERO;
     int rc = storage_get_raw(r->node->config.engine, key,
-                             replica__key(key, r->config.range_id, 'c', txn_id, seq, 2), &buf);
+                             replica__key(key, REPLICA_RECORDS_RANGE, 'c', txn_id, seq, 2), &buf);
     if (rc == STORAGE_NOT_FOUND) {
         rc = RANGE_OK;
     } else if (rc != STORAGE_OK) {
@@ -794,6 +1539,7 @@ void range_replica_get_status(range_replica *r, range_replica_status *out)
     out->commit = st.commit;
     out->applied = r->applied;
     out->last_index = st.last_index;
+    out->first_index = st.first_index;
     out->lease_valid = st.lease_valid;
     pthread_mutex_unlock(&r->node->mu);
 }
@@ -819,14 +1565,51 @@ int range_replica_campaign(range_replica *r)
 
 /* ---- the node driver -------------------------------------------------------- */
 
+/* Leader: propose a log truncation when the log holds log_truncate_entries
+** and at least half of them are applied here and stored on every member
+** (docs/range.md, "Log truncation"). One proposal at a time: the next only
+** once this replica has applied past the previous one's index. */
+static void replica_maybe_truncate(range_replica *r)
+{
+    uint64_t keep = (uint64_t)r->config.log_truncate_entries, min_match = 0, term = 0;
+    uint8_t data[REPLICA_TRUNCATE_SIZE];
+    raft_status st;
+    raft_update u;
+    if (r->config.log_truncate_entries <= 0 || r->failed || r->truncate_proposed > r->applied)
+        return;
+    raft_node_status(r->raft, &st);
+    if (st.role != RAFT_LEADER || st.last_index - st.snapshot_index < keep)
+        return;
+    if (raft_node_min_match(r->raft, &min_match) != RAFT_OK)
+        return;
+    uint64_t x = min_match < r->applied ? min_match : r->applied;
+    if (x <= st.snapshot_index || x - st.snapshot_index < keep / 2 ||
+        raft_node_term_at(r->raft, x, &term) != RAFT_OK)
+        return;
+    data[0] = REPLICA_TRUNCATE_TAG;
+    replica__put_u64(data + 1, x);
+    replica__put_u64(data + 9, term);
+    raft_proposal p = {data, sizeof(data)};
+    raft_event ev = {.type = RAFT_EVENT_PROPOSE, .proposals = &p, .n_proposals = 1};
+    if (raft_step(r->raft, &ev, &u) == RAFT_OK)
+        r->truncate_proposed = u.proposed_index;
+    replica_process(r, &u);
+}
+
 static void replica_tick(range_replica *r)
 {
     raft_update u;
     if (r->failed)
         return;
     r->tick++;
+    if (r->campaign_next_tick) {
+        r->campaign_next_tick = false;
+        raft_event cev = {.type = RAFT_EVENT_CAMPAIGN};
+        (void)replica_step(r, &cev, &u);
+    }
     raft_event ev = {.type = RAFT_EVENT_TICK};
     (void)replica_step(r, &ev, &u);
+    replica_maybe_truncate(r);
     size_t i = 0;
     while (i < r->n_waiters) {
         if (r->waiters[i].deadline_tick > r->tick) { /* UINT64_MAX: never */
@@ -851,10 +1634,96 @@ static void replica_tick(range_replica *r)
 
 void range_node_tick(range_node *n)
 {
+    bool purge = false;
     pthread_mutex_lock(&n->mu);
+    n->ticks++;
     for (size_t i = 0; i < n->n_replicas; i++)
         replica_tick(n->replicas[i]);
+    if (n->config.log != NULL && n->purge_wanted && !n->purging && !n->log_failed &&
+        n->ticks - n->purge_tick >= REPLICA_PURGE_TICKS) {
+        n->purge_wanted = false;
+        n->purging = true;
+        n->purge_tick = n->ticks;
+        purge = true;
+    }
     pthread_mutex_unlock(&n->mu);
+    if (!purge)
+        return;
+    /* Outside the node mutex: it may rewrite hard states and fsync. */
+    size_t deleted = 0;
+    int rc = raft_log_purge(n->config.log, &deleted);
+    if (rc != RAFT_LOG_OK)
+        BASE_WARN("range", "n%llu: raft log purge: %s", (unsigned long long)n->id,
+                  raft_log_strerror(rc));
+    else if (deleted > 0)
+        BASE_DEBUG("range", "n%llu: %zu raft log segment(s) deleted", (unsigned long long)n->id,
+                   deleted);
+    pthread_mutex_lock(&n->mu);
+    n->purging = false;
+    pthread_mutex_unlock(&n->mu);
+}
+
+/* One round of the log syncer: sync the shared log up to the newest seq a
+** replica waits for (without the node mutex: appends go on meanwhile, and
+** the next round covers them), then hand every replica what became
+** durable. */
+static int node_sync_round(range_node *n)
+{
+    pthread_mutex_lock(&n->mu);
+    uint64_t target = n->sync_want;
+    bool failed = n->log_failed;
+    pthread_mutex_unlock(&n->mu);
+    if (failed)
+        return RANGE_ERR_IO;
+    if (target == 0)
+        return RANGE_OK;
+    int rc = raft_log_sync(n->config.log, target);
+    pthread_mutex_lock(&n->mu);
+    if (rc != RAFT_LOG_OK) {
+        if (!n->log_failed)
+            BASE_ERROR("range", "n%llu: raft log sync failed: %s; every replica stopped",
+                       (unsigned long long)n->id, raft_log_strerror(rc));
+        n->log_failed = true;
+        for (size_t i = 0; i < n->n_replicas; i++)
+            n->replicas[i]->failed = true; /* the core is ahead of the disk */
+    } else {
+        uint64_t synced = raft_log_synced_seq(n->config.log);
+        if (synced < target)
+            synced = target;
+        if (synced > n->sync_done)
+            n->sync_done = synced;
+        for (size_t i = 0; i < n->n_replicas; i++)
+            replica_log_durable(n->replicas[i], n->sync_done);
+    }
+    pthread_mutex_unlock(&n->mu);
+    return rc == RAFT_LOG_OK ? RANGE_OK : RANGE_ERR_IO;
+}
+
+static void *node_syncer_main(void *arg)
+{
+    range_node *n = arg;
+    pthread_mutex_lock(&n->mu);
+    while (!n->syncer_stop) {
+        if (n->log_failed || n->sync_want <= n->sync_done) {
+            pthread_cond_wait(&n->sync_cv, &n->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&n->mu);
+        (void)node_sync_round(n);
+        pthread_mutex_lock(&n->mu);
+    }
+    pthread_mutex_unlock(&n->mu);
+    return NULL;
+}
+
+int range_node_sync_log(range_node *n)
+{
+    if (n == NULL || n->config.log == NULL || !n->config.sync || !n->config.log_sync_manual)
+        return RANGE_OK;
+    pthread_mutex_lock(&n->mu);
+    bool idle = n->sync_want <= n->sync_done && !n->log_failed;
+    pthread_mutex_unlock(&n->mu);
+    return idle ? RANGE_OK : node_sync_round(n);
 }
 
 bool range_node_handle_rpc(range_node *n, rpc_transport *t, const rpc_message *msg)
@@ -923,15 +1792,29 @@ int range_node_new(const range_node_config *config, range_node **out)
     uint64_t id = rpc_node(config->transport);
     if (id == 0)
         return RANGE_ERR_INVALID;
-    range_node *n = base_calloc(1, sizeof(*n));
+    range_node *n = base_calloc(1, sizeof(*n)); /* owner: caller, range_node_free */
     if (n == NULL)
         return RANGE_ERR_NOMEM;
     if (pthread_mutex_init(&n->mu, NULL) != 0) {
         base_free(n);
         return RANGE_ERR_NOMEM;
     }
+    if (pthread_cond_init(&n->sync_cv, NULL) != 0) {
+        pthread_mutex_destroy(&n->mu);
+        base_free(n);
+        return RANGE_ERR_NOMEM;
+    }
     n->config = *config;
     n->id = id;
+    if (config->log != NULL && config->sync && !config->log_sync_manual) {
+        if (pthread_create(&n->syncer, NULL, node_syncer_main, n) != 0) {
+            pthread_cond_destroy(&n->sync_cv);
+            pthread_mutex_destroy(&n->mu);
+            base_free(n);
+            return RANGE_ERR_NOMEM;
+        }
+        n->syncer_started = true;
+    }
     if (!config->no_handler)
         rpc_set_handler(config->transport, node_handler, n);
     *out = n;
@@ -951,12 +1834,22 @@ void range_node_free(range_node *n)
         return;
     if (n->config.transport != NULL && !n->config.no_handler)
         rpc_set_handler(n->config.transport, NULL, NULL);
+    if (n->syncer_started) {
+        /* Writes not yet synced stay unacknowledged: as after a crash. */
+        pthread_mutex_lock(&n->mu);
+        n->syncer_stop = true;
+        pthread_cond_broadcast(&n->sync_cv);
+        pthread_mutex_unlock(&n->mu);
+        pthread_join(n->syncer, NULL);
+    }
     pthread_mutex_lock(&n->mu);
     for (size_t i = 0; i < n->n_replicas; i++)
         replica_free(n->replicas[i]);
     base_free(n->replicas);
+    base_free(n->hosted);
     base_buf_free(&n->send_buf);
     pthread_mutex_unlock(&n->mu);
+    pthread_cond_destroy(&n->sync_cv);
     pthread_mutex_destroy(&n->mu);
     base_free(n);
 }

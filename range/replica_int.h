@@ -5,17 +5,23 @@
 ** Raw-keyspace layout of one range (all integers big-endian u64):
 **   "range/r/" range_id 'h'                 -> hard state: term, vote, commit
 **   "range/r/" range_id 'l'                 -> last stored log index
+**   "range/r/" range_id 'f'                 -> compaction point: index, term
+**                                              (absent: nothing compacted)
 **   "range/r/" range_id 'e' index           -> entry: term, type (1 byte), data
 **   "range/r/" range_id 'a'                 -> applied index
+**   "range/r/" range_id 't'                 -> newest applied log truncation
+**                                              point (absent: none)
 **   "range/r/" range_id 'c' txn_id seq      -> index that applied the command,
 **                                              then its commit timestamp
 **                                              (hlc_encode, 12 bytes)
 **   "range/r/" range_id 'd'                 -> the range descriptor
 **                                              (range_descriptor_encode)
-** ('h', 'l', 'e' belong to the log store behind replica_log; 'a' and 'c'
-** to the state machine and are written in the same batch as the MVCC writes
-** of the command they record; 'd' is written when the replica is first
-** created on the store.)
+** ('h', 'l', 'f', 'e' belong to the raw log store behind replica_log, used
+** when the node has no shared log: with one, the range's log and hard state
+** are group range_id of that log instead and 'h', 'l', 'f', 'e' never exist.
+** 'a', 'c' and 't' belong to the state machine and are written in the same
+** batch as the MVCC writes of the command (or truncation) they record; 'd' is written when the
+** replica is first created on the store.)
 */
 #ifndef MERIDIAN_RANGE_REPLICA_INT_H
 #define MERIDIAN_RANGE_REPLICA_INT_H
@@ -38,21 +44,35 @@ size_t replica__key(uint8_t out[REPLICA_KEY_SIZE_MAX], uint64_t range_id, char k
 void replica__put_u64(uint8_t *p, uint64_t v);
 uint64_t replica__get_u64(const uint8_t *p);
 
-/* ---- the Raft log store: a small interface so the shared segmented log
-** (raft/log.c) can replace the raw-keyspace store later. ---------------- */
+/* ---- the Raft log store ------------------------------------------------------
+** Two implementations: the raw keyspace of the node's storage engine
+** (replica_log.c: range_node_config.log == NULL) and one group of the
+** node's shared segmented log (replica_log_shared.c, raft/log.c). */
 typedef struct replica_log replica_log;
+typedef struct replica_log_state {
+    raft_hard_state hard_state;
+    bool has_hard_state;   /* false for a fresh range */
+    uint64_t compact_index;/* entries <= it were dropped (0: none) */
+    uint64_t compact_term; /* term of the entry at compact_index */
+    raft_entry *entries;   /* consecutive from compact_index + 1; owner: the
+                              state (replica__log_state_free) */
+    size_t n_entries;
+    void (*entries_free)(raft_entry *entries, size_t n); /* set by load */
+} replica_log_state;
 typedef struct replica_log_ops {
-    /* Read the durable state. *has_hard_state false for a fresh range.
-    ** owner of *entries: caller, replica__entries_free(*entries, *n).
-    ** Entries are consecutive from index 1. RANGE_OK, RANGE_ERR_CORRUPT,
-    ** RANGE_ERR_IO, RANGE_ERR_NOMEM. */
-    int (*load)(replica_log *log, raft_hard_state *hard_state, bool *has_hard_state,
-                raft_entry **entries, size_t *n_entries);
-    /* Durably (per the store's sync flag) write the hard state (NULL:
-    ** unchanged) and entries; entries first delete every stored entry with
-    ** index >= entries[0].index. One atomic write. */
+    /* Read the durable state into *out (zeroed first). RANGE_OK,
+    ** RANGE_ERR_CORRUPT, RANGE_ERR_IO, RANGE_ERR_NOMEM. */
+    int (*load)(replica_log *log, replica_log_state *out);
+    /* Write the hard state (NULL: unchanged) and entries; entries first
+    ** delete every stored entry with index >= entries[0].index. One atomic
+    ** write. *sync_seq = 0: already durable (as far as the node's sync flag
+    ** asks); else durable only once raft_log_sync(node log, *sync_seq) has
+    ** returned 0. */
     int (*save)(replica_log *log, const raft_hard_state *hard_state, const raft_entry *entries,
-                size_t n_entries);
+                size_t n_entries, uint64_t *sync_seq);
+    /* Drop every entry <= up_to_index (term: its term). Need not be durable
+    ** at once: a lost compaction only keeps more log. */
+    int (*compact)(replica_log *log, uint64_t up_to_index, uint64_t term);
     void (*free)(replica_log *log);
 } replica_log_ops;
 struct replica_log {
@@ -62,7 +82,25 @@ struct replica_log {
 /* The raw-keyspace log store. owner of *out: caller, (*out)->ops->free. */
 int replica__log_raw_open(storage_engine *engine, uint64_t range_id, bool sync,
                           replica_log **out);
+/* *exists: the raw keyspace holds a Raft log or hard state of range_id (a
+** store written with log == NULL, the layout before the shared log). */
+int replica__log_raw_exists(storage_engine *engine, uint64_t range_id, bool *exists);
+/* Group range_id of the shared log `log` (borrowed). sync false: saves
+** report *sync_seq 0 (nothing is ever fsynced). owner of *out: caller. */
+int replica__log_shared_open(raft_log *log, uint64_t range_id, bool sync, replica_log **out);
 void replica__entries_free(raft_entry *entries, size_t n_entries);
+void replica__log_state_free(replica_log_state *state); /* entries freed, zeroed */
+int replica__map_log_error(int raft_log_rc); /* RAFT_LOG_ERR_* -> RANGE_ERR_* */
+
+/* ---- log truncation command ----------------------------------------------------
+** A Raft entry of type NORMAL whose data is
+**   REPLICA_TRUNCATE_TAG (1 byte) | up_to_index (u64 BE) | its term (u64 BE)
+** proposed by a leader: every replica that applies it drops its log up to
+** up_to_index (docs/range.md, "Log truncation"). The tag is not a command
+** codec version, so a replica that does not know it skips the entry as an
+** undecodable command (deterministic, harmless). */
+#define REPLICA_TRUNCATE_TAG 0xF1u
+#define REPLICA_TRUNCATE_SIZE 17
 
 /* ---- for the leaseholder evaluator (server.c) ------------------------------
 ** Each takes the node mutex (replica__command_record and replica__engine
@@ -90,6 +128,47 @@ int replica__command_record(range_replica *r, uint64_t txn_id, uint64_t seq, boo
                             hlc_timestamp *commit_ts);
 /* The engine holding the replica's MVCC data (borrowed from the node). */
 storage_engine *replica__engine(range_replica *r);
+
+/* ---- splits (docs/range.md, "Splits and addressing") ---------------------------
+** A split trigger is a Raft entry of type NORMAL of the range being split:
+**   REPLICA_SPLIT_TAG (1 byte) | new_range_id (u64 BE) | expected generation
+**   (u64 BE) | the right-hand floor (hlc_encode, 12 bytes) | key_len (u32 BE)
+**   | key
+** Every replica applies it only when its descriptor still has that
+** generation and holds key strictly inside (then: left = [start, key),
+** right = new_range_id = [key, end), both at generation + 1, the same
+** replicas; one storage batch, then the right-hand replica is opened on this
+** node); otherwise it changes nothing but the applied index. Its proposal
+** waiter's key is (REPLICA_SPLIT_TXN_ID, new_range_id): OK when it applied
+** as a split, DROPPED otherwise.
+** Idempotence records ('c') are kept under range id REPLICA_RECORDS_RANGE
+** (0, never a range's id): keyed by (txn_id, seq) alone, so a right-hand
+** range finds what its left applied before the split.
+** Raw keys of the node: "range/hosted" -> u32 count | count x u64 range id
+** (the ranges whose replica this store holds; written in the batch that
+** creates one). Per range: 'w' -> the right-hand floor of a range made by a
+** split (hlc_encode). */
+#define REPLICA_SPLIT_TAG 0xF2u
+#define REPLICA_SPLIT_HEADER (1 + 8 + 8 + HLC_ENCODED_SIZE + 4)
+#define REPLICA_SPLIT_TXN_ID UINT64_MAX
+#define REPLICA_RECORDS_RANGE 0
+#define REPLICA_HOSTED_KEY "range/hosted"
+#define REPLICA_HOSTED_KEY_LEN 12
+
+/* Propose a split of r at key (see above) as replica__propose does a
+** command (expected_term, no deadline); cb's key is (REPLICA_SPLIT_TXN_ID,
+** new_range_id). Node mutex. */
+int replica__propose_split(range_replica *r, const uint8_t *key, size_t key_len,
+                           uint64_t new_range_id, uint64_t generation, hlc_timestamp floor,
+                           uint64_t expected_term, range_propose_fn cb, void *ctx,
+                           uint64_t *leader_hint);
+/* The floor a range made by a split starts its timestamp cache above
+** (HLC_ZERO for other ranges). */
+hlc_timestamp replica__split_floor(range_replica *r);
+/* The replica of n whose range holds key (ending_at: whose range ends
+** exactly at key), or NULL. Node mutex. */
+range_replica *replica__node_find(range_node *n, const uint8_t *key, size_t key_len,
+                                  bool ending_at);
 
 /* ---- server.c test hooks ------------------------------------------------------ */
 typedef enum range__server_counter {

@@ -1,13 +1,15 @@
 /*
 ** range/replica_log.c: the Raft log and hard state of one range stored in
 ** the storage engine's raw keyspace (layout: replica_int.h), one atomic
-** storage batch per save, synced when the store was opened with sync.
+** storage batch per save, synced when the store was opened with sync. The
+** store of a node without a shared log (range_node_config.log == NULL).
 **
-** Invariants: stored entries are exactly [1, last] with no gap ('l' holds
-** last; 0 or absent = empty log); a save that writes entries [f, g]
-** deletes every stored entry in (g, last] in the same batch, so the store
-** never holds a stale suffix. This is the persistence behind
-** replica_log_ops; the segmented shared log (raft/log.c) will replace it.
+** Invariants: stored entries are exactly (first - 1 = compact, last] with no
+** gap ('f' holds the compaction point, absent = 0; 'l' holds last, absent =
+** the compaction point); a save that writes entries [f, g] deletes every
+** stored entry in (g, last] in the same batch, so the store never holds a
+** stale suffix; a compaction deletes (old compact, new compact] and moves
+** 'f' in one batch.
 */
 #include <assert.h>
 #include <string.h>
@@ -57,7 +59,8 @@ typedef struct raw_log {
     storage_engine *engine;
     uint64_t range_id;
     bool sync;
-    uint64_t last; /* last stored index */
+    uint64_t last;    /* last stored index */
+    uint64_t compact; /* entries <= it are gone ('f') */
     storage_batch *batch;
 } raw_log;
 
@@ -70,6 +73,13 @@ void replica__entries_free(raft_entry *entries, size_t n_entries)
     base_free(entries);
 }
 
+void replica__log_state_free(replica_log_state *state)
+{
+    if (state->entries_free != NULL)
+        state->entries_free(state->entries, state->n_entries);
+    memset(state, 0, sizeof(*state));
+}
+
 static int map_storage(int rc)
 {
     if (rc == STORAGE_ERR_NOMEM)
@@ -79,70 +89,93 @@ static int map_storage(int rc)
     return RANGE_ERR_IO;
 }
 
-static int raw_load(replica_log *base_log, raft_hard_state *hs, bool *has_hs,
-                    raft_entry **entries_out, size_t *n_out)
+static int get_u64s(storage_engine *e, uint64_t range_id, char kind, uint64_t *out, size_t n,
+                    bool *found)
+{
+    uint8_t key[REPLICA_KEY_SIZE_MAX];
+    base_buf buf = {0}; /* owner: this function */
+    int rc = storage_get_raw(e, key, replica__key(key, range_id, kind, 0, 0, 0), &buf);
+    *found = false;
+    if (rc == STORAGE_OK) {
+        if (buf.len != 8 * n) {
+            rc = RANGE_ERR_CORRUPT;
+        } else {
+            for (size_t i = 0; i < n; i++)
+                out[i] = replica__get_u64(buf.data + 8 * i);
+            *found = true;
+            rc = RANGE_OK;
+        }
+    } else if (rc == STORAGE_NOT_FOUND) {
+        rc = RANGE_OK;
+    } else {
+        rc = map_storage(rc);
+    }
+    base_buf_free(&buf);
+    return rc;
+}
+
+int replica__log_raw_exists(storage_engine *engine, uint64_t range_id, bool *exists)
+{
+    uint64_t v[3];
+    bool found_h = false, found_l = false;
+    int rc = get_u64s(engine, range_id, 'h', v, 3, &found_h);
+    if (rc == RANGE_OK)
+        rc = get_u64s(engine, range_id, 'l', v, 1, &found_l);
+    *exists = found_h || found_l;
+    return rc;
+}
+
+static int raw_load(replica_log *base_log, replica_log_state *out)
 {
     raw_log *l = (raw_log *)base_log;
     uint8_t key[REPLICA_KEY_SIZE_MAX];
-    base_buf buf = {0};
-    raft_entry *entries = NULL;
-    uint64_t last = 0, i = 0;
+    base_buf buf = {0};      /* owner: this function */
+    raft_entry *entries = NULL; /* owner: this function until moved to *out */
+    uint64_t hs[3], last = 0, compact[2] = {0, 0}, n = 0, i = 0;
+    bool found = false;
     int rc;
-    *has_hs = false;
-    memset(hs, 0, sizeof(*hs));
-    *entries_out = NULL;
-    *n_out = 0;
+    memset(out, 0, sizeof(*out));
 
-    rc = storage_get_raw(l->engine, key, replica__key(key, l->range_id, 'h', 0, 0, 0), &buf);
-    if (rc == STORAGE_OK) {
-        if (buf.len != 24) {
-            rc = RANGE_ERR_CORRUPT;
-            goto cleanup;
-        }
-        hs->term = replica__get_u64(buf.data);
-        hs->vote = replica__get_u64(buf.data + 8);
-        hs->commit = replica__get_u64(buf.data + 16);
-        *has_hs = true;
-    } else if (rc != STORAGE_NOT_FOUND) {
-        rc = map_storage(rc);
+    if ((rc = get_u64s(l->engine, l->range_id, 'h', hs, 3, &found)) != RANGE_OK)
         goto cleanup;
+    if (found) {
+        out->hard_state = (raft_hard_state){.term = hs[0], .vote = hs[1], .commit = hs[2]};
+        out->has_hard_state = true;
     }
-    base_buf_reset(&buf);
-    rc = storage_get_raw(l->engine, key, replica__key(key, l->range_id, 'l', 0, 0, 0), &buf);
-    if (rc == STORAGE_OK) {
-        if (buf.len != 8) {
-            rc = RANGE_ERR_CORRUPT;
-            goto cleanup;
-        }
-        last = replica__get_u64(buf.data);
-    } else if (rc != STORAGE_NOT_FOUND) {
-        rc = map_storage(rc);
+    if ((rc = get_u64s(l->engine, l->range_id, 'f', compact, 2, &found)) != RANGE_OK)
         goto cleanup;
-    }
-    if (last > SIZE_MAX / sizeof(raft_entry)) {
+    if ((rc = get_u64s(l->engine, l->range_id, 'l', &last, 1, &found)) != RANGE_OK)
+        goto cleanup;
+    if (!found)
+        last = compact[0];
+    if (last < compact[0] || (compact[0] > 0) != (compact[1] > 0) ||
+        last - compact[0] > SIZE_MAX / sizeof(raft_entry)) {
         rc = RANGE_ERR_CORRUPT;
         goto cleanup;
     }
-    if (last > 0) {
-        entries = base_calloc((size_t)last, sizeof(*entries));
+    n = last - compact[0];
+    if (n > 0) {
+        entries = base_calloc((size_t)n, sizeof(*entries));
         if (entries == NULL) {
             rc = RANGE_ERR_NOMEM;
             goto cleanup;
         }
     }
-    for (i = 1; i <= last; i++) {
-        raft_entry *e = &entries[i - 1];
+    for (i = 0; i < n; i++) {
+        raft_entry *e = &entries[i];
+        uint64_t index = compact[0] + 1 + i;
         base_buf_reset(&buf);
-        rc = storage_get_raw(l->engine, key, replica__key(key, l->range_id, 'e', i, 0, 1), &buf);
+        rc = storage_get_raw(l->engine, key, replica__key(key, l->range_id, 'e', index, 0, 1),
+                             &buf);
         if (rc == STORAGE_NOT_FOUND || (rc == STORAGE_OK && buf.len < REPLICA_LOG_ENTRY_HEADER)) {
-            rc = RANGE_ERR_CORRUPT; /* a gap in [1, last] */
+            rc = RANGE_ERR_CORRUPT; /* a gap in (compact, last] */
             goto cleanup;
         }
         if (rc != STORAGE_OK) {
             rc = map_storage(rc);
             goto cleanup;
         }
-        e->index = i;
+        e->index = index;
         e->term = replica__get_u64(buf.data);
         if (buf.data[8] > RAFT_ENTRY_CONFIG) {
             rc = RANGE_ERR_CORRUPT;
@@ -160,19 +193,23 @@ static int raw_load(replica_log *base_log, raft_hard_state *hs, bool *has_hs,
         }
     }
     l->last = last;
-    *entries_out = entries;
-    *n_out = (size_t)last;
+    l->compact = compact[0];
+    out->compact_index = compact[0];
+    out->compact_term = compact[1];
+    out->entries = entries;
+    out->n_entries = (size_t)n;
+    out->entries_free = replica__entries_free;
     entries = NULL;
     rc = RANGE_OK;
 cleanup:
     if (entries != NULL)
-        replica__entries_free(entries, (size_t)last);
+        replica__entries_free(entries, (size_t)n);
     base_buf_free(&buf);
     return rc;
 }
 
 static int raw_save(replica_log *base_log, const raft_hard_state *hs, const raft_entry *entries,
-                    size_t n_entries)
+                    size_t n_entries, uint64_t *sync_seq)
 {
     raw_log *l = (raw_log *)base_log;
     uint8_t key[REPLICA_KEY_SIZE_MAX];
@@ -180,6 +217,7 @@ static int raw_save(replica_log *base_log, const raft_hard_state *hs, const raft
     base_buf ev = {0};
     uint64_t new_last = l->last;
     int rc = 0;
+    *sync_seq = 0; /* storage_write below is synced per l->sync */
     storage_batch_clear(l->batch);
     if (hs != NULL) {
         replica__put_u64(val, hs->term);
@@ -192,7 +230,8 @@ static int raw_save(replica_log *base_log, const raft_hard_state *hs, const raft
     }
     if (n_entries > 0) {
         uint64_t first = entries[0].index;
-        assert(first >= 1 && first <= l->last + 1); /* the core never leaves a gap */
+        /* the core never leaves a gap nor rewrites a compacted (applied) entry */
+        assert(first > l->compact && first <= l->last + 1);
         new_last = entries[n_entries - 1].index;
         for (size_t i = 0; i < n_entries; i++) {
             const raft_entry *e = &entries[i];
@@ -236,6 +275,33 @@ cleanup:
     return rc == 0 ? RANGE_OK : map_storage(rc);
 }
 
+static int raw_compact(replica_log *base_log, uint64_t up_to, uint64_t term)
+{
+    raw_log *l = (raw_log *)base_log;
+    uint8_t key[REPLICA_KEY_SIZE_MAX];
+    uint8_t val[16];
+    int rc = 0;
+    if (up_to <= l->compact)
+        return RANGE_OK;
+    assert(up_to <= l->last); /* only applied entries are compacted */
+    storage_batch_clear(l->batch);
+    for (uint64_t i = l->compact + 1; i <= up_to && rc == 0; i++)
+        rc = storage_batch_delete_raw(l->batch, key, replica__key(key, l->range_id, 'e', i, 0, 1));
+    replica__put_u64(val, up_to);
+    replica__put_u64(val + 8, term);
+    if (rc == 0)
+        rc = storage_batch_put_raw(l->batch, key, replica__key(key, l->range_id, 'f', 0, 0, 0),
+                                   val, 16);
+    /* Not synced: a lost compaction only keeps entries that are still valid. */
+    if (rc == 0)
+        rc = storage_write(l->engine, l->batch, false);
+    storage_batch_clear(l->batch);
+    if (rc != 0)
+        return map_storage(rc);
+    l->compact = up_to;
+    return RANGE_OK;
+}
+
 static void raw_free(replica_log *base_log)
 {
     raw_log *l = (raw_log *)base_log;
@@ -245,7 +311,7 @@ static void raw_free(replica_log *base_log)
     base_free(l);
 }
 
-static const replica_log_ops raw_ops = {raw_load, raw_save, raw_free};
+static const replica_log_ops raw_ops = {raw_load, raw_save, raw_compact, raw_free};
 
 int replica__log_raw_open(storage_engine *engine, uint64_t range_id, bool sync,
                           replica_log **out)

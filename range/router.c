@@ -8,8 +8,14 @@
 ** Cache: entries (descriptor + cached leaseholder) sorted by start key, never
 ** overlapping. Installing a descriptor drops every entry that overlaps it
 ** and the older entry of the same range; a descriptor older (by generation)
-** than the cached one of its range is ignored. A cache miss is
-** RANGE_ERR_UNAVAILABLE (meta lookups come later).
+** than the cached one of its range is ignored. A cache miss is looked up
+** in meta (range/meta.c: a one-row scan of the meta span in the range that
+** holds it, which the cache always knows: the entry with the empty start
+** key is never evicted) and the answer installed; a key meta cannot place
+** is RANGE_ERR_UNAVAILABLE. A KEY_MISMATCH answer carries the replica's
+** descriptor and, when the answering node hosts the range that holds the
+** key (after a split, every replica of the left hosts the right), that
+** one too: both are installed, so routing works while meta is stale.
 **
 ** One attempt: encode a range_kv_request for the range, send, wait for the
 ** answer. The rpc callback runs on the transport's loop thread: it copies the
@@ -17,13 +23,25 @@
 ** that record with a bound. The record is shared (two references), so a
 ** waiter that gives up never frees memory the callback still writes.
 **
+** Commits (docs/range.md, "Routing"): every write and delete span must lie
+** in ONE range W (else RANGE_ERR_CROSS_RANGE); the read spans are clipped to
+** the cached descriptors. All reads in W: one COMMIT, the server picks the
+** timestamp. Reads elsewhere too: candidate = hlc_now (> read_ts); VALIDATE
+** each other range's clipped reads at it; then COMMIT at W with that fixed
+** timestamp; on RANGE_ERR_PUSHED take the timestamp the answer names, wait
+** until this clock reaches it, and VALIDATE again (ROUTER__PUSH_ATTEMPTS_MAX,
+** then RANGE_ERR_PUSHED: SQLSTATE 40001). A range that changed shape under
+** the plan (a build finds a span outside its descriptor) means plan again
+** (ROUTER__PLAN_ATTEMPTS_MAX). One deadline covers the whole commit call.
+**
 ** Retry rules (per operation, bounded by deadline_ms and ROUTER__ATTEMPTS_MAX):
 **   NOT_LEADER with a hint      -> that node (no backoff for the first
 **                                  ROUTER__REDIRECTS_FREE in a row)
 **   NOT_LEADER without a hint, transport errors, BUSY, UNAVAILABLE, an
 **   unreadable answer           -> the next replica, jittered backoff
-**   KEY_MISMATCH                -> install the returned descriptor, route again
+**   KEY_MISMATCH                -> install the returned descriptors, route again
 **   AMBIGUOUS (server)          -> same node again after a backoff
+**   no cached range             -> meta lookup (ROUTER__META_LOOKUPS_MAX per op)
 **
 ** Critical invariants:
 **   - a commit is sent with one (txn_id, nonce) on every attempt, so the
@@ -32,10 +50,22 @@
 **     an evaluated answer (OK, CONFLICT, INVALID, TOO_LARGE) resolves it; at
 **     the deadline an unresolved commit is RANGE_ERR_AMBIGUOUS, never
 **     RANGE_ERR_UNAVAILABLE (which promises "not applied").
-**   - a commit is sent only when all its writes, delete spans and read spans
-**     lie in the one descriptor it is sent with; the server re-checks against
-**     its own (KEY_MISMATCH), so a stale cache cannot make a cross-range
-**     commit look local.
+**   - a COMMIT is sent only when all its writes, delete spans and the read
+**     spans it carries lie in the one descriptor it is sent with, and only
+**     after every other range holding the rest of its reads answered OK to
+**     a VALIDATE at the very timestamp the COMMIT carries (fixed; the server
+**     commits exactly at it or answers PUSHED). Each server re-checks the
+**     spans against its own descriptor (KEY_MISMATCH), so a stale cache
+**     cannot skip a range.
+**   - a commit whose attempt's fate is unknown may be re-planned when its
+**     range changed shape (KEY_MISMATCH): the idempotence record is keyed
+**     by (txn_id, nonce) alone and a split's right-hand range inherits the
+**     records of everything the left applied before it (docs/range.md,
+**     "Splits and addressing"), so the range now holding the keys answers
+**     for the earlier attempt. Writes that now span ranges stay ambiguous.
+**   - PUSHED is an evaluated answer given after the server's idempotence
+**     check: the commit did not apply and no earlier attempt of it can, so
+**     the next timestamp is tried with the same (txn_id, nonce).
 **   - the router mutex guards the cache, the PRNG and the counters, and is
 **     never held across a send, a wait, a sleep or a server call.
 **   - a scan returns rows in strict key order (reverse: strictly descending)
@@ -68,6 +98,12 @@
                                                       RANGE_KV_SCAN_BYTES_DEFAULT */
 #define ROUTER__ERROR_TEXT_MAX 256
 #define ROUTER__KEY_TEXT_MAX 64      /* printable key prefix in messages */
+#define ROUTER__PUSH_ATTEMPTS_MAX 4  /* fixed-timestamp COMMITs per commit call */
+#define ROUTER__PLAN_ATTEMPTS_MAX 8  /* plans per commit call (ranges changed shape) */
+#define ROUTER__READ_RANGES_MAX 256  /* ranges the reads of one commit may span */
+#define ROUTER__CLOCK_WAIT_MAX_OFFSETS 2 /* bound of the wait for a pushed timestamp */
+#define ROUTER__META_LOOKUPS_MAX 4   /* meta lookups of one operation */
+#define ROUTER__UNKNOWN_TS_MAX (ROUTER__PUSH_ATTEMPTS_MAX * ROUTER__PLAN_ATTEMPTS_MAX)
 
 typedef struct router__entry {
     range_descriptor desc; /* owned */
@@ -245,8 +281,10 @@ static int router__install_locked(range_router *r, const range_descriptor *d, bo
     }
     r->n_entries = kept;
     if (r->n_entries >= ROUTER__CACHE_MAX) {
-        /* evict one at random: it is re-learned when needed */
+        /* evict one at random: it is re-learned when needed (from meta);
+        ** never the first range, which holds meta */
         size_t victim = (size_t)(router__random_locked(r) % r->n_entries);
+        if (r->entries[victim].desc.start_len == 0) victim = (victim + 1) % r->n_entries;
         range_descriptor_free(&r->entries[victim].desc);
         memmove(&r->entries[victim], &r->entries[victim + 1],
                 (r->n_entries - victim - 1) * sizeof(r->entries[0]));
@@ -421,9 +459,11 @@ static int router__attempt(range_router *r, uint64_t to, const base_buf *req, in
         base_buf tmp = res->payload;
         res->payload = c->payload;
         c->payload = tmp;
-        /* queued-then-refused requests never left this node */
+        /* queued-then-refused requests never left this node; UNREACHABLE:
+        ** the peer could not be dialed, so it never saw the request */
         res->sent = !(c->rc == RPC_ERR_UNKNOWN_PEER || c->rc == RPC_ERR_QUEUE_FULL ||
-                      c->rc == RPC_ERR_NOMEM || c->rc == RPC_ERR_TOO_LARGE);
+                      c->rc == RPC_ERR_NOMEM || c->rc == RPC_ERR_TOO_LARGE ||
+                      c->rc == RPC_ERR_UNREACHABLE);
     } else {
         /* the transport broke its exactly-once promise: treat as a timeout */
         BASE_WARN("range", "router: no callback %" PRId64 " ms past the rpc deadline (node %" PRIu64
@@ -457,19 +497,35 @@ typedef struct router__op {
     void *build_ctx;
     bool is_commit;
     const char *what; /* "read", "scan", "commit" for messages */
+    int64_t deadline_ns; /* base_monotonic_ns deadline; 0: deadline_ms from now */
+    bool no_lookup;      /* a meta lookup itself: a miss is not looked up */
+    /* commits: in/out, the fate of an earlier attempt (of this commit call,
+    ** maybe under another plan) is unknown. NULL: none carried. With it a
+    ** builder's KEY_MISMATCH after an unknown attempt returns (plan again)
+    ** instead of ending ambiguous. */
+    bool *unknown;
 } router__op;
+
+static int router__meta_lookup(range_router *r, const router__route *route, int64_t deadline_ns,
+                               char *problem, size_t problem_size);
 
 static bool router__evaluated_commit_status(int32_t s) {
     return s == RANGE_OK || s == RANGE_ERR_CONFLICT || s == RANGE_ERR_INVALID ||
-           s == RANGE_ERR_TOO_LARGE;
+           s == RANGE_ERR_TOO_LARGE || s == RANGE_ERR_PUSHED;
+}
+
+/* Statuses whose answer the caller reads (conflict, pushed timestamp). */
+static bool router__answer_kept(int32_t s) {
+    return s >= 0 || s == RANGE_ERR_CONFLICT || s == RANGE_ERR_PUSHED;
 }
 
 /* Run op until a definitive answer or the deadline. On return RANGE_OK the
 ** decoded answer is in *resp (its bytes in *resp_bytes; release with
 ** range_kv_response_free + base_buf_free) and its status is the return
-** value's: RANGE_OK, RANGE_NOT_FOUND, RANGE_ERR_CONFLICT... (any status the
-** server decided). Else an error: UNAVAILABLE, AMBIGUOUS, CROSS_RANGE,
-** NOMEM... with the thread's error detail set. *used: the descriptor of the
+** value's: RANGE_OK, RANGE_NOT_FOUND, RANGE_ERR_CONFLICT, RANGE_ERR_PUSHED
+** (router__answer_kept). Else an error: UNAVAILABLE, AMBIGUOUS, the
+** builder's (CROSS_RANGE, KEY_MISMATCH: plan again), NOMEM... with the
+** thread's error detail set. *used: the descriptor of the
 ** answering range (owner: caller, range_descriptor_free; zeroed on error). */
 static int router__execute(range_router *r, const router__op *op, range_kv_response *resp,
                            base_buf *resp_bytes, range_descriptor *used) {
@@ -480,13 +536,15 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
     memset(resp, 0, sizeof(*resp));
     memset(used, 0, sizeof(*used));
     bool have_resp = false;
-    bool unknown = false; /* a commit attempt's fate is unknown */
+    bool unknown = op->unknown != NULL && *op->unknown; /* a commit attempt's fate is unknown */
     int redirects_in_row = 0;
+    int lookups = 0;
     int backoff_step = 0;
     uint64_t last_range = 0;
     char problem[128] = "no attempt";
     int64_t start_ns = base_monotonic_ns();
-    int64_t deadline_ns = start_ns + r->config.deadline_ms * 1000000;
+    int64_t deadline_ns =
+        op->deadline_ns != 0 ? op->deadline_ns : start_ns + r->config.deadline_ms * 1000000;
 
     for (int attempt = 0; attempt < ROUTER__ATTEMPTS_MAX; attempt++) {
         int64_t now = base_monotonic_ns();
@@ -525,7 +583,18 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
             router__key_text(op->route.key, op->route.key_len, key, sizeof(key));
             snprintf(problem, sizeof(problem), "no range known for key %s%s",
                      op->route.before_open ? "+inf" : key, op->route.before ? " (before)" : "");
-            break; /* waiting cannot help without meta lookups */
+            if (op->no_lookup || lookups >= ROUTER__META_LOOKUPS_MAX) break;
+            lookups++;
+            int lrc = router__meta_lookup(r, &op->route, deadline_ns, problem, sizeof(problem));
+            if (lrc == RANGE_OK) {
+                attempt--; /* a lookup is not an attempt at the operation */
+                continue;
+            }
+            if (lrc == RANGE_ERR_NOMEM) {
+                rc = lrc;
+                goto done;
+            }
+            break; /* meta does not place the key: waiting cannot help */
         }
         if (target == 0) {
             snprintf(problem, sizeof(problem), "range %" PRIu64 " has no replicas",
@@ -539,8 +608,10 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
         memset(&req, 0, sizeof(req));
         rc = op->build(op->build_ctx, r, used, &req);
         if (rc != RANGE_OK) {
+            if (unknown && rc == RANGE_ERR_KEY_MISMATCH && op->unknown != NULL)
+                goto done; /* plan again: the range now holding the keys answers */
             /* a commit that may have applied elsewhere stays ambiguous */
-            if (unknown && rc == RANGE_ERR_CROSS_RANGE) {
+            if (unknown && (rc == RANGE_ERR_CROSS_RANGE || rc == RANGE_ERR_KEY_MISMATCH)) {
                 snprintf(problem, sizeof(problem), "range %" PRIu64 " changed shape after a "
                          "commit attempt of unknown outcome", used->range_id);
                 break;
@@ -601,17 +672,22 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
             snprintf(problem, sizeof(problem), "node %" PRIu64 ": range %" PRIu64
                      " does not hold the keys", target, used->range_id);
             if (have_resp && resp->has_descriptor) {
-                bool installed = false;
+                bool installed = false, other = false;
                 pthread_mutex_lock(&r->mu);
                 int irc = router__install_locked(r, &resp->descriptor, &installed);
                 if (installed) r->stats.descriptor_refreshes++;
+                /* the range that holds the key, from the same node */
+                if (irc == RANGE_OK && resp->has_other)
+                    irc = router__install_locked(r, &resp->other, &other);
+                if (other) r->stats.descriptor_refreshes++;
                 pthread_mutex_unlock(&r->mu);
                 if (irc != RANGE_OK) {
                     rc = irc;
                     goto done;
                 }
                 /* a changed descriptor routes differently at once */
-                if (installed && resp->descriptor.generation != used->generation) backoff = false;
+                if ((installed && resp->descriptor.generation != used->generation) || other)
+                    backoff = false;
             } else {
                 router__count(r, &r->stats.failovers);
                 router__move_leaseholder(r, used->range_id, target, 0);
@@ -649,10 +725,10 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
         /* a decided answer: this node serves the range */
         router__move_leaseholder(r, used->range_id, target, target);
         rc = status;
-        if (rc < 0 && rc != RANGE_ERR_CONFLICT)
+        if (!router__answer_kept(rc))
             router__set_error(r, "range %" PRIu64 " at node %" PRIu64 ": %s failed (%d)",
                               used->range_id, target, op->what, (int)rc);
-        if (rc >= 0 || rc == RANGE_ERR_CONFLICT) {
+        if (router__answer_kept(rc)) {
             /* keep the answer for the caller */
             base_buf tmp = *resp_bytes;
             *resp_bytes = res.payload;
@@ -661,6 +737,7 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
             base_buf_free(&res.payload);
             if (!have_resp) memset(resp, 0, sizeof(*resp));
             resp->status = rc;
+            if (op->unknown != NULL) *op->unknown = unknown;
             /* decoded fields point into the payload, which moved with its
             ** data pointer unchanged */
             return rc;
@@ -698,6 +775,7 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
         }
     }
 done:
+    if (op->unknown != NULL) *op->unknown = unknown;
     if (have_resp) range_kv_response_free(resp);
     memset(resp, 0, sizeof(*resp));
     range_descriptor_free(used);
@@ -742,8 +820,8 @@ static int router__get(range_kv *kv, const uint8_t *key, size_t key_len, hlc_tim
         base_buf_reset(out);
         if (resp.value_len > 0 && base_buf_append(out, resp.value, resp.value_len) != 0)
             rc = RANGE_ERR_NOMEM;
-    } else if (rc == RANGE_ERR_CONFLICT) {
-        router__set_error(r, "range %" PRIu64 ": conflict answer to a read", used.range_id);
+    } else if (rc == RANGE_ERR_CONFLICT || rc == RANGE_ERR_PUSHED) {
+        router__set_error(r, "range %" PRIu64 ": commit answer to a read (%d)", used.range_id, rc);
         rc = RANGE_ERR_CORRUPT;
     }
     /* zeroed by router__execute on its errors, so freeing is always right */
@@ -890,7 +968,7 @@ static int router__iter_fetch(router__iter *it) {
     op.build_ctx = it;
     op.what = "scan";
     int rc = router__execute(r, &op, &it->resp, &it->page, &it->range);
-    if (rc < 0 && rc != RANGE_ERR_CONFLICT) return rc;
+    if (!router__answer_kept(rc)) return rc;
     it->has_page = true;
     it->next_row = 0;
     router__count(r, &r->stats.scan_pages);
@@ -976,12 +1054,245 @@ static void router__iter_close(range_kv_iter *kit) {
     base_free(it);
 }
 
+/* ---- meta lookups ------------------------------------------------------------- */
+
+/* A one-row scan of the meta span that places a route (range/meta.c). */
+typedef struct router__meta_ctx {
+    base_buf start, end;
+    hlc_timestamp read_ts;
+} router__meta_ctx;
+
+static int router__build_meta(void *ctx, range_router *r, const range_descriptor *d,
+                              range_kv_request *req) {
+    (void)r;
+    router__meta_ctx *m = ctx;
+    req->op = RANGE_KV_SCAN;
+    req->range_id = d->range_id;
+    req->read_ts = m->read_ts;
+    req->start = m->start.data;
+    req->start_len = m->start.len;
+    req->end = m->end.data;
+    req->end_len = m->end.len;
+    /* meta lies in the first range; should it ever end inside meta, the
+    ** part in this range is what this range can answer */
+    if (d->end_len > 0 && router__key_cmp(d->end_key, d->end_len, m->end.data, m->end.len) < 0) {
+        req->end = d->end_key;
+        req->end_len = d->end_len;
+    }
+    req->max_rows = 1;
+    req->max_bytes = ROUTER__SCAN_FIRST_PAGE_BYTES;
+    return RANGE_OK;
+}
+
+/* Does d place the route (hold its key, or the greatest key below it)? */
+static bool router__places(const range_descriptor *d, const router__route *route) {
+    if (!route->before) return range_descriptor_contains(d, route->key, route->key_len);
+    if (route->before_open) return d->end_len == 0;
+    if (router__key_cmp(d->start_key, d->start_len, route->key, route->key_len) >= 0)
+        return false;
+    return d->end_len == 0 ||
+           router__key_cmp(route->key, route->key_len, d->end_key, d->end_len) <= 0;
+}
+
+/* Ask meta which range places route and install it. RANGE_OK (installed a
+** descriptor that places it), RANGE_NOT_FOUND (meta has none: problem
+** unchanged), or an error (problem gets the reason appended). */
+static int router__meta_lookup(range_router *r, const router__route *route, int64_t deadline_ns,
+                               char *problem, size_t problem_size) {
+    router__meta_ctx m;
+    memset(&m, 0, sizeof(m));
+    range_kv_response resp;
+    memset(&resp, 0, sizeof(resp));
+    range_descriptor used, found;
+    memset(&used, 0, sizeof(used));
+    memset(&found, 0, sizeof(found));
+    base_buf bytes = {0}; /* owner: this function; the answer */
+    range_meta_lookup mode = !route->before      ? RANGE_META_HOLDING
+                             : route->before_open ? RANGE_META_LAST
+                                                  : RANGE_META_BEFORE;
+    int rc = range_meta_lookup_span(route->key, route->key_len, mode, &m.start, &m.end);
+    if (rc == RANGE_ERR_INVALID) {
+        rc = RANGE_NOT_FOUND; /* a key meta cannot hold (too long, nothing before it) */
+        goto done;
+    }
+    if (rc != RANGE_OK) goto done;
+    router__count(r, &r->stats.meta_lookups);
+    m.read_ts = hlc_now(r->config.clock);
+    router__op op;
+    memset(&op, 0, sizeof(op));
+    op.route = (router__route){m.start.data, m.start.len, false, false};
+    op.build = router__build_meta;
+    op.build_ctx = &m;
+    op.what = "meta lookup";
+    op.deadline_ns = deadline_ns;
+    op.no_lookup = true;
+    rc = router__execute(r, &op, &resp, &bytes, &used);
+    if (rc != RANGE_OK) {
+        size_t len = strlen(problem);
+        snprintf(problem + len, problem_size - len, " (meta lookup failed: %d)", rc);
+        if (rc != RANGE_ERR_NOMEM) rc = RANGE_ERR_UNAVAILABLE;
+        goto done;
+    }
+    if (resp.n_rows == 0) {
+        rc = RANGE_NOT_FOUND;
+        goto done;
+    }
+    if (range_descriptor_decode(resp.rows[0].value, resp.rows[0].value_len, &found) !=
+        RANGE_OK) {
+        size_t len = strlen(problem);
+        snprintf(problem + len, problem_size - len, " (unreadable meta entry)");
+        rc = RANGE_ERR_CORRUPT;
+        goto done;
+    }
+    if (!router__places(&found, route)) {
+        rc = RANGE_NOT_FOUND; /* stale meta (a split not recorded yet) */
+        goto done;
+    }
+    bool installed = false;
+    pthread_mutex_lock(&r->mu);
+    rc = router__install_locked(r, &found, &installed);
+    pthread_mutex_unlock(&r->mu);
+    if (rc == RANGE_OK && !installed) rc = RANGE_NOT_FOUND; /* older than what we hold */
+done:
+    range_descriptor_free(&found);
+    range_kv_response_free(&resp);
+    range_descriptor_free(&used);
+    base_buf_free(&bytes);
+    base_buf_free(&m.start);
+    base_buf_free(&m.end);
+    return rc;
+}
+
+/* ---- admin split ------------------------------------------------------------- */
+
+typedef struct router__split_ctx {
+    const uint8_t *key;
+    size_t key_len;
+    uint64_t new_range_id;
+} router__split_ctx;
+
+static int router__build_split(void *ctx, range_router *r, const range_descriptor *d,
+                               range_kv_request *req) {
+    (void)r;
+    const router__split_ctx *c = ctx;
+    req->op = RANGE_KV_ADMIN_SPLIT;
+    req->range_id = d->range_id;
+    req->key = c->key;
+    req->key_len = c->key_len;
+    req->new_range_id = c->new_range_id;
+    return RANGE_OK;
+}
+
+static int router__admin_split(range_kv *kv, const uint8_t *key, size_t key_len,
+                               uint64_t new_range_id, range_descriptor *left,
+                               range_descriptor *right) {
+    range_router *r = (range_router *)kv;
+    router__clear_error();
+    memset(left, 0, sizeof(*left));
+    memset(right, 0, sizeof(*right));
+    if (key == NULL || key_len == 0 || key_len > RANGE_DESC_KEY_MAX || new_range_id == 0)
+        return RANGE_ERR_INVALID;
+    router__split_ctx c = {key, key_len, new_range_id};
+    router__op op;
+    memset(&op, 0, sizeof(op));
+    op.route = (router__route){key, key_len, false, false};
+    op.build = router__build_split;
+    op.build_ctx = &c;
+    op.what = "split";
+    range_kv_response resp;
+    base_buf bytes = {0};
+    range_descriptor used;
+    int rc = router__execute(r, &op, &resp, &bytes, &used);
+    if (rc == RANGE_OK && !resp.has_other) {
+        router__set_error(r, "range %" PRIu64 ": a split answer without the right-hand range",
+                          used.range_id);
+        rc = RANGE_ERR_CORRUPT;
+    } else if (rc == RANGE_OK) {
+        /* the left may be missing: a split at an existing boundary whose
+        ** left-hand range the answering node does not host */
+        bool installed;
+        pthread_mutex_lock(&r->mu);
+        if (resp.has_descriptor) rc = router__install_locked(r, &resp.descriptor, &installed);
+        if (rc == RANGE_OK) rc = router__install_locked(r, &resp.other, &installed);
+        pthread_mutex_unlock(&r->mu);
+        if (rc == RANGE_OK && resp.has_descriptor)
+            rc = range_descriptor_copy(left, &resp.descriptor);
+        if (rc == RANGE_OK) rc = range_descriptor_copy(right, &resp.other);
+        if (rc != RANGE_OK) {
+            range_descriptor_free(left);
+            range_descriptor_free(right);
+        }
+    } else if (router__answer_kept(rc)) {
+        router__set_error(r, "range %" PRIu64 ": answer %d to a split", used.range_id, rc);
+        rc = RANGE_ERR_CORRUPT;
+    }
+    range_kv_response_free(&resp);
+    range_descriptor_free(&used);
+    base_buf_free(&bytes);
+    return rc;
+}
+
 /* ---- commit ------------------------------------------------------------------- */
 
-typedef struct router__commit_ctx {
-    const range_commit_request *req;
-    uint64_t nonce;
-} router__commit_ctx;
+/* One range's share of a commit: its descriptor as planned (a copy) and the
+** commit's read spans clipped to it. */
+typedef struct router__part {
+    range_descriptor desc; /* owned */
+    range_span *spans;     /* owned array; bytes borrowed from the request or desc */
+    size_t n_spans, cap_spans;
+} router__part;
+
+/* parts[0] is W, the range of the writes and delete spans; the others hold
+** the rest of the reads. */
+typedef struct router__plan {
+    router__part *parts; /* owned */
+    size_t n_parts, cap_parts;
+} router__plan;
+
+static void router__plan_free(router__plan *p) {
+    for (size_t i = 0; i < p->n_parts; i++) {
+        range_descriptor_free(&p->parts[i].desc);
+        base_free(p->parts[i].spans);
+    }
+    base_free(p->parts);
+    memset(p, 0, sizeof(*p));
+}
+
+/* The part of range d (added, with a copy of d, when new). r->mu held.
+** RANGE_OK, RANGE_ERR_NOMEM, RANGE_ERR_CROSS_RANGE (too many ranges). */
+static int router__plan_part(router__plan *p, const range_descriptor *d, router__part **out) {
+    for (size_t i = 0; i < p->n_parts; i++)
+        if (p->parts[i].desc.range_id == d->range_id) {
+            *out = &p->parts[i];
+            return RANGE_OK;
+        }
+    if (p->n_parts >= ROUTER__READ_RANGES_MAX) return RANGE_ERR_CROSS_RANGE;
+    if (p->n_parts == p->cap_parts) {
+        size_t ncap = p->cap_parts ? p->cap_parts * 2 : 4;
+        router__part *np = base_realloc(p->parts, ncap * sizeof(*np)); /* owner: p */
+        if (np == NULL) return RANGE_ERR_NOMEM;
+        p->parts = np;
+        p->cap_parts = ncap;
+    }
+    router__part *part = &p->parts[p->n_parts];
+    memset(part, 0, sizeof(*part));
+    if (range_descriptor_copy(&part->desc, d) != RANGE_OK) return RANGE_ERR_NOMEM;
+    p->n_parts++;
+    *out = part;
+    return RANGE_OK;
+}
+
+static int router__part_append(router__part *part, range_span sp) {
+    if (part->n_spans == part->cap_spans) {
+        size_t ncap = part->cap_spans ? part->cap_spans * 2 : 8;
+        range_span *ns = base_realloc(part->spans, ncap * sizeof(*ns)); /* owner: part */
+        if (ns == NULL) return RANGE_ERR_NOMEM;
+        part->spans = ns;
+        part->cap_spans = ncap;
+    }
+    part->spans[part->n_spans++] = sp;
+    return RANGE_OK;
+}
 
 /* Is the span inside d? If not, *outside is a key of the span outside d. */
 static bool router__span_in(const range_descriptor *d, const range_span *sp,
@@ -1018,35 +1329,344 @@ static int router__cross_range(range_router *r, const range_descriptor *d, const
     return RANGE_ERR_CROSS_RANGE;
 }
 
+/* Clip one read span to the cached descriptors into the plan's parts.
+** r->mu held. *missing: a key no cached range holds (borrowed from sp or a
+** part's descriptor) when RANGE_ERR_UNAVAILABLE. */
+static int router__plan_read(range_router *r, router__plan *p, const range_span *sp,
+                             const uint8_t **missing, size_t *missing_len) {
+    router__part *part = NULL;
+    int rc;
+    if (sp->point) {
+        router__entry *e = router__find(r, sp->start, sp->start_len);
+        if (e == NULL) {
+            *missing = sp->start;
+            *missing_len = sp->start_len;
+            return RANGE_ERR_UNAVAILABLE;
+        }
+        rc = router__plan_part(p, &e->desc, &part);
+        return rc != RANGE_OK ? rc : router__part_append(part, *sp);
+    }
+    bool open = sp->end_len == 0;
+    if (!open && router__key_cmp(sp->start, sp->start_len, sp->end, sp->end_len) >= 0)
+        return RANGE_OK; /* an empty span read nothing */
+    const uint8_t *pos = sp->start;
+    size_t pos_len = sp->start_len;
+    /* each piece ends where its range ends, so this walks the cache once */
+    for (size_t guard = 0; guard <= r->n_entries; guard++) {
+        router__entry *e = router__find(r, pos, pos_len);
+        if (e == NULL) {
+            *missing = pos;
+            *missing_len = pos_len;
+            return RANGE_ERR_UNAVAILABLE;
+        }
+        rc = router__plan_part(p, &e->desc, &part);
+        if (rc != RANGE_OK) return rc;
+        const range_descriptor *d = &part->desc; /* the copy: its bytes outlive r->mu */
+        range_span piece = {pos_len ? pos : NULL, pos_len, sp->end, sp->end_len, false};
+        bool last = d->end_len == 0 ||
+                    (!open && router__key_cmp(sp->end, sp->end_len, d->end_key, d->end_len) <= 0);
+        if (!last) {
+            piece.end = d->end_key;
+            piece.end_len = d->end_len;
+        }
+        rc = router__part_append(part, piece);
+        if (rc != RANGE_OK || last) return rc;
+        pos = d->end_key;
+        pos_len = d->end_len;
+    }
+    return RANGE_ERR_CORRUPT; /* the cache is disjoint and sorted: unreachable */
+}
+
+/* Plan a commit from the descriptor cache: W (parts[0]) must hold every
+** write and delete span; the read spans are clipped per range. RANGE_OK,
+** RANGE_ERR_CROSS_RANGE (the error detail set), RANGE_ERR_UNAVAILABLE (no
+** range cached for the key copied into *missing, for a meta lookup),
+** RANGE_ERR_NOMEM. */
+static int router__plan_commit(range_router *r, const range_commit_request *req,
+                               router__plan *p, base_buf *missing) {
+    const uint8_t *route = req->write_count > 0 ? req->writes[0].key : req->delete_spans[0].start;
+    size_t route_len =
+        req->write_count > 0 ? req->writes[0].key_len : req->delete_spans[0].start_len;
+    const uint8_t *key = route; /* the key an error is about */
+    size_t key_len = route_len;
+    router__part *w = NULL;
+    int rc = RANGE_ERR_UNAVAILABLE;
+    pthread_mutex_lock(&r->mu);
+    router__entry *e = router__find(r, route, route_len);
+    if (e == NULL) goto unlock;
+    rc = router__plan_part(p, &e->desc, &w);
+    if (rc != RANGE_OK) goto unlock;
+    for (size_t i = 0; i < req->write_count && rc == RANGE_OK; i++)
+        if (!range_descriptor_contains(&w->desc, req->writes[i].key, req->writes[i].key_len)) {
+            key = req->writes[i].key;
+            key_len = req->writes[i].key_len;
+            rc = RANGE_ERR_CROSS_RANGE;
+        }
+    for (size_t i = 0; i < req->delete_span_count && rc == RANGE_OK; i++)
+        if (!router__span_in(&w->desc, &req->delete_spans[i], &key, &key_len))
+            rc = RANGE_ERR_CROSS_RANGE;
+    for (size_t i = 0; i < req->read_span_count && rc == RANGE_OK; i++)
+        rc = router__plan_read(r, p, &req->read_spans[i], &key, &key_len);
+unlock:
+    pthread_mutex_unlock(&r->mu);
+    if (rc == RANGE_ERR_CROSS_RANGE && p->n_parts >= ROUTER__READ_RANGES_MAX) {
+        router__count(r, &r->stats.cross_range);
+        router__set_error(r, "the reads span more than %d ranges", ROUTER__READ_RANGES_MAX);
+    } else if (rc == RANGE_ERR_CROSS_RANGE) {
+        (void)router__cross_range(r, &p->parts[0].desc, key, key_len);
+    } else if (rc == RANGE_ERR_UNAVAILABLE) {
+        base_buf_reset(missing);
+        if (base_buf_append(missing, key_len ? key : (const uint8_t *)"", key_len) != 0)
+            rc = RANGE_ERR_NOMEM;
+    }
+    return rc;
+}
+
+/* What one commit call carries across its plans. */
+typedef struct router__commit_state {
+    bool unknown; /* an attempt's fate is unknown (router__op.unknown) */
+    /* fixed timestamps of COMMITs sent while their fate could be unknown:
+    ** a later answer "applied at one of these" is the earlier attempt's */
+    hlc_timestamp sent_ts[ROUTER__UNKNOWN_TS_MAX];
+    size_t n_sent_ts;
+} router__commit_state;
+
+typedef struct router__commit_ctx {
+    const range_commit_request *req;
+    uint64_t nonce;
+    const router__part *w;   /* the planned range and its share of the reads */
+    hlc_timestamp commit_ts; /* HLC_ZERO: the server picks */
+    router__commit_state *state;
+} router__commit_ctx;
+
+/* Every span of part inside d? */
+static bool router__part_in(const router__part *part, const range_descriptor *d) {
+    const uint8_t *k;
+    size_t klen;
+    for (size_t i = 0; i < part->n_spans; i++)
+        if (!router__span_in(d, &part->spans[i], &k, &klen)) return false;
+    return true;
+}
+
+/* The range changed shape since the plan (KEY_MISMATCH answers refreshed
+** the cache): plan again. */
 static int router__build_commit(void *ctx, range_router *r, const range_descriptor *d,
                                 range_kv_request *out) {
+    (void)r;
     const router__commit_ctx *c = ctx;
     const range_commit_request *req = c->req;
-    for (size_t i = 0; i < req->write_count; i++) {
-        const range_write *w = &req->writes[i];
-        if (!range_descriptor_contains(d, w->key, w->key_len))
-            return router__cross_range(r, d, w->key, w->key_len);
-    }
-    const uint8_t *outside = NULL;
-    size_t outside_len = 0;
+    const uint8_t *k;
+    size_t klen;
+    if (d->range_id != c->w->desc.range_id || !router__part_in(c->w, d))
+        return RANGE_ERR_KEY_MISMATCH;
+    for (size_t i = 0; i < req->write_count; i++)
+        if (!range_descriptor_contains(d, req->writes[i].key, req->writes[i].key_len))
+            return RANGE_ERR_KEY_MISMATCH;
     for (size_t i = 0; i < req->delete_span_count; i++)
-        if (!router__span_in(d, &req->delete_spans[i], &outside, &outside_len))
-            return router__cross_range(r, d, outside, outside_len);
-    for (size_t i = 0; i < req->read_span_count; i++)
-        if (!router__span_in(d, &req->read_spans[i], &outside, &outside_len))
-            return router__cross_range(r, d, outside, outside_len);
+        if (!router__span_in(d, &req->delete_spans[i], &k, &klen)) return RANGE_ERR_KEY_MISMATCH;
     out->op = RANGE_KV_COMMIT;
     out->range_id = d->range_id;
     out->read_ts = req->read_ts;
+    out->commit_ts = c->commit_ts;
     out->txn_id = req->txn_id;
     out->nonce = c->nonce;
     out->writes = req->writes;
     out->write_count = req->write_count;
     out->delete_spans = req->delete_spans;
     out->delete_span_count = req->delete_span_count;
-    out->read_spans = req->read_spans;
-    out->read_span_count = req->read_span_count;
+    out->read_spans = c->w->spans;
+    out->read_span_count = c->w->n_spans;
     return RANGE_OK;
+}
+
+typedef struct router__validate_ctx {
+    const router__part *part;
+    hlc_timestamp read_ts, commit_ts;
+} router__validate_ctx;
+
+static int router__build_validate(void *ctx, range_router *r, const range_descriptor *d,
+                                  range_kv_request *out) {
+    (void)r;
+    const router__validate_ctx *v = ctx;
+    if (d->range_id != v->part->desc.range_id || !router__part_in(v->part, d))
+        return RANGE_ERR_KEY_MISMATCH;
+    out->op = RANGE_KV_VALIDATE;
+    out->range_id = d->range_id;
+    out->read_ts = v->read_ts;
+    out->commit_ts = v->commit_ts;
+    out->read_spans = v->part->spans;
+    out->read_span_count = v->part->n_spans;
+    return RANGE_OK;
+}
+
+static int router__copy_conflict(const range_kv_response *resp, range_conflict *conflict) {
+    if (conflict == NULL) return RANGE_ERR_CONFLICT;
+    conflict->kind = (range_conflict_kind)resp->conflict_kind;
+    conflict->conflict_ts = resp->conflict_ts;
+    conflict->pending = resp->conflict_pending;
+    base_buf_reset(&conflict->key);
+    if (resp->conflict_key_len > 0 &&
+        base_buf_append(&conflict->key, resp->conflict_key, resp->conflict_key_len) != 0)
+        return RANGE_ERR_NOMEM;
+    return RANGE_ERR_CONFLICT;
+}
+
+/* VALIDATE part's reads at commit_ts. RANGE_OK, RANGE_ERR_CONFLICT
+** (*conflict filled), RANGE_ERR_KEY_MISMATCH (plan again), or an error. */
+static int router__validate(range_router *r, const router__part *part, hlc_timestamp read_ts,
+                            hlc_timestamp commit_ts, int64_t deadline_ns,
+                            range_conflict *conflict) {
+    router__validate_ctx v = {part, read_ts, commit_ts};
+    const range_span *first = &part->spans[0];
+    router__op op;
+    memset(&op, 0, sizeof(op));
+    op.route = (router__route){first->start, first->start_len, false, false};
+    op.build = router__build_validate;
+    op.build_ctx = &v;
+    op.what = "validation of the reads";
+    op.deadline_ns = deadline_ns;
+    range_kv_response resp;
+    base_buf bytes = {0};
+    range_descriptor used;
+    int rc = router__execute(r, &op, &resp, &bytes, &used);
+    if (rc == RANGE_ERR_CONFLICT) {
+        router__count(r, &r->stats.conflicts);
+        rc = router__copy_conflict(&resp, conflict);
+    } else if (rc != RANGE_OK && router__answer_kept(rc)) {
+        router__set_error(r, "range %" PRIu64 ": answer %d to a validation", used.range_id, rc);
+        rc = RANGE_ERR_CORRUPT;
+    }
+    range_kv_response_free(&resp);
+    range_descriptor_free(&used);
+    base_buf_free(&bytes);
+    return rc;
+}
+
+/* The COMMIT at W. RANGE_OK with *commit_ts, RANGE_ERR_CONFLICT (*conflict
+** filled), RANGE_ERR_PUSHED with *pushed, RANGE_ERR_KEY_MISMATCH (plan
+** again), or an error. */
+static int router__send_commit(range_router *r, const router__commit_ctx *c, int64_t deadline_ns,
+                               hlc_timestamp *commit_ts, range_conflict *conflict,
+                               hlc_timestamp *pushed) {
+    const range_commit_request *req = c->req;
+    router__op op;
+    memset(&op, 0, sizeof(op));
+    if (req->write_count > 0)
+        op.route = (router__route){req->writes[0].key, req->writes[0].key_len, false, false};
+    else
+        op.route = (router__route){req->delete_spans[0].start, req->delete_spans[0].start_len,
+                                   false, false};
+    op.build = router__build_commit;
+    op.build_ctx = (void *)c;
+    op.is_commit = true;
+    op.what = "commit";
+    op.deadline_ns = deadline_ns;
+    op.unknown = &c->state->unknown;
+    if (!hlc_is_zero(c->commit_ts) && c->state->n_sent_ts < ROUTER__UNKNOWN_TS_MAX)
+        c->state->sent_ts[c->state->n_sent_ts++] = c->commit_ts;
+    range_kv_response resp;
+    base_buf bytes = {0};
+    range_descriptor used;
+    int rc = router__execute(r, &op, &resp, &bytes, &used);
+    if (rc == RANGE_OK) {
+        *commit_ts = resp.commit_ts;
+        /* later reads through this node's clock start above our commit */
+        (void)hlc_update(r->config.clock, resp.commit_ts);
+        router__count(r, &r->stats.commits);
+    } else if (rc == RANGE_ERR_CONFLICT) {
+        router__count(r, &r->stats.conflicts);
+        rc = router__copy_conflict(&resp, conflict);
+    } else if (rc == RANGE_ERR_PUSHED) {
+        *pushed = resp.commit_ts;
+    } else if (router__answer_kept(rc)) {
+        /* RANGE_NOT_FOUND: not an answer to a commit; it did not apply */
+        router__set_error(r, "range %" PRIu64 ": answer %d to a commit", used.range_id, rc);
+        rc = RANGE_ERR_CORRUPT;
+    }
+    /* zeroed by router__execute on its errors, so freeing is always right */
+    range_kv_response_free(&resp);
+    range_descriptor_free(&used);
+    base_buf_free(&bytes);
+    return rc;
+}
+
+/* Wait (bounded) until this node's clock reaches ts: a pushed timestamp may
+** be up to max_offset ahead (a lease-start low-water), and every timestamp
+** a range records must be one some clock has reached (the lease argument in
+** docs/range.md). A wait for time, like the server's commit wait. */
+static void router__wait_clock(range_router *r, hlc_timestamp ts, int64_t deadline_ns) {
+    int64_t until = base_monotonic_ns() +
+                    ROUTER__CLOCK_WAIT_MAX_OFFSETS * hlc_max_offset_ns(r->config.clock);
+    if (until > deadline_ns) until = deadline_ns;
+    for (int step = 0; step < 1000; step++) { /* each sleeps ahead_ns or until `until` */
+        int64_t ahead_ns = ts.wall_ns - hlc_physical_now_ns(r->config.clock) + 1;
+        int64_t left_ns = until - base_monotonic_ns();
+        if (ahead_ns <= 0 || left_ns <= 0 || hlc_compare(hlc_now(r->config.clock), ts) >= 0)
+            return;
+        int64_t ns = ahead_ns < left_ns ? ahead_ns : left_ns;
+        struct timespec t = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+        nanosleep(&t, NULL);
+    }
+}
+
+/* Run a plan. One range: the COMMIT alone. Several: VALIDATE the others at
+** a candidate timestamp, then COMMIT at W fixed at it; pushed: again. */
+static bool router__sent_at(const router__commit_state *st, hlc_timestamp ts) {
+    for (size_t i = 0; i < st->n_sent_ts; i++)
+        if (hlc_compare(st->sent_ts[i], ts) == 0) return true;
+    return false;
+}
+
+static int router__commit_planned(range_router *r, const range_commit_request *req,
+                                  uint64_t nonce, const router__plan *p, int64_t deadline_ns,
+                                  router__commit_state *st, hlc_timestamp *commit_ts,
+                                  range_conflict *conflict) {
+    router__commit_ctx c = {req, nonce, &p->parts[0], HLC_ZERO, st};
+    hlc_timestamp pushed = HLC_ZERO;
+    if (p->n_parts == 1) {
+        int rc = router__send_commit(r, &c, deadline_ns, commit_ts, conflict, &pushed);
+        if (rc == RANGE_ERR_PUSHED) {
+            router__set_error(r, "range %" PRIu64 ": a commit without a fixed timestamp was "
+                              "pushed", p->parts[0].desc.range_id);
+            rc = RANGE_ERR_CORRUPT;
+        }
+        return rc;
+    }
+    hlc_timestamp candidate = hlc_now(r->config.clock);
+    if (hlc_compare(candidate, req->read_ts) <= 0) candidate = hlc_next(req->read_ts);
+    for (int attempt = 0; attempt < ROUTER__PUSH_ATTEMPTS_MAX; attempt++) {
+        for (size_t i = 1; i < p->n_parts; i++) {
+            int rc = router__validate(r, &p->parts[i], req->read_ts, candidate, deadline_ns,
+                                      conflict);
+            if (rc != RANGE_OK) return rc;
+        }
+        c.commit_ts = candidate;
+        int rc = router__send_commit(r, &c, deadline_ns, commit_ts, conflict, &pushed);
+        /* an earlier attempt (maybe of an earlier plan) applied at a timestamp
+        ** its own VALIDATEs covered: that is the answer */
+        if (rc == RANGE_OK && hlc_compare(*commit_ts, candidate) != 0 &&
+            !router__sent_at(st, *commit_ts)) {
+            /* applied at a timestamp the other ranges never validated: only a
+            ** broken server can answer so; say "maybe", not "yes" */
+            char want[64], got[64];
+            hlc_format(candidate, want, sizeof(want));
+            hlc_format(*commit_ts, got, sizeof(got));
+            router__count(r, &r->stats.ambiguous);
+            router__set_error(r, "range %" PRIu64 " committed at %s instead of %s",
+                              p->parts[0].desc.range_id, got, want);
+            return RANGE_ERR_AMBIGUOUS;
+        }
+        if (rc != RANGE_ERR_PUSHED) return rc;
+        if (hlc_compare(pushed, candidate) <= 0) pushed = hlc_next(candidate); /* never back */
+        candidate = pushed;
+        router__wait_clock(r, candidate, deadline_ns);
+    }
+    char last[64];
+    hlc_format(candidate, last, sizeof(last));
+    router__set_error(r, "the commit timestamp was pushed %d times by reads of the written keys "
+                      "in range %" PRIu64 " (last to %s); retry the transaction",
+                      ROUTER__PUSH_ATTEMPTS_MAX, p->parts[0].desc.range_id, last);
+    return RANGE_ERR_PUSHED;
 }
 
 static int router__commit(range_kv *kv, const range_commit_request *req, hlc_timestamp *commit_ts,
@@ -1062,45 +1682,72 @@ static int router__commit(range_kv *kv, const range_commit_request *req, hlc_tim
         *commit_ts = req->read_ts;
         return RANGE_OK;
     }
-    router__commit_ctx c = {req, 0};
-    while (c.nonce == 0) c.nonce = router__random(r); /* the same on every retry */
-    router__op op;
-    memset(&op, 0, sizeof(op));
-    if (req->write_count > 0)
-        op.route = (router__route){req->writes[0].key, req->writes[0].key_len, false, false};
-    else
-        op.route = (router__route){req->delete_spans[0].start, req->delete_spans[0].start_len,
-                                   false, false};
-    op.build = router__build_commit;
-    op.build_ctx = &c;
-    op.is_commit = true;
-    op.what = "commit";
-    range_kv_response resp;
-    base_buf bytes = {0};
-    range_descriptor used;
-    int rc = router__execute(r, &op, &resp, &bytes, &used);
-    if (rc == RANGE_OK) {
-        *commit_ts = resp.commit_ts;
-        /* later reads through this node's clock start above our commit */
-        (void)hlc_update(r->config.clock, resp.commit_ts);
-        router__count(r, &r->stats.commits);
-    } else if (rc == RANGE_ERR_CONFLICT) {
-        router__count(r, &r->stats.conflicts);
-        if (conflict != NULL) {
-            conflict->kind = (range_conflict_kind)resp.conflict_kind;
-            conflict->conflict_ts = resp.conflict_ts;
-            conflict->pending = resp.conflict_pending;
-            base_buf_reset(&conflict->key);
-            if (resp.conflict_key_len > 0 &&
-                base_buf_append(&conflict->key, resp.conflict_key, resp.conflict_key_len) != 0)
-                rc = RANGE_ERR_NOMEM;
+    uint64_t nonce = 0;
+    while (nonce == 0) nonce = router__random(r); /* the same on every attempt */
+    int64_t deadline_ns = base_monotonic_ns() + r->config.deadline_ms * 1000000;
+    int rc = RANGE_ERR_UNAVAILABLE;
+    router__commit_state *st = base_calloc(1, sizeof(*st)); /* owner: this function */
+    if (st == NULL) return RANGE_ERR_NOMEM;
+    base_buf missing = {0}; /* owner: this function; a key no cached range holds */
+    int lookups = 0;
+    for (int plan_attempt = 0; plan_attempt < ROUTER__PLAN_ATTEMPTS_MAX; plan_attempt++) {
+        router__plan plan;
+        memset(&plan, 0, sizeof(plan));
+        int prc = router__plan_commit(r, req, &plan, &missing);
+        rc = prc;
+        if (rc == RANGE_OK)
+            rc = router__commit_planned(r, req, nonce, &plan, deadline_ns, st, commit_ts,
+                                        conflict);
+        router__plan_free(&plan);
+        if (rc == RANGE_ERR_KEY_MISMATCH) continue; /* the ranges changed shape: plan again */
+        if (prc == RANGE_ERR_UNAVAILABLE) {
+            /* a key no cached range holds: ask meta, then plan again */
+            char text[ROUTER__KEY_TEXT_MAX + 8];
+            router__key_text(missing.data, missing.len, text, sizeof(text));
+            char problem[128];
+            snprintf(problem, sizeof(problem), "no range known for key %s", text);
+            router__route route = {missing.data, missing.len, false, false};
+            if (lookups < ROUTER__META_LOOKUPS_MAX) {
+                lookups++;
+                int lrc = router__meta_lookup(r, &route, deadline_ns, problem, sizeof(problem));
+                if (lrc == RANGE_OK) {
+                    plan_attempt--; /* not a change of shape */
+                    continue;
+                }
+                if (lrc == RANGE_ERR_NOMEM) rc = lrc;
+            }
+            if (rc == RANGE_ERR_UNAVAILABLE) {
+                router__count(r, &r->stats.unavailable);
+                router__set_error(r, "%s", problem);
+            }
+            base_buf_reset(&missing);
         }
+        if (st->unknown && (rc == RANGE_ERR_CROSS_RANGE || rc == RANGE_ERR_UNAVAILABLE)) {
+            /* no plan reaches the range that may hold the earlier attempt */
+            char detail[ROUTER__ERROR_TEXT_MAX];
+            base_strlcpy(detail, router__error.text, sizeof(detail));
+            router__count(r, &r->stats.ambiguous);
+            router__set_error(r, "the commit's outcome is unknown: an attempt may have applied "
+                              "before its range changed shape (%s)", detail);
+            rc = RANGE_ERR_AMBIGUOUS;
+        }
+        base_free(st);
+        base_buf_free(&missing);
+        return rc;
     }
-    /* zeroed by router__execute on its errors, so freeing is always right */
-    range_kv_response_free(&resp);
-    range_descriptor_free(&used);
-    base_buf_free(&bytes);
-    return rc;
+    base_buf_free(&missing);
+    if (st->unknown) {
+        router__count(r, &r->stats.ambiguous);
+        router__set_error(r, "the ranges of the commit changed shape %d times after an attempt "
+                          "of unknown outcome", ROUTER__PLAN_ATTEMPTS_MAX);
+        base_free(st);
+        return RANGE_ERR_AMBIGUOUS;
+    }
+    base_free(st);
+    router__count(r, &r->stats.unavailable);
+    router__set_error(r, "the ranges of the commit changed shape %d times while it was sent",
+                      ROUTER__PLAN_ATTEMPTS_MAX);
+    return RANGE_ERR_UNAVAILABLE;
 }
 
 /* ---- the rest of the range_kv ------------------------------------------------ */
@@ -1139,6 +1786,7 @@ static const range_kv_ops router__ops = {
     .commit = router__commit,
     .stats = router__stats,
     .last_error = router__last_error,
+    .admin_split = router__admin_split,
 };
 
 /* ---- public ------------------------------------------------------------------- */

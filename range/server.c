@@ -9,9 +9,11 @@
 ** barriers, proposals), which is why it never runs on a transport thread.
 **
 ** Per range the server keeps a server_range: the term it last saw this
-** replica lead in, the low-water mark set when that term was first seen,
-** and the PENDING commits: proposed, not yet resolved, each with its write
-** set (keys only) and commit timestamp.
+** replica lead in, the TIMESTAMP CACHE of that term (tscache_int.h: the
+** highest timestamp each key was read at, above the low-water mark set when
+** the term was first seen), the READS IN FLIGHT (each with the span it may
+** read and its timestamp), and the PENDING commits: proposed, not yet
+** resolved, each with its write set (keys only) and commit timestamp.
 **
 ** Critical invariants:
 **   - BARRIER FIRST. Every read and commit starts with a barrier
@@ -21,22 +23,40 @@
 **     term < T that will ever apply has applied (replica.c, "SETTLED BY A
 **     LATER TERM"), so the idempotence records are definitive for them.
 **   - LOW WATER. The first time a barrier shows this replica leading in a
-**     term newer than the last one seen, low_water = hlc_now + max_offset
-**     (under s->mu), before any commit of that term is evaluated. Every
-**     commit timestamp is > low_water, > the request's read_ts and >= the
-**     HLC. The HLC is NOT pushed to it (its frames would then run up to
-**     max_offset ahead of every peer: REMOTE_AHEAD on each failover);
-**     instead COMMIT WAIT: a commit is answered only once the physical
-**     clock is past its timestamp (bounded by SERVER_COMMIT_WAIT_MAX_
-**     OFFSETS max_offsets), so a client starting after the answer with a
-**     clock like ours reads above it (real-time order; across clocks that
-**     differ by epsilon this is issue 5's commit wait).
-**   - READS NEVER MISS A COMMIT AT OR BELOW THEIR TIMESTAMP. A read does
-**     hlc_update(read_ts), then (under s->mu) waits until no pending commit
-**     has ts <= read_ts. A commit's timestamp is taken from the HLC and the
-**     commit registered as pending in ONE s->mu critical section, so a commit
-**     not yet registered when the read looks takes its timestamp after the
-**     read's hlc_update: above read_ts.
+**     term newer than the last one seen, the range's timestamp cache is
+**     emptied with low-water hlc_now + max_offset (under s->mu), before any
+**     commit of that term is evaluated. The HLC is NOT pushed to it (its
+**     frames would then run up to max_offset ahead of every peer:
+**     REMOTE_AHEAD on each failover); instead COMMIT WAIT: a commit is
+**     answered only once the physical clock is past its timestamp (bounded
+**     by SERVER_COMMIT_WAIT_MAX_OFFSETS max_offsets), so a client starting
+**     after the answer with a clock like ours reads above it (real-time
+**     order; across clocks that differ by epsilon this is issue 5's commit
+**     wait).
+**   - NO WRITE UNDER A READ. A commit's timestamp is > its read_ts and >
+**     its FLOOR: what the cache answers for its written keys and delete
+**     spans (the low-water included) and the timestamp of every read in
+**     flight over them. Server-picked: max(hlc_now, next(floor)); fixed by
+**     the request: accepted only when above the floor, else RANGE_ERR_PUSHED
+**     with next(floor). The floor, the timestamp, the recording of the
+**     commit's read spans in the cache at that timestamp and the
+**     registration as pending are ONE s->mu critical section.
+**   - READS NEVER MISS A COMMIT AT OR BELOW THEIR TIMESTAMP. A read links
+**     itself into its range's reads in flight, then (same s->mu section)
+**     waits until no pending commit has ts <= read_ts, reads, and (under
+**     s->mu) records the span it covered in the cache and unlinks. A commit
+**     not registered when the read looked computes its floor later: the
+**     read is in flight (floor >= read_ts) or in the cache (likewise), so
+**     the commit lands above read_ts. hlc_update(read_ts) is kept (it costs
+**     nothing: every rpc frame does as much) but nothing relies on it.
+**   - VALIDATE records first, then looks: its read spans go into the cache
+**     at its commit_ts, then (same s->mu section) pending commits at or
+**     below commit_ts that touch them are conflicts, then storage is
+**     checked for versions in (read_ts, commit_ts]. A commit registered
+**     later lands above commit_ts; one registered earlier is pending at
+**     the look or, having left the list, in storage (it left by applying)
+**     or will never apply from that proposal (DROPPED; a re-evaluation is
+**     a later registration).
 **   - A PENDING RECORD LEAVES ONLY WHEN ITS PROPOSAL RESOLVES (callback OK:
 **     applied; DROPPED: can never apply from this proposal). Proposals have
 **     no deadline (replica__propose), so a record never leaves while its
@@ -52,10 +72,27 @@
 **     TIMESTAMP: (txn_id, nonce) pending -> wait for that proposal; applied
 **     (record) -> the stored commit timestamp; DROPPED -> a fresh barrier
 **     then the record decides. Apply itself is idempotent too (replica.c).
+**   - THE SPLIT GATE (docs/range.md, "Splits and addressing"). Reads,
+**     VALIDATEs and commit evaluations pass the range's gate after their
+**     barrier and check the descriptor only inside it; a commit leaves it
+**     once proposed. A split closes the gate (new entrants wait), waits
+**     until every op inside has left, proposes the split with the floor of
+**     the right-hand side (the cache's maximum over [split key, end): every
+**     timestamp this leaseholder recorded there), waits for it to apply
+**     here, then opens the gate. So no read of the right-hand span is
+**     served here after the split was proposed (entrants then see the new
+**     descriptor: KEY_MISMATCH), every commit evaluated here against the
+**     old shape is in the log before the split (applied before the right
+**     range exists on any node), and the right range's first leaseholder
+**     starts its cache above everything recorded here (its low-water is at
+**     least that floor). Replicas also refuse, at apply, a command with a
+**     write outside their descriptor (replica.c).
 **   - Lock order: eval_mu -> node mutex -> s->mu. Node callbacks (barrier,
 **     proposal) run under the node mutex and take only s->mu; nothing calls
 **     into the node while holding s->mu.
 ** Limits: SERVER_QUEUE_MAX queued requests, SERVER_WORKERS_MAX threads,
+** the timestamp cache's RANGE_TSCACHE_ENTRIES_MAX / _KEY_BYTES_MAX per range,
+** reads in flight by the threads evaluating (one each),
 ** SERVER_COMMIT_ATTEMPTS_MAX evaluations per commit, SERVER_BARRIER_
 ** ATTEMPTS_MAX barriers per request, RANGE_NODE_REPLICAS_MAX ranges,
 ** pending records bounded by the replica's RANGE_PROPOSALS_PENDING_MAX,
@@ -70,6 +107,7 @@
 #include "range/eval_int.h"
 #include "range/kv_int.h"
 #include "range/replica_int.h"
+#include "range/tscache_int.h"
 
 #define SERVER_QUEUE_MAX 4096           /* rpc requests waiting for a worker */
 #define SERVER_WORKERS_MAX 256
@@ -114,14 +152,25 @@ typedef struct server_pending {
     struct server_pending *prev, *next;
 } server_pending;
 
+/* A read in flight (see READS NEVER MISS A COMMIT): lives in the evaluating
+** thread's frame, linked into its range's list from read_begin to read_end. */
+typedef struct server_read {
+    range_span span;   /* what it may read (bytes borrowed from the evaluation) */
+    hlc_timestamp ts;
+    struct server_read *prev, *next;
+} server_read;
+
 typedef struct server_range {
     uint64_t range_id;
     range_replica *replica; /* borrowed from the node (lives until range_node_free) */
     pthread_mutex_t eval_mu; /* serializes commit evaluation (see invariants) */
     /* under s->mu: */
     uint64_t lead_term;      /* newest term this replica was seen leading in */
-    hlc_timestamp low_water; /* no commit at or below it (set with lead_term) */
+    range__tscache *tscache; /* owned; emptied at the low-water when lead_term moves */
+    server_read *reads;      /* reads in flight */
     server_pending *pending; /* list of unresolved proposals */
+    bool splitting;          /* the split gate is closed (see THE SPLIT GATE) */
+    int gated;               /* reads, VALIDATEs and commit evaluations inside it */
 } server_range;
 
 struct range_server {
@@ -154,6 +203,13 @@ typedef struct server_eval {
     range_kv_response resp;
     range_descriptor desc; /* the replica's, when loaded */
     bool have_desc;
+    range_descriptor other; /* KEY_MISMATCH: the local range holding bad_key;
+                               ADMIN_SPLIT: the right-hand range */
+    bool have_other;
+    const uint8_t *bad_key; /* KEY_MISMATCH: a key of the request outside desc
+                               (borrowed from the request or desc) */
+    size_t bad_key_len;
+    server_range *gate;     /* the range whose split gate this evaluation is in */
     base_buf value;        /* GET */
     base_buf row_bytes;    /* SCAN */
     range_kv_row *rows;
@@ -185,7 +241,33 @@ static bool ts_valid(hlc_timestamp ts)
     return ts.wall_ns >= 0 && ts.logical >= 0 && ts.wall_ns < HLC_WALL_LIMIT_NS;
 }
 
+static hlc_timestamp ts_max(hlc_timestamp a, hlc_timestamp b)
+{
+    return hlc_compare(a, b) >= 0 ? a : b;
+}
+
 /* Is span sp inside d? Open ends (length 0) only where d's end is open. */
+static bool span_within(const range_descriptor *d, const range_span *sp);
+
+/* A key outside e->desc: remember it for the answer's other descriptor. */
+static int key_mismatch(server_eval *e, const uint8_t *key, size_t key_len)
+{
+    e->bad_key = key;
+    e->bad_key_len = key_len;
+    return RANGE_ERR_KEY_MISMATCH;
+}
+
+/* span_within, and on a miss the key of sp that lies outside (its start,
+** or the first key past the range). */
+static int span_check(server_eval *e, const range_span *sp)
+{
+    if (span_within(&e->desc, sp))
+        return RANGE_OK;
+    if (!range_descriptor_contains(&e->desc, sp->start, sp->start_len) || e->desc.end_len == 0)
+        return key_mismatch(e, sp->start, sp->start_len);
+    return key_mismatch(e, e->desc.end_key, e->desc.end_len);
+}
+
 static bool span_within(const range_descriptor *d, const range_span *sp)
 {
     if (sp->point)
@@ -336,6 +418,7 @@ static void server_range_free(server_range *sr)
 {
     if (sr == NULL)
         return;
+    range__tscache_free(sr->tscache);
     pthread_mutex_destroy(&sr->eval_mu);
     base_free(sr);
 }
@@ -361,7 +444,14 @@ static int server_range_get(range_server *s, uint64_t range_id, server_range **o
     server_range *sr = base_calloc(1, sizeof(*sr)); /* owner: s->ranges once added */
     if (sr == NULL)
         return RANGE_ERR_NOMEM;
+    /* empty at HLC_MAX until the first barrier of a term sets the low-water:
+    ** nothing can commit before it */
+    if (range__tscache_new(0, 0, HLC_MAX, range_id, &sr->tscache) != RANGE_OK) {
+        base_free(sr);
+        return RANGE_ERR_NOMEM;
+    }
     if (pthread_mutex_init(&sr->eval_mu, NULL) != 0) {
+        range__tscache_free(sr->tscache);
         base_free(sr);
         return RANGE_ERR_NOMEM;
     }
@@ -392,6 +482,84 @@ static int server_range_get(range_server *s, uint64_t range_id, server_range **o
     server_range_free(sr);
     *out = found;
     return found != NULL ? RANGE_OK : rc;
+}
+
+/* ---- the split gate ---------------------------------------------------------- */
+
+/* Enter sr's gate (see THE SPLIT GATE), waiting (bounded) while a split
+** holds it closed. RANGE_OK (e->gate set: gate_leave later) or
+** RANGE_ERR_UNAVAILABLE (bound, shutdown: the router retries). */
+static int gate_enter(range_server *s, server_range *sr, server_eval *e)
+{
+    struct timespec deadline = deadline_after_ms(s->config.wait_timeout_ms);
+    int rc = RANGE_OK;
+    assert(e->gate == NULL);
+    pthread_mutex_lock(&s->mu);
+    while (sr->splitting) {
+        if (s->stopping ||
+            (pthread_cond_timedwait(&s->changed, &s->mu, &deadline) == ETIMEDOUT &&
+             sr->splitting)) {
+            rc = RANGE_ERR_UNAVAILABLE;
+            break;
+        }
+    }
+    if (rc == RANGE_OK) {
+        sr->gated++;
+        e->gate = sr;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static void gate_leave(range_server *s, server_eval *e)
+{
+    if (e->gate == NULL)
+        return;
+    pthread_mutex_lock(&s->mu);
+    assert(e->gate->gated > 0);
+    e->gate->gated--;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->mu);
+    e->gate = NULL;
+}
+
+/* A split closes sr's gate: one split at a time, then every op inside has
+** left. RANGE_OK (split_gate_open later) or RANGE_ERR_UNAVAILABLE (the gate
+** was opened again). */
+static int split_gate_close(range_server *s, server_range *sr)
+{
+    struct timespec deadline = deadline_after_ms(s->config.wait_timeout_ms);
+    int rc = RANGE_OK;
+    pthread_mutex_lock(&s->mu);
+    while (sr->splitting && rc == RANGE_OK) {
+        if (s->stopping ||
+            (pthread_cond_timedwait(&s->changed, &s->mu, &deadline) == ETIMEDOUT &&
+             sr->splitting))
+            rc = RANGE_ERR_UNAVAILABLE;
+    }
+    if (rc == RANGE_OK) {
+        sr->splitting = true;
+        while (sr->gated > 0) {
+            if (s->stopping ||
+                (pthread_cond_timedwait(&s->changed, &s->mu, &deadline) == ETIMEDOUT &&
+                 sr->gated > 0)) {
+                sr->splitting = false;
+                pthread_cond_broadcast(&s->changed);
+                rc = RANGE_ERR_UNAVAILABLE;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static void split_gate_open(range_server *s, server_range *sr)
+{
+    pthread_mutex_lock(&s->mu);
+    sr->splitting = false;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* ---- the barrier ------------------------------------------------------------ */
@@ -453,9 +621,14 @@ static int server_barrier_wait(range_server *s, server_range *sr, uint64_t *term
             continue; /* not one term throughout: the barrier proves nothing */
         pthread_mutex_lock(&s->mu);
         if (after.term > sr->lead_term) {
+            /* a new lease: what earlier leaseholders recorded is covered by
+            ** the low-water (docs/range.md, "Critical invariants"); a range
+            ** made by a split also starts above what its left-hand range's
+            ** leaseholder recorded over it (THE SPLIT GATE) */
             sr->lead_term = after.term;
-            sr->low_water = hlc_add_ns(hlc_now(s->config.clock),
-                                       hlc_max_offset_ns(s->config.clock));
+            hlc_timestamp low = hlc_add_ns(hlc_now(s->config.clock),
+                                           hlc_max_offset_ns(s->config.clock));
+            range__tscache_reset(sr->tscache, ts_max(low, replica__split_floor(r)));
             counter_add(s, RANGE__SERVER_TERMS, 1);
         }
         pthread_mutex_unlock(&s->mu);
@@ -475,13 +648,31 @@ static bool pending_at_or_below(const server_range *sr, hlc_timestamp ts)
     return false;
 }
 
-/* hlc_update(read_ts), then wait until no pending commit is at or below it
-** (see READS NEVER MISS A COMMIT). */
-static int wait_visible(range_server *s, server_range *sr, hlc_timestamp read_ts)
+static void read_unlink_locked(server_range *sr, server_read *rd)
 {
-    (void)hlc_update(s->config.clock, read_ts); /* REMOTE_AHEAD still updates */
+    if (rd->prev != NULL)
+        rd->prev->next = rd->next;
+    else
+        sr->reads = rd->next;
+    if (rd->next != NULL)
+        rd->next->prev = rd->prev;
+    rd->prev = rd->next = NULL;
+}
+
+/* Link rd (span and ts set) into the reads in flight, then wait until no
+** pending commit is at or below rd->ts (see READS NEVER MISS A COMMIT).
+** RANGE_OK: the caller reads, then calls read_end. Else rd is unlinked. */
+static int read_begin(range_server *s, server_range *sr, server_read *rd)
+{
+    hlc_timestamp read_ts = rd->ts;
+    (void)hlc_update(s->config.clock, read_ts); /* costs nothing; not relied upon */
     int rc = RANGE_OK;
     pthread_mutex_lock(&s->mu);
+    rd->prev = NULL;
+    rd->next = sr->reads;
+    if (sr->reads != NULL)
+        sr->reads->prev = rd;
+    sr->reads = rd;
     if (pending_at_or_below(sr, read_ts)) {
         counter_add(s, RANGE__SERVER_READ_WAITS, 1);
         struct timespec deadline = deadline_after_ms(s->config.wait_timeout_ms);
@@ -497,12 +688,40 @@ static int wait_visible(range_server *s, server_range *sr, hlc_timestamp read_ts
             }
         }
     }
+    if (rc != RANGE_OK)
+        read_unlink_locked(sr, rd);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
 
-/* Barrier, descriptor check, then the visible wait. *mismatch: the keys are
-** outside the descriptor (e->desc loaded). */
+/* The read is over: record what it covered (NULL: it answered nothing, so
+** nothing to protect) in the cache at its timestamp, and unlink it. */
+static void read_end(range_server *s, server_range *sr, server_read *rd, const range_span *covered)
+{
+    pthread_mutex_lock(&s->mu);
+    if (covered != NULL)
+        range__tscache_add(sr->tscache, covered, rd->ts);
+    read_unlink_locked(sr, rd);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The replica's current descriptor into e->desc (replacing one loaded
+** before). */
+static int load_desc(server_range *sr, server_eval *e)
+{
+    if (e->have_desc) {
+        range_descriptor_free(&e->desc);
+        e->have_desc = false;
+    }
+    int rc = range_replica_descriptor(sr->replica, &e->desc);
+    if (rc == RANGE_OK)
+        e->have_desc = true;
+    return rc;
+}
+
+/* Barrier, the split gate (left in server_evaluate), then the descriptor
+** check of the spans (e->desc loaded). The caller then brackets its read
+** with read_begin / read_end. */
 static int read_prepare(range_server *s, server_range *sr, server_eval *e, const range_span *sp,
                         size_t n_spans)
 {
@@ -512,14 +731,12 @@ static int read_prepare(range_server *s, server_range *sr, server_eval *e, const
         e->resp.leader_hint = hint;
         return rc;
     }
-    rc = range_replica_descriptor(sr->replica, &e->desc);
-    if (rc != RANGE_OK)
-        return rc;
-    e->have_desc = true;
-    for (size_t i = 0; i < n_spans; i++)
-        if (!span_within(&e->desc, &sp[i]))
-            return RANGE_ERR_KEY_MISMATCH;
-    return wait_visible(s, sr, e->req.read_ts);
+    rc = gate_enter(s, sr, e);
+    if (rc == RANGE_OK)
+        rc = load_desc(sr, e);
+    for (size_t i = 0; i < n_spans && rc == RANGE_OK; i++)
+        rc = span_check(e, &sp[i]);
+    return rc;
 }
 
 static int eval_get(range_server *s, server_range *sr, server_eval *e)
@@ -530,17 +747,48 @@ static int eval_get(range_server *s, server_range *sr, server_eval *e)
     int rc = read_prepare(s, sr, e, &sp, 1);
     if (rc != RANGE_OK)
         return rc;
+    server_read rd = {sp, e->req.read_ts, NULL, NULL};
+    rc = read_begin(s, sr, &rd);
+    if (rc != RANGE_OK)
+        return rc;
     rc = range_replica_get(sr->replica, e->req.key, e->req.key_len, e->req.read_ts, &e->value);
     if (rc == RANGE_OK) {
         e->resp.value = e->value.data;
         e->resp.value_len = e->value.len;
     }
+    /* absent is an answer too: a later write of the key must land above */
+    read_end(s, sr, &rd, rc == RANGE_OK || rc == RANGE_NOT_FOUND ? &sp : NULL);
     return rc;
 }
 
 typedef struct scan_row_at {
     size_t key_off, key_len, value_off, value_len;
 } scan_row_at;
+
+/* read_end of a scan page: it covered its whole span, or, when more rows
+** are left, up to and including its last row (last_key). answered false:
+** nothing to record. */
+static void scan_read_end(range_server *s, server_range *sr, server_read *rd, bool answered,
+                          bool more, bool reverse, const uint8_t *last_key, size_t last_len)
+{
+    base_buf end = {0}; /* owner: this function; last key + 0x00 */
+    range_span covered = rd->span;
+    if (answered && more && last_key != NULL) {
+        if (!reverse) {
+            /* [start, last] = [start, last\0); on NOMEM the whole span */
+            if (base_buf_append(&end, last_key, last_len) == 0 &&
+                base_buf_append_byte(&end, 0) == 0) {
+                covered.end = end.data;
+                covered.end_len = end.len;
+            }
+        } else {
+            covered.start = last_key; /* [last, end) */
+            covered.start_len = last_len;
+        }
+    }
+    read_end(s, sr, rd, answered ? &covered : NULL);
+    base_buf_free(&end);
+}
 
 static int eval_scan(range_server *s, server_range *sr, server_eval *e)
 {
@@ -559,10 +807,10 @@ static int eval_scan(range_server *s, server_range *sr, server_eval *e)
     const range_descriptor *d = &e->desc;
     if (q->end_len > 0 && d->end_len > 0 &&
         range__key_cmp(q->end, q->end_len, d->end_key, d->end_len) > 0)
-        return RANGE_ERR_KEY_MISMATCH;
+        return key_mismatch(e, d->end_key, d->end_len);
     if (q->end_len > 0 && d->start_len > 0 &&
         range__key_cmp(q->end, q->end_len, d->start_key, d->start_len) <= 0)
-        return RANGE_ERR_KEY_MISMATCH;
+        return key_mismatch(e, q->start_len > 0 ? q->start : (const uint8_t *)"", q->start_len);
     storage_iter_options o;
     memset(&o, 0, sizeof(o));
     o.start = q->start_len > 0 ? q->start : d->start_key;
@@ -584,9 +832,15 @@ static int eval_scan(range_server *s, server_range *sr, server_eval *e)
     size_t max_bytes = q->max_bytes == 0 ? RANGE_KV_SCAN_BYTES_DEFAULT : q->max_bytes;
     if (max_bytes > SERVER_SCAN_BYTES_MAX)
         max_bytes = SERVER_SCAN_BYTES_MAX;
+    server_read rd = {{o.start, o.start_len, o.end, o.end_len, false}, q->read_ts, NULL, NULL};
+    rc = read_begin(s, sr, &rd);
+    if (rc != RANGE_OK)
+        return rc;
     rc = storage_iter_open(replica__engine(sr->replica), NULL, &o, &it);
-    if (rc != STORAGE_OK)
+    if (rc != STORAGE_OK) {
+        read_end(s, sr, &rd, NULL);
         return range__storage_rc(rc);
+    }
     int skipped = 0;
     for (;;) {
         const uint8_t *k, *v;
@@ -651,6 +905,9 @@ static int eval_scan(range_server *s, server_range *sr, server_eval *e)
     rc = RANGE_OK;
 cleanup:
     storage_iter_close(it);
+    scan_read_end(s, sr, &rd, rc == RANGE_OK, e->resp.more, q->reverse,
+                  n > 0 ? e->row_bytes.data + at[n - 1].key_off : NULL,
+                  n > 0 ? at[n - 1].key_len : 0);
     base_free(at);
     return rc;
 }
@@ -737,6 +994,29 @@ static int validate_commit(range_server *s, server_range *sr, const range_commit
     return RANGE_OK;
 }
 
+/* The commit's FLOOR (see NO WRITE UNDER A READ): its timestamp must be
+** above this. Under s->mu. */
+static hlc_timestamp commit_floor_locked(const server_range *sr, const range_kv_request *q)
+{
+    hlc_timestamp floor = q->read_ts;
+    for (size_t i = 0; i < q->write_count; i++) {
+        range_span pt = {q->writes[i].key, q->writes[i].key_len, NULL, 0, true};
+        floor = ts_max(floor, range__tscache_max(sr->tscache, &pt));
+    }
+    for (size_t i = 0; i < q->delete_span_count; i++)
+        floor = ts_max(floor, range__tscache_max(sr->tscache, &q->delete_spans[i]));
+    /* generated tombstones lie inside the delete spans: no need for them */
+    range__write_set ws = {q->writes, q->write_count, NULL, NULL, 0, q->delete_spans,
+                           q->delete_span_count};
+    for (const server_read *rd = sr->reads; rd != NULL; rd = rd->next) {
+        const uint8_t *k;
+        size_t klen;
+        if (hlc_compare(rd->ts, floor) > 0 && range__write_set_touches(&ws, &rd->span, &k, &klen))
+            floor = rd->ts;
+    }
+    return floor;
+}
+
 static server_pending *pending_find_locked(server_range *sr, uint64_t txn_id, uint64_t nonce)
 {
     for (server_pending *p = sr->pending; p != NULL; p = p->next)
@@ -759,7 +1039,10 @@ static int applied_ts(server_range *sr, const range_kv_request *q, hlc_timestamp
 /* One evaluation under eval_mu, after a barrier in `term`. Returns RANGE_OK
 ** with *wait_on (a referenced record to wait for: ours or a retry's
 ** original) or *ts (already applied); RANGE_ERR_DROPPED to evaluate again;
-** or the answer's error. */
+** RANGE_ERR_PUSHED (a fixed commit_ts at or below the floor: e->resp.commit_ts
+** is the lowest it would accept; decided after the idempotence check, so the
+** commit surely did not apply and no earlier proposal of it can); or the
+** answer's error. */
 static int commit_evaluate_locked(range_server *s, server_range *sr, server_eval *e,
                                   uint64_t term, server_pending **wait_on, hlc_timestamp *ts)
 {
@@ -812,14 +1095,27 @@ static int commit_evaluate_locked(range_server *s, server_range *sr, server_eval
     if (rc != RANGE_OK)
         goto cleanup;
 
-    /* Timestamp and registration in one critical section (see invariants). */
+    /* Floor, timestamp, the read spans into the cache and the registration
+    ** in one critical section (see NO WRITE UNDER A READ). */
     pthread_mutex_lock(&s->mu);
-    hlc_timestamp t = hlc_now(s->config.clock);
-    hlc_timestamp floor = hlc_next(sr->low_water);
-    if (hlc_compare(t, floor) < 0)
-        t = floor;
-    if (hlc_compare(t, q->read_ts) <= 0)
-        t = hlc_next(q->read_ts);
+    hlc_timestamp floor = commit_floor_locked(sr, q);
+    hlc_timestamp t;
+    if (!hlc_is_zero(q->commit_ts)) {
+        if (hlc_compare(q->commit_ts, floor) <= 0) {
+            pthread_mutex_unlock(&s->mu);
+            e->resp.commit_ts = hlc_next(floor);
+            rc = RANGE_ERR_PUSHED;
+            goto cleanup;
+        }
+        t = q->commit_ts;
+    } else {
+        t = hlc_now(s->config.clock);
+        if (hlc_compare(t, floor) <= 0)
+            t = hlc_next(floor);
+    }
+    /* our reads must hold up to t: no later commit may write under them */
+    for (size_t i = 0; i < q->read_span_count; i++)
+        range__tscache_add(sr->tscache, &q->read_spans[i], t);
     p->ts = t;
     p->refs = 1;
     p->next = sr->pending;
@@ -900,27 +1196,29 @@ static int eval_commit(range_server *s, server_range *sr, server_eval *e)
             e->resp.leader_hint = hint;
             return rc;
         }
-        if (!e->have_desc) {
-            rc = range_replica_descriptor(sr->replica, &e->desc);
-            if (rc != RANGE_OK)
-                return rc;
-            e->have_desc = true;
-        }
+        /* the descriptor is checked inside the split gate, and the gate is
+        ** left once the commit is proposed (THE SPLIT GATE) */
+        rc = gate_enter(s, sr, e);
+        if (rc == RANGE_OK)
+            rc = load_desc(sr, e);
+        if (rc != RANGE_OK)
+            return rc;
         for (size_t i = 0; i < q->write_count; i++)
             if (!range_descriptor_contains(&e->desc, q->writes[i].key, q->writes[i].key_len))
-                return RANGE_ERR_KEY_MISMATCH;
+                return key_mismatch(e, q->writes[i].key, q->writes[i].key_len);
         for (size_t i = 0; i < q->delete_span_count; i++)
-            if (!span_within(&e->desc, &q->delete_spans[i]))
-                return RANGE_ERR_KEY_MISMATCH;
+            if ((rc = span_check(e, &q->delete_spans[i])) != RANGE_OK)
+                return rc;
         for (size_t i = 0; i < q->read_span_count; i++)
-            if (!span_within(&e->desc, &q->read_spans[i]))
-                return RANGE_ERR_KEY_MISMATCH;
+            if ((rc = span_check(e, &q->read_spans[i])) != RANGE_OK)
+                return rc;
 
         server_pending *wait_on = NULL;
         hlc_timestamp ts = HLC_ZERO;
         pthread_mutex_lock(&sr->eval_mu);
         rc = commit_evaluate_locked(s, sr, e, term, &wait_on, &ts);
         pthread_mutex_unlock(&sr->eval_mu);
+        gate_leave(s, e);
         if (rc == RANGE_ERR_DROPPED)
             continue; /* the term moved between barrier and proposal */
         if (rc != RANGE_OK)
@@ -956,6 +1254,219 @@ static int eval_commit(range_server *s, server_range *sr, server_eval *e)
     return RANGE_ERR_AMBIGUOUS; /* attempts used up: it may still be in a log */
 }
 
+/* ---- validate ------------------------------------------------------------------ */
+
+/* Does a pending commit at or below upper write in one of the spans? Under
+** s->mu. The key is copied into *c (kind set by the caller). */
+static int check_pending_upto_locked(const server_range *sr, const range_span *spans, size_t n,
+                                     hlc_timestamp upper, range_conflict *c)
+{
+    for (const server_pending *p = sr->pending; p != NULL; p = p->next) {
+        if (hlc_compare(p->ts, upper) > 0)
+            continue; /* after the commit being validated */
+        range__write_set ws = {p->writes, p->write_count, p->gen_keys.data, p->gen_offsets,
+                               p->gen_count, p->delete_spans, p->delete_span_count};
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t *k;
+            size_t klen;
+            if (range__write_set_touches(&ws, &spans[i], &k, &klen))
+                return range__conflict_set(c, RANGE_CONFLICT_READ_WRITE, k, klen, p->ts, true);
+        }
+    }
+    return RANGE_OK;
+}
+
+/* VALIDATE (see its invariant): the reads of a commit that writes in another
+** range, checked and recorded at its commit timestamp. */
+static int eval_validate(range_server *s, server_range *sr, server_eval *e)
+{
+    const range_kv_request *q = &e->req;
+    range_commit_request creq;
+    memset(&creq, 0, sizeof(creq));
+    creq.read_ts = q->read_ts;
+    creq.read_spans = q->read_spans;
+    creq.read_span_count = q->read_span_count;
+    if (hlc_compare(q->commit_ts, q->read_ts) <= 0)
+        return RANGE_ERR_INVALID;
+    int rc = range__validate_request(&creq);
+    if (rc != RANGE_OK)
+        return rc;
+    uint64_t term = 0, hint = 0;
+    rc = server_barrier_wait(s, sr, &term, &hint);
+    if (rc != RANGE_OK) {
+        e->resp.leader_hint = hint;
+        return rc;
+    }
+    rc = gate_enter(s, sr, e); /* left in server_evaluate */
+    if (rc == RANGE_OK)
+        rc = load_desc(sr, e);
+    if (rc != RANGE_OK)
+        return rc;
+    for (size_t i = 0; i < q->read_span_count; i++)
+        if ((rc = span_check(e, &q->read_spans[i])) != RANGE_OK)
+            return rc;
+
+    /* record first, then look */
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < q->read_span_count; i++)
+        range__tscache_add(sr->tscache, &q->read_spans[i], q->commit_ts);
+    rc = check_pending_upto_locked(sr, q->read_spans, q->read_span_count, q->commit_ts,
+                                   &e->conflict);
+    pthread_mutex_unlock(&s->mu);
+    storage_engine *eng = replica__engine(sr->replica);
+    if (rc == RANGE_ERR_CONFLICT) {
+        /* phantom if the key had no live value at read_ts (as range_commit) */
+        storage_value v;
+        memset(&v, 0, sizeof(v));
+        int g = storage_get(eng, NULL, e->conflict.key.data, e->conflict.key.len, q->read_ts, &v);
+        bool live = g == STORAGE_OK && !v.tombstone;
+        storage_value_free(&v);
+        if (g < 0)
+            return range__storage_rc(g);
+        e->conflict.kind = live ? RANGE_CONFLICT_READ_WRITE : RANGE_CONFLICT_PHANTOM;
+        return rc;
+    }
+    if (rc != RANGE_OK)
+        return rc;
+    for (size_t i = 0; i < q->read_span_count; i++) {
+        rc = range__check_read_span_between(eng, &q->read_spans[i], q->read_ts, q->commit_ts,
+                                            &e->conflict);
+        if (rc != RANGE_OK)
+            return rc;
+    }
+    e->resp.commit_ts = q->commit_ts;
+    return RANGE_OK;
+}
+
+/* ---- split -------------------------------------------------------------------- */
+
+/* A split at the range's own start key: already a boundary. The range that
+** starts there is the right (moved from e->desc to e->other); the left is
+** the replica here that ends there, when hosted (a split keeps both halves
+** on the same nodes). */
+static int split_noop(range_server *s, server_eval *e)
+{
+    e->other = e->desc;
+    e->have_other = true;
+    memset(&e->desc, 0, sizeof(e->desc));
+    e->have_desc = false;
+    range_replica *left = replica__node_find(s->config.node, e->req.key, e->req.key_len, true);
+    if (left != NULL) {
+        int rc = range_replica_descriptor(left, &e->desc);
+        if (rc != RANGE_OK)
+            return rc;
+        e->have_desc = true;
+    }
+    e->resp.has_descriptor = e->have_desc;
+    e->resp.has_other = true;
+    return RANGE_OK;
+}
+
+/* One evaluation of ADMIN_SPLIT with the gate closed, after a barrier in
+** `term`. RANGE_OK (the split applied here, or the key is a boundary
+** already), RANGE_ERR_DROPPED (evaluate again), or the answer's error. */
+static int split_once(range_server *s, server_range *sr, server_eval *e, uint64_t term)
+{
+    const range_kv_request *q = &e->req;
+    uint64_t hint = 0;
+    int rc = load_desc(sr, e);
+    if (rc != RANGE_OK)
+        return rc;
+    const range_descriptor *d = &e->desc;
+    if (range__key_cmp(q->key, q->key_len, d->start_key, d->start_len) == 0)
+        return split_noop(s, e);
+    if (!range_descriptor_contains(d, q->key, q->key_len))
+        return key_mismatch(e, q->key, q->key_len);
+    if (range_node_replica(s->config.node, q->new_range_id) != NULL) {
+        BASE_WARN("range", "r%llu: split at a new range id r%llu already hosted here refused",
+                  (unsigned long long)sr->range_id, (unsigned long long)q->new_range_id);
+        return RANGE_ERR_INVALID;
+    }
+    /* the right side's floor: everything recorded here over it (the gate is
+    ** closed and empty: nothing more gets recorded there before the split) */
+    range_span rhs = {q->key, q->key_len, d->end_key, d->end_len, false};
+    range_kv_request marker;
+    memset(&marker, 0, sizeof(marker));
+    marker.txn_id = REPLICA_SPLIT_TXN_ID;
+    marker.nonce = q->new_range_id;
+    base_buf no_keys = {0};
+    size_t *no_offsets = NULL;
+    server_pending *p = NULL;
+    rc = pending_new(s, sr, &marker, &no_keys, &no_offsets, 0, &p);
+    if (rc != RANGE_OK)
+        return rc;
+    pthread_mutex_lock(&s->mu);
+    hlc_timestamp floor = range__tscache_max(sr->tscache, &rhs);
+    /* registered like a commit (the callback, shutdown) but at HLC_MAX with
+    ** no writes: no read waits for it, no commit or VALIDATE conflicts */
+    p->ts = HLC_MAX;
+    p->refs = 1;
+    p->next = sr->pending;
+    if (sr->pending != NULL)
+        sr->pending->prev = p;
+    sr->pending = p;
+    counter_add(s, RANGE__SERVER_PENDING, 1);
+    pthread_mutex_unlock(&s->mu);
+    rc = replica__propose_split(sr->replica, q->key, q->key_len, q->new_range_id, d->generation,
+                                floor, term, server_propose_cb, p, &hint);
+    if (rc != RANGE_OK) {
+        pthread_mutex_lock(&s->mu);
+        pending_unlink(sr, p);
+        counter_add(s, RANGE__SERVER_PENDING, -1);
+        pthread_mutex_unlock(&s->mu);
+        pending_free(p);
+        e->resp.leader_hint = hint;
+        return rc;
+    }
+    BASE_INFO("range", "r%llu: split at generation %llu proposed (new range r%llu)",
+              (unsigned long long)sr->range_id, (unsigned long long)d->generation,
+              (unsigned long long)q->new_range_id);
+    rc = pending_wait(s, p);
+    if (rc != RANGE_OK)
+        return rc; /* DROPPED (refused at apply, or lost): again; AMBIGUOUS */
+    rc = load_desc(sr, e);
+    if (rc != RANGE_OK)
+        return rc;
+    range_replica *right = range_node_replica(s->config.node, q->new_range_id);
+    if (right == NULL) {
+        BASE_ERROR("range", "r%llu: split applied but r%llu is not hosted here",
+                   (unsigned long long)sr->range_id, (unsigned long long)q->new_range_id);
+        return RANGE_ERR_UNAVAILABLE;
+    }
+    rc = range_replica_descriptor(right, &e->other);
+    if (rc != RANGE_OK)
+        return rc;
+    e->have_other = true;
+    e->resp.has_descriptor = true;
+    e->resp.has_other = true;
+    return RANGE_OK;
+}
+
+/* ADMIN_SPLIT (see THE SPLIT GATE): split the range at req.key into
+** [start, key) and new_range_id = [key, end); answer both descriptors. */
+static int eval_split(range_server *s, server_range *sr, server_eval *e)
+{
+    int rc = RANGE_ERR_AMBIGUOUS;
+    for (int attempt = 0; attempt < SERVER_COMMIT_ATTEMPTS_MAX; attempt++) {
+        uint64_t term = 0, hint = 0;
+        rc = server_barrier_wait(s, sr, &term, &hint);
+        if (rc != RANGE_OK) {
+            e->resp.leader_hint = hint;
+            return rc;
+        }
+        rc = split_gate_close(s, sr);
+        if (rc != RANGE_OK)
+            return rc;
+        rc = split_once(s, sr, e, term);
+        split_gate_open(s, sr);
+        if (rc != RANGE_ERR_DROPPED)
+            return rc;
+        BASE_DEBUG("range", "r%llu: split at r%llu dropped; evaluating again",
+                   (unsigned long long)sr->range_id, (unsigned long long)e->req.new_range_id);
+    }
+    return RANGE_ERR_AMBIGUOUS; /* it may still apply: the caller asks again */
+}
+
 /* ---- dispatch --------------------------------------------------------------- */
 
 static void eval_free(server_eval *e)
@@ -963,6 +1474,8 @@ static void eval_free(server_eval *e)
     range_kv_request_free(&e->req);
     if (e->have_desc)
         range_descriptor_free(&e->desc);
+    if (e->have_other)
+        range_descriptor_free(&e->other);
     base_buf_free(&e->value);
     base_buf_free(&e->row_bytes);
     base_free(e->rows);
@@ -989,7 +1502,8 @@ static int32_t server_evaluate(range_server *s, const uint8_t *data, size_t len,
         rc = RANGE_ERR_UNAVAILABLE;
         goto answer;
     }
-    if (e.req.op != RANGE_KV_DESCRIBE && !ts_valid(e.req.read_ts)) {
+    if (e.req.op != RANGE_KV_DESCRIBE &&
+        (!ts_valid(e.req.read_ts) || !ts_valid(e.req.commit_ts))) {
         rc = RANGE_ERR_INVALID;
         goto answer;
     }
@@ -1005,6 +1519,12 @@ static int32_t server_evaluate(range_server *s, const uint8_t *data, size_t len,
         break;
     case RANGE_KV_COMMIT:
         rc = eval_commit(s, sr, &e);
+        break;
+    case RANGE_KV_VALIDATE:
+        rc = eval_validate(s, sr, &e);
+        break;
+    case RANGE_KV_ADMIN_SPLIT:
+        rc = eval_split(s, sr, &e);
         break;
     case RANGE_KV_DESCRIBE: {
         range_replica_status st;
@@ -1023,10 +1543,24 @@ static int32_t server_evaluate(range_server *s, const uint8_t *data, size_t len,
         break;
     }
 answer:
-    if (rc == RANGE_ERR_KEY_MISMATCH)
+    gate_leave(s, &e);
+    if (rc == RANGE_ERR_KEY_MISMATCH) {
         e.resp.has_descriptor = e.have_desc;
+        /* the range here that holds the key, if any (a split's right side) */
+        range_replica *holder =
+            e.bad_key != NULL
+                ? replica__node_find(s->config.node, e.bad_key, e.bad_key_len, false)
+                : NULL;
+        if (holder != NULL && !e.have_other && range_replica_descriptor(holder, &e.other) ==
+                                                   RANGE_OK) {
+            e.have_other = true;
+            e.resp.has_other = e.other.range_id != e.req.range_id;
+        }
+    }
     if (e.resp.has_descriptor)
         e.resp.descriptor = e.desc;
+    if (e.resp.has_other)
+        e.resp.other = e.other;
     if (rc == RANGE_ERR_CONFLICT) {
         e.resp.conflict_kind = (uint8_t)e.conflict.kind;
         e.resp.conflict_key = e.conflict.key.data;

@@ -106,6 +106,11 @@ typedef struct srv_config {
     size_t n_join;
     sec_tls_ctx *tls;       /* borrowed, may be NULL: SQL over TLS */
     bool sync;              /* fsync Raft log writes (true in production) */
+    /* Directory of the node's shared Raft log (`meridian start`: <store>/raft),
+    ** opened by srv_node_start and closed by srv_node_stop; borrowed for
+    ** srv_node_start. NULL: every range's Raft log lives in the engine's raw
+    ** keyspace (tests). A store keeps the layout it was created with. */
+    const char *raft_log_dir;
     int64_t tick_ms;        /* 0: SRV_DEFAULT_TICK_MS */
     int64_t heartbeat_ms;   /* 0: SRV_DEFAULT_HEARTBEAT_MS */
     int64_t liveness_ttl_ms;/* 0: SRV_DEFAULT_LIVENESS_TTL_MS */

@@ -202,13 +202,20 @@ typedef struct srv__plan {
 } srv__plan;
 /* Node ids 1 (self), 2, 3, ... in --join order over the answers that came
 ** from distinct uninitialized nodes other than self (self_transport_id);
-** range 1 = [empty, +inf) on the first min(replication, k) nodes.
+** the SRV_INITIAL_RANGES initial ranges on the first min(replication, k) nodes.
 ** SRV_ERR_INITIALIZED if an answer says its node is initialized;
 ** SRV_ERR_INVALID for replication < 1. */
 int srv__plan_bootstrap(const srv_addr *self_rpc, const srv_addr *self_sql,
                         uint64_t self_transport_id, const srv__probe_answer *answers,
                         size_t n_answers, int replication, srv__plan *out);
 void srv__plan_free(srv__plan *p);
+
+/* The initial ranges of a cluster: range 1 = [empty, /table/SRV_FIRST_TABLE_ID)
+** and range 2 = [/table/SRV_FIRST_TABLE_ID, +inf). SRV_FIRST_TABLE_ID is sql/'s
+** first user table id (SQLV__FIRST_USER_TABLE_ID): ids below it are the
+** catalog's and the counters' (docs/cluster.md, "System keys"). */
+#define SRV_INITIAL_RANGES 2
+#define SRV_FIRST_TABLE_ID 100u
 
 /* A key/value of the initial KV data (bytes owned by the list). */
 typedef struct srv__kv {
@@ -217,10 +224,12 @@ typedef struct srv__kv {
     uint8_t *value;
     size_t value_len;
 } srv__kv;
-/* The initial KV data of a new cluster: the node-id counter (n + 1) and a
-** node record per peer. Deterministic: every replica writes the same bytes.
-** owner of *kvs: caller, srv__kvs_free. */
-int srv__initial_kv(const srv_peer *peers, size_t n, srv__kv **kvs, size_t *n_kvs);
+/* The initial KV data of a new cluster: the node-id counter (n + 1), a
+** node record per peer, and with descriptors the range-id counter (their
+** highest id + 1) and their meta entries (range/meta.c). Deterministic:
+** every replica writes the same bytes. owner of *kvs: caller, srv__kvs_free. */
+int srv__initial_kv(const srv_peer *peers, size_t n, const range_descriptor *descs,
+                    size_t n_descs, srv__kv **kvs, size_t *n_kvs);
 void srv__kvs_free(srv__kv *kvs, size_t n);
 
 srv_liveness srv__liveness_state(int64_t now_ns, int64_t heartbeat_ns, int64_t expiration_ns,

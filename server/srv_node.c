@@ -32,8 +32,9 @@
 **     timeouts) and every queue a maximum (SRV_JOBS_MAX).
 ** Stop order: control and periodic joined; gateway unpublished and stopped;
 ** SQL engine and txn_db closed; range_server unpublished and freed (its
-** workers answer through the live transport); rpc_uv_free (no handler runs
-** after it); ticker joined; range_node_forget_transport; router; range_node.
+** workers answer through the live transport); range_node_forget_transport
+** (the node's log syncer sends from its own thread); rpc_uv_free (no
+** handler runs after it); ticker joined; router; range_node; the Raft log.
 */
 #define _GNU_SOURCE
 #include "server/srv_int.h"
@@ -68,6 +69,7 @@
 #define SRV_BIND_RETRY_MS 100
 #define SRV_SQL_RETRY_MS 1000           /* opening the SQL engine again */
 #define SRV_SCAN_ROWS_MAX (2 * SRV_PEERS_MAX) /* rows read from a system span */
+#define SRV_META_REPAIR_MS 10000        /* meta entries of led ranges checked */
 
 typedef struct srv__job {
     uint32_t method;
@@ -94,6 +96,10 @@ struct srv_node {
     /* Transport (mu for readers off the control thread). */
     rpc_uv *uv;
     int rpc_port;
+
+    /* The shared Raft log (cfg.raft_log_dir; NULL: raw keyspace logs):
+    ** opened at start, closed at stop after rnode. */
+    raft_log *rlog;
 
     /* The stack, published under mu once built. */
     range_node *rnode;
@@ -371,7 +377,7 @@ static int build_stack(srv_node *n) {
     pthread_mutex_unlock(&n->mu);
 
     range_node_config nc = {.transport = t, .engine = n->cfg.engine, .sync = n->cfg.sync,
-                            .no_handler = true};
+                            .log = n->rlog, .no_handler = true};
     if ((rc = range_node_new(&nc, &rnode)) != RANGE_OK) {
         snprintf(msg, sizeof msg, "cannot create the range node (error %d)", rc);
         goto fail;
@@ -392,6 +398,14 @@ static int build_stack(srv_node *n) {
             goto fail;
         }
     }
+    /* ranges made by splits since (the store's own list, range/) */
+    range_replica_config defaults = {.random_seed = n->seed ^ self};
+    size_t opened = 0;
+    if ((rc = range_node_open_stored(rnode, &defaults, &opened)) != RANGE_OK) {
+        snprintf(msg, sizeof msg, "cannot open the ranges this store hosts (error %d)", rc);
+        goto fail;
+    }
+    if (opened > 0) BASE_INFO(MOD, "%zu range(s) made by splits reopened", opened);
     range_server_config sc = {.node = rnode, .clock = n->cfg.clock};
     if ((rc = range_server_new(&sc, &rserver)) != RANGE_OK) {
         snprintf(msg, sizeof msg, "cannot create the range server (error %d)", rc);
@@ -409,6 +423,22 @@ static int build_stack(srv_node *n) {
             goto fail;
         }
     }
+    /* then what the hosted replicas say now (newer after splits); the rest
+    ** comes from meta and KEY_MISMATCH answers */
+    uint64_t *ids = base_calloc(RANGE_NODE_REPLICAS_MAX, sizeof *ids); /* owner: here */
+    if (ids == NULL) {
+        snprintf(msg, sizeof msg, "out of memory");
+        goto fail;
+    }
+    size_t n_ids = range_node_replica_ids(rnode, ids, RANGE_NODE_REPLICAS_MAX);
+    for (size_t i = 0; i < n_ids && i < RANGE_NODE_REPLICAS_MAX; i++) {
+        range_descriptor d;
+        range_replica *rep = range_node_replica(rnode, ids[i]);
+        if (rep == NULL || range_replica_descriptor(rep, &d) != RANGE_OK) continue;
+        (void)range_router_update_descriptor(router, &d);
+        range_descriptor_free(&d);
+    }
+    base_free(ids);
     txn_db_options to = {.clock = n->cfg.clock, .kv = range_router_kv(router),
                          .sync_commits = n->cfg.sync};
     if ((rc = txn_db_open(&to, &db)) != TXN_OK) {
@@ -459,7 +489,7 @@ static void become_initialized(srv_node *n, srv__state *st) {
 
 /* The initial KV data this node writes: only keys of ranges it hosts. */
 static int initial_kv_for(const srv__state *st, srv__kv **kvs, size_t *n_kvs) {
-    int rc = srv__initial_kv(st->peers, st->n_peers, kvs, n_kvs);
+    int rc = srv__initial_kv(st->peers, st->n_peers, st->descs, st->n_descs, kvs, n_kvs);
     if (rc != SRV_OK) return rc;
     size_t keep = 0;
     for (size_t i = 0; i < *n_kvs; i++) {
@@ -1216,9 +1246,10 @@ static void *control_main(void *arg) {
 
 static void heartbeat(srv_node *n) {
     uint32_t replicas = 0, leases = 0;
-    for (size_t i = 0; i < n->st.n_descs; i++) {
-        if (!n->st.hosted[i]) continue;
-        range_replica *r = range_node_replica(n->rnode, n->st.descs[i].range_id);
+    uint64_t ids[RANGE_NODE_REPLICAS_MAX];
+    size_t n_ids = range_node_replica_ids(n->rnode, ids, RANGE_NODE_REPLICAS_MAX);
+    for (size_t i = 0; i < n_ids && i < RANGE_NODE_REPLICAS_MAX; i++) {
+        range_replica *r = range_node_replica(n->rnode, ids[i]);
         if (r == NULL) continue;
         range_replica_status s;
         range_replica_get_status(r, &s);
@@ -1337,6 +1368,81 @@ done:
     base_free(nr.peers);
 }
 
+/* Meta entries of the ranges this node leads that are missing or behind the
+** range's own descriptor (a crash between a split and its meta
+** transaction; a store from before meta) are rewritten in one transaction.
+** Routing never depends on it (KEY_MISMATCH answers carry descriptors);
+** range_meta_replaces keeps meta from moving backwards. */
+static void repair_meta(srv_node *n) {
+    uint64_t ids[RANGE_NODE_REPLICAS_MAX];
+    range_descriptor *led = NULL; /* owner: this function */
+    size_t n_led = 0;
+    base_buf key = {0}, val = {0};
+    txn_error err = {{0}, {0}};
+    int rc = TXN_OK;
+    size_t n_ids = range_node_replica_ids(n->rnode, ids, RANGE_NODE_REPLICAS_MAX);
+    if (n_ids > RANGE_NODE_REPLICAS_MAX) n_ids = RANGE_NODE_REPLICAS_MAX;
+    led = base_calloc(n_ids ? n_ids : 1, sizeof *led);
+    if (led == NULL) return;
+    for (size_t i = 0; i < n_ids; i++) {
+        range_replica *r = range_node_replica(n->rnode, ids[i]);
+        range_replica_status s;
+        if (r == NULL) continue;
+        range_replica_get_status(r, &s);
+        if (s.leader && s.lease_valid && range_replica_descriptor(r, &led[n_led]) == RANGE_OK)
+            n_led++;
+    }
+    size_t written = 0;
+    for (int attempt = 0; n_led > 0 && attempt < SRV_TXN_ATTEMPTS_MAX; attempt++) {
+        txn *t = NULL;
+        written = 0;
+        if ((rc = txn_begin(n->db, NULL, &t)) != TXN_OK) break;
+        for (size_t i = 0; rc == TXN_OK && i < n_led; i++) {
+            range_descriptor stored;
+            bool have = false;
+            if (range_meta_key(&led[i], &key) != RANGE_OK) {
+                rc = TXN_ERR_NOMEM;
+                break;
+            }
+            rc = txn_get(t, key.data, key.len, &val, &err);
+            if (rc == TXN_OK) have = range_descriptor_decode(val.data, val.len, &stored) == RANGE_OK;
+            else if (rc == TXN_NOT_FOUND) rc = TXN_OK;
+            if (rc != TXN_OK) break;
+            bool stale = range_meta_replaces(have ? &stored : NULL, &led[i]);
+            if (have) range_descriptor_free(&stored);
+            if (!stale) continue;
+            base_buf_reset(&val);
+            if (range_descriptor_encode(&led[i], &val) != RANGE_OK) {
+                rc = TXN_ERR_NOMEM;
+                break;
+            }
+            rc = txn_put(t, key.data, key.len, val.data, val.len, &err);
+            written++;
+        }
+        if (rc != TXN_OK) {
+            txn_rollback(t);
+            if (rc == TXN_ERR_RETRY) continue;
+            break;
+        }
+        if (written == 0) { /* meta is current: nothing to commit */
+            txn_rollback(t);
+            break;
+        }
+        rc = txn_commit(t, NULL, &err);
+        if (rc != TXN_ERR_RETRY) break;
+    }
+    if (rc == TXN_OK && written > 0)
+        BASE_INFO(MOD, "meta: %zu entr%s of ranges led here rewritten", written,
+                  written == 1 ? "y" : "ies");
+    else if (rc != TXN_OK)
+        BASE_DEBUG(MOD, "meta check failed (error %d%s%s); next time", rc,
+                   err.message[0] ? ": " : "", err.message);
+    for (size_t i = 0; i < n_led; i++) range_descriptor_free(&led[i]);
+    base_free(led);
+    base_buf_free(&key);
+    base_buf_free(&val);
+}
+
 static void open_sql(srv_node *n) {
     sqlv_engine *eng = NULL;
     gw_server *gw = NULL;
@@ -1375,7 +1481,7 @@ static void open_sql(srv_node *n) {
 
 static void *periodic_main(void *arg) {
     srv_node *n = arg;
-    int64_t next_hb = 0, next_refresh = 0, next_sql = 0;
+    int64_t next_hb = 0, next_refresh = 0, next_sql = 0, next_meta = 0;
     pthread_mutex_lock(&n->mu);
     while (!n->stopping) {
         if (!n->stack_ready) {
@@ -1395,12 +1501,17 @@ static void *periodic_main(void *arg) {
             refresh_peers(n);
         }
         now = mono_ns();
+        if (now >= next_meta) {
+            next_meta = now + (int64_t)SRV_META_REPAIR_MS * 1000000;
+            repair_meta(n);
+        }
+        now = mono_ns();
         if (!sql_ready && now >= next_sql) {
             next_sql = now + (int64_t)SRV_SQL_RETRY_MS * 1000000;
             open_sql(n);
         }
         pthread_mutex_lock(&n->mu);
-        int64_t next = BASE_MIN(next_hb, next_refresh);
+        int64_t next = BASE_MIN(BASE_MIN(next_hb, next_refresh), next_meta);
         if (!n->sql_ready) next = BASE_MIN(next, next_sql);
         if (!n->stopping && mono_ns() < next) wait_until(n, next);
     }
@@ -1492,6 +1603,17 @@ int srv_node_start(const srv_config *config, srv_node **out) {
         BASE_INFO(MOD, "node %" PRIu64 " of cluster %016" PRIx64 ", %zu peer(s), %zu range(s)",
                   n->st.node_id, n->st.cluster_id, n->st.n_peers, n->st.n_descs);
     }
+    if (n->cfg.raft_log_dir != NULL) {
+        raft_log_options lo = {.dir = n->cfg.raft_log_dir};
+        char err[256] = "";
+        int lrc = raft_log_open(&lo, &n->rlog, err, sizeof err);
+        if (lrc != RAFT_LOG_OK) {
+            BASE_ERROR(MOD, "cannot open the Raft log in %s: %s%s%s", n->cfg.raft_log_dir,
+                       raft_log_strerror(lrc), err[0] ? ": " : "", err);
+            rc = lrc == RAFT_LOG_ERR_CORRUPT ? SRV_ERR_CORRUPT : SRV_ERR_IO;
+            goto fail;
+        }
+    }
     if ((rc = start_transport(n)) != SRV_OK) goto fail;
     if (n->st.initialized && (rc = build_stack(n)) != SRV_OK) goto fail;
 
@@ -1535,6 +1657,9 @@ void srv_node_stop(srv_node *n) {
     pthread_mutex_unlock(&n->mu);
     if (rs != NULL) range_server_free(rs);
 
+    /* The range node's log syncer sends from its own thread: no node send
+    ** after this, so none on the transport rpc_uv_free is about to free. */
+    if (n->rnode != NULL) range_node_forget_transport(n->rnode);
     pthread_mutex_lock(&n->mu);
     rpc_uv *uv = n->uv;
     n->uv = NULL;
@@ -1547,9 +1672,9 @@ void srv_node_stop(srv_node *n) {
     pthread_mutex_unlock(&n->mu);
     if (n->ticker_started) pthread_join(n->ticker, NULL);
 
-    if (n->rnode != NULL) range_node_forget_transport(n->rnode);
     if (n->router != NULL) range_router_free(n->router);
     if (n->rnode != NULL) range_node_free(n->rnode);
+    if (n->rlog != NULL) raft_log_close(n->rlog); /* after the node: it borrows the log */
     srv__state_free(&n->st);
     base_buf_free(&n->join_payload);
     pthread_cond_destroy(&n->cond);

@@ -7,9 +7,13 @@
 **   - a bootstrap plan never holds two peers with one transport id (a node
 **     listed twice in --join), never holds the INIT node twice, and never
 **     places two replicas of a range on one node;
-**   - the initial KV data is a pure function of the peer table, so every
-**     replica of the first range writes the same bytes at the same
-**     timestamp (the replicas start identical, as after a snapshot);
+**   - the initial KV data is a pure function of the peer table and the
+**     initial descriptors, so every replica of the first range writes the
+**     same bytes at the same timestamp (the replicas start identical, as
+**     after a snapshot);
+**   - the initial ranges tile the key space: range 1 = [empty, /table/100)
+**     (system keys, meta, catalog, counters), range 2 = [/table/100, +inf)
+**     (user tables, each split off at its CREATE TABLE), on the same nodes;
 **   - liveness: live while now < expiration; dead once no heartbeat for
 **     dead_after; suspect in between (and never live after expiration).
 */
@@ -18,6 +22,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "encoding/encoding.h"
 
 int srv__plan_bootstrap(const srv_addr *self_rpc, const srv_addr *self_sql,
                         uint64_t self_transport_id, const srv__probe_answer *answers,
@@ -33,7 +39,7 @@ int srv__plan_bootstrap(const srv_addr *self_rpc, const srv_addr *self_sql,
     int rc = SRV_ERR_NOMEM;
     out->peers = base_calloc(cap, sizeof *out->peers);         /* owner: out (plan_free) */
     out->answer_index = base_calloc(cap, sizeof *out->answer_index); /* owner: out */
-    out->descs = base_calloc(1, sizeof *out->descs);           /* owner: out */
+    out->descs = base_calloc(SRV_INITIAL_RANGES, sizeof *out->descs); /* owner: out */
     if (out->peers == NULL || out->answer_index == NULL || out->descs == NULL) goto fail;
 
     out->peers[0] = (srv_peer){.node_id = 1, .rpc = *self_rpc, .sql = *self_sql};
@@ -53,14 +59,30 @@ int srv__plan_bootstrap(const srv_addr *self_rpc, const srv_addr *self_sql,
         out->n_peers++;
     }
 
-    range_descriptor *d = &out->descs[0];
-    d->range_id = 1;
-    d->generation = 1;
+    /* range 1: system keys, meta, catalog and counters; range 2: the user
+    ** tables (docs/range.md, "Splits and addressing") */
+    base_buf boundary = {0}; /* owner: this function */
+    if (enc_key_prefix(&boundary, SRV_FIRST_TABLE_ID, 0) != ENC_OK) goto fail;
     size_t k = BASE_MIN((size_t)replication, out->n_peers);
     if (k > RANGE_REPLICAS_MAX) k = RANGE_REPLICAS_MAX;
-    for (size_t i = 0; i < k; i++) d->replicas[i] = out->peers[i].node_id;
-    d->n_replicas = k;
-    out->n_descs = 1;
+    for (size_t r = 0; r < SRV_INITIAL_RANGES; r++) {
+        range_descriptor *d = &out->descs[r];
+        d->range_id = r + 1;
+        d->generation = 1;
+        uint8_t **bound = r == 0 ? &d->end_key : &d->start_key;
+        *bound = base_malloc(boundary.len); /* owner: the descriptor */
+        if (*bound == NULL) {
+            base_buf_free(&boundary);
+            goto fail;
+        }
+        memcpy(*bound, boundary.data, boundary.len);
+        if (r == 0) d->end_len = boundary.len;
+        else d->start_len = boundary.len;
+        for (size_t i = 0; i < k; i++) d->replicas[i] = out->peers[i].node_id;
+        d->n_replicas = k;
+        out->n_descs = r + 1;
+    }
+    base_buf_free(&boundary);
     return SRV_OK;
 fail:
     srv__plan_free(out);
@@ -95,11 +117,13 @@ static int kv_set(srv__kv *kv, const uint8_t *key, size_t key_len, const base_bu
     return SRV_OK;
 }
 
-int srv__initial_kv(const srv_peer *peers, size_t n, srv__kv **kvs, size_t *n_kvs) {
+int srv__initial_kv(const srv_peer *peers, size_t n, const range_descriptor *descs,
+                    size_t n_descs, srv__kv **kvs, size_t *n_kvs) {
     *kvs = NULL;
     *n_kvs = 0;
-    if (n == 0 || n > SRV_PEERS_MAX) return SRV_ERR_INVALID;
-    srv__kv *list = base_calloc(n + 1, sizeof *list); /* owner: *kvs (caller) */
+    if (n == 0 || n > SRV_PEERS_MAX || n_descs > SRV_RANGES_MAX) return SRV_ERR_INVALID;
+    /* node-id counter, node records, range-id counter, meta entries */
+    srv__kv *list = base_calloc(n + 2 + n_descs, sizeof *list); /* owner: *kvs (caller) */
     base_buf v = {0};
     uint8_t key[SRV_KEY_SIZE_MAX];
     int rc = SRV_ERR_NOMEM;
@@ -118,9 +142,43 @@ int srv__initial_kv(const srv_peer *peers, size_t n, srv__kv **kvs, size_t *n_kv
         if ((rc = kv_set(&list[i + 1], key, srv__key_node(key, peers[i].node_id), &v)) != SRV_OK)
             goto fail;
     }
+    if (n_descs > 0) {
+        /* the range-id counter above the initial ranges, and their meta
+        ** entries (range/meta.c) */
+        uint64_t max_range = 0;
+        uint8_t enc[RANGE_ID_COUNTER_SIZE];
+        for (size_t i = 0; i < n_descs; i++) max_range = BASE_MAX(max_range, descs[i].range_id);
+        range_id_counter_encode(max_range + 1, enc);
+        base_buf_reset(&v);
+        if (base_buf_append(&v, enc, sizeof enc) != 0) {
+            rc = SRV_ERR_NOMEM;
+            goto fail;
+        }
+        used++;
+        if ((rc = kv_set(&list[n + 1], (const uint8_t *)RANGE_ID_COUNTER_KEY,
+                         RANGE_ID_COUNTER_KEY_LEN, &v)) != SRV_OK)
+            goto fail;
+        base_buf mk = {0}; /* owner: this block */
+        for (size_t i = 0; i < n_descs; i++) {
+            base_buf_reset(&v);
+            int r = range_meta_key(&descs[i], &mk);
+            if (r == RANGE_OK) r = range_descriptor_encode(&descs[i], &v);
+            if (r != RANGE_OK) {
+                base_buf_free(&mk);
+                rc = r == RANGE_ERR_NOMEM ? SRV_ERR_NOMEM : SRV_ERR_INVALID;
+                goto fail;
+            }
+            used++;
+            if ((rc = kv_set(&list[n + 2 + i], mk.data, mk.len, &v)) != SRV_OK) {
+                base_buf_free(&mk);
+                goto fail;
+            }
+        }
+        base_buf_free(&mk);
+    }
     base_buf_free(&v);
     *kvs = list;
-    *n_kvs = n + 1;
+    *n_kvs = n_descs > 0 ? n + 2 + n_descs : n + 1;
     return SRV_OK;
 fail:
     base_buf_free(&v);

@@ -784,14 +784,16 @@ int sqlv__engine_allocate_table_id(sqlv_engine *e, uint32_t *id, sqlv__result *r
     return rc;
 }
 
-int sqlv__catalog_drop(txn *kv, const char *name, uint32_t id, sqlv__result *res) {
+int sqlv__catalog_drop(txn *kv, const char *name, uint32_t id, bool with_rows,
+                       sqlv__result *res) {
     txn_error err = {{0}, {0}};
     base_buf ck = {0}, s = {0}, en = {0};
     int rc = catalog_key(&ck, name);
     if (rc == 0) rc = sqlv__table_span(id, &s, &en);
     if (rc == 0) {
         rc = txn_delete(kv, ck.data, ck.len, &err);
-        if (rc == TXN_OK) rc = txn_delete_range(kv, s.data, s.len, en.data, en.len, &err);
+        if (rc == TXN_OK && with_rows)
+            rc = txn_delete_range(kv, s.data, s.len, en.data, en.len, &err);
         if (rc != TXN_OK) {
             txn_fail(res, rc, &err);
             rc = 0;
@@ -901,8 +903,10 @@ int sqlv__engine_create_table(sqlv_engine *e, const char *sql, sqlv__result *res
                                sizeof(res->message));
     if (rc != 0) return rc < 0 ? rc : 0;
     rc = run_ddl(e, create_attempt, &a, res);
-    if (rc == 0 && res->sqlstate[0] == 0 && res->notice[0] == 0)
+    if (rc == 0 && res->sqlstate[0] == 0 && res->notice[0] == 0) {
         BASE_INFO(MOD, "created table %s (id %u)", a.t->name, a.t->id);
+        sqlv__engine_after_ddl(e, &a.t->id, 1, NULL, 0);
+    }
     sqlv__table_free(a.t);
     return rc;
 }
@@ -911,13 +915,15 @@ typedef struct drop_args {
     char **names;
     int n;
     bool if_exists;
+    uint32_t *ids; /* the tables the last attempt dropped (n slots) */
+    int nids;
 } drop_args;
 
 static int drop_attempt(sqlv_engine *e, txn *kv, const sqlv__catalog *cat, void *arg,
                         sqlv__result *res) {
     drop_args *a = arg;
-    (void)e;
     int rc = 0;
+    a->nids = 0;
     const sqlv__table **found = base_calloc((size_t)(a->n ? a->n : 1), sizeof(*found));
     int nfound = 0;
     if (found == NULL) return SQLV_ERR_NOMEM;
@@ -940,8 +946,9 @@ static int drop_attempt(sqlv_engine *e, txn *kv, const sqlv__catalog *cat, void 
         if (!dup) found[nfound++] = t;
     }
     for (int j = 0; j < nfound; j++) {
-        rc = sqlv__catalog_drop(kv, found[j]->name, found[j]->id, res);
+        rc = sqlv__catalog_drop(kv, found[j]->name, found[j]->id, !txn_db_has_ranges(e->db), res);
         if (rc != 0 || res->sqlstate[0]) goto cleanup;
+        a->ids[a->nids++] = found[j]->id;
         BASE_INFO(MOD, "dropping table %s (id %u)", found[j]->name, found[j]->id);
     }
 cleanup:
@@ -951,7 +958,80 @@ cleanup:
 
 int sqlv__engine_drop_tables(sqlv_engine *e, char **names, int n, bool if_exists,
                              sqlv__result *res) {
-    drop_args a = {names, n, if_exists};
+    drop_args a = {names, n, if_exists, NULL, 0};
     memset(res, 0, sizeof(*res));
-    return run_ddl(e, drop_attempt, &a, res);
+    a.ids = base_calloc((size_t)(n > 0 ? n : 1), sizeof(*a.ids)); /* owner: this function */
+    if (a.ids == NULL) return SQLV_ERR_NOMEM;
+    int rc = run_ddl(e, drop_attempt, &a, res);
+    if (rc == 0 && res->sqlstate[0] == 0) sqlv__engine_after_ddl(e, NULL, 0, a.ids, a.nids);
+    base_free(a.ids);
+    return rc;
+}
+
+/* ---- after DDL, in a cluster: table ranges and dropped rows ------------------------
+** Each table starts in its own range (a split at its first key: a table's
+** rows and the catalog then live in different ranges, which is why a
+** transaction block that creates a table and writes rows into it is a
+** cross-range write until two-phase commit). Dropped tables' rows go in a
+** transaction of their own, like CockroachDB's delayed GC. */
+
+#define SQLV__SPLIT_ATTEMPTS_MAX 3   /* splits of one new table's range */
+#define SQLV__GC_ATTEMPTS_MAX 3      /* deletions of one dropped table's rows, on 40001 */
+
+int sqlv__table_split_key(uint32_t table_id, base_buf *out) {
+    base_buf_reset(out);
+    return enc_key_prefix(out, table_id, 0) == ENC_OK ? 0 : SQLV_ERR_NOMEM;
+}
+
+static void split_table(sqlv_engine *e, uint32_t id) {
+    base_buf key = {0}; /* owner: this function */
+    if (sqlv__table_split_key(id, &key) != 0) return;
+    for (int attempt = 0; attempt < SQLV__SPLIT_ATTEMPTS_MAX; attempt++) {
+        txn_split_result res;
+        txn_error err = {{0}, {0}};
+        int rc = txn_db_split_at(e->db, key.data, key.len, &res, &err);
+        if (rc == TXN_OK) {
+            if (res.created)
+                BASE_INFO(MOD, "table id %u starts range r%llu (split from r%llu)", id,
+                          (unsigned long long)res.right_range_id,
+                          (unsigned long long)res.left_range_id);
+            break;
+        }
+        BASE_WARN(MOD, "table id %u: split at its first key failed (attempt %d: %s)", id,
+                  attempt + 1, err.message);
+        if (rc == TXN_ERR_UNSUPPORTED || rc == TXN_ERR_NOMEM) break;
+    }
+    base_buf_free(&key);
+}
+
+static void delete_table_rows(sqlv_engine *e, uint32_t id) {
+    base_buf start = {0}, end = {0}; /* owner: this function */
+    if (sqlv__table_span(id, &start, &end) != 0) goto done;
+    for (int attempt = 0; attempt < SQLV__GC_ATTEMPTS_MAX; attempt++) {
+        txn *kv = NULL;
+        txn_error err = {{0}, {0}};
+        int rc = txn_begin(e->db, NULL, &kv);
+        if (rc == TXN_OK) rc = txn_delete_range(kv, start.data, start.len, end.data, end.len, &err);
+        if (rc == TXN_OK) {
+            rc = txn_commit(kv, NULL, &err);
+            kv = NULL;
+        }
+        if (kv != NULL) txn_rollback(kv);
+        if (rc == TXN_OK) break;
+        BASE_WARN(MOD, "rows of dropped table id %u not deleted (attempt %d: %d %s); they are "
+                  "unreachable", id, attempt + 1, rc, err.message);
+        if (rc != TXN_ERR_RETRY && rc != TXN_ERR_UNAVAILABLE) break;
+    }
+done:
+    base_buf_free(&start);
+    base_buf_free(&end);
+}
+
+void sqlv__engine_after_ddl(sqlv_engine *e, const uint32_t *created, int ncreated,
+                            const uint32_t *dropped, int ndropped) {
+    if (!txn_db_has_ranges(e->db)) return; /* one local store: nothing to do */
+    for (int i = 0; i < ncreated; i++)
+        split_table(e, created[i]);
+    for (int i = 0; i < ndropped; i++)
+        delete_table_rows(e, dropped[i]);
 }

@@ -314,6 +314,31 @@ static void end_block_ddl(sqlv_session *s) {
     s->ddl_version++;
 }
 
+/* The ids of the tables the open block created, and of those it dropped
+** for good (an altered table is both dropped and created: not dropped).
+** owner of *created, *dropped: caller (base_free). 0 or -1 (memory). */
+static int block_ddl_ids(const sqlv_session *s, uint32_t **created, int *ncreated,
+                         uint32_t **dropped, int *ndropped) {
+    const sqlv__pending_ddl *p = &s->ddl;
+    *created = base_calloc((size_t)(p->ncreated + 1), sizeof(**created));
+    *dropped = base_calloc((size_t)(p->ndropped + 1), sizeof(**dropped));
+    if (*created == NULL || *dropped == NULL) {
+        base_free(*created);
+        base_free(*dropped);
+        *created = *dropped = NULL;
+        return -1;
+    }
+    for (int i = 0; i < p->ncreated; i++)
+        (*created)[(*ncreated)++] = p->created[i]->id;
+    for (int d = 0; d < p->ndropped; d++) {
+        bool again = false;
+        for (int i = 0; i < p->ncreated; i++)
+            again |= p->created[i]->id == p->dropped[d];
+        if (!again) (*dropped)[(*ndropped)++] = p->dropped[d];
+    }
+    return 0;
+}
+
 /* Do the declarations in the session's connection lag behind what it
 ** sees (s->cat and its own DDL)? */
 static bool declarations_stale(const sqlv_session *s) {
@@ -504,8 +529,18 @@ static int do_commit_quiet(run *r, txn_error *err) {
         s->kv = NULL;
         /* DDL of the block bumped the catalog version in kv: every session
         ** (on any node) sees the change at its next transaction */
+        uint32_t *created = NULL, *dropped = NULL; /* owner: this block */
+        int ncreated = 0, ndropped = 0;
+        if (block_ddl_ids(s, &created, &ncreated, &dropped, &ndropped) != 0) {
+            txn_rollback(kv);
+            end_block_ddl(s);
+            return fail(r, "53200", "out of memory");
+        }
         int rc = txn_commit(kv, NULL, err);
         end_block_ddl(s);
+        if (rc == TXN_OK) sqlv__engine_after_ddl(s->engine, created, ncreated, dropped, ndropped);
+        base_free(created);
+        base_free(dropped);
         if (rc != TXN_OK) return fail_txn(r, rc, err);
     }
     end_block_ddl(s);
@@ -879,7 +914,8 @@ static int drop_in_block(run *r, char **names, int n, bool if_exists) {
             return fail(r, "53200", "out of memory");
         if (block_kv(r, &sp) != STMT_OK) return STMT_FAILED;
         for (int j = 0; j < nids; j++) {
-            int rc = sqlv__catalog_drop(s->kv, names[j], ids[j], &res);
+            int rc = sqlv__catalog_drop(s->kv, names[j], ids[j],
+                                        !txn_db_has_ranges(s->engine->db), &res);
             if (rc < 0 || res.sqlstate[0]) {
                 txn_rollback_to(s->kv, sp);
                 return rc < 0 ? fail(r, "53200", "out of memory")
@@ -1876,6 +1912,136 @@ cleanup:
     return result;
 }
 
+/* ALTER TABLE t SPLIT AT VALUES (v, ...)[, (...)]: make each row's
+** primary-key prefix the start of a range (txn_db_split_at; docs/range.md,
+** "Splits and addressing"), like CockroachDB's. Outside a transaction
+** block only: a split is not transactional. A row names the first 1..npk
+** primary-key columns (the hidden row id of a table without a primary
+** key); a key that is a range boundary already is a no-op. Answers one row
+** per split point: key (bytea) and pretty (text). */
+#define SQLV__SPLIT_POINTS_MAX 1000
+static int alter_split_at(run *r, const char *name, bool if_exists, const char *p,
+                          const char *end) {
+    sqlv_session *s = r->s;
+    sqlite3_stmt *st = NULL;
+    sqlv__table *tbl = NULL;
+    base_buf key = {0}, scratch = {0}, hex = {0}, pretty = {0}; /* owner: this function */
+    char state[6] = {0}, msg[512];
+    txn_error err = {{0}, {0}};
+    uint32_t id = 0;
+    int result = STMT_FAILED;
+    sqlv__token t = sqlv__lex_next(&p, end);
+    if (!sqlv__tok_is(&t, "AT")) return fail(r, "42601", "syntax error in ALTER TABLE ... SPLIT AT");
+    t = sqlv__lex_next(&p, end);
+    if (!sqlv__tok_is(&t, "VALUES"))
+        return fail(r, "0A000", "ALTER TABLE ... SPLIT AT supports VALUES (...) only");
+    const char *values = t.start;
+    if (s->status != 'I')
+        return fail(r, "25001", "ALTER TABLE ... SPLIT AT cannot run inside a transaction block");
+    if (!txn_db_has_ranges(s->engine->db))
+        return fail(r, "0A000", "ALTER TABLE ... SPLIT AT needs a cluster: this node's key space "
+                                "is one local store");
+    /* the table as a fresh snapshot sees it */
+    int rc = sqlv__session_begin(s, true, &err);
+    if (rc != TXN_OK) return fail_txn(r, rc, &err);
+    (void)session_find(s, name, &id);
+    int trc = id != 0 ? sqlv__session_table(s, id, &tbl) : 1;
+    txn_rollback(s->kv);
+    s->kv = NULL;
+    if (trc < 0) return fail(r, "53200", "out of memory");
+    if (trc > 0) {
+        snprintf(msg, sizeof(msg), "relation \"%.200s\" does not exist%s", name,
+                 if_exists ? ", skipping" : "");
+        if (!if_exists) return fail(r, "42P01", msg);
+        emit_notice(r, msg);
+        return emit_tag(r, "ALTER TABLE");
+    }
+    /* SQLite evaluates the VALUES list (constants, casts, expressions) */
+    rc = sqlite3_prepare_v2(s->db, values, (int)(end - values), &st, NULL);
+    if (rc != SQLITE_OK) {
+        map_error(s, rc, state, msg, sizeof(msg));
+        result = fail(r, state, msg);
+        goto cleanup;
+    }
+    int npk = tbl->npk > 0 ? tbl->npk : 1;
+    int ncols = sqlite3_column_count(st);
+    if (ncols > npk) {
+        snprintf(msg, sizeof(msg), "too many split values: the primary key of \"%.200s\" has %d "
+                 "column%s", tbl->name, npk, npk == 1 ? "" : "s");
+        result = fail(r, "42601", msg);
+        goto cleanup;
+    }
+    sqlv_column cols[2] = {{"key", SQLV_OID_BYTEA, -1, 0}, {"pretty", SQLV_OID_TEXT, -1, 0}};
+    if (r->sink_rc == 0 && r->sink->row_description)
+        r->sink_rc = r->sink->row_description(r->sink->ctx, 2, cols);
+    int points = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (++points > SQLV__SPLIT_POINTS_MAX) {
+            snprintf(msg, sizeof(msg), "too many split points (at most %d)",
+                     SQLV__SPLIT_POINTS_MAX);
+            result = fail(r, "54000", msg);
+            goto cleanup;
+        }
+        base_buf_reset(&key);
+        if (sqlv__table_prefix(&key, tbl->id) != 0) goto nomem;
+        for (int c = 0; c < ncols; c++) {
+            const sqlv__column *col = tbl->npk > 0 ? &tbl->cols[tbl->pk[c]] : NULL;
+            sqlv__cell cell;
+            enc_value ev;
+            base_buf_reset(&scratch);
+            int arc = sqlv__assign(sqlite3_column_value(st, c),
+                                   col ? col->cls : SQLV__CLASS_INT8,
+                                   col && col->decl_type[0] ? col->decl_type : "bigint",
+                                   &scratch, &cell, state, msg, sizeof(msg));
+            if (arc < 0) goto nomem;
+            if (arc > 0) {
+                result = fail(r, state, msg);
+                goto cleanup;
+            }
+            sqlv__cell_to_enc(&cell, &ev);
+            if (enc_key_append(&key, &ev) != ENC_OK) goto nomem;
+        }
+        txn_split_result res;
+        memset(&err, 0, sizeof(err));
+        rc = txn_db_split_at(s->engine->db, key.data, key.len, &res, &err);
+        if (rc != TXN_OK) {
+            result = fail_txn(r, rc, &err);
+            goto cleanup;
+        }
+        base_buf_reset(&hex);
+        base_buf_reset(&pretty);
+        if (base_buf_append(&hex, "\\x", 2) != 0 || base_buf_append(&pretty, "/Table", 6) != 0 ||
+            enc_key_format(key.data, key.len, &pretty) != ENC_OK)
+            goto nomem;
+        for (size_t i = 0; i < key.len; i++) {
+            char b[3];
+            snprintf(b, sizeof(b), "%02x", key.data[i]);
+            if (base_buf_append(&hex, b, 2) != 0) goto nomem;
+        }
+        sqlv_cell cells[2] = {{(const char *)hex.data, hex.len},
+                              {(const char *)pretty.data, pretty.len}};
+        if (r->sink_rc == 0 && r->sink->data_row)
+            r->sink_rc = r->sink->data_row(r->sink->ctx, 2, cells);
+    }
+    if (rc != SQLITE_DONE) {
+        map_error(s, rc, state, msg, sizeof(msg));
+        result = fail(r, state, msg);
+        goto cleanup;
+    }
+    result = emit_tag(r, "ALTER TABLE");
+    goto cleanup;
+nomem:
+    result = fail(r, "53200", "out of memory");
+cleanup:
+    if (st != NULL) sqlite3_finalize(st);
+    sqlv__table_free(tbl);
+    base_buf_free(&key);
+    base_buf_free(&scratch);
+    base_buf_free(&hex);
+    base_buf_free(&pretty);
+    return result;
+}
+
 static int do_alter_table(run *r, const char *text, size_t len) {
     sqlv_session *s = r->s;
     const char *p = text, *end = text + len, *cols_start = NULL, *cols_end = NULL;
@@ -1898,6 +2064,7 @@ static int do_alter_table(run *r, const char *text, size_t len) {
     if (sqlv__tok_ident(&t, name, sizeof(name)) != 0)
         return fail(r, "42601", "syntax error in ALTER TABLE");
     t = sqlv__lex_next(&p, end);
+    if (sqlv__tok_is(&t, "SPLIT")) return alter_split_at(r, name, if_exists, p, end);
     if (!sqlv__tok_is(&t, "ADD")) goto unsupported;
     t = sqlv__lex_next(&p, end);
     if (sqlv__tok_is(&t, "CONSTRAINT")) {
@@ -2000,7 +2167,8 @@ cleanup:
     return result;
 unsupported:
     snprintf(msg, sizeof(msg),
-             "ALTER TABLE ... %.*s is not supported yet (only ADD COLUMN and ADD PRIMARY KEY)",
+             "ALTER TABLE ... %.*s is not supported yet (only ADD COLUMN, ADD PRIMARY KEY and "
+             "SPLIT AT)",
              (int)BASE_MIN(t.len, 40), t.start ? t.start : "");
     return fail(r, "0A000", msg);
 }

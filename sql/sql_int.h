@@ -190,9 +190,21 @@ int sqlv__catalog_put(txn *kv, const sqlv__table *t, sqlv__result *res);
 ** transaction block that later rolls back are never reused, so a session's
 ** stale declaration (name, id) can never match another table. */
 int sqlv__engine_allocate_table_id(sqlv_engine *e, uint32_t *id, sqlv__result *res);
-/* Catalog writes of dropping table (name, id) in kv: catalog row and every
-** key of the table, and the catalog version bump. */
-int sqlv__catalog_drop(txn *kv, const char *name, uint32_t id, sqlv__result *res);
+/* Catalog writes of dropping table (name, id) in kv: catalog row, the
+** catalog version bump, and (with_rows) every key of the table. In a
+** cluster the rows live in the table's own range, so they go afterwards in
+** a transaction of their own (sqlv__engine_after_ddl): the table id is
+** never reused, so they are unreachable from the moment the drop commits. */
+int sqlv__catalog_drop(txn *kv, const char *name, uint32_t id, bool with_rows,
+                       sqlv__result *res);
+/* After a committed DDL transaction (docs/range.md, "Splits and
+** addressing"), in a cluster only: each created table gets its own range (a
+** split at its first key), and the rows of each dropped table are deleted.
+** Best effort: failures are logged, never returned (the DDL committed). */
+void sqlv__engine_after_ddl(sqlv_engine *e, const uint32_t *created, int ncreated,
+                            const uint32_t *dropped, int ndropped);
+/* The first key of table id's span (its range's start once it has one). */
+int sqlv__table_split_key(uint32_t table_id, base_buf *out);
 
 /* ---- keys ---------------------------------------------------------------- */
 int sqlv__table_prefix(base_buf *out, uint32_t table_id);

@@ -206,6 +206,7 @@ static int range_to_txn_rc(int rc) {
     case RANGE_ERR_TOO_LARGE: return TXN_ERR_LIMIT;
     case RANGE_ERR_AMBIGUOUS: return TXN_ERR_AMBIGUOUS;
     case RANGE_ERR_CROSS_RANGE: return TXN_ERR_UNSUPPORTED;
+    case RANGE_ERR_PUSHED: return TXN_ERR_RETRY;
     case RANGE_ERR_BUSY: return TXN_ERR_UNAVAILABLE;
     case RANGE_ERR_NOT_LEADER: return TXN_ERR_UNAVAILABLE;
     default: return TXN_ERR_IO;
@@ -220,7 +221,7 @@ static int kv_fail(range_kv *kv, txn_error *err, int range_rc) {
     char detail[256];
     bool cluster_error = range_rc == RANGE_ERR_AMBIGUOUS || range_rc == RANGE_ERR_CROSS_RANGE ||
                          range_rc == RANGE_ERR_UNAVAILABLE || range_rc == RANGE_ERR_BUSY ||
-                         range_rc == RANGE_ERR_NOT_LEADER;
+                         range_rc == RANGE_ERR_NOT_LEADER || range_rc == RANGE_ERR_PUSHED;
     if (!cluster_error || kv->ops->last_error == NULL ||
         !kv->ops->last_error(kv, detail, sizeof(detail)))
         return fail(err, rc);
@@ -229,6 +230,9 @@ static int kv_fail(range_kv *kv, txn_error *err, int range_rc) {
         err_setf(err, "40003",
                  "the outcome of the commit is unknown: it may or may not have applied (%s)",
                  detail);
+        break;
+    case TXN_ERR_RETRY:
+        err_setf(err, "40001", "restart transaction: %s (SQLSTATE 40001)", detail);
         break;
     case TXN_ERR_UNSUPPORTED:
         err_setf(err, "0A000",
@@ -1220,4 +1224,144 @@ cleanup:
     base_free(reads);
     txn_free(t);
     return rc;
+}
+
+/* ---- range splits (docs/range.md, "Splits and addressing") ---------------------- */
+
+#define TXN__SPLIT_TXN_ATTEMPTS_MAX 8 /* the counter and meta transactions, on 40001 */
+#define TXN__FIRST_SPLIT_RANGE_ID 2  /* a counter that was never written: range 1 only */
+
+bool txn_db_has_ranges(txn_db *db) { return db->kv->ops->admin_split != NULL; }
+
+/* The next range id from the replicated counter, in its own transaction. */
+static int split_allocate_id(txn_db *db, uint64_t *id, txn_error *err) {
+    const uint8_t *key = (const uint8_t *)RANGE_ID_COUNTER_KEY;
+    base_buf v = {0}; /* owner: this function */
+    int rc = TXN_ERR_UNAVAILABLE;
+    for (int attempt = 0; attempt < TXN__SPLIT_TXN_ATTEMPTS_MAX; attempt++) {
+        txn *t = NULL;
+        uint64_t next = TXN__FIRST_SPLIT_RANGE_ID;
+        uint8_t enc[RANGE_ID_COUNTER_SIZE];
+        if (err != NULL) memset(err, 0, sizeof(*err));
+        if ((rc = txn_begin(db, NULL, &t)) != TXN_OK) {
+            txn_error_set(err, rc);
+            break;
+        }
+        rc = txn_get(t, key, RANGE_ID_COUNTER_KEY_LEN, &v, err);
+        if (rc == TXN_OK && range_id_counter_decode(v.data, v.len, &next) != RANGE_OK) {
+            txn_rollback(t);
+            err_setf(err, "XX001", "the cluster's range-id counter is corrupt");
+            rc = TXN_ERR_IO;
+            break;
+        }
+        if (rc != TXN_OK && rc != TXN_NOT_FOUND) {
+            txn_rollback(t);
+            break;
+        }
+        if (next == UINT64_MAX) {
+            txn_rollback(t);
+            err_setf(err, "54000", "range ids exhausted");
+            rc = TXN_ERR_LIMIT;
+            break;
+        }
+        range_id_counter_encode(next + 1, enc);
+        rc = txn_put(t, key, RANGE_ID_COUNTER_KEY_LEN, enc, sizeof(enc), err);
+        if (rc != TXN_OK) {
+            txn_rollback(t);
+            break;
+        }
+        rc = txn_commit(t, NULL, err);
+        if (rc == TXN_OK) *id = next;
+        if (rc != TXN_ERR_RETRY) break;
+    }
+    base_buf_free(&v);
+    return rc;
+}
+
+/* Record d in meta unless meta already holds a newer view (range_meta_replaces). */
+static int split_meta_put(txn *t, const range_descriptor *d, base_buf *key, base_buf *val,
+                          txn_error *err) {
+    range_descriptor stored;
+    bool have = false;
+    int rc = range_meta_key(d, key) == RANGE_OK ? TXN_OK : TXN_ERR_NOMEM;
+    if (rc == TXN_OK) rc = txn_get(t, key->data, key->len, val, err);
+    if (rc == TXN_NOT_FOUND) {
+        rc = TXN_OK;
+    } else if (rc == TXN_OK) {
+        /* an unreadable entry is replaced: ours is read from a replica */
+        have = range_descriptor_decode(val->data, val->len, &stored) == RANGE_OK;
+    }
+    if (rc != TXN_OK) return rc;
+    bool write = range_meta_replaces(have ? &stored : NULL, d);
+    if (have) range_descriptor_free(&stored);
+    if (!write) return TXN_OK;
+    base_buf_reset(val);
+    if (range_descriptor_encode(d, val) != RANGE_OK) return fail(err, TXN_ERR_NOMEM);
+    return txn_put(t, key->data, key->len, val->data, val->len, err);
+}
+
+static int split_record_meta(txn_db *db, const range_descriptor *left,
+                             const range_descriptor *right, txn_error *err) {
+    base_buf key = {0}, val = {0}; /* owner: this function */
+    int rc = TXN_ERR_UNAVAILABLE;
+    for (int attempt = 0; attempt < TXN__SPLIT_TXN_ATTEMPTS_MAX; attempt++) {
+        txn *t = NULL;
+        if (err != NULL) memset(err, 0, sizeof(*err));
+        if ((rc = txn_begin(db, NULL, &t)) != TXN_OK) {
+            txn_error_set(err, rc);
+            break;
+        }
+        if (left != NULL) rc = split_meta_put(t, left, &key, &val, err);
+        if (rc == TXN_OK) rc = split_meta_put(t, right, &key, &val, err);
+        if (rc != TXN_OK) {
+            txn_rollback(t);
+            break;
+        }
+        rc = txn_commit(t, NULL, err);
+        if (rc != TXN_ERR_RETRY) break;
+    }
+    base_buf_free(&key);
+    base_buf_free(&val);
+    return rc;
+}
+
+int txn_db_split_at(txn_db *db, const uint8_t *key, size_t key_len, txn_split_result *out,
+                    txn_error *err) {
+    range_descriptor left, right;
+    memset(&left, 0, sizeof(left));
+    memset(&right, 0, sizeof(right));
+    memset(out, 0, sizeof(*out));
+    range_kv *kv = db->kv;
+    if (kv->ops->admin_split == NULL) {
+        err_setf(err, "0A000", "splitting ranges needs a cluster: this node's key space is one "
+                               "local store");
+        return TXN_ERR_UNSUPPORTED;
+    }
+    if (key == NULL || key_len == 0 || key_len > RANGE_DESC_KEY_MAX) return fail(err, TXN_ERR_INVALID);
+    uint64_t id = 0;
+    int rc = split_allocate_id(db, &id, err);
+    if (rc != TXN_OK) return rc;
+    int r = kv->ops->admin_split(kv, key, key_len, id, &left, &right);
+    if (r != RANGE_OK) {
+        char detail[256];
+        if (kv->ops->last_error == NULL || !kv->ops->last_error(kv, detail, sizeof(detail)))
+            base_strlcpy(detail, "no detail", sizeof(detail));
+        rc = range_to_txn_rc(r);
+        err_setf(err, rc_sqlstate(rc), "the range could not be split: %s", detail);
+        return rc;
+    }
+    out->left_range_id = left.range_id;
+    out->right_range_id = right.range_id;
+    out->created = right.range_id == id;
+    /* best effort: routing does not depend on it (range_kv answers carry
+    ** the descriptors), and a later split or server/'s repair rewrites it */
+    txn_error merr = {{0}, {0}};
+    int mrc = split_record_meta(db, left.range_id != 0 ? &left : NULL, &right, &merr);
+    if (mrc != TXN_OK)
+        BASE_WARN("txn", "split at r%llu/r%llu: meta not updated (%d: %s)",
+                  (unsigned long long)left.range_id, (unsigned long long)right.range_id, mrc,
+                  merr.message);
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    return TXN_OK;
 }

@@ -160,4 +160,32 @@ void txn_db_get_stats(txn_db *db, txn_db_stats *out);
 ** already set. */
 void txn_error_set(txn_error *err, int rc);
 
+/* ---- range splits (cluster) -------------------------------------------------
+** The key space is cut into ranges only in a cluster (txn_db_options.kv a
+** range_router); a local store is one piece. docs/range.md, "Splits and
+** addressing". */
+
+/* Whether the key space is cut into ranges (splits are possible). */
+bool txn_db_has_ranges(txn_db *db);
+
+typedef struct txn_split_result {
+    uint64_t left_range_id;  /* 0 when not known (a boundary already, whose left-
+                                hand range the answering node does not host) */
+    uint64_t right_range_id; /* the range that starts at the key */
+    bool created;            /* false: the key was a range boundary already */
+} txn_split_result;
+
+/* Make key the start of a range: allocate the new range's id from the
+** replicated counter (a transaction on the system key counter/range-id), ask
+** the leaseholder of the range holding key to split it there (range_kv
+** admin_split), then record both descriptors in meta (a second transaction;
+** a failure there is logged, not returned: routing does not depend on meta
+** being current, and server/ repairs stale entries). Not transactional and
+** not undone. A key that is a boundary already: TXN_OK, created false.
+** TXN_ERR_UNSUPPORTED (0A000) without ranges; TXN_ERR_UNAVAILABLE,
+** TXN_ERR_AMBIGUOUS (the split may or may not have happened: retrying is
+** safe), TXN_ERR_INVALID, TXN_ERR_NOMEM, with err set. */
+int txn_db_split_at(txn_db *db, const uint8_t *key, size_t key_len, txn_split_result *out,
+                    txn_error *err);
+
 #endif

@@ -103,7 +103,20 @@ static bool same_request(const range_kv_request *a, const range_kv_request *b)
         return same_bytes(a->start, a->start_len, b->start, b->start_len) &&
                same_bytes(a->end, a->end_len, b->end, b->end_len) && a->reverse == b->reverse &&
                a->max_rows == b->max_rows && a->max_bytes == b->max_bytes;
+    case RANGE_KV_ADMIN_SPLIT:
+        return same_bytes(a->key, a->key_len, b->key, b->key_len) &&
+               a->new_range_id == b->new_range_id;
+    case RANGE_KV_VALIDATE:
+        if (hlc_compare(a->commit_ts, b->commit_ts) != 0 ||
+            a->read_span_count != b->read_span_count)
+            return false;
+        for (size_t i = 0; i < a->read_span_count; i++)
+            if (!same_span(&a->read_spans[i], &b->read_spans[i]))
+                return false;
+        return true;
     case RANGE_KV_COMMIT:
+        if (hlc_compare(a->commit_ts, b->commit_ts) != 0)
+            return false;
         if (a->txn_id != b->txn_id || a->nonce != b->nonce || a->write_count != b->write_count ||
             a->delete_span_count != b->delete_span_count ||
             a->read_span_count != b->read_span_count)
@@ -145,7 +158,10 @@ static bool same_response(const range_kv_response *a, const range_kv_response *b
         !same_bytes(a->conflict_key, a->conflict_key_len, b->conflict_key, b->conflict_key_len) ||
         hlc_compare(a->conflict_ts, b->conflict_ts) != 0 ||
         a->conflict_pending != b->conflict_pending || a->has_descriptor != b->has_descriptor ||
-        a->lease_valid != b->lease_valid || a->leader_id != b->leader_id)
+        a->lease_valid != b->lease_valid || a->leader_id != b->leader_id ||
+        a->has_other != b->has_other)
+        return false;
+    if (a->has_other && !same_descriptor(&a->other, &b->other))
         return false;
     for (size_t i = 0; i < a->n_rows; i++)
         if (!same_bytes(a->rows[i].key, a->rows[i].key_len, b->rows[i].key, b->rows[i].key_len) ||
@@ -181,7 +197,7 @@ static range_write g_writes[4];
 static range_span g_delete_spans[2];
 static range_span g_read_spans[3];
 
-#define N_REQUESTS 7
+#define N_REQUESTS 11
 static void sample_requests(range_kv_request reqs[N_REQUESTS])
 {
     memset(reqs, 0, N_REQUESTS * sizeof(reqs[0]));
@@ -211,6 +227,7 @@ static void sample_requests(range_kv_request reqs[N_REQUESTS])
     g_read_spans[1] = (range_span){.start = EMPTY, .start_len = 0, .end = K1, .end_len = 5};
     g_read_spans[2] = (range_span){.start = EMPTY, .start_len = 0}; /* everything */
     reqs[4] = (range_kv_request){.op = RANGE_KV_COMMIT, .range_id = 9, .read_ts = ts,
+                                 .commit_ts = {ts.wall_ns + 1, 0},
                                  .txn_id = 0x123456789abcdefULL, .nonce = UINT64_MAX,
                                  .writes = g_writes, .write_count = 4,
                                  .delete_spans = g_delete_spans, .delete_span_count = 2,
@@ -220,6 +237,17 @@ static void sample_requests(range_kv_request reqs[N_REQUESTS])
                                  .txn_id = 1, .nonce = 2};
     /* DESCRIBE */
     reqs[6] = (range_kv_request){.op = RANGE_KV_DESCRIBE, .range_id = 77};
+    /* VALIDATE: a point, a bounded span, everything; and none */
+    reqs[7] = (range_kv_request){.op = RANGE_KV_VALIDATE, .range_id = 5, .read_ts = ts,
+                                 .commit_ts = HLC_MAX, .read_spans = g_read_spans,
+                                 .read_span_count = 3};
+    reqs[8] = (range_kv_request){.op = RANGE_KV_VALIDATE, .range_id = 6, .read_ts = HLC_ZERO,
+                                 .commit_ts = ts};
+    /* ADMIN_SPLIT (no timestamp on the wire) */
+    reqs[9] = (range_kv_request){.op = RANGE_KV_ADMIN_SPLIT, .range_id = 2, .key = K1,
+                                 .key_len = 5, .new_range_id = 3};
+    reqs[10] = (range_kv_request){.op = RANGE_KV_ADMIN_SPLIT, .range_id = UINT64_MAX,
+                                  .key = EMPTY, .key_len = 1, .new_range_id = UINT64_MAX};
 }
 
 static uint8_t g_start_key[] = "m", g_end_key[] = "t";
@@ -240,7 +268,7 @@ static void sample_descriptor(range_descriptor *d)
     d->n_replicas = 3;
 }
 
-#define N_RESPONSES 11
+#define N_RESPONSES 14
 static void sample_responses(range_kv_response r[N_RESPONSES])
 {
     memset(r, 0, N_RESPONSES * sizeof(r[0]));
@@ -299,6 +327,23 @@ static void sample_responses(range_kv_response r[N_RESPONSES])
     r[10].conflict_kind = RANGE_CONFLICT_WRITE_WRITE;
     r[10].conflict_key = EMPTY;
     r[10].leader_id = 1;
+    /* COMMIT pushed: the lowest timestamp the range accepts */
+    r[11].status = RANGE_ERR_PUSHED;
+    r[11].commit_ts = ts;
+    /* ADMIN_SPLIT: the left and the right descriptors */
+    r[12].status = RANGE_OK;
+    r[12].has_descriptor = true;
+    sample_descriptor(&r[12].descriptor);
+    r[12].has_other = true;
+    sample_descriptor(&r[12].other);
+    r[12].other.range_id = 13;
+    r[12].other.start_key = g_end_key;
+    r[12].other.end_key = NULL;
+    r[12].other.end_len = 0;
+    /* KEY_MISMATCH with the range holding the key (no descriptor of its own) */
+    r[13].status = RANGE_ERR_KEY_MISMATCH;
+    r[13].has_other = true;
+    sample_descriptor(&r[13].other);
 }
 
 /* ---- requests ----------------------------------------------------------------------- */
@@ -351,7 +396,7 @@ static void test_request_encode_rejects(void **state)
     range_kv_request r = reqs[0];
     r.op = 0;
     assert_int_equal(range_kv_request_encode(&r, &b), RANGE_ERR_INVALID);
-    r.op = 5;
+    r.op = 6;
     assert_int_equal(range_kv_request_encode(&r, &b), RANGE_ERR_INVALID);
     r = reqs[0];
     r.range_id = 0;
@@ -382,6 +427,17 @@ static void test_request_encode_rejects(void **state)
     assert_int_equal(range_kv_request_encode(&r, &b), RANGE_ERR_INVALID);
     big[0].tombstone = true; /* the value of a tombstone is ignored */
     assert_int_equal(range_kv_request_encode(&r, &b), RANGE_OK);
+    r = reqs[7];
+    r.read_span_count = RANGE_KV_SPANS_MAX + 1;
+    assert_int_equal(range_kv_request_encode(&r, &b), RANGE_ERR_INVALID);
+    r = reqs[7];
+    r.read_spans = NULL;
+    assert_int_equal(range_kv_request_encode(&r, &b), RANGE_ERR_INVALID);
+    range_span long_span[1] = {{.start = K1, .start_len = STORAGE_KEY_SIZE_MAX + 1}};
+    r = reqs[7];
+    r.read_spans = long_span;
+    r.read_span_count = 1;
+    assert_int_equal(range_kv_request_encode(&r, &b), RANGE_ERR_INVALID);
     base_buf_free(&b);
 }
 
@@ -418,6 +474,16 @@ static void test_request_decode_rejects(void **state)
         put_u8(&b, 0xff);
     put_u8(&b, 0x02);
     EXPECT_REQ_CORRUPT();
+    /* ADMIN_SPLIT: an empty key, a new range id 0, a missing id */
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_ADMIN_SPLIT), put_varint(&b, 1);
+    put_varint(&b, 0), put_varint(&b, 2);
+    EXPECT_REQ_CORRUPT();
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_ADMIN_SPLIT), put_varint(&b, 1);
+    put_varint(&b, 1), put_u8(&b, 'k'), put_varint(&b, 0);
+    EXPECT_REQ_CORRUPT();
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_ADMIN_SPLIT), put_varint(&b, 1);
+    put_varint(&b, 1), put_u8(&b, 'k');
+    EXPECT_REQ_CORRUPT();
     /* the valid DESCRIBE, then with a trailing byte */
     put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_DESCRIBE), put_varint(&b, 1);
     assert_int_equal(range_kv_request_decode(b.data, b.len, &d), RANGE_OK);
@@ -444,6 +510,7 @@ static void test_request_decode_rejects(void **state)
     EXPECT_REQ_CORRUPT();
     /* COMMIT: write count above the maximum, with the bytes to back it */
     put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_COMMIT), put_varint(&b, 1), put_ts0(&b);
+    put_ts0(&b); /* commit_ts */
     put_varint(&b, 1), put_varint(&b, 1), put_varint(&b, RANGE_COMMAND_WRITES_MAX + 1);
     for (int i = 0; i <= RANGE_COMMAND_WRITES_MAX; i++)
         put_u8(&b, 1), put_varint(&b, 1), put_u8(&b, 'k');
@@ -451,31 +518,58 @@ static void test_request_decode_rejects(void **state)
     EXPECT_REQ_CORRUPT();
     /* COMMIT: huge counts with few bytes (no allocation sized by them) */
     put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_COMMIT), put_varint(&b, 1), put_ts0(&b);
+    put_ts0(&b); /* commit_ts */
     put_varint(&b, 1), put_varint(&b, 1), put_varint(&b, UINT64_MAX);
     EXPECT_REQ_CORRUPT();
     put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_COMMIT), put_varint(&b, 1), put_ts0(&b);
+    put_ts0(&b); /* commit_ts */
     put_varint(&b, 1), put_varint(&b, 1), put_varint(&b, 1000), put_u8(&b, 0);
     EXPECT_REQ_CORRUPT();
     put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_COMMIT), put_varint(&b, 1), put_ts0(&b);
+    put_ts0(&b); /* commit_ts */
     put_varint(&b, 1), put_varint(&b, 1), put_varint(&b, 0), put_varint(&b, 0);
     put_varint(&b, RANGE_KV_SPANS_MAX + 1);
     EXPECT_REQ_CORRUPT();
     /* COMMIT: unknown write flag, unknown span flag */
     put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_COMMIT), put_varint(&b, 1), put_ts0(&b);
+    put_ts0(&b); /* commit_ts */
     put_varint(&b, 1), put_varint(&b, 1), put_varint(&b, 1);
     put_u8(&b, 2), put_varint(&b, 1), put_u8(&b, 'k');
     put_varint(&b, 0), put_varint(&b, 0);
     EXPECT_REQ_CORRUPT();
     put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_COMMIT), put_varint(&b, 1), put_ts0(&b);
+    put_ts0(&b); /* commit_ts */
     put_varint(&b, 1), put_varint(&b, 1), put_varint(&b, 0), put_varint(&b, 1);
     put_u8(&b, 4), put_varint(&b, 1), put_u8(&b, 'k'), put_varint(&b, 0);
     EXPECT_REQ_CORRUPT();
     /* COMMIT: spans then garbage in the read spans (writes already allocated) */
     put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_COMMIT), put_varint(&b, 1), put_ts0(&b);
+    put_ts0(&b); /* commit_ts */
     put_varint(&b, 1), put_varint(&b, 1), put_varint(&b, 1);
     put_u8(&b, 1), put_varint(&b, 1), put_u8(&b, 'k');
     put_varint(&b, 1), put_u8(&b, 1), put_varint(&b, 1), put_u8(&b, 'k');
     put_varint(&b, 1), put_u8(&b, 0), put_varint(&b, 1), put_u8(&b, 'k'), put_varint(&b, 5);
+    EXPECT_REQ_CORRUPT();
+    /* VALIDATE: no commit_ts; a span count above the maximum; more spans
+    ** than bytes; an unknown span flag; a span then a trailing byte */
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_VALIDATE), put_varint(&b, 1), put_ts0(&b);
+    EXPECT_REQ_CORRUPT();
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_VALIDATE), put_varint(&b, 1), put_ts0(&b);
+    put_ts0(&b), put_varint(&b, RANGE_KV_SPANS_MAX + 1);
+    EXPECT_REQ_CORRUPT();
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_VALIDATE), put_varint(&b, 1), put_ts0(&b);
+    put_ts0(&b), put_varint(&b, 1000), put_u8(&b, 1), put_varint(&b, 0);
+    EXPECT_REQ_CORRUPT();
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_VALIDATE), put_varint(&b, 1), put_ts0(&b);
+    put_ts0(&b), put_varint(&b, 1), put_u8(&b, 2), put_varint(&b, 1), put_u8(&b, 'k');
+    EXPECT_REQ_CORRUPT();
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_VALIDATE), put_varint(&b, 1), put_ts0(&b);
+    put_ts0(&b), put_varint(&b, 1), put_u8(&b, 1), put_varint(&b, 1), put_u8(&b, 'k');
+    assert_int_equal(range_kv_request_decode(b.data, b.len, &d), RANGE_OK);
+    assert_int_equal(d.read_span_count, 1);
+    assert_true(d.read_spans[0].point);
+    range_kv_request_free(&d);
+    put_u8(&b, 0);
     EXPECT_REQ_CORRUPT();
 #undef EXPECT_REQ_CORRUPT
     base_buf_free(&b);
@@ -572,7 +666,7 @@ static void test_response_decode_rejects(void **state)
         assert_null(d.descriptor.start_key);                                               \
         base_buf_reset(&b);                                                                \
     } while (0)
-    /* version, status above 32 bits, unknown section bit */
+    /* version, status above 32 bits, the last section bit (OTHER) without its bytes */
     put_u8(&b, 0), put_varint(&b, 0), put_u8(&b, 0), put_varint(&b, 0);
     EXPECT_RESP_CORRUPT();
     put_u8(&b, RANGE_KV_VERSION), put_varint(&b, 1ULL << 32), put_u8(&b, 0), put_varint(&b, 0);
@@ -595,6 +689,11 @@ static void test_response_decode_rejects(void **state)
     put_u8(&b, RANGE_KV_VERSION), put_varint(&b, 0), put_u8(&b, 0x02), put_varint(&b, 0);
     put_varint(&b, 2), put_varint(&b, 0), put_varint(&b, 0), put_varint(&b, 0);
     put_varint(&b, 99);
+    EXPECT_RESP_CORRUPT();
+    /* OTHER: a descriptor that does not decode (range id 0) */
+    put_u8(&b, RANGE_KV_VERSION), put_varint(&b, 0), put_u8(&b, 0x80), put_varint(&b, 0);
+    put_varint(&b, 6), put_u8(&b, 1), put_varint(&b, 0), put_varint(&b, 1), put_varint(&b, 0),
+        put_varint(&b, 0), put_varint(&b, 0);
     EXPECT_RESP_CORRUPT();
     /* conflict kind 4, pending 2 */
     put_u8(&b, RANGE_KV_VERSION), put_varint(&b, 0), put_u8(&b, 0x10), put_varint(&b, 0);

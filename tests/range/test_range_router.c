@@ -5,9 +5,16 @@
 ** a small scripted model: the true descriptors of three ranges
 ** ["", "h"), ["h", "p"), ["p", +inf) on nodes 1..3, a leader per range, a
 ** mode per node (answer, drop, busy, "not leader" without a hint), 26 rows
-** "a".."z" served in pages of PAGE_ROWS, and commits with an idempotence
-** table keyed by (txn_id, nonce). The router blocks its calling thread, so
-** rpc_uv (a loop thread per node) rather than the single-threaded rpc_sim.
+** "a".."z" served in pages of PAGE_ROWS, commits with an idempotence
+** table keyed by (txn_id, nonce) (a fixed commit timestamp is applied as
+** is, or pushed by one logical tick while push_commits lasts), and
+** VALIDATEs recorded as text (one conflicting key may be set); meta rows
+** (range/meta.c) for the true descriptors in the first range, and ADMIN_SPLIT
+** answers (a split of "h".."p" at "k" into range 4, or the descriptors of
+** an existing boundary). A swallowed commit may also split range 3 at "s"
+** (a fourth range, 4 = ["s", +inf)) before the retry comes. The router
+** blocks its calling thread, so rpc_uv (a loop thread per node) rather than
+** the single-threaded rpc_sim.
 **
 ** Every wait is bounded: the router's own deadline, or a condition variable
 ** with a timeout in the disconnect test's helper thread.
@@ -36,6 +43,8 @@
 #define DEADLINE_MS 3000
 #define SHORT_DEADLINE_MS 1000
 #define WAIT_MS_MAX 10000
+#define LOG_MAX 32       /* VALIDATE / COMMIT requests described */
+#define LOG_TEXT_MAX 96
 
 typedef enum fake_mode {
     FAKE_ANSWER = 0,
@@ -50,11 +59,16 @@ typedef struct fake_node {
     uint64_t id;
 } fake_node;
 
+#define TRUTH_MAX 4
 typedef struct fake {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    range_descriptor truth[3];
-    uint64_t leader[3];          /* per range index */
+    range_descriptor truth[TRUTH_MAX];
+    int n_truth;
+    bool serve_meta;             /* SCANs of the meta span answer the true descriptors */
+    bool mismatch_other;         /* KEY_MISMATCH also carries the range holding the key */
+    bool split_after_swallow;    /* a swallowed commit splits range 3 at "s" */
+    uint64_t leader[TRUTH_MAX];  /* per range index */
     fake_mode mode[FAKES + 1];   /* per node */
     bool mismatch_holding;       /* KEY_MISMATCH carries the range holding the key */
     int swallow_commits;         /* apply the next N commits but do not answer */
@@ -68,6 +82,11 @@ typedef struct fake {
     } applied[APPLIED_MAX];
     int n_applied;
     int64_t next_wall;
+    int push_commits;            /* push the next N fixed-timestamp commits */
+    char validate_conflict;      /* a VALIDATE reading this key conflicts (0: none) */
+    int n_log;                   /* VALIDATE and COMMIT requests, as text */
+    char log[LOG_MAX][LOG_TEXT_MAX];
+    hlc_timestamp log_ts[LOG_MAX];
     fake_node nodes[FAKES + 1];
     rpc_uv *uv[FAKES + 1];
     int port[FAKES + 1];
@@ -107,13 +126,13 @@ static void make_desc(range_descriptor *d, uint64_t id, uint64_t gen, const char
 }
 
 static int truth_index(fake *f, uint64_t range_id) {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < f->n_truth; i++)
         if (f->truth[i].range_id == range_id) return i;
     return -1;
 }
 
 static int truth_holding(fake *f, const uint8_t *key, size_t len) {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < f->n_truth; i++)
         if (range_descriptor_contains(&f->truth[i], key, len)) return i;
     return -1;
 }
@@ -129,6 +148,7 @@ static bool request_inside(const range_descriptor *d, const range_kv_request *re
                            const uint8_t **key, size_t *key_len) {
     switch (req->op) {
     case RANGE_KV_GET:
+    case RANGE_KV_ADMIN_SPLIT:
         *key = req->key;
         *key_len = req->key_len;
         return range_descriptor_contains(d, req->key, req->key_len);
@@ -139,6 +159,7 @@ static bool request_inside(const range_descriptor *d, const range_kv_request *re
         return span_in(d, &sp);
     }
     case RANGE_KV_COMMIT:
+    case RANGE_KV_VALIDATE:
         for (size_t i = 0; i < req->write_count; i++) {
             *key = req->writes[i].key;
             *key_len = req->writes[i].key_len;
@@ -179,6 +200,76 @@ static size_t fake_scan(const range_kv_request *req, range_kv_row *rows, bool *m
     return n;
 }
 
+/* The first meta row in [start, end) of the true descriptors (their meta
+** keys and encodings into key/value: owner the caller). false: none. */
+static bool fake_meta_row(fake *f, const range_kv_request *req, base_buf *key, base_buf *value) {
+    int best = -1;
+    base_buf k = {0}, best_key = {0};
+    for (int i = 0; i < f->n_truth; i++) {
+        assert_int_equal(range_meta_key(&f->truth[i], &k), RANGE_OK);
+        if (key_cmp(k.data, k.len, req->start, req->start_len) < 0) continue;
+        if (req->end_len > 0 && key_cmp(k.data, k.len, req->end, req->end_len) >= 0) continue;
+        if (best >= 0 && key_cmp(k.data, k.len, best_key.data, best_key.len) >= 0) continue;
+        best = i;
+        base_buf_reset(&best_key);
+        assert_int_equal(base_buf_append(&best_key, k.data, k.len), 0);
+    }
+    if (best >= 0) {
+        base_buf_reset(key);
+        base_buf_reset(value);
+        assert_int_equal(base_buf_append(key, best_key.data, best_key.len), 0);
+        assert_int_equal(range_descriptor_encode(&f->truth[best], value), RANGE_OK);
+    }
+    base_buf_free(&k);
+    base_buf_free(&best_key);
+    return best >= 0;
+}
+
+/* Range 3 ["p", +inf) splits at "s": range 4 = ["s", +inf). */
+static void fake_split_range3(fake *f) {
+    range_descriptor *d = &f->truth[2];
+    assert_int_equal(f->n_truth, 3);
+    assert_int_equal(d->end_len, 0);
+    d->end_key = base_malloc(1);
+    d->end_key[0] = 's';
+    d->end_len = 1;
+    d->generation++;
+    make_desc(&f->truth[3], 4, d->generation, "s", NULL, d->replicas, d->n_replicas);
+    f->leader[3] = f->leader[2];
+    f->n_truth = 4;
+}
+
+/* "V2 b,f-h" / "C2 h-j": op, range and read spans (an open end is "+"). */
+static void log_request(fake *f, const range_kv_request *req) {
+    if (f->n_log >= LOG_MAX) return;
+    char *out = f->log[f->n_log];
+    size_t pos = (size_t)snprintf(out, LOG_TEXT_MAX, "%c%llu ",
+                                  req->op == RANGE_KV_VALIDATE ? 'V' : 'C',
+                                  (unsigned long long)req->range_id);
+    for (size_t i = 0; i < req->read_span_count && pos + 8 < LOG_TEXT_MAX; i++) {
+        const range_span *sp = &req->read_spans[i];
+        pos += (size_t)snprintf(out + pos, LOG_TEXT_MAX - pos, "%s%.*s", i ? "," : "",
+                                (int)sp->start_len, (const char *)sp->start);
+        if (!sp->point)
+            pos += (size_t)snprintf(out + pos, LOG_TEXT_MAX - pos, "-%.*s",
+                                    sp->end_len ? (int)sp->end_len : 1,
+                                    sp->end_len ? (const char *)sp->end : "+");
+    }
+    f->log_ts[f->n_log++] = req->commit_ts;
+}
+
+static bool spans_hold(const range_kv_request *req, char key) {
+    const uint8_t k = (uint8_t)key;
+    for (size_t i = 0; i < req->read_span_count; i++) {
+        const range_span *sp = &req->read_spans[i];
+        if (sp->point ? (sp->start_len == 1 && sp->start[0] == k)
+                      : (key_cmp(&k, 1, sp->start, sp->start_len) >= 0 &&
+                         (sp->end_len == 0 || key_cmp(&k, 1, sp->end, sp->end_len) < 0)))
+            return true;
+    }
+    return false;
+}
+
 static void fake_handler(void *ctx, rpc_transport *t, const rpc_message *msg) {
     fake_node *node = ctx;
     fake *f = node->f;
@@ -188,6 +279,10 @@ static void fake_handler(void *ctx, rpc_transport *t, const rpc_message *msg) {
     memset(&resp, 0, sizeof(resp));
     range_kv_row rows[PAGE_ROWS];
     base_buf out = {0};
+    base_buf meta_key = {0}, meta_value = {0};
+    range_descriptor split_left, split_right;
+    memset(&split_left, 0, sizeof(split_left));
+    memset(&split_right, 0, sizeof(split_right));
     if (range_kv_request_decode(msg->payload, msg->payload_len, &req) != RANGE_OK) {
         resp.status = RANGE_ERR_CORRUPT;
         assert_int_equal(range_kv_response_encode(&resp, &out), RANGE_OK);
@@ -224,6 +319,11 @@ static void fake_handler(void *ctx, rpc_transport *t, const rpc_message *msg) {
             resp.has_descriptor = true;
             resp.descriptor = f->truth[hi]; /* borrowed for the encoding */
         }
+        int oi = f->mismatch_other && bad != NULL ? truth_holding(f, bad, bad_len) : -1;
+        if (oi >= 0 && oi != hi) {
+            resp.has_other = true;
+            resp.other = f->truth[oi];
+        }
     } else if (req.op == RANGE_KV_GET) {
         resp.status = RANGE_NOT_FOUND;
         if (req.key_len == 1 && req.key[0] >= 'a' && req.key[0] <= 'z') {
@@ -231,11 +331,53 @@ static void fake_handler(void *ctx, rpc_transport *t, const rpc_message *msg) {
             resp.value = req.key;
             resp.value_len = 1;
         }
+    } else if (req.op == RANGE_KV_SCAN && f->serve_meta &&
+               range_meta_is_key(req.start, req.start_len)) {
+        resp.status = RANGE_OK;
+        if (fake_meta_row(f, &req, &meta_key, &meta_value)) {
+            rows[0] = (range_kv_row){meta_key.data, meta_key.len, meta_value.data, meta_value.len};
+            resp.rows = rows;
+            resp.n_rows = 1;
+        }
     } else if (req.op == RANGE_KV_SCAN) {
         resp.status = RANGE_OK;
         resp.rows = rows;
         resp.n_rows = fake_scan(&req, rows, &resp.more);
+    } else if (req.op == RANGE_KV_ADMIN_SPLIT) {
+        const range_descriptor *d = &f->truth[ri];
+        resp.status = RANGE_OK;
+        resp.has_descriptor = true;
+        resp.has_other = true;
+        if (key_cmp(req.key, req.key_len, d->start_key, d->start_len) == 0) {
+            /* a boundary already: the range ending there and this one */
+            resp.descriptor = f->truth[ri - 1];
+            resp.other = *d;
+        } else {
+            /* split (not remembered): [start, key) and [key, end) */
+            char key[8] = {0};
+            memcpy(key, req.key, req.key_len < 7 ? req.key_len : 7);
+            char start[8] = {0}, end[8] = {0};
+            memcpy(start, d->start_key, d->start_len);
+            if (d->end_len) memcpy(end, d->end_key, d->end_len);
+            make_desc(&split_left, d->range_id, d->generation + 1, start, key, d->replicas,
+                      d->n_replicas);
+            make_desc(&split_right, req.new_range_id, d->generation + 1, key,
+                      d->end_len ? end : NULL, d->replicas, d->n_replicas);
+            resp.descriptor = split_left;
+            resp.other = split_right;
+        }
+    } else if (req.op == RANGE_KV_VALIDATE) {
+        log_request(f, &req);
+        resp.status = RANGE_OK;
+        if (f->validate_conflict != 0 && spans_hold(&req, f->validate_conflict)) {
+            resp.status = RANGE_ERR_CONFLICT;
+            resp.conflict_kind = RANGE_CONFLICT_READ_WRITE;
+            resp.conflict_key = (const uint8_t *)&f->validate_conflict;
+            resp.conflict_key_len = 1;
+            resp.conflict_ts = req.commit_ts;
+        }
     } else if (req.op == RANGE_KV_COMMIT) {
+        log_request(f, &req);
         int found = -1;
         for (int i = 0; i < f->n_applied; i++)
             if (f->applied[i].txn == req.txn_id && f->applied[i].nonce == req.nonce) found = i;
@@ -248,12 +390,18 @@ static void fake_handler(void *ctx, rpc_transport *t, const rpc_message *msg) {
             resp.conflict_key_len = 1;
             resp.conflict_ts = (hlc_timestamp){42, 7};
             resp.conflict_pending = true;
+        } else if (found < 0 && !hlc_is_zero(req.commit_ts) && f->push_commits > 0) {
+            f->push_commits--;
+            resp.status = RANGE_ERR_PUSHED;
+            resp.commit_ts = (hlc_timestamp){req.commit_ts.wall_ns, req.commit_ts.logical + 1};
         } else {
             if (found < 0 && f->n_applied < APPLIED_MAX) {
                 found = f->n_applied++;
                 f->applied[found].txn = req.txn_id;
                 f->applied[found].nonce = req.nonce;
-                f->applied[found].ts = (hlc_timestamp){f->next_wall++, 0};
+                f->applied[found].ts = hlc_is_zero(req.commit_ts)
+                                           ? (hlc_timestamp){f->next_wall++, 0}
+                                           : req.commit_ts;
             }
             resp.status = RANGE_OK;
             resp.commit_ts = f->applied[found].ts;
@@ -262,6 +410,7 @@ static void fake_handler(void *ctx, rpc_transport *t, const rpc_message *msg) {
                 answer = false;
                 if (f->refuse_after_swallow)
                     for (int i = 1; i <= FAKES; i++) f->mode[i] = FAKE_NOT_LEADER;
+                if (f->split_after_swallow) fake_split_range3(f);
             }
         }
     } else {
@@ -271,6 +420,10 @@ static void fake_handler(void *ctx, rpc_transport *t, const rpc_message *msg) {
     pthread_mutex_unlock(&f->mu);
     if (answer) rpc_respond(t, msg->from, msg->request_id, resp.status, out.data, out.len);
     base_buf_free(&out);
+    base_buf_free(&meta_key);
+    base_buf_free(&meta_value);
+    range_descriptor_free(&split_left);
+    range_descriptor_free(&split_right);
     range_kv_request_free(&req);
 }
 
@@ -285,7 +438,8 @@ static int setup(void **state) {
     make_desc(&f->truth[0], 1, 2, "", "h", ALL, 3);
     make_desc(&f->truth[1], 2, 1, "h", "p", ALL, 3);
     make_desc(&f->truth[2], 3, 1, "p", NULL, ALL, 3);
-    for (int i = 0; i < 3; i++) f->leader[i] = 1;
+    f->n_truth = 3;
+    for (int i = 0; i < TRUTH_MAX; i++) f->leader[i] = 1;
     f->next_wall = 1000;
     for (int i = 1; i <= FAKES; i++) {
         f->nodes[i] = (fake_node){f, (uint64_t)i};
@@ -331,7 +485,7 @@ static int teardown(void **state) {
     for (int i = 1; i <= FAKES; i++)
         if (f->uv[i] != NULL) rpc_uv_free(f->uv[i]);
     hlc_clock_free(f->clock);
-    for (int i = 0; i < 3; i++) range_descriptor_free(&f->truth[i]);
+    for (int i = 0; i < f->n_truth; i++) range_descriptor_free(&f->truth[i]);
     pthread_cond_destroy(&f->cv);
     pthread_mutex_destroy(&f->mu);
     free(f);
@@ -598,19 +752,24 @@ static void test_cross_range_commit_refused(void **state) {
     char msg[256];
     last_error(f, msg, sizeof(msg));
     assert_string_equal(msg, "keys in range 1 and range 2");
-    /* a read span crossing a boundary is refused as well */
-    range_span rs = {(const uint8_t *)"f", 1, (const uint8_t *)"j", 1, false};
+    /* a delete span crossing a boundary is refused as well */
+    range_span ds = {(const uint8_t *)"f", 1, (const uint8_t *)"j", 1, false};
     req.write_count = 1;
-    req.read_spans = &rs;
-    req.read_span_count = 1;
+    req.delete_spans = &ds;
+    req.delete_span_count = 1;
     assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_ERR_CROSS_RANGE);
     last_error(f, msg, sizeof(msg));
     assert_string_equal(msg, "keys in range 1 and range 2");
     pthread_mutex_lock(&f->mu);
     assert_int_equal(f->commit_requests, 0); /* nothing was sent */
     pthread_mutex_unlock(&f->mu);
-    /* inside one range it commits; a conflict comes back decoded */
-    rs.end = (const uint8_t *)"g";
+    req.delete_spans = NULL;
+    req.delete_span_count = 0;
+    /* inside one range it commits (the server picks the timestamp); a
+    ** conflict comes back decoded */
+    range_span rs = {(const uint8_t *)"f", 1, (const uint8_t *)"g", 1, false};
+    req.read_spans = &rs;
+    req.read_span_count = 1;
     assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_OK);
     assert_int_equal(ts.wall_ns, 1000);
     w[0].key = (const uint8_t *)"c";
@@ -632,6 +791,180 @@ static void test_cross_range_commit_refused(void **state) {
     pthread_mutex_lock(&f->mu);
     assert_int_equal(f->commit_requests, 2);
     pthread_mutex_unlock(&f->mu);
+}
+
+static void log_at(fake *f, int i, char *out, size_t size, hlc_timestamp *ts) {
+    pthread_mutex_lock(&f->mu);
+    assert_true(i < f->n_log);
+    snprintf(out, size, "%s", f->log[i]);
+    if (ts != NULL) *ts = f->log_ts[i];
+    pthread_mutex_unlock(&f->mu);
+}
+
+static int log_count(fake *f) {
+    pthread_mutex_lock(&f->mu);
+    int n = f->n_log;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+/* Writes in range 2, reads in ranges 1, 2 and 3: VALIDATE the reads of 1
+** and 3 (clipped) at one timestamp, then COMMIT at 2 fixed at it. */
+static void test_cross_range_reads_validated(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    range_kv *kv = range_router_kv(f->router);
+    range_write w = {(const uint8_t *)"k", 1, (const uint8_t *)"1", 1, false};
+    range_span rs[] = {
+        {(const uint8_t *)"b", 1, NULL, 0, true},                  /* range 1 */
+        {(const uint8_t *)"f", 1, (const uint8_t *)"j", 1, false}, /* ranges 1 and 2 */
+        {(const uint8_t *)"q", 1, NULL, 0, true},                  /* range 3 */
+        {(const uint8_t *)"x", 1, NULL, 0, false},                 /* [x, +inf): range 3 */
+        {(const uint8_t *)"j", 1, (const uint8_t *)"j", 1, false}, /* empty: nothing */
+    };
+    hlc_timestamp read_ts = hlc_now(f->clock);
+    range_commit_request req = {.txn_id = 9, .read_ts = read_ts, .writes = &w, .write_count = 1,
+                                .read_spans = rs, .read_span_count = 5};
+    hlc_timestamp ts, v1, v3, c;
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_OK);
+    assert_true(hlc_compare(ts, read_ts) > 0);
+    assert_int_equal(log_count(f), 3);
+    char text[LOG_TEXT_MAX];
+    log_at(f, 0, text, sizeof(text), &v1);
+    assert_string_equal(text, "V1 b,f-h");
+    log_at(f, 1, text, sizeof(text), &v3);
+    assert_string_equal(text, "V3 q,x-+");
+    log_at(f, 2, text, sizeof(text), &c);
+    assert_string_equal(text, "C2 h-j");
+    assert_int_equal(hlc_compare(v1, ts), 0); /* one timestamp everywhere */
+    assert_int_equal(hlc_compare(v3, ts), 0);
+    assert_int_equal(hlc_compare(c, ts), 0);
+    pthread_mutex_lock(&f->mu);
+    assert_int_equal(f->n_applied, 1);
+    assert_int_equal(hlc_compare(f->applied[0].ts, ts), 0);
+    pthread_mutex_unlock(&f->mu);
+
+    /* a conflict found by a VALIDATE ends it before the COMMIT is sent */
+    pthread_mutex_lock(&f->mu);
+    f->validate_conflict = 'g';
+    pthread_mutex_unlock(&f->mu);
+    req.read_ts = hlc_now(f->clock);
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_ERR_CONFLICT);
+    assert_int_equal(conflict.kind, RANGE_CONFLICT_READ_WRITE);
+    assert_int_equal(conflict.key.len, 1);
+    assert_int_equal(conflict.key.data[0], 'g');
+    assert_int_equal(log_count(f), 4); /* V1 only */
+    pthread_mutex_lock(&f->mu);
+    assert_int_equal(f->n_applied, 1);
+    f->validate_conflict = 0;
+    pthread_mutex_unlock(&f->mu);
+    range_conflict_free(&conflict);
+
+    /* a read in a range the cache does not know, nor meta: unavailable, nothing sent */
+    range_router_free(f->router);
+    range_router_config rc = {.transport = rpc_uv_transport(f->router_uv), .clock = f->clock,
+                              .local_node_id = ROUTER_NODE, .deadline_ms = DEADLINE_MS,
+                              .rpc_timeout_ms = RPC_TIMEOUT_MS, .random_seed = 8};
+    assert_int_equal(range_router_new(&rc, &f->router), RANGE_OK);
+    assert_int_equal(range_router_update_descriptor(f->router, &f->truth[1]), RANGE_OK);
+    kv = range_router_kv(f->router);
+    req.read_span_count = 1;
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_ERR_UNAVAILABLE);
+    char msg[256];
+    last_error(f, msg, sizeof(msg));
+    /* (the meta lookup could not be routed either: the first range is unknown) */
+    assert_non_null(strstr(msg, "no range known for key 0x62"));
+    assert_int_equal(log_count(f), 4);
+}
+
+/* PUSHED: the candidate moves to the answer's timestamp, every other range
+** is validated again at it, the nonce stays; too many pushes: PUSHED. */
+static void test_cross_range_reads_pushed(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    range_kv *kv = range_router_kv(f->router);
+    range_write w = {(const uint8_t *)"k", 1, (const uint8_t *)"1", 1, false};
+    range_span rs = {(const uint8_t *)"b", 1, NULL, 0, true};
+    range_commit_request req = {.txn_id = 11, .read_ts = hlc_now(f->clock), .writes = &w,
+                                .write_count = 1, .read_spans = &rs, .read_span_count = 1};
+    hlc_timestamp ts;
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    pthread_mutex_lock(&f->mu);
+    f->push_commits = 2;
+    pthread_mutex_unlock(&f->mu);
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_OK);
+    /* V C(pushed) V C(pushed) V C */
+    assert_int_equal(log_count(f), 6);
+    hlc_timestamp t[6];
+    char text[LOG_TEXT_MAX];
+    for (int i = 0; i < 6; i++) {
+        log_at(f, i, text, sizeof(text), &t[i]);
+        assert_string_equal(text, i % 2 == 0 ? "V1 b" : "C2 ");
+    }
+    for (int i = 0; i < 6; i += 2) {
+        assert_int_equal(hlc_compare(t[i], t[i + 1]), 0); /* validated at what it commits at */
+        if (i > 0) {
+            assert_int_equal(t[i].wall_ns, t[i - 1].wall_ns); /* exactly the pushed one */
+            assert_int_equal(t[i].logical, t[i - 1].logical + 1);
+        }
+    }
+    assert_int_equal(hlc_compare(ts, t[5]), 0);
+    pthread_mutex_lock(&f->mu);
+    assert_int_equal(f->n_applied, 1);
+    for (int i = 1; i < f->commit_requests; i++)
+        assert_int_equal(f->commit_nonce[i], f->commit_nonce[0]);
+    f->push_commits = 100;
+    pthread_mutex_unlock(&f->mu);
+
+    req.read_ts = hlc_now(f->clock);
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_ERR_PUSHED);
+    char msg[256];
+    last_error(f, msg, sizeof(msg));
+    assert_non_null(strstr(msg, "the commit timestamp was pushed 4 times by reads of the "
+                                "written keys in range 2"));
+    pthread_mutex_lock(&f->mu);
+    assert_int_equal(f->n_applied, 1);
+    assert_int_equal(f->n_log, 6 + 8);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* A stale cache puts a read in W; W's KEY_MISMATCH answer refreshes it and
+** the commit is planned again: the read now needs range 3. */
+static void test_cross_range_replan(void **state) {
+    fake *f = *state;
+    const uint64_t all[3] = {1, 2, 3};
+    range_descriptor stale;
+    make_desc(&stale, 2, 0, "h", NULL, all, 3); /* range 2 before its split */
+    assert_int_equal(range_router_update_descriptor(f->router, &f->truth[0]), RANGE_OK);
+    assert_int_equal(range_router_update_descriptor(f->router, &stale), RANGE_OK);
+    range_descriptor_free(&stale);
+    range_kv *kv = range_router_kv(f->router);
+    range_write w = {(const uint8_t *)"k", 1, (const uint8_t *)"1", 1, false};
+    range_span rs = {(const uint8_t *)"q", 1, NULL, 0, true};
+    range_commit_request req = {.txn_id = 12, .read_ts = hlc_now(f->clock), .writes = &w,
+                                .write_count = 1, .read_spans = &rs, .read_span_count = 1};
+    hlc_timestamp ts;
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_ERR_UNAVAILABLE);
+    char msg[256];
+    last_error(f, msg, sizeof(msg));
+    assert_string_equal(msg, "no range known for key 0x71"); /* the second plan's */
+    /* one COMMIT went out (refused KEY_MISMATCH), nothing applied */
+    pthread_mutex_lock(&f->mu);
+    assert_int_equal(f->commit_requests, 1);
+    assert_int_equal(f->n_applied, 0);
+    pthread_mutex_unlock(&f->mu);
+    assert_int_equal(range_router_update_descriptor(f->router, &f->truth[2]), RANGE_OK);
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_OK);
+    char text[LOG_TEXT_MAX];
+    log_at(f, 0, text, sizeof(text), NULL);
+    assert_string_equal(text, "V3 q");
+    log_at(f, 1, text, sizeof(text), NULL);
+    assert_string_equal(text, "C2 ");
 }
 
 static void test_commit_retried_with_same_nonce(void **state) {
@@ -664,6 +997,151 @@ static void test_commit_retried_with_same_nonce(void **state) {
     assert_int_equal(f->n_applied, 2);
     assert_true(f->applied[1].nonce != f->applied[0].nonce);
     pthread_mutex_unlock(&f->mu);
+}
+
+
+/* A cache miss is looked up in meta (one row of the meta span in the first
+** range), for a key and for a reverse scan from +inf; what meta cannot
+** place is unavailable at once. */
+static void test_meta_lookup(void **state) {
+    fake *f = *state;
+    /* only the first range is known, as on a node that just started */
+    assert_int_equal(range_router_update_descriptor(f->router, &f->truth[0]), RANGE_OK);
+    base_buf out = {0};
+    char msg[256];
+    /* without meta rows: no range known, said clearly */
+    assert_int_equal(get(f, "k", &out), RANGE_ERR_UNAVAILABLE);
+    last_error(f, msg, sizeof(msg));
+    assert_non_null(strstr(msg, "no range known for key 0x6b"));
+    pthread_mutex_lock(&f->mu);
+    f->serve_meta = true;
+    pthread_mutex_unlock(&f->mu);
+    assert_int_equal(get(f, "k", &out), RANGE_OK);
+    assert_int_equal(out.data[0], 'k');
+    range_router_stats st;
+    range_router_get_stats(f->router, &st);
+    assert_int_equal(st.meta_lookups, 2);
+    /* range 2 is cached now: no more lookups for its keys */
+    assert_int_equal(get(f, "m", &out), RANGE_OK);
+    range_router_get_stats(f->router, &st);
+    assert_int_equal(st.meta_lookups, 2);
+    /* a reverse scan of everything finds the last range through meta */
+    static const scan_case all_reverse = {"", NULL, true};
+    check_scan(f, &all_reverse);
+    range_router_get_stats(f->router, &st);
+    assert_int_equal(st.meta_lookups, 3);
+    /* a commit whose write has no cached range looks it up too */
+    range_router_free(f->router);
+    range_router_config rc = {.transport = rpc_uv_transport(f->router_uv), .clock = f->clock,
+                              .local_node_id = ROUTER_NODE, .deadline_ms = DEADLINE_MS,
+                              .rpc_timeout_ms = RPC_TIMEOUT_MS, .random_seed = 13};
+    assert_int_equal(range_router_new(&rc, &f->router), RANGE_OK);
+    assert_int_equal(range_router_update_descriptor(f->router, &f->truth[0]), RANGE_OK);
+    range_kv *kv = range_router_kv(f->router);
+    range_write w = {(const uint8_t *)"q", 1, (const uint8_t *)"1", 1, false};
+    range_commit_request req = {.txn_id = 3, .read_ts = {500, 0}, .writes = &w, .write_count = 1};
+    hlc_timestamp ts;
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_OK);
+    range_router_get_stats(f->router, &st);
+    assert_int_equal(st.meta_lookups, 1);
+    base_buf_free(&out);
+}
+
+/* A KEY_MISMATCH answer that also names the range holding the key (the
+** answering node hosts it: a split's right side) routes there at once. */
+static void test_key_mismatch_other(void **state) {
+    fake *f = *state;
+    range_descriptor stale;
+    make_desc(&stale, 1, 1, "", NULL, ALL, 3);
+    assert_int_equal(range_router_update_descriptor(f->router, &stale), RANGE_OK);
+    range_descriptor_free(&stale);
+    pthread_mutex_lock(&f->mu);
+    f->mismatch_other = true;
+    pthread_mutex_unlock(&f->mu);
+    base_buf out = {0};
+    assert_int_equal(get(f, "r", &out), RANGE_OK);
+    assert_int_equal(out.data[0], 'r');
+    range_router_stats st;
+    range_router_get_stats(f->router, &st);
+    assert_int_equal(st.descriptor_refreshes, 2); /* range 1's new shape and range 3 */
+    assert_int_equal(st.meta_lookups, 0);
+    assert_int_equal(requests_at(f, 1), 2);
+    base_buf_free(&out);
+}
+
+/* ADMIN_SPLIT: both descriptors are answered and cached; a key that is a
+** boundary already answers the two ranges around it. */
+static void test_admin_split(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    range_kv *kv = range_router_kv(f->router);
+    assert_non_null(kv->ops->admin_split);
+    range_descriptor left, right;
+    assert_int_equal(kv->ops->admin_split(kv, (const uint8_t *)"k", 1, 4, &left, &right),
+                     RANGE_OK);
+    assert_int_equal(left.range_id, 2);
+    assert_int_equal(left.generation, 2);
+    assert_int_equal(left.end_len, 1);
+    assert_int_equal(left.end_key[0], 'k');
+    assert_int_equal(right.range_id, 4);
+    assert_int_equal(right.start_key[0], 'k');
+    assert_int_equal(right.end_key[0], 'p');
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    range_descriptor *d;
+    uint64_t *l;
+    size_t n;
+    assert_int_equal(range_router_snapshot(f->router, &d, &l, &n), RANGE_OK);
+    assert_int_equal(n, 4);
+    assert_int_equal(d[2].range_id, 4);
+    for (size_t i = 0; i < n; i++) range_descriptor_free(&d[i]);
+    base_free(d);
+    base_free(l);
+    /* a boundary: the range ending at "p" and the one starting there */
+    assert_int_equal(kv->ops->admin_split(kv, (const uint8_t *)"p", 1, 5, &left, &right),
+                     RANGE_OK);
+    assert_int_equal(left.range_id, 2);
+    assert_int_equal(right.range_id, 3);
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    /* bad arguments never reach a node */
+    assert_int_equal(kv->ops->admin_split(kv, (const uint8_t *)"", 0, 5, &left, &right),
+                     RANGE_ERR_INVALID);
+    assert_int_equal(kv->ops->admin_split(kv, (const uint8_t *)"k", 1, 0, &left, &right),
+                     RANGE_ERR_INVALID);
+}
+
+/* A commit applied but unanswered, then its range split: the retry goes to
+** the range now holding the key with the same (txn_id, nonce), whose
+** idempotence record answers (not 40003). */
+static void test_commit_unknown_then_split(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    pthread_mutex_lock(&f->mu);
+    f->swallow_commits = 1;
+    f->split_after_swallow = true;
+    f->mismatch_other = true;
+    pthread_mutex_unlock(&f->mu);
+    range_kv *kv = range_router_kv(f->router);
+    range_write w = {(const uint8_t *)"t", 1, (const uint8_t *)"1", 1, false};
+    range_commit_request req = {.txn_id = 21, .read_ts = {500, 0}, .writes = &w, .write_count = 1};
+    hlc_timestamp ts;
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_OK);
+    pthread_mutex_lock(&f->mu);
+    assert_int_equal(f->n_applied, 1);
+    assert_int_equal(hlc_compare(ts, f->applied[0].ts), 0);
+    assert_true(f->commit_requests >= 2);
+    for (int i = 0; i < f->commit_requests; i++)
+        assert_int_equal(f->commit_nonce[i], f->commit_nonce[0]);
+    pthread_mutex_unlock(&f->mu);
+    range_router_stats st;
+    range_router_get_stats(f->router, &st);
+    assert_int_equal(st.ambiguous, 0);
+    assert_int_equal(cached_leaseholder(f, 4), 1);
 }
 
 static void test_deadline_ambiguous_vs_unavailable(void **state) {
@@ -731,8 +1209,15 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_key_mismatch_refresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_across_ranges_paged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cross_range_commit_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cross_range_reads_validated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cross_range_reads_pushed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cross_range_replan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_retried_with_same_nonce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_ambiguous_vs_unavailable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_meta_lookup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_mismatch_other, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_unknown_then_split, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

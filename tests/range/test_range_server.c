@@ -17,7 +17,10 @@
 ** condition with a bound, and the sim's seed is printed.
 **
 ** Requests go through range_server_call (in-process) or through the sim
-** from a client endpoint (rpc_request, method RANGE_RPC_METHOD_KV).
+** from a client endpoint (rpc_request, method RANGE_RPC_METHOD_KV), or
+** through a range_router on the client endpoint (cross-range commits); a
+** hook on the client's transport can run just before the router's COMMIT
+** leaves (after its VALIDATEs), to stage the races of serializability.
 */
 #include <errno.h>
 #include <pthread.h>
@@ -109,6 +112,10 @@ typedef struct fixture {
     ** until teardown (under obs_mu). */
     void **keep;
     size_t n_keep, cap_keep;
+    /* Runs once, on the sending thread, before the client's next COMMIT
+    ** request leaves (set and cleared by that same thread). */
+    void (*before_commit)(struct fixture *f, void *ctx);
+    void *before_commit_ctx;
 } fixture;
 
 /* ---- the wrapper transport ---------------------------------------------------- */
@@ -160,6 +167,19 @@ static int tp_send(rpc_transport *t, rpc_node_id to, uint32_t method, const void
 static int tp_request(rpc_transport *t, rpc_node_id to, uint32_t method, const void *payload,
                       size_t len, int64_t timeout_ms, rpc_response_fn cb, void *ctx)
 {
+    test_tp *tp = (test_tp *)t;
+    fixture *f = tp->f;
+    if (tp->id == CLIENT && method == RANGE_RPC_METHOD_KV && f->before_commit != NULL) {
+        range_kv_request q;
+        if (range_kv_request_decode(payload, len, &q) == RANGE_OK) {
+            if (q.op == RANGE_KV_COMMIT) {
+                void (*hook)(fixture *, void *) = f->before_commit;
+                f->before_commit = NULL;
+                hook(f, f->before_commit_ctx);
+            }
+            range_kv_request_free(&q);
+        }
+    }
     return out_push((test_tp *)t, OUT_REQUEST, to, method, 0, 0, payload, len, timeout_ms, cb,
                     ctx);
 }
@@ -590,6 +610,7 @@ typedef struct commit_args {
     size_t n_dels;
     const range_span *reads;
     size_t n_reads;
+    hlc_timestamp commit_ts; /* HLC_ZERO: the server picks */
 } commit_args;
 
 static range_kv_request commit_req(const commit_args *a)
@@ -598,7 +619,7 @@ static range_kv_request commit_req(const commit_args *a)
                           .txn_id = a->txn, .nonce = a->nonce, .writes = a->writes,
                           .write_count = a->n_writes, .delete_spans = a->dels,
                           .delete_span_count = a->n_dels, .read_spans = a->reads,
-                          .read_span_count = a->n_reads};
+                          .read_span_count = a->n_reads, .commit_ts = a->commit_ts};
     return q;
 }
 
@@ -632,7 +653,7 @@ static void test_commit_then_read(void **state)
     int l = wait_leader(f, 1, 0);
     hlc_timestamp before = client_now(f);
     range_write w[] = {W("a", "1"), W("b", "2"), W("c", "3"), W("d", "4")};
-    commit_args a = {1, before, 1, 1, w, 4, NULL, 0, NULL, 0};
+    commit_args a = {1, before, 1, 1, w, 4, NULL, 0, NULL, 0, {0, 0}};
     hlc_timestamp cts;
     assert_int_equal(commit(f, l, &a, &cts, NULL), RANGE_OK);
 
@@ -733,7 +754,7 @@ static void test_conflicts(void **state)
     int l2 = wait_leader(f, 2, 0);
     hlc_timestamp r0 = client_now(f);
     range_write w1[] = {W("k", "v1"), W("q", "x")};
-    commit_args a = {1, r0, 10, 1, w1, 1, NULL, 0, NULL, 0};
+    commit_args a = {1, r0, 10, 1, w1, 1, NULL, 0, NULL, 0, {0, 0}};
     hlc_timestamp c1;
     assert_int_equal(commit(f, l, &a, &c1, NULL), RANGE_OK);
 
@@ -744,14 +765,14 @@ static void test_conflicts(void **state)
     char v0[8];
     assert_int_equal(get(f, l, 1, "fx", big, v0, sizeof(v0)), RANGE_NOT_FOUND);
     range_write wx[] = {W("fx", "1")};
-    commit_args ax = {1, r0, 9, 1, wx, 1, NULL, 0, NULL, 0};
+    commit_args ax = {1, r0, 9, 1, wx, 1, NULL, 0, NULL, 0, {0, 0}};
     hlc_timestamp cx;
     assert_int_equal(commit(f, l, &ax, &cx, NULL), RANGE_OK);
     assert_true(hlc_compare(cx, big) > 0);
 
     /* write-write: k written after r0 */
     range_write w2[] = {W("k", "v2")};
-    commit_args b = {1, r0, 11, 1, w2, 1, NULL, 0, NULL, 0};
+    commit_args b = {1, r0, 11, 1, w2, 1, NULL, 0, NULL, 0, {0, 0}};
     range_kv_response r;
     assert_int_equal(commit(f, l, &b, NULL, &r), RANGE_ERR_CONFLICT);
     assert_int_equal(r.conflict_kind, RANGE_CONFLICT_WRITE_WRITE);
@@ -764,7 +785,7 @@ static void test_conflicts(void **state)
     /* read-write: read k at r0, write j */
     range_write w3[] = {W("j", "x")};
     range_span rs[] = {POINT("k")};
-    commit_args c = {1, r0, 12, 1, w3, 1, NULL, 0, rs, 1};
+    commit_args c = {1, r0, 12, 1, w3, 1, NULL, 0, rs, 1, {0, 0}};
     assert_int_equal(commit(f, l, &c, NULL, &r), RANGE_ERR_CONFLICT);
     assert_int_equal(r.conflict_kind, RANGE_CONFLICT_READ_WRITE);
     assert_memory_equal(r.conflict_key, "k", 1);
@@ -772,24 +793,24 @@ static void test_conflicts(void **state)
     range_kv_response_free(&r);
     /* ... and a scan of [j, l) at r0 saw no k: a phantom */
     range_span scan[] = {SPAN("j", "l")};
-    commit_args c2 = {1, r0, 13, 1, w3, 1, NULL, 0, scan, 1};
+    commit_args c2 = {1, r0, 13, 1, w3, 1, NULL, 0, scan, 1, {0, 0}};
     assert_int_equal(commit(f, l, &c2, NULL, &r), RANGE_ERR_CONFLICT);
     assert_int_equal(r.conflict_kind, RANGE_CONFLICT_PHANTOM);
     assert_memory_equal(r.conflict_key, "k", 1);
     range_kv_response_free(&r);
 
     /* no conflict from a fresh read timestamp */
-    commit_args ok = {1, client_now(f), 14, 1, w2, 1, NULL, 0, rs, 1};
+    commit_args ok = {1, client_now(f), 14, 1, w2, 1, NULL, 0, rs, 1, {0, 0}};
     assert_int_equal(commit(f, l, &ok, NULL, NULL), RANGE_OK);
 
     /* delete span: tombstones for every visible key, counted as written */
     range_write w4[] = {W("e1", "x"), W("e2", "y"), W("e3", "z")};
-    commit_args d = {1, client_now(f), 15, 1, w4, 3, NULL, 0, NULL, 0};
+    commit_args d = {1, client_now(f), 15, 1, w4, 3, NULL, 0, NULL, 0, {0, 0}};
     assert_int_equal(commit(f, l, &d, NULL, NULL), RANGE_OK);
     hlc_timestamp before_del = client_now(f);
     range_write w5[] = {W("e2", "kept")};
     range_span del[] = {SPAN("e", "f")};
-    commit_args dd = {1, before_del, 16, 1, w5, 1, del, 1, NULL, 0};
+    commit_args dd = {1, before_del, 16, 1, w5, 1, del, 1, NULL, 0, {0, 0}};
     assert_int_equal(commit(f, l, &dd, NULL, NULL), RANGE_OK);
     char v[32];
     assert_int_equal(get(f, l, 1, "e1", client_now(f), v, sizeof(v)), RANGE_NOT_FOUND);
@@ -799,7 +820,7 @@ static void test_conflicts(void **state)
     assert_int_equal(get(f, l, 1, "e1", before_del, v, sizeof(v)), RANGE_OK);
     /* a commit that read at before_del and writes in the deleted span */
     range_write w6[] = {W("e3", "late")};
-    commit_args late = {1, before_del, 17, 1, w6, 1, NULL, 0, NULL, 0};
+    commit_args late = {1, before_del, 17, 1, w6, 1, NULL, 0, NULL, 0, {0, 0}};
     assert_int_equal(commit(f, l, &late, NULL, &r), RANGE_ERR_CONFLICT);
     assert_int_equal(r.conflict_kind, RANGE_CONFLICT_WRITE_WRITE);
     range_kv_response_free(&r);
@@ -807,11 +828,11 @@ static void test_conflicts(void **state)
     /* range 2: phantom in a scanned span */
     hlc_timestamp r1 = client_now(f);
     range_write w7[] = {W("pa", "1")};
-    commit_args p = {2, r1, 18, 1, w7, 1, NULL, 0, NULL, 0};
+    commit_args p = {2, r1, 18, 1, w7, 1, NULL, 0, NULL, 0, {0, 0}};
     assert_int_equal(commit(f, l2, &p, NULL, NULL), RANGE_OK);
     range_write w8[] = {W("zz", "1")};
     range_span s2[] = {SPAN("p", "q")};
-    commit_args ph = {2, r1, 19, 1, w8, 1, NULL, 0, s2, 1};
+    commit_args ph = {2, r1, 19, 1, w8, 1, NULL, 0, s2, 1, {0, 0}};
     assert_int_equal(commit(f, l2, &ph, NULL, &r), RANGE_ERR_CONFLICT);
     assert_int_equal(r.conflict_kind, RANGE_CONFLICT_PHANTOM);
     assert_memory_equal(r.conflict_key, "pa", 2);
@@ -819,15 +840,15 @@ static void test_conflicts(void **state)
 
     /* bad requests: unsorted writes, a point delete span */
     range_write unsorted[] = {W("b", "1"), W("a", "1")};
-    commit_args u = {1, client_now(f), 20, 1, unsorted, 2, NULL, 0, NULL, 0};
+    commit_args u = {1, client_now(f), 20, 1, unsorted, 2, NULL, 0, NULL, 0, {0, 0}};
     assert_int_equal(commit(f, l, &u, NULL, NULL), RANGE_ERR_INVALID);
     range_span pdel[] = {POINT("a")};
-    commit_args pd = {1, client_now(f), 21, 1, NULL, 0, pdel, 1, NULL, 0};
+    commit_args pd = {1, client_now(f), 21, 1, NULL, 0, pdel, 1, NULL, 0, {0, 0}};
     assert_int_equal(commit(f, l, &pd, NULL, NULL), RANGE_ERR_INVALID);
     /* read-only: at read_ts, nothing proposed */
     uint64_t proposed = range__server_counter_get(f->srv[l], RANGE__SERVER_PROPOSED);
     hlc_timestamp ro_ts = client_now(f);
-    commit_args ro = {1, ro_ts, 22, 1, NULL, 0, NULL, 0, rs, 1};
+    commit_args ro = {1, ro_ts, 22, 1, NULL, 0, NULL, 0, rs, 1, {0, 0}};
     range_kv_request q = commit_req(&ro);
     assert_int_equal(call(f, l, &q, &r), RANGE_OK);
     assert_int_equal(hlc_compare(r.commit_ts, ro_ts), 0);
@@ -896,7 +917,7 @@ static void test_read_waits_for_pending_commit(void **state)
     int l = wait_leader(f, 1, 0);
     hlc_timestamp t0 = client_now(f);
     range_write w0[] = {W("g", "old")};
-    commit_args a0 = {1, t0, 30, 1, w0, 1, NULL, 0, NULL, 0};
+    commit_args a0 = {1, t0, 30, 1, w0, 1, NULL, 0, NULL, 0, {0, 0}};
     assert_int_equal(commit(f, l, &a0, NULL, NULL), RANGE_OK);
     hlc_timestamp before = client_now(f);
 
@@ -907,7 +928,7 @@ static void test_read_waits_for_pending_commit(void **state)
     uint64_t p0 = range__server_counter_get(f->srv[l], RANGE__SERVER_PROPOSED);
     commit_thread ct = {.f = f, .node = l};
     range_write w1[] = {W("g", "new")};
-    ct.a = (commit_args){1, client_now(f), 31, 1, w1, 1, NULL, 0, NULL, 0};
+    ct.a = (commit_args){1, client_now(f), 31, 1, w1, 1, NULL, 0, NULL, 0, {0, 0}};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, commit_main, &ct), 0);
     assert_true(range__server_wait_counter(f->srv[l], RANGE__SERVER_PENDING, 1, false, WAIT_MS));
@@ -921,7 +942,7 @@ static void test_read_waits_for_pending_commit(void **state)
     assert_int_equal(pthread_create(&rth, NULL, commit_main, &rt), 0);
     /* conflicts with the pending (proposed, unapplied) commit */
     range_write w2[] = {W("g", "other")};
-    commit_args ww = {1, before, 32, 1, w2, 1, NULL, 0, NULL, 0};
+    commit_args ww = {1, before, 32, 1, w2, 1, NULL, 0, NULL, 0, {0, 0}};
     range_kv_response r;
     assert_int_equal(commit(f, l, &ww, NULL, &r), RANGE_ERR_CONFLICT);
     assert_int_equal(r.conflict_kind, RANGE_CONFLICT_WRITE_WRITE);
@@ -930,7 +951,7 @@ static void test_read_waits_for_pending_commit(void **state)
     range_kv_response_free(&r);
     range_write w3[] = {W("h", "x")};
     range_span rs[] = {SPAN("f", "h")};
-    commit_args rw = {1, before, 33, 1, w3, 1, NULL, 0, rs, 1};
+    commit_args rw = {1, before, 33, 1, w3, 1, NULL, 0, rs, 1, {0, 0}};
     assert_int_equal(commit(f, l, &rw, NULL, &r), RANGE_ERR_CONFLICT);
     assert_int_equal(r.conflict_kind, RANGE_CONFLICT_READ_WRITE); /* g was live */
     assert_true(r.conflict_pending);
@@ -1008,7 +1029,7 @@ static void test_retry_is_idempotent(void **state)
     fixture *f = *state;
     int l = wait_leader(f, 1, 0);
     range_write w[] = {W("idem", "1")};
-    commit_args a = {1, client_now(f), 7, 42, w, 1, NULL, 0, NULL, 0};
+    commit_args a = {1, client_now(f), 7, 42, w, 1, NULL, 0, NULL, 0, {0, 0}};
     hlc_timestamp c1, c2;
     assert_int_equal(commit(f, l, &a, &c1, NULL), RANGE_OK);
     assert_true(hlc_compare(c1, a.read_ts) > 0);
@@ -1026,7 +1047,7 @@ static void test_retry_is_idempotent(void **state)
     hlc_timestamp rt = client_now(f);
     for (int i = 0; i < 4; i++) {
         t[i] = (commit_thread){.f = f, .node = l};
-        t[i].a = (commit_args){1, rt, 8, 1, w2, 1, NULL, 0, NULL, 0};
+        t[i].a = (commit_args){1, rt, 8, 1, w2, 1, NULL, 0, NULL, 0, {0, 0}};
         assert_int_equal(pthread_create(&th[i], NULL, commit_main, &t[i]), 0);
     }
     for (int i = 0; i < 4; i++) {
@@ -1054,7 +1075,7 @@ static void test_leader_change(void **state)
     fixture *f = *state;
     int l = wait_leader(f, 1, 0);
     range_write w[] = {W("lc1", "1")};
-    commit_args a = {1, client_now(f), 40, 1, w, 1, NULL, 0, NULL, 0};
+    commit_args a = {1, client_now(f), 40, 1, w, 1, NULL, 0, NULL, 0, {0, 0}};
     assert_int_equal(commit(f, l, &a, NULL, NULL), RANGE_OK);
     /* The others' clocks before the change: the new leader's low-water is
     ** above its clock at the start of its term + max_offset. */
@@ -1068,7 +1089,7 @@ static void test_leader_change(void **state)
     pthread_mutex_unlock(&f->sim_mu);
     /* A commit at the isolated leader cannot be acknowledged. */
     range_write wa[] = {W("lc-amb", "1")};
-    commit_args amb = {1, client_now(f), 41, 1, wa, 1, NULL, 0, NULL, 0};
+    commit_args amb = {1, client_now(f), 41, 1, wa, 1, NULL, 0, NULL, 0, {0, 0}};
     range_kv_response r;
     int32_t st = commit(f, l, &amb, NULL, &r);
     assert_true(st == RANGE_ERR_AMBIGUOUS || st == RANGE_ERR_NOT_LEADER ||
@@ -1078,7 +1099,7 @@ static void test_leader_change(void **state)
     int nl = wait_leader(f, 1, l);
     assert_true(nl != l);
     range_write w2[] = {W("lc2", "2")};
-    commit_args b = {1, client_now(f), 42, 1, w2, 1, NULL, 0, NULL, 0};
+    commit_args b = {1, client_now(f), 42, 1, w2, 1, NULL, 0, NULL, 0, {0, 0}};
     hlc_timestamp cts;
     assert_int_equal(commit(f, nl, &b, &cts, NULL), RANGE_OK);
     assert_true(hlc_compare(cts, hlc_add_ns(floor, MAX_OFFSET_NS)) > 0);
@@ -1126,15 +1147,18 @@ static void test_key_mismatch(void **state)
     assert_int_equal(r.descriptor.start_len, 0);
     assert_int_equal(r.descriptor.end_len, 1);
     assert_memory_equal(r.descriptor.end_key, "m", 1);
+    /* this node also hosts the range that holds the key: named too */
+    assert_true(r.has_other);
+    assert_int_equal(r.other.range_id, 2);
     range_kv_response_free(&r);
     /* writes, read spans with an open end, scans past the end */
     range_write w[] = {W("a", "1"), W("zz", "1")};
-    commit_args a = {1, client_now(f), 50, 1, w, 2, NULL, 0, NULL, 0};
+    commit_args a = {1, client_now(f), 50, 1, w, 2, NULL, 0, NULL, 0, {0, 0}};
     assert_int_equal(commit(f, l, &a, NULL, &r), RANGE_ERR_KEY_MISMATCH);
     assert_true(r.has_descriptor);
     range_kv_response_free(&r);
     range_span open_end[] = {{(const uint8_t *)"a", 1, NULL, 0, false}};
-    commit_args b = {1, client_now(f), 51, 1, w, 1, NULL, 0, open_end, 1};
+    commit_args b = {1, client_now(f), 51, 1, w, 1, NULL, 0, open_end, 1, {0, 0}};
     assert_int_equal(commit(f, l, &b, NULL, NULL), RANGE_ERR_KEY_MISMATCH);
     range_kv_request s = {.op = RANGE_KV_SCAN, .range_id = 1, .read_ts = client_now(f),
                           .start = (const uint8_t *)"a", .start_len = 1,
@@ -1150,6 +1174,282 @@ static void test_key_mismatch(void **state)
     g = get_req(1, "a", (hlc_timestamp){-1, 0});
     assert_int_equal(call(f, l, &g, &r), RANGE_ERR_INVALID);
     range_kv_response_free(&r);
+}
+
+
+/* ---- splits ------------------------------------------------------------------------ */
+
+typedef struct split_query {
+    uint64_t range_id;
+    int not_node;
+    int found;
+} split_query;
+
+/* A leader with a valid lease for range_id among the nodes but not_node,
+** and every other one of them knows it. */
+static bool split_have_leader(fixture *f, void *arg)
+{
+    split_query *q = arg;
+    int leader = 0;
+    for (int i = 1; i <= NODES; i++) {
+        range_replica *r = range_node_replica(f->rn[i], q->range_id);
+        if (i == q->not_node || r == NULL)
+            continue;
+        range_replica_status st;
+        range_replica_get_status(r, &st);
+        if (st.leader && st.lease_valid)
+            leader = i;
+    }
+    for (int i = 1; leader != 0 && i <= NODES; i++) {
+        range_replica *r = range_node_replica(f->rn[i], q->range_id);
+        if (i == q->not_node || i == leader)
+            continue;
+        range_replica_status st;
+        if (r == NULL)
+            return false;
+        range_replica_get_status(r, &st);
+        if (st.leader_id != (uint64_t)leader)
+            return false;
+    }
+    q->found = leader;
+    return leader != 0;
+}
+
+/* Cut node off in both directions (or heal it). */
+static void isolate(fixture *f, int node, bool blocked)
+{
+    pthread_mutex_lock(&f->sim_mu);
+    for (int i = 1; i <= NODES; i++) {
+        if (i == node)
+            continue;
+        rpc_sim_partition(f->net, (rpc_node_id)node, (rpc_node_id)i, blocked);
+        rpc_sim_partition(f->net, (rpc_node_id)i, (rpc_node_id)node, blocked);
+    }
+    pthread_mutex_unlock(&f->sim_mu);
+}
+
+/* Nodes 1..*arg host range 3. */
+static bool split_hosted_by(fixture *f, void *arg)
+{
+    for (int i = 1; i <= *(int *)arg; i++)
+        if (range_node_replica(f->rn[i], 3) == NULL)
+            return false;
+    return true;
+}
+
+/* Every node hosts both halves at the leader's applied indexes. */
+static bool split_caught_up(fixture *f, void *arg)
+{
+    const uint64_t *ids = arg;
+    for (int k = 0; k < 2; k++) {
+        uint64_t applied = 0;
+        for (int i = 1; i <= NODES; i++) {
+            range_replica *r = range_node_replica(f->rn[i], ids[k]);
+            if (r == NULL)
+                return false;
+            range_replica_status st;
+            range_replica_get_status(r, &st);
+            if (i > 1 && st.applied != applied)
+                return false;
+            applied = st.applied;
+        }
+    }
+    return true;
+}
+
+typedef struct propose_wait {
+    atomic_bool done;
+    atomic_int rc;
+} propose_wait;
+
+static void on_proposed(void *ctx, int rc)
+{
+    propose_wait *w = ctx;
+    atomic_store(&w->rc, rc);
+    atomic_store(&w->done, true);
+}
+
+static int32_t split_at(fixture *f, int node, uint64_t range_id, const char *key,
+                        uint64_t new_id, range_kv_response *r)
+{
+    range_kv_request q = {.op = RANGE_KV_ADMIN_SPLIT, .range_id = range_id,
+                          .key = (const uint8_t *)key, .key_len = strlen(key),
+                          .new_range_id = new_id};
+    return call(f, node, &q, r);
+}
+
+static void check_desc(const range_descriptor *d, uint64_t id, uint64_t gen, const char *start,
+                       const char *end)
+{
+    assert_int_equal(d->range_id, id);
+    assert_int_equal(d->generation, gen);
+    assert_int_equal(d->start_len, strlen(start));
+    if (d->start_len > 0)
+        assert_memory_equal(d->start_key, start, d->start_len);
+    assert_int_equal(d->end_len, end ? strlen(end) : 0);
+    if (end != NULL)
+        assert_memory_equal(d->end_key, end, d->end_len);
+    assert_int_equal(d->n_replicas, NODES);
+}
+
+/* A split of range 2 ["m", +inf) at "s" into range 3, with node 3 cut off
+** meanwhile (its messages for range 3 are dropped until it applies the
+** split, then it catches up): both halves serve, the descriptors and
+** generations are right everywhere, a commit the left applied before the
+** split and retried to the right after it is found (same timestamp, one
+** version), a stale commit for the right's keys at the left is refused, and
+** a split at the new boundary is a no-op. */
+static void test_split(void **state)
+{
+    fixture *f = *state;
+    int l = wait_leader(f, 2, 0);
+    char v[32];
+    range_kv_response r;
+    range_write w0[] = {W("n", "1"), W("t", "1")};
+    commit_args a0 = {2, client_now(f), 60, 1, w0, 2, NULL, 0, NULL, 0, {0, 0}};
+    assert_int_equal(commit(f, l, &a0, NULL, NULL), RANGE_OK);
+    range_write wx[] = {W("x", "before")};
+    commit_args ax = {2, client_now(f), 61, 7, wx, 1, NULL, 0, NULL, 0, {0, 0}};
+    hlc_timestamp x_ts, x_again;
+    assert_int_equal(commit(f, l, &ax, &x_ts, NULL), RANGE_OK);
+    applied_query qx = {61, 7, NODES};
+    assert_true(wait_until(f, applied_everywhere, &qx));
+    isolate(f, 3, true);
+    l = wait_leader(f, 2, 3);
+    /* a read of the right-hand span at the left's leaseholder, far above
+    ** every clock: the right side's first lease must start above it (the
+    ** floor the split carries) */
+    hlc_timestamp high = hlc_add_ns(client_now(f), 10 * MAX_OFFSET_NS);
+    assert_int_equal(get(f, l, 2, "u", high, NULL, 0), RANGE_NOT_FOUND);
+    assert_int_equal(split_at(f, l, 2, "s", 3, &r), RANGE_OK);
+    assert_true(r.has_descriptor);
+    assert_true(r.has_other);
+    check_desc(&r.descriptor, 2, 2, "m", "s");
+    check_desc(&r.other, 3, 2, "s", NULL);
+    range_kv_response_free(&r);
+    int two = 2;
+    assert_true(wait_until(f, split_hosted_by, &two)); /* followers apply a little later */
+    for (int i = 1; i <= 2; i++) {
+        range_descriptor d;
+        assert_int_equal(range_replica_descriptor(f->rep[i][2], &d), RANGE_OK);
+        check_desc(&d, 2, 2, "m", "s");
+        range_descriptor_free(&d);
+        range_replica *right = range_node_replica(f->rn[i], 3);
+        assert_non_null(right);
+        assert_true(hlc_compare(replica__split_floor(right), high) >= 0);
+    }
+    assert_null(range_node_replica(f->rn[3], 3));
+
+    /* the right side elects a leader among nodes 1 and 2 and serves */
+    split_query q3 = {3, 3, 0};
+    assert_true(wait_until(f, split_have_leader, &q3));
+    int r3 = q3.found;
+    assert_int_equal(get(f, r3, 3, "t", client_now(f), v, sizeof(v)), RANGE_OK);
+    assert_string_equal(v, "1");
+    assert_int_equal(get(f, l, 2, "n", client_now(f), v, sizeof(v)), RANGE_OK);
+    assert_string_equal(v, "1");
+    /* the left no longer holds "t": KEY_MISMATCH names the right side */
+    range_kv_request g = get_req(2, "t", client_now(f));
+    assert_int_equal(call(f, l, &g, &r), RANGE_ERR_KEY_MISMATCH);
+    assert_true(r.has_other);
+    check_desc(&r.other, 3, 2, "s", NULL);
+    range_kv_response_free(&r);
+    /* the retried commit of "x" is found at the right: same timestamp */
+    ax.range_id = 3;
+    ax.read_ts = client_now(f);
+    assert_int_equal(commit(f, r3, &ax, &x_again, NULL), RANGE_OK);
+    assert_int_equal(hlc_compare(x_ts, x_again), 0);
+    /* the right side's writes land above the read the left served */
+    range_write wu[] = {W("u", "after")};
+    commit_args au = {3, client_now(f), 62, 1, wu, 1, NULL, 0, NULL, 0, {0, 0}};
+    hlc_timestamp u_ts;
+    assert_int_equal(commit(f, r3, &au, &u_ts, NULL), RANGE_OK);
+    assert_true(hlc_compare(u_ts, high) > 0);
+    range_write wp[] = {W("p", "after")};
+    commit_args ap = {2, client_now(f), 63, 1, wp, 1, NULL, 0, NULL, 0, {0, 0}};
+    assert_int_equal(commit(f, l, &ap, NULL, NULL), RANGE_OK);
+    /* a commit for the right's keys sent to the left */
+    commit_args stale = {2, client_now(f), 64, 1, wu, 1, NULL, 0, NULL, 0, {0, 0}};
+    assert_int_equal(commit(f, l, &stale, NULL, &r), RANGE_ERR_KEY_MISMATCH);
+    range_kv_response_free(&r);
+    /* a command the left still gets (evaluated against its old shape):
+    ** refused at apply on every replica, its proposer told DROPPED */
+    range_write wv[] = {W("v", "stale")};
+    range_command cmd = {.txn_id = 65, .seq = 1, .commit_ts = client_now(f), .writes = wv,
+                         .write_count = 1};
+    propose_wait pw;
+    atomic_init(&pw.done, false);
+    atomic_init(&pw.rc, 0);
+    assert_int_equal(range_replica_propose(f->rep[l][2], &cmd, on_proposed, &pw, NULL), RANGE_OK);
+    assert_true(wait_until(f, is_done, &pw.done));
+    assert_int_equal(atomic_load(&pw.rc), RANGE_ERR_DROPPED);
+    for (int i = 1; i <= 2; i++)
+        assert_int_equal(versions_of(f->engine[i], "v"), 0);
+    /* the new boundary again: no change, both ranges named */
+    assert_int_equal(split_at(f, r3, 3, "s", 4, &r), RANGE_OK);
+    check_desc(&r.descriptor, 2, 2, "m", "s");
+    check_desc(&r.other, 3, 2, "s", NULL);
+    range_kv_response_free(&r);
+    /* a key outside the range: mismatch; an id that is hosted: refused */
+    assert_int_equal(split_at(f, l, 2, "z", 4, &r), RANGE_ERR_KEY_MISMATCH);
+    range_kv_response_free(&r);
+    assert_int_equal(split_at(f, l, 2, "o", 1, &r), RANGE_ERR_INVALID);
+    range_kv_response_free(&r);
+
+    /* node 3 comes back: it applies the split, opens range 3, catches up */
+    isolate(f, 3, false);
+    uint64_t ids[2] = {2, 3};
+    assert_true(wait_until(f, split_caught_up, ids));
+    range_descriptor d;
+    assert_int_equal(range_replica_descriptor(range_node_replica(f->rn[3], 3), &d), RANGE_OK);
+    check_desc(&d, 3, 2, "s", NULL);
+    range_descriptor_free(&d);
+    base_buf out = {0};
+    assert_int_equal(range_replica_get(range_node_replica(f->rn[3], 3), (const uint8_t *)"u", 1,
+                                       client_now(f), &out),
+                     RANGE_OK);
+    assert_memory_equal(out.data, "after", 5);
+    base_buf_free(&out);
+    for (int i = 1; i <= NODES; i++) {
+        assert_int_equal(versions_of(f->engine[i], "x"), 1);
+        uint64_t hosted[8];
+        assert_int_equal(range_node_replica_ids(f->rn[i], hosted, 8), 3);
+    }
+    int applied, dups;
+    count_applies(f, 61, 7, &applied, &dups);
+    assert_int_equal(applied, NODES);
+}
+
+/* A node restarted over its store opens the range a split made (from the
+** store's hosted list), with the split's descriptors. */
+static void test_split_restart(void **state)
+{
+    fixture *f = *state;
+    int l = wait_leader(f, 2, 0);
+    range_kv_response r;
+    assert_int_equal(split_at(f, l, 2, "q", 5, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    uint64_t ids[2] = {2, 5};
+    assert_true(wait_until(f, split_caught_up, ids));
+    /* a fresh node over node 1's engine (never ticked: it only reads) */
+    range_node_config nc = {.transport = &f->tp[1].base, .engine = f->engine[1], .sync = false,
+                            .no_handler = true};
+    range_node *again = NULL;
+    assert_int_equal(range_node_new(&nc, &again), RANGE_OK);
+    range_replica_config defaults = {.election_ticks = ELECTION_TICKS, .random_seed = 9};
+    size_t opened = 0;
+    assert_int_equal(range_node_open_stored(again, &defaults, &opened), RANGE_OK);
+    assert_int_equal(opened, 3); /* ranges 1 and 2 (first created here) and 5 */
+    range_descriptor d;
+    assert_int_equal(range_replica_descriptor(range_node_replica(again, 5), &d), RANGE_OK);
+    check_desc(&d, 5, 2, "q", NULL);
+    range_descriptor_free(&d);
+    assert_int_equal(range_replica_descriptor(range_node_replica(again, 2), &d), RANGE_OK);
+    check_desc(&d, 2, 2, "m", "q");
+    range_descriptor_free(&d);
+    assert_int_equal(range_node_open_stored(again, &defaults, &opened), RANGE_OK);
+    assert_int_equal(opened, 0);
+    range_node_free(again);
 }
 
 static void test_malformed_requests(void **state)
@@ -1217,7 +1517,7 @@ static void *pipe_main(void *arg)
         snprintf(key, sizeof(key), "p%02d-%02d", t->id, i);
         range_write w = {(const uint8_t *)key, strlen(key), (const uint8_t *)"v", 1, false};
         commit_args a = {2, hlc_now(t->f->clock[CLIENT]), 1000 + (uint64_t)t->id, (uint64_t)i,
-                         &w, 1, NULL, 0, NULL, 0};
+                         &w, 1, NULL, 0, NULL, 0, {0, 0}};
         range_kv_request q = commit_req(&a);
         range_kv_response r;
         if (call(t->f, t->node, &q, &r) == RANGE_OK)
@@ -1254,6 +1554,558 @@ static void test_pipelined_commits(void **state)
     range_kv_response_free(&r);
 }
 
+/* ---- the timestamp cache, VALIDATE, fixed timestamps ------------------------------ */
+
+/* The first commit of a term is answered once the clock passed its
+** timestamp, which is above the lease-start low-water: afterwards every
+** timestamp taken from the clock is above the low-water too. */
+static void pass_low_water(fixture *f, int node, uint64_t range_id, uint64_t txn)
+{
+    range_write w[] = {W("alw", "x")};
+    if (range_id == 2)
+        w[0].key = (const uint8_t *)"zlw"; /* range 2: ["m", +inf) */
+    commit_args a = {range_id, client_now(f), txn, 1, w, 1, NULL, 0, NULL, 0, {0, 0}};
+    assert_int_equal(commit(f, node, &a, NULL, NULL), RANGE_OK);
+}
+
+static int32_t validate(fixture *f, int node, uint64_t range_id, hlc_timestamp read_ts,
+                        hlc_timestamp commit_ts, const range_span *spans, size_t n,
+                        range_kv_response *resp)
+{
+    range_kv_request q = {.op = RANGE_KV_VALIDATE, .range_id = range_id, .read_ts = read_ts,
+                          .commit_ts = commit_ts, .read_spans = spans, .read_span_count = n};
+    return call(f, node, &q, resp);
+}
+
+static hlc_timestamp ahead_of(fixture *f, int node, int64_t ns)
+{
+    return hlc_add_ns(hlc_now(f->clock[node]), ns);
+}
+
+static void test_write_under_read_is_pushed(void **state)
+{
+    fixture *f = *state;
+    int l = wait_leader(f, 2, 0); /* keys from "m" on */
+    pass_low_water(f, l, 2, 60);
+    hlc_timestamp r0 = client_now(f);
+    /* a GET of tk at `big`, ahead of every clock */
+    hlc_timestamp big = ahead_of(f, l, MAX_OFFSET_NS / 2);
+    char v[32];
+    assert_int_equal(get(f, l, 2, "tk", big, v, sizeof(v)), RANGE_NOT_FOUND);
+    /* a commit fixed below it on tk: pushed to just above the read */
+    hlc_timestamp fixed = client_now(f);
+    assert_true(hlc_compare(fixed, big) < 0);
+    range_write wk[] = {W("tk", "1")};
+    commit_args ak = {2, r0, 61, 1, wk, 1, NULL, 0, NULL, 0, fixed};
+    range_kv_response r;
+    assert_int_equal(commit(f, l, &ak, NULL, &r), RANGE_ERR_PUSHED);
+    assert_int_equal(hlc_compare(r.commit_ts, hlc_next(big)), 0);
+    range_kv_response_free(&r);
+    /* the same timestamp on a key nobody read: exactly there */
+    range_write wo[] = {W("to", "1")};
+    commit_args ao = {2, r0, 62, 1, wo, 1, NULL, 0, NULL, 0, fixed};
+    hlc_timestamp cts;
+    assert_int_equal(commit(f, l, &ao, &cts, NULL), RANGE_OK);
+    assert_int_equal(hlc_compare(cts, fixed), 0);
+    /* the pushed one again at the answer's timestamp, same (txn, nonce) */
+    ak.commit_ts = hlc_next(big);
+    assert_int_equal(commit(f, l, &ak, &cts, NULL), RANGE_OK);
+    assert_int_equal(hlc_compare(cts, hlc_next(big)), 0);
+    /* its retry answers what it applied at, whatever the cache says now */
+    ak.commit_ts = fixed;
+    assert_int_equal(commit(f, l, &ak, &cts, NULL), RANGE_OK);
+    assert_int_equal(hlc_compare(cts, hlc_next(big)), 0);
+    /* fixed at or below the read timestamp: pushed above it */
+    range_write wq[] = {W("tq", "1")};
+    hlc_timestamp rq = client_now(f);
+    commit_args aq = {2, rq, 63, 1, wq, 1, NULL, 0, NULL, 0, rq};
+    assert_int_equal(commit(f, l, &aq, NULL, &r), RANGE_ERR_PUSHED);
+    assert_int_equal(hlc_compare(r.commit_ts, hlc_next(rq)), 0);
+    range_kv_response_free(&r);
+
+    /* A scan page covers up to its last row only. */
+    range_write ws[] = {W("s1", "1"), W("s2", "2"), W("s3", "3")};
+    commit_args as = {2, client_now(f), 64, 1, ws, 3, NULL, 0, NULL, 0, {0, 0}};
+    assert_int_equal(commit(f, l, &as, NULL, NULL), RANGE_OK);
+    hlc_timestamp rs = client_now(f);
+    hlc_timestamp t2 = ahead_of(f, l, MAX_OFFSET_NS / 2);
+    range_kv_request sq = {.op = RANGE_KV_SCAN, .range_id = 2, .read_ts = t2,
+                           .start = (const uint8_t *)"s", .start_len = 1,
+                           .end = (const uint8_t *)"t", .end_len = 1, .max_rows = 1};
+    assert_int_equal(call(f, l, &sq, &r), RANGE_OK);
+    assert_int_equal(r.n_rows, 1);
+    assert_true(r.more);
+    range_kv_response_free(&r);
+    hlc_timestamp fixed2 = client_now(f);
+    range_write w_s2[] = {W("s2", "x")};
+    commit_args a2 = {2, rs, 65, 1, w_s2, 1, NULL, 0, NULL, 0, fixed2};
+    assert_int_equal(commit(f, l, &a2, &cts, NULL), RANGE_OK); /* past the page */
+    assert_int_equal(hlc_compare(cts, fixed2), 0);
+    range_write w_s0[] = {W("s0", "x")};
+    commit_args a0 = {2, rs, 66, 1, w_s0, 1, NULL, 0, NULL, 0, hlc_next(fixed2)};
+    assert_int_equal(commit(f, l, &a0, NULL, &r), RANGE_ERR_PUSHED); /* inside it */
+    assert_int_equal(hlc_compare(r.commit_ts, hlc_next(t2)), 0);
+    range_kv_response_free(&r);
+    /* a delete span over the page is pushed as well */
+    range_span del[] = {SPAN("s0", "s1")};
+    commit_args ad = {2, rs, 67, 1, NULL, 0, del, 1, NULL, 0, hlc_next(fixed2)};
+    assert_int_equal(commit(f, l, &ad, NULL, &r), RANGE_ERR_PUSHED);
+    range_kv_response_free(&r);
+
+    /* A commit's read spans hold up to its timestamp: a later commit
+    ** writing what it read, fixed below that timestamp, is pushed. */
+    hlc_timestamp r3 = client_now(f);
+    hlc_timestamp fixed3 = ahead_of(f, l, MAX_OFFSET_NS / 2);
+    range_write wa[] = {W("tw", "1")};
+    range_span ra[] = {POINT("tr")};
+    commit_args a3 = {2, r3, 68, 1, wa, 1, NULL, 0, ra, 1, fixed3};
+    assert_int_equal(commit(f, l, &a3, &cts, NULL), RANGE_OK);
+    assert_int_equal(hlc_compare(cts, fixed3), 0);
+    range_write wb[] = {W("tr", "1")};
+    commit_args a4 = {2, r3, 69, 1, wb, 1, NULL, 0, NULL, 0, hlc_add_ns(fixed3, -1000)};
+    assert_int_equal(commit(f, l, &a4, NULL, &r), RANGE_ERR_PUSHED);
+    assert_int_equal(hlc_compare(r.commit_ts, hlc_next(fixed3)), 0);
+    range_kv_response_free(&r);
+}
+
+static void test_validate(void **state)
+{
+    fixture *f = *state;
+    int l = wait_leader(f, 2, 0); /* keys from "m" on */
+    pass_low_water(f, l, 2, 70);
+    hlc_timestamp r0 = client_now(f);
+    range_write w1[] = {W("v1", "1")};
+    commit_args a1 = {2, r0, 71, 1, w1, 1, NULL, 0, NULL, 0, {0, 0}};
+    hlc_timestamp c1;
+    assert_int_equal(commit(f, l, &a1, &c1, NULL), RANGE_OK);
+
+    /* a version in (read_ts, commit_ts]: a phantom in a span, a changed point */
+    range_kv_response r;
+    range_span span[] = {SPAN("v", "w")};
+    range_span point[] = {POINT("v1")};
+    assert_int_equal(validate(f, l, 2, r0, client_now(f), span, 1, &r), RANGE_ERR_CONFLICT);
+    assert_int_equal(r.conflict_kind, RANGE_CONFLICT_PHANTOM);
+    assert_int_equal(r.conflict_key_len, 2);
+    assert_memory_equal(r.conflict_key, "v1", 2);
+    assert_int_equal(hlc_compare(r.conflict_ts, c1), 0);
+    range_kv_response_free(&r);
+    assert_int_equal(validate(f, l, 2, r0, client_now(f), point, 1, &r), RANGE_ERR_CONFLICT);
+    assert_int_equal(r.conflict_kind, RANGE_CONFLICT_READ_WRITE);
+    range_kv_response_free(&r);
+    /* the version above commit_ts comes after: no conflict */
+    hlc_timestamp lo = {c1.wall_ns - 2000, 0}, mid = {c1.wall_ns - 1000, 0};
+    assert_int_equal(validate(f, l, 2, lo, mid, span, 1, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    /* and at or below read_ts: seen by the reads, no conflict */
+    assert_int_equal(validate(f, l, 2, c1, client_now(f), span, 1, &r), RANGE_OK);
+    range_kv_response_free(&r);
+
+    /* Recorded at commit_ts: a write under it is pushed, and the server
+    ** picks above it for an unfixed one (the clock alone is below it: the
+    ** in-process VALIDATE did not move it). */
+    hlc_timestamp ahead = ahead_of(f, l, MAX_OFFSET_NS / 2);
+    range_span xs[] = {SPAN("x", "y")};
+    assert_int_equal(validate(f, l, 2, client_now(f), ahead, xs, 1, &r), RANGE_OK);
+    assert_int_equal(hlc_compare(r.commit_ts, ahead), 0);
+    range_kv_response_free(&r);
+    hlc_timestamp rx = client_now(f);
+    range_write wx1[] = {W("x1", "1")};
+    commit_args ax1 = {2, rx, 72, 1, wx1, 1, NULL, 0, NULL, 0, client_now(f)};
+    assert_int_equal(commit(f, l, &ax1, NULL, &r), RANGE_ERR_PUSHED);
+    assert_int_equal(hlc_compare(r.commit_ts, hlc_next(ahead)), 0);
+    range_kv_response_free(&r);
+    assert_true(hlc_compare(hlc_now(f->clock[l]), ahead) < 0);
+    range_write wx2[] = {W("x2", "1")};
+    commit_args ax2 = {2, rx, 73, 1, wx2, 1, NULL, 0, NULL, 0, {0, 0}};
+    hlc_timestamp cx2;
+    assert_int_equal(commit(f, l, &ax2, &cx2, NULL), RANGE_OK);
+    assert_true(hlc_compare(cx2, ahead) > 0);
+
+    /* bad requests: commit_ts not above read_ts; spans beyond the range */
+    assert_int_equal(validate(f, l, 2, ahead, ahead, xs, 1, &r), RANGE_ERR_INVALID);
+    range_kv_response_free(&r);
+    range_span beyond[] = {SPAN("l", "y")}; /* starts in range 1 */
+    hlc_timestamp now = client_now(f);
+    assert_int_equal(validate(f, l, 2, now, hlc_next(now), beyond, 1, &r),
+                     RANGE_ERR_KEY_MISMATCH);
+    assert_true(r.has_descriptor);
+    range_kv_response_free(&r);
+    int fo = l % NODES + 1;
+    assert_int_equal(validate(f, fo, 2, now, hlc_next(now), xs, 1, &r), RANGE_ERR_NOT_LEADER);
+    assert_int_equal(r.leader_hint, (uint64_t)l);
+    range_kv_response_free(&r);
+
+    /* a pending (proposed, unapplied) commit at or below commit_ts in the
+    ** span: a conflict, marked pending */
+    hlc_timestamp before = client_now(f);
+    atomic_store(&f->ticking, false);
+    partition_out(f, l, true);
+    commit_thread ct = {.f = f, .node = l};
+    range_write wp[] = {W("xp", "1")};
+    ct.a = (commit_args){2, client_now(f), 74, 1, wp, 1, NULL, 0, NULL, 0, {0, 0}};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, commit_main, &ct), 0);
+    assert_true(range__server_wait_counter(f->srv[l], RANGE__SERVER_PENDING, 1, false, WAIT_MS));
+    assert_int_equal(validate(f, l, 2, before, ahead_of(f, l, 2 * MAX_OFFSET_NS), xs, 1, &r),
+                     RANGE_ERR_CONFLICT);
+    assert_true(r.conflict_pending);
+    assert_memory_equal(r.conflict_key, "xp", 2);
+    assert_int_equal(r.conflict_kind, RANGE_CONFLICT_PHANTOM);
+    range_kv_response_free(&r);
+    /* ...but not one above commit_ts */
+    assert_int_equal(validate(f, l, 2, hlc_prev(before), before, xs, 1, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    partition_out(f, l, false);
+    atomic_store(&f->ticking, true);
+    assert_true(wait_until(f, is_done, &ct.done));
+    pthread_join(th, NULL);
+    assert_int_equal(ct.status, RANGE_OK);
+}
+
+/* A read in flight (waiting for a pending commit below its timestamp) is
+** not in the cache yet; a commit under it is pushed all the same. */
+static void test_read_in_flight_pushes(void **state)
+{
+    fixture *f = *state;
+    int l = wait_leader(f, 2, 0);
+    pass_low_water(f, l, 2, 100);
+    hlc_timestamp r0 = client_now(f);
+    atomic_store(&f->ticking, false);
+    partition_out(f, l, true);
+    commit_thread ct = {.f = f, .node = l};
+    range_write wp[] = {W("pp", "1")};
+    ct.a = (commit_args){2, client_now(f), 101, 1, wp, 1, NULL, 0, NULL, 0, {0, 0}};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, commit_main, &ct), 0);
+    assert_true(range__server_wait_counter(f->srv[l], RANGE__SERVER_PENDING, 1, false, WAIT_MS));
+    /* a GET of "q1" above the pending commit: waits, in flight */
+    get_thread gt = {.f = f, .node = l, .range_id = 2, .key = "q1",
+                     .ts = ahead_of(f, l, 2 * MAX_OFFSET_NS)};
+    pthread_t gth;
+    uint64_t waits = range__server_counter_get(f->srv[l], RANGE__SERVER_READ_WAITS);
+    assert_int_equal(pthread_create(&gth, NULL, get_main, &gt), 0);
+    assert_true(range__server_wait_counter(f->srv[l], RANGE__SERVER_READ_WAITS, waits + 1, false,
+                                           WAIT_MS));
+    range_write wq[] = {W("q1", "1")};
+    commit_args aq = {2, r0, 102, 1, wq, 1, NULL, 0, NULL, 0, client_now(f)};
+    range_kv_response r;
+    assert_int_equal(commit(f, l, &aq, NULL, &r), RANGE_ERR_PUSHED);
+    assert_int_equal(hlc_compare(r.commit_ts, hlc_next(gt.ts)), 0);
+    range_kv_response_free(&r);
+    assert_false(atomic_load(&gt.done));
+    partition_out(f, l, false);
+    atomic_store(&f->ticking, true);
+    assert_true(wait_until(f, is_done, &ct.done));
+    assert_true(wait_until(f, is_done, &gt.done));
+    pthread_join(th, NULL);
+    pthread_join(gth, NULL);
+    assert_int_equal(ct.status, RANGE_OK);
+    assert_int_equal(gt.status, RANGE_NOT_FOUND);
+    /* over: now in the cache, same answer */
+    aq.nonce = 2;
+    assert_int_equal(commit(f, l, &aq, NULL, &r), RANGE_ERR_PUSHED);
+    assert_int_equal(hlc_compare(r.commit_ts, hlc_next(gt.ts)), 0);
+    range_kv_response_free(&r);
+}
+
+/* ---- cross-range commits through a router on real servers -------------------------- */
+
+static range_router *client_router(fixture *f)
+{
+    range_router_config rc = {.transport = &f->tp[CLIENT].base, .clock = f->clock[CLIENT],
+                              .local_node_id = CLIENT, .deadline_ms = WAIT_MS,
+                              .rpc_timeout_ms = SERVER_WAIT_MS * 2, .random_seed = f->seed};
+    range_router *r;
+    assert_int_equal(range_router_new(&rc, &r), RANGE_OK);
+    range_descriptor d1 = {.range_id = 1, .generation = 1, .end_key = (uint8_t *)"m",
+                           .end_len = 1, .n_replicas = NODES};
+    range_descriptor d2 = {.range_id = 2, .generation = 1, .start_key = (uint8_t *)"m",
+                           .start_len = 1, .n_replicas = NODES};
+    for (int k = 0; k < NODES; k++)
+        d1.replicas[k] = d2.replicas[k] = (uint64_t)k + 1;
+    assert_int_equal(range_router_update_descriptor(r, &d1), RANGE_OK);
+    assert_int_equal(range_router_update_descriptor(r, &d2), RANGE_OK);
+    return r;
+}
+
+/* A transaction of one read (point or span) in range 1 and one write in
+** range 2, through kv. */
+typedef struct xtxn {
+    hlc_timestamp read_ts;
+    range_span read;
+    range_write write;
+    hlc_timestamp commit_ts;
+    range_conflict conflict;
+} xtxn;
+
+static int xtxn_commit(range_kv *kv, uint64_t txn_id, xtxn *t)
+{
+    range_commit_request req = {.txn_id = txn_id, .read_ts = t->read_ts, .writes = &t->write,
+                                .write_count = 1, .read_spans = &t->read,
+                                .read_span_count = 1};
+    return kv->ops->commit(kv, &req, &t->commit_ts, &t->conflict);
+}
+
+/* The staged interloper: a write of `key` in range 1 at its leaseholder,
+** the server picks the timestamp. */
+typedef struct interloper {
+    int node;
+    const char *key;
+    int32_t status;
+    hlc_timestamp ts;
+    bool ran;
+} interloper;
+
+static void interloper_write(fixture *f, void *ctx)
+{
+    interloper *in = ctx;
+    range_write w = {(const uint8_t *)in->key, strlen(in->key), (const uint8_t *)"in", 2, false};
+    static atomic_uint_fast64_t nonce; /* a fresh commit each time */
+    commit_args a = {1, client_now(f), 500, (uint64_t)atomic_fetch_add(&nonce, 1) + 1, &w, 1,
+                     NULL, 0, NULL, 0, {0, 0}};
+    in->status = commit(f, in->node, &a, &in->ts, NULL);
+    in->ran = true;
+}
+
+static void test_router_cross_range_reads(void **state)
+{
+    fixture *f = *state;
+    int l1 = wait_leader(f, 1, 0);
+    int l2 = wait_leader(f, 2, 0);
+    pass_low_water(f, l1, 1, 80);
+    pass_low_water(f, l2, 2, 81);
+    range_router *router = client_router(f);
+    range_kv *kv = range_router_kv(router);
+    base_buf out = {0};
+
+    /* read in range 1, write in range 2: commits */
+    xtxn t1 = {.read_ts = client_now(f), .read = POINT("ca"), .write = W("na", "1")};
+    assert_int_equal(kv->ops->get(kv, (const uint8_t *)"ca", 2, t1.read_ts, &out),
+                     RANGE_NOT_FOUND);
+    assert_int_equal(xtxn_commit(kv, 1, &t1), RANGE_OK);
+    assert_true(hlc_compare(t1.commit_ts, t1.read_ts) > 0);
+    assert_int_equal(kv->ops->get(kv, (const uint8_t *)"na", 2, client_now(f), &out), RANGE_OK);
+    assert_memory_equal(out.data, "1", 1);
+
+    /* a write into the read between the read and the commit: 40001 */
+    xtxn t2 = {.read_ts = client_now(f), .read = POINT("cb"), .write = W("nb", "1")};
+    assert_int_equal(kv->ops->get(kv, (const uint8_t *)"cb", 2, t2.read_ts, &out),
+                     RANGE_NOT_FOUND);
+    range_write wcb = W("cb", "x");
+    range_commit_request other = {.txn_id = 3, .read_ts = client_now(f), .writes = &wcb,
+                                  .write_count = 1};
+    hlc_timestamp other_ts;
+    assert_int_equal(kv->ops->commit(kv, &other, &other_ts, NULL), RANGE_OK);
+    assert_int_equal(xtxn_commit(kv, 2, &t2), RANGE_ERR_CONFLICT);
+    assert_int_equal(t2.conflict.kind, RANGE_CONFLICT_READ_WRITE);
+    assert_int_equal(t2.conflict.key.len, 2);
+    assert_memory_equal(t2.conflict.key.data, "cb", 2);
+    assert_int_equal(hlc_compare(t2.conflict.conflict_ts, other_ts), 0);
+    range_conflict_free(&t2.conflict);
+    assert_int_equal(kv->ops->get(kv, (const uint8_t *)"nb", 2, client_now(f), &out),
+                     RANGE_NOT_FOUND);
+
+    /* the write lands after the VALIDATE, before the COMMIT: it gets a
+    ** timestamp above the commit's, so the reads held (point, then span) */
+    for (int i = 0; i < 2; i++) {
+        interloper in = {.node = l1, .key = i == 0 ? "cc" : "dd1"};
+        xtxn t3 = {.read_ts = client_now(f),
+                   .read = i == 0 ? (range_span)POINT("cc") : (range_span)SPAN("dd", "de"),
+                   .write = i == 0 ? (range_write)W("nc", "1") : (range_write)W("nd", "1")};
+        f->before_commit = interloper_write;
+        f->before_commit_ctx = &in;
+        assert_int_equal(xtxn_commit(kv, 4 + (uint64_t)i, &t3), RANGE_OK);
+        assert_true(in.ran);
+        assert_int_equal(in.status, RANGE_OK);
+        assert_true(hlc_compare(in.ts, t3.commit_ts) > 0);
+        /* at the commit's timestamp the read still sees nothing */
+        assert_int_equal(
+            kv->ops->get(kv, (const uint8_t *)in.key, strlen(in.key), t3.commit_ts, &out),
+            RANGE_NOT_FOUND);
+        assert_int_equal(kv->ops->get(kv, (const uint8_t *)in.key, strlen(in.key), in.ts, &out),
+                         RANGE_OK);
+    }
+
+    /* a read of the written key at a higher timestamp pushes the commit:
+    ** validated again and committed exactly at the pushed timestamp */
+    xtxn t5 = {.read_ts = client_now(f), .read = POINT("ce"), .write = W("ne", "1")};
+    hlc_timestamp high = ahead_of(f, l2, MAX_OFFSET_NS / 2);
+    assert_int_equal(get(f, l2, 2, "ne", high, NULL, 0), RANGE_NOT_FOUND);
+    assert_int_equal(xtxn_commit(kv, 6, &t5), RANGE_OK);
+    assert_int_equal(hlc_compare(t5.commit_ts, hlc_next(high)), 0);
+    /* ...and the VALIDATE at it held: a write of ce under it is pushed */
+    range_write wce[] = {W("ce", "1")};
+    commit_args ace = {1, t5.read_ts, 7, 1, wce, 1, NULL, 0, NULL, 0, high};
+    range_kv_response r;
+    assert_int_equal(commit(f, l1, &ace, NULL, &r), RANGE_ERR_PUSHED);
+    assert_true(hlc_compare(r.commit_ts, hlc_next(high)) > 0);
+    range_kv_response_free(&r);
+
+    /* writes in two ranges stay refused */
+    range_write two[] = {W("cz", "1"), W("nz", "1")};
+    range_commit_request both = {.txn_id = 8, .read_ts = client_now(f), .writes = two,
+                                 .write_count = 2};
+    assert_int_equal(kv->ops->commit(kv, &both, &other_ts, NULL), RANGE_ERR_CROSS_RANGE);
+    base_buf_free(&out);
+    range_router_free(router);
+}
+
+#define RACE_ROUNDS 24
+
+/* Writes "hot" once per token, concurrently with the round that posted it. */
+typedef struct hot_writer {
+    fixture *f;
+    int node;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+    int posted, taken, finished; /* tokens */
+    int writes;                  /* acknowledged */
+} hot_writer;
+
+static void *hot_writer_main(void *arg)
+{
+    hot_writer *h = arg;
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        pthread_mutex_lock(&h->mu);
+        while (!h->stop && h->taken == h->posted)
+            pthread_cond_wait(&h->cv, &h->mu); /* the main thread always ends with stop */
+        bool stop = h->stop && h->taken == h->posted;
+        if (!stop)
+            h->taken++;
+        pthread_mutex_unlock(&h->mu);
+        if (stop)
+            break;
+        range_write w = W("hot", "v");
+        commit_args a = {1, hlc_now(h->f->clock[CLIENT]), 900, (uint64_t)i + 1, &w, 1,
+                         NULL, 0, NULL, 0, {0, 0}};
+        range_kv_request q = commit_req(&a);
+        range_kv_response r;
+        int32_t st = call(h->f, h->node, &q, &r);
+        if (st == RANGE_OK)
+            (void)hlc_update(h->f->clock[CLIENT], r.commit_ts);
+        range_kv_response_free(&r);
+        pthread_mutex_lock(&h->mu);
+        h->writes += st == RANGE_OK;
+        h->finished++;
+        pthread_cond_broadcast(&h->cv);
+        pthread_mutex_unlock(&h->mu);
+    }
+    return NULL;
+}
+
+/* Cross-range transactions reading "hot" while it is written, in a seeded
+** mix of rounds: alone, racing a writer thread, or with a write staged
+** after the VALIDATE and before the COMMIT. Every transaction that commits
+** saw no version of "hot" in (read_ts, commit_ts] (serializable). */
+static void test_router_cross_range_race(void **state)
+{
+    fixture *f = *state;
+    int l1 = wait_leader(f, 1, 0);
+    int l2 = wait_leader(f, 2, 0);
+    pass_low_water(f, l1, 1, 90);
+    pass_low_water(f, l2, 2, 91);
+    range_router *router = client_router(f);
+    range_kv *kv = range_router_kv(router);
+    hot_writer h = {.f = f, .node = l1};
+    pthread_mutex_init(&h.mu, NULL);
+    pthread_cond_init(&h.cv, NULL);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, hot_writer_main, &h), 0);
+    uint64_t rng = f->seed;
+    xtxn t[RACE_ROUNDS];
+    int rc[RACE_ROUNDS], ok = 0, conflicts = 0, staged = 0;
+    base_buf out = {0};
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "nh%02d", i);
+        memset(&t[i], 0, sizeof(t[i]));
+        t[i].read_ts = client_now(f);
+        t[i].read = (range_span)POINT("hot");
+        t[i].write = (range_write){(const uint8_t *)strdup(key), strlen(key),
+                                   (const uint8_t *)"1", 1, false};
+        /* half the rounds race a write of hot (splitmix64 of the seed) */
+        uint64_t z = (rng += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        uint64_t how = (z ^ (z >> 31)) % 3; /* 0: alone, 1: racing, 2: staged */
+        interloper in = {.node = l1, .key = "hot"};
+        if (how == 2) { /* after the VALIDATE, before the COMMIT */
+            f->before_commit = interloper_write;
+            f->before_commit_ctx = &in;
+        }
+        if (how == 1) {
+            pthread_mutex_lock(&h.mu);
+            h.posted++;
+            pthread_cond_broadcast(&h.cv);
+            pthread_mutex_unlock(&h.mu);
+        }
+        int g = kv->ops->get(kv, (const uint8_t *)"hot", 3, t[i].read_ts, &out);
+        assert_true(g == RANGE_OK || g == RANGE_NOT_FOUND);
+        rc[i] = xtxn_commit(kv, 1000 + (uint64_t)i, &t[i]);
+        assert_true(rc[i] == RANGE_OK || rc[i] == RANGE_ERR_CONFLICT);
+        if (how == 2) {
+            /* staged: the reads held, the write landed above the commit */
+            assert_true(in.ran);
+            assert_int_equal(in.status, RANGE_OK);
+            assert_int_equal(rc[i], RANGE_OK);
+            assert_true(hlc_compare(in.ts, t[i].commit_ts) > 0);
+            staged++;
+        }
+        ok += rc[i] == RANGE_OK;
+        conflicts += rc[i] == RANGE_ERR_CONFLICT;
+        range_conflict_free(&t[i].conflict);
+        /* the round's write is over before the next round reads */
+        int64_t deadline = base_monotonic_ns() + (int64_t)WAIT_MS * 1000000;
+        pthread_mutex_lock(&h.mu);
+        while (h.finished < h.posted && base_monotonic_ns() < deadline) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&h.cv, &h.mu, &ts);
+        }
+        assert_int_equal(h.finished, h.posted);
+        pthread_mutex_unlock(&h.mu);
+    }
+    pthread_mutex_lock(&h.mu);
+    h.stop = true;
+    pthread_cond_broadcast(&h.cv);
+    pthread_mutex_unlock(&h.mu);
+    pthread_join(th, NULL);
+    pthread_mutex_destroy(&h.mu);
+    pthread_cond_destroy(&h.cv);
+    /* every version of "hot" on the leader (acknowledged = applied there) */
+    storage_iter_options o;
+    memset(&o, 0, sizeof(o));
+    o.start = (const uint8_t *)"hot";
+    o.start_len = 3;
+    o.end = (const uint8_t *)"hot\0";
+    o.end_len = 4;
+    o.mode = STORAGE_ITER_ALL_VERSIONS;
+    storage_iter *it = NULL;
+    assert_int_equal(storage_iter_open(f->engine[l1], NULL, &o, &it), STORAGE_OK);
+    hlc_timestamp vts;
+    int versions = 0;
+    while (storage_iter_next(it, NULL, NULL, &vts, NULL, NULL, NULL) == 1) {
+        versions++;
+        for (int i = 0; i < RACE_ROUNDS; i++)
+            if (rc[i] == RANGE_OK && hlc_compare(vts, t[i].read_ts) > 0 &&
+                hlc_compare(vts, t[i].commit_ts) <= 0)
+                fail_msg("round %d: a version of hot inside (read_ts, commit_ts] (seed %llu)",
+                         i, (unsigned long long)f->seed);
+    }
+    storage_iter_close(it);
+    assert_int_equal(versions, h.writes + staged);
+    printf("  race: %d committed, %d conflicts, %d racing and %d staged writes of hot\n", ok,
+           conflicts, h.writes, staged);
+    assert_true(ok > 0);
+    assert_true(h.writes > 0);
+    for (int i = 0; i < RACE_ROUNDS; i++)
+        free((void *)t[i].write.key);
+    base_buf_free(&out);
+    range_router_free(router);
+}
+
 int main(void)
 {
     if (getenv("TEST_DEBUG"))
@@ -1269,6 +2121,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelined_commits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_under_read_is_pushed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_validate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_in_flight_pushes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_router_cross_range_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_router_cross_range_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_restart, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

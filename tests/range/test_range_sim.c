@@ -22,7 +22,21 @@
 **     identical after healing.
 ** Seeds: MERIDIAN_SIM_SEEDS (default 200) seeds from MERIDIAN_SIM_FIRST_SEED
 ** (default 1); MERIDIAN_SEED=N runs seed N only. A failure prints its seed.
+**
+** Built twice. test_range_sim: each range's log in the engine's raw keyspace.
+** test_range_sim_log (RANGE_SIM_SHARED_LOG): each node's log is a shared
+** segmented raft_log (small segments, in /dev/shm when there is one) with
+** sync and the syncer driven by the simulation (range_node_sync_log at
+** random ticks, so saves wait for it and pile up); a crash also closes the
+** log and the restart recovers it from its files; half the crashes are
+** power failures: every log file is first cut back to its size at the
+** node's last sync (files created since are deleted), so a write that was
+** acknowledged or applied before it was durable shows up as a lost
+** acknowledged write or an applied index beyond the log. Both truncate the log
+** (a small log_truncate_entries), so restarts from a compacted log, purges
+** and catch-up after truncation are part of every run.
 */
+#define _GNU_SOURCE /* nftw */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,6 +45,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <dirent.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/base.h"
 #include "range/range.h"
@@ -45,6 +63,15 @@
 #define TICK_NS (10LL * 1000 * 1000)
 #define FAULT_TICKS 800
 #define CONVERGE_TICKS_MAX 4000
+#define SIM_FILES_MAX 512 /* log segment files remembered per node (shared mode) */
+#ifdef RANGE_SIM_SHARED_LOG
+#define SIM_SHARED 1
+#define TRUNCATE_ENTRIES 16
+#define SEGMENT_BYTES 8192
+#else
+#define SIM_SHARED 0
+#define TRUNCATE_ENTRIES 48
+#endif
 
 static uint64_t current_seed;
 /* totals over the seeds run, printed at the end (shows the faults bite) */
@@ -87,11 +114,19 @@ typedef struct sim_node {
     int restarts;
     uint64_t max_applied_seen;
     int applied_count[CMDS]; /* non-duplicate applications, across lifetimes */
+    raft_log *log;           /* shared mode: closed at every crash */
+    char log_dir[256];       /* shared mode: mkdtemp, removed at the end */
+    /* shared mode: the log files and their sizes at the last sync (a
+    ** power failure keeps no more) */
+    char durable_name[SIM_FILES_MAX][32];
+    long long durable_size[SIM_FILES_MAX];
+    size_t n_durable;
 } sim_node;
 
 typedef struct world {
     uint64_t seed;
     uint64_t rng;
+    int sync_per_million; /* shared mode: chance that a node's syncer runs in a tick */
     rpc_sim_net *net;
     sim_node nodes[NODES + 1];
     cmd_state cmds[CMDS];
@@ -140,19 +175,131 @@ static void observer(void *ctx, uint64_t range_id, uint64_t node_id, uint64_t in
     }
 }
 
+/* A fresh directory for a node's log (tmpfs when there is one: fsync is
+** then nearly free and hundreds of seeds stay fast). */
+static void make_log_dir(char *dir, size_t size)
+{
+    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
+    snprintf(dir, size, "%s/meridian-rsim-XXXXXX", base != NULL ? base : "/tmp");
+    assert_non_null(mkdtemp(dir));
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void remove_dir(const char *dir)
+{
+    if (dir[0] != '\0')
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+#if SIM_SHARED
+static uint64_t total_power_losses, total_bytes_lost;
+
+/* Remember the log files and their sizes: all of it is durable now (the
+** node just synced, or recovered, or purged: the sim is single-threaded). */
+static void record_durable(sim_node *n)
+{
+    DIR *d = opendir(n->log_dir);
+    assert_non_null(d);
+    struct dirent *de;
+    n->n_durable = 0;
+    while ((de = readdir(d)) != NULL) {
+        char path[512];
+        struct stat st;
+        if (strstr(de->d_name, ".rlog") == NULL)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", n->log_dir, de->d_name);
+        assert_int_equal(stat(path, &st), 0);
+        assert_true(n->n_durable < SIM_FILES_MAX && strlen(de->d_name) < 32);
+        memcpy(n->durable_name[n->n_durable], de->d_name, strlen(de->d_name) + 1);
+        n->durable_size[n->n_durable++] = (long long)st.st_size;
+    }
+    closedir(d);
+}
+
+/* Files deleted since the record (a purge): the record is stale. */
+static bool durable_stale(sim_node *n)
+{
+    for (size_t i = 0; i < n->n_durable; i++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", n->log_dir, n->durable_name[i]);
+        if (access(path, F_OK) != 0)
+            return true;
+    }
+    return false;
+}
+
+/* Power failure of a closed log: cut what was written after the record. */
+static void lose_unsynced(sim_node *n)
+{
+    DIR *d = opendir(n->log_dir);
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char path[512];
+        struct stat st;
+        if (strstr(de->d_name, ".rlog") == NULL)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", n->log_dir, de->d_name);
+        assert_int_equal(stat(path, &st), 0);
+        long long keep = -1;
+        for (size_t i = 0; i < n->n_durable; i++)
+            if (strcmp(n->durable_name[i], de->d_name) == 0)
+                keep = n->durable_size[i];
+        if (keep < 0) {
+            total_bytes_lost += (uint64_t)st.st_size;
+            assert_int_equal(unlink(path), 0);
+        } else if ((long long)st.st_size > keep) {
+            total_bytes_lost += (uint64_t)(st.st_size - keep);
+            assert_int_equal(truncate(path, (off_t)keep), 0);
+        }
+    }
+    closedir(d);
+    total_power_losses++;
+}
+
+static raft_log *open_log(const char *dir, size_t segment_bytes)
+{
+    raft_log_options lo = {.dir = dir, .segment_bytes_max = segment_bytes};
+    raft_log *log = NULL;
+    char err[256] = "";
+    int rc = raft_log_open(&lo, &log, err, sizeof(err));
+    if (rc != RAFT_LOG_OK)
+        fprintf(stderr, "raft_log_open %s: %s %s\n", dir, raft_log_strerror(rc), err);
+    assert_int_equal(rc, RAFT_LOG_OK);
+    return log;
+}
+#endif
+
 static void start_node(world *w, uint64_t id)
 {
     sim_node *n = &w->nodes[id];
     range_node_config nc = {.transport = n->t, .engine = n->engine, .sync = true,
                             .observer = observer, .observer_ctx = w};
+#if SIM_SHARED
+    if (n->log == NULL) {
+        n->log = open_log(n->log_dir, SEGMENT_BYTES); /* recovery after a crash */
+        record_durable(n);
+    }
+    nc.log = n->log;
+    nc.log_sync_manual = true;
+#endif
     assert_int_equal(range_node_new(&nc, &n->rn), RANGE_OK);
     range_replica_config rc = {.range_id = RANGE_ID, .n_peers = NODES,
                                .election_ticks = 10, .heartbeat_ticks = 1,
                                .random_seed = w->seed * 1000003 + (uint64_t)n->restarts,
-                               .proposal_timeout_ticks = 60};
+                               .proposal_timeout_ticks = 60,
+                               .log_truncate_entries = TRUNCATE_ENTRIES};
     for (int i = 0; i < NODES; i++)
         rc.peers[i] = (uint64_t)i + 1;
-    assert_int_equal(range_node_add_replica(n->rn, &rc, &n->rep), RANGE_OK);
+    int arc = range_node_add_replica(n->rn, &rc, &n->rep);
+    CHECK(arc == RANGE_OK, "n%llu cannot restart: %d", (unsigned long long)id, arc);
     range_replica_status st;
     range_replica_get_status(n->rep, &st);
     /* restart from storage: never behind what was applied before the crash */
@@ -167,6 +314,14 @@ static void crash_node(world *w, uint64_t id)
     sim_node *n = &w->nodes[id];
     range_node_free(n->rn); /* pending callbacks fail with AMBIGUOUS here */
     n->rn = NULL;
+#if SIM_SHARED
+    if (n->log != NULL) {
+        raft_log_close(n->log); /* unsynced appends may or may not survive */
+        n->log = NULL;
+        if (rnd_int(w, 2) == 0)
+            lose_unsynced(n);
+    }
+#endif
     n->rep = NULL;
     n->up = false;
     n->restarts++;
@@ -379,13 +534,29 @@ static void check_applied_monotonic(world *w)
     }
 }
 
+static uint64_t total_syncs, total_truncations, total_first_index_max;
+
 static void advance(world *w)
 {
     w->tick++;
     rpc_sim_run_until(w->net, (int64_t)w->tick * TICK_NS);
-    for (uint64_t i = 1; i <= NODES; i++)
-        if (w->nodes[i].up)
-            range_node_tick(w->nodes[i].rn);
+    for (uint64_t i = 1; i <= NODES; i++) {
+        if (!w->nodes[i].up)
+            continue;
+#if SIM_SHARED
+        if (chance(w, w->sync_per_million)) {
+            CHECK(range_node_sync_log(w->nodes[i].rn) == RANGE_OK, "n%llu log sync failed",
+                  (unsigned long long)i);
+            record_durable(&w->nodes[i]);
+            total_syncs++;
+        }
+#endif
+        range_node_tick(w->nodes[i].rn);
+#if SIM_SHARED
+        if (durable_stale(&w->nodes[i]))
+            record_durable(&w->nodes[i]); /* a purge synced what it kept */
+#endif
+    }
     check_applied_monotonic(w);
 }
 
@@ -486,6 +657,7 @@ static uint64_t run_seed(uint64_t seed)
     current_seed = seed;
     w->seed = seed;
     w->rng = seed * 0x9e3779b97f4a7c15ULL + 1;
+    w->sync_per_million = seed % 3 == 0 ? 1000000 : seed % 3 == 1 ? 500000 : 100000;
     rpc_sim_config sc;
     rpc_sim_config_init(&sc, seed);
     sc.drop_per_million = 20000;
@@ -496,6 +668,8 @@ static uint64_t run_seed(uint64_t seed)
         storage_options so = {.dir = NULL, .create_if_missing = true};
         assert_int_equal(storage_open(&so, &w->nodes[i].engine), STORAGE_OK);
         assert_int_equal(rpc_sim_add_node(w->net, i, NULL, &w->nodes[i].t), RPC_OK);
+        if (SIM_SHARED)
+            make_log_dir(w->nodes[i].log_dir, sizeof(w->nodes[i].log_dir));
     }
     for (int i = 0; i < CMDS; i++) {
         cmd_state *c = &w->cmds[i];
@@ -596,13 +770,47 @@ static uint64_t run_seed(uint64_t seed)
     total_not_leader += w->not_leader;
     total_ticks += (uint64_t)w->tick;
     uint64_t result = h[1] ^ ((uint64_t)w->tick << 32) ^ w->acks;
+    /* The log is bounded: with every replica up and caught up, the leader
+    ** truncates until each keeps fewer than 2 x the threshold. */
+    int settle = 0;
+    for (; settle < 400; settle++) {
+        bool bounded = converged(w);
+        for (uint64_t i = 1; i <= NODES && bounded; i++) {
+            range_replica_status st;
+            range_replica_get_status(w->nodes[i].rep, &st);
+            bounded = st.last_index + 1 - st.first_index < 2 * TRUNCATE_ENTRIES;
+        }
+        if (bounded)
+            break;
+        advance(w);
+    }
+    if (settle == 400)
+        for (uint64_t i = 1; i <= NODES; i++) {
+            range_replica_status st;
+            range_replica_get_status(w->nodes[i].rep, &st);
+            fprintf(stderr, "n%llu: leader %d term %llu commit %llu applied %llu log [%llu, "
+                    "%llu]\n", (unsigned long long)i, st.leader, (unsigned long long)st.term,
+                    (unsigned long long)st.commit, (unsigned long long)st.applied,
+                    (unsigned long long)st.first_index, (unsigned long long)st.last_index);
+        }
+    CHECK(settle < 400, "the logs were not truncated once all replicas caught up");
+    for (uint64_t i = 1; i <= NODES; i++) {
+        range_replica_status st;
+        range_replica_get_status(w->nodes[i].rep, &st);
+        if (st.first_index > 1)
+            total_truncations++;
+        if (st.first_index > total_first_index_max)
+            total_first_index_max = st.first_index;
+    }
 
     for (uint64_t i = 1; i <= NODES; i++)
         if (w->nodes[i].up)
             crash_node(w, i);
     rpc_sim_net_free(w->net);
-    for (uint64_t i = 1; i <= NODES; i++)
+    for (uint64_t i = 1; i <= NODES; i++) {
         storage_close(w->nodes[i].engine);
+        remove_dir(w->nodes[i].log_dir);
+    }
     free(w);
     return result;
 }
@@ -642,11 +850,15 @@ static void solo_cb(void *ctx, int rc)
         s->failed++;
 }
 
+/* shared mode: the solo node's log, without sync (saves durable at once,
+** as far as the node asks: the inline path of replica_process) */
+static raft_log *solo_log;
+
 static void solo_start(rpc_transport *t, storage_engine *e, solo *s, range_node **rn,
                        range_replica **rep)
 {
-    range_node_config nc = {.transport = t, .engine = e, .sync = true,
-                            .observer = solo_observer, .observer_ctx = s};
+    range_node_config nc = {.transport = t, .engine = e, .sync = solo_log == NULL,
+                            .log = solo_log, .observer = solo_observer, .observer_ctx = s};
     assert_int_equal(range_node_new(&nc, rn), RANGE_OK);
     range_replica_config rc = {.range_id = 9, .peers = {1}, .n_peers = 1, .random_seed = 5};
     assert_int_equal(range_node_add_replica(*rn, &rc, rep), RANGE_OK);
@@ -668,10 +880,16 @@ static void test_single_replica_restart(void **state)
     solo s = {0};
     range_node *rn;
     range_replica *rep;
+    char log_dir[256] = "";
+    (void)log_dir;
     rpc_sim_config_init(&sc, 1);
     assert_int_equal(rpc_sim_net_new(&sc, &net), RPC_OK);
     assert_int_equal(rpc_sim_add_node(net, 1, NULL, &t), RPC_OK);
     assert_int_equal(storage_open(&so, &e), STORAGE_OK);
+#if SIM_SHARED
+    make_log_dir(log_dir, sizeof(log_dir));
+    solo_log = open_log(log_dir, 0);
+#endif
     solo_start(t, e, &s, &rn, &rep);
     range_replica_status st;
     for (int i = 0; i < 100; i++) {
@@ -698,6 +916,10 @@ static void test_single_replica_restart(void **state)
 
     /* crash and restart from storage: same applied index, nothing replayed */
     range_node_free(rn);
+#if SIM_SHARED
+    raft_log_close(solo_log);
+    solo_log = open_log(log_dir, 0);
+#endif
     solo_start(t, e, &s, &rn, &rep);
     range_replica_get_status(rep, &st);
     assert_int_equal(st.applied, applied_before);
@@ -737,6 +959,27 @@ static void test_single_replica_restart(void **state)
     assert_int_equal(range_replica_propose(rep, &badcmd, solo_cb, &s, NULL), RANGE_ERR_INVALID);
     assert_int_equal(s.failed, 0);
     range_node_free(rn);
+#if SIM_SHARED
+    /* the store keeps its layout: a log in the raw keyspace is refused over
+    ** a shared log, with a clear error */
+    {
+        range_node *raw;
+        range_node_config nc = {.transport = t, .engine = e, .sync = true};
+        assert_int_equal(range_node_new(&nc, &raw), RANGE_OK);
+        range_replica_config other = {.range_id = 11, .peers = {1}, .n_peers = 1};
+        assert_int_equal(range_node_add_replica(raw, &other, NULL), RANGE_OK);
+        for (int i = 0; i < 100; i++)
+            range_node_tick(raw); /* elected: a hard state in the raw keyspace */
+        range_node_free(raw);
+        nc.log = solo_log;
+        assert_int_equal(range_node_new(&nc, &raw), RANGE_OK);
+        assert_int_equal(range_node_add_replica(raw, &other, NULL), RANGE_ERR_CORRUPT);
+        range_node_free(raw);
+    }
+    raft_log_close(solo_log);
+    solo_log = NULL;
+    remove_dir(log_dir);
+#endif
     rpc_sim_net_free(net);
     storage_close(e);
 }
@@ -771,6 +1014,14 @@ static void test_sim_seeds(void **state)
             (unsigned long long)total_not_leader, (unsigned long long)total_dup_proposals,
             (unsigned long long)total_mid_reads_ok, (unsigned long long)total_mid_reads_failed,
             (unsigned long long)total_garbage);
+    fprintf(stderr, "range sim (%s log): replicas ending truncated %llu, highest first index "
+            "%llu, syncer rounds %llu\n", SIM_SHARED ? "shared" : "raw keyspace",
+            (unsigned long long)total_truncations, (unsigned long long)total_first_index_max,
+            (unsigned long long)total_syncs);
+#if SIM_SHARED
+    fprintf(stderr, "range sim: power failures %llu, unsynced log bytes lost %llu\n",
+            (unsigned long long)total_power_losses, (unsigned long long)total_bytes_lost);
+#endif
 }
 
 static void test_sim_deterministic(void **state)

@@ -384,11 +384,26 @@ static void test_plan_bootstrap(void **state) {
     }
     assert_int_equal(p.answer_index[0], -1);
     assert_int_equal(p.answer_index[1], 1);
-    assert_int_equal(p.n_descs, 1);
+    /* range 1 = [empty, /table/100) (system keys, catalog), range 2 = the rest */
+    assert_int_equal(p.n_descs, 2);
     assert_int_equal(p.descs[0].range_id, 1);
     assert_int_equal(p.descs[0].start_len, 0);
-    assert_int_equal(p.descs[0].end_len, 0);
-    assert_int_equal(p.descs[0].n_replicas, 3);
+    assert_int_equal(p.descs[0].end_len, 8);
+    assert_memory_equal(p.descs[0].end_key, "\0\0\0\x64\0\0\0\0", 8);
+    assert_int_equal(p.descs[1].range_id, 2);
+    assert_int_equal(p.descs[1].start_len, 8);
+    assert_memory_equal(p.descs[1].start_key, p.descs[0].end_key, 8);
+    assert_int_equal(p.descs[1].end_len, 0);
+    for (size_t r = 0; r < 2; r++) {
+        assert_int_equal(p.descs[r].generation, 1);
+        assert_int_equal(p.descs[r].n_replicas, 3);
+        base_buf enc = {0};
+        assert_int_equal(range_descriptor_encode(&p.descs[r], &enc), RANGE_OK);
+        base_buf_free(&enc);
+    }
+    /* system keys (table id 0) lie in range 1 */
+    assert_true(range_descriptor_contains(&p.descs[0], (const uint8_t *)SRV_SYS_PREFIX,
+                                          SRV_SYS_PREFIX_LEN));
     srv__plan_free(&p);
 
     /* Join order decides ids; unanswered addresses and a node listed twice
@@ -405,6 +420,7 @@ static void test_plan_bootstrap(void **state) {
     for (size_t i = 0; i < 3; i++)
         for (size_t j = i + 1; j < 3; j++)
             assert_int_not_equal(p.descs[0].replicas[i], p.descs[0].replicas[j]);
+    assert_memory_equal(p.descs[1].replicas, p.descs[0].replicas, sizeof(p.descs[0].replicas));
     srv__plan_free(&p);
 
     /* Alone (nobody answered): one node, one replica. */
@@ -426,7 +442,7 @@ static void test_plan_bootstrap(void **state) {
     assert_int_equal(srv__plan_bootstrap(&self, &self, me, three, 3, 0, &p), SRV_ERR_INVALID);
 
     /* Out of memory at each allocation. */
-    for (long k = 0; k < 8; k++) {
+    for (long k = 0; k < 12; k++) {
         base_alloc_fail_after(k);
         int rc = srv__plan_bootstrap(&self, &self, me, three, 3, 3, &p);
         base_alloc_fail_after(-1);
@@ -440,8 +456,37 @@ static void test_initial_kv(void **state) {
     srv_peer peers[3] = {peer(1, 1), peer(2, 2), peer(3, 3)};
     srv__kv *kvs, *again;
     size_t n, n2;
-    assert_int_equal(srv__initial_kv(peers, 3, &kvs, &n), SRV_OK);
+    /* without descriptors: the node table only */
+    assert_int_equal(srv__initial_kv(peers, 3, NULL, 0, &kvs, &n), SRV_OK);
     assert_int_equal(n, 4);
+    srv__kvs_free(kvs, n);
+    srv__plan plan;
+    srv_addr self = addr("127.0.0.1", 1);
+    srv__probe_answer none[1] = {answer(2, 7, false, false)};
+    assert_int_equal(srv__plan_bootstrap(&self, &self, 5, none, 1, 3, &plan), SRV_OK);
+    assert_int_equal(srv__initial_kv(peers, 3, plan.descs, plan.n_descs, &kvs, &n), SRV_OK);
+    assert_int_equal(n, 4 + 1 + 2);
+    /* the range-id counter (above the initial ranges) and a meta entry each */
+    assert_int_equal(kvs[4].key_len, RANGE_ID_COUNTER_KEY_LEN);
+    assert_memory_equal(kvs[4].key, RANGE_ID_COUNTER_KEY, RANGE_ID_COUNTER_KEY_LEN);
+    uint64_t next_range;
+    assert_int_equal(range_id_counter_decode(kvs[4].value, kvs[4].value_len, &next_range),
+                     RANGE_OK);
+    assert_int_equal(next_range, 3);
+    for (size_t r = 0; r < 2; r++) {
+        base_buf mk = {0};
+        range_descriptor d;
+        assert_int_equal(range_meta_key(&plan.descs[r], &mk), RANGE_OK);
+        assert_int_equal(kvs[5 + r].key_len, mk.len);
+        assert_memory_equal(kvs[5 + r].key, mk.data, mk.len);
+        assert_true(range_meta_is_key(mk.data, mk.len));
+        assert_true(range_descriptor_contains(&plan.descs[0], mk.data, mk.len)); /* in range 1 */
+        assert_int_equal(range_descriptor_decode(kvs[5 + r].value, kvs[5 + r].value_len, &d),
+                         RANGE_OK);
+        assert_int_equal(d.range_id, r + 1);
+        range_descriptor_free(&d);
+        base_buf_free(&mk);
+    }
     uint8_t key[SRV_KEY_SIZE_MAX];
     size_t kl = srv__key_counter(key);
     assert_int_equal(kvs[0].key_len, kl);
@@ -457,7 +502,7 @@ static void test_initial_kv(void **state) {
         assert_int_equal(r.join_token, 0);
     }
     /* Deterministic: every replica writes the same bytes. */
-    assert_int_equal(srv__initial_kv(peers, 3, &again, &n2), SRV_OK);
+    assert_int_equal(srv__initial_kv(peers, 3, plan.descs, plan.n_descs, &again, &n2), SRV_OK);
     assert_int_equal(n2, n);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(again[i].value_len, kvs[i].value_len);
@@ -465,13 +510,14 @@ static void test_initial_kv(void **state) {
     }
     srv__kvs_free(again, n2);
     srv__kvs_free(kvs, n);
-    for (long k = 0; k < 12; k++) {
+    for (long k = 0; k < 24; k++) {
         base_alloc_fail_after(k);
-        int rc = srv__initial_kv(peers, 3, &kvs, &n);
+        int rc = srv__initial_kv(peers, 3, plan.descs, plan.n_descs, &kvs, &n);
         base_alloc_fail_after(-1);
         assert_true(rc == SRV_OK || rc == SRV_ERR_NOMEM);
         if (rc == SRV_OK) srv__kvs_free(kvs, n);
     }
+    srv__plan_free(&plan);
 }
 
 /* ---- system keys ------------------------------------------------------------------------ */
@@ -585,7 +631,7 @@ static void test_store(void **state) {
                      .peers = peers, .n_peers = 2, .descs = descs, .hosted = hosted, .n_descs = 2};
     srv__kv *kvs;
     size_t n_kvs;
-    assert_int_equal(srv__initial_kv(peers, 2, &kvs, &n_kvs), SRV_OK);
+    assert_int_equal(srv__initial_kv(peers, 2, NULL, 0, &kvs, &n_kvs), SRV_OK);
     hlc_timestamp ts = {1700000000000000000LL, 0};
     assert_int_equal(srv__store_save(e, &st, kvs, n_kvs, ts), SRV_OK);
     srv__kvs_free(kvs, n_kvs);

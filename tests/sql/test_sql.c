@@ -973,6 +973,31 @@ static void test_ddl_in_transaction(void **state) {
 
 /* A multi-statement query string outside BEGIN is one implicit transaction,
 ** as in PostgreSQL: an error rolls back the statements before it. */
+/* A single node's key space is one local store: no ranges, so SPLIT AT is
+** refused (and CREATE/DROP TABLE split nothing); syntax and blocks are
+** checked first. */
+static void test_split_at_single_node(void **state) {
+    fixture f;
+    (void)state;
+    open_all(&f);
+    sqlv_session *s = session(&f);
+    EXPECT(s, "CREATE TABLE sp (k INT PRIMARY KEY, v TEXT)", "C CREATE TABLE\n");
+    EXPECT(s, "INSERT INTO sp VALUES (1, 'a'), (9, 'b')", "C INSERT 0 2\n");
+    expect_error(s, "ALTER TABLE sp SPLIT AT VALUES (5)", "0A000");
+    expect_error(s, "ALTER TABLE sp SPLIT VALUES (5)", "42601");
+    expect_error(s, "ALTER TABLE sp SPLIT AT SELECT 5", "0A000");
+    EXPECT(s, "BEGIN", "C BEGIN\n");
+    expect_error(s, "ALTER TABLE sp SPLIT AT VALUES (5)", "25001");
+    EXPECT(s, "ROLLBACK", "C ROLLBACK\n");
+    EXPECT(s, "SELECT k, v FROM sp ORDER BY k", "D k:23,v:25\nR 1|a\nR 9|b\nC SELECT 2\n");
+    /* a dropped name is free again (a new, empty table) */
+    EXPECT(s, "DROP TABLE sp", "C DROP TABLE\n");
+    EXPECT(s, "CREATE TABLE sp (k INT PRIMARY KEY, v TEXT)", "C CREATE TABLE\n");
+    EXPECT(s, "SELECT count(*) FROM sp", "D count:20\nR 0\nC SELECT 1\n");
+    sqlv_session_close(s);
+    close_all(&f);
+}
+
 static void test_implicit_block(void **state) {
     fixture f;
     (void)state;
@@ -1030,6 +1055,7 @@ int main(void) {
         cmocka_unit_test(test_pg_column_names),
         cmocka_unit_test(test_ddl_in_transaction),
         cmocka_unit_test(test_implicit_block),
+        cmocka_unit_test(test_split_at_single_node),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

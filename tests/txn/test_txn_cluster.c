@@ -10,7 +10,11 @@
 ** through every node, a serialization conflict between two nodes, and
 ** leader failover: the leader's node stops (its handler drops every
 ** message and it is no longer ticked: a crash as the network sees it) while
-** the other nodes keep committing through their routers.
+** the other nodes keep committing through their routers. Splits
+** (txn_db_split_at): the new range id from the counter, both halves serving
+** through every node, meta written (a router knowing only the left finds
+** the right there), a boundary again is a no-op, writes in both halves in
+** one transaction are 0A000; a single node's txn_db refuses to split.
 **
 ** Every wait is bounded (router deadlines; wait_for with a limit).
 */
@@ -235,6 +239,7 @@ static void scan_keys(cluster *c, int i, bool reverse, char *out, size_t out_siz
         int n = txn_iter_next(it, &k, &kl, &v, &vl, &err);
         if (n < 0) fail_msg("scan through node %d: %d %s", i, n, err.message);
         if (n == 0) break;
+        if (kl > 0 && k[0] == 0) continue; /* system keys (meta, counters) */
         pos += (size_t)snprintf(out + pos, out_size - pos, "%s%.*s", pos ? "," : "", (int)kl,
                                 (const char *)k);
         assert_true(pos < out_size);
@@ -315,10 +320,105 @@ static void test_three_node_cluster(void **state) {
     free(c);
 }
 
+
+static void test_split(void **state) {
+    (void)state;
+    cluster *c = calloc(1, sizeof(*c));
+    start_cluster(c);
+    assert_true(wait_leader(c));
+    put_through(c, 1, "a", "1");
+    put_through(c, 2, "z", "1");
+    txn_split_result res;
+    txn_error err = {0};
+    assert_true(txn_db_has_ranges(c->n[2].db));
+    int rc = txn_db_split_at(c->n[2].db, (const uint8_t *)"m", 1, &res, &err);
+    if (rc != TXN_OK) fail_msg("split: %d %s", rc, err.message);
+    assert_true(res.created);
+    assert_int_equal(res.left_range_id, 1);
+    assert_int_equal(res.right_range_id, 2); /* the counter's first id */
+    /* both halves serve through every node (routers learn the right side
+    ** from KEY_MISMATCH answers or meta) */
+    for (int i = 1; i <= NODES; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "b%d", i);
+        put_through(c, i, key, "left");
+        snprintf(key, sizeof(key), "y%d", i);
+        put_through(c, i, key, "right");
+    }
+    for (int i = 1; i <= NODES; i++) {
+        char keys[256];
+        scan_keys(c, i, false, keys, sizeof(keys));
+        assert_string_equal(keys, "a,b1,b2,b3,y1,y2,y3,z");
+        scan_keys(c, i, true, keys, sizeof(keys));
+        assert_string_equal(keys, "z,y3,y2,y1,b3,b2,b1,a");
+        check_value(c, i, "z", "1");
+    }
+    /* writes in both halves: one range each, until two-phase commit */
+    txn *t;
+    assert_int_equal(txn_begin(c->n[3].db, NULL, &t), TXN_OK);
+    assert_int_equal(txn_put(t, (const uint8_t *)"c", 1, (const uint8_t *)"x", 1, &err), TXN_OK);
+    assert_int_equal(txn_put(t, (const uint8_t *)"x", 1, (const uint8_t *)"x", 1, &err), TXN_OK);
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(txn_commit(t, NULL, &err), TXN_ERR_UNSUPPORTED);
+    assert_string_equal(err.sqlstate, "0A000");
+    /* the boundary again: nothing to do, and a new id is not used */
+    assert_int_equal(txn_db_split_at(c->n[1].db, (const uint8_t *)"m", 1, &res, &err), TXN_OK);
+    assert_false(res.created);
+    assert_int_equal(res.right_range_id, 2);
+    assert_int_equal(res.left_range_id, 1);
+    /* meta: a router that knows only the left finds the right there */
+    range_descriptor left;
+    assert_int_equal(range_replica_descriptor(c->n[1].rep, &left), RANGE_OK);
+    assert_int_equal(left.end_len, 1);
+    range_router *fresh = NULL;
+    range_router_config rcfg = {.transport = rpc_uv_transport(c->n[3].uv), .clock = c->n[3].clock,
+                                .local_node_id = 3, .deadline_ms = ROUTER_DEADLINE_MS,
+                                .rpc_timeout_ms = ROUTER_RPC_TIMEOUT_MS, .random_seed = 5};
+    assert_int_equal(range_router_new(&rcfg, &fresh), RANGE_OK);
+    assert_int_equal(range_router_update_descriptor(fresh, &left), RANGE_OK);
+    range_descriptor_free(&left);
+    range_kv *kv = range_router_kv(fresh);
+    base_buf b = {0};
+    assert_int_equal(kv->ops->get(kv, (const uint8_t *)"z", 1, hlc_now(c->n[3].clock), &b),
+                     RANGE_OK);
+    assert_int_equal(b.len, 1);
+    range_router_stats st;
+    range_router_get_stats(fresh, &st);
+    assert_int_equal(st.meta_lookups, 1);
+    assert_int_equal(st.descriptor_refreshes, 0);
+    base_buf_free(&b);
+    range_router_free(fresh);
+    stop_cluster(c);
+    free(c);
+}
+
+static void test_single_node_cannot_split(void **state) {
+    (void)state;
+    hlc_clock *clock;
+    storage_engine *e;
+    txn_db *db;
+    assert_int_equal(hlc_clock_new(hlc_system_clock(), HLC_DEFAULT_MAX_OFFSET_NS, &clock), 0);
+    storage_options so = {.dir = NULL, .create_if_missing = true};
+    assert_int_equal(storage_open(&so, &e), STORAGE_OK);
+    txn_db_options o = {.engine = e, .clock = clock};
+    assert_int_equal(txn_db_open(&o, &db), TXN_OK);
+    assert_false(txn_db_has_ranges(db));
+    txn_split_result res;
+    txn_error err = {0};
+    assert_int_equal(txn_db_split_at(db, (const uint8_t *)"m", 1, &res, &err),
+                     TXN_ERR_UNSUPPORTED);
+    assert_string_equal(err.sqlstate, "0A000");
+    txn_db_close(db);
+    storage_close(e);
+    hlc_clock_free(clock);
+}
+
 int main(void) {
     base_log_set_level(BASE_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_three_node_cluster),
+        cmocka_unit_test(test_split),
+        cmocka_unit_test(test_single_node_cannot_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
