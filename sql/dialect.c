@@ -212,6 +212,22 @@ static int parse_type(const tok *in, size_t n, size_t *i, char *name, size_t siz
     return 0;
 }
 
+/* A dollar-quoted string token ($tag$body$tag$, tag possibly empty) as a
+** '...' literal with quotes doubled. An unterminated one (the lexer ran to
+** the end of input) is copied as it is, for SQLite to refuse. */
+static int append_dollar_string(base_buf *b, const char *s, size_t len) {
+    const char *close = memchr(s + 1, '$', len - 1);
+    size_t taglen = close != NULL ? (size_t)(close - s) + 1 : 0;
+    if (taglen == 0 || len < 2 * taglen || memcmp(s + len - taglen, s, taglen) != 0)
+        return base_buf_append(b, s, len);
+    if (base_buf_append_byte(b, '\'') != 0) return -1;
+    for (size_t i = taglen; i < len - taglen; i++) {
+        if (s[i] == '\'' && base_buf_append_byte(b, '\'') != 0) return -1;
+        if (base_buf_append_byte(b, (uint8_t)s[i]) != 0) return -1;
+    }
+    return base_buf_append_byte(b, '\'');
+}
+
 static bool is_create_table(const tok *in, size_t n) {
     size_t k = 1;
     if (n < 2 || !is(&in[0], "CREATE")) return false;
@@ -426,9 +442,14 @@ int sqlv__dialect_rewrite(const char *text, size_t len, sqlv__rewrite *out) {
         if (push(&o, *t) != 0) goto cleanup;
     }
     for (size_t i = 0; i < o.n; i++) {
-        if (base_buf_append(&b, o.v[i].ws, o.v[i].wslen) != 0 ||
-            base_buf_append(&b, o.v[i].s, o.v[i].len) != 0)
-            goto cleanup;
+        if (base_buf_append(&b, o.v[i].ws, o.v[i].wslen) != 0) goto cleanup;
+        if (o.v[i].kind == SQLV__TOK_STRING && o.v[i].len > 0 && o.v[i].s[0] == '$') {
+            /* SQLite has no dollar quoting ($$...$$ would be a parameter): emit
+            ** the body as a standard string literal. */
+            if (append_dollar_string(&b, o.v[i].s, o.v[i].len) != 0) goto cleanup;
+            continue;
+        }
+        if (base_buf_append(&b, o.v[i].s, o.v[i].len) != 0) goto cleanup;
     }
     if (base_buf_append(&b, "", 1) != 0) goto cleanup;
     out->text = (char *)b.data;

@@ -71,7 +71,9 @@ static void test_rewrite_casts(void **state) {
     expect_rewrite("SELECT -1::int", "SELECT -CAST(1 AS INTEGER)");
     /* not rewritten inside strings, quoted identifiers, comments, dollar quotes */
     expect_rewrite("SELECT 'a::b', \"x::y\" -- c::d public.t\n, $$p::q public.t$$ /* public.t::int */, $tag$ a::b $tag$",
-                   "SELECT 'a::b', \"x::y\" -- c::d public.t\n, $$p::q public.t$$ /* public.t::int */, $tag$ a::b $tag$");
+                   "SELECT 'a::b', \"x::y\" -- c::d public.t\n, 'p::q public.t' /* public.t::int */, ' a::b '");
+    /* dollar quotes become standard literals (SQLite would read $$ as a parameter) */
+    expect_rewrite("SELECT $$it's$$, $q$a$$b$q$, $$$$", "SELECT 'it''s', 'a$$b', ''");
     expect_rewrite("SELECT ':' || ':'", "SELECT ':' || ':'");
     expect_rejected("SELECT 1::nosuchtype", "42704");
     expect_rejected("SELECT ::int", "42601");
