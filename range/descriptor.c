@@ -21,70 +21,12 @@
 */
 #include <string.h>
 
+#include "range/codec_int.h"
 #include "range/range.h"
 
 #define DESC_VERSION 1
 
-/* ---- varints (the same LEB128 as replica_codec.c, whose helpers are static) */
-
-static int desc__put_varint(base_buf *b, uint64_t v)
-{
-    uint8_t tmp[10];
-    size_t n = 0;
-    while (v >= 0x80) {
-        tmp[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    tmp[n++] = (uint8_t)v;
-    return base_buf_append(b, tmp, n);
-}
-
-typedef struct desc__reader {
-    const uint8_t *p;
-    const uint8_t *end;
-    bool bad;
-} desc__reader;
-
-static uint8_t desc__get_u8(desc__reader *r)
-{
-    if (r->bad || r->p >= r->end) {
-        r->bad = true;
-        return 0;
-    }
-    return *r->p++;
-}
-
-static uint64_t desc__get_varint(desc__reader *r)
-{
-    uint64_t v = 0;
-    for (int shift = 0; shift < 70; shift += 7) {
-        if (r->bad || r->p >= r->end) {
-            r->bad = true;
-            return 0;
-        }
-        uint8_t c = *r->p++;
-        if (shift == 63 && (c & 0x7e) != 0) { /* bits beyond 64 */
-            r->bad = true;
-            return 0;
-        }
-        v |= (uint64_t)(c & 0x7f) << shift;
-        if ((c & 0x80) == 0)
-            return v;
-    }
-    r->bad = true;
-    return 0;
-}
-
-static const uint8_t *desc__get_bytes(desc__reader *r, uint64_t n)
-{
-    if (r->bad || n > (uint64_t)(r->end - r->p)) {
-        r->bad = true;
-        return NULL;
-    }
-    const uint8_t *p = r->p;
-    r->p += n;
-    return p;
-}
+typedef range__reader desc__reader;
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -184,15 +126,15 @@ int range_descriptor_encode(const range_descriptor *d, base_buf *out)
                            d->replicas, d->n_replicas))
         return RANGE_ERR_INVALID;
     rc |= base_buf_append_byte(out, DESC_VERSION);
-    rc |= desc__put_varint(out, d->range_id);
-    rc |= desc__put_varint(out, d->generation);
-    rc |= desc__put_varint(out, d->start_len);
+    rc |= range__put_varint(out, d->range_id);
+    rc |= range__put_varint(out, d->generation);
+    rc |= range__put_varint(out, d->start_len);
     rc |= base_buf_append(out, d->start_key, d->start_len);
-    rc |= desc__put_varint(out, d->end_len);
+    rc |= range__put_varint(out, d->end_len);
     rc |= base_buf_append(out, d->end_key, d->end_len);
-    rc |= desc__put_varint(out, d->n_replicas);
+    rc |= range__put_varint(out, d->n_replicas);
     for (size_t i = 0; i < d->n_replicas && rc == 0; i++)
-        rc |= desc__put_varint(out, d->replicas[i]);
+        rc |= range__put_varint(out, d->replicas[i]);
     return rc == 0 ? RANGE_OK : RANGE_ERR_NOMEM;
 }
 
@@ -202,23 +144,23 @@ int range_descriptor_decode(const uint8_t *data, size_t len, range_descriptor *o
     range_descriptor view; /* borrows its keys from data until copied */
     memset(out, 0, sizeof(*out));
     memset(&view, 0, sizeof(view));
-    if (data == NULL || len == 0 || desc__get_u8(&r) != DESC_VERSION)
+    if (data == NULL || len == 0 || range__get_u8(&r) != DESC_VERSION)
         return RANGE_ERR_CORRUPT;
-    view.range_id = desc__get_varint(&r);
-    view.generation = desc__get_varint(&r);
-    uint64_t start_len = desc__get_varint(&r);
+    view.range_id = range__get_varint(&r);
+    view.generation = range__get_varint(&r);
+    uint64_t start_len = range__get_varint(&r);
     if (r.bad || start_len > RANGE_DESC_KEY_MAX)
         return RANGE_ERR_CORRUPT;
-    const uint8_t *start = desc__get_bytes(&r, start_len);
-    uint64_t end_len = desc__get_varint(&r);
+    const uint8_t *start = range__get_raw(&r, start_len);
+    uint64_t end_len = range__get_varint(&r);
     if (r.bad || end_len > RANGE_DESC_KEY_MAX)
         return RANGE_ERR_CORRUPT;
-    const uint8_t *end = desc__get_bytes(&r, end_len);
-    uint64_t n = desc__get_varint(&r);
+    const uint8_t *end = range__get_raw(&r, end_len);
+    uint64_t n = range__get_varint(&r);
     if (r.bad || n > RANGE_REPLICAS_MAX)
         return RANGE_ERR_CORRUPT;
     for (uint64_t i = 0; i < n; i++)
-        view.replicas[i] = desc__get_varint(&r);
+        view.replicas[i] = range__get_varint(&r);
     if (r.bad || r.p != r.end) /* truncated, or trailing bytes */
         return RANGE_ERR_CORRUPT;
     view.start_key = (uint8_t *)start; /* only read: copied below */

@@ -64,6 +64,7 @@
 */
 #include <string.h>
 
+#include "range/codec_int.h"
 #include "range/kv_int.h"
 #include "range/range.h"
 
@@ -90,21 +91,10 @@
 
 /* ---- varints and bytes (replica_codec.c's helpers are static there) ------- */
 
-static int kv__put_varint(base_buf *b, uint64_t v)
-{
-    uint8_t tmp[10];
-    size_t n = 0;
-    while (v >= 0x80) {
-        tmp[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    tmp[n++] = (uint8_t)v;
-    return base_buf_append(b, tmp, n);
-}
 
 static int kv__put_bytes(base_buf *b, const uint8_t *p, size_t n)
 {
-    int rc = kv__put_varint(b, n);
+    int rc = range__put_varint(b, n);
     if (rc == 0 && n > 0)
         rc = base_buf_append(b, p, n);
     return rc;
@@ -117,49 +107,15 @@ static int kv__put_ts(base_buf *b, hlc_timestamp ts)
     return base_buf_append(b, tmp, sizeof(tmp));
 }
 
-typedef struct kv__reader {
-    const uint8_t *p;
-    const uint8_t *end;
-    bool bad;
-} kv__reader;
+typedef range__reader kv__reader;
 
 static size_t kv__left(const kv__reader *r) { return (size_t)(r->end - r->p); }
-
-static uint8_t kv__get_u8(kv__reader *r)
-{
-    if (r->bad || r->p >= r->end) {
-        r->bad = true;
-        return 0;
-    }
-    return *r->p++;
-}
-
-static uint64_t kv__get_varint(kv__reader *r)
-{
-    uint64_t v = 0;
-    for (int shift = 0; shift < 70; shift += 7) {
-        if (r->bad || r->p >= r->end) {
-            r->bad = true;
-            return 0;
-        }
-        uint8_t c = *r->p++;
-        if (shift == 63 && (c & 0x7e) != 0) { /* bits beyond 64 */
-            r->bad = true;
-            return 0;
-        }
-        v |= (uint64_t)(c & 0x7f) << shift;
-        if ((c & 0x80) == 0)
-            return v;
-    }
-    r->bad = true;
-    return 0;
-}
 
 /* A length-prefixed field of at most max bytes, borrowed from the input.
 ** Length 0 gives a non-NULL pointer (the current position). */
 static const uint8_t *kv__get_bytes(kv__reader *r, uint64_t max, size_t *len)
 {
-    uint64_t n = kv__get_varint(r);
+    uint64_t n = range__get_varint(r);
     *len = 0;
     if (r->bad || n > max || n > (uint64_t)kv__left(r)) {
         r->bad = true;
@@ -192,7 +148,7 @@ static hlc_timestamp kv__get_ts(kv__reader *r)
 /* A byte that must be 0 or 1. */
 static bool kv__get_bool(kv__reader *r)
 {
-    uint8_t c = kv__get_u8(r);
+    uint8_t c = range__get_u8(r);
     if (c > 1)
         r->bad = true;
     return c == 1;
@@ -255,7 +211,7 @@ static bool kv__request_ok(const range_kv_request *req)
 
 static int kv__put_spans(base_buf *out, const range_span *spans, size_t n)
 {
-    int rc = kv__put_varint(out, n);
+    int rc = range__put_varint(out, n);
     for (size_t i = 0; i < n && rc == 0; i++) {
         rc |= base_buf_append_byte(out, spans[i].point ? KV_SPAN_POINT : 0);
         rc |= kv__put_bytes(out, spans[i].start, spans[i].start_len);
@@ -273,7 +229,7 @@ int range_kv_request_encode(const range_kv_request *req, base_buf *out)
     size_t len0 = out->len;
     rc |= base_buf_append_byte(out, RANGE_KV_VERSION);
     rc |= base_buf_append_byte(out, req->op);
-    rc |= kv__put_varint(out, req->range_id);
+    rc |= range__put_varint(out, req->range_id);
     switch (req->op) {
     case RANGE_KV_GET:
         rc |= kv__put_ts(out, req->read_ts);
@@ -284,15 +240,15 @@ int range_kv_request_encode(const range_kv_request *req, base_buf *out)
         rc |= base_buf_append_byte(out, req->reverse ? KV_SCAN_REVERSE : 0);
         rc |= kv__put_bytes(out, req->start, req->start_len);
         rc |= kv__put_bytes(out, req->end, req->end_len);
-        rc |= kv__put_varint(out, req->max_rows);
-        rc |= kv__put_varint(out, req->max_bytes);
+        rc |= range__put_varint(out, req->max_rows);
+        rc |= range__put_varint(out, req->max_bytes);
         break;
     case RANGE_KV_COMMIT:
         rc |= kv__put_ts(out, req->read_ts);
         rc |= kv__put_ts(out, req->commit_ts);
-        rc |= kv__put_varint(out, req->txn_id);
-        rc |= kv__put_varint(out, req->nonce);
-        rc |= kv__put_varint(out, req->write_count);
+        rc |= range__put_varint(out, req->txn_id);
+        rc |= range__put_varint(out, req->nonce);
+        rc |= range__put_varint(out, req->write_count);
         for (size_t i = 0; i < req->write_count && rc == 0; i++) {
             const range_write *w = &req->writes[i];
             rc |= base_buf_append_byte(out, w->tombstone ? KV_WRITE_TOMBSTONE : 0);
@@ -313,7 +269,7 @@ int range_kv_request_encode(const range_kv_request *req, base_buf *out)
         break;
     case RANGE_KV_ADMIN_SPLIT:
         rc |= kv__put_bytes(out, req->key, req->key_len);
-        rc |= kv__put_varint(out, req->new_range_id);
+        rc |= range__put_varint(out, req->new_range_id);
         break;
     default: /* RANGE_KV_DESCRIBE: nothing more */
         break;
@@ -338,7 +294,7 @@ static int kv__get_spans(kv__reader *r, uint64_t n, range_span **out)
         return RANGE_ERR_NOMEM;
     for (uint64_t i = 0; i < n && !r->bad; i++) {
         range_span *s = &spans[i];
-        uint8_t flags = kv__get_u8(r);
+        uint8_t flags = range__get_u8(r);
         if ((flags & ~KV_SPAN_POINT) != 0)
             r->bad = true;
         s->point = (flags & KV_SPAN_POINT) != 0;
@@ -359,9 +315,9 @@ static int kv__get_commit(kv__reader *r, range_kv_request *out)
     range_write *writes = NULL;
     range_span *spans = NULL;
     int rc;
-    out->txn_id = kv__get_varint(r);
-    out->nonce = kv__get_varint(r);
-    uint64_t n = kv__get_varint(r);
+    out->txn_id = range__get_varint(r);
+    out->nonce = range__get_varint(r);
+    uint64_t n = range__get_varint(r);
     if (r->bad || n > RANGE_COMMAND_WRITES_MAX || n > kv__left(r) / KV_WRITE_BYTES_MIN)
         return RANGE_ERR_CORRUPT;
     if (n > 0) {
@@ -371,7 +327,7 @@ static int kv__get_commit(kv__reader *r, range_kv_request *out)
     }
     for (uint64_t i = 0; i < n && !r->bad; i++) {
         range_write *w = &writes[i];
-        uint8_t flags = kv__get_u8(r);
+        uint8_t flags = range__get_u8(r);
         if ((flags & ~KV_WRITE_TOMBSTONE) != 0)
             r->bad = true;
         w->tombstone = (flags & KV_WRITE_TOMBSTONE) != 0;
@@ -383,7 +339,7 @@ static int kv__get_commit(kv__reader *r, range_kv_request *out)
     out->write_count = (size_t)n;
     if (r->bad)
         return RANGE_ERR_CORRUPT;
-    uint64_t n_delete = kv__get_varint(r);
+    uint64_t n_delete = range__get_varint(r);
     if (r->bad)
         return RANGE_ERR_CORRUPT;
     rc = kv__get_spans(r, n_delete, &spans);
@@ -391,7 +347,7 @@ static int kv__get_commit(kv__reader *r, range_kv_request *out)
         return rc;
     out->delete_spans = spans;
     out->delete_span_count = (size_t)n_delete;
-    uint64_t n_read = kv__get_varint(r);
+    uint64_t n_read = range__get_varint(r);
     if (r->bad)
         return RANGE_ERR_CORRUPT;
     rc = kv__get_spans(r, n_read, &spans);
@@ -407,10 +363,10 @@ int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *o
     kv__reader r = {data, data + len, false};
     int rc = RANGE_ERR_CORRUPT;
     memset(out, 0, sizeof(*out));
-    if (data == NULL || len == 0 || kv__get_u8(&r) != RANGE_KV_VERSION)
+    if (data == NULL || len == 0 || range__get_u8(&r) != RANGE_KV_VERSION)
         goto cleanup;
-    out->op = kv__get_u8(&r);
-    out->range_id = kv__get_varint(&r);
+    out->op = range__get_u8(&r);
+    out->range_id = range__get_varint(&r);
     if (r.bad || out->range_id == 0)
         goto cleanup;
     switch (out->op) {
@@ -420,14 +376,14 @@ int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *o
         break;
     case RANGE_KV_SCAN: {
         out->read_ts = kv__get_ts(&r);
-        uint8_t flags = kv__get_u8(&r);
+        uint8_t flags = range__get_u8(&r);
         if ((flags & ~KV_SCAN_REVERSE) != 0)
             r.bad = true;
         out->reverse = (flags & KV_SCAN_REVERSE) != 0;
         out->start = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->start_len);
         out->end = kv__get_end(&r, STORAGE_KEY_SIZE_MAX, &out->end_len);
-        uint64_t max_rows = kv__get_varint(&r);
-        uint64_t max_bytes = kv__get_varint(&r);
+        uint64_t max_rows = range__get_varint(&r);
+        uint64_t max_bytes = range__get_varint(&r);
         if (max_rows > UINT32_MAX || max_bytes > UINT32_MAX)
             r.bad = true;
         out->max_rows = (uint32_t)max_rows;
@@ -449,7 +405,7 @@ int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *o
     case RANGE_KV_VALIDATE: {
         out->read_ts = kv__get_ts(&r);
         out->commit_ts = kv__get_ts(&r);
-        uint64_t n_read = kv__get_varint(&r);
+        uint64_t n_read = range__get_varint(&r);
         if (r.bad)
             goto cleanup;
         range_span *spans = NULL; /* owner: out (range_kv_request_free) */
@@ -463,7 +419,7 @@ int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *o
     }
     case RANGE_KV_ADMIN_SPLIT:
         out->key = kv__get_bytes(&r, RANGE_DESC_KEY_MAX, &out->key_len);
-        out->new_range_id = kv__get_varint(&r);
+        out->new_range_id = range__get_varint(&r);
         if (out->key_len == 0 || out->new_range_id == 0)
             r.bad = true;
         break;
@@ -551,13 +507,13 @@ int range_kv_response_encode(const range_kv_response *resp, base_buf *out)
     uint32_t zigzag = (status << 1) ^ (0u - (status >> 31));
     int e = 0;
     e |= base_buf_append_byte(out, RANGE_KV_VERSION);
-    e |= kv__put_varint(out, zigzag);
+    e |= range__put_varint(out, zigzag);
     e |= base_buf_append_byte(out, (uint8_t)sections);
-    e |= kv__put_varint(out, resp->leader_hint);
+    e |= range__put_varint(out, resp->leader_hint);
     if (sections & KV_SEC_VALUE)
         e |= kv__put_bytes(out, resp->value, resp->value_len);
     if (sections & KV_SEC_ROWS) {
-        e |= kv__put_varint(out, resp->n_rows);
+        e |= range__put_varint(out, resp->n_rows);
         for (size_t i = 0; i < resp->n_rows && e == 0; i++) {
             e |= kv__put_bytes(out, resp->rows[i].key, resp->rows[i].key_len);
             e |= kv__put_bytes(out, resp->rows[i].value, resp->rows[i].value_len);
@@ -575,7 +531,7 @@ int range_kv_response_encode(const range_kv_response *resp, base_buf *out)
         e |= kv__put_bytes(out, desc.data, desc.len);
     if (sections & KV_SEC_LEASE) {
         e |= base_buf_append_byte(out, resp->lease_valid ? 1 : 0);
-        e |= kv__put_varint(out, resp->leader_id);
+        e |= range__put_varint(out, resp->leader_id);
     }
     if (sections & KV_SEC_OTHER)
         e |= kv__put_bytes(out, other.data, other.len);
@@ -594,11 +550,11 @@ int range_kv_response_decode(const uint8_t *data, size_t len, range_kv_response 
     range_kv_row *rows = NULL;
     int rc = RANGE_ERR_CORRUPT;
     memset(out, 0, sizeof(*out));
-    if (data == NULL || len == 0 || kv__get_u8(&r) != RANGE_KV_VERSION)
+    if (data == NULL || len == 0 || range__get_u8(&r) != RANGE_KV_VERSION)
         goto cleanup;
-    uint64_t zigzag = kv__get_varint(&r);
-    unsigned sections = kv__get_u8(&r);
-    out->leader_hint = kv__get_varint(&r);
+    uint64_t zigzag = range__get_varint(&r);
+    unsigned sections = range__get_u8(&r);
+    out->leader_hint = range__get_varint(&r);
     if (r.bad || zigzag > UINT32_MAX || (sections & ~KV_SEC_ALL) != 0)
         goto cleanup;
     uint32_t z = (uint32_t)zigzag;
@@ -606,7 +562,7 @@ int range_kv_response_decode(const uint8_t *data, size_t len, range_kv_response 
     if (sections & KV_SEC_VALUE)
         out->value = kv__get_bytes(&r, STORAGE_VALUE_SIZE_MAX, &out->value_len);
     if (sections & KV_SEC_ROWS) {
-        uint64_t n = kv__get_varint(&r);
+        uint64_t n = range__get_varint(&r);
         if (r.bad || n == 0 || n > RANGE_KV_SCAN_ROWS_MAX || n > kv__left(&r) / KV_ROW_BYTES_MIN)
             goto cleanup;
         rows = base_calloc((size_t)n, sizeof(*rows)); /* owner: out */
@@ -626,7 +582,7 @@ int range_kv_response_decode(const uint8_t *data, size_t len, range_kv_response 
     if (sections & KV_SEC_COMMIT)
         out->commit_ts = kv__get_ts(&r);
     if (sections & KV_SEC_CONFLICT) {
-        out->conflict_kind = kv__get_u8(&r);
+        out->conflict_kind = range__get_u8(&r);
         if (out->conflict_kind > RANGE_CONFLICT_PHANTOM)
             r.bad = true;
         out->conflict_key = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->conflict_key_len);
@@ -646,7 +602,7 @@ int range_kv_response_decode(const uint8_t *data, size_t len, range_kv_response 
     }
     if (sections & KV_SEC_LEASE) {
         out->lease_valid = kv__get_bool(&r);
-        out->leader_id = kv__get_varint(&r);
+        out->leader_id = range__get_varint(&r);
     }
     if (sections & KV_SEC_OTHER) {
         size_t dlen;

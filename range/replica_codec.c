@@ -23,71 +23,14 @@
 #include <string.h>
 
 #include "range/range.h"
+#include "range/codec_int.h"
 #include "range/replica_int.h"
 
 /* ---- varints --------------------------------------------------------------- */
 
 static int put_u8(base_buf *b, uint8_t v) { return base_buf_append_byte(b, v); }
 
-static int put_varint(base_buf *b, uint64_t v)
-{
-    uint8_t tmp[10];
-    size_t n = 0;
-    while (v >= 0x80) {
-        tmp[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    tmp[n++] = (uint8_t)v;
-    return base_buf_append(b, tmp, n);
-}
-
-typedef struct reader {
-    const uint8_t *p;
-    const uint8_t *end;
-    bool bad;
-} reader;
-
-static uint8_t get_u8(reader *r)
-{
-    if (r->bad || r->p >= r->end) {
-        r->bad = true;
-        return 0;
-    }
-    return *r->p++;
-}
-
-static uint64_t get_varint(reader *r)
-{
-    uint64_t v = 0;
-    for (int shift = 0; shift < 70; shift += 7) {
-        if (r->bad || r->p >= r->end) {
-            r->bad = true;
-            return 0;
-        }
-        uint8_t c = *r->p++;
-        if (shift == 63 && (c & 0x7e) != 0) { /* bits beyond 64 */
-            r->bad = true;
-            return 0;
-        }
-        v |= (uint64_t)(c & 0x7f) << shift;
-        if ((c & 0x80) == 0)
-            return v;
-    }
-    r->bad = true;
-    return 0;
-}
-
-/* Borrow n bytes; NULL (and bad) when fewer remain. */
-static const uint8_t *get_bytes(reader *r, uint64_t n)
-{
-    if (r->bad || n > (uint64_t)(r->end - r->p)) {
-        r->bad = true;
-        return NULL;
-    }
-    const uint8_t *p = r->p;
-    r->p += n;
-    return p;
-}
+typedef range__reader reader;
 
 /* ---- Raft messages ---------------------------------------------------------- */
 
@@ -103,24 +46,24 @@ int range_raft_msg_encode(uint64_t range_id, const raft_message *m, base_buf *ou
         m->n_entries > RANGE_CODEC_ENTRIES_MAX)
         return RANGE_ERR_INVALID;
     rc |= put_u8(out, RANGE_CODEC_VERSION);
-    rc |= put_varint(out, range_id);
+    rc |= range__put_varint(out, range_id);
     rc |= put_u8(out, (uint8_t)m->type);
     rc |= put_u8(out, (uint8_t)((m->reject ? 1 : 0) | (m->force ? 2 : 0)));
-    rc |= put_varint(out, m->from);
-    rc |= put_varint(out, m->to);
-    rc |= put_varint(out, m->term);
-    rc |= put_varint(out, m->log_term);
-    rc |= put_varint(out, m->index);
-    rc |= put_varint(out, m->commit);
-    rc |= put_varint(out, m->hint_index);
-    rc |= put_varint(out, m->seq);
-    rc |= put_varint(out, m->n_entries);
+    rc |= range__put_varint(out, m->from);
+    rc |= range__put_varint(out, m->to);
+    rc |= range__put_varint(out, m->term);
+    rc |= range__put_varint(out, m->log_term);
+    rc |= range__put_varint(out, m->index);
+    rc |= range__put_varint(out, m->commit);
+    rc |= range__put_varint(out, m->hint_index);
+    rc |= range__put_varint(out, m->seq);
+    rc |= range__put_varint(out, m->n_entries);
     for (size_t i = 0; i < m->n_entries && rc == 0; i++) {
         const raft_entry *e = &m->entries[i];
-        rc |= put_varint(out, e->term);
-        rc |= put_varint(out, e->index);
+        rc |= range__put_varint(out, e->term);
+        rc |= range__put_varint(out, e->index);
         rc |= put_u8(out, (uint8_t)e->type);
-        rc |= put_varint(out, e->len);
+        rc |= range__put_varint(out, e->len);
         if (e->len > 0)
             rc |= base_buf_append(out, e->data, e->len);
     }
@@ -135,26 +78,26 @@ int range_raft_msg_decode(const uint8_t *data, size_t len, range_raft_msg *out)
     memset(out, 0, sizeof(*out));
     if (data == NULL || len == 0)
         return RANGE_ERR_CORRUPT;
-    if (get_u8(&r) != RANGE_CODEC_VERSION)
+    if (range__get_u8(&r) != RANGE_CODEC_VERSION)
         goto cleanup;
-    out->range_id = get_varint(&r);
+    out->range_id = range__get_varint(&r);
     raft_message *m = &out->msg;
-    uint8_t type = get_u8(&r);
-    uint8_t flags = get_u8(&r);
+    uint8_t type = range__get_u8(&r);
+    uint8_t flags = range__get_u8(&r);
     if (r.bad || !raft_type_carried(type) || (flags & ~3u) != 0 || out->range_id == 0)
         goto cleanup;
     m->type = (raft_message_type)type;
     m->reject = (flags & 1) != 0;
     m->force = (flags & 2) != 0;
-    m->from = get_varint(&r);
-    m->to = get_varint(&r);
-    m->term = get_varint(&r);
-    m->log_term = get_varint(&r);
-    m->index = get_varint(&r);
-    m->commit = get_varint(&r);
-    m->hint_index = get_varint(&r);
-    m->seq = get_varint(&r);
-    uint64_t n = get_varint(&r);
+    m->from = range__get_varint(&r);
+    m->to = range__get_varint(&r);
+    m->term = range__get_varint(&r);
+    m->log_term = range__get_varint(&r);
+    m->index = range__get_varint(&r);
+    m->commit = range__get_varint(&r);
+    m->hint_index = range__get_varint(&r);
+    m->seq = range__get_varint(&r);
+    uint64_t n = range__get_varint(&r);
     if (r.bad || m->from == RAFT_NONE || m->to == RAFT_NONE || n > RANGE_CODEC_ENTRIES_MAX)
         goto cleanup;
     /* Each entry takes at least 4 bytes: a cheap bound before allocating. */
@@ -169,11 +112,11 @@ int range_raft_msg_decode(const uint8_t *data, size_t len, range_raft_msg *out)
     }
     for (uint64_t i = 0; i < n; i++) {
         raft_entry *e = &entries[i];
-        e->term = get_varint(&r);
-        e->index = get_varint(&r);
-        uint8_t et = get_u8(&r);
-        uint64_t elen = get_varint(&r);
-        const uint8_t *bytes = get_bytes(&r, elen);
+        e->term = range__get_varint(&r);
+        e->index = range__get_varint(&r);
+        uint8_t et = range__get_u8(&r);
+        uint64_t elen = range__get_varint(&r);
+        const uint8_t *bytes = range__get_raw(&r, elen);
         if (r.bad || et > RAFT_ENTRY_CONFIG)
             goto cleanup;
         /* consecutive indexes, never 0 (the core would reject it anyway) */
@@ -221,18 +164,18 @@ int range_command_encode(const range_command *cmd, base_buf *out)
              cmd->writes[i].value == NULL))
             return RANGE_ERR_INVALID;
     rc |= put_u8(out, RANGE_CODEC_VERSION);
-    rc |= put_varint(out, cmd->txn_id);
-    rc |= put_varint(out, cmd->seq);
-    rc |= put_varint(out, (uint64_t)cmd->commit_ts.wall_ns);
-    rc |= put_varint(out, (uint64_t)cmd->commit_ts.logical);
-    rc |= put_varint(out, cmd->write_count);
+    rc |= range__put_varint(out, cmd->txn_id);
+    rc |= range__put_varint(out, cmd->seq);
+    rc |= range__put_varint(out, (uint64_t)cmd->commit_ts.wall_ns);
+    rc |= range__put_varint(out, (uint64_t)cmd->commit_ts.logical);
+    rc |= range__put_varint(out, cmd->write_count);
     for (size_t i = 0; i < cmd->write_count && rc == 0; i++) {
         const range_write *w = &cmd->writes[i];
         rc |= put_u8(out, w->tombstone ? 1 : 0);
-        rc |= put_varint(out, w->key_len);
+        rc |= range__put_varint(out, w->key_len);
         rc |= base_buf_append(out, w->key, w->key_len);
         if (!w->tombstone) {
-            rc |= put_varint(out, w->value_len);
+            rc |= range__put_varint(out, w->value_len);
             if (w->value_len > 0)
                 rc |= base_buf_append(out, w->value, w->value_len);
         }
@@ -248,13 +191,13 @@ int range_command_decode(const uint8_t *data, size_t len, range_command *cmd,
     int rc = RANGE_ERR_CORRUPT;
     memset(cmd, 0, sizeof(*cmd));
     *writes_out = NULL;
-    if (data == NULL || len == 0 || get_u8(&r) != RANGE_CODEC_VERSION)
+    if (data == NULL || len == 0 || range__get_u8(&r) != RANGE_CODEC_VERSION)
         goto cleanup;
-    cmd->txn_id = get_varint(&r);
-    cmd->seq = get_varint(&r);
-    uint64_t wall = get_varint(&r);
-    uint64_t logical = get_varint(&r);
-    uint64_t n = get_varint(&r);
+    cmd->txn_id = range__get_varint(&r);
+    cmd->seq = range__get_varint(&r);
+    uint64_t wall = range__get_varint(&r);
+    uint64_t logical = range__get_varint(&r);
+    uint64_t n = range__get_varint(&r);
     if (r.bad || wall > (uint64_t)INT64_MAX || logical > (uint64_t)INT32_MAX ||
         n > RANGE_COMMAND_WRITES_MAX || n > (uint64_t)(r.end - r.p) / 3)
         goto cleanup;
@@ -269,18 +212,18 @@ int range_command_decode(const uint8_t *data, size_t len, range_command *cmd,
     }
     for (uint64_t i = 0; i < n; i++) {
         range_write *w = &writes[i];
-        uint8_t flags = get_u8(&r);
-        uint64_t klen = get_varint(&r);
+        uint8_t flags = range__get_u8(&r);
+        uint64_t klen = range__get_varint(&r);
         if (r.bad || (flags & ~1u) != 0 || klen == 0 || klen > STORAGE_KEY_SIZE_MAX)
             goto cleanup;
-        w->key = get_bytes(&r, klen);
+        w->key = range__get_raw(&r, klen);
         w->key_len = (size_t)klen;
         w->tombstone = (flags & 1) != 0;
         if (!w->tombstone) {
-            uint64_t vlen = get_varint(&r);
+            uint64_t vlen = range__get_varint(&r);
             if (r.bad || vlen > STORAGE_VALUE_SIZE_MAX)
                 goto cleanup;
-            w->value = get_bytes(&r, vlen);
+            w->value = range__get_raw(&r, vlen);
             w->value_len = (size_t)vlen;
         }
         if (r.bad)
