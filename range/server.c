@@ -43,8 +43,10 @@
 **     registration as pending are ONE s->mu critical section.
 **   - READS NEVER MISS A COMMIT AT OR BELOW THEIR TIMESTAMP. A read links
 **     itself into its range's reads in flight, then (same s->mu section)
-**     waits until no pending commit has ts <= read_ts, reads, and (under
-**     s->mu) records the span it covered in the cache and unlinks. A commit
+**     waits until no pending commit with ts <= read_ts writes inside its
+**     span (one that writes elsewhere cannot change what it reads), reads,
+**     and (under s->mu) records the span it covered in the cache and
+**     unlinks. A commit
 **     not registered when the read looked computes its floor later: the
 **     read is in flight (floor >= read_ts) or in the cache (likewise), so
 **     the commit lands above read_ts. hlc_update(read_ts) is kept (it costs
@@ -640,11 +642,22 @@ static int server_barrier_wait(range_server *s, server_range *sr, uint64_t *term
 
 /* ---- reads ------------------------------------------------------------------ */
 
-static bool pending_at_or_below(const server_range *sr, hlc_timestamp ts)
+/* A pending commit at or below ts writes inside sp. Commits that write
+** only elsewhere cannot change what a read of sp sees, so a read never
+** waits for them (an unrelated commit in flight would otherwise stall
+** every read of the range for a whole replication round). */
+static bool pending_at_or_below(const server_range *sr, hlc_timestamp ts, const range_span *sp)
 {
-    for (const server_pending *p = sr->pending; p != NULL; p = p->next)
-        if (hlc_compare(p->ts, ts) <= 0)
+    for (const server_pending *p = sr->pending; p != NULL; p = p->next) {
+        if (hlc_compare(p->ts, ts) > 0)
+            continue;
+        range__write_set ws = {p->writes, p->write_count, p->gen_keys.data, p->gen_offsets,
+                               p->gen_count, p->delete_spans, p->delete_span_count};
+        const uint8_t *k;
+        size_t klen;
+        if (range__write_set_touches(&ws, sp, &k, &klen))
             return true;
+    }
     return false;
 }
 
@@ -660,7 +673,8 @@ static void read_unlink_locked(server_range *sr, server_read *rd)
 }
 
 /* Link rd (span and ts set) into the reads in flight, then wait until no
-** pending commit is at or below rd->ts (see READS NEVER MISS A COMMIT).
+** pending commit at or below rd->ts writes inside rd->span (see READS
+** NEVER MISS A COMMIT).
 ** RANGE_OK: the caller reads, then calls read_end. Else rd is unlinked. */
 static int read_begin(range_server *s, server_range *sr, server_read *rd)
 {
@@ -673,16 +687,16 @@ static int read_begin(range_server *s, server_range *sr, server_read *rd)
     if (sr->reads != NULL)
         sr->reads->prev = rd;
     sr->reads = rd;
-    if (pending_at_or_below(sr, read_ts)) {
+    if (pending_at_or_below(sr, read_ts, &rd->span)) {
         counter_add(s, RANGE__SERVER_READ_WAITS, 1);
         struct timespec deadline = deadline_after_ms(s->config.wait_timeout_ms);
-        while (pending_at_or_below(sr, read_ts)) {
+        while (pending_at_or_below(sr, read_ts, &rd->span)) {
             if (s->stopping) {
                 rc = RANGE_ERR_UNAVAILABLE;
                 break;
             }
             if (pthread_cond_timedwait(&s->changed, &s->mu, &deadline) == ETIMEDOUT &&
-                pending_at_or_below(sr, read_ts)) {
+                pending_at_or_below(sr, read_ts, &rd->span)) {
                 rc = RANGE_ERR_UNAVAILABLE;
                 break;
             }

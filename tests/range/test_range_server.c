@@ -962,6 +962,11 @@ static void test_read_waits_for_pending_commit(void **state)
     assert_int_equal(get(f, l, 1, "g", before, v, sizeof(v)), RANGE_OK);
     assert_string_equal(v, "old");
     assert_int_equal(range__server_counter_get(f->srv[l], RANGE__SERVER_READ_WAITS), 0);
+    /* above it but of a key it does not write: served at once too */
+    assert_int_equal(get(f, l, 1, "gz", hlc_add_ns(hlc_now(f->clock[l]), 2 * MAX_OFFSET_NS), v,
+                         sizeof(v)),
+                     RANGE_NOT_FOUND);
+    assert_int_equal(range__server_counter_get(f->srv[l], RANGE__SERVER_READ_WAITS), 0);
 
     /* at or above it (it is at most the leader's clock or its low-water
     ** mark, <= clock + max_offset): the read waits */
@@ -1762,6 +1767,32 @@ static void test_validate(void **state)
     assert_int_equal(ct.status, RANGE_OK);
 }
 
+/* A scan on its own thread (see get_thread). */
+typedef struct scan_thread {
+    fixture *f;
+    int node;
+    uint64_t range_id;
+    const char *start, *end;
+    hlc_timestamp ts;
+    int32_t status;
+    size_t n_rows;
+    atomic_bool done;
+} scan_thread;
+
+static void *scan_main(void *arg)
+{
+    scan_thread *t = arg;
+    range_kv_request q = {.op = RANGE_KV_SCAN, .range_id = t->range_id, .read_ts = t->ts,
+                          .start = (const uint8_t *)t->start, .start_len = strlen(t->start),
+                          .end = (const uint8_t *)t->end, .end_len = strlen(t->end)};
+    range_kv_response r;
+    t->status = call(t->f, t->node, &q, &r);
+    t->n_rows = r.n_rows;
+    range_kv_response_free(&r);
+    atomic_store(&t->done, true);
+    return NULL;
+}
+
 /* A read in flight (waiting for a pending commit below its timestamp) is
 ** not in the cache yet; a commit under it is pushed all the same. */
 static void test_read_in_flight_pushes(void **state)
@@ -1773,17 +1804,17 @@ static void test_read_in_flight_pushes(void **state)
     atomic_store(&f->ticking, false);
     partition_out(f, l, true);
     commit_thread ct = {.f = f, .node = l};
-    range_write wp[] = {W("pp", "1")};
+    range_write wp[] = {W("q0", "1")};
     ct.a = (commit_args){2, client_now(f), 101, 1, wp, 1, NULL, 0, NULL, 0, {0, 0}};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, commit_main, &ct), 0);
     assert_true(range__server_wait_counter(f->srv[l], RANGE__SERVER_PENDING, 1, false, WAIT_MS));
-    /* a GET of "q1" above the pending commit: waits, in flight */
-    get_thread gt = {.f = f, .node = l, .range_id = 2, .key = "q1",
-                     .ts = ahead_of(f, l, 2 * MAX_OFFSET_NS)};
+    /* a scan of [q, r) above the pending commit of q0: waits, in flight */
+    scan_thread gt = {.f = f, .node = l, .range_id = 2, .start = "q", .end = "r",
+                      .ts = ahead_of(f, l, 2 * MAX_OFFSET_NS)};
     pthread_t gth;
     uint64_t waits = range__server_counter_get(f->srv[l], RANGE__SERVER_READ_WAITS);
-    assert_int_equal(pthread_create(&gth, NULL, get_main, &gt), 0);
+    assert_int_equal(pthread_create(&gth, NULL, scan_main, &gt), 0);
     assert_true(range__server_wait_counter(f->srv[l], RANGE__SERVER_READ_WAITS, waits + 1, false,
                                            WAIT_MS));
     range_write wq[] = {W("q1", "1")};
@@ -1800,7 +1831,8 @@ static void test_read_in_flight_pushes(void **state)
     pthread_join(th, NULL);
     pthread_join(gth, NULL);
     assert_int_equal(ct.status, RANGE_OK);
-    assert_int_equal(gt.status, RANGE_NOT_FOUND);
+    assert_int_equal(gt.status, RANGE_OK);
+    assert_int_equal(gt.n_rows, 1); /* q0: it waited for the commit */
     /* over: now in the cache, same answer */
     aq.nonce = 2;
     assert_int_equal(commit(f, l, &aq, NULL, &r), RANGE_ERR_PUSHED);
