@@ -261,6 +261,16 @@ static int run_case(void *ctx, const dd_case *c, base_buf *out) {
                             (unsigned long long)rs.conf_index, (unsigned long long)rs.snapshot_index,
                             (unsigned long long)rs.snapshot_term, (unsigned long long)rs.first_index);
         }
+    } else if (strcmp(c->cmd, "min-match") == 0 && c->n_args >= 1) {
+        /* the leader's compaction bound: every member has the log up to it */
+        int id = node_arg(st, c->args[0].key);
+        uint64_t m = 0;
+        if (id == 0 || !s->nodes[id - 1].up)
+            base_buf_printf(&st->trace, "down\n");
+        else if (raft_node_min_match(s->nodes[id - 1].raft, &m) != RAFT_OK)
+            base_buf_printf(&st->trace, "%d: not leader (min_match=%llu)\n", id, (unsigned long long)m);
+        else
+            base_buf_printf(&st->trace, "%d: min_match=%llu\n", id, (unsigned long long)m);
     } else if (strcmp(c->cmd, "status") == 0) {
         int shown = 0;
         for (i = 0; i < c->n_args; i++)
