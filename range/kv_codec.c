@@ -20,6 +20,7 @@
 **     DESCRIBE: nothing (read_ts decodes as HLC_ZERO)
 **     VALIDATE: ts read_ts | ts commit_ts | n_read_spans x span
 **     ADMIN_SPLIT: bytes key (non-empty) | new_range_id (!= 0)
+**     TRANSFER_LEASE: target_node_id (!= 0)
 ** Response:
 **   version (1 byte) | status (zigzag varint of the int32) |
 **   sections (1 byte, the bits below) | leader_hint | the present sections,
@@ -204,6 +205,8 @@ static bool kv__request_ok(const range_kv_request *req)
     case RANGE_KV_ADMIN_SPLIT:
         return req->key_len > 0 && kv__field_ok(req->key, req->key_len, RANGE_DESC_KEY_MAX) &&
                req->new_range_id != 0;
+    case RANGE_KV_TRANSFER_LEASE:
+        return req->target_node_id != 0;
     default:
         return false;
     }
@@ -270,6 +273,9 @@ int range_kv_request_encode(const range_kv_request *req, base_buf *out)
     case RANGE_KV_ADMIN_SPLIT:
         rc |= kv__put_bytes(out, req->key, req->key_len);
         rc |= range__put_varint(out, req->new_range_id);
+        break;
+    case RANGE_KV_TRANSFER_LEASE:
+        rc |= range__put_varint(out, req->target_node_id);
         break;
     default: /* RANGE_KV_DESCRIBE: nothing more */
         break;
@@ -421,6 +427,11 @@ int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *o
         out->key = kv__get_bytes(&r, RANGE_DESC_KEY_MAX, &out->key_len);
         out->new_range_id = range__get_varint(&r);
         if (out->key_len == 0 || out->new_range_id == 0)
+            r.bad = true;
+        break;
+    case RANGE_KV_TRANSFER_LEASE:
+        out->target_node_id = range__get_varint(&r);
+        if (out->target_node_id == 0)
             r.bad = true;
         break;
     default:

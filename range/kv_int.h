@@ -38,6 +38,8 @@ typedef enum range_kv_op {
     RANGE_KV_ADMIN_SPLIT = 6, /* split the range at key into [start, key) and a new
                                  range new_range_id = [key, end) (docs/range.md,
                                  "Splits and addressing") */
+    RANGE_KV_TRANSFER_LEASE = 7, /* hand the range's lease (Raft leadership) to
+                                    target_node_id (docs/range.md, "Lease transfer") */
 } range_kv_op;
 
 typedef struct range_kv_request {
@@ -50,6 +52,8 @@ typedef struct range_kv_request {
     /* ADMIN_SPLIT: the id of the right-hand range (!= 0, allocated by the
     ** caller from the replicated counter) */
     uint64_t new_range_id;
+    /* TRANSFER_LEASE: the voter to take the lease (!= 0) */
+    uint64_t target_node_id;
     /* SCAN: [start, end) (end_len 0: to the end of the range), one page:
     ** at most max_rows rows and about max_bytes bytes (at least one row). */
     const uint8_t *start;

@@ -373,6 +373,15 @@ void range_replica_get_status(range_replica *r, range_replica_status *out);
 int range_replica_descriptor(range_replica *r, struct range_descriptor *out);
 /* Campaign now (tests, operator): RANGE_OK or RANGE_ERR_BUSY. */
 int range_replica_campaign(range_replica *r);
+/* Lease transfer (docs/range.md, "Lease transfer"): at the leader, start a
+** Raft leadership transfer to target_node_id, a voter other than this node.
+** RANGE_OK (started, or already running to that target; it completes or is
+** abandoned after an election timeout), RANGE_ERR_NOT_LEADER with
+** *leader_hint (may be NULL), RANGE_ERR_INVALID (not a voter, self),
+** RANGE_ERR_BUSY (a transfer to another target is running), RANGE_ERR_IO,
+** RANGE_ERR_NOMEM. Lease reads and proposals stop here once it started. */
+int range_replica_transfer_lease(range_replica *r, uint64_t target_node_id,
+                                 uint64_t *leader_hint);
 
 /* ---- the Raft message codec (pure; exposed for tests and tools) -----------
 ** Payload of RANGE_RPC_METHOD_RAFT (docs/range.md, "Wire format"). */
@@ -608,6 +617,13 @@ typedef struct range_router_stats {
     uint64_t meta_lookups;    /* cache misses looked up in meta */
 } range_router_stats;
 void range_router_get_stats(range_router *r, range_router_stats *out);
+/* Hand range_id's lease to node target (a voter of it; docs/range.md,
+** "Lease transfer"), at the cached leaseholder, following redirects.
+** RANGE_OK once the old leaseholder saw target take over (the cache then
+** names target); RANGE_ERR_INVALID (target not a voter), RANGE_NOT_FOUND
+** (range not in the cache), RANGE_ERR_UNAVAILABLE (no transfer completed
+** by the deadline), RANGE_ERR_NOMEM... with the thread's error detail. */
+int range_router_transfer_lease(range_router *r, uint64_t range_id, uint64_t target);
 
 
 /* ---- splits and meta addressing (docs/range.md, "Splits and addressing") ---

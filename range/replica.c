@@ -1563,6 +1563,51 @@ int range_replica_campaign(range_replica *r)
     return rrc == RAFT_OK ? RANGE_OK : RANGE_ERR_BUSY;
 }
 
+/* The core refuses a non-member, a learner and this node itself with
+** RAFT_ERR_INVALID, a follower with RAFT_ERR_NOT_LEADER (hint: the leader)
+** and a second target while one transfer runs with RAFT_ERR_TRANSFERRING.
+** From the accepted step on, lease reads and proposals stop here: the core's
+** lease_valid is false while transfer_to is set or TIMEOUT_NOW was sent, and
+** proposals get RAFT_ERR_TRANSFERRING. */
+int range_replica_transfer_lease(range_replica *r, uint64_t target_node_id,
+                                 uint64_t *leader_hint)
+{
+    raft_update u;
+    int rc;
+    if (leader_hint != NULL)
+        *leader_hint = 0;
+    if (r == NULL || target_node_id == 0)
+        return RANGE_ERR_INVALID;
+    pthread_mutex_lock(&r->node->mu);
+    rc = replica_serving_check(r, leader_hint);
+    if (rc != RANGE_OK)
+        goto cleanup;
+    raft_event ev = {.type = RAFT_EVENT_TRANSFER, .transfer_to = target_node_id};
+    int rrc = replica_step(r, &ev, &u);
+    switch (rrc) {
+    case RAFT_OK:
+        rc = RANGE_OK;
+        break;
+    case RAFT_ERR_NOT_LEADER:
+        if (leader_hint != NULL)
+            *leader_hint = u.leader_hint;
+        rc = RANGE_ERR_NOT_LEADER;
+        break;
+    case RAFT_ERR_TRANSFERRING:
+        rc = RANGE_ERR_BUSY; /* another target's transfer is running */
+        break;
+    case RAFT_ERR_NOMEM:
+        rc = RANGE_ERR_NOMEM;
+        break;
+    default:
+        rc = RANGE_ERR_INVALID;
+        break;
+    }
+cleanup:
+    pthread_mutex_unlock(&r->node->mu);
+    return rc;
+}
+
 /* ---- the node driver -------------------------------------------------------- */
 
 /* Leader: propose a log truncation when the log holds log_truncate_entries

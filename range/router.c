@@ -1232,6 +1232,71 @@ static int router__admin_split(range_kv *kv, const uint8_t *key, size_t key_len,
     return rc;
 }
 
+/* ---- lease transfer ---------------------------------------------------------- */
+
+typedef struct router__transfer_ctx {
+    uint64_t range_id;
+    uint64_t target;
+} router__transfer_ctx;
+
+static int router__build_transfer(void *ctx, range_router *r, const range_descriptor *d,
+                                  range_kv_request *req) {
+    const router__transfer_ctx *c = ctx;
+    if (d->range_id != c->range_id) { /* the start key is another range's now */
+        router__set_error(r, "range %" PRIu64 " is no longer cached at its start key",
+                          c->range_id);
+        return RANGE_NOT_FOUND;
+    }
+    req->op = RANGE_KV_TRANSFER_LEASE;
+    req->range_id = d->range_id;
+    req->target_node_id = c->target;
+    return RANGE_OK;
+}
+
+int range_router_transfer_lease(range_router *r, uint64_t range_id, uint64_t target) {
+    router__clear_error();
+    if (r == NULL || range_id == 0 || target == 0) return RANGE_ERR_INVALID;
+    /* route by the range's start key (a split keeps the left's id and start) */
+    uint8_t start[RANGE_DESC_KEY_MAX];
+    size_t start_len = 0;
+    pthread_mutex_lock(&r->mu);
+    router__entry *e = router__find_id(r, range_id);
+    if (e != NULL) {
+        start_len = e->desc.start_len;
+        if (start_len > 0) memcpy(start, e->desc.start_key, start_len);
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (e == NULL) {
+        router__set_error(r, "range %" PRIu64 " is not cached", range_id);
+        return RANGE_NOT_FOUND;
+    }
+    router__transfer_ctx c = {range_id, target};
+    router__op op;
+    memset(&op, 0, sizeof(op));
+    op.route = (router__route){start, start_len, false, false};
+    op.build = router__build_transfer;
+    op.build_ctx = &c;
+    op.no_lookup = true;
+    op.what = "lease transfer";
+    range_kv_response resp;
+    base_buf bytes = {0};
+    range_descriptor used;
+    int rc = router__execute(r, &op, &resp, &bytes, &used);
+    if (rc == RANGE_OK) {
+        pthread_mutex_lock(&r->mu);
+        router__entry *now = router__find_id(r, range_id);
+        if (now != NULL) now->leaseholder = target; /* the answer proved it */
+        pthread_mutex_unlock(&r->mu);
+    } else if (router__answer_kept(rc)) {
+        router__set_error(r, "range %" PRIu64 ": answer %d to a lease transfer", range_id, rc);
+        rc = RANGE_ERR_CORRUPT;
+    }
+    range_kv_response_free(&resp);
+    range_descriptor_free(&used);
+    base_buf_free(&bytes);
+    return rc;
+}
+
 /* ---- commit ------------------------------------------------------------------- */
 
 /* One range's share of a commit: its descriptor as planned (a copy) and the

@@ -121,6 +121,7 @@
 #define SERVER_TOMBSTONE_SKIP_MAX 1000000 /* guard: AT_TS iteration skips them itself */
 #define SERVER_COMMIT_WAIT_MAX_OFFSETS 2 /* commit wait bound, in max_offsets */
 #define SERVER_COUNTERS 5
+#define SERVER_TRANSFER_POLL_MS 5       /* leadership changes signal nothing here: recheck */
 
 typedef struct server_job {
     rpc_transport *t; /* borrowed: the owner keeps it alive while the server runs */
@@ -1481,6 +1482,54 @@ static int eval_split(range_server *s, server_range *sr, server_eval *e)
     return RANGE_ERR_AMBIGUOUS; /* it may still apply: the caller asks again */
 }
 
+/* ---- lease transfer ---------------------------------------------------------- */
+
+/* TRANSFER_LEASE (docs/range.md, "Lease transfer"): start the Raft
+** leadership transfer here, then wait (bounded by wait_timeout_ms, rechecked
+** every SERVER_TRANSFER_POLL_MS) until this replica sees the target lead.
+** The target serves only after its own barrier, which raises its low-water
+** above everything served here. A request to the leaseholder naming itself
+** answers OK (a retry after the transfer). */
+static int eval_transfer_lease(range_server *s, server_range *sr, server_eval *e)
+{
+    uint64_t target = e->req.target_node_id, hint = 0;
+    range_replica_status st;
+    range_replica_get_status(sr->replica, &st);
+    if (target == st.node_id && st.leader) {
+        e->resp.leader_id = target;
+        return RANGE_OK;
+    }
+    int rc = range_replica_transfer_lease(sr->replica, target, &hint);
+    if (rc != RANGE_OK) {
+        e->resp.leader_hint = hint;
+        return rc;
+    }
+    BASE_INFO("range", "r%llu: lease transfer to n%llu started", (unsigned long long)sr->range_id,
+              (unsigned long long)target);
+    int64_t polls = s->config.wait_timeout_ms / SERVER_TRANSFER_POLL_MS + 1;
+    rc = RANGE_ERR_UNAVAILABLE;
+    pthread_mutex_lock(&s->mu);
+    for (int64_t i = 0; i <= polls && !s->stopping; i++) {
+        pthread_mutex_unlock(&s->mu); /* status takes the node mutex */
+        range_replica_get_status(sr->replica, &st);
+        pthread_mutex_lock(&s->mu);
+        if (!st.leader && st.leader_id == target) {
+            rc = RANGE_OK;
+            break;
+        }
+        if (i < polls) {
+            struct timespec slice = deadline_after_ms(SERVER_TRANSFER_POLL_MS);
+            (void)pthread_cond_timedwait(&s->changed, &s->mu, &slice);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (rc == RANGE_OK) {
+        e->resp.leader_id = target;
+        e->resp.leader_hint = target;
+    }
+    return rc;
+}
+
 /* ---- dispatch --------------------------------------------------------------- */
 
 static void eval_free(server_eval *e)
@@ -1539,6 +1588,9 @@ static int32_t server_evaluate(range_server *s, const uint8_t *data, size_t len,
         break;
     case RANGE_KV_ADMIN_SPLIT:
         rc = eval_split(s, sr, &e);
+        break;
+    case RANGE_KV_TRANSFER_LEASE:
+        rc = eval_transfer_lease(s, sr, &e);
         break;
     case RANGE_KV_DESCRIBE: {
         range_replica_status st;

@@ -106,6 +106,8 @@ static bool same_request(const range_kv_request *a, const range_kv_request *b)
     case RANGE_KV_ADMIN_SPLIT:
         return same_bytes(a->key, a->key_len, b->key, b->key_len) &&
                a->new_range_id == b->new_range_id;
+    case RANGE_KV_TRANSFER_LEASE:
+        return a->target_node_id == b->target_node_id;
     case RANGE_KV_VALIDATE:
         if (hlc_compare(a->commit_ts, b->commit_ts) != 0 ||
             a->read_span_count != b->read_span_count)
@@ -197,7 +199,7 @@ static range_write g_writes[4];
 static range_span g_delete_spans[2];
 static range_span g_read_spans[3];
 
-#define N_REQUESTS 11
+#define N_REQUESTS 12
 static void sample_requests(range_kv_request reqs[N_REQUESTS])
 {
     memset(reqs, 0, N_REQUESTS * sizeof(reqs[0]));
@@ -248,6 +250,9 @@ static void sample_requests(range_kv_request reqs[N_REQUESTS])
                                  .key_len = 5, .new_range_id = 3};
     reqs[10] = (range_kv_request){.op = RANGE_KV_ADMIN_SPLIT, .range_id = UINT64_MAX,
                                   .key = EMPTY, .key_len = 1, .new_range_id = UINT64_MAX};
+    /* TRANSFER_LEASE (no timestamp on the wire) */
+    reqs[11] = (range_kv_request){.op = RANGE_KV_TRANSFER_LEASE, .range_id = 4,
+                                  .target_node_id = UINT64_MAX};
 }
 
 static uint8_t g_start_key[] = "m", g_end_key[] = "t";
@@ -483,6 +488,12 @@ static void test_request_decode_rejects(void **state)
     EXPECT_REQ_CORRUPT();
     put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_ADMIN_SPLIT), put_varint(&b, 1);
     put_varint(&b, 1), put_u8(&b, 'k');
+    EXPECT_REQ_CORRUPT();
+    /* TRANSFER_LEASE: target 0, a missing target */
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_TRANSFER_LEASE), put_varint(&b, 1);
+    put_varint(&b, 0);
+    EXPECT_REQ_CORRUPT();
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_TRANSFER_LEASE), put_varint(&b, 1);
     EXPECT_REQ_CORRUPT();
     /* the valid DESCRIBE, then with a trailing byte */
     put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_DESCRIBE), put_varint(&b, 1);

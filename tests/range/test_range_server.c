@@ -2138,6 +2138,68 @@ static void test_router_cross_range_race(void **state)
     range_router_free(router);
 }
 
+/* Lease transfer (docs/range.md, "Lease transfer"): through the router
+** from the leaseholder A to B; B then serves reads and commits, above all
+** A served (its low-water); A redirects to B; a non-member is refused. */
+static void test_lease_transfer(void **state)
+{
+    fixture *f = *state;
+    int a = wait_leader(f, 1, 0);
+    int b = a % NODES + 1;
+    range_write w[] = {W("lt1", "1")};
+    commit_args c1 = {1, client_now(f), 90, 1, w, 1, NULL, 0, NULL, 0, {0, 0}};
+    assert_int_equal(commit(f, a, &c1, NULL, NULL), RANGE_OK);
+    /* A serves a read of lt2 at served_ts; a commit planned before it reads
+    ** from before_ts */
+    hlc_timestamp before_ts = client_now(f);
+    hlc_timestamp served_ts = client_now(f);
+    char v[32];
+    assert_int_equal(get(f, a, 1, "lt2", served_ts, v, sizeof(v)), RANGE_NOT_FOUND);
+
+    range_router *router = client_router(f);
+    assert_int_equal(range_router_transfer_lease(router, 1, (uint64_t)b), RANGE_OK);
+    range_replica_status st;
+    range_replica_get_status(f->rep[a][1], &st);
+    assert_false(st.leader);
+    assert_int_equal(st.leader_id, (uint64_t)b);
+    /* a retry reaches B, which already holds it */
+    assert_int_equal(range_router_transfer_lease(router, 1, (uint64_t)b), RANGE_OK);
+    assert_int_equal(wait_leader(f, 1, 0), b);
+
+    /* B commits above everything A served, and reads what A committed */
+    range_write w2[] = {W("lt2", "2")};
+    commit_args c2 = {1, before_ts, 91, 1, w2, 1, NULL, 0, NULL, 0, {0, 0}};
+    hlc_timestamp cts;
+    assert_int_equal(commit(f, b, &c2, &cts, NULL), RANGE_OK);
+    assert_true(hlc_compare(cts, served_ts) > 0);
+    assert_int_equal(get(f, b, 1, "lt1", client_now(f), v, sizeof(v)), RANGE_OK);
+    assert_string_equal(v, "1");
+    assert_int_equal(get(f, b, 1, "lt2", client_now(f), v, sizeof(v)), RANGE_OK);
+    assert_string_equal(v, "2");
+
+    /* A redirects to B, for reads and for transfers */
+    range_kv_request g = get_req(1, "lt1", client_now(f));
+    range_kv_response r;
+    assert_int_equal(call(f, a, &g, &r), RANGE_ERR_NOT_LEADER);
+    assert_int_equal(r.leader_hint, (uint64_t)b);
+    range_kv_response_free(&r);
+    uint64_t hint = 0;
+    assert_int_equal(range_replica_transfer_lease(f->rep[a][1], (uint64_t)a, &hint),
+                     RANGE_ERR_NOT_LEADER);
+    assert_int_equal(hint, (uint64_t)b);
+
+    /* a non-member, or the leaseholder itself at the replica, is refused */
+    assert_int_equal(range_router_transfer_lease(router, 1, 99), RANGE_ERR_INVALID);
+    assert_int_equal(range_replica_transfer_lease(f->rep[b][1], (uint64_t)b, &hint),
+                     RANGE_ERR_INVALID);
+    range_kv_request t = {.op = RANGE_KV_TRANSFER_LEASE, .range_id = 1, .target_node_id = 99};
+    assert_int_equal(call(f, b, &t, &r), RANGE_ERR_INVALID);
+    range_kv_response_free(&r);
+    range_replica_get_status(f->rep[b][1], &st);
+    assert_true(st.leader);
+    range_router_free(router);
+}
+
 int main(void)
 {
     if (getenv("TEST_DEBUG"))
@@ -2150,6 +2212,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_waits_for_pending_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_is_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leader_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_transfer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelined_commits, setup, teardown),
