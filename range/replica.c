@@ -849,25 +849,39 @@ static void replica_free(range_replica *r)
     base_free(r);
 }
 
-/* A u64 of the state machine ('a': applied index, 't': truncation point);
-** 0 when absent. */
-static int load_applied(storage_engine *e, uint64_t range_id, char kind, uint64_t *applied)
+/* A fixed-size raw value `kind` of a range into out[0..size); *found false
+** (out untouched) when absent; RANGE_ERR_CORRUPT when its size differs. */
+static int load_fixed(storage_engine *e, uint64_t range_id, char kind, uint8_t *out, size_t size,
+                      bool *found)
 {
     uint8_t key[REPLICA_KEY_SIZE_MAX];
     base_buf buf = {0};
     int rc = storage_get_raw(e, key, replica__key(key, range_id, kind, 0, 0, 0), &buf);
-    *applied = 0;
+    *found = false;
     if (rc == STORAGE_OK) {
-        if (buf.len == 8)
-            *applied = replica__get_u64(buf.data);
-        else
+        if (buf.len == size) {
+            memcpy(out, buf.data, size);
+            *found = true;
+        } else {
             rc = RANGE_ERR_CORRUPT;
+        }
     } else if (rc == STORAGE_NOT_FOUND) {
         rc = RANGE_OK;
     } else {
         rc = map_storage(rc);
     }
     base_buf_free(&buf);
+    return rc;
+}
+
+/* A u64 of the state machine ('a': applied index, 't': truncation point);
+** 0 when absent. */
+static int load_applied(storage_engine *e, uint64_t range_id, char kind, uint64_t *applied)
+{
+    uint8_t v[8];
+    bool found;
+    int rc = load_fixed(e, range_id, kind, v, sizeof(v), &found);
+    *applied = rc == RANGE_OK && found ? replica__get_u64(v) : 0;
     return rc;
 }
 
@@ -950,21 +964,10 @@ cleanup:
 /* The right-hand floor of a range made by a split ('w'; HLC_ZERO if none). */
 static int load_floor(storage_engine *e, uint64_t range_id, hlc_timestamp *floor)
 {
-    uint8_t key[REPLICA_KEY_SIZE_MAX];
-    base_buf buf = {0};
-    int rc = storage_get_raw(e, key, replica__key(key, range_id, 'w', 0, 0, 0), &buf);
-    *floor = HLC_ZERO;
-    if (rc == STORAGE_OK) {
-        if (buf.len == HLC_ENCODED_SIZE)
-            *floor = hlc_decode(buf.data);
-        else
-            rc = RANGE_ERR_CORRUPT;
-    } else if (rc == STORAGE_NOT_FOUND) {
-        rc = RANGE_OK;
-    } else {
-        rc = map_storage(rc);
-    }
-    base_buf_free(&buf);
+    uint8_t v[HLC_ENCODED_SIZE];
+    bool found;
+    int rc = load_fixed(e, range_id, 'w', v, sizeof(v), &found);
+    *floor = rc == RANGE_OK && found ? hlc_decode(v) : HLC_ZERO;
     return rc;
 }
 
@@ -1229,18 +1232,23 @@ static int replica_serving_check(range_replica *r, uint64_t *leader_hint)
     return RANGE_OK;
 }
 
-int replica__propose(range_replica *r, const range_command *cmd, uint64_t expected_term,
-                     bool deadline, range_propose_fn cb, void *ctx, uint64_t *leader_hint)
+/* Encodes a proposal's entry bytes into out (called under the node mutex,
+** after the serving, term and queue checks). */
+typedef int (*replica_encode_fn)(const void *arg, base_buf *out);
+
+/* The one proposal path: checks, encode, RAFT_EVENT_PROPOSE, and a waiter
+** keyed (txn_id, seq) resolved when that key applies (or dropped / at the
+** deadline when `deadline`). expected_term != 0: refuse with DROPPED unless
+** the replica still leads in that term. */
+static int replica_propose_entry(range_replica *r, replica_encode_fn encode, const void *arg,
+                                 uint64_t txn_id, uint64_t seq, uint64_t expected_term,
+                                 bool deadline, range_propose_fn cb, void *ctx,
+                                 uint64_t *leader_hint)
 {
-    range_node *n;
+    range_node *n = r->node;
     base_buf data = {0}; /* owner: this function (the core copies the entry) */
     raft_update u;
     int rc;
-    if (leader_hint != NULL)
-        *leader_hint = 0;
-    if (r == NULL || cmd == NULL || cb == NULL)
-        return RANGE_ERR_INVALID;
-    n = r->node;
     pthread_mutex_lock(&n->mu);
     rc = replica_serving_check(r, leader_hint);
     if (rc != RANGE_OK)
@@ -1257,7 +1265,7 @@ int replica__propose(range_replica *r, const range_command *cmd, uint64_t expect
         rc = RANGE_ERR_BUSY;
         goto cleanup;
     }
-    rc = range_command_encode(cmd, &data);
+    rc = encode(arg, &data);
     if (rc != RANGE_OK)
         goto cleanup;
     if (r->waiters == NULL) {
@@ -1272,8 +1280,8 @@ int replica__propose(range_replica *r, const range_command *cmd, uint64_t expect
     int rrc = raft_step(r->raft, &ev, &u);
     if (rrc == RAFT_OK) {
         replica_waiter *w = &r->waiters[r->n_waiters++];
-        w->txn_id = cmd->txn_id;
-        w->seq = cmd->seq;
+        w->txn_id = txn_id;
+        w->seq = seq;
         w->index = u.proposed_index;
         w->term = u.proposed_term;
         w->deadline_tick =
@@ -1301,10 +1309,52 @@ cleanup:
     return rc;
 }
 
+static int replica_encode_command(const void *arg, base_buf *out)
+{
+    return range_command_encode(arg, out);
+}
+
+int replica__propose(range_replica *r, const range_command *cmd, uint64_t expected_term,
+                     bool deadline, range_propose_fn cb, void *ctx, uint64_t *leader_hint)
+{
+    if (leader_hint != NULL)
+        *leader_hint = 0;
+    if (r == NULL || cmd == NULL || cb == NULL)
+        return RANGE_ERR_INVALID;
+    return replica_propose_entry(r, replica_encode_command, cmd, cmd->txn_id, cmd->seq,
+                                 expected_term, deadline, cb, ctx, leader_hint);
+}
+
 int range_replica_propose(range_replica *r, const range_command *cmd, range_propose_fn cb,
                           void *ctx, uint64_t *leader_hint)
 {
     return replica__propose(r, cmd, 0, true, cb, ctx, leader_hint);
+}
+
+typedef struct replica_split_entry {
+    const uint8_t *key;
+    size_t key_len;
+    uint64_t new_range_id;
+    uint64_t generation;
+    hlc_timestamp floor;
+} replica_split_entry;
+
+static int replica_encode_split(const void *arg, base_buf *out)
+{
+    const replica_split_entry *e = arg;
+    uint8_t head[REPLICA_SPLIT_HEADER];
+    head[0] = REPLICA_SPLIT_TAG;
+    replica__put_u64(head + 1, e->new_range_id);
+    replica__put_u64(head + 9, e->generation);
+    hlc_encode(e->floor, head + 17);
+    head[17 + HLC_ENCODED_SIZE] = (uint8_t)(e->key_len >> 24);
+    head[18 + HLC_ENCODED_SIZE] = (uint8_t)(e->key_len >> 16);
+    head[19 + HLC_ENCODED_SIZE] = (uint8_t)(e->key_len >> 8);
+    head[20 + HLC_ENCODED_SIZE] = (uint8_t)e->key_len;
+    if (base_buf_append(out, head, sizeof(head)) != 0 ||
+        base_buf_append(out, e->key, e->key_len) != 0)
+        return RANGE_ERR_NOMEM;
+    return RANGE_OK;
 }
 
 int replica__propose_split(range_replica *r, const uint8_t *key, size_t key_len,
@@ -1312,80 +1362,15 @@ int replica__propose_split(range_replica *r, const uint8_t *key, size_t key_len,
                            uint64_t expected_term, range_propose_fn cb, void *ctx,
                            uint64_t *leader_hint)
 {
-    range_node *n;
-    base_buf data = {0}; /* owner: this function (the core copies the entry) */
-    uint8_t head[REPLICA_SPLIT_HEADER];
-    raft_update u;
-    int rc;
     if (leader_hint != NULL)
         *leader_hint = 0;
     if (r == NULL || key == NULL || key_len == 0 || key_len > RANGE_DESC_KEY_MAX ||
         new_range_id == 0 || cb == NULL)
         return RANGE_ERR_INVALID;
-    head[0] = REPLICA_SPLIT_TAG;
-    replica__put_u64(head + 1, new_range_id);
-    replica__put_u64(head + 9, generation);
-    hlc_encode(floor, head + 17);
-    head[17 + HLC_ENCODED_SIZE] = (uint8_t)(key_len >> 24);
-    head[18 + HLC_ENCODED_SIZE] = (uint8_t)(key_len >> 16);
-    head[19 + HLC_ENCODED_SIZE] = (uint8_t)(key_len >> 8);
-    head[20 + HLC_ENCODED_SIZE] = (uint8_t)key_len;
-    if (base_buf_append(&data, head, sizeof(head)) != 0 ||
-        base_buf_append(&data, key, key_len) != 0) {
-        base_buf_free(&data);
-        return RANGE_ERR_NOMEM;
-    }
-    n = r->node;
-    pthread_mutex_lock(&n->mu);
-    rc = replica_serving_check(r, leader_hint);
-    if (rc != RANGE_OK)
-        goto cleanup;
-    raft_status st;
-    raft_node_status(r->raft, &st);
-    if (expected_term != 0 && st.term != expected_term) {
-        rc = RANGE_ERR_DROPPED; /* evaluated in another term: evaluate again */
-        goto cleanup;
-    }
-    if (r->n_waiters >= RANGE_PROPOSALS_PENDING_MAX) {
-        rc = RANGE_ERR_BUSY;
-        goto cleanup;
-    }
-    if (r->waiters == NULL) {
-        r->waiters = base_calloc(RANGE_PROPOSALS_PENDING_MAX, sizeof(*r->waiters));
-        if (r->waiters == NULL) {
-            rc = RANGE_ERR_NOMEM;
-            goto cleanup;
-        }
-    }
-    raft_proposal p = {data.data, data.len};
-    raft_event ev = {.type = RAFT_EVENT_PROPOSE, .proposals = &p, .n_proposals = 1};
-    int rrc = raft_step(r->raft, &ev, &u);
-    if (rrc == RAFT_OK) {
-        replica_waiter *w = &r->waiters[r->n_waiters++];
-        w->txn_id = REPLICA_SPLIT_TXN_ID;
-        w->seq = new_range_id;
-        w->index = u.proposed_index;
-        w->term = u.proposed_term;
-        w->deadline_tick = UINT64_MAX;
-        w->cb = cb;
-        w->ctx = ctx;
-        rc = RANGE_OK;
-    } else if (rrc == RAFT_ERR_NOT_LEADER || rrc == RAFT_ERR_TRANSFERRING) {
-        if (leader_hint != NULL)
-            *leader_hint = u.leader_hint;
-        rc = RANGE_ERR_NOT_LEADER;
-    } else if (rrc == RAFT_ERR_BUSY) {
-        rc = RANGE_ERR_BUSY;
-    } else if (rrc == RAFT_ERR_NOMEM) {
-        rc = RANGE_ERR_NOMEM;
-    } else {
-        rc = RANGE_ERR_INVALID;
-    }
-    replica_process(r, &u); /* always: the update may carry work either way */
-cleanup:
-    pthread_mutex_unlock(&n->mu);
-    base_buf_free(&data);
-    return rc;
+    replica_split_entry e = {key, key_len, new_range_id, generation, floor};
+    /* no deadline: a split resolves when it applies or is dropped */
+    return replica_propose_entry(r, replica_encode_split, &e, REPLICA_SPLIT_TXN_ID,
+                                 new_range_id, expected_term, false, cb, ctx, leader_hint);
 }
 
 void replica__cancel_proposals(range_node *n, range_propose_fn cb)
