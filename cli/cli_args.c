@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int cli_parse_duration_ns(const char *s, int64_t *out_ns) {
     if (s == NULL || *s == '\0') return -1;
@@ -124,4 +125,20 @@ void cli_demo_default_dir(char *out, size_t size) {
     }
     const char *tmp = getenv("TMPDIR");
     snprintf(out, size, "%s/meridian-demo", tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+}
+
+int cli_mkdir_p(const char *path) {
+    char tmp[CLI_PATH_SIZE_MAX];
+    base_strlcpy(tmp, path, sizeof tmp);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
+    struct stat st;
+    if (stat(tmp, &st) != 0) return -errno;
+    if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
+    return 0;
 }

@@ -76,19 +76,6 @@ static void pause_ms(int ms) { /* a bounded polling step, not a wait for an even
     nanosleep(&ts, NULL);
 }
 
-static int mkdir_p(const char *path) {
-    char tmp[CLI_DEMO_PATH_MAX];
-    base_strlcpy(tmp, path, sizeof tmp);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
-    return 0;
-}
-
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
     (void)sb;
     (void)flag;
@@ -340,7 +327,7 @@ int cli_demo_main(int argc, char **argv) {
         return CLI_EXIT_FAILURE;
     }
     bin[bl] = '\0';
-    if (mkdir_p(dir) != 0) {
+    if (cli_mkdir_p(dir) != 0) {
         fprintf(stderr, "meridian demo: cannot create %s: %s\n", dir, strerror(errno));
         return CLI_EXIT_FAILURE;
     }

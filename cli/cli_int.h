@@ -34,6 +34,7 @@
 #define CLI_DEFAULT_LISTEN_PORT 26357
 #define CLI_DEFAULT_URL "postgresql://root@127.0.0.1:26257/defaultdb?sslmode=disable"
 #define CLI_HOST_SIZE_MAX 256
+#define CLI_PATH_SIZE_MAX 4096
 
 /* ---- argument helpers ---------------------------------------------------- */
 
@@ -52,6 +53,10 @@ int cli_parse_hostport(const char *s, const char *default_host, int default_port
 ** Returns 0 (and *n) or -1. */
 int cli_parse_join_list(const char *s, int default_port, srv_addr *out, size_t max,
                         size_t *n /* OUT */);
+
+/* mkdir -p: every missing directory of path (mode 0755); an existing
+** non-directory is -ENOTDIR. 0 or -errno. */
+int cli_mkdir_p(const char *path);
 
 /* ---- the statement splitter ----------------------------------------------
 ** Accumulates input text and cuts it into statements at each ';' that is

@@ -54,7 +54,6 @@
 #include "timestamp/timestamp.h"
 #include "txn/txn.h"
 
-#define CLI_PATH_SIZE_MAX 4096
 #define CLI_BACKGROUND_WAIT_MS (120 * 1000) /* parent waits this long for ready */
 #define CLI_DEFAULT_STORE "meridian-data"
 
@@ -230,23 +229,6 @@ static int parse_flags(int argc, char **argv, start_options *o) {
                            "made with `meridian cert`) or, for a local demo, --insecure%s", "");
     if (o->certs_dir != NULL && o->insecure)
         return usage_error("--certs-dir and --insecure exclude each other%s", "");
-    return 0;
-}
-
-/* mkdir -p. 0 or -errno. */
-static int mkdir_p(const char *path) {
-    char tmp[CLI_PATH_SIZE_MAX];
-    base_strlcpy(tmp, path, sizeof tmp);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
-    struct stat st;
-    if (stat(tmp, &st) != 0) return -errno;
-    if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
     return 0;
 }
 
@@ -463,7 +445,7 @@ int cli_start_main(int argc, char **argv) {
     char url[CLI_HOST_SIZE_MAX + CLI_PATH_SIZE_MAX + 160];
     base_buf banner = {0};
 
-    if ((rc = mkdir_p(o.store)) != 0) {
+    if ((rc = cli_mkdir_p(o.store)) != 0) {
         fprintf(stderr, "meridian start: cannot create store directory %s: %s\n", o.store,
                 strerror(-rc));
         goto cleanup;
@@ -498,7 +480,7 @@ int cli_start_main(int argc, char **argv) {
     }
 
     snprintf(path, sizeof path, "%s/logs", o.store);
-    if ((rc = mkdir_p(path)) != 0) {
+    if ((rc = cli_mkdir_p(path)) != 0) {
         fprintf(stderr, "meridian start: cannot create %s: %s\n", path, strerror(-rc));
         goto cleanup;
     }
