@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "range/codec_int.h"
+#include "range/eval_int.h"
 #include "range/range.h"
 
 #define DESC_VERSION 1
@@ -29,16 +30,6 @@
 typedef range__reader desc__reader;
 
 /* ---- helpers ------------------------------------------------------------------ */
-
-/* memcmp order, a shorter key first when one is a prefix of the other. */
-static int desc__key_compare(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len)
-{
-    size_t n = a_len < b_len ? a_len : b_len;
-    int c = n > 0 ? memcmp(a, b, n) : 0;
-    if (c != 0)
-        return c;
-    return a_len < b_len ? -1 : (a_len > b_len ? 1 : 0);
-}
 
 /* true when the fields of a descriptor satisfy the invariants above. */
 static bool desc__well_formed(uint64_t range_id, const uint8_t *start, size_t start_len,
@@ -49,7 +40,7 @@ static bool desc__well_formed(uint64_t range_id, const uint8_t *start, size_t st
         end_len > RANGE_DESC_KEY_MAX || (start_len > 0 && start == NULL) ||
         (end_len > 0 && end == NULL))
         return false;
-    if (end_len > 0 && desc__key_compare(start, start_len, end, end_len) >= 0)
+    if (end_len > 0 && range__key_cmp(start, start_len, end, end_len) >= 0)
         return false;
     for (size_t i = 0; i < n_replicas; i++) { /* n_replicas <= 16: quadratic is fine */
         if (replicas[i] == 0)
@@ -113,9 +104,9 @@ int range_descriptor_copy(range_descriptor *dst, const range_descriptor *src)
 
 bool range_descriptor_contains(const range_descriptor *d, const uint8_t *key, size_t key_len)
 {
-    if (desc__key_compare(key, key_len, d->start_key, d->start_len) < 0)
+    if (range__key_cmp(key, key_len, d->start_key, d->start_len) < 0)
         return false;
-    return d->end_len == 0 || desc__key_compare(key, key_len, d->end_key, d->end_len) < 0;
+    return d->end_len == 0 || range__key_cmp(key, key_len, d->end_key, d->end_len) < 0;
 }
 
 int range_descriptor_encode(const range_descriptor *d, base_buf *out)

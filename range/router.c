@@ -73,6 +73,7 @@
 **     with no row, is RANGE_ERR_CORRUPT (no endless loop on a bad peer).
 */
 #define _GNU_SOURCE
+#include "range/eval_int.h"
 #include "range/kv_int.h"
 
 #include <assert.h>
@@ -144,13 +145,6 @@ static void router__clear_error(void) {
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static int router__key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
-    size_t n = alen < blen ? alen : blen;
-    int c = n ? memcmp(a, b, n) : 0;
-    if (c != 0) return c;
-    return alen < blen ? -1 : (alen > blen ? 1 : 0);
-}
-
 /* Printable form of a key for messages: hex, cut with "..." when long. */
 static void router__key_text(const uint8_t *key, size_t len, char *out, size_t out_size) {
     size_t pos = (size_t)snprintf(out, out_size, "0x");
@@ -196,7 +190,7 @@ static size_t router__upper_bound(const range_router *r, const uint8_t *key, siz
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const range_descriptor *d = &r->entries[mid].desc;
-        if (router__key_cmp(d->start_key, d->start_len, key, len) <= 0) lo = mid + 1;
+        if (range__key_cmp(d->start_key, d->start_len, key, len) <= 0) lo = mid + 1;
         else hi = mid;
     }
     return lo;
@@ -225,13 +219,13 @@ static router__entry *router__find_before(range_router *r, const uint8_t *bound,
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const range_descriptor *d = &r->entries[mid].desc;
-        if (router__key_cmp(d->start_key, d->start_len, bound, len) < 0) lo = mid + 1;
+        if (range__key_cmp(d->start_key, d->start_len, bound, len) < 0) lo = mid + 1;
         else hi = mid;
     }
     if (lo == 0) return NULL;
     e = &r->entries[lo - 1];
     if (e->desc.end_len == 0 ||
-        router__key_cmp(bound, len, e->desc.end_key, e->desc.end_len) <= 0)
+        range__key_cmp(bound, len, e->desc.end_key, e->desc.end_len) <= 0)
         return e;
     return NULL;
 }
@@ -245,9 +239,9 @@ static router__entry *router__find_id(range_router *r, uint64_t range_id) {
 static bool router__overlaps(const range_descriptor *a, const range_descriptor *b) {
     /* [a.start, a.end) and [b.start, b.end) intersect */
     bool a_before_b_end = b->end_len == 0 ||
-                          router__key_cmp(a->start_key, a->start_len, b->end_key, b->end_len) < 0;
+                          range__key_cmp(a->start_key, a->start_len, b->end_key, b->end_len) < 0;
     bool b_before_a_end = a->end_len == 0 ||
-                          router__key_cmp(b->start_key, b->start_len, a->end_key, a->end_len) < 0;
+                          range__key_cmp(b->start_key, b->start_len, a->end_key, a->end_len) < 0;
     return a_before_b_end && b_before_a_end;
 }
 
@@ -859,14 +853,14 @@ static int router__build_scan(void *ctx, range_router *r, const range_descriptor
     router__iter *it = ctx;
     const uint8_t *s = it->lo.data;
     size_t slen = it->lo.len;
-    if (router__key_cmp(d->start_key, d->start_len, s, slen) > 0) {
+    if (range__key_cmp(d->start_key, d->start_len, s, slen) > 0) {
         s = d->start_key;
         slen = d->start_len;
     }
     const uint8_t *e = it->hi.data;
     size_t elen = it->hi.len;
     bool open = it->hi_open;
-    if (d->end_len > 0 && (open || router__key_cmp(d->end_key, d->end_len, e, elen) < 0)) {
+    if (d->end_len > 0 && (open || range__key_cmp(d->end_key, d->end_len, e, elen) < 0)) {
         e = d->end_key;
         elen = d->end_len;
         open = false;
@@ -907,13 +901,13 @@ static bool router__page_ok(const router__iter *it) {
     if (p->more && p->n_rows == 0) return false;
     for (size_t i = 0; i < p->n_rows; i++) {
         const range_kv_row *row = &p->rows[i];
-        if (router__key_cmp(row->key, row->key_len, it->req_start.data, it->req_start.len) < 0)
+        if (range__key_cmp(row->key, row->key_len, it->req_start.data, it->req_start.len) < 0)
             return false;
         if (!it->req_end_open &&
-            router__key_cmp(row->key, row->key_len, it->req_end.data, it->req_end.len) >= 0)
+            range__key_cmp(row->key, row->key_len, it->req_end.data, it->req_end.len) >= 0)
             return false;
         if (i > 0) {
-            int c = router__key_cmp(p->rows[i - 1].key, p->rows[i - 1].key_len, row->key,
+            int c = range__key_cmp(p->rows[i - 1].key, p->rows[i - 1].key_len, row->key,
                                     row->key_len);
             if (it->reverse ? c <= 0 : c >= 0) return false;
         }
@@ -950,7 +944,7 @@ static int router__iter_advance(router__iter *it) {
             return RANGE_ERR_NOMEM;
         }
     }
-    if (!it->hi_open && router__key_cmp(it->lo.data, it->lo.len, it->hi.data, it->hi.len) >= 0)
+    if (!it->hi_open && range__key_cmp(it->lo.data, it->lo.len, it->hi.data, it->hi.len) >= 0)
         it->done = true;
     return RANGE_OK;
 }
@@ -1010,7 +1004,7 @@ static int router__iter_open(range_kv *kv, const uint8_t *start, size_t start_le
         base_free(it);
         return RANGE_ERR_NOMEM;
     }
-    if (!it->hi_open && router__key_cmp(it->lo.data, it->lo.len, it->hi.data, it->hi.len) >= 0)
+    if (!it->hi_open && range__key_cmp(it->lo.data, it->lo.len, it->hi.data, it->hi.len) >= 0)
         it->done = true; /* empty span */
     *out = (range_kv_iter *)it;
     return RANGE_OK;
@@ -1075,7 +1069,7 @@ static int router__build_meta(void *ctx, range_router *r, const range_descriptor
     req->end_len = m->end.len;
     /* meta lies in the first range; should it ever end inside meta, the
     ** part in this range is what this range can answer */
-    if (d->end_len > 0 && router__key_cmp(d->end_key, d->end_len, m->end.data, m->end.len) < 0) {
+    if (d->end_len > 0 && range__key_cmp(d->end_key, d->end_len, m->end.data, m->end.len) < 0) {
         req->end = d->end_key;
         req->end_len = d->end_len;
     }
@@ -1088,10 +1082,10 @@ static int router__build_meta(void *ctx, range_router *r, const range_descriptor
 static bool router__places(const range_descriptor *d, const router__route *route) {
     if (!route->before) return range_descriptor_contains(d, route->key, route->key_len);
     if (route->before_open) return d->end_len == 0;
-    if (router__key_cmp(d->start_key, d->start_len, route->key, route->key_len) >= 0)
+    if (range__key_cmp(d->start_key, d->start_len, route->key, route->key_len) >= 0)
         return false;
     return d->end_len == 0 ||
-           router__key_cmp(route->key, route->key_len, d->end_key, d->end_len) <= 0;
+           range__key_cmp(route->key, route->key_len, d->end_key, d->end_len) <= 0;
 }
 
 /* Ask meta which range places route and install it. RANGE_OK (installed a
@@ -1362,14 +1356,14 @@ static int router__part_append(router__part *part, range_span sp) {
 /* Is the span inside d? If not, *outside is a key of the span outside d. */
 static bool router__span_in(const range_descriptor *d, const range_span *sp,
                             const uint8_t **outside, size_t *outside_len) {
-    if (sp->point || router__key_cmp(sp->start, sp->start_len, d->start_key, d->start_len) < 0) {
+    if (sp->point || range__key_cmp(sp->start, sp->start_len, d->start_key, d->start_len) < 0) {
         if (range_descriptor_contains(d, sp->start, sp->start_len)) return true;
         *outside = sp->start;
         *outside_len = sp->start_len;
         return false;
     }
     if (d->end_len == 0) return true;
-    if (sp->end_len > 0 && router__key_cmp(sp->end, sp->end_len, d->end_key, d->end_len) <= 0)
+    if (sp->end_len > 0 && range__key_cmp(sp->end, sp->end_len, d->end_key, d->end_len) <= 0)
         return true;
     *outside = d->end_key; /* the first key past d, and inside the span */
     *outside_len = d->end_len;
@@ -1412,7 +1406,7 @@ static int router__plan_read(range_router *r, router__plan *p, const range_span 
         return rc != RANGE_OK ? rc : router__part_append(part, *sp);
     }
     bool open = sp->end_len == 0;
-    if (!open && router__key_cmp(sp->start, sp->start_len, sp->end, sp->end_len) >= 0)
+    if (!open && range__key_cmp(sp->start, sp->start_len, sp->end, sp->end_len) >= 0)
         return RANGE_OK; /* an empty span read nothing */
     const uint8_t *pos = sp->start;
     size_t pos_len = sp->start_len;
@@ -1429,7 +1423,7 @@ static int router__plan_read(range_router *r, router__plan *p, const range_span 
         const range_descriptor *d = &part->desc; /* the copy: its bytes outlive r->mu */
         range_span piece = {pos_len ? pos : NULL, pos_len, sp->end, sp->end_len, false};
         bool last = d->end_len == 0 ||
-                    (!open && router__key_cmp(sp->end, sp->end_len, d->end_key, d->end_len) <= 0);
+                    (!open && range__key_cmp(sp->end, sp->end_len, d->end_key, d->end_len) <= 0);
         if (!last) {
             piece.end = d->end_key;
             piece.end_len = d->end_len;
@@ -1891,7 +1885,7 @@ range_kv *range_router_kv(range_router *r) { return &r->kv; }
 int range_router_update_descriptor(range_router *r, const range_descriptor *d) {
     if (d == NULL || d->range_id == 0 || d->n_replicas > RANGE_REPLICAS_MAX ||
         (d->end_len > 0 &&
-         router__key_cmp(d->start_key, d->start_len, d->end_key, d->end_len) >= 0))
+         range__key_cmp(d->start_key, d->start_len, d->end_key, d->end_len) >= 0))
         return RANGE_ERR_INVALID;
     bool installed = false;
     pthread_mutex_lock(&r->mu);
