@@ -261,6 +261,16 @@ typedef struct range_node_config {
     void *observer_ctx;
     bool no_handler;          /* do not install a transport handler: the owner
                                  forwards Raft messages to range_node_handle_rpc */
+    /* Lease reads take the Raft core's ticks as elapsed time, so a node whose
+    ** ticks fell behind real time (a SIGSTOPped process, a starved ticker) would
+    ** serve from a lease that already ran out. With clock set, range_node_tick
+    ** records clock() as it starts, and range_replica_read answers from the
+    ** lease only while that is at most 5/4 tick_ns old; otherwise it asks a
+    ** quorum (ReadIndex). The driver must also deliver the ticks it missed.
+    ** NULL: ticks are the only time (simulations drive both). */
+    int64_t (*clock)(void *ctx); /* monotonic nanoseconds */
+    void *clock_ctx;
+    int64_t tick_ns;             /* > 0 when clock is set */
 } range_node_config;
 
 /* owner of *out: caller, range_node_free. RANGE_ERR_INVALID / NOMEM. */

@@ -161,6 +161,7 @@ struct range_node {
     bool purge_wanted;       /* a compaction since the last raft_log_purge */
     bool purging;
     uint64_t ticks;
+    int64_t last_tick_ns;      /* config.clock() when the last tick began; under mu */
     uint64_t purge_tick;
     /* The store's hosted-range list ("range/hosted"), loaded on first use. */
     uint64_t *hosted; /* owned */
@@ -1466,6 +1467,9 @@ int range_replica_read(range_replica *r, bool allow_lease, range_read_fn cb, voi
     rd->deadline_tick = r->tick + (uint64_t)r->config.proposal_timeout_ticks;
     rd->cb = cb;
     rd->ctx = ctx;
+    if (allow_lease && n->config.clock != NULL &&
+        n->config.clock(n->config.clock_ctx) - n->last_tick_ns > n->config.tick_ns / 4 * 5)
+        allow_lease = false; /* ticks behind real time: the lease may have run out */
     raft_event ev = {.type = RAFT_EVENT_READ, .read_id = id, .allow_lease = allow_lease};
     int rrc = raft_step(r->raft, &ev, &u);
     if (rrc != RAFT_OK) {
@@ -1666,6 +1670,8 @@ void range_node_tick(range_node *n)
 {
     bool purge = false;
     pthread_mutex_lock(&n->mu);
+    if (n->config.clock != NULL)
+        n->last_tick_ns = n->config.clock(n->config.clock_ctx);
     n->ticks++;
     for (size_t i = 0; i < n->n_replicas; i++)
         replica_tick(n->replicas[i]);
@@ -1817,7 +1823,8 @@ static void node_handler(void *ctx, rpc_transport *t, const rpc_message *msg)
 
 int range_node_new(const range_node_config *config, range_node **out)
 {
-    if (config == NULL || config->transport == NULL || config->engine == NULL || out == NULL)
+    if (config == NULL || config->transport == NULL || config->engine == NULL || out == NULL ||
+        (config->clock != NULL && config->tick_ns <= 0))
         return RANGE_ERR_INVALID;
     uint64_t id = rpc_node(config->transport);
     if (id == 0)

@@ -65,6 +65,7 @@
 #define SRV_JOIN_BACKOFF_MIN_MS 500
 #define SRV_JOIN_BACKOFF_MAX_MS 5000
 #define SRV_TXN_ATTEMPTS_MAX 8          /* a system txn retried on 40001 */
+#define SRV_TICK_CATCHUP_MAX 50         /* missed ticks delivered after a pause (5 s) */
 #define SRV_BIND_ATTEMPTS_MAX 50        /* transport restart: re-bind tries */
 #define SRV_BIND_RETRY_MS 100
 #define SRV_SQL_RETRY_MS 1000           /* opening the SQL engine again */
@@ -139,6 +140,7 @@ struct srv_node {
 /* ---- small helpers ------------------------------------------------------------ */
 
 static int64_t mono_ns(void) { return base_monotonic_ns(); }
+static int64_t mono_clock(void *ctx) { (void)ctx; return base_monotonic_ns(); }
 
 /* Wait on n->cond until deadline (monotonic ns) or a signal. mu held. */
 static void wait_until(srv_node *n, int64_t deadline_ns) {
@@ -377,7 +379,8 @@ static int build_stack(srv_node *n) {
     pthread_mutex_unlock(&n->mu);
 
     range_node_config nc = {.transport = t, .engine = n->cfg.engine, .sync = n->cfg.sync,
-                            .log = n->rlog, .no_handler = true};
+                            .log = n->rlog, .no_handler = true, .clock = mono_clock,
+                            .tick_ns = n->cfg.tick_ms * 1000000};
     if ((rc = range_node_new(&nc, &rnode)) != RANGE_OK) {
         snprintf(msg, sizeof msg, "cannot create the range node (error %d)", rc);
         goto fail;
@@ -1529,11 +1532,18 @@ static void *ticker_main(void *arg) {
             wait_until(n, next);
             continue;
         }
-        next += n->cfg.tick_ms * 1000000;
-        if (next < now) next = now + n->cfg.tick_ms * 1000000; /* fell behind: no burst */
+        /* Ticks are the Raft cores' clock: after a pause (SIGSTOP, a starved
+        ** thread) deliver the ones missed, so leases and election timers see
+        ** the time that passed; bounded, since past an election timeout more
+        ** ticks change nothing. range_node refuses lease reads until then. */
+        int64_t tick_ns = n->cfg.tick_ms * 1000000;
+        int64_t due = (now - next) / tick_ns + 1;
+        if (due > SRV_TICK_CATCHUP_MAX) due = SRV_TICK_CATCHUP_MAX;
+        next += tick_ns;
+        if (next < now) next = now + tick_ns;
         range_node *rn = n->rnode;
         pthread_mutex_unlock(&n->mu);
-        if (rn != NULL) range_node_tick(rn);
+        for (int64_t k = 0; rn != NULL && k < due; k++) range_node_tick(rn);
         pthread_mutex_lock(&n->mu);
     }
     pthread_mutex_unlock(&n->mu);

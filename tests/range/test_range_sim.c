@@ -18,6 +18,9 @@
 **     the end exactly once on every replica for every acknowledged command;
 **   - after a linearizable read barrier at the leader (lease, then ReadIndex)
 **     every acknowledged write is readable there at its commit timestamp;
+**     mid-run barriers too, including a lease read at a node that has just
+**     woken from a pause (SIGSTOP: no ticks, its messages lost) before its
+**     missed ticks are delivered;
 **   - every replica's MVCC contents (all versions) and applied index are
 **     identical after healing.
 ** Seeds: MERIDIAN_SIM_SEEDS (default 200) seeds from MERIDIAN_SIM_FIRST_SEED
@@ -78,7 +81,7 @@ static uint64_t current_seed;
 static uint64_t total_garbage;
 static uint64_t total_mid_reads_ok, total_mid_reads_failed;
 static uint64_t total_crashes, total_acks, total_dropped, total_ambiguous, total_not_leader,
-    total_ticks, total_isolations, total_dup_proposals;
+    total_ticks, total_isolations, total_dup_proposals, total_pauses, total_resume_reads;
 
 #define CHECK(cond, ...)                                                              \
     do {                                                                              \
@@ -111,6 +114,8 @@ typedef struct sim_node {
     rpc_transport *t;
     bool up;
     int down_until; /* tick */
+    bool paused;      /* SIGSTOPped: no ticks, no messages, no client calls */
+    int paused_since, paused_until; /* ticks */
     int restarts;
     uint64_t max_applied_seen;
     int applied_count[CMDS]; /* non-duplicate applications, across lifetimes */
@@ -277,11 +282,18 @@ static raft_log *open_log(const char *dir, size_t segment_bytes)
 }
 #endif
 
+static int64_t sim_clock(void *ctx)
+{
+    world *w = ctx;
+    return rpc_sim_now_ns(w->net);
+}
+
 static void start_node(world *w, uint64_t id)
 {
     sim_node *n = &w->nodes[id];
     range_node_config nc = {.transport = n->t, .engine = n->engine, .sync = true,
-                            .observer = observer, .observer_ctx = w};
+                            .observer = observer, .observer_ctx = w, .clock = sim_clock,
+                            .clock_ctx = w, .tick_ns = TICK_NS};
 #if SIM_SHARED
     if (n->log == NULL) {
         n->log = open_log(n->log_dir, SEGMENT_BYTES); /* recovery after a crash */
@@ -347,10 +359,10 @@ static void on_propose(void *ctx, int rc)
 static void propose(world *w, cmd_state *c)
 {
     uint64_t target = w->leader_guess;
-    if (target == 0 || !w->nodes[target].up)
+    if (target == 0 || !w->nodes[target].up || w->nodes[target].paused)
         target = (uint64_t)rnd_int(w, NODES) + 1;
     sim_node *n = &w->nodes[target];
-    if (!n->up)
+    if (!n->up || n->paused)
         return;
     range_command cmd = {.txn_id = (uint64_t)c->index + 1, .seq = 1, .commit_ts = c->commit_ts,
                          .writes = c->writes, .write_count = c->n_writes};
@@ -404,19 +416,27 @@ static void on_mid_read(void *ctx, int rc)
     check_acked_visible(w, w->nodes[w->mid_node].engine, w->mid_acked, "linearizable read");
 }
 
+static void issue_mid_read(world *w, uint64_t target, bool allow_lease);
+
 static void mid_read(world *w)
 {
     uint64_t target = w->leader_guess;
-    if (target == 0 || !w->nodes[target].up)
+    if (target == 0 || !w->nodes[target].up || w->nodes[target].paused)
         target = (uint64_t)rnd_int(w, NODES) + 1;
-    if (!w->nodes[target].up)
+    if (!w->nodes[target].up || w->nodes[target].paused)
         return;
+    issue_mid_read(w, target, rnd_int(w, 2) == 0);
+}
+
+/* A lease read at target, checked in on_mid_read against what was acked. */
+static void issue_mid_read(world *w, uint64_t target, bool allow_lease)
+{
     for (int i = 0; i < CMDS; i++)
         w->mid_acked[i] = w->cmds[i].acked;
     w->mid_pending = true;
     w->mid_node = target;
     uint64_t hint = 0;
-    int rc = range_replica_read(w->nodes[target].rep, rnd_int(w, 2) == 0, on_mid_read, w, &hint);
+    int rc = range_replica_read(w->nodes[target].rep, allow_lease, on_mid_read, w, &hint);
     if (rc != RANGE_OK) {
         CHECK(rc == RANGE_ERR_NOT_LEADER || rc == RANGE_ERR_BUSY, "read: %d", rc);
         w->mid_pending = false;
@@ -446,6 +466,24 @@ static void client_step(world *w)
     }
 }
 
+/* Wake a paused node. Like a process after SIGCONT, it may serve a request
+** before its ticker notices the time that passed: a lease read is issued
+** first (the lease must not be trusted: range_node_config.clock), then the
+** missed ticks are delivered, as server/'s ticker does. */
+static void resume_node(world *w, uint64_t id)
+{
+    sim_node *n = &w->nodes[id];
+    n->paused = false;
+    rpc_sim_isolate(w->net, (rpc_node_id)id, false);
+    if (!w->mid_pending) {
+        issue_mid_read(w, id, true);
+        total_resume_reads++;
+    }
+    int missed = w->tick - n->paused_since;
+    for (int k = 0; k < missed && k < 50; k++)
+        range_node_tick(n->rn);
+}
+
 static void faults_step(world *w)
 {
     /* crash: at most one node down at a time */
@@ -459,8 +497,29 @@ static void faults_step(world *w)
     }
     if (down == 0 && chance(w, 4000)) {
         uint64_t id = (uint64_t)rnd_int(w, NODES) + 1;
+        if (w->nodes[id].paused)
+            resume_node(w, id);
         crash_node(w, id);
         w->nodes[id].down_until = w->tick + 20 + rnd_int(w, 150);
+    }
+    /* pause (SIGSTOP), at most one node: then the resumed node is asked for
+    ** a lease read before its driver delivers the ticks it missed */
+    int paused = 0;
+    for (uint64_t i = 1; i <= NODES; i++) {
+        sim_node *n = &w->nodes[i];
+        if (n->paused && w->tick >= n->paused_until)
+            resume_node(w, i);
+        paused += n->paused;
+    }
+    if (paused == 0 && chance(w, 4000)) {
+        uint64_t id = (uint64_t)rnd_int(w, NODES) + 1;
+        if (w->nodes[id].up && w->isolated != (int)id) {
+            w->nodes[id].paused = true;
+            w->nodes[id].paused_since = w->tick;
+            w->nodes[id].paused_until = w->tick + 20 + rnd_int(w, 150);
+            rpc_sim_isolate(w->net, (rpc_node_id)id, true); /* its messages: lost */
+            total_pauses++;
+        }
     }
     /* isolation */
     if (w->isolated != 0 && w->tick >= w->isolated_until) {
@@ -469,6 +528,10 @@ static void faults_step(world *w)
     }
     if (w->isolated == 0 && chance(w, 3000)) {
         w->isolated = rnd_int(w, NODES) + 1;
+        if (w->nodes[w->isolated].paused) {
+            w->isolated = 0;
+            return;
+        }
         w->isolated_until = w->tick + 20 + rnd_int(w, 200);
         rpc_sim_isolate(w->net, (rpc_node_id)w->isolated, true);
         total_isolations++;
@@ -541,7 +604,7 @@ static void advance(world *w)
     w->tick++;
     rpc_sim_run_until(w->net, (int64_t)w->tick * TICK_NS);
     for (uint64_t i = 1; i <= NODES; i++) {
-        if (!w->nodes[i].up)
+        if (!w->nodes[i].up || w->nodes[i].paused)
             continue;
 #if SIM_SHARED
         if (chance(w, w->sync_per_million)) {
@@ -699,6 +762,9 @@ static uint64_t run_seed(uint64_t seed)
         advance(w);
     }
     /* heal and converge */
+    for (uint64_t i = 1; i <= NODES; i++)
+        if (w->nodes[i].paused)
+            resume_node(w, i);
     rpc_sim_heal_all(w->net);
     w->isolated = 0;
     w->oneway_from = 0;
@@ -1006,14 +1072,15 @@ static void test_sim_seeds(void **state)
             "range sim: %llu seeds from %llu clean; ticks %llu, crashes %llu (incl. end), "
             "isolations %llu, acks %llu, dropped %llu, ambiguous %llu, not-leader %llu, "
             "deliberate re-proposals %llu, mid-run reads ok %llu / failed %llu, "
-            "bad peer messages %llu\n",
+            "bad peer messages %llu, pauses %llu (lease reads right after waking %llu)\n",
             (unsigned long long)count, (unsigned long long)first,
             (unsigned long long)total_ticks, (unsigned long long)total_crashes,
             (unsigned long long)total_isolations, (unsigned long long)total_acks,
             (unsigned long long)total_dropped, (unsigned long long)total_ambiguous,
             (unsigned long long)total_not_leader, (unsigned long long)total_dup_proposals,
             (unsigned long long)total_mid_reads_ok, (unsigned long long)total_mid_reads_failed,
-            (unsigned long long)total_garbage);
+            (unsigned long long)total_garbage, (unsigned long long)total_pauses,
+            (unsigned long long)total_resume_reads);
     fprintf(stderr, "range sim (%s log): replicas ending truncated %llu, highest first index "
             "%llu, syncer rounds %llu\n", SIM_SHARED ? "shared" : "raw keyspace",
             (unsigned long long)total_truncations, (unsigned long long)total_first_index_max,
