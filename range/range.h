@@ -452,6 +452,9 @@ enum {
 };
 
 typedef struct range_kv range_kv;
+struct range_txn_meta;       /* "Distributed transactions" below */
+struct range_prepare_result;
+struct range_txn_outcome;
 typedef struct range_kv_iter range_kv_iter; /* owner: caller, ops->iter_close */
 typedef struct range_kv_ops {
     int (*wait_visible)(range_kv *kv, hlc_timestamp read_ts);
@@ -479,6 +482,16 @@ typedef struct range_kv_ops {
     ** same id is safe). docs/range.md, "Splits and addressing". */
     int (*admin_split)(range_kv *kv, const uint8_t *key, size_t key_len, uint64_t new_range_id,
                        struct range_descriptor *left, struct range_descriptor *right);
+    /* Two-phase commit (docs/txn.md section 3). NULL for a local store (one
+    ** piece: every commit is single-range). See "Distributed transactions"
+    ** below for the types and the exact semantics. */
+    int (*prepare)(range_kv *kv, const struct range_txn_meta *txn,
+                   const range_commit_request *req, struct range_prepare_result *out,
+                   range_conflict *conflict);
+    int (*end_txn)(range_kv *kv, const struct range_txn_meta *txn, int status,
+                   hlc_timestamp commit_ts, struct range_txn_outcome *out);
+    int (*resolve)(range_kv *kv, uint64_t txn_id, const range_span *spans, size_t n_spans,
+                   int status, hlc_timestamp commit_ts);
 } range_kv_ops;
 /* Implementations embed this as their first member. */
 struct range_kv {
@@ -487,6 +500,80 @@ struct range_kv {
 
 /* The range_kv view of a local store; lives as long as s. */
 range_kv *range_store_kv(range_store *s);
+
+/* ---- Distributed transactions (docs/txn.md) ---------------------------------
+** Raw-keyspace layout on every replica (range-local by key, so a split or a
+** snapshot of [a, b) carries exactly the raw spans [PREFIX a, PREFIX b)):
+**   RANGE_INTENT_PREFIX key                -> intent (range/intent.c codec)
+**   RANGE_TXN_RECORD_PREFIX esc(anchor) id -> record; esc() is an order-
+**     preserving, prefix-free escaping of the anchor key (0x00 -> 0x00 0xFF,
+**     terminator 0x00 0x01) and id the txn id, 8 bytes big-endian.
+*/
+#define RANGE_INTENT_PREFIX "range/i/"
+#define RANGE_INTENT_PREFIX_LEN 8
+#define RANGE_TXN_RECORD_PREFIX "range/t/"
+#define RANGE_TXN_RECORD_PREFIX_LEN 8
+#define RANGE_TXN_RECORD_EXPIRY_MS 5000 /* a PENDING record (or an intent without one)
+                                           older than this may be aborted by a pusher */
+#define RANGE_TXN_HEARTBEAT_MS 1000     /* coordinators heartbeat their records */
+
+enum {
+    RANGE_ERR_INTENT = -5015,  /* (server) the request met another transaction's
+                                  intent it cannot ignore; the answer names it
+                                  (the router pushes and resolves, docs/txn.md) */
+    RANGE_ERR_ABORTED = -5016, /* the transaction's record is ABORTED (a pusher
+                                  aborted it, or it was rolled back): 40001 */
+};
+
+typedef enum range_txn_status {
+    RANGE_TXN_PENDING = 0,
+    RANGE_TXN_COMMITTED = 1,
+    RANGE_TXN_ABORTED = 2,
+} range_txn_status;
+
+/* Who a transaction is, as participants and pushers see it. Bytes borrowed. */
+typedef struct range_txn_meta {
+    uint64_t txn_id;         /* != 0, unique in the cluster (random 64 bits) */
+    uint64_t nonce;          /* idempotence of this commit attempt's requests */
+    int64_t priority;        /* higher wins a deadlock; 0: normal */
+    const uint8_t *anchor;   /* the record's key: the txn's first write key */
+    size_t anchor_len;
+    hlc_timestamp read_ts;
+} range_txn_meta;
+
+/* prepare: every range holding writes or delete spans of req got a PREPARE
+** (intents laid, replicated; reads in it validated up to its prepare ts), the
+** anchor's range also created the PENDING record, and every read span of
+** req was validated at commit_ts (VALIDATE where a range prepared lower or
+** only read). RANGE_OK: commit_ts is the timestamp END_TXN must use.
+** Errors: RANGE_ERR_CONFLICT (conflict filled: 40001), RANGE_ERR_ABORTED
+** (the record was aborted under us), RANGE_ERR_PUSHED (no common timestamp
+** within the attempts), RANGE_ERR_UNAVAILABLE, RANGE_ERR_AMBIGUOUS (some
+** PREPARE's fate unknown). On any error the caller aborts: END_TXN(ABORTED)
+** then resolve(ABORTED) over `spans` (every range where intents may exist). */
+typedef struct range_prepare_result {
+    hlc_timestamp commit_ts;
+    range_span *spans;  /* owned: range_prepare_result_free; the participant
+                           ranges' spans clipped to the txn's writes */
+    size_t n_spans;
+    base_buf span_bytes; /* owns the spans' key bytes */
+} range_prepare_result;
+void range_prepare_result_free(range_prepare_result *r);
+
+/* end_txn at the anchor's range: status COMMITTED (at commit_ts) or ABORTED.
+** Conditional: a PENDING or absent record moves to status; the same final
+** status answers RANGE_OK again (idempotent); the other final status answers
+** RANGE_ERR_ABORTED (wanted COMMITTED, found ABORTED) or RANGE_OK with
+** out->status COMMITTED (wanted ABORTED, found COMMITTED: the caller must then
+** treat the txn as committed). RANGE_ERR_AMBIGUOUS when no replica answered. */
+typedef struct range_txn_outcome {
+    int status;              /* range_txn_status found/written */
+    hlc_timestamp commit_ts; /* COMMITTED: the record's */
+} range_txn_outcome;
+
+/* resolve: every intent of txn_id in spans becomes a committed value at
+** commit_ts (status COMMITTED) or disappears (ABORTED); keys without one are
+** untouched. Idempotent. Spans are split by range by the router. */
 
 /* ---- range descriptors ------------------------------------------------------
 ** A range covers [start_key, end_key) (end_len 0 = to the end of the key
