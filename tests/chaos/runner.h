@@ -76,7 +76,11 @@ enum { /* nemesis bits */
     CRUN_NEM_KILL = 1u << 0,
     CRUN_NEM_PAUSE = 1u << 1,
     CRUN_NEM_PARTITION = 1u << 2,
+    CRUN_NEM_SKEW = 1u << 3,     /* restart a node with its clock off, within --max-offset */
+    CRUN_NEM_SPLIT = 1u << 4,    /* ALTER TABLE ... SPLIT AT a random key (instant) */
 };
+#define CRUN_SKEW_MS_MIN 20          /* skew: |offset| in [MIN, MAX] ms, under the */
+#define CRUN_SKEW_MS_MAX 150         /* nodes' default --max-offset (250 ms) */
 
 typedef struct crun_config {
     crun_workload workload;
@@ -107,6 +111,7 @@ typedef struct crun_node {
     pid_t pid;                   /* 0: not running */
     pid_t holder;                /* namespace holder, 0 without namespaces */
     bool paused;                 /* SIGSTOPped by the nemesis */
+    int64_t clock_offset_ms;     /* skew: --clock-offset of its next start (0: none) */
     char host[64];
     int port;
     char url[256];               /* libpq URL of its SQL port */
@@ -255,6 +260,13 @@ struct crun_ctx {
 };
 
 const char *crun_workload_name(crun_workload w);
+/* The split nemesis: a statement splitting the workload's table at a
+** random key of its key domain, into sql. */
+void crun_wl_split_sql(crun_ctx *ctx, uint64_t *rng, char *sql, size_t size);
+/* Run one statement through node i on a connection of its own, bounded by
+** timeout_ms. 0 ok, -1 failed (why says it). Main thread only. */
+int crun_admin_exec(crun_ctx *ctx, int i, const char *sql, int timeout_ms, char *why,
+                    size_t why_size);
 /* Tables and initial rows through node 0 (retried, bounded). 0 or -1. */
 int crun_wl_setup(crun_ctx *ctx);
 /* One operation by client c, recorded in the history; its outcome. */

@@ -153,11 +153,17 @@ int crun_node_start(crun_cluster *c, int i) {
         fprintf(stderr, "chaos: %s: %s\n", console, strerror(errno));
         return -1;
     }
-    dprintf(fd, "---- chaos: start %d of node %d at %lld ms\n", n->starts + 1, i + 1,
-            (long long)crun_elapsed_ms(c));
+    dprintf(fd, "---- chaos: start %d of node %d at %lld ms (clock offset %lld ms)\n",
+            n->starts + 1, i + 1, (long long)crun_elapsed_ms(c), (long long)n->clock_offset_ms);
+    char offset[48];
+    snprintf(offset, sizeof offset, "%lldms", (long long)n->clock_offset_ms);
     const char *argv[] = {c->cfg->bin, "start", "--store", n->store, "--listen-addr", listen,
                           "--join", c->join, "--insecure", "--log-level",
-                          c->cfg->node_log_level, NULL};
+                          c->cfg->node_log_level, NULL, NULL, NULL};
+    if (n->clock_offset_ms != 0) { /* the skew nemesis: test-only flag */
+        argv[11] = "--clock-offset";
+        argv[12] = offset;
+    }
     pid_t pid = crun_spawn(n->holder, argv, fd);
     close(fd);
     if (pid < 0) {

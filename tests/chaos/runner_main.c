@@ -3,7 +3,7 @@
 ** runner of issue 7: a real cluster, real clients, faults, a checked
 ** history. docs/chaos.md ("The runner") is the manual.
 **
-**   chaos_run --workload bank|register|set|append --nemesis kill,pause[,partition]
+**   chaos_run --workload bank|register|set|append --nemesis kill,pause,partition,skew,split (any subset)
 **             --nodes 3|5 --time SECONDS --seed N [--results DIR] [--bin PATH]
 **             [--clients K] [--teeth] [--no-netns] [--keep-data] ...
 **
@@ -41,6 +41,7 @@
 
 #define MAIN_TICK_MS 100                 /* nemesis loop step */
 #define MAIN_CRASH_RESTARTS_MAX 5        /* restarts of a node that keeps crashing */
+#define MAIN_SPLIT_MS 15000              /* one split statement (the split nemesis) */
 #define MAIN_MARKER ".chaos-results"     /* a directory the runner may clear */
 
 enum { EXIT_VALID = 0, EXIT_VIOLATION = 1, EXIT_NO_VERDICT = 2, EXIT_SETUP = 3, EXIT_INTR = 130 };
@@ -53,7 +54,7 @@ static int64_t now_ms(void) { return base_monotonic_ns() / 1000000; }
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: chaos_run --workload bank|register|set|append --nemesis kill,pause[,partition]|none\n"
+            "usage: chaos_run --workload bank|register|set|append --nemesis kill,pause,partition,skew,split (any subset)|none\n"
             "                 --nodes N --time SECONDS [--seed N] [--results DIR] [--bin PATH]\n"
             "  --clients K          client threads (default 5)\n"
             "  --teeth              also check the history with one injected fault: it must be invalid\n"
@@ -115,6 +116,8 @@ static int parse_nemeses(const char *s, unsigned *out) {
         if (strcmp(t, "kill") == 0) *out |= CRUN_NEM_KILL;
         else if (strcmp(t, "pause") == 0) *out |= CRUN_NEM_PAUSE;
         else if (strcmp(t, "partition") == 0) *out |= CRUN_NEM_PARTITION;
+        else if (strcmp(t, "skew") == 0) *out |= CRUN_NEM_SKEW;
+        else if (strcmp(t, "split") == 0) *out |= CRUN_NEM_SPLIT;
         else return -1;
     }
     return 0;
@@ -338,7 +341,7 @@ typedef struct fault {
 } fault;
 
 typedef struct fault_stats {
-    int kills, pauses, partitions, crashes;
+    int kills, pauses, partitions, skews, splits, crashes;
 } fault_stats;
 
 static void describe_targets(const fault *f, char *out, size_t size) {
@@ -348,17 +351,38 @@ static void describe_targets(const fault *f, char *out, size_t size) {
         used += (size_t)snprintf(out + used, size - used, "%sn%d", i ? "," : "", f->targets[i] + 1);
 }
 
-static void fault_start(crun_cluster *c, const crun_config *cfg, uint64_t *rng, fault *f,
-                        fault_stats *st) {
-    unsigned kinds[3];
+/* The split nemesis: instant, nothing to heal. Through a random node. */
+static void split_now(crun_ctx *ctx, uint64_t *rng, fault_stats *st) {
+    crun_cluster *c = ctx->cluster;
+    char sql[160], why[256] = "";
+    crun_wl_split_sql(ctx, rng, sql, sizeof sql);
+    int i = (int)crun_rand_range(rng, 0, c->n - 1);
+    int rc = crun_admin_exec(ctx, i, sql, MAIN_SPLIT_MS, why, sizeof why);
+    for (char *p = why; *p != '\0'; p++)
+        if (*p == '\n') *p = ' ';
+    crun_log(c, "split through n%d: %s: %s%s", i + 1, sql, rc == 0 ? "done" : "failed: ",
+             rc == 0 ? "" : why);
+    st->splits++;
+}
+
+static void fault_start(crun_ctx *ctx, uint64_t *rng, fault *f, fault_stats *st) {
+    crun_cluster *c = ctx->cluster;
+    const crun_config *cfg = ctx->cfg;
+    unsigned kinds[5];
     int nk = 0;
     if (cfg->nemeses & CRUN_NEM_KILL) kinds[nk++] = CRUN_NEM_KILL;
     if (cfg->nemeses & CRUN_NEM_PAUSE) kinds[nk++] = CRUN_NEM_PAUSE;
     if ((cfg->nemeses & CRUN_NEM_PARTITION) && c->netns) kinds[nk++] = CRUN_NEM_PARTITION;
+    if (cfg->nemeses & CRUN_NEM_SKEW) kinds[nk++] = CRUN_NEM_SKEW;
+    if (cfg->nemeses & CRUN_NEM_SPLIT) kinds[nk++] = CRUN_NEM_SPLIT;
     int minority = (c->n - 1) / 2;
     if (nk == 0 || minority == 0) return;
     memset(f, 0, sizeof *f);
     f->kind = kinds[crun_rand_range(rng, 0, nk - 1)];
+    if (f->kind == CRUN_NEM_SPLIT) {
+        split_now(ctx, rng, st);
+        return;
+    }
     f->n_targets = (int)crun_rand_range(rng, 1, minority);
     /* Half of the time aim at the leaseholder: its failure is the
     ** interesting one (failover, a paused holder waking up). */
@@ -404,6 +428,25 @@ static void fault_start(crun_cluster *c, const crun_config *cfg, uint64_t *rng, 
         crun_log(c, "partition %s %s the rest", who, f->one_way ? "-/-> (one way)" : "<-/->");
         st->partitions++;
         break;
+    case CRUN_NEM_SKEW: {
+        /* A restart with the clock off: the node's physical clock starts
+        ** |offset| away from the others' (within --max-offset). */
+        char offsets[128] = "";
+        size_t used = 0;
+        for (int i = 0; i < f->n_targets; i++) {
+            crun_node *n = &c->nodes[f->targets[i]];
+            int64_t ms = crun_rand_range(rng, CRUN_SKEW_MS_MIN, CRUN_SKEW_MS_MAX);
+            n->clock_offset_ms = crun_rand(rng) % 2 == 0 ? ms : -ms;
+            used += (size_t)snprintf(offsets + used, sizeof offsets - used, " %+lldms",
+                                     (long long)n->clock_offset_ms);
+            if (used >= sizeof offsets) used = sizeof offsets - 1;
+            failures += crun_node_kill(c, f->targets[i]) != 0;
+            failures += crun_node_start(c, f->targets[i]) != 0;
+        }
+        crun_log(c, "skew: restart %s with clock offset%s", who, offsets);
+        st->skews++;
+        break;
+    }
     }
     if (failures > 0) crun_log(c, "WARNING: %d fault actions failed", failures);
     f->active = true;
@@ -420,6 +463,15 @@ static void heal_all(crun_cluster *c, fault *f) {
         case CRUN_NEM_KILL: crun_log(c, "restart %s", who); break;
         case CRUN_NEM_PAUSE: crun_log(c, "resume (SIGCONT) %s", who); break;
         case CRUN_NEM_PARTITION: crun_log(c, "heal the partition"); break;
+        case CRUN_NEM_SKEW: crun_log(c, "unskew: restart %s with its clock right", who); break;
+        }
+        if (f->kind == CRUN_NEM_SKEW) {
+            for (int i = 0; i < f->n_targets; i++) {
+                crun_node *n = &c->nodes[f->targets[i]];
+                n->clock_offset_ms = 0;
+                if (n->pid != 0 && crun_node_kill(c, f->targets[i]) != 0)
+                    crun_log(c, "WARNING: cannot stop n%d", f->targets[i] + 1);
+            }
         }
     }
     f->active = false;
@@ -436,8 +488,9 @@ static void heal_all(crun_cluster *c, fault *f) {
 /* ---- the run ------------------------------------------------------------------ */
 
 static const char *nemesis_names(unsigned bits, char *buf, size_t size) {
-    snprintf(buf, size, "%s%s%s", bits & CRUN_NEM_KILL ? "kill," : "",
-             bits & CRUN_NEM_PAUSE ? "pause," : "", bits & CRUN_NEM_PARTITION ? "partition," : "");
+    snprintf(buf, size, "%s%s%s%s%s", bits & CRUN_NEM_KILL ? "kill," : "",
+             bits & CRUN_NEM_PAUSE ? "pause," : "", bits & CRUN_NEM_PARTITION ? "partition," : "",
+             bits & CRUN_NEM_SKEW ? "skew," : "", bits & CRUN_NEM_SPLIT ? "split," : "");
     size_t len = strlen(buf);
     if (len > 0) buf[len - 1] = '\0';
     else base_strlcpy(buf, "none", size);
@@ -548,7 +601,9 @@ int main(int argc, char **argv) {
             next_fault_ms = now_ms() + crun_rand_range(&rng, cfg.fault_gap_ms_min, cfg.fault_gap_ms_max);
         } else if (!cur.active && cfg.nemeses != 0 && now_ms() >= next_fault_ms &&
                    now_ms() + cfg.fault_hold_ms_min < end_ms) {
-            fault_start(&cluster, &cfg, &rng, &cur, &stats);
+            fault_start(&ctx, &rng, &cur, &stats);
+            if (!cur.active) /* instant (split): the next one after a gap */
+                next_fault_ms = now_ms() + crun_rand_range(&rng, cfg.fault_gap_ms_min, cfg.fault_gap_ms_max);
         }
         struct timespec ts = {0, MAIN_TICK_MS * 1000L * 1000L}; /* the schedule's clock */
         nanosleep(&ts, NULL);
@@ -590,8 +645,9 @@ int main(int argc, char **argv) {
         base_buf_printf(&summary, "network: a namespace per node (partitions are real)\n");
     else
         base_buf_printf(&summary, "network: loopback (%s): partition unavailable\n", cluster.netns_why);
-    base_buf_printf(&summary, "faults: %d kill, %d pause, %d partition; crashes: %d\n", stats.kills,
-                    stats.pauses, stats.partitions, stats.crashes);
+    base_buf_printf(&summary, "faults: %d kill, %d pause, %d partition, %d skew, %d split; crashes: %d\n",
+                    stats.kills, stats.pauses, stats.partitions, stats.skews, stats.splits,
+                    stats.crashes);
     base_buf_printf(&summary, "ops: %" PRIu64 " (ok %" PRIu64 ", failed %" PRIu64 ", unknown %" PRIu64 ")",
                     total, history.counts[CRUN_OK], history.counts[CRUN_FAIL], history.counts[CRUN_INFO]);
     for (int i = 0; i < history.n_states; i++)

@@ -154,6 +154,46 @@ static const char *table_of(crun_workload w) {
     return "?";
 }
 
+void crun_wl_split_sql(crun_ctx *ctx, uint64_t *rng, char *sql, size_t size) {
+    const crun_config *cfg = ctx->cfg;
+    int64_t hi;
+    switch (cfg->workload) {
+    case CRUN_WL_BANK: hi = cfg->accounts - 1; break;
+    case CRUN_WL_REGISTER: hi = CRUN_REGISTER_KEYS - 1; break;
+    case CRUN_WL_SET: hi = BASE_MAX(atomic_load(&ctx->wl->next_value), 2); break;
+    default: { /* append: keys in use and a little ahead */
+        pthread_mutex_lock(&ctx->wl->mu);
+        hi = ctx->wl->next_key + CRUN_APPEND_ACTIVE;
+        pthread_mutex_unlock(&ctx->wl->mu);
+        break;
+    }
+    }
+    int64_t k = crun_rand_range(rng, 1, BASE_MAX(hi, 1));
+    snprintf(sql, size, "ALTER TABLE %s SPLIT AT VALUES (%" PRId64 ")", table_of(cfg->workload), k);
+}
+
+int crun_admin_exec(crun_ctx *ctx, int i, const char *sql, int timeout_ms, char *why,
+                    size_t why_size) {
+    crun_client admin = {.ctx = ctx, .index = -1, .node = i};
+    admin.pg = crun_connect(ctx->cluster, i);
+    if (admin.pg == NULL) {
+        snprintf(why, why_size, "cannot connect to n%d", i + 1);
+        return -1;
+    }
+    PGresult *r = NULL;
+    crun_exec_rc rc = crun_exec(&admin, sql, now_ns() + (int64_t)timeout_ms * 1000000, &r);
+    int out = -1;
+    if (rc != CRUN_EXEC_OK)
+        snprintf(why, why_size, "%s", rc == CRUN_EXEC_TIMEOUT ? "timeout" : "connection lost");
+    else if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        snprintf(why, why_size, "%s", PQresultErrorMessage(r));
+    else
+        out = 0;
+    PQclear(r);
+    crun_client_disconnect(&admin);
+    return out;
+}
+
 int crun_wl_setup(crun_ctx *ctx) {
     const crun_config *cfg = ctx->cfg;
     struct crun_wl *wl = base_calloc(1, sizeof *wl);
