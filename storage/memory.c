@@ -470,6 +470,29 @@ static int mem_get_raw(storage_engine *e, const uint8_t *key, size_t key_len, ba
     return rc;
 }
 
+static int mem_seek_raw(storage_engine *e, const uint8_t *start, size_t start_len,
+                        const uint8_t *end, size_t end_len, base_buf *key_out,
+                        base_buf *value_out) {
+    mem_engine *m = (mem_engine *)e;
+    int rc = STORAGE_NOT_FOUND;
+    pthread_rwlock_rdlock(&m->lock);
+    size_t i = raw_bound(m, start, start_len);
+    if (i < m->raw_n &&
+        (end == NULL ||
+         storage__key_compare(m->raw[i]->key, m->raw[i]->key_len, end, end_len) < 0)) {
+        base_buf_reset(key_out);
+        rc = base_buf_append(key_out, m->raw[i]->key, m->raw[i]->key_len) == 0 ? STORAGE_OK
+                                                                               : STORAGE_ERR_NOMEM;
+        if (rc == STORAGE_OK && value_out != NULL) {
+            base_buf_reset(value_out);
+            if (base_buf_append(value_out, m->raw[i]->value, m->raw[i]->value_len) != 0)
+                rc = STORAGE_ERR_NOMEM;
+        }
+    }
+    pthread_rwlock_unlock(&m->lock);
+    return rc;
+}
+
 static int mem_approximate_size(storage_engine *e, const uint8_t *start, size_t start_len,
                                 const uint8_t *end, size_t end_len, uint64_t *size_bytes) {
     mem_engine *m = (mem_engine *)e;
@@ -524,6 +547,7 @@ static const storage__vtable mem_vtable = {
     .cursor_next = mem_next,
     .cursor_close = mem_cursor_close,
     .get_raw = mem_get_raw,
+    .seek_raw = mem_seek_raw,
     .approximate_size = mem_approximate_size,
     .stats = mem_stats,
     .flush = mem_flush,

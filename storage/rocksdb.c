@@ -397,6 +397,37 @@ static int rdb_get_raw(storage_engine *e, const uint8_t *key, size_t key_len, ba
     return rc;
 }
 
+static int rdb_seek_raw(storage_engine *e, const uint8_t *start, size_t start_len,
+                        const uint8_t *end, size_t end_len, base_buf *key_out,
+                        base_buf *value_out) {
+    rdb_engine *r = (rdb_engine *)e;
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(r->db, r->ro_raw, r->cf_raw);
+    if (start_len > 0)
+        rocksdb_iter_seek(it, (const char *)start, start_len);
+    else
+        rocksdb_iter_seek_to_first(it);
+    int rc = STORAGE_NOT_FOUND;
+    if (rocksdb_iter_valid(it)) {
+        size_t klen = 0, vlen = 0;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
+        if (end == NULL || storage__key_compare(k, klen, end, end_len) < 0) {
+            base_buf_reset(key_out);
+            rc = base_buf_append(key_out, k, klen) == 0 ? STORAGE_OK : STORAGE_ERR_NOMEM;
+            if (rc == STORAGE_OK && value_out != NULL) {
+                const char *v = rocksdb_iter_value(it, &vlen);
+                base_buf_reset(value_out);
+                if (base_buf_append(value_out, v, vlen) != 0) rc = STORAGE_ERR_NOMEM;
+            }
+        }
+    } else {
+        char *err = NULL;
+        rocksdb_iter_get_error(it, &err);
+        if (err != NULL) rc = rdb_error("seek raw", err);
+    }
+    rocksdb_iter_destroy(it);
+    return rc;
+}
+
 static int rdb_approximate_size(storage_engine *e, const uint8_t *start, size_t start_len,
                                 const uint8_t *end, size_t end_len, uint64_t *size_bytes) {
     rdb_engine *r = (rdb_engine *)e;
@@ -482,6 +513,7 @@ static const storage__vtable rdb_vtable = {
     .cursor_next = rdb_next,
     .cursor_close = rdb_cursor_close,
     .get_raw = rdb_get_raw,
+    .seek_raw = rdb_seek_raw,
     .approximate_size = rdb_approximate_size,
     .stats = rdb_stats,
     .flush = rdb_flush,

@@ -213,6 +213,14 @@ int storage_get_raw(storage_engine *e, const uint8_t *key, size_t key_len, base_
     return e->vt->get_raw(e, key, key_len, out);
 }
 
+int storage_seek_raw(storage_engine *e, const uint8_t *start, size_t start_len,
+                     const uint8_t *end, size_t end_len, base_buf *key_out, base_buf *value_out) {
+    if (e == NULL || key_out == NULL || (start == NULL && start_len > 0) ||
+        start_len > STORAGE_KEY_SIZE_MAX || end_len > STORAGE_KEY_SIZE_MAX)
+        return STORAGE_ERR_INVALID;
+    return e->vt->seek_raw(e, start, start_len, end, end_len, key_out, value_out);
+}
+
 /* ---- iterators ----------------------------------------------------------------- */
 struct storage_iter {
     storage_engine *e;

@@ -142,6 +142,12 @@ void storage_iter_close(storage_iter *it);
 
 /* Raw keyspace reads. */
 int storage_get_raw(storage_engine *e, const uint8_t *key, size_t key_len, base_buf *out);
+/* The first raw key k with start <= k < end (end NULL: no upper bound; the
+** latest state), into key_out and value_out (each reset first; value_out
+** may be NULL). STORAGE_OK, STORAGE_NOT_FOUND or an error. One seek: for
+** range-local raw spans (range/: intents and transaction records). */
+int storage_seek_raw(storage_engine *e, const uint8_t *start, size_t start_len,
+                     const uint8_t *end, size_t end_len, base_buf *key_out, base_buf *value_out);
 
 /* ---- garbage collection ---------------------------------------------------
 ** Drop, in [start, end), every version older than the newest version <= gc_ts

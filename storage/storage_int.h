@@ -104,6 +104,9 @@ typedef struct storage__vtable {
     int (*cursor_next)(storage__cursor *c, storage__entry *out);
     void (*cursor_close)(storage__cursor *c);
     int (*get_raw)(storage_engine *e, const uint8_t *key, size_t key_len, base_buf *out);
+    /* First raw key in [start, end) (end NULL: none); value_out may be NULL. */
+    int (*seek_raw)(storage_engine *e, const uint8_t *start, size_t start_len,
+                    const uint8_t *end, size_t end_len, base_buf *key_out, base_buf *value_out);
     int (*approximate_size)(storage_engine *e, const uint8_t *start, size_t start_len,
                             const uint8_t *end, size_t end_len, uint64_t *size_bytes);
     int (*stats)(storage_engine *e, base_buf *out);

@@ -541,6 +541,18 @@ static void test_raw_keyspace(void **state) {
     assert_int_equal(storage_get_raw(e, KEY("applied\0"), &out), STORAGE_OK);
     assert_int_equal(out.len, 0);
     assert_int_equal(storage_get_raw(e, KEY("applied"), &out), STORAGE_NOT_FOUND);
+    /* seek: the first raw key in [start, end) */
+    base_buf k = {0};
+    assert_int_equal(storage_seek_raw(e, NULL, 0, NULL, 0, &k, &out), STORAGE_OK);
+    assert_int_equal(k.len, 8);
+    assert_memory_equal(k.data, "applied\0", 8);
+    assert_int_equal(storage_seek_raw(e, KEY("applied\1"), NULL, 0, &k, &out), STORAGE_OK);
+    assert_memory_equal(k.data, "node-id", 7);
+    assert_memory_equal(out.data, "n1", 2);
+    assert_int_equal(storage_seek_raw(e, KEY("applied\1"), KEY("node-id"), &k, NULL),
+                     STORAGE_NOT_FOUND);
+    assert_int_equal(storage_seek_raw(e, KEY("node-id\0"), NULL, 0, &k, NULL), STORAGE_NOT_FOUND);
+    base_buf_free(&k);
     /* raw keys are invisible to MVCC reads and range deletes */
     expect_get(e, NULL, KEY("node-id"), 100, NULL, 0, false);
     char buf[256];
