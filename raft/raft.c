@@ -682,15 +682,48 @@ static size_t chunk_bytes(const raft_node *n) {
     return n->cfg.snapshot_chunk_bytes ? n->cfg.snapshot_chunk_bytes : RAFT__DEFAULT_CHUNK_BYTES;
 }
 
+/* A stream to send: one of an index the log continues from. */
+static bool stream_usable(const raft_node *n) {
+    return n->snap_stream != NULL && n->stream_index >= n->snap_index && n->stream_index > 0;
+}
+
+/* ... for pr: with lazy snapshots (made on demand, so a newer one can be
+** had) only one whose configuration names pr: a member added since an older
+** stream was made must find itself in what it installs. */
+static bool stream_usable_for(const raft_node *n, const raft__progress *pr) {
+    return stream_usable(n) &&
+           (!n->cfg.lazy_snapshots ||
+            (pr->snap_bad_seq != n->stream_seq &&
+             (raft_membership_is_voter(&n->stream_conf, pr->id) ||
+              raft_membership_is_learner(&n->stream_conf, pr->id))));
+}
+
 /* Stream the latest snapshot to pr: one chunk in flight at a time; a
-** snapshot replaced since the stream started restarts it. */
+** snapshot replaced since the stream started restarts it. Lazy snapshots
+** without a stream: pr waits in the snapshot state (snap_index 0) and the
+** caller is asked for one. */
 static bool send_snapshot_chunk(raft_node *n, raft__progress *pr) {
     size_t len;
     raft_message *m;
-    assert(n->snap_index > 0 && n->snap_stream != NULL);
-    if (pr->state != RAFT__SNAPSHOT || pr->snap_index != n->snap_index) {
+    if (!stream_usable_for(n, pr)) {
+        assert(n->cfg.lazy_snapshots && n->snap_index > 0);
+        if (pr->state != RAFT__SNAPSHOT) {
+            pr->state = RAFT__SNAPSHOT;
+            pr->paused = false;
+            inflight_reset(pr);
+        }
+        pr->snap_index = 0;
+        pr->snap_offset = 0;
+        pr->snap_wait = -1;
+        n->want_snapshot = true;
+        return false;
+    }
+    if (pr->state != RAFT__SNAPSHOT || pr->snap_index != n->stream_index ||
+        pr->snap_seq != n->stream_seq) {
         pr->state = RAFT__SNAPSHOT;
-        pr->snap_index = n->snap_index;
+        pr->snap_index = n->stream_index;
+        pr->snap_seq = n->stream_seq;
+        pr->snap_starts = 0;
         pr->snap_offset = 0;
         pr->snap_wait = -1;
         pr->paused = false;
@@ -700,16 +733,23 @@ static bool send_snapshot_chunk(raft_node *n, raft__progress *pr) {
         return false;
     if (pr->snap_offset > n->snap_stream_len)
         pr->snap_offset = 0;
+    if (pr->snap_offset == 0 && ++pr->snap_starts > RAFT__SNAPSHOT_STARTS_MAX &&
+        n->cfg.lazy_snapshots) {
+        /* started over and over: the follower will not take this one */
+        pr->snap_bad_seq = n->stream_seq;
+        return send_snapshot_chunk(n, pr); /* waits for a new one */
+    }
     len = BASE_MIN(chunk_bytes(n), n->snap_stream_len - pr->snap_offset);
     m = out_push(n, RAFT_MSG_SNAPSHOT, pr->id, false);
     if (m == NULL)
         return false;
-    m->index = n->snap_index;
-    m->log_term = n->snap_term;
+    m->index = n->stream_index;
+    m->log_term = n->stream_term;
     m->seq = pr->snap_offset;
     m->len = len;
     m->force = pr->snap_offset + len == n->snap_stream_len;
     n->out[n->n_out - 1].snap_offset = pr->snap_offset;
+    n->out[n->n_out - 1].stream_seq = n->stream_seq;
     pr->snap_wait = 0;
     return true;
 }
@@ -1169,6 +1209,10 @@ static void install_snapshot(raft_node *n, uint64_t index, uint64_t term,
     n->snap_stream = stream;
     n->snap_stream_len = len;
     n->snap_conf_len = hdr;
+    n->stream_index = index;
+    n->stream_term = term;
+    n->stream_conf = *conf;
+    n->stream_seq++;
     recompute_conf(n);
     n->commit = index;
     n->applied = index;
@@ -1239,8 +1283,10 @@ static int handle_snapshot(raft_node *n, const raft_message *m) {
         return RAFT_OK;
     }
     hdr = raft_membership_decode(n->recv_buf, n->recv_len, &conf);
-    if (hdr < 0) {
-        recv_reset(n);
+    if (hdr < 0 || (n->cfg.snapshot_check != NULL &&
+                    !n->cfg.snapshot_check(n->cfg.snapshot_check_ctx, m->index,
+                                           n->recv_buf + hdr, n->recv_len - (size_t)hdr))) {
+        recv_reset(n); /* the leader starts over after its resend timeout */
         return RAFT_ERR_INVALID;
     }
     {
@@ -1260,8 +1306,9 @@ static int handle_snapshot(raft_node *n, const raft_message *m) {
 
 static void handle_snapshot_response(raft_node *n, raft__progress *pr, const raft_message *m) {
     pr->recent_active = true;
-    if (pr->state != RAFT__SNAPSHOT || m->index != pr->snap_index ||
-        pr->snap_index != n->snap_index || m->hint_index > n->snap_stream_len)
+    if (pr->state != RAFT__SNAPSHOT || !stream_usable(n) || m->index != pr->snap_index ||
+        pr->snap_index != n->stream_index || pr->snap_seq != n->stream_seq ||
+        m->hint_index > n->snap_stream_len)
         return;
     pr->snap_offset = (size_t)m->hint_index;
     pr->snap_wait = -1;
@@ -1566,25 +1613,96 @@ static int step_compact(raft_node *n, const raft_event *ev) {
         return RAFT_ERR_INVALID;
     conf_at(n, idx, &c);
     hdr_len = raft_membership_encode(&c, hdr);
-    stream = base_malloc(hdr_len + ev->snapshot_len);
-    if (stream == NULL)
-        return RAFT_ERR_NOMEM;
-    memcpy(stream, hdr, hdr_len);
-    if (ev->snapshot_len > 0)
-        memcpy(stream + hdr_len, ev->snapshot_data, ev->snapshot_len);
+    stream = NULL;
+    if (!n->cfg.lazy_snapshots || ev->snapshot_len > 0) {
+        stream = base_malloc(hdr_len + ev->snapshot_len);
+        if (stream == NULL)
+            return RAFT_ERR_NOMEM;
+        memcpy(stream, hdr, hdr_len);
+        if (ev->snapshot_len > 0)
+            memcpy(stream + hdr_len, ev->snapshot_data, ev->snapshot_len);
+    }
     term = term_at(n, idx);
     assert(term != 0 && idx <= n->stable_index);
     log_drop_prefix(n, idx);
     n->snap_index = idx;
     n->snap_term = term;
     n->snap_conf = c;
+    if (stream != NULL || n->stream_index < idx) {
+        /* lazy, no bytes: a stream at or above idx stays usable */
+        base_free(n->snap_stream);
+        n->snap_stream = stream;
+        n->snap_stream_len = stream != NULL ? hdr_len + ev->snapshot_len : 0;
+        n->snap_conf_len = stream != NULL ? hdr_len : 0;
+        n->stream_index = stream != NULL ? idx : 0;
+        n->stream_term = stream != NULL ? term : 0;
+        n->stream_conf = c;
+        n->stream_seq++;
+    }
+    if (n->conf_index < idx)
+        n->conf_index = idx; /* the config in effect now comes from the snapshot */
+    return RAFT_OK;
+}
+
+/* Lazy snapshots: the caller's state machine at snapshot_index becomes the
+** stream; every follower waiting for one (or streaming an older one)
+** starts on it. */
+static int step_snapshot(raft_node *n, const raft_event *ev) {
+    uint64_t idx = ev->snapshot_index;
+    raft_membership c;
+    uint8_t hdr[RAFT_MEMBERSHIP_MAX_BYTES];
+    size_t hdr_len, i;
+    uint8_t *stream;
+    if (!n->cfg.lazy_snapshots || idx == 0 || idx < n->snap_index || idx > n->applied ||
+        (ev->snapshot_len > 0 && ev->snapshot_data == NULL) ||
+        ev->snapshot_len > RAFT__MAX_SNAPSHOT_BYTES - RAFT_MEMBERSHIP_MAX_BYTES)
+        return RAFT_ERR_INVALID;
+    conf_at(n, idx, &c);
+    hdr_len = raft_membership_encode(&c, hdr);
+    stream = base_malloc(hdr_len + ev->snapshot_len);
+    if (stream == NULL)
+        return RAFT_ERR_NOMEM;
+    memcpy(stream, hdr, hdr_len);
+    if (ev->snapshot_len > 0)
+        memcpy(stream + hdr_len, ev->snapshot_data, ev->snapshot_len);
     base_free(n->snap_stream);
     n->snap_stream = stream;
     n->snap_stream_len = hdr_len + ev->snapshot_len;
     n->snap_conf_len = hdr_len;
-    if (n->conf_index < idx)
-        n->conf_index = idx; /* the config in effect now comes from the snapshot */
+    n->stream_index = idx;
+    n->stream_term = term_at(n, idx);
+    n->stream_conf = c;
+    n->stream_seq++;
+    assert(n->stream_term != 0);
+    if (n->role != RAFT_LEADER)
+        return RAFT_OK;
+    for (i = 0; i < n->n_prs; i++) {
+        raft__progress *pr = &n->prs[i];
+        if (pr->id != n->cfg.id && pr->state == RAFT__SNAPSHOT) {
+            pr->snap_index = 0; /* new bytes, even at the same index: from the start */
+            send_snapshot_chunk(n, pr);
+        }
+    }
     return RAFT_OK;
+}
+
+/* Lazy snapshots: drop a stream no follower streams (an installed one was
+** handed out in the previous update, which is over). */
+static void maybe_free_stream(raft_node *n) {
+    size_t i;
+    if (!n->cfg.lazy_snapshots || n->snap_stream == NULL)
+        return;
+    if (n->role == RAFT_LEADER && stream_usable(n))
+        for (i = 0; i < n->n_prs; i++)
+            if (n->prs[i].id != n->cfg.id && n->prs[i].state == RAFT__SNAPSHOT &&
+                n->prs[i].snap_index == n->stream_index && n->prs[i].snap_seq == n->stream_seq)
+                return;
+    base_free(n->snap_stream);
+    n->snap_stream = NULL;
+    n->snap_stream_len = 0;
+    n->snap_conf_len = 0;
+    n->stream_index = 0;
+    n->stream_term = 0;
 }
 
 /* A leader that is no longer a voter steps down once the configuration
@@ -1720,7 +1838,8 @@ static void finalize(raft_node *n, raft_update *up) {
             o->m.entries = &n->log[o->first_entry - n->first_index];
         }
         if (o->m.type == RAFT_MSG_SNAPSHOT) {
-            if (o->m.index != n->snap_index || o->snap_offset + o->m.len > n->snap_stream_len)
+            if (!stream_usable(n) || o->m.index != n->stream_index ||
+                o->stream_seq != n->stream_seq || o->snap_offset + o->m.len > n->snap_stream_len)
                 continue; /* replaced within this step: drop */
             o->m.data = o->m.len > 0 ? n->snap_stream + o->snap_offset : NULL;
         }
@@ -1743,6 +1862,7 @@ static void finalize(raft_node *n, raft_update *up) {
     }
     up->reads = n->read_out;
     up->n_reads = n->n_read_out;
+    up->snapshot_wanted = n->want_snapshot && n->role == RAFT_LEADER;
 }
 
 int raft_step(raft_node *n, const raft_event *ev, raft_update *up) {
@@ -1752,6 +1872,8 @@ int raft_step(raft_node *n, const raft_event *ev, raft_update *up) {
     n->n_read_out = 0;
     n->nomem = false;
     n->snap_out = false;
+    n->want_snapshot = false;
+    maybe_free_stream(n);
     if (ev == NULL) {
         rc = RAFT_ERR_INVALID;
         goto done;
@@ -1780,6 +1902,9 @@ int raft_step(raft_node *n, const raft_event *ev, raft_update *up) {
         break;
     case RAFT_EVENT_COMPACT:
         rc = step_compact(n, ev);
+        break;
+    case RAFT_EVENT_SNAPSHOT:
+        rc = step_snapshot(n, ev);
         break;
     case RAFT_EVENT_CAMPAIGN:
         if (!self_voter(n))
@@ -1862,7 +1987,7 @@ int raft_node_restore(const raft_config *config, const raft_hard_state *hs,
     n->snap_index = base;
     n->snap_term = base_term;
     n->snap_conf = boot;
-    if (snap != NULL) {
+    if (snap != NULL && (!config->lazy_snapshots || snap->len > 0)) {
         hdr_len = raft_membership_encode(&boot, hdr);
         n->snap_stream = base_malloc(hdr_len + snap->len);
         if (n->snap_stream == NULL) {
@@ -1874,6 +1999,10 @@ int raft_node_restore(const raft_config *config, const raft_hard_state *hs,
             memcpy(n->snap_stream + hdr_len, snap->data, snap->len);
         n->snap_stream_len = hdr_len + snap->len;
         n->snap_conf_len = hdr_len;
+        n->stream_index = base;
+        n->stream_term = base_term;
+        n->stream_conf = boot;
+        n->stream_seq++;
     }
     n->rng = config->random_seed ^ (config->id * 0xD1B54A32D192ED03ULL);
     apply_conf(n, &boot, base);
@@ -1976,7 +2105,7 @@ void raft_node_snapshot(const raft_node *n, raft_snapshot *out) {
     out->index = n->snap_index;
     out->term = n->snap_term;
     out->membership = n->snap_conf;
-    if (n->snap_stream != NULL) {
+    if (n->snap_stream != NULL && n->stream_index == n->snap_index) {
         out->data = n->snap_stream + n->snap_conf_len;
         out->len = n->snap_stream_len - n->snap_conf_len;
     }

@@ -33,6 +33,11 @@
 **      stored log may drop entries <= compact_index (all of them, if the
 **      stored entry at compact_index has another term than the snapshot's:
 **      possible while an installed snapshot's write is not yet durable).
+**   7. With raft_config.lazy_snapshots, if U.snapshot_wanted: a follower
+**      needs a snapshot and the node holds none to stream; step
+**      RAFT_EVENT_SNAPSHOT with one (taken at an index in [snapshot index,
+**      applied]) when it can, now or later (the flag comes back while a
+**      follower still waits).
 ** Messages and entries in U point into node memory: copy what must outlive
 ** the next raft_step (raft_message_clone).
 **
@@ -59,7 +64,11 @@
 ** keeps the caller's snapshot of that index; a follower behind the leader's
 ** first index gets it streamed in chunks (RAFT_MSG_SNAPSHOT, one chunk in
 ** flight per follower, resent on timeout) and receives it in
-** update.snapshot. Restart from a snapshot: raft_node_restore.
+** update.snapshot. Restart from a snapshot: raft_node_restore. Lazy
+** snapshots (raft_config.lazy_snapshots): COMPACT need not carry bytes;
+** the core asks (update.snapshot_wanted) when a follower needs one, the
+** caller answers with RAFT_EVENT_SNAPSHOT, and the core drops the bytes
+** once no follower streams them.
 **
 ** Critical invariants (kept by raft.c, checked by the simulator):
 **   - at most one leader per term; a node's term and vote are durable before
@@ -256,6 +265,23 @@ typedef struct raft_config {
     ** ticks before an unanswered chunk is resent (0: election_ticks). */
     size_t snapshot_chunk_bytes;
     int snapshot_resend_ticks;
+    /* Lazy snapshots: the core keeps no snapshot bytes of its own accord.
+    ** COMPACT and raft_node_restore without bytes (len 0) keep none; when a
+    ** follower is behind first_index the update says snapshot_wanted and
+    ** the caller steps RAFT_EVENT_SNAPSHOT with its state machine at some
+    ** index >= the snapshot index (typically applied); the core streams that
+    ** and frees it once no follower streams it. A stream whose configuration
+    ** does not name the follower is not sent to it (one is asked for anew):
+    ** a member added since must find itself in what it installs, so add new
+    ** members as learners (a voter added at once that needs a snapshot
+    ** before its addition commits could wait forever). The caller never has
+    ** to produce a snapshot at every compaction. */
+    bool lazy_snapshots;
+    /* May be NULL. Called (pure: no I/O expected) on the application bytes of
+    ** a received snapshot before it is installed; false refuses it as a
+    ** malformed message (nothing installed, the leader streams it again). */
+    bool (*snapshot_check)(void *ctx, uint64_t index, const uint8_t *data, size_t len);
+    void *snapshot_check_ctx;
 } raft_config;
 
 /* Sensible defaults for everything but id, voters and random_seed. */
@@ -292,6 +318,12 @@ typedef enum raft_event_type {
     RAFT_EVENT_COMPACT = 9,   /* snapshot: the state machine at compact_index
                                * (<= applied) is durable in snapshot_data; drop
                                * the log up to it. Any role. */
+    RAFT_EVENT_SNAPSHOT = 10, /* lazy_snapshots: the state machine at
+                               * snapshot_index (snapshot index <= it <=
+                               * applied) in snapshot_data, to stream to the
+                               * followers that need one; no compaction, no
+                               * durability asked. RAFT_ERR_INVALID without
+                               * lazy_snapshots or out of that range. */
 } raft_event_type;
 
 typedef struct raft_proposal {
@@ -315,8 +347,10 @@ typedef struct raft_event {
     raft_conf_change_type conf_change;
     uint64_t conf_node;
     /* COMPACT: data borrowed for the call (copied: it is what followers
-    ** behind the new first index receive). */
+    ** behind the new first index receive). SNAPSHOT: the same, of
+    ** snapshot_index. */
     uint64_t compact_index;
+    uint64_t snapshot_index;
     const uint8_t *snapshot_data;
     size_t snapshot_len;
 } raft_event;
@@ -367,6 +401,10 @@ typedef struct raft_update {
     ** snapshot->index, and every stored entry at all if !keep_log. Apply
     ** it before this update's committed entries (they follow it). */
     const raft_snapshot *snapshot;
+
+    /* lazy_snapshots: a follower needs a snapshot and none is held (THE
+    ** CONTRACT, step 7). */
+    bool snapshot_wanted;
 } raft_update;
 
 /* Feed one event; fill *update (always, even on error). Returns 0 or a
@@ -409,7 +447,8 @@ void raft_node_membership(const raft_node *node, raft_membership *out);
 ** RAFT_ERR_INVALID (index out of that range). */
 int raft_node_membership_at(const raft_node *node, uint64_t index, raft_membership *out);
 /* The node's latest snapshot (index 0 if none); data borrowed until the
-** next raft_step. */
+** next raft_step (NULL, len 0 when the node holds no bytes of it: lazy
+** snapshots). */
 void raft_node_snapshot(const raft_node *node, raft_snapshot *out);
 /* Leader only: the smallest match index (entries the leader knows are
 ** durable there) over every other member of the configuration in effect,

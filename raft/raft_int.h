@@ -31,6 +31,7 @@
 #define RAFT__MAX_SNAPSHOT_BYTES ((size_t)1 << 31) /* a bigger stream is refused */
 #define RAFT__DEFAULT_CHUNK_BYTES ((size_t)64 << 10)
 #define RAFT__MAX_PRS (RAFT_MAX_VOTERS + 1) /* members, plus self when removed */
+#define RAFT__SNAPSHOT_STARTS_MAX 3 /* lazy: starts of one stream to one follower */
 
 typedef enum raft__progress_state {
     RAFT__PROBE = 0,     /* one append at a time until the match is known */
@@ -64,11 +65,19 @@ typedef struct raft__progress {
     uint64_t hb_mark_seq;
     uint64_t hb_mark_index;
     uint64_t hb_mark_match;
-    /* RAFT__SNAPSHOT: streaming snapshot snap_index; snap_offset = next byte
-    ** to send; snap_wait = ticks since the chunk in flight left (-1: none). */
+    /* RAFT__SNAPSHOT: streaming snapshot snap_index (0: waiting for the
+    ** caller's stream, lazy_snapshots); snap_offset = next byte to send;
+    ** snap_wait = ticks since the chunk in flight left (-1: none). */
     uint64_t snap_index;
     size_t snap_offset;
     int snap_wait;
+    /* lazy snapshots: the stream (n->stream_seq) being sent, how often it
+    ** started from its first byte, and the one given up on (never sent to
+    ** this follower again: after RAFT__SNAPSHOT_STARTS_MAX starts it asks
+    ** for a new one, e.g. when the follower keeps refusing it) */
+    uint64_t snap_seq;
+    int snap_starts;
+    uint64_t snap_bad_seq;
 } raft__progress;
 
 typedef struct raft__pending_read {
@@ -90,6 +99,7 @@ typedef struct raft__out {
     uint64_t first_entry;  /* index of m.entries[0] when n_entries > 0 */
     bool after_persist;    /* acknowledges local durable state */
     size_t snap_offset;    /* SNAPSHOT: m.data = snapshot stream + this */
+    uint64_t stream_seq;   /* SNAPSHOT: of that stream */
 } raft__out;
 
 struct raft_node {
@@ -112,15 +122,25 @@ struct raft_node {
     uint64_t stable_index;
     uint64_t unpersisted_from;
 
-    /* The latest snapshot: the stream sent to followers is
-    ** raft_membership_encode(snap_conf) + application bytes (snap_stream,
-    ** owned). */
+    /* The latest snapshot (the compaction point of the log in memory). */
     uint64_t snap_index;
     uint64_t snap_term;
     raft_membership snap_conf;
+    /* The stream sent to followers behind first_index (owned, NULL: none):
+    ** raft_membership_encode(config at stream_index) + application bytes.
+    ** Without lazy_snapshots it is always the snapshot's (stream_index ==
+    ** snap_index). With them it is set by RAFT_EVENT_SNAPSHOT at any
+    ** stream_index >= snap_index (or by COMPACT/restore given bytes, or by
+    ** an install), is useless once a compaction passes it, and is freed at
+    ** the start of a step when no follower streams it. */
     uint8_t *snap_stream;
     size_t snap_stream_len;
     size_t snap_conf_len;  /* bytes of the membership header in the stream */
+    uint64_t stream_index;
+    uint64_t stream_term;
+    raft_membership stream_conf; /* the configuration in the stream's header */
+    uint64_t stream_seq;         /* one more for every new stream (0: none yet) */
+    bool want_snapshot;    /* lazy: a follower waits for a stream (this step) */
 
     /* Membership in effect: the latest config entry in the log (conf_index)
     ** or, when none is above snap_index, snap_conf (conf_index =

@@ -1010,6 +1010,12 @@ static void handle_update(rsim *s, rsim_node *nd, const raft_update *up) {
                 abort();
         }
     }
+    if (up->snapshot_wanted) {
+        if (!s->base.lazy_snapshots)
+            rsim_fail(s, "node %llu: snapshot_wanted without lazy snapshots",
+                      (unsigned long long)nd->id);
+        nd->snap_wanted = true;
+    }
     check_node(s, nd);
     if (up->snapshot != NULL && !s->failed) {
         if (up->persist_seq == 0)
@@ -1201,6 +1207,7 @@ void rsim_crash(rsim *s, int id, bool keep_prefix) {
     if (!nd->up)
         return;
     node_drop_volatile(nd, s, keep_prefix, true);
+    nd->snap_wanted = false;
     lin_give_up(s, nd);
     raft_node_free(nd->raft);
     nd->raft = NULL;
@@ -1293,16 +1300,20 @@ int rsim_compact(rsim *s, int id) {
     memset(&ev, 0, sizeof(ev));
     ev.type = RAFT_EVENT_COMPACT;
     ev.compact_index = nd->applied;
-    ev.snapshot_data = buf;
-    ev.snapshot_len = sizeof(buf);
+    if (!s->base.lazy_snapshots) {
+        ev.snapshot_data = buf;
+        ev.snapshot_len = sizeof(buf);
+    }
     rc = rsim_step(s, id, &ev, NULL);
     if (rc != 0)
         return rc;
     /* The application writes the snapshot durably (the core already
     ** dropped its prefix; no crash point in between here), then drops the
-    ** log prefix it covers. */
+    ** log prefix it covers. Lazy: the core keeps no bytes of it. */
     raft_node_snapshot(nd->raft, &sn);
-    if (sn.index != ev.compact_index || sn.len != sizeof(buf) ||
+    if (sn.index != ev.compact_index ||
+        (sn.len != sizeof(buf) && !(s->base.lazy_snapshots && sn.len == 0)) ||
+        (sn.len > 0 && memcmp(sn.data, buf, sizeof(buf)) != 0) ||
         memcmp(&sn.membership, &conf, sizeof(conf)) != 0) {
         rsim_fail(s, "node %llu: compact to %llu left snapshot %llu", (unsigned long long)nd->id,
                   (unsigned long long)ev.compact_index, (unsigned long long)sn.index);
@@ -1311,7 +1322,9 @@ int rsim_compact(rsim *s, int id) {
     copy = base_malloc(sizeof(buf));
     if (copy == NULL)
         abort();
-    memcpy(copy, sn.data, sizeof(buf));
+    memcpy(copy, buf, sizeof(buf));
+    sn.data = copy;
+    sn.len = sizeof(buf);
     /* A snapshot installed from the leader but not yet durable may have
     ** moved applied past a stored entry of another term at sn.index (its
     ** pending write will delete the whole log): entries after a conflicting
@@ -1568,8 +1581,12 @@ static void random_conf_change(rsim *s, int leader) {
         for (i = 1; i <= s->n; i++)
             if (!raft_membership_is_voter(&c, (uint64_t)i) && !raft_membership_is_learner(&c, (uint64_t)i))
                 cand[nc++] = i;
+        /* lazy snapshots name their members: a voter added at once that
+        ** needs one before its addition commits would wait forever */
         if (nc > 0)
-            rsim_conf(s, leader, op == 9 ? RAFT_CONF_ADD_VOTER : RAFT_CONF_ADD_LEARNER,
+            rsim_conf(s, leader,
+                      op == 9 && !s->base.lazy_snapshots ? RAFT_CONF_ADD_VOTER
+                                                         : RAFT_CONF_ADD_LEARNER,
                       cand[rnd(s) % (uint64_t)nc]);
     } else if (op <= 5) { /* promote */
         for (i = 0; i < (int)c.n_learners; i++)
@@ -1596,6 +1613,29 @@ static void random_conf_change(rsim *s, int leader) {
         if (nc > 0)
             rsim_conf(s, leader, RAFT_CONF_REMOVE, cand[rnd(s) % (uint64_t)nc]);
     }
+}
+
+int rsim_serve_snapshot(rsim *s, int id) {
+    rsim_node *nd = &s->nodes[id - 1];
+    raft_event ev;
+    uint8_t buf[RSIM_SNAP_BYTES];
+    int rc;
+    if (!nd->up)
+        return RAFT_ERR_INVALID;
+    nd->snap_wanted = false; /* the core asks again while a follower waits */
+    memcpy(buf, nd->kv, sizeof(buf));
+    memset(&ev, 0, sizeof(ev));
+    ev.type = RAFT_EVENT_SNAPSHOT;
+    ev.snapshot_index = nd->applied;
+    ev.snapshot_data = buf;
+    ev.snapshot_len = sizeof(buf);
+    rc = rsim_step(s, id, &ev, NULL);
+    if (rc == 0) {
+        s->stat_lazy_snapshots++;
+        trace(s, "  %llu serves a snapshot at %llu\n", (unsigned long long)nd->id,
+              (unsigned long long)nd->applied);
+    }
+    return rc;
 }
 
 static int run_seed(uint64_t seed, const char *real_dir, const rsim_run_opts *opts,
@@ -1626,6 +1666,8 @@ static int run_seed(uint64_t seed, const char *real_dir, const rsim_run_opts *op
         cfg.n_voters = ((r0 >> 24) % 4 == 0) ? 1 : 3;
         cfg.snapshot_chunk_bytes = 8 + (size_t)((r0 >> 28) % 33);
         cfg.snapshot_resend_ticks = 2 + (int)((r0 >> 34) % 10);
+        /* half the seeds: snapshots made only when a follower needs one */
+        cfg.lazy_snapshots = ((r0 >> 40) & 1) != 0;
     }
     rc = rsim_init(s, n, seed, false, &cfg);
     if (rc != 0) {
@@ -1746,6 +1788,9 @@ static int run_seed(uint64_t seed, const char *real_dir, const rsim_run_opts *op
                 rsim_node *nd = &s->nodes[i - 1];
                 if (nd->up && nd->sync_at >= 0 && nd->sync_at <= s->now)
                     rsim_sync(s, i);
+                /* lazy snapshots: answered at once or a few units later */
+                if (nd->up && nd->snap_wanted && chance(s, 30))
+                    rsim_serve_snapshot(s, i);
             }
             if (conf_pct > 0 && faults) {
                 /* a change proposed the moment a leader is elected: the
@@ -1915,13 +1960,14 @@ static int run_seed(uint64_t seed, const char *real_dir, const rsim_run_opts *op
     }
     if (getenv("RSIM_VERBOSE") != NULL)
         fprintf(stderr, "seed %llu n=%d profile=%d: committed=%zu elections=%llu crashes=%llu "
-                "reads=%llu lease=%llu conf=%llu compactions=%llu installs=%llu tick=%lld\n",
+                "reads=%llu lease=%llu conf=%llu compactions=%llu installs=%llu lazy=%llu "
+                "tick=%lld\n",
                 (unsigned long long)seed, n, profile,
                 s->n_committed, (unsigned long long)s->stat_elections,
                 (unsigned long long)s->stat_crashes, (unsigned long long)s->stat_reads_ok,
                 (unsigned long long)s->stat_lease_reads, (unsigned long long)s->stat_conf_changes,
                 (unsigned long long)s->stat_compactions, (unsigned long long)s->stat_installs,
-                (long long)tick);
+                (unsigned long long)s->stat_lazy_snapshots, (long long)tick);
     if (real_dir != NULL && getenv("RSIM_VERBOSE") != NULL)
         fprintf(stderr, "  real log: %llu restarts recovered, %llu torn writes, %llu segments "
                 "purged\n", (unsigned long long)s->stat_log_restarts,

@@ -170,6 +170,8 @@ typedef struct rsim_node {
     /* random mode: the node's clock rate (permille of nominal) and phase */
     int tick_rate;
     int tick_acc;
+    /* lazy snapshots: the core asked for one (update.snapshot_wanted) */
+    bool snap_wanted;
 } rsim_node;
 
 typedef struct rsim_msg {
@@ -239,6 +241,7 @@ typedef struct rsim {
     uint64_t oom_errors; /* steps that returned RAFT_ERR_NOMEM */
     uint64_t stat_reads_ok, stat_lease_reads, stat_elections, stat_crashes;
     uint64_t stat_conf_changes, stat_compactions, stat_installs;
+    uint64_t stat_lazy_snapshots; /* RAFT_EVENT_SNAPSHOT answers (lazy_snapshots) */
     /* real log store mode */
     bool real_log;
     uint64_t rng_disk; /* its own PRNG: the schedule is the same in both modes */
@@ -264,8 +267,12 @@ int rsim_restart(rsim *s, int id);
 void rsim_heal(rsim *s);
 /* Membership change at node id (the leader): RAFT_EVENT_CONF_CHANGE. */
 int rsim_conf(rsim *s, int id, raft_conf_change_type type, int node);
-/* Snapshot node id's map at its applied index and compact its log. */
+/* Snapshot node id's map at its applied index and compact its log (with
+** base.lazy_snapshots the core gets no bytes: the disk keeps them). */
 int rsim_compact(rsim *s, int id);
+/* Lazy snapshots: answer node id's snapshot_wanted with its map at its
+** applied index (RAFT_EVENT_SNAPSHOT). */
+int rsim_serve_snapshot(rsim *s, int id);
 /* Node id is a member (voter or learner) of the config in effect at the
 ** leader `leader`. */
 bool rsim_is_member(rsim *s, int leader, int id);

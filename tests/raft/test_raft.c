@@ -563,6 +563,108 @@ static void test_malformed_snapshot_messages(void **unused) {
     raft_node_free(n);
 }
 
+/* snapshot_check for the lazy test: refuses while refuse_left > 0. */
+static int refuse_left, checks_seen;
+static bool lazy_check(void *ctx, uint64_t index, const uint8_t *data, size_t len) {
+    (void)ctx;
+    (void)index;
+    checks_seen++;
+    if (len != 8 * 8 || data == NULL) /* RSIM_SNAP_BYTES: the map */
+        return false;
+    return refuse_left-- <= 0;
+}
+
+/* Lazy snapshots: COMPACT keeps no bytes; a learner behind first_index makes
+** the leader ask (snapshot_wanted); RAFT_EVENT_SNAPSHOT at applied is
+** streamed; a snapshot the check refuses is not installed and comes again. */
+static void test_lazy_snapshots(void **unused) {
+    rsim s;
+    raft_config c;
+    raft_status st;
+    raft_snapshot sn;
+    raft_event ev;
+    raft_node *n = NULL;
+    raft_update up;
+    uint8_t data[4] = {1, 2, 3, 4};
+    int k, i;
+    (void)unused;
+    raft_config_default(&c);
+    c.n_voters = 3;
+    c.snapshot_chunk_bytes = 16;
+    c.snapshot_resend_ticks = 3;
+    c.lazy_snapshots = true;
+    c.snapshot_check = lazy_check;
+    assert_int_equal(rsim_init(&s, 4, 5, true, &c), 0);
+    elect1(&s);
+    for (k = 0; k < 4; k++)
+        rsim_propose(&s, 1, (uint8_t)k, (uint64_t)k + 10);
+    rsim_deliver(&s, 0, 0, 100);
+    assert_int_equal(rsim_compact(&s, 1), 0);
+    raft_node_snapshot(s.nodes[0].raft, &sn);
+    assert_true(sn.index > 0);
+    assert_null(sn.data); /* no bytes kept */
+    assert_int_equal(sn.len, 0);
+    /* out of range: above applied, or below the snapshot index */
+    memset(&ev, 0, sizeof(ev));
+    ev.type = RAFT_EVENT_SNAPSHOT;
+    ev.snapshot_index = s.nodes[0].applied + 1;
+    ev.snapshot_data = data;
+    ev.snapshot_len = sizeof(data);
+    assert_int_equal(rsim_step(&s, 1, &ev, NULL), RAFT_ERR_INVALID);
+    rsim_propose(&s, 1, 7, 77);
+    rsim_deliver(&s, 0, 0, 100);
+    ev.snapshot_index = sn.index - 1;
+    assert_int_equal(rsim_step(&s, 1, &ev, NULL), RAFT_ERR_INVALID);
+    ev.snapshot_index = 0;
+    assert_int_equal(rsim_step(&s, 1, &ev, NULL), RAFT_ERR_INVALID);
+    /* a learner: probed, behind first_index, the leader asks */
+    assert_false(s.nodes[0].snap_wanted);
+    assert_int_equal(conf(&s, 1, RAFT_CONF_ADD_LEARNER, 4), 0);
+    rsim_deliver(&s, 0, 0, 100);
+    assert_true(s.nodes[0].snap_wanted);
+    assert_int_equal(s.stat_installs, 0);
+    /* first stream refused by the receiver's check: nothing installed */
+    refuse_left = 1;
+    checks_seen = 0;
+    assert_int_equal(rsim_serve_snapshot(&s, 1), 0);
+    rsim_deliver(&s, 0, 0, 100);
+    assert_int_equal(checks_seen, 1);
+    assert_int_equal(s.stat_installs, 0);
+    assert_int_equal(s.nodes[3].applied, 0);
+    /* the leader resends after its timeout; the learner starts over */
+    for (k = 0; k < 10 && s.stat_installs == 0; k++) {
+        for (i = 1; i <= 4; i++)
+            rsim_tick(&s, i);
+        rsim_deliver(&s, 0, 0, 100);
+        if (s.nodes[0].snap_wanted)
+            rsim_serve_snapshot(&s, 1);
+    }
+    assert_int_equal(s.stat_installs, 1);
+    assert_int_equal(checks_seen, 2);
+    for (k = 0; k < 5; k++) {
+        for (i = 1; i <= 4; i++)
+            rsim_tick(&s, i);
+        rsim_deliver(&s, 0, 0, 100);
+    }
+    raft_node_status(s.nodes[3].raft, &st);
+    assert_int_equal(s.nodes[3].applied, s.nodes[0].applied);
+    assert_memory_equal(s.nodes[3].kv, s.nodes[0].kv, sizeof(s.nodes[0].kv));
+    assert_int_equal(conf(&s, 1, RAFT_CONF_PROMOTE, 4), 0);
+    rsim_deliver(&s, 0, 0, 100);
+    assert_false(s.failed);
+    rsim_free(&s);
+
+    /* without lazy_snapshots the event is refused */
+    c = config3(1);
+    assert_int_equal(raft_node_new(&c, NULL, NULL, 0, &n), 0);
+    memset(&ev, 0, sizeof(ev));
+    ev.type = RAFT_EVENT_SNAPSHOT;
+    ev.snapshot_index = 1;
+    assert_int_equal(raft_step(n, &ev, &up), RAFT_ERR_INVALID);
+    assert_false(up.snapshot_wanted);
+    raft_node_free(n);
+}
+
 /* Membership and snapshots under out-of-memory at every step. */
 static void run_oom_membership_scenario(rsim *s) {
     int i, k;
@@ -573,13 +675,19 @@ static void run_oom_membership_scenario(rsim *s) {
     rsim_compact(s, 1);
     conf(s, 1, RAFT_CONF_ADD_LEARNER, 4);
     rsim_deliver(s, 0, 0, 100);
+    if (s->nodes[0].snap_wanted)
+        rsim_serve_snapshot(s, 1);
+    rsim_deliver(s, 0, 0, 100);
     conf(s, 1, RAFT_CONF_PROMOTE, 4);
     rsim_deliver(s, 0, 0, 100);
     conf(s, 1, RAFT_CONF_REMOVE, 1);
     rsim_deliver(s, 0, 0, 100);
     for (k = 0; k < 30; k++) {
-        for (i = 1; i <= 4; i++)
+        for (i = 1; i <= 4; i++) {
             rsim_tick(s, i);
+            if (s->nodes[i - 1].snap_wanted)
+                rsim_serve_snapshot(s, i);
+        }
         rsim_deliver(s, 0, 0, 100);
     }
 }
@@ -590,14 +698,15 @@ static void test_oom_membership(void **unused) {
     uint64_t total_steps, step;
     long after;
     int nomem = 0;
-    (void)unused;
     raft_config_default(&c);
     c.n_voters = 3;
     c.snapshot_chunk_bytes = 16;
+    c.lazy_snapshots = *(bool *)*unused; /* the same scenario, both ways */
     assert_int_equal(rsim_init(&s, 4, 9, true, &c), 0);
     run_oom_membership_scenario(&s);
     assert_false(s.failed);
     assert_true(s.stat_installs > 0);
+    assert_true(c.lazy_snapshots == (s.stat_lazy_snapshots > 0));
     total_steps = s.steps;
     rsim_free(&s);
     for (step = 1; step <= total_steps; step++) {
@@ -616,12 +725,15 @@ static void test_oom_membership(void **unused) {
 }
 
 int main(void) {
+    static bool eager = false, lazy = true;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_membership_encoding),
         cmocka_unit_test(test_conf_change_refusals),
         cmocka_unit_test(test_compact_and_restore),
         cmocka_unit_test(test_malformed_snapshot_messages),
-        cmocka_unit_test(test_oom_membership),
+        cmocka_unit_test_prestate(test_oom_membership, &eager),
+        cmocka_unit_test_prestate(test_oom_membership, &lazy),
+        cmocka_unit_test(test_lazy_snapshots),
         cmocka_unit_test(test_config_validation),
         cmocka_unit_test(test_restart_validation),
         cmocka_unit_test(test_single_node_commits_after_persist),
