@@ -15,10 +15,17 @@
 **   - the epsilon reported is in [0, max_offset_ns]; UNBOUNDED exactly when
 **     no usable source yields a bound <= max_offset_ns (then epsilon =
 **     max_offset_ns).
+**   - peer rule (docs/clocks.md, section 3): every tracked peer contributes
+**     to epsilon -- its measured bound when fresh and within max_offset
+**     ("good"), max_offset otherwise -- so a peer is never dropped from the
+**     max; the peer source is usable only when self + good peers are a
+**     strict majority of self + tracked peers and no fresh peer beyond
+**     max_offset says it has such a majority itself.
 */
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 
 #include "base/base.h"
 #include "timestamp/timestamp.h"
@@ -29,6 +36,7 @@ typedef struct hlc__peer {
     int64_t offset_ns;
     int64_t uncertainty_ns;
     int64_t measured_at_ns; /* our physical clock when measured */
+    bool has_majority;      /* the peer's own report with that measurement */
 } hlc__peer;
 
 struct hlc_clock {
@@ -152,22 +160,49 @@ static void explain_locked(hlc_clock *c, int64_t physical_ns, hlc_epsilon_report
                               .epsilon_ns = c->max_offset_ns,
                               .source = HLC_SOURCE_NONE,
                               .peers_bound_ns = -1,
-                              .ntp_bound_ns = -1};
+                              .ntp_bound_ns = -1,
+                              .max_offset_ns = c->max_offset_ns,
+                              .worst_bound_ns = -1,
+                              .far_bound_ns = -1};
 
-    /* (2) peers: usable only when every tracked peer has a fresh measurement. */
+    /* (2) peers: each tracked peer contributes its bound when good, else
+    ** max_offset (it may still serve, within the configured bound). */
     int64_t peers_max = 0;
     r->peers_tracked = c->peer_count;
     for (int i = 0; i < c->peer_count; i++) {
         const hlc__peer *p = &c->peers[i];
-        if (!p->measured) continue;
-        int64_t age_ns = sat_sub(physical_ns, p->measured_at_ns);
-        if (age_ns < 0 || age_ns > HLC_MEASUREMENT_STALE_NS) continue; /* stepped back or stale */
+        int64_t age_ns = p->measured ? sat_sub(physical_ns, p->measured_at_ns) : -1;
+        if (age_ns < 0 || age_ns > HLC_MEASUREMENT_STALE_NS) { /* unmeasured, stepped back, stale */
+            r->peers_unknown++;
+            peers_max = c->max_offset_ns;
+            continue;
+        }
         r->peers_fresh++;
         int64_t bound = sat_add(sat_add(sat_abs(p->offset_ns), p->uncertainty_ns),
                                 drift_allowance_ns(age_ns, HLC_MAX_DRIFT_PPM));
-        peers_max = BASE_MAX(peers_max, bound);
+        if (bound > r->worst_bound_ns) {
+            r->worst_bound_ns = bound;
+            r->worst_peer_id = p->id;
+        }
+        if (bound <= c->max_offset_ns) {
+            r->peers_good++;
+            peers_max = BASE_MAX(peers_max, bound);
+            continue;
+        }
+        r->peers_far++;
+        peers_max = c->max_offset_ns;
+        /* Beyond the bound and in a majority of its own: one of us is wrong
+        ** and we cannot tell which, so neither may count on the other. */
+        if (p->has_majority && bound > r->far_bound_ns) {
+            r->far_majority = true;
+            r->far_bound_ns = bound;
+            r->far_peer_id = p->id;
+        }
     }
-    if (!c->peers_overflowed && c->peer_count > 0 && r->peers_fresh == c->peer_count)
+    /* strict majority of the nodes we know (self included) */
+    r->majority = c->alone || 2 * (1 + r->peers_good) > 1 + c->peer_count;
+    r->peers_overflowed = c->peers_overflowed;
+    if (!c->peers_overflowed && c->peer_count > 0 && r->majority && !r->far_majority)
         r->peers_bound_ns = peers_max;
 
     /* (1) kernel NTP: synchronized, fresh; our error plus the cluster-wide
@@ -180,7 +215,8 @@ static void explain_locked(hlc_clock *c, int64_t physical_ns, hlc_epsilon_report
         }
     }
 
-    /* Combination: alone wins; else peers when complete; else NTP. */
+    /* Combination: alone wins; else peers when usable; else NTP, unless a
+    ** peer's measured offset shows the cluster's bound is violated. */
     int64_t best = -1;
     hlc_epsilon_source source = HLC_SOURCE_NONE;
     if (c->alone) {
@@ -189,7 +225,7 @@ static void explain_locked(hlc_clock *c, int64_t physical_ns, hlc_epsilon_report
     } else if (r->peers_bound_ns >= 0) {
         best = r->peers_bound_ns;
         source = HLC_SOURCE_PEERS;
-    } else if (r->ntp_bound_ns >= 0) {
+    } else if (r->ntp_bound_ns >= 0 && !r->far_majority) {
         best = r->ntp_bound_ns;
         source = HLC_SOURCE_NTP;
     }
@@ -254,23 +290,32 @@ void hlc_epsilon_peer_track(hlc_clock *c, uint64_t peer_id) {
     pthread_mutex_unlock(&c->mu);
 }
 
-void hlc_epsilon_peer_measurement(hlc_clock *c, uint64_t peer_id, int64_t offset_ns,
-                                  int64_t uncertainty_ns, int64_t measured_at_ns) {
+void hlc_epsilon_peer_sample(hlc_clock *c, uint64_t peer_id, const hlc_peer_sample *m) {
     pthread_mutex_lock(&c->mu);
     hlc__peer *p = peer_slot_locked(c, peer_id);
     if (p == NULL) goto cleanup;
-    if (uncertainty_ns < 0 || measured_at_ns < 0 || measured_at_ns >= HLC_WALL_LIMIT_NS) {
+    if (m->uncertainty_ns < 0 || m->measured_at_ns < 0 ||
+        m->measured_at_ns >= HLC_WALL_LIMIT_NS) {
         p->measured = false; /* a bad measurement: the peer is live but unmeasured */
         goto cleanup;
     }
     /* Keep the freshest: an older measurement arriving late is dropped. */
-    if (p->measured && measured_at_ns < p->measured_at_ns) goto cleanup;
+    if (p->measured && m->measured_at_ns < p->measured_at_ns) goto cleanup;
     p->measured = true;
-    p->offset_ns = offset_ns;
-    p->uncertainty_ns = uncertainty_ns;
-    p->measured_at_ns = measured_at_ns;
+    p->offset_ns = m->offset_ns;
+    p->uncertainty_ns = m->uncertainty_ns;
+    p->measured_at_ns = m->measured_at_ns;
+    p->has_majority = m->peer_has_majority;
 cleanup:
     pthread_mutex_unlock(&c->mu);
+}
+
+void hlc_epsilon_peer_measurement(hlc_clock *c, uint64_t peer_id, int64_t offset_ns,
+                                  int64_t uncertainty_ns, int64_t measured_at_ns) {
+    /* No report from the peer: assume the worst, that it serves. */
+    hlc_peer_sample m = {.offset_ns = offset_ns, .uncertainty_ns = uncertainty_ns,
+                         .measured_at_ns = measured_at_ns, .peer_has_majority = true};
+    hlc_epsilon_peer_sample(c, peer_id, &m);
 }
 
 void hlc_epsilon_peer_forget(hlc_clock *c, uint64_t peer_id) {
@@ -315,4 +360,67 @@ int64_t hlc_commit_wait_ns(hlc_clock *c, hlc_timestamp ts) {
     /* Done when physical - eps > ts.wall, i.e. physical >= ts.wall + eps + 1. */
     int64_t target = sat_add(sat_add(ts.wall_ns, r.epsilon_ns), 1);
     return target > physical_ns ? sat_sub(target, physical_ns) : 0;
+}
+
+/* ---- text for logs and status ---------------------------------------------- */
+
+char *hlc_format_duration(int64_t ns, char *buf, int buf_size) {
+    if (buf_size <= 0) return buf;
+    const char *sign = ns < 0 ? "-" : "";
+    int64_t a = sat_abs(ns);
+    if (a < 1000)
+        snprintf(buf, (size_t)buf_size, "%s%lldns", sign, (long long)a);
+    else if (a < 1000 * 1000)
+        snprintf(buf, (size_t)buf_size, "%s%lldus", sign, (long long)(a / 1000));
+    else if (a < 1000LL * 1000 * 1000)
+        snprintf(buf, (size_t)buf_size, "%s%.2fms", sign, (double)a / 1e6);
+    else
+        snprintf(buf, (size_t)buf_size, "%s%.3fs", sign, (double)a / 1e9);
+    return buf;
+}
+
+char *hlc_epsilon_describe(const hlc_epsilon_report *r, char *buf, int buf_size) {
+    char eps[32], max[32], worst[32];
+    if (buf_size <= 0) return buf;
+    hlc_format_duration(r->epsilon_ns, eps, sizeof eps);
+    hlc_format_duration(r->max_offset_ns, max, sizeof max);
+    hlc_format_duration(r->far_majority ? r->far_bound_ns : r->worst_bound_ns, worst, sizeof worst);
+    size_t size = (size_t)buf_size;
+    int others = r->peers_tracked - r->peers_good;
+    if (r->status == HLC_EPSILON_OK) {
+        switch (r->source) {
+        case HLC_SOURCE_ALONE:
+            snprintf(buf, size, "epsilon 0 (the only node)");
+            break;
+        case HLC_SOURCE_NTP:
+            snprintf(buf, size, "epsilon %s from the kernel's NTP bound", eps);
+            break;
+        default:
+            snprintf(buf, size, "epsilon %s from peer measurements (%d of %d peer(s) within "
+                     "--max-offset %s%s)", eps, r->peers_good, r->peers_tracked, max,
+                     others > 0 ? "; the others count as the max offset" : "");
+            break;
+        }
+        return buf;
+    }
+    if (r->peers_overflowed)
+        snprintf(buf, size, "more than %d peers: the peer clock bound is disabled", HLC_PEERS_MAX);
+    else if (r->far_majority)
+        snprintf(buf, size, "the clock of node %llu differs from this node's by up to %s, "
+                 "beyond --max-offset %s, and node %llu is within the bound of a majority",
+                 (unsigned long long)r->far_peer_id, worst, max,
+                 (unsigned long long)r->far_peer_id);
+    else if (r->peers_tracked == 0)
+        snprintf(buf, size, "no peer measured and no synchronized NTP bound");
+    else if (r->peers_far > 0)
+        snprintf(buf, size, "only %d of %d peer(s) measured within --max-offset %s, a majority "
+                 "of the %d nodes is needed (node %llu: up to %s away)", r->peers_good,
+                 r->peers_tracked, max, r->peers_tracked + 1,
+                 (unsigned long long)r->worst_peer_id, worst);
+    else
+        snprintf(buf, size, "only %d of %d peer(s) measured within --max-offset %s, a majority "
+                 "of the %d nodes is needed (%d unmeasured or silent for %llds)", r->peers_good,
+                 r->peers_tracked, max, r->peers_tracked + 1, r->peers_unknown,
+                 (long long)(HLC_MEASUREMENT_STALE_NS / 1000000000LL));
+    return buf;
 }

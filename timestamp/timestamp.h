@@ -133,9 +133,12 @@ void hlc_epsilon_set_ntp(hlc_clock *c, const hlc_ntp_reading *reading);
 void hlc_epsilon_set_alone(hlc_clock *c, bool alone);
 /* A peer measurement taken at physical time measured_at_ns: the peer's clock
 ** minus ours is offset_ns, within +- uncertainty_ns (rtt/2). Keeps the
-** freshest per peer; bound = |offset| + uncertainty + 200 ppm * age. A stale
-** (> HLC_MEASUREMENT_STALE_NS) or unmeasured peer disables the peer source
-** until it is measured again or forgotten. */
+** freshest per peer; bound = |offset| + uncertainty + 200 ppm * age. A peer
+** whose bound is within max_offset is "good"; every other tracked peer
+** (stale: > HLC_MEASUREMENT_STALE_NS, unmeasured, or beyond max_offset)
+** counts as max_offset in epsilon and against the majority the peer source
+** needs (docs/clocks.md, section 3). Same as hlc_epsilon_peer_sample with
+** peer_has_majority true (the cautious assumption). */
 void hlc_epsilon_peer_measurement(hlc_clock *c, uint64_t peer_id, int64_t offset_ns,
                                   int64_t uncertainty_ns, int64_t measured_at_ns);
 void hlc_epsilon_peer_forget(hlc_clock *c, uint64_t peer_id);
@@ -181,13 +184,28 @@ hlc_interval hlc_now_with_interval(hlc_clock *c, hlc_timestamp *now_out /* OUT, 
 int64_t hlc_commit_wait_ns(hlc_clock *c, hlc_timestamp ts);
 
 /* A live peer with no measurement yet: until it is measured (or forgotten)
-** the peer source is incomplete and cannot be used. */
+** it counts as max_offset in epsilon and is not part of the majority. */
 void hlc_epsilon_peer_track(hlc_clock *c, uint64_t peer_id);
+
+/* One answer to a clock ping (server/ measures every peer about once a
+** second): what hlc_epsilon_peer_measurement takes, plus the peer's own
+** report of whether its good peers and itself form a majority
+** (hlc_epsilon_report.majority). A peer beyond max_offset that reports a
+** majority makes this node UNBOUNDED (one of the two is wrong and neither
+** can tell which); one that reports none counts as max_offset (it stops
+** serving itself, and can only resume within the bound of us). */
+typedef struct hlc_peer_sample {
+    int64_t offset_ns;      /* the peer's physical clock minus ours */
+    int64_t uncertainty_ns; /* >= 0: half the round trip */
+    int64_t measured_at_ns; /* our physical clock when the ping was sent */
+    bool peer_has_majority;
+} hlc_peer_sample;
+void hlc_epsilon_peer_sample(hlc_clock *c, uint64_t peer_id, const hlc_peer_sample *m);
 
 typedef enum hlc_epsilon_source {
     HLC_SOURCE_NONE = 0,  /* unbounded: epsilon = max_offset */
     HLC_SOURCE_ALONE = 1, /* only live node: epsilon = 0 */
-    HLC_SOURCE_PEERS = 2, /* every tracked peer freshly measured */
+    HLC_SOURCE_PEERS = 2, /* a majority of the nodes measured within max_offset */
     HLC_SOURCE_NTP = 3,   /* kernel NTP, synchronized and fresh */
 } hlc_epsilon_source;
 
@@ -198,9 +216,27 @@ typedef struct hlc_epsilon_report {
     int64_t peers_bound_ns;    /* -1 when the peer source is unusable */
     int64_t ntp_bound_ns;      /* -1 when the NTP source is unusable */
     int peers_tracked;
-    int peers_fresh;
+    int peers_fresh;           /* measured within HLC_MEASUREMENT_STALE_NS */
+    int peers_good;            /* fresh, bound <= max_offset */
+    int peers_far;             /* fresh, bound > max_offset */
+    int peers_unknown;         /* tracked, unmeasured or stale */
+    bool majority;             /* alone, or 1 + good > (1 + tracked) / 2 */
+    bool peers_overflowed;     /* more than HLC_PEERS_MAX peers were seen */
+    bool far_majority;         /* a far peer reported a majority: UNBOUNDED */
+    uint64_t far_peer_id;      /* valid when far_majority */
+    int64_t far_bound_ns;      /* its bound; -1 when none */
+    uint64_t worst_peer_id;    /* the fresh peer with the largest bound */
+    int64_t worst_bound_ns;    /* -1 when no peer is fresh */
+    int64_t max_offset_ns;     /* the clock's --max-offset */
 } hlc_epsilon_report;
 /* Same computation as hlc_epsilon, with the details (for logs, status). */
 void hlc_epsilon_explain(hlc_clock *c, hlc_epsilon_report *out /* OUT */);
+/* One line for logs and errors: the bound and its source, or why there is
+** none ("only 0 of 2 peer(s) measured within --max-offset 250.00ms, ...").
+** Truncated to buf_size - 1 chars; returns buf. HLC_DESCRIBE_SIZE fits. */
+#define HLC_DESCRIBE_SIZE 256
+char *hlc_epsilon_describe(const hlc_epsilon_report *r, char *buf, int buf_size);
+/* "37us", "1.20ms", "1.000s" (ns below 1 us as "512ns"); returns buf. */
+char *hlc_format_duration(int64_t ns, char *buf, int buf_size);
 
 #endif

@@ -406,40 +406,156 @@ static void test_epsilon_peer_staleness(void **state) {
     hlc_epsilon_peer_measurement(f->clock, 2, MS, MS, T0 + 30 * SEC);
     f->manual.now_ns = T0 + HLC_MEASUREMENT_STALE_NS;
     assert_int_equal(eps_of(f->clock, HLC_EPSILON_OK), 2 * MS + 12 * MS);
-    /* Peer 1 goes stale: the peer source is incomplete, not smaller. */
+    /* Peer 1 goes stale: it still counts, as max_offset (never dropped from
+    ** the max); self + peer 2 are still a majority of the three. */
     f->manual.now_ns = T0 + HLC_MEASUREMENT_STALE_NS + 1;
-    assert_int_equal(eps_of(f->clock, HLC_EPSILON_UNBOUNDED), MAX_OFFSET);
+    assert_int_equal(eps_of(f->clock, HLC_EPSILON_OK), MAX_OFFSET);
     hlc_epsilon_report r;
     hlc_epsilon_explain(f->clock, &r);
+    assert_int_equal(r.source, HLC_SOURCE_PEERS);
     assert_int_equal(r.peers_tracked, 2);
     assert_int_equal(r.peers_fresh, 1);
-    assert_int_equal(r.peers_bound_ns, -1);
-    /* ... and falls back to NTP when that is synchronized. */
-    hlc_ntp_reading sync = {.synchronized = true, .maxerror_ns = 2 * MS};
-    hlc_epsilon_set_ntp(f->clock, &sync);
-    assert_int_equal(eps_of(f->clock, HLC_EPSILON_OK), 2 * MS + MAX_OFFSET / 2);
-    hlc_epsilon_set_ntp(f->clock, NULL);
-    /* Forgetting the dead peer makes the source complete again. */
+    assert_int_equal(r.peers_good, 1);
+    assert_int_equal(r.peers_unknown, 1);
+    assert_true(r.majority);
+    assert_int_equal(r.peers_bound_ns, MAX_OFFSET);
+    /* Forgetting the dead peer brings the measured bound back. */
     hlc_epsilon_peer_forget(f->clock, 1);
     assert_int_equal(eps_of(f->clock, HLC_EPSILON_OK), 2 * MS + 6 * MS + 1);
-    /* A tracked but never-measured peer also makes it incomplete. */
+    /* A tracked but never-measured peer counts as max_offset too. */
     hlc_epsilon_peer_track(f->clock, 3);
-    assert_int_equal(eps_of(f->clock, HLC_EPSILON_UNBOUNDED), MAX_OFFSET);
+    assert_int_equal(eps_of(f->clock, HLC_EPSILON_OK), MAX_OFFSET);
     hlc_epsilon_peer_measurement(f->clock, 3, 0, MS, f->manual.now_ns);
     assert_int_equal(eps_of(f->clock, HLC_EPSILON_OK), 2 * MS + 6 * MS + 1);
     /* A bad measurement (negative uncertainty) leaves the peer unmeasured. */
     hlc_epsilon_peer_measurement(f->clock, 3, 0, -1, f->manual.now_ns);
-    assert_int_equal(eps_of(f->clock, HLC_EPSILON_UNBOUNDED), MAX_OFFSET);
+    assert_int_equal(eps_of(f->clock, HLC_EPSILON_OK), MAX_OFFSET);
     hlc_epsilon_peer_forget(f->clock, 3);
     hlc_epsilon_peer_forget(f->clock, 77); /* unknown: no-op */
     assert_int_equal(eps_of(f->clock, HLC_EPSILON_OK), 2 * MS + 6 * MS + 1);
-    /* Our physical clock steps back behind the measurement: not trusted. */
+    /* Our physical clock steps back behind the measurement: not trusted,
+    ** and one unknown peer of one is no majority. */
     f->manual.now_ns = T0 + 29 * SEC;
     assert_int_equal(eps_of(f->clock, HLC_EPSILON_UNBOUNDED), MAX_OFFSET);
+    /* ... falling back to NTP when that is synchronized. */
+    hlc_ntp_reading sync = {.synchronized = true, .maxerror_ns = 2 * MS};
+    hlc_epsilon_set_ntp(f->clock, &sync);
+    assert_int_equal(eps_of(f->clock, HLC_EPSILON_OK), 2 * MS + MAX_OFFSET / 2);
+    hlc_epsilon_set_ntp(f->clock, NULL);
     /* No peers at all (all forgotten) and not alone: unbounded. */
     f->manual.now_ns = T0 + 31 * SEC;
     hlc_epsilon_peer_forget(f->clock, 2);
     assert_int_equal(eps_of(f->clock, HLC_EPSILON_UNBOUNDED), MAX_OFFSET);
+}
+
+/* The majority rule (docs/clocks.md, section 3), from one node's view. */
+static void test_epsilon_peer_majority(void **state) {
+    fixture *f = *state;
+    hlc_epsilon_report r;
+    char why[HLC_DESCRIBE_SIZE];
+    hlc_peer_sample good = {.offset_ns = -2 * MS, .uncertainty_ns = MS, .measured_at_ns = T0,
+                            .peer_has_majority = true};
+    hlc_peer_sample far = {.offset_ns = SEC, .uncertainty_ns = MS, .measured_at_ns = T0,
+                           .peer_has_majority = false};
+    /* Five nodes: peers 1..4 live, none measured yet: no majority. */
+    for (uint64_t id = 1; id <= 4; id++) hlc_epsilon_peer_track(f->clock, id);
+    assert_int_equal(eps_of(f->clock, HLC_EPSILON_UNBOUNDED), MAX_OFFSET);
+    hlc_epsilon_explain(f->clock, &r);
+    assert_false(r.majority);
+    assert_int_equal(r.peers_unknown, 4);
+    hlc_epsilon_describe(&r, why, sizeof why);
+    assert_non_null(strstr(why, "only 0 of 4 peer(s)"));
+    /* Two good peers + self = 3 of 5: a majority, but the two unmeasured
+    ** ones may serve: they count as max_offset. */
+    hlc_epsilon_peer_sample(f->clock, 1, &good);
+    assert_int_equal(eps_of(f->clock, HLC_EPSILON_UNBOUNDED), MAX_OFFSET);
+    hlc_epsilon_peer_sample(f->clock, 2, &good);
+    assert_int_equal(eps_of(f->clock, HLC_EPSILON_OK), MAX_OFFSET);
+    hlc_epsilon_peer_sample(f->clock, 3, &good);
+    hlc_epsilon_peer_sample(f->clock, 4, &good);
+    assert_int_equal(eps_of(f->clock, HLC_EPSILON_OK), 3 * MS);
+    hlc_epsilon_explain(f->clock, &r);
+    assert_int_equal(r.peers_good, 4);
+    hlc_epsilon_describe(&r, why, sizeof why);
+    assert_non_null(strstr(why, "epsilon 3.00ms from peer measurements"));
+
+    /* Peer 4 is a second off and has no majority of its own (it stops
+    ** serving): it counts as max_offset, this node keeps serving. */
+    hlc_epsilon_peer_sample(f->clock, 4, &far);
+    assert_int_equal(eps_of(f->clock, HLC_EPSILON_OK), MAX_OFFSET);
+    hlc_epsilon_explain(f->clock, &r);
+    assert_int_equal(r.peers_far, 1);
+    assert_false(r.far_majority);
+    assert_int_equal(r.worst_peer_id, 4);
+    assert_int_equal(r.worst_bound_ns, SEC + MS);
+    /* ... but one that says it is within the bound of a majority: one of
+    ** the two clocks is wrong and neither can tell which. Even a good NTP
+    ** bound does not help then. */
+    far.peer_has_majority = true;
+    hlc_epsilon_peer_sample(f->clock, 4, &far);
+    hlc_ntp_reading sync = {.synchronized = true, .maxerror_ns = MS};
+    hlc_epsilon_set_ntp(f->clock, &sync);
+    assert_int_equal(eps_of(f->clock, HLC_EPSILON_UNBOUNDED), MAX_OFFSET);
+    hlc_epsilon_set_ntp(f->clock, NULL);
+    hlc_epsilon_explain(f->clock, &r);
+    assert_true(r.far_majority);
+    assert_int_equal(r.far_peer_id, 4);
+    hlc_epsilon_describe(&r, why, sizeof why);
+    assert_non_null(strstr(why, "node 4"));
+    assert_non_null(strstr(why, "beyond --max-offset"));
+    /* Forgotten (decommissioned, dead): the measured bound is back. */
+    hlc_epsilon_peer_forget(f->clock, 4);
+    assert_int_equal(eps_of(f->clock, HLC_EPSILON_OK), 3 * MS);
+
+    /* Three of four peers far without a majority: this node is the odd one
+    ** out (1 good + self = 2 of 5) and stops serving. */
+    far.peer_has_majority = false;
+    hlc_epsilon_peer_track(f->clock, 4);
+    hlc_epsilon_peer_sample(f->clock, 2, &far);
+    hlc_epsilon_peer_sample(f->clock, 3, &far);
+    hlc_epsilon_peer_sample(f->clock, 4, &far);
+    assert_int_equal(eps_of(f->clock, HLC_EPSILON_UNBOUNDED), MAX_OFFSET);
+    hlc_epsilon_explain(f->clock, &r);
+    assert_false(r.majority);
+    hlc_epsilon_describe(&r, why, sizeof why);
+    assert_non_null(strstr(why, "only 1 of 4 peer(s)"));
+    assert_non_null(strstr(why, "a majority of the 5 nodes"));
+}
+
+/* A three-node cluster whose node C is a second ahead, seen from each node
+** with the peers' own reports: A and B serve, C does not. */
+static void test_epsilon_skewed_node_views(void **state) {
+    (void)state;
+    hlc_manual_clock m = {T0};
+    hlc_clock *a = NULL, *c = NULL;
+    assert_int_equal(hlc_clock_new(hlc_manual_clock_as_physical(&m), MAX_OFFSET, &a), 0);
+    assert_int_equal(hlc_clock_new(hlc_manual_clock_as_physical(&m), MAX_OFFSET, &c), 0);
+    /* C's view: A and B both a second behind and each in a majority. */
+    hlc_peer_sample behind = {.offset_ns = -SEC, .uncertainty_ns = 100 * 1000, .measured_at_ns = T0,
+                              .peer_has_majority = true};
+    hlc_epsilon_peer_sample(c, 1, &behind);
+    hlc_epsilon_peer_sample(c, 2, &behind);
+    hlc_epsilon_report rc;
+    hlc_epsilon_explain(c, &rc);
+    assert_int_equal(rc.status, HLC_EPSILON_UNBOUNDED);
+    assert_false(rc.majority); /* C reports this in its answers */
+    /* A's view: B close, C far and (per C's report) without a majority. */
+    hlc_peer_sample close = {.offset_ns = 30 * 1000, .uncertainty_ns = 100 * 1000,
+                             .measured_at_ns = T0, .peer_has_majority = true};
+    hlc_peer_sample ahead = {.offset_ns = SEC, .uncertainty_ns = 100 * 1000, .measured_at_ns = T0,
+                             .peer_has_majority = rc.majority};
+    hlc_epsilon_peer_sample(a, 2, &close);
+    hlc_epsilon_peer_sample(a, 3, &ahead);
+    assert_int_equal(eps_of(a, HLC_EPSILON_OK), MAX_OFFSET);
+    /* A second later C's clock is back in line: measured good, the bound
+    ** is small again (B's 130 us + 200 us of drift allowance). */
+    m.now_ns = T0 + SEC;
+    ahead.offset_ns = 50 * 1000;
+    ahead.measured_at_ns = T0 + SEC;
+    hlc_epsilon_peer_sample(a, 3, &ahead);
+    assert_int_equal(eps_of(a, HLC_EPSILON_OK), 330 * 1000);
+    hlc_clock_free(a);
+    hlc_clock_free(c);
 }
 
 static void test_epsilon_clamped_to_max_offset(void **state) {
@@ -608,6 +724,8 @@ int main(void) {
         cmocka_unit_test(test_ntp_read_adapter),
         cmocka_unit_test_setup_teardown(test_epsilon_peer_drift_grows_with_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_epsilon_peer_staleness, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_epsilon_peer_majority, setup, teardown),
+        cmocka_unit_test(test_epsilon_skewed_node_views),
         cmocka_unit_test_setup_teardown(test_epsilon_clamped_to_max_offset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_epsilon_peer_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_now_interval, setup, teardown),
