@@ -29,7 +29,9 @@
 ** host:port (bootstrap, join), on a side connection that is never a node's
 ** own; nodes without a real id yet use provisional ids (top bit set). And
 ** it can share its port with SQL: PostgreSQL clients on the listener are
-** handed to rpc_uv_config.foreign_connection (the gateway).
+** handed to rpc_uv_config.foreign_connection (the gateway). With
+** rpc_uv_config.tls_server/tls_client every connection is mutual TLS
+** (node certificates of the cluster CA only) under the unchanged frames.
 **
 ** Every frame carries the sender's node id and HLC timestamp; every
 ** receiver that has a clock calls hlc_update with it (and logs
@@ -46,6 +48,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "security/security.h"
 #include "timestamp/timestamp.h"
 
 typedef uint64_t rpc_node_id; /* 0 is never a valid node id */
@@ -226,13 +229,28 @@ typedef struct rpc_uv_config {
     ** rpc_uv_free returns. */
     void (*foreign_connection)(void *ctx, int fd, const uint8_t *prefix, size_t prefix_len);
     void *foreign_ctx;
+    /* TLS (docs/rpc.md, "TLS"). Both NULL: plaintext, exactly as without
+    ** TLS. tls_client set: every connection is TLS with mutual
+    ** authentication; tls_server is then required when there is a listener.
+    ** tls_server: sec_tls_server_ctx_new with require_peer_node (only node
+    ** certificates of the cluster CA get in); tls_client:
+    ** sec_tls_client_ctx_new with cert_name "node" (a dialed peer's
+    ** certificate must carry the IP dialed). Borrowed: both must outlive the
+    ** transport. sec_tls_reload on them (any thread, e.g. on SIGHUP) takes
+    ** effect for new connections; live ones keep their certificates. A
+    ** PostgreSQL client is still recognized before TLS and handed to
+    ** foreign_connection (the gateway runs its own TLS). */
+    sec_tls_ctx *tls_server;
+    sec_tls_ctx *tls_client;
 } rpc_uv_config;
 
 /* Defaults; the caller then sets node_id, listen_host and clock. */
 void rpc_uv_config_init(rpc_uv_config *config /* OUT */);
 
 /* Bind, listen and start the loop thread. owner of *out: caller, free with
-** rpc_uv_free. Returns 0, RPC_ERR_INVALID, RPC_ERR_NOMEM, RPC_ERR_IO. */
+** rpc_uv_free. Returns 0, RPC_ERR_INVALID (also: tls_server without
+** tls_client, or a listener with tls_client but no tls_server),
+** RPC_ERR_NOMEM, RPC_ERR_IO. */
 int rpc_uv_start(const rpc_uv_config *config, rpc_uv **out);
 /* Stop the loop (pending requests fail with RPC_ERR_STOPPED, queued frames
 ** are discarded, connections closed), join the thread and free everything.
@@ -299,6 +317,12 @@ typedef struct rpc_uv_stats {
                                      address, or from a provisional id) */
     uint64_t side_connections_open; /* gauge: side connections open now */
     uint64_t foreign_connections; /* PostgreSQL clients handed to foreign_connection */
+    uint64_t tls_handshakes;      /* TLS handshakes completed (either side) */
+    uint64_t tls_refused;         /* connections closed before any frame for TLS
+                                     reasons: handshake failed (no node
+                                     certificate of our CA, wrong address, ...),
+                                     a plaintext peer on a TLS node, a TLS peer
+                                     on a plaintext one */
 } rpc_uv_stats;
 void rpc_uv_get_stats(rpc_uv *t, rpc_uv_stats *out /* OUT */);
 

@@ -7,7 +7,7 @@
 **     0   4  payload_len  <= the receiver's maximum (RPC_FRAME_PAYLOAD_MAX)
 **     4   1  version      == RPC_PROTOCOL_VERSION
 **     5   1  kind         rpc_frame_kind (1..4)
-**     6   2  flags        0 (reserved: compression, TLS later)
+**     6   2  flags        0 (reserved: compression; TLS is beneath frames)
 **     8   8  request_id   != 0 for REQUEST/RESPONSE, 0 otherwise
 **    16   4  method       REQUEST/MESSAGE; 0 for RESPONSE/HANDSHAKE
 **    20   4  status       int32; RESPONSE/HANDSHAKE; 0 for REQUEST/MESSAGE

@@ -33,7 +33,31 @@
 ** libuv handle closed (which takes the fd out of epoll before closing the
 ** original), and the dup handed over with the bytes already read.
 **
+** TLS (cfg.tls_client set; docs/rpc.md "TLS"). Every connection runs the
+** frame protocol, unchanged, inside a TLS stream (security/'s memory-BIO
+** sec_tls_conn): ciphertext read from the socket goes to c->raw, is fed to
+** the stream, and the plaintext it gives lands in c->in where frames are
+** parsed as always; frames to send are encrypted in batches (small frames
+** coalesced into full records, one uv_write of ciphertext per batch).
+** A dialer starts TLS on connect (its ClientHello first, its handshake frame
+** queued in the stream until TLS is up), checking that the peer's
+** certificate carries the IP it dialed; an acceptor first sniffs 8 bytes:
+** a PostgreSQL client is handed over (before TLS: the gateway runs its own),
+** a TLS record starts the server side (node certificate of our CA
+** required), anything else is refused.
+**
 ** Critical invariants:
+**   - With TLS, no byte from a peer reaches the frame parser before the
+**     TLS handshake has verified its node certificate against the cluster
+**     CA, and no frame leaves unencrypted (the only plaintext a TLS node
+**     ever sends is its refusal of a plaintext peer, which carries no
+**     data). A TLS node and a plaintext one never talk: each refuses the
+**     other with a logged reason, never a downgrade. Without TLS the bytes
+**     on the wire are exactly those of the plaintext protocol (a plaintext
+**     node only refuses a ClientHello it would have refused anyway).
+**   - Ciphertext leaves in the order the stream produced it: every call
+**     into a connection's stream is followed, on the loop thread, by taking
+**     all its pending output into a uv_write.
 **   - Only the loop thread touches sockets, peers, pending requests, timers.
 **     Other threads touch only t->submit (under t->mu) and atomics.
 **   - Frames of one peer leave in the order they were submitted; a frame is
@@ -97,6 +121,17 @@
 #define RPC_PG_CANCEL_CODE 80877102u
 #define RPC_PG_SSL_CODE 80877103u
 #define RPC_PG_GSSENC_CODE 80877104u
+/* TLS: first bytes of a record of type handshake (a ClientHello). */
+#define RPC_TLS_RECORD_HANDSHAKE 0x16
+#define RPC_TLS_RECORD_PLAIN 16384        /* a TLS record's plaintext: small frames
+                                             are coalesced up to this */
+#define RPC_TLS_WRITE_CHUNK (256u * 1024) /* plaintext per sec_tls_conn_write, so
+                                             its output stays far below
+                                             SEC_TLS_OUT_PENDING_MAX */
+#define RPC_TLS_BATCH_BYTES (1u << 20)    /* plaintext per encrypted uv_write (at
+                                             least one frame) */
+#define RPC_TLS_STAGE_KEEP (64u * 1024)   /* staging buffer kept between batches */
+#define RPC_TLS_READ_ROOM 16384           /* plaintext room per sec_tls_conn_read */
 
 typedef struct rpc__conn rpc__conn;
 typedef struct rpc__peer rpc__peer;
@@ -153,10 +188,13 @@ struct rpc__conn {
     int state;
     base_buf in;
     size_t in_off; /* bytes of `in` already parsed */
-    bool sniffed;  /* inbound: first bytes checked for a PostgreSQL client */
+    bool sniffed;  /* first bytes checked: inbound, PostgreSQL client / TLS /
+                      plaintext; outbound TLS, a TLS record / a plaintext refusal */
     uint64_t opened_ms; /* loop time of creation: handshake deadline */
     bool dup_refused;   /* outbound: refused as a simultaneous dial ("duplicate"):
                            not a dial failure, the peer's own connection comes */
+    sec_tls_conn *tls;  /* owner: this conn (on_conn_closed); NULL: plaintext */
+    base_buf raw;       /* TLS: ciphertext read, not yet fed to tls */
     rpc__conn *next, *prev;
 };
 
@@ -200,6 +238,7 @@ struct rpc__route {
 typedef struct rpc__write {
     uv_write_t req;
     rpc__conn *c;
+    uint8_t *bytes;   /* owner: this write (base_free): ciphertext, or NULL */
     rpc__out *frames;
     unsigned nbufs;
     uv_buf_t bufs[];
@@ -241,6 +280,7 @@ struct rpc_uv {
     unsigned nside_out;    /* side peers dialed by address (RPC_ADDR_CONNS_MAX) */
     rpc__route *routes[RPC_ROUTE_BUCKETS];
     unsigned nroutes;
+    base_buf tls_stage; /* small frames coalesced before encryption */
     _Atomic uint64_t cluster_id; /* cfg.cluster_id, then rpc_uv_set_cluster_id */
 
     struct {
@@ -249,7 +289,7 @@ struct rpc_uv {
             requests_unreachable, handshakes_ok,
             handshake_failures, dial_failures, bad_frames, duplicate_connections_closed,
             hlc_remote_ahead, writes, peers_connected, side_connections,
-            side_connections_open, foreign_connections;
+            side_connections_open, foreign_connections, tls_handshakes, tls_refused;
     } st;
 };
 
@@ -879,6 +919,7 @@ static void on_write(uv_write_t *wr, int status)
         out_free(o);
         o = nx;
     }
+    base_free(w->bytes);
     base_free(w);
     if (status < 0) {
         if (status != UV_ECANCELED)
@@ -894,9 +935,14 @@ static void on_write(uv_write_t *wr, int status)
     }
 }
 
-/* Write a single frame outside the peer queue (handshakes). Takes data. */
-static int conn_write_raw(rpc__conn *c, uint8_t *data, size_t len)
+/* Write bytes to the socket as they are (plaintext frames, or ciphertext).
+** Takes data. */
+static int conn_write_bytes(rpc__conn *c, uint8_t *data, size_t len)
 {
+    if (len == 0) {
+        base_free(data);
+        return RPC_OK;
+    }
     rpc__out *o = base_calloc(1, sizeof(*o));
     rpc__write *w = base_calloc(1, sizeof(*w) + sizeof(uv_buf_t));
     if (o == NULL || w == NULL) {
@@ -921,14 +967,107 @@ static int conn_write_raw(rpc__conn *c, uint8_t *data, size_t len)
     return RPC_OK;
 }
 
+/* ---- TLS ------------------------------------------------------------------------ */
+
+/* The IP literal of an address (the name a dialed peer's certificate must
+** carry), "?" when it has none. */
+static void addr_ip(const struct sockaddr_storage *a, char *buf, size_t size)
+{
+    int rc = a->ss_family == AF_INET6
+                 ? uv_ip6_name((const struct sockaddr_in6 *)a, buf, size)
+                 : uv_ip4_name((const struct sockaddr_in *)a, buf, size);
+    if (rc != 0)
+        base_strlcpy(buf, "?", size);
+}
+
+/* "node N at IP:PORT", or "IP:PORT" while the peer is unknown, for logs. */
+static void conn_describe(rpc__conn *c, char *buf, size_t size)
+{
+    struct sockaddr_storage a;
+    int alen = sizeof(a);
+    char ip[64] = "?";
+    int port = 0;
+    bool known = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&a, &alen) == 0;
+    if (!known && c->outbound && c->peer && c->peer->has_addr) {
+        a = c->peer->addr;
+        known = true;
+    }
+    if (known) {
+        addr_ip(&a, ip, sizeof(ip));
+        port = a.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&a)->sin6_port)
+                                       : ntohs(((struct sockaddr_in *)&a)->sin_port);
+    }
+    if (c->peer && c->peer->id != 0)
+        snprintf(buf, size, "node %llu at %s:%d", (unsigned long long)c->peer->id, ip, port);
+    else
+        snprintf(buf, size, "%s:%d", ip, port);
+}
+
+/* Send the ciphertext c's stream holds (handshake records, alerts). */
+static int tls_flush(rpc__conn *c)
+{
+    size_t n = sec_tls_conn_pending_out(c->tls);
+    if (n == 0)
+        return RPC_OK;
+    uint8_t *data = base_malloc(n); /* owner: the write, then on_write */
+    if (data == NULL)
+        return RPC_ERR_NOMEM;
+    return conn_write_bytes(c, data, sec_tls_conn_take_out(c->tls, data, n));
+}
+
+/* Encrypt plaintext into c's stream and append all the ciphertext it holds
+** to out (in order: whatever was pending comes first). Bounded: len shrinks
+** by up to RPC_TLS_WRITE_CHUNK per round. */
+static int tls_encrypt(rpc__conn *c, const uint8_t *data, size_t len, base_buf *out)
+{
+    do {
+        size_t n = len < RPC_TLS_WRITE_CHUNK ? len : RPC_TLS_WRITE_CHUNK;
+        int rc = n > 0 ? sec_tls_conn_write(c->tls, data, n) : 0;
+        if (rc != 0)
+            return rc == SEC_ERR_NOMEM ? RPC_ERR_NOMEM : RPC_ERR_IO;
+        data += n;
+        len -= n;
+        size_t pending = sec_tls_conn_pending_out(c->tls);
+        if (pending > 0) {
+            if (base_buf_reserve(out, pending) != 0)
+                return RPC_ERR_NOMEM;
+            out->len += sec_tls_conn_take_out(c->tls, out->data + out->len, pending);
+        }
+    } while (len > 0);
+    return RPC_OK;
+}
+
+/* Write one frame outside the peer queue (handshakes, refusals), encrypted
+** on a TLS connection (queued in the stream until its handshake is done).
+** Takes data. */
+static int conn_write_frame(rpc__conn *c, uint8_t *data, size_t len)
+{
+    if (c->tls == NULL)
+        return conn_write_bytes(c, data, len);
+    base_buf cipher = {0};
+    int rc = tls_encrypt(c, data, len, &cipher);
+    base_free(data);
+    if (rc != RPC_OK) {
+        base_buf_free(&cipher);
+        return rc;
+    }
+    return conn_write_bytes(c, cipher.data, cipher.len); /* takes cipher.data */
+}
+
 /* Move queued frames into uv_writes of up to RPC_WRITE_FRAMES_MAX buffers
 ** each, until the queue is empty or the socket's write queue is above
 ** RPC_WRITE_QUEUE_HIGH (on_write resumes then). */
+static void peer_flush_tls(rpc__peer *p);
+
 static void peer_flush(rpc__peer *p)
 {
     rpc__conn *c = p->conn;
     if (c == NULL || c->state != CONN_ACTIVE)
         return;
+    if (c->tls != NULL) {
+        peer_flush_tls(p);
+        return;
+    }
     rpc_uv *t = c->t;
     while (p->qhead) {
         if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > RPC_WRITE_QUEUE_HIGH)
@@ -987,6 +1126,94 @@ static void peer_flush(rpc__peer *p)
     }
 }
 
+/* peer_flush on a TLS connection: frames leave in batches of up to
+** RPC_WRITE_FRAMES_MAX frames and RPC_TLS_BATCH_BYTES of plaintext, each
+** encrypted into one buffer and written with one uv_write. Frames smaller
+** than a record are coalesced (t->tls_stage) so that they share records;
+** larger ones are encrypted in place. A frame's request becomes SENT in the
+** step that encrypts it; a failure then closes the connection (they fail
+** DISCONNECTED: the stream may have carried part of them). */
+static void peer_flush_tls(rpc__peer *p)
+{
+    rpc__conn *c = p->conn;
+    rpc_uv *t = c->t;
+    base_buf *stage = &t->tls_stage;
+    while (p->qhead) {
+        if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > RPC_WRITE_QUEUE_HIGH)
+            return;
+        base_buf cipher = {0};
+        unsigned frames = 0;
+        uint64_t bytes = 0;
+        int rc = RPC_OK;
+        stage->len = 0;
+        while (p->qhead && frames < RPC_WRITE_FRAMES_MAX && bytes < RPC_TLS_BATCH_BYTES &&
+               rc == RPC_OK) {
+            rpc__out *o = p->qhead;
+            queue_remove_after(p, NULL, o);
+            if (o->cancelled) {
+                out_free(o);
+                continue;
+            }
+            if (o->req) {
+                rpc__req *r = o->req;
+                r->state = REQ_SENT;
+                r->conn = c;
+                r->out = NULL;
+                o->req = NULL;
+            }
+            frames++;
+            bytes += o->len;
+            if (o->len >= RPC_TLS_RECORD_PLAIN) {
+                rc = tls_encrypt(c, stage->data, stage->len, &cipher);
+                stage->len = 0;
+                if (rc == RPC_OK)
+                    rc = tls_encrypt(c, o->data, o->len, &cipher);
+            } else if (base_buf_append(stage, o->data, o->len) != 0) {
+                rc = RPC_ERR_NOMEM;
+            } else if (stage->len >= RPC_TLS_RECORD_PLAIN) {
+                rc = tls_encrypt(c, stage->data, stage->len, &cipher);
+                stage->len = 0;
+            }
+            out_free(o);
+        }
+        if (rc == RPC_OK && stage->len > 0)
+            rc = tls_encrypt(c, stage->data, stage->len, &cipher);
+        stage->len = 0;
+        if (stage->cap > RPC_TLS_STAGE_KEEP)
+            base_buf_free(stage);
+        rpc__write *w = NULL;
+        if (rc == RPC_OK && cipher.len > 0 &&
+            (w = base_calloc(1, sizeof(*w) + sizeof(uv_buf_t))) == NULL)
+            rc = RPC_ERR_NOMEM;
+        if (rc != RPC_OK) {
+            base_buf_free(&cipher);
+            BASE_ERROR("rpc", "node %llu: cannot encrypt for node %llu (%s); closing",
+                       (unsigned long long)t->cfg.node_id, (unsigned long long)p->id,
+                       rpc_strerror(rc));
+            conn_close(c, RPC_ERR_DISCONNECTED);
+            return;
+        }
+        if (w == NULL) { /* only cancelled frames */
+            base_buf_free(&cipher);
+            continue;
+        }
+        w->c = c;
+        w->bytes = cipher.data; /* owner: w */
+        w->nbufs = 1;
+        w->bufs[0] = uv_buf_init((char *)cipher.data, (unsigned)cipher.len);
+        /* Counted before the write: the peer may answer before it returns. */
+        STAT_ADD(t, writes, 1);
+        STAT_ADD(t, frames_sent, frames);
+        STAT_ADD(t, bytes_sent, bytes);
+        if (uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, 1, on_write) != 0) {
+            base_free(w->bytes);
+            base_free(w);
+            conn_close(c, RPC_ERR_DISCONNECTED);
+            return;
+        }
+    }
+}
+
 /* ---- connections ----------------------------------------------------------- */
 
 static void on_conn_closed(uv_handle_t *h)
@@ -1002,6 +1229,8 @@ static void on_conn_closed(uv_handle_t *h)
     t->nconns--;
     if (c->peer && c->peer->side)
         side_free(t, c->peer);
+    sec_tls_conn_free(c->tls);
+    base_buf_free(&c->raw);
     base_buf_free(&c->in);
     base_free(c);
 }
@@ -1115,7 +1344,7 @@ static void conn_refuse(rpc__conn *c, rpc_node_id target, const char *reason, in
     else
         STAT_ADD(t, handshake_failures, 1);
     if (rpc__frame_build(&h, payload, RPC_HANDSHAKE_SIZE + rlen, &data, &len) != RPC_OK ||
-        conn_write_raw(c, data, len) != RPC_OK) {
+        conn_write_frame(c, data, len) != RPC_OK) {
         conn_close(c, RPC_ERR_DISCONNECTED);
         return;
     }
@@ -1144,7 +1373,7 @@ static int conn_send_handshake(rpc__conn *c, rpc_node_id target)
     int rc = rpc__frame_build(&h, payload, sizeof(payload), &data, &len);
     if (rc != RPC_OK)
         return rc;
-    return conn_write_raw(c, data, len);
+    return conn_write_frame(c, data, len);
 }
 
 /* c finished its handshake with peer p: make it the peer's connection, or
@@ -1414,11 +1643,12 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     rpc__conn *c = h->data;
-    if (base_buf_reserve(&c->in, RPC_READ_CHUNK) != 0) {
+    base_buf *b = c->tls != NULL ? &c->raw : &c->in;
+    if (base_buf_reserve(b, RPC_READ_CHUNK) != 0) {
         *buf = uv_buf_init(NULL, 0);
         return;
     }
-    *buf = uv_buf_init((char *)c->in.data + c->in.len, (unsigned)(c->in.cap - c->in.len));
+    *buf = uv_buf_init((char *)b->data + b->len, (unsigned)(b->cap - b->len));
 }
 
 /* The first 8 bytes of a PostgreSQL client: int32 length, int32 code
@@ -1429,6 +1659,142 @@ static bool is_postgres_prefix(const uint8_t *p)
     uint32_t code = rpc__get_u32(p + 4);
     return (code >> 16) == 3 || code == RPC_PG_SSL_CODE || code == RPC_PG_CANCEL_CODE ||
            code == RPC_PG_GSSENC_CODE;
+}
+
+/* A TLS record of type handshake (a ClientHello): 0x16, then a version
+** 0x03 0x0N. A PostgreSQL client starts with 0x00 (a length below 16 MiB)
+** and an RPC frame too (its payload length), so none overlap. */
+static bool is_tls_prefix(const uint8_t *p)
+{
+    return p[0] == RPC_TLS_RECORD_HANDSHAKE && p[1] == 0x03;
+}
+
+/* TLS refused a connection, or a peer speaks the wrong layer, before any
+** frame was read: log the reason (WARN), send the pending alert, close.
+** A dialed connection that ends so is a failed dial. */
+static void tls_refuse(rpc__conn *c, const char *why)
+{
+    rpc_uv *t = c->t;
+    char who[128];
+    conn_describe(c, who, sizeof(who));
+    STAT_ADD(t, tls_refused, 1);
+    STAT_ADD(t, handshake_failures, 1);
+    BASE_WARN("rpc", "node %llu: TLS connection %s %s refused: %s",
+              (unsigned long long)t->cfg.node_id, c->outbound ? "to" : "from", who, why);
+    if (c->tls != NULL)
+        (void)tls_flush(c); /* the alert, if any: best effort */
+    bool side_out = c->outbound && c->peer != NULL && c->peer->side;
+    conn_close(c, side_out ? RPC_ERR_HANDSHAKE : RPC_ERR_DISCONNECTED);
+}
+
+/* An acceptor's first 8 bytes, on a TLS node, are not TLS: a plaintext
+** peer (a node or tool without TLS, e.g. --insecure) or garbage. Nothing is
+** read from it. A plaintext RPC dialer is told why in a plaintext refusal
+** (no data in it) so that its own log says so; never a downgrade. */
+static void refuse_plaintext(rpc__conn *c)
+{
+    rpc_uv *t = c->t;
+    const uint8_t *b = c->in.data;
+    bool rpc_dialer = b[4] == RPC_PROTOCOL_VERSION && b[5] == RPC_FRAME_HANDSHAKE;
+    char who[128];
+    conn_describe(c, who, sizeof(who));
+    STAT_ADD(t, tls_refused, 1);
+    BASE_WARN("rpc", "node %llu: plaintext %s from %s refused: this node requires TLS (the "
+              "peer runs without it, e.g. --insecure; start every node with --certs-dir)",
+              (unsigned long long)t->cfg.node_id, rpc_dialer ? "RPC connection" : "connection",
+              who);
+    if (rpc_dialer)
+        conn_refuse(c, 0, "this node requires TLS: start every node with --certs-dir, "
+                    "none with --insecure", RPC_ERR_HANDSHAKE);
+    else
+        conn_close(c, RPC_ERR_DISCONNECTED);
+}
+
+/* An acceptor's first bytes, on a node without TLS, are a ClientHello: a
+** TLS node (--certs-dir) dialing a plaintext one (--insecure). It is told
+** in a plaintext refusal, which its transport recognizes before TLS and
+** logs (TLS is never negotiated away: it just fails). */
+static void refuse_tls_peer(rpc__conn *c)
+{
+    rpc_uv *t = c->t;
+    char who[128];
+    conn_describe(c, who, sizeof(who));
+    STAT_ADD(t, tls_refused, 1);
+    BASE_WARN("rpc", "node %llu: TLS connection from %s refused: this node runs without TLS "
+              "(--insecure) and the peer with it (--certs-dir); start every node the same way",
+              (unsigned long long)t->cfg.node_id, who);
+    conn_refuse(c, 0, "this node runs without TLS (--insecure)", RPC_ERR_HANDSHAKE);
+}
+
+/* An acceptor's first bytes are a ClientHello: start the server side of
+** TLS with them (moved from c->in to c->raw; tls_input feeds them). */
+static bool conn_start_tls_server(rpc__conn *c)
+{
+    rpc_uv *t = c->t;
+    int rc = sec_tls_conn_new(t->cfg.tls_server, true, NULL, &c->tls);
+    if (rc != 0) {
+        BASE_ERROR("rpc", "node %llu: cannot start TLS for an inbound connection: %s",
+                   (unsigned long long)t->cfg.node_id, sec_error_str(rc));
+        conn_close(c, RPC_ERR_DISCONNECTED);
+        return false;
+    }
+    base_buf tmp = c->raw; /* empty */
+    c->raw = c->in;
+    c->in = tmp;
+    c->in_off = 0;
+    return true;
+}
+
+/* Ciphertext in c->raw: feed it, decrypt all it gives into c->in, send
+** what the stream wants sent. False: the connection was closed (a failed
+** handshake is refused with its reason). */
+static bool tls_input(rpc__conn *c)
+{
+    rpc_uv *t = c->t;
+    bool was_done = sec_tls_conn_handshake_done(c->tls);
+    int rc = sec_tls_conn_feed(c->tls, c->raw.data, c->raw.len);
+    c->raw.len = 0;
+    /* Bounded by the ciphertext fed (at most RPC_READ_CHUNK + a partial
+    ** record): each round takes at least one byte, the last gives 0. */
+    while (rc == 0) {
+        if (base_buf_reserve(&c->in, RPC_TLS_READ_ROOM) != 0) {
+            rc = SEC_ERR_NOMEM;
+            break;
+        }
+        size_t n = 0;
+        rc = sec_tls_conn_read(c->tls, c->in.data + c->in.len, c->in.cap - c->in.len, &n);
+        if (n == 0)
+            break;
+        c->in.len += n;
+    }
+    if (tls_flush(c) != RPC_OK && rc == 0)
+        rc = SEC_ERR_NOMEM;
+    if (!was_done && sec_tls_conn_handshake_done(c->tls)) {
+        char who[128];
+        conn_describe(c, who, sizeof(who));
+        STAT_ADD(t, tls_handshakes, 1);
+        BASE_DEBUG("rpc", "node %llu: %s with %s", (unsigned long long)t->cfg.node_id,
+                   sec_tls_conn_version(c->tls), who);
+    }
+    if (rc == 0)
+        return true;
+    if (rc == SEC_ERR_CLOSED) {
+        BASE_DEBUG("rpc", "node %llu: TLS close_notify from node %llu",
+                   (unsigned long long)t->cfg.node_id,
+                   (unsigned long long)(c->peer ? c->peer->id : 0));
+        conn_close(c, RPC_ERR_DISCONNECTED);
+    } else if (rc == SEC_ERR_NOMEM) {
+        BASE_WARN("rpc", "node %llu: out of memory in TLS; connection closed",
+                  (unsigned long long)t->cfg.node_id);
+        conn_close(c, RPC_ERR_DISCONNECTED);
+    } else if (c->state == CONN_ACTIVE) {
+        bad_input(c, sec_tls_conn_error(c->tls)[0] ? sec_tls_conn_error(c->tls)
+                                                   : "TLS stream failed");
+    } else {
+        tls_refuse(c, sec_tls_conn_error(c->tls)[0] ? sec_tls_conn_error(c->tls)
+                                                    : sec_error_str(rc));
+    }
+    return false;
 }
 
 /* Hand an inbound connection to cfg.foreign_connection. libuv has no way
@@ -1468,19 +1834,65 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (nread != UV_EOF)
             BASE_DEBUG("rpc", "node %llu: read error: %s", (unsigned long long)t->cfg.node_id,
                        uv_strerror((int)nread));
+        if (c->tls != NULL && c->outbound && c->state == CONN_HANDSHAKE) {
+            /* The peer hung up before our handshake completed. A refusal
+            ** of our certificate comes as an alert (logged as a WARN), a
+            ** plaintext peer answers in plaintext (ditto): this is most
+            ** often a peer restarting its transport (a new node id). */
+            char who[128];
+            conn_describe(c, who, sizeof(who));
+            BASE_INFO("rpc", "node %llu: %s closed the connection %s the TLS handshake",
+                      (unsigned long long)t->cfg.node_id, who,
+                      sec_tls_conn_handshake_done(c->tls) ? "after" : "during");
+        }
         conn_close(c, RPC_ERR_DISCONNECTED);
         flush_dirty(t);
         return;
     }
-    c->in.len += (size_t)nread;
-    if (!c->outbound && !c->sniffed && c->state == CONN_HANDSHAKE &&
+    if (c->tls == NULL) {
+        c->in.len += (size_t)nread;
+    } else {
+        c->raw.len += (size_t)nread;
+        if (c->outbound && !c->sniffed) {
+            /* The first bytes our ClientHello got back: a TLS record
+            ** (0x16 or 0x15 first), or the plaintext refusal of a node
+            ** without TLS (a small frame: its length's first byte is 0). */
+            if (c->raw.data[0] == 0 && c->raw.len < RPC_PG_PREFIX_SIZE) {
+                flush_dirty(t);
+                return; /* wait for 8 bytes (the handshake deadline bounds it) */
+            }
+            c->sniffed = true;
+            if (c->raw.data[0] == 0 && c->raw.data[4] == RPC_PROTOCOL_VERSION &&
+                c->raw.data[5] == RPC_FRAME_HANDSHAKE) {
+                tls_refuse(c, "the peer answered in plaintext: it runs without TLS (e.g. "
+                              "--insecure) and this node with it (--certs-dir); start every "
+                              "node the same way");
+                flush_dirty(t);
+                return;
+            }
+        }
+    }
+    if (c->tls == NULL && !c->outbound && !c->sniffed && c->state == CONN_HANDSHAKE &&
         c->in.len >= RPC_PG_PREFIX_SIZE) {
         c->sniffed = true;
+        bool hello = is_tls_prefix(c->in.data);
         if (is_postgres_prefix(c->in.data)) {
             conn_hand_off(c);
+        } else if (t->cfg.tls_server != NULL && !hello) {
+            refuse_plaintext(c);
+        } else if (t->cfg.tls_server == NULL && hello) {
+            refuse_tls_peer(c);
+        } else if (hello) {
+            (void)conn_start_tls_server(c);
+        }
+        if (c->state == CONN_CLOSING || c->state == CONN_REFUSING) {
             flush_dirty(t);
             return;
         }
+    }
+    if (c->tls != NULL && !tls_input(c)) {
+        flush_dirty(t);
+        return;
     }
     /* Parse every whole frame; bounded by the bytes received. */
     while (c->state == CONN_HANDSHAKE || c->state == CONN_ACTIVE) {
@@ -1554,6 +1966,20 @@ static void on_connect(uv_connect_t *req, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     uv_tcp_keepalive(&c->tcp, 1, RPC_KEEPALIVE_S);
     c->state = CONN_HANDSHAKE;
+    if (t->cfg.tls_client != NULL) {
+        /* The peer's certificate must carry the IP we dialed. */
+        char ip[64];
+        addr_ip(&c->peer->addr, ip, sizeof(ip));
+        int rc = sec_tls_conn_new(t->cfg.tls_client, false, ip, &c->tls);
+        if (rc != 0 || tls_flush(c) != RPC_OK) { /* the ClientHello */
+            BASE_ERROR("rpc", "node %llu: cannot start TLS to %s: %s",
+                       (unsigned long long)t->cfg.node_id, ip,
+                       rc != 0 ? sec_error_str(rc) : "out of memory");
+            conn_close(c, RPC_ERR_DISCONNECTED);
+            flush_dirty(t);
+            return;
+        }
+    }
     if (conn_send_handshake(c, c->peer->side ? 0 : c->peer->id) != RPC_OK ||
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
         conn_close(c, RPC_ERR_DISCONNECTED);
@@ -1958,6 +2384,10 @@ int rpc_uv_start(const rpc_uv_config *config, rpc_uv **out)
         config->pending_requests_max == 0 || config->handshake_timeout_ms == 0 ||
         config->addr_idle_ms == 0)
         return RPC_ERR_INVALID;
+    /* TLS: both contexts or none (a dial-only transport needs no server). */
+    if ((config->tls_server != NULL && config->tls_client == NULL) ||
+        (config->tls_client != NULL && config->listen_host != NULL && config->tls_server == NULL))
+        return RPC_ERR_INVALID;
     struct sockaddr_storage addr;
     if (config->listen_host && parse_addr(config->listen_host, config->listen_port, &addr) != 0)
         return RPC_ERR_INVALID;
@@ -2059,6 +2489,7 @@ void rpc_uv_free(rpc_uv *t)
         base_free(t->peers[i]);
     base_free(t->peers);
     assert(t->side == NULL && t->nroutes == 0); /* freed with their connections */
+    base_buf_free(&t->tls_stage);
     /* Submitted after the loop's last drain: impossible (stopped was set
     ** before the stop wake-up and on_stop drains), but free defensively. */
     rpc__out *o = t->submit_head;
@@ -2116,6 +2547,7 @@ void rpc_uv_get_stats(rpc_uv *t, rpc_uv_stats *s)
     LD(handshakes_ok); LD(handshake_failures); LD(dial_failures); LD(bad_frames);
     LD(duplicate_connections_closed); LD(hlc_remote_ahead); LD(writes); LD(peers_connected);
     LD(side_connections); LD(side_connections_open); LD(foreign_connections);
+    LD(tls_handshakes); LD(tls_refused);
 #undef LD
 }
 

@@ -212,7 +212,11 @@ static void conn_set_error(sec_tls_conn *c, const char *what) {
     char ssl_err[160] = "";
     if (e != 0) ERR_error_string_n(e, ssl_err, sizeof ssl_err);
     ERR_clear_error();
-    if (v != X509_V_OK)
+    if (v == X509_V_ERR_APPLICATION_VERIFICATION) /* only verify_node_peer sets it */
+        snprintf(c->error, sizeof c->error, "%s: certificate verification failed: %s (not a "
+                 "node certificate: CN=node with serverAuth and clientAuth required)", what,
+                 X509_verify_cert_error_string(v));
+    else if (v != X509_V_OK)
         snprintf(c->error, sizeof c->error, "%s: certificate verification failed: %s", what,
                  X509_verify_cert_error_string(v));
     else
