@@ -424,3 +424,129 @@ int range__collect_tombstones(storage_engine *e, const range_commit_request *req
         return eval__sort_unique(keys, offsets, count);
     return RANGE_OK;
 }
+
+/* ---- intents ------------------------------------------------------------------ */
+
+int range__intent_each(storage_engine *e, const range_span *sp, range__intent_fn fn, void *ctx)
+{
+    base_buf start = {0}, end = {0}, raw = {0}, val = {0}; /* owner: this function */
+    range__intent in;
+    const uint8_t *key;
+    size_t key_len;
+    int rc = range__intent_span(sp, &start, &end);
+    if (rc != RANGE_OK)
+        goto cleanup;
+    if (sp->point) {
+        /* one get: the intent key is the span's start */
+        int g = storage_get_raw(e, start.data, start.len, &val);
+        if (g == STORAGE_NOT_FOUND) {
+            rc = 0;
+        } else if (g < 0) {
+            rc = range__storage_rc(g);
+        } else if (range__intent_decode(val.data, val.len, &in) != RANGE_OK ||
+                   !range__intent_key_user(start.data, start.len, &key, &key_len)) {
+            rc = RANGE_ERR_CORRUPT;
+        } else {
+            rc = fn(ctx, start.data, start.len, key, key_len, &in);
+        }
+        goto cleanup;
+    }
+    for (size_t seen = 0;; seen++) {
+        if (seen >= RANGE__INTENT_SCAN_MAX) {
+            rc = RANGE_ERR_BUSY;
+            break;
+        }
+        int g = storage_seek_raw(e, start.data, start.len, end.data, end.len, &raw, &val);
+        if (g == STORAGE_NOT_FOUND) {
+            rc = 0;
+            break;
+        }
+        if (g < 0) {
+            rc = range__storage_rc(g);
+            break;
+        }
+        if (range__intent_decode(val.data, val.len, &in) != RANGE_OK ||
+            !range__intent_key_user(raw.data, raw.len, &key, &key_len)) {
+            rc = RANGE_ERR_CORRUPT;
+            break;
+        }
+        rc = fn(ctx, raw.data, raw.len, key, key_len, &in);
+        if (rc != 0)
+            break;
+        /* next: the smallest key after raw (raw 0x00) */
+        base_buf_reset(&start);
+        if (base_buf_append(&start, raw.data, raw.len) != 0 || base_buf_append_byte(&start, 0) != 0) {
+            rc = RANGE_ERR_NOMEM;
+            break;
+        }
+    }
+cleanup:
+    base_buf_free(&start);
+    base_buf_free(&end);
+    base_buf_free(&raw);
+    base_buf_free(&val);
+    return rc;
+}
+
+void range__intent_hit_free(range__intent_hit *h)
+{
+    base_buf_free(&h->key);
+    base_buf_free(&h->anchor);
+    h->txn_id = 0;
+    h->ts = HLC_ZERO;
+    h->unreplicated = false;
+    h->since_ns = 0;
+}
+
+typedef struct eval__find {
+    uint64_t self;
+    hlc_timestamp upper;
+    range__intent_hit *hit;
+} eval__find;
+
+static int eval__find_fn(void *ctx, const uint8_t *raw, size_t raw_len, const uint8_t *key,
+                         size_t key_len, const range__intent *in)
+{
+    (void)raw;
+    (void)raw_len;
+    eval__find *f = ctx;
+    if (in->txn_id == f->self || hlc_compare(in->ts, f->upper) > 0)
+        return 0;
+    base_buf_reset(&f->hit->key);
+    base_buf_reset(&f->hit->anchor);
+    if (base_buf_append(&f->hit->key, key, key_len) != 0 ||
+        base_buf_append(&f->hit->anchor, in->anchor, in->anchor_len) != 0)
+        return RANGE_ERR_NOMEM;
+    f->hit->txn_id = in->txn_id;
+    f->hit->ts = in->ts;
+    f->hit->unreplicated = false;
+    f->hit->since_ns = 0;
+    return 1;
+}
+
+int range__find_intent(storage_engine *e, const range_span *sp, uint64_t self,
+                       hlc_timestamp upper, range__intent_hit *hit)
+{
+    eval__find f = {self, upper, hit};
+    int rc = range__intent_each(e, sp, eval__find_fn, &f);
+    return rc == 1 ? RANGE_ERR_INTENT : rc;
+}
+
+int range__range_has_intents(storage_engine *e, const range_descriptor *d, bool *has)
+{
+    base_buf start = {0}, end = {0}, raw = {0}; /* owner: this function */
+    range_span all = {d->start_key, d->start_len, d->end_key, d->end_len, false};
+    *has = true; /* on error: the slow path is always right */
+    int rc = range__intent_span(&all, &start, &end);
+    if (rc == RANGE_OK) {
+        int g = storage_seek_raw(e, start.data, start.len, end.data, end.len, &raw, NULL);
+        if (g == STORAGE_NOT_FOUND)
+            *has = false;
+        else if (g < 0)
+            rc = range__storage_rc(g);
+    }
+    base_buf_free(&start);
+    base_buf_free(&end);
+    base_buf_free(&raw);
+    return rc;
+}

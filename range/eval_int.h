@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "range/intent_int.h"
 #include "range/range.h"
 
 int range__key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
@@ -81,5 +82,43 @@ typedef struct range__write_set {
 ** for a delete-span overlap) in *key_out (borrowed from ws or sp). */
 bool range__write_set_touches(const range__write_set *ws, const range_span *sp,
                               const uint8_t **key_out, size_t *key_len_out);
+
+/* ---- intents (two-phase commit; range/intent_int.h, docs/txn.md) ----------
+** Intents live in the raw keyspace; these read them from storage (the latest
+** state). A reader or writer that meets another transaction's intent it
+** cannot ignore answers RANGE_ERR_INTENT naming it. */
+#define RANGE__INTENT_SCAN_MAX 100000 /* intents examined by one call */
+
+/* Called for each intent of a span in key order: 0 goes on, 1 stops (the
+** caller's answer), < 0 stops with that error. raw/user keys and *in are
+** valid during the call only. */
+typedef int (*range__intent_fn)(void *ctx, const uint8_t *raw, size_t raw_len,
+                                const uint8_t *key, size_t key_len, const range__intent *in);
+/* Every intent in user span sp (a point: one get). Returns 0 when all were
+** seen, 1 when fn stopped, fn's error, RANGE_ERR_CORRUPT (an undecodable
+** intent), RANGE_ERR_BUSY (more than RANGE__INTENT_SCAN_MAX), an I/O error. */
+int range__intent_each(storage_engine *e, const range_span *sp, range__intent_fn fn, void *ctx);
+
+/* The intent met: user key, holder, its anchor and ts. Owner: the caller's
+** struct; zero-initialize, range__intent_hit_free. The server also fills
+** one for an UNREPLICATED lock of the lock table (unreplicated set, ts the
+** holder's read_ts, since_ns when it took the lock); find_intent clears
+** both. */
+typedef struct range__intent_hit {
+    base_buf key;
+    base_buf anchor;
+    uint64_t txn_id;
+    hlc_timestamp ts;
+    bool unreplicated;
+    int64_t since_ns;
+} range__intent_hit;
+void range__intent_hit_free(range__intent_hit *h);
+/* The first intent in sp held by another transaction than self (0: every
+** holder counts) with ts <= upper: RANGE_ERR_INTENT with *hit filled;
+** RANGE_OK when none; or an error as range__intent_each. */
+int range__find_intent(storage_engine *e, const range_span *sp, uint64_t self,
+                       hlc_timestamp upper, range__intent_hit *hit);
+/* Any intent at all in the range of d? One seek (the fast path of commits). */
+int range__range_has_intents(storage_engine *e, const range_descriptor *d, bool *has);
 
 #endif

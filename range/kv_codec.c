@@ -18,13 +18,37 @@
 **               span = flags (1 byte: bit0 point) | bytes start |
 **                      bytes end (absent for point spans)
 **     DESCRIBE: nothing (read_ts decodes as HLC_ZERO)
-**     VALIDATE: ts read_ts | ts commit_ts | n_read_spans x span
+**     VALIDATE: ts read_ts | ts commit_ts | txn_id (0: none) |
+**               n_read_spans x span   (txn_id added with issue 5; no mixed-
+**               version clusters exist, so the version was not bumped)
 **     ADMIN_SPLIT: bytes key (non-empty) | new_range_id (!= 0)
 **     TRANSFER_LEASE: target_node_id (!= 0)
+**     CHANGE_REPLICAS: add_node_id | remove_node_id (not both 0, not equal)
+**     PREPARE:  ts read_ts | ts commit_ts | txn_id (!= 0) | nonce |
+**               priority (zigzag varint of the int64) | bytes anchor
+**               (non-empty) | flags (1 byte: bit0 create_record) |
+**               the writes, delete spans and read spans as COMMIT's
+**     END_TXN:  ts commit_ts | txn_id (!= 0) | nonce | priority | bytes anchor
+**               (non-empty) | status (1 byte: COMMITTED or ABORTED)
+**     RESOLVE:  ts commit_ts | txn_id (!= 0) | nonce | status (1 byte:
+**               COMMITTED or ABORTED) | n_spans (>= 1) x span
+**     PUSH:     txn_id (pusher, 0: none) | priority | pushee_txn_id (!= 0) |
+**               bytes anchor (non-empty) | ts intent_ts |
+**               since_wall_ns (zigzag) | n_deps (<= RANGE_KV_DEPS_MAX) x edge
+**               edge = waiter (!= 0) | waiter_priority (zigzag) |
+**                      holder (!= 0) | holder_priority (zigzag)
+**               (since and deps added with issue 5 step 2, unversioned
+**               like VALIDATE's txn_id)
+**     HEARTBEAT: txn_id (!= 0) | priority | bytes anchor (non-empty)
+**     LOCK:     ts read_ts | txn_id (!= 0) | priority | bytes anchor
+**               (non-empty) | n_keys (1..RANGE_KV_LOCK_KEYS_MAX) x bytes key
+**               (strictly ascending, range__key_cmp order)
+**     QUERY_TXN: txn_id (!= 0) | bytes anchor (non-empty)
 ** Response:
-**   version (1 byte) | status (zigzag varint of the int32) |
-**   sections (1 byte, the bits below) | leader_hint | the present sections,
-**   in bit order:
+**   version (1 byte: 1, or 2 when an extended section is present) |
+**   status (zigzag varint of the int32) | sections (1 byte, the bits below) |
+**   [version 2: ext_sections (1 byte, the EXT bits below)] | leader_hint |
+**   the present sections, in bit order, then the extended ones:
 **     0x01 VALUE       bytes value
 **     0x02 ROWS        n_rows (1..RANGE_KV_SCAN_ROWS_MAX) x { bytes key | bytes value }
 **     0x04 MORE        (no bytes: more = true)
@@ -36,12 +60,24 @@
 **     0x80 OTHER       bytes (range_descriptor_encode): another descriptor
 **                      (KEY_MISMATCH: the local range holding the key;
 **                      ADMIN_SPLIT: the right-hand range)
+**     EXT 0x01 TXN     status (1 byte, a range_txn_status)
+**     EXT 0x02 INTENT  bytes key | txn_id (!= 0) | bytes anchor | ts
+**     EXT 0x04 NEWEST  ts newest_ts
+**     EXT 0x08 HOLDER  flags (1 byte: bit0 unreplicated) | since_wall_ns
+**                      (zigzag); only with INTENT
+**     EXT 0x10 DEPS    n (1..RANGE_KV_DEPS_MAX) x edge (as PUSH's)
+**     EXT 0x20 CYCLE   n (1..RANGE_KV_CYCLE_MAX) x txn id (!= 0)
+**   Version 2 exists because the 8 section bits were used up: a response
+**   without TXN or INTENT keeps version 1, byte for byte as before.
 **   The response does not know its op, so the encoder writes every section
 **   whose fields are not all at their default (0, NULL, false): VALUE when
 **   value != NULL or value_len > 0, ROWS when n_rows > 0, COMMIT when
 **   commit_ts is not HLC_ZERO, CONFLICT when any conflict field is set,
 **   DESCRIPTOR when has_descriptor, LEASE when lease_valid or leader_id != 0,
-**   OTHER when has_other.
+**   OTHER when has_other, TXN when has_txn, INTENT when intent_txn_id != 0,
+**   NEWEST when newest_ts is not HLC_ZERO, HOLDER when intent_unreplicated
+**   or intent_since_wall_ns != 0, DEPS when dep_count > 0, CYCLE when
+**   cycle_len > 0.
 **   An absent section decodes as the defaults; the reader picks the fields
 **   of the op it sent.
 **
@@ -55,7 +91,8 @@
 ** Invariants: a decoder reads only inside [data, data + len); rejects
 ** varints longer than 10 bytes or above 64 bits, every count above its named
 ** maximum (RANGE_COMMAND_WRITES_MAX, RANGE_KV_SPANS_MAX,
-** RANGE_KV_SCAN_ROWS_MAX) or above what the bytes left could hold (checked
+** RANGE_KV_SCAN_ROWS_MAX, RANGE_KV_LOCK_KEYS_MAX, RANGE_KV_DEPS_MAX,
+** RANGE_KV_CYCLE_MAX) or above what the bytes left could hold (checked
 ** before allocating), every length above its maximum (STORAGE_KEY_SIZE_MAX,
 ** STORAGE_VALUE_SIZE_MAX) or the bytes left, unknown versions, ops, flag
 ** bits and trailing bytes, with RANGE_ERR_CORRUPT, leaving nothing
@@ -66,6 +103,7 @@
 #include <string.h>
 
 #include "range/codec_int.h"
+#include "range/eval_int.h"
 #include "range/kv_int.h"
 #include "range/range.h"
 
@@ -79,6 +117,16 @@
 #define KV_SEC_LEASE 0x40u
 #define KV_SEC_OTHER 0x80u
 #define KV_SEC_ALL 0xffu
+#define KV_EXT_TXN 0x01u
+#define KV_EXT_INTENT 0x02u
+#define KV_EXT_NEWEST 0x04u
+#define KV_EXT_HOLDER 0x08u
+#define KV_EXT_DEPS 0x10u
+#define KV_EXT_CYCLE 0x20u
+#define KV_EXT_ALL 0x3fu
+#define KV_HOLDER_UNREPLICATED 0x01u
+#define KV_RESPONSE_VERSION_EXT 2
+#define KV_PREPARE_CREATE_RECORD 0x01u
 
 #define KV_SCAN_REVERSE 0x01u
 #define KV_WRITE_TOMBSTONE 0x01u
@@ -89,6 +137,9 @@
 #define KV_WRITE_BYTES_MIN 2 /* flags, key length */
 #define KV_SPAN_BYTES_MIN 2  /* flags, start length */
 #define KV_ROW_BYTES_MIN 2   /* key length, value length */
+#define KV_KEY_BYTES_MIN 1   /* key length */
+#define KV_EDGE_BYTES_MIN 4  /* four varints */
+#define KV_ID_BYTES_MIN 1    /* one varint */
 
 /* ---- varints and bytes (replica_codec.c's helpers are static there) ------- */
 
@@ -108,7 +159,19 @@ static int kv__put_ts(base_buf *b, hlc_timestamp ts)
     return base_buf_append(b, tmp, sizeof(tmp));
 }
 
+static int kv__put_i64(base_buf *b, int64_t v)
+{
+    uint64_t u = (uint64_t)v;
+    return range__put_varint(b, (u << 1) ^ (0u - (u >> 63))); /* zigzag */
+}
+
 typedef range__reader kv__reader;
+
+static int64_t kv__get_i64(range__reader *r)
+{
+    uint64_t z = range__get_varint(r);
+    return (int64_t)((z >> 1) ^ (0u - (z & 1u)));
+}
 
 static size_t kv__left(const kv__reader *r) { return (size_t)(r->end - r->p); }
 
@@ -176,6 +239,56 @@ static bool kv__spans_ok(const range_span *spans, size_t n)
     return true;
 }
 
+/* COMMIT's and PREPARE's writes, delete spans and read spans. */
+static bool kv__writes_ok(const range_kv_request *req)
+{
+    if (req->write_count > RANGE_COMMAND_WRITES_MAX || (req->write_count > 0 && req->writes == NULL))
+        return false;
+    for (size_t i = 0; i < req->write_count; i++) {
+        const range_write *w = &req->writes[i];
+        if (!kv__field_ok(w->key, w->key_len, STORAGE_KEY_SIZE_MAX) ||
+            (!w->tombstone && !kv__field_ok(w->value, w->value_len, STORAGE_VALUE_SIZE_MAX)))
+            return false;
+    }
+    return kv__spans_ok(req->delete_spans, req->delete_span_count) &&
+           kv__spans_ok(req->read_spans, req->read_span_count);
+}
+
+static bool kv__anchor_ok(const range_kv_request *req)
+{
+    return req->anchor_len > 0 && kv__field_ok(req->anchor, req->anchor_len, STORAGE_KEY_SIZE_MAX);
+}
+
+/* LOCK's keys: 1..max, strictly ascending. */
+static bool kv__lock_keys_ok(const range_kv_key *keys, size_t n)
+{
+    if (n == 0 || n > RANGE_KV_LOCK_KEYS_MAX || keys == NULL)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (!kv__field_ok(keys[i].key, keys[i].key_len, STORAGE_KEY_SIZE_MAX))
+            return false;
+        if (i > 0 && range__key_cmp(keys[i - 1].key, keys[i - 1].key_len, keys[i].key,
+                                    keys[i].key_len) >= 0)
+            return false;
+    }
+    return true;
+}
+
+static bool kv__edges_ok(const range_kv_edge *edges, size_t n)
+{
+    if (n > RANGE_KV_DEPS_MAX || (n > 0 && edges == NULL))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (edges[i].waiter == 0 || edges[i].holder == 0)
+            return false;
+    return true;
+}
+
+static bool kv__final_status(uint8_t status)
+{
+    return status == RANGE_TXN_COMMITTED || status == RANGE_TXN_ABORTED;
+}
+
 static bool kv__request_ok(const range_kv_request *req)
 {
     if (req->range_id == 0)
@@ -187,17 +300,23 @@ static bool kv__request_ok(const range_kv_request *req)
         return kv__field_ok(req->start, req->start_len, STORAGE_KEY_SIZE_MAX) &&
                kv__field_ok(req->end, req->end_len, STORAGE_KEY_SIZE_MAX);
     case RANGE_KV_COMMIT:
-        if (req->write_count > RANGE_COMMAND_WRITES_MAX ||
-            (req->write_count > 0 && req->writes == NULL))
-            return false;
-        for (size_t i = 0; i < req->write_count; i++) {
-            const range_write *w = &req->writes[i];
-            if (!kv__field_ok(w->key, w->key_len, STORAGE_KEY_SIZE_MAX) ||
-                (!w->tombstone && !kv__field_ok(w->value, w->value_len, STORAGE_VALUE_SIZE_MAX)))
-                return false;
-        }
-        return kv__spans_ok(req->delete_spans, req->delete_span_count) &&
-               kv__spans_ok(req->read_spans, req->read_span_count);
+        return kv__writes_ok(req);
+    case RANGE_KV_PREPARE:
+        return req->txn_id != 0 && kv__anchor_ok(req) && kv__writes_ok(req);
+    case RANGE_KV_END_TXN:
+        return req->txn_id != 0 && kv__anchor_ok(req) && kv__final_status(req->txn_status);
+    case RANGE_KV_RESOLVE:
+        return req->txn_id != 0 && kv__final_status(req->txn_status) && req->span_count > 0 &&
+               kv__spans_ok(req->spans, req->span_count);
+    case RANGE_KV_PUSH:
+        return req->pushee_txn_id != 0 && kv__anchor_ok(req) &&
+               kv__edges_ok(req->deps, req->dep_count);
+    case RANGE_KV_HEARTBEAT:
+    case RANGE_KV_QUERY_TXN:
+        return req->txn_id != 0 && kv__anchor_ok(req);
+    case RANGE_KV_LOCK:
+        return req->txn_id != 0 && kv__anchor_ok(req) &&
+               kv__lock_keys_ok(req->lock_keys, req->lock_key_count);
     case RANGE_KV_DESCRIBE:
         return true;
     case RANGE_KV_VALIDATE:
@@ -207,6 +326,9 @@ static bool kv__request_ok(const range_kv_request *req)
                req->new_range_id != 0;
     case RANGE_KV_TRANSFER_LEASE:
         return req->target_node_id != 0;
+    case RANGE_KV_CHANGE_REPLICAS:
+        return (req->add_node_id != 0 || req->remove_node_id != 0) &&
+               req->add_node_id != req->remove_node_id;
     default:
         return false;
     }
@@ -221,6 +343,36 @@ static int kv__put_spans(base_buf *out, const range_span *spans, size_t n)
         if (!spans[i].point)
             rc |= kv__put_bytes(out, spans[i].end, spans[i].end_len);
     }
+    return rc;
+}
+
+static int kv__put_edges(base_buf *out, const range_kv_edge *edges, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc |= range__put_varint(out, edges[i].waiter);
+        rc |= kv__put_i64(out, edges[i].waiter_priority);
+        rc |= range__put_varint(out, edges[i].holder);
+        rc |= kv__put_i64(out, edges[i].holder_priority);
+    }
+    return rc;
+}
+
+/* COMMIT's and PREPARE's tail: writes, delete spans, read spans. */
+static int kv__put_writes(base_buf *out, const range_kv_request *req)
+{
+    int rc = range__put_varint(out, req->write_count);
+    for (size_t i = 0; i < req->write_count && rc == 0; i++) {
+        const range_write *w = &req->writes[i];
+        rc |= base_buf_append_byte(out, w->tombstone ? KV_WRITE_TOMBSTONE : 0);
+        rc |= kv__put_bytes(out, w->key, w->key_len);
+        if (!w->tombstone)
+            rc |= kv__put_bytes(out, w->value, w->value_len);
+    }
+    if (rc == 0)
+        rc |= kv__put_spans(out, req->delete_spans, req->delete_span_count);
+    if (rc == 0)
+        rc |= kv__put_spans(out, req->read_spans, req->read_span_count);
     return rc;
 }
 
@@ -251,22 +403,69 @@ int range_kv_request_encode(const range_kv_request *req, base_buf *out)
         rc |= kv__put_ts(out, req->commit_ts);
         rc |= range__put_varint(out, req->txn_id);
         rc |= range__put_varint(out, req->nonce);
-        rc |= range__put_varint(out, req->write_count);
-        for (size_t i = 0; i < req->write_count && rc == 0; i++) {
-            const range_write *w = &req->writes[i];
-            rc |= base_buf_append_byte(out, w->tombstone ? KV_WRITE_TOMBSTONE : 0);
-            rc |= kv__put_bytes(out, w->key, w->key_len);
-            if (!w->tombstone)
-                rc |= kv__put_bytes(out, w->value, w->value_len);
-        }
         if (rc == 0)
-            rc |= kv__put_spans(out, req->delete_spans, req->delete_span_count);
+            rc |= kv__put_writes(out, req);
+        break;
+    case RANGE_KV_PREPARE:
+        rc |= kv__put_ts(out, req->read_ts);
+        rc |= kv__put_ts(out, req->commit_ts);
+        rc |= range__put_varint(out, req->txn_id);
+        rc |= range__put_varint(out, req->nonce);
+        rc |= kv__put_i64(out, req->priority);
+        rc |= kv__put_bytes(out, req->anchor, req->anchor_len);
+        rc |= base_buf_append_byte(out, req->create_record ? KV_PREPARE_CREATE_RECORD : 0);
         if (rc == 0)
-            rc |= kv__put_spans(out, req->read_spans, req->read_span_count);
+            rc |= kv__put_writes(out, req);
+        break;
+    case RANGE_KV_END_TXN:
+        rc |= kv__put_ts(out, req->commit_ts);
+        rc |= range__put_varint(out, req->txn_id);
+        rc |= range__put_varint(out, req->nonce);
+        rc |= kv__put_i64(out, req->priority);
+        rc |= kv__put_bytes(out, req->anchor, req->anchor_len);
+        rc |= base_buf_append_byte(out, req->txn_status);
+        break;
+    case RANGE_KV_RESOLVE:
+        rc |= kv__put_ts(out, req->commit_ts);
+        rc |= range__put_varint(out, req->txn_id);
+        rc |= range__put_varint(out, req->nonce);
+        rc |= base_buf_append_byte(out, req->txn_status);
+        if (rc == 0)
+            rc |= kv__put_spans(out, req->spans, req->span_count);
+        break;
+    case RANGE_KV_PUSH:
+        rc |= range__put_varint(out, req->txn_id);
+        rc |= kv__put_i64(out, req->priority);
+        rc |= range__put_varint(out, req->pushee_txn_id);
+        rc |= kv__put_bytes(out, req->anchor, req->anchor_len);
+        rc |= kv__put_ts(out, req->intent_ts);
+        rc |= kv__put_i64(out, req->since_wall_ns);
+        rc |= range__put_varint(out, req->dep_count);
+        if (rc == 0)
+            rc |= kv__put_edges(out, req->deps, req->dep_count);
+        break;
+    case RANGE_KV_HEARTBEAT:
+        rc |= range__put_varint(out, req->txn_id);
+        rc |= kv__put_i64(out, req->priority);
+        rc |= kv__put_bytes(out, req->anchor, req->anchor_len);
+        break;
+    case RANGE_KV_LOCK:
+        rc |= kv__put_ts(out, req->read_ts);
+        rc |= range__put_varint(out, req->txn_id);
+        rc |= kv__put_i64(out, req->priority);
+        rc |= kv__put_bytes(out, req->anchor, req->anchor_len);
+        rc |= range__put_varint(out, req->lock_key_count);
+        for (size_t i = 0; i < req->lock_key_count && rc == 0; i++)
+            rc |= kv__put_bytes(out, req->lock_keys[i].key, req->lock_keys[i].key_len);
+        break;
+    case RANGE_KV_QUERY_TXN:
+        rc |= range__put_varint(out, req->txn_id);
+        rc |= kv__put_bytes(out, req->anchor, req->anchor_len);
         break;
     case RANGE_KV_VALIDATE:
         rc |= kv__put_ts(out, req->read_ts);
         rc |= kv__put_ts(out, req->commit_ts);
+        rc |= range__put_varint(out, req->txn_id);
         if (rc == 0)
             rc |= kv__put_spans(out, req->read_spans, req->read_span_count);
         break;
@@ -276,6 +475,10 @@ int range_kv_request_encode(const range_kv_request *req, base_buf *out)
         break;
     case RANGE_KV_TRANSFER_LEASE:
         rc |= range__put_varint(out, req->target_node_id);
+        break;
+    case RANGE_KV_CHANGE_REPLICAS:
+        rc |= range__put_varint(out, req->add_node_id);
+        rc |= range__put_varint(out, req->remove_node_id);
         break;
     default: /* RANGE_KV_DESCRIBE: nothing more */
         break;
@@ -316,13 +519,62 @@ static int kv__get_spans(kv__reader *r, uint64_t n, range_span **out)
     return RANGE_OK;
 }
 
-static int kv__get_commit(kv__reader *r, range_kv_request *out)
+/* n edges (count already read) into an owned array (*out NULL when n is 0). */
+static int kv__get_edges(kv__reader *r, uint64_t n, range_kv_edge **out)
+{
+    *out = NULL;
+    if (r->bad || n > RANGE_KV_DEPS_MAX || n > kv__left(r) / KV_EDGE_BYTES_MIN)
+        return RANGE_ERR_CORRUPT;
+    if (n == 0)
+        return RANGE_OK;
+    range_kv_edge *edges = base_calloc((size_t)n, sizeof(*edges)); /* owner: the caller */
+    if (edges == NULL)
+        return RANGE_ERR_NOMEM;
+    for (uint64_t i = 0; i < n && !r->bad; i++) {
+        edges[i].waiter = range__get_varint(r);
+        edges[i].waiter_priority = kv__get_i64(r);
+        edges[i].holder = range__get_varint(r);
+        edges[i].holder_priority = kv__get_i64(r);
+        if (edges[i].waiter == 0 || edges[i].holder == 0)
+            r->bad = true;
+    }
+    if (r->bad) {
+        base_free(edges);
+        return RANGE_ERR_CORRUPT;
+    }
+    *out = edges;
+    return RANGE_OK;
+}
+
+/* LOCK's keys (count already read): owned array, strictly ascending. */
+static int kv__get_lock_keys(kv__reader *r, uint64_t n, range_kv_key **out)
+{
+    *out = NULL;
+    if (r->bad || n == 0 || n > RANGE_KV_LOCK_KEYS_MAX || n > kv__left(r) / KV_KEY_BYTES_MIN)
+        return RANGE_ERR_CORRUPT;
+    range_kv_key *keys = base_calloc((size_t)n, sizeof(*keys)); /* owner: the caller */
+    if (keys == NULL)
+        return RANGE_ERR_NOMEM;
+    for (uint64_t i = 0; i < n && !r->bad; i++) {
+        keys[i].key = kv__get_bytes(r, STORAGE_KEY_SIZE_MAX, &keys[i].key_len);
+        if (!r->bad && i > 0 &&
+            range__key_cmp(keys[i - 1].key, keys[i - 1].key_len, keys[i].key, keys[i].key_len) >= 0)
+            r->bad = true;
+    }
+    if (r->bad) {
+        base_free(keys);
+        return RANGE_ERR_CORRUPT;
+    }
+    *out = keys;
+    return RANGE_OK;
+}
+
+/* COMMIT's and PREPARE's tail (kv__put_writes). */
+static int kv__get_writes(kv__reader *r, range_kv_request *out)
 {
     range_write *writes = NULL;
     range_span *spans = NULL;
     int rc;
-    out->txn_id = range__get_varint(r);
-    out->nonce = range__get_varint(r);
     uint64_t n = range__get_varint(r);
     if (r->bad || n > RANGE_COMMAND_WRITES_MAX || n > kv__left(r) / KV_WRITE_BYTES_MIN)
         return RANGE_ERR_CORRUPT;
@@ -397,20 +649,109 @@ int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *o
         break;
     }
     case RANGE_KV_COMMIT:
+    case RANGE_KV_PREPARE:
         out->read_ts = kv__get_ts(&r);
         out->commit_ts = kv__get_ts(&r);
+        out->txn_id = range__get_varint(&r);
+        out->nonce = range__get_varint(&r);
+        if (out->op == RANGE_KV_PREPARE) {
+            out->priority = kv__get_i64(&r);
+            out->anchor = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->anchor_len);
+            uint8_t flags = range__get_u8(&r);
+            if ((flags & ~KV_PREPARE_CREATE_RECORD) != 0 || out->txn_id == 0 ||
+                out->anchor_len == 0)
+                r.bad = true;
+            out->create_record = (flags & KV_PREPARE_CREATE_RECORD) != 0;
+        }
         if (r.bad)
             goto cleanup;
-        rc = kv__get_commit(&r, out);
+        rc = kv__get_writes(&r, out);
         if (rc != RANGE_OK)
             goto cleanup;
         rc = RANGE_ERR_CORRUPT;
+        break;
+    case RANGE_KV_END_TXN:
+        out->commit_ts = kv__get_ts(&r);
+        out->txn_id = range__get_varint(&r);
+        out->nonce = range__get_varint(&r);
+        out->priority = kv__get_i64(&r);
+        out->anchor = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->anchor_len);
+        out->txn_status = range__get_u8(&r);
+        if (out->txn_id == 0 || out->anchor_len == 0 || !kv__final_status(out->txn_status))
+            r.bad = true;
+        break;
+    case RANGE_KV_RESOLVE: {
+        out->commit_ts = kv__get_ts(&r);
+        out->txn_id = range__get_varint(&r);
+        out->nonce = range__get_varint(&r);
+        out->txn_status = range__get_u8(&r);
+        uint64_t n_spans = range__get_varint(&r);
+        if (r.bad || out->txn_id == 0 || !kv__final_status(out->txn_status) || n_spans == 0)
+            goto cleanup;
+        range_span *spans = NULL; /* owner: out (range_kv_request_free) */
+        rc = kv__get_spans(&r, n_spans, &spans);
+        if (rc != RANGE_OK)
+            goto cleanup;
+        rc = RANGE_ERR_CORRUPT;
+        out->spans = spans;
+        out->span_count = (size_t)n_spans;
+        break;
+    }
+    case RANGE_KV_PUSH: {
+        out->txn_id = range__get_varint(&r);
+        out->priority = kv__get_i64(&r);
+        out->pushee_txn_id = range__get_varint(&r);
+        out->anchor = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->anchor_len);
+        out->intent_ts = kv__get_ts(&r);
+        out->since_wall_ns = kv__get_i64(&r);
+        if (out->pushee_txn_id == 0 || out->anchor_len == 0)
+            r.bad = true;
+        uint64_t n_deps = range__get_varint(&r);
+        range_kv_edge *deps = NULL; /* owner: out (range_kv_request_free) */
+        rc = kv__get_edges(&r, n_deps, &deps);
+        if (rc != RANGE_OK)
+            goto cleanup;
+        rc = RANGE_ERR_CORRUPT;
+        out->deps = deps;
+        out->dep_count = (size_t)n_deps;
+        break;
+    }
+    case RANGE_KV_LOCK: {
+        out->read_ts = kv__get_ts(&r);
+        out->txn_id = range__get_varint(&r);
+        out->priority = kv__get_i64(&r);
+        out->anchor = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->anchor_len);
+        if (out->txn_id == 0 || out->anchor_len == 0)
+            r.bad = true;
+        uint64_t n_keys = range__get_varint(&r);
+        range_kv_key *keys = NULL; /* owner: out (range_kv_request_free) */
+        rc = kv__get_lock_keys(&r, n_keys, &keys);
+        if (rc != RANGE_OK)
+            goto cleanup;
+        rc = RANGE_ERR_CORRUPT;
+        out->lock_keys = keys;
+        out->lock_key_count = (size_t)n_keys;
+        break;
+    }
+    case RANGE_KV_QUERY_TXN:
+        out->txn_id = range__get_varint(&r);
+        out->anchor = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->anchor_len);
+        if (out->txn_id == 0 || out->anchor_len == 0)
+            r.bad = true;
+        break;
+    case RANGE_KV_HEARTBEAT:
+        out->txn_id = range__get_varint(&r);
+        out->priority = kv__get_i64(&r);
+        out->anchor = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->anchor_len);
+        if (out->txn_id == 0 || out->anchor_len == 0)
+            r.bad = true;
         break;
     case RANGE_KV_DESCRIBE:
         break;
     case RANGE_KV_VALIDATE: {
         out->read_ts = kv__get_ts(&r);
         out->commit_ts = kv__get_ts(&r);
+        out->txn_id = range__get_varint(&r);
         uint64_t n_read = range__get_varint(&r);
         if (r.bad)
             goto cleanup;
@@ -434,6 +775,13 @@ int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *o
         if (out->target_node_id == 0)
             r.bad = true;
         break;
+    case RANGE_KV_CHANGE_REPLICAS:
+        out->add_node_id = range__get_varint(&r);
+        out->remove_node_id = range__get_varint(&r);
+        if ((out->add_node_id == 0 && out->remove_node_id == 0) ||
+            out->add_node_id == out->remove_node_id)
+            r.bad = true;
+        break;
     default:
         goto cleanup; /* unknown op */
     }
@@ -453,6 +801,9 @@ void range_kv_request_free(range_kv_request *req)
     base_free((void *)req->writes);
     base_free((void *)req->delete_spans);
     base_free((void *)req->read_spans);
+    base_free((void *)req->spans);
+    base_free((void *)req->lock_keys);
+    base_free((void *)req->deps);
     memset(req, 0, sizeof(*req));
 }
 
@@ -481,13 +832,41 @@ static unsigned kv__sections(const range_kv_response *resp)
     return s;
 }
 
+static unsigned kv__ext_sections(const range_kv_response *resp)
+{
+    unsigned s = 0;
+    if (resp->has_txn)
+        s |= KV_EXT_TXN;
+    if (resp->intent_txn_id != 0)
+        s |= KV_EXT_INTENT;
+    if (!hlc_is_zero(resp->newest_ts))
+        s |= KV_EXT_NEWEST;
+    if (resp->intent_unreplicated || resp->intent_since_wall_ns != 0)
+        s |= KV_EXT_HOLDER;
+    if (resp->dep_count > 0)
+        s |= KV_EXT_DEPS;
+    if (resp->cycle_len > 0)
+        s |= KV_EXT_CYCLE;
+    return s;
+}
+
 static bool kv__response_ok(const range_kv_response *resp)
 {
     if (!kv__field_ok(resp->value, resp->value_len, STORAGE_VALUE_SIZE_MAX) ||
         resp->n_rows > RANGE_KV_SCAN_ROWS_MAX || (resp->n_rows > 0 && resp->rows == NULL) ||
         resp->conflict_kind > RANGE_CONFLICT_PHANTOM ||
-        !kv__field_ok(resp->conflict_key, resp->conflict_key_len, STORAGE_KEY_SIZE_MAX))
+        !kv__field_ok(resp->conflict_key, resp->conflict_key_len, STORAGE_KEY_SIZE_MAX) ||
+        (resp->has_txn && resp->txn_status > RANGE_TXN_ABORTED) ||
+        !kv__field_ok(resp->intent_key, resp->intent_key_len, STORAGE_KEY_SIZE_MAX) ||
+        !kv__field_ok(resp->intent_anchor, resp->intent_anchor_len, STORAGE_KEY_SIZE_MAX) ||
+        ((resp->intent_unreplicated || resp->intent_since_wall_ns != 0) &&
+         resp->intent_txn_id == 0) ||
+        !kv__edges_ok(resp->deps, resp->dep_count) || resp->cycle_len > RANGE_KV_CYCLE_MAX ||
+        (resp->cycle_len > 0 && resp->cycle == NULL))
         return false;
+    for (size_t i = 0; i < resp->cycle_len; i++)
+        if (resp->cycle[i] == 0)
+            return false;
     for (size_t i = 0; i < resp->n_rows; i++)
         if (!kv__field_ok(resp->rows[i].key, resp->rows[i].key_len, STORAGE_KEY_SIZE_MAX) ||
             !kv__field_ok(resp->rows[i].value, resp->rows[i].value_len, STORAGE_VALUE_SIZE_MAX))
@@ -514,12 +893,15 @@ int range_kv_response_encode(const range_kv_response *resp, base_buf *out)
         if (rc != RANGE_OK)
             goto cleanup;
     }
+    unsigned ext = kv__ext_sections(resp);
     uint32_t status = (uint32_t)resp->status;
     uint32_t zigzag = (status << 1) ^ (0u - (status >> 31));
     int e = 0;
-    e |= base_buf_append_byte(out, RANGE_KV_VERSION);
+    e |= base_buf_append_byte(out, ext != 0 ? KV_RESPONSE_VERSION_EXT : RANGE_KV_VERSION);
     e |= range__put_varint(out, zigzag);
     e |= base_buf_append_byte(out, (uint8_t)sections);
+    if (ext != 0)
+        e |= base_buf_append_byte(out, (uint8_t)ext);
     e |= range__put_varint(out, resp->leader_hint);
     if (sections & KV_SEC_VALUE)
         e |= kv__put_bytes(out, resp->value, resp->value_len);
@@ -546,6 +928,30 @@ int range_kv_response_encode(const range_kv_response *resp, base_buf *out)
     }
     if (sections & KV_SEC_OTHER)
         e |= kv__put_bytes(out, other.data, other.len);
+    if (ext & KV_EXT_TXN)
+        e |= base_buf_append_byte(out, resp->txn_status);
+    if (ext & KV_EXT_INTENT) {
+        e |= kv__put_bytes(out, resp->intent_key, resp->intent_key_len);
+        e |= range__put_varint(out, resp->intent_txn_id);
+        e |= kv__put_bytes(out, resp->intent_anchor, resp->intent_anchor_len);
+        e |= kv__put_ts(out, resp->intent_ts);
+    }
+    if (ext & KV_EXT_NEWEST)
+        e |= kv__put_ts(out, resp->newest_ts);
+    if (ext & KV_EXT_HOLDER) {
+        e |= base_buf_append_byte(out, resp->intent_unreplicated ? KV_HOLDER_UNREPLICATED : 0);
+        e |= kv__put_i64(out, resp->intent_since_wall_ns);
+    }
+    if (ext & KV_EXT_DEPS) {
+        e |= range__put_varint(out, resp->dep_count);
+        if (e == 0)
+            e |= kv__put_edges(out, resp->deps, resp->dep_count);
+    }
+    if (ext & KV_EXT_CYCLE) {
+        e |= range__put_varint(out, resp->cycle_len);
+        for (size_t i = 0; i < resp->cycle_len && e == 0; i++)
+            e |= range__put_varint(out, resp->cycle[i]);
+    }
     rc = e == 0 ? RANGE_OK : RANGE_ERR_NOMEM;
 cleanup:
     if (rc != RANGE_OK)
@@ -561,12 +967,15 @@ int range_kv_response_decode(const uint8_t *data, size_t len, range_kv_response 
     range_kv_row *rows = NULL;
     int rc = RANGE_ERR_CORRUPT;
     memset(out, 0, sizeof(*out));
-    if (data == NULL || len == 0 || range__get_u8(&r) != RANGE_KV_VERSION)
+    uint8_t version = data == NULL || len == 0 ? 0 : range__get_u8(&r);
+    if (version != RANGE_KV_VERSION && version != KV_RESPONSE_VERSION_EXT)
         goto cleanup;
     uint64_t zigzag = range__get_varint(&r);
     unsigned sections = range__get_u8(&r);
+    unsigned ext = version == KV_RESPONSE_VERSION_EXT ? range__get_u8(&r) : 0;
     out->leader_hint = range__get_varint(&r);
-    if (r.bad || zigzag > UINT32_MAX || (sections & ~KV_SEC_ALL) != 0)
+    if (r.bad || zigzag > UINT32_MAX || (sections & ~KV_SEC_ALL) != 0 ||
+        (ext & ~KV_EXT_ALL) != 0 || (version == KV_RESPONSE_VERSION_EXT && ext == 0))
         goto cleanup;
     uint32_t z = (uint32_t)zigzag;
     out->status = (int32_t)((z >> 1) ^ (0u - (z & 1u)));
@@ -626,6 +1035,59 @@ int range_kv_response_decode(const uint8_t *data, size_t len, range_kv_response 
         rc = RANGE_ERR_CORRUPT;
         out->has_other = true;
     }
+    if (ext & KV_EXT_TXN) {
+        out->has_txn = true;
+        out->txn_status = range__get_u8(&r);
+        if (out->txn_status > RANGE_TXN_ABORTED)
+            r.bad = true;
+    }
+    if (ext & KV_EXT_INTENT) {
+        out->intent_key = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->intent_key_len);
+        out->intent_txn_id = range__get_varint(&r);
+        out->intent_anchor = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->intent_anchor_len);
+        out->intent_ts = kv__get_ts(&r);
+        if (out->intent_txn_id == 0)
+            r.bad = true;
+    }
+    if (ext & KV_EXT_NEWEST)
+        out->newest_ts = kv__get_ts(&r);
+    if (ext & KV_EXT_HOLDER) {
+        uint8_t flags = range__get_u8(&r);
+        if ((flags & ~KV_HOLDER_UNREPLICATED) != 0 || (ext & KV_EXT_INTENT) == 0)
+            r.bad = true;
+        out->intent_unreplicated = (flags & KV_HOLDER_UNREPLICATED) != 0;
+        out->intent_since_wall_ns = kv__get_i64(&r);
+    }
+    if (ext & KV_EXT_DEPS) {
+        uint64_t n = range__get_varint(&r);
+        if (n == 0)
+            r.bad = true;
+        range_kv_edge *deps = NULL; /* owner: out (range_kv_response_free) */
+        int erc = kv__get_edges(&r, n, &deps);
+        if (erc != RANGE_OK) {
+            rc = erc;
+            goto cleanup;
+        }
+        out->deps = deps;
+        out->dep_count = (size_t)n;
+    }
+    if (ext & KV_EXT_CYCLE) {
+        uint64_t n = range__get_varint(&r);
+        if (r.bad || n == 0 || n > RANGE_KV_CYCLE_MAX || n > kv__left(&r) / KV_ID_BYTES_MIN)
+            goto cleanup;
+        uint64_t *cycle = base_calloc((size_t)n, sizeof(*cycle)); /* owner: out */
+        if (cycle == NULL) {
+            rc = RANGE_ERR_NOMEM;
+            goto cleanup;
+        }
+        out->cycle = cycle;
+        out->cycle_len = (size_t)n;
+        for (uint64_t i = 0; i < n && !r.bad; i++) {
+            cycle[i] = range__get_varint(&r);
+            if (cycle[i] == 0)
+                r.bad = true;
+        }
+    }
     if (r.bad || r.p != r.end) /* truncated, or trailing bytes */
         goto cleanup;
     return RANGE_OK;
@@ -643,5 +1105,7 @@ void range_kv_response_free(range_kv_response *resp)
     base_free((void *)resp->rows);
     range_descriptor_free(&resp->descriptor);
     range_descriptor_free(&resp->other);
+    base_free((void *)resp->deps);
+    base_free((void *)resp->cycle);
     memset(resp, 0, sizeof(*resp));
 }

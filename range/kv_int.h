@@ -40,7 +40,55 @@ typedef enum range_kv_op {
                                  "Splits and addressing") */
     RANGE_KV_TRANSFER_LEASE = 7, /* hand the range's lease (Raft leadership) to
                                     target_node_id (docs/range.md, "Lease transfer") */
+    RANGE_KV_CHANGE_REPLICAS = 8, /* add_node_id becomes a voter, then remove_node_id
+                                     leaves (either may be 0): answer the range's
+                                     descriptor (docs/range.md, "Replica changes") */
+    /* Two-phase commit (docs/txn.md): */
+    RANGE_KV_PREPARE = 9,    /* lay the intents of one range's part of a txn (and,
+                                create_record, its PENDING record): answer the
+                                prepare timestamp in commit_ts */
+    RANGE_KV_END_TXN = 10,   /* at the anchor's range: conditional record transition
+                                to txn_status (range.h, end_txn); answer the record */
+    RANGE_KV_RESOLVE = 11,   /* intents of txn_id in spans -> values at commit_ts
+                                (COMMITTED) or gone (ABORTED) */
+    RANGE_KV_PUSH = 12,      /* at the pushee's anchor: abort it when its record is
+                                expired (or absent and the intent or lock old), a
+                                deadlock's victim or of lower priority, else wait
+                                (bounded) while PENDING; answer the record. The
+                                pusher itself a deadlock's victim:
+                                RANGE_ERR_ABORTED with the cycle */
+    RANGE_KV_HEARTBEAT = 13, /* create or refresh a PENDING record; answer it
+                                (an ABORTED one: RANGE_ERR_ABORTED, with the
+                                cycle when a deadlock chose it) */
+    /* Statement-time locks (docs/txn.md section 5, docs/locking.md): */
+    RANGE_KV_LOCK = 14,      /* take an UNREPLICATED exclusive lock on each of
+                                lock_keys, in order, at the leaseholder; answer
+                                newest_ts, or RANGE_ERR_INTENT naming a holder
+                                still in the way after the push delay */
+    RANGE_KV_QUERY_TXN = 15, /* at a txn's record range: its record and the
+                                edges of who waits on it there (deps) */
 } range_kv_op;
+
+/* Bounds of the lock and deadlock fields. */
+#define RANGE_KV_LOCK_KEYS_MAX 1024 /* keys in one LOCK request */
+#define RANGE_KV_DEPS_MAX 64        /* waits-for edges in a PUSH or QUERY_TXN answer
+                                       (= RANGE_TXNWAIT_DEPS_MAX) */
+#define RANGE_KV_CYCLE_MAX 65       /* txn ids in a deadlock cycle (deps + 1) */
+
+/* A key of a LOCK request. Bytes borrowed (decode: into the buffer). */
+typedef struct range_kv_key {
+    const uint8_t *key;
+    size_t key_len;
+} range_kv_key;
+
+/* A waits-for edge: `waiter` waits for `holder` (txn ids, != 0). QUERY_TXN
+** answers them; the pusher hands them unchanged to its PUSH. */
+typedef struct range_kv_edge {
+    uint64_t waiter;
+    int64_t waiter_priority;
+    uint64_t holder;
+    int64_t holder_priority;
+} range_kv_edge;
 
 typedef struct range_kv_request {
     uint8_t op;         /* range_kv_op */
@@ -54,6 +102,10 @@ typedef struct range_kv_request {
     uint64_t new_range_id;
     /* TRANSFER_LEASE: the voter to take the lease (!= 0) */
     uint64_t target_node_id;
+    /* CHANGE_REPLICAS: the node to add as a voter and the one to remove (0:
+    ** none; not both 0, not equal) */
+    uint64_t add_node_id;
+    uint64_t remove_node_id;
     /* SCAN: [start, end) (end_len 0: to the end of the range), one page:
     ** at most max_rows rows and about max_bytes bytes (at least one row). */
     const uint8_t *start;
@@ -68,15 +120,53 @@ typedef struct range_kv_request {
     ** read_spans must still hold at (> read_ts). */
     hlc_timestamp commit_ts;
     /* COMMIT: (txn_id, nonce) is the idempotence key, the same on every retry
-    ** of this commit. writes sorted, no duplicates (as range_commit). */
+    ** of this commit. writes sorted, no duplicates (as range_commit).
+    ** VALIDATE: txn_id (0: none) is the validating transaction, whose own
+    ** intents in the spans are not conflicts. PREPARE: (txn_id, nonce) as
+    ** COMMIT's; the server mixes the range id into the Raft command's key,
+    ** so one nonce may serve every range of a transaction. */
     uint64_t txn_id;
     uint64_t nonce;
     const range_write *writes;   /* encode: borrowed; decode: owned array */
     size_t write_count;
     const range_span *delete_spans;
     size_t delete_span_count;
-    const range_span *read_spans; /* COMMIT and VALIDATE */
+    const range_span *read_spans; /* COMMIT, VALIDATE and PREPARE */
     size_t read_span_count;
+    /* ---- two-phase commit (docs/txn.md) ----
+    ** PREPARE: read_ts, commit_ts (as COMMIT's: HLC_ZERO = the server picks),
+    **   txn_id (!= 0), nonce, priority, anchor (non-empty), create_record,
+    **   writes, delete_spans, read_spans (all inside the range).
+    ** END_TXN: txn_id, nonce, priority, anchor, txn_status (COMMITTED or
+    **   ABORTED), commit_ts (COMMITTED: the record's timestamp, not zero).
+    ** RESOLVE: txn_id, nonce (unused by the server: a resolution is
+    **   idempotent by content), txn_status, commit_ts (COMMITTED), spans
+    **   (inside the range, 1..RANGE_KV_SPANS_MAX).
+    ** PUSH: txn_id and priority of the pusher (0: not a transaction),
+    **   pushee_txn_id (!= 0), anchor = the pushee's (from its intent),
+    **   intent_ts (the intent's timestamp).
+    ** HEARTBEAT: txn_id, priority, anchor.
+    ** LOCK: read_ts, txn_id (!= 0), priority, anchor (non-empty: the txn's
+    **   record key), lock_keys (1..RANGE_KV_LOCK_KEYS_MAX, strictly
+    **   ascending by range__key_cmp order, all inside the range).
+    ** QUERY_TXN: txn_id (!= 0), anchor (non-empty).
+    ** PUSH also: since_wall_ns (the pushee's lock's, from an unreplicated
+    **   holder's RANGE_ERR_INTENT; 0: unknown) and deps (what QUERY_TXN
+    **   answered for the pusher at its own record range; 0..RANGE_KV_DEPS_MAX). */
+    int64_t priority;
+    const uint8_t *anchor;
+    size_t anchor_len;
+    bool create_record;
+    uint8_t txn_status;          /* range_txn_status */
+    uint64_t pushee_txn_id;
+    hlc_timestamp intent_ts;
+    const range_span *spans;     /* RESOLVE; encode: borrowed; decode: owned array */
+    size_t span_count;
+    const range_kv_key *lock_keys; /* LOCK; encode: borrowed; decode: owned array */
+    size_t lock_key_count;
+    int64_t since_wall_ns;         /* PUSH */
+    const range_kv_edge *deps;     /* PUSH; encode: borrowed; decode: owned array */
+    size_t dep_count;
 } range_kv_request;
 
 typedef struct range_kv_row {
@@ -119,6 +209,37 @@ typedef struct range_kv_response {
     /* DESCRIBE: lease state */
     bool lease_valid;
     uint64_t leader_id;
+    /* END_TXN, PUSH, HEARTBEAT (and PREPARE's RANGE_ERR_ABORTED): the record
+    ** as found or written; COMMITTED: its timestamp in commit_ts.
+    ** has_txn false: no record (HEARTBEAT/PUSH never answer that). */
+    bool has_txn;
+    uint8_t txn_status; /* range_txn_status */
+    /* RANGE_ERR_INTENT (GET, SCAN, COMMIT, VALIDATE, PREPARE): the intent met:
+    ** its key, holder (!= 0), the holder's anchor and the intent's ts. */
+    const uint8_t *intent_key;
+    size_t intent_key_len;
+    uint64_t intent_txn_id;
+    const uint8_t *intent_anchor;
+    size_t intent_anchor_len;
+    hlc_timestamp intent_ts;
+    /* RANGE_ERR_INTENT: the holder's lock is UNREPLICATED (a statement-time
+    ** lock, not an intent: no value, intent_ts is its read_ts), taken at
+    ** since_wall_ns on the leaseholder's clock (0: unknown); push with it. */
+    bool intent_unreplicated;
+    int64_t intent_since_wall_ns;
+    /* LOCK (RANGE_OK): the newest committed version's timestamp among the
+    ** keys (HLC_ZERO: none); above read_ts, the coordinator refreshes. */
+    hlc_timestamp newest_ts;
+    /* QUERY_TXN (RANGE_OK; has_txn/txn_status: its record, has_txn false =
+    ** none): who waits on the txn in this range's wait queue, transitively
+    ** as last reported (owned array on decode). */
+    const range_kv_edge *deps;
+    size_t dep_count;
+    /* RANGE_ERR_ABORTED from PUSH or HEARTBEAT when a deadlock chose the
+    ** asking txn as victim: the cycle, victim first, each member waiting
+    ** for the next (owned array on decode). */
+    const uint64_t *cycle;
+    size_t cycle_len;
 } range_kv_response;
 
 /* Append the encoding to *out. RANGE_OK, RANGE_ERR_INVALID, RANGE_ERR_NOMEM. */

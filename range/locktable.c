@@ -379,6 +379,7 @@ static void lt__holder_gone(range__locktable *lt, lt__entry *e, int64_t now_ns)
         e->holder.txn = w->txn;
         e->holder.durability = w->durability;
         e->holder.ts = w->durability == RANGE_LOCK_REPLICATED ? w->ts : HLC_ZERO;
+        e->holder.since_ns = now_ns;
         lt__txn_link(lt, e); /* its slot was reserved when w queued */
         lt__finish(lt, w, RANGE_LOCK_EV_GRANTED);
         lt__settle(lt, e, now_ns, true);
@@ -530,7 +531,7 @@ int range__locktable_acquire(range__locktable *lt, const range__lock_txn *txn,
     size_t idx;
     lt__entry *e = lt__find_key(lt, key, key_len, &idx);
     if (e == NULL) {
-        range__lock_holder h = {*txn, durability, ts};
+        range__lock_holder h = {*txn, durability, ts, now_ns};
         return lt__new_entry(lt, idx, key, key_len, &h, out);
     }
     if (e->holder.txn.id == txn->id) {
@@ -576,7 +577,7 @@ int range__locktable_add_discovered(range__locktable *lt, const range__lock_txn 
     size_t idx;
     lt__entry *e = lt__find_key(lt, key, key_len, &idx);
     if (e == NULL) {
-        range__lock_holder h = {*txn, RANGE_LOCK_REPLICATED, ts};
+        range__lock_holder h = {*txn, RANGE_LOCK_REPLICATED, ts, now_ns};
         return lt__new_entry(lt, idx, key, key_len, &h, &ignored);
     }
     if (e->holder.txn.id == txn->id) {
@@ -591,7 +592,7 @@ int range__locktable_add_discovered(range__locktable *lt, const range__lock_txn 
     if (replaced != NULL)
         *replaced = e->holder.txn;
     lt__txn_unlink(lt, e);
-    e->holder = (range__lock_holder){*txn, RANGE_LOCK_REPLICATED, ts};
+    e->holder = (range__lock_holder){*txn, RANGE_LOCK_REPLICATED, ts, now_ns};
     lt__txn_link(lt, e);
     lt__settle(lt, e, now_ns, true);
     return RANGE_OK;
@@ -620,6 +621,64 @@ size_t range__locktable_release_all(range__locktable *lt, uint64_t txn_id, int64
     }
     assert(lt__find_txn(lt, txn_id, &idx) == NULL);
     return released;
+}
+
+bool range__locktable_holder(const range__locktable *lt, const uint8_t *key, size_t key_len,
+                             range__lock_holder *holder)
+{
+    size_t idx;
+    const lt__entry *e = key_len > 0 ? lt__find_key(lt, key, key_len, &idx) : NULL;
+    if (e == NULL)
+        return false;
+    *holder = e->holder;
+    return true;
+}
+
+size_t range__locktable_txn_keys(const range__locktable *lt, uint64_t txn_id)
+{
+    size_t idx;
+    const lt__txn_slot *s = lt__find_txn(lt, txn_id, &idx);
+    return s != NULL ? s->n : 0;
+}
+
+size_t range__locktable_release_span(range__locktable *lt, uint64_t txn_id, const range_span *sp,
+                                     int64_t now_ns)
+{
+    size_t released = 0, idx, bound = lt->keys_n;
+    lt__txn_slot *s;
+    /* each round drops one key of txn_id inside sp for good */
+    while (released < bound && (s = lt__find_txn(lt, txn_id, &idx)) != NULL) {
+        lt__entry *e = s->head;
+        size_t guard = s->n;
+        while (e != NULL && guard-- > 0 && !range__span_contains(sp, e->key, e->key_len))
+            e = e->txn_next;
+        if (e == NULL || !range__span_contains(sp, e->key, e->key_len))
+            break;
+        lt__holder_gone(lt, e, now_ns);
+        released++;
+    }
+    return released;
+}
+
+bool range__locktable_find_unreplicated(const range__locktable *lt, uint64_t txn_id,
+                                        const range_span *sp, const uint8_t **key,
+                                        size_t *key_len, range__lock_holder *holder)
+{
+    size_t idx = 0;
+    if (sp->start_len > 0)
+        (void)lt__find_key(lt, sp->start, sp->start_len, &idx);
+    for (; idx < lt->keys_n; idx++) {
+        const lt__entry *e = lt->keys[idx];
+        if (!range__span_contains(sp, e->key, e->key_len))
+            return false; /* from the lower bound of start on: past the span's end */
+        if (e->holder.durability == RANGE_LOCK_UNREPLICATED && e->holder.txn.id != txn_id) {
+            *key = e->key;
+            *key_len = e->key_len;
+            *holder = e->holder;
+            return true;
+        }
+    }
+    return false;
 }
 
 int range__locktable_cancel(range__locktable *lt, uint64_t waiter_id)

@@ -90,6 +90,8 @@ typedef struct range__lock_holder {
     range__lock_txn txn;
     range__lock_durability durability;
     hlc_timestamp ts; /* REPLICATED: the intent's timestamp; else HLC_ZERO */
+    int64_t since_ns; /* when this transaction became the holder (now_ns of that
+                         call; kept across re-entrant acquisitions) */
 } range__lock_holder;
 
 typedef enum range__lock_wait_policy {
@@ -167,6 +169,25 @@ int range__locktable_release(range__locktable *lt, uint64_t txn_id, const uint8_
 /* Release every lock of txn_id (commit, abort, resolution). Returns how
 ** many. Never fails. */
 size_t range__locktable_release_all(range__locktable *lt, uint64_t txn_id, int64_t now_ns);
+
+/* Release txn_id's locks on the keys inside sp (range__span_contains): a
+** RESOLVE of its span, both durabilities. Returns how many. Never fails. */
+size_t range__locktable_release_span(range__locktable *lt, uint64_t txn_id, const range_span *sp,
+                                     int64_t now_ns);
+
+/* The first key inside sp (key order) held UNREPLICATED by a transaction
+** other than txn_id: true with *key / *key_len (valid until the next call
+** that changes the table) and *holder; false when none. Bounded by the keys
+** in sp. (A write of txn_id there must not go ahead of that lock.) */
+bool range__locktable_find_unreplicated(const range__locktable *lt, uint64_t txn_id,
+                                        const range_span *sp, const uint8_t **key,
+                                        size_t *key_len, range__lock_holder *holder);
+
+/* The holder of key: true with *holder, false when the key is free. */
+bool range__locktable_holder(const range__locktable *lt, const uint8_t *key, size_t key_len,
+                             range__lock_holder *holder);
+/* How many keys txn_id holds. */
+size_t range__locktable_txn_keys(const range__locktable *lt, uint64_t txn_id);
 
 /* Withdraw a waiting request (timeout, client gone). RANGE_OK, or
 ** RANGE_NOT_FOUND when the waiter is not waiting any more: unknown, or
@@ -268,5 +289,11 @@ void range__locktable_get_stats(const range__locktable *lt, range__locktable_sta
 
 /* Tests: every invariant above holds (and the indexes agree with the keys). */
 bool range__locktable_check(const range__locktable *lt);
+
+/* ---- the server's tables (range/server.c), for tests ------------------------------
+** Keys held in the lock table of range_id on this server (0 when it has
+** none or never served the range). */
+typedef struct range_server range_server;
+size_t range__server_lock_keys(range_server *s, uint64_t range_id);
 
 #endif

@@ -223,12 +223,47 @@ enum {
 ** unique across the ranges of a node (the router's nonce is random per
 ** commit call; docs/range.md, "Splits and addressing"). Memory borrowed.
 ** writes need not be sorted; value ignored for tombstones. */
+/* A write of the raw keyspace in a command (two-phase commit: intents and
+** transaction records, docs/txn.md). Only keys of this range's intents and
+** records (range/intent_int.h) are allowed; a command with any other raw key,
+** or one outside the descriptor, is refused at apply like an MVCC write
+** outside it. Bytes borrowed.
+**   PUT: key -> value.  DELETE: key removed (value ignored).
+**   RECORD / RECORD_IF_HEARTBEAT: value is a record; written only when the
+**     stored one allows the transition (range__record_transition_ok), else
+**     skipped (the rest of the command still applies).
+**   RESOLVE: key is an intent key, value the holder's txn id (8 bytes BE)
+**     and a status byte (COMMITTED, ABORTED); when the stored intent has
+**     that holder it is removed and, COMMITTED, its value (or tombstone)
+**     written at the command's commit_ts, in the same batch; else nothing. */
+typedef enum range_raw_kind {
+    RANGE_RAW_PUT = 0,
+    RANGE_RAW_DELETE = 1,
+    RANGE_RAW_RECORD = 2,
+    RANGE_RAW_RECORD_IF_HEARTBEAT = 3,
+    RANGE_RAW_RESOLVE = 4,
+} range_raw_kind;
+#define RANGE_RAW_RESOLVE_SIZE 9
+#define RANGE_COMMAND_VERSION_RAW 2 /* command codec version of a command with raw writes */
+typedef struct range_raw_write {
+    const uint8_t *key;
+    size_t key_len;
+    const uint8_t *value;
+    size_t value_len;
+    uint8_t kind; /* range_raw_kind */
+} range_raw_write;
+
 typedef struct range_command {
     uint64_t txn_id;
     uint64_t seq;
     hlc_timestamp commit_ts;
     const range_write *writes;
     size_t write_count;
+    /* two-phase commit: raw writes, applied in the same batch after writes
+    ** (at most RANGE_COMMAND_WRITES_MAX; encoded only when present, with
+    ** command codec version 2) */
+    const range_raw_write *raw_writes;
+    size_t raw_write_count;
 } range_command;
 
 typedef struct range_node range_node;       /* opaque */
@@ -323,10 +358,14 @@ typedef struct range_replica_config {
 /* Create (or restart from storage) this node's replica of a range. *out is
 ** owned by the node (freed by range_node_free); may be NULL.
 ** RANGE_ERR_INVALID (bad config, range already hosted), RANGE_ERR_CORRUPT
-** (stored state unreadable), RANGE_ERR_IO, RANGE_ERR_NOMEM. */
+** (stored state unreadable), RANGE_ERR_IO, RANGE_ERR_NOMEM. A range removed
+** from this store (its tombstone, no descriptor: "replica changes" below)
+** is not made again: RANGE_OK with a replica that serves nothing (not
+** listed by range_node_replica / _ids), logged. */
 int range_node_add_replica(range_node *n, const range_replica_config *config,
                            range_replica **out);
-range_replica *range_node_replica(range_node *n, uint64_t range_id); /* NULL if absent */
+/* NULL if absent (or made on demand and still waiting for its snapshot). */
+range_replica *range_node_replica(range_node *n, uint64_t range_id);
 /* Open every range this store hosts that is not open yet, from its stored
 ** descriptor (ranges created by splits, docs/range.md "Splits and
 ** addressing"), each with defaults' tuning (election_ticks, heartbeat_ticks,
@@ -334,8 +373,9 @@ range_replica *range_node_replica(range_node *n, uint64_t range_id); /* NULL if 
 ** range id; range_id, peers and descriptor ignored). *opened (may be NULL):
 ** how many. RANGE_OK, or the first error (the rest are still tried). */
 int range_node_open_stored(range_node *n, const range_replica_config *defaults, size_t *opened);
-/* The ids of the replicas n hosts now (at most max into ids); returns how
-** many it hosts. */
+/* The ids of the replicas n hosts now (at most max into ids; ids may be
+** NULL when max is 0); returns how many it hosts (replicas made on demand
+** that wait for their snapshot are not counted). */
 size_t range_node_replica_ids(range_node *n, uint64_t *ids, size_t max);
 
 /* Proposal result: rc RANGE_OK once the command is applied on this replica
@@ -379,7 +419,8 @@ typedef struct range_replica_status {
 } range_replica_status;
 void range_replica_get_status(range_replica *r, range_replica_status *out);
 /* Copy of the replica's current descriptor into *out (caller frees with
-** range_descriptor_free). */
+** range_descriptor_free). RANGE_ERR_UNAVAILABLE for a removed replica (it
+** has none any more). */
 int range_replica_descriptor(range_replica *r, struct range_descriptor *out);
 /* Campaign now (tests, operator): RANGE_OK or RANGE_ERR_BUSY. */
 int range_replica_campaign(range_replica *r);
@@ -393,10 +434,46 @@ int range_replica_campaign(range_replica *r);
 int range_replica_transfer_lease(range_replica *r, uint64_t target_node_id,
                                  uint64_t *leader_hint);
 
+/* ---- replica changes (docs/range.md, "Replica changes and snapshots") ------
+** A range's replicas move one Raft configuration change at a time; each
+** change's entry, when it applies, also writes the range's descriptor
+** (replicas = the voters, generation + 1) in the same batch. A node that
+** becomes a member gets the range's state as a snapshot (made by the
+** leader when needed; a replica is created on demand from it); a node
+** removed deletes its replica's data and keeps a tombstone (the generation
+** that removed it), so no message of the old configuration makes it again.
+** A replica's Raft id is its node id: at most one replica per node. */
+typedef enum range_replica_change_type {
+    RANGE_REPLICA_ADD = 1,    /* node_id becomes a voter: learner, snapshot, promote */
+    RANGE_REPLICA_REMOVE = 2, /* node_id leaves (a voter or a learner) */
+} range_replica_change_type;
+/* At the leader: the NEXT step toward the change, from the latest
+** configuration: ADD proposes "add learner" or, once the learner has caught
+** up, "promote"; REMOVE proposes "remove". RANGE_OK with *done: already
+** true, nothing proposed (cb never runs); RANGE_OK, !*done: one step
+** proposed, cb(ctx, RANGE_OK) when its entry applies here (DROPPED if it
+** cannot; AMBIGUOUS at shutdown), then call again. RANGE_ERR_BUSY: not now
+** (another change uncommitted, the learner still catching up): call again
+** later. RANGE_ERR_NOT_LEADER with *leader_hint (REMOVE of this node itself:
+** the lease is being handed to another voter, which does it).
+** RANGE_ERR_INVALID: the last voter, RAFT_MAX_VOTERS members, a log that
+** starts at index 1 (a range made before initial log points). cb runs
+** under the node mutex (range_propose_fn). */
+int range_replica_change_replicas(range_replica *r, range_replica_change_type type,
+                                  uint64_t node_id, range_propose_fn cb, void *ctx,
+                                  uint64_t *leader_hint, bool *done);
+/* The configuration at the replica's applied index (the descriptor's, with
+** learners) and the latest one in its log (committed or not). Either may be
+** NULL. RANGE_OK, RANGE_ERR_UNAVAILABLE (removed, or made on demand and
+** waiting for its snapshot). */
+int range_replica_membership(range_replica *r, raft_membership *applied,
+                             raft_membership *latest);
+
 /* ---- the Raft message codec (pure; exposed for tests and tools) -----------
 ** Payload of RANGE_RPC_METHOD_RAFT (docs/range.md, "Wire format"). */
 #define RANGE_CODEC_VERSION 1
 #define RANGE_CODEC_ENTRIES_MAX 4096
+#define RANGE_CODEC_CHUNK_MAX (4u << 20) /* bytes of one snapshot chunk */
 
 /* A decoded Raft message of a range. msg.entries is owned by the struct;
 ** each entry's data points INTO the decoded payload (borrowed: valid while
@@ -417,7 +494,8 @@ void range_raft_msg_free(range_raft_msg *m);
 /* Command codec: the bytes of a Raft entry. */
 int range_command_encode(const range_command *cmd, base_buf *out); /* appends */
 /* Decode; writes' bytes point into data; *writes owned by caller (base_free).
-** RANGE_ERR_CORRUPT, RANGE_ERR_NOMEM. */
+** RANGE_ERR_CORRUPT, RANGE_ERR_NOMEM. cmd->raw_writes (when present) lives
+** in the same allocation as *writes (after the writes): one base_free. */
 int range_command_decode(const uint8_t *data, size_t len, range_command *cmd,
                          range_write **writes);
 
@@ -433,9 +511,12 @@ int range_command_decode(const uint8_t *data, size_t len, range_command *cmd,
 **                          deadline (reads; commits that surely did not apply)
 **   RANGE_ERR_AMBIGUOUS    a commit whose outcome is unknown (SQLSTATE 40003)
 **   RANGE_ERR_CROSS_RANGE  the commit's writes and delete spans span more
-**                          than one range: not supported until two-phase
-**                          commit (issue 5) (SQLSTATE 0A000). Its reads may
-**                          span any number of ranges.
+**                          than one range: commit sends nothing; the
+**                          coordinator uses prepare/end_txn/resolve
+**                          (two-phase commit). Its reads may span any
+**                          number of ranges.
+**   RANGE_ERR_INTENT       (router) another transaction's intent stayed in
+**                          the way until the deadline (SQLSTATE 40001)
 **   RANGE_ERR_PUSHED       a commit whose reads span several ranges could not
 **                          find a timestamp every range accepts within the
 **                          router's attempts (SQLSTATE 40001: retry)
@@ -492,6 +573,14 @@ typedef struct range_kv_ops {
                    hlc_timestamp commit_ts, struct range_txn_outcome *out);
     int (*resolve)(range_kv *kv, uint64_t txn_id, const range_span *spans, size_t n_spans,
                    int status, hlc_timestamp commit_ts);
+    /* Statement-time locks and read refresh (docs/txn.md section 5). NULL
+    ** for a local store (no locks: commit validation alone). See
+    ** "Statement-time locks" below for the exact semantics. */
+    int (*lock)(range_kv *kv, const struct range_txn_meta *txn, const range_span *keys,
+                size_t n_keys, hlc_timestamp *newest_ts);
+    int (*heartbeat)(range_kv *kv, const struct range_txn_meta *txn, int *status);
+    int (*refresh)(range_kv *kv, const struct range_txn_meta *txn, const range_span *spans,
+                   size_t n_spans, hlc_timestamp new_ts, range_conflict *conflict);
 } range_kv_ops;
 /* Implementations embed this as their first member. */
 struct range_kv {
@@ -575,6 +664,38 @@ typedef struct range_txn_outcome {
 ** commit_ts (status COMMITTED) or disappears (ABORTED); keys without one are
 ** untouched. Idempotent. Spans are split by range by the router. */
 
+/* ---- Statement-time locks (docs/txn.md section 5, docs/locking.md) ----------
+** lock: an UNREPLICATED exclusive lock on each of keys (point spans, sorted
+**   ascending, no duplicates, in any number of ranges) for txn (txn_id,
+**   priority, anchor = its record key: the first key it locked or wrote;
+**   read_ts). The router splits the keys by range and sends each range its
+**   share in key order; a holder in the way is waited for (the leaseholder
+**   queues the request for its push delay, then the router pushes the
+**   holder at its record with this txn's dependents, for deadlock
+**   detection) until granted or the deadline. RANGE_OK: every key is locked
+**   and *newest_ts is the newest committed version's timestamp among them
+**   (HLC_ZERO: none); above txn->read_ts the caller must refresh before
+**   reading them. Locks live in the leaseholders' memory: a lease change
+**   loses them (commit validation stays the arbiter). Errors:
+**   RANGE_ERR_ABORTED (txn was aborted: a deadlock chose it as victim, the
+**   detail names the cycle; or a pusher found it expired), RANGE_ERR_INTENT
+**   (a holder stayed in the way until the deadline), RANGE_ERR_UNAVAILABLE...
+**   After any error some keys may be locked: the caller releases them
+**   (resolve over the keys) like after success.
+** heartbeat: create or refresh txn's PENDING record at its anchor's range.
+**   RANGE_OK with *status PENDING (or COMMITTED as found);
+**   RANGE_ERR_ABORTED with *status ABORTED (the detail names a deadlock
+**   cycle when one chose it); or an error (try again later).
+** refresh: the reads in spans (made at txn->read_ts) still hold at new_ts:
+**   every span is VALIDATEd on (txn->read_ts, new_ts] (and recorded in the
+**   timestamp caches at new_ts). RANGE_OK: the txn may read at new_ts from
+**   now on. RANGE_ERR_CONFLICT with *conflict filled (a version in a span
+**   in that interval), RANGE_ERR_INTENT (an intent at or below new_ts
+**   stayed), or an error.
+** resolve (above) also releases txn_id's unreplicated locks in its spans,
+** whatever the status; a 1PC commit releases the committer's locks in its
+** range (the commit's txn_id is the lock holder's). */
+
 /* ---- range descriptors ------------------------------------------------------
 ** A range covers [start_key, end_key) (end_len 0 = to the end of the key
 ** space). generation grows by one at every split/merge/replica change of
@@ -640,6 +761,12 @@ typedef struct range_server_config {
     hlc_clock *clock;         /* borrowed */
     int workers;              /* evaluation threads; 0: default 32 */
     int64_t wait_timeout_ms;  /* bound of one barrier/proposal wait; 0: 5000 */
+    /* May be NULL. Asked before a read, commit, validate or split is
+    ** evaluated: false refuses it with RANGE_ERR_UNAVAILABLE (server/: this
+    ** node's clock-offset bound is unavailable, docs/clocks.md). Any thread;
+    ** must not block. DESCRIBE and TRANSFER_LEASE are always served. */
+    bool (*may_serve)(void *ctx);
+    void *may_serve_ctx;
 } range_server_config;
 /* owner of *out: caller, range_server_free. */
 int range_server_new(const range_server_config *config, range_server **out);
@@ -668,7 +795,8 @@ bool range_node_handle_rpc(range_node *n, rpc_transport *t, const rpc_message *m
 ** range W is sent there; its reads in other ranges are first VALIDATEd
 ** there at a timestamp W must then commit at exactly (pushed: validate
 ** again at the new one, a bounded number of times, then RANGE_ERR_PUSHED).
-** Writes in several ranges: RANGE_ERR_CROSS_RANGE. A commit that may
+** Writes in several ranges: RANGE_ERR_CROSS_RANGE from commit; prepare,
+** end_txn and resolve run two-phase commit (docs/txn.md). A commit that may
 ** have been proposed is retried with the same (txn_id, nonce), so its
 ** outcome is decided by the server's idempotence check; only when no
 ** replica can answer before the deadline is it RANGE_ERR_AMBIGUOUS.
@@ -721,6 +849,21 @@ void range_router_get_stats(range_router *r, range_router_stats *out);
 ** (range not in the cache), RANGE_ERR_UNAVAILABLE (no transfer completed
 ** by the deadline), RANGE_ERR_NOMEM... with the thread's error detail. */
 int range_router_transfer_lease(range_router *r, uint64_t range_id, uint64_t target);
+/* Move range_id's replicas (docs/range.md, "Replica changes and snapshots"):
+** node `add` becomes a voter (it gets the range by a snapshot), then node
+** `remove` leaves (its replica deletes its data); either may be 0, not both.
+** Sent to the cached leaseholder (by the range's start key), following
+** redirects; the leaseholder does it one Raft configuration change at a
+** time. RANGE_OK with the new descriptor installed in the cache and copied
+** into *out (may be NULL; owner: caller, range_descriptor_free);
+** RANGE_NOT_FOUND (range not cached), RANGE_ERR_INVALID (add == remove, the
+** last voter, a range whose log starts at 1), RANGE_ERR_UNAVAILABLE (not
+** done by the deadline: calling again goes on from where the range is),
+** RANGE_ERR_NOMEM... with the thread's error detail. Meta is not written
+** here: server/ rewrites the entries of the ranges its node leads that are
+** older than their replicas' (within its repair period). */
+int range_router_change_replicas(range_router *r, uint64_t range_id, uint64_t add,
+                                 uint64_t remove, range_descriptor *out);
 
 
 /* ---- splits and meta addressing (docs/range.md, "Splits and addressing") ---

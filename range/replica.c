@@ -38,7 +38,11 @@
 **     command that applied the key first (duplicates leave it unchanged).
 **   - the range descriptor ('d') is written when the replica is first
 **     created on this store (with the store's hosted-range list), rewritten
-**     only by a split's apply, and read back at every restart.
+**     by a split's apply, by a configuration entry's apply (with the
+**     membership 'm', generation + 1, in the batch of its applied index)
+**     and by a snapshot's install, and read back at every restart.
+**   - SNAPSHOTS, ON DEMAND, REMOVAL: see the section of that name below
+**     (docs/range.md, "Replica changes and snapshots").
 **   - SPLITS (docs/range.md, "Splits and addressing"): a split trigger
 **     applies only when the replica's descriptor still has the trigger's
 **     generation and holds its key strictly inside; then ONE batch holds
@@ -69,7 +73,10 @@
 **     hands out only entries reported durable, so nothing unsynced applies.
 **   - LOG TRUNCATION: a leader proposes "truncate to X" with X <= its applied
 **     index and X <= the match index of every other member (all of them
-**     store [1, X] durably, so none needs a snapshot). A replica applying
+**     store [1, X] durably, so none needs a snapshot), or X = its applied
+**     index once the log is long (a member that far behind gets a
+**     snapshot). A new range's log starts compacted at
+**     REPLICA_INITIAL_INDEX. A replica applying
 **     it writes that apply batch synced (every earlier apply becomes durable
 **     with it: the state machine covers [1, X] on disk) with X in 't', and
 **     only then compacts the core and the log store up to X; a restart that
@@ -84,6 +91,7 @@
 #include <string.h>
 
 #include "range/eval_int.h"
+#include "range/intent_int.h"
 #include "range/replica_int.h"
 
 #define REPLICA_UPDATE_ROUNDS_MAX 8
@@ -141,6 +149,22 @@ struct range_replica {
     uint64_t truncate_proposed; /* leader: index of its newest truncation proposal */
     hlc_timestamp split_floor;  /* a range made by a split: its left's floor ('w') */
     bool campaign_next_tick;    /* made by a split on the left's leader: campaign */
+    /* Replica changes and snapshots (see REMOVAL, ON DEMAND, SNAPSHOTS). */
+    bool initialized;           /* false: made on demand, waits for its snapshot
+                                   (no descriptor, no state) */
+    bool retired;               /* removed: in node->retired, no core, no log */
+    uint64_t remove_generation; /* != 0: removed at that generation; retire at
+                                   the next reap (the core is in use until then) */
+    raft_membership membership; /* the configuration at the applied index ('m') */
+    uint64_t snapshot_retry_tick; /* no new snapshot before this tick (a refusal) */
+    uint64_t quiet_ticks;       /* uninitialized: ticks without a message */
+    uint64_t removal_check_tick;/* not a member of its own latest configuration:
+                                   next tick to ask the others */
+    bool snapshot_wanted;       /* the core asked for a snapshot (replica_process) */
+    bool discard;               /* uninitialized and quiet: retire at the next reap */
+    uint64_t trunc_base;        /* X of the newest truncation entry applied here
+                                   (0 after a snapshot: unknown); the leader
+                                   measures the log the members keep from it */
 };
 
 struct range_node {
@@ -167,6 +191,14 @@ struct range_node {
     uint64_t *hosted; /* owned */
     size_t n_hosted;
     bool hosted_loaded;
+    /* Removed replicas (owned): kept until range_node_free because a server
+    ** may still hold them; a replica made here again reuses its object. */
+    range_replica **retired;
+    size_t n_retired;
+    /* Tuning for replicas made on demand: the last range_node_add_replica
+    ** or range_node_open_stored call's (range_id, peers, descriptor unused). */
+    range_replica_config defaults;
+    base_buf snap_buf; /* a snapshot being made (node mutex) */
 };
 
 static int node_open_locked(range_node *n, const range_replica_config *config,
@@ -310,6 +342,7 @@ static void serve_reads(range_replica *r)
 /* A split trigger being applied. */
 typedef struct replica_split {
     bool ok;               /* it splits this range (validated, batch filled) */
+    bool host_right;       /* this store takes the right-hand replica */
     uint64_t new_range_id;
     hlc_timestamp floor;
     range_descriptor left, right; /* owned */
@@ -405,6 +438,25 @@ static void hosted_added(range_node *n, uint64_t range_id)
         n->hosted[n->n_hosted++] = range_id;
 }
 
+static int load_tombstone(storage_engine *e, uint64_t range_id, uint64_t *generation);
+
+/* Does this store make the right-hand replica of a split of r (see
+** split_prepare)? */
+static int split_hosts_right(range_replica *r, uint64_t right_id, bool *host)
+{
+    range_node *n = r->node;
+    uint64_t tomb = 0;
+    *host = false;
+    for (size_t i = 0; i < r->desc.n_replicas; i++)
+        *host = *host || r->desc.replicas[i] == r->id;
+    for (size_t i = 0; i < n->n_replicas && *host; i++)
+        *host = n->replicas[i]->config.range_id != right_id;
+    int rc = *host ? load_tombstone(n->config.engine, right_id, &tomb) : RANGE_OK;
+    if (rc == RANGE_OK && tomb != 0)
+        *host = false;
+    return rc;
+}
+
 /* Check the split trigger e against r's descriptor; when it applies, put
 ** its writes into r->batch (sp->ok). RANGE_OK, or an error that stops the
 ** replica (memory, storage). */
@@ -455,6 +507,17 @@ static int split_prepare(range_replica *r, const raft_entry *e, replica_split *s
                               enc.data, enc.len) != STORAGE_OK)
         rc = RANGE_ERR_NOMEM;
     base_buf_reset(&enc);
+    /* The right-hand replica is made here only on a voter of the left (a
+    ** learner is no member of the right), never over a replica of it that
+    ** is already here (made from a snapshot of the right, maybe newer) nor
+    ** over its tombstone. */
+    if (rc == RANGE_OK)
+        rc = split_hosts_right(r, id, &sp->host_right);
+    if (rc == RANGE_OK && !sp->host_right) {
+        sp->ok = true;
+        base_buf_free(&enc);
+        return RANGE_OK;
+    }
     if (rc == RANGE_OK)
         rc = range_descriptor_encode(&sp->right, &enc);
     if (rc == RANGE_OK &&
@@ -500,6 +563,12 @@ static void split_finish(range_replica *r, replica_split *sp)
     range_descriptor_free(&r->desc);
     r->desc = sp->left;
     memset(&sp->left, 0, sizeof(sp->left));
+    if (!sp->host_right) {
+        BASE_INFO("range", "r%llu n%llu: split at index %llu: r%llu not made here",
+                  (unsigned long long)r->config.range_id, (unsigned long long)r->id,
+                  (unsigned long long)r->applied, (unsigned long long)sp->new_range_id);
+        return;
+    }
     hosted_added(n, sp->new_range_id);
     BASE_INFO("range", "r%llu n%llu: split at index %llu: r%llu (generation %llu) and r%llu",
               (unsigned long long)r->config.range_id, (unsigned long long)r->id,
@@ -533,6 +602,206 @@ static void split_finish(range_replica *r, replica_split *sp)
     right->campaign_next_tick = st.role == RAFT_LEADER;
 }
 
+/* The raw writes of a command (two-phase commit; range.h, range_raw_write).
+** *refused when one is not an intent or record key of this range (nothing
+** added then). Else into r->batch: PUT and DELETE as they are; a RECORD kind
+** only when range__record_transition_ok allows it over the stored record;
+** a RESOLVE only when the stored intent has that holder (COMMITTED: its value
+** or tombstone at cmd->commit_ts; either way the intent goes). Undecodable
+** values are skipped. Reads only this replica's storage, a function of its
+** applied prefix, so every replica decides alike. */
+static int apply_raw_writes(range_replica *r, const range_command *cmd, bool *refused)
+{
+    storage_engine *eng = r->node->config.engine;
+    base_buf old = {0}; /* owner: this function */
+    int rc = RANGE_OK;
+    *refused = false;
+    for (size_t i = 0; i < cmd->raw_write_count && !*refused; i++) {
+        bool inside = false;
+        rc = range__raw_key_inside(&r->desc, cmd->raw_writes[i].key, cmd->raw_writes[i].key_len,
+                                   &inside);
+        if (rc != RANGE_OK)
+            goto cleanup;
+        *refused = !inside;
+    }
+    for (size_t i = 0; i < cmd->raw_write_count && !*refused && rc == RANGE_OK; i++) {
+        const range_raw_write *w = &cmd->raw_writes[i];
+        int s = STORAGE_OK;
+        if (w->kind == RANGE_RAW_PUT) {
+            s = storage_batch_put_raw(r->batch, w->key, w->key_len, w->value, w->value_len);
+        } else if (w->kind == RANGE_RAW_DELETE) {
+            s = storage_batch_delete_raw(r->batch, w->key, w->key_len);
+        } else if (w->kind == RANGE_RAW_RECORD || w->kind == RANGE_RAW_RECORD_IF_HEARTBEAT) {
+            range__record next, prev;
+            if (range__record_decode(w->value, w->value_len, &next) != RANGE_OK)
+                continue;
+            s = storage_get_raw(eng, w->key, w->key_len, &old);
+            if (s < 0) {
+                rc = map_storage(s);
+                break;
+            }
+            bool have = s == STORAGE_OK;
+            if (have && range__record_decode(old.data, old.len, &prev) != RANGE_OK)
+                continue; /* a bad stored record is left alone (readers report it) */
+            s = STORAGE_OK;
+            if (range__record_transition_ok(have ? &prev : NULL, &next,
+                                            w->kind == RANGE_RAW_RECORD_IF_HEARTBEAT))
+                s = storage_batch_put_raw(r->batch, w->key, w->key_len, w->value, w->value_len);
+        } else if (w->kind == RANGE_RAW_RESOLVE && w->value_len == RANGE_RAW_RESOLVE_SIZE) {
+            range__intent in;
+            const uint8_t *key;
+            size_t key_len;
+            s = storage_get_raw(eng, w->key, w->key_len, &old);
+            if (s < 0) {
+                rc = map_storage(s);
+                break;
+            }
+            if (s == STORAGE_NOT_FOUND || range__intent_decode(old.data, old.len, &in) != RANGE_OK ||
+                in.txn_id != replica__get_u64(w->value) ||
+                !range__intent_key_user(w->key, w->key_len, &key, &key_len))
+                continue; /* not (any more) an intent of that holder: no-op */
+            s = STORAGE_OK;
+            if (w->value[8] == RANGE_TXN_COMMITTED && in.tombstone)
+                s = storage_batch_delete(r->batch, key, key_len, cmd->commit_ts);
+            else if (w->value[8] == RANGE_TXN_COMMITTED)
+                s = storage_batch_put(r->batch, key, key_len, cmd->commit_ts, in.value,
+                                      in.value_len);
+            if (s == STORAGE_OK)
+                s = storage_batch_delete_raw(r->batch, w->key, w->key_len);
+        }
+        if (s < 0)
+            rc = map_storage(s);
+    }
+    if (*refused)
+        BASE_INFO("range", "r%llu n%llu: command %llu/%llu has a raw write outside the range "
+                  "(generation %llu): refused",
+                  (unsigned long long)r->config.range_id, (unsigned long long)r->id,
+                  (unsigned long long)cmd->txn_id, (unsigned long long)cmd->seq,
+                  (unsigned long long)r->desc.generation);
+cleanup:
+    base_buf_free(&old);
+    return rc;
+}
+
+/* ---- configuration changes (replica_int.h, "replica changes") ----------------- */
+
+static bool membership_has(const raft_membership *m, uint64_t id)
+{
+    return raft_membership_is_voter(m, id) || raft_membership_is_learner(m, id);
+}
+
+/* A range that never changed its configuration: its replicas, all voters. */
+static void membership_of_desc(const range_descriptor *d, raft_membership *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < d->n_replicas && i < RAFT_MAX_VOTERS; i++)
+        out->voters[out->n_voters++] = d->replicas[i];
+}
+
+static int put_membership(storage_batch *b, uint64_t range_id, const raft_membership *m)
+{
+    uint8_t key[REPLICA_KEY_SIZE_MAX], buf[RAFT_MEMBERSHIP_MAX_BYTES];
+    size_t len = raft_membership_encode(m, buf);
+    int rc = storage_batch_put_raw(b, key, replica__key(key, range_id, 'm', 0, 0, 0), buf, len);
+    return rc == STORAGE_OK ? RANGE_OK : map_storage(rc);
+}
+
+/* 'm' into *m; *found false when absent. */
+static int load_membership(storage_engine *e, uint64_t range_id, raft_membership *m, bool *found)
+{
+    uint8_t key[REPLICA_KEY_SIZE_MAX];
+    base_buf buf = {0}; /* owner: this function */
+    int rc = storage_get_raw(e, key, replica__key(key, range_id, 'm', 0, 0, 0), &buf);
+    *found = false;
+    if (rc == STORAGE_OK) {
+        rc = raft_membership_decode(buf.data, buf.len, m) == (int)buf.len ? RANGE_OK
+                                                                           : RANGE_ERR_CORRUPT;
+        *found = rc == RANGE_OK;
+    } else {
+        rc = rc == STORAGE_NOT_FOUND ? RANGE_OK : map_storage(rc);
+    }
+    base_buf_free(&buf);
+    return rc;
+}
+
+/* A configuration entry being applied: the descriptor changes with it. */
+typedef struct replica_conf {
+    bool ok;
+    raft_membership membership;
+    range_descriptor desc; /* owned: generation + 1, replicas = the voters */
+} replica_conf;
+
+/* Put the new descriptor and membership of configuration entry e into
+** r->batch (c->ok). An entry that does not decode (never written by a
+** core) changes nothing, alike everywhere. */
+static int conf_prepare(range_replica *r, const raft_entry *e, replica_conf *c)
+{
+    uint8_t key[REPLICA_KEY_SIZE_MAX];
+    base_buf enc = {0}; /* owner: this function */
+    memset(c, 0, sizeof(*c));
+    if (raft_membership_decode(e->data, e->len, &c->membership) < 0 ||
+        c->membership.n_voters > RANGE_REPLICAS_MAX) {
+        BASE_ERROR("range", "r%llu: undecodable configuration at index %llu skipped",
+                   (unsigned long long)r->config.range_id, (unsigned long long)e->index);
+        return RANGE_OK;
+    }
+    int rc = range_descriptor_copy(&c->desc, &r->desc);
+    if (rc != RANGE_OK)
+        return rc;
+    c->desc.generation = r->desc.generation + 1;
+    c->desc.n_replicas = c->membership.n_voters;
+    for (size_t i = 0; i < c->membership.n_voters; i++)
+        c->desc.replicas[i] = c->membership.voters[i];
+    rc = range_descriptor_encode(&c->desc, &enc);
+    if (rc == RANGE_OK &&
+        storage_batch_put_raw(r->batch, key, replica__key(key, r->config.range_id, 'd', 0, 0, 0),
+                              enc.data, enc.len) != STORAGE_OK)
+        rc = RANGE_ERR_NOMEM;
+    if (rc == RANGE_OK)
+        rc = put_membership(r->batch, r->config.range_id, &c->membership);
+    base_buf_free(&enc);
+    if (rc != RANGE_OK) {
+        range_descriptor_free(&c->desc);
+        memset(c, 0, sizeof(*c));
+        return rc;
+    }
+    c->ok = true;
+    return RANGE_OK;
+}
+
+static void send_removed(range_node *n, uint64_t range_id, uint64_t to, uint64_t generation);
+
+/* The configuration's batch is written: r takes its new shape. Removed
+** from it: retire at the next reap (see REMOVAL). Every replica tells the
+** nodes it removed (they never learn the commit otherwise). */
+static void conf_finish(range_replica *r, replica_conf *c)
+{
+    raft_membership old = r->membership;
+    range_descriptor_free(&r->desc);
+    r->desc = c->desc;
+    memset(&c->desc, 0, sizeof(c->desc));
+    r->membership = c->membership;
+    BASE_INFO("range", "r%llu n%llu: configuration at index %llu: %zu voters, %zu learners "
+              "(generation %llu)", (unsigned long long)r->config.range_id,
+              (unsigned long long)r->id, (unsigned long long)r->applied,
+              r->membership.n_voters, r->membership.n_learners,
+              (unsigned long long)r->desc.generation);
+    for (size_t i = 0; i < old.n_voters + old.n_learners; i++) {
+        uint64_t id = i < old.n_voters ? old.voters[i] : old.learners[i - old.n_voters];
+        if (id != r->id && !membership_has(&r->membership, id))
+            send_removed(r->node, r->config.range_id, id, r->desc.generation);
+    }
+    /* Removed, unless its log already holds a later configuration that has
+    ** it again (appended, maybe acknowledged: it may count for that
+    ** configuration's quorums, so it must keep its log and state). Should
+    ** that entry be truncated, the replica asks the members (see REMOVAL). */
+    raft_membership latest;
+    raft_node_membership(r->raft, &latest);
+    r->remove_generation = membership_has(&r->membership, r->id) || membership_has(&latest, r->id)
+                               ? 0
+                               : r->desc.generation;
+}
+
 static int apply_entry(range_replica *r, const raft_entry *e)
 {
     range_node *n = r->node;
@@ -544,9 +813,11 @@ static int apply_entry(range_replica *r, const raft_entry *e)
     bool is_cmd = false, duplicate = false, sync = false;
     uint64_t truncate_to = 0;
     replica_split split;
+    replica_conf conf;
     int rc = 0;
 
     memset(&split, 0, sizeof(split));
+    memset(&conf, 0, sizeof(conf));
     assert(e->index == r->applied + 1);
     storage_batch_clear(r->batch);
     if (e->type == RAFT_ENTRY_NORMAL && e->len == REPLICA_TRUNCATE_SIZE &&
@@ -557,6 +828,8 @@ static int apply_entry(range_replica *r, const raft_entry *e)
         uint64_t x = replica__get_u64(e->data + 1), term = 0;
         raft_status st;
         raft_node_status(r->raft, &st);
+        if (x < e->index && x > r->trunc_base)
+            r->trunc_base = x; /* what the members do with their logs */
         if (x < e->index && x > st.snapshot_index && x > r->truncate_to &&
             raft_node_term_at(r->raft, x, &term) == RAFT_OK &&
             term == replica__get_u64(e->data + 9)) {
@@ -566,6 +839,10 @@ static int apply_entry(range_replica *r, const raft_entry *e)
     } else if (e->type == RAFT_ENTRY_NORMAL && e->len >= REPLICA_SPLIT_HEADER &&
                e->data[0] == REPLICA_SPLIT_TAG) {
         rc = split_prepare(r, e, &split);
+        if (rc != RANGE_OK)
+            goto cleanup;
+    } else if (e->type == RAFT_ENTRY_CONFIG) {
+        rc = conf_prepare(r, e, &conf);
         if (rc != RANGE_OK)
             goto cleanup;
     } else if (e->type == RAFT_ENTRY_NORMAL && e->len > 0) {
@@ -598,6 +875,13 @@ static int apply_entry(range_replica *r, const raft_entry *e)
                           (unsigned long long)cmd.txn_id, (unsigned long long)cmd.seq,
                           (unsigned long long)e->index, (unsigned long long)r->desc.generation);
                 is_cmd = false;
+            }
+            if (!duplicate && is_cmd && cmd.raw_write_count > 0) {
+                bool refused = false;
+                rc = apply_raw_writes(r, &cmd, &refused);
+                if (rc != 0)
+                    goto cleanup;
+                is_cmd = !refused;
             }
             if (!duplicate && is_cmd) {
                 for (size_t i = 0; i < cmd.write_count && rc == 0; i++) {
@@ -644,6 +928,9 @@ static int apply_entry(range_replica *r, const raft_entry *e)
     if (split.ok) {
         split_finish(r, &split);
         resolve_waiters(r, e->index, true, REPLICA_SPLIT_TXN_ID, split.new_range_id);
+    } else if (conf.ok) {
+        conf_finish(r, &conf);
+        resolve_waiters(r, e->index, true, REPLICA_CONF_TXN_ID, e->index);
     } else {
         if (n->config.observer != NULL && is_cmd)
             n->config.observer(n->config.observer_ctx, r->config.range_id, r->id, e->index,
@@ -656,6 +943,7 @@ cleanup:
     base_free(writes);
     range_descriptor_free(&split.left);
     range_descriptor_free(&split.right);
+    range_descriptor_free(&conf.desc);
     return rc;
 }
 
@@ -716,7 +1004,11 @@ static int replica_truncate(range_replica *r, raft_update *u)
     return rc;
 }
 
-/* Carry out update u (and the PERSISTED and COMPACT steps it leads to). */
+static int replica_install(range_replica *r, const raft_snapshot *sn);
+static bool replica_make_snapshot(range_replica *r, raft_update *u);
+
+/* Carry out update u (and the PERSISTED, COMPACT and SNAPSHOT steps it
+** leads to). */
 static void replica_process(range_replica *r, raft_update *u)
 {
     range_node *n = r->node;
@@ -724,7 +1016,27 @@ static void replica_process(range_replica *r, raft_update *u)
         if (r->failed)
             return;
         uint64_t seq = u->persist_seq, log_seq = 0;
-        if (seq != 0) {
+        if (u->snapshot_wanted)
+            r->snapshot_wanted = true;
+        if (seq != 0 && u->snapshot != NULL) {
+            /* THE CONTRACT: hard state, then the snapshot, then entries */
+            uint64_t entries_seq = 0;
+            int rc = r->log->ops->save(r->log, u->hard_state_changed ? &u->hard_state : NULL,
+                                       NULL, 0, &log_seq);
+            if (rc == RANGE_OK)
+                rc = replica_install(r, u->snapshot);
+            if (rc == RANGE_OK && u->n_entries > 0)
+                rc = r->log->ops->save(r->log, NULL, u->entries, u->n_entries, &entries_seq);
+            if (entries_seq > log_seq)
+                log_seq = entries_seq;
+            if (rc != RANGE_OK) {
+                BASE_ERROR("range", "r%llu n%llu: snapshot install at %llu failed (%d); replica "
+                           "stopped", (unsigned long long)r->config.range_id,
+                           (unsigned long long)r->id, (unsigned long long)u->snapshot->index, rc);
+                r->failed = true;
+                return;
+            }
+        } else if (seq != 0) {
             int rc = r->log->ops->save(r->log, u->hard_state_changed ? &u->hard_state : NULL,
                                        u->entries, u->n_entries, &log_seq);
             if (rc != RANGE_OK) {
@@ -784,6 +1096,10 @@ static void replica_process(range_replica *r, raft_update *u)
                 r->failed = true;
                 return;
             }
+        } else if (r->snapshot_wanted) {
+            r->snapshot_wanted = false;
+            if (!replica_make_snapshot(r, u))
+                return; /* the core asks again while a follower waits */
         } else {
             return;
         }
@@ -826,27 +1142,13 @@ static int replica_step(range_replica *r, const raft_event *ev, raft_update *u)
 
 /* ---- replicas ---------------------------------------------------------------- */
 
+static void replica_release(range_replica *r, int waiter_rc, int read_rc);
+
 static void replica_free(range_replica *r)
 {
     if (r == NULL)
         return;
-    while (r->n_waiters > 0) {
-        replica_waiter w = r->waiters[--r->n_waiters];
-        w.cb(w.ctx, RANGE_ERR_AMBIGUOUS);
-    }
-    while (r->n_reads > 0) {
-        replica_read rd = r->reads[--r->n_reads];
-        rd.cb(rd.ctx, RANGE_ERR_UNAVAILABLE);
-    }
-    raft_node_free(r->raft);
-    if (r->log != NULL)
-        r->log->ops->free(r->log);
-    for (size_t i = 0; i < REPLICA_PERSIST_PENDING_MAX; i++)
-        base_buf_free(&r->pending[i].msgs); /* unsent: as if lost with a crash */
-    storage_batch_free(r->batch);
-    range_descriptor_free(&r->desc);
-    base_free(r->waiters);
-    base_free(r->reads);
+    replica_release(r, RANGE_ERR_AMBIGUOUS, RANGE_ERR_UNAVAILABLE);
     base_free(r);
 }
 
@@ -972,6 +1274,826 @@ static int load_floor(storage_engine *e, uint64_t range_id, hlc_timestamp *floor
     return rc;
 }
 
+/* ---- snapshots, removal, replicas made on demand ---------------------------------
+** docs/range.md, "Replica changes and snapshots".
+**   SNAPSHOTS: the core runs with lazy_snapshots. When a follower is behind
+**     the leader's first index, the update says snapshot_wanted and the
+**     leader encodes its state at its applied index (replica_make_snapshot,
+**     node mutex held: no apply runs meanwhile), but only once it has applied
+**     the latest configuration entry, so the snapshot's descriptor and
+**     membership are those the receiver is a member of. A receiver checks
+**     the whole snapshot before the core takes it (replica_snapshot_check:
+**     CRC, lengths, range id, index, generation never backwards), then
+**     installs it with the update's persist (replica_install): the hard state
+**     first, then ONE storage batch holding the span's MVCC data (deleted,
+**     then every version), the idempotence records, the descriptor, the
+**     membership, the floor, the applied index and the snapshot point 's';
+**     then the log store is cut to the snapshot ('s' redoes a lost cut).
+**   ON DEMAND: a node without a replica of a range makes one (uninitialized:
+**     no state, a core that knows no configuration) only from the first
+**     chunk of a snapshot whose membership holds this node and whose
+**     descriptor is newer than the range's tombstone here. APPENDs and
+**     heartbeats for a range not hosted are answered as an empty log would
+**     (a rejection; a heartbeat answer that proves nothing for leases or
+**     ReadIndex), which makes the leader send that snapshot; a new range's
+**     log starts at REPLICA_INITIAL_INDEX, so an empty log is always behind.
+**   REMOVAL: a replica that applies a configuration without itself, or is
+**     told so by a member of the range at a newer generation
+**     (REPLICA_MSG_REMOVED), stops serving and, at the next reap (outside
+**     the core's update), deletes its span's data (what other replicas here
+**     do not cover), its per-range state and its log entries (the hard
+**     state stays: its term and vote never go back), writes the tombstone
+**     'z' = that generation and leaves the hosted list, in one synced batch.
+**     The object stays (node->retired) until range_node_free: a server may
+**     hold it; a replica of the range made here again reuses it. A leader
+**     tells the nodes a configuration removed; a replica answers messages
+**     from non-members of both its applied and its latest configuration
+**     with that notice; a replica missing from its own latest configuration
+**     (or a learner without a leader) asks every REPLICA_REMOVAL_CHECK_TICKS.
+*/
+
+#define REPLICA_SNAPSHOT_RETRY_TICKS 20    /* after a snapshot could not be made */
+#define REPLICA_SNAPSHOT_EARLY_TICKS 5     /* between snapshots below the latest
+                                              configuration entry */
+#define REPLICA_REMOVAL_CHECK_TICKS 50     /* between "am I removed?" questions */
+#define REPLICA_UNINIT_QUIET_TICKS 300     /* an uninitialized replica nobody talks to goes */
+
+static int load_tombstone(storage_engine *e, uint64_t range_id, uint64_t *generation)
+{
+    uint8_t v[8];
+    bool found;
+    int rc = load_fixed(e, range_id, 'z', v, sizeof(v), &found);
+    *generation = rc == RANGE_OK && found ? replica__get_u64(v) : 0;
+    return rc;
+}
+
+/* 's': the newest installed snapshot point; index 0 when none. */
+static int load_snapshot_point(storage_engine *e, uint64_t range_id, uint64_t *index,
+                               uint64_t *term)
+{
+    uint8_t v[16];
+    bool found;
+    int rc = load_fixed(e, range_id, 's', v, sizeof(v), &found);
+    *index = rc == RANGE_OK && found ? replica__get_u64(v) : 0;
+    *term = rc == RANGE_OK && found ? replica__get_u64(v + 8) : 0;
+    return rc;
+}
+
+/* Put the hosted list without range_id into b (hosted_removed once written). */
+static int hosted_remove_put(range_node *n, storage_batch *b, uint64_t range_id)
+{
+    uint8_t buf[4 + RANGE_NODE_REPLICAS_MAX * 8];
+    size_t count = 0;
+    int rc = hosted_load_locked(n);
+    if (rc != RANGE_OK || !hosted_has(n, range_id))
+        return rc;
+    for (size_t i = 0; i < n->n_hosted; i++)
+        if (n->hosted[i] != range_id)
+            replica__put_u64(buf + 4 + 8 * count++, n->hosted[i]);
+    buf[0] = (uint8_t)(count >> 24);
+    buf[1] = (uint8_t)(count >> 16);
+    buf[2] = (uint8_t)(count >> 8);
+    buf[3] = (uint8_t)count;
+    rc = storage_batch_put_raw(b, (const uint8_t *)REPLICA_HOSTED_KEY, REPLICA_HOSTED_KEY_LEN,
+                               buf, 4 + count * 8);
+    return rc == STORAGE_OK ? RANGE_OK : map_storage(rc);
+}
+
+static void hosted_removed(range_node *n, uint64_t range_id)
+{
+    for (size_t i = 0; i < n->n_hosted; i++) {
+        if (n->hosted[i] == range_id) {
+            n->hosted[i] = n->hosted[--n->n_hosted];
+            return;
+        }
+    }
+}
+
+/* raft_config.snapshot_check: the whole snapshot is well formed, of this
+** range, at the index the core got, and not older than what r holds. */
+static bool replica_snapshot_check(void *ctx, uint64_t index, const uint8_t *data, size_t len)
+{
+    range_replica *r = ctx;
+    replica_snapshot_view v;
+    int rc = replica__snapshot_decode(data, len, &v);
+    bool ok = rc == RANGE_OK && v.range_id == r->config.range_id && v.index == index &&
+              (!r->initialized || v.desc.generation >= r->desc.generation);
+    if (!ok)
+        BASE_WARN("range", "r%llu n%llu: snapshot at %llu (%zu bytes) refused (%d)",
+                  (unsigned long long)r->config.range_id, (unsigned long long)r->id,
+                  (unsigned long long)index, len, rc);
+    if (rc == RANGE_OK)
+        replica__snapshot_view_free(&v);
+    return ok;
+}
+
+/* The core's configuration for r: the bootstrap voters are config.peers
+** (they count only for a log never compacted; an uninitialized replica has
+** none: it learns them from its snapshot). */
+static void replica_raft_config(const range_replica *r, raft_config *c)
+{
+    raft_config_default(c);
+    c->id = r->id;
+    for (size_t i = 0; i < r->config.n_peers; i++)
+        c->voters[i] = r->config.peers[i];
+    c->n_voters = r->config.n_peers;
+    if (r->config.election_ticks > 0)
+        c->election_ticks = r->config.election_ticks;
+    if (r->config.heartbeat_ticks > 0)
+        c->heartbeat_ticks = r->config.heartbeat_ticks;
+    c->applied = r->applied;
+    c->random_seed = r->config.random_seed ^ (r->id * 0x9e3779b97f4a7c15ULL);
+    c->lazy_snapshots = true;
+    c->snapshot_check = replica_snapshot_check;
+    c->snapshot_check_ctx = (void *)r;
+    c->snapshot_chunk_bytes = REPLICA_SNAPSHOT_CHUNK_BYTES;
+}
+
+/* Free what r owns but the struct itself (callbacks run: waiters
+** `waiter_rc`, reads `read_rc`). */
+static void replica_release(range_replica *r, int waiter_rc, int read_rc)
+{
+    while (r->n_waiters > 0) {
+        replica_waiter w = r->waiters[--r->n_waiters];
+        w.cb(w.ctx, waiter_rc);
+    }
+    while (r->n_reads > 0) {
+        replica_read rd = r->reads[--r->n_reads];
+        rd.cb(rd.ctx, read_rc);
+    }
+    raft_node_free(r->raft);
+    r->raft = NULL;
+    if (r->log != NULL)
+        r->log->ops->free(r->log);
+    r->log = NULL;
+    for (size_t i = 0; i < REPLICA_PERSIST_PENDING_MAX; i++)
+        base_buf_free(&r->pending[i].msgs); /* unsent: as if lost with a crash */
+    r->n_pending = 0;
+    storage_batch_free(r->batch);
+    r->batch = NULL;
+    range_descriptor_free(&r->desc);
+    base_free(r->waiters);
+    r->waiters = NULL;
+    base_free(r->reads);
+    r->reads = NULL;
+}
+
+/* Delete the MVCC versions of [s, e) (e_len 0: +inf) that no other
+** initialized replica of the node covers (a replica that missed a split may
+** be wider than what is its). Depth: the replicas overlapping the span. */
+static int delete_span_uncovered(range_replica *r, const uint8_t *s, size_t s_len,
+                                 const uint8_t *e, size_t e_len, int depth)
+{
+    range_node *n = r->node;
+    if (e_len > 0 && range__key_cmp(s, s_len, e, e_len) >= 0)
+        return RANGE_OK; /* empty */
+    for (size_t i = 0; i < n->n_replicas && depth < RANGE_NODE_REPLICAS_MAX; i++) {
+        const range_replica *o = n->replicas[i];
+        const range_descriptor *d = &o->desc;
+        if (o == r || !o->initialized)
+            continue;
+        bool before_end = e_len == 0 || range__key_cmp(d->start_key, d->start_len, e, e_len) < 0;
+        bool after_start = d->end_len == 0 || range__key_cmp(s, s_len, d->end_key, d->end_len) < 0;
+        if (!before_end || !after_start)
+            continue;
+        /* o covers [max(s, d.start), min(e, d.end)): delete around it */
+        int rc = RANGE_OK;
+        if (range__key_cmp(s, s_len, d->start_key, d->start_len) < 0)
+            rc = delete_span_uncovered(r, s, s_len, d->start_key, d->start_len, depth + 1);
+        if (rc == RANGE_OK && d->end_len > 0 &&
+            (e_len == 0 || range__key_cmp(d->end_key, d->end_len, e, e_len) < 0))
+            rc = delete_span_uncovered(r, d->end_key, d->end_len, e, e_len, depth + 1);
+        return rc;
+    }
+    int rc = storage_batch_delete_range(r->batch, s, s_len, e_len > 0 ? e : NULL, e_len);
+    if (rc != STORAGE_OK)
+        return map_storage(rc);
+    /* and the span's intents and transaction records (raw keys by user key) */
+    return replica__raw_span_delete(r->node->config.engine, s, s_len, e, e_len, r->batch);
+}
+
+/* Delete the per-range raw state a replica keeps ('a', 'd', 'm', 'w', 's',
+** 't', 'z') into r->batch. */
+static int delete_range_state(range_replica *r)
+{
+    static const char kinds[] = {'a', 'd', 'm', 'w', 's', 't', 'z'};
+    uint8_t key[REPLICA_KEY_SIZE_MAX];
+    int rc = STORAGE_OK;
+    for (size_t i = 0; i < sizeof(kinds) && rc == STORAGE_OK; i++)
+        rc = storage_batch_delete_raw(r->batch, key,
+                                      replica__key(key, r->config.range_id, kinds[i], 0, 0, 0));
+    return rc == STORAGE_OK ? RANGE_OK : map_storage(rc);
+}
+
+/* REMOVAL: delete r's data and state, write the tombstone (generation != 0;
+** 0: an uninitialized replica that never held anything goes quietly), move
+** r to node->retired. Node mutex held, outside any update of r. */
+static void replica_retire(range_replica *r, uint64_t generation)
+{
+    range_node *n = r->node;
+    uint8_t key[REPLICA_KEY_SIZE_MAX], val[8];
+    int rc = RANGE_OK;
+    if (generation != 0 && !r->failed) {
+        storage_batch_clear(r->batch);
+        if (r->initialized)
+            rc = delete_span_uncovered(r, r->desc.start_key, r->desc.start_len, r->desc.end_key,
+                                       r->desc.end_len, 0);
+        if (rc == RANGE_OK)
+            rc = delete_range_state(r);
+        replica__put_u64(val, generation);
+        if (rc == RANGE_OK &&
+            storage_batch_put_raw(r->batch, key,
+                                  replica__key(key, r->config.range_id, 'z', 0, 0, 0), val,
+                                  8) != STORAGE_OK)
+            rc = RANGE_ERR_NOMEM;
+        if (rc == RANGE_OK)
+            rc = hosted_remove_put(n, r->batch, r->config.range_id);
+        if (rc == RANGE_OK) {
+            int src = storage_write(n->config.engine, r->batch, n->config.sync);
+            rc = src == STORAGE_OK ? RANGE_OK : map_storage(src);
+        }
+        storage_batch_clear(r->batch);
+        if (rc != RANGE_OK) {
+            BASE_ERROR("range", "r%llu n%llu: removal could not delete the replica (%d); it "
+                       "stays stopped", (unsigned long long)r->config.range_id,
+                       (unsigned long long)r->id, rc);
+            r->failed = true;
+            return;
+        }
+        hosted_removed(n, r->config.range_id);
+        /* the entries go; the hard state stays (term and vote never go back) */
+        if (r->log->ops->reset(r->log, 0, 0) != RANGE_OK)
+            BASE_WARN("range", "r%llu n%llu: the removed replica's log entries stay",
+                      (unsigned long long)r->config.range_id, (unsigned long long)r->id);
+        n->purge_wanted = true;
+        BASE_INFO("range", "r%llu n%llu: replica removed at generation %llu: data deleted",
+                  (unsigned long long)r->config.range_id, (unsigned long long)r->id,
+                  (unsigned long long)generation);
+    }
+    range_replica **grown = base_realloc(n->retired, (n->n_retired + 1) * sizeof(*n->retired));
+    if (grown == NULL) {
+        r->failed = true; /* stays in the list, stopped; freed with the node */
+        return;
+    }
+    n->retired = grown;
+    replica_release(r, RANGE_ERR_AMBIGUOUS, RANGE_ERR_NOT_LEADER);
+    r->retired = true;
+    r->initialized = false;
+    r->remove_generation = 0;
+    n->retired[n->n_retired++] = r;
+    for (size_t i = 0; i < n->n_replicas; i++) {
+        if (n->replicas[i] == r) {
+            n->replicas[i] = n->replicas[--n->n_replicas];
+            break;
+        }
+    }
+}
+
+/* Retire every replica whose removal is pending (node mutex held). */
+static void node_reap_locked(range_node *n)
+{
+    size_t i = 0;
+    while (i < n->n_replicas) {
+        range_replica *r = n->replicas[i];
+        if ((r->remove_generation == 0 && !r->discard) || r->failed) {
+            i++;
+            continue;
+        }
+        replica_retire(r, r->remove_generation); /* moves it out of replicas[] */
+        if (i < n->n_replicas && n->replicas[i] == r)
+            i++; /* could not move (memory): stopped */
+    }
+}
+
+static void send_removed(range_node *n, uint64_t range_id, uint64_t to, uint64_t generation)
+{
+    raft_message m;
+    memset(&m, 0, sizeof(m));
+    m.type = (raft_message_type)REPLICA_MSG_REMOVED;
+    m.from = n->id;
+    m.to = to;
+    m.index = generation; /* 0: a question */
+    node_send(n, range_id, &m);
+}
+
+/* Waiters of entries at or below a snapshot's index: theirs applied or not
+** in the state the snapshot brought; the records say which for commands
+** (OK or DROPPED), other entries are DROPPED (their proposers look again). */
+static void settle_waiters_below(range_replica *r, uint64_t index)
+{
+    size_t i = 0;
+    while (i < r->n_waiters) {
+        replica_waiter w = r->waiters[i];
+        if (w.index > index) {
+            i++;
+            continue;
+        }
+        bool found = false;
+        hlc_timestamp ts;
+        if (w.txn_id != REPLICA_SPLIT_TXN_ID && w.txn_id != REPLICA_CONF_TXN_ID &&
+            replica__command_record(r, w.txn_id, w.seq, &found, &ts) != RANGE_OK)
+            found = false;
+        r->waiters[i] = r->waiters[--r->n_waiters];
+        w.cb(w.ctx, found ? RANGE_OK : RANGE_ERR_DROPPED);
+    }
+}
+
+/* SNAPSHOTS: install sn (part of its update's persist; the hard state is
+** written before). RANGE_OK or an error that stops the replica. */
+static int replica_install(range_replica *r, const raft_snapshot *sn)
+{
+    range_node *n = r->node;
+    replica_snapshot_view v;
+    uint8_t key[REPLICA_KEY_SIZE_MAX], val[16], fl[HLC_ENCODED_SIZE];
+    base_buf enc = {0}; /* owner: this function */
+    int rc = replica__snapshot_decode(sn->data, sn->len, &v);
+    if (rc != RANGE_OK)
+        return rc; /* checked before the core took it: memory, or a bug */
+    storage_batch_clear(r->batch);
+    rc = replica__snapshot_install_batch(n->config.engine, &v, r->batch);
+    if (rc == RANGE_OK)
+        rc = delete_range_state(r);
+    replica__put_u64(val, v.index);
+    if (rc == RANGE_OK &&
+        storage_batch_put_raw(r->batch, key, replica__key(key, v.range_id, 'a', 0, 0, 0), val,
+                              8) != STORAGE_OK)
+        rc = RANGE_ERR_NOMEM;
+    replica__put_u64(val + 8, sn->term);
+    if (rc == RANGE_OK &&
+        storage_batch_put_raw(r->batch, key, replica__key(key, v.range_id, 's', 0, 0, 0), val,
+                              16) != STORAGE_OK)
+        rc = RANGE_ERR_NOMEM;
+    if (rc == RANGE_OK)
+        rc = range_descriptor_encode(&v.desc, &enc);
+    if (rc == RANGE_OK &&
+        storage_batch_put_raw(r->batch, key, replica__key(key, v.range_id, 'd', 0, 0, 0),
+                              enc.data, enc.len) != STORAGE_OK)
+        rc = RANGE_ERR_NOMEM;
+    if (rc == RANGE_OK)
+        rc = put_membership(r->batch, v.range_id, &sn->membership);
+    hlc_encode(v.floor, fl);
+    if (rc == RANGE_OK && !hlc_is_zero(v.floor) &&
+        storage_batch_put_raw(r->batch, key, replica__key(key, v.range_id, 'w', 0, 0, 0), fl,
+                              sizeof(fl)) != STORAGE_OK)
+        rc = RANGE_ERR_NOMEM;
+    if (rc == RANGE_OK)
+        rc = hosted_put(n, r->batch, v.range_id);
+    if (rc == RANGE_OK) {
+        int src = storage_write(n->config.engine, r->batch, n->config.sync);
+        rc = src == STORAGE_OK ? RANGE_OK : map_storage(src);
+    }
+    storage_batch_clear(r->batch);
+    base_buf_free(&enc);
+    if (rc != RANGE_OK) {
+        replica__snapshot_view_free(&v);
+        return rc;
+    }
+    hosted_added(n, v.range_id);
+    range_descriptor_free(&r->desc);
+    r->desc = v.desc;
+    memset(&v.desc, 0, sizeof(v.desc));
+    r->membership = sn->membership;
+    r->split_floor = v.floor;
+    r->applied = v.index;
+    r->truncate_to = 0;
+    r->trunc_base = 0; /* the members' logs may start anywhere below */
+    r->initialized = true;
+    r->quiet_ticks = 0;
+    replica__snapshot_view_free(&v);
+    /* the log store follows the core: its suffix after the snapshot, or none */
+    rc = sn->keep_log ? r->log->ops->compact(r->log, sn->index, sn->term)
+                      : r->log->ops->reset(r->log, sn->index, sn->term);
+    if (rc != RANGE_OK)
+        return rc;
+    n->purge_wanted = true;
+    BASE_INFO("range", "r%llu n%llu: snapshot installed at index %llu (%zu bytes, generation "
+              "%llu)", (unsigned long long)r->config.range_id, (unsigned long long)r->id,
+              (unsigned long long)sn->index, sn->len, (unsigned long long)r->desc.generation);
+    settle_waiters_below(r, sn->index);
+    if (!membership_has(&r->membership, r->id))
+        r->remove_generation = r->desc.generation; /* a snapshot of a range without us */
+    return RANGE_OK;
+}
+
+/* SNAPSHOTS: the core wants a snapshot for a follower (update u): encode the
+** state at the applied index and step RAFT_EVENT_SNAPSHOT into *u. false:
+** nothing stepped (a snapshot made or refused not long ago). While the
+** latest configuration is not applied here, one is made only every
+** REPLICA_SNAPSHOT_EARLY_TICKS: it names a member being added only once
+** that entry applied (the core asks until one does), but a voter of both
+** configurations may need it for the entry to commit at all. */
+static bool replica_make_snapshot(range_replica *r, raft_update *u)
+{
+    range_node *n = r->node;
+    raft_status st;
+    raft_node_status(r->raft, &st);
+    if (!r->initialized || r->remove_generation != 0 || r->tick < r->snapshot_retry_tick)
+        return false;
+    if (r->applied < st.conf_index)
+        r->snapshot_retry_tick = r->tick + REPLICA_SNAPSHOT_EARLY_TICKS;
+    base_buf_reset(&n->snap_buf);
+    int rc = replica__snapshot_encode(n->config.engine, &r->desc, r->applied, r->split_floor,
+                                      &n->snap_buf);
+    if (rc != RANGE_OK) {
+        if (rc == RANGE_ERR_TOO_LARGE)
+            BASE_ERROR("range", "r%llu n%llu: the range's state at index %llu is above the "
+                       "snapshot limit (%zu bytes or %llu versions): no snapshot can be sent; "
+                       "split the range", (unsigned long long)r->config.range_id,
+                       (unsigned long long)r->id, (unsigned long long)r->applied,
+                       (size_t)REPLICA_SNAPSHOT_BYTES_MAX,
+                       (unsigned long long)REPLICA_SNAPSHOT_OPS_MAX);
+        else
+            BASE_WARN("range", "r%llu n%llu: snapshot at %llu failed (%d)",
+                      (unsigned long long)r->config.range_id, (unsigned long long)r->id,
+                      (unsigned long long)r->applied, rc);
+        r->snapshot_retry_tick = r->tick + REPLICA_SNAPSHOT_RETRY_TICKS;
+        return false;
+    }
+    raft_event ev = {.type = RAFT_EVENT_SNAPSHOT, .snapshot_index = r->applied,
+                     .snapshot_data = n->snap_buf.data, .snapshot_len = n->snap_buf.len};
+    int rrc = raft_step(r->raft, &ev, u); /* copied by the core */
+    BASE_DEBUG("range", "r%llu n%llu: snapshot at %llu, %zu bytes: %s",
+               (unsigned long long)r->config.range_id, (unsigned long long)r->id,
+               (unsigned long long)r->applied, n->snap_buf.len, raft_strerror(rrc));
+    if (rrc != RAFT_OK)
+        r->snapshot_retry_tick = r->tick + REPLICA_SNAPSHOT_RETRY_TICKS;
+    if (n->snap_buf.len > REPLICA_SNAPSHOT_CHUNK_BYTES)
+        base_buf_free(&n->snap_buf); /* keep no big buffer around */
+    return true;
+}
+
+/* Initialize the struct r (new, or a retired one being reused) for range
+** config->range_id on n; everything else is opened by the caller. */
+static int replica_init_struct(range_replica *r, range_node *n,
+                               const range_replica_config *config)
+{
+    memset(r, 0, sizeof(*r));
+    r->node = n;
+    r->config = *config;
+    r->config.descriptor = NULL; /* borrowed for the open call only; r->desc keeps it */
+    if (r->config.proposal_timeout_ticks <= 0)
+        r->config.proposal_timeout_ticks = REPLICA_DEFAULT_PROPOSAL_TIMEOUT_TICKS;
+    if (r->config.log_truncate_entries == 0)
+        r->config.log_truncate_entries = RANGE_LOG_TRUNCATE_ENTRIES;
+    r->id = n->id;
+    r->batch = storage_batch_new();
+    return r->batch == NULL ? RANGE_ERR_NOMEM : RANGE_OK;
+}
+
+/* The struct for range_id: a retired one of it (taken out of the list:
+** *reused), or a new one. NULL: no memory. */
+static range_replica *replica_struct_for(range_node *n, uint64_t range_id, bool *reused)
+{
+    *reused = false;
+    for (size_t i = 0; i < n->n_retired; i++) {
+        if (n->retired[i]->config.range_id == range_id) {
+            range_replica *r = n->retired[i];
+            n->retired[i] = n->retired[--n->n_retired];
+            *reused = true;
+            return r;
+        }
+    }
+    return base_calloc(1, sizeof(range_replica));
+}
+
+/* Put r back where replica_struct_for found it (an open that failed). */
+static void replica_struct_back(range_node *n, range_replica *r, bool reused)
+{
+    if (r == NULL)
+        return;
+    replica_release(r, RANGE_ERR_AMBIGUOUS, RANGE_ERR_UNAVAILABLE);
+    if (!reused) {
+        base_free(r);
+        return;
+    }
+    r->initialized = false;
+    r->retired = true;
+    n->retired[n->n_retired++] = r; /* its slot is still allocated */
+}
+
+/* The log store of r (shared or raw, by the node's layout). */
+static int replica_open_log(range_replica *r)
+{
+    range_node *n = r->node;
+    bool raw_exists = false;
+    if (n->config.log == NULL)
+        return replica__log_raw_open(n->config.engine, r->config.range_id, n->config.sync,
+                                     &r->log);
+    /* A store keeps the layout it was created with (range.h). */
+    int rc = replica__log_raw_exists(n->config.engine, r->config.range_id, &raw_exists);
+    if (rc != RANGE_OK)
+        return rc;
+    if (raw_exists) {
+        BASE_ERROR("range", "r%llu n%llu: this store keeps the range's Raft log in the "
+                   "storage engine (the layout before the shared Raft log); it cannot be "
+                   "opened over a shared log: use the version that created it, or a new "
+                   "store", (unsigned long long)r->config.range_id, (unsigned long long)n->id);
+        return RANGE_ERR_CORRUPT;
+    }
+    return replica__log_shared_open(n->config.log, r->config.range_id, n->config.sync, &r->log);
+}
+
+/* ON DEMAND: an uninitialized replica of range_id (node mutex held). */
+static int node_create_uninit_locked(range_node *n, uint64_t range_id, range_replica **out)
+{
+    replica_log_state ls = {0}; /* owner: this function */
+    range_replica *r = NULL;    /* owner: this function until listed */
+    raft_config rcfg;
+    bool reused = false;
+    int rc = RANGE_ERR_BUSY;
+    *out = NULL;
+    if (n->n_replicas >= RANGE_NODE_REPLICAS_MAX)
+        return rc;
+    range_replica **grown = base_realloc(n->replicas, (n->n_replicas + 1) * sizeof(*n->replicas));
+    if (grown == NULL)
+        return RANGE_ERR_NOMEM;
+    n->replicas = grown;
+    r = replica_struct_for(n, range_id, &reused);
+    if (r == NULL)
+        return RANGE_ERR_NOMEM;
+    range_replica_config cfg = n->defaults;
+    cfg.range_id = range_id;
+    cfg.n_peers = 0;
+    cfg.descriptor = NULL;
+    cfg.random_seed = n->defaults.random_seed ^ (range_id * 0xbf58476d1ce4e5b9ULL);
+    rc = replica_init_struct(r, n, &cfg);
+    if (rc == RANGE_OK)
+        rc = replica_open_log(r);
+    if (rc == RANGE_OK)
+        rc = r->log->ops->load(r->log, &ls);
+    if (rc == RANGE_OK && ls.n_entries > 0)
+        rc = r->log->ops->reset(r->log, 0, 0); /* nothing of an older life is used */
+    if (rc != RANGE_OK)
+        goto fail;
+    r->desc.range_id = range_id; /* generation 0: any snapshot is newer */
+    replica_raft_config(r, &rcfg);
+    int rrc = raft_node_restore(&rcfg, ls.has_hard_state ? &ls.hard_state : NULL, NULL, NULL, 0,
+                                &r->raft);
+    if (rrc != RAFT_OK) {
+        rc = rrc == RAFT_ERR_NOMEM ? RANGE_ERR_NOMEM : RANGE_ERR_CORRUPT;
+        goto fail;
+    }
+    n->replicas[n->n_replicas++] = r;
+    BASE_INFO("range", "r%llu n%llu: replica made on demand (a snapshot comes)",
+              (unsigned long long)range_id, (unsigned long long)n->id);
+    replica__log_state_free(&ls);
+    *out = r;
+    return RANGE_OK;
+fail:
+    replica__log_state_free(&ls);
+    replica_struct_back(n, r, reused);
+    return rc;
+}
+
+/* ON DEMAND: the replica a message for an unhosted range makes, or NULL
+** (dropped, see the rules above). */
+static range_replica *node_replica_on_demand_locked(range_node *n, const range_raft_msg *dm)
+{
+    const raft_message *m = &dm->msg;
+    raft_membership conf;
+    range_descriptor d;
+    uint64_t rid = 0, index = 0, tomb = 0;
+    range_replica *r = NULL;
+    if (m->type != RAFT_MSG_SNAPSHOT || m->seq != 0 || m->len == 0)
+        return NULL;
+    int hdr = raft_membership_decode(m->data, m->len, &conf);
+    if (hdr < 0 || !membership_has(&conf, n->id))
+        return NULL;
+    if (replica__snapshot_peek(m->data + hdr, m->len - (size_t)hdr, &rid, &index, &d) !=
+        RANGE_OK)
+        return NULL;
+    uint64_t generation = d.generation;
+    range_descriptor_free(&d);
+    if (rid != dm->range_id || index != m->index ||
+        load_tombstone(n->config.engine, rid, &tomb) != RANGE_OK)
+        return NULL;
+    if (tomb >= generation) {
+        BASE_INFO("range", "n%llu: snapshot of r%llu at generation %llu ignored: removed here "
+                  "at generation %llu", (unsigned long long)n->id, (unsigned long long)rid,
+                  (unsigned long long)generation, (unsigned long long)tomb);
+        return NULL;
+    }
+    int rc = node_create_uninit_locked(n, rid, &r);
+    if (rc == RANGE_OK)
+        r->desc.generation = generation; /* made from it: no older notice removes it */
+    if (rc != RANGE_OK)
+        BASE_WARN("range", "n%llu: no replica of r%llu made on demand (%d)",
+                  (unsigned long long)n->id, (unsigned long long)rid, rc);
+    return r;
+}
+
+/* ON DEMAND: answer a leader's APPEND or heartbeat for a range not hosted
+** here as an empty log would: the leader then sends a snapshot; and a
+** snapshot chunk past the first (a replica made on demand lost meanwhile,
+** e.g. by a restart) with "start over". */
+static void answer_unhosted(range_node *n, const range_raft_msg *dm)
+{
+    const raft_message *m = &dm->msg;
+    raft_message a;
+    if (m->type != RAFT_MSG_APPEND && m->type != RAFT_MSG_HEARTBEAT &&
+        !(m->type == RAFT_MSG_SNAPSHOT && m->seq > 0))
+        return;
+    memset(&a, 0, sizeof(a));
+    a.from = n->id;
+    a.to = m->from;
+    a.term = m->term;
+    if (m->type == RAFT_MSG_SNAPSHOT) {
+        a.type = RAFT_MSG_SNAPSHOT_RESP;
+        a.index = m->index;
+        a.log_term = m->log_term; /* hint_index 0: from the first byte */
+    } else if (m->type == RAFT_MSG_APPEND) {
+        a.type = RAFT_MSG_APPEND_RESP;
+        a.reject = true;
+        a.index = m->index; /* hint 0, term 0: nothing here */
+    } else {
+        a.type = RAFT_MSG_HEARTBEAT_RESP; /* seq 0: no lease, no ReadIndex round */
+    }
+    node_send(n, dm->range_id, &a);
+}
+
+/* REMOVAL: r's log holds, not applied yet, a configuration that has r and
+** is newer than `generation` (its generation estimated from above: the
+** applied one plus every configuration entry and split trigger up to it),
+** so r was added again since and may count for its quorums: not removed. */
+static bool config_pending_with_self(range_replica *r, uint64_t generation)
+{
+    raft_membership latest;
+    raft_status st;
+    raft_node_membership(r->raft, &latest);
+    raft_node_status(r->raft, &st);
+    if (!membership_has(&latest, r->id) || st.conf_index <= r->applied)
+        return false;
+    uint64_t estimate = r->desc.generation;
+    for (uint64_t i = r->applied + 1; i <= st.conf_index; i++) {
+        const raft_entry *e = raft_node_entry_at(r->raft, i);
+        if (e != NULL && (e->type == RAFT_ENTRY_CONFIG ||
+                          (e->type == RAFT_ENTRY_NORMAL && e->len >= REPLICA_SPLIT_HEADER &&
+                           e->data[0] == REPLICA_SPLIT_TAG)))
+            estimate++;
+    }
+    return estimate > generation;
+}
+
+/* REMOVAL: a REPLICA_MSG_REMOVED for range_id from `from`. */
+static void handle_removed_msg(range_node *n, uint64_t range_id, uint64_t from,
+                               uint64_t generation)
+{
+    range_replica *r = NULL;
+    for (size_t i = 0; i < n->n_replicas && r == NULL; i++)
+        if (n->replicas[i]->config.range_id == range_id)
+            r = n->replicas[i];
+    if (r == NULL || r->failed || r->remove_generation != 0)
+        return;
+    if (generation == 0) { /* a question: is `from` still a member? */
+        raft_membership latest;
+        if (!r->initialized)
+            return;
+        raft_node_membership(r->raft, &latest);
+        if (!membership_has(&r->membership, from) && !membership_has(&latest, from))
+            send_removed(n, range_id, from, r->desc.generation);
+        return;
+    }
+    if (r->desc.generation >= generation)
+        return; /* we know a newer configuration (or were made from one): stale news */
+    if (r->initialized && config_pending_with_self(r, generation))
+        return; /* added again since: a configuration with us is on its way */
+    BASE_INFO("range", "r%llu n%llu: n%llu says this replica was removed at generation %llu",
+              (unsigned long long)range_id, (unsigned long long)n->id, (unsigned long long)from,
+              (unsigned long long)generation);
+    r->remove_generation = generation;
+}
+
+/* REMOVAL: r (initialized) got a Raft message from a node that is a member
+** of neither its applied nor its latest configuration: tell it. */
+static void maybe_tell_removed(range_replica *r, uint64_t from)
+{
+    raft_membership latest;
+    if (!r->initialized || r->remove_generation != 0 || membership_has(&r->membership, from))
+        return;
+    raft_node_membership(r->raft, &latest);
+    if (!membership_has(&latest, from))
+        send_removed(r->node, r->config.range_id, from, r->desc.generation);
+}
+
+/* REMOVAL: not a member of its own latest configuration (or a learner that
+** knows no leader): ask the members now and then. */
+static void maybe_ask_removed(range_replica *r)
+{
+    raft_membership latest;
+    raft_status st;
+    if (!r->initialized || r->remove_generation != 0 || r->tick < r->removal_check_tick)
+        return;
+    r->removal_check_tick = r->tick + REPLICA_REMOVAL_CHECK_TICKS;
+    raft_node_membership(r->raft, &latest);
+    raft_node_status(r->raft, &st);
+    bool member = membership_has(&latest, r->id);
+    if (member && !(raft_membership_is_learner(&latest, r->id) && st.leader == RAFT_NONE))
+        return;
+    for (size_t i = 0; i < latest.n_voters + latest.n_learners; i++) {
+        uint64_t id = i < latest.n_voters ? latest.voters[i] : latest.learners[i - latest.n_voters];
+        if (id != r->id)
+            send_removed(r->node, r->config.range_id, id, 0);
+    }
+}
+
+/* A range removed from this store opened by its owner (server/ opens its
+** bootstrap ranges by id): RANGE_OK with a retired replica that answers
+** "not leader" to everything; nothing is made again. */
+static int replica_open_retired(range_node *n, const range_replica_config *config,
+                                uint64_t generation, range_replica **out)
+{
+    bool reused = false;
+    range_replica *r = NULL;
+    for (size_t i = 0; i < n->n_retired && r == NULL; i++)
+        if (n->retired[i]->config.range_id == config->range_id)
+            r = n->retired[i];
+    if (r == NULL) {
+        range_replica **grown =
+            base_realloc(n->retired, (n->n_retired + 1) * sizeof(*n->retired));
+        if (grown == NULL)
+            return RANGE_ERR_NOMEM;
+        n->retired = grown;
+        r = replica_struct_for(n, config->range_id, &reused);
+        if (r == NULL)
+            return RANGE_ERR_NOMEM;
+        int rc = replica_init_struct(r, n, config);
+        replica_release(r, RANGE_ERR_AMBIGUOUS, RANGE_ERR_UNAVAILABLE); /* nothing held */
+        if (rc != RANGE_OK) {
+            base_free(r);
+            return rc;
+        }
+        r->retired = true;
+        r->desc.range_id = config->range_id;
+        n->retired[n->n_retired++] = r;
+    }
+    BASE_WARN("range", "r%llu n%llu: removed from this store at generation %llu: not opened",
+              (unsigned long long)config->range_id, (unsigned long long)n->id,
+              (unsigned long long)generation);
+    if (out != NULL)
+        *out = r;
+    return RANGE_OK;
+}
+
+/* Bring a range's stored log in line with its state machine before the core
+** is made from it (node_open_locked): a new range's initial point
+** (REPLICA_INITIAL_INDEX, written log first: a crash between is seen and
+** finished here), and the cut of an installed snapshot ('s') a crash lost,
+** with a hard state at least of the snapshot's term. *ls is reloaded when
+** anything changed. */
+static int open_fix_log(range_replica *r, replica_log_state *ls, uint64_t snap_index,
+                        uint64_t snap_term)
+{
+    storage_engine *e = r->node->config.engine;
+    uint8_t key[REPLICA_KEY_SIZE_MAX], val[8];
+    uint64_t seq = 0;
+    bool changed = false, fresh = !ls->has_hard_state && ls->n_entries == 0 &&
+                                  ls->compact_index == 0;
+    int rc = RANGE_OK;
+    if (fresh && snap_index == 0 &&
+        (r->applied == 0 || r->applied == REPLICA_INITIAL_INDEX)) {
+        raft_hard_state hs = {.term = REPLICA_INITIAL_TERM, .commit = REPLICA_INITIAL_INDEX};
+        rc = r->log->ops->save(r->log, &hs, NULL, 0, &seq);
+        if (rc == RANGE_OK)
+            rc = r->log->ops->reset(r->log, REPLICA_INITIAL_INDEX, REPLICA_INITIAL_TERM);
+        changed = true;
+    } else if (snap_index > ls->compact_index) {
+        const raft_entry *at = snap_index <= ls->compact_index + ls->n_entries
+                                   ? &ls->entries[snap_index - ls->compact_index - 1]
+                                   : NULL;
+        rc = at != NULL && at->term == snap_term
+                 ? r->log->ops->compact(r->log, snap_index, snap_term)
+                 : r->log->ops->reset(r->log, snap_index, snap_term);
+        changed = true;
+    }
+    if (rc == RANGE_OK && snap_index > 0 &&
+        (!ls->has_hard_state || ls->hard_state.term < snap_term)) {
+        /* the snapshot was durable before its hard state: a term no lower */
+        raft_hard_state hs = {.term = snap_term, .commit = snap_index};
+        rc = r->log->ops->save(r->log, &hs, NULL, 0, &seq);
+        changed = true;
+    }
+    if (rc == RANGE_OK && r->applied == 0 && snap_index == 0 &&
+        (fresh || (ls->compact_index == REPLICA_INITIAL_INDEX && ls->n_entries == 0))) {
+        /* the initial state is the state at the initial point */
+        storage_batch_clear(r->batch);
+        replica__put_u64(val, REPLICA_INITIAL_INDEX);
+        int src = storage_batch_put_raw(r->batch, key,
+                                        replica__key(key, r->config.range_id, 'a', 0, 0, 0),
+                                        val, 8);
+        if (src == STORAGE_OK)
+            src = storage_write(e, r->batch, r->node->config.sync);
+        storage_batch_clear(r->batch);
+        rc = src == STORAGE_OK ? RANGE_OK : map_storage(src);
+        if (rc == RANGE_OK)
+            r->applied = REPLICA_INITIAL_INDEX;
+    }
+    if (rc == RANGE_OK && changed) {
+        replica__log_state_free(ls);
+        rc = r->log->ops->load(r->log, ls);
+    }
+    return rc;
+}
+
 static bool config_ok(const range_node *n, const range_replica_config *config)
 {
     bool self_in = false;
@@ -984,12 +2106,22 @@ static bool config_ok(const range_node *n, const range_replica_config *config)
     return self_in;
 }
 
+/* ON DEMAND: replicas made on demand take the tuning of the owner's last
+** open call. */
+static void node_remember_defaults(range_node *n, const range_replica_config *config)
+{
+    n->defaults = *config;
+    n->defaults.descriptor = NULL;
+    n->defaults.n_peers = 0;
+}
+
 int range_node_add_replica(range_node *n, const range_replica_config *config,
                            range_replica **out)
 {
     if (n == NULL || !config_ok(n, config))
         return RANGE_ERR_INVALID;
     pthread_mutex_lock(&n->mu);
+    node_remember_defaults(n, config);
     int rc = node_open_locked(n, config, out);
     pthread_mutex_unlock(&n->mu);
     return rc;
@@ -1002,8 +2134,11 @@ static int node_open_locked(range_node *n, const range_replica_config *config,
 {
     range_replica *r = NULL;
     replica_log_state ls = {0}; /* owner: this function */
-    uint64_t truncated_to = 0;
-    bool raw_exists = false;
+    uint64_t truncated_to = 0, tomb = 0, snap_index = 0, snap_term = 0;
+    bool reused = false, found_m = false;
+    base_buf probe = {0}; /* owner: this function */
+    uint8_t key[REPLICA_KEY_SIZE_MAX];
+    raft_config rc_cfg;
     int rc;
 
     rc = RANGE_ERR_INVALID;
@@ -1014,51 +2149,53 @@ static int node_open_locked(range_node *n, const range_replica_config *config,
         rc = RANGE_ERR_BUSY;
         goto cleanup;
     }
-    rc = RANGE_ERR_NOMEM;
-    r = base_calloc(1, sizeof(*r));
-    if (r == NULL)
-        goto cleanup;
-    r->node = n;
-    r->config = *config;
-    r->config.descriptor = NULL; /* borrowed for this call only; r->desc keeps it */
-    if (r->config.proposal_timeout_ticks <= 0)
-        r->config.proposal_timeout_ticks = REPLICA_DEFAULT_PROPOSAL_TIMEOUT_TICKS;
-    if (r->config.log_truncate_entries == 0)
-        r->config.log_truncate_entries = RANGE_LOG_TRUNCATE_ENTRIES;
-    r->id = n->id;
-    r->batch = storage_batch_new();
-    if (r->batch == NULL)
-        goto cleanup;
-    if (n->config.log != NULL) {
-        /* A store keeps the layout it was created with (range.h). */
-        rc = replica__log_raw_exists(n->config.engine, config->range_id, &raw_exists);
-        if (rc != RANGE_OK)
-            goto cleanup;
-        if (raw_exists) {
-            BASE_ERROR("range", "r%llu n%llu: this store keeps the range's Raft log in the "
-                       "storage engine (the layout before the shared Raft log); it cannot be "
-                       "opened over a shared log: use the version that created it, or a new "
-                       "store", (unsigned long long)config->range_id, (unsigned long long)n->id);
-            rc = RANGE_ERR_CORRUPT;
+    /* REMOVAL: a range removed from this store (tombstone, no descriptor) is
+    ** not made again from a config: its replica stays retired */
+    rc = load_tombstone(n->config.engine, config->range_id, &tomb);
+    if (rc == RANGE_OK && tomb != 0) {
+        int g = storage_get_raw(n->config.engine, key,
+                                replica__key(key, config->range_id, 'd', 0, 0, 0), &probe);
+        if (g == STORAGE_NOT_FOUND) {
+            rc = replica_open_retired(n, config, tomb, out);
             goto cleanup;
         }
-        rc = replica__log_shared_open(n->config.log, config->range_id, n->config.sync, &r->log);
-    } else {
-        rc = replica__log_raw_open(n->config.engine, config->range_id, n->config.sync, &r->log);
+        rc = g == STORAGE_OK ? RANGE_OK : map_storage(g);
     }
     if (rc != RANGE_OK)
         goto cleanup;
-    rc = r->log->ops->load(r->log, &ls);
-    if (rc != RANGE_OK)
+    range_replica **grown =
+        base_realloc(n->replicas, (n->n_replicas + 1) * sizeof(*n->replicas));
+    if (grown == NULL) {
+        rc = RANGE_ERR_NOMEM;
         goto cleanup;
-    rc = load_applied(n->config.engine, config->range_id, 'a', &r->applied);
+    }
+    n->replicas = grown;
+    rc = RANGE_ERR_NOMEM;
+    r = replica_struct_for(n, config->range_id, &reused);
+    if (r == NULL)
+        goto cleanup;
+    rc = replica_init_struct(r, n, config);
+    if (rc == RANGE_OK)
+        rc = replica_open_log(r);
+    if (rc == RANGE_OK)
+        rc = r->log->ops->load(r->log, &ls);
+    if (rc == RANGE_OK)
+        rc = load_applied(n->config.engine, config->range_id, 'a', &r->applied);
     if (rc == RANGE_OK)
         rc = load_applied(n->config.engine, config->range_id, 't', &truncated_to);
-    if (rc != RANGE_OK)
-        goto cleanup;
-    rc = load_descriptor(n, config, &r->desc);
+    if (rc == RANGE_OK)
+        rc = load_descriptor(n, config, &r->desc);
     if (rc == RANGE_OK)
         rc = load_floor(n->config.engine, config->range_id, &r->split_floor);
+    if (rc == RANGE_OK)
+        rc = load_membership(n->config.engine, config->range_id, &r->membership, &found_m);
+    if (rc == RANGE_OK)
+        rc = load_snapshot_point(n->config.engine, config->range_id, &snap_index, &snap_term);
+    if (rc != RANGE_OK)
+        goto cleanup;
+    if (!found_m)
+        membership_of_desc(&r->desc, &r->membership);
+    rc = open_fix_log(r, &ls, snap_index, snap_term);
     if (rc != RANGE_OK)
         goto cleanup;
     if (r->applied > ls.compact_index + ls.n_entries || r->applied < ls.compact_index ||
@@ -1072,24 +2209,13 @@ static int node_open_locked(range_node *n, const range_replica_config *config,
         rc = RANGE_ERR_CORRUPT;
         goto cleanup;
     }
-
-    raft_config rc_cfg;
-    raft_config_default(&rc_cfg);
-    rc_cfg.id = n->id;
-    for (size_t i = 0; i < config->n_peers; i++)
-        rc_cfg.voters[i] = config->peers[i];
-    rc_cfg.n_voters = config->n_peers;
-    if (config->election_ticks > 0)
-        rc_cfg.election_ticks = config->election_ticks;
-    if (config->heartbeat_ticks > 0)
-        rc_cfg.heartbeat_ticks = config->heartbeat_ticks;
-    rc_cfg.applied = r->applied;
-    rc_cfg.random_seed = config->random_seed ^ (n->id * 0x9e3779b97f4a7c15ULL);
-    raft_snapshot snap = {.index = ls.compact_index, .term = ls.compact_term};
-    /* the membership at the compaction point: range replicas change no
-    ** membership yet, so it is the bootstrap one */
-    memcpy(snap.membership.voters, rc_cfg.voters, sizeof(snap.membership.voters));
-    snap.membership.n_voters = rc_cfg.n_voters;
+    r->initialized = true;
+    replica_raft_config(r, &rc_cfg);
+    /* the membership at the compaction point: the applied one serves (a
+    ** configuration entry between them is in the log and wins; it is
+    ** committed, so no truncation ever falls back to this one) */
+    raft_snapshot snap = {.index = ls.compact_index, .term = ls.compact_term,
+                          .membership = r->membership};
     int rrc = raft_node_restore(&rc_cfg, ls.has_hard_state ? &ls.hard_state : NULL,
                                 ls.compact_index > 0 ? &snap : NULL, ls.entries, ls.n_entries,
                                 &r->raft);
@@ -1102,13 +2228,7 @@ static int node_open_locked(range_node *n, const range_replica_config *config,
     }
     if (truncated_to > ls.compact_index && truncated_to <= r->applied)
         r->truncate_to = truncated_to; /* applied, not carried out: at the next event */
-    range_replica **grown =
-        base_realloc(n->replicas, (n->n_replicas + 1) * sizeof(*n->replicas));
-    if (grown == NULL) {
-        rc = RANGE_ERR_NOMEM;
-        goto cleanup;
-    }
-    n->replicas = grown;
+    r->trunc_base = truncated_to;
     n->replicas[n->n_replicas++] = r;
     if (out != NULL)
         *out = r;
@@ -1116,7 +2236,8 @@ static int node_open_locked(range_node *n, const range_replica_config *config,
     rc = RANGE_OK;
 cleanup:
     replica__log_state_free(&ls);
-    replica_free(r);
+    replica_struct_back(n, r, reused);
+    base_buf_free(&probe);
     return rc;
 }
 
@@ -1130,6 +2251,7 @@ int range_node_open_stored(range_node *n, const range_replica_config *defaults, 
     if (n == NULL || defaults == NULL)
         return RANGE_ERR_INVALID;
     pthread_mutex_lock(&n->mu);
+    node_remember_defaults(n, defaults);
     int rc = hosted_load_locked(n);
     for (size_t i = 0; rc == RANGE_OK && i < n->n_hosted; i++) {
         uint64_t id = n->hosted[i];
@@ -1153,8 +2275,11 @@ int range_node_open_stored(range_node *n, const range_replica_config *defaults, 
                 cfg.n_peers = d.n_replicas;
                 cfg.random_seed = defaults->random_seed ^ (id * 0xbf58476d1ce4e5b9ULL);
                 cfg.descriptor = NULL; /* the stored one */
-                orc = d.range_id != id || !config_ok(n, &cfg) ? RANGE_ERR_CORRUPT
-                                                              : node_open_locked(n, &cfg, NULL);
+                /* a learner is no voter of its descriptor: its configuration
+                ** comes from 'm' */
+                orc = d.range_id != id || cfg.n_peers > RAFT_MAX_VOTERS
+                          ? RANGE_ERR_CORRUPT
+                          : node_open_locked(n, &cfg, NULL);
                 range_descriptor_free(&d);
             } else if (orc != RANGE_ERR_NOMEM) {
                 orc = RANGE_ERR_CORRUPT;
@@ -1177,10 +2302,15 @@ int range_node_open_stored(range_node *n, const range_replica_config *defaults, 
 
 size_t range_node_replica_ids(range_node *n, uint64_t *ids, size_t max)
 {
+    size_t count = 0;
     pthread_mutex_lock(&n->mu);
-    size_t count = n->n_replicas;
-    for (size_t i = 0; i < count && i < max; i++)
-        ids[i] = n->replicas[i]->config.range_id;
+    for (size_t i = 0; i < n->n_replicas; i++) {
+        if (!n->replicas[i]->initialized)
+            continue; /* made on demand, no state yet */
+        if (count < max)
+            ids[count] = n->replicas[i]->config.range_id;
+        count++;
+    }
     pthread_mutex_unlock(&n->mu);
     return count;
 }
@@ -1192,6 +2322,8 @@ range_replica *replica__node_find(range_node *n, const uint8_t *key, size_t key_
     pthread_mutex_lock(&n->mu);
     for (size_t i = 0; i < n->n_replicas && found == NULL; i++) {
         const range_descriptor *d = &n->replicas[i]->desc;
+        if (!n->replicas[i]->initialized)
+            continue;
         if (ending_at ? d->end_len > 0 && range__key_cmp(d->end_key, d->end_len, key, key_len) == 0
                       : range_descriptor_contains(d, key, key_len))
             found = n->replicas[i];
@@ -1210,7 +2342,7 @@ range_replica *range_node_replica(range_node *n, uint64_t range_id)
     range_replica *found = NULL;
     pthread_mutex_lock(&n->mu);
     for (size_t i = 0; i < n->n_replicas; i++)
-        if (n->replicas[i]->config.range_id == range_id)
+        if (n->replicas[i]->config.range_id == range_id && n->replicas[i]->initialized)
             found = n->replicas[i];
     pthread_mutex_unlock(&n->mu);
     return found;
@@ -1223,6 +2355,11 @@ static int replica_serving_check(range_replica *r, uint64_t *leader_hint)
 {
     if (r->failed)
         return RANGE_ERR_IO;
+    if (r->retired || !r->initialized || r->remove_generation != 0) {
+        if (leader_hint != NULL)
+            *leader_hint = 0; /* removed, or not made yet: nobody to name */
+        return RANGE_ERR_NOT_LEADER;
+    }
     raft_status st;
     raft_node_status(r->raft, &st);
     if (st.role != RAFT_LEADER) {
@@ -1519,6 +2656,12 @@ void range_replica_get_status(range_replica *r, range_replica_status *out)
     raft_status st;
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&r->node->mu);
+    if (r->raft == NULL) { /* removed */
+        out->range_id = r->config.range_id;
+        out->node_id = r->id;
+        pthread_mutex_unlock(&r->node->mu);
+        return;
+    }
     raft_node_status(r->raft, &st);
     out->range_id = r->config.range_id;
     out->node_id = r->id;
@@ -1537,7 +2680,9 @@ int range_replica_descriptor(range_replica *r, range_descriptor *out)
 {
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&r->node->mu);
-    int rc = range_descriptor_copy(out, &r->desc);
+    /* removed, or made on demand and not initialized: it has none */
+    int rc = r->initialized && !r->retired ? range_descriptor_copy(out, &r->desc)
+                                           : RANGE_ERR_UNAVAILABLE;
     pthread_mutex_unlock(&r->node->mu);
     return rc;
 }
@@ -1547,7 +2692,8 @@ int range_replica_campaign(range_replica *r)
     raft_update u;
     pthread_mutex_lock(&r->node->mu);
     raft_event ev = {.type = RAFT_EVENT_CAMPAIGN};
-    int rrc = r->failed ? RAFT_ERR_BUSY : replica_step(r, &ev, &u);
+    int rrc = r->failed || r->raft == NULL || r->remove_generation != 0 ? RAFT_ERR_BUSY
+                                                                       : replica_step(r, &ev, &u);
     pthread_mutex_unlock(&r->node->mu);
     return rrc == RAFT_OK ? RANGE_OK : RANGE_ERR_BUSY;
 }
@@ -1597,12 +2743,178 @@ cleanup:
     return rc;
 }
 
+/* ---- replica changes (docs/range.md, "Replica changes and snapshots") ------- */
+
+/* The next Raft configuration change toward "node_id is a voter" (ADD) or
+** "node_id is no member" (REMOVE) from the latest configuration (committed
+** or not: the core allows one uncommitted change at a time). */
+int range_replica_change_replicas(range_replica *r, range_replica_change_type type,
+                                  uint64_t node_id, range_propose_fn cb, void *ctx,
+                                  uint64_t *leader_hint, bool *done)
+{
+    range_node *n;
+    raft_membership m;
+    raft_status st;
+    raft_update u;
+    raft_event ev = {.type = RAFT_EVENT_CONF_CHANGE, .conf_node = node_id};
+    int rc;
+    if (leader_hint != NULL)
+        *leader_hint = 0;
+    if (done != NULL)
+        *done = false;
+    if (r == NULL || node_id == 0 || cb == NULL || done == NULL ||
+        (type != RANGE_REPLICA_ADD && type != RANGE_REPLICA_REMOVE))
+        return RANGE_ERR_INVALID;
+    n = r->node;
+    pthread_mutex_lock(&n->mu);
+    rc = replica_serving_check(r, leader_hint);
+    if (rc != RANGE_OK)
+        goto cleanup;
+    raft_node_membership(r->raft, &m);
+    raft_node_status(r->raft, &st);
+    if (st.first_index <= 1) {
+        /* a log from index 1 (a range of the version before the initial
+        ** point) would catch a new replica up from entries alone, without
+        ** the range's initial data */
+        BASE_WARN("range", "r%llu: replica change refused: its Raft log starts at index 1; "
+                  "it can change once its log has been truncated",
+                  (unsigned long long)r->config.range_id);
+        rc = RANGE_ERR_INVALID;
+        goto cleanup;
+    }
+    if (type == RANGE_REPLICA_ADD) {
+        if (raft_membership_is_voter(&m, node_id)) {
+            *done = true; /* one replica per node: already there */
+            goto cleanup;
+        }
+        ev.conf_change = raft_membership_is_learner(&m, node_id) ? RAFT_CONF_PROMOTE
+                                                                 : RAFT_CONF_ADD_LEARNER;
+    } else {
+        if (!membership_has(&m, node_id)) {
+            *done = true;
+            goto cleanup;
+        }
+        if (node_id == r->id) {
+            /* the leader does not remove itself: it hands the lease to
+            ** another voter, which then removes it */
+            uint64_t target = 0;
+            for (size_t i = 0; i < m.n_voters && target == 0; i++)
+                if (m.voters[i] != r->id)
+                    target = m.voters[i];
+            if (target == 0) {
+                rc = RANGE_ERR_INVALID; /* the last voter */
+                goto cleanup;
+            }
+            raft_event tev = {.type = RAFT_EVENT_TRANSFER, .transfer_to = target};
+            int trc = replica_step(r, &tev, &u);
+            if (trc == RAFT_OK || trc == RAFT_ERR_TRANSFERRING) {
+                if (leader_hint != NULL)
+                    *leader_hint = st.transfer_to != 0 ? st.transfer_to : target;
+                rc = RANGE_ERR_NOT_LEADER;
+            } else {
+                rc = trc == RAFT_ERR_NOMEM ? RANGE_ERR_NOMEM : RANGE_ERR_BUSY;
+            }
+            goto cleanup;
+        }
+        ev.conf_change = RAFT_CONF_REMOVE;
+    }
+    if (r->n_waiters >= RANGE_PROPOSALS_PENDING_MAX) {
+        rc = RANGE_ERR_BUSY;
+        goto cleanup;
+    }
+    if (r->waiters == NULL) {
+        r->waiters = base_calloc(RANGE_PROPOSALS_PENDING_MAX, sizeof(*r->waiters));
+        if (r->waiters == NULL) {
+            rc = RANGE_ERR_NOMEM;
+            goto cleanup;
+        }
+    }
+    int rrc = raft_step(r->raft, &ev, &u);
+    switch (rrc) {
+    case RAFT_OK: {
+        replica_waiter *w = &r->waiters[r->n_waiters++];
+        w->txn_id = REPLICA_CONF_TXN_ID;
+        w->seq = u.proposed_index;
+        w->index = u.proposed_index;
+        w->term = u.proposed_term;
+        w->deadline_tick = UINT64_MAX; /* resolves at apply, or dropped */
+        w->cb = cb;
+        w->ctx = ctx;
+        BASE_INFO("range", "r%llu n%llu: %s n%llu proposed at index %llu",
+                  (unsigned long long)r->config.range_id, (unsigned long long)r->id,
+                  ev.conf_change == RAFT_CONF_ADD_LEARNER ? "add learner"
+                  : ev.conf_change == RAFT_CONF_PROMOTE   ? "promote"
+                                                          : "remove",
+                  (unsigned long long)node_id, (unsigned long long)u.proposed_index);
+        rc = RANGE_OK;
+        break;
+    }
+    case RAFT_ERR_NOT_LEADER:
+    case RAFT_ERR_TRANSFERRING:
+        if (leader_hint != NULL)
+            *leader_hint = u.leader_hint;
+        rc = RANGE_ERR_NOT_LEADER;
+        break;
+    case RAFT_ERR_CONF_PENDING:  /* a change not committed yet */
+    case RAFT_ERR_NOT_CAUGHT_UP: /* the learner is still catching up */
+    case RAFT_ERR_BUSY:
+        rc = RANGE_ERR_BUSY;
+        break;
+    case RAFT_ERR_NOMEM:
+        rc = RANGE_ERR_NOMEM;
+        break;
+    default:
+        rc = RANGE_ERR_INVALID; /* a group at RAFT_MAX_VOTERS, the last voter */
+        break;
+    }
+    replica_process(r, &u);
+cleanup:
+    pthread_mutex_unlock(&n->mu);
+    return rc;
+}
+
+int range_replica_membership(range_replica *r, raft_membership *applied,
+                             raft_membership *latest)
+{
+    int rc = RANGE_OK;
+    pthread_mutex_lock(&r->node->mu);
+    if (!r->initialized || r->raft == NULL) {
+        rc = RANGE_ERR_UNAVAILABLE;
+        if (applied != NULL)
+            memset(applied, 0, sizeof(*applied));
+        if (latest != NULL)
+            memset(latest, 0, sizeof(*latest));
+    } else {
+        if (applied != NULL)
+            *applied = r->membership;
+        if (latest != NULL)
+            raft_node_membership(r->raft, latest);
+    }
+    pthread_mutex_unlock(&r->node->mu);
+    return rc;
+}
+
+void replica__cancel_waiter(range_replica *r, range_propose_fn cb, void *ctx)
+{
+    pthread_mutex_lock(&r->node->mu);
+    for (size_t i = 0; i < r->n_waiters; i++) {
+        if (r->waiters[i].cb == cb && r->waiters[i].ctx == ctx) {
+            r->waiters[i] = r->waiters[--r->n_waiters];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&r->node->mu);
+}
+
 /* ---- the node driver -------------------------------------------------------- */
 
 /* Leader: propose a log truncation when the log holds log_truncate_entries
 ** and at least half of them are applied here and stored on every member
 ** (docs/range.md, "Log truncation"). One proposal at a time: the next only
 ** once this replica has applied past the previous one's index. */
+#define REPLICA_TRUNCATE_LAGGARD_FACTOR 4 /* log entries (x log_truncate_entries) kept
+                                            for a member that is behind */
+
 static void replica_maybe_truncate(range_replica *r)
 {
     uint64_t keep = (uint64_t)r->config.log_truncate_entries, min_match = 0, term = 0;
@@ -1612,12 +2924,17 @@ static void replica_maybe_truncate(range_replica *r)
     if (r->config.log_truncate_entries <= 0 || r->failed || r->truncate_proposed > r->applied)
         return;
     raft_node_status(r->raft, &st);
-    if (st.role != RAFT_LEADER || st.last_index - st.snapshot_index < keep)
+    /* the members keep their logs from the last truncation entry (or
+    ** further back: this leader's own log may be shorter after a snapshot) */
+    uint64_t base = BASE_MIN(r->trunc_base, st.snapshot_index);
+    if (st.role != RAFT_LEADER || st.last_index - base < keep)
         return;
     if (raft_node_min_match(r->raft, &min_match) != RAFT_OK)
         return;
     uint64_t x = min_match < r->applied ? min_match : r->applied;
-    if (x <= st.snapshot_index || x - st.snapshot_index < keep / 2 ||
+    if (st.last_index - base >= REPLICA_TRUNCATE_LAGGARD_FACTOR * keep)
+        x = r->applied; /* a member that far behind catches up by a snapshot */
+    if (x < st.snapshot_index || x <= base || x - base < keep / 2 ||
         raft_node_term_at(r->raft, x, &term) != RAFT_OK)
         return;
     data[0] = REPLICA_TRUNCATE_TAG;
@@ -1633,9 +2950,16 @@ static void replica_maybe_truncate(range_replica *r)
 static void replica_tick(range_replica *r)
 {
     raft_update u;
-    if (r->failed)
+    if (r->failed || r->remove_generation != 0 || r->discard)
         return;
     r->tick++;
+    if (!r->initialized && ++r->quiet_ticks > REPLICA_UNINIT_QUIET_TICKS) {
+        BASE_INFO("range", "r%llu n%llu: no snapshot came for the replica made on demand: "
+                  "dropped", (unsigned long long)r->config.range_id, (unsigned long long)r->id);
+        r->discard = true;
+        return;
+    }
+    maybe_ask_removed(r);
     if (r->campaign_next_tick) {
         r->campaign_next_tick = false;
         raft_event cev = {.type = RAFT_EVENT_CAMPAIGN};
@@ -1675,6 +2999,7 @@ void range_node_tick(range_node *n)
     n->ticks++;
     for (size_t i = 0; i < n->n_replicas; i++)
         replica_tick(n->replicas[i]);
+    node_reap_locked(n);
     if (n->config.log != NULL && n->purge_wanted && !n->purging && !n->log_failed &&
         n->ticks - n->purge_tick >= REPLICA_PURGE_TICKS) {
         n->purge_wanted = false;
@@ -1789,14 +3114,26 @@ bool range_node_handle_rpc(range_node *n, rpc_transport *t, const rpc_message *m
         goto cleanup;
     }
     pthread_mutex_lock(&n->mu);
+    if ((int)dm.msg.type == REPLICA_MSG_REMOVED) {
+        handle_removed_msg(n, dm.range_id, dm.msg.from, dm.msg.index);
+        node_reap_locked(n);
+        pthread_mutex_unlock(&n->mu);
+        goto cleanup;
+    }
     range_replica *r = NULL;
     for (size_t i = 0; i < n->n_replicas; i++)
         if (n->replicas[i]->config.range_id == dm.range_id)
             r = n->replicas[i];
+    if (r == NULL)
+        r = node_replica_on_demand_locked(n, &dm);
     if (r == NULL) {
-        BASE_DEBUG("range", "n%llu: message for unknown range r%llu dropped",
-                   (unsigned long long)n->id, (unsigned long long)dm.range_id);
-    } else if (!r->failed) {
+        BASE_DEBUG("range", "n%llu: %s for unknown range r%llu answered as an empty log",
+                   (unsigned long long)n->id, raft_message_type_name(dm.msg.type),
+                   (unsigned long long)dm.range_id);
+        answer_unhosted(n, &dm);
+    } else if (!r->failed && r->remove_generation == 0 && !r->discard) {
+        r->quiet_ticks = 0;
+        maybe_tell_removed(r, dm.msg.from);
         raft_event ev = {.type = RAFT_EVENT_MESSAGE, .message = &dm.msg};
         int rrc = replica_step(r, &ev, &u);
         if (rrc == RAFT_ERR_INVALID)
@@ -1804,6 +3141,7 @@ bool range_node_handle_rpc(range_node *n, rpc_transport *t, const rpc_message *m
                       (unsigned long long)dm.range_id, (unsigned long long)n->id,
                       raft_message_type_name(dm.msg.type), (unsigned long long)msg->from);
     }
+    node_reap_locked(n);
     pthread_mutex_unlock(&n->mu);
 cleanup:
     range_raft_msg_free(&dm);
@@ -1882,9 +3220,13 @@ void range_node_free(range_node *n)
     pthread_mutex_lock(&n->mu);
     for (size_t i = 0; i < n->n_replicas; i++)
         replica_free(n->replicas[i]);
+    for (size_t i = 0; i < n->n_retired; i++)
+        replica_free(n->retired[i]);
     base_free(n->replicas);
+    base_free(n->retired);
     base_free(n->hosted);
     base_buf_free(&n->send_buf);
+    base_buf_free(&n->snap_buf);
     pthread_mutex_unlock(&n->mu);
     pthread_cond_destroy(&n->sync_cv);
     pthread_mutex_destroy(&n->mu);

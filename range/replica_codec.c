@@ -7,12 +7,22 @@
 **   version (1 byte, RANGE_CODEC_VERSION) | range_id | type (1 byte) |
 **   flags (1 byte: bit0 reject, bit1 force) | from | to | term | log_term |
 **   index | commit | hint_index | seq | n_entries |
-**   n_entries x { term | index | entry type (1 byte) | len | len bytes }
+**   n_entries x { term | index | entry type (1 byte) | len | len bytes } |
+**   [SNAPSHOT only: len | len bytes (the chunk at offset seq)]
+** type is a raft_message_type (APPEND .. SNAPSHOT_RESP), or
+** REPLICA_MSG_REMOVED (range level, never given to the core: "range_id no
+** longer has `to` as a member as of generation `index`", replica_int.h).
+** A SNAPSHOT chunk is at most RANGE_CODEC_CHUNK_MAX bytes and ends within
+** REPLICA_SNAPSHOT_STREAM_MAX bytes of the stream (seq + len).
 ** Command (RAFT_ENTRY_NORMAL data):
 **   version (1 byte) | txn_id | seq | commit wall (u64 of int64) |
 **   commit logical (u64 of int32) | n_writes |
 **   n_writes x { flags (1 byte: bit0 tombstone) | key_len | key |
 **                value_len | value }        (no value bytes for tombstones)
+**   version 1: nothing more. Version 2 (written only when the command has
+**   raw writes, so version-1 commands keep their bytes): then n_raw (>= 1,
+**   <= RANGE_COMMAND_WRITES_MAX) x { kind (1 byte, range_raw_kind) |
+**   key_len | key | value_len | value }   (no value bytes for DELETE)
 **
 ** Invariants: a decoder reads only inside [data, data + len), rejects a
 ** varint longer than 10 bytes or overflowing 64 bits, every count above its
@@ -36,14 +46,18 @@ typedef range__reader reader;
 
 static bool raft_type_carried(int type)
 {
-    return type >= RAFT_MSG_APPEND && type <= RAFT_MSG_TIMEOUT_NOW;
+    return (type >= RAFT_MSG_APPEND && type <= RAFT_MSG_SNAPSHOT_RESP) ||
+           type == REPLICA_MSG_REMOVED;
 }
 
 int range_raft_msg_encode(uint64_t range_id, const raft_message *m, base_buf *out)
 {
     int rc = 0;
     if (m == NULL || out == NULL || !raft_type_carried((int)m->type) ||
-        m->n_entries > RANGE_CODEC_ENTRIES_MAX)
+        m->n_entries > RANGE_CODEC_ENTRIES_MAX ||
+        (m->type != RAFT_MSG_SNAPSHOT && m->len > 0) ||
+        (m->len > 0 && m->data == NULL) || m->len > RANGE_CODEC_CHUNK_MAX ||
+        (m->type == RAFT_MSG_SNAPSHOT && m->seq > REPLICA_SNAPSHOT_STREAM_MAX - m->len))
         return RANGE_ERR_INVALID;
     rc |= put_u8(out, RANGE_CODEC_VERSION);
     rc |= range__put_varint(out, range_id);
@@ -66,6 +80,11 @@ int range_raft_msg_encode(uint64_t range_id, const raft_message *m, base_buf *ou
         rc |= range__put_varint(out, e->len);
         if (e->len > 0)
             rc |= base_buf_append(out, e->data, e->len);
+    }
+    if (m->type == RAFT_MSG_SNAPSHOT && rc == 0) {
+        rc |= range__put_varint(out, m->len);
+        if (m->len > 0)
+            rc |= base_buf_append(out, m->data, m->len);
     }
     return rc == 0 ? RANGE_OK : RANGE_ERR_NOMEM;
 }
@@ -98,7 +117,8 @@ int range_raft_msg_decode(const uint8_t *data, size_t len, range_raft_msg *out)
     m->hint_index = range__get_varint(&r);
     m->seq = range__get_varint(&r);
     uint64_t n = range__get_varint(&r);
-    if (r.bad || m->from == RAFT_NONE || m->to == RAFT_NONE || n > RANGE_CODEC_ENTRIES_MAX)
+    if (r.bad || m->from == RAFT_NONE || m->to == RAFT_NONE || n > RANGE_CODEC_ENTRIES_MAX ||
+        (n > 0 && m->type != RAFT_MSG_APPEND))
         goto cleanup;
     /* Each entry takes at least 4 bytes: a cheap bound before allocating. */
     if (n > (uint64_t)(r.end - r.p) / 4)
@@ -128,6 +148,15 @@ int range_raft_msg_decode(const uint8_t *data, size_t len, range_raft_msg *out)
         if (elen == 0)
             e->data = NULL;
     }
+    if (m->type == RAFT_MSG_SNAPSHOT) {
+        uint64_t dlen = range__get_varint(&r);
+        const uint8_t *bytes = range__get_raw(&r, dlen);
+        if (r.bad || n > 0 || dlen > RANGE_CODEC_CHUNK_MAX ||
+            m->seq > REPLICA_SNAPSHOT_STREAM_MAX - dlen)
+            goto cleanup;
+        m->data = dlen > 0 ? (uint8_t *)bytes : NULL; /* borrowed from the payload */
+        m->len = (size_t)dlen;
+    }
     if (r.p != r.end)
         goto cleanup; /* trailing bytes */
     m->entries = entries;
@@ -156,6 +185,17 @@ int range_command_encode(const range_command *cmd, base_buf *out)
         (cmd->write_count > 0 && cmd->writes == NULL) || cmd->commit_ts.wall_ns < 0 ||
         cmd->commit_ts.logical < 0)
         return RANGE_ERR_INVALID;
+    if (cmd->raw_write_count > RANGE_COMMAND_WRITES_MAX ||
+        (cmd->raw_write_count > 0 && cmd->raw_writes == NULL))
+        return RANGE_ERR_INVALID;
+    for (size_t i = 0; i < cmd->raw_write_count; i++) {
+        const range_raw_write *w = &cmd->raw_writes[i];
+        if (w->key == NULL || w->key_len == 0 || w->key_len > STORAGE_KEY_SIZE_MAX ||
+            w->kind > RANGE_RAW_RESOLVE ||
+            (w->kind != RANGE_RAW_DELETE &&
+             (w->value_len > STORAGE_VALUE_SIZE_MAX || (w->value_len > 0 && w->value == NULL))))
+            return RANGE_ERR_INVALID;
+    }
     for (size_t i = 0; i < cmd->write_count; i++)
         if (cmd->writes[i].key == NULL || cmd->writes[i].key_len == 0 ||
             cmd->writes[i].key_len > STORAGE_KEY_SIZE_MAX ||
@@ -163,7 +203,7 @@ int range_command_encode(const range_command *cmd, base_buf *out)
             (!cmd->writes[i].tombstone && cmd->writes[i].value_len > 0 &&
              cmd->writes[i].value == NULL))
             return RANGE_ERR_INVALID;
-    rc |= put_u8(out, RANGE_CODEC_VERSION);
+    rc |= put_u8(out, cmd->raw_write_count > 0 ? RANGE_COMMAND_VERSION_RAW : RANGE_CODEC_VERSION);
     rc |= range__put_varint(out, cmd->txn_id);
     rc |= range__put_varint(out, cmd->seq);
     rc |= range__put_varint(out, (uint64_t)cmd->commit_ts.wall_ns);
@@ -180,7 +220,58 @@ int range_command_encode(const range_command *cmd, base_buf *out)
                 rc |= base_buf_append(out, w->value, w->value_len);
         }
     }
+    if (cmd->raw_write_count > 0)
+        rc |= range__put_varint(out, cmd->raw_write_count);
+    for (size_t i = 0; i < cmd->raw_write_count && rc == 0; i++) {
+        const range_raw_write *w = &cmd->raw_writes[i];
+        rc |= put_u8(out, w->kind);
+        rc |= range__put_varint(out, w->key_len);
+        rc |= base_buf_append(out, w->key, w->key_len);
+        if (w->kind != RANGE_RAW_DELETE) {
+            rc |= range__put_varint(out, w->value_len);
+            if (w->value_len > 0)
+                rc |= base_buf_append(out, w->value, w->value_len);
+        }
+    }
     return rc == 0 ? RANGE_OK : RANGE_ERR_NOMEM;
+}
+
+/* The raw writes of a version-2 command, after its writes: into the tail of
+** the writes' allocation (see range_command_decode). */
+static int command_decode_raw(reader *r, range_command *cmd, range_write **writes)
+{
+    uint64_t m = range__get_varint(r);
+    if (r->bad || m == 0 || m > RANGE_COMMAND_WRITES_MAX || m > (uint64_t)(r->end - r->p) / 3)
+        return RANGE_ERR_CORRUPT;
+    size_t head = cmd->write_count * sizeof(range_write);
+    uint8_t *block = base_realloc(*writes, head + (size_t)m * sizeof(range_raw_write));
+    if (block == NULL)
+        return RANGE_ERR_NOMEM;
+    *writes = (range_write *)(void *)block;
+    cmd->writes = cmd->write_count > 0 ? *writes : NULL;
+    range_raw_write *raw = (range_raw_write *)(void *)(block + head);
+    for (uint64_t i = 0; i < m; i++) {
+        range_raw_write *w = &raw[i];
+        memset(w, 0, sizeof(*w));
+        w->kind = range__get_u8(r);
+        uint64_t klen = range__get_varint(r);
+        if (r->bad || w->kind > RANGE_RAW_RESOLVE || klen == 0 || klen > STORAGE_KEY_SIZE_MAX)
+            return RANGE_ERR_CORRUPT;
+        w->key = range__get_raw(r, klen);
+        w->key_len = (size_t)klen;
+        if (w->kind != RANGE_RAW_DELETE) {
+            uint64_t vlen = range__get_varint(r);
+            if (r->bad || vlen > STORAGE_VALUE_SIZE_MAX)
+                return RANGE_ERR_CORRUPT;
+            w->value = range__get_raw(r, vlen);
+            w->value_len = (size_t)vlen;
+        }
+        if (r->bad)
+            return RANGE_ERR_CORRUPT;
+    }
+    cmd->raw_writes = raw;
+    cmd->raw_write_count = (size_t)m;
+    return RANGE_OK;
 }
 
 int range_command_decode(const uint8_t *data, size_t len, range_command *cmd,
@@ -191,7 +282,8 @@ int range_command_decode(const uint8_t *data, size_t len, range_command *cmd,
     int rc = RANGE_ERR_CORRUPT;
     memset(cmd, 0, sizeof(*cmd));
     *writes_out = NULL;
-    if (data == NULL || len == 0 || range__get_u8(&r) != RANGE_CODEC_VERSION)
+    uint8_t version = data == NULL || len == 0 ? 0 : range__get_u8(&r);
+    if (version != RANGE_CODEC_VERSION && version != RANGE_COMMAND_VERSION_RAW)
         goto cleanup;
     cmd->txn_id = range__get_varint(&r);
     cmd->seq = range__get_varint(&r);
@@ -229,10 +321,16 @@ int range_command_decode(const uint8_t *data, size_t len, range_command *cmd,
         if (r.bad)
             goto cleanup;
     }
-    if (r.p != r.end)
-        goto cleanup;
     cmd->writes = writes;
     cmd->write_count = (size_t)n;
+    if (version == RANGE_COMMAND_VERSION_RAW) {
+        rc = command_decode_raw(&r, cmd, &writes);
+        if (rc != RANGE_OK)
+            goto cleanup;
+        rc = RANGE_ERR_CORRUPT;
+    }
+    if (r.p != r.end)
+        goto cleanup;
     *writes_out = writes;
     return RANGE_OK;
 cleanup:

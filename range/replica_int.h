@@ -16,12 +16,29 @@
 **                                              (hlc_encode, 12 bytes)
 **   "range/r/" range_id 'd'                 -> the range descriptor
 **                                              (range_descriptor_encode)
+**   "range/r/" range_id 'm'                 -> the Raft membership at the
+**                                              applied index
+**                                              (raft_membership_encode;
+**                                              absent: the descriptor's
+**                                              replicas, all voters)
+**   "range/r/" range_id 's'                 -> the newest installed snapshot
+**                                              point: index, term (the log
+**                                              store is cut to it; a restart
+**                                              redoes a cut a crash lost)
+**   "range/r/" range_id 'z'                 -> TOMBSTONE: the generation of
+**                                              the descriptor that removed
+**                                              this store's replica (no
+**                                              replica of the range is
+**                                              created here again from
+**                                              anything not newer)
 ** ('h', 'l', 'f', 'e' belong to the raw log store behind replica_log, used
 ** when the node has no shared log: with one, the range's log and hard state
 ** are group range_id of that log instead and 'h', 'l', 'f', 'e' never exist.
 ** 'a', 'c' and 't' belong to the state machine and are written in the same
 ** batch as the MVCC writes of the command (or truncation) they record; 'd' is written when the
-** replica is first created on the store.)
+** replica is first created on the store, by a split and by a configuration
+** change ('m' with it); a snapshot's install writes 'a', 'd', 'm', 'w',
+** 's' and the records in one batch with the span's MVCC data.)
 */
 #ifndef MERIDIAN_RANGE_REPLICA_INT_H
 #define MERIDIAN_RANGE_REPLICA_INT_H
@@ -73,6 +90,12 @@ typedef struct replica_log_ops {
     /* Drop every entry <= up_to_index (term: its term). Need not be durable
     ** at once: a lost compaction only keeps more log. */
     int (*compact)(replica_log *log, uint64_t up_to_index, uint64_t term);
+    /* Drop every stored entry (the hard state stays); the log continues
+    ** after (index, term) when index is above the compaction point (a
+    ** snapshot installed without the log, a new range's initial point, a
+    ** removed replica's log). Need not be durable at once: the caller keeps
+    ** a record that redoes it ('s'). */
+    int (*reset)(replica_log *log, uint64_t index, uint64_t term);
     void (*free)(replica_log *log);
 } replica_log_ops;
 struct replica_log {
@@ -117,6 +140,10 @@ int replica__propose(range_replica *r, const range_command *cmd, uint64_t expect
 ** callback is cb (the one server of a node, at shutdown). After it returns
 ** no such callback runs or is running. */
 void replica__cancel_proposals(range_node *n, range_propose_fn cb);
+/* Remove the proposal waiter (cb, ctx) if still waiting (a server giving up
+** on a configuration change). After it returns the callback has either run
+** completely or never will. */
+void replica__cancel_waiter(range_replica *r, range_propose_fn cb, void *ctx);
 /* Remove the read barrier (cb, ctx) if still waiting. After it returns the
 ** callback has either run completely or never will. */
 void replica__cancel_read(range_replica *r, range_read_fn cb, void *ctx);
@@ -169,6 +196,76 @@ hlc_timestamp replica__split_floor(range_replica *r);
 ** exactly at key), or NULL. Node mutex. */
 range_replica *replica__node_find(range_node *n, const uint8_t *key, size_t key_len,
                                   bool ending_at);
+
+/* ---- snapshots and replica changes (snapshot.c, replica.c) ---------------------
+** docs/range.md, "Replica changes and snapshots". A range's state at an
+** applied index travels as the application bytes of a Raft snapshot
+** (format in snapshot.c), made lazily by the leader when a follower needs
+** one (raft_config.lazy_snapshots), installed in one storage batch. */
+#define REPLICA_SNAPSHOT_BYTES_MAX (((size_t)256 << 20) - ((size_t)1 << 20))
+#define REPLICA_SNAPSHOT_OPS_MAX ((uint64_t)STORAGE_BATCH_OPS_MAX - 64)
+/* A range created on a store by this version starts its Raft log compacted
+** at (REPLICA_INITIAL_INDEX, REPLICA_INITIAL_TERM) with the state machine
+** at that index (its initial data or what a split gave it), as
+** CockroachDB does: a replica with an empty log can then never be caught
+** up from entries alone, it must get a snapshot. */
+#define REPLICA_INITIAL_INDEX 10
+#define REPLICA_INITIAL_TERM 5
+/* The Raft snapshot stream: the membership header, then the bytes above. */
+#define REPLICA_SNAPSHOT_STREAM_MAX ((uint64_t)REPLICA_SNAPSHOT_BYTES_MAX + RAFT_MEMBERSHIP_MAX_BYTES)
+#define REPLICA_SNAPSHOT_CHUNK_BYTES ((size_t)1 << 20) /* per RAFT_MSG_SNAPSHOT */
+/* A range-level message on the Raft channel (the codec carries it; the core
+** never sees it): from a replica whose applied configuration no longer has
+** `to`, at generation `index`; `to` deletes its replica (replica.c,
+** "REMOVAL"). */
+#define REPLICA_MSG_REMOVED 0x40
+/* The proposal waiter of a configuration change: (REPLICA_CONF_TXN_ID, the
+** index of its entry); OK when that entry applies as a configuration. */
+#define REPLICA_CONF_TXN_ID (UINT64_MAX - 1)
+
+typedef struct replica_snapshot_view {
+    uint64_t range_id;
+    uint64_t index;
+    range_descriptor desc;   /* owned (replica__snapshot_view_free) */
+    hlc_timestamp floor;
+    const uint8_t *records;  /* into the decoded bytes */
+    uint64_t n_records;
+    const uint8_t *versions; /* into the decoded bytes */
+    size_t versions_len;
+    uint64_t n_versions;
+    const uint8_t *raws;     /* intents and txn records of the span (version 2) */
+    uint64_t n_raws;
+} replica_snapshot_view;
+
+/* Append the state of the range described by desc at `index` (its applied
+** index: the caller excludes apply, i.e. holds the node mutex) to *out.
+** RANGE_OK, RANGE_ERR_TOO_LARGE (above REPLICA_SNAPSHOT_BYTES_MAX bytes or
+** REPLICA_SNAPSHOT_OPS_MAX versions and records; *out as it was),
+** RANGE_ERR_NOMEM, RANGE_ERR_IO, RANGE_ERR_CORRUPT. */
+int replica__snapshot_encode(storage_engine *e, const range_descriptor *desc, uint64_t index,
+                             hlc_timestamp floor, base_buf *out);
+/* Check every byte (CRC, counts, lengths, keys in the span) and point *out
+** into data (borrowed: valid while data is). RANGE_OK, RANGE_ERR_CORRUPT,
+** RANGE_ERR_NOMEM; on error *out owns nothing. */
+int replica__snapshot_decode(const uint8_t *data, size_t len, replica_snapshot_view *out);
+void replica__snapshot_view_free(replica_snapshot_view *v);
+/* The range id, index and descriptor of a snapshot from a prefix of it (the
+** first chunk; nothing checked beyond them). *desc owned on RANGE_OK. */
+int replica__snapshot_peek(const uint8_t *data, size_t len, uint64_t *range_id, uint64_t *index,
+                           range_descriptor *desc);
+/* Put the snapshot's MVCC span (deleted first, then every version), its
+** intents and transaction records (the span's deleted first, then the
+** snapshot's) and its idempotence records into b, reading e for what to
+** delete. The caller adds the raw per-range state. RANGE_OK,
+** RANGE_ERR_NOMEM, RANGE_ERR_TOO_LARGE (a batch limit), RANGE_ERR_IO. */
+int replica__snapshot_install_batch(storage_engine *e, const replica_snapshot_view *v,
+                                    storage_batch *b);
+/* Delete, into b, the intents and transaction records (docs/txn.md: raw
+** keys by user key / anchor) of the user-key span [s, e) (e_len 0: to the
+** end), as found in engine e. RANGE_OK, RANGE_ERR_NOMEM, RANGE_ERR_IO,
+** RANGE_ERR_TOO_LARGE. */
+int replica__raw_span_delete(storage_engine *e, const uint8_t *s, size_t s_len,
+                             const uint8_t *end, size_t e_len, storage_batch *b);
 
 /* ---- server.c test hooks ------------------------------------------------------ */
 typedef enum range__server_counter {

@@ -302,6 +302,36 @@ static int raw_compact(replica_log *base_log, uint64_t up_to, uint64_t term)
     return RANGE_OK;
 }
 
+static int raw_reset(replica_log *base_log, uint64_t index, uint64_t term)
+{
+    raw_log *l = (raw_log *)base_log;
+    uint8_t key[REPLICA_KEY_SIZE_MAX];
+    uint8_t val[16];
+    uint64_t point = index > l->compact ? index : l->compact;
+    int rc = 0;
+    storage_batch_clear(l->batch);
+    for (uint64_t i = l->compact + 1; i <= l->last && rc == 0; i++)
+        rc = storage_batch_delete_raw(l->batch, key, replica__key(key, l->range_id, 'e', i, 0, 1));
+    if (rc == 0 && index > l->compact) {
+        replica__put_u64(val, index);
+        replica__put_u64(val + 8, term);
+        rc = storage_batch_put_raw(l->batch, key, replica__key(key, l->range_id, 'f', 0, 0, 0),
+                                   val, 16);
+    }
+    replica__put_u64(val, point);
+    if (rc == 0)
+        rc = storage_batch_put_raw(l->batch, key, replica__key(key, l->range_id, 'l', 0, 0, 0),
+                                   val, 8);
+    if (rc == 0)
+        rc = storage_write(l->engine, l->batch, false); /* redone from 's' if lost */
+    storage_batch_clear(l->batch);
+    if (rc != 0)
+        return map_storage(rc);
+    l->compact = point;
+    l->last = point;
+    return RANGE_OK;
+}
+
 static void raw_free(replica_log *base_log)
 {
     raw_log *l = (raw_log *)base_log;
@@ -311,7 +341,7 @@ static void raw_free(replica_log *base_log)
     base_free(l);
 }
 
-static const replica_log_ops raw_ops = {raw_load, raw_save, raw_compact, raw_free};
+static const replica_log_ops raw_ops = {raw_load, raw_save, raw_compact, raw_reset, raw_free};
 
 int replica__log_raw_open(storage_engine *engine, uint64_t range_id, bool sync,
                           replica_log **out)

@@ -119,13 +119,31 @@ static int shared_compact(replica_log *self, uint64_t up_to, uint64_t term)
     return RANGE_OK;
 }
 
+static int shared_reset(replica_log *self, uint64_t index, uint64_t term)
+{
+    shared_log *l = (shared_log *)self;
+    raft_log_group_info gi;
+    int rc = RAFT_LOG_OK;
+    raft_log_group(l->log, l->group, &gi);
+    if (gi.exists && gi.last_index > gi.compact_index)
+        rc = raft_log_truncate_suffix(l->log, l->group, gi.compact_index + 1, NULL);
+    if (rc == RAFT_LOG_OK && (!gi.exists || index > gi.compact_index))
+        rc = raft_log_compact(l->log, l->group, index, term, NULL);
+    if (rc != RAFT_LOG_OK) {
+        BASE_ERROR("range", "r%llu: raft log reset to %llu failed: %s",
+                   (unsigned long long)l->group, (unsigned long long)index, raft_log_strerror(rc));
+        return replica__map_log_error(rc);
+    }
+    return RANGE_OK;
+}
+
 static void shared_free(replica_log *self)
 {
     base_free(self);
 }
 
 static const replica_log_ops shared_ops = {shared_load, shared_save, shared_compact,
-                                           shared_free};
+                                           shared_reset, shared_free};
 
 int replica__log_shared_open(raft_log *log, uint64_t range_id, bool sync, replica_log **out)
 {

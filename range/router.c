@@ -34,6 +34,39 @@
 ** the plan (a build finds a span outside its descriptor) means plan again
 ** (ROUTER__PLAN_ATTEMPTS_MAX). One deadline covers the whole commit call.
 **
+** Two-phase commit (docs/txn.md, section 3.1): prepare plans per range
+** (writes, delete-span and read-span pieces), fills the result's spans
+** before sending anything, PREPAREs the ranges one at a time in key order
+** (the anchor's first, creating the record), takes the highest prepare
+** timestamp and VALIDATEs the reads of ranges that prepared lower or only
+** read; end_txn goes to the anchor's range; resolve splits its spans by
+** range. Every request of a transaction has a nonce of its own (the
+** servers' idempotence records are per node, not per range).
+**
+** Intents met (RANGE_ERR_INTENT, any request): PUSH the holder at its
+** anchor's range, RESOLVE the key with the answer (COMMITTED/ABORTED), ask
+** again; PENDING: back off and ask again; within the operation's deadline
+** (a committing transaction, which holds intents, gives up sooner), then
+** RANGE_ERR_INTENT naming the key and the holder. A transactional pusher
+** first asks its own record's range who waits on it (QUERY_TXN) and hands
+** those dependents to its PUSH: the wait queue there finds deadlock cycles
+** (docs/locking.md); a PUSH that chose the pusher as victim answers
+** RANGE_ERR_ABORTED with the cycle, which ends the operation.
+**
+** Statement-time locks (docs/txn.md section 5): lock sends each range its
+** share of the sorted keys (LOCK, at most RANGE_KV_LOCK_KEYS_MAX a
+** request), in key order; the leaseholder queues a request behind another
+** holder for its push delay, then answers RANGE_ERR_INTENT (unreplicated);
+** the router asks again at once and pushes the holder only once it has
+** blocked the request for ROUTER__LOCK_PUSH_AFTER_MS (a push of a holder
+** without a record can only wait out its bound, while the LOCK is woken by
+** the release), then with dependents as above, and so on in turns; a LOCK
+** waits until the
+** deadline, never gives up sooner. heartbeat goes to the anchor's range;
+** refresh VALIDATEs the read spans on (read_ts, new_ts] range by range.
+** A prepare whose anchor (the first locked key) is not in its first
+** written range HEARTBEATs the record into existence first.
+**
 ** Retry rules (per operation, bounded by deadline_ms and ROUTER__ATTEMPTS_MAX):
 **   NOT_LEADER with a hint      -> that node (no backoff for the first
 **                                  ROUTER__REDIRECTS_FREE in a row)
@@ -41,6 +74,7 @@
 **   unreadable answer           -> the next replica, jittered backoff
 **   KEY_MISMATCH                -> install the returned descriptors, route again
 **   AMBIGUOUS (server)          -> same node again after a backoff
+**   INTENT                      -> push + resolve, then again (PENDING: backoff)
 **   no cached range             -> meta lookup (ROUTER__META_LOOKUPS_MAX per op)
 **
 ** Critical invariants:
@@ -66,6 +100,14 @@
 **   - PUSHED is an evaluated answer given after the server's idempotence
 **     check: the commit did not apply and no earlier attempt of it can, so
 **     the next timestamp is tried with the same (txn_id, nonce).
+**   - a RESOLVE(ABORTED) is sent only for an intent whose holder's record
+**     a PUSH answered ABORTED (or by the coordinator itself, txn/); a
+**     RESOLVE(COMMITTED) only with the commit timestamp a record holds.
+**   - PREPAREs of one transaction are sent in key order, the anchor's range
+**     first (or after a HEARTBEAT created the record): the record exists
+**     before any other intent of it.
+**   - a LOCK request carries only keys of the descriptor it is sent with,
+**     strictly ascending; the keys of one lock call are sent in key order.
 **   - the router mutex guards the cache, the PRNG and the counters, and is
 **     never held across a send, a wait, a sleep or a server call.
 **   - a scan returns rows in strict key order (reverse: strictly descending)
@@ -105,6 +147,11 @@
 #define ROUTER__CLOCK_WAIT_MAX_OFFSETS 2 /* bound of the wait for a pushed timestamp */
 #define ROUTER__META_LOOKUPS_MAX 4   /* meta lookups of one operation */
 #define ROUTER__UNKNOWN_TS_MAX (ROUTER__PUSH_ATTEMPTS_MAX * ROUTER__PLAN_ATTEMPTS_MAX)
+#define ROUTER__INTENT_WAIT_TXN_MS 2000 /* a committing txn's wait on a PENDING holder */
+#define ROUTER__NESTING_MAX 3        /* intents met while pushing/resolving another */
+#define ROUTER__LOCK_PUSH_AFTER_MS 200 /* a LOCK pushes a holder that blocked it this long */
+#define ROUTER__LOCK_RETRY_PAUSE_MS 5  /* a LOCK refused faster than this pauses this long */
+#define ROUTER__CYCLE_TEXT_MAX 160     /* "t1 -> t2 -> t1" in messages */
 
 typedef struct router__entry {
     range_descriptor desc; /* owned */
@@ -498,6 +545,11 @@ typedef struct router__op {
     ** builder's KEY_MISMATCH after an unknown attempt returns (plan again)
     ** instead of ending ambiguous. */
     bool *unknown;
+    /* the transaction this request belongs to, pushing the holders of
+    ** intents it meets (NULL: an anonymous pusher, docs/txn.md) */
+    const range_txn_meta *txn;
+    bool keep_aborted; /* a RANGE_ERR_ABORTED answer is kept (its cycle) */
+    bool lock_wait;    /* a LOCK: waits for holders until the deadline */
 } router__op;
 
 static int router__meta_lookup(range_router *r, const router__route *route, int64_t deadline_ns,
@@ -505,8 +557,23 @@ static int router__meta_lookup(range_router *r, const router__route *route, int6
 
 static bool router__evaluated_commit_status(int32_t s) {
     return s == RANGE_OK || s == RANGE_ERR_CONFLICT || s == RANGE_ERR_INVALID ||
-           s == RANGE_ERR_TOO_LARGE || s == RANGE_ERR_PUSHED;
+           s == RANGE_ERR_TOO_LARGE || s == RANGE_ERR_PUSHED || s == RANGE_ERR_ABORTED ||
+           s == RANGE_ERR_INTENT;
 }
+
+typedef struct router__intent_seen {
+    bool blocked;        /* the last retry was for an intent */
+    bool pending;        /* ...whose holder was still PENDING */
+    bool unreplicated;   /* ...a statement-time lock, not an intent */
+    int64_t first_pending_ns; /* base_monotonic_ns of the first PENDING answer (0: none) */
+    int64_t holder_since_ns;  /* base_monotonic_ns since `holder` blocked us */
+    uint64_t holder;
+    char key[ROUTER__KEY_TEXT_MAX + 8];
+} router__intent_seen;
+
+static int router__meet_intent(range_router *r, const router__op *op,
+                               const range_kv_response *resp, int64_t deadline_ns,
+                               router__intent_seen *seen);
 
 /* Statuses whose answer the caller reads (conflict, pushed timestamp). */
 static bool router__answer_kept(int32_t s) {
@@ -536,6 +603,8 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
     int backoff_step = 0;
     uint64_t last_range = 0;
     char problem[128] = "no attempt";
+    router__intent_seen seen;
+    memset(&seen, 0, sizeof(seen));
     int64_t start_ns = base_monotonic_ns();
     int64_t deadline_ns =
         op->deadline_ns != 0 ? op->deadline_ns : start_ns + r->config.deadline_ms * 1000000;
@@ -626,6 +695,7 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
 
         /* classify */
         bool backoff = true;
+        seen.blocked = false;
         if (res.transport_rc != RPC_OK) {
             if (res.sent && op->is_commit) unknown = true;
             snprintf(problem, sizeof(problem), "node %" PRIu64 ": %s", target,
@@ -700,9 +770,63 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
             router__count(r, &r->stats.failovers);
             router__move_leaseholder(r, used->range_id, target, 0);
             goto retry;
+        case RANGE_ERR_INTENT: {
+            /* another transaction's intent: push its holder, resolve the
+            ** intent with the answer, ask again (docs/txn.md) */
+            if (!have_resp || resp->intent_txn_id == 0 || resp->intent_key_len == 0 ||
+                resp->intent_anchor_len == 0) {
+                snprintf(problem, sizeof(problem), "node %" PRIu64 ": an intent answer without "
+                         "the intent", target);
+                router__count(r, &r->stats.failovers);
+                router__move_leaseholder(r, used->range_id, target, 0);
+                goto retry;
+            }
+            router__move_leaseholder(r, used->range_id, target, target);
+            int64_t met_ns = base_monotonic_ns();
+            if (seen.holder != resp->intent_txn_id || seen.holder_since_ns == 0)
+                seen.holder_since_ns = met_ns;
+            if (op->lock_wait && resp->intent_unreplicated &&
+                met_ns - seen.holder_since_ns < ROUTER__LOCK_PUSH_AFTER_MS * 1000000) {
+                /* the leaseholder queued us for its push delay and is woken
+                ** by the release: ask again before pushing */
+                seen.blocked = seen.pending = seen.unreplicated = true;
+                seen.holder = resp->intent_txn_id;
+                router__key_text(resp->intent_key, resp->intent_key_len, seen.key,
+                                 sizeof(seen.key));
+                snprintf(problem, sizeof(problem), "lock of txn %016" PRIx64 " on key %.64s",
+                         seen.holder, seen.key);
+                backoff = false;
+                if (met_ns - now < ROUTER__LOCK_RETRY_PAUSE_MS * 1000000)
+                    router__sleep_ms(ROUTER__LOCK_RETRY_PAUSE_MS);
+                goto retry;
+            }
+            int irc = router__meet_intent(r, op, resp, deadline_ns, &seen);
+            if (irc != RANGE_OK) {
+                rc = irc; /* the detail is set */
+                goto done;
+            }
+            snprintf(problem, sizeof(problem), "%s of txn %016" PRIx64 " on key %.64s%s",
+                     seen.unreplicated ? "lock" : "intent", seen.holder, seen.key,
+                     seen.pending ? ", pending" : "");
+            /* a transaction waiting while it holds intents itself (prepare,
+            ** its validation) gives up after a bound: a wait that is not a
+            ** lock request is not part of deadlock detection's cycles
+            ** everywhere (anonymous readers), so this bounds it. A LOCK
+            ** waits until its deadline (its pushes find cycles). */
+            if (seen.pending && op->txn != NULL && !op->lock_wait &&
+                base_monotonic_ns() - seen.first_pending_ns > ROUTER__INTENT_WAIT_TXN_MS * 1000000)
+                break;
+            backoff = seen.pending && !op->lock_wait; /* a PENDING push waited its bound */
+            if (!seen.pending) redirects_in_row = 0;
+            /* a lock: ask again for a while before the next push (a push of
+            ** a holder without a record waits out its bound) */
+            if (op->lock_wait) seen.holder_since_ns = base_monotonic_ns();
+            goto retry;
+        }
         default:
             break;
         }
+        if (status == RANGE_ERR_INTENT) break; /* gave up waiting (above) */
         if (status <= -2000 && status > -3000) {
             /* an rpc-layer status (e.g. RPC_ERR_NO_HANDLER): nobody evaluated it */
             snprintf(problem, sizeof(problem), "node %" PRIu64 ": %s", target,
@@ -719,10 +843,11 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
         /* a decided answer: this node serves the range */
         router__move_leaseholder(r, used->range_id, target, target);
         rc = status;
-        if (!router__answer_kept(rc))
+        bool kept = router__answer_kept(rc) || (op->keep_aborted && rc == RANGE_ERR_ABORTED);
+        if (!kept)
             router__set_error(r, "range %" PRIu64 " at node %" PRIu64 ": %s failed (%d)",
                               used->range_id, target, op->what, (int)rc);
-        if (router__answer_kept(rc)) {
+        if (kept) {
             /* keep the answer for the caller */
             base_buf tmp = *resp_bytes;
             *resp_bytes = res.payload;
@@ -752,7 +877,15 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
     /* deadline or attempts exhausted, or a break above */
     {
         int64_t waited_ms = (base_monotonic_ns() - start_ns) / 1000000;
-        if (op->is_commit && unknown) {
+        if (seen.blocked && !(op->is_commit && unknown)) {
+            /* an evaluated refusal: nothing of this request applied */
+            rc = RANGE_ERR_INTENT;
+            router__set_error(r, "key %s is held by %s of transaction %016" PRIx64 ", %s "
+                              "after %" PRId64 " ms (the %s waited for it); retry the transaction",
+                              seen.key, seen.unreplicated ? "a lock" : "an intent", seen.holder,
+                              seen.pending ? "still pending" : "not resolved", waited_ms,
+                              op->what);
+        } else if (op->is_commit && unknown) {
             rc = RANGE_ERR_AMBIGUOUS;
             router__count(r, &r->stats.ambiguous);
             router__set_error(r, "range %" PRIu64 ": no replica confirmed the commit's outcome "
@@ -1291,14 +1424,94 @@ int range_router_transfer_lease(range_router *r, uint64_t range_id, uint64_t tar
     return rc;
 }
 
+/* ---- replica changes ----------------------------------------------------------- */
+
+typedef struct router__change_ctx {
+    uint64_t range_id;
+    uint64_t add, remove;
+} router__change_ctx;
+
+static int router__build_change(void *ctx, range_router *r, const range_descriptor *d,
+                                range_kv_request *req) {
+    const router__change_ctx *c = ctx;
+    if (d->range_id != c->range_id) { /* the start key is another range's now */
+        router__set_error(r, "range %" PRIu64 " is no longer cached at its start key",
+                          c->range_id);
+        return RANGE_NOT_FOUND;
+    }
+    req->op = RANGE_KV_CHANGE_REPLICAS;
+    req->range_id = d->range_id;
+    req->add_node_id = c->add;
+    req->remove_node_id = c->remove;
+    return RANGE_OK;
+}
+
+int range_router_change_replicas(range_router *r, uint64_t range_id, uint64_t add,
+                                 uint64_t remove, range_descriptor *out) {
+    router__clear_error();
+    if (out != NULL) memset(out, 0, sizeof(*out));
+    if (r == NULL || range_id == 0 || (add == 0 && remove == 0) || add == remove)
+        return RANGE_ERR_INVALID;
+    /* route by the range's start key, as a lease transfer */
+    uint8_t start[RANGE_DESC_KEY_MAX];
+    size_t start_len = 0;
+    pthread_mutex_lock(&r->mu);
+    router__entry *e = router__find_id(r, range_id);
+    if (e != NULL) {
+        start_len = e->desc.start_len;
+        if (start_len > 0) memcpy(start, e->desc.start_key, start_len);
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (e == NULL) {
+        router__set_error(r, "range %" PRIu64 " is not cached", range_id);
+        return RANGE_NOT_FOUND;
+    }
+    router__change_ctx c = {range_id, add, remove};
+    router__op op;
+    memset(&op, 0, sizeof(op));
+    op.route = (router__route){start, start_len, false, false};
+    op.build = router__build_change;
+    op.build_ctx = &c;
+    op.no_lookup = true;
+    op.what = "replica change";
+    range_kv_response resp;
+    base_buf bytes = {0};
+    range_descriptor used;
+    int rc = router__execute(r, &op, &resp, &bytes, &used);
+    if (rc == RANGE_OK && !resp.has_descriptor) {
+        router__set_error(r, "range %" PRIu64 ": a replica change answer without a descriptor",
+                          range_id);
+        rc = RANGE_ERR_CORRUPT;
+    } else if (rc == RANGE_OK) {
+        bool installed;
+        pthread_mutex_lock(&r->mu);
+        rc = router__install_locked(r, &resp.descriptor, &installed); /* newer generation */
+        pthread_mutex_unlock(&r->mu);
+        if (rc == RANGE_OK && out != NULL) rc = range_descriptor_copy(out, &resp.descriptor);
+    } else if (router__answer_kept(rc)) {
+        router__set_error(r, "range %" PRIu64 ": answer %d to a replica change", range_id, rc);
+        rc = RANGE_ERR_CORRUPT;
+    }
+    range_kv_response_free(&resp);
+    range_descriptor_free(&used);
+    base_buf_free(&bytes);
+    return rc;
+}
+
 /* ---- commit ------------------------------------------------------------------- */
 
 /* One range's share of a commit: its descriptor as planned (a copy) and the
-** commit's read spans clipped to it. */
+** commit's read spans clipped to it; for a two-phase commit also its writes
+** and delete spans (clipped). */
 typedef struct router__part {
     range_descriptor desc; /* owned */
     range_span *spans;     /* owned array; bytes borrowed from the request or desc */
     size_t n_spans, cap_spans;
+    range_write *writes;   /* owned array (prepare); bytes borrowed from the request */
+    size_t n_writes, cap_writes;
+    range_span *dels;      /* owned array (prepare); bytes borrowed from the request or desc */
+    size_t n_dels, cap_dels;
+    hlc_timestamp prepared_ts; /* prepare: the range's answer */
 } router__part;
 
 /* parts[0] is W, the range of the writes and delete spans; the others hold
@@ -1312,6 +1525,8 @@ static void router__plan_free(router__plan *p) {
     for (size_t i = 0; i < p->n_parts; i++) {
         range_descriptor_free(&p->parts[i].desc);
         base_free(p->parts[i].spans);
+        base_free(p->parts[i].writes);
+        base_free(p->parts[i].dels);
     }
     base_free(p->parts);
     memset(p, 0, sizeof(*p));
@@ -1341,16 +1556,22 @@ static int router__plan_part(router__plan *p, const range_descriptor *d, router_
     return RANGE_OK;
 }
 
-static int router__part_append(router__part *part, range_span sp) {
-    if (part->n_spans == part->cap_spans) {
-        size_t ncap = part->cap_spans ? part->cap_spans * 2 : 8;
-        range_span *ns = base_realloc(part->spans, ncap * sizeof(*ns)); /* owner: part */
+static int router__span_push(range_span **arr, size_t *n, size_t *cap, range_span sp) {
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 8;
+        range_span *ns = base_realloc(*arr, ncap * sizeof(*ns)); /* owner: the part */
         if (ns == NULL) return RANGE_ERR_NOMEM;
-        part->spans = ns;
-        part->cap_spans = ncap;
+        *arr = ns;
+        *cap = ncap;
     }
-    part->spans[part->n_spans++] = sp;
+    (*arr)[(*n)++] = sp;
     return RANGE_OK;
+}
+
+/* A read piece (dels false) or a delete-span piece (dels true) of part. */
+static int router__part_add(router__part *part, range_span sp, bool dels) {
+    return dels ? router__span_push(&part->dels, &part->n_dels, &part->cap_dels, sp)
+                : router__span_push(&part->spans, &part->n_spans, &part->cap_spans, sp);
 }
 
 /* Is the span inside d? If not, *outside is a key of the span outside d. */
@@ -1388,10 +1609,11 @@ static int router__cross_range(range_router *r, const range_descriptor *d, const
     return RANGE_ERR_CROSS_RANGE;
 }
 
-/* Clip one read span to the cached descriptors into the plan's parts.
-** r->mu held. *missing: a key no cached range holds (borrowed from sp or a
-** part's descriptor) when RANGE_ERR_UNAVAILABLE. */
-static int router__plan_read(range_router *r, router__plan *p, const range_span *sp,
+/* Clip one span to the cached descriptors into the plan's parts (read
+** pieces, or delete-span pieces when dels). r->mu held. *missing: a key no
+** cached range holds (borrowed from sp or a part's descriptor) when
+** RANGE_ERR_UNAVAILABLE. */
+static int router__plan_span(range_router *r, router__plan *p, const range_span *sp, bool dels,
                              const uint8_t **missing, size_t *missing_len) {
     router__part *part = NULL;
     int rc;
@@ -1403,7 +1625,7 @@ static int router__plan_read(range_router *r, router__plan *p, const range_span 
             return RANGE_ERR_UNAVAILABLE;
         }
         rc = router__plan_part(p, &e->desc, &part);
-        return rc != RANGE_OK ? rc : router__part_append(part, *sp);
+        return rc != RANGE_OK ? rc : router__part_add(part, *sp, dels);
     }
     bool open = sp->end_len == 0;
     if (!open && range__key_cmp(sp->start, sp->start_len, sp->end, sp->end_len) >= 0)
@@ -1428,12 +1650,17 @@ static int router__plan_read(range_router *r, router__plan *p, const range_span 
             piece.end = d->end_key;
             piece.end_len = d->end_len;
         }
-        rc = router__part_append(part, piece);
+        rc = router__part_add(part, piece, dels);
         if (rc != RANGE_OK || last) return rc;
         pos = d->end_key;
         pos_len = d->end_len;
     }
     return RANGE_ERR_CORRUPT; /* the cache is disjoint and sorted: unreachable */
+}
+
+static int router__plan_read(range_router *r, router__plan *p, const range_span *sp,
+                             const uint8_t **missing, size_t *missing_len) {
+    return router__plan_span(r, p, sp, false, missing, missing_len);
 }
 
 /* Plan a commit from the descriptor cache: W (parts[0]) must hold every
@@ -1541,6 +1768,7 @@ static int router__build_commit(void *ctx, range_router *r, const range_descript
 typedef struct router__validate_ctx {
     const router__part *part;
     hlc_timestamp read_ts, commit_ts;
+    const range_txn_meta *txn; /* a two-phase commit's (its own intents are no conflict) */
 } router__validate_ctx;
 
 static int router__build_validate(void *ctx, range_router *r, const range_descriptor *d,
@@ -1555,6 +1783,7 @@ static int router__build_validate(void *ctx, range_router *r, const range_descri
     out->commit_ts = v->commit_ts;
     out->read_spans = v->part->spans;
     out->read_span_count = v->part->n_spans;
+    if (v->txn != NULL) out->txn_id = v->txn->txn_id;
     return RANGE_OK;
 }
 
@@ -1573,9 +1802,9 @@ static int router__copy_conflict(const range_kv_response *resp, range_conflict *
 /* VALIDATE part's reads at commit_ts. RANGE_OK, RANGE_ERR_CONFLICT
 ** (*conflict filled), RANGE_ERR_KEY_MISMATCH (plan again), or an error. */
 static int router__validate(range_router *r, const router__part *part, hlc_timestamp read_ts,
-                            hlc_timestamp commit_ts, int64_t deadline_ns,
-                            range_conflict *conflict) {
-    router__validate_ctx v = {part, read_ts, commit_ts};
+                            hlc_timestamp commit_ts, const range_txn_meta *txn,
+                            int64_t deadline_ns, range_conflict *conflict) {
+    router__validate_ctx v = {part, read_ts, commit_ts, txn};
     const range_span *first = &part->spans[0];
     router__op op;
     memset(&op, 0, sizeof(op));
@@ -1584,6 +1813,7 @@ static int router__validate(range_router *r, const router__part *part, hlc_times
     op.build_ctx = &v;
     op.what = "validation of the reads";
     op.deadline_ns = deadline_ns;
+    op.txn = txn;
     range_kv_response resp;
     base_buf bytes = {0};
     range_descriptor used;
@@ -1695,8 +1925,8 @@ static int router__commit_planned(range_router *r, const range_commit_request *r
     if (hlc_compare(candidate, req->read_ts) <= 0) candidate = hlc_next(req->read_ts);
     for (int attempt = 0; attempt < ROUTER__PUSH_ATTEMPTS_MAX; attempt++) {
         for (size_t i = 1; i < p->n_parts; i++) {
-            int rc = router__validate(r, &p->parts[i], req->read_ts, candidate, deadline_ns,
-                                      conflict);
+            int rc = router__validate(r, &p->parts[i], req->read_ts, candidate, NULL,
+                                      deadline_ns, conflict);
             if (rc != RANGE_OK) return rc;
         }
         c.commit_ts = candidate;
@@ -1809,6 +2039,982 @@ static int router__commit(range_kv *kv, const range_commit_request *req, hlc_tim
     return RANGE_ERR_UNAVAILABLE;
 }
 
+/* ---- two-phase commit (docs/txn.md section 3) ----------------------------------- */
+
+/* Depth of intent handling on this thread: a push or resolve that meets an
+** intent itself handles it too, up to ROUTER__NESTING_MAX. */
+static _Thread_local int router__nesting;
+
+static int router__heartbeat_until(range_router *r, const range_txn_meta *txn,
+                                   int64_t deadline_ns, int *status);
+
+/* A nonce of its own for each request of a two-phase commit: the servers'
+** idempotence records are keyed by (txn_id, nonce) across every range of a
+** node (range.h, range_command), so two requests of one transaction must
+** never share one. Same inputs, same nonce: retries stay idempotent. */
+static uint64_t router__nonce_for(uint64_t nonce, uint64_t kind, uint64_t range_id) {
+    uint64_t z = nonce ^ (kind * 0xD6E8FEB86659FD93ull) ^ (range_id * 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return z != 0 ? z : 1;
+}
+enum { ROUTER__NONCE_PREPARE = 1, ROUTER__NONCE_END_COMMIT = 2, ROUTER__NONCE_END_ABORT = 3,
+       ROUTER__NONCE_RESOLVE = 4 };
+
+void range_prepare_result_free(range_prepare_result *res) {
+    if (res == NULL) return;
+    base_free(res->spans);
+    base_buf_free(&res->span_bytes);
+    memset(res, 0, sizeof(*res));
+}
+
+/* RESOLVE of spans inside one range (range_id 0: the range holding the
+** route, which the builder then checks the spans against). */
+typedef struct router__resolve_ctx {
+    uint64_t txn_id, nonce, range_id;
+    const range_span *spans;
+    size_t n_spans;
+    int status;
+    hlc_timestamp commit_ts;
+} router__resolve_ctx;
+
+static int router__build_resolve(void *ctx, range_router *r, const range_descriptor *d,
+                                 range_kv_request *req) {
+    (void)r;
+    const router__resolve_ctx *c = ctx;
+    const uint8_t *k;
+    size_t klen;
+    if (c->range_id != 0 && d->range_id != c->range_id) return RANGE_ERR_KEY_MISMATCH;
+    for (size_t i = 0; i < c->n_spans; i++)
+        if (!router__span_in(d, &c->spans[i], &k, &klen)) return RANGE_ERR_KEY_MISMATCH;
+    req->op = RANGE_KV_RESOLVE;
+    req->range_id = d->range_id;
+    req->txn_id = c->txn_id;
+    req->nonce = router__nonce_for(c->nonce, ROUTER__NONCE_RESOLVE, d->range_id);
+    req->txn_status = (uint8_t)c->status;
+    req->commit_ts = c->commit_ts;
+    req->spans = c->spans;
+    req->span_count = c->n_spans;
+    return RANGE_OK;
+}
+
+/* One RESOLVE at the range holding spans[0]. RANGE_OK, RANGE_ERR_KEY_MISMATCH
+** (plan again), or an error. */
+static int router__send_resolve(range_router *r, const router__resolve_ctx *c,
+                                int64_t deadline_ns) {
+    router__op op;
+    memset(&op, 0, sizeof(op));
+    op.route = (router__route){c->spans[0].start, c->spans[0].start_len, false, false};
+    op.build = router__build_resolve;
+    op.build_ctx = (void *)c;
+    op.what = "resolution of intents";
+    op.deadline_ns = deadline_ns;
+    range_kv_response resp;
+    base_buf bytes = {0};
+    range_descriptor used;
+    int rc = router__execute(r, &op, &resp, &bytes, &used);
+    if (rc != RANGE_OK && router__answer_kept(rc)) {
+        router__set_error(r, "range %" PRIu64 ": answer %d to a resolution", used.range_id, rc);
+        rc = RANGE_ERR_CORRUPT;
+    }
+    range_kv_response_free(&resp);
+    range_descriptor_free(&used);
+    base_buf_free(&bytes);
+    return rc;
+}
+
+/* A key no cached range holds (missing): ask meta. RANGE_OK (plan again) or
+** the error, with the detail set. */
+static int router__lookup_missing(range_router *r, const base_buf *missing, int64_t deadline_ns,
+                                  int *lookups) {
+    char text[ROUTER__KEY_TEXT_MAX + 8];
+    router__key_text(missing->data, missing->len, text, sizeof(text));
+    char problem[128];
+    snprintf(problem, sizeof(problem), "no range known for key %s", text);
+    router__route route = {missing->data, missing->len, false, false};
+    int rc = RANGE_ERR_UNAVAILABLE;
+    if (*lookups < ROUTER__META_LOOKUPS_MAX) {
+        (*lookups)++;
+        rc = router__meta_lookup(r, &route, deadline_ns, problem, sizeof(problem));
+        if (rc == RANGE_OK || rc == RANGE_ERR_NOMEM) return rc;
+        rc = RANGE_ERR_UNAVAILABLE;
+    }
+    router__count(r, &r->stats.unavailable);
+    router__set_error(r, "%s", problem);
+    return rc;
+}
+
+/* Clip spans to the cached ranges (read pieces of p's parts). RANGE_OK,
+** RANGE_ERR_UNAVAILABLE with the key copied into *missing, NOMEM. */
+static int router__plan_spans(range_router *r, router__plan *p, const range_span *spans,
+                              size_t n, base_buf *missing) {
+    const uint8_t *key = NULL;
+    size_t key_len = 0;
+    int rc = RANGE_OK;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < n && rc == RANGE_OK; i++)
+        rc = router__plan_read(r, p, &spans[i], &key, &key_len);
+    pthread_mutex_unlock(&r->mu);
+    if (rc == RANGE_ERR_UNAVAILABLE) {
+        base_buf_reset(missing);
+        if (base_buf_append(missing, key_len ? key : (const uint8_t *)"", key_len) != 0)
+            rc = RANGE_ERR_NOMEM;
+    } else if (rc == RANGE_ERR_CROSS_RANGE) {
+        router__set_error(r, "the spans cover more than %d ranges", ROUTER__READ_RANGES_MAX);
+    }
+    return rc;
+}
+
+/* Every intent of txn_id in spans -> status, range by range. */
+static int router__resolve_spans(range_router *r, uint64_t txn_id, const range_span *spans,
+                                 size_t n, int status, hlc_timestamp commit_ts,
+                                 int64_t deadline_ns) {
+    uint64_t nonce = 0;
+    while (nonce == 0) nonce = router__random(r); /* one per call: its retries share it */
+    base_buf missing = {0}; /* owner: this function */
+    int lookups = 0;
+    int rc = RANGE_ERR_UNAVAILABLE;
+    for (int plan_attempt = 0; plan_attempt < ROUTER__PLAN_ATTEMPTS_MAX; plan_attempt++) {
+        router__plan plan;
+        memset(&plan, 0, sizeof(plan));
+        rc = router__plan_spans(r, &plan, spans, n, &missing);
+        for (size_t i = 0; rc == RANGE_OK && i < plan.n_parts; i++) {
+            const router__part *part = &plan.parts[i];
+            router__resolve_ctx c = {txn_id, nonce, part->desc.range_id, part->spans,
+                                     part->n_spans, status, commit_ts};
+            rc = router__send_resolve(r, &c, deadline_ns);
+        }
+        router__plan_free(&plan);
+        if (rc == RANGE_ERR_KEY_MISMATCH) continue; /* resolved parts are idempotent */
+        if (rc == RANGE_ERR_UNAVAILABLE && missing.len > 0) {
+            rc = router__lookup_missing(r, &missing, deadline_ns, &lookups);
+            base_buf_reset(&missing);
+            if (rc == RANGE_OK) {
+                plan_attempt--;
+                continue;
+            }
+        }
+        break;
+    }
+    if (rc == RANGE_ERR_KEY_MISMATCH) {
+        router__count(r, &r->stats.unavailable);
+        router__set_error(r, "the ranges of a resolution changed shape %d times",
+                          ROUTER__PLAN_ATTEMPTS_MAX);
+        rc = RANGE_ERR_UNAVAILABLE;
+    }
+    base_buf_free(&missing);
+    return rc;
+}
+
+typedef struct router__push_ctx {
+    const range_txn_meta *pusher; /* NULL: anonymous */
+    uint64_t pushee;
+    const uint8_t *anchor;
+    size_t anchor_len;
+    hlc_timestamp intent_ts, now;
+    int64_t since_wall_ns;       /* an unreplicated holder's lock time (0: unknown) */
+    const range_kv_edge *deps;   /* the pusher's dependents (QUERY_TXN) */
+    size_t n_deps;
+} router__push_ctx;
+
+static int router__build_push(void *ctx, range_router *r, const range_descriptor *d,
+                              range_kv_request *req) {
+    (void)r;
+    const router__push_ctx *c = ctx;
+    req->op = RANGE_KV_PUSH;
+    req->range_id = d->range_id;
+    req->read_ts = c->now;
+    req->txn_id = c->pusher != NULL ? c->pusher->txn_id : 0;
+    req->priority = c->pusher != NULL ? c->pusher->priority : 0;
+    req->pushee_txn_id = c->pushee;
+    req->anchor = c->anchor;
+    req->anchor_len = c->anchor_len;
+    req->intent_ts = c->intent_ts;
+    req->since_wall_ns = c->since_wall_ns;
+    req->deps = c->deps;
+    req->dep_count = c->n_deps;
+    return RANGE_OK;
+}
+
+/* "t1 -> t2 -> t1" (ids in hex, the victim first), cut to size. */
+static void router__cycle_text(const uint64_t *cycle, size_t n, char *out, size_t size) {
+    size_t pos = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i <= n && n > 0 && pos + 24 < size; i++)
+        pos += (size_t)snprintf(out + pos, size - pos, "%s%016" PRIx64, i ? " -> " : "",
+                                cycle[i % n]);
+    if (pos + 24 >= size && size > 4) memcpy(out + size - 4, "...", 4);
+}
+
+/* The pusher was aborted (a deadlock chose it, or a pusher of its own found
+** it expired): the error for the operation, naming the cycle. */
+static int router__pusher_aborted(range_router *r, const range_txn_meta *pusher,
+                                  const range_kv_response *resp, const char *key) {
+    uint64_t id = pusher != NULL ? pusher->txn_id : 0;
+    if (resp != NULL && resp->cycle_len > 0) {
+        char cycle[ROUTER__CYCLE_TEXT_MAX];
+        router__cycle_text(resp->cycle, resp->cycle_len, cycle, sizeof(cycle));
+        router__set_error(r, "deadlock: transaction %016" PRIx64 " was chosen as the victim of "
+                          "the cycle %s (each waiting for the next) while it waited for key %s",
+                          id, cycle, key);
+    } else {
+        router__set_error(r, "transaction %016" PRIx64 " was aborted by another transaction "
+                          "while it waited for key %s (its record is ABORTED)", id, key);
+    }
+    return RANGE_ERR_ABORTED;
+}
+
+typedef struct router__query_ctx {
+    const range_txn_meta *txn;
+} router__query_ctx;
+
+static int router__build_query(void *ctx, range_router *r, const range_descriptor *d,
+                               range_kv_request *req) {
+    (void)r;
+    const router__query_ctx *c = ctx;
+    req->op = RANGE_KV_QUERY_TXN;
+    req->range_id = d->range_id;
+    req->txn_id = c->txn->txn_id;
+    req->anchor = c->txn->anchor;
+    req->anchor_len = c->txn->anchor_len;
+    return RANGE_OK;
+}
+
+/* Who waits on txn (transitively, as its record's range last heard), into
+** deps (at most RANGE_KV_DEPS_MAX). RANGE_OK (none on a failed query: the
+** push then finds no cycle this time), RANGE_ERR_ABORTED (txn's record is
+** ABORTED), RANGE_ERR_NOMEM. */
+static int router__query_deps(range_router *r, const range_txn_meta *txn, int64_t deadline_ns,
+                              range_kv_edge *deps, size_t *n_deps) {
+    *n_deps = 0;
+    router__query_ctx c = {txn};
+    router__op op;
+    memset(&op, 0, sizeof(op));
+    op.route = (router__route){txn->anchor, txn->anchor_len, false, false};
+    op.build = router__build_query;
+    op.build_ctx = &c;
+    op.what = "query of waiters";
+    op.deadline_ns = deadline_ns;
+    range_kv_response resp;
+    base_buf bytes = {0};
+    range_descriptor used;
+    int rc = router__execute(r, &op, &resp, &bytes, &used);
+    if (rc == RANGE_OK) {
+        size_t n = resp.dep_count < RANGE_KV_DEPS_MAX ? resp.dep_count : RANGE_KV_DEPS_MAX;
+        if (n > 0) memcpy(deps, resp.deps, n * sizeof(*deps));
+        *n_deps = n;
+        if (resp.has_txn && resp.txn_status == RANGE_TXN_ABORTED) rc = RANGE_ERR_ABORTED;
+    }
+    range_kv_response_free(&resp);
+    range_descriptor_free(&used);
+    base_buf_free(&bytes);
+    return rc == RANGE_ERR_NOMEM || rc == RANGE_ERR_ABORTED ? rc : RANGE_OK;
+}
+
+/* The request of op met the intent (or lock) in resp: PUSH its holder at
+** its anchor's range (a transactional pusher with its dependents), then
+** RESOLVE the key with the answer (which also releases a lock).
+** seen->pending: the holder is still PENDING (or the push/resolve failed):
+** ask again. RANGE_OK, or an error that ends op (detail set):
+** RANGE_ERR_ABORTED when the pusher itself was aborted (deadlock victim). */
+static int router__meet_intent(range_router *r, const router__op *op,
+                               const range_kv_response *resp, int64_t deadline_ns,
+                               router__intent_seen *seen) {
+    seen->blocked = true;
+    seen->holder = resp->intent_txn_id;
+    seen->unreplicated = resp->intent_unreplicated;
+    router__key_text(resp->intent_key, resp->intent_key_len, seen->key, sizeof(seen->key));
+    seen->pending = true;
+    if (op->txn != NULL && op->txn->txn_id == resp->intent_txn_id) {
+        router__set_error(r, "key %s: the range named this transaction's own %s as a "
+                          "conflict", seen->key, seen->unreplicated ? "lock" : "intent");
+        return RANGE_ERR_CORRUPT;
+    }
+    int rc = RANGE_OK;
+    if (router__nesting >= ROUTER__NESTING_MAX) goto out; /* wait it out instead */
+    router__nesting++;
+    range_kv_edge deps[RANGE_KV_DEPS_MAX];
+    size_t n_deps = 0;
+    if (op->txn != NULL && op->txn->anchor_len > 0) {
+        rc = router__query_deps(r, op->txn, deadline_ns, deps, &n_deps);
+        if (rc == RANGE_ERR_ABORTED) rc = router__pusher_aborted(r, op->txn, NULL, seen->key);
+        if (rc != RANGE_OK) {
+            router__nesting--;
+            goto out;
+        }
+    }
+    router__push_ctx pc = {op->txn, resp->intent_txn_id, resp->intent_anchor,
+                           resp->intent_anchor_len, resp->intent_ts, hlc_now(r->config.clock),
+                           resp->intent_since_wall_ns, deps, n_deps};
+    router__op pop;
+    memset(&pop, 0, sizeof(pop));
+    pop.route = (router__route){resp->intent_anchor, resp->intent_anchor_len, false, false};
+    pop.build = router__build_push;
+    pop.build_ctx = &pc;
+    pop.what = "push";
+    pop.deadline_ns = deadline_ns;
+    pop.txn = op->txn;
+    pop.keep_aborted = op->txn != NULL; /* the cycle that chose us */
+    range_kv_response presp;
+    base_buf bytes = {0};
+    range_descriptor used;
+    rc = router__execute(r, &pop, &presp, &bytes, &used);
+    int status = RANGE_TXN_PENDING;
+    hlc_timestamp commit_ts = HLC_ZERO;
+    if (rc == RANGE_OK && presp.has_txn) {
+        status = presp.txn_status;
+        commit_ts = presp.commit_ts;
+    }
+    if (rc == RANGE_ERR_ABORTED && op->txn != NULL)
+        rc = router__pusher_aborted(r, op->txn, &presp, seen->key);
+    range_kv_response_free(&presp);
+    range_descriptor_free(&used);
+    base_buf_free(&bytes);
+    if (rc != RANGE_ERR_NOMEM && rc != RANGE_ERR_ABORTED) rc = RANGE_OK; /* failed: pending */
+    if (rc == RANGE_OK && (status == RANGE_TXN_ABORTED ||
+                           (status == RANGE_TXN_COMMITTED && !hlc_is_zero(commit_ts)))) {
+        range_span sp = {resp->intent_key, resp->intent_key_len, NULL, 0, true};
+        rc = router__resolve_spans(r, resp->intent_txn_id, &sp, 1, status, commit_ts,
+                                   deadline_ns);
+        seen->pending = rc != RANGE_OK;
+        if (rc != RANGE_ERR_NOMEM) rc = RANGE_OK;
+    }
+    router__nesting--;
+out:
+    if (seen->pending && seen->first_pending_ns == 0) seen->first_pending_ns = base_monotonic_ns();
+    return rc;
+}
+
+/* Plan a two-phase commit from the cache: writes and delete spans (clipped)
+** per range, read spans (clipped) per range. */
+static int router__plan_txn(range_router *r, const range_commit_request *req, router__plan *p,
+                            base_buf *missing) {
+    const uint8_t *key = NULL;
+    size_t key_len = 0;
+    int rc = RANGE_OK;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < req->write_count && rc == RANGE_OK; i++) {
+        const range_write *w = &req->writes[i];
+        router__entry *e = router__find(r, w->key, w->key_len);
+        router__part *part = NULL;
+        if (e == NULL) {
+            key = w->key;
+            key_len = w->key_len;
+            rc = RANGE_ERR_UNAVAILABLE;
+            break;
+        }
+        rc = router__plan_part(p, &e->desc, &part);
+        if (rc != RANGE_OK) break;
+        if (part->n_writes == part->cap_writes) {
+            size_t ncap = part->cap_writes ? part->cap_writes * 2 : 8;
+            range_write *nw = base_realloc(part->writes, ncap * sizeof(*nw)); /* owner: part */
+            if (nw == NULL) {
+                rc = RANGE_ERR_NOMEM;
+                break;
+            }
+            part->writes = nw;
+            part->cap_writes = ncap;
+        }
+        part->writes[part->n_writes++] = *w; /* sorted: req's order */
+    }
+    for (size_t i = 0; i < req->delete_span_count && rc == RANGE_OK; i++)
+        rc = router__plan_span(r, p, &req->delete_spans[i], true, &key, &key_len);
+    for (size_t i = 0; i < req->read_span_count && rc == RANGE_OK; i++)
+        rc = router__plan_span(r, p, &req->read_spans[i], false, &key, &key_len);
+    pthread_mutex_unlock(&r->mu);
+    if (rc == RANGE_ERR_UNAVAILABLE) {
+        base_buf_reset(missing);
+        if (base_buf_append(missing, key_len ? key : (const uint8_t *)"", key_len) != 0)
+            rc = RANGE_ERR_NOMEM;
+    } else if (rc == RANGE_ERR_CROSS_RANGE) {
+        router__count(r, &r->stats.cross_range);
+        router__set_error(r, "the transaction spans more than %d ranges",
+                          ROUTER__READ_RANGES_MAX);
+    }
+    return rc;
+}
+
+static bool router__part_writes(const router__part *part) {
+    return part->n_writes > 0 || part->n_dels > 0;
+}
+
+/* out's spans: per range with writes, [its first written key, just past
+** its last) (delete-span pieces included; an open piece leaves it open). */
+static int router__prepare_spans(const router__plan *p, range_prepare_result *out) {
+    base_free(out->spans);
+    out->spans = NULL;
+    out->n_spans = 0;
+    base_buf_reset(&out->span_bytes);
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_parts; i++) n += router__part_writes(&p->parts[i]);
+    if (n == 0) return RANGE_OK;
+    out->spans = base_calloc(n, sizeof(*out->spans)); /* owner: out */
+    size_t *offs = base_calloc(2 * n, sizeof(*offs)); /* owner: this function */
+    base_buf end = {0};                                /* owner: this function */
+    int rc = out->spans == NULL || offs == NULL ? RANGE_ERR_NOMEM : RANGE_OK;
+    for (size_t i = 0; i < p->n_parts && rc == RANGE_OK; i++) {
+        const router__part *part = &p->parts[i];
+        if (!router__part_writes(part)) continue;
+        const uint8_t *lo = NULL;
+        size_t lo_len = 0;
+        bool open = false;
+        base_buf_reset(&end); /* exclusive: the last written key + 0x00, or a piece's end */
+        if (part->n_writes > 0) {
+            const range_write *last = &part->writes[part->n_writes - 1];
+            lo = part->writes[0].key;
+            lo_len = part->writes[0].key_len;
+            if (base_buf_append(&end, last->key, last->key_len) != 0 ||
+                base_buf_append_byte(&end, 0) != 0)
+                rc = RANGE_ERR_NOMEM;
+        }
+        for (size_t k = 0; k < part->n_dels && rc == RANGE_OK; k++) {
+            const range_span *d = &part->dels[k];
+            if (lo == NULL || range__key_cmp(d->start, d->start_len, lo, lo_len) < 0) {
+                lo = d->start;
+                lo_len = d->start_len;
+            }
+            if (d->end_len == 0) {
+                open = true;
+            } else if (end.len == 0 || range__key_cmp(d->end, d->end_len, end.data, end.len) > 0) {
+                base_buf_reset(&end);
+                if (base_buf_append(&end, d->end, d->end_len) != 0) rc = RANGE_ERR_NOMEM;
+            }
+        }
+        range_span *sp = &out->spans[out->n_spans];
+        offs[2 * out->n_spans] = out->span_bytes.len;
+        sp->start_len = lo_len;
+        if (lo_len > 0 && base_buf_append(&out->span_bytes, lo, lo_len) != 0) rc = RANGE_ERR_NOMEM;
+        offs[2 * out->n_spans + 1] = out->span_bytes.len;
+        if (!open) {
+            sp->end_len = end.len;
+            if (base_buf_append(&out->span_bytes, end.data, end.len) != 0) rc = RANGE_ERR_NOMEM;
+        }
+        out->n_spans++;
+    }
+    for (size_t i = 0; rc == RANGE_OK && i < out->n_spans; i++) { /* the bytes moved */
+        range_span *sp = &out->spans[i];
+        sp->start = sp->start_len ? out->span_bytes.data + offs[2 * i] : NULL;
+        sp->end = sp->end_len ? out->span_bytes.data + offs[2 * i + 1] : NULL;
+        sp->point = false;
+    }
+    if (rc != RANGE_OK) {
+        base_free(out->spans);
+        out->spans = NULL;
+        out->n_spans = 0;
+    }
+    base_buf_free(&end);
+    base_free(offs);
+    return rc;
+}
+
+typedef struct router__prepare_ctx {
+    const range_txn_meta *txn;
+    const range_commit_request *req;
+    const router__part *part;
+    bool create_record;
+} router__prepare_ctx;
+
+/* The part's writes, delete pieces and read pieces must lie in d. */
+static int router__build_prepare(void *ctx, range_router *r, const range_descriptor *d,
+                                 range_kv_request *out) {
+    (void)r;
+    const router__prepare_ctx *c = ctx;
+    const router__part *part = c->part;
+    const uint8_t *k;
+    size_t klen;
+    if (d->range_id != part->desc.range_id || !router__part_in(part, d))
+        return RANGE_ERR_KEY_MISMATCH;
+    for (size_t i = 0; i < part->n_writes; i++)
+        if (!range_descriptor_contains(d, part->writes[i].key, part->writes[i].key_len))
+            return RANGE_ERR_KEY_MISMATCH;
+    for (size_t i = 0; i < part->n_dels; i++)
+        if (!router__span_in(d, &part->dels[i], &k, &klen)) return RANGE_ERR_KEY_MISMATCH;
+    if (c->create_record && !range_descriptor_contains(d, c->txn->anchor, c->txn->anchor_len))
+        return RANGE_ERR_KEY_MISMATCH;
+    out->op = RANGE_KV_PREPARE;
+    out->range_id = d->range_id;
+    out->read_ts = c->req->read_ts;
+    out->commit_ts = HLC_ZERO; /* the range picks its prepare timestamp */
+    out->txn_id = c->txn->txn_id;
+    out->nonce = router__nonce_for(c->txn->nonce, ROUTER__NONCE_PREPARE, d->range_id);
+    out->priority = c->txn->priority;
+    out->anchor = c->txn->anchor;
+    out->anchor_len = c->txn->anchor_len;
+    out->create_record = c->create_record;
+    out->writes = part->writes;
+    out->write_count = part->n_writes;
+    out->delete_spans = part->dels;
+    out->delete_span_count = part->n_dels;
+    out->read_spans = part->spans;
+    out->read_span_count = part->n_spans;
+    return RANGE_OK;
+}
+
+/* PREPARE one part. RANGE_OK with part->prepared_ts, RANGE_ERR_CONFLICT
+** (*conflict filled), RANGE_ERR_ABORTED, RANGE_ERR_KEY_MISMATCH (plan
+** again), or an error. */
+static int router__send_prepare(range_router *r, const router__prepare_ctx *c,
+                                int64_t deadline_ns, bool *unknown, router__part *part,
+                                range_conflict *conflict) {
+    router__op op;
+    memset(&op, 0, sizeof(op));
+    if (c->part->n_writes > 0)
+        op.route = (router__route){c->part->writes[0].key, c->part->writes[0].key_len, false,
+                                   false};
+    else
+        op.route = (router__route){c->part->dels[0].start, c->part->dels[0].start_len, false,
+                                   false};
+    op.build = router__build_prepare;
+    op.build_ctx = (void *)c;
+    op.is_commit = true;
+    op.what = "prepare";
+    op.deadline_ns = deadline_ns;
+    op.unknown = unknown;
+    op.txn = c->txn;
+    range_kv_response resp;
+    base_buf bytes = {0};
+    range_descriptor used;
+    int rc = router__execute(r, &op, &resp, &bytes, &used);
+    if (rc == RANGE_OK) {
+        part->prepared_ts = resp.commit_ts;
+        (void)hlc_update(r->config.clock, resp.commit_ts);
+    } else if (rc == RANGE_ERR_CONFLICT) {
+        router__count(r, &r->stats.conflicts);
+        rc = router__copy_conflict(&resp, conflict);
+    } else if (rc == RANGE_ERR_PUSHED || (rc != RANGE_OK && router__answer_kept(rc))) {
+        router__set_error(r, "range %" PRIu64 ": answer %d to a prepare", used.range_id, rc);
+        rc = RANGE_ERR_CORRUPT;
+    } else if (rc == RANGE_ERR_ABORTED) {
+        router__set_error(r, "range %" PRIu64 ": the transaction's record is ABORTED",
+                          used.range_id);
+    }
+    range_kv_response_free(&resp);
+    range_descriptor_free(&used);
+    base_buf_free(&bytes);
+    return rc;
+}
+
+/* Sort the plan's parts by start key: PREPAREs go in key order (the
+** anchor's range first, so the record exists before any other intent; and
+** two transactions never wait on each other's intents in a cycle while
+** preparing). */
+static void router__plan_sort(router__plan *p) {
+    for (size_t i = 1; i < p->n_parts; i++) { /* insertion sort: few parts */
+        router__part tmp = p->parts[i];
+        size_t j = i;
+        while (j > 0) {
+            const range_descriptor *prev = &p->parts[j - 1].desc;
+            if (range__key_cmp(prev->start_key, prev->start_len, tmp.desc.start_key,
+                               tmp.desc.start_len) <= 0)
+                break;
+            p->parts[j] = p->parts[j - 1];
+            j--;
+        }
+        p->parts[j] = tmp;
+    }
+}
+
+static int router__prepare_planned(range_router *r, const range_txn_meta *txn,
+                                   const range_commit_request *req, router__plan *p,
+                                   int64_t deadline_ns, bool *unknown, hlc_timestamp *commit_ts,
+                                   range_conflict *conflict) {
+    router__plan_sort(p);
+    bool anchored = false;
+    hlc_timestamp ts = HLC_ZERO;
+    for (size_t i = 0; i < p->n_parts; i++) {
+        router__part *part = &p->parts[i];
+        if (!router__part_writes(part)) continue;
+        bool create = !anchored && range_descriptor_contains(&part->desc, txn->anchor,
+                                                             txn->anchor_len);
+        if (!anchored && !create) {
+            /* the anchor (a lock holder's first locked key) is not in the
+            ** first written range: the record must exist before any
+            ** intent, so a HEARTBEAT creates it (or finds it) first */
+            int status = RANGE_TXN_PENDING;
+            int hrc = router__heartbeat_until(r, txn, deadline_ns, &status);
+            if (hrc != RANGE_OK) return hrc; /* ABORTED: the detail is set */
+            if (status != RANGE_TXN_PENDING) {
+                router__set_error(r, "the record of transaction %016" PRIx64 " is already "
+                                  "final (%d) before it prepared", txn->txn_id, status);
+                return RANGE_ERR_INVALID;
+            }
+        }
+        anchored = true;
+        router__prepare_ctx c = {txn, req, part, create};
+        int rc = router__send_prepare(r, &c, deadline_ns, unknown, part, conflict);
+        if (rc != RANGE_OK) return rc;
+        if (hlc_compare(part->prepared_ts, ts) > 0) ts = part->prepared_ts;
+    }
+    if (!anchored) return RANGE_ERR_INVALID;
+    /* reads the PREPAREs did not check up to ts: ranges only read, and
+    ** ranges that prepared lower */
+    for (size_t i = 0; i < p->n_parts; i++) {
+        const router__part *part = &p->parts[i];
+        if (part->n_spans == 0) continue;
+        if (router__part_writes(part) && hlc_compare(part->prepared_ts, ts) == 0) continue;
+        int rc = router__validate(r, part, req->read_ts, ts, txn, deadline_ns, conflict);
+        if (rc != RANGE_OK) return rc;
+    }
+    *commit_ts = ts;
+    return RANGE_OK;
+}
+
+static int router__prepare(range_kv *kv, const range_txn_meta *txn,
+                           const range_commit_request *req, range_prepare_result *out,
+                           range_conflict *conflict) {
+    range_router *r = (range_router *)kv;
+    router__clear_error();
+    if (out != NULL) memset(out, 0, sizeof(*out));
+    if (txn == NULL || req == NULL || out == NULL || txn->txn_id == 0 || txn->anchor == NULL ||
+        txn->anchor_len == 0 || (req->write_count > 0 && req->writes == NULL) ||
+        (req->delete_span_count > 0 && req->delete_spans == NULL) ||
+        (req->read_span_count > 0 && req->read_spans == NULL) ||
+        (req->write_count == 0 && req->delete_span_count == 0))
+        return RANGE_ERR_INVALID;
+    int64_t deadline_ns = base_monotonic_ns() + r->config.deadline_ms * 1000000;
+    bool unknown = false; /* a PREPARE's fate is unknown */
+    base_buf missing = {0}; /* owner: this function */
+    int lookups = 0;
+    int rc = RANGE_ERR_UNAVAILABLE;
+    for (int plan_attempt = 0; plan_attempt < ROUTER__PLAN_ATTEMPTS_MAX; plan_attempt++) {
+        router__plan plan;
+        memset(&plan, 0, sizeof(plan));
+        rc = router__plan_txn(r, req, &plan, &missing);
+        /* every range that may get intents, before the first PREPARE; a
+        ** later plan covers the same keys (each key in one part) */
+        if (rc == RANGE_OK) rc = router__prepare_spans(&plan, out);
+        if (rc == RANGE_OK)
+            rc = router__prepare_planned(r, txn, req, &plan, deadline_ns, &unknown,
+                                         &out->commit_ts, conflict);
+        router__plan_free(&plan);
+        if (rc == RANGE_ERR_KEY_MISMATCH) continue; /* the ranges changed shape */
+        if (rc == RANGE_ERR_UNAVAILABLE && missing.len > 0) {
+            rc = router__lookup_missing(r, &missing, deadline_ns, &lookups);
+            base_buf_reset(&missing);
+            if (rc == RANGE_OK) {
+                plan_attempt--;
+                continue;
+            }
+        }
+        break;
+    }
+    base_buf_free(&missing);
+    if (rc == RANGE_ERR_KEY_MISMATCH) {
+        router__set_error(r, "the ranges of the transaction changed shape %d times while it "
+                          "prepared", ROUTER__PLAN_ATTEMPTS_MAX);
+        rc = RANGE_ERR_UNAVAILABLE;
+    }
+    if (rc == RANGE_ERR_UNAVAILABLE && unknown) {
+        char detail[ROUTER__ERROR_TEXT_MAX];
+        base_strlcpy(detail, router__error.text, sizeof(detail));
+        router__count(r, &r->stats.ambiguous);
+        router__set_error(r, "a prepare's outcome is unknown (%s)", detail);
+        rc = RANGE_ERR_AMBIGUOUS;
+    }
+    return rc;
+}
+
+typedef struct router__end_ctx {
+    const range_txn_meta *txn;
+    int status;
+    hlc_timestamp commit_ts;
+} router__end_ctx;
+
+static int router__build_end(void *ctx, range_router *r, const range_descriptor *d,
+                             range_kv_request *req) {
+    (void)r;
+    const router__end_ctx *c = ctx;
+    if (!range_descriptor_contains(d, c->txn->anchor, c->txn->anchor_len))
+        return RANGE_ERR_KEY_MISMATCH;
+    req->op = RANGE_KV_END_TXN;
+    req->range_id = d->range_id;
+    req->read_ts = c->txn->read_ts;
+    req->txn_id = c->txn->txn_id;
+    /* one nonce per outcome: an END_TXN(ABORTED) after an END_TXN(COMMITTED)
+    ** of unknown fate must be evaluated, not taken for it */
+    req->nonce = router__nonce_for(c->txn->nonce,
+                                   c->status == RANGE_TXN_COMMITTED ? ROUTER__NONCE_END_COMMIT
+                                                                    : ROUTER__NONCE_END_ABORT,
+                                   0);
+    req->priority = c->txn->priority;
+    req->anchor = c->txn->anchor;
+    req->anchor_len = c->txn->anchor_len;
+    req->txn_status = (uint8_t)c->status;
+    req->commit_ts = c->commit_ts;
+    return RANGE_OK;
+}
+
+static int router__end_txn(range_kv *kv, const range_txn_meta *txn, int status,
+                           hlc_timestamp commit_ts, range_txn_outcome *out) {
+    range_router *r = (range_router *)kv;
+    router__clear_error();
+    if (out != NULL) memset(out, 0, sizeof(*out));
+    if (txn == NULL || out == NULL || txn->txn_id == 0 || txn->anchor == NULL ||
+        txn->anchor_len == 0 || (status != RANGE_TXN_COMMITTED && status != RANGE_TXN_ABORTED) ||
+        (status == RANGE_TXN_COMMITTED && hlc_is_zero(commit_ts)))
+        return RANGE_ERR_INVALID;
+    router__end_ctx c = {txn, status, status == RANGE_TXN_COMMITTED ? commit_ts : HLC_ZERO};
+    router__op op;
+    memset(&op, 0, sizeof(op));
+    op.route = (router__route){txn->anchor, txn->anchor_len, false, false};
+    op.build = router__build_end;
+    op.build_ctx = &c;
+    op.is_commit = true; /* its fate matters: unknown ends AMBIGUOUS */
+    op.what = status == RANGE_TXN_COMMITTED ? "commit record" : "abort record";
+    op.txn = txn;
+    range_kv_response resp;
+    base_buf bytes = {0};
+    range_descriptor used;
+    int rc = router__execute(r, &op, &resp, &bytes, &used);
+    if (rc == RANGE_OK) {
+        out->status = resp.has_txn ? resp.txn_status : status;
+        out->commit_ts = resp.commit_ts;
+        if (out->status == RANGE_TXN_COMMITTED) {
+            if (hlc_is_zero(out->commit_ts)) out->commit_ts = c.commit_ts;
+            (void)hlc_update(r->config.clock, out->commit_ts);
+            if (status == RANGE_TXN_COMMITTED) router__count(r, &r->stats.commits);
+        }
+        if (out->status != RANGE_TXN_COMMITTED && out->status != RANGE_TXN_ABORTED) {
+            router__set_error(r, "range %" PRIu64 ": a record left %d by an end of transaction",
+                              used.range_id, out->status);
+            rc = RANGE_ERR_CORRUPT;
+        }
+    } else if (rc == RANGE_ERR_ABORTED) {
+        out->status = RANGE_TXN_ABORTED;
+        router__set_error(r, "range %" PRIu64 ": the transaction's record is ABORTED",
+                          used.range_id);
+    } else if (router__answer_kept(rc)) {
+        router__set_error(r, "range %" PRIu64 ": answer %d to an end of transaction",
+                          used.range_id, rc);
+        rc = RANGE_ERR_CORRUPT;
+    }
+    range_kv_response_free(&resp);
+    range_descriptor_free(&used);
+    base_buf_free(&bytes);
+    return rc;
+}
+
+static int router__resolve(range_kv *kv, uint64_t txn_id, const range_span *spans, size_t n_spans,
+                           int status, hlc_timestamp commit_ts) {
+    range_router *r = (range_router *)kv;
+    router__clear_error();
+    if (txn_id == 0 || (n_spans > 0 && spans == NULL) ||
+        (status != RANGE_TXN_COMMITTED && status != RANGE_TXN_ABORTED) ||
+        (status == RANGE_TXN_COMMITTED && hlc_is_zero(commit_ts)))
+        return RANGE_ERR_INVALID;
+    if (n_spans == 0) return RANGE_OK;
+    int64_t deadline_ns = base_monotonic_ns() + r->config.deadline_ms * 1000000;
+    return router__resolve_spans(r, txn_id, spans, n_spans, status,
+                                 status == RANGE_TXN_COMMITTED ? commit_ts : HLC_ZERO,
+                                 deadline_ns);
+}
+
+/* ---- statement-time locks (docs/txn.md section 5) ------------------------------ */
+
+/* The LOCK of keys[next..] that lie in the descriptor it is sent with (at
+** most RANGE_KV_LOCK_KEYS_MAX, from next on: the keys are sorted, so one
+** range's share is contiguous). */
+typedef struct router__lock_ctx {
+    const range_txn_meta *txn;
+    const range_span *keys;
+    size_t n_keys, next;
+    size_t sent;       /* keys in the last request built */
+    range_kv_key *buf; /* owned by the caller: RANGE_KV_LOCK_KEYS_MAX */
+} router__lock_ctx;
+
+static int router__build_lock(void *ctx, range_router *r, const range_descriptor *d,
+                              range_kv_request *req) {
+    (void)r;
+    router__lock_ctx *c = ctx;
+    size_t n = 0;
+    for (size_t i = c->next; i < c->n_keys && n < RANGE_KV_LOCK_KEYS_MAX; i++) {
+        if (!range_descriptor_contains(d, c->keys[i].start, c->keys[i].start_len)) break;
+        c->buf[n].key = c->keys[i].start;
+        c->buf[n].key_len = c->keys[i].start_len;
+        n++;
+    }
+    if (n == 0) return RANGE_ERR_KEY_MISMATCH; /* routed by keys[next]: a bug */
+    c->sent = n;
+    req->op = RANGE_KV_LOCK;
+    req->range_id = d->range_id;
+    req->read_ts = c->txn->read_ts;
+    req->txn_id = c->txn->txn_id;
+    req->priority = c->txn->priority;
+    req->anchor = c->txn->anchor;
+    req->anchor_len = c->txn->anchor_len;
+    req->lock_keys = c->buf;
+    req->lock_key_count = n;
+    return RANGE_OK;
+}
+
+static bool router__meta_ok(const range_txn_meta *txn) {
+    return txn != NULL && txn->txn_id != 0 && txn->anchor != NULL && txn->anchor_len > 0 &&
+           txn->anchor_len <= STORAGE_KEY_SIZE_MAX;
+}
+
+static int router__lock(range_kv *kv, const range_txn_meta *txn, const range_span *keys,
+                        size_t n_keys, hlc_timestamp *newest_ts) {
+    range_router *r = (range_router *)kv;
+    router__clear_error();
+    if (newest_ts != NULL) *newest_ts = HLC_ZERO;
+    if (!router__meta_ok(txn) || newest_ts == NULL || (n_keys > 0 && keys == NULL))
+        return RANGE_ERR_INVALID;
+    for (size_t i = 0; i < n_keys; i++) {
+        if (keys[i].start == NULL || keys[i].start_len == 0 ||
+            keys[i].start_len > STORAGE_KEY_SIZE_MAX ||
+            (i > 0 && range__key_cmp(keys[i - 1].start, keys[i - 1].start_len, keys[i].start,
+                                     keys[i].start_len) >= 0))
+            return RANGE_ERR_INVALID;
+    }
+    if (n_keys == 0) return RANGE_OK;
+    range_kv_key *buf = base_calloc(RANGE_KV_LOCK_KEYS_MAX, sizeof(*buf)); /* owner: here */
+    if (buf == NULL) return RANGE_ERR_NOMEM;
+    int64_t deadline_ns = base_monotonic_ns() + r->config.deadline_ms * 1000000;
+    router__lock_ctx c = {txn, keys, n_keys, 0, 0, buf};
+    int rc = RANGE_OK;
+    while (c.next < n_keys && rc == RANGE_OK) {
+        router__op op;
+        memset(&op, 0, sizeof(op));
+        op.route = (router__route){keys[c.next].start, keys[c.next].start_len, false, false};
+        op.build = router__build_lock;
+        op.build_ctx = &c;
+        op.what = "lock";
+        op.deadline_ns = deadline_ns;
+        op.txn = txn;
+        op.lock_wait = true;
+        range_kv_response resp;
+        base_buf bytes = {0};
+        range_descriptor used;
+        rc = router__execute(r, &op, &resp, &bytes, &used);
+        if (rc == RANGE_OK) {
+            if (hlc_compare(resp.newest_ts, *newest_ts) > 0) *newest_ts = resp.newest_ts;
+            c.next += c.sent;
+        } else if (rc == RANGE_ERR_ABORTED) {
+            /* the detail is set (the cycle, when a deadlock chose us) */
+        } else if (router__answer_kept(rc)) {
+            router__set_error(r, "range %" PRIu64 ": answer %d to a lock", used.range_id, rc);
+            rc = RANGE_ERR_CORRUPT;
+        }
+        range_kv_response_free(&resp);
+        range_descriptor_free(&used);
+        base_buf_free(&bytes);
+    }
+    base_free(buf);
+    if (rc == RANGE_OK) (void)hlc_update(r->config.clock, *newest_ts); /* reads go there */
+    return rc;
+}
+
+typedef struct router__heartbeat_ctx {
+    const range_txn_meta *txn;
+} router__heartbeat_ctx;
+
+static int router__build_heartbeat(void *ctx, range_router *r, const range_descriptor *d,
+                                   range_kv_request *req) {
+    (void)r;
+    const router__heartbeat_ctx *c = ctx;
+    if (!range_descriptor_contains(d, c->txn->anchor, c->txn->anchor_len))
+        return RANGE_ERR_KEY_MISMATCH;
+    req->op = RANGE_KV_HEARTBEAT;
+    req->range_id = d->range_id;
+    req->read_ts = c->txn->read_ts;
+    req->txn_id = c->txn->txn_id;
+    req->priority = c->txn->priority;
+    req->anchor = c->txn->anchor;
+    req->anchor_len = c->txn->anchor_len;
+    return RANGE_OK;
+}
+
+/* HEARTBEAT at txn's anchor, within deadline_ns (0: the router's). */
+static int router__heartbeat_until(range_router *r, const range_txn_meta *txn,
+                                   int64_t deadline_ns, int *status) {
+    router__heartbeat_ctx c = {txn};
+    router__op op;
+    memset(&op, 0, sizeof(op));
+    op.route = (router__route){txn->anchor, txn->anchor_len, false, false};
+    op.build = router__build_heartbeat;
+    op.build_ctx = &c;
+    op.what = "heartbeat";
+    op.deadline_ns = deadline_ns;
+    op.keep_aborted = true;
+    range_kv_response resp;
+    base_buf bytes = {0};
+    range_descriptor used;
+    int rc = router__execute(r, &op, &resp, &bytes, &used);
+    if (rc == RANGE_OK) {
+        *status = resp.has_txn ? resp.txn_status : RANGE_TXN_PENDING;
+        if (*status == RANGE_TXN_ABORTED) rc = RANGE_ERR_ABORTED;
+    } else if (rc == RANGE_ERR_ABORTED) {
+        *status = RANGE_TXN_ABORTED;
+    } else if (router__answer_kept(rc)) {
+        router__set_error(r, "range %" PRIu64 ": answer %d to a heartbeat", used.range_id, rc);
+        rc = RANGE_ERR_CORRUPT;
+    }
+    if (rc == RANGE_ERR_ABORTED) {
+        if (resp.cycle_len > 0) {
+            char cycle[ROUTER__CYCLE_TEXT_MAX];
+            router__cycle_text(resp.cycle, resp.cycle_len, cycle, sizeof(cycle));
+            router__set_error(r, "deadlock: transaction %016" PRIx64 " was chosen as the victim "
+                              "of the cycle %s (each waiting for the next)", txn->txn_id, cycle);
+        } else {
+            router__set_error(r, "transaction %016" PRIx64 " was aborted by another transaction "
+                              "(its record is ABORTED)", txn->txn_id);
+        }
+    }
+    range_kv_response_free(&resp);
+    range_descriptor_free(&used);
+    base_buf_free(&bytes);
+    return rc;
+}
+
+static int router__heartbeat(range_kv *kv, const range_txn_meta *txn, int *status) {
+    range_router *r = (range_router *)kv;
+    router__clear_error();
+    if (!router__meta_ok(txn) || status == NULL) return RANGE_ERR_INVALID;
+    *status = RANGE_TXN_PENDING;
+    return router__heartbeat_until(r, txn, 0, status);
+}
+
+static int router__refresh(range_kv *kv, const range_txn_meta *txn, const range_span *spans,
+                           size_t n_spans, hlc_timestamp new_ts, range_conflict *conflict) {
+    range_router *r = (range_router *)kv;
+    router__clear_error();
+    if (txn == NULL || (n_spans > 0 && spans == NULL) || hlc_compare(new_ts, txn->read_ts) <= 0)
+        return RANGE_ERR_INVALID;
+    if (n_spans == 0) return RANGE_OK;
+    int64_t deadline_ns = base_monotonic_ns() + r->config.deadline_ms * 1000000;
+    base_buf missing = {0}; /* owner: this function */
+    int lookups = 0;
+    int rc = RANGE_ERR_UNAVAILABLE;
+    for (int plan_attempt = 0; plan_attempt < ROUTER__PLAN_ATTEMPTS_MAX; plan_attempt++) {
+        router__plan plan;
+        memset(&plan, 0, sizeof(plan));
+        rc = router__plan_spans(r, &plan, spans, n_spans, &missing);
+        for (size_t i = 0; rc == RANGE_OK && i < plan.n_parts; i++)
+            rc = router__validate(r, &plan.parts[i], txn->read_ts, new_ts,
+                                  txn->txn_id != 0 ? txn : NULL, deadline_ns, conflict);
+        router__plan_free(&plan);
+        if (rc == RANGE_ERR_KEY_MISMATCH) continue; /* validated parts stay valid */
+        if (rc == RANGE_ERR_UNAVAILABLE && missing.len > 0) {
+            rc = router__lookup_missing(r, &missing, deadline_ns, &lookups);
+            base_buf_reset(&missing);
+            if (rc == RANGE_OK) {
+                plan_attempt--;
+                continue;
+            }
+        }
+        break;
+    }
+    base_buf_free(&missing);
+    if (rc == RANGE_ERR_KEY_MISMATCH) {
+        router__count(r, &r->stats.unavailable);
+        router__set_error(r, "the ranges of a refresh changed shape %d times",
+                          ROUTER__PLAN_ATTEMPTS_MAX);
+        rc = RANGE_ERR_UNAVAILABLE;
+    }
+    return rc;
+}
+
 /* ---- the rest of the range_kv ------------------------------------------------ */
 
 static int router__wait_visible(range_kv *kv, hlc_timestamp read_ts) {
@@ -1846,6 +3052,12 @@ static const range_kv_ops router__ops = {
     .stats = router__stats,
     .last_error = router__last_error,
     .admin_split = router__admin_split,
+    .prepare = router__prepare,
+    .end_txn = router__end_txn,
+    .resolve = router__resolve,
+    .lock = router__lock,
+    .heartbeat = router__heartbeat,
+    .refresh = router__refresh,
 };
 
 /* ---- public ------------------------------------------------------------------- */

@@ -89,6 +89,45 @@
 **     starts its cache above everything recorded here (its low-water is at
 **     least that floor). Replicas also refuse, at apply, a command with a
 **     write outside their descriptor (replica.c).
+**   - INTENTS (two-phase commit, docs/txn.md; raw keys in intent_int.h).
+**     A PREPARE is evaluated as a COMMIT (idempotence, validation, floor,
+**     timestamp, read spans cached, registered as pending with its write
+**     set) but proposes intents instead of values. Readers look for
+**     intents before reading values (a resolution swaps one for the other
+**     in one batch, so this order never misses both): GET/SCAN meet those
+**     at <= read_ts, VALIDATE those at <= commit_ts, COMMIT/PREPARE every
+**     one on keys they write and those in their read spans (at <= a fixed
+**     commit_ts, else all), except their own: RANGE_ERR_INTENT naming it.
+**     Intents are laid only by PREPAREs serialized under eval_mu, and one
+**     proposed but unapplied is still a pending commit, so a check under
+**     eval_mu plus the pending list misses none.
+**   - RECORDS change only through conditional raw writes decided at apply
+**     (range__record_transition_ok: a final record never changes), so
+**     END_TXN, PUSH and HEARTBEAT racing each other, or proposals of two
+**     leaseholders, cannot move a record back; each answers the record as
+**     stored after its own write applied. RESOLVE's raw writes recheck the
+**     intent's holder at apply, so a duplicate resolution is a no-op.
+**   - LOCKS (docs/locking.md, "Wiring"). Each range has a lock table and a
+**     txnwait queue (pure structures, called under s->mu; their events are
+**     routed at once to the waiting workers, server_lock_wait and
+**     server_push_wait, or to parked requests). They hold only what this
+**     lease saw: a barrier that finds a newer term, one that finds this
+**     replica not leading, and a lease transfer clear both (waiters are told
+**     ABANDONED and answer UNAVAILABLE: retry). LOCK acquires under
+**     eval_mu, and COMMIT/PREPARE check other txns' UNREPLICATED locks on
+**     what they write under eval_mu too, so a commit is either refused by
+**     a granted lock or pending when the lock is granted (LOCK then waits
+**     for it, so newest_ts counts it). Locks never block reads. A LOCK
+**     waits at most the push delay in all (the workers are few); a lock
+**     request that times out behind an unreplicated lock stays queued,
+**     PARKED, for SERVER_LOCK_PARK_MS, and its txn's next LOCK of the key
+**     resumes it (FIFO across the client's push). A txn's locks go with
+**     its 1PC COMMIT (all, this range), its RESOLVE (its spans, both
+**     kinds) and an ABORTED record written here (all ranges of this
+**     server). The FINISHED memo (per server, bounded) tells pushers about
+**     txns that ended without a record to read, and a deadlock's victim
+**     its cycle (its push, heartbeat, QUERY_TXN and LOCK answer
+**     RANGE_ERR_ABORTED; its heartbeat writes its record ABORTED).
 **   - Lock order: eval_mu -> node mutex -> s->mu. Node callbacks (barrier,
 **     proposal) run under the node mutex and take only s->mu; nothing calls
 **     into the node while holding s->mu.
@@ -98,18 +137,27 @@
 ** SERVER_COMMIT_ATTEMPTS_MAX evaluations per commit, SERVER_BARRIER_
 ** ATTEMPTS_MAX barriers per request, RANGE_NODE_REPLICAS_MAX ranges,
 ** pending records bounded by the replica's RANGE_PROPOSALS_PENDING_MAX,
-** scan pages by RANGE_KV_SCAN_ROWS_MAX rows and SERVER_SCAN_BYTES_MAX.
+** scan pages by RANGE_KV_SCAN_ROWS_MAX rows and SERVER_SCAN_BYTES_MAX,
+** intents examined per check by RANGE__INTENT_SCAN_MAX, a PUSH's wait by
+** SERVER_PUSH_WAIT_MS, a RESOLVE by SERVER_RESOLVE_ROUNDS_MAX commands,
+** a LOCK's waits by the push delay, SERVER_PARKED_MAX parked requests and
+** SERVER_LOCK_TXNS_MAX holders' anchors per range, SERVER_FINISHED_MAX
+** remembered endings per server, and the lock table's and txnwait's own
+** bounds (locktable_int.h, txnwait_int.h).
 */
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "range/eval_int.h"
 #include "range/kv_int.h"
+#include "range/locktable_int.h"
 #include "range/replica_int.h"
 #include "range/tscache_int.h"
+#include "range/txnwait_int.h"
 
 #define SERVER_QUEUE_MAX 4096           /* rpc requests waiting for a worker */
 #define SERVER_WORKERS_MAX 256
@@ -122,6 +170,19 @@
 #define SERVER_COMMIT_WAIT_MAX_OFFSETS 2 /* commit wait bound, in max_offsets */
 #define SERVER_COUNTERS 5
 #define SERVER_TRANSFER_POLL_MS 5       /* leadership changes signal nothing here: recheck */
+#define SERVER_PUSH_WAIT_MS 500         /* a PUSH of a live PENDING txn waits this long at most */
+#define SERVER_PUSH_POLL_MS 20          /* and rereads the record at least this often */
+#define SERVER_RESOLVE_ROUNDS_MAX 64    /* commands of one RESOLVE (each up to
+                                           RANGE_COMMAND_WRITES_MAX intents) */
+#define SERVER_LOCK_PARK_MS 600         /* a timed-out lock request keeps its place this
+                                           long (a push is SERVER_PUSH_WAIT_MS) */
+#define SERVER_PARKED_MAX 256           /* parked lock requests per range */
+#define SERVER_LOCK_TXNS_MAX 1024       /* holders' anchors kept per range */
+#define SERVER_LOCK_ATTEMPTS_MAX 4      /* acquisitions of one key in one LOCK */
+#define SERVER_FINISHED_MAX 256         /* ended transactions remembered per server */
+
+_Static_assert(RANGE_KV_DEPS_MAX == RANGE_TXNWAIT_DEPS_MAX, "deps on the wire = the queue's");
+_Static_assert(RANGE_KV_CYCLE_MAX == RANGE_TXNWAIT_CYCLE_MAX, "cycles on the wire = the queue's");
 
 typedef struct server_job {
     rpc_transport *t; /* borrowed: the owner keeps it alive while the server runs */
@@ -163,6 +224,58 @@ typedef struct server_read {
     struct server_read *prev, *next;
 } server_read;
 
+/* A worker waiting on its lock request (eval_lock): in its frame, linked
+** into its range's lock_waits from QUEUED until it stops waiting. */
+typedef struct server_lock_wait {
+    uint64_t waiter_id;
+    uint64_t txn_id;
+    int state;                 /* 0: waiting; else RANGE_LOCK_EV_GRANTED / _ABANDONED */
+    range__lock_holder holder; /* the blocker, as last told */
+    struct server_lock_wait *next;
+} server_lock_wait;
+
+/* A worker waiting in its range's txnwait queue (eval_push); likewise. */
+typedef struct server_push_wait {
+    uint64_t waiter_id;
+    int state; /* 0: waiting; else RANGE_TXNWAIT_EV_FINAL / _ABANDONED */
+    struct server_push_wait *next;
+} server_push_wait;
+
+/* A lock request whose worker stopped waiting (the push delay) while its
+** transaction pushes the holder: it keeps its place in the key's queue for
+** SERVER_LOCK_PARK_MS, and the same transaction's next LOCK of the key takes
+** it back (FIFO across the push). Granted meanwhile, the lock is the txn's;
+** unclaimed at expiry, it is released (or the request cancelled). */
+typedef struct server_parked {
+    uint64_t waiter_id, txn_id;
+    uint8_t *key; /* owned */
+    size_t key_len;
+    int64_t expires_mono_ns;
+    bool granted;
+} server_parked;
+
+/* What the lock table does not keep of a lock holder: its record key (where
+** a pusher goes) and its read timestamp. */
+typedef struct server_lock_txn {
+    uint64_t txn_id;
+    uint8_t *anchor; /* owned */
+    size_t anchor_len;
+    hlc_timestamp read_ts;
+} server_lock_txn;
+
+/* A transaction this server saw end. authoritative: a record write, a 1PC
+** commit or a resolution said so (pushers may be told); else only the txn
+** itself hears it (a pusher chosen as a deadlock's victim: no record was
+** written, its coordinator aborts). */
+typedef struct server_finished {
+    uint64_t txn_id;
+    uint8_t status; /* range_txn_status, final */
+    bool authoritative;
+    hlc_timestamp commit_ts;
+    uint64_t cycle[RANGE_KV_CYCLE_MAX]; /* a deadlock victim's cycle */
+    size_t cycle_len;
+} server_finished;
+
 typedef struct server_range {
     uint64_t range_id;
     range_replica *replica; /* borrowed from the node (lives until range_node_free) */
@@ -174,6 +287,15 @@ typedef struct server_range {
     server_pending *pending; /* list of unresolved proposals */
     bool splitting;          /* the split gate is closed (see THE SPLIT GATE) */
     int gated;               /* reads, VALIDATEs and commit evaluations inside it */
+    /* LOCKS (see the invariant), under s->mu: */
+    range__locktable *locks;     /* owned; this lease's locks */
+    range__txnwait *txnwait;     /* owned; pushers of txns whose records live here */
+    server_lock_wait *lock_waits;
+    server_push_wait *push_waits;
+    server_parked *parked;       /* owned array of SERVER_PARKED_MAX */
+    size_t n_parked;
+    server_lock_txn *lock_txns;  /* owned array of SERVER_LOCK_TXNS_MAX */
+    size_t n_lock_txns;
 } server_range;
 
 struct range_server {
@@ -189,6 +311,9 @@ struct range_server {
     server_range **ranges;  /* owned */
     size_t n_ranges;
     uint64_t counters[SERVER_COUNTERS];
+    uint64_t cmd_seq;       /* under mu: keys of record and resolve commands */
+    server_finished *finished; /* owned ring of SERVER_FINISHED_MAX, under mu */
+    size_t finished_next;
 };
 
 /* A read barrier in flight; lives in the evaluating thread's frame, which
@@ -217,6 +342,10 @@ typedef struct server_eval {
     base_buf row_bytes;    /* SCAN */
     range_kv_row *rows;
     range_conflict conflict;
+    range__intent_hit hit; /* RANGE_ERR_INTENT: the intent (or lock) met */
+    range_kv_edge deps[RANGE_KV_DEPS_MAX];  /* QUERY_TXN's answer */
+    uint64_t cycle[RANGE_KV_CYCLE_MAX];     /* a deadlock victim's answer */
+    bool abort_record; /* HEARTBEAT of a txn known aborted: write ABORTED */
 } server_eval;
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -421,6 +550,14 @@ static void server_range_free(server_range *sr)
 {
     if (sr == NULL)
         return;
+    range__locktable_free(sr->locks);
+    range__txnwait_free(sr->txnwait);
+    for (size_t i = 0; sr->parked != NULL && i < sr->n_parked; i++)
+        base_free(sr->parked[i].key);
+    for (size_t i = 0; sr->lock_txns != NULL && i < sr->n_lock_txns; i++)
+        base_free(sr->lock_txns[i].anchor);
+    base_free(sr->parked);
+    base_free(sr->lock_txns);
     range__tscache_free(sr->tscache);
     pthread_mutex_destroy(&sr->eval_mu);
     base_free(sr);
@@ -458,6 +595,14 @@ static int server_range_get(range_server *s, uint64_t range_id, server_range **o
         base_free(sr);
         return RANGE_ERR_NOMEM;
     }
+    sr->parked = base_calloc(SERVER_PARKED_MAX, sizeof(*sr->parked));
+    sr->lock_txns = base_calloc(SERVER_LOCK_TXNS_MAX, sizeof(*sr->lock_txns));
+    if (sr->parked == NULL || sr->lock_txns == NULL ||
+        range__locktable_new(NULL, &sr->locks) != RANGE_OK ||
+        range__txnwait_new(NULL, &sr->txnwait) != RANGE_OK) {
+        server_range_free(sr);
+        return RANGE_ERR_NOMEM;
+    }
     sr->range_id = range_id;
     sr->replica = r;
     int rc = RANGE_OK;
@@ -485,6 +630,324 @@ static int server_range_get(range_server *s, uint64_t range_id, server_range **o
     server_range_free(sr);
     *out = found;
     return found != NULL ? RANGE_OK : rc;
+}
+
+/* ---- the lock table and the wait queue: bookkeeping under s->mu --------------- */
+
+/* Lock and wait-queue times: the leaseholder's HLC wall time, so a lock's
+** since and a record's heartbeat compare with the pusher's clock. */
+static int64_t lock_now_ns(range_server *s) { return hlc_now(s->config.clock).wall_ns; }
+
+static void parked_remove_locked(server_range *sr, size_t i)
+{
+    base_free(sr->parked[i].key);
+    sr->parked[i] = sr->parked[sr->n_parked - 1];
+    memset(&sr->parked[sr->n_parked - 1], 0, sizeof(sr->parked[0]));
+    sr->n_parked--;
+}
+
+/* Route the lock table's events to the waiting workers and the parked
+** requests, then wake the workers. */
+static void locks_drain_locked(range_server *s, server_range *sr)
+{
+    range__locktable_event ev;
+    bool any = false;
+    while (range__locktable_next_event(sr->locks, &ev)) {
+        any = true;
+        server_lock_wait *w = sr->lock_waits;
+        while (w != NULL && w->waiter_id != ev.waiter_id)
+            w = w->next;
+        if (w != NULL) {
+            if (ev.kind == RANGE_LOCK_EV_NEW_HOLDER)
+                w->holder = ev.holder;
+            else
+                w->state = (int)ev.kind; /* GRANTED or ABANDONED: LOCK never reads */
+            continue;
+        }
+        for (size_t i = 0; i < sr->n_parked; i++) {
+            if (sr->parked[i].waiter_id != ev.waiter_id)
+                continue;
+            if (ev.kind == RANGE_LOCK_EV_GRANTED)
+                sr->parked[i].granted = true;
+            else if (ev.kind != RANGE_LOCK_EV_NEW_HOLDER)
+                parked_remove_locked(sr, i);
+            break;
+        }
+    }
+    if (any)
+        pthread_cond_broadcast(&s->changed);
+}
+
+static void txnwait_drain_locked(range_server *s, server_range *sr)
+{
+    range__txnwait_event ev;
+    bool any = false;
+    while (range__txnwait_next_event(sr->txnwait, &ev)) {
+        any = true;
+        for (server_push_wait *w = sr->push_waits; w != NULL; w = w->next)
+            if (w->waiter_id == ev.waiter_id) {
+                w->state = (int)ev.kind;
+                break;
+            }
+    }
+    if (any)
+        pthread_cond_broadcast(&s->changed);
+}
+
+/* Parked requests past their time: a granted one's lock goes, a waiting one
+** leaves the queue. */
+static void parked_sweep_locked(range_server *s, server_range *sr)
+{
+    int64_t now_mono = base_monotonic_ns();
+    for (size_t i = 0; i < sr->n_parked;) {
+        server_parked *p = &sr->parked[i];
+        if (p->expires_mono_ns > now_mono) {
+            i++;
+            continue;
+        }
+        if (p->granted)
+            (void)range__locktable_release(sr->locks, p->txn_id, p->key, p->key_len,
+                                           lock_now_ns(s));
+        else
+            (void)range__locktable_cancel(sr->locks, p->waiter_id);
+        parked_remove_locked(sr, i);
+        locks_drain_locked(s, sr); /* may grant (or drop) other parked requests */
+        i = 0;
+    }
+}
+
+static int64_t parked_next_expiry_locked(const server_range *sr)
+{
+    int64_t t = INT64_MAX;
+    for (size_t i = 0; i < sr->n_parked; i++)
+        if (sr->parked[i].expires_mono_ns < t)
+            t = sr->parked[i].expires_mono_ns;
+    return t;
+}
+
+/* txn_id is done with these keys (sp NULL: all): its parked requests go
+** (waiting ones leave the queue; granted ones are released by the caller). */
+static void parked_forget_txn_locked(range_server *s, server_range *sr, uint64_t txn_id,
+                                     const range_span *sp)
+{
+    for (size_t i = 0; i < sr->n_parked;) {
+        server_parked *p = &sr->parked[i];
+        if (p->txn_id != txn_id ||
+            (sp != NULL && !range__span_contains(sp, p->key, p->key_len))) {
+            i++;
+            continue;
+        }
+        if (!p->granted)
+            (void)range__locktable_cancel(sr->locks, p->waiter_id);
+        parked_remove_locked(sr, i);
+    }
+    locks_drain_locked(s, sr);
+}
+
+static server_lock_txn *lock_txn_find_locked(server_range *sr, uint64_t txn_id)
+{
+    for (size_t i = 0; i < sr->n_lock_txns; i++)
+        if (sr->lock_txns[i].txn_id == txn_id)
+            return &sr->lock_txns[i];
+    return NULL;
+}
+
+/* Does anything of txn_id still live in sr's table (keys, parked or waiting
+** requests)? */
+static bool lock_txn_in_use_locked(const server_range *sr, uint64_t txn_id)
+{
+    if (range__locktable_txn_keys(sr->locks, txn_id) > 0)
+        return true;
+    for (size_t i = 0; i < sr->n_parked; i++)
+        if (sr->parked[i].txn_id == txn_id)
+            return true;
+    for (const server_lock_wait *w = sr->lock_waits; w != NULL; w = w->next)
+        if (w->txn_id == txn_id)
+            return true;
+    return false;
+}
+
+/* Remember the anchor and read_ts of a LOCK's txn (the latest LOCK's win).
+** Full: entries nothing refers to any more go first. RANGE_OK,
+** RANGE_ERR_BUSY, RANGE_ERR_NOMEM. */
+static int lock_txn_note_locked(server_range *sr, const range_kv_request *q)
+{
+    server_lock_txn *t = lock_txn_find_locked(sr, q->txn_id);
+    if (t == NULL && sr->n_lock_txns == SERVER_LOCK_TXNS_MAX) {
+        for (size_t i = 0; i < sr->n_lock_txns;) {
+            if (lock_txn_in_use_locked(sr, sr->lock_txns[i].txn_id)) {
+                i++;
+                continue;
+            }
+            base_free(sr->lock_txns[i].anchor);
+            sr->lock_txns[i] = sr->lock_txns[--sr->n_lock_txns];
+        }
+        if (sr->n_lock_txns == SERVER_LOCK_TXNS_MAX)
+            return RANGE_ERR_BUSY;
+    }
+    uint8_t *anchor = base_malloc(q->anchor_len); /* owner: the entry */
+    if (anchor == NULL)
+        return RANGE_ERR_NOMEM;
+    memcpy(anchor, q->anchor, q->anchor_len);
+    if (t == NULL)
+        t = &sr->lock_txns[sr->n_lock_txns++];
+    else
+        base_free(t->anchor);
+    t->txn_id = q->txn_id;
+    t->anchor = anchor;
+    t->anchor_len = q->anchor_len;
+    t->read_ts = q->read_ts;
+    return RANGE_OK;
+}
+
+/* txn_id let go of everything here: its anchor is no longer needed. */
+static void lock_txn_forget_locked(server_range *sr, uint64_t txn_id)
+{
+    server_lock_txn *t = lock_txn_find_locked(sr, txn_id);
+    if (t == NULL || lock_txn_in_use_locked(sr, txn_id))
+        return;
+    base_free(t->anchor);
+    *t = sr->lock_txns[--sr->n_lock_txns];
+    memset(&sr->lock_txns[sr->n_lock_txns], 0, sizeof(sr->lock_txns[0]));
+}
+
+/* The answer for an UNREPLICATED holder h of key: RANGE_ERR_INTENT with
+** *hit (anchor and read_ts as its LOCK said; unknown: the key itself, so a
+** push lands somewhere and goes by since), or RANGE_ERR_NOMEM. */
+static int unrepl_hit_locked(server_range *sr, const uint8_t *key, size_t key_len,
+                             const range__lock_holder *h, range__intent_hit *hit)
+{
+    const server_lock_txn *t = lock_txn_find_locked(sr, h->txn.id);
+    base_buf_reset(&hit->key);
+    base_buf_reset(&hit->anchor);
+    if (base_buf_append(&hit->key, key, key_len) != 0 ||
+        (t != NULL ? base_buf_append(&hit->anchor, t->anchor, t->anchor_len)
+                   : base_buf_append(&hit->anchor, key, key_len)) != 0)
+        return RANGE_ERR_NOMEM;
+    hit->txn_id = h->txn.id;
+    hit->ts = t != NULL ? t->read_ts : HLC_ZERO;
+    hit->unreplicated = true;
+    hit->since_ns = h->since_ns;
+    return RANGE_ERR_INTENT;
+}
+
+/* An intent found in storage becomes (or stays) the key's holder; a stale
+** replicated holder of another txn in the table makes way for it. */
+static void discover_locked(range_server *s, server_range *sr, const range__intent_hit *hit)
+{
+    range__lock_txn txn = {hit->txn_id, 0, 0};
+    int64_t now = lock_now_ns(s);
+    int rc = range__locktable_add_discovered(sr->locks, &txn, hit->key.data, hit->key.len,
+                                             hit->ts, now, NULL);
+    range__lock_holder h;
+    if (rc == RANGE_ERR_CONFLICT &&
+        range__locktable_holder(sr->locks, hit->key.data, hit->key.len, &h)) {
+        (void)range__locktable_release(sr->locks, h.txn.id, hit->key.data, hit->key.len, now);
+        locks_drain_locked(s, sr);
+        (void)range__locktable_add_discovered(sr->locks, &txn, hit->key.data, hit->key.len,
+                                              hit->ts, now, NULL);
+    }
+    locks_drain_locked(s, sr); /* BUSY / NOMEM: the request still sees the intent */
+}
+
+/* Forget every lock and wait of sr (the lease moved, or a new term began):
+** waiters are told ABANDONED and evaluate again. */
+static void locks_clear_locked(range_server *s, server_range *sr)
+{
+    range__locktable_clear(sr->locks);
+    locks_drain_locked(s, sr);
+    while (sr->n_parked > 0)
+        parked_remove_locked(sr, sr->n_parked - 1);
+    for (size_t i = 0; i < sr->n_lock_txns; i++)
+        base_free(sr->lock_txns[i].anchor);
+    memset(sr->lock_txns, 0, sr->n_lock_txns * sizeof(sr->lock_txns[0]));
+    sr->n_lock_txns = 0;
+    range__txnwait_clear(sr->txnwait);
+    txnwait_drain_locked(s, sr);
+}
+
+static void lease_lost(range_server *s, server_range *sr)
+{
+    pthread_mutex_lock(&s->mu);
+    locks_clear_locked(s, sr);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static server_finished *finished_find_locked(range_server *s, uint64_t txn_id)
+{
+    for (size_t i = 0; i < SERVER_FINISHED_MAX; i++)
+        if (s->finished[i].txn_id == txn_id)
+            return &s->finished[i];
+    return NULL;
+}
+
+/* Remember that txn_id ended (a cycle given: it was a deadlock's victim). */
+static void finished_add_locked(range_server *s, uint64_t txn_id, range_txn_status status,
+                                bool authoritative, hlc_timestamp commit_ts,
+                                const uint64_t *cycle, size_t cycle_len)
+{
+    server_finished *f = finished_find_locked(s, txn_id);
+    if (f == NULL) {
+        f = &s->finished[s->finished_next];
+        s->finished_next = (s->finished_next + 1) % SERVER_FINISHED_MAX;
+        memset(f, 0, sizeof(*f));
+    }
+    f->txn_id = txn_id;
+    f->status = (uint8_t)status;
+    f->authoritative = f->authoritative || authoritative;
+    if (status == RANGE_TXN_COMMITTED)
+        f->commit_ts = commit_ts;
+    if (cycle_len > 0) {
+        if (cycle_len > RANGE_KV_CYCLE_MAX)
+            cycle_len = RANGE_KV_CYCLE_MAX;
+        memcpy(f->cycle, cycle, cycle_len * sizeof(*cycle));
+        f->cycle_len = cycle_len;
+    }
+    pthread_cond_broadcast(&s->changed);
+}
+
+/* Every lock of txn_id in every range of this server goes (it was
+** aborted; its waiters go on). */
+static void txn_release_everywhere_locked(range_server *s, uint64_t txn_id)
+{
+    for (size_t i = 0; i < s->n_ranges; i++) {
+        server_range *sr = s->ranges[i];
+        parked_forget_txn_locked(s, sr, txn_id, NULL);
+        (void)range__locktable_release_all(sr->locks, txn_id, lock_now_ns(s));
+        locks_drain_locked(s, sr);
+        lock_txn_forget_locked(sr, txn_id);
+    }
+}
+
+/* txn_id ended (its record is final, a 1PC commit, a resolution): pushers of
+** it waiting here in any range end (they look again); release_locks takes
+** its locks in every range of this server (an abort: its waiters go on). */
+static void txn_final_locked(range_server *s, uint64_t txn_id, range_txn_status status,
+                             hlc_timestamp commit_ts, bool authoritative, bool release_locks)
+{
+    range__txnwait_record rec = {txn_id, 0, status, 0};
+    finished_add_locked(s, txn_id, status, authoritative, commit_ts, NULL, 0);
+    for (size_t i = 0; i < s->n_ranges; i++) {
+        server_range *sr = s->ranges[i];
+        range__txnwait_update_record(sr->txnwait, &rec);
+        txnwait_drain_locked(s, sr);
+    }
+    if (release_locks)
+        txn_release_everywhere_locked(s, txn_id);
+}
+
+size_t range__server_lock_keys(range_server *s, uint64_t range_id)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_ranges; i++)
+        if (s->ranges[i]->range_id == range_id) {
+            range__locktable_stats st;
+            range__locktable_get_stats(s->ranges[i]->locks, &st);
+            n = st.keys;
+        }
+    pthread_mutex_unlock(&s->mu);
+    return n;
 }
 
 /* ---- the split gate ---------------------------------------------------------- */
@@ -590,6 +1053,7 @@ static int server_barrier_wait(range_server *s, server_range *sr, uint64_t *term
         range_replica_status before, after;
         range_replica_get_status(r, &before);
         if (!before.leader) {
+            lease_lost(s, sr); /* this lease's locks are gone (docs/locking.md) */
             *hint = before.leader_id;
             return RANGE_ERR_NOT_LEADER;
         }
@@ -615,6 +1079,7 @@ static int server_barrier_wait(range_server *s, server_range *sr, uint64_t *term
         }
         range_replica_get_status(r, &after);
         if (b.rc == RANGE_ERR_NOT_LEADER || !after.leader) {
+            lease_lost(s, sr);
             *hint = after.leader ? 0 : after.leader_id;
             return RANGE_ERR_NOT_LEADER;
         }
@@ -632,6 +1097,9 @@ static int server_barrier_wait(range_server *s, server_range *sr, uint64_t *term
             hlc_timestamp low = hlc_add_ns(hlc_now(s->config.clock),
                                            hlc_max_offset_ns(s->config.clock));
             range__tscache_reset(sr->tscache, ts_max(low, replica__split_floor(r)));
+            /* locks and waits of an earlier lease may have been overtaken
+            ** by another leaseholder's: start over */
+            locks_clear_locked(s, sr);
             counter_add(s, RANGE__SERVER_TERMS, 1);
         }
         pthread_mutex_unlock(&s->mu);
@@ -766,6 +1234,13 @@ static int eval_get(range_server *s, server_range *sr, server_eval *e)
     rc = read_begin(s, sr, &rd);
     if (rc != RANGE_OK)
         return rc;
+    /* intents first: a resolution removes the intent and writes the value in
+    ** one batch, so looking in this order never misses both */
+    rc = range__find_intent(replica__engine(sr->replica), &sp, 0, e->req.read_ts, &e->hit);
+    if (rc != RANGE_OK) {
+        read_end(s, sr, &rd, NULL);
+        return rc;
+    }
     rc = range_replica_get(sr->replica, e->req.key, e->req.key_len, e->req.read_ts, &e->value);
     if (rc == RANGE_OK) {
         e->resp.value = e->value.data;
@@ -851,6 +1326,12 @@ static int eval_scan(range_server *s, server_range *sr, server_eval *e)
     rc = read_begin(s, sr, &rd);
     if (rc != RANGE_OK)
         return rc;
+    /* intents first (as eval_get), over the whole span of the page */
+    rc = range__find_intent(replica__engine(sr->replica), &rd.span, 0, q->read_ts, &e->hit);
+    if (rc != RANGE_OK) {
+        read_end(s, sr, &rd, NULL);
+        return rc;
+    }
     rc = storage_iter_open(replica__engine(sr->replica), NULL, &o, &it);
     if (rc != STORAGE_OK) {
         read_end(s, sr, &rd, NULL);
@@ -1042,13 +1523,228 @@ static server_pending *pending_find_locked(server_range *sr, uint64_t txn_id, ui
 
 /* The stored outcome of (txn_id, nonce): RANGE_OK with *ts when applied,
 ** RANGE_NOT_FOUND when not, or an error. */
-static int applied_ts(server_range *sr, const range_kv_request *q, hlc_timestamp *ts)
+static int applied_ts(server_range *sr, uint64_t txn_id, uint64_t seq, hlc_timestamp *ts)
 {
     bool found = false;
-    int rc = replica__command_record(sr->replica, q->txn_id, q->nonce, &found, ts);
+    int rc = replica__command_record(sr->replica, txn_id, seq, &found, ts);
     if (rc != RANGE_OK)
         return rc;
     return found ? RANGE_OK : RANGE_NOT_FOUND;
+}
+
+/* ---- two-phase commit helpers (docs/txn.md; range/intent_int.h) ------------- */
+
+/* The Raft command key of a COMMIT or PREPARE. A PREPARE's mixes in the
+** range id: the records are keyed by (txn_id, seq) alone on a node, and one
+** transaction prepares in several ranges, perhaps with one nonce. */
+static uint64_t command_seq(const server_range *sr, const range_kv_request *q)
+{
+    if (q->op != RANGE_KV_PREPARE)
+        return q->nonce;
+    uint64_t z = q->nonce ^ (sr->range_id * 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    return z ^ (z >> 31);
+}
+
+/* The transaction record of (anchor, txn_id) as this replica stores it:
+** RANGE_OK with *found (and *rec when found), or an error (a record that
+** does not decode is RANGE_ERR_CORRUPT). */
+static int record_read(server_range *sr, const uint8_t *anchor, size_t anchor_len,
+                       uint64_t txn_id, range__record *rec, bool *found)
+{
+    base_buf key = {0}, val = {0}; /* owner: this function */
+    *found = false;
+    int rc = range__record_key(anchor, anchor_len, txn_id, &key);
+    if (rc == RANGE_OK) {
+        int g = storage_get_raw(replica__engine(sr->replica), key.data, key.len, &val);
+        if (g == STORAGE_OK) {
+            rc = range__record_decode(val.data, val.len, rec);
+            *found = rc == RANGE_OK;
+        } else if (g != STORAGE_NOT_FOUND) {
+            rc = range__storage_rc(g);
+        }
+    }
+    base_buf_free(&key);
+    base_buf_free(&val);
+    return rc;
+}
+
+/* The record into the answer (END_TXN, PUSH, HEARTBEAT, PREPARE's ABORTED). */
+static void record_answer(server_eval *e, const range__record *rec)
+{
+    e->resp.has_txn = true;
+    e->resp.txn_status = (uint8_t)rec->status;
+    if (rec->status == RANGE_TXN_COMMITTED)
+        e->resp.commit_ts = rec->commit_ts;
+}
+
+/* Other transactions' intents where a COMMIT or PREPARE writes (any ts) or
+** reads (ts <= its fixed commit_ts, else any: the timestamp is not chosen
+** yet). RANGE_ERR_INTENT with e->hit. A range without any intent costs one
+** seek. Under eval_mu: intents are laid only by PREPAREs evaluated under it
+** (the pending ones are checked as pending commits). */
+static int check_intents(server_range *sr, server_eval *e, const range_commit_request *creq)
+{
+    const range_kv_request *q = &e->req;
+    storage_engine *eng = replica__engine(sr->replica);
+    bool has = true;
+    int rc = range__range_has_intents(eng, &e->desc, &has);
+    if (rc != RANGE_OK || !has)
+        return rc;
+    hlc_timestamp upper = hlc_is_zero(q->commit_ts) ? HLC_MAX : q->commit_ts;
+    for (size_t i = 0; i < creq->write_count && rc == RANGE_OK; i++) {
+        range_span pt = {creq->writes[i].key, creq->writes[i].key_len, NULL, 0, true};
+        rc = range__find_intent(eng, &pt, q->txn_id, HLC_MAX, &e->hit);
+    }
+    for (size_t i = 0; i < creq->delete_span_count && rc == RANGE_OK; i++)
+        rc = range__find_intent(eng, &creq->delete_spans[i], q->txn_id, HLC_MAX, &e->hit);
+    for (size_t i = 0; i < creq->read_span_count && rc == RANGE_OK; i++)
+        rc = range__find_intent(eng, &creq->read_spans[i], q->txn_id, upper, &e->hit);
+    return rc;
+}
+
+/* Other transactions' UNREPLICATED locks where a COMMIT or PREPARE writes
+** (its keys and delete spans): RANGE_ERR_INTENT naming the holder (its reads
+** go through locks: docs/locking.md). Under eval_mu, like LOCK's
+** acquisitions, so a lock granted after this check sees the commit pending. */
+static int check_locks(range_server *s, server_range *sr, server_eval *e,
+                       const range_commit_request *creq)
+{
+    int rc = RANGE_OK;
+    const uint8_t *k;
+    size_t klen;
+    range__lock_holder h;
+    pthread_mutex_lock(&s->mu);
+    parked_sweep_locked(s, sr);
+    for (size_t i = 0; i < creq->write_count + creq->delete_span_count && rc == RANGE_OK; i++) {
+        range_span pt = {NULL, 0, NULL, 0, true};
+        const range_span *sp = &pt;
+        if (i < creq->write_count) {
+            pt.start = creq->writes[i].key;
+            pt.start_len = creq->writes[i].key_len;
+        } else {
+            sp = &creq->delete_spans[i - creq->write_count];
+        }
+        if (range__locktable_find_unreplicated(sr->locks, creq->txn_id, sp, &k, &klen, &h))
+            rc = unrepl_hit_locked(sr, k, klen, &h, &e->hit);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* After a COMMIT or PREPARE applied at ts (or was found applied): a 1PC
+** commit's transaction is done here: its locks go, pushers of it end; a
+** PREPARE's intents become replicated holders (its written keys; tombstones
+** from delete spans are found in storage when met). A read-only COMMIT
+** (ts = its read_ts) ends its locks too. */
+static void commit_done(range_server *s, server_range *sr, const range_kv_request *q,
+                        hlc_timestamp ts)
+{
+    if (q->txn_id == 0)
+        return;
+    pthread_mutex_lock(&s->mu);
+    int64_t now = lock_now_ns(s);
+    if (q->op == RANGE_KV_PREPARE) {
+        range__lock_txn txn = {q->txn_id, 0, q->priority};
+        for (size_t i = 0; i < q->write_count; i++)
+            (void)range__locktable_add_discovered(sr->locks, &txn, q->writes[i].key,
+                                                  q->writes[i].key_len, ts, now, NULL);
+        locks_drain_locked(s, sr);
+    } else if (range__locktable_txn_keys(sr->locks, q->txn_id) > 0 ||
+               lock_txn_find_locked(sr, q->txn_id) != NULL) {
+        parked_forget_txn_locked(s, sr, q->txn_id, NULL);
+        (void)range__locktable_release_all(sr->locks, q->txn_id, now);
+        locks_drain_locked(s, sr);
+        lock_txn_forget_locked(sr, q->txn_id);
+        txn_final_locked(s, q->txn_id, RANGE_TXN_COMMITTED, ts, true, false);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The raw writes of a PREPARE at t: an intent for each of ws (its writes
+** and the tombstones of its delete spans) and, create_record, the PENDING
+** record (heartbeat now). Bytes in *bytes. owner of *out: caller
+** (base_free); of *bytes: caller (base_buf_free). */
+static int prepare_raw_writes(const range_kv_request *q, const range_write *ws, size_t n,
+                              hlc_timestamp t, hlc_timestamp now, base_buf *bytes,
+                              range_raw_write **out, size_t *n_out)
+{
+    size_t n_raw = n + (q->create_record ? 1 : 0);
+    range_raw_write *raw = NULL;     /* owner: *out once returned */
+    size_t *at = NULL;               /* owner: this function; key/value offsets */
+    base_buf key = {0};              /* owner: this function */
+    int rc = RANGE_ERR_NOMEM;
+    *out = NULL;
+    *n_out = 0;
+    if (n_raw == 0)
+        return RANGE_OK;
+    raw = base_calloc(n_raw, sizeof(*raw));
+    at = base_calloc(2 * n_raw + 1, sizeof(*at));
+    if (raw == NULL || at == NULL)
+        goto cleanup;
+    for (size_t i = 0; i < n; i++) {
+        range__intent in = {q->txn_id, q->nonce, t, q->anchor, q->anchor_len,
+                            ws[i].tombstone, ws[i].value, ws[i].value_len};
+        rc = range__intent_key(ws[i].key, ws[i].key_len, &key);
+        if (rc != RANGE_OK)
+            goto cleanup;
+        at[2 * i] = bytes->len;
+        rc = RANGE_ERR_NOMEM;
+        if (base_buf_append(bytes, key.data, key.len) != 0)
+            goto cleanup;
+        at[2 * i + 1] = bytes->len;
+        rc = range__intent_encode(&in, bytes);
+        if (rc != RANGE_OK)
+            goto cleanup;
+        raw[i].kind = RANGE_RAW_PUT;
+    }
+    if (q->create_record) {
+        range__record rec = {RANGE_TXN_PENDING, q->txn_id, q->priority, HLC_ZERO, now};
+        uint8_t val[RANGE__RECORD_SIZE];
+        rc = range__record_key(q->anchor, q->anchor_len, q->txn_id, &key);
+        if (rc == RANGE_OK)
+            rc = range__record_encode(&rec, val);
+        if (rc != RANGE_OK)
+            goto cleanup;
+        at[2 * n] = bytes->len;
+        rc = RANGE_ERR_NOMEM;
+        if (base_buf_append(bytes, key.data, key.len) != 0)
+            goto cleanup;
+        at[2 * n + 1] = bytes->len;
+        if (base_buf_append(bytes, val, sizeof(val)) != 0)
+            goto cleanup;
+        raw[n].kind = RANGE_RAW_RECORD;
+    }
+    at[2 * n_raw] = bytes->len;
+    for (size_t i = 0; i < n_raw; i++) { /* pointers only now: appends move the bytes */
+        raw[i].key = bytes->data + at[2 * i];
+        raw[i].key_len = at[2 * i + 1] - at[2 * i];
+        raw[i].value = bytes->data + at[2 * i + 1];
+        raw[i].value_len = at[2 * i + 2] - at[2 * i + 1];
+    }
+    *out = raw;
+    *n_out = n_raw;
+    raw = NULL;
+    rc = RANGE_OK;
+cleanup:
+    base_free(raw);
+    base_free(at);
+    base_buf_free(&key);
+    return rc;
+}
+
+/* After a PREPARE that creates its record applied: a pusher may have written
+** ABORTED first (then the PENDING write was skipped at apply and the intents
+** are laid for nothing: the next reader resolves them). */
+static int prepare_record_after(server_range *sr, server_eval *e)
+{
+    range__record rec;
+    bool found = false;
+    int rc = record_read(sr, e->req.anchor, e->req.anchor_len, e->req.txn_id, &rec, &found);
+    if (rc != RANGE_OK || !found || rec.status != RANGE_TXN_ABORTED)
+        return rc;
+    record_answer(e, &rec);
+    return RANGE_ERR_ABORTED;
 }
 
 /* One evaluation under eval_mu, after a barrier in `term`. Returns RANGE_OK
@@ -1070,12 +1766,17 @@ static int commit_evaluate_locked(range_server *s, server_range *sr, server_eval
     size_t gen_count = 0;
     range_write *cmd_writes = NULL; /* owner: this function */
     server_pending *p = NULL;       /* owner: this function until registered */
+    base_buf raw_bytes = {0};       /* owner: this function (PREPARE's intents) */
+    range_raw_write *raw = NULL;    /* owner: this function */
+    size_t n_raw = 0;
+    bool prepare = q->op == RANGE_KV_PREPARE;
+    uint64_t seq = command_seq(sr, q);
     uint64_t hint = 0;
     int rc;
 
     *wait_on = NULL;
     pthread_mutex_lock(&s->mu);
-    server_pending *orig = pending_find_locked(sr, q->txn_id, q->nonce);
+    server_pending *orig = pending_find_locked(sr, q->txn_id, seq);
     if (orig != NULL)
         orig->refs++; /* a retry while the first proposal is in flight */
     pthread_mutex_unlock(&s->mu);
@@ -1083,14 +1784,39 @@ static int commit_evaluate_locked(range_server *s, server_range *sr, server_eval
         *wait_on = orig;
         return RANGE_OK;
     }
-    rc = applied_ts(sr, q, ts);
+    rc = applied_ts(sr, q->txn_id, seq, ts);
     if (rc != RANGE_NOT_FOUND)
         return rc; /* applied (RANGE_OK with *ts), or an error */
+    pthread_mutex_lock(&s->mu);
+    const server_finished *fin = q->txn_id != 0 ? finished_find_locked(s, q->txn_id) : NULL;
+    bool victim = fin != NULL && fin->status == RANGE_TXN_ABORTED && fin->cycle_len > 0;
+    pthread_mutex_unlock(&s->mu);
+    if (victim)
+        return RANGE_ERR_ABORTED; /* a deadlock's victim commits nothing new */
+    if (prepare && q->create_record) {
+        /* a final record: ABORTED refuses; COMMITTED (a stale retry) lays nothing */
+        range__record rec;
+        bool found = false;
+        rc = record_read(sr, q->anchor, q->anchor_len, q->txn_id, &rec, &found);
+        if (rc != RANGE_OK)
+            return rc;
+        if (found && rec.status != RANGE_TXN_PENDING) {
+            record_answer(e, &rec);
+            *ts = rec.commit_ts;
+            return rec.status == RANGE_TXN_ABORTED ? RANGE_ERR_ABORTED : RANGE_OK;
+        }
+    }
     rc = validate_commit(s, sr, &creq, &e->conflict);
+    if (rc == RANGE_OK)
+        rc = check_intents(sr, e, &creq);
+    if (rc == RANGE_OK)
+        rc = check_locks(s, sr, e, &creq);
     if (rc != RANGE_OK)
         goto cleanup;
-    rc = range__collect_tombstones(replica__engine(sr->replica), &creq, RANGE_COMMAND_WRITES_MAX,
-                                   &gen_keys, &gen_offsets, &gen_count);
+    /* a PREPARE's command also carries its record */
+    rc = range__collect_tombstones(replica__engine(sr->replica), &creq,
+                                   RANGE_COMMAND_WRITES_MAX - (prepare ? 1 : 0), &gen_keys,
+                                   &gen_offsets, &gen_count);
     if (rc != RANGE_OK)
         goto cleanup;
     size_t n_cmd = q->write_count + gen_count;
@@ -1109,6 +1835,7 @@ static int commit_evaluate_locked(range_server *s, server_range *sr, server_eval
     rc = pending_new(s, sr, q, &gen_keys, &gen_offsets, gen_count, &p);
     if (rc != RANGE_OK)
         goto cleanup;
+    p->nonce = seq;
 
     /* Floor, timestamp, the read spans into the cache and the registration
     ** in one critical section (see NO WRITE UNDER A READ). */
@@ -1140,8 +1867,20 @@ static int commit_evaluate_locked(range_server *s, server_range *sr, server_eval
     counter_add(s, RANGE__SERVER_PENDING, 1);
     pthread_mutex_unlock(&s->mu);
 
-    range_command cmd = {q->txn_id, q->nonce, t, cmd_writes, n_cmd};
-    rc = replica__propose(sr->replica, &cmd, term, false, server_propose_cb, p, &hint);
+    range_command cmd = {.txn_id = q->txn_id, .seq = seq, .commit_ts = t,
+                         .writes = cmd_writes, .write_count = n_cmd};
+    rc = RANGE_OK;
+    if (prepare) {
+        /* intents instead of values: nothing becomes visible yet */
+        rc = prepare_raw_writes(q, cmd_writes, n_cmd, t, hlc_now(s->config.clock), &raw_bytes,
+                                &raw, &n_raw);
+        cmd.writes = NULL;
+        cmd.write_count = 0;
+        cmd.raw_writes = raw;
+        cmd.raw_write_count = n_raw;
+    }
+    if (rc == RANGE_OK)
+        rc = replica__propose(sr->replica, &cmd, term, false, server_propose_cb, p, &hint);
     if (rc != RANGE_OK) {
         /* not proposed: the callback never runs, the record goes now */
         pthread_mutex_lock(&s->mu);
@@ -1166,6 +1905,8 @@ cleanup:
     base_free(cmd_writes);
     base_buf_free(&gen_keys);
     base_free(gen_offsets);
+    base_free(raw);
+    base_buf_free(&raw_bytes);
     return rc;
 }
 
@@ -1191,9 +1932,10 @@ static void commit_wait(range_server *s, hlc_timestamp ts)
 static int eval_commit(range_server *s, server_range *sr, server_eval *e)
 {
     const range_kv_request *q = &e->req;
-    if (q->write_count == 0 && q->delete_span_count == 0) {
+    if (q->op == RANGE_KV_COMMIT && q->write_count == 0 && q->delete_span_count == 0) {
         /* read-only: its snapshot is consistent by construction (range_commit) */
         e->resp.commit_ts = q->read_ts;
+        commit_done(s, sr, q, q->read_ts);
         return RANGE_OK;
     }
     range_commit_request creq = {q->txn_id, q->read_ts, q->writes, q->write_count,
@@ -1227,6 +1969,9 @@ static int eval_commit(range_server *s, server_range *sr, server_eval *e)
         for (size_t i = 0; i < q->read_span_count; i++)
             if ((rc = span_check(e, &q->read_spans[i])) != RANGE_OK)
                 return rc;
+        if (q->op == RANGE_KV_PREPARE && q->create_record &&
+            !range_descriptor_contains(&e->desc, q->anchor, q->anchor_len))
+            return key_mismatch(e, q->anchor, q->anchor_len);
 
         server_pending *wait_on = NULL;
         hlc_timestamp ts = HLC_ZERO;
@@ -1239,6 +1984,8 @@ static int eval_commit(range_server *s, server_range *sr, server_eval *e)
         if (rc != RANGE_OK)
             return rc;
         if (wait_on == NULL) {
+            if (q->op == RANGE_KV_COMMIT) /* (a PREPARE registered at its apply) */
+                commit_done(s, sr, q, ts);
             commit_wait(s, ts);
             e->resp.commit_ts = ts; /* applied before: the stored timestamp */
             return RANGE_OK;
@@ -1247,12 +1994,17 @@ static int eval_commit(range_server *s, server_range *sr, server_eval *e)
         if (rc == RANGE_OK) {
             /* applied: answer what the record says (a retry may have applied
             ** at the first proposal's timestamp, not this one) */
-            rc = applied_ts(sr, q, &ts);
+            rc = applied_ts(sr, q->txn_id, command_seq(sr, q), &ts);
+            if (rc == RANGE_OK && q->op == RANGE_KV_PREPARE && q->create_record)
+                rc = prepare_record_after(sr, e);
             if (rc == RANGE_OK) {
+                commit_done(s, sr, q, ts);
                 commit_wait(s, ts);
                 e->resp.commit_ts = ts;
                 return RANGE_OK;
             }
+            if (rc == RANGE_ERR_ABORTED)
+                return rc;
             BASE_ERROR("range", "r%llu: txn %llu/%llu applied without its record (%d)",
                        (unsigned long long)sr->range_id, (unsigned long long)q->txn_id,
                        (unsigned long long)q->nonce, rc);
@@ -1343,6 +2095,11 @@ static int eval_validate(range_server *s, server_range *sr, server_eval *e)
     }
     if (rc != RANGE_OK)
         return rc;
+    /* another transaction's intent at or below commit_ts may commit there */
+    for (size_t i = 0; i < q->read_span_count && rc == RANGE_OK; i++)
+        rc = range__find_intent(eng, &q->read_spans[i], q->txn_id, q->commit_ts, &e->hit);
+    if (rc != RANGE_OK)
+        return rc;
     for (size_t i = 0; i < q->read_span_count; i++) {
         rc = range__check_read_span_between(eng, &q->read_spans[i], q->read_ts, q->commit_ts,
                                             &e->conflict);
@@ -1351,6 +2108,805 @@ static int eval_validate(range_server *s, server_range *sr, server_eval *e)
     }
     e->resp.commit_ts = q->commit_ts;
     return RANGE_OK;
+}
+
+/* ---- transaction records, pushes, resolution (docs/txn.md) -------------------- */
+
+/* A fresh key for a record or resolve command: those are conditional by
+** content, so a duplicate does no harm, but their (txn_id, seq) must not
+** collide with a PREPARE's or another server's. Random base, then a count. */
+static uint64_t next_cmd_seq(range_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    uint64_t v = ++s->cmd_seq;
+    pthread_mutex_unlock(&s->mu);
+    return v;
+}
+
+/* Propose cmd (evaluated in `term`, eval_mu held) with a pending record that
+** writes nothing reads or commits look at (records and resolutions are
+** ordered by the intents, not by the pending list), handed back referenced
+** in *wait_on. RANGE_OK, or the proposal's error (leader hint set). */
+static int propose_bare(range_server *s, server_range *sr, server_eval *e, uint64_t term,
+                        const range_command *cmd, server_pending **wait_on)
+{
+    uint64_t hint = 0;
+    server_pending *p = base_calloc(1, sizeof(*p)); /* owner: the pending list once linked */
+    if (p == NULL)
+        return RANGE_ERR_NOMEM;
+    p->server = s;
+    p->range = sr;
+    p->txn_id = cmd->txn_id;
+    p->nonce = cmd->seq;
+    p->ts = cmd->commit_ts;
+    p->refs = 1;
+    pthread_mutex_lock(&s->mu);
+    p->next = sr->pending;
+    if (sr->pending != NULL)
+        sr->pending->prev = p;
+    sr->pending = p;
+    counter_add(s, RANGE__SERVER_PENDING, 1);
+    pthread_mutex_unlock(&s->mu);
+    int rc = replica__propose(sr->replica, cmd, term, false, server_propose_cb, p, &hint);
+    if (rc != RANGE_OK) {
+        pthread_mutex_lock(&s->mu);
+        pending_unlink(sr, p);
+        counter_add(s, RANGE__SERVER_PENDING, -1);
+        pthread_mutex_unlock(&s->mu);
+        pending_free(p);
+        e->resp.leader_hint = hint;
+        return rc;
+    }
+    *wait_on = p;
+    return RANGE_OK;
+}
+
+/* What a record update wants over cur (NULL: no record): false = nothing
+** to write (the answer is cur); else *next and the raw write's *kind. */
+typedef bool (*record_decide_fn)(range_server *s, const server_eval *e, const range__record *cur,
+                                 range__record *next, uint8_t *kind);
+
+/* Barrier, the anchor's range (split gate, descriptor), then under eval_mu
+** the record of (anchor, txn_id) is read and, when decide says so, a
+** conditional write of it proposed and waited for (again on DROPPED: the
+** apply refuses a record outside the range, which drops it too). RANGE_OK
+** with *rec / *found as stored afterwards, or an error. */
+static int record_update(range_server *s, server_range *sr, server_eval *e,
+                         const uint8_t *anchor, size_t anchor_len, uint64_t txn_id,
+                         record_decide_fn decide, range__record *rec, bool *found)
+{
+    base_buf key = {0}; /* owner: this function */
+    int rc = RANGE_ERR_AMBIGUOUS;
+    for (int attempt = 0; attempt < SERVER_COMMIT_ATTEMPTS_MAX; attempt++) {
+        uint64_t term = 0, hint = 0;
+        rc = server_barrier_wait(s, sr, &term, &hint);
+        if (rc != RANGE_OK) {
+            e->resp.leader_hint = hint;
+            break;
+        }
+        rc = gate_enter(s, sr, e);
+        if (rc == RANGE_OK)
+            rc = load_desc(sr, e);
+        if (rc == RANGE_OK && !range_descriptor_contains(&e->desc, anchor, anchor_len))
+            rc = key_mismatch(e, anchor, anchor_len);
+        if (rc != RANGE_OK)
+            break;
+        range__record next;
+        uint8_t kind = RANGE_RAW_RECORD, val[RANGE__RECORD_SIZE];
+        bool write = false;
+        server_pending *wait_on = NULL;
+        pthread_mutex_lock(&sr->eval_mu);
+        rc = record_read(sr, anchor, anchor_len, txn_id, rec, found);
+        if (rc == RANGE_OK)
+            write = decide(s, e, *found ? rec : NULL, &next, &kind);
+        if (write) {
+            rc = range__record_key(anchor, anchor_len, txn_id, &key);
+            if (rc == RANGE_OK)
+                rc = range__record_encode(&next, val);
+            range_raw_write w = {key.data, key.len, val, sizeof(val), kind};
+            range_command cmd = {.txn_id = txn_id, .seq = next_cmd_seq(s),
+                                 .raw_writes = &w, .raw_write_count = 1};
+            if (rc == RANGE_OK)
+                rc = propose_bare(s, sr, e, term, &cmd, &wait_on);
+        }
+        pthread_mutex_unlock(&sr->eval_mu);
+        gate_leave(s, e);
+        if (rc != RANGE_OK || !write)
+            break;
+        rc = pending_wait(s, wait_on);
+        if (rc == RANGE_ERR_DROPPED)
+            continue;
+        if (rc == RANGE_OK)
+            rc = record_read(sr, anchor, anchor_len, txn_id, rec, found);
+        break;
+    }
+    base_buf_free(&key);
+    /* every attempt dropped: none can apply any more, the caller may retry */
+    return rc == RANGE_ERR_DROPPED ? RANGE_ERR_UNAVAILABLE : rc;
+}
+
+/* END_TXN and HEARTBEAT: a final record stays; else END_TXN writes its
+** status (keeping the heartbeat) and HEARTBEAT a PENDING one beating now. */
+static bool end_txn_decide(range_server *s, const server_eval *e, const range__record *cur,
+                           range__record *next, uint8_t *kind)
+{
+    const range_kv_request *q = &e->req;
+    if (cur != NULL && cur->status != RANGE_TXN_PENDING)
+        return false;
+    hlc_timestamp now = hlc_now(s->config.clock);
+    memset(next, 0, sizeof(*next));
+    next->txn_id = q->txn_id;
+    next->priority = q->priority;
+    *kind = RANGE_RAW_RECORD;
+    if (q->op == RANGE_KV_HEARTBEAT) {
+        /* a deadlock chose it (its push was told): the record says so now */
+        next->status = e->abort_record ? RANGE_TXN_ABORTED : RANGE_TXN_PENDING;
+        next->heartbeat = now;
+        return true;
+    }
+    next->status = (range_txn_status)q->txn_status;
+    next->heartbeat = cur != NULL ? cur->heartbeat : now;
+    if (next->status == RANGE_TXN_COMMITTED)
+        next->commit_ts = q->commit_ts;
+    return true;
+}
+
+/* END_TXN and HEARTBEAT (range.h, end_txn; kv_int.h). */
+static int eval_record(range_server *s, server_range *sr, server_eval *e)
+{
+    const range_kv_request *q = &e->req;
+    range__record rec;
+    bool found = false;
+    if (q->op == RANGE_KV_END_TXN && q->txn_status == RANGE_TXN_COMMITTED &&
+        hlc_is_zero(q->commit_ts))
+        return RANGE_ERR_INVALID;
+    if (q->op == RANGE_KV_HEARTBEAT) {
+        pthread_mutex_lock(&s->mu);
+        const server_finished *f = finished_find_locked(s, q->txn_id);
+        e->abort_record = f != NULL && f->status == RANGE_TXN_ABORTED && f->cycle_len > 0;
+        pthread_mutex_unlock(&s->mu);
+    }
+    int rc = record_update(s, sr, e, q->anchor, q->anchor_len, q->txn_id, end_txn_decide, &rec,
+                           &found);
+    if (rc != RANGE_OK)
+        return rc;
+    if (!found)
+        return RANGE_ERR_AMBIGUOUS; /* written, yet gone: not possible while records stay */
+    record_answer(e, &rec);
+    pthread_mutex_lock(&s->mu);
+    if (rec.status != RANGE_TXN_PENDING) {
+        /* pushers waiting on it end; an aborted one's locks here go */
+        txn_final_locked(s, q->txn_id, rec.status, rec.commit_ts, true,
+                         rec.status == RANGE_TXN_ABORTED);
+    } else {
+        range__txnwait_record tr = {q->txn_id, rec.priority, RANGE_TXN_PENDING,
+                                    rec.heartbeat.wall_ns};
+        range__txnwait_update_record(sr->txnwait, &tr); /* a fresh heartbeat */
+        txnwait_drain_locked(s, sr);
+    }
+    const server_finished *f = finished_find_locked(s, q->txn_id);
+    if (q->op == RANGE_KV_HEARTBEAT && rec.status == RANGE_TXN_ABORTED && f != NULL &&
+        f->cycle_len > 0) {
+        memcpy(e->cycle, f->cycle, f->cycle_len * sizeof(e->cycle[0]));
+        e->resp.cycle = e->cycle;
+        e->resp.cycle_len = f->cycle_len;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (rec.status == RANGE_TXN_ABORTED &&
+        (q->op == RANGE_KV_HEARTBEAT || q->txn_status == RANGE_TXN_COMMITTED))
+        return RANGE_ERR_ABORTED;
+    return RANGE_OK;
+}
+
+/* PUSH: abort the pushee when its record is PENDING with a heartbeat older
+** than RANGE_TXN_RECORD_EXPIRY_MS, or absent while the intent met is that
+** old; conditional at apply on nobody having heartbeat (or created the
+** record) since. */
+static bool push_decide(range_server *s, const server_eval *e, const range__record *cur,
+                        range__record *next, uint8_t *kind)
+{
+    const range_kv_request *q = &e->req;
+    int64_t now_ns = hlc_now(s->config.clock).wall_ns;
+    int64_t expiry_ns = (int64_t)RANGE_TXN_RECORD_EXPIRY_MS * 1000000;
+    hlc_timestamp seen = cur != NULL ? cur->heartbeat : q->intent_ts;
+    if (cur == NULL && q->since_wall_ns > 0) /* a lock holder: alive from its lock on */
+        seen = (hlc_timestamp){q->since_wall_ns, 0};
+    if ((cur != NULL && cur->status != RANGE_TXN_PENDING) || seen.wall_ns > now_ns - expiry_ns)
+        return false;
+    if (cur == NULL && hlc_is_zero(q->intent_ts) && q->since_wall_ns <= 0)
+        return false; /* the intent's age unknown: never presumed dead */
+    memset(next, 0, sizeof(*next));
+    next->status = RANGE_TXN_ABORTED;
+    next->txn_id = q->pushee_txn_id;
+    next->priority = cur != NULL ? cur->priority : 0;
+    next->heartbeat = cur != NULL ? cur->heartbeat : HLC_ZERO; /* the condition */
+    *kind = RANGE_RAW_RECORD_IF_HEARTBEAT;
+    return true;
+}
+
+/* Abort the pushee (a deadlock or a priority push decided it), conditional
+** like an expiry's on nobody having heartbeat since the pusher looked. */
+static bool abort_decide(range_server *s, const server_eval *e, const range__record *cur,
+                         range__record *next, uint8_t *kind)
+{
+    (void)s;
+    if (cur != NULL && cur->status != RANGE_TXN_PENDING)
+        return false;
+    memset(next, 0, sizeof(*next));
+    next->status = RANGE_TXN_ABORTED;
+    next->txn_id = e->req.pushee_txn_id;
+    next->priority = cur != NULL ? cur->priority : 0;
+    next->heartbeat = cur != NULL ? cur->heartbeat : HLC_ZERO; /* the condition */
+    *kind = RANGE_RAW_RECORD_IF_HEARTBEAT;
+    return true;
+}
+
+/* The pusher itself is known aborted here (a deadlock chose it, or its
+** record was aborted): true, with its cycle in the answer. Under s->mu. */
+static bool pusher_aborted_locked(range_server *s, server_eval *e)
+{
+    if (e->req.txn_id == 0)
+        return false;
+    const server_finished *f = finished_find_locked(s, e->req.txn_id);
+    if (f == NULL || f->status != RANGE_TXN_ABORTED || (!f->authoritative && f->cycle_len == 0))
+        return false; /* (a resolution's word alone does not abort a live txn) */
+    memcpy(e->cycle, f->cycle, f->cycle_len * sizeof(e->cycle[0]));
+    e->resp.cycle = f->cycle_len > 0 ? e->cycle : NULL;
+    e->resp.cycle_len = f->cycle_len;
+    return true;
+}
+
+/* The pushee ended as this server saw it: a COMMITTED one (1PC commit,
+** resolution: no intents are left to decide); an ABORTED one only without a
+** record (a lock holder: nothing but locks, which the answer's resolution
+** releases). Under s->mu. */
+static bool pushee_finished_locked(range_server *s, server_eval *e, bool has_record)
+{
+    const server_finished *f = finished_find_locked(s, e->req.pushee_txn_id);
+    if (f == NULL || (f->status == RANGE_TXN_COMMITTED ? !f->authoritative : has_record))
+        return false;
+    e->resp.has_txn = true;
+    e->resp.txn_status = f->status;
+    if (f->status == RANGE_TXN_COMMITTED)
+        e->resp.commit_ts = f->commit_ts;
+    return true;
+}
+
+/* A final record of the pushee: the answer, and whoever waits on it here. */
+static void push_final(range_server *s, server_eval *e, const range__record *rec)
+{
+    record_answer(e, rec);
+    pthread_mutex_lock(&s->mu);
+    txn_final_locked(s, rec->txn_id, rec->status, rec->commit_ts, true,
+                     rec->status == RANGE_TXN_ABORTED);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* PUSH at the pushee's anchor (kv_int.h; docs/locking.md): its record's
+** status, after aborting it when expired (push_decide), or when the
+** txnwait queue says so (a higher priority, or a deadlock whose victim it
+** is: the cycle is remembered for its own push and heartbeat); a pusher that
+** is a deadlock's victim answers RANGE_ERR_ABORTED with the cycle. Else it
+** waits in the queue (bounded by SERVER_PUSH_WAIT_MS, rereading the record
+** at least every SERVER_PUSH_POLL_MS) while the pushee is alive, and
+** answers PENDING. */
+static int eval_push(range_server *s, server_range *sr, server_eval *e)
+{
+    const range_kv_request *q = &e->req;
+    int64_t wait_ms = SERVER_PUSH_WAIT_MS < s->config.wait_timeout_ms ? SERVER_PUSH_WAIT_MS
+                                                                      : s->config.wait_timeout_ms;
+    int64_t deadline_mono = base_monotonic_ns() + wait_ms * 1000000;
+    range__txnwait_edge deps[RANGE_KV_DEPS_MAX];
+    for (size_t i = 0; i < q->dep_count; i++)
+        deps[i] = (range__txnwait_edge){q->deps[i].waiter, q->deps[i].waiter_priority,
+                                        q->deps[i].holder, q->deps[i].holder_priority};
+    range__txnwait_pusher pusher = {q->txn_id, q->priority,
+                                    q->txn_id != 0 ? RANGE_TXNWAIT_PUSH_ABORT
+                                                   : RANGE_TXNWAIT_PUSH_WAIT,
+                                    deps, q->dep_count};
+    server_push_wait pw = {0, 0, NULL}; /* linked into sr->push_waits while queued */
+    bool linked = false;
+    range__record rec;
+    int rc = RANGE_OK;
+    if (q->txn_id != 0 && q->txn_id == q->pushee_txn_id)
+        return RANGE_ERR_INVALID;
+    for (int round = 0;; round++) {
+        bool found = false, ended = false, abort = false;
+        range__txnwait_result res;
+        memset(&res, 0, sizeof(res));
+        if (round > 0) {
+            if (base_monotonic_ns() >= deadline_mono) {
+                e->resp.has_txn = true; /* still pending (or no record, young) */
+                e->resp.txn_status = RANGE_TXN_PENDING;
+                rc = RANGE_OK;
+                break;
+            }
+            int64_t wake = base_monotonic_ns() + (int64_t)SERVER_PUSH_POLL_MS * 1000000;
+            if (wake > deadline_mono)
+                wake = deadline_mono;
+            struct timespec slice = {(time_t)(wake / 1000000000LL), (long)(wake % 1000000000LL)};
+            pthread_mutex_lock(&s->mu);
+            /* woken by any proposal resolving here, a record write included,
+            ** and by the queue's events */
+            if (!s->stopping && (!linked || pw.state == 0))
+                (void)pthread_cond_timedwait(&s->changed, &s->mu, &slice);
+            bool stopping = s->stopping;
+            pthread_mutex_unlock(&s->mu);
+            if (stopping) {
+                rc = RANGE_ERR_UNAVAILABLE;
+                break;
+            }
+        }
+        pthread_mutex_lock(&s->mu);
+        bool victim = pusher_aborted_locked(s, e);
+        pthread_mutex_unlock(&s->mu);
+        if (victim) {
+            rc = RANGE_ERR_ABORTED;
+            break;
+        }
+        rc = record_update(s, sr, e, q->anchor, q->anchor_len, q->pushee_txn_id, push_decide,
+                           &rec, &found);
+        if (rc != RANGE_OK)
+            break;
+        if (found && rec.status != RANGE_TXN_PENDING) {
+            push_final(s, e, &rec);
+            break;
+        }
+        pthread_mutex_lock(&s->mu);
+        ended = pushee_finished_locked(s, e, found);
+        if (!ended && (!linked || pw.state != 0)) {
+            /* (again after FINAL or ABANDONED: the record decides above) */
+            if (linked) {
+                server_push_wait **pp = &sr->push_waits;
+                while (*pp != &pw)
+                    pp = &(*pp)->next;
+                *pp = pw.next;
+                linked = false;
+            }
+            int64_t now = lock_now_ns(s);
+            int64_t age_ns = q->since_wall_ns > 0        ? q->since_wall_ns
+                             : !hlc_is_zero(q->intent_ts) ? q->intent_ts.wall_ns
+                                                          : now; /* unknown: young */
+            range__txnwait_record tr = {q->pushee_txn_id, found ? rec.priority : 0,
+                                        RANGE_TXN_PENDING, found ? rec.heartbeat.wall_ns : age_ns};
+            rc = range__txnwait_push(sr->txnwait, &pusher, &tr, now, &res);
+            txnwait_drain_locked(s, sr);
+            if (rc == RANGE_OK && res.outcome == RANGE_TXNWAIT_QUEUED) {
+                pw = (server_push_wait){res.waiter_id, 0, sr->push_waits};
+                sr->push_waits = &pw;
+                linked = true;
+            } else if (rc == RANGE_OK && res.outcome == RANGE_TXNWAIT_DEADLOCK) {
+                /* the pusher is the victim: its coordinator aborts it; its
+                ** locks here go now, so the cycle breaks at once */
+                finished_add_locked(s, q->txn_id, RANGE_TXN_ABORTED, false, HLC_ZERO, res.cycle,
+                                    res.cycle_len);
+                txn_release_everywhere_locked(s, q->txn_id);
+                (void)pusher_aborted_locked(s, e);
+                rc = RANGE_ERR_ABORTED;
+            } else if (rc == RANGE_OK && res.outcome == RANGE_TXNWAIT_ABORT_PUSHEE) {
+                abort = true;
+            }
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (ended || rc != RANGE_OK)
+            break;
+        if (!abort)
+            continue;
+        rc = record_update(s, sr, e, q->anchor, q->anchor_len, q->pushee_txn_id, abort_decide,
+                           &rec, &found);
+        if (rc != RANGE_OK)
+            break;
+        if (found && rec.status != RANGE_TXN_PENDING) {
+            if (rec.status == RANGE_TXN_ABORTED && res.cycle_len > 0) {
+                pthread_mutex_lock(&s->mu); /* the victim's own push and heartbeat say why */
+                finished_add_locked(s, q->pushee_txn_id, RANGE_TXN_ABORTED, true, HLC_ZERO,
+                                    res.cycle, res.cycle_len);
+                pthread_mutex_unlock(&s->mu);
+            }
+            push_final(s, e, &rec);
+            break;
+        }
+        /* it heartbeat meanwhile: look again */
+    }
+    pthread_mutex_lock(&s->mu);
+    if (linked) {
+        server_push_wait **pp = &sr->push_waits;
+        while (*pp != &pw)
+            pp = &(*pp)->next;
+        *pp = pw.next;
+        if (pw.state == 0)
+            (void)range__txnwait_cancel(sr->txnwait, pw.waiter_id);
+        txnwait_drain_locked(s, sr);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* After a RESOLVE of txn_id's spans: its locks there go (both kinds: the
+** intents are resolved, the unreplicated locks released), and pushers of it
+** look again (a COMMITTED resolution is authoritative; an ABORTED one is
+** believed only for a txn without record, see pushee_finished_locked). */
+static void resolve_done(range_server *s, server_range *sr, const range_kv_request *q)
+{
+    pthread_mutex_lock(&s->mu);
+    int64_t now = lock_now_ns(s);
+    for (size_t i = 0; i < q->span_count; i++) {
+        parked_forget_txn_locked(s, sr, q->txn_id, &q->spans[i]);
+        (void)range__locktable_release_span(sr->locks, q->txn_id, &q->spans[i], now);
+        locks_drain_locked(s, sr);
+    }
+    lock_txn_forget_locked(sr, q->txn_id);
+    txn_final_locked(s, q->txn_id, (range_txn_status)q->txn_status, q->commit_ts,
+                     q->txn_status == RANGE_TXN_COMMITTED, false);
+    pthread_mutex_unlock(&s->mu);
+}
+
+typedef struct resolve_collect {
+    uint64_t txn_id;
+    base_buf *keys;   /* raw intent keys, back to back */
+    size_t **offsets; /* n + 1 entries */
+    size_t n, cap;
+} resolve_collect;
+
+static int resolve_collect_fn(void *ctx, const uint8_t *raw, size_t raw_len, const uint8_t *key,
+                              size_t key_len, const range__intent *in)
+{
+    (void)key;
+    (void)key_len;
+    resolve_collect *c = ctx;
+    if (in->txn_id != c->txn_id)
+        return 0;
+    if (c->n + 2 > c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 64;
+        size_t *g = base_realloc(*c->offsets, cap * sizeof(*g));
+        if (g == NULL)
+            return RANGE_ERR_NOMEM;
+        *c->offsets = g;
+        c->cap = cap;
+    }
+    (*c->offsets)[c->n] = c->keys->len;
+    if (base_buf_append(c->keys, raw, raw_len) != 0)
+        return RANGE_ERR_NOMEM;
+    c->n++;
+    (*c->offsets)[c->n] = c->keys->len;
+    return c->n >= RANGE_COMMAND_WRITES_MAX ? 1 : 0; /* one command's worth */
+}
+
+/* RESOLVE: every intent of txn_id in the spans becomes its value (or
+** tombstone) at commit_ts, or goes; one command per RANGE_COMMAND_WRITES_MAX
+** intents. Each RANGE_RAW_RESOLVE rechecks the holder at apply, so a
+** resolution racing another (or a retry) does nothing twice. */
+static int eval_resolve(range_server *s, server_range *sr, server_eval *e)
+{
+    const range_kv_request *q = &e->req;
+    base_buf keys = {0};   /* owner: this function */
+    size_t *offsets = NULL; /* owner: this function */
+    range_raw_write *raw = NULL; /* owner: this function */
+    uint8_t val[RANGE_RAW_RESOLVE_SIZE];
+    range_commit_request creq;
+    memset(&creq, 0, sizeof(creq));
+    creq.read_spans = q->spans;
+    creq.read_span_count = q->span_count;
+    bool committed = q->txn_status == RANGE_TXN_COMMITTED;
+    int rc = range__validate_request(&creq);
+    if (rc == RANGE_OK && committed && hlc_is_zero(q->commit_ts))
+        rc = RANGE_ERR_INVALID;
+    if (rc != RANGE_OK)
+        return rc;
+    for (int i = 7; i >= 0; i--)
+        val[7 - i] = (uint8_t)(q->txn_id >> (8 * i));
+    val[8] = q->txn_status;
+    rc = RANGE_ERR_BUSY; /* rounds used up: the caller asks again */
+    for (int round = 0; round < SERVER_RESOLVE_ROUNDS_MAX; round++) {
+        uint64_t term = 0, hint = 0;
+        int r = server_barrier_wait(s, sr, &term, &hint);
+        if (r != RANGE_OK) {
+            e->resp.leader_hint = hint;
+            rc = r;
+            break;
+        }
+        r = gate_enter(s, sr, e);
+        if (r == RANGE_OK)
+            r = load_desc(sr, e);
+        for (size_t i = 0; i < q->span_count && r == RANGE_OK; i++)
+            r = span_check(e, &q->spans[i]);
+        if (r != RANGE_OK) {
+            rc = r;
+            break;
+        }
+        resolve_collect c = {q->txn_id, &keys, &offsets, 0, 0};
+        server_pending *wait_on = NULL;
+        base_buf_reset(&keys);
+        pthread_mutex_lock(&sr->eval_mu);
+        for (size_t i = 0; i < q->span_count && r == RANGE_OK; i++)
+            r = range__intent_each(replica__engine(sr->replica), &q->spans[i],
+                                   resolve_collect_fn, &c);
+        bool full = r == 1;
+        if (r == 1)
+            r = RANGE_OK;
+        if (r == RANGE_OK && c.n > 0) {
+            base_free(raw);
+            raw = base_calloc(c.n, sizeof(*raw));
+            if (raw == NULL)
+                r = RANGE_ERR_NOMEM;
+            for (size_t i = 0; i < c.n && raw != NULL; i++)
+                raw[i] = (range_raw_write){keys.data + offsets[i], offsets[i + 1] - offsets[i],
+                                           val, sizeof(val), RANGE_RAW_RESOLVE};
+            range_command cmd = {.txn_id = q->txn_id, .seq = next_cmd_seq(s),
+                                 .commit_ts = committed ? q->commit_ts : HLC_ZERO,
+                                 .raw_writes = raw, .raw_write_count = c.n};
+            if (r == RANGE_OK)
+                r = propose_bare(s, sr, e, term, &cmd, &wait_on);
+        }
+        pthread_mutex_unlock(&sr->eval_mu);
+        gate_leave(s, e);
+        if (r != RANGE_OK || c.n == 0) {
+            rc = r;
+            break;
+        }
+        r = pending_wait(s, wait_on);
+        if (r == RANGE_ERR_DROPPED)
+            continue; /* evaluate again: the apply rechecks every holder */
+        if (r != RANGE_OK || !full) {
+            rc = r;
+            break;
+        }
+    }
+    if (rc == RANGE_OK)
+        resolve_done(s, sr, q);
+    base_buf_free(&keys);
+    base_free(offsets);
+    base_free(raw);
+    return rc;
+}
+
+/* ---- statement-time locks (docs/locking.md, "Wiring") ------------------------- */
+
+/* QUERY_TXN at a txn's record range: its record, and who waits on it in
+** this range's queue (transitively, as last reported): the pusher's
+** dependents for deadlock detection. A txn a deadlock chose as victim
+** answers RANGE_ERR_ABORTED with the cycle. */
+static int eval_query_txn(range_server *s, server_range *sr, server_eval *e)
+{
+    const range_kv_request *q = &e->req;
+    uint64_t term = 0, hint = 0;
+    int rc = server_barrier_wait(s, sr, &term, &hint);
+    if (rc != RANGE_OK) {
+        e->resp.leader_hint = hint;
+        return rc;
+    }
+    rc = gate_enter(s, sr, e);
+    if (rc == RANGE_OK)
+        rc = load_desc(sr, e);
+    if (rc == RANGE_OK && !range_descriptor_contains(&e->desc, q->anchor, q->anchor_len))
+        rc = key_mismatch(e, q->anchor, q->anchor_len);
+    gate_leave(s, e);
+    if (rc != RANGE_OK)
+        return rc;
+    range__record rec;
+    bool found = false;
+    rc = record_read(sr, q->anchor, q->anchor_len, q->txn_id, &rec, &found);
+    if (rc != RANGE_OK)
+        return rc;
+    if (found)
+        record_answer(e, &rec);
+    range__txnwait_edge edges[RANGE_KV_DEPS_MAX];
+    pthread_mutex_lock(&s->mu);
+    size_t n = range__txnwait_dependents(sr->txnwait, q->txn_id, edges, RANGE_KV_DEPS_MAX, NULL);
+    const server_finished *f = finished_find_locked(s, q->txn_id);
+    bool victim = f != NULL && f->status == RANGE_TXN_ABORTED && f->cycle_len > 0;
+    if (victim)
+        (void)pusher_aborted_locked(s, e);
+    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < n; i++)
+        e->deps[i] = (range_kv_edge){edges[i].waiter, edges[i].waiter_priority, edges[i].holder,
+                                     edges[i].holder_priority};
+    e->resp.deps = n > 0 ? e->deps : NULL;
+    e->resp.dep_count = n;
+    if (victim) {
+        e->resp.has_txn = true;
+        e->resp.txn_status = RANGE_TXN_ABORTED;
+        return RANGE_ERR_ABORTED;
+    }
+    return RANGE_OK;
+}
+
+/* Take the txn's lock on one key of a LOCK (eval_lock): RANGE_OK when held;
+** RANGE_ERR_INTENT (e->hit) when another txn still holds it at
+** deadline_mono: the request then stays parked in the queue when it can
+** (parked_*), so the txn's next LOCK of the key keeps its place; else an
+** error (RANGE_ERR_UNAVAILABLE: the table was cleared, ask again). */
+static int lock_key(range_server *s, server_range *sr, server_eval *e, const range_kv_key *k,
+                    int64_t deadline_mono)
+{
+    const range_kv_request *q = &e->req;
+    range__lock_txn txn = {q->txn_id, 0, q->priority};
+    storage_engine *eng = replica__engine(sr->replica);
+    range_span pt = {k->key, k->key_len, NULL, 0, true};
+    int rc = RANGE_ERR_BUSY;
+    for (int attempt = 0; attempt < SERVER_LOCK_ATTEMPTS_MAX; attempt++) {
+        server_lock_wait lw = {0, q->txn_id, 0, {{0, 0, 0}, 0, {0, 0}, 0}, NULL};
+        range__locktable_result res;
+        memset(&res, 0, sizeof(res));
+        /* under eval_mu: no commit is between its lock check and its
+        ** registration as pending (check_locks) */
+        pthread_mutex_lock(&sr->eval_mu);
+        rc = range__find_intent(eng, &pt, q->txn_id, HLC_MAX, &e->hit);
+        pthread_mutex_lock(&s->mu);
+        pthread_mutex_unlock(&sr->eval_mu);
+        parked_sweep_locked(s, sr);
+        if (rc == RANGE_ERR_INTENT)
+            discover_locked(s, sr, &e->hit); /* the intent holds the key: queue behind it */
+        rc = rc == RANGE_ERR_INTENT ? RANGE_OK : rc;
+        if (rc == RANGE_OK)
+            rc = lock_txn_note_locked(sr, q);
+        size_t p = 0;
+        while (p < sr->n_parked &&
+               (sr->parked[p].txn_id != q->txn_id ||
+                range__key_cmp(sr->parked[p].key, sr->parked[p].key_len, k->key, k->key_len)))
+            p++;
+        if (rc == RANGE_OK && p < sr->n_parked) {
+            /* our request from before the push: its place in the queue */
+            res.outcome = sr->parked[p].granted ? RANGE_LOCK_GRANTED : RANGE_LOCK_QUEUED;
+            res.waiter_id = sr->parked[p].waiter_id;
+            (void)range__locktable_holder(sr->locks, k->key, k->key_len, &res.holder);
+            parked_remove_locked(sr, p);
+        } else if (rc == RANGE_OK) {
+            rc = range__locktable_acquire(sr->locks, &txn, k->key, k->key_len,
+                                          RANGE_LOCK_UNREPLICATED, HLC_ZERO, RANGE_LOCK_WAIT_BLOCK,
+                                          lock_now_ns(s), &res);
+            locks_drain_locked(s, sr);
+        }
+        if (rc == RANGE_OK && res.outcome == RANGE_LOCK_QUEUED) {
+            lw.waiter_id = res.waiter_id;
+            lw.holder = res.holder;
+            lw.next = sr->lock_waits;
+            sr->lock_waits = &lw;
+            while (lw.state == 0 && !s->stopping && base_monotonic_ns() < deadline_mono) {
+                int64_t wake = parked_next_expiry_locked(sr);
+                if (wake > deadline_mono)
+                    wake = deadline_mono;
+                struct timespec ts = {(time_t)(wake / 1000000000LL), (long)(wake % 1000000000LL)};
+                (void)pthread_cond_timedwait(&s->changed, &s->mu, &ts);
+                parked_sweep_locked(s, sr); /* an expired one may be in our way */
+            }
+            server_lock_wait **pp = &sr->lock_waits;
+            while (*pp != &lw)
+                pp = &(*pp)->next;
+            *pp = lw.next;
+            if (lw.state == RANGE_LOCK_EV_GRANTED) {
+                res.outcome = RANGE_LOCK_GRANTED;
+            } else if (lw.state == RANGE_LOCK_EV_ABANDONED || s->stopping) {
+                rc = RANGE_ERR_UNAVAILABLE; /* cleared (lease change) or stopping */
+            } else if (lw.holder.durability == RANGE_LOCK_UNREPLICATED) {
+                /* the push delay passed: the caller pushes the holder and comes back */
+                if (sr->n_parked < SERVER_PARKED_MAX && k->key_len > 0 &&
+                    (sr->parked[sr->n_parked].key = base_malloc(k->key_len)) != NULL) {
+                    server_parked *pk = &sr->parked[sr->n_parked++];
+                    memcpy(pk->key, k->key, k->key_len);
+                    pk->key_len = k->key_len;
+                    pk->waiter_id = lw.waiter_id;
+                    pk->txn_id = q->txn_id;
+                    pk->expires_mono_ns = base_monotonic_ns() +
+                                          (int64_t)SERVER_LOCK_PARK_MS * 1000000;
+                    pk->granted = false;
+                } else {
+                    (void)range__locktable_cancel(sr->locks, lw.waiter_id);
+                }
+                rc = unrepl_hit_locked(sr, k->key, k->key_len, &lw.holder, &e->hit);
+            } else {
+                (void)range__locktable_cancel(sr->locks, lw.waiter_id); /* (below) */
+                rc = RANGE_ERR_INTENT;
+            }
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (rc == RANGE_ERR_INTENT && !e->hit.unreplicated) {
+            /* behind an intent: name it as storage has it; none there any
+            ** more (resolved without the table hearing): drop the stale
+            ** holder and try again */
+            int f = range__find_intent(eng, &pt, q->txn_id, HLC_MAX, &e->hit);
+            if (f != RANGE_OK)
+                return f;
+            pthread_mutex_lock(&s->mu);
+            (void)range__locktable_release(sr->locks, lw.holder.txn.id, k->key, k->key_len,
+                                           lock_now_ns(s));
+            locks_drain_locked(s, sr);
+            pthread_mutex_unlock(&s->mu);
+            continue;
+        }
+        if (rc != RANGE_OK || res.outcome == RANGE_LOCK_GRANTED)
+            return rc == RANGE_OK ? RANGE_OK : rc;
+        return RANGE_ERR_BUSY; /* CONFLICT without an error: not with WAIT_BLOCK */
+    }
+    return rc;
+}
+
+/* Does a pending commit (any ts) write one of the keys? Under s->mu. */
+static bool pending_on_keys_locked(const server_range *sr, const range_kv_key *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        range_span pt = {keys[i].key, keys[i].key_len, NULL, 0, true};
+        if (pending_at_or_below(sr, HLC_MAX, &pt))
+            return true;
+    }
+    return false;
+}
+
+/* LOCK (kv_int.h): an UNREPLICATED lock on each key in order, waiting at
+** most the push delay in all (the server's workers are few), then the
+** newest committed version among the keys. Keys locked before a refusal
+** stay locked (ordered acquisition: a retry takes them again at once). */
+static int eval_lock(range_server *s, server_range *sr, server_eval *e)
+{
+    const range_kv_request *q = &e->req;
+    uint64_t term = 0, hint = 0;
+    for (size_t i = 0; i < q->lock_key_count; i++)
+        if (q->lock_keys[i].key_len == 0)
+            return RANGE_ERR_INVALID;
+    int rc = server_barrier_wait(s, sr, &term, &hint);
+    if (rc != RANGE_OK) {
+        e->resp.leader_hint = hint;
+        return rc;
+    }
+    /* the descriptor inside the gate; locks are advisory, so a split after
+    ** it costs at most a lock the right-hand range does not know */
+    rc = gate_enter(s, sr, e);
+    if (rc == RANGE_OK)
+        rc = load_desc(sr, e);
+    for (size_t i = 0; i < q->lock_key_count && rc == RANGE_OK; i++)
+        if (!range_descriptor_contains(&e->desc, q->lock_keys[i].key, q->lock_keys[i].key_len))
+            rc = key_mismatch(e, q->lock_keys[i].key, q->lock_keys[i].key_len);
+    gate_leave(s, e);
+    if (rc != RANGE_OK)
+        return rc;
+    pthread_mutex_lock(&s->mu);
+    bool victim = pusher_aborted_locked(s, e); /* no new locks for a txn known aborted */
+    pthread_mutex_unlock(&s->mu);
+    if (victim)
+        return RANGE_ERR_ABORTED;
+    int64_t deadline_mono = base_monotonic_ns() + RANGE_LOCKTABLE_PUSH_DELAY_NS;
+    for (size_t i = 0; i < q->lock_key_count; i++) {
+        rc = lock_key(s, sr, e, &q->lock_keys[i], deadline_mono);
+        if (rc != RANGE_OK)
+            return rc;
+    }
+    /* commits proposed before the locks were granted: their versions count */
+    struct timespec deadline = deadline_after_ms(s->config.wait_timeout_ms);
+    pthread_mutex_lock(&s->mu);
+    while (rc == RANGE_OK && pending_on_keys_locked(sr, q->lock_keys, q->lock_key_count)) {
+        if (s->stopping ||
+            (pthread_cond_timedwait(&s->changed, &s->mu, &deadline) == ETIMEDOUT &&
+             pending_on_keys_locked(sr, q->lock_keys, q->lock_key_count)))
+            rc = RANGE_ERR_UNAVAILABLE;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (rc != RANGE_OK)
+        return rc;
+    /* an intent laid meanwhile (a PREPARE that was pending) is in the way */
+    storage_engine *eng = replica__engine(sr->replica);
+    hlc_timestamp newest = HLC_ZERO;
+    for (size_t i = 0; i < q->lock_key_count && rc == RANGE_OK; i++) {
+        const range_kv_key *k = &q->lock_keys[i];
+        range_span pt = {k->key, k->key_len, NULL, 0, true};
+        rc = range__find_intent(eng, &pt, q->txn_id, HLC_MAX, &e->hit);
+        if (rc == RANGE_ERR_INTENT) {
+            pthread_mutex_lock(&s->mu);
+            discover_locked(s, sr, &e->hit);
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
+        storage_value v;
+        memset(&v, 0, sizeof(v));
+        int g = storage_get(eng, NULL, k->key, k->key_len, HLC_MAX, &v);
+        if (g == STORAGE_OK)
+            newest = ts_max(newest, v.ts);
+        else if (g != STORAGE_NOT_FOUND)
+            rc = range__storage_rc(g);
+        storage_value_free(&v);
+    }
+    if (rc == RANGE_OK)
+        e->resp.newest_ts = newest;
+    return rc;
 }
 
 /* ---- split -------------------------------------------------------------------- */
@@ -1524,10 +3080,96 @@ static int eval_transfer_lease(range_server *s, server_range *sr, server_eval *e
     }
     pthread_mutex_unlock(&s->mu);
     if (rc == RANGE_OK) {
+        lease_lost(s, sr); /* the locks of this lease go with it */
         e->resp.leader_id = target;
         e->resp.leader_hint = target;
     }
     return rc;
+}
+
+/* ---- replica changes ----------------------------------------------------------- */
+
+#define SERVER_CHANGE_STEPS_MAX 100000 /* steps and polls of one CHANGE_REPLICAS */
+
+/* A configuration change step waited for (lives in the evaluating frame,
+** which cancels it, replica__cancel_waiter, before leaving). */
+typedef struct server_change_wait {
+    range_server *s;
+    bool done;
+    int rc;
+} server_change_wait;
+
+static void server_change_cb(void *ctx, int rc)
+{
+    server_change_wait *w = ctx;
+    pthread_mutex_lock(&w->s->mu);
+    w->done = true;
+    w->rc = rc;
+    pthread_cond_broadcast(&w->s->changed);
+    pthread_mutex_unlock(&w->s->mu);
+}
+
+/* CHANGE_REPLICAS (docs/range.md, "Replica changes and snapshots"): at the
+** leaseholder, one Raft configuration change at a time
+** (range_replica_change_replicas) until add_node_id is a voter and
+** remove_node_id no member, each step applied here before the next; a
+** learner still catching up (BUSY) is looked at again every
+** SERVER_TRANSFER_POLL_MS. Bounded by wait_timeout_ms (then UNAVAILABLE: a
+** retry goes on from where the range is). Answers the descriptor. */
+static int eval_change_replicas(range_server *s, server_range *sr, server_eval *e)
+{
+    struct timespec deadline = deadline_after_ms(s->config.wait_timeout_ms);
+    for (int phase = 0; phase < 2; phase++) {
+        uint64_t node = phase == 0 ? e->req.add_node_id : e->req.remove_node_id;
+        range_replica_change_type type = phase == 0 ? RANGE_REPLICA_ADD : RANGE_REPLICA_REMOVE;
+        bool done = node == 0;
+        for (int step = 0; !done; step++) {
+            server_change_wait w = {s, false, 0};
+            uint64_t hint = 0;
+            if (step >= SERVER_CHANGE_STEPS_MAX)
+                return RANGE_ERR_UNAVAILABLE;
+            int rc = range_replica_change_replicas(sr->replica, type, node, server_change_cb, &w,
+                                                   &hint, &done);
+            if (rc == RANGE_ERR_NOT_LEADER)
+                e->resp.leader_hint = hint;
+            if (rc != RANGE_OK && rc != RANGE_ERR_BUSY)
+                return rc;
+            pthread_mutex_lock(&s->mu);
+            bool timed_out = false;
+            if (rc == RANGE_ERR_BUSY) { /* not now: look again shortly */
+                struct timespec slice = deadline_after_ms(SERVER_TRANSFER_POLL_MS);
+                (void)pthread_cond_timedwait(&s->changed, &s->mu, &slice);
+                struct timespec now;
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                timed_out = now.tv_sec > deadline.tv_sec ||
+                            (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec);
+            } else {
+                while (!done && !w.done && !s->stopping && !timed_out)
+                    timed_out = pthread_cond_timedwait(&s->changed, &s->mu, &deadline) ==
+                                ETIMEDOUT;
+            }
+            bool stopping = s->stopping;
+            pthread_mutex_unlock(&s->mu);
+            if (rc == RANGE_OK && !done && !w.done) {
+                replica__cancel_waiter(sr->replica, server_change_cb, &w);
+                pthread_mutex_lock(&s->mu); /* it may have run just before */
+                bool ran = w.done;
+                pthread_mutex_unlock(&s->mu);
+                if (!ran)
+                    return RANGE_ERR_UNAVAILABLE;
+            }
+            if (rc == RANGE_OK && !done && w.rc != RANGE_OK && w.rc != RANGE_ERR_DROPPED)
+                return RANGE_ERR_UNAVAILABLE; /* shutdown: the change may go on */
+            if (!done && (timed_out || stopping))
+                return RANGE_ERR_UNAVAILABLE;
+        }
+    }
+    int rc = range_replica_descriptor(sr->replica, &e->desc);
+    if (rc == RANGE_OK) {
+        e->have_desc = true;
+        e->resp.has_descriptor = true;
+    }
+    return rc == RANGE_ERR_UNAVAILABLE ? RANGE_ERR_NOT_LEADER : rc; /* removed meanwhile */
 }
 
 /* ---- dispatch --------------------------------------------------------------- */
@@ -1543,6 +3185,7 @@ static void eval_free(server_eval *e)
     base_buf_free(&e->row_bytes);
     base_free(e->rows);
     range_conflict_free(&e->conflict);
+    range__intent_hit_free(&e->hit);
 }
 
 /* Decode, evaluate and encode (into *out after a reset). Returns the status. */
@@ -1566,13 +3209,24 @@ static int32_t server_evaluate(range_server *s, const uint8_t *data, size_t len,
         goto answer;
     }
     if (e.req.op != RANGE_KV_DESCRIBE &&
-        (!ts_valid(e.req.read_ts) || !ts_valid(e.req.commit_ts))) {
+        (!ts_valid(e.req.read_ts) || !ts_valid(e.req.commit_ts) ||
+         !ts_valid(e.req.intent_ts))) {
         rc = RANGE_ERR_INVALID;
         goto answer;
     }
     rc = server_range_get(s, e.req.range_id, &sr);
     if (rc != RANGE_OK)
         goto answer; /* NOT_LEADER with hint 0: no replica of it here */
+    if (s->config.may_serve != NULL && e.req.op != RANGE_KV_DESCRIBE &&
+        e.req.op != RANGE_KV_TRANSFER_LEASE && !s->config.may_serve(s->config.may_serve_ctx)) {
+        /* the owner (server/) logs why; a follower still says NOT_LEADER */
+        range_replica_status st;
+        range_replica_get_status(sr->replica, &st);
+        if (st.leader) {
+            rc = RANGE_ERR_UNAVAILABLE;
+            goto answer;
+        }
+    }
     switch (e.req.op) {
     case RANGE_KV_GET:
         rc = eval_get(s, sr, &e);
@@ -1581,7 +3235,24 @@ static int32_t server_evaluate(range_server *s, const uint8_t *data, size_t len,
         rc = eval_scan(s, sr, &e);
         break;
     case RANGE_KV_COMMIT:
+    case RANGE_KV_PREPARE:
         rc = eval_commit(s, sr, &e);
+        break;
+    case RANGE_KV_END_TXN:
+    case RANGE_KV_HEARTBEAT:
+        rc = eval_record(s, sr, &e);
+        break;
+    case RANGE_KV_PUSH:
+        rc = eval_push(s, sr, &e);
+        break;
+    case RANGE_KV_RESOLVE:
+        rc = eval_resolve(s, sr, &e);
+        break;
+    case RANGE_KV_LOCK:
+        rc = eval_lock(s, sr, &e);
+        break;
+    case RANGE_KV_QUERY_TXN:
+        rc = eval_query_txn(s, sr, &e);
         break;
     case RANGE_KV_VALIDATE:
         rc = eval_validate(s, sr, &e);
@@ -1591,6 +3262,9 @@ static int32_t server_evaluate(range_server *s, const uint8_t *data, size_t len,
         break;
     case RANGE_KV_TRANSFER_LEASE:
         rc = eval_transfer_lease(s, sr, &e);
+        break;
+    case RANGE_KV_CHANGE_REPLICAS:
+        rc = eval_change_replicas(s, sr, &e);
         break;
     case RANGE_KV_DESCRIBE: {
         range_replica_status st;
@@ -1633,6 +3307,20 @@ answer:
         e.resp.conflict_key_len = e.conflict.key.len;
         e.resp.conflict_ts = e.conflict.conflict_ts;
         e.resp.conflict_pending = e.conflict.pending;
+    }
+    if (rc == RANGE_ERR_INTENT) {
+        e.resp.intent_key = e.hit.key.data;
+        e.resp.intent_key_len = e.hit.key.len;
+        e.resp.intent_txn_id = e.hit.txn_id;
+        e.resp.intent_anchor = e.hit.anchor.data;
+        e.resp.intent_anchor_len = e.hit.anchor.len;
+        e.resp.intent_ts = e.hit.ts;
+        e.resp.intent_unreplicated = e.hit.unreplicated;
+        e.resp.intent_since_wall_ns = e.hit.since_ns;
+    }
+    if (rc != RANGE_ERR_ABORTED) {
+        e.resp.cycle = NULL; /* only a victim's answer names its cycle */
+        e.resp.cycle_len = 0;
     }
     if (rc != RANGE_OK && rc != RANGE_ERR_NOT_LEADER)
         e.resp.leader_hint = 0;
@@ -1717,6 +3405,9 @@ int range_server_new(const range_server_config *config, range_server **out)
     if (s == NULL)
         return RANGE_ERR_NOMEM;
     s->config = *config;
+    /* record and resolve commands: random base (see next_cmd_seq) */
+    if (getrandom(&s->cmd_seq, sizeof(s->cmd_seq), 0) != (ssize_t)sizeof(s->cmd_seq))
+        s->cmd_seq = (uint64_t)base_realtime_ns() * 0x9e3779b97f4a7c15ULL;
     if (s->config.workers == 0)
         s->config.workers = SERVER_DEFAULT_WORKERS;
     if (s->config.wait_timeout_ms == 0)
@@ -1733,7 +3424,8 @@ int range_server_new(const range_server_config *config, range_server **out)
         goto err_work;
     s->queue = base_calloc(SERVER_QUEUE_MAX, sizeof(*s->queue));
     s->threads = base_calloc((size_t)s->config.workers, sizeof(*s->threads));
-    if (s->queue == NULL || s->threads == NULL)
+    s->finished = base_calloc(SERVER_FINISHED_MAX, sizeof(*s->finished));
+    if (s->queue == NULL || s->threads == NULL || s->finished == NULL)
         goto err_mu;
     for (int i = 0; i < s->config.workers; i++) {
         if (pthread_create(&s->threads[i], NULL, server_worker, s) != 0)
@@ -1753,6 +3445,7 @@ err_threads:
 err_mu:
     base_free(s->queue);
     base_free(s->threads);
+    base_free(s->finished);
     pthread_mutex_destroy(&s->mu);
 err_work:
     pthread_cond_destroy(&s->work);
@@ -1798,6 +3491,7 @@ void range_server_free(range_server *s)
     base_free(s->ranges);
     base_free(s->queue);
     base_free(s->threads);
+    base_free(s->finished);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work);
     pthread_cond_destroy(&s->changed);

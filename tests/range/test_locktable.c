@@ -1138,7 +1138,7 @@ static void random_step(model *m, range__locktable *lt, uint64_t *rng, int64_t *
             }
             CHECK(rc == RANGE_OK && res.outcome == RANGE_LOCK_GRANTED);
             m->held[k] = true;
-            m->holder[k] = (range__lock_holder){*txn, d, d == RANGE_LOCK_REPLICATED ? ts : HLC_ZERO};
+            m->holder[k] = (range__lock_holder){*txn, d, d == RANGE_LOCK_REPLICATED ? ts : HLC_ZERO, 0};
         } else if (m->holder[k].txn.id == txn->id) {
             if (txn->epoch < m->holder[k].txn.epoch) {
                 CHECK(rc == RANGE_ERR_INVALID);
@@ -1211,7 +1211,7 @@ static void random_step(model *m, range__locktable *lt, uint64_t *rng, int64_t *
                 return;
             CHECK(rc == RANGE_OK && replaced.id == 0);
             m->held[k] = true;
-            m->holder[k] = (range__lock_holder){*txn, RANGE_LOCK_REPLICATED, ts};
+            m->holder[k] = (range__lock_holder){*txn, RANGE_LOCK_REPLICATED, ts, 0};
         } else if (m->holder[k].txn.id == txn->id) {
             CHECK(rc == RANGE_OK);
             m_merge(&m->holder[k], txn, RANGE_LOCK_REPLICATED, ts);
@@ -1219,7 +1219,7 @@ static void random_step(model *m, range__locktable *lt, uint64_t *rng, int64_t *
             CHECK(rc == RANGE_ERR_CONFLICT);
         } else {
             CHECK(rc == RANGE_OK && replaced.id == m->holder[k].txn.id);
-            m->holder[k] = (range__lock_holder){*txn, RANGE_LOCK_REPLICATED, ts};
+            m->holder[k] = (range__lock_holder){*txn, RANGE_LOCK_REPLICATED, ts, 0};
         }
     } else if (op < 95) { /* a transaction restarts */
         txn->epoch++;
@@ -1284,6 +1284,63 @@ static void random_seed(uint64_t seed, int ops)
     CHECK(m_waiting(m, -1) == 0);
     range__locktable_free(lt);
     free(m);
+}
+
+/* The server's helpers: release_span, find_unreplicated, holder, txn_keys,
+** and the holder's since. */
+static void test_span_helpers(void **state)
+{
+    (void)state;
+    range__locktable *lt;
+    range__locktable_event ev;
+    range__lock_txn t1 = {1, 0, 0}, t3 = {3, 0, 0};
+    range__locktable_result res;
+    assert_int_equal(range__locktable_new(NULL, &lt), RANGE_OK);
+    assert_int_equal(range__locktable_acquire(lt, &t1, (const uint8_t *)"a", 1,
+                                              RANGE_LOCK_UNREPLICATED, HLC_ZERO,
+                                              RANGE_LOCK_WAIT_BLOCK, 100, &res),
+                     RANGE_OK);
+    assert_int_equal(acquire(lt, 1, "c").outcome, RANGE_LOCK_GRANTED);
+    assert_int_equal(acquire(lt, 1, "e").outcome, RANGE_LOCK_GRANTED);
+    assert_int_equal(range__locktable_add_discovered(lt, &t3, (const uint8_t *)"d", 1,
+                                                     (hlc_timestamp){5, 0}, 200, NULL),
+                     RANGE_OK);
+    uint64_t w2 = acquire(lt, 2, "c").waiter_id;
+    assert_int_equal(range__locktable_txn_keys(lt, 1), 3);
+    assert_int_equal(range__locktable_txn_keys(lt, 2), 0);
+    range__lock_holder h;
+    assert_true(range__locktable_holder(lt, (const uint8_t *)"a", 1, &h));
+    assert_int_equal(h.txn.id, 1);
+    assert_int_equal(h.since_ns, 100);
+    assert_false(range__locktable_holder(lt, (const uint8_t *)"b", 1, &h));
+    /* the first unreplicated lock of another txn in a span; own and intents skipped */
+    const uint8_t *k;
+    size_t kl;
+    range_span all = {(const uint8_t *)"", 0, NULL, 0, false};
+    range_span bd = {(const uint8_t *)"b", 1, (const uint8_t *)"d", 1, false};
+    range_span dd = {(const uint8_t *)"d", 1, NULL, 0, true};
+    range_span ex = {(const uint8_t *)"cz", 2, (const uint8_t *)"e", 1, false};
+    assert_true(range__locktable_find_unreplicated(lt, 2, &all, &k, &kl, &h));
+    assert_memory_equal(k, "a", 1);
+    assert_true(range__locktable_find_unreplicated(lt, 2, &bd, &k, &kl, &h));
+    assert_memory_equal(k, "c", 1);
+    assert_false(range__locktable_find_unreplicated(lt, 1, &all, &k, &kl, &h));
+    assert_false(range__locktable_find_unreplicated(lt, 2, &dd, &k, &kl, &h)); /* an intent */
+    assert_false(range__locktable_find_unreplicated(lt, 2, &ex, &k, &kl, &h)); /* end excluded */
+    /* release [b, d): only c goes; w2 is granted there, since the release */
+    assert_int_equal(range__locktable_release_span(lt, 1, &bd, 300), 1);
+    assert_true(range__locktable_next_event(lt, &ev));
+    assert_int_equal(ev.kind, RANGE_LOCK_EV_GRANTED);
+    assert_int_equal(ev.waiter_id, w2);
+    assert_true(range__locktable_holder(lt, (const uint8_t *)"c", 1, &h));
+    assert_int_equal(h.txn.id, 2);
+    assert_int_equal(h.since_ns, 300);
+    assert_int_equal(range__locktable_txn_keys(lt, 1), 2);
+    assert_int_equal(range__locktable_release_span(lt, 1, &all, 400), 2);
+    assert_int_equal(range__locktable_txn_keys(lt, 1), 0);
+    assert_int_equal(range__locktable_release_span(lt, 3, &dd, 400), 1);
+    assert_true(range__locktable_check(lt));
+    range__locktable_free(lt);
 }
 
 static void test_locktable_random(void **state)
@@ -1605,6 +1662,7 @@ int main(void)
         cmocka_unit_test(test_locktable_files),
         cmocka_unit_test(test_txnwait_files),
         cmocka_unit_test(test_pending_events),
+        cmocka_unit_test(test_span_helpers),
         cmocka_unit_test(test_locktable_random),
         cmocka_unit_test(test_deadlock_random),
         cmocka_unit_test(test_out_of_memory),

@@ -87,6 +87,32 @@ typedef struct fake {
     int n_log;                   /* VALIDATE and COMMIT requests, as text */
     char log[LOG_MAX][LOG_TEXT_MAX];
     hlc_timestamp log_ts[LOG_MAX];
+    /* two-phase commit: PREPARE answers prepare_ts[range index]; records by
+    ** txn id; an intent of txn INTENT_HOLDER on key "i" answers GETs of it
+    ** until a RESOLVE covers it; PUSH answers push_pending PENDINGs, then
+    ** push_status (at push_ts) */
+    hlc_timestamp prepare_ts[TRUTH_MAX];
+    struct {
+        uint64_t txn;
+        int status;
+        hlc_timestamp ts;
+    } records[8];
+    int n_records;
+    bool intent_on_i;
+    int push_pending;
+    int push_status;
+    hlc_timestamp push_ts;
+    uint64_t txn_nonces[LOG_MAX]; /* nonce of each logged 2PC request */
+    /* statement-time locks: LOCK answers newest_ts[range index]; while
+    ** lock_held, a LOCK of "k" meets txn LOCK_HOLDER's unreplicated lock
+    ** (refusals counted, not logged) until a PUSH of it answers ABORTED
+    ** (push_status); push_cycle: a PUSH answers RANGE_ERR_ABORTED with the
+    ** cycle (the pusher, LOCK_HOLDER); QUERY_TXN answers one edge
+    ** DEP_WAITER -> the asker */
+    hlc_timestamp newest_ts[TRUTH_MAX];
+    bool lock_held;
+    int lock_refusals;
+    bool push_cycle;
     fake_node nodes[FAKES + 1];
     rpc_uv *uv[FAKES + 1];
     int port[FAKES + 1];
@@ -158,6 +184,35 @@ static bool request_inside(const range_descriptor *d, const range_kv_request *re
         *key_len = req->start_len;
         return span_in(d, &sp);
     }
+    case RANGE_KV_LOCK:
+        for (size_t i = 0; i < req->lock_key_count; i++) {
+            *key = req->lock_keys[i].key;
+            *key_len = req->lock_keys[i].key_len;
+            if (!range_descriptor_contains(d, *key, *key_len)) return false;
+        }
+        return true;
+    case RANGE_KV_END_TXN:
+    case RANGE_KV_PUSH:
+    case RANGE_KV_HEARTBEAT:
+    case RANGE_KV_QUERY_TXN:
+        *key = req->anchor;
+        *key_len = req->anchor_len;
+        return range_descriptor_contains(d, req->anchor, req->anchor_len);
+    case RANGE_KV_RESOLVE:
+        for (size_t i = 0; i < req->span_count; i++) {
+            *key = req->spans[i].start;
+            *key_len = req->spans[i].start_len;
+            if (!span_in(d, &req->spans[i])) return false;
+        }
+        return true;
+    case RANGE_KV_PREPARE:
+        for (size_t i = 0; i < req->delete_span_count; i++) {
+            *key = req->delete_spans[i].start;
+            *key_len = req->delete_spans[i].start_len;
+            if (!span_in(d, &req->delete_spans[i])) return false;
+        }
+        /* then its writes and read spans, as a commit's */
+        /* fall through */
     case RANGE_KV_COMMIT:
     case RANGE_KV_VALIDATE:
         for (size_t i = 0; i < req->write_count; i++) {
@@ -258,6 +313,82 @@ static void log_request(fake *f, const range_kv_request *req) {
     f->log_ts[f->n_log++] = req->commit_ts;
 }
 
+#define INTENT_HOLDER 77
+#define LOCK_HOLDER 88
+#define DEP_WAITER 55
+
+/* 2PC requests as text: "P2 k,l r:m rec" (prepare: writes, read spans,
+** creates the record), "E1 C@3000" (end), "R2 k-l A" (resolve), "U1 77"
+** (push of 77 at range 1). An open end is "+"; a span end's trailing 0x00
+** is dropped. */
+static void log_txn_request(fake *f, const range_kv_request *req) {
+    if (f->n_log >= LOG_MAX) return;
+    char *out = f->log[f->n_log];
+    char op = req->op == RANGE_KV_PREPARE     ? 'P'
+              : req->op == RANGE_KV_END_TXN   ? 'E'
+              : req->op == RANGE_KV_RESOLVE   ? 'R'
+              : req->op == RANGE_KV_LOCK      ? 'L'
+              : req->op == RANGE_KV_HEARTBEAT ? 'H'
+              : req->op == RANGE_KV_QUERY_TXN ? 'Q'
+                                              : 'U';
+    size_t pos = (size_t)snprintf(out, LOG_TEXT_MAX, "%c%llu", op,
+                                  (unsigned long long)req->range_id);
+    if (req->op == RANGE_KV_PREPARE) {
+        for (size_t i = 0; i < req->write_count; i++)
+            pos += (size_t)snprintf(out + pos, LOG_TEXT_MAX - pos, "%c%.*s", i ? ',' : ' ',
+                                    (int)req->writes[i].key_len,
+                                    (const char *)req->writes[i].key);
+        for (size_t i = 0; i < req->read_span_count && pos + 8 < LOG_TEXT_MAX; i++)
+            pos += (size_t)snprintf(out + pos, LOG_TEXT_MAX - pos, "%s%.*s", i ? "," : " r:",
+                                    (int)req->read_spans[i].start_len,
+                                    (const char *)req->read_spans[i].start);
+        if (req->create_record) pos += (size_t)snprintf(out + pos, LOG_TEXT_MAX - pos, " rec");
+    } else if (req->op == RANGE_KV_END_TXN) {
+        pos += (size_t)snprintf(out + pos, LOG_TEXT_MAX - pos, " %c@%lld",
+                                req->txn_status == RANGE_TXN_COMMITTED ? 'C' : 'A',
+                                (long long)req->commit_ts.wall_ns);
+    } else if (req->op == RANGE_KV_RESOLVE) {
+        for (size_t i = 0; i < req->span_count && pos + 12 < LOG_TEXT_MAX; i++) {
+            const range_span *sp = &req->spans[i];
+            size_t elen = sp->end_len;
+            if (elen > 0 && sp->end[elen - 1] == 0) elen--;
+            pos += (size_t)snprintf(out + pos, LOG_TEXT_MAX - pos, "%c%.*s", i ? ',' : ' ',
+                                    (int)sp->start_len, (const char *)sp->start);
+            if (!sp->point)
+                pos += (size_t)snprintf(out + pos, LOG_TEXT_MAX - pos, "-%.*s",
+                                        sp->end_len ? (int)elen : 1,
+                                        sp->end_len ? (const char *)sp->end : "+");
+        }
+        pos += (size_t)snprintf(out + pos, LOG_TEXT_MAX - pos, " %c",
+                                req->txn_status == RANGE_TXN_COMMITTED ? 'C' : 'A');
+    } else if (req->op == RANGE_KV_LOCK) {
+        for (size_t i = 0; i < req->lock_key_count; i++)
+            pos += (size_t)snprintf(out + pos, LOG_TEXT_MAX - pos, "%c%.*s", i ? ',' : ' ',
+                                    (int)req->lock_keys[i].key_len,
+                                    (const char *)req->lock_keys[i].key);
+    } else if (req->op == RANGE_KV_HEARTBEAT || req->op == RANGE_KV_QUERY_TXN) {
+        pos += (size_t)snprintf(out + pos, LOG_TEXT_MAX - pos, " %llu",
+                                (unsigned long long)req->txn_id);
+    } else {
+        pos += (size_t)snprintf(out + pos, LOG_TEXT_MAX - pos, " %llu",
+                                (unsigned long long)req->pushee_txn_id);
+        if (req->dep_count > 0 || req->since_wall_ns != 0)
+            pos += (size_t)snprintf(out + pos, LOG_TEXT_MAX - pos, " deps=%zu since=%lld",
+                                    req->dep_count, (long long)req->since_wall_ns);
+    }
+    f->txn_nonces[f->n_log] = req->nonce;
+    f->log_ts[f->n_log++] = req->commit_ts;
+}
+
+static int fake_record(fake *f, uint64_t txn) {
+    for (int i = 0; i < f->n_records; i++)
+        if (f->records[i].txn == txn) return i;
+    assert_true(f->n_records < 8);
+    f->records[f->n_records].txn = txn;
+    f->records[f->n_records].status = RANGE_TXN_PENDING;
+    return f->n_records++;
+}
+
 static bool spans_hold(const range_kv_request *req, char key) {
     const uint8_t k = (uint8_t)key;
     for (size_t i = 0; i < req->read_span_count; i++) {
@@ -324,6 +455,14 @@ static void fake_handler(void *ctx, rpc_transport *t, const rpc_message *msg) {
             resp.has_other = true;
             resp.other = f->truth[oi];
         }
+    } else if (req.op == RANGE_KV_GET && f->intent_on_i && req.key_len == 1 && req.key[0] == 'i') {
+        resp.status = RANGE_ERR_INTENT;
+        resp.intent_key = req.key;
+        resp.intent_key_len = 1;
+        resp.intent_txn_id = INTENT_HOLDER;
+        resp.intent_anchor = (const uint8_t *)"b";
+        resp.intent_anchor_len = 1;
+        resp.intent_ts = (hlc_timestamp){400, 0};
     } else if (req.op == RANGE_KV_GET) {
         resp.status = RANGE_NOT_FOUND;
         if (req.key_len == 1 && req.key[0] >= 'a' && req.key[0] <= 'z') {
@@ -412,6 +551,109 @@ static void fake_handler(void *ctx, rpc_transport *t, const rpc_message *msg) {
                     for (int i = 1; i <= FAKES; i++) f->mode[i] = FAKE_NOT_LEADER;
                 if (f->split_after_swallow) fake_split_range3(f);
             }
+        }
+    } else if (req.op == RANGE_KV_PREPARE) {
+        log_txn_request(f, &req);
+        resp.status = RANGE_OK;
+        resp.commit_ts = f->prepare_ts[ri];
+        if (f->intent_on_i && spans_hold(&req, 'i')) {
+            resp.status = RANGE_ERR_INTENT; /* its read of "i" meets the intent */
+            resp.commit_ts = HLC_ZERO;
+            resp.intent_key = (const uint8_t *)"i";
+            resp.intent_key_len = 1;
+            resp.intent_txn_id = INTENT_HOLDER;
+            resp.intent_anchor = (const uint8_t *)"b";
+            resp.intent_anchor_len = 1;
+            resp.intent_ts = (hlc_timestamp){400, 0};
+        } else if (req.write_count > 0 && req.writes[0].key[0] == 'c') {
+            resp.status = RANGE_ERR_CONFLICT; /* key "c" always conflicts */
+            resp.commit_ts = HLC_ZERO;
+            resp.conflict_kind = RANGE_CONFLICT_WRITE_WRITE;
+            resp.conflict_key = req.writes[0].key;
+            resp.conflict_key_len = 1;
+            resp.conflict_ts = (hlc_timestamp){42, 7};
+        } else if (req.create_record) {
+            int i = fake_record(f, req.txn_id);
+            if (f->records[i].status == RANGE_TXN_ABORTED) {
+                resp.status = RANGE_ERR_ABORTED;
+                resp.commit_ts = HLC_ZERO;
+            }
+        }
+    } else if (req.op == RANGE_KV_END_TXN) {
+        log_txn_request(f, &req);
+        int i = fake_record(f, req.txn_id);
+        resp.status = RANGE_OK;
+        if (f->records[i].status == RANGE_TXN_PENDING) {
+            f->records[i].status = req.txn_status;
+            f->records[i].ts = req.commit_ts;
+        } else if (f->records[i].status != req.txn_status &&
+                   req.txn_status == RANGE_TXN_COMMITTED) {
+            resp.status = RANGE_ERR_ABORTED;
+        }
+        resp.has_txn = true;
+        resp.txn_status = (uint8_t)f->records[i].status;
+        resp.commit_ts = f->records[i].ts;
+    } else if (req.op == RANGE_KV_RESOLVE) {
+        log_txn_request(f, &req);
+        resp.status = RANGE_OK;
+        for (size_t i = 0; i < req.span_count; i++)
+            if (req.txn_id == INTENT_HOLDER && req.spans[i].start_len == 1 &&
+                req.spans[i].start[0] == 'i')
+                f->intent_on_i = false;
+    } else if (req.op == RANGE_KV_LOCK) {
+        bool blocked = false;
+        for (size_t i = 0; i < req.lock_key_count; i++)
+            if (f->lock_held && req.lock_keys[i].key_len == 1 && req.lock_keys[i].key[0] == 'k')
+                blocked = true;
+        if (blocked) {
+            f->lock_refusals++;
+            resp.status = RANGE_ERR_INTENT;
+            resp.intent_key = (const uint8_t *)"k";
+            resp.intent_key_len = 1;
+            resp.intent_txn_id = LOCK_HOLDER;
+            resp.intent_anchor = (const uint8_t *)"m";
+            resp.intent_anchor_len = 1;
+            resp.intent_ts = (hlc_timestamp){450, 0};
+            resp.intent_unreplicated = true;
+            resp.intent_since_wall_ns = 123;
+        } else {
+            log_txn_request(f, &req);
+            resp.status = RANGE_OK;
+            resp.newest_ts = f->newest_ts[ri];
+        }
+    } else if (req.op == RANGE_KV_QUERY_TXN) {
+        log_txn_request(f, &req);
+        static range_kv_edge edge;
+        edge = (range_kv_edge){DEP_WAITER, 0, req.txn_id, 0};
+        resp.status = RANGE_OK;
+        resp.deps = &edge;
+        resp.dep_count = 1;
+    } else if (req.op == RANGE_KV_HEARTBEAT) {
+        log_txn_request(f, &req);
+        int i = fake_record(f, req.txn_id);
+        resp.status = f->records[i].status == RANGE_TXN_ABORTED ? RANGE_ERR_ABORTED : RANGE_OK;
+        resp.has_txn = true;
+        resp.txn_status = (uint8_t)f->records[i].status;
+    } else if (req.op == RANGE_KV_PUSH && f->push_cycle && req.pushee_txn_id == LOCK_HOLDER) {
+        log_txn_request(f, &req);
+        static uint64_t cycle[2];
+        cycle[0] = req.txn_id;
+        cycle[1] = LOCK_HOLDER;
+        resp.status = RANGE_ERR_ABORTED;
+        resp.cycle = cycle;
+        resp.cycle_len = 2;
+    } else if (req.op == RANGE_KV_PUSH) {
+        log_txn_request(f, &req);
+        if (req.pushee_txn_id == LOCK_HOLDER && f->push_status == RANGE_TXN_ABORTED)
+            f->lock_held = false; /* its locks go with its record */
+        resp.status = RANGE_OK;
+        resp.has_txn = true;
+        if (f->push_pending > 0) {
+            f->push_pending--;
+            resp.txn_status = RANGE_TXN_PENDING;
+        } else {
+            resp.txn_status = (uint8_t)f->push_status;
+            resp.commit_ts = f->push_ts;
         }
     } else {
         resp.status = RANGE_ERR_INVALID;
@@ -1200,6 +1442,394 @@ static void test_deadline_ambiguous_vs_unavailable(void **state) {
     assert_int_equal(st.unavailable, 3);
 }
 
+/* ---- two-phase commit ------------------------------------------------------------ */
+
+static const char *log_line(fake *f, int i, char *out, size_t size) {
+    log_at(f, i, out, size, NULL);
+    return out;
+}
+
+static uint64_t log_nonce(fake *f, int i) {
+    pthread_mutex_lock(&f->mu);
+    uint64_t n = f->txn_nonces[i];
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+static void set_prepare_ts(fake *f, int64_t r1, int64_t r2, int64_t r3) {
+    pthread_mutex_lock(&f->mu);
+    f->prepare_ts[0] = (hlc_timestamp){r1, 0};
+    f->prepare_ts[1] = (hlc_timestamp){r2, 0};
+    f->prepare_ts[2] = (hlc_timestamp){r3, 0};
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* Writes in ranges 1 and 2, reads in all three: PREPAREs in key order (the
+** anchor's first, creating the record), commit_ts the highest prepare
+** timestamp, VALIDATEs where a range prepared lower or only read; the
+** spans; END_TXN at the anchor; RESOLVE per range. */
+static void test_prepare_end_resolve(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    set_leader(f, 1, 2); /* a redirect on the way */
+    set_prepare_ts(f, 2000, 3000, 0);
+    range_kv *kv = range_router_kv(f->router);
+    range_write w[3] = {{(const uint8_t *)"b", 1, (const uint8_t *)"1", 1, false},
+                        {(const uint8_t *)"d", 1, (const uint8_t *)"2", 1, false},
+                        {(const uint8_t *)"k", 1, (const uint8_t *)"3", 1, false}};
+    range_span rs[] = {
+        {(const uint8_t *)"e", 1, NULL, 0, true},  /* range 1: prepared lower */
+        {(const uint8_t *)"m", 1, NULL, 0, true},  /* range 2: prepared at the max */
+        {(const uint8_t *)"x", 1, NULL, 0, true},  /* range 3: only read */
+    };
+    range_commit_request req = {.read_ts = {500, 0}, .writes = w, .write_count = 3,
+                                .read_spans = rs, .read_span_count = 3};
+    range_txn_meta meta = {.txn_id = 0xABC, .nonce = 99, .anchor = (const uint8_t *)"b",
+                           .anchor_len = 1, .read_ts = {500, 0}};
+    req.txn_id = meta.txn_id;
+    range_prepare_result res;
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    assert_int_equal(kv->ops->prepare(kv, &meta, &req, &res, &conflict), RANGE_OK);
+    assert_int_equal(res.commit_ts.wall_ns, 3000);
+    char line[LOG_TEXT_MAX];
+    hlc_timestamp ts;
+    assert_int_equal(log_count(f), 4);
+    assert_string_equal(log_line(f, 0, line, sizeof(line)), "P1 b,d r:e rec");
+    assert_string_equal(log_line(f, 1, line, sizeof(line)), "P2 k r:m");
+    log_at(f, 2, line, sizeof(line), &ts);
+    assert_string_equal(line, "V1 e");
+    assert_int_equal(ts.wall_ns, 3000);
+    log_at(f, 3, line, sizeof(line), &ts);
+    assert_string_equal(line, "V3 x");
+    assert_int_equal(ts.wall_ns, 3000);
+    /* one nonce per request: idempotence records are per node, not range */
+    assert_true(log_nonce(f, 0) != log_nonce(f, 1));
+    assert_true(log_nonce(f, 0) != 0 && log_nonce(f, 1) != 0);
+    /* where intents may be: per range, first key to just past the last */
+    assert_int_equal(res.n_spans, 2);
+    assert_int_equal(res.spans[0].start_len, 1);
+    assert_memory_equal(res.spans[0].start, "b", 1);
+    assert_int_equal(res.spans[0].end_len, 2);
+    assert_memory_equal(res.spans[0].end, "d\0", 2);
+    assert_memory_equal(res.spans[1].start, "k", 1);
+    assert_memory_equal(res.spans[1].end, "k\0", 2);
+
+    range_txn_outcome out;
+    assert_int_equal(kv->ops->end_txn(kv, &meta, RANGE_TXN_COMMITTED, res.commit_ts, &out),
+                     RANGE_OK);
+    assert_int_equal(out.status, RANGE_TXN_COMMITTED);
+    assert_int_equal(out.commit_ts.wall_ns, 3000);
+    assert_string_equal(log_line(f, 4, line, sizeof(line)), "E1 C@3000");
+    /* again: idempotent; an abort now finds it committed */
+    assert_int_equal(kv->ops->end_txn(kv, &meta, RANGE_TXN_COMMITTED, res.commit_ts, &out),
+                     RANGE_OK);
+    assert_int_equal(kv->ops->end_txn(kv, &meta, RANGE_TXN_ABORTED, HLC_ZERO, &out), RANGE_OK);
+    assert_int_equal(out.status, RANGE_TXN_COMMITTED);
+    assert_int_equal(out.commit_ts.wall_ns, 3000);
+    assert_true(log_nonce(f, 4) != log_nonce(f, 6)); /* commit and abort differ */
+    assert_int_equal(log_nonce(f, 4), log_nonce(f, 5));
+
+    assert_int_equal(kv->ops->resolve(kv, meta.txn_id, res.spans, res.n_spans,
+                                      RANGE_TXN_COMMITTED, res.commit_ts),
+                     RANGE_OK);
+    assert_int_equal(log_count(f), 9);
+    assert_string_equal(log_line(f, 7, line, sizeof(line)), "R1 b-d C");
+    assert_string_equal(log_line(f, 8, line, sizeof(line)), "R2 k-k C");
+    /* a span over two ranges is split */
+    range_span wide = {(const uint8_t *)"f", 1, (const uint8_t *)"j", 1, false};
+    assert_int_equal(kv->ops->resolve(kv, meta.txn_id, &wide, 1, RANGE_TXN_ABORTED, HLC_ZERO),
+                     RANGE_OK);
+    assert_string_equal(log_line(f, 9, line, sizeof(line)), "R1 f-h A");
+    assert_string_equal(log_line(f, 10, line, sizeof(line)), "R2 h-j A");
+    range_prepare_result_free(&res);
+    range_prepare_result_free(&res); /* zeroed: freeing again is harmless */
+}
+
+/* A prepare that fails still names where intents may be; an END_TXN
+** (COMMITTED) after an abort is RANGE_ERR_ABORTED. */
+static void test_prepare_failures(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    set_prepare_ts(f, 2000, 3000, 0);
+    range_kv *kv = range_router_kv(f->router);
+    range_write w[2] = {{(const uint8_t *)"b", 1, (const uint8_t *)"1", 1, false},
+                        {(const uint8_t *)"c", 1, (const uint8_t *)"2", 1, false}};
+    range_span del = {(const uint8_t *)"m", 1, (const uint8_t *)"q", 1, false};
+    range_commit_request req = {.txn_id = 5, .read_ts = {500, 0}, .writes = w,
+                                .write_count = 2, .delete_spans = &del,
+                                .delete_span_count = 1};
+    range_txn_meta meta = {.txn_id = 5, .nonce = 1, .anchor = (const uint8_t *)"b",
+                           .anchor_len = 1, .read_ts = {500, 0}};
+    range_prepare_result res;
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    /* the first write of range 1 is "b": no conflict; make range 1's
+    ** writes start at "c" to conflict */
+    req.writes = &w[1];
+    req.write_count = 1;
+    meta.anchor = (const uint8_t *)"c";
+    assert_int_equal(kv->ops->prepare(kv, &meta, &req, &res, &conflict), RANGE_ERR_CONFLICT);
+    assert_int_equal(conflict.kind, RANGE_CONFLICT_WRITE_WRITE);
+    assert_memory_equal(conflict.key.data, "c", 1);
+    range_conflict_free(&conflict);
+    /* the delete span crosses ranges 2 and 3: both pieces are spans */
+    assert_int_equal(res.n_spans, 3);
+    assert_memory_equal(res.spans[0].start, "c", 1);
+    assert_memory_equal(res.spans[1].start, "m", 1);
+    assert_int_equal(res.spans[1].end_len, 1);
+    assert_memory_equal(res.spans[1].end, "p", 1);
+    assert_memory_equal(res.spans[2].start, "p", 1);
+    assert_memory_equal(res.spans[2].end, "q", 1);
+    range_prepare_result_free(&res);
+    char line[LOG_TEXT_MAX];
+    assert_int_equal(log_count(f), 1); /* nothing after the conflict */
+    assert_string_equal(log_line(f, 0, line, sizeof(line)), "P1 c rec");
+
+    /* aborted first, then the commit record is refused */
+    range_txn_outcome out;
+    assert_int_equal(kv->ops->end_txn(kv, &meta, RANGE_TXN_ABORTED, HLC_ZERO, &out), RANGE_OK);
+    assert_int_equal(out.status, RANGE_TXN_ABORTED);
+    assert_int_equal(kv->ops->end_txn(kv, &meta, RANGE_TXN_COMMITTED, (hlc_timestamp){3000, 0},
+                                      &out),
+                     RANGE_ERR_ABORTED);
+    assert_int_equal(out.status, RANGE_TXN_ABORTED);
+    /* a PREPARE creating the record finds it ABORTED */
+    req.writes = w;
+    req.write_count = 1;
+    meta.anchor = (const uint8_t *)"b";
+    assert_int_equal(kv->ops->prepare(kv, &meta, &req, &res, &conflict), RANGE_ERR_ABORTED);
+    range_prepare_result_free(&res);
+    /* bad arguments */
+    meta.txn_id = 0;
+    assert_int_equal(kv->ops->prepare(kv, &meta, &req, &res, &conflict), RANGE_ERR_INVALID);
+    assert_int_equal(kv->ops->end_txn(kv, &meta, RANGE_TXN_ABORTED, HLC_ZERO, &out),
+                     RANGE_ERR_INVALID);
+    assert_int_equal(kv->ops->resolve(kv, 0, &del, 1, RANGE_TXN_ABORTED, HLC_ZERO),
+                     RANGE_ERR_INVALID);
+}
+
+/* A read meets an intent: PUSH its holder at its anchor's range, RESOLVE
+** the key with the answer, read again. */
+static void test_read_meets_intent(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    pthread_mutex_lock(&f->mu);
+    f->intent_on_i = true;
+    f->push_pending = 2; /* still pending twice: back off, push again */
+    f->push_status = RANGE_TXN_COMMITTED;
+    f->push_ts = (hlc_timestamp){450, 0};
+    pthread_mutex_unlock(&f->mu);
+    base_buf out = {0};
+    assert_int_equal(get(f, "i", &out), RANGE_OK);
+    assert_int_equal(out.data[0], 'i');
+    char line[LOG_TEXT_MAX];
+    hlc_timestamp ts;
+    assert_int_equal(log_count(f), 4);
+    assert_string_equal(log_line(f, 0, line, sizeof(line)), "U1 77");
+    assert_string_equal(log_line(f, 1, line, sizeof(line)), "U1 77");
+    assert_string_equal(log_line(f, 2, line, sizeof(line)), "U1 77");
+    log_at(f, 3, line, sizeof(line), &ts);
+    assert_string_equal(line, "R2 i C");
+    assert_int_equal(ts.wall_ns, 450);
+    /* aborted holder: the intent goes */
+    pthread_mutex_lock(&f->mu);
+    f->intent_on_i = true;
+    f->push_status = RANGE_TXN_ABORTED;
+    pthread_mutex_unlock(&f->mu);
+    assert_int_equal(get(f, "i", &out), RANGE_OK);
+    assert_string_equal(log_line(f, 5, line, sizeof(line)), "R2 i A");
+    /* a holder that stays pending: a read waits its deadline out, then 40001 */
+    pthread_mutex_lock(&f->mu);
+    f->intent_on_i = true;
+    f->push_pending = 1000000;
+    pthread_mutex_unlock(&f->mu);
+    assert_int_equal(get(f, "i", &out), RANGE_ERR_INTENT);
+    char msg[256];
+    last_error(f, msg, sizeof(msg));
+    assert_non_null(strstr(msg, "key 0x69 is held by an intent of transaction 000000000000004d"));
+    assert_non_null(strstr(msg, "still pending"));
+    /* a committing transaction gives up sooner (it holds intents itself) */
+    range_write w = {(const uint8_t *)"k", 1, (const uint8_t *)"1", 1, false};
+    range_span rs = {(const uint8_t *)"i", 1, NULL, 0, true};
+    range_commit_request req = {.txn_id = 5, .read_ts = {500, 0}, .writes = &w,
+                                .write_count = 1, .read_spans = &rs, .read_span_count = 1};
+    range_txn_meta meta = {.txn_id = 5, .nonce = 1, .anchor = (const uint8_t *)"k",
+                           .anchor_len = 1, .read_ts = {500, 0}};
+    range_prepare_result res;
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    int64_t t0 = base_monotonic_ns();
+    range_kv *kv = range_router_kv(f->router);
+    assert_int_equal(kv->ops->prepare(kv, &meta, &req, &res, &conflict), RANGE_ERR_INTENT);
+    int64_t took_ms = (base_monotonic_ns() - t0) / 1000000;
+    assert_true(took_ms < DEADLINE_MS);
+    assert_int_equal(res.n_spans, 1);
+    range_prepare_result_free(&res);
+    base_buf_free(&out);
+}
+
+/* ---- statement-time locks (docs/txn.md section 5) ---- */
+
+static int lock_keys(fake *f, const range_txn_meta *meta, const char *keys,
+                     hlc_timestamp *newest) {
+    range_span spans[8];
+    size_t n = strlen(keys);
+    assert_true(n <= 8);
+    for (size_t i = 0; i < n; i++)
+        spans[i] = (range_span){(const uint8_t *)&keys[i], 1, NULL, 0, true};
+    range_kv *kv = range_router_kv(f->router);
+    return kv->ops->lock(kv, meta, spans, n, newest);
+}
+
+/* LOCK per range in key order; newest_ts the highest answer; a holder in
+** the way is asked again, then pushed with the dependents QUERY_TXN
+** found at the pusher's own record; ABORTED: its lock is resolved and the
+** LOCK granted. */
+static void test_lock_split_wait_push(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    set_leader(f, 1, 2); /* a redirect on the way */
+    pthread_mutex_lock(&f->mu);
+    f->newest_ts[1] = (hlc_timestamp){700, 0};
+    f->newest_ts[2] = (hlc_timestamp){600, 0};
+    pthread_mutex_unlock(&f->mu);
+    range_txn_meta meta = {.txn_id = 0x99, .nonce = 1, .anchor = (const uint8_t *)"b",
+                           .anchor_len = 1, .read_ts = {500, 0}};
+    hlc_timestamp newest;
+    assert_int_equal(lock_keys(f, &meta, "bdkx", &newest), RANGE_OK);
+    assert_int_equal(newest.wall_ns, 700);
+    char line[LOG_TEXT_MAX];
+    assert_int_equal(log_count(f), 3);
+    assert_string_equal(log_line(f, 0, line, sizeof(line)), "L1 b,d");
+    assert_string_equal(log_line(f, 1, line, sizeof(line)), "L2 k");
+    assert_string_equal(log_line(f, 2, line, sizeof(line)), "L3 x");
+    /* unsorted or duplicate keys are refused */
+    assert_int_equal(lock_keys(f, &meta, "db", &newest), RANGE_ERR_INVALID);
+    assert_int_equal(lock_keys(f, &meta, "bb", &newest), RANGE_ERR_INVALID);
+
+    /* "k" is held by LOCK_HOLDER until a push aborts it */
+    pthread_mutex_lock(&f->mu);
+    f->lock_held = true;
+    f->push_status = RANGE_TXN_ABORTED;
+    pthread_mutex_unlock(&f->mu);
+    assert_int_equal(lock_keys(f, &meta, "k", &newest), RANGE_OK);
+    pthread_mutex_lock(&f->mu);
+    int refusals = f->lock_refusals;
+    pthread_mutex_unlock(&f->mu);
+    assert_true(refusals >= 2); /* asked again before pushing */
+    assert_int_equal(log_count(f), 7);
+    assert_string_equal(log_line(f, 3, line, sizeof(line)), "Q1 153"); /* our anchor "b" */
+    assert_string_equal(log_line(f, 4, line, sizeof(line)), "U2 88 deps=1 since=123");
+    assert_string_equal(log_line(f, 5, line, sizeof(line)), "R2 k A");
+    assert_string_equal(log_line(f, 6, line, sizeof(line)), "L2 k");
+}
+
+/* A push that finds a deadlock with the pusher as victim ends the lock
+** with RANGE_ERR_ABORTED naming the cycle. */
+static void test_lock_deadlock_victim(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    pthread_mutex_lock(&f->mu);
+    f->lock_held = true;
+    f->push_cycle = true;
+    pthread_mutex_unlock(&f->mu);
+    range_txn_meta meta = {.txn_id = 0x99, .nonce = 1, .anchor = (const uint8_t *)"b",
+                           .anchor_len = 1, .read_ts = {500, 0}};
+    hlc_timestamp newest;
+    assert_int_equal(lock_keys(f, &meta, "k", &newest), RANGE_ERR_ABORTED);
+    char msg[256];
+    last_error(f, msg, sizeof(msg));
+    if (strstr(msg, "deadlock") == NULL ||
+        strstr(msg, "0000000000000099 -> 0000000000000058 -> 0000000000000099") == NULL)
+        fail_msg("%s", msg);
+}
+
+/* HEARTBEAT at the anchor's range; an ABORTED record is RANGE_ERR_ABORTED. */
+static void test_heartbeat(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    range_kv *kv = range_router_kv(f->router);
+    range_txn_meta meta = {.txn_id = 0x42, .nonce = 1, .anchor = (const uint8_t *)"m",
+                           .anchor_len = 1, .read_ts = {500, 0}};
+    int status = -1;
+    assert_int_equal(kv->ops->heartbeat(kv, &meta, &status), RANGE_OK);
+    assert_int_equal(status, RANGE_TXN_PENDING);
+    char line[LOG_TEXT_MAX];
+    assert_string_equal(log_line(f, 0, line, sizeof(line)), "H2 66");
+    pthread_mutex_lock(&f->mu);
+    f->records[fake_record(f, 0x42)].status = RANGE_TXN_ABORTED;
+    pthread_mutex_unlock(&f->mu);
+    assert_int_equal(kv->ops->heartbeat(kv, &meta, &status), RANGE_ERR_ABORTED);
+    assert_int_equal(status, RANGE_TXN_ABORTED);
+}
+
+/* refresh VALIDATEs the spans range by range at the new timestamp. */
+static void test_refresh(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    range_kv *kv = range_router_kv(f->router);
+    range_txn_meta meta = {.txn_id = 0x42, .nonce = 1, .anchor = (const uint8_t *)"m",
+                           .anchor_len = 1, .read_ts = {500, 0}};
+    range_span spans[] = {{(const uint8_t *)"b", 1, NULL, 0, true},
+                          {(const uint8_t *)"f", 1, (const uint8_t *)"j", 1, false}};
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    assert_int_equal(kv->ops->refresh(kv, &meta, spans, 2, (hlc_timestamp){900, 0}, &conflict),
+                     RANGE_OK);
+    char line[LOG_TEXT_MAX];
+    hlc_timestamp ts;
+    assert_int_equal(log_count(f), 2);
+    log_at(f, 0, line, sizeof(line), &ts);
+    assert_string_equal(line, "V1 b,f-h");
+    assert_int_equal(ts.wall_ns, 900);
+    assert_string_equal(log_line(f, 1, line, sizeof(line)), "V2 h-j");
+    /* a change in the interval: the conflict */
+    pthread_mutex_lock(&f->mu);
+    f->validate_conflict = 'i';
+    pthread_mutex_unlock(&f->mu);
+    assert_int_equal(kv->ops->refresh(kv, &meta, spans, 2, (hlc_timestamp){900, 0}, &conflict),
+                     RANGE_ERR_CONFLICT);
+    assert_int_equal(conflict.key.len, 1);
+    assert_int_equal(conflict.key.data[0], 'i');
+    range_conflict_free(&conflict);
+    /* not later than read_ts: refused */
+    assert_int_equal(kv->ops->refresh(kv, &meta, spans, 2, (hlc_timestamp){500, 0}, &conflict),
+                     RANGE_ERR_INVALID);
+}
+
+/* A lock holder's anchor (its first locked key) outside its first written
+** range: a HEARTBEAT creates the record before any PREPARE. */
+static void test_prepare_lock_anchor(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    set_prepare_ts(f, 2000, 0, 3000);
+    range_kv *kv = range_router_kv(f->router);
+    range_write w[2] = {{(const uint8_t *)"b", 1, (const uint8_t *)"1", 1, false},
+                        {(const uint8_t *)"x", 1, (const uint8_t *)"2", 1, false}};
+    range_commit_request req = {.txn_id = 0x42, .read_ts = {500, 0}, .writes = w,
+                                .write_count = 2};
+    range_txn_meta meta = {.txn_id = 0x42, .nonce = 1, .anchor = (const uint8_t *)"m",
+                           .anchor_len = 1, .read_ts = {500, 0}};
+    range_prepare_result res;
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    assert_int_equal(kv->ops->prepare(kv, &meta, &req, &res, &conflict), RANGE_OK);
+    assert_int_equal(res.commit_ts.wall_ns, 3000);
+    char line[LOG_TEXT_MAX];
+    assert_string_equal(log_line(f, 0, line, sizeof(line)), "H2 66");
+    assert_string_equal(log_line(f, 1, line, sizeof(line)), "P1 b");
+    assert_string_equal(log_line(f, 2, line, sizeof(line)), "P3 x");
+    range_prepare_result_free(&res);
+    /* an ABORTED record: nothing is prepared */
+    pthread_mutex_lock(&f->mu);
+    f->records[fake_record(f, 0x42)].status = RANGE_TXN_ABORTED;
+    pthread_mutex_unlock(&f->mu);
+    assert_int_equal(kv->ops->prepare(kv, &meta, &req, &res, &conflict), RANGE_ERR_ABORTED);
+    assert_int_equal(log_count(f), 4);
+    range_prepare_result_free(&res);
+}
+
 int main(void) {
     base_log_set_level(BASE_LOG_ERROR);
     const struct CMUnitTest tests[] = {
@@ -1218,6 +1848,14 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_key_mismatch_other, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_unknown_then_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prepare_end_resolve, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prepare_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_meets_intent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_split_wait_push, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_deadlock_victim, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_heartbeat, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refresh, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prepare_lock_anchor, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

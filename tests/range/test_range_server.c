@@ -36,7 +36,9 @@
 #include <cmocka.h>
 
 #include "base/base.h"
+#include "range/intent_int.h"
 #include "range/kv_int.h"
+#include "range/locktable_int.h"
 #include "range/range.h"
 #include "range/replica_int.h"
 #include "rpc/rpc.h"
@@ -116,6 +118,7 @@ typedef struct fixture {
     ** request leaves (set and cleared by that same thread). */
     void (*before_commit)(struct fixture *f, void *ctx);
     void *before_commit_ctx;
+    _Atomic int64_t skew_ns; /* added to every clock: time jumps (record expiry) */
 } fixture;
 
 /* ---- the wrapper transport ---------------------------------------------------- */
@@ -330,6 +333,14 @@ static uint64_t test_seed(void)
     return env != NULL ? strtoull(env, NULL, 10) : 4242;
 }
 
+/* The physical clock of every node and the client: the system's plus the
+** fixture's skew (a test moves them all ahead at once). */
+static int64_t skewed_now_ns(void *ctx)
+{
+    fixture *f = ctx;
+    return base_realtime_ns() + atomic_load(&f->skew_ns);
+}
+
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
@@ -346,7 +357,8 @@ static int setup(void **state)
     rpc_sim_config_init(&sc, f->seed);
     assert_int_equal(rpc_sim_net_new(&sc, &f->net), RPC_OK);
     for (int i = 1; i <= CLIENT; i++) {
-        assert_int_equal(hlc_clock_new(hlc_system_clock(), MAX_OFFSET_NS, &f->clock[i]), 0);
+        hlc_physical_clock pc = {skewed_now_ns, f};
+        assert_int_equal(hlc_clock_new(pc, MAX_OFFSET_NS, &f->clock[i]), 0);
         f->tp[i] = (test_tp){{&tp_ops}, f, (rpc_node_id)i, NULL};
         assert_int_equal(rpc_sim_add_node(f->net, (rpc_node_id)i, f->clock[i], &f->tp[i].sim),
                          RPC_OK);
@@ -2200,6 +2212,674 @@ static void test_lease_transfer(void **state)
     range_router_free(router);
 }
 
+/* ---- two-phase commit: intents, records, push, resolve (docs/txn.md) ---------- */
+
+static range_kv_request prepare_req(uint64_t range_id, uint64_t txn, uint64_t nonce,
+                                    const char *anchor, bool create_record,
+                                    hlc_timestamp read_ts, const range_write *w, size_t n)
+{
+    range_kv_request q = {.op = RANGE_KV_PREPARE, .range_id = range_id, .read_ts = read_ts,
+                          .txn_id = txn, .nonce = nonce, .anchor = (const uint8_t *)anchor,
+                          .anchor_len = strlen(anchor), .create_record = create_record,
+                          .writes = w, .write_count = n};
+    return q;
+}
+
+static range_kv_request end_txn_req(uint64_t range_id, uint64_t txn, const char *anchor,
+                                    uint8_t status, hlc_timestamp commit_ts)
+{
+    range_kv_request q = {.op = RANGE_KV_END_TXN, .range_id = range_id, .txn_id = txn,
+                          .nonce = 1, .anchor = (const uint8_t *)anchor,
+                          .anchor_len = strlen(anchor), .txn_status = status,
+                          .commit_ts = commit_ts};
+    return q;
+}
+
+static range_kv_request push_req(uint64_t range_id, uint64_t pushee, const char *anchor,
+                                 hlc_timestamp intent_ts)
+{
+    range_kv_request q = {.op = RANGE_KV_PUSH, .range_id = range_id, .txn_id = 0,
+                          .pushee_txn_id = pushee, .anchor = (const uint8_t *)anchor,
+                          .anchor_len = strlen(anchor), .intent_ts = intent_ts};
+    return q;
+}
+
+static int32_t resolve(fixture *f, int node, uint64_t range_id, uint64_t txn,
+                       const range_span *sp, uint8_t status, hlc_timestamp commit_ts)
+{
+    range_kv_request q = {.op = RANGE_KV_RESOLVE, .range_id = range_id, .txn_id = txn,
+                          .nonce = 9, .txn_status = status, .commit_ts = commit_ts,
+                          .spans = sp, .span_count = 1};
+    range_kv_response r;
+    int32_t st = call(f, node, &q, &r);
+    range_kv_response_free(&r);
+    return st;
+}
+
+/* Expect RANGE_ERR_INTENT naming (key, holder, anchor). */
+static void expect_intent(const range_kv_response *r, int32_t st, const char *key,
+                          uint64_t holder, const char *anchor)
+{
+    assert_int_equal(st, RANGE_ERR_INTENT);
+    assert_int_equal(r->intent_txn_id, holder);
+    assert_int_equal(r->intent_key_len, strlen(key));
+    assert_memory_equal(r->intent_key, key, strlen(key));
+    assert_int_equal(r->intent_anchor_len, strlen(anchor));
+    assert_memory_equal(r->intent_anchor, anchor, strlen(anchor));
+    assert_false(hlc_is_zero(r->intent_ts));
+}
+
+typedef struct intent_query {
+    const char *key;
+    bool present;
+} intent_query;
+
+/* Every replica stores (present) or not the intent of key. */
+static bool intent_everywhere(fixture *f, void *arg)
+{
+    intent_query *q = arg;
+    for (int i = 1; i <= NODES; i++) {
+        base_buf k = {0}, v = {0};
+        assert_int_equal(range__intent_key((const uint8_t *)q->key, strlen(q->key), &k),
+                         RANGE_OK);
+        int g = storage_get_raw(f->engine[i], k.data, k.len, &v);
+        base_buf_free(&k);
+        base_buf_free(&v);
+        if ((g == STORAGE_OK) != q->present)
+            return false;
+    }
+    return true;
+}
+
+static void test_txn_prepare_commit_resolve(void **state)
+{
+    fixture *f = *state;
+    int l1 = wait_leader(f, 1, 0), l2 = wait_leader(f, 2, 0);
+    pass_low_water(f, l1, 1, 200);
+    pass_low_water(f, l2, 2, 201);
+    hlc_timestamp r0 = client_now(f);
+    const uint64_t T = 0x7700;
+    range_write w1[] = {W("a", "x"), W("b", "bee")};
+    range_write w2[] = {W("n", "y")};
+    range_kv_request q1 = prepare_req(1, T, 5, "a", true, r0, w1, 2);
+    range_kv_request q2 = prepare_req(2, T, 5, "a", false, r0, w2, 1);
+    range_kv_response r;
+    assert_int_equal(call(f, l1, &q1, &r), RANGE_OK);
+    hlc_timestamp p1 = r.commit_ts;
+    range_kv_response_free(&r);
+    assert_int_equal(call(f, l2, &q2, &r), RANGE_OK);
+    hlc_timestamp p2 = r.commit_ts;
+    range_kv_response_free(&r);
+    assert_true(hlc_compare(p1, r0) > 0 && hlc_compare(p2, r0) > 0);
+    (void)hlc_update(f->clock[CLIENT], p1);
+    (void)hlc_update(f->clock[CLIENT], p2);
+    hlc_timestamp c = hlc_next(hlc_compare(p1, p2) > 0 ? p1 : p2);
+
+    /* idempotent: the same PREPARE again answers the same timestamp */
+    assert_int_equal(call(f, l1, &q1, &r), RANGE_OK);
+    assert_int_equal(hlc_compare(r.commit_ts, p1), 0);
+    range_kv_response_free(&r);
+
+    /* a read at or above an intent meets it; below, it is invisible */
+    range_kv_request g = get_req(1, "a", client_now(f));
+    expect_intent(&r, call(f, l1, &g, &r), "a", T, "a");
+    assert_int_equal(hlc_compare(r.intent_ts, p1), 0);
+    range_kv_response_free(&r);
+    char v[64];
+    assert_int_equal(get(f, l1, 1, "a", r0, v, sizeof(v)), RANGE_NOT_FOUND);
+    /* a scan over it, a VALIDATE above it, a 1PC commit of its key */
+    range_kv_request sc = {.op = RANGE_KV_SCAN, .range_id = 2, .read_ts = client_now(f),
+                           .start = (const uint8_t *)"m", .start_len = 1};
+    expect_intent(&r, call(f, l2, &sc, &r), "n", T, "a");
+    range_kv_response_free(&r);
+    range_span rs[] = {SPAN("a", "c")};
+    expect_intent(&r, validate(f, l1, 1, r0, client_now(f), rs, 1, &r), "a", T, "a");
+    range_kv_response_free(&r);
+    range_write wb[] = {W("b", "other")};
+    commit_args a = {1, client_now(f), 0x7701, 1, wb, 1, NULL, 0, NULL, 0, {0, 0}};
+    expect_intent(&r, commit(f, l1, &a, NULL, &r), "b", T, "a");
+    range_kv_response_free(&r);
+    /* but not its own VALIDATE */
+    range_kv_request vq = {.op = RANGE_KV_VALIDATE, .range_id = 1, .read_ts = r0,
+                           .commit_ts = c, .txn_id = T, .read_spans = rs, .read_span_count = 1};
+    assert_int_equal(call(f, l1, &vq, &r), RANGE_OK);
+    range_kv_response_free(&r);
+
+    /* the record: pending, heartbeat; END_TXN commits it, idempotently */
+    range_kv_request hb = {.op = RANGE_KV_HEARTBEAT, .range_id = 1, .txn_id = T,
+                           .anchor = (const uint8_t *)"a", .anchor_len = 1};
+    assert_int_equal(call(f, l1, &hb, &r), RANGE_OK);
+    assert_true(r.has_txn && r.txn_status == RANGE_TXN_PENDING);
+    range_kv_response_free(&r);
+    range_kv_request et = end_txn_req(1, T, "a", RANGE_TXN_COMMITTED, c);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(call(f, l1, &et, &r), RANGE_OK);
+        assert_true(r.has_txn && r.txn_status == RANGE_TXN_COMMITTED);
+        assert_int_equal(hlc_compare(r.commit_ts, c), 0);
+        range_kv_response_free(&r);
+    }
+    /* aborting a committed txn answers COMMITTED; a push learns the ts */
+    range_kv_request ea = end_txn_req(1, T, "a", RANGE_TXN_ABORTED, HLC_ZERO);
+    assert_int_equal(call(f, l1, &ea, &r), RANGE_OK);
+    assert_true(r.has_txn && r.txn_status == RANGE_TXN_COMMITTED);
+    range_kv_response_free(&r);
+    range_kv_request pq = push_req(1, T, "a", p1);
+    assert_int_equal(call(f, l1, &pq, &r), RANGE_OK);
+    assert_true(r.has_txn && r.txn_status == RANGE_TXN_COMMITTED);
+    assert_int_equal(hlc_compare(r.commit_ts, c), 0);
+    range_kv_response_free(&r);
+    /* a HEARTBEAT of a final record changes nothing */
+    assert_int_equal(call(f, l1, &hb, &r), RANGE_OK);
+    assert_true(r.has_txn && r.txn_status == RANGE_TXN_COMMITTED);
+    range_kv_response_free(&r);
+
+    /* resolve both ranges (twice: idempotent): values at c, intents gone */
+    range_span all1[] = {{(const uint8_t *)"", 0, (const uint8_t *)"m", 1, false}};
+    range_span all2[] = {{(const uint8_t *)"m", 1, NULL, 0, false}};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(resolve(f, l1, 1, T, all1, RANGE_TXN_COMMITTED, c), RANGE_OK);
+        assert_int_equal(resolve(f, l2, 2, T, all2, RANGE_TXN_COMMITTED, c), RANGE_OK);
+    }
+    (void)hlc_update(f->clock[CLIENT], c);
+    hlc_timestamp after = client_now(f);
+    assert_int_equal(get(f, l1, 1, "a", after, v, sizeof(v)), RANGE_OK);
+    assert_string_equal(v, "x");
+    assert_int_equal(get(f, l1, 1, "b", after, v, sizeof(v)), RANGE_OK);
+    assert_string_equal(v, "bee");
+    assert_int_equal(get(f, l2, 2, "n", after, v, sizeof(v)), RANGE_OK);
+    assert_string_equal(v, "y");
+    assert_int_equal(get(f, l1, 1, "a", c, v, sizeof(v)), RANGE_OK);
+    assert_int_equal(get(f, l1, 1, "a", hlc_prev(c), v, sizeof(v)), RANGE_NOT_FOUND);
+    intent_query iq = {"a", false};
+    assert_true(wait_until(f, intent_everywhere, &iq));
+    for (int i = 1; i <= NODES; i++)
+        assert_int_equal(versions_of(f->engine[i], "a"), 1);
+    /* the 1PC commit that met the intent now goes through (above c) */
+    a.read_ts = client_now(f);
+    hlc_timestamp cb;
+    assert_int_equal(commit(f, l1, &a, &cb, NULL), RANGE_OK);
+    assert_true(hlc_compare(cb, c) > 0);
+}
+
+static void test_txn_abort(void **state)
+{
+    fixture *f = *state;
+    int l1 = wait_leader(f, 1, 0);
+    pass_low_water(f, l1, 1, 300);
+    const uint64_t T = 0x8800;
+    range_write w[] = {W("d", "dd")};
+    range_span del[] = {SPAN("e", "g")};
+    /* a delete span over an existing key lays a tombstone intent for it */
+    range_write we[] = {W("f", "old")};
+    commit_args a = {1, client_now(f), 301, 1, we, 1, NULL, 0, NULL, 0, {0, 0}};
+    assert_int_equal(commit(f, l1, &a, NULL, NULL), RANGE_OK);
+    range_kv_request q = prepare_req(1, T, 1, "d", true, client_now(f), w, 1);
+    q.delete_spans = del;
+    q.delete_span_count = 1;
+    range_kv_response r;
+    assert_int_equal(call(f, l1, &q, &r), RANGE_OK);
+    hlc_timestamp p = r.commit_ts;
+    range_kv_response_free(&r);
+    (void)hlc_update(f->clock[CLIENT], p);
+    range_kv_request g = get_req(1, "f", client_now(f));
+    expect_intent(&r, call(f, l1, &g, &r), "f", T, "d");
+    range_kv_response_free(&r);
+
+    /* abort: then committing fails, and so does a PREPARE creating the record */
+    range_kv_request ea = end_txn_req(1, T, "d", RANGE_TXN_ABORTED, HLC_ZERO);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(call(f, l1, &ea, &r), RANGE_OK);
+        assert_true(r.has_txn && r.txn_status == RANGE_TXN_ABORTED);
+        range_kv_response_free(&r);
+    }
+    range_kv_request et = end_txn_req(1, T, "d", RANGE_TXN_COMMITTED, hlc_next(p));
+    assert_int_equal(call(f, l1, &et, &r), RANGE_ERR_ABORTED);
+    assert_true(r.has_txn && r.txn_status == RANGE_TXN_ABORTED);
+    range_kv_response_free(&r);
+    q.nonce = 2;
+    assert_int_equal(call(f, l1, &q, &r), RANGE_ERR_ABORTED);
+    range_kv_response_free(&r);
+    /* END_TXN(COMMITTED) without a timestamp is refused */
+    et.commit_ts = HLC_ZERO;
+    assert_int_equal(call(f, l1, &et, &r), RANGE_ERR_INVALID);
+    range_kv_response_free(&r);
+
+    /* resolve(ABORTED) removes the intents, writes nothing */
+    range_span sp[] = {SPAN("a", "m")};
+    assert_int_equal(resolve(f, l1, 1, T, sp, RANGE_TXN_ABORTED, HLC_ZERO), RANGE_OK);
+    char v[32];
+    hlc_timestamp now = client_now(f);
+    assert_int_equal(get(f, l1, 1, "d", now, v, sizeof(v)), RANGE_NOT_FOUND);
+    assert_int_equal(get(f, l1, 1, "f", now, v, sizeof(v)), RANGE_OK);
+    assert_string_equal(v, "old");
+    intent_query iq = {"f", false};
+    assert_true(wait_until(f, intent_everywhere, &iq));
+    iq.key = "d";
+    assert_true(wait_until(f, intent_everywhere, &iq));
+    for (int i = 1; i <= NODES; i++)
+        assert_int_equal(versions_of(f->engine[i], "d"), 0);
+}
+
+static void test_txn_push(void **state)
+{
+    fixture *f = *state;
+    int l1 = wait_leader(f, 1, 0);
+    pass_low_water(f, l1, 1, 400);
+    const uint64_t T = 0x9900, U = 0x9901;
+    range_write w[] = {W("h", "1")};
+    range_kv_request q = prepare_req(1, T, 1, "h", true, client_now(f), w, 1);
+    range_kv_response r;
+    assert_int_equal(call(f, l1, &q, &r), RANGE_OK);
+    hlc_timestamp p = r.commit_ts;
+    range_kv_response_free(&r);
+    /* U's intent without a record (its anchor's PREPARE never came) */
+    range_write wu[] = {W("i", "2")};
+    range_kv_request qu = prepare_req(1, U, 1, "j", false, client_now(f), wu, 1);
+    assert_int_equal(call(f, l1, &qu, &r), RANGE_OK);
+    hlc_timestamp pu = r.commit_ts;
+    range_kv_response_free(&r);
+
+    /* alive: the push waits (bounded) and answers PENDING; so for U, young */
+    int64_t t0 = base_monotonic_ns();
+    range_kv_request pq = push_req(1, T, "h", p);
+    assert_int_equal(call(f, l1, &pq, &r), RANGE_OK);
+    assert_true(r.has_txn && r.txn_status == RANGE_TXN_PENDING);
+    range_kv_response_free(&r);
+    assert_true(base_monotonic_ns() - t0 >= 100LL * 1000000); /* it did wait */
+    range_kv_request pu_q = push_req(1, U, "j", pu);
+    assert_int_equal(call(f, l1, &pu_q, &r), RANGE_OK);
+    assert_true(r.has_txn && r.txn_status == RANGE_TXN_PENDING);
+    range_kv_response_free(&r);
+
+    /* six seconds pass on every clock: both are expired and get aborted */
+    atomic_store(&f->skew_ns, 6LL * 1000 * 1000 * 1000);
+    assert_int_equal(call(f, l1, &pq, &r), RANGE_OK);
+    assert_true(r.has_txn && r.txn_status == RANGE_TXN_ABORTED);
+    range_kv_response_free(&r);
+    assert_int_equal(call(f, l1, &pu_q, &r), RANGE_OK);
+    assert_true(r.has_txn && r.txn_status == RANGE_TXN_ABORTED);
+    range_kv_response_free(&r);
+    /* the coordinator learns it at END_TXN; U's late anchor PREPARE too */
+    range_kv_request et = end_txn_req(1, T, "h", RANGE_TXN_COMMITTED, hlc_next(p));
+    assert_int_equal(call(f, l1, &et, &r), RANGE_ERR_ABORTED);
+    range_kv_response_free(&r);
+    range_write wj[] = {W("j", "3")};
+    range_kv_request qj = prepare_req(1, U, 2, "j", true, client_now(f), wj, 1);
+    assert_int_equal(call(f, l1, &qj, &r), RANGE_ERR_ABORTED);
+    range_kv_response_free(&r);
+    /* the reader resolves what it met as aborted and reads through */
+    range_span sp[] = {SPAN("h", "j")};
+    assert_int_equal(resolve(f, l1, 1, T, sp, RANGE_TXN_ABORTED, HLC_ZERO), RANGE_OK);
+    assert_int_equal(resolve(f, l1, 1, U, sp, RANGE_TXN_ABORTED, HLC_ZERO), RANGE_OK);
+    range_kv_request sc = {.op = RANGE_KV_SCAN, .range_id = 1, .read_ts = client_now(f),
+                           .start = (const uint8_t *)"h", .start_len = 1,
+                           .end = (const uint8_t *)"j", .end_len = 1};
+    assert_int_equal(call(f, l1, &sc, &r), RANGE_OK);
+    assert_int_equal(r.n_rows, 0);
+    range_kv_response_free(&r);
+    /* a heartbeat of an aborted record says so */
+    range_kv_request hb = {.op = RANGE_KV_HEARTBEAT, .range_id = 1, .txn_id = T,
+                           .anchor = (const uint8_t *)"h", .anchor_len = 1};
+    assert_int_equal(call(f, l1, &hb, &r), RANGE_ERR_ABORTED);
+    assert_true(r.has_txn && r.txn_status == RANGE_TXN_ABORTED);
+    range_kv_response_free(&r);
+}
+
+/* ---- statement-time locks: LOCK, QUERY_TXN, PUSH with txnwait (docs/locking.md) -- */
+
+#define KEY(k) {(const uint8_t *)(k), sizeof(k) - 1}
+
+static range_kv_request lock_req(uint64_t range_id, uint64_t txn, const char *anchor,
+                                 hlc_timestamp read_ts, const range_kv_key *keys, size_t n)
+{
+    range_kv_request q = {.op = RANGE_KV_LOCK, .range_id = range_id, .read_ts = read_ts,
+                          .txn_id = txn, .anchor = (const uint8_t *)anchor,
+                          .anchor_len = strlen(anchor), .lock_keys = keys,
+                          .lock_key_count = n};
+    return q;
+}
+
+/* Expect RANGE_ERR_INTENT naming an UNREPLICATED lock of holder on key. */
+static void expect_lock_holder(const range_kv_response *r, int32_t st, const char *key,
+                               uint64_t holder, const char *anchor)
+{
+    assert_int_equal(st, RANGE_ERR_INTENT);
+    assert_int_equal(r->intent_txn_id, holder);
+    assert_int_equal(r->intent_key_len, strlen(key));
+    assert_memory_equal(r->intent_key, key, strlen(key));
+    assert_int_equal(r->intent_anchor_len, strlen(anchor));
+    assert_memory_equal(r->intent_anchor, anchor, strlen(anchor));
+    assert_true(r->intent_unreplicated);
+    assert_true(r->intent_since_wall_ns > 0);
+}
+
+static range_kv_request heartbeat_req(uint64_t range_id, uint64_t txn, const char *anchor)
+{
+    range_kv_request q = {.op = RANGE_KV_HEARTBEAT, .range_id = range_id, .txn_id = txn,
+                          .anchor = (const uint8_t *)anchor, .anchor_len = strlen(anchor)};
+    return q;
+}
+
+/* LOCK: granted with the newest version's timestamp; another txn waits the
+** push delay and is told the holder; a 1PC commit of a third meets the lock;
+** the holder's 1PC commit hands the lock on (the waiter's place was kept),
+** and so does a resolution. */
+static void test_lock_wait_and_release(void **state)
+{
+    fixture *f = *state;
+    int l1 = wait_leader(f, 1, 0);
+    pass_low_water(f, l1, 1, 500);
+    const uint64_t T1 = 0xB001, T2 = 0xB002, T3 = 0xB003, T4 = 0xB004;
+    range_write w0[] = {W("la", "0")};
+    commit_args c0 = {1, client_now(f), 501, 1, w0, 1, NULL, 0, NULL, 0, {0, 0}};
+    hlc_timestamp ts0;
+    assert_int_equal(commit(f, l1, &c0, &ts0, NULL), RANGE_OK);
+
+    /* T1 locks la and lb: the newest version is la's */
+    range_kv_key k1[] = {KEY("la"), KEY("lb")};
+    hlc_timestamp r1 = client_now(f);
+    range_kv_request q1 = lock_req(1, T1, "la", r1, k1, 2);
+    range_kv_response r;
+    assert_int_equal(call(f, l1, &q1, &r), RANGE_OK);
+    assert_int_equal(hlc_compare(r.newest_ts, ts0), 0);
+    range_kv_response_free(&r);
+    assert_int_equal(range__server_lock_keys(f->srv[l1], 1), 2);
+    /* re-entrant: again at once */
+    assert_int_equal(call(f, l1, &q1, &r), RANGE_OK);
+    range_kv_response_free(&r);
+
+    /* T2 waits the push delay, then is told T1 holds la (unreplicated) */
+    range_kv_key k2[] = {KEY("la")};
+    range_kv_request q2 = lock_req(1, T2, "la", client_now(f), k2, 1);
+    int64_t t0 = base_monotonic_ns();
+    expect_lock_holder(&r, call(f, l1, &q2, &r), "la", T1, "la");
+    assert_true(base_monotonic_ns() - t0 >= 40LL * 1000000);
+    assert_int_equal(hlc_compare(r.intent_ts, r1), 0); /* the holder's read_ts */
+    range_kv_response_free(&r);
+
+    /* a third txn's 1PC commit of la meets the lock; a read does not */
+    range_write w3[] = {W("la", "3")};
+    commit_args c3 = {1, client_now(f), T3, 1, w3, 1, NULL, 0, NULL, 0, {0, 0}};
+    expect_lock_holder(&r, commit(f, l1, &c3, NULL, &r), "la", T1, "la");
+    range_kv_response_free(&r);
+    char v[32];
+    assert_int_equal(get(f, l1, 1, "la", client_now(f), v, sizeof(v)), RANGE_OK);
+    assert_string_equal(v, "0");
+
+    /* T1 commits (1PC) over its lock: its locks go, T2's kept place is granted */
+    range_write w1[] = {W("la", "1")};
+    commit_args c1 = {1, r1, T1, 1, w1, 1, NULL, 0, NULL, 0, {0, 0}};
+    hlc_timestamp ts1;
+    assert_int_equal(commit(f, l1, &c1, &ts1, NULL), RANGE_OK);
+    t0 = base_monotonic_ns();
+    assert_int_equal(call(f, l1, &q2, &r), RANGE_OK);
+    assert_int_equal(hlc_compare(r.newest_ts, ts1), 0); /* T2 must refresh to see it */
+    range_kv_response_free(&r);
+    assert_true(base_monotonic_ns() - t0 < 40LL * 1000000); /* no wait: already granted */
+    assert_int_equal(range__server_lock_keys(f->srv[l1], 1), 1);
+
+    /* T4 waits behind T2; T2 resolves (rolls back) its span: T4 gets la */
+    range_kv_request q4 = lock_req(1, T4, "la", client_now(f), k2, 1);
+    expect_lock_holder(&r, call(f, l1, &q4, &r), "la", T2, "la");
+    range_kv_response_free(&r);
+    range_span sp[] = {SPAN("a", "m")};
+    assert_int_equal(resolve(f, l1, 1, T2, sp, RANGE_TXN_ABORTED, HLC_ZERO), RANGE_OK);
+    assert_int_equal(call(f, l1, &q4, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    assert_int_equal(resolve(f, l1, 1, T4, sp, RANGE_TXN_ABORTED, HLC_ZERO), RANGE_OK);
+    assert_int_equal(range__server_lock_keys(f->srv[l1], 1), 0);
+    /* T3's commit goes through now, and nothing changed la but T1 */
+    c3.read_ts = client_now(f);
+    assert_int_equal(commit(f, l1, &c3, NULL, NULL), RANGE_OK);
+    assert_int_equal(get(f, l1, 1, "la", ts1, v, sizeof(v)), RANGE_OK);
+    assert_string_equal(v, "1");
+
+    /* bad LOCKs: a key of the other range, an empty key */
+    range_kv_key kn[] = {KEY("n")};
+    range_kv_request qn = lock_req(1, T1, "la", client_now(f), kn, 1);
+    assert_int_equal(call(f, l1, &qn, &r), RANGE_ERR_KEY_MISMATCH);
+    range_kv_response_free(&r);
+    range_kv_key ke[] = {{(const uint8_t *)"", 0}};
+    qn.lock_keys = ke;
+    assert_int_equal(call(f, l1, &qn, &r), RANGE_ERR_INVALID);
+    range_kv_response_free(&r);
+}
+
+/* A lock holder without a record is alive until RANGE_TXN_RECORD_EXPIRY_MS
+** after it took the lock: then a push aborts it, and its locks go. */
+static void test_lock_push_expired(void **state)
+{
+    fixture *f = *state;
+    int l1 = wait_leader(f, 1, 0);
+    pass_low_water(f, l1, 1, 600);
+    const uint64_t T1 = 0xC001, T2 = 0xC002;
+    range_kv_key k[] = {KEY("ga")};
+    range_kv_request q1 = lock_req(1, T1, "ga", client_now(f), k, 1);
+    range_kv_response r;
+    assert_int_equal(call(f, l1, &q1, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    range_kv_request q2 = lock_req(1, T2, "gb", client_now(f), k, 1);
+    expect_lock_holder(&r, call(f, l1, &q2, &r), "ga", T1, "ga");
+    int64_t since = r.intent_since_wall_ns;
+    hlc_timestamp its = r.intent_ts;
+    range_kv_response_free(&r);
+
+    /* young: the push waits and answers PENDING */
+    range_kv_request pq = push_req(1, T1, "ga", its);
+    pq.txn_id = T2;
+    pq.since_wall_ns = since;
+    assert_int_equal(call(f, l1, &pq, &r), RANGE_OK);
+    assert_true(r.has_txn && r.txn_status == RANGE_TXN_PENDING);
+    range_kv_response_free(&r);
+
+    /* six seconds later: aborted, and its lock goes to T2 */
+    atomic_store(&f->skew_ns, 6LL * 1000 * 1000 * 1000);
+    assert_int_equal(call(f, l1, &pq, &r), RANGE_OK);
+    assert_true(r.has_txn && r.txn_status == RANGE_TXN_ABORTED);
+    range_kv_response_free(&r);
+    q2.read_ts = client_now(f);
+    assert_int_equal(call(f, l1, &q2, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    assert_int_equal(range__server_lock_keys(f->srv[l1], 1), 1);
+    /* T1 learns it at its heartbeat, and locks nothing more */
+    range_kv_request hb = heartbeat_req(1, T1, "ga");
+    assert_int_equal(call(f, l1, &hb, &r), RANGE_ERR_ABORTED);
+    assert_true(r.has_txn && r.txn_status == RANGE_TXN_ABORTED);
+    range_kv_response_free(&r);
+    q1.read_ts = client_now(f);
+    assert_int_equal(call(f, l1, &q1, &r), RANGE_ERR_ABORTED);
+    range_kv_response_free(&r);
+    /* a third txn waits behind T2, which holds it now */
+    range_kv_request q3 = lock_req(1, T1 + 2, "gc", client_now(f), k, 1);
+    expect_lock_holder(&r, call(f, l1, &q3, &r), "ga", T2, "gb");
+    range_kv_response_free(&r);
+}
+
+typedef struct push_thread {
+    fixture *f;
+    int node;
+    range_kv_request q;
+    int32_t status;
+    uint64_t cycle[RANGE_KV_CYCLE_MAX];
+    size_t cycle_len;
+    atomic_bool done;
+} push_thread;
+
+static void *push_main(void *arg)
+{
+    push_thread *t = arg;
+    range_kv_response r;
+    t->status = call(t->f, t->node, &t->q, &r);
+    t->cycle_len = r.cycle_len;
+    for (size_t i = 0; i < r.cycle_len && i < RANGE_KV_CYCLE_MAX; i++)
+        t->cycle[i] = r.cycle[i];
+    range_kv_response_free(&r);
+    atomic_store(&t->done, true);
+    return NULL;
+}
+
+typedef struct deps_query {
+    int node;
+    range_kv_request q;
+    uint64_t waiter;
+    range_kv_edge deps[RANGE_KV_DEPS_MAX];
+    size_t n;
+} deps_query;
+
+/* QUERY_TXN answers an edge from the expected waiter. */
+static bool deps_seen(fixture *f, void *arg)
+{
+    deps_query *d = arg;
+    range_kv_response r;
+    assert_int_equal(call(f, d->node, &d->q, &r), RANGE_OK);
+    bool seen = false;
+    d->n = r.dep_count;
+    for (size_t i = 0; i < r.dep_count; i++) {
+        d->deps[i] = r.deps[i];
+        seen = seen || r.deps[i].waiter == d->waiter;
+    }
+    range_kv_response_free(&r);
+    return seen;
+}
+
+/* T1 holds a, T2 holds b, each LOCKs the other's key; T2 pushes T1 and
+** waits, T1 pushes T2 with its dependents (QUERY_TXN at its own record):
+** exactly one of them is aborted (equal priorities: the higher id), whose
+** push is told so with the cycle (victim first), and the other gets the
+** lock. t1_victim: T1 (the second pusher) has the higher id. */
+static void deadlock_round(fixture *f, int l1, uint64_t T1, uint64_t T2, const char *a,
+                           const char *b)
+{
+    range_kv_response r;
+    range_kv_request hb1 = heartbeat_req(1, T1, a), hb2 = heartbeat_req(1, T2, b);
+    assert_int_equal(call(f, l1, &hb1, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    assert_int_equal(call(f, l1, &hb2, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    range_kv_key ka[] = {{(const uint8_t *)a, strlen(a)}}, kb[] = {{(const uint8_t *)b, strlen(b)}};
+    range_kv_request l1a = lock_req(1, T1, a, client_now(f), ka, 1);
+    range_kv_request l2b = lock_req(1, T2, b, client_now(f), kb, 1);
+    assert_int_equal(call(f, l1, &l1a, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    assert_int_equal(call(f, l1, &l2b, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    range_kv_request l1b = lock_req(1, T1, a, client_now(f), kb, 1);
+    range_kv_request l2a = lock_req(1, T2, b, client_now(f), ka, 1);
+    expect_lock_holder(&r, call(f, l1, &l1b, &r), b, T2, b);
+    range_kv_response_free(&r);
+    expect_lock_holder(&r, call(f, l1, &l2a, &r), a, T1, a);
+    hlc_timestamp its1 = r.intent_ts;
+    int64_t since1 = r.intent_since_wall_ns;
+    range_kv_response_free(&r);
+
+    /* T2 pushes T1 (nobody waits on T2 yet) and waits in T1's queue */
+    push_thread pt = {.f = f, .node = l1};
+    pt.q = push_req(1, T1, a, its1);
+    pt.q.txn_id = T2;
+    pt.q.since_wall_ns = since1;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, push_main, &pt), 0);
+    /* T1 learns at its record that T2 waits on it, and pushes T2 with that */
+    deps_query dq = {.node = l1, .waiter = T2};
+    dq.q = (range_kv_request){.op = RANGE_KV_QUERY_TXN, .range_id = 1, .txn_id = T1,
+                              .anchor = (const uint8_t *)a, .anchor_len = strlen(a)};
+    assert_true(wait_until(f, deps_seen, &dq));
+    range_kv_request p1 = push_req(1, T2, b, client_now(f));
+    p1.txn_id = T1;
+    p1.deps = dq.deps;
+    p1.dep_count = dq.n;
+    bool t1_victim = T1 > T2;
+    uint64_t victim = t1_victim ? T1 : T2, survivor = t1_victim ? T2 : T1;
+    int32_t st = call(f, l1, &p1, &r);
+    if (t1_victim) {
+        /* the pusher is the victim: told so with the cycle; its heartbeat
+        ** then writes its record ABORTED, which ends T2's push */
+        assert_int_equal(st, RANGE_ERR_ABORTED);
+        assert_int_equal(r.cycle_len, 2);
+        assert_int_equal(r.cycle[0], T1);
+        assert_int_equal(r.cycle[1], T2);
+        range_kv_response_free(&r);
+        assert_int_equal(call(f, l1, &hb1, &r), RANGE_ERR_ABORTED);
+        assert_int_equal(r.cycle_len, 2);
+        range_kv_response_free(&r);
+        assert_true(wait_until(f, is_done, &pt.done));
+        pthread_join(th, NULL);
+        assert_int_equal(pt.status, RANGE_OK);
+        assert_int_equal(pt.cycle_len, 0);
+    } else {
+        assert_int_equal(st, RANGE_OK);
+        assert_true(r.has_txn && r.txn_status == RANGE_TXN_ABORTED); /* T2 */
+        assert_int_equal(r.cycle_len, 0);
+        range_kv_response_free(&r);
+        assert_true(wait_until(f, is_done, &pt.done));
+        pthread_join(th, NULL);
+        /* T2's own push says so, naming the cycle (victim first) */
+        assert_int_equal(pt.status, RANGE_ERR_ABORTED);
+        assert_int_equal(pt.cycle_len, 2);
+        assert_int_equal(pt.cycle[0], T2);
+        assert_int_equal(pt.cycle[1], T1);
+        assert_int_equal(call(f, l1, &hb2, &r), RANGE_ERR_ABORTED);
+        assert_int_equal(r.cycle_len, 2);
+        range_kv_response_free(&r);
+    }
+    /* exactly one victim: the other's heartbeat finds it alive */
+    range_kv_request hbs = survivor == T1 ? hb1 : hb2;
+    assert_int_equal(call(f, l1, &hbs, &r), RANGE_OK);
+    assert_true(r.has_txn && r.txn_status == RANGE_TXN_PENDING);
+    range_kv_response_free(&r);
+    /* the victim's locks went: the survivor takes the key (its request kept
+    ** its place); the victim locks nothing more */
+    range_kv_request again = survivor == T1 ? l1b : l2a;
+    assert_int_equal(call(f, l1, &again, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    range_kv_request late = victim == T1 ? l1b : l2a;
+    assert_int_equal(call(f, l1, &late, &r), RANGE_ERR_ABORTED);
+    range_kv_response_free(&r);
+    assert_int_equal(range__server_lock_keys(f->srv[l1], 1), 2);
+    range_span sp[] = {SPAN("a", "m")};
+    assert_int_equal(resolve(f, l1, 1, survivor, sp, RANGE_TXN_ABORTED, HLC_ZERO), RANGE_OK);
+    assert_int_equal(range__server_lock_keys(f->srv[l1], 1), 0);
+}
+
+static void test_lock_deadlock(void **state)
+{
+    fixture *f = *state;
+    int l1 = wait_leader(f, 1, 0);
+    pass_low_water(f, l1, 1, 700);
+    deadlock_round(f, l1, 0xD001, 0xD002, "da", "db"); /* the pushee is the victim */
+    deadlock_round(f, l1, 0xD004, 0xD003, "dc", "dd"); /* the pusher is */
+}
+
+/* The lease moves: the old leaseholder's table is empty, the new one grants
+** what the old one held (unreplicated locks are lost with the lease). */
+static void test_lock_lease_loss(void **state)
+{
+    fixture *f = *state;
+    int a = wait_leader(f, 1, 0);
+    int b = a % NODES + 1;
+    pass_low_water(f, a, 1, 800);
+    const uint64_t T1 = 0xE001, T2 = 0xE002;
+    range_kv_key k[] = {KEY("ka")};
+    range_kv_request q1 = lock_req(1, T1, "ka", client_now(f), k, 1);
+    range_kv_response r;
+    assert_int_equal(call(f, a, &q1, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    assert_int_equal(range__server_lock_keys(f->srv[a], 1), 1);
+    range_kv_request t = {.op = RANGE_KV_TRANSFER_LEASE, .range_id = 1,
+                          .target_node_id = (uint64_t)b};
+    assert_int_equal(call(f, a, &t, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    assert_int_equal(range__server_lock_keys(f->srv[a], 1), 0);
+    assert_int_equal(wait_leader(f, 1, 0), b);
+    range_kv_request q2 = lock_req(1, T2, "ka", client_now(f), k, 1);
+    assert_int_equal(call(f, a, &q2, &r), RANGE_ERR_NOT_LEADER);
+    range_kv_response_free(&r);
+    assert_int_equal(call(f, b, &q2, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    assert_int_equal(range__server_lock_keys(f->srv[b], 1), 1);
+}
+
+
 int main(void)
 {
     if (getenv("TEST_DEBUG"))
@@ -2223,6 +2903,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_router_cross_range_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_prepare_commit_resolve, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_abort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_push, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_wait_and_release, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_push_expired, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_deadlock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_lease_loss, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,6 +23,17 @@
 **     missed ticks are delivered;
 **   - every replica's MVCC contents (all versions) and applied index are
 **     identical after healing.
+**
+** test_range_sim_changes (RANGE_SIM_CHANGES): four nodes, the range starting
+** on 1-3, and under the same faults its replicas move: the driver asks
+** the node it believes leads for the next step of a change
+** (range_replica_change_replicas: add the node that is no member as a
+** learner then promote it, or remove a random member, the leader too),
+** over and over. Checked as well: a replica made by a snapshot applies
+** nothing twice in its life, every acknowledged write is on every member
+** at the end, the members' MVCC data is identical, and a removed node's
+** store ends with no data at all (its replica deleted, even when it
+** learned of its removal only later from the others).
 ** Seeds: MERIDIAN_SIM_SEEDS (default 200) seeds from MERIDIAN_SIM_FIRST_SEED
 ** (default 1); MERIDIAN_SEED=N runs seed N only. A failure prints its seed.
 **
@@ -58,7 +69,14 @@
 #include "rpc/rpc.h"
 #include "storage/storage.h"
 
+#ifdef RANGE_SIM_CHANGES
+#define NODES 4
+#define CHANGES 1
+#else
 #define NODES 3
+#define CHANGES 0
+#endif
+#define BOOT_VOTERS 3 /* the range starts on nodes 1..3 */
 #define RANGE_ID 7
 #define CMDS 200
 #define KEYS 8
@@ -118,7 +136,9 @@ typedef struct sim_node {
     int paused_since, paused_until; /* ticks */
     int restarts;
     uint64_t max_applied_seen;
-    int applied_count[CMDS]; /* non-duplicate applications, across lifetimes */
+    int applied_count[CMDS]; /* non-duplicate applications, across lifetimes of one
+                                replica (reset when it is removed here) */
+    range_replica *seen_rep; /* the replica last seen hosted (refresh_rep) */
     raft_log *log;           /* shared mode: closed at every crash */
     char log_dir[256];       /* shared mode: mkdtemp, removed at the end */
     /* shared mode: the log files and their sizes at the last sync (a
@@ -142,12 +162,32 @@ typedef struct world {
     int oneway_from, oneway_to, oneway_until;
     int read_done, read_rc;
     uint64_t acks, dropped, ambiguous, not_leader;
+    /* a replica change in progress (CHANGES): kind 0 none, 1 add, 2 remove */
+    int change_kind;
+    uint64_t change_node;
+    bool change_waiting;
+    int change_wait_since; /* tick: a step whose entry was lost resolves only
+                              when its index is reused; look again after a while */
+    uint64_t changes_done, change_steps;
     /* a linearizable read barrier issued mid-run */
     bool mid_pending;
     uint64_t mid_node;
     bool mid_acked[CMDS]; /* acknowledged when the barrier was issued */
 } world;
 static void inject_garbage(world *w);
+static uint64_t total_changes, total_change_steps;
+
+/* n->rep: this node's hosted replica of the range now (NULL: none; made on
+** demand or removed meanwhile). A replica that went away ends a life: its
+** applications start counting again. */
+static void refresh_rep(sim_node *n)
+{
+    n->rep = n->up && n->rn != NULL ? range_node_replica(n->rn, RANGE_ID) : NULL;
+    if (n->rep == NULL && n->seen_rep != NULL && n->up)
+        memset(n->applied_count, 0, sizeof(n->applied_count));
+    if (n->up)
+        n->seen_rep = n->rep;
+}
 
 static uint64_t rnd(world *w)
 {
@@ -308,17 +348,26 @@ static void start_node(world *w, uint64_t id)
                                .random_seed = w->seed * 1000003 + (uint64_t)n->restarts,
                                .proposal_timeout_ticks = 60,
                                .log_truncate_entries = TRUNCATE_ENTRIES};
-    for (int i = 0; i < NODES; i++)
+    rc.n_peers = BOOT_VOTERS;
+    for (int i = 0; i < BOOT_VOTERS; i++)
         rc.peers[i] = (uint64_t)i + 1;
-    int arc = range_node_add_replica(n->rn, &rc, &n->rep);
-    CHECK(arc == RANGE_OK, "n%llu cannot restart: %d", (unsigned long long)id, arc);
-    range_replica_status st;
-    range_replica_get_status(n->rep, &st);
-    /* restart from storage: never behind what was applied before the crash */
-    CHECK(st.applied >= n->max_applied_seen, "n%llu restarted at applied %llu < %llu",
-          (unsigned long long)id, (unsigned long long)st.applied,
-          (unsigned long long)n->max_applied_seen);
+    if (id <= BOOT_VOTERS) { /* as server/ opens its bootstrap ranges */
+        int arc = range_node_add_replica(n->rn, &rc, NULL);
+        CHECK(arc == RANGE_OK, "n%llu cannot restart: %d", (unsigned long long)id, arc);
+    }
+    size_t opened = 0; /* then every other range its store hosts */
+    int orc = range_node_open_stored(n->rn, &rc, &opened);
+    CHECK(orc == RANGE_OK, "n%llu cannot open its stored ranges: %d", (unsigned long long)id, orc);
     n->up = true;
+    refresh_rep(n);
+    if (n->rep != NULL) {
+        range_replica_status st;
+        range_replica_get_status(n->rep, &st);
+        /* restart from storage: never behind what was applied before the crash */
+        CHECK(st.applied >= n->max_applied_seen, "n%llu restarted at applied %llu < %llu",
+              (unsigned long long)id, (unsigned long long)st.applied,
+              (unsigned long long)n->max_applied_seen);
+    }
 }
 
 static void crash_node(world *w, uint64_t id)
@@ -362,7 +411,7 @@ static void propose(world *w, cmd_state *c)
     if (target == 0 || !w->nodes[target].up || w->nodes[target].paused)
         target = (uint64_t)rnd_int(w, NODES) + 1;
     sim_node *n = &w->nodes[target];
-    if (!n->up || n->paused)
+    if (!n->up || n->paused || n->rep == NULL)
         return;
     range_command cmd = {.txn_id = (uint64_t)c->index + 1, .seq = 1, .commit_ts = c->commit_ts,
                          .writes = c->writes, .write_count = c->n_writes};
@@ -376,6 +425,24 @@ static void propose(world *w, cmd_state *c)
         w->not_leader++;
         w->leader_guess = hint; /* may be 0: pick at random next time */
     }
+}
+
+/* The idempotence record of command i (txn i + 1, seq 1) is in e: a
+** replica made by a snapshot must have it too, or a retry would apply again
+** (raw key "range/r/" u64 0 'c' u64 txn u64 seq, replica_int.h). */
+static bool has_record(storage_engine *e, int i)
+{
+    uint8_t key[8 + 8 + 1 + 16];
+    base_buf v = {0};
+    memset(key, 0, sizeof(key));
+    memcpy(key, "range/r/", 8);
+    key[16] = 'c';
+    for (int k = 0; k < 8; k++)
+        key[17 + k] = (uint8_t)(((uint64_t)i + 1) >> (56 - 8 * k));
+    key[sizeof(key) - 1] = 1;
+    int rc = storage_get_raw(e, key, sizeof(key), &v);
+    base_buf_free(&v);
+    return rc == STORAGE_OK;
 }
 
 /* Check that every write acknowledged before the barrier was issued is in
@@ -423,7 +490,7 @@ static void mid_read(world *w)
     uint64_t target = w->leader_guess;
     if (target == 0 || !w->nodes[target].up || w->nodes[target].paused)
         target = (uint64_t)rnd_int(w, NODES) + 1;
-    if (!w->nodes[target].up || w->nodes[target].paused)
+    if (!w->nodes[target].up || w->nodes[target].paused || w->nodes[target].rep == NULL)
         return;
     issue_mid_read(w, target, rnd_int(w, 2) == 0);
 }
@@ -475,7 +542,8 @@ static void resume_node(world *w, uint64_t id)
     sim_node *n = &w->nodes[id];
     n->paused = false;
     rpc_sim_isolate(w->net, (rpc_node_id)id, false);
-    if (!w->mid_pending) {
+    refresh_rep(n);
+    if (!w->mid_pending && n->rep != NULL) {
         issue_mid_read(w, id, true);
         total_resume_reads++;
     }
@@ -586,7 +654,10 @@ static void check_applied_monotonic(world *w)
 {
     for (uint64_t i = 1; i <= NODES; i++) {
         sim_node *n = &w->nodes[i];
-        if (!n->up)
+        if (!n->up || n->paused)
+            continue;
+        refresh_rep(n);
+        if (n->rep == NULL)
             continue;
         range_replica_status st;
         range_replica_get_status(n->rep, &st);
@@ -597,7 +668,7 @@ static void check_applied_monotonic(world *w)
     }
 }
 
-static uint64_t total_syncs, total_truncations, total_first_index_max;
+static uint64_t total_syncs, total_truncations, total_first_index_max, total_by_snapshot;
 
 static void advance(world *w)
 {
@@ -623,6 +694,28 @@ static void advance(world *w)
     check_applied_monotonic(w);
 }
 
+static bool members_of(world *w, bool member[NODES + 1]);
+
+/* The stores of the nodes that are no members hold nothing (removed). */
+static bool outsiders_empty(world *w)
+{
+    bool member[NODES + 1];
+    if (!members_of(w, member))
+        return false;
+    for (uint64_t i = 1; i <= NODES; i++) {
+        if (member[i])
+            continue;
+        storage_iter_options o = {.mode = STORAGE_ITER_ALL_VERSIONS};
+        storage_iter *it;
+        assert_int_equal(storage_iter_open(w->nodes[i].engine, NULL, &o, &it), STORAGE_OK);
+        int rc = storage_iter_next(it, NULL, NULL, NULL, NULL, NULL, NULL);
+        storage_iter_close(it);
+        if (rc != 0)
+            return false;
+    }
+    return true;
+}
+
 static bool all_acked(world *w)
 {
     for (int i = 0; i < CMDS; i++)
@@ -636,6 +729,8 @@ static uint64_t leader_of_all(world *w)
     uint64_t leader = 0;
     for (uint64_t i = 1; i <= NODES; i++) {
         range_replica_status st;
+        if (w->nodes[i].rep == NULL)
+            continue;
         range_replica_get_status(w->nodes[i].rep, &st);
         if (st.leader)
             leader = i;
@@ -643,16 +738,101 @@ static uint64_t leader_of_all(world *w)
     return leader;
 }
 
+/* The members of the range: the configuration the leader has applied
+** (all of 1..NODES without CHANGES). false: no leader, or a change open. */
+static bool members_of(world *w, bool member[NODES + 1])
+{
+    uint64_t leader = leader_of_all(w);
+    raft_membership applied, latest;
+    if (leader == 0 ||
+        range_replica_membership(w->nodes[leader].rep, &applied, &latest) != RANGE_OK ||
+        memcmp(&applied, &latest, sizeof(applied)) != 0 || applied.n_learners > 0)
+        return false;
+    for (uint64_t i = 1; i <= NODES; i++)
+        member[i] = raft_membership_is_voter(&applied, i);
+    return true;
+}
+
 static bool converged(world *w)
 {
     range_replica_status st[NODES + 1];
-    for (uint64_t i = 1; i <= NODES; i++)
-        range_replica_get_status(w->nodes[i].rep, &st[i]);
-    for (uint64_t i = 1; i <= NODES; i++)
-        if (st[i].applied != st[1].applied || st[i].applied != st[i].last_index ||
-            st[i].last_index != st[1].last_index)
+    bool member[NODES + 1];
+    uint64_t first = 0;
+    if (w->change_kind != 0 || !members_of(w, member))
+        return false;
+    for (uint64_t i = 1; i <= NODES; i++) {
+        if (!member[i])
+            continue;
+        if (w->nodes[i].rep == NULL)
             return false;
+        range_replica_get_status(w->nodes[i].rep, &st[i]);
+        if (first == 0)
+            first = i;
+        if (st[i].applied != st[first].applied || st[i].applied != st[i].last_index ||
+            st[i].last_index != st[first].last_index)
+            return false;
+    }
     return true;
+}
+
+/* ---- replica changes (CHANGES) ------------------------------------------------- */
+
+static void on_change(void *ctx, int rc)
+{
+    world *w = ctx;
+    (void)rc; /* whatever happened, the next step looks at the configuration again */
+    w->change_waiting = false;
+}
+
+/* One step of the replica change in progress, or the start of a new one. */
+static void change_step(world *w, bool may_start)
+{
+    if (w->change_waiting && w->tick - w->change_wait_since > 100)
+        w->change_waiting = false; /* the waiter may still run: it only clears this */
+    if (!CHANGES || w->change_waiting)
+        return;
+    uint64_t target = w->leader_guess;
+    if (target == 0 || !w->nodes[target].up || w->nodes[target].paused ||
+        w->nodes[target].rep == NULL)
+        target = (uint64_t)rnd_int(w, NODES) + 1;
+    sim_node *n = &w->nodes[target];
+    if (!n->up || n->paused || n->rep == NULL)
+        return;
+    if (w->change_kind == 0) {
+        raft_membership latest;
+        if (!may_start || !chance(w, 20000) ||
+            range_replica_membership(n->rep, NULL, &latest) != RANGE_OK)
+            return;
+        w->change_kind = 2;
+        for (uint64_t i = 1; i <= NODES && w->change_kind == 2; i++)
+            if (!raft_membership_is_voter(&latest, i)) {
+                w->change_kind = 1; /* the node outside comes in */
+                w->change_node = i;
+            }
+        if (w->change_kind == 2) /* everyone is in: one goes, maybe the leader */
+            w->change_node = (uint64_t)rnd_int(w, NODES) + 1;
+    }
+    uint64_t hint = 0;
+    bool done = false;
+    w->change_waiting = true;
+    w->change_wait_since = w->tick;
+    int rc = range_replica_change_replicas(
+        n->rep, w->change_kind == 1 ? RANGE_REPLICA_ADD : RANGE_REPLICA_REMOVE, w->change_node,
+        on_change, w, &hint, &done);
+    if (rc != RANGE_OK || done)
+        w->change_waiting = false;
+    if (rc == RANGE_OK && !done)
+        w->change_steps++;
+    if (rc == RANGE_OK && done) {
+        w->changes_done++;
+        w->change_kind = 0;
+    } else if (rc == RANGE_ERR_NOT_LEADER) {
+        w->leader_guess = hint;
+    } else if (rc == RANGE_ERR_INVALID) {
+        w->change_kind = 0; /* e.g. the last voter: another change next time */
+    } else {
+        CHECK(rc == RANGE_OK || rc == RANGE_ERR_BUSY, "change step: %d", rc);
+    }
 }
 
 static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
@@ -713,6 +893,33 @@ static bool read_barrier(world *w, uint64_t leader, bool allow_lease)
     return w->read_rc == RANGE_OK;
 }
 
+/* What every node's replica says (a failure's context). */
+static void dump_nodes(world *w)
+{
+    fprintf(stderr, "change in progress: kind %d node %llu waiting %d\n", w->change_kind,
+            (unsigned long long)w->change_node, w->change_waiting);
+    for (uint64_t i = 1; i <= NODES; i++) {
+        sim_node *n = &w->nodes[i];
+        range_replica_status st;
+        raft_membership applied, latest;
+        if (n->rep == NULL) {
+            fprintf(stderr, "n%llu: up %d, no replica\n", (unsigned long long)i, n->up);
+            continue;
+        }
+        range_replica_get_status(n->rep, &st);
+        memset(&applied, 0, sizeof(applied));
+        memset(&latest, 0, sizeof(latest));
+        range_replica_membership(n->rep, &applied, &latest);
+        fprintf(stderr, "n%llu: leader %d (knows n%llu) term %llu commit %llu applied %llu log "
+                "[%llu, %llu] voters %zu/%zu learners %zu/%zu (applied/latest)\n",
+                (unsigned long long)i, st.leader, (unsigned long long)st.leader_id,
+                (unsigned long long)st.term, (unsigned long long)st.commit,
+                (unsigned long long)st.applied, (unsigned long long)st.first_index,
+                (unsigned long long)st.last_index, applied.n_voters, latest.n_voters,
+                applied.n_learners, latest.n_learners);
+    }
+}
+
 /* Returns a hash of the final state (for the determinism test). */
 static uint64_t run_seed(uint64_t seed)
 {
@@ -758,6 +965,7 @@ static uint64_t run_seed(uint64_t seed)
     /* fault phase */
     while (w->tick < FAULT_TICKS) {
         client_step(w);
+        change_step(w, true);
         faults_step(w);
         advance(w);
     }
@@ -774,10 +982,13 @@ static uint64_t run_seed(uint64_t seed)
     int t = 0;
     for (; t < CONVERGE_TICKS_MAX; t++) {
         client_step(w);
+        change_step(w, false); /* the change in progress finishes */
         advance(w);
         if (all_acked(w) && leader_of_all(w) != 0 && converged(w))
             break;
     }
+    if (t == CONVERGE_TICKS_MAX)
+        dump_nodes(w);
     CHECK(t < CONVERGE_TICKS_MAX, "no convergence after healing (acked all: %d)", all_acked(w));
 
     /* linearizable reads at the leader: with the lease, then by ReadIndex */
@@ -816,20 +1027,44 @@ static uint64_t run_seed(uint64_t seed)
         }
     }
     base_buf_free(&out);
-    /* applied exactly once everywhere */
-    for (uint64_t n = 1; n <= NODES; n++)
-        for (int i = 0; i < CMDS; i++)
-            CHECK(w->nodes[n].applied_count[i] == 1, "n%llu applied cmd %d %d times",
+    /* applied at most once everywhere (the observer checks it), and every
+    ** acknowledged write is on every replica: applied from the log, or
+    ** brought by a snapshot (which applies nothing one by one) */
+    bool all[CMDS], member[NODES + 1];
+    for (int i = 0; i < CMDS; i++)
+        all[i] = true;
+    CHECK(members_of(w, member), "no settled configuration at the end");
+    for (uint64_t n = 1; n <= NODES; n++) {
+        if (!member[n])
+            continue;
+        check_acked_visible(w, w->nodes[n].engine, all, "after healing");
+        for (int i = 0; i < CMDS; i++) {
+            CHECK(has_record(w->nodes[n].engine, i), "n%llu has no idempotence record of cmd %d",
+                  (unsigned long long)n, i);
+            CHECK(w->nodes[n].applied_count[i] <= 1, "n%llu applied cmd %d %d times",
                   (unsigned long long)n, i, w->nodes[n].applied_count[i]);
-    /* identical MVCC contents */
-    uint64_t versions[NODES + 1], h[NODES + 1];
-    for (uint64_t n = 1; n <= NODES; n++)
+            total_by_snapshot += w->nodes[n].applied_count[i] == 0;
+        }
+    }
+    /* identical MVCC contents on the members; nothing left on the others */
+    uint64_t versions[NODES + 1], h[NODES + 1], first = 0;
+    for (uint64_t n = 1; n <= NODES; n++) {
+        if (!member[n])
+            continue;
         h[n] = mvcc_hash(w->nodes[n].engine, &versions[n]);
-    for (uint64_t n = 2; n <= NODES; n++)
-        CHECK(h[n] == h[1] && versions[n] == versions[1],
-              "n%llu MVCC contents differ from n1 (%llu vs %llu versions)",
-              (unsigned long long)n, (unsigned long long)versions[n],
-              (unsigned long long)versions[1]);
+        if (first == 0)
+            first = n;
+        CHECK(h[n] == h[first] && versions[n] == versions[first],
+              "n%llu MVCC contents differ from n%llu (%llu vs %llu versions)",
+              (unsigned long long)n, (unsigned long long)first, (unsigned long long)versions[n],
+              (unsigned long long)versions[first]);
+    }
+    int empty_at = 0;
+    for (; empty_at < 1000 && !outsiders_empty(w); empty_at++)
+        advance(w);
+    CHECK(empty_at < 1000, "a removed node's store still holds data of the range");
+    total_changes += w->changes_done;
+    total_change_steps += w->change_steps;
     total_acks += w->acks;
     total_dropped += w->dropped;
     total_ambiguous += w->ambiguous;
@@ -843,6 +1078,8 @@ static uint64_t run_seed(uint64_t seed)
         bool bounded = converged(w);
         for (uint64_t i = 1; i <= NODES && bounded; i++) {
             range_replica_status st;
+            if (!member[i])
+                continue;
             range_replica_get_status(w->nodes[i].rep, &st);
             bounded = st.last_index + 1 - st.first_index < 2 * TRUNCATE_ENTRIES;
         }
@@ -853,6 +1090,8 @@ static uint64_t run_seed(uint64_t seed)
     if (settle == 400)
         for (uint64_t i = 1; i <= NODES; i++) {
             range_replica_status st;
+            if (!member[i])
+                continue;
             range_replica_get_status(w->nodes[i].rep, &st);
             fprintf(stderr, "n%llu: leader %d term %llu commit %llu applied %llu log [%llu, "
                     "%llu]\n", (unsigned long long)i, st.leader, (unsigned long long)st.term,
@@ -862,6 +1101,8 @@ static uint64_t run_seed(uint64_t seed)
     CHECK(settle < 400, "the logs were not truncated once all replicas caught up");
     for (uint64_t i = 1; i <= NODES; i++) {
         range_replica_status st;
+        if (!member[i])
+            continue;
         range_replica_get_status(w->nodes[i].rep, &st);
         if (st.first_index > 1)
             total_truncations++;
@@ -1059,7 +1300,11 @@ static uint64_t env_u64(const char *name, uint64_t def)
 static void test_sim_seeds(void **state)
 {
     (void)state;
-    base_log_set_level(BASE_LOG_ERROR);
+    /* MERIDIAN_SIM_LOG=1: the nodes' INFO lines (replay one seed with it) */
+    const char *sim_log = getenv("MERIDIAN_SIM_LOG"); /* 2: DEBUG as well */
+    base_log_set_level(sim_log == NULL ? BASE_LOG_ERROR
+                       : sim_log[0] == '2' ? BASE_LOG_DEBUG
+                                           : BASE_LOG_INFO);
     uint64_t first = env_u64("MERIDIAN_SIM_FIRST_SEED", 1);
     uint64_t count = env_u64("MERIDIAN_SIM_SEEDS", 200);
     if (getenv("MERIDIAN_SEED") != NULL) {
@@ -1082,9 +1327,12 @@ static void test_sim_seeds(void **state)
             (unsigned long long)total_garbage, (unsigned long long)total_pauses,
             (unsigned long long)total_resume_reads);
     fprintf(stderr, "range sim (%s log): replicas ending truncated %llu, highest first index "
-            "%llu, syncer rounds %llu\n", SIM_SHARED ? "shared" : "raw keyspace",
+            "%llu, syncer rounds %llu, commands a replica got by snapshot %llu, replica "
+            "changes %llu (%llu configuration entries)\n",
+            SIM_SHARED ? "shared" : "raw keyspace",
             (unsigned long long)total_truncations, (unsigned long long)total_first_index_max,
-            (unsigned long long)total_syncs);
+            (unsigned long long)total_syncs, (unsigned long long)total_by_snapshot,
+            (unsigned long long)total_changes, (unsigned long long)total_change_steps);
 #if SIM_SHARED
     fprintf(stderr, "range sim: power failures %llu, unsynced log bytes lost %llu\n",
             (unsigned long long)total_power_losses, (unsigned long long)total_bytes_lost);

@@ -1,0 +1,274 @@
+/*
+** range/intent.c: the bytes of write intents and transaction records in the
+** raw keyspace, their raw keys, and the record transition rule applied by
+** every replica (declared and specified in range/intent_int.h; docs/txn.md).
+** Pure: no I/O, no clock.
+**
+** Invariants: see intent_int.h. In short: decoders never read outside their
+** input nor trust a length; esc() is order-preserving and prefix-free; the
+** transition rule depends only on its arguments, so every replica decides
+** alike.
+*/
+#include <string.h>
+
+#include "range/codec_int.h"
+#include "range/intent_int.h"
+
+#define INTENT_TOMBSTONE 0x01u
+#define INTENT_FIXED_SIZE (1 + 1 + 8 + 8 + HLC_ENCODED_SIZE)
+#define ESC_ZERO 0x00u
+#define ESC_ZERO_FOLLOW 0xFFu /* 0x00 -> 0x00 0xFF */
+#define ESC_END_FOLLOW 0x01u  /* terminator 0x00 0x01 */
+
+static void put_u64_be(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t get_u64_be(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* ---- intents ------------------------------------------------------------------ */
+
+int range__intent_encode(const range__intent *in, base_buf *out)
+{
+    if (in == NULL || out == NULL || in->txn_id == 0 || in->anchor_len == 0 ||
+        in->anchor_len > STORAGE_KEY_SIZE_MAX || in->anchor == NULL ||
+        (!in->tombstone && (in->value_len > STORAGE_VALUE_SIZE_MAX ||
+                            (in->value_len > 0 && in->value == NULL))) ||
+        in->ts.wall_ns < 0 || in->ts.logical < 0)
+        return RANGE_ERR_INVALID;
+    size_t len0 = out->len;
+    uint8_t fixed[INTENT_FIXED_SIZE];
+    fixed[0] = RANGE__INTENT_VERSION;
+    fixed[1] = in->tombstone ? INTENT_TOMBSTONE : 0;
+    put_u64_be(fixed + 2, in->txn_id);
+    put_u64_be(fixed + 10, in->nonce);
+    hlc_encode(in->ts, fixed + 18);
+    size_t vlen = in->tombstone ? 0 : in->value_len;
+    int rc = base_buf_append(out, fixed, sizeof(fixed));
+    rc |= range__put_varint(out, in->anchor_len);
+    rc |= base_buf_append(out, in->anchor, in->anchor_len);
+    rc |= range__put_varint(out, vlen);
+    if (vlen > 0)
+        rc |= base_buf_append(out, in->value, vlen);
+    if (rc != 0) {
+        out->len = len0;
+        return RANGE_ERR_NOMEM;
+    }
+    return RANGE_OK;
+}
+
+int range__intent_decode(const uint8_t *data, size_t len, range__intent *out)
+{
+    range__reader r = {data, data + len, false};
+    memset(out, 0, sizeof(*out));
+    const uint8_t *fixed = data == NULL ? NULL : range__get_raw(&r, INTENT_FIXED_SIZE);
+    if (fixed == NULL || fixed[0] != RANGE__INTENT_VERSION || (fixed[1] & ~INTENT_TOMBSTONE) != 0)
+        goto corrupt;
+    out->tombstone = (fixed[1] & INTENT_TOMBSTONE) != 0;
+    out->txn_id = get_u64_be(fixed + 2);
+    out->nonce = get_u64_be(fixed + 10);
+    out->ts = hlc_decode(fixed + 18);
+    uint64_t alen = range__get_varint(&r);
+    if (r.bad || alen == 0 || alen > STORAGE_KEY_SIZE_MAX)
+        goto corrupt;
+    out->anchor = range__get_raw(&r, alen);
+    out->anchor_len = (size_t)alen;
+    uint64_t vlen = range__get_varint(&r);
+    if (r.bad || vlen > STORAGE_VALUE_SIZE_MAX || (out->tombstone && vlen > 0))
+        goto corrupt;
+    out->value = out->tombstone ? NULL : range__get_raw(&r, vlen);
+    out->value_len = (size_t)vlen;
+    if (r.bad || r.p != r.end || out->txn_id == 0 || out->ts.wall_ns < 0 || out->ts.logical < 0)
+        goto corrupt;
+    return RANGE_OK;
+corrupt:
+    memset(out, 0, sizeof(*out));
+    return RANGE_ERR_CORRUPT;
+}
+
+/* ---- records ------------------------------------------------------------------ */
+
+int range__record_encode(const range__record *rec, uint8_t out[RANGE__RECORD_SIZE])
+{
+    if (rec == NULL || rec->txn_id == 0 || (unsigned)rec->status > RANGE_TXN_ABORTED)
+        return RANGE_ERR_INVALID;
+    out[0] = RANGE__RECORD_VERSION;
+    out[1] = (uint8_t)rec->status;
+    put_u64_be(out + 2, rec->txn_id);
+    put_u64_be(out + 10, (uint64_t)rec->priority);
+    hlc_encode(rec->commit_ts, out + 18);
+    hlc_encode(rec->heartbeat, out + 18 + HLC_ENCODED_SIZE);
+    return RANGE_OK;
+}
+
+int range__record_decode(const uint8_t *data, size_t len, range__record *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (data == NULL || len != RANGE__RECORD_SIZE || data[0] != RANGE__RECORD_VERSION ||
+        data[1] > RANGE_TXN_ABORTED)
+        return RANGE_ERR_CORRUPT;
+    out->status = (range_txn_status)data[1];
+    out->txn_id = get_u64_be(data + 2);
+    out->priority = (int64_t)get_u64_be(data + 10);
+    out->commit_ts = hlc_decode(data + 18);
+    out->heartbeat = hlc_decode(data + 18 + HLC_ENCODED_SIZE);
+    if (out->txn_id == 0) {
+        memset(out, 0, sizeof(*out));
+        return RANGE_ERR_CORRUPT;
+    }
+    return RANGE_OK;
+}
+
+/* ---- raw keys ----------------------------------------------------------------- */
+
+int range__intent_key(const uint8_t *key, size_t key_len, base_buf *out)
+{
+    if (key == NULL || key_len == 0 || key_len > STORAGE_KEY_SIZE_MAX - RANGE_INTENT_PREFIX_LEN)
+        return RANGE_ERR_INVALID;
+    base_buf_reset(out);
+    if (base_buf_append(out, RANGE_INTENT_PREFIX, RANGE_INTENT_PREFIX_LEN) != 0 ||
+        base_buf_append(out, key, key_len) != 0)
+        return RANGE_ERR_NOMEM;
+    return RANGE_OK;
+}
+
+/* Append esc(p, n) (see intent_int.h). */
+static int esc_append(base_buf *out, const uint8_t *p, size_t n)
+{
+    size_t from = 0;
+    static const uint8_t zero_esc[2] = {ESC_ZERO, ESC_ZERO_FOLLOW};
+    static const uint8_t end[2] = {ESC_ZERO, ESC_END_FOLLOW};
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != ESC_ZERO)
+            continue;
+        if ((i > from && base_buf_append(out, p + from, i - from) != 0) ||
+            base_buf_append(out, zero_esc, 2) != 0)
+            return RANGE_ERR_NOMEM;
+        from = i + 1;
+    }
+    if ((n > from && base_buf_append(out, p + from, n - from) != 0) ||
+        base_buf_append(out, end, 2) != 0)
+        return RANGE_ERR_NOMEM;
+    return RANGE_OK;
+}
+
+int range__record_key(const uint8_t *anchor, size_t anchor_len, uint64_t txn_id, base_buf *out)
+{
+    /* escaping at most doubles the anchor; the key must still be storable */
+    if (anchor == NULL || anchor_len == 0 ||
+        anchor_len > (STORAGE_KEY_SIZE_MAX - RANGE_TXN_RECORD_PREFIX_LEN - 2 - 8) / 2)
+        return RANGE_ERR_INVALID;
+    uint8_t id[8];
+    put_u64_be(id, txn_id);
+    base_buf_reset(out);
+    if (base_buf_append(out, RANGE_TXN_RECORD_PREFIX, RANGE_TXN_RECORD_PREFIX_LEN) != 0 ||
+        esc_append(out, anchor, anchor_len) != RANGE_OK || base_buf_append(out, id, 8) != 0)
+        return RANGE_ERR_NOMEM;
+    return RANGE_OK;
+}
+
+bool range__intent_key_user(const uint8_t *raw, size_t raw_len, const uint8_t **key,
+                            size_t *key_len)
+{
+    if (raw == NULL || raw_len <= RANGE_INTENT_PREFIX_LEN ||
+        memcmp(raw, RANGE_INTENT_PREFIX, RANGE_INTENT_PREFIX_LEN) != 0)
+        return false;
+    *key = raw + RANGE_INTENT_PREFIX_LEN;
+    *key_len = raw_len - RANGE_INTENT_PREFIX_LEN;
+    return true;
+}
+
+int range__record_key_decode(const uint8_t *raw, size_t raw_len, base_buf *anchor,
+                             uint64_t *txn_id)
+{
+    if (raw == NULL || raw_len < RANGE_TXN_RECORD_PREFIX_LEN + 2 + 8 ||
+        memcmp(raw, RANGE_TXN_RECORD_PREFIX, RANGE_TXN_RECORD_PREFIX_LEN) != 0)
+        return RANGE_ERR_CORRUPT;
+    base_buf_reset(anchor);
+    size_t i = RANGE_TXN_RECORD_PREFIX_LEN, end = raw_len - 8;
+    while (i < end) {
+        if (raw[i] != ESC_ZERO) {
+            if (base_buf_append_byte(anchor, raw[i]) != 0)
+                return RANGE_ERR_NOMEM;
+            i++;
+            continue;
+        }
+        if (i + 1 >= end)
+            return RANGE_ERR_CORRUPT;
+        if (raw[i + 1] == ESC_END_FOLLOW) {
+            /* the terminator must be followed by exactly the id */
+            if (i + 2 != end || anchor->len == 0)
+                return RANGE_ERR_CORRUPT;
+            *txn_id = get_u64_be(raw + end);
+            return RANGE_OK;
+        }
+        if (raw[i + 1] != ESC_ZERO_FOLLOW || base_buf_append_byte(anchor, 0) != 0)
+            return raw[i + 1] != ESC_ZERO_FOLLOW ? RANGE_ERR_CORRUPT : RANGE_ERR_NOMEM;
+        i += 2;
+    }
+    return RANGE_ERR_CORRUPT; /* no terminator */
+}
+
+int range__intent_span(const range_span *sp, base_buf *start, base_buf *end)
+{
+    const uint8_t after_prefix = (uint8_t)(RANGE_INTENT_PREFIX[RANGE_INTENT_PREFIX_LEN - 1] + 1);
+    base_buf_reset(start);
+    base_buf_reset(end);
+    int rc = base_buf_append(start, RANGE_INTENT_PREFIX, RANGE_INTENT_PREFIX_LEN);
+    if (sp->start_len > 0)
+        rc |= base_buf_append(start, sp->start, sp->start_len);
+    if (sp->point) {
+        /* [P k, P k 0x00): exactly the intent of k */
+        rc |= base_buf_append(end, start->data, start->len);
+        rc |= base_buf_append_byte(end, 0);
+    } else if (sp->end_len > 0) {
+        rc |= base_buf_append(end, RANGE_INTENT_PREFIX, RANGE_INTENT_PREFIX_LEN);
+        rc |= base_buf_append(end, sp->end, sp->end_len);
+    } else {
+        /* open: the end of the intent keyspace ("range/i" + the byte after '/') */
+        rc |= base_buf_append(end, RANGE_INTENT_PREFIX, RANGE_INTENT_PREFIX_LEN - 1);
+        rc |= base_buf_append_byte(end, after_prefix);
+    }
+    return rc == 0 ? RANGE_OK : RANGE_ERR_NOMEM;
+}
+
+int range__raw_key_inside(const range_descriptor *d, const uint8_t *raw, size_t raw_len,
+                          bool *inside)
+{
+    const uint8_t *key;
+    size_t key_len;
+    *inside = false;
+    if (range__intent_key_user(raw, raw_len, &key, &key_len)) {
+        *inside = range_descriptor_contains(d, key, key_len);
+        return RANGE_OK;
+    }
+    base_buf anchor = {0}; /* owner: this function */
+    uint64_t id = 0;
+    int rc = range__record_key_decode(raw, raw_len, &anchor, &id);
+    if (rc == RANGE_OK)
+        *inside = id != 0 && range_descriptor_contains(d, anchor.data, anchor.len);
+    base_buf_free(&anchor);
+    return rc == RANGE_ERR_NOMEM ? RANGE_ERR_NOMEM : RANGE_OK;
+}
+
+/* ---- the transition rule ------------------------------------------------------ */
+
+bool range__record_transition_ok(const range__record *old, const range__record *next,
+                                 bool if_heartbeat)
+{
+    if (old == NULL)
+        return true;
+    if (old->status != RANGE_TXN_PENDING)
+        return false; /* final: never changes (docs/txn.md, invariant 2) */
+    return !if_heartbeat || hlc_compare(old->heartbeat, next->heartbeat) <= 0;
+}
