@@ -31,14 +31,54 @@
 **     mutate).
 **   - a txn's time comes only from the HLC (read_ts at begin; commit_ts from
 **     range/).
+**   - COMMIT WAIT: a read-write txn_commit returns TXN_OK only after
+**     physical_now - epsilon > commit_ts (or the TXN_COMMIT_WAIT_MAX_OFFSETS
+**     cap, counted), so the commit is in the past on every live node's
+**     clock when it is acknowledged (docs/clocks.md, section 5).
+**
+** Two-phase commit (docs/txn.md section 3), when the key space's commit
+** answers RANGE_ERR_CROSS_RANGE and it has prepare: PREPARE every range,
+** END_TXN(COMMITTED) at the anchor's range, then hand RESOLVE to the db's
+** resolver thread. Invariants:
+**   - success is returned only after END_TXN(COMMITTED) applied (or an
+**     END_TXN(ABORTED) found the record COMMITTED);
+**   - RESOLVE(ABORTED) is sent only when the txn can no longer commit: no
+**     END_TXN(COMMITTED) was sent, or the record is known ABORTED;
+**   - the resolver queue holds at most TXN__RESOLVE_QUEUE_MAX resolutions
+**     (full: the session resolves inline); each is tried at most
+**     TXN__RESOLVE_ATTEMPTS_MAX times, then left to readers (who push and
+**     resolve intents they meet), never lost silently (logged, counted).
+**
+** Statement-time locks (docs/txn.md section 5), when the key space has lock:
+** in locking mode a read locks its keys before it returns them. Invariants:
+**   - a key is added to t->locks BEFORE the lock request that may lock it,
+**     so every key that may be locked is released at the txn's end (resolve
+**     over the keys; the 1PC commit releases its range's itself);
+**   - a txn reads at read_ts, and read_ts moves only through a refresh that
+**     validated every read so far (recorded reads and the part of each open
+**     scan already returned) on (read_ts, new_ts]; every open scan then
+**     continues after its last row at new_ts (no row is read at two
+**     timestamps without the span between being validated);
+**   - a lock-holding txn has one cluster-unique id and one anchor (its first
+**     locked key) for its whole life: locks, records, the 1PC commit's id
+**     and a two-phase commit all use them;
+**   - the heartbeat thread never sends for a txn that is paused (its 1PC
+**     commit in flight) or unregistered: pause and unregister wait for a
+**     heartbeat in flight, so no record is created after the commit.
 */
+#define _GNU_SOURCE
 #include "txn/txn.h"
 
 #include <assert.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "encoding/encoding.h"
 #include "range/range.h"
@@ -46,12 +86,32 @@
 #define TXN__NODE_OVERHEAD_BYTES 48
 #define TXN__KEY_FORMAT_CHARS_MAX 200
 
+typedef struct txn__resolver txn__resolver; /* "two-phase commit" below */
+typedef struct txn__heart txn__heart;       /* "statement-time locks" below */
+typedef struct txn__live txn__live;
+struct txn_db;
+static int resolver_start(struct txn_db *db);
+static void resolver_stop(struct txn_db *db);
+static int heart_start(struct txn_db *db);
+static void heart_stop(struct txn_db *db);
+
 struct txn_db {
     storage_engine *engine; /* borrowed; NULL when opened over a given kv */
     hlc_clock *clock;       /* borrowed */
     range_store *store;     /* owned; NULL when opened over a given kv */
     range_kv *kv;           /* the key space: store's view, or borrowed */
     atomic_uint_fast64_t next_txn_id;
+    /* commit wait (txn_commit_with_info) and the clock gate of txn_begin */
+    bool require_clock_bound;
+    atomic_uint_fast64_t commit_waits, commit_wait_ns_total, commit_wait_ns_max;
+    atomic_uint_fast64_t commit_waits_capped, clock_refusals;
+    atomic_int_fast64_t commit_epsilon_ns_last;
+    txn__resolver *resolver; /* owned; NULL when kv has no resolve (local store) */
+    atomic_uint_fast64_t prng; /* ids and nonces of two-phase commits */
+    atomic_uint_fast64_t distributed_commits, resolves, resolve_retries, resolves_abandoned;
+    txn__heart *heart; /* owned; NULL when kv has no heartbeat (local store) */
+    atomic_uint_fast64_t lock_calls, keys_locked, refreshes, refresh_failures;
+    atomic_uint_fast64_t heartbeats, heartbeat_aborts;
 };
 
 enum { TXN__NONE = 0, TXN__PUT = 1, TXN__DEL = 2 };
@@ -85,6 +145,20 @@ typedef struct txn__savepoint {
     size_t undo_len;
 } txn__savepoint;
 
+/* The keys a txn locked (or tried to): an open-addressing set over an
+** arena of key bytes. */
+typedef struct txn__lockset {
+    base_buf bytes;   /* key bytes, one after the other */
+    size_t *offs;     /* per key: offset into bytes (owned) */
+    size_t *lens;     /* per key: length (owned) */
+    bool *held;       /* per key: a lock call granted it (owned); false: asked
+                         for, outcome unknown (ask again, release at the end) */
+    size_t n, cap;
+    uint32_t *slots;  /* key index + 1, 0 empty (owned); slot_cap a power of two */
+    size_t slot_cap;
+    bool full;        /* a bound was hit: later keys are not locked */
+} txn__lockset;
+
 /* A recorded read: offsets into t->read_arena. */
 typedef struct txn__read {
     size_t start_off, start_len;
@@ -117,6 +191,15 @@ struct txn {
     bool reads_overflowed; /* a read was not recorded: cannot commit writes */
     base_buf read_arena;
     txn_iter *iters; /* open iterators (doubly linked) */
+    txn_commit_info *commit_info; /* borrowed, may be NULL: txn_commit_with_info's */
+    /* statement-time locks */
+    bool locking;        /* txn_set_locking */
+    txn__lockset locks;  /* every key lock was asked for */
+    bool has_meta;       /* meta is set (the first lock) */
+    range_txn_meta meta; /* cluster-unique id; anchor points into anchor_buf */
+    base_buf anchor_buf;
+    txn__live *live;     /* registered with the heartbeat thread (owner: the
+                            db's registry), NULL when not */
 };
 
 struct txn_iter {
@@ -135,6 +218,15 @@ struct txn_iter {
     base_buf last;
     bool have_last, exhausted, recorded;
     base_buf out_value;
+    /* the read timestamp moved (a refresh): reopen inner after last */
+    bool stale;
+    /* locking scans: rows read ahead and locked before they are returned */
+    bool locking;
+    bool inner_eof;   /* inner returned its end into the batch */
+    base_buf batch;   /* the batch's key and value bytes */
+    size_t *batch_offs; /* per row: key off, key len, value off, value len (owned) */
+    size_t batch_n, batch_cap, batch_next;
+    size_t batch_rows; /* rows to read ahead next (doubles up to the max) */
 };
 
 /* ---- errors ----------------------------------------------------------------- */
@@ -179,8 +271,7 @@ static const char *rc_message(int rc) {
     case TXN_ERR_AMBIGUOUS:
         return "the outcome of the commit is unknown: it may or may not have applied";
     case TXN_ERR_UNSUPPORTED:
-        return "transaction touches several ranges: not supported until distributed "
-               "transactions";
+        return "not supported by this node's key space";
     default: return "internal error in the transaction layer";
     }
 }
@@ -207,6 +298,8 @@ static int range_to_txn_rc(int rc) {
     case RANGE_ERR_AMBIGUOUS: return TXN_ERR_AMBIGUOUS;
     case RANGE_ERR_CROSS_RANGE: return TXN_ERR_UNSUPPORTED;
     case RANGE_ERR_PUSHED: return TXN_ERR_RETRY;
+    case RANGE_ERR_INTENT: return TXN_ERR_RETRY;  /* blocked by another txn's intent */
+    case RANGE_ERR_ABORTED: return TXN_ERR_RETRY; /* our record was aborted */
     case RANGE_ERR_BUSY: return TXN_ERR_UNAVAILABLE;
     case RANGE_ERR_NOT_LEADER: return TXN_ERR_UNAVAILABLE;
     default: return TXN_ERR_IO;
@@ -221,7 +314,8 @@ static int kv_fail(range_kv *kv, txn_error *err, int range_rc) {
     char detail[256];
     bool cluster_error = range_rc == RANGE_ERR_AMBIGUOUS || range_rc == RANGE_ERR_CROSS_RANGE ||
                          range_rc == RANGE_ERR_UNAVAILABLE || range_rc == RANGE_ERR_BUSY ||
-                         range_rc == RANGE_ERR_NOT_LEADER || range_rc == RANGE_ERR_PUSHED;
+                         range_rc == RANGE_ERR_NOT_LEADER || range_rc == RANGE_ERR_PUSHED ||
+                         range_rc == RANGE_ERR_INTENT;
     if (!cluster_error || kv->ops->last_error == NULL ||
         !kv->ops->last_error(kv, detail, sizeof(detail)))
         return fail(err, rc);
@@ -236,8 +330,8 @@ static int kv_fail(range_kv *kv, txn_error *err, int range_rc) {
         break;
     case TXN_ERR_UNSUPPORTED:
         err_setf(err, "0A000",
-                 "transaction touches several ranges (%s): not supported until distributed "
-                 "transactions",
+                 "transaction touches several ranges (%s): this key space has no two-phase "
+                 "commit",
                  detail);
         break;
     default:
@@ -579,6 +673,7 @@ int txn_db_open(const txn_db_options *opts, txn_db **out) {
     if (db == NULL) return TXN_ERR_NOMEM;
     db->clock = opts->clock;
     atomic_init(&db->next_txn_id, 1);
+    db->require_clock_bound = opts->require_clock_bound;
     if (opts->kv != NULL) {
         db->kv = opts->kv;
     } else {
@@ -590,12 +685,36 @@ int txn_db_open(const txn_db_options *opts, txn_db **out) {
         }
         db->kv = range_store_kv(db->store);
     }
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+        seed = (uint64_t)base_monotonic_ns() ^ (uint64_t)(uintptr_t)db;
+    atomic_init(&db->prng, seed);
+    if (db->kv->ops->resolve != NULL) {
+        int rc = resolver_start(db); /* two-phase commits resolve in the background */
+        if (rc != TXN_OK) {
+            range_store_close(db->store);
+            base_free(db);
+            return rc;
+        }
+    }
+    if (db->kv->ops->lock != NULL && db->kv->ops->heartbeat != NULL &&
+        db->kv->ops->resolve != NULL) {
+        int rc = heart_start(db); /* lock holders' records */
+        if (rc != TXN_OK) {
+            resolver_stop(db);
+            range_store_close(db->store);
+            base_free(db);
+            return rc;
+        }
+    }
     *out = db;
     return TXN_OK;
 }
 
 void txn_db_close(txn_db *db) {
     if (db == NULL) return;
+    heart_stop(db);    /* NULL-safe: none without locks */
+    resolver_stop(db); /* NULL-safe: none without resolve */
     range_store_close(db->store); /* NULL-safe: none when kv was given */
     base_free(db);
 }
@@ -607,6 +726,22 @@ void txn_db_get_stats(txn_db *db, txn_db_stats *out) {
     out->commits = rs.commits;
     out->conflicts = rs.conflicts;
     out->visible_waits = rs.visible_waits;
+    out->commit_waits = atomic_load(&db->commit_waits);
+    out->commit_wait_ns_total = atomic_load(&db->commit_wait_ns_total);
+    out->commit_wait_ns_max = atomic_load(&db->commit_wait_ns_max);
+    out->commit_waits_capped = atomic_load(&db->commit_waits_capped);
+    out->commit_epsilon_ns_last = atomic_load(&db->commit_epsilon_ns_last);
+    out->clock_refusals = atomic_load(&db->clock_refusals);
+    out->distributed_commits = atomic_load(&db->distributed_commits);
+    out->resolves = atomic_load(&db->resolves);
+    out->resolve_retries = atomic_load(&db->resolve_retries);
+    out->resolves_abandoned = atomic_load(&db->resolves_abandoned);
+    out->lock_calls = atomic_load(&db->lock_calls);
+    out->keys_locked = atomic_load(&db->keys_locked);
+    out->refreshes = atomic_load(&db->refreshes);
+    out->refresh_failures = atomic_load(&db->refresh_failures);
+    out->heartbeats = atomic_load(&db->heartbeats);
+    out->heartbeat_aborts = atomic_load(&db->heartbeat_aborts);
 }
 
 /* ---- txn lifecycle -------------------------------------------------------- */
@@ -614,6 +749,11 @@ void txn_db_get_stats(txn_db *db, txn_db_stats *out) {
 int txn_begin(txn_db *db, const txn_options *opts, txn **out) {
     if (db == NULL || out == NULL) return TXN_ERR_INVALID;
     *out = NULL;
+    if (db->require_clock_bound && hlc_epsilon(db->clock, NULL) != HLC_EPSILON_OK) {
+        /* no read timestamp from a clock we cannot bound (docs/clocks.md, 5) */
+        atomic_fetch_add(&db->clock_refusals, 1);
+        return TXN_ERR_UNAVAILABLE;
+    }
     txn *t = base_calloc(1, sizeof(*t));
     if (t == NULL) return TXN_ERR_NOMEM;
     t->db = db;
@@ -637,6 +777,16 @@ hlc_timestamp txn_read_timestamp(const txn *t) { return t->read_ts; }
 uint64_t txn_id(const txn *t) { return t->id; }
 
 static void iter_record(txn_iter *it);
+static bool lock_capable(const txn *t);
+static int lock_keys(txn *t, const range_span *keys, size_t n, hlc_timestamp *newest,
+                     txn_error *err);
+static int refresh_to(txn *t, hlc_timestamp new_ts, txn_error *err);
+static void locks_release(txn *t, int status, hlc_timestamp commit_ts, bool skip_written,
+                          bool end_record);
+static void lockset_free(txn__lockset *ls);
+static void live_unregister(txn_db *db, txn__live *e, bool *have_record);
+static void live_pause(txn_db *db, txn__live *e, bool paused);
+static bool live_aborted(txn *t, txn_error *err);
 
 static void detach_iters(txn *t) {
     while (t->iters != NULL) {
@@ -650,6 +800,10 @@ static void detach_iters(txn *t) {
 
 static void txn_free(txn *t) {
     detach_iters(t);
+    if (t->live != NULL) live_unregister(t->db, t->live, NULL); /* not after close */
+    t->live = NULL;
+    lockset_free(&t->locks);
+    base_buf_free(&t->anchor_buf);
     treap_free(t->root);
     for (size_t i = 0; i < t->span_count; i++) span_free(&t->spans[i]);
     base_free(t->spans);
@@ -663,6 +817,9 @@ static void txn_free(txn *t) {
 
 void txn_rollback(txn *t) {
     if (t == NULL) return;
+    detach_iters(t);
+    /* its locks go, through the resolver (and its record, if it has one) */
+    if (t->has_meta) locks_release(t, RANGE_TXN_ABORTED, HLC_ZERO, false, true);
     txn_free(t);
 }
 
@@ -680,6 +837,14 @@ int txn_get(txn *t, const uint8_t *key, size_t key_len, base_buf *out, txn_error
         return TXN_OK;
     }
     if ((n != NULL && n->state == TXN__DEL) || deleted_by_span(t, key, key_len)) return TXN_NOT_FOUND;
+    if (t->locking && lock_capable(t)) {
+        /* lock first; a newer version than read_ts moves read_ts there */
+        range_span sp = {key, key_len, NULL, 0, true};
+        hlc_timestamp newest = HLC_ZERO;
+        rc = lock_keys(t, &sp, 1, &newest, err);
+        if (rc == TXN_OK && hlc_compare(newest, t->read_ts) > 0) rc = refresh_to(t, newest, err);
+        if (rc != TXN_OK) return rc;
+    }
     rc = record_read(t, key, key_len, NULL, 0, true, err);
     if (rc != TXN_OK) return rc;
     range_kv *kv = t->db->kv;
@@ -905,6 +1070,8 @@ int txn_scan(txn *t, const uint8_t *start, size_t start_len, const uint8_t *end,
         }
         it->need_advance = true;
     }
+    it->locking = t->locking && lock_capable(t);
+    it->batch_rows = 0;
     it->t = t;
     it->next = t->iters;
     if (t->iters) t->iters->prev = it;
@@ -978,6 +1145,8 @@ static void iter_record(txn_iter *it) {
     if (rc != TXN_OK) mark_aborted(t, rc, rc_sqlstate(rc), rc_message(rc));
 }
 
+static int iter_inner_next(txn_iter *it, txn_error *err);
+
 int txn_iter_next(txn_iter *it, const uint8_t **key, size_t *key_len, const uint8_t **value,
                   size_t *value_len, txn_error *err) {
     if (it->t == NULL) {
@@ -992,12 +1161,8 @@ int txn_iter_next(txn_iter *it, const uint8_t **key, size_t *key_len, const uint
     for (;;) {
         if (it->need_advance) {
             it->need_advance = false;
-            int n = it->ops->iter_next(it->inner, &it->hk, &it->hklen, &it->hv, &it->hvlen);
-            if (n < 0) {
-                rc = range_to_txn_rc(n);
-                if (rc == TXN_ERR_IO) mark_aborted(it->t, rc, rc_sqlstate(rc), rc_message(rc));
-                return kv_fail(it->t->db->kv, err, n);
-            }
+            int n = iter_inner_next(it, err);
+            if (n < 0) return n; /* err set */
             it->head_valid = n == 1;
             if (n == 0) it->inner_done = true;
         }
@@ -1068,6 +1233,8 @@ void txn_iter_close(txn_iter *it) {
     base_buf_free(&it->end);
     base_buf_free(&it->last);
     base_buf_free(&it->out_value);
+    base_buf_free(&it->batch);
+    base_free(it->batch_offs);
     base_free(it);
 }
 
@@ -1123,6 +1290,498 @@ static void conflict_message(const txn *t, const range_conflict *c, txn_error *e
     }
 }
 
+/* ---- two-phase commit (docs/txn.md section 3) ------------------------------------ */
+
+#define TXN__RESOLVE_QUEUE_MAX 1024      /* queued resolutions; full: resolve inline */
+#define TXN__RESOLVE_ATTEMPTS_MAX 8      /* per resolution; then left to readers */
+#define TXN__RESOLVE_BACKOFF_MIN_MS 10   /* first retry delay, doubled per attempt */
+#define TXN__RESOLVE_BACKOFF_MAX_MS 2000 /* retry delay cap */
+
+/* One RESOLVE to send: every intent (and lock) of txn_id in spans ->
+** status; first, when end_record, END_TXN(status) of a lock holder's record
+** (one its heartbeats created; a two-phase commit ends its own). */
+typedef struct txn__resolution {
+    uint64_t txn_id;
+    int status;               /* RANGE_TXN_COMMITTED or RANGE_TXN_ABORTED */
+    hlc_timestamp commit_ts;  /* COMMITTED */
+    range_prepare_result where; /* owned: range_prepare_result_free; its spans */
+    int attempts;
+    int64_t not_before_ns;    /* base_monotonic_ns: a retry waits for it */
+    bool end_record;          /* END_TXN first (until it went through) */
+    uint64_t nonce;           /* end_record: the txn's */
+    int64_t priority;
+    base_buf anchor;          /* end_record: owned copy of the record's key */
+} txn__resolution;
+
+static void resolution_free(txn__resolution *res) {
+    range_prepare_result_free(&res->where);
+    base_buf_free(&res->anchor);
+}
+
+/* The db's resolver: one thread, a bounded queue (mu guards everything). */
+struct txn__resolver {
+    txn_db *db;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* work queued, stop (CLOCK_MONOTONIC) */
+    pthread_cond_t idle_cv; /* queue empty and nothing in flight */
+    txn__resolution queue[TXN__RESOLVE_QUEUE_MAX];
+    size_t n;
+    bool in_flight; /* the thread is resolving one outside mu */
+    bool stop;
+    pthread_t thread;
+};
+
+static uint64_t db_random(txn_db *db) {
+    /* splitmix64 over a shared counter */
+    uint64_t z = atomic_fetch_add(&db->prng, 0x9E3779B97F4A7C15ull) + 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t db_random_nonzero(txn_db *db) {
+    uint64_t v = 0;
+    while (v == 0) v = db_random(db);
+    return v;
+}
+
+/* One END_TXN (end_record) and RESOLVE call; true when it went through. */
+static bool resolve_once(txn_db *db, txn__resolution *res) {
+    range_kv *kv = db->kv;
+    if (res->end_record && kv->ops->end_txn != NULL) {
+        range_txn_meta meta;
+        memset(&meta, 0, sizeof(meta));
+        meta.txn_id = res->txn_id;
+        meta.nonce = res->nonce;
+        meta.priority = res->priority;
+        meta.anchor = res->anchor.data;
+        meta.anchor_len = res->anchor.len;
+        range_txn_outcome outcome;
+        memset(&outcome, 0, sizeof(outcome));
+        int erc = kv->ops->end_txn(kv, &meta, res->status, res->commit_ts, &outcome);
+        /* ABORTED: a pusher was first; the record is final either way */
+        if (erc != RANGE_OK && erc != RANGE_ERR_ABORTED) {
+            BASE_DEBUG("txn", "end of the record of txn %016llx failed (%d)",
+                       (unsigned long long)res->txn_id, erc);
+            return false;
+        }
+        res->end_record = false;
+    }
+    if (res->where.n_spans == 0) return true;
+    int rc = kv->ops->resolve(kv, res->txn_id, res->where.spans, res->where.n_spans,
+                              res->status, res->commit_ts);
+    if (rc == RANGE_OK) {
+        atomic_fetch_add(&db->resolves, 1);
+        return true;
+    }
+    char detail[256] = "no detail";
+    if (kv->ops->last_error != NULL) (void)kv->ops->last_error(kv, detail, sizeof(detail));
+    BASE_DEBUG("txn", "resolve of txn %016llx (%s) failed (%d): %s",
+               (unsigned long long)res->txn_id,
+               res->status == RANGE_TXN_COMMITTED ? "committed" : "aborted", rc, detail);
+    return false;
+}
+
+static void resolution_abandon(txn_db *db, txn__resolution *res) {
+    atomic_fetch_add(&db->resolves_abandoned, 1);
+    BASE_WARN("txn", "intents of txn %016llx (%s) left to readers after %d resolve attempts",
+              (unsigned long long)res->txn_id,
+              res->status == RANGE_TXN_COMMITTED ? "committed" : "aborted", res->attempts);
+}
+
+static int64_t resolve_backoff_ms(int attempts) {
+    int64_t ms = TXN__RESOLVE_BACKOFF_MIN_MS << (attempts < 16 ? attempts : 16);
+    return ms > TXN__RESOLVE_BACKOFF_MAX_MS ? TXN__RESOLVE_BACKOFF_MAX_MS : ms;
+}
+
+static void *resolver_main(void *arg) {
+    txn__resolver *rs = arg;
+    pthread_mutex_lock(&rs->mu);
+    while (!rs->stop) {
+        /* the ready resolution that waited longest; else sleep until one is */
+        int64_t now = base_monotonic_ns();
+        size_t pick = rs->n;
+        int64_t earliest = INT64_MAX;
+        for (size_t i = 0; i < rs->n; i++) {
+            if (rs->queue[i].not_before_ns < earliest) {
+                earliest = rs->queue[i].not_before_ns;
+                pick = i;
+            }
+        }
+        if (pick == rs->n || earliest > now) {
+            if (rs->n == 0) pthread_cond_broadcast(&rs->idle_cv);
+            if (pick == rs->n) {
+                pthread_cond_wait(&rs->cv, &rs->mu);
+            } else {
+                struct timespec until;
+                clock_gettime(CLOCK_MONOTONIC, &until);
+                int64_t ns = (int64_t)until.tv_nsec + (earliest - now);
+                until.tv_sec += (time_t)(ns / 1000000000);
+                until.tv_nsec = (long)(ns % 1000000000);
+                (void)pthread_cond_timedwait(&rs->cv, &rs->mu, &until);
+            }
+            continue;
+        }
+        txn__resolution res = rs->queue[pick];
+        rs->queue[pick] = rs->queue[--rs->n];
+        rs->in_flight = true;
+        pthread_mutex_unlock(&rs->mu);
+        bool done = resolve_once(rs->db, &res);
+        res.attempts++;
+        pthread_mutex_lock(&rs->mu);
+        rs->in_flight = false;
+        if (!done && res.attempts < TXN__RESOLVE_ATTEMPTS_MAX && !rs->stop &&
+            rs->n < TXN__RESOLVE_QUEUE_MAX) {
+            atomic_fetch_add(&rs->db->resolve_retries, 1);
+            res.not_before_ns = base_monotonic_ns() + resolve_backoff_ms(res.attempts) * 1000000;
+            rs->queue[rs->n++] = res;
+            continue;
+        }
+        if (!done) resolution_abandon(rs->db, &res);
+        resolution_free(&res);
+    }
+    pthread_cond_broadcast(&rs->idle_cv);
+    pthread_mutex_unlock(&rs->mu);
+    return NULL;
+}
+
+static int resolver_start(txn_db *db) {
+    txn__resolver *rs = base_calloc(1, sizeof(*rs)); /* owner: db, resolver_stop */
+    if (rs == NULL) return TXN_ERR_NOMEM;
+    rs->db = db;
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0) goto fail_free;
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    int crc = pthread_cond_init(&rs->cv, &attr);
+    pthread_condattr_destroy(&attr);
+    if (crc != 0) goto fail_free;
+    if (pthread_cond_init(&rs->idle_cv, NULL) != 0) goto fail_cv;
+    if (pthread_mutex_init(&rs->mu, NULL) != 0) goto fail_idle;
+    if (pthread_create(&rs->thread, NULL, resolver_main, rs) != 0) goto fail_mu;
+    db->resolver = rs;
+    return TXN_OK;
+fail_mu:
+    pthread_mutex_destroy(&rs->mu);
+fail_idle:
+    pthread_cond_destroy(&rs->idle_cv);
+fail_cv:
+    pthread_cond_destroy(&rs->cv);
+fail_free:
+    base_free(rs);
+    return TXN_ERR_NOMEM;
+}
+
+/* Stops the thread after the resolution in flight (bounded by the key
+** space's deadline); what is still queued is left to readers. */
+static void resolver_stop(txn_db *db) {
+    txn__resolver *rs = db->resolver;
+    if (rs == NULL) return;
+    pthread_mutex_lock(&rs->mu);
+    rs->stop = true;
+    pthread_cond_broadcast(&rs->cv);
+    pthread_mutex_unlock(&rs->mu);
+    pthread_join(rs->thread, NULL);
+    for (size_t i = 0; i < rs->n; i++) {
+        resolution_abandon(db, &rs->queue[i]);
+        resolution_free(&rs->queue[i]);
+    }
+    pthread_cond_destroy(&rs->cv);
+    pthread_cond_destroy(&rs->idle_cv);
+    pthread_mutex_destroy(&rs->mu);
+    base_free(rs);
+    db->resolver = NULL;
+}
+
+/* Hand a resolution to the resolver (it takes what *res owns, and *res is
+** zeroed); queue full: resolve here, once. */
+static void resolve_later_res(txn_db *db, txn__resolution *in) {
+    txn__resolution res = *in;
+    memset(in, 0, sizeof(*in));
+    if (res.where.n_spans == 0 && !res.end_record) {
+        resolution_free(&res);
+        return;
+    }
+    txn__resolver *rs = db->resolver;
+    if (rs != NULL) {
+        pthread_mutex_lock(&rs->mu);
+        bool queued = !rs->stop && rs->n < TXN__RESOLVE_QUEUE_MAX;
+        if (queued) {
+            rs->queue[rs->n++] = res;
+            pthread_cond_signal(&rs->cv);
+        }
+        pthread_mutex_unlock(&rs->mu);
+        if (queued) return;
+    }
+    res.attempts = 1;
+    if (!resolve_once(db, &res)) resolution_abandon(db, &res);
+    resolution_free(&res);
+}
+
+/* Hand a resolution to the resolver (it takes *where, which is zeroed). */
+static void resolve_later(txn_db *db, uint64_t txn_id, int status, hlc_timestamp commit_ts,
+                          range_prepare_result *where) {
+    txn__resolution res;
+    memset(&res, 0, sizeof(res));
+    res.txn_id = txn_id;
+    res.status = status;
+    res.commit_ts = commit_ts;
+    res.where = *where;
+    memset(where, 0, sizeof(*where));
+    resolve_later_res(db, &res);
+}
+
+int txn_db_wait_resolved(txn_db *db, int64_t timeout_ms) {
+    txn__resolver *rs = db->resolver;
+    if (rs == NULL) return TXN_OK;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until); /* idle_cv uses the default clock */
+    until.tv_sec += (time_t)(timeout_ms / 1000);
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    int rc = TXN_OK;
+    pthread_mutex_lock(&rs->mu);
+    while (rs->n > 0 || rs->in_flight) {
+        if (pthread_cond_timedwait(&rs->idle_cv, &rs->mu, &until) == ETIMEDOUT) {
+            rc = TXN_ERR_UNAVAILABLE;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&rs->mu);
+    return rc;
+}
+
+/* The record's key: the first key of the sorted write set (a delete span's
+** start when it comes first; never empty). */
+static void distributed_anchor(const range_commit_request *req, range_txn_meta *meta) {
+    static const uint8_t lowest[1] = {0};
+    const uint8_t *a = NULL;
+    size_t alen = 0;
+    if (req->write_count > 0) {
+        a = req->writes[0].key;
+        alen = req->writes[0].key_len;
+    }
+    for (size_t i = 0; i < req->delete_span_count; i++) {
+        const range_span *sp = &req->delete_spans[i];
+        const uint8_t *s = sp->start_len > 0 ? sp->start : lowest;
+        size_t slen = sp->start_len > 0 ? sp->start_len : 1;
+        if (a == NULL || key_cmp(s, slen, a, alen) < 0) {
+            a = s;
+            alen = slen;
+        }
+    }
+    meta->anchor = a;
+    meta->anchor_len = alen;
+}
+
+/* The key space's detail of its last error on this thread (call before any
+** other call on it). */
+static void kv_detail(range_kv *kv, char *buf, size_t size) {
+    if (kv->ops->last_error == NULL || !kv->ops->last_error(kv, buf, size))
+        base_strlcpy(buf, "no detail", size);
+}
+
+static void aborted_message(const range_txn_meta *meta, const char *when, txn_error *err) {
+    char anchor[TXN__KEY_FORMAT_CHARS_MAX];
+    format_key(meta->anchor, meta->anchor_len, anchor, sizeof(anchor));
+    err_setf(err, "40001",
+             "restart transaction: transaction %016llx was aborted %s: another transaction "
+             "pushed it (its record at key %s is ABORTED, e.g. after its heartbeat expired) "
+             "(SQLSTATE 40001)",
+             (unsigned long long)meta->txn_id, when, anchor);
+}
+
+/* A prepare that failed: err from its code (before any other key-space call,
+** which would replace the detail). */
+static int prepare_failed(txn *t, range_kv *kv, const range_txn_meta *meta, int r,
+                          const range_conflict *conflict, txn_error *err) {
+    switch (r) {
+    case RANGE_ERR_CONFLICT:
+        conflict_message(t, conflict, err);
+        return TXN_ERR_RETRY;
+    case RANGE_ERR_ABORTED: {
+        /* a deadlock's victim: the key space names the cycle */
+        char detail[256];
+        kv_detail(kv, detail, sizeof(detail));
+        if (strstr(detail, "deadlock") != NULL)
+            err_setf(err, "40001", "restart transaction: %s (SQLSTATE 40001)", detail);
+        else
+            aborted_message(meta, "while it prepared", err);
+        return TXN_ERR_RETRY;
+    }
+    case RANGE_ERR_TOO_LARGE:
+        err_setf(err, "54000",
+                 "transaction too large to commit: more than %d writes in one range (including "
+                 "rows removed by a delete range)",
+                 RANGE_COMMIT_OPS_MAX);
+        return TXN_ERR_LIMIT;
+    case RANGE_ERR_CROSS_RANGE: {
+        char detail[256];
+        kv_detail(kv, detail, sizeof(detail));
+        err_setf(err, "54000", "transaction too large to commit: %s", detail);
+        return TXN_ERR_LIMIT;
+    }
+    case RANGE_ERR_AMBIGUOUS:
+    case RANGE_ERR_UNAVAILABLE: {
+        /* no END_TXN(COMMITTED) was sent: whatever some PREPARE did, the
+        ** transaction cannot commit; it is rolled back (not 40003) */
+        char detail[256];
+        kv_detail(kv, detail, sizeof(detail));
+        err_setf(err, "57P03",
+                 "the node cannot serve this transaction now: %s (the transaction was rolled "
+                 "back)",
+                 detail);
+        return TXN_ERR_UNAVAILABLE;
+    }
+    default:
+        return kv_fail(kv, err, r);
+    }
+}
+
+/* END_TXN(ABORTED) after a failure. true: the record was found COMMITTED
+** (at *ts): the transaction committed. *settled: the record is ABORTED. */
+static bool abort_distributed(txn_db *db, const range_txn_meta *meta, hlc_timestamp fallback_ts,
+                              hlc_timestamp *ts, bool *settled) {
+    range_kv *kv = db->kv;
+    range_txn_outcome outcome;
+    memset(&outcome, 0, sizeof(outcome));
+    int a = kv->ops->end_txn(kv, meta, RANGE_TXN_ABORTED, HLC_ZERO, &outcome);
+    *settled = a == RANGE_OK && outcome.status == RANGE_TXN_ABORTED;
+    if (a != RANGE_OK || outcome.status != RANGE_TXN_COMMITTED) return false;
+    *ts = hlc_is_zero(outcome.commit_ts) ? fallback_ts : outcome.commit_ts;
+    return true;
+}
+
+/* Commit over several ranges. TXN_OK with *ts the commit timestamp (END_TXN
+** (COMMITTED) applied), or a txn error with err set. A lock holder commits
+** under its own id and anchor (t->meta); else both are made here. */
+static int commit_distributed(txn *t, const range_commit_request *req, hlc_timestamp *ts,
+                              txn_error *err) {
+    txn_db *db = t->db;
+    range_kv *kv = db->kv;
+    range_txn_meta meta;
+    memset(&meta, 0, sizeof(meta));
+    if (t->has_meta) {
+        meta = t->meta;
+    } else {
+        meta.txn_id = db_random_nonzero(db);
+        meta.nonce = db_random_nonzero(db);
+        distributed_anchor(req, &meta);
+    }
+    meta.read_ts = req->read_ts;
+    range_commit_request preq = *req;
+    preq.txn_id = meta.txn_id;
+    range_prepare_result prepared; /* owner: this function until handed to the resolver */
+    memset(&prepared, 0, sizeof(prepared));
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    range_txn_outcome outcome;
+    memset(&outcome, 0, sizeof(outcome));
+    char detail[256] = "";
+    bool end_failed = false;  /* prepared, but END_TXN(COMMITTED) failed */
+    bool commit_sent = false; /* ...and may have applied */
+    int rc = TXN_OK;
+
+    int r = kv->ops->prepare(kv, &meta, &preq, &prepared, &conflict);
+    if (r != RANGE_OK) {
+        rc = prepare_failed(t, kv, &meta, r, &conflict, err);
+    } else {
+        r = kv->ops->end_txn(kv, &meta, RANGE_TXN_COMMITTED, prepared.commit_ts, &outcome);
+        if (r == RANGE_OK) {
+            *ts = prepared.commit_ts;
+            goto committed;
+        }
+        if (r == RANGE_ERR_ABORTED) {
+            /* a pusher aborted the record first: nothing can commit it now */
+            aborted_message(&meta, "before its commit record was written", err);
+            resolve_later(db, meta.txn_id, RANGE_TXN_ABORTED, HLC_ZERO, &prepared);
+            rc = TXN_ERR_RETRY;
+            goto done;
+        }
+        end_failed = true;
+        commit_sent = r != RANGE_ERR_UNAVAILABLE; /* UNAVAILABLE: surely not applied */
+        kv_detail(kv, detail, sizeof(detail));
+    }
+    bool settled = false;
+    if (abort_distributed(db, &meta, prepared.commit_ts, ts, &settled)) {
+        if (err != NULL) memset(err, 0, sizeof(*err));
+        rc = TXN_OK;
+        goto committed;
+    }
+    if (commit_sent && !settled) {
+        /* neither committed nor aborted for sure: the record decides later
+        ** (readers that meet the intents push it) */
+        err_setf(err, "40003",
+                 "the outcome of the commit is unknown: it may or may not have applied "
+                 "(transaction %016llx: %s)",
+                 (unsigned long long)meta.txn_id, detail);
+        rc = TXN_ERR_AMBIGUOUS;
+        goto done;
+    }
+    if (end_failed) {
+        err_setf(err, "57P03",
+                 "the node cannot serve this transaction now: its commit record could not be "
+                 "written (%s); the transaction was rolled back",
+                 detail);
+        rc = TXN_ERR_UNAVAILABLE;
+    }
+    /* the txn cannot commit any more: its intents go (a failed END_TXN
+    ** (ABORTED) leaves a PENDING record that expires) */
+    resolve_later(db, meta.txn_id, RANGE_TXN_ABORTED, HLC_ZERO, &prepared);
+    goto done;
+committed:
+    atomic_fetch_add(&db->distributed_commits, 1);
+    resolve_later(db, meta.txn_id, RANGE_TXN_COMMITTED, *ts, &prepared);
+done:
+    range_prepare_result_free(&prepared);
+    range_conflict_free(&conflict);
+    return rc;
+}
+
+/* Acknowledge only once ts is in the past on every live node's clock:
+** until physical - epsilon > ts.wall (docs/clocks.md, section 5). Epsilon
+** grows with the age of its measurements while we sleep, so re-check.
+** Bounded by TXN_COMMIT_WAIT_MAX_OFFSETS max offsets. info may be NULL. */
+static void commit_wait(txn_db *db, hlc_timestamp ts, txn_commit_info *info) {
+    int64_t eps = 0;
+    bool unbounded = hlc_epsilon(db->clock, &eps) != HLC_EPSILON_OK;
+    int64_t cap_ns = TXN_COMMIT_WAIT_MAX_OFFSETS * hlc_max_offset_ns(db->clock);
+    int64_t start_ns = base_monotonic_ns(), spent_ns = 0;
+    bool capped = false;
+    /* No other node to wait for: a clock nobody bounded outside a cluster
+    ** (tests) orders its own commits by the HLC alone. */
+    bool skip = unbounded && !db->require_clock_bound;
+    if (skip) eps = 0;
+    while (!skip) {
+        int64_t left_ns = hlc_commit_wait_ns(db->clock, ts);
+        spent_ns = base_monotonic_ns() - start_ns;
+        if (left_ns <= 0) break;
+        if (spent_ns >= cap_ns) {
+            capped = true;
+            break;
+        }
+        int64_t nap_ns = BASE_MIN(left_ns, cap_ns - spent_ns);
+        struct timespec nap = {.tv_sec = nap_ns / 1000000000, .tv_nsec = nap_ns % 1000000000};
+        nanosleep(&nap, NULL); /* EINTR: the loop re-checks */
+    }
+    atomic_fetch_add(&db->commit_waits, 1);
+    atomic_fetch_add(&db->commit_wait_ns_total, (uint64_t)spent_ns);
+    uint64_t max = atomic_load(&db->commit_wait_ns_max);
+    while ((uint64_t)spent_ns > max &&
+           !atomic_compare_exchange_weak(&db->commit_wait_ns_max, &max, (uint64_t)spent_ns)) {
+    }
+    if (capped) atomic_fetch_add(&db->commit_waits_capped, 1);
+    atomic_store(&db->commit_epsilon_ns_last, eps);
+    if (info == NULL) return;
+    info->wrote = true;
+    info->wait_ns = spent_ns;
+    info->epsilon_ns = eps;
+    info->epsilon_unbounded = unbounded;
+    info->wait_capped = capped;
+}
+
 int txn_commit(txn *t, hlc_timestamp *commit_ts, txn_error *err) {
     if (t == NULL) return TXN_ERR_INVALID;
     int rc = TXN_OK;
@@ -1136,10 +1795,15 @@ int txn_commit(txn *t, hlc_timestamp *commit_ts, txn_error *err) {
     range_commit_request req;
     memset(&req, 0, sizeof(req));
     hlc_timestamp ts = HLC_ZERO;
+    bool distributed = false; /* went to two-phase commit */
     detach_iters(t); /* their spans join the read set */
     if (t->aborted) {
         if (err) *err = t->abort_error;
         rc = t->abort_rc;
+        goto cleanup;
+    }
+    if (t->has_meta && live_aborted(t, err)) { /* a pusher aborted our record */
+        rc = TXN_ERR_RETRY;
         goto cleanup;
     }
     if (t->node_count > 0) {
@@ -1193,7 +1857,8 @@ int txn_commit(txn *t, hlc_timestamp *commit_ts, txn_error *err) {
             reads[i].point = r->point;
         }
     }
-    req.txn_id = t->id;
+    /* a lock holder's commit releases its locks in the range: its id */
+    req.txn_id = t->has_meta ? t->meta.txn_id : t->id;
     req.read_ts = t->read_ts;
     req.writes = writes;
     req.write_count = live;
@@ -1202,8 +1867,21 @@ int txn_commit(txn *t, hlc_timestamp *commit_ts, txn_error *err) {
     req.read_spans = reads;
     req.read_span_count = t->read_count;
     range_kv *kv = t->db->kv;
+    /* no heartbeat may create a record after a 1PC commit */
+    if (t->live != NULL) live_pause(t->db, t->live, true);
     int r = kv->ops->commit(kv, &req, &ts, &conflict);
-    if (r == RANGE_ERR_CONFLICT) {
+    if (r == RANGE_ERR_CROSS_RANGE && kv->ops->prepare != NULL && kv->ops->end_txn != NULL &&
+        kv->ops->resolve != NULL) {
+        /* writes in several ranges: two-phase commit (err set on failure);
+        ** the record lives while it prepares */
+        if (t->live != NULL) live_pause(t->db, t->live, false);
+        distributed = true;
+        rc = commit_distributed(t, &req, &ts, err);
+        r = RANGE_OK;
+    }
+    if (rc != TXN_OK) {
+        /* commit_distributed said why */
+    } else if (r == RANGE_ERR_CONFLICT) {
         conflict_message(t, &conflict, err);
         rc = TXN_ERR_RETRY;
     } else if (r == RANGE_ERR_TOO_LARGE) {
@@ -1218,12 +1896,800 @@ int txn_commit(txn *t, hlc_timestamp *commit_ts, txn_error *err) {
         *commit_ts = ts;
     }
 cleanup:
+    if (t->has_meta) {
+        /* release the locks the commit did not: after a commit, every lock
+        ** but the written keys' (a 1PC commit's range released those, a
+        ** two-phase commit's resolution takes them); after a failure, all
+        ** (a failed 2PC resolved its intents ABORTED already) but those of
+        ** an ambiguous 2PC. A record our heartbeats made is ended (a 2PC
+        ** ends its own). */
+        bool ok = rc == TXN_OK && !hlc_is_zero(ts);
+        /* an ambiguous two-phase commit's intents are the record's to decide */
+        bool skip_written = ok || (distributed && rc == TXN_ERR_AMBIGUOUS);
+        locks_release(t, ok ? RANGE_TXN_COMMITTED : RANGE_TXN_ABORTED, ok ? ts : HLC_ZERO,
+                      skip_written, !distributed);
+    }
+    /* COMMIT WAIT: every read-write path that succeeds leaves its commit
+    ** timestamp in ts (read-only ones leave HLC_ZERO). */
+    if (rc == TXN_OK && !hlc_is_zero(ts)) commit_wait(t->db, ts, t->commit_info);
     range_conflict_free(&conflict);
     base_free(writes);
     base_free(spans);
     base_free(reads);
     txn_free(t);
     return rc;
+}
+
+int txn_commit_with_info(txn *t, txn_commit_info *info, txn_error *err) {
+    if (t == NULL) return TXN_ERR_INVALID;
+    if (info != NULL) memset(info, 0, sizeof(*info));
+    t->commit_info = info; /* filled by commit_wait, for read-write commits */
+    hlc_timestamp ts = HLC_ZERO;
+    int rc = txn_commit(t, &ts, err);
+    if (info != NULL && rc == TXN_OK) info->commit_ts = ts;
+    else if (info != NULL) memset(info, 0, sizeof(*info));
+    return rc;
+}
+
+/* ---- statement-time locks (docs/txn.md section 5) ------------------------------ */
+
+#define TXN__LOCK_BATCH_ROWS_FIRST 4   /* rows a locking scan reads ahead first (then doubled) */
+#define TXN__LOCK_BATCH_ROWS_MAX 256   /* ... at most */
+#define TXN__LOCK_BATCH_BYTES_MAX (256u * 1024) /* bytes read ahead, about */
+#define TXN__REFRESHES_PER_BATCH_MAX 8 /* a scan whose batch keeps moving: 40001 */
+#define TXN__RELEASE_SPANS_MAX 4096    /* point spans in one release; beyond, one span */
+#define TXN__LIVE_MAX 65536            /* lock holders the heartbeat thread tracks */
+#define TXN__HEARTBEAT_RETRY_MS (RANGE_TXN_HEARTBEAT_MS / 4) /* after a failed heartbeat */
+
+void txn_set_locking(txn *t, bool on) {
+    if (t != NULL) t->locking = on;
+}
+
+bool txn_is_locking(const txn *t) { return t->locking; }
+
+/* Locks need the key space's lock, and its resolve to release them. */
+static bool lock_capable(const txn *t) {
+    const range_kv_ops *ops = t->db->kv->ops;
+    return !t->read_only && ops->lock != NULL && ops->resolve != NULL;
+}
+
+/* -- the set of locked keys -- */
+
+static uint64_t key_hash(const uint8_t *k, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) h = (h ^ k[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* The slot of key k: its own (*found) or the empty one it would take. The
+** table is at most half full, so an empty slot always exists. */
+static size_t lockset_slot(const txn__lockset *ls, const uint8_t *k, size_t n, bool *found) {
+    size_t mask = ls->slot_cap - 1;
+    size_t i = (size_t)key_hash(k, n) & mask;
+    for (size_t probe = 0; probe < ls->slot_cap; probe++, i = (i + 1) & mask) {
+        uint32_t v = ls->slots[i];
+        if (v == 0) break;
+        size_t e = v - 1;
+        if (ls->lens[e] == n && memcmp(ls->bytes.data + ls->offs[e], k, n) == 0) {
+            *found = true;
+            return i;
+        }
+    }
+    *found = false;
+    return i;
+}
+
+static int lockset_rehash(txn__lockset *ls, size_t cap) {
+    uint32_t *slots = base_calloc(cap, sizeof(*slots)); /* owner: ls */
+    if (slots == NULL) return TXN_ERR_NOMEM;
+    base_free(ls->slots);
+    ls->slots = slots;
+    ls->slot_cap = cap;
+    for (size_t e = 0; e < ls->n; e++) {
+        bool found = false;
+        size_t i = lockset_slot(ls, ls->bytes.data + ls->offs[e], ls->lens[e], &found);
+        ls->slots[i] = (uint32_t)(e + 1);
+    }
+    return TXN_OK;
+}
+
+/* The index of key k, or SIZE_MAX. */
+static size_t lockset_index(const txn__lockset *ls, const uint8_t *k, size_t n) {
+    if (ls->n == 0) return SIZE_MAX;
+    bool found = false;
+    size_t i = lockset_slot(ls, k, n, &found);
+    return found ? ls->slots[i] - 1 : SIZE_MAX;
+}
+
+/* Add k (not held yet). TXN_OK with *index and *added (false: there
+** already), TXN_ERR_LIMIT (a bound: not added, and no key is from now on),
+** TXN_ERR_NOMEM (nothing changed). */
+static int lockset_add(txn__lockset *ls, const uint8_t *k, size_t n, size_t *index, bool *added) {
+    *added = false;
+    *index = lockset_index(ls, k, n);
+    if (*index != SIZE_MAX) return TXN_OK;
+    if (ls->full || ls->n >= TXN_LOCKED_KEYS_MAX || ls->bytes.len + n > TXN_LOCKED_BYTES_MAX) {
+        ls->full = true;
+        return TXN_ERR_LIMIT;
+    }
+    if (ls->n == ls->cap) {
+        size_t ncap = ls->cap ? ls->cap * 2 : 16;
+        size_t *offs = base_realloc(ls->offs, ncap * sizeof(*offs)); /* owner: ls */
+        if (offs == NULL) return TXN_ERR_NOMEM;
+        ls->offs = offs;
+        size_t *lens = base_realloc(ls->lens, ncap * sizeof(*lens)); /* owner: ls */
+        if (lens == NULL) return TXN_ERR_NOMEM;
+        ls->lens = lens;
+        bool *held = base_realloc(ls->held, ncap * sizeof(*held)); /* owner: ls */
+        if (held == NULL) return TXN_ERR_NOMEM;
+        ls->held = held;
+        ls->cap = ncap;
+    }
+    if ((ls->n + 1) * 2 > ls->slot_cap &&
+        lockset_rehash(ls, ls->slot_cap ? ls->slot_cap * 2 : 64) != TXN_OK)
+        return TXN_ERR_NOMEM;
+    size_t off = ls->bytes.len;
+    if (base_buf_append(&ls->bytes, k, n) != 0) return TXN_ERR_NOMEM;
+    ls->offs[ls->n] = off;
+    ls->lens[ls->n] = n;
+    ls->held[ls->n] = false;
+    bool found = false;
+    size_t i = lockset_slot(ls, k, n, &found);
+    ls->slots[i] = (uint32_t)(ls->n + 1);
+    *index = ls->n;
+    ls->n++;
+    *added = true;
+    return TXN_OK;
+}
+
+static void lockset_free(txn__lockset *ls) {
+    base_buf_free(&ls->bytes);
+    base_free(ls->offs);
+    base_free(ls->lens);
+    base_free(ls->held);
+    base_free(ls->slots);
+    memset(ls, 0, sizeof(*ls));
+}
+
+/* -- the heartbeat thread and its registry of lock holders -- */
+
+/* One lock-holding txn, as the heartbeat thread sees it (a copy: the txn
+** itself belongs to its session's thread). */
+struct txn__live {
+    txn__live *prev, *next;
+    uint64_t txn_id;
+    int64_t priority;
+    base_buf anchor;       /* owned copy of the record's key */
+    hlc_timestamp read_ts;
+    int64_t due_ns;        /* base_monotonic_ns of the next heartbeat */
+    bool paused;           /* its 1PC commit is in flight */
+    bool in_flight;        /* a heartbeat is being sent (the entry stays) */
+    bool aborted;          /* a heartbeat found the record ABORTED */
+    bool have_record;      /* a heartbeat created (or found) the record */
+    char why[256];         /* aborted: the key space's detail */
+};
+
+/* mu guards the list and every entry's flags. */
+struct txn__heart {
+    txn_db *db;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* an entry came or was unpaused, stop (CLOCK_MONOTONIC) */
+    pthread_cond_t done_cv; /* a heartbeat in flight ended */
+    txn__live *head;
+    size_t n;
+    bool stop;
+    pthread_t thread;
+};
+
+static void *heart_main(void *arg) {
+    txn__heart *h = arg;
+    range_kv *kv = h->db->kv;
+    pthread_mutex_lock(&h->mu);
+    while (!h->stop) {
+        int64_t now = base_monotonic_ns();
+        txn__live *pick = NULL;
+        for (txn__live *e = h->head; e != NULL; e = e->next)
+            if (!e->paused && !e->in_flight && !e->aborted &&
+                (pick == NULL || e->due_ns < pick->due_ns))
+                pick = e;
+        if (pick == NULL) {
+            pthread_cond_wait(&h->cv, &h->mu);
+            continue;
+        }
+        if (pick->due_ns > now) {
+            struct timespec until;
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            int64_t ns = (int64_t)until.tv_nsec + (pick->due_ns - now);
+            until.tv_sec += (time_t)(ns / 1000000000);
+            until.tv_nsec = (long)(ns % 1000000000);
+            (void)pthread_cond_timedwait(&h->cv, &h->mu, &until);
+            continue;
+        }
+        /* the entry stays while in flight: unregister and pause wait for it */
+        pick->in_flight = true;
+        range_txn_meta meta;
+        memset(&meta, 0, sizeof(meta));
+        meta.txn_id = pick->txn_id;
+        meta.priority = pick->priority;
+        meta.anchor = pick->anchor.data;
+        meta.anchor_len = pick->anchor.len;
+        meta.read_ts = pick->read_ts;
+        pthread_mutex_unlock(&h->mu);
+        int status = RANGE_TXN_PENDING;
+        int rc = kv->ops->heartbeat(kv, &meta, &status);
+        char why[256] = "";
+        if (rc != RANGE_OK) kv_detail(kv, why, sizeof(why));
+        atomic_fetch_add(&h->db->heartbeats, 1);
+        pthread_mutex_lock(&h->mu);
+        pick->in_flight = false;
+        if (rc == RANGE_OK) {
+            pick->have_record = true;
+            pick->due_ns = base_monotonic_ns() + (int64_t)RANGE_TXN_HEARTBEAT_MS * 1000000;
+        } else if (rc == RANGE_ERR_ABORTED) {
+            pick->have_record = true;
+            pick->aborted = true;
+            base_strlcpy(pick->why, why, sizeof(pick->why));
+            atomic_fetch_add(&h->db->heartbeat_aborts, 1);
+        } else {
+            /* try again sooner: the record expires after several periods */
+            BASE_DEBUG("txn", "heartbeat of txn %016llx failed (%d): %s",
+                       (unsigned long long)meta.txn_id, rc, why);
+            pick->due_ns = base_monotonic_ns() + (int64_t)TXN__HEARTBEAT_RETRY_MS * 1000000;
+        }
+        pthread_cond_broadcast(&h->done_cv);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+static int heart_start(txn_db *db) {
+    txn__heart *h = base_calloc(1, sizeof(*h)); /* owner: db, heart_stop */
+    if (h == NULL) return TXN_ERR_NOMEM;
+    h->db = db;
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0) goto fail_free;
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    int crc = pthread_cond_init(&h->cv, &attr);
+    pthread_condattr_destroy(&attr);
+    if (crc != 0) goto fail_free;
+    if (pthread_cond_init(&h->done_cv, NULL) != 0) goto fail_cv;
+    if (pthread_mutex_init(&h->mu, NULL) != 0) goto fail_done;
+    if (pthread_create(&h->thread, NULL, heart_main, h) != 0) goto fail_mu;
+    db->heart = h;
+    return TXN_OK;
+fail_mu:
+    pthread_mutex_destroy(&h->mu);
+fail_done:
+    pthread_cond_destroy(&h->done_cv);
+fail_cv:
+    pthread_cond_destroy(&h->cv);
+fail_free:
+    base_free(h);
+    return TXN_ERR_NOMEM;
+}
+
+/* Every txn is finished before txn_db_close: the registry is empty. */
+static void heart_stop(txn_db *db) {
+    txn__heart *h = db->heart;
+    if (h == NULL) return;
+    pthread_mutex_lock(&h->mu);
+    h->stop = true;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    pthread_join(h->thread, NULL);
+    while (h->head != NULL) {
+        txn__live *e = h->head;
+        h->head = e->next;
+        base_buf_free(&e->anchor);
+        base_free(e);
+    }
+    pthread_cond_destroy(&h->cv);
+    pthread_cond_destroy(&h->done_cv);
+    pthread_mutex_destroy(&h->mu);
+    base_free(h);
+    db->heart = NULL;
+}
+
+/* Register a lock holder: its first heartbeat (which creates its record)
+** comes after RANGE_TXN_HEARTBEAT_MS, so a short transaction has none.
+** NULL: no heartbeat thread, too many holders, or out of memory (it then
+** runs without a record: pushers abort it once its locks are older than
+** the record expiry). */
+static txn__live *live_register(txn_db *db, const range_txn_meta *meta) {
+    txn__heart *h = db->heart;
+    if (h == NULL) return NULL;
+    txn__live *e = base_calloc(1, sizeof(*e)); /* owner: the registry, live_unregister */
+    if (e == NULL) return NULL;
+    if (base_buf_append(&e->anchor, meta->anchor, meta->anchor_len) != 0) {
+        base_free(e);
+        return NULL;
+    }
+    e->txn_id = meta->txn_id;
+    e->priority = meta->priority;
+    e->read_ts = meta->read_ts;
+    e->due_ns = base_monotonic_ns() + (int64_t)RANGE_TXN_HEARTBEAT_MS * 1000000;
+    pthread_mutex_lock(&h->mu);
+    bool room = h->n < TXN__LIVE_MAX;
+    if (room) {
+        e->next = h->head;
+        if (h->head != NULL) h->head->prev = e;
+        h->head = e;
+        h->n++;
+        pthread_cond_signal(&h->cv);
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (!room) {
+        base_buf_free(&e->anchor);
+        base_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+static void live_pause(txn_db *db, txn__live *e, bool paused) {
+    txn__heart *h = db->heart;
+    pthread_mutex_lock(&h->mu);
+    while (e->in_flight) pthread_cond_wait(&h->done_cv, &h->mu);
+    e->paused = paused;
+    if (!paused) pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* Unregister and free e, after a heartbeat in flight; *have_record (may be
+** NULL): a heartbeat created or found its record. */
+static void live_unregister(txn_db *db, txn__live *e, bool *have_record) {
+    txn__heart *h = db->heart;
+    pthread_mutex_lock(&h->mu);
+    while (e->in_flight) pthread_cond_wait(&h->done_cv, &h->mu);
+    if (e->prev != NULL) e->prev->next = e->next;
+    else h->head = e->next;
+    if (e->next != NULL) e->next->prev = e->prev;
+    h->n--;
+    if (have_record != NULL) *have_record = e->have_record;
+    pthread_mutex_unlock(&h->mu);
+    base_buf_free(&e->anchor);
+    base_free(e);
+}
+
+/* Did a heartbeat find t's record ABORTED (a pusher: an expired record, or
+** a deadlock's victim)? Then t is aborted with 40001 in err. */
+static bool live_aborted(txn *t, txn_error *err) {
+    if (t->live == NULL) return false;
+    txn__heart *h = t->db->heart;
+    char why[256];
+    pthread_mutex_lock(&h->mu);
+    bool aborted = t->live->aborted;
+    base_strlcpy(why, t->live->why, sizeof(why));
+    pthread_mutex_unlock(&h->mu);
+    if (!aborted) return false;
+    char msg[sizeof(t->abort_error.message)];
+    snprintf(msg, sizeof(msg), "restart transaction: %s (SQLSTATE 40001)",
+             why[0] ? why : "its record was aborted by another transaction");
+    err_setf(err, "40001", "%s", msg);
+    mark_aborted(t, TXN_ERR_RETRY, "40001", msg);
+    return true;
+}
+
+/* -- locking and refreshing -- */
+
+/* The txn's identity as a lock holder, made at its first lock: a
+** cluster-unique id and its anchor (the first key it locks). */
+static int ensure_meta(txn *t, const uint8_t *anchor, size_t anchor_len, txn_error *err) {
+    if (t->has_meta) return TXN_OK;
+    base_buf_reset(&t->anchor_buf);
+    if (base_buf_append(&t->anchor_buf, anchor, anchor_len) != 0) return fail(err, TXN_ERR_NOMEM);
+    memset(&t->meta, 0, sizeof(t->meta));
+    t->meta.txn_id = db_random_nonzero(t->db);
+    t->meta.nonce = db_random_nonzero(t->db);
+    t->meta.anchor = t->anchor_buf.data; /* never appended to again: stable */
+    t->meta.anchor_len = t->anchor_buf.len;
+    t->meta.read_ts = t->read_ts;
+    t->has_meta = true;
+    t->live = live_register(t->db, &t->meta);
+    return TXN_OK;
+}
+
+/* A lock request failed: 40001 naming the cycle, the holder or the reason. */
+static int lock_failed(txn *t, range_kv *kv, int r, txn_error *err) {
+    if (r != RANGE_ERR_ABORTED) return kv_fail(kv, err, r);
+    char detail[256];
+    kv_detail(kv, detail, sizeof(detail));
+    char msg[sizeof(t->abort_error.message)];
+    snprintf(msg, sizeof(msg), "restart transaction: %s (SQLSTATE 40001)", detail);
+    err_setf(err, "40001", "%s", msg);
+    mark_aborted(t, TXN_ERR_RETRY, "40001", msg); /* its record is ABORTED */
+    return TXN_ERR_RETRY;
+}
+
+/* Lock keys (point spans, ascending, no duplicates): the ones not held yet
+** join t->locks (to be released at the end whatever happens), then go to the
+** key space; granted, they are held. *newest: the newest committed version
+** among them (HLC_ZERO: none, or nothing new was locked). TXN_OK, or an
+** error with err set (40001: a deadlock chose t, a holder stayed). */
+static int lock_keys(txn *t, const range_span *keys, size_t n, hlc_timestamp *newest,
+                     txn_error *err) {
+    *newest = HLC_ZERO;
+    if (n == 0) return TXN_OK;
+    txn_db *db = t->db;
+    range_kv *kv = db->kv;
+    if (live_aborted(t, err)) return TXN_ERR_RETRY;
+    int rc = ensure_meta(t, keys[0].start, keys[0].start_len, err);
+    if (rc != TXN_OK) return rc;
+    range_span *fresh = base_calloc(n, sizeof(*fresh)); /* owner: this function */
+    size_t *idx = base_calloc(n, sizeof(*idx));         /* owner: this function */
+    if (fresh == NULL || idx == NULL) {
+        base_free(fresh);
+        base_free(idx);
+        return fail(err, TXN_ERR_NOMEM);
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool added = false;
+        size_t at = SIZE_MAX;
+        int arc = lockset_add(&t->locks, keys[i].start, keys[i].start_len, &at, &added);
+        if (arc == TXN_ERR_NOMEM) {
+            base_free(fresh);
+            base_free(idx);
+            return fail(err, TXN_ERR_NOMEM);
+        }
+        if (arc == TXN_OK && !t->locks.held[at]) { /* TXN_ERR_LIMIT: read it unlocked */
+            idx[m] = at;
+            fresh[m++] = keys[i];
+        }
+    }
+    int r = RANGE_OK;
+    if (m > 0) {
+        t->meta.read_ts = t->read_ts;
+        atomic_fetch_add(&db->lock_calls, 1);
+        r = kv->ops->lock(kv, &t->meta, fresh, m, newest);
+        if (r == RANGE_OK) {
+            atomic_fetch_add(&db->keys_locked, m);
+            for (size_t i = 0; i < m; i++) t->locks.held[idx[i]] = true;
+        }
+    }
+    base_free(fresh);
+    base_free(idx);
+    return r == RANGE_OK ? TXN_OK : lock_failed(t, kv, r, err);
+}
+
+/* The read timestamp moved: every open scan continues after its last row at
+** the new one; a row it read ahead at the old one is read again. */
+static void iters_mark_stale(txn *t) {
+    for (txn_iter *it = t->iters; it != NULL; it = it->next) {
+        if (it->exhausted || it->inner == NULL) continue;
+        it->stale = true;
+        if (it->head_valid || it->inner_done) {
+            it->head_valid = false;
+            it->inner_done = false;
+            it->need_advance = true;
+        }
+    }
+}
+
+/* The part of an open scan read so far (as iter_record would record it):
+** false when nothing was. The end key may go into *scratch (reserved by the
+** caller: no reallocation). */
+static bool iter_read_span(txn_iter *it, base_buf *scratch, range_span *out) {
+    if (it->recorded || !it->have_last) return false;
+    memset(out, 0, sizeof(*out));
+    if (!it->reverse) {
+        out->start = it->start.len ? it->start.data : NULL;
+        out->start_len = it->start.len;
+        out->end = scratch->data + scratch->len;
+        out->end_len = it->last.len + 1;
+        base_buf_append(scratch, it->last.data, it->last.len); /* reserved */
+        base_buf_append_byte(scratch, 0);
+    } else {
+        out->start = it->last.data;
+        out->start_len = it->last.len;
+        out->end = it->open_end ? NULL : it->end.data;
+        out->end_len = it->open_end ? 0 : it->end.len;
+    }
+    return true;
+}
+
+/* Move t's read timestamp to new_ts: VALIDATE every read so far on
+** (read_ts, new_ts] (the refresh op), then read at new_ts from now on.
+** TXN_OK, or 40001 (something read changed: naming the key) with t aborted,
+** or another error. */
+static int refresh_to(txn *t, hlc_timestamp new_ts, txn_error *err) {
+    if (hlc_compare(new_ts, t->read_ts) <= 0) return TXN_OK;
+    txn_db *db = t->db;
+    range_kv *kv = db->kv;
+    char mine[64], theirs[64];
+    hlc_format(t->read_ts, mine, sizeof(mine));
+    hlc_format(new_ts, theirs, sizeof(theirs));
+    char msg[1024]; /* cut to the error's size */
+    if (kv->ops->refresh == NULL || t->reads_overflowed) {
+        atomic_fetch_add(&db->refresh_failures, 1);
+        snprintf(msg, sizeof(msg),
+                 "restart transaction: a lock found a version at %s, after this transaction's "
+                 "read timestamp %s, and its reads cannot be refreshed (%s) (SQLSTATE 40001)",
+                 theirs, mine,
+                 t->reads_overflowed ? "too many to validate" : "no refresh in this key space");
+        err_setf(err, "40001", "%s", msg);
+        mark_aborted(t, TXN_ERR_RETRY, "40001", msg);
+        return TXN_ERR_RETRY;
+    }
+    size_t n_iters = 0, scratch_bytes = 0;
+    for (txn_iter *it = t->iters; it != NULL; it = it->next) {
+        n_iters++;
+        scratch_bytes += it->last.len + 1;
+    }
+    range_span *spans = base_calloc(t->read_count + n_iters + 1, sizeof(*spans)); /* owner: here */
+    base_buf scratch = {0};                                                      /* owner: here */
+    if (spans == NULL || base_buf_reserve(&scratch, scratch_bytes + 1) != 0) {
+        base_free(spans);
+        base_buf_free(&scratch);
+        return fail(err, TXN_ERR_NOMEM);
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < t->read_count; i++) {
+        const txn__read *r = &t->reads[i];
+        spans[n].start = r->start_len ? t->read_arena.data + r->start_off : NULL;
+        spans[n].start_len = r->start_len;
+        spans[n].end = r->end_len ? t->read_arena.data + r->end_off : NULL;
+        spans[n].end_len = r->end_len;
+        spans[n].point = r->point;
+        n++;
+    }
+    for (txn_iter *it = t->iters; it != NULL; it = it->next)
+        if (iter_read_span(it, &scratch, &spans[n])) n++;
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    range_txn_meta meta = t->meta; /* has_meta: refreshes follow a lock */
+    meta.read_ts = t->read_ts;
+    int r = kv->ops->refresh(kv, &meta, spans, n, new_ts, &conflict);
+    base_free(spans);
+    base_buf_free(&scratch);
+    int rc = TXN_OK;
+    if (r == RANGE_OK) {
+        t->read_ts = new_ts;
+        t->meta.read_ts = new_ts;
+        (void)hlc_update(db->clock, new_ts);
+        iters_mark_stale(t);
+        atomic_fetch_add(&db->refreshes, 1);
+    } else if (r == RANGE_ERR_CONFLICT) {
+        char key[TXN__KEY_FORMAT_CHARS_MAX], other[64];
+        format_key(conflict.key.data, conflict.key.len, key, sizeof(key));
+        hlc_format(conflict.conflict_ts, other, sizeof(other));
+        snprintf(msg, sizeof(msg),
+                 "restart transaction: read refresh failed on key %s: another transaction %s a "
+                 "write at %s to a key this transaction read at %s, so its read timestamp "
+                 "cannot move to %s (where a lock found a newer version) (SQLSTATE 40001)",
+                 key, conflict.pending ? "is committing" : "committed", other, mine, theirs);
+        err_setf(err, "40001", "%s", msg);
+        mark_aborted(t, TXN_ERR_RETRY, "40001", msg);
+        atomic_fetch_add(&db->refresh_failures, 1);
+        rc = TXN_ERR_RETRY;
+    } else {
+        atomic_fetch_add(&db->refresh_failures, 1);
+        rc = kv_fail(kv, err, r);
+        if (rc == TXN_ERR_RETRY && err != NULL)
+            mark_aborted(t, rc, err->sqlstate, err->message);
+    }
+    range_conflict_free(&conflict);
+    return rc;
+}
+
+/* A key-space error of a scan's inner iterator: err set. */
+static int inner_failed(txn_iter *it, int n, txn_error *err) {
+    int rc = range_to_txn_rc(n);
+    if (rc == TXN_ERR_IO) mark_aborted(it->t, rc, rc_sqlstate(rc), rc_message(rc));
+    return kv_fail(it->t->db->kv, err, n);
+}
+
+/* Reopen a stale scan after its last row at the txn's read timestamp. */
+static int iter_reopen(txn_iter *it, txn_error *err) {
+    txn *t = it->t;
+    range_kv *kv = t->db->kv;
+    base_buf lo = {0}; /* owner: this function */
+    const uint8_t *s = it->start.data, *e = it->end.data;
+    size_t sl = it->start.len, el = it->open_end ? 0 : it->end.len;
+    if (it->have_last && !it->reverse) {
+        if (base_buf_append(&lo, it->last.data, it->last.len) != 0 ||
+            base_buf_append_byte(&lo, 0) != 0) {
+            base_buf_free(&lo);
+            return fail(err, TXN_ERR_NOMEM);
+        }
+        s = lo.data;
+        sl = lo.len;
+    } else if (it->have_last) {
+        e = it->last.data;
+        el = it->last.len;
+    }
+    if (it->inner != NULL) it->ops->iter_close(it->inner);
+    it->inner = NULL;
+    it->batch_n = it->batch_next = 0;
+    it->inner_eof = false;
+    int r = kv->ops->iter_open(kv, sl ? s : NULL, sl, el ? e : NULL, el, t->read_ts, it->reverse,
+                               &it->inner);
+    base_buf_free(&lo);
+    if (r != RANGE_OK) {
+        it->inner = NULL; /* still stale: the next call tries again */
+        return kv_fail(kv, err, r);
+    }
+    it->ops = kv->ops;
+    it->stale = false;
+    return TXN_OK;
+}
+
+/* Read the next batch of a locking scan (copied: the inner iterator's
+** pointers do not outlive its next call). */
+static int batch_fill(txn_iter *it, txn_error *err) {
+    it->batch_n = it->batch_next = 0;
+    base_buf_reset(&it->batch);
+    if (it->batch_rows == 0) it->batch_rows = TXN__LOCK_BATCH_ROWS_FIRST;
+    while (it->batch_n < it->batch_rows && it->batch.len < TXN__LOCK_BATCH_BYTES_MAX) {
+        const uint8_t *k, *v;
+        size_t kl, vl;
+        int n = it->ops->iter_next(it->inner, &k, &kl, &v, &vl);
+        if (n < 0) return inner_failed(it, n, err);
+        if (n == 0) {
+            it->inner_eof = true;
+            break;
+        }
+        if (it->batch_n == it->batch_cap) {
+            size_t ncap = it->batch_cap ? it->batch_cap * 2 : 16;
+            size_t *o = base_realloc(it->batch_offs, ncap * 4 * sizeof(*o)); /* owner: it */
+            if (o == NULL) return fail(err, TXN_ERR_NOMEM);
+            it->batch_offs = o;
+            it->batch_cap = ncap;
+        }
+        size_t *o = &it->batch_offs[4 * it->batch_n];
+        o[0] = it->batch.len;
+        o[1] = kl;
+        if (base_buf_append(&it->batch, k, kl) != 0) return fail(err, TXN_ERR_NOMEM);
+        o[2] = it->batch.len;
+        o[3] = vl;
+        if (vl > 0 && base_buf_append(&it->batch, v, vl) != 0) return fail(err, TXN_ERR_NOMEM);
+        it->batch_n++;
+    }
+    if (it->batch_rows < TXN__LOCK_BATCH_ROWS_MAX) it->batch_rows *= 2;
+    return TXN_OK;
+}
+
+/* Lock the batch's keys (ascending: a reverse batch backwards). */
+static int batch_lock(txn_iter *it, hlc_timestamp *newest, txn_error *err) {
+    range_span *keys = base_calloc(it->batch_n, sizeof(*keys)); /* owner: this function */
+    if (keys == NULL) return fail(err, TXN_ERR_NOMEM);
+    for (size_t i = 0; i < it->batch_n; i++) {
+        size_t row = it->reverse ? it->batch_n - 1 - i : i;
+        const size_t *o = &it->batch_offs[4 * row];
+        keys[i].start = it->batch.data + o[0];
+        keys[i].start_len = o[1];
+        keys[i].point = true;
+    }
+    int rc = lock_keys(it->t, keys, it->batch_n, newest, err);
+    base_free(keys);
+    return rc;
+}
+
+/* The next storage row of a scan into it->hk/hv: 1, 0 at the end, or an
+** error with err set. A locking scan reads a batch ahead, locks its keys,
+** and when a lock found a newer version refreshes and reads the batch
+** again at the new timestamp (bounded). */
+static int iter_inner_next(txn_iter *it, txn_error *err) {
+    int refreshes = 0;
+    for (int pass = 0; pass < 2 * TXN__REFRESHES_PER_BATCH_MAX + 4; pass++) {
+        if (it->stale) {
+            int rc = iter_reopen(it, err);
+            if (rc != TXN_OK) return rc;
+        }
+        if (!it->locking) {
+            int n = it->ops->iter_next(it->inner, &it->hk, &it->hklen, &it->hv, &it->hvlen);
+            return n < 0 ? inner_failed(it, n, err) : n;
+        }
+        if (it->batch_next < it->batch_n) {
+            const size_t *o = &it->batch_offs[4 * it->batch_next++];
+            it->hk = it->batch.data + o[0];
+            it->hklen = o[1];
+            it->hv = o[3] > 0 ? it->batch.data + o[2] : (const uint8_t *)"";
+            it->hvlen = o[3];
+            return 1;
+        }
+        if (it->inner_eof) return 0;
+        if (refreshes >= TXN__REFRESHES_PER_BATCH_MAX) break;
+        int rc = batch_fill(it, err);
+        if (rc == TXN_OK && it->batch_n == 0) return 0;
+        hlc_timestamp newest = HLC_ZERO;
+        if (rc == TXN_OK) rc = batch_lock(it, &newest, err);
+        if (rc != TXN_OK) return rc;
+        if (hlc_compare(newest, it->t->read_ts) <= 0) continue; /* serve the batch */
+        refreshes++;
+        rc = refresh_to(it->t, newest, err); /* makes every open scan stale, this one too */
+        if (rc != TXN_OK) return rc;
+    }
+    char msg[sizeof(it->t->abort_error.message)];
+    snprintf(msg, sizeof(msg),
+             "restart transaction: the rows of a locking scan kept changing (%d refreshes of "
+             "one batch) (SQLSTATE 40001)",
+             TXN__REFRESHES_PER_BATCH_MAX);
+    err_setf(err, "40001", "%s", msg);
+    mark_aborted(it->t, TXN_ERR_RETRY, "40001", msg);
+    return TXN_ERR_RETRY;
+}
+
+/* -- release -- */
+
+static int span_start_cmp(const void *a, const void *b) {
+    const range_span *x = a, *y = b;
+    return key_cmp(x->start, x->start_len, y->start, y->start_len);
+}
+
+/* Is key written by t (a buffered write, or inside a delete span)? */
+static bool written(txn *t, const uint8_t *key, size_t len) {
+    const txn__node *n = node_find(t, key, len);
+    return (n != NULL && n->state != TXN__NONE) || deleted_by_span(t, key, len);
+}
+
+/* The end of t as a lock holder: unregister from the heartbeats and hand
+** the resolver a release of its locks (resolve with status over every
+** locked key, or those not written when skip_written) and, when its
+** heartbeats made a record and end_record, END_TXN(status) first. Many
+** keys go as one covering span, unless skip_written (an ambiguous two-phase
+** commit's intents must not be resolved). */
+static void locks_release(txn *t, int status, hlc_timestamp commit_ts, bool skip_written,
+                          bool end_record) {
+    txn_db *db = t->db;
+    bool have_record = false;
+    if (t->live != NULL) live_unregister(db, t->live, &have_record);
+    t->live = NULL;
+    if (!t->has_meta) return;
+    txn__resolution res;
+    memset(&res, 0, sizeof(res));
+    res.txn_id = t->meta.txn_id;
+    res.status = status;
+    res.commit_ts = status == RANGE_TXN_COMMITTED ? commit_ts : HLC_ZERO;
+    if (end_record && have_record) {
+        res.end_record = base_buf_append(&res.anchor, t->meta.anchor, t->meta.anchor_len) == 0;
+        res.nonce = t->meta.nonce;
+        res.priority = t->meta.priority;
+    }
+    txn__lockset *ls = &t->locks;
+    range_span *keys = ls->n ? base_calloc(ls->n, sizeof(*keys)) : NULL; /* owner: here */
+    size_t n = 0;
+    for (size_t i = 0; keys != NULL && i < ls->n; i++) {
+        const uint8_t *k = ls->bytes.data + ls->offs[i];
+        if (skip_written && written(t, k, ls->lens[i])) continue;
+        keys[n].start = k;
+        keys[n].start_len = ls->lens[i];
+        n++;
+    }
+    if (n > 0) qsort(keys, n, sizeof(*keys), span_start_cmp);
+    bool cover = n > TXN__RELEASE_SPANS_MAX && !skip_written;
+    size_t n_spans = cover ? 1 : n;
+    range_prepare_result *w = &res.where;
+    size_t *offs = n_spans ? base_calloc(n_spans, sizeof(*offs)) : NULL; /* owner: here */
+    w->spans = n_spans ? base_calloc(n_spans, sizeof(*w->spans)) : NULL; /* owner: res */
+    bool ok = n_spans == 0 || (offs != NULL && w->spans != NULL);
+    for (size_t i = 0; ok && i < n_spans; i++) {
+        const range_span *first = &keys[i], *last = cover ? &keys[n - 1] : &keys[i];
+        offs[i] = w->span_bytes.len;
+        w->spans[i].start_len = first->start_len;
+        w->spans[i].end_len = last->start_len + 1; /* [first, last + 0x00) */
+        ok = base_buf_append(&w->span_bytes, first->start, first->start_len) == 0 &&
+             base_buf_append(&w->span_bytes, last->start, last->start_len) == 0 &&
+             base_buf_append_byte(&w->span_bytes, 0) == 0;
+    }
+    if (ok) {
+        for (size_t i = 0; i < n_spans; i++) {
+            w->spans[i].start = w->span_bytes.data + offs[i];
+            w->spans[i].end = w->spans[i].start + w->spans[i].start_len;
+        }
+        w->n_spans = n_spans;
+    } else {
+        /* out of memory: the locks expire with the record (or without one) */
+        BASE_WARN("txn", "release of the locks of txn %016llx: out of memory; left to expire",
+                  (unsigned long long)res.txn_id);
+        range_prepare_result_free(w);
+    }
+    base_free(offs);
+    base_free(keys);
+    if (ls->n > 0 && keys == NULL)
+        BASE_WARN("txn", "release of the locks of txn %016llx: out of memory; left to expire",
+                  (unsigned long long)res.txn_id);
+    resolve_later_res(db, &res);
 }
 
 /* ---- range splits (docs/range.md, "Splits and addressing") ---------------------- */

@@ -10,11 +10,18 @@
 ** call) fail with TXN_ERR_RETRY and SQLSTATE 40001, with a message naming the
 ** key and the reason.
 **
-** In a cluster (txn_db_options.kv a range_router) three more outcomes exist:
-** TXN_ERR_UNAVAILABLE (57P03: no replica of a range answered in time),
-** TXN_ERR_AMBIGUOUS (40003: the commit's fate is unknown) and
-** TXN_ERR_UNSUPPORTED (0A000: the commit touches several ranges, until
-** distributed transactions); their messages name the range(s).
+** In a cluster (txn_db_options.kv a range_router) two more outcomes exist:
+** TXN_ERR_UNAVAILABLE (57P03: no replica of a range answered in time; a
+** transaction that was being committed is rolled back) and
+** TXN_ERR_AMBIGUOUS (40003: the commit's fate is unknown); their messages
+** name the range(s). A transaction whose writes lie in several ranges
+** commits by two-phase commit (docs/txn.md): its intents are resolved after
+** txn_commit returns, by a background thread of the txn_db; a conflict with
+** another transaction there is 40001 naming the key, the other transaction
+** or the reason.
+**
+** With statement-time locks (txn_set_locking) a conflicting writer waits
+** for the lock holder instead of failing at commit (docs/txn.md section 5).
 **
 ** Thread-safety: a txn_db is shared by all sessions; one txn belongs to one
 ** thread at a time.
@@ -44,8 +51,9 @@ enum {
                                   (except from txn_commit, which always frees it) */
     TXN_ERR_AMBIGUOUS = -4009, /* txn_commit: the outcome is unknown, the commit may or
                                   may not have applied (40003) */
-    TXN_ERR_UNSUPPORTED = -4010, /* txn_commit: the txn touches several ranges; not
-                                    supported until distributed transactions (0A000) */
+    TXN_ERR_UNSUPPORTED = -4010, /* needs what this key space lacks: txn_db_split_at
+                                    on a single node; txn_commit over several ranges
+                                    of a range_kv without prepare (0A000) */
 };
 
 /* Per-transaction limits (hitting one returns TXN_ERR_LIMIT, SQLSTATE 54000,
@@ -86,9 +94,18 @@ typedef struct txn_db_options {
                                false (acknowledged commits then survive kill -9
                                of the process, not an OS crash or power loss).
                                `meridian start` sets true. */
+    /* Cluster nodes: while the clock's epsilon is UNBOUNDED, txn_begin fails
+    ** with TXN_ERR_UNAVAILABLE (57P03): a node that cannot bound its clock
+    ** against the others must not order transactions (docs/clocks.md,
+    ** section 5); a commit wait then waits out max_offset. false (a single
+    ** node, "alone"; tests): never refuse, and an UNBOUNDED clock -- one
+    ** nobody configured -- skips the commit wait. */
+    bool require_clock_bound;
 } txn_db_options;
 
-/* owner of *out: caller, txn_db_close (after every txn is finished). */
+/* owner of *out: caller, txn_db_close (after every txn is finished; before
+** the kv it was given is freed: close stops the resolver thread, after the
+** resolution in flight, and leaves what is queued to readers). */
 int txn_db_open(const txn_db_options *opts, txn_db **out);
 void txn_db_close(txn_db *db);
 
@@ -132,6 +149,35 @@ int txn_iter_next(txn_iter *it, const uint8_t **key, size_t *key_len, const uint
                   size_t *value_len, txn_error *err);
 void txn_iter_close(txn_iter *it);
 
+/* ---- statement-time locks (docs/txn.md section 5) --------------------------
+** In locking mode (UPDATE, DELETE, SELECT ... FOR UPDATE / FOR SHARE: sql/
+** turns it on for their reads) txn_get and txn_scan take an exclusive lock
+** on every key they return before reading it, at the key's leaseholder,
+** waiting (bounded by the key space's deadline) while another transaction
+** holds it. A point read locks the key, then reads; a scan reads a batch of
+** rows ahead, locks their keys, and returns them. When a lock finds a
+** committed version newer than the read timestamp, the transaction
+** REFRESHES: every read it made so far is validated on (read_ts, new_ts]
+** and, if nothing changed, its read timestamp moves to new_ts, so this and
+** every later read sees the newest values (open scans continue at new_ts
+** after their last row); if something changed, 40001 naming the key.
+** A lock-holding transaction gets a cluster-unique id, and a record at its
+** first locked key that the txn_db's heartbeat thread creates after
+** RANGE_TXN_HEARTBEAT_MS and refreshes while it lives (others push it;
+** a deadlock or an expired record aborts it: 40001 naming the cycle).
+** txn_commit and txn_rollback release its locks (the key space's resolve,
+** through the background resolver); the commit releases the written keys'
+** locks itself. A transaction that never locks pays nothing extra.
+** The mode is ignored by a read-only txn and by a key space without locks
+** (a local store: optimistic validation alone). An open iterator keeps the
+** mode it was opened with. */
+void txn_set_locking(txn *t, bool on);
+bool txn_is_locking(const txn *t);
+/* Keys one transaction locks at most (and their bytes); past either bound
+** it stops locking (its reads still work; commit validation decides). */
+#define TXN_LOCKED_KEYS_MAX (1u << 20)
+#define TXN_LOCKED_BYTES_MAX (64u * 1024 * 1024)
+
 /* Savepoints for statement atomicity and user SAVEPOINT: a savepoint marks
 ** the write buffer; rolling back to it undoes later writes. Ids nest.
 ** txn_rollback_to(id) keeps savepoint id (like SQL ROLLBACK TO) and drops
@@ -145,16 +191,62 @@ int txn_release(txn *t, uint32_t id);
 /* Commit: validate, assign the commit timestamp, make writes durable and
 ** visible. Frees t in every case. On TXN_ERR_RETRY err says why (40001). */
 int txn_commit(txn *t, hlc_timestamp *commit_ts /* OUT, may be NULL */, txn_error *err);
+
+/* COMMIT WAIT. A read-write txn_commit returns success only once the
+** commit timestamp is in the past on every live node's clock: it waits
+** until physical_now - epsilon > commit_ts (hlc_commit_wait_ns; epsilon is
+** max_offset while UNBOUNDED, see require_clock_bound), at most
+** TXN_COMMIT_WAIT_MAX_OFFSETS times
+** max_offset (a timestamp further ahead means a clock beyond its bound
+** pushed the HLC: counted as capped). docs/clocks.md, section 5. */
+#define TXN_COMMIT_WAIT_MAX_OFFSETS 2
+typedef struct txn_commit_info {
+    hlc_timestamp commit_ts; /* read_ts for a commit that wrote nothing */
+    bool wrote;              /* read-write: the only kind that waits */
+    int64_t wait_ns;         /* time spent in commit wait */
+    int64_t epsilon_ns;      /* the bound waited out (at the start of the wait) */
+    bool epsilon_unbounded;  /* epsilon was UNBOUNDED: max_offset was used */
+    bool wait_capped;        /* stopped at the cap, not at the condition */
+} txn_commit_info;
+/* txn_commit that also reports its commit wait. info may be NULL; filled on
+** success (zeroed otherwise). Frees t in every case. */
+int txn_commit_with_info(txn *t, txn_commit_info *info /* OUT */, txn_error *err);
 /* Discard. Frees t. */
 void txn_rollback(txn *t);
 
 /* Counters since txn_db_open (for tests and metrics). */
 typedef struct txn_db_stats {
     uint64_t commits;       /* read-write commits applied */
+    /* Commit wait at the coordinator (docs/clocks.md, section 5). */
+    uint64_t commit_waits;          /* read-write commits acknowledged here */
+    uint64_t commit_wait_ns_total;  /* time they spent in commit wait */
+    uint64_t commit_wait_ns_max;
+    uint64_t commit_waits_capped;   /* cut at TXN_COMMIT_WAIT_MAX_OFFSETS (a clock
+                                       beyond its bound pushed the timestamp) */
+    int64_t commit_epsilon_ns_last; /* epsilon the last commit waited out */
+    uint64_t clock_refusals;        /* txn_begin refused: epsilon unbounded */
     uint64_t conflicts;     /* commits refused with 40001 */
     uint64_t visible_waits; /* txn_begin calls that waited for a pending commit */
+    /* two-phase commit (cluster) */
+    uint64_t distributed_commits; /* commits over several ranges (END_TXN applied) */
+    uint64_t resolves;            /* RESOLVE calls that went through */
+    uint64_t resolve_retries;     /* RESOLVE calls retried by the resolver */
+    uint64_t resolves_abandoned;  /* resolutions given up: left to readers (who
+                                     push and resolve the intents they meet) */
+    /* statement-time locks (docs/txn.md section 5) */
+    uint64_t lock_calls;        /* lock requests to the key space */
+    uint64_t keys_locked;       /* keys they locked */
+    uint64_t refreshes;         /* read timestamps moved by a refresh */
+    uint64_t refresh_failures;  /* refreshes that found a change: 40001 */
+    uint64_t heartbeats;        /* record heartbeats sent */
+    uint64_t heartbeat_aborts;  /* heartbeats that found the record ABORTED */
 } txn_db_stats;
 void txn_db_get_stats(txn_db *db, txn_db_stats *out);
+
+/* Wait, at most timeout_ms, until the background resolver has nothing
+** queued or in flight (tests; a txn_db over a key space without two-phase
+** commit has none). TXN_OK, or TXN_ERR_UNAVAILABLE when time ran out. */
+int txn_db_wait_resolved(txn_db *db, int64_t timeout_ms);
 
 /* Fill err from a return code (sqlstate + generic message) if err is not
 ** already set. */

@@ -13,8 +13,18 @@
 ** the other nodes keep committing through their routers. Splits
 ** (txn_db_split_at): the new range id from the counter, both halves serving
 ** through every node, meta written (a router knowing only the left finds
-** the right there), a boundary again is a no-op, writes in both halves in
-** one transaction are 0A000; a single node's txn_db refuses to split.
+** the right there), a boundary again is a no-op; a single node's txn_db
+** refuses to split. Two-phase commit (docs/txn.md): a transaction writing
+** both halves commits and its writes are visible at exactly its commit
+** timestamp (not just below it) through every node; a coordinator that
+** dies between PREPARE and END_TXN (simulated: a prepare through the
+** router, never ended) leaves intents that a reader gets through once the
+** record expires (RANGE_TXN_RECORD_EXPIRY_MS: one wait of about 5 s), after
+** which the dead coordinator cannot commit any more. Statement-time locks
+** (docs/txn.md section 5): two transactions on two nodes add to one
+** balance in locking mode; the second, begun before the first committed,
+** waits for the first's lock, refreshes to its commit and reads its value,
+** and both commit without 40001 (the balance holds both deltas).
 **
 ** Every wait is bounded (router deadlines; wait_for with a limit).
 */
@@ -211,12 +221,34 @@ static void put_through(cluster *c, int i, const char *key, const char *value) {
     fail_msg("commit of %s through node %d kept conflicting", key, i);
 }
 
+/* key through node i's router at exactly ts: value, or absent (NULL). */
+static void check_at(cluster *c, int i, const char *key, hlc_timestamp ts, const char *value) {
+    range_kv *kv = range_router_kv(c->n[i].router);
+    base_buf b = {0};
+    int rc = kv->ops->get(kv, (const uint8_t *)key, strlen(key), ts, &b);
+    if (value == NULL) {
+        if (rc != RANGE_NOT_FOUND) fail_msg("get %s through node %d: %d, want absent", key, i, rc);
+    } else {
+        if (rc != RANGE_OK) fail_msg("get %s through node %d: %d", key, i, rc);
+        assert_int_equal(b.len, strlen(value));
+        assert_memory_equal(b.data, value, b.len);
+    }
+    base_buf_free(&b);
+}
+
 static void check_value(cluster *c, int i, const char *key, const char *value) {
     txn *t;
     txn_error err = {0};
     base_buf b = {0};
     assert_int_equal(txn_begin(c->n[i].db, &(txn_options){.read_only = true}, &t), TXN_OK);
     int rc = txn_get(t, (const uint8_t *)key, strlen(key), &b, &err);
+    if (value == NULL) { /* absent */
+        if (rc != TXN_NOT_FOUND) fail_msg("get %s through node %d: %d %s, want absent", key, i,
+                                          rc, err.message);
+        txn_rollback(t);
+        base_buf_free(&b);
+        return;
+    }
     if (rc != TXN_OK) fail_msg("get %s through node %d: %d %s", key, i, rc, err.message);
     assert_int_equal(b.len, strlen(value));
     assert_memory_equal(b.data, value, b.len);
@@ -353,14 +385,30 @@ static void test_split(void **state) {
         assert_string_equal(keys, "z,y3,y2,y1,b3,b2,b1,a");
         check_value(c, i, "z", "1");
     }
-    /* writes in both halves: one range each, until two-phase commit */
+    /* writes in both halves: two-phase commit, visible at exactly its
+    ** timestamp through every node (a read there meets the intents if they
+    ** are not resolved yet: it pushes, finds COMMITTED, resolves) */
     txn *t;
+    hlc_timestamp cts = HLC_ZERO;
     assert_int_equal(txn_begin(c->n[3].db, NULL, &t), TXN_OK);
     assert_int_equal(txn_put(t, (const uint8_t *)"c", 1, (const uint8_t *)"x", 1, &err), TXN_OK);
     assert_int_equal(txn_put(t, (const uint8_t *)"x", 1, (const uint8_t *)"x", 1, &err), TXN_OK);
     memset(&err, 0, sizeof(err));
-    assert_int_equal(txn_commit(t, NULL, &err), TXN_ERR_UNSUPPORTED);
-    assert_string_equal(err.sqlstate, "0A000");
+    rc = txn_commit(t, &cts, &err);
+    if (rc != TXN_OK) fail_msg("two-range commit: %d %s %s", rc, err.sqlstate, err.message);
+    for (int i = 1; i <= NODES; i++) {
+        check_at(c, i, "c", cts, "x");
+        check_at(c, i, "x", cts, "x");
+        check_at(c, i, "c", hlc_prev(cts), NULL);
+        check_at(c, i, "x", hlc_prev(cts), NULL);
+        check_value(c, i, "x", "x");
+    }
+    txn_db_stats dst;
+    txn_db_get_stats(c->n[3].db, &dst);
+    assert_int_equal(dst.distributed_commits, 1);
+    assert_int_equal(txn_db_wait_resolved(c->n[3].db, WAIT_MS_MAX), TXN_OK);
+    txn_db_get_stats(c->n[3].db, &dst);
+    assert_int_equal(dst.resolves, 1);
     /* the boundary again: nothing to do, and a new id is not used */
     assert_int_equal(txn_db_split_at(c->n[1].db, (const uint8_t *)"m", 1, &res, &err), TXN_OK);
     assert_false(res.created);
@@ -392,6 +440,149 @@ static void test_split(void **state) {
     free(c);
 }
 
+/* Node 1's router prepares a transaction writing "d" (left) and "y"
+** (right) and its coordinator "dies": no END_TXN. A reader through node 2
+** meets the intent, pushes the PENDING record until it expires, aborts it
+** and gets through; the writes never appear; the dead coordinator's
+** END_TXN(COMMITTED) is refused. */
+static void test_dead_coordinator(void **state) {
+    (void)state;
+    cluster *c = calloc(1, sizeof(*c));
+    start_cluster(c);
+    assert_true(wait_leader(c));
+    put_through(c, 1, "d", "old");
+    txn_split_result res;
+    txn_error err = {0};
+    int rc = txn_db_split_at(c->n[2].db, (const uint8_t *)"m", 1, &res, &err);
+    if (rc != TXN_OK) fail_msg("split: %d %s", rc, err.message);
+    range_kv *kv = range_router_kv(c->n[1].router);
+    range_write w[2] = {{(const uint8_t *)"d", 1, (const uint8_t *)"dead", 4, false},
+                        {(const uint8_t *)"y", 1, (const uint8_t *)"dead", 4, false}};
+    range_txn_meta meta = {.txn_id = 0x5eed0001, .nonce = 42, .anchor = (const uint8_t *)"d",
+                           .anchor_len = 1, .read_ts = hlc_now(c->n[1].clock)};
+    range_commit_request req = {.txn_id = meta.txn_id, .read_ts = meta.read_ts, .writes = w,
+                                .write_count = 2};
+    range_prepare_result prepared;
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    /* a split just done: a router may need a round or two to learn it */
+    for (int attempt = 0; attempt < COMMIT_TRIES_MAX; attempt++) {
+        rc = kv->ops->prepare(kv, &meta, &req, &prepared, &conflict);
+        if (rc == RANGE_OK) break;
+        range_prepare_result_free(&prepared);
+    }
+    if (rc != RANGE_OK) fail_msg("prepare: %d", rc);
+    assert_int_equal(prepared.n_spans, 2);
+    /* the coordinator is gone; a reader through node 2 waits for the record
+    ** to expire, aborts it, and sees the old value */
+    int64_t t0 = base_monotonic_ns();
+    check_value(c, 2, "d", "old");
+    int64_t waited_ms = (base_monotonic_ns() - t0) / 1000000;
+    check_value(c, 3, "y", NULL);
+    fprintf(stderr, "dead coordinator: the reader got through after %lld ms\n",
+            (long long)waited_ms);
+    assert_true(waited_ms < ROUTER_DEADLINE_MS);
+    /* too late to commit */
+    range_txn_outcome out;
+    assert_int_equal(kv->ops->end_txn(kv, &meta, RANGE_TXN_COMMITTED, prepared.commit_ts, &out),
+                     RANGE_ERR_ABORTED);
+    range_prepare_result_free(&prepared);
+    /* both keys are free for the next writer */
+    put_through(c, 3, "y", "new");
+    put_through(c, 1, "d", "new");
+    check_value(c, 2, "y", "new");
+    check_value(c, 2, "d", "new");
+    stop_cluster(c);
+    free(c);
+}
+
+/* UPDATE key = key + delta, as sql/ runs it: a locking read, then the write. */
+static int locked_add(txn *t, const char *key, int delta, int *seen, txn_error *err) {
+    base_buf b = {0};
+    txn_set_locking(t, true);
+    int rc = txn_get(t, (const uint8_t *)key, strlen(key), &b, err);
+    txn_set_locking(t, false);
+    if (rc == TXN_OK) {
+        char text[32], next[32];
+        snprintf(text, sizeof(text), "%.*s", (int)b.len, (const char *)b.data);
+        *seen = atoi(text);
+        snprintf(next, sizeof(next), "%d", *seen + delta);
+        rc = txn_put(t, (const uint8_t *)key, strlen(key), (const uint8_t *)next, strlen(next),
+                     err);
+    }
+    base_buf_free(&b);
+    return rc;
+}
+
+typedef struct updater {
+    txn *t;
+    int seen;
+    int rc;
+    txn_error err;
+} updater;
+
+static void *updater_main(void *arg) {
+    updater *u = arg;
+    u->rc = locked_add(u->t, "bal", 7, &u->seen, &u->err);
+    if (u->rc == TXN_OK) u->rc = txn_commit(u->t, NULL, &u->err);
+    else txn_rollback(u->t);
+    return NULL;
+}
+
+static uint64_t router_attempts(node *nd) {
+    range_router_stats st;
+    range_router_get_stats(nd->router, &st);
+    return st.attempts;
+}
+
+static void test_locked_updates(void **state) {
+    (void)state;
+    cluster *c = calloc(1, sizeof(*c));
+    start_cluster(c);
+    assert_true(wait_leader(c));
+    put_through(c, 1, "bal", "100");
+    /* T2 begins first: its read timestamp is below T1's commit */
+    updater u = {0};
+    assert_int_equal(txn_begin(c->n[2].db, NULL, &u.t), TXN_OK);
+    txn *t1;
+    txn_error err = {0};
+    int seen = 0;
+    assert_int_equal(txn_begin(c->n[1].db, NULL, &t1), TXN_OK);
+    assert_int_equal(locked_add(t1, "bal", 5, &seen, &err), TXN_OK);
+    assert_int_equal(seen, 100);
+    uint64_t before = router_attempts(&c->n[2]);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, updater_main, &u), 0);
+    /* let T2 meet T1's lock (its LOCK refused and asked again), bounded;
+    ** if it comes later it locks after T1 and refreshes all the same */
+    int64_t until = base_monotonic_ns() + 3000LL * 1000000;
+    while (router_attempts(&c->n[2]) < before + 2 && base_monotonic_ns() < until) {
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL); /* poll a counter, bounded */
+    }
+    hlc_timestamp c1;
+    assert_int_equal(txn_commit(t1, &c1, &err), TXN_OK);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    if (u.rc != TXN_OK) fail_msg("T2: %d %s %s", u.rc, u.err.sqlstate, u.err.message);
+    assert_int_equal(u.seen, 105); /* T1's value: it waited, then refreshed */
+    for (int i = 1; i <= NODES; i++) check_value(c, i, "bal", "112");
+    txn_db_stats st;
+    txn_db_get_stats(c->n[2].db, &st);
+    assert_int_equal(st.refreshes, 1);
+    assert_int_equal(st.refresh_failures, 0);
+    assert_true(st.lock_calls >= 1);
+    /* the locks are gone: a third transaction locks at once */
+    assert_int_equal(txn_db_wait_resolved(c->n[2].db, WAIT_MS_MAX), TXN_OK);
+    txn *t3;
+    assert_int_equal(txn_begin(c->n[3].db, NULL, &t3), TXN_OK);
+    assert_int_equal(locked_add(t3, "bal", 1, &seen, &err), TXN_OK);
+    assert_int_equal(seen, 112);
+    assert_int_equal(txn_commit(t3, NULL, &err), TXN_OK);
+    check_value(c, 1, "bal", "113");
+    stop_cluster(c);
+    free(c);
+}
+
 static void test_single_node_cannot_split(void **state) {
     (void)state;
     hlc_clock *clock;
@@ -418,6 +609,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_three_node_cluster),
         cmocka_unit_test(test_split),
+        cmocka_unit_test(test_dead_coordinator),
+        cmocka_unit_test(test_locked_updates),
         cmocka_unit_test(test_single_node_cannot_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

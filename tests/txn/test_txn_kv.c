@@ -84,7 +84,8 @@ static bool f_last_error(range_kv *kv, char *buf, size_t size) {
     return true;
 }
 static const range_kv_ops faulty_ops = {f_wait, f_get, f_iter_open, f_iter_next, f_iter_close,
-                                        f_commit, f_stats, f_last_error, NULL, NULL, NULL, NULL};
+                                        f_commit, f_stats, f_last_error, NULL, NULL, NULL, NULL,
+                                        NULL, NULL, NULL};
 
 typedef struct fixture {
     hlc_manual_clock manual;
@@ -205,9 +206,10 @@ static void test_cross_range_commit(void **state) {
     put(t, "z", "2");
     assert_int_equal(txn_commit(t, NULL, &err), TXN_ERR_UNSUPPORTED);
     assert_string_equal(err.sqlstate, "0A000");
+    /* a key space without two-phase commit (no prepare) */
     assert_string_equal(err.message,
-                        "transaction touches several ranges (keys in range 1 and range 2): not "
-                        "supported until distributed transactions");
+                        "transaction touches several ranges (keys in range 1 and range 2): this "
+                        "key space has no two-phase commit");
     txn_error e2 = {0};
     txn_error_set(&e2, TXN_ERR_UNSUPPORTED);
     assert_string_equal(e2.sqlstate, "0A000");
