@@ -21,6 +21,7 @@
 #include "base/base.h"
 #include "sql_dialect.h"
 #include "sql_lex.h"
+#include "sql_pgcatalog.h"
 
 typedef struct tok {
     sqlv__token_kind kind;
@@ -30,10 +31,24 @@ typedef struct tok {
     size_t wslen;
 } tok;
 
+typedef struct owned {
+    struct owned *next;
+    char s[];
+} owned;
+
 typedef struct toks {
     tok *v;
     size_t n, cap;
+    owned *owned; /* text of new tokens (E'...', ARRAY[...], unnest); owner: this */
 } toks;
+
+static void toks_free_owned(toks *t) {
+    while (t->owned) {
+        owned *n = t->owned->next;
+        base_free(t->owned);
+        t->owned = n;
+    }
+}
 
 static int push(toks *t, tok x) {
     if (t->n == t->cap) {
@@ -82,8 +97,10 @@ static const char *const cast_types[][2] = {
     {"text", "TEXT"},            {"varchar", "TEXT"},
     {"character varying", "TEXT"}, {"char", "TEXT"},
     {"character", "TEXT"},       {"bpchar", "TEXT"},
-    {"name", "TEXT"},            {"regclass", "TEXT"},
+    {"name", "TEXT"},            {"regclass", "REGCLASS"},
     {"regtype", "TEXT"},         {"regproc", "TEXT"},
+    {"regnamespace", "TEXT"},    {"regrole", "TEXT"},
+    {"regprocedure", "TEXT"},    {"regoper", "TEXT"},
     {"uuid", "TEXT"},            {"json", "TEXT"},
     {"jsonb", "TEXT"},           {"date", "TEXT"},
     {"time", "TEXT"},            {"timetz", "TEXT"},
@@ -235,6 +252,428 @@ static bool is_create_table(const tok *in, size_t n) {
     return k < n && is(&in[k], "TABLE");
 }
 
+/* ---- the constructs of psql's and drivers' catalog queries -------------------------
+**   E'a\nb'                        a standard string with the escapes applied
+**   a ~ b, ~*, !~, !~*             a REGEXP b (~*: REGEXP '(?i)' || b), NOT REGEXP
+**   a ~~ b, ~~*, !~~, !~~*         LIKE, MATCH (ILIKE), NOT ...
+**   OPERATOR(pg_catalog.op)        op, as above
+**   ARRAY(SELECT ...)              (WITH meridian_array(v) AS (SELECT ...)
+**                                   SELECT meridian_array_agg(v) FROM meridian_array)
+**   x = ANY (a), x <> ALL (a)      x [NOT] IN (SELECT value FROM
+**                                   json_each(meridian_array_json(a)))
+**   x = ANY (SELECT ...)           x IN (SELECT ...)
+**   a[i]                           meridian_array_at(a, i)
+**   FROM unnest(a) [AS] x          FROM (SELECT value AS x FROM
+**                                   json_each(meridian_array_json(a))) [AS] x
+**   x LIKE 'a\_b%'                x LIKE 'a\_b%' ESCAPE '\' (PostgreSQL's default)
+** (x::regclass, information_schema.x and COLLATE pg_catalog.default are
+** handled with their neighbours above.) */
+
+static const char array_open[] = "(WITH meridian_array(v) AS (";
+static const char array_close[] = ") SELECT meridian_array_agg(v) FROM meridian_array)";
+static const char any_open[] = "(SELECT value FROM json_each(meridian_array_json(";
+static const char any_close[] = ")))";
+
+/* The index of the ')' closing the '(' at in->v[open], or in->n. */
+static size_t matching_close(const toks *in, size_t open) {
+    int d = 0;
+    size_t k = open;
+    for (; k < in->n; k++) {
+        if (punct(&in->v[k], '(')) d++;
+        if (punct(&in->v[k], ')') && --d == 0) break;
+    }
+    return k;
+}
+
+/* Does t end an operand (so a following ~ is binary)? */
+static bool operand_end(const tok *t) {
+    if (t == NULL) return false;
+    if (punct(t, ')')) return true;
+    if (t->kind == SQLV__TOK_STRING || t->kind == SQLV__TOK_OTHER) return true;
+    return identish(t) && (!is_keyword(t) || is(t, "END"));
+}
+
+/* Push the tokens of PostgreSQL operator op. 0, 1 unknown, -1 memory. */
+static int push_operator(toks *o, const char *op, const char *ws) {
+    static const char *const map[][5] = {
+        {"~", "REGEXP"},
+        {"~*", "REGEXP", "'(?i)'", "||"},
+        {"!~", "NOT", "REGEXP"},
+        {"!~*", "NOT", "REGEXP", "'(?i)'", "||"},
+        {"~~", "LIKE"},
+        {"~~*", "MATCH"},
+        {"!~~", "NOT", "LIKE"},
+        {"!~~*", "NOT", "MATCH"},
+        {"=", "="},
+        {"<>", "<>"},
+        {"!=", "<>"},
+        {"<", "<"},
+        {">", ">"},
+        {"<=", "<="},
+        {">=", ">="},
+        {"+", "+"},
+        {"-", "-"},
+        {"*", "*"},
+        {"/", "/"},
+        {"%", "%"},
+        {"||", "||"},
+    };
+    for (size_t i = 0; i < BASE_ARRAY_LEN(map); i++) {
+        if (strcmp(map[i][0], op) != 0) continue;
+        for (size_t k = 1; k < 5 && map[i][k]; k++) {
+            const char *w = map[i][k];
+            sqlv__token_kind kind = w[0] == '\'' ? SQLV__TOK_STRING
+                                    : isalpha((unsigned char)w[0]) ? SQLV__TOK_WORD
+                                                                    : SQLV__TOK_PUNCT;
+            if (push(o, mk(kind, w, k == 1 && ws[0] ? ws : " ")) != 0) return -1;
+        }
+        return 0;
+    }
+    return 1;
+}
+
+static void put_utf8(base_buf *b, uint32_t c, int *rc) {
+    uint8_t u[4];
+    size_t n;
+    if (c < 0x80) {
+        u[0] = (uint8_t)c;
+        n = 1;
+    } else if (c < 0x800) {
+        u[0] = (uint8_t)(0xC0 | (c >> 6));
+        u[1] = (uint8_t)(0x80 | (c & 0x3F));
+        n = 2;
+    } else if (c < 0x10000) {
+        u[0] = (uint8_t)(0xE0 | (c >> 12));
+        u[1] = (uint8_t)(0x80 | ((c >> 6) & 0x3F));
+        u[2] = (uint8_t)(0x80 | (c & 0x3F));
+        n = 3;
+    } else {
+        u[0] = (uint8_t)(0xF0 | (c >> 18));
+        u[1] = (uint8_t)(0x80 | ((c >> 12) & 0x3F));
+        u[2] = (uint8_t)(0x80 | ((c >> 6) & 0x3F));
+        u[3] = (uint8_t)(0x80 | (c & 0x3F));
+        n = 4;
+    }
+    if (*rc == 0) *rc = base_buf_append(b, u, n);
+}
+
+/* E'...' starting at its quote q (the lexer's token ends at tok_end): a
+** standard literal in b. 0, 1 rejected (out set), -1 memory. */
+static int e_string(const char *q, const char *lim, const char *tok_end, base_buf *b,
+                    sqlv__rewrite *out) {
+    int rc = base_buf_append_byte(b, '\'');
+    const char *p = q + 1;
+    for (; p < lim && rc == 0; p++) {
+        uint32_t c = (unsigned char)*p;
+        if (c == '\'') {
+            if (p + 1 < lim && p[1] == '\'') {
+                p++;
+            } else {
+                break; /* the closing quote */
+            }
+        } else if (c == '\\' && p + 1 < lim) {
+            char e = *++p;
+            int ndig = 0, base = 8, max = 3;
+            c = (unsigned char)e;
+            switch (e) {
+            case 'b': c = '\b'; break;
+            case 'f': c = '\f'; break;
+            case 'n': c = '\n'; break;
+            case 'r': c = '\r'; break;
+            case 't': c = '\t'; break;
+            case 'x': base = 16, max = 2; break;
+            case 'u': base = 16, max = 4; break;
+            case 'U': base = 16, max = 8; break;
+            default: base = e >= '0' && e <= '7' ? 8 : 0; break;
+            }
+            if (base != 0 && (e == 'x' || e == 'u' || e == 'U' || (e >= '0' && e <= '7'))) {
+                const char *d = e >= '0' && e <= '7' ? p : p + 1;
+                c = 0;
+                for (; d < lim && ndig < max && isxdigit((unsigned char)*d) &&
+                       (base == 16 || (*d >= '0' && *d <= '7'));
+                     d++, ndig++)
+                    c = c * (uint32_t)base +
+                        (uint32_t)(isdigit((unsigned char)*d)
+                                       ? *d - '0'
+                                       : tolower((unsigned char)*d) - 'a' + 10);
+                if (ndig == 0 || ((e == 'u' || e == 'U') && ndig != max))
+                    return reject(out, "22025", "invalid Unicode escape%.*s", "", 0);
+                p = d - 1;
+                if (c == 0)
+                    return reject(out, "22021",
+                                  "invalid byte sequence for encoding \"UTF8\": 0x00%.*s", "", 0);
+                if (e == 'u' || e == 'U') {
+                    if (c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+                        return reject(out, "22025", "invalid Unicode escape value%.*s", "", 0);
+                    put_utf8(b, c, &rc);
+                    continue;
+                }
+            }
+        }
+        if (c == '\'') rc = base_buf_append_byte(b, '\'');
+        if (rc == 0) rc = base_buf_append_byte(b, (uint8_t)c);
+    }
+    if (rc != 0) return -1;
+    if (p >= lim || p + 1 != tok_end)
+        return reject(out, "0A000",
+                      "E'...' strings with \\' are not supported yet (write '' for a quote)%.*s",
+                      "", 0);
+    rc = base_buf_append_byte(b, '\'');
+    if (rc == 0) rc = base_buf_append_byte(b, 0);
+    return rc == 0 ? 0 : -1;
+}
+
+/* Is out's last token the word w (the tokens before t that survived the
+** rewrite: a dropped COLLATE "C" between them does not count, so a second
+** rewrite of the output decides exactly as the first)? */
+static bool last_is(const toks *o, size_t back, const char *w) {
+    return o->n > back && is(&o->v[o->n - 1 - back], w);
+}
+
+static bool starts_query(const toks *in, size_t k) {
+    return k < in->n &&
+           (is(&in->v[k], "SELECT") || is(&in->v[k], "WITH") || is(&in->v[k], "VALUES"));
+}
+
+/* One of the constructs above at in->v[*i]: 2 rewritten into o (*i on its
+** last token), 0 not one of them, 1 rejected (out set), -1 memory. Each is
+** recognised at its last token looking back at the output (E'...' at the
+** string, ARRAY( / ANY( / OPERATOR( / unnest( at the parenthesis). */
+static int catalog_rewrite(toks *in, size_t *i, toks *o, const char *text, size_t len,
+                           sqlv__rewrite *out) {
+    tok *t = &in->v[*i];
+    const tok *prev = o->n > 0 ? &o->v[o->n - 1] : NULL;
+    /* E'...': an E immediately before the string */
+    if (t->kind == SQLV__TOK_STRING && t->s[0] == '\'' && t->wslen == 0 && prev &&
+        prev->kind == SQLV__TOK_WORD && prev->len == 1 &&
+        (prev->s[0] == 'E' || prev->s[0] == 'e')) {
+        base_buf b = {0};
+        int rc = e_string(t->s, text + len, t->s + t->len, &b, out);
+        if (rc != 0) {
+            base_buf_free(&b);
+            return rc;
+        }
+        owned *w = base_malloc(sizeof(*w) + b.len);
+        if (w == NULL) {
+            base_buf_free(&b);
+            return -1;
+        }
+        memcpy(w->s, b.data, b.len);
+        base_buf_free(&b);
+        w->next = o->owned;
+        o->owned = w;
+        tok x = mk(SQLV__TOK_STRING, w->s, "");
+        x.ws = prev->ws;
+        x.wslen = prev->wslen;
+        o->v[o->n - 1] = x; /* replaces the E */
+        return 2;
+    }
+    /* LIKE 'a\_b%': PostgreSQL's LIKE escapes with \ by default (psql's
+    ** tab completion relies on it); SQLite's only with ESCAPE */
+    if (t->kind == SQLV__TOK_STRING && t->s[0] == '\'' && last_is(o, 0, "LIKE") &&
+        memchr(t->s, '\\', t->len) != NULL && !(*i + 1 < in->n && is(&in->v[*i + 1], "ESCAPE"))) {
+        if (push(o, *t) != 0 || push(o, mk(SQLV__TOK_WORD, "ESCAPE", " ")) != 0 ||
+            push(o, mk(SQLV__TOK_STRING, "'\\'", " ")) != 0)
+            return -1;
+        return 2;
+    }
+    /* ARRAY[a, b] (one bracket token, as the lexer reads it): meridian_array(a, b) */
+    if (t->kind == SQLV__TOK_QUOTED && t->s[0] == '[' && last_is(o, 0, "ARRAY")) {
+        size_t quotes = 0;
+        for (size_t k = 0; k < t->len; k++)
+            quotes += t->s[k] == '\'';
+        if (t->len < 2 || t->s[t->len - 1] != ']' || memchr(t->s + 1, '[', t->len - 1) != NULL ||
+            quotes % 2 != 0)
+            return reject(out, "0A000",
+                          "this ARRAY[...] constructor is not supported yet (nested arrays, or "
+                          "a ']' inside a string)%.*s",
+                          "", 0);
+        /* the elements are rewritten on their own (no '[' inside: bounded) */
+        sqlv__rewrite sub;
+        int rc = sqlv__dialect_rewrite(t->s + 1, t->len - 2, &sub);
+        if (rc != 0) {
+            if (rc == 1) {
+                base_strlcpy(out->sqlstate, sub.sqlstate, sizeof(out->sqlstate));
+                base_strlcpy(out->message, sub.message, sizeof(out->message));
+            }
+            return rc;
+        }
+        owned *w = base_malloc(sizeof(*w) + sub.len + 1);
+        if (w == NULL) {
+            base_free(sub.text);
+            return -1;
+        }
+        memcpy(w->s, sub.text, sub.len + 1);
+        base_free(sub.text);
+        w->next = o->owned;
+        o->owned = w;
+        tok fn = mk(SQLV__TOK_WORD, "meridian_array", "");
+        fn.ws = prev->ws;
+        fn.wslen = prev->wslen;
+        o->v[o->n - 1] = fn; /* replaces ARRAY */
+        tok inner = {SQLV__TOK_OTHER, w->s, sub.len, "", 0};
+        if (push(o, mk(SQLV__TOK_PUNCT, "(", "")) != 0 || (inner.len > 0 && push(o, inner) != 0) ||
+            push(o, mk(SQLV__TOK_PUNCT, ")", "")) != 0)
+            return -1;
+        return 2;
+    }
+    if (punct(t, '(') && prev != NULL) {
+        size_t k = matching_close(in, *i);
+        /* ARRAY(SELECT ...): the parentheses become the CTE's (their text
+        ** changes, their depth does not) */
+        if (last_is(o, 0, "ARRAY") && starts_query(in, *i + 1)) {
+            if (k == in->n) return reject(out, "42601", "syntax error at end of input%.*s", "", 0);
+            tok open = *t;
+            open.s = array_open;
+            open.len = sizeof(array_open) - 1;
+            open.ws = prev->ws;
+            open.wslen = prev->wslen;
+            o->v[o->n - 1] = open; /* replaces ARRAY */
+            in->v[k].s = array_close;
+            in->v[k].len = sizeof(array_close) - 1;
+            return 2;
+        }
+        /* x = ANY (...), x <> ALL (...) */
+        if ((last_is(o, 0, "ANY") || last_is(o, 0, "SOME") || last_is(o, 0, "ALL")) &&
+            o->n >= 2 && o->v[o->n - 2].kind == SQLV__TOK_PUNCT &&
+            strchr("=<>!", o->v[o->n - 2].s[0]) != NULL) {
+            bool all = last_is(o, 0, "ALL");
+            const tok *p1 = &o->v[o->n - 2], *p0 = o->n >= 3 ? &o->v[o->n - 3] : NULL;
+            bool two = p0 && p0->kind == SQLV__TOK_PUNCT && p1->s == p0->s + 1 &&
+                       strchr("<>!", p0->s[0]) != NULL;
+            char op[3] = {two ? p0->s[0] : p1->s[0], two ? p1->s[0] : 0, 0};
+            bool in_ = strcmp(op, "=") == 0 && !all;
+            bool not_in = (strcmp(op, "<>") == 0 || strcmp(op, "!=") == 0) && all;
+            if (!in_ && !not_in)
+                return reject(out, "0A000", "%.*s ANY/ALL (...) is not supported yet", op,
+                              strlen(op));
+            if (k == in->n) return reject(out, "42601", "syntax error at end of input%.*s", "", 0);
+            o->n -= two ? 3 : 2; /* the operator and ANY */
+            if (not_in && push(o, mk(SQLV__TOK_WORD, "NOT", " ")) != 0) return -1;
+            if (push(o, mk(SQLV__TOK_WORD, "IN", " ")) != 0) return -1;
+            tok open = *t;
+            open.ws = " ";
+            open.wslen = 1;
+            if (!starts_query(in, *i + 1)) {
+                open.s = any_open;
+                open.len = sizeof(any_open) - 1;
+                in->v[k].s = any_close;
+                in->v[k].len = sizeof(any_close) - 1;
+            }
+            return push(o, open) != 0 ? -1 : 2;
+        }
+        /* OPERATOR(schema.op) */
+        if (last_is(o, 0, "OPERATOR")) {
+            char op[8];
+            size_t n = 0, j = *i + 1;
+            if (j + 1 < in->n && identish(&in->v[j]) && punct(&in->v[j + 1], '.')) j += 2;
+            for (; j < in->n && in->v[j].kind == SQLV__TOK_PUNCT && !punct(&in->v[j], ')'); j++) {
+                if (n + 1 >= sizeof(op)) break;
+                op[n++] = in->v[j].s[0];
+            }
+            op[n] = 0;
+            if (j >= in->n || !punct(&in->v[j], ')') || n == 0)
+                return reject(out, "42601", "syntax error at or near \"%.*s\"", "OPERATOR", 8);
+            const tok word = o->v[--o->n]; /* OPERATOR goes */
+            int rc = push_operator(o, op, word.wslen ? " " : "");
+            if (rc < 0) return -1;
+            if (rc > 0)
+                return reject(out, "0A000", "operator %.*s is not supported yet", op, strlen(op));
+            if (j + 1 < in->n && in->v[j + 1].wslen == 0) {
+                in->v[j + 1].ws = " ";
+                in->v[j + 1].wslen = 1;
+            }
+            *i = j;
+            return 2;
+        }
+        /* FROM unnest(a) [AS] x: the '(' and ')' stay the call's */
+        if (last_is(o, 0, "unnest") &&
+            (last_is(o, 1, "FROM") || last_is(o, 1, "JOIN") || last_is(o, 1, "LATERAL"))) {
+            if (k == in->n) return reject(out, "42601", "syntax error at end of input%.*s", "", 0);
+            size_t a = k + 1;
+            if (a < in->n && is(&in->v[a], "AS")) a++;
+            bool alias = a < in->n && identish(&in->v[a]) && !is_keyword(&in->v[a]) &&
+                         !is(&in->v[a], "WHERE") && !is(&in->v[a], "ON") &&
+                         !is(&in->v[a], "LEFT") && !is(&in->v[a], "CROSS") &&
+                         !is(&in->v[a], "INNER") && !is(&in->v[a], "ORDER") &&
+                         !is(&in->v[a], "GROUP") && !is(&in->v[a], "NATURAL") &&
+                         !is(&in->v[a], "WINDOW") && !is(&in->v[a], "WITH");
+            const char *name = alias ? in->v[a].s : "unnest";
+            size_t name_len = alias ? in->v[a].len : 6;
+            static const char head[] = "(SELECT value AS ",
+                              tail[] = " FROM json_each(meridian_array_json";
+            size_t size = sizeof(head) + name_len + sizeof(tail);
+            owned *w = base_malloc(sizeof(*w) + size);
+            if (w == NULL) return -1;
+            snprintf(w->s, size, "%s%.*s%s", head, (int)name_len, name, tail);
+            w->next = o->owned;
+            o->owned = w;
+            tok x = mk(SQLV__TOK_OTHER, w->s, "");
+            x.ws = prev->ws;
+            x.wslen = prev->wslen;
+            o->v[o->n - 1] = x; /* replaces unnest */
+            tok open = *t;
+            open.ws = "";
+            open.wslen = 0;
+            in->v[k].s = alias ? ")))" : "))) AS unnest";
+            in->v[k].len = strlen(in->v[k].s);
+            return push(o, open) != 0 ? -1 : 2;
+        }
+    }
+    /* a[i] (the lexer reads "[i]" as a bracket-quoted identifier) */
+    if (t->kind == SQLV__TOK_QUOTED && t->s[0] == '[' && t->len > 2 && t->s[t->len - 1] == ']' &&
+        operand_end(prev) && !is(&in->v[0], "CREATE") && !is(&in->v[0], "ALTER")) {
+        if (memchr(t->s, ':', t->len) != NULL)
+            return reject(out, "0A000", "array slices are not supported yet%.*s", "", 0);
+        long start = operand_start(o);
+        if (start < 0) return 0;
+        tok fn = mk(SQLV__TOK_WORD, "meridian_array_at", "");
+        fn.ws = o->v[start].ws;
+        fn.wslen = o->v[start].wslen;
+        o->v[start].ws = "";
+        o->v[start].wslen = 0;
+        tok sub = {SQLV__TOK_OTHER, t->s + 1, t->len - 2, " ", 1};
+        if (insert_at(o, (size_t)start, mk(SQLV__TOK_PUNCT, "(", "")) != 0 ||
+            insert_at(o, (size_t)start, fn) != 0 || push(o, mk(SQLV__TOK_PUNCT, ",", "")) != 0 ||
+            push(o, sub) != 0 || push(o, mk(SQLV__TOK_PUNCT, ")", "")) != 0)
+            return -1;
+        return 2;
+    }
+    /* a ~ b and its family, written as adjacent characters */
+    if (t->kind == SQLV__TOK_PUNCT && (t->s[0] == '~' || t->s[0] == '!') && operand_end(prev)) {
+        char op[8];
+        size_t n = 0, k = *i;
+        for (; k < in->n && n + 1 < sizeof(op) && in->v[k].kind == SQLV__TOK_PUNCT &&
+               strchr("!~*", in->v[k].s[0]) != NULL &&
+               (k == *i || in->v[k].s == in->v[k - 1].s + 1);
+             k++)
+            op[n++] = in->v[k].s[0];
+        op[n] = 0;
+        if (strchr(op, '~') == NULL) return 0; /* not ours: "!=" and the like */
+        int rc = push_operator(o, op, " ");
+        if (rc != 0) return rc < 0 ? -1 : 0; /* "~~~": SQLite's syntax error */
+        if (k < in->n && in->v[k].wslen == 0) {
+            in->v[k].ws = " ";
+            in->v[k].wslen = 1;
+        }
+        *i = k - 1;
+        return 2;
+    }
+    return 0;
+}
+
+/* Does a locking clause (FOR UPDATE, FOR NO KEY UPDATE, FOR SHARE, FOR KEY
+** SHARE) start at v[i] of a query (SELECT, WITH, or a parenthesized one)? */
+static bool locking_clause(const tok *v, size_t n, size_t i) {
+    if (n == 0 || !(is(&v[0], "SELECT") || is(&v[0], "WITH") || punct(&v[0], '(')) ||
+        !is(&v[i], "FOR") || i + 1 >= n)
+        return false;
+    size_t k = i + 1;
+    if (is(&v[k], "UPDATE") || is(&v[k], "SHARE")) return true;
+    if (is(&v[k], "NO")) return k + 2 < n && is(&v[k + 1], "KEY") && is(&v[k + 2], "UPDATE");
+    return is(&v[k], "KEY") && k + 1 < n && is(&v[k + 1], "SHARE");
+}
+
 int sqlv__dialect_rewrite(const char *text, size_t len, sqlv__rewrite *out) {
     toks in = {0}, o = {0};
     base_buf b = {0};
@@ -343,13 +782,15 @@ int sqlv__dialect_rewrite(const char *text, size_t len, sqlv__rewrite *out) {
             first->ws = "";
             first->wslen = 0;
             bool boolean = strcmp(ty, "BOOL") == 0;
+            bool regclass = strcmp(ty, "REGCLASS") == 0; /* name <-> OID (pgcatalog_fn.c) */
             tok open = mk(SQLV__TOK_PUNCT, "(", "");
-            tok fn = mk(SQLV__TOK_WORD, boolean ? "meridian_bool" : "CAST", "");
+            tok fn = mk(SQLV__TOK_WORD,
+                        boolean ? "meridian_bool" : regclass ? "meridian_regclass" : "CAST", "");
             fn.ws = ws;
             fn.wslen = wslen;
             if (insert_at(&o, (size_t)start, open) != 0 || insert_at(&o, (size_t)start, fn) != 0)
                 goto cleanup;
-            if (!boolean) {
+            if (!boolean && !regclass) {
                 if (push(&o, mk(SQLV__TOK_WORD, "AS", " ")) != 0 ||
                     push(&o, mk(SQLV__TOK_WORD, ty, " ")) != 0)
                     goto cleanup;
@@ -369,22 +810,86 @@ int sqlv__dialect_rewrite(const char *text, size_t len, sqlv__rewrite *out) {
                 i++;
                 continue;
             }
+            if (strcasecmp(w, "information_schema") == 0) { /* the catalogs (pgcatalog.c) */
+                char x[64];
+                const char *rel = ident(&in.v[i + 2], x, sizeof(x)) == 0
+                                      ? sqlv__pgcat_information_schema(x)
+                                      : NULL;
+                if (rel == NULL) {
+                    rc = reject(out, "0A000",
+                                "system catalog relation \"information_schema.%.*s\" is not "
+                                "supported yet",
+                                in.v[i + 2].s, in.v[i + 2].len);
+                    goto cleanup;
+                }
+                tok m = mk(SQLV__TOK_WORD, rel, "");
+                m.ws = t->ws;
+                m.wslen = t->wslen;
+                if (push(&o, m) != 0) goto cleanup;
+                i += 2;
+                continue;
+            }
             if (prev && (is(prev, "FROM") || is(prev, "JOIN") || is(prev, "INTO") ||
-                         is(prev, "UPDATE") || is(prev, "TABLE")) &&
-                strcmp(w, "information_schema") != 0) {
+                         is(prev, "UPDATE") || is(prev, "TABLE"))) {
                 rc = reject(out, "3F000", "schema \"%.*s\" does not exist", w, strlen(w));
                 goto cleanup;
             }
         }
-        /* COLLATE "C" */
+        /* COLLATE "C", COLLATE pg_catalog.default */
         if (is(t, "COLLATE") && next) {
             char w[64];
+            if (i + 3 < in.n && is(next, "pg_catalog") && punct(&in.v[i + 2], '.')) {
+                next = &in.v[i + 3];
+                if (ident(next, w, sizeof(w)) == 0 &&
+                    (strcmp(w, "C") == 0 || strcmp(w, "POSIX") == 0 ||
+                     strcasecmp(w, "default") == 0)) {
+                    i += 3;
+                    continue;
+                }
+                next = &in.v[i + 1];
+            }
             if (ident(next, w, sizeof(w)) == 0 &&
                 (strcmp(w, "C") == 0 || strcmp(w, "POSIX") == 0 || strcasecmp(w, "default") == 0 ||
                  strcasecmp(w, "ucs_basic") == 0)) {
                 i++;
                 continue;
             }
+        }
+        /* The constructs of psql's and drivers' catalog queries (below). */
+        {
+            int crc = catalog_rewrite(&in, &i, &o, text, len, out);
+            if (crc < 0) goto cleanup;
+            if (crc == 1) {
+                rc = 1;
+                goto cleanup;
+            }
+            if (crc == 2) continue;
+        }
+        /* SELECT ... FOR [NO KEY] UPDATE | FOR [KEY] SHARE [OF t, ...]: SQLite
+        ** has no row locks; the clause becomes SQLV__LOCKING_MARK, a comment
+        ** by which vtab.c knows the statement's reads lock (docs/txn.md 5) */
+        if (locking_clause(in.v, in.n, i)) {
+            size_t k = i + 1;
+            if (is(&in.v[k], "NO") || is(&in.v[k], "KEY")) k++;
+            if (is(&in.v[k], "KEY")) k++;
+            k++; /* UPDATE or SHARE */
+            if (k < in.n && is(&in.v[k], "OF")) {
+                for (k++; k < in.n && (identish(&in.v[k]) || punct(&in.v[k], '.') ||
+                                       punct(&in.v[k], ','));
+                     k++) {
+                }
+            }
+            if (k < in.n && (is(&in.v[k], "NOWAIT") || is(&in.v[k], "SKIP"))) {
+                rc = reject(out, "0A000", "%.*s is not supported in a locking clause: Meridian "
+                            "waits for the lock", in.v[k].s, in.v[k].len);
+                goto cleanup;
+            }
+            tok m = mk(SQLV__TOK_OTHER, SQLV__LOCKING_MARK, "");
+            m.ws = t->ws;
+            m.wslen = t->wslen;
+            if (push(&o, m) != 0) goto cleanup;
+            i = k - 1;
+            continue;
         }
         /* ILIKE: MATCH calls the session's match(pattern, value) */
         if (is(t, "ILIKE")) {
@@ -459,6 +964,7 @@ int sqlv__dialect_rewrite(const char *text, size_t len, sqlv__rewrite *out) {
 cleanup:
     base_buf_free(&b);
     base_free(in.v);
+    toks_free_owned(&o);
     base_free(o.v);
     return rc;
 }

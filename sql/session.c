@@ -45,6 +45,7 @@
 #include "sql_dialect.h"
 #include "sql_int.h"
 #include "sql_lex.h"
+#include "sql_pgcatalog.h"
 
 #define MOD "sql"
 #define PROGRESS_OPS 1000 /* VM steps between cancel checks */
@@ -211,6 +212,7 @@ int sqlv_session_open(sqlv_engine *e, const char *user, const char *database, sq
             SQLITE_OK)
         goto internal;
     if (sqlv__register_pg_functions(s) != 0) goto internal;
+    if (sqlv__pgcatalog_register(s) != 0) goto internal; /* pg_catalog, information_schema */
     /* Bound what one statement can make SQLite allocate for one value or
     ** statement text (printf('%.*c', 2000000000, 'x') and friends). */
     sqlite3_limit(s->db, SQLITE_LIMIT_LENGTH, SQLV__VALUE_BYTES_MAX);
@@ -433,6 +435,13 @@ static void map_error(sqlv_session *s, int rc, char state[6], char *msg, size_t 
         if (strncmp(name, "main.", 5) == 0) name += 5;
         base_strlcpy(state, "42P01", 6);
         snprintf(msg, size, "relation \"%s\" does not exist", name);
+        if (strncmp(name, "pg_", 3) == 0 || strncmp(name, "information_schema_", 19) == 0) {
+            /* a system catalog relation sql/pgcatalog.c does not provide */
+            bool info = name[0] == 'i';
+            base_strlcpy(state, "0A000", 6);
+            snprintf(msg, size, "system catalog relation \"%s%s\" is not supported yet",
+                     info ? "information_schema." : "pg_catalog.", info ? name + 19 : name);
+        }
         return;
     }
     if (strncmp(m, "no such column: ", 16) == 0) {
@@ -536,7 +545,9 @@ static int do_commit_quiet(run *r, txn_error *err) {
             end_block_ddl(s);
             return fail(r, "53200", "out of memory");
         }
-        int rc = txn_commit(kv, NULL, err);
+        txn_commit_info info;
+        int rc = txn_commit_with_info(kv, &info, err);
+        if (rc == TXN_OK) sqlv__note_commit(s, &info);
         end_block_ddl(s);
         if (rc == TXN_OK) sqlv__engine_after_ddl(s->engine, created, ncreated, dropped, ndropped);
         base_free(created);
@@ -622,6 +633,8 @@ static int do_show(run *r, const char *p, const char *end) {
     char name[128], msg[200];
     const char *canonical = NULL;
     const char *save = p;
+    int shown = sqlv__pgcatalog_show(r, p, end); /* SHOW TABLES / CREATE TABLE / COLUMNS */
+    if (shown >= 0) return shown;
     sqlv__token t = sqlv__lex_next(&p, end);
     if (sqlv__tok_is(&t, "ALL")) {
         sqlv_column cols[2] = {{"name", SQLV_OID_TEXT, -1, 0}, {"setting", SQLV_OID_TEXT, -1, 0}};
@@ -1180,14 +1193,16 @@ static void expr_column_name(const char *expr, char *out, size_t size) {
         base_strlcpy(out, "case", size);
         return;
     }
-    if ((sqlv__tok_is(&t1, "CAST") || sqlv__tok_is(&t1, "meridian_bool")) &&
+    if ((sqlv__tok_is(&t1, "CAST") || sqlv__tok_is(&t1, "meridian_bool") ||
+         sqlv__tok_is(&t1, "meridian_regclass")) &&
         sqlv__tok_punct(&t2, '(')) {
         /* x::type (dialect.c): PostgreSQL names it by the column x, else
         ** by the type */
         static const char *const names[][2] = {
             {"INTEGER", "int4"}, {"BIGINT", "int8"}, {"SMALLINT", "int2"}, {"TEXT", "text"},
             {"REAL", "float8"},  {"NUMERIC", "numeric"}, {"BLOB", "bytea"}};
-        bool is_bool = sqlv__tok_is(&t1, "meridian_bool");
+        bool is_regclass = sqlv__tok_is(&t1, "meridian_regclass"); /* x::regclass */
+        bool is_bool = sqlv__tok_is(&t1, "meridian_bool") || is_regclass;
         int depth = 1, ninner = 0;
         sqlv__token inner = {SQLV__TOK_END, NULL, 0}, type = inner, t = t2;
         for (int guard = 0; depth > 0 && guard < 100000; guard++) {
@@ -1218,7 +1233,7 @@ static void expr_column_name(const char *expr, char *out, size_t size) {
             return;
         }
         if (is_bool) {
-            base_strlcpy(out, "bool", size);
+            base_strlcpy(out, is_regclass ? "regclass" : "bool", size);
             return;
         }
         for (size_t i = 0; i < BASE_ARRAY_LEN(names); i++)
@@ -1327,18 +1342,16 @@ static int send_row(run *r, sqlite3_stmt *st, const uint32_t *oids, base_buf *bu
     return 0;
 }
 
-/* Does the statement name pg_catalog or information_schema? */
+/* Does the statement (rewritten) read a system catalog relation? */
 static bool mentions_system_catalog(const char *text, size_t len) {
-    static const char *const names[] = {
-        "pg_catalog", "information_schema", "pg_class",  "pg_namespace", "pg_type",
-        "pg_attribute", "pg_database",      "pg_tables", "pg_settings",  "pg_index",
-        "pg_proc",    "pg_roles",           "pg_user",   "pg_description"};
     const char *p = text, *end = text + len;
     for (int guard = 0; guard < 1000000; guard++) {
+        char w[SQLV__NAME_BYTES_MAX + 1];
         sqlv__token t = sqlv__lex_next(&p, end);
         if (t.kind == SQLV__TOK_END) break;
-        for (size_t i = 0; i < BASE_ARRAY_LEN(names); i++)
-            if (sqlv__tok_is(&t, names[i])) return true;
+        if (t.kind == SQLV__TOK_WORD && sqlv__tok_ident(&t, w, sizeof(w)) == 0 &&
+            sqlv__pgcat_relation_oid(w) != 0)
+            return true;
     }
     return false;
 }
@@ -1410,12 +1423,17 @@ again:
     }
     if (rc != SQLITE_OK) {
         map_error(s, rc, state, msg, sizeof(msg));
-        if (mentions_system_catalog(text, len) && s->err_sqlstate[0] == 0) {
-            /* psql's \d commands and drivers' introspection */
+        if (s->err_sqlstate[0] == 0 &&
+            (strcmp(state, "42703") == 0 || strcmp(state, "42883") == 0 ||
+             strcmp(state, "42601") == 0) &&
+            mentions_system_catalog(text, len)) {
+            /* drivers' introspection beyond what the catalogs provide */
+            char m[sizeof(msg)];
+            base_strlcpy(m, msg, sizeof(m));
             base_strlcpy(state, "0A000", sizeof(state));
             snprintf(msg, sizeof(msg),
-                     "system catalogs (pg_catalog, information_schema) are not supported yet; "
-                     "psql's \\d commands need them");
+                     "%.400s (a query on the system catalogs that Meridian does not support yet)",
+                     m);
         }
         return fail(r, state, msg); /* 'I': rolls the transaction back */
     }
@@ -1467,6 +1485,14 @@ again:
         st = NULL;
         if (have_sp && s->kv) txn_rollback_to(s->kv, sp);
         have_sp = false;
+        if (may_retry && rows == 0 && s->status == 'I' && strcmp(state, "40001") == 0) {
+            /* a lock wait ended in 40001 (a deadlock's victim, a failed read
+            ** refresh) before anything was sent: run it again */
+            if (s->kv) txn_rollback(s->kv);
+            s->kv = NULL;
+            result = STMT_RETRY;
+            goto cleanup;
+        }
         result = fail(r, state, msg);
         goto cleanup;
     }
@@ -1491,7 +1517,9 @@ again:
     if (s->status == 'I' && s->kv) {
         txn *kv = s->kv;
         s->kv = NULL;
-        rc = txn_commit(kv, NULL, &err);
+        txn_commit_info info;
+        rc = txn_commit_with_info(kv, &info, &err);
+        if (rc == TXN_OK) sqlv__note_commit(s, &info);
         if (rc == TXN_ERR_RETRY && may_retry && ncols == 0) {
             result = STMT_RETRY;
             goto cleanup;

@@ -29,6 +29,8 @@ static const setting_def defaults[] = {
     {"application_name", "", false},
     {"client_encoding", "UTF8", false},
     {"client_min_messages", "notice", false},
+    /* Meridian: the last read-write commit's commit wait (sqlv__note_commit) */
+    {"commit_wait", "0us (no read-write commit yet)", true},
     {"DateStyle", "ISO, MDY", false},
     {"default_transaction_isolation", "serializable", false},
     {"default_transaction_read_only", "off", false},
@@ -72,7 +74,18 @@ const char *sqlv__setting_get(const sqlv_session *s, const char *name, const cha
     }
     if (d == NULL) return NULL;
     if (canonical) *canonical = d->name;
+    if (strcmp(d->name, "commit_wait") == 0 && s->commit_wait[0] != '\0') return s->commit_wait;
     return d->value;
+}
+
+/* "<wait>us (epsilon <e>us)": whole microseconds, rounded up, so a wait
+** that happened never shows as 0. docs/clocks.md, section 5. */
+void sqlv__note_commit(sqlv_session *s, const txn_commit_info *info) {
+    if (info == NULL || !info->wrote) return;
+    snprintf(s->commit_wait, sizeof(s->commit_wait), "%lldus (epsilon %lldus%s%s)",
+             (long long)((info->wait_ns + 999) / 1000), (long long)((info->epsilon_ns + 999) / 1000),
+             info->epsilon_unbounded ? ", unbounded: the max offset" : "",
+             info->wait_capped ? ", cut at the limit" : "");
 }
 
 bool sqlv__setting_at(const sqlv_session *s, int i, const char **name, const char **value) {

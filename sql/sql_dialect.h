@@ -28,10 +28,20 @@ typedef struct sqlv__rewrite {
 ** bare CURRENT_TIMESTAMP/current_user/session_user/current_schema/
 ** current_catalog => function calls (not in CREATE statements);
 ** FROM generate_series(a, b) [AS] x => a subquery over meridian_series
-** whose column is x.
+** whose column is x; and the constructs of psql's and drivers' catalog
+** queries (~, OPERATOR(pg_catalog.~), E'...', ARRAY(...), = ANY (...),
+** x::regclass, information_schema.x...: dialect.c, docs/sql.md "Catalogs");
+** a query's FOR [NO KEY] UPDATE / FOR [KEY] SHARE [OF ...] =>
+** SQLV__LOCKING_MARK (NOWAIT, SKIP LOCKED => 0A000).
 ** Returns 0 (out->text set), 1 rejected (out->sqlstate/message set), or
 ** -1 out of memory. */
 int sqlv__dialect_rewrite(const char *in, size_t len, sqlv__rewrite *out);
+
+/* What a locking clause (SELECT ... FOR UPDATE / FOR SHARE) becomes: a
+** comment SQLite ignores and keeps in sqlite3_sql(), by which vtab.c knows
+** that the running statement's reads take locks (docs/txn.md section 5). */
+#define SQLV__LOCKING_MARK "/*meridian:locking*/"
+
 
 /* A PostgreSQL type name (lower case, modifiers removed: "int4",
 ** "double precision") => the SQLite CAST type ("INTEGER", ...), "BOOL" for

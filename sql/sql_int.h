@@ -363,6 +363,9 @@ struct sqlv_session {
     } settings[32];
     int nsettings;
     int32_t backend_pid; /* pg_backend_pid(): unique per process run */
+    /* SHOW commit_wait: the last read-write commit's wait, formatted by
+    ** sqlv__note_commit ("" before the first one). */
+    char commit_wait[96];
     struct sqlv__copy *copy; /* COPY FROM STDIN in progress (copy.c); owner: session */
     sqlv_copy_in_fn copy_in; /* NULL: COPY FROM STDIN refused */
 };
@@ -395,6 +398,9 @@ int sqlv__parse_transaction_modes(const char *p, const char *end, char *msg, siz
 int sqlv__register_pg_functions(sqlv_session *s);
 /* series.c: the meridian_series table-valued function (generate_series). */
 int sqlv__series_register(sqlv_session *s);
+/* Record a commit's wait for SHOW commit_wait (read-write commits only;
+** the others leave the last value). */
+void sqlv__note_commit(sqlv_session *s, const txn_commit_info *info);
 /* SHOW ALL rows: i-th setting (0..), false past the end. */
 bool sqlv__setting_at(const sqlv_session *s, int i, const char **name, const char **value);
 

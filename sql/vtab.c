@@ -22,12 +22,17 @@
 **     SQLite's affinity would, the range widens instead of guessing.
 **   - the row key is prefix(table id, 1) + enc(PK values in PK order), or
 **     + enc(INTEGER hidden row id) for a table without a primary key.
+**   - the reads of UPDATE, DELETE and SELECT ... FOR UPDATE/SHARE lock the
+**     rows they return (txn_set_locking, docs/txn.md section 5); the KV
+**     transaction is in locking mode only inside xFilter's reads.
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "sql_dialect.h"
 #include "sql_int.h"
+#include "sql_lex.h"
 
 typedef struct mvtab {
     sqlite3_vtab base;
@@ -337,6 +342,43 @@ static int buf_cmp(const base_buf *a, const base_buf *b) {
     return a->len < b->len ? -1 : a->len > b->len;
 }
 
+/* UPDATE or DELETE (also after a WITH)? */
+static bool writes_rows(const char *sql) {
+    const char *p = sql, *end = sql + strlen(sql);
+    sqlv__token t = sqlv__lex_next(&p, end);
+    if (sqlv__tok_is(&t, "UPDATE") || sqlv__tok_is(&t, "DELETE")) return true;
+    if (!sqlv__tok_is(&t, "WITH")) return false;
+    int depth = 0;
+    for (int guard = 0; guard < 1000000; guard++) { /* the first statement word at depth 0 */
+        t = sqlv__lex_next(&p, end);
+        if (t.kind == SQLV__TOK_END) return false;
+        if (t.kind == SQLV__TOK_PUNCT && t.start[0] == '(') depth++;
+        if (t.kind == SQLV__TOK_PUNCT && t.start[0] == ')') depth--;
+        if (depth == 0 && (sqlv__tok_is(&t, "SELECT") || sqlv__tok_is(&t, "INSERT") ||
+                           sqlv__tok_is(&t, "VALUES")))
+            return false;
+        if (depth == 0 && (sqlv__tok_is(&t, "UPDATE") || sqlv__tok_is(&t, "DELETE")))
+            return true;
+    }
+    return false;
+}
+
+/* Do the reads of the statement running now lock their rows: an UPDATE, a
+** DELETE, or a query whose locking clause the dialect marked? A virtual
+** table is not told which statement reads it, so: any statement of the
+** connection that is running and is one of these. */
+static bool statement_locks(sqlite3 *db) {
+    for (sqlite3_stmt *st = sqlite3_next_stmt(db, NULL); st != NULL;
+         st = sqlite3_next_stmt(db, st)) {
+        if (!sqlite3_stmt_busy(st)) continue;
+        const char *sql = sqlite3_sql(st);
+        if (sql == NULL) continue;
+        if (strstr(sql, SQLV__LOCKING_MARK) != NULL) return true;
+        if (!sqlite3_stmt_readonly(st) && writes_rows(sql)) return true;
+    }
+    return false;
+}
+
 static int m_filter(sqlite3_vtab_cursor *cur, int idx, const char *idx_str, int argc,
                     sqlite3_value **argv) {
     mcursor *c = (mcursor *)cur;
@@ -416,10 +458,13 @@ static int m_filter(sqlite3_vtab_cursor *cur, int idx, const char *idx_str, int 
     (void)idx_str;
     rc = SQLITE_OK;
     if (empty || buf_cmp(&start, &end) >= 0) goto cleanup;
+    bool locking = statement_locks(v->s->db);
     if (t->npk > 0 && neq == t->npk && !widened) {
         /* Every key column bound: a point read instead of a scan. */
         base_buf_reset(&c->value);
+        txn_set_locking(kv, locking);
         int grc = txn_get(kv, base.data, base.len, &c->value, &err);
+        txn_set_locking(kv, false);
         if (grc == TXN_NOT_FOUND) goto cleanup;
         if (grc != TXN_OK) {
             vt_txn_error(v, grc, &err);
@@ -439,8 +484,10 @@ static int m_filter(sqlite3_vtab_cursor *cur, int idx, const char *idx_str, int 
         c->eof = false;
         goto cleanup;
     }
+    txn_set_locking(kv, locking); /* the iterator keeps it */
     int trc = txn_scan(kv, start.data, start.len, end.data, end.len, (idx & IDX_REVERSE) != 0,
                        &c->it, &err);
+    txn_set_locking(kv, false);
     if (trc != TXN_OK) {
         c->it = NULL;
         vt_txn_error(v, trc, &err);
