@@ -20,8 +20,10 @@
 ** cluster identity the node is a single node exactly as before.
 **
 ** Secure by default: --certs-dir DIR (ca.crt, node.crt, node.key) serves
-** SQL over TLS only; --insecure serves it in the clear; neither is a usage
-** error (exit 2) naming both, and so is both.
+** SQL over TLS only and runs node-to-node RPC over mutual TLS (node
+** certificates of the same CA only); --insecure does neither; neither is a
+** usage error (exit 2) naming both, and so is both. SIGHUP reloads the SQL
+** and the RPC contexts.
 **
 ** Invariants: the store lock is held from before the storage opens until
 ** the process exits; no work is done in a signal handler (there is none: the
@@ -90,13 +92,17 @@ static void usage(FILE *f) {
             "  --join HOST:PORT,...     run as a cluster node: the --listen-addr of the\n"
             "                           cluster's nodes (this one may be among them); a new\n"
             "                           cluster starts with `meridian init`\n"
-            "  --dead-after DURATION    a node without heartbeat this long is dead\n"
-            "                           (default 60s; suspect as soon as its liveness\n"
-            "                           record expires, 4.5s after its last heartbeat)\n"
+            "  --dead-after DURATION    a node without heartbeat this long is dead and\n"
+            "                           its replicas move to live nodes (default 45s;\n"
+            "                           suspect as soon as its liveness record expires,\n"
+            "                           4.5s after its last heartbeat)\n"
             "  --max-offset DURATION    the largest clock offset tolerated between nodes\n"
             "                           (default 250ms; units ns, us, ms, s)\n"
             "  --certs-dir DIR          TLS certificates: DIR/ca.crt, DIR/node.crt and\n"
-            "                           DIR/node.key (see meridian cert); SIGHUP reloads them\n"
+            "                           DIR/node.key (see meridian cert) for SQL and for\n"
+            "                           node-to-node RPC (mutual TLS: node certificates of\n"
+            "                           the same CA only; the node's --listen-addr IP must\n"
+            "                           be in node.crt); SIGHUP reloads them\n"
             "  --insecure               no TLS, no authentication (local demos only)\n"
             "  one of --certs-dir and --insecure is required\n"
             "  --log-level LEVEL        debug, info, warn or error (default info)\n"
@@ -368,11 +374,13 @@ static void on_fatal(void *ctx, const char *message) {
 
 /* Start the node as a cluster member and fill the banner. 0 or -1. */
 static int start_cluster(const start_options *o, storage_engine *storage, hlc_clock *clock,
-                         sec_tls_ctx *tls, const char *ca_path, const char *url_path,
-                         srv_node **node, char *url, size_t url_size, base_buf *banner) {
+                         sec_tls_ctx *tls, sec_tls_ctx *const rpc_tls[2], const char *ca_path,
+                         const char *url_path, srv_node **node, char *url, size_t url_size,
+                         base_buf *banner) {
     char raft_dir[CLI_PATH_SIZE_MAX];
     snprintf(raft_dir, sizeof raft_dir, "%s/raft", o->store);
     srv_config c = {.engine = storage, .clock = clock, .tls = tls, .sync = true,
+                    .rpc_tls_server = rpc_tls[0], .rpc_tls_client = rpc_tls[1],
                     .raft_log_dir = raft_dir, /* the shared Raft log of every range */
                     .dead_after_ms = o->dead_after_ms, .liveness_ttl_ms = o->liveness_ttl_ms,
                     .on_sql_ready = on_sql_ready, .on_fatal = on_fatal};
@@ -439,6 +447,7 @@ int cli_start_main(int argc, char **argv) {
     gw_server *gw = NULL;
     srv_node *node = NULL;
     sec_tls_ctx *tls = NULL;
+    sec_tls_ctx *rpc_tls[2] = {NULL, NULL}; /* node-to-node: server, client */
     char ca_path[CLI_PATH_SIZE_MAX] = "";
     bool pid_written = false, url_written = false;
     char path[CLI_PATH_SIZE_MAX], pid_path[CLI_PATH_SIZE_MAX], url_path[CLI_PATH_SIZE_MAX];
@@ -524,14 +533,26 @@ int cli_start_main(int argc, char **argv) {
             BASE_ERROR("cli", "cannot load the TLS certificates of %s: %s", o.certs_dir, err);
             goto cleanup;
         }
+        /* RPC: only node certificates of our CA get in; we show ours. */
+        sec_tls_options rpc_server = {.require_peer_node = true};
+        sec_tls_options rpc_client = {.cert_name = "node"};
+        if ((rc = sec_tls_server_ctx_new(o.certs_dir, &rpc_server, &rpc_tls[0], err,
+                                         sizeof err)) != 0 ||
+            (rc = sec_tls_client_ctx_new(o.certs_dir, &rpc_client, &rpc_tls[1], err,
+                                         sizeof err)) != 0) {
+            BASE_ERROR("cli", "cannot load the node-to-node TLS certificates of %s: %s",
+                       o.certs_dir, err);
+            goto cleanup;
+        }
         char abs[CLI_PATH_SIZE_MAX];
         if (realpath(o.certs_dir, abs) == NULL) base_strlcpy(abs, o.certs_dir, sizeof abs);
         snprintf(ca_path, sizeof ca_path, "%.*s/%s", (int)(sizeof ca_path - 16), abs,
                  SEC_CA_CERT_FILE);
-        BASE_INFO("cli", "TLS on: certificates from %s (SQL clients must use TLS)", o.certs_dir);
+        BASE_INFO("cli", "TLS on: certificates from %s (SQL clients must use TLS; node-to-node "
+                  "RPC uses mutual TLS)", o.certs_dir);
     } else {
-        BASE_WARN("cli", "running --insecure: SQL connections are neither encrypted nor "
-                  "authenticated");
+        BASE_WARN("cli", "running --insecure: SQL and node-to-node connections are neither "
+                  "encrypted nor authenticated");
     }
     if (o.clock_offset_set) {
         BASE_WARN("cli", "test-only --clock-offset %lld ns applied to the system clock",
@@ -555,7 +576,7 @@ int cli_start_main(int argc, char **argv) {
         goto cleanup;
     }
     if (ident.initialized || o.n_join > 0) {
-        if ((rc = start_cluster(&o, storage, clock, tls, ca_path, url_path, &node, url,
+        if ((rc = start_cluster(&o, storage, clock, tls, rpc_tls, ca_path, url_path, &node, url,
                                 sizeof url, &banner)) != 0)
             goto cleanup;
     } else {
@@ -630,9 +651,14 @@ int cli_start_main(int argc, char **argv) {
                 continue;
             }
             char err[SEC_ERR_MSG_SIZE];
-            if (sec_tls_reload(tls, err, sizeof err) == 0)
+            /* The same files for SQL and RPC; each context keeps its
+            ** current certificates when its reload fails. */
+            int rrc = sec_tls_reload(rpc_tls[0], err, sizeof err);
+            if (rrc == 0) rrc = sec_tls_reload(rpc_tls[1], err, sizeof err);
+            if (rrc == 0) rrc = sec_tls_reload(tls, err, sizeof err);
+            if (rrc == 0)
                 BASE_INFO("cli", "received SIGHUP: TLS certificates reloaded from %s; new "
-                          "connections use them", o.certs_dir);
+                          "connections (SQL and RPC) use them", o.certs_dir);
             else
                 BASE_ERROR("cli", "received SIGHUP: TLS reload from %s failed, keeping the "
                            "current certificates: %s", o.certs_dir, err);
@@ -648,6 +674,8 @@ cleanup:
     if (node != NULL) srv_node_stop(node);
     if (gw != NULL) gw_stop(gw);
     if (tls != NULL) sec_tls_ctx_free(tls);
+    sec_tls_ctx_free(rpc_tls[0]); /* after srv_node_stop: its transports borrow them */
+    sec_tls_ctx_free(rpc_tls[1]);
     if (engine != NULL) sqlv_engine_close(engine);
     if (db != NULL) txn_db_close(db);
     if (clock != NULL) hlc_clock_free(clock);

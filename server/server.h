@@ -20,8 +20,10 @@
 ** Threads of a running srv_node: the transport's loop thread (handler: never
 ** blocks, long work goes to the control thread's bounded job queue), the
 ** control thread (INIT, BOOTSTRAP, JOIN, STATUS, join attempts), the
-** periodic thread (liveness heartbeat, peer refresh, opening SQL) and the
-** ticker (range_node_tick every tick_interval_ms).
+** periodic thread (clock-offset pings, liveness heartbeat, peer refresh,
+** the replicate queue, opening SQL) and the ticker (range_node_tick every tick_interval_ms).
+** While the clock-offset bound is unavailable the node serves nothing
+** (docs/clocks.md, section 3.1; docs/cluster.md, "Clock offset").
 */
 #ifndef MERIDIAN_SERVER_H
 #define MERIDIAN_SERVER_H
@@ -60,7 +62,7 @@ enum {
 #define SRV_DEFAULT_TICK_MS 100
 #define SRV_DEFAULT_HEARTBEAT_MS 1500
 #define SRV_DEFAULT_LIVENESS_TTL_MS 4500
-#define SRV_DEFAULT_DEAD_AFTER_MS 60000
+#define SRV_DEFAULT_DEAD_AFTER_MS 45000
 #define SRV_DEFAULT_PEER_REFRESH_MS 2000
 #define SRV_DEFAULT_REPLICATION 3
 
@@ -105,6 +107,11 @@ typedef struct srv_config {
     srv_addr join[SRV_JOIN_ADDRS_MAX];
     size_t n_join;
     sec_tls_ctx *tls;       /* borrowed, may be NULL: SQL over TLS */
+    /* Node-to-node TLS (docs/rpc.md "TLS"): borrowed, both or neither; they
+    ** become rpc_uv_config.tls_server/tls_client of every transport the
+    ** node starts. NULL: plaintext RPC (--insecure). */
+    sec_tls_ctx *rpc_tls_server;
+    sec_tls_ctx *rpc_tls_client;
     bool sync;              /* fsync Raft log writes (true in production) */
     /* Directory of the node's shared Raft log (`meridian start`: <store>/raft),
     ** opened by srv_node_start and closed by srv_node_stop; borrowed for
@@ -114,9 +121,12 @@ typedef struct srv_config {
     int64_t tick_ms;        /* 0: SRV_DEFAULT_TICK_MS */
     int64_t heartbeat_ms;   /* 0: SRV_DEFAULT_HEARTBEAT_MS */
     int64_t liveness_ttl_ms;/* 0: SRV_DEFAULT_LIVENESS_TTL_MS */
-    int64_t dead_after_ms;  /* 0: SRV_DEFAULT_DEAD_AFTER_MS */
+    int64_t dead_after_ms;  /* 0: SRV_DEFAULT_DEAD_AFTER_MS; a node silent this
+                               long is dead and its replicas move (docs/cluster.md,
+                               "Replicate queue") */
     int64_t peer_refresh_ms;/* 0: SRV_DEFAULT_PEER_REFRESH_MS */
-    int replication;        /* replicas of the first range; 0: 3 */
+    int replication;        /* replication factor: replicas of the initial ranges
+                               and what the replicate queue keeps; 0: 3 */
     uint64_t random_seed;   /* 0: from getrandom */
     /* Called (from a node thread) once SQL is served, with the port; may be
     ** NULL. Called at most once. */
@@ -152,6 +162,12 @@ void srv_node_get_info(srv_node *n, srv_node_info *out /* OUT */);
 ** Each starts a private transport with a provisional node id and no
 ** listener, sends one request by address and waits (bounded by timeout_ms).
 ** err receives a message for users on failure. */
+
+/* TLS for the calls below: a client context with the node certificate
+** (sec_tls_client_ctx_new, cert_name "node"), borrowed until the last call
+** returns; NULL (the default): plaintext, which a TLS node refuses. Set
+** once, before any call (process-wide: the tool makes one call per run). */
+void srv_client_set_tls(sec_tls_ctx *client_ctx);
 
 /* INIT: make a cluster of the node at addr and the uninitialized nodes of
 ** its --join list. SRV_OK with the cluster id and the node table (owner:

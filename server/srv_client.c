@@ -23,6 +23,10 @@ typedef struct client {
     hlc_clock *clock;
 } client;
 
+static sec_tls_ctx *client_tls; /* borrowed; set before any call */
+
+void srv_client_set_tls(sec_tls_ctx *client_ctx) { client_tls = client_ctx; }
+
 static int client_open(client *c, char *err, size_t err_size) {
     memset(c, 0, sizeof *c);
     if (hlc_clock_new(hlc_system_clock(), HLC_DEFAULT_MAX_OFFSET_NS, &c->clock) != 0) {
@@ -34,6 +38,8 @@ static int client_open(client *c, char *err, size_t err_size) {
     cfg.node_id = srv__random_u64() | RPC_NODE_ID_PROVISIONAL_MIN;
     cfg.clock = c->clock;
     cfg.random_seed = cfg.node_id;
+    cfg.listen_host = NULL; /* dial only */
+    cfg.tls_client = client_tls;
     int rc = rpc_uv_start(&cfg, &c->uv);
     if (rc != RPC_OK) {
         snprintf(err, err_size, "cannot start the RPC client (%s)", rpc_strerror(rc));

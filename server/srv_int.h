@@ -9,7 +9,9 @@
 **     pure;
 **   - the raw-keyspace persistence of identity, peers and ranges
 **     (srv_store.c);
-**   - a blocking "call by address" helper over rpc_uv (srv_call.c).
+**   - a blocking "call by address" helper over rpc_uv (srv_call.c);
+**   - the replicate queue: a pure plan per range and its driver
+**     (srv_replicate.c).
 **
 ** Codec conventions: integers big-endian fixed width; a string is u16 length
 ** + bytes (< SRV_HOST_SIZE_MAX, no NUL inside); a blob is u32 length +
@@ -22,6 +24,7 @@
 #define MERIDIAN_SRV_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,6 +42,7 @@
 #define SRV_METHOD_BOOTSTRAP 0x4253u /* 'BS' */
 #define SRV_METHOD_JOIN 0x4A4Eu      /* 'JN' */
 #define SRV_METHOD_STATUS 0x5354u    /* 'ST' */
+#define SRV_METHOD_CLOCK 0x434Bu     /* 'CK': clock-offset ping (docs/clocks.md) */
 
 /* ---- byte writer / reader ------------------------------------------------- */
 typedef struct srv__reader {
@@ -133,6 +137,23 @@ typedef struct srv__join_resp {
 int srv__join_resp_encode(const srv__join_resp *m, base_buf *out);
 int srv__join_resp_decode(const uint8_t *p, size_t len, srv__join_resp *out);
 void srv__join_resp_free(srv__join_resp *m);
+
+/* CLOCK: request u8 version | u64 sender's physical clock at send (ns).
+** Answer: u8 version | u64 that send time echoed | u64 the responder's
+** physical clock (ns) | u8 flags (bit 0: its epsilon is bounded, so it
+** serves; bit 1: its good peers and itself are a majority) | u64 its
+** epsilon (ns). Clock values are in [0, HLC_WALL_LIMIT_NS). */
+typedef struct srv__clock_resp {
+    int64_t sent_ns;
+    int64_t remote_ns;
+    bool bounded;
+    bool majority;
+    int64_t epsilon_ns;
+} srv__clock_resp;
+int srv__clock_req_encode(int64_t sent_ns, base_buf *out);
+int srv__clock_req_decode(const uint8_t *p, size_t len, int64_t *sent_ns);
+int srv__clock_resp_encode(const srv__clock_resp *m, base_buf *out);
+int srv__clock_resp_decode(const uint8_t *p, size_t len, srv__clock_resp *out);
 
 int srv__status_encode(const srv_status *s, base_buf *out);
 int srv__status_decode(const uint8_t *p, size_t len, srv_status *out);
@@ -287,5 +308,132 @@ void srv__call_error(const srv__call *c, const srv_addr *addr, char *buf, size_t
 
 /* Random u64 from getrandom (falls back to time and address bits). */
 uint64_t srv__random_u64(void);
+
+/* ---- the replicate queue (srv_replicate.c; docs/cluster.md "Replicate queue") ----
+** The leaseholder of a range moves its replicas off dead nodes and
+** up-replicates it, one change at a time. The plan is pure; the queue drives
+** the changes from the periodic thread without blocking it. */
+
+/* A node as the planner sees it (from the liveness records). */
+typedef struct srv__repl_node {
+    uint64_t node_id;
+    srv_liveness liveness;
+    bool draining;     /* issue 6 hook (decommission): never a target, moved off
+                          like a dead node; always false today */
+    uint32_t replicas; /* its load: replicas hosted (+ adds toward it under way) */
+} srv__repl_node;
+
+typedef enum srv__repl_reason {
+    SRV_REPL_NOTHING = 0,        /* enough voters, all on live nodes */
+    SRV_REPL_REPLACE_DEAD,       /* add `add`, then remove the dead voter `remove` */
+    SRV_REPL_REPLACE_DRAINING,   /* the same for a draining voter (issue 6) */
+    SRV_REPL_REMOVE_DEAD,        /* remove a dead voter the range can spare */
+    SRV_REPL_REMOVE_LEARNER,     /* a learner on a dead node (no quorum effect) */
+    SRV_REPL_UP_REPLICATE,       /* add: fewer voters than wanted */
+    SRV_REPL_NO_TARGET,          /* a change is due, but no live node can take it */
+    SRV_REPL_NO_QUORUM,          /* it would leave the live voters without a majority */
+} srv__repl_reason;
+
+typedef struct srv__repl_plan {
+    srv__repl_reason reason;
+    uint64_t add;      /* node to add as a voter (learner, snapshot, promote); 0 none */
+    uint64_t remove;   /* node to remove afterwards; 0 none (for NO_TARGET and
+                          NO_QUORUM: the node the change was for) */
+    size_t n_voters;   /* voters now */
+    size_t want;       /* voters wanted: min(replication, usable live nodes) */
+} srv__repl_plan;
+
+/* The next change for a range with membership m (its applied configuration)
+** whose leader is node `leader` (never chosen as a victim), given every
+** node's liveness and load. Pure and deterministic (ties: lowest node id).
+** Rules, in order: a learner on a dead node is removed; a dead voter (then a
+** draining one) is removed alone when the range keeps `replication` voters
+** without it, else replaced by the live node without a replica of the range
+** that has the fewest replicas (a learner of the range first), never a node
+** that holds one; a range with fewer voters than min(replication, live
+** nodes) gets one on such a node. No change that would leave the live voters
+** (after each step: add, promote, remove) short of a majority. */
+void srv__repl_plan_range(const raft_membership *m, uint64_t leader, const srv__repl_node *nodes,
+                          size_t n_nodes, int replication, srv__repl_plan *out /* OUT */);
+/* One line for logs and tests ("replace dead node 3 by node 4 in range 5"). */
+void srv__repl_plan_describe(const srv__repl_plan *p, uint64_t range_id, char *buf, size_t size);
+
+#define SRV_REPL_SLOTS 8            /* change slots (active + abandoned awaiting their callback) */
+#define SRV_REPL_INFLIGHT_MAX 2     /* changes driven at once per node */
+#define SRV_REPL_BACKOFF_MAX 256    /* ranges remembered with a backoff */
+#define SRV_REPL_RECENT_MAX 32      /* adds remembered until the target's heartbeat counts them */
+
+/* One change in flight. cb_state/cb_rc are written by the replica's
+** callback (any thread, under the range node's mutex); the rest is the
+** periodic thread's. */
+typedef struct srv__repl_change {
+    bool used;           /* taken: driven, or abandoned with its callback still due */
+    bool active;         /* driven by the queue */
+    uint64_t range_id;
+    srv__repl_plan plan;
+    int phase;           /* 0: add, 1: remove, 2: done */
+    _Atomic int cb_state; /* 0 none, 1 a step proposed, 2 its callback ran */
+    _Atomic int cb_rc;
+    int64_t started_ns;  /* monotonic */
+    int64_t deadline_ns;
+    char what[96];       /* srv__repl_plan_describe, for the logs */
+} srv__repl_change;
+
+typedef struct srv__repl_backoff {
+    uint64_t range_id;
+    int64_t until_ns;    /* monotonic: no new change for the range before */
+    int64_t delay_ms;    /* the next failure's delay is twice this */
+} srv__repl_backoff;
+
+typedef struct srv__repl_recent {
+    uint64_t node_id;
+    int64_t done_wall_ns; /* counted in the load until the node heartbeats after it */
+} srv__repl_recent;
+
+/* The queue of one node; lives in the srv_node (its slots are the
+** callbacks' contexts, so it must outlive range_node_free). Periodic thread
+** only, but for the callbacks' fields. */
+typedef struct srv__replq {
+    uint64_t self;
+    int replication;
+    srv_status_row *rows;  /* owned: the last liveness read (node id, state, replicas) */
+    size_t n_rows;
+    int64_t rows_wall_ns;  /* the reading node's wall clock at that read */
+    int64_t rows_at_ns;    /* monotonic time of that read; 0: none yet */
+    srv__repl_change slots[SRV_REPL_SLOTS];
+    srv__repl_backoff backoff[SRV_REPL_BACKOFF_MAX];
+    size_t n_backoff;
+    srv__repl_recent recent[SRV_REPL_RECENT_MAX];
+    size_t recent_next;
+    int64_t next_scan_ns;
+    size_t scan_offset;    /* rotates the first range looked at */
+    size_t blocked_logged; /* ranges needing a change nobody can take, as last logged */
+    bool clock_logged;     /* "not acting: no clock bound" said */
+    bool meta_due;         /* a change completed: rewrite meta now */
+    uint64_t done, failed; /* counters */
+} srv__replq;
+
+/* Environment of a run (borrowed; the node's stack). */
+typedef struct srv__replq_env {
+    range_node *rnode;
+    range_router *router;
+    hlc_clock *clock;
+    int64_t scan_ms;       /* ranges looked at this often */
+    int64_t stale_ms;      /* liveness older than this is not acted on */
+} srv__replq_env;
+
+void srv__replq_init(srv__replq *q, uint64_t self, int replication);
+/* Frees the liveness copy. Only after range_node_free: a callback may be due. */
+void srv__replq_free(srv__replq *q);
+/* Keep the liveness rows just read (copied; now_wall_ns: this node's wall
+** clock at the read, now_ns monotonic). SRV_OK, SRV_ERR_NOMEM (kept the old). */
+int srv__replq_note_liveness(srv__replq *q, const srv_status_row *rows, size_t n,
+                             int64_t now_wall_ns, int64_t now_ns);
+/* Periodic thread: drive the changes in flight one step each, and every
+** scan_ms start new ones for the ranges this node leads. Never blocks
+** beyond the range node's mutex. Returns when to call again (monotonic ns). */
+int64_t srv__replq_run(srv__replq *q, const srv__replq_env *env, int64_t now_ns);
+/* True once after a change completed (its range's meta entry is behind). */
+bool srv__replq_take_meta_due(srv__replq *q);
 
 #endif

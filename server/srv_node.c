@@ -12,8 +12,12 @@
 **             JOIN to the --join addresses (one in flight, bounded backoff).
 **             The only thread that restarts the transport or builds the
 **             stack.
-**   periodic  once the stack exists: liveness heartbeat, peer refresh,
-**             opening the SQL engine and the gateway.
+**   periodic  once the stack exists: clock pings (every peer, every
+**             SRV_CLOCK_PING_MS; answers feed the HLC's epsilon on the loop
+**             thread), liveness heartbeat, peer refresh, the replicate
+**             queue (srv_replicate.c: its changes are stepped, never
+**             waited for), meta repair, opening the SQL engine and the
+**             gateway.
 **   ticker    range_node_tick every tick_ms.
 **
 ** Critical invariants:
@@ -29,7 +33,11 @@
 **     persisted in one synced batch before the node answers BOOTSTRAP or
 **     uses its real node id; a node never changes its cluster or node id;
 **   - every wait has a bound (rpc deadlines, SRV_* windows, condvar
-**     timeouts) and every queue a maximum (SRV_JOBS_MAX).
+**     timeouts) and every queue a maximum (SRV_JOBS_MAX);
+**   - CLOCK SAFETY: while the HLC's epsilon is UNBOUNDED the node evaluates
+**     no KV request as leaseholder (range_server may_serve), begins no
+**     transaction (txn_db require_clock_bound) and hands its leases away;
+**     at most one clock ping per peer is in flight.
 ** Stop order: control and periodic joined; gateway unpublished and stopped;
 ** SQL engine and txn_db closed; range_server unpublished and freed (its
 ** workers answer through the live transport); range_node_forget_transport
@@ -71,6 +79,20 @@
 #define SRV_SQL_RETRY_MS 1000           /* opening the SQL engine again */
 #define SRV_SCAN_ROWS_MAX (2 * SRV_PEERS_MAX) /* rows read from a system span */
 #define SRV_META_REPAIR_MS 10000        /* meta entries of led ranges checked */
+#define SRV_CLOCK_PING_MS 1000          /* clock-offset pings to every peer */
+#define SRV_CLOCK_TIMEOUT_MS 1000       /* one ping (a slower answer is useless) */
+#define SRV_CLOCK_FIRST_ROUND_MS 1000   /* grace at start: wait for the first answers */
+#define SRV_CLOCK_FORGET_SILENT_MS 10000 /* a dead peer silent this long leaves the bound */
+#define SRV_REPLICATE_SCAN_MS 2000      /* the replicate queue looks at the led ranges */
+
+/* A peer as the clock-offset pings see it (docs/clocks.md, section 3). */
+typedef struct srv__clock_peer {
+    uint64_t id;
+    bool inflight;       /* a ping is out (one at a time) */
+    bool dead;           /* its liveness record says dead (refresh_peers) */
+    bool forgotten;      /* dropped from the HLC's tracked peers */
+    int64_t seen_ns;     /* monotonic: last answer, or when it was first listed */
+} srv__clock_peer;
 
 typedef struct srv__job {
     uint32_t method;
@@ -126,6 +148,21 @@ struct srv_node {
     int64_t join_at_ns;
     int64_t join_backoff_ms;
     char join_addr_text[SRV_HOST_SIZE_MAX + 16];
+
+    /* Clock pings: clock_peers, n_clock_peers, clock_inflight and
+    ** clock_round_now under mu (answers arrive on the loop thread); the
+    ** logged status is the periodic thread's. */
+    srv__clock_peer clock_peers[SRV_PEERS_MAX];
+    size_t n_clock_peers;
+    int clock_inflight;
+    bool clock_round_now; /* ping at once (a node just joined) */
+    uint64_t clock_rounds;
+    bool clock_logged;    /* a clock status was logged (after the grace) */
+    hlc_epsilon_status clock_logged_status;
+
+    /* The replicate queue (periodic thread; srv_replicate.c). Freed after
+    ** range_node_free: its slots are the contexts of pending step callbacks. */
+    srv__replq replq;
 
     /* Liveness (periodic thread only). */
     uint64_t epoch;
@@ -192,6 +229,20 @@ static void fatal(srv_node *n, const char *msg) {
     if (n->cfg.on_fatal != NULL) n->cfg.on_fatal(n->cfg.callback_ctx, msg);
 }
 
+/* range_server's may_serve: evaluate as leaseholder only with a bounded
+** clock (any thread, never blocks for long: the HLC's mutex). */
+static bool clock_may_serve(void *ctx) {
+    srv_node *n = ctx;
+    return hlc_epsilon(n->cfg.clock, NULL) == HLC_EPSILON_OK;
+}
+
+/* The clock-ping entry of a peer, or NULL. mu held. */
+static srv__clock_peer *clock_peer_locked(srv_node *n, uint64_t id) {
+    for (size_t i = 0; i < n->n_clock_peers; i++)
+        if (n->clock_peers[i].id == id) return &n->clock_peers[i];
+    return NULL;
+}
+
 static bool descriptor_has(const range_descriptor *d, uint64_t node_id) {
     for (size_t i = 0; i < d->n_replicas; i++) {
         if (d->replicas[i] == node_id) return true;
@@ -242,6 +293,26 @@ static void answer_probe(srv_node *n, rpc_transport *t, const rpc_message *msg) 
     base_buf_free(&b);
 }
 
+/* CLOCK (loop thread): our physical clock, read last, and our bound. */
+static void answer_clock(srv_node *n, rpc_transport *t, const rpc_message *msg) {
+    srv__clock_resp a = {0};
+    if (srv__clock_req_decode(msg->payload, msg->payload_len, &a.sent_ns) != SRV_OK) {
+        rpc_respond(t, msg->from, msg->request_id, SRV_ERR_CORRUPT, NULL, 0);
+        return;
+    }
+    hlc_epsilon_report r;
+    hlc_epsilon_explain(n->cfg.clock, &r);
+    a.bounded = r.status == HLC_EPSILON_OK;
+    a.majority = r.majority;
+    a.epsilon_ns = r.epsilon_ns;
+    a.remote_ns = hlc_physical_now_ns(n->cfg.clock);
+    base_buf b = {0};
+    int rc = srv__clock_resp_encode(&a, &b);
+    if (rc == SRV_OK) rpc_respond(t, msg->from, msg->request_id, SRV_OK, b.data, b.len);
+    else rpc_respond(t, msg->from, msg->request_id, rc, NULL, 0);
+    base_buf_free(&b);
+}
+
 static void on_rpc(void *ctx, rpc_transport *t, const rpc_message *msg) {
     srv_node *n = ctx;
     bool request = msg->request_id != 0;
@@ -262,6 +333,9 @@ static void on_rpc(void *ctx, rpc_transport *t, const rpc_message *msg) {
         return;
     case SRV_METHOD_PROBE:
         if (request) answer_probe(n, t, msg);
+        return;
+    case SRV_METHOD_CLOCK:
+        if (request) answer_clock(n, t, msg);
         return;
     case SRV_METHOD_INIT:
     case SRV_METHOD_BOOTSTRAP:
@@ -328,6 +402,8 @@ static int start_transport(srv_node *n) {
     c.handler = on_rpc;
     c.handler_ctx = n;
     c.random_seed = n->seed ^ c.node_id;
+    c.tls_server = n->cfg.rpc_tls_server; /* NULL, NULL: plaintext (--insecure) */
+    c.tls_client = n->cfg.rpc_tls_client;
     if (!n->cfg.sql_separate) {
         c.foreign_connection = on_foreign;
         c.foreign_ctx = n;
@@ -409,7 +485,8 @@ static int build_stack(srv_node *n) {
         goto fail;
     }
     if (opened > 0) BASE_INFO(MOD, "%zu range(s) made by splits reopened", opened);
-    range_server_config sc = {.node = rnode, .clock = n->cfg.clock};
+    range_server_config sc = {.node = rnode, .clock = n->cfg.clock,
+                              .may_serve = clock_may_serve, .may_serve_ctx = n};
     if ((rc = range_server_new(&sc, &rserver)) != RANGE_OK) {
         snprintf(msg, sizeof msg, "cannot create the range server (error %d)", rc);
         goto fail;
@@ -443,7 +520,7 @@ static int build_stack(srv_node *n) {
     }
     base_free(ids);
     txn_db_options to = {.clock = n->cfg.clock, .kv = range_router_kv(router),
-                         .sync_commits = n->cfg.sync};
+                         .sync_commits = n->cfg.sync, .require_clock_bound = true};
     if ((rc = txn_db_open(&to, &db)) != TXN_OK) {
         snprintf(msg, sizeof msg, "cannot open the transaction layer (error %d)", rc);
         goto fail;
@@ -965,8 +1042,15 @@ static void job_join(srv_node *n, const srv__job *j) {
         goto done;
     }
     /* Make the new node reachable from here at once (the refresh does it
-    ** for the other nodes). */
+    ** for the other nodes), and count it in the clock bound before it can
+    ** serve: no longer alone, and measured at the next ping. */
+    hlc_epsilon_peer_track(n->cfg.clock, id);
+    hlc_epsilon_set_alone(n->cfg.clock, false);
     pthread_mutex_lock(&n->mu);
+    if (clock_peer_locked(n, id) == NULL && n->n_clock_peers < SRV_PEERS_MAX)
+        n->clock_peers[n->n_clock_peers++] = (srv__clock_peer){.id = id, .seen_ns = mono_ns()};
+    n->clock_round_now = true; /* and not alone: the round counts clock_peers */
+    pthread_cond_broadcast(&n->cond);
     rpc_uv_add_peer(n->uv, id, req.rpc.host, req.rpc.port);
     range_router *router = n->router;
     pthread_mutex_unlock(&n->mu);
@@ -1035,6 +1119,39 @@ static int collect_liveness(void *ctx, const uint8_t *k, size_t kl, const uint8_
     return TXN_OK;
 }
 
+/* Replicas per node as meta places them (node status of a dead node: its
+** own count is from its last heartbeat; this one follows the replicate
+** queue's moves). counts[i] is for s->rows[i]. */
+typedef struct meta_counts {
+    const srv_status *s;
+    uint32_t *counts;
+} meta_counts;
+
+static int count_meta(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+    meta_counts *mc = ctx;
+    range_descriptor d;
+    (void)k;
+    (void)kl;
+    if (range_descriptor_decode(v, vl, &d) != RANGE_OK) {
+        BASE_WARN(MOD, "malformed meta entry skipped");
+        return TXN_OK;
+    }
+    for (size_t i = 0; i < d.n_replicas; i++)
+        for (size_t j = 0; j < mc->s->n_rows; j++)
+            if (mc->s->rows[j].node_id == d.replicas[i]) mc->counts[j]++;
+    range_descriptor_free(&d);
+    return TXN_OK;
+}
+
+static int scan_meta_counts(txn *t, meta_counts *mc, txn_error *err) {
+    uint8_t start[RANGE_META_PREFIX_LEN + 1], end[RANGE_META_PREFIX_LEN + 1];
+    memcpy(start, RANGE_META_PREFIX, RANGE_META_PREFIX_LEN);
+    memcpy(end, RANGE_META_PREFIX, RANGE_META_PREFIX_LEN);
+    end[RANGE_META_PREFIX_LEN] = 0x03; /* past 0x01 (end keys) and 0x02 (+infinity) */
+    return scan_span(t, start, RANGE_META_PREFIX_LEN, end, RANGE_META_PREFIX_LEN + 1, count_meta,
+                     mc, err);
+}
+
 static int row_cmp(const void *a, const void *b) {
     uint64_t x = ((const srv_status_row *)a)->node_id, y = ((const srv_status_row *)b)->node_id;
     return x < y ? -1 : x > y ? 1 : 0;
@@ -1072,6 +1189,17 @@ static void job_status(srv_node *n, const srv__job *j) {
         uint8_t start[SRV_KEY_SIZE_MAX], end[SRV_KEY_SIZE_MAX];
         size_t end_len, start_len = srv__key_liveness_span(start, end, &end_len);
         rc = scan_span(t, start, start_len, end, end_len, collect_liveness, &lr, &err);
+    }
+    if (rc == TXN_OK && s.n_rows > 0) { /* a dead node's replicas: what meta still lists */
+        meta_counts mc = {.s = &s, .counts = base_calloc(s.n_rows, sizeof *mc.counts)};
+        if (mc.counts == NULL) rc = TXN_ERR_NOMEM;
+        if (rc == TXN_OK) rc = scan_meta_counts(t, &mc, &err);
+        for (size_t i = 0; rc == TXN_OK && i < s.n_rows; i++) {
+            if (s.rows[i].liveness != SRV_LIVENESS_DEAD) continue;
+            s.rows[i].replicas = mc.counts[i];
+            s.rows[i].leases = 0;
+        }
+        base_free(mc.counts); /* owner: here */
     }
     if (t != NULL) {
         if (rc == TXN_OK) rc = txn_commit(t, NULL, &err);
@@ -1245,6 +1373,199 @@ static void *control_main(void *arg) {
     return NULL;
 }
 
+/* ---- clock offset (docs/clocks.md, section 3) ------------------------------------ */
+
+/* One ping in flight; owner: on_clock_answer, which runs exactly once. */
+typedef struct srv__clock_ping {
+    srv_node *node;
+    uint64_t peer_id;
+    int64_t sent_ns; /* our physical clock when sent */
+} srv__clock_ping;
+
+/* Loop thread: offset = remote - (send + recv) / 2 within +- rtt / 2 (the
+** remote read its clock somewhere in [send, recv] of ours). */
+static void on_clock_answer(void *ctx, int rc, const rpc_message *resp) {
+    srv__clock_ping *p = ctx;
+    srv_node *n = p->node;
+    int64_t recv_ns = hlc_physical_now_ns(n->cfg.clock);
+    srv__clock_resp a;
+    bool ok = rc == RPC_OK && resp->status == SRV_OK && resp->from == p->peer_id &&
+              srv__clock_resp_decode(resp->payload, resp->payload_len, &a) == SRV_OK &&
+              a.sent_ns == p->sent_ns && recv_ns >= p->sent_ns &&
+              recv_ns - p->sent_ns <= (int64_t)SRV_CLOCK_TIMEOUT_MS * 2000000;
+    /* A slow answer (the peer or we were paused, a stalled loop) still gives
+    ** a true bound, but a loose one: it would replace a tight, still-valid
+    ** sample and could push the bound past --max-offset for no clock reason
+    ** (the chaos pause nemesis did exactly that). Keep the previous sample;
+    ** the next ping measures again. */
+    if (ok && (recv_ns - p->sent_ns) / 2 > hlc_max_offset_ns(n->cfg.clock) / 4) ok = false;
+    if (ok) {
+        int64_t rtt_ns = recv_ns - p->sent_ns;
+        hlc_peer_sample m = {.offset_ns = a.remote_ns - (p->sent_ns + rtt_ns / 2),
+                             .uncertainty_ns = rtt_ns - rtt_ns / 2,
+                             .measured_at_ns = p->sent_ns,
+                             .peer_has_majority = a.majority};
+        hlc_epsilon_peer_sample(n->cfg.clock, p->peer_id, &m);
+    }
+    pthread_mutex_lock(&n->mu);
+    srv__clock_peer *cp = clock_peer_locked(n, p->peer_id);
+    if (cp != NULL) {
+        cp->inflight = false;
+        if (ok) {
+            cp->seen_ns = mono_ns();
+            cp->forgotten = false; /* the sample tracks it again */
+        }
+    }
+    n->clock_inflight--;
+    pthread_cond_broadcast(&n->cond);
+    pthread_mutex_unlock(&n->mu);
+    base_free(p);
+}
+
+/* Periodic thread: list the peers, track the live ones and forget those
+** dead in liveness and silent for the staleness bound, set "alone" (no
+** other node in the table), ping every peer without a ping out, and feed
+** the kernel's NTP reading. */
+static void clock_round(srv_node *n) {
+    enum { SEND = 1, TRACK = 2, FORGET = 4 };
+    uint8_t action[SRV_PEERS_MAX];
+    uint64_t ids[SRV_PEERS_MAX];
+    size_t k = 0;
+    int64_t now = mono_ns();
+    pthread_mutex_lock(&n->mu);
+    rpc_uv *uv = n->uv;
+    for (size_t i = 0; i < n->st.n_peers; i++) {
+        uint64_t id = n->st.peers[i].node_id;
+        if (id == n->st.node_id || clock_peer_locked(n, id) != NULL) continue;
+        if (n->n_clock_peers == SRV_PEERS_MAX) break;
+        n->clock_peers[n->n_clock_peers++] = (srv__clock_peer){.id = id, .seen_ns = now};
+    }
+    for (size_t i = 0; i < n->n_clock_peers; i++) {
+        srv__clock_peer *cp = &n->clock_peers[i];
+        /* Dead in liveness and silent for a while: out of the bound. Well
+        ** before its sample goes stale (HLC_MEASUREMENT_STALE_NS), because
+        ** a stale sample of a tracked peer counts against the majority:
+        ** with half the nodes dead the survivors would stop serving in the
+        ** window between staleness and forgetting. */
+        bool silent = now - cp->seen_ns >= (int64_t)SRV_CLOCK_FORGET_SILENT_MS * 1000000;
+        ids[k] = cp->id;
+        action[k] = cp->dead && silent ? FORGET : TRACK;
+        if (!cp->inflight && !(cp->dead && silent)) {
+            cp->inflight = true;
+            n->clock_inflight++;
+            action[k] |= SEND;
+        }
+        if (action[k] & FORGET) {
+            if (!cp->forgotten)
+                BASE_INFO(MOD, "clock: node %" PRIu64 " is dead and silent: no longer in the "
+                          "offset bound", cp->id);
+            cp->forgotten = true;
+        }
+        k++;
+    }
+    n->clock_rounds++;
+    pthread_mutex_unlock(&n->mu);
+    hlc_clock *clock = n->cfg.clock;
+    hlc_epsilon_set_alone(clock, k == 0); /* the only node of its cluster */
+    for (size_t i = 0; i < k; i++) {
+        if (action[i] & FORGET) hlc_epsilon_peer_forget(clock, ids[i]);
+        else hlc_epsilon_peer_track(clock, ids[i]);
+        if (!(action[i] & SEND)) continue;
+        base_buf b = {0};
+        srv__clock_ping *p = base_malloc(sizeof *p); /* owner: on_clock_answer */
+        int rc = p == NULL ? RPC_ERR_NOMEM : RPC_OK;
+        if (rc == RPC_OK) {
+            *p = (srv__clock_ping){.node = n, .peer_id = ids[i],
+                                   .sent_ns = hlc_physical_now_ns(clock)};
+            rc = srv__clock_req_encode(p->sent_ns, &b) == SRV_OK ? RPC_OK : RPC_ERR_NOMEM;
+        }
+        if (rc == RPC_OK)
+            rc = rpc_request(rpc_uv_transport(uv), ids[i], SRV_METHOD_CLOCK, b.data, b.len,
+                             SRV_CLOCK_TIMEOUT_MS, on_clock_answer, p);
+        base_buf_free(&b);
+        if (rc != RPC_OK) { /* the callback will not run */
+            base_free(p);
+            pthread_mutex_lock(&n->mu);
+            srv__clock_peer *cp = clock_peer_locked(n, ids[i]);
+            if (cp != NULL) cp->inflight = false;
+            n->clock_inflight--;
+            pthread_mutex_unlock(&n->mu);
+        }
+    }
+    hlc_ntp_reading ntp;
+    if (hlc_ntp_read(&ntp) == 0) hlc_epsilon_set_ntp(clock, &ntp);
+}
+
+/* Unbounded: hand every lease held here to another replica of its range
+** (rotating over them round by round); they serve, we do not. */
+static void clock_give_up_leases(srv_node *n) {
+    uint64_t ids[RANGE_NODE_REPLICAS_MAX];
+    size_t n_ids = range_node_replica_ids(n->rnode, ids, RANGE_NODE_REPLICAS_MAX);
+    for (size_t i = 0; i < n_ids && i < RANGE_NODE_REPLICAS_MAX; i++) {
+        range_replica *r = range_node_replica(n->rnode, ids[i]);
+        range_replica_status s;
+        range_descriptor d;
+        if (r == NULL) continue;
+        range_replica_get_status(r, &s);
+        if (!s.leader || range_replica_descriptor(r, &d) != RANGE_OK) continue;
+        uint64_t target = 0;
+        for (size_t k = 0; k < d.n_replicas && target == 0; k++) {
+            uint64_t c = d.replicas[(k + n->clock_rounds) % d.n_replicas];
+            if (c != n->st.node_id) target = c;
+        }
+        if (target != 0 && range_replica_transfer_lease(r, target, NULL) == RANGE_OK)
+            BASE_INFO(MOD, "clock offset bound unavailable: handing the lease of range %" PRIu64
+                      " to node %" PRIu64, ids[i], target);
+        range_descriptor_free(&d);
+    }
+}
+
+/* Log the clock status once per change (not during the start's grace), and
+** give up leases while it is unbounded. */
+static void clock_check(srv_node *n, bool grace) {
+    hlc_epsilon_report r;
+    char why[HLC_DESCRIBE_SIZE];
+    hlc_epsilon_explain(n->cfg.clock, &r);
+    hlc_epsilon_describe(&r, why, sizeof why);
+    if (r.status == HLC_EPSILON_OK && (!n->clock_logged || n->clock_logged_status != r.status)) {
+        BASE_INFO(MOD, "clock offset bound %s: %s; serving", n->clock_logged ? "back" : "established",
+                  why);
+        n->clock_logged = true;
+        n->clock_logged_status = r.status;
+    } else if (r.status != HLC_EPSILON_OK && !grace &&
+               (!n->clock_logged || n->clock_logged_status != r.status)) {
+        BASE_WARN(MOD, "clock offset bound unavailable: %s; this node refuses KV requests as "
+                  "leaseholder, gives up its leases and begins no transaction until it is back",
+                  why);
+        n->clock_logged = true;
+        n->clock_logged_status = r.status;
+    }
+    if (r.status != HLC_EPSILON_OK && !grace) clock_give_up_leases(n);
+}
+
+/* Mark the clock peers whose liveness record says dead (for the forget
+** rule), from the liveness span read in t. */
+static void clock_note_liveness(srv_node *n, txn *t, txn_error *err) {
+    srv_status s = {0};
+    live_rows lr = {.s = &s, .now_ns = hlc_physical_now_ns(n->cfg.clock),
+                    .dead_after_ns = n->cfg.dead_after_ms * 1000000};
+    uint8_t start[SRV_KEY_SIZE_MAX], end[SRV_KEY_SIZE_MAX];
+    size_t end_len, start_len = srv__key_liveness_span(start, end, &end_len);
+    if (scan_span(t, start, start_len, end, end_len, collect_liveness, &lr, err) == TXN_OK) {
+        /* the replicate queue plans from the same read */
+        (void)srv__replq_note_liveness(&n->replq, s.rows, s.n_rows, lr.now_ns, mono_ns());
+        pthread_mutex_lock(&n->mu);
+        for (size_t i = 0; i < n->n_clock_peers; i++) {
+            srv__clock_peer *cp = &n->clock_peers[i];
+            cp->dead = false;
+            for (size_t j = 0; j < s.n_rows; j++)
+                if (s.rows[j].node_id == cp->id) cp->dead = s.rows[j].liveness == SRV_LIVENESS_DEAD;
+        }
+        pthread_mutex_unlock(&n->mu);
+    }
+    srv_status_free(&s);
+}
+
 /* ---- periodic work ------------------------------------------------------------------ */
 
 static void heartbeat(srv_node *n) {
@@ -1323,6 +1644,7 @@ static void refresh_peers(srv_node *n) {
     txn_options ro = {.read_only = true};
     int rc = txn_begin(n->db, &ro, &t);
     if (rc == TXN_OK) rc = scan_nodes(t, &nr, &err);
+    if (rc == TXN_OK) clock_note_liveness(n, t, &err);
     if (t != NULL) {
         if (rc == TXN_OK) rc = txn_commit(t, NULL, &err);
         else txn_rollback(t);
@@ -1484,7 +1806,9 @@ static void open_sql(srv_node *n) {
 
 static void *periodic_main(void *arg) {
     srv_node *n = arg;
-    int64_t next_hb = 0, next_refresh = 0, next_sql = 0, next_meta = 0;
+    int64_t next_hb = 0, next_refresh = 0, next_sql = 0, next_meta = 0, next_clock = 0;
+    int64_t next_repl = 0;
+    bool clock_grace = true;
     pthread_mutex_lock(&n->mu);
     while (!n->stopping) {
         if (!n->stack_ready) {
@@ -1492,8 +1816,25 @@ static void *periodic_main(void *arg) {
             continue;
         }
         bool sql_ready = n->sql_ready;
+        if (n->replq.self == 0) n->replq.self = n->st.node_id; /* known once initialized */
+        bool clock_now = n->clock_round_now;
+        n->clock_round_now = false;
         pthread_mutex_unlock(&n->mu);
         int64_t now = mono_ns();
+        if (now >= next_clock || clock_now) {
+            next_clock = now + (int64_t)SRV_CLOCK_PING_MS * 1000000;
+            clock_round(n);
+            if (clock_grace) { /* the first answers, before any KV work */
+                int64_t deadline = mono_ns() + (int64_t)SRV_CLOCK_FIRST_ROUND_MS * 1000000;
+                pthread_mutex_lock(&n->mu);
+                while (!n->stopping && n->clock_inflight > 0 && mono_ns() < deadline)
+                    wait_until(n, deadline);
+                pthread_mutex_unlock(&n->mu);
+            }
+            clock_check(n, false);
+            clock_grace = false;
+        }
+        now = mono_ns();
         if (now >= next_hb) {
             next_hb = now + n->cfg.heartbeat_ms * 1000000;
             heartbeat(n);
@@ -1504,6 +1845,15 @@ static void *periodic_main(void *arg) {
             refresh_peers(n);
         }
         now = mono_ns();
+        if (now >= next_repl) {
+            srv__replq_env env = {.rnode = n->rnode, .router = n->router, .clock = n->cfg.clock,
+                                  .scan_ms = SRV_REPLICATE_SCAN_MS,
+                                  .stale_ms = 3 * n->cfg.peer_refresh_ms};
+            next_repl = srv__replq_run(&n->replq, &env, now);
+            /* a changed range's meta entry is behind: rewrite it now, not in 10 s */
+            if (srv__replq_take_meta_due(&n->replq)) next_meta = now;
+        }
+        now = mono_ns();
         if (now >= next_meta) {
             next_meta = now + (int64_t)SRV_META_REPAIR_MS * 1000000;
             repair_meta(n);
@@ -1511,12 +1861,14 @@ static void *periodic_main(void *arg) {
         now = mono_ns();
         if (!sql_ready && now >= next_sql) {
             next_sql = now + (int64_t)SRV_SQL_RETRY_MS * 1000000;
-            open_sql(n);
+            /* its catalog needs transactions, refused without a clock bound */
+            if (hlc_epsilon(n->cfg.clock, NULL) == HLC_EPSILON_OK) open_sql(n);
         }
         pthread_mutex_lock(&n->mu);
-        int64_t next = BASE_MIN(BASE_MIN(next_hb, next_refresh), next_meta);
+        int64_t next = BASE_MIN(BASE_MIN(next_hb, next_refresh), BASE_MIN(next_meta, next_clock));
+        next = BASE_MIN(next, next_repl);
         if (!n->sql_ready) next = BASE_MIN(next, next_sql);
-        if (!n->stopping && mono_ns() < next) wait_until(n, next);
+        if (!n->stopping && !n->clock_round_now && mono_ns() < next) wait_until(n, next);
     }
     pthread_mutex_unlock(&n->mu);
     return NULL;
@@ -1577,6 +1929,7 @@ int srv_node_start(const srv_config *config, srv_node **out) {
     if (n->cfg.replication <= 0) n->cfg.replication = SRV_DEFAULT_REPLICATION;
     n->seed = n->cfg.random_seed ? n->cfg.random_seed : srv__random_u64();
     n->join_backoff_ms = SRV_JOIN_BACKOFF_MIN_MS;
+    srv__replq_init(&n->replq, 0, n->cfg.replication);
     pthread_mutex_init(&n->mu, NULL);
     pthread_condattr_t a;
     pthread_condattr_init(&a);
@@ -1685,6 +2038,7 @@ void srv_node_stop(srv_node *n) {
     if (n->router != NULL) range_router_free(n->router);
     if (n->rnode != NULL) range_node_free(n->rnode);
     if (n->rlog != NULL) raft_log_close(n->rlog); /* after the node: it borrows the log */
+    srv__replq_free(&n->replq); /* after range_node_free: no step callback is due now */
     srv__state_free(&n->st);
     base_buf_free(&n->join_payload);
     pthread_cond_destroy(&n->cond);

@@ -320,6 +320,47 @@ int srv__init_req_decode(const uint8_t *p, size_t len, uint64_t *token) {
     return reader_end(&r);
 }
 
+static int64_t get_clock_ns(srv__reader *r) {
+    uint64_t v = srv__get_u64(r);
+    if (v >= (uint64_t)HLC_WALL_LIMIT_NS) r->bad = true;
+    return r->bad ? 0 : (int64_t)v;
+}
+
+int srv__clock_req_encode(int64_t sent_ns, base_buf *out) {
+    int rc = srv__put_u8(out, SRV_WIRE_VERSION);
+    if (rc == SRV_OK) rc = srv__put_u64(out, (uint64_t)sent_ns);
+    return rc;
+}
+
+int srv__clock_req_decode(const uint8_t *p, size_t len, int64_t *sent_ns) {
+    srv__reader r = reader_start(p, len);
+    *sent_ns = get_clock_ns(&r);
+    return reader_end(&r);
+}
+
+int srv__clock_resp_encode(const srv__clock_resp *m, base_buf *out) {
+    uint8_t flags = (uint8_t)((m->bounded ? 1 : 0) | (m->majority ? 2 : 0));
+    int rc = srv__put_u8(out, SRV_WIRE_VERSION);
+    if (rc == SRV_OK) rc = srv__put_u64(out, (uint64_t)m->sent_ns);
+    if (rc == SRV_OK) rc = srv__put_u64(out, (uint64_t)m->remote_ns);
+    if (rc == SRV_OK) rc = srv__put_u8(out, flags);
+    if (rc == SRV_OK) rc = srv__put_u64(out, (uint64_t)m->epsilon_ns);
+    return rc;
+}
+
+int srv__clock_resp_decode(const uint8_t *p, size_t len, srv__clock_resp *out) {
+    memset(out, 0, sizeof *out);
+    srv__reader r = reader_start(p, len);
+    out->sent_ns = get_clock_ns(&r);
+    out->remote_ns = get_clock_ns(&r);
+    uint8_t flags = srv__get_u8(&r);
+    if (flags > 3) r.bad = true;
+    out->bounded = (flags & 1) != 0;
+    out->majority = (flags & 2) != 0;
+    out->epsilon_ns = get_clock_ns(&r);
+    return reader_end(&r);
+}
+
 int srv__init_resp_encode(uint64_t cluster_id, const srv_peer *peers, size_t n, base_buf *out) {
     int rc = srv__put_u8(out, SRV_WIRE_VERSION);
     if (rc == SRV_OK) rc = srv__put_u64(out, cluster_id);

@@ -57,10 +57,18 @@ static int free_ports(int *out, int n) {
     return 0;
 }
 
+/* More `meridian start` flags for every node a test starts here, as a
+** comma-separated list of string literals ending in a comma (e.g.
+** `"--dead-after", "3s",`); none by default. */
+#ifndef CLUSTER_EXTRA_ARGS
+#define CLUSTER_EXTRA_ARGS
+#endif
+
 static int start_node(int i, const char *store) {
     char listen[32];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", ports[i]);
-    const char *args[] = {"--listen-addr", listen, "--join", join_list, "--insecure", NULL};
+    const char *args[] = {"--listen-addr", listen, "--join", join_list, "--insecure",
+                          CLUSTER_EXTRA_ARGS NULL};
     return mtest_node_start_raw(&nodes[i], store, args);
 }
 
