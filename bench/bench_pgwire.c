@@ -12,6 +12,13 @@
 ** thread on its own connection, one statement per transaction (autocommit):
 **   point-select: SELECT balance FROM bench_accounts WHERE id = <random>
 **   insert:       INSERT INTO bench_accounts VALUES (<unique id>, <n>)
+**   transfer:     BEGIN; UPDATE -1 one account; UPDATE +1 another; COMMIT,
+**                 both accounts in the lower half of the ids (one range)
+**   transfer-2r:  the same with one account from each half; setup splits
+**                 the table at the middle id (ALTER TABLE ... SPLIT AT), so
+**                 on a cluster it is a two-range (two-phase) commit. A
+**                 transfer that fails with 40001 is retried (counted), and
+**                 its latency runs from the first BEGIN to the COMMIT.
 ** Prints transactions/s and p50/p99 latency. Timing never fails the run: the
 ** exit code is non-zero only when the node cannot be reached or set up.
 ** With --start it runs its own node (`meridian start`, temp store, free
@@ -46,7 +53,16 @@
 #define BENCH_START_WAIT_MS 60000
 #define BENCH_URLS_MAX 16
 
-typedef enum { W_POINT_SELECT, W_INSERT } workload;
+typedef enum { W_POINT_SELECT, W_INSERT, W_TRANSFER, W_TRANSFER_2R } workload;
+static const char *workload_name(workload w) {
+    switch (w) {
+    case W_POINT_SELECT: return "point-select";
+    case W_INSERT: return "insert";
+    case W_TRANSFER: return "transfer";
+    case W_TRANSFER_2R: return "transfer-2r";
+    }
+    return "?";
+}
 
 typedef struct client {
     pthread_t thread;
@@ -56,7 +72,7 @@ typedef struct client {
     int64_t deadline_ns;
     long rows;
     uint64_t seed;
-    uint64_t done, errors;
+    uint64_t done, errors, retries;
     uint32_t *hist; /* BENCH_HIST_BUCKETS */
     char first_error[256];
 } client;
@@ -70,6 +86,50 @@ static uint64_t rnd(uint64_t *s) {
     return *s;
 }
 
+/* One statement of a transfer: 0 ok, 1 retryable (40001: rolled back), -1 error. */
+static int transfer_step(client *c, PGconn *conn, const char *sql) {
+    PGresult *r = PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(r);
+    int out = 0;
+    if (st != PGRES_COMMAND_OK) {
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        out = state != NULL && strcmp(state, "40001") == 0 ? 1 : -1;
+        if (out < 0 && c->errors == 0)
+            snprintf(c->first_error, sizeof c->first_error, "%s: %s", PQresStatus(st),
+                     PQresultErrorMessage(r));
+    }
+    PQclear(r);
+    if (out != 0 && PQtransactionStatus(conn) != PQTRANS_IDLE) PQclear(PQexec(conn, "ROLLBACK"));
+    return out;
+}
+
+/* A transfer between two accounts, retried on 40001 (bounded). true: committed. */
+static bool transfer(client *c, PGconn *conn) {
+    long half = c->rows / 2 > 1 ? c->rows / 2 : 1;
+    long a = 1 + (long)(rnd(&c->seed) % (uint64_t)half), b;
+    if (c->w == W_TRANSFER_2R) {
+        b = half + 1 + (long)(rnd(&c->seed) % (uint64_t)(c->rows - half > 0 ? c->rows - half : 1));
+    } else {
+        b = 1 + (long)(rnd(&c->seed) % (uint64_t)half);
+        if (b == a) b = a % half + 1;
+    }
+    char up1[128], up2[128];
+    snprintf(up1, sizeof up1, "UPDATE bench_accounts SET balance = balance - 1 WHERE id = %ld", a);
+    snprintf(up2, sizeof up2, "UPDATE bench_accounts SET balance = balance + 1 WHERE id = %ld", b);
+    const char *steps[] = {"BEGIN", up1, up2, "COMMIT"};
+    for (int attempt = 0; attempt < 100 && base_monotonic_ns() < c->deadline_ns; attempt++) {
+        int rc = 0;
+        for (int k = 0; k < 4 && rc == 0; k++) rc = transfer_step(c, conn, steps[k]);
+        if (rc == 0) return true;
+        if (rc < 0) {
+            c->errors++;
+            return false;
+        }
+        c->retries++;
+    }
+    return false;
+}
+
 static void *client_main(void *arg) {
     client *c = arg;
     PGconn *conn = PQconnectdb(c->url);
@@ -81,6 +141,16 @@ static void *client_main(void *arg) {
     }
     char sql[160];
     while (base_monotonic_ns() < c->deadline_ns) {
+        if (c->w == W_TRANSFER || c->w == W_TRANSFER_2R) {
+            int64_t t0 = base_monotonic_ns();
+            if (transfer(c, conn)) {
+                int64_t b = (base_monotonic_ns() - t0) / BENCH_BUCKET_NS;
+                c->hist[b < BENCH_HIST_BUCKETS ? b : BENCH_HIST_BUCKETS - 1]++;
+                c->done++;
+            }
+            if (PQstatus(conn) != CONNECTION_OK) break;
+            continue;
+        }
         if (c->w == W_POINT_SELECT) {
             long id = 1 + (long)(rnd(&c->seed) % (uint64_t)c->rows);
             snprintf(sql, sizeof sql, "SELECT balance FROM bench_accounts WHERE id = %ld", id);
@@ -145,22 +215,23 @@ static int run_workload(const char *const *urls, int n_urls, workload w, int ncl
         }
         started++;
     }
-    uint64_t done = 0, errors = 0;
+    uint64_t done = 0, errors = 0, retries = 0;
     const char *err = NULL;
     for (int i = 0; i < started; i++) {
         pthread_join(cs[i].thread, NULL);
         done += cs[i].done;
         errors += cs[i].errors;
+        retries += cs[i].retries;
         if (err == NULL && cs[i].first_error[0]) err = cs[i].first_error;
         for (int b = 0; b < BENCH_HIST_BUCKETS; b++) hist[b] += cs[i].hist[b];
     }
     double elapsed = (double)(base_monotonic_ns() - start) / 1e9;
     printf("%-13s clients %3d  %6.1f s  %9llu txn  %10.1f txn/s  p50 %8.3f ms  p99 %8.3f ms"
-           "  errors %llu\n",
-           w == W_POINT_SELECT ? "point-select" : "insert", started, elapsed,
+           "  errors %llu  retries(40001) %llu\n",
+           workload_name(w), started, elapsed,
            (unsigned long long)done, elapsed > 0 ? (double)done / elapsed : 0.0,
            percentile_ms(hist, done, 0.50), percentile_ms(hist, done, 0.99),
-           (unsigned long long)errors);
+           (unsigned long long)errors, (unsigned long long)retries);
     if (err != NULL) printf("  first error: %s\n", err);
     fflush(stdout);
     for (int i = 0; i < started; i++) base_free(cs[i].hist);
@@ -199,6 +270,14 @@ static int setup(const char *url, long rows) {
     if (rc == 0)
         printf("setup: loaded %ld rows in %.2f s\n", rows,
                (double)(base_monotonic_ns() - t0) / 1e9);
+    if (rc == 0 && rows >= 2) { /* transfer-2r: two ranges on a cluster */
+        char sql[128];
+        snprintf(sql, sizeof sql, "ALTER TABLE bench_accounts SPLIT AT VALUES (%ld)", rows / 2 + 1);
+        r = PQexec(c, sql);
+        printf("setup: %s: %s", sql,
+               PQresultStatus(r) == PGRES_COMMAND_OK ? "done\n" : PQresultErrorMessage(r));
+        PQclear(r);
+    }
     base_buf_free(&b);
     PQfinish(c);
     return rc;
@@ -258,7 +337,7 @@ static void usage(void) {
     fprintf(stderr, "usage: bench_pgwire [--url URL [--url URL ...] | --start [--bin PATH]]\n"
                     "                    [--clients N]\n"
                     "                    [--duration SECONDS] [--rows N]\n"
-                    "                    [--workload point-select|insert|all]\n");
+                    "                    [--workload point-select|insert|transfer|transfer-2r|all]\n");
 }
 
 int main(int argc, char **argv) {
@@ -289,7 +368,8 @@ int main(int argc, char **argv) {
         i++;
     }
     if (clients < 1 || clients > BENCH_CLIENTS_MAX || duration <= 0 || rows < 1 ||
-        (strcmp(wl, "all") && strcmp(wl, "point-select") && strcmp(wl, "insert"))) {
+        (strcmp(wl, "all") && strcmp(wl, "point-select") && strcmp(wl, "insert") &&
+         strcmp(wl, "transfer") && strcmp(wl, "transfer-2r"))) {
         usage();
         return 2;
     }
@@ -312,10 +392,16 @@ int main(int argc, char **argv) {
     int rc = setup(url, rows);
     if (rc == 0) {
         atomic_store(&next_insert_id, rows + 1);
-        printf("workloads: %d clients over %d node(s), %.1f s each, one statement per "
-               "transaction\n", clients, n_urls, duration);
-        if (strcmp(wl, "insert") != 0) run_workload(urls, n_urls, W_POINT_SELECT, clients, duration, rows);
-        if (strcmp(wl, "point-select") != 0) run_workload(urls, n_urls, W_INSERT, clients, duration, rows);
+        printf("workloads: %d clients over %d node(s), %.1f s each\n", clients, n_urls, duration);
+        bool all = strcmp(wl, "all") == 0;
+        if (all || strcmp(wl, "point-select") == 0)
+            run_workload(urls, n_urls, W_POINT_SELECT, clients, duration, rows);
+        if (all || strcmp(wl, "insert") == 0)
+            run_workload(urls, n_urls, W_INSERT, clients, duration, rows);
+        if (all || strcmp(wl, "transfer") == 0)
+            run_workload(urls, n_urls, W_TRANSFER, clients, duration, rows);
+        if (all || strcmp(wl, "transfer-2r") == 0)
+            run_workload(urls, n_urls, W_TRANSFER_2R, clients, duration, rows);
     }
     if (node > 0) {
         kill(node, SIGTERM);
