@@ -835,6 +835,20 @@ static int unrepl_hit_locked(server_range *sr, const uint8_t *key, size_t key_le
 ** replicated holder of another txn in the table makes way for it. */
 static void discover_locked(range_server *s, server_range *sr, const range__intent_hit *hit)
 {
+    /* The caller saw the intent before taking s->mu; a RESOLVE may have
+    ** applied since and its resolve_done (which runs under s->mu, after the
+    ** storage write) granted the key to a waiter. Re-adding the stale
+    ** intent would evict that grantee (two transactions then believe they
+    ** hold the key). Look again under s->mu: present now means its
+    ** resolve_done is still to come and will release what we add. */
+    range__intent_hit again;
+    memset(&again, 0, sizeof(again));
+    range_span pt = {hit->key.data, hit->key.len, NULL, 0, true};
+    int frc = range__find_intent(replica__engine(sr->replica), &pt, 0, HLC_MAX, &again);
+    bool still = frc == RANGE_ERR_INTENT && again.txn_id == hit->txn_id;
+    range__intent_hit_free(&again);
+    if (!still && frc != RANGE_ERR_NOMEM && frc != RANGE_ERR_IO)
+        return;
     range__lock_txn txn = {hit->txn_id, 0, 0};
     int64_t now = lock_now_ns(s);
     int rc = range__locktable_add_discovered(sr->locks, &txn, hit->key.data, hit->key.len,
