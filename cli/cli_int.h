@@ -7,7 +7,8 @@
 **   - the statement splitter of the shell, pure: text in, statements out;
 **   - the psql-like result formatter (libpq PGresult -> aligned table);
 **   - the commands: cli_start_main (the node), cli_sql_main (shell),
-**     cli_cert_main, cli_init_main and cli_node_main (cluster), cli_demo_main.
+**     cli_cert_main, cli_init_main and cli_node_main (cluster), cli_demo_main,
+**     cli_ranges_main (SHOW RANGES through the shell).
 **
 ** Exit codes of every command: 0 ok, 1 runtime failure (a statement failed,
 ** the store is locked, ...), 2 bad command line (CLI_EXIT_USAGE).
@@ -115,6 +116,7 @@ int cli_cert_main(int argc, char **argv);  /* `meridian cert ...` (cli_cert.c) *
 int cli_init_main(int argc, char **argv);  /* `meridian init ...` (cli_node.c) */
 int cli_node_main(int argc, char **argv);  /* `meridian node status ...` (cli_node.c) */
 int cli_demo_main(int argc, char **argv);  /* `meridian demo ...` (cli_demo.c) */
+int cli_ranges_main(int argc, char **argv); /* `meridian ranges ...` (cli_ranges.c) */
 
 /* ---- demo helpers (cli_demo.c), pure ---------------------------------------- */
 /* The demo's default directory: $HOME/.meridian/demo, else $TMPDIR (or

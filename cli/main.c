@@ -5,6 +5,7 @@
 **   meridian cert ...    certificates (cli_cert.c)
 **   meridian init ...    make a cluster (cli_node.c)
 **   meridian node status the cluster's nodes (cli_node.c)
+**   meridian ranges ...  the cluster's ranges (cli_ranges.c)
 **   meridian demo ...    a local cluster and a shell (cli_demo.c)
 **   meridian version | help
 ** Exit codes: 0 ok, 1 failure, 2 bad command line.
@@ -24,6 +25,7 @@ static void usage(FILE *f) {
             "  start     start a node (single, or a cluster node with --join)\n"
             "  init      make a cluster of started nodes: meridian init --help\n"
             "  node      node status of a cluster: meridian node status --help\n"
+            "  ranges    the cluster's ranges (SHOW RANGES): meridian ranges --help\n"
             "  sql       open a SQL shell on a node: meridian sql --help\n"
             "  cert      create and list TLS certificates: meridian cert --help\n"
             "  version   print the version\n"
@@ -42,6 +44,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "cert") == 0) return cli_cert_main(argc - 1, argv + 1);
     if (strcmp(cmd, "init") == 0) return cli_init_main(argc - 1, argv + 1);
     if (strcmp(cmd, "node") == 0) return cli_node_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "ranges") == 0) return cli_ranges_main(argc - 1, argv + 1);
     if (strcmp(cmd, "demo") == 0) return cli_demo_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("meridian %s\n", CLI_VERSION);

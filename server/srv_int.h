@@ -420,6 +420,12 @@ typedef struct srv__replq_env {
     hlc_clock *clock;
     int64_t scan_ms;       /* ranges looked at this often */
     int64_t stale_ms;      /* liveness older than this is not acted on */
+    /* May be NULL: told of every completed change (the range event log,
+    ** srv_ranges.h), on the periodic thread; after is the range's new
+    ** descriptor (NULL: unknown). Must not block. */
+    void (*on_change)(void *ctx, uint64_t range_id, const srv__repl_plan *plan,
+                      const range_descriptor *after);
+    void *change_ctx;
 } srv__replq_env;
 
 void srv__replq_init(srv__replq *q, uint64_t self, int replication);

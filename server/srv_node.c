@@ -46,6 +46,7 @@
 */
 #define _GNU_SOURCE
 #include "server/srv_int.h"
+#include "server/srv_ranges.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -163,6 +164,10 @@ struct srv_node {
     /* The replicate queue (periodic thread; srv_replicate.c). Freed after
     ** range_node_free: its slots are the contexts of pending step callbacks. */
     srv__replq replq;
+
+    /* SHOW RANGES, ALTER RANGE and the range event log (srv_ranges.c): its
+    ** stack pointers are set before the gateway starts. */
+    srv__admin admin;
 
     /* Liveness (periodic thread only). */
     uint64_t epoch;
@@ -341,6 +346,7 @@ static void on_rpc(void *ctx, rpc_transport *t, const rpc_message *msg) {
     case SRV_METHOD_BOOTSTRAP:
     case SRV_METHOD_JOIN:
     case SRV_METHOD_STATUS:
+    case SRV_METHOD_RANGES:
         if (request) enqueue_job(n, t, msg);
         return;
     default:
@@ -1220,6 +1226,28 @@ done:
     base_buf_free(&b);
 }
 
+/* RANGES: what this node hosts, from local state (srv_ranges.c). */
+static void job_ranges(srv_node *n, const srv__job *j) {
+    srv__range_report *r = NULL;
+    size_t count = 0;
+    base_buf b = {0};
+    if (srv__ranges_req_decode(j->payload, j->len) != SRV_OK) {
+        respond_error(n, j->from, j->request_id, SRV_ERR_CORRUPT, "bad RANGES request");
+        return;
+    }
+    if (get_db(n) == NULL) {
+        respond_error(n, j->from, j->request_id, SRV_ERR_UNINITIALIZED,
+                      "this node is not part of a cluster yet");
+        return;
+    }
+    int rc = srv__ranges_local(n->rnode, n->cfg.engine, &r, &count);
+    if (rc == SRV_OK) rc = srv__ranges_encode(r, count, &b);
+    if (rc == SRV_OK) respond(n, j->from, j->request_id, SRV_OK, b.data, b.len);
+    else respond_error(n, j->from, j->request_id, rc, "cannot list the ranges (error %d)", rc);
+    srv__range_reports_free(r, count);
+    base_buf_free(&b);
+}
+
 /* ---- joining (uninitialized node) ---------------------------------------------------- */
 
 static void on_join_response(void *ctx, int rc, const rpc_message *resp) {
@@ -1337,6 +1365,7 @@ static void *control_main(void *arg) {
             case SRV_METHOD_BOOTSTRAP: job_bootstrap(n, &j); break;
             case SRV_METHOD_JOIN: job_join(n, &j); break;
             case SRV_METHOD_STATUS: job_status(n, &j); break;
+            case SRV_METHOD_RANGES: job_ranges(n, &j); break;
             default: break;
             }
             base_free(j.payload);
@@ -1779,6 +1808,20 @@ static void open_sql(srv_node *n) {
         n->sql_open_failing = true;
         return;
     }
+    /* SHOW RANGES and ALTER RANGE (srv_ranges.c), before any session runs */
+    pthread_mutex_lock(&n->mu);
+    n->admin.self = n->st.node_id;
+    n->admin.rnode = n->rnode;
+    n->admin.router = n->router;
+    n->admin.db = n->db;
+    n->admin.uv = n->uv;
+    pthread_mutex_unlock(&n->mu);
+    n->admin.engine = n->cfg.engine;
+    n->admin.clock = n->cfg.clock;
+    n->admin.dead_after_ms = n->cfg.dead_after_ms;
+    sqlv_admin admin;
+    srv__admin_sql(&n->admin, &admin);
+    sqlv_engine_set_admin(eng, &admin);
     gw_options go = {.host = n->cfg.sql_separate ? n->cfg.sql.host : n->cfg.listen.host,
                      .port = n->cfg.sql_separate ? n->cfg.sql.port : GW_PORT_NONE,
                      .tls = n->cfg.tls};
@@ -1848,8 +1891,16 @@ static void *periodic_main(void *arg) {
         if (now >= next_repl) {
             srv__replq_env env = {.rnode = n->rnode, .router = n->router, .clock = n->cfg.clock,
                                   .scan_ms = SRV_REPLICATE_SCAN_MS,
-                                  .stale_ms = 3 * n->cfg.peer_refresh_ms};
+                                  .stale_ms = 3 * n->cfg.peer_refresh_ms,
+                                  .on_change = srv__admin_on_repl_change,
+                                  .change_ctx = &n->admin};
             next_repl = srv__replq_run(&n->replq, &env, now);
+            if (n->admin.db == NULL) { /* events may come before SQL opens */
+                n->admin.self = n->st.node_id;
+                n->admin.clock = n->cfg.clock;
+                n->admin.db = n->db;
+            }
+            srv__admin_flush_events(&n->admin); /* the range event log: written here */
             /* a changed range's meta entry is behind: rewrite it now, not in 10 s */
             if (srv__replq_take_meta_due(&n->replq)) next_meta = now;
         }
@@ -1930,6 +1981,7 @@ int srv_node_start(const srv_config *config, srv_node **out) {
     n->seed = n->cfg.random_seed ? n->cfg.random_seed : srv__random_u64();
     n->join_backoff_ms = SRV_JOIN_BACKOFF_MIN_MS;
     srv__replq_init(&n->replq, 0, n->cfg.replication);
+    srv__admin_init(&n->admin);
     pthread_mutex_init(&n->mu, NULL);
     pthread_condattr_t a;
     pthread_condattr_init(&a);
@@ -2039,6 +2091,7 @@ void srv_node_stop(srv_node *n) {
     if (n->rnode != NULL) range_node_free(n->rnode);
     if (n->rlog != NULL) raft_log_close(n->rlog); /* after the node: it borrows the log */
     srv__replq_free(&n->replq); /* after range_node_free: no step callback is due now */
+    srv__admin_destroy(&n->admin);
     srv__state_free(&n->st);
     base_buf_free(&n->join_payload);
     pthread_cond_destroy(&n->cond);

@@ -340,7 +340,10 @@ static void change_done(srv__replq *q, const srv__replq_env *env, srv__repl_chan
         generation = d.generation;
         /* this node's router routes by the new replicas at once; meta follows */
         (void)range_router_update_descriptor(env->router, &d);
+        if (env->on_change != NULL) env->on_change(env->change_ctx, c->range_id, &c->plan, &d);
         range_descriptor_free(&d);
+    } else if (env->on_change != NULL) { /* the range event log: posted, written later */
+        env->on_change(env->change_ctx, c->range_id, &c->plan, NULL);
     }
     BASE_INFO(MOD, "replicate queue: %s: done in %" PRId64 " ms; replicas now %s (generation %"
               PRIu64 ")", c->what, (now_ns - c->started_ns) / 1000000, list, generation);

@@ -22,6 +22,7 @@
 #include "sql_dialect.h"
 #include "sql_lex.h"
 #include "sql_pgcatalog.h"
+#include "sql_ranges.h"
 
 typedef struct tok {
     sqlv__token_kind kind;
@@ -819,6 +820,23 @@ int sqlv__dialect_rewrite(const char *text, size_t len, sqlv__rewrite *out) {
                     rc = reject(out, "0A000",
                                 "system catalog relation \"information_schema.%.*s\" is not "
                                 "supported yet",
+                                in.v[i + 2].s, in.v[i + 2].len);
+                    goto cleanup;
+                }
+                tok m = mk(SQLV__TOK_WORD, rel, "");
+                m.ws = t->ws;
+                m.wslen = t->wslen;
+                if (push(&o, m) != 0) goto cleanup;
+                i += 2;
+                continue;
+            }
+            if (strcasecmp(w, "meridian_internal") == 0) { /* system tables (ranges.c) */
+                char x[64];
+                const char *rel = ident(&in.v[i + 2], x, sizeof(x)) == 0
+                                      ? sqlv__ranges_internal_relation(x)
+                                      : NULL;
+                if (rel == NULL) {
+                    rc = reject(out, "42P01", "relation \"meridian_internal.%.*s\" does not exist",
                                 in.v[i + 2].s, in.v[i + 2].len);
                     goto cleanup;
                 }

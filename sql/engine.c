@@ -35,6 +35,7 @@
 
 #include "sql_int.h"
 #include "sql_lex.h"
+#include "sql_ranges.h"
 
 #define MOD "sql"
 
@@ -991,10 +992,14 @@ static void split_table(sqlv_engine *e, uint32_t id) {
         txn_error err = {{0}, {0}};
         int rc = txn_db_split_at(e->db, key.data, key.len, &res, &err);
         if (rc == TXN_OK) {
-            if (res.created)
+            if (res.created) {
                 BASE_INFO(MOD, "table id %u starts range r%llu (split from r%llu)", id,
                           (unsigned long long)res.right_range_id,
                           (unsigned long long)res.left_range_id);
+                char reason[96];
+                snprintf(reason, sizeof reason, "new table (id %u)", id);
+                sqlv__ranges_log_split(e, res.left_range_id, res.right_range_id, reason);
+            }
             break;
         }
         BASE_WARN(MOD, "table id %u: split at its first key failed (attempt %d: %s)", id,

@@ -46,6 +46,7 @@
 #include "sql_int.h"
 #include "sql_lex.h"
 #include "sql_pgcatalog.h"
+#include "sql_ranges.h"
 
 #define MOD "sql"
 #define PROGRESS_OPS 1000 /* VM steps between cancel checks */
@@ -213,6 +214,7 @@ int sqlv_session_open(sqlv_engine *e, const char *user, const char *database, sq
         goto internal;
     if (sqlv__register_pg_functions(s) != 0) goto internal;
     if (sqlv__pgcatalog_register(s) != 0) goto internal; /* pg_catalog, information_schema */
+    if (sqlv__ranges_register(s) != 0) goto internal;    /* meridian_internal.range_events */
     /* Bound what one statement can make SQLite allocate for one value or
     ** statement text (printf('%.*c', 2000000000, 'x') and friends). */
     sqlite3_limit(s->db, SQLITE_LIMIT_LENGTH, SQLV__VALUE_BYTES_MAX);
@@ -634,6 +636,8 @@ static int do_show(run *r, const char *p, const char *end) {
     const char *canonical = NULL;
     const char *save = p;
     int shown = sqlv__pgcatalog_show(r, p, end); /* SHOW TABLES / CREATE TABLE / COLUMNS */
+    if (shown >= 0) return shown;
+    shown = sqlv__ranges_show(r, p, end); /* SHOW RANGES, SHOW RANGE ... FOR ROW */
     if (shown >= 0) return shown;
     sqlv__token t = sqlv__lex_next(&p, end);
     if (sqlv__tok_is(&t, "ALL")) {
@@ -2036,6 +2040,15 @@ static int alter_split_at(run *r, const char *name, bool if_exists, const char *
             result = fail_txn(r, rc, &err);
             goto cleanup;
         }
+        if (res.created) { /* the range event log (best effort) */
+            base_buf_reset(&pretty);
+            if (base_buf_append(&pretty, "manual split at ", 16) != 0 ||
+                sqlv__ranges_key_tuple(key.data, key.len, &pretty) != 0 ||
+                base_buf_append_byte(&pretty, 0) != 0)
+                goto nomem;
+            sqlv__ranges_log_split(s->engine, res.left_range_id, res.right_range_id,
+                                   (const char *)pretty.data);
+        }
         base_buf_reset(&hex);
         base_buf_reset(&pretty);
         if (base_buf_append(&hex, "\\x", 2) != 0 || base_buf_append(&pretty, "/Table", 6) != 0 ||
@@ -2246,6 +2259,8 @@ static int run_statement(run *r, const char *text, size_t len) {
         return do_set(r, after_first, end, sqlv__tok_is(&t, "RESET"));
     if (sqlv__tok_is(&t, "TRUNCATE")) return do_truncate(r, after_first, end);
     if (sqlv__tok_is(&t, "ALTER") && sqlv__tok_is(&t2, "TABLE")) return do_alter_table(r, text, len);
+    if (sqlv__tok_is(&t, "ALTER") && sqlv__tok_is(&t2, "RANGE"))
+        return sqlv__ranges_alter(r, after_second, end);
     if (sqlv__tok_is(&t, "VACUUM") || sqlv__tok_is(&t, "ANALYZE")) {
         /* statistics and space reclamation are the storage's business */
         if (sqlv__tok_is(&t, "VACUUM") && s->status == 'T' && !s->implicit_block)

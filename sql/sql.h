@@ -193,4 +193,45 @@ int sqlv_session_copy_data(sqlv_session *s, const char *data, size_t len, const 
 int sqlv_session_copy_done(sqlv_session *s, const sqlv_sink *sink);
 int sqlv_session_copy_fail(sqlv_session *s, const char *message, const sqlv_sink *sink);
 
+/* ---- ranges: SHOW RANGES, ALTER RANGE ... RELOCATE (docs/operations.md) -------
+** sql/ knows no cluster. The node (server/) hands the engine these callbacks
+** once, after sqlv_engine_open and before any session runs (the gateway is
+** started after); without them the statements answer 0A000. The callbacks
+** run on a session's thread, concurrently for several sessions, and may
+** block (bounded by the node's own deadlines). They return 0, or non-zero
+** with sqlstate (5 chars, NUL-terminated) and message set. */
+#define SQLV_RANGE_REPLICAS_MAX 16
+typedef struct sqlv_range_info {
+    uint64_t range_id;
+    uint64_t generation;
+    uint8_t *start_key; /* owner: the array (sqlv_range_infos_free); NULL when start_len 0 */
+    size_t start_len;
+    uint8_t *end_key;   /* end_len 0: to +infinity */
+    size_t end_len;
+    uint64_t replicas[SQLV_RANGE_REPLICAS_MAX]; /* the voters */
+    size_t n_replicas;
+    uint64_t lease_holder; /* 0: unknown (no replica holding the lease answered) */
+    int64_t size_bytes;    /* approximate bytes of the span; -1: unknown */
+} sqlv_range_info;
+/* Frees each info's keys (base_free) and the array (base_free). */
+void sqlv_range_infos_free(sqlv_range_info *infos, size_t n);
+
+typedef struct sqlv_admin {
+    void *ctx;
+    uint64_t node_id; /* this node, recorded in the range event log */
+    /* The ranges overlapping [start, end) (end_len 0: to +infinity), any
+    ** order. 0 with *out (owner: caller, sqlv_range_infos_free) and *n. */
+    int (*ranges)(void *ctx, const uint8_t *start, size_t start_len, const uint8_t *end,
+                  size_t end_len, sqlv_range_info **out, size_t *n, char sqlstate[6],
+                  char *message, size_t message_size);
+    /* ALTER RANGE id RELOCATE LEASE TO target. */
+    int (*relocate_lease)(void *ctx, uint64_t range_id, uint64_t target, char sqlstate[6],
+                          char *message, size_t message_size);
+    /* ALTER RANGE id RELOCATE VOTERS FROM from TO to. */
+    int (*relocate_voter)(void *ctx, uint64_t range_id, uint64_t from, uint64_t to,
+                          char sqlstate[6], char *message, size_t message_size);
+} sqlv_admin;
+/* Copied into the engine; NULL removes them. See above for when to call. */
+void sqlv_engine_set_admin(sqlv_engine *e, const sqlv_admin *admin);
+
 #endif

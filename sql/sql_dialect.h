@@ -22,7 +22,8 @@ typedef struct sqlv__rewrite {
 ** tokens not rewritten are copied verbatim, so strings, quoted identifiers
 ** and comments are never touched. Rewrites: x::type => CAST(x AS type)
 ** (meridian_bool(x) for boolean); public./pg_catalog. qualifiers dropped,
-** another schema after FROM/JOIN/INTO/UPDATE/TABLE => 3F000; COLLATE "C"
+** meridian_internal.x => meridian_internal_x (sql_ranges.h; unknown x:
+** 42P01); another schema after FROM/JOIN/INTO/UPDATE/TABLE => 3F000; COLLATE "C"
 ** dropped; ILIKE => MATCH (the session's match() is a case-insensitive
 ** LIKE); LIMIT ALL => LIMIT -1; CREATE TABLE ... WITH (...) dropped;
 ** bare CURRENT_TIMESTAMP/current_user/session_user/current_schema/

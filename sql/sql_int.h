@@ -128,6 +128,7 @@ struct sqlv_engine {
     _Atomic uint64_t next_row_id;
     uint8_t version_key[32];        /* the encoded version key (set at open) */
     size_t version_key_len;
+    sqlv_admin admin; /* the node's range callbacks (ranges.c); ranges NULL: none */
 };
 
 /* The engine's newest catalog: counted reference (sqlv__catalog_unref). */

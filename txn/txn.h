@@ -280,4 +280,55 @@ typedef struct txn_split_result {
 int txn_db_split_at(txn_db *db, const uint8_t *key, size_t key_len, txn_split_result *out,
                     txn_error *err);
 
+/* ---- the range event log (txn_admin.c; docs/operations.md "Range events") --
+** Splits, lease transfers and replica changes, made by hand (SQL) or by the
+** replicate queue, are recorded best effort in system keys of range 1
+** (docs/cluster.md "System keys"):
+**   TXN_RANGE_EVENT_PREFIX | u64 wall_ns | u64 writer txn id | u32 index
+**     -> txn_range_event_encode (big-endian: a scan returns the oldest first)
+** SQL reads them as meridian_internal.range_events. A write is a
+** transaction of its own, never part of the operation it records: whoever
+** calls it logs a failure and goes on. */
+#define TXN_RANGE_EVENT_PREFIX "\0\0\0\0\0\0\0\0srangelog/"
+#define TXN_RANGE_EVENT_PREFIX_LEN 18
+#define TXN_RANGE_EVENT_REASON_MAX 256   /* bytes of a reason, NUL included */
+#define TXN_RANGE_EVENT_REPLICAS_MAX 16  /* = RANGE_REPLICAS_MAX */
+#define TXN_RANGE_EVENTS_BATCH_MAX 64    /* events one txn_db_log_range_events writes */
+
+typedef enum txn_range_event_kind {
+    TXN_RANGE_EVENT_SPLIT = 1,          /* range_id split; other_range_id is the new right side */
+    TXN_RANGE_EVENT_LEASE_TRANSFER = 2, /* node_id is the new leaseholder */
+    TXN_RANGE_EVENT_ADD_REPLICA = 3,    /* node_id became a voter */
+    TXN_RANGE_EVENT_REMOVE_REPLICA = 4, /* node_id's replica (voter or learner) left */
+} txn_range_event_kind;
+
+typedef struct txn_range_event {
+    int64_t wall_ns;         /* when, ns since the Unix epoch; 0: the writer's read timestamp */
+    uint64_t range_id;
+    uint8_t kind;            /* txn_range_event_kind */
+    uint64_t other_range_id; /* SPLIT: the right-hand range; else 0 */
+    uint64_t node_id;        /* the node the event is about; 0: none */
+    uint64_t recorded_by;    /* the node that recorded it; 0: unknown */
+    uint64_t replicas[TXN_RANGE_EVENT_REPLICAS_MAX]; /* voters after the event */
+    size_t n_replicas;       /* 0: not known */
+    char reason[TXN_RANGE_EVENT_REASON_MAX]; /* NUL-terminated: "manual relocate" */
+} txn_range_event;
+
+/* "split", "lease_transfer", "add_replica", "remove_replica"; "unknown". */
+const char *txn_range_event_kind_name(int kind);
+/* Value codec: u8 version | u64 wall_ns | u64 range_id | u8 kind |
+** u64 other_range_id | u64 node_id | u64 recorded_by | u8 n | n x u64 |
+** u16 reason length | reason. Encode appends (TXN_OK, TXN_ERR_INVALID for
+** a bad kind or count, TXN_ERR_NOMEM); decode refuses truncation, trailing
+** bytes, an unknown version or kind with TXN_ERR_INVALID. */
+int txn_range_event_encode(const txn_range_event *e, base_buf *out);
+int txn_range_event_decode(const uint8_t *p, size_t len, txn_range_event *out /* OUT */);
+/* [start, end) of every event key, into start and end (reset first). */
+int txn_range_event_span(base_buf *start, base_buf *end);
+/* Write events[0..n) (n <= TXN_RANGE_EVENTS_BATCH_MAX) in one transaction
+** of their own, retried a few times on 40001. TXN_OK, or the transaction's
+** error with err set (nothing written). */
+int txn_db_log_range_events(txn_db *db, const txn_range_event *events, size_t n,
+                            txn_error *err);
+
 #endif

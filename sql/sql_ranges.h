@@ -1,0 +1,41 @@
+/* sql/ internal: the operator's view of ranges (ranges.c): SHOW RANGES,
+** SHOW RANGE ... FOR ROW, ALTER RANGE ... RELOCATE, and the range event
+** log as meridian_internal.range_events. Nothing outside sql/ includes it.
+** docs/operations.md. */
+#ifndef MERIDIAN_SQL_RANGES_H
+#define MERIDIAN_SQL_RANGES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sql_int.h"
+
+/* Rows one SHOW RANGES answers at most (more: 54000). */
+#define SQLV__RANGES_ROWS_MAX 100000
+
+/* SHOW RANGES [FROM TABLE t] and SHOW RANGE FROM TABLE t FOR ROW (v, ...):
+** p..end is the text after SHOW. Returns -1 when it is neither (the caller
+** goes on), else the statement's STMT result. */
+int sqlv__ranges_show(sqlv__run *r, const char *p, const char *end);
+/* ALTER RANGE id RELOCATE ...: p..end is the text after ALTER RANGE.
+** The statement's STMT result. */
+int sqlv__ranges_alter(sqlv__run *r, const char *p, const char *end);
+
+/* The SQLite name of "meridian_internal.x" (static), NULL when there is
+** no such relation. */
+const char *sqlv__ranges_internal_relation(const char *x);
+/* Register meridian_internal_range_events (an eponymous virtual table) on
+** the session's connection. 0 or -1. */
+int sqlv__ranges_register(sqlv_session *s);
+
+/* Record a split made through this engine in the range event log (best
+** effort: a failure is logged). reason: "manual split at (1000)". */
+void sqlv__ranges_log_split(sqlv_engine *e, uint64_t left_range_id, uint64_t right_range_id,
+                            const char *reason);
+
+/* A key's values after its table prefix as a tuple: "(1000, 'a')" into
+** out (appended); "()" for a bare prefix. 0 or -1 (memory). */
+int sqlv__ranges_key_tuple(const uint8_t *key, size_t len, base_buf *out);
+
+#endif
