@@ -16,10 +16,13 @@
 **     always holds exactly the effects of entries [1, applied], and a
 **     restart (raft config.applied = stored 'a') replays exactly the rest.
 **   - applied only grows, by one per committed entry, in log order.
-**   - a command whose (txn_id, seq) already has an idempotence record
-**     changes nothing but the applied index: re-proposals apply once. The
-**     record is read from this replica's own storage, whose state is a pure
-**     function of the applied prefix, so every replica decides the same.
+**   - a command whose (txn_id, seq) already has an idempotence record of an
+**     EARLIER index changes nothing but the applied index: re-proposals
+**     apply once. A record at its own index or above is ignored: this range
+**     wrote it on another node and a snapshot of another range brought it
+**     here (snapshots carry all of the sender's records). So the decision
+**     is a function of the range's applied prefix: every replica decides
+**     the same.
 **   - a proposal waiter resolves exactly once: OK when a command with its
 **     key applies, DROPPED when another entry applies at its index or when
 **     a read barrier of a later term completes (see below), AMBIGUOUS at
@@ -59,8 +62,10 @@
 **     REPLICA_RECORDS_RANGE): a range sees only records written by itself
 **     or by its ancestors before the split that created it (applied on
 **     every node before the right-hand replica existed there), and a key is
-**     only proposed within the lineage of the range holding its writes, so
-**     "already applied?" is still a function of the range's applied prefix.
+**     only proposed within the lineage of the range holding its writes;
+**     records of entries not applied here yet (from snapshots) do not count
+**     (above), so "already applied?" is still a function of the range's
+**     applied prefix.
 **   - SHARED LOG WITH SYNC (range_node_config.log, sync): a save only writes
 **     to the OS and returns a log seq; the update's messages_after_persist
 **     (encoded) and its persist_seq wait in the replica's pending ring,
@@ -859,7 +864,12 @@ static int apply_entry(range_replica *r, const raft_entry *e)
             size_t klen = replica__key(key, REPLICA_RECORDS_RANGE, 'c', cmd.txn_id, cmd.seq, 2);
             rc = storage_get_raw(n->config.engine, key, klen, &existing);
             if (rc == STORAGE_OK) {
-                duplicate = true;
+                /* only a record of an EARLIER entry makes this a re-proposal:
+                ** one at this index or above was written by this range on a
+                ** node further on and came here with a snapshot of another
+                ** range (records are shared by the node's ranges); skipping
+                ** on it would lose this entry's writes here alone */
+                duplicate = existing.len < 8 || replica__get_u64(existing.data) < e->index;
             } else if (rc != STORAGE_NOT_FOUND) {
                 rc = map_storage(rc);
                 goto cleanup;

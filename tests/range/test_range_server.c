@@ -119,7 +119,27 @@ typedef struct fixture {
     void (*before_commit)(struct fixture *f, void *ctx);
     void *before_commit_ctx;
     _Atomic int64_t skew_ns; /* added to every clock: time jumps (record expiry) */
+    /* setup_shared_log: each node's ranges in one shared segmented raft log
+    ** with sync and the node's syncer, as server/ runs them */
+    raft_log *log[NODES + 1];
+    char log_dir[NODES + 1][64];
 } fixture;
+
+static bool fixture_shared_log; /* read by setup (set by setup_shared_log) */
+#define SHARED_SEGMENT_BYTES 4096
+#define SHARED_TRUNCATE_ENTRIES 8
+
+static raft_log *open_shared_log(const char *dir)
+{
+    raft_log_options lo = {.dir = dir, .segment_bytes_max = SHARED_SEGMENT_BYTES};
+    raft_log *log = NULL;
+    char err[256] = "";
+    int rc = raft_log_open(&lo, &log, err, sizeof(err));
+    if (rc != RAFT_LOG_OK)
+        fprintf(stderr, "raft_log_open %s: %s %s\n", dir, raft_log_strerror(rc), err);
+    assert_int_equal(rc, RAFT_LOG_OK);
+    return log;
+}
 
 /* ---- the wrapper transport ---------------------------------------------------- */
 
@@ -377,11 +397,20 @@ static int setup(void **state)
         range_node_config nc = {.transport = &f->tp[i].base, .engine = f->engine[i],
                                 .sync = false, .observer = observer, .observer_ctx = f,
                                 .no_handler = true};
+        if (fixture_shared_log) {
+            snprintf(f->log_dir[i], sizeof(f->log_dir[i]), "/tmp/meridian-trs-XXXXXX");
+            assert_non_null(mkdtemp(f->log_dir[i]));
+            f->log[i] = open_shared_log(f->log_dir[i]);
+            nc.log = f->log[i];
+            nc.sync = true;
+        }
         assert_int_equal(range_node_new(&nc, &f->rn[i]), RANGE_OK);
         for (uint64_t r = 1; r <= 2; r++) {
             range_replica_config rc = {.range_id = r, .n_peers = NODES,
                                        .election_ticks = ELECTION_TICKS,
                                        .random_seed = f->seed * 31 + r,
+                                       .log_truncate_entries =
+                                           fixture_shared_log ? SHARED_TRUNCATE_ENTRIES : 0,
                                        .descriptor = r == 1 ? &d1 : &d2};
             for (int k = 0; k < NODES; k++)
                 rc.peers[k] = (uint64_t)k + 1;
@@ -397,6 +426,14 @@ static int setup(void **state)
     return 0;
 }
 
+static int setup_shared_log(void **state)
+{
+    fixture_shared_log = true;
+    int rc = setup(state);
+    fixture_shared_log = false;
+    return rc;
+}
+
 static int teardown(void **state)
 {
     fixture *f = *state;
@@ -410,6 +447,14 @@ static int teardown(void **state)
         range_server_free(f->srv[i]);
     for (int i = 1; i <= NODES; i++)
         range_node_free(f->rn[i]);
+    for (int i = 1; i <= NODES; i++) {
+        if (f->log[i] == NULL)
+            continue;
+        raft_log_close(f->log[i]);
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->log_dir[i]);
+        assert_int_equal(system(cmd), 0);
+    }
     /* Requests still in the outbox or the sim: their callbacks need the
     ** client's frames, which live in the test functions' frames: every test
     ** waited for its own answers, so only stray frames remain here. */
@@ -1467,6 +1512,214 @@ static void test_split_restart(void **state)
     assert_int_equal(range_node_open_stored(again, &defaults, &opened), RANGE_OK);
     assert_int_equal(opened, 0);
     range_node_free(again);
+}
+
+/* Crash node i and start it again over its store, as server/ does: the
+** bootstrap ranges by id, then the ranges splits made (the hosted list).
+** Everything in memory goes; the engine stays. */
+static void restart_node(fixture *f, int i)
+{
+    range_server *srv = f->srv[i];
+    pthread_mutex_lock(&f->sim_mu);
+    f->srv[i] = NULL; /* the driver routes nothing to it any more */
+    pthread_mutex_unlock(&f->sim_mu);
+    range_server_free(srv);
+    pthread_mutex_lock(&f->sim_mu);
+    range_node_free(f->rn[i]);
+    range_node_config nc = {.transport = &f->tp[i].base, .engine = f->engine[i],
+                            .sync = false, .observer = observer, .observer_ctx = f,
+                            .no_handler = true};
+    if (f->log[i] != NULL) { /* recovered from its files, as after kill -9 */
+        raft_log_close(f->log[i]);
+        f->log[i] = open_shared_log(f->log_dir[i]);
+        nc.log = f->log[i];
+        nc.sync = true;
+    }
+    assert_int_equal(range_node_new(&nc, &f->rn[i]), RANGE_OK);
+    int64_t trunc = f->log[i] != NULL ? SHARED_TRUNCATE_ENTRIES : 0;
+    for (uint64_t r = 1; r <= 2; r++) {
+        range_replica_config rc = {.range_id = r, .n_peers = NODES,
+                                   .election_ticks = ELECTION_TICKS,
+                                   .log_truncate_entries = trunc,
+                                   .random_seed = f->seed * 37 + r};
+        for (int k = 0; k < NODES; k++)
+            rc.peers[k] = (uint64_t)k + 1;
+        assert_int_equal(range_node_add_replica(f->rn[i], &rc, &f->rep[i][r]), RANGE_OK);
+    }
+    range_replica_config defaults = {.election_ticks = ELECTION_TICKS,
+                                     .log_truncate_entries = trunc,
+                                     .random_seed = f->seed * 41 + (uint64_t)i};
+    size_t opened = 0;
+    assert_int_equal(range_node_open_stored(f->rn[i], &defaults, &opened), RANGE_OK);
+    range_server_config sc = {.node = f->rn[i], .clock = f->clock[i], .workers = 4,
+                              .wait_timeout_ms = SERVER_WAIT_MS};
+    assert_int_equal(range_server_new(&sc, &f->srv[i]), RANGE_OK);
+    pthread_mutex_unlock(&f->sim_mu);
+}
+
+#define HUNT_KEYS 12
+
+/* Commit a write to each of the right-hand keys at the right's leaseholder,
+** following it when it moves. */
+static void hunt_write_right(fixture *f, uint64_t range_id, uint64_t txn0, const char *tag,
+                             int not_node)
+{
+    for (int k = 0; k < HUNT_KEYS; k++) {
+        char key[16], val[16];
+        snprintf(key, sizeof(key), "t%02d", k);
+        snprintf(val, sizeof(val), "%s%02d", tag, k);
+        range_write w = {(const uint8_t *)key, strlen(key), (const uint8_t *)val, strlen(val),
+                         false};
+        int32_t st = -1;
+        for (int attempt = 0; attempt < 50 && st != RANGE_OK; attempt++) {
+            split_query q = {range_id, not_node, 0};
+            assert_true(wait_until(f, split_have_leader, &q));
+            commit_args a = {range_id, client_now(f), txn0 + (uint64_t)k, 1, &w, 1,
+                             NULL, 0, NULL, 0, {0, 0}};
+            st = commit(f, q.found, &a, NULL, NULL);
+        }
+        assert_int_equal(st, RANGE_OK);
+    }
+}
+
+/* Every acknowledged write of the right-hand range is read back at its
+** leaseholder with its last value. */
+static void hunt_check_right(fixture *f, uint64_t range_id, const char *tag)
+{
+    for (int k = 0; k < HUNT_KEYS; k++) {
+        char key[16], want[16], v[32];
+        snprintf(key, sizeof(key), "t%02d", k);
+        snprintf(want, sizeof(want), "%s%02d", tag, k);
+        int32_t st = -1;
+        for (int attempt = 0; attempt < 50 && st != RANGE_OK; attempt++) {
+            split_query q = {range_id, 0, 0};
+            assert_true(wait_until(f, split_have_leader, &q));
+            st = get(f, q.found, range_id, key, client_now(f), v, sizeof(v));
+        }
+        assert_int_equal(st, RANGE_OK);
+        if (strcmp(v, want) != 0)
+            fail_msg("seed %llu: %s is '%s', acknowledged '%s'", (unsigned long long)f->seed,
+                     key, v, want);
+    }
+}
+
+/* Chaos anomaly (docs/chaos.md, "Open anomalies"): writes to the right-hand
+** range of a split, acknowledged between the split and a crash-restart of
+** its leaseholder, must survive the restart (and the restart of the others,
+** one at a time). The third node is cut off during the split, as in the
+** chaos run (it applies the split from the log later). */
+static void test_split_leaseholder_restart(void **state)
+{
+    fixture *f = *state;
+    int l = wait_leader(f, 2, 0);
+    range_kv_response r;
+    hunt_write_right(f, 2, 100, "a", 0);
+    isolate(f, 3, true);
+    l = wait_leader(f, 2, 3);
+    assert_int_equal(split_at(f, l, 2, "s", 3, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    hunt_write_right(f, 3, 200, "b", 3);
+    isolate(f, 3, false);
+    hunt_write_right(f, 3, 300, "c", 0);
+    split_query q = {3, 0, 0};
+    assert_true(wait_until(f, split_have_leader, &q));
+    restart_node(f, q.found);
+    hunt_check_right(f, 3, "c");
+    hunt_write_right(f, 3, 400, "d", 0);
+    for (int i = 1; i <= NODES; i++) {
+        restart_node(f, i);
+        hunt_check_right(f, 3, "d");
+    }
+    /* right after a split, before the others caught up */
+    assert_true(wait_until(f, split_have_leader, &q));
+    assert_int_equal(split_at(f, q.found, 3, "v", 4, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    hunt_write_right(f, 3, 500, "e", 0);
+    assert_true(wait_until(f, split_have_leader, &q));
+    restart_node(f, q.found);
+    hunt_check_right(f, 3, "e");
+}
+
+/* Cut (or heal) the link between nodes a and b, both directions. */
+static void link_cut(fixture *f, int a, int b, bool blocked)
+{
+    pthread_mutex_lock(&f->sim_mu);
+    rpc_sim_partition(f->net, (rpc_node_id)a, (rpc_node_id)b, blocked);
+    rpc_sim_partition(f->net, (rpc_node_id)b, (rpc_node_id)a, blocked);
+    pthread_mutex_unlock(&f->sim_mu);
+}
+
+/* Move range_id's lease to target (the nodes but not_node agree on it). */
+static void lease_to(fixture *f, uint64_t range_id, int target, int not_node)
+{
+    for (int attempt = 0; attempt < 50; attempt++) {
+        split_query q = {range_id, not_node, 0};
+        assert_true(wait_until(f, split_have_leader, &q));
+        if (q.found == target)
+            return;
+        range_kv_request t = {.op = RANGE_KV_TRANSFER_LEASE, .range_id = range_id,
+                              .target_node_id = (uint64_t)target};
+        range_kv_response r;
+        (void)call(f, q.found, &t, &r);
+        range_kv_response_free(&r);
+    }
+    fail_msg("seed %llu: r%llu's lease never reached n%d", (unsigned long long)f->seed,
+             (unsigned long long)range_id, target);
+}
+
+/* n3 hosts range *arg (initialized). */
+static bool n3_hosts(fixture *f, void *arg)
+{
+    range_replica *r = range_node_replica(f->rn[3], *(uint64_t *)arg);
+    if (r == NULL)
+        return false;
+    range_replica_status st;
+    range_replica_get_status(r, &st);
+    return st.applied > 0;
+}
+
+/* The chaos anomaly's cause (docs/chaos.md, "Open anomalies"): a snapshot
+** carries idempotence records, which are keyed by (txn_id, seq) alone and
+** shared by every range of a node. n3, behind in range 3 (the right side of
+** a split), gets a snapshot of range 4 (another split's right side) from
+** n2 while n1, range 3's leader, cannot reach it; the snapshot must not
+** make n3's range 3 skip the commands it has yet to apply. */
+static void test_split_snapshot_records(void **state)
+{
+    fixture *f = *state;
+    int l = wait_leader(f, 2, 0);
+    range_kv_response r;
+    assert_int_equal(split_at(f, l, 2, "s", 3, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    uint64_t ids[2] = {2, 3};
+    assert_true(wait_until(f, split_caught_up, ids));
+    lease_to(f, 2, 1, 0);
+    lease_to(f, 3, 1, 0);
+    isolate(f, 3, true);
+    hunt_write_right(f, 3, 700, "w", 3); /* applied on n1 and n2 only */
+    assert_int_equal(split_at(f, 1, 2, "n", 4, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    lease_to(f, 4, 2, 3);
+    /* n3 hears only from n2: range 4's leader, a follower of 2 and 3 */
+    isolate(f, 3, false);
+    link_cut(f, 1, 3, true);
+    uint64_t four = 4;
+    assert_true(wait_until(f, n3_hosts, &four));
+    link_cut(f, 1, 3, false);
+    assert_true(wait_until(f, split_caught_up, ids));
+    uint64_t ids34[2] = {3, 4};
+    assert_true(wait_until(f, split_caught_up, ids34));
+    for (int k = 0; k < HUNT_KEYS; k++) {
+        char key[16];
+        snprintf(key, sizeof(key), "t%02d", k);
+        for (int i = 1; i <= NODES; i++)
+            if (versions_of(f->engine[i], key) != 1)
+                fail_msg("seed %llu: n%d holds %d versions of %s, acknowledged 1",
+                         (unsigned long long)f->seed, i, versions_of(f->engine[i], key), key);
+    }
+    /* and n3, as leaseholder, serves them */
+    lease_to(f, 3, 3, 0);
+    hunt_check_right(f, 3, "w");
 }
 
 static void test_malformed_requests(void **state)
@@ -2903,6 +3156,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_router_cross_range_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_leaseholder_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_snapshot_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_leaseholder_restart, setup_shared_log, teardown),
         cmocka_unit_test_setup_teardown(test_txn_prepare_commit_resolve, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_push, setup, teardown),
