@@ -87,7 +87,8 @@ bool range__write_set_touches(const range__write_set *ws, const range_span *sp,
 ** Intents live in the raw keyspace; these read them from storage (the latest
 ** state). A reader or writer that meets another transaction's intent it
 ** cannot ignore answers RANGE_ERR_INTENT naming it. */
-#define RANGE__INTENT_SCAN_MAX 100000 /* intents examined by one call */
+#define RANGE__INTENT_SCAN_MAX (1 << 22) /* intents examined by one call (a large
+                                           transaction's own, in its read spans) */
 
 /* Called for each intent of a span in key order: 0 goes on, 1 stops (the
 ** caller's answer), < 0 stops with that error. raw/user keys and *in are

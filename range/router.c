@@ -34,14 +34,23 @@
 ** the plan (a build finds a span outside its descriptor) means plan again
 ** (ROUTER__PLAN_ATTEMPTS_MAX). One deadline covers the whole commit call.
 **
-** Two-phase commit (docs/txn.md, section 3.1): prepare plans per range
-** (writes, delete-span and read-span pieces), fills the result's spans
-** before sending anything, PREPAREs the ranges one at a time in key order
-** (the anchor's first, creating the record), takes the highest prepare
-** timestamp and VALIDATEs the reads of ranges that prepared lower or only
-** read; end_txn goes to the anchor's range; resolve splits its spans by
-** range. Every request of a transaction has a nonce of its own (the
-** servers' idempotence records are per node, not per range).
+** Two-phase commit (docs/txn.md, section 3.1 and "Large transactions"):
+** prepare plans per range (writes, delete-span and read-span pieces),
+** fills the result's spans before sending anything, then PREPAREs every
+** range at once (a fan-out over the router's pool of threads; the anchor's
+** range on the calling thread, creating the record). A range's share that
+** one command cannot hold goes in CHUNKS, one after another: delete pieces
+** first, then slices of the writes, the reads with the first; a chunk
+** answered TOO_LARGE is split (delete pieces cut at keys read at read_ts).
+** Ranges of one chunk first try one common timestamp (the router's clock):
+** where it is taken, the reads need no VALIDATE after. commit_ts is the
+** highest prepare timestamp; the reads of ranges that were only read or
+** checked lower are VALIDATEd there, at once. end_txn goes to the anchor's
+** range; resolve splits its spans by range and RESOLVEs the ranges at
+** once. A commit larger than one command is refused RANGE_ERR_TOO_LARGE
+** unsent (the coordinator prepares it). Every request of a transaction has
+** a nonce of its own (the servers' idempotence records are per node, not
+** per range); a chunk's is a hash of its content.
 **
 ** Intents met (RANGE_ERR_INTENT, any request): PUSH the holder at its
 ** anchor's range, RESOLVE the key with the answer (COMMITTED/ABORTED), ask
@@ -103,9 +112,24 @@
 **   - a RESOLVE(ABORTED) is sent only for an intent whose holder's record
 **     a PUSH answered ABORTED (or by the coordinator itself, txn/); a
 **     RESOLVE(COMMITTED) only with the commit timestamp a record holds.
-**   - PREPAREs of one transaction are sent in key order, the anchor's range
-**     first (or after a HEARTBEAT created the record): the record exists
-**     before any other intent of it.
+**   - within one range, a transaction's PREPARE chunks go one at a time,
+**     each after the previous one's answer, delete-only chunks before write
+**     chunks (a write's intent then replaces its own delete span's
+**     tombstone intent, never the reverse). Ranges prepare at once, so
+**     another range may hold intents before the anchor's creates the
+**     record: a pusher that finds no record and a young intent waits (the
+**     server's rule, docs/txn.md); a record whose anchor is in no written
+**     range is HEARTBEATed into existence before any PREPARE.
+**   - a chunk's nonce is a hash of everything it carries: the same chunk
+**     (a retry, a re-plan) is idempotent, any other chunk (a subset after a
+**     split too) is evaluated anew; a chunk PUSHED at the common timestamp
+**     is sent again, same nonce, with the range picking (PUSHED is
+**     evaluated after the idempotence check: nothing applied).
+**   - the pool: a task runs exactly once, taken off the queue (under the
+**     pool mutex) by a pool thread or by its caller; a call returns only
+**     after all its tasks ended, so the queue never holds a task of a call
+**     that returned; pool threads start at the first fan-out and stop in
+**     range_router_free, after every call returned.
 **   - a LOCK request carries only keys of the descriptor it is sent with,
 **     strictly ascending; the keys of one lock call are sent in key order.
 **   - the router mutex guards the cache, the PRNG and the counters, and is
@@ -123,6 +147,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -152,11 +177,54 @@
 #define ROUTER__LOCK_PUSH_AFTER_MS 200 /* a LOCK pushes a holder that blocked it this long */
 #define ROUTER__LOCK_RETRY_PAUSE_MS 5  /* a LOCK refused faster than this pauses this long */
 #define ROUTER__CYCLE_TEXT_MAX 160     /* "t1 -> t2 -> t1" in messages */
+/* Large transactions (docs/txn.md, "Large transactions"): one request, and
+** so one Raft command (at most raft_config.max_entry_bytes, 1 MiB, encoded),
+** carries at most a chunk. A 1PC commit larger than that is refused
+** RANGE_ERR_TOO_LARGE before anything is sent (txn/ then takes the two-phase
+** path); a PREPARE of a range's share is sent in chunks. The byte counts are
+** estimates (half the entry limit leaves room for the command's encoding);
+** a chunk answered TOO_LARGE all the same is split (ROUTER__CHUNK_SPLITS_MAX
+** times at most). */
+#define ROUTER__CHUNK_WRITES_MAX 10000        /* writes in one PREPARE or COMMIT; rows of
+                                                 one piece of a cut delete span */
+#define ROUTER__CHUNK_BYTES_MAX (512u << 10)  /* their bytes (keys, values, spans; for
+                                                 a PREPARE the intents' own) */
+#define ROUTER__CHUNK_READ_BYTES_MAX (4u << 20) /* read spans one request carries (not
+                                                   in the Raft command) */
+#define ROUTER__ITEM_OVERHEAD_BYTES 16        /* per write or span, in those counts */
+#define ROUTER__INTENT_OVERHEAD_BYTES 64      /* per intent besides key, value, anchor */
+#define ROUTER__CHUNK_SPLITS_MAX 8            /* splits of one chunk after TOO_LARGE */
+#define ROUTER__CUT_PIECES_MAX 65536          /* pieces of one cut delete span */
+/* The fan-out of two-phase commits: a pool of threads per router, started at
+** its first use, runs the per-range PREPAREs and VALIDATEs of a call in
+** parallel; a task no pool thread has taken when the caller is free runs on
+** the caller's thread (so a full pool slows a call, never stops it). */
+#define ROUTER__POOL_THREADS 16
+#define ROUTER__POOL_QUEUE_MAX 256            /* tasks waiting for a pool thread */
 
 typedef struct router__entry {
     range_descriptor desc; /* owned */
     uint64_t leaseholder;  /* node id, 0 unknown */
 } router__entry;
+
+/* A task of the fan-out: run exactly once, either by a pool thread that
+** took it off the queue or by its caller that took it back (both under the
+** pool mutex); run() tells its fan-out it finished as its last act. */
+typedef struct router__task router__task;
+struct router__task {
+    void (*run)(router__task *t);
+    bool queued; /* handed to the pool (read by the submitting thread only) */
+};
+
+typedef struct router__pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;                           /* work queued, or stop */
+    router__task *queue[ROUTER__POOL_QUEUE_MAX]; /* FIFO; borrowed from waiting callers */
+    size_t n;
+    pthread_t threads[ROUTER__POOL_THREADS];
+    int n_threads;
+    bool started, stop;
+} router__pool;
 
 struct range_router {
     range_kv kv; /* first member: range_router_kv */
@@ -166,6 +234,7 @@ struct range_router {
     size_t n_entries, cap_entries;
     uint64_t prng;
     range_router_stats stats;
+    router__pool pool; /* its own mutex; never taken with mu held */
 };
 
 /* The detail of the last error this thread got from a router (txn/ puts it
@@ -191,6 +260,12 @@ static void router__clear_error(void) {
 }
 
 /* ---- helpers ------------------------------------------------------------------ */
+
+/* Does span sp (not a point) hold key? */
+static bool router__span_holds(const range_span *sp, const uint8_t *key, size_t len) {
+    return range__key_cmp(key, len, sp->start, sp->start_len) >= 0 &&
+           (sp->end_len == 0 || range__key_cmp(key, len, sp->end, sp->end_len) < 0);
+}
 
 /* Printable form of a key for messages: hex, cut with "..." when long. */
 static void router__key_text(const uint8_t *key, size_t len, char *out, size_t out_size) {
@@ -550,6 +625,11 @@ typedef struct router__op {
     const range_txn_meta *txn;
     bool keep_aborted; /* a RANGE_ERR_ABORTED answer is kept (its cycle) */
     bool lock_wait;    /* a LOCK: waits for holders until the deadline */
+    /* a scan: the span its last request read (set by its builder). A holder
+    ** found decided has its intents there resolved at once, not only the
+    ** key met: a reader after a large transaction would else resolve its
+    ** intents one round trip each. NULL: the key met alone. */
+    const range_span *resolve_span;
 } router__op;
 
 static int router__meta_lookup(range_router *r, const router__route *route, int64_t deadline_ns,
@@ -977,6 +1057,7 @@ typedef struct router__iter {
     range_descriptor range;   /* the range that answered it (owned) */
     base_buf req_start, req_end; /* the span asked of that range */
     bool req_end_open;
+    range_span req_span; /* the same, for resolving a decided holder's intents there */
 } router__iter;
 
 /* [lo, hi) clipped to d, into req_start/req_end. */
@@ -1014,6 +1095,7 @@ static int router__build_scan(void *ctx, range_router *r, const range_descriptor
     req->reverse = it->reverse;
     req->max_rows = RANGE_KV_SCAN_ROWS_MAX;
     req->max_bytes = it->page_bytes;
+    it->req_span = (range_span){req->start, req->start_len, req->end, req->end_len, false};
     return RANGE_OK;
 }
 
@@ -1094,6 +1176,7 @@ static int router__iter_fetch(router__iter *it) {
     op.build = router__build_scan;
     op.build_ctx = it;
     op.what = "scan";
+    op.resolve_span = &it->req_span;
     int rc = router__execute(r, &op, &it->resp, &it->page, &it->range);
     if (!router__answer_kept(rc)) return rc;
     it->has_page = true;
@@ -1511,7 +1594,7 @@ typedef struct router__part {
     size_t n_writes, cap_writes;
     range_span *dels;      /* owned array (prepare); bytes borrowed from the request or desc */
     size_t n_dels, cap_dels;
-    hlc_timestamp prepared_ts; /* prepare: the range's answer */
+    hlc_timestamp reads_ts; /* prepare: its read pieces were checked up to this (0: not) */
 } router__part;
 
 /* parts[0] is W, the range of the writes and delete spans; the others hold
@@ -1767,6 +1850,8 @@ static int router__build_commit(void *ctx, range_router *r, const range_descript
 
 typedef struct router__validate_ctx {
     const router__part *part;
+    const range_span *spans; /* the slice of part->spans this VALIDATE carries */
+    size_t n_spans;
     hlc_timestamp read_ts, commit_ts;
     const range_txn_meta *txn; /* a two-phase commit's (its own intents are no conflict) */
 } router__validate_ctx;
@@ -1781,8 +1866,8 @@ static int router__build_validate(void *ctx, range_router *r, const range_descri
     out->range_id = d->range_id;
     out->read_ts = v->read_ts;
     out->commit_ts = v->commit_ts;
-    out->read_spans = v->part->spans;
-    out->read_span_count = v->part->n_spans;
+    out->read_spans = v->spans;
+    out->read_span_count = v->n_spans;
     if (v->txn != NULL) out->txn_id = v->txn->txn_id;
     return RANGE_OK;
 }
@@ -1799,35 +1884,66 @@ static int router__copy_conflict(const range_kv_response *resp, range_conflict *
     return RANGE_ERR_CONFLICT;
 }
 
-/* VALIDATE part's reads at commit_ts. RANGE_OK, RANGE_ERR_CONFLICT
-** (*conflict filled), RANGE_ERR_KEY_MISMATCH (plan again), or an error. */
+/* Bytes a write or a span adds to a request, about (keys, value, framing):
+** what the chunk bounds count. */
+static size_t router__write_bytes(const range_write *w) {
+    return w->key_len + w->value_len + ROUTER__ITEM_OVERHEAD_BYTES;
+}
+static size_t router__span_bytes(const range_span *sp) {
+    return sp->start_len + (sp->point ? 0 : sp->end_len) + ROUTER__ITEM_OVERHEAD_BYTES;
+}
+/* ...and an intent a PREPARE lays (its Raft command's bytes). */
+static size_t router__intent_bytes(size_t key_len, size_t value_len, size_t anchor_len) {
+    return key_len + value_len + anchor_len + ROUTER__INTENT_OVERHEAD_BYTES;
+}
+
+/* How many of spans[0..n) (at least one) one request carries:
+** ROUTER__CHUNK_READ_BYTES_MAX bytes of them, RANGE_KV_SPANS_MAX at most. */
+static size_t router__read_slice(const range_span *spans, size_t n) {
+    size_t bytes = 0, k = 0;
+    for (; k < n && k < RANGE_KV_SPANS_MAX; k++) {
+        bytes += router__span_bytes(&spans[k]);
+        if (k > 0 && bytes > ROUTER__CHUNK_READ_BYTES_MAX) break;
+    }
+    return k;
+}
+
+/* VALIDATE part's reads at commit_ts, in slices of router__read_slice, one
+** after another. RANGE_OK, RANGE_ERR_CONFLICT (*conflict filled),
+** RANGE_ERR_KEY_MISMATCH (plan again), or an error. */
 static int router__validate(range_router *r, const router__part *part, hlc_timestamp read_ts,
                             hlc_timestamp commit_ts, const range_txn_meta *txn,
                             int64_t deadline_ns, range_conflict *conflict) {
-    router__validate_ctx v = {part, read_ts, commit_ts, txn};
-    const range_span *first = &part->spans[0];
-    router__op op;
-    memset(&op, 0, sizeof(op));
-    op.route = (router__route){first->start, first->start_len, false, false};
-    op.build = router__build_validate;
-    op.build_ctx = &v;
-    op.what = "validation of the reads";
-    op.deadline_ns = deadline_ns;
-    op.txn = txn;
-    range_kv_response resp;
-    base_buf bytes = {0};
-    range_descriptor used;
-    int rc = router__execute(r, &op, &resp, &bytes, &used);
-    if (rc == RANGE_ERR_CONFLICT) {
-        router__count(r, &r->stats.conflicts);
-        rc = router__copy_conflict(&resp, conflict);
-    } else if (rc != RANGE_OK && router__answer_kept(rc)) {
-        router__set_error(r, "range %" PRIu64 ": answer %d to a validation", used.range_id, rc);
-        rc = RANGE_ERR_CORRUPT;
+    int rc = RANGE_OK;
+    for (size_t at = 0; at < part->n_spans && rc == RANGE_OK;) {
+        size_t n = router__read_slice(&part->spans[at], part->n_spans - at);
+        router__validate_ctx v = {part, &part->spans[at], n, read_ts, commit_ts, txn};
+        const range_span *first = &part->spans[at];
+        router__op op;
+        memset(&op, 0, sizeof(op));
+        op.route = (router__route){first->start, first->start_len, false, false};
+        op.build = router__build_validate;
+        op.build_ctx = &v;
+        op.what = "validation of the reads";
+        op.deadline_ns = deadline_ns;
+        op.txn = txn;
+        range_kv_response resp;
+        base_buf bytes = {0};
+        range_descriptor used;
+        rc = router__execute(r, &op, &resp, &bytes, &used);
+        if (rc == RANGE_ERR_CONFLICT) {
+            router__count(r, &r->stats.conflicts);
+            rc = router__copy_conflict(&resp, conflict);
+        } else if (rc != RANGE_OK && router__answer_kept(rc)) {
+            router__set_error(r, "range %" PRIu64 ": answer %d to a validation", used.range_id,
+                              rc);
+            rc = RANGE_ERR_CORRUPT;
+        }
+        range_kv_response_free(&resp);
+        range_descriptor_free(&used);
+        base_buf_free(&bytes);
+        at += n;
     }
-    range_kv_response_free(&resp);
-    range_descriptor_free(&used);
-    base_buf_free(&bytes);
     return rc;
 }
 
@@ -1970,6 +2086,20 @@ static int router__commit(range_kv *kv, const range_commit_request *req, hlc_tim
         /* nothing to write: the snapshot at read_ts is the commit (range_commit) */
         *commit_ts = req->read_ts;
         return RANGE_OK;
+    }
+    /* more than one command holds: nothing is sent; the caller commits in
+    ** chunks, by two-phase commit (prepare) */
+    size_t bytes = 0, read_bytes = 0;
+    for (size_t i = 0; i < req->write_count; i++) bytes += router__write_bytes(&req->writes[i]);
+    for (size_t i = 0; i < req->delete_span_count; i++)
+        bytes += router__span_bytes(&req->delete_spans[i]);
+    for (size_t i = 0; i < req->read_span_count; i++)
+        read_bytes += router__span_bytes(&req->read_spans[i]);
+    if (req->write_count > ROUTER__CHUNK_WRITES_MAX || bytes > ROUTER__CHUNK_BYTES_MAX ||
+        read_bytes > ROUTER__CHUNK_READ_BYTES_MAX) {
+        router__set_error(r, "the commit is larger than one command (%zu writes, %zu bytes, "
+                          "%zu bytes of reads)", req->write_count, bytes, read_bytes);
+        return RANGE_ERR_TOO_LARGE;
     }
     uint64_t nonce = 0;
     while (nonce == 0) nonce = router__random(r); /* the same on every attempt */
@@ -2166,7 +2296,11 @@ static int router__plan_spans(range_router *r, router__plan *p, const range_span
     return rc;
 }
 
-/* Every intent of txn_id in spans -> status, range by range. */
+static int router__resolve_parts(range_router *r, router__plan *p, uint64_t txn_id,
+                                 uint64_t nonce, int status, hlc_timestamp commit_ts,
+                                 int64_t deadline_ns);
+
+/* Every intent of txn_id in spans -> status, the ranges at once. */
 static int router__resolve_spans(range_router *r, uint64_t txn_id, const range_span *spans,
                                  size_t n, int status, hlc_timestamp commit_ts,
                                  int64_t deadline_ns) {
@@ -2179,11 +2313,14 @@ static int router__resolve_spans(range_router *r, uint64_t txn_id, const range_s
         router__plan plan;
         memset(&plan, 0, sizeof(plan));
         rc = router__plan_spans(r, &plan, spans, n, &missing);
-        for (size_t i = 0; rc == RANGE_OK && i < plan.n_parts; i++) {
-            const router__part *part = &plan.parts[i];
+        if (rc == RANGE_OK && plan.n_parts == 1) {
+            const router__part *part = &plan.parts[0];
             router__resolve_ctx c = {txn_id, nonce, part->desc.range_id, part->spans,
                                      part->n_spans, status, commit_ts};
             rc = router__send_resolve(r, &c, deadline_ns);
+        } else if (rc == RANGE_OK && plan.n_parts > 1) {
+            /* the ranges at once (a committed transaction's locks go sooner) */
+            rc = router__resolve_parts(r, &plan, txn_id, nonce, status, commit_ts, deadline_ns);
         }
         router__plan_free(&plan);
         if (rc == RANGE_ERR_KEY_MISMATCH) continue; /* resolved parts are idempotent */
@@ -2375,6 +2512,9 @@ static int router__meet_intent(range_router *r, const router__op *op,
     if (rc == RANGE_OK && (status == RANGE_TXN_ABORTED ||
                            (status == RANGE_TXN_COMMITTED && !hlc_is_zero(commit_ts)))) {
         range_span sp = {resp->intent_key, resp->intent_key_len, NULL, 0, true};
+        if (op->resolve_span != NULL && router__span_holds(op->resolve_span, resp->intent_key,
+                                                           resp->intent_key_len))
+            sp = *op->resolve_span;
         rc = router__resolve_spans(r, resp->intent_txn_id, &sp, 1, status, commit_ts,
                                    deadline_ns);
         seen->pending = rc != RANGE_OK;
@@ -2508,97 +2648,647 @@ static int router__prepare_spans(const router__plan *p, range_prepare_result *ou
     return rc;
 }
 
-typedef struct router__prepare_ctx {
-    const range_txn_meta *txn;
-    const range_commit_request *req;
-    const router__part *part;
-    bool create_record;
-} router__prepare_ctx;
+/* ---- two-phase commit: chunks and the fan-out ------------------------------------ */
+
+/* One PREPARE of a range's share (docs/txn.md, "Large transactions"): a
+** slice of its writes, some of its delete pieces, and (its first chunk) its
+** read pieces. Bytes borrowed from the plan or from a cut. */
+typedef struct router__chunk {
+    const range_write *writes;
+    size_t n_writes;
+    const range_span *dels;
+    size_t n_dels;
+    bool reads;         /* carries the part's read pieces */
+    bool create_record; /* the anchor's range: its first chunk */
+    uint8_t splits;     /* TOO_LARGE answers that split its ancestors */
+    uint64_t hash;      /* of its content, for its nonce (router__chunk_seal) */
+} router__chunk;
+
+/* Pieces of a chunk's delete spans, cut at keys visible at read_ts. */
+typedef struct router__cut {
+    base_buf keys;     /* the cut keys, back to back */
+    range_span *spans; /* owned; bytes in keys or borrowed from the plan */
+    size_t n;
+} router__cut;
+
+/* One call's fan-out (a prepare's PREPAREs and VALIDATEs, a resolution's
+** RESOLVEs): its jobs, what they share. */
+typedef struct router__prep_call {
+    range_router *r;
+    const range_txn_meta *txn;       /* prepare */
+    const range_commit_request *req; /* prepare */
+    hlc_timestamp commit_ts;     /* VALIDATE and RESOLVE(COMMITTED) jobs: the timestamp */
+    hlc_timestamp candidate;     /* PREPARE: tried first by ranges of one chunk (0: none) */
+    uint64_t resolve_txn_id, resolve_nonce; /* RESOLVE jobs */
+    int resolve_status;
+    int64_t deadline_ns;         /* RESOLVE jobs */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;           /* left reached 0 */
+    size_t left;                 /* jobs not finished (mu) */
+    atomic_bool stop;            /* a job failed: the others send nothing more */
+    atomic_int_fast64_t beat_ns; /* base_monotonic_ns of the last heartbeat (or the start) */
+} router__prep_call;
+
+typedef enum router__job_kind {
+    ROUTER__JOB_PREPARE = 0,
+    ROUTER__JOB_VALIDATE = 1,
+    ROUTER__JOB_RESOLVE = 2,
+} router__job_kind;
+
+/* One range's job: its PREPARE chunks, one after another (or the VALIDATE
+** of its reads, or a RESOLVE of its spans), and what came of it. The task
+** is the first member: router__job_run casts back. */
+typedef struct router__job {
+    router__task task;
+    router__prep_call *call;
+    router__part *part;
+    router__job_kind kind;
+    bool create_record;      /* its first chunk creates the record */
+    router__chunk *chunks;   /* owned */
+    size_t n_chunks, cap_chunks;
+    router__cut *cuts;       /* owned, each with what it owns */
+    size_t n_cuts;
+    hlc_timestamp max_ts;    /* the highest prepare timestamp of its chunks */
+    int rc;
+    bool unknown;            /* a PREPARE's fate is unknown */
+    range_conflict conflict; /* owned */
+    char error[ROUTER__ERROR_TEXT_MAX];
+} router__job;
+
+static void router__job_free(router__job *j) {
+    base_free(j->chunks);
+    for (size_t i = 0; i < j->n_cuts; i++) {
+        base_buf_free(&j->cuts[i].keys);
+        base_free(j->cuts[i].spans);
+    }
+    base_free(j->cuts);
+    range_conflict_free(&j->conflict);
+}
+
+/* FNV-1a: the chunk's content decides its nonce. */
+static uint64_t router__hash_bytes(uint64_t h, const uint8_t *p, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001B3ull;
+    }
+    return h;
+}
+
+static uint64_t router__hash_u64(uint64_t h, uint64_t v) {
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+    return router__hash_bytes(h, b, sizeof(b));
+}
+
+static uint64_t router__hash_span(uint64_t h, const range_span *sp) {
+    h = router__hash_u64(h, sp->start_len);
+    h = router__hash_bytes(h, sp->start, sp->start_len);
+    h = router__hash_u64(h, sp->point ? UINT64_MAX : sp->end_len);
+    return sp->point ? h : router__hash_bytes(h, sp->end, sp->end_len);
+}
+
+/* The chunk's hash over everything it carries: the count and bounds of its
+** writes (a slice of the sorted write set is known by them), its delete
+** pieces, its read pieces and the record flag. A retry or a re-plan that
+** makes the same chunk sends the same nonce (idempotent); any other chunk,
+** even a subset (a range that split), is evaluated anew. */
+static void router__chunk_seal(router__chunk *ch, const router__part *part) {
+    uint64_t h = 0xCBF29CE484222325ull;
+    h = router__hash_u64(h, ch->n_writes);
+    if (ch->n_writes > 0) {
+        const range_write *a = &ch->writes[0], *b = &ch->writes[ch->n_writes - 1];
+        h = router__hash_bytes(router__hash_u64(h, a->key_len), a->key, a->key_len);
+        h = router__hash_bytes(router__hash_u64(h, b->key_len), b->key, b->key_len);
+    }
+    h = router__hash_u64(h, ch->n_dels);
+    for (size_t i = 0; i < ch->n_dels; i++) h = router__hash_span(h, &ch->dels[i]);
+    h = router__hash_u64(h, ch->reads ? part->n_spans : UINT64_MAX);
+    for (size_t i = 0; ch->reads && i < part->n_spans; i++)
+        h = router__hash_span(h, &part->spans[i]);
+    ch->hash = router__hash_u64(h, ch->create_record);
+}
+
+/* Replace chunks[at] by the n chunks in chs (n >= 1); at == n_chunks: append. */
+static int router__job_put_chunks(router__job *j, size_t at, const router__chunk *chs, size_t n) {
+    size_t replaced = at < j->n_chunks ? 1 : 0;
+    size_t need = j->n_chunks - replaced + n;
+    if (need > j->cap_chunks) {
+        size_t ncap = j->cap_chunks ? j->cap_chunks * 2 : 4;
+        if (ncap < need) ncap = need;
+        router__chunk *nc = base_realloc(j->chunks, ncap * sizeof(*nc)); /* owner: j */
+        if (nc == NULL) return RANGE_ERR_NOMEM;
+        j->chunks = nc;
+        j->cap_chunks = ncap;
+    }
+    if (replaced)
+        memmove(&j->chunks[at + n], &j->chunks[at + 1],
+                (j->n_chunks - at - 1) * sizeof(j->chunks[0]));
+    memcpy(&j->chunks[at], chs, n * sizeof(chs[0]));
+    j->n_chunks = need;
+    return RANGE_OK;
+}
+
+/* Does the part's share fit one PREPARE (by the estimate)? */
+static bool router__part_fits(const router__part *part, size_t anchor_len) {
+    size_t bytes = 0;
+    for (size_t i = 0; i < part->n_writes; i++)
+        bytes += router__intent_bytes(part->writes[i].key_len, part->writes[i].value_len,
+                                      anchor_len);
+    for (size_t i = 0; i < part->n_dels; i++) bytes += router__span_bytes(&part->dels[i]);
+    return part->n_writes <= ROUTER__CHUNK_WRITES_MAX && bytes <= ROUTER__CHUNK_BYTES_MAX;
+}
+
+/* The part's chunks: all of it in one when it fits; else its delete pieces
+** first (tombstone intents of its own writes' keys are then overwritten by
+** the writes' intents, never the reverse), then its writes in slices of at
+** most ROUTER__CHUNK_WRITES_MAX writes and ROUTER__CHUNK_BYTES_MAX bytes.
+** The first chunk creates the record and carries the reads when one
+** request holds them (else they are VALIDATEd at the commit timestamp):
+** checked before the range holds any intent of this transaction, they cost
+** no scan over its own intents there (a VALIDATE at the commit timestamp
+** still does, when this range prepared lower: intents are found by a scan). */
+static int router__job_plan(router__job *j) {
+    const router__part *part = j->part;
+    size_t anchor_len = j->call->txn->anchor_len;
+    int rc = RANGE_OK;
+    if (router__part_fits(part, anchor_len)) {
+        router__chunk ch = {part->writes, part->n_writes, part->dels, part->n_dels,
+                            false, false, 0, 0};
+        rc = router__job_put_chunks(j, 0, &ch, 1);
+    } else {
+        if (part->n_dels > 0) {
+            router__chunk ch = {NULL, 0, part->dels, part->n_dels, false, false, 0, 0};
+            rc = router__job_put_chunks(j, 0, &ch, 1);
+        }
+        for (size_t at = 0; rc == RANGE_OK && at < part->n_writes;) {
+            size_t n = 0, bytes = 0;
+            while (at + n < part->n_writes && n < ROUTER__CHUNK_WRITES_MAX) {
+                const range_write *w = &part->writes[at + n];
+                size_t b = router__intent_bytes(w->key_len, w->value_len, anchor_len);
+                if (n > 0 && bytes + b > ROUTER__CHUNK_BYTES_MAX) break;
+                bytes += b;
+                n++;
+            }
+            router__chunk ch = {&part->writes[at], n, NULL, 0, false, false, 0, 0};
+            rc = router__job_put_chunks(j, j->n_chunks, &ch, 1);
+            at += n;
+        }
+    }
+    if (rc != RANGE_OK) return rc;
+    j->chunks[0].create_record = j->create_record;
+    j->chunks[0].reads =
+        part->n_spans > 0 && router__read_slice(part->spans, part->n_spans) == part->n_spans;
+    for (size_t i = 0; i < j->n_chunks; i++) router__chunk_seal(&j->chunks[i], part);
+    return RANGE_OK;
+}
+
+typedef struct router__chunk_ctx {
+    const router__job *job;
+    const router__chunk *chunk;
+    hlc_timestamp commit_ts; /* HLC_ZERO: the range picks its prepare timestamp */
+} router__chunk_ctx;
 
 /* The part's writes, delete pieces and read pieces must lie in d. */
 static int router__build_prepare(void *ctx, range_router *r, const range_descriptor *d,
                                  range_kv_request *out) {
     (void)r;
-    const router__prepare_ctx *c = ctx;
-    const router__part *part = c->part;
+    const router__chunk_ctx *c = ctx;
+    const router__part *part = c->job->part;
+    const router__chunk *ch = c->chunk;
+    const range_txn_meta *txn = c->job->call->txn;
     const uint8_t *k;
     size_t klen;
     if (d->range_id != part->desc.range_id || !router__part_in(part, d))
         return RANGE_ERR_KEY_MISMATCH;
-    for (size_t i = 0; i < part->n_writes; i++)
-        if (!range_descriptor_contains(d, part->writes[i].key, part->writes[i].key_len))
+    for (size_t i = 0; i < ch->n_writes; i++)
+        if (!range_descriptor_contains(d, ch->writes[i].key, ch->writes[i].key_len))
             return RANGE_ERR_KEY_MISMATCH;
-    for (size_t i = 0; i < part->n_dels; i++)
-        if (!router__span_in(d, &part->dels[i], &k, &klen)) return RANGE_ERR_KEY_MISMATCH;
-    if (c->create_record && !range_descriptor_contains(d, c->txn->anchor, c->txn->anchor_len))
+    for (size_t i = 0; i < ch->n_dels; i++)
+        if (!router__span_in(d, &ch->dels[i], &k, &klen)) return RANGE_ERR_KEY_MISMATCH;
+    if (ch->create_record && !range_descriptor_contains(d, txn->anchor, txn->anchor_len))
         return RANGE_ERR_KEY_MISMATCH;
     out->op = RANGE_KV_PREPARE;
     out->range_id = d->range_id;
-    out->read_ts = c->req->read_ts;
-    out->commit_ts = HLC_ZERO; /* the range picks its prepare timestamp */
-    out->txn_id = c->txn->txn_id;
-    out->nonce = router__nonce_for(c->txn->nonce, ROUTER__NONCE_PREPARE, d->range_id);
-    out->priority = c->txn->priority;
-    out->anchor = c->txn->anchor;
-    out->anchor_len = c->txn->anchor_len;
-    out->create_record = c->create_record;
-    out->writes = part->writes;
-    out->write_count = part->n_writes;
-    out->delete_spans = part->dels;
-    out->delete_span_count = part->n_dels;
-    out->read_spans = part->spans;
-    out->read_span_count = part->n_spans;
+    out->read_ts = c->job->call->req->read_ts;
+    out->commit_ts = c->commit_ts;
+    out->txn_id = txn->txn_id;
+    out->nonce = router__nonce_for(txn->nonce ^ ch->hash, ROUTER__NONCE_PREPARE, d->range_id);
+    out->priority = txn->priority;
+    out->anchor = txn->anchor;
+    out->anchor_len = txn->anchor_len;
+    out->create_record = ch->create_record;
+    out->writes = ch->writes;
+    out->write_count = ch->n_writes;
+    out->delete_spans = ch->dels;
+    out->delete_span_count = ch->n_dels;
+    out->read_spans = ch->reads ? part->spans : NULL;
+    out->read_span_count = ch->reads ? part->n_spans : 0;
     return RANGE_OK;
 }
 
-/* PREPARE one part. RANGE_OK with part->prepared_ts, RANGE_ERR_CONFLICT
-** (*conflict filled), RANGE_ERR_ABORTED, RANGE_ERR_KEY_MISMATCH (plan
-** again), or an error. */
-static int router__send_prepare(range_router *r, const router__prepare_ctx *c,
-                                int64_t deadline_ns, bool *unknown, router__part *part,
-                                range_conflict *conflict) {
+/* PREPARE one chunk of j, at commit_ts (HLC_ZERO: the range picks). RANGE_OK
+** with *ts, RANGE_ERR_CONFLICT (j->conflict filled), RANGE_ERR_ABORTED,
+** RANGE_ERR_TOO_LARGE, RANGE_ERR_PUSHED (a fixed commit_ts the range cannot
+** take: nothing applied), RANGE_ERR_KEY_MISMATCH (plan again), or an error;
+** the thread's error detail set. */
+static int router__send_chunk(range_router *r, router__job *j, const router__chunk *ch,
+                              hlc_timestamp commit_ts, hlc_timestamp *ts) {
+    router__chunk_ctx c = {j, ch, commit_ts};
     router__op op;
     memset(&op, 0, sizeof(op));
-    if (c->part->n_writes > 0)
-        op.route = (router__route){c->part->writes[0].key, c->part->writes[0].key_len, false,
-                                   false};
+    if (ch->n_writes > 0)
+        op.route = (router__route){ch->writes[0].key, ch->writes[0].key_len, false, false};
     else
-        op.route = (router__route){c->part->dels[0].start, c->part->dels[0].start_len, false,
-                                   false};
+        op.route = (router__route){ch->dels[0].start, ch->dels[0].start_len, false, false};
     op.build = router__build_prepare;
-    op.build_ctx = (void *)c;
+    op.build_ctx = &c;
     op.is_commit = true;
     op.what = "prepare";
-    op.deadline_ns = deadline_ns;
-    op.unknown = unknown;
-    op.txn = c->txn;
+    /* a deadline per chunk: a large transaction takes many */
+    op.deadline_ns = base_monotonic_ns() + r->config.deadline_ms * 1000000;
+    bool unknown = false;
+    op.unknown = &unknown;
+    op.txn = j->call->txn;
     range_kv_response resp;
     base_buf bytes = {0};
     range_descriptor used;
     int rc = router__execute(r, &op, &resp, &bytes, &used);
     if (rc == RANGE_OK) {
-        part->prepared_ts = resp.commit_ts;
+        *ts = resp.commit_ts;
         (void)hlc_update(r->config.clock, resp.commit_ts);
     } else if (rc == RANGE_ERR_CONFLICT) {
         router__count(r, &r->stats.conflicts);
-        rc = router__copy_conflict(&resp, conflict);
+        rc = router__copy_conflict(&resp, &j->conflict);
+    } else if (rc == RANGE_ERR_PUSHED && !hlc_is_zero(commit_ts)) {
+        /* evaluated after the idempotence check: it did not apply */
     } else if (rc == RANGE_ERR_PUSHED || (rc != RANGE_OK && router__answer_kept(rc))) {
         router__set_error(r, "range %" PRIu64 ": answer %d to a prepare", used.range_id, rc);
         rc = RANGE_ERR_CORRUPT;
     } else if (rc == RANGE_ERR_ABORTED) {
         router__set_error(r, "range %" PRIu64 ": the transaction's record is ABORTED",
                           used.range_id);
+    } else if (rc == RANGE_ERR_TOO_LARGE) {
+        router__set_error(r, "range %" PRIu64 ": a prepare of %zu writes and %zu delete spans "
+                          "(with the rows they remove) is larger than one command",
+                          used.range_id, ch->n_writes, ch->n_dels);
     }
+    if (unknown) j->unknown = true;
     range_kv_response_free(&resp);
     range_descriptor_free(&used);
     base_buf_free(&bytes);
     return rc;
 }
 
-/* Sort the plan's parts by start key: PREPAREs go in key order (the
-** anchor's range first, so the record exists before any other intent; and
-** two transactions never wait on each other's intents in a cycle while
-** preparing). */
+/* Chunk `at` of j answered TOO_LARGE with delete pieces: they remove more
+** rows than one command holds. Cut every piece before the key that would
+** take a piece past rows_max rows or bytes_max bytes of tombstone intents,
+** the keys visible at read_ts (a key written since is a conflict anyway:
+** the cut only sizes the pieces), and replace the chunk by one chunk per
+** piece, then one of its writes; the record flag and the reads stay with
+** the first. RANGE_OK, or an error (detail set). */
+static int router__job_cut(router__job *j, size_t at, size_t rows_max, size_t bytes_max) {
+    range_router *r = j->call->r;
+    const router__chunk old = j->chunks[at];
+    size_t anchor_len = j->call->txn->anchor_len;
+    router__cut cut;             /* owner: this function until j->cuts takes it */
+    memset(&cut, 0, sizeof(cut));
+    size_t *marks = NULL;        /* owner: this function; per cut key: piece, offset */
+    size_t n_marks = 0, cap_marks = 0;
+    router__chunk *chs = NULL;   /* owner: this function */
+    int rc = RANGE_OK;
+    for (size_t p = 0; p < old.n_dels && rc == RANGE_OK; p++) {
+        const range_span *sp = &old.dels[p];
+        range_kv_iter *it = NULL;
+        rc = router__iter_open(&r->kv, sp->start, sp->start_len, sp->end, sp->end_len,
+                               j->call->req->read_ts, false, &it);
+        size_t rows = 0, bytes = 0;
+        while (rc == RANGE_OK) {
+            const uint8_t *k, *v;
+            size_t kl, vl;
+            int n = router__iter_next(it, &k, &kl, &v, &vl);
+            if (n <= 0) {
+                rc = n;
+                break;
+            }
+            size_t b = router__intent_bytes(kl, 0, anchor_len);
+            if (rows == 0 || (rows < rows_max && bytes + b <= bytes_max)) {
+                rows++;
+                bytes += b;
+                continue;
+            }
+            /* k starts the next piece */
+            rows = 1;
+            bytes = b;
+            if (n_marks >= ROUTER__CUT_PIECES_MAX) {
+                router__set_error(r, "a delete span of the transaction removes more than %d "
+                                  "pieces' worth of rows in one range", ROUTER__CUT_PIECES_MAX);
+                rc = RANGE_ERR_TOO_LARGE;
+                break;
+            }
+            if (n_marks + 1 > cap_marks) {
+                size_t ncap = cap_marks ? cap_marks * 2 : 16;
+                size_t *nm = base_realloc(marks, ncap * 2 * sizeof(*nm)); /* owner: here */
+                if (nm == NULL) {
+                    rc = RANGE_ERR_NOMEM;
+                    break;
+                }
+                marks = nm;
+                cap_marks = ncap;
+            }
+            marks[2 * n_marks] = p;
+            marks[2 * n_marks + 1] = cut.keys.len;
+            n_marks++;
+            if (base_buf_append(&cut.keys, k, kl) != 0) rc = RANGE_ERR_NOMEM;
+        }
+        router__iter_close(it);
+    }
+    if (rc == RANGE_OK) {
+        cut.n = old.n_dels + n_marks;
+        cut.spans = base_calloc(cut.n, sizeof(*cut.spans));
+        chs = base_calloc(cut.n + 1, sizeof(*chs));
+        if (cut.spans == NULL || chs == NULL) rc = RANGE_ERR_NOMEM;
+    }
+    if (rc == RANGE_OK) {
+        /* [start, k1), [k1, k2), ... [kn, end) per piece; the keys move no more */
+        size_t s = 0, m = 0;
+        for (size_t p = 0; p < old.n_dels; p++) {
+            range_span piece = old.dels[p];
+            for (; m < n_marks && marks[2 * m] == p; m++) {
+                size_t off = marks[2 * m + 1];
+                size_t end = m + 1 < n_marks ? marks[2 * m + 3] : cut.keys.len;
+                cut.spans[s] = piece;
+                cut.spans[s].end = cut.keys.data + off;
+                cut.spans[s].end_len = end - off;
+                piece.start = cut.keys.data + off;
+                piece.start_len = end - off;
+                s++;
+            }
+            cut.spans[s++] = piece;
+        }
+        uint8_t splits = (uint8_t)(old.splits + 1);
+        size_t n = 0;
+        for (size_t i = 0; i < cut.n; i++)
+            chs[n++] = (router__chunk){NULL, 0, &cut.spans[i], 1, false, false, splits, 0};
+        if (old.n_writes > 0)
+            chs[n++] = (router__chunk){old.writes, old.n_writes, NULL, 0, false, false, splits, 0};
+        chs[0].create_record = old.create_record;
+        chs[0].reads = old.reads;
+        for (size_t i = 0; i < n; i++) router__chunk_seal(&chs[i], j->part);
+        router__cut *nc = base_realloc(j->cuts, (j->n_cuts + 1) * sizeof(*nc)); /* owner: j */
+        rc = nc == NULL ? RANGE_ERR_NOMEM : router__job_put_chunks(j, at, chs, n);
+        if (nc != NULL) j->cuts = nc;
+        if (rc == RANGE_OK) {
+            j->cuts[j->n_cuts++] = cut;
+            memset(&cut, 0, sizeof(cut));
+        }
+    }
+    base_buf_free(&cut.keys);
+    base_free(cut.spans);
+    base_free(marks);
+    base_free(chs);
+    return rc;
+}
+
+/* Chunk `at` of j answered TOO_LARGE (its estimate was short): delete
+** pieces are cut (above) at a budget halved per split; writes alone are
+** halved. RANGE_OK (chunk `at` is the first of its replacements), or
+** RANGE_ERR_TOO_LARGE when it cannot be split any more (detail set). */
+static int router__job_split(router__job *j, size_t at) {
+    const router__chunk old = j->chunks[at];
+    if (old.splits < ROUTER__CHUNK_SPLITS_MAX && old.n_dels > 0) {
+        size_t rows = ROUTER__CHUNK_WRITES_MAX >> old.splits;
+        return router__job_cut(j, at, rows ? rows : 1, ROUTER__CHUNK_BYTES_MAX >> old.splits);
+    }
+    if (old.splits >= ROUTER__CHUNK_SPLITS_MAX || old.n_writes < 2) return RANGE_ERR_TOO_LARGE;
+    size_t half = old.n_writes / 2;
+    uint8_t splits = (uint8_t)(old.splits + 1);
+    router__chunk chs[2] = {
+        {old.writes, half, NULL, 0, old.reads, old.create_record, splits, 0},
+        {old.writes + half, old.n_writes - half, NULL, 0, false, false, splits, 0}};
+    router__chunk_seal(&chs[0], j->part);
+    router__chunk_seal(&chs[1], j->part);
+    return router__job_put_chunks(j, at, chs, 2);
+}
+
+/* HEARTBEAT the record when the call has run RANGE_TXN_HEARTBEAT_MS since
+** the last (a large prepare outlives RANGE_TXN_RECORD_EXPIRY_MS; one job
+** sends it). It creates the record if the anchor's chunk did not yet.
+** RANGE_OK (a failed heartbeat is tried again later), RANGE_ERR_ABORTED. */
+static int router__call_beat(router__prep_call *call) {
+    int64_t now = base_monotonic_ns();
+    int_fast64_t last = atomic_load(&call->beat_ns);
+    if (now - last < (int64_t)RANGE_TXN_HEARTBEAT_MS * 1000000 ||
+        !atomic_compare_exchange_strong(&call->beat_ns, &last, now))
+        return RANGE_OK;
+    int status = RANGE_TXN_PENDING;
+    int rc = router__heartbeat_until(call->r, call->txn,
+                                     now + call->r->config.deadline_ms * 1000000, &status);
+    return rc == RANGE_ERR_ABORTED ? rc : RANGE_OK;
+}
+
+/* The job is over: its outcome, then (the last act touching j or call)
+** the call's count. */
+static void router__job_end(router__job *j, int rc) {
+    router__prep_call *call = j->call;
+    j->rc = rc;
+    if (rc != RANGE_OK) {
+        if (router__error.router == call->r)
+            base_strlcpy(j->error, router__error.text, sizeof(j->error));
+        atomic_store(&call->stop, true);
+    }
+    pthread_mutex_lock(&call->mu);
+    if (--call->left == 0) pthread_cond_broadcast(&call->cv);
+    pthread_mutex_unlock(&call->mu);
+}
+
+/* A range's PREPAREs: its chunks in order, each after the previous one's
+** answer, until one fails or another job did. */
+static void router__job_prepare(router__job *j) {
+    router__prep_call *call = j->call;
+    int rc = router__job_plan(j);
+    for (size_t i = 0; rc == RANGE_OK && i < j->n_chunks;) {
+        if (atomic_load(&call->stop)) break; /* another range failed */
+        hlc_timestamp ts = HLC_ZERO;
+        /* a range of one chunk first tries the call's common timestamp:
+        ** taken everywhere, no read needs a VALIDATE after */
+        bool fixed = j->n_chunks == 1 && !hlc_is_zero(call->candidate);
+        rc = router__send_chunk(call->r, j, &j->chunks[i], fixed ? call->candidate : HLC_ZERO,
+                                &ts);
+        if (rc == RANGE_ERR_PUSHED && fixed) /* reads above it: the range picks */
+            rc = router__send_chunk(call->r, j, &j->chunks[i], HLC_ZERO, &ts);
+        if (rc == RANGE_ERR_TOO_LARGE) {
+            int src = router__job_split(j, i); /* chunk i is its first part now */
+            if (src == RANGE_ERR_TOO_LARGE) break; /* the detail of the answer */
+            rc = src;
+            continue;
+        }
+        if (rc != RANGE_OK) break;
+        if (hlc_compare(ts, j->max_ts) > 0) j->max_ts = ts;
+        if (j->chunks[i].reads) j->part->reads_ts = ts;
+        if (++i < j->n_chunks) rc = router__call_beat(call);
+    }
+    router__job_end(j, rc);
+}
+
+static void router__job_run(router__task *t) {
+    router__job *j = (router__job *)t;
+    router__prep_call *call = j->call;
+    int rc;
+    switch (j->kind) {
+    case ROUTER__JOB_PREPARE:
+        router__job_prepare(j);
+        return;
+    case ROUTER__JOB_VALIDATE:
+        rc = router__validate(call->r, j->part, call->req->read_ts, call->commit_ts, call->txn,
+                              base_monotonic_ns() + call->r->config.deadline_ms * 1000000,
+                              &j->conflict);
+        break;
+    default: {
+        router__resolve_ctx c = {call->resolve_txn_id, call->resolve_nonce,
+                                 j->part->desc.range_id, j->part->spans, j->part->n_spans,
+                                 call->resolve_status, call->commit_ts};
+        rc = router__send_resolve(call->r, &c, call->deadline_ns);
+        break;
+    }
+    }
+    router__job_end(j, rc);
+}
+
+/* ---- the pool ---- */
+
+static void *router__pool_main(void *arg) {
+    router__pool *p = &((range_router *)arg)->pool;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->n == 0 && !p->stop) pthread_cond_wait(&p->cv, &p->mu);
+        if (p->n == 0) break; /* stopped, nothing queued */
+        router__task *t = p->queue[0];
+        memmove(&p->queue[0], &p->queue[1], (p->n - 1) * sizeof(p->queue[0]));
+        p->n--;
+        pthread_mutex_unlock(&p->mu);
+        t->run(t); /* its caller waits for it: t stays valid until run returns */
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Queue t for a pool thread (t->queued); the pool starts at its first use.
+** No thread, or the queue full: t stays with the caller. */
+static void router__pool_submit(range_router *r, router__task *t) {
+    router__pool *p = &r->pool;
+    t->queued = false;
+    pthread_mutex_lock(&p->mu);
+    if (!p->started && !p->stop) {
+        p->started = true;
+        while (p->n_threads < ROUTER__POOL_THREADS &&
+               pthread_create(&p->threads[p->n_threads], NULL, router__pool_main, r) == 0)
+            p->n_threads++;
+    }
+    if (p->n_threads > 0 && !p->stop && p->n < ROUTER__POOL_QUEUE_MAX) {
+        p->queue[p->n++] = t;
+        t->queued = true;
+        pthread_cond_signal(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* true: t is the caller's to run (never queued, or taken back before a pool
+** thread took it). */
+static bool router__pool_claim(range_router *r, router__task *t) {
+    if (!t->queued) return true;
+    router__pool *p = &r->pool;
+    bool mine = false;
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < p->n && !mine; i++) {
+        if (p->queue[i] != t) continue;
+        memmove(&p->queue[i], &p->queue[i + 1], (p->n - i - 1) * sizeof(p->queue[0]));
+        p->n--;
+        mine = true;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return mine;
+}
+
+/* Every call has returned (range_router_free): nothing is queued. */
+static void router__pool_stop(range_router *r) {
+    router__pool *p = &r->pool;
+    pthread_mutex_lock(&p->mu);
+    p->stop = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->n_threads; i++) pthread_join(p->threads[i], NULL);
+    p->n_threads = 0;
+}
+
+static int router__call_init(router__prep_call *call, range_router *r) {
+    memset(call, 0, sizeof(*call));
+    call->r = r;
+    atomic_init(&call->stop, false);
+    atomic_init(&call->beat_ns, base_monotonic_ns());
+    if (pthread_mutex_init(&call->mu, NULL) != 0) return RANGE_ERR_NOMEM;
+    if (pthread_cond_init(&call->cv, NULL) != 0) {
+        pthread_mutex_destroy(&call->mu);
+        return RANGE_ERR_NOMEM;
+    }
+    return RANGE_OK;
+}
+
+static void router__call_destroy(router__prep_call *call) {
+    pthread_cond_destroy(&call->cv);
+    pthread_mutex_destroy(&call->mu);
+}
+
+/* Run jobs[0..n): the first on this thread, the others on the pool; those
+** no pool thread has taken when this thread is free run here too. Returns
+** once every job ended (each is bounded by its requests' deadlines). */
+static void router__fanout(range_router *r, router__prep_call *call, router__job *jobs,
+                           size_t n) {
+    call->left = n;
+    atomic_store(&call->stop, false);
+    for (size_t i = 1; i < n; i++) router__pool_submit(r, &jobs[i].task);
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || router__pool_claim(r, &jobs[i].task)) jobs[i].task.run(&jobs[i].task);
+    pthread_mutex_lock(&call->mu);
+    while (call->left > 0) pthread_cond_wait(&call->cv, &call->mu);
+    pthread_mutex_unlock(&call->mu);
+}
+
+/* Which failure of several ranges the call reports: an evaluated refusal
+** over an unavailable range, a re-plan only when nothing else failed. */
+static int router__failure_rank(int rc) {
+    switch (rc) {
+    case RANGE_OK: return 0;
+    case RANGE_ERR_KEY_MISMATCH: return 1;
+    case RANGE_ERR_CONFLICT: return 5;
+    case RANGE_ERR_ABORTED: return 4;
+    case RANGE_ERR_INTENT: return 3;
+    default: return 2;
+    }
+}
+
+/* The call's outcome from its jobs: RANGE_OK, or the worst failure with its
+** detail (and conflict) moved to this thread and *conflict. */
+static int router__jobs_outcome(range_router *r, router__job *jobs, size_t n, bool *unknown,
+                                range_conflict *conflict) {
+    router__job *worst = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (jobs[i].unknown) *unknown = true;
+        if (router__failure_rank(jobs[i].rc) >
+            (worst != NULL ? router__failure_rank(worst->rc) : 0))
+            worst = &jobs[i];
+    }
+    if (worst == NULL) return RANGE_OK;
+    if (worst->rc == RANGE_ERR_CONFLICT && conflict != NULL) {
+        range_conflict tmp = *conflict;
+        *conflict = worst->conflict;
+        worst->conflict = tmp;
+    }
+    router__set_error(r, "%s", worst->error[0] ? worst->error : "a range failed");
+    return worst->rc;
+}
+
+/* Sort the plan's parts by start key (a stable order of the jobs). */
 static void router__plan_sort(router__plan *p) {
     for (size_t i = 1; i < p->n_parts; i++) { /* insertion sort: few parts */
         router__part tmp = p->parts[i];
@@ -2615,49 +3305,133 @@ static void router__plan_sort(router__plan *p) {
     }
 }
 
+/* PREPARE every range with writes (the anchor's job on this thread, the
+** others on the pool, all at once), then VALIDATE, also at once, the reads
+** of ranges that were only read or whose reads were checked below the
+** highest prepare timestamp. */
 static int router__prepare_planned(range_router *r, const range_txn_meta *txn,
                                    const range_commit_request *req, router__plan *p,
-                                   int64_t deadline_ns, bool *unknown, hlc_timestamp *commit_ts,
+                                   bool *unknown, hlc_timestamp *commit_ts,
                                    range_conflict *conflict) {
     router__plan_sort(p);
-    bool anchored = false;
-    hlc_timestamp ts = HLC_ZERO;
+    size_t anchor_at = p->n_parts, n_writing = 0;
     for (size_t i = 0; i < p->n_parts; i++) {
-        router__part *part = &p->parts[i];
-        if (!router__part_writes(part)) continue;
-        bool create = !anchored && range_descriptor_contains(&part->desc, txn->anchor,
-                                                             txn->anchor_len);
-        if (!anchored && !create) {
-            /* the anchor (a lock holder's first locked key) is not in the
-            ** first written range: the record must exist before any
-            ** intent, so a HEARTBEAT creates it (or finds it) first */
-            int status = RANGE_TXN_PENDING;
-            int hrc = router__heartbeat_until(r, txn, deadline_ns, &status);
-            if (hrc != RANGE_OK) return hrc; /* ABORTED: the detail is set */
-            if (status != RANGE_TXN_PENDING) {
-                router__set_error(r, "the record of transaction %016" PRIx64 " is already "
-                                  "final (%d) before it prepared", txn->txn_id, status);
-                return RANGE_ERR_INVALID;
-            }
+        if (!router__part_writes(&p->parts[i])) continue;
+        n_writing++;
+        if (anchor_at == p->n_parts &&
+            range_descriptor_contains(&p->parts[i].desc, txn->anchor, txn->anchor_len))
+            anchor_at = i;
+    }
+    if (n_writing == 0) return RANGE_ERR_INVALID;
+    if (anchor_at == p->n_parts) {
+        /* the anchor (a lock holder's first locked key) is in no written
+        ** range: a HEARTBEAT creates (or finds) the record first */
+        int status = RANGE_TXN_PENDING;
+        int hrc = router__heartbeat_until(
+            r, txn, base_monotonic_ns() + r->config.deadline_ms * 1000000, &status);
+        if (hrc != RANGE_OK) return hrc; /* ABORTED: the detail is set */
+        if (status != RANGE_TXN_PENDING) {
+            router__set_error(r, "the record of transaction %016" PRIx64 " is already "
+                              "final (%d) before it prepared", txn->txn_id, status);
+            return RANGE_ERR_INVALID;
         }
-        anchored = true;
-        router__prepare_ctx c = {txn, req, part, create};
-        int rc = router__send_prepare(r, &c, deadline_ns, unknown, part, conflict);
-        if (rc != RANGE_OK) return rc;
-        if (hlc_compare(part->prepared_ts, ts) > 0) ts = part->prepared_ts;
     }
-    if (!anchored) return RANGE_ERR_INVALID;
-    /* reads the PREPAREs did not check up to ts: ranges only read, and
-    ** ranges that prepared lower */
+    router__job *jobs = base_calloc(p->n_parts, sizeof(*jobs)); /* owner: this function */
+    if (jobs == NULL) return RANGE_ERR_NOMEM;
+    router__prep_call call;
+    if (router__call_init(&call, r) != RANGE_OK) {
+        base_free(jobs);
+        return RANGE_ERR_NOMEM;
+    }
+    call.txn = txn;
+    call.req = req;
+    /* every range in one chunk: one timestamp for all of them, so a range
+    ** that takes it has its reads checked there (no VALIDATE after); a
+    ** range whose reads were cached above it picks its own (PUSHED) */
+    bool one_chunk_each = true;
+    for (size_t i = 0; i < p->n_parts && one_chunk_each; i++)
+        if (router__part_writes(&p->parts[i]) && !router__part_fits(&p->parts[i], txn->anchor_len))
+            one_chunk_each = false;
+    if (one_chunk_each) {
+        call.candidate = hlc_now(r->config.clock);
+        if (hlc_compare(call.candidate, req->read_ts) <= 0) call.candidate = hlc_next(req->read_ts);
+    }
+    /* the anchor's range first: this thread starts creating the record */
+    size_t n = 0;
+    for (size_t k = 0; k <= p->n_parts; k++) {
+        size_t i = k == 0 ? anchor_at : k - 1;
+        if (i == p->n_parts || (k > 0 && i == anchor_at) || !router__part_writes(&p->parts[i]))
+            continue;
+        router__job *j = &jobs[n++];
+        j->task.run = router__job_run;
+        j->call = &call;
+        j->part = &p->parts[i];
+        j->create_record = i == anchor_at;
+    }
+    router__fanout(r, &call, jobs, n);
+    int rc = router__jobs_outcome(r, jobs, n, unknown, conflict);
+    hlc_timestamp ts = HLC_ZERO;
+    for (size_t i = 0; i < n; i++)
+        if (hlc_compare(jobs[i].max_ts, ts) > 0) ts = jobs[i].max_ts;
+    for (size_t i = 0; i < n; i++) router__job_free(&jobs[i]);
+    n = 0;
+    if (rc == RANGE_OK) {
+        /* the reads no PREPARE checked up to ts: VALIDATE them there */
+        memset(jobs, 0, p->n_parts * sizeof(*jobs));
+        call.commit_ts = ts;
+        for (size_t i = 0; i < p->n_parts; i++) {
+            router__part *part = &p->parts[i];
+            if (part->n_spans == 0 || (!hlc_is_zero(part->reads_ts) &&
+                                       hlc_compare(part->reads_ts, ts) == 0))
+                continue;
+            router__job *j = &jobs[n++];
+            j->task.run = router__job_run;
+            j->call = &call;
+            j->part = part;
+            j->kind = ROUTER__JOB_VALIDATE;
+        }
+        if (n > 0) {
+            router__fanout(r, &call, jobs, n);
+            rc = router__jobs_outcome(r, jobs, n, unknown, conflict);
+        }
+    }
+    for (size_t i = 0; i < n; i++) router__job_free(&jobs[i]);
+    base_free(jobs);
+    router__call_destroy(&call);
+    if (rc == RANGE_OK) *commit_ts = ts;
+    return rc;
+}
+
+/* RESOLVE every part of p (its spans) at once. RANGE_OK, or the worst
+** failure (RANGE_ERR_KEY_MISMATCH: plan again; resolved parts stay so). */
+static int router__resolve_parts(range_router *r, router__plan *p, uint64_t txn_id,
+                                 uint64_t nonce, int status, hlc_timestamp commit_ts,
+                                 int64_t deadline_ns) {
+    router__job *jobs = base_calloc(p->n_parts, sizeof(*jobs)); /* owner: this function */
+    if (jobs == NULL) return RANGE_ERR_NOMEM;
+    router__prep_call call;
+    if (router__call_init(&call, r) != RANGE_OK) {
+        base_free(jobs);
+        return RANGE_ERR_NOMEM;
+    }
+    call.resolve_txn_id = txn_id;
+    call.resolve_nonce = nonce;
+    call.resolve_status = status;
+    call.commit_ts = commit_ts;
+    call.deadline_ns = deadline_ns;
     for (size_t i = 0; i < p->n_parts; i++) {
-        const router__part *part = &p->parts[i];
-        if (part->n_spans == 0) continue;
-        if (router__part_writes(part) && hlc_compare(part->prepared_ts, ts) == 0) continue;
-        int rc = router__validate(r, part, req->read_ts, ts, txn, deadline_ns, conflict);
-        if (rc != RANGE_OK) return rc;
+        jobs[i].task.run = router__job_run;
+        jobs[i].call = &call;
+        jobs[i].part = &p->parts[i];
+        jobs[i].kind = ROUTER__JOB_RESOLVE;
     }
-    *commit_ts = ts;
-    return RANGE_OK;
+    router__fanout(r, &call, jobs, p->n_parts);
+    bool unknown = false;
+    int rc = router__jobs_outcome(r, jobs, p->n_parts, &unknown, NULL);
+    for (size_t i = 0; i < p->n_parts; i++) router__job_free(&jobs[i]);
+    base_free(jobs);
+    router__call_destroy(&call);
+    return rc;
 }
 
 static int router__prepare(range_kv *kv, const range_txn_meta *txn,
@@ -2672,7 +3446,6 @@ static int router__prepare(range_kv *kv, const range_txn_meta *txn,
         (req->read_span_count > 0 && req->read_spans == NULL) ||
         (req->write_count == 0 && req->delete_span_count == 0))
         return RANGE_ERR_INVALID;
-    int64_t deadline_ns = base_monotonic_ns() + r->config.deadline_ms * 1000000;
     bool unknown = false; /* a PREPARE's fate is unknown */
     base_buf missing = {0}; /* owner: this function */
     int lookups = 0;
@@ -2685,12 +3458,15 @@ static int router__prepare(range_kv *kv, const range_txn_meta *txn,
         ** later plan covers the same keys (each key in one part) */
         if (rc == RANGE_OK) rc = router__prepare_spans(&plan, out);
         if (rc == RANGE_OK)
-            rc = router__prepare_planned(r, txn, req, &plan, deadline_ns, &unknown,
-                                         &out->commit_ts, conflict);
+            rc = router__prepare_planned(r, txn, req, &plan, &unknown, &out->commit_ts,
+                                         conflict);
         router__plan_free(&plan);
         if (rc == RANGE_ERR_KEY_MISMATCH) continue; /* the ranges changed shape */
         if (rc == RANGE_ERR_UNAVAILABLE && missing.len > 0) {
-            rc = router__lookup_missing(r, &missing, deadline_ns, &lookups);
+            /* a deadline of its own: the chunks before may have taken long */
+            rc = router__lookup_missing(r, &missing,
+                                        base_monotonic_ns() + r->config.deadline_ms * 1000000,
+                                        &lookups);
             base_buf_reset(&missing);
             if (rc == RANGE_OK) {
                 plan_attempt--;
@@ -3076,18 +3852,27 @@ int range_router_new(const range_router_config *config, range_router **out) {
     r->prng = config->random_seed;
     if (r->prng == 0 && getrandom(&r->prng, sizeof(r->prng), 0) != (ssize_t)sizeof(r->prng))
         r->prng = (uint64_t)base_monotonic_ns() ^ (uint64_t)(uintptr_t)r;
-    if (pthread_mutex_init(&r->mu, NULL) != 0) {
-        base_free(r);
-        return RANGE_ERR_NOMEM;
-    }
+    if (pthread_mutex_init(&r->mu, NULL) != 0) goto fail_free;
+    if (pthread_mutex_init(&r->pool.mu, NULL) != 0) goto fail_mu;
+    if (pthread_cond_init(&r->pool.cv, NULL) != 0) goto fail_pool_mu;
     *out = r;
     return RANGE_OK;
+fail_pool_mu:
+    pthread_mutex_destroy(&r->pool.mu);
+fail_mu:
+    pthread_mutex_destroy(&r->mu);
+fail_free:
+    base_free(r);
+    return RANGE_ERR_NOMEM;
 }
 
 void range_router_free(range_router *r) {
     if (r == NULL) return;
+    router__pool_stop(r);
     for (size_t i = 0; i < r->n_entries; i++) range_descriptor_free(&r->entries[i].desc);
     base_free(r->entries);
+    pthread_cond_destroy(&r->pool.cv);
+    pthread_mutex_destroy(&r->pool.mu);
     pthread_mutex_destroy(&r->mu);
     base_free(r);
 }

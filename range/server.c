@@ -173,7 +173,17 @@
 #define SERVER_PUSH_WAIT_MS 500         /* a PUSH of a live PENDING txn waits this long at most */
 #define SERVER_PUSH_POLL_MS 20          /* and rereads the record at least this often */
 #define SERVER_RESOLVE_ROUNDS_MAX 64    /* commands of one RESOLVE (each up to
-                                           RANGE_COMMAND_WRITES_MAX intents) */
+                                           RANGE_COMMAND_WRITES_MAX intents and
+                                           SERVER_RESOLVE_BYTES_MAX bytes) */
+#define SERVER_RESOLVE_BYTES_MAX (512u << 10) /* raw keys of one RESOLVE command: its
+                                           Raft entry stays well under the 1 MiB
+                                           raft_config.max_entry_bytes */
+#define SERVER_RESOLVE_REQUEST_MS 1000  /* no new round of a RESOLVE after this long
+                                           (BUSY: the caller asks again) */
+#define SERVER_INTENT_POINTS_MAX 16     /* point keys of a COMMIT/PREPARE looked up one by
+                                           one for intents, without the range-wide seek */
+#define SERVER_PREPARE_HOLDERS_MAX 1024  /* written keys of a PREPARE made lock holders
+                                           (a larger one leaves them to storage) */
 #define SERVER_LOCK_PARK_MS 600         /* a timed-out lock request keeps its place this
                                            long (a push is SERVER_PUSH_WAIT_MS) */
 #define SERVER_PARKED_MAX 256           /* parked lock requests per range */
@@ -1595,14 +1605,22 @@ static void record_answer(server_eval *e, const range__record *rec)
 /* Other transactions' intents where a COMMIT or PREPARE writes (any ts) or
 ** reads (ts <= its fixed commit_ts, else any: the timestamp is not chosen
 ** yet). RANGE_ERR_INTENT with e->hit. A range without any intent costs one
-** seek. Under eval_mu: intents are laid only by PREPAREs evaluated under it
-** (the pending ones are checked as pending commits). */
+** seek; a request of a few point keys, one lookup each. Under eval_mu:
+** intents are laid only by PREPAREs evaluated under it (the pending ones
+** are checked as pending commits). */
 static int check_intents(server_range *sr, server_eval *e, const range_commit_request *creq)
 {
     const range_kv_request *q = &e->req;
     storage_engine *eng = replica__engine(sr->replica);
+    /* few point keys: a lookup each beats the seek over the range, which
+    ** skips every deleted intent key there (a large transaction's, once
+    ** resolved, until the engine compacts them) */
+    bool points = creq->delete_span_count == 0 &&
+                  creq->write_count + creq->read_span_count <= SERVER_INTENT_POINTS_MAX;
+    for (size_t i = 0; i < creq->read_span_count && points; i++)
+        points = creq->read_spans[i].point;
     bool has = true;
-    int rc = range__range_has_intents(eng, &e->desc, &has);
+    int rc = points ? RANGE_OK : range__range_has_intents(eng, &e->desc, &has);
     if (rc != RANGE_OK || !has)
         return rc;
     hlc_timestamp upper = hlc_is_zero(q->commit_ts) ? HLC_MAX : q->commit_ts;
@@ -1648,8 +1666,9 @@ static int check_locks(range_server *s, server_range *sr, server_eval *e,
 
 /* After a COMMIT or PREPARE applied at ts (or was found applied): a 1PC
 ** commit's transaction is done here: its locks go, pushers of it end; a
-** PREPARE's intents become replicated holders (its written keys; tombstones
-** from delete spans are found in storage when met). A read-only COMMIT
+** PREPARE's intents become replicated holders (its written keys, at most
+** SERVER_PREPARE_HOLDERS_MAX; tombstones from delete spans and a large
+** chunk's keys are found in storage when met). A read-only COMMIT
 ** (ts = its read_ts) ends its locks too. */
 static void commit_done(range_server *s, server_range *sr, const range_kv_request *q,
                         hlc_timestamp ts)
@@ -1659,8 +1678,12 @@ static void commit_done(range_server *s, server_range *sr, const range_kv_reques
     pthread_mutex_lock(&s->mu);
     int64_t now = lock_now_ns(s);
     if (q->op == RANGE_KV_PREPARE) {
+        /* a large transaction's chunk would fill the table (every LOCK in
+        ** the range BUSY until its resolution): its intents are found in
+        ** storage when a LOCK meets them, like a delete span's tombstones */
         range__lock_txn txn = {q->txn_id, 0, q->priority};
-        for (size_t i = 0; i < q->write_count; i++)
+        for (size_t i = 0; i < q->write_count && q->write_count <= SERVER_PREPARE_HOLDERS_MAX;
+             i++)
             (void)range__locktable_add_discovered(sr->locks, &txn, q->writes[i].key,
                                                   q->writes[i].key_len, ts, now, NULL);
         locks_drain_locked(s, sr);
@@ -2560,6 +2583,7 @@ typedef struct resolve_collect {
     base_buf *keys;   /* raw intent keys, back to back */
     size_t **offsets; /* n + 1 entries */
     size_t n, cap;
+    size_t bytes;     /* of the command's raw writes, about */
 } resolve_collect;
 
 static int resolve_collect_fn(void *ctx, const uint8_t *raw, size_t raw_len, const uint8_t *key,
@@ -2583,13 +2607,18 @@ static int resolve_collect_fn(void *ctx, const uint8_t *raw, size_t raw_len, con
         return RANGE_ERR_NOMEM;
     c->n++;
     (*c->offsets)[c->n] = c->keys->len;
-    return c->n >= RANGE_COMMAND_WRITES_MAX ? 1 : 0; /* one command's worth */
+    c->bytes += raw_len + RANGE_RAW_RESOLVE_SIZE + 8; /* + kind and lengths */
+    /* one command's worth */
+    return c->n >= RANGE_COMMAND_WRITES_MAX || c->bytes >= SERVER_RESOLVE_BYTES_MAX ? 1 : 0;
 }
 
 /* RESOLVE: every intent of txn_id in the spans becomes its value (or
 ** tombstone) at commit_ts, or goes; one command per RANGE_COMMAND_WRITES_MAX
-** intents. Each RANGE_RAW_RESOLVE rechecks the holder at apply, so a
-** resolution racing another (or a retry) does nothing twice. */
+** intents or SERVER_RESOLVE_BYTES_MAX bytes of them (so memory is bounded
+** per round, whatever the transaction's size); no new round after
+** SERVER_RESOLVE_REQUEST_MS (BUSY: the caller asks again). Each
+** RANGE_RAW_RESOLVE rechecks the holder at apply, so a resolution racing
+** another (or a retry) does nothing twice. */
 static int eval_resolve(range_server *s, server_range *sr, server_eval *e)
 {
     const range_kv_request *q = &e->req;
@@ -2610,8 +2639,11 @@ static int eval_resolve(range_server *s, server_range *sr, server_eval *e)
     for (int i = 7; i >= 0; i--)
         val[7 - i] = (uint8_t)(q->txn_id >> (8 * i));
     val[8] = q->txn_status;
-    rc = RANGE_ERR_BUSY; /* rounds used up: the caller asks again */
+    rc = RANGE_ERR_BUSY; /* rounds (or time) used up: the caller asks again */
+    int64_t until_ns = base_monotonic_ns() + SERVER_RESOLVE_REQUEST_MS * 1000000;
     for (int round = 0; round < SERVER_RESOLVE_ROUNDS_MAX; round++) {
+        if (round > 0 && base_monotonic_ns() > until_ns)
+            break; /* answer within the router's attempt timeout */
         uint64_t term = 0, hint = 0;
         int r = server_barrier_wait(s, sr, &term, &hint);
         if (r != RANGE_OK) {
@@ -2628,7 +2660,7 @@ static int eval_resolve(range_server *s, server_range *sr, server_eval *e)
             rc = r;
             break;
         }
-        resolve_collect c = {q->txn_id, &keys, &offsets, 0, 0};
+        resolve_collect c = {q->txn_id, &keys, &offsets, 0, 0, 0};
         server_pending *wait_on = NULL;
         base_buf_reset(&keys);
         pthread_mutex_lock(&sr->eval_mu);

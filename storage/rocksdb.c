@@ -401,7 +401,14 @@ static int rdb_seek_raw(storage_engine *e, const uint8_t *start, size_t start_le
                         const uint8_t *end, size_t end_len, base_buf *key_out,
                         base_buf *value_out) {
     rdb_engine *r = (rdb_engine *)e;
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(r->db, r->ro_raw, r->cf_raw);
+    /* bounded by end: else the seek skips every deleted key after the span
+    ** (resolved intents, until compaction) up to the next live one */
+    rocksdb_readoptions_t *ro = r->ro_raw;
+    if (end != NULL) {
+        ro = rocksdb_readoptions_create();
+        rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)end, end_len);
+    }
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(r->db, ro, r->cf_raw);
     if (start_len > 0)
         rocksdb_iter_seek(it, (const char *)start, start_len);
     else
@@ -425,6 +432,7 @@ static int rdb_seek_raw(storage_engine *e, const uint8_t *start, size_t start_le
         if (err != NULL) rc = rdb_error("seek raw", err);
     }
     rocksdb_iter_destroy(it);
+    if (ro != r->ro_raw) rocksdb_readoptions_destroy(ro);
     return rc;
 }
 

@@ -37,9 +37,11 @@
 **     clock when it is acknowledged (docs/clocks.md, section 5).
 **
 ** Two-phase commit (docs/txn.md section 3), when the key space's commit
-** answers RANGE_ERR_CROSS_RANGE and it has prepare: PREPARE every range,
+** answers RANGE_ERR_CROSS_RANGE (several ranges) or RANGE_ERR_TOO_LARGE
+** (more than one command holds: the router prepares in chunks, docs/txn.md
+** "Large transactions") and it has prepare: PREPARE every range,
 ** END_TXN(COMMITTED) at the anchor's range, then hand RESOLVE to the db's
-** resolver thread. Invariants:
+** resolver threads. Invariants:
 **   - success is returned only after END_TXN(COMMITTED) applied (or an
 **     END_TXN(ABORTED) found the record COMMITTED);
 **   - RESOLVE(ABORTED) is sent only when the txn can no longer commit: no
@@ -1293,6 +1295,9 @@ static void conflict_message(const txn *t, const range_conflict *c, txn_error *e
 /* ---- two-phase commit (docs/txn.md section 3) ------------------------------------ */
 
 #define TXN__RESOLVE_QUEUE_MAX 1024      /* queued resolutions; full: resolve inline */
+#define TXN__RESOLVER_THREADS 4          /* resolutions in flight at once (each waits
+                                            on Raft rounds; a lock holder's locks go
+                                            with its resolution) */
 #define TXN__RESOLVE_ATTEMPTS_MAX 8      /* per resolution; then left to readers */
 #define TXN__RESOLVE_BACKOFF_MIN_MS 10   /* first retry delay, doubled per attempt */
 #define TXN__RESOLVE_BACKOFF_MAX_MS 2000 /* retry delay cap */
@@ -1318,7 +1323,8 @@ static void resolution_free(txn__resolution *res) {
     base_buf_free(&res->anchor);
 }
 
-/* The db's resolver: one thread, a bounded queue (mu guards everything). */
+/* The db's resolver: TXN__RESOLVER_THREADS threads, a bounded queue (mu
+** guards everything). */
 struct txn__resolver {
     txn_db *db;
     pthread_mutex_t mu;
@@ -1326,9 +1332,10 @@ struct txn__resolver {
     pthread_cond_t idle_cv; /* queue empty and nothing in flight */
     txn__resolution queue[TXN__RESOLVE_QUEUE_MAX];
     size_t n;
-    bool in_flight; /* the thread is resolving one outside mu */
+    int in_flight; /* threads resolving one outside mu */
     bool stop;
-    pthread_t thread;
+    pthread_t threads[TXN__RESOLVER_THREADS];
+    int n_threads;
 };
 
 static uint64_t db_random(txn_db *db) {
@@ -1409,7 +1416,7 @@ static void *resolver_main(void *arg) {
             }
         }
         if (pick == rs->n || earliest > now) {
-            if (rs->n == 0) pthread_cond_broadcast(&rs->idle_cv);
+            if (rs->n == 0 && rs->in_flight == 0) pthread_cond_broadcast(&rs->idle_cv);
             if (pick == rs->n) {
                 pthread_cond_wait(&rs->cv, &rs->mu);
             } else {
@@ -1424,12 +1431,12 @@ static void *resolver_main(void *arg) {
         }
         txn__resolution res = rs->queue[pick];
         rs->queue[pick] = rs->queue[--rs->n];
-        rs->in_flight = true;
+        rs->in_flight++;
         pthread_mutex_unlock(&rs->mu);
         bool done = resolve_once(rs->db, &res);
         res.attempts++;
         pthread_mutex_lock(&rs->mu);
-        rs->in_flight = false;
+        rs->in_flight--;
         if (!done && res.attempts < TXN__RESOLVE_ATTEMPTS_MAX && !rs->stop &&
             rs->n < TXN__RESOLVE_QUEUE_MAX) {
             atomic_fetch_add(&rs->db->resolve_retries, 1);
@@ -1457,7 +1464,10 @@ static int resolver_start(txn_db *db) {
     if (crc != 0) goto fail_free;
     if (pthread_cond_init(&rs->idle_cv, NULL) != 0) goto fail_cv;
     if (pthread_mutex_init(&rs->mu, NULL) != 0) goto fail_idle;
-    if (pthread_create(&rs->thread, NULL, resolver_main, rs) != 0) goto fail_mu;
+    while (rs->n_threads < TXN__RESOLVER_THREADS &&
+           pthread_create(&rs->threads[rs->n_threads], NULL, resolver_main, rs) == 0)
+        rs->n_threads++;
+    if (rs->n_threads == 0) goto fail_mu; /* fewer: slower, not wrong */
     db->resolver = rs;
     return TXN_OK;
 fail_mu:
@@ -1471,7 +1481,7 @@ fail_free:
     return TXN_ERR_NOMEM;
 }
 
-/* Stops the thread after the resolution in flight (bounded by the key
+/* Stops the threads after the resolutions in flight (bounded by the key
 ** space's deadline); what is still queued is left to readers. */
 static void resolver_stop(txn_db *db) {
     txn__resolver *rs = db->resolver;
@@ -1480,7 +1490,7 @@ static void resolver_stop(txn_db *db) {
     rs->stop = true;
     pthread_cond_broadcast(&rs->cv);
     pthread_mutex_unlock(&rs->mu);
-    pthread_join(rs->thread, NULL);
+    for (int i = 0; i < rs->n_threads; i++) pthread_join(rs->threads[i], NULL);
     for (size_t i = 0; i < rs->n; i++) {
         resolution_abandon(db, &rs->queue[i]);
         resolution_free(&rs->queue[i]);
@@ -1611,12 +1621,13 @@ static int prepare_failed(txn *t, range_kv *kv, const range_txn_meta *meta, int 
             aborted_message(meta, "while it prepared", err);
         return TXN_ERR_RETRY;
     }
-    case RANGE_ERR_TOO_LARGE:
-        err_setf(err, "54000",
-                 "transaction too large to commit: more than %d writes in one range (including "
-                 "rows removed by a delete range)",
-                 RANGE_COMMIT_OPS_MAX);
+    case RANGE_ERR_TOO_LARGE: {
+        /* even in chunks: one write, or one piece of a delete span, too big */
+        char detail[256];
+        kv_detail(kv, detail, sizeof(detail));
+        err_setf(err, "54000", "transaction too large to commit: %s", detail);
         return TXN_ERR_LIMIT;
+    }
     case RANGE_ERR_CROSS_RANGE: {
         char detail[256];
         kv_detail(kv, detail, sizeof(detail));
@@ -1870,10 +1881,12 @@ int txn_commit(txn *t, hlc_timestamp *commit_ts, txn_error *err) {
     /* no heartbeat may create a record after a 1PC commit */
     if (t->live != NULL) live_pause(t->db, t->live, true);
     int r = kv->ops->commit(kv, &req, &ts, &conflict);
-    if (r == RANGE_ERR_CROSS_RANGE && kv->ops->prepare != NULL && kv->ops->end_txn != NULL &&
-        kv->ops->resolve != NULL) {
-        /* writes in several ranges: two-phase commit (err set on failure);
-        ** the record lives while it prepares */
+    if ((r == RANGE_ERR_CROSS_RANGE || r == RANGE_ERR_TOO_LARGE) && kv->ops->prepare != NULL &&
+        kv->ops->end_txn != NULL && kv->ops->resolve != NULL) {
+        /* writes in several ranges, or more than one command holds (the
+        ** key space refused it unsent, or its delete spans remove too many
+        ** rows): two-phase commit, which prepares in chunks (err set on
+        ** failure); the record lives while it prepares */
         if (t->live != NULL) live_pause(t->db, t->live, false);
         distributed = true;
         rc = commit_distributed(t, &req, &ts, err);

@@ -110,6 +110,20 @@ typedef struct fake {
     ** cycle (the pusher, LOCK_HOLDER); QUERY_TXN answers one edge
     ** DEP_WAITER -> the asker */
     hlc_timestamp newest_ts[TRUTH_MAX];
+    /* large transactions: a PREPARE of more than too_large_writes writes
+    ** (when != 0; -1: every one) answers RANGE_ERR_TOO_LARGE; each PREPARE answers its
+    ** range's prepare_ts plus prepare_step per PREPARE before it;
+    ** prepared_writes counts the writes of those answered OK; overlap_wait
+    ** (> 0): a PREPARE waits (bounded) until that many arrived, and
+    ** overlapped says they did */
+    int too_large_writes;
+    int push_prepares;           /* PREPAREs at a fixed timestamp answer PUSHED (count) */
+    int64_t prepare_step;
+    int n_prepares;
+    int prepared_writes;
+    int overlap_wait;
+    int prepares_in;
+    bool overlapped;
     bool lock_held;
     int lock_refusals;
     bool push_cycle;
@@ -333,7 +347,16 @@ static void log_txn_request(fake *f, const range_kv_request *req) {
                                               : 'U';
     size_t pos = (size_t)snprintf(out, LOG_TEXT_MAX, "%c%llu", op,
                                   (unsigned long long)req->range_id);
-    if (req->op == RANGE_KV_PREPARE) {
+    if (req->op == RANGE_KV_PREPARE && req->write_count > 4) {
+        /* a chunk of a large transaction: "P1 #6808 a00000..a06807" */
+        const range_write *a = &req->writes[0], *b = &req->writes[req->write_count - 1];
+        pos += (size_t)snprintf(out + pos, LOG_TEXT_MAX - pos, " #%zu %.*s..%.*s",
+                                req->write_count, (int)a->key_len, (const char *)a->key,
+                                (int)b->key_len, (const char *)b->key);
+        if (req->read_span_count > 0)
+            pos += (size_t)snprintf(out + pos, LOG_TEXT_MAX - pos, " r:%zu", req->read_span_count);
+        if (req->create_record) pos += (size_t)snprintf(out + pos, LOG_TEXT_MAX - pos, " rec");
+    } else if (req->op == RANGE_KV_PREPARE) {
         for (size_t i = 0; i < req->write_count; i++)
             pos += (size_t)snprintf(out + pos, LOG_TEXT_MAX - pos, "%c%.*s", i ? ',' : ' ',
                                     (int)req->writes[i].key_len,
@@ -554,9 +577,30 @@ static void fake_handler(void *ctx, rpc_transport *t, const rpc_message *msg) {
         }
     } else if (req.op == RANGE_KV_PREPARE) {
         log_txn_request(f, &req);
+        if (f->overlap_wait > 0) {
+            /* bounded: a router that sends one at a time gets through late */
+            f->prepares_in++;
+            pthread_cond_broadcast(&f->cv);
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 3;
+            while (f->prepares_in < f->overlap_wait &&
+                   pthread_cond_timedwait(&f->cv, &f->mu, &until) == 0) {
+            }
+            if (f->prepares_in >= f->overlap_wait) f->overlapped = true;
+        }
         resp.status = RANGE_OK;
         resp.commit_ts = f->prepare_ts[ri];
-        if (f->intent_on_i && spans_hold(&req, 'i')) {
+        resp.commit_ts.wall_ns += f->prepare_step * f->n_prepares++;
+        if (!hlc_is_zero(req.commit_ts)) resp.commit_ts = req.commit_ts; /* fixed: as is */
+        if (!hlc_is_zero(req.commit_ts) && f->push_prepares > 0) {
+            f->push_prepares--;
+            resp.status = RANGE_ERR_PUSHED;
+            resp.commit_ts = (hlc_timestamp){req.commit_ts.wall_ns, req.commit_ts.logical + 1};
+        } else if (f->too_large_writes != 0 && (int)req.write_count > f->too_large_writes) {
+            resp.status = RANGE_ERR_TOO_LARGE;
+            resp.commit_ts = HLC_ZERO;
+        } else if (f->intent_on_i && spans_hold(&req, 'i')) {
             resp.status = RANGE_ERR_INTENT; /* its read of "i" meets the intent */
             resp.commit_ts = HLC_ZERO;
             resp.intent_key = (const uint8_t *)"i";
@@ -579,6 +623,7 @@ static void fake_handler(void *ctx, rpc_transport *t, const rpc_message *msg) {
                 resp.commit_ts = HLC_ZERO;
             }
         }
+        if (resp.status == RANGE_OK) f->prepared_writes += (int)req.write_count;
     } else if (req.op == RANGE_KV_END_TXN) {
         log_txn_request(f, &req);
         int i = fake_record(f, req.txn_id);
@@ -1456,6 +1501,16 @@ static uint64_t log_nonce(fake *f, int i) {
     return n;
 }
 
+/* The index of the log line equal to text among the first n, or -1: the
+** PREPAREs (and VALIDATEs) of one call go to their ranges at once, in any
+** order. */
+static int log_find(fake *f, int n, const char *text) {
+    char line[LOG_TEXT_MAX];
+    for (int i = 0; i < n && i < log_count(f); i++)
+        if (strcmp(log_line(f, i, line, sizeof(line)), text) == 0) return i;
+    return -1;
+}
+
 static void set_prepare_ts(fake *f, int64_t r1, int64_t r2, int64_t r3) {
     pthread_mutex_lock(&f->mu);
     f->prepare_ts[0] = (hlc_timestamp){r1, 0};
@@ -1464,15 +1519,19 @@ static void set_prepare_ts(fake *f, int64_t r1, int64_t r2, int64_t r3) {
     pthread_mutex_unlock(&f->mu);
 }
 
-/* Writes in ranges 1 and 2, reads in all three: PREPAREs in key order (the
-** anchor's first, creating the record), commit_ts the highest prepare
-** timestamp, VALIDATEs where a range prepared lower or only read; the
-** spans; END_TXN at the anchor; RESOLVE per range. */
+/* Writes in ranges 1 and 2, reads in all three: a PREPARE per range (the
+** anchor's creating the record), both refusing the call's common timestamp
+** (PUSHED) and picking their own; commit_ts the highest prepare timestamp,
+** VALIDATEs where a range prepared lower or only read; the spans; END_TXN
+** at the anchor; RESOLVE per range. */
 static void test_prepare_end_resolve(void **state) {
     fake *f = *state;
     learn_truth(f);
     set_leader(f, 1, 2); /* a redirect on the way */
     set_prepare_ts(f, 2000, 3000, 0);
+    pthread_mutex_lock(&f->mu);
+    f->push_prepares = 2; /* the common timestamp is refused: each range picks its own */
+    pthread_mutex_unlock(&f->mu);
     range_kv *kv = range_router_kv(f->router);
     range_write w[3] = {{(const uint8_t *)"b", 1, (const uint8_t *)"1", 1, false},
                         {(const uint8_t *)"d", 1, (const uint8_t *)"2", 1, false},
@@ -1494,18 +1553,18 @@ static void test_prepare_end_resolve(void **state) {
     assert_int_equal(res.commit_ts.wall_ns, 3000);
     char line[LOG_TEXT_MAX];
     hlc_timestamp ts;
-    assert_int_equal(log_count(f), 4);
-    assert_string_equal(log_line(f, 0, line, sizeof(line)), "P1 b,d r:e rec");
-    assert_string_equal(log_line(f, 1, line, sizeof(line)), "P2 k r:m");
-    log_at(f, 2, line, sizeof(line), &ts);
-    assert_string_equal(line, "V1 e");
+    assert_int_equal(log_count(f), 6); /* each PREPARE twice: pushed, then picked */
+    int p1 = log_find(f, 4, "P1 b,d r:e rec"), p2 = log_find(f, 4, "P2 k r:m");
+    assert_true(p1 >= 0 && p2 >= 0);
+    int v1 = log_find(f, 6, "V1 e"), v3 = log_find(f, 6, "V3 x");
+    assert_true(v1 >= 4 && v3 >= 4);
+    log_at(f, v1, line, sizeof(line), &ts);
     assert_int_equal(ts.wall_ns, 3000);
-    log_at(f, 3, line, sizeof(line), &ts);
-    assert_string_equal(line, "V3 x");
+    log_at(f, v3, line, sizeof(line), &ts);
     assert_int_equal(ts.wall_ns, 3000);
     /* one nonce per request: idempotence records are per node, not range */
-    assert_true(log_nonce(f, 0) != log_nonce(f, 1));
-    assert_true(log_nonce(f, 0) != 0 && log_nonce(f, 1) != 0);
+    assert_true(log_nonce(f, p1) != log_nonce(f, p2));
+    assert_true(log_nonce(f, p1) != 0 && log_nonce(f, p2) != 0);
     /* where intents may be: per range, first key to just past the last */
     assert_int_equal(res.n_spans, 2);
     assert_int_equal(res.spans[0].start_len, 1);
@@ -1520,30 +1579,81 @@ static void test_prepare_end_resolve(void **state) {
                      RANGE_OK);
     assert_int_equal(out.status, RANGE_TXN_COMMITTED);
     assert_int_equal(out.commit_ts.wall_ns, 3000);
-    assert_string_equal(log_line(f, 4, line, sizeof(line)), "E1 C@3000");
+    assert_string_equal(log_line(f, 6, line, sizeof(line)), "E1 C@3000");
     /* again: idempotent; an abort now finds it committed */
     assert_int_equal(kv->ops->end_txn(kv, &meta, RANGE_TXN_COMMITTED, res.commit_ts, &out),
                      RANGE_OK);
     assert_int_equal(kv->ops->end_txn(kv, &meta, RANGE_TXN_ABORTED, HLC_ZERO, &out), RANGE_OK);
     assert_int_equal(out.status, RANGE_TXN_COMMITTED);
     assert_int_equal(out.commit_ts.wall_ns, 3000);
-    assert_true(log_nonce(f, 4) != log_nonce(f, 6)); /* commit and abort differ */
-    assert_int_equal(log_nonce(f, 4), log_nonce(f, 5));
+    assert_true(log_nonce(f, 6) != log_nonce(f, 8)); /* commit and abort differ */
+    assert_int_equal(log_nonce(f, 6), log_nonce(f, 7));
 
     assert_int_equal(kv->ops->resolve(kv, meta.txn_id, res.spans, res.n_spans,
                                       RANGE_TXN_COMMITTED, res.commit_ts),
                      RANGE_OK);
-    assert_int_equal(log_count(f), 9);
-    assert_string_equal(log_line(f, 7, line, sizeof(line)), "R1 b-d C");
-    assert_string_equal(log_line(f, 8, line, sizeof(line)), "R2 k-k C");
+    assert_int_equal(log_count(f), 11); /* the ranges at once */
+    assert_true(log_find(f, 11, "R1 b-d C") >= 9 && log_find(f, 11, "R2 k-k C") >= 9);
     /* a span over two ranges is split */
     range_span wide = {(const uint8_t *)"f", 1, (const uint8_t *)"j", 1, false};
     assert_int_equal(kv->ops->resolve(kv, meta.txn_id, &wide, 1, RANGE_TXN_ABORTED, HLC_ZERO),
                      RANGE_OK);
-    assert_string_equal(log_line(f, 9, line, sizeof(line)), "R1 f-h A");
-    assert_string_equal(log_line(f, 10, line, sizeof(line)), "R2 h-j A");
+    assert_true(log_find(f, 13, "R1 f-h A") >= 11 && log_find(f, 13, "R2 h-j A") >= 11);
     range_prepare_result_free(&res);
     range_prepare_result_free(&res); /* zeroed: freeing again is harmless */
+}
+
+/* Ranges of one chunk each first take one timestamp, the router's clock:
+** taken by both, their reads need no VALIDATE (only range 3's, only read);
+** one range pushed picks its own, and the other's reads are VALIDATEd at
+** the highest. */
+static void test_prepare_common_timestamp(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    set_prepare_ts(f, 2000, 3000, 0);
+    range_kv *kv = range_router_kv(f->router);
+    range_write w[2] = {{(const uint8_t *)"b", 1, (const uint8_t *)"1", 1, false},
+                        {(const uint8_t *)"k", 1, (const uint8_t *)"3", 1, false}};
+    range_span rs[] = {
+        {(const uint8_t *)"e", 1, NULL, 0, true},
+        {(const uint8_t *)"m", 1, NULL, 0, true},
+        {(const uint8_t *)"x", 1, NULL, 0, true},
+    };
+    range_commit_request req = {.txn_id = 0xC0, .read_ts = {500, 0}, .writes = w,
+                                .write_count = 2, .read_spans = rs, .read_span_count = 3};
+    range_txn_meta meta = {.txn_id = 0xC0, .nonce = 1, .anchor = (const uint8_t *)"b",
+                           .anchor_len = 1, .read_ts = {500, 0}};
+    range_prepare_result res;
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    hlc_timestamp before = hlc_now(f->clock);
+    assert_int_equal(kv->ops->prepare(kv, &meta, &req, &res, &conflict), RANGE_OK);
+    assert_true(hlc_compare(res.commit_ts, before) > 0);
+    assert_int_equal(log_count(f), 3);
+    int p1 = log_find(f, 2, "P1 b r:e rec"), p2 = log_find(f, 2, "P2 k r:m");
+    assert_true(p1 >= 0 && p2 >= 0);
+    char line[LOG_TEXT_MAX];
+    hlc_timestamp ts;
+    assert_true(hlc_compare(f->log_ts[p1], res.commit_ts) == 0);
+    assert_true(hlc_compare(f->log_ts[p2], res.commit_ts) == 0);
+    log_at(f, 2, line, sizeof(line), &ts);
+    assert_string_equal(line, "V3 x");
+    assert_true(hlc_compare(ts, res.commit_ts) == 0);
+    range_prepare_result_free(&res);
+
+    /* one of them pushed: it picks 1e18 + its own; the other's reads go to it */
+    pthread_mutex_lock(&f->mu);
+    f->n_log = 0;
+    f->push_prepares = 1;
+    f->prepare_ts[0] = f->prepare_ts[1] = (hlc_timestamp){before.wall_ns + 1000000000LL, 0};
+    pthread_mutex_unlock(&f->mu);
+    meta.nonce = 2;
+    assert_int_equal(kv->ops->prepare(kv, &meta, &req, &res, &conflict), RANGE_OK);
+    assert_int_equal(res.commit_ts.wall_ns, before.wall_ns + 1000000000LL);
+    assert_int_equal(log_count(f), 5); /* 2 + the pushed one again, 2 VALIDATEs */
+    int v1 = log_find(f, 5, "V1 e"), v2 = log_find(f, 5, "V2 m"), v3 = log_find(f, 5, "V3 x");
+    assert_true(v3 >= 3 && (v1 >= 3) != (v2 >= 3));
+    range_prepare_result_free(&res);
 }
 
 /* A prepare that fails still names where intents may be; an END_TXN
@@ -1582,9 +1692,13 @@ static void test_prepare_failures(void **state) {
     assert_memory_equal(res.spans[2].start, "p", 1);
     assert_memory_equal(res.spans[2].end, "q", 1);
     range_prepare_result_free(&res);
+    /* the other ranges' PREPAREs went at the same time (or were stopped);
+    ** nothing came after the conflict */
+    int n = log_count(f);
+    assert_true(n >= 1 && n <= 3);
+    assert_true(log_find(f, n, "P1 c rec") >= 0);
     char line[LOG_TEXT_MAX];
-    assert_int_equal(log_count(f), 1); /* nothing after the conflict */
-    assert_string_equal(log_line(f, 0, line, sizeof(line)), "P1 c rec");
+    for (int i = 0; i < n; i++) assert_int_equal(log_line(f, i, line, sizeof(line))[0], 'P');
 
     /* aborted first, then the commit record is refused */
     range_txn_outcome out;
@@ -1804,6 +1918,9 @@ static void test_prepare_lock_anchor(void **state) {
     fake *f = *state;
     learn_truth(f);
     set_prepare_ts(f, 2000, 0, 3000);
+    pthread_mutex_lock(&f->mu);
+    f->push_prepares = 2; /* each range picks */
+    pthread_mutex_unlock(&f->mu);
     range_kv *kv = range_router_kv(f->router);
     range_write w[2] = {{(const uint8_t *)"b", 1, (const uint8_t *)"1", 1, false},
                         {(const uint8_t *)"x", 1, (const uint8_t *)"2", 1, false}};
@@ -1818,15 +1935,222 @@ static void test_prepare_lock_anchor(void **state) {
     assert_int_equal(res.commit_ts.wall_ns, 3000);
     char line[LOG_TEXT_MAX];
     assert_string_equal(log_line(f, 0, line, sizeof(line)), "H2 66");
-    assert_string_equal(log_line(f, 1, line, sizeof(line)), "P1 b");
-    assert_string_equal(log_line(f, 2, line, sizeof(line)), "P3 x");
+    assert_true(log_find(f, 5, "P1 b") > 0 && log_find(f, 5, "P3 x") > 0);
     range_prepare_result_free(&res);
     /* an ABORTED record: nothing is prepared */
     pthread_mutex_lock(&f->mu);
     f->records[fake_record(f, 0x42)].status = RANGE_TXN_ABORTED;
     pthread_mutex_unlock(&f->mu);
     assert_int_equal(kv->ops->prepare(kv, &meta, &req, &res, &conflict), RANGE_ERR_ABORTED);
-    assert_int_equal(log_count(f), 4);
+    assert_int_equal(log_count(f), 6);
+    range_prepare_result_free(&res);
+}
+
+/* ---- large transactions (docs/txn.md, "Large transactions") ---- */
+
+#define BIG_WRITES 25000
+
+/* n writes "a00000".. (range 1) of value "v"; keys in *keys (owner: caller, free). */
+static range_write *big_writes(size_t n, char **keys) {
+    range_write *w = calloc(n, sizeof(*w));
+    *keys = calloc(n, 8);
+    assert_non_null(w);
+    assert_non_null(*keys);
+    for (size_t i = 0; i < n; i++) {
+        char *k = *keys + 8 * i;
+        snprintf(k, 8, "a%05u", (unsigned)(i % 100000));
+        w[i] = (range_write){(const uint8_t *)k, 6, (const uint8_t *)"v", 1, false};
+    }
+    return w;
+}
+
+/* A commit larger than one command is refused RANGE_ERR_TOO_LARGE before
+** anything is sent (by its writes, or by their bytes): the coordinator
+** then prepares it in chunks. */
+static void test_commit_too_large(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    range_kv *kv = range_router_kv(f->router);
+    char *keys;
+    range_write *w = big_writes(10001, &keys);
+    range_commit_request req = {.txn_id = 1, .read_ts = {500, 0}, .writes = w,
+                                .write_count = 10001};
+    hlc_timestamp ts;
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_ERR_TOO_LARGE);
+    char text[256];
+    last_error(f, text, sizeof(text));
+    assert_non_null(strstr(text, "larger than one command"));
+    req.write_count = 10000; /* fits by count, not by bytes */
+    uint8_t *big = calloc(1, 600 * 1024);
+    assert_non_null(big);
+    w[0].value = big;
+    w[0].value_len = 600 * 1024;
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_ERR_TOO_LARGE);
+    for (uint64_t n = 1; n <= FAKES; n++) assert_int_equal(requests_at(f, n), 0);
+    free(big);
+    free(w);
+    free(keys);
+}
+
+/* 25,000 writes in range 1: PREPAREs of chunks (by the bytes of their
+** intents) one after another, the first creating the record and carrying
+** the range's reads, each with a nonce of its own; commit_ts the last
+** (highest) one, where range 1's reads and range 3's (only read) are
+** VALIDATEd. Then the range refuses chunks above 3,000 writes: each is
+** halved until it fits. */
+static void test_prepare_chunks(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    set_prepare_ts(f, 2000, 0, 0);
+    pthread_mutex_lock(&f->mu);
+    f->prepare_step = 10;
+    pthread_mutex_unlock(&f->mu);
+    range_kv *kv = range_router_kv(f->router);
+    char *keys;
+    range_write *w = big_writes(BIG_WRITES, &keys);
+    range_span rs[] = {
+        {(const uint8_t *)"b", 1, NULL, 0, true}, /* range 1 */
+        {(const uint8_t *)"x", 1, NULL, 0, true}, /* range 3: only read */
+    };
+    range_commit_request req = {.txn_id = 0xB16, .read_ts = {500, 0}, .writes = w,
+                                .write_count = BIG_WRITES, .read_spans = rs,
+                                .read_span_count = 2};
+    range_txn_meta meta = {.txn_id = 0xB16, .nonce = 5, .anchor = w[0].key,
+                           .anchor_len = w[0].key_len, .read_ts = {500, 0}};
+    range_prepare_result res;
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    assert_int_equal(kv->ops->prepare(kv, &meta, &req, &res, &conflict), RANGE_OK);
+    char line[LOG_TEXT_MAX];
+    hlc_timestamp ts;
+    assert_int_equal(log_count(f), 6);
+    assert_string_equal(log_line(f, 0, line, sizeof(line)), "P1 #6808 a00000..a06807 r:1 rec");
+    assert_string_equal(log_line(f, 1, line, sizeof(line)), "P1 #6808 a06808..a13615");
+    assert_string_equal(log_line(f, 2, line, sizeof(line)), "P1 #6808 a13616..a20423");
+    assert_string_equal(log_line(f, 3, line, sizeof(line)), "P1 #4576 a20424..a24999");
+    int v1 = log_find(f, 6, "V1 b"), v3 = log_find(f, 6, "V3 x");
+    assert_true(v1 >= 4 && v3 >= 4);
+    log_at(f, v1, line, sizeof(line), &ts);
+    assert_int_equal(ts.wall_ns, 2030);
+    log_at(f, v3, line, sizeof(line), &ts);
+    assert_int_equal(ts.wall_ns, 2030);
+    assert_int_equal(res.commit_ts.wall_ns, 2030);
+    for (int i = 0; i < 4; i++)
+        for (int j = i + 1; j < 4; j++) assert_true(log_nonce(f, i) != log_nonce(f, j));
+    assert_int_equal(res.n_spans, 1);
+    assert_memory_equal(res.spans[0].start, "a00000", 6);
+    assert_memory_equal(res.spans[0].end, "a24999\0", 7);
+    range_prepare_result_free(&res);
+
+    /* a range that holds less than the estimate: halves, until each fits */
+    pthread_mutex_lock(&f->mu);
+    f->too_large_writes = 3000;
+    f->prepared_writes = 0;
+    f->n_log = 0;
+    pthread_mutex_unlock(&f->mu);
+    meta.nonce = 6;
+    assert_int_equal(kv->ops->prepare(kv, &meta, &req, &res, &conflict), RANGE_OK);
+    pthread_mutex_lock(&f->mu);
+    assert_int_equal(f->prepared_writes, BIG_WRITES);
+    pthread_mutex_unlock(&f->mu);
+    range_prepare_result_free(&res);
+
+    /* nothing fits: a single write refused is the answer */
+    pthread_mutex_lock(&f->mu);
+    f->too_large_writes = -1;
+    f->n_log = 0;
+    pthread_mutex_unlock(&f->mu);
+    req.write_count = 2;
+    req.read_span_count = 0;
+    meta.nonce = 7;
+    assert_int_equal(kv->ops->prepare(kv, &meta, &req, &res, &conflict), RANGE_ERR_TOO_LARGE);
+    char text[256];
+    last_error(f, text, sizeof(text));
+    assert_non_null(strstr(text, "larger than one command"));
+    assert_int_equal(log_count(f), 2); /* 2 writes, then the first alone */
+    range_prepare_result_free(&res);
+    free(w);
+    free(keys);
+}
+
+/* Reads more than one request carries (80 keys of 60 KiB): the PREPARE
+** goes without them, and they are VALIDATEd at the commit timestamp in
+** slices. */
+static void test_prepare_big_reads(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    set_prepare_ts(f, 2000, 0, 0);
+    range_kv *kv = range_router_kv(f->router);
+    enum { N = 80, LEN = 60 * 1024 };
+    uint8_t *keys = calloc(N, LEN);
+    range_span *rs = calloc(N, sizeof(*rs));
+    assert_non_null(keys);
+    assert_non_null(rs);
+    for (int i = 0; i < N; i++) {
+        uint8_t *k = keys + (size_t)i * LEN;
+        memset(k, 'c', LEN);
+        k[1] = (uint8_t)('0' + i / 10);
+        k[2] = (uint8_t)('0' + i % 10);
+        rs[i] = (range_span){k, LEN, NULL, 0, true};
+    }
+    range_write w = {(const uint8_t *)"b", 1, (const uint8_t *)"1", 1, false};
+    range_commit_request req = {.txn_id = 0xBEAD, .read_ts = {500, 0}, .writes = &w,
+                                .write_count = 1, .read_spans = rs, .read_span_count = N};
+    range_txn_meta meta = {.txn_id = 0xBEAD, .nonce = 1, .anchor = (const uint8_t *)"b",
+                           .anchor_len = 1, .read_ts = {500, 0}};
+    range_prepare_result res;
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    assert_int_equal(kv->ops->prepare(kv, &meta, &req, &res, &conflict), RANGE_OK);
+    char line[LOG_TEXT_MAX];
+    hlc_timestamp ts;
+    assert_int_equal(log_count(f), 3);
+    assert_string_equal(log_line(f, 0, line, sizeof(line)), "P1 b rec");
+    for (int i = 1; i < 3; i++) {
+        log_at(f, i, line, sizeof(line), &ts);
+        assert_int_equal(line[0], 'V');
+        assert_true(hlc_compare(ts, res.commit_ts) == 0);
+    }
+    range_prepare_result_free(&res);
+    free(rs);
+    free(keys);
+}
+
+/* The PREPAREs of two ranges are in flight at once: the leaseholder of
+** range 1 answers only once range 2's PREPARE arrived too (each waits,
+** bounded, for the other). */
+static void test_prepare_parallel(void **state) {
+    fake *f = *state;
+    /* a router whose attempts outlast the fake's wait */
+    range_router_free(f->router);
+    range_router_config rc = {.transport = rpc_uv_transport(f->router_uv), .clock = f->clock,
+                              .local_node_id = ROUTER_NODE, .deadline_ms = 10000,
+                              .rpc_timeout_ms = 5000, .random_seed = 8};
+    assert_int_equal(range_router_new(&rc, &f->router), RANGE_OK);
+    learn_truth(f);
+    set_leader(f, 1, 2); /* range 2 at node 2: another loop thread */
+    set_prepare_ts(f, 2000, 3000, 0);
+    pthread_mutex_lock(&f->mu);
+    f->overlap_wait = 2;
+    pthread_mutex_unlock(&f->mu);
+    range_kv *kv = range_router_kv(f->router);
+    range_write w[2] = {{(const uint8_t *)"b", 1, (const uint8_t *)"1", 1, false},
+                        {(const uint8_t *)"k", 1, (const uint8_t *)"2", 1, false}};
+    range_commit_request req = {.txn_id = 0x9A, .read_ts = {500, 0}, .writes = w,
+                                .write_count = 2};
+    range_txn_meta meta = {.txn_id = 0x9A, .nonce = 3, .anchor = (const uint8_t *)"b",
+                           .anchor_len = 1, .read_ts = {500, 0}};
+    range_prepare_result res;
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    assert_int_equal(kv->ops->prepare(kv, &meta, &req, &res, &conflict), RANGE_OK);
+    assert_true(!hlc_is_zero(res.commit_ts)); /* both took the common timestamp */
+    pthread_mutex_lock(&f->mu);
+    bool overlapped = f->overlapped;
+    pthread_mutex_unlock(&f->mu);
+    assert_true(overlapped);
     range_prepare_result_free(&res);
 }
 
@@ -1849,6 +2173,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_admin_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_unknown_then_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prepare_end_resolve, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prepare_common_timestamp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prepare_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_meets_intent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_split_wait_push, setup, teardown),
@@ -1856,6 +2181,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_heartbeat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prepare_lock_anchor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_too_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prepare_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prepare_big_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prepare_parallel, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,8 @@
 **     that fails too is 40003 and resolves nothing;
 **   - the resolver retries a failing RESOLVE with backoff, and gives up
 **     after its attempts (counted);
+**   - a commit the key space refuses RANGE_ERR_TOO_LARGE (more than one
+**     command holds) goes two-phase too; too large even then is 54000;
 **   - a key space without prepare keeps refusing (test_txn_kv.c).
 ** Every wait is bounded (txn_db_wait_resolved).
 */
@@ -47,6 +49,7 @@ typedef struct fake_kv {
     int end_abort_rc;          /* END_TXN(ABORTED) */
     bool end_abort_finds_committed;
     int resolve_failures;      /* fail this many RESOLVE calls first */
+    size_t too_large_writes;   /* > 0: a commit of more writes is RANGE_ERR_TOO_LARGE */
     /* what happened */
     char calls[CALLS_MAX][CALL_TEXT_MAX];
     int n_calls;
@@ -114,6 +117,8 @@ static int f_commit(range_kv *kv, const range_commit_request *req, hlc_timestamp
                     range_conflict *c) {
     fake_kv *f = (fake_kv *)kv;
     if (writes_cross(req)) return RANGE_ERR_CROSS_RANGE;
+    if (f->too_large_writes > 0 && req->write_count > f->too_large_writes)
+        return RANGE_ERR_TOO_LARGE; /* as the router: more than one command holds */
     return f->inner->ops->commit(f->inner, req, ts, c);
 }
 static void f_stats(range_kv *kv, range_stats *out) {
@@ -347,6 +352,55 @@ static void test_success(void **state) {
     assert_int_equal(st.commits, 1);
 }
 
+/* A commit in one range larger than one command (the key space refused it
+** RANGE_ERR_TOO_LARGE, unsent) goes two-phase: the router prepares it in
+** chunks (docs/txn.md, "Large transactions"); if even that is too large,
+** 54000 with the key space's detail and the intents are resolved. */
+static void test_too_large_goes_two_phase(void **state) {
+    fixture *f = *state;
+    f->fake.too_large_writes = 2;
+    txn *t;
+    txn_error err = {0};
+    hlc_timestamp ts;
+    assert_int_equal(txn_begin(f->db, NULL, &t), TXN_OK);
+    put(t, "d", "4");
+    put(t, "c", "3");
+    put(t, "b", "2");
+    assert_int_equal(txn_commit(t, &ts, &err), TXN_OK);
+    assert_true(hlc_compare(ts, f->fake.prepared_ts) == 0);
+    wait_resolved(f);
+    char text[1024];
+    calls(f, text, sizeof(text));
+    assert_string_equal(text, "prepare 3 writes, 1 spans\n"
+                              "end committed\n"
+                              "resolve committed b-d\n");
+    txn_db_stats st;
+    txn_db_get_stats(f->db, &st);
+    assert_int_equal(st.distributed_commits, 1);
+    /* two writes still fit the one-phase commit */
+    assert_int_equal(txn_begin(f->db, NULL, &t), TXN_OK);
+    put(t, "e", "5");
+    put(t, "f", "6");
+    assert_int_equal(txn_commit(t, NULL, &err), TXN_OK);
+    txn_db_get_stats(f->db, &st);
+    assert_int_equal(st.distributed_commits, 1);
+    assert_int_equal(st.commits, 1);
+    /* too large even in chunks */
+    f->fake.prepare_rc = RANGE_ERR_TOO_LARGE;
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(txn_begin(f->db, NULL, &t), TXN_OK);
+    put(t, "g", "7");
+    put(t, "h", "8");
+    put(t, "i", "9");
+    assert_int_equal(txn_commit(t, NULL, &err), TXN_ERR_LIMIT);
+    assert_string_equal(err.sqlstate, "54000");
+    if (strstr(err.message, "too large") == NULL || strstr(err.message, "range 7") == NULL)
+        fail_msg("%s", err.message);
+    wait_resolved(f);
+    calls(f, text, sizeof(text));
+    if (strstr(text, "end aborted\nresolve aborted g-i\n") == NULL) fail_msg("%s", text);
+}
+
 static void test_prepare_conflict_aborts(void **state) {
     fixture *f = *state;
     f->fake.prepare_rc = RANGE_ERR_CONFLICT;
@@ -527,6 +581,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_unknown_end_stays_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resolver_retries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_anchor_delete_span, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_too_large_goes_two_phase, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
