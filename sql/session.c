@@ -16,8 +16,15 @@
 **   - status 'T': inside BEGIN. The KV transaction begins at the first
 **     statement; each statement runs under a KV savepoint, rolled back if
 **     the statement fails (statement atomicity), which moves to 'E'.
-**   - status 'E': every statement but COMMIT/ROLLBACK fails with 25P02;
-**     COMMIT ends the block with the tag ROLLBACK.
+**   - status 'E': every statement but COMMIT/ROLLBACK/ROLLBACK TO fails
+**     with 25P02; COMMIT ends the block with the tag ROLLBACK.
+**   - SAVEPOINT / ROLLBACK TO / RELEASE (explicit blocks only, 25P01
+**     outside): a user savepoint is a KV savepoint plus a copy of the
+**     block's DDL overlay; ROLLBACK TO undoes the writes and DDL after it,
+**     keeps the reads (the read set) and the locks, and brings 'E' back to
+**     'T'. When the KV transaction was aborted (40001 in a cluster), only a
+**     savepoint taken before the block's first statement can be rolled back
+**     to: the block then starts a new KV transaction at a new timestamp.
 **   - a KV commit failure at COMMIT (40001...) goes to the client and the
 **     session is back to 'I' with no transaction.
 ** Catalog (docs/sql.md, "The catalog across nodes"): a transaction's first
@@ -30,6 +37,10 @@
 **     every name lookup and virtual table declaration uses s->cat plus the
 **     block's own DDL (s->ddl); s->synced lists exactly what is declared.
 **   - after every statement sqlite3_get_autocommit(s->db) is true.
+**   - s->savepoints is empty outside an explicit block; inside one each
+**     entry's kv_sp is a live KV savepoint of s->kv, in stack order (s->kv
+**     is NULL only in 'E', after a failed restart); only savepoints[0] can
+**     be at_start.
 **   - every statement produces exactly one of: command_complete (maybe after
 **     row_description/data_row), error. The string's first error stops it.
 */
@@ -230,11 +241,22 @@ fail:
     return rc;
 }
 
+/* Drop savepoints[from..] (their names and DDL copies). */
+static void savepoints_pop(sqlv_session *s, int from) {
+    while (s->nsavepoints > from) {
+        sqlv__savepoint *sp = &s->savepoints[--s->nsavepoints];
+        base_free(sp->name);
+        sqlv__pending_ddl_clear(&sp->ddl);
+    }
+}
+
 void sqlv_session_close(sqlv_session *s) {
     if (s == NULL) return;
     sqlv__copy_abort(s);
     sqlv__extended_free(s); /* portals hold SQLite statements of s->db */
     if (s->kv) txn_rollback(s->kv);
+    savepoints_pop(s, 0);
+    base_free(s->savepoints);
     sqlv__pending_ddl_clear(&s->ddl);
     if (s->db) sqlite3_close_v2(s->db);
     sqlv__catalog_list_free(s->synced, s->nsynced);
@@ -310,9 +332,10 @@ int sqlv__session_table(sqlv_session *s, uint32_t id, sqlv__table **out) {
     return t ? sqlv__table_clone(t, out) : 1;
 }
 
-/* The open block ended: forget its DDL (the declarations follow at the
-** next sync). */
+/* The open block ended: forget its savepoints and DDL (the declarations
+** follow at the next sync). */
 static void end_block_ddl(sqlv_session *s) {
+    savepoints_pop(s, 0);
     if (s->ddl.ncreated == 0 && s->ddl.ndropped == 0) return;
     sqlv__pending_ddl_clear(&s->ddl);
     s->ddl_version++;
@@ -1011,6 +1034,190 @@ static int do_drop_table(run *r, const char *p, const char *end) {
     if (res.sqlstate[0]) return fail(r, res.sqlstate, res.message);
     if (res.notice[0]) emit_notice(r, res.notice);
     return emit_tag(r, "DROP TABLE");
+}
+
+/* ---- savepoints ------------------------------------------------------------------------
+** SAVEPOINT name / ROLLBACK TO [SAVEPOINT] name / RELEASE [SAVEPOINT] name
+** with PostgreSQL's semantics, inside an explicit block only (25P01
+** elsewhere, the implicit block of a multi-statement string too). Names
+** repeat; the newest wins. ROLLBACK TO undoes the KV writes (txn_rollback_to)
+** and the DDL overlay made after the savepoint, destroys the later ones,
+** keeps this one and brings a failed block ('E') back to 'T'; the reads made
+** after it stay in the read set and the locks stay held (txn/txn.h), both
+** safe for serializability. RELEASE destroys it and the later ones; their
+** writes stay. SET is not undone (as ROLLBACK, docs/sql.md). */
+
+/* The name that ends the statement at p (after an optional SAVEPOINT
+** keyword when skip_keyword): folded to lower case unless quoted, as
+** PostgreSQL folds identifiers. 0, or -1 (syntax). */
+static int savepoint_name(const char *p, const char *end, bool skip_keyword, char *out,
+                          size_t size) {
+    const char *save = p;
+    sqlv__token t = sqlv__lex_next(&p, end);
+    if (skip_keyword && sqlv__tok_is(&t, "SAVEPOINT")) {
+        const char *after = p;
+        if (sqlv__lex_next(&p, end).kind == SQLV__TOK_END) {
+            p = save; /* RELEASE savepoint: a savepoint named "savepoint" */
+        } else {
+            p = after;
+        }
+        t = sqlv__lex_next(&p, end);
+    }
+    if (sqlv__tok_ident(&t, out, size) != 0) return -1;
+    if (t.kind == SQLV__TOK_WORD)
+        for (char *c = out; *c; c++)
+            if (*c >= 'A' && *c <= 'Z') *c = (char)(*c + 32);
+    return sqlv__lex_next(&p, end).kind == SQLV__TOK_END ? 0 : -1;
+}
+
+/* Index of the newest savepoint named name, or -1. */
+static int savepoint_find(const sqlv_session *s, const char *name) {
+    for (int i = s->nsavepoints - 1; i >= 0; i--)
+        if (strcmp(s->savepoints[i].name, name) == 0) return i;
+    return -1;
+}
+
+/* A deep copy of from into *to. 0, or -1 (out of memory; *to empty). */
+static int pending_ddl_copy(const sqlv__pending_ddl *from, sqlv__pending_ddl *to) {
+    memset(to, 0, sizeof(*to));
+    if (from->ncreated > 0) {
+        to->created = base_calloc((size_t)from->ncreated, sizeof(*to->created));
+        if (to->created == NULL) return -1;
+        to->cap_created = from->ncreated;
+        for (; to->ncreated < from->ncreated; to->ncreated++)
+            if (sqlv__table_clone(from->created[to->ncreated], &to->created[to->ncreated]) != 0)
+                goto nomem;
+    }
+    if (from->ndropped > 0) {
+        to->dropped = base_calloc((size_t)from->ndropped, sizeof(*to->dropped));
+        if (to->dropped == NULL) goto nomem;
+        to->cap_dropped = to->ndropped = from->ndropped;
+        memcpy(to->dropped, from->dropped, sizeof(*to->dropped) * (size_t)from->ndropped);
+    }
+    return 0;
+nomem:
+    sqlv__pending_ddl_clear(to);
+    return -1;
+}
+
+/* 25P01 outside an explicit block. true when refused (error sent). */
+static bool savepoint_outside_block(run *r, const char *what) {
+    sqlv_session *s = r->s;
+    char msg[96];
+    if (s->status != 'I' && !s->implicit_block) return false;
+    snprintf(msg, sizeof(msg), "%s can only be used in transaction blocks", what);
+    fail(r, "25P01", msg);
+    return true;
+}
+
+static int savepoint_missing(run *r, const char *name) {
+    char msg[SQLV__NAME_BYTES_MAX * 4 + 64];
+    snprintf(msg, sizeof(msg), "savepoint \"%s\" does not exist", name);
+    return fail(r, "3B001", msg);
+}
+
+static int do_savepoint(run *r, const char *p, const char *end) {
+    sqlv_session *s = r->s;
+    char name[SQLV__NAME_BYTES_MAX * 4 + 1], msg[96];
+    sqlv__savepoint sp;
+    txn_error err = {{0}, {0}};
+    if (savepoint_outside_block(r, "SAVEPOINT")) return STMT_FAILED;
+    if (savepoint_name(p, end, false, name, sizeof(name)) != 0)
+        return fail(r, "42601", "syntax error in SAVEPOINT");
+    if (s->nsavepoints >= SQLV__SAVEPOINTS_MAX) {
+        snprintf(msg, sizeof(msg), "too many savepoints in one transaction (maximum %d)",
+                 SQLV__SAVEPOINTS_MAX);
+        return fail(r, "54000", msg);
+    }
+    /* allocate everything first: a refused SAVEPOINT changes nothing */
+    memset(&sp, 0, sizeof(sp));
+    if (grow_ids((void **)&s->savepoints, &s->cap_savepoints, s->nsavepoints + 1,
+                 sizeof(*s->savepoints)) != 0 ||
+        (sp.name = base_strdup(name)) == NULL || pending_ddl_copy(&s->ddl, &sp.ddl) != 0) {
+        base_free(sp.name);
+        return fail(r, "53200", "out of memory");
+    }
+    /* The block's KV transaction begins here if no statement began it: the
+    ** savepoint then marks its very start (at_start). */
+    sp.at_start = s->kv == NULL;
+    int rc = block_begin(r);
+    if (rc == STMT_OK) {
+        rc = txn_savepoint(s->kv, &sp.kv_sp);
+        if (rc != TXN_OK) rc = fail_txn(r, rc, &err);
+    }
+    if (rc != STMT_OK) {
+        base_free(sp.name);
+        sqlv__pending_ddl_clear(&sp.ddl);
+        return STMT_FAILED;
+    }
+    s->savepoints[s->nsavepoints++] = sp;
+    return emit_tag(r, "SAVEPOINT");
+}
+
+static int do_rollback_to(run *r, const char *p, const char *end) {
+    sqlv_session *s = r->s;
+    char name[SQLV__NAME_BYTES_MAX * 4 + 1], msg[SQLV__NAME_BYTES_MAX * 4 + 400];
+    sqlv__pending_ddl ddl;
+    txn_error err = {{0}, {0}};
+    if (savepoint_outside_block(r, "ROLLBACK TO SAVEPOINT")) return STMT_FAILED;
+    if (savepoint_name(p, end, true, name, sizeof(name)) != 0)
+        return fail(r, "42601", "syntax error in ROLLBACK TO SAVEPOINT");
+    int i = savepoint_find(s, name);
+    if (i < 0) return savepoint_missing(r, name);
+    sqlv__savepoint *sp = &s->savepoints[i];
+    if (pending_ddl_copy(&sp->ddl, &ddl) != 0) return fail(r, "53200", "out of memory");
+    int rc = s->kv ? txn_rollback_to(s->kv, sp->kv_sp) : TXN_ERR_DONE;
+    if (rc == TXN_ERR_DONE && !sp->at_start) {
+        /* the KV transaction was aborted (the error above: a 40001 of a
+        ** lock wait or refresh, a lost range): its writes before the
+        ** savepoint cannot be kept, so the whole transaction must retry */
+        sqlv__pending_ddl_clear(&ddl);
+        snprintf(msg, sizeof(msg),
+                 "cannot roll back to savepoint \"%s\": the transaction was aborted by an earlier "
+                 "error; only a savepoint taken before the block's first statement (SAVEPOINT "
+                 "cockroach_restart right after BEGIN) restarts it; ROLLBACK and retry the "
+                 "transaction",
+                 name);
+        return fail(r, "40001", msg);
+    }
+    if (rc != TXN_OK && rc != TXN_ERR_DONE) {
+        sqlv__pending_ddl_clear(&ddl);
+        return fail_txn(r, rc, &err); /* TXN_ERR_INVALID: the stacks disagree (a bug) */
+    }
+    savepoints_pop(s, i + 1);
+    bool ddl_changed = s->ddl.ncreated || s->ddl.ndropped || ddl.ncreated || ddl.ndropped;
+    sqlv__pending_ddl_clear(&s->ddl);
+    s->ddl = ddl;
+    if (ddl_changed) s->ddl_version++;
+    if (rc == TXN_ERR_DONE) {
+        /* at_start: nothing came before the savepoint, so a new KV
+        ** transaction (a new read timestamp and catalog) is the block rolled
+        ** back to it. The old one's reads go with it (they were made after
+        ** the savepoint): CockroachDB's restart. */
+        BASE_DEBUG(MOD, "ROLLBACK TO SAVEPOINT %s: restarting the aborted transaction", name);
+        if (s->kv) txn_rollback(s->kv); /* NULL: an earlier restart failed */
+        s->kv = NULL;
+        rc = sqlv__session_begin(s, false, &err);
+        if (rc == TXN_OK) rc = txn_savepoint(s->kv, &sp->kv_sp);
+        if (rc != TXN_OK) return fail_txn(r, rc, &err); /* 'E'; the savepoint stays */
+    }
+    s->status = 'T';
+    return emit_tag(r, "ROLLBACK");
+}
+
+static int do_release(run *r, const char *p, const char *end) {
+    sqlv_session *s = r->s;
+    char name[SQLV__NAME_BYTES_MAX * 4 + 1];
+    txn_error err = {{0}, {0}};
+    if (savepoint_outside_block(r, "RELEASE SAVEPOINT")) return STMT_FAILED;
+    if (savepoint_name(p, end, true, name, sizeof(name)) != 0)
+        return fail(r, "42601", "syntax error in RELEASE SAVEPOINT");
+    int i = savepoint_find(s, name);
+    if (i < 0) return savepoint_missing(r, name);
+    int rc = s->kv ? txn_release(s->kv, s->savepoints[i].kv_sp) : TXN_ERR_DONE;
+    if (rc != TXN_OK) return fail_txn(r, rc, &err);
+    savepoints_pop(s, i);
+    return emit_tag(r, "RELEASE");
 }
 
 /* ---- statements run by SQLite ------------------------------------------------------------ */
@@ -2256,19 +2463,26 @@ static int run_statement(run *r, const char *text, size_t len) {
     }
     if (sqlv__tok_is(&t, "COMMIT") || sqlv__tok_is(&t, "END")) return do_commit(r);
     if (sqlv__tok_is(&t, "ROLLBACK") || sqlv__tok_is(&t, "ABORT")) {
-        sqlv__token t3 = sqlv__lex_next(&p, end);
-        if (sqlv__tok_is(&t2, "TO") ||
-            ((sqlv__tok_is(&t2, "WORK") || sqlv__tok_is(&t2, "TRANSACTION")) &&
-             sqlv__tok_is(&t3, "TO")))
-            return fail(r, "0A000", "ROLLBACK TO SAVEPOINT is not supported yet");
+        /* ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name */
+        const char *after_to = after_second;
+        sqlv__token to = t2;
+        if (sqlv__tok_is(&t2, "WORK") || sqlv__tok_is(&t2, "TRANSACTION")) {
+            to = sqlv__lex_next(&p, end);
+            after_to = p;
+        }
+        if (sqlv__tok_is(&to, "TO")) {
+            if (sqlv__tok_is(&t, "ABORT"))
+                return fail(r, "42601", "syntax error at or near \"TO\"");
+            return do_rollback_to(r, after_to, end);
+        }
         return do_rollback(r);
     }
     if (s->status == 'E')
         return emit_error(r, "25P02",
                           "current transaction is aborted, commands ignored until end of "
                           "transaction block");
-    if (sqlv__tok_is(&t, "SAVEPOINT") || sqlv__tok_is(&t, "RELEASE"))
-        return fail(r, "0A000", "SAVEPOINT is not supported yet");
+    if (sqlv__tok_is(&t, "SAVEPOINT")) return do_savepoint(r, after_first, end);
+    if (sqlv__tok_is(&t, "RELEASE")) return do_release(r, after_first, end);
     if (sqlv__tok_is(&t, "SET") || sqlv__tok_is(&t, "RESET"))
         return do_set(r, after_first, end, sqlv__tok_is(&t, "RESET"));
     if (sqlv__tok_is(&t, "TRUNCATE")) return do_truncate(r, after_first, end);

@@ -322,6 +322,20 @@ void sqlv__end_implicit_block(sqlv__run *r);
 /* The name of a table id-less lookup for parameter inference: id or 0. */
 uint32_t sqlv__session_find_id(sqlv_session *s, const char *name);
 
+/* ---- savepoints (session.c) --------------------------------------------------
+** SAVEPOINT name inside an explicit block: a KV savepoint of the block's
+** transaction (its later writes undo) and a copy of the block's DDL overlay
+** (s->ddl) as it was, so ROLLBACK TO brings both back. */
+#define SQLV__SAVEPOINTS_MAX 10000 /* alive per block (54000 past it) */
+typedef struct sqlv__savepoint {
+    char *name;            /* as PostgreSQL folds it (lower case unless quoted); owner: this */
+    uint32_t kv_sp;        /* txn_savepoint id in s->kv */
+    bool at_start;         /* taken before the block's first statement (s->kv was
+                              NULL): ROLLBACK TO it may begin the block's KV
+                              transaction anew when the old one was aborted */
+    sqlv__pending_ddl ddl; /* s->ddl when taken; owner: this */
+} sqlv__savepoint;
+
 /* ---- sessions and the module ------------------------------------------------ */
 struct sqlv_session {
     sqlv_engine *engine;
@@ -344,6 +358,10 @@ struct sqlv_session {
     sqlv__pending_ddl ddl;      /* DDL of the open transaction block */
     uint64_t ddl_version;        /* bumped whenever ddl changes */
     uint64_t synced_ddl_version; /* ddl_version the declarations reflect */
+    /* User savepoints of the open explicit block, oldest first (newest
+    ** last: a repeated name finds the newest); owner: session. */
+    sqlv__savepoint *savepoints;
+    int nsavepoints, cap_savepoints;
     uint64_t retry_rng;          /* jitter of the implicit-retry backoff */
     char *user;
     char *database;

@@ -3,7 +3,8 @@
 ** the whole group, driven over the wire by libpq, psql and `meridian sql`.
 ** Covers: DDL and DML, the issue's transaction session, constraint errors
 ** with their SQLSTATEs, an error inside a transaction block (25P02 until
-** ROLLBACK), psql output that looks like PostgreSQL's (column names,
+** ROLLBACK), SAVEPOINT / ROLLBACK TO / RELEASE (simple and extended
+** protocol), psql output that looks like PostgreSQL's (column names,
 ** booleans, DDL inside BEGIN, an all-or-nothing multi-statement -c), the
 ** shell's output (-e and stdin), and bad wire input (the node stays up and
 ** other sessions keep working).
@@ -137,6 +138,88 @@ static void test_error_inside_transaction_block(void **state) {
     assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
     PQclear(r);
     e2e_rows_equal(c, "SELECT count(*) FROM t_block", "1\n");
+    PQfinish(c);
+}
+
+/* Run sql through the extended protocol (Parse/Bind/Execute/Sync, as
+** drivers do); the SQLSTATE of its error, or "" (success). */
+static void e2e_extended(PGconn *c, const char *sql, const char *want_sqlstate) {
+    PGresult *r = PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, 0);
+    const char *got = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (got == NULL) got = "";
+    if (strcmp(got, want_sqlstate) != 0) {
+        print_error("%s (extended): sqlstate \"%s\", want \"%s\": %s\n", sql, got,
+                    want_sqlstate, PQresultErrorMessage(r));
+        PQclear(r);
+        fail();
+    }
+    PQclear(r);
+}
+
+/* SAVEPOINT / ROLLBACK TO / RELEASE over the wire, simple and extended:
+** the client retry pattern out of a failed block, DDL undone, 3B001 and
+** 25P01; the committed rows are exactly the expected ones. */
+static void test_savepoints(void **state) {
+    (void)state;
+    PGconn *c = e2e_conn();
+    e2e_ok(c, "CREATE TABLE t_sp (id INT PRIMARY KEY, v TEXT)");
+    e2e_fails(c, "SAVEPOINT a", "25P01");
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
+    /* simple protocol */
+    e2e_ok(c, "BEGIN");
+    e2e_ok(c, "INSERT INTO t_sp VALUES (1, 'kept')");
+    PGresult *r = e2e_exec_status(c, "SAVEPOINT a", PGRES_COMMAND_OK);
+    assert_string_equal(PQcmdStatus(r), "SAVEPOINT");
+    PQclear(r);
+    e2e_ok(c, "INSERT INTO t_sp VALUES (2, 'undone')");
+    e2e_ok(c, "CREATE TABLE t_sp_gone (id INT PRIMARY KEY)");
+    e2e_fails(c, "INSERT INTO t_sp VALUES (1, 'dup')", "23505");
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_INERROR);
+    e2e_fails(c, "SELECT 1", "25P02");
+    r = e2e_exec_status(c, "ROLLBACK TO SAVEPOINT a", PGRES_COMMAND_OK);
+    assert_string_equal(PQcmdStatus(r), "ROLLBACK");
+    PQclear(r);
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_INTRANS);
+    e2e_fails(c, "SELECT * FROM t_sp_gone", "42P01");
+    e2e_ok(c, "ROLLBACK TO a");
+    e2e_ok(c, "INSERT INTO t_sp VALUES (3, 'kept')");
+    e2e_ok(c, "SAVEPOINT b");
+    e2e_ok(c, "INSERT INTO t_sp VALUES (4, 'released')");
+    r = e2e_exec_status(c, "RELEASE SAVEPOINT b", PGRES_COMMAND_OK);
+    assert_string_equal(PQcmdStatus(r), "RELEASE");
+    PQclear(r);
+    e2e_fails(c, "ROLLBACK TO b", "3B001");
+    e2e_ok(c, "ROLLBACK TO a; INSERT INTO t_sp VALUES (3, 'kept'), (4, 'released')");
+    e2e_ok(c, "COMMIT");
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
+    e2e_rows_equal(c, "SELECT id, v FROM t_sp ORDER BY id", "1|kept\n3|kept\n4|released\n");
+    e2e_fails(c, "SELECT * FROM t_sp_gone", "42P01");
+
+    /* extended protocol (a driver's savepoint per statement) */
+    e2e_extended(c, "BEGIN", "");
+    e2e_extended(c, "SAVEPOINT s", "");
+    e2e_extended(c, "INSERT INTO t_sp VALUES (5, 'ext')", "");
+    e2e_extended(c, "RELEASE SAVEPOINT s", "");
+    e2e_extended(c, "SAVEPOINT s", "");
+    e2e_extended(c, "INSERT INTO t_sp VALUES (1, 'dup')", "23505");
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_INERROR);
+    e2e_extended(c, "ROLLBACK TO SAVEPOINT s", "");
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_INTRANS);
+    e2e_extended(c, "INSERT INTO t_sp VALUES (6, 'ext')", "");
+    e2e_extended(c, "RELEASE s", "");
+    e2e_extended(c, "ROLLBACK TO nope", "3B001");
+    e2e_extended(c, "ROLLBACK TO nope", "3B001");
+    e2e_extended(c, "COMMIT", ""); /* a failed block: PostgreSQL answers ROLLBACK */
+    e2e_rows_equal(c, "SELECT count(*) FROM t_sp WHERE id >= 5", "0\n");
+    e2e_extended(c, "BEGIN", "");
+    e2e_extended(c, "SAVEPOINT s", "");
+    e2e_extended(c, "INSERT INTO t_sp VALUES (5, 'ext')", "");
+    e2e_extended(c, "SAVEPOINT t", "");
+    e2e_extended(c, "INSERT INTO t_sp VALUES (6, 'undone')", "");
+    e2e_extended(c, "ROLLBACK TO t", "");
+    e2e_extended(c, "COMMIT", "");
+    e2e_rows_equal(c, "SELECT id, v FROM t_sp ORDER BY id",
+                   "1|kept\n3|kept\n4|released\n5|ext\n");
     PQfinish(c);
 }
 
@@ -536,6 +619,7 @@ int main(void) {
         cmocka_unit_test(test_ddl_dml_and_issue_session),
         cmocka_unit_test(test_constraint_errors),
         cmocka_unit_test(test_error_inside_transaction_block),
+        cmocka_unit_test(test_savepoints),
         cmocka_unit_test(test_psql_session),
         cmocka_unit_test(test_psql_looks_like_postgres),
         cmocka_unit_test(test_meridian_sql_execute),

@@ -886,7 +886,7 @@ static void test_ddl_in_transaction(void **state) {
     EXPECT(a, "BEGIN; CREATE TABLE z (id INT PRIMARY KEY, v TEXT); INSERT INTO z VALUES (1, 'x')",
            "C BEGIN\nC CREATE TABLE\nC INSERT 0 1\n");
     EXPECT(a, "SELECT * FROM z", "D id:23,v:25\nR 1|x\nC SELECT 1\n");
-    expect_error(a, "SAVEPOINT nope", "0A000"); /* any error aborts the block... */
+    expect_error(a, "RELEASE nope", "3B001"); /* any error aborts the block... */
     EXPECT(a, "ROLLBACK", "C ROLLBACK\n");      /* ...and ROLLBACK forgets the table */
     expect_error(a, "SELECT * FROM z", "42P01");
     expect_error(b, "SELECT * FROM z", "42P01");
