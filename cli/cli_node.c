@@ -3,7 +3,12 @@
 **   meridian init --host HOST:PORT         make a cluster of that node and
 **                                          the nodes of its --join list
 **   meridian node status --host HOST:PORT  the node table with liveness
-** Both talk RPC (server/'s client calls) to the node's --listen-addr.
+**   meridian node drain --host HOST:PORT   that node hands its leases away
+**   meridian node decommission ID [--wait=all|none] --host HOST:PORT
+**   meridian node recommission ID --host HOST:PORT
+**                                          move every replica off node ID
+**                                          and retire it; undo while it runs
+** All talk RPC (server/'s client calls) to the node's --listen-addr.
 ** --certs-dir DIR: over TLS with DIR/node.crt (node-to-node RPC accepts
 ** node certificates only, so run them where one is, e.g. on a node),
 ** checking the node's certificate against DIR/ca.crt and the --host IP;
@@ -16,25 +21,37 @@
 
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "security/security.h"
 
 #define CLI_INIT_TIMEOUT_MS (90 * 1000)
 #define CLI_STATUS_TIMEOUT_MS (20 * 1000)
+#define CLI_DRAIN_TIMEOUT_MS (10 * 60 * 1000)        /* CockroachDB's drain wait */
+#define CLI_DECOMMISSION_TIMEOUT_MS (60 * 60 * 1000) /* a node of many ranges */
 #define CLI_DEFAULT_NODE_HOST "127.0.0.1:26257"
 
-/* --host, --timeout, --certs-dir and --insecure of both commands. 0, 1
-** (--help printed) or usage. *certs_dir: NULL for plaintext. */
-static int parse_common(int argc, char **argv, const char *cmd, void (*usage)(FILE *),
-                        srv_addr *addr, int64_t *timeout_ms, const char **certs_dir) {
-    enum { F_HOST = 1000, F_TIMEOUT, F_CERTS, F_INSECURE, F_HELP };
+/* What a command takes beyond the common flags: a node id (decommission,
+** recommission) and --wait (decommission). NULL fields: not taken. */
+typedef struct node_args {
+    uint64_t *node_id; /* the one positional argument */
+    bool *wait;        /* --wait=all (true, the default) | none */
+} node_args;
+
+/* --host, --timeout, --certs-dir and --insecure of every command, and
+** extra's. 0, 1 (--help printed) or usage. *certs_dir: NULL for plaintext. */
+static int parse_args(int argc, char **argv, const char *cmd, void (*usage)(FILE *),
+                      srv_addr *addr, int64_t *timeout_ms, const char **certs_dir,
+                      const node_args *extra) {
+    enum { F_HOST = 1000, F_TIMEOUT, F_CERTS, F_INSECURE, F_HELP, F_WAIT };
     static const struct option longopts[] = {
         {"host", required_argument, NULL, F_HOST},
         {"timeout", required_argument, NULL, F_TIMEOUT},
         {"certs-dir", required_argument, NULL, F_CERTS},
         {"insecure", no_argument, NULL, F_INSECURE},
         {"help", no_argument, NULL, F_HELP},
+        {"wait", required_argument, NULL, F_WAIT},
         {NULL, 0, NULL, 0},
     };
     const char *host = CLI_DEFAULT_NODE_HOST;
@@ -43,8 +60,24 @@ static int parse_common(int argc, char **argv, const char *cmd, void (*usage)(FI
     optind = 0;
     opterr = 0;
     int opt;
-    while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    /* with a positional node id, flags may come after it (permuted) */
+    const char *optstring = extra != NULL && extra->node_id != NULL ? "h" : "+h";
+    while ((opt = getopt_long(argc, argv, optstring, longopts, NULL)) != -1) {
         switch (opt) {
+        case F_WAIT:
+            if (extra == NULL || extra->wait == NULL) {
+                fprintf(stderr, "meridian %s: unknown flag --wait\n", cmd);
+                usage(stderr);
+                return CLI_EXIT_USAGE;
+            }
+            if (strcmp(optarg, "all") == 0) *extra->wait = true;
+            else if (strcmp(optarg, "none") == 0) *extra->wait = false;
+            else {
+                fprintf(stderr, "meridian %s: bad --wait \"%s\" (want all or none)\n", cmd,
+                        optarg);
+                return CLI_EXIT_USAGE;
+            }
+            break;
         case F_HOST: host = optarg; break;
         case F_TIMEOUT: {
             int64_t ns;
@@ -71,6 +104,20 @@ static int parse_common(int argc, char **argv, const char *cmd, void (*usage)(FI
             usage(stderr);
             return CLI_EXIT_USAGE;
         }
+    }
+    if (extra != NULL && extra->node_id != NULL) {
+        char *endp = NULL;
+        unsigned long long id = 0;
+        if (optind < argc) id = strtoull(argv[optind], &endp, 10);
+        if (optind >= argc || endp == argv[optind] || *endp != '\0' || id == 0 ||
+            id > (unsigned long long)INT64_MAX) { /* provisional ids are no node */
+            fprintf(stderr, "meridian %s: want a node id (1, 2, ...)%s%s\n", cmd,
+                    optind < argc ? ", not " : "", optind < argc ? argv[optind] : "");
+            usage(stderr);
+            return CLI_EXIT_USAGE;
+        }
+        *extra->node_id = id;
+        optind++;
     }
     if (optind < argc) {
         fprintf(stderr, "meridian %s: unexpected argument \"%s\"\n", cmd, argv[optind]);
@@ -135,7 +182,7 @@ int cli_init_main(int argc, char **argv) {
     int64_t timeout_ms = CLI_INIT_TIMEOUT_MS;
     const char *certs_dir;
     sec_tls_ctx *tls;
-    int rc = parse_common(argc, argv, "init", init_usage, &addr, &timeout_ms, &certs_dir);
+    int rc = parse_args(argc, argv, "init", init_usage, &addr, &timeout_ms, &certs_dir, NULL);
     if (rc == 1) return CLI_EXIT_OK;
     if (rc != 0) return rc;
     if ((rc = client_tls("init", certs_dir, &tls)) != 0) return rc;
@@ -168,28 +215,62 @@ static void status_usage(FILE *f) {
             "The nodes of the cluster as the node at HOST:PORT (default %s) sees\n"
             "them: id, addresses, liveness (live, suspect once its liveness record\n"
             "expired, dead after --dead-after; with the time since its last\n"
-            "heartbeat), replicas (from the range descriptors in meta: a dead\n"
-            "node's count falls as the replicate queue moves them) and leases held.\n"
+            "heartbeat), membership (active, decommissioning, decommissioned),\n"
+            "draining (yes after `meridian node drain`, until it restarts), replicas\n"
+            "(from the range descriptors in meta for a dead or leaving node: its\n"
+            "count falls as the replicate queue moves them) and leases held.\n"
             CLI_NODE_TLS_USAGE,
             CLI_DEFAULT_NODE_HOST);
 }
 
-int cli_node_main(int argc, char **argv) {
-    if (argc < 2 || strcmp(argv[1], "status") != 0) {
-        if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-            status_usage(stdout);
-            return CLI_EXIT_OK;
-        }
-        fprintf(stderr, "meridian node: expected a subcommand: status\n");
-        status_usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
+static void drain_usage(FILE *f) {
+    fprintf(f,
+            "usage: meridian node drain [--host HOST:PORT] [--timeout DURATION]\n"
+            "                           [--certs-dir DIR | --insecure]\n"
+            "Drain the node at HOST:PORT (default %s) before stopping it: its\n"
+            "liveness record says draining (no replica or lease is placed on it),\n"
+            "new SQL connections on its RPC port are refused (57P01), and it hands\n"
+            "every lease it holds to another live voter and keeps handing away any\n"
+            "it gets. Prints \"leases left: N\" as it goes and exits 0 at 0; then\n"
+            "stop the node (SIGTERM). Its replicas stay; a restart ends the drain.\n"
+            "--timeout (default 10m): exit 1 if leases are still held then.\n"
+            CLI_NODE_TLS_USAGE,
+            CLI_DEFAULT_NODE_HOST);
+}
+
+static void decommission_usage(FILE *f) {
+    fprintf(f,
+            "usage: meridian node decommission ID [--wait=all|none] [--host HOST:PORT]\n"
+            "                                  [--timeout DURATION] [--certs-dir DIR | --insecure]\n"
+            "       meridian node recommission ID [--host HOST:PORT] ...\n"
+            "Decommission node ID through any node (HOST:PORT, default %s): it\n"
+            "becomes decommissioning (never a target; the replicate queue moves each\n"
+            "of its replicas to live nodes, reason \"decommission\" in the range event\n"
+            "log), the command prints \"replicas left: N\" until 0, then marks it\n"
+            "decommissioned and exits 0: it can be stopped with no range losing its\n"
+            "quorum, and the other nodes refuse its rpc (it cannot rejoin with that\n"
+            "id). Refused when fewer than the replication factor of live, active,\n"
+            "not draining nodes would be left. --wait=none: mark it decommissioning\n"
+            "and return at once (run it again with --wait=all to finish).\n"
+            "--timeout (default 1h): exit 1 if replicas are left then (it stays\n"
+            "decommissioning). recommission: back to active, while not finished.\n"
+            CLI_NODE_TLS_USAGE,
+            CLI_DEFAULT_NODE_HOST);
+}
+
+static void node_usage(FILE *f) {
+    fprintf(f, "usage: meridian node status|drain|decommission|recommission ... (each has "
+               "--help)\n\n");
+    status_usage(f);
+}
+
+static int node_status_main(int argc, char **argv) {
     srv_addr addr;
     int64_t timeout_ms = CLI_STATUS_TIMEOUT_MS;
     const char *certs_dir;
     sec_tls_ctx *tls;
-    int rc = parse_common(argc - 1, argv + 1, "node status", status_usage, &addr, &timeout_ms,
-                          &certs_dir);
+    int rc = parse_args(argc, argv, "node status", status_usage, &addr, &timeout_ms, &certs_dir,
+                        NULL);
     if (rc == 1) return CLI_EXIT_OK;
     if (rc != 0) return rc;
     if ((rc = client_tls("node status", certs_dir, &tls)) != 0) return rc;
@@ -211,4 +292,102 @@ int cli_node_main(int argc, char **argv) {
         return CLI_EXIT_FAILURE;
     }
     return CLI_EXIT_OK;
+}
+
+/* Progress lines, printed when something changed. */
+typedef struct progress_state {
+    bool any;
+    uint32_t leases, replicas;
+    bool recorded;
+    uint8_t membership;
+} progress_state;
+
+static void drain_progress(void *ctx, const srv_drain_status *s) {
+    progress_state *p = ctx;
+    if (p->any && p->leases == s->leases && p->recorded == s->recorded) return;
+    printf("node %" PRIu64 ": leases left: %" PRIu32 " (replicas: %" PRIu32 "%s)\n", s->node_id,
+           s->leases, s->replicas, s->recorded ? "" : "; liveness record not updated yet");
+    fflush(stdout);
+    *p = (progress_state){.any = true, .leases = s->leases, .recorded = s->recorded};
+}
+
+static void decommission_progress(void *ctx, const srv_decommission_status *s) {
+    progress_state *p = ctx;
+    if (p->any && p->replicas == s->replicas && p->membership == s->membership) return;
+    printf("node %" PRIu64 ": %s, %s, replicas left: %" PRIu32 "\n", s->node_id,
+           srv_membership_name((srv_membership)s->membership),
+           srv_liveness_name((srv_liveness)s->liveness), s->replicas);
+    fflush(stdout);
+    *p = (progress_state){.any = true, .replicas = s->replicas, .membership = s->membership};
+}
+
+static int node_drain_main(int argc, char **argv) {
+    srv_addr addr;
+    int64_t timeout_ms = CLI_DRAIN_TIMEOUT_MS;
+    const char *certs_dir;
+    sec_tls_ctx *tls;
+    int rc = parse_args(argc, argv, "node drain", drain_usage, &addr, &timeout_ms, &certs_dir,
+                        NULL);
+    if (rc == 1) return CLI_EXIT_OK;
+    if (rc != 0) return rc;
+    if ((rc = client_tls("node drain", certs_dir, &tls)) != 0) return rc;
+    srv_drain_status s;
+    progress_state p = {0};
+    char err[SRV_MESSAGE_SIZE_MAX] = "";
+    rc = srv_client_drain(&addr, timeout_ms, drain_progress, &p, &s, err, sizeof err);
+    client_tls_free(tls);
+    if (rc != SRV_OK) {
+        fprintf(stderr, "meridian node drain: %s\n", err[0] ? err : "failed");
+        return CLI_EXIT_FAILURE;
+    }
+    printf("node %" PRIu64 " drained: it holds no lease; it can be stopped now\n", s.node_id);
+    return CLI_EXIT_OK;
+}
+
+static int node_decommission_main(int argc, char **argv, srv_decommission_action action) {
+    const char *cmd = action == SRV_DECOMMISSION ? "node decommission" : "node recommission";
+    srv_addr addr;
+    int64_t timeout_ms = CLI_DECOMMISSION_TIMEOUT_MS;
+    const char *certs_dir;
+    sec_tls_ctx *tls;
+    uint64_t id = 0;
+    bool wait = true;
+    node_args extra = {.node_id = &id, .wait = action == SRV_DECOMMISSION ? &wait : NULL};
+    int rc = parse_args(argc, argv, cmd, decommission_usage, &addr, &timeout_ms, &certs_dir,
+                        &extra);
+    if (rc == 1) return CLI_EXIT_OK;
+    if (rc != 0) return rc;
+    if ((rc = client_tls(cmd, certs_dir, &tls)) != 0) return rc;
+    srv_decommission_status s;
+    progress_state p = {0};
+    char err[SRV_MESSAGE_SIZE_MAX] = "";
+    rc = srv_client_decommission(&addr, id, action, wait, timeout_ms, decommission_progress, &p,
+                                 &s, err, sizeof err);
+    client_tls_free(tls);
+    if (rc != SRV_OK) {
+        fprintf(stderr, "meridian %s: %s\n", cmd, err[0] ? err : "failed");
+        return CLI_EXIT_FAILURE;
+    }
+    if (action == SRV_DECOMMISSION && wait)
+        printf("node %" PRIu64 " decommissioned: it holds no replica; it can be stopped now\n",
+               id);
+    return CLI_EXIT_OK;
+}
+
+int cli_node_main(int argc, char **argv) {
+    const char *sub = argc >= 2 ? argv[1] : "";
+    if (strcmp(sub, "status") == 0) return node_status_main(argc - 1, argv + 1);
+    if (strcmp(sub, "drain") == 0) return node_drain_main(argc - 1, argv + 1);
+    if (strcmp(sub, "decommission") == 0)
+        return node_decommission_main(argc - 1, argv + 1, SRV_DECOMMISSION);
+    if (strcmp(sub, "recommission") == 0)
+        return node_decommission_main(argc - 1, argv + 1, SRV_RECOMMISSION);
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+        node_usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    fprintf(stderr, "meridian node: expected a subcommand: status, drain, decommission, "
+                    "recommission\n");
+    node_usage(stderr);
+    return CLI_EXIT_USAGE;
 }

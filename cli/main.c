@@ -4,7 +4,7 @@
 **   meridian sql ...     the SQL shell (cli_shell.c)
 **   meridian cert ...    certificates (cli_cert.c)
 **   meridian init ...    make a cluster (cli_node.c)
-**   meridian node status the cluster's nodes (cli_node.c)
+**   meridian node ...    status, drain, decommission (cli_node.c)
 **   meridian ranges ...  the cluster's ranges (cli_ranges.c)
 **   meridian demo ...    a local cluster and a shell (cli_demo.c)
 **   meridian version | help
@@ -24,7 +24,7 @@ static void usage(FILE *f) {
             "  demo      a local 3-node cluster and a SQL shell: meridian demo --help\n"
             "  start     start a node (single, or a cluster node with --join)\n"
             "  init      make a cluster of started nodes: meridian init --help\n"
-            "  node      node status of a cluster: meridian node status --help\n"
+            "  node      node status, drain, decommission: meridian node --help\n"
             "  ranges    the cluster's ranges (SHOW RANGES): meridian ranges --help\n"
             "  sql       open a SQL shell on a node: meridian sql --help\n"
             "  cert      create and list TLS certificates: meridian cert --help\n"

@@ -7,9 +7,11 @@
 **
 ** Request:
 **   version (1 byte, RANGE_KV_VERSION) | op (1 byte) | range_id (!= 0) | op part:
-**     GET:      ts read_ts | bytes key
-**     SCAN:     ts read_ts | flags (1 byte: bit0 reverse) | bytes start |
-**               bytes end | max_rows | max_bytes      (both <= UINT32_MAX)
+**     GET:      ts read_ts | bytes key | [flags (1 byte: bit0 stale_ok; only
+**               present when non-zero, so a plain GET keeps its bytes)]
+**     SCAN:     ts read_ts | flags (1 byte: bit0 reverse, bit1 stale_ok) |
+**               bytes start | bytes end | max_rows | max_bytes (both <=
+**               UINT32_MAX)
 **     COMMIT:   ts read_ts | ts commit_ts (HLC_ZERO: the server picks) |
 **               txn_id | nonce |
 **               n_writes x { flags (1 byte: bit0 tombstone) | bytes key |
@@ -129,6 +131,8 @@
 #define KV_PREPARE_CREATE_RECORD 0x01u
 
 #define KV_SCAN_REVERSE 0x01u
+#define KV_SCAN_STALE_OK 0x02u
+#define KV_GET_STALE_OK 0x01u
 #define KV_WRITE_TOMBSTONE 0x01u
 #define KV_SPAN_POINT 0x01u
 
@@ -389,10 +393,13 @@ int range_kv_request_encode(const range_kv_request *req, base_buf *out)
     case RANGE_KV_GET:
         rc |= kv__put_ts(out, req->read_ts);
         rc |= kv__put_bytes(out, req->key, req->key_len);
+        if (req->stale_ok)
+            rc |= base_buf_append_byte(out, KV_GET_STALE_OK);
         break;
     case RANGE_KV_SCAN:
         rc |= kv__put_ts(out, req->read_ts);
-        rc |= base_buf_append_byte(out, req->reverse ? KV_SCAN_REVERSE : 0);
+        rc |= base_buf_append_byte(out, (uint8_t)((req->reverse ? KV_SCAN_REVERSE : 0) |
+                                                  (req->stale_ok ? KV_SCAN_STALE_OK : 0)));
         rc |= kv__put_bytes(out, req->start, req->start_len);
         rc |= kv__put_bytes(out, req->end, req->end_len);
         rc |= range__put_varint(out, req->max_rows);
@@ -631,13 +638,21 @@ int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *o
     case RANGE_KV_GET:
         out->read_ts = kv__get_ts(&r);
         out->key = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->key_len);
+        if (!r.bad && kv__left(&r) > 0) {
+            /* the optional flags byte: present means non-zero */
+            uint8_t flags = range__get_u8(&r);
+            if (flags == 0 || (flags & ~KV_GET_STALE_OK) != 0)
+                r.bad = true;
+            out->stale_ok = (flags & KV_GET_STALE_OK) != 0;
+        }
         break;
     case RANGE_KV_SCAN: {
         out->read_ts = kv__get_ts(&r);
         uint8_t flags = range__get_u8(&r);
-        if ((flags & ~KV_SCAN_REVERSE) != 0)
+        if ((flags & ~(KV_SCAN_REVERSE | KV_SCAN_STALE_OK)) != 0)
             r.bad = true;
         out->reverse = (flags & KV_SCAN_REVERSE) != 0;
+        out->stale_ok = (flags & KV_SCAN_STALE_OK) != 0;
         out->start = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->start_len);
         out->end = kv__get_end(&r, STORAGE_KEY_SIZE_MAX, &out->end_len);
         uint64_t max_rows = range__get_varint(&r);
@@ -1108,4 +1123,68 @@ void range_kv_response_free(range_kv_response *resp)
     base_free((void *)resp->deps);
     base_free((void *)resp->cycle);
     memset(resp, 0, sizeof(*resp));
+}
+
+/* ---- closed timestamps (kv_int.h, "the side transport") ----------------------- */
+
+#define KV_CLOSED_ENTRY_BYTES_MIN (3 + HLC_ENCODED_SIZE) /* three varints and a ts */
+
+static bool kv__ts_ok(hlc_timestamp ts)
+{
+    return ts.wall_ns >= 0 && ts.logical >= 0 && ts.wall_ns < HLC_WALL_LIMIT_NS;
+}
+
+int range_closed_encode(const range_closed_entry *entries, size_t n, base_buf *out)
+{
+    if (out == NULL || n == 0 || n > RANGE_CLOSED_ENTRIES_MAX || entries == NULL)
+        return RANGE_ERR_INVALID;
+    for (size_t i = 0; i < n; i++)
+        if (entries[i].range_id == 0 || !kv__ts_ok(entries[i].closed))
+            return RANGE_ERR_INVALID;
+    size_t len0 = out->len;
+    int rc = base_buf_append_byte(out, RANGE_CLOSED_VERSION);
+    rc |= range__put_varint(out, n);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc |= range__put_varint(out, entries[i].range_id);
+        rc |= range__put_varint(out, entries[i].term);
+        rc |= kv__put_ts(out, entries[i].closed);
+        rc |= range__put_varint(out, entries[i].last_index);
+    }
+    if (rc != 0) {
+        out->len = len0;
+        return RANGE_ERR_NOMEM;
+    }
+    return RANGE_OK;
+}
+
+int range_closed_decode(const uint8_t *data, size_t len, range_closed_entry **entries, size_t *n)
+{
+    kv__reader r = {data, data + len, false};
+    range_closed_entry *e = NULL; /* owner: this function until returned */
+    *entries = NULL;
+    *n = 0;
+    if (data == NULL || len == 0 || range__get_u8(&r) != RANGE_CLOSED_VERSION)
+        return RANGE_ERR_CORRUPT;
+    uint64_t count = range__get_varint(&r);
+    if (r.bad || count == 0 || count > RANGE_CLOSED_ENTRIES_MAX ||
+        count > kv__left(&r) / KV_CLOSED_ENTRY_BYTES_MIN)
+        return RANGE_ERR_CORRUPT;
+    e = base_calloc((size_t)count, sizeof(*e));
+    if (e == NULL)
+        return RANGE_ERR_NOMEM;
+    for (uint64_t i = 0; i < count && !r.bad; i++) {
+        e[i].range_id = range__get_varint(&r);
+        e[i].term = range__get_varint(&r);
+        e[i].closed = kv__get_ts(&r);
+        e[i].last_index = range__get_varint(&r);
+        if (e[i].range_id == 0 || !kv__ts_ok(e[i].closed))
+            r.bad = true;
+    }
+    if (r.bad || r.p != r.end) {
+        base_free(e);
+        return RANGE_ERR_CORRUPT;
+    }
+    *entries = e;
+    *n = (size_t)count;
+    return RANGE_OK;
 }

@@ -167,6 +167,12 @@ typedef struct range_kv_request {
     int64_t since_wall_ns;         /* PUSH */
     const range_kv_edge *deps;     /* PUSH; encode: borrowed; decode: owned array */
     size_t dep_count;
+    /* GET, SCAN: a stale read (docs/txn.md section 8): a replica that is not
+    ** the leaseholder may serve it from its own store when read_ts is at or
+    ** below the range's closed timestamp it was told and it has applied up
+    ** to the index that came with it; else RANGE_ERR_NOT_LEADER. The
+    ** leaseholder serves it as any read. */
+    bool stale_ok;
 } range_kv_request;
 
 typedef struct range_kv_row {
@@ -241,6 +247,42 @@ typedef struct range_kv_response {
     const uint64_t *cycle;
     size_t cycle_len;
 } range_kv_response;
+
+/* ---- closed timestamps: the side transport (docs/txn.md section 8) ---------
+** One one-way rpc message of method RANGE_RPC_METHOD_CLOSED per follower node
+** per period, from a node to each node holding a replica of a range it
+** leads with a valid lease, carrying every such range:
+**   version (1 byte, RANGE_CLOSED_VERSION) | count (varint,
+**   1..RANGE_CLOSED_ENTRIES_MAX) | count x entry
+**   entry = range_id (varint, != 0) | term (varint) | ts closed (hlc_encode)
+**           | last_index (varint)
+** An entry says: every write at a timestamp <= closed that will ever apply
+** in range_id is in its log at an index <= last_index (as the leaseholder
+** in `term` saw it). Decoders refuse a bad version, count, zero range id,
+** an invalid timestamp and trailing bytes (RANGE_ERR_CORRUPT). */
+#define RANGE_CLOSED_VERSION 1
+#define RANGE_CLOSED_ENTRIES_MAX RANGE_NODE_REPLICAS_MAX
+typedef struct range_closed_entry {
+    uint64_t range_id;
+    uint64_t term;
+    hlc_timestamp closed;
+    uint64_t last_index;
+} range_closed_entry;
+/* Append the encoding of entries[0..n) to *out. RANGE_OK, RANGE_ERR_INVALID
+** (n out of bounds, a zero range id, an invalid timestamp; *out unchanged),
+** RANGE_ERR_NOMEM. */
+int range_closed_encode(const range_closed_entry *entries, size_t n, base_buf *out);
+/* RANGE_OK with *entries (owner: caller, base_free) and *n; RANGE_ERR_CORRUPT,
+** RANGE_ERR_NOMEM (then *entries is NULL). */
+int range_closed_decode(const uint8_t *data, size_t len, range_closed_entry **entries,
+                        size_t *n);
+
+/* server.c test hooks: one closing round now (as the closer thread does;
+** also without a transport: nothing is sent then), returning how many ranges
+** it closed; and the closed entry the server holds for range_id (its own or
+** one it was sent): false when none. */
+size_t range__server_close_now(range_server *s);
+bool range__server_closed(range_server *s, uint64_t range_id, range_closed_entry *out);
 
 /* Append the encoding to *out. RANGE_OK, RANGE_ERR_INVALID, RANGE_ERR_NOMEM. */
 int range_kv_request_encode(const range_kv_request *req, base_buf *out);

@@ -164,6 +164,11 @@ typedef struct range_stats {
     uint64_t commits;
     uint64_t conflicts;
     uint64_t visible_waits; /* range_wait_visible calls that had to wait */
+    /* stale reads (docs/txn.md section 8; a router's, zero for a store) */
+    uint64_t stale_reads;     /* stale GETs and scan pages asked */
+    uint64_t stale_local;     /* of which answered by this node's replica */
+    uint64_t stale_fallbacks; /* refused there (not closed yet): leaseholder */
+    uint64_t follower_reads;  /* reads this node's server served as a follower */
 } range_stats;
 void range_store_stats(range_store *s, range_stats *out);
 
@@ -205,7 +210,9 @@ enum {
     RANGE_ERR_CORRUPT = -5011,    /* bad bytes (peer message, stored state) */
 };
 
-#define RANGE_RPC_METHOD_RAFT 0x5241u    /* one-way rpc method of Raft traffic */
+#define RANGE_RPC_METHOD_RAFT 0x5241u    /* one-way rpc method of Raft traffic: one
+                                            message, or a batch of them per node
+                                            pair (RANGE_CODEC_BATCH_VERSION) */
 #define RANGE_REPLICAS_MAX 16            /* voters of one range */
 #define RANGE_NODE_REPLICAS_MAX 1024     /* replicas hosted by one range_node */
 #define RANGE_PROPOSALS_PENDING_MAX 4096 /* proposals awaiting apply, per replica */
@@ -491,6 +498,45 @@ int range_raft_msg_encode(uint64_t range_id, const raft_message *msg, base_buf *
 int range_raft_msg_decode(const uint8_t *data, size_t len, range_raft_msg *out);
 void range_raft_msg_free(range_raft_msg *m);
 
+/* ---- batches: Raft messages coalesced per node pair ------------------------
+** Also a payload of RANGE_RPC_METHOD_RAFT (same method, so every dispatcher
+** that routes Raft traffic carries batches too), told apart by its first
+** byte, RANGE_CODEC_BATCH_VERSION where a single message has
+** RANGE_CODEC_VERSION (docs/range.md, "Wire format"):
+**   version (1 byte, 2) | count (u16 BE, 1..RANGE_BATCH_MSGS_MAX) |
+**   count x { len (varint, >= 1) | len bytes: one message as
+**             range_raft_msg_encode writes it }
+** at most RANGE_BATCH_BYTES_MAX bytes in all. range_node sends one per
+** destination node at the end of a tick, of a received message or batch, and
+** of a log sync round (range/replica.c, "COALESCING"); a lone message goes
+** out as itself. */
+#define RANGE_CODEC_BATCH_VERSION 2
+#define RANGE_BATCH_HEADER_SIZE 3
+#define RANGE_BATCH_MSGS_MAX 4096
+#define RANGE_BATCH_BYTES_MAX ((size_t)256 << 10)
+/* Start an empty batch in *out (reset first; the caller's buffer).
+** RANGE_OK, RANGE_ERR_NOMEM. */
+int range_raft_batch_start(base_buf *out);
+/* Append one encoded message (msg[0..len), copied) to a started batch.
+** RANGE_OK; RANGE_ERR_TOO_LARGE: the batch would pass RANGE_BATCH_MSGS_MAX
+** messages or RANGE_BATCH_BYTES_MAX bytes (unchanged: send it, start
+** another); RANGE_ERR_INVALID (len 0, *batch not a batch); RANGE_ERR_NOMEM
+** (unchanged). The bytes are not checked: the receiver decodes each. */
+int range_raft_batch_add(base_buf *batch, const uint8_t *msg, size_t len);
+/* Messages in a started batch. */
+size_t range_raft_batch_count(const base_buf *batch);
+/* A decoded batch: msgs[0..n), each as range_raft_msg_decode gives it (entry
+** data and chunks point INTO the payload). Release with range_raft_batch_free. */
+typedef struct range_raft_batch {
+    range_raft_msg *msgs; /* owned */
+    size_t n;
+} range_raft_batch;
+/* All or nothing: RANGE_OK, or RANGE_ERR_CORRUPT when the framing or any one
+** message is malformed (a peer's bug: the whole batch is dropped),
+** RANGE_ERR_NOMEM. On error *out owns nothing. */
+int range_raft_batch_decode(const uint8_t *data, size_t len, range_raft_batch *out);
+void range_raft_batch_free(range_raft_batch *b);
+
 /* Command codec: the bytes of a Raft entry. */
 int range_command_encode(const range_command *cmd, base_buf *out); /* appends */
 /* Decode; writes' bytes point into data; *writes owned by caller (base_free).
@@ -581,6 +627,17 @@ typedef struct range_kv_ops {
     int (*heartbeat)(range_kv *kv, const struct range_txn_meta *txn, int *status);
     int (*refresh)(range_kv *kv, const struct range_txn_meta *txn, const range_span *spans,
                    size_t n_spans, hlc_timestamp new_ts, range_conflict *conflict);
+    /* Stale reads (docs/txn.md section 8): as get and iter_open (iter_next,
+    ** iter_close as usual), for a read timestamp in the past that no commit
+    ** can land at or below any more; a replica that is not the leaseholder
+    ** may serve them when the range's closed timestamp covers read_ts.
+    ** NULL: a key space without followers (a local store): use get and
+    ** iter_open. */
+    int (*get_stale)(range_kv *kv, const uint8_t *key, size_t key_len, hlc_timestamp read_ts,
+                     base_buf *out);
+    int (*iter_open_stale)(range_kv *kv, const uint8_t *start, size_t start_len,
+                           const uint8_t *end, size_t end_len, hlc_timestamp read_ts,
+                           bool reverse, range_kv_iter **out);
 } range_kv_ops;
 /* Implementations embed this as their first member. */
 struct range_kv {
@@ -748,6 +805,12 @@ int range_descriptor_decode(const uint8_t *data, size_t len, range_descriptor *o
 **     unapplied).
 **   - a key outside the replica's descriptor: RANGE_ERR_KEY_MISMATCH with the
 **     descriptor; not the leader: RANGE_ERR_NOT_LEADER with a hint.
+**   - stale reads (stale_ok GET/SCAN, docs/txn.md section 8): the leaseholder
+**     serves them as reads; another replica serves them from its own store
+**     when the range's closed timestamp it was sent covers read_ts and it
+**     applied the log index that came with it, else NOT_LEADER. A closer
+**     thread closes the ranges this node leads (config.closed_*) and sends
+**     their closed timestamps to the followers (RANGE_RPC_METHOD_CLOSED).
 ** Lease start: when this replica becomes leader its timestamp cache starts
 ** empty with the low-water hlc_now + max_offset; no commit it evaluates gets
 ** a timestamp at or below it, so what the previous leaseholder recorded (at
@@ -755,6 +818,11 @@ int range_descriptor_decode(const uint8_t *data, size_t len, range_descriptor *o
 ** invalidated. docs/range.md has the argument.
 */
 #define RANGE_RPC_METHOD_KV 0x4B56u /* rpc request method of KV traffic */
+#define RANGE_RPC_METHOD_CLOSED 0x4354u /* 'CT': one-way closed timestamps of the
+                                           ranges a node leads (docs/txn.md
+                                           section 8; kv_int.h has the codec) */
+#define RANGE_CLOSED_LAG_MS_DEFAULT 3000  /* closed timestamp = now - this */
+#define RANGE_CLOSED_PERIOD_MS_DEFAULT 200 /* closing and publishing period */
 typedef struct range_server range_server;
 typedef struct range_server_config {
     range_node *node;         /* borrowed; must outlive the server */
@@ -767,15 +835,40 @@ typedef struct range_server_config {
     ** must not block. DESCRIBE and TRANSFER_LEASE are always served. */
     bool (*may_serve)(void *ctx);
     void *may_serve_ctx;
+    /* Closed timestamps (docs/txn.md section 8). transport (borrowed, may be
+    ** NULL: nothing published) carries RANGE_RPC_METHOD_CLOSED messages to
+    ** the followers of the ranges this node leads; a timer thread of the
+    ** server closes and publishes every closed_period_ms (0: default), at
+    ** hlc_now - closed_lag_ms (0: default; < 0: never closes, and follower
+    ** reads are never served here either). */
+    rpc_transport *transport;
+    int64_t closed_lag_ms;
+    int64_t closed_period_ms;
 } range_server_config;
 /* owner of *out: caller, range_server_free. */
 int range_server_new(const range_server_config *config, range_server **out);
+/* The node stops: every wait of an evaluation ends now (its request answers
+** as at shutdown: RANGE_ERR_UNAVAILABLE, RANGE_ERR_AMBIGUOUS for a proposal
+** in flight), new requests and range_server_call answer
+** RANGE_ERR_UNAVAILABLE, the workers stop taking jobs. Idempotent, never
+** blocks; range_server_free must still follow. */
+void range_server_shutdown(range_server *s);
 /* Stops the workers (queued requests answered RANGE_ERR_UNAVAILABLE). */
 void range_server_free(range_server *s);
 /* Hand an rpc request of method RANGE_RPC_METHOD_KV to the server (from the
 ** transport's handler; copies what it keeps; answers later with rpc_respond
-** on transport t). */
+** on transport t). A one-way message of method RANGE_RPC_METHOD_CLOSED is
+** taken in at once (never blocks on the node; malformed: dropped, logged). */
 void range_server_handle_rpc(range_server *s, rpc_transport *t, const rpc_message *msg);
+/* Counters since range_server_new (tests, metrics, SHOW follower_reads). */
+typedef struct range_server_stats {
+    uint64_t follower_reads;    /* stale reads served here as a follower */
+    uint64_t follower_refusals; /* stale reads refused here (not closed, behind) */
+    uint64_t closed_sent;       /* side-transport messages sent */
+    uint64_t closed_received;   /* side-transport messages taken in */
+    uint64_t closed_dropped;    /* malformed ones dropped */
+} range_server_stats;
+void range_server_get_stats(range_server *s, range_server_stats *out);
 /* In-process call: request bytes in, response status and bytes out (owner:
 ** caller's buffer), evaluated on the calling thread. */
 int32_t range_server_call(range_server *s, const uint8_t *req, size_t req_len, base_buf *resp);
@@ -814,6 +907,13 @@ typedef struct range_router_config {
 } range_router_config;
 /* owner of *out: caller, range_router_free (after every call returned). */
 int range_router_new(const range_router_config *config, range_router **out);
+/* The node stops: every operation in progress, and every one started later,
+** ends within grace_ms from now (its deadline shortened; the usual errors
+** of a deadline: RANGE_ERR_UNAVAILABLE, RANGE_ERR_AMBIGUOUS for a commit of
+** unknown fate, RANGE_ERR_INTENT...), plus at most one attempt in flight
+** (rpc_timeout_ms). Irreversible; a later call only moves the end earlier.
+** Any thread; never blocks. */
+void range_router_shutdown(range_router *r, int64_t grace_ms);
 void range_router_free(range_router *r);
 /* The range_kv view; lives as long as r. */
 range_kv *range_router_kv(range_router *r);
@@ -840,6 +940,12 @@ typedef struct range_router_stats {
     uint64_t unavailable;     /* operations ended RANGE_ERR_UNAVAILABLE */
     uint64_t scan_pages;      /* scan pages fetched */
     uint64_t meta_lookups;    /* cache misses looked up in meta */
+    /* stale reads (docs/txn.md section 8): GETs and scan pages asked, those
+    ** answered by this node's own replica, and those it refused (sent on to
+    ** the leaseholder) */
+    uint64_t stale_reads;
+    uint64_t stale_local;
+    uint64_t stale_fallbacks;
 } range_router_stats;
 void range_router_get_stats(range_router *r, range_router_stats *out);
 /* Hand range_id's lease to node target (a voter of it; docs/range.md,

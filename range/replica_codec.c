@@ -14,6 +14,11 @@
 ** longer has `to` as a member as of generation `index`", replica_int.h).
 ** A SNAPSHOT chunk is at most RANGE_CODEC_CHUNK_MAX bytes and ends within
 ** REPLICA_SNAPSHOT_STREAM_MAX bytes of the stream (seq + len).
+** Batch (also a payload of RANGE_RPC_METHOD_RAFT; the first byte tells):
+**   version (1 byte, RANGE_CODEC_BATCH_VERSION) | count (u16 BE, 1 ..
+**   RANGE_BATCH_MSGS_MAX) | count x { len (varint, >= 1) | len bytes: one
+**   Raft message as above }, at most RANGE_BATCH_BYTES_MAX bytes in all;
+**   decoded all or nothing (one bad message rejects the batch).
 ** Command (RAFT_ENTRY_NORMAL data):
 **   version (1 byte) | txn_id | seq | commit wall (u64 of int64) |
 **   commit logical (u64 of int32) | n_writes |
@@ -174,6 +179,100 @@ void range_raft_msg_free(range_raft_msg *m)
         return;
     base_free(m->msg.entries);
     memset(m, 0, sizeof(*m));
+}
+
+/* ---- batches of Raft messages ------------------------------------------------ */
+
+static size_t batch_count_at(const uint8_t *p) { return (size_t)p[1] << 8 | p[2]; }
+
+int range_raft_batch_start(base_buf *out)
+{
+    static const uint8_t header[RANGE_BATCH_HEADER_SIZE] = {RANGE_CODEC_BATCH_VERSION, 0, 0};
+    if (out == NULL)
+        return RANGE_ERR_INVALID;
+    base_buf_reset(out);
+    return base_buf_append(out, header, sizeof(header)) == 0 ? RANGE_OK : RANGE_ERR_NOMEM;
+}
+
+size_t range_raft_batch_count(const base_buf *batch)
+{
+    if (batch == NULL || batch->len < RANGE_BATCH_HEADER_SIZE)
+        return 0;
+    return batch_count_at(batch->data);
+}
+
+int range_raft_batch_add(base_buf *batch, const uint8_t *msg, size_t len)
+{
+    if (batch == NULL || msg == NULL || len == 0 || batch->len < RANGE_BATCH_HEADER_SIZE ||
+        batch->data[0] != RANGE_CODEC_BATCH_VERSION)
+        return RANGE_ERR_INVALID;
+    size_t count = batch_count_at(batch->data);
+    /* len's varint takes at most RANGE__VARINT_SIZE_MAX bytes */
+    if (count >= RANGE_BATCH_MSGS_MAX || batch->len > RANGE_BATCH_BYTES_MAX ||
+        len > RANGE_BATCH_BYTES_MAX - batch->len ||
+        RANGE__VARINT_SIZE_MAX > RANGE_BATCH_BYTES_MAX - batch->len - len)
+        return RANGE_ERR_TOO_LARGE;
+    size_t before = batch->len;
+    if (range__put_varint(batch, len) != 0 || base_buf_append(batch, msg, len) != 0) {
+        batch->len = before;
+        return RANGE_ERR_NOMEM;
+    }
+    count++;
+    batch->data[1] = (uint8_t)(count >> 8);
+    batch->data[2] = (uint8_t)count;
+    return RANGE_OK;
+}
+
+int range_raft_batch_decode(const uint8_t *data, size_t len, range_raft_batch *out)
+{
+    reader r = {data, data + len, false};
+    range_raft_msg *msgs = NULL;
+    size_t n = 0;
+    int rc = RANGE_ERR_CORRUPT;
+    memset(out, 0, sizeof(*out));
+    if (data == NULL || len < RANGE_BATCH_HEADER_SIZE || len > RANGE_BATCH_BYTES_MAX ||
+        data[0] != RANGE_CODEC_BATCH_VERSION)
+        return RANGE_ERR_CORRUPT;
+    size_t count = batch_count_at(data);
+    r.p += RANGE_BATCH_HEADER_SIZE;
+    /* Each message takes at least 2 bytes (its length, one byte): a cheap
+    ** bound before allocating. */
+    if (count == 0 || count > RANGE_BATCH_MSGS_MAX || count > (size_t)(r.end - r.p) / 2)
+        return RANGE_ERR_CORRUPT;
+    msgs = base_calloc(count, sizeof(*msgs));
+    if (msgs == NULL)
+        return RANGE_ERR_NOMEM;
+    for (; n < count; n++) {
+        uint64_t mlen = range__get_varint(&r);
+        const uint8_t *bytes = range__get_raw(&r, mlen);
+        if (r.bad || mlen == 0)
+            goto cleanup;
+        int mrc = range_raft_msg_decode(bytes, (size_t)mlen, &msgs[n]);
+        if (mrc != RANGE_OK) {
+            rc = mrc;
+            goto cleanup;
+        }
+    }
+    if (r.p != r.end)
+        goto cleanup; /* trailing bytes */
+    out->msgs = msgs;
+    out->n = count;
+    return RANGE_OK;
+cleanup:
+    for (size_t i = 0; i < n; i++)
+        range_raft_msg_free(&msgs[i]);
+    base_free(msgs);
+    return rc;
+}
+
+void range_raft_batch_free(range_raft_batch *b)
+{
+    if (b == NULL)
+        return;
+    for (size_t i = 0; i < b->n; i++)
+        range_raft_msg_free(&b->msgs[i]);
+    base_free(b->msgs);
+    memset(b, 0, sizeof(*b));
 }
 
 /* ---- commands --------------------------------------------------------------- */

@@ -85,6 +85,11 @@
 **   AMBIGUOUS (server)          -> same node again after a backoff
 **   INTENT                      -> push + resolve, then again (PENDING: backoff)
 **   no cached range             -> meta lookup (ROUTER__META_LOOKUPS_MAX per op)
+**   a stale read (AS OF SYSTEM TIME, docs/txn.md section 8) goes first to
+**   this node's own replica when it has one (a follower serves it below
+**   the range's closed timestamp); any refusal there (NOT_LEADER: not
+**   closed that far or behind, an intent, busy) -> the cached leaseholder
+**   at once, its hint followed; an answer from there moves no cached lease
 **
 ** Critical invariants:
 **   - a commit is sent with one (txn_id, nonce) on every attempt, so the
@@ -134,6 +139,8 @@
 **     strictly ascending; the keys of one lock call are sent in key order.
 **   - the router mutex guards the cache, the PRNG and the counters, and is
 **     never held across a send, a wait, a sleep or a server call.
+**   - after range_router_shutdown no operation's deadline lies past the
+**     shutdown's end (stop_ns), so a stopping node's callers return.
 **   - a scan returns rows in strict key order (reverse: strictly descending)
 **     inside the requested span; a page that breaks this, or says "more"
 **     with no row, is RANGE_ERR_CORRUPT (no endless loop on a bad peer).
@@ -235,6 +242,9 @@ struct range_router {
     uint64_t prng;
     range_router_stats stats;
     router__pool pool; /* its own mutex; never taken with mu held */
+    /* range_router_shutdown: base_monotonic_ns by which every operation
+    ** ends (0: running); it only moves earlier */
+    _Atomic int64_t stop_ns;
 };
 
 /* The detail of the last error this thread got from a router (txn/ puts it
@@ -630,6 +640,10 @@ typedef struct router__op {
     ** key met: a reader after a large transaction would else resolve its
     ** intents one round trip each. NULL: the key met alone. */
     const range_span *resolve_span;
+    /* a stale read (docs/txn.md section 8): sent stale_ok, first to this
+    ** node's own replica of the range when it has one (a follower may serve
+    ** it), then, refused there, to the leaseholder */
+    bool stale;
 } router__op;
 
 static int router__meta_lookup(range_router *r, const router__route *route, int64_t deadline_ns,
@@ -688,9 +702,19 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
     int64_t start_ns = base_monotonic_ns();
     int64_t deadline_ns =
         op->deadline_ns != 0 ? op->deadline_ns : start_ns + r->config.deadline_ms * 1000000;
+    /* a stale read tries this node's replica first, once */
+    bool try_local = op->stale && r->config.local != NULL && r->config.local_node_id != 0;
+    if (op->stale) router__count(r, &r->stats.stale_reads);
 
     for (int attempt = 0; attempt < ROUTER__ATTEMPTS_MAX; attempt++) {
         int64_t now = base_monotonic_ns();
+        /* the node stops: no operation outlives its grace (the usual end of
+        ** a deadline follows: UNAVAILABLE, or AMBIGUOUS for a commit) */
+        int64_t stop_ns = atomic_load(&r->stop_ns);
+        if (stop_ns != 0 && stop_ns < deadline_ns) {
+            deadline_ns = stop_ns;
+            if (now >= deadline_ns) snprintf(problem, sizeof(problem), "the node is shutting down");
+        }
         /* a retry squeezed into the last moments would time out and make a
         ** commit's fate unknown for nothing */
         if (now >= deadline_ns ||
@@ -711,10 +735,16 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
                                                      op->route.before_open)
                                : router__find(r, op->route.key, op->route.key_len);
         uint64_t target = 0;
+        uint64_t cached = 0; /* the cached leaseholder (a stale read may go elsewhere) */
+        bool stale_local = false;
         int crc = RANGE_OK;
         if (e != NULL) {
-            target = router__target_locked(r, e);
+            target = cached = router__target_locked(r, e);
             crc = range_descriptor_copy(used, &e->desc);
+            if (try_local && router__is_replica(&e->desc, r->config.local_node_id)) {
+                target = r->config.local_node_id;
+                stale_local = true;
+            }
         }
         pthread_mutex_unlock(&r->mu);
         if (crc != RANGE_OK) {
@@ -750,6 +780,7 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
         range_kv_request req;
         memset(&req, 0, sizeof(req));
         rc = op->build(op->build_ctx, r, used, &req);
+        if (op->stale) req.stale_ok = true;
         if (rc != RANGE_OK) {
             if (unknown && rc == RANGE_ERR_KEY_MISMATCH && op->unknown != NULL)
                 goto done; /* plan again: the range now holding the keys answers */
@@ -797,6 +828,21 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
             }
             have_resp = true;
             status = resp->status;
+        }
+        if (stale_local && status != RANGE_OK && status != RANGE_NOT_FOUND &&
+            !(status == RANGE_ERR_KEY_MISMATCH && have_resp && resp->has_descriptor)) {
+            /* this node's replica cannot serve it (not closed that far, behind,
+            ** an intent to push): the leaseholder answers, at once. What a
+            ** follower says is no news of the leaseholder, but its hint is. */
+            try_local = false;
+            router__count(r, &r->stats.stale_fallbacks);
+            uint64_t hint = status == RANGE_ERR_NOT_LEADER && have_resp ? resp->leader_hint : 0;
+            if (hint != 0 && hint != cached) router__move_leaseholder(r, used->range_id, cached, hint);
+            snprintf(problem, sizeof(problem), "node %" PRIu64 ": no follower read (%d)", target,
+                     (int)status);
+            backoff = false;
+            attempt--; /* not an attempt at the leaseholder */
+            goto retry;
         }
         switch (status) {
         case RANGE_ERR_NOT_LEADER: {
@@ -920,8 +966,12 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
                      "unknown outcome", target, (int)status);
             break;
         }
-        /* a decided answer: this node serves the range */
-        router__move_leaseholder(r, used->range_id, target, target);
+        /* a decided answer: this node serves the range (a follower read
+        ** says nothing of the lease) */
+        if (stale_local)
+            router__count(r, &r->stats.stale_local);
+        else
+            router__move_leaseholder(r, used->range_id, target, target);
         rc = status;
         bool kept = router__answer_kept(rc) || (op->keep_aborted && rc == RANGE_ERR_ABORTED);
         if (!kept)
@@ -1011,14 +1061,14 @@ static int router__build_get(void *ctx, range_router *r, const range_descriptor 
     return RANGE_OK;
 }
 
-static int router__get(range_kv *kv, const uint8_t *key, size_t key_len, hlc_timestamp read_ts,
-                       base_buf *out) {
+static int router__get_at(range_kv *kv, const uint8_t *key, size_t key_len,
+                          hlc_timestamp read_ts, bool stale, base_buf *out) {
     range_router *r = (range_router *)kv;
     router__clear_error();
     if (key == NULL || key_len == 0 || key_len > STORAGE_KEY_SIZE_MAX) return RANGE_ERR_INVALID;
     router__get_ctx g = {key, key_len, read_ts};
     router__op op = {.route = {key, key_len, false, false}, .build = router__build_get,
-                     .build_ctx = &g, .is_commit = false, .what = "read"};
+                     .build_ctx = &g, .is_commit = false, .what = "read", .stale = stale};
     range_kv_response resp;
     base_buf bytes = {0};
     range_descriptor used;
@@ -1038,12 +1088,23 @@ static int router__get(range_kv *kv, const uint8_t *key, size_t key_len, hlc_tim
     return rc;
 }
 
+static int router__get(range_kv *kv, const uint8_t *key, size_t key_len, hlc_timestamp read_ts,
+                       base_buf *out) {
+    return router__get_at(kv, key, key_len, read_ts, false, out);
+}
+
+static int router__get_stale(range_kv *kv, const uint8_t *key, size_t key_len,
+                             hlc_timestamp read_ts, base_buf *out) {
+    return router__get_at(kv, key, key_len, read_ts, true, out);
+}
+
 /* ---- scans -------------------------------------------------------------------- */
 
 typedef struct router__iter {
     range_router *r;
     hlc_timestamp read_ts;
     bool reverse;
+    bool stale;         /* pages are stale reads (router__op.stale) */
     base_buf lo;        /* what is left to scan: [lo, hi); lo empty = from the start */
     base_buf hi;
     bool hi_open;       /* hi = +infinity */
@@ -1177,6 +1238,7 @@ static int router__iter_fetch(router__iter *it) {
     op.build_ctx = it;
     op.what = "scan";
     op.resolve_span = &it->req_span;
+    op.stale = it->stale;
     int rc = router__execute(r, &op, &it->resp, &it->page, &it->range);
     if (!router__answer_kept(rc)) return rc;
     it->has_page = true;
@@ -1197,9 +1259,9 @@ static int router__iter_fetch(router__iter *it) {
     return RANGE_OK;
 }
 
-static int router__iter_open(range_kv *kv, const uint8_t *start, size_t start_len,
-                             const uint8_t *end, size_t end_len, hlc_timestamp read_ts,
-                             bool reverse, range_kv_iter **out) {
+static int router__iter_open_at(range_kv *kv, const uint8_t *start, size_t start_len,
+                                const uint8_t *end, size_t end_len, hlc_timestamp read_ts,
+                                bool reverse, bool stale, range_kv_iter **out) {
     range_router *r = (range_router *)kv;
     router__clear_error();
     *out = NULL;
@@ -1211,6 +1273,7 @@ static int router__iter_open(range_kv *kv, const uint8_t *start, size_t start_le
     it->r = r;
     it->read_ts = read_ts;
     it->reverse = reverse;
+    it->stale = stale;
     it->hi_open = end_len == 0;
     it->page_bytes = ROUTER__SCAN_FIRST_PAGE_BYTES;
     if (base_buf_append(&it->lo, start_len ? start : (const uint8_t *)"", start_len) != 0 ||
@@ -1224,6 +1287,18 @@ static int router__iter_open(range_kv *kv, const uint8_t *start, size_t start_le
         it->done = true; /* empty span */
     *out = (range_kv_iter *)it;
     return RANGE_OK;
+}
+
+static int router__iter_open(range_kv *kv, const uint8_t *start, size_t start_len,
+                             const uint8_t *end, size_t end_len, hlc_timestamp read_ts,
+                             bool reverse, range_kv_iter **out) {
+    return router__iter_open_at(kv, start, start_len, end, end_len, read_ts, reverse, false, out);
+}
+
+static int router__iter_open_stale(range_kv *kv, const uint8_t *start, size_t start_len,
+                                   const uint8_t *end, size_t end_len, hlc_timestamp read_ts,
+                                   bool reverse, range_kv_iter **out) {
+    return router__iter_open_at(kv, start, start_len, end, end_len, read_ts, reverse, true, out);
 }
 
 static int router__iter_next(range_kv_iter *kit, const uint8_t **key, size_t *key_len,
@@ -3807,7 +3882,15 @@ static void router__stats(range_kv *kv, range_stats *out) {
     memset(out, 0, sizeof(*out));
     out->commits = r->stats.commits;
     out->conflicts = r->stats.conflicts;
+    out->stale_reads = r->stats.stale_reads;
+    out->stale_local = r->stats.stale_local;
+    out->stale_fallbacks = r->stats.stale_fallbacks;
     pthread_mutex_unlock(&r->mu);
+    if (r->config.local != NULL) {
+        range_server_stats ss;
+        range_server_get_stats(r->config.local, &ss);
+        out->follower_reads = ss.follower_reads;
+    }
 }
 
 static bool router__last_error(range_kv *kv, char *buf, size_t buf_size) {
@@ -3834,6 +3917,8 @@ static const range_kv_ops router__ops = {
     .lock = router__lock,
     .heartbeat = router__heartbeat,
     .refresh = router__refresh,
+    .get_stale = router__get_stale,
+    .iter_open_stale = router__iter_open_stale,
 };
 
 /* ---- public ------------------------------------------------------------------- */
@@ -3864,6 +3949,14 @@ fail_mu:
 fail_free:
     base_free(r);
     return RANGE_ERR_NOMEM;
+}
+
+void range_router_shutdown(range_router *r, int64_t grace_ms) {
+    if (r == NULL) return;
+    int64_t at = base_monotonic_ns() + (grace_ms > 0 ? grace_ms : 0) * 1000000;
+    int64_t cur = atomic_load(&r->stop_ns);
+    while ((cur == 0 || at < cur) && !atomic_compare_exchange_weak(&r->stop_ns, &cur, at)) {
+    }
 }
 
 void range_router_free(range_router *r) {

@@ -121,13 +121,45 @@
 **     waits at most the push delay in all (the workers are few); a lock
 **     request that times out behind an unreplicated lock stays queued,
 **     PARKED, for SERVER_LOCK_PARK_MS, and its txn's next LOCK of the key
-**     resumes it (FIFO across the client's push). A txn's locks go with
-**     its 1PC COMMIT (all, this range), its RESOLVE (its spans, both
-**     kinds) and an ABORTED record written here (all ranges of this
-**     server). The FINISHED memo (per server, bounded) tells pushers about
+**     resumes it (FIFO across the client's push). Likewise a txn's PUSH
+**     that waited its bound stays queued for SERVER_PUSH_PARK_MS (or until
+**     its next push here), so QUERY_TXN keeps reporting its edge between
+**     the client's pushes and deadlock detection sees every waiter. A
+**     txn's locks go with its 1PC COMMIT (all, this range), its RESOLVE
+**     (its spans, both kinds) and an ABORTED record written here (all
+**     ranges of this server). The FINISHED memo (per server, bounded) tells pushers about
 **     txns that ended without a record to read, and a deadlock's victim
 **     its cycle (its push, heartbeat, QUERY_TXN and LOCK answer
 **     RANGE_ERR_ABORTED; its heartbeat writes its record ABORTED).
+**   - CLOSED TIMESTAMPS (docs/txn.md section 8). Every closed_period_ms the
+**     closer thread, for each range this replica leads with a valid lease,
+**     proves it with a barrier (the lease when its ticks are fresh, else a
+**     quorum round: a paused process's stale ticks prove nothing; the
+**     barrier also starts the term's LOW WATER on an idle range), then
+**     under s->mu takes c = hlc_now - closed_lag_ms, raises the cache's
+**     low-water to c (so every commit registered afterwards lands above c:
+**     NO WRITE UNDER A READ's floor) and closes
+**     closed = min(c, prev(lowest pending commit ts)). Only after leaving
+**     s->mu it reads L = the replica's last index, still leading in the same
+**     term with a valid lease: every entry that will ever apply with a write
+**     at <= closed is at an index <= L (the registered ones are pending or
+**     resolved; earlier terms' are in this leader's log). (closed, L, term)
+**     goes to every other replica's node (RANGE_RPC_METHOD_CLOSED) and into
+**     this server's own table, only if the proof is younger than half the
+**     lag: a later leaseholder's lease starts after the proof and its
+**     low-water (now + max_offset) is above c, so none of its writes lands
+**     at <= closed. A RESOLVE may write at <= closed later, but
+**     only a value whose intent (at <= its ts) a reader at >= it meets and
+**     pushes: the usual intent path.
+**   - FOLLOWER READS. A stale-ok GET/SCAN at a replica that does not lead
+**     is served from its store, with no barrier and nothing recorded in any
+**     cache, only when read_ts <= the range's closed timestamp it holds
+**     (the newest term's highest: each pair is true on its own, so keeping
+**     one suffices; an older term's is ignored) and its applied index >=
+**     that pair's L;
+**     intents are checked as at the leaseholder; the descriptor is read
+**     before and after (a split or removal in between: NOT_LEADER). Else
+**     RANGE_ERR_NOT_LEADER with the leader hint.
 **   - Lock order: eval_mu -> node mutex -> s->mu. Node callbacks (barrier,
 **     proposal) run under the node mutex and take only s->mu; nothing calls
 **     into the node while holding s->mu.
@@ -140,14 +172,17 @@
 ** scan pages by RANGE_KV_SCAN_ROWS_MAX rows and SERVER_SCAN_BYTES_MAX,
 ** intents examined per check by RANGE__INTENT_SCAN_MAX, a PUSH's wait by
 ** SERVER_PUSH_WAIT_MS, a RESOLVE by SERVER_RESOLVE_ROUNDS_MAX commands,
-** a LOCK's waits by the push delay, SERVER_PARKED_MAX parked requests and
+** a LOCK's waits by the push delay, SERVER_PARKED_MAX parked requests,
+** SERVER_PUSH_PARKED_MAX parked pushes
 ** SERVER_LOCK_TXNS_MAX holders' anchors per range, SERVER_FINISHED_MAX
-** remembered endings per server, and the lock table's and txnwait's own
-** bounds (locktable_int.h, txnwait_int.h).
+** remembered endings per server, SERVER_CLOSED_MAX closed timestamps held,
+** one side-transport message per node per closed_period_ms, and the lock
+** table's and txnwait's own bounds (locktable_int.h, txnwait_int.h).
 */
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -187,9 +222,14 @@
 #define SERVER_LOCK_PARK_MS 600         /* a timed-out lock request keeps its place this
                                            long (a push is SERVER_PUSH_WAIT_MS) */
 #define SERVER_PARKED_MAX 256           /* parked lock requests per range */
+#define SERVER_PUSH_PARK_MS 1000        /* a txn's push that waited its bound stays queued
+                                           this long (its client's next push, after
+                                           ROUTER__LOCK_PUSH_AFTER_MS of LOCKs, replaces it) */
+#define SERVER_PUSH_PARKED_MAX 64       /* parked pushes per range */
 #define SERVER_LOCK_TXNS_MAX 1024       /* holders' anchors kept per range */
 #define SERVER_LOCK_ATTEMPTS_MAX 4      /* acquisitions of one key in one LOCK */
 #define SERVER_FINISHED_MAX 256         /* ended transactions remembered per server */
+#define SERVER_CLOSED_MAX RANGE_NODE_REPLICAS_MAX /* closed timestamps kept (ranges) */
 
 _Static_assert(RANGE_KV_DEPS_MAX == RANGE_TXNWAIT_DEPS_MAX, "deps on the wire = the queue's");
 _Static_assert(RANGE_KV_CYCLE_MAX == RANGE_TXNWAIT_CYCLE_MAX, "cycles on the wire = the queue's");
@@ -251,6 +291,18 @@ typedef struct server_push_wait {
     struct server_push_wait *next;
 } server_push_wait;
 
+/* A transaction's push that waited its bound (PENDING answered) and stays in
+** the txnwait queue, so QUERY_TXN still reports the edge while the client
+** LOCKs again before its next push: without it, pushers that started
+** together queried each other's records exactly when none was queued, and
+** a deadlock among them was never found (they waited for their deadlines).
+** The same pusher's next push here replaces it; unclaimed, it is cancelled
+** after SERVER_PUSH_PARK_MS. */
+typedef struct server_push_parked {
+    uint64_t waiter_id, pusher_id;
+    int64_t expires_mono_ns;
+} server_push_parked;
+
 /* A lock request whose worker stopped waiting (the push delay) while its
 ** transaction pushes the holder: it keeps its place in the key's queue for
 ** SERVER_LOCK_PARK_MS, and the same transaction's next LOCK of the key takes
@@ -306,6 +358,8 @@ typedef struct server_range {
     size_t n_parked;
     server_lock_txn *lock_txns;  /* owned array of SERVER_LOCK_TXNS_MAX */
     size_t n_lock_txns;
+    server_push_parked push_parked[SERVER_PUSH_PARKED_MAX];
+    size_t n_push_parked;
 } server_range;
 
 struct range_server {
@@ -324,6 +378,15 @@ struct range_server {
     uint64_t cmd_seq;       /* under mu: keys of record and resolve commands */
     server_finished *finished; /* owned ring of SERVER_FINISHED_MAX, under mu */
     size_t finished_next;
+    /* CLOSED TIMESTAMPS: the newest (highest closed) entry per range this
+    ** server was told, by a leaseholder elsewhere or its own closer; an owned
+    ** array of SERVER_CLOSED_MAX, under mu. */
+    range_closed_entry *closed;
+    size_t n_closed;
+    pthread_t closer;
+    bool closer_started;
+    pthread_cond_t closer_wake; /* stopping (CLOCK_MONOTONIC) */
+    range_server_stats stats;   /* under mu */
 };
 
 /* A read barrier in flight; lives in the evaluating thread's frame, which
@@ -694,14 +757,37 @@ static void txnwait_drain_locked(range_server *s, server_range *sr)
     bool any = false;
     while (range__txnwait_next_event(sr->txnwait, &ev)) {
         any = true;
-        for (server_push_wait *w = sr->push_waits; w != NULL; w = w->next)
+        bool waiting = false;
+        for (server_push_wait *w = sr->push_waits; w != NULL && !waiting; w = w->next)
             if (w->waiter_id == ev.waiter_id) {
                 w->state = (int)ev.kind;
+                waiting = true;
+            }
+        for (size_t i = 0; !waiting && i < sr->n_push_parked; i++)
+            if (sr->push_parked[i].waiter_id == ev.waiter_id) {
+                /* ended (FINAL, ABANDONED): the queue forgot it */
+                sr->push_parked[i] = sr->push_parked[--sr->n_push_parked];
                 break;
             }
     }
     if (any)
         pthread_cond_broadcast(&s->changed);
+}
+
+/* Parked pushes (server_push_parked) of pusher_id (0: any) or past their
+** time leave the queue. */
+static void push_parked_sweep_locked(server_range *sr, uint64_t pusher_id)
+{
+    int64_t now_mono = base_monotonic_ns();
+    for (size_t i = 0; i < sr->n_push_parked;) {
+        server_push_parked *p = &sr->push_parked[i];
+        if (p->expires_mono_ns > now_mono && (pusher_id == 0 || p->pusher_id != pusher_id)) {
+            i++;
+            continue;
+        }
+        (void)range__txnwait_cancel(sr->txnwait, p->waiter_id); /* gone already: NOT_FOUND */
+        *p = sr->push_parked[--sr->n_push_parked];
+    }
 }
 
 /* Parked requests past their time: a granted one's lock goes, a waiting one
@@ -1064,6 +1150,25 @@ static void server_barrier_cb(void *ctx, int rc)
     pthread_mutex_unlock(&b->s->mu);
 }
 
+/* The first sight of this replica leading in term (see LOW WATER): a new
+** lease. Under s->mu (the split floor is set once, read without a lock). */
+static void lease_start_locked(range_server *s, server_range *sr, uint64_t term)
+{
+    if (term <= sr->lead_term)
+        return;
+    /* a new lease: what earlier leaseholders recorded is covered by
+    ** the low-water (docs/range.md, "Critical invariants"); a range
+    ** made by a split also starts above what its left-hand range's
+    ** leaseholder recorded over it (THE SPLIT GATE) */
+    sr->lead_term = term;
+    hlc_timestamp low = hlc_add_ns(hlc_now(s->config.clock), hlc_max_offset_ns(s->config.clock));
+    range__tscache_reset(sr->tscache, ts_max(low, replica__split_floor(sr->replica)));
+    /* locks and waits of an earlier lease may have been overtaken
+    ** by another leaseholder's: start over */
+    locks_clear_locked(s, sr);
+    counter_add(s, RANGE__SERVER_TERMS, 1);
+}
+
 /* One barrier in the term this replica leads in (see BARRIER FIRST), then
 ** the low-water mark of a newly seen term. RANGE_OK with *term;
 ** RANGE_ERR_NOT_LEADER with *hint; RANGE_ERR_UNAVAILABLE (bound, shutdown),
@@ -1112,20 +1217,7 @@ static int server_barrier_wait(range_server *s, server_range *sr, uint64_t *term
         if (after.term != before.term)
             continue; /* not one term throughout: the barrier proves nothing */
         pthread_mutex_lock(&s->mu);
-        if (after.term > sr->lead_term) {
-            /* a new lease: what earlier leaseholders recorded is covered by
-            ** the low-water (docs/range.md, "Critical invariants"); a range
-            ** made by a split also starts above what its left-hand range's
-            ** leaseholder recorded over it (THE SPLIT GATE) */
-            sr->lead_term = after.term;
-            hlc_timestamp low = hlc_add_ns(hlc_now(s->config.clock),
-                                           hlc_max_offset_ns(s->config.clock));
-            range__tscache_reset(sr->tscache, ts_max(low, replica__split_floor(r)));
-            /* locks and waits of an earlier lease may have been overtaken
-            ** by another leaseholder's: start over */
-            locks_clear_locked(s, sr);
-            counter_add(s, RANGE__SERVER_TERMS, 1);
-        }
+        lease_start_locked(s, sr, after.term);
         pthread_mutex_unlock(&s->mu);
         *term = after.term;
         return RANGE_OK;
@@ -1226,6 +1318,97 @@ static int load_desc(server_range *sr, server_eval *e)
     return rc;
 }
 
+/* ---- follower reads (see FOLLOWER READS) --------------------------------------- */
+
+/* The closed entry of range_id this server holds, or NULL. Under s->mu. */
+static range_closed_entry *closed_find_locked(range_server *s, uint64_t range_id)
+{
+    for (size_t i = 0; i < s->n_closed; i++)
+        if (s->closed[i].range_id == range_id)
+            return &s->closed[i];
+    return NULL;
+}
+
+/* Keep e when it closes more than what is held for its range (each pair is
+** true on its own; the highest closed covers every lower read), or comes
+** from a newer term; an older term's is ignored (a deposed leaseholder's
+** late word is not needed, and refusing it costs only a fallback). Under
+** s->mu. A full table drops the entry (its range's followers then send
+** their stale reads to the leaseholder). */
+static void closed_note_locked(range_server *s, const range_closed_entry *e)
+{
+    range_closed_entry *have = closed_find_locked(s, e->range_id);
+    if (have != NULL) {
+        if (e->term > have->term ||
+            (e->term == have->term && hlc_compare(e->closed, have->closed) > 0))
+            *have = *e;
+        return;
+    }
+    if (s->n_closed < SERVER_CLOSED_MAX)
+        s->closed[s->n_closed++] = *e;
+}
+
+/* May this replica serve the stale read of e (spans sp) as a follower?
+** *follower false: it leads; the caller takes the leaseholder's path.
+** RANGE_OK with *follower: serve it here (e->desc loaded, the spans inside
+** it); RANGE_ERR_NOT_LEADER (hint: the leader) when its closed timestamp
+** or its applied index do not cover the read; KEY_MISMATCH; an error. */
+static int follower_check(range_server *s, server_range *sr, server_eval *e, const range_span *sp,
+                          size_t n_spans, bool *follower)
+{
+    range_replica_status st;
+    range_replica_get_status(sr->replica, &st);
+    *follower = !st.leader;
+    if (st.leader)
+        return RANGE_OK;
+    bool ok = false;
+    pthread_mutex_lock(&s->mu);
+    const range_closed_entry *c = closed_find_locked(s, sr->range_id);
+    ok = s->config.closed_lag_ms >= 0 && c != NULL &&
+         hlc_compare(e->req.read_ts, c->closed) <= 0 && st.applied >= c->last_index;
+    if (!ok)
+        s->stats.follower_refusals++;
+    pthread_mutex_unlock(&s->mu);
+    if (!ok) {
+        e->resp.leader_hint = st.leader_id;
+        return RANGE_ERR_NOT_LEADER;
+    }
+    int rc = load_desc(sr, e);
+    if (rc != RANGE_OK) {
+        e->resp.leader_hint = st.leader_id; /* removed here: ask the leaseholder */
+        return RANGE_ERR_NOT_LEADER;
+    }
+    for (size_t i = 0; i < n_spans && rc == RANGE_OK; i++)
+        rc = span_check(e, &sp[i]);
+    return rc;
+}
+
+/* A follower read is over: the descriptor it checked still holds (a split
+** or a removal while it read: the leaseholder answers instead). */
+static int follower_done(range_server *s, server_range *sr, server_eval *e, int rc)
+{
+    if (rc != RANGE_OK && rc != RANGE_NOT_FOUND)
+        return rc;
+    range_descriptor now;
+    bool same = range_replica_descriptor(sr->replica, &now) == RANGE_OK;
+    if (same) {
+        same = now.generation == e->desc.generation && now.range_id == e->desc.range_id;
+        range_descriptor_free(&now);
+    }
+    if (!same) {
+        e->resp.value = NULL; /* nothing of what was read is answered */
+        e->resp.value_len = 0;
+        e->resp.rows = NULL;
+        e->resp.n_rows = 0;
+        e->resp.more = false;
+        return RANGE_ERR_NOT_LEADER;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->stats.follower_reads++;
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
 /* Barrier, the split gate (left in server_evaluate), then the descriptor
 ** check of the spans (e->desc loaded). The caller then brackets its read
 ** with read_begin / read_end. */
@@ -1251,7 +1434,23 @@ static int eval_get(range_server *s, server_range *sr, server_eval *e)
     range_span sp = {e->req.key, e->req.key_len, NULL, 0, true};
     if (e->req.key_len == 0)
         return RANGE_ERR_INVALID;
-    int rc = read_prepare(s, sr, e, &sp, 1);
+    bool follower = false;
+    int rc = e->req.stale_ok ? follower_check(s, sr, e, &sp, 1, &follower) : RANGE_OK;
+    if (rc == RANGE_OK && follower) {
+        /* below the closed timestamp: nothing can land here any more, so
+        ** no barrier, no pending commits to wait for, nothing to record */
+        rc = range__find_intent(replica__engine(sr->replica), &sp, 0, e->req.read_ts, &e->hit);
+        if (rc == RANGE_OK)
+            rc = range_replica_get(sr->replica, e->req.key, e->req.key_len, e->req.read_ts,
+                                   &e->value);
+        if (rc == RANGE_OK) {
+            e->resp.value = e->value.data;
+            e->resp.value_len = e->value.len;
+        }
+        return follower_done(s, sr, e, rc);
+    }
+    if (rc == RANGE_OK)
+        rc = read_prepare(s, sr, e, &sp, 1);
     if (rc != RANGE_OK)
         return rc;
     server_read rd = {sp, e->req.read_ts, NULL, NULL};
@@ -1315,7 +1514,10 @@ static int eval_scan(range_server *s, server_range *sr, server_eval *e)
     size_t n_bounds = 0;
     if (q->start_len > 0)
         bounds[n_bounds++] = (range_span){q->start, q->start_len, NULL, 0, true};
-    int rc = read_prepare(s, sr, e, bounds, n_bounds);
+    bool follower = false; /* a follower read: no read_begin / read_end */
+    int rc = q->stale_ok ? follower_check(s, sr, e, bounds, n_bounds, &follower) : RANGE_OK;
+    if (rc == RANGE_OK && !follower)
+        rc = read_prepare(s, sr, e, bounds, n_bounds);
     if (rc != RANGE_OK)
         return rc;
     const range_descriptor *d = &e->desc;
@@ -1347,18 +1549,20 @@ static int eval_scan(range_server *s, server_range *sr, server_eval *e)
     if (max_bytes > SERVER_SCAN_BYTES_MAX)
         max_bytes = SERVER_SCAN_BYTES_MAX;
     server_read rd = {{o.start, o.start_len, o.end, o.end_len, false}, q->read_ts, NULL, NULL};
-    rc = read_begin(s, sr, &rd);
+    rc = follower ? RANGE_OK : read_begin(s, sr, &rd);
     if (rc != RANGE_OK)
         return rc;
     /* intents first (as eval_get), over the whole span of the page */
     rc = range__find_intent(replica__engine(sr->replica), &rd.span, 0, q->read_ts, &e->hit);
     if (rc != RANGE_OK) {
-        read_end(s, sr, &rd, NULL);
+        if (!follower)
+            read_end(s, sr, &rd, NULL);
         return rc;
     }
     rc = storage_iter_open(replica__engine(sr->replica), NULL, &o, &it);
     if (rc != STORAGE_OK) {
-        read_end(s, sr, &rd, NULL);
+        if (!follower)
+            read_end(s, sr, &rd, NULL);
         return range__storage_rc(rc);
     }
     int skipped = 0;
@@ -1425,9 +1629,12 @@ static int eval_scan(range_server *s, server_range *sr, server_eval *e)
     rc = RANGE_OK;
 cleanup:
     storage_iter_close(it);
-    scan_read_end(s, sr, &rd, rc == RANGE_OK, e->resp.more, q->reverse,
-                  n > 0 ? e->row_bytes.data + at[n - 1].key_off : NULL,
-                  n > 0 ? at[n - 1].key_len : 0);
+    if (follower)
+        rc = follower_done(s, sr, e, rc);
+    else
+        scan_read_end(s, sr, &rd, rc == RANGE_OK, e->resp.more, q->reverse,
+                      n > 0 ? e->row_bytes.data + at[n - 1].key_off : NULL,
+                      n > 0 ? at[n - 1].key_len : 0);
     base_free(at);
     return rc;
 }
@@ -2506,6 +2713,9 @@ static int eval_push(range_server *s, server_range *sr, server_eval *e)
                                                           : now; /* unknown: young */
             range__txnwait_record tr = {q->pushee_txn_id, found ? rec.priority : 0,
                                         RANGE_TXN_PENDING, found ? rec.heartbeat.wall_ns : age_ns};
+            /* this pusher's parked push (if any) is replaced by this one, in
+            ** the same hold of s->mu: its edge never drops out between */
+            push_parked_sweep_locked(sr, q->txn_id);
             rc = range__txnwait_push(sr->txnwait, &pusher, &tr, now, &res);
             txnwait_drain_locked(s, sr);
             if (rc == RANGE_OK && res.outcome == RANGE_TXNWAIT_QUEUED) {
@@ -2551,7 +2761,16 @@ static int eval_push(range_server *s, server_range *sr, server_eval *e)
         while (*pp != &pw)
             pp = &(*pp)->next;
         *pp = pw.next;
-        if (pw.state == 0)
+        /* a txn's push that waited its bound stays queued for a while (see
+        ** server_push_parked); anything else leaves the queue */
+        bool park = pw.state == 0 && rc == RANGE_OK && q->txn_id != 0 && e->resp.has_txn &&
+                    e->resp.txn_status == RANGE_TXN_PENDING &&
+                    sr->n_push_parked < SERVER_PUSH_PARKED_MAX;
+        if (park)
+            sr->push_parked[sr->n_push_parked++] = (server_push_parked){
+                pw.waiter_id, q->txn_id,
+                base_monotonic_ns() + (int64_t)SERVER_PUSH_PARK_MS * 1000000};
+        else if (pw.state == 0)
             (void)range__txnwait_cancel(sr->txnwait, pw.waiter_id);
         txnwait_drain_locked(s, sr);
     }
@@ -2738,6 +2957,7 @@ static int eval_query_txn(range_server *s, server_range *sr, server_eval *e)
         record_answer(e, &rec);
     range__txnwait_edge edges[RANGE_KV_DEPS_MAX];
     pthread_mutex_lock(&s->mu);
+    push_parked_sweep_locked(sr, 0); /* expired parked pushes are no edges */
     size_t n = range__txnwait_dependents(sr->txnwait, q->txn_id, edges, RANGE_KV_DEPS_MAX, NULL);
     const server_finished *f = finished_find_locked(s, q->txn_id);
     bool victim = f != NULL && f->status == RANGE_TXN_ABORTED && f->cycle_len > 0;
@@ -3218,6 +3438,215 @@ static int eval_change_replicas(range_server *s, server_range *sr, server_eval *
     return rc == RANGE_ERR_UNAVAILABLE ? RANGE_ERR_NOT_LEADER : rc; /* removed meanwhile */
 }
 
+/* ---- closed timestamps (see CLOSED TIMESTAMPS) -------------------------------- */
+
+/* One entry to send: to node `to`. */
+typedef struct server_closed_out {
+    uint64_t to;
+    range_closed_entry e;
+} server_closed_out;
+
+static int closed_out_order(const void *a, const void *b)
+{
+    const server_closed_out *x = a, *y = b;
+    return x->to < y->to ? -1 : (x->to > y->to ? 1 : 0);
+}
+
+/* Close range_id if this replica leads it with a valid lease: RANGE_OK with
+** *e and the descriptor's replicas in d (owner: caller, range_descriptor_free
+** when *did_close); *did_close false: nothing closed. */
+static int close_range(range_server *s, uint64_t range_id, range_closed_entry *e,
+                       range_descriptor *d, bool *did_close)
+{
+    *did_close = false;
+    range_replica *r = range_node_replica(s->config.node, range_id); /* node mutex */
+    if (r == NULL)
+        return RANGE_OK;
+    range_replica_status before, after;
+    range_replica_get_status(r, &before);
+    if (!before.leader || !before.lease_valid)
+        return RANGE_OK; /* a deposed leader must not publish */
+    server_range *sr = NULL;
+    int rc = server_range_get(s, range_id, &sr);
+    if (rc != RANGE_OK)
+        return rc == RANGE_ERR_NOT_LEADER ? RANGE_OK : rc;
+    /* The status's lease counts ticks; a node whose ticks stopped (a paused
+    ** process) still sees it valid. A barrier proves leadership now: the
+    ** lease when ticks are fresh, else a quorum round (and it starts the
+    ** term's low-water on an idle range). No later leader's lease starts
+    ** before `proof_ns`, and its low-water is above its now + max_offset. */
+    int64_t proof_ns = base_monotonic_ns();
+    uint64_t term = 0, hint = 0;
+    if (server_barrier_wait(s, sr, &term, &hint) != RANGE_OK || term != before.term)
+        return RANGE_OK;
+    hlc_timestamp closed = HLC_ZERO;
+    pthread_mutex_lock(&s->mu);
+    lease_start_locked(s, sr, before.term);
+    bool same_term = sr->lead_term == before.term;
+    hlc_timestamp c = hlc_add_ns(hlc_now(s->config.clock), -s->config.closed_lag_ms * 1000000);
+    if (same_term) {
+        /* no commit registered from now on takes a timestamp <= c */
+        range__tscache_raise_low_water(sr->tscache, c);
+        closed = c;
+        /* registered, maybe not proposed yet: the closed ts stays below */
+        for (const server_pending *p = sr->pending; p != NULL; p = p->next)
+            if (hlc_compare(p->ts, closed) <= 0)
+                closed = hlc_prev(p->ts);
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (!same_term)
+        return RANGE_OK;
+    /* closed is lag behind now: published only while the proof is younger
+    ** than half the lag, so every later leaseholder's low-water (its now at
+    ** lease start, after proof_ns, plus max_offset) lies above it */
+    if (base_monotonic_ns() - proof_ns > s->config.closed_lag_ms * 1000000 / 2)
+        return RANGE_OK;
+    /* L after s->mu: every entry with a write at <= closed is in the log now */
+    range_replica_get_status(r, &after);
+    if (!after.leader || !after.lease_valid || after.term != before.term)
+        return RANGE_OK;
+    rc = range_replica_descriptor(r, d);
+    if (rc != RANGE_OK)
+        return rc == RANGE_ERR_UNAVAILABLE ? RANGE_OK : rc;
+    *e = (range_closed_entry){range_id, before.term, closed, after.last_index};
+    *did_close = true;
+    return RANGE_OK;
+}
+
+/* One round of the closer: close every range this node leads, keep each
+** entry here, send each other replica's node its entries in one message.
+** Returns how many ranges were closed. */
+static size_t server_close_round(range_server *s)
+{
+    uint64_t *ids = NULL;            /* owner: this function */
+    server_closed_out *outs = NULL;  /* owner: this function */
+    range_closed_entry *batch = NULL; /* owner: this function */
+    base_buf buf = {0};              /* owner: this function */
+    size_t n_outs = 0, closed_n = 0;
+    if (s->config.closed_lag_ms < 0)
+        return 0;
+    if (s->config.may_serve != NULL && !s->config.may_serve(s->config.may_serve_ctx))
+        return 0; /* an unbounded clock closes nothing (docs/clocks.md) */
+    ids = base_calloc(RANGE_NODE_REPLICAS_MAX, sizeof(*ids));
+    outs = base_calloc((size_t)RANGE_NODE_REPLICAS_MAX * RANGE_REPLICAS_MAX, sizeof(*outs));
+    batch = base_calloc(RANGE_CLOSED_ENTRIES_MAX, sizeof(*batch));
+    if (ids == NULL || outs == NULL || batch == NULL)
+        goto cleanup;
+    size_t n_ids = range_node_replica_ids(s->config.node, ids, RANGE_NODE_REPLICAS_MAX);
+    for (size_t i = 0; i < n_ids && i < RANGE_NODE_REPLICAS_MAX; i++) {
+        range_closed_entry e;
+        range_descriptor d;
+        bool closed = false;
+        memset(&d, 0, sizeof(d));
+        if (close_range(s, ids[i], &e, &d, &closed) != RANGE_OK || !closed)
+            continue;
+        closed_n++;
+        pthread_mutex_lock(&s->mu);
+        closed_note_locked(s, &e); /* still true here after a lease change */
+        pthread_mutex_unlock(&s->mu);
+        uint64_t self = 0;
+        range_replica_status st;
+        range_replica *r = range_node_replica(s->config.node, ids[i]);
+        if (r != NULL) {
+            range_replica_get_status(r, &st);
+            self = st.node_id;
+        }
+        for (size_t k = 0; k < d.n_replicas && k < RANGE_REPLICAS_MAX; k++)
+            if (d.replicas[k] != self && d.replicas[k] != 0)
+                outs[n_outs++] = (server_closed_out){d.replicas[k], e};
+        range_descriptor_free(&d);
+    }
+    if (s->config.transport == NULL || n_outs == 0)
+        goto cleanup;
+    qsort(outs, n_outs, sizeof(*outs), closed_out_order);
+    for (size_t i = 0; i < n_outs;) {
+        size_t n = 0;
+        uint64_t to = outs[i].to;
+        for (; i < n_outs && outs[i].to == to && n < RANGE_CLOSED_ENTRIES_MAX; i++)
+            batch[n++] = outs[i].e;
+        base_buf_reset(&buf);
+        if (range_closed_encode(batch, n, &buf) != RANGE_OK)
+            continue;
+        int rc = rpc_send(s->config.transport, (rpc_node_id)to, RANGE_RPC_METHOD_CLOSED, buf.data,
+                          buf.len);
+        if (rc != RPC_OK) {
+            BASE_DEBUG("range", "closed timestamps to n%llu not sent: %s",
+                       (unsigned long long)to, rpc_strerror(rc));
+            continue;
+        }
+        pthread_mutex_lock(&s->mu);
+        s->stats.closed_sent++;
+        pthread_mutex_unlock(&s->mu);
+    }
+cleanup:
+    base_free(ids);
+    base_free(outs);
+    base_free(batch);
+    base_buf_free(&buf);
+    return closed_n;
+}
+
+/* The closer thread: a round every closed_period_ms until stopping. */
+static void *server_closer_main(void *arg)
+{
+    range_server *s = arg;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping) {
+        pthread_mutex_unlock(&s->mu);
+        (void)server_close_round(s);
+        pthread_mutex_lock(&s->mu);
+        struct timespec deadline = deadline_after_ms(s->config.closed_period_ms);
+        while (!s->stopping &&
+               pthread_cond_timedwait(&s->closer_wake, &s->mu, &deadline) != ETIMEDOUT) {
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* A RANGE_RPC_METHOD_CLOSED message (a transport thread: no node call). */
+static void closed_receive(range_server *s, const rpc_message *msg)
+{
+    range_closed_entry *entries = NULL; /* owner: this function */
+    size_t n = 0;
+    int rc = range_closed_decode(msg->payload, msg->payload_len, &entries, &n);
+    pthread_mutex_lock(&s->mu);
+    if (rc == RANGE_OK) {
+        for (size_t i = 0; i < n; i++)
+            closed_note_locked(s, &entries[i]);
+        s->stats.closed_received++;
+    } else {
+        s->stats.closed_dropped++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (rc == RANGE_ERR_CORRUPT)
+        BASE_WARN("range", "malformed closed timestamps from n%llu dropped (%zu bytes)",
+                  (unsigned long long)msg->from, msg->payload_len);
+    base_free(entries);
+}
+
+void range_server_get_stats(range_server *s, range_server_stats *out)
+{
+    pthread_mutex_lock(&s->mu);
+    *out = s->stats;
+    pthread_mutex_unlock(&s->mu);
+}
+
+size_t range__server_close_now(range_server *s)
+{
+    return server_close_round(s);
+}
+
+bool range__server_closed(range_server *s, uint64_t range_id, range_closed_entry *out)
+{
+    pthread_mutex_lock(&s->mu);
+    const range_closed_entry *e = closed_find_locked(s, range_id);
+    if (e != NULL)
+        *out = *e;
+    pthread_mutex_unlock(&s->mu);
+    return e != NULL;
+}
+
 /* ---- dispatch --------------------------------------------------------------- */
 
 static void eval_free(server_eval *e)
@@ -3458,12 +3887,20 @@ int range_server_new(const range_server_config *config, range_server **out)
         s->config.workers = SERVER_DEFAULT_WORKERS;
     if (s->config.wait_timeout_ms == 0)
         s->config.wait_timeout_ms = SERVER_DEFAULT_WAIT_MS;
+    if (s->config.closed_lag_ms == 0)
+        s->config.closed_lag_ms = RANGE_CLOSED_LAG_MS_DEFAULT;
+    if (s->config.closed_period_ms <= 0)
+        s->config.closed_period_ms = RANGE_CLOSED_PERIOD_MS_DEFAULT;
     rc = RANGE_ERR_NOMEM;
     if (pthread_condattr_init(&attr) != 0)
         goto err_free;
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     if (pthread_cond_init(&s->changed, &attr) != 0)
         goto err_attr;
+    if (pthread_cond_init(&s->closer_wake, &attr) != 0) {
+        pthread_cond_destroy(&s->changed);
+        goto err_attr;
+    }
     if (pthread_cond_init(&s->work, NULL) != 0)
         goto err_changed;
     if (pthread_mutex_init(&s->mu, NULL) != 0)
@@ -3471,12 +3908,19 @@ int range_server_new(const range_server_config *config, range_server **out)
     s->queue = base_calloc(SERVER_QUEUE_MAX, sizeof(*s->queue));
     s->threads = base_calloc((size_t)s->config.workers, sizeof(*s->threads));
     s->finished = base_calloc(SERVER_FINISHED_MAX, sizeof(*s->finished));
-    if (s->queue == NULL || s->threads == NULL || s->finished == NULL)
+    s->closed = base_calloc(SERVER_CLOSED_MAX, sizeof(*s->closed));
+    if (s->queue == NULL || s->threads == NULL || s->finished == NULL || s->closed == NULL)
         goto err_mu;
     for (int i = 0; i < s->config.workers; i++) {
         if (pthread_create(&s->threads[i], NULL, server_worker, s) != 0)
             goto err_threads;
         s->n_threads++;
+    }
+    /* the closer only publishes: without a transport nobody listens */
+    if (s->config.transport != NULL && s->config.closed_lag_ms >= 0) {
+        if (pthread_create(&s->closer, NULL, server_closer_main, s) != 0)
+            goto err_threads;
+        s->closer_started = true;
     }
     pthread_condattr_destroy(&attr);
     *out = s;
@@ -3492,11 +3936,13 @@ err_mu:
     base_free(s->queue);
     base_free(s->threads);
     base_free(s->finished);
+    base_free(s->closed);
     pthread_mutex_destroy(&s->mu);
 err_work:
     pthread_cond_destroy(&s->work);
 err_changed:
     pthread_cond_destroy(&s->changed);
+    pthread_cond_destroy(&s->closer_wake);
 err_attr:
     pthread_condattr_destroy(&attr);
 err_free:
@@ -3504,7 +3950,7 @@ err_free:
     return rc;
 }
 
-void range_server_free(range_server *s)
+void range_server_shutdown(range_server *s)
 {
     if (s == NULL)
         return;
@@ -3512,9 +3958,19 @@ void range_server_free(range_server *s)
     s->stopping = true;
     pthread_cond_broadcast(&s->work);
     pthread_cond_broadcast(&s->changed);
+    pthread_cond_broadcast(&s->closer_wake);
     pthread_mutex_unlock(&s->mu);
+}
+
+void range_server_free(range_server *s)
+{
+    if (s == NULL)
+        return;
+    range_server_shutdown(s);
     for (int i = 0; i < s->n_threads; i++)
         pthread_join(s->threads[i], NULL);
+    if (s->closer_started)
+        pthread_join(s->closer, NULL); /* a round ends within its node calls */
     /* No worker left: answer what is still queued. */
     while (s->queue_len > 0) {
         server_job *job = s->queue[s->queue_head];
@@ -3538,14 +3994,23 @@ void range_server_free(range_server *s)
     base_free(s->queue);
     base_free(s->threads);
     base_free(s->finished);
+    base_free(s->closed);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work);
     pthread_cond_destroy(&s->changed);
+    pthread_cond_destroy(&s->closer_wake);
     base_free(s);
 }
 
 void range_server_handle_rpc(range_server *s, rpc_transport *t, const rpc_message *msg)
 {
+    if (msg->method == RANGE_RPC_METHOD_CLOSED) {
+        if (msg->request_id == 0)
+            closed_receive(s, msg);
+        else
+            respond_status(t, msg->from, msg->request_id, RANGE_ERR_INVALID);
+        return;
+    }
     if (msg->request_id == 0) {
         BASE_DEBUG("range", "one-way KV message from n%llu dropped",
                    (unsigned long long)msg->from);

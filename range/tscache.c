@@ -468,6 +468,12 @@ void range__tscache_free(range__tscache *c)
 
 hlc_timestamp range__tscache_low_water(const range__tscache *c) { return c->low_water; }
 
+void range__tscache_raise_low_water(range__tscache *c, hlc_timestamp t)
+{
+    if (hlc_compare(t, c->low_water) > 0)
+        tscache__raise_low_water(c, t);
+}
+
 void range__tscache_get_stats(const range__tscache *c, range__tscache_stats *out)
 {
     out->entries = c->count;

@@ -62,6 +62,11 @@ hlc_timestamp range__tscache_max(const range__tscache *c, const range_span *sp);
 
 hlc_timestamp range__tscache_low_water(const range__tscache *c);
 
+/* Raise the low-water to t when t is above it (entries at or below it go:
+** the answers only grow). Closing a timestamp (docs/txn.md section 8): no
+** commit evaluated afterwards takes a timestamp at or below t. */
+void range__tscache_raise_low_water(range__tscache *c, hlc_timestamp t);
+
 typedef struct range__tscache_stats {
     size_t entries;    /* segments */
     size_t key_bytes;  /* bytes of their keys */

@@ -8,8 +8,8 @@
 **
 ** over one rpc_uv transport whose handler is here: it dispatches Raft
 ** messages to range_node_handle_rpc, KV requests to range_server_handle_rpc
-** and this module's own methods (PROBE, INIT, BOOTSTRAP, JOIN, STATUS) to
-** itself. Without --sql-addr the SQL protocol shares the RPC port (the
+** and this module's own methods (PROBE, INIT, BOOTSTRAP, JOIN, STATUS,
+** DRAIN, DECOMMISSION) to itself. Without --sql-addr the SQL protocol shares the RPC port (the
 ** transport hands PostgreSQL connections to gw_adopt_connection).
 **
 ** A node started without --join on a store that has no cluster identity is
@@ -183,6 +183,15 @@ typedef enum srv_liveness {
     SRV_LIVENESS_DEAD = 3,    /* no heartbeat for dead_after */
 } srv_liveness;
 
+/* A node's membership of the cluster (docs/operations.md, "Decommission"):
+** kept in its liveness record, set by `meridian node decommission` /
+** `recommission` and carried over by the node's own heartbeats. */
+typedef enum srv_membership {
+    SRV_MEMBERSHIP_ACTIVE = 0,
+    SRV_MEMBERSHIP_DECOMMISSIONING = 1, /* its replicas are moved off; never a target */
+    SRV_MEMBERSHIP_DECOMMISSIONED = 2,  /* holds nothing; the others refuse its rpc */
+} srv_membership;
+
 typedef struct srv_status_row {
     uint64_t node_id;
     srv_addr rpc;
@@ -192,6 +201,8 @@ typedef struct srv_status_row {
     uint64_t epoch;            /* heartbeat epoch (process starts) */
     uint32_t replicas;         /* replicas hosted */
     uint32_t leases;           /* leases held */
+    uint8_t membership;        /* srv_membership */
+    bool draining;             /* `meridian node drain` ran on this process */
 } srv_status_row;
 
 typedef struct srv_status {
@@ -225,5 +236,50 @@ int srv_client_probe(const srv_addr *addr, int64_t timeout_ms, srv_probe_info *o
 
 /* Name of a liveness state ("live", "suspect", "dead", "unknown"). */
 const char *srv_liveness_name(srv_liveness l);
+/* "active", "decommissioning", "decommissioned". */
+const char *srv_membership_name(srv_membership m);
+
+/* DRAIN (docs/operations.md, "Drain"): the node at addr marks itself
+** draining (its liveness record says so: no replica or lease is placed on
+** it, new SQL connections on its RPC port are refused), hands every lease
+** it holds to another live voter and keeps handing away any it gets. One
+** call asks once; srv_client_drain repeats it until no lease is left. */
+typedef struct srv_drain_status {
+    uint64_t node_id;
+    uint32_t leases;   /* ranges it leads now */
+    uint32_t replicas; /* replicas it hosts (they stay) */
+    bool recorded;     /* its liveness record says draining */
+} srv_drain_status;
+/* progress (may be NULL) runs after every answer, on the calling thread.
+** SRV_OK once leases == 0 and recorded; SRV_ERR_UNAVAILABLE when timeout_ms
+** passed first (*out: the last answer); other errors with err. */
+int srv_client_drain(const srv_addr *addr, int64_t timeout_ms,
+                     void (*progress)(void *ctx, const srv_drain_status *s), void *ctx,
+                     srv_drain_status *out /* OUT */, char *err, size_t err_size);
+
+typedef enum srv_decommission_action {
+    SRV_DECOMMISSION = 1,   /* active -> decommissioning (refused when the nodes
+                               left live and active would be fewer than the
+                               replication factor) */
+    SRV_RECOMMISSION = 2,   /* decommissioning -> active; refused once decommissioned */
+} srv_decommission_action;
+
+typedef struct srv_decommission_status {
+    uint64_t node_id;
+    uint8_t membership; /* srv_membership after the call */
+    uint8_t liveness;   /* srv_liveness */
+    uint32_t replicas;  /* replicas left on it (range descriptors in meta) */
+} srv_decommission_status;
+/* DECOMMISSION through the node at addr (any node). With wait and
+** SRV_DECOMMISSION: asks again until no replica is left on the node, then
+** marks it decommissioned (progress after every answer; SRV_ERR_UNAVAILABLE
+** when timeout_ms passed first). Without wait: one call. SRV_ERR_REFUSED
+** (message in err) for a refusal, SRV_ERR_INVALID for a node that does not
+** exist. */
+int srv_client_decommission(const srv_addr *addr, uint64_t node_id,
+                            srv_decommission_action action, bool wait, int64_t timeout_ms,
+                            void (*progress)(void *ctx, const srv_decommission_status *s),
+                            void *ctx, srv_decommission_status *out /* OUT */, char *err,
+                            size_t err_size);
 
 #endif

@@ -1,7 +1,11 @@
 /*
 ** server/srv_client.c: the calls of the `meridian` tool (init, node status,
-** probe). Each runs a private transport (provisional id, no listener) for
-** the duration of the call.
+** probe, drain, decommission). Each runs a private transport (provisional
+** id, no listener) for the duration of the call.
+**
+** DRAIN and DECOMMISSION are idempotent and polled: the same request every
+** SRV_CLIENT_POLL_MS until the node says it is done, bounded by the
+** caller's timeout (a lost answer is only a lost poll).
 **
 ** INIT is idempotent per tool run: it carries a random token; the node that
 ** ran it answers a retry with the same token with the same result, so an
@@ -17,6 +21,8 @@
 
 #define SRV_CLIENT_RETRY_MS 250
 #define SRV_CLIENT_ATTEMPTS_MAX 400 /* bounded by the caller's timeout first */
+#define SRV_CLIENT_POLL_MS 500      /* drain and decommission progress */
+#define SRV_CLIENT_CALL_MS 20000    /* one poll's answer (the node may run a txn) */
 
 typedef struct client {
     rpc_uv *uv;
@@ -151,6 +157,119 @@ int srv_client_status(const srv_addr *addr, int64_t timeout_ms, srv_status *out,
         snprintf(err, err_size, "malformed answer from the node");
         rc = SRV_ERR_CORRUPT;
     }
+    srv__call_free(&call);
+    client_close(&c);
+    return rc;
+}
+
+/* A bounded pause between two polls, not a wait for an event. */
+static void poll_pause(void) {
+    struct timespec ts = {0, SRV_CLIENT_POLL_MS * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int srv_client_drain(const srv_addr *addr, int64_t timeout_ms,
+                     void (*progress)(void *ctx, const srv_drain_status *s), void *ctx,
+                     srv_drain_status *out, char *err, size_t err_size) {
+    memset(out, 0, sizeof *out);
+    client c;
+    srv__call call;
+    base_buf req = {0};
+    int rc = client_open(&c, err, err_size);
+    if (rc != SRV_OK) return rc;
+    srv__call_init(&call);
+    int64_t deadline = base_monotonic_ns() + timeout_ms * 1000000;
+    if ((rc = srv__drain_req_encode(&req)) != SRV_OK) {
+        snprintf(err, err_size, "out of memory");
+        goto done;
+    }
+    bool answered = false;
+    for (;;) {
+        int64_t left_ms = (deadline - base_monotonic_ns()) / 1000000;
+        if (left_ms <= 0) {
+            snprintf(err, err_size, "the node still holds %" PRIu32 " lease(s) after %" PRId64
+                     " ms%s", out->leases, timeout_ms,
+                     out->recorded ? "" : " (its liveness record does not say draining yet)");
+            rc = SRV_ERR_UNAVAILABLE;
+            break;
+        }
+        rc = call_once(&c, addr, SRV_METHOD_DRAIN, &req, BASE_MIN(left_ms, SRV_CLIENT_CALL_MS),
+                       &call, err, err_size);
+        if (rc == SRV_OK) {
+            if (srv__drain_resp_decode(call.payload.data, call.payload.len, out) != SRV_OK) {
+                snprintf(err, err_size, "malformed answer from the node");
+                rc = SRV_ERR_CORRUPT;
+                break;
+            }
+            answered = true;
+            if (progress != NULL) progress(ctx, out);
+            if (out->leases == 0 && out->recorded) break;
+        } else if (rc != SRV_ERR_BUSY && (rc != SRV_ERR_UNAVAILABLE || !answered)) {
+            break; /* refused, or not reachable at all: the message says why */
+        }
+        poll_pause();
+    }
+done:
+    base_buf_free(&req);
+    srv__call_free(&call);
+    client_close(&c);
+    return rc;
+}
+
+int srv_client_decommission(const srv_addr *addr, uint64_t node_id,
+                            srv_decommission_action action, bool wait, int64_t timeout_ms,
+                            void (*progress)(void *ctx, const srv_decommission_status *s),
+                            void *ctx, srv_decommission_status *out, char *err,
+                            size_t err_size) {
+    memset(out, 0, sizeof *out);
+    client c;
+    srv__call call;
+    base_buf req = {0};
+    int rc = client_open(&c, err, err_size);
+    if (rc != SRV_OK) return rc;
+    srv__call_init(&call);
+    int64_t deadline = base_monotonic_ns() + timeout_ms * 1000000;
+    srv__decommission_req m = {.action = action, .node_id = node_id,
+                               .finish = wait && action == SRV_DECOMMISSION};
+    if ((rc = srv__decommission_req_encode(&m, &req)) != SRV_OK) {
+        snprintf(err, err_size, rc == SRV_ERR_NOMEM ? "out of memory" : "bad node id");
+        goto done;
+    }
+    bool answered = false;
+    for (;;) {
+        int64_t left_ms = (deadline - base_monotonic_ns()) / 1000000;
+        if (left_ms <= 0) {
+            if (answered)
+                snprintf(err, err_size, "node %" PRIu64 " still holds %" PRIu32 " replica(s) "
+                         "after %" PRId64 " ms (it stays decommissioning; run the command again "
+                         "to wait more)", node_id, out->replicas, timeout_ms);
+            rc = SRV_ERR_UNAVAILABLE;
+            break;
+        }
+        rc = call_once(&c, addr, SRV_METHOD_DECOMMISSION, &req,
+                       BASE_MIN(left_ms, SRV_CLIENT_CALL_MS), &call, err, err_size);
+        if (rc == SRV_OK) {
+            if (srv__decommission_resp_decode(call.payload.data, call.payload.len, out) !=
+                SRV_OK) {
+                snprintf(err, err_size, "malformed answer from the node");
+                rc = SRV_ERR_CORRUPT;
+                break;
+            }
+            answered = true;
+            if (progress != NULL) progress(ctx, out);
+            if (!m.finish || out->membership == SRV_MEMBERSHIP_DECOMMISSIONED) break;
+            if (out->membership == SRV_MEMBERSHIP_ACTIVE) { /* recommissioned meanwhile */
+                snprintf(err, err_size, "node %" PRIu64 " was recommissioned meanwhile", node_id);
+                rc = SRV_ERR_REFUSED;
+                break;
+            }
+        } else if (rc != SRV_ERR_BUSY && (rc != SRV_ERR_UNAVAILABLE || !answered)) {
+            break; /* refused, no such node, not reachable: the message says why */
+        }
+        poll_pause();
+    }
+done:
+    base_buf_free(&req);
     srv__call_free(&call);
     client_close(&c);
     return rc;

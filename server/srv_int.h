@@ -43,6 +43,8 @@
 #define SRV_METHOD_JOIN 0x4A4Eu      /* 'JN' */
 #define SRV_METHOD_STATUS 0x5354u    /* 'ST' */
 #define SRV_METHOD_CLOCK 0x434Bu     /* 'CK': clock-offset ping (docs/clocks.md) */
+#define SRV_METHOD_DRAIN 0x4452u     /* 'DR': drain this node (docs/operations.md) */
+#define SRV_METHOD_DECOMMISSION 0x4443u /* 'DC': (re)commission a node */
 
 /* ---- byte writer / reader ------------------------------------------------- */
 typedef struct srv__reader {
@@ -155,8 +157,32 @@ int srv__clock_req_decode(const uint8_t *p, size_t len, int64_t *sent_ns);
 int srv__clock_resp_encode(const srv__clock_resp *m, base_buf *out);
 int srv__clock_resp_decode(const uint8_t *p, size_t len, srv__clock_resp *out);
 
+/* STATUS answer, version 2 (rows with membership and draining); version 1
+** (without) is still decoded. */
+#define SRV_STATUS_VERSION 2
 int srv__status_encode(const srv_status *s, base_buf *out);
 int srv__status_decode(const uint8_t *p, size_t len, srv_status *out);
+
+/* DRAIN: request u8 version. Answer: u8 version | u64 node id | u32 leases |
+** u32 replicas | u8 flags (bit 0: its liveness record says draining). */
+int srv__drain_req_encode(base_buf *out);
+int srv__drain_req_decode(const uint8_t *p, size_t len);
+int srv__drain_resp_encode(const srv_drain_status *s, base_buf *out);
+int srv__drain_resp_decode(const uint8_t *p, size_t len, srv_drain_status *out);
+
+/* DECOMMISSION: request u8 version | u8 action (srv_decommission_action) |
+** u8 flags (bit 0: finish: mark it decommissioned once no replica is left)
+** | u64 node id (!= 0, not provisional). Answer: u8 version | u64 node id |
+** u8 membership | u8 liveness | u32 replicas left. */
+typedef struct srv__decommission_req {
+    srv_decommission_action action;
+    bool finish;
+    uint64_t node_id;
+} srv__decommission_req;
+int srv__decommission_req_encode(const srv__decommission_req *m, base_buf *out);
+int srv__decommission_req_decode(const uint8_t *p, size_t len, srv__decommission_req *out);
+int srv__decommission_resp_encode(const srv_decommission_status *s, base_buf *out);
+int srv__decommission_resp_decode(const uint8_t *p, size_t len, srv_decommission_status *out);
 
 /* ---- system keys and records in the KV space --------------------------------
 ** Every system key starts with SRV_SYS_PREFIX: table id 0, index id 0 in
@@ -187,6 +213,9 @@ typedef struct srv__node_record {
 int srv__node_record_encode(const srv__node_record *r, base_buf *out);
 int srv__node_record_decode(const uint8_t *p, size_t len, srv__node_record *out);
 
+/* Version 2 adds u8 membership | u8 flags (bit 0: draining) at the end;
+** version 1 records decode as active, not draining. */
+#define SRV_LIVENESS_VERSION 2
 typedef struct srv__liveness_record {
     uint64_t epoch;
     int64_t heartbeat_ns;  /* wall clock of the heartbeat */
@@ -195,6 +224,8 @@ typedef struct srv__liveness_record {
     srv_addr sql;
     uint32_t replicas;
     uint32_t leases;
+    uint8_t membership;    /* srv_membership: written by (re)commission, kept by heartbeats */
+    bool draining;         /* written by the node's own heartbeats */
 } srv__liveness_record;
 int srv__liveness_record_encode(const srv__liveness_record *r, base_buf *out);
 int srv__liveness_record_decode(const uint8_t *p, size_t len, srv__liveness_record *out);
@@ -318,15 +349,19 @@ uint64_t srv__random_u64(void);
 typedef struct srv__repl_node {
     uint64_t node_id;
     srv_liveness liveness;
-    bool draining;     /* issue 6 hook (decommission): never a target, moved off
-                          like a dead node; always false today */
-    uint32_t replicas; /* its load: replicas hosted (+ adds toward it under way) */
+    bool draining;        /* `node drain`: never a target (replica or lease);
+                             its replicas stay */
+    bool decommissioning; /* decommissioning or decommissioned: never a target,
+                             every replica moved off */
+    uint32_t replicas;    /* its load: replicas hosted (+ adds toward it under way) */
+    uint32_t leases;      /* leases held (its last heartbeat) */
 } srv__repl_node;
 
 typedef enum srv__repl_reason {
     SRV_REPL_NOTHING = 0,        /* enough voters, all on live nodes */
     SRV_REPL_REPLACE_DEAD,       /* add `add`, then remove the dead voter `remove` */
-    SRV_REPL_REPLACE_DRAINING,   /* the same for a draining voter (issue 6) */
+    SRV_REPL_DECOMMISSION,       /* move a voter off a decommissioning node: add
+                                    `add` then remove it, or remove only */
     SRV_REPL_REMOVE_DEAD,        /* remove a dead voter the range can spare */
     SRV_REPL_REMOVE_LEARNER,     /* a learner on a dead node (no quorum effect) */
     SRV_REPL_UP_REPLICATE,       /* add: fewer voters than wanted */
@@ -346,22 +381,35 @@ typedef struct srv__repl_plan {
 /* The next change for a range with membership m (its applied configuration)
 ** whose leader is node `leader` (never chosen as a victim), given every
 ** node's liveness and load. Pure and deterministic (ties: lowest node id).
-** Rules, in order: a learner on a dead node is removed; a dead voter (then a
-** draining one) is removed alone when the range keeps `replication` voters
+** Rules, in order: a learner on a dead node is removed; a dead voter (then
+** one on a decommissioning node that is not dead) is removed alone when the
+** range keeps `replication` voters
 ** without it, else replaced by the live node without a replica of the range
 ** that has the fewest replicas (a learner of the range first), never a node
-** that holds one; a range with fewer voters than min(replication, live
-** nodes) gets one on such a node. No change that would leave the live voters
-** (after each step: add, promote, remove) short of a majority. */
+** that holds one; a range with fewer voters than min(replication, usable
+** nodes) gets one on such a node. Usable: live, not draining, not
+** decommissioning. No change that would leave the live voters (after each
+** step: add, promote, remove) short of a majority. */
 void srv__repl_plan_range(const raft_membership *m, uint64_t leader, const srv__repl_node *nodes,
                           size_t n_nodes, int replication, srv__repl_plan *out /* OUT */);
 /* One line for logs and tests ("replace dead node 3 by node 4 in range 5"). */
 void srv__repl_plan_describe(const srv__repl_plan *p, uint64_t range_id, char *buf, size_t size);
+/* The voter of m (not self) to hand self's lease to when self drains or is
+** decommissioning: usable, the fewest leases, then the lowest id. 0: none
+** (the lease stays). Pure. */
+uint64_t srv__repl_lease_target(const raft_membership *m, uint64_t self,
+                                const srv__repl_node *nodes, size_t n_nodes);
+/* May node `target` be decommissioned: at least `replication` other nodes
+** are live, active and not draining (so every range finds a target).
+** SRV_OK, or SRV_ERR_REFUSED with the reason for users in why. Pure. */
+int srv__decommission_check(const srv_status_row *rows, size_t n_rows, uint64_t target,
+                            int replication, char *why, size_t why_size);
 
 #define SRV_REPL_SLOTS 8            /* change slots (active + abandoned awaiting their callback) */
 #define SRV_REPL_INFLIGHT_MAX 2     /* changes driven at once per node */
 #define SRV_REPL_BACKOFF_MAX 256    /* ranges remembered with a backoff */
 #define SRV_REPL_RECENT_MAX 32      /* adds remembered until the target's heartbeat counts them */
+#define SRV_REPL_SHED_MS 250        /* a draining node hands its leases away this often */
 
 /* One change in flight. cb_state/cb_rc are written by the replica's
 ** callback (any thread, under the range node's mutex); the rest is the
@@ -411,6 +459,9 @@ typedef struct srv__replq {
     bool clock_logged;     /* "not acting: no clock bound" said */
     bool meta_due;         /* a change completed: rewrite meta now */
     uint64_t done, failed; /* counters */
+    bool draining;         /* set by the node: this process drains */
+    int64_t next_shed_ns;  /* leases handed away next (while draining or leaving) */
+    size_t shed_logged;    /* leases left to hand away, as last logged */
 } srv__replq;
 
 /* Environment of a run (borrowed; the node's stack). */
@@ -436,8 +487,11 @@ void srv__replq_free(srv__replq *q);
 int srv__replq_note_liveness(srv__replq *q, const srv_status_row *rows, size_t n,
                              int64_t now_wall_ns, int64_t now_ns);
 /* Periodic thread: drive the changes in flight one step each, and every
-** scan_ms start new ones for the ranges this node leads. Never blocks
-** beyond the range node's mutex. Returns when to call again (monotonic ns). */
+** scan_ms start new ones for the ranges this node leads; while this node
+** drains (q->draining) or is decommissioning (its liveness row), every
+** SRV_REPL_SHED_MS hand each lease it holds to srv__repl_lease_target.
+** Never blocks beyond the range node's mutex. Returns when to call again
+** (monotonic ns). */
 int64_t srv__replq_run(srv__replq *q, const srv__replq_env *env, int64_t now_ns);
 /* True once after a change completed (its range's meta entry is behind). */
 bool srv__replq_take_meta_due(srv__replq *q);

@@ -6,7 +6,8 @@
 ** Threads:
 **   loop      the transport's; runs on_rpc (dispatch by method: Raft to
 **             range_node_handle_rpc, KV to range_server_handle_rpc, PROBE
-**             answered at once, INIT/BOOTSTRAP/JOIN/STATUS queued as jobs)
+**             answered at once, INIT/BOOTSTRAP/JOIN/STATUS/RANGES/DRAIN/
+**             DECOMMISSION queued as jobs)
 **             and on_foreign (SQL on the RPC port). Never blocks.
 **   control   runs the jobs one at a time, and while uninitialized sends
 **             JOIN to the --join addresses (one in flight, bounded backoff).
@@ -37,8 +38,16 @@
 **   - CLOCK SAFETY: while the HLC's epsilon is UNBOUNDED the node evaluates
 **     no KV request as leaseholder (range_server may_serve), begins no
 **     transaction (txn_db require_clock_bound) and hands its leases away;
-**     at most one clock ping per peer is in flight.
-** Stop order: control and periodic joined; gateway unpublished and stopped;
+**     at most one clock ping per peer is in flight;
+**   - membership (docs/operations.md): only DECOMMISSION writes it, in a
+**     serializable read-modify-write of the liveness record, which the
+**     heartbeat carries over in its own; a decommissioned node's rpc is
+**     refused (refuse_sender) and a node that learns it is decommissioned
+**     does no KV work any more; a draining node refuses new SQL sessions
+**     on its RPC port.
+** Stop order: the router shut down (every KV operation ends within
+** SRV_STOP_GRACE_MS, whatever the peers do; the ticker then ends the range
+** server's waits); control and periodic joined; gateway unpublished and stopped;
 ** SQL engine and txn_db closed; range_server unpublished and freed (its
 ** workers answer through the live transport); range_node_forget_transport
 ** (the node's log syncer sends from its own thread); rpc_uv_free (no
@@ -85,6 +94,8 @@
 #define SRV_CLOCK_FIRST_ROUND_MS 1000   /* grace at start: wait for the first answers */
 #define SRV_CLOCK_FORGET_SILENT_MS 10000 /* a dead peer silent this long leaves the bound */
 #define SRV_REPLICATE_SCAN_MS 2000      /* the replicate queue looks at the led ranges */
+#define SRV_STOP_GRACE_MS 1000          /* stop: KV work in flight gets this long, then its
+                                           waits end with an error (whatever the peers do) */
 
 /* A peer as the clock-offset pings see it (docs/clocks.md, section 3). */
 typedef struct srv__clock_peer {
@@ -92,6 +103,7 @@ typedef struct srv__clock_peer {
     bool inflight;       /* a ping is out (one at a time) */
     bool dead;           /* its liveness record says dead (refresh_peers) */
     bool forgotten;      /* dropped from the HLC's tracked peers */
+    bool decommissioned; /* its liveness record says so: not pinged, forgotten */
     int64_t seen_ns;     /* monotonic: last answer, or when it was first listed */
 } srv__clock_peer;
 
@@ -174,9 +186,23 @@ struct srv_node {
     bool heartbeat_failing;
     bool sql_open_failing;
 
+    /* Drain and decommission (docs/operations.md). draining, recorded and
+    ** heartbeat_now under mu; the decommissioned ids under mu, their count
+    ** also atomic so on_rpc skips the lock while there are none. */
+    bool draining;           /* DRAIN ran: hand leases away, refuse new SQL */
+    bool draining_recorded;  /* a heartbeat wrote draining into the record */
+    bool heartbeat_now;      /* write the liveness record at once */
+    bool self_decommissioned; /* learned from liveness or a refusal: no more KV work */
+    uint64_t decommissioned[SRV_PEERS_MAX]; /* nodes whose rpc is refused */
+    _Atomic size_t n_decommissioned;
+
     pthread_t control, periodic, ticker;
     bool control_started, periodic_started, ticker_started;
     bool tick_stop; /* mu */
+    /* stop (mu): when the grace of KV work in flight ends, and whether the
+    ** ticker has shut the range server's waits since */
+    int64_t stop_grace_end_ns;
+    bool rserver_shut;
 };
 
 /* ---- small helpers ------------------------------------------------------------ */
@@ -318,9 +344,28 @@ static void answer_clock(srv_node *n, rpc_transport *t, const rpc_message *msg) 
     base_buf_free(&b);
 }
 
+/* A decommissioned node's rpc is refused: it holds no replica any more and
+** cannot come back with its id (loop thread). */
+static bool refuse_sender(srv_node *n, rpc_transport *t, const rpc_message *msg) {
+    if (atomic_load(&n->n_decommissioned) == 0) return false;
+    bool refused = false;
+    pthread_mutex_lock(&n->mu);
+    size_t k = atomic_load(&n->n_decommissioned);
+    for (size_t i = 0; i < k && !refused; i++) refused = n->decommissioned[i] == msg->from;
+    pthread_mutex_unlock(&n->mu);
+    if (refused && msg->request_id != 0) {
+        char why[96];
+        int len = snprintf(why, sizeof why, "node %" PRIu64 " is decommissioned: this cluster "
+                           "refuses it", msg->from);
+        rpc_respond(t, msg->from, msg->request_id, SRV_ERR_REFUSED, why, (size_t)len);
+    }
+    return refused;
+}
+
 static void on_rpc(void *ctx, rpc_transport *t, const rpc_message *msg) {
     srv_node *n = ctx;
     bool request = msg->request_id != 0;
+    if (refuse_sender(n, t, msg)) return;
     switch (msg->method) {
     case RANGE_RPC_METHOD_RAFT: {
         pthread_mutex_lock(&n->mu);
@@ -336,6 +381,12 @@ static void on_rpc(void *ctx, rpc_transport *t, const rpc_message *msg) {
         else rpc_respond(t, msg->from, msg->request_id, RANGE_ERR_UNAVAILABLE, NULL, 0);
         pthread_mutex_unlock(&n->mu);
         return;
+    case RANGE_RPC_METHOD_CLOSED: /* closed timestamps (one-way, docs/txn.md section 8) */
+        if (request) return;
+        pthread_mutex_lock(&n->mu);
+        if (n->rserver != NULL) range_server_handle_rpc(n->rserver, t, msg);
+        pthread_mutex_unlock(&n->mu);
+        return;
     case SRV_METHOD_PROBE:
         if (request) answer_probe(n, t, msg);
         return;
@@ -347,6 +398,8 @@ static void on_rpc(void *ctx, rpc_transport *t, const rpc_message *msg) {
     case SRV_METHOD_JOIN:
     case SRV_METHOD_STATUS:
     case SRV_METHOD_RANGES:
+    case SRV_METHOD_DRAIN:
+    case SRV_METHOD_DECOMMISSION:
         if (request) enqueue_job(n, t, msg);
         return;
     default:
@@ -359,25 +412,30 @@ static void on_rpc(void *ctx, rpc_transport *t, const rpc_message *msg) {
 static void on_foreign(void *ctx, int fd, const uint8_t *prefix, size_t prefix_len) {
     srv_node *n = ctx;
     pthread_mutex_lock(&n->mu);
-    if (n->gw != NULL) {
+    bool leaving = n->draining || n->self_decommissioned;
+    if (n->gw != NULL && !leaving) {
         /* Under mu: srv_node_stop unpublishes gw before gw_stop. */
         int rc = gw_adopt_connection(n->gw, fd, prefix, prefix_len); /* owns fd from here */
         pthread_mutex_unlock(&n->mu);
         if (rc != GW_OK) BASE_WARN(MOD, "SQL connection on the RPC port refused (error %d)", rc);
         return;
     }
-    bool initialized = n->st.initialized;
+    bool initialized = n->st.initialized, retired = n->self_decommissioned;
     pthread_mutex_unlock(&n->mu);
-    /* No SQL yet: a FATAL ErrorResponse (libpq shows its message, also as
-    ** an answer to SSLRequest), then close. One small non-blocking send. */
-    const char *msg = initialized
+    /* No SQL yet, or draining: a FATAL ErrorResponse (libpq shows its
+    ** message, also as an answer to SSLRequest), then close. One small
+    ** non-blocking send. */
+    const char *msg = retired    ? "the node is decommissioned: connect to another node"
+                      : leaving  ? "the node is draining: connect to another node"
+                      : initialized
                           ? "the node is starting: its key space is not reachable yet, retry"
                           : "the node is not part of a cluster yet: run `meridian init`";
     base_buf b = {0};
     uint8_t len[4] = {0};
     int ok = base_buf_append_byte(&b, 'E') == 0 && base_buf_append(&b, len, 4) == 0 &&
              base_buf_append(&b, "SFATAL", 7) == 0 && base_buf_append(&b, "VFATAL", 7) == 0 &&
-             base_buf_append(&b, "C57P03", 7) == 0 && base_buf_append_byte(&b, 'M') == 0 &&
+             base_buf_append(&b, leaving ? "C57P01" : "C57P03", 7) == 0 &&
+             base_buf_append_byte(&b, 'M') == 0 &&
              base_buf_append(&b, msg, strlen(msg) + 1) == 0 && base_buf_append_byte(&b, 0) == 0;
     if (ok) {
         uint32_t l = (uint32_t)(b.len - 1);
@@ -492,7 +550,8 @@ static int build_stack(srv_node *n) {
     }
     if (opened > 0) BASE_INFO(MOD, "%zu range(s) made by splits reopened", opened);
     range_server_config sc = {.node = rnode, .clock = n->cfg.clock,
-                              .may_serve = clock_may_serve, .may_serve_ctx = n};
+                              .may_serve = clock_may_serve, .may_serve_ctx = n,
+                              .transport = t}; /* closed timestamps to followers */
     if ((rc = range_server_new(&sc, &rserver)) != RANGE_OK) {
         snprintf(msg, sizeof msg, "cannot create the range server (error %d)", rc);
         goto fail;
@@ -537,6 +596,8 @@ static int build_stack(srv_node *n) {
     n->router = router;
     n->db = db;
     n->stack_ready = true;
+    /* built while srv_node_stop ran: its work is as bounded as the rest */
+    if (n->stopping) range_router_shutdown(router, SRV_STOP_GRACE_MS);
     pthread_cond_broadcast(&n->cond);
     pthread_mutex_unlock(&n->mu);
     BASE_INFO(MOD, "node %" PRIu64 " of cluster %016" PRIx64 ": stack up, %zu range(s) known",
@@ -1122,6 +1183,8 @@ static int collect_liveness(void *ctx, const uint8_t *k, size_t kl, const uint8_
     r->epoch = rec.epoch;
     r->replicas = rec.replicas;
     r->leases = rec.leases;
+    r->membership = rec.membership;
+    r->draining = rec.draining;
     return TXN_OK;
 }
 
@@ -1201,6 +1264,9 @@ static void job_status(srv_node *n, const srv__job *j) {
         if (mc.counts == NULL) rc = TXN_ERR_NOMEM;
         if (rc == TXN_OK) rc = scan_meta_counts(t, &mc, &err);
         for (size_t i = 0; rc == TXN_OK && i < s.n_rows; i++) {
+            /* and a leaving node's: what decommission waits for */
+            if (s.rows[i].membership != SRV_MEMBERSHIP_ACTIVE)
+                s.rows[i].replicas = mc.counts[i];
             if (s.rows[i].liveness != SRV_LIVENESS_DEAD) continue;
             s.rows[i].replicas = mc.counts[i];
             s.rows[i].leases = 0;
@@ -1245,6 +1311,208 @@ static void job_ranges(srv_node *n, const srv__job *j) {
     if (rc == SRV_OK) respond(n, j->from, j->request_id, SRV_OK, b.data, b.len);
     else respond_error(n, j->from, j->request_id, rc, "cannot list the ranges (error %d)", rc);
     srv__range_reports_free(r, count);
+    base_buf_free(&b);
+}
+
+/* DRAIN (docs/operations.md, "Drain"): this process drains from now on
+** (never undone: a restart ends it). Its next heartbeat, at once, records
+** it; the replicate queue hands its leases away. Answers what is left. */
+static void job_drain(srv_node *n, const srv__job *j) {
+    base_buf b = {0};
+    if (srv__drain_req_decode(j->payload, j->len) != SRV_OK) {
+        respond_error(n, j->from, j->request_id, SRV_ERR_CORRUPT, "malformed DRAIN request");
+        return;
+    }
+    if (get_db(n) == NULL) {
+        respond_error(n, j->from, j->request_id, SRV_ERR_UNINITIALIZED,
+                      "this node is not part of a cluster yet");
+        return;
+    }
+    pthread_mutex_lock(&n->mu);
+    bool first = !n->draining;
+    n->draining = true;
+    if (!n->draining_recorded) n->heartbeat_now = true;
+    pthread_cond_broadcast(&n->cond);
+    srv_drain_status st = {.node_id = n->st.node_id, .recorded = n->draining_recorded};
+    range_node *rn = n->rnode; /* the stack lives until stop */
+    pthread_mutex_unlock(&n->mu);
+    if (first)
+        BASE_INFO(MOD, "draining: new SQL connections on the RPC port are refused, leases go "
+                  "to other nodes, no replica or lease is placed here");
+    uint64_t ids[RANGE_NODE_REPLICAS_MAX];
+    size_t n_ids = range_node_replica_ids(rn, ids, RANGE_NODE_REPLICAS_MAX);
+    for (size_t i = 0; i < n_ids && i < RANGE_NODE_REPLICAS_MAX; i++) {
+        range_replica *r = range_node_replica(rn, ids[i]);
+        if (r == NULL) continue;
+        range_replica_status s;
+        range_replica_get_status(r, &s);
+        st.replicas++;
+        if (s.leader) st.leases++; /* a leader without a valid lease gets one soon */
+    }
+    if (srv__drain_resp_encode(&st, &b) == SRV_OK) respond(n, j->from, j->request_id, SRV_OK, b.data, b.len);
+    else respond_error(n, j->from, j->request_id, SRV_ERR_NOMEM, "out of memory");
+    base_buf_free(&b);
+}
+
+/* One DECOMMISSION attempt in transaction t: read the nodes, the liveness
+** records and meta, decide, write the target's record when its membership
+** changes. TXN_OK with *out filled (*changed: the membership was written),
+** or *refused (an SRV_ERR_*) with why and nothing written, or a txn error. */
+static int decommission_in(srv_node *n, txn *t, const srv__decommission_req *req,
+                           srv_decommission_status *out, bool *changed, int *refused, char *why,
+                           size_t why_size, txn_error *err) {
+    node_rows nr = {0};
+    srv_status s = {0};
+    meta_counts mc = {.s = &s};
+    base_buf v = {0};
+    uint8_t key[SRV_KEY_SIZE_MAX], start[SRV_KEY_SIZE_MAX], end[SRV_KEY_SIZE_MAX];
+    size_t end_len, start_len, kl = srv__key_liveness(key, req->node_id);
+    int rc = scan_nodes(t, &nr, err);
+    if (rc != TXN_OK) goto done;
+    const srv_peer *node = srv__peers_find(nr.peers, nr.n, req->node_id);
+    if (node == NULL) {
+        *refused = SRV_ERR_INVALID;
+        snprintf(why, why_size, "node %" PRIu64 " does not exist", req->node_id);
+        goto done;
+    }
+    for (size_t i = 0; i < nr.n; i++) { /* every node, with a liveness record or not */
+        if (status_row(&s, nr.peers[i].node_id) == NULL) {
+            rc = TXN_ERR_NOMEM;
+            goto done;
+        }
+    }
+    live_rows lr = {.s = &s, .now_ns = hlc_physical_now_ns(n->cfg.clock),
+                    .dead_after_ns = n->cfg.dead_after_ms * 1000000};
+    start_len = srv__key_liveness_span(start, end, &end_len);
+    if ((rc = scan_span(t, start, start_len, end, end_len, collect_liveness, &lr, err)) != TXN_OK)
+        goto done;
+    mc.counts = base_calloc(s.n_rows ? s.n_rows : 1, sizeof *mc.counts); /* owner: here */
+    if (mc.counts == NULL) {
+        rc = TXN_ERR_NOMEM;
+        goto done;
+    }
+    if ((rc = scan_meta_counts(t, &mc, err)) != TXN_OK) goto done;
+    srv__liveness_record rec = {.rpc = node->rpc, .sql = node->sql}; /* none yet: never beat */
+    if ((rc = txn_get(t, key, kl, &v, err)) == TXN_OK) {
+        if (srv__liveness_record_decode(v.data, v.len, &rec) != SRV_OK) {
+            *refused = SRV_ERR_CORRUPT;
+            snprintf(why, why_size, "the liveness record of node %" PRIu64 " is corrupt",
+                     req->node_id);
+            goto done;
+        }
+    } else if (rc != TXN_NOT_FOUND) {
+        goto done;
+    }
+    rc = TXN_OK;
+    size_t at = 0;
+    while (s.rows[at].node_id != req->node_id) at++; /* status_row made it above */
+    const srv_status_row *row = &s.rows[at];
+    /* replicas left: meta's count, or while it runs the ones it still hosts
+    ** (a change toward it that meta does not show yet) */
+    uint32_t left = mc.counts[at];
+    if (row->liveness == SRV_LIVENESS_LIVE && rec.replicas > left) left = rec.replicas;
+    srv_membership was = (srv_membership)rec.membership, now = was;
+    if (req->action == SRV_RECOMMISSION) {
+        if (was == SRV_MEMBERSHIP_DECOMMISSIONED) {
+            *refused = SRV_ERR_REFUSED;
+            snprintf(why, why_size, "node %" PRIu64 " is decommissioned: it cannot come back "
+                     "with that id (start a new store: it joins as a new node)", req->node_id);
+            goto done;
+        }
+        now = SRV_MEMBERSHIP_ACTIVE;
+    } else if (was == SRV_MEMBERSHIP_ACTIVE) {
+        int crc = srv__decommission_check(s.rows, s.n_rows, req->node_id, n->cfg.replication,
+                                          why, why_size);
+        if (crc != SRV_OK) {
+            *refused = crc;
+            goto done;
+        }
+        now = SRV_MEMBERSHIP_DECOMMISSIONING;
+    } else if (was == SRV_MEMBERSHIP_DECOMMISSIONING && req->finish && left == 0) {
+        /* only from a record that said decommissioning already: the nodes
+        ** had a liveness refresh to stop choosing it as a target */
+        now = SRV_MEMBERSHIP_DECOMMISSIONED;
+    }
+    *changed = now != was;
+    if (now != was) {
+        rec.membership = (uint8_t)now;
+        base_buf_reset(&v);
+        if (srv__liveness_record_encode(&rec, &v) != SRV_OK) rc = TXN_ERR_NOMEM;
+        else rc = txn_put(t, key, kl, v.data, v.len, err);
+    }
+    *out = (srv_decommission_status){.node_id = req->node_id, .membership = (uint8_t)now,
+                                     .liveness = row->liveness, .replicas = left};
+done:
+    base_free(mc.counts);
+    base_free(nr.peers);
+    srv_status_free(&s);
+    base_buf_free(&v);
+    return rc;
+}
+
+/* DECOMMISSION (docs/operations.md, "Decommission"), on any node: one
+** serializable read-modify-write of the target's liveness record, retried
+** on conflicts (its own heartbeats write it too, keeping the membership). */
+static void job_decommission(srv_node *n, const srv__job *j) {
+    srv__decommission_req req;
+    srv_decommission_status st = {0};
+    char why[SRV_MESSAGE_SIZE_MAX] = "";
+    base_buf b = {0};
+    if (srv__decommission_req_decode(j->payload, j->len, &req) != SRV_OK) {
+        respond_error(n, j->from, j->request_id, SRV_ERR_CORRUPT,
+                      "malformed DECOMMISSION request");
+        return;
+    }
+    txn_db *db = get_db(n);
+    if (db == NULL) {
+        respond_error(n, j->from, j->request_id, SRV_ERR_UNINITIALIZED,
+                      "this node is not part of a cluster yet");
+        return;
+    }
+    int refused = SRV_OK, rc = TXN_ERR_UNAVAILABLE;
+    bool changed = false;
+    txn_error err = {{0}, {0}};
+    for (int attempt = 0; attempt < SRV_TXN_ATTEMPTS_MAX && !is_stopping(n); attempt++) {
+        txn *t = NULL;
+        if ((rc = txn_begin(db, NULL, &t)) != TXN_OK) break;
+        rc = decommission_in(n, t, &req, &st, &changed, &refused, why, sizeof why, &err);
+        if (rc != TXN_OK || refused != SRV_OK) {
+            txn_rollback(t);
+            if (rc == TXN_ERR_RETRY && refused == SRV_OK) continue;
+            break;
+        }
+        rc = txn_commit(t, NULL, &err);
+        if (rc != TXN_ERR_RETRY) break;
+    }
+    if (refused != SRV_OK) {
+        respond_error(n, j->from, j->request_id, refused, "%s", why);
+        return;
+    }
+    if (rc != TXN_OK) {
+        respond_error(n, j->from, j->request_id, SRV_ERR_UNAVAILABLE,
+                      "cannot change the membership of node %" PRIu64 " now (error %d%s%s); "
+                      "retry", req.node_id, rc, err.message[0] ? ": " : "", err.message);
+        return;
+    }
+    if (st.membership == SRV_MEMBERSHIP_DECOMMISSIONED) {
+        pthread_mutex_lock(&n->mu); /* refused from now on here; the others at their refresh */
+        size_t k = atomic_load(&n->n_decommissioned);
+        bool known = false;
+        for (size_t i = 0; i < k; i++) known = known || n->decommissioned[i] == req.node_id;
+        if (!known && k < SRV_PEERS_MAX && req.node_id != n->st.node_id) {
+            n->decommissioned[k] = req.node_id;
+            atomic_store(&n->n_decommissioned, k + 1);
+        }
+        pthread_mutex_unlock(&n->mu);
+    }
+    if (changed) /* not every poll */
+        BASE_INFO(MOD, "%s node %" PRIu64 ": now %s, %" PRIu32 " replica(s) left",
+                  req.action == SRV_RECOMMISSION ? "recommission" : "decommission", req.node_id,
+                  srv_membership_name((srv_membership)st.membership), st.replicas);
+    if (srv__decommission_resp_encode(&st, &b) == SRV_OK)
+        respond(n, j->from, j->request_id, SRV_OK, b.data, b.len);
+    else
+        respond_error(n, j->from, j->request_id, SRV_ERR_NOMEM, "out of memory");
     base_buf_free(&b);
 }
 
@@ -1366,6 +1634,8 @@ static void *control_main(void *arg) {
             case SRV_METHOD_JOIN: job_join(n, &j); break;
             case SRV_METHOD_STATUS: job_status(n, &j); break;
             case SRV_METHOD_RANGES: job_ranges(n, &j); break;
+            case SRV_METHOD_DRAIN: job_drain(n, &j); break;
+            case SRV_METHOD_DECOMMISSION: job_decommission(n, &j); break;
             default: break;
             }
             base_free(j.payload);
@@ -1428,6 +1698,8 @@ static void on_clock_answer(void *ctx, int rc, const rpc_message *resp) {
     ** (the chaos pause nemesis did exactly that). Keep the previous sample;
     ** the next ping measures again. */
     if (ok && (recv_ns - p->sent_ns) / 2 > hlc_max_offset_ns(n->cfg.clock) / 4) ok = false;
+    /* a peer refuses only a decommissioned node's rpc (refuse_sender) */
+    bool refused = rc == RPC_OK && resp->status == SRV_ERR_REFUSED;
     if (ok) {
         int64_t rtt_ns = recv_ns - p->sent_ns;
         hlc_peer_sample m = {.offset_ns = a.remote_ns - (p->sent_ns + rtt_ns / 2),
@@ -1446,6 +1718,11 @@ static void on_clock_answer(void *ctx, int rc, const rpc_message *resp) {
         }
     }
     n->clock_inflight--;
+    if (refused && !n->self_decommissioned) {
+        BASE_WARN(MOD, "node %" PRIu64 " refuses this node: it is decommissioned; it stops its "
+                  "cluster work and should be stopped", p->peer_id);
+        n->self_decommissioned = true;
+    }
     pthread_cond_broadcast(&n->cond);
     pthread_mutex_unlock(&n->mu);
     base_free(p);
@@ -1477,17 +1754,18 @@ static void clock_round(srv_node *n) {
         ** with half the nodes dead the survivors would stop serving in the
         ** window between staleness and forgetting. */
         bool silent = now - cp->seen_ns >= (int64_t)SRV_CLOCK_FORGET_SILENT_MS * 1000000;
+        bool gone = (cp->dead && silent) || cp->decommissioned; /* it serves nothing */
         ids[k] = cp->id;
-        action[k] = cp->dead && silent ? FORGET : TRACK;
-        if (!cp->inflight && !(cp->dead && silent)) {
+        action[k] = gone ? FORGET : TRACK;
+        if (!cp->inflight && !gone) {
             cp->inflight = true;
             n->clock_inflight++;
             action[k] |= SEND;
         }
         if (action[k] & FORGET) {
             if (!cp->forgotten)
-                BASE_INFO(MOD, "clock: node %" PRIu64 " is dead and silent: no longer in the "
-                          "offset bound", cp->id);
+                BASE_INFO(MOD, "clock: node %" PRIu64 " is %s: no longer in the offset bound",
+                          cp->id, cp->decommissioned ? "decommissioned" : "dead and silent");
             cp->forgotten = true;
         }
         k++;
@@ -1572,6 +1850,23 @@ static void clock_check(srv_node *n, bool grace) {
     if (r.status != HLC_EPSILON_OK && !grace) clock_give_up_leases(n);
 }
 
+/* The nodes whose rpc is refused: decommissioned ones (never undone). mu held. */
+static void note_decommissioned_locked(srv_node *n, const srv_status_row *rows, size_t n_rows) {
+    size_t k = 0;
+    for (size_t i = 0; i < n_rows && k < SRV_PEERS_MAX; i++) {
+        if (rows[i].membership != SRV_MEMBERSHIP_DECOMMISSIONED) continue;
+        if (rows[i].node_id != n->st.node_id) {
+            n->decommissioned[k++] = rows[i].node_id;
+        } else if (!n->self_decommissioned) {
+            BASE_WARN(MOD, "this node (%" PRIu64 ") is decommissioned: the cluster refuses its "
+                      "requests; it stops its cluster work and should be stopped",
+                      rows[i].node_id);
+            n->self_decommissioned = true;
+        }
+    }
+    atomic_store(&n->n_decommissioned, k);
+}
+
 /* Mark the clock peers whose liveness record says dead (for the forget
 ** rule), from the liveness span read in t. */
 static void clock_note_liveness(srv_node *n, txn *t, txn_error *err) {
@@ -1587,9 +1882,13 @@ static void clock_note_liveness(srv_node *n, txn *t, txn_error *err) {
         for (size_t i = 0; i < n->n_clock_peers; i++) {
             srv__clock_peer *cp = &n->clock_peers[i];
             cp->dead = false;
-            for (size_t j = 0; j < s.n_rows; j++)
-                if (s.rows[j].node_id == cp->id) cp->dead = s.rows[j].liveness == SRV_LIVENESS_DEAD;
+            for (size_t j = 0; j < s.n_rows; j++) {
+                if (s.rows[j].node_id != cp->id) continue;
+                cp->dead = s.rows[j].liveness == SRV_LIVENESS_DEAD;
+                cp->decommissioned = s.rows[j].membership == SRV_MEMBERSHIP_DECOMMISSIONED;
+            }
         }
+        note_decommissioned_locked(n, s.rows, s.n_rows);
         pthread_mutex_unlock(&n->mu);
     }
     srv_status_free(&s);
@@ -1611,7 +1910,7 @@ static void heartbeat(srv_node *n) {
     }
     pthread_mutex_lock(&n->mu);
     srv__liveness_record rec = {.rpc = n->self_rpc, .sql = n->self_sql, .replicas = replicas,
-                                .leases = leases};
+                                .leases = leases, .draining = n->draining};
     pthread_mutex_unlock(&n->mu);
     uint8_t key[SRV_KEY_SIZE_MAX];
     size_t kl = srv__key_liveness(key, n->st.node_id);
@@ -1622,21 +1921,19 @@ static void heartbeat(srv_node *n) {
     for (int attempt = 0; attempt < 3; attempt++) {
         txn *t = NULL;
         if ((rc = txn_begin(n->db, NULL, &t)) != TXN_OK) break;
-        epoch = n->epoch;
-        if (epoch == 0) { /* first heartbeat of this process: the next epoch */
-            base_buf_reset(&v);
-            srv__liveness_record old;
-            rc = txn_get(t, key, kl, &v, &err);
-            if (rc == TXN_OK && srv__liveness_record_decode(v.data, v.len, &old) == SRV_OK)
-                epoch = old.epoch + 1;
-            else if (rc == TXN_OK || rc == TXN_NOT_FOUND)
-                epoch = 1;
-            else {
-                txn_rollback(t);
-                if (rc == TXN_ERR_RETRY) continue;
-                break;
-            }
+        /* the old record: its epoch (first heartbeat of this process: the
+        ** next one) and its membership, which only (re)commission changes */
+        base_buf_reset(&v);
+        srv__liveness_record old;
+        rc = txn_get(t, key, kl, &v, &err);
+        if (rc != TXN_OK && rc != TXN_NOT_FOUND) {
+            txn_rollback(t);
+            if (rc == TXN_ERR_RETRY) continue;
+            break;
         }
+        bool have = rc == TXN_OK && srv__liveness_record_decode(v.data, v.len, &old) == SRV_OK;
+        epoch = n->epoch != 0 ? n->epoch : have ? old.epoch + 1 : 1;
+        rec.membership = have ? old.membership : SRV_MEMBERSHIP_ACTIVE;
         rec.epoch = epoch;
         rec.heartbeat_ns = hlc_physical_now_ns(n->cfg.clock);
         rec.expiration_ns = rec.heartbeat_ns + n->cfg.liveness_ttl_ms * 1000000;
@@ -1653,6 +1950,9 @@ static void heartbeat(srv_node *n) {
     if (rc == TXN_OK) {
         if (n->epoch != epoch) BASE_INFO(MOD, "liveness: heartbeating with epoch %" PRIu64, epoch);
         n->epoch = epoch;
+        pthread_mutex_lock(&n->mu);
+        n->draining_recorded = rec.draining;
+        pthread_mutex_unlock(&n->mu);
         if (n->heartbeat_failing) BASE_INFO(MOD, "liveness heartbeat succeeds again");
         n->heartbeat_failing = false;
     } else if (!n->heartbeat_failing) {
@@ -1859,7 +2159,14 @@ static void *periodic_main(void *arg) {
             continue;
         }
         bool sql_ready = n->sql_ready;
+        /* retired: every KV request would be refused (and wait out the
+        ** router's deadline, holding up a stop); only clock pings go on */
+        bool retired = n->self_decommissioned;
         if (n->replq.self == 0) n->replq.self = n->st.node_id; /* known once initialized */
+        if (n->draining && !n->replq.draining) next_repl = 0; /* hand leases away now */
+        n->replq.draining = n->draining;
+        if (n->heartbeat_now) next_hb = 0;
+        n->heartbeat_now = false;
         bool clock_now = n->clock_round_now;
         n->clock_round_now = false;
         pthread_mutex_unlock(&n->mu);
@@ -1880,14 +2187,15 @@ static void *periodic_main(void *arg) {
         now = mono_ns();
         if (now >= next_hb) {
             next_hb = now + n->cfg.heartbeat_ms * 1000000;
-            heartbeat(n);
+            if (!retired) heartbeat(n);
         }
         now = mono_ns();
         if (now >= next_refresh) {
             next_refresh = now + n->cfg.peer_refresh_ms * 1000000;
-            refresh_peers(n);
+            if (!retired) refresh_peers(n);
         }
         now = mono_ns();
+        if (retired) next_repl = next_meta = next_sql = INT64_MAX; /* for good */
         if (now >= next_repl) {
             srv__replq_env env = {.rnode = n->rnode, .router = n->router, .clock = n->cfg.clock,
                                   .scan_ms = SRV_REPLICATE_SCAN_MS,
@@ -1919,7 +2227,8 @@ static void *periodic_main(void *arg) {
         int64_t next = BASE_MIN(BASE_MIN(next_hb, next_refresh), BASE_MIN(next_meta, next_clock));
         next = BASE_MIN(next, next_repl);
         if (!n->sql_ready) next = BASE_MIN(next, next_sql);
-        if (!n->stopping && !n->clock_round_now && mono_ns() < next) wait_until(n, next);
+        if (!n->stopping && !n->clock_round_now && !n->heartbeat_now && mono_ns() < next)
+            wait_until(n, next);
     }
     pthread_mutex_unlock(&n->mu);
     return NULL;
@@ -1945,6 +2254,14 @@ static void *ticker_main(void *arg) {
         next += tick_ns;
         if (next < now) next = now + tick_ns;
         range_node *rn = n->rnode;
+        /* stop: past the grace, evaluations still waiting (a quorum that
+        ** does not answer) end now; never blocks, and under mu the server
+        ** is not freed meanwhile */
+        if (n->stopping && !n->rserver_shut && n->rserver != NULL &&
+            now >= n->stop_grace_end_ns) {
+            range_server_shutdown(n->rserver);
+            n->rserver_shut = true;
+        }
         pthread_mutex_unlock(&n->mu);
         for (int64_t k = 0; rn != NULL && k < due; k++) range_node_tick(rn);
         pthread_mutex_lock(&n->mu);
@@ -2053,6 +2370,13 @@ void srv_node_stop(srv_node *n) {
     if (n == NULL) return;
     pthread_mutex_lock(&n->mu);
     n->stopping = true;
+    /* Bounded whatever the peers do (paused, partitioned, stopping too):
+    ** KV work in flight (sessions, system txns, heartbeats, resolutions)
+    ** gets SRV_STOP_GRACE_MS, then ends with an error; the ticker ends the
+    ** range server's waits then. Without it each wait ran to its own
+    ** deadline, one after another (a stop took more than 30 s). */
+    n->stop_grace_end_ns = mono_ns() + (int64_t)SRV_STOP_GRACE_MS * 1000000;
+    range_router_shutdown(n->router, SRV_STOP_GRACE_MS); /* NULL: none yet */
     pthread_cond_broadcast(&n->cond);
     pthread_mutex_unlock(&n->mu);
     if (n->control_started) pthread_join(n->control, NULL);

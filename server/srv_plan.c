@@ -203,10 +203,19 @@ const char *srv_liveness_name(srv_liveness l) {
     }
 }
 
+const char *srv_membership_name(srv_membership m) {
+    switch (m) {
+    case SRV_MEMBERSHIP_ACTIVE: return "active";
+    case SRV_MEMBERSHIP_DECOMMISSIONING: return "decommissioning";
+    case SRV_MEMBERSHIP_DECOMMISSIONED: return "decommissioned";
+    default: return "unknown";
+    }
+}
+
 int srv_status_format(const srv_status *s, base_buf *out) {
     static const char *const head[] = {"id", "rpc address", "sql address", "liveness",
-                                       "replicas", "leases"};
-    enum { COLS = 6, CELL = 300 };
+                                       "membership", "draining", "replicas", "leases"};
+    enum { COLS = 8, CELL = 300 };
     size_t width[COLS];
     for (int c = 0; c < COLS; c++) width[c] = strlen(head[c]);
     /* Two passes: widths, then text. Cells are rebuilt in the second pass
@@ -238,14 +247,16 @@ int srv_status_format(const srv_status *s, base_buf *out) {
                 snprintf(cell[3], CELL, "%s (%" PRId64 ".%" PRId64 "s ago)",
                          srv_liveness_name((srv_liveness)w->liveness),
                          w->since_heartbeat_ms / 1000, (w->since_heartbeat_ms % 1000) / 100);
-            snprintf(cell[4], CELL, "%" PRIu32, w->replicas);
-            snprintf(cell[5], CELL, "%" PRIu32, w->leases);
+            snprintf(cell[4], CELL, "%s", srv_membership_name((srv_membership)w->membership));
+            snprintf(cell[5], CELL, "%s", w->draining ? "yes" : "no");
+            snprintf(cell[6], CELL, "%" PRIu32, w->replicas);
+            snprintf(cell[7], CELL, "%" PRIu32, w->leases);
             for (int c = 0; c < COLS; c++) {
                 if (pass == 0) {
                     width[c] = BASE_MAX(width[c], strlen(cell[c]));
                     continue;
                 }
-                bool right = c == 0 || c >= 4;
+                bool right = c == 0 || c >= 6;
                 int wd = (int)width[c];
                 if (base_buf_printf(out, right ? "%s%*s" : "%s%-*s", c ? "  " : "", wd, cell[c]) != 0)
                     return SRV_ERR_NOMEM;

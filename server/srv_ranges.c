@@ -795,9 +795,8 @@ void srv__admin_on_repl_change(void *ctx, uint64_t range_id, const srv__repl_pla
     case SRV_REPL_REPLACE_DEAD:
         snprintf(e.reason, sizeof e.reason, "replace dead node %" PRIu64, plan->remove);
         break;
-    case SRV_REPL_REPLACE_DRAINING:
-        snprintf(e.reason, sizeof e.reason, "%s draining node %" PRIu64,
-                 plan->add != 0 ? "replace" : "remove", plan->remove);
+    case SRV_REPL_DECOMMISSION:
+        snprintf(e.reason, sizeof e.reason, "decommission node %" PRIu64, plan->remove);
         break;
     case SRV_REPL_REMOVE_DEAD:
         snprintf(e.reason, sizeof e.reason, "remove dead node %" PRIu64 " (%zu voters, %zu wanted)",

@@ -8,6 +8,9 @@
 ** one, one Raft configuration step at a time
 ** (range_replica_change_replicas on the local leader). The steps are
 ** proposed and polled from the periodic thread; it never waits on them.
+** Issue 6: a voter on a decommissioning node is moved off the same way
+** (reason "decommission"), and a node that drains or is decommissioning
+** hands its leases away (shed_leases).
 **
 ** Critical invariants:
 **   - a change is started and stepped only by the range's leader holding a
@@ -27,7 +30,12 @@
 **     srv_node, which outlives range_node_free (where a pending step's
 **     callback runs with RANGE_ERR_AMBIGUOUS);
 **   - every failure backs the range off (SRV_REPL_BACKOFF_MIN_MS doubling
-**     to SRV_REPL_BACKOFF_MAX_MS); every change has a deadline.
+**     to SRV_REPL_BACKOFF_MAX_MS); every change has a deadline;
+**   - a node that drains or is decommissioning is never a target, and
+**     hands every lease it leads to a usable voter every SRV_REPL_SHED_MS
+**     (a leader is never its own victim, so a decommissioning node's
+**     replicas move once its leases went); a decommissioning node's voters
+**     are moved off like a dead node's, a draining node's stay.
 */
 #include <inttypes.h>
 #include <stdio.h>
@@ -58,9 +66,9 @@ static bool node_is(const srv__repl_node *nodes, size_t n, uint64_t id, srv_live
     return x != NULL && x->liveness == l;
 }
 
-/* May take a replica: live and not draining. */
+/* May take a replica or a lease: live, not draining, not leaving. */
 static bool usable(const srv__repl_node *x) {
-    return x->liveness == SRV_LIVENESS_LIVE && !x->draining;
+    return x->liveness == SRV_LIVENESS_LIVE && !x->draining && !x->decommissioning;
 }
 
 static bool in_list(const uint64_t *ids, size_t n, uint64_t id) {
@@ -117,30 +125,34 @@ void srv__repl_plan_range(const raft_membership *m, uint64_t leader, const srv__
         return;
     }
 
-    /* 2. a voter to move off: dead first, then draining; never the leader */
+    /* 2. a voter to move off: dead first, then one on a decommissioning node
+    ** (live or suspect: it is leaving either way); never the leader */
     size_t live = 0;
-    uint64_t dead = 0, draining = 0;
+    uint64_t dead = 0, leaving = 0;
     for (size_t i = 0; i < m->n_voters; i++) {
         uint64_t id = m->voters[i];
         const srv__repl_node *x = find_node(nodes, n_nodes, id);
         if (x == NULL) continue; /* no liveness record yet: neither live nor dead */
         if (x->liveness == SRV_LIVENESS_LIVE) live++;
         if (id == leader) continue;
-        if (x->liveness == SRV_LIVENESS_DEAD && (dead == 0 || id < dead)) dead = id;
-        if (x->liveness == SRV_LIVENESS_LIVE && x->draining && (draining == 0 || id < draining))
-            draining = id;
+        if (x->liveness == SRV_LIVENESS_DEAD) {
+            if (dead == 0 || id < dead) dead = id;
+        } else if (x->decommissioning && (leaving == 0 || id < leaving)) {
+            leaving = id;
+        }
     }
-    uint64_t victim = dead != 0 ? dead : draining;
-    size_t victim_live = victim != 0 && victim == draining && dead == 0 ? 1 : 0;
+    uint64_t victim = dead != 0 ? dead : leaving;
+    const srv__repl_node *vx = find_node(nodes, n_nodes, victim);
+    /* a dead node being decommissioned is logged as the decommission it is */
+    bool decommission = vx != NULL && vx->decommissioning;
+    size_t victim_live = vx != NULL && vx->liveness == SRV_LIVENESS_LIVE ? 1 : 0;
     size_t nv = m->n_voters;
     if (victim != 0) {
         out->remove = victim;
         if (nv - 1 >= factor) { /* the range can spare it */
-            out->reason = live - victim_live >= majority(nv - 1) ? SRV_REPL_REMOVE_DEAD
-                                                                 : SRV_REPL_NO_QUORUM;
-            if (victim_live && out->reason == SRV_REPL_REMOVE_DEAD)
-                out->reason = SRV_REPL_REPLACE_DRAINING; /* a remove only: add stays 0 */
-            return;
+            if (live - victim_live < majority(nv - 1)) out->reason = SRV_REPL_NO_QUORUM;
+            else out->reason = decommission ? SRV_REPL_DECOMMISSION : SRV_REPL_REMOVE_DEAD;
+            return; /* a remove only: add stays 0 */
         }
         uint64_t target = pick_target(m, nodes, n_nodes);
         if (target == 0) {
@@ -153,7 +165,7 @@ void srv__repl_plan_range(const raft_membership *m, uint64_t leader, const srv__
             out->reason = SRV_REPL_NO_QUORUM;
             return;
         }
-        out->reason = victim_live ? SRV_REPL_REPLACE_DRAINING : SRV_REPL_REPLACE_DEAD;
+        out->reason = decommission ? SRV_REPL_DECOMMISSION : SRV_REPL_REPLACE_DEAD;
         out->add = target;
         return;
     }
@@ -180,12 +192,12 @@ void srv__repl_plan_describe(const srv__repl_plan *p, uint64_t range_id, char *b
         snprintf(buf, size, "replace dead node %" PRIu64 " by node %" PRIu64 " in range %" PRIu64,
                  p->remove, p->add, range_id);
         break;
-    case SRV_REPL_REPLACE_DRAINING:
+    case SRV_REPL_DECOMMISSION:
         if (p->add != 0)
-            snprintf(buf, size, "replace draining node %" PRIu64 " by node %" PRIu64
+            snprintf(buf, size, "decommission node %" PRIu64 ": replace it by node %" PRIu64
                      " in range %" PRIu64, p->remove, p->add, range_id);
         else
-            snprintf(buf, size, "remove draining node %" PRIu64 " from range %" PRIu64
+            snprintf(buf, size, "decommission node %" PRIu64 ": remove it from range %" PRIu64
                      " (%zu voters, %zu wanted)", p->remove, range_id, p->n_voters, p->want);
         break;
     case SRV_REPL_REMOVE_DEAD:
@@ -202,7 +214,7 @@ void srv__repl_plan_describe(const srv__repl_plan *p, uint64_t range_id, char *b
         break;
     case SRV_REPL_NO_TARGET:
         if (p->remove != 0)
-            snprintf(buf, size, "range %" PRIu64 " has a voter on dead or draining node %" PRIu64
+            snprintf(buf, size, "range %" PRIu64 " has a voter on dead or leaving node %" PRIu64
                      " but no live node without a replica of it", range_id, p->remove);
         else
             snprintf(buf, size, "range %" PRIu64 " has %zu voters of %zu wanted but no live "
@@ -220,6 +232,36 @@ void srv__repl_plan_describe(const srv__repl_plan *p, uint64_t range_id, char *b
         snprintf(buf, size, "range %" PRIu64 ": nothing to do", range_id);
         break;
     }
+}
+
+uint64_t srv__repl_lease_target(const raft_membership *m, uint64_t self,
+                                const srv__repl_node *nodes, size_t n_nodes) {
+    const srv__repl_node *best = NULL;
+    for (size_t i = 0; i < m->n_voters; i++) {
+        const srv__repl_node *x = find_node(nodes, n_nodes, m->voters[i]);
+        if (x == NULL || x->node_id == self || !usable(x)) continue;
+        if (best == NULL || x->leases < best->leases ||
+            (x->leases == best->leases && x->node_id < best->node_id))
+            best = x;
+    }
+    return best != NULL ? best->node_id : 0;
+}
+
+int srv__decommission_check(const srv_status_row *rows, size_t n_rows, uint64_t target,
+                            int replication, char *why, size_t why_size) {
+    size_t left = 0;
+    for (size_t i = 0; i < n_rows; i++) {
+        const srv_status_row *w = &rows[i];
+        if (w->node_id != target && w->liveness == SRV_LIVENESS_LIVE &&
+            w->membership == SRV_MEMBERSHIP_ACTIVE && !w->draining)
+            left++;
+    }
+    size_t factor = replication > 0 ? (size_t)replication : 1;
+    if (left >= factor) return SRV_OK;
+    snprintf(why, why_size, "decommissioning node %" PRIu64 " would leave %zu live, active and "
+             "not draining node%s, fewer than the replication factor %zu: its replicas would have "
+             "nowhere to go (add a node first)", target, left, left == 1 ? "" : "s", factor);
+    return SRV_ERR_REFUSED;
 }
 
 /* ---- the queue (periodic thread) --------------------------------------------------- */
@@ -366,12 +408,17 @@ static srv_liveness row_liveness(const srv__replq *q, uint64_t id) {
     return SRV_LIVENESS_UNKNOWN;
 }
 
-/* Before each step, with the latest liveness: the target is still live, and
+/* Before each step, with the latest liveness: the target is still live (and
+** neither drains nor is decommissioning), and
 ** the removal leaves the live voters a majority (the plan checked it when
 ** the change started; a node may have died since). NULL: go on. */
 static const char *step_refused(const srv__replq *q, const srv__repl_change *c, range_replica *r) {
     if (c->phase == 0 && row_liveness(q, c->plan.add) != SRV_LIVENESS_LIVE)
         return "the target is not live any more";
+    for (size_t i = 0; c->phase == 0 && i < q->n_rows; i++)
+        if (q->rows[i].node_id == c->plan.add &&
+            (q->rows[i].draining || q->rows[i].membership != SRV_MEMBERSHIP_ACTIVE))
+            return "the target drains or is decommissioning now";
     if (c->phase != 1) return NULL;
     raft_membership latest;
     if (range_replica_membership(r, NULL, &latest) != RANGE_OK) return "the replica is gone";
@@ -466,7 +513,9 @@ static srv__repl_node *plan_nodes(const srv__replq *q) {
         const srv_status_row *row = &q->rows[i];
         srv__repl_node *x = &nodes[i];
         *x = (srv__repl_node){.node_id = row->node_id, .liveness = row_liveness(q, row->node_id),
-                              .replicas = row->replicas};
+                              .draining = row->draining || (row->node_id == q->self && q->draining),
+                              .decommissioning = row->membership != SRV_MEMBERSHIP_ACTIVE,
+                              .replicas = row->replicas, .leases = row->leases};
         for (size_t k = 0; k < SRV_REPL_SLOTS; k++) {
             const srv__repl_change *c = &q->slots[k];
             if (c->active && c->plan.add == row->node_id) x->replicas++;
@@ -570,21 +619,85 @@ done:
     base_free(nodes);
 }
 
+/* This node drains or is decommissioning (its own liveness row). */
+static bool leaving(const srv__replq *q) {
+    if (q->draining) return true;
+    for (size_t i = 0; i < q->n_rows; i++)
+        if (q->rows[i].node_id == q->self) return q->rows[i].membership != SRV_MEMBERSHIP_ACTIVE;
+    return false;
+}
+
+/* Hand every lease held here to another voter (srv__repl_lease_target).
+** range_replica_transfer_lease only starts a transfer (RANGE_OK again while
+** it runs to the same target), so this never waits; a lease taken back by
+** an election is handed away at the next round. Needs no clock bound: it
+** gives serving away. */
+static void shed_leases(srv__replq *q, const srv__replq_env *env) {
+    uint64_t *ids = base_calloc(RANGE_NODE_REPLICAS_MAX, sizeof *ids); /* owner: here */
+    srv__repl_node *nodes = plan_nodes(q);
+    size_t held = 0, started = 0, stuck = 0;
+    uint64_t first_stuck = 0;
+    if (ids == NULL || nodes == NULL) goto done;
+    size_t n_ids = range_node_replica_ids(env->rnode, ids, RANGE_NODE_REPLICAS_MAX);
+    if (n_ids > RANGE_NODE_REPLICAS_MAX) n_ids = RANGE_NODE_REPLICAS_MAX;
+    for (size_t k = 0; k < n_ids; k++) {
+        range_replica *r = range_node_replica(env->rnode, ids[k]);
+        if (r == NULL) continue;
+        range_replica_status s;
+        range_replica_get_status(r, &s);
+        if (!s.leader) continue;
+        held++;
+        raft_membership applied, latest;
+        if (range_replica_membership(r, &applied, &latest) != RANGE_OK) continue;
+        uint64_t target = srv__repl_lease_target(&applied, q->self, nodes, q->n_rows);
+        if (target != 0 && !in_list(latest.voters, latest.n_voters, target)) target = 0;
+        if (target == 0 || range_replica_transfer_lease(r, target, NULL) != RANGE_OK) {
+            if (stuck++ == 0) first_stuck = ids[k];
+            continue;
+        }
+        started++;
+        for (size_t i = 0; i < q->n_rows; i++) /* spread the next ones */
+            if (nodes[i].node_id == target) nodes[i].leases++;
+    }
+    if (held != q->shed_logged) {
+        if (held > 0)
+            BASE_INFO(MOD, "leaving: handing %zu lease(s) to other voters (%zu transfer(s) "
+                      "running%s)", held, started, stuck > 0 ? "; some have no live target" : "");
+        else
+            BASE_INFO(MOD, "leaving: no lease held here any more");
+        if (stuck > 0)
+            BASE_WARN(MOD, "leaving: range %" PRIu64 " has no live, active, not draining voter "
+                      "to take its lease (%zu such range(s)); it stays here", first_stuck, stuck);
+        q->shed_logged = held;
+    }
+done:
+    base_free(ids);
+    base_free(nodes);
+}
+
 int64_t srv__replq_run(srv__replq *q, const srv__replq_env *env, int64_t now_ns) {
     bool clock_ok = hlc_epsilon(env->clock, NULL) == HLC_EPSILON_OK;
     reap_slots(q);
     for (size_t i = 0; i < SRV_REPL_SLOTS; i++)
         if (q->slots[i].active) change_step(q, env, &q->slots[i], clock_ok, now_ns);
+    bool shedding = leaving(q);
+    if (shedding && now_ns >= q->next_shed_ns) {
+        q->next_shed_ns = now_ns + (int64_t)SRV_REPL_SHED_MS * 1000000;
+        shed_leases(q, env);
+    }
     if (now_ns >= q->next_scan_ns) {
         q->next_scan_ns = now_ns + env->scan_ms * 1000000;
         if (!clock_ok && !q->clock_logged)
             BASE_INFO(MOD, "replicate queue: not acting while the clock offset bound is "
                       "unavailable");
         q->clock_logged = !clock_ok;
-        if (clock_ok) scan(q, env, now_ns);
+        /* a leaving node hands its leases away: a change it started would
+        ** be given up when the lease goes; the next leaseholder plans it */
+        if (clock_ok && !shedding) scan(q, env, now_ns);
     }
     int64_t next = q->next_scan_ns;
     if (active_count(q) > 0 || q->meta_due)
         next = BASE_MIN(next, now_ns + (int64_t)SRV_REPL_POLL_MS * 1000000);
+    if (shedding) next = BASE_MIN(next, q->next_shed_ns);
     return next;
 }

@@ -482,7 +482,7 @@ int srv__join_resp_decode(const uint8_t *p, size_t len, srv__join_resp *out) {
 
 int srv__status_encode(const srv_status *s, base_buf *out) {
     if (s->n_rows > SRV_PEERS_MAX) return SRV_ERR_INVALID;
-    int rc = srv__put_u8(out, SRV_WIRE_VERSION);
+    int rc = srv__put_u8(out, SRV_STATUS_VERSION);
     if (rc == SRV_OK) rc = srv__put_u64(out, s->cluster_id);
     if (rc == SRV_OK) rc = srv__put_u64(out, s->answered_by);
     if (rc == SRV_OK) rc = srv__put_u64(out, (uint64_t)s->now_ns);
@@ -498,6 +498,8 @@ int srv__status_encode(const srv_status *s, base_buf *out) {
         if (rc == SRV_OK) rc = srv__put_u64(out, w->epoch);
         if (rc == SRV_OK) rc = srv__put_u32(out, w->replicas);
         if (rc == SRV_OK) rc = srv__put_u32(out, w->leases);
+        if (rc == SRV_OK) rc = srv__put_u8(out, w->membership);
+        if (rc == SRV_OK) rc = srv__put_u8(out, w->draining ? 1 : 0);
     }
     return rc;
 }
@@ -510,13 +512,16 @@ void srv_status_free(srv_status *s) {
 
 int srv__status_decode(const uint8_t *p, size_t len, srv_status *out) {
     memset(out, 0, sizeof *out);
-    srv__reader r = reader_start(p, len);
+    srv__reader r = {p, len, false};
+    uint8_t version = srv__get_u8(&r);
+    if (version != 1 && version != SRV_STATUS_VERSION) r.bad = true;
     out->cluster_id = srv__get_u64(&r);
     out->answered_by = srv__get_u64(&r);
     out->now_ns = (int64_t)srv__get_u64(&r);
     out->dead_after_ms = (int64_t)srv__get_u64(&r);
     uint32_t count = srv__get_u32(&r);
-    if (r.bad || count > SRV_PEERS_MAX || (size_t)count * 45 > r.left) return SRV_ERR_CORRUPT;
+    size_t row_min = version == 1 ? 45 : 47;
+    if (r.bad || count > SRV_PEERS_MAX || (size_t)count * row_min > r.left) return SRV_ERR_CORRUPT;
     out->rows = base_calloc(count ? count : 1, sizeof *out->rows); /* owner: out (srv_status_free) */
     if (out->rows == NULL) return SRV_ERR_NOMEM;
     for (uint32_t i = 0; i < count; i++) {
@@ -529,6 +534,12 @@ int srv__status_decode(const uint8_t *p, size_t len, srv_status *out) {
         w->epoch = srv__get_u64(&r);
         w->replicas = srv__get_u32(&r);
         w->leases = srv__get_u32(&r);
+        if (version >= 2) {
+            w->membership = srv__get_u8(&r);
+            uint8_t draining = srv__get_u8(&r);
+            if (w->membership > SRV_MEMBERSHIP_DECOMMISSIONED || draining > 1) r.bad = true;
+            w->draining = draining == 1;
+        }
         if (w->liveness > SRV_LIVENESS_DEAD) r.bad = true;
     }
     out->n_rows = count;
@@ -537,6 +548,83 @@ int srv__status_decode(const uint8_t *p, size_t len, srv_status *out) {
         return SRV_ERR_CORRUPT;
     }
     return SRV_OK;
+}
+
+/* ---- drain and decommission ---------------------------------------------------------- */
+
+int srv__drain_req_encode(base_buf *out) { return srv__put_u8(out, SRV_WIRE_VERSION); }
+
+int srv__drain_req_decode(const uint8_t *p, size_t len) {
+    srv__reader r = reader_start(p, len);
+    return reader_end(&r);
+}
+
+int srv__drain_resp_encode(const srv_drain_status *s, base_buf *out) {
+    int rc = srv__put_u8(out, SRV_WIRE_VERSION);
+    if (rc == SRV_OK) rc = srv__put_u64(out, s->node_id);
+    if (rc == SRV_OK) rc = srv__put_u32(out, s->leases);
+    if (rc == SRV_OK) rc = srv__put_u32(out, s->replicas);
+    if (rc == SRV_OK) rc = srv__put_u8(out, s->recorded ? 1 : 0);
+    return rc;
+}
+
+int srv__drain_resp_decode(const uint8_t *p, size_t len, srv_drain_status *out) {
+    memset(out, 0, sizeof *out);
+    srv__reader r = reader_start(p, len);
+    out->node_id = srv__get_u64(&r);
+    out->leases = srv__get_u32(&r);
+    out->replicas = srv__get_u32(&r);
+    uint8_t flags = srv__get_u8(&r);
+    if (flags > 1) r.bad = true;
+    out->recorded = flags == 1;
+    return reader_end(&r);
+}
+
+static bool real_node_id(uint64_t id) {
+    return id != 0 && (id & SRV_NODE_ID_PROVISIONAL_BIT) == 0;
+}
+
+int srv__decommission_req_encode(const srv__decommission_req *m, base_buf *out) {
+    if (m->action != SRV_DECOMMISSION && m->action != SRV_RECOMMISSION) return SRV_ERR_INVALID;
+    if (!real_node_id(m->node_id)) return SRV_ERR_INVALID;
+    int rc = srv__put_u8(out, SRV_WIRE_VERSION);
+    if (rc == SRV_OK) rc = srv__put_u8(out, (uint8_t)m->action);
+    if (rc == SRV_OK) rc = srv__put_u8(out, m->finish ? 1 : 0);
+    if (rc == SRV_OK) rc = srv__put_u64(out, m->node_id);
+    return rc;
+}
+
+int srv__decommission_req_decode(const uint8_t *p, size_t len, srv__decommission_req *out) {
+    memset(out, 0, sizeof *out);
+    srv__reader r = reader_start(p, len);
+    uint8_t action = srv__get_u8(&r), flags = srv__get_u8(&r);
+    out->node_id = srv__get_u64(&r);
+    if (action != SRV_DECOMMISSION && action != SRV_RECOMMISSION) r.bad = true;
+    if (flags > 1 || !real_node_id(out->node_id)) r.bad = true;
+    out->action = (srv_decommission_action)action;
+    out->finish = flags == 1;
+    return reader_end(&r);
+}
+
+int srv__decommission_resp_encode(const srv_decommission_status *s, base_buf *out) {
+    int rc = srv__put_u8(out, SRV_WIRE_VERSION);
+    if (rc == SRV_OK) rc = srv__put_u64(out, s->node_id);
+    if (rc == SRV_OK) rc = srv__put_u8(out, s->membership);
+    if (rc == SRV_OK) rc = srv__put_u8(out, s->liveness);
+    if (rc == SRV_OK) rc = srv__put_u32(out, s->replicas);
+    return rc;
+}
+
+int srv__decommission_resp_decode(const uint8_t *p, size_t len, srv_decommission_status *out) {
+    memset(out, 0, sizeof *out);
+    srv__reader r = reader_start(p, len);
+    out->node_id = srv__get_u64(&r);
+    out->membership = srv__get_u8(&r);
+    out->liveness = srv__get_u8(&r);
+    out->replicas = srv__get_u32(&r);
+    if (out->membership > SRV_MEMBERSHIP_DECOMMISSIONED || out->liveness > SRV_LIVENESS_DEAD)
+        r.bad = true;
+    return reader_end(&r);
 }
 
 /* ---- system keys and records ------------------------------------------------------ */
@@ -602,7 +690,8 @@ int srv__node_record_decode(const uint8_t *p, size_t len, srv__node_record *out)
 }
 
 int srv__liveness_record_encode(const srv__liveness_record *r, base_buf *out) {
-    int rc = srv__put_u8(out, SRV_WIRE_VERSION);
+    if (r->membership > SRV_MEMBERSHIP_DECOMMISSIONED) return SRV_ERR_INVALID;
+    int rc = srv__put_u8(out, SRV_LIVENESS_VERSION);
     if (rc == SRV_OK) rc = srv__put_u64(out, r->epoch);
     if (rc == SRV_OK) rc = srv__put_u64(out, (uint64_t)r->heartbeat_ns);
     if (rc == SRV_OK) rc = srv__put_u64(out, (uint64_t)r->expiration_ns);
@@ -610,12 +699,18 @@ int srv__liveness_record_encode(const srv__liveness_record *r, base_buf *out) {
     if (rc == SRV_OK) rc = srv__put_addr(out, &r->sql);
     if (rc == SRV_OK) rc = srv__put_u32(out, r->replicas);
     if (rc == SRV_OK) rc = srv__put_u32(out, r->leases);
+    if (rc == SRV_OK) rc = srv__put_u8(out, r->membership);
+    if (rc == SRV_OK) rc = srv__put_u8(out, r->draining ? 1 : 0);
     return rc;
 }
 
+/* Version 1 (before issue 6's membership) and 2: a cluster keeps reading
+** the records its nodes wrote before an upgrade. */
 int srv__liveness_record_decode(const uint8_t *p, size_t len, srv__liveness_record *out) {
     memset(out, 0, sizeof *out);
-    srv__reader r = reader_start(p, len);
+    srv__reader r = {p, len, false};
+    uint8_t version = srv__get_u8(&r);
+    if (version != 1 && version != SRV_LIVENESS_VERSION) r.bad = true;
     out->epoch = srv__get_u64(&r);
     out->heartbeat_ns = (int64_t)srv__get_u64(&r);
     out->expiration_ns = (int64_t)srv__get_u64(&r);
@@ -623,6 +718,12 @@ int srv__liveness_record_decode(const uint8_t *p, size_t len, srv__liveness_reco
     srv__get_addr(&r, &out->sql);
     out->replicas = srv__get_u32(&r);
     out->leases = srv__get_u32(&r);
+    if (version >= 2) {
+        out->membership = srv__get_u8(&r);
+        uint8_t flags = srv__get_u8(&r);
+        if (out->membership > SRV_MEMBERSHIP_DECOMMISSIONED || flags > 1) r.bad = true;
+        out->draining = (flags & 1) != 0;
+    }
     return reader_end(&r);
 }
 

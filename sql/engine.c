@@ -49,6 +49,7 @@ void sqlv__table_free(sqlv__table *t) {
     }
     base_free(t->cols);
     base_free(t->pk);
+    sqlv__indexes_free(t);
     base_free(t->name);
     base_free(t->create_sql);
     base_free(t);
@@ -73,6 +74,7 @@ int sqlv__table_clone(const sqlv__table *t, sqlv__table **out) {
     }
     c->npk = t->npk;
     if (t->npk) memcpy(c->pk, t->pk, sizeof(int) * (size_t)t->npk);
+    if (sqlv__indexes_copy(c, t) != 0) goto fail;
     *out = c;
     return 0;
 fail:
@@ -80,13 +82,29 @@ fail:
     return SQLV_ERR_NOMEM;
 }
 
-/* FNV-1a of the CREATE text: tells two descriptors of one table id apart
-** (ALTER TABLE ADD COLUMN keeps the id). */
-static uint64_t shape_of(const char *create_sql) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (const char *p = create_sql; *p; p++) {
-        h ^= (uint8_t)*p;
+/* FNV-1a of the CREATE text, then of the index list once the table has or
+** had an index: tells two descriptors of one table id apart (ALTER TABLE
+** ADD COLUMN and CREATE/DROP INDEX keep the id). */
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        h ^= ((const uint8_t *)p)[i];
         h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+uint64_t sqlv__table_shape(const sqlv__table *t) {
+    uint64_t h = fnv(0xcbf29ce484222325ull, t->create_sql, strlen(t->create_sql));
+    if (t->nindexes == 0 && t->next_index_id <= SQLV__INDEX_FIRST_ID) return h;
+    h = fnv(h, &t->next_index_id, sizeof(t->next_index_id));
+    for (int i = 0; i < t->nindexes; i++) {
+        const sqlv__index *ix = &t->indexes[i];
+        uint8_t flags[3] = {ix->unique, ix->constraint, ix->state};
+        h = fnv(h, &ix->id, sizeof(ix->id));
+        h = fnv(h, ix->name, strlen(ix->name) + 1);
+        h = fnv(h, flags, sizeof(flags));
+        h = fnv(h, ix->cols, sizeof(int) * (size_t)ix->ncols);
+        h = fnv(h, ix->desc, sizeof(bool) * (size_t)ix->ncols);
     }
     return h;
 }
@@ -200,7 +218,7 @@ int sqlv__table_parse(const char *sql, uint32_t id, sqlv__table **out, bool *if_
     t->name = base_strdup((const char *)sqlite3_column_text(st, 0));
     t->create_sql = base_strdup((const char *)sqlite3_column_text(st, 1));
     if (t->name == NULL || t->create_sql == NULL) goto nomem;
-    t->shape = shape_of(t->create_sql);
+    t->next_index_id = SQLV__INDEX_FIRST_ID;
     if (sqlite3_step(st) != SQLITE_DONE) {
         user_error(sqlstate, message, message_size, "42601", "not a single CREATE TABLE statement");
         goto cleanup;
@@ -212,21 +230,6 @@ int sqlv__table_parse(const char *sql, uint32_t id, sqlv__table **out, bool *if_
                    t->name);
         goto cleanup;
     }
-    /* UNIQUE constraints other than the primary key need secondary indexes
-    ** (issue 8): refuse rather than silently not enforce them. */
-    q = sqlite3_mprintf("PRAGMA index_list(\"%w\")", t->name);
-    if (q == NULL || sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK) goto nomem;
-    while ((n = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *origin = (const char *)sqlite3_column_text(st, 3);
-        if (origin && strcmp(origin, "u") == 0) {
-            user_error(sqlstate, message, message_size, "0A000",
-                       "UNIQUE constraints are not supported yet");
-            goto cleanup;
-        }
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    sqlite3_free(q);
     q = sqlite3_mprintf("PRAGMA table_xinfo(\"%w\")", t->name);
     if (q == NULL || sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK) goto nomem;
     int cap = 8;
@@ -296,6 +299,13 @@ int sqlv__table_parse(const char *sql, uint32_t id, sqlv__table **out, bool *if_
     for (int i = 0; i < t->ncols; i++)
         if (pkpos[i] > 0 && pkpos[i] <= t->npk) t->pk[pkpos[i] - 1] = i;
     base_free(pkpos);
+    sqlite3_finalize(st);
+    st = NULL;
+    /* UNIQUE constraints: a unique secondary index each (index.c) */
+    n = sqlv__index_from_constraints(db, t, sqlstate, message, message_size);
+    if (n < 0) goto nomem;
+    if (n > 0) goto cleanup;
+    t->shape = sqlv__table_shape(t);
     *out = t;
     t = NULL;
     rc = 0;
@@ -432,22 +442,36 @@ cleanup:
     return rc;
 }
 
-/* One catalog row: table id and CREATE text (borrowed from v). 0, or -1
-** when malformed. */
+/* One catalog row: table id, CREATE text and index section (borrowed from
+** v; an empty section for a version 1 row). 0, or -1 when malformed. */
 static int decode_entry(const uint8_t *v, size_t vl, uint32_t *id, const char **sql,
-                        size_t *sql_len) {
-    if (vl < 5 || v[0] != SQLV__CATALOG_FORMAT_VERSION) return -1;
+                        size_t *sql_len, const uint8_t **sec, size_t *sec_len) {
+    if (vl < 5 || (v[0] != SQLV__CATALOG_FORMAT_VERSION && v[0] != SQLV__CATALOG_INDEXES_VERSION))
+        return -1;
     *id = (uint32_t)v[1] << 24 | (uint32_t)v[2] << 16 | (uint32_t)v[3] << 8 | v[4];
     *sql = (const char *)v + 5;
     *sql_len = vl - 5;
+    *sec = NULL;
+    *sec_len = 0;
+    if (v[0] == SQLV__CATALOG_INDEXES_VERSION) {
+        if (vl < 9) return -1;
+        uint32_t n = (uint32_t)v[5] << 24 | (uint32_t)v[6] << 16 | (uint32_t)v[7] << 8 | v[8];
+        if (n > vl - 9) return -1;
+        *sql = (const char *)v + 9;
+        *sql_len = n;
+        *sec = v + 9 + n;
+        *sec_len = vl - 9 - n;
+    }
     return 0;
 }
 
-/* The descriptor of base with this id if its CREATE text is the same (a
-** table the DDL since base did not touch); *hint: where to look first
-** (both lists come in catalog key order, so mostly the next one). */
+/* The descriptor of base with this id if its CREATE text and index section
+** are the same (a table the DDL since base did not touch); *hint: where to
+** look first (both lists come in catalog key order, so mostly the next
+** one). */
 static const sqlv__table *reusable(const sqlv__catalog *base, int *hint, uint32_t id,
-                                   const char *sql, size_t sql_len) {
+                                   const char *sql, size_t sql_len, const uint8_t *sec,
+                                   size_t sec_len) {
     if (base == NULL || base->ntables == 0) return NULL;
     for (int k = 0; k < base->ntables; k++) {
         int i = (*hint + k) % base->ntables;
@@ -455,6 +479,12 @@ static const sqlv__table *reusable(const sqlv__catalog *base, int *hint, uint32_
         if (t->id != id) continue;
         *hint = i + 1;
         bool same = strlen(t->create_sql) == sql_len && memcmp(t->create_sql, sql, sql_len) == 0;
+        if (same) { /* out of memory: not the same, parsed again */
+            base_buf mine = {0};
+            same = sqlv__index_section_encode(t, &mine) == 0 && mine.len == sec_len &&
+                   (sec_len == 0 || memcmp(mine.data, sec, sec_len) == 0);
+            base_buf_free(&mine);
+        }
         return same ? t : NULL;
     }
     return NULL;
@@ -482,8 +512,8 @@ static int catalog_load(txn *kv, uint64_t version, const sqlv__catalog *base,
         goto cleanup;
     }
     for (;;) {
-        const uint8_t *k, *v;
-        size_t kl, vl, sql_len;
+        const uint8_t *k, *v, *sec;
+        size_t kl, vl, sql_len, sec_len;
         const char *sql;
         uint32_t id;
         int n = txn_iter_next(it, &k, &kl, &v, &vl, err);
@@ -496,12 +526,12 @@ static int catalog_load(txn *kv, uint64_t version, const sqlv__catalog *base,
             BASE_ERROR(MOD, "catalog: more than %d tables, the rest ignored", SQLV__TABLES_MAX);
             break;
         }
-        if (decode_entry(v, vl, &id, &sql, &sql_len) != 0) {
+        if (decode_entry(v, vl, &id, &sql, &sql_len, &sec, &sec_len) != 0) {
             BASE_ERROR(MOD, "catalog: malformed entry skipped");
             continue;
         }
         sqlv__table *t = NULL;
-        const sqlv__table *same = reusable(base, &hint, id, sql, sql_len);
+        const sqlv__table *same = reusable(base, &hint, id, sql, sql_len, sec, sec_len);
         rc = TXN_ERR_NOMEM;
         if (same != NULL) {
             if (sqlv__table_clone(same, &t) != 0) goto cleanup;
@@ -515,6 +545,20 @@ static int catalog_load(txn *kv, uint64_t version, const sqlv__catalog *base,
             if (prc > 0) {
                 BASE_ERROR(MOD, "catalog: table %u does not parse: %s", id, msg);
                 continue;
+            }
+            if (sec_len > 0) { /* the stored index list replaces the parsed one */
+                int drc = sqlv__index_section_decode(t, sec, sec_len);
+                if (drc == SQLV_ERR_NOMEM) {
+                    sqlv__table_free(t);
+                    goto cleanup;
+                }
+                if (drc != 0) {
+                    /* without its index list writers would not maintain them */
+                    BASE_ERROR(MOD, "catalog: table %u has a malformed index list", id);
+                    sqlv__table_free(t);
+                    continue;
+                }
+                t->shape = sqlv__table_shape(t);
             }
         }
         if (c->ntables == cap) {
@@ -727,14 +771,24 @@ static int catalog_bump(txn *kv, sqlv__result *res) {
 
 int sqlv__catalog_put(txn *kv, const sqlv__table *t, sqlv__result *res) {
     txn_error err = {{0}, {0}};
-    base_buf ckey = {0}, cval = {0};
+    base_buf ckey = {0}, cval = {0}, sec = {0};
     int rc = SQLV_ERR_NOMEM;
     if (catalog_key(&ckey, t->name) != 0) goto cleanup;
-    if (base_buf_append_byte(&cval, SQLV__CATALOG_FORMAT_VERSION) != 0) goto cleanup;
+    if (sqlv__index_section_encode(t, &sec) != 0) goto cleanup;
+    /* version 1 until the table has an index: older rows stay byte for byte */
+    if (base_buf_append_byte(&cval, sec.len ? SQLV__CATALOG_INDEXES_VERSION
+                                            : SQLV__CATALOG_FORMAT_VERSION) != 0)
+        goto cleanup;
     uint32_t id = t->id;
     uint8_t idb[4] = {(uint8_t)(id >> 24), (uint8_t)(id >> 16), (uint8_t)(id >> 8), (uint8_t)id};
-    if (base_buf_append(&cval, idb, 4) != 0 ||
-        base_buf_append(&cval, t->create_sql, strlen(t->create_sql)) != 0)
+    if (base_buf_append(&cval, idb, 4) != 0) goto cleanup;
+    if (sec.len) {
+        uint32_t n = (uint32_t)strlen(t->create_sql);
+        uint8_t nb[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+        if (base_buf_append(&cval, nb, 4) != 0) goto cleanup;
+    }
+    if (base_buf_append(&cval, t->create_sql, strlen(t->create_sql)) != 0 ||
+        base_buf_append(&cval, sec.data, sec.len) != 0)
         goto cleanup;
     rc = txn_put(kv, ckey.data, ckey.len, cval.data, cval.len, &err);
     if (rc != TXN_OK) {
@@ -746,6 +800,7 @@ int sqlv__catalog_put(txn *kv, const sqlv__table *t, sqlv__result *res) {
 cleanup:
     base_buf_free(&ckey);
     base_buf_free(&cval);
+    base_buf_free(&sec);
     return rc;
 }
 
@@ -877,7 +932,20 @@ static int create_attempt(sqlv_engine *e, txn *kv, const sqlv__catalog *cat, voi
                           sqlv__result *res) {
     create_args *a = arg;
     (void)e;
-    if (sqlv__catalog_find(cat, a->t->name) != NULL) {
+    /* an index of that name (or a UNIQUE constraint's index name already
+    ** taken): PostgreSQL's tables and indexes share one namespace */
+    const sqlv__table *const *all = (const sqlv__table *const *)cat->tables;
+    bool clash = sqlv__catalog_find(cat, a->t->name) == NULL &&
+                 sqlv__relation_taken(all, cat->ntables, a->t->name);
+    for (int i = 0; i < a->t->nindexes && !clash; i++) {
+        if (!sqlv__relation_taken(all, cat->ntables, a->t->indexes[i].name)) continue;
+        if (sqlv__catalog_find(cat, a->t->name) != NULL) break; /* 42P07 below */
+        base_strlcpy(res->sqlstate, "42P07", sizeof(res->sqlstate));
+        snprintf(res->message, sizeof(res->message), "relation \"%s\" already exists",
+                 a->t->indexes[i].name);
+        return 0;
+    }
+    if (clash || sqlv__catalog_find(cat, a->t->name) != NULL) {
         if (a->if_not_exists) { /* nothing written: the commit is empty */
             snprintf(res->notice, sizeof(res->notice), "relation \"%s\" already exists, skipping",
                      a->t->name);

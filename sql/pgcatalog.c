@@ -16,7 +16,9 @@
 ** OIDs are stable: PostgreSQL's for built-in objects (types, namespaces,
 ** access methods, catalog relations), and for a user table with id N
 ** (never reused) 16384 + 4 * (N - 100) + kind: the table, its primary key
-** index "<t>_pkey", the PRIMARY KEY constraint, its row type.
+** index "<t>_pkey", the PRIMARY KEY constraint, its row type; for its
+** secondary index I (ids never reused either) 2^30 + 2 * ((N - 100) *
+** (SQLV__INDEX_ID_MAX + 1) + I) + k: the index, its UNIQUE constraint.
 **
 ** Invariants:
 **   - a scan's rows are a superset of the rows its pushed-down equality
@@ -46,7 +48,33 @@ int64_t sqlv__pgcat_oid(uint32_t table_id, int kind) {
            4 * ((int64_t)table_id - (int64_t)SQLV__FIRST_USER_TABLE_ID) + kind;
 }
 
+int64_t sqlv__pgcat_index_oid(uint32_t table_id, uint32_t index_id, bool constraint) {
+    int64_t slot = ((int64_t)table_id - (int64_t)SQLV__FIRST_USER_TABLE_ID) *
+                       ((int64_t)SQLV__INDEX_ID_MAX + 1) +
+                   index_id;
+    return SQLV__PGCAT_OID_INDEX_FIRST + 2 * slot + (constraint ? 1 : 0);
+}
+
+bool sqlv__pgcat_index_oid_parse(int64_t oid, uint32_t *table_id, uint32_t *index_id,
+                                 bool *constraint) {
+    if (oid < SQLV__PGCAT_OID_INDEX_FIRST) return false;
+    int64_t d = oid - SQLV__PGCAT_OID_INDEX_FIRST, slot = d / 2;
+    int64_t id = slot / ((int64_t)SQLV__INDEX_ID_MAX + 1) + SQLV__FIRST_USER_TABLE_ID;
+    if (id > (int64_t)UINT32_MAX) return false;
+    *table_id = (uint32_t)id;
+    *index_id = (uint32_t)(slot % ((int64_t)SQLV__INDEX_ID_MAX + 1));
+    *constraint = (d % 2) != 0;
+    return *index_id >= SQLV__INDEX_FIRST_ID;
+}
+
 bool sqlv__pgcat_oid_parse(int64_t oid, uint32_t *table_id, int *kind) {
+    uint32_t index_id;
+    bool con;
+    if (oid >= SQLV__PGCAT_OID_INDEX_FIRST) {
+        if (!sqlv__pgcat_index_oid_parse(oid, table_id, &index_id, &con)) return false;
+        *kind = con ? SQLV__PGCAT_KIND_INDEX_CON : SQLV__PGCAT_KIND_INDEX;
+        return true;
+    }
     if (oid < (int64_t)SQLV__PGCAT_OID_FIRST) return false;
     int64_t d = oid - SQLV__PGCAT_OID_FIRST;
     int64_t id = d / 4 + SQLV__FIRST_USER_TABLE_ID;
@@ -287,6 +315,47 @@ const sqlv__table *sqlv__pgcat_table_by_oid(sqlv_session *s, int64_t oid) {
     return sqlv__catalog_find_id(s->cat, id);
 }
 
+const sqlv__index *sqlv__pgcat_index_by_oid(sqlv_session *s, int64_t oid, const sqlv__table **t) {
+    uint32_t table_id, index_id;
+    bool con;
+    if (!sqlv__pgcat_index_oid_parse(oid, &table_id, &index_id, &con)) return NULL;
+    const sqlv__table *tab = sqlv__pgcat_table_by_oid(s, oid);
+    for (int i = 0; tab && i < tab->nindexes; i++) {
+        if (tab->indexes[i].id != index_id || (con && !tab->indexes[i].constraint)) continue;
+        if (t) *t = tab;
+        return &tab->indexes[i];
+    }
+    return NULL;
+}
+
+const sqlv__index *sqlv__pgcat_index_by_name(sqlv_session *s, const char *name,
+                                             const sqlv__table **t) {
+    const sqlv__table **list = NULL;
+    const sqlv__index *found = NULL;
+    int n = 0;
+    if (sqlv__pgcat_tables(s, &list, &n) != 0) return NULL;
+    for (int i = 0; i < n && found == NULL; i++) {
+        found = sqlv__table_index_named(list[i], name);
+        if (found && t) *t = list[i];
+    }
+    base_free(list);
+    return found;
+}
+
+int sqlv__pgcat_index_def(const sqlv__table *t, const sqlv__index *ix, base_buf *out) {
+    char q[300];
+    sqlv__pgcat_quote_ident(ix->name, q, sizeof(q));
+    int rc = base_buf_printf(out, "CREATE %sINDEX %s ON public.", ix->unique ? "UNIQUE " : "", q);
+    sqlv__pgcat_quote_ident(t->name, q, sizeof(q));
+    if (rc == 0) rc = base_buf_printf(out, "%s USING btree (", q);
+    for (int c = 0; c < ix->ncols && rc == 0; c++) {
+        sqlv__pgcat_quote_ident(t->cols[ix->cols[c]].name, q, sizeof(q));
+        rc = base_buf_printf(out, "%s%s%s", c > 0 ? ", " : "", q, ix->desc[c] ? " DESC" : "");
+    }
+    if (rc == 0) rc = base_buf_append_byte(out, ')');
+    return rc == 0 ? 0 : -1;
+}
+
 const sqlv__table *sqlv__pgcat_table_by_name(sqlv_session *s, const char *name) {
     for (int i = 0; i < s->ddl.ncreated; i++)
         if (sqlite3_stricmp(s->ddl.created[i]->name, name) == 0) return s->ddl.created[i];
@@ -413,21 +482,35 @@ static int class_row(pgcat_gen *g, int64_t oid, const char *name, int64_t reltyp
                B(false), B(false), B(true), T("d"), B(false), I(0), I(0), I(0), NUL, NUL, NUL);
 }
 
+/* Could the pushed-down key on column col be an OID of one of t's
+** secondary indexes (or their constraints)? */
+static bool key_may_be_index(const pgcat_gen *g, int col, const sqlv__table *t) {
+    if (t->nindexes == 0) return false;
+    return key_may_be(g, col, sqlv__pgcat_index_oid(t->id, SQLV__INDEX_FIRST_ID, false),
+                      sqlv__pgcat_index_oid(t->id, SQLV__INDEX_ID_MAX, true));
+}
+
 static int fill_class(pgcat_gen *g) {
     int rc = 0;
     WITH_TABLES(g, list, n);
     for (int i = 0; i < n && rc == 0; i++) {
         const sqlv__table *t = list[i];
         int64_t oid = sqlv__pgcat_oid(t->id, SQLV__PGCAT_KIND_TABLE);
-        if (!key_may_be(g, 0, oid, oid + 3)) continue;
-        rc = class_row(g, oid, t->name, oid + SQLV__PGCAT_KIND_ROWTYPE, SQLV__PGCAT_OID_AM_HEAP,
-                       t->npk > 0, "r", t->ncols);
-        if (rc == 0 && t->npk > 0) {
-            char name[128];
-            pkey_name(t, name, sizeof(name));
-            rc = class_row(g, oid + SQLV__PGCAT_KIND_PKEY, name, 0, SQLV__PGCAT_OID_AM_BTREE, false,
-                           "i", t->npk);
+        if (key_may_be(g, 0, oid, oid + 3)) {
+            rc = class_row(g, oid, t->name, oid + SQLV__PGCAT_KIND_ROWTYPE,
+                           SQLV__PGCAT_OID_AM_HEAP, t->npk > 0 || t->nindexes > 0, "r", t->ncols);
+            if (rc == 0 && t->npk > 0) {
+                char name[128];
+                pkey_name(t, name, sizeof(name));
+                rc = class_row(g, oid + SQLV__PGCAT_KIND_PKEY, name, 0, SQLV__PGCAT_OID_AM_BTREE,
+                               false, "i", t->npk);
+            }
         }
+        if (!key_may_be_index(g, 0, t)) continue;
+        for (int x = 0; x < t->nindexes && rc == 0; x++)
+            rc = class_row(g, sqlv__pgcat_index_oid(t->id, t->indexes[x].id, false),
+                           t->indexes[x].name, 0, SQLV__PGCAT_OID_AM_BTREE, false, "i",
+                           t->indexes[x].ncols);
     }
     base_free(list);
     return rc;
@@ -587,11 +670,19 @@ static int fill_attribute(pgcat_gen *g) {
     for (int i = 0; i < n && rc == 0; i++) {
         const sqlv__table *t = list[i];
         int64_t oid = sqlv__pgcat_oid(t->id, SQLV__PGCAT_KIND_TABLE);
-        if (!key_may_be(g, 0, oid, oid + SQLV__PGCAT_KIND_PKEY)) continue;
-        for (int c = 0; c < t->ncols && rc == 0; c++)
-            rc = attribute_row(g, oid, &t->cols[c], c + 1);
-        for (int k = 0; k < t->npk && rc == 0; k++)
-            rc = attribute_row(g, oid + SQLV__PGCAT_KIND_PKEY, &t->cols[t->pk[k]], k + 1);
+        if (key_may_be(g, 0, oid, oid + SQLV__PGCAT_KIND_PKEY)) {
+            for (int c = 0; c < t->ncols && rc == 0; c++)
+                rc = attribute_row(g, oid, &t->cols[c], c + 1);
+            for (int k = 0; k < t->npk && rc == 0; k++)
+                rc = attribute_row(g, oid + SQLV__PGCAT_KIND_PKEY, &t->cols[t->pk[k]], k + 1);
+        }
+        if (!key_may_be_index(g, 0, t)) continue;
+        for (int x = 0; x < t->nindexes && rc == 0; x++) {
+            const sqlv__index *ix = &t->indexes[x];
+            int64_t ioid = sqlv__pgcat_index_oid(t->id, ix->id, false);
+            for (int c = 0; c < ix->ncols && rc == 0; c++)
+                rc = attribute_row(g, ioid, &t->cols[ix->cols[c]], c + 1);
+        }
     }
     base_free(list);
     return rc;
@@ -599,34 +690,48 @@ static int fill_attribute(pgcat_gen *g) {
 
 /* pg_index, pg_constraint, pg_indexes, pg_tables ------------------------------------ */
 
+/* One pg_index row over columns cols[0..n) of t (desc: NULL for none). */
+static int index_row(pgcat_gen *g, const sqlv__table *t, int64_t ioid, const int *cols,
+                     const bool *desc, int n, bool unique, bool primary, bool valid) {
+    char key[512], coll[512], cls[512], opt[512];
+    size_t a = 0, b = 0, c = 0, d = 0;
+    key[0] = coll[0] = cls[0] = opt[0] = 0;
+    for (int k = 0; k < n; k++) {
+        const sqlv__column *col = &t->cols[cols[k]];
+        uint32_t ty;
+        int32_t tm;
+        sqlv__pgcat_column_type(col->decl_type, col->cls, &ty, &tm);
+        const pgtype *pt = type_by_oid(ty);
+        const char *sp = k > 0 ? " " : "";
+        a += (size_t)snprintf(key + a, sizeof(key) - BASE_MIN(a, sizeof(key)), "%s%d", sp,
+                              cols[k] + 1);
+        b += (size_t)snprintf(coll + b, sizeof(coll) - BASE_MIN(b, sizeof(coll)), "%s%u", sp,
+                              pt ? pt->collation : 0u);
+        c += (size_t)snprintf(cls + c, sizeof(cls) - BASE_MIN(c, sizeof(cls)), "%s0", sp);
+        /* PostgreSQL's INDOPTION_DESC | INDOPTION_NULLS_FIRST for DESC */
+        d += (size_t)snprintf(opt + d, sizeof(opt) - BASE_MIN(d, sizeof(opt)), "%s%d", sp,
+                              desc && desc[k] ? 3 : 0);
+        if (a >= sizeof(key) || b >= sizeof(coll)) break; /* truncated: a huge key */
+    }
+    return ROW(g, I(ioid), I(sqlv__pgcat_oid(t->id, SQLV__PGCAT_KIND_TABLE)), I(n), I(n),
+               B(unique), B(false), B(primary), B(false), B(true), B(false), B(valid), B(false),
+               B(true), B(true), B(false), T(key), T(coll), T(cls), T(opt), NUL, NUL);
+}
+
 static int fill_index(pgcat_gen *g) {
     int rc = 0;
     WITH_TABLES(g, list, n);
     for (int i = 0; i < n && rc == 0; i++) {
         const sqlv__table *t = list[i];
         int64_t oid = sqlv__pgcat_oid(t->id, SQLV__PGCAT_KIND_TABLE);
-        if (t->npk == 0) continue;
-        char key[512], coll[512], cls[512], opt[512];
-        size_t a = 0, b = 0, c = 0, d = 0;
-        key[0] = coll[0] = cls[0] = opt[0] = 0;
-        for (int k = 0; k < t->npk; k++) {
-            const sqlv__column *col = &t->cols[t->pk[k]];
-            uint32_t ty;
-            int32_t tm;
-            sqlv__pgcat_column_type(col->decl_type, col->cls, &ty, &tm);
-            const pgtype *pt = type_by_oid(ty);
-            const char *sp = k > 0 ? " " : "";
-            a += (size_t)snprintf(key + a, sizeof(key) - BASE_MIN(a, sizeof(key)), "%s%d", sp,
-                                  t->pk[k] + 1);
-            b += (size_t)snprintf(coll + b, sizeof(coll) - BASE_MIN(b, sizeof(coll)), "%s%u", sp,
-                                  pt ? pt->collation : 0u);
-            c += (size_t)snprintf(cls + c, sizeof(cls) - BASE_MIN(c, sizeof(cls)), "%s0", sp);
-            d += (size_t)snprintf(opt + d, sizeof(opt) - BASE_MIN(d, sizeof(opt)), "%s0", sp);
-            if (a >= sizeof(key) || b >= sizeof(coll)) break; /* truncated: a huge key */
+        if (t->npk > 0)
+            rc = index_row(g, t, oid + SQLV__PGCAT_KIND_PKEY, t->pk, NULL, t->npk, true, true,
+                           true);
+        for (int x = 0; x < t->nindexes && rc == 0; x++) {
+            const sqlv__index *ix = &t->indexes[x];
+            rc = index_row(g, t, sqlv__pgcat_index_oid(t->id, ix->id, false), ix->cols, ix->desc,
+                           ix->ncols, ix->unique, false, ix->state == SQLV__INDEX_PUBLIC);
         }
-        rc = ROW(g, I(oid + SQLV__PGCAT_KIND_PKEY), I(oid), I(t->npk), I(t->npk), B(true), B(false),
-                 B(true), B(false), B(true), B(false), B(true), B(false), B(true), B(true),
-                 B(false), T(key), T(coll), T(cls), T(opt), NUL, NUL);
     }
     base_free(list);
     return rc;
@@ -647,6 +752,29 @@ static int fill_constraint(pgcat_gen *g) {
                  I(0), I(0), T(" "), T(" "), T(" "), B(true), I(0), B(true), T(key), NUL, NUL, NUL,
                  NUL, NUL, NUL, NUL);
     }
+    for (int i = 0; i < n && rc == 0; i++) { /* UNIQUE constraints */
+        const sqlv__table *t = list[i];
+        int64_t oid = sqlv__pgcat_oid(t->id, SQLV__PGCAT_KIND_TABLE);
+        for (int x = 0; x < t->nindexes && rc == 0; x++) {
+            const sqlv__index *ix = &t->indexes[x];
+            if (!ix->constraint) continue;
+            char key[512];
+            size_t o = 0;
+            key[o++] = '{';
+            for (int c = 0; c < ix->ncols && o + 8 < sizeof(key); c++) {
+                int w = snprintf(key + o, sizeof(key) - o, "%s%d", c > 0 ? "," : "",
+                                 ix->cols[c] + 1);
+                if (w > 0) o = BASE_MIN(sizeof(key) - 2, o + (size_t)w);
+            }
+            key[o++] = '}';
+            key[o] = 0;
+            rc = ROW(g, I(sqlv__pgcat_index_oid(t->id, ix->id, true)), T(ix->name),
+                     I(SQLV__PGCAT_OID_NS_PUBLIC), T("u"), B(false), B(false), B(true), I(oid),
+                     I(0), I(sqlv__pgcat_index_oid(t->id, ix->id, false)), I(0), I(0), T(" "),
+                     T(" "), T(" "), B(true), I(0), B(true), T(key), NUL, NUL, NUL, NUL, NUL, NUL,
+                     NUL);
+        }
+    }
     base_free(list);
     return rc;
 }
@@ -655,8 +783,8 @@ static int fill_tables(pgcat_gen *g) {
     int rc = 0;
     WITH_TABLES(g, list, n);
     for (int i = 0; i < n && rc == 0; i++)
-        rc = ROW(g, T("public"), T(list[i]->name), T("root"), NUL, B(list[i]->npk > 0), B(false),
-                 B(false), B(false));
+        rc = ROW(g, T("public"), T(list[i]->name), T("root"), NUL,
+                 B(list[i]->npk > 0 || list[i]->nindexes > 0), B(false), B(false), B(false));
     base_free(list);
     return rc;
 }
@@ -680,15 +808,27 @@ static void index_def(const sqlv__table *t, char *out, size_t size) {
 
 static int fill_indexes(pgcat_gen *g) {
     int rc = 0;
+    base_buf def2 = {0};
     WITH_TABLES(g, list, n);
     for (int i = 0; i < n && rc == 0; i++) {
-        if (list[i]->npk == 0) continue;
-        char name[128], def[4096];
-        pkey_name(list[i], name, sizeof(name));
-        index_def(list[i], def, sizeof(def));
-        rc = ROW(g, T("public"), T(list[i]->name), T(name), NUL, T(def));
+        const sqlv__table *t = list[i];
+        if (t->npk > 0) {
+            char name[128], def[4096];
+            pkey_name(t, name, sizeof(name));
+            index_def(t, def, sizeof(def));
+            rc = ROW(g, T("public"), T(t->name), T(name), NUL, T(def));
+        }
+        for (int x = 0; x < t->nindexes && rc == 0; x++) {
+            base_buf_reset(&def2);
+            rc = sqlv__pgcat_index_def(t, &t->indexes[x], &def2);
+            if (rc == 0) rc = base_buf_append_byte(&def2, 0);
+            if (rc == 0)
+                rc = ROW(g, T("public"), T(t->name), T(t->indexes[x].name), NUL,
+                         T((const char *)def2.data));
+        }
     }
     base_free(list);
+    base_buf_free(&def2);
     return rc;
 }
 
@@ -789,6 +929,12 @@ static int fill_is_key_column_usage(pgcat_gen *g) {
         for (int k = 0; k < t->npk && rc == 0; k++)
             rc = ROW(g, T(db_name(g)), T("public"), T(name), T(db_name(g)), T("public"), T(t->name),
                      T(t->cols[t->pk[k]].name), I(k + 1), NUL);
+        for (int x = 0; x < t->nindexes && rc == 0; x++) {
+            const sqlv__index *ix = &t->indexes[x];
+            for (int c = 0; ix->constraint && c < ix->ncols && rc == 0; c++)
+                rc = ROW(g, T(db_name(g)), T("public"), T(ix->name), T(db_name(g)), T("public"),
+                         T(t->name), T(t->cols[ix->cols[c]].name), I(c + 1), NUL);
+        }
     }
     base_free(list);
     return rc;
@@ -798,11 +944,18 @@ static int fill_is_table_constraints(pgcat_gen *g) {
     int rc = 0;
     WITH_TABLES(g, list, n);
     for (int i = 0; i < n && rc == 0; i++) {
-        if (list[i]->npk == 0) continue;
-        char name[128];
-        pkey_name(list[i], name, sizeof(name));
-        rc = ROW(g, T(db_name(g)), T("public"), T(name), T(db_name(g)), T("public"),
-                 T(list[i]->name), T("PRIMARY KEY"), T("NO"), T("NO"), T("YES"), NUL);
+        const sqlv__table *t = list[i];
+        if (t->npk > 0) {
+            char name[128];
+            pkey_name(t, name, sizeof(name));
+            rc = ROW(g, T(db_name(g)), T("public"), T(name), T(db_name(g)), T("public"),
+                     T(t->name), T("PRIMARY KEY"), T("NO"), T("NO"), T("YES"), NUL);
+        }
+        for (int x = 0; x < t->nindexes && rc == 0; x++)
+            if (t->indexes[x].constraint)
+                rc = ROW(g, T(db_name(g)), T("public"), T(t->indexes[x].name), T(db_name(g)),
+                         T("public"), T(t->name), T("UNIQUE"), T("NO"), T("NO"), T("YES"),
+                         T("YES"));
     }
     base_free(list);
     return rc;

@@ -762,14 +762,34 @@ static void fn_get_indexdef(sqlite3_context *ctx, int argc, sqlite3_value **argv
         return;
     }
     int64_t oid = sqlite3_value_int64(argv[0]);
+    int64_t col = argc > 1 ? sqlite3_value_int64(argv[1]) : 0;
+    char q[300];
+    const sqlv__table *xt = NULL;
+    const sqlv__index *ix = sqlv__pgcat_index_by_oid(session_of(ctx), oid, &xt);
+    if (ix != NULL && oid == sqlv__pgcat_index_oid(xt->id, ix->id, false)) {
+        base_buf b = {0};
+        if (col > ix->ncols) {
+            sqlite3_result_text(ctx, "", 0, SQLITE_STATIC);
+            return;
+        }
+        if (col > 0) {
+            sqlv__pgcat_quote_ident(xt->cols[ix->cols[col - 1]].name, q, sizeof(q));
+            sqlite3_result_text(ctx, q, -1, SQLITE_TRANSIENT);
+            return;
+        }
+        if (sqlv__pgcat_index_def(xt, ix, &b) == 0)
+            sqlite3_result_text(ctx, (const char *)b.data, (int)b.len, SQLITE_TRANSIENT);
+        else
+            sqlite3_result_error_nomem(ctx);
+        base_buf_free(&b);
+        return;
+    }
     const sqlv__table *t = sqlv__pgcat_table_by_oid(session_of(ctx), oid);
     if (t == NULL || !sqlv__pgcat_oid_parse(oid, &id, &kind) || kind != SQLV__PGCAT_KIND_PKEY ||
         t->npk == 0) {
         sqlite3_result_null(ctx);
         return;
     }
-    int64_t col = argc > 1 ? sqlite3_value_int64(argv[1]) : 0;
-    char q[300];
     if (col > 0) {
         if (col > t->npk) {
             sqlite3_result_text(ctx, "", 0, SQLITE_STATIC);
@@ -808,15 +828,32 @@ static void fn_get_constraintdef(sqlite3_context *ctx, int argc, sqlite3_value *
         return;
     }
     int64_t oid = sqlite3_value_int64(argv[0]);
+    base_buf b = {0};
+    char q[300];
+    int rc;
+    const sqlv__table *xt = NULL;
+    const sqlv__index *ix = sqlv__pgcat_index_by_oid(session_of(ctx), oid, &xt);
+    if (ix != NULL && ix->constraint && oid == sqlv__pgcat_index_oid(xt->id, ix->id, true)) {
+        rc = base_buf_printf(&b, "UNIQUE (");
+        for (int c = 0; c < ix->ncols && rc == 0; c++) {
+            sqlv__pgcat_quote_ident(xt->cols[ix->cols[c]].name, q, sizeof(q));
+            rc = base_buf_printf(&b, "%s%s", c > 0 ? ", " : "", q);
+        }
+        if (rc == 0) rc = base_buf_append_byte(&b, ')');
+        if (rc == 0)
+            sqlite3_result_text(ctx, (const char *)b.data, (int)b.len, SQLITE_TRANSIENT);
+        else
+            sqlite3_result_error_nomem(ctx);
+        base_buf_free(&b);
+        return;
+    }
     const sqlv__table *t = sqlv__pgcat_table_by_oid(session_of(ctx), oid);
     if (t == NULL || !sqlv__pgcat_oid_parse(oid, &id, &kind) || kind != SQLV__PGCAT_KIND_PKEY_CON ||
         t->npk == 0) {
         sqlite3_result_null(ctx);
         return;
     }
-    base_buf b = {0};
-    char q[300];
-    int rc = base_buf_printf(&b, "PRIMARY KEY (");
+    rc = base_buf_printf(&b, "PRIMARY KEY (");
     for (int k = 0; k < t->npk && rc == 0; k++) {
         sqlv__pgcat_quote_ident(t->cols[t->pk[k]].name, q, sizeof(q));
         rc = base_buf_printf(&b, "%s%s", k > 0 ? ", " : "", q);
@@ -940,6 +977,8 @@ static int64_t regclass_lookup(sqlv_session *s, const char *name) {
             t = sqlv__pgcat_table_by_name(s, tn);
             if (t != NULL && t->npk > 0) return sqlv__pgcat_oid(t->id, SQLV__PGCAT_KIND_PKEY);
         }
+        const sqlv__index *ix = sqlv__pgcat_index_by_name(s, rel, &t);
+        if (ix != NULL) return sqlv__pgcat_index_oid(t->id, ix->id, false);
     }
     if (schema == NULL || strcmp(schema, "pg_catalog") == 0) return sqlv__pgcat_relation_oid(rel);
     if (strcmp(schema, "information_schema") == 0) {
@@ -973,6 +1012,13 @@ static void regclass(sqlite3_context *ctx, sqlite3_value *v, bool missing_ok) {
         char q[300];
         if (t && sqlv__pgcat_oid_parse(oid, &id, &kind) && kind == SQLV__PGCAT_KIND_TABLE) {
             sqlv__pgcat_quote_ident(t->name, q, sizeof(q));
+            sqlite3_result_text(ctx, q, -1, SQLITE_TRANSIENT);
+            return;
+        }
+        const sqlv__index *ix = NULL;
+        if (t && kind == SQLV__PGCAT_KIND_INDEX &&
+            (ix = sqlv__pgcat_index_by_oid(s, oid, NULL)) != NULL) {
+            sqlv__pgcat_quote_ident(ix->name, q, sizeof(q));
             sqlite3_result_text(ctx, q, -1, SQLITE_TRANSIENT);
             return;
         }
@@ -1040,21 +1086,30 @@ static void fn_table_oid(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     if (t != NULL) sqlite3_result_int64(ctx, sqlv__pgcat_oid(t->id, SQLV__PGCAT_KIND_TABLE));
 }
 
-/* meridian_column_indices(table oid, attnum): "{t_pkey}" or "{}". */
+/* meridian_column_indices(table oid, attnum): the indexes over the column,
+** "{t_pkey,t_b_idx}" or "{}". */
 static void fn_column_indices(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     (void)argc;
     const sqlv__table *t = sqlv__pgcat_table_by_oid(session_of(ctx), sqlite3_value_int64(argv[0]));
     int64_t attnum = sqlite3_value_int64(argv[1]);
-    char out[300];
+    base_buf b = {0};
     bool in_pk = false;
     for (int k = 0; t && k < t->npk; k++)
         in_pk |= t->pk[k] + 1 == attnum;
-    if (!in_pk) {
-        sqlite3_result_text(ctx, "{}", 2, SQLITE_STATIC);
-        return;
+    int rc = base_buf_append_byte(&b, '{');
+    if (in_pk) rc = base_buf_printf(&b, "%.58s_pkey", t->name);
+    for (int x = 0; t && x < t->nindexes && rc == 0; x++) {
+        bool in = false;
+        for (int c = 0; c < t->indexes[x].ncols; c++)
+            in |= t->indexes[x].cols[c] + 1 == attnum;
+        if (in) rc = base_buf_printf(&b, "%s%s", b.len > 1 ? "," : "", t->indexes[x].name);
     }
-    snprintf(out, sizeof(out), "{%.58s_pkey}", t->name);
-    sqlite3_result_text(ctx, out, -1, SQLITE_TRANSIENT);
+    if (rc == 0) rc = base_buf_append_byte(&b, '}');
+    if (rc == 0)
+        sqlite3_result_text(ctx, (const char *)b.data, (int)b.len, SQLITE_TRANSIENT);
+    else
+        sqlite3_result_error_nomem(ctx);
+    base_buf_free(&b);
 }
 
 /* ---- registration --------------------------------------------------------------------- */

@@ -20,7 +20,12 @@
 **     open: every portal is dropped when the session returns to 'I' (Sync,
 **     COMMIT/ROLLBACK through Execute) and at every simple Query; a
 **     utility statement run through Execute first drops the other started
-**     portals (it may end the transaction under them).
+**     portals (it may end the transaction under them). ROLLBACK TO drops
+**     the portals bound after its savepoint (PostgreSQL's rule), and a
+**     RELEASE SAVEPOINT cockroach_restart that commits drops all of them;
+**     neither drops the portal running it.
+**   - while s->awaiting_commit (the block committed by RELEASE) no portal
+**     starts and no transaction begins: only COMMIT/ROLLBACK do anything.
 **   - ps->stmt_in_use is true exactly while one portal borrows ps->stmt.
 **   - a portal's result types (oids) are fixed before its first row is
 **     sent and every row is encoded with them: a Describe and the rows
@@ -102,6 +107,11 @@ static void remove_portal(sqlv_session *s, int i) {
 void sqlv__portals_clear(sqlv_session *s) {
     while (s->nportals > 0)
         remove_portal(s, s->nportals - 1);
+}
+
+void sqlv__portals_drop_after(sqlv_session *s, uint64_t portal_seq) {
+    for (int i = s->nportals - 1; i >= 0; i--)
+        if (s->portals[i]->seq > portal_seq && !s->portals[i]->running) remove_portal(s, i);
 }
 
 void sqlv__extended_free(sqlv_session *s) {
@@ -293,7 +303,7 @@ static void open_implicit_block(sqlv_session *s) {
 ** transaction's read timestamp. STMT_OK or STMT_FAILED (error sent). */
 static int ext_begin(sqlv__run *r) {
     sqlv_session *s = r->s;
-    if (s->kv != NULL || s->status == 'E') return STMT_OK;
+    if (s->kv != NULL || s->status == 'E' || s->awaiting_commit) return STMT_OK;
     open_implicit_block(s);
     txn_error err = {{0}, {0}};
     int rc = sqlv__session_begin(s, false, &err);
@@ -383,6 +393,25 @@ static int ext_prepare_impl(sqlv_session *s, const char *name, const char *query
         base_free(ps->text);
         ps->text = rw.text;
         ps->len = rw.len;
+        /* a statement's AS OF SYSTEM TIME needs its transaction begun at it,
+        ** which Parse (planning in the session's transaction) cannot do yet;
+        ** a block's works: BEGIN AS OF SYSTEM TIME (docs/sql.md) */
+        char *stripped = NULL, expr[128], astate[6], amsg[200];
+        bool found = false;
+        int arc = !is_sqlite_statement(ps->text, ps->len)
+                      ? 0
+                      : sqlv__as_of_take(ps->text, ps->len, &stripped, expr, sizeof(expr),
+                                         &found, astate, amsg, sizeof(amsg));
+        base_free(stripped);
+        if (arc < 0) goto nomem;
+        if (arc > 0 || found) {
+            sqlv__emit_error(&r, arc > 0 ? astate : "0A000",
+                             arc > 0 ? amsg
+                                     : "AS OF SYSTEM TIME in a statement of the extended "
+                                       "protocol is not supported yet: use BEGIN AS OF SYSTEM "
+                                       "TIME ... (or the simple protocol)");
+            goto cleanup;
+        }
     }
     if (!ps->empty && is_sqlite_statement(ps->text, ps->len)) {
         const char *tail = NULL;
@@ -664,6 +693,10 @@ static int ext_bind_impl(sqlv_session *s, const char *portal, const char *statem
                                       "of transaction block");
         return r.sink_rc ? SQLV_ERR_ABORTED : SQLV_ERR_FAILED;
     }
+    if (s->awaiting_commit && !ps->utility) {
+        sqlv__emit_error(&r, "25000", SQLV__COMMITTED_MESSAGE);
+        return r.sink_rc ? SQLV_ERR_ABORTED : SQLV_ERR_FAILED;
+    }
     if (nparams != ps->nparams) {
         snprintf(msg, sizeof(msg),
                  "bind message supplies %d parameters, but prepared statement \"%.200s\" requires %d",
@@ -746,6 +779,7 @@ static int ext_bind_impl(sqlv_session *s, const char *portal, const char *statem
         goto cleanup;
     }
     if (grow((void **)&s->portals, &s->cap_portals, s->nportals + 1) != 0) goto nomem;
+    p->seq = ++s->portal_seq;
     s->portals[s->nportals++] = p;
     p = NULL;
     result = SQLV_OK;
@@ -770,6 +804,7 @@ static int portal_start(sqlv__run *r, sqlv__portal *p) {
     if (s->status == 'E')
         return sqlv__emit_error(r, "25P02", "current transaction is aborted, commands ignored "
                                             "until end of transaction block");
+    if (s->awaiting_commit) return sqlv__emit_error(r, "25000", SQLV__COMMITTED_MESSAGE);
     open_implicit_block(s);
     p->started = true;
     if (s->kv == NULL) {
@@ -911,7 +946,9 @@ static int run_utility(sqlv__run *r, sqlv__portal *p) {
             !sqlv__tok_is(&t, "ROLLBACK") && !sqlv__tok_is(&t, "ABORT"))
             open_implicit_block(s);
     }
+    p->running = true; /* a ROLLBACK TO or RELEASE must not free it under us */
     int rc = sqlv__run_statement(&u, p->ps->text, p->ps->len);
+    p->running = false;
     r->sink_rc = u.sink_rc;
     p->started = p->done = true;
     p->tag[0] = 0; /* a second Execute does nothing */
@@ -960,6 +997,10 @@ static int ext_execute_impl(sqlv_session *s, const char *portal, uint64_t max_ro
     if (s->status == 'E') {
         sqlv__emit_error(&r, "25P02", "current transaction is aborted, commands ignored until end "
                                       "of transaction block");
+        return r.sink_rc ? SQLV_ERR_ABORTED : SQLV_ERR_FAILED;
+    }
+    if (s->awaiting_commit) {
+        sqlv__emit_error(&r, "25000", SQLV__COMMITTED_MESSAGE);
         return r.sink_rc ? SQLV_ERR_ABORTED : SQLV_ERR_FAILED;
     }
     if (portal_start(&r, p) != STMT_OK) goto cleanup;
@@ -1194,10 +1235,11 @@ int sqlv_session_sync(sqlv_session *s, const sqlv_sink *sink) {
 
 /* ---- the public entry points ------------------------------------------------------------
 ** Any error inside a transaction aborts it, as in PostgreSQL: an explicit
-** block goes to 'E'; the implicit one is rolled back at Sync. */
+** block goes to 'E'; the implicit one is rolled back at Sync. A block
+** already committed by RELEASE stays as it is (CockroachDB's CommitWait). */
 
 static int abort_on_error(sqlv_session *s, int rc) {
-    if (rc == SQLV_ERR_FAILED && s->status == 'T') s->status = 'E';
+    if (rc == SQLV_ERR_FAILED && s->status == 'T' && !s->awaiting_commit) s->status = 'E';
     return rc;
 }
 

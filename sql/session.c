@@ -25,6 +25,11 @@
 **     'T'. When the KV transaction was aborted (40001 in a cluster), only a
 **     savepoint taken before the block's first statement can be rolled back
 **     to: the block then starts a new KV transaction at a new timestamp.
+**   - CockroachDB's retry protocol: RELEASE of a cockroach_restart savepoint
+**     taken first in the block commits the KV transaction there. Success:
+**     s->awaiting_commit (status 'T'), where COMMIT and ROLLBACK end the
+**     block (tag COMMIT) and anything else is 25000. 40001: 'E' with the
+**     savepoint kept, so ROLLBACK TO it restarts the transaction.
 **   - a KV commit failure at COMMIT (40001...) goes to the client and the
 **     session is back to 'I' with no transaction.
 ** Catalog (docs/sql.md, "The catalog across nodes"): a transaction's first
@@ -39,8 +44,10 @@
 **   - after every statement sqlite3_get_autocommit(s->db) is true.
 **   - s->savepoints is empty outside an explicit block; inside one each
 **     entry's kv_sp is a live KV savepoint of s->kv, in stack order (s->kv
-**     is NULL only in 'E', after a failed restart); only savepoints[0] can
-**     be at_start.
+**     is NULL only in 'E', after a failed restart or a failed committing
+**     RELEASE); only savepoints[0] can be at_start.
+**   - s->awaiting_commit only in 'T' of an explicit block, with s->kv NULL
+**     and no savepoints; no statement begins a transaction there.
 **   - every statement produces exactly one of: command_complete (maybe after
 **     row_description/data_row), error. The string's first error stops it.
 */
@@ -126,11 +133,12 @@ static int emit_tag(run *r, const char *tag) {
     return STMT_OK;
 }
 
-/* A statement failed: the transaction state follows PostgreSQL. */
+/* A statement failed: the transaction state follows PostgreSQL (a block
+** RELEASE committed stays committed). */
 static int fail(run *r, const char *state, const char *msg) {
     sqlv_session *s = r->s;
     if (s->status == 'T') {
-        s->status = 'E';
+        if (!s->awaiting_commit) s->status = 'E';
     } else if (s->status == 'I' && s->kv) {
         txn_rollback(s->kv);
         s->kv = NULL;
@@ -273,6 +281,15 @@ void sqlv_session_cancel(sqlv_session *s) { atomic_store(&s->cancel, 1); }
 int sqlv__session_begin(sqlv_session *s, bool read_only, txn_error *err) {
     txn_options o = {.read_only = read_only};
     assert(s->kv == NULL);
+    /* AS OF SYSTEM TIME / READ ONLY: the statement's, else the explicit
+    ** block's (docs/sql.md "Stale reads") */
+    if (!hlc_is_zero(s->stmt_as_of)) {
+        o.as_of = s->stmt_as_of;
+    } else if ((s->status == 'T' || s->status == 'E') && !s->implicit_block) {
+        o.as_of = s->block_as_of;
+        o.read_only = o.read_only || s->block_read_only;
+    }
+    read_only = o.read_only || !hlc_is_zero(o.as_of);
     int rc = txn_begin(s->engine->db, &o, &s->kv);
     if (rc != TXN_OK) {
         s->kv = NULL;
@@ -533,6 +550,30 @@ static int fail_txn(run *r, int rc, txn_error *err) {
 
 /* ---- statements handled by the session ------------------------------------------------ */
 
+/* AS OF SYSTEM TIME: the timestamp of expr now (asof.c). STMT_OK with *ts,
+** or STMT_FAILED with the error sent. */
+static int as_of_eval(run *r, const char *expr, hlc_timestamp *ts) {
+    char state[6], msg[320];
+    if (sqlv__as_of_eval(expr, txn_db_now(r->s->engine->db), ts, state, msg, sizeof(msg)) != 0)
+        return fail(r, state, msg);
+    return STMT_OK;
+}
+
+/* BEGIN's or SET TRANSACTION's AS OF SYSTEM TIME / READ ONLY / READ WRITE
+** for the explicit block whose KV transaction has not begun: evaluated
+** into *as_of (the block's so far on entry). STMT_OK, or the error sent. */
+static int block_modes_check(run *r, const sqlv__txn_modes *m, hlc_timestamp *as_of) {
+    if (!m->as_of && !m->read_only && !m->read_write) return STMT_OK;
+    if (r->s->kv != NULL)
+        return fail(r, "25001", "AS OF SYSTEM TIME, READ ONLY and READ WRITE must be set before "
+                                "the transaction's first query");
+    if (m->as_of && as_of_eval(r, m->expr, as_of) != STMT_OK) return STMT_FAILED;
+    if (m->read_write && !hlc_is_zero(*as_of))
+        return fail(r, "25006", "an AS OF SYSTEM TIME transaction is read-only: READ WRITE "
+                                "cannot be combined with it");
+    return STMT_OK;
+}
+
 static int do_begin(run *r) {
     sqlv_session *s = r->s;
     if (s->implicit_block) {
@@ -792,8 +833,19 @@ static int do_set(run *r, const char *p, const char *end, bool reset) {
         }
     }
     if (sqlv__tok_is(&t, "TRANSACTION")) {
-        if (sqlv__parse_transaction_modes(p, end, msg, sizeof(msg)) != 0)
+        sqlv__txn_modes m;
+        sqlv_session *s = r->s;
+        if (sqlv__parse_transaction_modes_ex(p, end, &m, msg, sizeof(msg)) != 0)
             return fail(r, "42601", msg);
+        if ((m.as_of || m.read_only || m.read_write) && (s->status != 'T' || s->implicit_block)) {
+            emit_notice(r, "SET TRANSACTION can only be used in transaction blocks");
+            return emit_tag(r, "SET");
+        }
+        hlc_timestamp as_of = s->block_as_of;
+        if (block_modes_check(r, &m, &as_of) != STMT_OK) return STMT_FAILED;
+        s->block_as_of = as_of;
+        if (m.read_only) s->block_read_only = true;
+        if (m.read_write) s->block_read_only = false;
         return emit_tag(r, "SET");
     }
     p = save;
@@ -1045,7 +1097,10 @@ static int do_drop_table(run *r, const char *p, const char *end) {
 ** keeps this one and brings a failed block ('E') back to 'T'; the reads made
 ** after it stay in the read set and the locks stay held (txn/txn.h), both
 ** safe for serializability. RELEASE destroys it and the later ones; their
-** writes stay. SET is not undone (as ROLLBACK, docs/sql.md). */
+** writes stay. SET is not undone (as ROLLBACK, docs/sql.md). ROLLBACK TO
+** drops the portals bound after the savepoint. One exception, CockroachDB's
+** retry protocol: RELEASE of cockroach_restart taken first and outermost
+** commits the block (release_commit). */
 
 /* The name that ends the statement at p (after an optional SAVEPOINT
 ** keyword when skip_keyword): folded to lower case unless quoted, as
@@ -1140,6 +1195,7 @@ static int do_savepoint(run *r, const char *p, const char *end) {
     /* The block's KV transaction begins here if no statement began it: the
     ** savepoint then marks its very start (at_start). */
     sp.at_start = s->kv == NULL;
+    sp.portal_seq = s->portal_seq;
     int rc = block_begin(r);
     if (rc == STMT_OK) {
         rc = txn_savepoint(s->kv, &sp.kv_sp);
@@ -1199,10 +1255,87 @@ static int do_rollback_to(run *r, const char *p, const char *end) {
         s->kv = NULL;
         rc = sqlv__session_begin(s, false, &err);
         if (rc == TXN_OK) rc = txn_savepoint(s->kv, &sp->kv_sp);
-        if (rc != TXN_OK) return fail_txn(r, rc, &err); /* 'E'; the savepoint stays */
+        if (rc != TXN_OK) {
+            sqlv__portals_drop_after(s, sp->portal_seq);
+            return fail_txn(r, rc, &err); /* 'E'; the savepoint stays */
+        }
     }
+    /* portals bound after the savepoint go with it, as in PostgreSQL */
+    sqlv__portals_drop_after(s, sp->portal_seq);
     s->status = 'T';
     return emit_tag(r, "ROLLBACK");
+}
+
+/* The savepoint whose RELEASE commits (CockroachDB's commit-on-release):
+** named cockroach_restart, the outermost one, taken before the block's
+** first statement. Any other keeps PostgreSQL's RELEASE. */
+static bool savepoint_commits_on_release(const sqlv_session *s, int i) {
+    return i == 0 && s->savepoints[0].at_start &&
+           strcmp(s->savepoints[0].name, SQLV__RESTART_SAVEPOINT) == 0;
+}
+
+/* SAVEPOINT cockroach_restart again in a failed block: CockroachDB takes it
+** for ROLLBACK TO SAVEPOINT cockroach_restart (for drivers that open a new
+** subtransaction object to retry). [p, end) follows SAVEPOINT. */
+static bool savepoint_restarts(const sqlv_session *s, const char *p, const char *end) {
+    char name[SQLV__NAME_BYTES_MAX * 4 + 1];
+    if (s->status != 'E' || savepoint_name(p, end, false, name, sizeof(name)) != 0) return false;
+    return savepoint_find(s, name) == 0 && savepoint_commits_on_release(s, 0);
+}
+
+/* RELEASE of the restart savepoint: commit the block's KV transaction now
+** (commit wait included), so that a 40001 reaches the client while it can
+** still ROLLBACK TO SAVEPOINT cockroach_restart and retry. Success: the
+** block awaits COMMIT (s->awaiting_commit), tag COMMIT as CockroachDB's.
+** 40001: 'E' with the restart savepoint kept (ROLLBACK TO it begins a new
+** KV transaction). Any other error (40003 ambiguous, 57P03, I/O): 'E'
+** without savepoints, only ROLLBACK is left (CockroachDB's rule: the
+** commit may have happened, it must not be retried blindly). */
+static int release_commit(run *r) {
+    sqlv_session *s = r->s;
+    txn_error err = {{0}, {0}};
+    uint32_t *created = NULL, *dropped = NULL; /* owner: this function */
+    int ncreated = 0, ndropped = 0;
+    if (block_ddl_ids(s, &created, &ncreated, &dropped, &ndropped) != 0)
+        return fail(r, "53200", "out of memory"); /* 'E'; kv alive, ROLLBACK TO works */
+    txn *kv = s->kv;
+    s->kv = NULL;
+    txn_commit_info info;
+    int rc = kv ? txn_commit_with_info(kv, &info, &err) : TXN_ERR_DONE; /* frees kv */
+    if (rc == TXN_OK) {
+        sqlv__note_commit(s, &info);
+        end_block_ddl(s); /* the savepoints and the DDL overlay */
+        sqlv__engine_after_ddl(s->engine, created, ncreated, dropped, ndropped);
+    }
+    base_free(created);
+    base_free(dropped);
+    if (rc != TXN_OK) {
+        savepoints_pop(s, rc == TXN_ERR_RETRY ? 1 : 0);
+        return fail_txn(r, rc, &err); /* 'T' -> 'E' */
+    }
+    s->awaiting_commit = true;
+    sqlv__portals_drop_after(s, 0); /* their transaction ended */
+    return emit_tag(r, "COMMIT");
+}
+
+/* COMMIT or ROLLBACK of a block RELEASE committed: it ends, the data stays
+** (CockroachDB answers COMMIT to both); any other statement 25000. t, t2:
+** the statement's first two tokens, p after them. */
+static int committed_block_statement(run *r, const sqlv__token *t, const sqlv__token *t2,
+                                     const char *p, const char *end) {
+    sqlv_session *s = r->s;
+    bool ends = sqlv__tok_is(t, "COMMIT") || sqlv__tok_is(t, "END");
+    if (sqlv__tok_is(t, "ROLLBACK") || sqlv__tok_is(t, "ABORT")) {
+        sqlv__token to = *t2;
+        if (sqlv__tok_is(t2, "WORK") || sqlv__tok_is(t2, "TRANSACTION"))
+            to = sqlv__lex_next(&p, end);
+        ends = !sqlv__tok_is(&to, "TO"); /* ROLLBACK TO: the savepoint is gone */
+    }
+    if (!ends) return emit_error(r, "25000", SQLV__COMMITTED_MESSAGE);
+    s->awaiting_commit = false;
+    s->status = 'I';
+    end_block_ddl(s); /* nothing left: RELEASE ended it */
+    return emit_tag(r, "COMMIT");
 }
 
 static int do_release(run *r, const char *p, const char *end) {
@@ -1214,6 +1347,7 @@ static int do_release(run *r, const char *p, const char *end) {
         return fail(r, "42601", "syntax error in RELEASE SAVEPOINT");
     int i = savepoint_find(s, name);
     if (i < 0) return savepoint_missing(r, name);
+    if (savepoint_commits_on_release(s, i)) return release_commit(r);
     int rc = s->kv ? txn_release(s->kv, s->savepoints[i].kv_sp) : TXN_ERR_DONE;
     if (rc != TXN_OK) return fail_txn(r, rc, &err);
     savepoints_pop(s, i);
@@ -1869,6 +2003,7 @@ static int alter_rekey(run *r, const char *name, uint32_t id, const sqlv__table 
     if (sql == NULL) return fail(r, "53200", "out of memory");
     bool ine = false;
     int rc = sqlv__table_parse(sql, 0, &nt, &ine, res.sqlstate, res.message, sizeof(res.message));
+    if (rc == 0 && sqlv__indexes_carry(nt, old, true) != 0) rc = SQLV_ERR_NOMEM; /* index.c */
     if (rc != 0) {
         result = rc < 0 ? fail(r, "53200", "out of memory") : fail(r, res.sqlstate, res.message);
         goto cleanup;
@@ -2118,6 +2253,10 @@ static int alter_add_column(run *r, const sqlv__table *old, int created, const c
     if (nt->ncols != old->ncols + 1 || nt->npk != old->npk ||
         sqlite3_stricmp(nt->name, old->name) != 0) {
         result = fail(r, "XX000", "unexpected table definition after ADD COLUMN");
+        goto cleanup;
+    }
+    if (sqlv__indexes_carry(nt, old, false) != 0) { /* index.c */
+        result = fail(r, "53200", "out of memory");
         goto cleanup;
     }
     if (nt->cols[nt->ncols - 1].not_null) {
@@ -2446,6 +2585,7 @@ static int run_statement(run *r, const char *text, size_t len) {
     sqlv__token t2 = sqlv__lex_next(&p, end);
     const char *after_second = p;
 
+    if (s->awaiting_commit) return committed_block_statement(r, &t, &t2, after_second, end);
     if (sqlv__tok_is(&t, "BEGIN") ||
         (sqlv__tok_is(&t, "START") && sqlv__tok_is(&t2, "TRANSACTION"))) {
         /* BEGIN [WORK | TRANSACTION] [modes]; START TRANSACTION [modes].
@@ -2454,12 +2594,24 @@ static int run_statement(run *r, const char *text, size_t len) {
         if (sqlv__tok_is(&t, "BEGIN") && !sqlv__tok_is(&t2, "WORK") &&
             !sqlv__tok_is(&t2, "TRANSACTION"))
             modes = after_first;
-        if (sqlv__parse_transaction_modes(modes, end, msg, sizeof(msg)) != 0)
+        sqlv__txn_modes m;
+        if (sqlv__parse_transaction_modes_ex(modes, end, &m, msg, sizeof(msg)) != 0)
             return fail(r, "42601", msg);
-        return s->status == 'E' ? emit_error(r, "25P02",
-                                             "current transaction is aborted, commands ignored "
-                                             "until end of transaction block")
-                                : do_begin(r);
+        if (s->status == 'E')
+            return emit_error(r, "25P02",
+                              "current transaction is aborted, commands ignored until end of "
+                              "transaction block");
+        /* a block that starts here takes the modes (AS OF SYSTEM TIME, READ
+        ** ONLY), evaluated first: a bad one starts no block */
+        bool starts = s->status == 'I' || s->implicit_block;
+        hlc_timestamp as_of = HLC_ZERO;
+        if (starts && block_modes_check(r, &m, &as_of) != STMT_OK) return STMT_FAILED;
+        int brc = do_begin(r);
+        if (starts) {
+            s->block_as_of = as_of;
+            s->block_read_only = m.read_only;
+        }
+        return brc;
     }
     if (sqlv__tok_is(&t, "COMMIT") || sqlv__tok_is(&t, "END")) return do_commit(r);
     if (sqlv__tok_is(&t, "ROLLBACK") || sqlv__tok_is(&t, "ABORT")) {
@@ -2477,6 +2629,8 @@ static int run_statement(run *r, const char *text, size_t len) {
         }
         return do_rollback(r);
     }
+    if (sqlv__tok_is(&t, "SAVEPOINT") && savepoint_restarts(s, after_first, end))
+        return do_rollback_to(r, after_first, end); /* CockroachDB's restart by SAVEPOINT */
     if (s->status == 'E')
         return emit_error(r, "25P02",
                           "current transaction is aborted, commands ignored until end of "
@@ -2497,6 +2651,8 @@ static int run_statement(run *r, const char *text, size_t len) {
     }
     if (sqlv__tok_is(&t, "SHOW")) return do_show(r, after_first, end);
     if (sqlv__tok_is(&t, "CREATE")) {
+        if (sqlv__tok_is(&t2, "INDEX") || sqlv__tok_is(&t2, "UNIQUE"))
+            return sqlv__index_create_stmt(r, text, len); /* index.c */
         if (sqlv__tok_is(&t2, "TABLE") || sqlv__tok_is(&t2, "TEMP") ||
             sqlv__tok_is(&t2, "TEMPORARY") || sqlv__tok_is(&t2, "UNLOGGED"))
             return do_create_table(r, text, len);
@@ -2506,6 +2662,7 @@ static int run_statement(run *r, const char *text, size_t len) {
     }
     if (sqlv__tok_is(&t, "DROP")) {
         if (sqlv__tok_is(&t2, "TABLE")) return do_drop_table(r, after_second, end);
+        if (sqlv__tok_is(&t2, "INDEX")) return sqlv__index_drop_stmt(r, text, len); /* index.c */
         snprintf(msg, sizeof(msg), "DROP %.*s is not supported yet", (int)BASE_MIN(t2.len, 40),
                  t2.start ? t2.start : "");
         return fail(r, "0A000", msg);
@@ -2513,16 +2670,45 @@ static int run_statement(run *r, const char *text, size_t len) {
     if (sqlv__tok_is(&t, "SELECT") || sqlv__tok_is(&t, "INSERT") || sqlv__tok_is(&t, "UPDATE") ||
         sqlv__tok_is(&t, "DELETE") || sqlv__tok_is(&t, "WITH") || sqlv__tok_is(&t, "VALUES") ||
         sqlv__tok_is(&t, "REPLACE") || sqlv__tok_is(&t, "EXPLAIN") || sqlv__tok_punct(&t, '(')) {
+        /* SELECT ... AS OF SYSTEM TIME x: the clause goes, the statement
+        ** runs in its own transaction at x (docs/sql.md "Stale reads") */
+        char *stripped = NULL; /* owner: this block */
+        char expr[128], state[6], amsg[200];
+        bool found = false;
+        int arc = sqlv__as_of_take(text, len, &stripped, expr, sizeof(expr), &found, state, amsg,
+                                   sizeof(amsg));
+        if (arc < 0) return fail(r, "53200", "out of memory");
+        if (arc > 0) return fail(r, state, amsg);
+        if (found) {
+            hlc_timestamp ts = HLC_ZERO;
+            int frc = STMT_OK;
+            if (s->status != 'I' || s->kv != NULL)
+                frc = fail(r, "0A000", "AS OF SYSTEM TIME in a statement inside a transaction "
+                                       "block is not supported: give it to the block (BEGIN AS OF "
+                                       "SYSTEM TIME ... or SET TRANSACTION AS OF SYSTEM TIME ...)");
+            else
+                frc = as_of_eval(r, expr, &ts);
+            if (frc != STMT_OK) {
+                base_free(stripped);
+                return frc;
+            }
+            s->stmt_as_of = ts;
+            text = stripped; /* same length, the clause blanked */
+        }
         int rc = STMT_RETRY;
         for (int attempt = 0; rc == STMT_RETRY; attempt++) {
             if (attempt > 0) {
                 BASE_DEBUG(MOD, "retrying implicit transaction (attempt %d)", attempt);
                 retry_backoff(s, attempt);
-                if (atomic_load(&s->cancel))
-                    return fail(r, "57014", "canceling statement due to user request");
+                if (atomic_load(&s->cancel)) {
+                    rc = fail(r, "57014", "canceling statement due to user request");
+                    break;
+                }
             }
             rc = run_sqlite(r, text, len, s->status == 'I' && attempt < IMPLICIT_RETRIES_MAX);
         }
+        s->stmt_as_of = HLC_ZERO;
+        base_free(stripped);
         return rc;
     }
     if (sqlv__tok_is(&t, "COPY")) return sqlv__copy_begin(r, text, len);

@@ -51,6 +51,8 @@ static const setting_def defaults[] = {
     {"TimeZone", "UTC", false},
     {"transaction_isolation", "serializable", false},
     {"transaction_read_only", "off", false},
+    /* Meridian: stale reads of this node (docs/txn.md section 8) */
+    {"follower_reads", "", true},
 };
 
 static const setting_def *find_def(const char *name) {
@@ -75,6 +77,24 @@ const char *sqlv__setting_get(const sqlv_session *s, const char *name, const cha
     if (d == NULL) return NULL;
     if (canonical) *canonical = d->name;
     if (strcmp(d->name, "commit_wait") == 0 && s->commit_wait[0] != '\0') return s->commit_wait;
+    if (strcmp(d->name, "follower_reads") == 0) {
+        /* the node's counters now: valid until this thread's next call */
+        static _Thread_local char text[256];
+        txn_db_stats st;
+        memset(&st, 0, sizeof(st));
+        txn_db_get_stats(s->engine->db, &st);
+        snprintf(text, sizeof(text),
+                 "served here as a follower: %llu; stale reads sent: %llu (answered by this "
+                 "node's replica: %llu, by the leaseholder after a refusal: %llu); AS OF "
+                 "SYSTEM TIME transactions: %llu",
+                 (unsigned long long)st.follower_reads_served, (unsigned long long)st.stale_reads,
+                 (unsigned long long)st.stale_reads_local,
+                 (unsigned long long)st.stale_reads_fallback, (unsigned long long)st.stale_txns);
+        return text;
+    }
+    if (strcmp(d->name, "transaction_read_only") == 0 && s->status == 'T' &&
+        !s->implicit_block && (s->block_read_only || !hlc_is_zero(s->block_as_of)))
+        return "on";
     return d->value;
 }
 
@@ -165,6 +185,14 @@ int sqlv__setting_set(sqlv_session *s, const char *name, const char *value, char
 }
 
 int sqlv__parse_transaction_modes(const char *p, const char *end, char *msg, size_t size) {
+    return sqlv__parse_transaction_modes_ex(p, end, NULL, msg, size);
+}
+
+int sqlv__parse_transaction_modes_ex(const char *p, const char *end, sqlv__txn_modes *modes,
+                                     char *msg, size_t size) {
+    sqlv__txn_modes scratch;
+    if (modes == NULL) modes = &scratch;
+    memset(modes, 0, sizeof(*modes));
     for (int guard = 0; guard < 64; guard++) {
         sqlv__token t = sqlv__lex_next(&p, end);
         if (t.kind == SQLV__TOK_END) return 0;
@@ -184,9 +212,28 @@ int sqlv__parse_transaction_modes(const char *p, const char *end, char *msg, siz
         }
         if (sqlv__tok_is(&t, "READ")) {
             sqlv__token a = sqlv__lex_next(&p, end);
-            if (sqlv__tok_is(&a, "WRITE") || sqlv__tok_is(&a, "ONLY")) continue;
+            if (sqlv__tok_is(&a, "WRITE") || sqlv__tok_is(&a, "ONLY")) {
+                modes->read_only = sqlv__tok_is(&a, "ONLY");
+                modes->read_write = !modes->read_only;
+                continue;
+            }
             t = a;
             goto syntax;
+        }
+        if (sqlv__tok_is(&t, "AS")) {
+            /* AS OF SYSTEM TIME <expr> (CockroachDB; docs/sql.md "Stale reads") */
+            sqlv__token o = sqlv__lex_next(&p, end), sy = sqlv__lex_next(&p, end),
+                        ti = sqlv__lex_next(&p, end);
+            char state[6];
+            if (!sqlv__tok_is(&o, "OF") || !sqlv__tok_is(&sy, "SYSTEM") ||
+                !sqlv__tok_is(&ti, "TIME")) {
+                t = !sqlv__tok_is(&o, "OF") ? o : !sqlv__tok_is(&sy, "SYSTEM") ? sy : ti;
+                goto syntax;
+            }
+            if (sqlv__as_of_expr(&p, end, modes->expr, sizeof(modes->expr), state, msg, size) != 0)
+                return 1;
+            modes->as_of = true;
+            continue;
         }
         if (sqlv__tok_is(&t, "NOT")) t = sqlv__lex_next(&p, end);
         if (sqlv__tok_is(&t, "DEFERRABLE")) continue;
@@ -222,6 +269,23 @@ static void fn_now(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
         while (out[n - 1] == '0')
             n--;
     }
+    snprintf(out + n, sizeof(out) - n, "+00");
+    sqlite3_result_text(ctx, out, -1, SQLITE_TRANSIENT);
+}
+
+/* follower_read_timestamp(): now - 4.8 s, as now() prints it (asof.c). */
+static void fn_follower_read_timestamp(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    sqlv_session *s = sqlite3_user_data(ctx);
+    char out[64];
+    struct tm tm;
+    (void)argc;
+    (void)argv;
+    int64_t ns = txn_db_now(s->engine->db).wall_ns - SQLV__FOLLOWER_READ_LAG_NS;
+    time_t sec = (time_t)(ns / 1000000000);
+    long us = (long)((ns % 1000000000) / 1000);
+    gmtime_r(&sec, &tm);
+    size_t n = strftime(out, sizeof(out), "%Y-%m-%d %H:%M:%S", &tm);
+    n += (size_t)snprintf(out + n, sizeof(out) - n, ".%06ld", us);
     snprintf(out + n, sizeof(out) - n, "+00");
     sqlite3_result_text(ctx, out, -1, SQLITE_TRANSIENT);
 }
@@ -370,6 +434,7 @@ int sqlv__register_pg_functions(sqlv_session *s) {
         {"current_user", 0, fn_current_user},
         {"session_user", 0, fn_current_user},
         {"pg_backend_pid", 0, fn_backend_pid},
+        {"follower_read_timestamp", 0, fn_follower_read_timestamp},
         {"meridian_bool", 1, fn_bool},
         {"match", 2, fn_match},
     };

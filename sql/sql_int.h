@@ -12,6 +12,8 @@
 **              table, scans through txn_scan, writes through txn_put.
 **   value.c    the row value format, column affinity, PostgreSQL text
 **              output of values.
+**   index.c    secondary indexes: CREATE/DROP INDEX, UNIQUE constraints,
+**              the online backfill, index entry keys.
 **
 ** Key space layout (see docs/decisions/003-sql-on-sqlite-vtabs.md):
 **   table 1 index 1: catalog      key = prefix(1,1) + TEXT(lower(name))
@@ -24,6 +26,13 @@
 **                                 reads it and writes it + 1
 **   table >= 100 index 1: rows    key = prefix(id,1) + PK values (or the
 **                                 hidden INTEGER row id); value = row format
+**   table >= 100 index >= 2:      secondary index entries (index.c):
+**                                 key = prefix(id,ix) + indexed values
+**                                 [+ the row's key suffix]; value = the
+**                                 row's key suffix
+** A catalog row with secondary indexes (or whose table ever had one) is
+** version 2: 0x02 | u32 id | u32 CREATE length | CREATE sql | index
+** section (sqlv__index_section_encode); version 1 rows still load.
 */
 #ifndef MERIDIAN_SQL_INT_H
 #define MERIDIAN_SQL_INT_H
@@ -82,6 +91,10 @@ typedef struct sqlv__table {
     sqlv__column *cols; /* owner: the table */
     int npk;            /* 0: hidden row id */
     int *pk;            /* npk column indexes in key order; owner: the table */
+    /* Secondary indexes (index.c, "secondary indexes" below). */
+    int nindexes;
+    struct sqlv__index *indexes; /* nindexes; owner: the table */
+    uint32_t next_index_id;      /* the id the next index takes (never reused) */
 } sqlv__table;
 
 void sqlv__table_free(sqlv__table *t);
@@ -280,10 +293,17 @@ typedef struct sqlv__portal {
     uint32_t sp;
     uint64_t rows;
     char tag[64];          /* the completion tag once done */
+    uint64_t seq;          /* creation order: s->portal_seq when bound (> 0) */
+    bool running;          /* its utility statement runs now (run_utility):
+                              sqlv__portals_drop_after leaves it */
 } sqlv__portal;
 
 /* Drop every portal (at the end of a transaction); prepared.c. */
 void sqlv__portals_clear(sqlv_session *s);
+/* Drop the portals bound after portal_seq (seq > portal_seq), but not one
+** that is running: ROLLBACK TO drops those created after its savepoint, as
+** PostgreSQL does; 0 drops all (a transaction RELEASE ended). prepared.c. */
+void sqlv__portals_drop_after(sqlv_session *s, uint64_t portal_seq);
 /* Free every statement and portal (session close). */
 void sqlv__extended_free(sqlv_session *s);
 
@@ -327,6 +347,14 @@ uint32_t sqlv__session_find_id(sqlv_session *s, const char *name);
 ** transaction (its later writes undo) and a copy of the block's DDL overlay
 ** (s->ddl) as it was, so ROLLBACK TO brings both back. */
 #define SQLV__SAVEPOINTS_MAX 10000 /* alive per block (54000 past it) */
+/* CockroachDB's restart savepoint: taken first in a block, its RELEASE
+** commits (session.c, docs/sql.md "Savepoints"). */
+#define SQLV__RESTART_SAVEPOINT "cockroach_restart"
+/* 25000: any statement but COMMIT/ROLLBACK once RELEASE committed the block
+** (CockroachDB's words). */
+#define SQLV__COMMITTED_MESSAGE                                                                    \
+    "current transaction is committed, commands ignored until end of transaction block"
+
 typedef struct sqlv__savepoint {
     char *name;            /* as PostgreSQL folds it (lower case unless quoted); owner: this */
     uint32_t kv_sp;        /* txn_savepoint id in s->kv */
@@ -334,6 +362,8 @@ typedef struct sqlv__savepoint {
                               NULL): ROLLBACK TO it may begin the block's KV
                               transaction anew when the old one was aborted */
     sqlv__pending_ddl ddl; /* s->ddl when taken; owner: this */
+    uint64_t portal_seq;   /* s->portal_seq when taken: ROLLBACK TO drops the
+                              portals bound after it */
 } sqlv__savepoint;
 
 /* ---- sessions and the module ------------------------------------------------ */
@@ -362,6 +392,11 @@ struct sqlv_session {
     ** last: a repeated name finds the newest); owner: session. */
     sqlv__savepoint *savepoints;
     int nsavepoints, cap_savepoints;
+    /* RELEASE SAVEPOINT cockroach_restart committed the explicit block
+    ** (CockroachDB's CommitWait): status 'T', s->kv NULL, no savepoints;
+    ** COMMIT or ROLLBACK ends the block (tag COMMIT), anything else is
+    ** 25000 and leaves it as it is. */
+    bool awaiting_commit;
     uint64_t retry_rng;          /* jitter of the implicit-retry backoff */
     char *user;
     char *database;
@@ -374,6 +409,7 @@ struct sqlv_session {
     int nstmts, cap_stmts;
     sqlv__portal **portals; /* owner: session */
     int nportals, cap_portals;
+    uint64_t portal_seq;    /* portals bound so far (their seq) */
     /* PostgreSQL settings changed by SET (settings.c); the others have
     ** their defaults. */
     struct {
@@ -385,6 +421,14 @@ struct sqlv_session {
     /* SHOW commit_wait: the last read-write commit's wait, formatted by
     ** sqlv__note_commit ("" before the first one). */
     char commit_wait[96];
+    /* AS OF SYSTEM TIME and READ ONLY (asof.c; docs/sql.md "Stale reads"):
+    ** the explicit block's modes (BEGIN / SET TRANSACTION; applied when the
+    ** block's KV transaction begins, reset by the next BEGIN), and the
+    ** timestamp of the statement running in 'I' with the clause (HLC_ZERO
+    ** otherwise). */
+    hlc_timestamp block_as_of;
+    bool block_read_only;
+    hlc_timestamp stmt_as_of;
     struct sqlv__copy *copy; /* COPY FROM STDIN in progress (copy.c); owner: session */
     sqlv_copy_in_fn copy_in; /* NULL: COPY FROM STDIN refused */
 };
@@ -412,6 +456,37 @@ int sqlv__setting_set(sqlv_session *s, const char *name, const char *value, char
 ** from [p, end): 0 ok (every isolation level is accepted: Meridian is
 ** always serializable), 1 syntax error (msg set). */
 int sqlv__parse_transaction_modes(const char *p, const char *end, char *msg, size_t size);
+/* The same, keeping what Meridian acts on: READ ONLY / READ WRITE and AS OF
+** SYSTEM TIME <expr> (its expression as sqlv__as_of_take gives it). modes
+** may be NULL. */
+typedef struct sqlv__txn_modes {
+    bool read_only, read_write;
+    bool as_of;        /* AS OF SYSTEM TIME given: expr holds it */
+    char expr[128];
+} sqlv__txn_modes;
+int sqlv__parse_transaction_modes_ex(const char *p, const char *end, sqlv__txn_modes *modes,
+                                     char *msg, size_t size);
+
+/* ---- AS OF SYSTEM TIME (asof.c) ----------------------------------------------
+** follower_read_timestamp() = now - SQLV__FOLLOWER_READ_LAG_NS (CockroachDB's
+** 4.8 s: below the 3 s closed-timestamp target with room, so a follower can
+** serve it; docs/txn.md section 8). */
+#define SQLV__FOLLOWER_READ_LAG_NS 4800000000LL
+/* Find the top-level AS OF SYSTEM TIME clause of a statement. 0 with
+** *found false (nothing to do), or *found true, its expression in expr
+** (NUL-terminated) and the statement without the clause in *out_text
+** (NUL-terminated, same length, the clause blanked; owner: caller,
+** base_free); 1 refused (state/msg: 42601); -1 out of memory. */
+int sqlv__as_of_take(const char *text, size_t len, char **out_text, char *expr, size_t expr_size,
+                     bool *found, char state[6], char *msg, size_t size);
+/* The expression after AS OF SYSTEM TIME at *pp (advanced past it) into
+** expr: 0, or 1 with state/msg (42601). */
+int sqlv__as_of_expr(const char **pp, const char *end, char *expr, size_t expr_size, char state[6],
+                     char *msg, size_t size);
+/* The timestamp of an expression, given the clock's now: 0 with *out; 1
+** with state/msg (22007 not a time, 22008 in the future or out of range). */
+int sqlv__as_of_eval(const char *expr, hlc_timestamp now, hlc_timestamp *out, char state[6],
+                     char *msg, size_t size);
 /* Register now(), current_setting(), current_user(), pg_backend_pid(),
 ** meridian_bool(), match() (ILIKE) on the session's connection. */
 int sqlv__register_pg_functions(sqlv_session *s);
@@ -435,5 +510,113 @@ void sqlv__session_error(sqlv_session *s, const char *sqlstate, const char *fmt,
 /* The session's KV transaction (begun by the statement). NULL when there
 ** is none (error recorded). */
 txn *sqlv__session_kv(sqlv_session *s);
+
+/* ---- secondary indexes (index.c; docs/sql.md "Indexes") ---------------------------
+** A table's descriptor lists its secondary indexes. Index id 1 is the rows;
+** secondary indexes take ids from SQLV__INDEX_FIRST_ID up, never reused
+** within the table (next_index_id): entries of a dropped index that were
+** not deleted can never be read as another index's.
+** Entry key:   prefix(table id, index id) + enc(indexed column values),
+**              then, for a non-unique index or a unique one with a NULL
+**              among the values (NULLs never conflict), the row's key
+**              suffix, which makes the entry one per row.
+** Entry value: the row's key suffix (its key without the 8-byte prefix:
+**              the encoded PK values or hidden row id); the row is at
+**              prefix(table id, 1) + value.
+** States: WRITE_ONLY (every writer maintains it, no plan reads it: it is
+** being backfilled), PUBLIC (maintained and used by plans).
+** Invariants:
+**   - a PUBLIC index has exactly one entry per row of its table, made from
+**     the row's stored values, in every committed state.
+**   - a unique index never holds two exact entries (no suffix) with the
+**     same key; a writer checks it (txn_get of the exact key, which stays in
+**     its read set) before writing.
+**   - descending columns are recorded (pg_index, indexdef) but stored
+**     ascending: plans use indexes for lookups and ranges, not for order. */
+#define SQLV__CATALOG_INDEXES_VERSION 2 /* catalog rows with an index section */
+#define SQLV__INDEX_FIRST_ID 2u
+#define SQLV__INDEX_ID_MAX 1023u    /* index ids one table hands out over its life */
+#define SQLV__INDEXES_MAX 64        /* secondary indexes of one table at a time */
+#define SQLV__INDEX_COLUMNS_MAX 32  /* columns of one index (PostgreSQL's INDEX_MAX_KEYS) */
+#define SQLV__BACKFILL_ROWS_MAX 1000 /* rows one backfill transaction writes at most */
+#define SQLV__BACKFILL_RETRIES_MAX 64 /* attempts of one backfill batch (40001) */
+
+typedef enum sqlv__index_state {
+    SQLV__INDEX_WRITE_ONLY = 1,
+    SQLV__INDEX_PUBLIC = 2,
+} sqlv__index_state;
+
+typedef struct sqlv__index {
+    uint32_t id;     /* >= SQLV__INDEX_FIRST_ID */
+    char *name;      /* owner: the table */
+    bool unique;
+    bool constraint; /* made by a UNIQUE constraint: pg_constraint 'u'; DROP INDEX refuses it */
+    uint8_t state;   /* sqlv__index_state */
+    int ncols;       /* 1..SQLV__INDEX_COLUMNS_MAX */
+    int *cols;       /* table column indexes, in index order; owner: the table */
+    bool *desc;      /* ncols: DESC given; owner: the table */
+} sqlv__index;
+
+/* Is name (case-insensitive) a relation among tables[0..n): a table, its
+** "<t>_pkey" or one of its indexes? PostgreSQL's indexes and tables share
+** one namespace. */
+bool sqlv__relation_taken(const sqlv__table *const *tables, int n, const char *name);
+/* Free t's indexes (t keeps none). */
+void sqlv__indexes_free(sqlv__table *t);
+/* Make dst's index list (and next_index_id) a copy of src's: a descriptor
+** rebuilt from new CREATE text (ALTER TABLE) keeps its indexes. Column
+** positions must mean the same columns in both. 0 or SQLV_ERR_NOMEM (dst
+** unchanged). */
+int sqlv__indexes_copy(sqlv__table *dst, const sqlv__table *src);
+/* ALTER TABLE's new descriptor nt of old takes old's indexes (and its
+** shape follows); all_public: its rows are all copied through the new
+** descriptor (ADD PRIMARY KEY), so every index is complete. 0 or
+** SQLV_ERR_NOMEM. */
+int sqlv__indexes_carry(sqlv__table *nt, const sqlv__table *old, bool all_public);
+/* The index section of t's catalog row (appended to out): nothing for a
+** table that never had an index (its row stays version 1). Format: u32
+** next_index_id | u16 n | n x (u32 id | u8 flags (1 unique, 2 constraint) |
+** u8 state | u16 name length | name | u16 ncols | ncols x (u16 column |
+** u8 desc)). 0 or SQLV_ERR_NOMEM. */
+int sqlv__index_section_encode(const sqlv__table *t, base_buf *out);
+/* Replace t's indexes by the section's; -1 when malformed (t unchanged),
+** SQLV_ERR_NOMEM. */
+int sqlv__index_section_decode(sqlv__table *t, const uint8_t *p, size_t len);
+/* The index named name (case-insensitive), or NULL. */
+const sqlv__index *sqlv__table_index_named(const sqlv__table *t, const char *name);
+/* The descriptor's shape (sqlv__table.shape): a hash of its CREATE text
+** and, once it has or had indexes, of the index list. */
+uint64_t sqlv__table_shape(const sqlv__table *t);
+/* At CREATE TABLE (sqlv__table_parse): one unique PUBLIC index per UNIQUE
+** constraint of the table just created in db, named as PostgreSQL names
+** them (the constraint's name, else <table>_<columns>_key). 0; 1 refused
+** (sqlstate/message set); SQLV_ERR_NOMEM. */
+int sqlv__index_from_constraints(sqlite3 *db, sqlv__table *t, char sqlstate[6], char *message,
+                                 size_t message_size);
+
+/* The key of row (cells: its stored values; suffix: its key without the
+** prefix) in ix, into key (reset first). *exact: a unique index and no NULL
+** among the values (the key holds no suffix). 0 or SQLV_ERR_NOMEM. */
+int sqlv__index_entry(const sqlv__table *t, const sqlv__index *ix, const sqlv__cell *cells,
+                      const uint8_t *suffix, size_t suffix_len, base_buf *key, bool *exact);
+/* [start, end) of every entry of index id of table id (reset first). */
+int sqlv__index_span(uint32_t table_id, uint32_t index_id, base_buf *start, base_buf *end);
+/* "(a, b)=(1, x)" for a unique violation's DETAIL (appended). 0 or -1. */
+int sqlv__index_key_text(const sqlv__table *t, const sqlv__index *ix, const sqlv__cell *cells,
+                         base_buf *out);
+
+/* CREATE [UNIQUE] INDEX and DROP INDEX (session.c dispatches; text is the
+** whole statement). STMT result codes of session.c (0 ok, 1 failed). */
+int sqlv__index_create_stmt(sqlv__run *r, const char *text, size_t len);
+int sqlv__index_drop_stmt(sqlv__run *r, const char *text, size_t len);
+
+/* Test hooks (tests/sql/test_index.c); zero in production. Called after
+** each committed backfill batch of an implicit CREATE INDEX, on the
+** session's thread (no transaction of the session is open). */
+typedef void (*sqlv__backfill_hook_fn)(void *arg, uint32_t table_id, uint32_t index_id,
+                                       int batch);
+extern sqlv__backfill_hook_fn sqlv__backfill_hook;
+extern void *sqlv__backfill_hook_arg;
+extern int sqlv__backfill_rows; /* > 0: rows per batch instead of SQLV__BACKFILL_ROWS_MAX */
 
 #endif

@@ -29,10 +29,28 @@ enum {
     SQLV__PGCAT_KIND_PKEY = 1,     /* its primary key index "<t>_pkey" */
     SQLV__PGCAT_KIND_PKEY_CON = 2, /* the PRIMARY KEY constraint */
     SQLV__PGCAT_KIND_ROWTYPE = 3,  /* its row type in pg_type */
+    SQLV__PGCAT_KIND_INDEX = 4,    /* (parse only) one of its secondary indexes */
+    SQLV__PGCAT_KIND_INDEX_CON = 5, /* (parse only) the UNIQUE constraint of one */
 };
 int64_t sqlv__pgcat_oid(uint32_t table_id, int kind);
 /* The table id and kind an OID stands for; false if none. */
 bool sqlv__pgcat_oid_parse(int64_t oid, uint32_t *table_id, int *kind);
+/* A secondary index's OIDs: its pg_class row and (a UNIQUE constraint's
+** index) its pg_constraint row, two per index id, above the tables'. */
+#define SQLV__PGCAT_OID_INDEX_FIRST 0x40000000LL
+int64_t sqlv__pgcat_index_oid(uint32_t table_id, uint32_t index_id, bool constraint);
+bool sqlv__pgcat_index_oid_parse(int64_t oid, uint32_t *table_id, uint32_t *index_id,
+                                 bool *constraint);
+/* The secondary index (and its table, *t) an index or constraint OID
+** stands for, as the session sees them; NULL if none. Lives as
+** sqlv__pgcat_tables' pointers. */
+const sqlv__index *sqlv__pgcat_index_by_oid(sqlv_session *s, int64_t oid, const sqlv__table **t);
+/* The index named name among the session's tables (and its table). */
+const sqlv__index *sqlv__pgcat_index_by_name(sqlv_session *s, const char *name,
+                                             const sqlv__table **t);
+/* pg_get_indexdef of a secondary index: "CREATE [UNIQUE] INDEX i ON
+** public.t USING btree (a, b DESC)" (appended). 0 or -1. */
+int sqlv__pgcat_index_def(const sqlv__table *t, const sqlv__index *ix, base_buf *out);
 
 /* The PostgreSQL type of a declared column type ("VARCHAR(20)",
 ** "double precision", "int[]"): its OID and typmod (-1 none). Unknown

@@ -24,7 +24,15 @@
 **     + enc(INTEGER hidden row id) for a table without a primary key.
 **   - the reads of UPDATE, DELETE and SELECT ... FOR UPDATE/SHARE lock the
 **     rows they return (txn_set_locking, docs/txn.md section 5); the KV
-**     transaction is in locking mode only inside xFilter's reads.
+**     transaction is in locking mode only inside xFilter's reads (and an
+**     index scan's row fetches).
+**   - secondary indexes (index.c): every write maintains every index of the
+**     descriptor, WRITE_ONLY or PUBLIC, in the same KV transaction as the
+**     row, and checks a unique index before anything is written (OR IGNORE
+**     then skips the row whole); plans read PUBLIC indexes only. An index
+**     plan scans the entries of its equality prefix (or range) and fetches
+**     each row by its key; a unique index with every column bound reads one
+**     entry.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +51,8 @@ typedef struct mvtab {
 typedef struct mcursor {
     sqlite3_vtab_cursor base;
     txn_iter *it;
+    const sqlv__index *ix; /* an index scan: it walks ix's entries; NULL: rows */
+    bool locking;          /* an index scan's row fetches lock (the statement's) */
     bool eof;
     base_buf key;      /* current row's key (copy) */
     base_buf value;    /* current row's value (copy) */
@@ -56,6 +66,8 @@ typedef struct mcursor {
 #define IDX_HAS_HI (1 << 18)
 #define IDX_HI_INCL (1 << 19)
 #define IDX_REVERSE (1 << 20)
+#define IDX_SLOT_SHIFT 21 /* 1 + the secondary index's position, 0: the rows */
+#define IDX_SLOT_MASK 0x7f
 
 static const char *class_decl(sqlv__class c) {
     switch (c) {
@@ -153,6 +165,82 @@ static bool binary_collation(sqlite3_index_info *info, int i) {
     return coll == NULL || sqlite3_stricmp(coll, "BINARY") == 0;
 }
 
+/* A plan over a PUBLIC secondary index: equalities on its leading columns
+** (and a range on the next one), each row then fetched by its key. It
+** replaces the key plan already in info when cheaper (a full scan costs
+** 1e6, a key range 100 + rows, a point read 10). */
+static void best_index_plan(const sqlv__table *t, sqlite3_index_info *info) {
+    int best = -1, best_neq = 0, best_lo = -1, best_hi = -1;
+    int best_eq[SQLV__INDEX_COLUMNS_MAX];
+    double best_cost = info->estimatedCost, best_rows = 0;
+    bool best_unique = false;
+    for (int x = 0; x < t->nindexes && x < IDX_SLOT_MASK; x++) {
+        const sqlv__index *ix = &t->indexes[x];
+        int eqs[SQLV__INDEX_COLUMNS_MAX], n = 0, lo = -1, hi = -1;
+        if (ix->state != SQLV__INDEX_PUBLIC) continue;
+        for (int k = 0; k < ix->ncols; k++) {
+            int vcol = ix->cols[k] + 1, eq = -1;
+            for (int i = 0; i < info->nConstraint && eq < 0; i++) {
+                const struct sqlite3_index_constraint *c = &info->aConstraint[i];
+                if (c->usable && c->iColumn == vcol && c->op == SQLITE_INDEX_CONSTRAINT_EQ &&
+                    binary_collation(info, i))
+                    eq = i;
+            }
+            if (eq >= 0) {
+                eqs[n++] = eq;
+                continue;
+            }
+            for (int i = 0; i < info->nConstraint; i++) {
+                const struct sqlite3_index_constraint *c = &info->aConstraint[i];
+                if (!c->usable || c->iColumn != vcol || !binary_collation(info, i)) continue;
+                if (lo < 0 &&
+                    (c->op == SQLITE_INDEX_CONSTRAINT_GT || c->op == SQLITE_INDEX_CONSTRAINT_GE))
+                    lo = i;
+                if (hi < 0 &&
+                    (c->op == SQLITE_INDEX_CONSTRAINT_LT || c->op == SQLITE_INDEX_CONSTRAINT_LE))
+                    hi = i;
+            }
+            break;
+        }
+        if (n == 0 && lo < 0 && hi < 0) continue;
+        bool unique = ix->unique && n == ix->ncols;
+        /* a fetch per row: dearer per row than the key plan's ranges (100 +
+        ** rows), cheaper than a range of the key with one bound */
+        double rows = unique ? 1 : 1000.0 / (1 + n * 4 + (lo >= 0) + (hi >= 0));
+        double cost = unique ? 20.0 : 150.0 + 1.5 * rows;
+        if (cost >= best_cost) continue;
+        best = x;
+        best_cost = cost;
+        best_rows = rows;
+        best_unique = unique;
+        best_neq = n;
+        best_lo = lo;
+        best_hi = hi;
+        memcpy(best_eq, eqs, sizeof(int) * (size_t)n);
+    }
+    if (best < 0) return;
+    for (int i = 0; i < info->nConstraint; i++)
+        info->aConstraintUsage[i].argvIndex = 0; /* never omitted: SQLite re-checks */
+    info->orderByConsumed = 0;
+    int argv_next = 1, idx = best_neq | ((best + 1) << IDX_SLOT_SHIFT);
+    for (int k = 0; k < best_neq; k++)
+        info->aConstraintUsage[best_eq[k]].argvIndex = argv_next++;
+    if (best_lo >= 0) {
+        info->aConstraintUsage[best_lo].argvIndex = argv_next++;
+        idx |= IDX_HAS_LO;
+        if (info->aConstraint[best_lo].op == SQLITE_INDEX_CONSTRAINT_GE) idx |= IDX_LO_INCL;
+    }
+    if (best_hi >= 0) {
+        info->aConstraintUsage[best_hi].argvIndex = argv_next++;
+        idx |= IDX_HAS_HI;
+        if (info->aConstraint[best_hi].op == SQLITE_INDEX_CONSTRAINT_LE) idx |= IDX_HI_INCL;
+    }
+    info->idxNum = idx;
+    info->estimatedCost = best_cost;
+    info->estimatedRows = (sqlite3_int64)best_rows;
+    info->idxFlags = best_unique ? SQLITE_INDEX_SCAN_UNIQUE : 0;
+}
+
 static int m_best_index(sqlite3_vtab *vt, sqlite3_index_info *info) {
     mvtab *v = (mvtab *)vt;
     const sqlv__table *t = v->t;
@@ -232,6 +320,7 @@ static int m_best_index(sqlite3_vtab *vt, sqlite3_index_info *info) {
         info->estimatedCost = 1e6;
         info->estimatedRows = 100000;
     }
+    best_index_plan(t, info);
     return SQLITE_OK;
 }
 
@@ -260,6 +349,40 @@ static int m_close(sqlite3_vtab_cursor *cur) {
     return SQLITE_OK;
 }
 
+/* The row at prefix(t, 1) + suffix (an index entry's value) into the
+** cursor's key, value and cells, read in the cursor's locking mode.
+** SQLITE_OK (c->eof false), or an error recorded. */
+static int fetch_indexed_row(mcursor *c, mvtab *v, txn *kv, const uint8_t *suffix, size_t len) {
+    txn_error err = {{0}, {0}};
+    const sqlv__table *t = v->t;
+    base_buf_reset(&c->key);
+    if (len == 0 || sqlv__table_prefix(&c->key, t->id) != 0 ||
+        base_buf_append(&c->key, suffix, len) != 0) {
+        if (len != 0) return SQLITE_NOMEM;
+        vt_error(v, "XX001", "malformed index entry in the key space");
+        return SQLITE_ERROR;
+    }
+    txn_set_locking(kv, c->locking);
+    int grc = txn_get(kv, c->key.data, c->key.len, &c->value, &err);
+    txn_set_locking(kv, false);
+    if (grc == TXN_NOT_FOUND) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "index \"%.100s\" has an entry without a row", c->ix->name);
+        vt_error(v, "XX001", msg);
+        return SQLITE_ERROR;
+    }
+    if (grc != TXN_OK) {
+        vt_txn_error(v, grc, &err);
+        return SQLITE_ERROR;
+    }
+    if (sqlv__row_decode(c->value.data, c->value.len, c->cells, t->ncols) != 0) {
+        vt_error(v, "XX001", "malformed row value in the key space");
+        return SQLITE_ERROR;
+    }
+    c->eof = false;
+    return SQLITE_OK;
+}
+
 static int m_next(sqlite3_vtab_cursor *cur) {
     mcursor *c = (mcursor *)cur;
     mvtab *v = (mvtab *)cur->pVtab;
@@ -271,6 +394,18 @@ static int m_next(sqlite3_vtab_cursor *cur) {
         return SQLITE_OK;
     }
     int n = txn_iter_next(c->it, &k, &kl, &val, &vl, &err);
+    if (n > 0 && c->ix != NULL) { /* an entry: its row */
+        txn *kv = sqlv__session_kv(v->s);
+        base_buf suffix = {0}; /* owner: this block; val dies at the next read */
+        if (kv == NULL || base_buf_append(&suffix, val, vl) != 0) {
+            c->eof = true;
+            return kv == NULL ? SQLITE_ERROR : SQLITE_NOMEM;
+        }
+        int frc = fetch_indexed_row(c, v, kv, suffix.data, suffix.len);
+        base_buf_free(&suffix);
+        if (frc != SQLITE_OK) c->eof = true;
+        return frc;
+    }
     if (n < 0) {
         vt_txn_error(v, n, &err);
         c->eof = true;
@@ -379,6 +514,102 @@ static bool statement_locks(sqlite3 *db) {
     return false;
 }
 
+/* xFilter of an index plan: the entries of ix in the range of its bound
+** columns (built as the key plan builds its range: widened, never
+** narrowed, when a value does not convert), each row fetched by its key. */
+static int filter_index(mcursor *c, mvtab *v, txn *kv, const sqlv__index *ix, int idx, int argc,
+                        sqlite3_value **argv) {
+    const sqlv__table *t = v->t;
+    base_buf base = {0}, start = {0}, end = {0}, tmp = {0}, entry = {0};
+    txn_error err = {{0}, {0}};
+    int rc = SQLITE_NOMEM, neq = idx & IDX_NEQ_MASK, a = 0;
+    bool empty = false, widened = false;
+    if (enc_key_prefix(&base, t->id, ix->id) != ENC_OK) goto cleanup;
+    for (int k = 0; k < neq && k < ix->ncols && a < argc; k++, a++) {
+        sqlv__cell cell;
+        enc_value ev;
+        sqlite3_value *dup = NULL;
+        int kr = key_value(argv[a], t->cols[ix->cols[k]].cls, &cell, &dup);
+        if (kr == 1) empty = true;
+        if (kr == 2) widened = true;
+        if (kr == 0 && !widened) {
+            sqlv__cell_to_enc(&cell, &ev);
+            if (enc_key_append(&base, &ev) != ENC_OK) {
+                sqlite3_value_free(dup);
+                goto cleanup;
+            }
+        }
+        sqlite3_value_free(dup);
+    }
+    if (base_buf_append(&start, base.data, base.len) != 0) goto cleanup;
+    if (enc_prefix_end(base.data, base.len, &end) != ENC_OK) goto cleanup;
+    for (int side = 0; side < 2; side++) {
+        bool has = side == 0 ? (idx & IDX_HAS_LO) : (idx & IDX_HAS_HI);
+        bool incl = side == 0 ? (idx & IDX_LO_INCL) : (idx & IDX_HI_INCL);
+        if (!has || a >= argc) continue;
+        sqlite3_value *arg = argv[a++];
+        if (widened || neq >= ix->ncols) continue;
+        sqlv__cell cell;
+        enc_value ev;
+        sqlite3_value *dup = NULL;
+        int kr = key_value(arg, t->cols[ix->cols[neq]].cls, &cell, &dup);
+        if (kr == 1) empty = true;
+        if (kr == 0) {
+            base_buf_reset(&tmp);
+            sqlv__cell_to_enc(&cell, &ev);
+            if (base_buf_append(&tmp, base.data, base.len) != 0 ||
+                enc_key_append(&tmp, &ev) != ENC_OK) {
+                sqlite3_value_free(dup);
+                goto cleanup;
+            }
+            base_buf *dst = side == 0 ? &start : &end;
+            base_buf_reset(dst);
+            /* as the key plan: entries carry more bytes after the value */
+            if ((side == 0) == incl) {
+                if (base_buf_append(dst, tmp.data, tmp.len) != 0) {
+                    sqlite3_value_free(dup);
+                    goto cleanup;
+                }
+            } else if (enc_prefix_end(tmp.data, tmp.len, dst) != ENC_OK) {
+                sqlite3_value_free(dup);
+                goto cleanup;
+            }
+        }
+        sqlite3_value_free(dup);
+    }
+    rc = SQLITE_OK;
+    if (empty || buf_cmp(&start, &end) >= 0) goto cleanup;
+    c->ix = ix;
+    c->locking = statement_locks(v->s->db);
+    if (ix->unique && neq == ix->ncols && !widened && (idx & (IDX_HAS_LO | IDX_HAS_HI)) == 0) {
+        /* every column bound, none NULL: the one exact entry */
+        int grc = txn_get(kv, base.data, base.len, &entry, &err);
+        if (grc == TXN_NOT_FOUND) goto cleanup;
+        if (grc != TXN_OK) {
+            vt_txn_error(v, grc, &err);
+            rc = SQLITE_ERROR;
+            goto cleanup;
+        }
+        rc = fetch_indexed_row(c, v, kv, entry.data, entry.len);
+        goto cleanup;
+    }
+    int trc = txn_scan(kv, start.data, start.len, end.data, end.len, false, &c->it, &err);
+    if (trc != TXN_OK) {
+        c->it = NULL;
+        vt_txn_error(v, trc, &err);
+        rc = SQLITE_ERROR;
+        goto cleanup;
+    }
+    rc = m_next(&c->base);
+cleanup:
+    base_buf_free(&base);
+    base_buf_free(&start);
+    base_buf_free(&end);
+    base_buf_free(&tmp);
+    base_buf_free(&entry);
+    return rc;
+}
+
 static int m_filter(sqlite3_vtab_cursor *cur, int idx, const char *idx_str, int argc,
                     sqlite3_value **argv) {
     mcursor *c = (mcursor *)cur;
@@ -387,18 +618,27 @@ static int m_filter(sqlite3_vtab_cursor *cur, int idx, const char *idx_str, int 
     base_buf base = {0}, start = {0}, end = {0}, tmp = {0};
     txn_error err = {{0}, {0}};
     int rc = SQLITE_NOMEM, neq = idx & IDX_NEQ_MASK, a = 0;
+    int slot = (idx >> IDX_SLOT_SHIFT) & IDX_SLOT_MASK;
     bool empty = false, widened = false;
     txn *kv;
     if (c->it) {
         txn_iter_close(c->it);
         c->it = NULL;
     }
+    c->ix = NULL;
     c->eof = true;
     kv = sqlv__session_kv(v->s);
     if (kv == NULL) {
         vt_error(v, v->s->err_sqlstate[0] ? v->s->err_sqlstate : "XX000",
                  v->s->err_message[0] ? v->s->err_message : "no transaction");
         return SQLITE_ERROR;
+    }
+    if (slot > 0) {
+        if (slot > t->nindexes) {
+            vt_error(v, "XX000", "plan names an index the table does not have");
+            return SQLITE_ERROR;
+        }
+        return filter_index(c, v, kv, &t->indexes[slot - 1], idx, argc, argv);
     }
     if (sqlv__table_prefix(&base, t->id) != 0) goto cleanup;
     for (int k = 0; k < neq && a < argc; k++, a++) {
@@ -548,12 +788,86 @@ static int row_key(mvtab *v, const sqlv__cell *cells, base_buf *key) {
     return 0;
 }
 
+/* ---- index maintenance ---------------------------------------------------------- */
+
+static bool same_bytes(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
+    return al == bl && (al == 0 || memcmp(a, b, al) == 0);
+}
+
+/* The row at key, decoded into cells (pointing into buf). TXN_OK,
+** TXN_NOT_FOUND, a txn error (err set), or 1: malformed (error recorded). */
+static int read_row(mvtab *v, txn *kv, const uint8_t *key, size_t key_len, base_buf *buf,
+                    sqlv__cell *cells, txn_error *err) {
+    int rc = txn_get(kv, key, key_len, buf, err);
+    if (rc != TXN_OK) return rc;
+    if (sqlv__row_decode(buf->data, buf->len, cells, v->t->ncols) != 0) {
+        vt_error(v, "XX001", "malformed row value in the key space");
+        return 1;
+    }
+    return TXN_OK;
+}
+
+/* Delete the entries of the row (cells, key) from every index. */
+static int delete_entries(mvtab *v, txn *kv, const sqlv__cell *cells, const uint8_t *key,
+                          size_t key_len, base_buf *scratch, txn_error *err) {
+    const sqlv__table *t = v->t;
+    for (int x = 0; x < t->nindexes; x++) {
+        bool exact;
+        if (sqlv__index_entry(t, &t->indexes[x], cells, key + ENC_PREFIX_BYTES,
+                              key_len - ENC_PREFIX_BYTES, scratch, &exact) != 0)
+            return TXN_ERR_NOMEM;
+        int rc = txn_delete(kv, scratch->data, scratch->len, err);
+        if (rc != TXN_OK) return rc;
+    }
+    return TXN_OK;
+}
+
+/* Delete the row at key and its entries (a DELETE, or OR REPLACE removing
+** a row that conflicts in a unique index). SQLITE_OK or an error recorded. */
+static int delete_row(mvtab *v, txn *kv, const uint8_t *key, size_t key_len) {
+    const sqlv__table *t = v->t;
+    txn_error err = {{0}, {0}};
+    base_buf row = {0}, scratch = {0};
+    sqlv__cell *cells = NULL;
+    int trc = TXN_OK, rc = SQLITE_ERROR;
+    if (key_len <= ENC_PREFIX_BYTES) {
+        vt_error(v, "XX000", "malformed row key");
+        return SQLITE_ERROR;
+    }
+    if (t->nindexes > 0) {
+        cells = base_calloc((size_t)t->ncols, sizeof(*cells));
+        if (cells == NULL) return SQLITE_NOMEM;
+        trc = read_row(v, kv, key, key_len, &row, cells, &err);
+        if (trc == 1) goto cleanup;
+        if (trc == TXN_OK) trc = delete_entries(v, kv, cells, key, key_len, &scratch, &err);
+        if (trc == TXN_NOT_FOUND) trc = TXN_OK; /* no row: no entries */
+    }
+    if (trc == TXN_OK) trc = txn_delete(kv, key, key_len, &err);
+    if (trc != TXN_OK) {
+        if (trc == TXN_ERR_NOMEM) {
+            rc = SQLITE_NOMEM;
+            goto cleanup;
+        }
+        vt_txn_error(v, trc, &err);
+        goto cleanup;
+    }
+    rc = SQLITE_OK;
+cleanup:
+    base_free(cells);
+    base_buf_free(&row);
+    base_buf_free(&scratch);
+    return rc;
+}
+
 static int m_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_int64 *rowid) {
     mvtab *v = (mvtab *)vt;
     const sqlv__table *t = v->t;
     txn_error err = {{0}, {0}};
-    base_buf scratch = {0}, key = {0}, row = {0}, existing = {0};
-    sqlv__cell *cells = NULL;
+    base_buf scratch = {0}, key = {0}, row = {0}, existing = {0}, oldrow = {0}, found = {0};
+    base_buf *nkeys = NULL, *okeys = NULL; /* each index's new and old entry */
+    base_buf conflicts = {0};               /* OR REPLACE: u32 length | row suffix, ... */
+    sqlv__cell *cells = NULL, *old_cells = NULL, *rep_cells = NULL;
+    bool *nexact = NULL;
     int rc = SQLITE_NOMEM, trc;
     char state[6] = {0}, msg[512];
     (void)rowid;
@@ -565,13 +879,8 @@ static int m_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
     }
     if (argc == 1) { /* DELETE */
         if (sqlite3_value_type(argv[0]) != SQLITE_BLOB) return SQLITE_ERROR;
-        trc =
-            txn_delete(kv, sqlite3_value_blob(argv[0]), (size_t)sqlite3_value_bytes(argv[0]), &err);
-        if (trc != TXN_OK) {
-            vt_txn_error(v, trc, &err);
-            return SQLITE_ERROR;
-        }
-        return SQLITE_OK;
+        return delete_row(v, kv, sqlite3_value_blob(argv[0]),
+                          (size_t)sqlite3_value_bytes(argv[0]));
     }
     /* argv: old key, new key, then every vtab column: the hidden key column
     ** (argv[2], ignored: the key is computed from the columns) and the user
@@ -582,6 +891,7 @@ static int m_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
     }
     sqlite3_value **colv = argv + 3;
     bool is_insert = sqlite3_value_type(argv[0]) == SQLITE_NULL;
+    int mode = sqlite3_vtab_on_conflict(v->s->db);
     /* sqlv__assign may put converted bytes in scratch: reserve enough up
     ** front that it never reallocates while cells point into it. */
     size_t need = 64;
@@ -617,21 +927,44 @@ static int m_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
         goto cleanup;
     }
     if (sqlv__row_encode(&row, cells, t->ncols) != 0) goto cleanup;
-    bool moved = false;
-    const void *old = NULL;
+    bool moved = false, has_old = false, replacing = false;
+    const uint8_t *old = NULL;
     size_t old_len = 0;
     if (!is_insert) {
         old = sqlite3_value_blob(argv[0]);
         old_len = (size_t)sqlite3_value_bytes(argv[0]);
         moved = old_len != key.len || (old_len && memcmp(old, key.data, old_len) != 0);
     }
-    /* The uniqueness check comes before any write: under OR IGNORE a
+    if (t->nindexes > 0) {
+        nkeys = base_calloc((size_t)t->nindexes, sizeof(*nkeys));
+        okeys = base_calloc((size_t)t->nindexes, sizeof(*okeys));
+        nexact = base_calloc((size_t)t->nindexes, sizeof(*nexact));
+        old_cells = base_calloc((size_t)t->ncols, sizeof(*old_cells));
+        rep_cells = base_calloc((size_t)t->ncols, sizeof(*rep_cells));
+        if (nkeys == NULL || okeys == NULL || nexact == NULL || old_cells == NULL ||
+            rep_cells == NULL)
+            goto cleanup;
+        if (!is_insert && old_len > ENC_PREFIX_BYTES) {
+            /* the row as stored: its entries are the ones to replace */
+            trc = read_row(v, kv, old, old_len, &oldrow, old_cells, &err);
+            if (trc == 1) {
+                rc = SQLITE_ERROR;
+                goto cleanup;
+            }
+            if (trc != TXN_OK && trc != TXN_NOT_FOUND) {
+                vt_txn_error(v, trc, &err);
+                rc = SQLITE_ERROR;
+                goto cleanup;
+            }
+            has_old = trc == TXN_OK;
+        }
+    }
+    /* The uniqueness checks come before any write: under OR IGNORE a
     ** SQLITE_CONSTRAINT skips the row, and a key-moving UPDATE must then
     ** leave the old row where it was. */
     if (t->npk > 0 && (is_insert || moved)) {
         trc = txn_get(kv, key.data, key.len, &existing, &err);
         if (trc == TXN_OK) {
-            int mode = sqlite3_vtab_on_conflict(v->s->db);
             if (mode == SQLITE_IGNORE) {
                 /* With constraint support, SQLITE_CONSTRAINT under OR
                 ** IGNORE skips the row without counting it as a change. */
@@ -645,33 +978,137 @@ static int m_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
                 rc = SQLITE_CONSTRAINT;
                 goto cleanup;
             }
+            /* REPLACE overwrites that row: its entries go */
+            if (t->nindexes > 0) {
+                if (sqlv__row_decode(existing.data, existing.len, rep_cells, t->ncols) != 0) {
+                    vt_error(v, "XX001", "malformed row value in the key space");
+                    rc = SQLITE_ERROR;
+                    goto cleanup;
+                }
+                replacing = true;
+            }
         } else if (trc != TXN_NOT_FOUND) {
             vt_txn_error(v, trc, &err);
             rc = SQLITE_ERROR;
             goto cleanup;
         }
     }
-    if (moved) {
-        trc = txn_delete(kv, old, old_len, &err);
+    const uint8_t *suffix = key.data + ENC_PREFIX_BYTES;
+    size_t suffix_len = key.len - ENC_PREFIX_BYTES;
+    for (int x = 0; x < t->nindexes; x++) {
+        const sqlv__index *ix = &t->indexes[x];
+        bool oexact;
+        if (sqlv__index_entry(t, ix, cells, suffix, suffix_len, &nkeys[x], &nexact[x]) != 0)
+            goto cleanup;
+        if (has_old && sqlv__index_entry(t, ix, old_cells, old + ENC_PREFIX_BYTES,
+                                         old_len - ENC_PREFIX_BYTES, &okeys[x], &oexact) != 0)
+            goto cleanup;
+        if (!nexact[x]) continue; /* not unique, or a NULL: no conflict possible */
+        if (has_old && same_bytes(okeys[x].data, okeys[x].len, nkeys[x].data, nkeys[x].len))
+            continue; /* unchanged: the entry is this row's */
+        trc = txn_get(kv, nkeys[x].data, nkeys[x].len, &found, &err);
+        if (trc == TXN_NOT_FOUND) continue;
         if (trc != TXN_OK) {
             vt_txn_error(v, trc, &err);
             rc = SQLITE_ERROR;
             goto cleanup;
         }
-    }
-    trc = txn_put(kv, key.data, key.len, row.data, row.len, &err);
-    if (trc != TXN_OK) {
-        vt_txn_error(v, trc, &err);
-        rc = SQLITE_ERROR;
+        /* this row's own entry (OR REPLACE of the row at the same key), or
+        ** its entry before this UPDATE: no conflict */
+        if (same_bytes(found.data, found.len, suffix, suffix_len)) continue;
+        if (!is_insert &&
+            same_bytes(found.data, found.len, old + ENC_PREFIX_BYTES, old_len - ENC_PREFIX_BYTES))
+            continue;
+        if (mode == SQLITE_IGNORE) {
+            rc = SQLITE_CONSTRAINT;
+            goto cleanup;
+        }
+        if (mode == SQLITE_REPLACE) { /* that row goes, below */
+            uint8_t n4[4] = {(uint8_t)(found.len >> 24), (uint8_t)(found.len >> 16),
+                             (uint8_t)(found.len >> 8), (uint8_t)found.len};
+            if (base_buf_append(&conflicts, n4, 4) != 0 ||
+                base_buf_append(&conflicts, found.data, found.len) != 0)
+                goto cleanup;
+            continue;
+        }
+        base_buf detail = {0};
+        if (sqlv__index_key_text(t, ix, cells, &detail) != 0) {
+            base_buf_free(&detail);
+            goto cleanup;
+        }
+        snprintf(msg, sizeof(msg),
+                 "duplicate key value violates unique constraint \"%s\"\nDETAIL:  Key %.*s "
+                 "already exists.",
+                 ix->name, (int)BASE_MIN(detail.len, 300), (const char *)detail.data);
+        base_buf_free(&detail);
+        vt_error(v, "23505", msg);
+        rc = SQLITE_CONSTRAINT;
         goto cleanup;
     }
+    /* The writes: rows OR REPLACE removes, the entries that change, the row. */
+    for (size_t off = 0; off + 4 <= conflicts.len;) {
+        const uint8_t *p = conflicts.data + off;
+        size_t n = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+        base_buf other = {0};
+        int drc = SQLITE_NOMEM;
+        if (sqlv__table_prefix(&other, t->id) == 0 && base_buf_append(&other, p + 4, n) == 0)
+            drc = delete_row(v, kv, other.data, other.len);
+        base_buf_free(&other);
+        if (drc != SQLITE_OK) {
+            rc = drc;
+            goto cleanup;
+        }
+        off += 4 + n;
+    }
+    if (replacing) {
+        trc = delete_entries(v, kv, rep_cells, key.data, key.len, &found, &err);
+        if (trc != TXN_OK) goto txn_failed;
+    }
+    for (int x = 0; has_old && x < t->nindexes; x++) {
+        if (same_bytes(okeys[x].data, okeys[x].len, nkeys[x].data, nkeys[x].len)) continue;
+        trc = txn_delete(kv, okeys[x].data, okeys[x].len, &err);
+        if (trc != TXN_OK) goto txn_failed;
+    }
+    if (moved) {
+        trc = txn_delete(kv, old, old_len, &err);
+        if (trc != TXN_OK) goto txn_failed;
+    }
+    trc = txn_put(kv, key.data, key.len, row.data, row.len, &err);
+    if (trc != TXN_OK) goto txn_failed;
+    for (int x = 0; x < t->nindexes; x++) {
+        if (has_old && !moved && !replacing &&
+            same_bytes(okeys[x].data, okeys[x].len, nkeys[x].data, nkeys[x].len))
+            continue; /* the same entry, the same row */
+        trc = txn_put(kv, nkeys[x].data, nkeys[x].len, suffix, suffix_len, &err);
+        if (trc != TXN_OK) goto txn_failed;
+    }
     rc = SQLITE_OK;
+    goto cleanup;
+txn_failed:
+    if (trc == TXN_ERR_NOMEM) {
+        rc = SQLITE_NOMEM;
+        goto cleanup;
+    }
+    vt_txn_error(v, trc, &err);
+    rc = SQLITE_ERROR;
 cleanup:
+    for (int x = 0; nkeys && x < t->nindexes; x++)
+        base_buf_free(&nkeys[x]);
+    for (int x = 0; okeys && x < t->nindexes; x++)
+        base_buf_free(&okeys[x]);
+    base_free(nkeys);
+    base_free(okeys);
+    base_free(nexact);
     base_free(cells);
+    base_free(old_cells);
+    base_free(rep_cells);
     base_buf_free(&scratch);
     base_buf_free(&key);
     base_buf_free(&row);
     base_buf_free(&existing);
+    base_buf_free(&oldrow);
+    base_buf_free(&found);
+    base_buf_free(&conflicts);
     return rc;
 }
 

@@ -30,7 +30,11 @@
 **   - every failing call leaves the buffer as it was (allocate first, then
 **     mutate).
 **   - a txn's time comes only from the HLC (read_ts at begin; commit_ts from
-**     range/).
+**     range/), or, AS OF SYSTEM TIME (txn_options.as_of, docs/txn.md section
+**     8), is a given past timestamp at or below the HLC's now: such a txn is
+**     read-only (no locks, no refresh, no commit wait, nothing sent at
+**     commit) and reads through the key space's stale reads when it has
+**     them (any replica whose closed timestamp covers it may answer).
 **   - COMMIT WAIT: a read-write txn_commit returns TXN_OK only after
 **     physical_now - epsilon > commit_ts (or the TXN_COMMIT_WAIT_MAX_OFFSETS
 **     cap, counted), so the commit is in the past on every live node's
@@ -64,9 +68,10 @@
 **   - a lock-holding txn has one cluster-unique id and one anchor (its first
 **     locked key) for its whole life: locks, records, the 1PC commit's id
 **     and a two-phase commit all use them;
-**   - the heartbeat thread never sends for a txn that is paused (its 1PC
+**   - the heartbeat threads never send for a txn that is paused (its 1PC
 **     commit in flight) or unregistered: pause and unregister wait for a
-**     heartbeat in flight, so no record is created after the commit.
+**     heartbeat in flight, so no record is created after the commit; at
+**     most one heartbeat of a txn is in flight (its entry's in_flight).
 */
 #define _GNU_SOURCE
 #include "txn/txn.h"
@@ -114,6 +119,7 @@ struct txn_db {
     txn__heart *heart; /* owned; NULL when kv has no heartbeat (local store) */
     atomic_uint_fast64_t lock_calls, keys_locked, refreshes, refresh_failures;
     atomic_uint_fast64_t heartbeats, heartbeat_aborts;
+    atomic_uint_fast64_t stale_txns; /* txn_options.as_of */
 };
 
 enum { TXN__NONE = 0, TXN__PUT = 1, TXN__DEL = 2 };
@@ -173,6 +179,9 @@ struct txn {
     uint64_t id;
     hlc_timestamp read_ts;
     bool read_only;
+    bool as_of;            /* begun at a fixed past timestamp (txn_options.as_of) */
+    bool stale;            /* as_of, and the key space has stale reads: reads go
+                              through get_stale / iter_open_stale */
     bool aborted;
     int abort_rc;          /* why: returned again by txn_commit */
     txn_error abort_error; /* the error that aborted it */
@@ -200,7 +209,7 @@ struct txn {
     bool has_meta;       /* meta is set (the first lock) */
     range_txn_meta meta; /* cluster-unique id; anchor points into anchor_buf */
     base_buf anchor_buf;
-    txn__live *live;     /* registered with the heartbeat thread (owner: the
+    txn__live *live;     /* registered with the heartbeat threads (owner: the
                             db's registry), NULL when not */
 };
 
@@ -256,6 +265,7 @@ static const char *rc_sqlstate(int rc) {
     case TXN_ERR_LIMIT: return "54000";
     case TXN_ERR_AMBIGUOUS: return "40003";
     case TXN_ERR_UNSUPPORTED: return "0A000";
+    case TXN_ERR_FUTURE: return "22008";
     default: return "XX000";
     }
 }
@@ -274,6 +284,8 @@ static const char *rc_message(int rc) {
         return "the outcome of the commit is unknown: it may or may not have applied";
     case TXN_ERR_UNSUPPORTED:
         return "not supported by this node's key space";
+    case TXN_ERR_FUTURE:
+        return "AS OF SYSTEM TIME: the timestamp is in the future";
     default: return "internal error in the transaction layer";
     }
 }
@@ -401,7 +413,11 @@ static int check_writable(txn *t, txn_error *err) {
     int rc = check_usable(t, err);
     if (rc != TXN_OK) return rc;
     if (t->read_only) {
-        err_setf(err, "25006", "cannot execute a write in a read-only transaction");
+        if (t->as_of)
+            err_setf(err, "25006", "cannot execute a write in an AS OF SYSTEM TIME transaction "
+                                   "(it reads at a past timestamp and is read-only)");
+        else
+            err_setf(err, "25006", "cannot execute a write in a read-only transaction");
         return TXN_ERR_READ_ONLY;
     }
     return TXN_OK;
@@ -744,7 +760,14 @@ void txn_db_get_stats(txn_db *db, txn_db_stats *out) {
     out->refresh_failures = atomic_load(&db->refresh_failures);
     out->heartbeats = atomic_load(&db->heartbeats);
     out->heartbeat_aborts = atomic_load(&db->heartbeat_aborts);
+    out->stale_txns = atomic_load(&db->stale_txns);
+    out->stale_reads = rs.stale_reads;
+    out->stale_reads_local = rs.stale_local;
+    out->stale_reads_fallback = rs.stale_fallbacks;
+    out->follower_reads_served = rs.follower_reads;
 }
+
+hlc_timestamp txn_db_now(txn_db *db) { return hlc_now(db->clock); }
 
 /* ---- txn lifecycle -------------------------------------------------------- */
 
@@ -756,14 +779,28 @@ int txn_begin(txn_db *db, const txn_options *opts, txn **out) {
         atomic_fetch_add(&db->clock_refusals, 1);
         return TXN_ERR_UNAVAILABLE;
     }
+    bool as_of = opts != NULL && !hlc_is_zero(opts->as_of);
+    if (as_of) {
+        /* a past timestamp only: a read above now could be written under */
+        hlc_timestamp a = opts->as_of;
+        if (a.wall_ns < 0 || a.logical < 0 || a.wall_ns >= HLC_WALL_LIMIT_NS)
+            return TXN_ERR_INVALID;
+        if (hlc_compare(a, hlc_now(db->clock)) > 0) return TXN_ERR_FUTURE;
+    }
     txn *t = base_calloc(1, sizeof(*t));
     if (t == NULL) return TXN_ERR_NOMEM;
     t->db = db;
     t->id = atomic_fetch_add(&db->next_txn_id, 1);
-    t->read_only = opts ? opts->read_only : false;
+    t->read_only = as_of || (opts ? opts->read_only : false);
     t->prio_state = t->id;
     t->next_savepoint_id = 1;
-    t->read_ts = hlc_now(db->clock);
+    t->read_ts = as_of ? opts->as_of : hlc_now(db->clock);
+    t->as_of = as_of;
+    if (as_of) {
+        /* a key space without followers reads locally anyway */
+        t->stale = db->kv->ops->get_stale != NULL && db->kv->ops->iter_open_stale != NULL;
+        atomic_fetch_add(&db->stale_txns, 1);
+    }
     /* Commits that took a timestamp <= read_ts must be in storage before we
     ** read (docs/decisions/004: the pending-commit watermark). */
     int rc = db->kv->ops->wait_visible(db->kv, t->read_ts);
@@ -777,6 +814,7 @@ int txn_begin(txn_db *db, const txn_options *opts, txn **out) {
 
 hlc_timestamp txn_read_timestamp(const txn *t) { return t->read_ts; }
 uint64_t txn_id(const txn *t) { return t->id; }
+bool txn_is_stale(const txn *t) { return t->as_of; }
 
 static void iter_record(txn_iter *it);
 static bool lock_capable(const txn *t);
@@ -850,7 +888,8 @@ int txn_get(txn *t, const uint8_t *key, size_t key_len, base_buf *out, txn_error
     rc = record_read(t, key, key_len, NULL, 0, true, err);
     if (rc != TXN_OK) return rc;
     range_kv *kv = t->db->kv;
-    int range_rc = kv->ops->get(kv, key, key_len, t->read_ts, out);
+    int range_rc = t->stale ? kv->ops->get_stale(kv, key, key_len, t->read_ts, out)
+                            : kv->ops->get(kv, key, key_len, t->read_ts, out);
     if (range_rc == RANGE_OK) return TXN_OK;
     if (range_rc == RANGE_NOT_FOUND) return TXN_NOT_FOUND;
     rc = range_to_txn_rc(range_rc);
@@ -1062,8 +1101,10 @@ int txn_scan(txn *t, const uint8_t *start, size_t start_len, const uint8_t *end,
     } else {
         range_kv *kv = t->db->kv;
         it->ops = kv->ops;
-        int range_rc = kv->ops->iter_open(kv, start, start_len, end, end_len, t->read_ts,
-                                          reverse, &it->inner);
+        int range_rc = t->stale ? kv->ops->iter_open_stale(kv, start, start_len, end, end_len,
+                                                           t->read_ts, reverse, &it->inner)
+                                : kv->ops->iter_open(kv, start, start_len, end, end_len,
+                                                     t->read_ts, reverse, &it->inner);
         if (range_rc != RANGE_OK) {
             base_buf_free(&it->start);
             base_buf_free(&it->end);
@@ -1951,7 +1992,11 @@ int txn_commit_with_info(txn *t, txn_commit_info *info, txn_error *err) {
 #define TXN__LOCK_BATCH_BYTES_MAX (256u * 1024) /* bytes read ahead, about */
 #define TXN__REFRESHES_PER_BATCH_MAX 8 /* a scan whose batch keeps moving: 40001 */
 #define TXN__RELEASE_SPANS_MAX 4096    /* point spans in one release; beyond, one span */
-#define TXN__LIVE_MAX 65536            /* lock holders the heartbeat thread tracks */
+#define TXN__LIVE_MAX 65536            /* lock holders the heartbeat threads track */
+#define TXN__HEART_THREADS 4           /* heartbeats in flight at once: one that waits
+                                          on an unreachable anchor (up to the key
+                                          space's deadline, 10 s) must not hold back
+                                          the others past the record expiry (5 s) */
 #define TXN__HEARTBEAT_RETRY_MS (RANGE_TXN_HEARTBEAT_MS / 4) /* after a failed heartbeat */
 
 void txn_set_locking(txn *t, bool on) {
@@ -2064,9 +2109,9 @@ static void lockset_free(txn__lockset *ls) {
     memset(ls, 0, sizeof(*ls));
 }
 
-/* -- the heartbeat thread and its registry of lock holders -- */
+/* -- the heartbeat threads and their registry of lock holders -- */
 
-/* One lock-holding txn, as the heartbeat thread sees it (a copy: the txn
+/* One lock-holding txn, as the heartbeat threads see it (a copy: the txn
 ** itself belongs to its session's thread). */
 struct txn__live {
     txn__live *prev, *next;
@@ -2091,7 +2136,8 @@ struct txn__heart {
     txn__live *head;
     size_t n;
     bool stop;
-    pthread_t thread;
+    pthread_t threads[TXN__HEART_THREADS];
+    int n_threads;
 };
 
 static void *heart_main(void *arg) {
@@ -2167,7 +2213,10 @@ static int heart_start(txn_db *db) {
     if (crc != 0) goto fail_free;
     if (pthread_cond_init(&h->done_cv, NULL) != 0) goto fail_cv;
     if (pthread_mutex_init(&h->mu, NULL) != 0) goto fail_done;
-    if (pthread_create(&h->thread, NULL, heart_main, h) != 0) goto fail_mu;
+    while (h->n_threads < TXN__HEART_THREADS &&
+           pthread_create(&h->threads[h->n_threads], NULL, heart_main, h) == 0)
+        h->n_threads++;
+    if (h->n_threads == 0) goto fail_mu; /* fewer: a stuck one delays more, not wrong */
     db->heart = h;
     return TXN_OK;
 fail_mu:
@@ -2189,7 +2238,7 @@ static void heart_stop(txn_db *db) {
     h->stop = true;
     pthread_cond_broadcast(&h->cv);
     pthread_mutex_unlock(&h->mu);
-    pthread_join(h->thread, NULL);
+    for (int i = 0; i < h->n_threads; i++) pthread_join(h->threads[i], NULL);
     while (h->head != NULL) {
         txn__live *e = h->head;
         h->head = e->next;
@@ -2205,7 +2254,7 @@ static void heart_stop(txn_db *db) {
 
 /* Register a lock holder: its first heartbeat (which creates its record)
 ** comes after RANGE_TXN_HEARTBEAT_MS, so a short transaction has none.
-** NULL: no heartbeat thread, too many holders, or out of memory (it then
+** NULL: no heartbeat threads, too many holders, or out of memory (it then
 ** runs without a record: pushers abort it once its locks are older than
 ** the record expiry). */
 static txn__live *live_register(txn_db *db, const range_txn_meta *meta) {

@@ -54,6 +54,8 @@ enum {
     TXN_ERR_UNSUPPORTED = -4010, /* needs what this key space lacks: txn_db_split_at
                                     on a single node; txn_commit over several ranges
                                     of a range_kv without prepare (0A000) */
+    TXN_ERR_FUTURE = -4011,    /* txn_begin: an as_of timestamp above the clock's
+                                  now (22008) */
 };
 
 /* Per-transaction limits (hitting one returns TXN_ERR_LIMIT, SQLSTATE 54000,
@@ -111,11 +113,24 @@ void txn_db_close(txn_db *db);
 
 typedef struct txn_options {
     bool read_only;
+    /* AS OF SYSTEM TIME (docs/txn.md section 8): HLC_ZERO, or the past
+    ** timestamp to read at. Implies read_only: no locks, no refresh, no
+    ** commit wait, nothing sent at commit; writes fail TXN_ERR_READ_ONLY
+    ** (25006). Its reads are stale reads (range_kv get_stale/iter_open_stale
+    ** when the key space has them): any replica whose closed timestamp
+    ** covers it may serve them, and they record nothing that could delay a
+    ** writer. Above the clock's now: txn_begin fails TXN_ERR_FUTURE. */
+    hlc_timestamp as_of;
 } txn_options;
 
 /* owner of *out: caller; ends with txn_commit or txn_rollback, which free it.
 ** opts may be NULL. */
 int txn_begin(txn_db *db, const txn_options *opts, txn **out);
+/* The clock's now (hlc_now of the db's clock): what relative AS OF SYSTEM
+** TIME expressions count from. */
+hlc_timestamp txn_db_now(txn_db *db);
+/* The txn reads at a fixed past timestamp (txn_options.as_of). */
+bool txn_is_stale(const txn *t);
 hlc_timestamp txn_read_timestamp(const txn *t);
 uint64_t txn_id(const txn *t);
 
@@ -240,6 +255,12 @@ typedef struct txn_db_stats {
     uint64_t refresh_failures;  /* refreshes that found a change: 40001 */
     uint64_t heartbeats;        /* record heartbeats sent */
     uint64_t heartbeat_aborts;  /* heartbeats that found the record ABORTED */
+    /* stale reads (AS OF SYSTEM TIME, docs/txn.md section 8) */
+    uint64_t stale_txns;            /* transactions begun with as_of */
+    uint64_t stale_reads;           /* their GETs and scan pages sent (cluster) */
+    uint64_t stale_reads_local;     /* of which answered by this node's replica */
+    uint64_t stale_reads_fallback;  /* refused there: sent to the leaseholder */
+    uint64_t follower_reads_served; /* reads this node served as a follower */
 } txn_db_stats;
 void txn_db_get_stats(txn_db *db, txn_db_stats *out);
 

@@ -4,10 +4,11 @@
 ** Covers: DDL and DML, the issue's transaction session, constraint errors
 ** with their SQLSTATEs, an error inside a transaction block (25P02 until
 ** ROLLBACK), SAVEPOINT / ROLLBACK TO / RELEASE (simple and extended
-** protocol), psql output that looks like PostgreSQL's (column names,
-** booleans, DDL inside BEGIN, an all-or-nothing multi-statement -c), the
-** shell's output (-e and stdin), and bad wire input (the node stays up and
-** other sessions keep working).
+** protocol), CockroachDB's retry loop (SAVEPOINT cockroach_restart), psql
+** output that looks like PostgreSQL's (column names, booleans, DDL inside
+** BEGIN, an all-or-nothing multi-statement -c), the shell's output (-e
+** and stdin), and bad wire input (the node stays up and other sessions
+** keep working).
 */
 #include "tests/e2e/e2e_util.h"
 
@@ -220,6 +221,52 @@ static void test_savepoints(void **state) {
     e2e_extended(c, "COMMIT", "");
     e2e_rows_equal(c, "SELECT id, v FROM t_sp ORDER BY id",
                    "1|kept\n3|kept\n4|released\n5|ext\n");
+    PQfinish(c);
+}
+
+/* CockroachDB's client-side retry protocol over libpq: RELEASE SAVEPOINT
+** cockroach_restart commits (tag COMMIT) and fails with 40001 when another
+** session committed a write to a row the attempt read; ROLLBACK TO
+** SAVEPOINT cockroach_restart and the statements again then commit; until
+** COMMIT the block answers 25000; the final rows are exact. */
+static void test_cockroach_restart(void **state) {
+    (void)state;
+    PGconn *c = e2e_conn(), *other = e2e_conn();
+    e2e_ok(c, "CREATE TABLE t_rs (id INT PRIMARY KEY, v INT)");
+    e2e_ok(c, "INSERT INTO t_rs VALUES (1, 0)");
+    e2e_ok(c, "BEGIN");
+    e2e_ok(c, "SAVEPOINT cockroach_restart");
+    int attempt = 0;
+    for (;; attempt++) {
+        assert_true(attempt < 5);
+        e2e_ok(c, "UPDATE t_rs SET v = v + 1 WHERE id = 1");
+        e2e_ok(c, "INSERT INTO t_rs VALUES (2, 2)");
+        if (attempt == 0) e2e_ok(other, "UPDATE t_rs SET v = v + 10 WHERE id = 1");
+        PGresult *r = PQexec(c, "RELEASE SAVEPOINT cockroach_restart");
+        if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+            assert_string_equal(PQcmdStatus(r), "COMMIT");
+            PQclear(r);
+            break;
+        }
+        const char *state_ = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        assert_non_null(state_);
+        assert_string_equal(state_, "40001");
+        PQclear(r);
+        assert_int_equal(PQtransactionStatus(c), PQTRANS_INERROR);
+        e2e_ok(c, "ROLLBACK TO SAVEPOINT cockroach_restart");
+        assert_int_equal(PQtransactionStatus(c), PQTRANS_INTRANS);
+    }
+    assert_int_equal(attempt, 1);
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_INTRANS);
+    e2e_rows_equal(other, "SELECT id, v FROM t_rs ORDER BY id", "1|11\n2|2\n");
+    e2e_fails(c, "SELECT 1", "25000");
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_INTRANS);
+    PGresult *r = e2e_exec_status(c, "COMMIT", PGRES_COMMAND_OK);
+    assert_string_equal(PQcmdStatus(r), "COMMIT");
+    PQclear(r);
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
+    e2e_rows_equal(c, "SELECT id, v FROM t_rs ORDER BY id", "1|11\n2|2\n");
+    PQfinish(other);
     PQfinish(c);
 }
 
@@ -620,6 +667,7 @@ int main(void) {
         cmocka_unit_test(test_constraint_errors),
         cmocka_unit_test(test_error_inside_transaction_block),
         cmocka_unit_test(test_savepoints),
+        cmocka_unit_test(test_cockroach_restart),
         cmocka_unit_test(test_psql_session),
         cmocka_unit_test(test_psql_looks_like_postgres),
         cmocka_unit_test(test_meridian_sql_execute),

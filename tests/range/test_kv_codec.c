@@ -7,7 +7,10 @@
 ** something that re-encodes and decodes the same (never a crash, never a read
 ** outside the buffer: run under ASan); oversized counts and lengths refused
 ** on both sides; out-of-memory at every allocation of a decode; descriptor
-** round trip, contains, copy and bad descriptors.
+** round trip, contains, copy and bad descriptors. Stale reads (docs/txn.md
+** section 8): GET's optional and SCAN's stale_ok flag; the side transport's
+** closed-timestamp message (round trip, prefixes, trailing and bad fields,
+** seeded corruption).
 */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -762,9 +765,20 @@ static void test_request_decode_rejects(void **state)
     put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_GET), put_varint(&b, 1), put_ts0(&b);
     put_varint(&b, 10), put_u8(&b, 'k');
     EXPECT_REQ_CORRUPT();
-    /* SCAN: unknown flag, max_rows above 32 bits */
+    /* SCAN: unknown flag (bit1 is stale_ok since issue 5 step 3), max_rows
+    ** above 32 bits */
     put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_SCAN), put_varint(&b, 1), put_ts0(&b);
-    put_u8(&b, 2), put_varint(&b, 0), put_varint(&b, 0), put_varint(&b, 1), put_varint(&b, 1);
+    put_u8(&b, 4), put_varint(&b, 0), put_varint(&b, 0), put_varint(&b, 1), put_varint(&b, 1);
+    EXPECT_REQ_CORRUPT();
+    /* GET: a flags byte that is zero (absent means zero) or unknown */
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_GET), put_varint(&b, 1), put_ts0(&b);
+    put_varint(&b, 1), put_u8(&b, 'k'), put_u8(&b, 0);
+    EXPECT_REQ_CORRUPT();
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_GET), put_varint(&b, 1), put_ts0(&b);
+    put_varint(&b, 1), put_u8(&b, 'k'), put_u8(&b, 2);
+    EXPECT_REQ_CORRUPT();
+    put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_GET), put_varint(&b, 1), put_ts0(&b);
+    put_varint(&b, 1), put_u8(&b, 'k'), put_u8(&b, 1), put_u8(&b, 1);
     EXPECT_REQ_CORRUPT();
     put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_SCAN), put_varint(&b, 1), put_ts0(&b);
     put_u8(&b, 0), put_varint(&b, 0), put_varint(&b, 0), put_varint(&b, 1ULL << 32);
@@ -1563,6 +1577,159 @@ static void test_change_replicas_request(void **state)
     base_buf_free(&enc);
 }
 
+/* ---- stale reads and closed timestamps (docs/txn.md section 8) ----------------- */
+
+/* stale_ok round trips on GET and SCAN; a plain GET keeps its old bytes. */
+static void test_stale_flag(void **state)
+{
+    (void)state;
+    range_kv_request q;
+    range_kv_request d;
+    base_buf plain = {0}, stale = {0};
+    memset(&q, 0, sizeof(q));
+    q.op = RANGE_KV_GET;
+    q.range_id = 7;
+    q.read_ts = (hlc_timestamp){1000, 2};
+    q.key = (const uint8_t *)"k";
+    q.key_len = 1;
+    assert_int_equal(range_kv_request_encode(&q, &plain), RANGE_OK);
+    q.stale_ok = true;
+    assert_int_equal(range_kv_request_encode(&q, &stale), RANGE_OK);
+    assert_int_equal(stale.len, plain.len + 1); /* one flags byte, only when set */
+    assert_memory_equal(stale.data, plain.data, plain.len);
+    assert_int_equal(range_kv_request_decode(plain.data, plain.len, &d), RANGE_OK);
+    assert_false(d.stale_ok);
+    range_kv_request_free(&d);
+    assert_int_equal(range_kv_request_decode(stale.data, stale.len, &d), RANGE_OK);
+    assert_true(d.stale_ok);
+    assert_int_equal(d.key_len, 1);
+    range_kv_request_free(&d);
+    /* SCAN: bit1 of its flags, with and without reverse */
+    for (int rev = 0; rev < 2; rev++) {
+        base_buf b = {0};
+        memset(&q, 0, sizeof(q));
+        q.op = RANGE_KV_SCAN;
+        q.range_id = 3;
+        q.read_ts = (hlc_timestamp){5, 0};
+        q.start = (const uint8_t *)"a";
+        q.start_len = 1;
+        q.reverse = rev == 1;
+        q.stale_ok = true;
+        q.max_rows = 10;
+        assert_int_equal(range_kv_request_encode(&q, &b), RANGE_OK);
+        assert_int_equal(range_kv_request_decode(b.data, b.len, &d), RANGE_OK);
+        assert_true(d.stale_ok);
+        assert_int_equal(d.reverse, rev == 1);
+        range_kv_request_free(&d);
+        base_buf_free(&b);
+    }
+    base_buf_free(&plain);
+    base_buf_free(&stale);
+}
+
+/* The side transport's message: round trips, every prefix and a trailing
+** byte refused, bad fields refused on both sides, random corruption never
+** read out of bounds (seeded). */
+static void test_closed_codec(void **state)
+{
+    (void)state;
+    range_closed_entry in[3] = {
+        {1, 5, {1700000000000000000LL, 3}, 10},
+        {42, 7, {1700000000500000000LL, 0}, 123456789},
+        {UINT64_MAX, UINT64_MAX, HLC_ZERO, 0},
+    };
+    base_buf b = {0};
+    range_closed_entry *out = NULL;
+    size_t n = 0;
+    assert_int_equal(base_buf_append(&b, "z", 1), 0); /* encode appends */
+    assert_int_equal(range_closed_encode(in, 3, &b), RANGE_OK);
+    assert_int_equal(b.data[1], RANGE_CLOSED_VERSION);
+    assert_int_equal(range_closed_decode(b.data + 1, b.len - 1, &out, &n), RANGE_OK);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(out[i].range_id, in[i].range_id);
+        assert_int_equal(out[i].term, in[i].term);
+        assert_int_equal(hlc_compare(out[i].closed, in[i].closed), 0);
+        assert_int_equal(out[i].last_index, in[i].last_index);
+    }
+    base_free(out);
+    /* every strict prefix, and a trailing byte */
+    const uint8_t *enc = b.data + 1;
+    size_t len = b.len - 1;
+    for (size_t k = 0; k < len; k++) {
+        uint8_t *c = dup_exact(enc, k);
+        assert_int_equal(range_closed_decode(k ? c : NULL, k, &out, &n), RANGE_ERR_CORRUPT);
+        assert_null(out);
+        free(c);
+    }
+    uint8_t *c = dup_exact(enc, len + 1);
+    memcpy(c, enc, len);
+    c[len] = 0;
+    assert_int_equal(range_closed_decode(c, len + 1, &out, &n), RANGE_ERR_CORRUPT);
+    /* a bad version, a zero count, a count beyond the bytes, a zero range id */
+    c[0] = RANGE_CLOSED_VERSION + 1;
+    assert_int_equal(range_closed_decode(c, len, &out, &n), RANGE_ERR_CORRUPT);
+    free(c);
+    base_buf m = {0};
+    put_u8(&m, RANGE_CLOSED_VERSION), put_varint(&m, 0);
+    assert_int_equal(range_closed_decode(m.data, m.len, &out, &n), RANGE_ERR_CORRUPT);
+    base_buf_reset(&m);
+    put_u8(&m, RANGE_CLOSED_VERSION), put_varint(&m, RANGE_CLOSED_ENTRIES_MAX + 1);
+    assert_int_equal(range_closed_decode(m.data, m.len, &out, &n), RANGE_ERR_CORRUPT);
+    base_buf_reset(&m);
+    put_u8(&m, RANGE_CLOSED_VERSION), put_varint(&m, 1000); /* no bytes behind it */
+    put_varint(&m, 1), put_varint(&m, 1), put_ts0(&m), put_varint(&m, 1);
+    assert_int_equal(range_closed_decode(m.data, m.len, &out, &n), RANGE_ERR_CORRUPT);
+    base_buf_reset(&m);
+    put_u8(&m, RANGE_CLOSED_VERSION), put_varint(&m, 1);
+    put_varint(&m, 0), put_varint(&m, 1), put_ts0(&m), put_varint(&m, 1);
+    assert_int_equal(range_closed_decode(m.data, m.len, &out, &n), RANGE_ERR_CORRUPT);
+    /* a negative wall time */
+    base_buf_reset(&m);
+    put_u8(&m, RANGE_CLOSED_VERSION), put_varint(&m, 1);
+    put_varint(&m, 1), put_varint(&m, 1);
+    uint8_t t[HLC_ENCODED_SIZE];
+    hlc_encode((hlc_timestamp){-5, 0}, t);
+    assert_int_equal(base_buf_append(&m, t, sizeof(t)), 0);
+    put_varint(&m, 1);
+    assert_int_equal(range_closed_decode(m.data, m.len, &out, &n), RANGE_ERR_CORRUPT);
+    base_buf_free(&m);
+    /* the encoder refuses what the decoder would */
+    base_buf_reset(&b);
+    assert_int_equal(range_closed_encode(in, 0, &b), RANGE_ERR_INVALID);
+    assert_int_equal(range_closed_encode(NULL, 1, &b), RANGE_ERR_INVALID);
+    assert_int_equal(range_closed_encode(in, RANGE_CLOSED_ENTRIES_MAX + 1, &b), RANGE_ERR_INVALID);
+    range_closed_entry bad = {0, 1, HLC_ZERO, 1};
+    assert_int_equal(range_closed_encode(&bad, 1, &b), RANGE_ERR_INVALID);
+    bad = (range_closed_entry){1, 1, {-1, 0}, 1};
+    assert_int_equal(range_closed_encode(&bad, 1, &b), RANGE_ERR_INVALID);
+    assert_int_equal(b.len, 0);
+    /* random corruption: refused, or decoded into entries that encode again */
+    const char *env = getenv("MERIDIAN_SEED");
+    g_seed = env != NULL ? strtoull(env, NULL, 10) : (uint64_t)base_realtime_ns();
+    uint64_t rng = g_seed;
+    assert_int_equal(range_closed_encode(in, 3, &b), RANGE_OK);
+    size_t accepted = 0;
+    for (int round = 0; round < FUZZ_ROUNDS; round++) {
+        uint8_t *x = dup_exact(b.data, b.len);
+        size_t at = (size_t)(rng_next(&rng) % b.len);
+        x[at] = (uint8_t)rng_next(&rng);
+        size_t l = rng_next(&rng) % 8 == 0 ? (size_t)(rng_next(&rng) % (b.len + 1)) : b.len;
+        int rc = range_closed_decode(l ? x : NULL, l, &out, &n);
+        CHECK(rc == RANGE_OK || rc == RANGE_ERR_CORRUPT);
+        if (rc == RANGE_OK) {
+            base_buf again = {0};
+            CHECK(range_closed_encode(out, n, &again) == RANGE_OK);
+            base_buf_free(&again);
+            base_free(out);
+            accepted++;
+        }
+        free(x);
+    }
+    printf("  closed: %zu of %d corrupted inputs decoded\n", accepted, FUZZ_ROUNDS);
+    base_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1579,6 +1746,8 @@ int main(void)
         cmocka_unit_test(test_descriptor_roundtrip_copy),
         cmocka_unit_test(test_descriptor_contains),
         cmocka_unit_test(test_descriptor_bad),
+        cmocka_unit_test(test_stale_flag),
+        cmocka_unit_test(test_closed_codec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

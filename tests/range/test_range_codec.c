@@ -4,7 +4,10 @@
 ** single-byte change either rejected or decoded into a well-formed message
 ** (never a crash, never a read outside the buffer: run under ASan); the
 ** specific corruptions (version, type, flags, counts, lengths, trailing
-** bytes, index gaps) rejected.
+** bytes, index gaps) rejected. Batches (messages coalesced per node pair):
+** round trips, the count and byte limits, every prefix and single-byte
+** change, named corruptions, out of memory; and a range_node over rpc_sim
+** answering a batch with one batch, dropping malformed ones.
 */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +20,8 @@
 
 #include "base/base.h"
 #include "range/range.h"
+#include "rpc/rpc.h"
+#include "storage/storage.h"
 
 static void make_append(raft_message *m, raft_entry *entries, uint8_t bufs[3][16])
 {
@@ -422,6 +427,389 @@ static void test_decode_out_of_memory(void **state)
     base_buf_free(&b);
 }
 
+/* ---- batches ------------------------------------------------------------------ */
+
+/* A heartbeat (or its answer) of range_id from `from` to `to`. */
+static void make_heartbeat(raft_message *m, bool resp, uint64_t from, uint64_t to)
+{
+    memset(m, 0, sizeof(*m));
+    m->type = resp ? RAFT_MSG_HEARTBEAT_RESP : RAFT_MSG_HEARTBEAT;
+    m->from = from;
+    m->to = to;
+    m->term = 3;
+    m->commit = 17;
+    m->seq = 99;
+}
+
+/* Encode msg of range_id and add it to batch. */
+static int batch_add_msg(base_buf *batch, uint64_t range_id, const raft_message *msg)
+{
+    base_buf one = {0};
+    assert_int_equal(range_raft_msg_encode(range_id, msg, &one), RANGE_OK);
+    int rc = range_raft_batch_add(batch, one.data, one.len);
+    base_buf_free(&one);
+    return rc;
+}
+
+/* A batch of four messages of different types and ranges. */
+static void make_batch(base_buf *b, raft_message ms[4], uint64_t ids[4], raft_entry entries[3],
+                       uint8_t bufs[3][16])
+{
+    make_heartbeat(&ms[0], false, 1, 3);
+    make_heartbeat(&ms[1], true, 1, 3);
+    make_append(&ms[2], entries, bufs);
+    memset(&ms[3], 0, sizeof(ms[3]));
+    ms[3].type = (raft_message_type)0x40; /* REMOVED */
+    ms[3].from = 1;
+    ms[3].to = 3;
+    ms[3].index = 5;
+    ids[0] = 7;
+    ids[1] = 300;
+    ids[2] = 7;
+    ids[3] = (uint64_t)1 << 40;
+    assert_int_equal(range_raft_batch_start(b), RANGE_OK);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(batch_add_msg(b, ids[i], &ms[i]), RANGE_OK);
+        assert_int_equal(range_raft_batch_count(b), (size_t)i + 1);
+    }
+}
+
+static void test_batch_roundtrip_and_limits(void **state)
+{
+    (void)state;
+    raft_message ms[4];
+    uint64_t ids[4];
+    raft_entry entries[3];
+    uint8_t bufs[3][16];
+    base_buf b = {0};
+    range_raft_batch d;
+    range_raft_msg one;
+    make_batch(&b, ms, ids, entries, bufs);
+    assert_int_equal(b.data[0], RANGE_CODEC_BATCH_VERSION);
+    assert_int_equal(range_raft_batch_decode(b.data, b.len, &d), RANGE_OK);
+    assert_int_equal(d.n, 4);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(d.msgs[i].range_id, ids[i]);
+        assert_same_message(&ms[i], &d.msgs[i].msg);
+    }
+    for (size_t k = 0; k < d.msgs[2].msg.n_entries; k++) /* borrowed from the payload */
+        if (d.msgs[2].msg.entries[k].len > 0)
+            assert_true(d.msgs[2].msg.entries[k].data > b.data &&
+                        d.msgs[2].msg.entries[k].data < b.data + b.len);
+    range_raft_batch_free(&d);
+    range_raft_batch_free(&d); /* freed twice: harmless */
+    /* the two payloads are told apart by their first byte */
+    assert_int_equal(range_raft_msg_decode(b.data, b.len, &one), RANGE_ERR_CORRUPT);
+    base_buf single = {0};
+    assert_int_equal(range_raft_msg_encode(7, &ms[0], &single), RANGE_OK);
+    assert_int_equal(range_raft_batch_decode(single.data, single.len, &d), RANGE_ERR_CORRUPT);
+    /* a batch inside a batch is not a message */
+    base_buf outer = {0};
+    assert_int_equal(range_raft_batch_start(&outer), RANGE_OK);
+    assert_int_equal(range_raft_batch_add(&outer, b.data, b.len), RANGE_OK);
+    assert_int_equal(range_raft_batch_decode(outer.data, outer.len, &d), RANGE_ERR_CORRUPT);
+    /* refused additions */
+    assert_int_equal(range_raft_batch_add(&outer, single.data, 0), RANGE_ERR_INVALID);
+    assert_int_equal(range_raft_batch_add(&single, single.data, single.len), RANGE_ERR_INVALID);
+    base_buf empty = {0};
+    assert_int_equal(range_raft_batch_add(&empty, single.data, single.len), RANGE_ERR_INVALID);
+    assert_int_equal(range_raft_batch_count(&empty), 0);
+    /* an empty batch is not sent, and refused */
+    assert_int_equal(range_raft_batch_start(&outer), RANGE_OK);
+    assert_int_equal(range_raft_batch_count(&outer), 0);
+    assert_int_equal(range_raft_batch_decode(outer.data, outer.len, &d), RANGE_ERR_CORRUPT);
+
+    /* the count limit: the batch is left as it was */
+    for (size_t i = 0; i < RANGE_BATCH_MSGS_MAX; i++)
+        assert_int_equal(range_raft_batch_add(&outer, single.data, single.len), RANGE_OK);
+    size_t full = outer.len;
+    assert_int_equal(range_raft_batch_add(&outer, single.data, single.len), RANGE_ERR_TOO_LARGE);
+    assert_int_equal(outer.len, full);
+    assert_int_equal(range_raft_batch_count(&outer), RANGE_BATCH_MSGS_MAX);
+    assert_int_equal(range_raft_batch_decode(outer.data, outer.len, &d), RANGE_OK);
+    assert_int_equal(d.n, RANGE_BATCH_MSGS_MAX);
+    assert_int_equal(d.msgs[RANGE_BATCH_MSGS_MAX - 1].range_id, 7);
+    range_raft_batch_free(&d);
+    /* the byte limit: big messages fill it, none passes it */
+    size_t big_len = RANGE_BATCH_BYTES_MAX / 3;
+    uint8_t *big = calloc(1, RANGE_BATCH_BYTES_MAX);
+    big[0] = RANGE_CODEC_VERSION;
+    assert_int_equal(range_raft_batch_start(&outer), RANGE_OK);
+    int added = 0;
+    while (range_raft_batch_add(&outer, big, big_len) == RANGE_OK)
+        added++;
+    assert_int_equal(added, 2);
+    assert_true(outer.len <= RANGE_BATCH_BYTES_MAX);
+    assert_int_equal(range_raft_batch_count(&outer), 2);
+    assert_int_equal(range_raft_batch_start(&outer), RANGE_OK);
+    assert_int_equal(range_raft_batch_add(&outer, big, RANGE_BATCH_BYTES_MAX),
+                     RANGE_ERR_TOO_LARGE);
+    assert_int_equal(outer.len, RANGE_BATCH_HEADER_SIZE);
+    free(big);
+    base_buf_free(&outer);
+    base_buf_free(&single);
+    base_buf_free(&b);
+}
+
+static void test_batch_truncation_and_corruption(void **state)
+{
+    (void)state;
+    raft_message ms[4];
+    uint64_t ids[4];
+    raft_entry entries[3];
+    uint8_t bufs[3][16];
+    base_buf b = {0};
+    range_raft_batch d;
+    make_batch(&b, ms, ids, entries, bufs);
+    /* every strict prefix is rejected (exact-size copies: ASan sees overreads) */
+    for (size_t len = 0; len < b.len; len++) {
+        uint8_t *copy = malloc(len + 1);
+        memcpy(copy, b.data, len);
+        assert_int_equal(range_raft_batch_decode(len ? copy : NULL, len, &d), RANGE_ERR_CORRUPT);
+        assert_null(d.msgs);
+        free(copy);
+    }
+    /* a trailing byte */
+    {
+        uint8_t *copy = malloc(b.len + 1);
+        memcpy(copy, b.data, b.len);
+        copy[b.len] = 0;
+        assert_int_equal(range_raft_batch_decode(copy, b.len + 1, &d), RANGE_ERR_CORRUPT);
+        free(copy);
+    }
+    /* every single-byte change: rejected or well formed; never a crash */
+    for (size_t i = 0; i < b.len; i++) {
+        for (int v = 0; v < 256; v += 17) {
+            uint8_t *copy = malloc(b.len);
+            memcpy(copy, b.data, b.len);
+            copy[i] = (uint8_t)(copy[i] ^ (uint8_t)(v | 1));
+            int rc = range_raft_batch_decode(copy, b.len, &d);
+            if (rc == RANGE_OK) {
+                assert_true(d.n >= 1 && d.n <= RANGE_BATCH_MSGS_MAX);
+                for (size_t k = 0; k < d.n; k++) {
+                    const raft_message *m = &d.msgs[k].msg;
+                    assert_true((m->type >= RAFT_MSG_APPEND && m->type <= RAFT_MSG_SNAPSHOT_RESP) ||
+                                (int)m->type == 0x40);
+                    assert_true(m->from != 0 && m->to != 0 && d.msgs[k].range_id != 0);
+                    for (size_t e = 0; e < m->n_entries; e++)
+                        if (m->entries[e].len > 0)
+                            assert_true(m->entries[e].data >= copy &&
+                                        m->entries[e].data + m->entries[e].len <= copy + b.len);
+                }
+                range_raft_batch_free(&d);
+            } else {
+                assert_int_equal(rc, RANGE_ERR_CORRUPT);
+                assert_null(d.msgs);
+            }
+            free(copy);
+        }
+    }
+    /* named corruptions */
+    uint8_t *c = malloc(b.len);
+    memcpy(c, b.data, b.len);
+    c[0] = RANGE_CODEC_BATCH_VERSION + 1; /* version */
+    assert_int_equal(range_raft_batch_decode(c, b.len, &d), RANGE_ERR_CORRUPT);
+    memcpy(c, b.data, b.len);
+    c[2] = 0; /* count 0 */
+    assert_int_equal(range_raft_batch_decode(c, b.len, &d), RANGE_ERR_CORRUPT);
+    c[2] = 3; /* fewer than there are: trailing bytes */
+    assert_int_equal(range_raft_batch_decode(c, b.len, &d), RANGE_ERR_CORRUPT);
+    c[2] = 5; /* more than there are */
+    assert_int_equal(range_raft_batch_decode(c, b.len, &d), RANGE_ERR_CORRUPT);
+    c[1] = (uint8_t)((RANGE_BATCH_MSGS_MAX + 1) >> 8); /* above the limit */
+    c[2] = (uint8_t)(RANGE_BATCH_MSGS_MAX + 1);
+    assert_int_equal(range_raft_batch_decode(c, b.len, &d), RANGE_ERR_CORRUPT);
+    memcpy(c, b.data, b.len);
+    c[RANGE_BATCH_HEADER_SIZE + 1] = RANGE_CODEC_VERSION + 1; /* first message's version */
+    assert_int_equal(range_raft_batch_decode(c, b.len, &d), RANGE_ERR_CORRUPT);
+    free(c);
+    /* a zero-length message; a length past the end */
+    uint8_t zero[] = {RANGE_CODEC_BATCH_VERSION, 0, 1, 0};
+    assert_int_equal(range_raft_batch_decode(zero, sizeof(zero), &d), RANGE_ERR_CORRUPT);
+    uint8_t past[] = {RANGE_CODEC_BATCH_VERSION, 0, 1, 0xff, 0xff, 0x03, RANGE_CODEC_VERSION};
+    assert_int_equal(range_raft_batch_decode(past, sizeof(past), &d), RANGE_ERR_CORRUPT);
+    /* more bytes than a batch may have */
+    uint8_t *huge = calloc(1, RANGE_BATCH_BYTES_MAX + 1);
+    memcpy(huge, b.data, b.len);
+    assert_int_equal(range_raft_batch_decode(huge, RANGE_BATCH_BYTES_MAX + 1, &d),
+                     RANGE_ERR_CORRUPT);
+    free(huge);
+    base_buf_free(&b);
+}
+
+/* Out of memory at every allocation in turn: NOMEM or OK, nothing leaked,
+** a refused addition leaves the batch as it was. */
+static void test_batch_out_of_memory(void **state)
+{
+    (void)state;
+    raft_message ms[4];
+    uint64_t ids[4];
+    raft_entry entries[3];
+    uint8_t bufs[3][16];
+    base_buf b = {0};
+    range_raft_batch d;
+    make_batch(&b, ms, ids, entries, bufs);
+    int ok = 0;
+    for (long n = 0; n < 20 && !ok; n++) {
+        base_alloc_fail_after(n);
+        int rc = range_raft_batch_decode(b.data, b.len, &d);
+        base_alloc_fail_after(-1);
+        if (rc == RANGE_OK) {
+            ok = 1;
+            assert_int_equal(d.n, 4);
+            range_raft_batch_free(&d);
+        } else {
+            assert_int_equal(rc, RANGE_ERR_NOMEM);
+            assert_null(d.msgs);
+        }
+    }
+    assert_true(ok);
+    base_buf one = {0}, batch = {0};
+    assert_int_equal(range_raft_msg_encode(7, &ms[2], &one), RANGE_OK);
+    ok = 0;
+    for (long n = 0; n < 10 && !ok; n++) {
+        base_buf_free(&batch);
+        base_alloc_fail_after(n);
+        int rc = range_raft_batch_start(&batch);
+        if (rc == RANGE_OK)
+            rc = range_raft_batch_add(&batch, one.data, one.len);
+        base_alloc_fail_after(-1);
+        if (rc == RANGE_OK) {
+            ok = 1;
+            assert_int_equal(range_raft_batch_count(&batch), 1);
+        } else {
+            assert_int_equal(rc, RANGE_ERR_NOMEM);
+            assert_true(batch.len == 0 || batch.len == RANGE_BATCH_HEADER_SIZE);
+            assert_int_equal(range_raft_batch_count(&batch), 0);
+        }
+    }
+    assert_true(ok);
+    base_buf_free(&batch);
+    base_buf_free(&one);
+    base_buf_free(&b);
+}
+
+/* ---- a node answering batches (COALESCING, range/replica.c) -------------------- */
+
+typedef struct capture {
+    int messages;   /* rpc messages received */
+    base_buf last;  /* the last payload */
+} capture;
+
+static void capture_fn(void *ctx, rpc_transport *t, const rpc_message *msg)
+{
+    (void)t;
+    capture *c = ctx;
+    assert_int_equal(msg->method, RANGE_RPC_METHOD_RAFT);
+    c->messages++;
+    base_buf_reset(&c->last);
+    assert_int_equal(base_buf_append(&c->last, msg->payload, msg->payload_len), 0);
+}
+
+static void node_deliver(range_node *n, rpc_transport *t, uint64_t from, const base_buf *payload)
+{
+    rpc_message msg = {.from = from, .method = RANGE_RPC_METHOD_RAFT, .payload = payload->data,
+                       .payload_len = payload->len};
+    assert_true(range_node_handle_rpc(n, t, &msg));
+}
+
+/* Node 2 hosts no range: it answers every heartbeat as an empty log would.
+** A batch of K heartbeats gets ONE rpc message back holding K answers in
+** order; a lone heartbeat gets a lone answer (the single-message payload);
+** malformed batches are dropped with nothing sent; a message whose `from`
+** is not the rpc sender is dropped alone. */
+static void test_node_answers_batches(void **state)
+{
+    (void)state;
+    enum { K = 50 };
+    rpc_sim_net *net;
+    rpc_transport *t1, *t2;
+    rpc_sim_config sc;
+    rpc_sim_config_init(&sc, 1);
+    assert_int_equal(rpc_sim_net_new(&sc, &net), RPC_OK);
+    assert_int_equal(rpc_sim_add_node(net, 1, NULL, &t1), RPC_OK);
+    assert_int_equal(rpc_sim_add_node(net, 2, NULL, &t2), RPC_OK);
+    capture cap = {0};
+    rpc_set_handler(t1, capture_fn, &cap);
+    storage_engine *e;
+    storage_options so = {.dir = NULL, .create_if_missing = true};
+    assert_int_equal(storage_open(&so, &e), STORAGE_OK);
+    range_node *n;
+    range_node_config nc = {.transport = t2, .engine = e, .no_handler = true};
+    assert_int_equal(range_node_new(&nc, &n), RANGE_OK);
+
+    raft_message hb;
+    make_heartbeat(&hb, false, 1, 2);
+    base_buf b = {0};
+    assert_int_equal(range_raft_batch_start(&b), RANGE_OK);
+    for (uint64_t r = 0; r < K; r++)
+        assert_int_equal(batch_add_msg(&b, 100 + r, &hb), RANGE_OK);
+    node_deliver(n, t2, 1, &b);
+    while (rpc_sim_step(net)) {
+    }
+    assert_int_equal(cap.messages, 1);
+    range_raft_batch d;
+    assert_int_equal(range_raft_batch_decode(cap.last.data, cap.last.len, &d), RANGE_OK);
+    assert_int_equal(d.n, K);
+    for (size_t i = 0; i < d.n; i++) {
+        assert_int_equal(d.msgs[i].range_id, 100 + i);
+        assert_int_equal(d.msgs[i].msg.type, RAFT_MSG_HEARTBEAT_RESP);
+        assert_int_equal(d.msgs[i].msg.from, 2);
+        assert_int_equal(d.msgs[i].msg.to, 1);
+    }
+    range_raft_batch_free(&d);
+
+    /* a lone heartbeat: a lone answer */
+    base_buf single = {0};
+    assert_int_equal(range_raft_msg_encode(100, &hb, &single), RANGE_OK);
+    node_deliver(n, t2, 1, &single);
+    while (rpc_sim_step(net)) {
+    }
+    assert_int_equal(cap.messages, 2);
+    range_raft_msg one;
+    assert_int_equal(range_raft_msg_decode(cap.last.data, cap.last.len, &one), RANGE_OK);
+    assert_int_equal(one.range_id, 100);
+    assert_int_equal(one.msg.type, RAFT_MSG_HEARTBEAT_RESP);
+    range_raft_msg_free(&one);
+
+    /* malformed batches: every prefix, a bad message inside; nothing sent */
+    for (size_t len = 1; len < b.len; len += 7) {
+        base_buf cut = {0};
+        assert_int_equal(base_buf_append(&cut, b.data, len), 0);
+        node_deliver(n, t2, 1, &cut);
+        base_buf_free(&cut);
+    }
+    b.data[RANGE_BATCH_HEADER_SIZE + 1] = 0xee; /* the first message's version */
+    node_deliver(n, t2, 1, &b);
+    while (rpc_sim_step(net)) {
+    }
+    assert_int_equal(cap.messages, 2);
+
+    /* one message claims another sender: dropped alone */
+    raft_message forged;
+    make_heartbeat(&forged, false, 3, 2);
+    assert_int_equal(range_raft_batch_start(&b), RANGE_OK);
+    assert_int_equal(batch_add_msg(&b, 100, &hb), RANGE_OK);
+    assert_int_equal(batch_add_msg(&b, 101, &forged), RANGE_OK);
+    assert_int_equal(batch_add_msg(&b, 102, &hb), RANGE_OK);
+    node_deliver(n, t2, 1, &b);
+    while (rpc_sim_step(net)) {
+    }
+    assert_int_equal(cap.messages, 3);
+    assert_int_equal(range_raft_batch_decode(cap.last.data, cap.last.len, &d), RANGE_OK);
+    assert_int_equal(d.n, 2);
+    assert_int_equal(d.msgs[0].range_id, 100);
+    assert_int_equal(d.msgs[1].range_id, 102);
+    range_raft_batch_free(&d);
+
+    range_node_free(n);
+    storage_close(e);
+    rpc_sim_net_free(net);
+    base_buf_free(&single);
+    base_buf_free(&b);
+    base_buf_free(&cap.last);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -431,6 +819,10 @@ int main(void)
         cmocka_unit_test(test_snapshot_messages),
         cmocka_unit_test(test_command_roundtrip_and_truncation),
         cmocka_unit_test(test_decode_out_of_memory),
+        cmocka_unit_test(test_batch_roundtrip_and_limits),
+        cmocka_unit_test(test_batch_truncation_and_corruption),
+        cmocka_unit_test(test_batch_out_of_memory),
+        cmocka_unit_test(test_node_answers_batches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

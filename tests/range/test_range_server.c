@@ -21,6 +21,13 @@
 ** through a range_router on the client endpoint (cross-range commits); a
 ** hook on the client's transport can run just before the router's COMMIT
 ** leaves (after its VALIDATEs), to stage the races of serializability.
+**
+** Closed timestamps and follower reads (docs/txn.md section 8, setup_closed:
+** servers publish over the wrapper transport, closing by hand through
+** range__server_close_now): the closing rule, the followers told, stale
+** reads served by a follower only when closed and applied allow, intents
+** met there, malformed and older messages ignored, and a pending commit
+** holding the closed timestamp below it.
 */
 #include <errno.h>
 #include <pthread.h>
@@ -126,6 +133,11 @@ typedef struct fixture {
 } fixture;
 
 static bool fixture_shared_log; /* read by setup (set by setup_shared_log) */
+/* setup_closed: the servers close at now - CLOSED_LAG_MS and publish over
+** their transports (a closer thread that sleeps an hour after its first
+** round: the tests close by hand with range__server_close_now) */
+static bool fixture_closed;
+#define CLOSED_LAG_MS 50
 #define SHARED_SEGMENT_BYTES 4096
 #define SHARED_TRUNCATE_ENTRIES 8
 
@@ -236,7 +248,8 @@ static void dispatch(void *ctx, rpc_transport *t, const rpc_message *msg)
     if (i >= 1 && i <= NODES && f->rn[i] != NULL) {
         if (range_node_handle_rpc(f->rn[i], &tp->base, msg))
             return;
-        if (msg->method == RANGE_RPC_METHOD_KV && f->srv[i] != NULL) {
+        if ((msg->method == RANGE_RPC_METHOD_KV || msg->method == RANGE_RPC_METHOD_CLOSED) &&
+            f->srv[i] != NULL) {
             range_server_handle_rpc(f->srv[i], &tp->base, msg);
             return;
         }
@@ -418,12 +431,25 @@ static int setup(void **state)
         }
         range_server_config sc2 = {.node = f->rn[i], .clock = f->clock[i], .workers = 4,
                                    .wait_timeout_ms = SERVER_WAIT_MS};
+        if (fixture_closed) {
+            sc2.transport = &f->tp[i].base;
+            sc2.closed_lag_ms = CLOSED_LAG_MS;
+            sc2.closed_period_ms = 3600 * 1000;
+        }
         assert_int_equal(range_server_new(&sc2, &f->srv[i]), RANGE_OK);
     }
     f->start_ns = base_monotonic_ns();
     assert_int_equal(pthread_create(&f->driver, NULL, driver_main, f), 0);
     *state = f;
     return 0;
+}
+
+static int setup_closed(void **state)
+{
+    fixture_closed = true;
+    int rc = setup(state);
+    fixture_closed = false;
+    return rc;
 }
 
 static int setup_shared_log(void **state)
@@ -3103,6 +3129,101 @@ static void test_lock_deadlock(void **state)
     deadlock_round(f, l1, 0xD004, 0xD003, "dc", "dd"); /* the pusher is */
 }
 
+static bool deps_gone(fixture *f, void *arg)
+{
+    return !deps_seen(f, arg);
+}
+
+/* Two deadlocked txns that push in lockstep (a chaos finding: all clients
+** started their transfers together): each asks its own record who waits on
+** it before the other's push is queued, so both push without dependents and
+** wait their bound (PENDING). Their pushes stay queued (parked), so the next
+** round's QUERY_TXN reports the edge and the deadlock is found; the parked
+** edge goes after SERVER_PUSH_PARK_MS. Before, the queue was empty between
+** pushes and no round ever saw the cycle. */
+static void test_lock_deadlock_lockstep(void **state)
+{
+    fixture *f = *state;
+    int l1 = wait_leader(f, 1, 0);
+    pass_low_water(f, l1, 1, 800);
+    const uint64_t T1 = 0xE002, T2 = 0xE001; /* T1, the higher id, is the victim */
+    range_kv_response r;
+    range_kv_request hb1 = heartbeat_req(1, T1, "ea"), hb2 = heartbeat_req(1, T2, "eb");
+    assert_int_equal(call(f, l1, &hb1, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    assert_int_equal(call(f, l1, &hb2, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    range_kv_key ka[] = {KEY("ea")}, kb[] = {KEY("eb")};
+    range_kv_request l1a = lock_req(1, T1, "ea", client_now(f), ka, 1);
+    range_kv_request l2b = lock_req(1, T2, "eb", client_now(f), kb, 1);
+    assert_int_equal(call(f, l1, &l1a, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    assert_int_equal(call(f, l1, &l2b, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    range_kv_request l1b = lock_req(1, T1, "ea", client_now(f), kb, 1);
+    range_kv_request l2a = lock_req(1, T2, "eb", client_now(f), ka, 1);
+    expect_lock_holder(&r, call(f, l1, &l1b, &r), "eb", T2, "eb");
+    range_kv_response_free(&r);
+    expect_lock_holder(&r, call(f, l1, &l2a, &r), "ea", T1, "ea");
+    range_kv_response_free(&r);
+
+    /* round 1: both queries first (nobody waits yet), then both pushes */
+    deps_query d1 = {.node = l1, .waiter = T2}, d2 = {.node = l1, .waiter = T1};
+    d1.q = (range_kv_request){.op = RANGE_KV_QUERY_TXN, .range_id = 1, .txn_id = T1,
+                              .anchor = (const uint8_t *)"ea", .anchor_len = 2};
+    d2.q = (range_kv_request){.op = RANGE_KV_QUERY_TXN, .range_id = 1, .txn_id = T2,
+                              .anchor = (const uint8_t *)"eb", .anchor_len = 2};
+    assert_false(deps_seen(f, &d1));
+    assert_false(deps_seen(f, &d2));
+    push_thread p1 = {.f = f, .node = l1}, p2 = {.f = f, .node = l1};
+    p1.q = push_req(1, T2, "eb", client_now(f));
+    p1.q.txn_id = T1;
+    p2.q = push_req(1, T1, "ea", client_now(f));
+    p2.q.txn_id = T2;
+    pthread_t th1, th2;
+    assert_int_equal(pthread_create(&th1, NULL, push_main, &p1), 0);
+    assert_int_equal(pthread_create(&th2, NULL, push_main, &p2), 0);
+    assert_true(wait_until(f, is_done, &p1.done));
+    assert_true(wait_until(f, is_done, &p2.done));
+    pthread_join(th1, NULL);
+    pthread_join(th2, NULL);
+    assert_int_equal(p1.status, RANGE_OK); /* both PENDING: no cycle seen */
+    assert_int_equal(p2.status, RANGE_OK);
+
+    /* round 2: T1's query sees T2's parked push, and its push finds the cycle */
+    assert_true(deps_seen(f, &d1));
+    range_kv_request p = push_req(1, T2, "eb", client_now(f));
+    p.txn_id = T1;
+    p.deps = d1.deps;
+    p.dep_count = d1.n;
+    assert_int_equal(call(f, l1, &p, &r), RANGE_ERR_ABORTED);
+    assert_int_equal(r.cycle_len, 2);
+    assert_int_equal(r.cycle[0], T1);
+    assert_int_equal(r.cycle[1], T2);
+    range_kv_response_free(&r);
+    /* the survivor gets the victim's key */
+    assert_int_equal(call(f, l1, &l2a, &r), RANGE_OK);
+    range_kv_response_free(&r);
+
+    /* a parked push nobody renews leaves the queue after its time */
+    const uint64_t T3 = 0xE003;
+    range_kv_request l3 = lock_req(1, T3, "ec", client_now(f), ka, 1);
+    expect_lock_holder(&r, call(f, l1, &l3, &r), "ea", T2, "eb");
+    range_kv_response_free(&r);
+    range_kv_request p3 = push_req(1, T2, "eb", client_now(f));
+    p3.txn_id = T3;
+    assert_int_equal(call(f, l1, &p3, &r), RANGE_OK);
+    assert_true(r.has_txn && r.txn_status == RANGE_TXN_PENDING);
+    range_kv_response_free(&r);
+    d2.waiter = T3;
+    assert_true(deps_seen(f, &d2));
+    assert_true(wait_until(f, deps_gone, &d2));
+    range_span sp[] = {SPAN("a", "m")};
+    assert_int_equal(resolve(f, l1, 1, T2, sp, RANGE_TXN_ABORTED, HLC_ZERO), RANGE_OK);
+    assert_int_equal(resolve(f, l1, 1, T3, sp, RANGE_TXN_ABORTED, HLC_ZERO), RANGE_OK);
+    assert_int_equal(range__server_lock_keys(f->srv[l1], 1), 0);
+}
+
 /* The lease moves: the old leaseholder's table is empty, the new one grants
 ** what the old one held (unreplicated locks are lost with the lease). */
 static void test_lock_lease_loss(void **state)
@@ -3132,6 +3253,253 @@ static void test_lock_lease_loss(void **state)
     assert_int_equal(range__server_lock_keys(f->srv[b], 1), 1);
 }
 
+
+/* ---- closed timestamps and follower reads (docs/txn.md section 8) ------------- */
+
+static bool clock_past(fixture *f, void *arg)
+{
+    return hlc_compare(client_now(f), *(const hlc_timestamp *)arg) > 0;
+}
+
+typedef struct closed_query {
+    int node;
+    uint64_t range_id;
+    hlc_timestamp want; /* closed at least this */
+} closed_query;
+
+static bool closed_reached(fixture *f, void *arg)
+{
+    closed_query *q = arg;
+    range_closed_entry e;
+    return range__server_closed(f->srv[q->node], q->range_id, &e) &&
+           hlc_compare(e.closed, q->want) >= 0;
+}
+
+typedef struct index_query {
+    int node;
+    uint64_t range_id;
+    uint64_t index;
+} index_query;
+
+static bool applied_upto(fixture *f, void *arg)
+{
+    index_query *q = arg;
+    range_replica_status st;
+    range_replica_get_status(f->rep[q->node][q->range_id], &st);
+    return st.applied >= q->index;
+}
+
+/* Hand node a side-transport message as its transport would. */
+static void closed_deliver(fixture *f, int node, const uint8_t *data, size_t len)
+{
+    rpc_message m = {.from = 99, .method = RANGE_RPC_METHOD_CLOSED, .payload = data,
+                     .payload_len = len};
+    range_server_handle_rpc(f->srv[node], &f->tp[node].base, &m);
+}
+
+/* The leaseholder closes (a commit after it lands above the closed
+** timestamp; a fixed timestamp at or below it is PUSHED), the followers are
+** told, and a follower serves stale reads at or below it once it applied
+** up to the index that came with it: GET, SCAN, an intent met as at the
+** leaseholder; above it, without the flag, or behind, NOT_LEADER with the
+** leaseholder's id. Malformed side-transport messages are dropped. */
+static void test_closed_follower_reads(void **state)
+{
+    fixture *f = *state;
+    int l = wait_leader(f, 1, 0);
+    int fo = l % NODES + 1, behind = fo % NODES + 1;
+    hlc_timestamp cts;
+    range_write w[] = {W("a", "1"), W("b", "2")};
+    commit_args a = {1, client_now(f), 0x5100, 1, w, 2, NULL, 0, NULL, 0, {0, 0}};
+    assert_int_equal(commit(f, l, &a, &cts, NULL), RANGE_OK);
+    /* nothing closed yet: the follower refuses, naming the leaseholder */
+    range_kv_response r;
+    range_kv_request g = get_req(1, "a", cts);
+    g.stale_ok = true;
+    assert_int_equal(call(f, fo, &g, &r), RANGE_ERR_NOT_LEADER);
+    assert_int_equal(r.leader_hint, (uint64_t)l);
+    range_kv_response_free(&r);
+
+    /* close once the lag passed the commit */
+    hlc_timestamp past = hlc_add_ns(cts, (CLOSED_LAG_MS + 10) * 1000000LL);
+    assert_true(wait_until(f, clock_past, &past));
+    assert_true(range__server_close_now(f->srv[l]) >= 1);
+    range_closed_entry e;
+    assert_true(range__server_closed(f->srv[l], 1, &e));
+    assert_true(hlc_compare(cts, e.closed) <= 0);
+    assert_true(hlc_compare(e.closed, hlc_now(f->clock[l])) < 0);
+    assert_true(e.last_index > 0);
+    /* the closing rule: nothing commits at or below it any more */
+    range_write w2[] = {W("c", "3")};
+    commit_args late = {1, hlc_prev(e.closed), 0x5101, 1, w2, 1, NULL, 0, NULL, 0, e.closed};
+    assert_int_equal(commit(f, l, &late, NULL, &r), RANGE_ERR_PUSHED);
+    assert_true(hlc_compare(r.commit_ts, e.closed) > 0);
+    range_kv_response_free(&r);
+    hlc_timestamp cts2;
+    late.commit_ts = HLC_ZERO;
+    late.nonce = 2;
+    assert_int_equal(commit(f, l, &late, &cts2, NULL), RANGE_OK);
+    assert_true(hlc_compare(cts2, e.closed) > 0);
+
+    /* the followers were told (closed, L) */
+    closed_query cq = {fo, 1, e.closed};
+    assert_true(wait_until(f, closed_reached, &cq));
+    range_closed_entry fe;
+    assert_true(range__server_closed(f->srv[fo], 1, &fe));
+    assert_int_equal(fe.last_index, e.last_index);
+    assert_int_equal(fe.term, e.term);
+    index_query iq = {fo, 1, e.last_index};
+    assert_true(wait_until(f, applied_upto, &iq));
+    range_server_stats st0, st1;
+    range_server_get_stats(f->srv[fo], &st0);
+    assert_true(st0.closed_received >= 1);
+    /* at or below it: the follower serves (GET, and a scan: c is above) */
+    assert_int_equal(call(f, fo, &g, &r), RANGE_OK);
+    assert_memory_equal(r.value, "1", 1);
+    range_kv_response_free(&r);
+    range_kv_request sc = {.op = RANGE_KV_SCAN, .range_id = 1, .read_ts = e.closed,
+                           .stale_ok = true};
+    assert_int_equal(call(f, fo, &sc, &r), RANGE_OK);
+    assert_int_equal(r.n_rows, 2);
+    assert_memory_equal(r.rows[0].key, "a", 1);
+    assert_memory_equal(r.rows[1].key, "b", 1);
+    range_kv_response_free(&r);
+    range_server_get_stats(f->srv[fo], &st1);
+    assert_int_equal(st1.follower_reads, st0.follower_reads + 2);
+    /* above it: refused, with the hint */
+    g.read_ts = hlc_next(e.closed);
+    assert_int_equal(call(f, fo, &g, &r), RANGE_ERR_NOT_LEADER);
+    assert_int_equal(r.leader_hint, (uint64_t)l);
+    range_kv_response_free(&r);
+    range_server_get_stats(f->srv[fo], &st1);
+    assert_int_equal(st1.follower_refusals, st0.follower_refusals + 1);
+    /* without the flag a follower serves nothing; the leaseholder serves both */
+    g.read_ts = cts;
+    g.stale_ok = false;
+    assert_int_equal(call(f, fo, &g, &r), RANGE_ERR_NOT_LEADER);
+    range_kv_response_free(&r);
+    g.stale_ok = true;
+    assert_int_equal(call(f, l, &g, &r), RANGE_OK);
+    range_kv_response_free(&r);
+
+    /* an intent below the closed timestamp is met at the follower too */
+    const uint64_t T = 0x5150;
+    range_write wp[] = {W("e", "ev")};
+    range_kv_request pq = prepare_req(1, T, 1, "e", true, client_now(f), wp, 1);
+    assert_int_equal(call(f, l, &pq, &r), RANGE_OK);
+    hlc_timestamp p1 = r.commit_ts;
+    range_kv_response_free(&r);
+    past = hlc_add_ns(p1, (CLOSED_LAG_MS + 10) * 1000000LL);
+    assert_true(wait_until(f, clock_past, &past));
+    assert_true(range__server_close_now(f->srv[l]) >= 1);
+    assert_true(range__server_closed(f->srv[l], 1, &e));
+    assert_true(hlc_compare(p1, e.closed) <= 0);
+    cq.want = e.closed;
+    assert_true(wait_until(f, closed_reached, &cq));
+    iq.index = e.last_index;
+    assert_true(wait_until(f, applied_upto, &iq));
+    range_kv_request gp = get_req(1, "e", e.closed);
+    gp.stale_ok = true;
+    expect_intent(&r, call(f, fo, &gp, &r), "e", T, "e");
+    range_kv_response_free(&r);
+    gp.read_ts = hlc_prev(p1);
+    assert_int_equal(call(f, fo, &gp, &r), RANGE_NOT_FOUND);
+    range_kv_response_free(&r);
+
+    /* behind: a replica told (closed, L) before it applied L refuses until
+    ** it has (partitioned, then healed) */
+    isolate(f, behind, true);
+    range_write w3[] = {W("d", "4")};
+    commit_args a3 = {1, client_now(f), 0x5102, 1, w3, 1, NULL, 0, NULL, 0, {0, 0}};
+    hlc_timestamp cts3;
+    assert_int_equal(commit(f, l, &a3, &cts3, NULL), RANGE_OK);
+    past = hlc_add_ns(cts3, (CLOSED_LAG_MS + 10) * 1000000LL);
+    assert_true(wait_until(f, clock_past, &past));
+    assert_true(range__server_close_now(f->srv[l]) >= 1);
+    assert_true(range__server_closed(f->srv[l], 1, &e));
+    base_buf msg = {0};
+    assert_int_equal(range_closed_encode(&e, 1, &msg), RANGE_OK);
+    closed_deliver(f, behind, msg.data, msg.len); /* as if it came late */
+    range_kv_request gd = get_req(1, "d", cts3);
+    gd.stale_ok = true;
+    assert_int_equal(call(f, behind, &gd, &r), RANGE_ERR_NOT_LEADER);
+    range_kv_response_free(&r);
+    isolate(f, behind, false);
+    index_query bq = {behind, 1, e.last_index};
+    assert_true(wait_until(f, applied_upto, &bq));
+    assert_int_equal(call(f, behind, &gd, &r), RANGE_OK);
+    assert_memory_equal(r.value, "4", 1);
+    range_kv_response_free(&r);
+    /* malformed messages: dropped, counted, nothing changes */
+    range_server_get_stats(f->srv[behind], &st0);
+    msg.data[0] = RANGE_CLOSED_VERSION + 1;
+    closed_deliver(f, behind, msg.data, msg.len);
+    closed_deliver(f, behind, msg.data, 0);
+    closed_deliver(f, behind, msg.data, 3);
+    range_server_get_stats(f->srv[behind], &st1);
+    assert_int_equal(st1.closed_dropped, st0.closed_dropped + 3);
+    assert_true(range__server_closed(f->srv[behind], 1, &fe));
+    assert_int_equal(hlc_compare(fe.closed, e.closed), 0);
+    /* a lower closed timestamp never replaces a higher one */
+    range_closed_entry old = e;
+    old.closed = cts;
+    old.last_index = 1;
+    base_buf_reset(&msg);
+    assert_int_equal(range_closed_encode(&old, 1, &msg), RANGE_OK);
+    closed_deliver(f, behind, msg.data, msg.len);
+    assert_true(range__server_closed(f->srv[behind], 1, &fe));
+    assert_int_equal(hlc_compare(fe.closed, e.closed), 0);
+    assert_int_equal(fe.last_index, e.last_index);
+    /* nor does an older term's, however high (a deposed leaseholder's) */
+    old.term = e.term - 1;
+    old.closed = hlc_add_ns(e.closed, 1000000000LL);
+    base_buf_reset(&msg);
+    assert_int_equal(range_closed_encode(&old, 1, &msg), RANGE_OK);
+    closed_deliver(f, behind, msg.data, msg.len);
+    assert_true(range__server_closed(f->srv[behind], 1, &fe));
+    assert_int_equal(hlc_compare(fe.closed, e.closed), 0);
+    base_buf_free(&msg);
+}
+
+/* A commit registered (and proposed) before a closing at a timestamp below
+** the candidate holds the closed timestamp under its own: it may still
+** apply at an index the followers are not yet told about. */
+static void test_closed_below_pending(void **state)
+{
+    fixture *f = *state;
+    int l = wait_leader(f, 1, 0);
+    /* the lease's low-water (now + max_offset) is set by the first closing;
+    ** let the clocks pass it well */
+    (void)range__server_close_now(f->srv[l]);
+    hlc_timestamp past = hlc_add_ns(client_now(f), 2 * MAX_OFFSET_NS + 300 * 1000000LL);
+    assert_true(wait_until(f, clock_past, &past));
+    /* freeze the lease and cut the leader's frames: the commit stays pending */
+    atomic_store(&f->ticking, false);
+    partition_out(f, l, true);
+    hlc_timestamp fixed = hlc_add_ns(hlc_now(f->clock[l]), -200 * 1000000LL);
+    commit_thread ct = {.f = f, .node = l};
+    range_write w[] = {W("k", "pending")};
+    ct.a = (commit_args){1, hlc_prev(fixed), 0x5200, 1, w, 1, NULL, 0, NULL, 0, fixed};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, commit_main, &ct), 0);
+    assert_true(range__server_wait_counter(f->srv[l], RANGE__SERVER_PENDING, 1, false, WAIT_MS));
+    assert_true(range__server_close_now(f->srv[l]) >= 1);
+    range_closed_entry e;
+    assert_true(range__server_closed(f->srv[l], 1, &e));
+    /* the candidate (now - lag) is above the pending commit: held below it */
+    assert_true(hlc_compare(e.closed, fixed) < 0);
+    partition_out(f, l, false);
+    atomic_store(&f->ticking, true);
+    assert_true(wait_until(f, is_done, &ct.done));
+    pthread_join(th, NULL);
+    assert_int_equal(ct.status, RANGE_OK);
+    assert_int_equal(hlc_compare(ct.ts, fixed), 0);
+    /* once it applied, the next closing passes it */
+    assert_true(range__server_wait_counter(f->srv[l], RANGE__SERVER_PENDING, 0, true, WAIT_MS));
+    assert_true(range__server_close_now(f->srv[l]) >= 1);
+    assert_true(range__server_closed(f->srv[l], 1, &e));
+    assert_true(hlc_compare(e.closed, fixed) > 0);
+}
 
 int main(void)
 {
@@ -3165,7 +3533,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lock_wait_and_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_push_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_deadlock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_deadlock_lockstep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_lease_loss, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_closed_follower_reads, setup_closed, teardown),
+        cmocka_unit_test_setup_teardown(test_closed_below_pending, setup_closed, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -104,6 +104,19 @@ static int dec_counter(const uint8_t *p, size_t len) {
     uint64_t v;
     return srv__counter_decode(p, len, &v);
 }
+static int dec_drain_req(const uint8_t *p, size_t len) { return srv__drain_req_decode(p, len); }
+static int dec_drain_resp(const uint8_t *p, size_t len) {
+    srv_drain_status s;
+    return srv__drain_resp_decode(p, len, &s);
+}
+static int dec_decommission_req(const uint8_t *p, size_t len) {
+    srv__decommission_req m;
+    return srv__decommission_req_decode(p, len, &m);
+}
+static int dec_decommission_resp(const uint8_t *p, size_t len) {
+    srv_decommission_status s;
+    return srv__decommission_resp_decode(p, len, &s);
+}
 
 /* Every strict prefix is refused; every extension by a byte is refused;
 ** random corruptions never crash (ASan checks the reads: exact-size
@@ -237,13 +250,23 @@ static void test_codec_round_trips(void **state) {
     check_decoder(&b, dec_join_resp);
 
     base_buf_reset(&b);
-    srv_status_row rows[2] = {
-        {.node_id = 1, .rpc = addr("127.0.0.1", 1), .sql = addr("127.0.0.1", 1),
-         .liveness = SRV_LIVENESS_LIVE, .since_heartbeat_ms = 800, .epoch = 2, .replicas = 1,
-         .leases = 1},
-        {.node_id = 2, .rpc = addr("127.0.0.1", 2), .sql = addr("127.0.0.1", 2),
-         .liveness = SRV_LIVENESS_UNKNOWN, .since_heartbeat_ms = -1},
-    };
+    srv_status_row rows[2]; /* zeroed first: padding is compared below */
+    memset(rows, 0, sizeof rows);
+    rows[0].node_id = 1;
+    rows[0].rpc = addr("127.0.0.1", 1);
+    rows[0].sql = addr("127.0.0.1", 1);
+    rows[0].liveness = SRV_LIVENESS_LIVE;
+    rows[0].since_heartbeat_ms = 800;
+    rows[0].epoch = 2;
+    rows[0].replicas = 1;
+    rows[0].leases = 1;
+    rows[1].node_id = 2;
+    rows[1].rpc = addr("127.0.0.1", 2);
+    rows[1].sql = addr("127.0.0.1", 2);
+    rows[1].liveness = SRV_LIVENESS_UNKNOWN;
+    rows[1].since_heartbeat_ms = -1;
+    rows[1].membership = SRV_MEMBERSHIP_DECOMMISSIONING;
+    rows[1].draining = true;
     srv_status st = {.cluster_id = 1, .answered_by = 2, .now_ns = 123, .dead_after_ms = 60000,
                      .rows = rows, .n_rows = 2}, st2;
     assert_int_equal(srv__status_encode(&st, &b), SRV_OK);
@@ -261,9 +284,19 @@ static void test_codec_round_trips(void **state) {
     check_decoder(&b, dec_node_record);
 
     base_buf_reset(&b);
-    srv__liveness_record lr = {.epoch = 3, .heartbeat_ns = 10, .expiration_ns = 20,
-                               .rpc = addr("a", 1), .sql = addr("a", 1), .replicas = 2,
-                               .leases = 1}, lr2;
+    /* field by field over zeroed memory: the struct ends in padding that
+    ** assert_memory_equal compares and an initializer leaves unspecified */
+    srv__liveness_record lr, lr2;
+    memset(&lr, 0, sizeof lr);
+    lr.epoch = 3;
+    lr.heartbeat_ns = 10;
+    lr.expiration_ns = 20;
+    lr.rpc = addr("a", 1);
+    lr.sql = addr("a", 1);
+    lr.replicas = 2;
+    lr.leases = 1;
+    lr.membership = SRV_MEMBERSHIP_DECOMMISSIONED;
+    lr.draining = true;
     assert_int_equal(srv__liveness_record_encode(&lr, &b), SRV_OK);
     assert_int_equal(srv__liveness_record_decode(b.data, b.len, &lr2), SRV_OK);
     assert_memory_equal(&lr, &lr2, sizeof lr);
@@ -578,13 +611,125 @@ static void test_liveness_state(void **state) {
     assert_string_equal(srv_liveness_name(SRV_LIVENESS_UNKNOWN), "unknown");
 }
 
+/* Issue 6: the liveness record's membership and draining flag (version 2,
+** version 1 still read), the status rows' (likewise), DRAIN and
+** DECOMMISSION messages, and what they refuse. */
+static void test_membership_codecs(void **state) {
+    (void)state;
+    base_buf b = {0};
+    /* a version 1 liveness record (before issue 6): active, not draining */
+    srv__liveness_record lr = {.epoch = 9, .heartbeat_ns = 10, .expiration_ns = 20,
+                               .rpc = addr("h", 1), .sql = addr("h", 2), .replicas = 3,
+                               .leases = 4}, lr2;
+    assert_int_equal(srv__liveness_record_encode(&lr, &b), SRV_OK);
+    assert_int_equal(b.data[0], SRV_LIVENESS_VERSION);
+    b.data[0] = 1;
+    b.len -= 2; /* v1 ends after the leases */
+    lr2.membership = 7;
+    lr2.draining = true;
+    assert_int_equal(srv__liveness_record_decode(b.data, b.len, &lr2), SRV_OK);
+    assert_memory_equal(&lr, &lr2, sizeof lr);
+    check_decoder(&b, dec_liveness);
+    /* a v1 record with v2's tail is refused (trailing bytes), and v2 without */
+    base_buf_reset(&b);
+    lr.membership = SRV_MEMBERSHIP_DECOMMISSIONING;
+    assert_int_equal(srv__liveness_record_encode(&lr, &b), SRV_OK);
+    b.data[0] = 1;
+    assert_int_equal(dec_liveness(b.data, b.len), SRV_ERR_CORRUPT);
+    b.data[0] = 3; /* unknown version */
+    assert_int_equal(dec_liveness(b.data, b.len), SRV_ERR_CORRUPT);
+    b.data[0] = SRV_LIVENESS_VERSION;
+    b.data[b.len - 2] = 3; /* no such membership */
+    assert_int_equal(dec_liveness(b.data, b.len), SRV_ERR_CORRUPT);
+    b.data[b.len - 2] = SRV_MEMBERSHIP_DECOMMISSIONED;
+    b.data[b.len - 1] = 2; /* unknown flag */
+    assert_int_equal(dec_liveness(b.data, b.len), SRV_ERR_CORRUPT);
+    lr.membership = 3;
+    base_buf_reset(&b);
+    assert_int_equal(srv__liveness_record_encode(&lr, &b), SRV_ERR_INVALID);
+
+    /* a version 1 STATUS answer: rows without membership */
+    base_buf_reset(&b);
+    srv_status_row row = {.node_id = 4, .rpc = addr("h", 1), .sql = addr("h", 1),
+                          .liveness = SRV_LIVENESS_LIVE, .since_heartbeat_ms = 5, .epoch = 1,
+                          .replicas = 2, .leases = 1};
+    srv_status st = {.cluster_id = 1, .answered_by = 4, .rows = &row, .n_rows = 1}, st2;
+    assert_int_equal(srv__status_encode(&st, &b), SRV_OK);
+    b.data[0] = 1;
+    b.len -= 2;
+    assert_int_equal(srv__status_decode(b.data, b.len, &st2), SRV_OK);
+    assert_int_equal(st2.n_rows, 1);
+    assert_memory_equal(&st2.rows[0], &row, sizeof row);
+    srv_status_free(&st2);
+    check_decoder(&b, dec_status);
+
+    base_buf_reset(&b);
+    assert_int_equal(srv__drain_req_encode(&b), SRV_OK);
+    check_decoder(&b, dec_drain_req);
+    base_buf_reset(&b);
+    srv_drain_status ds = {.node_id = 3, .leases = 7, .replicas = 9, .recorded = true}, ds2;
+    assert_int_equal(srv__drain_resp_encode(&ds, &b), SRV_OK);
+    assert_int_equal(srv__drain_resp_decode(b.data, b.len, &ds2), SRV_OK);
+    assert_int_equal(ds2.node_id, 3);
+    assert_int_equal(ds2.leases, 7);
+    assert_int_equal(ds2.replicas, 9);
+    assert_true(ds2.recorded);
+    check_decoder(&b, dec_drain_resp);
+
+    base_buf_reset(&b);
+    srv__decommission_req dr = {.action = SRV_DECOMMISSION, .finish = true, .node_id = 4}, dr2;
+    assert_int_equal(srv__decommission_req_encode(&dr, &b), SRV_OK);
+    assert_int_equal(srv__decommission_req_decode(b.data, b.len, &dr2), SRV_OK);
+    assert_int_equal(dr2.action, SRV_DECOMMISSION);
+    assert_true(dr2.finish);
+    assert_int_equal(dr2.node_id, 4);
+    check_decoder(&b, dec_decommission_req);
+    b.data[1] = 3; /* no such action */
+    assert_int_equal(dec_decommission_req(b.data, b.len), SRV_ERR_CORRUPT);
+    b.data[1] = SRV_RECOMMISSION;
+    b.data[2] = 2; /* unknown flag */
+    assert_int_equal(dec_decommission_req(b.data, b.len), SRV_ERR_CORRUPT);
+    b.data[2] = 0;
+    assert_int_equal(dec_decommission_req(b.data, b.len), SRV_OK);
+    b.data[3] = 0x80; /* a provisional id */
+    assert_int_equal(dec_decommission_req(b.data, b.len), SRV_ERR_CORRUPT);
+    base_buf_reset(&b);
+    dr.node_id = 0;
+    assert_int_equal(srv__decommission_req_encode(&dr, &b), SRV_ERR_INVALID);
+    dr.node_id = 4;
+    dr.action = (srv_decommission_action)9;
+    assert_int_equal(srv__decommission_req_encode(&dr, &b), SRV_ERR_INVALID);
+
+    base_buf_reset(&b);
+    srv_decommission_status cs = {.node_id = 4, .membership = SRV_MEMBERSHIP_DECOMMISSIONING,
+                                  .liveness = SRV_LIVENESS_SUSPECT, .replicas = 12}, cs2;
+    assert_int_equal(srv__decommission_resp_encode(&cs, &b), SRV_OK);
+    assert_int_equal(srv__decommission_resp_decode(b.data, b.len, &cs2), SRV_OK);
+    assert_int_equal(cs2.node_id, 4);
+    assert_int_equal(cs2.membership, SRV_MEMBERSHIP_DECOMMISSIONING);
+    assert_int_equal(cs2.liveness, SRV_LIVENESS_SUSPECT);
+    assert_int_equal(cs2.replicas, 12);
+    check_decoder(&b, dec_decommission_resp);
+    b.data[9] = 3; /* no such membership */
+    assert_int_equal(dec_decommission_resp(b.data, b.len), SRV_ERR_CORRUPT);
+    b.data[9] = 0;
+    b.data[10] = 4; /* no such liveness */
+    assert_int_equal(dec_decommission_resp(b.data, b.len), SRV_ERR_CORRUPT);
+
+    assert_string_equal(srv_membership_name(SRV_MEMBERSHIP_ACTIVE), "active");
+    assert_string_equal(srv_membership_name(SRV_MEMBERSHIP_DECOMMISSIONING), "decommissioning");
+    assert_string_equal(srv_membership_name(SRV_MEMBERSHIP_DECOMMISSIONED), "decommissioned");
+    base_buf_free(&b);
+}
+
 static void test_status_format(void **state) {
     (void)state;
     srv_status_row rows[3] = {
         {.node_id = 1, .rpc = addr("127.0.0.1", 26257), .sql = addr("127.0.0.1", 26257),
          .liveness = SRV_LIVENESS_LIVE, .since_heartbeat_ms = 812, .replicas = 1, .leases = 1},
         {.node_id = 2, .rpc = addr("::1", 26258), .sql = addr("::1", 26258),
-         .liveness = SRV_LIVENESS_SUSPECT, .since_heartbeat_ms = 6050, .replicas = 1},
+         .liveness = SRV_LIVENESS_SUSPECT, .since_heartbeat_ms = 6050, .replicas = 1,
+         .membership = SRV_MEMBERSHIP_DECOMMISSIONING, .draining = true},
         {.node_id = 12, .rpc = addr("127.0.0.1", 26259), .sql = addr("", 0),
          .liveness = SRV_LIVENESS_UNKNOWN, .since_heartbeat_ms = -1},
     };
@@ -593,11 +738,16 @@ static void test_status_format(void **state) {
     assert_int_equal(srv_status_format(&s, &out), SRV_OK);
     base_buf_append_byte(&out, 0);
     const char *want =
-        "id  rpc address      sql address      liveness            replicas  leases\n"
-        "--  ---------------  ---------------  ------------------  --------  ------\n"
-        " 1  127.0.0.1:26257  127.0.0.1:26257  live (0.8s ago)            1       1\n"
-        " 2  [::1]:26258      [::1]:26258      suspect (6.0s ago)         1       0\n"
-        "12  127.0.0.1:26259  -                unknown                    0       0\n"
+        "id  rpc address      sql address      liveness            membership       draining  "
+        "replicas  leases\n"
+        "--  ---------------  ---------------  ------------------  ---------------  --------  "
+        "--------  ------\n"
+        " 1  127.0.0.1:26257  127.0.0.1:26257  live (0.8s ago)     active           no        "
+        "       1       1\n"
+        " 2  [::1]:26258      [::1]:26258      suspect (6.0s ago)  decommissioning  yes       "
+        "       1       0\n"
+        "12  127.0.0.1:26259  -                unknown             active           no        "
+        "       0       0\n"
         "(3 nodes; cluster 0000000000000abc, answered by node 1)\n";
     assert_string_equal((const char *)out.data, want);
     base_buf_free(&out);
@@ -695,6 +845,7 @@ int main(void) {
         cmocka_unit_test(test_initial_kv),
         cmocka_unit_test(test_system_keys),
         cmocka_unit_test(test_liveness_state),
+        cmocka_unit_test(test_membership_codecs),
         cmocka_unit_test(test_status_format),
         cmocka_unit_test(test_store),
     };

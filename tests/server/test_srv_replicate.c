@@ -1,13 +1,19 @@
 /*
 ** tests/server/test_srv_replicate.c: the replicate queue's plan
-** (srv__repl_plan_range, pure): the data-driven cases of
+** (srv__repl_plan_range, pure), the lease target of a leaving node
+** (srv__repl_lease_target) and the decommission refusal
+** (srv__decommission_check): the data-driven cases of
 ** testdata/replicate.txt (MERIDIAN_REWRITE=1 rewrites them), and seeded
 ** random memberships and liveness states checked against the rules: a
-** target is live, not draining and holds no replica of the range, and has
+** target is live, neither draining nor decommissioning and holds no replica
+** of the range, and has
 ** the fewest replicas of such nodes (a learner of the range first); the
 ** leader is never a victim; a remove without a target only when the range
 ** keeps `replication` voters; live voters a majority after every step;
-** NO_TARGET only when no node could take it; the same answer twice.
+** NO_TARGET only when no node could take it; a decommissioning voter is
+** never left alone (NOTHING), a draining one is never moved; a lease target
+** is a usable voter other than the leader, with the fewest leases; the
+** same answer twice.
 ** MERIDIAN_SEED=N replays one seed.
 */
 #include <setjmp.h>
@@ -37,7 +43,7 @@ static const char *reason_name(srv__repl_reason r) {
     switch (r) {
     case SRV_REPL_NOTHING: return "nothing";
     case SRV_REPL_REPLACE_DEAD: return "replace-dead";
-    case SRV_REPL_REPLACE_DRAINING: return "replace-draining";
+    case SRV_REPL_DECOMMISSION: return "decommission";
     case SRV_REPL_REMOVE_DEAD: return "remove-dead";
     case SRV_REPL_REMOVE_LEARNER: return "remove-learner";
     case SRV_REPL_UP_REPLICATE: return "up-replicate";
@@ -60,29 +66,81 @@ static int parse_ids(const dd_case *c, const char *key, uint64_t *ids, size_t *n
     return 0;
 }
 
+static int parse_state(const char *state, srv_liveness *out) {
+    if (strcmp(state, "live") == 0) *out = SRV_LIVENESS_LIVE;
+    else if (strcmp(state, "suspect") == 0) *out = SRV_LIVENESS_SUSPECT;
+    else if (strcmp(state, "dead") == 0) *out = SRV_LIVENESS_DEAD;
+    else if (strcmp(state, "unknown") == 0) *out = SRV_LIVENESS_UNKNOWN;
+    else return -1;
+    return 0;
+}
+
+/* id:state:replicas[:flag...], flags: draining, decommissioning, lN (N leases). */
 static int parse_node(const char *tok, srv__repl_node *out) {
     char buf[DD_TOKEN_SIZE];
     snprintf(buf, sizeof buf, "%s", tok);
     char *save = NULL;
     char *id = strtok_r(buf, ":", &save), *state = strtok_r(NULL, ":", &save);
-    char *replicas = strtok_r(NULL, ":", &save), *flag = strtok_r(NULL, ":", &save);
+    char *replicas = strtok_r(NULL, ":", &save);
     if (id == NULL || state == NULL || replicas == NULL) return -1;
     *out = (srv__repl_node){.node_id = strtoull(id, NULL, 10),
                             .replicas = (uint32_t)strtoul(replicas, NULL, 10)};
-    if (strcmp(state, "live") == 0) out->liveness = SRV_LIVENESS_LIVE;
-    else if (strcmp(state, "suspect") == 0) out->liveness = SRV_LIVENESS_SUSPECT;
-    else if (strcmp(state, "dead") == 0) out->liveness = SRV_LIVENESS_DEAD;
-    else return -1;
-    if (flag != NULL) {
-        if (strcmp(flag, "draining") != 0) return -1;
-        out->draining = true;
+    if (parse_state(state, &out->liveness) != 0) return -1;
+    for (char *flag = strtok_r(NULL, ":", &save); flag != NULL; flag = strtok_r(NULL, ":", &save)) {
+        if (strcmp(flag, "draining") == 0) out->draining = true;
+        else if (strcmp(flag, "decommissioning") == 0) out->decommissioning = true;
+        else if (flag[0] == 'l') out->leases = (uint32_t)strtoul(flag + 1, NULL, 10);
+        else return -1;
     }
+    return 0;
+}
+
+/* id:state[:flag...] as a liveness row, flags: draining, decommissioning,
+** decommissioned. */
+static int parse_row(const char *tok, srv_status_row *out) {
+    char buf[DD_TOKEN_SIZE];
+    snprintf(buf, sizeof buf, "%s", tok);
+    char *save = NULL;
+    char *id = strtok_r(buf, ":", &save), *state = strtok_r(NULL, ":", &save);
+    if (id == NULL || state == NULL) return -1;
+    *out = (srv_status_row){.node_id = strtoull(id, NULL, 10)};
+    srv_liveness l;
+    if (parse_state(state, &l) != 0) return -1;
+    out->liveness = (uint8_t)l;
+    for (char *flag = strtok_r(NULL, ":", &save); flag != NULL; flag = strtok_r(NULL, ":", &save)) {
+        if (strcmp(flag, "draining") == 0) out->draining = true;
+        else if (strcmp(flag, "decommissioning") == 0)
+            out->membership = SRV_MEMBERSHIP_DECOMMISSIONING;
+        else if (strcmp(flag, "decommissioned") == 0)
+            out->membership = SRV_MEMBERSHIP_DECOMMISSIONED;
+        else return -1;
+    }
+    return 0;
+}
+
+static int run_check(const dd_case *c, base_buf *out) {
+    srv_status_row rows[DD_MAX_VALS];
+    size_t n = 0;
+    const dd_arg *a = dd_arg_find(c, "rows");
+    for (int i = 0; a != NULL && i < a->n_vals; i++) {
+        if (parse_row(a->vals[i], &rows[n]) != 0) {
+            fprintf(stderr, "%s:%d: bad row %s\n", c->path, c->line, a->vals[i]);
+            return -1;
+        }
+        n++;
+    }
+    char why[512] = "";
+    int rc = srv__decommission_check(rows, n, (uint64_t)dd_arg_int(c, "target", 0),
+                                     (int)dd_arg_int(c, "replication", 3), why, sizeof why);
+    if (rc == SRV_OK) base_buf_printf(out, "ok\n");
+    else base_buf_printf(out, "refused (%d): %s\n", rc, why);
     return 0;
 }
 
 static int run_case(void *ctx, const dd_case *c, base_buf *out) {
     (void)ctx;
-    if (strcmp(c->cmd, "plan") != 0) {
+    if (strcmp(c->cmd, "check") == 0) return run_check(c, out);
+    if (strcmp(c->cmd, "plan") != 0 && strcmp(c->cmd, "lease") != 0) {
         fprintf(stderr, "%s:%d: unknown command %s\n", c->path, c->line, c->cmd);
         return -1;
     }
@@ -100,6 +158,11 @@ static int run_case(void *ctx, const dd_case *c, base_buf *out) {
         n_nodes++;
     }
     uint64_t leader = (uint64_t)dd_arg_int(c, "leader", 1);
+    if (strcmp(c->cmd, "lease") == 0) {
+        base_buf_printf(out, "target=%llu\n",
+                        (unsigned long long)srv__repl_lease_target(&m, leader, nodes, n_nodes));
+        return 0;
+    }
     int replication = (int)dd_arg_int(c, "replication", 3);
     srv__repl_plan p;
     srv__repl_plan_range(&m, leader, nodes, n_nodes, replication, &p);
@@ -139,9 +202,12 @@ static bool is_state(const srv__repl_node *nodes, size_t n, uint64_t id, srv_liv
     return x != NULL && x->liveness == l;
 }
 
+static bool usable(const srv__repl_node *x) {
+    return x->liveness == SRV_LIVENESS_LIVE && !x->draining && !x->decommissioning;
+}
+
 static bool can_take(const srv__repl_node *x, const raft_membership *m) {
-    return x->liveness == SRV_LIVENESS_LIVE && !x->draining &&
-           !in_ids(m->voters, m->n_voters, x->node_id);
+    return usable(x) && !in_ids(m->voters, m->n_voters, x->node_id);
 }
 
 /* Live voters of a voter set (a list of ids). */
@@ -165,7 +231,7 @@ static void check_plan(const raft_membership *m, uint64_t leader, const srv__rep
             const srv__repl_node *x = node_of(nodes, n_nodes, m->voters[i]);
             if (m->voters[i] == leader || x == NULL) continue;
             assert_false(x->liveness == SRV_LIVENESS_DEAD);
-            assert_false(x->liveness == SRV_LIVENESS_LIVE && x->draining);
+            assert_false(x->decommissioning); /* a draining voter stays */
         }
         assert_true(nv >= p->want);
         break;
@@ -177,7 +243,7 @@ static void check_plan(const raft_membership *m, uint64_t leader, const srv__rep
         break;
     case SRV_REPL_REMOVE_DEAD:
     case SRV_REPL_REPLACE_DEAD:
-    case SRV_REPL_REPLACE_DRAINING:
+    case SRV_REPL_DECOMMISSION:
     case SRV_REPL_UP_REPLICATE: {
         uint64_t after[RAFT_MAX_VOTERS + 1];
         size_t n_after = 0;
@@ -189,6 +255,12 @@ static void check_plan(const raft_membership *m, uint64_t leader, const srv__rep
         }
         if (p->reason == SRV_REPL_REMOVE_DEAD || p->reason == SRV_REPL_REPLACE_DEAD)
             assert_true(is_state(nodes, n_nodes, p->remove, SRV_LIVENESS_DEAD));
+        if (p->remove != 0) { /* the reason says whether it leaves */
+            const srv__repl_node *v = node_of(nodes, n_nodes, p->remove);
+            assert_non_null(v);
+            assert_true(v->decommissioning == (p->reason == SRV_REPL_DECOMMISSION));
+            assert_false(v->draining && !v->decommissioning && v->liveness != SRV_LIVENESS_DEAD);
+        }
         for (size_t i = 0; i < nv; i++) after[n_after++] = m->voters[i];
         if (p->add == 0) {
             /* a remove without a target: the range keeps `replication` voters */
@@ -231,6 +303,27 @@ static void check_plan(const raft_membership *m, uint64_t leader, const srv__rep
     }
 }
 
+/* The lease target: a usable voter other than the leader with the fewest
+** leases (ties: the lowest id), or 0 when there is none. */
+static void check_lease_target(const raft_membership *m, uint64_t leader,
+                               const srv__repl_node *nodes, size_t n_nodes) {
+    uint64_t t = srv__repl_lease_target(m, leader, nodes, n_nodes);
+    const srv__repl_node *tx = t != 0 ? node_of(nodes, n_nodes, t) : NULL;
+    if (t != 0) {
+        assert_non_null(tx);
+        assert_int_not_equal(t, leader);
+        assert_true(in_ids(m->voters, m->n_voters, t));
+        assert_true(usable(tx));
+    }
+    for (size_t i = 0; i < m->n_voters; i++) {
+        const srv__repl_node *x = node_of(nodes, n_nodes, m->voters[i]);
+        if (x == NULL || x->node_id == leader || !usable(x) || x == tx) continue;
+        assert_non_null(tx); /* there was one */
+        assert_true(tx->leases < x->leases ||
+                    (tx->leases == x->leases && tx->node_id < x->node_id));
+    }
+}
+
 static void test_plan_random(void **state) {
     (void)state;
     size_t counts[SRV_REPL_NO_QUORUM + 1] = {0};
@@ -245,7 +338,9 @@ static void test_plan_random(void **state) {
                                                   SRV_LIVENESS_DEAD};
             nodes[n_nodes++] = (srv__repl_node){.node_id = id, .liveness = states[rng() % 5],
                                                 .draining = rng() % 10 == 0,
-                                                .replicas = (uint32_t)(rng() % 4)};
+                                                .decommissioning = rng() % 8 == 0,
+                                                .replicas = (uint32_t)(rng() % 4),
+                                                .leases = (uint32_t)(rng() % 4)};
         }
         for (size_t i = n_nodes; i > 1; i--) { /* the order of the rows must not matter */
             size_t j = rng() % i;
@@ -272,6 +367,7 @@ static void test_plan_random(void **state) {
         assert_memory_equal(&p, &again, sizeof p);
         check_plan(&m, leader, nodes, n_nodes, replication, &p);
         counts[p.reason]++;
+        check_lease_target(&m, leader, nodes, n_nodes);
     }
     for (int r = 0; r <= SRV_REPL_NO_QUORUM; r++)
         printf("  %-16s %zu\n", reason_name((srv__repl_reason)r), counts[r]);

@@ -5,7 +5,11 @@
 ** retry pattern out of a failed block, 3B001 / 25P01 / 25P02, the reads a
 ** rolled-back part made staying in the read set, the extended protocol,
 ** the restart of an aborted KV transaction (a key space that fails a read
-** on demand), the savepoint limit and out of memory at every allocation.
+** on demand), CockroachDB's retry protocol (RELEASE SAVEPOINT
+** cockroach_restart commits; a 40001 there, ROLLBACK TO and retry; the
+** committed block awaiting COMMIT; a failed commit), the portals a
+** ROLLBACK TO drops, the savepoint limit and out of memory at every
+** allocation.
 ** Transcript format: tests/sql/sql_harness.h.
 */
 #define _GNU_SOURCE
@@ -256,6 +260,145 @@ static void test_rolled_back_reads_stay(void **state) {
     close_all(&f);
 }
 
+/* ---- CockroachDB's client-side retry protocol ---------------------------------------
+** BEGIN; SAVEPOINT cockroach_restart; ...; RELEASE SAVEPOINT cockroach_restart;
+** COMMIT. RELEASE of that savepoint commits; on 40001 (at RELEASE too) the
+** client sends ROLLBACK TO SAVEPOINT cockroach_restart and the statements
+** again. */
+
+#define COMMITTED                                                                                  \
+    "E 25000 current transaction is committed, commands ignored until end of transaction block\n"
+
+/* One attempt of the loop: the statements, then RELEASE. true when it
+** committed; false after a 40001 (the block is then failed, 'E'). */
+static bool retry_attempt(sqlv_session *s, sqlv_session *o, int attempt) {
+    EXPECT(s, "UPDATE rl SET v = v + 1 WHERE id = 1; INSERT INTO rl VALUES (3, 3)",
+           "C UPDATE 1\nC INSERT 0 1\n");
+    /* the first attempt loses: another session commits the row it read */
+    if (attempt == 0) EXPECT(o, "UPDATE rl SET v = v + 10 WHERE id = 1", "C UPDATE 1\n");
+    char *got = run(s, "RELEASE SAVEPOINT cockroach_restart");
+    bool committed = strcmp(got, "C COMMIT\n") == 0;
+    if (!committed) {
+        if (strncmp(got, "E 40001 restart transaction", 27) != 0) print_error("got: %s", got);
+        assert_true(strncmp(got, "E 40001 restart transaction", 27) == 0);
+        assert_int_equal(sqlv_session_status(s), 'E');
+        EXPECT(s, "SELECT 1", ABORTED);
+    }
+    free(got);
+    return committed;
+}
+
+/* The loop as CockroachDB documents it, with a forced 40001 at the first
+** RELEASE; the retry runs in a new transaction (it sees the other write)
+** and commits at RELEASE; the final rows are exact. Then the same with the
+** other restart spelling, SAVEPOINT cockroach_restart again. */
+static void test_retry_loop(void **state) {
+    fixture f;
+    (void)state;
+    open_all(&f);
+    sqlv_session *s = session(&f), *o = session(&f);
+    EXPECT(s, "CREATE TABLE rl (id INT PRIMARY KEY, v INT); INSERT INTO rl VALUES (1, 0), (2, 0)",
+           "C CREATE TABLE\nC INSERT 0 2\n");
+    for (int round = 0; round < 2; round++) {
+        EXPECT(s, "BEGIN; SAVEPOINT cockroach_restart", "C BEGIN\nC SAVEPOINT\n");
+        int attempt = 0;
+        while (!retry_attempt(s, o, attempt)) {
+            attempt++;
+            assert_true(attempt < 5);
+            EXPECT(s,
+                   round == 0 ? "ROLLBACK TO SAVEPOINT cockroach_restart"
+                              : "SAVEPOINT cockroach_restart",
+                   "C ROLLBACK\n");
+            assert_int_equal(sqlv_session_status(s), 'T');
+        }
+        assert_int_equal(attempt, 1);
+        /* committed at RELEASE: visible before COMMIT */
+        assert_int_equal(sqlv_session_status(s), 'T');
+        EXPECT(o, "SELECT id, v FROM rl ORDER BY id",
+               round == 0 ? "D id:23,v:23\nR 1|11\nR 2|0\nR 3|3\nC SELECT 3\n"
+                          : "D id:23,v:23\nR 1|22\nR 2|0\nR 3|3\nC SELECT 3\n");
+        EXPECT(s, "COMMIT", "C COMMIT\n");
+        assert_int_equal(sqlv_session_status(s), 'I');
+        EXPECT(s, "DELETE FROM rl WHERE id = 3", "C DELETE 1\n");
+    }
+    EXPECT(s, "SELECT id, v FROM rl ORDER BY id", "D id:23,v:23\nR 1|22\nR 2|0\nC SELECT 2\n");
+    sqlv_session_close(o);
+    sqlv_session_close(s);
+    close_all(&f);
+}
+
+/* After a committing RELEASE: COMMIT or ROLLBACK ends the block (tag
+** COMMIT, the data stays); anything else is 25000 and changes nothing.
+** Other savepoints, and cockroach_restart when not first or not
+** outermost, keep PostgreSQL's RELEASE. DDL commits at RELEASE too. */
+static void test_committed_awaiting_commit(void **state) {
+    fixture f;
+    (void)state;
+    open_all(&f);
+    sqlv_session *s = session(&f), *o = session(&f);
+    EXPECT(s, "CREATE TABLE aw (id INT PRIMARY KEY)", "C CREATE TABLE\n");
+    EXPECT(s,
+           "BEGIN; SAVEPOINT cockroach_restart; INSERT INTO aw VALUES (1); "
+           "RELEASE SAVEPOINT cockroach_restart",
+           "C BEGIN\nC SAVEPOINT\nC INSERT 0 1\nC COMMIT\n");
+    static const char *const refused[] = {
+        "SELECT 1",
+        "INSERT INTO aw VALUES (2)",
+        "SAVEPOINT cockroach_restart",
+        "ROLLBACK TO SAVEPOINT cockroach_restart",
+        "ROLLBACK WORK TO cockroach_restart",
+        "RELEASE SAVEPOINT cockroach_restart",
+        "BEGIN",
+        "SET application_name = 'x'",
+        "SHOW application_name",
+        "CREATE TABLE aw2 (id INT PRIMARY KEY)",
+        "SELECT 1; COMMIT", /* the string stops at its first error */
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        EXPECT(s, refused[i], COMMITTED);
+        assert_int_equal(sqlv_session_status(s), 'T');
+    }
+    EXPECT(o, "SELECT id FROM aw", "D id:23\nR 1\nC SELECT 1\n");
+    EXPECT(s, "ROLLBACK", "C COMMIT\n"); /* the data stays */
+    assert_int_equal(sqlv_session_status(s), 'I');
+    EXPECT(s, "SELECT id FROM aw", "D id:23\nR 1\nC SELECT 1\n");
+    /* COMMIT / END / ROLLBACK WORK spellings; DDL committed at RELEASE */
+    EXPECT(s,
+           "BEGIN; SAVEPOINT cockroach_restart; CREATE TABLE aw3 (id INT PRIMARY KEY); "
+           "INSERT INTO aw3 VALUES (3); RELEASE cockroach_restart",
+           "C BEGIN\nC SAVEPOINT\nC CREATE TABLE\nC INSERT 0 1\nC COMMIT\n");
+    EXPECT(o, "SELECT id FROM aw3", "D id:23\nR 3\nC SELECT 1\n");
+    EXPECT(s, "END", "C COMMIT\n");
+    EXPECT(s, "SELECT id FROM aw3", "D id:23\nR 3\nC SELECT 1\n");
+    EXPECT(s, "BEGIN; SAVEPOINT cockroach_restart; RELEASE SAVEPOINT cockroach_restart",
+           "C BEGIN\nC SAVEPOINT\nC COMMIT\n");
+    EXPECT(s, "ROLLBACK WORK", "C COMMIT\n");
+    assert_int_equal(sqlv_session_status(s), 'I');
+    /* an ordinary savepoint's RELEASE does not commit */
+    EXPECT(s, "BEGIN; SAVEPOINT a; INSERT INTO aw VALUES (4); RELEASE a",
+           "C BEGIN\nC SAVEPOINT\nC INSERT 0 1\nC RELEASE\n");
+    EXPECT(o, "SELECT count(*) FROM aw", "D count:20\nR 1\nC SELECT 1\n");
+    EXPECT(s, "ROLLBACK", "C ROLLBACK\n");
+    /* nor cockroach_restart taken after the first statement */
+    EXPECT(s,
+           "BEGIN; INSERT INTO aw VALUES (5); SAVEPOINT cockroach_restart; "
+           "RELEASE SAVEPOINT cockroach_restart",
+           "C BEGIN\nC INSERT 0 1\nC SAVEPOINT\nC RELEASE\n");
+    EXPECT(o, "SELECT count(*) FROM aw", "D count:20\nR 1\nC SELECT 1\n");
+    EXPECT(s, "ROLLBACK", "C ROLLBACK\n");
+    /* nor a nested one of the same name; the outermost then does */
+    EXPECT(s,
+           "BEGIN; SAVEPOINT cockroach_restart; INSERT INTO aw VALUES (6); "
+           "SAVEPOINT cockroach_restart; RELEASE SAVEPOINT cockroach_restart",
+           "C BEGIN\nC SAVEPOINT\nC INSERT 0 1\nC SAVEPOINT\nC RELEASE\n");
+    EXPECT(o, "SELECT count(*) FROM aw", "D count:20\nR 1\nC SELECT 1\n");
+    EXPECT(s, "RELEASE SAVEPOINT cockroach_restart; COMMIT", "C COMMIT\nC COMMIT\n");
+    EXPECT(o, "SELECT id FROM aw ORDER BY id", "D id:23\nR 1\nR 6\nC SELECT 2\n");
+    sqlv_session_close(o);
+    sqlv_session_close(s);
+    close_all(&f);
+}
+
 /* ---- extended protocol ------------------------------------------------------------ */
 
 static int c_params(void *ctx, int n, const uint32_t *oids) {
@@ -324,6 +467,113 @@ static void test_extended_protocol(void **state) {
     close_all(&f);
 }
 
+/* The committing RELEASE through the extended protocol: then a SQLite
+** statement is 25000 at Bind, the block stays committed, COMMIT ends it. */
+static void test_extended_release_commits(void **state) {
+    fixture f;
+    (void)state;
+    open_all(&f);
+    sqlv_session *s = session(&f), *o = session(&f);
+    EXPECT(s, "CREATE TABLE xr (id INT PRIMARY KEY)", "C CREATE TABLE\n");
+    const char *a[] = {"BEGIN", "SAVEPOINT cockroach_restart", "INSERT INTO xr VALUES (1)",
+                       "RELEASE SAVEPOINT cockroach_restart", "sync", "SELECT 1", "sync",
+                       "ROLLBACK TO SAVEPOINT cockroach_restart", "sync", NULL};
+    ext_expect(s, a, "C BEGIN\nC SAVEPOINT\nC INSERT 0 1\nC COMMIT\n" COMMITTED COMMITTED);
+    assert_int_equal(sqlv_session_status(s), 'T');
+    EXPECT(o, "SELECT id FROM xr", "D id:23\nR 1\nC SELECT 1\n");
+    const char *b[] = {"COMMIT", "sync", NULL};
+    ext_expect(s, b, "C COMMIT\n");
+    assert_int_equal(sqlv_session_status(s), 'I');
+    sqlv_session_close(o);
+    sqlv_session_close(s);
+    close_all(&f);
+}
+
+/* Named statements and portals, one message at a time. */
+static int x_prepare(sqlv_session *s, capture *c, const char *name, const char *sql) {
+    sqlv_sink sink = {c,       c_desc,   c_row,    c_tag,   c_empty,
+                      c_error, c_notice, c_params, c_nodata, c_suspended};
+    return sqlv_session_prepare(s, name, sql, strlen(sql), 0, NULL, &sink);
+}
+static int x_bind(sqlv_session *s, capture *c, const char *portal, const char *stmt) {
+    sqlv_sink sink = {c,       c_desc,   c_row,    c_tag,   c_empty,
+                      c_error, c_notice, c_params, c_nodata, c_suspended};
+    return sqlv_session_bind(s, portal, stmt, 0, NULL, 0, NULL, 0, NULL, &sink);
+}
+static int x_execute(sqlv_session *s, capture *c, const char *portal) {
+    sqlv_sink sink = {c,       c_desc,   c_row,    c_tag,   c_empty,
+                      c_error, c_notice, c_params, c_nodata, c_suspended};
+    return sqlv_session_execute(s, portal, 0, &sink);
+}
+/* Parse, Bind and Execute of a session statement on the unnamed portal. */
+static void x_run(sqlv_session *s, capture *c, const char *sql) {
+    assert_int_equal(x_prepare(s, c, "", sql), SQLV_OK);
+    assert_int_equal(x_bind(s, c, "", ""), SQLV_OK);
+    assert_int_equal(x_execute(s, c, ""), SQLV_OK);
+}
+static void x_expect(capture *c, const char *want) {
+    base_buf_append_byte(&c->out, 0);
+    if (strcmp((const char *)c->out.data, want) != 0)
+        print_error("want:\n%sgot:\n%s", want, (const char *)c->out.data);
+    assert_string_equal((const char *)c->out.data, want);
+    base_buf_free(&c->out);
+    memset(c, 0, sizeof(*c));
+}
+
+/* ROLLBACK TO drops the portals bound after its savepoint (PostgreSQL's
+** rule) and keeps the older ones; a committing RELEASE drops them all. */
+static void test_portals_after_savepoint(void **state) {
+    fixture f;
+    (void)state;
+    open_all(&f);
+    sqlv_session *s = session(&f);
+    capture c;
+    memset(&c, 0, sizeof(c));
+    EXPECT(s, "CREATE TABLE pt (id INT PRIMARY KEY); INSERT INTO pt VALUES (1), (2)",
+           "C CREATE TABLE\nC INSERT 0 2\n");
+    x_run(s, &c, "BEGIN");
+    assert_int_equal(x_prepare(s, &c, "q", "SELECT id FROM pt ORDER BY id"), SQLV_OK);
+    assert_int_equal(x_bind(s, &c, "before", "q"), SQLV_OK);
+    x_run(s, &c, "SAVEPOINT a");
+    assert_int_equal(x_bind(s, &c, "after", "q"), SQLV_OK);
+    assert_int_equal(x_bind(s, &c, "after2", "q"), SQLV_OK);
+    x_run(s, &c, "ROLLBACK TO SAVEPOINT a");
+    x_expect(&c, "C BEGIN\nC SAVEPOINT\nC ROLLBACK\n");
+    assert_int_equal(x_execute(s, &c, "before"), SQLV_OK);
+    x_expect(&c, "R 1\nR 2\nC SELECT 2\n");
+    /* RELEASE keeps them (PostgreSQL too) */
+    assert_int_equal(x_bind(s, &c, "kept", "q"), SQLV_OK);
+    x_run(s, &c, "SAVEPOINT b");
+    assert_int_equal(x_bind(s, &c, "kept2", "q"), SQLV_OK);
+    x_run(s, &c, "RELEASE b");
+    assert_int_equal(x_execute(s, &c, "kept2"), SQLV_OK);
+    x_expect(&c, "C SAVEPOINT\nC RELEASE\nR 1\nR 2\nC SELECT 2\n");
+    assert_int_equal(x_execute(s, &c, "after"), SQLV_ERR_FAILED);
+    x_expect(&c, "E 34000 portal \"after\" does not exist\n");
+    assert_int_equal(sqlv_session_status(s), 'E'); /* an error fails the block */
+    x_run(s, &c, "ROLLBACK");
+    x_expect(&c, "C ROLLBACK\n");
+    /* the restart savepoint: ROLLBACK TO drops the later portals, RELEASE
+    ** (which commits) every one */
+    x_run(s, &c, "BEGIN");
+    x_run(s, &c, "SAVEPOINT cockroach_restart");
+    assert_int_equal(x_bind(s, &c, "p1", "q"), SQLV_OK);
+    x_run(s, &c, "ROLLBACK TO SAVEPOINT cockroach_restart");
+    assert_int_equal(x_execute(s, &c, "p1"), SQLV_ERR_FAILED);
+    x_run(s, &c, "ROLLBACK TO SAVEPOINT cockroach_restart");
+    assert_int_equal(x_bind(s, &c, "p2", "q"), SQLV_OK);
+    x_run(s, &c, "RELEASE SAVEPOINT cockroach_restart");
+    assert_int_equal(x_execute(s, &c, "p2"), SQLV_ERR_FAILED);
+    assert_int_equal(sqlv_session_status(s), 'T'); /* still committed */
+    x_run(s, &c, "COMMIT");
+    x_expect(&c, "C BEGIN\nC SAVEPOINT\nC ROLLBACK\nE 34000 portal \"p1\" does not exist\n"
+                 "C ROLLBACK\nC COMMIT\nE 34000 portal \"p2\" does not exist\nC COMMIT\n");
+    assert_int_equal(sqlv_session_status(s), 'I');
+    assert_int_equal(sqlv_session_sync(s, &(sqlv_sink){0}), SQLV_OK);
+    sqlv_session_close(s);
+    close_all(&f);
+}
+
 /* ---- an aborted KV transaction ---------------------------------------------------
 ** A key space that delegates to a local store and fails the next point
 ** read with RANGE_ERR_IO when armed: the KV transaction is then aborted (as
@@ -334,6 +584,7 @@ typedef struct failing_kv {
     range_kv *inner;
     range_kv_ops ops;
     bool fail_next_get;
+    bool fail_next_commit;
 } failing_kv;
 
 static int fk_wait(range_kv *kv, hlc_timestamp ts) {
@@ -356,6 +607,10 @@ static int fk_iter_open(range_kv *kv, const uint8_t *s, size_t sl, const uint8_t
 static int fk_commit(range_kv *kv, const range_commit_request *req, hlc_timestamp *ts,
                      range_conflict *c) {
     failing_kv *f = (failing_kv *)kv;
+    if (f->fail_next_commit) {
+        f->fail_next_commit = false;
+        return RANGE_ERR_IO;
+    }
     return f->inner->ops->commit(f->inner, req, ts, c);
 }
 static void fk_stats(range_kv *kv, range_stats *out) {
@@ -427,7 +682,7 @@ static void test_aborted_transaction_restart(void **state) {
     assert_int_equal(sqlv_session_status(s), 'T');
     EXPECT(s, "SELECT id, v FROM ab ORDER BY id", "D id:23,v:23\nR 1|1\nC SELECT 1\n");
     EXPECT(s, "INSERT INTO ab VALUES (3, 3); RELEASE SAVEPOINT cockroach_restart; COMMIT",
-           "C INSERT 0 1\nC RELEASE\nC COMMIT\n");
+           "C INSERT 0 1\nC COMMIT\nC COMMIT\n"); /* RELEASE committed */
     EXPECT(o, "SELECT id, v FROM ab ORDER BY id", "D id:23,v:23\nR 1|1\nR 3|3\nC SELECT 2\n");
     /* a savepoint after the first statement cannot restart it */
     EXPECT(s, "BEGIN; INSERT INTO ab VALUES (4, 4); SAVEPOINT a; INSERT INTO ab VALUES (5, 5)",
@@ -446,6 +701,38 @@ static void test_aborted_transaction_restart(void **state) {
     expect_error(s, "SELECT * FROM gone", "42P01");
     EXPECT(s, "ROLLBACK TO r; COMMIT", "C ROLLBACK\nC COMMIT\n");
     EXPECT(o, "SELECT count(*) FROM ab", "D count:20\nR 2\nC SELECT 1\n");
+    sqlv_session_close(o);
+    sqlv_session_close(s);
+    failing_close(&f);
+}
+
+/* A RELEASE whose commit fails with anything but 40001 (here an I/O
+** error): the block fails without its savepoints, as CockroachDB's (the
+** commit may have happened); only ROLLBACK is left. */
+static void test_release_commit_fails(void **state) {
+    failing_fixture f;
+    (void)state;
+    failing_open(&f);
+    sqlv_session *s = NULL, *o = NULL;
+    assert_int_equal(sqlv_session_open(f.sql, "root", "defaultdb", &s), SQLV_OK);
+    assert_int_equal(sqlv_session_open(f.sql, "root", "defaultdb", &o), SQLV_OK);
+    EXPECT(s, "CREATE TABLE rf (id INT PRIMARY KEY)", "C CREATE TABLE\n");
+    EXPECT(s, "BEGIN; SAVEPOINT cockroach_restart; INSERT INTO rf VALUES (1)",
+           "C BEGIN\nC SAVEPOINT\nC INSERT 0 1\n");
+    f.kv.fail_next_commit = true;
+    expect_error(s, "RELEASE SAVEPOINT cockroach_restart", "58030");
+    assert_int_equal(sqlv_session_status(s), 'E');
+    EXPECT(s, "ROLLBACK TO SAVEPOINT cockroach_restart",
+           "E 3B001 savepoint \"cockroach_restart\" does not exist\n");
+    EXPECT(s, "SAVEPOINT cockroach_restart", ABORTED);
+    EXPECT(s, "ROLLBACK", "C ROLLBACK\n");
+    EXPECT(o, "SELECT count(*) FROM rf", "D count:20\nR 0\nC SELECT 1\n");
+    /* and the loop goes on from BEGIN */
+    EXPECT(s,
+           "BEGIN; SAVEPOINT cockroach_restart; INSERT INTO rf VALUES (1); "
+           "RELEASE SAVEPOINT cockroach_restart; COMMIT",
+           "C BEGIN\nC SAVEPOINT\nC INSERT 0 1\nC COMMIT\nC COMMIT\n");
+    EXPECT(o, "SELECT count(*) FROM rf", "D count:20\nR 1\nC SELECT 1\n");
     sqlv_session_close(o);
     sqlv_session_close(s);
     failing_close(&f);
@@ -512,6 +799,36 @@ static void test_alloc_failures(void **state) {
     close_all(&f);
 }
 
+/* Out of memory at every allocation of the retry protocol's block: the
+** session always ends in a state COMMIT/ROLLBACK leaves cleanly. */
+static void test_release_alloc_failures(void **state) {
+    fixture f;
+    (void)state;
+    open_all(&f);
+    sqlv_session *s = session(&f);
+    static const char *const q =
+        "BEGIN; SAVEPOINT cockroach_restart; CREATE TABLE ra (k INT PRIMARY KEY); "
+        "INSERT INTO ra VALUES (1); RELEASE SAVEPOINT cockroach_restart; COMMIT";
+    for (int n = 0; n < 300; n++) {
+        capture c;
+        memset(&c, 0, sizeof(c));
+        sqlv_sink sink = {&c, c_desc, c_row, c_tag, c_empty, c_error, c_notice, NULL, NULL, NULL};
+        base_alloc_fail_after(n);
+        (void)sqlv_session_exec(s, q, strlen(q), &sink);
+        base_alloc_fail_after(-1);
+        base_buf_append_byte(&c.out, 0);
+        if (n == 299) assert_non_null(strstr((const char *)c.out.data, "C COMMIT\nC COMMIT\n"));
+        base_buf_free(&c.out);
+        if (sqlv_session_status(s) != 'I') free(run(s, "ROLLBACK"));
+        assert_int_equal(sqlv_session_status(s), 'I');
+        free(run(s, "DROP TABLE IF EXISTS ra"));
+    }
+    EXPECT(s, q, "C BEGIN\nC SAVEPOINT\nC CREATE TABLE\nC INSERT 0 1\nC COMMIT\nC COMMIT\n");
+    EXPECT(s, "SELECT k FROM ra", "D k:23\nR 1\nC SELECT 1\n");
+    sqlv_session_close(s);
+    close_all(&f);
+}
+
 int main(void) {
     base_log_set_level(BASE_LOG_WARN);
     const struct CMUnitTest tests[] = {
@@ -521,10 +838,16 @@ int main(void) {
         cmocka_unit_test(test_error_recovery),
         cmocka_unit_test(test_ddl_undone),
         cmocka_unit_test(test_rolled_back_reads_stay),
+        cmocka_unit_test(test_retry_loop),
+        cmocka_unit_test(test_committed_awaiting_commit),
         cmocka_unit_test(test_extended_protocol),
+        cmocka_unit_test(test_extended_release_commits),
+        cmocka_unit_test(test_portals_after_savepoint),
         cmocka_unit_test(test_aborted_transaction_restart),
+        cmocka_unit_test(test_release_commit_fails),
         cmocka_unit_test(test_savepoint_limit),
         cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_release_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

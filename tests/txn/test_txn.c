@@ -1029,6 +1029,60 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return remove(path);
 }
 
+/* AS OF SYSTEM TIME on a single node (docs/txn.md section 8): a txn at a past
+** timestamp reads the store as it was then (the local store serves it:
+** there are no followers), is read-only (25006 naming AS OF SYSTEM TIME),
+** commits without sending anything; a timestamp above now is refused. */
+static void test_as_of(void **state) {
+    fixture *f = *state;
+    seed(f, row_key(TABLE, 1), "old");
+    hlc_timestamp between = hlc_now(f->clock);
+    f->manual.now_ns += 1000000000LL;
+    txn *t;
+    assert_int_equal(txn_begin(f->db, NULL, &t), TXN_OK);
+    put_str(t, row_key(TABLE, 1), "new");
+    put_str(t, row_key(TABLE, 2), "two");
+    commit_ok(t);
+    txn_options o = {.as_of = between};
+    assert_int_equal(txn_begin(f->db, &o, &t), TXN_OK);
+    assert_true(txn_is_stale(t));
+    assert_int_equal(hlc_compare(txn_read_timestamp(t), between), 0);
+    char v[64], out[256];
+    assert_true(get_str(t, row_key(TABLE, 1), v, sizeof(v)));
+    assert_string_equal(v, "old");
+    assert_false(get_str(t, row_key(TABLE, 2), v, sizeof(v)));
+    scan_str(t, table_start(TABLE), table_end(TABLE), false, out, sizeof(out));
+    assert_string_equal(out, "1=old");
+    txn_error err = {0};
+    assert_int_equal(txn_put(t, row_key(TABLE, 3).b, row_key(TABLE, 3).len,
+                             (const uint8_t *)"x", 1, &err),
+                     TXN_ERR_READ_ONLY);
+    assert_string_equal(err.sqlstate, "25006");
+    assert_non_null(strstr(err.message, "AS OF SYSTEM TIME"));
+    txn_db_stats before, after;
+    txn_db_get_stats(f->db, &before);
+    hlc_timestamp cts = HLC_ZERO;
+    assert_int_equal(txn_commit(t, &cts, &err), TXN_OK);
+    assert_int_equal(hlc_compare(cts, between), 0);
+    txn_db_get_stats(f->db, &after);
+    assert_int_equal(after.commits, before.commits); /* nothing was committed */
+    assert_true(after.stale_txns >= 1);
+    /* now is the newest allowed; above it, refused */
+    o.as_of = hlc_now(f->clock);
+    assert_int_equal(txn_begin(f->db, &o, &t), TXN_OK);
+    assert_true(get_str(t, row_key(TABLE, 2), v, sizeof(v)));
+    txn_rollback(t);
+    o.as_of = hlc_add_ns(hlc_now(f->clock), 1000000000LL);
+    t = NULL;
+    assert_int_equal(txn_begin(f->db, &o, &t), TXN_ERR_FUTURE);
+    assert_null(t);
+    memset(&err, 0, sizeof(err));
+    txn_error_set(&err, TXN_ERR_FUTURE);
+    assert_string_equal(err.sqlstate, "22008");
+    o.as_of = (hlc_timestamp){-1, 0};
+    assert_int_equal(txn_begin(f->db, &o, &t), TXN_ERR_INVALID);
+}
+
 static void test_rocksdb_commit_survives_reopen(void **state) {
     (void)state;
     fixture f;
@@ -1079,6 +1133,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_random_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bank, setup, teardown),
         cmocka_unit_test_setup_teardown(test_visibility_hazard, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_as_of, setup, teardown),
         cmocka_unit_test(test_rocksdb_commit_survives_reopen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,7 +28,10 @@
 ** transactions (docs/txn.md section 3.3), on RocksDB stores: 50,000 rows
 ** in one range and over two, committed, rolled back, aborted by a conflict
 ** after their chunks were prepared, and a 100,000-row delete span the
-** router cuts into pieces.
+** router cuts into pieces. Stale reads (docs/txn.md section 8): AS OF
+** SYSTEM TIME transactions through a follower's node, served by its own
+** replica once the closed timestamp passed them, also with the
+** leaseholder's node stopped.
 **
 ** Every wait is bounded (router deadlines; wait_for with a limit).
 */
@@ -82,6 +85,12 @@ typedef struct cluster {
     atomic_bool stop;
 } cluster;
 
+/* start_cluster: the servers close timestamps and publish them (docs/txn.md
+** section 8), at this lag and period (test_stale_reads) */
+static bool closed_timestamps;
+#define CLOSED_LAG_MS 300
+#define CLOSED_PERIOD_MS 50
+
 static void dispatch(void *ctx, rpc_transport *t, const rpc_message *msg) {
     node *nd = ctx;
     if (atomic_load(&nd->dead)) return; /* a crashed node answers nothing */
@@ -89,7 +98,7 @@ static void dispatch(void *ctx, rpc_transport *t, const rpc_message *msg) {
         range_node_handle_rpc(nd->rn, t, msg);
         return;
     }
-    if (msg->method == RANGE_RPC_METHOD_KV) {
+    if (msg->method == RANGE_RPC_METHOD_KV || msg->method == RANGE_RPC_METHOD_CLOSED) {
         pthread_mutex_lock(&nd->dispatch_mu);
         if (nd->server != NULL) range_server_handle_rpc(nd->server, t, msg);
         pthread_mutex_unlock(&nd->dispatch_mu);
@@ -170,6 +179,11 @@ static void start_cluster_on(cluster *c, bool disk) {
         assert_int_equal(range_node_add_replica(nd->rn, &rc, &nd->rep), RANGE_OK);
         range_server_config sc = {.node = nd->rn, .clock = nd->clock, .workers = 4,
                                   .wait_timeout_ms = SERVER_WAIT_MS};
+        if (closed_timestamps) {
+            sc.transport = rpc_uv_transport(nd->uv);
+            sc.closed_lag_ms = CLOSED_LAG_MS;
+            sc.closed_period_ms = CLOSED_PERIOD_MS;
+        }
         assert_int_equal(range_server_new(&sc, &nd->server_owned), RANGE_OK);
         pthread_mutex_lock(&nd->dispatch_mu);
         nd->server = nd->server_owned;
@@ -763,6 +777,92 @@ static void test_large_transactions(void **state) {
     free(c);
 }
 
+/* One AS OF SYSTEM TIME read of "stale-1", "stale-2" and a scan of
+** ["stale-", "stale.") through node i at ts: "one", absent, "stale-1". */
+static void stale_read_through(cluster *c, int i, hlc_timestamp ts) {
+    txn *t = NULL;
+    txn_error err = {0};
+    base_buf b = {0};
+    txn_options o = {.as_of = ts};
+    assert_int_equal(txn_begin(c->n[i].db, &o, &t), TXN_OK);
+    int rc = txn_get(t, (const uint8_t *)"stale-1", 7, &b, &err);
+    if (rc != TXN_OK) fail_msg("stale get through node %d: %d %s", i, rc, err.message);
+    assert_int_equal(b.len, 3);
+    assert_memory_equal(b.data, "one", 3);
+    assert_int_equal(txn_get(t, (const uint8_t *)"stale-2", 7, &b, &err), TXN_NOT_FOUND);
+    txn_iter *it;
+    assert_int_equal(txn_scan(t, (const uint8_t *)"stale-", 6, (const uint8_t *)"stale.", 6, false,
+                              &it, &err),
+                     TXN_OK);
+    const uint8_t *k, *v;
+    size_t kl, vl;
+    assert_int_equal(txn_iter_next(it, &k, &kl, &v, &vl, &err), 1);
+    assert_int_equal(kl, 7);
+    assert_memory_equal(k, "stale-1", 7);
+    assert_int_equal(txn_iter_next(it, &k, &kl, &v, &vl, &err), 0);
+    txn_iter_close(it);
+    assert_int_equal(txn_commit(t, NULL, &err), TXN_OK);
+    base_buf_free(&b);
+}
+
+/* AS OF SYSTEM TIME over the cluster (docs/txn.md section 8): the servers
+** close timestamps (lag CLOSED_LAG_MS) and publish them; a read-only txn at
+** a past timestamp through a node that does not hold the lease is served by
+** that node's own replica (its follower reads count), sees exactly what was
+** committed at or below it, cannot write, and still reads with the
+** leaseholder's node stopped. */
+static void test_stale_reads(void **state) {
+    (void)state;
+    cluster *c = calloc(1, sizeof(*c));
+    closed_timestamps = true;
+    start_cluster(c);
+    closed_timestamps = false;
+    assert_true(wait_leader(c));
+    uint64_t leader = find_leader(c);
+    int fo = (int)(leader % NODES) + 1;
+    put_through(c, fo, "stale-1", "one");
+    hlc_timestamp t1 = hlc_now(c->n[fo].clock); /* after its commit wait */
+    put_through(c, fo, "stale-2", "two");
+    /* until the follower's closed timestamp passes t1 its reads go to the
+    ** leaseholder (the same answer); then it serves them itself */
+    int64_t deadline = base_monotonic_ns() + (int64_t)WAIT_MS_MAX * 1000000;
+    txn_db_stats st;
+    for (;;) {
+        stale_read_through(c, fo, t1);
+        txn_db_get_stats(c->n[fo].db, &st);
+        if (st.follower_reads_served > 0) break;
+        if (base_monotonic_ns() > deadline) fail_msg("node %d never served a follower read", fo);
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL); /* polling the closed timestamp's progress, bounded */
+    }
+    assert_true(st.stale_reads_local > 0);
+    fprintf(stderr, "stale reads through n%d (leaseholder n%llu): %llu sent, %llu by its own "
+            "replica, %llu after a refusal; follower reads served: %llu\n",
+            fo, (unsigned long long)leader, (unsigned long long)st.stale_reads,
+            (unsigned long long)st.stale_reads_local, (unsigned long long)st.stale_reads_fallback,
+            (unsigned long long)st.follower_reads_served);
+    /* read-only */
+    txn *t = NULL;
+    txn_error err = {0};
+    assert_int_equal(txn_begin(c->n[fo].db, &(txn_options){.as_of = t1}, &t), TXN_OK);
+    assert_int_equal(txn_put(t, (const uint8_t *)"stale-3", 7, (const uint8_t *)"x", 1, &err),
+                     TXN_ERR_READ_ONLY);
+    assert_string_equal(err.sqlstate, "25006");
+    txn_rollback(t);
+    /* the leaseholder's node stops: the follower still answers, itself */
+    atomic_store(&c->n[leader].dead, true);
+    uint64_t before = st.follower_reads_served;
+    int64_t t0 = base_monotonic_ns();
+    stale_read_through(c, fo, t1);
+    int64_t took_ms = (base_monotonic_ns() - t0) / 1000000;
+    txn_db_get_stats(c->n[fo].db, &st);
+    assert_true(st.follower_reads_served >= before + 3); /* two gets and a scan page */
+    fprintf(stderr, "with n%llu stopped: stale read through n%d in %lld ms\n",
+            (unsigned long long)leader, fo, (long long)took_ms);
+    stop_cluster(c);
+    free(c);
+}
+
 static void test_single_node_cannot_split(void **state) {
     (void)state;
     hlc_clock *clock;
@@ -793,6 +893,7 @@ int main(void) {
         cmocka_unit_test(test_locked_updates),
         cmocka_unit_test(test_large_transactions),
         cmocka_unit_test(test_single_node_cannot_split),
+        cmocka_unit_test(test_stale_reads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
