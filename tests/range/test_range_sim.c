@@ -59,15 +59,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
-#include <dirent.h>
-#include <ftw.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "base/base.h"
 #include "range/range.h"
 #include "rpc/rpc.h"
 #include "storage/storage.h"
+#include "tests/range/sim_util.h" /* log directories, power failures */
 
 #ifdef RANGE_SIM_CHANGES
 #define NODES 4
@@ -84,7 +81,6 @@
 #define TICK_NS (10LL * 1000 * 1000)
 #define FAULT_TICKS 800
 #define CONVERGE_TICKS_MAX 4000
-#define SIM_FILES_MAX 512 /* log segment files remembered per node (shared mode) */
 #ifdef RANGE_SIM_SHARED_LOG
 #define SIM_SHARED 1
 #define TRUNCATE_ENTRIES 16
@@ -140,12 +136,8 @@ typedef struct sim_node {
                                 replica (reset when it is removed here) */
     range_replica *seen_rep; /* the replica last seen hosted (refresh_rep) */
     raft_log *log;           /* shared mode: closed at every crash */
-    char log_dir[256];       /* shared mode: mkdtemp, removed at the end */
-    /* shared mode: the log files and their sizes at the last sync (a
-    ** power failure keeps no more) */
-    char durable_name[SIM_FILES_MAX][32];
-    long long durable_size[SIM_FILES_MAX];
-    size_t n_durable;
+    sim_log_files files;     /* shared mode: its directory (mkdtemp, removed at the
+                                end) and what of it was durable at the last sync */
 } sim_node;
 
 typedef struct world {
@@ -220,106 +212,8 @@ static void observer(void *ctx, uint64_t range_id, uint64_t node_id, uint64_t in
     }
 }
 
-/* A fresh directory for a node's log (tmpfs when there is one: fsync is
-** then nearly free and hundreds of seeds stay fast). */
-static void make_log_dir(char *dir, size_t size)
-{
-    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
-    snprintf(dir, size, "%s/meridian-rsim-XXXXXX", base != NULL ? base : "/tmp");
-    assert_non_null(mkdtemp(dir));
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void remove_dir(const char *dir)
-{
-    if (dir[0] != '\0')
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 #if SIM_SHARED
 static uint64_t total_power_losses, total_bytes_lost;
-
-/* Remember the log files and their sizes: all of it is durable now (the
-** node just synced, or recovered, or purged: the sim is single-threaded). */
-static void record_durable(sim_node *n)
-{
-    DIR *d = opendir(n->log_dir);
-    assert_non_null(d);
-    struct dirent *de;
-    n->n_durable = 0;
-    while ((de = readdir(d)) != NULL) {
-        char path[512];
-        struct stat st;
-        if (strstr(de->d_name, ".rlog") == NULL)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", n->log_dir, de->d_name);
-        assert_int_equal(stat(path, &st), 0);
-        assert_true(n->n_durable < SIM_FILES_MAX && strlen(de->d_name) < 32);
-        memcpy(n->durable_name[n->n_durable], de->d_name, strlen(de->d_name) + 1);
-        n->durable_size[n->n_durable++] = (long long)st.st_size;
-    }
-    closedir(d);
-}
-
-/* Files deleted since the record (a purge): the record is stale. */
-static bool durable_stale(sim_node *n)
-{
-    for (size_t i = 0; i < n->n_durable; i++) {
-        char path[512];
-        snprintf(path, sizeof(path), "%s/%s", n->log_dir, n->durable_name[i]);
-        if (access(path, F_OK) != 0)
-            return true;
-    }
-    return false;
-}
-
-/* Power failure of a closed log: cut what was written after the record. */
-static void lose_unsynced(sim_node *n)
-{
-    DIR *d = opendir(n->log_dir);
-    assert_non_null(d);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        char path[512];
-        struct stat st;
-        if (strstr(de->d_name, ".rlog") == NULL)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", n->log_dir, de->d_name);
-        assert_int_equal(stat(path, &st), 0);
-        long long keep = -1;
-        for (size_t i = 0; i < n->n_durable; i++)
-            if (strcmp(n->durable_name[i], de->d_name) == 0)
-                keep = n->durable_size[i];
-        if (keep < 0) {
-            total_bytes_lost += (uint64_t)st.st_size;
-            assert_int_equal(unlink(path), 0);
-        } else if ((long long)st.st_size > keep) {
-            total_bytes_lost += (uint64_t)(st.st_size - keep);
-            assert_int_equal(truncate(path, (off_t)keep), 0);
-        }
-    }
-    closedir(d);
-    total_power_losses++;
-}
-
-static raft_log *open_log(const char *dir, size_t segment_bytes)
-{
-    raft_log_options lo = {.dir = dir, .segment_bytes_max = segment_bytes};
-    raft_log *log = NULL;
-    char err[256] = "";
-    int rc = raft_log_open(&lo, &log, err, sizeof(err));
-    if (rc != RAFT_LOG_OK)
-        fprintf(stderr, "raft_log_open %s: %s %s\n", dir, raft_log_strerror(rc), err);
-    assert_int_equal(rc, RAFT_LOG_OK);
-    return log;
-}
 #endif
 
 static int64_t sim_clock(void *ctx)
@@ -336,8 +230,8 @@ static void start_node(world *w, uint64_t id)
                             .clock_ctx = w, .tick_ns = TICK_NS};
 #if SIM_SHARED
     if (n->log == NULL) {
-        n->log = open_log(n->log_dir, SEGMENT_BYTES); /* recovery after a crash */
-        record_durable(n);
+        n->log = sim_open_log(n->files.dir, SEGMENT_BYTES); /* recovery after a crash */
+        sim_log_record(&n->files);
     }
     nc.log = n->log;
     nc.log_sync_manual = true;
@@ -379,8 +273,10 @@ static void crash_node(world *w, uint64_t id)
     if (n->log != NULL) {
         raft_log_close(n->log); /* unsynced appends may or may not survive */
         n->log = NULL;
-        if (rnd_int(w, 2) == 0)
-            lose_unsynced(n);
+        if (rnd_int(w, 2) == 0) {
+            total_bytes_lost += sim_log_lose_unsynced(&n->files);
+            total_power_losses++;
+        }
     }
 #endif
     n->rep = NULL;
@@ -681,14 +577,14 @@ static void advance(world *w)
         if (chance(w, w->sync_per_million)) {
             CHECK(range_node_sync_log(w->nodes[i].rn) == RANGE_OK, "n%llu log sync failed",
                   (unsigned long long)i);
-            record_durable(&w->nodes[i]);
+            sim_log_record(&w->nodes[i].files);
             total_syncs++;
         }
 #endif
         range_node_tick(w->nodes[i].rn);
 #if SIM_SHARED
-        if (durable_stale(&w->nodes[i]))
-            record_durable(&w->nodes[i]); /* a purge synced what it kept */
+        if (sim_log_stale(&w->nodes[i].files))
+            sim_log_record(&w->nodes[i].files); /* a purge synced what it kept */
 #endif
     }
     check_applied_monotonic(w);
@@ -939,7 +835,7 @@ static uint64_t run_seed(uint64_t seed)
         assert_int_equal(storage_open(&so, &w->nodes[i].engine), STORAGE_OK);
         assert_int_equal(rpc_sim_add_node(w->net, i, NULL, &w->nodes[i].t), RPC_OK);
         if (SIM_SHARED)
-            make_log_dir(w->nodes[i].log_dir, sizeof(w->nodes[i].log_dir));
+            sim_make_log_dir(w->nodes[i].files.dir, sizeof(w->nodes[i].files.dir));
     }
     for (int i = 0; i < CMDS; i++) {
         cmd_state *c = &w->cmds[i];
@@ -1116,7 +1012,7 @@ static uint64_t run_seed(uint64_t seed)
     rpc_sim_net_free(w->net);
     for (uint64_t i = 1; i <= NODES; i++) {
         storage_close(w->nodes[i].engine);
-        remove_dir(w->nodes[i].log_dir);
+        sim_remove_dir(w->nodes[i].files.dir);
     }
     free(w);
     return result;
@@ -1194,8 +1090,8 @@ static void test_single_replica_restart(void **state)
     assert_int_equal(rpc_sim_add_node(net, 1, NULL, &t), RPC_OK);
     assert_int_equal(storage_open(&so, &e), STORAGE_OK);
 #if SIM_SHARED
-    make_log_dir(log_dir, sizeof(log_dir));
-    solo_log = open_log(log_dir, 0);
+    sim_make_log_dir(log_dir, sizeof(log_dir));
+    solo_log = sim_open_log(log_dir, 0);
 #endif
     solo_start(t, e, &s, &rn, &rep);
     range_replica_status st;
@@ -1225,7 +1121,7 @@ static void test_single_replica_restart(void **state)
     range_node_free(rn);
 #if SIM_SHARED
     raft_log_close(solo_log);
-    solo_log = open_log(log_dir, 0);
+    solo_log = sim_open_log(log_dir, 0);
 #endif
     solo_start(t, e, &s, &rn, &rep);
     range_replica_get_status(rep, &st);
@@ -1285,7 +1181,7 @@ static void test_single_replica_restart(void **state)
     }
     raft_log_close(solo_log);
     solo_log = NULL;
-    remove_dir(log_dir);
+    sim_remove_dir(log_dir);
 #endif
     rpc_sim_net_free(net);
     storage_close(e);
