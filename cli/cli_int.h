@@ -117,6 +117,7 @@ int cli_init_main(int argc, char **argv);  /* `meridian init ...` (cli_node.c) *
 int cli_node_main(int argc, char **argv);  /* `meridian node status ...` (cli_node.c) */
 int cli_demo_main(int argc, char **argv);  /* `meridian demo ...` (cli_demo.c) */
 int cli_ranges_main(int argc, char **argv); /* `meridian ranges ...` (cli_ranges.c) */
+int cli_debug_main(int argc, char **argv);  /* hidden `meridian debug ...` (cli_debug.c) */
 
 /* ---- demo helpers (cli_demo.c), pure ---------------------------------------- */
 /* The demo's default directory: $HOME/.meridian/demo, else $TMPDIR (or

@@ -17,16 +17,25 @@
 ** forces sslmode=disable; otherwise the URL's sslmode, or libpq's "prefer"
 ** when it has none (the default URL has none).
 **
+** Passwords (docs/security.md, "Authentication"): --password takes
+** PGPASSWORD when it is set, else asks on the terminal without echo; without
+** it libpq's own sources apply (PGPASSWORD, ~/.pgpass, the URL), and when
+** the server asks for a password none of them gave, the shell asks on the
+** terminal if there is one (as psql does). A password is never printed, and
+** is wiped once the connection is made.
+**
 ** Limits: CLI_EXEC_MAX -e options; CLI_HISTORY_MAX history entries; the
-** splitter's CLI_STATEMENT_SIZE_MAX.
+** splitter's CLI_STATEMENT_SIZE_MAX; SHELL_PASSWORD_SIZE_MAX.
 */
 #include "cli/cli_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <editline/readline.h>
@@ -38,6 +47,7 @@
 #define SHELL_PATH_SIZE_MAX 4096
 #define SHELL_CONN_PARAMS_MAX 16
 #define CLI_HISTORY_MAX 1000
+#define SHELL_PASSWORD_SIZE_MAX 1024
 #define CLI_PROMPT "meridian> "
 #define CLI_PROMPT_CONT "       -> "
 
@@ -69,7 +79,8 @@ static void on_sigint(int sig) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: meridian sql [--url URL] [--host HOST:PORT] [--user USER]\n"
-            "                    [--database DB] [--certs-dir DIR | --insecure] [-e SQL]...\n"
+            "                    [--database DB] [--certs-dir DIR | --insecure] [--password]\n"
+            "                    [-e SQL]...\n"
             "  --url URL          postgresql://... (default %s)\n"
             "  --certs-dir DIR    TLS, verifying the node with DIR/ca.crt (verify-full);\n"
             "                     DIR/client.USER.crt/.key as client certificate if present\n"
@@ -77,6 +88,8 @@ static void usage(FILE *f) {
             "  --host HOST:PORT   override the URL's host and port\n"
             "  --user USER        override the URL's user\n"
             "  --database DB      override the URL's database (-d)\n"
+            "  --password         log in with a password: PGPASSWORD if set, else asked\n"
+            "                     on the terminal (without echo)\n"
             "  -e, --execute SQL  run SQL and exit (may repeat)\n"
             "Without -e, statements come from stdin when it is not a terminal.\n",
             SHELL_DEFAULT_URL);
@@ -96,6 +109,42 @@ static const char *conn_user(const char *url, const char *user, char *out) {
     }
     PQconninfoFree(opts);
     return found;
+}
+
+/* Ask for user's password on the terminal, without echo. 0, or -1 (no
+** terminal, or nothing read). out: size bytes, NUL-terminated. */
+static int ask_password(const char *user, char *out, size_t size) {
+    int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    struct termios old, quiet;
+    bool restore = tcgetattr(fd, &old) == 0;
+    if (restore) {
+        quiet = old;
+        quiet.c_lflag &= (tcflag_t)~(ECHO | ECHONL);
+        quiet.c_lflag |= ICANON;
+        (void)tcsetattr(fd, TCSAFLUSH, &quiet);
+    }
+    char prompt[160];
+    int n = snprintf(prompt, sizeof prompt, "Password for user %.100s: ", user ? user : "root");
+    if (n > 0) (void)!write(fd, prompt, (size_t)n);
+    size_t len = 0;
+    int rc = -1;
+    for (;;) { /* one byte at a time: bounded by size */
+        char c;
+        ssize_t r = read(fd, &c, 1);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        if (c == '\n' || c == '\r') {
+            rc = 0;
+            break;
+        }
+        if (len + 1 < size) out[len++] = c;
+    }
+    out[len] = '\0';
+    if (restore) (void)tcsetattr(fd, TCSAFLUSH, &old);
+    (void)!write(fd, "\n", 1);
+    close(fd);
+    return rc;
 }
 
 static void help_meta(void) {
@@ -301,12 +350,13 @@ int cli_sql_main(int argc, char **argv) {
         {"execute", required_argument, NULL, 'e'},
         {"certs-dir", required_argument, NULL, 'C'},
         {"insecure", no_argument, NULL, 'I'},
+        {"password", no_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *url = SHELL_DEFAULT_URL, *hostport = NULL, *user = NULL, *database = NULL;
     const char *certs_dir = NULL;
-    bool insecure = false;
+    bool insecure = false, want_password = false;
     const char *execs[CLI_EXEC_MAX];
     int nexec = 0, opt;
     optind = 0; /* reinitialize getopt for this subcommand */
@@ -319,6 +369,7 @@ int cli_sql_main(int argc, char **argv) {
         case 'd': database = optarg; break;
         case 'C': certs_dir = optarg; break;
         case 'I': insecure = true; break;
+        case 'P': want_password = true; break;
         case 'e':
             if (nexec == CLI_EXEC_MAX) {
                 fprintf(stderr, "meridian sql: at most %d -e options\n", CLI_EXEC_MAX);
@@ -385,10 +436,36 @@ int cli_sql_main(int argc, char **argv) {
     }
     keys[k] = "connect_timeout"; vals[k++] = "10";
     keys[k] = "application_name"; vals[k++] = "meridian sql";
+    /* the password, when there is one, goes last (k is bounded: at most
+    ** 13 of SHELL_CONN_PARAMS_MAX entries are ever used) */
+    char password[SHELL_PASSWORD_SIZE_MAX];
+    int password_at = k;
+    password[0] = '\0';
+    const char *pw_user = conn_user(url, user, user_buf);
+    if (want_password) {
+        const char *env = getenv("PGPASSWORD");
+        if (env != NULL) {
+            base_strlcpy(password, env, sizeof password);
+        } else if (ask_password(pw_user, password, sizeof password) != 0) {
+            fprintf(stderr, "meridian sql: --password: no terminal to ask on (set PGPASSWORD)\n");
+            return CLI_EXIT_USAGE;
+        }
+        keys[k] = "password"; vals[k++] = password;
+    }
     keys[k] = NULL; vals[k] = NULL;
 
     shell sh = {0};
     sh.conn = PQconnectdbParams(keys, vals, 1);
+    if (sh.conn != NULL && PQstatus(sh.conn) != CONNECTION_OK && !want_password &&
+        PQconnectionNeedsPassword(sh.conn) && isatty(STDIN_FILENO) &&
+        ask_password(pw_user, password, sizeof password) == 0) {
+        /* the server asked for a password none of libpq's sources had */
+        PQfinish(sh.conn);
+        keys[password_at] = "password"; vals[password_at] = password;
+        keys[password_at + 1] = NULL; vals[password_at + 1] = NULL;
+        sh.conn = PQconnectdbParams(keys, vals, 1);
+    }
+    explicit_bzero(password, sizeof password);
     if (sh.conn == NULL || PQstatus(sh.conn) != CONNECTION_OK) {
         fprintf(stderr, "ERROR: cannot connect: %s",
                 sh.conn ? PQerrorMessage(sh.conn) : "out of memory\n");

@@ -78,6 +78,7 @@ typedef struct start_options {
     size_t n_join;
     int64_t dead_after_ms;
     int64_t liveness_ttl_ms;
+    bool enable_test_faults; /* hidden: obey `meridian debug` faults (docs/chaos.md) */
 } start_options;
 
 static void usage(FILE *f) {
@@ -130,7 +131,7 @@ static int parse_log_level(const char *s, base_log_level *out) {
 /* 0, 1 for --help, or CLI_EXIT_USAGE (message printed). */
 static int parse_flags(int argc, char **argv, start_options *o) {
     enum { F_STORE = 1000, F_SQL, F_LISTEN, F_OFFSET, F_INSECURE, F_LOG, F_BG, F_CLOCK, F_HELP,
-           F_CERTS, F_JOIN, F_DEAD, F_TTL };
+           F_CERTS, F_JOIN, F_DEAD, F_TTL, F_TEST_FAULTS };
     static const struct option longopts[] = {
         {"store", required_argument, NULL, F_STORE},
         {"sql-addr", required_argument, NULL, F_SQL},
@@ -144,6 +145,7 @@ static int parse_flags(int argc, char **argv, start_options *o) {
         {"join", required_argument, NULL, F_JOIN},
         {"dead-after", required_argument, NULL, F_DEAD},
         {"liveness-ttl", required_argument, NULL, F_TTL}, /* hidden, tests only */
+        {"enable-test-faults", no_argument, NULL, F_TEST_FAULTS}, /* hidden, tests only */
         {"help", no_argument, NULL, F_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -217,6 +219,7 @@ static int parse_flags(int argc, char **argv, start_options *o) {
                 return usage_error("bad --log-level \"%s\" (debug, info, warn, error)", optarg);
             break;
         case F_BG: o->background = true; break;
+        case F_TEST_FAULTS: o->enable_test_faults = true; break;
         case F_CLOCK:
             if (cli_parse_duration_ns(optarg, &o->clock_offset_ns) != 0)
                 return usage_error("bad --clock-offset \"%s\"", optarg);
@@ -252,15 +255,34 @@ static int write_file_atomic(const char *path, const char *text) {
 }
 
 /* ca_path: NULL for an insecure node (sslmode=disable), else the CA file
-** clients verify the node with (sslmode=verify-full). */
+** clients verify the node with (sslmode=verify-full). root logs in with its
+** client certificate (docs/security.md): when client.root.crt/.key lie
+** beside the CA, the URL names them (as CockroachDB's does). */
 static void format_url(char *out, size_t size, const char *host, int port, const char *ca_path) {
     bool v6 = strchr(host, ':') != NULL;
-    if (ca_path == NULL)
+    if (ca_path == NULL) {
         snprintf(out, size, "postgresql://root@%s%s%s:%d/defaultdb?sslmode=disable",
                  v6 ? "[" : "", host, v6 ? "]" : "", port);
-    else
-        snprintf(out, size, "postgresql://root@%s%s%s:%d/defaultdb?sslmode=verify-full&sslrootcert=%s",
-                 v6 ? "[" : "", host, v6 ? "]" : "", port, ca_path);
+        return;
+    }
+    char dir[CLI_PATH_SIZE_MAX], crt[CLI_PATH_SIZE_MAX + 32], key[CLI_PATH_SIZE_MAX + 32];
+    base_strlcpy(dir, ca_path, sizeof dir);
+    char *slash = strrchr(dir, '/');
+    if (slash != NULL) *slash = '\0';
+    else base_strlcpy(dir, ".", sizeof dir);
+    snprintf(crt, sizeof crt, "%s/client.root.crt", dir);
+    snprintf(key, sizeof key, "%s/client.root.key", dir);
+    bool cert = access(crt, R_OK) == 0 && access(key, R_OK) == 0;
+    int n = snprintf(out, size,
+                     "postgresql://root@%s%s%s:%d/defaultdb?sslmode=verify-full&sslrootcert=%s%s%s"
+                     "%s%s",
+                     v6 ? "[" : "", host, v6 ? "]" : "", port, ca_path, cert ? "&sslcert=" : "",
+                     cert ? crt : "", cert ? "&sslkey=" : "", cert ? key : "");
+    if (cert && (n < 0 || (size_t)n >= size)) /* paths too long: the URL without them */
+        n = snprintf(out, size,
+                     "postgresql://root@%s%s%s:%d/defaultdb?sslmode=verify-full&sslrootcert=%s",
+                     v6 ? "[" : "", host, v6 ? "]" : "", port, ca_path);
+    (void)n;
 }
 
 /* The ERROR lines among the last bytes of the log, for a failed background
@@ -383,7 +405,11 @@ static int start_cluster(const start_options *o, storage_engine *storage, hlc_cl
                     .rpc_tls_server = rpc_tls[0], .rpc_tls_client = rpc_tls[1],
                     .raft_log_dir = raft_dir, /* the shared Raft log of every range */
                     .dead_after_ms = o->dead_after_ms, .liveness_ttl_ms = o->liveness_ttl_ms,
-                    .on_sql_ready = on_sql_ready, .on_fatal = on_fatal};
+                    .on_sql_ready = on_sql_ready, .on_fatal = on_fatal,
+                    .enable_test_faults = o->enable_test_faults};
+    if (o->enable_test_faults)
+        BASE_WARN("cli", "test-only --enable-test-faults: this node obeys `meridian debug` "
+                  "network and disk faults");
     /* In a cluster the RPC port is the well-known one (SQL shares it). */
     base_strlcpy(c.listen.host, o->listen_host, sizeof c.listen.host);
     c.listen.port = o->listen_addr_set ? o->listen_port : CLI_DEFAULT_SQL_PORT;

@@ -7,6 +7,7 @@
 **   meridian node ...    status, drain, decommission (cli_node.c)
 **   meridian ranges ...  the cluster's ranges (cli_ranges.c)
 **   meridian demo ...    a local cluster and a shell (cli_demo.c)
+**   meridian debug ...   hidden, test-only fault control (cli_debug.c)
 **   meridian version | help
 ** Exit codes: 0 ok, 1 failure, 2 bad command line.
 */
@@ -46,6 +47,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "node") == 0) return cli_node_main(argc - 1, argv + 1);
     if (strcmp(cmd, "ranges") == 0) return cli_ranges_main(argc - 1, argv + 1);
     if (strcmp(cmd, "demo") == 0) return cli_demo_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "debug") == 0) return cli_debug_main(argc - 1, argv + 1); /* hidden */
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("meridian %s\n", CLI_VERSION);
         return CLI_EXIT_OK;

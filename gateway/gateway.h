@@ -32,6 +32,28 @@ enum {
 #define GW_ADOPT_PENDING_MAX 256
 #define GW_ADOPT_PREFIX_MAX_BYTES (1024u * 1024)
 
+/* Who may log in (docs/security.md, "Authentication"). */
+typedef enum gw_auth_mode {
+    GW_AUTH_DEFAULT = 0, /* GW_AUTH_REQUIRED when tls is set, GW_AUTH_TRUST without */
+    GW_AUTH_TRUST,       /* every user, without credentials (--insecure nodes) */
+    /* A client certificate whose CN is the user (a role of the key space),
+    ** else SCRAM-SHA-256 with the user's password; else refused. Without
+    ** tls the exchange runs in the clear: tests only. */
+    GW_AUTH_REQUIRED,
+} gw_auth_mode;
+
+/* Authentication limits: a source address that failed
+** GW_AUTH_FAILURES_BURST logins in a row is refused (FATAL 28000) until
+** GW_AUTH_REFILL_MS passes per further attempt (5 per 10 s); at most
+** GW_AUTH_SOURCES_MAX addresses are remembered (the closest to forgiven
+** goes first). An unauthenticated client may send SASL messages of
+** GW_AUTH_MESSAGE_MAX_BYTES at most, and must finish within
+** startup_timeout_ms of connecting. */
+#define GW_AUTH_FAILURES_BURST 5
+#define GW_AUTH_REFILL_MS 2000
+#define GW_AUTH_SOURCES_MAX 1024
+#define GW_AUTH_MESSAGE_MAX_BYTES 2048u
+
 typedef struct gw_options {
     const char *host; /* "127.0.0.1" */
     int port;         /* 0: pick a free port (see gw_port); GW_PORT_NONE: no
@@ -47,6 +69,9 @@ typedef struct gw_options {
     ** the handshake runs on the loop thread; a StartupMessage without TLS
     ** gets FATAL 28000 "connection requires SSL/TLS" (hostssl-like). */
     sec_tls_ctx *tls;
+    /* Added (issue 9): see gw_auth_mode. The user record is read through
+    ** sqlv_auth_lookup on the session's worker thread. */
+    gw_auth_mode auth;
 } gw_options;
 
 typedef struct gw_server gw_server; /* opaque */

@@ -6,8 +6,10 @@
 **                 decoding of the startup packet. No I/O, no threads.
 **   gw_server.c - the libuv adapter: listener, connections, frame parsing,
 **                 writes, shutdown. Runs on the loop thread only.
-**   gw_worker.c - one worker thread per connection that runs the session's
-**                 SQL and hands the response bytes back to the loop.
+**   gw_worker.c - one worker thread per connection that authenticates its
+**                 user (SCRAM-SHA-256 or client certificate), runs the
+**                 session's SQL and hands the response bytes back to the loop.
+**   gw_auth.c   - pure: the per-address limit of failed logins.
 **
 ** Threading (docs/decisions/002-session-threads.md):
 **   - Fields marked [loop] are touched only by the loop thread.
@@ -67,6 +69,14 @@
 ** Every gw_msg_* appends one complete message to b and returns 0, or -ENOMEM
 ** (b is then left as it was before the call). */
 int gw_msg_auth_ok(base_buf *b);
+/* AuthenticationSASL offering SCRAM-SHA-256 only (no -PLUS: no channel
+** binding). */
+int gw_msg_auth_sasl(base_buf *b);
+/* AuthenticationSASLContinue (code GW_AUTH_SASL_CONTINUE) or
+** AuthenticationSASLFinal (GW_AUTH_SASL_FINAL) carrying data. */
+#define GW_AUTH_SASL_CONTINUE 11u
+#define GW_AUTH_SASL_FINAL 12u
+int gw_msg_auth_sasl_data(base_buf *b, uint32_t code, const void *data, size_t len);
 int gw_msg_parameter_status(base_buf *b, const char *name, const char *value);
 int gw_msg_backend_key_data(base_buf *b, uint32_t pid, uint32_t secret);
 int gw_msg_ready_for_query(base_buf *b, char status);
@@ -122,6 +132,33 @@ int gw_decode_ext(char type, const uint8_t *body, uint32_t len, gw_ext_msg *out,
                   const char **why);
 void gw_ext_msg_free(gw_ext_msg *m);
 
+/* SASLInitialResponse ('p' body): the mechanism name (points into body) and
+** the client's first message (data, data_len; pointers into body). 0, or -1
+** with *why a static message for the client (08P01). */
+int gw_parse_sasl_initial(const uint8_t *body, uint32_t len, const char **mechanism,
+                          const uint8_t **data, size_t *data_len, const char **why);
+
+/* ---- gw_auth.c: failed logins per source address (pure) ----------------------
+** A token bucket per address in GCRA form: full_at_ms is when the address
+** would have its GW_AUTH_FAILURES_BURST attempts back; each failure pushes
+** it GW_AUTH_REFILL_MS further (from now at least). An address is refused
+** while full_at_ms - now > (burst - 1) * refill. A fixed table: memory is
+** bounded whatever the number of addresses. Not thread-safe (the server
+** holds auth_mu). */
+#define GW_AUTH_ADDR_SIZE 64 /* an IPv6 literal with room */
+typedef struct gw_auth_source {
+    char addr[GW_AUTH_ADDR_SIZE]; /* "" : free */
+    int64_t full_at_ms;
+} gw_auth_source;
+typedef struct gw_auth_limiter {
+    gw_auth_source *sources; /* GW_AUTH_SOURCES_MAX; owner: the limiter */
+} gw_auth_limiter;
+/* 0 or GW_ERR_NOMEM. */
+int gw_auth_limiter_init(gw_auth_limiter *l);
+void gw_auth_limiter_free(gw_auth_limiter *l);
+bool gw_auth_limited(const gw_auth_limiter *l, const char *addr, int64_t now_ms);
+void gw_auth_failed(gw_auth_limiter *l, const char *addr, int64_t now_ms);
+
 /* ---- gw_proto.c: startup packet decoding (pure) ---------------------------- */
 typedef struct gw_startup {
     uint32_t code; /* protocol version or a request code */
@@ -147,6 +184,7 @@ int gw_parse_startup(const uint8_t *pkt, uint32_t len, gw_startup *out,
 /* ---- connections ------------------------------------------------------------ */
 typedef enum gw_conn_state {
     GW_CONN_STARTUP = 0,  /* waiting for the startup packet */
+    GW_CONN_AUTH,         /* waiting for a SASL message ('p') of the login */
     GW_CONN_READY,        /* between queries: the loop parses messages */
     GW_CONN_BUSY,         /* the worker has a job; input waits */
     GW_CONN_DISCARD,      /* extended-protocol error: skip until Sync */
@@ -158,7 +196,9 @@ typedef enum gw_conn_state {
 
 typedef enum gw_job_kind {
     GW_JOB_NONE = 0,
-    GW_JOB_OPEN,   /* open the session, send the startup responses */
+    GW_JOB_OPEN,   /* authenticate (or start to), open the session, send
+                   ** the startup responses */
+    GW_JOB_AUTH,   /* a SASL message of the login (job_query: its body) */
     GW_JOB_QUERY,  /* run a simple query, then ReadyForQuery */
     GW_JOB_EXT,    /* extended-protocol messages up to a Sync (job_query
                    ** holds frames: type, u32 body length, body); each Sync
@@ -205,6 +245,11 @@ struct gw_conn {
     uv_thread_t thread;      /* [loop] */
     /* Startup parameters, owner: this conn. [loop before worker start] */
     char *user, *database, *application_name;
+    /* The CN of the client certificate the TLS handshake verified, or NULL;
+    ** owner: this conn. [loop before worker start] */
+    char *cert_user;
+    char peer_addr[GW_AUTH_ADDR_SIZE]; /* the client's IP ("" unknown) [loop before worker start] */
+    bool authenticated;      /* [loop] the login finished: the startup timer is closed */
 
     uv_mutex_t mu;
     uv_cond_t cond;          /* worker waits for a job / output room */
@@ -225,6 +270,8 @@ struct gw_conn {
     bool closing;            /* [mu] connection going away: worker exits */
     bool fatal;              /* [mu] worker wants the connection closed */
     bool worker_exited;      /* [mu] worker returned; join it */
+    bool auth_wait;          /* [mu] after the last job: the login waits for a
+                             ** SASL message (the loop's next state is AUTH) */
     base_buf out;            /* [mu] bytes for the loop to write */
     size_t inflight_bytes;   /* [mu] bytes handed to uv_write, not done */
     char txn_status;         /* [mu] 'I','T','E' after the last job */
@@ -232,6 +279,12 @@ struct gw_conn {
 
     sqlv_session *session;   /* [worker] owner: worker, sqlv_session_close */
     base_buf wbuf;           /* [worker] serialized, not yet flushed */
+    /* The login in progress. owner: the worker, wiped and freed when the
+    ** login ends or the thread exits. [worker] */
+    sqlv_auth_info *auth;
+    sec_scram_server *scram;
+    int auth_step;           /* [worker] SASL messages received */
+    bool auth_waiting;       /* [worker] this job asked for a SASL message */
     bool sink_failed;        /* [worker] out of memory or client gone */
 };
 
@@ -243,6 +296,10 @@ struct gw_server {
     int max_connections;
     uint32_t max_message_bytes;
     uint32_t startup_timeout_ms;
+    bool auth_required;        /* GW_AUTH_REQUIRED in effect */
+    uint8_t auth_secret[32];   /* per-process random: mock verifiers of unknown users */
+    uv_mutex_t auth_mu;        /* guards limiter (loop and workers) */
+    gw_auth_limiter limiter;   /* [auth_mu] */
     uv_loop_t loop;
     uv_tcp_t listener;
     bool has_listener;         /* false: port GW_PORT_NONE */

@@ -93,6 +93,43 @@ int gw_msg_auth_ok(base_buf *b)
     return msg_end(&m);
 }
 
+int gw_msg_auth_sasl(base_buf *b)
+{
+    msg m = msg_begin(b, 'R');
+    msg_u32(&m, 10);
+    msg_str(&m, SEC_SCRAM_MECHANISM);
+    msg_bytes(&m, "", 1); /* the list ends with an empty name */
+    return msg_end(&m);
+}
+
+int gw_msg_auth_sasl_data(base_buf *b, uint32_t code, const void *data, size_t len)
+{
+    msg m = msg_begin(b, 'R');
+    msg_u32(&m, code);
+    msg_bytes(&m, data, len);
+    return msg_end(&m);
+}
+
+int gw_parse_sasl_initial(const uint8_t *body, uint32_t len, const char **mechanism,
+                          const uint8_t **data, size_t *data_len, const char **why)
+{
+    /* String mechanism, Int32 length of the data (-1: none), Byte[n] data. */
+    const uint8_t *nul = memchr(body, '\0', len);
+    *why = "malformed SASLInitialResponse message";
+    if (nul == NULL || nul == body)
+        return -1;
+    size_t rest = len - (size_t)(nul + 1 - body);
+    if (rest < 4)
+        return -1;
+    uint32_t n = gw_get_u32(nul + 1);
+    if (n == 0xffffffffu || n != rest - 4)
+        return -1;
+    *mechanism = (const char *)body;
+    *data = nul + 5;
+    *data_len = n;
+    return 0;
+}
+
 int gw_msg_parameter_status(base_buf *b, const char *name, const char *value)
 {
     msg m = msg_begin(b, 'S');

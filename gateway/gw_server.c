@@ -6,6 +6,7 @@
 **
 ** Connection life:
 **   STARTUP --startup packet--> BUSY (worker opens the session)
+**   BUSY --login needs a SASL message--> AUTH --'p'--> BUSY (worker) ...
 **   BUSY --job done--> READY --'Q'--> BUSY ...
 **   READY --Parse/Bind/Describe/Execute/Close/Sync--> BUSY (worker)
 **   BUSY --extended message failed--> DISCARD --Sync--> BUSY --> READY
@@ -18,7 +19,7 @@
 **   - Only the loop thread touches a socket; workers only append to
 **     gw_conn.out under gw_conn.mu and wake the loop with server->wake.
 **   - The loop processes a connection's input only when no job runs
-**     (state READY/DISCARD/COPY/COPY_DISCARD/STARTUP), so response bytes keep protocol order:
+**     (state READY/DISCARD/COPY/COPY_DISCARD/STARTUP/AUTH), so response bytes keep protocol order:
 **     the loop writes a worker's bytes before it looks at job_done.
 **   - A gw_conn is freed only when its handle is closed and its worker
 **     thread is joined; the worker closes the session (rolling back) first.
@@ -32,12 +33,18 @@
 **     that arrives without TLS gets FATAL 28000 (only CancelRequest, whose
 **     secret is its authentication, is served in the clear). A TLS failure
 **     closes only its own connection, with a log line.
+**   - Authentication (auth_required): until the login is done
+**     (c->authenticated) the startup timer runs, only 'p' (at most
+**     GW_AUTH_MESSAGE_MAX_BYTES) and 'X' are accepted from the client, and
+**     an address over its limit of failed logins is refused at its startup
+**     packet, before any thread or lookup.
 **   - Adopted sockets (gw_adopt_connection, from another thread) wait in
 **     server->adopt_head under adopt_mu; the loop takes them on the
 **     `adopt` async. Once on_stop sets adopt_closed (under adopt_mu) no
 **     record is added and the async is no longer sent, so closing it is
 **     safe; every fd is closed exactly once (by its record or its handle).
 */
+#define _DEFAULT_SOURCE /* explicit_bzero */
 #include <assert.h>
 #include <errno.h>
 #include <signal.h>
@@ -99,6 +106,7 @@ static void conn_maybe_free(gw_conn *c)
     base_free(c->user);
     base_free(c->database);
     base_free(c->application_name);
+    base_free(c->cert_user);
     uv_cond_destroy(&c->cond);
     uv_mutex_destroy(&c->mu);
     base_free(c);
@@ -339,7 +347,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 }
 
 /* Log the handshake outcome once: version and the client certificate's CN
-** (authentication by certificate comes later; today it is only logged). */
+** (handle_startup takes the CN for the login, docs/security.md). */
 static void tls_log_handshake(gw_conn *c)
 {
     if (c->tls_logged || !sec_tls_conn_handshake_done(c->tls))
@@ -502,6 +510,31 @@ static void handle_startup(gw_conn *c, const uint8_t *pkt, uint32_t len)
         conn_fatal(c, "53300", "sorry, too many clients already");
         return;
     }
+    if (s->auth_required) {
+        char cn[SEC_USER_SIZE_MAX + 1];
+        if (c->tls != NULL && sec_tls_conn_peer_cn(c->tls, cn, sizeof cn) == 0) {
+            c->cert_user = base_strdup(cn); /* verified against the CA by the handshake */
+            if (c->cert_user == NULL) {
+                conn_fatal(c, "53200", "out of memory");
+                return;
+            }
+        }
+        /* A certificate for the user cannot be guessed: its login is not
+        ** held up by the password failures of its address. */
+        bool by_cert = c->cert_user != NULL && strcmp(c->cert_user, st.user) == 0;
+        uv_mutex_lock(&s->auth_mu);
+        bool limited = !by_cert &&
+                       gw_auth_limited(&s->limiter, c->peer_addr, base_monotonic_ns() / 1000000);
+        uv_mutex_unlock(&s->auth_mu);
+        if (limited) {
+            BASE_DEBUG("gateway", "connection %u from %s refused: too many failed logins", c->pid,
+                       c->peer_addr);
+            conn_fatal(c, "28000",
+                       "too many failed authentication attempts from this address; try again "
+                       "later");
+            return;
+        }
+    }
     c->user = base_strdup(st.user);
     c->database = base_strdup(st.database);
     c->application_name = base_strdup(st.application_name);
@@ -518,7 +551,10 @@ static void handle_startup(gw_conn *c, const uint8_t *pkt, uint32_t len)
         }
         conn_send_buf(c, &b);
     }
-    conn_close_timer(c);
+    if (!s->auth_required) {
+        c->authenticated = true; /* trust */
+        conn_close_timer(c);
+    }
     c->counted = true;
     s->nsessions++;
     c->state = GW_CONN_BUSY;
@@ -526,7 +562,29 @@ static void handle_startup(gw_conn *c, const uint8_t *pkt, uint32_t len)
         conn_fatal(c, "53200", "out of memory: cannot start a session thread");
         return;
     }
-    BASE_INFO("gateway", "session %u opened: user=%s database=%s", c->pid, c->user, c->database);
+    BASE_INFO("gateway", "session %u opened: user=%s database=%s from %s", c->pid, c->user,
+              c->database, c->peer_addr[0] ? c->peer_addr : "?");
+}
+
+/* A SASL message of the login: to the worker. */
+static void start_auth(gw_conn *c, const uint8_t *body, uint32_t body_len)
+{
+    char *m = base_malloc(body_len + 1u);
+    if (m == NULL) {
+        conn_fatal(c, "53200", "out of memory");
+        return;
+    }
+    if (body_len > 0)
+        memcpy(m, body, body_len);
+    m[body_len] = '\0';
+    uv_mutex_lock(&c->mu);
+    assert(c->job == GW_JOB_NONE && !c->job_running);
+    c->job = GW_JOB_AUTH;
+    c->job_query = m; /* owner: moves to the worker */
+    c->job_query_len = body_len;
+    uv_cond_broadcast(&c->cond);
+    uv_mutex_unlock(&c->mu);
+    c->state = GW_CONN_BUSY;
 }
 
 static void start_query(gw_conn *c, const uint8_t *body, uint32_t body_len)
@@ -616,6 +674,19 @@ nomem:
 
 static void handle_message(gw_conn *c, uint8_t type, const uint8_t *body, uint32_t body_len)
 {
+    if (c->state == GW_CONN_AUTH) {
+        /* The login asked for a SASL message: nothing else until it is done. */
+        if (type == 'p') {
+            start_auth(c, body, body_len);
+        } else if (type == 'X') {
+            conn_close(c);
+        } else {
+            char msg[64];
+            snprintf(msg, sizeof msg, "expected SASL response, got message type %d", (int)type);
+            conn_fatal(c, "08P01", msg);
+        }
+        return;
+    }
     if (c->state == GW_CONN_DISCARD) {
         /* After an extended-protocol error, everything up to Sync is
         ** skipped, as the protocol requires; Sync ends the implicit
@@ -709,7 +780,9 @@ static void conn_process(gw_conn *c)
                 break;
             uint8_t type = p[0];
             uint32_t len = gw_get_u32(p + 1);
-            if (len < 4 || len > s->max_message_bytes) {
+            /* before the login ends, only small SASL messages */
+            uint32_t max = c->authenticated ? s->max_message_bytes : GW_AUTH_MESSAGE_MAX_BYTES;
+            if (len < 4 || len > max) {
                 char msg[96];
                 snprintf(msg, sizeof msg, "invalid message length %u (type %d)", len, (int)type);
                 conn_fatal(c, "08P01", msg);
@@ -764,6 +837,7 @@ static void on_wake(uv_async_t *a)
         char copy_state = c->copy_state;
         bool fatal = c->fatal;
         bool exited = c->worker_exited;
+        bool auth_wait = c->auth_wait;
         uv_mutex_unlock(&c->mu);
         if (len > 0)
             conn_write(c, data, len, true);
@@ -777,8 +851,14 @@ static void on_wake(uv_async_t *a)
             conn_close_after_flush(c);
             continue;
         }
+        if (done && c->state == GW_CONN_BUSY && !auth_wait && !c->authenticated) {
+            c->authenticated = true; /* the session is open */
+            conn_close_timer(c);
+        }
         if (done && c->state == GW_CONN_BUSY) {
-            c->state = copy_state == 'A'   ? GW_CONN_COPY
+            /* auth_wait: the login waits for the client's next SASL message */
+            c->state = auth_wait           ? GW_CONN_AUTH
+                       : copy_state == 'A' ? GW_CONN_COPY
                        : copy_state == 'D' ? GW_CONN_COPY_DISCARD
                        : ext_failed        ? GW_CONN_DISCARD
                                            : GW_CONN_READY;
@@ -798,6 +878,22 @@ static void on_startup_timeout(uv_timer_t *t)
     gw_conn *c = t->data;
     if (c->state == GW_CONN_STARTUP)
         conn_fatal(c, "08P01", "timeout waiting for the startup packet");
+    else if (!c->authenticated && c->state != GW_CONN_CLOSING)
+        conn_fatal(c, "57014", "canceling authentication due to timeout");
+}
+
+/* The client's IP address into c->peer_addr ("" when unknown). */
+static void conn_peer_addr(gw_conn *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    c->peer_addr[0] = '\0';
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        uv_ip4_name((const struct sockaddr_in *)&ss, c->peer_addr, sizeof c->peer_addr);
+    else if (ss.ss_family == AF_INET6)
+        uv_ip6_name((const struct sockaddr_in6 *)&ss, c->peer_addr, sizeof c->peer_addr);
 }
 
 static uint32_t random_u32(void)
@@ -874,6 +970,7 @@ static bool conn_start(gw_conn *c, const char *how)
         return false;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    conn_peer_addr(c);
     uv_timer_start(&c->startup_timer, on_startup_timeout, s->startup_timeout_ms, 0);
     BASE_DEBUG("gateway", "connection %u opened (%s)", c->pid, how);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
@@ -1035,6 +1132,8 @@ int gw_start(sqlv_engine *engine, const gw_options *opts, gw_server **out)
     s->startup_timeout_ms = opts && opts->startup_timeout_ms > 0 ? opts->startup_timeout_ms
                                                                   : GW_DEFAULT_STARTUP_TIMEOUT_MS;
     s->next_pid = 1;
+    gw_auth_mode auth = opts ? opts->auth : GW_AUTH_DEFAULT;
+    s->auth_required = auth == GW_AUTH_REQUIRED || (auth == GW_AUTH_DEFAULT && s->tls != NULL);
     const char *host = opts && opts->host ? opts->host : "127.0.0.1";
     int port = opts ? opts->port : 0;
 
@@ -1049,6 +1148,20 @@ int gw_start(sqlv_engine *engine, const gw_options *opts, gw_server **out)
         return GW_ERR_NOMEM;
     }
     if (uv_mutex_init(&s->adopt_mu) != 0) {
+        uv_loop_close(&s->loop);
+        base_free(s);
+        return GW_ERR_NOMEM;
+    }
+    if (uv_random(NULL, NULL, s->auth_secret, sizeof s->auth_secret, 0, NULL) != 0 ||
+        uv_mutex_init(&s->auth_mu) != 0) {
+        uv_mutex_destroy(&s->adopt_mu);
+        uv_loop_close(&s->loop);
+        base_free(s);
+        return GW_ERR_NOMEM;
+    }
+    if (gw_auth_limiter_init(&s->limiter) != GW_OK) {
+        uv_mutex_destroy(&s->auth_mu);
+        uv_mutex_destroy(&s->adopt_mu);
         uv_loop_close(&s->loop);
         base_free(s);
         return GW_ERR_NOMEM;
@@ -1096,12 +1209,15 @@ int gw_start(sqlv_engine *engine, const gw_options *opts, gw_server **out)
     s->adopt.data = s;
     if (uv_thread_create(&s->thread, loop_main, s) != 0)
         goto err_after_adopt;
+    const char *how = s->tls != NULL
+                          ? (s->auth_required ? "TLS required, authentication required"
+                                              : "TLS required, trust: no authentication")
+                          : (s->auth_required ? "insecure: no TLS, authentication required"
+                                              : "insecure: no TLS, no authentication");
     if (s->has_listener)
-        BASE_INFO("gateway", "listening on %s:%d (%s)", host, s->port,
-                  s->tls != NULL ? "TLS required" : "insecure: no TLS");
+        BASE_INFO("gateway", "listening on %s:%d (%s)", host, s->port, how);
     else
-        BASE_INFO("gateway", "serving connections handed over by the RPC port (%s)",
-                  s->tls != NULL ? "TLS required" : "insecure: no TLS");
+        BASE_INFO("gateway", "serving connections handed over by the RPC port (%s)", how);
     *out = s;
     return GW_OK;
 
@@ -1116,6 +1232,8 @@ err_after_listener:
         uv_close((uv_handle_t *)&s->listener, NULL);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     uv_loop_close(&s->loop);
+    gw_auth_limiter_free(&s->limiter);
+    uv_mutex_destroy(&s->auth_mu);
     uv_mutex_destroy(&s->adopt_mu);
     base_free(s);
     return rc;
@@ -1137,6 +1255,9 @@ void gw_stop(gw_server *s)
     (void)rc;
     assert(s->adopt_head == NULL); /* on_stop drained it and closed the door */
     uv_mutex_destroy(&s->adopt_mu);
+    gw_auth_limiter_free(&s->limiter);
+    uv_mutex_destroy(&s->auth_mu);
+    explicit_bzero(s->auth_secret, sizeof s->auth_secret);
     BASE_INFO("gateway", "stopped");
     base_free(s);
 }

@@ -21,8 +21,20 @@
 **     end of each job, which is how the loop picks its next state.
 **   - The thread ends only after closing is set; it closes the session
 **     (rolling back its transaction) before setting worker_exited.
+**   - Authentication (gw_server.auth_required): no session is opened and no
+**     SQL runs before the login succeeded: by a client certificate whose CN
+**     is the startup user (a role that exists, never "node"), else by a
+**     SCRAM-SHA-256 exchange against the user's verifier. An unknown user,
+**     or one without a password, runs the same exchange against a mock
+**     verifier, so every failure looks the same to the client: FATAL 28P01
+**     'password authentication failed for user "x"', recorded against the
+**     client's address (gw_auth.c). Then NOLOGIN roles get 28000.
+**   - Neither a password (never received) nor a verifier is ever logged;
+**     the login's state is wiped when the login ends or the thread exits.
 */
+#define _DEFAULT_SOURCE /* explicit_bzero */
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "gateway/gw_int.h"
@@ -153,8 +165,10 @@ static int drop_error(void *ctx, const char *sqlstate, const char *message)
 
 /* ---- jobs ------------------------------------------------------------------ */
 
-/* Returns true when the connection must be closed after the output. */
-static bool job_open(gw_conn *c, char *status)
+/* Open the session and send AuthenticationOk and the startup messages.
+** superuser: the is_superuser parameter. Returns true when the connection
+** must be closed after the output. */
+static bool open_session(gw_conn *c, char *status, bool superuser)
 {
     sqlv_session *session = NULL;
     int rc = sqlv_session_open(c->server->engine, c->user, c->database, &session);
@@ -179,14 +193,16 @@ static bool job_open(gw_conn *c, char *status)
         {"integer_datetimes", "on"},
         {"standard_conforming_strings", "on"},
         {"TimeZone", "UTC"},
-        {"is_superuser", "on"},
+        {"is_superuser", NULL},          /* superuser */
         {"session_authorization", NULL}, /* the user */
         {"application_name", NULL},      /* echoed */
     };
     rc = gw_msg_auth_ok(&c->wbuf);
     for (size_t i = 0; rc == 0 && i < BASE_ARRAY_LEN(fixed); i++) {
         const char *value = fixed[i][1];
-        if (value == NULL)
+        if (value == NULL && strcmp(fixed[i][0], "is_superuser") == 0)
+            value = superuser ? "on" : "off";
+        else if (value == NULL)
             value = strcmp(fixed[i][0], "application_name") == 0 ? c->application_name : c->user;
         rc = gw_msg_parameter_status(&c->wbuf, fixed[i][0], value);
     }
@@ -195,6 +211,157 @@ static bool job_open(gw_conn *c, char *status)
     if (rc == 0)
         rc = gw_msg_ready_for_query(&c->wbuf, *status);
     return rc != 0;
+}
+
+/* ---- authentication -------------------------------------------------------------- */
+
+static void auth_clear(gw_conn *c)
+{
+    if (c->auth != NULL) {
+        explicit_bzero(c->auth, sizeof *c->auth);
+        base_free(c->auth);
+        c->auth = NULL;
+    }
+    if (c->scram != NULL) {
+        explicit_bzero(c->scram, sizeof *c->scram);
+        base_free(c->scram);
+        c->scram = NULL;
+    }
+}
+
+/* A FATAL error for the login: the connection closes after it. */
+static bool auth_fatal(gw_conn *c, const char *sqlstate, const char *message)
+{
+    auth_clear(c);
+    (void)gw_msg_error(&c->wbuf, "FATAL", sqlstate, message);
+    return true;
+}
+
+/* The login failed (wrong password, unknown user, no credentials): one
+** answer for all, and one more failure for the client's address. */
+static bool auth_failed(gw_conn *c)
+{
+    char msg[128];
+    gw_server *s = c->server;
+    uv_mutex_lock(&s->auth_mu);
+    gw_auth_failed(&s->limiter, c->peer_addr, base_monotonic_ns() / 1000000);
+    uv_mutex_unlock(&s->auth_mu);
+    BASE_INFO("gateway", "session %u: authentication failed for user \"%s\" from %s", c->pid,
+              c->user, c->peer_addr[0] ? c->peer_addr : "?");
+    snprintf(msg, sizeof msg, "password authentication failed for user \"%.63s\"", c->user);
+    return auth_fatal(c, "28P01", msg);
+}
+
+/* Authenticated (method: for the log): NOLOGIN roles stop here. */
+static bool auth_done(gw_conn *c, char *status, const char *method)
+{
+    if (!c->auth->can_login) {
+        char msg[128];
+        BASE_INFO("gateway", "session %u: role \"%s\" is not permitted to log in", c->pid,
+                  c->user);
+        snprintf(msg, sizeof msg, "role \"%.63s\" is not permitted to log in", c->user);
+        return auth_fatal(c, "28000", msg);
+    }
+    bool superuser = c->auth->is_admin;
+    BASE_INFO("gateway", "session %u: user \"%s\" authenticated by %s", c->pid, c->user, method);
+    auth_clear(c);
+    return open_session(c, status, superuser);
+}
+
+/* The start of a login: the user's record, then a client certificate that
+** names the user, else AuthenticationSASL. Returns true when the
+** connection must be closed after the output. */
+static bool auth_begin(gw_conn *c, char *status)
+{
+    gw_server *s = c->server;
+    c->auth = base_calloc(1, sizeof *c->auth);
+    c->scram = base_calloc(1, sizeof *c->scram);
+    if (c->auth == NULL || c->scram == NULL)
+        return auth_fatal(c, "53200", "out of memory");
+    int rc = sqlv_auth_lookup(s->engine, c->user, c->auth);
+    if (rc != SQLV_OK)
+        return auth_fatal(c, rc == SQLV_ERR_NOMEM ? "53200" : "57P03",
+                          "cannot authenticate now: the users cannot be read");
+    if (c->cert_user != NULL && strcmp(c->cert_user, c->user) == 0 &&
+        strcmp(c->user, "node") != 0 && c->auth->exists)
+        return auth_done(c, status, "client certificate");
+    sec_scram_verifier v, mock;
+    bool have = false;
+    if (c->auth->exists && c->auth->verifier[0] != '\0') {
+        have = sec_scram_verifier_parse(c->auth->verifier, &v) == 0;
+        if (!have)
+            BASE_WARN("gateway", "session %u: the stored password of user \"%s\" is malformed",
+                      c->pid, c->user);
+    }
+    sec_scram_mock_verifier(c->user, s->auth_secret, &mock);
+    uint8_t raw[SEC_SCRAM_NONCE_RAW_SIZE];
+    char nonce[SEC_SCRAM_NONCE_SIZE_MAX + 1];
+    rc = uv_random(NULL, NULL, raw, sizeof raw, 0, NULL);
+    if (rc == 0)
+        rc = sec_scram_nonce_encode(raw, sizeof raw, nonce, sizeof nonce);
+    if (rc == 0)
+        rc = sec_scram_server_init(c->scram, have ? &v : NULL, have ? NULL : &mock, nonce);
+    explicit_bzero(&v, sizeof v);
+    explicit_bzero(&mock, sizeof mock);
+    if (rc != 0)
+        return auth_fatal(c, "XX000", "cannot start the authentication");
+    if (gw_msg_auth_sasl(&c->wbuf) != 0)
+        return auth_fatal(c, "53200", "out of memory");
+    c->auth_step = 0;
+    c->auth_waiting = true;
+    return false;
+}
+
+/* One SASL message ('p'): SASLInitialResponse first, then SASLResponse. */
+static bool job_auth(gw_conn *c, const uint8_t *body, size_t len, char *status)
+{
+    const uint8_t *data = body;
+    size_t data_len = len;
+    base_buf out = {0};
+    if (c->scram == NULL || c->auth_step >= 2) /* the loop sends only what is asked */
+        return auth_fatal(c, "08P01", "unexpected SASL message");
+    if (c->auth_step == 0) {
+        const char *mechanism = NULL, *why = NULL;
+        if (gw_parse_sasl_initial(body, (uint32_t)len, &mechanism, &data, &data_len, &why) != 0)
+            return auth_fatal(c, "08P01", why);
+        if (strcmp(mechanism, SEC_SCRAM_MECHANISM) != 0)
+            return auth_fatal(c, "08P01",
+                              "client selected an invalid SASL authentication mechanism");
+    }
+    c->auth_step++;
+    int rc = sec_scram_server_step(c->scram, data, data_len, &out);
+    bool fatal = false;
+    if (rc == SEC_SCRAM_CONTINUE) {
+        if (gw_msg_auth_sasl_data(&c->wbuf, GW_AUTH_SASL_CONTINUE, out.data, out.len) != 0)
+            fatal = auth_fatal(c, "53200", "out of memory");
+        else
+            c->auth_waiting = true;
+    } else if (rc == 0) {
+        if (gw_msg_auth_sasl_data(&c->wbuf, GW_AUTH_SASL_FINAL, out.data, out.len) != 0)
+            fatal = auth_fatal(c, "53200", "out of memory");
+        else
+            fatal = auth_done(c, status, "password (SCRAM-SHA-256)");
+    } else if (rc == SEC_ERR_AUTH) {
+        fatal = auth_failed(c);
+    } else if (rc == SEC_ERR_NOMEM) {
+        fatal = auth_fatal(c, "53200", "out of memory");
+    } else {
+        char msg[160];
+        const char *why = c->scram->error ? c->scram->error : "malformed SCRAM message";
+        BASE_DEBUG("gateway", "session %u: SCRAM exchange failed: %s", c->pid, why);
+        snprintf(msg, sizeof msg, "%s", why);
+        fatal = auth_fatal(c, "08P01", msg);
+    }
+    base_buf_free(&out);
+    return fatal;
+}
+
+/* Returns true when the connection must be closed after the output. */
+static bool job_open(gw_conn *c, char *status)
+{
+    if (!c->server->auth_required)
+        return open_session(c, status, true); /* trust: --insecure */
+    return auth_begin(c, status);
 }
 
 /* The sink that serializes results onto c's output buffer. */
@@ -466,8 +633,11 @@ void gw_worker_main(void *arg)
         uv_mutex_unlock(&c->mu);
 
         bool fatal;
+        c->auth_waiting = false;
         if (kind == GW_JOB_OPEN)
             fatal = job_open(c, &status);
+        else if (kind == GW_JOB_AUTH)
+            fatal = job_auth(c, (const uint8_t *)query, query_len, &status);
         else if (kind == GW_JOB_EXT)
             fatal = job_ext_batch(c, (const uint8_t *)query, query_len, &status, &failed);
         else
@@ -481,6 +651,7 @@ void gw_worker_main(void *arg)
         c->txn_status = status;
         c->ext_failed = failed;
         c->copy_state = c->copy_mode;
+        c->auth_wait = c->auth_waiting && !fatal;
         c->job_running = false;
         c->job_done = true;
         if (fatal)
@@ -491,6 +662,7 @@ void gw_worker_main(void *arg)
     }
     c->live_session = NULL;
     uv_mutex_unlock(&c->mu);
+    auth_clear(c);
     if (c->session != NULL) {
         sqlv_session_close(c->session); /* rolls back an open transaction */
         c->session = NULL;

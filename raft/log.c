@@ -23,7 +23,11 @@
 **     its prefix is then "unknown" until a compaction record covers it, and
 **     open fails (RAFT_LOG_ERR_CORRUPT) if one never does.
 **   - Once a write or fdatasync fails the log is poisoned: writes and syncs
-**     return RAFT_LOG_ERR_IO forever (a failed fsync cannot be retried).
+**     return RAFT_LOG_ERR_IO forever (a failed fsync cannot be retried), and
+**     options.on_failure runs once, at that moment (a node exits there).
+**   - Injected faults (raft_log_inject_fault, tests only) act on the
+**     fdatasyncs of group commits and roll-overs, never on what they cover:
+**     an injected failure poisons the log exactly as a real one does.
 ** Locking: one mutex guards everything; the fdatasync of a group commit runs
 ** outside it (on a dup of the current segment's fd) so that appends go on
 ** while the disk works.
@@ -41,11 +45,13 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LOG_MOD "raft_log"
@@ -102,7 +108,42 @@ struct raft_log {
     int poisoned;      /* 0 or RAFT_LOG_ERR_IO */
     base_buf scratch;  /* records being encoded (under mu) */
     raft_log_stats stats;
+    void (*on_failure)(void *ctx, const char *what);
+    void *on_failure_ctx;
+    /* raft_log_inject_fault (tests): atomics, read by fdatasyncs with or
+    ** without mu */
+    atomic_bool fault_fail_next;
+    _Atomic int64_t fault_stall_until_ns; /* monotonic; 0: none */
 };
+
+/* Mark the log failed (mu held) and tell the owner, once. */
+static void log_poison(raft_log *log, const char *what)
+{
+    bool first = log->poisoned == 0;
+    log->poisoned = RAFT_LOG_ERR_IO;
+    if (first && log->on_failure != NULL) log->on_failure(log->on_failure_ctx, what);
+}
+
+/* fdatasync of a group commit or roll-over, with the injected fault (a stall
+** first, then a failure instead of the call). */
+static int log_fdatasync(raft_log *log, int fd)
+{
+    /* Re-read each slice, so that clearing the stall ends it. Bounded by
+    ** RAFT_LOG_FAULT_STALL_MS_MAX. */
+    for (;;) {
+        int64_t left = atomic_load(&log->fault_stall_until_ns) - base_monotonic_ns();
+        if (left <= 0) break;
+        if (left > 20 * 1000000) left = 20 * 1000000;
+        struct timespec ts = {0, left};
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_exchange(&log->fault_fail_next, false)) {
+        BASE_WARN(LOG_MOD, "test fault: this fdatasync fails (EIO)");
+        errno = EIO;
+        return -1;
+    }
+    return fdatasync(fd);
+}
 
 const char *raft_log_strerror(int code)
 {
@@ -390,14 +431,14 @@ static int segment_reserve(raft_log *log, size_t bytes, bool may_overflow)
     if (cur->size + bytes <= log->segment_bytes_max || cur->size == SEG_HDR) return 0;
     if (log->n_segs >= log->segments_max) return may_overflow ? 0 : RAFT_LOG_ERR_LIMIT;
     /* The old segment becomes immutable: make it complete on disk first. */
-    if (fdatasync(cur->fd) != 0) {
+    if (log_fdatasync(log, cur->fd) != 0) {
         BASE_ERROR(LOG_MOD, "fdatasync at roll-over: %s", strerror(errno));
-        log->poisoned = RAFT_LOG_ERR_IO;
+        log_poison(log, "fdatasync at roll-over failed");
         return RAFT_LOG_ERR_IO;
     }
     log->stats.fsyncs++;
     int rc = segment_create(log, cur->seq + 1);
-    if (rc == RAFT_LOG_ERR_IO) log->poisoned = rc;
+    if (rc == RAFT_LOG_ERR_IO) log_poison(log, "creating a segment failed");
     return rc;
 }
 
@@ -571,7 +612,7 @@ static int write_and_apply(raft_log *log, uint64_t *seq)
     uint64_t base = cur->size;
     if (write_all(cur->fd, log->scratch.data, log->scratch.len, base) != 0) {
         BASE_ERROR(LOG_MOD, "write segment %" PRIu64 ": %s", cur->seq, strerror(errno));
-        log->poisoned = RAFT_LOG_ERR_IO;
+        log_poison(log, "a segment write failed");
         return RAFT_LOG_ERR_IO;
     }
     cur->size += log->scratch.len;
@@ -588,7 +629,7 @@ static int write_and_apply(raft_log *log, uint64_t *seq)
         assert(ok);
         int rc = apply_record(log, &r, cur->seq, base + off, &why);
         if (rc != 0) {
-            log->poisoned = RAFT_LOG_ERR_IO;
+            log_poison(log, "a record written did not apply");
             return rc;
         }
         log->stats.records++;
@@ -866,6 +907,10 @@ int raft_log_open(const raft_log_options *options, raft_log **out, char *errmsg,
     if (log->record_bytes_max < HDR + 8) log->record_bytes_max = HDR + 8;
     log->groups_max = options->groups_max ? options->groups_max : RAFT__LOG_DEFAULT_GROUPS;
     log->segments_max = options->segments_max ? options->segments_max : RAFT__LOG_DEFAULT_SEGMENTS;
+    atomic_init(&log->fault_fail_next, false);
+    atomic_init(&log->fault_stall_until_ns, 0);
+    log->on_failure = options->on_failure;
+    log->on_failure_ctx = options->on_failure_ctx;
     if (log->segments_max < 2) log->segments_max = 2;
     log->groups_cap = 64;
     log->groups = base_calloc(log->groups_cap, sizeof *log->groups);
@@ -1055,7 +1100,7 @@ int raft_log_sync(raft_log *log, uint64_t seq)
         uint64_t target = log->append_seq;
         int fd = dup(log->segs[log->n_segs - 1].fd);
         pthread_mutex_unlock(&log->mu);
-        int r = fd < 0 ? -1 : fdatasync(fd);
+        int r = fd < 0 ? -1 : log_fdatasync(log, fd);
         int err = errno;
         if (fd >= 0) close(fd);
         pthread_mutex_lock(&log->mu);
@@ -1063,7 +1108,7 @@ int raft_log_sync(raft_log *log, uint64_t seq)
         log->stats.fsyncs++;
         if (r != 0) {
             BASE_ERROR(LOG_MOD, "fdatasync: %s", strerror(err));
-            log->poisoned = RAFT_LOG_ERR_IO;
+            log_poison(log, "fdatasync failed");
         } else if (target > log->synced_seq) {
             log->synced_seq = target;
         }
@@ -1311,5 +1356,28 @@ void raft_log_get_stats(raft_log *log, raft_log_stats *out)
     pthread_mutex_lock(&log->mu);
     *out = log->stats;
     out->segments = log->n_segs;
+    pthread_mutex_unlock(&log->mu);
+}
+
+/* ---- injected faults (tests) -------------------------------------------------------- */
+int raft_log_inject_fault(raft_log *log, bool fail_next, int64_t stall_ms)
+{
+    if (stall_ms < 0 || stall_ms > RAFT_LOG_FAULT_STALL_MS_MAX) return RAFT_LOG_ERR_INVALID;
+    atomic_store(&log->fault_stall_until_ns,
+                 stall_ms > 0 ? base_monotonic_ns() + stall_ms * 1000000 : 0);
+    atomic_store(&log->fault_fail_next, fail_next);
+    if (fail_next || stall_ms > 0)
+        BASE_WARN(LOG_MOD, "test fault injected: the next fdatasync fails: %s; fdatasyncs "
+                  "stall for the next %" PRId64 " ms", fail_next ? "yes" : "no", stall_ms);
+    return 0;
+}
+
+void raft_log_fault_state(raft_log *log, bool *fail_armed, int64_t *stall_left_ms, bool *poisoned)
+{
+    *fail_armed = atomic_load(&log->fault_fail_next);
+    int64_t left = atomic_load(&log->fault_stall_until_ns) - base_monotonic_ns();
+    *stall_left_ms = left > 0 ? (left + 999999) / 1000000 : 0;
+    pthread_mutex_lock(&log->mu);
+    *poisoned = log->poisoned != 0;
     pthread_mutex_unlock(&log->mu);
 }

@@ -996,13 +996,15 @@ static int step_read(raft_node *n, const raft_event *ev, raft_update *up) {
 ** whatever its role, and refuses RAFT_EVENT_CAMPAIGN: it may be part of
 ** that leader's lease quorum (docs/raft.md, "Reads"). A leader always does
 ** (check-quorum steps it down when it loses the majority). A
-** node still at term 0 has never acknowledged any leader (its term would be
-** durable first), so it cannot be part of anyone's lease: it votes at once,
-** which lets a fresh group elect its first leader without waiting. */
+** node still at term 0, or at the group's initial_term, has never
+** acknowledged any leader (its term would be durable first, and no leader
+** ever had a term that low), so it cannot be part of anyone's lease: it
+** votes at once, which lets a fresh group elect its first leader without
+** waiting. */
 static bool in_lease(const raft_node *n) {
     if (n->role == RAFT_LEADER)
         return true;
-    return n->term > 0 && n->leader_contact_elapsed < n->cfg.election_ticks;
+    return n->term > n->cfg.initial_term && n->leader_contact_elapsed < n->cfg.election_ticks;
 }
 
 static int validate_message(const raft_node *n, const raft_message *m) {

@@ -282,6 +282,14 @@ typedef struct raft_config {
     ** malformed message (nothing installed, the leader streams it again). */
     bool (*snapshot_check)(void *ctx, uint64_t index, const uint8_t *data, size_t len);
     void *snapshot_check_ctx;
+    /* The term the group started at (0 by default). No leader ever existed
+    ** at or below it, so a node whose term is still at most this has
+    ** acknowledged none and belongs to no lease: it ignores leader
+    ** stickiness (votes, campaigns at once), as a node at term 0 does. Set
+    ** it only when every member of the group started at that term with no
+    ** leader (a new group's initial point, e.g. a range made by a split),
+    ** and only for a node whose durable state was never above it. */
+    uint64_t initial_term;
 } raft_config;
 
 /* Sensible defaults for everything but id, voters and random_seed. */
@@ -500,6 +508,12 @@ typedef struct raft_log_options {
     size_t record_bytes_max;   /* largest entry payload + header; 0: 16 MiB */
     size_t groups_max;         /* 0: 65536 */
     size_t segments_max;       /* live segment files (open fds); 0: 1024 */
+    /* Called once, when the first write or fdatasync fails (the log is then
+    ** poisoned), on the failing thread with the log's mutex held: it must
+    ** not call into the log. A node exits here: a failed fsync is never
+    ** retried (docs/chaos.md, "disk"). NULL: nothing is called. */
+    void (*on_failure)(void *ctx, const char *what);
+    void *on_failure_ctx;
 } raft_log_options;
 
 /* Open (recover) the log in options->dir. A torn or corrupt TAIL of the last
@@ -580,5 +594,21 @@ typedef struct raft_log_stats {
     uint64_t segments_deleted;
 } raft_log_stats;
 void raft_log_get_stats(raft_log *log, raft_log_stats *out);
+
+/* Test-only fault injection (the chaos harness's `disk` nemesis,
+** docs/chaos.md; server/ allows it only with --enable-test-faults). Replaces
+** the log's injected fault: fail_next makes the next fdatasync of a group
+** commit (raft_log_sync) or of a roll-over fail as with EIO, without calling
+** it (the log is then poisoned as by a real failure); stall_ms > 0 makes
+** every such fdatasync that starts in the next stall_ms wait until then
+** first (a disk that stopped answering: appends go on, syncs wait).
+** fail_next false and stall_ms 0 clear it. 0, or RAFT_LOG_ERR_INVALID
+** (stall_ms outside [0, RAFT_LOG_FAULT_STALL_MS_MAX]). */
+#define RAFT_LOG_FAULT_STALL_MS_MAX 600000
+int raft_log_inject_fault(raft_log *log, bool fail_next, int64_t stall_ms);
+/* The injected fault now: a failure armed and not consumed yet, the stall's
+** ms left (0: none), and whether the log is poisoned. */
+void raft_log_fault_state(raft_log *log, bool *fail_armed /* OUT */,
+                          int64_t *stall_left_ms /* OUT */, bool *poisoned /* OUT */);
 
 #endif

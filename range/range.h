@@ -308,8 +308,9 @@ typedef struct range_node_config {
     ** serve from a lease that already ran out. With clock set, range_node_tick
     ** records clock() as it starts, and range_replica_read answers from the
     ** lease only while that is at most 5/4 tick_ns old; otherwise it asks a
-    ** quorum (ReadIndex). The driver must also deliver the ticks it missed.
-    ** NULL: ticks are the only time (simulations drive both). */
+    ** quorum (ReadIndex). The driver must also deliver the ticks it missed,
+    ** all in one range_node_tick_n call. NULL: ticks are the only time
+    ** (simulations drive both). */
     int64_t (*clock)(void *ctx); /* monotonic nanoseconds */
     void *clock_ctx;
     int64_t tick_ns;             /* > 0 when clock is set */
@@ -337,6 +338,15 @@ void range_node_forget_transport(range_node *n);
 ** With a shared log, also deletes dead log segments now and then (after a
 ** log truncation; may fsync, outside the node mutex). */
 void range_node_tick(range_node *n);
+/* `count` ticks at once (at most RANGE_NODE_TICKS_AT_ONCE_MAX; below 1:
+** none), all under one hold of the node mutex, with config.clock read once
+** as they begin: how a driver delivers the ticks it missed (a paused
+** process, a starved ticker thread). Never deliver missed ticks by calling
+** range_node_tick in a loop: between two calls the tick is fresh while the
+** cores' lease clocks still lag real time, so a lease read there could be
+** served from a lease that ran out while another node holds one. */
+#define RANGE_NODE_TICKS_AT_ONCE_MAX 100
+void range_node_tick_n(range_node *n, int count);
 /* With a shared log, sync and log_sync_manual: make every append so far
 ** durable (one raft_log_sync, outside the node mutex), then send what waited
 ** for it and step the replicas on. Callbacks may run inside. RANGE_OK,
@@ -446,10 +456,13 @@ int range_replica_transfer_lease(range_replica *r, uint64_t target_node_id,
 ** change's entry, when it applies, also writes the range's descriptor
 ** (replicas = the voters, generation + 1) in the same batch. A node that
 ** becomes a member gets the range's state as a snapshot (made by the
-** leader when needed; a replica is created on demand from it); a node
+** leader when needed; an uninitialized replica is created on demand by the
+** range's Raft traffic, and votes with its persisted term and vote, so a
+** voter that skipped the split that made a range still counts); a node
 ** removed deletes its replica's data and keeps a tombstone (the generation
-** that removed it), so no message of the old configuration makes it again.
-** A replica's Raft id is its node id: at most one replica per node. */
+** that removed it), so no message of the old configuration makes it again
+** (only a newer snapshot does). A replica's Raft id is its node id: at most
+** one replica per node. */
 typedef enum range_replica_change_type {
     RANGE_REPLICA_ADD = 1,    /* node_id becomes a voter: learner, snapshot, promote */
     RANGE_REPLICA_REMOVE = 2, /* node_id leaves (a voter or a learner) */

@@ -49,12 +49,15 @@
 **   - SPLITS (docs/range.md, "Splits and addressing"): a split trigger
 **     applies only when the replica's descriptor still has the trigger's
 **     generation and holds its key strictly inside; then ONE batch holds
-**     the left's new descriptor, the right's descriptor and floor, the
-**     hosted-range list and the applied index, and only after it is written
-**     is the right-hand replica opened on this node (node_open_locked: the
-**     node mutex is already held by apply). Otherwise the entry changes
-**     nothing but the applied index. Both decisions read only the
-**     replica's own state: every replica decides alike.
+**     the left's new descriptor, the right's descriptor, floor and applied
+**     index (the split's index: its log starts there, so a lineage's
+**     indexes only grow), the hosted-range list and the applied index, and
+**     only after it is written is the right-hand replica opened on this node
+**     (node_open_locked: the node mutex is already held by apply; an
+**     uninitialized replica of the right made here on demand becomes it).
+**     Otherwise the entry changes nothing but the applied index. Both
+**     decisions read only the replica's own state: every replica decides
+**     alike.
 **   - A command with a write outside the replica's descriptor (evaluated
 **     against the shape before a split, ordered after it) is refused at
 **     apply: no writes, no record, its waiter DROPPED. Deterministic too.
@@ -62,7 +65,9 @@
 **     REPLICA_RECORDS_RANGE): a range sees only records written by itself
 **     or by its ancestors before the split that created it (applied on
 **     every node before the right-hand replica existed there), and a key is
-**     only proposed within the lineage of the range holding its writes;
+**     only proposed within the lineage of the range holding its writes,
+**     whose indexes only grow (a right-hand range's log starts at its
+**     split's index, above every record its ancestors wrote before it);
 **     records of entries not applied here yet (from snapshots) do not count
 **     (above), so "already applied?" is still a function of the range's
 **     applied prefix.
@@ -193,6 +198,9 @@ struct range_replica {
     uint64_t trunc_base;        /* X of the newest truncation entry applied here
                                    (0 after a snapshot: unknown); the leader
                                    measures the log the members keep from it */
+    bool hold_sends;            /* reopened over an uninitialized replica with
+                                   writes not yet durable: every message waits
+                                   behind them (replica_reopen_locked) */
 };
 
 struct range_node {
@@ -545,7 +553,9 @@ static int delete_span_uncovered(range_replica *r, const uint8_t *s, size_t s_le
                                  const uint8_t *e, size_t e_len, int depth);
 
 /* Does this store make the right-hand replica of a split of r (see
-** split_prepare)? */
+** split_prepare)? An uninitialized replica of it here (made on demand by
+** the right's Raft traffic) does not stop it: it becomes that replica
+** (node_open_locked), keeping its term and vote. */
 static int split_hosts_right(range_replica *r, uint64_t right_id, bool *host)
 {
     range_node *n = r->node;
@@ -553,8 +563,11 @@ static int split_hosts_right(range_replica *r, uint64_t right_id, bool *host)
     *host = false;
     for (size_t i = 0; i < r->desc.n_replicas; i++)
         *host = *host || r->desc.replicas[i] == r->id;
-    for (size_t i = 0; i < n->n_replicas && *host; i++)
-        *host = n->replicas[i]->config.range_id != right_id;
+    for (size_t i = 0; i < n->n_replicas && *host; i++) {
+        const range_replica *o = n->replicas[i];
+        if (o->config.range_id == right_id)
+            *host = !o->initialized && !o->failed && o->remove_generation == 0;
+    }
     int rc = *host ? load_tombstone(n->config.engine, right_id, &tomb) : RANGE_OK;
     if (rc == RANGE_OK && tomb != 0)
         *host = false;
@@ -568,7 +581,7 @@ static int split_prepare(range_replica *r, const raft_entry *e, replica_split *s
 {
     range_node *n = r->node;
     const range_descriptor *d = &r->desc;
-    uint8_t key[REPLICA_KEY_SIZE_MAX], fl[HLC_ENCODED_SIZE];
+    uint8_t key[REPLICA_KEY_SIZE_MAX], fl[HLC_ENCODED_SIZE], at[8];
     base_buf enc = {0}; /* owner: this function */
     const uint8_t *p = e->data;
     uint64_t id = replica__get_u64(p + 1), generation = replica__get_u64(p + 9);
@@ -639,6 +652,17 @@ static int split_prepare(range_replica *r, const raft_entry *e, replica_split *s
         storage_batch_put_raw(r->batch, key, replica__key(key, id, 'w', 0, 0, 0), fl,
                               sizeof(fl)) != STORAGE_OK)
         rc = RANGE_ERR_NOMEM;
+    /* The right's state machine is the left's at this index, and its log
+    ** starts there (open_fix_log): a lineage's indexes only grow, so a
+    ** record the left wrote before the split is below every entry of the
+    ** right (apply's "already applied?" test; found by test_range_sim_multi,
+    ** seed 2: the right's log restarted at REPLICA_INITIAL_INDEX and a
+    ** re-proposal applied again there). */
+    replica__put_u64(at, e->index);
+    if (rc == RANGE_OK &&
+        storage_batch_put_raw(r->batch, key, replica__key(key, id, 'a', 0, 0, 0), at, 8) !=
+            STORAGE_OK)
+        rc = RANGE_ERR_NOMEM;
     if (rc == RANGE_OK) {
         rc = hosted_put(n, r->batch, id);
         if (rc == RANGE_ERR_BUSY) {
@@ -685,7 +709,8 @@ static void split_finish(range_replica *r, replica_split *sp)
               (unsigned long long)r->applied, (unsigned long long)r->config.range_id,
               (unsigned long long)r->desc.generation, (unsigned long long)sp->new_range_id);
     for (size_t i = 0; i < n->n_replicas; i++) {
-        if (n->replicas[i]->config.range_id == sp->new_range_id) {
+        if (n->replicas[i]->config.range_id == sp->new_range_id &&
+            n->replicas[i]->initialized) {
             BASE_ERROR("range", "n%llu: r%llu made by a split is already open here",
                        (unsigned long long)n->id, (unsigned long long)sp->new_range_id);
             return;
@@ -1065,8 +1090,9 @@ cleanup:
 /* ---- the update loop -------------------------------------------------------- */
 
 /* Keep what update u (with log seq log_seq, 0: durable already) may do
-** only once its write and every earlier one are durable. */
-static void stash_persist(range_replica *r, const raft_update *u, uint64_t log_seq)
+** only once its write and every earlier one are durable; with `all`, its
+** messages to send now as well (hold_sends), ahead of the others. */
+static void stash_persist(range_replica *r, const raft_update *u, uint64_t log_seq, bool all)
 {
     range_node *n = r->node;
     replica_persist *rec;
@@ -1088,6 +1114,8 @@ static void stash_persist(range_replica *r, const raft_update *u, uint64_t log_s
         rec->log_seq = log_seq;
         base_buf_reset(&rec->msgs);
     }
+    if (all)
+        stash_messages(n, r->config.range_id, u->messages, u->n_messages, &rec->msgs);
     stash_messages(n, r->config.range_id, u->messages_after_persist, u->n_messages_after_persist,
                    &rec->msgs);
     if (log_seq > n->sync_want) {
@@ -1162,14 +1190,18 @@ static void replica_process(range_replica *r, raft_update *u)
                 return;
             }
         }
-        for (size_t i = 0; i < u->n_messages; i++)
+        /* hold: writes of the core this one replaced are not durable yet,
+        ** and this core takes them for durable (replica_reopen_locked) */
+        bool hold = r->hold_sends && r->n_pending > 0;
+        r->hold_sends = hold;
+        for (size_t i = 0; i < u->n_messages && !hold; i++)
             node_send(n, r->config.range_id, &u->messages[i]);
         bool durable = log_seq == 0 && r->n_pending == 0;
         if (durable) {
             for (size_t i = 0; i < u->n_messages_after_persist; i++)
                 node_send(n, r->config.range_id, &u->messages_after_persist[i]);
-        } else if (seq != 0 || u->n_messages_after_persist > 0) {
-            stash_persist(r, u, log_seq);
+        } else if (seq != 0 || u->n_messages_after_persist > 0 || (hold && u->n_messages > 0)) {
+            stash_persist(r, u, log_seq, hold);
         }
         for (size_t i = 0; i < u->n_committed; i++) {
             int rc = apply_entry(r, &u->committed[i]);
@@ -1241,6 +1273,8 @@ static void replica_log_durable(range_replica *r, uint64_t durable)
         r->pending_head = (r->pending_head + 1) % REPLICA_PERSIST_PENDING_MAX;
         r->n_pending--;
     }
+    if (r->n_pending == 0)
+        r->hold_sends = false;
     if (core_seq == 0 || r->failed)
         return;
     raft_event ev = {.type = RAFT_EVENT_PERSISTED, .persist_seq = core_seq};
@@ -1405,13 +1439,24 @@ static int load_floor(storage_engine *e, uint64_t range_id, hlc_timestamp *floor
 **     membership, the floor, the applied index and the snapshot point 's';
 **     then the log store is cut to the snapshot ('s' redoes a lost cut).
 **   ON DEMAND: a node without a replica of a range makes one (uninitialized:
-**     no state, a core that knows no configuration) only from the first
-**     chunk of a snapshot whose membership holds this node and whose
-**     descriptor is newer than the range's tombstone here. APPENDs and
-**     heartbeats for a range not hosted are answered as an empty log would
-**     (a rejection; a heartbeat answer that proves nothing for leases or
-**     ReadIndex), which makes the leader send that snapshot; a new range's
-**     log starts at REPLICA_INITIAL_INDEX, so an empty log is always behind.
+**     no state, a core that knows no configuration, its hard state loaded)
+**     from a (pre-)vote request, an APPEND or a heartbeat of a range that
+**     has no tombstone here (as CockroachDB does: a voter that skipped the
+**     split that made the range, or whose left replica went first, is
+**     otherwise never made, and two such voters of four leave the range
+**     without a leader for ever: test_range_sim_multi, seed 67), or from
+**     the first chunk of a snapshot whose membership holds this node and
+**     whose descriptor is newer than the range's tombstone here. It votes
+**     with its persisted term and vote (the answer after the persist, as
+**     any vote; an empty log acknowledges no entry, so it is in no commit
+**     quorum), answers heartbeats (it is sticky like any follower), and
+**     rejects APPENDs: every range's log starts at an initial point
+**     (REPLICA_INITIAL_INDEX, or a split's index), so an empty log is always
+**     behind and the leader sends a snapshot; or the split it missed
+**     applies here and it becomes that replica (replica_reopen_locked).
+**     Other messages for a range not hosted (a tombstone: APPENDs and
+**     heartbeats) are answered as an empty log would (a rejection; a
+**     heartbeat answer that proves nothing for leases or ReadIndex).
 **   REMOVAL: a replica that applies a configuration without itself, or is
 **     told so by a member of the range at a newer generation
 **     (REPLICA_MSG_REMOVED), stops serving and, at the next reap (outside
@@ -1977,7 +2022,7 @@ static int node_create_uninit_locked(range_node *n, uint64_t range_id, range_rep
         goto fail;
     }
     n->replicas[n->n_replicas++] = r;
-    BASE_INFO("range", "r%llu n%llu: replica made on demand (a snapshot comes)",
+    BASE_INFO("range", "r%llu n%llu: replica made on demand (its state comes by snapshot)",
               (unsigned long long)range_id, (unsigned long long)n->id);
     replica__log_state_free(&ls);
     *out = r;
@@ -1997,6 +2042,18 @@ static range_replica *node_replica_on_demand_locked(range_node *n, const range_r
     range_descriptor d;
     uint64_t rid = 0, index = 0, tomb = 0;
     range_replica *r = NULL;
+    if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PRE_VOTE || m->type == RAFT_MSG_APPEND ||
+        m->type == RAFT_MSG_HEARTBEAT) {
+        /* a range never removed from this store: its voters may be here
+        ** only this way (they skipped the split that made it) */
+        if (load_tombstone(n->config.engine, dm->range_id, &tomb) != RANGE_OK || tomb != 0)
+            return NULL;
+        int rc = node_create_uninit_locked(n, dm->range_id, &r);
+        if (rc != RANGE_OK)
+            BASE_WARN("range", "n%llu: no replica of r%llu made on demand (%d)",
+                      (unsigned long long)n->id, (unsigned long long)dm->range_id, rc);
+        return r;
+    }
     if (m->type != RAFT_MSG_SNAPSHOT || m->seq != 0 || m->len == 0)
         return NULL;
     int hdr = raft_membership_decode(m->data, m->len, &conf);
@@ -2179,26 +2236,37 @@ static int replica_open_retired(range_node *n, const range_replica_config *confi
 }
 
 /* Bring a range's stored log in line with its state machine before the core
-** is made from it (node_open_locked): a new range's initial point
-** (REPLICA_INITIAL_INDEX, written log first: a crash between is seen and
-** finished here), and the cut of an installed snapshot ('s') a crash lost,
-** with a hard state at least of the snapshot's term. *ls is reloaded when
-** anything changed. */
+** is made from it (node_open_locked): a new range's initial point (written
+** log first: a crash between is seen and finished here), and the cut of an
+** installed snapshot ('s') a crash lost, with a hard state at least of the
+** snapshot's term. The initial point is REPLICA_INITIAL_INDEX for a range
+** created on this store, or the applied index a split wrote with the
+** range ('a': the split's index); a hard state already there (the term and
+** vote of an uninitialized replica of the range, made here on demand) is
+** kept, its term raised to REPLICA_INITIAL_TERM. *unled: the log was set at
+** its initial point over no hard state at all, so this replica never
+** acknowledged a leader of the range (raft_config.initial_term). *ls is
+** reloaded when anything changed. */
 static int open_fix_log(range_replica *r, replica_log_state *ls, uint64_t snap_index,
-                        uint64_t snap_term)
+                        uint64_t snap_term, bool *unled)
 {
     storage_engine *e = r->node->config.engine;
     uint8_t key[REPLICA_KEY_SIZE_MAX], val[8];
     uint64_t seq = 0;
-    bool changed = false, fresh = !ls->has_hard_state && ls->n_entries == 0 &&
-                                  ls->compact_index == 0;
+    bool changed = false, fresh = ls->n_entries == 0 && ls->compact_index == 0;
     int rc = RANGE_OK;
-    if (fresh && snap_index == 0 &&
-        (r->applied == 0 || r->applied == REPLICA_INITIAL_INDEX)) {
-        raft_hard_state hs = {.term = REPLICA_INITIAL_TERM, .commit = REPLICA_INITIAL_INDEX};
+    *unled = false;
+    if (fresh && snap_index == 0) {
+        uint64_t initial = r->applied != 0 ? r->applied : REPLICA_INITIAL_INDEX;
+        raft_hard_state hs = {.term = REPLICA_INITIAL_TERM, .commit = initial};
+        if (ls->has_hard_state && ls->hard_state.term >= REPLICA_INITIAL_TERM) {
+            hs.term = ls->hard_state.term; /* term and vote never go back */
+            hs.vote = ls->hard_state.vote;
+        }
+        *unled = !ls->has_hard_state;
         rc = r->log->ops->save(r->log, &hs, NULL, 0, &seq);
         if (rc == RANGE_OK)
-            rc = r->log->ops->reset(r->log, REPLICA_INITIAL_INDEX, REPLICA_INITIAL_TERM);
+            rc = r->log->ops->reset(r->log, initial, REPLICA_INITIAL_TERM);
         changed = true;
     } else if (snap_index > ls->compact_index) {
         const raft_entry *at = snap_index <= ls->compact_index + ls->n_entries
@@ -2271,56 +2339,16 @@ int range_node_add_replica(range_node *n, const range_replica_config *config,
     return rc;
 }
 
-/* range_node_add_replica with the node mutex held (also from a split's
-** apply, which runs under it): config checked by the caller. */
-static int node_open_locked(range_node *n, const range_replica_config *config,
-                            range_replica **out)
+/* Open r's log, state and core for config (r set up by replica_init_struct).
+** On error r holds whatever was opened so far: the caller releases it. */
+static int replica_open_state(range_replica *r, const range_replica_config *config)
 {
-    range_replica *r = NULL;
+    range_node *n = r->node;
     replica_log_state ls = {0}; /* owner: this function */
-    uint64_t truncated_to = 0, tomb = 0, snap_index = 0, snap_term = 0;
-    bool reused = false, found_m = false;
-    base_buf probe = {0}; /* owner: this function */
-    uint8_t key[REPLICA_KEY_SIZE_MAX];
+    uint64_t truncated_to = 0, snap_index = 0, snap_term = 0;
+    bool found_m = false, unled = false;
     raft_config rc_cfg;
-    int rc;
-
-    rc = RANGE_ERR_INVALID;
-    for (size_t i = 0; i < n->n_replicas; i++)
-        if (n->replicas[i]->config.range_id == config->range_id)
-            goto cleanup;
-    if (n->n_replicas >= RANGE_NODE_REPLICAS_MAX) {
-        rc = RANGE_ERR_BUSY;
-        goto cleanup;
-    }
-    /* REMOVAL: a range removed from this store (tombstone, no descriptor) is
-    ** not made again from a config: its replica stays retired */
-    rc = load_tombstone(n->config.engine, config->range_id, &tomb);
-    if (rc == RANGE_OK && tomb != 0) {
-        int g = storage_get_raw(n->config.engine, key,
-                                replica__key(key, config->range_id, 'd', 0, 0, 0), &probe);
-        if (g == STORAGE_NOT_FOUND) {
-            rc = replica_open_retired(n, config, tomb, out);
-            goto cleanup;
-        }
-        rc = g == STORAGE_OK ? RANGE_OK : map_storage(g);
-    }
-    if (rc != RANGE_OK)
-        goto cleanup;
-    range_replica **grown =
-        base_realloc(n->replicas, (n->n_replicas + 1) * sizeof(*n->replicas));
-    if (grown == NULL) {
-        rc = RANGE_ERR_NOMEM;
-        goto cleanup;
-    }
-    n->replicas = grown;
-    rc = RANGE_ERR_NOMEM;
-    r = replica_struct_for(n, config->range_id, &reused);
-    if (r == NULL)
-        goto cleanup;
-    rc = replica_init_struct(r, n, config);
-    if (rc == RANGE_OK)
-        rc = replica_open_log(r);
+    int rc = replica_open_log(r);
     if (rc == RANGE_OK)
         rc = r->log->ops->load(r->log, &ls);
     if (rc == RANGE_OK)
@@ -2339,7 +2367,7 @@ static int node_open_locked(range_node *n, const range_replica_config *config,
         goto cleanup;
     if (!found_m)
         membership_of_desc(&r->desc, &r->membership);
-    rc = open_fix_log(r, &ls, snap_index, snap_term);
+    rc = open_fix_log(r, &ls, snap_index, snap_term, &unled);
     if (rc != RANGE_OK)
         goto cleanup;
     if (r->applied > ls.compact_index + ls.n_entries || r->applied < ls.compact_index ||
@@ -2355,6 +2383,15 @@ static int node_open_locked(range_node *n, const range_replica_config *config,
     }
     r->initialized = true;
     replica_raft_config(r, &rc_cfg);
+    /* A range starts at its initial point with no leader: a replica that
+    ** never held a term above it is in nobody's lease and votes at once, so
+    ** a range made by a split elects its first leader without waiting out
+    ** leader stickiness (it used to take an election timeout or two). Only
+    ** for a log set up just now over no hard state: a replica at that term
+    ** after a restart may be of a range of an older version (log from index
+    ** 1), whose leaders had lower terms. */
+    if (unled)
+        rc_cfg.initial_term = REPLICA_INITIAL_TERM;
     /* the membership at the compaction point: the applied one serves (a
     ** configuration entry between them is in the log and wins; it is
     ** committed, so no truncation ever falls back to this one) */
@@ -2372,14 +2409,127 @@ static int node_open_locked(range_node *n, const range_replica_config *config,
     }
     if (truncated_to > ls.compact_index && truncated_to <= r->applied)
         r->truncate_to = truncated_to; /* applied, not carried out: at the next event */
-    r->trunc_base = truncated_to;
+    /* what the members keep: from the newest truncation, or, before any
+    ** and without a snapshot, from the initial point every member started
+    ** at (else a range made at a split index far above 0 would look like a
+    ** long log and be truncated at once, sending snapshots to members
+    ** still applying the split) */
+    r->trunc_base = truncated_to != 0 || snap_index != 0 ? truncated_to : ls.compact_index;
+    rc = RANGE_OK;
+cleanup:
+    replica__log_state_free(&ls);
+    return rc;
+}
+
+/* ON DEMAND: r, an uninitialized replica, becomes the range's replica from
+** its stored state for config (a split applied here, or the owner opens the
+** range), in place: its slot in n->replicas and its object stay, and so do
+** the term and vote its core persisted (loaded with the log). Its core's
+** writes that are not durable yet stay queued ahead of the new core's, and
+** nothing the new core says leaves before them (hold_sends): it takes what
+** it loads for durable. On error r stays listed, stopped (failed, no core):
+** the range opens at the next restart. Node mutex held. */
+static int replica_reopen_locked(range_replica *r, const range_replica_config *config)
+{
+    range_node *n = r->node;
+    replica_persist ring[REPLICA_PERSIST_PENDING_MAX];
+    size_t head = r->pending_head, count = r->n_pending;
+    memcpy(ring, r->pending, sizeof(ring)); /* the message buffers move with it */
+    memset(r->pending, 0, sizeof(r->pending));
+    r->n_pending = 0;
+    replica_release(r, RANGE_ERR_AMBIGUOUS, RANGE_ERR_UNAVAILABLE); /* it served nothing */
+    int rc = replica_init_struct(r, n, config);
+    memcpy(r->pending, ring, sizeof(ring));
+    r->pending_head = head;
+    r->n_pending = count;
+    for (size_t i = 0; i < REPLICA_PERSIST_PENDING_MAX; i++)
+        r->pending[i].core_seq = 0; /* the old core's sequence numbers */
+    r->hold_sends = count > 0;
+    if (rc == RANGE_OK)
+        rc = replica_open_state(r, config);
+    if (rc != RANGE_OK) {
+        BASE_ERROR("range", "r%llu n%llu: the replica made on demand cannot become the "
+                   "range's (%d); it opens at the next restart",
+                   (unsigned long long)config->range_id, (unsigned long long)n->id, rc);
+        replica_release(r, RANGE_ERR_AMBIGUOUS, RANGE_ERR_UNAVAILABLE);
+        r->initialized = false;
+        r->failed = true;
+        return rc;
+    }
+    BASE_INFO("range", "r%llu n%llu: the replica made on demand opens at index %llu",
+              (unsigned long long)config->range_id, (unsigned long long)n->id,
+              (unsigned long long)r->applied);
+    return RANGE_OK;
+}
+
+/* range_node_add_replica with the node mutex held (also from a split's
+** apply, which runs under it): config checked by the caller. An
+** uninitialized replica of the range here becomes it (replica_reopen_locked). */
+static int node_open_locked(range_node *n, const range_replica_config *config,
+                            range_replica **out)
+{
+    range_replica *r = NULL, *uninit = NULL;
+    uint64_t tomb = 0;
+    bool reused = false;
+    base_buf probe = {0}; /* owner: this function */
+    uint8_t key[REPLICA_KEY_SIZE_MAX];
+    int rc;
+
+    rc = RANGE_ERR_INVALID;
+    for (size_t i = 0; i < n->n_replicas; i++) {
+        range_replica *o = n->replicas[i];
+        if (o->config.range_id != config->range_id)
+            continue;
+        if (o->initialized || o->failed || o->remove_generation != 0)
+            goto cleanup;
+        uninit = o;
+    }
+    if (uninit == NULL && n->n_replicas >= RANGE_NODE_REPLICAS_MAX) {
+        rc = RANGE_ERR_BUSY;
+        goto cleanup;
+    }
+    /* REMOVAL: a range removed from this store (tombstone, no descriptor) is
+    ** not made again from a config: its replica stays retired */
+    rc = load_tombstone(n->config.engine, config->range_id, &tomb);
+    if (rc == RANGE_OK && tomb != 0) {
+        int g = storage_get_raw(n->config.engine, key,
+                                replica__key(key, config->range_id, 'd', 0, 0, 0), &probe);
+        if (g == STORAGE_NOT_FOUND) {
+            rc = replica_open_retired(n, config, tomb, out);
+            goto cleanup;
+        }
+        rc = g == STORAGE_OK ? RANGE_OK : map_storage(g);
+    }
+    if (rc != RANGE_OK)
+        goto cleanup;
+    if (uninit != NULL) {
+        rc = replica_reopen_locked(uninit, config);
+        if (rc == RANGE_OK && out != NULL)
+            *out = uninit;
+        goto cleanup;
+    }
+    range_replica **grown =
+        base_realloc(n->replicas, (n->n_replicas + 1) * sizeof(*n->replicas));
+    if (grown == NULL) {
+        rc = RANGE_ERR_NOMEM;
+        goto cleanup;
+    }
+    n->replicas = grown;
+    rc = RANGE_ERR_NOMEM;
+    r = replica_struct_for(n, config->range_id, &reused);
+    if (r == NULL)
+        goto cleanup;
+    rc = replica_init_struct(r, n, config);
+    if (rc == RANGE_OK)
+        rc = replica_open_state(r, config);
+    if (rc != RANGE_OK)
+        goto cleanup;
     n->replicas[n->n_replicas++] = r;
     if (out != NULL)
         *out = r;
     r = NULL;
     rc = RANGE_OK;
 cleanup:
-    replica__log_state_free(&ls);
     replica_struct_back(n, r, reused);
     base_buf_free(&probe);
     return rc;
@@ -2400,8 +2550,9 @@ int range_node_open_stored(range_node *n, const range_replica_config *defaults, 
     for (size_t i = 0; rc == RANGE_OK && i < n->n_hosted; i++) {
         uint64_t id = n->hosted[i];
         bool open = false;
-        for (size_t k = 0; k < n->n_replicas; k++)
-            open = open || n->replicas[k]->config.range_id == id;
+        for (size_t k = 0; k < n->n_replicas; k++) /* an uninitialized one becomes it */
+            open = open || (n->replicas[k]->config.range_id == id &&
+                            n->replicas[k]->initialized);
         if (open)
             continue;
         range_descriptor d;
@@ -3136,15 +3287,31 @@ static void replica_tick(range_replica *r)
 
 void range_node_tick(range_node *n)
 {
+    range_node_tick_n(n, 1);
+}
+
+/* The ticks of one call go in under one hold of the node mutex: between
+** them no read can find the tick fresh (last_tick_ns) while the cores'
+** lease clocks still lag real time (found by test_range_sim_multi, seed 4:
+** a woken node got its missed ticks one call at a time and could serve a
+** lease read between two of them while another node held the lease). */
+void range_node_tick_n(range_node *n, int count)
+{
     bool purge = false;
+    if (count < 1)
+        return;
+    if (count > RANGE_NODE_TICKS_AT_ONCE_MAX)
+        count = RANGE_NODE_TICKS_AT_ONCE_MAX;
     pthread_mutex_lock(&n->mu);
     if (n->config.clock != NULL)
         n->last_tick_ns = n->config.clock(n->config.clock_ctx);
-    n->ticks++;
     node_pass_begin(n); /* COALESCING: heartbeats go out one batch per node */
-    for (size_t i = 0; i < n->n_replicas; i++)
-        replica_tick(n->replicas[i]);
-    node_reap_locked(n);
+    for (int k = 0; k < count; k++) {
+        n->ticks++;
+        for (size_t i = 0; i < n->n_replicas; i++)
+            replica_tick(n->replicas[i]);
+        node_reap_locked(n);
+    }
     node_pass_end(n);
     if (n->config.log != NULL && n->purge_wanted && !n->purging && !n->log_failed &&
         n->ticks - n->purge_tick >= REPLICA_PURGE_TICKS) {

@@ -323,8 +323,46 @@ typedef struct rpc_uv_stats {
                                      certificate of our CA, wrong address, ...),
                                      a plaintext peer on a TLS node, a TLS peer
                                      on a plaintext one */
+    uint64_t fault_dropped;       /* frames received and dropped by rpc_uv_set_fault
+                                     (or beyond RPC_FAULT_HELD_FRAMES_MAX) */
+    uint64_t fault_delayed;       /* frames received and held by rpc_uv_set_fault */
 } rpc_uv_stats;
 void rpc_uv_get_stats(rpc_uv *t, rpc_uv_stats *out /* OUT */);
+
+/* ---- test-only fault injection (the chaos harness, docs/chaos.md) -----------
+** There is no `tc netem` on the test machines, so delay and loss are made
+** here. A fault applies to the frames this transport RECEIVES on a node's
+** own connection from `peer` (0: from every peer): each is dropped with
+** probability loss_per_million / 10^6, else held for delay_ms plus a uniform
+** jitter in [0, jitter_ms] and then delivered, in arrival order per peer
+** (frames of a peer never overtake each other). A dropped one-way message
+** is lost; a dropped request is never answered (the caller sees its
+** deadline: RPC_ERR_TIMEOUT, "maybe seen"); a dropped response lets the
+** request here time out. Side connections (requests by address: the
+** `meridian` tool, and the control that sets this) and handshakes are never
+** touched. Held frames are bounded (RPC_FAULT_HELD_*_MAX; beyond, dropped
+** and counted) and discarded at stop. Production nodes never call this:
+** server/ gates it behind `meridian start --enable-test-faults`. */
+#define RPC_FAULTS_MAX 16                        /* peers with a fault of their own, + global */
+#define RPC_FAULT_DELAY_MS_MAX 60000             /* delay_ms and jitter_ms each */
+#define RPC_FAULT_HELD_FRAMES_MAX 65536          /* frames held at once */
+#define RPC_FAULT_HELD_BYTES_MAX (256u * 1024 * 1024) /* payload bytes held at once */
+typedef struct rpc_uv_fault {
+    rpc_node_id peer;          /* 0: every peer without a fault of its own */
+    uint32_t delay_ms;
+    uint32_t jitter_ms;
+    uint32_t loss_per_million; /* 0..1000000 */
+} rpc_uv_fault;
+/* Set the fault of f->peer (replacing its previous one); all three values
+** 0 removes it. Takes effect for frames received from now on; frames
+** already held keep their time. Thread-safe, never blocks. 0,
+** RPC_ERR_INVALID (a value above its maximum, a provisional peer id),
+** RPC_ERR_QUEUE_FULL (RPC_FAULTS_MAX entries already). */
+int rpc_uv_set_fault(rpc_uv *t, const rpc_uv_fault *f);
+/* Remove every fault (held frames are still delivered at their time). */
+void rpc_uv_clear_faults(rpc_uv *t);
+/* The faults in effect, up to cap into out; returns how many exist. */
+size_t rpc_uv_get_faults(rpc_uv *t, rpc_uv_fault *out /* OUT */, size_t cap);
 
 /* ---- rpc_sim: the simulated twin -------------------------------------------- */
 typedef struct rpc_sim_net rpc_sim_net; /* opaque */

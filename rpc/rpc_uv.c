@@ -90,6 +90,12 @@
 **     peer has no requests, routes or queued frames once its connection
 **     is closing (conn_close fails and drops them), and it is freed only
 **     in its connection's close callback.
+**   - Test faults (rpc_uv_set_fault): only frames received from a
+**     canonical peer after its handshake are dropped or held; a held frame
+**     is a copy, delivered by the fault timer as if just received (late
+**     responses then find no request, like any late answer); a peer's held
+**     frames leave in arrival order (due times never decrease along its
+**     list), and every frame from a peer with frames held is held too.
 */
 #include <assert.h>
 #include <errno.h>
@@ -175,6 +181,15 @@ struct rpc__req {
     rpc__req *tnext, *tprev;         /* transport list (timeouts) */
 };
 
+/* A received frame held by a test fault (rpc_uv_set_fault), delivered at
+** due_ms. owner: its peer's held list until delivered or discarded. */
+typedef struct rpc__held {
+    struct rpc__held *next;
+    rpc__header h;
+    uint64_t due_ms; /* loop time */
+    uint8_t payload[]; /* h.payload_len bytes */
+} rpc__held;
+
 /* REFUSING: our refusal is being written, then the socket closes. */
 enum { CONN_DIAL = 1, CONN_HANDSHAKE = 2, CONN_ACTIVE = 3, CONN_REFUSING = 4, CONN_CLOSING = 5 };
 
@@ -224,6 +239,8 @@ struct rpc__peer {
     rpc__route *routes;   /* requests received on it, not yet answered */
     unsigned nroutes;
     uint64_t last_used_ms; /* outbound: loop time of its latest request */
+    /* canonical peers: frames received from it and held by a test fault */
+    rpc__held *hhead, *htail;
 };
 
 /* A request received on a side connection, waiting for its answer. */
@@ -282,6 +299,15 @@ struct rpc_uv {
     unsigned nroutes;
     base_buf tls_stage; /* small frames coalesced before encryption */
     _Atomic uint64_t cluster_id; /* cfg.cluster_id, then rpc_uv_set_cluster_id */
+    /* test faults: the settings under mu; faults_on mirrors nfaults > 0 so
+    ** that the receive path takes no lock without them */
+    rpc_uv_fault faults[RPC_FAULTS_MAX];
+    unsigned nfaults;
+    _Atomic bool faults_on;
+    uv_timer_t fault_timer; /* loop thread: delivers held frames */
+    uint64_t fault_due_ms;  /* 0: not armed */
+    unsigned nheld;
+    size_t held_bytes;
 
     struct {
         _Atomic uint64_t frames_sent, frames_received, bytes_sent, bytes_received,
@@ -289,7 +315,8 @@ struct rpc_uv {
             requests_unreachable, handshakes_ok,
             handshake_failures, dial_failures, bad_frames, duplicate_connections_closed,
             hlc_remote_ahead, writes, peers_connected, side_connections,
-            side_connections_open, foreign_connections, tls_handshakes, tls_refused;
+            side_connections_open, foreign_connections, tls_handshakes, tls_refused,
+            fault_dropped, fault_delayed;
     } st;
 };
 
@@ -1582,6 +1609,171 @@ static void handle_handshake(rpc__conn *c, const rpc__header *h, const uint8_t *
     conn_activate(c, p);
 }
 
+/* ---- test faults (rpc_uv_set_fault) ----------------------------------------- */
+
+static void deliver_frame(rpc_uv *t, rpc__peer *p, const rpc__header *h, const uint8_t *payload);
+static void on_fault_timer(uv_timer_t *h);
+
+static void fault_arm(rpc_uv *t, uint64_t due_ms)
+{
+    if (t->stopping || (t->fault_due_ms != 0 && t->fault_due_ms <= due_ms))
+        return;
+    uint64_t now = uv_now(&t->loop);
+    t->fault_due_ms = due_ms;
+    uv_timer_start(&t->fault_timer, on_fault_timer, due_ms > now ? due_ms - now : 0, 0);
+}
+
+/* Deliver every held frame that is due; re-arm for the earliest left.
+** Bounded by the frames held (RPC_FAULT_HELD_FRAMES_MAX). */
+static void on_fault_timer(uv_timer_t *timer)
+{
+    rpc_uv *t = timer->data;
+    t->fault_due_ms = 0;
+    uint64_t now = uv_now(&t->loop);
+    /* npeers re-read: a handler may add peers (never removes one). */
+    for (unsigned i = 0; i < t->npeers && !t->stopping; i++) {
+        rpc__peer *p = t->peers[i];
+        while (p->hhead != NULL && p->hhead->due_ms <= now && !t->stopping) {
+            rpc__held *x = p->hhead;
+            p->hhead = x->next;
+            if (p->hhead == NULL)
+                p->htail = NULL;
+            t->nheld--;
+            t->held_bytes -= x->h.payload_len;
+            deliver_frame(t, p, &x->h, x->h.payload_len > 0 ? x->payload : NULL);
+            base_free(x);
+        }
+    }
+    uint64_t next = 0;
+    for (unsigned i = 0; i < t->npeers; i++) {
+        rpc__peer *p = t->peers[i];
+        if (p->hhead != NULL && (next == 0 || p->hhead->due_ms < next))
+            next = p->hhead->due_ms;
+    }
+    if (next != 0)
+        fault_arm(t, next);
+    flush_dirty(t); /* handlers may have sent */
+}
+
+/* Free every held frame (stop). */
+static void fault_discard_all(rpc_uv *t)
+{
+    for (unsigned i = 0; i < t->npeers; i++) {
+        rpc__peer *p = t->peers[i];
+        while (p->hhead != NULL) {
+            rpc__held *x = p->hhead;
+            p->hhead = x->next;
+            base_free(x);
+        }
+        p->htail = NULL;
+    }
+    t->nheld = 0;
+    t->held_bytes = 0;
+}
+
+/* A frame from canonical peer p: drop it or hold it when a test fault says
+** so (or when p has frames held: order). True when it was taken. */
+static bool fault_intercept(rpc_uv *t, rpc__peer *p, const rpc__header *h, const uint8_t *payload)
+{
+    if (!atomic_load_explicit(&t->faults_on, memory_order_relaxed) && p->hhead == NULL)
+        return false;
+    rpc_uv_fault f = {0};
+    uv_mutex_lock(&t->mu);
+    const rpc_uv_fault *any = NULL;
+    for (unsigned i = 0; i < t->nfaults; i++) {
+        if (t->faults[i].peer == p->id) {
+            any = &t->faults[i];
+            break;
+        }
+        if (t->faults[i].peer == 0)
+            any = &t->faults[i];
+    }
+    if (any != NULL)
+        f = *any;
+    uv_mutex_unlock(&t->mu);
+    if (f.loss_per_million > 0 && rng_next(t) % 1000000 < f.loss_per_million) {
+        STAT_ADD(t, fault_dropped, 1);
+        return true;
+    }
+    if (f.delay_ms == 0 && f.jitter_ms == 0 && p->hhead == NULL)
+        return false;
+    if (t->nheld >= RPC_FAULT_HELD_FRAMES_MAX ||
+        t->held_bytes + h->payload_len > RPC_FAULT_HELD_BYTES_MAX) {
+        STAT_ADD(t, fault_dropped, 1);
+        return true;
+    }
+    rpc__held *x = base_malloc(sizeof(*x) + h->payload_len);
+    if (x == NULL) { /* a lost frame, as a full queue loses one */
+        STAT_ADD(t, fault_dropped, 1);
+        return true;
+    }
+    x->next = NULL;
+    x->h = *h;
+    if (h->payload_len > 0)
+        memcpy(x->payload, payload, h->payload_len);
+    uint64_t delay = f.delay_ms;
+    if (f.jitter_ms > 0)
+        delay += rng_next(t) % ((uint64_t)f.jitter_ms + 1);
+    x->due_ms = uv_now(&t->loop) + delay;
+    if (p->htail != NULL && x->due_ms < p->htail->due_ms)
+        x->due_ms = p->htail->due_ms; /* never overtakes an earlier frame */
+    if (p->htail != NULL)
+        p->htail->next = x;
+    else
+        p->hhead = x;
+    p->htail = x;
+    t->nheld++;
+    t->held_bytes += h->payload_len;
+    STAT_ADD(t, fault_delayed, 1);
+    fault_arm(t, x->due_ms);
+    return true;
+}
+
+int rpc_uv_set_fault(rpc_uv *t, const rpc_uv_fault *f)
+{
+    if (f == NULL || f->delay_ms > RPC_FAULT_DELAY_MS_MAX ||
+        f->jitter_ms > RPC_FAULT_DELAY_MS_MAX || f->loss_per_million > 1000000 ||
+        rpc_node_id_is_provisional(f->peer))
+        return RPC_ERR_INVALID;
+    bool clear = f->delay_ms == 0 && f->jitter_ms == 0 && f->loss_per_million == 0;
+    int rc = RPC_OK;
+    uv_mutex_lock(&t->mu);
+    unsigned i = 0;
+    while (i < t->nfaults && t->faults[i].peer != f->peer)
+        i++;
+    if (clear) {
+        if (i < t->nfaults)
+            t->faults[i] = t->faults[--t->nfaults];
+    } else if (i < t->nfaults) {
+        t->faults[i] = *f;
+    } else if (t->nfaults == RPC_FAULTS_MAX) {
+        rc = RPC_ERR_QUEUE_FULL;
+    } else {
+        t->faults[t->nfaults++] = *f;
+    }
+    atomic_store(&t->faults_on, t->nfaults > 0);
+    uv_mutex_unlock(&t->mu);
+    return rc;
+}
+
+void rpc_uv_clear_faults(rpc_uv *t)
+{
+    uv_mutex_lock(&t->mu);
+    t->nfaults = 0;
+    atomic_store(&t->faults_on, false);
+    uv_mutex_unlock(&t->mu);
+}
+
+size_t rpc_uv_get_faults(rpc_uv *t, rpc_uv_fault *out, size_t cap)
+{
+    uv_mutex_lock(&t->mu);
+    size_t n = t->nfaults;
+    for (size_t i = 0; i < n && i < cap; i++)
+        out[i] = t->faults[i];
+    uv_mutex_unlock(&t->mu);
+    return n;
+}
+
 static void handle_frame(rpc__conn *c, const rpc__header *h, const uint8_t *payload)
 {
     rpc_uv *t = c->t;
@@ -1605,12 +1797,21 @@ static void handle_frame(rpc__conn *c, const rpc__header *h, const uint8_t *payl
     }
     if (!clock_update(c, h))
         return;
+    if (!c->peer->side && fault_intercept(t, c->peer, h, payload))
+        return;
+    deliver_frame(t, c->peer, h, payload);
+}
+
+/* Hand a received frame (past the handshake) to its request or the
+** handler. p: the peer it came from (a side peer, or canonical). */
+static void deliver_frame(rpc_uv *t, rpc__peer *p, const rpc__header *h, const uint8_t *payload)
+{
     rpc_message m = {.from = h->sender, .method = h->method, .request_id = h->request_id,
                      .status = h->status, .sent_at = h->sent_at, .payload = payload,
                      .payload_len = h->payload_len};
     if (h->kind == RPC_FRAME_RESPONSE) {
         rpc__req *r = req_find(t, h->request_id);
-        if (r == NULL || r->peer != c->peer) {
+        if (r == NULL || r->peer != p) {
             BASE_DEBUG("rpc", "node %llu: late or unknown response %llu from node %llu",
                        (unsigned long long)t->cfg.node_id, (unsigned long long)h->request_id,
                        (unsigned long long)h->sender);
@@ -1619,13 +1820,13 @@ static void handle_frame(rpc__conn *c, const rpc__header *h, const uint8_t *payl
         req_finish(t, r, RPC_OK, &m);
         return;
     }
-    if (h->kind == RPC_FRAME_REQUEST && c->peer->side &&
-        !route_add(t, c->peer, h->sender, h->request_id)) {
+    if (h->kind == RPC_FRAME_REQUEST && p->side &&
+        !route_add(t, p, h->sender, h->request_id)) {
         BASE_WARN("rpc", "node %llu: request %llu from node %llu refused: %d requests "
                   "unanswered on its side connection, or out of memory",
                   (unsigned long long)t->cfg.node_id, (unsigned long long)h->request_id,
                   (unsigned long long)h->sender, RPC_SIDE_ROUTES_MAX);
-        side_answer_now(t, c->peer, h->request_id, RPC_ERR_QUEUE_FULL);
+        side_answer_now(t, p, h->request_id, RPC_ERR_QUEUE_FULL);
         return;
     }
     uv_mutex_lock(&t->mu);
@@ -2161,6 +2362,8 @@ static void on_stop(uv_async_t *a)
         }
     }
     t->dirty = NULL;
+    fault_discard_all(t);
+    close_if_open((uv_handle_t *)&t->fault_timer);
     if (t->has_listener)
         close_if_open((uv_handle_t *)&t->listener);
     close_if_open((uv_handle_t *)&t->sweep);
@@ -2404,6 +2607,7 @@ int rpc_uv_start(const rpc_uv_config *config, rpc_uv **out)
     t->port = -1;
     atomic_init(&t->next_request_id, 1);
     atomic_init(&t->cluster_id, config->cluster_id);
+    atomic_init(&t->faults_on, false);
     t->peers = base_calloc(RPC_PEERS_MAX, sizeof(*t->peers));
     if (t->peers == NULL) {
         base_free(t);
@@ -2420,6 +2624,8 @@ int rpc_uv_start(const rpc_uv_config *config, rpc_uv **out)
     t->sweep.data = t;
     uv_timer_init(&t->loop, &t->housekeeping);
     t->housekeeping.data = t;
+    uv_timer_init(&t->loop, &t->fault_timer);
+    t->fault_timer.data = t;
     {
         uint64_t every = config->handshake_timeout_ms / 2;
         if (every > config->addr_idle_ms / 2)
@@ -2461,6 +2667,7 @@ err_loop:
     uv_close((uv_handle_t *)&t->stop, NULL);
     uv_close((uv_handle_t *)&t->sweep, NULL);
     uv_close((uv_handle_t *)&t->housekeeping, NULL);
+    uv_close((uv_handle_t *)&t->fault_timer, NULL);
     uv_run(&t->loop, UV_RUN_DEFAULT);
     uv_loop_close(&t->loop);
 err_mutex:
@@ -2547,7 +2754,7 @@ void rpc_uv_get_stats(rpc_uv *t, rpc_uv_stats *s)
     LD(handshakes_ok); LD(handshake_failures); LD(dial_failures); LD(bad_frames);
     LD(duplicate_connections_closed); LD(hlc_remote_ahead); LD(writes); LD(peers_connected);
     LD(side_connections); LD(side_connections_open); LD(foreign_connections);
-    LD(tls_handshakes); LD(tls_refused);
+    LD(tls_handshakes); LD(tls_refused); LD(fault_dropped); LD(fault_delayed);
 #undef LD
 }
 

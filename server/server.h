@@ -135,7 +135,16 @@ typedef struct srv_config {
     ** failed to build); the owner should stop it. May be NULL. */
     void (*on_fatal)(void *ctx, const char *message);
     void *callback_ctx;
+    /* Test-only (`meridian start --enable-test-faults`, docs/chaos.md): the
+    ** node obeys srv_client_fault. false: it refuses every such request. */
+    bool enable_test_faults;
 } srv_config;
+
+/* The exit status of a node whose shared Raft log failed a write or an
+** fdatasync: it exits at once (no clean stop: a failed fsync is never
+** retried, PostgreSQL's lesson) and recovers from the disk at its restart.
+** EX_IOERR of sysexits.h. */
+#define SRV_EXIT_LOG_FAILED 74
 
 /* Start the node: read the identity, start the transport (a provisional
 ** node id when uninitialized), and when initialized build the stack and
@@ -276,6 +285,40 @@ typedef struct srv_decommission_status {
 ** when timeout_ms passed first). Without wait: one call. SRV_ERR_REFUSED
 ** (message in err) for a refusal, SRV_ERR_INVALID for a node that does not
 ** exist. */
+/* ---- test-only faults (the chaos harness, docs/chaos.md) ---------------------
+** A node started with enable_test_faults applies these on request; any
+** other node refuses them (SRV_ERR_REFUSED). They are not persisted: a
+** restart starts without faults. */
+typedef enum srv_fault_kind {
+    SRV_FAULT_SHOW = 0, /* change nothing, describe the faults */
+    SRV_FAULT_NET = 1,  /* rpc_uv_set_fault on the node's transport */
+    SRV_FAULT_DISK = 2, /* raft_log_inject_fault on its shared Raft log */
+} srv_fault_kind;
+
+typedef struct srv_fault_request {
+    uint8_t kind;              /* srv_fault_kind */
+    /* NET: frames the node receives from `peer` (0: every peer) are delayed
+    ** by delay_ms + [0, jitter_ms] and lost with loss_per_million / 10^6
+    ** (all three 0: that fault removed); clear_all: every NET fault removed
+    ** first. */
+    uint64_t peer;
+    uint32_t delay_ms, jitter_ms, loss_per_million;
+    bool clear_all;
+    /* DISK: the next fdatasync of the Raft log fails (the node then exits
+    ** with SRV_EXIT_LOG_FAILED), and/or every one in the next stall_ms
+    ** waits until then. Both unset: cleared. (The RocksDB store has no
+    ** such hook.) */
+    bool fail_next;
+    uint32_t stall_ms;
+} srv_fault_request;
+
+/* FAULT through the node at addr: it applies req and answers with its
+** faults now, one line of text into answer (NUL-terminated). SRV_OK;
+** SRV_ERR_REFUSED (started without --enable-test-faults; message in err),
+** SRV_ERR_INVALID (a value out of range, no Raft log), SRV_ERR_UNAVAILABLE. */
+int srv_client_fault(const srv_addr *addr, const srv_fault_request *req, int64_t timeout_ms,
+                     char *answer, size_t answer_size, char *err, size_t err_size);
+
 int srv_client_decommission(const srv_addr *addr, uint64_t node_id,
                             srv_decommission_action action, bool wait, int64_t timeout_ms,
                             void (*progress)(void *ctx, const srv_decommission_status *s),

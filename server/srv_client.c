@@ -274,3 +274,31 @@ done:
     client_close(&c);
     return rc;
 }
+
+int srv_client_fault(const srv_addr *addr, const srv_fault_request *req, int64_t timeout_ms,
+                     char *answer, size_t answer_size, char *err, size_t err_size) {
+    if (answer_size > 0) answer[0] = '\0';
+    client c;
+    srv__call call;
+    base_buf b = {0};
+    int rc = client_open(&c, err, err_size);
+    if (rc != SRV_OK) return rc;
+    srv__call_init(&call);
+    if ((rc = srv__fault_req_encode(req, &b)) != SRV_OK) {
+        snprintf(err, err_size, "out of memory");
+        goto done;
+    }
+    /* One attempt: a fault request is not idempotent in time (a stall's
+    ** window starts at its arrival), so a lost answer is reported. */
+    rc = call_once(&c, addr, SRV_METHOD_FAULT, &b, timeout_ms, &call, err, err_size);
+    if (rc == SRV_OK && answer_size > 0) {
+        size_t n = BASE_MIN(call.payload.len, answer_size - 1);
+        if (n > 0) memcpy(answer, call.payload.data, n);
+        answer[n] = '\0';
+    }
+done:
+    base_buf_free(&b);
+    srv__call_free(&call);
+    client_close(&c);
+    return rc;
+}

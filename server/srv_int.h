@@ -45,6 +45,7 @@
 #define SRV_METHOD_CLOCK 0x434Bu     /* 'CK': clock-offset ping (docs/clocks.md) */
 #define SRV_METHOD_DRAIN 0x4452u     /* 'DR': drain this node (docs/operations.md) */
 #define SRV_METHOD_DECOMMISSION 0x4443u /* 'DC': (re)commission a node */
+#define SRV_METHOD_FAULT 0x4649u     /* 'FI': test-only faults (srv_fault.c) */
 
 /* ---- byte writer / reader ------------------------------------------------- */
 typedef struct srv__reader {
@@ -495,5 +496,21 @@ int srv__replq_note_liveness(srv__replq *q, const srv_status_row *rows, size_t n
 int64_t srv__replq_run(srv__replq *q, const srv__replq_env *env, int64_t now_ns);
 /* True once after a change completed (its range's meta entry is behind). */
 bool srv__replq_take_meta_due(srv__replq *q);
+
+/* ---- test-only faults (srv_fault.c; docs/chaos.md) -------------------------
+** FAULT request: u8 version | u8 kind | u8 flags (bit 0 clear_all, bit 1
+** fail_next) | u64 peer | u32 delay_ms | u32 jitter_ms | u32
+** loss_per_million | u32 stall_ms. Answer (SRV_OK): the node's faults as
+** text; errors carry a message. */
+int srv__fault_req_encode(const srv_fault_request *m, base_buf *out);
+int srv__fault_req_decode(const uint8_t *p, size_t len, srv_fault_request *out /* OUT */);
+/* Answer a FAULT request (loop thread; never blocks). enabled: the node's
+** enable_test_faults; uv, log: its transport and shared Raft log (borrowed
+** for the call, may be NULL). */
+void srv__fault_answer(rpc_transport *t, const rpc_message *msg, bool enabled, rpc_uv *uv,
+                       raft_log *log);
+/* raft_log_options.on_failure of a node: logs the FATAL line and exits the
+** process with SRV_EXIT_LOG_FAILED at once (never returns). */
+void srv__log_failure_exit(void *ctx, const char *what);
 
 #endif

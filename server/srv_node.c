@@ -20,6 +20,10 @@
 **             waited for), meta repair, opening the SQL engine and the
 **             gateway.
 **   ticker    range_node_tick every tick_ms.
+**   splitq    once the stack exists (started by periodic): reads the
+**             cluster settings every 2 s and splits the ranges this node
+**             leads that outgrew range_max_bytes (srv_splitq.c); its
+**             splits block it, never periodic.
 **
 ** Critical invariants:
 **   - the transport is replaced at most once (uninitialized -> initialized),
@@ -47,7 +51,7 @@
 **     on its RPC port.
 ** Stop order: the router shut down (every KV operation ends within
 ** SRV_STOP_GRACE_MS, whatever the peers do; the ticker then ends the range
-** server's waits); control and periodic joined; gateway unpublished and stopped;
+** server's waits); control, periodic and splitq joined; gateway unpublished and stopped;
 ** SQL engine and txn_db closed; range_server unpublished and freed (its
 ** workers answer through the live transport); range_node_forget_transport
 ** (the node's log syncer sends from its own thread); rpc_uv_free (no
@@ -56,6 +60,7 @@
 #define _GNU_SOURCE
 #include "server/srv_int.h"
 #include "server/srv_ranges.h"
+#include "server/srv_splitq.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -180,6 +185,12 @@ struct srv_node {
     /* SHOW RANGES, ALTER RANGE and the range event log (srv_ranges.c): its
     ** stack pointers are set before the gateway starts. */
     srv__admin admin;
+
+    /* Cluster settings in memory and the size-based split queue
+    ** (srv_splitq.c): the queue's thread starts with the stack (periodic
+    ** thread) and is joined at stop before the stack goes. */
+    srv_settings settings;
+    srv__splitq splitq;
 
     /* Liveness (periodic thread only). */
     uint64_t epoch;
@@ -401,6 +412,12 @@ static void on_rpc(void *ctx, rpc_transport *t, const rpc_message *msg) {
     case SRV_METHOD_DRAIN:
     case SRV_METHOD_DECOMMISSION:
         if (request) enqueue_job(n, t, msg);
+        return;
+    case SRV_METHOD_FAULT: /* test-only (srv_fault.c): sets fields, never blocks */
+        if (!request) return;
+        pthread_mutex_lock(&n->mu); /* uv and rlog live until the transport is freed */
+        srv__fault_answer(t, msg, n->cfg.enable_test_faults, n->uv, n->rlog);
+        pthread_mutex_unlock(&n->mu);
         return;
     default:
         if (request) rpc_respond(t, msg->from, msg->request_id, RPC_ERR_NO_HANDLER, NULL, 0);
@@ -2159,6 +2176,8 @@ static void *periodic_main(void *arg) {
             continue;
         }
         bool sql_ready = n->sql_ready;
+        bool start_splitq = !n->splitq.started && !n->splitq.start_failed &&
+                            !n->self_decommissioned;
         /* retired: every KV request would be refused (and wait out the
         ** router's deadline, holding up a stop); only clock pings go on */
         bool retired = n->self_decommissioned;
@@ -2170,6 +2189,14 @@ static void *periodic_main(void *arg) {
         bool clock_now = n->clock_round_now;
         n->clock_round_now = false;
         pthread_mutex_unlock(&n->mu);
+        if (start_splitq) { /* the stack exists from here until stop */
+            srv__splitq_env se = {.self = n->st.node_id, .rnode = n->rnode,
+                                  .engine = n->cfg.engine, .db = n->db,
+                                  .settings = &n->settings};
+            if (srv__splitq_start(&n->splitq, &se) != SRV_OK)
+                BASE_WARN(MOD, "cannot start the split queue's thread: until a restart, no "
+                          "range splits by size and the cluster settings keep their defaults");
+        }
         int64_t now = mono_ns();
         if (now >= next_clock || clock_now) {
             next_clock = now + (int64_t)SRV_CLOCK_PING_MS * 1000000;
@@ -2247,7 +2274,9 @@ static void *ticker_main(void *arg) {
         /* Ticks are the Raft cores' clock: after a pause (SIGSTOP, a starved
         ** thread) deliver the ones missed, so leases and election timers see
         ** the time that passed; bounded, since past an election timeout more
-        ** ticks change nothing. range_node refuses lease reads until then. */
+        ** ticks change nothing. All in one range_node_tick_n (one hold of the
+        ** node mutex): one at a time, a lease read between two of them would
+        ** find the tick fresh and the lease not yet run out (range.h). */
         int64_t tick_ns = n->cfg.tick_ms * 1000000;
         int64_t due = (now - next) / tick_ns + 1;
         if (due > SRV_TICK_CATCHUP_MAX) due = SRV_TICK_CATCHUP_MAX;
@@ -2263,7 +2292,7 @@ static void *ticker_main(void *arg) {
             n->rserver_shut = true;
         }
         pthread_mutex_unlock(&n->mu);
-        for (int64_t k = 0; rn != NULL && k < due; k++) range_node_tick(rn);
+        if (rn != NULL) range_node_tick_n(rn, (int)due);
         pthread_mutex_lock(&n->mu);
     }
     pthread_mutex_unlock(&n->mu);
@@ -2299,6 +2328,8 @@ int srv_node_start(const srv_config *config, srv_node **out) {
     n->join_backoff_ms = SRV_JOIN_BACKOFF_MIN_MS;
     srv__replq_init(&n->replq, 0, n->cfg.replication);
     srv__admin_init(&n->admin);
+    srv_settings_init(&n->settings);
+    srv__splitq_init(&n->splitq);
     pthread_mutex_init(&n->mu, NULL);
     pthread_condattr_t a;
     pthread_condattr_init(&a);
@@ -2336,7 +2367,8 @@ int srv_node_start(const srv_config *config, srv_node **out) {
                   n->st.node_id, n->st.cluster_id, n->st.n_peers, n->st.n_descs);
     }
     if (n->cfg.raft_log_dir != NULL) {
-        raft_log_options lo = {.dir = n->cfg.raft_log_dir};
+        /* A failed write or fsync of the log ends the process (srv_fault.c). */
+        raft_log_options lo = {.dir = n->cfg.raft_log_dir, .on_failure = srv__log_failure_exit};
         char err[256] = "";
         int lrc = raft_log_open(&lo, &n->rlog, err, sizeof err);
         if (lrc != RAFT_LOG_OK) {
@@ -2381,6 +2413,7 @@ void srv_node_stop(srv_node *n) {
     pthread_mutex_unlock(&n->mu);
     if (n->control_started) pthread_join(n->control, NULL);
     if (n->periodic_started) pthread_join(n->periodic, NULL);
+    srv__splitq_stop(&n->splitq); /* started by periodic; a split in flight ends with the router */
 
     pthread_mutex_lock(&n->mu);
     gw_server *gw = n->gw;
@@ -2416,6 +2449,8 @@ void srv_node_stop(srv_node *n) {
     if (n->rlog != NULL) raft_log_close(n->rlog); /* after the node: it borrows the log */
     srv__replq_free(&n->replq); /* after range_node_free: no step callback is due now */
     srv__admin_destroy(&n->admin);
+    srv__splitq_destroy(&n->splitq);
+    srv_settings_destroy(&n->settings);
     srv__state_free(&n->st);
     base_buf_free(&n->join_payload);
     pthread_cond_destroy(&n->cond);

@@ -4,7 +4,8 @@
 ** SHOW RANGES asks every node that is not dead what it hosts (the RANGES
 ** rpc method: each replica's descriptor, whether it leads and holds the
 ** lease, its term, and storage_approximate_size of its span in that
-** node's store), adds what meta lists, and merges per range id: the
+** node's store: table files and memtables, so data written a moment ago
+** counts), adds what meta lists, and merges per range id: the
 ** newest descriptor anyone reported, the leaseholder (a valid lease, the
 ** highest term), the size at the leaseholder. Only a replica knows whether
 ** it holds the lease, so asking the replicas is the one way to name

@@ -55,6 +55,11 @@ int64_t sqlv__pgcat_index_oid(uint32_t table_id, uint32_t index_id, bool constra
     return SQLV__PGCAT_OID_INDEX_FIRST + 2 * slot + (constraint ? 1 : 0);
 }
 
+int64_t sqlv__pgcat_role_oid(uint32_t role_id) {
+    if (role_id == SQLV__ROLE_ID_ROOT) return SQLV__PGCAT_OID_ROOT_ROLE;
+    return SQLV__PGCAT_OID_ROLE_FIRST + role_id;
+}
+
 bool sqlv__pgcat_index_oid_parse(int64_t oid, uint32_t *table_id, uint32_t *index_id,
                                  bool *constraint) {
     if (oid < SQLV__PGCAT_OID_INDEX_FIRST) return false;
@@ -562,25 +567,118 @@ static int fill_database(pgcat_gen *g) {
                NUL);
 }
 
-/* pg_roles, pg_user: root, and the session's user when it is another ------------- */
+/* pg_roles, pg_user, pg_auth_members, pg_authid: the roles of the key space
+** (users.c), read through the statement's transaction; and the session's
+** user when no role has its name (an --insecure node lets anyone in) ------- */
+
+/* The roles and (members not NULL) the memberships: owner of each list:
+** caller, base_free. 0, or -1 with the session's error set. */
+static int roles_of(pgcat_gen *g, sqlv__role **roles, int *nroles, sqlv__membership **members,
+                    int *nmembers) {
+    txn_error err = {{0}, {0}};
+    txn *kv = sqlv__session_kv(g->s);
+    *roles = NULL;
+    *nroles = 0;
+    if (members) *members = NULL;
+    if (kv == NULL) return -1;
+    int rc = sqlv__roles_list(kv, roles, nroles, &err);
+    if (rc == TXN_OK && members) rc = sqlv__memberships_list(kv, members, nmembers, &err);
+    if (rc == TXN_OK) return 0;
+    base_free(*roles);
+    *roles = NULL;
+    txn_error_set(&err, rc);
+    sqlv__session_error(g->s, err.sqlstate, "%s", err.message);
+    return -1;
+}
+
+static const sqlv__role *role_named(const sqlv__role *list, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(list[i].name, name) == 0) return &list[i];
+    return NULL;
+}
 
 static int fill_roles(pgcat_gen *g) {
-    const char *user = g->s->user;
-    int rc = ROW(g, T("root"), B(true), B(true), B(true), B(true), B(true), B(true), I(-1),
-                 T("********"), NUL, B(true), NUL, I(SQLV__PGCAT_OID_ROOT_ROLE));
-    if (rc == 0 && strcmp(user, "root") != 0)
-        rc = ROW(g, T(user), B(true), B(true), B(true), B(true), B(true), B(true), I(-1),
-                 T("********"), NUL, B(true), NUL, I(SQLV__PGCAT_OID_SESSION_ROLE));
+    sqlv__role *list = NULL; /* owner: this function */
+    int n = 0, rc = 0;
+    if (roles_of(g, &list, &n, NULL, NULL) != 0) return -1;
+    for (int i = 0; i < n && rc == 0; i++) {
+        const sqlv__role *r = &list[i];
+        bool root = r->id == SQLV__ROLE_ID_ROOT, admin = r->id == SQLV__ROLE_ID_ADMIN;
+        rc = ROW(g, T(r->name), B(root), B(true), B(root || admin), B(root || admin), B(r->login),
+                 B(root), I(-1), T(r->verifier[0] ? "********" : NULL), NUL, B(root), NUL,
+                 I(sqlv__pgcat_role_oid(r->id)));
+    }
+    if (rc == 0 && role_named(list, n, g->s->user) == NULL)
+        rc = ROW(g, T(g->s->user), B(false), B(true), B(false), B(false), B(true), B(false), I(-1),
+                 NUL, NUL, B(false), NUL, I(SQLV__PGCAT_OID_SESSION_ROLE));
+    base_free(list);
     return rc;
 }
 
 static int fill_user(pgcat_gen *g) {
-    const char *user = g->s->user;
-    int rc = ROW(g, T("root"), I(SQLV__PGCAT_OID_ROOT_ROLE), B(true), B(true), B(true), B(true),
+    sqlv__role *list = NULL; /* owner: this function */
+    int n = 0, rc = 0;
+    if (roles_of(g, &list, &n, NULL, NULL) != 0) return -1;
+    for (int i = 0; i < n && rc == 0; i++) {
+        const sqlv__role *r = &list[i];
+        bool root = r->id == SQLV__ROLE_ID_ROOT;
+        if (!r->login) continue;
+        rc = ROW(g, T(r->name), I(sqlv__pgcat_role_oid(r->id)), B(root), B(root), B(root), B(root),
                  T("********"), NUL, NUL);
-    if (rc == 0 && strcmp(user, "root") != 0)
-        rc = ROW(g, T(user), I(SQLV__PGCAT_OID_SESSION_ROLE), B(true), B(true), B(true), B(true),
-                 T("********"), NUL, NUL);
+    }
+    if (rc == 0 && role_named(list, n, g->s->user) == NULL)
+        rc = ROW(g, T(g->s->user), I(SQLV__PGCAT_OID_SESSION_ROLE), B(false), B(false), B(false),
+                 B(false), T("********"), NUL, NUL);
+    base_free(list);
+    return rc;
+}
+
+static int fill_auth_members(pgcat_gen *g) {
+    sqlv__role *list = NULL;          /* owner: this function */
+    sqlv__membership *members = NULL; /* owner: this function */
+    int n = 0, nm = 0, rc = 0;
+    if (roles_of(g, &list, &n, &members, &nm) != 0) return -1;
+    for (int i = 0; i < nm && rc == 0; i++) {
+        const sqlv__role *role = role_named(list, n, members[i].role);
+        const sqlv__role *member = role_named(list, n, members[i].member);
+        if (role == NULL || member == NULL) continue; /* dropped together: never both */
+        rc = ROW(g, I(sqlv__pgcat_role_oid(role->id)), I(sqlv__pgcat_role_oid(member->id)),
+                 I(SQLV__PGCAT_OID_ROOT_ROLE), B(members[i].admin_option));
+    }
+    base_free(list);
+    base_free(members);
+    return rc;
+}
+
+/* pg_authid holds the verifiers: root and members of admin only (42501). */
+static int fill_authid(pgcat_gen *g) {
+    txn_error err = {{0}, {0}};
+    txn *kv = sqlv__session_kv(g->s);
+    bool admin = false;
+    if (kv == NULL) return -1;
+    int rc = sqlv__role_is_admin(kv, g->s->user, &admin, &err);
+    if (rc != TXN_OK) {
+        txn_error_set(&err, rc);
+        sqlv__session_error(g->s, err.sqlstate, "%s", err.message);
+        return -1;
+    }
+    if (!admin) {
+        sqlv__session_error(g->s, "42501", "permission denied for table pg_authid");
+        return -1;
+    }
+    sqlv__role *list = NULL; /* owner: this function */
+    int n = 0;
+    rc = 0;
+    if (roles_of(g, &list, &n, NULL, NULL) != 0) return -1;
+    for (int i = 0; i < n && rc == 0; i++) {
+        const sqlv__role *r = &list[i];
+        bool root = r->id == SQLV__ROLE_ID_ROOT, admin_role = r->id == SQLV__ROLE_ID_ADMIN;
+        rc = ROW(g, I(sqlv__pgcat_role_oid(r->id)), T(r->name), B(root), B(true),
+                 B(root || admin_role), B(root || admin_role), B(r->login), B(root), B(root),
+                 I(-1), T(r->verifier[0] ? r->verifier : NULL), NUL);
+    }
+    if (list != NULL) memset(list, 0, sizeof(*list) * (size_t)n); /* the verifiers */
+    base_free(list);
     return rc;
 }
 
@@ -1035,7 +1133,12 @@ static const pgcat_rel rels[] = {
      "usebypassrls BOOL, passwd TEXT, valuntil TEXT, useconfig TEXT",
      1u << 1, fill_user},
     {"pg_auth_members", 1261, "roleid INTEGER, member INTEGER, grantor INTEGER, admin_option BOOL",
-     0, NULL},
+     (1u << 0) | (1u << 1), fill_auth_members},
+    {"pg_authid", 1260,
+     "oid INTEGER, rolname TEXT, rolsuper BOOL, rolinherit BOOL, rolcreaterole BOOL, rolcreatedb "
+     "BOOL, rolcanlogin BOOL, rolreplication BOOL, rolbypassrls BOOL, rolconnlimit INTEGER, "
+     "rolpassword TEXT, rolvaliduntil TEXT",
+     1u << 0, fill_authid},
     {"pg_settings", 12003,
      "name TEXT, setting TEXT, unit TEXT, category TEXT, short_desc TEXT, extra_desc TEXT, "
      "context TEXT, vartype TEXT, source TEXT, min_val TEXT, max_val TEXT, enumvals TEXT, "
@@ -1303,6 +1406,7 @@ static int p_filter(sqlite3_vtab_cursor *cur, int idx, const char *idx_str, int 
     if (v->rel->fill != NULL && v->rel->fill(&c->g) != 0) {
         bool big = c->g.too_big;
         gen_reset(&c->g);
+        if (v->s->err_sqlstate[0]) return SQLITE_ERROR; /* a read failed, or refused */
         if (big) {
             sqlv__session_error(v->s, "54000", "the catalog relation %s is too large to scan",
                                 v->rel->name);

@@ -749,6 +749,22 @@ static void fn_get_userbyid(sqlite3_context *ctx, int argc, sqlite3_value **argv
         sqlite3_result_text(ctx, s->user, -1, SQLITE_TRANSIENT);
         return;
     }
+    if (oid > SQLV__PGCAT_OID_ROLE_FIRST && oid < SQLV__PGCAT_OID_INDEX_FIRST && s->kv != NULL) {
+        /* a role of users.c: its name through the statement's transaction */
+        sqlv__role *list = NULL; /* owner: this block */
+        int n = 0;
+        txn_error err = {{0}, {0}};
+        bool found = false;
+        if (sqlv__roles_list(s->kv, &list, &n, &err) == TXN_OK) {
+            for (int i = 0; i < n && !found; i++) {
+                if (sqlv__pgcat_role_oid(list[i].id) != oid) continue;
+                sqlite3_result_text(ctx, list[i].name, -1, SQLITE_TRANSIENT);
+                found = true;
+            }
+        }
+        base_free(list);
+        if (found) return;
+    }
     snprintf(out, sizeof(out), "unknown (OID=%lld)", (long long)oid);
     sqlite3_result_text(ctx, out, -1, SQLITE_TRANSIENT);
 }

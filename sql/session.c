@@ -60,6 +60,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cluster_settings_int.h"
 #include "sql_dialect.h"
 #include "sql_int.h"
 #include "sql_lex.h"
@@ -702,6 +703,8 @@ static int do_show(run *r, const char *p, const char *end) {
     int shown = sqlv__pgcatalog_show(r, p, end); /* SHOW TABLES / CREATE TABLE / COLUMNS */
     if (shown >= 0) return shown;
     shown = sqlv__ranges_show(r, p, end); /* SHOW RANGES, SHOW RANGE ... FOR ROW */
+    if (shown >= 0) return shown;
+    shown = sqlv__cluster_settings_show(r, p, end); /* SHOW [ALL] CLUSTER SETTING(S) */
     if (shown >= 0) return shown;
     sqlv__token t = sqlv__lex_next(&p, end);
     if (sqlv__tok_is(&t, "ALL")) {
@@ -2637,9 +2640,15 @@ static int run_statement(run *r, const char *text, size_t len) {
                           "transaction block");
     if (sqlv__tok_is(&t, "SAVEPOINT")) return do_savepoint(r, after_first, end);
     if (sqlv__tok_is(&t, "RELEASE")) return do_release(r, after_first, end);
+    if ((sqlv__tok_is(&t, "SET") || sqlv__tok_is(&t, "RESET")) && sqlv__tok_is(&t2, "CLUSTER"))
+        return sqlv__cluster_setting_set(r, after_first, end, sqlv__tok_is(&t, "RESET"));
     if (sqlv__tok_is(&t, "SET") || sqlv__tok_is(&t, "RESET"))
         return do_set(r, after_first, end, sqlv__tok_is(&t, "RESET"));
     if (sqlv__tok_is(&t, "TRUNCATE")) return do_truncate(r, after_first, end);
+    if (((sqlv__tok_is(&t, "CREATE") || sqlv__tok_is(&t, "ALTER") || sqlv__tok_is(&t, "DROP")) &&
+         (sqlv__tok_is(&t2, "USER") || sqlv__tok_is(&t2, "ROLE"))) ||
+        sqlv__tok_is(&t, "GRANT") || sqlv__tok_is(&t, "REVOKE"))
+        return sqlv__users_stmt(r, text, len); /* users.c */
     if (sqlv__tok_is(&t, "ALTER") && sqlv__tok_is(&t2, "TABLE")) return do_alter_table(r, text, len);
     if (sqlv__tok_is(&t, "ALTER") && sqlv__tok_is(&t2, "RANGE"))
         return sqlv__ranges_alter(r, after_second, end);

@@ -234,4 +234,22 @@ typedef struct sqlv_admin {
 /* Copied into the engine; NULL removes them. See above for when to call. */
 void sqlv_engine_set_admin(sqlv_engine *e, const sqlv_admin *admin);
 
+/* ---- authentication (users.c; docs/security.md "Users and roles") --------------
+** What the gateway needs to log a user in, read from the roles stored in the
+** key space (table 3) in a read-only transaction of its own. The verifier is
+** PostgreSQL's "SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>"; it is
+** a secret (whoever has it can impersonate the server to the user): never
+** log it. Thread-safe: any thread, concurrently with sessions. */
+#define SQLV_AUTH_VERIFIER_SIZE_MAX 256 /* = SEC_SCRAM_VERIFIER_SIZE_MAX */
+typedef struct sqlv_auth_info {
+    bool exists;    /* a role of that name (root always exists) */
+    bool can_login; /* LOGIN (users), not NOLOGIN (roles) */
+    bool is_admin;  /* root, or a member of admin, directly or not */
+    char verifier[SQLV_AUTH_VERIFIER_SIZE_MAX + 1]; /* "": no password */
+} sqlv_auth_info;
+/* SQLV_OK with *out filled (out->exists false for an unknown user or a name
+** no role can have), SQLV_ERR_NOMEM, or SQLV_ERR_INTERNAL (the key space
+** failed: a cluster without quorum...; the reason is logged). */
+int sqlv_auth_lookup(sqlv_engine *e, const char *user, sqlv_auth_info *out);
+
 #endif

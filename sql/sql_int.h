@@ -619,4 +619,63 @@ extern sqlv__backfill_hook_fn sqlv__backfill_hook;
 extern void *sqlv__backfill_hook_arg;
 extern int sqlv__backfill_rows; /* > 0: rows per batch instead of SQLV__BACKFILL_ROWS_MAX */
 
+/* ---- users and roles (users.c; docs/security.md "Users and roles") ----------------
+** Key space (system tables, below SQLV__FIRST_USER_TABLE_ID):
+**   table 3 index 1: roles        key = prefix(3,1) + TEXT(name)
+**                                 value = 0x01 | u8 flags (1 LOGIN) | u32 role id BE |
+**                                 u8 name length | name | u16 verifier length BE |
+**                                 verifier ("SCRAM-SHA-256$...", empty: no password)
+**   table 4 index 1: memberships  key = prefix(4,1) + TEXT(role) + TEXT(member)
+**                                 value = 0x01 | u8 flags (1 ADMIN OPTION) |
+**                                 u8 role length | role | u8 member length | member
+**   table 2 index 1: counters     key = prefix(2,1) + TEXT("role_id")
+**                                 value = u64 next role id BE (absent: SQLV__FIRST_ROLE_ID)
+** The built-in roles root (LOGIN, no password) and admin (NOLOGIN) exist
+** without a row; a row of theirs (ALTER USER root WITH PASSWORD ...)
+** overrides the defaults. root is always a member of admin (no row). Names
+** are exact (an unquoted identifier is folded to lower case first).
+** Passwords are stored only as SCRAM-SHA-256 verifiers. */
+#define SQLV__ROLES_TABLE_ID 3u
+#define SQLV__MEMBERS_TABLE_ID 4u
+#define SQLV__ROLE_ID_ROOT 1u
+#define SQLV__ROLE_ID_ADMIN 2u
+#define SQLV__FIRST_ROLE_ID 100u
+#define SQLV__ROLE_ROOT "root"
+#define SQLV__ROLE_ADMIN "admin"
+#define SQLV__ROLES_MAX 100000        /* roles one listing reads (54000 past it) */
+#define SQLV__MEMBERSHIPS_MAX 1000000 /* memberships one listing reads (54000 past it) */
+#define SQLV__PASSWORD_BYTES_MAX 1024 /* a clear-text password in CREATE/ALTER ROLE */
+#define SQLV__ROLE_NAMES_MAX 64       /* names in one DROP ROLE / GRANT / REVOKE */
+
+typedef struct sqlv__role {
+    char name[SQLV__NAME_BYTES_MAX + 1];
+    uint32_t id;
+    bool login;
+    bool builtin; /* root or admin */
+    char verifier[SQLV_AUTH_VERIFIER_SIZE_MAX + 1]; /* "": no password */
+} sqlv__role;
+
+typedef struct sqlv__membership {
+    char role[SQLV__NAME_BYTES_MAX + 1];   /* the role granted */
+    char member[SQLV__NAME_BYTES_MAX + 1]; /* to this role or user */
+    bool admin_option;
+} sqlv__membership;
+
+/* Every role through kv (its own writes included): the built-in ones, then
+** the stored ones in name order. owner of *out: caller, base_free. TXN_OK,
+** or a txn error with err set (TXN_ERR_LIMIT past SQLV__ROLES_MAX). */
+int sqlv__roles_list(txn *kv, sqlv__role **out, int *n, txn_error *err);
+/* Every membership through kv, root in admin first. As sqlv__roles_list. */
+int sqlv__memberships_list(txn *kv, sqlv__membership **out, int *n, txn_error *err);
+/* Is member in role, directly or through other roles? (A role is in itself.) */
+bool sqlv__role_in(const sqlv__membership *list, int n, const char *member, const char *role);
+/* Is user root or in admin (who may manage users and roles)? */
+int sqlv__role_is_admin(txn *kv, const char *user, bool *out, txn_error *err);
+/* CREATE USER/ROLE, ALTER USER/ROLE, DROP USER/ROLE, GRANT/REVOKE (session.c
+** dispatches; text is the whole statement). STMT result codes of session.c. */
+int sqlv__users_stmt(sqlv__run *r, const char *text, size_t len);
+/* The privileges hook: GRANT/REVOKE <privileges> ON <object> ... (0A000 for
+** now; docs/security.md). */
+int sqlv__privileges_stmt(sqlv__run *r, const char *text, size_t len);
+
 #endif

@@ -33,6 +33,11 @@ enum {
     SQLV__PGCAT_KIND_INDEX_CON = 5, /* (parse only) the UNIQUE constraint of one */
 };
 int64_t sqlv__pgcat_oid(uint32_t table_id, int kind);
+/* A role's OID from its never-reused role id (users.c): root's is 10, as
+** PostgreSQL's bootstrap superuser; the others above the tables' OIDs and
+** below the indexes'. */
+#define SQLV__PGCAT_OID_ROLE_FIRST 0x30000000LL
+int64_t sqlv__pgcat_role_oid(uint32_t role_id);
 /* The table id and kind an OID stands for; false if none. */
 bool sqlv__pgcat_oid_parse(int64_t oid, uint32_t *table_id, int *kind);
 /* A secondary index's OIDs: its pg_class row and (a UNIQUE constraint's

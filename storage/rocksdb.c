@@ -36,6 +36,9 @@
 **     sentinel of STORAGE_KEY_SIZE_MAX+1 bytes 0xFF, above every storage key
 **     (an escaped user key has at most STORAGE_KEY_SIZE_MAX 0xFF bytes in a
 **     row before its 0x00 terminator).
+**   - approximate_size = the table files' estimate plus the memtables'
+**     entries in the span, counted by a memtable-only iterator (the C API
+**     of this RocksDB has no include_memtables flag).
 **   - GC (storage.c) iterates and issues point deletes; a compaction filter
 **     that drops versions under a GC threshold is the later optimization.
 ** Invariants:
@@ -60,6 +63,7 @@
 #define RDB_TAG_TOMBSTONE 0x01
 #define RDB_SENTINEL_SIZE (STORAGE_KEY_SIZE_MAX + 1)
 #define RDB_WAL_RECOVERY_POINT_IN_TIME 2
+#define RDB_READ_TIER_MEMTABLE 3 /* rocksdb::kMemtableTier: memtable-only iterators */
 
 typedef struct rdb_engine {
     storage_engine base;
@@ -436,6 +440,41 @@ static int rdb_seek_raw(storage_engine *e, const uint8_t *start, size_t start_le
     return rc;
 }
 
+/* Bytes (storage key + value) of the memtables' entries in [lo, hi), both
+** encoded bounds. This RocksDB's C API has no GetApproximateSizes with
+** include_memtables (rocksdb_approximate_sizes_cf_with_flags came later), so
+** a memtable-only iterator (read tier kMemtableTier: the mutable and the
+** immutable memtables, never a table file) walks the span. Bounded by the
+** memtables' size (write_buffer_size x max_write_buffer_number); entries
+** hidden by a tombstone in the memtables are not counted. */
+static int rdb_memtable_bytes(rdb_engine *r, const base_buf *lo, const base_buf *hi,
+                              uint64_t *out) {
+    int rc = STORAGE_OK;
+    uint64_t total = 0;
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_read_tier(ro, RDB_READ_TIER_MEMTABLE);
+    rocksdb_readoptions_set_total_order_seek(ro, 1);
+    rocksdb_readoptions_set_fill_cache(ro, 0);
+    rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi->data, hi->len);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(r->db, ro, r->cf_mvcc);
+    for (rocksdb_iter_seek(it, (const char *)lo->data, lo->len); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t kl = 0, vl = 0;
+        (void)rocksdb_iter_key(it, &kl);
+        (void)rocksdb_iter_value(it, &vl);
+        total += kl + vl;
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    if (err != NULL) rc = rdb_error("memtable size", err);
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    *out = total;
+    return rc;
+}
+
+/* Table files (rocksdb_approximate_sizes_cf: flushed data only) plus the
+** memtables (rdb_memtable_bytes), so a range written a moment ago counts. */
 static int rdb_approximate_size(storage_engine *e, const uint8_t *start, size_t start_len,
                                 const uint8_t *end, size_t end_len, uint64_t *size_bytes) {
     rdb_engine *r = (rdb_engine *)e;
@@ -461,7 +500,9 @@ static int rdb_approximate_size(storage_engine *e, const uint8_t *start, size_t 
         rc = rdb_error("approximate sizes", err);
         goto cleanup;
     }
-    *size_bytes = sizes[0];
+    uint64_t mem = 0;
+    if ((rc = rdb_memtable_bytes(r, &lo, &hi, &mem)) < 0) goto cleanup;
+    *size_bytes = sizes[0] + mem;
 cleanup:
     base_buf_free(&lo);
     base_buf_free(&hi);

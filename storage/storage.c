@@ -482,6 +482,103 @@ int storage_approximate_size(storage_engine *e, const uint8_t *start, size_t sta
     return e->vt->approximate_size(e, start, start_len, end, end_len, size_bytes);
 }
 
+/* One pass of storage_middle_key over snap: with half == 0 count the span
+** (bytes, keys) up to max (0: none); else stop at the first key start whose
+** bytes before it reach half and choose it or the key start before it,
+** whichever is nearer to half (never the first key). */
+static int middle_pass(storage_engine *e, const storage_snapshot *snap,
+                       const storage_iter_options *o, uint64_t max, uint64_t half,
+                       storage_middle_info *seen, base_buf *key_out) {
+    storage_iter *it = NULL;
+    base_buf cur = {0};        /* the current user key */
+    base_buf prev_start = {0}; /* pass 2: the last key start before half */
+    uint64_t bytes = 0, prev_before = 0;
+    bool have_key = false, have_prev = false, found = false;
+    int rc = storage_iter_open(e, snap, o, &it);
+    if (rc < 0) goto cleanup;
+    for (;;) {
+        const uint8_t *k, *v;
+        size_t kl, vl;
+        bool tomb;
+        rc = storage_iter_next(it, &k, &kl, NULL, &v, &vl, &tomb);
+        if (rc <= 0) break;
+        if (!have_key || storage__key_compare(k, kl, cur.data, cur.len) != 0) {
+            if (half == 0 && max > 0 && bytes >= max) {
+                seen->truncated = true;
+                break;
+            }
+            if (half > 0 && have_key) { /* a key start after the first one */
+                if (bytes >= half) {
+                    /* the nearer of this start and the one before it */
+                    bool take_prev = have_prev && half - prev_before < bytes - half;
+                    base_buf_reset(key_out);
+                    if (base_buf_append(key_out, take_prev ? prev_start.data : k,
+                                        take_prev ? prev_start.len : kl) != 0) {
+                        rc = STORAGE_ERR_NOMEM;
+                        goto cleanup;
+                    }
+                    seen->left_bytes = take_prev ? prev_before : bytes;
+                    found = true;
+                    break;
+                }
+                base_buf_reset(&prev_start);
+                if (base_buf_append(&prev_start, k, kl) != 0) {
+                    rc = STORAGE_ERR_NOMEM;
+                    goto cleanup;
+                }
+                prev_before = bytes;
+                have_prev = true;
+            }
+            base_buf_reset(&cur);
+            if (base_buf_append(&cur, k, kl) != 0) {
+                rc = STORAGE_ERR_NOMEM;
+                goto cleanup;
+            }
+            have_key = true;
+            if (half == 0) seen->keys++;
+        }
+        bytes += kl + HLC_ENCODED_SIZE + (tomb ? 0 : vl);
+    }
+    if (rc < 0) goto cleanup;
+    if (half == 0) {
+        seen->total_bytes = bytes;
+        rc = STORAGE_OK;
+    } else if (!found && have_prev) { /* the last key start is the nearest */
+        base_buf_reset(key_out);
+        rc = base_buf_append(key_out, prev_start.data, prev_start.len) == 0 ? STORAGE_OK
+                                                                           : STORAGE_ERR_NOMEM;
+        seen->left_bytes = prev_before;
+    } else {
+        rc = found ? STORAGE_OK : STORAGE_NOT_FOUND;
+    }
+cleanup:
+    storage_iter_close(it);
+    base_buf_free(&cur);
+    base_buf_free(&prev_start);
+    return rc;
+}
+
+int storage_middle_key(storage_engine *e, const uint8_t *start, size_t start_len,
+                       const uint8_t *end, size_t end_len, uint64_t scan_bytes_max,
+                       base_buf *key_out, storage_middle_info *info) {
+    if (e == NULL || key_out == NULL) return STORAGE_ERR_INVALID;
+    storage_middle_info seen = {0};
+    storage_snapshot *snap = NULL; /* both passes see one instant */
+    if (info != NULL) *info = seen;
+    int rc = storage_snapshot_new(e, &snap);
+    if (rc < 0) return rc;
+    storage_iter_options o = {.start = start, .start_len = start == NULL ? 0 : start_len,
+                              .end = end, .end_len = end_len,
+                              .mode = STORAGE_ITER_ALL_VERSIONS};
+    rc = middle_pass(e, snap, &o, scan_bytes_max, 0, &seen, key_out);
+    if (rc == STORAGE_OK && seen.keys < 2) rc = STORAGE_NOT_FOUND;
+    if (rc == STORAGE_OK) rc = middle_pass(e, snap, &o, 0, BASE_MAX(seen.total_bytes / 2, 1),
+                                           &seen, key_out);
+    storage_snapshot_release(e, snap);
+    if (info != NULL) *info = seen;
+    return rc;
+}
+
 int storage_stats(storage_engine *e, base_buf *out) {
     if (e == NULL || out == NULL) return STORAGE_ERR_INVALID;
     return e->vt->stats(e, out);

@@ -157,9 +157,32 @@ int storage_seek_raw(storage_engine *e, const uint8_t *start, size_t start_len,
 int storage_gc(storage_engine *e, const uint8_t *start, size_t start_len, const uint8_t *end,
                size_t end_len, hlc_timestamp gc_ts, uint64_t *versions_removed);
 
-/* Approximate bytes of live data in [start, end) (for split decisions). */
+/* Approximate bytes of data in [start, end) (for split decisions and SHOW
+** RANGES): every version counts. RocksDB: the table files' estimate
+** (compressed) plus the memtables' entries, so data written a moment ago
+** counts; memory: the live versions' key + timestamp + value bytes. */
 int storage_approximate_size(storage_engine *e, const uint8_t *start, size_t start_len,
                              const uint8_t *end, size_t end_len, uint64_t *size_bytes);
+
+/* The user key near the middle of [start, end) by bytes (for size-based
+** splits). Bytes are every version's key + timestamp + value (tombstones:
+** key + timestamp), counted by scanning: a first pass counts the span up
+** to scan_bytes_max (0: no bound), a second walks to half of that count.
+** The key chosen is the start of a user key (all versions of a key stay on
+** one side) whose bytes before it are closest to half; never the span's
+** first key, so it lies strictly after start and is never a cut through
+** one key's history. STORAGE_OK with the key in key_out (reset first),
+** STORAGE_NOT_FOUND when the span has fewer than two keys. *info (may be
+** NULL) gets what was seen. */
+typedef struct storage_middle_info {
+    uint64_t total_bytes;  /* bytes counted by the first pass */
+    uint64_t left_bytes;   /* of which before the key chosen */
+    uint64_t keys;         /* user keys counted by the first pass */
+    bool truncated;        /* the first pass stopped at scan_bytes_max */
+} storage_middle_info;
+int storage_middle_key(storage_engine *e, const uint8_t *start, size_t start_len,
+                       const uint8_t *end, size_t end_len, uint64_t scan_bytes_max,
+                       base_buf *key_out, storage_middle_info *info /* OUT, may be NULL */);
 
 /* ---- diagnostics (added by storage) -----------------------------------------
 ** Engine statistics as text, appended to *out (owner: the caller's buffer).

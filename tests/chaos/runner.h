@@ -78,9 +78,24 @@ enum { /* nemesis bits */
     CRUN_NEM_PARTITION = 1u << 2,
     CRUN_NEM_SKEW = 1u << 3,     /* restart a node with its clock off, within --max-offset */
     CRUN_NEM_SPLIT = 1u << 4,    /* ALTER TABLE ... SPLIT AT a random key (instant) */
+    CRUN_NEM_MOVE = 1u << 5,     /* ALTER RANGE ... RELOCATE LEASE / VOTERS (instant) */
+    CRUN_NEM_LATENCY = 1u << 6,  /* the nodes' test hook delays what they receive */
+    CRUN_NEM_LOSS = 1u << 7,     /* ... or drops it */
+    CRUN_NEM_BIGSKEW = 1u << 8,  /* restart one node with its clock off BEYOND --max-offset */
+    CRUN_NEM_DISK = 1u << 9,     /* the Raft log's fdatasync fails (the node exits) or stalls */
 };
+#define CRUN_NEM_TEST_FAULTS (CRUN_NEM_LATENCY | CRUN_NEM_LOSS | CRUN_NEM_DISK) /* need the flag */
 #define CRUN_SKEW_MS_MIN 20          /* skew: |offset| in [MIN, MAX] ms, under the */
 #define CRUN_SKEW_MS_MAX 150         /* nodes' default --max-offset (250 ms) */
+#define CRUN_MAX_OFFSET_MS 250       /* the nodes' --max-offset (meridian's default) */
+#define CRUN_BIGSKEW_MS_MIN 350      /* bigskew: |offset| in [MIN, MAX] ms, beyond it */
+#define CRUN_BIGSKEW_MS_MAX 900
+#define CRUN_LATENCY_MS_MIN 20       /* latency: delay in [MIN, MAX] ms plus jitter up to */
+#define CRUN_LATENCY_MS_MAX 150      /* half of it (the clock pings' uncertainty stays well */
+                                     /* under --max-offset) */
+#define CRUN_LOSS_PPM_MIN 50000      /* loss: probability in [MIN, MAX] per million */
+#define CRUN_LOSS_PPM_MAX 300000
+#define CRUN_EXIT_LOG_FAILED 74      /* SRV_EXIT_LOG_FAILED: a node after its log's failed fsync */
 
 typedef struct crun_config {
     crun_workload workload;
@@ -112,6 +127,8 @@ typedef struct crun_node {
     pid_t holder;                /* namespace holder, 0 without namespaces */
     bool paused;                 /* SIGSTOPped by the nemesis */
     int64_t clock_offset_ms;     /* skew: --clock-offset of its next start (0: none) */
+    bool expect_exit;            /* disk: an injected fsync failure must end it (status 74) */
+    int expected_exits;          /* exits with status 74 while expect_exit */
     char host[64];
     int port;
     char url[256];               /* libpq URL of its SQL port */
@@ -160,8 +177,13 @@ int crun_node_start(crun_cluster *c, int i);
 int crun_node_kill(crun_cluster *c, int i);        /* SIGKILL and reap */
 int crun_node_pause(crun_cluster *c, int i);       /* SIGSTOP */
 int crun_node_resume(crun_cluster *c, int i);      /* SIGCONT */
-/* Reap nodes that exited on their own; logs them and returns how many. */
+/* Reap nodes that exited on their own; logs them and returns how many did
+** so unexpectedly (an exit with CRUN_EXIT_LOG_FAILED while expect_exit is
+** expected: logged, counted in expected_exits, not returned). */
 int crun_cluster_reap(crun_cluster *c);
+/* `meridian debug ARGS... --host <node i>` (the test-only fault control):
+** its exit status (0 ok), its output into out (may be NULL). Main thread. */
+int crun_node_debug(crun_cluster *c, int i, const char *const *args, char *out, size_t out_size);
 /* meridian init through node 0, then SQL through every node. 0 or -1. */
 int crun_cluster_bootstrap(crun_cluster *c);
 /* SIGCONT, SIGTERM, wait, SIGKILL, for every node; records final_status. */
@@ -263,6 +285,13 @@ const char *crun_workload_name(crun_workload w);
 /* The split nemesis: a statement splitting the workload's table at a
 ** random key of its key domain, into sql. */
 void crun_wl_split_sql(crun_ctx *ctx, uint64_t *rng, char *sql, size_t size);
+/* The move nemesis: SHOW RANGES FROM TABLE <the workload's table> through
+** node via, then one relocation of a random range into sql: its lease to
+** another replica, or (voters, when some node outside its replicas is in
+** live[]) a voter from one of its replicas to such a node. *kind: 'L' or
+** 'V'. 0, or -1 (why says it). Main thread only. */
+int crun_wl_move_sql(crun_ctx *ctx, int via, uint64_t *rng, bool voters, const bool *live,
+                     char *sql, size_t size, char *kind, char *why, size_t why_size);
 /* Run one statement through node i on a connection of its own, bounded by
 ** timeout_ms. 0 ok, -1 failed (why says it). Main thread only. */
 int crun_admin_exec(crun_ctx *ctx, int i, const char *sql, int timeout_ms, char *why,

@@ -3,7 +3,8 @@
 ** runner of issue 7: a real cluster, real clients, faults, a checked
 ** history. docs/chaos.md ("The runner") is the manual.
 **
-**   chaos_run --workload bank|register|set|append --nemesis kill,pause,partition,skew,split (any subset)
+**   chaos_run --workload bank|register|set|append
+**             --nemesis kill,pause,partition,skew,split,move,latency,loss,bigskew,disk (any subset)
 **             --nodes 3|5 --time SECONDS --seed N [--results DIR] [--bin PATH]
 **             [--clients K] [--teeth] [--no-netns] [--keep-data] ...
 **
@@ -20,8 +21,10 @@
 **
 ** Invariants: the main thread is the only one that forks (runner.h); the
 ** nemesis never has more than one fault active and never takes down more
-** than a minority; on every exit path after the cluster exists, clients are
-** joined and nodes stopped before main returns.
+** than a minority (bigskew and disk: one node); on every exit path after
+** the cluster exists, clients are joined and nodes stopped before main
+** returns; a node exits on its own only as a crash (fails the run) or, with
+** status 74, after the disk nemesis made its Raft log's fsync fail.
 */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,6 +45,8 @@
 #define MAIN_TICK_MS 100                 /* nemesis loop step */
 #define MAIN_CRASH_RESTARTS_MAX 5        /* restarts of a node that keeps crashing */
 #define MAIN_SPLIT_MS 15000              /* one split statement (the split nemesis) */
+#define MAIN_MOVE_MS 15000               /* one relocation statement (the move nemesis) */
+#define MAIN_REPORT_LINE_MAX 240         /* a node's log line quoted in the summary */
 #define MAIN_MARKER ".chaos-results"     /* a directory the runner may clear */
 
 enum { EXIT_VALID = 0, EXIT_VIOLATION = 1, EXIT_NO_VERDICT = 2, EXIT_SETUP = 3, EXIT_INTR = 130 };
@@ -54,7 +59,8 @@ static int64_t now_ms(void) { return base_monotonic_ns() / 1000000; }
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: chaos_run --workload bank|register|set|append --nemesis kill,pause,partition,skew,split (any subset)|none\n"
+            "usage: chaos_run --workload bank|register|set|append\n"
+            "                 --nemesis kill,pause,partition,skew,split,move,latency,loss,bigskew,disk (any subset)|none\n"
             "                 --nodes N --time SECONDS [--seed N] [--results DIR] [--bin PATH]\n"
             "  --clients K          client threads (default 5)\n"
             "  --teeth              also check the history with one injected fault: it must be invalid\n"
@@ -118,6 +124,11 @@ static int parse_nemeses(const char *s, unsigned *out) {
         else if (strcmp(t, "partition") == 0) *out |= CRUN_NEM_PARTITION;
         else if (strcmp(t, "skew") == 0) *out |= CRUN_NEM_SKEW;
         else if (strcmp(t, "split") == 0) *out |= CRUN_NEM_SPLIT;
+        else if (strcmp(t, "move") == 0) *out |= CRUN_NEM_MOVE;
+        else if (strcmp(t, "latency") == 0) *out |= CRUN_NEM_LATENCY;
+        else if (strcmp(t, "loss") == 0) *out |= CRUN_NEM_LOSS;
+        else if (strcmp(t, "bigskew") == 0) *out |= CRUN_NEM_BIGSKEW;
+        else if (strcmp(t, "disk") == 0) *out |= CRUN_NEM_DISK;
         else return -1;
     }
     return 0;
@@ -337,11 +348,19 @@ typedef struct fault {
     int targets[CRUN_NODES_MAX];
     int n_targets;
     bool one_way;                /* partition: only the targets' outbound packets */
+    bool disk_fail;              /* disk: a failure (else a stall) */
+    long log_offset;             /* bigskew: the target's log size at the fault's start */
+    int64_t started_ms;          /* crun_elapsed_ms at the start */
     int64_t heal_at_ms;
 } fault;
 
 typedef struct fault_stats {
     int kills, pauses, partitions, skews, splits, crashes;
+    int moves_lease, moves_voters, moves_failed;
+    int latencies, losses, bigskews, disk_fails, disk_stalls;
+    int disk_no_exit;            /* disk failures injected that no fsync consumed */
+    int bigskew_served;          /* a bigskewed node said it serves: a clock-safety violation */
+    base_buf report;             /* what nodes did under bigskew and disk (summary lines) */
 } fault_stats;
 
 static void describe_targets(const fault *f, char *out, size_t size) {
@@ -365,25 +384,121 @@ static void split_now(crun_ctx *ctx, uint64_t *rng, fault_stats *st) {
     st->splits++;
 }
 
+static void one_line(char *s) {
+    for (char *p = s; *p != '\0'; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
+}
+
+/* The move nemesis: instant. A relocation of a random range of the
+** workload's table, through a random running node; an error of the
+** statement (a replica change in flight, a target down) is logged, never
+** a failure of the run. Voter moves only with 4+ nodes (3 nodes hold 3
+** replicas already). */
+static void move_now(crun_ctx *ctx, uint64_t *rng, fault_stats *st) {
+    crun_cluster *c = ctx->cluster;
+    bool live[CRUN_NODES_MAX] = {false};
+    int n_live = 0, pick[CRUN_NODES_MAX];
+    for (int i = 0; i < c->n; i++) {
+        live[i] = c->nodes[i].pid != 0 && !c->nodes[i].paused;
+        if (live[i]) pick[n_live++] = i;
+    }
+    if (n_live == 0) return;
+    int via = pick[crun_rand_range(rng, 0, n_live - 1)];
+    bool voters = c->n >= 4 && crun_rand(rng) % 2 == 0;
+    char sql[160] = "", why[256] = "", kind = '?';
+    int rc = crun_wl_move_sql(ctx, via, rng, voters, live, sql, sizeof sql, &kind, why, sizeof why);
+    if (rc == 0) rc = crun_admin_exec(ctx, via, sql, MAIN_MOVE_MS, why, sizeof why);
+    one_line(why);
+    crun_log(c, "move through n%d: %s: %s%s", via + 1, sql[0] ? sql : "(none)",
+             rc == 0 ? "done" : "failed (expected at times): ", rc == 0 ? "" : why);
+    if (rc != 0) st->moves_failed++;
+    else if (kind == 'V') st->moves_voters++;
+    else st->moves_lease++;
+}
+
+/* Run `meridian debug ARGS` on node i; log and count a failure. */
+static int debug_node(crun_cluster *c, int i, const char *const *args, int *failures) {
+    char out[512];
+    int st = crun_node_debug(c, i, args, out, sizeof out);
+    if (st != 0) {
+        crun_log(c, "WARNING: meridian debug %s on n%d: exit %d: %s", args[0], i + 1, st, out);
+        (*failures)++;
+    }
+    return st;
+}
+
+static long file_size_of(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (long)sb.st_size : 0;
+}
+
+/* What node i logged about its clock from byte `from` of its log on (the
+** bigskew nemesis): appended to st->report. A line saying it serves counts
+** as a clock-safety violation. */
+static void bigskew_report(crun_cluster *c, int i, long from, int64_t offset_ms, int64_t held_ms,
+                           fault_stats *st) {
+    char path[CRUN_PATH_MAX + 64], line[2048], first[MAIN_REPORT_LINE_MAX] = "";
+    snprintf(path, sizeof path, "%s/logs/meridian.log", c->nodes[i].store);
+    int unavailable = 0, serving = 0, leases = 0, refusals = 0;
+    FILE *f = fopen(path, "re");
+    if (f != NULL && fseek(f, from, SEEK_SET) == 0) {
+        while (fgets(line, sizeof line, f) != NULL) {
+            one_line(line);
+            if (strstr(line, "clock offset bound unavailable") != NULL) {
+                if (unavailable++ == 0) base_strlcpy(first, line, sizeof first);
+            }
+            if (strstr(line, "clock offset bound established") != NULL ||
+                strstr(line, "clock offset bound back") != NULL)
+                serving++;
+            if (strstr(line, "handing the lease") != NULL) leases++;
+            if (strstr(line, "REMOTE_AHEAD") != NULL || strstr(line, "ahead of") != NULL)
+                refusals++;
+        }
+    }
+    if (f != NULL) fclose(f);
+    base_buf_printf(&st->report, "bigskew n%d %+lldms for %.1f s: %d 'unavailable' line(s), %d "
+                    "lease hand-off(s), %d 'serving' line(s)%s\n", i + 1, (long long)offset_ms,
+                    (double)held_ms / 1000.0, unavailable, leases, serving,
+                    serving > 0 ? " (CLOCK SAFETY VIOLATED: it served beyond --max-offset)" : "");
+    if (first[0] != '\0') base_buf_printf(&st->report, "  first: %s\n", first);
+    (void)refusals;
+    crun_log(c, "bigskew: n%d logged %d 'unavailable', %d lease hand-off(s), %d 'serving'", i + 1,
+             unavailable, leases, serving);
+    if (serving > 0) st->bigskew_served++;
+}
+
 static void fault_start(crun_ctx *ctx, uint64_t *rng, fault *f, fault_stats *st) {
     crun_cluster *c = ctx->cluster;
     const crun_config *cfg = ctx->cfg;
-    unsigned kinds[5];
+    unsigned kinds[10];
     int nk = 0;
     if (cfg->nemeses & CRUN_NEM_KILL) kinds[nk++] = CRUN_NEM_KILL;
     if (cfg->nemeses & CRUN_NEM_PAUSE) kinds[nk++] = CRUN_NEM_PAUSE;
     if ((cfg->nemeses & CRUN_NEM_PARTITION) && c->netns) kinds[nk++] = CRUN_NEM_PARTITION;
     if (cfg->nemeses & CRUN_NEM_SKEW) kinds[nk++] = CRUN_NEM_SKEW;
     if (cfg->nemeses & CRUN_NEM_SPLIT) kinds[nk++] = CRUN_NEM_SPLIT;
+    if (cfg->nemeses & CRUN_NEM_MOVE) kinds[nk++] = CRUN_NEM_MOVE;
+    if (cfg->nemeses & CRUN_NEM_LATENCY) kinds[nk++] = CRUN_NEM_LATENCY;
+    if (cfg->nemeses & CRUN_NEM_LOSS) kinds[nk++] = CRUN_NEM_LOSS;
+    if (cfg->nemeses & CRUN_NEM_BIGSKEW) kinds[nk++] = CRUN_NEM_BIGSKEW;
+    if (cfg->nemeses & CRUN_NEM_DISK) kinds[nk++] = CRUN_NEM_DISK;
     int minority = (c->n - 1) / 2;
     if (nk == 0 || minority == 0) return;
     memset(f, 0, sizeof *f);
     f->kind = kinds[crun_rand_range(rng, 0, nk - 1)];
+    f->started_ms = crun_elapsed_ms(c);
     if (f->kind == CRUN_NEM_SPLIT) {
         split_now(ctx, rng, st);
         return;
     }
-    f->n_targets = (int)crun_rand_range(rng, 1, minority);
+    if (f->kind == CRUN_NEM_MOVE) {
+        move_now(ctx, rng, st);
+        return;
+    }
+    /* One node for a clock beyond the bound or a failing disk: the fault
+    ** under test is that node's, not a lost majority. */
+    bool single = f->kind == CRUN_NEM_BIGSKEW || f->kind == CRUN_NEM_DISK;
+    f->n_targets = single ? 1 : (int)crun_rand_range(rng, 1, minority);
     /* Half of the time aim at the leaseholder: its failure is the
     ** interesting one (failover, a paused holder waking up). */
     bool chosen[CRUN_NODES_MAX] = {false};
@@ -447,6 +562,76 @@ static void fault_start(crun_ctx *ctx, uint64_t *rng, fault *f, fault_stats *st)
         st->skews++;
         break;
     }
+    case CRUN_NEM_LATENCY:
+    case CRUN_NEM_LOSS: {
+        /* The targets' transport test hook: everything they receive from
+        ** the other nodes is delayed (jitter up to half the delay) or lost. */
+        char what[96], a1[32], a2[32];
+        bool lat = f->kind == CRUN_NEM_LATENCY;
+        if (lat) {
+            int64_t d = crun_rand_range(rng, CRUN_LATENCY_MS_MIN, CRUN_LATENCY_MS_MAX);
+            snprintf(a1, sizeof a1, "%lldms", (long long)d);
+            snprintf(a2, sizeof a2, "%lldms", (long long)(d / 2));
+            snprintf(what, sizeof what, "delayed %lld+[0,%lld] ms", (long long)d,
+                     (long long)(d / 2));
+        } else {
+            int64_t ppm = crun_rand_range(rng, CRUN_LOSS_PPM_MIN, CRUN_LOSS_PPM_MAX);
+            snprintf(a1, sizeof a1, "%.3f", (double)ppm / 1e6);
+            snprintf(what, sizeof what, "lost with probability %.3f", (double)ppm / 1e6);
+        }
+        for (int i = 0; i < f->n_targets; i++) {
+            const char *lat_args[] = {"net-fault", "--clear-all", "--delay", a1, "--jitter", a2,
+                                      NULL};
+            const char *loss_args[] = {"net-fault", "--clear-all", "--loss", a1, NULL};
+            debug_node(c, f->targets[i], lat ? lat_args : loss_args, &failures);
+        }
+        crun_log(c, "%s: what %s receives from the others is %s", lat ? "latency" : "loss", who,
+                 what);
+        if (lat) st->latencies++;
+        else st->losses++;
+        break;
+    }
+    case CRUN_NEM_BIGSKEW: {
+        /* A restart with the clock beyond --max-offset: the node must find
+        ** its bound unavailable and stop serving (docs/clocks.md 3.1). */
+        crun_node *n = &c->nodes[f->targets[0]];
+        int64_t ms = crun_rand_range(rng, CRUN_BIGSKEW_MS_MIN, CRUN_BIGSKEW_MS_MAX);
+        n->clock_offset_ms = crun_rand(rng) % 2 == 0 ? ms : -ms;
+        char path[CRUN_PATH_MAX + 64];
+        snprintf(path, sizeof path, "%s/logs/meridian.log", n->store);
+        failures += crun_node_kill(c, f->targets[0]) != 0;
+        f->log_offset = file_size_of(path);
+        failures += crun_node_start(c, f->targets[0]) != 0;
+        crun_log(c, "bigskew: restart %s with clock offset %+lldms (beyond --max-offset %d ms)",
+                 who, (long long)n->clock_offset_ms, CRUN_MAX_OFFSET_MS);
+        st->bigskews++;
+        break;
+    }
+    case CRUN_NEM_DISK: {
+        /* The target's shared Raft log: its next fdatasync fails (the node
+        ** must exit, status 74; restarted at the heal, like a kill) or every
+        ** fdatasync stalls until the heal. */
+        int i = f->targets[0];
+        f->disk_fail = crun_rand(rng) % 2 == 0;
+        int64_t hold = crun_rand_range(rng, cfg->fault_hold_ms_min, cfg->fault_hold_ms_max);
+        char stall[32];
+        snprintf(stall, sizeof stall, "%lldms", (long long)hold);
+        const char *fail_args[] = {"disk-fault", "--fail", NULL};
+        const char *stall_args[] = {"disk-fault", "--stall", stall, NULL};
+        if (f->disk_fail) c->nodes[i].expect_exit = true; /* before: it may exit at once */
+        if (debug_node(c, i, f->disk_fail ? fail_args : stall_args, &failures) != 0)
+            c->nodes[i].expect_exit = false;
+        if (f->disk_fail)
+            crun_log(c, "disk: the next fdatasync of the Raft log on %s fails", who);
+        else
+            crun_log(c, "disk: the fdatasyncs of the Raft log on %s stall for %s", who, stall);
+        if (f->disk_fail) st->disk_fails++;
+        else st->disk_stalls++;
+        f->active = true;
+        f->heal_at_ms = now_ms() + hold;
+        if (failures > 0) crun_log(c, "WARNING: %d fault actions failed", failures);
+        return;
+    }
     }
     if (failures > 0) crun_log(c, "WARNING: %d fault actions failed", failures);
     f->active = true;
@@ -455,7 +640,7 @@ static void fault_start(crun_ctx *ctx, uint64_t *rng, fault *f, fault_stats *st)
 
 /* Heal f (if active) and anything else left: crashed or killed nodes are
 ** restarted, paused ones continued, cuts removed. */
-static void heal_all(crun_cluster *c, fault *f) {
+static void heal_all(crun_cluster *c, fault *f, fault_stats *st) {
     char who[64];
     if (f->active) {
         describe_targets(f, who, sizeof who);
@@ -464,8 +649,43 @@ static void heal_all(crun_cluster *c, fault *f) {
         case CRUN_NEM_PAUSE: crun_log(c, "resume (SIGCONT) %s", who); break;
         case CRUN_NEM_PARTITION: crun_log(c, "heal the partition"); break;
         case CRUN_NEM_SKEW: crun_log(c, "unskew: restart %s with its clock right", who); break;
+        case CRUN_NEM_LATENCY:
+        case CRUN_NEM_LOSS: crun_log(c, "net faults cleared on %s", who); break;
+        case CRUN_NEM_BIGSKEW: crun_log(c, "unbigskew: restart %s with its clock right", who); break;
+        case CRUN_NEM_DISK:
+            crun_log(c, c->nodes[f->targets[0]].pid != 0 ? "disk: heal %s"
+                                                         : "disk: restart %s (it exited)", who);
+            break;
         }
-        if (f->kind == CRUN_NEM_SKEW) {
+        int failures = 0;
+        if (f->kind == CRUN_NEM_LATENCY || f->kind == CRUN_NEM_LOSS) {
+            const char *args[] = {"net-fault", "--clear-all", NULL};
+            for (int i = 0; i < f->n_targets; i++)
+                if (c->nodes[f->targets[i]].pid != 0 && !c->nodes[f->targets[i]].paused)
+                    debug_node(c, f->targets[i], args, &failures);
+        }
+        if (f->kind == CRUN_NEM_DISK) {
+            crun_node *n = &c->nodes[f->targets[0]];
+            if (n->pid != 0) { /* still running: a stall, or a failure no fsync met */
+                const char *args[] = {"disk-fault", "--clear", NULL};
+                char out[512] = "";
+                int rc = crun_node_debug(c, f->targets[0], args, out, sizeof out);
+                crun_log(c, "disk: n%d still runs; cleared (%s): %s", f->targets[0] + 1,
+                         rc == 0 ? "ok" : "FAILED", out);
+                if (f->disk_fail && n->expect_exit) {
+                    st->disk_no_exit++;
+                    base_buf_printf(&st->report, "disk n%d: the injected fsync failure met no "
+                                    "fdatasync during the hold (%s)\n", f->targets[0] + 1, out);
+                }
+            }
+            n->expect_exit = false;
+        }
+        if (f->kind == CRUN_NEM_BIGSKEW) {
+            crun_node *n = &c->nodes[f->targets[0]];
+            bigskew_report(c, f->targets[0], f->log_offset, n->clock_offset_ms,
+                           crun_elapsed_ms(c) - f->started_ms, st);
+        }
+        if (f->kind == CRUN_NEM_SKEW || f->kind == CRUN_NEM_BIGSKEW) {
             for (int i = 0; i < f->n_targets; i++) {
                 crun_node *n = &c->nodes[f->targets[i]];
                 n->clock_offset_ms = 0;
@@ -485,12 +705,25 @@ static void heal_all(crun_cluster *c, fault *f) {
     }
 }
 
+/* The disk nemesis' report: each expected exit, once, at the end. */
+static void disk_report(crun_cluster *c, fault_stats *st) {
+    for (int i = 0; i < c->n; i++)
+        if (c->nodes[i].expected_exits > 0)
+            base_buf_printf(&st->report, "disk n%d: exited %d time(s) with status %d after an "
+                            "injected fsync failure (\"FATAL: the shared Raft log failed\" in its "
+                            "log), restarted like a kill\n", i + 1, c->nodes[i].expected_exits,
+                            CRUN_EXIT_LOG_FAILED);
+}
+
 /* ---- the run ------------------------------------------------------------------ */
 
 static const char *nemesis_names(unsigned bits, char *buf, size_t size) {
-    snprintf(buf, size, "%s%s%s%s%s", bits & CRUN_NEM_KILL ? "kill," : "",
+    snprintf(buf, size, "%s%s%s%s%s%s%s%s%s%s", bits & CRUN_NEM_KILL ? "kill," : "",
              bits & CRUN_NEM_PAUSE ? "pause," : "", bits & CRUN_NEM_PARTITION ? "partition," : "",
-             bits & CRUN_NEM_SKEW ? "skew," : "", bits & CRUN_NEM_SPLIT ? "split," : "");
+             bits & CRUN_NEM_SKEW ? "skew," : "", bits & CRUN_NEM_SPLIT ? "split," : "",
+             bits & CRUN_NEM_MOVE ? "move," : "", bits & CRUN_NEM_LATENCY ? "latency," : "",
+             bits & CRUN_NEM_LOSS ? "loss," : "", bits & CRUN_NEM_BIGSKEW ? "bigskew," : "",
+             bits & CRUN_NEM_DISK ? "disk," : "");
     size_t len = strlen(buf);
     if (len > 0) buf[len - 1] = '\0';
     else base_strlcpy(buf, "none", size);
@@ -544,7 +777,7 @@ int main(int argc, char **argv) {
     fault_stats stats = {0};
     int exit_code = EXIT_SETUP, clients_started = 0;
     bool cluster_up = false;
-    char nem[64], why_fail[512] = "";
+    char nem[128], why_fail[512] = "";
     uint64_t rng = cfg.seed;
 
     printf("chaos: workload %s, nemesis %s, %d nodes, %d clients, %d s, seed %" PRIu64 "\n",
@@ -593,16 +826,16 @@ int main(int argc, char **argv) {
         int crashed = crun_cluster_reap(&cluster);
         if (crashed > 0) {
             stats.crashes += crashed;
-            heal_all(&cluster, &cur); /* never more than a minority down */
+            heal_all(&cluster, &cur, &stats); /* never more than a minority down */
             next_fault_ms = now_ms() + crun_rand_range(&rng, cfg.fault_gap_ms_min, cfg.fault_gap_ms_max);
         }
         if (cur.active && now_ms() >= cur.heal_at_ms) {
-            heal_all(&cluster, &cur);
+            heal_all(&cluster, &cur, &stats);
             next_fault_ms = now_ms() + crun_rand_range(&rng, cfg.fault_gap_ms_min, cfg.fault_gap_ms_max);
         } else if (!cur.active && cfg.nemeses != 0 && now_ms() >= next_fault_ms &&
                    now_ms() + cfg.fault_hold_ms_min < end_ms) {
             fault_start(&ctx, &rng, &cur, &stats);
-            if (!cur.active) /* instant (split): the next one after a gap */
+            if (!cur.active) /* instant (split, move): the next one after a gap */
                 next_fault_ms = now_ms() + crun_rand_range(&rng, cfg.fault_gap_ms_min, cfg.fault_gap_ms_max);
         }
         struct timespec ts = {0, MAIN_TICK_MS * 1000L * 1000L}; /* the schedule's clock */
@@ -614,7 +847,7 @@ int main(int argc, char **argv) {
         ctx.clients[i].started = false;
     }
     stats.crashes += crun_cluster_reap(&cluster);
-    heal_all(&cluster, &cur);
+    heal_all(&cluster, &cur, &stats);
     if (interrupted) {
         write_history(&ctx, NULL);
         goto stop;
@@ -645,9 +878,16 @@ int main(int argc, char **argv) {
         base_buf_printf(&summary, "network: a namespace per node (partitions are real)\n");
     else
         base_buf_printf(&summary, "network: loopback (%s): partition unavailable\n", cluster.netns_why);
-    base_buf_printf(&summary, "faults: %d kill, %d pause, %d partition, %d skew, %d split; crashes: %d\n",
+    base_buf_printf(&summary, "faults: %d kill, %d pause, %d partition, %d skew, %d split, "
+                    "%d move (%d lease, %d voters, %d failed), %d latency, %d loss, %d bigskew, "
+                    "%d disk (%d fail, %d stall); crashes: %d\n",
                     stats.kills, stats.pauses, stats.partitions, stats.skews, stats.splits,
-                    stats.crashes);
+                    stats.moves_lease + stats.moves_voters + stats.moves_failed,
+                    stats.moves_lease, stats.moves_voters, stats.moves_failed, stats.latencies,
+                    stats.losses, stats.bigskews, stats.disk_fails + stats.disk_stalls,
+                    stats.disk_fails, stats.disk_stalls, stats.crashes);
+    disk_report(&cluster, &stats);
+    if (stats.report.len > 0) base_buf_printf(&summary, "%s", (char *)stats.report.data);
     base_buf_printf(&summary, "ops: %" PRIu64 " (ok %" PRIu64 ", failed %" PRIu64 ", unknown %" PRIu64 ")",
                     total, history.counts[CRUN_OK], history.counts[CRUN_FAIL], history.counts[CRUN_INFO]);
     for (int i = 0; i < history.n_states; i++)
@@ -685,10 +925,13 @@ int main(int argc, char **argv) {
     } else if (verdict == CHAOS_INVALID) {
         exit_code = EXIT_VIOLATION;
         snprintf(why_fail, sizeof why_fail, "the checker found a violation");
-    } else if (stats.crashes > 0 || bad_stops > 0 || history.oddities > 0) {
+    } else if (stats.crashes > 0 || bad_stops > 0 || history.oddities > 0 ||
+               stats.bigskew_served > 0) {
         exit_code = EXIT_VIOLATION;
         snprintf(why_fail, sizeof why_fail, "%s", stats.crashes > 0 ? "a node crashed"
-                 : bad_stops > 0 ? "a node did not stop cleanly" : "impossible results");
+                 : bad_stops > 0 ? "a node did not stop cleanly"
+                 : stats.bigskew_served > 0 ? "a node served with its clock beyond --max-offset"
+                 : "impossible results");
     } else if (final_rc != 0) {
         exit_code = EXIT_NO_VERDICT;
         snprintf(why_fail, sizeof why_fail, "final reads failed: the cluster did not recover "
@@ -747,5 +990,6 @@ stop:
     base_buf_free(&report);
     base_buf_free(&teeth_report);
     base_buf_free(&final_text);
+    base_buf_free(&stats.report);
     return exit_code;
 }

@@ -172,6 +172,89 @@ void crun_wl_split_sql(crun_ctx *ctx, uint64_t *rng, char *sql, size_t size) {
     snprintf(sql, size, "ALTER TABLE %s SPLIT AT VALUES (%" PRId64 ")", table_of(cfg->workload), k);
 }
 
+/* "{1,2,4}" into ids[0..max): how many, or -1. */
+static int parse_id_set(const char *s, int64_t *ids, int max) {
+    int n = 0;
+    if (*s++ != '{') return -1;
+    while (*s != '}' && *s != '\0') {
+        char *end = NULL;
+        long long v = strtoll(s, &end, 10);
+        if (end == s || n == max) return -1;
+        ids[n++] = v;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return *s == '}' ? n : -1;
+}
+
+int crun_wl_move_sql(crun_ctx *ctx, int via, uint64_t *rng, bool voters, const bool *live,
+                     char *sql, size_t size, char *kind, char *why, size_t why_size) {
+    crun_client admin = {.ctx = ctx, .index = -1, .node = via};
+    admin.pg = crun_connect(ctx->cluster, via);
+    if (admin.pg == NULL) {
+        snprintf(why, why_size, "cannot connect to n%d", via + 1);
+        return -1;
+    }
+    char q[128];
+    snprintf(q, sizeof q, "SHOW RANGES FROM TABLE %s", table_of(ctx->cfg->workload));
+    PGresult *r = NULL;
+    int out = -1;
+    crun_exec_rc rc = crun_exec(&admin, q, now_ns() + 10 * 1000000000ll, &r);
+    if (rc != CRUN_EXEC_OK) {
+        snprintf(why, why_size, "SHOW RANGES: %s", rc == CRUN_EXEC_TIMEOUT ? "timeout" : "connection lost");
+        goto done;
+    }
+    int c_id = PQfnumber(r, "range_id"), c_rep = PQfnumber(r, "replicas"),
+        c_lh = PQfnumber(r, "lease_holder");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || c_id < 0 || c_rep < 0 || c_lh < 0 ||
+        PQntuples(r) == 0) {
+        snprintf(why, why_size, "SHOW RANGES: %s", PQresultStatus(r) == PGRES_TUPLES_OK
+                 ? "no ranges or unexpected columns" : PQresultErrorMessage(r));
+        goto done;
+    }
+    int row = (int)crun_rand_range(rng, 0, PQntuples(r) - 1);
+    int64_t range_id = strtoll(PQgetvalue(r, row, c_id), NULL, 10);
+    int64_t reps[CRUN_NODES_MAX + 8];
+    int n_reps = parse_id_set(PQgetvalue(r, row, c_rep), reps, CRUN_NODES_MAX + 8);
+    int64_t lh = PQgetisnull(r, row, c_lh) ? 0 : strtoll(PQgetvalue(r, row, c_lh), NULL, 10);
+    if (n_reps <= 0) {
+        snprintf(why, why_size, "range %" PRId64 ": replicas \"%s\" not understood", range_id,
+                 PQgetvalue(r, row, c_rep));
+        goto done;
+    }
+    int n = ctx->cluster->n;
+    int64_t outside[CRUN_NODES_MAX];
+    int n_out = 0;
+    for (int i = 0; i < n; i++) {
+        bool is_rep = false;
+        for (int k = 0; k < n_reps; k++) is_rep |= reps[k] == i + 1;
+        if (!is_rep && live[i]) outside[n_out++] = i + 1;
+    }
+    if (voters && n_out > 0) {
+        int64_t from = reps[crun_rand_range(rng, 0, n_reps - 1)];
+        int64_t to = outside[crun_rand_range(rng, 0, n_out - 1)];
+        snprintf(sql, size, "ALTER RANGE %" PRId64 " RELOCATE VOTERS FROM %" PRId64 " TO %" PRId64,
+                 range_id, from, to);
+        *kind = 'V';
+    } else {
+        int64_t cand[CRUN_NODES_MAX + 8];
+        int n_cand = 0;
+        for (int k = 0; k < n_reps; k++)
+            if (reps[k] != lh) cand[n_cand++] = reps[k];
+        if (n_cand == 0) {
+            snprintf(why, why_size, "range %" PRId64 ": no replica but the leaseholder", range_id);
+            goto done;
+        }
+        snprintf(sql, size, "ALTER RANGE %" PRId64 " RELOCATE LEASE TO %" PRId64, range_id,
+                 cand[crun_rand_range(rng, 0, n_cand - 1)]);
+        *kind = 'L';
+    }
+    out = 0;
+done:
+    PQclear(r);
+    crun_client_disconnect(&admin);
+    return out;
+}
+
 int crun_admin_exec(crun_ctx *ctx, int i, const char *sql, int timeout_ms, char *why,
                     size_t why_size) {
     crun_client admin = {.ctx = ctx, .index = -1, .node = i};

@@ -80,7 +80,9 @@ static void test_describe(void **state) {
     /* \di */
     expect_in(out, "public|accounts_pkey|index|root|accounts\n");
     /* \du, \l, \dn */
-    expect_in(out, "root|Superuser, Create role, Create DB, Replication, Bypass RLS|{}\n");
+    /* root is always in admin (issue 9: users and roles) */
+    expect_in(out, "admin|Create role, Create DB, Cannot login|{}\n");
+    expect_in(out, "root|Superuser, Create role, Create DB, Replication, Bypass RLS|{admin}\n");
     expect_in(out, "defaultdb|root|UTF8|C|C||libc|\n");
     expect_in(out, "public|root\n");
     base_free(out);

@@ -5,8 +5,9 @@
 ** certificate for root, and a second, foreign CA.
 **
 ** Checked: secure by default (no --certs-dir and no --insecure: exit 2);
-** libpq verify-full works (PQsslInUse) with and without a client
-** certificate; sslmode=disable is refused; a foreign CA root and a wrong
+** libpq verify-full works (PQsslInUse; root logs in with its client
+** certificate, from the banner's URL too: authentication is
+** test_e2e_auth.c's); sslmode=disable is refused; a foreign CA root and a wrong
 ** host name fail verification; psql verify-full runs a query; `meridian sql
 ** --certs-dir` / default prefer / --insecure; SIGHUP with a new node
 ** certificate: new connections get it, a live one keeps working, a failed
@@ -92,11 +93,13 @@ static int group_teardown(void **state) {
 }
 
 /* A connection to the node with extra conninfo; NULL on failure, with the
-** libpq message in err. */
+** libpq message in err. root logs in with its client certificate (issue 9:
+** authentication; test_e2e_auth.c). */
 static PGconn *connect_with(const char *conninfo_extra, char *err, size_t err_size) {
     char ci[4096];
     snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=root dbname=defaultdb "
-             "connect_timeout=10 %s", g_node.port, conninfo_extra);
+             "connect_timeout=10 sslcert=%s/client.root.crt sslkey=%s/client.root.key %s",
+             g_node.port, g_certs, g_certs, conninfo_extra);
     PGconn *c = PQconnectdb(ci);
     if (c != NULL && PQstatus(c) == CONNECTION_OK) return c;
     snprintf(err, err_size, "%s", c ? PQerrorMessage(c) : "out of memory");
@@ -262,8 +265,9 @@ static void test_wrong_host_fails(void **state) {
     assert_non_null(strstr(PQerrorMessage(c), "does not match host name"));
     PQfinish(c);
     snprintf(ci, sizeof ci, "host=localhost hostaddr=127.0.0.1 port=%d user=root "
-             "dbname=defaultdb connect_timeout=10 sslmode=verify-ca sslrootcert=%s/ca.crt",
-             g_node.port, g_certs);
+             "dbname=defaultdb connect_timeout=10 sslmode=verify-ca sslrootcert=%s/ca.crt "
+             "sslcert=%s/client.root.crt sslkey=%s/client.root.key",
+             g_node.port, g_certs, g_certs, g_certs);
     c = PQconnectdb(ci);
     assert_non_null(c);
     if (PQstatus(c) != CONNECTION_OK) print_error("verify-ca: %s\n", PQerrorMessage(c));
@@ -287,10 +291,13 @@ static void test_psql_verify_full(void **state) {
 static void test_shell_flags(void **state) {
     (void)state;
     const char *bin = mtest_meridian_bin();
-    char hostport[64], plain_url[256];
+    char hostport[64], plain_url[1024];
     snprintf(hostport, sizeof hostport, "127.0.0.1:%d", g_node.port);
-    snprintf(plain_url, sizeof plain_url, "postgresql://root@127.0.0.1:%d/defaultdb",
-             g_node.port);
+    /* root's certificate: it logs in with it (issue 9) */
+    snprintf(plain_url, sizeof plain_url,
+             "postgresql://root@127.0.0.1:%d/defaultdb?sslcert=%s/client.root.crt&"
+             "sslkey=%s/client.root.key",
+             g_node.port, g_certs, g_certs);
     const char *certs[] = {bin, "sql", "--certs-dir", g_certs, "--host", hostport, "-e",
                            "SELECT 7", NULL};
     const char *prefer[] = {bin, "sql", "--url", plain_url, "-e", "SELECT 8", NULL};

@@ -315,3 +315,66 @@ int sqlv_session_copy_fail(sqlv_session *s, const char *message, const sqlv_sink
     (void)s, (void)message, (void)sink;
     return SQLV_OK;
 }
+
+/* ---- users (sqlv_auth_lookup) ------------------------------------------------- */
+
+static sqlv_auth_info fake_users[FAKE_USERS_MAX];
+static char fake_user_names[FAKE_USERS_MAX][64];
+static int fake_nusers;
+static bool fake_lookup_fails;
+static int fake_lookup_count;
+
+void fake_set_user(const char *name, const char *verifier, bool can_login, bool is_admin)
+{
+    pthread_mutex_lock(&fake_mu);
+    int i = 0;
+    while (i < fake_nusers && strcmp(fake_user_names[i], name) != 0)
+        i++;
+    if (i < FAKE_USERS_MAX) {
+        if (i == fake_nusers)
+            fake_nusers++;
+        base_strlcpy(fake_user_names[i], name, sizeof fake_user_names[i]);
+        memset(&fake_users[i], 0, sizeof fake_users[i]);
+        fake_users[i].exists = true;
+        fake_users[i].can_login = can_login;
+        fake_users[i].is_admin = is_admin;
+        base_strlcpy(fake_users[i].verifier, verifier, sizeof fake_users[i].verifier);
+    }
+    pthread_mutex_unlock(&fake_mu);
+}
+
+void fake_clear_users(void)
+{
+    pthread_mutex_lock(&fake_mu);
+    fake_nusers = 0;
+    pthread_mutex_unlock(&fake_mu);
+}
+
+void fake_fail_lookups(bool on)
+{
+    pthread_mutex_lock(&fake_mu);
+    fake_lookup_fails = on;
+    pthread_mutex_unlock(&fake_mu);
+}
+
+int fake_lookups(void)
+{
+    pthread_mutex_lock(&fake_mu);
+    int n = fake_lookup_count;
+    pthread_mutex_unlock(&fake_mu);
+    return n;
+}
+
+int sqlv_auth_lookup(sqlv_engine *e, const char *user, sqlv_auth_info *out)
+{
+    (void)e;
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&fake_mu);
+    fake_lookup_count++;
+    int rc = fake_lookup_fails ? SQLV_ERR_INTERNAL : SQLV_OK;
+    for (int i = 0; rc == SQLV_OK && i < fake_nusers; i++)
+        if (strcmp(fake_user_names[i], user) == 0)
+            *out = fake_users[i];
+    pthread_mutex_unlock(&fake_mu);
+    return rc;
+}

@@ -25,4 +25,14 @@ bool fake_wait_sessions_open(int n, int timeout_ms);
 /* Wait (bounded) until at least n statements are blocked in WAIT. */
 bool fake_wait_waiters(int n, int timeout_ms);
 
+/* Roles for sqlv_auth_lookup (FAKE_USERS_MAX at most; "root" is not
+** implicit here): verifier "" for none. A name given again is replaced. */
+#define FAKE_USERS_MAX 16
+void fake_set_user(const char *name, const char *verifier, bool can_login, bool is_admin);
+void fake_clear_users(void);
+/* While on, sqlv_auth_lookup fails with SQLV_ERR_INTERNAL. */
+void fake_fail_lookups(bool on);
+/* Lookups made so far. */
+int fake_lookups(void);
+
 #endif

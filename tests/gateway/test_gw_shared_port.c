@@ -107,7 +107,7 @@ static void shared_start(shared *sh, sec_tls_ctx *tls)
     replies_ok = replies_bad = 0;
     uv_mutex_unlock(&mu);
     gw_options o = {.host = "127.0.0.1", .port = GW_PORT_NONE, .max_connections = 64,
-                    .tls = tls};
+                    .tls = tls, .auth = GW_AUTH_TRUST}; /* authentication: test_gw_auth.c */
     assert_int_equal(gw_start(fake_engine(), &o, &sh->gw), GW_OK);
     assert_int_equal(gw_port(sh->gw), GW_PORT_NONE);
     rpc_uv_config c;

@@ -102,7 +102,9 @@ static int group_teardown(void **state)
 
 static gw_server *start_tls_server(void)
 {
-    gw_options o = {.host = "127.0.0.1", .max_connections = 64, .tls = g_server_tls};
+    /* TLS itself is tested here; authentication in test_gw_auth.c */
+    gw_options o = {.host = "127.0.0.1", .max_connections = 64, .tls = g_server_tls,
+                    .auth = GW_AUTH_TRUST};
     gw_server *s = NULL;
     assert_int_equal(gw_start(fake_engine(), &o, &s), GW_OK);
     return s;

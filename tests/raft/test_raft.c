@@ -6,7 +6,9 @@
 ** every step of a scripted three-node scenario (no crash, no leak, every
 ** simulator invariant still holds); membership encoding, configuration
 ** change refusals, compaction and restart from a snapshot, and the same
-** out-of-memory sweep over a membership + snapshot scenario.
+** out-of-memory sweep over a membership + snapshot scenario; a group
+** started at an initial term (raft_config.initial_term): no stickiness
+** until a term above it, and an empty node's vote.
 */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -230,6 +232,106 @@ static void test_persist_before_send(void **unused) {
     assert_false(up.messages_after_persist[0].reject);
     raft_node_free(n1);
     raft_node_free(n2);
+}
+
+/* A group that starts at an initial point (index 10, term 5) with no leader
+** ever: with initial_term 5 its nodes are in no lease, so the first
+** campaign is answered at once; restored without it, a node at term 5 is
+** sticky for election_ticks (the ~1.5 s a range made by a split used to
+** wait for its first leader). A node with no log and no configuration (a
+** replica made on demand) votes too, and its answer waits for the persist
+** of its vote. Above the initial term, stickiness is back. */
+static void test_initial_term(void **unused) {
+    raft_config c1 = config3(1), c2 = config3(2), c3;
+    raft_hard_state hs = {.term = 5, .vote = RAFT_NONE, .commit = 10};
+    raft_snapshot sn;
+    raft_node *n1 = NULL, *n2 = NULL, *n3 = NULL;
+    raft_event ev = {0};
+    raft_update up;
+    raft_message pre, resp, vote, pre7;
+    (void)unused;
+    memset(&sn, 0, sizeof(sn));
+    sn.index = 10;
+    sn.term = 5;
+    sn.membership.voters[0] = 1;
+    sn.membership.voters[1] = 2;
+    sn.membership.voters[2] = 3;
+    sn.membership.n_voters = 3;
+    c1.applied = c2.applied = 10;
+    /* without it: sticky, the campaign is refused */
+    assert_int_equal(raft_node_restore(&c1, &hs, &sn, NULL, 0, &n1), 0);
+    ev.type = RAFT_EVENT_CAMPAIGN;
+    assert_int_equal(raft_step(n1, &ev, &up), RAFT_ERR_BUSY);
+    raft_node_free(n1);
+    /* with it: pre-vote at once, granted at once */
+    c1.initial_term = c2.initial_term = 5;
+    assert_int_equal(raft_node_restore(&c1, &hs, &sn, NULL, 0, &n1), 0);
+    assert_int_equal(raft_node_restore(&c2, &hs, &sn, NULL, 0, &n2), 0);
+    assert_int_equal(raft_step(n1, &ev, &up), 0);
+    assert_int_equal(up.role, RAFT_PRE_CANDIDATE);
+    assert_int_equal(up.n_messages, 2);
+    pre = up.messages[0];
+    assert_int_equal(pre.type, RAFT_MSG_PRE_VOTE);
+    assert_int_equal(pre.to, 2);
+    assert_int_equal(pre.term, 6);
+    assert_int_equal(pre.index, 10);
+    assert_int_equal(pre.log_term, 5);
+    ev.type = RAFT_EVENT_MESSAGE;
+    ev.message = &pre;
+    assert_int_equal(raft_step(n2, &ev, &up), 0);
+    assert_int_equal(up.n_messages, 1);
+    assert_int_equal(up.messages[0].type, RAFT_MSG_PRE_VOTE_RESP);
+    assert_false(up.messages[0].reject);
+    assert_int_equal(raft_message_clone(&up.messages[0], &resp), 0);
+    ev.message = &resp;
+    assert_int_equal(raft_step(n1, &ev, &up), 0);
+    raft_message_release(&resp);
+    assert_int_equal(up.role, RAFT_CANDIDATE);
+    assert_int_equal(up.term, 6);
+    assert_int_equal(up.n_messages_after_persist, 2);
+    assert_int_equal(raft_message_clone(&up.messages_after_persist[1], &vote), 0);
+    assert_int_equal(vote.type, RAFT_MSG_VOTE);
+    assert_int_equal(vote.to, 3);
+    /* node 3 has nothing: no log, no hard state, no configuration */
+    raft_config_default(&c3);
+    c3.id = 3;
+    c3.random_seed = 7;
+    assert_int_equal(raft_node_new(&c3, NULL, NULL, 0, &n3), 0);
+    ev.message = &vote;
+    assert_int_equal(raft_step(n3, &ev, &up), 0);
+    raft_message_release(&vote);
+    assert_true(up.hard_state_changed);
+    assert_int_equal(up.hard_state.term, 6);
+    assert_int_equal(up.hard_state.vote, 1);
+    assert_true(up.persist_seq != 0);
+    assert_int_equal(up.n_messages, 0); /* the grant waits for the persist */
+    assert_int_equal(up.n_messages_after_persist, 1);
+    assert_int_equal(up.messages_after_persist[0].type, RAFT_MSG_VOTE_RESP);
+    assert_false(up.messages_after_persist[0].reject);
+    assert_int_equal(raft_message_clone(&up.messages_after_persist[0], &resp), 0);
+    ev.message = &resp;
+    assert_int_equal(raft_step(n1, &ev, &up), 0);
+    raft_message_release(&resp);
+    assert_int_equal(up.role, RAFT_LEADER);
+    assert_int_equal(up.term, 6);
+    /* node 2 took term 6 from a heartbeat of the leader: sticky again */
+    memset(&pre7, 0, sizeof(pre7));
+    pre7.type = RAFT_MSG_HEARTBEAT;
+    pre7.from = 1;
+    pre7.to = 2;
+    pre7.term = 6;
+    ev.message = &pre7;
+    assert_int_equal(raft_step(n2, &ev, &up), 0);
+    pre7.type = RAFT_MSG_PRE_VOTE;
+    pre7.from = 3;
+    pre7.term = 7;
+    pre7.index = 10;
+    pre7.log_term = 5;
+    assert_int_equal(raft_step(n2, &ev, &up), 0);
+    assert_int_equal(up.n_messages + up.n_messages_after_persist, 0); /* ignored */
+    raft_node_free(n1);
+    raft_node_free(n2);
+    raft_node_free(n3);
 }
 
 static void test_malformed_messages(void **unused) {
@@ -738,6 +840,7 @@ int main(void) {
         cmocka_unit_test(test_restart_validation),
         cmocka_unit_test(test_single_node_commits_after_persist),
         cmocka_unit_test(test_persist_before_send),
+        cmocka_unit_test(test_initial_term),
         cmocka_unit_test(test_malformed_messages),
         cmocka_unit_test(test_message_clone_oom),
         cmocka_unit_test(test_oom_every_step),

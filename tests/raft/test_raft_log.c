@@ -713,6 +713,82 @@ static void test_group_commit(void **state)
         }
 }
 
+/* Injected faults (raft_log_inject_fault): a stall delays a sync but loses
+** nothing; a failure poisons the log like a real one (every later write
+** and sync fails, on_failure runs exactly once); the data synced before it
+** survives a reopen. */
+static int g_failures;
+static char g_failure_what[128];
+static void on_log_failure(void *ctx, const char *what)
+{
+    (void)ctx;
+    g_failures++;
+    snprintf(g_failure_what, sizeof g_failure_what, "%s", what);
+}
+
+static void test_injected_faults(void **state)
+{
+    fixture *f = *state;
+    f->opts.on_failure = on_log_failure;
+    g_failures = 0;
+    assert_int_equal(fx_open(f), 0);
+    bool armed, poisoned;
+    int64_t left;
+    assert_int_equal(raft_log_inject_fault(f->log, false, -1), RAFT_LOG_ERR_INVALID);
+    assert_int_equal(raft_log_inject_fault(f->log, false, RAFT_LOG_FAULT_STALL_MS_MAX + 1),
+                     RAFT_LOG_ERR_INVALID);
+    /* A stall: the sync waits it out and succeeds. */
+    uint64_t seq = 0;
+    assert_int_equal(append_range(f->log, 1, 1, 10, 0, NULL, &seq), 0);
+    assert_int_equal(raft_log_inject_fault(f->log, false, 30), 0);
+    raft_log_fault_state(f->log, &armed, &left, &poisoned);
+    assert_false(armed);
+    assert_true(left <= 30);
+    assert_false(poisoned);
+    assert_int_equal(raft_log_sync(f->log, seq), 0);
+    raft_log_fault_state(f->log, &armed, &left, &poisoned);
+    assert_int_equal(left, 0); /* the sync returned after the stall's end */
+    /* Armed and cleared: nothing happens. */
+    assert_int_equal(raft_log_inject_fault(f->log, true, 0), 0);
+    assert_int_equal(raft_log_inject_fault(f->log, false, 0), 0);
+    assert_int_equal(append_range(f->log, 1, 11, 20, 0, NULL, &seq), 0);
+    assert_int_equal(raft_log_sync(f->log, seq), 0);
+    assert_int_equal(g_failures, 0);
+    /* A failure: poisoned, reported once, later calls fail too. */
+    assert_int_equal(raft_log_inject_fault(f->log, true, 0), 0);
+    raft_log_fault_state(f->log, &armed, &left, &poisoned);
+    assert_true(armed);
+    assert_int_equal(append_range(f->log, 1, 21, 30, 0, NULL, &seq), 0);
+    assert_int_equal(raft_log_sync(f->log, seq), RAFT_LOG_ERR_IO);
+    assert_int_equal(g_failures, 1);
+    assert_string_equal(g_failure_what, "fdatasync failed");
+    raft_log_fault_state(f->log, &armed, &left, &poisoned);
+    assert_false(armed);
+    assert_true(poisoned);
+    assert_int_equal(raft_log_sync(f->log, seq), RAFT_LOG_ERR_IO);
+    assert_int_equal(append_range(f->log, 1, 31, 31, 0, NULL, &seq), RAFT_LOG_ERR_IO);
+    assert_int_equal(g_failures, 1);
+    /* What was synced before survives a reopen. */
+    f->opts.on_failure = NULL;
+    assert_int_equal(fx_open(f), 0);
+    raft_log_group_info gi;
+    raft_log_group(f->log, 1, &gi);
+    assert_true(gi.last_index >= 20);
+    check_range(f->log, 1, 1, 20, 0);
+    /* At a roll-over the injected failure poisons the same way. */
+    f->opts.segment_bytes_max = 1; /* clamped to the minimum: rolls over soon */
+    f->opts.on_failure = on_log_failure;
+    g_failures = 0;
+    assert_int_equal(fx_open(f), 0);
+    assert_int_equal(raft_log_inject_fault(f->log, true, 0), 0);
+    int rc = 0;
+    for (uint64_t i = 100; i < 100000 && rc == 0 && g_failures == 0; i++)
+        rc = append_range(f->log, 2, i - 99, i - 99, 0, NULL, &seq);
+    assert_int_equal(rc, RAFT_LOG_ERR_IO);
+    assert_int_equal(g_failures, 1);
+    assert_string_equal(g_failure_what, "fdatasync at roll-over failed");
+}
+
 static void test_limits(void **state)
 {
     fixture *f = *state;
@@ -1205,6 +1281,7 @@ int main(int argc, char **argv)
         T(test_torn_tail_every_offset),
         T(test_corrupt_middle),
         T(test_group_commit),
+        T(test_injected_faults),
         T(test_limits),
         T(test_oom),
         T(test_model_random),

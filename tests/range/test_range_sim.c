@@ -432,7 +432,8 @@ static void client_step(world *w)
 /* Wake a paused node. Like a process after SIGCONT, it may serve a request
 ** before its ticker notices the time that passed: a lease read is issued
 ** first (the lease must not be trusted: range_node_config.clock), then the
-** missed ticks are delivered, as server/'s ticker does. */
+** missed ticks are delivered at once (range_node_tick_n), as server/'s
+** ticker does. */
 static void resume_node(world *w, uint64_t id)
 {
     sim_node *n = &w->nodes[id];
@@ -444,8 +445,11 @@ static void resume_node(world *w, uint64_t id)
         total_resume_reads++;
     }
     int missed = w->tick - n->paused_since;
-    for (int k = 0; k < missed && k < 50; k++)
-        range_node_tick(n->rn);
+    range_node_tick_n(n->rn, missed < 50 ? missed : 50);
+#if SIM_SHARED
+    if (sim_log_stale(&n->files))
+        sim_log_record(&n->files); /* a purge synced what it kept (as in advance) */
+#endif
 }
 
 static void faults_step(world *w)

@@ -1841,6 +1841,146 @@ static void test_random_mix_exactly_once(void **state)
     free(reqs);
 }
 
+static bool fault_dropped_at_least(void *a)
+{
+    uint64_t *want = a;
+    rpc_uv_stats st;
+    rpc_uv_get_stats(nodes[2].uv, &st);
+    return st.fault_dropped >= *want;
+}
+
+static bool fault_delayed_at_least(void *a)
+{
+    uint64_t *want = a;
+    rpc_uv_stats st;
+    rpc_uv_get_stats(nodes[2].uv, &st);
+    return st.fault_delayed >= *want;
+}
+
+/* Test faults (rpc_uv_set_fault): loss of messages and requests (they time
+** out), side connections untouched, delayed frames delivered in order,
+** delayed responses, per-peer settings, the limits, and a stop with frames
+** held (freed: ASan). */
+static void test_injected_faults(void **state)
+{
+    (void)state;
+    node_start(1);
+    node_start(2);
+    node_start(3);
+    mesh(3);
+    uint64_t v = 7;
+    tally warm = {0};
+    echo_ctx w = {&warm, 7};
+    assert_int_equal(rpc_request(nodes[1].t, 2, M_ECHO, &v, 8, WAIT_MS, on_echo, &w), 0);
+    wait_calls(&warm, 1);
+    assert_int_equal(warm.ok, 1);
+
+    /* bad settings */
+    rpc_uv_fault bad = {.delay_ms = RPC_FAULT_DELAY_MS_MAX + 1};
+    assert_int_equal(rpc_uv_set_fault(nodes[2].uv, &bad), RPC_ERR_INVALID);
+    bad = (rpc_uv_fault){.loss_per_million = 1000001};
+    assert_int_equal(rpc_uv_set_fault(nodes[2].uv, &bad), RPC_ERR_INVALID);
+    bad = (rpc_uv_fault){.peer = PROV_A, .delay_ms = 1};
+    assert_int_equal(rpc_uv_set_fault(nodes[2].uv, &bad), RPC_ERR_INVALID);
+    for (int i = 0; i < RPC_FAULTS_MAX; i++) {
+        rpc_uv_fault f = {.peer = 100 + (rpc_node_id)i, .delay_ms = 1};
+        assert_int_equal(rpc_uv_set_fault(nodes[2].uv, &f), 0);
+    }
+    rpc_uv_fault more = {.peer = 99, .delay_ms = 1};
+    assert_int_equal(rpc_uv_set_fault(nodes[2].uv, &more), RPC_ERR_QUEUE_FULL);
+    rpc_uv_fault f0 = {.peer = 100}; /* all zero: removes peer 100's */
+    assert_int_equal(rpc_uv_set_fault(nodes[2].uv, &f0), 0);
+    assert_int_equal(rpc_uv_set_fault(nodes[2].uv, &more), 0);
+    rpc_uv_fault got[RPC_FAULTS_MAX];
+    assert_int_equal(rpc_uv_get_faults(nodes[2].uv, got, RPC_FAULTS_MAX), RPC_FAULTS_MAX);
+    rpc_uv_clear_faults(nodes[2].uv);
+    assert_int_equal(rpc_uv_get_faults(nodes[2].uv, got, RPC_FAULTS_MAX), 0);
+
+    /* Everything node 2 receives from node 1 is lost: messages vanish,
+    ** requests time out; node 3 and requests by address still get through. */
+    rpc_uv_fault loss = {.peer = 1, .loss_per_million = 1000000};
+    assert_int_equal(rpc_uv_set_fault(nodes[2].uv, &loss), 0);
+    lock();
+    uint64_t received0 = nodes[2].seq_received;
+    unlock();
+    for (int i = 0; i < 100; i++)
+        send_seq(1, 2);
+    tally lost = {0};
+    assert_int_equal(rpc_request(nodes[1].t, 2, M_ECHO, &v, 8, 200, on_reply, &lost), 0);
+    wait_calls(&lost, 1);
+    assert_int_equal(lost.timeouts, 1);
+    uint64_t want_dropped = 101;
+    assert_true(wait_for(fault_dropped_at_least, &want_dropped));
+    lock();
+    assert_int_equal(nodes[2].seq_received, received0);
+    unlock();
+    tally other = {0};
+    echo_ctx o = {&other, 7};
+    assert_int_equal(rpc_request(nodes[3].t, 2, M_ECHO, &v, 8, WAIT_MS, on_echo, &o), 0);
+    tally side = {0};
+    echo_ctx sd = {&side, 7};
+    assert_int_equal(rpc_uv_request_addr(nodes[1].uv, "127.0.0.1", nodes[2].port, M_ECHO, &v, 8,
+                                         WAIT_MS, on_echo, &sd), 0);
+    wait_calls(&other, 1);
+    wait_calls(&side, 1);
+    assert_int_equal(other.ok, 1);
+    assert_int_equal(side.ok, 1);
+
+    /* Cleared: node 1's next message arrives (after a gap, counted once). */
+    rpc_uv_clear_faults(nodes[2].uv);
+    send_seq(1, 2);
+    seq_arg one = {&nodes[2], received0 + 1};
+    assert_true(wait_for(seq_reached, &one));
+    lock();
+    uint64_t disorder0 = nodes[2].seq_out_of_order;
+    unlock();
+
+    /* Delay with jitter: every frame arrives, in order, requests answered;
+    ** a delay on node 1 holds the responses it receives. */
+    rpc_uv_fault slow = {.delay_ms = 5, .jitter_ms = 20};
+    assert_int_equal(rpc_uv_set_fault(nodes[2].uv, &slow), 0);
+    assert_int_equal(rpc_uv_set_fault(nodes[1].uv, &slow), 0);
+    enum { N = 500 };
+    tally echoes = {0};
+    echo_ctx *ctx = calloc(N, sizeof(*ctx));
+    for (int i = 0; i < N; i++) {
+        send_seq(1, 2);
+        ctx[i].tally = &echoes;
+        ctx[i].index = (uint64_t)i;
+        uint64_t x = (uint64_t)i;
+        assert_int_equal(rpc_request(nodes[1].t, 2, M_ECHO, &x, 8, LONG_DEADLINE_MS, on_echo,
+                                     &ctx[i]), 0);
+    }
+    wait_calls(&echoes, N);
+    seq_arg all = {&nodes[2], received0 + 1 + N};
+    assert_true(wait_for(seq_reached, &all));
+    lock();
+    assert_int_equal(echoes.ok, N);
+    assert_int_equal(echoes.bad_echo, 0);
+    assert_int_equal(nodes[2].seq_out_of_order, disorder0);
+    unlock();
+    free(ctx);
+    assert_true(stats_of(2).fault_delayed >= 2 * N);
+    assert_true(stats_of(1).fault_delayed >= N); /* the responses */
+    rpc_uv_clear_faults(nodes[1].uv);
+
+    /* Stop with frames held a minute: discarded, nothing leaks. */
+    rpc_uv_fault stuck = {.delay_ms = RPC_FAULT_DELAY_MS_MAX};
+    assert_int_equal(rpc_uv_set_fault(nodes[2].uv, &stuck), 0);
+    uint64_t delayed0 = stats_of(2).fault_delayed;
+    for (int i = 0; i < 10; i++)
+        send_seq(1, 2);
+    tally held = {0};
+    assert_int_equal(rpc_request(nodes[1].t, 2, M_ECHO, &v, 8, 100, on_reply, &held), 0);
+    wait_calls(&held, 1);
+    assert_int_equal(held.timeouts, 1);
+    uint64_t want_delayed = delayed0 + 11;
+    assert_true(wait_for(fault_delayed_at_least, &want_delayed));
+    node_stop(1);
+    node_stop(2);
+    node_stop(3);
+}
+
 int main(void)
 {
     uv_mutex_init(&mu);
@@ -1870,6 +2010,7 @@ int main(void)
         cmocka_unit_test(test_unreachable_fails_fast),
         cmocka_unit_test(test_peer_killed_mid_stream),
         cmocka_unit_test(test_random_mix_exactly_once),
+        cmocka_unit_test(test_injected_faults),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     uv_cond_destroy(&cv);

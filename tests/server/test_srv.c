@@ -722,6 +722,136 @@ static void test_membership_codecs(void **state) {
     base_buf_free(&b);
 }
 
+/* The test-only FAULT control (srv_fault.c): its codec (round trip, every
+** truncation and bad field refused), and its answers over the simulated
+** transport: refused unless enabled, a disk fault on a real Raft log, no
+** transport for a network fault. */
+typedef struct fault_reply {
+    bool done;
+    int rc;
+    int32_t status;
+    char text[512];
+} fault_reply;
+
+static bool g_fault_enabled;
+static raft_log *g_fault_log;
+
+static void fault_handler(void *ctx, rpc_transport *t, const rpc_message *msg) {
+    (void)ctx;
+    if (msg->request_id != 0 && msg->method == SRV_METHOD_FAULT)
+        srv__fault_answer(t, msg, g_fault_enabled, NULL, g_fault_log);
+}
+
+static void on_fault_reply(void *ctx, int rc, const rpc_message *m) {
+    fault_reply *r = ctx;
+    r->done = true;
+    r->rc = rc;
+    if (rc == RPC_OK) {
+        r->status = m->status;
+        size_t n = m->payload_len < sizeof r->text - 1 ? m->payload_len : sizeof r->text - 1;
+        memcpy(r->text, m->payload, n);
+        r->text[n] = '\0';
+    }
+}
+
+static fault_reply fault_call(rpc_sim_net *net, rpc_transport *from, const srv_fault_request *q) {
+    base_buf b = {0};
+    assert_int_equal(srv__fault_req_encode(q, &b), SRV_OK);
+    fault_reply r = {0};
+    assert_int_equal(rpc_request(from, 2, SRV_METHOD_FAULT, b.data, b.len, 1000, on_fault_reply, &r),
+                     RPC_OK);
+    while (!r.done && rpc_sim_step(net)) {
+    }
+    assert_true(r.done);
+    assert_int_equal(r.rc, RPC_OK);
+    base_buf_free(&b);
+    return r;
+}
+
+static void test_fault_control(void **state) {
+    (void)state;
+    srv_fault_request q = {.kind = SRV_FAULT_NET, .peer = 7, .delay_ms = 50, .jitter_ms = 25,
+                           .loss_per_million = 50000, .clear_all = true, .fail_next = true,
+                           .stall_ms = 1234};
+    base_buf b = {0};
+    assert_int_equal(srv__fault_req_encode(&q, &b), SRV_OK);
+    srv_fault_request d;
+    assert_int_equal(srv__fault_req_decode(b.data, b.len, &d), SRV_OK);
+    assert_int_equal(d.kind, q.kind);
+    assert_int_equal(d.peer, 7);
+    assert_int_equal(d.delay_ms, 50);
+    assert_int_equal(d.jitter_ms, 25);
+    assert_int_equal(d.loss_per_million, 50000);
+    assert_true(d.clear_all && d.fail_next);
+    assert_int_equal(d.stall_ms, 1234);
+    for (size_t len = 0; len < b.len; len++)
+        assert_int_equal(srv__fault_req_decode(b.data, len, &d), SRV_ERR_CORRUPT);
+    uint8_t bad[64];
+    memcpy(bad, b.data, b.len);
+    bad[1] = 9; /* kind */
+    assert_int_equal(srv__fault_req_decode(bad, b.len, &d), SRV_ERR_CORRUPT);
+    memcpy(bad, b.data, b.len);
+    bad[2] = 4; /* flags */
+    assert_int_equal(srv__fault_req_decode(bad, b.len, &d), SRV_ERR_CORRUPT);
+    bad[2] = 0;
+    bad[b.len] = 0; /* a trailing byte */
+    assert_int_equal(srv__fault_req_decode(bad, b.len + 1, &d), SRV_ERR_CORRUPT);
+    base_buf_free(&b);
+
+    rpc_sim_config sc;
+    rpc_sim_config_init(&sc, 1);
+    rpc_sim_net *net = NULL;
+    assert_int_equal(rpc_sim_net_new(&sc, &net), RPC_OK);
+    rpc_transport *t1 = NULL, *t2 = NULL;
+    assert_int_equal(rpc_sim_add_node(net, 1, NULL, &t1), RPC_OK);
+    assert_int_equal(rpc_sim_add_node(net, 2, NULL, &t2), RPC_OK);
+    rpc_set_handler(t2, fault_handler, NULL);
+    char dir[] = "/tmp/srv-fault-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    raft_log_options lo = {.dir = dir};
+    assert_int_equal(raft_log_open(&lo, &g_fault_log, NULL, 0), RAFT_LOG_OK);
+
+    /* Not enabled: refused, nothing changed. */
+    g_fault_enabled = false;
+    srv_fault_request disk = {.kind = SRV_FAULT_DISK, .fail_next = true};
+    fault_reply r = fault_call(net, t1, &disk);
+    assert_int_equal(r.status, SRV_ERR_REFUSED);
+    assert_non_null(strstr(r.text, "--enable-test-faults"));
+    bool armed, poisoned;
+    int64_t left;
+    raft_log_fault_state(g_fault_log, &armed, &left, &poisoned);
+    assert_false(armed);
+    /* Enabled: armed, described; cleared; a stall out of range refused. */
+    g_fault_enabled = true;
+    r = fault_call(net, t1, &disk);
+    assert_int_equal(r.status, SRV_OK);
+    assert_non_null(strstr(r.text, "next fdatasync fails: yes"));
+    raft_log_fault_state(g_fault_log, &armed, &left, &poisoned);
+    assert_true(armed);
+    srv_fault_request clear = {.kind = SRV_FAULT_DISK};
+    r = fault_call(net, t1, &clear);
+    assert_int_equal(r.status, SRV_OK);
+    raft_log_fault_state(g_fault_log, &armed, &left, &poisoned);
+    assert_false(armed);
+    srv_fault_request too_long = {.kind = SRV_FAULT_DISK, .stall_ms = RAFT_LOG_FAULT_STALL_MS_MAX + 1};
+    assert_int_equal(fault_call(net, t1, &too_long).status, SRV_ERR_INVALID);
+    /* A network fault needs the node's transport (none here). */
+    srv_fault_request netq = {.kind = SRV_FAULT_NET, .delay_ms = 10};
+    assert_int_equal(fault_call(net, t1, &netq).status, SRV_ERR_INVALID);
+    srv_fault_request show = {.kind = SRV_FAULT_SHOW};
+    r = fault_call(net, t1, &show);
+    assert_int_equal(r.status, SRV_OK);
+    assert_non_null(strstr(r.text, "net: none"));
+    /* No Raft log (a node whose ranges keep their logs in the engine). */
+    raft_log_close(g_fault_log);
+    g_fault_log = NULL;
+    assert_int_equal(fault_call(net, t1, &disk).status, SRV_ERR_INVALID);
+    rpc_sim_net_free(net);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_status_format(void **state) {
     (void)state;
     srv_status_row rows[3] = {
@@ -846,6 +976,7 @@ int main(void) {
         cmocka_unit_test(test_system_keys),
         cmocka_unit_test(test_liveness_state),
         cmocka_unit_test(test_membership_codecs),
+        cmocka_unit_test(test_fault_control),
         cmocka_unit_test(test_status_format),
         cmocka_unit_test(test_store),
     };

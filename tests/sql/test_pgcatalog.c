@@ -186,7 +186,8 @@ static void test_psql_list_queries(void **state) {
            "D rolname:25,rolsuper:16,rolinherit:16,rolcreaterole:16,rolcreatedb:16,"
            "rolcanlogin:16,rolconnlimit:23,rolvaliduntil:25,memberof:25,rolreplication:16,"
            "rolbypassrls:16\n"
-           "R root|t|t|t|t|t|-1|NULL|{}|t|t\nC SELECT 1\n");
+           "R admin|f|t|t|t|f|-1|NULL|{}|f|f\nR root|t|t|t|t|t|-1|NULL|{admin}|t|t\n"
+           "C SELECT 2\n");
     EXPECT_ROWS(s, psql_l, "R defaultdb|root|UTF8|C|C|NULL|libc|NULL\n");
     EXPECT_ROWS(s, psql_dn, "R public|root\n");
     EXPECT_ROWS(s, psql_d_name, "R 16384|public|accounts\n");

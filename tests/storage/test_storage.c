@@ -648,6 +648,93 @@ static void test_approximate_size(void **state) {
     base_buf_free(&st);
 }
 
+/* Data written a moment ago counts: RocksDB adds the memtables' entries to
+** the table files' estimate (a memtable-only iterator), without a flush. */
+static void test_approximate_size_memtable(void **state) {
+    fixture *f = *state;
+    char v[200];
+    memset(v, 'v', sizeof v - 1);
+    v[sizeof v - 1] = 0;
+    for (int i = 0; i < 50; i++) {
+        char k[16];
+        int n = snprintf(k, sizeof k, "m%03d", i);
+        put(f->e, (uint8_t *)k, (size_t)n, 1, v);
+        put(f->e, (uint8_t *)k, (size_t)n, 2, v); /* every version counts */
+    }
+    uint64_t size = 0, other = 99;
+    assert_int_equal(storage_approximate_size(f->e, KEY("m"), KEY("n"), &size), 0);
+    assert_true(size >= 100 * 199);
+    assert_true(size <= 100 * (199 + 64)); /* keys, timestamps, tags: not much more */
+    assert_int_equal(storage_approximate_size(f->e, KEY("m010"), KEY("m020"), &other), 0);
+    assert_true(other >= 20 * 199 && other < size / 2);
+    assert_int_equal(storage_approximate_size(f->e, KEY("a"), KEY("b"), &other), 0);
+    assert_int_equal(other, 0);
+    assert_int_equal(storage_flush(f->e), 0); /* now from the table files */
+    assert_int_equal(storage_approximate_size(f->e, KEY("m"), KEY("n"), &other), 0);
+    assert_true(other > 0);
+}
+
+static void put_n(storage_engine *e, const char *prefix, int i, int64_t ts, size_t value_len) {
+    char k[32];
+    int n = snprintf(k, sizeof k, "%s%03d", prefix, i);
+    char *v = malloc(value_len + 1);
+    assert_non_null(v);
+    memset(v, 'x', value_len);
+    v[value_len] = 0;
+    put(e, (uint8_t *)k, (size_t)n, ts, v);
+    free(v);
+}
+
+static void assert_middle(storage_engine *e, const char *start, const char *end, uint64_t max,
+                          const char *want, storage_middle_info *info) {
+    base_buf key = {0};
+    int rc = storage_middle_key(e, (const uint8_t *)start, start ? strlen(start) : 0,
+                                (const uint8_t *)end, end ? strlen(end) : 0, max, &key, info);
+    if (want == NULL) {
+        assert_int_equal(rc, STORAGE_NOT_FOUND);
+    } else {
+        assert_int_equal(rc, STORAGE_OK);
+        if (key.len != strlen(want) || memcmp(key.data, want, key.len) != 0)
+            fail_msg("middle key %.*s, want %s", (int)key.len, (const char *)key.data, want);
+    }
+    base_buf_free(&key);
+}
+
+/* The key near the middle by bytes: a key start (all versions of a key on
+** one side), never the first key, within the span and the scan bound. */
+static void test_middle_key(void **state) {
+    fixture *f = *state;
+    storage_middle_info info;
+    assert_middle(f->e, NULL, NULL, 0, NULL, &info); /* empty */
+    assert_int_equal(info.keys, 0);
+    put_n(f->e, "k", 0, 1, 100);
+    put_n(f->e, "k", 0, 2, 100);
+    assert_middle(f->e, NULL, NULL, 0, NULL, &info); /* one key, two versions */
+    assert_int_equal(info.keys, 1);
+    put_n(f->e, "k", 1, 1, 1);
+    assert_middle(f->e, NULL, NULL, 0, "k001", &info); /* the only key that is not first */
+    for (int i = 0; i < 100; i++) put_n(f->e, "j", i, 1, 100);
+    /* 100 keys of 116 bytes: 50 before j050 is half */
+    assert_middle(f->e, "j", "k", 0, "j050", &info);
+    assert_int_equal(info.keys, 100);
+    assert_int_equal(info.total_bytes, 100 * 116);
+    assert_int_equal(info.left_bytes, 50 * 116);
+    assert_false(info.truncated);
+    assert_middle(f->e, "j020", "j040", 0, "j030", NULL); /* within the span */
+    assert_middle(f->e, "j0205", "j040", 0, "j031", NULL); /* j021..j039: a tie goes right */
+    assert_middle(f->e, "j098", "k", 0, "j099", NULL);
+    assert_middle(f->e, "j099", "k", 0, NULL, NULL);
+    /* a heavy key: the split lands next to it, on the side nearer to half */
+    put_n(f->e, "j", 10, 3, 20000);
+    assert_middle(f->e, "j", "k", 0, "j011", &info);
+    put_n(f->e, "j", 90, 3, 40000);
+    assert_middle(f->e, "j", "k", 0, "j090", &info);
+    /* the first pass stops at the bound: the middle of what it saw */
+    assert_middle(f->e, "j020", NULL, 20 * 116, "j030", &info);
+    assert_true(info.truncated);
+    assert_int_equal(info.keys, 20);
+}
+
 /* One pass over every read path; returns the first error or 0. */
 static int read_paths_once(storage_engine *e) {
     storage_snapshot *s = NULL;
@@ -1212,6 +1299,7 @@ int main(int argc, char **argv) {
         BOTH(test_batch_atomic_and_ordered), BOTH(test_concurrent_batches),
         BOTH(test_delete_range),       BOTH(test_raw_keyspace),
         BOTH(test_limits),             BOTH(test_approximate_size),
+        BOTH(test_approximate_size_memtable), BOTH(test_middle_key),
         BOTH(test_model_random_with_gc), BOTH(test_gc_bounds_and_rules),
         BOTH(test_oom_every_read_path),
     };
