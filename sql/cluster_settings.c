@@ -525,9 +525,10 @@ int sqlv__cluster_setting_set(sqlv__run *r, const char *p, const char *end, bool
     }
     int id = sqlv_setting_lookup(name);
     if (id < 0) return unknown(r, name);
-    /* issue 9: SET / RESET CLUSTER SETTING will need the admin privilege:
-    ** the role check (42501; e.g. sqlv__role_is_admin in the write's
-    ** transaction) goes here, before the value is parsed or written */
+    /* admins only (42501), before the value is parsed or written */
+    if (sqlv__priv_require_admin(r, reset ? "reset a cluster setting" : "set a cluster setting") !=
+        STMT_OK)
+        return STMT_FAILED; /* the error was sent */
     if (s->status == 'E' || (s->status == 'T' && !s->implicit_block))
         return sqlv__fail(r, "25001", reset ? "RESET CLUSTER SETTING cannot run inside a "
                                               "transaction block"

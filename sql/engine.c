@@ -769,6 +769,30 @@ static int catalog_bump(txn *kv, sqlv__result *res) {
     return 0;
 }
 
+/* catalog_bump for writers of other system tables that the catalog version
+** also guards (privileges and memberships: sql/privileges.c): txn codes. */
+int sqlv__catalog_bump_version(txn *kv, txn_error *err) {
+    base_buf key = {0};
+    uint64_t v = 0;
+    uint8_t b[8];
+    int rc = read_version(kv, &v, err);
+    if (rc == TXN_OK && v == UINT64_MAX) {
+        base_strlcpy(err->sqlstate, "54000", sizeof(err->sqlstate));
+        snprintf(err->message, sizeof(err->message), "catalog versions exhausted");
+        rc = TXN_ERR_LIMIT;
+    }
+    if (rc == TXN_OK && version_key(&key) != 0) {
+        rc = TXN_ERR_NOMEM;
+        txn_error_set(err, rc);
+    }
+    if (rc == TXN_OK) {
+        put_be64(b, v + 1);
+        rc = txn_put(kv, key.data, key.len, b, 8, err);
+    }
+    base_buf_free(&key);
+    return rc;
+}
+
 int sqlv__catalog_put(txn *kv, const sqlv__table *t, sqlv__result *res) {
     txn_error err = {{0}, {0}};
     base_buf ckey = {0}, cval = {0}, sec = {0};

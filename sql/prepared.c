@@ -74,6 +74,7 @@ static void portal_free(sqlv__portal *p) {
         }
     }
     prepared_unref(p->ps);
+    sqlv__dml_out_free(p->dml_out);
     base_free(p->name);
     base_free(p->oids);
     base_free(p->formats);
@@ -419,7 +420,17 @@ static int ext_prepare_impl(sqlv_session *s, const char *name, const char *query
         ** sees another catalog version changes the declarations, and
         ** SQLite prepares the statement again at its next step */
         if (ext_begin(&r) != STMT_OK) goto cleanup;
-        int rc = sqlv__prepare(s, ps->text, ps->len, &ps->stmt, &tail);
+        int rc;
+        if (sqlv__dml_ext_wanted(ps->text, ps->len)) {
+            /* ON CONFLICT / RETURNING: a parameter carrier (upsert.c) */
+            char *carrier = NULL; /* owner: this block */
+            if (sqlv__dml_ext_carrier(ps->text, ps->len, &carrier) != 0) goto nomem;
+            rc = sqlv__prepare(s, carrier, strlen(carrier), &ps->stmt, &tail);
+            base_free(carrier);
+            ps->dml_ext = true;
+        } else {
+            rc = sqlv__prepare(s, ps->text, ps->len, &ps->stmt, &tail);
+        }
         if (rc != SQLITE_OK || ps->stmt == NULL) {
             sqlv__map_error(s, rc, state, msg, sizeof(msg));
             sqlv__emit_error(&r, state, msg);
@@ -753,7 +764,12 @@ static int ext_bind_impl(sqlv_session *s, const char *portal, const char *statem
             sqlite3_clear_bindings(p->stmt);
         } else {
             /* another portal runs the parsed statement: a private copy */
-            int rc = sqlv__prepare(s, ps->text, ps->len, &p->stmt, NULL);
+            char *carrier = NULL; /* owner: this block */
+            if (ps->dml_ext && sqlv__dml_ext_carrier(ps->text, ps->len, &carrier) != 0)
+                goto nomem;
+            int rc = carrier ? sqlv__prepare(s, carrier, strlen(carrier), &p->stmt, NULL)
+                             : sqlv__prepare(s, ps->text, ps->len, &p->stmt, NULL);
+            base_free(carrier);
             if (rc != SQLITE_OK || p->stmt == NULL) {
                 sqlv__map_error(s, rc, state, msg, sizeof(msg));
                 sqlv__emit_error(&r, state, msg);
@@ -793,6 +809,26 @@ cleanup:
 }
 
 /* ---- running a portal -------------------------------------------------------------------- */
+
+/* A ps->dml_ext portal's run (upsert.c), once, at its first Describe or
+** Execute: the same transaction start as portal_start. */
+static int dml_portal_start(sqlv__run *r, sqlv__portal *p) {
+    sqlv_session *s = r->s;
+    if (p->started) return p->dml_out ? STMT_OK : STMT_FAILED;
+    if (s->status == 'E')
+        return sqlv__emit_error(r, "25P02", "current transaction is aborted, commands ignored "
+                                            "until end of transaction block");
+    if (s->awaiting_commit) return sqlv__emit_error(r, "25000", SQLV__COMMITTED_MESSAGE);
+    open_implicit_block(s);
+    p->started = true;
+    if (s->kv == NULL) {
+        txn_error err = {{0}, {0}};
+        int rc = sqlv__session_begin(s, false, &err);
+        if (rc != TXN_OK) return sqlv__fail_txn(r, rc, &err);
+    }
+    atomic_store(&s->cancel, 0);
+    return sqlv__dml_ext_portal_run(r, p->ps->text, p->ps->len, p->stmt, &p->dml_out);
+}
 
 /* Fetch the first row: begins the KV transaction and the statement
 ** savepoint, steps once and fixes the result types. STMT_OK or
@@ -1003,6 +1039,14 @@ static int ext_execute_impl(sqlv_session *s, const char *portal, uint64_t max_ro
         sqlv__emit_error(&r, "25000", SQLV__COMMITTED_MESSAGE);
         return r.sink_rc ? SQLV_ERR_ABORTED : SQLV_ERR_FAILED;
     }
+    if (p->ps->dml_ext) {
+        if (dml_portal_start(&r, p) == STMT_OK) {
+            sqlv__dml_out_send(&r, p->dml_out, p->tag, sizeof(p->tag));
+            result = SQLV_OK;
+        }
+        p->done = true; /* a failed run has no tag: 55000 if run again */
+        goto cleanup;
+    }
     if (portal_start(&r, p) != STMT_OK) goto cleanup;
     if (p->ncols > 0) {
         cells = base_calloc((size_t)p->ncols, sizeof(*cells));
@@ -1146,6 +1190,10 @@ static int ext_describe_impl(sqlv_session *s, char kind, const char *name, const
         sqlv__prepared *ps = s->stmts[i];
         if (sink->parameter_description)
             r.sink_rc = sink->parameter_description(sink->ctx, ps->nparams, ps->param_oids);
+        if (r.sink_rc == 0 && ps->dml_ext) {
+            int drc = sqlv__dml_ext_describe(&r, ps->text, ps->len);
+            return r.sink_rc ? SQLV_ERR_ABORTED : drc == STMT_OK ? SQLV_OK : SQLV_ERR_FAILED;
+        }
         if (r.sink_rc == 0) {
             uint32_t *oids = NULL;
             int ncols = ps->stmt ? sqlite3_column_count(ps->stmt) : 0;
@@ -1174,6 +1222,16 @@ static int ext_describe_impl(sqlv_session *s, char kind, const char *name, const
         return r.sink_rc ? SQLV_ERR_ABORTED : SQLV_ERR_FAILED;
     }
     sqlv__portal *p = s->portals[i];
+    if (p->ps->dml_ext) {
+        if (p->done && p->tag[0] == 0) {
+            sqlv__emit_error(&r, "55000", "portal failed");
+            return r.sink_rc ? SQLV_ERR_ABORTED : SQLV_ERR_FAILED;
+        }
+        if (dml_portal_start(&r, p) != STMT_OK)
+            return r.sink_rc ? SQLV_ERR_ABORTED : SQLV_ERR_FAILED;
+        sqlv__dml_out_describe(&r, p->dml_out);
+        return r.sink_rc ? SQLV_ERR_ABORTED : SQLV_OK;
+    }
     if (p->ps->stmt == NULL || p->ncols == 0)
         return describe_rows(&r, p->ps, NULL, false, NULL, NULL) == 0 && r.sink_rc == 0
                    ? SQLV_OK

@@ -185,11 +185,12 @@ static int progress(void *ctx) {
 }
 
 /* Only statements the session lets through reach SQLite; this is a second
-** fence against anything that would touch SQLite's own storage. */
+** fence against anything that would touch SQLite's own storage. It also
+** checks the user's privileges on each table a statement reads or writes,
+** at prepare time (privileges.c): a denied statement never runs. */
 static int authorizer(void *ctx, int action, const char *a, const char *b, const char *c,
                       const char *d) {
-    (void)ctx;
-    (void)a;
+    sqlv_session *s = ctx;
     (void)b;
     (void)c;
     (void)d;
@@ -197,6 +198,10 @@ static int authorizer(void *ctx, int action, const char *a, const char *b, const
     case SQLITE_ATTACH:
     case SQLITE_DETACH:
     case SQLITE_PRAGMA: return SQLITE_DENY;
+    case SQLITE_READ: return sqlv__priv_authorize(s, a, SQLV__PRIV_SELECT);
+    case SQLITE_INSERT: return sqlv__priv_authorize(s, a, SQLV__PRIV_INSERT);
+    case SQLITE_UPDATE: return sqlv__priv_authorize(s, a, SQLV__PRIV_UPDATE);
+    case SQLITE_DELETE: return sqlv__priv_authorize(s, a, SQLV__PRIV_DELETE);
     default: return SQLITE_OK;
     }
 }
@@ -270,6 +275,7 @@ void sqlv_session_close(sqlv_session *s) {
     if (s->db) sqlite3_close_v2(s->db);
     sqlv__catalog_list_free(s->synced, s->nsynced);
     sqlv__catalog_unref(s->cat);
+    sqlv__priv_cache_free(s->priv);
     base_free(s->user);
     base_free(s->database);
     base_free(s);
@@ -1041,18 +1047,30 @@ static int do_create_table(run *r, const char *text, size_t len) {
     sqlv__result res;
     char *sql;
     int rc;
+    if (r->s->status == 'T' && block_begin(r) != STMT_OK) return STMT_FAILED;
+    if (sqlv__priv_require_database(r, SQLV__PRIV_CREATE) != STMT_OK) return STMT_FAILED;
     sql = base_strndup(text, len);
     if (sql == NULL) return fail(r, "53200", "out of memory");
+    char owned[SQLV__NAME_BYTES_MAX * 4 + 1] = ""; /* the new table, for its owner row */
+    sqlv__table *parsed = NULL;
+    bool ine = false;
+    if (sqlv__table_parse(sql, 0, &parsed, &ine, res.sqlstate, res.message, sizeof(res.message)) ==
+        0)
+        base_strlcpy(owned, parsed->name, sizeof(owned));
+    sqlv__table_free(parsed);
     if (r->s->status == 'T') {
         rc = create_in_block(r, sql);
         base_free(sql);
+        if (rc == STMT_OK && owned[0]) sqlv__priv_record_owner(r->s, owned);
         return rc;
     }
+    memset(&res, 0, sizeof(res));
     rc = sqlv__engine_create_table(r->s->engine, sql, &res);
     base_free(sql);
     if (rc < 0) return fail(r, "XX000", "internal error in CREATE TABLE");
     if (res.sqlstate[0]) return fail(r, res.sqlstate, res.message);
     if (res.notice[0]) emit_notice(r, res.notice);
+    else if (owned[0]) sqlv__priv_record_owner(r->s, owned); /* not on IF NOT EXISTS's skip */
     return emit_tag(r, "CREATE TABLE");
 }
 
@@ -1083,6 +1101,9 @@ static int do_drop_table(run *r, const char *p, const char *end) {
     }
     if (sqlv__tok_is(&t, "CASCADE") || sqlv__tok_is(&t, "RESTRICT")) t = sqlv__lex_next(&p, end);
     if (t.kind != SQLV__TOK_END) return fail(r, "42601", "syntax error in DROP TABLE");
+    if (r->s->status == 'T' && block_begin(r) != STMT_OK) return STMT_FAILED;
+    for (int i = 0; i < n; i++) /* every name before anything is dropped */
+        if (sqlv__priv_require_table(r, names[i], SQLV__PRIV_DROP) != STMT_OK) return STMT_FAILED;
     if (r->s->status == 'T') return drop_in_block(r, names, n, if_exists);
     int rc = sqlv__engine_drop_tables(r->s->engine, names, n, if_exists, &res);
     if (rc < 0) return fail(r, "XX000", "internal error in DROP TABLE");
@@ -2468,7 +2489,11 @@ static int do_alter_table(run *r, const char *text, size_t len) {
     if (sqlv__tok_ident(&t, name, sizeof(name)) != 0)
         return fail(r, "42601", "syntax error in ALTER TABLE");
     t = sqlv__lex_next(&p, end);
-    if (sqlv__tok_is(&t, "SPLIT")) return alter_split_at(r, name, if_exists, p, end);
+    if (sqlv__tok_is(&t, "SPLIT")) {
+        if (sqlv__priv_require_admin(r, "split a table's ranges") != STMT_OK) return STMT_FAILED;
+        return alter_split_at(r, name, if_exists, p, end);
+    }
+    if (sqlv__priv_require_table(r, name, SQLV__PRIV_DROP) != STMT_OK) return STMT_FAILED;
     if (!sqlv__tok_is(&t, "ADD")) goto unsupported;
     t = sqlv__lex_next(&p, end);
     if (sqlv__tok_is(&t, "CONSTRAINT")) {
@@ -2579,6 +2604,49 @@ unsupported:
 
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
+/* CREATE INDEX ... ON t / DROP INDEX name: the table's DROP privilege (its
+** owner's), checked before index.c writes anything. An index or table that
+** does not exist passes: index.c reports it. */
+static int index_privilege(run *r, const char *text, size_t len, bool create) {
+    sqlv_session *s = r->s;
+    const char *p = text, *end = text + len;
+    char name[SQLV__NAME_BYTES_MAX * 4 + 1];
+    if (strcmp(s->user, SQLV__ROLE_ROOT) == 0) return STMT_OK;
+    if (create) {
+        for (int guard = 0; guard < 64; guard++) {
+            sqlv__token t = sqlv__lex_next(&p, end);
+            if (t.kind == SQLV__TOK_END) return STMT_OK;
+            if (!sqlv__tok_is(&t, "ON")) continue;
+            t = sqlv__lex_next(&p, end);
+            if (sqlv__tok_is(&t, "ONLY")) t = sqlv__lex_next(&p, end);
+            if (sqlv__tok_ident(&t, name, sizeof(name)) != 0) return STMT_OK;
+            return sqlv__priv_require_table(r, name, SQLV__PRIV_DROP);
+        }
+        return STMT_OK;
+    }
+    /* DROP INDEX [CONCURRENTLY] [IF EXISTS] name[, ...]: each one's table in
+    ** the session's catalog (the block's; else the last one seen) */
+    if (s->status == 'T' && block_begin(r) != STMT_OK) return STMT_FAILED;
+    (void)sqlv__lex_next(&p, end);
+    (void)sqlv__lex_next(&p, end);
+    for (int guard = 0; guard < DROP_NAMES_MAX + 8; guard++) {
+        sqlv__token t = sqlv__lex_next(&p, end);
+        if (t.kind == SQLV__TOK_END) break;
+        if (sqlv__tok_is(&t, "CONCURRENTLY") || sqlv__tok_is(&t, "IF") ||
+            sqlv__tok_is(&t, "EXISTS") || sqlv__tok_punct(&t, ',') ||
+            sqlv__tok_is(&t, "CASCADE") || sqlv__tok_is(&t, "RESTRICT"))
+            continue;
+        if (sqlv__tok_ident(&t, name, sizeof(name)) != 0) break;
+        for (int i = 0; i < s->cat->ntables; i++) {
+            const sqlv__table *tb = s->cat->tables[i];
+            if (sqlv__table_index_named(tb, name) == NULL) continue;
+            if (sqlv__priv_require_table(r, tb->name, SQLV__PRIV_DROP) != STMT_OK)
+                return STMT_FAILED;
+        }
+    }
+    return STMT_OK;
+}
+
 static int run_statement(run *r, const char *text, size_t len) {
     sqlv_session *s = r->s;
     const char *p = text, *end = text + len;
@@ -2650,18 +2718,24 @@ static int run_statement(run *r, const char *text, size_t len) {
         sqlv__tok_is(&t, "GRANT") || sqlv__tok_is(&t, "REVOKE"))
         return sqlv__users_stmt(r, text, len); /* users.c */
     if (sqlv__tok_is(&t, "ALTER") && sqlv__tok_is(&t2, "TABLE")) return do_alter_table(r, text, len);
-    if (sqlv__tok_is(&t, "ALTER") && sqlv__tok_is(&t2, "RANGE"))
+    if (sqlv__tok_is(&t, "ALTER") && sqlv__tok_is(&t2, "RANGE")) {
+        if (sqlv__priv_require_admin(r, "alter a range") != STMT_OK) return STMT_FAILED;
         return sqlv__ranges_alter(r, after_second, end);
+    }
     if (sqlv__tok_is(&t, "VACUUM") || sqlv__tok_is(&t, "ANALYZE")) {
         /* statistics and space reclamation are the storage's business */
         if (sqlv__tok_is(&t, "VACUUM") && s->status == 'T' && !s->implicit_block)
             return fail(r, "25001", "VACUUM cannot run inside a transaction block");
         return emit_tag(r, sqlv__tok_is(&t, "VACUUM") ? "VACUUM" : "ANALYZE");
     }
+    if (sqlv__tok_is(&t, "SHOW") && sqlv__tok_is(&t2, "GRANTS"))
+        return sqlv__privileges_show(r, after_second, end); /* privileges.c */
     if (sqlv__tok_is(&t, "SHOW")) return do_show(r, after_first, end);
     if (sqlv__tok_is(&t, "CREATE")) {
-        if (sqlv__tok_is(&t2, "INDEX") || sqlv__tok_is(&t2, "UNIQUE"))
+        if (sqlv__tok_is(&t2, "INDEX") || sqlv__tok_is(&t2, "UNIQUE")) {
+            if (index_privilege(r, text, len, true) != STMT_OK) return STMT_FAILED;
             return sqlv__index_create_stmt(r, text, len); /* index.c */
+        }
         if (sqlv__tok_is(&t2, "TABLE") || sqlv__tok_is(&t2, "TEMP") ||
             sqlv__tok_is(&t2, "TEMPORARY") || sqlv__tok_is(&t2, "UNLOGGED"))
             return do_create_table(r, text, len);
@@ -2671,11 +2745,17 @@ static int run_statement(run *r, const char *text, size_t len) {
     }
     if (sqlv__tok_is(&t, "DROP")) {
         if (sqlv__tok_is(&t2, "TABLE")) return do_drop_table(r, after_second, end);
-        if (sqlv__tok_is(&t2, "INDEX")) return sqlv__index_drop_stmt(r, text, len); /* index.c */
+        if (sqlv__tok_is(&t2, "INDEX")) {
+            if (index_privilege(r, text, len, false) != STMT_OK) return STMT_FAILED;
+            return sqlv__index_drop_stmt(r, text, len); /* index.c */
+        }
         snprintf(msg, sizeof(msg), "DROP %.*s is not supported yet", (int)BASE_MIN(t2.len, 40),
                  t2.start ? t2.start : "");
         return fail(r, "0A000", msg);
     }
+    if ((sqlv__tok_is(&t, "INSERT") || sqlv__tok_is(&t, "UPDATE") || sqlv__tok_is(&t, "DELETE")) &&
+        sqlv__dml_ext_wanted(text, len))
+        return sqlv__dml_ext_stmt(r, text, len); /* ON CONFLICT, RETURNING: upsert.c */
     if (sqlv__tok_is(&t, "SELECT") || sqlv__tok_is(&t, "INSERT") || sqlv__tok_is(&t, "UPDATE") ||
         sqlv__tok_is(&t, "DELETE") || sqlv__tok_is(&t, "WITH") || sqlv__tok_is(&t, "VALUES") ||
         sqlv__tok_is(&t, "REPLACE") || sqlv__tok_is(&t, "EXPLAIN") || sqlv__tok_punct(&t, '(')) {

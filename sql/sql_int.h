@@ -14,6 +14,8 @@
 **              output of values.
 **   index.c    secondary indexes: CREATE/DROP INDEX, UNIQUE constraints,
 **              the online backfill, index entry keys.
+**   upsert.c   INSERT ... ON CONFLICT and ... RETURNING, which SQLite
+**              refuses on virtual tables, as sequences of plain statements.
 **
 ** Key space layout (see docs/decisions/003-sql-on-sqlite-vtabs.md):
 **   table 1 index 1: catalog      key = prefix(1,1) + TEXT(lower(name))
@@ -274,6 +276,7 @@ typedef struct sqlv__prepared {
     bool utility;        /* run by the session's dispatcher (BEGIN, SET, DDL...) */
     sqlite3_stmt *stmt;  /* SQLite statements: parsed once at Parse; owner: this */
     bool stmt_in_use;    /* a portal is running stmt */
+    bool dml_ext;        /* stmt is upsert.c's parameter carrier (ON CONFLICT, RETURNING) */
     int nparams;
     uint32_t *param_oids; /* nparams; owner: this */
     int refs;
@@ -296,6 +299,7 @@ typedef struct sqlv__portal {
     uint64_t seq;          /* creation order: s->portal_seq when bound (> 0) */
     bool running;          /* its utility statement runs now (run_utility):
                               sqlv__portals_drop_after leaves it */
+    struct sqlv__dml_out *dml_out; /* ps->dml_ext: the run's output; owner: this */
 } sqlv__portal;
 
 /* Drop every portal (at the end of a transaction); prepared.c. */
@@ -431,6 +435,8 @@ struct sqlv_session {
     hlc_timestamp stmt_as_of;
     struct sqlv__copy *copy; /* COPY FROM STDIN in progress (copy.c); owner: session */
     sqlv_copy_in_fn copy_in; /* NULL: COPY FROM STDIN refused */
+    struct sqlv__capture *capture; /* keys the running statement writes (upsert.c); borrowed */
+    struct sqlv__priv_cache *priv; /* effective privileges (privileges.c); owner: session */
 };
 
 /* copy.c */
@@ -674,8 +680,92 @@ int sqlv__role_is_admin(txn *kv, const char *user, bool *out, txn_error *err);
 /* CREATE USER/ROLE, ALTER USER/ROLE, DROP USER/ROLE, GRANT/REVOKE (session.c
 ** dispatches; text is the whole statement). STMT result codes of session.c. */
 int sqlv__users_stmt(sqlv__run *r, const char *text, size_t len);
-/* The privileges hook: GRANT/REVOKE <privileges> ON <object> ... (0A000 for
-** now; docs/security.md). */
+/* GRANT/REVOKE <privileges> ON <object> ... (privileges.c). */
 int sqlv__privileges_stmt(sqlv__run *r, const char *text, size_t len);
+
+/* ---- privileges (privileges.c; docs/security.md "Authorization") -----------------
+** Key space:
+**   table 5 index 1: privileges   key = prefix(5,1) + TEXT(object) + TEXT(grantee)
+**                                 value = 0x01 | u32 bits BE | u8 object length |
+**                                 object | u8 grantee length | grantee
+** object is "t:<table id>" or "d:<database name>"; bits are SQLV__PRIV_*.
+** A table's creator (not root or an admin) holds its OWNER bit: every table
+** privilege, and GRANT/REVOKE on it. Root and members of admin hold every
+** privilege without a row. Every write of this table or of memberships
+** bumps the catalog version (sqlv__catalog_bump_version), which sessions
+** read at each transaction: their caches follow it. */
+#define SQLV__PRIVILEGES_TABLE_ID 5u
+#define SQLV__PRIVILEGES_MAX 1000000 /* privilege rows one scan reads (54000 past it) */
+#define SQLV__PRIV_SELECT 0x01u
+#define SQLV__PRIV_INSERT 0x02u
+#define SQLV__PRIV_UPDATE 0x04u
+#define SQLV__PRIV_DELETE 0x08u
+#define SQLV__PRIV_CREATE 0x10u /* on the database: CREATE TABLE */
+#define SQLV__PRIV_DROP 0x20u   /* on a table: DROP, ALTER, indexes; on the database: any table */
+#define SQLV__PRIV_OWNER 0x40u  /* a table's creator */
+#define SQLV__PRIV_TABLE_ALL                                                                       \
+    (SQLV__PRIV_SELECT | SQLV__PRIV_INSERT | SQLV__PRIV_UPDATE | SQLV__PRIV_DELETE |              \
+     SQLV__PRIV_DROP)
+#define SQLV__PRIV_DATABASE_ALL (SQLV__PRIV_CREATE | SQLV__PRIV_DROP)
+
+typedef struct sqlv__priv_cache sqlv__priv_cache;
+void sqlv__priv_cache_free(sqlv__priv_cache *c); /* NULL: nothing */
+/* Forget the session's cache (after its own GRANT/REVOKE or DDL). */
+void sqlv__priv_invalidate(sqlv_session *s);
+/* engine.c: read the catalog version through kv and write it + 1. TXN_OK or
+** a txn error with err set. */
+int sqlv__catalog_bump_version(txn *kv, txn_error *err);
+/* SQLite's authorizer for one table access: SQLITE_OK, or SQLITE_DENY with
+** the session's error set (42501 "permission denied for table t"). Tables
+** that are not the catalog's (system catalogs) are everyone's. */
+int sqlv__priv_authorize(sqlv_session *s, const char *table, uint32_t want);
+/* Explicit checks of the session's own statement paths: STMT_OK, or the
+** error sent (42501) and STMT_FAILED. A table that does not exist passes
+** (the statement reports it). DROP of a table also passes with the
+** database's DROP. */
+int sqlv__priv_require_table(sqlv__run *r, const char *table, uint32_t want);
+int sqlv__priv_require_database(sqlv__run *r, uint32_t want);
+int sqlv__priv_require_admin(sqlv__run *r, const char *what);
+/* After a CREATE TABLE of the session's user: its owner row (in the open
+** block's transaction, else in one of its own; best effort, logged). */
+void sqlv__priv_record_owner(sqlv_session *s, const char *table);
+/* SHOW GRANTS ...: p just after GRANTS. */
+int sqlv__privileges_show(sqlv__run *r, const char *p, const char *end);
+
+/* ---- UPSERT and RETURNING (upsert.c; docs/sql.md "UPSERT and RETURNING") --------------
+** SQLite refuses INSERT ... ON CONFLICT and UPDATE/DELETE ... RETURNING on
+** virtual tables: the session runs them as a sequence of plain statements
+** in one KV savepoint. While s->capture is set, the module records the key
+** of every row it writes to capture->table_id (insert or update, after the
+** change), so the statement can read exactly those rows back. */
+#define SQLV__CAPTURE_ROWS_MAX 1000000 /* rows one RETURNING / upsert statement affects */
+typedef struct sqlv__capture {
+    uint32_t table_id;
+    base_buf keys; /* u32 length BE | key, ...; owner: this */
+    uint64_t n;
+} sqlv__capture;
+/* Record key (vtab.c calls it). 0, or -1 out of memory / past the limit. */
+int sqlv__capture_add(sqlv__capture *c, const uint8_t *key, size_t len);
+/* Does the statement need upsert.c: INSERT ... ON CONFLICT, or INSERT/
+** UPDATE/DELETE ... RETURNING (at the top level)? */
+bool sqlv__dml_ext_wanted(const char *text, size_t len);
+/* Run such a statement (session.c dispatches). STMT result codes. */
+int sqlv__dml_ext_stmt(sqlv__run *r, const char *text, size_t len);
+/* The extended protocol (prepared.c): Parse prepares the parameter carrier
+** "SELECT $1, ..., $n" (n: the highest $n of text; owner of *out: caller,
+** base_free; 0 or -1 out of memory) in place of the statement. */
+int sqlv__dml_ext_carrier(const char *text, size_t len, char **out);
+/* Describe of the statement: RowDescription of its RETURNING, or NoData. */
+int sqlv__dml_ext_describe(sqlv__run *r, const char *text, size_t len);
+/* The portal's run: steps the bound carrier once and runs text with its row
+** as $1..$n; errors go to r's sink, the output into *out (owner: the
+** portal, sqlv__dml_out_free). STMT result codes. */
+typedef struct sqlv__dml_out sqlv__dml_out;
+int sqlv__dml_ext_portal_run(sqlv__run *r, const char *text, size_t len, sqlite3_stmt *carrier,
+                             sqlv__dml_out **out);
+int sqlv__dml_out_describe(sqlv__run *r, const sqlv__dml_out *o); /* RowDescription or NoData */
+/* Rows and the tag (also copied into tag). */
+int sqlv__dml_out_send(sqlv__run *r, const sqlv__dml_out *o, char *tag, size_t tag_size);
+void sqlv__dml_out_free(sqlv__dml_out *o);
 
 #endif

@@ -1006,11 +1006,14 @@ static int apply(user_op *o, const char *session_user, txn *kv, txn_error *err) 
     switch (o->kind) {
     case OP_CREATE: return apply_create(o, kv, err);
     case OP_ALTER: return apply_alter(o, kv, err);
-    case OP_DROP: return apply_drop(o, session_user, kv, err);
+    case OP_DROP: rc = apply_drop(o, session_user, kv, err); break;
     case OP_GRANT:
-    case OP_REVOKE: return apply_grant(o, kv, err);
+    case OP_REVOKE: rc = apply_grant(o, kv, err); break;
     }
-    return TXN_OK;
+    /* memberships changed: sessions' privilege caches follow the catalog
+    ** version (privileges.c) */
+    if (rc == TXN_OK && !o->state[0]) rc = sqlv__catalog_bump_version(kv, err);
+    return rc;
 }
 
 static void emit_notices(sqlv__run *r, const user_op *o) {
@@ -1104,6 +1107,7 @@ int sqlv__users_stmt(sqlv__run *r, const char *text, size_t len) {
     }
     o->nparse_notices = o->nnotices;
     rc = s->status == 'T' ? run_in_block(r, o) : run_alone(r, o);
+    sqlv__priv_invalidate(s); /* memberships may have changed */
     if (rc != STMT_OK) goto done;
     emit_notices(r, o);
     static const char *const tags[] = {"CREATE ROLE", "ALTER ROLE", "DROP ROLE", "GRANT ROLE",
@@ -1113,14 +1117,4 @@ done:
     memset(o->verifier, 0, sizeof(o->verifier));
     base_free(o);
     return rc;
-}
-
-int sqlv__privileges_stmt(sqlv__run *r, const char *text, size_t len) {
-    (void)text;
-    (void)len;
-    /* The hook for issue 9's next step: GRANT/REVOKE SELECT, INSERT, UPDATE,
-    ** DELETE, CREATE, DROP ON databases and tables, checked per statement. */
-    return sqlv__fail(r, "0A000",
-                      "GRANT and REVOKE of privileges on tables and databases are not supported "
-                      "yet (role memberships are: GRANT role TO user)");
 }

@@ -33,6 +33,9 @@
 **     plan scans the entries of its equality prefix (or range) and fetches
 **     each row by its key; a unique index with every column bound reads one
 **     entry.
+**   - while the session's capture is set (upsert.c), every row written to
+**     its table has its key recorded, after the write and only when it
+**     succeeded; an equality on the hidden key column is a point read.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +71,7 @@ typedef struct mcursor {
 #define IDX_REVERSE (1 << 20)
 #define IDX_SLOT_SHIFT 21 /* 1 + the secondary index's position, 0: the rows */
 #define IDX_SLOT_MASK 0x7f
+#define IDX_KEY_EQ (1 << 28) /* "_meridian_key" = ?: one row by its encoded key */
 
 static const char *class_decl(sqlv__class c) {
     switch (c) {
@@ -246,6 +250,20 @@ static int m_best_index(sqlite3_vtab *vt, sqlite3_index_info *info) {
     const sqlv__table *t = v->t;
     int idx = 0, argv_next = 1, neq = 0;
     int lo = -1, hi = -1;
+    /* The hidden key column bound: the row at that key (RETURNING reads the
+    ** rows a statement wrote back by their keys, upsert.c). */
+    for (int i = 0; i < info->nConstraint; i++) {
+        const struct sqlite3_index_constraint *c = &info->aConstraint[i];
+        if (!c->usable || c->iColumn != 0 || c->op != SQLITE_INDEX_CONSTRAINT_EQ ||
+            !binary_collation(info, i))
+            continue;
+        info->aConstraintUsage[i].argvIndex = 1;
+        info->idxNum = IDX_KEY_EQ;
+        info->estimatedCost = 1.0;
+        info->estimatedRows = 1;
+        info->idxFlags = SQLITE_INDEX_SCAN_UNIQUE;
+        return SQLITE_OK;
+    }
     for (int k = 0; k < t->npk; k++) {
         int vcol = t->pk[k] + 1; /* vtab column 0 is the hidden key */
         int eq = -1;
@@ -619,7 +637,7 @@ static int m_filter(sqlite3_vtab_cursor *cur, int idx, const char *idx_str, int 
     txn_error err = {{0}, {0}};
     int rc = SQLITE_NOMEM, neq = idx & IDX_NEQ_MASK, a = 0;
     int slot = (idx >> IDX_SLOT_SHIFT) & IDX_SLOT_MASK;
-    bool empty = false, widened = false;
+    bool empty = false, widened = false, point = false;
     txn *kv;
     if (c->it) {
         txn_iter_close(c->it);
@@ -641,7 +659,21 @@ static int m_filter(sqlite3_vtab_cursor *cur, int idx, const char *idx_str, int 
         return filter_index(c, v, kv, &t->indexes[slot - 1], idx, argc, argv);
     }
     if (sqlv__table_prefix(&base, t->id) != 0) goto cleanup;
-    for (int k = 0; k < neq && a < argc; k++, a++) {
+    if (idx & IDX_KEY_EQ) {
+        /* a key of this table's rows, else no row */
+        point = true;
+        if (argc < 1 || sqlite3_value_type(argv[0]) != SQLITE_BLOB ||
+            (size_t)sqlite3_value_bytes(argv[0]) <= base.len ||
+            memcmp(sqlite3_value_blob(argv[0]), base.data, base.len) != 0) {
+            empty = true;
+        } else {
+            base_buf_reset(&base);
+            if (base_buf_append(&base, sqlite3_value_blob(argv[0]),
+                                (size_t)sqlite3_value_bytes(argv[0])) != 0)
+                goto cleanup;
+        }
+    }
+    for (int k = 0; !point && k < neq && a < argc; k++, a++) {
         sqlv__cell cell;
         enc_value ev;
         sqlite3_value *dup = NULL;
@@ -699,7 +731,7 @@ static int m_filter(sqlite3_vtab_cursor *cur, int idx, const char *idx_str, int 
     rc = SQLITE_OK;
     if (empty || buf_cmp(&start, &end) >= 0) goto cleanup;
     bool locking = statement_locks(v->s->db);
-    if (t->npk > 0 && neq == t->npk && !widened) {
+    if (point || (t->npk > 0 && neq == t->npk && !widened)) {
         /* Every key column bound: a point read instead of a scan. */
         base_buf_reset(&c->value);
         txn_set_locking(kv, locking);
@@ -1082,6 +1114,9 @@ static int m_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
         trc = txn_put(kv, nkeys[x].data, nkeys[x].len, suffix, suffix_len, &err);
         if (trc != TXN_OK) goto txn_failed;
     }
+    if (v->s->capture && v->s->capture->table_id == t->id &&
+        sqlv__capture_add(v->s->capture, key.data, key.len) != 0)
+        goto cleanup; /* SQLITE_NOMEM */
     rc = SQLITE_OK;
     goto cleanup;
 txn_failed:

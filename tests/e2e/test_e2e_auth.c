@@ -11,8 +11,9 @@
 ** cannot log in even with its password; psql's \du lists the roles and
 ** their memberships; ALTER USER changes the password at once; repeated
 ** failures from one address are refused for a while, a certificate login
-** is not; the node's log (at debug level) holds neither a password nor a
-** verifier.
+** is not; privileges: app with SELECT only (through its role) reads and
+** is refused every write (42501) through libpq and psql; the node's log
+** (at debug level) holds neither a password nor a verifier.
 **
 ** All waits are bounded; the node dies with the test (mtest_node).
 */
@@ -227,6 +228,54 @@ static void test_alter_password(void **state) {
     PQfinish(c);
 }
 
+/* Privileges: app holds SELECT on accounts only through its role reader;
+** through libpq and psql its reads work, every write fails with 42501 and
+** changes nothing. */
+static void test_select_only(void **state) {
+    (void)state;
+    PGconn *root = mtest_connect(&g_node);
+    assert_non_null(root);
+    e2e_ok(root, "CREATE TABLE accounts (id INT PRIMARY KEY, balance INT)");
+    e2e_ok(root, "INSERT INTO accounts VALUES (1, 100), (2, 200)");
+    char err[1024];
+    PGconn *c = connect_as("app", "password=" APP_PASSWORD, err, sizeof err);
+    if (c == NULL) print_error("app: %s\n", err);
+    assert_non_null(c);
+    e2e_fails(c, "SELECT count(*) FROM accounts", "42501");
+    e2e_ok(root, "GRANT SELECT ON accounts TO reader"); /* app is in reader */
+    e2e_rows_equal(c, "SELECT balance FROM accounts ORDER BY id", "100\n200\n");
+    e2e_fails(c, "INSERT INTO accounts VALUES (3, 300)", "42501");
+    e2e_fails(c, "UPDATE accounts SET balance = 0", "42501");
+    e2e_fails(c, "DELETE FROM accounts", "42501");
+    e2e_fails(c, "DROP TABLE accounts", "42501");
+    e2e_fails(c, "CREATE TABLE mine (a INT)", "42501");
+    PQfinish(c);
+    char url[1024];
+    snprintf(url, sizeof url,
+             "postgresql://app:" APP_PASSWORD "@127.0.0.1:%d/defaultdb?sslmode=verify-full&"
+             "sslrootcert=%s/ca.crt",
+             g_node.port, g_certs);
+    const char *sel[] = {"psql", url, "-X", "-A", "-t", "-c", "SELECT count(*) FROM accounts",
+                         NULL};
+    char *out = NULL, *perr = NULL;
+    int st = mtest_run(sel, NULL, E2E_CMD_TIMEOUT_MS, &out, &perr);
+    if (st != 0) print_error("psql exit %d: %s%s\n", st, out, perr);
+    assert_int_equal(st, 0);
+    assert_string_equal(out, "2\n");
+    base_free(out);
+    base_free(perr);
+    const char *ins[] = {"psql", url, "-X", "-c", "INSERT INTO accounts VALUES (9, 9)", NULL};
+    st = mtest_run(ins, NULL, E2E_CMD_TIMEOUT_MS, &out, &perr);
+    if (st == 0 || perr == NULL || strstr(perr, "permission denied for table accounts") == NULL)
+        print_error("psql INSERT exit %d: %s%s\n", st, out, perr);
+    assert_int_not_equal(st, 0);
+    assert_non_null(strstr(perr, "permission denied for table accounts"));
+    base_free(out);
+    base_free(perr);
+    e2e_rows_equal(root, "SELECT count(*), sum(balance) FROM accounts", "2|300\n");
+    PQfinish(root);
+}
+
 /* Failed logins from one address: refused for a while, except a login by
 ** certificate. Bounded: the limit must show within ATTEMPTS_MAX failures. */
 #define ATTEMPTS_MAX 40
@@ -276,6 +325,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_root_creates_users), cmocka_unit_test(test_password_login),
         cmocka_unit_test(test_psql_and_shell),     cmocka_unit_test(test_alter_password),
+        cmocka_unit_test(test_select_only),
         cmocka_unit_test(test_rate_limit),         cmocka_unit_test(test_log_has_no_secrets),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -131,10 +131,75 @@ static void test_pipeline_error_rolls_back(void **state) {
     PQfinish(c);
 }
 
+/* Issue 8: RETURNING through PQexecParams (Parse/Bind/Describe/Execute),
+** and ON CONFLICT / UPDATE / DELETE ... RETURNING over the wire. */
+static void test_upsert_and_returning(void **state) {
+    (void)state;
+    PGconn *c = e2e_conn();
+    e2e_ok(c, "CREATE TABLE ups (id INT PRIMARY KEY, name TEXT UNIQUE, n INT)");
+    const char *v[] = {"1", "ann"};
+    PGresult *r = PQexecParams(c, "INSERT INTO ups (id, name, n) VALUES ($1, $2, 1) RETURNING id, "
+                                  "name, n * 10 AS tens",
+                               2, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        print_error("INSERT RETURNING: %s\n", PQresultErrorMessage(r));
+        PQclear(r);
+        fail();
+    }
+    assert_int_equal(PQnfields(r), 3);
+    assert_string_equal(PQfname(r, 0), "id");
+    assert_string_equal(PQfname(r, 2), "tens");
+    assert_int_equal(PQftype(r, 0), 23);
+    assert_int_equal(PQntuples(r), 1);
+    assert_string_equal(PQgetvalue(r, 0, 1), "ann");
+    assert_string_equal(PQgetvalue(r, 0, 2), "10");
+    assert_string_equal(PQcmdTuples(r), "1");
+    PQclear(r);
+    /* the simple protocol runs the ones SQLite refuses on virtual tables */
+    e2e_rows_equal(c,
+                   "INSERT INTO ups VALUES (1, 'ann', 5), (2, 'bob', 7) ON CONFLICT (id) DO UPDATE "
+                   "SET n = ups.n + excluded.n RETURNING id, n",
+                   "1|6\n2|7\n");
+    e2e_ok(c, "INSERT INTO ups VALUES (3, 'ann', 0) ON CONFLICT DO NOTHING");
+    e2e_fails(c, "INSERT INTO ups VALUES (3, 'x', 0) ON CONFLICT (n) DO NOTHING", "42P10");
+    e2e_fails(c,
+              "INSERT INTO ups VALUES (4, 'x', 0), (4, 'y', 0) ON CONFLICT (id) DO UPDATE SET "
+              "n = 1",
+              "21000");
+    e2e_rows_equal(c, "UPDATE ups SET n = n + 100 WHERE id = 2 RETURNING *", "2|bob|107\n");
+    e2e_rows_equal(c, "DELETE FROM ups WHERE id = 1 RETURNING name", "ann\n");
+    e2e_rows_equal(c, "SELECT id, name, n FROM ups ORDER BY id", "2|bob|107\n");
+    /* and through Parse/Bind/Execute with parameters */
+    const char *w[] = {"2", "bob", "3"};
+    r = PQexecParams(c, "INSERT INTO ups VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET n = "
+                        "ups.n + excluded.n RETURNING n",
+                     3, NULL, w, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(r), 1);
+    assert_string_equal(PQfname(r, 0), "n");
+    assert_int_equal(PQftype(r, 0), 23);
+    assert_string_equal(PQgetvalue(r, 0, 0), "110");
+    assert_string_equal(PQcmdTuples(r), "1");
+    PQclear(r);
+    const char *two[] = {"2"};
+    r = PQexecParams(c, "DELETE FROM ups WHERE id = $1 RETURNING id, name", 1, NULL, two, NULL,
+                     NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(r), 1);
+    assert_string_equal(PQgetvalue(r, 0, 1), "bob");
+    assert_string_equal(PQcmdTuples(r), "1");
+    PQclear(r);
+    params_fail(c, "INSERT INTO ups VALUES ($1, 'z', 0), ($1, 'y', 0) ON CONFLICT (id) DO UPDATE "
+                   "SET n = 1", 1, two, "21000");
+    e2e_rows_equal(c, "SELECT count(*) FROM ups", "0\n");
+    PQfinish(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accounts_with_parameters),
         cmocka_unit_test(test_pipeline_error_rolls_back),
+        cmocka_unit_test(test_upsert_and_returning),
     };
     return cmocka_run_group_tests(tests, e2e_group_setup, e2e_group_teardown);
 }

@@ -229,7 +229,7 @@ static void test_raw_sequences(void **state)
     int port = gw_port(f->server);
     PGconn *pc = tu_real_connect(state);
     tu_exec_ok(pc, "CREATE TABLE t6 (id INT PRIMARY KEY, v TEXT)");
-    int fd = tu_session(port, "u", NULL, NULL);
+    int fd = tu_session(port, "root", NULL, NULL); /* root: t6 is its table */
     assert_true(fd >= 0);
     char types[64], status, sqlstate[6];
 

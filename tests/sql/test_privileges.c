@@ -1,0 +1,267 @@
+/*
+** tests/sql/test_privileges.c: privileges (sql/privileges.c; docs/security.md
+** "Authorization"): a user without grants is denied SELECT, INSERT,
+** UPDATE, DELETE, TRUNCATE, CREATE TABLE, DROP TABLE, CREATE INDEX and SET
+** CLUSTER SETTING with 42501 and nothing changes (row counts checked);
+** grants through a role work; REVOKE (of a privilege or of the role)
+** takes effect in an open session at its next statement; ALL; a table's
+** owner; admin bypass; GRANT ON DATABASE; SHOW GRANTS; a prepared
+** statement checked again after a REVOKE. The transcript
+** format is test_sql.c's (D/R/C/E/N/Q lines).
+*/
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka.h needs the four headers above first. */
+#include <cmocka.h>
+
+#include <stdio.h>
+
+#include "tests/sql/sql_harness.h"
+
+#define DENIED(s, q, table) EXPECT((s), (q), "E 42501 permission denied for table " table "\n")
+
+static sqlv_session *session_as(fixture *f, const char *user) {
+    sqlv_session *s = NULL;
+    assert_int_equal(sqlv_session_open(f->sql, user, "defaultdb", &s), SQLV_OK);
+    return s;
+}
+
+/* root's count of the rows of table. */
+static void expect_count(sqlv_session *root, const char *table, const char *n) {
+    char q[128], want[160];
+    snprintf(q, sizeof q, "SELECT count(*) FROM %s", table);
+    snprintf(want, sizeof want, "D count:20\nR %s\nC SELECT 1\n", n);
+    EXPECT(root, q, want);
+}
+
+/* root: accounts with two rows, user app, role reader. */
+static void setup(fixture *f, sqlv_session **root, sqlv_session **app) {
+    open_all(f);
+    *root = session(f);
+    EXPECT(*root, "CREATE TABLE accounts (id INT PRIMARY KEY, balance INT)", "C CREATE TABLE\n");
+    EXPECT(*root, "INSERT INTO accounts VALUES (1, 100), (2, 200)", "C INSERT 0 2\n");
+    EXPECT(*root, "CREATE USER app", "C CREATE ROLE\n");
+    EXPECT(*root, "CREATE ROLE reader", "C CREATE ROLE\n");
+    *app = session_as(f, "app");
+}
+
+static void teardown(fixture *f, sqlv_session *root, sqlv_session *app) {
+    sqlv_session_close(app);
+    sqlv_session_close(root);
+    close_all(f);
+}
+
+static void test_denied_changes_nothing(void **state) {
+    (void)state;
+    fixture f;
+    sqlv_session *root, *app;
+    setup(&f, &root, &app);
+    DENIED(app, "SELECT * FROM accounts", "accounts");
+    DENIED(app, "SELECT count(*) FROM accounts", "accounts");
+    DENIED(app, "INSERT INTO accounts VALUES (3, 300)", "accounts");
+    DENIED(app, "UPDATE accounts SET balance = 0", "accounts");
+    DENIED(app, "DELETE FROM accounts", "accounts");
+    DENIED(app, "TRUNCATE accounts", "accounts");
+    DENIED(app, "DROP TABLE accounts", "accounts");
+    DENIED(app, "CREATE INDEX accounts_balance ON accounts (balance)", "accounts");
+    DENIED(app, "ALTER TABLE accounts ADD COLUMN note TEXT", "accounts");
+    EXPECT(app, "CREATE TABLE mine (a INT)",
+           "E 42501 permission denied for database defaultdb (CREATE)\n");
+    expect_error(app, "SET CLUSTER SETTING range_max_bytes = '128MiB'", "42501");
+    /* inside a block: the block fails, nothing is written */
+    EXPECT(app, "BEGIN", "C BEGIN\n");
+    DENIED(app, "INSERT INTO accounts VALUES (4, 400)", "accounts");
+    EXPECT(app, "ROLLBACK", "C ROLLBACK\n");
+    /* system catalogs stay readable */
+    EXPECT(app, "SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'accounts'",
+           "D count:20\nR 1\nC SELECT 1\n");
+    expect_count(root, "accounts", "2");
+    EXPECT(root, "SELECT balance FROM accounts ORDER BY id",
+           "D balance:23\nR 100\nR 200\nC SELECT 2\n");
+    EXPECT(root, "SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'mine'",
+           "D count:20\nR 0\nC SELECT 1\n");
+    teardown(&f, root, app);
+}
+
+static void test_role_grant_and_revoke(void **state) {
+    (void)state;
+    fixture f;
+    sqlv_session *root, *app;
+    setup(&f, &root, &app);
+    DENIED(app, "SELECT id FROM accounts", "accounts"); /* caches "nothing" first */
+    EXPECT(root, "GRANT SELECT ON accounts TO reader", "C GRANT\n");
+    EXPECT(root, "GRANT reader TO app", "C GRANT ROLE\n");
+    /* the same open session, its next statement */
+    EXPECT(app, "SELECT id FROM accounts ORDER BY id", "D id:23\nR 1\nR 2\nC SELECT 2\n");
+    DENIED(app, "INSERT INTO accounts VALUES (3, 300)", "accounts");
+    /* revoking the privilege from the role */
+    EXPECT(root, "REVOKE SELECT ON TABLE accounts FROM reader", "C REVOKE\n");
+    DENIED(app, "SELECT id FROM accounts", "accounts");
+    /* again, then revoking the membership */
+    EXPECT(root, "GRANT SELECT ON accounts TO reader", "C GRANT\n");
+    EXPECT(app, "SELECT count(*) FROM accounts", "D count:20\nR 2\nC SELECT 1\n");
+    EXPECT(root, "REVOKE reader FROM app", "C REVOKE ROLE\n");
+    DENIED(app, "SELECT count(*) FROM accounts", "accounts");
+    /* REVOKE ALL from the role */
+    EXPECT(root, "GRANT reader TO app", "C GRANT ROLE\n");
+    EXPECT(app, "SELECT count(*) FROM accounts", "D count:20\nR 2\nC SELECT 1\n");
+    EXPECT(root, "REVOKE ALL ON accounts FROM reader", "C REVOKE\n");
+    DENIED(app, "SELECT count(*) FROM accounts", "accounts");
+    /* unknown roles, tables and privilege words */
+    expect_error(root, "GRANT SELECT ON accounts TO nobody", "42704");
+    expect_error(root, "GRANT SELECT ON missing TO reader", "42P01");
+    expect_error(root, "GRANT FLY ON accounts TO reader", "0LP01");
+    expect_error(root, "GRANT CREATE ON accounts TO reader", "0LP01");
+    /* only admins and owners grant */
+    expect_error(app, "GRANT SELECT ON accounts TO app", "42501");
+    teardown(&f, root, app);
+}
+
+static void test_all_and_writes(void **state) {
+    (void)state;
+    fixture f;
+    sqlv_session *root, *app;
+    setup(&f, &root, &app);
+    EXPECT(root, "GRANT INSERT ON accounts TO app", "C GRANT\n");
+    /* INSERT alone: no SELECT needed for a plain INSERT, but a WHERE reads */
+    EXPECT(app, "INSERT INTO accounts VALUES (3, 300)", "C INSERT 0 1\n");
+    DENIED(app, "DELETE FROM accounts WHERE id = 3", "accounts");
+    EXPECT(root, "GRANT ALL PRIVILEGES ON accounts TO app", "C GRANT\n");
+    EXPECT(app, "UPDATE accounts SET balance = balance + 1 WHERE id = 1", "C UPDATE 1\n");
+    EXPECT(app, "DELETE FROM accounts WHERE id = 2", "C DELETE 1\n");
+    EXPECT(app, "SELECT id, balance FROM accounts ORDER BY id",
+           "D id:23,balance:23\nR 1|101\nR 3|300\nC SELECT 2\n");
+    EXPECT(root, "REVOKE DELETE, UPDATE ON accounts FROM app", "C REVOKE\n");
+    DENIED(app, "DELETE FROM accounts", "accounts");
+    expect_count(root, "accounts", "2");
+    teardown(&f, root, app);
+}
+
+static void test_owner_and_database(void **state) {
+    (void)state;
+    fixture f;
+    sqlv_session *root, *app;
+    setup(&f, &root, &app);
+    EXPECT(root, "CREATE USER bob", "C CREATE ROLE\n");
+    sqlv_session *bob = session_as(&f, "bob");
+    EXPECT(root, "GRANT CREATE ON DATABASE defaultdb TO app", "C GRANT\n");
+    EXPECT(app, "CREATE TABLE mine (a INT PRIMARY KEY)", "C CREATE TABLE\n");
+    EXPECT(app, "INSERT INTO mine VALUES (1)", "C INSERT 0 1\n");
+    EXPECT(app, "SELECT a FROM mine", "D a:23\nR 1\nC SELECT 1\n");
+    EXPECT(app, "CREATE INDEX mine_a ON mine (a)", "C CREATE INDEX\n");
+    DENIED(bob, "SELECT a FROM mine", "mine");
+    DENIED(bob, "DROP TABLE mine", "mine");
+    /* the owner grants on its table */
+    EXPECT(app, "GRANT SELECT ON mine TO bob", "C GRANT\n");
+    EXPECT(bob, "SELECT a FROM mine", "D a:23\nR 1\nC SELECT 1\n");
+    EXPECT(app, "REVOKE SELECT ON mine FROM bob", "C REVOKE\n");
+    DENIED(bob, "SELECT a FROM mine", "mine");
+    /* created in a block: owned at commit */
+    EXPECT(app, "BEGIN; CREATE TABLE mine2 (a INT); INSERT INTO mine2 VALUES (5); COMMIT",
+           "C BEGIN\nC CREATE TABLE\nC INSERT 0 1\nC COMMIT\n");
+    EXPECT(app, "SELECT a FROM mine2", "D a:23\nR 5\nC SELECT 1\n");
+    EXPECT(app, "DROP TABLE mine, mine2", "C DROP TABLE\n");
+    /* CREATE revoked */
+    EXPECT(root, "REVOKE CREATE ON DATABASE defaultdb FROM app", "C REVOKE\n");
+    expect_error(app, "CREATE TABLE mine3 (a INT)", "42501");
+    sqlv_session_close(bob);
+    teardown(&f, root, app);
+}
+
+static void test_admin_bypass(void **state) {
+    (void)state;
+    fixture f;
+    sqlv_session *root, *app;
+    setup(&f, &root, &app);
+    DENIED(app, "SELECT count(*) FROM accounts", "accounts");
+    EXPECT(root, "GRANT admin TO app", "C GRANT ROLE\n");
+    EXPECT(app, "SELECT count(*) FROM accounts", "D count:20\nR 2\nC SELECT 1\n");
+    EXPECT(app, "CREATE TABLE t2 (a INT)", "C CREATE TABLE\n");
+    EXPECT(app, "DROP TABLE t2", "C DROP TABLE\n");
+    EXPECT(app, "SET CLUSTER SETTING split_qps_threshold = 3000", "C SET CLUSTER SETTING\n");
+    EXPECT(root, "REVOKE admin FROM app", "C REVOKE ROLE\n");
+    DENIED(app, "SELECT count(*) FROM accounts", "accounts");
+    teardown(&f, root, app);
+}
+
+static void test_show_grants(void **state) {
+    (void)state;
+    fixture f;
+    sqlv_session *root, *app;
+    setup(&f, &root, &app);
+    EXPECT(root, "GRANT SELECT, INSERT ON accounts TO reader", "C GRANT\n");
+    EXPECT(root, "GRANT ALL ON accounts TO app", "C GRANT\n");
+    const char *head = "D database_name:25,schema_name:25,table_name:25,grantee:25,"
+                       "privilege_type:25\n";
+    char want[1024];
+    snprintf(want, sizeof want,
+             "%sR defaultdb|public|accounts|admin|ALL\n"
+             "R defaultdb|public|accounts|root|ALL\n"
+             "R defaultdb|public|accounts|app|ALL\n"
+             "R defaultdb|public|accounts|reader|INSERT\n"
+             "R defaultdb|public|accounts|reader|SELECT\n"
+             "C SHOW GRANTS\n",
+             head);
+    EXPECT(root, "SHOW GRANTS ON accounts", want);
+    snprintf(want, sizeof want,
+             "%sR defaultdb|public|accounts|reader|INSERT\n"
+             "R defaultdb|public|accounts|reader|SELECT\n"
+             "C SHOW GRANTS\n",
+             head);
+    EXPECT(app, "SHOW GRANTS ON TABLE accounts FOR reader", want);
+    snprintf(want, sizeof want,
+             "%sR defaultdb|NULL|NULL|admin|ALL\n"
+             "R defaultdb|NULL|NULL|root|ALL\n"
+             "C SHOW GRANTS\n",
+             head);
+    EXPECT(root, "SHOW GRANTS ON DATABASE defaultdb", want);
+    expect_error(root, "SHOW GRANTS ON missing", "42P01");
+    teardown(&f, root, app);
+}
+
+/* A statement prepared (extended protocol) while the privilege held is
+** checked again at its next execution after a REVOKE: the new catalog
+** version expires it and SQLite prepares it again through the authorizer. */
+static void test_prepared_statement_rechecked(void **state) {
+    (void)state;
+    fixture f;
+    sqlv_session *root, *app;
+    setup(&f, &root, &app);
+    EXPECT(root, "GRANT SELECT ON accounts TO app", "C GRANT\n");
+    capture c;
+    memset(&c, 0, sizeof(c));
+    sqlv_sink sink = {&c, c_desc, c_row, c_tag, c_empty, c_error, c_notice, NULL, NULL, NULL};
+    const char *q = "SELECT count(*) FROM accounts";
+    assert_int_equal(sqlv_session_prepare(app, "p", q, strlen(q), 0, NULL, &sink), SQLV_OK);
+    assert_int_equal(sqlv_session_bind(app, "", "p", 0, NULL, 0, NULL, 0, NULL, &sink), SQLV_OK);
+    assert_int_equal(sqlv_session_execute(app, "", 0, &sink), SQLV_OK);
+    assert_int_equal(sqlv_session_sync(app, &sink), SQLV_OK);
+    EXPECT(root, "REVOKE SELECT ON accounts FROM app", "C REVOKE\n");
+    int rc = sqlv_session_bind(app, "", "p", 0, NULL, 0, NULL, 0, NULL, &sink);
+    if (rc == SQLV_OK) rc = sqlv_session_execute(app, "", 0, &sink);
+    assert_int_equal(rc, SQLV_ERR_FAILED);
+    assert_int_equal(sqlv_session_sync(app, &sink), SQLV_OK);
+    base_buf_append_byte(&c.out, 0);
+    const char *want = "R 2\nC SELECT 1\nE 42501 permission denied for table accounts\n";
+    if (strcmp((const char *)c.out.data, want) != 0)
+        print_error("got:\n%s", (const char *)c.out.data);
+    assert_string_equal((const char *)c.out.data, want);
+    base_buf_free(&c.out);
+    teardown(&f, root, app);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_denied_changes_nothing),
+        cmocka_unit_test(test_role_grant_and_revoke),
+        cmocka_unit_test(test_all_and_writes),
+        cmocka_unit_test(test_owner_and_database),
+        cmocka_unit_test(test_admin_bypass),
+        cmocka_unit_test(test_show_grants),
+        cmocka_unit_test(test_prepared_statement_rechecked),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
