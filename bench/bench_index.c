@@ -37,9 +37,9 @@
 #include <libpq-fe.h>
 
 #include "base/base.h"
+#include "bench/bench_util.h"
 
 #define BENCH_LOAD_BATCH 500
-#define BENCH_START_WAIT_MS 60000
 #define BENCH_SAMPLES_MAX 1000000
 
 static int64_t now_ns(void) { return base_monotonic_ns(); }
@@ -152,73 +152,6 @@ static int timed(PGconn *c, const char *sql) {
     return rc;
 }
 
-/* --start: run `meridian start` on a free port with a temp store; the URL
-** is read from its banner. Returns the pid or -1. */
-static pid_t start_node(const char *bin, char *dir, size_t dir_size, char *url, size_t url_size) {
-    snprintf(dir, dir_size, "/tmp/meridian-bench-XXXXXX");
-    if (mkdtemp(dir) == NULL) return -1;
-    char store[1200];
-    snprintf(store, sizeof store, "%s/store", dir);
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0) return -1;
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(p[1], STDOUT_FILENO);
-        execl(bin, bin, "start", "--store", store, "--sql-addr", "127.0.0.1:0", "--insecure",
-              "--log-level", "warn", (char *)NULL);
-        fprintf(stderr, "bench: exec %s: %s\n", bin, strerror(errno));
-        _exit(127);
-    }
-    close(p[1]);
-    char buf[4096];
-    size_t got = 0;
-    int64_t deadline = now_ns() + (int64_t)BENCH_START_WAIT_MS * 1000000;
-    char *line = NULL;
-    while (line == NULL && got < sizeof buf - 1) {
-        int left = (int)((deadline - now_ns()) / 1000000);
-        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-        if (left <= 0 || poll(&pfd, 1, left) <= 0) break;
-        ssize_t r = read(p[0], buf + got, sizeof buf - 1 - got);
-        if (r <= 0) break;
-        got += (size_t)r;
-        buf[got] = 0;
-        char *s = strstr(buf, "sql:");
-        if (s != NULL && strchr(s, '\n') != NULL) line = s;
-    }
-    close(p[0]);
-    if (line == NULL) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        return -1;
-    }
-    line += 4;
-    while (*line == ' ') line++;
-    size_t len = strcspn(line, "\n");
-    if (len >= url_size) len = url_size - 1;
-    memcpy(url, line, len);
-    url[len] = 0;
-    return pid;
-}
-
-static void stop_node(pid_t node, const char *dir) {
-    kill(node, SIGTERM);
-    int64_t deadline = now_ns() + 30LL * 1000000000;
-    while (waitpid(node, NULL, WNOHANG) == 0) { /* bounded: 30 s, then SIGKILL */
-        if (now_ns() > deadline) {
-            kill(node, SIGKILL);
-            waitpid(node, NULL, 0);
-            break;
-        }
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "bench: could not remove %s\n", dir);
-}
-
 static void usage(void) {
     fprintf(stderr, "usage: bench_index [--url URL | --start [--bin PATH]] [--rows N]\n"
                     "                   [--duration SECONDS]\n");
@@ -261,7 +194,7 @@ int main(int argc, char **argv) {
     char dir[256] = "", started_url[512];
     pid_t node = -1;
     if (start) {
-        node = start_node(bin, dir, sizeof dir, started_url, sizeof started_url);
+        node = bench_start_node(bin, dir, sizeof dir, started_url, sizeof started_url);
         if (node < 0) {
             fprintf(stderr, "bench: could not start %s\n", bin);
             return 1;
@@ -297,6 +230,6 @@ int main(int argc, char **argv) {
         if (a < 0 || b < 0 || g < 0 || h < 0 || ia < 0 || ib < 0) rc = -1;
     }
     PQfinish(c);
-    if (node > 0) stop_node(node, dir);
+    if (node > 0) bench_stop_node(node, dir);
     return rc == 0 ? 0 : 1;
 }

@@ -903,11 +903,8 @@ void sqlv__pending_ddl_clear(sqlv__pending_ddl *p) {
 ** statement has sent nothing yet. The engine's cache is not touched: the
 ** next transaction of any session sees the new version and reloads. */
 
-/* One attempt. 0 (res set on a user or txn error; *retry on 40001) or <0. */
-typedef int (*ddl_attempt_fn)(sqlv_engine *e, txn *kv, const sqlv__catalog *cat, void *arg,
-                              sqlv__result *res);
-
-static int run_ddl(sqlv_engine *e, ddl_attempt_fn fn, void *arg, sqlv__result *res) {
+/* Also index.c's implicit CREATE/DROP INDEX (see sql_int.h). */
+int sqlv__engine_run_ddl(sqlv_engine *e, sqlv__ddl_attempt_fn fn, void *arg, sqlv__result *res) {
     sqlv__catalog *cat = NULL;
     int rc = 0;
     pthread_mutex_lock(&e->ddl_mu);
@@ -995,7 +992,7 @@ int sqlv__engine_create_table(sqlv_engine *e, const char *sql, sqlv__result *res
     int rc = sqlv__table_parse(sql, 0, &a.t, &a.if_not_exists, res->sqlstate, res->message,
                                sizeof(res->message));
     if (rc != 0) return rc < 0 ? rc : 0;
-    rc = run_ddl(e, create_attempt, &a, res);
+    rc = sqlv__engine_run_ddl(e, create_attempt, &a, res);
     if (rc == 0 && res->sqlstate[0] == 0 && res->notice[0] == 0) {
         BASE_INFO(MOD, "created table %s (id %u)", a.t->name, a.t->id);
         sqlv__engine_after_ddl(e, &a.t->id, 1, NULL, 0);
@@ -1055,7 +1052,7 @@ int sqlv__engine_drop_tables(sqlv_engine *e, char **names, int n, bool if_exists
     memset(res, 0, sizeof(*res));
     a.ids = base_calloc((size_t)(n > 0 ? n : 1), sizeof(*a.ids)); /* owner: this function */
     if (a.ids == NULL) return SQLV_ERR_NOMEM;
-    int rc = run_ddl(e, drop_attempt, &a, res);
+    int rc = sqlv__engine_run_ddl(e, drop_attempt, &a, res);
     if (rc == 0 && res->sqlstate[0] == 0) sqlv__engine_after_ddl(e, NULL, 0, a.ids, a.nids);
     base_free(a.ids);
     return rc;

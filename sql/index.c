@@ -1037,44 +1037,6 @@ cleanup:
 
 /* ---- CREATE INDEX outside a block: online ------------------------------------------- */
 
-/* One DDL transaction of the engine, retried on 40001 under e->ddl_mu (as
-** engine.c's implicit DDL): fn reads the catalog through kv and writes. */
-typedef int (*ddl_fn)(txn *kv, const sqlv__catalog *cat, void *arg, sqlv__result *res);
-
-static int ddl_txn(sqlv_engine *e, ddl_fn fn, void *arg, sqlv__result *res) {
-    sqlv__catalog *cat = NULL;
-    int rc = 0;
-    pthread_mutex_lock(&e->ddl_mu);
-    for (int attempt = 0; attempt < SQLV__DDL_RETRIES_MAX; attempt++) {
-        txn *kv = NULL;
-        txn_error err = {{0}, {0}};
-        memset(res, 0, sizeof(*res));
-        int trc = txn_begin(e->db, NULL, &kv);
-        if (trc != TXN_OK) {
-            txn_res(res, trc, &err);
-            break;
-        }
-        trc = sqlv__engine_catalog_at(e, kv, &cat, &err);
-        if (trc != TXN_OK) {
-            txn_rollback(kv);
-            txn_res(res, trc, &err);
-            break;
-        }
-        rc = fn(kv, cat, arg, res);
-        if (rc != 0 || res->sqlstate[0]) { /* a notice alone commits (maybe nothing) */
-            txn_rollback(kv);
-            break;
-        }
-        trc = txn_commit(kv, NULL, &err);
-        if (trc == TXN_ERR_RETRY && attempt + 1 < SQLV__DDL_RETRIES_MAX) continue;
-        if (trc != TXN_OK) txn_res(res, trc, &err);
-        break;
-    }
-    pthread_mutex_unlock(&e->ddl_mu);
-    sqlv__catalog_unref(cat);
-    return rc;
-}
-
 typedef struct online_args {
     const index_spec *spec;
     uint32_t table_id, index_id; /* set by step 1 */
@@ -1082,7 +1044,9 @@ typedef struct online_args {
 } online_args;
 
 /* Step 1: the index in state WRITE_ONLY. */
-static int add_write_only(txn *kv, const sqlv__catalog *cat, void *arg, sqlv__result *res) {
+static int add_write_only(sqlv_engine *e, txn *kv, const sqlv__catalog *cat, void *arg,
+                          sqlv__result *res) {
+    (void)e;
     online_args *a = arg;
     const sqlv__table *const *all = (const sqlv__table *const *)cat->tables;
     const sqlv__table *t = sqlv__catalog_find(cat, a->spec->table);
@@ -1117,7 +1081,9 @@ static const sqlv__table *building(const sqlv__catalog *cat, const online_args *
 }
 
 /* Step 3: PUBLIC. */
-static int make_public(txn *kv, const sqlv__catalog *cat, void *arg, sqlv__result *res) {
+static int make_public(sqlv_engine *e, txn *kv, const sqlv__catalog *cat, void *arg,
+                       sqlv__result *res) {
+    (void)e;
     online_args *a = arg;
     int pos;
     sqlv__table *nt = NULL;
@@ -1132,7 +1098,9 @@ static int make_public(txn *kv, const sqlv__catalog *cat, void *arg, sqlv__resul
 }
 
 /* After a failure: the index and its entries go. */
-static int remove_index(txn *kv, const sqlv__catalog *cat, void *arg, sqlv__result *res) {
+static int remove_index(sqlv_engine *e, txn *kv, const sqlv__catalog *cat, void *arg,
+                        sqlv__result *res) {
+    (void)e;
     online_args *a = arg;
     int pos;
     sqlv__table *nt = NULL;
@@ -1244,7 +1212,7 @@ static int create_online(sqlv__run *r, const index_spec *spec) {
     sqlv__result res, cleanup_res;
     memset(&a, 0, sizeof(a));
     a.spec = spec;
-    int rc = ddl_txn(e, add_write_only, &a, &res);
+    int rc = sqlv__engine_run_ddl(e, add_write_only, &a, &res);
     if (rc < 0) return sqlv__fail(r, "53200", "out of memory");
     if (res.sqlstate[0]) return fail_res(r, &res);
     if (res.notice[0]) {
@@ -1254,14 +1222,14 @@ static int create_online(sqlv__run *r, const index_spec *spec) {
     BASE_INFO(MOD, "index %s (id %u) of table id %u: write-only, backfilling", a.index_name,
               a.index_id, a.table_id);
     rc = backfill(s, &a, &res);
-    if (rc == 0 && !res.sqlstate[0]) rc = ddl_txn(e, make_public, &a, &res);
+    if (rc == 0 && !res.sqlstate[0]) rc = sqlv__engine_run_ddl(e, make_public, &a, &res);
     if (rc == 0 && !res.sqlstate[0]) {
         BASE_INFO(MOD, "index %s of table id %u is public", a.index_name, a.table_id);
         return emit_tag(r, "CREATE INDEX");
     }
     /* failed: the index goes (best effort; if it stays, it is WRITE_ONLY:
     ** maintained, never read, shown INVALID; DROP INDEX removes it) */
-    if (ddl_txn(e, remove_index, &a, &cleanup_res) != 0 || cleanup_res.sqlstate[0])
+    if (sqlv__engine_run_ddl(e, remove_index, &a, &cleanup_res) != 0 || cleanup_res.sqlstate[0])
         BASE_WARN(MOD, "index %s of table id %u not removed after a failed build: %s",
                   a.index_name, a.table_id, cleanup_res.message);
     if (rc < 0) return sqlv__fail(r, "53200", "out of memory");
@@ -1383,7 +1351,9 @@ cleanup:
     return rc;
 }
 
-static int drop_attempt(txn *kv, const sqlv__catalog *cat, void *arg, sqlv__result *res) {
+static int drop_attempt(sqlv_engine *e, txn *kv, const sqlv__catalog *cat, void *arg,
+                        sqlv__result *res) {
+    (void)e;
     return drop_from(kv, (const sqlv__table *const *)cat->tables, cat->ntables, arg, res);
 }
 
@@ -1471,7 +1441,7 @@ int sqlv__index_drop_stmt(sqlv__run *r, const char *text, size_t len) {
         }
         a->nchanged = 0;
     } else {
-        int rc = ddl_txn(s->engine, drop_attempt, a, &res);
+        int rc = sqlv__engine_run_ddl(s->engine, drop_attempt, a, &res);
         if (rc < 0) {
             result = sqlv__fail(r, "53200", "out of memory");
             goto cleanup;

@@ -179,6 +179,16 @@ int sqlv__engine_create_table(sqlv_engine *e, const char *sql, sqlv__result *res
 /* names: n names to drop. */
 int sqlv__engine_drop_tables(sqlv_engine *e, char **names, int n, bool if_exists,
                              sqlv__result *res);
+/* One attempt of an implicit DDL statement: reads the catalog cat (at kv's
+** read timestamp) and writes through kv. 0 (res set on a user or txn
+** error; a notice alone commits) or <0. */
+typedef int (*sqlv__ddl_attempt_fn)(sqlv_engine *e, txn *kv, const sqlv__catalog *cat, void *arg,
+                                    sqlv__result *res);
+/* Runs fn in its own KV transaction under e->ddl_mu (one DDL of this
+** engine at a time), committing, retried up to SQLV__DDL_RETRIES_MAX times
+** on 40001. res: a user error, or the failed commit's (its notice cleared).
+** 0 or fn's <0. */
+int sqlv__engine_run_ddl(sqlv_engine *e, sqlv__ddl_attempt_fn fn, void *arg, sqlv__result *res);
 
 /* ---- DDL inside a transaction block -----------------------------------------
 ** CREATE TABLE / DROP TABLE / ALTER TABLE inside BEGIN write the catalog

@@ -80,6 +80,34 @@ char *run(sqlv_session *s, const char *q) {
     return r;
 }
 
+/* The rows of a transcript only ("R ..." lines), or its error line
+   (owner: caller, free). */
+char *rows_of(sqlv_session *s, const char *q) {
+    char *got = run(s, q);
+    base_buf b = {0};
+    for (char *line = got; *line;) {
+        char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) + 1 : strlen(line);
+        if (strncmp(line, "R ", 2) == 0 || strncmp(line, "E ", 2) == 0)
+            base_buf_append(&b, line, n);
+        line += n;
+    }
+    base_buf_append_byte(&b, 0);
+    free(got);
+    char *r = strdup((const char *)b.data);
+    base_buf_free(&b);
+    return r;
+}
+
+/* Runs q and fails the test if the transcript has an error line. */
+void exec_ok(sqlv_session *s, const char *q) {
+    char *got = run(s, q);
+    if (strstr(got, "\nE ") != NULL || strncmp(got, "E ", 2) == 0)
+        print_error("query: %s\ngot:\n%s", q, got);
+    assert_null(strstr(got, "\nE "));
+    assert_false(strncmp(got, "E ", 2) == 0);
+    free(got);
+}
 
 /* The first line starting with "E " carries this SQLSTATE. */
 void expect_error(sqlv_session *s, const char *q, const char *state) {

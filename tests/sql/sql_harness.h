@@ -42,12 +42,24 @@ int c_empty(void *ctx);
 int c_error(void *ctx, const char *state, const char *msg);
 int c_notice(void *ctx, const char *msg);
 char *run(sqlv_session *s, const char *q);
+char *rows_of(sqlv_session *s, const char *q);
+void exec_ok(sqlv_session *s, const char *q);
 void expect_error(sqlv_session *s, const char *q, const char *state);
 sqlv_session *session(fixture *f);
 
 #define EXPECT(s, q, want)                                                                         \
     do {                                                                                           \
         char *got_ = run((s), (q));                                                                \
+        if (strcmp(got_, (want)) != 0)                                                             \
+            print_error("query: %s\nwant:\n%sgot:\n%s", (q), (want), got_);                        \
+        assert_string_equal(got_, (want));                                                         \
+        free(got_);                                                                                \
+    } while (0)
+
+/* Like EXPECT, against the rows of the transcript only (see rows_of). */
+#define EXPECT_ROWS(s, q, want)                                                                    \
+    do {                                                                                           \
+        char *got_ = rows_of((s), (q));                                                            \
         if (strcmp(got_, (want)) != 0)                                                             \
             print_error("query: %s\nwant:\n%sgot:\n%s", (q), (want), got_);                        \
         assert_string_equal(got_, (want));                                                         \

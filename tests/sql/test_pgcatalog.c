@@ -21,33 +21,6 @@
 
 #include "tests/sql/sql_harness.h"
 
-/* The rows of a transcript only ("R ..." lines), or its error line. */
-static char *rows_of(sqlv_session *s, const char *q) {
-    char *got = run(s, q);
-    base_buf b = {0};
-    for (char *line = got; *line;) {
-        char *nl = strchr(line, '\n');
-        size_t n = nl ? (size_t)(nl - line) + 1 : strlen(line);
-        if (strncmp(line, "R ", 2) == 0 || strncmp(line, "E ", 2) == 0)
-            base_buf_append(&b, line, n);
-        line += n;
-    }
-    base_buf_append_byte(&b, 0);
-    free(got);
-    char *r = strdup((const char *)b.data);
-    base_buf_free(&b);
-    return r;
-}
-
-#define EXPECT_ROWS(s, q, want)                                                                    \
-    do {                                                                                           \
-        char *got_ = rows_of((s), (q));                                                            \
-        if (strcmp(got_, (want)) != 0)                                                             \
-            print_error("query: %s\nwant:\n%sgot:\n%s", (q), (want), got_);                        \
-        assert_string_equal(got_, (want));                                                         \
-        free(got_);                                                                                \
-    } while (0)
-
 /* ---- psql 15's queries, verbatim ------------------------------------------------- */
 
 static const char *const psql_dt =

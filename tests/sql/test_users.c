@@ -24,17 +24,18 @@
 #include "security/security.h"
 #include "tests/sql/sql_harness.h"
 
-/* Rows only (the D and C lines dropped). */
-#define EXPECT_ROWS(s, q, want)                                                                    \
+/* Rows, errors and notices only (the D and C lines dropped); unlike the
+   harness's EXPECT_ROWS it keeps N lines. */
+#define EXPECT_RESULT(s, q, want)                                                                  \
     do {                                                                                           \
-        char *got_ = rows_of(run((s), (q)));                                                       \
+        char *got_ = result_of(run((s), (q)));                                                     \
         if (strcmp(got_, (want)) != 0)                                                             \
             print_error("query: %s\nwant:\n%sgot:\n%s", (q), (want), got_);                        \
         assert_string_equal(got_, (want));                                                         \
         free(got_);                                                                                \
     } while (0)
 
-static char *rows_of(char *t) {
+static char *result_of(char *t) {
     char *w = t;
     for (char *line = t; *line;) {
         char *nl = strchr(line, '\n');
@@ -215,11 +216,11 @@ static void test_alter_drop(void **state) {
     EXPECT(s, "CREATE ROLE r1; CREATE ROLE r2; CREATE USER u1",
            "C CREATE ROLE\nC CREATE ROLE\nC CREATE ROLE\n");
     EXPECT(s, "GRANT r1, r2 TO u1; GRANT r1 TO r2", "C GRANT ROLE\nC GRANT ROLE\n");
-    EXPECT_ROWS(s, "SELECT count(*) FROM pg_auth_members", "R 4\n"); /* + root in admin */
+    EXPECT_RESULT(s, "SELECT count(*) FROM pg_auth_members", "R 4\n"); /* + root in admin */
     EXPECT(s, "DROP ROLE r1", "C DROP ROLE\n");
-    EXPECT_ROWS(s, "SELECT count(*) FROM pg_auth_members", "R 2\n");
+    EXPECT_RESULT(s, "SELECT count(*) FROM pg_auth_members", "R 2\n");
     EXPECT(s, "DROP USER u1", "C DROP ROLE\n");
-    EXPECT_ROWS(s, "SELECT count(*) FROM pg_auth_members", "R 1\n");
+    EXPECT_RESULT(s, "SELECT count(*) FROM pg_auth_members", "R 1\n");
     sqlv_session_close(s);
     close_all(&f);
 }
@@ -252,7 +253,7 @@ static void test_grant_revoke(void **state) {
     assert_true(lookup(&f, "app").is_admin);
     EXPECT(s, "REVOKE ADMIN OPTION FOR admin FROM staff", "C REVOKE ROLE\n");
     assert_true(lookup(&f, "app").is_admin);
-    EXPECT_ROWS(s,
+    EXPECT_RESULT(s,
                 "SELECT r.rolname, m.rolname, a.admin_option FROM pg_auth_members a "
                 "JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member "
                 "ORDER BY 1, 2",
@@ -286,7 +287,7 @@ static void test_who_may(void **state) {
     EXPECT(app, "ALTER USER current_user PASSWORD 'mine2'", "C ALTER ROLE\n");
     assert_int_equal(scram_login(lookup(&f, "app").verifier, "mine2"), 0);
     /* everyone reads pg_roles (no verifier in it) */
-    EXPECT_ROWS(app, "SELECT rolname, rolpassword FROM pg_roles WHERE rolcanlogin ORDER BY 1",
+    EXPECT_RESULT(app, "SELECT rolname, rolpassword FROM pg_roles WHERE rolcanlogin ORDER BY 1",
                 "R app|********\nR other|********\nR root|NULL\n");
     /* a member of admin manages users (in a block too), but not itself away */
     EXPECT(root, "GRANT admin TO app", "C GRANT ROLE\n");
@@ -295,12 +296,12 @@ static void test_who_may(void **state) {
     assert_true(lookup(&f, "x").exists);
     assert_false(lookup(&f, "other").exists);
     expect_error(app, "DROP USER app", "55006");
-    EXPECT_ROWS(app, "SELECT rolname, rolpassword IS NOT NULL FROM pg_authid ORDER BY 1",
+    EXPECT_RESULT(app, "SELECT rolname, rolpassword IS NOT NULL FROM pg_authid ORDER BY 1",
                 "R admin|f\nR app|t\nR root|f\nR x|f\n");
     /* a session whose user is no role (trust on an --insecure node) */
     sqlv_session *ghost = session_as(&f, "ghost");
     expect_error(ghost, "CREATE USER y", "42501");
-    EXPECT_ROWS(ghost, "SELECT rolname, oid FROM pg_roles WHERE rolname = 'ghost'",
+    EXPECT_RESULT(ghost, "SELECT rolname, oid FROM pg_roles WHERE rolname = 'ghost'",
                 "R ghost|16380\n");
     sqlv_session_close(ghost);
     sqlv_session_close(app);
@@ -315,7 +316,7 @@ static void test_blocks(void **state) {
     sqlv_session *s = session(&f);
     EXPECT(s, "BEGIN", "C BEGIN\n");
     EXPECT(s, "CREATE USER b1", "C CREATE ROLE\n");
-    EXPECT_ROWS(s, "SELECT rolname FROM pg_roles WHERE rolname = 'b1'", "R b1\n");
+    EXPECT_RESULT(s, "SELECT rolname FROM pg_roles WHERE rolname = 'b1'", "R b1\n");
     EXPECT(s, "ROLLBACK", "C ROLLBACK\n");
     assert_false(lookup(&f, "b1").exists);
     /* a failed statement leaves the block failed, and nothing of it */
@@ -362,19 +363,19 @@ static void test_catalogs(void **state) {
            "CREATE USER app PASSWORD 'p'; CREATE ROLE reader; CREATE ROLE writer; "
            "GRANT reader, writer TO app",
            "C CREATE ROLE\nC CREATE ROLE\nC CREATE ROLE\nC GRANT ROLE\n");
-    EXPECT_ROWS(s, psql_du,
+    EXPECT_RESULT(s, psql_du,
                 "R admin|f|t|t|t|f|-1|NULL|{}|f|f\n"
                 "R app|f|t|f|f|t|-1|NULL|{reader,writer}|f|f\n"
                 "R reader|f|t|f|f|f|-1|NULL|{}|f|f\n"
                 "R root|t|t|t|t|t|-1|NULL|{admin}|t|t\n"
                 "R writer|f|t|f|f|f|-1|NULL|{}|f|f\n");
-    EXPECT_ROWS(s, "SELECT usename, usesuper FROM pg_user ORDER BY 1", "R app|f\nR root|t\n");
-    EXPECT_ROWS(s, "SELECT oid FROM pg_roles WHERE rolname IN ('root', 'app') ORDER BY 1",
+    EXPECT_RESULT(s, "SELECT usename, usesuper FROM pg_user ORDER BY 1", "R app|f\nR root|t\n");
+    EXPECT_RESULT(s, "SELECT oid FROM pg_roles WHERE rolname IN ('root', 'app') ORDER BY 1",
                 "R 10\nR 805306468\n");
-    EXPECT_ROWS(s, "SELECT pg_get_userbyid(805306468), pg_get_userbyid(10)", "R app|root\n");
-    EXPECT_ROWS(s, "SELECT rolname FROM pg_roles WHERE oid = 805306468", "R app\n");
+    EXPECT_RESULT(s, "SELECT pg_get_userbyid(805306468), pg_get_userbyid(10)", "R app|root\n");
+    EXPECT_RESULT(s, "SELECT rolname FROM pg_roles WHERE oid = 805306468", "R app\n");
     /* pg_authid: the verifier itself, for admins */
-    EXPECT_ROWS(s, "SELECT substr(rolpassword, 1, 19) FROM pg_authid WHERE rolname = 'app'",
+    EXPECT_RESULT(s, "SELECT substr(rolpassword, 1, 19) FROM pg_authid WHERE rolname = 'app'",
                 "R SCRAM-SHA-256$4096:\n");
     sqlv_session_close(s);
     close_all(&f);
