@@ -6,7 +6,8 @@
 ** Threads:
 **   loop      the transport's; runs on_rpc (dispatch by method: Raft to
 **             range_node_handle_rpc, KV to range_server_handle_rpc, PROBE
-**             answered at once, INIT/BOOTSTRAP/JOIN/STATUS/RANGES/DRAIN/
+**             and the test-only FAULT (srv_fault.c) answered at once,
+**             INIT/BOOTSTRAP/JOIN/STATUS/RANGES/DRAIN/
 **             DECOMMISSION queued as jobs)
 **             and on_foreign (SQL on the RPC port). Never blocks.
 **   control   runs the jobs one at a time, and while uninitialized sends
