@@ -532,69 +532,93 @@ static bool statement_locks(sqlite3 *db) {
     return false;
 }
 
+/* The key range of a plan over the key columns cols[0..ncols) (the primary
+** key, or an index's columns) below the prefix in *base: the first neq
+** columns bound by equality (none when skip_eq: a point plan's argv[0] is
+** the whole key), then the optional lo/hi bounds of idx on cols[neq]; argv
+** in that order. *base becomes the equality prefix and [*start, *end) the
+** range. A value that does not convert to its column's class widens the
+** range (never narrows it: SQLite rechecks every row); one that can match
+** nothing sets *empty. 0, or -1 out of memory. */
+static int key_range(const sqlv__table *t, const int *cols, int ncols, int neq, bool skip_eq,
+                     int idx, int argc, sqlite3_value **argv, base_buf *base, base_buf *start,
+                     base_buf *end, bool *empty, bool *widened) {
+    base_buf tmp = {0}; /* owner: this function */
+    int a = 0, rc = -1;
+    for (int k = 0; !skip_eq && k < neq && k < ncols && a < argc; k++, a++) {
+        sqlv__cell cell;
+        enc_value ev;
+        sqlite3_value *dup = NULL;
+        int kr = key_value(argv[a], t->cols[cols[k]].cls, &cell, &dup);
+        if (kr == 1) *empty = true;
+        if (kr == 2) *widened = true;
+        if (kr == 0 && !*widened) {
+            sqlv__cell_to_enc(&cell, &ev);
+            if (enc_key_append(base, &ev) != ENC_OK) {
+                sqlite3_value_free(dup);
+                goto out;
+            }
+        }
+        sqlite3_value_free(dup);
+    }
+    if (base_buf_append(start, base->data, base->len) != 0) goto out;
+    if (enc_prefix_end(base->data, base->len, end) != ENC_OK) goto out;
+    for (int side = 0; side < 2; side++) {
+        bool has = side == 0 ? (idx & IDX_HAS_LO) : (idx & IDX_HAS_HI);
+        bool incl = side == 0 ? (idx & IDX_LO_INCL) : (idx & IDX_HI_INCL);
+        if (!has || a >= argc) continue;
+        sqlite3_value *arg = argv[a++];
+        if (*widened || neq >= ncols) continue;
+        sqlv__cell cell;
+        enc_value ev;
+        sqlite3_value *dup = NULL;
+        int kr = key_value(arg, t->cols[cols[neq]].cls, &cell, &dup);
+        if (kr == 1) *empty = true;
+        if (kr == 0) {
+            base_buf_reset(&tmp);
+            sqlv__cell_to_enc(&cell, &ev);
+            if (base_buf_append(&tmp, base->data, base->len) != 0 ||
+                enc_key_append(&tmp, &ev) != ENC_OK) {
+                sqlite3_value_free(dup);
+                goto out;
+            }
+            base_buf *dst = side == 0 ? start : end;
+            base_buf_reset(dst);
+            /* lo inclusive: >= tmp; lo exclusive: past every key starting
+            ** with tmp; hi inclusive: past every key starting with tmp; hi
+            ** exclusive: < tmp. */
+            if ((side == 0) == incl) {
+                if (base_buf_append(dst, tmp.data, tmp.len) != 0) {
+                    sqlite3_value_free(dup);
+                    goto out;
+                }
+            } else if (enc_prefix_end(tmp.data, tmp.len, dst) != ENC_OK) {
+                sqlite3_value_free(dup);
+                goto out;
+            }
+        }
+        sqlite3_value_free(dup);
+    }
+    rc = 0;
+out:
+    base_buf_free(&tmp);
+    return rc;
+}
+
 /* xFilter of an index plan: the entries of ix in the range of its bound
 ** columns (built as the key plan builds its range: widened, never
 ** narrowed, when a value does not convert), each row fetched by its key. */
 static int filter_index(mcursor *c, mvtab *v, txn *kv, const sqlv__index *ix, int idx, int argc,
                         sqlite3_value **argv) {
     const sqlv__table *t = v->t;
-    base_buf base = {0}, start = {0}, end = {0}, tmp = {0}, entry = {0};
+    base_buf base = {0}, start = {0}, end = {0}, entry = {0};
     txn_error err = {{0}, {0}};
-    int rc = SQLITE_NOMEM, neq = idx & IDX_NEQ_MASK, a = 0;
+    int rc = SQLITE_NOMEM, neq = idx & IDX_NEQ_MASK;
     bool empty = false, widened = false;
     if (enc_key_prefix(&base, t->id, ix->id) != ENC_OK) goto cleanup;
-    for (int k = 0; k < neq && k < ix->ncols && a < argc; k++, a++) {
-        sqlv__cell cell;
-        enc_value ev;
-        sqlite3_value *dup = NULL;
-        int kr = key_value(argv[a], t->cols[ix->cols[k]].cls, &cell, &dup);
-        if (kr == 1) empty = true;
-        if (kr == 2) widened = true;
-        if (kr == 0 && !widened) {
-            sqlv__cell_to_enc(&cell, &ev);
-            if (enc_key_append(&base, &ev) != ENC_OK) {
-                sqlite3_value_free(dup);
-                goto cleanup;
-            }
-        }
-        sqlite3_value_free(dup);
-    }
-    if (base_buf_append(&start, base.data, base.len) != 0) goto cleanup;
-    if (enc_prefix_end(base.data, base.len, &end) != ENC_OK) goto cleanup;
-    for (int side = 0; side < 2; side++) {
-        bool has = side == 0 ? (idx & IDX_HAS_LO) : (idx & IDX_HAS_HI);
-        bool incl = side == 0 ? (idx & IDX_LO_INCL) : (idx & IDX_HI_INCL);
-        if (!has || a >= argc) continue;
-        sqlite3_value *arg = argv[a++];
-        if (widened || neq >= ix->ncols) continue;
-        sqlv__cell cell;
-        enc_value ev;
-        sqlite3_value *dup = NULL;
-        int kr = key_value(arg, t->cols[ix->cols[neq]].cls, &cell, &dup);
-        if (kr == 1) empty = true;
-        if (kr == 0) {
-            base_buf_reset(&tmp);
-            sqlv__cell_to_enc(&cell, &ev);
-            if (base_buf_append(&tmp, base.data, base.len) != 0 ||
-                enc_key_append(&tmp, &ev) != ENC_OK) {
-                sqlite3_value_free(dup);
-                goto cleanup;
-            }
-            base_buf *dst = side == 0 ? &start : &end;
-            base_buf_reset(dst);
-            /* as the key plan: entries carry more bytes after the value */
-            if ((side == 0) == incl) {
-                if (base_buf_append(dst, tmp.data, tmp.len) != 0) {
-                    sqlite3_value_free(dup);
-                    goto cleanup;
-                }
-            } else if (enc_prefix_end(tmp.data, tmp.len, dst) != ENC_OK) {
-                sqlite3_value_free(dup);
-                goto cleanup;
-            }
-        }
-        sqlite3_value_free(dup);
-    }
+    if (key_range(t, ix->cols, ix->ncols, neq, false, idx, argc, argv, &base, &start, &end,
+                  &empty, &widened) != 0)
+        goto cleanup;
     rc = SQLITE_OK;
     if (empty || buf_cmp(&start, &end) >= 0) goto cleanup;
     c->ix = ix;
@@ -623,7 +647,6 @@ cleanup:
     base_buf_free(&base);
     base_buf_free(&start);
     base_buf_free(&end);
-    base_buf_free(&tmp);
     base_buf_free(&entry);
     return rc;
 }
@@ -633,9 +656,9 @@ static int m_filter(sqlite3_vtab_cursor *cur, int idx, const char *idx_str, int 
     mcursor *c = (mcursor *)cur;
     mvtab *v = (mvtab *)cur->pVtab;
     const sqlv__table *t = v->t;
-    base_buf base = {0}, start = {0}, end = {0}, tmp = {0};
+    base_buf base = {0}, start = {0}, end = {0};
     txn_error err = {{0}, {0}};
-    int rc = SQLITE_NOMEM, neq = idx & IDX_NEQ_MASK, a = 0;
+    int rc = SQLITE_NOMEM, neq = idx & IDX_NEQ_MASK;
     int slot = (idx >> IDX_SLOT_SHIFT) & IDX_SLOT_MASK;
     bool empty = false, widened = false, point = false;
     txn *kv;
@@ -673,60 +696,9 @@ static int m_filter(sqlite3_vtab_cursor *cur, int idx, const char *idx_str, int 
                 goto cleanup;
         }
     }
-    for (int k = 0; !point && k < neq && a < argc; k++, a++) {
-        sqlv__cell cell;
-        enc_value ev;
-        sqlite3_value *dup = NULL;
-        int kr = key_value(argv[a], t->cols[t->pk[k]].cls, &cell, &dup);
-        if (kr == 1) empty = true;
-        if (kr == 2) widened = true;
-        if (kr == 0 && !widened) {
-            sqlv__cell_to_enc(&cell, &ev);
-            if (enc_key_append(&base, &ev) != ENC_OK) {
-                sqlite3_value_free(dup);
-                goto cleanup;
-            }
-        }
-        sqlite3_value_free(dup);
-    }
-    if (base_buf_append(&start, base.data, base.len) != 0) goto cleanup;
-    if (enc_prefix_end(base.data, base.len, &end) != ENC_OK) goto cleanup;
-    for (int side = 0; side < 2; side++) {
-        bool has = side == 0 ? (idx & IDX_HAS_LO) : (idx & IDX_HAS_HI);
-        bool incl = side == 0 ? (idx & IDX_LO_INCL) : (idx & IDX_HI_INCL);
-        if (!has || a >= argc) continue;
-        sqlite3_value *arg = argv[a++];
-        if (widened || neq >= t->npk) continue;
-        sqlv__cell cell;
-        enc_value ev;
-        sqlite3_value *dup = NULL;
-        int kr = key_value(arg, t->cols[t->pk[neq]].cls, &cell, &dup);
-        if (kr == 1) empty = true;
-        if (kr == 0) {
-            base_buf_reset(&tmp);
-            sqlv__cell_to_enc(&cell, &ev);
-            if (base_buf_append(&tmp, base.data, base.len) != 0 ||
-                enc_key_append(&tmp, &ev) != ENC_OK) {
-                sqlite3_value_free(dup);
-                goto cleanup;
-            }
-            base_buf *dst = side == 0 ? &start : &end;
-            base_buf_reset(dst);
-            /* lo inclusive: >= tmp; lo exclusive: past every key starting
-            ** with tmp; hi inclusive: past every key starting with tmp; hi
-            ** exclusive: < tmp. */
-            if ((side == 0) == incl) {
-                if (base_buf_append(dst, tmp.data, tmp.len) != 0) {
-                    sqlite3_value_free(dup);
-                    goto cleanup;
-                }
-            } else if (enc_prefix_end(tmp.data, tmp.len, dst) != ENC_OK) {
-                sqlite3_value_free(dup);
-                goto cleanup;
-            }
-        }
-        sqlite3_value_free(dup);
-    }
+    if (key_range(t, t->pk, t->npk, neq, point, idx, argc, argv, &base, &start, &end, &empty,
+                  &widened) != 0)
+        goto cleanup;
     (void)idx_str;
     rc = SQLITE_OK;
     if (empty || buf_cmp(&start, &end) >= 0) goto cleanup;
@@ -771,7 +743,6 @@ cleanup:
     base_buf_free(&base);
     base_buf_free(&start);
     base_buf_free(&end);
-    base_buf_free(&tmp);
     return rc;
 }
 
