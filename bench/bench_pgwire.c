@@ -3,6 +3,7 @@
 **
 **   bench_pgwire [--url URL [--url URL ...] | --start [--bin PATH]] [--clients N]
 **                [--duration SECONDS] [--rows N] [--workload point-select|insert|all]
+**                [--churn]
 **
 ** Several --url (the nodes of a cluster): client i connects to url i mod n;
 ** setup runs through the first.
@@ -19,6 +20,13 @@
 **                 on a cluster it is a two-range (two-phase) commit. A
 **                 transfer that fails with 40001 is retried (counted), and
 **                 its latency runs from the first BEGIN to the COMMIT.
+** --churn (a cluster; issue 6): the transfer workload twice, quiet and then
+** with a background client that every second either splits the table at a
+** random id (ALTER TABLE ... SPLIT AT) or moves the lease of a random range
+** of it to another of its voters (ALTER RANGE ... RELOCATE LEASE TO), then
+** quiet again on the ranges the churn left (splits make transfers cross
+** ranges: two-phase commits), so the cost of splits and lease moves under
+** load is a number; it prints the three figures and what the churner did.
 ** Prints transactions/s and p50/p99 latency. Timing never fails the run: the
 ** exit code is non-zero only when the node cannot be reached or set up.
 ** With --start it runs its own node (`meridian start`, temp store, free
@@ -182,6 +190,86 @@ static void *client_main(void *arg) {
     return NULL;
 }
 
+/* ---- --churn: splits and lease moves in the background -------------------------------- */
+
+typedef struct churner {
+    pthread_t thread;
+    const char *url;
+    long rows;
+    uint64_t seed;
+    atomic_bool stop;
+    uint64_t splits, moves, failures;
+    char first_error[256];
+} churner;
+
+static void churn_failed(churner *ch, PGresult *r) {
+    if (ch->failures++ == 0)
+        snprintf(ch->first_error, sizeof ch->first_error, "%s", PQresultErrorMessage(r));
+}
+
+/* Move the lease of a random range of the table to another of its voters. */
+static void churn_move(churner *ch, PGconn *conn) {
+    PGresult *r = PQexec(conn, "SHOW RANGES FROM TABLE bench_accounts");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) == 0 || PQnfields(r) < 6) {
+        churn_failed(ch, r);
+        PQclear(r);
+        return;
+    }
+    int row = (int)(rnd(&ch->seed) % (uint64_t)PQntuples(r));
+    long range_id = atol(PQgetvalue(r, row, 0));
+    long lease = PQgetisnull(r, row, 5) ? 0 : atol(PQgetvalue(r, row, 5));
+    long voters[16];
+    int n = 0;
+    for (const char *p = PQgetvalue(r, row, 4); *p && n < 16; p++) /* "{1,2,3}" */
+        if (*p >= '0' && *p <= '9') {
+            char *end = NULL;
+            long v = strtol(p, &end, 10);
+            if (v != lease) voters[n++] = v;
+            p = end - 1;
+        }
+    PQclear(r);
+    if (n == 0) return;
+    char sql[128];
+    snprintf(sql, sizeof sql, "ALTER RANGE %ld RELOCATE LEASE TO %ld", range_id,
+             voters[rnd(&ch->seed) % (uint64_t)n]);
+    r = PQexec(conn, sql);
+    if (PQresultStatus(r) == PGRES_COMMAND_OK) ch->moves++;
+    else churn_failed(ch, r);
+    PQclear(r);
+}
+
+static void *churn_main(void *arg) {
+    churner *ch = arg;
+    PGconn *conn = PQconnectdb(ch->url);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        snprintf(ch->first_error, sizeof ch->first_error, "connect: %s", PQerrorMessage(conn));
+        ch->failures++;
+        PQfinish(conn);
+        return NULL;
+    }
+    for (uint64_t tick = 0; !atomic_load(&ch->stop) && PQstatus(conn) == CONNECTION_OK; tick++) {
+        if (tick % 2 == 0) {
+            char sql[128];
+            snprintf(sql, sizeof sql, "ALTER TABLE bench_accounts SPLIT AT VALUES (%ld)",
+                     2 + (long)(rnd(&ch->seed) % (uint64_t)(ch->rows > 2 ? ch->rows - 1 : 1)));
+            PGresult *r = PQexec(conn, sql);
+            if (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK)
+                ch->splits++;
+            else
+                churn_failed(ch, r);
+            PQclear(r);
+        } else {
+            churn_move(ch, conn);
+        }
+        for (int k = 0; k < 10 && !atomic_load(&ch->stop); k++) { /* a second, in steps */
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    PQfinish(conn);
+    return NULL;
+}
+
 static double percentile_ms(const uint64_t *hist, uint64_t total, double p) {
     if (total == 0) return 0;
     uint64_t want = (uint64_t)(p * (double)total), seen = 0;
@@ -274,8 +362,10 @@ static int setup(const char *url, long rows) {
         char sql[128];
         snprintf(sql, sizeof sql, "ALTER TABLE bench_accounts SPLIT AT VALUES (%ld)", rows / 2 + 1);
         r = PQexec(c, sql);
+        ExecStatusType st = PQresultStatus(r); /* SPLIT AT answers rows */
         printf("setup: %s: %s", sql,
-               PQresultStatus(r) == PGRES_COMMAND_OK ? "done\n" : PQresultErrorMessage(r));
+               st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? "done\n"
+                                                               : PQresultErrorMessage(r));
         PQclear(r);
     }
     base_buf_free(&b);
@@ -287,7 +377,8 @@ static void usage(void) {
     fprintf(stderr, "usage: bench_pgwire [--url URL [--url URL ...] | --start [--bin PATH]]\n"
                     "                    [--clients N]\n"
                     "                    [--duration SECONDS] [--rows N]\n"
-                    "                    [--workload point-select|insert|transfer|transfer-2r|all]\n");
+                    "                    [--workload point-select|insert|transfer|transfer-2r|all]\n"
+                    "                    [--churn]\n");
 }
 
 int main(int argc, char **argv) {
@@ -296,7 +387,7 @@ int main(int argc, char **argv) {
     int n_urls = 0;
     const char *bin = getenv("MERIDIAN_BIN") ? getenv("MERIDIAN_BIN") : "./build/meridian";
     const char *wl = "all";
-    bool start = false;
+    bool start = false, churn = false;
     int clients = 8;
     double duration = 10;
     long rows = 10000;
@@ -304,6 +395,7 @@ int main(int argc, char **argv) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--start") == 0) { start = true; continue; }
+        if (strcmp(a, "--churn") == 0) { churn = true; continue; }
         if (v == NULL) { usage(); return 2; }
         if (strcmp(a, "--url") == 0) {
             if (n_urls == BENCH_URLS_MAX) { usage(); return 2; }
@@ -343,7 +435,30 @@ int main(int argc, char **argv) {
     if (rc == 0) {
         atomic_store(&next_insert_id, rows + 1);
         printf("workloads: %d clients over %d node(s), %.1f s each\n", clients, n_urls, duration);
-        bool all = strcmp(wl, "all") == 0;
+        bool all = strcmp(wl, "all") == 0 && !churn;
+        if (churn) {
+            printf("transfer, quiet:\n");
+            run_workload(urls, n_urls, W_TRANSFER, clients, duration, rows);
+            churner ch = {.url = urls[0], .rows = rows, .seed = 0x2545F4914F6CDD1DULL};
+            bool churning = pthread_create(&ch.thread, NULL, churn_main, &ch) == 0;
+            printf("transfer, with a split or a lease move every second:\n");
+            run_workload(urls, n_urls, W_TRANSFER, clients, duration, rows);
+            if (churning) {
+                atomic_store(&ch.stop, true);
+                pthread_join(ch.thread, NULL);
+            }
+            printf("  churn: %llu splits, %llu lease moves, %llu refused%s%s",
+                   (unsigned long long)ch.splits, (unsigned long long)ch.moves,
+                   (unsigned long long)ch.failures, ch.first_error[0] ? "; first: " : "\n",
+                   ch.first_error);
+            if (ch.first_error[0] && ch.first_error[strlen(ch.first_error) - 1] != '\n')
+                printf("\n");
+            /* the table now has the churn's ranges: quiet again on that shape tells
+            ** the cost of the moves from the cost of more (cross-range) ranges */
+            printf("transfer, quiet again (the ranges the churn left):\n");
+            run_workload(urls, n_urls, W_TRANSFER, clients, duration, rows);
+            wl = "none";
+        }
         if (all || strcmp(wl, "point-select") == 0)
             run_workload(urls, n_urls, W_POINT_SELECT, clients, duration, rows);
         if (all || strcmp(wl, "insert") == 0)

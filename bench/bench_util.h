@@ -29,16 +29,28 @@
 
 #define BENCH_START_WAIT_MS 60000
 
+#define BENCH_EXTRA_ARGS_MAX 8 /* more `meridian start` flags of bench_start_node_with */
+
 /* Runs `meridian start` (bin) on a free port with a store under a new temp
 ** directory, written to dir (caller's buffer; remove it with
-** bench_stop_node); the URL is read from its banner into url. Returns the
-** pid or -1. */
-static inline pid_t bench_start_node(const char *bin, char *dir, size_t dir_size, char *url,
-                                     size_t url_size) {
+** bench_stop_node), and extra (NULL, or up to BENCH_EXTRA_ARGS_MAX flags and
+** values ending in NULL; borrowed for the call); the URL is read from its
+** banner into url. Returns the pid or -1. */
+static inline pid_t bench_start_node_with(const char *bin, const char *const *extra, char *dir,
+                                          size_t dir_size, char *url, size_t url_size) {
+    int n_extra = 0;
+    while (extra != NULL && extra[n_extra] != NULL)
+        if (++n_extra > BENCH_EXTRA_ARGS_MAX) return -1;
     snprintf(dir, dir_size, "/tmp/meridian-bench-XXXXXX");
     if (mkdtemp(dir) == NULL) return -1;
     char store[1200];
     snprintf(store, sizeof store, "%s/store", dir);
+    const char *argv[9 + BENCH_EXTRA_ARGS_MAX + 1] = {bin, "start", "--store", store,
+                                                       "--sql-addr", "127.0.0.1:0", "--insecure",
+                                                       "--log-level", "warn"};
+    int argc = 9;
+    for (int i = 0; i < n_extra; i++) argv[argc++] = extra[i];
+    argv[argc] = NULL;
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0) return -1;
     pid_t pid = fork();
@@ -46,8 +58,7 @@ static inline pid_t bench_start_node(const char *bin, char *dir, size_t dir_size
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(p[1], STDOUT_FILENO);
-        execl(bin, bin, "start", "--store", store, "--sql-addr", "127.0.0.1:0", "--insecure",
-              "--log-level", "warn", (char *)NULL);
+        execv(bin, (char *const *)argv);
         fprintf(stderr, "bench: exec %s: %s\n", bin, strerror(errno));
         _exit(127);
     }
@@ -80,6 +91,12 @@ static inline pid_t bench_start_node(const char *bin, char *dir, size_t dir_size
     memcpy(url, line, len);
     url[len] = 0;
     return pid;
+}
+
+/* bench_start_node_with, no extra flags. */
+static inline pid_t bench_start_node(const char *bin, char *dir, size_t dir_size, char *url,
+                                     size_t url_size) {
+    return bench_start_node_with(bin, NULL, dir, dir_size, url, url_size);
 }
 
 /* Stops the node of bench_start_node (SIGTERM, SIGKILL after 30 s) and

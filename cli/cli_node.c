@@ -23,6 +23,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "security/security.h"
 
@@ -144,6 +145,19 @@ static int parse_args(int argc, char **argv, const char *cmd, void (*usage)(FILE
 static int client_tls(const char *cmd, const char *certs_dir, sec_tls_ctx **out) {
     *out = NULL;
     if (certs_dir == NULL) return 0;
+    /* Say plainly why a user's certificates are not enough (the node would
+    ** refuse the handshake anyway: its RPC port takes node certificates only). */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/node.crt", certs_dir);
+    if (access(path, F_OK) != 0) {
+        fprintf(stderr,
+                "meridian %s: permission denied: %s has no node certificate (node.crt); node "
+                "commands talk node-to-node RPC, which accepts only node certificates of the "
+                "cluster CA (a client certificate, root's included, is refused): run it with a "
+                "node's --certs-dir\n",
+                cmd, certs_dir);
+        return CLI_EXIT_FAILURE;
+    }
     char err[SEC_ERR_MSG_SIZE];
     sec_tls_options o = {.cert_name = "node"};
     if (sec_tls_client_ctx_new(certs_dir, &o, out, err, sizeof err) != 0) {

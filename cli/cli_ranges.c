@@ -28,7 +28,7 @@ static void usage(FILE *f) {
             "The cluster's ranges as the node at HOST:PORT (its SQL address, default\n"
             "127.0.0.1:%d) sees them: SHOW RANGES [FROM TABLE TABLE]. One row per\n"
             "range: id, start and end key, table, replicas, leaseholder, generation,\n"
-            "approximate size.\n"
+            "approximate size, reads/s and writes/s at its leaseholder.\n"
             "  --certs-dir DIR   TLS, verifying the node with DIR/ca.crt; DIR/client.USER.crt\n"
             "                    as client certificate if present (as meridian sql)\n"
             "  --insecure        plaintext\n",

@@ -79,6 +79,8 @@ typedef struct start_options {
     int64_t dead_after_ms;
     int64_t liveness_ttl_ms;
     bool enable_test_faults; /* hidden: obey `meridian debug` faults (docs/chaos.md) */
+    int max_sql_connections;          /* 0: the gateway's default */
+    int max_sql_connections_per_user; /* 0: no limit per user */
 } start_options;
 
 static void usage(FILE *f) {
@@ -106,6 +108,11 @@ static void usage(FILE *f) {
             "                           be in node.crt); SIGHUP reloads them\n"
             "  --insecure               no TLS, no authentication (local demos only)\n"
             "  one of --certs-dir and --insecure is required\n"
+            "  --max-sql-connections N  SQL sessions at once on this node (default 256);\n"
+            "                           beyond: FATAL 53300 too many clients\n"
+            "  --max-sql-connections-per-user N\n"
+            "                           SQL sessions of one user at once (default: no\n"
+            "                           limit but the node's)\n"
             "  --log-level LEVEL        debug, info, warn or error (default info)\n"
             "  --background             return once the node is ready; it keeps running\n",
             CLI_DEFAULT_STORE, CLI_DEFAULT_SQL_PORT, CLI_DEFAULT_LISTEN_PORT,
@@ -131,7 +138,7 @@ static int parse_log_level(const char *s, base_log_level *out) {
 /* 0, 1 for --help, or CLI_EXIT_USAGE (message printed). */
 static int parse_flags(int argc, char **argv, start_options *o) {
     enum { F_STORE = 1000, F_SQL, F_LISTEN, F_OFFSET, F_INSECURE, F_LOG, F_BG, F_CLOCK, F_HELP,
-           F_CERTS, F_JOIN, F_DEAD, F_TTL, F_TEST_FAULTS };
+           F_CERTS, F_JOIN, F_DEAD, F_TTL, F_TEST_FAULTS, F_MAX_CONN, F_MAX_CONN_USER };
     static const struct option longopts[] = {
         {"store", required_argument, NULL, F_STORE},
         {"sql-addr", required_argument, NULL, F_SQL},
@@ -146,6 +153,8 @@ static int parse_flags(int argc, char **argv, start_options *o) {
         {"dead-after", required_argument, NULL, F_DEAD},
         {"liveness-ttl", required_argument, NULL, F_TTL}, /* hidden, tests only */
         {"enable-test-faults", no_argument, NULL, F_TEST_FAULTS}, /* hidden, tests only */
+        {"max-sql-connections", required_argument, NULL, F_MAX_CONN},
+        {"max-sql-connections-per-user", required_argument, NULL, F_MAX_CONN_USER},
         {"help", no_argument, NULL, F_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -219,6 +228,18 @@ static int parse_flags(int argc, char **argv, start_options *o) {
                 return usage_error("bad --log-level \"%s\" (debug, info, warn, error)", optarg);
             break;
         case F_BG: o->background = true; break;
+        case F_MAX_CONN:
+        case F_MAX_CONN_USER: {
+            char *end = NULL;
+            long v = strtol(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || v < 1 || v > 100000)
+                return usage_error("bad connection limit \"%s\" (want 1 .. 100000)", optarg);
+            if (opt == F_MAX_CONN)
+                o->max_sql_connections = (int)v;
+            else
+                o->max_sql_connections_per_user = (int)v;
+            break;
+        }
         case F_TEST_FAULTS: o->enable_test_faults = true; break;
         case F_CLOCK:
             if (cli_parse_duration_ns(optarg, &o->clock_offset_ns) != 0)
@@ -406,7 +427,9 @@ static int start_cluster(const start_options *o, storage_engine *storage, hlc_cl
                     .raft_log_dir = raft_dir, /* the shared Raft log of every range */
                     .dead_after_ms = o->dead_after_ms, .liveness_ttl_ms = o->liveness_ttl_ms,
                     .on_sql_ready = on_sql_ready, .on_fatal = on_fatal,
-                    .enable_test_faults = o->enable_test_faults};
+                    .enable_test_faults = o->enable_test_faults,
+                    .sql_max_connections = o->max_sql_connections,
+                    .sql_max_connections_per_user = o->max_sql_connections_per_user};
     if (o->enable_test_faults)
         BASE_WARN("cli", "test-only --enable-test-faults: this node obeys `meridian debug` "
                   "network and disk faults");
@@ -618,7 +641,9 @@ int cli_start_main(int argc, char **argv) {
             BASE_ERROR("cli", "cannot open the SQL engine (error %d)", rc);
             goto cleanup;
         }
-        gw_options go = {.host = o.sql_host, .port = o.sql_port, .tls = tls};
+        gw_options go = {.host = o.sql_host, .port = o.sql_port, .tls = tls,
+                         .max_connections = o.max_sql_connections,
+                         .max_connections_per_user = o.max_sql_connections_per_user};
         if ((rc = gw_start(engine, &go, &gw)) != 0) {
             BASE_ERROR("cli", "cannot serve SQL on %s:%d (error %d; is the port in use?)",
                        o.sql_host, o.sql_port, rc);

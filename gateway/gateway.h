@@ -61,7 +61,8 @@ typedef struct gw_options {
     int max_connections;          /* 0: default 256 */
     uint32_t max_message_bytes;   /* 0: default 64 MiB */
     /* Added: a socket that has not completed its startup packet within
-    ** this time gets 08P01 and is closed. 0: default 60000. */
+    ** this time gets 08P01 and is closed; one that has not completed its
+    ** login (TLS, SCRAM) gets 57014. 0: default 10000. */
     uint32_t startup_timeout_ms;
     /* Added (issue 9): TLS for client connections, borrowed (must outlive
     ** gw_stop; sec_tls_reload on it is fine while serving). NULL: insecure
@@ -72,6 +73,18 @@ typedef struct gw_options {
     /* Added (issue 9): see gw_auth_mode. The user record is read through
     ** sqlv_auth_lookup on the session's worker thread. */
     gw_auth_mode auth;
+    /* Added (issue 9, hostile input; docs/gateway.md "Limits"). 0: default.
+    ** Sessions of one user at once (counted when the login succeeds, so an
+    ** unauthenticated client cannot lock a user out): beyond it FATAL 53300
+    ** "too many connections for role". 0: no limit but max_connections. */
+    int max_connections_per_user;
+    /* An authenticated client that leaves a message incomplete this long
+    ** (slowloris) gets FATAL 08P01 and is closed. 0: default 30000. */
+    uint32_t message_timeout_ms;
+    /* Result bytes a session may hold for its client at once (one DataRow
+    ** larger than this fails its statement with 53200; the session goes
+    ** on). 0: default 64 MiB. */
+    uint32_t max_result_bytes;
 } gw_options;
 
 typedef struct gw_server gw_server; /* opaque */

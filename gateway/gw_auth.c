@@ -1,6 +1,7 @@
 /*
-** gw_auth.c: the limit on failed logins per source address (pure: the
-** caller passes the time and holds the lock).
+** gw_auth.c: the limit on failed logins per source address, and the count
+** of sessions per user (pure: the caller passes the time and holds the
+** lock).
 **
 ** One token bucket per address, kept as the time it is full again
 ** (GCRA): a failure costs GW_AUTH_REFILL_MS of it, a bucket refills by
@@ -15,6 +16,9 @@
 **   - an entry whose bucket is full (full_at_ms <= now) is the same as no
 **     entry: it is free for reuse.
 **   - every operation is one pass over the table (bounded).
+**   - gw_user_counts: one entry per user with n >= 1 logged-in sessions
+**     (an entry reaching 0 is removed), so it never holds more names than
+**     there are sessions (bounded by max_connections).
 */
 #include <string.h>
 
@@ -77,4 +81,63 @@ void gw_auth_failed(gw_auth_limiter *l, const char *addr, int64_t now_ms)
     if (e->full_at_ms < now_ms)
         e->full_at_ms = now_ms;
     e->full_at_ms += GW_AUTH_REFILL_MS;
+}
+
+/* ---- sessions per user ------------------------------------------------------ */
+
+static int user_find(const gw_user_counts *t, const char *user)
+{
+    for (int i = 0; i < t->len; i++)
+        if (strcmp(t->v[i].user, user) == 0)
+            return i;
+    return -1;
+}
+
+int gw_user_acquire(gw_user_counts *t, const char *user, int limit)
+{
+    int i = user_find(t, user);
+    if (i >= 0) {
+        if (limit > 0 && t->v[i].n >= limit)
+            return GW_ERR_LIMIT;
+        t->v[i].n++;
+        return GW_OK;
+    }
+    if (t->len == t->cap) {
+        int cap = t->cap > 0 ? t->cap * 2 : 16;
+        gw_user_count *v = base_realloc(t->v, (size_t)cap * sizeof *v);
+        if (v == NULL)
+            return GW_ERR_NOMEM;
+        t->v = v;
+        t->cap = cap;
+    }
+    char *name = base_strdup(user);
+    if (name == NULL)
+        return GW_ERR_NOMEM;
+    t->v[t->len++] = (gw_user_count){.user = name, .n = 1};
+    return GW_OK;
+}
+
+void gw_user_release(gw_user_counts *t, const char *user)
+{
+    int i = user_find(t, user);
+    if (i < 0)
+        return;
+    if (--t->v[i].n > 0)
+        return;
+    base_free(t->v[i].user);
+    t->v[i] = t->v[--t->len];
+}
+
+int gw_user_sessions(const gw_user_counts *t, const char *user)
+{
+    int i = user_find(t, user);
+    return i >= 0 ? t->v[i].n : 0;
+}
+
+void gw_user_counts_free(gw_user_counts *t)
+{
+    for (int i = 0; i < t->len; i++)
+        base_free(t->v[i].user);
+    base_free(t->v);
+    *t = (gw_user_counts){0};
 }

@@ -32,7 +32,21 @@
 /* ---- limits -------------------------------------------------------------- */
 #define GW_DEFAULT_MAX_CONNECTIONS 256
 #define GW_DEFAULT_MAX_MESSAGE_BYTES (64u * 1024 * 1024)
-#define GW_DEFAULT_STARTUP_TIMEOUT_MS 60000u
+/* Startup packet, TLS handshake and login together (slowloris before
+** authentication; PostgreSQL's authentication_timeout is 60 s). */
+#define GW_DEFAULT_STARTUP_TIMEOUT_MS 10000u
+/* One incomplete message of an authenticated client (slowloris after it);
+** 64 MiB in 30 s is 2.2 MB/s. */
+#define GW_DEFAULT_MESSAGE_TIMEOUT_MS 30000u
+/* Result bytes held for one client (see gw_options.max_result_bytes). */
+#define GW_DEFAULT_MAX_RESULT_BYTES (64u * 1024 * 1024)
+/* After a statement timeout fired, the cancel is repeated this often until
+** the job ends (a cancel that raced with the start of the statement is
+** not lost). */
+#define GW_CANCEL_REPEAT_MS 100u
+/* A Query's text (SQLite's limit in sql/, SQLV__SQL_BYTES_MAX): longer is
+** 54000 "statement too long", the session goes on. */
+#define GW_STATEMENT_MAX_BYTES (16u * 1024 * 1024)
 /* PostgreSQL's own limit on the startup packet. */
 #define GW_STARTUP_PACKET_MAX_BYTES 10000u
 /* Accepted sockets beyond max_connections (startup in progress, cancel
@@ -100,6 +114,9 @@ uint32_t gw_get_u32(const uint8_t *p);
 int gw_msg_empty(base_buf *b, char type);
 /* CopyInResponse 'G': overall text format, ncols text columns. */
 int gw_msg_copy_in_response(base_buf *b, int ncols);
+/* COPY TO STDOUT: CopyOutResponse (text), one CopyData; CopyDone is gw_msg_empty 'c'. */
+int gw_msg_copy_out_response(base_buf *b, int ncols);
+int gw_msg_copy_data(base_buf *b, const void *data, size_t len);
 int gw_msg_parameter_description(base_buf *b, int nparams, const uint32_t *oids);
 
 #define GW_EXT_PARAMS_MAX SQLV_PARAMS_MAX
@@ -158,6 +175,25 @@ int gw_auth_limiter_init(gw_auth_limiter *l);
 void gw_auth_limiter_free(gw_auth_limiter *l);
 bool gw_auth_limited(const gw_auth_limiter *l, const char *addr, int64_t now_ms);
 void gw_auth_failed(gw_auth_limiter *l, const char *addr, int64_t now_ms);
+
+/* ---- gw_auth.c: sessions per user (pure) --------------------------------------
+** A count per user name of the logged-in sessions; entries go when their
+** count reaches 0, so the table holds at most max_connections names. Not
+** thread-safe (the server holds auth_mu). */
+typedef struct gw_user_count {
+    char *user; /* owner: the table */
+    int n;
+} gw_user_count;
+typedef struct gw_user_counts {
+    gw_user_count *v; /* owner: the table */
+    int len, cap;
+} gw_user_counts;
+/* One more session of user unless it has limit already (limit 0: none).
+** 0, GW_ERR_LIMIT or GW_ERR_NOMEM. */
+int gw_user_acquire(gw_user_counts *t, const char *user, int limit);
+void gw_user_release(gw_user_counts *t, const char *user);
+int gw_user_sessions(const gw_user_counts *t, const char *user);
+void gw_user_counts_free(gw_user_counts *t);
 
 /* ---- gw_proto.c: startup packet decoding (pure) ---------------------------- */
 typedef struct gw_startup {
@@ -220,9 +256,15 @@ typedef struct gw_adopt {
 
 struct gw_conn {
     uv_tcp_t tcp;            /* [loop]; tcp.data = this */
-    uv_timer_t startup_timer; /* [loop]; closed once the startup is done */
-    int handles_open;        /* [loop] tcp + timer not yet closed */
-    bool timer_closing;      /* [loop] */
+    /* Until the login is done: the startup timeout. After it: a message
+    ** left incomplete longer than message_timeout_ms. [loop] */
+    uv_timer_t input_timer;
+    bool input_timer_armed;  /* [loop] input_timer runs for an incomplete message */
+    /* statement_timeout while a Query/extended job runs (BUSY);
+    ** idle_in_transaction_session_timeout while idle in a block. [loop] */
+    uv_timer_t stmt_timer;
+    int handles_open;        /* [loop] tcp + timers not yet closed */
+    bool timer_closing;      /* [loop] both timers closed */
     gw_server *server;       /* [loop] borrowed */
     gw_conn *prev, *next;    /* [loop] server's list */
     uint32_t pid, secret;    /* cancel key; pid unique per server */
@@ -275,6 +317,12 @@ struct gw_conn {
     base_buf out;            /* [mu] bytes for the loop to write */
     size_t inflight_bytes;   /* [mu] bytes handed to uv_write, not done */
     char txn_status;         /* [mu] 'I','T','E' after the last job */
+    /* The session's statement_timeout and idle_in_transaction_session_timeout
+    ** after the last job (0: none). [mu] */
+    uint32_t statement_timeout_ms, idle_timeout_ms;
+    bool stmt_timed_out;     /* [mu] the statement timer fired for this job:
+                             ** 57014 says "statement timeout" */
+    bool user_counted;       /* [mu] holds a slot in server->user_counts */
     sqlv_session *live_session; /* [mu] for cancel; NULL when none */
 
     sqlv_session *session;   /* [worker] owner: worker, sqlv_session_close */
@@ -286,6 +334,9 @@ struct gw_conn {
     int auth_step;           /* [worker] SASL messages received */
     bool auth_waiting;       /* [worker] this job asked for a SASL message */
     bool sink_failed;        /* [worker] out of memory or client gone */
+    /* [worker] a DataRow over max_result_bytes: the statement is cancelled,
+    ** its rows dropped and its 57014 (or CommandComplete) becomes 53200 */
+    size_t result_too_big;
 };
 
 /* The server. Everything but `wake`'s sending side is loop-owned after
@@ -296,10 +347,14 @@ struct gw_server {
     int max_connections;
     uint32_t max_message_bytes;
     uint32_t startup_timeout_ms;
+    uint32_t message_timeout_ms;
+    uint32_t max_result_bytes;
+    int max_connections_per_user; /* 0: no limit */
     bool auth_required;        /* GW_AUTH_REQUIRED in effect */
     uint8_t auth_secret[32];   /* per-process random: mock verifiers of unknown users */
     uv_mutex_t auth_mu;        /* guards limiter (loop and workers) */
     gw_auth_limiter limiter;   /* [auth_mu] */
+    gw_user_counts user_counts; /* [auth_mu] logged-in sessions per user */
     uv_loop_t loop;
     uv_tcp_t listener;
     bool has_listener;         /* false: port GW_PORT_NONE */

@@ -199,9 +199,24 @@ int gw_msg_empty_query(base_buf *b)
     return msg_end(&m);
 }
 
+/* One field: its code, then text[0..n) NUL-terminated. */
+static void msg_field(msg *m, char code, const char *text, size_t n)
+{
+    msg_bytes(m, &code, 1);
+    msg_bytes(m, text, n);
+    msg_bytes(m, "", 1);
+}
+
+/* sql/ folds a detail and a hint into the message the way psql prints them
+** ("msg\nDETAIL:  d\nHINT:  h"); they go out as their own fields D and H. */
 static int notice_or_error(base_buf *b, char type, const char *severity,
                            const char *sqlstate, const char *message)
 {
+    static const char detail_mark[] = "\nDETAIL:  ", hint_mark[] = "\nHINT:  ";
+    const char *text = message ? message : "";
+    const char *detail = strstr(text, detail_mark);
+    const char *hint = strstr(detail ? detail : text, hint_mark);
+    const char *text_end = detail ? detail : hint ? hint : text + strlen(text);
     msg m = msg_begin(b, type);
     msg_bytes(&m, "S", 1);
     msg_str(&m, severity);
@@ -209,8 +224,15 @@ static int notice_or_error(base_buf *b, char type, const char *severity,
     msg_str(&m, severity);
     msg_bytes(&m, "C", 1);
     msg_str(&m, sqlstate);
-    msg_bytes(&m, "M", 1);
-    msg_str(&m, message ? message : "");
+    msg_field(&m, 'M', text, (size_t)(text_end - text));
+    if (detail) {
+        const char *d = detail + strlen(detail_mark);
+        msg_field(&m, 'D', d, hint ? (size_t)(hint - d) : strlen(d));
+    }
+    if (hint) {
+        const char *h = hint + strlen(hint_mark);
+        msg_field(&m, 'H', h, strlen(h));
+    }
     msg_bytes(&m, "", 1);
     return msg_end(&m);
 }
@@ -329,6 +351,24 @@ int gw_msg_copy_in_response(base_buf *b, int ncols)
     msg_u16(&m, (uint16_t)ncols);
     for (int i = 0; i < ncols; i++)
         msg_u16(&m, 0);
+    return msg_end(&m);
+}
+
+int gw_msg_copy_out_response(base_buf *b, int ncols)
+{
+    msg m = msg_begin(b, 'H');
+    uint8_t overall = 0; /* text */
+    msg_bytes(&m, &overall, 1);
+    msg_u16(&m, (uint16_t)ncols);
+    for (int i = 0; i < ncols; i++)
+        msg_u16(&m, 0);
+    return msg_end(&m);
+}
+
+int gw_msg_copy_data(base_buf *b, const void *data, size_t len)
+{
+    msg m = msg_begin(b, 'd');
+    msg_bytes(&m, data, len);
     return msg_end(&m);
 }
 

@@ -38,6 +38,13 @@
 **     GW_AUTH_MESSAGE_MAX_BYTES) and 'X' are accepted from the client, and
 **     an address over its limit of failed logins is refused at its startup
 **     packet, before any thread or lookup.
+**   - Hostile input (issue 9): input_timer bounds the startup and login
+**     (startup_timeout_ms), then each incomplete message
+**     (message_timeout_ms; restarted only when a message completes);
+**     stmt_timer runs statement_timeout while a Query/extended job runs (it
+**     only cancels, again every GW_CANCEL_REPEAT_MS) and
+**     idle_in_transaction_session_timeout while idle in a block (FATAL
+**     25P03). Both are closed with the socket.
 **   - Adopted sockets (gw_adopt_connection, from another thread) wait in
 **     server->adopt_head under adopt_mu; the loop takes them on the
 **     `adopt` async. Once on_stop sets adopt_closed (under adopt_mu) no
@@ -70,6 +77,8 @@ typedef struct gw_write {
 static void conn_process(gw_conn *c);
 static void conn_close(gw_conn *c);
 static void tls_flush(gw_conn *c);
+static void on_stmt_timer(uv_timer_t *t);
+static void on_input_timeout(uv_timer_t *t);
 
 /* ---- freeing --------------------------------------------------------------- */
 
@@ -91,6 +100,11 @@ static void conn_maybe_free(gw_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     s->nconns--;
+    if (c->user_counted) { /* the worker is joined: no lock needed for c */
+        uv_mutex_lock(&s->auth_mu);
+        gw_user_release(&s->user_counts, c->user);
+        uv_mutex_unlock(&s->auth_mu);
+    }
     if (c->counted) {
         s->nsessions--;
         BASE_INFO("gateway", "session %u closed", c->pid);
@@ -125,7 +139,8 @@ static void conn_close_timer(gw_conn *c)
 {
     if (!c->timer_closing) {
         c->timer_closing = true;
-        uv_close((uv_handle_t *)&c->startup_timer, on_close);
+        uv_close((uv_handle_t *)&c->input_timer, on_close);
+        uv_close((uv_handle_t *)&c->stmt_timer, on_close);
     }
 }
 
@@ -553,7 +568,7 @@ static void handle_startup(gw_conn *c, const uint8_t *pkt, uint32_t len)
     }
     if (!s->auth_required) {
         c->authenticated = true; /* trust */
-        conn_close_timer(c);
+        uv_timer_stop(&c->input_timer); /* from now on: incomplete messages */
     }
     c->counted = true;
     s->nsessions++;
@@ -587,6 +602,18 @@ static void start_auth(gw_conn *c, const uint8_t *body, uint32_t body_len)
     c->state = GW_CONN_BUSY;
 }
 
+/* A Query or extended job was handed to the worker: statement_timeout
+** starts (it replaces an idle-in-transaction timer). Called under c->mu. */
+static void stmt_timer_start_locked(gw_conn *c)
+{
+    c->stmt_timed_out = false;
+    if (c->statement_timeout_ms > 0)
+        uv_timer_start(&c->stmt_timer, on_stmt_timer, c->statement_timeout_ms,
+                       GW_CANCEL_REPEAT_MS);
+    else
+        uv_timer_stop(&c->stmt_timer);
+}
+
 static void start_query(gw_conn *c, const uint8_t *body, uint32_t body_len)
 {
     if (body_len == 0 || body[body_len - 1] != '\0') {
@@ -594,6 +621,16 @@ static void start_query(gw_conn *c, const uint8_t *body, uint32_t body_len)
         return;
     }
     size_t qlen = strlen((const char *)body);
+    if (qlen > GW_STATEMENT_MAX_BYTES) {
+        /* before any copy is made; the session goes on */
+        char msg[96];
+        snprintf(msg, sizeof msg, "statement too long: %zu bytes (at most %u)", qlen,
+                 GW_STATEMENT_MAX_BYTES);
+        conn_send_error(c, "54000", msg);
+        if (c->state != GW_CONN_CLOSING)
+            conn_send_ready(c);
+        return;
+    }
     char *q = base_strndup((const char *)body, qlen);
     if (q == NULL) {
         conn_fatal(c, "53200", "out of memory");
@@ -604,6 +641,7 @@ static void start_query(gw_conn *c, const uint8_t *body, uint32_t body_len)
     c->job = GW_JOB_QUERY;
     c->job_query = q;
     c->job_query_len = qlen;
+    stmt_timer_start_locked(c);
     uv_cond_broadcast(&c->cond);
     uv_mutex_unlock(&c->mu);
     c->state = GW_CONN_BUSY;
@@ -663,6 +701,7 @@ static void start_ext(gw_conn *c, uint8_t type, const uint8_t *body, uint32_t bo
     c->job = GW_JOB_EXT;
     c->job_query = (char *)job.data; /* owner: moves to the worker */
     c->job_query_len = job.len;
+    stmt_timer_start_locked(c);
     uv_cond_broadcast(&c->cond);
     uv_mutex_unlock(&c->mu);
     c->state = GW_CONN_BUSY;
@@ -760,6 +799,7 @@ static void handle_message(gw_conn *c, uint8_t type, const uint8_t *body, uint32
 static void conn_process(gw_conn *c)
 {
     gw_server *s = c->server;
+    bool consumed = false; /* a message (or the startup packet) was taken */
     while (c->state != GW_CONN_BUSY && c->state != GW_CONN_CLOSING) {
         size_t avail = c->in.len - c->in_pos;
         const uint8_t *p = c->in.data + c->in_pos;
@@ -774,6 +814,7 @@ static void conn_process(gw_conn *c)
             if (avail < len)
                 break;
             c->in_pos += len;
+            consumed = true;
             handle_startup(c, p, len);
         } else {
             if (avail < 5)
@@ -791,6 +832,7 @@ static void conn_process(gw_conn *c)
             if (avail - 1 < len)
                 break;
             c->in_pos += 1 + (size_t)len;
+            consumed = true;
             handle_message(c, type, p + 5, len - 4);
         }
     }
@@ -804,6 +846,20 @@ static void conn_process(gw_conn *c)
         memmove(c->in.data, c->in.data + c->in_pos, c->in.len - c->in_pos);
         c->in.len -= c->in_pos;
         c->in_pos = 0;
+    }
+    /* Slowloris after the login: each message must arrive whole within
+    ** message_timeout_ms of the loop seeing its first bytes. The clock
+    ** restarts with each new message, not with each byte. */
+    if (c->authenticated && !c->timer_closing) {
+        bool partial = c->in.len > c->in_pos && c->state != GW_CONN_BUSY &&
+                       c->state != GW_CONN_CLOSING;
+        if (partial && (!c->input_timer_armed || consumed)) {
+            uv_timer_start(&c->input_timer, on_input_timeout, s->message_timeout_ms, 0);
+            c->input_timer_armed = true;
+        } else if (!partial && c->input_timer_armed) {
+            uv_timer_stop(&c->input_timer);
+            c->input_timer_armed = false;
+        }
     }
     /* Keep reading while a job runs (to notice a client that goes away)
     ** unless too much pipelined input is waiting. */
@@ -838,6 +894,8 @@ static void on_wake(uv_async_t *a)
         bool fatal = c->fatal;
         bool exited = c->worker_exited;
         bool auth_wait = c->auth_wait;
+        char txn_status = c->txn_status;
+        uint32_t idle_timeout_ms = c->idle_timeout_ms;
         uv_mutex_unlock(&c->mu);
         if (len > 0)
             conn_write(c, data, len, true);
@@ -853,9 +911,16 @@ static void on_wake(uv_async_t *a)
         }
         if (done && c->state == GW_CONN_BUSY && !auth_wait && !c->authenticated) {
             c->authenticated = true; /* the session is open */
-            conn_close_timer(c);
+            uv_timer_stop(&c->input_timer); /* from now on: incomplete messages */
         }
         if (done && c->state == GW_CONN_BUSY) {
+            /* The statement is over; idle in a block, the
+            ** idle-in-transaction timer runs until the next job. */
+            if (c->authenticated && (txn_status == 'T' || txn_status == 'E') &&
+                idle_timeout_ms > 0 && copy_state == 0 && !auth_wait)
+                uv_timer_start(&c->stmt_timer, on_stmt_timer, idle_timeout_ms, 0);
+            else
+                uv_timer_stop(&c->stmt_timer);
             /* auth_wait: the login waits for the client's next SASL message */
             c->state = auth_wait           ? GW_CONN_AUTH
                        : copy_state == 'A' ? GW_CONN_COPY
@@ -873,13 +938,49 @@ static void on_wake(uv_async_t *a)
 
 /* ---- accepting ------------------------------------------------------------------ */
 
-static void on_startup_timeout(uv_timer_t *t)
+/* Before the login ends: the startup timeout. After it: a message left
+** incomplete for message_timeout_ms (conn_process arms it). */
+static void on_input_timeout(uv_timer_t *t)
 {
     gw_conn *c = t->data;
-    if (c->state == GW_CONN_STARTUP)
+    c->input_timer_armed = false;
+    if (c->state == GW_CONN_STARTUP) {
         conn_fatal(c, "08P01", "timeout waiting for the startup packet");
-    else if (!c->authenticated && c->state != GW_CONN_CLOSING)
+    } else if (!c->authenticated && c->state != GW_CONN_CLOSING) {
         conn_fatal(c, "57014", "canceling authentication due to timeout");
+    } else if (c->state != GW_CONN_BUSY && c->state != GW_CONN_CLOSING &&
+               c->in.len > c->in_pos) {
+        BASE_INFO("gateway", "session %u: incomplete message for %u ms; closing", c->pid,
+                  c->server->message_timeout_ms);
+        conn_fatal(c, "08P01", "terminating connection: timeout waiting for the rest of a message");
+    }
+}
+
+/* statement_timeout (a job runs: cancel it, again every
+** GW_CANCEL_REPEAT_MS until it ends) or idle_in_transaction_session_timeout
+** (idle in a block: terminate; closing rolls the transaction back and
+** releases its locks). */
+static void on_stmt_timer(uv_timer_t *t)
+{
+    gw_conn *c = t->data;
+    if (c->state == GW_CONN_CLOSING)
+        return;
+    if (c->state == GW_CONN_BUSY) {
+        uv_mutex_lock(&c->mu);
+        if (c->job != GW_JOB_NONE || c->job_running) {
+            if (!c->stmt_timed_out)
+                BASE_INFO("gateway", "session %u: statement timeout (%u ms)", c->pid,
+                          c->statement_timeout_ms);
+            c->stmt_timed_out = true;
+            if (c->live_session != NULL)
+                sqlv_session_cancel(c->live_session);
+        }
+        uv_mutex_unlock(&c->mu);
+        return;
+    }
+    uv_timer_stop(&c->stmt_timer);
+    BASE_INFO("gateway", "session %u: idle in transaction too long; terminating", c->pid);
+    conn_fatal(c, "25P03", "terminating connection due to idle-in-transaction timeout");
 }
 
 /* The client's IP address into c->peer_addr ("" when unknown). */
@@ -953,9 +1054,11 @@ static gw_conn *conn_new(gw_server *s)
     s->nconns++;
     uv_tcp_init(&s->loop, &c->tcp);
     c->tcp.data = c;
-    uv_timer_init(&s->loop, &c->startup_timer);
-    c->startup_timer.data = c;
-    c->handles_open = 2;
+    uv_timer_init(&s->loop, &c->input_timer);
+    c->input_timer.data = c;
+    uv_timer_init(&s->loop, &c->stmt_timer);
+    c->stmt_timer.data = c;
+    c->handles_open = 3;
     return c;
 }
 
@@ -971,7 +1074,7 @@ static bool conn_start(gw_conn *c, const char *how)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     conn_peer_addr(c);
-    uv_timer_start(&c->startup_timer, on_startup_timeout, s->startup_timeout_ms, 0);
+    uv_timer_start(&c->input_timer, on_input_timeout, s->startup_timeout_ms, 0);
     BASE_DEBUG("gateway", "connection %u opened (%s)", c->pid, how);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
         conn_close(c);
@@ -1131,6 +1234,13 @@ int gw_start(sqlv_engine *engine, const gw_options *opts, gw_server **out)
                                                                 : GW_DEFAULT_MAX_MESSAGE_BYTES;
     s->startup_timeout_ms = opts && opts->startup_timeout_ms > 0 ? opts->startup_timeout_ms
                                                                   : GW_DEFAULT_STARTUP_TIMEOUT_MS;
+    s->message_timeout_ms = opts && opts->message_timeout_ms > 0 ? opts->message_timeout_ms
+                                                                  : GW_DEFAULT_MESSAGE_TIMEOUT_MS;
+    s->max_result_bytes = opts && opts->max_result_bytes > 0 ? opts->max_result_bytes
+                                                              : GW_DEFAULT_MAX_RESULT_BYTES;
+    s->max_connections_per_user = opts && opts->max_connections_per_user > 0
+                                      ? opts->max_connections_per_user
+                                      : 0;
     s->next_pid = 1;
     gw_auth_mode auth = opts ? opts->auth : GW_AUTH_DEFAULT;
     s->auth_required = auth == GW_AUTH_REQUIRED || (auth == GW_AUTH_DEFAULT && s->tls != NULL);
@@ -1256,6 +1366,7 @@ void gw_stop(gw_server *s)
     assert(s->adopt_head == NULL); /* on_stop drained it and closed the door */
     uv_mutex_destroy(&s->adopt_mu);
     gw_auth_limiter_free(&s->limiter);
+    gw_user_counts_free(&s->user_counts);
     uv_mutex_destroy(&s->auth_mu);
     explicit_bzero(s->auth_secret, sizeof s->auth_secret);
     BASE_INFO("gateway", "stopped");

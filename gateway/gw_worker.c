@@ -19,6 +19,10 @@
 **     (sqlv_session_in_copy); 'D' only after a simple-query copy failed,
 **     until its CopyDone/CopyFail; it is published as copy_state at the
 **     end of each job, which is how the loop picks its next state.
+**   - COPY TO STDOUT needs no state of the loop: its CopyOutResponse,
+**     CopyData (one per row, bounded by max_result_bytes like a DataRow)
+**     and CopyDone are written inside the Query/Execute job, under the
+**     same backpressure as rows.
 **   - The thread ends only after closing is set; it closes the session
 **     (rolling back its transaction) before setting worker_exited.
 **   - Authentication (gw_server.auth_required): no session is opened and no
@@ -31,6 +35,12 @@
 **     client's address (gw_auth.c). Then NOLOGIN roles get 28000.
 **   - Neither a password (never received) nor a verifier is ever logged;
 **     the login's state is wiped when the login ends or the thread exits.
+**   - Hostile input (issue 9): a session holds a slot of its user in
+**     server->user_counts from its login (refused with 53300 beyond
+**     max_connections_per_user) until the loop frees the connection; a
+**     DataRow larger than max_result_bytes is never built: the statement is
+**     cancelled and fails with 53200, the session goes on; a 57014 after the
+**     loop's statement timer fired says "statement timeout".
 */
 #define _DEFAULT_SOURCE /* explicit_bzero */
 #include <assert.h>
@@ -98,15 +108,41 @@ static int sink_row_description(void *ctx, int ncols, const sqlv_column *cols)
     return after_append(c, gw_msg_row_description(&c->wbuf, ncols, cols));
 }
 
+/* The 53200 of a statement whose row was over max_result_bytes. */
+static int result_too_big_error(gw_conn *c)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "out of memory: a result row of %zu bytes exceeds the session's result buffer "
+             "limit of %u bytes",
+             c->result_too_big, c->server->max_result_bytes);
+    c->result_too_big = 0;
+    return after_append(c, gw_msg_error(&c->wbuf, "ERROR", "53200", msg));
+}
+
 static int sink_data_row(void *ctx, int ncols, const sqlv_cell *cells)
 {
     gw_conn *c = ctx;
+    if (c->result_too_big > 0)
+        return 0; /* the statement is being cancelled: drop its rows */
+    size_t bytes = 7; /* type, length, column count */
+    for (int i = 0; i < ncols; i++)
+        bytes += 4 + (cells[i].data != NULL ? cells[i].len : 0);
+    if (bytes > c->server->max_result_bytes) {
+        /* Never built: the statement stops at its next cancel check and
+        ** its error becomes 53200; the session goes on. */
+        c->result_too_big = bytes;
+        sqlv_session_cancel(c->session);
+        return 0;
+    }
     return after_append(c, gw_msg_data_row(&c->wbuf, ncols, cells));
 }
 
 static int sink_command_complete(void *ctx, const char *tag)
 {
     gw_conn *c = ctx;
+    if (c->result_too_big > 0) /* it ended before the cancel was seen */
+        return result_too_big_error(c);
     return after_append(c, gw_msg_command_complete(&c->wbuf, tag));
 }
 
@@ -122,6 +158,15 @@ static int sink_error(void *ctx, const char *sqlstate, const char *message)
     char state[6] = "XX000";
     if (sqlstate != NULL && strlen(sqlstate) == 5)
         memcpy(state, sqlstate, 6);
+    if (strcmp(state, "57014") == 0) {
+        if (c->result_too_big > 0)
+            return result_too_big_error(c);
+        uv_mutex_lock(&c->mu);
+        bool timed_out = c->stmt_timed_out;
+        uv_mutex_unlock(&c->mu);
+        if (timed_out) /* the cancel came from the loop's statement timer */
+            message = "canceling statement due to statement timeout";
+    }
     return after_append(c, gw_msg_error(&c->wbuf, "ERROR", state, message));
 }
 
@@ -157,6 +202,38 @@ static int copy_in_started(void *ctx, int ncols)
     return after_append(c, gw_msg_copy_in_response(&c->wbuf, ncols));
 }
 
+/* COPY TO STDOUT (sqlv copy-out callbacks): rows go out as they come,
+** under the same backpressure as DataRows. */
+static int copy_out_begin(void *ctx, int ncols)
+{
+    gw_conn *c = ctx;
+    return after_append(c, gw_msg_copy_out_response(&c->wbuf, ncols));
+}
+
+static int copy_out_data(void *ctx, const char *data, size_t len)
+{
+    gw_conn *c = ctx;
+    if (c->result_too_big > 0)
+        return 0; /* the statement is being cancelled: drop its rows */
+    if (len + 5 > c->server->max_result_bytes) {
+        /* as for a DataRow: never sent, the statement fails with 53200 */
+        c->result_too_big = len + 5;
+        sqlv_session_cancel(c->session);
+        return 0;
+    }
+    return after_append(c, gw_msg_copy_data(&c->wbuf, data, len));
+}
+
+static int copy_out_done(void *ctx)
+{
+    gw_conn *c = ctx;
+    if (c->result_too_big > 0)
+        return 0; /* no CopyDone: the 53200 ends the copy */
+    return after_append(c, gw_msg_empty(&c->wbuf, 'c'));
+}
+
+static const sqlv_copy_out_fns copy_out_fns = {copy_out_begin, copy_out_data, copy_out_done};
+
 static int drop_error(void *ctx, const char *sqlstate, const char *message)
 {
     (void)ctx, (void)sqlstate, (void)message;
@@ -170,7 +247,27 @@ static int drop_error(void *ctx, const char *sqlstate, const char *message)
 ** must be closed after the output. */
 static bool open_session(gw_conn *c, char *status, bool superuser)
 {
+    gw_server *s = c->server;
     sqlv_session *session = NULL;
+    /* Counted once the user is known to be who they say (after the login),
+    ** so nobody can lock a user out by claiming its name. */
+    uv_mutex_lock(&s->auth_mu);
+    int urc = gw_user_acquire(&s->user_counts, c->user, s->max_connections_per_user);
+    uv_mutex_unlock(&s->auth_mu);
+    if (urc != GW_OK) {
+        char msg[128];
+        if (urc == GW_ERR_LIMIT)
+            BASE_INFO("gateway", "session %u: role \"%s\" has %d connections already", c->pid,
+                      c->user, s->max_connections_per_user);
+        snprintf(msg, sizeof msg, urc == GW_ERR_LIMIT ? "too many connections for role \"%.63s\""
+                                                      : "out of memory",
+                 c->user);
+        gw_msg_error(&c->wbuf, "FATAL", urc == GW_ERR_LIMIT ? "53300" : "53200", msg);
+        return true;
+    }
+    uv_mutex_lock(&c->mu);
+    c->user_counted = true;
+    uv_mutex_unlock(&c->mu);
     int rc = sqlv_session_open(c->server->engine, c->user, c->database, &session);
     if (rc != SQLV_OK) {
         BASE_WARN("gateway", "session %u: open failed (%d)", c->pid, rc);
@@ -180,6 +277,8 @@ static bool open_session(gw_conn *c, char *status, bool superuser)
     }
     c->session = session;
     sqlv_session_set_copy_in(session, copy_in_started);
+    sqlv_session_set_copy_out(session, &copy_out_fns);
+    c->result_too_big = 0;
     *status = sqlv_session_status(session);
     uv_mutex_lock(&c->mu);
     c->live_session = session;
@@ -385,6 +484,7 @@ static bool job_query(gw_conn *c, const char *query, size_t query_len, char *sta
 {
     const sqlv_sink sink = conn_sink(c);
     c->sink_failed = false;
+    c->result_too_big = 0;
     c->copy_mode = 0;
     int rc = sqlv_session_exec(c->session, query, query_len, &sink);
     *status = sqlv_session_status(c->session);
@@ -423,6 +523,7 @@ static bool job_ext(gw_conn *c, char type, const uint8_t *body, size_t len, char
     int rc = SQLV_OK, wrc = 0;
     *failed = false;
     c->sink_failed = false;
+    c->result_too_big = 0;
     if (gw_decode_ext(type, body, (uint32_t)len, &m, &why) != 0) {
         *failed = true;
         bool oom = strcmp(why, "out of memory") == 0;
@@ -649,6 +750,10 @@ void gw_worker_main(void *arg)
             fatal = true;
         base_buf_reset(&c->wbuf);
         c->txn_status = status;
+        if (c->session != NULL) { /* SET may have changed them */
+            c->statement_timeout_ms = sqlv_session_statement_timeout_ms(c->session);
+            c->idle_timeout_ms = sqlv_session_idle_in_transaction_timeout_ms(c->session);
+        }
         c->ext_failed = failed;
         c->copy_state = c->copy_mode;
         c->auth_wait = c->auth_waiting && !fatal;

@@ -131,7 +131,7 @@ int range_descriptor_encode(const range_descriptor *d, base_buf *out)
 
 int range_descriptor_decode(const uint8_t *data, size_t len, range_descriptor *out)
 {
-    desc__reader r = {data, data + len, false};
+    desc__reader r = {data, data != NULL ? data + len : NULL, false}; /* NULL + 0 is UB */
     range_descriptor view; /* borrows its keys from data until copied */
     memset(out, 0, sizeof(*out));
     memset(&view, 0, sizeof(view));

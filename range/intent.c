@@ -69,7 +69,7 @@ int range__intent_encode(const range__intent *in, base_buf *out)
 
 int range__intent_decode(const uint8_t *data, size_t len, range__intent *out)
 {
-    range__reader r = {data, data + len, false};
+    range__reader r = {data, data != NULL ? data + len : NULL, false}; /* NULL + 0 is UB */
     memset(out, 0, sizeof(*out));
     const uint8_t *fixed = data == NULL ? NULL : range__get_raw(&r, INTENT_FIXED_SIZE);
     if (fixed == NULL || fixed[0] != RANGE__INTENT_VERSION || (fixed[1] & ~INTENT_TOMBSTONE) != 0)

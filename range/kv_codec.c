@@ -46,6 +46,15 @@
 **               (non-empty) | n_keys (1..RANGE_KV_LOCK_KEYS_MAX) x bytes key
 **               (strictly ascending, range__key_cmp order)
 **     QUERY_TXN: txn_id (!= 0) | bytes anchor (non-empty)
+**     SUBSUME:  merge_id (!= 0) | left_range_id (!= 0) | generation
+**     WAIT_APPLIED: applied_index (!= 0)
+**     ADMIN_MERGE: merge_id (!= 0) | generation | applied_index (!= 0) |
+**               freeze_lineage | ts merge_floor | bytes right
+**               (range_descriptor_encode)
+**     MERGE_FENCE: merge_id (!= 0) | right_range_id (!= 0)
+**     UNFREEZE: merge_id (!= 0)
+**   (the merge ops, 16..20, came with issue 6: ops an older decoder does not
+**   know are refused as any unknown op, so the version stays 1)
 ** Response:
 **   version (1 byte: 1, or 2 when an extended section is present) |
 **   status (zigzag varint of the int32) | sections (1 byte, the bits below) |
@@ -69,6 +78,11 @@
 **                      (zigzag); only with INTENT
 **     EXT 0x10 DEPS    n (1..RANGE_KV_DEPS_MAX) x edge (as PUSH's)
 **     EXT 0x20 CYCLE   n (1..RANGE_KV_CYCLE_MAX) x txn id (!= 0)
+**     EXT 0x40 MERGE   freeze_index | freeze_lineage | ts merge_floor
+**     EXT 0x80 LOAD    reads | writes (varints: requests per second x 1000,
+**                      rounded) | bytes split_key (length 0: none)
+**                      (issue 6: a DESCRIBE's answer; an older decoder
+**                      refuses the unknown bit, so only new nodes send it)
 **   Version 2 exists because the 8 section bits were used up: a response
 **   without TXN or INTENT keeps version 1, byte for byte as before.
 **   The response does not know its op, so the encoder writes every section
@@ -79,7 +93,8 @@
 **   OTHER when has_other, TXN when has_txn, INTENT when intent_txn_id != 0,
 **   NEWEST when newest_ts is not HLC_ZERO, HOLDER when intent_unreplicated
 **   or intent_since_wall_ns != 0, DEPS when dep_count > 0, CYCLE when
-**   cycle_len > 0.
+**   cycle_len > 0, MERGE when freeze_index, freeze_lineage or merge_floor
+**   is set, LOAD when has_load.
 **   An absent section decodes as the defaults; the reader picks the fields
 **   of the op it sent.
 **
@@ -125,7 +140,9 @@
 #define KV_EXT_HOLDER 0x08u
 #define KV_EXT_DEPS 0x10u
 #define KV_EXT_CYCLE 0x20u
-#define KV_EXT_ALL 0x3fu
+#define KV_EXT_MERGE 0x40u
+#define KV_EXT_LOAD 0x80u
+#define KV_EXT_ALL 0xffu
 #define KV_HOLDER_UNREPLICATED 0x01u
 #define KV_RESPONSE_VERSION_EXT 2
 #define KV_PREPARE_CREATE_RECORD 0x01u
@@ -293,6 +310,8 @@ static bool kv__final_status(uint8_t status)
     return status == RANGE_TXN_COMMITTED || status == RANGE_TXN_ABORTED;
 }
 
+static bool kv__ts_ok(hlc_timestamp ts);
+
 static bool kv__request_ok(const range_kv_request *req)
 {
     if (req->range_id == 0)
@@ -333,6 +352,18 @@ static bool kv__request_ok(const range_kv_request *req)
     case RANGE_KV_CHANGE_REPLICAS:
         return (req->add_node_id != 0 || req->remove_node_id != 0) &&
                req->add_node_id != req->remove_node_id;
+    case RANGE_KV_SUBSUME:
+        return req->merge_id != 0 && req->left_range_id != 0;
+    case RANGE_KV_WAIT_APPLIED:
+        return req->applied_index != 0;
+    case RANGE_KV_ADMIN_MERGE:
+        return req->merge_id != 0 && req->applied_index != 0 && req->has_right &&
+               kv__ts_ok(req->merge_floor);
+    case RANGE_KV_MERGE_FENCE:
+        return req->merge_id != 0 && req->right_range_id != 0 &&
+               kv__field_ok(req->key, req->key_len, RANGE_DESC_KEY_MAX);
+    case RANGE_KV_UNFREEZE:
+        return req->merge_id != 0;
     default:
         return false;
     }
@@ -487,6 +518,39 @@ int range_kv_request_encode(const range_kv_request *req, base_buf *out)
         rc |= range__put_varint(out, req->add_node_id);
         rc |= range__put_varint(out, req->remove_node_id);
         break;
+    case RANGE_KV_SUBSUME:
+        rc |= range__put_varint(out, req->merge_id);
+        rc |= range__put_varint(out, req->left_range_id);
+        rc |= range__put_varint(out, req->generation);
+        break;
+    case RANGE_KV_WAIT_APPLIED:
+        rc |= range__put_varint(out, req->applied_index);
+        break;
+    case RANGE_KV_ADMIN_MERGE: {
+        base_buf d = {0}; /* owner: this block */
+        int drc = range_descriptor_encode(&req->right, &d);
+        if (drc != RANGE_OK) {
+            base_buf_free(&d);
+            out->len = len0;
+            return drc; /* RANGE_ERR_INVALID or RANGE_ERR_NOMEM */
+        }
+        rc |= range__put_varint(out, req->merge_id);
+        rc |= range__put_varint(out, req->generation);
+        rc |= range__put_varint(out, req->applied_index);
+        rc |= range__put_varint(out, req->freeze_lineage);
+        rc |= kv__put_ts(out, req->merge_floor);
+        rc |= kv__put_bytes(out, d.data, d.len);
+        base_buf_free(&d);
+        break;
+    }
+    case RANGE_KV_MERGE_FENCE:
+        rc |= range__put_varint(out, req->merge_id);
+        rc |= range__put_varint(out, req->right_range_id);
+        rc |= kv__put_bytes(out, req->key, req->key_len);
+        break;
+    case RANGE_KV_UNFREEZE:
+        rc |= range__put_varint(out, req->merge_id);
+        break;
     default: /* RANGE_KV_DESCRIBE: nothing more */
         break;
     }
@@ -625,7 +689,7 @@ static int kv__get_writes(kv__reader *r, range_kv_request *out)
 
 int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *out)
 {
-    kv__reader r = {data, data + len, false};
+    kv__reader r = {data, data != NULL ? data + len : NULL, false}; /* NULL + 0 is UB */
     int rc = RANGE_ERR_CORRUPT;
     memset(out, 0, sizeof(*out));
     if (data == NULL || len == 0 || range__get_u8(&r) != RANGE_KV_VERSION)
@@ -797,6 +861,48 @@ int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *o
             out->add_node_id == out->remove_node_id)
             r.bad = true;
         break;
+    case RANGE_KV_SUBSUME:
+        out->merge_id = range__get_varint(&r);
+        out->left_range_id = range__get_varint(&r);
+        out->generation = range__get_varint(&r);
+        if (out->merge_id == 0 || out->left_range_id == 0)
+            r.bad = true;
+        break;
+    case RANGE_KV_WAIT_APPLIED:
+        out->applied_index = range__get_varint(&r);
+        if (out->applied_index == 0)
+            r.bad = true;
+        break;
+    case RANGE_KV_ADMIN_MERGE: {
+        out->merge_id = range__get_varint(&r);
+        out->generation = range__get_varint(&r);
+        out->applied_index = range__get_varint(&r);
+        out->freeze_lineage = range__get_varint(&r);
+        out->merge_floor = kv__get_ts(&r);
+        size_t dlen = 0;
+        const uint8_t *d = kv__get_bytes(&r, kv__left(&r), &dlen);
+        if (r.bad || out->merge_id == 0 || out->applied_index == 0 ||
+            !kv__ts_ok(out->merge_floor))
+            goto cleanup;
+        rc = range_descriptor_decode(d, dlen, &out->right);
+        if (rc != RANGE_OK)
+            goto cleanup; /* RANGE_ERR_CORRUPT or RANGE_ERR_NOMEM */
+        rc = RANGE_ERR_CORRUPT;
+        out->has_right = true;
+        break;
+    }
+    case RANGE_KV_MERGE_FENCE:
+        out->merge_id = range__get_varint(&r);
+        out->right_range_id = range__get_varint(&r);
+        out->key = kv__get_bytes(&r, RANGE_DESC_KEY_MAX, &out->key_len);
+        if (out->merge_id == 0 || out->right_range_id == 0)
+            r.bad = true;
+        break;
+    case RANGE_KV_UNFREEZE:
+        out->merge_id = range__get_varint(&r);
+        if (out->merge_id == 0)
+            r.bad = true;
+        break;
     default:
         goto cleanup; /* unknown op */
     }
@@ -819,6 +925,8 @@ void range_kv_request_free(range_kv_request *req)
     base_free((void *)req->spans);
     base_free((void *)req->lock_keys);
     base_free((void *)req->deps);
+    if (req->has_right)
+        range_descriptor_free(&req->right);
     memset(req, 0, sizeof(*req));
 }
 
@@ -862,7 +970,17 @@ static unsigned kv__ext_sections(const range_kv_response *resp)
         s |= KV_EXT_DEPS;
     if (resp->cycle_len > 0)
         s |= KV_EXT_CYCLE;
+    if (resp->freeze_index != 0 || resp->freeze_lineage != 0 || !hlc_is_zero(resp->merge_floor))
+        s |= KV_EXT_MERGE;
+    if (resp->has_load)
+        s |= KV_EXT_LOAD;
     return s;
+}
+
+/* A LOAD rate: finite, 0 .. RANGE_KV_RATE_MAX (NaN fails both compares). */
+static bool kv__rate_ok(double rate)
+{
+    return rate >= 0.0 && rate <= RANGE_KV_RATE_MAX;
 }
 
 static bool kv__response_ok(const range_kv_response *resp)
@@ -877,7 +995,10 @@ static bool kv__response_ok(const range_kv_response *resp)
         ((resp->intent_unreplicated || resp->intent_since_wall_ns != 0) &&
          resp->intent_txn_id == 0) ||
         !kv__edges_ok(resp->deps, resp->dep_count) || resp->cycle_len > RANGE_KV_CYCLE_MAX ||
-        (resp->cycle_len > 0 && resp->cycle == NULL))
+        (resp->cycle_len > 0 && resp->cycle == NULL) || !kv__ts_ok(resp->merge_floor) ||
+        (resp->has_load &&
+         (!kv__rate_ok(resp->reads_per_second) || !kv__rate_ok(resp->writes_per_second) ||
+          !kv__field_ok(resp->load_split_key, resp->load_split_key_len, STORAGE_KEY_SIZE_MAX))))
         return false;
     for (size_t i = 0; i < resp->cycle_len; i++)
         if (resp->cycle[i] == 0)
@@ -967,6 +1088,16 @@ int range_kv_response_encode(const range_kv_response *resp, base_buf *out)
         for (size_t i = 0; i < resp->cycle_len && e == 0; i++)
             e |= range__put_varint(out, resp->cycle[i]);
     }
+    if (ext & KV_EXT_MERGE) {
+        e |= range__put_varint(out, resp->freeze_index);
+        e |= range__put_varint(out, resp->freeze_lineage);
+        e |= kv__put_ts(out, resp->merge_floor);
+    }
+    if (ext & KV_EXT_LOAD) {
+        e |= range__put_varint(out, (uint64_t)(resp->reads_per_second * 1000.0 + 0.5));
+        e |= range__put_varint(out, (uint64_t)(resp->writes_per_second * 1000.0 + 0.5));
+        e |= kv__put_bytes(out, resp->load_split_key, resp->load_split_key_len);
+    }
     rc = e == 0 ? RANGE_OK : RANGE_ERR_NOMEM;
 cleanup:
     if (rc != RANGE_OK)
@@ -978,7 +1109,7 @@ cleanup:
 
 int range_kv_response_decode(const uint8_t *data, size_t len, range_kv_response *out)
 {
-    kv__reader r = {data, data + len, false};
+    kv__reader r = {data, data != NULL ? data + len : NULL, false}; /* NULL + 0 is UB */
     range_kv_row *rows = NULL;
     int rc = RANGE_ERR_CORRUPT;
     memset(out, 0, sizeof(*out));
@@ -1103,6 +1234,24 @@ int range_kv_response_decode(const uint8_t *data, size_t len, range_kv_response 
                 r.bad = true;
         }
     }
+    if (ext & KV_EXT_MERGE) {
+        out->freeze_index = range__get_varint(&r);
+        out->freeze_lineage = range__get_varint(&r);
+        out->merge_floor = kv__get_ts(&r);
+        if (!kv__ts_ok(out->merge_floor))
+            r.bad = true;
+    }
+    if (ext & KV_EXT_LOAD) {
+        uint64_t reads = range__get_varint(&r), writes = range__get_varint(&r);
+        if (reads > (uint64_t)(RANGE_KV_RATE_MAX * 1000.0) ||
+            writes > (uint64_t)(RANGE_KV_RATE_MAX * 1000.0))
+            r.bad = true;
+        out->has_load = true;
+        out->reads_per_second = (double)reads / 1000.0;
+        out->writes_per_second = (double)writes / 1000.0;
+        out->load_split_key =
+            kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->load_split_key_len);
+    }
     if (r.bad || r.p != r.end) /* truncated, or trailing bytes */
         goto cleanup;
     return RANGE_OK;
@@ -1159,7 +1308,7 @@ int range_closed_encode(const range_closed_entry *entries, size_t n, base_buf *o
 
 int range_closed_decode(const uint8_t *data, size_t len, range_closed_entry **entries, size_t *n)
 {
-    kv__reader r = {data, data + len, false};
+    kv__reader r = {data, data != NULL ? data + len : NULL, false}; /* NULL + 0 is UB */
     range_closed_entry *e = NULL; /* owner: this function until returned */
     *entries = NULL;
     *n = 0;

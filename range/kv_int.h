@@ -67,6 +67,20 @@ typedef enum range_kv_op {
                                 still in the way after the push delay */
     RANGE_KV_QUERY_TXN = 15, /* at a txn's record range: its record and the
                                 edges of who waits on it there (deps) */
+    /* Merges (docs/range.md, "Merges"): */
+    RANGE_KV_SUBSUME = 16,      /* at R's leaseholder: freeze R for merge_id into
+                                   left_range_id at R's generation; answer the
+                                   freeze index and lineage, the floor and R's
+                                   descriptor (again for the same merge_id) */
+    RANGE_KV_WAIT_APPLIED = 17, /* at ANY replica's node: wait (bounded) until its
+                                   replica applied applied_index, sync the store */
+    RANGE_KV_ADMIN_MERGE = 18,  /* at L's leaseholder: subsume the frozen right
+                                   range; answer L's new descriptor */
+    RANGE_KV_MERGE_FENCE = 19,  /* at the range below R's start: fence merge_id
+                                   (it can never apply there any more); answer
+                                   that range's descriptor */
+    RANGE_KV_UNFREEZE = 20,     /* at R's leaseholder: R frozen with merge_id
+                                   serves again; answer R's descriptor */
 } range_kv_op;
 
 /* Bounds of the lock and deadlock fields. */
@@ -173,6 +187,23 @@ typedef struct range_kv_request {
     ** to the index that came with it; else RANGE_ERR_NOT_LEADER. The
     ** leaseholder serves it as any read. */
     bool stale_ok;
+    /* ---- merges (docs/range.md, "Merges") ----
+    ** SUBSUME: merge_id (!= 0), left_range_id (!= 0), generation (R's).
+    ** WAIT_APPLIED: applied_index (!= 0).
+    ** ADMIN_MERGE: merge_id, generation (L's), applied_index (R's freeze
+    **   index), freeze_lineage, merge_floor, right (R's descriptor).
+    ** MERGE_FENCE: merge_id, right_range_id (!= 0), key (R's start, may be
+    **   empty): a node without the range names its range below that key.
+    ** UNFREEZE: merge_id. */
+    uint64_t merge_id;
+    uint64_t left_range_id;
+    uint64_t right_range_id;
+    uint64_t generation;
+    uint64_t applied_index;
+    uint64_t freeze_lineage;
+    hlc_timestamp merge_floor;
+    bool has_right;
+    range_descriptor right; /* encode: borrowed; decode: owned keys */
 } range_kv_request;
 
 typedef struct range_kv_row {
@@ -246,7 +277,25 @@ typedef struct range_kv_response {
     ** for the next (owned array on decode). */
     const uint64_t *cycle;
     size_t cycle_len;
+    /* SUBSUME (RANGE_OK): the FREEZE entry's index in R's log, R's lineage
+    ** sequence there, and the floor (R's timestamp cache maximum and the
+    ** leaseholder's clock at the freeze); R's descriptor in descriptor. */
+    uint64_t freeze_index;
+    uint64_t freeze_lineage;
+    hlc_timestamp merge_floor;
+    /* DESCRIBE: the range's load at the answering server (docs/range.md,
+    ** "Load"; has_load false: it evaluated nothing of the range): decayed
+    ** requests per second (finite, 0 .. RANGE_KV_RATE_MAX; on the wire in
+    ** thousandths) and the load-split finder's suggested key (length 0:
+    ** none; decode: points into the buffer). */
+    bool has_load;
+    double reads_per_second;
+    double writes_per_second;
+    const uint8_t *load_split_key;
+    size_t load_split_key_len;
 } range_kv_response;
+
+#define RANGE_KV_RATE_MAX 1e12 /* requests per second a LOAD section may carry */
 
 /* ---- closed timestamps: the side transport (docs/txn.md section 8) ---------
 ** One one-way rpc message of method RANGE_RPC_METHOD_CLOSED per follower node

@@ -13,9 +13,12 @@
 **
 ** Invariants:
 **   - an entry is only replaced by a newer view of the key space: the same
-**     range at a higher generation, or a range that a split carved out of
-**     the stored one (range_meta_replaces), so writers racing with each
-**     other or with repairs never move meta backwards.
+**     range at a higher generation, a range that a split carved out of
+**     the stored one, or a range that merged the stored one into itself
+**     (range_meta_replaces), so writers racing with each other or with
+**     repairs never move meta backwards. The generation of the range
+**     covering a given key only grows over time (splits, merges and
+**     replica changes each raise it above what they replace).
 */
 #include <string.h>
 
@@ -85,7 +88,14 @@ bool range_meta_replaces(const range_descriptor *stored, const range_descriptor 
         return stored->generation < ours->generation;
     /* another range: stale when it is the ancestor we were split from (it
     ** still covers our start key); a range split out of us later does not */
-    return range_descriptor_contains(stored, ours->start_key, ours->start_len);
+    if (range_descriptor_contains(stored, ours->start_key, ours->start_len))
+        return true;
+    /* or a range we subsumed by a merge: the generation of the range
+    ** covering any one key only grows (a merge is above both sides, a
+    ** split's halves above their parent), so a lower one over a key of ours
+    ** is older than us */
+    return range_descriptor_contains(ours, stored->start_key, stored->start_len) &&
+           stored->generation < ours->generation;
 }
 
 /* ---- the range-id counter ----------------------------------------------------- */

@@ -333,6 +333,15 @@ void range_node_free(range_node *n);
 ** a node without a syncer. rpc_sim (single-threaded) needs none of this:
 ** range_node_free alone is a crash of the node. */
 void range_node_forget_transport(range_node *n);
+/* The node drains or is decommissioning (server/): its replicas send no
+** pre-vote of their own (an election they start gets no votes) until they
+** have known no leader for RANGE_DRAIN_CAMPAIGN_ELECTIONS election timeouts,
+** so another voter takes leadership and a draining node does not take
+** leases back; past that (no other voter could win: it is behind, or
+** down) they campaign as usual, so a range never stays without a leader
+** for it. Transfers to it (TIMEOUT_NOW) still go through. Any thread. */
+#define RANGE_DRAIN_CAMPAIGN_ELECTIONS 3
+void range_node_set_draining(range_node *n, bool draining);
 /* One tick of the abstract Raft clock for every replica (call it from one
 ** timer at a fixed rate, e.g. every 100 ms; election timeouts are in ticks).
 ** With a shared log, also deletes dead log segments now and then (after a
@@ -651,6 +660,17 @@ typedef struct range_kv_ops {
     int (*iter_open_stale)(range_kv *kv, const uint8_t *start, size_t start_len,
                            const uint8_t *end, size_t end_len, hlc_timestamp read_ts,
                            bool reverse, range_kv_iter **out);
+    /* May be NULL (a local store: one piece, no merges). Merge the range
+    ** starting at key (R) into the one ending there (L): docs/range.md,
+    ** "Merges" (range_router_admin_merge). RANGE_OK with *left = L's new
+    ** descriptor and *right = R's last one (owner: caller,
+    ** range_descriptor_free); RANGE_NOT_FOUND: key is no range boundary
+    ** (nothing copied); RANGE_ERR_INVALID with the detail "replicas not
+    ** co-located" (different voters, learners); else the router's errors
+    ** (RANGE_ERR_AMBIGUOUS: retrying is safe; RANGE_ERR_MERGING: a merge
+    ** of these ranges did not finish in time, both serve again or will). */
+    int (*admin_merge)(range_kv *kv, const uint8_t *key, size_t key_len,
+                       struct range_descriptor *left, struct range_descriptor *right);
 } range_kv_ops;
 /* Implementations embed this as their first member. */
 struct range_kv {
@@ -682,6 +702,11 @@ enum {
                                   (the router pushes and resolves, docs/txn.md) */
     RANGE_ERR_ABORTED = -5016, /* the transaction's record is ABORTED (a pusher
                                   aborted it, or it was rolled back): 40001 */
+    RANGE_ERR_MERGING = -5017, /* (server) the range is frozen by a merge
+                                  (docs/range.md, "Merges"); retryable: the
+                                  router backs off, refreshes its descriptors
+                                  and asks again within its deadline (40001
+                                  when the merge outlasts it) */
 };
 
 typedef enum range_txn_status {
@@ -882,9 +907,23 @@ typedef struct range_server_stats {
     uint64_t closed_dropped;    /* malformed ones dropped */
 } range_server_stats;
 void range_server_get_stats(range_server *s, range_server_stats *out);
+/* A range's load at this server (docs/range.md, "Load"): the GETs and SCAN
+** pages (reads) and COMMITs and PREPAREs (writes) it evaluated, as rates
+** decayed with a 10 s half-life at the clock's physical time now, and the
+** load-split finder's suggested key (split_key may be NULL; reset, then
+** the key, empty when none: caller-owned buffer). A split here starts the
+** range's load over. RANGE_OK, RANGE_NOT_FOUND (nothing of range_id
+** evaluated here), RANGE_ERR_NOMEM. */
+int range_server_get_load(range_server *s, uint64_t range_id, double *reads_per_second,
+                          double *writes_per_second, base_buf *split_key);
 /* In-process call: request bytes in, response status and bytes out (owner:
 ** caller's buffer), evaluated on the calling thread. */
 int32_t range_server_call(range_server *s, const uint8_t *req, size_t req_len, base_buf *resp);
+/* Whether this server's replica of range_id is frozen by a merge (as
+** applied; docs/range.md, "Merges"): *merge_id != 0 then. RANGE_OK,
+** RANGE_ERR_NOT_LEADER (no replica here). *leads (may be NULL): this replica
+** leads the range now. server/'s merge watchdog. */
+int range_server_frozen(range_server *s, uint64_t range_id, uint64_t *merge_id, bool *leads);
 
 /* range_node: when config.transport's handler must be shared (server/
 ** dispatches rpc methods itself), set no_handler and forward Raft messages
@@ -966,7 +1005,8 @@ void range_router_get_stats(range_router *r, range_router_stats *out);
 ** RANGE_OK once the old leaseholder saw target take over (the cache then
 ** names target); RANGE_ERR_INVALID (target not a voter), RANGE_NOT_FOUND
 ** (range not in the cache), RANGE_ERR_UNAVAILABLE (no transfer completed
-** by the deadline), RANGE_ERR_NOMEM... with the thread's error detail. */
+** by the deadline), RANGE_ERR_MERGING (frozen by a merge: at once),
+** RANGE_ERR_NOMEM... with the thread's error detail. */
 int range_router_transfer_lease(range_router *r, uint64_t range_id, uint64_t target);
 /* Move range_id's replicas (docs/range.md, "Replica changes and snapshots"):
 ** node `add` becomes a voter (it gets the range by a snapshot), then node
@@ -978,11 +1018,29 @@ int range_router_transfer_lease(range_router *r, uint64_t range_id, uint64_t tar
 ** RANGE_NOT_FOUND (range not cached), RANGE_ERR_INVALID (add == remove, the
 ** last voter, a range whose log starts at 1), RANGE_ERR_UNAVAILABLE (not
 ** done by the deadline: calling again goes on from where the range is),
-** RANGE_ERR_NOMEM... with the thread's error detail. Meta is not written
+** RANGE_ERR_MERGING (frozen by a merge: at once), RANGE_ERR_NOMEM... with
+** the thread's error detail. Meta is not written
 ** here: server/ rewrites the entries of the ranges its node leads that are
 ** older than their replicas' (within its repair period). */
 int range_router_change_replicas(range_router *r, uint64_t range_id, uint64_t add,
                                  uint64_t remove, range_descriptor *out);
+/* Merges (docs/range.md, "Merges"): merge the range R starting at key into
+** the range L ending there: both must have the same voters and no learners.
+** SUBSUME at R's leaseholder (R frozen), WAIT_APPLIED at every voter of R,
+** ADMIN_MERGE at L's leaseholder; a failure after SUBSUME fences the merge
+** in the range below key and unfreezes R (range_router_abandon_merge). The
+** new L is installed in the cache (R dropped). Results and errors as
+** range_kv_ops.admin_merge; the thread's error detail is set. */
+int range_router_admin_merge(range_router *r, const uint8_t *key, size_t key_len,
+                             range_descriptor *left, range_descriptor *right);
+/* Abandon a merge of right_range_id (whose start key is start) frozen with
+** merge_id: FENCE it in the range holding the key just below start; when
+** that range does not hold start after the fence, UNFREEZE right_range_id.
+** RANGE_OK (R serves again, or the merge had happened: *merged true); else
+** the router's errors. */
+int range_router_abandon_merge(range_router *r, uint64_t right_range_id,
+                               const uint8_t *start, size_t start_len, uint64_t merge_id,
+                               bool *merged);
 
 
 /* ---- splits and meta addressing (docs/range.md, "Splits and addressing") ---
@@ -1015,8 +1073,11 @@ int range_meta_lookup_span(const uint8_t *key, size_t key_len, range_meta_lookup
 bool range_meta_is_key(const uint8_t *key, size_t key_len);
 /* Should a meta entry holding *stored (NULL: none) be overwritten with
 ** *ours (same meta key)? Yes when it is missing, an older generation of the
-** same range, or another range that still covers ours' start (the range we
-** were split from). Never moves meta backwards. */
+** same range, another range that still covers ours' start (the range we
+** were split from), or another range whose start lies inside ours at a
+** lower generation (a range ours subsumed by a merge: a merged range's
+** generation is above both sides', a split's right side is above its
+** parent's). Never moves meta backwards. */
 bool range_meta_replaces(const range_descriptor *stored, const range_descriptor *ours);
 void range_id_counter_encode(uint64_t next, uint8_t out[RANGE_ID_COUNTER_SIZE]);
 /* RANGE_OK, RANGE_ERR_CORRUPT. */

@@ -17,7 +17,8 @@
 **     restart (raft config.applied = stored 'a') replays exactly the rest.
 **   - applied only grows, by one per committed entry, in log order.
 **   - a command whose (txn_id, seq) already has an idempotence record of an
-**     EARLIER index changes nothing but the applied index: re-proposals
+**     EARLIER index (lineage seq, see MERGES) changes nothing but the
+**     applied index: re-proposals
 **     apply once. A record at its own index or above is ignored: this range
 **     wrote it on another node and a snapshot of another range brought it
 **     here (snapshots carry all of the sender's records). So the decision
@@ -58,6 +59,25 @@
 **     Otherwise the entry changes nothing but the applied index. Both
 **     decisions read only the replica's own state: every replica decides
 **     alike.
+**   - MERGES (docs/range.md, "Merges"; replica_int.h, "merges"): FREEZE,
+**     MERGE, FENCE and UNFREEZE apply by the rules there, each in ONE batch
+**     with the applied index, deciding from the replica's own applied state
+**     (R's for FREEZE/UNFREEZE, L's for MERGE/FENCE). A frozen replica
+**     refuses every new command at apply (no effect, no record, DROPPED)
+**     and every split. A voter of L applies MERGE only next to its local R
+**     frozen by that merge with applied >= the freeze index; otherwise it
+**     STALLS its apply rather than diverge: nothing is written, the entry
+**     and those after it stay in the core's log (handed out once; the core
+**     compacts only at this replica's own applies and snapshots) and every
+**     tick resumes from raft_node_entry_at(applied + 1) (apply_stalled;
+**     a snapshot installed ends it). MERGE's batch is synced before R's
+**     log is dropped (at the reap: R is closed like a removed replica but
+**     keeps its span). Idempotence records hold the lineage seq LS = index
+**     + 'o' (the lineage offset: inherited by a split's right side, raised
+**     by MERGE above R's LS at its freeze), and "already applied?" compares
+**     LS. A snapshot carries 'o', the frozen state and the fences, and
+**     subsumes older local replicas of ranges whose start key its span
+**     holds (merged away).
 **   - A command with a write outside the replica's descriptor (evaluated
 **     against the shape before a split, ordered after it) is refused at
 **     apply: no writes, no record, its waiter DROPPED. Deterministic too.
@@ -182,6 +202,7 @@ struct range_replica {
     uint64_t truncate_proposed; /* leader: index of its newest truncation proposal */
     hlc_timestamp split_floor;  /* a range made by a split: its left's floor ('w') */
     bool campaign_next_tick;    /* made by a split on the left's leader: campaign */
+    uint64_t leaderless_ticks;  /* ticks since the core last knew a leader (DRAINING) */
     /* Replica changes and snapshots (see REMOVAL, ON DEMAND, SNAPSHOTS). */
     bool initialized;           /* false: made on demand, waits for its snapshot
                                    (no descriptor, no state) */
@@ -201,10 +222,21 @@ struct range_replica {
     bool hold_sends;            /* reopened over an uninitialized replica with
                                    writes not yet durable: every message waits
                                    behind them (replica_reopen_locked) */
+    /* MERGES */
+    replica_merge_state merge;  /* 'o', 'y', 'x' at the applied index */
+    bool merged;                /* merged into another range (its MERGE applied
+                                   here, or a snapshot subsumed it): retire at
+                                   the next reap WITHOUT deleting its span */
+    bool apply_stalled;         /* a MERGE waits for the local right replica:
+                                   the entries after applied wait in the core */
 };
 
 struct range_node {
     pthread_mutex_t mu;
+    /* A leaf lock (nothing is locked while holding it) over every replica's
+    ** split_floor, which a merge raises: read by the server under its own
+    ** lock, which the node's callbacks take under mu. */
+    pthread_mutex_t floor_mu;
     range_node_config config;
     uint64_t id;
     range_replica **replicas;
@@ -240,6 +272,7 @@ struct range_node {
     unsigned pass_depth;
     replica_outbox outbox[REPLICA_OUTBOX_PEERS_MAX];
     size_t n_outbox;
+    bool draining; /* DRAINING: range_node_set_draining (under mu) */
 };
 
 static int node_open_locked(range_node *n, const range_replica_config *config,
@@ -476,6 +509,83 @@ static int desc_set_key(uint8_t **at, size_t *at_len, const uint8_t *key, size_t
     return RANGE_OK;
 }
 
+/* ---- merge state (replica_int.h, "merges"; see MERGES below) ------------------- */
+
+/* Put r's merge state m ('o', 'y', 'x' of range_id; absent when zero) into b. */
+static int put_merge_state(storage_batch *b, uint64_t range_id, const replica_merge_state *m)
+{
+    uint8_t key[REPLICA_KEY_SIZE_MAX], v[2 * (4 + REPLICA_FENCES_MAX * 8)];
+    size_t klen = replica__key(key, range_id, 'o', 0, 0, 0);
+    int rc;
+    replica__put_u64(v, m->lineage_offset);
+    rc = m->lineage_offset != 0 ? storage_batch_put_raw(b, key, klen, v, 8)
+                                : storage_batch_delete_raw(b, key, klen);
+    klen = replica__key(key, range_id, 'y', 0, 0, 0);
+    replica__put_u64(v, m->frozen_merge_id);
+    replica__put_u64(v + 8, m->frozen_left_id);
+    replica__put_u64(v + 16, m->frozen_index);
+    if (rc == STORAGE_OK)
+        rc = m->frozen_merge_id != 0 ? storage_batch_put_raw(b, key, klen, v, 24)
+                                     : storage_batch_delete_raw(b, key, klen);
+    klen = replica__key(key, range_id, 'x', 0, 0, 0);
+    size_t len = 0;
+    for (int list = 0; list < 2; list++) {
+        uint32_t count = list == 0 ? m->n_fences : m->n_merged; /* <= REPLICA_FENCES_MAX */
+        const uint64_t *ids = list == 0 ? m->fences : m->merged;
+        v[len] = 0, v[len + 1] = 0, v[len + 2] = 0, v[len + 3] = (uint8_t)count;
+        for (uint32_t i = 0; i < count; i++)
+            replica__put_u64(v + len + 4 + (size_t)i * 8, ids[i]);
+        len += 4 + (size_t)count * 8;
+    }
+    if (rc == STORAGE_OK)
+        rc = m->n_fences + m->n_merged != 0 ? storage_batch_put_raw(b, key, klen, v, len)
+                                            : storage_batch_delete_raw(b, key, klen);
+    return rc == STORAGE_OK ? RANGE_OK : RANGE_ERR_NOMEM;
+}
+
+/* The merge state of range_id as stored (zero when absent). */
+static int load_merge_state(storage_engine *e, uint64_t range_id, replica_merge_state *m)
+{
+    uint8_t key[REPLICA_KEY_SIZE_MAX];
+    base_buf buf = {0}; /* owner: this function */
+    memset(m, 0, sizeof(*m));
+    int rc = storage_get_raw(e, key, replica__key(key, range_id, 'o', 0, 0, 0), &buf);
+    if (rc == STORAGE_OK && buf.len == 8)
+        m->lineage_offset = replica__get_u64(buf.data);
+    else if (rc == STORAGE_OK)
+        rc = STORAGE_ERR_CORRUPT;
+    if (rc == STORAGE_OK || rc == STORAGE_NOT_FOUND)
+        rc = storage_get_raw(e, key, replica__key(key, range_id, 'y', 0, 0, 0), &buf);
+    if (rc == STORAGE_OK && buf.len == 24) {
+        m->frozen_merge_id = replica__get_u64(buf.data);
+        m->frozen_left_id = replica__get_u64(buf.data + 8);
+        m->frozen_index = replica__get_u64(buf.data + 16);
+    } else if (rc == STORAGE_OK) {
+        rc = STORAGE_ERR_CORRUPT;
+    }
+    if (rc == STORAGE_OK || rc == STORAGE_NOT_FOUND)
+        rc = storage_get_raw(e, key, replica__key(key, range_id, 'x', 0, 0, 0), &buf);
+    size_t off = 0;
+    for (int list = 0; list < 2 && rc == STORAGE_OK; list++) {
+        uint32_t count = buf.len - off >= 4 ? get_u32(buf.data + off) : UINT32_MAX;
+        if (count > REPLICA_FENCES_MAX || buf.len - off - 4 < (size_t)count * 8) {
+            rc = STORAGE_ERR_CORRUPT;
+            break;
+        }
+        uint64_t *ids = list == 0 ? m->fences : m->merged;
+        for (uint32_t i = 0; i < count; i++)
+            ids[i] = replica__get_u64(buf.data + off + 4 + (size_t)i * 8);
+        *(list == 0 ? &m->n_fences : &m->n_merged) = count;
+        off += 4 + (size_t)count * 8;
+    }
+    if (rc == STORAGE_OK && off != buf.len)
+        rc = STORAGE_ERR_CORRUPT;
+    base_buf_free(&buf);
+    if (rc == STORAGE_OK || rc == STORAGE_NOT_FOUND)
+        return RANGE_OK;
+    return map_storage(rc);
+}
+
 /* Load the store's hosted-range list once (node mutex held). A store
 ** written before the list existed has none: its ranges are opened by the
 ** owner from its own records (server/'s srv/ranges). */
@@ -548,6 +658,44 @@ static void hosted_added(range_node *n, uint64_t range_id)
         n->hosted[n->n_hosted++] = range_id;
 }
 
+/* Put the hosted list with `add` (0: none) added and remove[0..n_remove)
+** taken out into b (hosted_changed once b is written). */
+static int hosted_put_change(range_node *n, storage_batch *b, uint64_t add,
+                             const uint64_t *remove, size_t n_remove)
+{
+    uint8_t buf[4 + RANGE_NODE_REPLICAS_MAX * 8];
+    size_t count = 0;
+    int rc = hosted_load_locked(n);
+    if (rc != RANGE_OK)
+        return rc;
+    for (size_t i = 0; i < n->n_hosted; i++) {
+        bool gone = false;
+        for (size_t k = 0; k < n_remove; k++)
+            gone = gone || n->hosted[i] == remove[k];
+        if (!gone && n->hosted[i] != add)
+            replica__put_u64(buf + 4 + 8 * count++, n->hosted[i]);
+    }
+    if (add != 0 && count < RANGE_NODE_REPLICAS_MAX)
+        replica__put_u64(buf + 4 + 8 * count++, add);
+    buf[0] = (uint8_t)(count >> 24);
+    buf[1] = (uint8_t)(count >> 16);
+    buf[2] = (uint8_t)(count >> 8);
+    buf[3] = (uint8_t)count;
+    rc = storage_batch_put_raw(b, (const uint8_t *)REPLICA_HOSTED_KEY, REPLICA_HOSTED_KEY_LEN,
+                               buf, 4 + count * 8);
+    return rc == STORAGE_OK ? RANGE_OK : map_storage(rc);
+}
+
+static void hosted_removed(range_node *n, uint64_t range_id);
+
+static void hosted_changed(range_node *n, uint64_t add, const uint64_t *remove, size_t n_remove)
+{
+    for (size_t k = 0; k < n_remove; k++)
+        hosted_removed(n, remove[k]);
+    if (add != 0)
+        hosted_added(n, add);
+}
+
 static int load_tombstone(storage_engine *e, uint64_t range_id, uint64_t *generation);
 static int delete_span_uncovered(range_replica *r, const uint8_t *s, size_t s_len,
                                  const uint8_t *e, size_t e_len, int depth);
@@ -595,7 +743,9 @@ static int split_prepare(range_replica *r, const raft_entry *e, replica_split *s
                    (unsigned long long)r->config.range_id, (unsigned long long)e->index);
         return RANGE_OK;
     }
+    /* a frozen range keeps its shape until its merge or unfreeze (MERGES) */
     if (id == 0 || id == d->range_id || generation != d->generation ||
+        r->merge.frozen_merge_id != 0 ||
         range__key_cmp(k, klen, d->start_key, d->start_len) <= 0 ||
         !range_descriptor_contains(d, k, klen)) {
         BASE_INFO("range", "r%llu n%llu: split into r%llu at index %llu refused (generation "
@@ -663,6 +813,15 @@ static int split_prepare(range_replica *r, const raft_entry *e, replica_split *s
         storage_batch_put_raw(r->batch, key, replica__key(key, id, 'a', 0, 0, 0), at, 8) !=
             STORAGE_OK)
         rc = RANGE_ERR_NOMEM;
+    /* and its lineage offset (its lineage seqs continue the left's) and the
+    ** merges applied in the lineage (MERGES) */
+    replica_merge_state rm;
+    memset(&rm, 0, sizeof(rm));
+    rm.lineage_offset = r->merge.lineage_offset;
+    rm.n_merged = r->merge.n_merged;
+    memcpy(rm.merged, r->merge.merged, sizeof(rm.merged));
+    if (rc == RANGE_OK)
+        rc = put_merge_state(r->batch, id, &rm);
     if (rc == RANGE_OK) {
         rc = hosted_put(n, r->batch, id);
         if (rc == RANGE_ERR_BUSY) {
@@ -937,6 +1096,337 @@ static void conf_finish(range_replica *r, replica_conf *c)
                                : r->desc.generation;
 }
 
+/* ---- merges (replica_int.h, "merges"; MERGES above) ---------------------------- */
+
+#define REPLICA_FREEZE_SIZE 25
+#define REPLICA_FENCE_SIZE 17
+#define REPLICA_UNFREEZE_SIZE 9
+#define REPLICA_MERGE_HEADER (1 + 6 * 8 + HLC_ENCODED_SIZE + 4)
+#define REPLICA_MERGED_TOMBSTONE UINT64_MAX /* no replica of a merged range ever again */
+#define REPLICA_APPLY_STALLED 1             /* apply_entry: not applied, retry later */
+
+static bool is_merge_tag(uint8_t tag)
+{
+    return tag == REPLICA_FREEZE_TAG || tag == REPLICA_MERGE_TAG || tag == REPLICA_FENCE_TAG ||
+           tag == REPLICA_UNFREEZE_TAG;
+}
+
+static uint64_t merge_txn_id(uint8_t tag)
+{
+    return tag == REPLICA_FREEZE_TAG  ? REPLICA_FREEZE_TXN_ID
+           : tag == REPLICA_MERGE_TAG ? REPLICA_MERGE_TXN_ID
+           : tag == REPLICA_FENCE_TAG ? REPLICA_FENCE_TXN_ID
+                                      : REPLICA_UNFREEZE_TXN_ID;
+}
+
+/* One of the four merge entries being applied. */
+typedef struct replica_merge_apply {
+    uint8_t tag;               /* REPLICA_*_TAG; 0: not a merge entry */
+    uint64_t merge_id;
+    bool ok;                   /* it applies (r->batch filled) */
+    bool stall;                /* MERGE: the local right replica is not ready */
+    bool desc_changed;
+    range_descriptor desc;     /* owned: the new descriptor (desc_changed) */
+    replica_merge_state next;  /* the merge state after it */
+    hlc_timestamp floor;       /* MERGE: the new 'w' */
+    uint64_t right_id;         /* MERGE: the range merged in */
+    range_replica *right;      /* MERGE: its replica here (retired), or NULL */
+} replica_merge_apply;
+
+/* Delete the per-range raw state of range_id ('a', 'd', 'm', 'w', 's', 't',
+** 'z', 'o', 'y', 'x') into b. */
+static int delete_state_keys(storage_batch *b, uint64_t range_id)
+{
+    static const char kinds[] = {'a', 'd', 'm', 'w', 's', 't', 'z', 'o', 'y', 'x'};
+    uint8_t key[REPLICA_KEY_SIZE_MAX];
+    int rc = STORAGE_OK;
+    for (size_t i = 0; i < sizeof(kinds) && rc == STORAGE_OK; i++)
+        rc = storage_batch_delete_raw(b, key, replica__key(key, range_id, kinds[i], 0, 0, 0));
+    return rc == STORAGE_OK ? RANGE_OK : map_storage(rc);
+}
+
+/* The replicas of a and b are the same set. */
+static bool same_replicas(const range_descriptor *a, const range_descriptor *b)
+{
+    if (a->n_replicas != b->n_replicas)
+        return false;
+    for (size_t i = 0; i < a->n_replicas; i++) {
+        bool found = false;
+        for (size_t k = 0; k < b->n_replicas; k++)
+            found = found || a->replicas[i] == b->replicas[k];
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+/* Put the writes of range_id's drop (merged into another range: state keys,
+** tombstone, hosted list; NOT its span) into b. */
+static int merged_drop_put(range_node *n, storage_batch *b, uint64_t range_id)
+{
+    uint8_t key[REPLICA_KEY_SIZE_MAX], val[8];
+    int rc = delete_state_keys(b, range_id);
+    replica__put_u64(val, REPLICA_MERGED_TOMBSTONE);
+    if (rc == RANGE_OK &&
+        storage_batch_put_raw(b, key, replica__key(key, range_id, 'z', 0, 0, 0), val, 8) !=
+            STORAGE_OK)
+        rc = RANGE_ERR_NOMEM;
+    return rc;
+}
+
+/* The written drop of o (merged away): it stops now and is retired at the
+** next reap, its span kept (replica_retire). */
+static void merged_mark(range_replica *o)
+{
+    o->merged = true;
+    o->remove_generation = REPLICA_MERGED_TOMBSTONE;
+}
+
+/* o is frozen for a merge whose left has a replica here that has not
+** applied it yet (except `but`, the replica asking): that MERGE drops o
+** here, and needs it (MERGES). */
+static bool merge_left_pending(const range_node *n, const range_replica *o,
+                               const range_replica *but)
+{
+    if (o->merge.frozen_merge_id == 0)
+        return false;
+    for (size_t i = 0; i < n->n_replicas; i++) {
+        const range_replica *l = n->replicas[i];
+        if (l == but || l->config.range_id != o->merge.frozen_left_id || !l->initialized ||
+            l->failed || l->retired || l->remove_generation != 0)
+            continue;
+        /* past that MERGE already (by a snapshot of the left made after
+        ** it, found by test_range_sim_multi seed 1389): not pending */
+        for (uint32_t k = 0; k < l->merge.n_merged; k++)
+            if (l->merge.merged[k] == o->merge.frozen_merge_id)
+                return false;
+        return true;
+    }
+    return false;
+}
+
+/* Add id to m's merged list (kept once; the oldest goes when full). */
+static void merged_add(replica_merge_state *m, uint64_t id)
+{
+    for (uint32_t i = 0; i < m->n_merged; i++)
+        if (m->merged[i] == id)
+            return;
+    if (m->n_merged == REPLICA_FENCES_MAX) {
+        memmove(m->merged, m->merged + 1, (REPLICA_FENCES_MAX - 1) * sizeof(m->merged[0]));
+        m->n_merged--;
+    }
+    m->merged[m->n_merged++] = id;
+}
+
+/* MERGE (decided on L's state alone; see MERGES). */
+static int merge_prepare_merge(range_replica *r, const raft_entry *e, replica_merge_apply *mg)
+{
+    range_node *n = r->node;
+    const range_descriptor *ld = &r->desc;
+    const uint8_t *p = e->data;
+    uint8_t key[REPLICA_KEY_SIZE_MAX], fl[HLC_ENCODED_SIZE];
+    range_descriptor rd; /* owned: the right's descriptor from the entry */
+    uint64_t lgen = replica__get_u64(p + 9), rid = replica__get_u64(p + 17);
+    uint64_t rgen = replica__get_u64(p + 25), fidx = replica__get_u64(p + 33);
+    uint64_t rls = replica__get_u64(p + 41);
+    hlc_timestamp floor = hlc_decode(p + 49);
+    uint32_t dlen = get_u32(p + 49 + HLC_ENCODED_SIZE);
+    int rc;
+
+    /* after the descriptor: R's merged list (u32 count | ids) */
+    size_t tail = REPLICA_MERGE_HEADER + (size_t)dlen;
+    uint32_t n_rm = e->len >= tail + 4 ? get_u32(p + tail) : UINT32_MAX;
+    memset(&rd, 0, sizeof(rd));
+    if (e->len < tail + 4 || n_rm > REPLICA_FENCES_MAX || e->len != tail + 4 + (size_t)n_rm * 8)
+        rc = RANGE_ERR_CORRUPT;
+    else
+        rc = range_descriptor_decode(p + REPLICA_MERGE_HEADER, dlen, &rd);
+    if (rc == RANGE_ERR_NOMEM)
+        return rc;
+    if (rc != RANGE_OK) {
+        BASE_ERROR("range", "r%llu: malformed merge at index %llu skipped",
+                   (unsigned long long)r->config.range_id, (unsigned long long)e->index);
+        return RANGE_OK;
+    }
+    bool fenced = false;
+    for (uint32_t i = 0; i < r->merge.n_fences; i++)
+        fenced = fenced || r->merge.fences[i] == mg->merge_id;
+    bool ok = mg->merge_id != 0 && !fenced && r->merge.frozen_merge_id == 0 &&
+              lgen == ld->generation && rid != ld->range_id && rd.range_id == rid &&
+              rd.generation == rgen && fidx != 0 && rls >= fidx && ld->end_len > 0 &&
+              range__key_cmp(ld->end_key, ld->end_len, rd.start_key, rd.start_len) == 0 &&
+              same_replicas(ld, &rd) && r->membership.n_learners == 0;
+    if (!ok) {
+        BASE_INFO("range", "r%llu n%llu: merge %llu of r%llu at index %llu refused (generation "
+                  "%llu, the range is at %llu; fenced %d, frozen %d)",
+                  (unsigned long long)ld->range_id, (unsigned long long)r->id,
+                  (unsigned long long)mg->merge_id, (unsigned long long)rid,
+                  (unsigned long long)e->index, (unsigned long long)lgen,
+                  (unsigned long long)ld->generation, fenced, r->merge.frozen_merge_id != 0);
+        range_descriptor_free(&rd);
+        return RANGE_OK;
+    }
+    /* It applies. A voter here serves the merged span: its replica of the
+    ** right must hold everything the right applied up to the freeze. */
+    range_replica *right = NULL;
+    for (size_t i = 0; i < n->n_replicas; i++)
+        if (n->replicas[i]->config.range_id == rid && !n->replicas[i]->retired)
+            right = n->replicas[i];
+    bool ready = right != NULL && right->initialized && !right->failed &&
+                 right->remove_generation == 0 && right->merge.frozen_merge_id == mg->merge_id &&
+                 right->applied >= fidx;
+    if (!ready && raft_membership_is_voter(&r->membership, r->id)) {
+        if (!r->apply_stalled)
+            BASE_ERROR("range", "r%llu n%llu: merge %llu at index %llu waits: the replica of "
+                       "r%llu here is not frozen at index %llu yet (apply stalled)",
+                       (unsigned long long)ld->range_id, (unsigned long long)r->id,
+                       (unsigned long long)mg->merge_id, (unsigned long long)e->index,
+                       (unsigned long long)rid, (unsigned long long)fidx);
+        mg->stall = true;
+        range_descriptor_free(&rd);
+        return RANGE_OK;
+    }
+    mg->right_id = rid;
+    mg->right = right;
+    rc = range_descriptor_copy(&mg->desc, ld);
+    if (rc == RANGE_OK && rd.end_len == 0) {
+        base_free(mg->desc.end_key);
+        mg->desc.end_key = NULL;
+        mg->desc.end_len = 0;
+    } else if (rc == RANGE_OK) {
+        rc = desc_set_key(&mg->desc.end_key, &mg->desc.end_len, rd.end_key, rd.end_len);
+    }
+    mg->desc.generation = (lgen > rgen ? lgen : rgen) + 1;
+    mg->desc_changed = true;
+    /* lineage: every entry of L from here on is above every record R wrote */
+    if (rls + 1 > e->index && rls + 1 - e->index > mg->next.lineage_offset)
+        mg->next.lineage_offset = rls + 1 - e->index;
+    /* the merges of both lineages and this one (the newest kept) */
+    for (uint32_t i = 0; i <= n_rm; i++)
+        merged_add(&mg->next, i < n_rm ? replica__get_u64(p + tail + 4 + (size_t)i * 8)
+                                       : mg->merge_id);
+    mg->floor = hlc_compare(floor, r->split_floor) > 0 ? floor : r->split_floor;
+    hlc_encode(mg->floor, fl);
+    if (rc == RANGE_OK && !hlc_is_zero(mg->floor) &&
+        storage_batch_put_raw(r->batch, key, replica__key(key, ld->range_id, 'w', 0, 0, 0), fl,
+                              sizeof(fl)) != STORAGE_OK)
+        rc = RANGE_ERR_NOMEM;
+    if (rc == RANGE_OK)
+        rc = merged_drop_put(n, r->batch, rid);
+    if (rc == RANGE_OK)
+        rc = hosted_put_change(n, r->batch, 0, &rid, 1);
+    range_descriptor_free(&rd);
+    if (rc == RANGE_OK)
+        mg->ok = true;
+    return rc;
+}
+
+/* Check merge entry e against r's state; when it applies, put its writes
+** into r->batch (mg->ok). RANGE_OK, or an error that stops the replica. */
+static int merge_prepare(range_replica *r, const raft_entry *e, replica_merge_apply *mg)
+{
+    const uint8_t *p = e->data;
+    uint8_t key[REPLICA_KEY_SIZE_MAX];
+    base_buf enc = {0}; /* owner: this function */
+    int rc = RANGE_OK;
+    memset(mg, 0, sizeof(*mg));
+    mg->tag = p[0];
+    mg->next = r->merge;
+    size_t want = mg->tag == REPLICA_FREEZE_TAG  ? REPLICA_FREEZE_SIZE
+                  : mg->tag == REPLICA_FENCE_TAG ? REPLICA_FENCE_SIZE
+                  : mg->tag == REPLICA_UNFREEZE_TAG ? REPLICA_UNFREEZE_SIZE
+                                                    : 0;
+    if ((want != 0 && e->len != want) || (want == 0 && e->len < REPLICA_MERGE_HEADER)) {
+        BASE_ERROR("range", "r%llu: malformed merge entry %#x at index %llu skipped",
+                   (unsigned long long)r->config.range_id, mg->tag, (unsigned long long)e->index);
+        return RANGE_OK;
+    }
+    mg->merge_id = replica__get_u64(p + 1);
+    if (mg->tag == REPLICA_FREEZE_TAG) {
+        uint64_t left = replica__get_u64(p + 9), generation = replica__get_u64(p + 17);
+        if (mg->merge_id != 0 && r->merge.frozen_merge_id == mg->merge_id) {
+            mg->ok = true; /* frozen by this merge already */
+        } else if (mg->merge_id != 0 && r->merge.frozen_merge_id == 0 &&
+                   generation == r->desc.generation && left != r->config.range_id) {
+            mg->next.frozen_merge_id = mg->merge_id;
+            mg->next.frozen_left_id = left;
+            mg->next.frozen_index = e->index;
+            mg->ok = true;
+        }
+    } else if (mg->tag == REPLICA_FENCE_TAG) {
+        bool have = false;
+        for (uint32_t i = 0; i < mg->next.n_fences; i++)
+            have = have || mg->next.fences[i] == mg->merge_id;
+        if (!have && mg->next.n_fences == REPLICA_FENCES_MAX) {
+            memmove(mg->next.fences, mg->next.fences + 1,
+                    (REPLICA_FENCES_MAX - 1) * sizeof(mg->next.fences[0]));
+            mg->next.n_fences--;
+        }
+        if (!have)
+            mg->next.fences[mg->next.n_fences++] = mg->merge_id;
+        mg->ok = true;
+    } else if (mg->tag == REPLICA_UNFREEZE_TAG) {
+        if (mg->merge_id != 0 && r->merge.frozen_merge_id == mg->merge_id) {
+            mg->next.frozen_merge_id = mg->next.frozen_left_id = mg->next.frozen_index = 0;
+            rc = range_descriptor_copy(&mg->desc, &r->desc);
+            mg->desc.generation++;
+            mg->desc_changed = true;
+            mg->ok = rc == RANGE_OK;
+        }
+    } else {
+        rc = merge_prepare_merge(r, e, mg);
+    }
+    if (rc == RANGE_OK && mg->ok)
+        rc = put_merge_state(r->batch, r->config.range_id, &mg->next);
+    if (rc == RANGE_OK && mg->ok && mg->desc_changed)
+        rc = range_descriptor_encode(&mg->desc, &enc);
+    if (rc == RANGE_OK && mg->ok && mg->desc_changed &&
+        storage_batch_put_raw(r->batch, key, replica__key(key, r->config.range_id, 'd', 0, 0, 0),
+                              enc.data, enc.len) != STORAGE_OK)
+        rc = RANGE_ERR_NOMEM;
+    base_buf_free(&enc);
+    if (!mg->ok && !mg->stall && mg->tag != REPLICA_MERGE_TAG)
+        BASE_INFO("range", "r%llu n%llu: merge entry %#x of merge %llu at index %llu refused "
+                  "(generation %llu, frozen by %llu)", (unsigned long long)r->config.range_id,
+                  (unsigned long long)r->id, mg->tag, (unsigned long long)mg->merge_id,
+                  (unsigned long long)e->index, (unsigned long long)r->desc.generation,
+                  (unsigned long long)r->merge.frozen_merge_id);
+    return rc;
+}
+
+/* The merge entry's batch is written: r takes its new state; a MERGE
+** retires the right's replica here (at the next reap: its span stays). */
+static void merge_finish(range_replica *r, replica_merge_apply *mg)
+{
+    range_node *n = r->node;
+    if (!mg->ok)
+        return;
+    r->merge = mg->next;
+    if (mg->desc_changed) {
+        range_descriptor_free(&r->desc);
+        r->desc = mg->desc;
+        memset(&mg->desc, 0, sizeof(mg->desc));
+    }
+    if (mg->tag != REPLICA_MERGE_TAG) {
+        BASE_INFO("range", "r%llu n%llu: merge entry %#x of merge %llu applied at index %llu "
+                  "(generation %llu)", (unsigned long long)r->config.range_id,
+                  (unsigned long long)r->id, mg->tag, (unsigned long long)mg->merge_id,
+                  (unsigned long long)r->applied, (unsigned long long)r->desc.generation);
+        return;
+    }
+    pthread_mutex_lock(&n->floor_mu);
+    r->split_floor = mg->floor;
+    pthread_mutex_unlock(&n->floor_mu);
+    hosted_changed(n, 0, &mg->right_id, 1);
+    if (mg->right != NULL)
+        merged_mark(mg->right);
+    BASE_INFO("range", "r%llu n%llu: merged r%llu at index %llu (generation %llu, lineage "
+              "offset %llu)", (unsigned long long)r->config.range_id, (unsigned long long)r->id,
+              (unsigned long long)mg->right_id, (unsigned long long)r->applied,
+              (unsigned long long)r->desc.generation,
+              (unsigned long long)r->merge.lineage_offset);
+}
+
 static int apply_entry(range_replica *r, const raft_entry *e)
 {
     range_node *n = r->node;
@@ -949,10 +1439,12 @@ static int apply_entry(range_replica *r, const raft_entry *e)
     uint64_t truncate_to = 0;
     replica_split split;
     replica_conf conf;
+    replica_merge_apply mg;
     int rc = 0;
 
     memset(&split, 0, sizeof(split));
     memset(&conf, 0, sizeof(conf));
+    memset(&mg, 0, sizeof(mg));
     assert(e->index == r->applied + 1);
     storage_batch_clear(r->batch);
     if (e->type == RAFT_ENTRY_NORMAL && e->len == REPLICA_TRUNCATE_SIZE &&
@@ -976,6 +1468,16 @@ static int apply_entry(range_replica *r, const raft_entry *e)
         rc = split_prepare(r, e, &split);
         if (rc != RANGE_OK)
             goto cleanup;
+    } else if (e->type == RAFT_ENTRY_NORMAL && e->len > 0 && is_merge_tag(e->data[0])) {
+        rc = merge_prepare(r, e, &mg);
+        if (rc != RANGE_OK)
+            goto cleanup;
+        if (mg.stall) {
+            rc = REPLICA_APPLY_STALLED; /* nothing written: retried later */
+            goto cleanup;
+        }
+        /* the right's log goes once this is written: durable first */
+        sync = mg.ok && mg.tag == REPLICA_MERGE_TAG && n->config.sync;
     } else if (e->type == RAFT_ENTRY_CONFIG) {
         rc = conf_prepare(r, e, &conf);
         if (rc != RANGE_OK)
@@ -999,12 +1501,22 @@ static int apply_entry(range_replica *r, const raft_entry *e)
                 ** node further on and came here with a snapshot of another
                 ** range (records are shared by the node's ranges); skipping
                 ** on it would lose this entry's writes here alone */
-                duplicate = existing.len < 8 || replica__get_u64(existing.data) < e->index;
+                duplicate = existing.len < 8 ||
+                            replica__get_u64(existing.data) < e->index + r->merge.lineage_offset;
             } else if (rc != STORAGE_NOT_FOUND) {
                 rc = map_storage(rc);
                 goto cleanup;
             }
             rc = 0;
+            if (!duplicate && r->merge.frozen_merge_id != 0) {
+                /* frozen for a merge: no effect, no record (MERGES) */
+                BASE_INFO("range", "r%llu n%llu: command %llu/%llu at index %llu refused: the "
+                          "range is frozen for merge %llu", (unsigned long long)r->config.range_id,
+                          (unsigned long long)r->id, (unsigned long long)cmd.txn_id,
+                          (unsigned long long)cmd.seq, (unsigned long long)e->index,
+                          (unsigned long long)r->merge.frozen_merge_id);
+                is_cmd = false;
+            }
             for (size_t i = 0; i < cmd.write_count && !duplicate && is_cmd; i++) {
                 if (range_descriptor_contains(&r->desc, cmd.writes[i].key, cmd.writes[i].key_len))
                     continue;
@@ -1032,7 +1544,7 @@ static int apply_entry(range_replica *r, const raft_entry *e)
                         rc = storage_batch_put(r->batch, w->key, w->key_len, cmd.commit_ts,
                                                w->value, w->value_len);
                 }
-                replica__put_u64(val, e->index);
+                replica__put_u64(val, e->index + r->merge.lineage_offset); /* lineage seq */
                 hlc_encode(cmd.commit_ts, val + 8);
                 if (rc == 0)
                     rc = storage_batch_put_raw(r->batch, key, klen, val, REPLICA_RECORD_SIZE);
@@ -1071,6 +1583,9 @@ static int apply_entry(range_replica *r, const raft_entry *e)
     } else if (conf.ok) {
         conf_finish(r, &conf);
         resolve_waiters(r, e->index, true, REPLICA_CONF_TXN_ID, e->index);
+    } else if (mg.tag != 0) {
+        merge_finish(r, &mg);
+        resolve_waiters(r, e->index, mg.ok, merge_txn_id(mg.tag), mg.merge_id);
     } else {
         if (n->config.observer != NULL && is_cmd)
             n->config.observer(n->config.observer_ctx, r->config.range_id, r->id, e->index,
@@ -1084,6 +1599,7 @@ cleanup:
     range_descriptor_free(&split.left);
     range_descriptor_free(&split.right);
     range_descriptor_free(&conf.desc);
+    range_descriptor_free(&mg.desc);
     return rc;
 }
 
@@ -1150,6 +1666,44 @@ static int replica_truncate(range_replica *r, raft_update *u)
 static int replica_install(range_replica *r, const raft_snapshot *sn);
 static bool replica_make_snapshot(range_replica *r, raft_update *u);
 
+/* MERGES: a stalled apply goes on from the entries the core handed out
+** already (they stay in its log: only this replica's applies and snapshots
+** compact it). Node mutex held, outside any update of r. */
+static void replica_apply_backlog(range_replica *r)
+{
+    raft_status st;
+    if (!r->apply_stalled || r->failed || r->raft == NULL)
+        return;
+    raft_node_status(r->raft, &st);
+    while (r->applied < st.applied) {
+        const raft_entry *e = raft_node_entry_at(r->raft, r->applied + 1);
+        int rc = e == NULL ? RANGE_ERR_CORRUPT : apply_entry(r, e);
+        if (rc == REPLICA_APPLY_STALLED)
+            return; /* still (logged once) */
+        if (rc != 0) {
+            BASE_ERROR("range", "r%llu n%llu: apply of index %llu failed (%d); replica stopped",
+                       (unsigned long long)r->config.range_id, (unsigned long long)r->id,
+                       (unsigned long long)(r->applied + 1), rc);
+            r->failed = true;
+            return;
+        }
+    }
+    r->apply_stalled = false;
+    BASE_INFO("range", "r%llu n%llu: stalled apply resumed, applied %llu",
+              (unsigned long long)r->config.range_id, (unsigned long long)r->id,
+              (unsigned long long)r->applied);
+    serve_reads(r);
+}
+
+/* DRAINING: a pre-vote of a draining node's replica is not sent while
+** another voter may still win an election (range_node_set_draining). */
+static bool campaign_held(const range_replica *r, const raft_message *m)
+{
+    int election = r->config.election_ticks > 0 ? r->config.election_ticks : 10;
+    return r->node->draining && m->type == RAFT_MSG_PRE_VOTE &&
+           r->leaderless_ticks < (uint64_t)election * RANGE_DRAIN_CAMPAIGN_ELECTIONS;
+}
+
 /* Carry out update u (and the PERSISTED, COMPACT and SNAPSHOT steps it
 ** leads to). */
 static void replica_process(range_replica *r, raft_update *u)
@@ -1195,7 +1749,8 @@ static void replica_process(range_replica *r, raft_update *u)
         bool hold = r->hold_sends && r->n_pending > 0;
         r->hold_sends = hold;
         for (size_t i = 0; i < u->n_messages && !hold; i++)
-            node_send(n, r->config.range_id, &u->messages[i]);
+            if (!campaign_held(r, &u->messages[i]))
+                node_send(n, r->config.range_id, &u->messages[i]);
         bool durable = log_seq == 0 && r->n_pending == 0;
         if (durable) {
             for (size_t i = 0; i < u->n_messages_after_persist; i++)
@@ -1203,8 +1758,13 @@ static void replica_process(range_replica *r, raft_update *u)
         } else if (seq != 0 || u->n_messages_after_persist > 0 || (hold && u->n_messages > 0)) {
             stash_persist(r, u, log_seq, hold);
         }
-        for (size_t i = 0; i < u->n_committed; i++) {
+        /* stalled (MERGES): these wait in the core, replica_apply_backlog */
+        for (size_t i = 0; i < u->n_committed && !r->apply_stalled; i++) {
             int rc = apply_entry(r, &u->committed[i]);
+            if (rc == REPLICA_APPLY_STALLED) {
+                r->apply_stalled = true;
+                break;
+            }
             if (rc != 0) {
                 BASE_ERROR("range", "r%llu n%llu: apply of index %llu failed (%d); replica "
                            "stopped", (unsigned long long)r->config.range_id,
@@ -1648,17 +2208,10 @@ static int delete_span_uncovered(range_replica *r, const uint8_t *s, size_t s_le
     return replica__raw_span_delete(r->node->config.engine, s, s_len, e, e_len, r->batch);
 }
 
-/* Delete the per-range raw state a replica keeps ('a', 'd', 'm', 'w', 's',
-** 't', 'z') into r->batch. */
+/* Delete the per-range raw state a replica keeps into r->batch. */
 static int delete_range_state(range_replica *r)
 {
-    static const char kinds[] = {'a', 'd', 'm', 'w', 's', 't', 'z'};
-    uint8_t key[REPLICA_KEY_SIZE_MAX];
-    int rc = STORAGE_OK;
-    for (size_t i = 0; i < sizeof(kinds) && rc == STORAGE_OK; i++)
-        rc = storage_batch_delete_raw(r->batch, key,
-                                      replica__key(key, r->config.range_id, kinds[i], 0, 0, 0));
-    return rc == STORAGE_OK ? RANGE_OK : map_storage(rc);
+    return delete_state_keys(r->batch, r->config.range_id);
 }
 
 /* REMOVAL: delete r's data and state, write the tombstone (generation != 0;
@@ -1669,7 +2222,16 @@ static void replica_retire(range_replica *r, uint64_t generation)
     range_node *n = r->node;
     uint8_t key[REPLICA_KEY_SIZE_MAX], val[8];
     int rc = RANGE_OK;
-    if (generation != 0 && !r->failed) {
+    if (r->merged && !r->failed) {
+        /* MERGES: its state went in the (synced) batch that merged it; its
+        ** span is the merged range's now */
+        if (r->log->ops->reset(r->log, 0, 0) != RANGE_OK)
+            BASE_WARN("range", "r%llu n%llu: the merged replica's log entries stay",
+                      (unsigned long long)r->config.range_id, (unsigned long long)r->id);
+        n->purge_wanted = true;
+        BASE_INFO("range", "r%llu n%llu: replica closed: merged into another range",
+                  (unsigned long long)r->config.range_id, (unsigned long long)r->id);
+    } else if (generation != 0 && !r->failed) {
         storage_batch_clear(r->batch);
         if (r->initialized)
             rc = delete_span_uncovered(r, r->desc.start_key, r->desc.start_len, r->desc.end_key,
@@ -1712,8 +2274,11 @@ static void replica_retire(range_replica *r, uint64_t generation)
         return;
     }
     n->retired = grown;
-    replica_release(r, RANGE_ERR_AMBIGUOUS, RANGE_ERR_NOT_LEADER);
+    /* a merged range's waiters never apply (it refused everything since its
+    ** freeze): their proposers go to the merged range */
+    replica_release(r, r->merged ? RANGE_ERR_DROPPED : RANGE_ERR_AMBIGUOUS, RANGE_ERR_NOT_LEADER);
     r->retired = true;
+    r->merged = false;
     r->initialized = false;
     r->remove_generation = 0;
     n->retired[n->n_retired++] = r;
@@ -1766,9 +2331,16 @@ static void settle_waiters_below(range_replica *r, uint64_t index)
         }
         bool found = false;
         hlc_timestamp ts;
-        if (w.txn_id != REPLICA_SPLIT_TXN_ID && w.txn_id != REPLICA_CONF_TXN_ID &&
-            replica__command_record(r, w.txn_id, w.seq, &found, &ts) != RANGE_OK)
+        if (w.txn_id == REPLICA_FREEZE_TXN_ID) {
+            found = r->merge.frozen_merge_id == w.seq; /* the state says it */
+        } else if (w.txn_id == REPLICA_FENCE_TXN_ID) {
+            for (uint32_t k = 0; k < r->merge.n_fences; k++)
+                found = found || r->merge.fences[k] == w.seq;
+        } else if (w.txn_id >= REPLICA_UNFREEZE_TXN_ID) {
+            found = false; /* split, conf, merge, unfreeze: the proposer looks again */
+        } else if (replica__command_record(r, w.txn_id, w.seq, &found, &ts) != RANGE_OK) {
             found = false;
+        }
         r->waiters[i] = r->waiters[--r->n_waiters];
         w.cb(w.ctx, found ? RANGE_OK : RANGE_ERR_DROPPED);
     }
@@ -1782,6 +2354,9 @@ static int replica_install(range_replica *r, const raft_snapshot *sn)
     replica_snapshot_view v;
     uint8_t key[REPLICA_KEY_SIZE_MAX], val[16], fl[HLC_ENCODED_SIZE];
     base_buf enc = {0}; /* owner: this function */
+    uint64_t gone[RANGE_NODE_REPLICAS_MAX];
+    range_replica *gone_r[RANGE_NODE_REPLICAS_MAX];
+    size_t n_gone = 0;
     int rc = replica__snapshot_decode(sn->data, sn->len, &v);
     if (rc != RANGE_OK)
         return rc; /* checked before the core took it: memory, or a bug */
@@ -1801,6 +2376,28 @@ static int replica_install(range_replica *r, const raft_snapshot *sn)
         rc = delete_span_uncovered(r, v.desc.end_key, v.desc.end_len, o->end_key, o->end_len, 0);
     if (rc == RANGE_OK)
         rc = delete_range_state(r);
+    if (rc == RANGE_OK)
+        rc = put_merge_state(r->batch, v.range_id, &v.merge);
+    /* MERGES: an older replica of another range whose start key the
+    ** snapshot's span holds was merged away (a range's start key is its own
+    ** for its whole life, and every range holding it later has a higher
+    ** generation): it goes as a MERGE would drop it, its span being the
+    ** snapshot's now */
+    for (size_t i = 0; rc == RANGE_OK && i < n->n_replicas; i++) {
+        range_replica *o = n->replicas[i];
+        if (o == r || !o->initialized || o->retired || o->failed || o->remove_generation != 0 ||
+            o->config.range_id == v.range_id || o->desc.generation >= v.desc.generation ||
+            !range_descriptor_contains(&v.desc, o->desc.start_key, o->desc.start_len))
+            continue;
+        /* its left's replica here still has to apply the MERGE, which needs
+        ** it (found by test_range_sim_multi: the snapshot of a range split
+        ** off the merged one came first, and the left stalled for ever) */
+        if (merge_left_pending(n, o, r))
+            continue;
+        rc = merged_drop_put(n, r->batch, o->config.range_id);
+        gone_r[n_gone] = o;
+        gone[n_gone++] = o->config.range_id;
+    }
     replica__put_u64(val, v.index);
     if (rc == RANGE_OK &&
         storage_batch_put_raw(r->batch, key, replica__key(key, v.range_id, 'a', 0, 0, 0), val,
@@ -1825,7 +2422,7 @@ static int replica_install(range_replica *r, const raft_snapshot *sn)
                               sizeof(fl)) != STORAGE_OK)
         rc = RANGE_ERR_NOMEM;
     if (rc == RANGE_OK)
-        rc = hosted_put(n, r->batch, v.range_id);
+        rc = hosted_put_change(n, r->batch, v.range_id, gone, n_gone);
     if (rc == RANGE_OK) {
         int src = storage_write(n->config.engine, r->batch, n->config.sync);
         rc = src == STORAGE_OK ? RANGE_OK : map_storage(src);
@@ -1836,12 +2433,22 @@ static int replica_install(range_replica *r, const raft_snapshot *sn)
         replica__snapshot_view_free(&v);
         return rc;
     }
-    hosted_added(n, v.range_id);
+    hosted_changed(n, v.range_id, gone, n_gone);
+    for (size_t i = 0; i < n_gone; i++) {
+        BASE_INFO("range", "r%llu n%llu: the snapshot of r%llu at generation %llu subsumes "
+                  "it (merged)", (unsigned long long)gone[i], (unsigned long long)r->id,
+                  (unsigned long long)v.range_id, (unsigned long long)v.desc.generation);
+        merged_mark(gone_r[i]);
+    }
+    r->merge = v.merge;
+    r->apply_stalled = false; /* the state is the snapshot's: what stalled is in it */
     range_descriptor_free(&r->desc);
     r->desc = v.desc;
     memset(&v.desc, 0, sizeof(v.desc));
     r->membership = sn->membership;
+    pthread_mutex_lock(&n->floor_mu);
     r->split_floor = v.floor;
+    pthread_mutex_unlock(&n->floor_mu);
     r->applied = v.index;
     r->truncate_to = 0;
     r->trunc_base = 0; /* the members' logs may start anywhere below */
@@ -1881,7 +2488,7 @@ static bool replica_make_snapshot(range_replica *r, raft_update *u)
         r->snapshot_retry_tick = r->tick + REPLICA_SNAPSHOT_EARLY_TICKS;
     base_buf_reset(&n->snap_buf);
     int rc = replica__snapshot_encode(n->config.engine, &r->desc, r->applied, r->split_floor,
-                                      &n->snap_buf);
+                                      &r->merge, &n->snap_buf);
     if (rc != RANGE_OK) {
         if (rc == RANGE_ERR_TOO_LARGE)
             BASE_ERROR("range", "r%llu n%llu: the range's state at index %llu is above the "
@@ -2090,6 +2697,16 @@ static void answer_unhosted(range_node *n, const range_raft_msg *dm)
 {
     const raft_message *m = &dm->msg;
     raft_message a;
+    uint64_t tomb = 0;
+    /* MERGES: the range merged away here, so everywhere: a replica of it
+    ** still talking (a member removed before the merge that never learned
+    ** it, whose peers are all gone) is told so (handle_removed_msg) */
+    if (m->type != RAFT_MSG_SNAPSHOT_RESP && m->type != RAFT_MSG_APPEND_RESP &&
+        load_tombstone(n->config.engine, dm->range_id, &tomb) == RANGE_OK &&
+        tomb == REPLICA_MERGED_TOMBSTONE) {
+        send_removed(n, dm->range_id, m->from, REPLICA_MERGED_TOMBSTONE);
+        return;
+    }
     if (m->type != RAFT_MSG_APPEND && m->type != RAFT_MSG_HEARTBEAT &&
         !(m->type == RAFT_MSG_SNAPSHOT && m->seq > 0))
         return;
@@ -2128,7 +2745,9 @@ static bool config_pending_with_self(range_replica *r, uint64_t generation)
         const raft_entry *e = raft_node_entry_at(r->raft, i);
         if (e != NULL && (e->type == RAFT_ENTRY_CONFIG ||
                           (e->type == RAFT_ENTRY_NORMAL && e->len >= REPLICA_SPLIT_HEADER &&
-                           e->data[0] == REPLICA_SPLIT_TAG)))
+                           (e->data[0] == REPLICA_SPLIT_TAG || e->data[0] == REPLICA_MERGE_TAG)) ||
+                          (e->type == RAFT_ENTRY_NORMAL && e->len > 0 &&
+                           e->data[0] == REPLICA_UNFREEZE_TAG)))
             estimate++;
     }
     return estimate > generation;
@@ -2155,6 +2774,10 @@ static void handle_removed_msg(range_node *n, uint64_t range_id, uint64_t from,
     }
     if (r->desc.generation >= generation)
         return; /* we know a newer configuration (or were made from one): stale news */
+    /* merged away elsewhere: a frozen replica goes with its left's MERGE
+    ** (or a snapshot of it) here, unless no replica of the left is here */
+    if (generation == REPLICA_MERGED_TOMBSTONE && merge_left_pending(n, r, NULL))
+        return;
     if (r->initialized && config_pending_with_self(r, generation))
         return; /* added again since: a configuration with us is on its way */
     BASE_INFO("range", "r%llu n%llu: n%llu says this replica was removed at generation %llu",
@@ -2359,6 +2982,8 @@ static int replica_open_state(range_replica *r, const range_replica_config *conf
         rc = load_descriptor(n, config, &r->desc);
     if (rc == RANGE_OK)
         rc = load_floor(n->config.engine, config->range_id, &r->split_floor);
+    if (rc == RANGE_OK)
+        rc = load_merge_state(n->config.engine, config->range_id, &r->merge);
     if (rc == RANGE_OK)
         rc = load_membership(n->config.engine, config->range_id, &r->membership, &found_m);
     if (rc == RANGE_OK)
@@ -2629,7 +3254,10 @@ range_replica *replica__node_find(range_node *n, const uint8_t *key, size_t key_
 
 hlc_timestamp replica__split_floor(range_replica *r)
 {
-    return r->split_floor; /* set when the replica opens, never changed */
+    pthread_mutex_lock(&r->node->floor_mu);
+    hlc_timestamp floor = r->split_floor; /* raised by a merge's apply */
+    pthread_mutex_unlock(&r->node->floor_mu);
+    return floor;
 }
 
 range_replica *range_node_replica(range_node *n, uint64_t range_id)
@@ -2804,6 +3432,194 @@ int replica__propose_split(range_replica *r, const uint8_t *key, size_t key_len,
     /* no deadline: a split resolves when it applies or is dropped */
     return replica_propose_entry(r, replica_encode_split, &e, REPLICA_SPLIT_TXN_ID,
                                  new_range_id, expected_term, false, cb, ctx, leader_hint);
+}
+
+/* ---- merges: proposals and state (replica_int.h, "merges") ---------------------- */
+
+typedef struct replica_merge_entry {
+    uint8_t tag;
+    uint64_t merge_id;
+    uint64_t a, b;                 /* FREEZE: left id, generation; FENCE: right id */
+    uint64_t left_generation;      /* MERGE */
+    const range_descriptor *right; /* MERGE */
+    uint64_t freeze_index, freeze_lineage;
+    hlc_timestamp floor;
+    replica_merge_state right_state; /* MERGE: R's merged list (n_merged, merged) */
+} replica_merge_entry;
+
+static int replica_encode_merge(const void *arg, base_buf *out)
+{
+    const replica_merge_entry *m = arg;
+    uint8_t head[REPLICA_MERGE_HEADER];
+    base_buf desc = {0}; /* owner: this function */
+    size_t len;
+    int rc = RANGE_OK;
+    head[0] = m->tag;
+    replica__put_u64(head + 1, m->merge_id);
+    if (m->tag == REPLICA_FREEZE_TAG) {
+        replica__put_u64(head + 9, m->a);
+        replica__put_u64(head + 17, m->b);
+        len = REPLICA_FREEZE_SIZE;
+    } else if (m->tag == REPLICA_FENCE_TAG) {
+        replica__put_u64(head + 9, m->a);
+        len = REPLICA_FENCE_SIZE;
+    } else if (m->tag == REPLICA_UNFREEZE_TAG) {
+        len = REPLICA_UNFREEZE_SIZE;
+    } else {
+        rc = range_descriptor_encode(m->right, &desc);
+        if (rc == RANGE_OK && desc.len > UINT32_MAX)
+            rc = RANGE_ERR_TOO_LARGE;
+        replica__put_u64(head + 9, m->left_generation);
+        replica__put_u64(head + 17, m->right->range_id);
+        replica__put_u64(head + 25, m->right->generation);
+        replica__put_u64(head + 33, m->freeze_index);
+        replica__put_u64(head + 41, m->freeze_lineage);
+        hlc_encode(m->floor, head + 49);
+        uint8_t *q = head + 49 + HLC_ENCODED_SIZE;
+        q[0] = (uint8_t)(desc.len >> 24);
+        q[1] = (uint8_t)(desc.len >> 16);
+        q[2] = (uint8_t)(desc.len >> 8);
+        q[3] = (uint8_t)desc.len;
+        len = REPLICA_MERGE_HEADER;
+    }
+    if (rc == RANGE_OK && (base_buf_append(out, head, len) != 0 ||
+                           (desc.len > 0 && base_buf_append(out, desc.data, desc.len) != 0)))
+        rc = RANGE_ERR_NOMEM;
+    if (rc == RANGE_OK && m->tag == REPLICA_MERGE_TAG) {
+        uint8_t list[4 + REPLICA_FENCES_MAX * 8];
+        uint32_t count = m->right_state.n_merged;
+        list[0] = 0, list[1] = 0, list[2] = 0, list[3] = (uint8_t)count;
+        for (uint32_t i = 0; i < count; i++)
+            replica__put_u64(list + 4 + (size_t)i * 8, m->right_state.merged[i]);
+        if (base_buf_append(out, list, 4 + (size_t)count * 8) != 0)
+            rc = RANGE_ERR_NOMEM;
+    }
+    base_buf_free(&desc);
+    return rc;
+}
+
+int replica__propose_freeze(range_replica *r, uint64_t merge_id, uint64_t left_range_id,
+                            uint64_t generation, uint64_t expected_term, range_propose_fn cb,
+                            void *ctx, uint64_t *leader_hint)
+{
+    if (leader_hint != NULL)
+        *leader_hint = 0;
+    if (r == NULL || merge_id == 0 || left_range_id == 0 || cb == NULL)
+        return RANGE_ERR_INVALID;
+    replica_merge_entry m = {.tag = REPLICA_FREEZE_TAG, .merge_id = merge_id,
+                             .a = left_range_id, .b = generation};
+    return replica_propose_entry(r, replica_encode_merge, &m, REPLICA_FREEZE_TXN_ID, merge_id,
+                                 expected_term, false, cb, ctx, leader_hint);
+}
+
+int replica__propose_merge(range_replica *left, uint64_t merge_id, uint64_t left_generation,
+                           const range_descriptor *right, uint64_t right_freeze_index,
+                           uint64_t right_freeze_lineage, hlc_timestamp floor,
+                           uint64_t expected_term, range_propose_fn cb, void *ctx,
+                           uint64_t *leader_hint)
+{
+    if (leader_hint != NULL)
+        *leader_hint = 0;
+    if (left == NULL || merge_id == 0 || right == NULL || right->range_id == 0 ||
+        right_freeze_index == 0 || cb == NULL)
+        return RANGE_ERR_INVALID;
+    replica_merge_entry m = {.tag = REPLICA_MERGE_TAG, .merge_id = merge_id,
+                             .left_generation = left_generation, .right = right,
+                             .freeze_index = right_freeze_index,
+                             .freeze_lineage = right_freeze_lineage, .floor = floor};
+    /* R's merged list travels with the entry (L's replicas decide from the
+    ** entry, never from their own replica of R): from R's replica here,
+    ** frozen, so its list no longer changes */
+    range_node *n = left->node;
+    pthread_mutex_lock(&n->mu);
+    for (size_t i = 0; i < n->n_replicas; i++) {
+        const range_replica *o = n->replicas[i];
+        if (o->config.range_id == right->range_id && o->initialized && !o->retired) {
+            m.right_state.n_merged = o->merge.n_merged;
+            memcpy(m.right_state.merged, o->merge.merged, sizeof(m.right_state.merged));
+        }
+    }
+    pthread_mutex_unlock(&n->mu);
+    return replica_propose_entry(left, replica_encode_merge, &m, REPLICA_MERGE_TXN_ID, merge_id,
+                                 expected_term, false, cb, ctx, leader_hint);
+}
+
+int replica__propose_fence(range_replica *r, uint64_t merge_id, uint64_t right_range_id,
+                           uint64_t expected_term, range_propose_fn cb, void *ctx,
+                           uint64_t *leader_hint)
+{
+    if (leader_hint != NULL)
+        *leader_hint = 0;
+    if (r == NULL || merge_id == 0 || cb == NULL)
+        return RANGE_ERR_INVALID;
+    replica_merge_entry m = {.tag = REPLICA_FENCE_TAG, .merge_id = merge_id,
+                             .a = right_range_id};
+    return replica_propose_entry(r, replica_encode_merge, &m, REPLICA_FENCE_TXN_ID, merge_id,
+                                 expected_term, false, cb, ctx, leader_hint);
+}
+
+int replica__propose_unfreeze(range_replica *right, uint64_t merge_id, uint64_t expected_term,
+                              range_propose_fn cb, void *ctx, uint64_t *leader_hint)
+{
+    if (leader_hint != NULL)
+        *leader_hint = 0;
+    if (right == NULL || merge_id == 0 || cb == NULL)
+        return RANGE_ERR_INVALID;
+    replica_merge_entry m = {.tag = REPLICA_UNFREEZE_TAG, .merge_id = merge_id};
+    return replica_propose_entry(right, replica_encode_merge, &m, REPLICA_UNFREEZE_TXN_ID,
+                                 merge_id, expected_term, false, cb, ctx, leader_hint);
+}
+
+int replica__frozen(range_replica *r, uint64_t *merge_id, uint64_t *left_range_id,
+                    uint64_t *freeze_index, uint64_t *freeze_lineage)
+{
+    *merge_id = 0, *left_range_id = 0, *freeze_index = 0, *freeze_lineage = 0;
+    if (r == NULL)
+        return RANGE_ERR_INVALID;
+    pthread_mutex_lock(&r->node->mu);
+    int rc = r->initialized && !r->retired ? RANGE_OK : RANGE_ERR_UNAVAILABLE;
+    if (rc == RANGE_OK && r->merge.frozen_merge_id != 0) {
+        *merge_id = r->merge.frozen_merge_id;
+        *left_range_id = r->merge.frozen_left_id;
+        *freeze_index = r->merge.frozen_index;
+        *freeze_lineage = r->merge.frozen_index + r->merge.lineage_offset;
+    }
+    pthread_mutex_unlock(&r->node->mu);
+    return rc;
+}
+
+int replica__merge_applied(range_replica *r, uint64_t merge_id, bool *applied)
+{
+    *applied = false;
+    if (r == NULL)
+        return RANGE_ERR_INVALID;
+    pthread_mutex_lock(&r->node->mu);
+    int rc = r->initialized && !r->retired ? RANGE_OK : RANGE_ERR_UNAVAILABLE;
+    for (uint32_t i = 0; rc == RANGE_OK && i < r->merge.n_merged; i++)
+        *applied = *applied || r->merge.merged[i] == merge_id;
+    pthread_mutex_unlock(&r->node->mu);
+    return rc;
+}
+
+int replica__merge_readiness(range_replica *r, uint64_t *applied, bool *conf_busy,
+                             bool *has_learners)
+{
+    *applied = 0, *conf_busy = false, *has_learners = false;
+    if (r == NULL)
+        return RANGE_ERR_INVALID;
+    pthread_mutex_lock(&r->node->mu);
+    int rc = r->initialized && !r->retired && r->raft != NULL ? RANGE_OK : RANGE_ERR_UNAVAILABLE;
+    if (rc == RANGE_OK) {
+        raft_status st;
+        raft_membership latest;
+        raft_node_status(r->raft, &st);
+        raft_node_membership(r->raft, &latest);
+        *applied = r->applied;
+        *conf_busy = r->applied < st.last_index || st.conf_index > r->applied || r->apply_stalled;
+        *has_learners = latest.n_learners > 0 || r->membership.n_learners > 0;
+    }
+    pthread_mutex_unlock(&r->node->mu);
+    return rc;
 }
 
 void replica__cancel_proposals(range_node *n, range_propose_fn cb)
@@ -3113,7 +3929,10 @@ int range_replica_change_replicas(range_replica *r, range_replica_change_type ty
         }
         ev.conf_change = RAFT_CONF_REMOVE;
     }
-    if (r->n_waiters >= RANGE_PROPOSALS_PENDING_MAX) {
+    /* MERGES: no configuration change once a FREEZE may be in the log ahead
+    ** of it (frozen, or entries not applied yet that may hold one) */
+    if (r->n_waiters >= RANGE_PROPOSALS_PENDING_MAX || r->merge.frozen_merge_id != 0 ||
+        r->applied != st.last_index || r->apply_stalled) {
         rc = RANGE_ERR_BUSY;
         goto cleanup;
     }
@@ -3255,6 +4074,9 @@ static void replica_tick(range_replica *r)
         return;
     }
     maybe_ask_removed(r);
+    replica_apply_backlog(r);
+    if (r->failed)
+        return;
     if (r->campaign_next_tick) {
         r->campaign_next_tick = false;
         raft_event cev = {.type = RAFT_EVENT_CAMPAIGN};
@@ -3262,6 +4084,9 @@ static void replica_tick(range_replica *r)
     }
     raft_event ev = {.type = RAFT_EVENT_TICK};
     (void)replica_step(r, &ev, &u);
+    raft_status rs;
+    raft_node_status(r->raft, &rs);
+    r->leaderless_ticks = rs.leader != RAFT_NONE ? 0 : r->leaderless_ticks + 1;
     replica_maybe_truncate(r);
     size_t i = 0;
     while (i < r->n_waiters) {
@@ -3529,10 +4354,17 @@ int range_node_new(const range_node_config *config, range_node **out)
         base_free(n);
         return RANGE_ERR_NOMEM;
     }
+    if (pthread_mutex_init(&n->floor_mu, NULL) != 0) {
+        pthread_cond_destroy(&n->sync_cv);
+        pthread_mutex_destroy(&n->mu);
+        base_free(n);
+        return RANGE_ERR_NOMEM;
+    }
     n->config = *config;
     n->id = id;
     if (config->log != NULL && config->sync && !config->log_sync_manual) {
         if (pthread_create(&n->syncer, NULL, node_syncer_main, n) != 0) {
+            pthread_mutex_destroy(&n->floor_mu);
             pthread_cond_destroy(&n->sync_cv);
             pthread_mutex_destroy(&n->mu);
             base_free(n);
@@ -3544,6 +4376,13 @@ int range_node_new(const range_node_config *config, range_node **out)
         rpc_set_handler(config->transport, node_handler, n);
     *out = n;
     return RANGE_OK;
+}
+
+void range_node_set_draining(range_node *n, bool draining)
+{
+    pthread_mutex_lock(&n->mu);
+    n->draining = draining;
+    pthread_mutex_unlock(&n->mu);
 }
 
 void range_node_forget_transport(range_node *n)
@@ -3580,6 +4419,7 @@ void range_node_free(range_node *n)
     for (size_t i = 0; i < REPLICA_OUTBOX_PEERS_MAX; i++)
         base_buf_free(&n->outbox[i].batch);
     pthread_mutex_unlock(&n->mu);
+    pthread_mutex_destroy(&n->floor_mu);
     pthread_cond_destroy(&n->sync_cv);
     pthread_mutex_destroy(&n->mu);
     base_free(n);

@@ -96,7 +96,7 @@ int range_raft_msg_encode(uint64_t range_id, const raft_message *m, base_buf *ou
 
 int range_raft_msg_decode(const uint8_t *data, size_t len, range_raft_msg *out)
 {
-    reader r = {data, data + len, false};
+    reader r = {data, data != NULL ? data + len : NULL, false}; /* NULL + 0 is UB */
     raft_entry *entries = NULL;
     int rc = RANGE_ERR_CORRUPT;
     memset(out, 0, sizeof(*out));
@@ -225,7 +225,7 @@ int range_raft_batch_add(base_buf *batch, const uint8_t *msg, size_t len)
 
 int range_raft_batch_decode(const uint8_t *data, size_t len, range_raft_batch *out)
 {
-    reader r = {data, data + len, false};
+    reader r = {data, data != NULL ? data + len : NULL, false}; /* NULL + 0 is UB */
     range_raft_msg *msgs = NULL;
     size_t n = 0;
     int rc = RANGE_ERR_CORRUPT;
@@ -376,7 +376,7 @@ static int command_decode_raw(reader *r, range_command *cmd, range_write **write
 int range_command_decode(const uint8_t *data, size_t len, range_command *cmd,
                          range_write **writes_out)
 {
-    reader r = {data, data + len, false};
+    reader r = {data, data != NULL ? data + len : NULL, false}; /* NULL + 0 is UB */
     range_write *writes = NULL;
     int rc = RANGE_ERR_CORRUPT;
     memset(cmd, 0, sizeof(*cmd));

@@ -25,6 +25,14 @@
 **                                              point: index, term (the log
 **                                              store is cut to it; a restart
 **                                              redoes a cut a crash lost)
+**   "range/r/" range_id 'o'                 -> lineage offset (u64; absent: 0)
+**   "range/r/" range_id 'y'                 -> FROZEN for a merge: merge_id,
+**                                              left range id, freeze index
+**                                              (absent: not frozen)
+**   "range/r/" range_id 'x'                 -> FENCES and MERGED: u32 count |
+**                                              count x merge_id, twice (the
+**                                              fenced ids, then the merge ids
+**                                              applied; absent: none)
 **   "range/r/" range_id 'z'                 -> TOMBSTONE: the generation of
 **                                              the descriptor that removed
 **                                              this store's replica (no
@@ -190,12 +198,69 @@ int replica__propose_split(range_replica *r, const uint8_t *key, size_t key_len,
                            uint64_t expected_term, range_propose_fn cb, void *ctx,
                            uint64_t *leader_hint);
 /* The floor a range made by a split starts its timestamp cache above
-** (HLC_ZERO for other ranges). */
+** (HLC_ZERO for other ranges), raised by a merge to the merge's floor.
+** Takes only a leaf lock of the node (not its mutex): callable under any
+** lock. */
 hlc_timestamp replica__split_floor(range_replica *r);
 /* The replica of n whose range holds key (ending_at: whose range ends
 ** exactly at key), or NULL. Node mutex. */
 range_replica *replica__node_find(range_node *n, const uint8_t *key, size_t key_len,
                                   bool ending_at);
+
+/* ---- merges (docs/range.md, "Merges") -----------------------------------------
+** Raft entries of type NORMAL (big-endian):
+**   FREEZE   REPLICA_FREEZE_TAG | merge_id u64 | left_range_id u64 | expected
+**            R generation u64                                    (R's log)
+**   MERGE    REPLICA_MERGE_TAG | merge_id | expected L gen | R id | expected
+**            R gen | R freeze index | R lineage seq at freeze | floor
+**            (hlc_encode) | R descriptor (u32 len | range_descriptor_encode)
+**                                                                (L's log)
+**   FENCE    REPLICA_FENCE_TAG | merge_id | right_range_id (the range below b)
+**   UNFREEZE REPLICA_UNFREEZE_TAG | merge_id                     (R's log)
+** Waiter keys (REPLICA_*_TXN_ID, merge_id). Apply rules: replica.c, "MERGES". */
+#define REPLICA_FREEZE_TAG 0xF3u
+#define REPLICA_MERGE_TAG 0xF4u
+#define REPLICA_FENCE_TAG 0xF5u
+#define REPLICA_UNFREEZE_TAG 0xF6u
+#define REPLICA_FREEZE_TXN_ID (UINT64_MAX - 2)
+#define REPLICA_MERGE_TXN_ID (UINT64_MAX - 3)
+#define REPLICA_FENCE_TXN_ID (UINT64_MAX - 4)
+#define REPLICA_UNFREEZE_TXN_ID (UINT64_MAX - 5)
+
+/* Each proposes like replica__propose_split (expected_term, no deadline);
+** waiter keys as above; node mutex. */
+int replica__propose_freeze(range_replica *r, uint64_t merge_id, uint64_t left_range_id,
+                            uint64_t generation, uint64_t expected_term, range_propose_fn cb,
+                            void *ctx, uint64_t *leader_hint);
+int replica__propose_merge(range_replica *left, uint64_t merge_id, uint64_t left_generation,
+                           const range_descriptor *right, uint64_t right_freeze_index,
+                           uint64_t right_freeze_lineage, hlc_timestamp floor,
+                           uint64_t expected_term, range_propose_fn cb, void *ctx,
+                           uint64_t *leader_hint);
+int replica__propose_fence(range_replica *r, uint64_t merge_id, uint64_t right_range_id,
+                           uint64_t expected_term, range_propose_fn cb, void *ctx,
+                           uint64_t *leader_hint);
+int replica__propose_unfreeze(range_replica *right, uint64_t merge_id, uint64_t expected_term,
+                              range_propose_fn cb, void *ctx, uint64_t *leader_hint);
+/* Frozen state of r as applied: *merge_id 0 when not frozen; freeze_lineage
+** = freeze index + r's lineage offset (MERGE's "R lineage seq at freeze").
+** RANGE_OK, RANGE_ERR_UNAVAILABLE (no state here: removed, merged away,
+** made on demand). Node mutex. */
+int replica__frozen(range_replica *r, uint64_t *merge_id, uint64_t *left_range_id,
+                    uint64_t *freeze_index, uint64_t *freeze_lineage);
+/* r's applied index and whether a configuration change is in flight
+** (applied < last log index or a pending conf entry, or a stalled apply),
+** and whether it has learners (applied or latest configuration). RANGE_OK,
+** RANGE_ERR_UNAVAILABLE (as above). Node mutex. */
+int replica__merge_readiness(range_replica *r, uint64_t *applied, bool *conf_busy,
+                             bool *has_learners);
+/* *applied: MERGE(merge_id) applied in r's lineage (r, or the range r split
+** from, or a range merged into r; the newest REPLICA_FENCES_MAX kept). An
+** abandoning orchestrator reads it with the descriptor once its FENCE
+** applied: the merge happened iff the span holds b OR this says so (L may
+** have split again at b since). RANGE_OK, RANGE_ERR_UNAVAILABLE. Node
+** mutex. */
+int replica__merge_applied(range_replica *r, uint64_t merge_id, bool *applied);
 
 /* ---- snapshots and replica changes (snapshot.c, replica.c) ---------------------
 ** docs/range.md, "Replica changes and snapshots". A range's state at an
@@ -223,6 +288,22 @@ range_replica *replica__node_find(range_node *n, const uint8_t *key, size_t key_
 ** index of its entry); OK when that entry applies as a configuration. */
 #define REPLICA_CONF_TXN_ID (UINT64_MAX - 1)
 
+/* The merge state of a range (replica.c, "MERGES"): persisted per range
+** ('o', 'y', 'x'), carried by snapshots (version 3). */
+#define REPLICA_FENCES_MAX 16 /* newest fences kept per range (FIFO) */
+typedef struct replica_merge_state {
+    uint64_t lineage_offset;  /* 'o': lineage seq = index + it */
+    uint64_t frozen_merge_id; /* 'y': 0 when not frozen */
+    uint64_t frozen_left_id;
+    uint64_t frozen_index;    /* index of the FREEZE entry */
+    uint64_t fences[REPLICA_FENCES_MAX]; /* 'x': merge ids fenced, oldest first */
+    uint32_t n_fences;
+    uint64_t merged[REPLICA_FENCES_MAX]; /* 'x': merge ids applied in this
+                                            lineage (inherited by a split's
+                                            right side), oldest first */
+    uint32_t n_merged;
+} replica_merge_state;
+
 typedef struct replica_snapshot_view {
     uint64_t range_id;
     uint64_t index;
@@ -235,6 +316,7 @@ typedef struct replica_snapshot_view {
     uint64_t n_versions;
     const uint8_t *raws;     /* intents and txn records of the span (version 2) */
     uint64_t n_raws;
+    replica_merge_state merge; /* version 3 (zero before) */
 } replica_snapshot_view;
 
 /* Append the state of the range described by desc at `index` (its applied
@@ -243,7 +325,8 @@ typedef struct replica_snapshot_view {
 ** REPLICA_SNAPSHOT_OPS_MAX versions and records; *out as it was),
 ** RANGE_ERR_NOMEM, RANGE_ERR_IO, RANGE_ERR_CORRUPT. */
 int replica__snapshot_encode(storage_engine *e, const range_descriptor *desc, uint64_t index,
-                             hlc_timestamp floor, base_buf *out);
+                             hlc_timestamp floor, const replica_merge_state *merge,
+                             base_buf *out); /* merge NULL: none (all zero) */
 /* Check every byte (CRC, counts, lengths, keys in the span) and point *out
 ** into data (borrowed: valid while data is). RANGE_OK, RANGE_ERR_CORRUPT,
 ** RANGE_ERR_NOMEM; on error *out owns nothing. */

@@ -76,12 +76,29 @@
 ** A prepare whose anchor (the first locked key) is not in its first
 ** written range HEARTBEATs the record into existence first.
 **
+** Merges (docs/range.md, "Merges"): range_router_admin_merge DESCRIBEs
+** both ranges, checks their voters, then SUBSUME at R, WAIT_APPLIED at each
+** of R's voters' nodes (sent to that node: router__wait_applied), and
+** ADMIN_MERGE at L; any failure after SUBSUME fences the merge in the range
+** below R's start and, when that range does not hold the start, unfreezes R
+** (range_router_abandon_merge, also the server/ watchdog's).
+**
 ** Retry rules (per operation, bounded by deadline_ms and ROUTER__ATTEMPTS_MAX):
 **   NOT_LEADER with a hint      -> that node (no backoff for the first
 **                                  ROUTER__REDIRECTS_FREE in a row)
 **   NOT_LEADER without a hint, transport errors, BUSY, UNAVAILABLE, an
-**   unreadable answer           -> the next replica, jittered backoff
+**   unreadable answer           -> the next replica, jittered backoff; a
+**                                  node whose attempt timed out gets twice
+**                                  the timeout on its next attempt of the op
+**                                  (up to ROUTER__SLOW_DOUBLINGS_MAX times):
+**                                  a live leaseholder slower than one
+**                                  timeout still answers (docs/range.md,
+**                                  "Lease transfer")
 **   KEY_MISMATCH                -> install the returned descriptors, route again
+**                                  (nothing newer in it: the next replica)
+**   MERGING (range frozen by a merge, docs/range.md "Merges") -> backoff and
+**                                  again; at the deadline RANGE_ERR_MERGING
+**                                  (40001) unless a commit's fate is unknown
 **   AMBIGUOUS (server)          -> same node again after a backoff
 **   INTENT                      -> push + resolve, then again (PENDING: backoff)
 **   no cached range             -> meta lookup (ROUTER__META_LOOKUPS_MAX per op)
@@ -169,6 +186,7 @@
 #define ROUTER__CACHE_MAX 65536      /* cached descriptors; beyond, one is evicted */
 #define ROUTER__CALL_GRACE_MS 5000   /* wait past the rpc deadline for its callback */
 #define ROUTER__ATTEMPT_MIN_MS 50    /* no retry starts with less time than this left */
+#define ROUTER__SLOW_DOUBLINGS_MAX 3 /* a node that timed out gets up to 8 x rpc_timeout_ms */
 #define ROUTER__SCAN_FIRST_PAGE_BYTES (16u * 1024) /* doubled per page up to
                                                       RANGE_KV_SCAN_BYTES_DEFAULT */
 #define ROUTER__ERROR_TEXT_MAX 256
@@ -644,6 +662,9 @@ typedef struct router__op {
     ** node's own replica of the range when it has one (a follower may serve
     ** it), then, refused there, to the leaseholder */
     bool stale;
+    /* an admin operation (lease transfer, replica change) on a range frozen
+    ** by a merge ends at once with RANGE_ERR_MERGING instead of waiting */
+    bool merging_ends;
 } router__op;
 
 static int router__meta_lookup(range_router *r, const router__route *route, int64_t deadline_ns,
@@ -695,10 +716,18 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
     int redirects_in_row = 0;
     int lookups = 0;
     int backoff_step = 0;
+    /* SLOW LEASEHOLDER: the node whose attempts of this op timed out, and
+    ** how often in a row. Its next attempt waits twice as long (a large
+    ** VALIDATE, RESOLVE or commit may take longer than one timeout at a
+    ** live leaseholder: sent again with the same timeout it never ends);
+    ** every other node keeps rpc_timeout_ms, so failover stays fast. */
+    uint64_t slow_node = 0;
+    int slow_timeouts = 0;
     uint64_t last_range = 0;
     char problem[128] = "no attempt";
     router__intent_seen seen;
     memset(&seen, 0, sizeof(seen));
+    bool merging = false; /* the last answer was RANGE_ERR_MERGING */
     int64_t start_ns = base_monotonic_ns();
     int64_t deadline_ns =
         op->deadline_ns != 0 ? op->deadline_ns : start_ns + r->config.deadline_ms * 1000000;
@@ -799,6 +828,9 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
             goto done;
         }
         int64_t timeout_ms = r->config.rpc_timeout_ms;
+        if (target == slow_node)
+            timeout_ms <<= slow_timeouts < ROUTER__SLOW_DOUBLINGS_MAX ? slow_timeouts
+                                                                      : ROUTER__SLOW_DOUBLINGS_MAX;
         int64_t left_ms = (deadline_ns - now) / 1000000;
         if (left_ms < timeout_ms) timeout_ms = left_ms > 0 ? left_ms : 1;
         rc = router__attempt(r, target, &req_bytes, timeout_ms, &res);
@@ -807,8 +839,13 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
         /* classify */
         bool backoff = true;
         seen.blocked = false;
+        merging = false;
         if (res.transport_rc != RPC_OK) {
             if (res.sent && op->is_commit) unknown = true;
+            if (res.transport_rc == RPC_ERR_TIMEOUT) {
+                slow_timeouts = target == slow_node ? slow_timeouts + 1 : 1;
+                slow_node = target;
+            }
             snprintf(problem, sizeof(problem), "node %" PRIu64 ": %s", target,
                      rpc_strerror(res.transport_rc));
             router__count(r, &r->stats.failovers);
@@ -878,6 +915,12 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
                 /* a changed descriptor routes differently at once */
                 if ((installed && resp->descriptor.generation != used->generation) || other)
                     backoff = false;
+                /* an answer older than the cache (a replica behind, or a
+                ** node without the range naming its own): ask another */
+                if (!installed && !other) {
+                    router__count(r, &r->stats.failovers);
+                    router__move_leaseholder(r, used->range_id, target, 0);
+                }
             } else {
                 router__count(r, &r->stats.failovers);
                 router__move_leaseholder(r, used->range_id, target, 0);
@@ -888,6 +931,20 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
             /* the server gave up waiting; ask it (same node) again */
             if (op->is_commit) unknown = true;
             snprintf(problem, sizeof(problem), "node %" PRIu64 ": outcome unknown", target);
+            goto retry;
+        case RANGE_ERR_MERGING:
+            /* frozen by a merge: nothing of this attempt applied; once
+            ** merged, the range's nodes answer KEY_MISMATCH naming the
+            ** range that took it over (or it serves again) */
+            snprintf(problem, sizeof(problem), "range %" PRIu64 " is being merged",
+                     used->range_id);
+            merging = true;
+            if (op->merging_ends) {
+                rc = RANGE_ERR_MERGING;
+                router__set_error(r, "range %" PRIu64 " is being merged: no %s now",
+                                  used->range_id, op->what);
+                goto done;
+            }
             goto retry;
         case RANGE_ERR_BUSY:
         case RANGE_ERR_UNAVAILABLE:
@@ -1015,6 +1072,11 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
                               seen.key, seen.unreplicated ? "a lock" : "an intent", seen.holder,
                               seen.pending ? "still pending" : "not resolved", waited_ms,
                               op->what);
+        } else if (merging && !(op->is_commit && unknown)) {
+            /* an evaluated refusal: retrying the transaction is safe */
+            rc = RANGE_ERR_MERGING;
+            router__set_error(r, "range %" PRIu64 " is being merged and did not serve the %s "
+                              "within %" PRId64 " ms; retry", last_range, op->what, waited_ms);
         } else if (op->is_commit && unknown) {
             rc = RANGE_ERR_AMBIGUOUS;
             router__count(r, &r->stats.ambiguous);
@@ -1517,6 +1579,383 @@ static int router__admin_split(range_kv *kv, const uint8_t *key, size_t key_len,
     return rc;
 }
 
+/* ---- merges (docs/range.md, "Merges") ------------------------------------------ */
+
+#define ROUTER__MERGE_DESCRIBES_MAX 4 /* looks at the two ranges (their shape moved) */
+
+/* DESCRIBE of the range a route places (any replica answers its view). */
+static int router__build_describe(void *ctx, range_router *r, const range_descriptor *d,
+                                  range_kv_request *req) {
+    (void)ctx;
+    (void)r;
+    req->op = RANGE_KV_DESCRIBE;
+    req->range_id = d->range_id;
+    return RANGE_OK;
+}
+
+/* The descriptor of the range placing route, as a replica of it answers it
+** now (installed in the cache). RANGE_OK with *out (owner: caller), or the
+** router's errors. */
+static int router__describe(range_router *r, router__route route, range_descriptor *out) {
+    router__op op;
+    memset(&op, 0, sizeof(op));
+    op.route = route;
+    op.build = router__build_describe;
+    op.what = "describe";
+    range_kv_response resp;
+    base_buf bytes = {0};
+    range_descriptor used;
+    memset(out, 0, sizeof(*out));
+    int rc = router__execute(r, &op, &resp, &bytes, &used);
+    if (rc == RANGE_OK && !resp.has_descriptor) rc = RANGE_ERR_CORRUPT;
+    if (rc == RANGE_OK) {
+        bool installed;
+        pthread_mutex_lock(&r->mu);
+        rc = router__install_locked(r, &resp.descriptor, &installed);
+        pthread_mutex_unlock(&r->mu);
+        if (rc == RANGE_OK) rc = range_descriptor_copy(out, &resp.descriptor);
+    } else if (router__answer_kept(rc)) {
+        rc = RANGE_ERR_CORRUPT;
+    }
+    range_kv_response_free(&resp);
+    range_descriptor_free(&used);
+    base_buf_free(&bytes);
+    return rc;
+}
+
+/* The fields of one merge step's request. range_id: the range it must go to. */
+typedef struct router__merge_ctx {
+    uint8_t op;
+    uint64_t range_id;
+    uint64_t merge_id;
+    uint64_t left_range_id, right_range_id;
+    uint64_t freeze_index, freeze_lineage;
+    hlc_timestamp floor;
+    const range_descriptor *right; /* ADMIN_MERGE */
+    /* MERGE_FENCE: R's start (borrowed), so that a node without the range
+    ** the cache names (merged away since) answers with its range below it */
+    const uint8_t *start;
+    size_t start_len;
+} router__merge_ctx;
+
+static int router__build_merge(void *ctx, range_router *r, const range_descriptor *d,
+                               range_kv_request *req) {
+    const router__merge_ctx *c = ctx;
+    if (c->range_id != 0 && d->range_id != c->range_id) {
+        router__set_error(r, "range %" PRIu64 " no longer holds the merge's keys (range %" PRIu64
+                          " does)", c->range_id, d->range_id);
+        return RANGE_NOT_FOUND;
+    }
+    req->op = c->op;
+    req->range_id = d->range_id;
+    req->merge_id = c->merge_id;
+    req->generation = d->generation; /* the server checks it (KEY_MISMATCH: refresh) */
+    req->left_range_id = c->left_range_id;
+    req->right_range_id = c->right_range_id;
+    req->applied_index = c->freeze_index;
+    req->freeze_lineage = c->freeze_lineage;
+    req->merge_floor = c->floor;
+    if (c->right != NULL) {
+        req->has_right = true;
+        req->right = *c->right; /* borrowed */
+    }
+    if (c->op == RANGE_KV_MERGE_FENCE) {
+        req->key = c->start; /* borrowed */
+        req->key_len = c->start_len;
+    }
+    return RANGE_OK;
+}
+
+/* One merge step at the range placing route. RANGE_OK with the answer in
+** *resp and *bytes (release both), or the router's errors. */
+static int router__merge_step(range_router *r, router__route route, const router__merge_ctx *c,
+                              const char *what, range_kv_response *resp, base_buf *bytes) {
+    router__op op;
+    memset(&op, 0, sizeof(op));
+    op.route = route;
+    op.build = router__build_merge;
+    op.build_ctx = (void *)c;
+    op.what = what;
+    range_descriptor used;
+    int rc = router__execute(r, &op, resp, bytes, &used);
+    range_descriptor_free(&used);
+    if (rc != RANGE_OK && router__answer_kept(rc)) {
+        range_kv_response_free(resp);
+        /* RANGE_NOT_FOUND: the builder's, the range that holds the keys
+        ** now is another one (a merge or split since; detail set) */
+        if (rc != RANGE_NOT_FOUND) {
+            router__set_error(r, "answer %d to a %s", rc, what);
+            rc = RANGE_ERR_CORRUPT;
+        }
+    }
+    if (rc == RANGE_OK && resp->has_descriptor) {
+        bool installed;
+        pthread_mutex_lock(&r->mu);
+        int irc = router__install_locked(r, &resp->descriptor, &installed);
+        pthread_mutex_unlock(&r->mu);
+        if (irc != RANGE_OK) {
+            range_kv_response_free(resp);
+            rc = irc;
+        }
+    }
+    return rc;
+}
+
+/* WAIT_APPLIED at node `to` (not the leaseholder: that node's own replica),
+** asked again (backoff) until OK or the deadline. */
+static int router__wait_applied(range_router *r, uint64_t to, uint64_t range_id, uint64_t index) {
+    range_kv_request req;
+    memset(&req, 0, sizeof(req));
+    req.op = RANGE_KV_WAIT_APPLIED;
+    req.range_id = range_id;
+    req.applied_index = index;
+    base_buf bytes = {0}; /* owner: this function */
+    router__result res;
+    memset(&res, 0, sizeof(res));
+    int rc = range_kv_request_encode(&req, &bytes);
+    int64_t deadline_ns = base_monotonic_ns() + r->config.deadline_ms * 1000000;
+    int64_t delay = ROUTER__BACKOFF_MIN_MS;
+    char problem[96] = "no attempt";
+    while (rc == RANGE_OK) {
+        int64_t stop_ns = atomic_load(&r->stop_ns);
+        int64_t end_ns = stop_ns != 0 && stop_ns < deadline_ns ? stop_ns : deadline_ns;
+        int64_t left_ms = (end_ns - base_monotonic_ns()) / 1000000;
+        if (left_ms < ROUTER__ATTEMPT_MIN_MS) {
+            rc = RANGE_ERR_UNAVAILABLE;
+            break;
+        }
+        int64_t timeout_ms = r->config.rpc_timeout_ms < left_ms ? r->config.rpc_timeout_ms : left_ms;
+        rc = router__attempt(r, to, &bytes, timeout_ms, &res);
+        if (rc != RANGE_OK) break;
+        if (res.transport_rc == RPC_OK && res.status == RANGE_OK) break;
+        if (res.transport_rc != RPC_OK)
+            snprintf(problem, sizeof(problem), "%s", rpc_strerror(res.transport_rc));
+        else
+            snprintf(problem, sizeof(problem), "error %d", (int)res.status);
+        router__sleep_ms(delay < left_ms ? delay : left_ms);
+        if (delay < ROUTER__BACKOFF_MAX_MS) delay *= 2;
+    }
+    if (rc == RANGE_ERR_UNAVAILABLE)
+        router__set_error(r, "range %" PRIu64 ": node %" PRIu64 " did not apply the merge's "
+                          "freeze in time (last: %s)", range_id, to, problem);
+    base_buf_free(&bytes);
+    base_buf_free(&res.payload);
+    return rc;
+}
+
+/* l covers what r covered (r merged into it). */
+static bool router__merged_covers(const range_descriptor *l, const range_descriptor *r) {
+    return range_descriptor_contains(l, r->start_key, r->start_len) && l->end_len == r->end_len &&
+           (l->end_len == 0 || range__key_cmp(l->end_key, l->end_len, r->end_key, r->end_len) == 0);
+}
+
+static bool router__same_voters(const range_descriptor *a, const range_descriptor *b) {
+    if (a->n_replicas != b->n_replicas) return false;
+    for (size_t i = 0; i < a->n_replicas; i++)
+        if (!router__is_replica(b, a->replicas[i])) return false;
+    return true;
+}
+
+int range_router_abandon_merge(range_router *r, uint64_t right_range_id, const uint8_t *start,
+                               size_t start_len, uint64_t merge_id, bool *merged) {
+    *merged = false;
+    if (r == NULL || right_range_id == 0 || merge_id == 0 || start == NULL || start_len == 0)
+        return RANGE_ERR_INVALID;
+    range_kv_response resp;
+    base_buf bytes = {0};
+    /* 1. fence the merge in whatever range now holds the key below start */
+    router__merge_ctx c;
+    memset(&c, 0, sizeof(c));
+    c.op = RANGE_KV_MERGE_FENCE;
+    c.merge_id = merge_id;
+    c.right_range_id = right_range_id;
+    c.start = start;
+    c.start_len = start_len;
+    int rc = router__merge_step(r, (router__route){start, start_len, true, false}, &c,
+                                "merge fence", &resp, &bytes);
+    if (rc == RANGE_OK && !resp.has_descriptor) rc = RANGE_ERR_CORRUPT;
+    if (rc == RANGE_OK)
+        *merged = range_descriptor_contains(&resp.descriptor, start, start_len);
+    range_kv_response_free(&resp);
+    base_buf_free(&bytes);
+    if (rc != RANGE_OK || *merged) {
+        if (*merged)
+            BASE_INFO("range", "merge %016" PRIx64 " of r%" PRIu64 " had happened before its "
+                      "fence", merge_id, right_range_id);
+        return rc;
+    }
+    /* 2. MERGE can never apply any more: R serves again */
+    memset(&c, 0, sizeof(c));
+    c.op = RANGE_KV_UNFREEZE;
+    c.range_id = right_range_id;
+    c.merge_id = merge_id;
+    rc = router__merge_step(r, (router__route){start, start_len, false, false}, &c, "unfreeze",
+                            &resp, &bytes);
+    range_kv_response_free(&resp);
+    base_buf_free(&bytes);
+    if (rc == RANGE_OK)
+        BASE_INFO("range", "merge %016" PRIx64 " abandoned: r%" PRIu64 " unfrozen", merge_id,
+                  right_range_id);
+    return rc;
+}
+
+/* After a failure past SUBSUME: fence and unfreeze, keeping the first
+** error's detail. RANGE_OK when the merge turned out to have happened. */
+static int router__merge_failed(range_router *r, const range_descriptor *right, uint64_t merge_id,
+                                int rc) {
+    char detail[ROUTER__ERROR_TEXT_MAX];
+    base_strlcpy(detail, router__error.text, sizeof(detail));
+    bool merged = false;
+    int arc = range_router_abandon_merge(r, right->range_id, right->start_key, right->start_len,
+                                         merge_id, &merged);
+    if (arc == RANGE_OK && merged) return RANGE_OK;
+    if (arc != RANGE_OK)
+        BASE_WARN("range", "merge %016" PRIx64 " of r%" PRIu64 " not abandoned (%d): its range "
+                  "stays frozen until a watchdog does it", merge_id, right->range_id, arc);
+    router__set_error(r, "%s", detail);
+    return rc == RANGE_ERR_AMBIGUOUS && arc == RANGE_OK ? RANGE_ERR_MERGING : rc;
+}
+
+int range_router_admin_merge(range_router *r, const uint8_t *key, size_t key_len,
+                             range_descriptor *left, range_descriptor *right) {
+    router__clear_error();
+    memset(left, 0, sizeof(*left));
+    memset(right, 0, sizeof(*right));
+    if (r == NULL || key == NULL || key_len == 0 || key_len > RANGE_DESC_KEY_MAX)
+        return RANGE_ERR_INVALID;
+    range_descriptor rd, ld; /* owner: this function */
+    memset(&rd, 0, sizeof(rd));
+    memset(&ld, 0, sizeof(ld));
+    range_kv_response resp;
+    memset(&resp, 0, sizeof(resp));
+    base_buf bytes = {0};
+    char key_text[ROUTER__KEY_TEXT_MAX + 8];
+    router__key_text(key, key_len, key_text, sizeof(key_text));
+    int rc = RANGE_ERR_UNAVAILABLE;
+    /* the two ranges as their replicas see them */
+    for (int look = 0; look < ROUTER__MERGE_DESCRIBES_MAX; look++) {
+        range_descriptor_free(&rd);
+        range_descriptor_free(&ld);
+        rc = router__describe(r, (router__route){key, key_len, false, false}, &rd);
+        if (rc == RANGE_OK) rc = router__describe(r, (router__route){key, key_len, true, false}, &ld);
+        if (rc != RANGE_OK) goto done;
+        bool r_starts = range__key_cmp(rd.start_key, rd.start_len, key, key_len) == 0;
+        bool l_ends = ld.end_len > 0 && range__key_cmp(ld.end_key, ld.end_len, key, key_len) == 0;
+        if (r_starts && l_ends) break;
+        rc = RANGE_NOT_FOUND;
+        if (!range_descriptor_contains(&rd, key, key_len)) continue; /* a stale answer */
+        if (range_descriptor_contains(&ld, key, key_len) || !r_starts) break;
+    }
+    if (rc == RANGE_NOT_FOUND) {
+        router__set_error(r, "key %s is not a range boundary", key_text);
+        goto done;
+    }
+    if (!router__same_voters(&ld, &rd)) {
+        router__set_error(r, "ranges %" PRIu64 " and %" PRIu64 " cannot merge: replicas not "
+                          "co-located (move the right-hand range's replicas first)",
+                          ld.range_id, rd.range_id);
+        rc = RANGE_ERR_INVALID;
+        goto done;
+    }
+    uint64_t merge_id = 0;
+    while (merge_id == 0) merge_id = router__random(r);
+    /* 1. SUBSUME: R frozen */
+    router__merge_ctx c;
+    memset(&c, 0, sizeof(c));
+    c.op = RANGE_KV_SUBSUME;
+    c.range_id = rd.range_id;
+    c.merge_id = merge_id;
+    c.left_range_id = ld.range_id;
+    rc = router__merge_step(r, (router__route){key, key_len, false, false}, &c, "subsume", &resp,
+                            &bytes);
+    if (rc == RANGE_OK && (!resp.has_descriptor || resp.freeze_index == 0)) {
+        router__set_error(r, "range %" PRIu64 ": a subsume answer without the freeze",
+                          rd.range_id);
+        rc = RANGE_ERR_CORRUPT;
+    }
+    if (rc != RANGE_OK) {
+        if (rc == RANGE_ERR_INVALID)
+            router__set_error(r, "range %" PRIu64 " cannot merge: replicas not co-located "
+                              "(learners or a replica change in the way)", rd.range_id);
+        /* refused at evaluation: nothing frozen; else it may be */
+        if (rc != RANGE_ERR_INVALID && rc != RANGE_ERR_BUSY && rc != RANGE_ERR_MERGING &&
+            rc != RANGE_NOT_FOUND && rc != RANGE_ERR_NOMEM)
+            rc = router__merge_failed(r, &rd, merge_id, rc);
+        goto done;
+    }
+    range_descriptor_free(&rd);
+    rc = range_descriptor_copy(&rd, &resp.descriptor); /* as frozen */
+    c.freeze_index = resp.freeze_index;
+    c.freeze_lineage = resp.freeze_lineage;
+    c.floor = resp.merge_floor;
+    range_kv_response_free(&resp);
+    base_buf_free(&bytes);
+    if (rc != RANGE_OK) goto abandon;
+    BASE_INFO("range", "merge %016" PRIx64 ": r%" PRIu64 " frozen at index %" PRIu64, merge_id,
+              rd.range_id, c.freeze_index);
+    /* 2. every voter of R applied the freeze (and made it durable) */
+    for (size_t i = 0; i < rd.n_replicas; i++) {
+        rc = router__wait_applied(r, rd.replicas[i], rd.range_id, c.freeze_index);
+        if (rc != RANGE_OK) goto abandon;
+    }
+    /* 3. ADMIN_MERGE at L */
+    c.op = RANGE_KV_ADMIN_MERGE;
+    c.range_id = ld.range_id;
+    c.right = &rd;
+    rc = router__merge_step(r, (router__route){key, key_len, true, false}, &c, "merge", &resp,
+                            &bytes);
+    if (rc == RANGE_OK && (!resp.has_descriptor || !router__merged_covers(&resp.descriptor, &rd))) {
+        router__set_error(r, "range %" PRIu64 ": a merge answer without the merged range",
+                          ld.range_id);
+        rc = RANGE_ERR_CORRUPT;
+    }
+    if (rc != RANGE_OK) {
+        if (rc == RANGE_ERR_INVALID)
+            router__set_error(r, "ranges %" PRIu64 " and %" PRIu64 " cannot merge: replicas not "
+                              "co-located, or no longer adjacent", ld.range_id, rd.range_id);
+        goto abandon;
+    }
+    rc = range_descriptor_copy(left, &resp.descriptor);
+    if (rc == RANGE_OK) rc = range_descriptor_copy(right, &rd);
+    if (rc != RANGE_OK) {
+        range_descriptor_free(left);
+        range_descriptor_free(right);
+    }
+    BASE_INFO("range", "merge %016" PRIx64 ": r%" PRIu64 " subsumed r%" PRIu64, merge_id,
+              ld.range_id, rd.range_id);
+    goto done;
+abandon:
+    range_kv_response_free(&resp);
+    base_buf_free(&bytes);
+    rc = router__merge_failed(r, &rd, merge_id, rc);
+    if (rc == RANGE_OK) { /* it had happened: L is in the cache now */
+        pthread_mutex_lock(&r->mu);
+        router__entry *e = router__find(r, key, key_len);
+        rc = e != NULL && router__merged_covers(&e->desc, &rd) ? range_descriptor_copy(left, &e->desc)
+                                                        : RANGE_ERR_AMBIGUOUS;
+        pthread_mutex_unlock(&r->mu);
+        if (rc == RANGE_OK) rc = range_descriptor_copy(right, &rd);
+        if (rc != RANGE_OK) {
+            range_descriptor_free(left);
+            range_descriptor_free(right);
+            if (rc == RANGE_ERR_AMBIGUOUS)
+                router__set_error(r, "merge of range %" PRIu64 " happened, its result is not "
+                                  "known here yet", rd.range_id);
+        }
+    }
+done:
+    range_kv_response_free(&resp);
+    base_buf_free(&bytes);
+    range_descriptor_free(&rd);
+    range_descriptor_free(&ld);
+    return rc;
+}
+
+static int router__admin_merge(range_kv *kv, const uint8_t *key, size_t key_len,
+                               range_descriptor *left, range_descriptor *right) {
+    return range_router_admin_merge((range_router *)kv, key, key_len, left, right);
+}
+
 /* ---- lease transfer ---------------------------------------------------------- */
 
 typedef struct router__transfer_ctx {
@@ -1562,6 +2001,7 @@ int range_router_transfer_lease(range_router *r, uint64_t range_id, uint64_t tar
     op.build = router__build_transfer;
     op.build_ctx = &c;
     op.no_lookup = true;
+    op.merging_ends = true;
     op.what = "lease transfer";
     range_kv_response resp;
     base_buf bytes = {0};
@@ -1631,6 +2071,7 @@ int range_router_change_replicas(range_router *r, uint64_t range_id, uint64_t ad
     op.build = router__build_change;
     op.build_ctx = &c;
     op.no_lookup = true;
+    op.merging_ends = true;
     op.what = "replica change";
     range_kv_response resp;
     base_buf bytes = {0};
@@ -3919,6 +4360,7 @@ static const range_kv_ops router__ops = {
     .refresh = router__refresh,
     .get_stale = router__get_stale,
     .iter_open_stale = router__iter_open_stale,
+    .admin_merge = router__admin_merge,
 };
 
 /* ---- public ------------------------------------------------------------------- */

@@ -89,6 +89,27 @@
 **     starts its cache above everything recorded here (its low-water is at
 **     least that floor). Replicas also refuse, at apply, a command with a
 **     write outside their descriptor (replica.c).
+**   - THE MERGE GATE (docs/range.md, "Merges"). SUBSUME closes R's gate as
+**     a split does, waits until it is empty, takes the FLOOR (the cache's
+**     maximum over R, low-water included, and hlc_now), proposes FREEZE and
+**     waits for its apply before opening the gate again. Entrants check the
+**     frozen state (as applied) INSIDE the gate and leave with
+**     RANGE_ERR_MERGING, and every other request on a frozen replica is
+**     answered so before evaluation (but SUBSUME, DESCRIBE, WAIT_APPLIED,
+**     UNFREEZE, MERGE_FENCE): nothing is served from R after the floor. A
+**     new leaseholder sees the freeze after its barrier. The closer never
+**     closes a frozen range (L may write over R's span above the floor).
+**     ADMIN_MERGE closes L's gate, proposes MERGE only when its own R is
+**     frozen for that merge and applied the freeze, and adds R's span at the
+**     floor to L's cache before opening the gate. A request for a range this
+**     node no longer hosts (merged away) is answered KEY_MISMATCH with the
+**     local range holding its key, when there is one; for MERGE_FENCE and
+**     ADMIN_MERGE, which go to the range BELOW R's start, the local range
+**     holding the greatest key below it (a router whose cache still names a
+**     left merged away since must learn its successor, or a fence retries
+**     a dead range until its deadline and R stays frozen). MERGE_FENCE
+**     answers OK only from a range holding the key below R's start once the
+**     fence applied (else KEY_MISMATCH naming that range, when here).
 **   - INTENTS (two-phase commit, docs/txn.md; raw keys in intent_int.h).
 **     A PREPARE is evaluated as a COMMIT (idempotence, validation, floor,
 **     timestamp, read spans cached, registered as pending with its write
@@ -163,6 +184,13 @@
 **   - Lock order: eval_mu -> node mutex -> s->mu. Node callbacks (barrier,
 **     proposal) run under the node mutex and take only s->mu; nothing calls
 **     into the node while holding s->mu.
+**   - LOAD (docs/range.md, "Load"; loadsplit_int.h). Every GET, SCAN page,
+**     COMMIT and PREPARE evaluated here (answered, or refused by a
+**     conflict, a push or an intent) is recorded in its range's load under
+**     the range's load_mu, a leaf lock taken under nothing else; a split
+**     here starts the range's load over. Time is the clock config's
+**     physical time, the finder's randomness a per-range PRNG seeded from
+**     getrandom.
 ** Limits: SERVER_QUEUE_MAX queued requests, SERVER_WORKERS_MAX threads,
 ** the timestamp cache's RANGE_TSCACHE_ENTRIES_MAX / _KEY_BYTES_MAX per range,
 ** reads in flight by the threads evaluating (one each),
@@ -189,6 +217,7 @@
 
 #include "range/eval_int.h"
 #include "range/kv_int.h"
+#include "range/loadsplit_int.h"
 #include "range/locktable_int.h"
 #include "range/replica_int.h"
 #include "range/tscache_int.h"
@@ -360,6 +389,11 @@ typedef struct server_range {
     size_t n_lock_txns;
     server_push_parked push_parked[SERVER_PUSH_PARKED_MAX];
     size_t n_push_parked;
+    /* LOAD (docs/range.md, "Load"): what this server evaluated of the range,
+    ** under load_mu (its own: recording never waits for s->mu) */
+    pthread_mutex_t load_mu;
+    range__load load;
+    uint64_t load_rng; /* the finder's PRNG state */
 } server_range;
 
 struct range_server {
@@ -387,6 +421,7 @@ struct range_server {
     bool closer_started;
     pthread_cond_t closer_wake; /* stopping (CLOCK_MONOTONIC) */
     range_server_stats stats;   /* under mu */
+    uint64_t load_seed;         /* the ranges' load finders start from it */
 };
 
 /* A read barrier in flight; lives in the evaluating thread's frame, which
@@ -413,6 +448,7 @@ typedef struct server_eval {
     server_range *gate;     /* the range whose split gate this evaluation is in */
     base_buf value;        /* GET */
     base_buf row_bytes;    /* SCAN */
+    base_buf load_key;     /* DESCRIBE: the load-split finder's key */
     range_kv_row *rows;
     range_conflict conflict;
     range__intent_hit hit; /* RANGE_ERR_INTENT: the intent (or lock) met */
@@ -632,6 +668,8 @@ static void server_range_free(server_range *sr)
     base_free(sr->parked);
     base_free(sr->lock_txns);
     range__tscache_free(sr->tscache);
+    range__load_free(&sr->load);
+    pthread_mutex_destroy(&sr->load_mu);
     pthread_mutex_destroy(&sr->eval_mu);
     base_free(sr);
 }
@@ -668,6 +706,14 @@ static int server_range_get(range_server *s, uint64_t range_id, server_range **o
         base_free(sr);
         return RANGE_ERR_NOMEM;
     }
+    if (pthread_mutex_init(&sr->load_mu, NULL) != 0) {
+        pthread_mutex_destroy(&sr->eval_mu);
+        range__tscache_free(sr->tscache);
+        base_free(sr);
+        return RANGE_ERR_NOMEM;
+    }
+    range__load_init(&sr->load, hlc_physical_now_ns(s->config.clock));
+    sr->load_rng = (s->load_seed ^ (range_id * 0x9e3779b97f4a7c15ULL)) | 1;
     sr->parked = base_calloc(SERVER_PARKED_MAX, sizeof(*sr->parked));
     sr->lock_txns = base_calloc(SERVER_LOCK_TXNS_MAX, sizeof(*sr->lock_txns));
     if (sr->parked == NULL || sr->lock_txns == NULL ||
@@ -1062,9 +1108,13 @@ size_t range__server_lock_keys(range_server *s, uint64_t range_id)
 
 /* ---- the split gate ---------------------------------------------------------- */
 
+static bool replica_is_frozen(range_replica *r, uint64_t *merge_id);
+static void gate_leave(range_server *s, server_eval *e);
+
 /* Enter sr's gate (see THE SPLIT GATE), waiting (bounded) while a split
-** holds it closed. RANGE_OK (e->gate set: gate_leave later) or
-** RANGE_ERR_UNAVAILABLE (bound, shutdown: the router retries). */
+** or a merge step holds it closed. RANGE_OK (e->gate set: gate_leave
+** later), RANGE_ERR_UNAVAILABLE (bound, shutdown: the router retries) or
+** RANGE_ERR_MERGING (frozen by a merge: THE MERGE GATE). */
 static int gate_enter(range_server *s, server_range *sr, server_eval *e)
 {
     struct timespec deadline = deadline_after_ms(s->config.wait_timeout_ms);
@@ -1084,6 +1134,13 @@ static int gate_enter(range_server *s, server_range *sr, server_eval *e)
         e->gate = sr;
     }
     pthread_mutex_unlock(&s->mu);
+    /* inside: a SUBSUME closing the gate now waits for us (our commit is in
+    ** the log before its freeze), or froze the range already (THE MERGE
+    ** GATE) */
+    if (rc == RANGE_OK && replica_is_frozen(sr->replica, NULL)) {
+        gate_leave(s, e);
+        rc = RANGE_ERR_MERGING;
+    }
     return rc;
 }
 
@@ -3206,6 +3263,10 @@ static int split_once(range_server *s, server_range *sr, server_eval *e, uint64_
 {
     const range_kv_request *q = &e->req;
     uint64_t hint = 0;
+    /* frozen by a merge while we waited for the gate: its span is promised
+    ** whole to the merge (THE MERGE GATE) */
+    if (replica_is_frozen(sr->replica, NULL))
+        return RANGE_ERR_MERGING;
     int rc = load_desc(sr, e);
     if (rc != RANGE_OK)
         return rc;
@@ -3279,6 +3340,8 @@ static int split_once(range_server *s, server_range *sr, server_eval *e, uint64_
     return RANGE_OK;
 }
 
+static void load_restart(range_server *s, server_range *sr);
+
 /* ADMIN_SPLIT (see THE SPLIT GATE): split the range at req.key into
 ** [start, key) and new_range_id = [key, end); answer both descriptors. */
 static int eval_split(range_server *s, server_range *sr, server_eval *e)
@@ -3296,12 +3359,468 @@ static int eval_split(range_server *s, server_range *sr, server_eval *e)
             return rc;
         rc = split_once(s, sr, e, term);
         split_gate_open(s, sr);
+        if (rc == RANGE_OK)
+            load_restart(s, sr);
         if (rc != RANGE_ERR_DROPPED)
             return rc;
         BASE_DEBUG("range", "r%llu: split at r%llu dropped; evaluating again",
                    (unsigned long long)sr->range_id, (unsigned long long)e->req.new_range_id);
     }
     return RANGE_ERR_AMBIGUOUS; /* it may still apply: the caller asks again */
+}
+
+/* ---- merges (see THE MERGE GATE; docs/range.md, "Merges") ----------------------- */
+
+#define SERVER_MERGE_POLL_MS 5 /* WAIT_APPLIED looks at the applied index this often */
+
+/* Whether r is frozen by a merge, as applied (*merge_id, may be NULL, gets
+** its id). A removed replica is not frozen. Node mutex: never under s->mu. */
+static bool replica_is_frozen(range_replica *r, uint64_t *merge_id)
+{
+    uint64_t id = 0, left = 0, index = 0, lineage = 0;
+    if (replica__frozen(r, &id, &left, &index, &lineage) != RANGE_OK)
+        id = 0;
+    if (merge_id != NULL)
+        *merge_id = id;
+    return id != 0;
+}
+
+/* Register the proposal of a merge entry (FREEZE, MERGE, FENCE, UNFREEZE)
+** as split_once registers a split's: at HLC_MAX with no writes, so no read
+** waits for it and no commit conflicts with it, while the callback and
+** shutdown treat it as any proposal. *out holds one reference. */
+static int marker_register(range_server *s, server_range *sr, uint64_t txn_id, uint64_t nonce,
+                           server_pending **out)
+{
+    range_kv_request marker;
+    memset(&marker, 0, sizeof(marker));
+    marker.txn_id = txn_id;
+    marker.nonce = nonce;
+    base_buf no_keys = {0};
+    size_t *no_offsets = NULL;
+    server_pending *p = NULL;
+    int rc = pending_new(s, sr, &marker, &no_keys, &no_offsets, 0, &p);
+    if (rc != RANGE_OK)
+        return rc;
+    pthread_mutex_lock(&s->mu);
+    p->ts = HLC_MAX;
+    p->refs = 1;
+    p->next = sr->pending;
+    if (sr->pending != NULL)
+        sr->pending->prev = p;
+    sr->pending = p;
+    counter_add(s, RANGE__SERVER_PENDING, 1);
+    pthread_mutex_unlock(&s->mu);
+    *out = p;
+    return RANGE_OK;
+}
+
+/* The proposal of a registered marker was refused: its callback never runs. */
+static void marker_unregister(range_server *s, server_range *sr, server_pending *p)
+{
+    pthread_mutex_lock(&s->mu);
+    pending_unlink(sr, p);
+    counter_add(s, RANGE__SERVER_PENDING, -1);
+    pthread_mutex_unlock(&s->mu);
+    pending_free(p);
+}
+
+/* The floor of a range being frozen: every timestamp its leaseholder
+** recorded over its span (the low-water included) and its clock now. */
+static hlc_timestamp merge_floor(range_server *s, server_range *sr, const range_descriptor *d)
+{
+    range_span all = {d->start_key, d->start_len, d->end_key, d->end_len, false};
+    pthread_mutex_lock(&s->mu);
+    hlc_timestamp floor = ts_max(range__tscache_max(sr->tscache, &all), hlc_now(s->config.clock));
+    pthread_mutex_unlock(&s->mu);
+    return floor;
+}
+
+/* SUBSUME's answer for a range frozen with the request's merge id. */
+static int subsume_answer(range_server *s, server_range *sr, server_eval *e)
+{
+    uint64_t id = 0, left = 0, index = 0, lineage = 0;
+    int rc = replica__frozen(sr->replica, &id, &left, &index, &lineage);
+    if (rc == RANGE_OK)
+        rc = load_desc(sr, e);
+    if (rc != RANGE_OK)
+        return rc;
+    if (id != e->req.merge_id)
+        return RANGE_ERR_MERGING; /* unfrozen meanwhile, or another merge's */
+    e->resp.freeze_index = index;
+    e->resp.freeze_lineage = lineage;
+    e->resp.merge_floor = merge_floor(s, sr, &e->desc);
+    e->resp.has_descriptor = true;
+    return RANGE_OK;
+}
+
+/* One SUBSUME with the gate closed, after a barrier in `term`. */
+static int subsume_once(range_server *s, server_range *sr, server_eval *e, uint64_t term)
+{
+    const range_kv_request *q = &e->req;
+    uint64_t applied = 0, hint = 0;
+    bool conf_busy = false, learners = false;
+    int rc = load_desc(sr, e);
+    if (rc != RANGE_OK)
+        return rc;
+    if (e->desc.generation != q->generation) {
+        e->resp.has_descriptor = true; /* the router refreshes and asks again */
+        return RANGE_ERR_KEY_MISMATCH;
+    }
+    rc = replica__merge_readiness(sr->replica, &applied, &conf_busy, &learners);
+    if (rc != RANGE_OK)
+        return rc;
+    if (learners) {
+        BASE_INFO("range", "r%llu: merge refused: the range has learners",
+                  (unsigned long long)sr->range_id);
+        return RANGE_ERR_INVALID;
+    }
+    if (conf_busy)
+        return RANGE_ERR_BUSY; /* a configuration change in flight: later */
+    /* the gate is closed and empty: nothing more is recorded over the range
+    ** before the freeze, and nothing is served after it */
+    server_pending *p = NULL;
+    rc = marker_register(s, sr, REPLICA_FREEZE_TXN_ID, q->merge_id, &p);
+    if (rc != RANGE_OK)
+        return rc;
+    rc = replica__propose_freeze(sr->replica, q->merge_id, q->left_range_id, e->desc.generation,
+                                 term, server_propose_cb, p, &hint);
+    if (rc != RANGE_OK) {
+        marker_unregister(s, sr, p);
+        e->resp.leader_hint = hint;
+        return rc;
+    }
+    BASE_INFO("range", "r%llu: freeze for merge %016llx into r%llu proposed",
+              (unsigned long long)sr->range_id, (unsigned long long)q->merge_id,
+              (unsigned long long)q->left_range_id);
+    rc = pending_wait(s, p);
+    if (rc != RANGE_OK)
+        return rc; /* DROPPED: again; AMBIGUOUS */
+    return subsume_answer(s, sr, e);
+}
+
+/* SUBSUME (THE MERGE GATE): freeze the range for req.merge_id; answer the
+** freeze index and lineage, the floor and the descriptor. Idempotent. */
+static int eval_subsume(range_server *s, server_range *sr, server_eval *e)
+{
+    for (int attempt = 0; attempt < SERVER_COMMIT_ATTEMPTS_MAX; attempt++) {
+        uint64_t term = 0, hint = 0, frozen_by = 0;
+        int rc = server_barrier_wait(s, sr, &term, &hint);
+        if (rc != RANGE_OK) {
+            e->resp.leader_hint = hint;
+            return rc;
+        }
+        if (replica_is_frozen(sr->replica, &frozen_by))
+            return frozen_by == e->req.merge_id ? subsume_answer(s, sr, e) : RANGE_ERR_MERGING;
+        rc = split_gate_close(s, sr);
+        if (rc != RANGE_OK)
+            return rc;
+        rc = subsume_once(s, sr, e, term);
+        /* open again: entrants now find the range frozen (gate_enter) */
+        split_gate_open(s, sr);
+        if (rc != RANGE_ERR_DROPPED)
+            return rc;
+    }
+    return RANGE_ERR_AMBIGUOUS;
+}
+
+/* WAIT_APPLIED: at any replica, wait (bounded) until this replica applied
+** req.applied_index, then make the store durable (a crash must not lose the
+** applied freeze a merge relies on). */
+static int eval_wait_applied(range_server *s, server_range *sr, server_eval *e)
+{
+    struct timespec deadline = deadline_after_ms(s->config.wait_timeout_ms);
+    bool reached = false;
+    for (;;) {
+        range_replica_status st;
+        range_replica_get_status(sr->replica, &st);
+        if (st.applied >= e->req.applied_index) {
+            reached = true;
+            break;
+        }
+        pthread_mutex_lock(&s->mu);
+        struct timespec slice = deadline_after_ms(SERVER_MERGE_POLL_MS);
+        if (!s->stopping)
+            (void)pthread_cond_timedwait(&s->changed, &s->mu, &slice);
+        bool stopping = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (stopping || now.tv_sec > deadline.tv_sec ||
+            (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec))
+            break;
+    }
+    if (!reached)
+        return RANGE_ERR_UNAVAILABLE;
+    if (storage_sync(replica__engine(sr->replica)) != STORAGE_OK)
+        return RANGE_ERR_IO;
+    return RANGE_OK;
+}
+
+/* Equal voter sets (replicas are distinct node ids). */
+static bool same_voters(const range_descriptor *a, const range_descriptor *b)
+{
+    if (a->n_replicas != b->n_replicas)
+        return false;
+    for (size_t i = 0; i < a->n_replicas; i++) {
+        bool found = false;
+        for (size_t j = 0; j < b->n_replicas && !found; j++)
+            found = a->replicas[i] == b->replicas[j];
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+/* L now covers what the merge's right-hand range covered: merged already. */
+static bool merged_into(const range_descriptor *left, const range_descriptor *right)
+{
+    return range_descriptor_contains(left, right->start_key, right->start_len) &&
+           left->end_len == right->end_len &&
+           (left->end_len == 0 ||
+            range__key_cmp(left->end_key, left->end_len, right->end_key, right->end_len) == 0);
+}
+
+/* One ADMIN_MERGE with L's gate closed, after a barrier in `term`. */
+static int merge_once(range_server *s, server_range *sr, server_eval *e, uint64_t term)
+{
+    const range_kv_request *q = &e->req;
+    const range_descriptor *rd = &q->right;
+    uint64_t applied = 0, hint = 0, frozen_by = 0;
+    bool conf_busy = false, learners = false;
+    int rc = load_desc(sr, e);
+    if (rc != RANGE_OK)
+        return rc;
+    const range_descriptor *d = &e->desc;
+    e->resp.has_descriptor = true;
+    if (merged_into(d, rd))
+        return RANGE_OK; /* a retry after the merge applied */
+    if (replica_is_frozen(sr->replica, NULL))
+        return RANGE_ERR_MERGING; /* L itself is being merged into its left */
+    if (d->generation != q->generation)
+        return RANGE_ERR_KEY_MISMATCH; /* the router refreshes and asks again */
+    if (d->end_len == 0 || range__key_cmp(d->end_key, d->end_len, rd->start_key,
+                                          rd->start_len) != 0) {
+        BASE_INFO("range", "r%llu: merge with r%llu refused: not adjacent",
+                  (unsigned long long)sr->range_id, (unsigned long long)rd->range_id);
+        return RANGE_ERR_INVALID;
+    }
+    rc = replica__merge_readiness(sr->replica, &applied, &conf_busy, &learners);
+    if (rc != RANGE_OK)
+        return rc;
+    if (!same_voters(d, rd) || learners) {
+        BASE_INFO("range", "r%llu: merge with r%llu refused: replicas not co-located",
+                  (unsigned long long)sr->range_id, (unsigned long long)rd->range_id);
+        return RANGE_ERR_INVALID;
+    }
+    if (conf_busy)
+        return RANGE_ERR_BUSY;
+    /* every replica of L must apply MERGE next to a frozen R that applied
+    ** the freeze (WAIT_APPLIED made sure); here at least, check it */
+    range_replica *right = range_node_replica(s->config.node, rd->range_id);
+    if (right == NULL || !replica_is_frozen(right, &frozen_by) || frozen_by != q->merge_id) {
+        BASE_INFO("range", "r%llu: merge %016llx refused: r%llu is not frozen for it here",
+                  (unsigned long long)sr->range_id, (unsigned long long)q->merge_id,
+                  (unsigned long long)rd->range_id);
+        return RANGE_ERR_INVALID;
+    }
+    range_replica_status rst;
+    range_replica_get_status(right, &rst);
+    if (rst.applied < q->applied_index)
+        return RANGE_ERR_UNAVAILABLE; /* not caught up here yet: ask again */
+    server_pending *p = NULL;
+    rc = marker_register(s, sr, REPLICA_MERGE_TXN_ID, q->merge_id, &p);
+    if (rc != RANGE_OK)
+        return rc;
+    rc = replica__propose_merge(sr->replica, q->merge_id, d->generation, rd, q->applied_index,
+                                q->freeze_lineage, q->merge_floor, term, server_propose_cb, p,
+                                &hint);
+    if (rc != RANGE_OK) {
+        marker_unregister(s, sr, p);
+        e->resp.leader_hint = hint;
+        return rc;
+    }
+    BASE_INFO("range", "r%llu: merge %016llx of r%llu proposed", (unsigned long long)sr->range_id,
+              (unsigned long long)q->merge_id, (unsigned long long)rd->range_id);
+    rc = pending_wait(s, p);
+    if (rc != RANGE_OK)
+        return rc;
+    /* what R's leaseholder recorded over its span is below the floor: L
+    ** serves it from now on above it (the gate is still closed) */
+    range_span rspan = {rd->start_key, rd->start_len, rd->end_key, rd->end_len, false};
+    pthread_mutex_lock(&s->mu);
+    range__tscache_add(sr->tscache, &rspan, q->merge_floor);
+    pthread_mutex_unlock(&s->mu);
+    return load_desc(sr, e);
+}
+
+/* ADMIN_MERGE (THE MERGE GATE): at L's leaseholder, subsume the frozen
+** right-hand range req.right; answer L's new descriptor. */
+static int eval_admin_merge(range_server *s, server_range *sr, server_eval *e)
+{
+    for (int attempt = 0; attempt < SERVER_COMMIT_ATTEMPTS_MAX; attempt++) {
+        uint64_t term = 0, hint = 0;
+        int rc = server_barrier_wait(s, sr, &term, &hint);
+        if (rc != RANGE_OK) {
+            e->resp.leader_hint = hint;
+            return rc;
+        }
+        rc = split_gate_close(s, sr);
+        if (rc != RANGE_OK)
+            return rc;
+        rc = merge_once(s, sr, e, term);
+        split_gate_open(s, sr);
+        if (rc != RANGE_ERR_DROPPED)
+            return rc;
+    }
+    return RANGE_ERR_AMBIGUOUS; /* refused at apply (fenced) or lost: the caller fences */
+}
+
+/* d holds the greatest key below bound: it ends at bound, or holds bound
+** past its start (it took in the range starting there). */
+static bool holds_below(const range_descriptor *d, const uint8_t *bound, size_t len)
+{
+    if (d->end_len > 0 && range__key_cmp(d->end_key, d->end_len, bound, len) == 0)
+        return true;
+    return range_descriptor_contains(d, bound, len) &&
+           range__key_cmp(d->start_key, d->start_len, bound, len) < 0;
+}
+
+/* The descriptor (*out, owner: caller) of the range here holding the
+** greatest key below bound. RANGE_OK, RANGE_NOT_FOUND (none here), NOMEM. */
+static int below_desc(range_server *s, const uint8_t *bound, size_t len, range_descriptor *out)
+{
+    range_replica *h = replica__node_find(s->config.node, bound, len, true);
+    if (h == NULL)
+        h = replica__node_find(s->config.node, bound, len, false);
+    if (h == NULL || range_replica_descriptor(h, out) != RANGE_OK)
+        return RANGE_NOT_FOUND;
+    if (holds_below(out, bound, len))
+        return RANGE_OK;
+    range_descriptor_free(out); /* the range starting at bound */
+    return RANGE_NOT_FOUND;
+}
+
+/* e->desc does not hold the key below req.key: KEY_MISMATCH naming (other)
+** the range here that does, if any, for the router to fence there. */
+static int fence_misplaced(range_server *s, server_range *sr, server_eval *e)
+{
+    e->resp.has_descriptor = true;
+    if (!e->have_other && below_desc(s, e->req.key, e->req.key_len, &e->other) == RANGE_OK) {
+        e->have_other = true;
+        e->resp.has_other = e->other.range_id != sr->range_id;
+    }
+    BASE_INFO("range", "r%llu: fence of merge %016llx refused: not the range below r%llu",
+              (unsigned long long)sr->range_id, (unsigned long long)e->req.merge_id,
+              (unsigned long long)e->req.right_range_id);
+    return RANGE_ERR_KEY_MISMATCH;
+}
+
+/* MERGE_FENCE: at the range holding the key just below R's start (req.key;
+** empty: not checked), make merge req.merge_id unable to apply here; answer
+** the descriptor (the caller sees from it whether the merge happened
+** first). */
+static int eval_merge_fence(range_server *s, server_range *sr, server_eval *e)
+{
+    const uint8_t *bound = e->req.key;
+    size_t bound_len = e->req.key_len;
+    for (int attempt = 0; attempt < SERVER_COMMIT_ATTEMPTS_MAX; attempt++) {
+        uint64_t term = 0, hint = 0;
+        int rc = server_barrier_wait(s, sr, &term, &hint);
+        if (rc != RANGE_OK) {
+            e->resp.leader_hint = hint;
+            return rc;
+        }
+        /* a cache that named a range which shrank or went elsewhere */
+        rc = load_desc(sr, e);
+        if (rc != RANGE_OK)
+            return rc;
+        if (bound_len > 0 && !holds_below(&e->desc, bound, bound_len))
+            return fence_misplaced(s, sr, e);
+        server_pending *p = NULL;
+        rc = marker_register(s, sr, REPLICA_FENCE_TXN_ID, e->req.merge_id, &p);
+        if (rc != RANGE_OK)
+            return rc;
+        rc = replica__propose_fence(sr->replica, e->req.merge_id, e->req.right_range_id, term,
+                                    server_propose_cb, p, &hint);
+        if (rc != RANGE_OK) {
+            marker_unregister(s, sr, p);
+            e->resp.leader_hint = hint;
+            return rc;
+        }
+        rc = pending_wait(s, p);
+        if (rc == RANGE_ERR_DROPPED)
+            continue;
+        if (rc != RANGE_OK)
+            return rc;
+        rc = load_desc(sr, e);
+        if (rc != RANGE_OK)
+            return rc;
+        /* the fence counts only where the key below R's start is now (a
+        ** split applied meanwhile moved it: fence there too) */
+        if (bound_len > 0 && !holds_below(&e->desc, bound, bound_len))
+            return fence_misplaced(s, sr, e);
+        e->resp.has_descriptor = true;
+        return RANGE_OK;
+    }
+    return RANGE_ERR_AMBIGUOUS;
+}
+
+/* UNFREEZE: R frozen with req.merge_id serves again (the caller fenced the
+** merge first). Not frozen: OK (a retry). Answers the descriptor. */
+static int eval_unfreeze(range_server *s, server_range *sr, server_eval *e)
+{
+    for (int attempt = 0; attempt < SERVER_COMMIT_ATTEMPTS_MAX; attempt++) {
+        uint64_t term = 0, hint = 0, frozen_by = 0;
+        int rc = server_barrier_wait(s, sr, &term, &hint);
+        if (rc != RANGE_OK) {
+            e->resp.leader_hint = hint;
+            return rc;
+        }
+        if (replica_is_frozen(sr->replica, &frozen_by) && frozen_by != e->req.merge_id)
+            return RANGE_ERR_INVALID; /* another merge's freeze */
+        if (frozen_by == 0) {
+            rc = load_desc(sr, e);
+            if (rc == RANGE_OK)
+                e->resp.has_descriptor = true;
+            return rc;
+        }
+        server_pending *p = NULL;
+        rc = marker_register(s, sr, REPLICA_UNFREEZE_TXN_ID, e->req.merge_id, &p);
+        if (rc != RANGE_OK)
+            return rc;
+        rc = replica__propose_unfreeze(sr->replica, e->req.merge_id, term, server_propose_cb, p,
+                                       &hint);
+        if (rc != RANGE_OK) {
+            marker_unregister(s, sr, p);
+            e->resp.leader_hint = hint;
+            return rc;
+        }
+        BASE_INFO("range", "r%llu: unfreeze of merge %016llx proposed",
+                  (unsigned long long)sr->range_id, (unsigned long long)e->req.merge_id);
+        rc = pending_wait(s, p);
+        if (rc != RANGE_OK && rc != RANGE_ERR_DROPPED)
+            return rc;
+        /* DROPPED: look again (unfrozen by another proposal, or not yet) */
+    }
+    return RANGE_ERR_AMBIGUOUS;
+}
+
+int range_server_frozen(range_server *s, uint64_t range_id, uint64_t *merge_id, bool *leads)
+{
+    *merge_id = 0;
+    if (leads != NULL)
+        *leads = false;
+    range_replica *r = range_node_replica(s->config.node, range_id);
+    if (r == NULL)
+        return RANGE_ERR_NOT_LEADER;
+    (void)replica_is_frozen(r, merge_id);
+    if (leads != NULL) {
+        range_replica_status st;
+        range_replica_get_status(r, &st);
+        *leads = st.leader;
+    }
+    return RANGE_OK;
 }
 
 /* ---- lease transfer ---------------------------------------------------------- */
@@ -3461,6 +3980,10 @@ static int close_range(range_server *s, uint64_t range_id, range_closed_entry *e
     *did_close = false;
     range_replica *r = range_node_replica(s->config.node, range_id); /* node mutex */
     if (r == NULL)
+        return RANGE_OK;
+    /* a frozen range is closed no more: L may write over its span above the
+    ** merge floor, which a later closed timestamp could pass (THE MERGE GATE) */
+    if (replica_is_frozen(r, NULL))
         return RANGE_OK;
     range_replica_status before, after;
     range_replica_get_status(r, &before);
@@ -3647,6 +4170,136 @@ bool range__server_closed(range_server *s, uint64_t range_id, range_closed_entry
     return e != NULL;
 }
 
+/* ---- load (docs/range.md, "Load") ---------------------------------------------- */
+
+/* Record a GET or SCAN page (a read) or a COMMIT or PREPARE (a write) that
+** was evaluated here, over the span it touched: a GET's key, a scan's
+** bounds, a commit's first written key to just past its last (a single
+** write: that point) or, with delete spans, their hull too. */
+static void load_note(range_server *s, server_range *sr, const range_kv_request *req)
+{
+    uint8_t past[RANGE_LOADSPLIT_KEY_BYTES_MAX + 1];
+    range_span sp = {NULL, 0, NULL, 0, false};
+    bool write = false;
+    switch (req->op) {
+    case RANGE_KV_GET:
+        sp = (range_span){req->key, req->key_len, NULL, 0, true};
+        break;
+    case RANGE_KV_SCAN:
+        sp = (range_span){req->start, req->start_len, req->end, req->end_len, false};
+        break;
+    case RANGE_KV_COMMIT:
+    case RANGE_KV_PREPARE: {
+        write = true;
+        if (req->write_count == 0 && req->delete_span_count == 0)
+            return;
+        const range_write *last = req->write_count ? &req->writes[req->write_count - 1] : NULL;
+        if (last != NULL && req->write_count == 1 && req->delete_span_count == 0) {
+            sp = (range_span){last->key, last->key_len, NULL, 0, true};
+            break;
+        }
+        if (req->write_count > 0) {
+            sp.start = req->writes[0].key;
+            sp.start_len = req->writes[0].key_len;
+            if (last->key_len < sizeof(past)) { /* last key + 0x00: the last write inside */
+                memcpy(past, last->key, last->key_len);
+                past[last->key_len] = 0;
+                sp.end = past;
+                sp.end_len = last->key_len + 1;
+            } else {
+                sp.end = last->key;
+                sp.end_len = last->key_len;
+            }
+        }
+        bool open_end = false;
+        for (size_t i = 0; i < req->delete_span_count; i++) {
+            const range_span *d = &req->delete_spans[i];
+            if (sp.start == NULL || range__key_cmp(d->start, d->start_len, sp.start,
+                                                   sp.start_len) < 0) {
+                sp.start = d->start;
+                sp.start_len = d->start_len;
+            }
+            if (d->point)
+                continue; /* inside [first, end) or its own start */
+            if (d->end_len == 0)
+                open_end = true;
+            else if (sp.end == NULL ||
+                     range__key_cmp(d->end, d->end_len, sp.end, sp.end_len) > 0) {
+                sp.end = d->end;
+                sp.end_len = d->end_len;
+            }
+        }
+        if (open_end) {
+            sp.end = NULL;
+            sp.end_len = 0;
+        }
+        break;
+    }
+    default:
+        return;
+    }
+    int64_t now_ns = hlc_physical_now_ns(s->config.clock);
+    pthread_mutex_lock(&sr->load_mu);
+    range__load_record(&sr->load, write, &sp, now_ns, &sr->load_rng);
+    pthread_mutex_unlock(&sr->load_mu);
+}
+
+/* DESCRIBE: the range's load as range_server_get_load has it. */
+static void load_describe(range_server *s, server_range *sr, server_eval *e)
+{
+    int64_t now_ns = hlc_physical_now_ns(s->config.clock);
+    pthread_mutex_lock(&sr->load_mu);
+    range__load_rates(&sr->load, now_ns, &e->resp.reads_per_second, &e->resp.writes_per_second);
+    int krc = range__load_split_key(&sr->load, now_ns, &e->load_key);
+    pthread_mutex_unlock(&sr->load_mu);
+    e->resp.has_load = true;
+    if (e->resp.reads_per_second > RANGE_KV_RATE_MAX)
+        e->resp.reads_per_second = RANGE_KV_RATE_MAX;
+    if (e->resp.writes_per_second > RANGE_KV_RATE_MAX)
+        e->resp.writes_per_second = RANGE_KV_RATE_MAX;
+    if (krc == RANGE_OK && e->load_key.len > 0 && e->load_key.len <= STORAGE_KEY_SIZE_MAX) {
+        e->resp.load_split_key = e->load_key.data;
+        e->resp.load_split_key_len = e->load_key.len;
+    }
+}
+
+/* A split changed the range: its load starts over (the right side's is
+** new), so a rate or a key never outlives the shape it was measured on. */
+static void load_restart(range_server *s, server_range *sr)
+{
+    int64_t now_ns = hlc_physical_now_ns(s->config.clock);
+    pthread_mutex_lock(&sr->load_mu);
+    range__load_reset(&sr->load, now_ns);
+    pthread_mutex_unlock(&sr->load_mu);
+}
+
+int range_server_get_load(range_server *s, uint64_t range_id, double *reads_per_second,
+                          double *writes_per_second, base_buf *split_key)
+{
+    server_range *sr = NULL;
+    *reads_per_second = *writes_per_second = 0.0;
+    if (split_key != NULL)
+        base_buf_reset(split_key);
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_ranges && sr == NULL; i++)
+        if (s->ranges[i]->range_id == range_id)
+            sr = s->ranges[i]; /* freed only by range_server_free */
+    pthread_mutex_unlock(&s->mu);
+    if (sr == NULL)
+        return RANGE_NOT_FOUND;
+    int64_t now_ns = hlc_physical_now_ns(s->config.clock);
+    int rc = RANGE_OK;
+    pthread_mutex_lock(&sr->load_mu);
+    range__load_rates(&sr->load, now_ns, reads_per_second, writes_per_second);
+    if (split_key != NULL) {
+        rc = range__load_split_key(&sr->load, now_ns, split_key);
+        if (rc == RANGE_NOT_FOUND)
+            rc = RANGE_OK; /* no suggestion: an empty key */
+    }
+    pthread_mutex_unlock(&sr->load_mu);
+    return rc;
+}
+
 /* ---- dispatch --------------------------------------------------------------- */
 
 static void eval_free(server_eval *e)
@@ -3658,9 +4311,44 @@ static void eval_free(server_eval *e)
         range_descriptor_free(&e->other);
     base_buf_free(&e->value);
     base_buf_free(&e->row_bytes);
+    base_buf_free(&e->load_key);
     base_free(e->rows);
     range_conflict_free(&e->conflict);
     range__intent_hit_free(&e->hit);
+}
+
+/* A key the request addresses (NULL: none): where a node without the
+** range looks for the one holding it now. */
+static const uint8_t *request_key(const range_kv_request *q, size_t *len)
+{
+    const uint8_t *k = NULL;
+    *len = 0;
+    if (q->key_len > 0) {
+        k = q->key;
+        *len = q->key_len;
+    } else if (q->op == RANGE_KV_SCAN && q->start != NULL) {
+        k = q->start;
+        *len = q->start_len;
+    } else if (q->write_count > 0) {
+        k = q->writes[0].key;
+        *len = q->writes[0].key_len;
+    } else if (q->delete_span_count > 0) {
+        k = q->delete_spans[0].start;
+        *len = q->delete_spans[0].start_len;
+    } else if (q->read_span_count > 0) {
+        k = q->read_spans[0].start;
+        *len = q->read_spans[0].start_len;
+    } else if (q->span_count > 0) {
+        k = q->spans[0].start;
+        *len = q->spans[0].start_len;
+    } else if (q->lock_key_count > 0) {
+        k = q->lock_keys[0].key;
+        *len = q->lock_keys[0].key_len;
+    } else if (q->anchor_len > 0) {
+        k = q->anchor;
+        *len = q->anchor_len;
+    }
+    return k;
 }
 
 /* Decode, evaluate and encode (into *out after a reset). Returns the status. */
@@ -3690,8 +4378,46 @@ static int32_t server_evaluate(range_server *s, const uint8_t *data, size_t len,
         goto answer;
     }
     rc = server_range_get(s, e.req.range_id, &sr);
+    uint64_t frozen_by = 0;
+    if (rc == RANGE_OK) {
+        uint64_t left = 0, index = 0, lineage = 0;
+        if (replica__frozen(sr->replica, &frozen_by, &left, &index, &lineage) != RANGE_OK)
+            rc = RANGE_ERR_NOT_LEADER; /* removed or merged away since */
+    }
+    if (rc == RANGE_ERR_NOT_LEADER) {
+        /* no replica of it here (NOT_LEADER, hint 0); a range merged away
+        ** is gone everywhere, so name the local range holding the key, if
+        ** any: the router installs it and routes there. A fence or a merge
+        ** goes to the range below R's start (THE MERGE GATE). */
+        const uint8_t *bound = NULL;
+        size_t blen = 0;
+        if (e.req.op == RANGE_KV_MERGE_FENCE) {
+            bound = e.req.key;
+            blen = e.req.key_len;
+        } else if (e.req.op == RANGE_KV_ADMIN_MERGE && e.req.has_right) {
+            bound = e.req.right.start_key;
+            blen = e.req.right.start_len;
+        }
+        size_t klen = 0;
+        const uint8_t *k = bound == NULL ? request_key(&e.req, &klen) : NULL;
+        range_replica *holder =
+            k != NULL ? replica__node_find(s->config.node, k, klen, false) : NULL;
+        if (blen > 0 && below_desc(s, bound, blen, &e.desc) == RANGE_OK) {
+            e.have_desc = true;
+            rc = RANGE_ERR_KEY_MISMATCH;
+        } else if (holder != NULL && range_replica_descriptor(holder, &e.desc) == RANGE_OK) {
+            e.have_desc = true;
+            rc = RANGE_ERR_KEY_MISMATCH;
+        }
+    }
     if (rc != RANGE_OK)
         goto answer; /* NOT_LEADER with hint 0: no replica of it here */
+    if (e.req.op != RANGE_KV_DESCRIBE && e.req.op != RANGE_KV_SUBSUME &&
+        e.req.op != RANGE_KV_WAIT_APPLIED && e.req.op != RANGE_KV_UNFREEZE &&
+        e.req.op != RANGE_KV_MERGE_FENCE && frozen_by != 0) {
+        rc = RANGE_ERR_MERGING; /* THE MERGE GATE: the router asks again later */
+        goto answer;
+    }
     if (s->config.may_serve != NULL && e.req.op != RANGE_KV_DESCRIBE &&
         e.req.op != RANGE_KV_TRANSFER_LEASE && !s->config.may_serve(s->config.may_serve_ctx)) {
         /* the owner (server/) logs why; a follower still says NOT_LEADER */
@@ -3741,6 +4467,21 @@ static int32_t server_evaluate(range_server *s, const uint8_t *data, size_t len,
     case RANGE_KV_CHANGE_REPLICAS:
         rc = eval_change_replicas(s, sr, &e);
         break;
+    case RANGE_KV_SUBSUME:
+        rc = eval_subsume(s, sr, &e);
+        break;
+    case RANGE_KV_WAIT_APPLIED:
+        rc = eval_wait_applied(s, sr, &e);
+        break;
+    case RANGE_KV_ADMIN_MERGE:
+        rc = eval_admin_merge(s, sr, &e);
+        break;
+    case RANGE_KV_MERGE_FENCE:
+        rc = eval_merge_fence(s, sr, &e);
+        break;
+    case RANGE_KV_UNFREEZE:
+        rc = eval_unfreeze(s, sr, &e);
+        break;
     case RANGE_KV_DESCRIBE: {
         range_replica_status st;
         range_replica_get_status(sr->replica, &st);
@@ -3750,6 +4491,7 @@ static int32_t server_evaluate(range_server *s, const uint8_t *data, size_t len,
             e.resp.has_descriptor = true;
             e.resp.lease_valid = st.lease_valid;
             e.resp.leader_id = st.leader_id;
+            load_describe(s, sr, &e);
         }
         break;
     }
@@ -3757,6 +4499,9 @@ static int32_t server_evaluate(range_server *s, const uint8_t *data, size_t len,
         rc = RANGE_ERR_CORRUPT; /* the decoder refuses unknown ops */
         break;
     }
+    if (rc == RANGE_OK || rc == RANGE_ERR_CONFLICT || rc == RANGE_ERR_PUSHED ||
+        rc == RANGE_ERR_INTENT) /* evaluated here: load of this range */
+        load_note(s, sr, &e.req);
 answer:
     gate_leave(s, &e);
     if (rc == RANGE_ERR_KEY_MISMATCH) {
@@ -3883,6 +4628,7 @@ int range_server_new(const range_server_config *config, range_server **out)
     /* record and resolve commands: random base (see next_cmd_seq) */
     if (getrandom(&s->cmd_seq, sizeof(s->cmd_seq), 0) != (ssize_t)sizeof(s->cmd_seq))
         s->cmd_seq = (uint64_t)base_realtime_ns() * 0x9e3779b97f4a7c15ULL;
+    s->load_seed = s->cmd_seq ^ 0x5851f42d4c957f2dULL;
     if (s->config.workers == 0)
         s->config.workers = SERVER_DEFAULT_WORKERS;
     if (s->config.wait_timeout_ms == 0)

@@ -15,6 +15,11 @@
 **   (version 2) n_raws (8) | n_raws x { key_len (4) | key | value_len (4) |
 **                   value }: the span's intents and transaction records
 **                   (raw keys by user key / anchor: range.h, docs/txn.md) |
+**   (version 3) lineage offset (8) | frozen merge_id (8) | frozen left id
+**                   (8) | freeze index (8) | n_fences (4) | n_fences x
+**                   merge_id (8) | n_merged (4) | n_merged x merge_id (8):
+**                   the range's merge state (replica.c,
+**                   "MERGES"; zero for older versions) |
 **   crc (4): CRC32C of every byte before it.
 ** A new replica without the span's intents would forget prepared writes,
 ** including those of transactions whose record already says COMMITTED.
@@ -45,7 +50,8 @@
 #include "range/replica_int.h"
 
 #define SNAP_MAGIC "MRSN"
-#define SNAP_VERSION 2     /* 1: no raw section (still read) */
+#define SNAP_VERSION 3     /* 1: no raw section, 2: no merge state (still read) */
+#define SNAP_MERGE_BYTES (8 + 8 + 8 + 8 + 4)
 #define SNAP_RAW_BYTES_MIN 8
 #define SNAP_HEADER (4 + 1 + 8 + 8 + 4)
 #define SNAP_RECORD_BYTES (8 + 8 + REPLICA_RECORD_SIZE)
@@ -290,8 +296,34 @@ cleanup:
     return rc;
 }
 
+/* The version 3 section: the range's merge state. */
+static int encode_merge(const replica_merge_state *m, base_buf *out, size_t base_len)
+{
+    uint8_t buf[SNAP_MERGE_BYTES + REPLICA_FENCES_MAX * 8 + 4 + REPLICA_FENCES_MAX * 8];
+    replica_merge_state zero;
+    if (m == NULL) {
+        memset(&zero, 0, sizeof(zero));
+        m = &zero;
+    }
+    uint32_t nf = m->n_fences <= REPLICA_FENCES_MAX ? m->n_fences : REPLICA_FENCES_MAX;
+    replica__put_u64(buf, m->lineage_offset);
+    replica__put_u64(buf + 8, m->frozen_merge_id);
+    replica__put_u64(buf + 16, m->frozen_left_id);
+    replica__put_u64(buf + 24, m->frozen_index);
+    put_u32(buf + 32, nf);
+    for (uint32_t i = 0; i < nf; i++)
+        replica__put_u64(buf + SNAP_MERGE_BYTES + (size_t)i * 8, m->fences[i]);
+    size_t at = SNAP_MERGE_BYTES + (size_t)nf * 8;
+    uint32_t nm = m->n_merged <= REPLICA_FENCES_MAX ? m->n_merged : REPLICA_FENCES_MAX;
+    put_u32(buf + at, nm);
+    for (uint32_t i = 0; i < nm; i++)
+        replica__put_u64(buf + at + 4 + (size_t)i * 8, m->merged[i]);
+    return snap_append(out, base_len, buf, at + 4 + (size_t)nm * 8);
+}
+
 int replica__snapshot_encode(storage_engine *e, const range_descriptor *desc, uint64_t index,
-                             hlc_timestamp floor, base_buf *out)
+                             hlc_timestamp floor, const replica_merge_state *merge,
+                             base_buf *out)
 {
     uint8_t head[SNAP_HEADER], u64[8], fl[HLC_ENCODED_SIZE];
     base_buf d = {0}; /* owner: this function */
@@ -331,6 +363,8 @@ int replica__snapshot_encode(storage_engine *e, const range_descriptor *desc, ui
         rc = raw_walk(e, &lo[i], &hi[i], out, base_len, NULL, &n_raws);
     if (rc == RANGE_OK && n_raws > REPLICA_SNAPSHOT_OPS_MAX - n_records - n_versions)
         rc = RANGE_ERR_TOO_LARGE;
+    if (rc == RANGE_OK)
+        rc = encode_merge(merge, out, base_len);
     if (rc == RANGE_OK) {
         replica__put_u64(out->data + records_at, n_records);
         replica__put_u64(out->data + versions_at, n_versions);
@@ -473,6 +507,30 @@ int replica__snapshot_decode(const uint8_t *data, size_t len, replica_snapshot_v
                 goto fail;
             off += vlen;
         }
+    }
+    if (data[4] >= 3) {
+        if (len - off < SNAP_MERGE_BYTES)
+            goto fail;
+        replica_merge_state *m = &out->merge;
+        m->lineage_offset = replica__get_u64(data + off);
+        m->frozen_merge_id = replica__get_u64(data + off + 8);
+        m->frozen_left_id = replica__get_u64(data + off + 16);
+        m->frozen_index = replica__get_u64(data + off + 24);
+        m->n_fences = get_u32(data + off + 32);
+        off += SNAP_MERGE_BYTES;
+        if (m->n_fences > REPLICA_FENCES_MAX || (len - off) / 8 < m->n_fences ||
+            (m->frozen_merge_id != 0 && (m->frozen_index == 0 || m->frozen_index > out->index)))
+            goto fail;
+        for (uint32_t i = 0; i < m->n_fences; i++, off += 8)
+            m->fences[i] = replica__get_u64(data + off);
+        if (len - off < 4)
+            goto fail;
+        m->n_merged = get_u32(data + off);
+        off += 4;
+        if (m->n_merged > REPLICA_FENCES_MAX || (len - off) / 8 < m->n_merged)
+            goto fail;
+        for (uint32_t i = 0; i < m->n_merged; i++, off += 8)
+            m->merged[i] = replica__get_u64(data + off);
     }
     if (off != len)
         goto fail; /* trailing bytes */

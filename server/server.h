@@ -138,6 +138,11 @@ typedef struct srv_config {
     /* Test-only (`meridian start --enable-test-faults`, docs/chaos.md): the
     ** node obeys srv_client_fault. false: it refuses every such request. */
     bool enable_test_faults;
+    /* The gateway's gw_options.max_connections and
+    ** max_connections_per_user (`meridian start --max-sql-connections`,
+    ** `--max-sql-connections-per-user`); 0: its defaults. */
+    int sql_max_connections;
+    int sql_max_connections_per_user;
 } srv_config;
 
 /* The exit status of a node whose shared Raft log failed a write or an

@@ -11,7 +11,8 @@
 **     (srv_store.c);
 **   - a blocking "call by address" helper over rpc_uv (srv_call.c);
 **   - the replicate queue: a pure plan per range and its driver
-**     (srv_replicate.c).
+**     (srv_replicate.c);
+**   - the thread of a background queue (srv_worker.c).
 **
 ** Codec conventions: integers big-endian fixed width; a string is u16 length
 ** + bytes (< SRV_HOST_SIZE_MAX, no NUL inside); a blob is u32 length +
@@ -496,6 +497,31 @@ int srv__replq_note_liveness(srv__replq *q, const srv_status_row *rows, size_t n
 int64_t srv__replq_run(srv__replq *q, const srv__replq_env *env, int64_t now_ns);
 /* True once after a change completed (its range's meta entry is behind). */
 bool srv__replq_take_meta_due(srv__replq *q);
+
+/* ---- the thread of a background queue (srv_worker.c) ----------------------
+** The split, merge and rebalance queues each run one; the queue keeps its
+** own rules and loop, and asks srv__worker_stopping between steps. */
+typedef struct srv__worker {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;  /* CLOCK_MONOTONIC: stop */
+    bool stop;            /* mu */
+    bool started;         /* the thread runs (the starter's and the stopper's) */
+    bool start_failed;    /* its thread could not be made: not tried again */
+    pthread_t thread;
+} srv__worker;
+
+void srv__worker_init(srv__worker *w);
+/* After srv__worker_stop (or when never started). */
+void srv__worker_destroy(srv__worker *w);
+/* Run main_fn(arg) on a new thread; SRV_OK (also when it runs already), or
+** SRV_ERR_NOMEM with start_failed set. */
+int srv__worker_start(srv__worker *w, void *(*main_fn)(void *), void *arg);
+/* Tell the thread to stop, wake it and join it; a no-op when not started. */
+void srv__worker_stop(srv__worker *w);
+/* Whether the thread was told to stop (any thread). */
+bool srv__worker_stopping(srv__worker *w);
+/* The worker thread sleeps until until_ns (base_monotonic_ns) or a stop. */
+void srv__worker_wait(srv__worker *w, int64_t until_ns);
 
 /* ---- test-only faults (srv_fault.c; docs/chaos.md) -------------------------
 ** FAULT request: u8 version | u8 kind | u8 flags (bit 0 clear_all, bit 1

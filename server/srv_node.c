@@ -18,13 +18,23 @@
 **             SRV_CLOCK_PING_MS; answers feed the HLC's epsilon on the loop
 **             thread), liveness heartbeat, peer refresh, the replicate
 **             queue (srv_replicate.c: its changes are stepped, never
-**             waited for), meta repair, opening the SQL engine and the
+**             waited for), meta repair (and the entries merges made
+**             stale), the merge watchdog (a led range frozen by a merge for
+**             SRV_FROZEN_MAX_MS is fenced and unfrozen through the router:
+**             docs/range.md, "Merges"), opening the SQL engine and the
 **             gateway.
 **   ticker    range_node_tick every tick_ms.
 **   splitq    once the stack exists (started by periodic): reads the
 **             cluster settings every 2 s and splits the ranges this node
 **             leads that outgrew range_max_bytes (srv_splitq.c); its
 **             splits block it, never periodic.
+**   mergeq    once SQL is open (started by periodic): merges the small,
+**             cold ranges this node leads with their right-hand
+**             neighbours (srv_mergeq.c); its merges block it, never
+**             periodic.
+**   rebalancer once SQL is open (started by periodic): elects one node of
+**             the cluster, which balances replicas and leases
+**             (srv_rebalance.c); its moves block it, never periodic.
 **
 ** Critical invariants:
 **   - the transport is replaced at most once (uninitialized -> initialized),
@@ -52,7 +62,7 @@
 **     on its RPC port.
 ** Stop order: the router shut down (every KV operation ends within
 ** SRV_STOP_GRACE_MS, whatever the peers do; the ticker then ends the range
-** server's waits); control, periodic and splitq joined; gateway unpublished and stopped;
+** server's waits); control, periodic, splitq and mergeq joined; gateway unpublished and stopped;
 ** SQL engine and txn_db closed; range_server unpublished and freed (its
 ** workers answer through the live transport); range_node_forget_transport
 ** (the node's log syncer sends from its own thread); rpc_uv_free (no
@@ -60,7 +70,9 @@
 */
 #define _GNU_SOURCE
 #include "server/srv_int.h"
+#include "server/srv_mergeq.h"
 #include "server/srv_ranges.h"
+#include "server/srv_rebalance.h"
 #include "server/srv_splitq.h"
 
 #include <errno.h>
@@ -95,6 +107,10 @@
 #define SRV_SQL_RETRY_MS 1000           /* opening the SQL engine again */
 #define SRV_SCAN_ROWS_MAX (2 * SRV_PEERS_MAX) /* rows read from a system span */
 #define SRV_META_REPAIR_MS 10000        /* meta entries of led ranges checked */
+#define SRV_META_DELETES_MAX 64         /* stale meta entries dropped per repair */
+#define SRV_FROZEN_WATCH_MS 1000        /* the merge watchdog looks at led ranges */
+#define SRV_FROZEN_MAX_MS 10000         /* a range frozen this long is unfrozen */
+#define SRV_FROZEN_TRACKED_MAX 64       /* frozen ranges the watchdog follows */
 #define SRV_CLOCK_PING_MS 1000          /* clock-offset pings to every peer */
 #define SRV_CLOCK_TIMEOUT_MS 1000       /* one ping (a slower answer is useless) */
 #define SRV_CLOCK_FIRST_ROUND_MS 1000   /* grace at start: wait for the first answers */
@@ -192,6 +208,13 @@ struct srv_node {
     ** thread) and is joined at stop before the stack goes. */
     srv_settings settings;
     srv__splitq splitq;
+    /* The merge queue (srv_mergeq.c): started once SQL is open (it reads
+    ** the cluster through admin), joined at stop with the split queue's. */
+    srv__mergeq mergeq;
+    /* The rebalancer (srv_rebalance.c): its thread starts once SQL is open
+    ** (it reads the cluster through admin) and is joined at stop with the
+    ** split queue's. */
+    srv__rebal rebal;
 
     /* Liveness (periodic thread only). */
     uint64_t epoch;
@@ -215,6 +238,14 @@ struct srv_node {
     ** ticker has shut the range server's waits since */
     int64_t stop_grace_end_ns;
     bool rserver_shut;
+
+    /* The merge watchdog (periodic thread only): led ranges seen frozen by
+    ** a merge, and since when (docs/range.md, "Merges"). */
+    struct {
+        uint64_t range_id, merge_id;
+        int64_t since_ns;
+    } frozen[SRV_FROZEN_TRACKED_MAX];
+    size_t n_frozen;
 };
 
 /* ---- small helpers ------------------------------------------------------------ */
@@ -1324,7 +1355,7 @@ static void job_ranges(srv_node *n, const srv__job *j) {
                       "this node is not part of a cluster yet");
         return;
     }
-    int rc = srv__ranges_local(n->rnode, n->cfg.engine, &r, &count);
+    int rc = srv__ranges_local(n->rnode, n->cfg.engine, n->rserver, &r, &count);
     if (rc == SRV_OK) rc = srv__ranges_encode(r, count, &b);
     if (rc == SRV_OK) respond(n, j->from, j->request_id, SRV_OK, b.data, b.len);
     else respond_error(n, j->from, j->request_id, rc, "cannot list the ranges (error %d)", rc);
@@ -2040,11 +2071,51 @@ done:
     base_free(nr.peers);
 }
 
+/* Meta entries this node's led ranges make stale: an entry at another key
+** over a key of a led range at a lower generation (the generation of the
+** range covering a key only grows: range/meta.c) is a range merged away
+** or the led range's own old entry (its end moved). Collected by a scan of
+** meta: their keys, at most SRV_META_DELETES_MAX. */
+typedef struct meta_stale {
+    const range_descriptor *led;
+    size_t n_led;
+    base_buf keys;  /* owned: the keys, back to back */
+    size_t lens[SRV_META_DELETES_MAX];
+    size_t n;
+} meta_stale;
+
+static int collect_stale_meta(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v,
+                              size_t vl) {
+    meta_stale *ms = ctx;
+    range_descriptor e;
+    if (ms->n >= SRV_META_DELETES_MAX || range_descriptor_decode(v, vl, &e) != RANGE_OK)
+        return TXN_OK; /* full, or unreadable: left alone */
+    bool stale = false;
+    base_buf own = {0};
+    for (size_t i = 0; i < ms->n_led && !stale; i++) {
+        const range_descriptor *h = &ms->led[i];
+        if (!range_descriptor_contains(h, e.start_key, e.start_len) ||
+            h->generation <= e.generation)
+            continue;
+        /* the led range's own key is rewritten, not deleted */
+        stale = range_meta_key(h, &own) == RANGE_OK &&
+                !(own.len == kl && memcmp(own.data, k, kl) == 0);
+    }
+    base_buf_free(&own);
+    range_descriptor_free(&e);
+    if (!stale) return TXN_OK;
+    if (base_buf_append(&ms->keys, k, kl) != 0) return TXN_ERR_NOMEM;
+    ms->lens[ms->n++] = kl;
+    return TXN_OK;
+}
+
 /* Meta entries of the ranges this node leads that are missing or behind the
 ** range's own descriptor (a crash between a split and its meta
-** transaction; a store from before meta) are rewritten in one transaction.
-** Routing never depends on it (KEY_MISMATCH answers carry descriptors);
-** range_meta_replaces keeps meta from moving backwards. */
+** transaction; a store from before meta) are rewritten, and the entries
+** those ranges make stale (a merge's old entries: collect_stale_meta) are
+** deleted, in one transaction. Routing never depends on it (KEY_MISMATCH
+** answers carry descriptors); range_meta_replaces keeps meta from moving
+** backwards. */
 static void repair_meta(srv_node *n) {
     uint64_t ids[RANGE_NODE_REPLICAS_MAX];
     range_descriptor *led = NULL; /* owner: this function */
@@ -2064,10 +2135,11 @@ static void repair_meta(srv_node *n) {
         if (s.leader && s.lease_valid && range_replica_descriptor(r, &led[n_led]) == RANGE_OK)
             n_led++;
     }
-    size_t written = 0;
+    size_t written = 0, deleted = 0;
+    meta_stale ms = {.led = led, .n_led = n_led};
     for (int attempt = 0; n_led > 0 && attempt < SRV_TXN_ATTEMPTS_MAX; attempt++) {
         txn *t = NULL;
-        written = 0;
+        written = deleted = 0;
         if ((rc = txn_begin(n->db, NULL, &t)) != TXN_OK) break;
         for (size_t i = 0; rc == TXN_OK && i < n_led; i++) {
             range_descriptor stored;
@@ -2091,28 +2163,95 @@ static void repair_meta(srv_node *n) {
             rc = txn_put(t, key.data, key.len, val.data, val.len, &err);
             written++;
         }
+        if (rc == TXN_OK) { /* entries of ranges merged away, old ends */
+            uint8_t start[RANGE_META_PREFIX_LEN + 1], end[RANGE_META_PREFIX_LEN + 1];
+            memcpy(start, RANGE_META_PREFIX, RANGE_META_PREFIX_LEN);
+            memcpy(end, RANGE_META_PREFIX, RANGE_META_PREFIX_LEN);
+            start[RANGE_META_PREFIX_LEN] = 0x01; /* meta.c's tags: 0x01 end key, 0x02 last */
+            end[RANGE_META_PREFIX_LEN] = 0x03;
+            base_buf_reset(&ms.keys);
+            ms.n = 0;
+            rc = scan_span(t, start, sizeof start, end, sizeof end, collect_stale_meta, &ms, &err);
+            size_t at = 0;
+            for (size_t i = 0; rc == TXN_OK && i < ms.n; i++) {
+                rc = txn_delete(t, ms.keys.data + at, ms.lens[i], &err);
+                at += ms.lens[i];
+                deleted++;
+            }
+        }
         if (rc != TXN_OK) {
             txn_rollback(t);
             if (rc == TXN_ERR_RETRY) continue;
             break;
         }
-        if (written == 0) { /* meta is current: nothing to commit */
+        if (written + deleted == 0) { /* meta is current: nothing to commit */
             txn_rollback(t);
             break;
         }
         rc = txn_commit(t, NULL, &err);
         if (rc != TXN_ERR_RETRY) break;
     }
-    if (rc == TXN_OK && written > 0)
-        BASE_INFO(MOD, "meta: %zu entr%s of ranges led here rewritten", written,
-                  written == 1 ? "y" : "ies");
+    if (rc == TXN_OK && written + deleted > 0)
+        BASE_INFO(MOD, "meta: %zu entr%s of ranges led here rewritten, %zu stale one%s deleted",
+                  written, written == 1 ? "y" : "ies", deleted, deleted == 1 ? "" : "s");
     else if (rc != TXN_OK)
         BASE_DEBUG(MOD, "meta check failed (error %d%s%s); next time", rc,
                    err.message[0] ? ": " : "", err.message);
     for (size_t i = 0; i < n_led; i++) range_descriptor_free(&led[i]);
     base_free(led);
+    base_buf_free(&ms.keys);
     base_buf_free(&key);
     base_buf_free(&val);
+}
+
+/* The merge watchdog (docs/range.md, "Merges"): a range this node leads
+** that stays frozen by one merge for SRV_FROZEN_MAX_MS lost its
+** orchestrator (a crash, a partition): fence the merge in the range below
+** it and unfreeze it (range_router_abandon_merge), which is safe whether or
+** not the merge happened. */
+static void watch_frozen(srv_node *n) {
+    uint64_t ids[RANGE_NODE_REPLICAS_MAX];
+    size_t n_ids = range_node_replica_ids(n->rnode, ids, RANGE_NODE_REPLICAS_MAX);
+    if (n_ids > RANGE_NODE_REPLICAS_MAX) n_ids = RANGE_NODE_REPLICAS_MAX;
+    int64_t now = mono_ns();
+    size_t kept = 0;
+    for (size_t i = 0; i < n_ids && kept < SRV_FROZEN_TRACKED_MAX; i++) {
+        uint64_t merge_id = 0;
+        bool leads = false;
+        if (range_server_frozen(n->rserver, ids[i], &merge_id, &leads) != RANGE_OK ||
+            merge_id == 0 || !leads)
+            continue;
+        int64_t since = now;
+        for (size_t j = 0; j < n->n_frozen; j++)
+            if (n->frozen[j].range_id == ids[i] && n->frozen[j].merge_id == merge_id)
+                since = n->frozen[j].since_ns;
+        /* kept before it is acted on: a failed attempt is retried next time */
+        n->frozen[kept].range_id = ids[i];
+        n->frozen[kept].merge_id = merge_id;
+        n->frozen[kept].since_ns = since;
+        kept++;
+        if (now - since < (int64_t)SRV_FROZEN_MAX_MS * 1000000) continue;
+        range_replica *r = range_node_replica(n->rnode, ids[i]);
+        range_descriptor d;
+        memset(&d, 0, sizeof d);
+        if (r == NULL || range_replica_descriptor(r, &d) != RANGE_OK) continue;
+        BASE_WARN(MOD, "range %" PRIu64 " frozen by merge %016" PRIx64 " for %" PRId64 " s: its "
+                  "orchestrator is gone; fencing the merge and unfreezing the range", ids[i],
+                  merge_id, (now - since) / 1000000000);
+        bool merged = false;
+        int rc = d.start_len > 0 ? range_router_abandon_merge(n->router, ids[i], d.start_key,
+                                                              d.start_len, merge_id, &merged)
+                                 : RANGE_ERR_INVALID;
+        if (rc == RANGE_OK)
+            BASE_INFO(MOD, "range %" PRIu64 ": merge %016" PRIx64 " %s", ids[i], merge_id,
+                      merged ? "had happened (its replicas go as the merge applies)"
+                             : "abandoned: the range serves again");
+        else
+            BASE_WARN(MOD, "range %" PRIu64 ": merge %016" PRIx64 " not abandoned yet (error %d); "
+                      "again in %d ms", ids[i], merge_id, rc, SRV_FROZEN_WATCH_MS);
+        range_descriptor_free(&d);
+    }
+    n->n_frozen = kept;
 }
 
 static void open_sql(srv_node *n) {
@@ -2133,6 +2272,7 @@ static void open_sql(srv_node *n) {
     n->admin.router = n->router;
     n->admin.db = n->db;
     n->admin.uv = n->uv;
+    n->admin.rserver = n->rserver;
     pthread_mutex_unlock(&n->mu);
     n->admin.engine = n->cfg.engine;
     n->admin.clock = n->cfg.clock;
@@ -2142,7 +2282,9 @@ static void open_sql(srv_node *n) {
     sqlv_engine_set_admin(eng, &admin);
     gw_options go = {.host = n->cfg.sql_separate ? n->cfg.sql.host : n->cfg.listen.host,
                      .port = n->cfg.sql_separate ? n->cfg.sql.port : GW_PORT_NONE,
-                     .tls = n->cfg.tls};
+                     .tls = n->cfg.tls,
+                     .max_connections = n->cfg.sql_max_connections,
+                     .max_connections_per_user = n->cfg.sql_max_connections_per_user};
     if ((rc = gw_start(eng, &go, &gw)) != GW_OK) {
         BASE_ERROR(MOD, "cannot serve SQL on %s:%d (error %d; is the port in use?)", go.host,
                    go.port, rc);
@@ -2168,8 +2310,9 @@ static void open_sql(srv_node *n) {
 static void *periodic_main(void *arg) {
     srv_node *n = arg;
     int64_t next_hb = 0, next_refresh = 0, next_sql = 0, next_meta = 0, next_clock = 0;
-    int64_t next_repl = 0;
+    int64_t next_repl = 0, next_watch = 0;
     bool clock_grace = true;
+    bool rnode_draining = false; /* as told to range_node_set_draining */
     pthread_mutex_lock(&n->mu);
     while (!n->stopping) {
         if (!n->stack_ready) {
@@ -2177,8 +2320,13 @@ static void *periodic_main(void *arg) {
             continue;
         }
         bool sql_ready = n->sql_ready;
-        bool start_splitq = !n->splitq.started && !n->splitq.start_failed &&
+        bool start_splitq = !n->splitq.worker.started && !n->splitq.worker.start_failed &&
                             !n->self_decommissioned;
+        bool start_mergeq = sql_ready && !n->mergeq.worker.started &&
+                            !n->mergeq.worker.start_failed && !n->self_decommissioned;
+        bool start_rebal = sql_ready && !n->rebal.worker.started &&
+                           !n->rebal.worker.start_failed && !n->self_decommissioned;
+        bool leaving = n->draining || n->self_decommissioned;
         /* retired: every KV request would be refused (and wait out the
         ** router's deadline, holding up a stop); only clock pings go on */
         bool retired = n->self_decommissioned;
@@ -2193,10 +2341,38 @@ static void *periodic_main(void *arg) {
         if (start_splitq) { /* the stack exists from here until stop */
             srv__splitq_env se = {.self = n->st.node_id, .rnode = n->rnode,
                                   .engine = n->cfg.engine, .db = n->db,
-                                  .settings = &n->settings};
+                                  .settings = &n->settings, .rserver = n->rserver,
+                                  .admin = &n->admin};
             if (srv__splitq_start(&n->splitq, &se) != SRV_OK)
                 BASE_WARN(MOD, "cannot start the split queue's thread: until a restart, no "
                           "range splits by size and the cluster settings keep their defaults");
+        }
+        if (start_mergeq) {
+            srv__mergeq_env me = {.self = n->st.node_id, .rnode = n->rnode,
+                                  .engine = n->cfg.engine, .router = n->router,
+                                  .db = n->db, .clock = n->cfg.clock, .settings = &n->settings,
+                                  .overview = srv__mergeq_admin_overview,
+                                  .overview_ctx = &n->admin};
+            if (srv__mergeq_start(&n->mergeq, &me) != SRV_OK)
+                BASE_WARN(MOD, "cannot start the merge queue's thread: until a restart, this "
+                          "node merges no ranges");
+        }
+        for (size_t i = 0; i < n->replq.n_rows; i++) /* decommissioning: its own record */
+            if (n->replq.rows[i].node_id == n->st.node_id &&
+                n->replq.rows[i].membership != SRV_MEMBERSHIP_ACTIVE)
+                leaving = true;
+        atomic_store(&n->rebal.leaving, leaving);
+        if (leaving != rnode_draining) { /* its replicas leave leadership to the others */
+            range_node_set_draining(n->rnode, leaving);
+            rnode_draining = leaving;
+        }
+        if (start_rebal) {
+            srv__rebal_env re = {.self = n->st.node_id, .db = n->db, .router = n->router,
+                                 .clock = n->cfg.clock, .settings = &n->settings,
+                                 .admin = &n->admin, .replication = n->cfg.replication};
+            if (srv__rebal_start(&n->rebal, &re) != SRV_OK)
+                BASE_WARN(MOD, "cannot start the rebalancer's thread: until a restart, this "
+                          "node never rebalances");
         }
         int64_t now = mono_ns();
         if (now >= next_clock || clock_now) {
@@ -2246,6 +2422,11 @@ static void *periodic_main(void *arg) {
             repair_meta(n);
         }
         now = mono_ns();
+        if (now >= next_watch) {
+            next_watch = retired ? INT64_MAX : now + (int64_t)SRV_FROZEN_WATCH_MS * 1000000;
+            if (!retired) watch_frozen(n);
+        }
+        now = mono_ns();
         if (!sql_ready && now >= next_sql) {
             next_sql = now + (int64_t)SRV_SQL_RETRY_MS * 1000000;
             /* its catalog needs transactions, refused without a clock bound */
@@ -2253,7 +2434,7 @@ static void *periodic_main(void *arg) {
         }
         pthread_mutex_lock(&n->mu);
         int64_t next = BASE_MIN(BASE_MIN(next_hb, next_refresh), BASE_MIN(next_meta, next_clock));
-        next = BASE_MIN(next, next_repl);
+        next = BASE_MIN(next, BASE_MIN(next_repl, next_watch));
         if (!n->sql_ready) next = BASE_MIN(next, next_sql);
         if (!n->stopping && !n->clock_round_now && !n->heartbeat_now && mono_ns() < next)
             wait_until(n, next);
@@ -2331,6 +2512,8 @@ int srv_node_start(const srv_config *config, srv_node **out) {
     srv__admin_init(&n->admin);
     srv_settings_init(&n->settings);
     srv__splitq_init(&n->splitq);
+    srv__mergeq_init(&n->mergeq);
+    srv__rebal_init(&n->rebal);
     pthread_mutex_init(&n->mu, NULL);
     pthread_condattr_t a;
     pthread_condattr_init(&a);
@@ -2415,6 +2598,8 @@ void srv_node_stop(srv_node *n) {
     if (n->control_started) pthread_join(n->control, NULL);
     if (n->periodic_started) pthread_join(n->periodic, NULL);
     srv__splitq_stop(&n->splitq); /* started by periodic; a split in flight ends with the router */
+    srv__mergeq_stop(&n->mergeq); /* likewise for a merge in flight */
+    srv__rebal_stop(&n->rebal);   /* likewise a move in flight */
 
     pthread_mutex_lock(&n->mu);
     gw_server *gw = n->gw;
@@ -2451,6 +2636,8 @@ void srv_node_stop(srv_node *n) {
     srv__replq_free(&n->replq); /* after range_node_free: no step callback is due now */
     srv__admin_destroy(&n->admin);
     srv__splitq_destroy(&n->splitq);
+    srv__mergeq_destroy(&n->mergeq);
+    srv__rebal_destroy(&n->rebal);
     srv_settings_destroy(&n->settings);
     srv__state_free(&n->st);
     base_buf_free(&n->join_payload);

@@ -7,7 +7,9 @@
 ** node's store: table files and memtables, so data written a moment ago
 ** counts), adds what meta lists, and merges per range id: the
 ** newest descriptor anyone reported, the leaseholder (a valid lease, the
-** highest term), the size at the leaseholder. Only a replica knows whether
+** highest term), the size and the load (reads and writes per second its
+** range_server evaluated, range_server_get_load) at the leaseholder. Only
+** a replica knows whether
 ** it holds the lease, so asking the replicas is the one way to name
 ** leaseholders that this node's router never talked to.
 **
@@ -42,6 +44,7 @@
 
 #define MOD "srv"
 #define RANGES_WIRE_VERSION 1
+#define RANGES_RATE_MILLI_MAX (1ULL << 50) /* a load figure on the wire, thousandths */
 #define REASON_MANUAL "manual relocate"
 
 /* ---- codec ------------------------------------------------------------------------------ */
@@ -58,17 +61,29 @@ int srv__ranges_req_decode(const uint8_t *p, size_t len) {
     return len == 1 && p[0] == RANGES_WIRE_VERSION ? SRV_OK : SRV_ERR_CORRUPT;
 }
 
+/* A rate on the wire: thousandths, clamped to [0, RANGES_RATE_MILLI_MAX]. */
+static uint64_t rate_milli(double per_second) {
+    if (!(per_second > 0.0)) return 0; /* NaN too */
+    double m = per_second * 1000.0 + 0.5;
+    return m >= (double)RANGES_RATE_MILLI_MAX ? RANGES_RATE_MILLI_MAX : (uint64_t)m;
+}
+
 int srv__ranges_encode(const srv__range_report *r, size_t n, base_buf *out) {
     base_buf d = {0}; /* owner: this function */
     if (n > RANGE_NODE_REPLICAS_MAX) return SRV_ERR_INVALID;
     int rc = srv__put_u8(out, RANGES_WIRE_VERSION);
     if (rc == SRV_OK) rc = srv__put_u32(out, (uint32_t)n);
     for (size_t i = 0; rc == SRV_OK && i < n; i++) {
-        uint8_t flags = (uint8_t)((r[i].leader ? 1 : 0) | (r[i].lease_valid ? 2 : 0));
+        uint8_t flags = (uint8_t)((r[i].leader ? 1 : 0) | (r[i].lease_valid ? 2 : 0) |
+                                  (r[i].has_load ? 4 : 0));
         rc = srv__put_u8(out, flags);
         if (rc == SRV_OK) rc = srv__put_u64(out, r[i].term);
         if (rc == SRV_OK)
             rc = srv__put_u64(out, r[i].size_bytes < 0 ? 0 : (uint64_t)r[i].size_bytes + 1);
+        if (rc == SRV_OK && r[i].has_load)
+            rc = srv__put_u64(out, rate_milli(r[i].reads_per_second));
+        if (rc == SRV_OK && r[i].has_load)
+            rc = srv__put_u64(out, rate_milli(r[i].writes_per_second));
         base_buf_reset(&d);
         if (rc == SRV_OK && range_descriptor_encode(&r[i].desc, &d) != RANGE_OK) rc = SRV_ERR_NOMEM;
         if (rc == SRV_OK) rc = srv__put_blob(out, d.data, d.len);
@@ -93,9 +108,16 @@ int srv__ranges_decode(const uint8_t *p, size_t len, srv__range_report **out, si
         uint8_t flags = srv__get_u8(&r);
         v[k].term = srv__get_u64(&r);
         uint64_t size = srv__get_u64(&r);
+        if ((flags & 4) != 0) {
+            uint64_t reads = srv__get_u64(&r), writes = srv__get_u64(&r);
+            if (reads > RANGES_RATE_MILLI_MAX || writes > RANGES_RATE_MILLI_MAX) r.bad = true;
+            v[k].has_load = true;
+            v[k].reads_per_second = (double)reads / 1000.0;
+            v[k].writes_per_second = (double)writes / 1000.0;
+        }
         size_t dl = 0;
         const uint8_t *d = srv__get_blob(&r, RANGE_DESC_KEY_MAX * 2 + 1024, &dl);
-        if (r.bad || (flags & ~3u) != 0 || size > (uint64_t)INT64_MAX ||
+        if (r.bad || (flags & ~7u) != 0 || size > (uint64_t)INT64_MAX ||
             range_descriptor_decode(d, dl, &v[k].desc) != RANGE_OK) {
             rc = SRV_ERR_CORRUPT;
             break;
@@ -114,8 +136,8 @@ int srv__ranges_decode(const uint8_t *p, size_t len, srv__range_report **out, si
     return SRV_OK;
 }
 
-int srv__ranges_local(range_node *rnode, storage_engine *engine, srv__range_report **out,
-                      size_t *n) {
+int srv__ranges_local(range_node *rnode, storage_engine *engine, range_server *rserver,
+                      srv__range_report **out, size_t *n) {
     uint64_t *ids = base_calloc(RANGE_NODE_REPLICAS_MAX, sizeof *ids); /* owner: here */
     srv__range_report *v = NULL;
     size_t k = 0;
@@ -145,6 +167,9 @@ int srv__ranges_local(range_node *rnode, storage_engine *engine, srv__range_repo
                                                    &size) == STORAGE_OK && size <= INT64_MAX
                               ? (int64_t)size
                               : -1;
+        v[k].has_load = rserver != NULL &&
+                        range_server_get_load(rserver, d->range_id, &v[k].reads_per_second,
+                                              &v[k].writes_per_second, NULL) == RANGE_OK;
         k++;
     }
     base_free(ids);
@@ -211,10 +236,16 @@ int srv__ranges_merge(const srv__range_report *reports, const uint64_t *from, si
             const srv__range_report *r = items[k].report;
             if (r == NULL) continue;
             v->n_reports++;
+            bool known = false; /* the nodes hosting a replica, at any generation */
+            for (size_t h = 0; h < v->n_hosts && !known; h++) known = v->hosts[h] == items[k].from;
+            if (!known && v->n_hosts < SRV_RANGE_HOSTS_MAX) v->hosts[v->n_hosts++] = items[k].from;
             if (r->lease_valid && (v->lease_holder == 0 || r->term > best_term)) {
                 v->lease_holder = items[k].from;
                 best_term = r->term;
                 if (r->size_bytes >= 0) v->size_bytes = r->size_bytes;
+                v->has_load = r->has_load; /* what its leaseholder evaluated */
+                v->reads_per_second = r->reads_per_second;
+                v->writes_per_second = r->writes_per_second;
             }
         }
         for (size_t k = i; v->lease_holder == 0 && k < j; k++) { /* no leaseholder: the largest */
@@ -245,6 +276,8 @@ typedef struct node_view {
     uint64_t id;
     srv_addr rpc;
     srv_liveness liveness;
+    bool draining;      /* its liveness record says so */
+    uint8_t membership; /* srv_membership, from its liveness record */
 } node_view;
 
 typedef struct cluster_view {
@@ -316,9 +349,12 @@ static int take_liveness(cluster_view *v, const uint8_t *k, size_t kl, const uin
     uint64_t id = srv__key_node_id(k, kl, true);
     if (id == 0 || srv__liveness_record_decode(val, vl, &rec) != SRV_OK) return TXN_OK;
     node_view *x = view_node(v, id, false); /* a node without a node record: ignored */
-    if (x != NULL)
+    if (x != NULL) {
         x->liveness = srv__liveness_state(now_ns, rec.heartbeat_ns, rec.expiration_ns,
                                           dead_after_ns);
+        x->draining = rec.draining;
+        x->membership = rec.membership;
+    }
     return TXN_OK;
 }
 
@@ -416,7 +452,7 @@ static int collect(srv__admin *a, cluster_view *v) {
     srv__range_report *got = NULL;
     size_t n_got = 0;
     int rc = srv__ranges_req_encode(&req);
-    if (rc == SRV_OK) rc = srv__ranges_local(a->rnode, a->engine, &got, &n_got);
+    if (rc == SRV_OK) rc = srv__ranges_local(a->rnode, a->engine, a->rserver, &got, &n_got);
     if (rc == SRV_OK) rc = reports_take(&rs, got, n_got, a->self);
     for (size_t next = 0; rc == SRV_OK && next < v->n_nodes;) {
         size_t n_calls = 0;
@@ -474,6 +510,50 @@ static int overview(srv__admin *a, cluster_view *v, char sqlstate[6], char *msg,
     return 0;
 }
 
+int srv__admin_overview(srv__admin *a, srv__range_view **out, size_t *n, char *msg,
+                        size_t size) {
+    cluster_view v;
+    char state[6];
+    *out = NULL;
+    *n = 0;
+    if (overview(a, &v, state, msg, size) != 0) return SRV_ERR_UNAVAILABLE;
+    *out = v.ranges; /* moved to the caller */
+    *n = v.n_ranges;
+    v.ranges = NULL;
+    v.n_ranges = 0;
+    view_free(&v);
+    return SRV_OK;
+}
+
+int srv__admin_cluster(srv__admin *a, srv__node_state **nodes, size_t *n_nodes,
+                       srv__range_view **ranges, size_t *n_ranges, char *msg, size_t size) {
+    cluster_view v;
+    char state[6];
+    *nodes = NULL;
+    *n_nodes = 0;
+    *ranges = NULL;
+    *n_ranges = 0;
+    if (overview(a, &v, state, msg, size) != 0) return SRV_ERR_UNAVAILABLE;
+    srv__node_state *out = base_calloc(v.n_nodes ? v.n_nodes : 1, sizeof *out); /* owner: caller */
+    if (out == NULL) {
+        view_free(&v);
+        snprintf(msg, size, "out of memory");
+        return SRV_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < v.n_nodes; i++)
+        out[i] = (srv__node_state){.node_id = v.nodes[i].id, .liveness = v.nodes[i].liveness,
+                                   .draining = v.nodes[i].draining,
+                                   .membership = (srv_membership)v.nodes[i].membership};
+    *nodes = out;
+    *n_nodes = v.n_nodes;
+    *ranges = v.ranges; /* moved to the caller */
+    *n_ranges = v.n_ranges;
+    v.ranges = NULL;
+    v.n_ranges = 0;
+    view_free(&v);
+    return SRV_OK;
+}
+
 /* ---- SHOW RANGES ------------------------------------------------------------------------ */
 
 static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
@@ -523,6 +603,9 @@ static int admin_ranges(void *ctx, const uint8_t *start, size_t start_len, const
         memcpy(x->replicas, r->desc.replicas, x->n_replicas * sizeof x->replicas[0]);
         x->lease_holder = r->lease_holder;
         x->size_bytes = r->size_bytes;
+        x->load_known = r->has_load;
+        x->reads_per_second = r->reads_per_second;
+        x->writes_per_second = r->writes_per_second;
     }
     view_free(&v);
     if (nomem) {
@@ -583,6 +666,16 @@ static int check_target(cluster_view *v, uint64_t node, const char *what, char s
         base_strlcpy(sqlstate, "55000", 6);
         snprintf(msg, size, "node %" PRIu64 " is %s: %s moves only to a live node", node,
                  srv_liveness_name(x->liveness), what);
+        return 1;
+    }
+    /* a leaving node hands its leases and (decommissioning) replicas away:
+    ** one moved to it would only move again */
+    if (x->membership != SRV_MEMBERSHIP_ACTIVE || x->draining) {
+        base_strlcpy(sqlstate, "55000", 6);
+        snprintf(msg, size, "node %" PRIu64 " is %s: %s moves only to an active node that is "
+                 "not draining", node, x->membership != SRV_MEMBERSHIP_ACTIVE
+                                          ? srv_membership_name((srv_membership)x->membership)
+                                          : "draining", what);
         return 1;
     }
     return 0;

@@ -10,7 +10,10 @@
 ** proposed and polled from the periodic thread; it never waits on them.
 ** Issue 6: a voter on a decommissioning node is moved off the same way
 ** (reason "decommission"), and a node that drains or is decommissioning
-** hands its leases away (shed_leases).
+** hands its leases away (shed_leases; its replicas do not campaign either:
+** range_node_set_draining). Balance across healthy nodes is the
+** rebalancer's (srv_rebalance.c), which leaves every range this queue
+** repairs alone.
 **
 ** Critical invariants:
 **   - a change is started and stepped only by the range's leader holding a

@@ -1,8 +1,9 @@
 /*
 ** server/srv_splitq.h: internals of server/ for cluster settings in a
-** node's memory and the size-based split queue (srv_splitq.c;
-** docs/operations.md "Cluster settings", "Automatic splits"). Shared by
-** server/'s files and tests/server; nothing else includes it.
+** node's memory and the split queue, by size and by load (srv_splitq.c;
+** docs/operations.md "Cluster settings", "Automatic splits"; docs/range.md
+** "Load"). Shared by server/'s files and tests/server; nothing else
+** includes it.
 */
 #ifndef MERIDIAN_SRV_SPLITQ_H
 #define MERIDIAN_SRV_SPLITQ_H
@@ -12,6 +13,7 @@
 #include <stdint.h>
 
 #include "server/srv_int.h"
+#include "server/srv_ranges.h"
 #include "sql/cluster_settings.h"
 #include "storage/storage.h"
 #include "txn/txn.h"
@@ -25,6 +27,9 @@
 #define SRV_SPLITQ_SPLITS_PER_ROUND 4     /* splits one round makes at most */
 #define SRV_SPLITQ_SCAN_BYTES_MAX (256ULL * 1024 * 1024) /* bytes the middle-key scan counts */
 #define SRV_SPLITQ_RECENT_MAX 256         /* ranges remembered with a debounce or backoff */
+#define SRV_SPLITQ_LOAD_SUSTAIN_MS 10000  /* above split_qps_threshold this long: split */
+#define SRV_SPLITQ_LOAD_NO_KEY_BACKOFF_MS 10000 /* hot, but no key divides its load (one
+                                                   window of the finder) */
 
 /* ---- cluster settings in this node's memory -----------------------------------
 ** The node-local API: server/'s queues read the settings here, never from
@@ -72,17 +77,56 @@ int srv__splitq_choose_key(storage_engine *engine, const range_descriptor *d,
 /* "size 70 MiB > 64 MiB" into buf: the range event's reason. */
 void srv__splitq_reason(uint64_t size_bytes, int64_t max_bytes, char *buf, size_t size);
 
+/* ---- splitting by load (pure) -----------------------------------------------------
+** The rule: a range led here whose reads + writes per second (its
+** leaseholder's decayed rates, range_server_get_load) stayed above
+** split_qps_threshold for sustain_ms splits at the load-split finder's
+** key, aligned to a whole SQL key; then the lease of its right half moves
+** to the least loaded live voter. */
+/* Whether a range at qps is due now. *hot_since_ns: when it was first seen
+** above the threshold (0: it was not), updated (below it: back to 0). */
+bool srv__splitq_load_due(double qps, int64_t threshold, int64_t *hot_since_ns, int64_t now_ns,
+                          int64_t sustain_ms);
+/* The finder's key made a split point of d: the longest prefix of key that
+** is a whole SQL key (the table prefix and the column values that decode
+** whole), into out (reset first), checked by srv__splitq_key_ok. false:
+** none (out empty). */
+bool srv__splitq_align_key(const range_descriptor *d, const uint8_t *key, size_t len,
+                           base_buf *out);
+/* "load 3100 qps > 2500" into buf: the range event's reason. */
+void srv__splitq_load_reason(double qps, int64_t threshold, char *buf, size_t size);
+/* Where the lease of a half of d goes: among d's voters other than self
+** that are live, active and not draining in nodes[], the one whose leases
+** carry the least load (the reads + writes per second of the ranges in
+** views[] it holds the lease of), then the fewest leases, then the lowest
+** id. 0: none. */
+uint64_t srv__splitq_lease_target(const range_descriptor *d, uint64_t self,
+                                  const srv__node_state *nodes, size_t n_nodes,
+                                  const srv__range_view *views, size_t n_views);
+
 /* ---- the queue ------------------------------------------------------------------
 ** One thread per node. Every SRV_SPLITQ_SCAN_MS, when split_enabled, it
 ** looks at the ranges this node holds the lease of (rotating the first
 ** one) and splits those whose size in this store is above
-** range_max_bytes at srv__splitq_choose_key, through txn_db_split_at
-** (the path of ALTER TABLE ... SPLIT AT), then records the split in the
-** range event log (a transaction of its own). */
+** range_max_bytes at srv__splitq_choose_key, and those hot by the load
+** rule above at the finder's key, through txn_db_split_at (the path of
+** ALTER TABLE ... SPLIT AT), then records the split in the range event log
+** (a transaction of its own); after a load split it moves the right half's
+** lease (range_router_transfer_lease) and records that too. */
 typedef struct srv__splitq_recent {
     uint64_t range_id;
     int64_t until_ns; /* monotonic: not looked at before */
 } srv__splitq_recent;
+
+/* The resting table of a queue (split, merge): recent[0 .. *n), at most
+** max entries. Remember range_id until now_ns + ms (the later of that and
+** what it had); a full table first forgets what expired, then the entry
+** that expires first. */
+void srv__splitq_recent_remember(srv__splitq_recent *recent, size_t *n, size_t max,
+                                 uint64_t range_id, int64_t now_ns, int64_t ms);
+/* Whether range_id rests at now_ns in recent[0 .. n). */
+bool srv__splitq_recent_resting(const srv__splitq_recent *recent, size_t n, uint64_t range_id,
+                                int64_t now_ns);
 
 /* A led range as last seen: a new (range, generation) pair (a split, by
 ** anyone, of it or making it; a replica change; a lease that just came
@@ -91,6 +135,7 @@ typedef struct srv__splitq_seen {
     uint64_t range_id;
     uint64_t generation;
     int64_t since_ns; /* monotonic: first seen with this generation */
+    int64_t hot_since_ns; /* monotonic: above split_qps_threshold since (0: not) */
 } srv__splitq_seen;
 
 /* The node's stack (borrowed: lives until srv__splitq_stop returned). */
@@ -102,15 +147,15 @@ typedef struct srv__splitq_env {
     srv_settings *settings;
     int64_t scan_ms;      /* 0: SRV_SPLITQ_SCAN_MS */
     int64_t debounce_ms;  /* 0: SRV_SPLITQ_DEBOUNCE_MS */
+    /* load splits (NULL: none): this node's server's load figures, and the
+    ** cluster (srv__admin_cluster) and router (lease moves) through admin */
+    range_server *rserver;
+    srv__admin *admin;
+    int64_t load_sustain_ms; /* 0: SRV_SPLITQ_LOAD_SUSTAIN_MS */
 } srv__splitq_env;
 
 typedef struct srv__splitq {
-    pthread_mutex_t mu;
-    pthread_cond_t cond;  /* CLOCK_MONOTONIC: stop */
-    bool stop;            /* mu */
-    bool started;         /* the thread runs (the starter's and the stopper's) */
-    bool start_failed;    /* its thread could not be made: not tried again */
-    pthread_t thread;
+    srv__worker worker;   /* its thread (srv_worker.c) */
     srv__splitq_env env;
     /* the thread's */
     srv__splitq_recent recent[SRV_SPLITQ_RECENT_MAX];
@@ -120,6 +165,7 @@ typedef struct srv__splitq {
     size_t scan_offset;
     bool disabled_logged;
     uint64_t splits, failures; /* counters */
+    uint64_t load_splits, lease_moves; /* of which by load; leases moved after one */
 } srv__splitq;
 
 void srv__splitq_init(srv__splitq *q);

@@ -39,17 +39,30 @@ static const sqlv_setting_def defs[SQLV_SETTINGS_COUNT] = {
          "for tests)"},
     [SQLV_SETTING_RANGE_MIN_BYTES] =
         {"range_min_bytes", SQLV_SETTING_BYTES, 16 * MIB, 0, 64 * GIB,
-         "adjacent ranges both smaller than this may merge (the merge queue: not yet)"},
+         "adjacent ranges both smaller than this, cold and not split by hand merge (the merge "
+         "queue)"},
     [SQLV_SETTING_SPLIT_QPS_THRESHOLD] =
         {"split_qps_threshold", SQLV_SETTING_INT, 2500, 1, 1000000000,
          "a range serving more requests per second than this splits by load (not yet)"},
     [SQLV_SETTING_REBALANCE_ENABLED] =
         {"rebalance_enabled", SQLV_SETTING_BOOL, 1, 0, 1,
-         "the allocator moves replicas and leases to balance nodes (not yet)"},
+         "one node at a time (the rebalancer) moves replicas and leases so that live nodes "
+         "hold a fair share of each"},
     [SQLV_SETTING_SPLIT_ENABLED] =
         {"split_enabled", SQLV_SETTING_BOOL, 1, 0, 1,
          "each node's split queue splits the ranges it holds the lease of that are larger "
          "than range_max_bytes"},
+    [SQLV_SETTING_MERGE_ENABLED] =
+        {"merge_enabled", SQLV_SETTING_BOOL, 1, 0, 1,
+         "each node's merge queue merges the ranges it holds the lease of with their right-hand "
+         "neighbours when both are smaller than range_min_bytes and cold"},
+    [SQLV_SETTING_REBALANCE_COOLDOWN] =
+        {"rebalance_cooldown", SQLV_SETTING_DURATION, 60 * 1000, 0, 24 * 3600 * 1000LL,
+         "a range the rebalancer moved (or failed to move) is not moved by it again for this "
+         "long"},
+    [SQLV_SETTING_REBALANCE_LEASES] =
+        {"rebalance_leases", SQLV_SETTING_BOOL, 1, 0, 1,
+         "the rebalancer also moves leases toward the nodes holding the fewest"},
 };
 
 const sqlv_setting_def *sqlv_setting_def_get(int id) {

@@ -37,11 +37,14 @@ typedef enum sqlv_setting_type {
 
 typedef enum sqlv_setting_id {
     SQLV_SETTING_RANGE_MAX_BYTES = 0,   /* a range above it splits (size-based) */
-    SQLV_SETTING_RANGE_MIN_BYTES = 1,   /* merges below it (the merge queue, later) */
+    SQLV_SETTING_RANGE_MIN_BYTES = 1,   /* adjacent ranges below it merge (the merge queue) */
     SQLV_SETTING_SPLIT_QPS_THRESHOLD = 2, /* load-based splits (later) */
-    SQLV_SETTING_REBALANCE_ENABLED = 3, /* the rebalancer (later) */
+    SQLV_SETTING_REBALANCE_ENABLED = 3, /* the rebalancer runs */
     SQLV_SETTING_SPLIT_ENABLED = 4,     /* the split queue runs */
-    SQLV_SETTINGS_COUNT = 5,
+    SQLV_SETTING_MERGE_ENABLED = 5,     /* the merge queue runs */
+    SQLV_SETTING_REBALANCE_COOLDOWN = 6, /* a range the rebalancer moved rests this long */
+    SQLV_SETTING_REBALANCE_LEASES = 7,  /* the rebalancer also balances leases */
+    SQLV_SETTINGS_COUNT = 8,
 } sqlv_setting_id;
 
 typedef struct sqlv_setting_def {

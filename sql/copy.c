@@ -5,6 +5,12 @@
 ** prepared INSERT, each value bound as text so the table's column classes
 ** convert it as for any INSERT.
 **
+** COPY t [(cols)] TO STDOUT and COPY (query) TO STDOUT: the SELECT runs as
+** any statement does (session.c: its own implicit transaction or the
+** block's, retries, AS OF SYSTEM TIME) into a sink that turns each row into
+** one line of the copy format and hands it to the copy-out callbacks as
+** one CopyData: rows stream, nothing holds the whole result.
+**
 ** Invariants:
 **   - s->copy != NULL exactly while the session is in copy-in mode; the
 **     INSERT statement and the transaction (s->kv) live until done, fail
@@ -13,6 +19,9 @@
 **     while copying, c->own), committed at done or rolled back.
 **   - a line is at most SQLV__COPY_LINE_BYTES_MAX bytes (54000 beyond);
 **     buffered input never exceeds one line.
+**   - copy-out: begin (CopyOutResponse) comes before any data and done
+**     (CopyDone) after the last row and before "COPY n"; an error after
+**     begin ends the copy with the error alone, as PostgreSQL does.
 */
 #include <stdio.h>
 #include <string.h>
@@ -28,6 +37,7 @@ typedef struct sqlv__copy {
     sqlite3_stmt *insert; /* owner: copy */
     int ncols;
     bool csv, header_pending, own, ended; /* ended: saw "\." */
+    bool quote_open;                      /* CSV: line holds an open quoted field */
     char delim;
     char null_str[64];
     base_buf line;   /* an incomplete line */
@@ -39,6 +49,12 @@ typedef struct sqlv__copy {
 
 bool sqlv_session_in_copy(const sqlv_session *s) { return s->copy != NULL; }
 void sqlv_session_set_copy_in(sqlv_session *s, sqlv_copy_in_fn fn) { s->copy_in = fn; }
+void sqlv_session_set_copy_out(sqlv_session *s, const sqlv_copy_out_fns *fns) {
+    if (fns == NULL)
+        memset(&s->copy_out, 0, sizeof(s->copy_out));
+    else
+        s->copy_out = *fns;
+}
 
 static void copy_free(sqlv_session *s) {
     sqlv__copy *c = s->copy;
@@ -89,62 +105,39 @@ static int string_option(sqlv__token *t, char *out, size_t size) {
     return 0;
 }
 
-int sqlv__copy_begin(sqlv__run *r, const char *text, size_t len) {
-    sqlv_session *s = r->s;
-    const char *p = text, *end = text + len;
-    char name[SQLV__NAME_BYTES_MAX * 4 + 1], col[SQLV__NAME_BYTES_MAX * 4 + 1], opt[64];
-    base_buf sql = {0};
-    sqlv__copy *c = NULL;
-    int ncols = 0;
-    if (s->copy_in == NULL)
-        return sqlv__fail(r, "0A000", "COPY FROM STDIN is not supported on this connection");
-    if (s->implicit_block)
-        return sqlv__fail(r, "0A000",
-                          "COPY FROM STDIN must be the only statement of its query string");
-    sqlv__token t = sqlv__lex_next(&p, end); /* COPY */
-    t = sqlv__lex_next(&p, end);
-    if (sqlv__tok_ident(&t, name, sizeof(name)) != 0) return syntax(r, "table name");
-    c = base_calloc(1, sizeof(*c));
-    if (c == NULL) return sqlv__fail(r, "53200", "out of memory");
-    c->delim = '\t';
-    base_strlcpy(c->null_str, "\\N", sizeof(c->null_str));
-    int rc = base_buf_printf(&sql, "INSERT INTO main.\"");
-    for (const char *q = name; rc == 0 && *q; q++)
-        rc = *q == '"' ? base_buf_printf(&sql, "\"\"") : base_buf_append_byte(&sql, (uint8_t)*q);
-    if (rc == 0) rc = base_buf_printf(&sql, "\"");
-    t = sqlv__lex_next(&p, end);
-    if (sqlv__tok_punct(&t, '(')) {
-        rc = rc == 0 ? base_buf_printf(&sql, " (") : rc;
-        for (;;) {
-            t = sqlv__lex_next(&p, end);
-            if (sqlv__tok_ident(&t, col, sizeof(col)) != 0) goto bad_syntax;
-            if (ncols >= SQLV__COPY_COLUMNS_MAX) goto bad_syntax;
-            rc = rc == 0 ? base_buf_printf(&sql, "%s\"", ncols ? ", " : "") : rc;
-            for (const char *q = col; rc == 0 && *q; q++)
-                rc = *q == '"' ? base_buf_printf(&sql, "\"\"")
-                               : base_buf_append_byte(&sql, (uint8_t)*q);
-            rc = rc == 0 ? base_buf_printf(&sql, "\"") : rc;
-            ncols++;
-            t = sqlv__lex_next(&p, end);
-            if (sqlv__tok_punct(&t, ')')) break;
-            if (!sqlv__tok_punct(&t, ',')) goto bad_syntax;
-        }
-        rc = rc == 0 ? base_buf_printf(&sql, ")") : rc;
-        t = sqlv__lex_next(&p, end);
+/* The options of either direction. */
+typedef struct copy_opts {
+    bool csv, header, delim_set, null_set;
+    char delim;
+    char null_str[64];
+} copy_opts;
+
+/* A boolean option's optional value (HEADER [true|false]): *on. */
+static void bool_value(const char **pp, const char *end, bool *on) {
+    const char *save = *pp;
+    sqlv__token t = sqlv__lex_next(pp, end);
+    *on = true;
+    if (sqlv__tok_is(&t, "on") || sqlv__tok_is(&t, "true") || sqlv__tok_is(&t, "1")) return;
+    if (sqlv__tok_is(&t, "off") || sqlv__tok_is(&t, "false") || sqlv__tok_is(&t, "0")) {
+        *on = false;
+        return;
     }
-    if (!sqlv__tok_is(&t, "FROM")) {
-        base_buf_free(&sql);
-        base_free(c);
-        if (sqlv__tok_is(&t, "TO")) return sqlv__fail(r, "0A000", "COPY ... TO is not supported yet");
-        return syntax(r, "expected FROM STDIN");
-    }
-    t = sqlv__lex_next(&p, end);
-    if (!sqlv__tok_is(&t, "STDIN")) {
-        base_buf_free(&sql);
-        base_free(c);
-        return sqlv__fail(r, "0A000", "COPY FROM a file is not supported (use FROM STDIN)");
-    }
-    t = sqlv__lex_next(&p, end);
+    *pp = save;
+}
+
+/* A QUOTE or ESCAPE value: only '"' (the default) is supported. */
+static int quote_value(sqlv__token *t) {
+    char v[8];
+    return string_option(t, v, sizeof(v)) == 0 && strcmp(v, "\"") == 0 ? 0 : -1;
+}
+
+/* The options after STDIN/STDOUT: [WITH] (opt [value], ...) or the older
+** [WITH] [BINARY] [DELIMITER [AS] 'c'] [NULL [AS] 's'] [CSV [HEADER]
+** [QUOTE [AS] '"'] [ESCAPE [AS] '"']] that psql's \copy passes along.
+** 0, 1 (syntax), 2 (an unsupported format: msg set). */
+static int parse_options(const char **pp, const char *end, copy_opts *o, char *msg, size_t size) {
+    const char *p = *pp;
+    sqlv__token t = sqlv__lex_next(&p, end);
     if (sqlv__tok_is(&t, "WITH")) t = sqlv__lex_next(&p, end);
     if (sqlv__tok_punct(&t, '(')) {
         for (int guard = 0; guard < 64; guard++) {
@@ -152,43 +145,209 @@ int sqlv__copy_begin(sqlv__run *r, const char *text, size_t len) {
             if (sqlv__tok_is(&t, "FORMAT")) {
                 t = sqlv__lex_next(&p, end);
                 if (sqlv__tok_is(&t, "csv")) {
-                    c->csv = true;
-                    c->delim = ',';
-                    c->null_str[0] = 0;
+                    o->csv = true;
                 } else if (!sqlv__tok_is(&t, "text")) {
-                    base_buf_free(&sql);
-                    base_free(c);
-                    return sqlv__fail(r, "0A000", "COPY format must be text or csv");
+                    snprintf(msg, size, "COPY format must be text or csv");
+                    return 2;
                 }
-            } else if (sqlv__tok_is(&t, "HEADER") || sqlv__tok_is(&t, "FREEZE")) {
-                bool header = sqlv__tok_is(&t, "HEADER"), on = true;
-                const char *save = p;
-                t = sqlv__lex_next(&p, end);
-                if (sqlv__tok_is(&t, "on") || sqlv__tok_is(&t, "true") || sqlv__tok_is(&t, "1")) {
-                } else if (sqlv__tok_is(&t, "off") || sqlv__tok_is(&t, "false") ||
-                           sqlv__tok_is(&t, "0")) {
-                    on = false;
-                } else {
-                    p = save;
-                }
-                if (header) c->header_pending = on;
+            } else if (sqlv__tok_is(&t, "HEADER")) {
+                bool_value(&p, end, &o->header);
+            } else if (sqlv__tok_is(&t, "FREEZE")) {
+                bool on;
+                bool_value(&p, end, &on);
             } else if (sqlv__tok_is(&t, "DELIMITER")) {
+                char v[8];
                 t = sqlv__lex_next(&p, end);
-                if (string_option(&t, opt, sizeof(opt)) != 0 || strlen(opt) != 1) goto bad_syntax;
-                c->delim = opt[0];
+                if (string_option(&t, v, sizeof(v)) != 0 || strlen(v) != 1) return 1;
+                o->delim = v[0];
+                o->delim_set = true;
             } else if (sqlv__tok_is(&t, "NULL")) {
                 t = sqlv__lex_next(&p, end);
-                if (string_option(&t, c->null_str, sizeof(c->null_str)) != 0) goto bad_syntax;
+                if (string_option(&t, o->null_str, sizeof(o->null_str)) != 0) return 1;
+                o->null_set = true;
+            } else if (sqlv__tok_is(&t, "QUOTE") || sqlv__tok_is(&t, "ESCAPE")) {
+                t = sqlv__lex_next(&p, end);
+                if (quote_value(&t) != 0) {
+                    snprintf(msg, size, "COPY QUOTE and ESCAPE other than '\"' are not supported");
+                    return 2;
+                }
+            } else if (sqlv__tok_is(&t, "ENCODING")) {
+                char v[32];
+                t = sqlv__lex_next(&p, end);
+                if (string_option(&t, v, sizeof(v)) != 0) return 1;
+                if (strcasecmp(v, "utf8") != 0 && strcasecmp(v, "utf-8") != 0) {
+                    snprintf(msg, size, "COPY ENCODING other than UTF8 is not supported");
+                    return 2;
+                }
             } else {
-                goto bad_syntax;
+                return 1;
             }
+            t = sqlv__lex_next(&p, end);
+            if (sqlv__tok_punct(&t, ')')) break;
+            if (!sqlv__tok_punct(&t, ',')) return 1;
+        }
+        t = sqlv__lex_next(&p, end);
+    } else {
+        for (int guard = 0; guard < 16 && t.kind != SQLV__TOK_END; guard++) {
+            if (sqlv__tok_is(&t, "BINARY")) {
+                snprintf(msg, size, "COPY format must be text or csv");
+                return 2;
+            } else if (sqlv__tok_is(&t, "CSV")) {
+                o->csv = true;
+            } else if (sqlv__tok_is(&t, "HEADER")) {
+                o->header = true;
+            } else if (sqlv__tok_is(&t, "DELIMITER") || sqlv__tok_is(&t, "NULL") ||
+                       sqlv__tok_is(&t, "QUOTE") || sqlv__tok_is(&t, "ESCAPE")) {
+                bool delim = sqlv__tok_is(&t, "DELIMITER"), null = sqlv__tok_is(&t, "NULL");
+                char v[8];
+                t = sqlv__lex_next(&p, end);
+                if (sqlv__tok_is(&t, "AS")) t = sqlv__lex_next(&p, end);
+                if (delim) {
+                    if (string_option(&t, v, sizeof(v)) != 0 || strlen(v) != 1) return 1;
+                    o->delim = v[0];
+                    o->delim_set = true;
+                } else if (null) {
+                    if (string_option(&t, o->null_str, sizeof(o->null_str)) != 0) return 1;
+                    o->null_set = true;
+                } else if (quote_value(&t) != 0) {
+                    snprintf(msg, size, "COPY QUOTE and ESCAPE other than '\"' are not supported");
+                    return 2;
+                }
+            } else {
+                return 1;
+            }
+            t = sqlv__lex_next(&p, end);
+        }
+    }
+    if (t.kind != SQLV__TOK_END) return 1;
+    if (!o->delim_set) o->delim = o->csv ? ',' : '\t';
+    if (!o->null_set) base_strlcpy(o->null_str, o->csv ? "" : "\\N", sizeof(o->null_str));
+    if (o->delim == '\n' || o->delim == '\r' || o->delim == '\\' || (o->csv && o->delim == '"'))
+        return 1;
+    *pp = p;
+    return 0;
+}
+
+static int copy_to(sqlv__run *r, const char *select, size_t select_len, const copy_opts *o);
+
+int sqlv__copy_begin(sqlv__run *r, const char *text, size_t len) {
+    sqlv_session *s = r->s;
+    const char *p = text, *end = text + len;
+    char name[SQLV__NAME_BYTES_MAX * 4 + 1], col[SQLV__NAME_BYTES_MAX * 4 + 1], omsg[160];
+    base_buf sql = {0}, cols = {0};
+    sqlv__copy *c = NULL;
+    copy_opts o = {0};
+    const char *query = NULL, *query_end = NULL; /* COPY (query) TO */
+    int ncols = 0;
+    name[0] = 0;
+    sqlv__token t = sqlv__lex_next(&p, end); /* COPY */
+    const char *before = p;
+    t = sqlv__lex_next(&p, end);
+    int rc = 0;
+    if (sqlv__tok_punct(&t, '(')) {
+        /* COPY (query) TO: up to the matching parenthesis */
+        int depth = 1;
+        query = p;
+        for (int guard = 0; guard < 10000000 && depth > 0; guard++) {
+            query_end = p;
+            t = sqlv__lex_next(&p, end);
+            if (t.kind == SQLV__TOK_END) return syntax(r, "unbalanced parentheses");
+            if (sqlv__tok_punct(&t, '(')) depth++;
+            if (sqlv__tok_punct(&t, ')')) depth--;
+        }
+        if (depth > 0) return syntax(r, "");
+    } else {
+        p = before;
+        t = sqlv__lex_next(&p, end);
+        if (sqlv__tok_ident(&t, name, sizeof(name)) != 0) return syntax(r, "table name");
+    }
+    t = sqlv__lex_next(&p, end);
+    if (query == NULL && sqlv__tok_punct(&t, '(')) {
+        for (;;) {
+            t = sqlv__lex_next(&p, end);
+            if (sqlv__tok_ident(&t, col, sizeof(col)) != 0) goto bad_syntax;
+            if (ncols >= SQLV__COPY_COLUMNS_MAX) goto bad_syntax;
+            rc = rc == 0 ? base_buf_printf(&cols, "%s\"", ncols ? ", " : "") : rc;
+            for (const char *q = col; rc == 0 && *q; q++)
+                rc = *q == '"' ? base_buf_printf(&cols, "\"\"")
+                               : base_buf_append_byte(&cols, (uint8_t)*q);
+            rc = rc == 0 ? base_buf_printf(&cols, "\"") : rc;
+            ncols++;
             t = sqlv__lex_next(&p, end);
             if (sqlv__tok_punct(&t, ')')) break;
             if (!sqlv__tok_punct(&t, ',')) goto bad_syntax;
         }
         t = sqlv__lex_next(&p, end);
     }
-    if (t.kind != SQLV__TOK_END) goto bad_syntax;
+    if (rc != 0) goto nomem;
+    bool to = sqlv__tok_is(&t, "TO");
+    if (!to && !sqlv__tok_is(&t, "FROM")) {
+        base_buf_free(&cols);
+        return syntax(r, "expected FROM STDIN or TO STDOUT");
+    }
+    if (!to && query != NULL) {
+        base_buf_free(&cols);
+        return syntax(r, "COPY (query) FROM is not possible");
+    }
+    t = sqlv__lex_next(&p, end);
+    if (!sqlv__tok_is(&t, to ? "STDOUT" : "STDIN")) {
+        base_buf_free(&cols);
+        return sqlv__fail(r, "0A000",
+                          to ? "COPY TO a file is not supported (use TO STDOUT, or psql's \\copy)"
+                             : "COPY FROM a file is not supported (use FROM STDIN)");
+    }
+    int orc = parse_options(&p, end, &o, omsg, sizeof(omsg));
+    if (orc == 2) {
+        base_buf_free(&cols);
+        return sqlv__fail(r, "0A000", omsg);
+    }
+    if (orc != 0) goto bad_syntax;
+    if (to) {
+        /* the SELECT: the query as given, or the table's (listed) columns */
+        if (query == NULL) {
+            rc = base_buf_printf(&sql, "SELECT %s FROM main.\"",
+                                 ncols ? (const char *)cols.data : "*");
+            for (const char *q = name; rc == 0 && *q; q++)
+                rc = *q == '"' ? base_buf_printf(&sql, "\"\"")
+                               : base_buf_append_byte(&sql, (uint8_t)*q);
+            if (rc == 0) rc = base_buf_printf(&sql, "\"");
+            if (rc != 0) goto nomem;
+            rc = copy_to(r, (const char *)sql.data, sql.len, &o);
+        } else {
+            const char *qp = query;
+            sqlv__token first = sqlv__lex_next(&qp, query_end);
+            if (!sqlv__tok_is(&first, "SELECT") && !sqlv__tok_is(&first, "WITH") &&
+                !sqlv__tok_is(&first, "VALUES")) {
+                base_buf_free(&cols);
+                return sqlv__fail(r, "0A000", "COPY (query) TO supports SELECT, WITH and VALUES");
+            }
+            rc = copy_to(r, query, (size_t)(query_end - query), &o);
+        }
+        base_buf_free(&sql);
+        base_buf_free(&cols);
+        return rc;
+    }
+    if (s->copy_in == NULL) {
+        base_buf_free(&cols);
+        return sqlv__fail(r, "0A000", "COPY FROM STDIN is not supported on this connection");
+    }
+    if (s->implicit_block) {
+        base_buf_free(&cols);
+        return sqlv__fail(r, "0A000",
+                          "COPY FROM STDIN must be the only statement of its query string");
+    }
+    c = base_calloc(1, sizeof(*c));
+    if (c == NULL) goto nomem;
+    c->csv = o.csv;
+    c->delim = o.delim;
+    c->header_pending = o.header;
+    base_strlcpy(c->null_str, o.null_str, sizeof(c->null_str));
+    rc = base_buf_printf(&sql, "INSERT INTO main.\"");
+    for (const char *q = name; rc == 0 && *q; q++)
+        rc = *q == '"' ? base_buf_printf(&sql, "\"\"") : base_buf_append_byte(&sql, (uint8_t)*q);
+    if (rc == 0) rc = base_buf_printf(&sql, "\"");
+    if (rc == 0 && ncols > 0) rc = base_buf_printf(&sql, " (%s)", (const char *)cols.data);
+    base_buf_free(&cols);
     if (rc != 0) goto nomem;
     /* The transaction first: the table is looked up in its catalog. In 'I'
     ** a failure below rolls it back (sqlv__fail). */
@@ -251,10 +410,12 @@ int sqlv__copy_begin(sqlv__run *r, const char *text, size_t len) {
     return 0;
 bad_syntax:
     base_buf_free(&sql);
+    base_buf_free(&cols);
     base_free(c);
     return syntax(r, "");
 nomem:
     base_buf_free(&sql);
+    base_buf_free(&cols);
     base_free(c);
     return sqlv__fail(r, "53200", "out of memory");
 }
@@ -307,8 +468,8 @@ static int split_text(sqlv__copy *c, const char *l, size_t n, int *nf, char *msg
 }
 
 /* CSV: quotes "" inside quoted fields; an unquoted empty field is NULL
-** (or the NULL string). Quoted newlines are not supported (one line is
-** one row). */
+** (or the NULL string). A quoted field may hold line breaks (the caller
+** joins the lines of such a row). */
 static int split_csv(sqlv__copy *c, const char *l, size_t n, int *nf, char *msg, size_t size) {
     base_buf_reset(&c->fields);
     int f = 0;
@@ -422,10 +583,24 @@ int sqlv_session_copy_data(sqlv_session *s, const char *data, size_t len, const 
             copy_end_failed(s);
             return r.sink_rc ? SQLV_ERR_ABORTED : SQLV_ERR_FAILED;
         }
+        /* CSV: a line break inside quotes belongs to the field (the row
+        ** goes on); with '"' as quote and escape, the quotes so far are
+        ** odd exactly while a quoted field is open */
+        bool odd = false;
+        for (size_t k = 0; c->csv && k < n; k++)
+            odd ^= data[i + k] == '"';
         if (nl == NULL) {
             if (base_buf_append(&c->line, data + i, n) != 0) goto nomem;
+            c->quote_open ^= odd;
             break;
         }
+        if (c->quote_open ^ odd) {
+            if (base_buf_append(&c->line, data + i, n + 1) != 0) goto nomem;
+            c->quote_open = true;
+            i += n + 1;
+            continue;
+        }
+        c->quote_open = false;
         int rc;
         if (c->line.len > 0) {
             if (base_buf_append(&c->line, data + i, n) != 0) goto nomem;
@@ -475,4 +650,164 @@ int sqlv_session_copy_fail(sqlv_session *s, const char *message, const sqlv_sink
     sqlv__fail(&r, "57014", msg);
     copy_end_failed(s);
     return r.sink_rc ? SQLV_ERR_ABORTED : SQLV_OK;
+}
+
+/* ---- COPY ... TO STDOUT --------------------------------------------------------- */
+
+typedef struct copy_out {
+    sqlv__run *outer;
+    const sqlv_copy_out_fns *fns; /* the session's */
+    copy_opts o;
+    base_buf line; /* the row being formatted */
+    uint64_t rows;
+    bool begun;
+    bool failed; /* formatting failed (memory, line too long): not the client */
+} copy_out;
+
+/* One value in text format: backslash escapes for the backslash, control
+** characters and the delimiter. */
+static int text_value(base_buf *b, const char *v, size_t n, char delim) {
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char ch = v[i], e = 0;
+        switch (ch) {
+        case '\\': e = '\\'; break;
+        case '\b': e = 'b'; break;
+        case '\f': e = 'f'; break;
+        case '\n': e = 'n'; break;
+        case '\r': e = 'r'; break;
+        case '\t': e = 't'; break;
+        case '\v': e = 'v'; break;
+        default:
+            if (ch == delim) e = ch;
+        }
+        if (e) {
+            rc = base_buf_append_byte(b, '\\');
+            if (rc == 0) rc = base_buf_append_byte(b, (uint8_t)e);
+        } else {
+            rc = base_buf_append_byte(b, (uint8_t)ch);
+        }
+    }
+    return rc;
+}
+
+/* One value in CSV: quoted when it holds the delimiter, a quote, a line
+** break, equals the NULL string, or is a lone "\." (which would read back as
+** the end marker). */
+static int csv_value(base_buf *b, const char *v, size_t n, const copy_opts *o, bool only) {
+    bool quote = (n == strlen(o->null_str) && memcmp(v, o->null_str, n) == 0) ||
+                 (only && n == 2 && v[0] == '\\' && v[1] == '.');
+    for (size_t i = 0; !quote && i < n; i++)
+        quote = v[i] == o->delim || v[i] == '"' || v[i] == '\n' || v[i] == '\r';
+    if (!quote) return base_buf_append(b, v, n);
+    int rc = base_buf_append_byte(b, '"');
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (v[i] == '"') rc = base_buf_append_byte(b, '"');
+        if (rc == 0) rc = base_buf_append_byte(b, (uint8_t)v[i]);
+    }
+    return rc == 0 ? base_buf_append_byte(b, '"') : rc;
+}
+
+static int out_value(copy_out *co, const char *v, size_t n, bool is_null, bool first, bool only) {
+    base_buf *b = &co->line;
+    int rc = first ? 0 : base_buf_append_byte(b, (uint8_t)co->o.delim);
+    if (rc != 0) return rc;
+    if (is_null) return base_buf_printf(b, "%s", co->o.null_str);
+    return co->o.csv ? csv_value(b, v, n, &co->o, only) : text_value(b, v, n, co->o.delim);
+}
+
+/* Hand the formatted line to the client (one CopyData per row). */
+static int out_line(copy_out *co) {
+    sqlv__run *r = co->outer;
+    if (base_buf_append_byte(&co->line, '\n') != 0 || co->line.len > SQLV__COPY_LINE_BYTES_MAX) {
+        co->failed = true;
+        return -1;
+    }
+    if (r->sink_rc == 0)
+        r->sink_rc = co->fns->data(r->sink->ctx, (const char *)co->line.data, co->line.len);
+    return r->sink_rc;
+}
+
+static int out_row_description(void *ctx, int ncols, const sqlv_column *cols) {
+    copy_out *co = ctx;
+    sqlv__run *r = co->outer;
+    if (r->sink_rc == 0) r->sink_rc = co->fns->begin(r->sink->ctx, ncols);
+    co->begun = true;
+    if (r->sink_rc != 0 || !co->o.header) return r->sink_rc;
+    base_buf_reset(&co->line);
+    for (int i = 0; i < ncols; i++) {
+        const char *n = cols[i].name ? cols[i].name : "?column?";
+        if (out_value(co, n, strlen(n), false, i == 0, ncols == 1) != 0) {
+            co->failed = true;
+            return -1;
+        }
+    }
+    return out_line(co);
+}
+
+static int out_data_row(void *ctx, int ncols, const sqlv_cell *cells) {
+    copy_out *co = ctx;
+    base_buf_reset(&co->line);
+    for (int i = 0; i < ncols; i++)
+        if (out_value(co, cells[i].data, cells[i].len, cells[i].data == NULL, i == 0,
+                      ncols == 1) != 0) {
+            co->failed = true;
+            return -1;
+        }
+    co->rows++;
+    return out_line(co);
+}
+
+/* The SELECT's tag: CopyDone, then "COPY n". */
+static int out_command_complete(void *ctx, const char *tag) {
+    copy_out *co = ctx;
+    sqlv__run *r = co->outer;
+    char t[64];
+    (void)tag;
+    if (r->sink_rc == 0 && !co->begun) r->sink_rc = co->fns->begin(r->sink->ctx, 0);
+    if (r->sink_rc == 0) r->sink_rc = co->fns->done(r->sink->ctx);
+    snprintf(t, sizeof(t), "COPY %llu", (unsigned long long)co->rows);
+    if (r->sink_rc == 0 && r->sink->command_complete)
+        r->sink_rc = r->sink->command_complete(r->sink->ctx, t);
+    return r->sink_rc;
+}
+
+static int out_error(void *ctx, const char *sqlstate, const char *message) {
+    copy_out *co = ctx;
+    sqlv__run *r = co->outer;
+    if (co->failed) return 0; /* the statement's "client gone": ours is sent after */
+    if (r->sink_rc == 0 && r->sink->error)
+        r->sink_rc = r->sink->error(r->sink->ctx, sqlstate, message);
+    return r->sink_rc;
+}
+
+static int out_notice(void *ctx, const char *message) {
+    copy_out *co = ctx;
+    sqlv__run *r = co->outer;
+    if (r->sink_rc == 0 && r->sink->notice) r->sink_rc = r->sink->notice(r->sink->ctx, message);
+    return r->sink_rc;
+}
+
+/* Run select (rewritten already) into the copy-out callbacks. A data or
+** format failure (memory, a line over the limit) stops the statement as a
+** gone client would; it is reported as 53200. */
+static int copy_to(sqlv__run *r, const char *select, size_t select_len, const copy_opts *o) {
+    sqlv_session *s = r->s;
+    if (s->copy_out.begin == NULL || s->copy_out.data == NULL || s->copy_out.done == NULL)
+        return sqlv__fail(r, "0A000", "COPY TO STDOUT is not supported on this connection");
+    copy_out co = {.outer = r, .fns = &s->copy_out, .o = *o};
+    const sqlv_sink sink = {
+        .ctx = &co,
+        .row_description = out_row_description,
+        .data_row = out_data_row,
+        .command_complete = out_command_complete,
+        .error = out_error,
+        .notice = out_notice,
+    };
+    sqlv__run inner = {s, &sink, 0};
+    int rc = sqlv__run_statement(&inner, select, select_len);
+    base_buf_free(&co.line);
+    if (co.failed && r->sink_rc == 0) /* ours, not the client's */
+        return sqlv__emit_error(r, "54000", "a COPY row is too long or memory ran out");
+    return rc;
 }

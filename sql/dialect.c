@@ -89,6 +89,31 @@ static int ident(const tok *t, char *out, size_t size) {
     return sqlv__tok_ident(&k, out, size);
 }
 
+/* Whether the token at k (FROM, JOIN, INTO, UPDATE, TABLE) is followed by
+** a relation name, so that "x.y" after it is schema.table. A FROM of
+** "IS [NOT] DISTINCT FROM" or inside EXTRACT/SUBSTRING/TRIM/OVERLAY(...) is
+** followed by an expression, where "x.y" is a qualified column. */
+static bool names_relation(const tok *v, size_t k) {
+    const tok *t = &v[k];
+    if (!is(t, "JOIN") && !is(t, "INTO") && !is(t, "UPDATE") && !is(t, "TABLE")) {
+        if (!is(t, "FROM")) return false;
+        if (k > 0 && is(&v[k - 1], "DISTINCT")) return false;
+        int depth = 0; /* the innermost open parenthesis before FROM */
+        for (size_t j = k; j-- > 0;) {
+            if (punct(&v[j], ')')) depth++;
+            if (punct(&v[j], '(') && depth-- == 0) {
+                if (j == 0) return true;
+                const tok *f = &v[j - 1];
+                return !(is(f, "EXTRACT") || is(f, "SUBSTRING") || is(f, "TRIM") ||
+                         is(f, "OVERLAY") || is(f, "SUBSTR"));
+            }
+        }
+        return true;
+    }
+    /* ON CONFLICT ... DO UPDATE SET, FOR UPDATE: no relation follows */
+    return !(is(t, "UPDATE") && k > 0 && (is(&v[k - 1], "DO") || is(&v[k - 1], "FOR")));
+}
+
 static const char *const cast_types[][2] = {
     {"int", "INTEGER"},          {"int4", "INTEGER"},
     {"integer", "INTEGER"},      {"serial", "INTEGER"},
@@ -847,8 +872,7 @@ int sqlv__dialect_rewrite(const char *text, size_t len, sqlv__rewrite *out) {
                 i += 2;
                 continue;
             }
-            if (prev && (is(prev, "FROM") || is(prev, "JOIN") || is(prev, "INTO") ||
-                         is(prev, "UPDATE") || is(prev, "TABLE"))) {
+            if (prev && names_relation(o.v, o.n - 1)) {
                 rc = reject(out, "3F000", "schema \"%.*s\" does not exist", w, strlen(w));
                 goto cleanup;
             }

@@ -200,7 +200,10 @@ int sqlv__table_parse(const char *sql, uint32_t id, sqlv__table **out, bool *if_
         if (prc != SQLITE_OK || st == NULL) {
             const char *m = prc == SQLITE_MISUSE ? "more than one statement" : sqlite3_errmsg(db);
             user_error(sqlstate, message, message_size,
-                       strstr(m, "duplicate column name") ? "42701" : "42601", "%s", m);
+                       strstr(m, "duplicate column name") ? "42701"
+                       : strstr(m, "no such column")      ? "42703"
+                                                          : "42601",
+                       "%s", m);
             goto cleanup;
         }
         sqlite3_finalize(st);

@@ -72,6 +72,19 @@ bool sqlv__pgcat_index_oid_parse(int64_t oid, uint32_t *table_id, uint32_t *inde
     return *index_id >= SQLV__INDEX_FIRST_ID;
 }
 
+int64_t sqlv__pgcat_check_oid(uint32_t table_id, int k) {
+    return SQLV__PGCAT_OID_CHECK_FIRST +
+           ((int64_t)table_id - (int64_t)SQLV__FIRST_USER_TABLE_ID) * SQLV__PGCAT_CHECKS_MAX + k;
+}
+
+bool sqlv__pgcat_check_oid_parse(int64_t oid, uint32_t *table_id, int *k) {
+    if (oid < SQLV__PGCAT_OID_CHECK_FIRST || oid >= SQLV__PGCAT_OID_ROLE_FIRST) return false;
+    int64_t d = oid - SQLV__PGCAT_OID_CHECK_FIRST;
+    *table_id = (uint32_t)(d / SQLV__PGCAT_CHECKS_MAX + SQLV__FIRST_USER_TABLE_ID);
+    *k = (int)(d % SQLV__PGCAT_CHECKS_MAX);
+    return true;
+}
+
 bool sqlv__pgcat_oid_parse(int64_t oid, uint32_t *table_id, int *kind) {
     uint32_t index_id;
     bool con;
@@ -480,11 +493,12 @@ static void pkey_name(const sqlv__table *t, char *out, size_t size) {
 /* pg_class ------------------------------------------------------------------ */
 
 static int class_row(pgcat_gen *g, int64_t oid, const char *name, int64_t reltype, int64_t am,
-                     bool hasindex, const char *kind, int natts) {
+                     bool hasindex, const char *kind, int natts, int checks) {
     return ROW(g, I(oid), T(name), I(SQLV__PGCAT_OID_NS_PUBLIC), I(reltype), I(0),
                I(SQLV__PGCAT_OID_ROOT_ROLE), I(am), I(oid), I(0), I(0), R(-1), I(0), I(0),
-               B(hasindex), B(false), T("p"), T(kind), I(natts), I(0), B(false), B(false), B(false),
-               B(false), B(false), B(true), T("d"), B(false), I(0), I(0), I(0), NUL, NUL, NUL);
+               B(hasindex), B(false), T("p"), T(kind), I(natts), I(checks), B(false), B(false),
+               B(false), B(false), B(false), B(true), T("d"), B(false), I(0), I(0), I(0), NUL, NUL,
+               NUL);
 }
 
 /* Could the pushed-down key on column col be an OID of one of t's
@@ -502,20 +516,28 @@ static int fill_class(pgcat_gen *g) {
         const sqlv__table *t = list[i];
         int64_t oid = sqlv__pgcat_oid(t->id, SQLV__PGCAT_KIND_TABLE);
         if (key_may_be(g, 0, oid, oid + 3)) {
+            sqlv__check *checks = NULL; /* relchecks: psql's \d lists checks when > 0 */
+            int nchecks = 0;
+            if (sqlv__checks_of(t, &checks, &nchecks) != 0) {
+                rc = -1;
+                break;
+            }
+            sqlv__checks_free(checks, nchecks);
             rc = class_row(g, oid, t->name, oid + SQLV__PGCAT_KIND_ROWTYPE,
-                           SQLV__PGCAT_OID_AM_HEAP, t->npk > 0 || t->nindexes > 0, "r", t->ncols);
+                           SQLV__PGCAT_OID_AM_HEAP, t->npk > 0 || t->nindexes > 0, "r", t->ncols,
+                           BASE_MIN(nchecks, SQLV__PGCAT_CHECKS_MAX));
             if (rc == 0 && t->npk > 0) {
                 char name[128];
                 pkey_name(t, name, sizeof(name));
                 rc = class_row(g, oid + SQLV__PGCAT_KIND_PKEY, name, 0, SQLV__PGCAT_OID_AM_BTREE,
-                               false, "i", t->npk);
+                               false, "i", t->npk, 0);
             }
         }
         if (!key_may_be_index(g, 0, t)) continue;
         for (int x = 0; x < t->nindexes && rc == 0; x++)
             rc = class_row(g, sqlv__pgcat_index_oid(t->id, t->indexes[x].id, false),
                            t->indexes[x].name, 0, SQLV__PGCAT_OID_AM_BTREE, false, "i",
-                           t->indexes[x].ncols);
+                           t->indexes[x].ncols, 0);
     }
     base_free(list);
     return rc;
@@ -872,6 +894,22 @@ static int fill_constraint(pgcat_gen *g) {
                      T(" "), T(" "), B(true), I(0), B(true), T(key), NUL, NUL, NUL, NUL, NUL, NUL,
                      NUL);
         }
+    }
+    for (int i = 0; i < n && rc == 0; i++) { /* CHECK constraints (check.c) */
+        const sqlv__table *t = list[i];
+        int64_t oid = sqlv__pgcat_oid(t->id, SQLV__PGCAT_KIND_TABLE);
+        sqlv__check *checks = NULL;
+        int nchecks = 0;
+        if (sqlv__checks_of(t, &checks, &nchecks) != 0) {
+            rc = -1;
+            break;
+        }
+        for (int k = 0; k < nchecks && k < SQLV__PGCAT_CHECKS_MAX && rc == 0; k++)
+            rc = ROW(g, I(sqlv__pgcat_check_oid(t->id, k)), T(checks[k].name),
+                     I(SQLV__PGCAT_OID_NS_PUBLIC), T("c"), B(false), B(false), B(true), I(oid),
+                     I(0), I(0), I(0), I(0), T(" "), T(" "), T(" "), B(true), I(0), B(false), NUL,
+                     NUL, NUL, NUL, NUL, NUL, NUL, T(checks[k].expr));
+        sqlv__checks_free(checks, nchecks);
     }
     base_free(list);
     return rc;

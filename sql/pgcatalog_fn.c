@@ -848,6 +848,32 @@ static void fn_get_constraintdef(sqlite3_context *ctx, int argc, sqlite3_value *
     char q[300];
     int rc;
     const sqlv__table *xt = NULL;
+    int k;
+    if (sqlv__pgcat_check_oid_parse(oid, &id, &k)) { /* CHECK (expr), as written */
+        sqlv__check *checks = NULL;
+        int nchecks = 0;
+        xt = sqlv__pgcat_table_by_oid(session_of(ctx),
+                                      sqlv__pgcat_oid(id, SQLV__PGCAT_KIND_TABLE));
+        if (xt == NULL) {
+            sqlite3_result_null(ctx);
+            return;
+        }
+        if (sqlv__checks_of(xt, &checks, &nchecks) != 0) {
+            sqlite3_result_error_nomem(ctx);
+            return;
+        }
+        if (k < nchecks) {
+            char *def = sqlite3_mprintf("CHECK (%s)", checks[k].expr);
+            if (def == NULL)
+                sqlite3_result_error_nomem(ctx);
+            else
+                sqlite3_result_text(ctx, def, -1, sqlite3_free);
+        } else {
+            sqlite3_result_null(ctx);
+        }
+        sqlv__checks_free(checks, nchecks);
+        return;
+    }
     const sqlv__index *ix = sqlv__pgcat_index_by_oid(session_of(ctx), oid, &xt);
     if (ix != NULL && ix->constraint && oid == sqlv__pgcat_index_oid(xt->id, ix->id, true)) {
         rc = base_buf_printf(&b, "UNIQUE (");

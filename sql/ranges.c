@@ -16,8 +16,9 @@
 ** (keys as "/Table/accounts/1000", "/Min", "/Max", "/System/..."),
 ** table_name (of the start key; NULL below the first user table),
 ** replicas ("{1,2,4}"), lease_holder, generation, size_bytes (approximate;
-** NULL unknown), reads_per_second and writes_per_second (NULL: no per-range
-** counters yet).
+** NULL unknown), reads_per_second and writes_per_second (the requests
+** its leaseholder evaluated, decayed with a 10 s half-life, docs/range.md
+** "Load"; NULL: unknown).
 **
 ** Invariants:
 **   - no callback runs while this session's KV transaction is one this
@@ -338,9 +339,14 @@ static int send_range_row(sqlv__run *r, const name_list *nl, const sqlv_range_in
     if (d->size_bytes >= 0) rc |= base_buf_printf(&b, "%" PRId64, d->size_bytes);
     else null[7] = true;
     CELL_END(7);
-    /* TODO(issue 6, load-based splits): per-range request counters */
-    null[8] = null[9] = true;
-    off[8] = off[9] = len[8] = len[9] = 0;
+    CELL_BEGIN(8);
+    if (d->load_known) rc |= base_buf_printf(&b, "%.1f", d->reads_per_second);
+    else null[8] = true;
+    CELL_END(8);
+    CELL_BEGIN(9);
+    if (d->load_known) rc |= base_buf_printf(&b, "%.1f", d->writes_per_second);
+    else null[9] = true;
+    CELL_END(9);
 #undef CELL_BEGIN
 #undef CELL_END
     if (rc != 0) {
@@ -638,6 +644,148 @@ void sqlv__ranges_log_split(sqlv_engine *e, uint64_t left_range_id, uint64_t rig
     if (rc != TXN_OK)
         BASE_WARN(MOD, "range event log: split of r%" PRIu64 " not recorded (%s)", left_range_id,
                   err.message);
+}
+
+/* ---- manual split points ----------------------------------------------------------------- */
+
+int sqlv_split_point_key(const uint8_t *key, size_t len, base_buf *out) {
+    if (base_buf_append(out, SQLV_SPLIT_POINT_PREFIX, SQLV_SPLIT_POINT_PREFIX_LEN) != 0) return -1;
+    return len > 0 ? base_buf_append(out, key, len) : 0;
+}
+
+int sqlv_split_point_get(txn *t, const uint8_t *key, size_t len, bool *is, txn_error *err) {
+    base_buf k = {0}, v = {0}; /* owner: this function */
+    *is = false;
+    int rc = sqlv_split_point_key(key, len, &k) == 0 ? TXN_OK : TXN_ERR_NOMEM;
+    if (rc == TXN_OK) rc = txn_get(t, k.data, k.len, &v, err);
+    if (rc == TXN_OK) *is = true;
+    if (rc == TXN_NOT_FOUND) rc = TXN_OK;
+    if (rc != TXN_OK) txn_error_set(err, rc);
+    base_buf_free(&k);
+    base_buf_free(&v);
+    return rc;
+}
+
+/* One attempt of a point change through t: put (remove false), or delete
+** key's point (*found: it was one) or every point in [key, span_end) (the
+** keys removed appended to removed as u32 length | key, *found their
+** count). */
+typedef struct point_change {
+    const uint8_t *key, *span_end;
+    size_t len, span_end_len;
+    bool remove, span;
+    base_buf *removed;
+    size_t found;
+} point_change;
+
+static int point_attempt(txn *t, point_change *c, txn_error *err) {
+    base_buf k = {0}, e = {0}, v = {0}; /* owner: this function */
+    txn_iter *it = NULL;
+    int rc = sqlv_split_point_key(c->key, c->len, &k) == 0 ? TXN_OK : TXN_ERR_NOMEM;
+    c->found = 0;
+    if (rc != TXN_OK) goto done;
+    if (!c->remove) {
+        static const uint8_t version = SQLV__SPLIT_POINT_VERSION;
+        rc = txn_put(t, k.data, k.len, &version, 1, err);
+        goto done;
+    }
+    if (!c->span) {
+        rc = txn_get(t, k.data, k.len, &v, err);
+        if (rc == TXN_NOT_FOUND) {
+            rc = TXN_OK;
+            goto done;
+        }
+        if (rc == TXN_OK) rc = txn_delete(t, k.data, k.len, err);
+        if (rc == TXN_OK) c->found = 1;
+        goto done;
+    }
+    if (sqlv_split_point_key(c->span_end, c->span_end_len, &e) != 0) {
+        rc = TXN_ERR_NOMEM;
+        goto done;
+    }
+    base_buf_reset(c->removed);
+    rc = txn_scan(t, k.data, k.len, e.data, e.len, false, &it, err);
+    while (rc == TXN_OK && c->found < SQLV__SPLIT_POINTS_SCAN_MAX) {
+        const uint8_t *pk, *pv;
+        size_t pkl, pvl;
+        int n = txn_iter_next(it, &pk, &pkl, &pv, &pvl, err);
+        if (n <= 0) {
+            rc = n;
+            break;
+        }
+        if (pkl < SQLV_SPLIT_POINT_PREFIX_LEN) continue; /* cannot be: the span's keys */
+        uint8_t be[4] = {(uint8_t)((pkl - SQLV_SPLIT_POINT_PREFIX_LEN) >> 24),
+                         (uint8_t)((pkl - SQLV_SPLIT_POINT_PREFIX_LEN) >> 16),
+                         (uint8_t)((pkl - SQLV_SPLIT_POINT_PREFIX_LEN) >> 8),
+                         (uint8_t)(pkl - SQLV_SPLIT_POINT_PREFIX_LEN)};
+        if (base_buf_append(c->removed, be, 4) != 0 ||
+            base_buf_append(c->removed, pk + SQLV_SPLIT_POINT_PREFIX_LEN,
+                            pkl - SQLV_SPLIT_POINT_PREFIX_LEN) != 0) {
+            rc = TXN_ERR_NOMEM;
+            break;
+        }
+        c->found++;
+    }
+    if (it != NULL) txn_iter_close(it);
+    /* the keys found, one by one: a point written meanwhile stays (the
+    ** scan's read span makes such a race a 40001 anyway) */
+    for (size_t off = 0; rc == TXN_OK && off + 4 <= c->removed->len;) {
+        const uint8_t *q = c->removed->data + off;
+        size_t n = (size_t)q[0] << 24 | (size_t)q[1] << 16 | (size_t)q[2] << 8 | q[3];
+        base_buf_reset(&k);
+        if (sqlv_split_point_key(q + 4, n, &k) != 0) rc = TXN_ERR_NOMEM;
+        else rc = txn_delete(t, k.data, k.len, err);
+        off += 4 + n;
+    }
+done:
+    base_buf_free(&k);
+    base_buf_free(&e);
+    base_buf_free(&v);
+    return rc;
+}
+
+/* c in transactions of its own until one commits (40001: again, at most
+** SQLV__SPLIT_POINT_ATTEMPTS_MAX times). TXN_OK or the error, err set. */
+static int point_run(sqlv_engine *e, point_change *c, txn_error *err) {
+    int rc = TXN_OK;
+    for (int attempt = 0; attempt < SQLV__SPLIT_POINT_ATTEMPTS_MAX; attempt++) {
+        txn *kv = NULL;
+        memset(err, 0, sizeof *err);
+        if ((rc = txn_begin(e->db, NULL, &kv)) != TXN_OK) break;
+        rc = point_attempt(kv, c, err);
+        if (rc != TXN_OK) {
+            txn_rollback(kv);
+            if (rc == TXN_ERR_RETRY) continue; /* a read conflicted: again */
+            break;
+        }
+        if ((rc = txn_commit(kv, NULL, err)) != TXN_ERR_RETRY) break;
+    }
+    if (rc != TXN_OK) txn_error_set(err, rc);
+    return rc;
+}
+
+int sqlv__split_point_put(sqlv_engine *e, const uint8_t *key, size_t len, txn_error *err) {
+    point_change c = {.key = key, .len = len};
+    return point_run(e, &c, err);
+}
+
+int sqlv__split_point_remove(sqlv_engine *e, const uint8_t *key, size_t len, bool *removed,
+                             txn_error *err) {
+    point_change c = {.key = key, .len = len, .remove = true};
+    int rc = point_run(e, &c, err);
+    *removed = rc == TXN_OK && c.found > 0;
+    return rc;
+}
+
+int sqlv__split_points_remove_span(sqlv_engine *e, const uint8_t *start, size_t start_len,
+                                   const uint8_t *end, size_t end_len, base_buf *removed,
+                                   size_t *n, txn_error *err) {
+    point_change c = {.key = start, .len = start_len, .span_end = end, .span_end_len = end_len,
+                      .remove = true, .span = true, .removed = removed};
+    int rc = point_run(e, &c, err);
+    *n = rc == TXN_OK ? c.found : 0;
+    if (rc != TXN_OK) base_buf_reset(removed);
+    return rc;
 }
 
 static const char *const internal_relations[][2] = {

@@ -2241,18 +2241,51 @@ static int table_empty(run *r, uint32_t id, bool *empty) {
     return rc == 0 ? STMT_OK : fail_txn(r, rc, &err);
 }
 
+/* Write nt (old's id and name, a new shape) to the catalog under a
+** statement savepoint and put it in the block's DDL overlay in old's place
+** (old is s->ddl.created[created] when >= 0, else a table of s->cat). On
+** STMT_OK *nt is taken (NULL); else the error is sent, the savepoint rolled
+** back and *nt stays the caller's. */
+static int ddl_replace_table(run *r, const sqlv__table *old, int created, sqlv__table **nt) {
+    sqlv_session *s = r->s;
+    sqlv__result res;
+    uint32_t sp;
+    memset(&res, 0, sizeof(res));
+    if (created < 0 &&
+        (grow_ids((void **)&s->ddl.created, &s->ddl.cap_created, s->ddl.ncreated + 1,
+                  sizeof(*s->ddl.created)) != 0 ||
+         grow_ids((void **)&s->ddl.dropped, &s->ddl.cap_dropped, s->ddl.ndropped + 1,
+                  sizeof(*s->ddl.dropped)) != 0))
+        return fail(r, "53200", "out of memory");
+    if (block_kv(r, &sp) != STMT_OK) return STMT_FAILED;
+    int rc = sqlv__catalog_put(s->kv, *nt, &res); /* same name, same id */
+    if (rc < 0 || res.sqlstate[0]) {
+        int result = rc < 0 ? fail(r, "53200", "out of memory") : fail(r, res.sqlstate, res.message);
+        if (s->kv) txn_rollback_to(s->kv, sp);
+        return result;
+    }
+    txn_release(s->kv, sp);
+    /* the overlay: the new descriptor replaces the old one (same id) */
+    if (created >= 0) {
+        sqlv__table_free(s->ddl.created[created]);
+        s->ddl.created[created] = *nt;
+    } else {
+        s->ddl.created[s->ddl.ncreated++] = *nt;
+        s->ddl.dropped[s->ddl.ndropped++] = old->id;
+    }
+    *nt = NULL;
+    s->ddl_version++;
+    return STMT_OK;
+}
+
 /* ADD COLUMN [def, def_end) (starting with the column's name col) to old,
 ** which is s->ddl.created[created] (>= 0) or a table of s->cat. */
 static int alter_add_column(run *r, const sqlv__table *old, int created, const char *def,
                             const char *def_end, const char *col, bool if_not_exists) {
-    sqlv_session *s = r->s;
     sqlv__table *nt = NULL;
-    sqlv__result res;
     char *sql = NULL, state[6], msg[600];
-    uint32_t sp;
-    bool have_sp = false, empty = true;
+    bool empty = true;
     int result = STMT_FAILED;
-    memset(&res, 0, sizeof(res));
     for (int i = 0; i < old->ncols; i++) {
         if (sqlite3_stricmp(old->cols[i].name, col) != 0) continue;
         snprintf(msg, sizeof(msg), "column \"%.100s\" of relation \"%.100s\" already exists%s",
@@ -2293,50 +2326,88 @@ static int alter_add_column(run *r, const sqlv__table *old, int created, const c
             goto cleanup;
         }
     }
-    if (created < 0 &&
-        (grow_ids((void **)&s->ddl.created, &s->ddl.cap_created, s->ddl.ncreated + 1,
-                  sizeof(*s->ddl.created)) != 0 ||
-         grow_ids((void **)&s->ddl.dropped, &s->ddl.cap_dropped, s->ddl.ndropped + 1,
-                  sizeof(*s->ddl.dropped)) != 0)) {
-        result = fail(r, "53200", "out of memory");
-        goto cleanup;
-    }
-    if (block_kv(r, &sp) != STMT_OK) goto cleanup;
-    have_sp = true;
-    rc = sqlv__catalog_put(s->kv, nt, &res); /* same name, same id, one more column */
-    if (rc < 0 || res.sqlstate[0]) {
-        result = rc < 0 ? fail(r, "53200", "out of memory") : fail(r, res.sqlstate, res.message);
-        goto cleanup;
-    }
-    txn_release(s->kv, sp);
-    have_sp = false;
-    /* the overlay: the new descriptor replaces the old one (same id) */
-    if (created >= 0) {
-        sqlv__table_free(s->ddl.created[created]);
-        s->ddl.created[created] = nt;
-    } else {
-        s->ddl.created[s->ddl.ncreated++] = nt;
-        s->ddl.dropped[s->ddl.ndropped++] = old->id;
-    }
-    nt = NULL;
-    s->ddl_version++;
-    result = STMT_OK;
+    result = ddl_replace_table(r, old, created, &nt); /* one more column */
 cleanup:
-    if (have_sp && s->kv) txn_rollback_to(s->kv, sp);
     sqlite3_free(sql);
     sqlv__table_free(nt);
     return result;
 }
 
+/* One row of SPLIT AT / UNSPLIT: key (bytea, "\x...") and pretty (text,
+** "/Table/53/1/1000"). hex and pretty are scratch. 0 or -1 (memory). */
+static int split_row(run *r, const uint8_t *key, size_t len, base_buf *hex, base_buf *pretty) {
+    base_buf_reset(hex);
+    base_buf_reset(pretty);
+    if (base_buf_append(hex, "\\x", 2) != 0 || base_buf_append(pretty, "/Table", 6) != 0 ||
+        enc_key_format(key, len, pretty) != ENC_OK)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        char b[3];
+        snprintf(b, sizeof(b), "%02x", key[i]);
+        if (base_buf_append(hex, b, 2) != 0) return -1;
+    }
+    sqlv_cell cells[2] = {{(const char *)hex->data, hex->len},
+                          {(const char *)pretty->data, pretty->len}};
+    if (r->sink_rc == 0 && r->sink->data_row)
+        r->sink_rc = r->sink->data_row(r->sink->ctx, 2, cells);
+    return 0;
+}
+
+/* ALTER TABLE t UNSPLIT ALL: remove every manual split point of the table
+** (one transaction), one row per point removed. */
+static int alter_unsplit_all(run *r, const sqlv__table *tbl) {
+    base_buf start = {0}, end = {0}, removed = {0}, hex = {0}, pretty = {0}; /* owner: here */
+    txn_error err = {{0}, {0}};
+    size_t n = 0;
+    int result = STMT_FAILED;
+    if (sqlv__table_span(tbl->id, &start, &end) != 0) goto nomem;
+    int rc = sqlv__split_points_remove_span(r->s->engine, start.data, start.len, end.data,
+                                            end.len, &removed, &n, &err);
+    if (rc != TXN_OK) {
+        result = fail_txn(r, rc, &err);
+        goto cleanup;
+    }
+    sqlv_column cols[2] = {{"key", SQLV_OID_BYTEA, -1, 0}, {"pretty", SQLV_OID_TEXT, -1, 0}};
+    if (r->sink_rc == 0 && r->sink->row_description)
+        r->sink_rc = r->sink->row_description(r->sink->ctx, 2, cols);
+    for (size_t off = 0; off + 4 <= removed.len;) {
+        const uint8_t *q = removed.data + off;
+        size_t len = (size_t)q[0] << 24 | (size_t)q[1] << 16 | (size_t)q[2] << 8 | q[3];
+        if (off + 4 + len > removed.len) break;
+        if (split_row(r, q + 4, len, &hex, &pretty) != 0) goto nomem;
+        off += 4 + len;
+    }
+    if (n > 0)
+        BASE_INFO(MOD, "table %s: %zu manual split point%s removed (UNSPLIT ALL)", tbl->name, n,
+                  n == 1 ? "" : "s");
+    result = emit_tag(r, "ALTER TABLE");
+    goto cleanup;
+nomem:
+    result = fail(r, "53200", "out of memory");
+cleanup:
+    base_buf_free(&start);
+    base_buf_free(&end);
+    base_buf_free(&removed);
+    base_buf_free(&hex);
+    base_buf_free(&pretty);
+    return result;
+}
+
 /* ALTER TABLE t SPLIT AT VALUES (v, ...)[, (...)]: make each row's
 ** primary-key prefix the start of a range (txn_db_split_at; docs/range.md,
-** "Splits and addressing"), like CockroachDB's. Outside a transaction
-** block only: a split is not transactional. A row names the first 1..npk
-** primary-key columns (the hidden row id of a table without a primary
-** key); a key that is a range boundary already is a no-op. Answers one row
-** per split point: key (bytea) and pretty (text). */
+** "Splits and addressing"), like CockroachDB's, and a manual split point
+** (sql.h: recorded first, in a transaction of its own, so the merge queue
+** never folds it back). Outside a transaction block only: a split is not
+** transactional. A row names the first 1..npk primary-key columns (the
+** hidden row id of a table without a primary key); a key that is a range
+** boundary already only becomes a manual point. Answers one row per split
+** point: key (bytea) and pretty (text).
+** ALTER TABLE t UNSPLIT AT VALUES (...): remove those points (the ranges
+** stay until the merge queue merges them); a key that is not a manual
+** split point fails 22023 ("could not UNSPLIT AT (1000): ..."), the points
+** before it stay removed. UNSPLIT ALL: every point of the table. */
 #define SQLV__SPLIT_POINTS_MAX 1000
-static int alter_split_at(run *r, const char *name, bool if_exists, const char *p,
+static int alter_split_at(run *r, const char *name, bool if_exists, bool unsplit, const char *p,
                           const char *end) {
     sqlv_session *s = r->s;
     sqlite3_stmt *st = NULL;
@@ -2346,17 +2417,36 @@ static int alter_split_at(run *r, const char *name, bool if_exists, const char *
     txn_error err = {{0}, {0}};
     uint32_t id = 0;
     int result = STMT_FAILED;
+    const char *what = unsplit ? "ALTER TABLE ... UNSPLIT AT" : "ALTER TABLE ... SPLIT AT";
+    bool all = false;
+    const char *values = NULL;
     sqlv__token t = sqlv__lex_next(&p, end);
-    if (!sqlv__tok_is(&t, "AT")) return fail(r, "42601", "syntax error in ALTER TABLE ... SPLIT AT");
-    t = sqlv__lex_next(&p, end);
-    if (!sqlv__tok_is(&t, "VALUES"))
-        return fail(r, "0A000", "ALTER TABLE ... SPLIT AT supports VALUES (...) only");
-    const char *values = t.start;
-    if (s->status != 'I')
-        return fail(r, "25001", "ALTER TABLE ... SPLIT AT cannot run inside a transaction block");
-    if (!txn_db_has_ranges(s->engine->db))
-        return fail(r, "0A000", "ALTER TABLE ... SPLIT AT needs a cluster: this node's key space "
-                                "is one local store");
+    if (unsplit && sqlv__tok_is(&t, "ALL")) {
+        all = true;
+        what = "ALTER TABLE ... UNSPLIT ALL";
+        if (sqlv__lex_next(&p, end).kind != SQLV__TOK_END)
+            return fail(r, "42601", "syntax error in ALTER TABLE ... UNSPLIT ALL");
+    } else {
+        if (!sqlv__tok_is(&t, "AT")) {
+            snprintf(msg, sizeof(msg), "syntax error in %s%s", what, unsplit ? " (or ALL)" : "");
+            return fail(r, "42601", msg);
+        }
+        t = sqlv__lex_next(&p, end);
+        if (!sqlv__tok_is(&t, "VALUES")) {
+            snprintf(msg, sizeof(msg), "%s supports VALUES (...) only", what);
+            return fail(r, "0A000", msg);
+        }
+        values = t.start;
+    }
+    if (s->status != 'I') {
+        snprintf(msg, sizeof(msg), "%s cannot run inside a transaction block", what);
+        return fail(r, "25001", msg);
+    }
+    if (!txn_db_has_ranges(s->engine->db)) {
+        snprintf(msg, sizeof(msg), "%s needs a cluster: this node's key space is one local store",
+                 what);
+        return fail(r, "0A000", msg);
+    }
     /* the table as a fresh snapshot sees it */
     int rc = sqlv__session_begin(s, true, &err);
     if (rc != TXN_OK) return fail_txn(r, rc, &err);
@@ -2372,6 +2462,10 @@ static int alter_split_at(run *r, const char *name, bool if_exists, const char *
         emit_notice(r, msg);
         return emit_tag(r, "ALTER TABLE");
     }
+    if (all) {
+        result = alter_unsplit_all(r, tbl);
+        goto cleanup;
+    }
     /* SQLite evaluates the VALUES list (constants, casts, expressions) */
     rc = sqlite3_prepare_v2(s->db, values, (int)(end - values), &st, NULL);
     if (rc != SQLITE_OK) {
@@ -2382,8 +2476,8 @@ static int alter_split_at(run *r, const char *name, bool if_exists, const char *
     int npk = tbl->npk > 0 ? tbl->npk : 1;
     int ncols = sqlite3_column_count(st);
     if (ncols > npk) {
-        snprintf(msg, sizeof(msg), "too many split values: the primary key of \"%.200s\" has %d "
-                 "column%s", tbl->name, npk, npk == 1 ? "" : "s");
+        snprintf(msg, sizeof(msg), "too many %s values: the primary key of \"%.200s\" has %d "
+                 "column%s", unsplit ? "unsplit" : "split", tbl->name, npk, npk == 1 ? "" : "s");
         result = fail(r, "42601", msg);
         goto cleanup;
     }
@@ -2393,8 +2487,8 @@ static int alter_split_at(run *r, const char *name, bool if_exists, const char *
     int points = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (++points > SQLV__SPLIT_POINTS_MAX) {
-            snprintf(msg, sizeof(msg), "too many split points (at most %d)",
-                     SQLV__SPLIT_POINTS_MAX);
+            snprintf(msg, sizeof(msg), "too many %s points (at most %d)",
+                     unsplit ? "unsplit" : "split", SQLV__SPLIT_POINTS_MAX);
             result = fail(r, "54000", msg);
             goto cleanup;
         }
@@ -2417,36 +2511,52 @@ static int alter_split_at(run *r, const char *name, bool if_exists, const char *
             sqlv__cell_to_enc(&cell, &ev);
             if (enc_key_append(&key, &ev) != ENC_OK) goto nomem;
         }
-        txn_split_result res;
         memset(&err, 0, sizeof(err));
-        rc = txn_db_split_at(s->engine->db, key.data, key.len, &res, &err);
-        if (rc != TXN_OK) {
-            result = fail_txn(r, rc, &err);
-            goto cleanup;
+        if (unsplit) {
+            bool removed = false;
+            rc = sqlv__split_point_remove(s->engine, key.data, key.len, &removed, &err);
+            if (rc != TXN_OK) {
+                result = fail_txn(r, rc, &err);
+                goto cleanup;
+            }
+            if (!removed) {
+                base_buf_reset(&hex);
+                base_buf_reset(&pretty);
+                if (sqlv__ranges_key_tuple(key.data, key.len, &hex) != 0 ||
+                    base_buf_append_byte(&hex, 0) != 0 ||
+                    base_buf_append(&pretty, "/Table", 6) != 0 ||
+                    enc_key_format(key.data, key.len, &pretty) != ENC_OK ||
+                    base_buf_append_byte(&pretty, 0) != 0)
+                    goto nomem;
+                snprintf(msg, sizeof(msg), "could not UNSPLIT AT %.200s: key %.200s is not a "
+                         "manual split point", (const char *)hex.data, (const char *)pretty.data);
+                result = fail(r, "22023", msg);
+                goto cleanup;
+            }
+        } else {
+            /* the point first: a crash between leaves a point, not a range
+            ** the merge queue would fold back */
+            rc = sqlv__split_point_put(s->engine, key.data, key.len, &err);
+            txn_split_result res;
+            if (rc == TXN_OK) {
+                memset(&err, 0, sizeof(err));
+                rc = txn_db_split_at(s->engine->db, key.data, key.len, &res, &err);
+            }
+            if (rc != TXN_OK) {
+                result = fail_txn(r, rc, &err);
+                goto cleanup;
+            }
+            if (res.created) { /* the range event log (best effort) */
+                base_buf_reset(&pretty);
+                if (base_buf_append(&pretty, "manual split at ", 16) != 0 ||
+                    sqlv__ranges_key_tuple(key.data, key.len, &pretty) != 0 ||
+                    base_buf_append_byte(&pretty, 0) != 0)
+                    goto nomem;
+                sqlv__ranges_log_split(s->engine, res.left_range_id, res.right_range_id,
+                                       (const char *)pretty.data);
+            }
         }
-        if (res.created) { /* the range event log (best effort) */
-            base_buf_reset(&pretty);
-            if (base_buf_append(&pretty, "manual split at ", 16) != 0 ||
-                sqlv__ranges_key_tuple(key.data, key.len, &pretty) != 0 ||
-                base_buf_append_byte(&pretty, 0) != 0)
-                goto nomem;
-            sqlv__ranges_log_split(s->engine, res.left_range_id, res.right_range_id,
-                                   (const char *)pretty.data);
-        }
-        base_buf_reset(&hex);
-        base_buf_reset(&pretty);
-        if (base_buf_append(&hex, "\\x", 2) != 0 || base_buf_append(&pretty, "/Table", 6) != 0 ||
-            enc_key_format(key.data, key.len, &pretty) != ENC_OK)
-            goto nomem;
-        for (size_t i = 0; i < key.len; i++) {
-            char b[3];
-            snprintf(b, sizeof(b), "%02x", key.data[i]);
-            if (base_buf_append(&hex, b, 2) != 0) goto nomem;
-        }
-        sqlv_cell cells[2] = {{(const char *)hex.data, hex.len},
-                              {(const char *)pretty.data, pretty.len}};
-        if (r->sink_rc == 0 && r->sink->data_row)
-            r->sink_rc = r->sink->data_row(r->sink->ctx, 2, cells);
+        if (split_row(r, key.data, key.len, &hex, &pretty) != 0) goto nomem;
     }
     if (rc != SQLITE_DONE) {
         map_error(s, rc, state, msg, sizeof(msg));
@@ -2467,6 +2577,136 @@ cleanup:
     return result;
 }
 
+/* Whether every stored row of t passes check c (the new one), read in the
+** statement's transaction. STMT_OK with *ok, or STMT_FAILED (sent). */
+static int rows_pass_check(run *r, const sqlv__table *t, const sqlv__check *c, bool *ok) {
+    sqlv_session *s = r->s;
+    base_buf a = {0}, b = {0}; /* owner: here */
+    txn_error err = {{0}, {0}};
+    txn_iter *it = NULL;
+    sqlite3_stmt *st = NULL;
+    sqlv__cell *cells = base_calloc((size_t)t->ncols, sizeof(*cells)); /* owner: here */
+    char *q = sqlv__checks_select(t, c, 1);
+    const uint8_t *k, *v;
+    size_t kl, vl;
+    int result = STMT_FAILED, rc;
+    *ok = true;
+    if (cells == NULL || q == NULL) goto nomem;
+    if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK) {
+        result = fail(r, "42601", sqlite3_errmsg(s->db));
+        goto cleanup;
+    }
+    if (sqlv__index_span(t->id, SQLV__ROW_INDEX_ID, &a, &b) != 0) goto nomem;
+    rc = txn_scan(s->kv, a.data, a.len, b.data, b.len, false, &it, &err);
+    if (rc != TXN_OK) {
+        it = NULL;
+        result = fail_txn(r, rc, &err);
+        goto cleanup;
+    }
+    for (;;) {
+        int n = txn_iter_next(it, &k, &kl, &v, &vl, &err);
+        if (n < 0) {
+            result = fail_txn(r, n, &err);
+            goto cleanup;
+        }
+        if (n == 0) break;
+        for (int i = 0; i < t->ncols; i++)
+            cells[i].type = SQLITE_NULL; /* a row from before an ADD COLUMN is shorter */
+        if (sqlv__row_decode(v, vl, cells, t->ncols) != 0) {
+            result = fail(r, "XX001", "malformed row value in the key space");
+            goto cleanup;
+        }
+        if (sqlv__checks_bind(st, cells, t->ncols) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
+            result = fail(r, "22000", sqlite3_errmsg(s->db));
+            goto cleanup;
+        }
+        *ok = sqlite3_column_int(st, 0) != 0;
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        if (!*ok) break;
+    }
+    result = STMT_OK;
+    goto cleanup;
+nomem:
+    result = fail(r, "53200", "out of memory");
+cleanup:
+    if (it) txn_iter_close(it);
+    sqlite3_finalize(st);
+    sqlite3_free(q);
+    base_free(cells);
+    base_buf_free(&a);
+    base_buf_free(&b);
+    return result;
+}
+
+/* ADD [CONSTRAINT cname] CHECK (expr) to old (s->ddl.created[created] when
+** >= 0, else a table of s->cat): the CREATE text gains a table constraint
+** (check.c reads it from there), after every stored row passed it. */
+static int alter_add_check(run *r, const sqlv__table *old, int created, const char *cname,
+                           const char *expr, size_t expr_len) {
+    sqlv__table *nt = NULL;
+    sqlv__check *checks = NULL;
+    int nchecks = 0;
+    char *sql = NULL, state[6], msg[600];
+    bool ok = true;
+    int result = STMT_FAILED;
+    if (sqlv__checks_of(old, &checks, &nchecks) != 0) goto nomem;
+    for (int i = 0; cname && i < nchecks; i++) {
+        if (sqlite3_stricmp(checks[i].name, cname) != 0) continue;
+        snprintf(msg, sizeof(msg), "constraint \"%.100s\" for relation \"%.100s\" already exists",
+                 cname, old->name);
+        result = fail(r, "42710", msg);
+        goto cleanup;
+    }
+    const char *close = strrchr(old->create_sql, ')');
+    if (close == NULL) {
+        result = fail(r, "XX000", "unexpected table definition");
+        goto cleanup;
+    }
+    sql = cname ? sqlite3_mprintf("%.*s, CONSTRAINT \"%w\" CHECK (%.*s)%s",
+                                  (int)(close - old->create_sql), old->create_sql, cname,
+                                  (int)expr_len, expr, close)
+                : sqlite3_mprintf("%.*s, CHECK (%.*s)%s", (int)(close - old->create_sql),
+                                  old->create_sql, (int)expr_len, expr, close);
+    if (sql == NULL) goto nomem;
+    int rc = sqlv__table_parse(sql, old->id, &nt, NULL, state, msg, sizeof(msg));
+    if (rc < 0) goto nomem;
+    if (rc > 0) {
+        result = fail(r, state, msg);
+        goto cleanup;
+    }
+    if (nt->ncols != old->ncols || nt->npk != old->npk) {
+        result = fail(r, "XX000", "unexpected table definition after ADD CONSTRAINT");
+        goto cleanup;
+    }
+    if (sqlv__indexes_carry(nt, old, false) != 0) goto nomem; /* index.c */
+    sqlv__checks_free(checks, nchecks);
+    checks = NULL;
+    if (sqlv__checks_of(nt, &checks, &nchecks) != 0) goto nomem;
+    if (nchecks == 0) {
+        result = fail(r, "XX000", "the check constraint was not recorded");
+        goto cleanup;
+    }
+    /* the new one is the last written (the one appended) */
+    if (rows_pass_check(r, nt, &checks[nchecks - 1], &ok) != STMT_OK) goto cleanup;
+    if (!ok) {
+        snprintf(msg, sizeof(msg),
+                 "check constraint \"%.100s\" of relation \"%.100s\" is violated by some row",
+                 checks[nchecks - 1].name, old->name);
+        result = fail(r, "23514", msg);
+        goto cleanup;
+    }
+    result = ddl_replace_table(r, old, created, &nt); /* one more check */
+    goto cleanup;
+nomem:
+    result = fail(r, "53200", "out of memory");
+cleanup:
+    sqlv__checks_free(checks, nchecks);
+    sqlite3_free(sql);
+    sqlv__table_free(nt);
+    return result;
+}
+
 static int do_alter_table(run *r, const char *text, size_t len) {
     sqlv_session *s = r->s;
     const char *p = text, *end = text + len, *cols_start = NULL, *cols_end = NULL;
@@ -2476,6 +2716,8 @@ static int do_alter_table(run *r, const char *text, size_t len) {
     uint32_t id;
     int result = STMT_FAILED;
     bool if_exists = false, col_if_not_exists = false, add_pk = false, own = false;
+    bool add_check = false, have_cname = false;
+    char cname[SQLV__NAME_BYTES_MAX * 4 + 1];
     sqlv__token t = sqlv__lex_next(&p, end); /* ALTER */
     t = sqlv__lex_next(&p, end);             /* TABLE */
     t = sqlv__lex_next(&p, end);
@@ -2489,19 +2731,46 @@ static int do_alter_table(run *r, const char *text, size_t len) {
     if (sqlv__tok_ident(&t, name, sizeof(name)) != 0)
         return fail(r, "42601", "syntax error in ALTER TABLE");
     t = sqlv__lex_next(&p, end);
-    if (sqlv__tok_is(&t, "SPLIT")) {
-        if (sqlv__priv_require_admin(r, "split a table's ranges") != STMT_OK) return STMT_FAILED;
-        return alter_split_at(r, name, if_exists, p, end);
+    if (sqlv__tok_is(&t, "SPLIT") || sqlv__tok_is(&t, "UNSPLIT")) {
+        bool unsplit = sqlv__tok_is(&t, "UNSPLIT");
+        if (sqlv__priv_require_admin(r, unsplit ? "unsplit a table's ranges"
+                                                : "split a table's ranges") != STMT_OK)
+            return STMT_FAILED;
+        return alter_split_at(r, name, if_exists, unsplit, p, end);
     }
     if (sqlv__priv_require_table(r, name, SQLV__PRIV_DROP) != STMT_OK) return STMT_FAILED;
     if (!sqlv__tok_is(&t, "ADD")) goto unsupported;
     t = sqlv__lex_next(&p, end);
     if (sqlv__tok_is(&t, "CONSTRAINT")) {
-        (void)sqlv__lex_next(&p, end); /* the constraint's name: not kept */
+        sqlv__token nm = sqlv__lex_next(&p, end); /* kept for CHECK only */
         t = sqlv__lex_next(&p, end);
-        if (!sqlv__tok_is(&t, "PRIMARY")) goto unsupported;
+        if (sqlv__tok_is(&t, "CHECK")) {
+            if (sqlv__tok_ident(&nm, cname, sizeof(cname)) != 0)
+                return fail(r, "42601", "syntax error in ALTER TABLE");
+            have_cname = true;
+        } else if (!sqlv__tok_is(&t, "PRIMARY")) {
+            goto unsupported;
+        }
     }
-    if (sqlv__tok_is(&t, "PRIMARY")) {
+    if (sqlv__tok_is(&t, "CHECK")) {
+        add_check = true;
+        t = sqlv__lex_next(&p, end);
+        if (!sqlv__tok_punct(&t, '(')) return fail(r, "42601", "syntax error in ALTER TABLE");
+        cols_start = p;
+        for (int depth = 1, guard = 0; depth > 0; guard++) {
+            cols_end = p;
+            t = sqlv__lex_next(&p, end);
+            if (t.kind == SQLV__TOK_END || guard > 100000)
+                return fail(r, "42601", "syntax error in ALTER TABLE");
+            if (sqlv__tok_punct(&t, '(')) depth++;
+            if (sqlv__tok_punct(&t, ')')) depth--;
+        }
+        t = sqlv__lex_next(&p, end);
+        if (sqlv__tok_is(&t, "NOT"))
+            return fail(r, "0A000", "ALTER TABLE ... ADD CONSTRAINT ... NOT VALID is not supported");
+        if (t.kind != SQLV__TOK_END)
+            return fail(r, "0A000", "ALTER TABLE with more than one action is not supported yet");
+    } else if (sqlv__tok_is(&t, "PRIMARY")) {
         add_pk = true;
         t = sqlv__lex_next(&p, end);
         if (!sqlv__tok_is(&t, "KEY")) return fail(r, "42601", "syntax error in ALTER TABLE");
@@ -2521,8 +2790,8 @@ static int do_alter_table(run *r, const char *text, size_t len) {
         if (sqlv__lex_next(&p, end).kind != SQLV__TOK_END)
             return fail(r, "0A000", "ALTER TABLE with more than one action is not supported yet");
     } else {
-        if (sqlv__tok_is(&t, "UNIQUE") || sqlv__tok_is(&t, "CHECK") ||
-            sqlv__tok_is(&t, "FOREIGN") || sqlv__tok_is(&t, "EXCLUDE"))
+        if (sqlv__tok_is(&t, "UNIQUE") || sqlv__tok_is(&t, "FOREIGN") ||
+            sqlv__tok_is(&t, "EXCLUDE"))
             goto unsupported;
         if (sqlv__tok_is(&t, "COLUMN")) t = sqlv__lex_next(&p, end);
         if (sqlv__tok_is(&t, "IF")) {
@@ -2575,7 +2844,10 @@ static int do_alter_table(run *r, const char *text, size_t len) {
                       "transaction block is not supported yet");
         goto cleanup;
     }
-    if (add_pk)
+    if (add_check)
+        result = alter_add_check(r, old, k, have_cname ? cname : NULL, cols_start,
+                                 (size_t)(cols_end - cols_start));
+    else if (add_pk)
         result = alter_rekey(r, name, id, old, cols_start, cols_end);
     else
         result = alter_add_column(r, old, k, def, end, col, col_if_not_exists);
@@ -2596,8 +2868,8 @@ cleanup:
     return result;
 unsupported:
     snprintf(msg, sizeof(msg),
-             "ALTER TABLE ... %.*s is not supported yet (only ADD COLUMN, ADD PRIMARY KEY and "
-             "SPLIT AT)",
+             "ALTER TABLE ... %.*s is not supported yet (only ADD COLUMN, ADD PRIMARY KEY, "
+             "ADD CHECK, SPLIT AT and UNSPLIT)",
              (int)BASE_MIN(t.len, 40), t.start ? t.start : "");
     return fail(r, "0A000", msg);
 }
@@ -2753,6 +3025,8 @@ static int run_statement(run *r, const char *text, size_t len) {
                  t2.start ? t2.start : "");
         return fail(r, "0A000", msg);
     }
+    if (sqlv__tok_is(&t, "EXPLAIN") && !sqlv__tok_is(&t2, "QUERY"))
+        return sqlv__explain_stmt(r, after_first, end); /* explain.c; QUERY PLAN: SQLite's */
     if ((sqlv__tok_is(&t, "INSERT") || sqlv__tok_is(&t, "UPDATE") || sqlv__tok_is(&t, "DELETE")) &&
         sqlv__dml_ext_wanted(text, len))
         return sqlv__dml_ext_stmt(r, text, len); /* ON CONFLICT, RETURNING: upsert.c */

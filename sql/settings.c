@@ -9,6 +9,9 @@
 **   - read-only settings (server_version...) never change.
 **   - every value is NUL-terminated and shorter than its buffer (longer
 **     values are refused with 22023, never truncated).
+**   - a duration setting (statement_timeout...) holds a valid duration of
+**     0 .. INT32_MAX ms in PostgreSQL's form ("0", "250ms", "2s", "5min",
+**     "1h"); a bare number is milliseconds, as in PostgreSQL.
 */
 #include <ctype.h>
 #include <stdio.h>
@@ -16,8 +19,12 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cluster_settings.h"
 #include "sql_int.h"
 #include "sql_lex.h"
+
+/* pg_sleep sleeps in slices this long, checking for a cancel between them. */
+#define PG_SLEEP_SLICE_NS (10 * 1000 * 1000)
 
 typedef struct setting_def {
     const char *name; /* canonical spelling: SHOW's column name */
@@ -54,6 +61,28 @@ static const setting_def defaults[] = {
     /* Meridian: stale reads of this node (docs/txn.md section 8) */
     {"follower_reads", "", true},
 };
+
+/* Settings whose value is a duration (validated, kept canonical). */
+static bool is_duration(const char *canonical) {
+    return strcmp(canonical, "statement_timeout") == 0 ||
+           strcmp(canonical, "idle_in_transaction_session_timeout") == 0 ||
+           strcmp(canonical, "lock_timeout") == 0;
+}
+
+/* PostgreSQL's spelling of ms: the largest unit that divides it. */
+static void format_duration_ms(int64_t ms, char *out, size_t size) {
+    static const struct {
+        const char *unit;
+        int64_t factor;
+    } units[] = {{"h", 3600000}, {"min", 60000}, {"s", 1000}};
+    for (size_t i = 0; ms != 0 && i < BASE_ARRAY_LEN(units); i++) {
+        if (ms % units[i].factor == 0) {
+            snprintf(out, size, "%lld%s", (long long)(ms / units[i].factor), units[i].unit);
+            return;
+        }
+    }
+    snprintf(out, size, ms == 0 ? "0" : "%lldms", (long long)ms);
+}
 
 static const setting_def *find_def(const char *name) {
     for (size_t i = 0; i < BASE_ARRAY_LEN(defaults); i++)
@@ -101,11 +130,33 @@ const char *sqlv__setting_get(const sqlv_session *s, const char *name, const cha
 /* "<wait>us (epsilon <e>us)": whole microseconds, rounded up, so a wait
 ** that happened never shows as 0. docs/clocks.md, section 5. */
 void sqlv__note_commit(sqlv_session *s, const txn_commit_info *info) {
+    if (s->explain != NULL) sqlv__explain_note_commit(s, info); /* EXPLAIN ANALYZE */
     if (info == NULL || !info->wrote) return;
     snprintf(s->commit_wait, sizeof(s->commit_wait), "%lldus (epsilon %lldus%s%s)",
              (long long)((info->wait_ns + 999) / 1000), (long long)((info->epsilon_ns + 999) / 1000),
              info->epsilon_unbounded ? ", unbounded: the max offset" : "",
              info->wait_capped ? ", cut at the limit" : "");
+}
+
+/* A duration setting's value in ms (validated by SET; 0 when unreadable). */
+static uint32_t duration_setting_ms(const sqlv_session *s, const char *name) {
+    int i = find_override(s, name);
+    int64_t ms = 0;
+    char why[160];
+    if (i < 0) return 0; /* every default is 0 */
+    if (sqlv_setting_parse_type(SQLV_SETTING_DURATION, s->settings[i].value, &ms, why,
+                                sizeof(why)) != 0 ||
+        ms < 0 || ms > INT32_MAX)
+        return 0;
+    return (uint32_t)ms;
+}
+
+uint32_t sqlv_session_statement_timeout_ms(const sqlv_session *s) {
+    return duration_setting_ms(s, "statement_timeout");
+}
+
+uint32_t sqlv_session_idle_in_transaction_timeout_ms(const sqlv_session *s) {
+    return duration_setting_ms(s, "idle_in_transaction_session_timeout");
 }
 
 bool sqlv__setting_at(const sqlv_session *s, int i, const char **name, const char **value) {
@@ -169,6 +220,20 @@ int sqlv__setting_set(sqlv_session *s, const char *name, const char *value, char
             return 1;
         }
         base_strlcpy(v, "serializable", sizeof(v)); /* always serializable */
+    }
+    if (d && is_duration(d->name)) {
+        int64_t ms = 0;
+        char why[160];
+        if (sqlv_setting_parse_type(SQLV_SETTING_DURATION, value, &ms, why, sizeof(why)) != 0 ||
+            ms < 0 || ms > INT32_MAX) {
+            base_strlcpy(state, "22023", 6);
+            snprintf(msg, size,
+                     "invalid value for parameter \"%s\": \"%.64s\" (want a duration of at most "
+                     "%d ms such as '2s', '500ms' or 2000; 0 turns it off)",
+                     d->name, value, INT32_MAX);
+            return 1;
+        }
+        format_duration_ms(ms, v, sizeof(v));
     }
     if (i < 0) {
         if (s->nsettings >= SQLV__SETTINGS_MAX) {
@@ -418,6 +483,36 @@ static void fn_match(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     sqlite3_result_int(ctx, ilike(pat, val));
 }
 
+/* pg_sleep(seconds): sleeps in slices, checking the session's cancel flag
+** (CancelRequest, the gateway's statement_timeout, a client gone) between
+** them, so it never holds a session longer than a cancel takes. Returns
+** NULL (PostgreSQL's void). */
+static void fn_pg_sleep(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    sqlv_session *s = sqlite3_user_data(ctx);
+    (void)argc;
+    if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    double secs = sqlite3_value_double(argv[0]);
+    if (!(secs > 0)) secs = 0; /* negative, NaN: no sleep, as PostgreSQL */
+    if (secs > 1e9) secs = 1e9; /* about 31 years: only a cancel ends it */
+    int64_t end = base_monotonic_ns() + (int64_t)(secs * 1e9);
+    for (;;) { /* each turn sleeps at most one slice, then checks */
+        if (atomic_load(&s->cancel)) {
+            sqlv__session_error(s, "57014", "canceling statement due to user request");
+            sqlite3_result_error_code(ctx, SQLITE_INTERRUPT);
+            return;
+        }
+        int64_t left = end - base_monotonic_ns();
+        if (left <= 0) break;
+        int64_t ns = left < PG_SLEEP_SLICE_NS ? left : PG_SLEEP_SLICE_NS;
+        struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+        nanosleep(&ts, NULL);
+    }
+    sqlite3_result_null(ctx);
+}
+
 int sqlv__register_pg_functions(sqlv_session *s) {
     static _Atomic int32_t next_pid = 10000;
     s->backend_pid = atomic_fetch_add(&next_pid, 1);
@@ -437,6 +532,7 @@ int sqlv__register_pg_functions(sqlv_session *s) {
         {"follower_read_timestamp", 0, fn_follower_read_timestamp},
         {"meridian_bool", 1, fn_bool},
         {"match", 2, fn_match},
+        {"pg_sleep", 1, fn_pg_sleep},
     };
     if (sqlv__series_register(s) != 0) return -1;
     for (size_t i = 0; i < BASE_ARRAY_LEN(fns); i++)

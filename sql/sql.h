@@ -111,6 +111,14 @@ char sqlv_session_status(const sqlv_session *s);
 ** call from another thread. */
 void sqlv_session_cancel(sqlv_session *s);
 
+/* Added (issue 9): the session's statement_timeout and
+** idle_in_transaction_session_timeout in milliseconds (0: none), as SET
+** last left them. The caller (the gateway) enforces them: it cancels a
+** statement running too long (57014) and ends a session idle in a block too
+** long (25P03). Call on the session's thread. */
+uint32_t sqlv_session_statement_timeout_ms(const sqlv_session *s);
+uint32_t sqlv_session_idle_in_transaction_timeout_ms(const sqlv_session *s);
+
 /* ---- extended query protocol -------------------------------------------------
 ** Prepared statements and portals live in the session. A named statement
 ** lives until closed or the session ends; the unnamed one ("") is replaced
@@ -193,6 +201,24 @@ int sqlv_session_copy_data(sqlv_session *s, const char *data, size_t len, const 
 int sqlv_session_copy_done(sqlv_session *s, const sqlv_sink *sink);
 int sqlv_session_copy_fail(sqlv_session *s, const char *message, const sqlv_sink *sink);
 
+/* ---- COPY t [(cols)] TO STDOUT, COPY (query) TO STDOUT [[WITH] (options)] --------
+** Same options as FROM (also psql's older "CSV HEADER DELIMITER 'c'"). The
+** SELECT runs as any statement (its own implicit transaction, or the
+** block's); rows stream through the copy-out callbacks, called with the
+** running sink's ctx: begin (CopyOutResponse, text format, ncols), one
+** data per row (a whole line with its '
+', valid during the call), done
+** (CopyDone); then command_complete "COPY n". An error after begin goes
+** to the sink's error alone. Not set (the default): COPY TO is 0A000.
+** Non-zero from a callback: client gone. */
+typedef struct sqlv_copy_out_fns {
+    int (*begin)(void *ctx, int ncols);
+    int (*data)(void *ctx, const char *data, size_t len);
+    int (*done)(void *ctx);
+} sqlv_copy_out_fns;
+/* Copied into the session; NULL removes them. */
+void sqlv_session_set_copy_out(sqlv_session *s, const sqlv_copy_out_fns *fns);
+
 /* ---- ranges: SHOW RANGES, ALTER RANGE ... RELOCATE (docs/operations.md) -------
 ** sql/ knows no cluster. The node (server/) hands the engine these callbacks
 ** once, after sqlv_engine_open and before any session runs (the gateway is
@@ -212,6 +238,8 @@ typedef struct sqlv_range_info {
     size_t n_replicas;
     uint64_t lease_holder; /* 0: unknown (no replica holding the lease answered) */
     int64_t size_bytes;    /* approximate bytes of the span; -1: unknown */
+    bool load_known;       /* the leaseholder's load figures (false: NULL) */
+    double reads_per_second, writes_per_second;
 } sqlv_range_info;
 /* Frees each info's keys (base_free) and the array (base_free). */
 void sqlv_range_infos_free(sqlv_range_info *infos, size_t n);
@@ -233,6 +261,21 @@ typedef struct sqlv_admin {
 } sqlv_admin;
 /* Copied into the engine; NULL removes them. See above for when to call. */
 void sqlv_engine_set_admin(sqlv_engine *e, const sqlv_admin *admin);
+
+/* ---- manual split points (ranges.c; docs/operations.md "Splits and merges by hand")
+** ALTER TABLE t SPLIT AT records each key it splits at as a manual split
+** point, in a transaction of its own BEFORE the split (a crash leaves a
+** point, never a range the merge queue could fold back); UNSPLIT AT / ALL
+** removes points. server/'s merge queue never merges away a range that
+** starts at one. System keys of range 1 (docs/cluster.md "System keys"):
+**   SQLV_SPLIT_POINT_PREFIX | key  ->  u8 version (1) */
+#define SQLV_SPLIT_POINT_PREFIX "\0\0\0\0\0\0\0\0ssplitpt/"
+#define SQLV_SPLIT_POINT_PREFIX_LEN 17
+/* The point key of key[0..len) appended to out. 0 or -1 (memory). */
+int sqlv_split_point_key(const uint8_t *key, size_t len, base_buf *out);
+/* Whether key[0..len) is a manual split point, read through t. TXN_OK with
+** *is set, or t's error with err set. */
+int sqlv_split_point_get(txn *t, const uint8_t *key, size_t len, bool *is, txn_error *err);
 
 /* ---- authentication (users.c; docs/security.md "Users and roles") --------------
 ** What the gateway needs to log a user in, read from the roles stored in the

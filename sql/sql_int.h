@@ -110,6 +110,27 @@ int sqlv__table_parse(const char *sql, uint32_t id, sqlv__table **out, bool *if_
 uint32_t sqlv__class_oid(sqlv__class c);
 sqlv__class sqlv__class_of_decl(const char *decl_type);
 
+/* ---- CHECK constraints (check.c) ----------------------------------------------
+** Read from the table's CREATE text each time (no copy in the descriptor). */
+typedef struct sqlv__check {
+    char *name; /* as written, or PostgreSQL's default name; owner: the array */
+    char *expr; /* the expression's text (SQLite's); owner: the array */
+} sqlv__check;
+
+/* t's CHECK constraints in the order written. 0 or SQLV_ERR_NOMEM.
+** owner of *out: caller, sqlv__checks_free(*out, *n). */
+int sqlv__checks_of(const sqlv__table *t, sqlv__check **out, int *n);
+void sqlv__checks_free(sqlv__check *c, int n); /* NULL: nothing */
+struct sqlv__cell;
+/* vtab.c: the SELECT that evaluates c[0..n) over one row of t bound as ?1..?ncols
+** (each cast to its column's declared class), one column per check: 1 when
+** it passes (true or NULL), 0 when it fails. NULL: out of memory.
+** owner of the result: caller, sqlite3_free. */
+char *sqlv__checks_select(const sqlv__table *t, const sqlv__check *c, int n);
+/* Binds cells[0..ncols) to ?1..?ncols of that SELECT without copying: the
+** cells' bytes must stay until the statement is reset. An SQLite code. */
+int sqlv__checks_bind(sqlite3_stmt *st, const struct sqlv__cell *cells, int ncols);
+
 /* ---- catalog snapshots ------------------------------------------------------
 ** A catalog is the list of tables at one catalog version (the value of the
 ** version key). Every DDL transaction reads and bumps that key, so a
@@ -445,9 +466,37 @@ struct sqlv_session {
     hlc_timestamp stmt_as_of;
     struct sqlv__copy *copy; /* COPY FROM STDIN in progress (copy.c); owner: session */
     sqlv_copy_in_fn copy_in; /* NULL: COPY FROM STDIN refused */
+    sqlv_copy_out_fns copy_out; /* begin NULL: COPY TO STDOUT refused (copy.c) */
     struct sqlv__capture *capture; /* keys the running statement writes (upsert.c); borrowed */
     struct sqlv__priv_cache *priv; /* effective privileges (privileges.c); owner: session */
+    struct sqlv__explain *explain; /* the EXPLAIN running a statement (explain.c); borrowed */
 };
+
+/* explain.c: EXPLAIN [ANALYZE] stmt (docs/sql.md "EXPLAIN"). p..end is the
+** text after EXPLAIN. The statement's STMT result. */
+int sqlv__explain_stmt(sqlv__run *r, const char *p, const char *end);
+/* How a table is read (vtab.c plans, recorded while s->explain is set). */
+enum {
+    SQLV__ACCESS_POINT = 1,   /* one row by its primary key */
+    SQLV__ACCESS_SCAN,        /* a range of the primary key */
+    SQLV__ACCESS_FULL,        /* every row */
+    SQLV__ACCESS_INDEX,       /* a range of a secondary index, then each row */
+    SQLV__ACCESS_INDEX_POINT, /* one unique index entry, then its row */
+};
+/* vtab.c: the access kind of an xBestIndex plan (idx_num) of t; *slot 0
+** the rows, else 1 + the index's position. */
+int sqlv__vtab_plan_kind(const sqlv__table *t, int idx_num, int *slot);
+/* vtab.c -> explain.c, only while s->explain is set. A read of t through
+** slot of [start, end) (end NULL: the one key start). true: EXPLAIN without
+** ANALYZE, the read must not happen (the cursor stays empty). */
+bool sqlv__explain_note_read(sqlv_session *s, const sqlv__table *t, int slot, int kind,
+                             const base_buf *start, const base_buf *end);
+/* An index scan's row fetch (one KV request). */
+void sqlv__explain_note_fetch(sqlv_session *s);
+/* A row write to t. true: EXPLAIN without ANALYZE, do not write. */
+bool sqlv__explain_note_write(sqlv_session *s, const sqlv__table *t);
+/* settings.c: a commit of the statement EXPLAIN ANALYZE runs. */
+void sqlv__explain_note_commit(sqlv_session *s, const txn_commit_info *info);
 
 /* copy.c */
 /* COPY statement: enter copy-in mode. STMT result codes of session.c. */

@@ -46,6 +46,13 @@ bool sqlv__pgcat_oid_parse(int64_t oid, uint32_t *table_id, int *kind);
 int64_t sqlv__pgcat_index_oid(uint32_t table_id, uint32_t index_id, bool constraint);
 bool sqlv__pgcat_index_oid_parse(int64_t oid, uint32_t *table_id, uint32_t *index_id,
                                  bool *constraint);
+/* A CHECK constraint's pg_constraint OID: the k-th check of a table (in
+** check.c's order), at most SQLV__PGCAT_CHECKS_MAX listed per table, in a
+** range below the roles' and the indexes'. */
+#define SQLV__PGCAT_OID_CHECK_FIRST 0x20000000LL
+#define SQLV__PGCAT_CHECKS_MAX 64
+int64_t sqlv__pgcat_check_oid(uint32_t table_id, int k);
+bool sqlv__pgcat_check_oid_parse(int64_t oid, uint32_t *table_id, int *k);
 /* The secondary index (and its table, *t) an index or constraint OID
 ** stands for, as the session sees them; NULL if none. Lives as
 ** sqlv__pgcat_tables' pointers. */

@@ -34,6 +34,23 @@ int sqlv__ranges_register(sqlv_session *s);
 void sqlv__ranges_log_split(sqlv_engine *e, uint64_t left_range_id, uint64_t right_range_id,
                             const char *reason);
 
+/* Manual split points (sql.h): each change is a transaction of its own,
+** retried on 40001 (at most SQLV__SPLIT_POINT_ATTEMPTS_MAX times); TXN_OK
+** or the last error with err set. */
+#define SQLV__SPLIT_POINT_VERSION 1
+#define SQLV__SPLIT_POINT_ATTEMPTS_MAX 5
+#define SQLV__SPLIT_POINTS_SCAN_MAX 10000 /* points one UNSPLIT ALL removes at most */
+/* Record key[0..len) as a manual split point. */
+int sqlv__split_point_put(sqlv_engine *e, const uint8_t *key, size_t len, txn_error *err);
+/* Remove key's point; *removed false when it was none (nothing written). */
+int sqlv__split_point_remove(sqlv_engine *e, const uint8_t *key, size_t len, bool *removed,
+                             txn_error *err);
+/* Remove every point whose key lies in [start, end) (a table's span):
+** removed gets (reset first) u32 length | key for each, *n of them. */
+int sqlv__split_points_remove_span(sqlv_engine *e, const uint8_t *start, size_t start_len,
+                                   const uint8_t *end, size_t end_len, base_buf *removed,
+                                   size_t *n, txn_error *err);
+
 /* A key's values after its table prefix as a tuple: "(1000, 'a')" into
 ** out (appended); "()" for a bare prefix. 0 or -1 (memory). */
 int sqlv__ranges_key_tuple(const uint8_t *key, size_t len, base_buf *out);

@@ -33,6 +33,10 @@
 **     plan scans the entries of its equality prefix (or range) and fetches
 **     each row by its key; a unique index with every column bound reads one
 **     entry.
+**   - every row written (INSERT, UPDATE, upsert, COPY) passes the table's
+**     CHECK constraints (check.c) before anything is written; the one
+**     statement that evaluates them is the vtab's and runs on the
+**     session's connection, touching no table.
 **   - while the session's capture is set (upsert.c), every row written to
 **     its table has its key recorded, after the write and only when it
 **     succeeded; an equality on the hidden key column is a point read.
@@ -49,6 +53,11 @@ typedef struct mvtab {
     sqlite3_vtab base;
     sqlv_session *s; /* borrowed: the session owns the connection */
     sqlv__table *t;  /* owner: this vtab */
+    /* CHECK constraints (check.c), read at the first write: */
+    bool checks_read;
+    int nchecks;
+    sqlv__check *checks; /* owner: this vtab */
+    sqlite3_stmt *check; /* evaluates them all for one bound row; owner: this vtab */
 } mvtab;
 
 typedef struct mcursor {
@@ -159,6 +168,8 @@ cleanup:
 
 static int m_disconnect(sqlite3_vtab *vt) {
     mvtab *v = (mvtab *)vt;
+    sqlite3_finalize(v->check);
+    sqlv__checks_free(v->checks, v->nchecks);
     sqlv__table_free(v->t);
     sqlite3_free(v);
     return SQLITE_OK;
@@ -243,6 +254,21 @@ static void best_index_plan(const sqlv__table *t, sqlite3_index_info *info) {
     info->estimatedCost = best_cost;
     info->estimatedRows = (sqlite3_int64)best_rows;
     info->idxFlags = best_unique ? SQLITE_INDEX_SCAN_UNIQUE : 0;
+}
+
+int sqlv__vtab_plan_kind(const sqlv__table *t, int idx_num, int *slot) {
+    int neq = idx_num & IDX_NEQ_MASK;
+    bool bounded = (idx_num & (IDX_HAS_LO | IDX_HAS_HI)) != 0;
+    *slot = (idx_num >> IDX_SLOT_SHIFT) & IDX_SLOT_MASK;
+    if (idx_num & IDX_KEY_EQ) return SQLV__ACCESS_POINT;
+    if (*slot > 0) {
+        if (*slot > t->nindexes) return SQLV__ACCESS_INDEX;
+        const sqlv__index *ix = &t->indexes[*slot - 1];
+        return ix->unique && neq == ix->ncols && !bounded ? SQLV__ACCESS_INDEX_POINT
+                                                          : SQLV__ACCESS_INDEX;
+    }
+    if (t->npk > 0 && neq == t->npk) return SQLV__ACCESS_POINT;
+    return neq > 0 || bounded ? SQLV__ACCESS_SCAN : SQLV__ACCESS_FULL;
 }
 
 static int m_best_index(sqlite3_vtab *vt, sqlite3_index_info *info) {
@@ -380,6 +406,7 @@ static int fetch_indexed_row(mcursor *c, mvtab *v, txn *kv, const uint8_t *suffi
         vt_error(v, "XX001", "malformed index entry in the key space");
         return SQLITE_ERROR;
     }
+    if (v->s->explain != NULL) sqlv__explain_note_fetch(v->s);
     txn_set_locking(kv, c->locking);
     int grc = txn_get(kv, c->key.data, c->key.len, &c->value, &err);
     txn_set_locking(kv, false);
@@ -621,9 +648,15 @@ static int filter_index(mcursor *c, mvtab *v, txn *kv, const sqlv__index *ix, in
         goto cleanup;
     rc = SQLITE_OK;
     if (empty || buf_cmp(&start, &end) >= 0) goto cleanup;
+    bool exact = ix->unique && neq == ix->ncols && !widened && (idx & (IDX_HAS_LO | IDX_HAS_HI)) == 0;
+    if (v->s->explain != NULL &&
+        sqlv__explain_note_read(v->s, t, (int)(ix - t->indexes) + 1,
+                                exact ? SQLV__ACCESS_INDEX_POINT : SQLV__ACCESS_INDEX,
+                                exact ? &base : &start, exact ? NULL : &end))
+        goto cleanup; /* EXPLAIN: the span, not the rows */
     c->ix = ix;
     c->locking = statement_locks(v->s->db);
-    if (ix->unique && neq == ix->ncols && !widened && (idx & (IDX_HAS_LO | IDX_HAS_HI)) == 0) {
+    if (exact) {
         /* every column bound, none NULL: the one exact entry */
         int grc = txn_get(kv, base.data, base.len, &entry, &err);
         if (grc == TXN_NOT_FOUND) goto cleanup;
@@ -703,7 +736,16 @@ static int m_filter(sqlite3_vtab_cursor *cur, int idx, const char *idx_str, int 
     rc = SQLITE_OK;
     if (empty || buf_cmp(&start, &end) >= 0) goto cleanup;
     bool locking = statement_locks(v->s->db);
-    if (point || (t->npk > 0 && neq == t->npk && !widened)) {
+    bool one = point || (t->npk > 0 && neq == t->npk && !widened);
+    if (v->s->explain != NULL &&
+        sqlv__explain_note_read(v->s, t, 0,
+                                one ? SQLV__ACCESS_POINT
+                                : neq > 0 || (idx & (IDX_HAS_LO | IDX_HAS_HI)) != 0
+                                    ? SQLV__ACCESS_SCAN
+                                    : SQLV__ACCESS_FULL,
+                                one ? &base : &start, one ? NULL : &end))
+        goto cleanup; /* EXPLAIN: the span, not the rows */
+    if (one) {
         /* Every key column bound: a point read instead of a scan. */
         base_buf_reset(&c->value);
         txn_set_locking(kv, locking);
@@ -862,6 +904,125 @@ cleanup:
     return rc;
 }
 
+/* The row as PostgreSQL's "Failing row contains (...)" shows it. */
+static void row_text(const mvtab *v, const sqlv__cell *cells, char *out, size_t size) {
+    size_t o = 0;
+    out[0] = 0;
+    for (int i = 0; i < v->t->ncols && o + 1 < size; i++) {
+        const sqlv__cell *c = &cells[i];
+        const char *sep = i ? ", " : "";
+        int w;
+        switch (c->type) {
+        case SQLITE_INTEGER:
+            if (v->t->cols[i].cls == SQLV__CLASS_BOOL)
+                w = snprintf(out + o, size - o, "%s%s", sep, c->i ? "t" : "f");
+            else
+                w = snprintf(out + o, size - o, "%s%lld", sep, (long long)c->i);
+            break;
+        case SQLITE_FLOAT: w = snprintf(out + o, size - o, "%s%.15g", sep, c->r); break;
+        case SQLITE_TEXT:
+            w = snprintf(out + o, size - o, "%s%.*s", sep, (int)BASE_MIN(c->n, 200),
+                         (const char *)c->p);
+            break;
+        case SQLITE_BLOB: w = snprintf(out + o, size - o, "%s\\x...", sep); break;
+        default: w = snprintf(out + o, size - o, "%snull", sep); break;
+        }
+        if (w < 0) break;
+        o = BASE_MIN(size - 1, o + (size_t)w);
+    }
+}
+
+char *sqlv__checks_select(const sqlv__table *t, const sqlv__check *c, int n) {
+    char *q = sqlite3_mprintf("SELECT");
+    for (int k = 0; q && k < n; k++) {
+        char *x = sqlite3_mprintf("%s%s (%s) IS NOT FALSE", q, k ? "," : "", c[k].expr);
+        sqlite3_free(q);
+        q = x;
+    }
+    for (int i = 0; q && i < t->ncols; i++) {
+        char *x = sqlite3_mprintf("%s%s CAST(?%d AS %s) AS \"%w\"", q, i ? "," : " FROM (SELECT",
+                                  i + 1, class_decl(t->cols[i].cls), t->cols[i].name);
+        sqlite3_free(q);
+        q = x;
+    }
+    if (q) {
+        char *x = sqlite3_mprintf("%s)", q);
+        sqlite3_free(q);
+        q = x;
+    }
+    return q;
+}
+
+int sqlv__checks_bind(sqlite3_stmt *st, const sqlv__cell *cells, int ncols) {
+    for (int i = 0; i < ncols; i++) {
+        const sqlv__cell *c = &cells[i];
+        int brc;
+        switch (c->type) {
+        case SQLITE_INTEGER: brc = sqlite3_bind_int64(st, i + 1, c->i); break;
+        case SQLITE_FLOAT: brc = sqlite3_bind_double(st, i + 1, c->r); break;
+        case SQLITE_TEXT:
+            brc = sqlite3_bind_text(st, i + 1, (const char *)c->p, (int)c->n, SQLITE_STATIC);
+            break;
+        case SQLITE_BLOB: brc = sqlite3_bind_blob(st, i + 1, c->p, (int)c->n, SQLITE_STATIC); break;
+        default: brc = sqlite3_bind_null(st, i + 1); break;
+        }
+        if (brc != SQLITE_OK) return brc;
+    }
+    return SQLITE_OK;
+}
+
+/* The row against every CHECK of the table: one SELECT (above), prepared
+** at the first write and kept. SQLITE_OK, or an error set (23514 for a
+** violation); the statement is reset either way. */
+static int check_row(mvtab *v, const sqlv__cell *cells, int mode) {
+    const sqlv__table *t = v->t;
+    char msg[512], row[300];
+    int rc = SQLITE_NOMEM;
+    if (!v->checks_read) {
+        if (sqlv__checks_of(t, &v->checks, &v->nchecks) != 0) return SQLITE_NOMEM;
+        v->checks_read = true;
+    }
+    if (v->nchecks == 0) return SQLITE_OK;
+    if (v->check == NULL) {
+        char *q = sqlv__checks_select(t, v->checks, v->nchecks);
+        if (q == NULL) return SQLITE_NOMEM;
+        int prc = sqlite3_prepare_v2(v->s->db, q, -1, &v->check, NULL);
+        sqlite3_free(q);
+        if (prc != SQLITE_OK) {
+            snprintf(msg, sizeof(msg), "cannot evaluate the check constraints of \"%s\": %s",
+                     t->name, sqlite3_errmsg(v->s->db));
+            vt_error(v, "XX000", msg);
+            return SQLITE_ERROR;
+        }
+    }
+    if (sqlv__checks_bind(v->check, cells, t->ncols) != SQLITE_OK) goto done;
+    int src = sqlite3_step(v->check);
+    if (src != SQLITE_ROW) {
+        snprintf(msg, sizeof(msg), "%s", sqlite3_errmsg(v->s->db));
+        vt_error(v, "22000", msg);
+        rc = SQLITE_ERROR;
+        goto done;
+    }
+    rc = SQLITE_OK;
+    for (int k = 0; k < v->nchecks; k++) {
+        if (sqlite3_column_int(v->check, k) != 0) continue;
+        row_text(v, cells, row, sizeof(row));
+        snprintf(msg, sizeof(msg),
+                 "new row for relation \"%s\" violates check constraint \"%s\"\nDETAIL:  "
+                 "Failing row contains (%s).",
+                 t->name, v->checks[k].name, row);
+        vt_error(v, "23514", msg);
+        /* not SQLITE_CONSTRAINT under OR IGNORE (ON CONFLICT DO NOTHING):
+        ** that would skip the row, and PostgreSQL fails the statement */
+        rc = mode == SQLITE_IGNORE ? SQLITE_ERROR : SQLITE_CONSTRAINT;
+        break;
+    }
+done:
+    sqlite3_reset(v->check);
+    sqlite3_clear_bindings(v->check);
+    return rc;
+}
+
 static int m_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_int64 *rowid) {
     mvtab *v = (mvtab *)vt;
     const sqlv__table *t = v->t;
@@ -880,6 +1041,8 @@ static int m_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
                  v->s->err_message[0] ? v->s->err_message : "no transaction");
         return SQLITE_ERROR;
     }
+    if (v->s->explain != NULL && sqlv__explain_note_write(v->s, t))
+        return SQLITE_OK; /* EXPLAIN without ANALYZE writes nothing */
     if (argc == 1) { /* DELETE */
         if (sqlite3_value_type(argv[0]) != SQLITE_BLOB) return SQLITE_ERROR;
         return delete_row(v, kv, sqlite3_value_blob(argv[0]),
@@ -921,6 +1084,9 @@ static int m_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
             goto cleanup;
         }
     }
+    rc = check_row(v, cells, mode);
+    if (rc != SQLITE_OK) goto cleanup;
+    rc = SQLITE_NOMEM;
     if (!is_insert && t->npk == 0) {
         if (sqlite3_value_type(argv[0]) != SQLITE_BLOB) goto cleanup;
         if (base_buf_append(&key, sqlite3_value_blob(argv[0]),

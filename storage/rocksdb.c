@@ -533,6 +533,13 @@ static int rdb_flush(storage_engine *e) {
     return rc;
 }
 
+static int rdb_sync(storage_engine *e) {
+    rdb_engine *r = (rdb_engine *)e;
+    char *err = NULL;
+    rocksdb_flush_wal(r->db, 1 /* sync */, &err);
+    return err != NULL ? rdb_error("sync", err) : STORAGE_OK;
+}
+
 /* ---- open / close ------------------------------------------------------------------ */
 static void rdb_close(storage_engine *e) {
     rdb_engine *r = (rdb_engine *)e;
@@ -566,6 +573,7 @@ static const storage__vtable rdb_vtable = {
     .approximate_size = rdb_approximate_size,
     .stats = rdb_stats,
     .flush = rdb_flush,
+    .sync = rdb_sync,
 };
 
 static void common_options(rocksdb_options_t *o, const rdb_engine *r, bool create) {

@@ -588,3 +588,8 @@ int storage_flush(storage_engine *e) {
     if (e == NULL) return STORAGE_ERR_INVALID;
     return e->vt->flush(e);
 }
+
+int storage_sync(storage_engine *e) {
+    if (e == NULL) return STORAGE_ERR_INVALID;
+    return e->vt->sync != NULL ? e->vt->sync(e) : STORAGE_OK;
+}

@@ -196,4 +196,10 @@ int storage_stats(storage_engine *e, base_buf *out);
 ** before measuring approximate sizes. */
 int storage_flush(storage_engine *e);
 
+/* Every write applied so far (sync or not) on stable storage: the log
+** synced, as a sync = true write does (RocksDB; a no-op in memory). A merge
+** makes sure its frozen right-hand range's applied state survives a crash
+** (docs/range.md, "Merges"). */
+int storage_sync(storage_engine *e);
+
 #endif

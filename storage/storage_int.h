@@ -111,6 +111,9 @@ typedef struct storage__vtable {
                             const uint8_t *end, size_t end_len, uint64_t *size_bytes);
     int (*stats)(storage_engine *e, base_buf *out);
     int (*flush)(storage_engine *e);
+    /* Make every write so far durable (fsync the log); NULL: nothing to do
+    ** (an engine without durability). */
+    int (*sync)(storage_engine *e);
 } storage__vtable;
 
 /* Every engine struct starts with this. */

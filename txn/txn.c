@@ -314,6 +314,7 @@ static int range_to_txn_rc(int rc) {
     case RANGE_ERR_PUSHED: return TXN_ERR_RETRY;
     case RANGE_ERR_INTENT: return TXN_ERR_RETRY;  /* blocked by another txn's intent */
     case RANGE_ERR_ABORTED: return TXN_ERR_RETRY; /* our record was aborted */
+    case RANGE_ERR_MERGING: return TXN_ERR_RETRY; /* a merge outlasted the deadline */
     case RANGE_ERR_BUSY: return TXN_ERR_UNAVAILABLE;
     case RANGE_ERR_NOT_LEADER: return TXN_ERR_UNAVAILABLE;
     default: return TXN_ERR_IO;
@@ -329,7 +330,7 @@ static int kv_fail(range_kv *kv, txn_error *err, int range_rc) {
     bool cluster_error = range_rc == RANGE_ERR_AMBIGUOUS || range_rc == RANGE_ERR_CROSS_RANGE ||
                          range_rc == RANGE_ERR_UNAVAILABLE || range_rc == RANGE_ERR_BUSY ||
                          range_rc == RANGE_ERR_NOT_LEADER || range_rc == RANGE_ERR_PUSHED ||
-                         range_rc == RANGE_ERR_INTENT;
+                         range_rc == RANGE_ERR_INTENT || range_rc == RANGE_ERR_MERGING;
     if (!cluster_error || kv->ops->last_error == NULL ||
         !kv->ops->last_error(kv, detail, sizeof(detail)))
         return fail(err, rc);
@@ -2828,8 +2829,16 @@ static int split_meta_put(txn *t, const range_descriptor *d, base_buf *key, base
     return txn_put(t, key->data, key->len, val->data, val->len, err);
 }
 
-static int split_record_meta(txn_db *db, const range_descriptor *left,
-                             const range_descriptor *right, txn_error *err) {
+/* One meta update of an admin command: body's writes in a transaction. */
+typedef int (*admin_meta_body)(txn *t, const range_descriptor *left,
+                               const range_descriptor *right, base_buf *key, base_buf *val,
+                               txn_error *err);
+
+/* Run body in a transaction, again while the commit (and, with
+** retry_body, body itself) answers TXN_ERR_RETRY (bounded). */
+static int admin_record_meta(txn_db *db, admin_meta_body body, bool retry_body,
+                             const range_descriptor *left, const range_descriptor *right,
+                             txn_error *err) {
     base_buf key = {0}, val = {0}; /* owner: this function */
     int rc = TXN_ERR_UNAVAILABLE;
     for (int attempt = 0; attempt < TXN__SPLIT_TXN_ATTEMPTS_MAX; attempt++) {
@@ -2839,10 +2848,10 @@ static int split_record_meta(txn_db *db, const range_descriptor *left,
             txn_error_set(err, rc);
             break;
         }
-        if (left != NULL) rc = split_meta_put(t, left, &key, &val, err);
-        if (rc == TXN_OK) rc = split_meta_put(t, right, &key, &val, err);
+        rc = body(t, left, right, &key, &val, err);
         if (rc != TXN_OK) {
             txn_rollback(t);
+            if (retry_body && rc == TXN_ERR_RETRY) continue;
             break;
         }
         rc = txn_commit(t, NULL, err);
@@ -2853,6 +2862,38 @@ static int split_record_meta(txn_db *db, const range_descriptor *left,
     return rc;
 }
 
+/* Meta after a split: left (NULL: not known) and right. */
+static int split_meta_update(txn *t, const range_descriptor *left, const range_descriptor *right,
+                             base_buf *key, base_buf *val, txn_error *err) {
+    int rc = TXN_OK;
+    if (left != NULL) rc = split_meta_put(t, left, key, val, err);
+    if (rc == TXN_OK) rc = split_meta_put(t, right, key, val, err);
+    return rc;
+}
+
+/* Whether kv can run the admin command (have_op) and key is a possible
+** boundary; TXN_OK, else the error (set in err). */
+static int admin_check(bool have_op, const char *doing, const uint8_t *key, size_t key_len,
+                       txn_error *err) {
+    if (!have_op) {
+        err_setf(err, "0A000", "%s ranges needs a cluster: this node's key space is one "
+                               "local store", doing);
+        return TXN_ERR_UNSUPPORTED;
+    }
+    if (key == NULL || key_len == 0 || key_len > RANGE_DESC_KEY_MAX) return fail(err, TXN_ERR_INVALID);
+    return TXN_OK;
+}
+
+/* The txn code for range answer r of an admin command, with kv's detail in err. */
+static int admin_failed(range_kv *kv, int r, const char *what, txn_error *err) {
+    char detail[256];
+    if (kv->ops->last_error == NULL || !kv->ops->last_error(kv, detail, sizeof(detail)))
+        base_strlcpy(detail, "no detail", sizeof(detail));
+    int rc = range_to_txn_rc(r);
+    err_setf(err, rc_sqlstate(rc), "%s: %s", what, detail);
+    return rc;
+}
+
 int txn_db_split_at(txn_db *db, const uint8_t *key, size_t key_len, txn_split_result *out,
                     txn_error *err) {
     range_descriptor left, right;
@@ -2860,34 +2901,82 @@ int txn_db_split_at(txn_db *db, const uint8_t *key, size_t key_len, txn_split_re
     memset(&right, 0, sizeof(right));
     memset(out, 0, sizeof(*out));
     range_kv *kv = db->kv;
-    if (kv->ops->admin_split == NULL) {
-        err_setf(err, "0A000", "splitting ranges needs a cluster: this node's key space is one "
-                               "local store");
-        return TXN_ERR_UNSUPPORTED;
-    }
-    if (key == NULL || key_len == 0 || key_len > RANGE_DESC_KEY_MAX) return fail(err, TXN_ERR_INVALID);
+    int rc = admin_check(kv->ops->admin_split != NULL, "splitting", key, key_len, err);
+    if (rc != TXN_OK) return rc;
     uint64_t id = 0;
-    int rc = split_allocate_id(db, &id, err);
+    rc = split_allocate_id(db, &id, err);
     if (rc != TXN_OK) return rc;
     int r = kv->ops->admin_split(kv, key, key_len, id, &left, &right);
-    if (r != RANGE_OK) {
-        char detail[256];
-        if (kv->ops->last_error == NULL || !kv->ops->last_error(kv, detail, sizeof(detail)))
-            base_strlcpy(detail, "no detail", sizeof(detail));
-        rc = range_to_txn_rc(r);
-        err_setf(err, rc_sqlstate(rc), "the range could not be split: %s", detail);
-        return rc;
-    }
+    if (r != RANGE_OK) return admin_failed(kv, r, "the range could not be split", err);
     out->left_range_id = left.range_id;
     out->right_range_id = right.range_id;
     out->created = right.range_id == id;
     /* best effort: routing does not depend on it (range_kv answers carry
     ** the descriptors), and a later split or server/'s repair rewrites it */
     txn_error merr = {{0}, {0}};
-    int mrc = split_record_meta(db, left.range_id != 0 ? &left : NULL, &right, &merr);
+    int mrc = admin_record_meta(db, split_meta_update, false,
+                                left.range_id != 0 ? &left : NULL, &right, &merr);
     if (mrc != TXN_OK)
         BASE_WARN("txn", "split at r%llu/r%llu: meta not updated (%d: %s)",
                   (unsigned long long)left.range_id, (unsigned long long)right.range_id, mrc,
+                  merr.message);
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    return TXN_OK;
+}
+
+/* ---- range merges (docs/range.md, "Merges") ------------------------------------ */
+
+/* Meta after a merge: delete the left's old entry (its old end key) unless
+** it holds a newer view, and record the merged range (split_meta_put's
+** rule: range_meta_replaces also replaces the subsumed right's entry). */
+static int merge_meta_update(txn *t, const range_descriptor *left, const range_descriptor *right,
+                             base_buf *key, base_buf *val, txn_error *err) {
+    /* the old left ended at right's start */
+    range_descriptor old_end;
+    memset(&old_end, 0, sizeof(old_end));
+    old_end.range_id = left->range_id;
+    old_end.end_key = right->start_key;
+    old_end.end_len = right->start_len;
+    int rc = range_meta_key(&old_end, key) == RANGE_OK ? TXN_OK : TXN_ERR_NOMEM;
+    if (rc == TXN_OK) rc = txn_get(t, key->data, key->len, val, err);
+    if (rc == TXN_OK) {
+        range_descriptor stored;
+        bool stale = true; /* an unreadable entry goes too */
+        if (range_descriptor_decode(val->data, val->len, &stored) == RANGE_OK) {
+            stale = stored.range_id == left->range_id && stored.generation < left->generation;
+            range_descriptor_free(&stored);
+        }
+        if (stale) rc = txn_delete(t, key->data, key->len, err);
+    } else if (rc == TXN_NOT_FOUND) {
+        rc = TXN_OK;
+    }
+    if (rc != TXN_OK) return rc;
+    return split_meta_put(t, left, key, val, err);
+}
+
+int txn_db_merge_at(txn_db *db, const uint8_t *key, size_t key_len, txn_merge_result *out,
+                    txn_error *err) {
+    range_descriptor left, right;
+    memset(&left, 0, sizeof(left));
+    memset(&right, 0, sizeof(right));
+    memset(out, 0, sizeof(*out));
+    range_kv *kv = db->kv;
+    int rc = admin_check(kv->ops->admin_merge != NULL, "merging", key, key_len, err);
+    if (rc != TXN_OK) return rc;
+    int r = kv->ops->admin_merge(kv, key, key_len, &left, &right);
+    if (r == RANGE_NOT_FOUND) return TXN_OK; /* not a boundary: nothing to merge */
+    if (r != RANGE_OK) return admin_failed(kv, r, "the ranges could not be merged", err);
+    out->left_range_id = left.range_id;
+    out->right_range_id = right.range_id;
+    out->merged = true;
+    /* best effort, as for splits: routing does not depend on meta, and
+    ** server/'s repair drops entries of ranges that no longer exist */
+    txn_error merr = {{0}, {0}};
+    int mrc = admin_record_meta(db, merge_meta_update, true, &left, &right, &merr);
+    if (mrc != TXN_OK)
+        BASE_WARN("txn", "merge of r%llu into r%llu: meta not updated (%d: %s)",
+                  (unsigned long long)right.range_id, (unsigned long long)left.range_id, mrc,
                   merr.message);
     range_descriptor_free(&left);
     range_descriptor_free(&right);

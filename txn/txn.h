@@ -301,6 +301,26 @@ typedef struct txn_split_result {
 int txn_db_split_at(txn_db *db, const uint8_t *key, size_t key_len, txn_split_result *out,
                     txn_error *err);
 
+typedef struct txn_merge_result {
+    uint64_t left_range_id;  /* the range that ended at the key (it grows) */
+    uint64_t right_range_id; /* the range that started at the key (it is gone) */
+    bool merged;             /* false: the key was not a range boundary */
+} txn_merge_result;
+
+/* Merge the range starting at key into the one ending there (range_kv
+** admin_merge: freeze the right-hand range, wait until every replica of it
+** applied the freeze, have the left-hand range subsume it; docs/range.md,
+** "Merges"), then record the new left descriptor in meta and drop the old
+** entry (best effort, as for splits). A key that is not a range boundary:
+** TXN_OK, merged false. Both ranges must have the same voters and no
+** learners, else TXN_ERR_INVALID ("replicas not co-located"). Not undone;
+** a failed merge leaves both ranges serving. TXN_ERR_UNSUPPORTED (0A000)
+** without ranges; TXN_ERR_UNAVAILABLE, TXN_ERR_AMBIGUOUS (the merge may or
+** may not have happened: retrying is safe), TXN_ERR_RETRY (the ranges were
+** busy: retry later), TXN_ERR_INVALID, TXN_ERR_NOMEM, with err set. */
+int txn_db_merge_at(txn_db *db, const uint8_t *key, size_t key_len, txn_merge_result *out,
+                    txn_error *err);
+
 /* ---- the range event log (txn_admin.c; docs/operations.md "Range events") --
 ** Splits, lease transfers and replica changes, made by hand (SQL) or by the
 ** replicate queue, are recorded best effort in system keys of range 1
@@ -321,6 +341,7 @@ typedef enum txn_range_event_kind {
     TXN_RANGE_EVENT_LEASE_TRANSFER = 2, /* node_id is the new leaseholder */
     TXN_RANGE_EVENT_ADD_REPLICA = 3,    /* node_id became a voter */
     TXN_RANGE_EVENT_REMOVE_REPLICA = 4, /* node_id's replica (voter or learner) left */
+    TXN_RANGE_EVENT_MERGE = 5,          /* range_id subsumed other_range_id (right side) */
 } txn_range_event_kind;
 
 typedef struct txn_range_event {
@@ -335,7 +356,7 @@ typedef struct txn_range_event {
     char reason[TXN_RANGE_EVENT_REASON_MAX]; /* NUL-terminated: "manual relocate" */
 } txn_range_event;
 
-/* "split", "lease_transfer", "add_replica", "remove_replica"; "unknown". */
+/* "split", "lease_transfer", "add_replica", "remove_replica", "merge"; "unknown". */
 const char *txn_range_event_kind_name(int kind);
 /* Value codec: u8 version | u64 wall_ns | u64 range_id | u8 kind |
 ** u64 other_range_id | u64 node_id | u64 recorded_by | u8 n | n x u64 |

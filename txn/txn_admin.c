@@ -27,7 +27,7 @@
 #define EVENT_WRITE_ATTEMPTS_MAX 5 /* a log write retried on 40001 */
 
 static const char *const kind_names[] = {NULL, "split", "lease_transfer", "add_replica",
-                                         "remove_replica"};
+                                         "remove_replica", "merge"};
 
 const char *txn_range_event_kind_name(int kind) {
     if (kind <= 0 || (size_t)kind >= BASE_ARRAY_LEN(kind_names)) return "unknown";

@@ -249,6 +249,8 @@ static void check_acked(int i) {
 static void test_setup_and_refusals(void **state) {
     (void)state;
     PGconn *c = conn(0);
+    /* placements are the test's own: no rebalancer moves (docs/operations.md "Rebalancing") */
+    e2e_ok(c, "SET CLUSTER SETTING rebalance_enabled = false");
     e2e_ok(c, "CREATE TABLE t (id INT PRIMARY KEY, v TEXT)");
     char sql[256];
     snprintf(sql, sizeof sql, "INSERT INTO t SELECT g, 'r' || g FROM generate_series(1, %d) AS g",

@@ -6,6 +6,7 @@
 **   - a table split at (1000) and (2000): SHOW RANGES FROM TABLE (through
 **     every node) shows three ranges with those boundaries, three replicas
 **     each and a leaseholder; SHOW RANGE ... FOR ROW finds the right one;
+**     the middle range, read 20 times, shows reads/s at its leaseholder;
 **     SHOW RANGES lists the system range too;
 **   - ALTER RANGE <middle> RELOCATE LEASE TO <another voter>: SHOW RANGES
 **     names the new holder (through two nodes); refusals: an unknown
@@ -39,6 +40,7 @@ typedef struct range_row {
     unsigned long id;
     char start[64], end[64], table[32], replicas[32];
     unsigned long lease; /* 0: NULL */
+    double reads, writes; /* reads_per_second, writes_per_second; -1: NULL */
 } range_row;
 
 /* SHOW RANGES[ FROM TABLE accounts] through node i, parsed; -1 on an error. */
@@ -58,6 +60,8 @@ static int show_ranges(int i, const char *sql, range_row *rows, int max) {
                      PQgetisnull(r, k, 3) ? "NULL" : PQgetvalue(r, k, 3));
             snprintf(x->replicas, sizeof x->replicas, "%s", PQgetvalue(r, k, 4));
             x->lease = PQgetisnull(r, k, 5) ? 0 : strtoul(PQgetvalue(r, k, 5), NULL, 10);
+            x->reads = PQgetisnull(r, k, 8) ? -1 : atof(PQgetvalue(r, k, 8));
+            x->writes = PQgetisnull(r, k, 9) ? -1 : atof(PQgetvalue(r, k, 9));
         }
     } else {
         print_error("%s through node %d: %s\n", sql, i + 1, PQresultErrorMessage(r));
@@ -112,6 +116,8 @@ static void wait_accounts(int i, const char *middle_replicas, unsigned long leas
 static void test_split_and_show(void **state) {
     (void)state;
     PGconn *c = conn(0);
+    /* placements are the test's own: no rebalancer moves (docs/operations.md "Rebalancing") */
+    e2e_ok(c, "SET CLUSTER SETTING rebalance_enabled = false");
     e2e_ok(c, "CREATE TABLE accounts (id INT PRIMARY KEY, balance INT)");
     e2e_ok(c, "INSERT INTO accounts SELECT g, 100 FROM generate_series(1, 3000) AS g");
     PGresult *r = e2e_exec_status(c, "ALTER TABLE accounts SPLIT AT VALUES (1000), (2000)",
@@ -134,6 +140,15 @@ static void test_split_and_show(void **state) {
     r = e2e_exec_status(c, "SHOW RANGE FROM TABLE accounts FOR ROW (999)", PGRES_TUPLES_OK);
     assert_int_equal(strtoul(PQgetvalue(r, 0, 0), NULL, 10), rows[0].id);
     PQclear(r);
+    /* the middle range was read (the count, FOR ROW's lookups do not read
+    ** it): its leaseholder reports reads/s (issue 6, docs/range.md "Load") */
+    for (int k = 0; k < 20; k++) e2e_rows_equal(c, "SELECT balance FROM accounts WHERE id = 1500",
+                                                "100\n");
+    n = show_ranges(2, "SHOW RANGES FROM TABLE accounts", rows, RANGES_ROWS_MAX);
+    assert_int_equal(n, 3);
+    printf("after 20 reads of row 1500: the middle range at %.1f reads/s, %.1f writes/s\n",
+           rows[1].reads, rows[1].writes);
+    assert_true(rows[1].reads > 0 && rows[1].writes >= 0);
     /* every range: the system range first, from /Min */
     int64_t t0 = now_ms();
     n = show_ranges(1, "SHOW RANGES", rows, RANGES_ROWS_MAX);

@@ -53,6 +53,8 @@ static void print_rows(const status_row *rows, int n) {
 static void test_fourth_node_gets_nothing_to_do(void **state) {
     (void)state;
     PGconn *c = conn(0);
+    /* the replicate queue alone: no rebalancer moves (docs/operations.md "Rebalancing") */
+    e2e_ok(c, "SET CLUSTER SETTING rebalance_enabled = false");
     e2e_ok(c, "CREATE TABLE t (id INT PRIMARY KEY, v TEXT)");
     e2e_ok(c, "CREATE TABLE u (id INT PRIMARY KEY, v TEXT)"); /* splits its own range */
     e2e_ok(c, "INSERT INTO t SELECT g, 't' || g FROM generate_series(1, 50) AS g");

@@ -12,6 +12,9 @@
 **     through one read through the others;
 **   - `meridian node status --certs-dir` lists 3 live nodes; the tool
 **     without certificates is refused (and the node logs why);
+**   - node drain/decommission/recommission with a non-admin user's client
+**     certificate are refused (by the tool; as node.crt, by the node's
+**     handshake) and change nothing;
 **   - SIGHUP reloads the certificates (logged), RPC and SQL still work;
 **   - kill -9 of a node while writing through another, restart with the
 **     same flags: every acknowledged write readable through every node;
@@ -21,9 +24,11 @@
 ** every wait is bounded.
 */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -295,6 +300,102 @@ static void test_node_status_needs_tls(void **state) {
     base_free(err);
 }
 
+/* Copy src to dst (created with mode: the TLS loader refuses a key readable
+** by others). 0 or -1. */
+static int copy_file(const char *src, const char *dst, mode_t mode) {
+    FILE *in = fopen(src, "rb");
+    if (in == NULL) return -1;
+    int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL, mode);
+    FILE *out = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    char buf[4096];
+    size_t n;
+    int rc = out != NULL ? 0 : -1;
+    while (rc == 0 && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, out) != n) rc = -1;
+    if (ferror(in)) rc = -1;
+    fclose(in);
+    if (out != NULL && fclose(out) != 0) rc = -1;
+    if (out == NULL && fd >= 0) close(fd);
+    return rc;
+}
+
+/* A certs dir holding ca.crt and user's client certificate, under the
+** names given (node.crt/node.key: a client certificate posing as a node's). */
+static void user_certs_dir(const char *dir, const char *user, const char *crt_name) {
+    char src[400], dst[400];
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(src, sizeof src, "%s/ca.crt", g_certs);
+    snprintf(dst, sizeof dst, "%s/ca.crt", dir);
+    assert_int_equal(copy_file(src, dst, 0644), 0);
+    snprintf(src, sizeof src, "%s/client.%s.crt", g_certs, user);
+    snprintf(dst, sizeof dst, "%s/%s.crt", dir, crt_name);
+    assert_int_equal(copy_file(src, dst, 0644), 0);
+    snprintf(src, sizeof src, "%s/client.%s.key", g_certs, user);
+    snprintf(dst, sizeof dst, "%s/%s.key", dir, crt_name);
+    assert_int_equal(copy_file(src, dst, 0600), 0);
+}
+
+/* meridian node <sub> [id] --host 127.0.0.1:port --certs-dir certs. */
+static int run_node_cmd(const char *sub, const char *id, int port, const char *certs,
+                        char **out, char **err) {
+    char host[32];
+    snprintf(host, sizeof host, "127.0.0.1:%d", port);
+    const char *argv[] = {mtest_meridian_bin(), "node", sub, "--host", host, "--certs-dir", certs,
+                          id, NULL};
+    return mtest_run(argv, NULL, CMD_MS, out, err);
+}
+
+/* Admin RPCs (drain, decommission, recommission) from a user who is not an
+** admin: with the user's certificates the tool refuses with a clear
+** message; a client certificate posing as node.crt is refused by the
+** node's TLS handshake (node-to-node RPC takes node certificates only).
+** Nothing changes: every node stays active and not draining. */
+static void test_admin_rpcs_refuse_user_certificates(void **state) {
+    (void)state;
+    const char *bin = mtest_meridian_bin();
+    const char *client[] = {bin, "cert", "create-client", "app", "--certs-dir", g_certs,
+                            "--ca-key", g_ca_key, NULL};
+    assert_int_equal(cert_cmd(client), 0);
+    char user[400], posing[400];
+    snprintf(user, sizeof user, "%s/app-certs", g_dir);
+    snprintf(posing, sizeof posing, "%s/app-as-node", g_dir);
+    user_certs_dir(user, "app", "client.app");
+    user_certs_dir(posing, "app", "node");
+
+    static const char *const subs[][2] = {{"drain", NULL}, {"decommission", "3"},
+                                          {"recommission", "3"}};
+    for (size_t i = 0; i < BASE_ARRAY_LEN(subs); i++) {
+        char *out = NULL, *err = NULL;
+        int st = run_node_cmd(subs[i][0], subs[i][1], ports[2], user, &out, &err);
+        printf("node %s with app's certificates: exit %d: %s", subs[i][0], st, err ? err : "");
+        assert_int_equal(st, 1);
+        assert_non_null(strstr(err, "permission denied"));
+        assert_non_null(strstr(err, "accepts only node certificates"));
+        base_free(out);
+        base_free(err);
+    }
+    for (size_t i = 0; i < 2; i++) {
+        char *out = NULL, *err = NULL;
+        int st = run_node_cmd(subs[i][0], subs[i][1], ports[2], posing, &out, &err);
+        printf("node %s with app's certificate as node.crt: exit %d: %s", subs[i][0], st,
+               err ? err : "");
+        assert_int_equal(st, 1);
+        base_free(out);
+        base_free(err);
+    }
+    /* The node says why it refused. */
+    assert_true(log_has(2, "TLS connection from"));
+    /* Nothing changed. */
+    char *out = NULL, *err = NULL;
+    assert_int_equal(run_tool("node", "status", ports[0], g_certs, &out, &err), 0);
+    printf("%s", out);
+    assert_null(strstr(out, "decommission"));
+    assert_null(strstr(out, " yes "));
+    base_free(out);
+    base_free(err);
+    wait_live(ports[0], NODES);
+}
+
 static void test_sighup_reload(void **state) {
     (void)state;
     assert_int_equal(kill(nodes[0].pid, SIGHUP), 0);
@@ -393,6 +494,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sql_verify_full_every_node),
         cmocka_unit_test(test_node_status_needs_tls),
+        cmocka_unit_test(test_admin_rpcs_refuse_user_certificates),
         cmocka_unit_test(test_sighup_reload),
         cmocka_unit_test(test_kill9_and_restart),
         cmocka_unit_test(test_foreign_ca_node_cannot_join),

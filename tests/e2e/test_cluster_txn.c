@@ -31,45 +31,13 @@
 #define BANK_RUN_MS 5000       /* transfers are started for this long */
 #define TXN_TRIES_MAX 50       /* attempts of one transfer */
 #define TRANSFERS_MAX 4096     /* acknowledged transfers one client remembers */
+/* the other end in another range: 4 accounts per range */
+#define BANK_STEP(prng) (4 * (1 + (int)(((prng) >> 40) % 2)))
 
 #include "e2e_cluster.h"
+#include "e2e_bank.h"
 
 /* ---- helpers -------------------------------------------------------------------- */
-
-/* SQLSTATE of the last error of r, "" for none. */
-static const char *state_of(PGresult *r) {
-    const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    return s != NULL ? s : "";
-}
-
-static bool retryable(const char *state) {
-    return strcmp(state, "40001") == 0 || strcmp(state, "40003") == 0 ||
-           strcmp(state, "57P03") == 0;
-}
-
-/* Run statements as one transaction block (BEGIN ... COMMIT). Returns 0 on
-** commit, else the failing statement's SQLSTATE copied into state (the
-** block is rolled back). */
-static int run_block(PGconn *c, const char *const *sql, int n, char *state, size_t state_size) {
-    state[0] = '\0';
-    PGresult *r = PQexec(c, "BEGIN");
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok) snprintf(state, state_size, "%s", state_of(r));
-    PQclear(r);
-    for (int i = 0; ok && i <= n; i++) {
-        r = PQexec(c, i < n ? sql[i] : "COMMIT");
-        ExecStatusType st = PQresultStatus(r);
-        ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-        if (!ok) snprintf(state, state_size, "%s", state_of(r));
-        PQclear(r);
-    }
-    if (!ok) {
-        PQclear(PQexec(c, "ROLLBACK")); /* ends an aborted block; a no-op otherwise */
-        if (state[0] == '\0') snprintf(state, state_size, "?????");
-        return -1;
-    }
-    return 0;
-}
 
 /* run_block until it commits, retrying retryable failures (bounded). */
 static void block_ok(PGconn *c, const char *const *sql, int n) {
@@ -169,133 +137,31 @@ static void test_create_table_in_block(void **state) {
     }
 }
 
-/* ---- the bank ----------------------------------------------------------------- */
-
-typedef struct transfer {
-    int id, from, to, amount;
-} transfer;
-
-typedef struct client {
-    int index;
-    int node;
-    pthread_t thread;
-    transfer done[TRANSFERS_MAX]; /* acknowledged */
-    int n_done;
-    int attempts, retries, given_up;
-    char error[256]; /* a failure the main thread reports ("" none) */
-} client;
-
-static int64_t bank_stop_ms;
-
-/* Is transfer id in the log (an attempt of unknown outcome committed)? */
-static int logged(PGconn *c, int id) {
-    char sql[96];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM xfer WHERE id = %d", id);
-    PGresult *r = PQexec(c, sql);
-    int n = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? atoi(PQgetvalue(r, 0, 0))
-                                                                      : -1;
-    PQclear(r);
-    return n;
-}
-
-static void *client_main(void *arg) {
-    client *cl = arg;
-    PGconn *c = mtest_connect(&nodes[cl->node]);
-    if (c == NULL) {
-        snprintf(cl->error, sizeof cl->error, "client %d: no connection", cl->index);
-        return NULL;
-    }
-    uint64_t prng = 0x9E3779B97F4A7C15ull * (uint64_t)(cl->index + 1);
-    for (int seq = 1; now_ms() < bank_stop_ms && cl->n_done < TRANSFERS_MAX; seq++) {
-        prng ^= prng << 13;
-        prng ^= prng >> 7;
-        prng ^= prng << 17;
-        transfer t = {cl->index * 100000 + seq, (int)(prng % ACCOUNTS) + 1, 0,
-                      (int)((prng >> 20) % 10) + 1};
-        /* the other end in another range: 4 accounts per range */
-        t.to = (t.from - 1 + 4 * (1 + (int)((prng >> 40) % 2))) % ACCOUNTS + 1;
-        char s1[96], s2[96], s3[128];
-        snprintf(s1, sizeof s1, "UPDATE acct SET bal = bal - %d WHERE id = %d", t.amount, t.from);
-        snprintf(s2, sizeof s2, "UPDATE acct SET bal = bal + %d WHERE id = %d", t.amount, t.to);
-        snprintf(s3, sizeof s3, "INSERT INTO xfer VALUES (%d, %d, %d, %d)", t.id, t.from, t.to,
-                 t.amount);
-        const char *sql[] = {s1, s2, s3};
-        bool acked = false, unknown = false;
-        char state[8] = "";
-        for (int attempt = 0; attempt < TXN_TRIES_MAX && !acked; attempt++) {
-            cl->attempts++;
-            if (attempt > 0) cl->retries++;
-            if (run_block(c, sql, 3, state, sizeof state) == 0) {
-                acked = true;
-                break;
-            }
-            if (PQstatus(c) == CONNECTION_BAD) PQreset(c);
-            if (strcmp(state, "40003") == 0) unknown = true;
-            if (strcmp(state, "23505") == 0 && unknown) {
-                acked = true; /* an earlier attempt of unknown outcome committed */
-                break;
-            }
-            if (!retryable(state)) break;
-        }
-        if (!acked && unknown && logged(c, t.id) == 1) acked = true;
-        if (acked) {
-            cl->done[cl->n_done++] = t;
-        } else {
-            cl->given_up++;
-            if (!retryable(state)) {
-                snprintf(cl->error, sizeof cl->error, "client %d: transfer %d failed with %s",
-                         cl->index, t.id, state);
-                break;
-            }
-        }
-    }
-    PQfinish(c);
-    return NULL;
-}
+/* ---- the bank (e2e_bank.h) ------------------------------------------------------- */
 
 static void test_bank(void **state) {
     (void)state;
     PGconn *c = conn(0);
-    e2e_ok(c, "CREATE TABLE acct (id INT PRIMARY KEY, bal INT NOT NULL)");
-    e2e_ok(c, "CREATE TABLE xfer (id INT PRIMARY KEY, src INT, dst INT, amt INT)");
-    char sql[160];
-    snprintf(sql, sizeof sql, "INSERT INTO acct SELECT g, %d FROM generate_series(1, %d) AS g",
-             INITIAL_BALANCE, ACCOUNTS);
-    e2e_ok(c, sql);
+    bank_create(c);
     PGresult *r = e2e_exec_status(c, "ALTER TABLE acct SPLIT AT VALUES (5), (9)", PGRES_TUPLES_OK);
     PQclear(r);
     PQfinish(c);
 
     static client clients[CLIENTS];
     bank_stop_ms = now_ms() + BANK_RUN_MS;
-    for (int i = 0; i < CLIENTS; i++) {
-        clients[i] = (client){.index = i + 1, .node = i % NODES};
-        assert_int_equal(pthread_create(&clients[i].thread, NULL, client_main, &clients[i]), 0);
-    }
-    int acked = 0, attempts = 0, retries = 0, given_up = 0;
-    for (int i = 0; i < CLIENTS; i++) pthread_join(clients[i].thread, NULL);
-    for (int i = 0; i < CLIENTS; i++) {
-        if (clients[i].error[0] != '\0') print_error("%s\n", clients[i].error);
-        assert_string_equal(clients[i].error, "");
-        acked += clients[i].n_done;
-        attempts += clients[i].attempts;
-        retries += clients[i].retries;
-        given_up += clients[i].given_up;
-    }
+    bank_clients_start(clients, CLIENTS, 100000);
+    bank_clients_join(clients, CLIENTS);
+    bank_tally sum = bank_sum(clients, CLIENTS);
+    for (int i = 0; i < CLIENTS; i++) assert_string_equal(clients[i].error, "");
+    int acked = sum.acked;
     printf("bank: %d transfers acknowledged in %d attempts (%d retries, %d given up) by %d "
            "clients in %d ms\n",
-           acked, attempts, retries, given_up, CLIENTS, BANK_RUN_MS);
+           acked, sum.attempts, sum.retries, sum.given_up, CLIENTS, BANK_RUN_MS);
     assert_true(acked > 0);
 
     /* the expected balances from the acknowledged transfers */
-    int expect[ACCOUNTS + 1];
-    for (int a = 1; a <= ACCOUNTS; a++) expect[a] = INITIAL_BALANCE;
-    for (int i = 0; i < CLIENTS; i++)
-        for (int k = 0; k < clients[i].n_done; k++) {
-            const transfer *t = &clients[i].done[k];
-            expect[t->from] -= t->amount;
-            expect[t->to] += t->amount;
-        }
+    base_buf want = {0};
+    bank_expected_rows(clients, CLIENTS, &want);
     char total[32];
     snprintf(total, sizeof total, "%d\n", INITIAL_BALANCE * ACCOUNTS);
     for (int n = 0; n < NODES; n++) {
@@ -305,17 +171,13 @@ static void test_bank(void **state) {
         char count[32];
         snprintf(count, sizeof count, "%d\n", acked);
         e2e_rows_equal(c, "SELECT count(*) FROM xfer", count);
-        for (int i = 0; i < CLIENTS; i++)
-            for (int k = 0; k < clients[i].n_done; k++)
-                assert_int_equal(logged(c, clients[i].done[k].id), 1);
+        bank_assert_logged(c, clients, CLIENTS);
         /* and the balances are exactly what the log says */
-        base_buf want = {0};
-        for (int a = 1; a <= ACCOUNTS; a++) base_buf_printf(&want, "%d|%d\n", a, expect[a]);
-        base_buf_append_byte(&want, 0);
         e2e_rows_equal(c, "SELECT id, bal FROM acct ORDER BY id", (const char *)want.data);
-        base_buf_free(&want);
         PQfinish(c);
     }
+    base_buf_free(&want);
+    bank_clients_free(clients, CLIENTS);
 }
 
 int main(void) {

@@ -1,7 +1,9 @@
 /*
 ** End-to-end: COPY FROM STDIN against one real `meridian start --insecure`
 ** process, driven by psql's \copy (text and CSV with HEADER, a bad file
-** that inserts nothing, a few thousand rows) and libpq copy-in.
+** that inserts nothing, a few thousand rows) and libpq copy-in; and COPY
+** TO STDOUT: psql's \copy to a file and back with \copy from, files equal,
+** in text and in CSV with quotes, NULLs, a delimiter and a NULL string.
 */
 #include "tests/e2e/e2e_util.h"
 
@@ -102,12 +104,95 @@ static void test_libpq_copy_fail(void **state) {
     PQfinish(c);
 }
 
+/* The whole of a file (owner: caller, base_free). */
+static char *read_file(const char *path) {
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    base_buf b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) assert_int_equal(base_buf_append(&b, chunk, n), 0);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(base_buf_append_byte(&b, 0), 0);
+    return (char *)b.data;
+}
+
+/* \copy src to a file with opts, \copy it into dst, \copy dst out again:
+** the two files are equal; returns the first (owner: caller, base_free). */
+static char *round_trip(const char *src, const char *dst, const char *opts, const char *name) {
+    char a[MTEST_PATH_MAX + 64], b[MTEST_PATH_MAX + 64], cmd[3 * MTEST_PATH_MAX];
+    char *out = NULL;
+    snprintf(a, sizeof a, "%s/%s.a", e2e_node.dir, name);
+    snprintf(b, sizeof b, "%s/%s.b", e2e_node.dir, name);
+    snprintf(cmd, sizeof cmd, "\\copy %s TO '%s' %s", src, a, opts);
+    assert_int_equal(psql(cmd, &out), 0);
+    assert_non_null(strstr(out, "COPY "));
+    base_free(out);
+    snprintf(cmd, sizeof cmd, "\\copy %s FROM '%s' %s", dst, a, opts);
+    assert_int_equal(psql(cmd, &out), 0);
+    base_free(out);
+    snprintf(cmd, sizeof cmd, "\\copy %s TO '%s' %s", dst, b, opts);
+    assert_int_equal(psql(cmd, &out), 0);
+    base_free(out);
+    char *fa = read_file(a), *fb = read_file(b);
+    if (strcmp(fa, fb) != 0) print_error("%s differs from %s:\n%s\n---\n%s\n", a, b, fa, fb);
+    assert_string_equal(fa, fb);
+    base_free(fb);
+    return fa;
+}
+
+static void test_psql_copy_to_and_back(void **state) {
+    (void)state;
+    PGconn *c = e2e_conn();
+    e2e_ok(c, "CREATE TABLE src (id INT PRIMARY KEY, name TEXT, score FLOAT, ok BOOLEAN)");
+    e2e_ok(c, "INSERT INTO src VALUES (1, 'plain', 1.5, true), (2, 'comma, inside', NULL, false), "
+              "(3, 'say \"hi\"', -2, NULL), (4, E'tab\\there', 0, true), (5, '', 3.25, false), "
+              "(6, E'line\\nbreak', 7, true), (7, 'semi;colon', 8, false), (8, NULL, 9, true)");
+    e2e_ok(c, "CREATE TABLE dst_text (id INT PRIMARY KEY, name TEXT, score FLOAT, ok BOOLEAN)");
+    e2e_ok(c, "CREATE TABLE dst_csv (id INT PRIMARY KEY, name TEXT, score FLOAT, ok BOOLEAN)");
+    e2e_ok(c, "CREATE TABLE dst_semi (id INT PRIMARY KEY, name TEXT, score FLOAT, ok BOOLEAN)");
+    char *t = round_trip("src", "dst_text", "", "text");
+    assert_non_null(strstr(t, "2\tcomma, inside\t\\N\tf\n"));
+    assert_non_null(strstr(t, "4\ttab\\there\t0\tt\n"));
+    base_free(t);
+    t = round_trip("src", "dst_csv", "WITH (FORMAT csv, HEADER)", "csv");
+    assert_non_null(strstr(t, "id,name,score,ok\n"));
+    assert_non_null(strstr(t, "2,\"comma, inside\",,f\n"));
+    assert_non_null(strstr(t, "3,\"say \"\"hi\"\"\",-2,\n"));
+    assert_non_null(strstr(t, "5,\"\",3.25,f\n")); /* empty string: quoted; NULL: bare */
+    assert_non_null(strstr(t, "8,,9,t\n"));
+    base_free(t);
+    t = round_trip("src", "dst_semi", "CSV HEADER DELIMITER ';' NULL 'NIL'", "semi");
+    assert_non_null(strstr(t, "7;\"semi;colon\";8;f\n"));
+    assert_non_null(strstr(t, "8;NIL;9;t\n"));
+    base_free(t);
+    char *want = e2e_rows(c, "SELECT * FROM src ORDER BY id");
+    e2e_rows_equal(c, "SELECT * FROM dst_text ORDER BY id", want);
+    e2e_rows_equal(c, "SELECT * FROM dst_csv ORDER BY id", want);
+    e2e_rows_equal(c, "SELECT * FROM dst_semi ORDER BY id", want);
+    base_free(want);
+    /* a query's rows */
+    char path[MTEST_PATH_MAX + 64], cmd[2 * MTEST_PATH_MAX];
+    char *out = NULL;
+    snprintf(path, sizeof path, "%s/query.csv", e2e_node.dir);
+    snprintf(cmd, sizeof cmd, "\\copy (SELECT id, name FROM src WHERE id <= 2 ORDER BY id) TO '%s' CSV",
+             path);
+    assert_int_equal(psql(cmd, &out), 0);
+    assert_non_null(strstr(out, "COPY 2"));
+    base_free(out);
+    t = read_file(path);
+    assert_string_equal(t, "1,plain\n2,\"comma, inside\"\n");
+    base_free(t);
+    PQfinish(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_psql_copy_text_and_csv),
         cmocka_unit_test(test_psql_copy_bad_file),
         cmocka_unit_test(test_psql_copy_many_rows),
         cmocka_unit_test(test_libpq_copy_fail),
+        cmocka_unit_test(test_psql_copy_to_and_back),
     };
     return cmocka_run_group_tests(tests, e2e_group_setup, e2e_group_teardown);
 }

@@ -110,6 +110,18 @@ char sqlv_session_status(const sqlv_session *s)
     return s->status;
 }
 
+uint32_t sqlv_session_statement_timeout_ms(const sqlv_session *s)
+{
+    (void)s;
+    return 0; /* the fake has no settings */
+}
+
+uint32_t sqlv_session_idle_in_transaction_timeout_ms(const sqlv_session *s)
+{
+    (void)s;
+    return 0;
+}
+
 void sqlv_session_cancel(sqlv_session *s)
 {
     pthread_mutex_lock(&fake_mu);
@@ -294,6 +306,11 @@ int sqlv_session_sync(sqlv_session *s, const sqlv_sink *sink)
 void sqlv_session_set_copy_in(sqlv_session *s, sqlv_copy_in_fn fn)
 {
     (void)s, (void)fn;
+}
+/* COPY TO STDOUT: neither. */
+void sqlv_session_set_copy_out(sqlv_session *s, const sqlv_copy_out_fns *fns)
+{
+    (void)s, (void)fns;
 }
 bool sqlv_session_in_copy(const sqlv_session *s)
 {

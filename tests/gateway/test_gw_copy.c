@@ -4,6 +4,9 @@
 ** CopyFail, a bad row in the middle, COPY inside a block, and hand-built
 ** protocol sequences (Flush/Sync ignored, unexpected messages => 08P01,
 ** discarding after an error, random CopyData) that must keep the server up.
+** COPY TO STDOUT: libpq PQgetCopyData in text and CSV, a round trip back
+** through COPY FROM, a result larger than the gateway's output buffer
+** (backpressure), the extended protocol.
 */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -321,6 +324,139 @@ static void test_raw_sequences(void **state)
     PQfinish(pc);
 }
 
+/* COPY ... TO STDOUT: every CopyData concatenated (owner: caller, free);
+** *tag gets the command tag. */
+static char *copy_out(PGconn *c, const char *sql, char *tag, size_t tag_cap, int *messages)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COPY_OUT)
+        fail_msg("%s: %s (%s)", sql, PQresStatus(PQresultStatus(r)), PQresultErrorMessage(r));
+    PQclear(r);
+    size_t len = 0, cap = 256;
+    char *all = malloc(cap);
+    assert_non_null(all);
+    int n = 0;
+    char *buf = NULL;
+    int got;
+    while ((got = PQgetCopyData(c, &buf, 0)) > 0) {
+        while (len + (size_t)got + 1 > cap) {
+            cap *= 2;
+            all = realloc(all, cap);
+            assert_non_null(all);
+        }
+        memcpy(all + len, buf, (size_t)got);
+        len += (size_t)got;
+        n++;
+        PQfreemem(buf);
+    }
+    assert_int_equal(got, -1); /* done, not an error */
+    all[len] = 0;
+    r = PQgetResult(c);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    snprintf(tag, tag_cap, "%s", PQcmdStatus(r));
+    PQclear(r);
+    while ((r = PQgetResult(c)) != NULL)
+        PQclear(r);
+    if (messages)
+        *messages = n;
+    return all;
+}
+
+static void test_copy_to_stdout(void **state)
+{
+    PGconn *c = tu_real_connect(state);
+    char tag[64];
+    int n = 0;
+    tu_exec_ok(c, "CREATE TABLE o1 (id INT PRIMARY KEY, note TEXT, x FLOAT)");
+    tu_exec_ok(c, "INSERT INTO o1 VALUES (1, 'plain', 1.5), (2, 'a,b', NULL), "
+                  "(3, 'say \"hi\"', 2), (4, E'two\\nlines', 0), (5, '', -1)");
+    char *got = copy_out(c, "COPY o1 TO STDOUT", tag, sizeof tag, &n);
+    assert_string_equal(got, "1\tplain\t1.5\n2\ta,b\t\\N\n3\tsay \"hi\"\t2\n4\ttwo\\nlines\t0\n"
+                             "5\t\t-1\n");
+    assert_string_equal(tag, "COPY 5");
+    assert_int_equal(n, 5); /* one CopyData per row */
+    free(got);
+    got = copy_out(c, "COPY o1 TO STDOUT WITH (FORMAT csv, HEADER, NULL 'NULL')", tag, sizeof tag,
+                   NULL);
+    assert_string_equal(got, "id,note,x\n1,plain,1.5\n2,\"a,b\",NULL\n3,\"say \"\"hi\"\"\",2\n"
+                             "4,\"two\nlines\",0\n5,,-1\n");
+    free(got);
+    got = copy_out(c, "COPY (SELECT note FROM o1 WHERE id IN (1, 2)) TO STDOUT (DELIMITER '|')",
+                   tag, sizeof tag, NULL);
+    assert_string_equal(got, "plain\na,b\n");
+    assert_string_equal(tag, "COPY 2");
+    free(got);
+    /* a round trip: out in text, back in through COPY FROM, equal */
+    tu_exec_ok(c, "CREATE TABLE o2 (id INT PRIMARY KEY, note TEXT, x FLOAT)");
+    got = copy_out(c, "COPY o1 TO STDOUT", tag, sizeof tag, NULL);
+    const char *chunks[] = {got};
+    PGresult *r = copy_in(c, "COPY o2 FROM STDIN", chunks, 1, NULL);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    char *again = copy_out(c, "COPY o2 TO STDOUT", tag, sizeof tag, NULL);
+    assert_string_equal(again, got);
+    free(again);
+    free(got);
+    /* errors: before any CopyOutResponse, the session goes on */
+    expect_error(PQexec(c, "COPY nosuch TO STDOUT"), "42P01");
+    expect_error(PQexec(c, "COPY o1 TO '/tmp/o1'"), "0A000");
+    want_value(c, "SELECT count(*) FROM o2", "5");
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
+    PQfinish(c);
+}
+
+/* More bytes than the gateway buffers at once: the rows stream under
+** backpressure and all arrive, in order. */
+static void test_copy_to_large(void **state)
+{
+    PGconn *c = tu_real_connect(state);
+    char tag[64];
+    int n = 0;
+    tu_exec_ok(c, "CREATE TABLE big (id INT PRIMARY KEY, pad TEXT)");
+    char pad[201], sql[400], want[300];
+    memset(pad, 'p', 200);
+    pad[200] = 0;
+    snprintf(sql, sizeof sql, "INSERT INTO big SELECT g, g || '%s' FROM generate_series(1, 6000) AS g",
+             pad);
+    tu_exec_ok(c, sql);
+    char *got = copy_out(c, "COPY big TO STDOUT", tag, sizeof tag, &n);
+    assert_string_equal(tag, "COPY 6000");
+    assert_int_equal(n, 6000);
+    snprintf(want, sizeof want, "6000\t6000%s\n", pad);
+    assert_true(strlen(got) > strlen(want));
+    assert_string_equal(got + strlen(got) - strlen(want), want);
+    free(got);
+    PQfinish(c);
+}
+
+/* COPY TO through the extended protocol (PQexecParams): CopyOutResponse
+** in answer to Execute. */
+static void test_copy_to_extended(void **state)
+{
+    PGconn *c = tu_real_connect(state);
+    tu_exec_ok(c, "CREATE TABLE o3 (id INT PRIMARY KEY)");
+    tu_exec_ok(c, "INSERT INTO o3 VALUES (1), (2)");
+    PGresult *r = PQexecParams(c, "COPY o3 TO STDOUT", 0, NULL, NULL, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_COPY_OUT);
+    PQclear(r);
+    char *buf = NULL;
+    int rows = 0, got;
+    while ((got = PQgetCopyData(c, &buf, 0)) > 0) {
+        rows++;
+        PQfreemem(buf);
+    }
+    assert_int_equal(got, -1);
+    assert_int_equal(rows, 2);
+    r = PQgetResult(c);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    assert_string_equal(PQcmdStatus(r), "COPY 2");
+    PQclear(r);
+    while ((r = PQgetResult(c)) != NULL)
+        PQclear(r);
+    want_value(c, "SELECT count(*) FROM o3", "2");
+    PQfinish(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -330,6 +466,9 @@ int main(void)
         cmocka_unit_test(test_copy_in_block),
         cmocka_unit_test(test_copy_extended_protocol),
         cmocka_unit_test(test_raw_sequences),
+        cmocka_unit_test(test_copy_to_stdout),
+        cmocka_unit_test(test_copy_to_large),
+        cmocka_unit_test(test_copy_to_extended),
     };
     return cmocka_run_group_tests(tests, tu_real_setup, tu_real_teardown);
 }

@@ -24,6 +24,15 @@ static void test_encode(void **state)
     assert_int_equal(gw_msg_error(&b, "ERROR", "42601", "bad"), 0);
     assert_memory_equal(b.data, "E\0\0\0\37SERROR\0VERROR\0C42601\0Mbad\0\0", b.len);
     base_buf_reset(&b);
+    /* a folded DETAIL and HINT go out as fields D and H */
+    assert_int_equal(gw_msg_error(&b, "ERROR", "23505", "dup\nDETAIL:  Key (a)=(1).\nHINT:  h"), 0);
+    assert_int_equal(b.len, 1 + 4 + 7 + 7 + 7 + 5 + 14 + 3 + 1);
+    assert_memory_equal(b.data + 19, "C23505\0Mdup\0DKey (a)=(1).\0Hh\0\0", b.len - 19);
+    base_buf_reset(&b);
+    assert_int_equal(gw_msg_error(&b, "ERROR", "23505", "dup\nDETAIL:  d"), 0);
+    assert_int_equal(b.len, 1 + 4 + 7 + 7 + 7 + 5 + 3 + 1);
+    assert_memory_equal(b.data + 19, "C23505\0Mdup\0Dd\0\0", b.len - 19);
+    base_buf_reset(&b);
     sqlv_column col = {"x", 23, 4, 0};
     assert_int_equal(gw_msg_row_description(&b, 1, &col), 0);
     assert_int_equal(b.len, 1 + 4 + 2 + 2 + 18);

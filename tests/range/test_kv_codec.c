@@ -10,12 +10,13 @@
 ** round trip, contains, copy and bad descriptors. Stale reads (docs/txn.md
 ** section 8): GET's optional and SCAN's stale_ok flag; the side transport's
 ** closed-timestamp message (round trip, prefixes, trailing and bad fields,
-** seeded corruption).
+** seeded corruption). DESCRIBE's load section (issue 6).
 */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1730,6 +1731,199 @@ static void test_closed_codec(void **state)
     base_buf_free(&b);
 }
 
+/* DESCRIBE's LOAD section (issue 6): rates in thousandths and the finder's
+** key round trip; absent, the bytes are as before; bad rates refused on
+** both sides; every strict prefix refused. */
+static void test_load_section(void **state)
+{
+    (void)state;
+    range_kv_response r, d;
+    base_buf plain = {0}, load = {0};
+    memset(&r, 0, sizeof(r));
+    r.status = RANGE_OK;
+    r.lease_valid = true;
+    r.leader_id = 3;
+    assert_int_equal(range_kv_response_encode(&r, &plain), RANGE_OK);
+    assert_int_equal(plain.data[0], RANGE_KV_VERSION); /* no LOAD: version 1 */
+    r.has_load = true;
+    r.reads_per_second = 3100.25;
+    r.writes_per_second = 0.0004; /* below a thousandth: 0 */
+    r.load_split_key = (const uint8_t *)"\x88\x01k";
+    r.load_split_key_len = 3;
+    assert_int_equal(range_kv_response_encode(&r, &load), RANGE_OK);
+    assert_int_equal(range_kv_response_decode(load.data, load.len, &d), RANGE_OK);
+    assert_true(d.has_load);
+    assert_true(d.reads_per_second == 3100.25);
+    assert_true(d.writes_per_second == 0.0);
+    assert_int_equal(d.load_split_key_len, 3);
+    assert_memory_equal(d.load_split_key, "\x88\x01k", 3);
+    assert_true(d.lease_valid);
+    assert_int_equal(d.leader_id, 3);
+    range_kv_response_free(&d);
+    for (size_t n = 0; n < load.len; n++)
+        assert_int_not_equal(range_kv_response_decode(load.data, n, &d), RANGE_OK);
+    /* no key: length 0 */
+    base_buf_reset(&load);
+    r.load_split_key = NULL;
+    r.load_split_key_len = 0;
+    assert_int_equal(range_kv_response_encode(&r, &load), RANGE_OK);
+    assert_int_equal(range_kv_response_decode(load.data, load.len, &d), RANGE_OK);
+    assert_true(d.has_load && d.load_split_key_len == 0 && d.reads_per_second == 3100.25);
+    range_kv_response_free(&d);
+    /* absent: decodes without load */
+    assert_int_equal(range_kv_response_decode(plain.data, plain.len, &d), RANGE_OK);
+    assert_false(d.has_load);
+    range_kv_response_free(&d);
+    /* bad rates: negative, NaN, above the maximum; a key without bytes */
+    base_buf bad = {0};
+    r.reads_per_second = -1.0;
+    assert_int_equal(range_kv_response_encode(&r, &bad), RANGE_ERR_INVALID);
+    r.reads_per_second = NAN;
+    assert_int_equal(range_kv_response_encode(&r, &bad), RANGE_ERR_INVALID);
+    r.reads_per_second = RANGE_KV_RATE_MAX * 2;
+    assert_int_equal(range_kv_response_encode(&r, &bad), RANGE_ERR_INVALID);
+    r.reads_per_second = 1.0;
+    r.load_split_key_len = 2;
+    assert_int_equal(range_kv_response_encode(&r, &bad), RANGE_ERR_INVALID);
+    assert_int_equal(bad.len, 0);
+    /* the maximum passes; one thousandth above it on the wire is refused */
+    r.load_split_key_len = 0;
+    r.reads_per_second = RANGE_KV_RATE_MAX;
+    assert_int_equal(range_kv_response_encode(&r, &bad), RANGE_OK);
+    assert_int_equal(range_kv_response_decode(bad.data, bad.len, &d), RANGE_OK);
+    range_kv_response_free(&d);
+    for (int over = 0; over < 2; over++) {
+        base_buf_reset(&bad);
+        put_u8(&bad, 2), put_varint(&bad, 0), put_u8(&bad, 0), put_u8(&bad, 0x80);
+        put_varint(&bad, 0); /* leader_hint */
+        put_varint(&bad, (uint64_t)(RANGE_KV_RATE_MAX * 1000.0) + (uint64_t)over);
+        put_varint(&bad, 0), put_varint(&bad, 0); /* writes, empty key */
+        assert_int_equal(range_kv_response_decode(bad.data, bad.len, &d),
+                         over ? RANGE_ERR_CORRUPT : RANGE_OK);
+        range_kv_response_free(&d);
+    }
+    base_buf_free(&bad);
+    base_buf_free(&plain);
+    base_buf_free(&load);
+}
+
+/* ---- merges (docs/range.md, "Merges") ------------------------------------------ */
+
+/* Each truncation of enc is refused (exact-size copies: ASan sees overreads). */
+static void assert_truncations_refused(const base_buf *enc)
+{
+    range_kv_request d;
+    for (size_t len = 0; len < enc->len; len++) {
+        uint8_t *copy = malloc(len + 1);
+        memcpy(copy, enc->data, len);
+        assert_int_not_equal(range_kv_request_decode(len ? copy : NULL, len, &d), RANGE_OK);
+        free(copy);
+    }
+}
+
+/* The five merge ops round trip; their required fields are refused at zero
+** by encoder and decoder; the MERGE response section round trips. */
+static void test_merge_ops(void **state)
+{
+    (void)state;
+    uint8_t start[] = {'m'}, end[] = {'t', 0};
+    range_descriptor right = {.range_id = 9, .generation = 4, .start_key = start, .start_len = 1,
+                              .end_key = end, .end_len = 2, .replicas = {1, 2, 3},
+                              .n_replicas = 3};
+    hlc_timestamp floor = {123456789, 7};
+    range_kv_request qs[5] = {
+        {.op = RANGE_KV_SUBSUME, .range_id = 9, .merge_id = UINT64_MAX, .left_range_id = 2,
+         .generation = 4},
+        {.op = RANGE_KV_WAIT_APPLIED, .range_id = 9, .applied_index = 300},
+        {.op = RANGE_KV_ADMIN_MERGE, .range_id = 2, .merge_id = 5, .generation = 11,
+         .applied_index = 300, .freeze_lineage = 900, .merge_floor = floor, .has_right = true,
+         .right = right},
+        {.op = RANGE_KV_MERGE_FENCE, .range_id = 2, .merge_id = 5, .right_range_id = 9},
+        {.op = RANGE_KV_UNFREEZE, .range_id = 9, .merge_id = 5},
+    };
+    for (int i = 0; i < 5; i++) {
+        base_buf enc = {0};
+        range_kv_request d;
+        assert_int_equal(range_kv_request_encode(&qs[i], &enc), RANGE_OK);
+        assert_int_equal(range_kv_request_decode(enc.data, enc.len, &d), RANGE_OK);
+        assert_int_equal(d.op, qs[i].op);
+        assert_int_equal(d.range_id, qs[i].range_id);
+        assert_int_equal(d.merge_id, qs[i].merge_id);
+        assert_int_equal(d.left_range_id, qs[i].left_range_id);
+        assert_int_equal(d.right_range_id, qs[i].right_range_id);
+        assert_int_equal(d.generation, qs[i].generation);
+        assert_int_equal(d.applied_index, qs[i].applied_index);
+        assert_int_equal(d.freeze_lineage, qs[i].freeze_lineage);
+        assert_int_equal(hlc_compare(d.merge_floor, qs[i].merge_floor), 0);
+        assert_int_equal(d.has_right, qs[i].has_right);
+        if (d.has_right) {
+            assert_int_equal(d.right.range_id, 9);
+            assert_int_equal(d.right.generation, 4);
+            assert_int_equal(d.right.n_replicas, 3);
+            assert_int_equal(d.right.end_len, 2);
+            assert_memory_equal(d.right.end_key, end, 2);
+        }
+        range_kv_request_free(&d);
+        assert_truncations_refused(&enc);
+        base_buf_free(&enc);
+    }
+    /* zero where a value is required: refused by the encoder */
+    range_kv_request bad[6] = {
+        {.op = RANGE_KV_SUBSUME, .range_id = 9, .left_range_id = 2},
+        {.op = RANGE_KV_SUBSUME, .range_id = 9, .merge_id = 1},
+        {.op = RANGE_KV_WAIT_APPLIED, .range_id = 9},
+        {.op = RANGE_KV_ADMIN_MERGE, .range_id = 2, .merge_id = 5, .applied_index = 3},
+        {.op = RANGE_KV_MERGE_FENCE, .range_id = 2, .merge_id = 5},
+        {.op = RANGE_KV_UNFREEZE, .range_id = 9},
+    };
+    for (int i = 0; i < 6; i++) {
+        base_buf enc = {0};
+        assert_int_equal(range_kv_request_encode(&bad[i], &enc), RANGE_ERR_INVALID);
+        assert_int_equal(enc.len, 0);
+    }
+    /* and by the decoder: SUBSUME with merge id 0, WAIT_APPLIED at 0, UNFREEZE 0 */
+    const uint8_t wire[3][6] = {{RANGE_KV_VERSION, RANGE_KV_SUBSUME, 9, 0, 2, 4},
+                                {RANGE_KV_VERSION, RANGE_KV_WAIT_APPLIED, 9, 0, 0, 0},
+                                {RANGE_KV_VERSION, RANGE_KV_UNFREEZE, 9, 0, 0, 0}};
+    const size_t wire_len[3] = {6, 4, 4};
+    for (int i = 0; i < 3; i++) {
+        range_kv_request d;
+        assert_int_equal(range_kv_request_decode(wire[i], wire_len[i], &d), RANGE_ERR_CORRUPT);
+    }
+    /* an ADMIN_MERGE whose descriptor bytes are bad */
+    base_buf enc = {0};
+    assert_int_equal(range_kv_request_encode(&qs[2], &enc), RANGE_OK);
+    enc.data[enc.len - 1] ^= 0xff;
+    range_kv_request d;
+    assert_int_not_equal(range_kv_request_decode(enc.data, enc.len, &d), RANGE_OK);
+    base_buf_free(&enc);
+    /* the response's MERGE section */
+    range_kv_response r, dr;
+    memset(&r, 0, sizeof(r));
+    r.status = RANGE_OK;
+    r.freeze_index = 300;
+    r.freeze_lineage = 900;
+    r.merge_floor = floor;
+    r.has_descriptor = true;
+    r.descriptor = right;
+    assert_int_equal(range_kv_response_encode(&r, &enc), RANGE_OK);
+    assert_int_equal(enc.data[0], 2); /* an extended section: version 2 */
+    assert_int_equal(range_kv_response_decode(enc.data, enc.len, &dr), RANGE_OK);
+    assert_int_equal(dr.freeze_index, 300);
+    assert_int_equal(dr.freeze_lineage, 900);
+    assert_int_equal(hlc_compare(dr.merge_floor, floor), 0);
+    assert_true(dr.has_descriptor);
+    assert_int_equal(dr.descriptor.range_id, 9);
+    range_kv_response_free(&dr);
+    for (size_t n = 0; n < enc.len; n++)
+        assert_int_not_equal(range_kv_response_decode(enc.data, n, &dr), RANGE_OK);
+    base_buf_free(&enc);
+    /* a negative floor is refused */
+    r.merge_floor.wall_ns = -1;
+    assert_int_equal(range_kv_response_encode(&r, &enc), RANGE_ERR_INVALID);
+    base_buf_free(&enc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1748,6 +1942,8 @@ int main(void)
         cmocka_unit_test(test_descriptor_bad),
         cmocka_unit_test(test_stale_flag),
         cmocka_unit_test(test_closed_codec),
+        cmocka_unit_test(test_load_section),
+        cmocka_unit_test(test_merge_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

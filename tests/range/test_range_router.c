@@ -16,6 +16,13 @@
 ** blocks its calling thread, so rpc_uv (a loop thread per node) rather than
 ** the single-threaded rpc_sim.
 **
+** A slow node (FAKE_SLOW) answers late, its loop thread asleep: the router
+** gives a node that timed out a longer timeout on its next attempt.
+**
+** Merges: a node may answer RANGE_ERR_MERGING (FAKE_MERGING): the router
+** asks again until the deadline, then ends RANGE_ERR_MERGING; meta's rule
+** for merged ranges (range_meta_replaces) is checked on its own.
+**
 ** Every wait is bounded: the router's own deadline, or a condition variable
 ** with a timeout in the disconnect test's helper thread.
 */
@@ -42,6 +49,7 @@
 #define RPC_TIMEOUT_MS 200
 #define DEADLINE_MS 3000
 #define SHORT_DEADLINE_MS 1000
+#define SLOW_MS (RPC_TIMEOUT_MS * 3 / 2) /* FAKE_SLOW: longer than one attempt's timeout */
 #define WAIT_MS_MAX 10000
 #define LOG_MAX 32       /* VALIDATE / COMMIT requests described */
 #define LOG_TEXT_MAX 96
@@ -51,6 +59,9 @@ typedef enum fake_mode {
     FAKE_DROP = 1,          /* never answer (the router times out) */
     FAKE_BUSY = 2,          /* RANGE_ERR_BUSY */
     FAKE_NOT_LEADER = 3,    /* RANGE_ERR_NOT_LEADER without a hint */
+    FAKE_MERGING = 4,       /* RANGE_ERR_MERGING (a range frozen by a merge) */
+    FAKE_SLOW = 5,          /* answer as FAKE_ANSWER, SLOW_MS late (a live but slow
+                               leaseholder; its loop thread sleeps, so requests queue) */
 } fake_mode;
 
 struct fake;
@@ -445,6 +456,13 @@ static void fake_handler(void *ctx, rpc_transport *t, const rpc_message *msg) {
         return;
     }
     pthread_mutex_lock(&f->mu);
+    bool slow = f->mode[node->id] == FAKE_SLOW;
+    pthread_mutex_unlock(&f->mu);
+    if (slow) {
+        struct timespec d = {0, (long)SLOW_MS * 1000000L};
+        nanosleep(&d, NULL); /* a bounded delay, not a wait for an event */
+    }
+    pthread_mutex_lock(&f->mu);
     f->requests[node->id]++;
     pthread_cond_broadcast(&f->cv);
     bool answer = true;
@@ -463,6 +481,8 @@ static void fake_handler(void *ctx, rpc_transport *t, const rpc_message *msg) {
         resp.status = RANGE_ERR_BUSY;
     } else if (mode == FAKE_NOT_LEADER) {
         resp.status = RANGE_ERR_NOT_LEADER;
+    } else if (mode == FAKE_MERGING) {
+        resp.status = RANGE_ERR_MERGING;
     } else if (ri >= 0 && f->leader[ri] != node->id) {
         resp.status = RANGE_ERR_NOT_LEADER;
         resp.leader_hint = f->leader[ri];
@@ -871,6 +891,30 @@ static void test_failover_on_timeout(void **state) {
     assert_int_equal(requests_at(f, 1), 1);
     assert_int_equal(cached_leaseholder(f, 1), 2);
     assert_true(took_ms >= RPC_TIMEOUT_MS - 50 && took_ms < DEADLINE_MS);
+    base_buf_free(&out);
+}
+
+/* A leaseholder slower than one rpc timeout but alive (a large VALIDATE,
+** RESOLVE or commit at a leaseholder away from the gateway, as after a
+** lease transfer in the middle of `pgbench -i`): each attempt at that node
+** waits twice as long as its last one there, so it answers. Before, every
+** attempt timed out alike until the deadline: RANGE_ERR_UNAVAILABLE. */
+static void test_slow_leaseholder_answers(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    set_mode(f, 1, FAKE_SLOW); /* node 1 leads range 1 and answers SLOW_MS late */
+    base_buf out = {0};
+    int64_t t0 = base_monotonic_ns();
+    assert_int_equal(get(f, "b", &out), RANGE_OK);
+    int64_t took_ms = (base_monotonic_ns() - t0) / 1000000;
+    assert_int_equal(out.len, 1);
+    assert_int_equal(out.data[0], 'b');
+    range_router_stats st;
+    range_router_get_stats(f->router, &st);
+    assert_true(st.failovers >= 1); /* the first attempt did time out */
+    assert_true(requests_at(f, 1) >= 2);
+    assert_true(took_ms >= RPC_TIMEOUT_MS - 50 && took_ms < DEADLINE_MS);
+    assert_int_equal(cached_leaseholder(f, 1), 1);
     base_buf_free(&out);
 }
 
@@ -2154,11 +2198,69 @@ static void test_prepare_parallel(void **state) {
     range_prepare_result_free(&res);
 }
 
+/* MERGING answers: the router asks again (with backoff) and is served once
+** the merge is over; refused until its deadline, it ends RANGE_ERR_MERGING
+** (retryable) saying so. */
+static void test_merging_retried(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    base_buf out = {0};
+    set_mode(f, 1, FAKE_MERGING);
+    set_mode(f, 2, FAKE_MERGING);
+    set_mode(f, 3, FAKE_MERGING);
+    int before = requests_at(f, 1) + requests_at(f, 2) + requests_at(f, 3);
+    assert_int_equal(get(f, "b", &out), RANGE_ERR_MERGING);
+    assert_true(requests_at(f, 1) + requests_at(f, 2) + requests_at(f, 3) - before > 1);
+    char msg[256];
+    last_error(f, msg, sizeof(msg));
+    assert_non_null(strstr(msg, "is being merged"));
+    /* a commit refused MERGING only: surely not applied, so MERGING too */
+    range_kv *kv = range_router_kv(f->router);
+    range_write w = {(const uint8_t *)"q", 1, (const uint8_t *)"1", 1, false};
+    range_commit_request req = {.txn_id = 19, .read_ts = {500, 0}, .writes = &w,
+                                .write_count = 1};
+    hlc_timestamp ts;
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_ERR_MERGING);
+    /* the merge ends: served */
+    for (uint64_t i = 1; i <= FAKES; i++) set_mode(f, i, FAKE_ANSWER);
+    assert_int_equal(get(f, "b", &out), RANGE_OK);
+    base_buf_free(&out);
+}
+
+/* range_meta_replaces after a merge: the merged range replaces the entry
+** of the range it subsumed (a lower generation starting inside it), never
+** a newer range split out of it later, and the old rules hold. */
+static void test_meta_replaces_merged(void **state) {
+    (void)state;
+    range_descriptor merged = {.range_id = 2, .generation = 5, .start_key = (uint8_t *)"h",
+                               .start_len = 1};
+    range_descriptor right = {.range_id = 3, .generation = 4, .start_key = (uint8_t *)"p",
+                              .start_len = 1};
+    assert_true(range_meta_replaces(&right, &merged));
+    /* split out of the merged range afterwards: generation above it */
+    range_descriptor later = {.range_id = 7, .generation = 6, .start_key = (uint8_t *)"s",
+                              .start_len = 1};
+    assert_false(range_meta_replaces(&later, &merged));
+    /* the same range: by generation */
+    range_descriptor older = merged;
+    older.generation = 4;
+    assert_true(range_meta_replaces(&older, &merged));
+    assert_false(range_meta_replaces(&merged, &older));
+    /* the ancestor we were split from still covers our start */
+    range_descriptor parent = {.range_id = 1, .generation = 9, .start_key = NULL,
+                               .start_len = 0};
+    assert_true(range_meta_replaces(&parent, &right));
+    assert_true(range_meta_replaces(NULL, &right));
+}
+
 int main(void) {
     base_log_set_level(BASE_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_redirect_on_not_leader_hint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover_on_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_leaseholder_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover_on_disconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_mismatch_refresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_across_ranges_paged, setup, teardown),
@@ -2171,6 +2273,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_meta_lookup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_mismatch_other, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merging_retried, setup, teardown),
+        cmocka_unit_test(test_meta_replaces_merged),
         cmocka_unit_test_setup_teardown(test_commit_unknown_then_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prepare_end_resolve, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prepare_common_timestamp, setup, teardown),

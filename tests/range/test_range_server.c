@@ -28,6 +28,9 @@
 ** reads served by a follower only when closed and applied allow, intents
 ** met there, malformed and older messages ignored, and a pending commit
 ** holding the closed timestamp below it.
+**
+** Merges (test_merge, docs/range.md "Merges"): through the client's router,
+** with a write racing the merge, an abandoned merge and a refused one.
 */
 #include <errno.h>
 #include <pthread.h>
@@ -1253,9 +1256,16 @@ static void test_key_mismatch(void **state)
                           .end = (const uint8_t *)"n", .end_len = 1};
     assert_int_equal(call(f, l, &s, &r), RANGE_ERR_KEY_MISMATCH);
     range_kv_response_free(&r);
-    /* a range this node has no replica of */
+    /* a range this node has no replica of: the range here holding the key
+    ** is named (a range merged away is gone everywhere: docs/range.md,
+    ** "Merges"); without a key, NOT_LEADER with no hint */
     g.range_id = 99;
-    assert_int_equal(call(f, l, &g, &r), RANGE_ERR_NOT_LEADER);
+    assert_int_equal(call(f, l, &g, &r), RANGE_ERR_KEY_MISMATCH);
+    assert_true(r.has_descriptor);
+    assert_int_equal(r.descriptor.range_id, 2); /* "zebra" */
+    range_kv_response_free(&r);
+    range_kv_request desc99 = {.op = RANGE_KV_DESCRIBE, .range_id = 99};
+    assert_int_equal(call(f, l, &desc99, &r), RANGE_ERR_NOT_LEADER);
     assert_int_equal(r.leader_hint, 0);
     range_kv_response_free(&r);
     /* a read timestamp no clock can have */
@@ -3508,10 +3518,383 @@ static void test_closed_below_pending(void **state)
     assert_true(hlc_compare(e.closed, fixed) > 0);
 }
 
+/* ---- merges (docs/range.md, "Merges") ------------------------------------------- */
+
+/* The leader of a range made by a split (wait_leader knows ranges 1, 2). */
+static int wait_split_leader(fixture *f, uint64_t range_id)
+{
+    split_query q = {range_id, 0, 0};
+    if (!wait_until(f, split_have_leader, &q))
+        fail_msg("no leader for range %llu (seed %llu)", (unsigned long long)range_id,
+                 (unsigned long long)f->seed);
+    return q.found;
+}
+
+/* Range `id` is hosted by no node (merged away everywhere). */
+static bool range_gone(fixture *f, void *arg)
+{
+    for (int i = 1; i <= NODES; i++)
+        if (range_node_replica(f->rn[i], *(uint64_t *)arg) != NULL)
+            return false;
+    return true;
+}
+
+/* Commit key=value through kv (one range, one write). */
+static int kv_put(fixture *f, range_kv *kv, uint64_t txn_id, const char *key, const char *value)
+{
+    range_write w = {(const uint8_t *)key, strlen(key), (const uint8_t *)value, strlen(value),
+                     false};
+    range_commit_request req = {.txn_id = txn_id, .read_ts = client_now(f), .writes = &w,
+                                .write_count = 1};
+    hlc_timestamp ts;
+    int rc = kv->ops->commit(kv, &req, &ts, NULL);
+    if (rc == RANGE_OK)
+        (void)hlc_update(f->clock[CLIENT], ts);
+    return rc;
+}
+
+/* kv's value of key now equals want. */
+static void kv_expect(fixture *f, range_kv *kv, const char *key, const char *want)
+{
+    base_buf out = {0};
+    int rc = kv->ops->get(kv, (const uint8_t *)key, strlen(key), client_now(f), &out);
+    if (rc != RANGE_OK) {
+        char detail[256] = "";
+        (void)kv->ops->last_error(kv, detail, sizeof(detail));
+        fail_msg("get %s: %d (%s) (seed %llu)", key, rc, detail, (unsigned long long)f->seed);
+    }
+    assert_int_equal(out.len, strlen(want));
+    assert_memory_equal(out.data, want, out.len);
+    base_buf_free(&out);
+}
+
+#define RACE_PUTS_MAX 200 /* writes of the racing client, at most */
+#define RACE_PUTS_AFTER 3 /* of them after the merge returned, at least */
+
+/* A client writing "w000", "w001", ... into the right-hand range while the
+** merge runs, one after another, until a few after the merge returned. */
+typedef struct race_put {
+    fixture *f;
+    range_kv *kv;
+    atomic_bool merged;
+    int n;      /* writes acknowledged */
+    int failed; /* the first error (0: none) */
+} race_put;
+
+static void *race_put_main(void *arg)
+{
+    race_put *p = arg;
+    int after = 0;
+    for (int i = 0; i < RACE_PUTS_MAX && after < RACE_PUTS_AFTER; i++) {
+        bool merged = atomic_load(&p->merged);
+        char key[16];
+        snprintf(key, sizeof(key), "w%03d", i);
+        int rc = kv_put(p->f, p->kv, 1000 + (uint64_t)i, key, "race");
+        if (rc != RANGE_OK) {
+            p->failed = rc;
+            break;
+        }
+        p->n++;
+        if (merged)
+            after++;
+    }
+    return NULL;
+}
+
+/* Split then merge through the client's router (SUBSUME, WAIT_APPLIED at
+** every replica, ADMIN_MERGE): the merged range keeps both sides' data and
+** serves both sides' keys; a write racing the merge lands (before: kept;
+** after: at the left); a router that still knows the right-hand range is
+** told the left's descriptor; a commit the right applied and retried at the
+** left is answered, not applied twice; an abandoned merge (SUBSUME, then
+** fence and unfreeze) serves again; ranges whose voters differ are refused. */
+static void test_merge(void **state)
+{
+    fixture *f = *state;
+    (void)wait_leader(f, 1, 0);
+    (void)wait_leader(f, 2, 0);
+    range_router *router = client_router(f);
+    range_router *stale = client_router(f); /* keeps knowing range 3 */
+    range_kv *kv = range_router_kv(router);
+    range_kv *skv = range_router_kv(stale);
+    range_descriptor left, right;
+    range_kv_response r;
+    assert_int_equal(kv->ops->admin_split(kv, (const uint8_t *)"s", 1, 3, &left, &right),
+                     RANGE_OK);
+    check_desc(&left, 2, 2, "m", "s");
+    check_desc(&right, 3, 2, "s", NULL);
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    int two = NODES;
+    assert_true(wait_until(f, split_hosted_by, &two));
+    /* writes on both sides, through both routers */
+    assert_int_equal(kv_put(f, kv, 80, "n", "left"), RANGE_OK);
+    assert_int_equal(kv_put(f, kv, 81, "t", "right"), RANGE_OK);
+    kv_expect(f, skv, "t", "right"); /* the stale router learns range 3 */
+    /* a commit range 3 applies; retried after the merge at the left */
+    int l3 = wait_split_leader(f, 3);
+    range_write wr[] = {W("t2", "once")};
+    commit_args a3 = {3, client_now(f), 82, 5, wr, 1, NULL, 0, NULL, 0, {0, 0}};
+    hlc_timestamp t2_ts, t2_again;
+    assert_int_equal(commit(f, l3, &a3, &t2_ts, NULL), RANGE_OK);
+    applied_query q82 = {82, 5, NODES};
+    assert_true(wait_until(f, applied_everywhere, &q82));
+
+    /* the merge, with a write to the right side racing it */
+    range_router *racer = client_router(f);
+    race_put rp = {.f = f, .kv = range_router_kv(racer)};
+    atomic_init(&rp.merged, false);
+    kv_expect(f, rp.kv, "t", "right"); /* the racer knows range 3 */
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, race_put_main, &rp), 0);
+    int rc = range_router_admin_merge(router, (const uint8_t *)"s", 1, &left, &right);
+    atomic_store(&rp.merged, true);
+    pthread_join(th, NULL);
+    if (rc != RANGE_OK) {
+        char detail[256] = "";
+        (void)kv->ops->last_error(kv, detail, sizeof(detail));
+        fail_msg("merge: %d (%s) (seed %llu)", rc, detail, (unsigned long long)f->seed);
+    }
+    assert_int_equal(rp.failed, 0);
+    assert_true(rp.n >= RACE_PUTS_AFTER);
+    fprintf(stderr, "test_merge: %d racing writes acknowledged\n", rp.n);
+    assert_int_equal(left.range_id, 2);
+    assert_int_equal(left.start_len, 1);
+    assert_memory_equal(left.start_key, "m", 1);
+    assert_int_equal(left.end_len, 0);
+    assert_true(left.generation > 2);
+    assert_int_equal(right.range_id, 3);
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    uint64_t three = 3;
+    assert_true(wait_until(f, range_gone, &three));
+    /* both sides' data, both sides' keys, at range 2 */
+    kv_expect(f, kv, "n", "left");
+    kv_expect(f, kv, "t", "right");
+    for (int i = 0; i < rp.n; i++) { /* every acknowledged racing write is there */
+        char key[16];
+        snprintf(key, sizeof(key), "w%03d", i);
+        kv_expect(f, kv, key, "race");
+    }
+    kv_expect(f, skv, "t", "right"); /* range 3's nodes name range 2 */
+    kv_expect(f, skv, "t2", "once");
+    assert_int_equal(kv_put(f, kv, 83, "u", "after"), RANGE_OK);
+    assert_int_equal(kv_put(f, skv, 84, "o", "after"), RANGE_OK);
+    kv_expect(f, kv, "u", "after");
+    kv_expect(f, skv, "o", "after");
+    /* the retried commit: answered with its timestamp, applied once */
+    int l2 = wait_leader(f, 2, 0);
+    a3.range_id = 2;
+    a3.read_ts = client_now(f);
+    assert_int_equal(commit(f, l2, &a3, &t2_again, NULL), RANGE_OK);
+    assert_int_equal(hlc_compare(t2_ts, t2_again), 0);
+    for (int i = 1; i <= NODES; i++)
+        assert_int_equal(versions_of(f->engine[i], "t2"), 1);
+    /* merging again at "s": no boundary there any more */
+    rc = range_router_admin_merge(router, (const uint8_t *)"s", 1, &left, &right);
+    assert_int_equal(rc, RANGE_NOT_FOUND);
+
+    /* an abandoned merge: split at "s" again (range 4), freeze it by hand,
+    ** then fence and unfreeze; it serves again */
+    assert_int_equal(kv->ops->admin_split(kv, (const uint8_t *)"s", 1, 4, &left, &right),
+                     RANGE_OK);
+    uint64_t gen4 = right.generation;
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    int l4 = wait_split_leader(f, 4);
+    range_kv_request sub = {.op = RANGE_KV_SUBSUME, .range_id = 4, .merge_id = 77,
+                            .left_range_id = 2, .generation = gen4};
+    assert_int_equal(call(f, l4, &sub, &r), RANGE_OK);
+    assert_true(r.freeze_index > 0);
+    assert_true(r.has_descriptor);
+    range_kv_response_free(&r);
+    assert_int_equal(call(f, l4, &sub, &r), RANGE_OK); /* again: the same answer */
+    range_kv_response_free(&r);
+    assert_int_equal(get(f, l4, 4, "t", client_now(f), NULL, 0), RANGE_ERR_MERGING);
+    range_write wf[] = {W("x", "frozen")};
+    commit_args af = {4, client_now(f), 85, 1, wf, 1, NULL, 0, NULL, 0, {0, 0}};
+    assert_int_equal(commit(f, l4, &af, NULL, &r), RANGE_ERR_MERGING);
+    range_kv_response_free(&r);
+    bool merged = true;
+    assert_int_equal(range_router_abandon_merge(router, 4, (const uint8_t *)"s", 1, 77, &merged),
+                     RANGE_OK);
+    assert_false(merged);
+    kv_expect(f, kv, "t", "right");
+    assert_int_equal(kv_put(f, kv, 86, "x", "thawed"), RANGE_OK);
+    kv_expect(f, kv, "x", "thawed");
+    /* the watchdog's UNFREEZE after the orchestrator's: nothing to do */
+    range_kv_request late = {.op = RANGE_KV_UNFREEZE, .range_id = 4, .merge_id = 77};
+    assert_int_equal(call(f, wait_split_leader(f, 4), &late, &r), RANGE_OK);
+    range_kv_response_free(&r);
+
+    /* not co-located: range 4 loses node 3's replica */
+    range_descriptor moved;
+    assert_int_equal(range_router_change_replicas(router, 4, 0, 3, &moved), RANGE_OK);
+    assert_int_equal(moved.n_replicas, 2);
+    range_descriptor_free(&moved);
+    rc = range_router_admin_merge(router, (const uint8_t *)"s", 1, &left, &right);
+    assert_int_equal(rc, RANGE_ERR_INVALID);
+    char detail[256] = "";
+    assert_true(kv->ops->last_error(kv, detail, sizeof(detail)));
+    assert_non_null(strstr(detail, "replicas not co-located"));
+    kv_expect(f, kv, "x", "thawed");
+    range_router_free(racer);
+    range_router_free(stale);
+    range_router_free(router);
+}
+
+/* Freeze range_id for merge_id into left_id by hand (SUBSUME at its leader,
+** at its generation as the leader describes it). */
+static void freeze_by_hand(fixture *f, uint64_t range_id, uint64_t merge_id, uint64_t left_id)
+{
+    range_kv_response r;
+    int l = wait_split_leader(f, range_id);
+    range_kv_request d = {.op = RANGE_KV_DESCRIBE, .range_id = range_id};
+    assert_int_equal(call(f, l, &d, &r), RANGE_OK);
+    assert_true(r.has_descriptor);
+    uint64_t gen = r.descriptor.generation;
+    range_kv_response_free(&r);
+    range_kv_request sub = {.op = RANGE_KV_SUBSUME, .range_id = range_id, .merge_id = merge_id,
+                            .left_range_id = left_id, .generation = gen};
+    assert_int_equal(call(f, l, &sub, &r), RANGE_OK);
+    assert_true(r.freeze_index > 0);
+    range_kv_response_free(&r);
+}
+
+/* Merges along a chain at once (seen in an e2e run: r14 frozen for a merge
+** into r12 while r12 merged into r11; r14 stayed frozen, every fence went
+** to r12, which no node hosted any more). Ranges 2 = [m, p), 3 = [p, s),
+** 4 = [s, +inf):
+** - 4 frozen into 3 while 3 is frozen into 2: the fence lands in the frozen
+**   3, which does not hold "s": 4 is unfrozen; then 3 too.
+** - 4 frozen into 3, then 3 merged into 2: the abandon, through a router
+**   that still knows 3, fences in 2 (the nodes name it, for a fence or a
+**   merge sent to 3) and unfreezes 4; no fence is taken at 4 itself.
+** - 4 merged into 2 afterwards: an abandon of its old merge sees it
+**   happened. */
+static void test_merge_chain(void **state)
+{
+    fixture *f = *state;
+    (void)wait_leader(f, 1, 0);
+    (void)wait_leader(f, 2, 0);
+    range_router *router = client_router(f);
+    range_router *stale = client_router(f); /* keeps knowing range 3 */
+    range_kv *kv = range_router_kv(router);
+    range_kv *skv = range_router_kv(stale);
+    range_descriptor left, right;
+    assert_int_equal(kv->ops->admin_split(kv, (const uint8_t *)"p", 1, 3, &left, &right),
+                     RANGE_OK);
+    assert_int_equal(range_router_update_descriptor(stale, &left), RANGE_OK);
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    assert_int_equal(kv->ops->admin_split(kv, (const uint8_t *)"s", 1, 4, &left, &right),
+                     RANGE_OK);
+    check_desc(&left, 3, 3, "p", "s");
+    check_desc(&right, 4, 3, "s", NULL);
+    assert_int_equal(range_router_update_descriptor(stale, &left), RANGE_OK);
+    assert_int_equal(range_router_update_descriptor(stale, &right), RANGE_OK);
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    int all = NODES;
+    assert_true(wait_until(f, split_hosted_by, &all));
+    assert_int_equal(kv_put(f, kv, 90, "n", "left"), RANGE_OK);
+    assert_int_equal(kv_put(f, kv, 91, "q", "mid"), RANGE_OK);
+    assert_int_equal(kv_put(f, kv, 92, "t", "right"), RANGE_OK);
+    kv_expect(f, skv, "q", "mid"); /* the stale router knows 2, 3 and 4 */
+    kv_expect(f, skv, "t", "right");
+
+    /* 4 frozen into 3 while 3 is frozen into 2 */
+    bool merged = true;
+    freeze_by_hand(f, 4, 0x91, 3);
+    freeze_by_hand(f, 3, 0x93, 2);
+    assert_int_equal(range_router_abandon_merge(stale, 4, (const uint8_t *)"s", 1, 0x91,
+                                                &merged), RANGE_OK);
+    assert_false(merged);
+    kv_expect(f, kv, "t", "right");
+    merged = true;
+    assert_int_equal(range_router_abandon_merge(router, 3, (const uint8_t *)"p", 1, 0x93,
+                                                &merged), RANGE_OK);
+    assert_false(merged);
+    kv_expect(f, kv, "q", "mid");
+
+    /* 4 frozen into 3, then 3 merged into 2 (its left): the stale router's
+    ** cache names 3 below "s", which no node hosts any more */
+    freeze_by_hand(f, 4, 0x95, 3);
+    int rc = range_router_admin_merge(router, (const uint8_t *)"p", 1, &left, &right);
+    if (rc != RANGE_OK) {
+        char detail[256] = "";
+        (void)kv->ops->last_error(kv, detail, sizeof(detail));
+        fail_msg("merge: %d (%s) (seed %llu)", rc, detail, (unsigned long long)f->seed);
+    }
+    check_desc(&left, 2, left.generation, "m", "s");
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    uint64_t three = 3;
+    assert_true(wait_until(f, range_gone, &three));
+    /* what a node answers: a fence or a merge for the gone 3 names 2 (the
+    ** range below "s" here); a fence at 4 itself (it holds "s" at its
+    ** start, not below it) is refused, naming 2 */
+    range_kv_response r;
+    range_kv_request fence = {.op = RANGE_KV_MERGE_FENCE, .range_id = 3, .merge_id = 0x95,
+                              .right_range_id = 4, .key = (const uint8_t *)"s", .key_len = 1};
+    assert_int_equal(call(f, 1, &fence, &r), RANGE_ERR_KEY_MISMATCH);
+    assert_true(r.has_descriptor);
+    assert_int_equal(r.descriptor.range_id, 2);
+    range_kv_response_free(&r);
+    int l4 = wait_split_leader(f, 4);
+    range_kv_request d4 = {.op = RANGE_KV_DESCRIBE, .range_id = 4};
+    assert_int_equal(call(f, l4, &d4, &r), RANGE_OK);
+    range_kv_request am = {.op = RANGE_KV_ADMIN_MERGE, .range_id = 3, .merge_id = 0x95,
+                           .generation = 4, .applied_index = 1, .merge_floor = client_now(f),
+                           .has_right = true, .right = r.descriptor};
+    range_kv_response r2;
+    assert_int_equal(call(f, 2, &am, &r2), RANGE_ERR_KEY_MISMATCH);
+    assert_true(r2.has_descriptor);
+    assert_int_equal(r2.descriptor.range_id, 2);
+    range_kv_response_free(&r2);
+    range_kv_response_free(&r);
+    fence.range_id = 4;
+    assert_int_equal(call(f, l4, &fence, &r), RANGE_ERR_KEY_MISMATCH);
+    assert_true(r.has_other);
+    assert_int_equal(r.other.range_id, 2);
+    range_kv_response_free(&r);
+    merged = true;
+    rc = range_router_abandon_merge(stale, 4, (const uint8_t *)"s", 1, 0x95, &merged);
+    if (rc != RANGE_OK) {
+        char detail[256] = "";
+        (void)skv->ops->last_error(skv, detail, sizeof(detail));
+        fail_msg("abandon: %d (%s) (seed %llu)", rc, detail, (unsigned long long)f->seed);
+    }
+    assert_false(merged);
+    kv_expect(f, skv, "t", "right"); /* 4 serves again */
+    assert_int_equal(kv_put(f, skv, 96, "u", "thawed"), RANGE_OK);
+    kv_expect(f, skv, "q", "mid"); /* at 2 now */
+    kv_expect(f, kv, "u", "thawed");
+
+    /* 4 merged into 2: a late abandon of an old merge of 4 finds it done */
+    rc = range_router_admin_merge(router, (const uint8_t *)"s", 1, &left, &right);
+    assert_int_equal(rc, RANGE_OK);
+    check_desc(&left, 2, left.generation, "m", NULL);
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    uint64_t four = 4;
+    assert_true(wait_until(f, range_gone, &four));
+    merged = false;
+    assert_int_equal(range_router_abandon_merge(stale, 4, (const uint8_t *)"s", 1, 0x95,
+                                                &merged), RANGE_OK);
+    assert_true(merged);
+    kv_expect(f, skv, "t", "right");
+    kv_expect(f, skv, "u", "thawed");
+    range_router_free(stale);
+    range_router_free(router);
+}
+
 int main(void)
 {
     if (getenv("TEST_DEBUG"))
         base_log_set_level(BASE_LOG_DEBUG);
+    if (getenv("TEST_FILTER")) /* one test by name (a glob), e.g. test_merge* */
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
     printf("test_range_server: seed %llu (MERIDIAN_SEED replays the network's choices)\n",
            (unsigned long long)test_seed());
     const struct CMUnitTest tests[] = {
@@ -3544,6 +3927,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lock_lease_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_closed_follower_reads, setup_closed, teardown),
         cmocka_unit_test_setup_teardown(test_closed_below_pending, setup_closed, teardown),
+        cmocka_unit_test_setup_teardown(test_merge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge_chain, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

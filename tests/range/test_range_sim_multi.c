@@ -14,13 +14,26 @@
 **   - MOVES a replica (range_replica_change_replicas: add a node as a
 **     learner, then promote it; remove a voter, the leader too), one
 **     change at a time;
+**   - MERGES adjacent ranges L, R with the same replicas and no learners,
+**     one merge at a time, as the orchestrator does (docs/range.md,
+**     "Merges"): FREEZE at R's leader, wait until every voter of R applied
+**     it, MERGE at L's leader; on a failure, a timeout or on purpose (one in
+**     five) it abandons: FENCE in the range ending at R's start, then
+**     UNFREEZE R unless the fence shows the merge happened. Crashes hit
+**     merges in progress too; a watchdog (server/'s) abandons any range
+**     left frozen while no merge runs;
 ** and four clients write and read registers (KEYS keys): each keeps a
 ** descriptor cache, refreshed from any replica (a key outside a replica's
 ** descriptor refreshes it, "not leader" gives a hint), proposes a write
 ** at the range's leader with an idempotence key and re-proposes it with
 ** the same key after DROPPED or AMBIGUOUS (also, on purpose, after it was
 ** acknowledged), and reads a key after a read barrier (lease or ReadIndex)
-** at the leader whose descriptor still holds it.
+** at the leader whose descriptor still holds it. A write a frozen range
+** refused is DROPPED (proposed again later); a range merged away is no
+** longer found (the cache is refreshed: the merged range's descriptor, of
+** a higher generation, replaces it). An acknowledged write proposed again
+** goes to whichever range holds its key now: after a merge, the left,
+** whose lineage seq must find the right's idempotence record.
 ** Faults: message loss, duplication and reordering; isolation of a node,
 ** one-way partitions, a minority cut off from the majority; crashes (the
 ** node is freed, its engine kept; half the crashes also lose the log writes
@@ -49,12 +62,19 @@
 **     barriers, see every write acknowledged before they were issued.
 **   - the history of client operations (invoke and completion in simulated
 **     time) is linearizable per key: the register checker of tests/chaos.
+**   - a write applies at most once per node while its data lives there,
+**     across merges too (a range merged away keeps its span's data under
+**     the merged range: the record of the write's first application is
+**     kept, and a re-proposal to the merged range must be a duplicate).
 **   - after healing: the newest descriptors tile the key space (no gap, no
 **     overlap); every member of each range hosts it at the same applied
 **     index and holds identical MVCC data (all versions) in its span; every
 **     acknowledged write is readable at its range's leader after a lease
 **     and a ReadIndex barrier; a node holds data only inside ranges it is a
-**     member of (removed replicas deleted theirs).
+**     member of (removed replicas deleted theirs); no range is left frozen
+**     (unless its merge is in flight: convergence waits for it) and a
+**     merged range is hosted nowhere; a merged range's data is all there
+**     (the checks above run over the merged span).
 ** Found by it (fixed in range/replica.c and raft/log.c; the seeds that
 ** failed are kept in test_sim_regressions):
 **   - a split applied on a store that does not make the right-hand replica
@@ -84,6 +104,23 @@
 **     snapshot of the left made after it, or the left's replica removed
 **     first) it never elected a leader (seed 67; Raft traffic for a range
 **     not hosted now makes an uninitialized replica that votes).
+**   - merges (range/replica.c, MERGES): a replica of the right range on a
+**     node removed from it before the freeze, that never learned of its
+**     removal, was left alone for ever once its peers merged it away (no
+**     member left to tell it): a node with the merged range's tombstone now
+**     tells it (REPLICA_MSG_REMOVED at the merged tombstone; seed 78);
+**   - a snapshot of a range split off a merged range reached a node whose
+**     left replica had not applied the MERGE yet: it subsumed the frozen
+**     right replica there, and the left's MERGE stalled for ever (a frozen
+**     replica whose left is here and behind is now left to that MERGE;
+**     seed 647 of an earlier version of this driver); and the other way
+**     round, a frozen right whose left here had already passed the MERGE
+**     (by a snapshot of the left made after it) was kept for ever as
+**     "needed by its left" (seed 1389; the left's merged list says);
+**   - an abandoning orchestrator whose FENCE applied in a left that had
+**     merged and then split again exactly at b concluded "not merged" and
+**     tried to unfreeze a range that no longer existed (seed 3471; the
+**     outcome now also reads replica__merge_applied).
 ** Also measured (summary): the simulated ticks from a range's first
 ** appearance (its split applied somewhere) to its first leader.
 ** Seeds: MERIDIAN_SIM_SEEDS (default 200) from MERIDIAN_SIM_FIRST_SEED
@@ -143,6 +180,8 @@ static struct {
     uint64_t ticks, crashes, power_losses, bytes_lost, pauses, isolations, minorities, oneways;
     uint64_t garbage, writes, reads, dup_proposals, dropped, ambiguous, not_leader, mismatches;
     uint64_t splits_proposed, splits, transfers, changes, change_steps, changes_abandoned;
+    uint64_t merges_started, merges, merges_abandoned, merges_late, merge_crashes, fences,
+        unfreezes, watchdog_runs, merges_died;
     uint64_t lease_checks, lease_handovers, probes_ok, probes_failed, resume_probes;
     uint64_t ranges_max, ranges_end, syncs, history_ops, keys_unknown;
     /* ranges made by splits: ticks from first seen to first leader (the last
@@ -230,6 +269,19 @@ typedef struct split_ctx {
     uint64_t id;
 } split_ctx;
 
+/* The merge the driver orchestrates (one at a time), as txn_db_merge_at and
+** server/ would: FREEZE at R's leader, wait until every voter of R applied
+** it, MERGE at L's leader; on any failure (or on purpose) FENCE in the range
+** ending at (or holding) R's start, then UNFREEZE R unless it merged. */
+typedef enum merge_phase {
+    MERGE_IDLE = 0,
+    MERGE_FREEZING,
+    MERGE_WAIT_APPLIED,
+    MERGE_MERGING,
+    MERGE_FENCING,
+    MERGE_UNFREEZING,
+} merge_phase;
+
 typedef struct world {
     uint64_t seed, rng;
     int sync_per_million;
@@ -267,6 +319,20 @@ typedef struct world {
     int change_since, change_started;
     sim_probe probe;
     int final_read_rc; /* 1: pending */
+    /* merges */
+    bool merged[RIDS];    /* merged into its left: gone for good */
+    merge_phase mphase;
+    uint64_t merge_id, merge_left, merge_right, next_merge_id;
+    uint64_t merge_right_gen, merge_freeze_index, merge_freeze_lineage;
+    range_descriptor merge_right_desc; /* owned when has_right_desc */
+    bool has_right_desc;
+    char merge_b[8];      /* R's start key */
+    size_t merge_b_len;
+    bool merge_proposed, merge_waiting, merge_freeze_sent;
+    int merge_rc;
+    uint64_t merge_node;  /* where the last proposal went */
+    uint64_t merge_attempt;
+    int merge_since, merge_phase_since;
 } world;
 
 static void settle(world *w);
@@ -1026,7 +1092,7 @@ static uint64_t random_range(world *w)
     uint64_t ids[RIDS];
     size_t n = 0;
     for (uint64_t r = 1; r < RIDS; r++)
-        if (w->exists[r])
+        if (w->exists[r] && !w->merged[r])
             ids[n++] = r;
     return n == 0 ? 0 : ids[rnd_int(w, (int)n)];
 }
@@ -1136,6 +1202,8 @@ static void change_step(world *w, bool may_start)
         w->change_waiting = false; /* the waiter may still run: it only clears this */
     if (w->change_waiting)
         return;
+    if (w->change_kind != 0 && w->merged[w->change_range])
+        w->change_kind = 0; /* the range merged away meanwhile */
     if (w->change_kind != 0 && w->tick - w->change_started > 600) {
         w->change_kind = 0; /* stuck (a learner on a node down): another one later */
         total.changes_abandoned++;
@@ -1200,6 +1268,405 @@ static void change_step(world *w, bool may_start)
     }
     w->dirty |= 1u << node;
     settle(w);
+}
+
+
+/* ---- the driver: merges ------------------------------------------------------------ */
+
+static world *running; /* the seed in progress (merge callbacks find it here) */
+
+#define MERGE_WAIT_TICKS 200   /* a proposal's callback, at most (then: as AMBIGUOUS) */
+#define MERGE_PHASE_TICKS 400  /* waiting for R's voters / L's leader, at most */
+#define MERGE_WATCHDOG_TICKS 40
+
+/* ctx: the attempt number (a stale callback finds a newer attempt). */
+static void on_merge_entry(void *ctx, int rc)
+{
+    world *w = running;
+    CHECK(rc == RANGE_OK || rc == RANGE_ERR_DROPPED || rc == RANGE_ERR_AMBIGUOUS,
+          "merge entry result %d", rc);
+    if (w == NULL || !w->merge_waiting || (uint64_t)(uintptr_t)ctx != w->merge_attempt)
+        return;
+    w->merge_waiting = false;
+    w->merge_rc = rc;
+}
+
+static void merge_phase_set(world *w, merge_phase p)
+{
+    TRACE(w, "merge %llu (r%llu into r%llu): phase %d -> %d", (unsigned long long)w->merge_id,
+          (unsigned long long)w->merge_right, (unsigned long long)w->merge_left, w->mphase, p);
+    if (p == MERGE_IDLE && w->has_right_desc) {
+        range_descriptor_free(&w->merge_right_desc);
+        w->has_right_desc = false;
+    }
+    w->mphase = p;
+    w->merge_proposed = false;
+    w->merge_waiting = false;
+    w->merge_phase_since = w->tick;
+}
+
+/* The outcome of a proposal call: waiting for its callback, or not sent. */
+static void merge_sent(world *w, int rc, uint64_t range, uint64_t node, uint64_t hint,
+                       const char *what)
+{
+    TRACE(w, "merge %llu: %s at n%llu r%llu: %d", (unsigned long long)w->merge_id, what,
+          (unsigned long long)node, (unsigned long long)range, rc);
+    if (rc == RANGE_OK) {
+        w->merge_proposed = true;
+        w->merge_waiting = true;
+        w->merge_since = w->tick;
+        w->merge_node = node;
+        w->lh[range] = node;
+    } else {
+        CHECK(rc == RANGE_ERR_NOT_LEADER || rc == RANGE_ERR_BUSY || rc == RANGE_ERR_DROPPED,
+              "merge %s: %d", what, rc);
+        w->lh[range] = hint;
+    }
+    w->dirty |= 1u << node;
+    settle(w);
+}
+
+/* The frozen state of node's replica of r (merge id 0: none or no replica). */
+static uint64_t frozen_at(world *w, uint64_t node, uint64_t r, uint64_t *index,
+                          uint64_t *lineage, uint64_t *applied)
+{
+    uint64_t mid = 0, left = 0, fi = 0, fl = 0;
+    range_replica *rep = usable(w, node) ? range_node_replica(w->nodes[node].rn, r) : NULL;
+    range_replica_status st;
+    *applied = 0;
+    if (rep == NULL || replica__frozen(rep, &mid, &left, &fi, &fl) != RANGE_OK)
+        return 0;
+    range_replica_get_status(rep, &st);
+    *applied = st.applied;
+    if (index != NULL)
+        *index = fi;
+    if (lineage != NULL)
+        *lineage = fl;
+    return mid;
+}
+
+/* Start a merge of a random range R into the range ending at its start. */
+static void merge_start(world *w)
+{
+    uint64_t rid = random_range(w), rnode = 0, lnode = 0;
+    range_replica *rrep = rid != 0 ? driver_target(w, rid, &rnode) : NULL;
+    range_descriptor rd, ld;
+    if (rrep == NULL || range_replica_descriptor(rrep, &rd) != RANGE_OK)
+        return;
+    uint64_t lid = 0;
+    for (uint64_t r = 1; r < RIDS && lid == 0 && rd.start_len > 0; r++) {
+        range_replica *lrep = w->exists[r] && !w->merged[r] && r != rid
+                                  ? driver_target(w, r, &lnode)
+                                  : NULL;
+        if (lrep == NULL || range_replica_descriptor(lrep, &ld) != RANGE_OK)
+            continue;
+        bool same = ld.n_replicas == rd.n_replicas;
+        for (size_t i = 0; same && i < ld.n_replicas; i++) {
+            bool found = false;
+            for (size_t k = 0; k < rd.n_replicas; k++)
+                found = found || ld.replicas[i] == rd.replicas[k];
+            same = found;
+        }
+        if (same && ld.end_len > 0 &&
+            key_cmp(ld.end_key, ld.end_len, rd.start_key, rd.start_len) == 0)
+            lid = r;
+        range_descriptor_free(&ld);
+    }
+    uint64_t applied = 0, mid = 0, fi, fl;
+    bool busy = true, learners = true;
+    if (lid != 0)
+        mid = frozen_at(w, rnode, rid, &fi, &fl, &applied);
+    if (lid == 0 || mid != 0 || rd.start_len >= sizeof(w->merge_b) ||
+        replica__merge_readiness(rrep, &applied, &busy, &learners) != RANGE_OK || busy ||
+        learners) {
+        range_descriptor_free(&rd);
+        return;
+    }
+    w->merge_id = ++w->next_merge_id * 0x9e3779b97f4a7c15ULL ^ w->seed; /* random-looking */
+    if (w->merge_id == 0)
+        w->merge_id = 1;
+    w->merge_left = lid;
+    w->merge_right = rid;
+    w->merge_right_gen = rd.generation;
+    memcpy(w->merge_b, rd.start_key, rd.start_len);
+    w->merge_b_len = rd.start_len;
+    w->merge_freeze_sent = false;
+    range_descriptor_free(&rd);
+    total.merges_started++;
+    merge_phase_set(w, MERGE_FREEZING);
+}
+
+static void merge_learned_merged(world *w)
+{
+    TRACE(w, "merge %llu: r%llu merged into r%llu", (unsigned long long)w->merge_id,
+          (unsigned long long)w->merge_right, (unsigned long long)w->merge_left);
+    w->merged[w->merge_right] = true;
+    total.merges++;
+    merge_phase_set(w, MERGE_IDLE);
+}
+
+/* Every voter of R applied its freeze (WAIT_APPLIED; the simulated engine
+** needs no sync). */
+static bool merge_right_applied(world *w)
+{
+    for (size_t i = 0; i < w->merge_right_desc.n_replicas; i++) {
+        uint64_t node = w->merge_right_desc.replicas[i], applied = 0;
+        if (frozen_at(w, node, w->merge_right, NULL, NULL, &applied) != w->merge_id ||
+            applied < w->merge_freeze_index)
+            return false;
+    }
+    return true;
+}
+
+/* The watchdog (server/'s, for a range frozen too long): any frozen range
+** while no merge runs is abandoned (FENCE, then UNFREEZE unless merged). */
+static void merge_watchdog(world *w)
+{
+    if (w->tick % MERGE_WATCHDOG_TICKS != 0)
+        return;
+    for (uint64_t r = 1; r < RIDS; r++) {
+        uint64_t node = 0, applied = 0;
+        if (!w->exists[r] || w->merged[r] || driver_target(w, r, &node) == NULL)
+            continue;
+        uint64_t mid = frozen_at(w, node, r, NULL, NULL, &applied);
+        range_replica *rep = range_node_replica(w->nodes[node].rn, r);
+        range_descriptor d;
+        if (mid == 0 || rep == NULL || range_replica_descriptor(rep, &d) != RANGE_OK)
+            continue;
+        if (d.start_len > 0 && d.start_len < sizeof(w->merge_b)) {
+            total.watchdog_runs++;
+            w->merge_id = mid;
+            w->merge_right = r;
+            w->merge_left = 0;
+            memcpy(w->merge_b, d.start_key, d.start_len);
+            w->merge_b_len = d.start_len;
+            merge_phase_set(w, MERGE_FENCING);
+            range_descriptor_free(&d);
+            return;
+        }
+        range_descriptor_free(&d);
+    }
+}
+
+/* The range holding the key just below R's start: ending at it (or
+** holding it: then the merge happened). */
+static range_replica *merge_fence_target(world *w, uint64_t *range, uint64_t *node)
+{
+    const uint8_t *b = (const uint8_t *)w->merge_b;
+    for (uint64_t r = 1; r < RIDS; r++) {
+        range_replica *rep = w->exists[r] && !w->merged[r] && r != w->merge_right
+                                 ? driver_target(w, r, node)
+                                 : NULL;
+        range_descriptor d;
+        if (rep == NULL || range_replica_descriptor(rep, &d) != RANGE_OK)
+            continue;
+        bool below = (d.end_len > 0 && key_cmp(d.end_key, d.end_len, b, w->merge_b_len) == 0) ||
+                     (range_descriptor_contains(&d, b, w->merge_b_len) &&
+                      key_cmp(d.start_key, d.start_len, b, w->merge_b_len) < 0);
+        range_descriptor_free(&d);
+        if (below) {
+            *range = r;
+            return rep;
+        }
+    }
+    return NULL;
+}
+
+static void merge_step(world *w, bool may_start)
+{
+    uint64_t node = 0, hint = 0, range = 0;
+    if (w->merge_waiting && w->tick - w->merge_since > MERGE_WAIT_TICKS) {
+        w->merge_waiting = false; /* the callback may still come: a stale attempt then */
+        w->merge_rc = RANGE_ERR_AMBIGUOUS;
+    }
+    if (w->merge_waiting)
+        return;
+    bool result = w->merge_proposed; /* a proposal's callback came (or timed out) */
+    int rc = w->merge_rc;
+    w->merge_proposed = false;
+    if (result)
+        w->merge_attempt++; /* its late callback, if any, is stale */
+    switch (w->mphase) {
+    case MERGE_IDLE:
+        if (may_start && chance(w, 15000))
+            merge_start(w);
+        else
+            merge_watchdog(w);
+        return;
+    case MERGE_FREEZING: {
+        if (result) {
+            uint64_t applied = 0, fi = 0, fl = 0;
+            range_replica *rep = usable(w, w->merge_node)
+                                     ? range_node_replica(w->nodes[w->merge_node].rn,
+                                                          w->merge_right)
+                                     : NULL;
+            if (rc == RANGE_OK &&
+                frozen_at(w, w->merge_node, w->merge_right, &fi, &fl, &applied) ==
+                    w->merge_id &&
+                range_replica_descriptor(rep, &w->merge_right_desc) == RANGE_OK) {
+                w->has_right_desc = true;
+                w->merge_freeze_index = fi;
+                w->merge_freeze_lineage = fl;
+                merge_phase_set(w, MERGE_WAIT_APPLIED);
+            } else {
+                merge_phase_set(w, MERGE_FENCING);
+            }
+            return;
+        }
+        if (w->tick - w->merge_phase_since > MERGE_PHASE_TICKS) {
+            merge_phase_set(w, w->merge_freeze_sent ? MERGE_FENCING : MERGE_IDLE);
+            return;
+        }
+        range_replica *rep = driver_target(w, w->merge_right, &node);
+        if (rep == NULL)
+            return;
+        int prc = replica__propose_freeze(rep, w->merge_id, w->merge_left, w->merge_right_gen, 0,
+                                          on_merge_entry,
+                                          (void *)(uintptr_t)(w->merge_attempt + 1), &hint);
+        if (prc == RANGE_OK) {
+            w->merge_attempt++;
+            w->merge_freeze_sent = true;
+        }
+        merge_sent(w, prc, w->merge_right, node, hint, "freeze");
+        return;
+    }
+    case MERGE_WAIT_APPLIED:
+        if (merge_right_applied(w)) {
+            /* sometimes the orchestrator gives up here instead, or dies
+            ** (R stays frozen: the watchdog abandons it) */
+            int pick = rnd_int(w, 10);
+            if (pick == 0)
+                total.merges_died++;
+            merge_phase_set(w, pick == 0 ? MERGE_IDLE : pick <= 2 ? MERGE_FENCING : MERGE_MERGING);
+        } else if (w->tick - w->merge_phase_since > MERGE_PHASE_TICKS) {
+            merge_phase_set(w, MERGE_FENCING);
+        }
+        return;
+    case MERGE_MERGING: {
+        if (result) {
+            if (rc == RANGE_OK)
+                merge_learned_merged(w);
+            else
+                merge_phase_set(w, MERGE_FENCING);
+            return;
+        }
+        if (w->tick - w->merge_phase_since > MERGE_PHASE_TICKS) {
+            merge_phase_set(w, MERGE_FENCING);
+            return;
+        }
+        /* a crash in the middle */
+        if (chance(w, 50000)) {
+            uint64_t id = (uint64_t)rnd_int(w, NODES) + 1;
+            bool any_down = false;
+            for (uint64_t i = 1; i <= NODES; i++)
+                any_down = any_down || !w->nodes[i].up;
+            if (!any_down && !w->nodes[id].paused && w->new_ops) {
+                crash_node(w, id, true);
+                w->nodes[id].down_until = w->tick + 20 + rnd_int(w, 100);
+                total.merge_crashes++;
+            }
+        }
+        range_replica *rep = driver_target(w, w->merge_left, &node);
+        range_descriptor ld;
+        uint64_t applied;
+        bool busy = true, learners = true;
+        if (rep == NULL || range_replica_descriptor(rep, &ld) != RANGE_OK)
+            return;
+        bool fits = ld.end_len == w->merge_b_len &&
+                    memcmp(ld.end_key, w->merge_b, w->merge_b_len) == 0 &&
+                    ld.n_replicas == w->merge_right_desc.n_replicas;
+        for (size_t i = 0; fits && i < ld.n_replicas; i++) {
+            bool found = false;
+            for (size_t k = 0; k < w->merge_right_desc.n_replicas; k++)
+                found = found || ld.replicas[i] == w->merge_right_desc.replicas[k];
+            fits = found;
+        }
+        if (fits && replica__merge_readiness(rep, &applied, &busy, &learners) == RANGE_OK &&
+            learners)
+            fits = false;
+        if (!fits) {
+            range_descriptor_free(&ld);
+            merge_phase_set(w, MERGE_FENCING);
+            return;
+        }
+        int prc = replica__propose_merge(rep, w->merge_id, ld.generation, &w->merge_right_desc,
+                                         w->merge_freeze_index, w->merge_freeze_lineage,
+                                         (hlc_timestamp){1000, 0}, 0, on_merge_entry,
+                                         (void *)(uintptr_t)(w->merge_attempt + 1), &hint);
+        if (prc == RANGE_OK)
+            w->merge_attempt++;
+        range_descriptor_free(&ld);
+        merge_sent(w, prc, w->merge_left, node, hint, "merge");
+        if (prc == RANGE_OK && rnd_int(w, 4) == 0) {
+            /* the orchestrator's wait ends first (a timeout): it abandons
+            ** while the MERGE may still apply; the fence decides */
+            w->merge_attempt++;
+            merge_phase_set(w, MERGE_FENCING);
+        }
+        return;
+    }
+    case MERGE_FENCING: {
+        if (result && rc == RANGE_OK) {
+            range_replica *rep = usable(w, w->merge_node)
+                                     ? range_node_replica(w->nodes[w->merge_node].rn,
+                                                          w->merge_left)
+                                     : NULL;
+            range_descriptor d;
+            if (rep != NULL && range_replica_descriptor(rep, &d) == RANGE_OK) {
+                /* merged iff the span holds b, or the merge applied in its
+                ** lineage (L split again at b since: seed 3471) */
+                bool holds = range_descriptor_contains(&d, (const uint8_t *)w->merge_b,
+                                                       w->merge_b_len),
+                     applied = false;
+                range_descriptor_free(&d);
+                CHECK(replica__merge_applied(rep, w->merge_id, &applied) == RANGE_OK,
+                      "merge_applied");
+                holds = holds || applied;
+                total.fences++;
+                if (holds)
+                    total.merges_late++;
+                if (holds)
+                    merge_learned_merged(w);
+                else
+                    merge_phase_set(w, MERGE_UNFREEZING);
+                return;
+            }
+        }
+        range_replica *rep = merge_fence_target(w, &range, &node);
+        if (rep == NULL)
+            return;
+        w->merge_left = range; /* whatever holds the key below b now */
+        int prc = replica__propose_fence(rep, w->merge_id, w->merge_right, 0, on_merge_entry,
+                                         (void *)(uintptr_t)(w->merge_attempt + 1), &hint);
+        if (prc == RANGE_OK)
+            w->merge_attempt++;
+        merge_sent(w, prc, range, node, hint, "fence");
+        return;
+    }
+    case MERGE_UNFREEZING: {
+        if (result) {
+            uint64_t applied = 0;
+            if (rc == RANGE_OK ||
+                (rc == RANGE_ERR_DROPPED &&
+                 frozen_at(w, w->merge_node, w->merge_right, NULL, NULL, &applied) !=
+                     w->merge_id)) {
+                total.unfreezes += rc == RANGE_OK;
+                total.merges_abandoned++;
+                merge_phase_set(w, MERGE_IDLE);
+                return;
+            }
+        }
+        range_replica *rep = driver_target(w, w->merge_right, &node);
+        if (rep == NULL)
+            return;
+        int prc = replica__propose_unfreeze(rep, w->merge_id, 0, on_merge_entry,
+                                            (void *)(uintptr_t)(w->merge_attempt + 1), &hint);
+        if (prc == RANGE_OK)
+            w->merge_attempt++;
+        merge_sent(w, prc, w->merge_right, node, hint, "unfreeze");
+        return;
+    }
+    }
 }
 
 /* ---- faults ---------------------------------------------------------------------- */
@@ -1388,15 +1855,24 @@ typedef struct seen_desc {
 ** starts over, and the writes of its span may apply there again (its data
 ** went, unless another replica here still covers it: then we only lose
 ** sight of a double application, never report a false one). */
-static void life_ended(sim_node *n, uint64_t r)
+static void life_ended(sim_node *n, uint64_t r, const bool now[RIDS])
 {
     world *w = n->w;
     n->hosted[r] = false;
     n->applied_seen[r] = 0;
     n->observed_index[r] = 0;
-    for (int i = 0; i < w->n_ops; i++)
-        if (n->applied_in[i] != 0 && desc_has_key(&n->last_desc[r], w->ops[i].key))
+    for (int i = 0; i < w->n_ops; i++) {
+        if (n->applied_in[i] == 0 || !desc_has_key(&n->last_desc[r], w->ops[i].key))
+            continue;
+        /* still covered by a replica here (a merge: the left took the span,
+        ** data and records; a write re-proposed there must not apply again):
+        ** the data stayed */
+        bool covered = false;
+        for (uint64_t o = 1; o < RIDS && !covered; o++)
+            covered = o != r && now[o] && desc_has_key(&n->last_desc[o], w->ops[i].key);
+        if (!covered)
             n->applied_in[i] = 0;
+    }
     range_descriptor_free(&n->last_desc[r]);
 }
 
@@ -1479,7 +1955,7 @@ static void check_ranges(world *w)
         }
         for (uint64_t r = 1; r < RIDS; r++)
             if (n->hosted[r] && !now[r])
-                life_ended(n, r);
+                life_ended(n, r, now);
     }
     /* descriptors of different ranges that overlap: one is stale (an
     ** ancestor's before its split), so their generations differ */
@@ -1500,7 +1976,7 @@ static void check_ranges(world *w)
         }
     size_t ranges = 0;
     for (uint64_t r = 1; r < RIDS; r++)
-        ranges += w->exists[r];
+        ranges += w->exists[r] && !w->merged[r];
     if (ranges > total.ranges_max)
         total.ranges_max = ranges;
     for (size_t x = 0; x < n_all; x++)
@@ -1567,20 +2043,33 @@ static bool converged(world *w)
         if ((w->ops[i].is_write && (!w->ops[i].done || w->ops[i].inflight > 0)) ||
             w->ops[i].read_waiting)
             return false;
-    if (w->change_kind != 0)
+    if (w->change_kind != 0 || w->mphase != MERGE_IDLE)
         return false;
     for (uint64_t r = 1; r < RIDS; r++)
-        if (w->exists[r] && !range_settled(w, r, NULL))
+        if (w->exists[r] && !w->merged[r] && !range_settled(w, r, NULL))
             return false;
+    /* no frozen range is left (the watchdog abandons them), and a merged
+    ** range is hosted nowhere (its left applied the merge everywhere) */
+    for (uint64_t r = 1; r < RIDS; r++) {
+        for (uint64_t i = 1; i <= NODES && w->exists[r]; i++) {
+            uint64_t applied = 0;
+            range_replica *rep = range_node_replica(w->nodes[i].rn, r);
+            if (w->merged[r] ? rep != NULL : frozen_at(w, i, r, NULL, NULL, &applied) != 0)
+                return false;
+        }
+    }
     return true;
 }
 
 static void dump(world *w)
 {
+    fprintf(stderr, "merge phase %d (merge %llu of r%llu into r%llu)\n", w->mphase,
+            (unsigned long long)w->merge_id, (unsigned long long)w->merge_right,
+            (unsigned long long)w->merge_left);
     for (uint64_t r = 1; r < RIDS; r++) {
         if (!w->exists[r])
             continue;
-        fprintf(stderr, "r%llu:\n", (unsigned long long)r);
+        fprintf(stderr, "r%llu%s:\n", (unsigned long long)r, w->merged[r] ? " (merged)" : "");
         for (uint64_t i = 1; i <= NODES; i++) {
             range_replica *rep = w->nodes[i].up ? range_node_replica(w->nodes[i].rn, r) : NULL;
             range_replica_status st;
@@ -1599,6 +2088,9 @@ static void dump(world *w)
                     (unsigned long long)st.applied, (unsigned long long)st.first_index,
                     (unsigned long long)st.last_index, applied.n_voters, latest.n_voters,
                     applied.n_learners, latest.n_learners, st.lease_valid);
+            uint64_t fa = 0, mid = frozen_at(w, i, r, NULL, NULL, &fa);
+            if (mid != 0)
+                fprintf(stderr, "    frozen by merge %llu\n", (unsigned long long)mid);
             if (range_replica_descriptor(rep, &d) == RANGE_OK) {
                 desc_print("  ", &d);
                 range_descriptor_free(&d);
@@ -1799,7 +2291,7 @@ static void final_checks(world *w)
     size_t n_ranges = 0;
     memset(newest, 0, sizeof(newest));
     for (uint64_t r = 1; r < RIDS; r++) {
-        if (!w->exists[r])
+        if (!w->exists[r] || w->merged[r])
             continue;
         CHECK(range_settled(w, r, &members[r]), "r%llu not settled", (unsigned long long)r);
         uint64_t l = leader_of(w, r);
@@ -1849,7 +2341,7 @@ static void final_checks(world *w)
     const range_descriptor *order[RIDS];
     size_t n = 0;
     for (uint64_t r = 1; r < RIDS; r++)
-        if (w->exists[r])
+        if (w->exists[r] && !w->merged[r])
             order[n++] = &newest[r];
     for (size_t i = 1; i < n; i++)
         for (size_t j = i; j > 0 && key_cmp(order[j - 1]->start_key, order[j - 1]->start_len,
@@ -1871,7 +2363,7 @@ static void final_checks(world *w)
     /* every acknowledged write readable at its range's leader, after a
     ** lease read and a ReadIndex read */
     for (uint64_t r = 1; r < RIDS; r++) {
-        if (!w->exists[r])
+        if (!w->exists[r] || w->merged[r])
             continue;
         bool lease_ok = final_barrier(w, r, true), index_ok = final_barrier(w, r, false);
         CHECK(lease_ok && index_ok, "r%llu: read barriers failed (lease %d, read index %d)",
@@ -1962,6 +2454,7 @@ static uint64_t run_seed(uint64_t seed)
         split_step(w);
         transfer_step(w);
         change_step(w, true);
+        merge_step(w, true);
         faults_step(w);
         advance(w);
     }
@@ -1981,6 +2474,7 @@ static uint64_t run_seed(uint64_t seed)
     for (; t < CONVERGE_TICKS_MAX; t++) {
         client_step(w);
         change_step(w, false);
+        merge_step(w, false);
         advance(w);
         if (converged(w))
             break;
@@ -2003,6 +2497,8 @@ static uint64_t run_seed(uint64_t seed)
         for (uint64_t r = 1; r < RIDS; r++)
             if (w->clients[i].has[r])
                 range_descriptor_free(&w->clients[i].cache[r]);
+    if (w->has_right_desc)
+        range_descriptor_free(&w->merge_right_desc);
     for (uint64_t i = 1; i <= NODES; i++) {
         for (uint64_t r = 1; r < RIDS; r++)
             range_descriptor_free(&w->nodes[i].last_desc[r]);
@@ -2082,6 +2578,15 @@ static void test_sim_seeds(void **state)
             (unsigned long long)total.change_steps, (unsigned long long)total.changes_abandoned,
             (unsigned long long)total.lease_checks, (unsigned long long)total.lease_handovers);
     fprintf(stderr,
+            "range multi sim: merges started %llu: merged %llu (%llu learned by a fence), "
+            "abandoned %llu (%llu unfrozen), fences %llu, orchestrator deaths %llu, watchdog "
+            "runs %llu, crashes in a merge %llu\n",
+            (unsigned long long)total.merges_started, (unsigned long long)total.merges,
+            (unsigned long long)total.merges_late, (unsigned long long)total.merges_abandoned,
+            (unsigned long long)total.unfreezes, (unsigned long long)total.fences,
+            (unsigned long long)total.merges_died, (unsigned long long)total.watchdog_runs,
+            (unsigned long long)total.merge_crashes);
+    fprintf(stderr,
             "range multi sim: ranges made by splits %llu, %llu of them led; ticks from first "
             "seen to first leader: mean %.2f, median %d, 90th percentile %d, max %llu (under "
             "the faults; election timeout 10-20 ticks)\n",
@@ -2096,7 +2601,7 @@ static void test_sim_seeds(void **state)
 static void test_sim_regressions(void **state)
 {
     (void)state;
-    static const uint64_t seeds[] = {1, 2, 4, 12, 67, 138, 999, 1876, 2860, 5679};
+    static const uint64_t seeds[] = {1, 2, 4, 12, 67, 78, 138, 999, 1389, 1876, 2860, 3471, 5679};
     base_log_set_level(BASE_LOG_ERROR);
     for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
         run_seed(seeds[i]);

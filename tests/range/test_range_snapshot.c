@@ -212,7 +212,10 @@ static void test_snapshot_roundtrip(void **state)
     span_desc(&d, "b", "m");
     base_buf snap = {0}, want = {0}, got = {0};
     hlc_timestamp floor = {100, 1};
-    assert_int_equal(replica__snapshot_encode(a, &d, INDEX, floor, &snap), RANGE_OK);
+    replica_merge_state ms = {.lineage_offset = 77, .frozen_merge_id = 5, .frozen_left_id = 9,
+                              .frozen_index = INDEX - 1, .fences = {11, 12}, .n_fences = 2,
+                              .merged = {21}, .n_merged = 1};
+    assert_int_equal(replica__snapshot_encode(a, &d, INDEX, floor, &ms, &snap), RANGE_OK);
 
     replica_snapshot_view v;
     assert_int_equal(replica__snapshot_decode(snap.data, snap.len, &v), RANGE_OK);
@@ -224,6 +227,16 @@ static void test_snapshot_roundtrip(void **state)
     assert_int_equal(v.n_records, 2);
     assert_int_equal(v.n_versions, 4); /* b@1, b@2 (tombstone), c@3, l@4 */
     assert_int_equal(v.n_raws, 3);     /* intent c, records of b and l */
+    /* the merge state (version 3) comes back as it went */
+    assert_int_equal(v.merge.lineage_offset, 77);
+    assert_int_equal(v.merge.frozen_merge_id, 5);
+    assert_int_equal(v.merge.frozen_left_id, 9);
+    assert_int_equal(v.merge.frozen_index, INDEX - 1);
+    assert_int_equal(v.merge.n_fences, 2);
+    assert_int_equal(v.merge.fences[0], 11);
+    assert_int_equal(v.merge.fences[1], 12);
+    assert_int_equal(v.merge.n_merged, 1);
+    assert_int_equal(v.merge.merged[0], 21);
 
     /* install over other data: the span is replaced, the rest stays */
     put(b, "a", 9, "keep");
@@ -299,12 +312,28 @@ static void test_snapshot_roundtrip(void **state)
         free(copy);
     }
 
+    /* a version 2 snapshot (no merge state) still decodes: zero merge state */
+    {
+        size_t merge_bytes = 8 * 4 + 4 + 2 * 8 + 4 + 8, len = snap.len - merge_bytes;
+        uint8_t *copy = malloc(len);
+        memcpy(copy, snap.data, len - 4);
+        copy[4] = 2;
+        fix_crc(copy, len);
+        assert_int_equal(replica__snapshot_decode(copy, len, &v), RANGE_OK);
+        assert_int_equal(v.merge.lineage_offset, 0);
+        assert_int_equal(v.merge.frozen_merge_id, 0);
+        assert_int_equal(v.merge.n_fences, 0);
+        assert_int_equal(v.n_versions, 4);
+        replica__snapshot_view_free(&v);
+        free(copy);
+    }
+
     /* out of memory at every allocation: NOMEM (nothing appended) or OK */
     int done = 0;
     for (long n = 0; n < 64 && !done; n++) {
         base_buf o = {0};
         base_alloc_fail_after(n);
-        int rc = replica__snapshot_encode(a, &d, INDEX, floor, &o);
+        int rc = replica__snapshot_encode(a, &d, INDEX, floor, &ms, &o);
         base_alloc_fail_after(-1);
         if (rc == RANGE_OK) {
             done = 1;
@@ -352,7 +381,7 @@ static void make_stream(storage_engine *src, base_buf *stream)
     span_desc(&d, "b", "m");
     base_buf_reset(stream);
     assert_int_equal(base_buf_append(stream, hdr, raft_membership_encode(&m, hdr)), 0);
-    assert_int_equal(replica__snapshot_encode(src, &d, INDEX, HLC_ZERO, stream), RANGE_OK);
+    assert_int_equal(replica__snapshot_encode(src, &d, INDEX, HLC_ZERO, NULL, stream), RANGE_OK);
 }
 
 /* Deliver one snapshot message (a single chunk) from node 1 to n. */

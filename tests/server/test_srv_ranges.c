@@ -46,6 +46,9 @@ static void test_codec(void **state) {
     in[0].lease_valid = true;
     in[0].term = 7;
     in[0].size_bytes = 0;
+    in[0].has_load = true; /* issue 6: flag 4 and the two rates, in thousandths */
+    in[0].reads_per_second = 3100.25;
+    in[0].writes_per_second = 0.5;
     desc(&in[1].desc, 9, 2, 'm', 0, 2, 4, 0);
     in[1].term = 3;
     in[1].size_bytes = -1;
@@ -61,6 +64,9 @@ static void test_codec(void **state) {
     assert_true(out[0].leader && out[0].lease_valid);
     assert_int_equal(out[0].term, 7);
     assert_int_equal(out[0].size_bytes, 0);
+    assert_true(out[0].has_load && out[0].reads_per_second == 3100.25 &&
+                out[0].writes_per_second == 0.5);
+    assert_false(out[1].has_load);
     assert_int_equal(out[1].desc.range_id, 9);
     assert_int_equal(out[1].desc.n_replicas, 2);
     assert_false(out[1].leader || out[1].lease_valid);
@@ -73,7 +79,7 @@ static void test_codec(void **state) {
     base_buf_append_byte(&b, 0);
     assert_int_equal(srv__ranges_decode(b.data, b.len, &out, &n), SRV_ERR_CORRUPT);
     b.len--;
-    b.data[5] = 4; /* the first entry's flags: an unknown bit */
+    b.data[5] = 8; /* the first entry's flags: an unknown bit */
     assert_int_equal(srv__ranges_decode(b.data, b.len, &out, &n), SRV_ERR_CORRUPT);
     b.data[4] = 0xff; /* a count far beyond the bytes */
     assert_int_equal(srv__ranges_decode(b.data, b.len, &out, &n), SRV_ERR_CORRUPT);
@@ -103,6 +109,10 @@ static void test_merge(void **state) {
     r[2].leader = r[2].lease_valid = true;
     r[2].term = 6;
     r[2].size_bytes = 60;
+    r[2].has_load = true; /* the leaseholder's load is the range's */
+    r[2].reads_per_second = 12;
+    r[1].has_load = true; /* an older term's: not taken */
+    r[1].reads_per_second = 99;
     /* range 2: no leaseholder, sizes 10 and 20 */
     desc(&r[3].desc, 2, 3, 0, 'a', 1, 2, 3);
     r[3].size_bytes = 10;
@@ -126,6 +136,8 @@ static void test_merge(void **state) {
     assert_int_equal(v[1].desc.replicas[2], 4);
     assert_int_equal(v[1].lease_holder, 3);
     assert_int_equal(v[1].size_bytes, 60);
+    assert_true(v[1].has_load && v[1].reads_per_second == 12);
+    assert_false(v[0].has_load);
     assert_int_equal(v[1].n_reports, 3);
     assert_int_equal(v[2].desc.range_id, 7);
     assert_int_equal(v[2].lease_holder, 0);

@@ -6,7 +6,11 @@
 ** inside, whole SQL keys), the key chosen near the middle of a table's
 ** rows by bytes (all versions of a row on one side, never the start key,
 ** a single large row not split), the event reason, the backoff table, the
-** debounce by (range, generation), and the node-local settings API.
+** debounce by (range, generation), and the node-local settings API. The
+** load rule (issue 6): sustained above split_qps_threshold, "hot since"
+** per (range, generation), the finder's key cut to a whole SQL key, the
+** reason "load 3100 qps > 2500", and the least loaded live voter for the
+** right half's lease.
 */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -16,6 +20,7 @@
 /* cmocka.h needs the four headers above first. */
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -313,6 +318,149 @@ static void test_settings_api(void **state) {
     srv_settings_destroy(&s);
 }
 
+/* The load rule: due only after sustain_ms above the threshold; a dip below
+** starts over; hot since follows the (range, generation) pair. */
+static void test_load_due(void **state) {
+    (void)state;
+    const int64_t s = 1000000000;
+    int64_t hot = 0;
+    assert_false(srv__splitq_load_due(100, 2500, &hot, 10 * s, 10000));
+    assert_int_equal(hot, 0);
+    assert_false(srv__splitq_load_due(3100, 2500, &hot, 10 * s, 10000));
+    assert_int_equal(hot, 10 * s);
+    assert_false(srv__splitq_load_due(3100, 2500, &hot, 19 * s, 10000));
+    assert_true(srv__splitq_load_due(2600, 2500, &hot, 20 * s, 10000));
+    assert_true(srv__splitq_load_due(2600, 2500, &hot, 25 * s, 10000));
+    /* exactly at the threshold is not above it: starts over */
+    assert_false(srv__splitq_load_due(2500, 2500, &hot, 26 * s, 10000));
+    assert_int_equal(hot, 0);
+    assert_false(srv__splitq_load_due(9000, 2500, &hot, 27 * s, 10000));
+    assert_false(srv__splitq_load_due(9000, 2500, &hot, 36 * s, 10000));
+    assert_true(srv__splitq_load_due(9000, 2500, &hot, 37 * s, 10000));
+    /* no threshold, NaN: never */
+    hot = 0;
+    assert_false(srv__splitq_load_due(9000, 0, &hot, 37 * s, 0));
+    assert_false(srv__splitq_load_due(NAN, 2500, &hot, 37 * s, 0));
+    /* sustain 0: at once */
+    assert_true(srv__splitq_load_due(9000, 2500, &hot, 40 * s, 0));
+    /* the seen table keeps hot since while the generation stays */
+    srv__splitq q;
+    srv__splitq_init(&q);
+    uint64_t ids[2] = {4, 9}, gens[2] = {1, 1};
+    assert_int_equal(srv__splitq_note_seen(&q, ids, gens, 2, 1 * s), SRV_OK);
+    q.seen[0].hot_since_ns = 5 * s; /* range 4 (sorted first) */
+    q.seen[1].hot_since_ns = 6 * s;
+    gens[1] = 2; /* 9 split (or changed): starts over */
+    assert_int_equal(srv__splitq_note_seen(&q, ids, gens, 2, 8 * s), SRV_OK);
+    assert_int_equal(q.seen[0].range_id, 4);
+    assert_int_equal(q.seen[0].hot_since_ns, 5 * s);
+    assert_int_equal(q.seen[1].hot_since_ns, 0);
+    srv__splitq_destroy(&q);
+}
+
+/* The finder's key as a split point: whole SQL keys only, cut back. */
+static void test_align_key(void **state) {
+    (void)state;
+    base_buf start = {0}, end = {0}, k = {0}, out = {0};
+    row_key(&start, TABLE, 0, -1);
+    row_key(&end, TABLE + 1, 0, -1);
+    range_descriptor d;
+    desc(&d, &start, &end);
+    row_key(&k, TABLE, 1, 42);
+    assert_true(srv__splitq_align_key(&d, k.data, k.len, &out));
+    assert_int_equal(out.len, k.len);
+    assert_memory_equal(out.data, k.data, k.len);
+    /* a scan's resume key (key + 0x00): cut back to the row */
+    base_buf next = {0};
+    assert_int_equal(enc_key_next(k.data, k.len, &next), ENC_OK);
+    assert_true(srv__splitq_align_key(&d, next.data, next.len, &out));
+    assert_int_equal(out.len, k.len);
+    assert_int_equal(key_value(&out), 42);
+    /* a partial value after a whole one: cut to the whole one */
+    base_buf_reset(&next);
+    assert_int_equal(base_buf_append(&next, k.data, k.len), 0);
+    assert_int_equal(base_buf_append(&next, "\xff\xff", 2), 0);
+    assert_true(srv__splitq_align_key(&d, next.data, next.len, &out));
+    assert_int_equal(key_value(&out), 42);
+    /* the index prefix alone is a split point (it cuts no row) */
+    row_key(&k, TABLE, 1, -1);
+    assert_true(srv__splitq_align_key(&d, k.data, k.len, &out));
+    /* the range's start, outside it, no prefix, the system span: none */
+    assert_false(srv__splitq_align_key(&d, start.data, start.len, &out));
+    assert_int_equal(out.len, 0);
+    row_key(&k, TABLE + 2, 1, 5);
+    assert_false(srv__splitq_align_key(&d, k.data, k.len, &out));
+    assert_false(srv__splitq_align_key(&d, (const uint8_t *)"\x01", 1, &out));
+    assert_false(srv__splitq_align_key(&d, NULL, 0, &out));
+    desc(&d, NULL, &end);
+    row_key(&k, 50, 1, 3);
+    assert_false(srv__splitq_align_key(&d, k.data, k.len, &out));
+    base_buf_free(&start);
+    base_buf_free(&end);
+    base_buf_free(&k);
+    base_buf_free(&next);
+    base_buf_free(&out);
+}
+
+static void test_load_reason(void **state) {
+    (void)state;
+    char buf[96];
+    srv__splitq_load_reason(3100.4, 2500, buf, sizeof buf);
+    assert_string_equal(buf, "load 3100 qps > 2500");
+    srv__splitq_load_reason(201.6, 200, buf, sizeof buf);
+    assert_string_equal(buf, "load 202 qps > 200");
+}
+
+/* The right half's lease: the least loaded live, active, not draining
+** voter other than this node; ties by lease count, then id. */
+static void test_lease_target(void **state) {
+    (void)state;
+    range_descriptor d;
+    desc(&d, NULL, NULL);
+    d.n_replicas = 4;
+    d.replicas[0] = 1;
+    d.replicas[1] = 2;
+    d.replicas[2] = 3;
+    d.replicas[3] = 4;
+    srv__node_state nodes[5] = {
+        {.node_id = 1, .liveness = SRV_LIVENESS_LIVE},
+        {.node_id = 2, .liveness = SRV_LIVENESS_LIVE},
+        {.node_id = 3, .liveness = SRV_LIVENESS_LIVE},
+        {.node_id = 4, .liveness = SRV_LIVENESS_LIVE},
+        {.node_id = 5, .liveness = SRV_LIVENESS_LIVE},
+    };
+    srv__range_view v[4];
+    memset(v, 0, sizeof v);
+    v[0] = (srv__range_view){.lease_holder = 2, .has_load = true, .reads_per_second = 500};
+    v[1] = (srv__range_view){.lease_holder = 3, .has_load = true, .reads_per_second = 100,
+                             .writes_per_second = 50};
+    v[2] = (srv__range_view){.lease_holder = 4, .has_load = true, .writes_per_second = 300};
+    v[3] = (srv__range_view){.lease_holder = 1, .has_load = true, .reads_per_second = 9000};
+    /* self 1 (the hot one); 3 carries 150/s, the least */
+    assert_int_equal(srv__splitq_lease_target(&d, 1, nodes, 5, v, 4), 3);
+    /* 3 suspect (not live), 4 draining: 2 */
+    nodes[2].liveness = SRV_LIVENESS_SUSPECT;
+    nodes[3].draining = true;
+    assert_int_equal(srv__splitq_lease_target(&d, 1, nodes, 5, v, 4), 2);
+    /* 2 decommissioning too: none */
+    nodes[1].membership = SRV_MEMBERSHIP_DECOMMISSIONING;
+    assert_int_equal(srv__splitq_lease_target(&d, 1, nodes, 5, v, 4), 0);
+    /* no load known anywhere: the fewest leases, then the lowest id */
+    nodes[1].membership = SRV_MEMBERSHIP_ACTIVE;
+    nodes[2].liveness = SRV_LIVENESS_LIVE;
+    nodes[3].draining = false;
+    for (int i = 0; i < 4; i++) v[i].has_load = false;
+    v[0].lease_holder = 3; /* 3 holds two leases now, 2 none, 4 one */
+    assert_int_equal(srv__splitq_lease_target(&d, 1, nodes, 5, v, 4), 2);
+    v[2].lease_holder = 2;
+    v[3].lease_holder = 4; /* 2: one, 3: two, 4: one */
+    assert_int_equal(srv__splitq_lease_target(&d, 1, nodes, 5, v, 4), 2);
+    /* a voter with no node record: skipped; not a voter (5): never */
+    assert_int_equal(srv__splitq_lease_target(&d, 1, nodes + 2, 3, v, 4), 4);
+    d.n_replicas = 1;
+    assert_int_equal(srv__splitq_lease_target(&d, 1, nodes, 5, v, 4), 0);
+}
+
 int main(void) {
     base_log_set_level(BASE_LOG_ERROR);
     const struct CMUnitTest tests[] = {
@@ -320,6 +468,8 @@ int main(void) {
         cmocka_unit_test(test_choose_key), cmocka_unit_test(test_reason),
         cmocka_unit_test(test_recent),   cmocka_unit_test(test_seen),
         cmocka_unit_test(test_settings_api),
+        cmocka_unit_test(test_load_due),   cmocka_unit_test(test_align_key),
+        cmocka_unit_test(test_load_reason), cmocka_unit_test(test_lease_target),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -93,6 +93,18 @@ static void test_rewrite_names_and_clauses(void **state) {
     expect_rejected("SELECT * FROM other.t", "3F000");
     expect_rejected("UPDATE s.t SET a = 1", "3F000");
     expect_rejected("INSERT INTO s.t VALUES (1)", "3F000");
+    /* a qualified column after an operator keyword is not schema.table */
+    expect_rewrite("SELECT * FROM t d WHERE a IS NOT DISTINCT FROM d.name",
+                   "SELECT * FROM t d WHERE a IS NOT DISTINCT FROM d.name");
+    expect_rewrite("SELECT * FROM t d JOIN u ON u.a IS DISTINCT FROM d.a",
+                   "SELECT * FROM t d JOIN u ON u.a IS DISTINCT FROM d.a");
+    expect_rewrite("SELECT extract(year FROM d.ts), substring(d.s FROM 2), trim(both FROM d.s) FROM t d",
+                   "SELECT extract(year FROM d.ts), substring(d.s FROM 2), trim(both FROM d.s) FROM t d");
+    expect_rewrite("SELECT * FROM t WHERE a IN (SELECT b FROM public.u)",
+                   "SELECT * FROM t WHERE a IN (SELECT b FROM u)");
+    expect_rejected("SELECT * FROM t WHERE a IN (SELECT b FROM s.u)", "3F000");
+    expect_rewrite("INSERT INTO t VALUES (1) ON CONFLICT (a) DO UPDATE SET b = excluded.b",
+                   "INSERT INTO t VALUES (1) ON CONFLICT (a) DO UPDATE SET b = excluded.b");
     expect_rewrite("CREATE TABLE t (a int, b text COLLATE \"C\") WITH (fillfactor=100)",
                    "CREATE TABLE t (a int, b text)");
     expect_rewrite("CREATE TABLE t (a int) with (fillfactor=100, autovacuum_enabled=off)",
@@ -241,8 +253,10 @@ static void test_session_settings(void **state) {
     EXPECT(s, "SET TIME ZONE 'UTC'; SHOW TimeZone", "C SET\nD TimeZone:25\nR UTC\nC SHOW\n");
     EXPECT(s, "SET extra_float_digits = 3; SHOW extra_float_digits",
            "C SET\nD extra_float_digits:25\nR 3\nC SHOW\n");
-    EXPECT(s, "SET statement_timeout = -1; SHOW statement_timeout",
-           "C SET\nD statement_timeout:25\nR -1\nC SHOW\n");
+    EXPECT(s, "SET statement_timeout = 1500; SHOW statement_timeout",
+           "C SET\nD statement_timeout:25\nR 1500ms\nC SHOW\n");
+    expect_error(s, "SET statement_timeout = -1", "22023"); /* as PostgreSQL: 0 .. INT_MAX ms */
+    EXPECT(s, "RESET statement_timeout", "C RESET\n");
     EXPECT(s, "SET client_encoding = 'utf8'; SHOW client_encoding",
            "C SET\nD client_encoding:25\nR UTF8\nC SHOW\n");
     expect_error(s, "SET client_encoding = 'LATIN1'", "0A000");
@@ -525,7 +539,8 @@ static void test_session_copy(void **state) {
     expect_error(s, "COPY c FROM STDIN", "0A000"); /* the caller cannot copy */
     const char *nothing[] = {NULL};
     EXPECT_COPY(s, "COPY nosuch FROM STDIN", nothing, true, "E 42P01 relation \"nosuch\" does not exist\n");
-    EXPECT_COPY(s, "COPY c TO STDOUT", nothing, true, "E 0A000 COPY ... TO is not supported yet\n");
+    EXPECT_COPY(s, "COPY c TO STDOUT", nothing, true,
+                "E 0A000 COPY TO STDOUT is not supported on this connection\n"); /* no callbacks */
     EXPECT_COPY(s, "COPY c FROM '/etc/passwd'", nothing, true,
                 "E 0A000 COPY FROM a file is not supported (use FROM STDIN)\n");
     EXPECT_COPY(s, "COPY c FROM STDIN WITH (FORMAT binary)", nothing, true,

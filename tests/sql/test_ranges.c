@@ -6,7 +6,9 @@
 ** (parsing, what reaches the node, its refusals passed through, 25001 in a
 ** block), the 0A000 of a single node, and the range event log: its codec
 ** (round trip, every truncation and bad byte refused) and
-** meridian_internal.range_events read through SQL. The transcript format
+** meridian_internal.range_events read through SQL; manual split points
+** (their keys, put, get, remove, a table's all) and UNSPLIT's refusals on a
+** single node. The transcript format
 ** is test_sql.c's (D/R/C/E/N/Q lines).
 */
 #define _GNU_SOURCE
@@ -20,6 +22,7 @@
 #include <stdio.h>
 
 #include "encoding/encoding.h"
+#include "sql/sql_ranges.h"
 #include "tests/sql/sql_harness.h"
 
 /* ---- a fake node ---------------------------------------------------------------------- */
@@ -31,6 +34,8 @@ typedef struct fake_range {
     base_buf start, end; /* end empty: +inf */
     uint64_t replicas[3];
     int64_t size;
+    bool load; /* reads/writes known */
+    double reads, writes;
 } fake_range;
 
 typedef struct fake_node {
@@ -90,6 +95,9 @@ static int fake_ranges(void *ctx, const uint8_t *start, size_t start_len, const 
         x->n_replicas = 3;
         x->lease_holder = r->lease;
         x->size_bytes = r->size;
+        x->load_known = r->load;
+        x->reads_per_second = r->reads;
+        x->writes_per_second = r->writes;
     }
     *out = v;
     *n = k;
@@ -447,13 +455,131 @@ static void test_event_log_in_sql(void **state) {
     sqlv_session_close(s);
 }
 
+/* UNSPLIT on a single node: parsing first, then 25001 in a block, then
+** 0A000 (no ranges), like SPLIT AT. */
+static void test_unsplit_single_node(void **state) {
+    (void)state;
+    sqlv_session *s = session(&fx);
+    EXPECT(s, "CREATE TABLE us (k INT PRIMARY KEY)", "C CREATE TABLE\n");
+    expect_error(s, "ALTER TABLE us UNSPLIT AT VALUES (5)", "0A000");
+    expect_error(s, "ALTER TABLE us UNSPLIT ALL", "0A000");
+    expect_error(s, "ALTER TABLE us UNSPLIT VALUES (5)", "42601");
+    expect_error(s, "ALTER TABLE us UNSPLIT ALL (5)", "42601");
+    expect_error(s, "ALTER TABLE us UNSPLIT AT SELECT 5", "0A000");
+    EXPECT(s, "BEGIN", "C BEGIN\n");
+    expect_error(s, "ALTER TABLE us UNSPLIT ALL", "25001");
+    EXPECT(s, "ROLLBACK", "C ROLLBACK\n");
+    sqlv_session_close(s);
+}
+
+static bool point_is(const base_buf *key) {
+    txn *t = NULL;
+    txn_error err = {{0}, {0}};
+    bool is = true;
+    assert_int_equal(txn_begin(fx.db, NULL, &t), TXN_OK);
+    assert_int_equal(sqlv_split_point_get(t, key->data, key->len, &is, &err), TXN_OK);
+    txn_rollback(t);
+    return is;
+}
+
+/* Manual split points in the key space (sql.h): their keys, put, get,
+** remove one, remove a table's span (its points only, in key order). */
+static void test_split_points(void **state) {
+    (void)state;
+    base_buf k = {0}, pk = {0}, a = {0}, b = {0}, removed = {0};
+    txn_error err = {{0}, {0}};
+    const int64_t v1000[] = {1000}, v5[] = {5}, v2000[] = {2000};
+    int_key(&k, 105, v1000, 1);
+    assert_int_equal(sqlv_split_point_key(k.data, k.len, &pk), 0);
+    assert_int_equal(pk.len, SQLV_SPLIT_POINT_PREFIX_LEN + k.len);
+    assert_memory_equal(pk.data, SQLV_SPLIT_POINT_PREFIX, SQLV_SPLIT_POINT_PREFIX_LEN);
+    assert_memory_equal(pk.data + SQLV_SPLIT_POINT_PREFIX_LEN, k.data, k.len);
+    assert_false(point_is(&k));
+    assert_int_equal(sqlv__split_point_put(fx.sql, k.data, k.len, &err), TXN_OK);
+    assert_int_equal(sqlv__split_point_put(fx.sql, k.data, k.len, &err), TXN_OK); /* again */
+    assert_true(point_is(&k));
+    bool was = false;
+    assert_int_equal(sqlv__split_point_remove(fx.sql, k.data, k.len, &was, &err), TXN_OK);
+    assert_true(was);
+    assert_false(point_is(&k));
+    assert_int_equal(sqlv__split_point_remove(fx.sql, k.data, k.len, &was, &err), TXN_OK);
+    assert_false(was);
+    /* three points of table 105, one of table 106 */
+    const int64_t *vals[] = {v2000, v5, v1000};
+    for (int i = 0; i < 3; i++) {
+        int_key(&k, 105, vals[i], 1);
+        assert_int_equal(sqlv__split_point_put(fx.sql, k.data, k.len, &err), TXN_OK);
+    }
+    int_key(&k, 106, v5, 1);
+    assert_int_equal(sqlv__split_point_put(fx.sql, k.data, k.len, &err), TXN_OK);
+    int_key(&a, 105, NULL, 0);
+    int_key(&b, 106, NULL, 0);
+    size_t n = 0;
+    assert_int_equal(sqlv__split_points_remove_span(fx.sql, a.data, a.len, b.data, b.len,
+                                                    &removed, &n, &err),
+                     TXN_OK);
+    assert_int_equal(n, 3);
+    const int64_t *order[] = {v5, v1000, v2000};
+    size_t off = 0;
+    for (int i = 0; i < 3; i++) {
+        int_key(&k, 105, order[i], 1);
+        assert_true(off + 4 + k.len <= removed.len);
+        const uint8_t *q = removed.data + off;
+        assert_int_equal((size_t)q[0] << 24 | (size_t)q[1] << 16 | (size_t)q[2] << 8 | q[3], k.len);
+        assert_memory_equal(q + 4, k.data, k.len);
+        assert_false(point_is(&k));
+        off += 4 + k.len;
+    }
+    assert_int_equal(off, removed.len);
+    int_key(&k, 106, v5, 1);
+    assert_true(point_is(&k)); /* another table's point stays */
+    assert_int_equal(sqlv__split_points_remove_span(fx.sql, a.data, a.len, b.data, b.len,
+                                                    &removed, &n, &err),
+                     TXN_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(removed.len, 0);
+    base_buf_free(&k);
+    base_buf_free(&pk);
+    base_buf_free(&a);
+    base_buf_free(&b);
+    base_buf_free(&removed);
+}
+
+/* reads_per_second and writes_per_second: the leaseholder's figures, one
+** decimal; NULL when no leaseholder reported load. */
+static void test_show_ranges_load(void **state) {
+    (void)state;
+    set_fake_admin();
+    sqlv_session *s = session(&fx);
+    EXPECT(s, "CREATE TABLE hot (id INT PRIMARY KEY)", "C CREATE TABLE\n");
+    base_buf a = {0}, b = {0};
+    int64_t v500 = 500;
+    int_key(&a, 100, NULL, 0);
+    int_key(&b, 100, &v500, 1);
+    fake_add(2, &a, &b, 1, 100);
+    fake_add(9, &b, NULL, 2, 100);
+    fake.r[0].load = true;
+    fake.r[0].reads = 3100.04;
+    fake.r[0].writes = 0.25;
+    EXPECT(s, "SHOW RANGES FROM TABLE hot",
+           COLS "R 2|/Table/hot|/Table/hot/500|hot|{1,2,3}|1|3|100|3100.0|0.2\n"
+                "R 9|/Table/hot/500|/Max|hot|{1,2,3}|2|10|100|NULL|NULL\n"
+                "C SHOW RANGES\n");
+    base_buf_free(&a);
+    base_buf_free(&b);
+    sqlv_session_close(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_single_node_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_show_ranges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_show_ranges_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alter_range, setup, teardown),
         cmocka_unit_test(test_event_codec),
         cmocka_unit_test_setup_teardown(test_event_log_in_sql, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unsplit_single_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_points, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,6 +32,8 @@
 ** SYSTEM TIME transactions through a follower's node, served by its own
 ** replica once the closed timestamp passed them, also with the
 ** leaseholder's node stopped.
+** Merges (txn_db_merge_at, docs/range.md "Merges"): a split undone, both
+** sides' rows through every node, meta holding the merged range only.
 **
 ** Every wait is bounded (router deadlines; wait_for with a limit).
 */
@@ -884,11 +886,98 @@ static void test_single_node_cannot_split(void **state) {
     hlc_clock_free(clock);
 }
 
+/* The meta entry at d's meta key (d: only its end key matters), decoded
+** into *out; false when absent. */
+static bool meta_entry(cluster *c, const char *end, range_descriptor *out) {
+    range_descriptor d;
+    memset(&d, 0, sizeof(d));
+    d.end_key = (uint8_t *)end;
+    d.end_len = end != NULL ? strlen(end) : 0;
+    base_buf key = {0}, val = {0};
+    assert_int_equal(range_meta_key(&d, &key), RANGE_OK);
+    txn *t;
+    txn_error err = {0};
+    assert_int_equal(txn_begin(c->n[1].db, &(txn_options){.read_only = true}, &t), TXN_OK);
+    int rc = txn_get(t, key.data, key.len, &val, &err);
+    txn_rollback(t);
+    if (rc != TXN_OK && rc != TXN_NOT_FOUND) fail_msg("meta read: %d %s", rc, err.message);
+    if (rc == TXN_OK) assert_int_equal(range_descriptor_decode(val.data, val.len, out), RANGE_OK);
+    base_buf_free(&key);
+    base_buf_free(&val);
+    return rc == TXN_OK;
+}
+
+/* A split at "m", then txn_db_merge_at("m") through another node: range 1
+** covers everything again, both sides' rows serve through every node, meta
+** holds range 1 at +inf and no entry at "m"; a key that is no boundary is
+** no merge; a single node's txn_db refuses to merge. */
+static void test_merge(void **state) {
+    (void)state;
+    cluster *c = calloc(1, sizeof(*c));
+    start_cluster(c);
+    assert_true(wait_leader(c));
+    put_through(c, 1, "a", "1");
+    txn_split_result res;
+    txn_error err = {0};
+    int rc = txn_db_split_at(c->n[2].db, (const uint8_t *)"m", 1, &res, &err);
+    if (rc != TXN_OK) fail_msg("split: %d %s", rc, err.message);
+    put_through(c, 2, "z", "1");
+    range_descriptor d;
+    assert_true(meta_entry(c, "m", &d));
+    assert_int_equal(d.range_id, 1);
+    range_descriptor_free(&d);
+    txn_merge_result mr;
+    memset(&err, 0, sizeof(err));
+    rc = txn_db_merge_at(c->n[3].db, (const uint8_t *)"m", 1, &mr, &err);
+    if (rc != TXN_OK) fail_msg("merge: %d %s %s", rc, err.sqlstate, err.message);
+    assert_true(mr.merged);
+    assert_int_equal(mr.left_range_id, 1);
+    assert_int_equal(mr.right_range_id, 2);
+    for (int i = 1; i <= NODES; i++) {
+        check_value(c, i, "a", "1");
+        check_value(c, i, "z", "1");
+        char key[8];
+        snprintf(key, sizeof(key), "y%d", i);
+        put_through(c, i, key, "after");
+        check_value(c, i, key, "after");
+    }
+    /* meta: range 1 to +inf, nothing at "m" */
+    assert_false(meta_entry(c, "m", &d));
+    assert_true(meta_entry(c, NULL, &d));
+    assert_int_equal(d.range_id, 1);
+    assert_int_equal(d.start_len, 0);
+    assert_int_equal(d.end_len, 0);
+    range_descriptor_free(&d);
+    /* no boundary at "m" any more */
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(txn_db_merge_at(c->n[1].db, (const uint8_t *)"m", 1, &mr, &err), TXN_OK);
+    assert_false(mr.merged);
+    stop_cluster(c);
+    free(c);
+    /* one node: no ranges to merge */
+    hlc_clock *clock;
+    storage_engine *e;
+    txn_db *db;
+    assert_int_equal(hlc_clock_new(hlc_system_clock(), HLC_DEFAULT_MAX_OFFSET_NS, &clock), 0);
+    storage_options so = {.dir = NULL, .create_if_missing = true};
+    assert_int_equal(storage_open(&so, &e), STORAGE_OK);
+    txn_db_options o = {.engine = e, .clock = clock};
+    assert_int_equal(txn_db_open(&o, &db), TXN_OK);
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(txn_db_merge_at(db, (const uint8_t *)"m", 1, &mr, &err),
+                     TXN_ERR_UNSUPPORTED);
+    assert_string_equal(err.sqlstate, "0A000");
+    txn_db_close(db);
+    storage_close(e);
+    hlc_clock_free(clock);
+}
+
 int main(void) {
     base_log_set_level(BASE_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_three_node_cluster),
         cmocka_unit_test(test_split),
+        cmocka_unit_test(test_merge),
         cmocka_unit_test(test_dead_coordinator),
         cmocka_unit_test(test_locked_updates),
         cmocka_unit_test(test_large_transactions),
