@@ -19,7 +19,10 @@
 **               n_delete_spans x span | n_read_spans x span
 **               span = flags (1 byte: bit0 point) | bytes start |
 **                      bytes end (absent for point spans)
-**     DESCRIBE: nothing (read_ts decodes as HLC_ZERO)
+**     DESCRIBE: nothing (read_ts decodes as HLC_ZERO) | [flags (1 byte:
+**               bit0 key_below) | bytes key (non-empty); only present with
+**               a key, so a plain DESCRIBE keeps its byte; an older decoder
+**               refuses it as trailing bytes, as GET's stale flag]
 **     VALIDATE: ts read_ts | ts commit_ts | txn_id (0: none) |
 **               n_read_spans x span   (txn_id added with issue 5; no mixed-
 **               version clusters exist, so the version was not bumped)
@@ -51,14 +54,17 @@
 **     ADMIN_MERGE: merge_id (!= 0) | generation | applied_index (!= 0) |
 **               freeze_lineage | ts merge_floor | bytes right
 **               (range_descriptor_encode)
-**     MERGE_FENCE: merge_id (!= 0) | right_range_id (!= 0)
+**     MERGE_FENCE: merge_id (!= 0) | right_range_id (!= 0) | bytes key (R's
+**               start, may be empty)
 **     UNFREEZE: merge_id (!= 0)
 **   (the merge ops, 16..20, came with issue 6: ops an older decoder does not
 **   know are refused as any unknown op, so the version stays 1)
 ** Response:
-**   version (1 byte: 1, or 2 when an extended section is present) |
-**   status (zigzag varint of the int32) | sections (1 byte, the bits below) |
-**   [version 2: ext_sections (1 byte, the EXT bits below)] | leader_hint |
+**   version (1 byte: 1; 2 when an extended section is present; 3 when an
+**   EXT2 section is) | status (zigzag varint of the int32) | sections (1
+**   byte, the bits below) | [version 2 and 3: ext_sections (1 byte, the EXT
+**   bits below; non-zero in version 2)] | [version 3: ext2_sections (1 byte,
+**   the EXT2 bits below, non-zero)] | leader_hint |
 **   the present sections, in bit order, then the extended ones:
 **     0x01 VALUE       bytes value
 **     0x02 ROWS        n_rows (1..RANGE_KV_SCAN_ROWS_MAX) x { bytes key | bytes value }
@@ -83,6 +89,10 @@
 **                      rounded) | bytes split_key (length 0: none)
 **                      (issue 6: a DESCRIBE's answer; an older decoder
 **                      refuses the unknown bit, so only new nodes send it)
+**     EXT2 0x01 MERGED (no bytes: merged = true; a MERGE_FENCE's answer)
+**   Version 3 exists because the 8 EXT bits were used up too: an answer
+**   without MERGED keeps its version and bytes, and an older decoder
+**   refuses version 3 (only a fence answers it, and its caller is new).
 **   Version 2 exists because the 8 section bits were used up: a response
 **   without TXN or INTENT keeps version 1, byte for byte as before.
 **   The response does not know its op, so the encoder writes every section
@@ -94,7 +104,7 @@
 **   NEWEST when newest_ts is not HLC_ZERO, HOLDER when intent_unreplicated
 **   or intent_since_wall_ns != 0, DEPS when dep_count > 0, CYCLE when
 **   cycle_len > 0, MERGE when freeze_index, freeze_lineage or merge_floor
-**   is set, LOAD when has_load.
+**   is set, LOAD when has_load, MERGED when merged.
 **   An absent section decodes as the defaults; the reader picks the fields
 **   of the op it sent.
 **
@@ -145,6 +155,10 @@
 #define KV_EXT_ALL 0xffu
 #define KV_HOLDER_UNREPLICATED 0x01u
 #define KV_RESPONSE_VERSION_EXT 2
+#define KV_RESPONSE_VERSION_EXT2 3
+#define KV_EXT2_MERGED 0x01u
+#define KV_EXT2_ALL 0x01u
+#define KV_DESCRIBE_KEY_BELOW 0x01u
 #define KV_PREPARE_CREATE_RECORD 0x01u
 
 #define KV_SCAN_REVERSE 0x01u
@@ -336,12 +350,14 @@ static bool kv__request_ok(const range_kv_request *req)
                kv__edges_ok(req->deps, req->dep_count);
     case RANGE_KV_HEARTBEAT:
     case RANGE_KV_QUERY_TXN:
+    case RANGE_KV_GC_TXN:
         return req->txn_id != 0 && kv__anchor_ok(req);
     case RANGE_KV_LOCK:
         return req->txn_id != 0 && kv__anchor_ok(req) &&
                kv__lock_keys_ok(req->lock_keys, req->lock_key_count);
     case RANGE_KV_DESCRIBE:
-        return true;
+        return kv__field_ok(req->key, req->key_len, STORAGE_KEY_SIZE_MAX) &&
+               (req->key_len > 0 || !req->key_below);
     case RANGE_KV_VALIDATE:
         return kv__spans_ok(req->read_spans, req->read_span_count);
     case RANGE_KV_ADMIN_SPLIT:
@@ -497,6 +513,7 @@ int range_kv_request_encode(const range_kv_request *req, base_buf *out)
             rc |= kv__put_bytes(out, req->lock_keys[i].key, req->lock_keys[i].key_len);
         break;
     case RANGE_KV_QUERY_TXN:
+    case RANGE_KV_GC_TXN:
         rc |= range__put_varint(out, req->txn_id);
         rc |= kv__put_bytes(out, req->anchor, req->anchor_len);
         break;
@@ -551,7 +568,13 @@ int range_kv_request_encode(const range_kv_request *req, base_buf *out)
     case RANGE_KV_UNFREEZE:
         rc |= range__put_varint(out, req->merge_id);
         break;
-    default: /* RANGE_KV_DESCRIBE: nothing more */
+    case RANGE_KV_DESCRIBE: /* the key part only with a key (codec header) */
+        if (req->key_len > 0) {
+            rc |= base_buf_append_byte(out, req->key_below ? KV_DESCRIBE_KEY_BELOW : 0);
+            rc |= kv__put_bytes(out, req->key, req->key_len);
+        }
+        break;
+    default:
         break;
     }
     if (rc != 0) {
@@ -813,6 +836,7 @@ int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *o
         break;
     }
     case RANGE_KV_QUERY_TXN:
+    case RANGE_KV_GC_TXN:
         out->txn_id = range__get_varint(&r);
         out->anchor = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->anchor_len);
         if (out->txn_id == 0 || out->anchor_len == 0)
@@ -826,6 +850,15 @@ int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *o
             r.bad = true;
         break;
     case RANGE_KV_DESCRIBE:
+        if (kv__left(&r) > 0) {
+            uint8_t flags = range__get_u8(&r);
+            if ((flags & ~KV_DESCRIBE_KEY_BELOW) != 0)
+                r.bad = true;
+            out->key_below = (flags & KV_DESCRIBE_KEY_BELOW) != 0;
+            out->key = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->key_len);
+            if (out->key_len == 0)
+                r.bad = true; /* no key is no key part */
+        }
         break;
     case RANGE_KV_VALIDATE: {
         out->read_ts = kv__get_ts(&r);
@@ -1030,14 +1063,20 @@ int range_kv_response_encode(const range_kv_response *resp, base_buf *out)
             goto cleanup;
     }
     unsigned ext = kv__ext_sections(resp);
+    unsigned ext2 = resp->merged ? KV_EXT2_MERGED : 0;
     uint32_t status = (uint32_t)resp->status;
     uint32_t zigzag = (status << 1) ^ (0u - (status >> 31));
+    uint8_t version = ext2 != 0  ? KV_RESPONSE_VERSION_EXT2
+                      : ext != 0 ? KV_RESPONSE_VERSION_EXT
+                                 : RANGE_KV_VERSION;
     int e = 0;
-    e |= base_buf_append_byte(out, ext != 0 ? KV_RESPONSE_VERSION_EXT : RANGE_KV_VERSION);
+    e |= base_buf_append_byte(out, version);
     e |= range__put_varint(out, zigzag);
     e |= base_buf_append_byte(out, (uint8_t)sections);
-    if (ext != 0)
+    if (version != RANGE_KV_VERSION)
         e |= base_buf_append_byte(out, (uint8_t)ext);
+    if (version == KV_RESPONSE_VERSION_EXT2)
+        e |= base_buf_append_byte(out, (uint8_t)ext2);
     e |= range__put_varint(out, resp->leader_hint);
     if (sections & KV_SEC_VALUE)
         e |= kv__put_bytes(out, resp->value, resp->value_len);
@@ -1114,15 +1153,19 @@ int range_kv_response_decode(const uint8_t *data, size_t len, range_kv_response 
     int rc = RANGE_ERR_CORRUPT;
     memset(out, 0, sizeof(*out));
     uint8_t version = data == NULL || len == 0 ? 0 : range__get_u8(&r);
-    if (version != RANGE_KV_VERSION && version != KV_RESPONSE_VERSION_EXT)
+    if (version != RANGE_KV_VERSION && version != KV_RESPONSE_VERSION_EXT &&
+        version != KV_RESPONSE_VERSION_EXT2)
         goto cleanup;
     uint64_t zigzag = range__get_varint(&r);
     unsigned sections = range__get_u8(&r);
-    unsigned ext = version == KV_RESPONSE_VERSION_EXT ? range__get_u8(&r) : 0;
+    unsigned ext = version != RANGE_KV_VERSION ? range__get_u8(&r) : 0;
+    unsigned ext2 = version == KV_RESPONSE_VERSION_EXT2 ? range__get_u8(&r) : 0;
     out->leader_hint = range__get_varint(&r);
     if (r.bad || zigzag > UINT32_MAX || (sections & ~KV_SEC_ALL) != 0 ||
-        (ext & ~KV_EXT_ALL) != 0 || (version == KV_RESPONSE_VERSION_EXT && ext == 0))
+        (ext & ~KV_EXT_ALL) != 0 || (version == KV_RESPONSE_VERSION_EXT && ext == 0) ||
+        (ext2 & ~KV_EXT2_ALL) != 0 || (version == KV_RESPONSE_VERSION_EXT2 && ext2 == 0))
         goto cleanup;
+    out->merged = (ext2 & KV_EXT2_MERGED) != 0;
     uint32_t z = (uint32_t)zigzag;
     out->status = (int32_t)((z >> 1) ^ (0u - (z & 1u)));
     if (sections & KV_SEC_VALUE)

@@ -32,7 +32,9 @@ typedef enum range_kv_op {
     RANGE_KV_GET = 1,
     RANGE_KV_SCAN = 2,
     RANGE_KV_COMMIT = 3,
-    RANGE_KV_DESCRIBE = 4, /* answer with the replica's descriptor and lease state */
+    RANGE_KV_DESCRIBE = 4, /* answer with the replica's descriptor and lease state;
+                              with a key, a node without the range answers
+                              KEY_MISMATCH naming its range holding the key */
     RANGE_KV_VALIDATE = 5, /* a cross-range commit's reads in this range, checked and
                               recorded at its commit timestamp (docs/range.md) */
     RANGE_KV_ADMIN_SPLIT = 6, /* split the range at key into [start, key) and a new
@@ -81,6 +83,11 @@ typedef enum range_kv_op {
                                    that range's descriptor */
     RANGE_KV_UNFREEZE = 20,     /* at R's leaseholder: R frozen with merge_id
                                    serves again; answer R's descriptor */
+    /* Garbage collection (docs/txn.md, "Garbage collection"): */
+    RANGE_KV_GC_TXN = 21,       /* at the anchor's range: delete txn_id's record when
+                                   it is final (the coordinator resolved every
+                                   intent); answer the record seen (none: has_txn
+                                   false). A PENDING record stays */
 } range_kv_op;
 
 /* Bounds of the lock and deadlock fields. */
@@ -108,7 +115,8 @@ typedef struct range_kv_request {
     uint8_t op;         /* range_kv_op */
     uint64_t range_id;
     hlc_timestamp read_ts;
-    /* GET; ADMIN_SPLIT: the split key */
+    /* GET; ADMIN_SPLIT: the split key; DESCRIBE: a key of the range (may be
+    ** empty), where a node no longer hosting it looks for its successor */
     const uint8_t *key;
     size_t key_len;
     /* ADMIN_SPLIT: the id of the right-hand range (!= 0, allocated by the
@@ -187,6 +195,9 @@ typedef struct range_kv_request {
     ** to the index that came with it; else RANGE_ERR_NOT_LEADER. The
     ** leaseholder serves it as any read. */
     bool stale_ok;
+    /* DESCRIBE with a key: the range addressed holds the greatest key below
+    ** it rather than the key (a left-hand range, routed by R's start) */
+    bool key_below;
     /* ---- merges (docs/range.md, "Merges") ----
     ** SUBSUME: merge_id (!= 0), left_range_id (!= 0), generation (R's).
     ** WAIT_APPLIED: applied_index (!= 0).
@@ -293,6 +304,11 @@ typedef struct range_kv_response {
     double writes_per_second;
     const uint8_t *load_split_key;
     size_t load_split_key_len;
+    /* MERGE_FENCE (RANGE_OK): the merge happened before the fence: the
+    ** fenced range's span holds R's start OR the merge id is among those
+    ** applied in its lineage (L may have split again exactly at R's start
+    ** since). The caller must not UNFREEZE then. */
+    bool merged;
 } range_kv_response;
 
 #define RANGE_KV_RATE_MAX 1e12 /* requests per second a LOAD section may carry */

@@ -671,6 +671,12 @@ typedef struct range_kv_ops {
     ** of these ranges did not finish in time, both serve again or will). */
     int (*admin_merge)(range_kv *kv, const uint8_t *key, size_t key_len,
                        struct range_descriptor *left, struct range_descriptor *right);
+    /* May be NULL (a local store keeps no records). Delete txn's record at
+    ** its anchor's range when it is final; only once every intent of txn
+    ** is resolved (docs/txn.md, "Garbage collection"). RANGE_OK (also when
+    ** there was none; a PENDING record stays), else the router's errors
+    ** (retrying is safe; giving up only leaves the record). */
+    int (*gc_txn)(range_kv *kv, const struct range_txn_meta *txn);
 } range_kv_ops;
 /* Implementations embed this as their first member. */
 struct range_kv {
@@ -745,7 +751,9 @@ typedef struct range_prepare_result {
 void range_prepare_result_free(range_prepare_result *r);
 
 /* end_txn at the anchor's range: status COMMITTED (at commit_ts) or ABORTED.
-** Conditional: a PENDING or absent record moves to status; the same final
+** Conditional: a PENDING record (or an absent one, to ABORTED) moves to
+** status (COMMITTED over an absent record: RANGE_ERR_ABORTED, nothing
+** written: it was collected, docs/txn.md "Garbage collection"); the same final
 ** status answers RANGE_OK again (idempotent); the other final status answers
 ** RANGE_ERR_ABORTED (wanted COMMITTED, found ABORTED) or RANGE_OK with
 ** out->status COMMITTED (wanted ABORTED, found COMMITTED: the caller must then

@@ -123,6 +123,18 @@
 **     order of messages is kept (a message that does not fit flushes the
 **     outbox first and then goes out itself). Outside a pass (propose,
 **     read, ...) messages go out at once, as before.
+**   - APPLY BUDGET (docs/range.md, "Apply under the node mutex"): one hold
+**     of the node mutex applies committed entries only while fewer than
+**     REPLICA_APPLY_PASS_BYTES_MAX entry bytes were applied in it (per pass,
+**     or per event outside a pass); the rest are DEFERRED: they stay in the
+**     core's log exactly like a stalled MERGE's (handed out once, compacted
+**     only at this replica's applies), and replica_apply_backlog goes on
+**     from raft_node_entry_at(applied + 1) at the replica's next pass (a
+**     message, a sync round) with budget left, and at every tick at least
+**     one entry; never inside a propose or read call. Every entry
+**     still applies in one batch with its applied index, in log order, each
+**     once: only the moment moves, and between two entries the mutex may be
+**     released (what the other ranges wait for).
 ** Limits: RANGE_PROPOSALS_PENDING_MAX, RANGE_READS_PENDING_MAX per replica,
 ** RANGE_NODE_REPLICAS_MAX per node, REPLICA_UPDATE_ROUNDS_MAX update rounds
 ** per event, REPLICA_PERSIST_PENDING_MAX pending saves per replica (then
@@ -144,6 +156,9 @@
 #define REPLICA_PURGE_TICKS 50         /* ticks between shared-log purges */
 #define REPLICA_MSG_FRAME 12           /* to u64 | len u32, before each stashed message */
 #define REPLICA_OUTBOX_PEERS_MAX 32    /* destinations coalesced in one pass */
+#ifndef REPLICA_APPLY_PASS_BYTES_MAX /* tests of the deferral build with a tiny one */
+#define REPLICA_APPLY_PASS_BYTES_MAX (512 * 1024) /* APPLY BUDGET, per hold */
+#endif
 
 /* COALESCING: the messages of the current pass to one node. */
 typedef struct replica_outbox {
@@ -229,6 +244,8 @@ struct range_replica {
                                    the next reap WITHOUT deleting its span */
     bool apply_stalled;         /* a MERGE waits for the local right replica:
                                    the entries after applied wait in the core */
+    bool apply_deferred;        /* APPLY BUDGET: the hold's budget ran out, the
+                                   entries after applied wait in the core */
 };
 
 struct range_node {
@@ -270,6 +287,7 @@ struct range_node {
     /* COALESCING (under mu): pass_depth > 0 while a pass runs; outbox[0 ..
     ** n_outbox) belong to this pass, all empty once it ends. */
     unsigned pass_depth;
+    size_t pass_apply_bytes; /* APPLY BUDGET: entry bytes applied in this pass */
     replica_outbox outbox[REPLICA_OUTBOX_PEERS_MAX];
     size_t n_outbox;
     bool draining; /* DRAINING: range_node_set_draining (under mu) */
@@ -326,7 +344,11 @@ static replica_outbox *outbox_for(range_node *n, uint64_t to)
     return o;
 }
 
-static void node_pass_begin(range_node *n) { n->pass_depth++; }
+static void node_pass_begin(range_node *n)
+{
+    if (n->pass_depth++ == 0)
+        n->pass_apply_bytes = 0; /* a new hold of the mutex: a new budget */
+}
 
 /* End of a pass: every outbox goes out (node mutex still held). */
 static void node_pass_end(range_node *n)
@@ -1666,20 +1688,34 @@ static int replica_truncate(range_replica *r, raft_update *u)
 static int replica_install(range_replica *r, const raft_snapshot *sn);
 static bool replica_make_snapshot(range_replica *r, raft_update *u);
 
-/* MERGES: a stalled apply goes on from the entries the core handed out
-** already (they stay in its log: only this replica's applies and snapshots
-** compact it). Node mutex held, outside any update of r. */
-static void replica_apply_backlog(range_replica *r)
+/* The budget counter of this hold (APPLY BUDGET): the pass's, else *local
+** (one event outside a pass). */
+static size_t *apply_budget(range_node *n, size_t *local)
+{
+    return n->pass_depth > 0 ? &n->pass_apply_bytes : local;
+}
+
+/* MERGES and APPLY BUDGET: a stalled or deferred apply goes on from the
+** entries the core handed out already (they stay in its log: only this
+** replica's applies and snapshots compact it), while *used is below the
+** budget; with `progress`, at least one entry (a tick: every deferred
+** replica moves). Node mutex held, outside any update of r. */
+static void replica_apply_backlog(range_replica *r, size_t *used, bool progress)
 {
     raft_status st;
-    if (!r->apply_stalled || r->failed || r->raft == NULL)
+    if ((!r->apply_stalled && !r->apply_deferred) || r->failed || r->raft == NULL)
         return;
     raft_node_status(r->raft, &st);
+    uint64_t applied0 = r->applied;
     while (r->applied < st.applied) {
+        if (*used >= REPLICA_APPLY_PASS_BYTES_MAX && !progress)
+            goto still; /* deferred: the next event or tick */
         const raft_entry *e = raft_node_entry_at(r->raft, r->applied + 1);
         int rc = e == NULL ? RANGE_ERR_CORRUPT : apply_entry(r, e);
-        if (rc == REPLICA_APPLY_STALLED)
-            return; /* still (logged once) */
+        if (rc == REPLICA_APPLY_STALLED) {
+            r->apply_stalled = true; /* still, or again (logged once) */
+            goto still;
+        }
         if (rc != 0) {
             BASE_ERROR("range", "r%llu n%llu: apply of index %llu failed (%d); replica stopped",
                        (unsigned long long)r->config.range_id, (unsigned long long)r->id,
@@ -1687,12 +1723,23 @@ static void replica_apply_backlog(range_replica *r)
             r->failed = true;
             return;
         }
+        *used += e->len;
+        progress = false;
+        if (r->apply_stalled) {
+            r->apply_stalled = false;
+            r->apply_deferred = true; /* until the backlog is empty */
+            BASE_INFO("range", "r%llu n%llu: stalled apply resumed, applied %llu",
+                      (unsigned long long)r->config.range_id, (unsigned long long)r->id,
+                      (unsigned long long)r->applied);
+        }
     }
     r->apply_stalled = false;
-    BASE_INFO("range", "r%llu n%llu: stalled apply resumed, applied %llu",
-              (unsigned long long)r->config.range_id, (unsigned long long)r->id,
-              (unsigned long long)r->applied);
+    r->apply_deferred = false;
     serve_reads(r);
+    return;
+still:
+    if (r->applied != applied0)
+        serve_reads(r); /* barriers at or below the new applied index */
 }
 
 /* DRAINING: a pre-vote of a draining node's replica is not sent while
@@ -1709,6 +1756,7 @@ static bool campaign_held(const range_replica *r, const raft_message *m)
 static void replica_process(range_replica *r, raft_update *u)
 {
     range_node *n = r->node;
+    size_t local_bytes = 0, *used = apply_budget(n, &local_bytes);
     for (int round = 0; round < REPLICA_UPDATE_ROUNDS_MAX; round++) {
         if (r->failed)
             return;
@@ -1758,9 +1806,21 @@ static void replica_process(range_replica *r, raft_update *u)
         } else if (seq != 0 || u->n_messages_after_persist > 0 || (hold && u->n_messages > 0)) {
             stash_persist(r, u, log_seq, hold);
         }
-        /* stalled (MERGES): these wait in the core, replica_apply_backlog */
-        for (size_t i = 0; i < u->n_committed && !r->apply_stalled; i++) {
+        /* stalled (MERGES) or deferred (APPLY BUDGET): older entries wait
+        ** in the core and go first; these wait behind them. Only in a pass:
+        ** a propose must not apply an older entry with its key, which would
+        ** run the new waiter's callback inside the propose call */
+        if (r->apply_deferred && !r->apply_stalled && n->pass_depth > 0)
+            replica_apply_backlog(r, used, false);
+        for (size_t i = 0; i < u->n_committed && !r->apply_stalled && !r->apply_deferred; i++) {
+            if (u->committed[i].index <= r->applied)
+                continue; /* the backlog just applied it (the core counts it handed out) */
+            if (*used >= REPLICA_APPLY_PASS_BYTES_MAX) {
+                r->apply_deferred = true; /* replica_apply_backlog goes on */
+                break;
+            }
             int rc = apply_entry(r, &u->committed[i]);
+            *used += u->committed[i].len;
             if (rc == REPLICA_APPLY_STALLED) {
                 r->apply_stalled = true;
                 break;
@@ -2442,6 +2502,7 @@ static int replica_install(range_replica *r, const raft_snapshot *sn)
     }
     r->merge = v.merge;
     r->apply_stalled = false; /* the state is the snapshot's: what stalled is in it */
+    r->apply_deferred = false;
     range_descriptor_free(&r->desc);
     r->desc = v.desc;
     memset(&v.desc, 0, sizeof(v.desc));
@@ -4074,7 +4135,7 @@ static void replica_tick(range_replica *r)
         return;
     }
     maybe_ask_removed(r);
-    replica_apply_backlog(r);
+    replica_apply_backlog(r, &r->node->pass_apply_bytes, true); /* ticks run in a pass */
     if (r->failed)
         return;
     if (r->campaign_next_tick) {

@@ -80,8 +80,11 @@
 ** both ranges, checks their voters, then SUBSUME at R, WAIT_APPLIED at each
 ** of R's voters' nodes (sent to that node: router__wait_applied), and
 ** ADMIN_MERGE at L; any failure after SUBSUME fences the merge in the range
-** below R's start and, when that range does not hold the start, unfreezes R
-** (range_router_abandon_merge, also the server/ watchdog's).
+** below R's start and, unless the fence answers `merged` (that range holds
+** the start, or the merge applied in its lineage: L may have split again at
+** the start since), unfreezes R (range_router_abandon_merge, also the
+** server/ watchdog's). DESCRIBE carries the route's key, so that a node no
+** longer hosting a stale cached range names its successor.
 **
 ** Retry rules (per operation, bounded by deadline_ms and ROUTER__ATTEMPTS_MAX):
 **   NOT_LEADER with a hint      -> that node (no backoff for the first
@@ -102,6 +105,9 @@
 **   AMBIGUOUS (server)          -> same node again after a backoff
 **   INTENT                      -> push + resolve, then again (PENDING: backoff)
 **   no cached range             -> meta lookup (ROUTER__META_LOOKUPS_MAX per op)
+**   a merge's FENCE or UNFREEZE answered NOT_LEADER without a hint by as
+**   many replicas in a row as the cache names -> meta lookup too (same
+**   bound; none hosts it: its replicas moved), then again
 **   a stale read (AS OF SYSTEM TIME, docs/txn.md section 8) goes first to
 **   this node's own replica when it has one (a follower serves it below
 **   the range's closed timestamp); any refusal there (NOT_LEADER: not
@@ -665,6 +671,11 @@ typedef struct router__op {
     /* an admin operation (lease transfer, replica change) on a range frozen
     ** by a merge ends at once with RANGE_ERR_MERGING instead of waiting */
     bool merging_ends;
+    /* every replica the cache names answered NOT_LEADER without a hint
+    ** (none hosts the range any more: its replicas moved): look the route
+    ** up in meta, as for a miss (an abandoned merge's steps: a range below
+    ** R's start that moved would else keep R frozen until the deadline) */
+    bool lookup_when_gone;
 } router__op;
 
 static int router__meta_lookup(range_router *r, const router__route *route, int64_t deadline_ns,
@@ -728,6 +739,8 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
     router__intent_seen seen;
     memset(&seen, 0, sizeof(seen));
     bool merging = false; /* the last answer was RANGE_ERR_MERGING */
+    uint64_t gone_range = 0;  /* lookup_when_gone: the range answered... */
+    size_t gone_answers = 0;  /* ...NOT_LEADER without a hint this often in a row */
     int64_t start_ns = base_monotonic_ns();
     int64_t deadline_ns =
         op->deadline_ns != 0 ? op->deadline_ns : start_ns + r->config.deadline_ms * 1000000;
@@ -892,6 +905,21 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
             } else {
                 router__count(r, &r->stats.failovers);
                 router__move_leaseholder(r, used->range_id, target, 0);
+                gone_answers = gone_range == used->range_id ? gone_answers + 1 : 1;
+                gone_range = used->range_id;
+                if (op->lookup_when_gone && !op->no_lookup && gone_answers >= used->n_replicas &&
+                    lookups < ROUTER__META_LOOKUPS_MAX) {
+                    /* a failed lookup changes nothing: the cached range is
+                    ** asked again until the deadline */
+                    lookups++;
+                    gone_answers = 0;
+                    int lrc = router__meta_lookup(r, &op->route, deadline_ns, problem,
+                                                  sizeof(problem));
+                    if (lrc == RANGE_ERR_NOMEM) {
+                        rc = lrc;
+                        goto done;
+                    }
+                }
             }
             goto retry;
         }
@@ -1583,13 +1611,21 @@ static int router__admin_split(range_kv *kv, const uint8_t *key, size_t key_len,
 
 #define ROUTER__MERGE_DESCRIBES_MAX 4 /* looks at the two ranges (their shape moved) */
 
-/* DESCRIBE of the range a route places (any replica answers its view). */
+/* DESCRIBE of the range a route (ctx) places (any replica answers its
+** view), with the route's key: a node that no longer hosts a stale cached
+** range names its range holding the key (below it, for a left range), or
+** the request would wait out its deadline on NOT_LEADER without a hint. */
 static int router__build_describe(void *ctx, range_router *r, const range_descriptor *d,
                                   range_kv_request *req) {
-    (void)ctx;
+    const router__route *route = ctx;
     (void)r;
     req->op = RANGE_KV_DESCRIBE;
     req->range_id = d->range_id;
+    if (!route->before_open && route->key_len > 0) {
+        req->key = route->key; /* borrowed */
+        req->key_len = route->key_len;
+        req->key_below = route->before;
+    }
     return RANGE_OK;
 }
 
@@ -1601,6 +1637,7 @@ static int router__describe(range_router *r, router__route route, range_descript
     memset(&op, 0, sizeof(op));
     op.route = route;
     op.build = router__build_describe;
+    op.build_ctx = &route;
     op.what = "describe";
     range_kv_response resp;
     base_buf bytes = {0};
@@ -1676,6 +1713,8 @@ static int router__merge_step(range_router *r, router__route route, const router
     op.build = router__build_merge;
     op.build_ctx = (void *)c;
     op.what = what;
+    /* the abandon's steps: the range below R's start may have moved away */
+    op.lookup_when_gone = c->op == RANGE_KV_MERGE_FENCE || c->op == RANGE_KV_UNFREEZE;
     range_descriptor used;
     int rc = router__execute(r, &op, resp, bytes, &used);
     range_descriptor_free(&used);
@@ -1774,8 +1813,8 @@ int range_router_abandon_merge(range_router *r, uint64_t right_range_id, const u
     int rc = router__merge_step(r, (router__route){start, start_len, true, false}, &c,
                                 "merge fence", &resp, &bytes);
     if (rc == RANGE_OK && !resp.has_descriptor) rc = RANGE_ERR_CORRUPT;
-    if (rc == RANGE_OK)
-        *merged = range_descriptor_contains(&resp.descriptor, start, start_len);
+    if (rc == RANGE_OK) /* the span alone misses a split at start after the merge */
+        *merged = resp.merged || range_descriptor_contains(&resp.descriptor, start, start_len);
     range_kv_response_free(&resp);
     base_buf_free(&bytes);
     if (rc != RANGE_OK || *merged) {
@@ -4087,6 +4126,49 @@ static int router__end_txn(range_kv *kv, const range_txn_meta *txn, int status,
     return rc;
 }
 
+static int router__build_gc_txn(void *ctx, range_router *r, const range_descriptor *d,
+                                range_kv_request *req) {
+    (void)r;
+    const range_txn_meta *txn = ctx;
+    if (!range_descriptor_contains(d, txn->anchor, txn->anchor_len))
+        return RANGE_ERR_KEY_MISMATCH;
+    req->op = RANGE_KV_GC_TXN;
+    req->range_id = d->range_id;
+    req->txn_id = txn->txn_id;
+    req->anchor = txn->anchor;
+    req->anchor_len = txn->anchor_len;
+    return RANGE_OK;
+}
+
+/* GC_TXN at the anchor's range (range.h, gc_txn): idempotent, so a retry
+** of unknown fate is harmless. */
+static int router__gc_txn(range_kv *kv, const range_txn_meta *txn) {
+    range_router *r = (range_router *)kv;
+    router__clear_error();
+    if (txn == NULL || txn->txn_id == 0 || txn->anchor == NULL || txn->anchor_len == 0)
+        return RANGE_ERR_INVALID;
+    router__op op;
+    memset(&op, 0, sizeof(op));
+    op.route = (router__route){txn->anchor, txn->anchor_len, false, false};
+    op.build = router__build_gc_txn;
+    op.build_ctx = (void *)txn;
+    op.what = "record collection";
+    op.txn = txn;
+    range_kv_response resp;
+    base_buf bytes = {0};
+    range_descriptor used;
+    int rc = router__execute(r, &op, &resp, &bytes, &used);
+    if (rc != RANGE_OK && router__answer_kept(rc)) {
+        router__set_error(r, "range %" PRIu64 ": answer %d to a record collection",
+                          used.range_id, rc);
+        rc = RANGE_ERR_CORRUPT;
+    }
+    range_kv_response_free(&resp);
+    range_descriptor_free(&used);
+    base_buf_free(&bytes);
+    return rc;
+}
+
 static int router__resolve(range_kv *kv, uint64_t txn_id, const range_span *spans, size_t n_spans,
                            int status, hlc_timestamp commit_ts) {
     range_router *r = (range_router *)kv;
@@ -4361,6 +4443,7 @@ static const range_kv_ops router__ops = {
     .get_stale = router__get_stale,
     .iter_open_stale = router__iter_open_stale,
     .admin_merge = router__admin_merge,
+    .gc_txn = router__gc_txn,
 };
 
 /* ---- public ------------------------------------------------------------------- */

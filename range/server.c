@@ -107,9 +107,12 @@
 **     ADMIN_MERGE, which go to the range BELOW R's start, the local range
 **     holding the greatest key below it (a router whose cache still names a
 **     left merged away since must learn its successor, or a fence retries
-**     a dead range until its deadline and R stays frozen). MERGE_FENCE
-**     answers OK only from a range holding the key below R's start once the
-**     fence applied (else KEY_MISMATCH naming that range, when here).
+**     a dead range until its deadline and R stays frozen); so for a
+**     DESCRIBE with a key (below it, with key_below). MERGE_FENCE answers
+**     OK only from a range holding the key below R's start once the fence
+**     applied (else KEY_MISMATCH naming that range, when here), with
+**     `merged` = that range holds R's start OR replica__merge_applied (L
+**     may have split again at R's start since the merge).
 **   - INTENTS (two-phase commit, docs/txn.md; raw keys in intent_int.h).
 **     A PREPARE is evaluated as a COMMIT (idempotence, validation, floor,
 **     timestamp, read spans cached, registered as pending with its write
@@ -128,6 +131,12 @@
 **     leaseholders, cannot move a record back; each answers the record as
 **     stored after its own write applied. RESOLVE's raw writes recheck the
 **     intent's holder at apply, so a duplicate resolution is a no-op.
+**   - A FINAL RECORD LEAVES only by GC_TXN (the coordinator resolved every
+**     intent): a DELETE proposed under eval_mu after reading it final (it
+**     cannot change in between). END_TXN(COMMITTED) never creates a record
+**     from absent (a late duplicate after the GC answers ABORTED), so a
+**     collected txn is never committed again (docs/txn.md, "Garbage
+**     collection").
 **   - LOCKS (docs/locking.md, "Wiring"). Each range has a lock table and a
 **     txnwait queue (pure structures, called under s->mu; their events are
 **     routed at once to the waiting workers, server_lock_wait and
@@ -2534,6 +2543,11 @@ static bool end_txn_decide(range_server *s, const server_eval *e, const range__r
     const range_kv_request *q = &e->req;
     if (cur != NULL && cur->status != RANGE_TXN_PENDING)
         return false;
+    /* Every commit finds the PENDING record its anchor's PREPARE made; none
+    ** means a late duplicate after the record was collected (docs/txn.md,
+    ** "Garbage collection"): it must not commit what was resolved since */
+    if (cur == NULL && q->op == RANGE_KV_END_TXN && q->txn_status == RANGE_TXN_COMMITTED)
+        return false;
     hlc_timestamp now = hlc_now(s->config.clock);
     memset(next, 0, sizeof(*next));
     next->txn_id = q->txn_id;
@@ -2571,8 +2585,14 @@ static int eval_record(range_server *s, server_range *sr, server_eval *e)
                            &found);
     if (rc != RANGE_OK)
         return rc;
+    if (!found && q->op == RANGE_KV_END_TXN && q->txn_status == RANGE_TXN_COMMITTED) {
+        /* no record to commit (end_txn_decide): collected, so final long ago */
+        e->resp.has_txn = true;
+        e->resp.txn_status = RANGE_TXN_ABORTED;
+        return RANGE_ERR_ABORTED;
+    }
     if (!found)
-        return RANGE_ERR_AMBIGUOUS; /* written, yet gone: not possible while records stay */
+        return RANGE_ERR_AMBIGUOUS; /* written, yet gone: a GC_TXN raced it (rare) */
     record_answer(e, &rec);
     pthread_mutex_lock(&s->mu);
     if (rec.status != RANGE_TXN_PENDING) {
@@ -2597,6 +2617,37 @@ static int eval_record(range_server *s, server_range *sr, server_eval *e)
         (q->op == RANGE_KV_HEARTBEAT || q->txn_status == RANGE_TXN_COMMITTED))
         return RANGE_ERR_ABORTED;
     return RANGE_OK;
+}
+
+/* GC_TXN: a final record goes (docs/txn.md, "Garbage collection"). The
+** caller vouches that none of the txn's intents is left (its coordinator's
+** RESOLVEs all succeeded): a pusher meeting a leftover intent of a
+** COMMITTED txn without its record would abort it. A final record never
+** changes, so the DELETE proposed under eval_mu after reading it final
+** removes exactly that record on every replica. A PENDING one stays. */
+static bool gc_decide(range_server *s, const server_eval *e, const range__record *cur,
+                      range__record *next, uint8_t *kind)
+{
+    (void)s;
+    (void)e;
+    if (cur == NULL || cur->status == RANGE_TXN_PENDING)
+        return false;
+    *next = *cur; /* encoded, unused by the DELETE */
+    *kind = RANGE_RAW_DELETE;
+    return true;
+}
+
+/* GC_TXN (kv_int.h): answer the record left (none: has_txn false). */
+static int eval_gc_txn(range_server *s, server_range *sr, server_eval *e)
+{
+    const range_kv_request *q = &e->req;
+    range__record rec;
+    bool found = false;
+    int rc = record_update(s, sr, e, q->anchor, q->anchor_len, q->txn_id, gc_decide, &rec,
+                           &found);
+    if (rc == RANGE_OK && found)
+        record_answer(e, &rec);
+    return rc;
 }
 
 /* PUSH: abort the pushee when its record is PENDING with a heartbeat older
@@ -3718,8 +3769,7 @@ static int fence_misplaced(range_server *s, server_range *sr, server_eval *e)
 
 /* MERGE_FENCE: at the range holding the key just below R's start (req.key;
 ** empty: not checked), make merge req.merge_id unable to apply here; answer
-** the descriptor (the caller sees from it whether the merge happened
-** first). */
+** the descriptor and `merged`: the merge happened first. */
 static int eval_merge_fence(range_server *s, server_range *sr, server_eval *e)
 {
     const uint8_t *bound = e->req.key;
@@ -3760,6 +3810,14 @@ static int eval_merge_fence(range_server *s, server_range *sr, server_eval *e)
         ** split applied meanwhile moved it: fence there too) */
         if (bound_len > 0 && !holds_below(&e->desc, bound, bound_len))
             return fence_misplaced(s, sr, e);
+        /* the span alone misses a merge followed by a split at R's start */
+        bool applied = false;
+        rc = replica__merge_applied(sr->replica, e->req.merge_id, &applied);
+        if (rc != RANGE_OK)
+            return rc;
+        bool holds_start =
+            bound_len > 0 && range_descriptor_contains(&e->desc, bound, bound_len);
+        e->resp.merged = applied || holds_start;
         e->resp.has_descriptor = true;
         return RANGE_OK;
     }
@@ -4391,7 +4449,8 @@ static int32_t server_evaluate(range_server *s, const uint8_t *data, size_t len,
         ** goes to the range below R's start (THE MERGE GATE). */
         const uint8_t *bound = NULL;
         size_t blen = 0;
-        if (e.req.op == RANGE_KV_MERGE_FENCE) {
+        if (e.req.op == RANGE_KV_MERGE_FENCE ||
+            (e.req.op == RANGE_KV_DESCRIBE && e.req.key_below)) {
             bound = e.req.key;
             blen = e.req.key_len;
         } else if (e.req.op == RANGE_KV_ADMIN_MERGE && e.req.has_right) {
@@ -4454,6 +4513,9 @@ static int32_t server_evaluate(range_server *s, const uint8_t *data, size_t len,
         break;
     case RANGE_KV_QUERY_TXN:
         rc = eval_query_txn(s, sr, &e);
+        break;
+    case RANGE_KV_GC_TXN:
+        rc = eval_gc_txn(s, sr, &e);
         break;
     case RANGE_KV_VALIDATE:
         rc = eval_validate(s, sr, &e);

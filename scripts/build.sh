@@ -10,5 +10,9 @@ case "$kind" in
   *) echo "usage: $0 [release|sanitize]" >&2; exit 2 ;;
 esac
 [ -f "$dir/CMakeCache.txt" ] || cmake -S . -B "$dir" "${flags[@]}" >/dev/null
-cmake --build "$dir" -j "$(nproc)" 2>&1 | grep -vE '^\[ *[0-9]+%\]|^-- ' || true
-test "${PIPESTATUS[0]}" -eq 0
+# the build's own status (grep may print nothing: its status is not ours)
+set +e +o pipefail
+cmake --build "$dir" -j "$(nproc)" 2>&1 | grep -vE '^\[ *[0-9]+%\]|^-- '
+rc="${PIPESTATUS[0]}"
+set -e -o pipefail
+exit "$rc"

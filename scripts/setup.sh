@@ -6,6 +6,9 @@ PKGS=(build-essential cmake pkg-config git
       libuv1-dev libcmocka-dev libsqlite3-dev librocksdb-dev libssl-dev
       libpq-dev postgresql-client libedit-dev
       nodejs)
+# The PostgreSQL 15 server (about 50 MB): slt_postgres checks the SQL corpus
+# (tests/sql/slt) against a throwaway server of its own and skips without it.
+PKGS+=(postgresql)
 # npm for the Node.js example; NodeSource's nodejs bundles it (and conflicts
 # with Debian's npm package), so only when the command is missing.
 command -v npm >/dev/null || PKGS+=(npm)

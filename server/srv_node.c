@@ -2208,7 +2208,9 @@ static void repair_meta(srv_node *n) {
 ** that stays frozen by one merge for SRV_FROZEN_MAX_MS lost its
 ** orchestrator (a crash, a partition): fence the merge in the range below
 ** it and unfreeze it (range_router_abandon_merge), which is safe whether or
-** not the merge happened. */
+** not the merge happened: the fence's answer says `merged` (the range below
+** holds R's start, or the merge applied in its lineage, though it split
+** again at R's start since), and then nothing is unfrozen. */
 static void watch_frozen(srv_node *n) {
     uint64_t ids[RANGE_NODE_REPLICAS_MAX];
     size_t n_ids = range_node_replica_ids(n->rnode, ids, RANGE_NODE_REPLICAS_MAX);

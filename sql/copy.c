@@ -385,8 +385,21 @@ int sqlv__copy_begin(sqlv__run *r, const char *text, size_t len) {
     if (rc == 0) rc = base_buf_printf(&sql, ")");
     if (rc == 0) rc = base_buf_append_byte(&sql, 0);
     if (rc != 0) goto nomem;
+    /* the defaults of the columns the list leaves out (default.c) */
+    char *full = NULL; /* owner: this block */
+    char dstate[6], dmsg[200];
+    int drc = sqlv__default_apply(s, (const char *)sql.data, sql.len - 1, &full, dstate, dmsg,
+                                  sizeof(dmsg));
+    if (drc < 0) goto nomem;
+    if (drc > 0) {
+        base_buf_free(&sql);
+        base_free(c);
+        return sqlv__fail(r, dstate, dmsg);
+    }
     s->err_sqlstate[0] = 0;
-    int prc = sqlite3_prepare_v2(s->db, (const char *)sql.data, -1, &c->insert, NULL);
+    int prc = sqlite3_prepare_v2(s->db, full ? full : (const char *)sql.data, -1, &c->insert,
+                                 NULL);
+    base_free(full);
     if (prc != SQLITE_OK) {
         char state[6], m[600];
         sqlv__map_error(s, prc, state, m, sizeof(m));

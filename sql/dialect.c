@@ -727,10 +727,41 @@ int sqlv__dialect_rewrite(const char *text, size_t len, sqlv__rewrite *out) {
     size_t series_close = SIZE_MAX; /* index of generate_series' ')', or none */
     size_t series_skip_to = 0;
     tok series_alias = {0};
+    size_t default_close = SIZE_MAX; /* CREATE TABLE: where a DEFAULT's ( closes */
     for (size_t i = 0; i < in.n; i++) {
         tok *t = &in.v[i];
         tok *next = i + 1 < in.n ? &in.v[i + 1] : NULL;
         const tok *prev = o.n > 0 ? &o.v[o.n - 1] : NULL;
+        if (default_close == i) {
+            if (push(&o, mk(SQLV__TOK_PUNCT, ")", "")) != 0) goto cleanup;
+            default_close = SIZE_MAX;
+        }
+        /* CREATE TABLE: DEFAULT now(), DEFAULT 'x'::text... SQLite takes
+        ** only a literal or a parenthesized expression there */
+        if (create_table && !saw_columns && depth == 1 && default_close == SIZE_MAX &&
+            is(t, "DEFAULT")) {
+            size_t k = i + 1;
+            int d = 0;
+            for (; k < in.n; k++) {
+                const tok *e = &in.v[k];
+                if (punct(e, '(')) d++;
+                if (punct(e, ')') && --d < 0) break;
+                if (d == 0 && (punct(e, ',') ||
+                               (k > i + 1 && (is(e, "NOT") || is(e, "NULL") || is(e, "PRIMARY") ||
+                                              is(e, "UNIQUE") || is(e, "CHECK") ||
+                                              is(e, "REFERENCES") || is(e, "CONSTRAINT") ||
+                                              is(e, "COLLATE") || is(e, "GENERATED")))))
+                    break;
+            }
+            size_t n = k - (i + 1);
+            bool signed_literal = n == 2 && (punct(&in.v[i + 1], '-') || punct(&in.v[i + 1], '+'));
+            if (n > 1 && !signed_literal) {
+                if (push(&o, *t) != 0 || push(&o, mk(SQLV__TOK_PUNCT, "(", " ")) != 0)
+                    goto cleanup;
+                default_close = k;
+                continue;
+            }
+        }
         if (punct(t, '(')) depth++;
         if (punct(t, ')')) {
             depth--;
@@ -932,6 +963,21 @@ int sqlv__dialect_rewrite(const char *text, size_t len, sqlv__rewrite *out) {
             if (push(&o, m) != 0) goto cleanup;
             i = k - 1;
             continue;
+        }
+        /* position(x IN y): the IN at the call's own depth becomes a comma;
+        ** position(x, y) is the session's function (settings.c) */
+        if (is(t, "position") && next && punct(next, '(') && !(prev && punct(prev, '.'))) {
+            int d = 0;
+            for (size_t k = i + 1; k < in.n; k++) {
+                if (punct(&in.v[k], '(')) d++;
+                if (punct(&in.v[k], ')') && --d == 0) break;
+                if (d == 1 && is(&in.v[k], "IN")) {
+                    in.v[k].kind = SQLV__TOK_PUNCT;
+                    in.v[k].s = ",";
+                    in.v[k].len = 1;
+                    break;
+                }
+            }
         }
         /* ILIKE: MATCH calls the session's match(pattern, value) */
         if (is(t, "ILIKE")) {

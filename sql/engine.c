@@ -46,6 +46,7 @@ void sqlv__table_free(sqlv__table *t) {
     for (int i = 0; i < t->ncols; i++) {
         base_free(t->cols[i].name);
         base_free(t->cols[i].decl_type);
+        base_free(t->cols[i].default_expr);
     }
     base_free(t->cols);
     base_free(t->pk);
@@ -70,7 +71,12 @@ int sqlv__table_clone(const sqlv__table *t, sqlv__table **out) {
         c->cols[i] = t->cols[i];
         c->cols[i].name = base_strdup(t->cols[i].name);
         c->cols[i].decl_type = base_strdup(t->cols[i].decl_type);
+        c->cols[i].default_expr = NULL;
         if (c->cols[i].name == NULL || c->cols[i].decl_type == NULL) goto fail;
+        if (t->cols[i].default_expr) {
+            c->cols[i].default_expr = base_strdup(t->cols[i].default_expr);
+            if (c->cols[i].default_expr == NULL) goto fail;
+        }
     }
     c->npk = t->npk;
     if (t->npk) memcpy(c->pk, t->pk, sizeof(int) * (size_t)t->npk);
@@ -276,6 +282,14 @@ int sqlv__table_parse(const char *sql, uint32_t id, sqlv__table **out, bool *if_
         }
         c->cls = sqlv__class_of_decl(c->decl_type);
         c->not_null = sqlite3_column_int(st, 3) != 0;
+        const char *cdflt = (const char *)sqlite3_column_text(st, 4);
+        if (cdflt && sqlite3_stricmp(cdflt, "NULL") != 0) {
+            c->default_expr = base_strdup(cdflt);
+            if (c->default_expr == NULL) {
+                base_free(pkpos);
+                goto nomem;
+            }
+        }
         int pk = sqlite3_column_int(st, 5);
         pkpos[t->ncols - 1] = pk;
         if (pk > 0) {

@@ -444,6 +444,20 @@ static int ext_prepare_impl(sqlv_session *s, const char *name, const char *query
         ** sees another catalog version changes the declarations, and
         ** SQLite prepares the statement again at its next step */
         if (ext_begin(&r) != STMT_OK) goto cleanup;
+        /* INSERT: the column defaults SQLite does not apply (default.c),
+        ** from the catalog at Parse */
+        char *full = NULL; /* owner: this block, then ps */
+        int drc = sqlv__default_apply(s, ps->text, ps->len, &full, state, msg, sizeof(msg));
+        if (drc < 0) goto nomem;
+        if (drc > 0) {
+            sqlv__emit_error(&r, state, msg);
+            goto cleanup;
+        }
+        if (full) {
+            base_free(ps->text);
+            ps->text = full;
+            ps->len = strlen(full);
+        }
         int rc;
         if (sqlv__dml_ext_wanted(ps->text, ps->len)) {
             /* ON CONFLICT / RETURNING: a parameter carrier (upsert.c) */

@@ -2919,6 +2919,38 @@ static int index_privilege(run *r, const char *text, size_t len, bool create) {
     return STMT_OK;
 }
 
+/* INSERT: the text with every column default applied (default.c), in
+** *full (owner: caller, base_free), or *full NULL when nothing changes.
+** Outside a block the statement's (read-write) transaction begins here, so
+** that the table is the one of its catalog. STMT result. */
+static int insert_defaults(run *r, const char *text, size_t len, char **full) {
+    sqlv_session *s = r->s;
+    char name[SQLV__NAME_BYTES_MAX * 4 + 1], state[6], msg[200];
+    *full = NULL;
+    if (!sqlv__default_target(text, len, name, sizeof(name))) return STMT_OK;
+    /* INSERT ... AS OF SYSTEM TIME: refused below (read-only), with no
+    ** transaction begun here */
+    const char *p = text, *end = text + len;
+    sqlv__token a = {SQLV__TOK_END, NULL, 0}, b = a;
+    for (int n = 0; n < SQLV__DIALECT_TOKENS_MAX; n++) {
+        sqlv__token c = sqlv__lex_next(&p, end);
+        if (c.kind == SQLV__TOK_END) break;
+        if (sqlv__tok_is(&a, "AS") && sqlv__tok_is(&b, "OF") && sqlv__tok_is(&c, "SYSTEM"))
+            return STMT_OK;
+        a = b;
+        b = c;
+    }
+    if (s->kv == NULL && s->status == 'I') {
+        txn_error err = {{0}, {0}};
+        int brc = sqlv__session_begin(s, false, &err);
+        if (brc != TXN_OK) return fail_txn(r, brc, &err);
+    }
+    int rc = sqlv__default_apply(s, text, len, full, state, msg, sizeof(msg));
+    if (rc < 0) return fail(r, "53200", "out of memory");
+    if (rc > 0) return fail(r, state, msg);
+    return STMT_OK;
+}
+
 static int run_statement(run *r, const char *text, size_t len) {
     sqlv_session *s = r->s;
     const char *p = text, *end = text + len;
@@ -3027,6 +3059,18 @@ static int run_statement(run *r, const char *text, size_t len) {
     }
     if (sqlv__tok_is(&t, "EXPLAIN") && !sqlv__tok_is(&t2, "QUERY"))
         return sqlv__explain_stmt(r, after_first, end); /* explain.c; QUERY PLAN: SQLite's */
+    if (sqlv__tok_is(&t, "INSERT")) {
+        /* SQLite applies no DEFAULT to virtual tables: ours. The completed
+        ** text names every defaulted column, so it runs through here once
+        ** more unchanged. */
+        char *full = NULL; /* owner: this block */
+        if (insert_defaults(r, text, len, &full) != STMT_OK) return STMT_FAILED;
+        if (full) {
+            int frc = run_statement(r, full, strlen(full));
+            base_free(full);
+            return frc;
+        }
+    }
     if ((sqlv__tok_is(&t, "INSERT") || sqlv__tok_is(&t, "UPDATE") || sqlv__tok_is(&t, "DELETE")) &&
         sqlv__dml_ext_wanted(text, len))
         return sqlv__dml_ext_stmt(r, text, len); /* ON CONFLICT, RETURNING: upsert.c */

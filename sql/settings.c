@@ -513,6 +513,45 @@ static void fn_pg_sleep(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     sqlite3_result_null(ctx);
 }
 
+/* position(needle, haystack) (the dialect rewrites position(x IN y)): the
+** 1-based character index of the first match, 0 when none, NULL on NULL. */
+static void fn_position(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    (void)argc;
+    const char *needle = (const char *)sqlite3_value_text(argv[0]);
+    const char *hay = (const char *)sqlite3_value_text(argv[1]);
+    if (needle == NULL || hay == NULL) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    const char *at = strstr(hay, needle);
+    if (at == NULL) {
+        sqlite3_result_int64(ctx, 0);
+        return;
+    }
+    int64_t chars = 1;
+    for (const char *p = hay; p < at; p++)
+        if (((unsigned char)*p & 0xC0) != 0x80) chars++; /* UTF-8 lead bytes */
+    sqlite3_result_int64(ctx, chars);
+}
+
+/* gen_random_uuid(): a version 4 UUID as text, from SQLite's PRNG (seeded
+** from the OS; uniqueness, not secrecy, is what callers need). */
+static void fn_gen_random_uuid(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    (void)argc;
+    (void)argv;
+    unsigned char u[16];
+    sqlite3_randomness(sizeof u, u);
+    u[6] = (unsigned char)((u[6] & 0x0F) | 0x40); /* version 4 */
+    u[8] = (unsigned char)((u[8] & 0x3F) | 0x80); /* RFC 4122 variant */
+    char out[37];
+    size_t k = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) out[k++] = '-';
+        k += (size_t)snprintf(out + k, sizeof out - k, "%02x", u[i]);
+    }
+    sqlite3_result_text(ctx, out, (int)k, SQLITE_TRANSIENT);
+}
+
 int sqlv__register_pg_functions(sqlv_session *s) {
     static _Atomic int32_t next_pid = 10000;
     s->backend_pid = atomic_fetch_add(&next_pid, 1);
@@ -533,6 +572,8 @@ int sqlv__register_pg_functions(sqlv_session *s) {
         {"meridian_bool", 1, fn_bool},
         {"match", 2, fn_match},
         {"pg_sleep", 1, fn_pg_sleep},
+        {"position", 2, fn_position},
+        {"gen_random_uuid", 0, fn_gen_random_uuid},
     };
     if (sqlv__series_register(s) != 0) return -1;
     for (size_t i = 0; i < BASE_ARRAY_LEN(fns); i++)

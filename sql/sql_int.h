@@ -79,6 +79,10 @@ typedef struct sqlv__column {
     char *decl_type; /* as written; owner: the table */
     sqlv__class cls;
     bool not_null; /* declared NOT NULL or part of the PK */
+    /* DEFAULT expression as SQLite keeps it (pragma table_xinfo), NULL when
+    ** none: applied by our INSERT rewrite (default.c), since SQLite does
+    ** not apply defaults to virtual tables; owner: the table */
+    char *default_expr;
 } sqlv__column;
 
 /* A table descriptor. Immutable once built; owned by one catalog snapshot
@@ -109,6 +113,25 @@ int sqlv__table_parse(const char *sql, uint32_t id, sqlv__table **out, bool *if_
                       char sqlstate[6], char *message, size_t message_size);
 uint32_t sqlv__class_oid(sqlv__class c);
 sqlv__class sqlv__class_of_decl(const char *decl_type);
+
+/* ---- column defaults (default.c) --------------------------------------------
+** An INSERT into t (dialect-rewritten text) completed so that SQLite gets a
+** value for every column with a DEFAULT: omitted columns are appended to
+** the column list with their default expression in each VALUES row (or
+** around an INSERT ... SELECT), a DEFAULT item in VALUES becomes the
+** column's expression, DEFAULT VALUES a VALUES row. 0 with *out NULL when
+** nothing changes; 0 with *out (owner: caller, base_free); 1 refused
+** (state/msg set); SQLV_ERR_NOMEM. */
+int sqlv__default_rewrite(const sqlv__table *t, const char *text, size_t len, char **out,
+                          char state[6], char *msg, size_t size);
+/* The INSERT's target table name (folded as an identifier) into name;
+** false when text is not an INSERT INTO name. */
+bool sqlv__default_target(const char *text, size_t len, char *name, size_t size);
+/* sqlv__default_rewrite of an INSERT into the table the session sees now
+** (s->cat and its block's DDL); not an INSERT, or an unknown table: 0 with
+** *out NULL. */
+int sqlv__default_apply(sqlv_session *s, const char *text, size_t len, char **out, char state[6],
+                        char *msg, size_t size);
 
 /* ---- CHECK constraints (check.c) ----------------------------------------------
 ** Read from the table's CREATE text each time (no copy in the descriptor). */

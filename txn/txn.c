@@ -53,7 +53,11 @@
 **   - the resolver queue holds at most TXN__RESOLVE_QUEUE_MAX resolutions
 **     (full: the session resolves inline); each is tried at most
 **     TXN__RESOLVE_ATTEMPTS_MAX times, then left to readers (who push and
-**     resolve intents they meet), never lost silently (logged, counted).
+**     resolve intents they meet), never lost silently (logged, counted);
+**   - GC_TXN of the record is sent only after every RESOLVE of the
+**     resolution answered OK (no intent of the txn left: a missing record
+**     with an intent left reads as abort-if-expired, docs/txn.md 6.1); an
+**     abandoned resolution keeps its record.
 **
 ** Statement-time locks (docs/txn.md section 5), when the key space has lock:
 ** in locking mode a read locks its keys before it returns them. Invariants:
@@ -1357,7 +1361,9 @@ typedef struct txn__resolution {
     bool end_record;          /* END_TXN first (until it went through) */
     uint64_t nonce;           /* end_record: the txn's */
     int64_t priority;
-    base_buf anchor;          /* end_record: owned copy of the record's key */
+    base_buf anchor;          /* end_record, gc_record: owned copy of the record's key */
+    bool gc_record;           /* once resolved: GC_TXN of the final record (docs/txn.md,
+                                 "Garbage collection") */
 } txn__resolution;
 
 static void resolution_free(txn__resolution *res) {
@@ -1394,6 +1400,25 @@ static uint64_t db_random_nonzero(txn_db *db) {
     return v;
 }
 
+/* Every intent of res is resolved (RESOLVE answered OK over all its spans):
+** its final record may go. Best effort: a failure only leaves the record
+** (a later sweep may take it), so it is logged, not retried. */
+static void record_collect(txn_db *db, const txn__resolution *res) {
+    range_kv *kv = db->kv;
+    if (kv->ops->gc_txn == NULL || res->anchor.len == 0) return;
+    range_txn_meta meta;
+    memset(&meta, 0, sizeof(meta));
+    meta.txn_id = res->txn_id;
+    meta.nonce = res->nonce;
+    meta.priority = res->priority;
+    meta.anchor = res->anchor.data;
+    meta.anchor_len = res->anchor.len;
+    int rc = kv->ops->gc_txn(kv, &meta);
+    if (rc != RANGE_OK)
+        BASE_DEBUG("txn", "collection of the record of txn %016llx failed (%d): it stays",
+                   (unsigned long long)res->txn_id, rc);
+}
+
 /* One END_TXN (end_record) and RESOLVE call; true when it went through. */
 static bool resolve_once(txn_db *db, txn__resolution *res) {
     range_kv *kv = db->kv;
@@ -1416,11 +1441,13 @@ static bool resolve_once(txn_db *db, txn__resolution *res) {
         }
         res->end_record = false;
     }
-    if (res->where.n_spans == 0) return true;
-    int rc = kv->ops->resolve(kv, res->txn_id, res->where.spans, res->where.n_spans,
+    int rc = RANGE_OK;
+    if (res->where.n_spans > 0)
+        rc = kv->ops->resolve(kv, res->txn_id, res->where.spans, res->where.n_spans,
                               res->status, res->commit_ts);
     if (rc == RANGE_OK) {
-        atomic_fetch_add(&db->resolves, 1);
+        if (res->where.n_spans > 0) atomic_fetch_add(&db->resolves, 1);
+        if (res->gc_record) record_collect(db, res);
         return true;
     }
     char detail[256] = "no detail";
@@ -1549,7 +1576,7 @@ static void resolver_stop(txn_db *db) {
 static void resolve_later_res(txn_db *db, txn__resolution *in) {
     txn__resolution res = *in;
     memset(in, 0, sizeof(*in));
-    if (res.where.n_spans == 0 && !res.end_record) {
+    if (res.where.n_spans == 0 && !res.end_record && !res.gc_record) {
         resolution_free(&res);
         return;
     }
@@ -1570,15 +1597,18 @@ static void resolve_later_res(txn_db *db, txn__resolution *in) {
 }
 
 /* Hand a resolution to the resolver (it takes *where, which is zeroed). */
-static void resolve_later(txn_db *db, uint64_t txn_id, int status, hlc_timestamp commit_ts,
-                          range_prepare_result *where) {
+static void resolve_later(txn_db *db, const range_txn_meta *meta, int status,
+                          hlc_timestamp commit_ts, range_prepare_result *where) {
     txn__resolution res;
     memset(&res, 0, sizeof(res));
-    res.txn_id = txn_id;
+    res.txn_id = meta->txn_id;
     res.status = status;
     res.commit_ts = commit_ts;
     res.where = *where;
     memset(where, 0, sizeof(*where));
+    /* the record goes after the resolution; no copy (NOMEM): it stays */
+    res.gc_record = meta->anchor_len > 0 &&
+                    base_buf_append(&res.anchor, meta->anchor, meta->anchor_len) == 0;
     resolve_later_res(db, &res);
 }
 
@@ -1749,7 +1779,7 @@ static int commit_distributed(txn *t, const range_commit_request *req, hlc_times
         if (r == RANGE_ERR_ABORTED) {
             /* a pusher aborted the record first: nothing can commit it now */
             aborted_message(&meta, "before its commit record was written", err);
-            resolve_later(db, meta.txn_id, RANGE_TXN_ABORTED, HLC_ZERO, &prepared);
+            resolve_later(db, &meta, RANGE_TXN_ABORTED, HLC_ZERO, &prepared);
             rc = TXN_ERR_RETRY;
             goto done;
         }
@@ -1782,11 +1812,11 @@ static int commit_distributed(txn *t, const range_commit_request *req, hlc_times
     }
     /* the txn cannot commit any more: its intents go (a failed END_TXN
     ** (ABORTED) leaves a PENDING record that expires) */
-    resolve_later(db, meta.txn_id, RANGE_TXN_ABORTED, HLC_ZERO, &prepared);
+    resolve_later(db, &meta, RANGE_TXN_ABORTED, HLC_ZERO, &prepared);
     goto done;
 committed:
     atomic_fetch_add(&db->distributed_commits, 1);
-    resolve_later(db, meta.txn_id, RANGE_TXN_COMMITTED, *ts, &prepared);
+    resolve_later(db, &meta, RANGE_TXN_COMMITTED, *ts, &prepared);
 done:
     range_prepare_result_free(&prepared);
     range_conflict_free(&conflict);
@@ -2706,6 +2736,7 @@ static void locks_release(txn *t, int status, hlc_timestamp commit_ts, bool skip
     res.commit_ts = status == RANGE_TXN_COMMITTED ? commit_ts : HLC_ZERO;
     if (end_record && have_record) {
         res.end_record = base_buf_append(&res.anchor, t->meta.anchor, t->meta.anchor_len) == 0;
+        res.gc_record = res.end_record;
         res.nonce = t->meta.nonce;
         res.priority = t->meta.priority;
     }

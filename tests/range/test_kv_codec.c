@@ -188,6 +188,7 @@ static bool same_request(const range_kv_request *a, const range_kv_request *b)
         return a->txn_id == b->txn_id && a->priority == b->priority &&
                same_bytes(a->anchor, a->anchor_len, b->anchor, b->anchor_len);
     case RANGE_KV_QUERY_TXN:
+    case RANGE_KV_GC_TXN:
         return a->txn_id == b->txn_id &&
                same_bytes(a->anchor, a->anchor_len, b->anchor, b->anchor_len);
     case RANGE_KV_LOCK:
@@ -283,7 +284,7 @@ static range_kv_key g_lock_keys[4];
 static range_kv_edge g_edges[2];
 static uint64_t g_cycle[3] = {9, UINT64_MAX, 1};
 
-#define N_REQUESTS 23
+#define N_REQUESTS 24
 static void sample_requests(range_kv_request reqs[N_REQUESTS])
 {
     memset(reqs, 0, N_REQUESTS * sizeof(reqs[0]));
@@ -394,6 +395,9 @@ static void sample_requests(range_kv_request reqs[N_REQUESTS])
     reqs[22].since_wall_ns = -1;
     reqs[22].dep_count = 1;
     reqs[22].deps = &g_edges[1];
+    /* GC_TXN of a final record */
+    reqs[23] = (range_kv_request){.op = RANGE_KV_GC_TXN, .range_id = 3, .txn_id = UINT64_MAX,
+                                  .anchor = K1, .anchor_len = 5};
 }
 
 static uint8_t g_start_key[] = "m", g_end_key[] = "t";
@@ -1924,6 +1928,94 @@ static void test_merge_ops(void **state)
     base_buf_free(&enc);
 }
 
+/* DESCRIBE's optional key (and key_below): absent, the bytes of a plain
+** DESCRIBE; present, a flags byte and the key. A fence answer's MERGED
+** flag: version 3 with an EXT2 byte, only when set; version 1 or 2 stays
+** byte for byte as before. */
+static void test_describe_key_and_merged(void **state)
+{
+    (void)state;
+    range_kv_request q, d;
+    base_buf plain = {0}, keyed = {0};
+    memset(&q, 0, sizeof(q));
+    q.op = RANGE_KV_DESCRIBE;
+    q.range_id = 7;
+    assert_int_equal(range_kv_request_encode(&q, &plain), RANGE_OK);
+    assert_int_equal(plain.len, 3); /* version, op, range id */
+    assert_int_equal(range_kv_request_decode(plain.data, plain.len, &d), RANGE_OK);
+    assert_int_equal(d.key_len, 0);
+    assert_false(d.key_below);
+    range_kv_request_free(&d);
+    q.key = (const uint8_t *)"ks";
+    q.key_len = 2;
+    q.key_below = true;
+    assert_int_equal(range_kv_request_encode(&q, &keyed), RANGE_OK);
+    assert_int_equal(keyed.len, plain.len + 4); /* flags, length, 2 bytes */
+    assert_memory_equal(keyed.data, plain.data, plain.len);
+    assert_int_equal(range_kv_request_decode(keyed.data, keyed.len, &d), RANGE_OK);
+    assert_int_equal(d.key_len, 2);
+    assert_memory_equal(d.key, "ks", 2);
+    assert_true(d.key_below);
+    range_kv_request_free(&d);
+    /* cut inside the key part: refused (cut before it: a plain DESCRIBE) */
+    for (size_t len = plain.len + 1; len < keyed.len; len++) {
+        uint8_t *copy = malloc(len);
+        assert_non_null(copy);
+        memcpy(copy, keyed.data, len);
+        assert_int_equal(range_kv_request_decode(copy, len, &d), RANGE_ERR_CORRUPT);
+        free(copy);
+    }
+    /* an unknown flag, an empty key: refused */
+    keyed.data[plain.len] = 0x02;
+    assert_int_equal(range_kv_request_decode(keyed.data, keyed.len, &d), RANGE_ERR_CORRUPT);
+    const uint8_t empty[5] = {RANGE_KV_VERSION, RANGE_KV_DESCRIBE, 7, 0, 0};
+    assert_int_equal(range_kv_request_decode(empty, sizeof(empty), &d), RANGE_ERR_CORRUPT);
+    /* key_below without a key: refused by the encoder */
+    base_buf bad = {0};
+    q.key = NULL;
+    q.key_len = 0;
+    assert_int_equal(range_kv_request_encode(&q, &bad), RANGE_ERR_INVALID);
+    assert_int_equal(bad.len, 0);
+    base_buf_free(&plain);
+    base_buf_free(&keyed);
+
+    /* MERGED */
+    range_kv_response r, dr;
+    base_buf v1 = {0}, v3 = {0}, v2 = {0};
+    memset(&r, 0, sizeof(r));
+    r.status = RANGE_OK;
+    assert_int_equal(range_kv_response_encode(&r, &v1), RANGE_OK);
+    assert_int_equal(v1.data[0], 1);
+    r.merged = true;
+    assert_int_equal(range_kv_response_encode(&r, &v3), RANGE_OK);
+    assert_int_equal(v3.data[0], 3);
+    assert_int_equal(v3.len, v1.len + 2); /* ext and ext2 bytes */
+    assert_int_equal(range_kv_response_decode(v1.data, v1.len, &dr), RANGE_OK);
+    assert_false(dr.merged);
+    range_kv_response_free(&dr);
+    assert_int_equal(range_kv_response_decode(v3.data, v3.len, &dr), RANGE_OK);
+    assert_true(dr.merged);
+    range_kv_response_free(&dr);
+    for (size_t n = 0; n < v3.len; n++)
+        assert_int_not_equal(range_kv_response_decode(v3.data, n, &dr), RANGE_OK);
+    /* with an EXT section too */
+    r.freeze_index = 5;
+    assert_int_equal(range_kv_response_encode(&r, &v2), RANGE_OK);
+    assert_int_equal(v2.data[0], 3);
+    assert_int_equal(range_kv_response_decode(v2.data, v2.len, &dr), RANGE_OK);
+    assert_true(dr.merged);
+    assert_int_equal(dr.freeze_index, 5);
+    range_kv_response_free(&dr);
+    /* version 3 with no EXT2 bit, or an unknown one: refused */
+    v3.data[4] = 0; /* version, status (1 byte), sections, ext, ext2 */
+    assert_int_equal(range_kv_response_decode(v3.data, v3.len, &dr), RANGE_ERR_CORRUPT);
+    v3.data[4] = 0x02;
+    assert_int_equal(range_kv_response_decode(v3.data, v3.len, &dr), RANGE_ERR_CORRUPT);
+    base_buf_free(&v1);
+    base_buf_free(&v2);
+    base_buf_free(&v3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1944,6 +2036,7 @@ int main(void)
         cmocka_unit_test(test_closed_codec),
         cmocka_unit_test(test_load_section),
         cmocka_unit_test(test_merge_ops),
+        cmocka_unit_test(test_describe_key_and_merged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

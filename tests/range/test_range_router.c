@@ -21,7 +21,9 @@
 **
 ** Merges: a node may answer RANGE_ERR_MERGING (FAKE_MERGING): the router
 ** asks again until the deadline, then ends RANGE_ERR_MERGING; meta's rule
-** for merged ranges (range_meta_replaces) is checked on its own.
+** for merged ranges (range_meta_replaces) is checked on its own. An
+** abandoned merge's fence whose cached range moved away (every named
+** replica answers NOT_LEADER without a hint) finds it through meta.
 **
 ** Every wait is bounded: the router's own deadline, or a condition variable
 ** with a timeout in the disconnect test's helper thread.
@@ -138,6 +140,7 @@ typedef struct fake {
     bool lock_held;
     int lock_refusals;
     bool push_cycle;
+    bool fence_merged;           /* a MERGE_FENCE answers OK, merged (else INVALID) */
     fake_node nodes[FAKES + 1];
     rpc_uv *uv[FAKES + 1];
     int port[FAKES + 1];
@@ -720,6 +723,11 @@ static void fake_handler(void *ctx, rpc_transport *t, const rpc_message *msg) {
             resp.txn_status = (uint8_t)f->push_status;
             resp.commit_ts = f->push_ts;
         }
+    } else if (req.op == RANGE_KV_MERGE_FENCE && f->fence_merged) {
+        resp.status = RANGE_OK;
+        resp.has_descriptor = true;
+        resp.descriptor = f->truth[ri];
+        resp.merged = true;
     } else {
         resp.status = RANGE_ERR_INVALID;
     }
@@ -2255,6 +2263,41 @@ static void test_meta_replaces_merged(void **state) {
     assert_true(range_meta_replaces(NULL, &right));
 }
 
+/* An abandoned merge whose range below R's start moved away: the cache
+** names range 2 on nodes 2 and 3, which no longer host it (NOT_LEADER
+** without a hint); it lives on node 1 now, as meta says. The fence finds
+** it through meta instead of asking 2 and 3 until its deadline, and its
+** "merged" answer ends the abandon (nothing unfrozen). */
+static void test_abandon_range_moved(void **state) {
+    fake *f = *state;
+    static const uint64_t ONE[1] = {1}, TWO_THREE[2] = {2, 3};
+    range_descriptor stale;
+    make_desc(&stale, 2, 1, "h", "p", TWO_THREE, 2);
+    pthread_mutex_lock(&f->mu);
+    range_descriptor_free(&f->truth[1]);
+    make_desc(&f->truth[1], 2, 4, "h", "p", ONE, 1);
+    f->serve_meta = true;
+    f->fence_merged = true;
+    pthread_mutex_unlock(&f->mu);
+    assert_int_equal(range_router_update_descriptor(f->router, &f->truth[0]), RANGE_OK);
+    assert_int_equal(range_router_update_descriptor(f->router, &stale), RANGE_OK);
+    range_descriptor_free(&stale);
+    set_mode(f, 2, FAKE_NOT_LEADER);
+    set_mode(f, 3, FAKE_NOT_LEADER);
+    bool merged = false;
+    int rc = range_router_abandon_merge(f->router, 3, (const uint8_t *)"p", 1, 0x5, &merged);
+    if (rc != RANGE_OK) {
+        char msg[256];
+        last_error(f, msg, sizeof(msg));
+        fail_msg("abandon: %d (%s)", rc, msg);
+    }
+    assert_true(merged);
+    range_router_stats st;
+    range_router_get_stats(f->router, &st);
+    assert_true(st.meta_lookups >= 1);
+    assert_true(requests_at(f, 1) >= 2); /* the meta lookup and the fence */
+}
+
 int main(void) {
     base_log_set_level(BASE_LOG_ERROR);
     const struct CMUnitTest tests[] = {
@@ -2289,6 +2332,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_prepare_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prepare_big_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prepare_parallel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abandon_range_moved, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,8 +29,10 @@
 ** met there, malformed and older messages ignored, and a pending commit
 ** holding the closed timestamp below it.
 **
-** Merges (test_merge, docs/range.md "Merges"): through the client's router,
-** with a write racing the merge, an abandoned merge and a refused one.
+** Merges (test_merge*, docs/range.md "Merges"): through the client's router,
+** with a write racing the merge, an abandoned merge and a refused one; a
+** late abandon after a merge and a split again at R's start ("merged");
+** DESCRIBE with a key for a range merged away (test_merge_stale_left).
 */
 #include <errno.h>
 #include <pthread.h>
@@ -2821,6 +2823,166 @@ static void test_txn_push(void **state)
     range_kv_response_free(&r);
 }
 
+/* ---- garbage collection of records (docs/txn.md, "Garbage collection") --------- */
+
+/* Transaction records stored in an engine (raw keys under the record
+** prefix), counted with raw seeks. */
+static size_t record_keys(storage_engine *e)
+{
+    static const char end[] = "range/t0"; /* RANGE_TXN_RECORD_PREFIX, last byte + 1 */
+    base_buf start = {0}, key = {0};
+    size_t n = 0;
+    assert_int_equal(base_buf_append(&start, RANGE_TXN_RECORD_PREFIX,
+                                     RANGE_TXN_RECORD_PREFIX_LEN), 0);
+    while (storage_seek_raw(e, start.data, start.len, (const uint8_t *)end, sizeof(end) - 1, &key,
+                            NULL) == STORAGE_OK) {
+        n++;
+        base_buf_reset(&start);
+        assert_int_equal(base_buf_append(&start, key.data, key.len), 0);
+        assert_int_equal(base_buf_append_byte(&start, 0), 0); /* the next key up */
+    }
+    base_buf_free(&start);
+    base_buf_free(&key);
+    return n;
+}
+
+static bool no_records(fixture *f, void *arg)
+{
+    (void)arg;
+    for (int i = 1; i <= NODES; i++)
+        if (record_keys(f->engine[i]) != 0)
+            return false;
+    return true;
+}
+
+static range_kv_request gc_txn_req(uint64_t range_id, uint64_t txn, const char *anchor)
+{
+    range_kv_request q = {.op = RANGE_KV_GC_TXN, .range_id = range_id, .txn_id = txn,
+                          .anchor = (const uint8_t *)anchor, .anchor_len = strlen(anchor)};
+    return q;
+}
+
+/* GC_TXN: a PENDING record stays; a final one goes (COMMITTED after its
+** resolution, ABORTED), on every replica, idempotently; a pusher that meets
+** nothing of it afterwards changes nothing. */
+static void test_txn_gc_record(void **state)
+{
+    fixture *f = *state;
+    int l1 = wait_leader(f, 1, 0), l2 = wait_leader(f, 2, 0);
+    pass_low_water(f, l1, 1, 600);
+    pass_low_water(f, l2, 2, 601);
+    assert_true(no_records(f, NULL));
+    const uint64_t T = 0xAA00, U = 0xAA01;
+    range_write w1[] = {W("a", "x")};
+    range_write w2[] = {W("n", "y")};
+    range_kv_request q1 = prepare_req(1, T, 5, "a", true, client_now(f), w1, 1);
+    range_kv_request q2 = prepare_req(2, T, 5, "a", false, client_now(f), w2, 1);
+    range_kv_response r;
+    assert_int_equal(call(f, l1, &q1, &r), RANGE_OK);
+    hlc_timestamp p1 = r.commit_ts;
+    range_kv_response_free(&r);
+    assert_int_equal(call(f, l2, &q2, &r), RANGE_OK);
+    hlc_timestamp p2 = r.commit_ts;
+    range_kv_response_free(&r);
+    hlc_timestamp c = hlc_next(hlc_compare(p1, p2) > 0 ? p1 : p2);
+    (void)hlc_update(f->clock[CLIENT], c);
+
+    /* PENDING: kept, and said so */
+    range_kv_request gc = gc_txn_req(1, T, "a");
+    assert_int_equal(call(f, l1, &gc, &r), RANGE_OK);
+    assert_true(r.has_txn && r.txn_status == RANGE_TXN_PENDING);
+    range_kv_response_free(&r);
+    assert_int_equal(record_keys(f->engine[l1]), 1);
+
+    /* committed and resolved everywhere: the coordinator's GC_TXN takes it */
+    range_kv_request et = end_txn_req(1, T, "a", RANGE_TXN_COMMITTED, c);
+    assert_int_equal(call(f, l1, &et, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    range_span all1[] = {{(const uint8_t *)"", 0, (const uint8_t *)"m", 1, false}};
+    range_span all2[] = {{(const uint8_t *)"m", 1, NULL, 0, false}};
+    assert_int_equal(resolve(f, l1, 1, T, all1, RANGE_TXN_COMMITTED, c), RANGE_OK);
+    assert_int_equal(resolve(f, l2, 2, T, all2, RANGE_TXN_COMMITTED, c), RANGE_OK);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(call(f, l1, &gc, &r), RANGE_OK);
+        assert_false(r.has_txn);
+        range_kv_response_free(&r);
+    }
+    assert_true(wait_until(f, no_records, NULL));
+    /* a late duplicate END_TXN(COMMITTED) cannot bring it back: it finds no
+    ** PENDING record to commit (ABORTED, nothing written) */
+    assert_int_equal(call(f, l1, &et, &r), RANGE_ERR_ABORTED);
+    assert_true(r.has_txn && r.txn_status == RANGE_TXN_ABORTED);
+    range_kv_response_free(&r);
+    assert_int_equal(record_keys(f->engine[l1]), 0);
+    char v[32];
+    hlc_timestamp after = client_now(f);
+    assert_int_equal(get(f, l1, 1, "a", after, v, sizeof(v)), RANGE_OK);
+    assert_string_equal(v, "x");
+    assert_int_equal(get(f, l2, 2, "n", after, v, sizeof(v)), RANGE_OK);
+    assert_string_equal(v, "y");
+
+    /* ABORTED records go too */
+    range_write wu[] = {W("b", "z")};
+    range_kv_request qu = prepare_req(1, U, 1, "b", true, client_now(f), wu, 1);
+    assert_int_equal(call(f, l1, &qu, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    range_kv_request ea = end_txn_req(1, U, "b", RANGE_TXN_ABORTED, HLC_ZERO);
+    assert_int_equal(call(f, l1, &ea, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    range_span sp[] = {SPAN("a", "m")};
+    assert_int_equal(resolve(f, l1, 1, U, sp, RANGE_TXN_ABORTED, HLC_ZERO), RANGE_OK);
+    range_kv_request gu = gc_txn_req(1, U, "b");
+    assert_int_equal(call(f, l1, &gu, &r), RANGE_OK);
+    assert_false(r.has_txn);
+    range_kv_response_free(&r);
+    assert_true(wait_until(f, no_records, NULL));
+    assert_int_equal(get(f, l1, 1, "b", client_now(f), v, sizeof(v)), RANGE_NOT_FOUND);
+}
+
+/* The store does not grow with transactions: N cross-range two-phase
+** commits through the router (prepare, end, resolve, collect) leave no
+** record on any replica. */
+static void test_txn_gc_storage(void **state)
+{
+    fixture *f = *state;
+    int l1 = wait_leader(f, 1, 0), l2 = wait_leader(f, 2, 0);
+    pass_low_water(f, l1, 1, 700);
+    pass_low_water(f, l2, 2, 701);
+    range_router *router = client_router(f);
+    range_kv *kv = range_router_kv(router);
+    enum { N = 16 };
+    for (int i = 0; i < N; i++) {
+        char k1[16], k2[16];
+        snprintf(k1, sizeof(k1), "g%02d", i);
+        snprintf(k2, sizeof(k2), "s%02d", i);
+        range_write w[] = {{(const uint8_t *)k1, strlen(k1), (const uint8_t *)"v", 1, false},
+                           {(const uint8_t *)k2, strlen(k2), (const uint8_t *)"v", 1, false}};
+        range_txn_meta meta = {.txn_id = 0xBB00 + (uint64_t)i, .nonce = 7 + (uint64_t)i,
+                               .anchor = (const uint8_t *)k1, .anchor_len = strlen(k1),
+                               .read_ts = client_now(f)};
+        range_commit_request req = {.txn_id = meta.txn_id, .read_ts = meta.read_ts,
+                                    .writes = w, .write_count = 2};
+        range_prepare_result pr;
+        range_conflict conflict;
+        memset(&pr, 0, sizeof(pr));
+        memset(&conflict, 0, sizeof(conflict));
+        assert_int_equal(kv->ops->prepare(kv, &meta, &req, &pr, &conflict), RANGE_OK);
+        range_txn_outcome out;
+        assert_int_equal(kv->ops->end_txn(kv, &meta, RANGE_TXN_COMMITTED, pr.commit_ts, &out),
+                         RANGE_OK);
+        assert_int_equal(out.status, RANGE_TXN_COMMITTED);
+        assert_int_equal(kv->ops->resolve(kv, meta.txn_id, pr.spans, pr.n_spans,
+                                          RANGE_TXN_COMMITTED, pr.commit_ts), RANGE_OK);
+        if (i == N / 2) /* half way: the records of the ones not collected yet */
+            assert_int_equal(record_keys(f->engine[l1]), 1);
+        assert_int_equal(kv->ops->gc_txn(kv, &meta), RANGE_OK);
+        range_prepare_result_free(&pr);
+        range_conflict_free(&conflict);
+    }
+    assert_true(wait_until(f, no_records, NULL));
+    range_router_free(router);
+}
+
 /* ---- statement-time locks: LOCK, QUERY_TXN, PUSH with txnwait (docs/locking.md) -- */
 
 #define KEY(k) {(const uint8_t *)(k), sizeof(k) - 1}
@@ -3889,6 +4051,173 @@ static void test_merge_chain(void **state)
     range_router_free(router);
 }
 
+/* Merge range 3 into 2 by hand with merge_id (SUBSUME, WAIT_APPLIED at
+** every node, ADMIN_MERGE at 2's leader), as the router does. */
+static void merge_by_hand(fixture *f, uint64_t merge_id)
+{
+    range_kv_response r, r2;
+    int l3 = wait_split_leader(f, 3);
+    range_kv_request d = {.op = RANGE_KV_DESCRIBE, .range_id = 3};
+    assert_int_equal(call(f, l3, &d, &r), RANGE_OK);
+    range_kv_request sub = {.op = RANGE_KV_SUBSUME, .range_id = 3, .merge_id = merge_id,
+                            .left_range_id = 2, .generation = r.descriptor.generation};
+    range_kv_response_free(&r);
+    assert_int_equal(call(f, l3, &sub, &r), RANGE_OK);
+    assert_true(r.freeze_index > 0);
+    for (int i = 1; i <= NODES; i++) {
+        range_kv_request w = {.op = RANGE_KV_WAIT_APPLIED, .range_id = 3,
+                              .applied_index = r.freeze_index};
+        assert_int_equal(call(f, i, &w, &r2), RANGE_OK);
+        range_kv_response_free(&r2);
+    }
+    int l2 = wait_leader(f, 2, 0);
+    d.range_id = 2;
+    assert_int_equal(call(f, l2, &d, &r2), RANGE_OK);
+    range_kv_request am = {.op = RANGE_KV_ADMIN_MERGE, .range_id = 2, .merge_id = merge_id,
+                           .generation = r2.descriptor.generation,
+                           .applied_index = r.freeze_index,
+                           .freeze_lineage = r.freeze_lineage, .merge_floor = r.merge_floor,
+                           .has_right = true, .right = r.descriptor};
+    range_kv_response r3;
+    assert_int_equal(call(f, l2, &am, &r3), RANGE_OK);
+    assert_true(r3.has_descriptor);
+    assert_int_equal(r3.descriptor.end_len, 0);
+    range_kv_response_free(&r3);
+    range_kv_response_free(&r2);
+    range_kv_response_free(&r);
+    uint64_t three = 3;
+    assert_true(wait_until(f, range_gone, &three));
+}
+
+/* A merge, then a split again exactly at R's start, then a late abandon
+** of the merge (a watchdog's): the fenced range [m, s) does not hold "s",
+** but the merge applied in its lineage: the answer says "merged" and
+** nothing is unfrozen (before, the abandon went on to UNFREEZE a range
+** that no longer existed: simulation seed 3471). */
+static void test_merge_split_again(void **state)
+{
+    fixture *f = *state;
+    (void)wait_leader(f, 1, 0);
+    (void)wait_leader(f, 2, 0);
+    range_router *router = client_router(f);
+    range_kv *kv = range_router_kv(router);
+    range_descriptor left, right;
+    assert_int_equal(kv->ops->admin_split(kv, (const uint8_t *)"s", 1, 3, &left, &right),
+                     RANGE_OK);
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    int all = NODES;
+    assert_true(wait_until(f, split_hosted_by, &all));
+    assert_int_equal(kv_put(f, kv, 100, "t", "right"), RANGE_OK);
+    merge_by_hand(f, 0xA1);
+    assert_int_equal(kv->ops->admin_split(kv, (const uint8_t *)"s", 1, 4, &left, &right),
+                     RANGE_OK);
+    check_desc(&left, 2, left.generation, "m", "s");
+    check_desc(&right, 4, right.generation, "s", NULL);
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    (void)wait_split_leader(f, 4);
+    /* the fence's answer itself */
+    range_kv_response r;
+    range_kv_request fence = {.op = RANGE_KV_MERGE_FENCE, .range_id = 2, .merge_id = 0xA1,
+                              .right_range_id = 3, .key = (const uint8_t *)"s", .key_len = 1};
+    assert_int_equal(call(f, wait_leader(f, 2, 0), &fence, &r), RANGE_OK);
+    assert_true(r.has_descriptor);
+    assert_false(range_descriptor_contains(&r.descriptor, (const uint8_t *)"s", 1));
+    assert_true(r.merged);
+    range_kv_response_free(&r);
+    /* another merge id, never applied: fenced, not merged */
+    fence.merge_id = 0xA2;
+    assert_int_equal(call(f, wait_leader(f, 2, 0), &fence, &r), RANGE_OK);
+    assert_false(r.merged);
+    range_kv_response_free(&r);
+    /* the late abandon through a router: success, "merged", no UNFREEZE */
+    bool merged = false;
+    int rc = range_router_abandon_merge(router, 3, (const uint8_t *)"s", 1, 0xA1, &merged);
+    if (rc != RANGE_OK) {
+        char detail[256] = "";
+        (void)kv->ops->last_error(kv, detail, sizeof(detail));
+        fail_msg("abandon: %d (%s) (seed %llu)", rc, detail, (unsigned long long)f->seed);
+    }
+    assert_true(merged);
+    kv_expect(f, kv, "t", "right");
+    assert_int_equal(kv_put(f, kv, 101, "u", "after"), RANGE_OK);
+    kv_expect(f, kv, "u", "after");
+    range_router_free(router);
+}
+
+/* DESCRIBE with a key: a node without the range (merged away) names its
+** range holding the key (below it, key_below); without a key, NOT_LEADER
+** as before. An admin merge from a router whose cache still names the
+** merged-away left range then finds its successor instead of waiting out
+** its deadline. Ranges 2 = [m, p), 3 = [p, s), 4 = [s, +inf); 3 merges
+** into 2. */
+static void test_merge_stale_left(void **state)
+{
+    fixture *f = *state;
+    (void)wait_leader(f, 1, 0);
+    (void)wait_leader(f, 2, 0);
+    range_router *router = client_router(f);
+    range_router *stale = client_router(f); /* keeps knowing range 3 */
+    range_kv *kv = range_router_kv(router);
+    range_kv *skv = range_router_kv(stale);
+    range_descriptor left, right;
+    assert_int_equal(kv->ops->admin_split(kv, (const uint8_t *)"p", 1, 3, &left, &right),
+                     RANGE_OK);
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    assert_int_equal(kv->ops->admin_split(kv, (const uint8_t *)"s", 1, 4, &left, &right),
+                     RANGE_OK);
+    assert_int_equal(range_router_update_descriptor(stale, &left), RANGE_OK);
+    assert_int_equal(range_router_update_descriptor(stale, &right), RANGE_OK);
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    int all = NODES;
+    assert_true(wait_until(f, split_hosted_by, &all));
+    assert_int_equal(kv_put(f, kv, 110, "q", "mid"), RANGE_OK);
+    assert_int_equal(kv_put(f, kv, 111, "t", "right"), RANGE_OK);
+    int rc = range_router_admin_merge(router, (const uint8_t *)"p", 1, &left, &right);
+    assert_int_equal(rc, RANGE_OK);
+    check_desc(&left, 2, left.generation, "m", "s");
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    uint64_t three = 3;
+    assert_true(wait_until(f, range_gone, &three));
+    /* what a node answers for the gone 3 */
+    range_kv_response r;
+    range_kv_request d = {.op = RANGE_KV_DESCRIBE, .range_id = 3};
+    assert_int_equal(call(f, 1, &d, &r), RANGE_ERR_NOT_LEADER);
+    assert_false(r.has_descriptor);
+    range_kv_response_free(&r);
+    d.key = (const uint8_t *)"q";
+    d.key_len = 1;
+    assert_int_equal(call(f, 1, &d, &r), RANGE_ERR_KEY_MISMATCH);
+    assert_true(r.has_descriptor);
+    assert_int_equal(r.descriptor.range_id, 2);
+    range_kv_response_free(&r);
+    d.key = (const uint8_t *)"s";
+    d.key_below = true;
+    assert_int_equal(call(f, 2, &d, &r), RANGE_ERR_KEY_MISMATCH);
+    assert_true(r.has_descriptor);
+    assert_int_equal(r.descriptor.range_id, 2);
+    range_kv_response_free(&r);
+    /* the stale router merges at "s": its cache says 3 ends there */
+    rc = range_router_admin_merge(stale, (const uint8_t *)"s", 1, &left, &right);
+    if (rc != RANGE_OK) {
+        char detail[256] = "";
+        (void)skv->ops->last_error(skv, detail, sizeof(detail));
+        fail_msg("merge: %d (%s) (seed %llu)", rc, detail, (unsigned long long)f->seed);
+    }
+    check_desc(&left, 2, left.generation, "m", NULL);
+    assert_int_equal(right.range_id, 4);
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    kv_expect(f, skv, "q", "mid");
+    kv_expect(f, skv, "t", "right");
+    range_router_free(stale);
+    range_router_free(router);
+}
+
 int main(void)
 {
     if (getenv("TEST_DEBUG"))
@@ -3920,6 +4249,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_txn_prepare_commit_resolve, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_push, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_gc_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_gc_storage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_wait_and_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_push_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_deadlock, setup, teardown),
@@ -3929,6 +4260,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_closed_below_pending, setup_closed, teardown),
         cmocka_unit_test_setup_teardown(test_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge_split_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge_stale_left, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

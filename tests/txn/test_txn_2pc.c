@@ -14,7 +14,8 @@
 **     COMMITTED is a success, one that aborts is 57P03 (rolled back), one
 **     that fails too is 40003 and resolves nothing;
 **   - the resolver retries a failing RESOLVE with backoff, and gives up
-**     after its attempts (counted);
+**     after its attempts (counted); it collects the record (GC_TXN) once a
+**     resolution went through, never for an abandoned one;
 **   - a commit the key space refuses RANGE_ERR_TOO_LARGE (more than one
 **     command holds) goes two-phase too; too large even then is 54000;
 **   - a key space without prepare keeps refusing (test_txn_kv.c).
@@ -54,6 +55,9 @@ typedef struct fake_kv {
     char calls[CALLS_MAX][CALL_TEXT_MAX];
     int n_calls;
     int resolve_calls;
+    int gc_calls;               /* GC_TXN of a record (not in calls: the order
+                                   tests above stay as they are) */
+    int bad_gcs;                /* of another txn or anchor */
     int bad_resolves;           /* wrong txn id or timestamp (the resolver's thread
                                    cannot fail a cmocka assertion) */
     range_txn_meta meta;        /* of the last prepare (anchor copied) */
@@ -233,11 +237,22 @@ static int f_resolve(range_kv *kv, uint64_t txn_id, const range_span *spans, siz
     return RANGE_OK;
 }
 
+static int f_gc_txn(range_kv *kv, const range_txn_meta *txn) {
+    fake_kv *f = (fake_kv *)kv;
+    pthread_mutex_lock(&f->mu);
+    f->gc_calls++;
+    if (txn->txn_id != f->meta.txn_id || txn->anchor_len != f->meta.anchor_len ||
+        memcmp(txn->anchor, f->anchor, txn->anchor_len) != 0)
+        f->bad_gcs++;
+    pthread_mutex_unlock(&f->mu);
+    return RANGE_OK;
+}
+
 static const range_kv_ops fake_ops = {
     .wait_visible = f_wait, .get = f_get, .iter_open = f_iter_open, .iter_next = f_iter_next,
     .iter_close = f_iter_close, .commit = f_commit, .stats = f_stats,
     .last_error = f_last_error, .prepare = f_prepare, .end_txn = f_end_txn,
-    .resolve = f_resolve,
+    .resolve = f_resolve, .gc_txn = f_gc_txn,
 };
 
 typedef struct fixture {
@@ -537,18 +552,23 @@ static void test_resolver_retries(void **state) {
     assert_int_equal(st.resolve_retries, 3);
     assert_int_equal(st.resolves, 1);
     assert_int_equal(st.resolves_abandoned, 0);
+    /* the record goes once, after the resolution went through */
+    assert_int_equal(f->fake.gc_calls, 1);
+    assert_int_equal(f->fake.bad_gcs, 0);
     char text[1024];
     calls(f, text, sizeof(text));
     assert_string_equal(text, "prepare 3 writes, 2 spans\n"
                               "end committed\n"
                               "resolve committed b-c,x-x\n");
-    /* one that never goes through is given up after the attempts */
+    /* one that never goes through is given up after the attempts: its
+    ** COMMITTED record stays (intents may be left: docs/txn.md 6.1) */
     f->fake.resolve_failures = 1000;
     f->fake.resolve_calls = 0;
     assert_int_equal(commit_two_ranges(f, &ts, &err), TXN_OK);
     wait_resolved(f);
     txn_db_get_stats(f->db, &st);
     assert_int_equal(st.resolves_abandoned, 1);
+    assert_int_equal(f->fake.gc_calls, 1);
     assert_true(f->fake.resolve_calls >= 2);
     assert_int_equal(st.resolve_retries, 3 + (uint64_t)f->fake.resolve_calls - 1);
 }
