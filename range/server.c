@@ -3310,6 +3310,47 @@ static int split_noop(range_server *s, server_eval *e)
 /* One evaluation of ADMIN_SPLIT with the gate closed, after a barrier in
 ** `term`. RANGE_OK (the split applied here, or the key is a boundary
 ** already), RANGE_ERR_DROPPED (evaluate again), or the answer's error. */
+/* Register the proposal of a split or a merge entry (FREEZE, MERGE, FENCE,
+** UNFREEZE) under its waiter key (txn_id, nonce): at HLC_MAX with no
+** writes, so no read waits for it and no commit conflicts with it, while
+** the callback and shutdown treat it as any proposal. *out holds one
+** reference. */
+static int marker_register(range_server *s, server_range *sr, uint64_t txn_id, uint64_t nonce,
+                           server_pending **out)
+{
+    range_kv_request marker;
+    memset(&marker, 0, sizeof(marker));
+    marker.txn_id = txn_id;
+    marker.nonce = nonce;
+    base_buf no_keys = {0};
+    size_t *no_offsets = NULL;
+    server_pending *p = NULL;
+    int rc = pending_new(s, sr, &marker, &no_keys, &no_offsets, 0, &p);
+    if (rc != RANGE_OK)
+        return rc;
+    pthread_mutex_lock(&s->mu);
+    p->ts = HLC_MAX;
+    p->refs = 1;
+    p->next = sr->pending;
+    if (sr->pending != NULL)
+        sr->pending->prev = p;
+    sr->pending = p;
+    counter_add(s, RANGE__SERVER_PENDING, 1);
+    pthread_mutex_unlock(&s->mu);
+    *out = p;
+    return RANGE_OK;
+}
+
+/* The proposal of a registered marker was refused: its callback never runs. */
+static void marker_unregister(range_server *s, server_range *sr, server_pending *p)
+{
+    pthread_mutex_lock(&s->mu);
+    pending_unlink(sr, p);
+    counter_add(s, RANGE__SERVER_PENDING, -1);
+    pthread_mutex_unlock(&s->mu);
+    pending_free(p);
+}
+
 static int split_once(range_server *s, server_range *sr, server_eval *e, uint64_t term)
 {
     const range_kv_request *q = &e->req;
@@ -3334,36 +3375,17 @@ static int split_once(range_server *s, server_range *sr, server_eval *e, uint64_
     /* the right side's floor: everything recorded here over it (the gate is
     ** closed and empty: nothing more gets recorded there before the split) */
     range_span rhs = {q->key, q->key_len, d->end_key, d->end_len, false};
-    range_kv_request marker;
-    memset(&marker, 0, sizeof(marker));
-    marker.txn_id = REPLICA_SPLIT_TXN_ID;
-    marker.nonce = q->new_range_id;
-    base_buf no_keys = {0};
-    size_t *no_offsets = NULL;
     server_pending *p = NULL;
-    rc = pending_new(s, sr, &marker, &no_keys, &no_offsets, 0, &p);
+    rc = marker_register(s, sr, REPLICA_SPLIT_TXN_ID, q->new_range_id, &p);
     if (rc != RANGE_OK)
         return rc;
     pthread_mutex_lock(&s->mu);
     hlc_timestamp floor = range__tscache_max(sr->tscache, &rhs);
-    /* registered like a commit (the callback, shutdown) but at HLC_MAX with
-    ** no writes: no read waits for it, no commit or VALIDATE conflicts */
-    p->ts = HLC_MAX;
-    p->refs = 1;
-    p->next = sr->pending;
-    if (sr->pending != NULL)
-        sr->pending->prev = p;
-    sr->pending = p;
-    counter_add(s, RANGE__SERVER_PENDING, 1);
     pthread_mutex_unlock(&s->mu);
     rc = replica__propose_split(sr->replica, q->key, q->key_len, q->new_range_id, d->generation,
                                 floor, term, server_propose_cb, p, &hint);
     if (rc != RANGE_OK) {
-        pthread_mutex_lock(&s->mu);
-        pending_unlink(sr, p);
-        counter_add(s, RANGE__SERVER_PENDING, -1);
-        pthread_mutex_unlock(&s->mu);
-        pending_free(p);
+        marker_unregister(s, sr, p);
         e->resp.leader_hint = hint;
         return rc;
     }
@@ -3434,46 +3456,6 @@ static bool replica_is_frozen(range_replica *r, uint64_t *merge_id)
     if (merge_id != NULL)
         *merge_id = id;
     return id != 0;
-}
-
-/* Register the proposal of a merge entry (FREEZE, MERGE, FENCE, UNFREEZE)
-** as split_once registers a split's: at HLC_MAX with no writes, so no read
-** waits for it and no commit conflicts with it, while the callback and
-** shutdown treat it as any proposal. *out holds one reference. */
-static int marker_register(range_server *s, server_range *sr, uint64_t txn_id, uint64_t nonce,
-                           server_pending **out)
-{
-    range_kv_request marker;
-    memset(&marker, 0, sizeof(marker));
-    marker.txn_id = txn_id;
-    marker.nonce = nonce;
-    base_buf no_keys = {0};
-    size_t *no_offsets = NULL;
-    server_pending *p = NULL;
-    int rc = pending_new(s, sr, &marker, &no_keys, &no_offsets, 0, &p);
-    if (rc != RANGE_OK)
-        return rc;
-    pthread_mutex_lock(&s->mu);
-    p->ts = HLC_MAX;
-    p->refs = 1;
-    p->next = sr->pending;
-    if (sr->pending != NULL)
-        sr->pending->prev = p;
-    sr->pending = p;
-    counter_add(s, RANGE__SERVER_PENDING, 1);
-    pthread_mutex_unlock(&s->mu);
-    *out = p;
-    return RANGE_OK;
-}
-
-/* The proposal of a registered marker was refused: its callback never runs. */
-static void marker_unregister(range_server *s, server_range *sr, server_pending *p)
-{
-    pthread_mutex_lock(&s->mu);
-    pending_unlink(sr, p);
-    counter_add(s, RANGE__SERVER_PENDING, -1);
-    pthread_mutex_unlock(&s->mu);
-    pending_free(p);
 }
 
 /* The floor of a range being frozen: every timestamp its leaseholder
