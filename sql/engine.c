@@ -47,6 +47,7 @@ void sqlv__table_free(sqlv__table *t) {
         base_free(t->cols[i].name);
         base_free(t->cols[i].decl_type);
         base_free(t->cols[i].default_expr);
+        base_free(t->cols[i].missing);
     }
     base_free(t->cols);
     base_free(t->pk);
@@ -72,7 +73,13 @@ int sqlv__table_clone(const sqlv__table *t, sqlv__table **out) {
         c->cols[i].name = base_strdup(t->cols[i].name);
         c->cols[i].decl_type = base_strdup(t->cols[i].decl_type);
         c->cols[i].default_expr = NULL;
+        c->cols[i].missing = NULL;
         if (c->cols[i].name == NULL || c->cols[i].decl_type == NULL) goto fail;
+        if (t->cols[i].missing) {
+            c->cols[i].missing = base_malloc(t->cols[i].missing_len);
+            if (c->cols[i].missing == NULL) goto fail;
+            memcpy(c->cols[i].missing, t->cols[i].missing, t->cols[i].missing_len);
+        }
         if (t->cols[i].default_expr) {
             c->cols[i].default_expr = base_strdup(t->cols[i].default_expr);
             if (c->cols[i].default_expr == NULL) goto fail;
@@ -173,6 +180,49 @@ syntax:
         user_error(sqlstate, message, size, "42601", "syntax error at or near \"%.*s\"",
                    (int)BASE_MIN(t.len, 64), t.start);
     return 1;
+}
+
+static int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* The missing values (SQLV__MISSING_MARK comments between the tokens of
+** t->create_sql) into t->cols. 0, 1 malformed, or SQLV_ERR_NOMEM. */
+static int missing_parse(sqlv__table *t) {
+    const char *p = t->create_sql, *end = p + strlen(p);
+    const size_t mlen = strlen(SQLV__MISSING_MARK);
+    for (;;) {
+        const char *gap = p;
+        sqlv__token tk = sqlv__lex_next(&p, end);
+        const char *gap_end = tk.kind == SQLV__TOK_END ? end : tk.start;
+        /* the space and comments before this token */
+        for (const char *m = gap; m + mlen <= gap_end; m++) {
+            if (memcmp(m, SQLV__MISSING_MARK, mlen) != 0) continue;
+            char *e = NULL;
+            long k = strtol(m + mlen, &e, 10);
+            if (e == NULL || *e != ' ' || k < 0 || k >= t->ncols) return 1;
+            const char *h = e + 1, *he = h;
+            while (he < gap_end && hex_digit(*he) >= 0)
+                he++;
+            size_t n = (size_t)(he - h) / 2;
+            if (n == 0 || (he - h) % 2 != 0 || gap_end - he < 2 || he[0] != '*' || he[1] != '/')
+                return 1;
+            sqlv__column *c = &t->cols[k];
+            base_free(c->missing);
+            c->missing = base_malloc(n);
+            if (c->missing == NULL) return SQLV_ERR_NOMEM;
+            for (size_t i = 0; i < n; i++)
+                c->missing[i] = (uint8_t)(hex_digit(h[2 * i]) << 4 | hex_digit(h[2 * i + 1]));
+            c->missing_len = n;
+            sqlv__cell cell;
+            if (sqlv__row_decode(c->missing, n, &cell, 1) != 0) return 1;
+            m = he;
+        }
+        if (tk.kind == SQLV__TOK_END) return 0;
+    }
 }
 
 int sqlv__table_parse(const char *sql, uint32_t id, sqlv__table **out, bool *if_not_exists,
@@ -318,6 +368,14 @@ int sqlv__table_parse(const char *sql, uint32_t id, sqlv__table **out, bool *if_
     base_free(pkpos);
     sqlite3_finalize(st);
     st = NULL;
+    /* ADD COLUMN ... DEFAULT: what the older rows read */
+    n = missing_parse(t);
+    if (n < 0) goto nomem;
+    if (n > 0) {
+        user_error(sqlstate, message, message_size, "XX000",
+                   "malformed missing value in the definition of \"%s\"", t->name);
+        goto cleanup;
+    }
     /* UNIQUE constraints: a unique secondary index each (index.c) */
     n = sqlv__index_from_constraints(db, t, sqlstate, message, message_size);
     if (n < 0) goto nomem;
@@ -702,6 +760,7 @@ fail:
 void sqlv_engine_close(sqlv_engine *e) {
     if (e == NULL) return;
     sqlv__catalog_unref(e->current);
+    sqlv__seq_engine_free(e); /* sequence blocks (sequence.c) */
     pthread_mutex_destroy(&e->mu);
     pthread_mutex_destroy(&e->ddl_mu);
     base_free(e);

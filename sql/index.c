@@ -865,7 +865,7 @@ static int build_entries(txn *kv, const sqlv__table *t, const sqlv__index *ix, b
             break;
         }
         nrows++;
-        if (kl <= ENC_PREFIX_BYTES || sqlv__row_decode(v, vl, cells, t->ncols) != 0) {
+        if (kl <= ENC_PREFIX_BYTES || sqlv__row_decode_table(t, v, vl, cells) != 0) {
             set_res(res, "XX001", "malformed row of table \"%s\" in the key space", t->name);
             rc = 0;
             goto cleanup;

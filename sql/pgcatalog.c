@@ -490,6 +490,36 @@ static void pkey_name(const sqlv__table *t, char *out, size_t size) {
     snprintf(out, size, "%.58s_pkey", t->name);
 }
 
+/* Sequences (sequence.c) through the session's transaction; owner of
+** *list: caller (base_free). 0 or -1 (the error recorded). */
+static int seqs_of(pgcat_gen *g, sqlv__seq_def **list, int *n) {
+    txn_error err = {{0}, {0}};
+    txn *kv = sqlv__session_kv(g->s);
+    *list = NULL;
+    *n = 0;
+    if (kv == NULL) return -1;
+    int rc = sqlv__seq_list(kv, list, n, &err);
+    if (rc == TXN_OK) return 0;
+    if (rc == SQLV_ERR_NOMEM) return -1;
+    txn_error_set(&err, rc);
+    sqlv__session_error(g->s, err.sqlstate, "%s", err.message);
+    return -1;
+}
+
+/* A column's DEFAULT as PostgreSQL shows it (pg_attrdef, column_default):
+** false for none and for an identity column (attidentity says it). */
+static bool default_text(const sqlv__column *c, char *out, size_t size) {
+    char seq[SQLV__NAME_BYTES_MAX * 4 + 1], q[SQLV__NAME_BYTES_MAX * 4 + 8];
+    if (c->default_expr == NULL || sqlv__seq_column_identity(c) != 0) return false;
+    if (sqlv__seq_column_sequence(c, seq, sizeof(seq))) {
+        sqlv__pgcat_quote_ident(seq, q, sizeof(q));
+        snprintf(out, size, "nextval('%s'::regclass)", q);
+        return true;
+    }
+    base_strlcpy(out, c->default_expr, size);
+    return true;
+}
+
 /* pg_class ------------------------------------------------------------------ */
 
 static int class_row(pgcat_gen *g, int64_t oid, const char *name, int64_t reltype, int64_t am,
@@ -538,6 +568,101 @@ static int fill_class(pgcat_gen *g) {
             rc = class_row(g, sqlv__pgcat_index_oid(t->id, t->indexes[x].id, false),
                            t->indexes[x].name, 0, SQLV__PGCAT_OID_AM_BTREE, false, "i",
                            t->indexes[x].ncols, 0);
+    }
+    base_free(list);
+    sqlv__seq_def *seqs = NULL; /* relkind 'S' */
+    int nseqs = 0;
+    if (rc == 0 && (rc = seqs_of(g, &seqs, &nseqs)) == 0)
+        for (int i = 0; i < nseqs && rc == 0; i++)
+            rc = class_row(g, sqlv__pgcat_oid(seqs[i].id, SQLV__PGCAT_KIND_TABLE), seqs[i].name,
+                           0, 0, false, "S", 3, 0);
+    base_free(seqs);
+    return rc;
+}
+
+/* pg_sequence, pg_sequences, information_schema.sequences ------------------------------- */
+
+static int fill_sequence(pgcat_gen *g) {
+    sqlv__seq_def *seqs = NULL;
+    int n = 0, rc = seqs_of(g, &seqs, &n);
+    for (int i = 0; i < n && rc == 0; i++) {
+        const sqlv__seq_def *d = &seqs[i];
+        rc = ROW(g, I(sqlv__pgcat_oid(d->id, SQLV__PGCAT_KIND_TABLE)),
+                 I(d->type_bytes == 2 ? 21 : d->type_bytes == 4 ? 23 : 20), I(d->start),
+                 I(d->increment), I(d->max), I(d->min), I(d->cache), B(d->cycle));
+    }
+    base_free(seqs);
+    return rc;
+}
+
+static const char *seq_type(const sqlv__seq_def *d) {
+    return d->type_bytes == 2 ? "smallint" : d->type_bytes == 4 ? "integer" : "bigint";
+}
+
+static int fill_sequences(pgcat_gen *g) {
+    sqlv__seq_def *seqs = NULL;
+    int n = 0, rc = seqs_of(g, &seqs, &n);
+    for (int i = 0; i < n && rc == 0; i++) {
+        const sqlv__seq_def *d = &seqs[i];
+        int64_t last = 0;
+        bool called = false;
+        if (sqlv__seq_last_value(g->s, d, &last, &called) != TXN_OK) called = false;
+        rc = ROW(g, T("public"), T(d->name), T("root"), T(seq_type(d)), I(d->start), I(d->min),
+                 I(d->max), I(d->increment), B(d->cycle), I(d->cache), called ? I(last) : NUL);
+    }
+    base_free(seqs);
+    return rc;
+}
+
+static int fill_is_sequences(pgcat_gen *g) {
+    sqlv__seq_def *seqs = NULL;
+    int n = 0, rc = seqs_of(g, &seqs, &n);
+    for (int i = 0; i < n && rc == 0; i++) {
+        const sqlv__seq_def *d = &seqs[i];
+        char start[24], min[24], max[24], inc[24];
+        snprintf(start, sizeof(start), "%lld", (long long)d->start);
+        snprintf(min, sizeof(min), "%lld", (long long)d->min);
+        snprintf(max, sizeof(max), "%lld", (long long)d->max);
+        snprintf(inc, sizeof(inc), "%lld", (long long)d->increment);
+        rc = ROW(g, T(db_name(g)), T("public"), T(d->name), T(seq_type(d)),
+                 I(d->type_bytes * 8), I(2), I(0), T(start), T(min), T(max), T(inc),
+                 T(d->cycle ? "YES" : "NO"));
+    }
+    base_free(seqs);
+    return rc;
+}
+
+/* pg_depend: only what psql's \d of a sequence asks, its owner column
+** ('a' for SERIAL and OWNED BY, 'i' for an identity). */
+static int fill_depend(pgcat_gen *g) {
+    sqlv__seq_def *seqs = NULL;
+    int n = 0, rc = seqs_of(g, &seqs, &n);
+    for (int i = 0; i < n && rc == 0; i++) {
+        const sqlv__seq_def *d = &seqs[i];
+        const sqlv__table *t = d->owner_table[0] ? sqlv__pgcat_table_by_name(g->s, d->owner_table)
+                                                 : NULL;
+        for (int c = 0; t != NULL && c < t->ncols && rc == 0; c++) {
+            if (strcasecmp(t->cols[c].name, d->owner_column) != 0) continue;
+            const char *type = sqlv__seq_column_identity(&t->cols[c]) ? "i" : "a";
+            rc = ROW(g, I(1259), I(sqlv__pgcat_oid(d->id, SQLV__PGCAT_KIND_TABLE)), I(0), I(1259),
+                     I(sqlv__pgcat_oid(t->id, SQLV__PGCAT_KIND_TABLE)), I(c + 1), T(type));
+        }
+    }
+    base_free(seqs);
+    return rc;
+}
+
+/* pg_attrdef: the defaults of columns that have one (not identities). */
+static int fill_attrdef(pgcat_gen *g) {
+    int rc = 0;
+    char text[1024];
+    WITH_TABLES(g, list, n);
+    for (int i = 0; i < n && rc == 0; i++) {
+        const sqlv__table *t = list[i];
+        int64_t oid = sqlv__pgcat_oid(t->id, SQLV__PGCAT_KIND_TABLE);
+        for (int c = 0; c < t->ncols && rc == 0; c++)
+            if (default_text(&t->cols[c], text, sizeof(text)))
+                rc = ROW(g, I(0), I(oid), I(c + 1), T(text));
     }
     base_free(list);
     return rc;
@@ -627,7 +752,8 @@ static int fill_roles(pgcat_gen *g) {
         const sqlv__role *r = &list[i];
         bool root = r->id == SQLV__ROLE_ID_ROOT, admin = r->id == SQLV__ROLE_ID_ADMIN;
         rc = ROW(g, T(r->name), B(root), B(true), B(root || admin), B(root || admin), B(r->login),
-                 B(root), I(-1), T(r->verifier[0] ? "********" : NULL), NUL, B(root), NUL,
+                 B(root), I(r->conn_limit), T(r->verifier[0] ? "********" : NULL), NUL, B(root),
+                 NUL,
                  I(sqlv__pgcat_role_oid(r->id)));
     }
     if (rc == 0 && role_named(list, n, g->s->user) == NULL)
@@ -697,7 +823,7 @@ static int fill_authid(pgcat_gen *g) {
         bool root = r->id == SQLV__ROLE_ID_ROOT, admin_role = r->id == SQLV__ROLE_ID_ADMIN;
         rc = ROW(g, I(sqlv__pgcat_role_oid(r->id)), T(r->name), B(root), B(true),
                  B(root || admin_role), B(root || admin_role), B(r->login), B(root), B(root),
-                 I(-1), T(r->verifier[0] ? r->verifier : NULL), NUL);
+                 I(r->conn_limit), T(r->verifier[0] ? r->verifier : NULL), NUL);
     }
     if (list != NULL) memset(list, 0, sizeof(*list) * (size_t)n); /* the verifiers */
     base_free(list);
@@ -779,9 +905,11 @@ static int attribute_row(pgcat_gen *g, int64_t relid, const sqlv__column *c, int
     char align[2] = {t ? (array && t->align != 'd' ? 'i' : t->align) : 'i', 0};
     char storage[2] = {t && !array ? t->storage : 'x', 0};
     uint32_t coll = t ? t->collation : 0;
+    char identity[2] = {sqlv__seq_column_identity(c), 0}; /* "", "a" or "d" */
+    bool hasdef = c->default_expr != NULL && identity[0] == 0;
     return ROW(g, I(relid), T(c->name), I(oid), I(-1), I(len), I(attnum), I(array ? 1 : 0), I(-1),
-               I(typmod), B(byval), T(align), T(storage), T(""), B(c->not_null), B(false), B(false),
-               T(""), T(""), B(false), B(true), I(0), I(coll), NUL, NUL, NUL, NUL);
+               I(typmod), B(byval), T(align), T(storage), T(""), B(c->not_null), B(hasdef),
+               B(false), T(identity), T(""), B(false), B(true), I(0), I(coll), NUL, NUL, NUL, NUL);
 }
 
 static int fill_attribute(pgcat_gen *g) {
@@ -1038,11 +1166,16 @@ static int is_column_row(pgcat_gen *g, const sqlv__table *t, int c) {
         default: break;
         }
     }
-    return ROW(g, T(db_name(g)), T("public"), T(t->name), T(col->name), I(c + 1), NUL,
-               T(col->not_null ? "NO" : "YES"), T(data_type), charlen, octets, prec, radix, scale,
-               dtprec, NUL, NUL, NUL, NUL, NUL, NUL, NUL, NUL, NUL, NUL, NUL, T(db_name(g)),
-               T("pg_catalog"), T(udt), NUL, NUL, NUL, NUL, T(dtd), T("NO"), T("NO"), NUL, NUL, NUL,
-               NUL, NUL, T("NO"), T("NEVER"), NUL, T("YES"));
+    char def[1024];
+    bool has_def = default_text(col, def, sizeof(def));
+    char identity = sqlv__seq_column_identity(col);
+    return ROW(g, T(db_name(g)), T("public"), T(t->name), T(col->name), I(c + 1),
+               has_def ? T(def) : NUL, T(col->not_null ? "NO" : "YES"), T(data_type), charlen,
+               octets, prec, radix, scale, dtprec, NUL, NUL, NUL, NUL, NUL, NUL, NUL, NUL, NUL, NUL,
+               NUL, T(db_name(g)), T("pg_catalog"), T(udt), NUL, NUL, NUL, NUL, T(dtd), T("NO"),
+               T(identity ? "YES" : "NO"),
+               identity ? T(identity == 'a' ? "ALWAYS" : "BY DEFAULT") : NUL, NUL, NUL, NUL, NUL,
+               T("NO"), T("NEVER"), NUL, T("YES"));
 }
 
 static int fill_is_columns(pgcat_gen *g) {
@@ -1094,6 +1227,31 @@ static int fill_is_table_constraints(pgcat_gen *g) {
                          T("YES"));
     }
     base_free(list);
+    return rc;
+}
+
+/* information_schema.table_privileges: the stored privileges of every table
+** (privileges.c), through the statement's transaction. */
+static int is_table_privilege_row(void *arg, const char *table, const char *grantor,
+                                  const char *grantee, const char *privilege, bool grantable) {
+    pgcat_gen *g = arg;
+    return ROW(g, T(grantor), T(strcmp(grantee, "public") == 0 ? "PUBLIC" : grantee),
+               T(db_name(g)), T("public"), T(table), T(privilege), T(grantable ? "YES" : "NO"),
+               T(strcmp(privilege, "SELECT") == 0 ? "YES" : "NO"));
+}
+
+static int fill_is_table_privileges(pgcat_gen *g) {
+    txn_error err = {{0}, {0}};
+    txn *kv = sqlv__session_kv(g->s);
+    if (kv == NULL) return -1;
+    WITH_TABLES(g, list, n);
+    int rc = sqlv__priv_table_privileges(kv, list, n, is_table_privilege_row, g, &err);
+    base_free(list);
+    if (rc < 0 && rc != -1) { /* a txn error (a row's -1 set g->too_big or ran out of memory) */
+        txn_error_set(&err, rc);
+        sqlv__session_error(g->s, err.sqlstate, "%s", err.message);
+        return -1;
+    }
     return rc;
 }
 
@@ -1194,7 +1352,21 @@ static const pgcat_rel rels[] = {
     {"pg_tablespace", 1213,
      "oid INTEGER, spcname TEXT, spcowner INTEGER, spcacl TEXT, spcoptions TEXT", 1u << 0,
      fill_tablespace},
-    {"pg_attrdef", 2604, "oid INTEGER, adrelid INTEGER, adnum SMALLINT, adbin TEXT", 1u << 1, NULL},
+    {"pg_attrdef", 2604, "oid INTEGER, adrelid INTEGER, adnum SMALLINT, adbin TEXT", 1u << 1,
+     fill_attrdef},
+    {"pg_depend", 2608,
+     "classid INTEGER, objid INTEGER, objsubid INTEGER, refclassid INTEGER, refobjid INTEGER, "
+     "refobjsubid INTEGER, deptype TEXT",
+     (1u << 1) | (1u << 4), fill_depend},
+    {"pg_sequence", 2224,
+     "seqrelid INTEGER, seqtypid INTEGER, seqstart INTEGER, seqincrement INTEGER, seqmax "
+     "INTEGER, seqmin INTEGER, seqcache INTEGER, seqcycle BOOL",
+     1u << 0, fill_sequence},
+    {"pg_sequences", 12008,
+     "schemaname TEXT, sequencename TEXT, sequenceowner TEXT, data_type TEXT, start_value "
+     "INTEGER, min_value INTEGER, max_value INTEGER, increment_by INTEGER, cycle BOOL, cache_size "
+     "INTEGER, last_value INTEGER",
+     0, fill_sequences},
     {"pg_inherits", 2611,
      "inhrelid INTEGER, inhparent INTEGER, inhseqno INTEGER, inhdetachpending BOOL", 3, NULL},
     {"pg_policy", 3256,
@@ -1278,6 +1450,15 @@ static const pgcat_rel rels[] = {
      "table_schema TEXT, table_name TEXT, constraint_type TEXT, is_deferrable TEXT, "
      "initially_deferred TEXT, enforced TEXT, nulls_distinct TEXT",
      0, fill_is_table_constraints},
+    {"information_schema_table_privileges", 13020,
+     "grantor TEXT, grantee TEXT, table_catalog TEXT, table_schema TEXT, table_name TEXT, "
+     "privilege_type TEXT, is_grantable TEXT, with_hierarchy TEXT",
+     0, fill_is_table_privileges},
+    {"information_schema_sequences", 13006,
+     "sequence_catalog TEXT, sequence_schema TEXT, sequence_name TEXT, data_type TEXT, "
+     "numeric_precision INTEGER, numeric_precision_radix INTEGER, numeric_scale INTEGER, "
+     "start_value TEXT, minimum_value TEXT, maximum_value TEXT, increment TEXT, cycle_option TEXT",
+     0, fill_is_sequences},
 };
 
 uint32_t sqlv__pgcat_relation_oid(const char *name) {

@@ -1021,6 +1021,10 @@ static int64_t regclass_lookup(sqlv_session *s, const char *name) {
         }
         const sqlv__index *ix = sqlv__pgcat_index_by_name(s, rel, &t);
         if (ix != NULL) return sqlv__pgcat_index_oid(t->id, ix->id, false);
+        sqlv__seq_def d; /* a sequence (sequence.c) */
+        bool found = false;
+        if (sqlv__seq_lookup(s, rel, 0, &d, &found) == TXN_OK && found)
+            return sqlv__pgcat_oid(d.id, SQLV__PGCAT_KIND_TABLE);
     }
     if (schema == NULL || strcmp(schema, "pg_catalog") == 0) return sqlv__pgcat_relation_oid(rel);
     if (strcmp(schema, "information_schema") == 0) {
@@ -1061,6 +1065,14 @@ static void regclass(sqlite3_context *ctx, sqlite3_value *v, bool missing_ok) {
         if (t && kind == SQLV__PGCAT_KIND_INDEX &&
             (ix = sqlv__pgcat_index_by_oid(s, oid, NULL)) != NULL) {
             sqlv__pgcat_quote_ident(ix->name, q, sizeof(q));
+            sqlite3_result_text(ctx, q, -1, SQLITE_TRANSIENT);
+            return;
+        }
+        sqlv__seq_def d;
+        bool found = false;
+        if (t == NULL && sqlv__pgcat_oid_parse(oid, &id, &kind) && kind == SQLV__PGCAT_KIND_TABLE &&
+            sqlv__seq_lookup(s, NULL, id, &d, &found) == TXN_OK && found) {
+            sqlv__pgcat_quote_ident(d.name, q, sizeof(q));
             sqlite3_result_text(ctx, q, -1, SQLITE_TRANSIENT);
             return;
         }
@@ -1191,7 +1203,6 @@ int sqlv__pgcatalog_register(sqlv_session *s) {
         {"pg_get_expr", 2, fn_get_expr},
         {"pg_get_expr", 3, fn_get_expr},
         {"pg_get_viewdef", -1, fn_null},
-        {"pg_get_serial_sequence", 2, fn_null},
         {"pg_get_partkeydef", 1, fn_null},
         {"pg_get_statisticsobjdef_columns", 1, fn_null},
         {"pg_tablespace_location", 1, fn_empty},

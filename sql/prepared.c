@@ -13,7 +13,9 @@
 ** 'T', implicit_block), which sqlv_session_sync commits, or rolls back when
 ** a statement failed. Parse and Bind begin the KV transaction so that they
 ** plan with its catalog; a statement kept from an earlier transaction is
-** prepared again by SQLite when the catalog (the declarations) changed.
+** prepared again by SQLite when the catalog (the declarations) changed,
+** and an INSERT by us when its column defaults changed (defaults_refresh:
+** they are part of its text, default.c).
 **
 ** Invariants:
 **   - a portal's stmt is used only while the transaction it started in is
@@ -58,6 +60,7 @@ static void prepared_unref(sqlv__prepared *ps) {
     if (ps->stmt) sqlite3_finalize(ps->stmt);
     base_free(ps->name);
     base_free(ps->text);
+    base_free(ps->base_text);
     base_free(ps->param_oids);
     base_free(ps);
 }
@@ -340,6 +343,58 @@ static bool explain_has_params(const char *text, size_t len) {
     return false;
 }
 
+/* An INSERT prepared under another catalog than the transaction's: its
+** column defaults again (an ALTER ... SET/DROP DEFAULT since), and the
+** statement prepared again when they changed. Left for a later Bind while
+** another portal runs ps->stmt. STMT_OK or STMT_FAILED (error sent). */
+static int defaults_refresh(sqlv__run *r, sqlv__prepared *ps) {
+    sqlv_session *s = r->s;
+    char state[6], msg[300];
+    char *full = NULL, *don = NULL; /* owner: this function, then ps */
+    int result = STMT_FAILED;
+    if (ps->base_text == NULL || s->cat == NULL || ps->stmt_in_use ||
+        (s->cat->version == ps->defaults_cat_version &&
+         s->ddl_version == ps->defaults_ddl_version))
+        return STMT_OK;
+    int rc = sqlv__default_apply(s, ps->base_text, strlen(ps->base_text), &full, state, msg,
+                                 sizeof(msg));
+    if (rc == 0 && full == NULL && (full = base_strdup(ps->base_text)) == NULL) rc = -1;
+    /* INSERT ... SELECT DISTINCT ON: as at Parse */
+    if (rc == 0) rc = sqlv__distinct_on_apply(s, full, strlen(full), &don, state, msg, sizeof(msg));
+    if (rc == 0 && don != NULL) {
+        base_free(full);
+        full = don;
+    }
+    if (rc != 0) {
+        sqlv__emit_error(r, rc < 0 ? "53200" : state, rc < 0 ? "out of memory" : msg);
+        goto cleanup;
+    }
+    if (strcmp(full, ps->text) != 0) {
+        if (!ps->dml_ext) { /* a carrier holds only the parameters: it stays */
+            sqlite3_stmt *st = NULL;
+            rc = sqlv__prepare(s, full, strlen(full), &st, NULL);
+            if (rc != SQLITE_OK || st == NULL) {
+                sqlite3_finalize(st);
+                sqlv__map_error(s, rc, state, msg, sizeof(msg));
+                sqlv__emit_error(r, state, msg);
+                goto cleanup;
+            }
+            sqlite3_finalize(ps->stmt);
+            ps->stmt = st;
+        }
+        base_free(ps->text);
+        ps->text = full;
+        ps->len = strlen(full);
+        full = NULL;
+    }
+    ps->defaults_cat_version = s->cat->version;
+    ps->defaults_ddl_version = s->ddl_version;
+    result = STMT_OK;
+cleanup:
+    base_free(full);
+    return result;
+}
+
 static int ext_prepare_impl(sqlv_session *s, const char *name, const char *query, size_t query_len,
                          int nparam_types, const uint32_t *param_oids, const sqlv_sink *sink) {
     sqlv__run r = {s, sink, 0};
@@ -445,8 +500,16 @@ static int ext_prepare_impl(sqlv_session *s, const char *name, const char *query
         ** SQLite prepares the statement again at its next step */
         if (ext_begin(&r) != STMT_OK) goto cleanup;
         /* INSERT: the column defaults SQLite does not apply (default.c),
-        ** from the catalog at Parse */
+        ** from the catalog at Parse (again at a Bind under another one:
+        ** defaults_refresh) */
         char *full = NULL; /* owner: this block, then ps */
+        char target[SQLV__NAME_BYTES_MAX * 4 + 1];
+        if (sqlv__default_target(ps->text, ps->len, target, sizeof(target))) {
+            ps->base_text = base_strdup(ps->text);
+            if (ps->base_text == NULL) goto nomem;
+            ps->defaults_cat_version = s->cat ? s->cat->version : 0;
+            ps->defaults_ddl_version = s->ddl_version;
+        }
         int drc = sqlv__default_apply(s, ps->text, ps->len, &full, state, msg, sizeof(msg));
         if (drc < 0) goto nomem;
         if (drc > 0) {
@@ -457,6 +520,19 @@ static int ext_prepare_impl(sqlv_session *s, const char *name, const char *query
             base_free(ps->text);
             ps->text = full;
             ps->len = strlen(full);
+        }
+        /* SELECT DISTINCT ON (distinct_on.c) */
+        char *don = NULL; /* owner: this block, then ps */
+        drc = sqlv__distinct_on_apply(s, ps->text, ps->len, &don, state, msg, sizeof(msg));
+        if (drc < 0) goto nomem;
+        if (drc > 0) {
+            sqlv__emit_error(&r, state, msg);
+            goto cleanup;
+        }
+        if (don) {
+            base_free(ps->text);
+            ps->text = don;
+            ps->len = strlen(don);
         }
         int rc;
         if (sqlv__dml_ext_wanted(ps->text, ps->len)) {
@@ -766,6 +842,7 @@ static int ext_bind_impl(sqlv_session *s, const char *portal, const char *statem
         if (i >= 0) remove_portal(s, i); /* the unnamed portal is replaced */
     }
     if (ps->stmt != NULL && ext_begin(&r) != STMT_OK) goto cleanup;
+    if (ps->stmt != NULL && defaults_refresh(&r, ps) != STMT_OK) goto cleanup;
     p = base_calloc(1, sizeof(*p));
     if (p == NULL) goto nomem;
     p->name = base_strdup(portal);

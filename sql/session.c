@@ -240,6 +240,7 @@ int sqlv_session_open(sqlv_engine *e, const char *user, const char *database, sq
     if (sqlv__register_pg_functions(s) != 0) goto internal;
     if (sqlv__pgcatalog_register(s) != 0) goto internal; /* pg_catalog, information_schema */
     if (sqlv__ranges_register(s) != 0) goto internal;    /* meridian_internal.range_events */
+    if (sqlv__seq_register(s) != 0) goto internal;       /* nextval... (after pgcatalog's stubs) */
     /* Bound what one statement can make SQLite allocate for one value or
     ** statement text (printf('%.*c', 2000000000, 'x') and friends). */
     sqlite3_limit(s->db, SQLITE_LIMIT_LENGTH, SQLV__VALUE_BYTES_MAX);
@@ -276,6 +277,7 @@ void sqlv_session_close(sqlv_session *s) {
     sqlv__catalog_list_free(s->synced, s->nsynced);
     sqlv__catalog_unref(s->cat);
     sqlv__priv_cache_free(s->priv);
+    sqlv__seq_session_free(s);
     base_free(s->user);
     base_free(s->database);
     base_free(s);
@@ -1043,7 +1045,40 @@ static int drop_in_block(run *r, char **names, int n, bool if_exists) {
     return emit_tag(r, "DROP TABLE");
 }
 
+static int do_create_table_text(run *r, const char *text, size_t len);
+
+/* CREATE TABLE; SERIAL / IDENTITY columns become defaults drawing from
+** sequences the table owns (sequence.c), created first: the table's
+** CommandComplete is the statement's last word. A table that then fails
+** takes them back (in a block, its rollback does). */
 static int do_create_table(run *r, const char *text, size_t len) {
+    sqlv_session *s = r->s;
+    char *full = NULL, state[6], msg[200];
+    sqlv__seq_spec *specs = NULL; /* owner: this function */
+    int nspecs = 0;
+    int rc = sqlv__seq_table_rewrite(text, len, &full, &specs, &nspecs, state, msg, sizeof(msg));
+    if (rc < 0) return fail(r, "53200", "out of memory");
+    if (rc > 0) return fail(r, state, msg);
+    if (full == NULL) return do_create_table_text(r, text, len);
+    if (s->status == 'T' && block_begin(r) != STMT_OK) {
+        rc = STMT_FAILED;
+    } else if (sqlv__priv_require_database(r, SQLV__PRIV_CREATE) != STMT_OK) {
+        rc = STMT_FAILED;
+    } else if (sqlv__session_find_id(s, specs[0].table) != 0) {
+        rc = do_create_table_text(r, full, strlen(full)); /* its 42P07, or IF NOT EXISTS's notice */
+    } else {
+        rc = sqlv__seq_create_owned(r, specs, nspecs);
+        if (rc == STMT_OK) {
+            rc = do_create_table_text(r, full, strlen(full));
+            if (rc != STMT_OK && s->status == 'I') sqlv__seq_drop_specs(s, specs, nspecs);
+        }
+    }
+    base_free(full);
+    sqlv__seq_specs_free(specs, nspecs);
+    return rc;
+}
+
+static int do_create_table_text(run *r, const char *text, size_t len) {
     sqlv__result res;
     char *sql;
     int rc;
@@ -1104,6 +1139,8 @@ static int do_drop_table(run *r, const char *p, const char *end) {
     if (r->s->status == 'T' && block_begin(r) != STMT_OK) return STMT_FAILED;
     for (int i = 0; i < n; i++) /* every name before anything is dropped */
         if (sqlv__priv_require_table(r, names[i], SQLV__PRIV_DROP) != STMT_OK) return STMT_FAILED;
+    /* the sequences the tables own go first: the tag is the table's */
+    if (sqlv__seq_drop_owned(r, names, n) != STMT_OK) return STMT_FAILED;
     if (r->s->status == 'T') return drop_in_block(r, names, n, if_exists);
     int rc = sqlv__engine_drop_tables(r->s->engine, names, n, if_exists, &res);
     if (rc < 0) return fail(r, "XX000", "internal error in DROP TABLE");
@@ -1994,11 +2031,18 @@ static int do_truncate(run *r, const char *p, const char *end) {
 **     deleted.
 **   ADD [COLUMN] [IF NOT EXISTS] c type [constraints]: the descriptor gains
 **     the column under the same id and the stored rows stay as they are: a
-**     row shorter than its table reads NULL in the missing columns (the row
-**     format). Hence NOT NULL only on an empty table (else 23502, as
-**     PostgreSQL says for a column without a default) and no DEFAULT other
-**     than NULL (0A000: the stored rows would need it). SQLite's own ALTER
-**     TABLE, in a scratch connection, writes the new CREATE text. */
+**     row shorter than its table reads the column's missing value in the
+**     columns it lacks (sqlv__row_decode_table), NULL without one. A DEFAULT
+**     is evaluated once (PostgreSQL's "fast default") and, when the table
+**     has rows, kept as the column's missing value (SQLV__MISSING_MARK in
+**     the CREATE text); a volatile one (random(), nextval()...) is evaluated
+**     per row instead, by an UPDATE of every row, as PostgreSQL's table
+**     rewrite. NOT NULL with no value for the stored rows: 23502. SQLite's
+**     own ALTER TABLE, in a scratch connection, writes the new CREATE text.
+**   ALTER [COLUMN] c SET DEFAULT e | DROP DEFAULT | SET NOT NULL | DROP NOT
+**     NULL: the column's definition in the CREATE text is rewritten (same
+**     id, same rows; the missing value stays, as in PostgreSQL); SET NOT
+**     NULL first reads the rows (23502 if one is NULL). */
 #define REKEY_TABLE "__meridian_rekey"
 
 /* ADD PRIMARY KEY (cols_start..cols_end) to table id (old, not created in
@@ -2187,22 +2231,6 @@ static int add_column_sql(const char *create_sql, const char *name, const char *
     }
     sqlite3_finalize(st);
     st = NULL;
-    /* the new column is the last one: its default */
-    sqlite3_free(q);
-    q = sqlite3_mprintf("SELECT dflt_value FROM pragma_table_xinfo('%q') ORDER BY cid DESC "
-                        "LIMIT 1",
-                        name);
-    if (q == NULL || sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK) goto cleanup;
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL &&
-        sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "NULL") != 0) {
-        base_strlcpy(state, "0A000", 6);
-        snprintf(msg, size,
-                 "ALTER TABLE ADD COLUMN with a DEFAULT other than NULL is not supported yet");
-        rc = 1;
-        goto cleanup;
-    }
-    sqlite3_finalize(st);
-    st = NULL;
     if (sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_schema WHERE type = 'table'", -1, &st,
                            NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW)
@@ -2278,12 +2306,104 @@ static int ddl_replace_table(run *r, const sqlv__table *old, int created, sqlv__
     return STMT_OK;
 }
 
+static int rows_pass_check(run *r, const sqlv__table *t, const sqlv__check *c, bool *ok);
+
+/* Do the stored rows of nt (read with its missing values) pass every CHECK
+** of nt? STMT_OK (*failed: the first that fails, or NULL; owner: caller,
+** base_free) or STMT_FAILED (error sent). */
+static int rows_pass_checks(run *r, const sqlv__table *nt, char **failed) {
+    sqlv__check *checks = NULL;
+    int n = 0, result = STMT_OK;
+    bool ok = true;
+    *failed = NULL;
+    if (sqlv__checks_of(nt, &checks, &n) != 0) return fail(r, "53200", "out of memory");
+    for (int i = 0; i < n && ok && result == STMT_OK; i++) {
+        result = rows_pass_check(r, nt, &checks[i], &ok);
+        if (result == STMT_OK && !ok && (*failed = base_strdup(checks[i].name)) == NULL)
+            result = fail(r, "53200", "out of memory");
+    }
+    sqlv__checks_free(checks, n);
+    return result;
+}
+
+/* Is a default expression volatile (a value per row, PostgreSQL's
+** VOLATILE functions)? Then ADD COLUMN evaluates it for each stored row. */
+static bool default_is_volatile(const char *expr) {
+    static const char *const fns[] = {"random",        "randomblob",     "nextval",
+                                      "setval",        "gen_random_uuid", "uuid_generate_v4",
+                                      "clock_timestamp", "timeofday",    "unique_rowid"};
+    const char *p = expr, *end = expr + strlen(expr);
+    sqlv__token prev = {SQLV__TOK_END, NULL, 0};
+    for (int guard = 0; guard < 100000; guard++) {
+        sqlv__token t = sqlv__lex_next(&p, end);
+        if (t.kind == SQLV__TOK_END) break;
+        if (sqlv__tok_punct(&t, '(') && prev.kind == SQLV__TOK_WORD)
+            for (size_t i = 0; i < BASE_ARRAY_LEN(fns); i++)
+                if (sqlv__tok_is(&prev, fns[i])) return true;
+        prev = t;
+    }
+    return false;
+}
+
+/* Column c's default evaluated once on the session's connection (its
+** functions: now(), current_user...) and assigned as c stores it: *is_null,
+** or the value as a one-column row appended to out. STMT_OK or STMT_FAILED
+** (error sent: 22P02 for a value the column cannot take...). */
+static int default_value(run *r, const sqlv__column *c, base_buf *out, bool *is_null) {
+    sqlv_session *s = r->s;
+    sqlv__rewrite rw;
+    sqlite3_stmt *st = NULL;
+    base_buf scratch = {0};
+    char state[6], msg[300];
+    int result = STMT_FAILED;
+    *is_null = true;
+    int rc = sqlv__dialect_rewrite(c->default_expr, strlen(c->default_expr), &rw);
+    if (rc < 0) return fail(r, "53200", "out of memory");
+    char *q = sqlite3_mprintf("SELECT (%s)", rc == 0 ? rw.text : c->default_expr);
+    if (rc == 0) base_free(rw.text);
+    if (q == NULL) return fail(r, "53200", "out of memory");
+    s->err_sqlstate[0] = 0;
+    s->err_message[0] = 0;
+    rc = sqlite3_prepare_v2(s->db, q, -1, &st, NULL);
+    if (rc == SQLITE_OK && st != NULL) rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        map_error(s, rc == SQLITE_OK ? SQLITE_ERROR : rc, state, msg, sizeof(msg));
+        result = fail(r, state, msg);
+        goto cleanup;
+    }
+    sqlite3_value *v = sqlite3_column_value(st, 0);
+    sqlv__cell cell;
+    if (base_buf_reserve(&scratch, 64 + (size_t)sqlite3_value_bytes(v)) != 0) {
+        result = fail(r, "53200", "out of memory");
+        goto cleanup;
+    }
+    rc = sqlv__assign(v, c->cls, c->decl_type[0] ? c->decl_type : "text", &scratch, &cell, state,
+                      msg, sizeof(msg));
+    if (rc != 0) {
+        result = rc < 0 ? fail(r, "53200", "out of memory") : fail(r, state, msg);
+        goto cleanup;
+    }
+    *is_null = cell.type == SQLITE_NULL;
+    if (!*is_null && sqlv__row_encode(out, &cell, 1) != 0) {
+        result = fail(r, "53200", "out of memory");
+        goto cleanup;
+    }
+    result = STMT_OK;
+cleanup:
+    sqlite3_finalize(st);
+    sqlite3_free(q);
+    base_buf_free(&scratch);
+    return result;
+}
+
 /* ADD COLUMN [def, def_end) (starting with the column's name col) to old,
 ** which is s->ddl.created[created] (>= 0) or a table of s->cat. */
 static int alter_add_column(run *r, const sqlv__table *old, int created, const char *def,
                             const char *def_end, const char *col, bool if_not_exists) {
+    sqlv_session *s = r->s;
     sqlv__table *nt = NULL;
     char *sql = NULL, state[6], msg[600];
+    base_buf missing = {0}; /* the default as a one-column row; owner: here */
     bool empty = true;
     int result = STMT_FAILED;
     for (int i = 0; i < old->ncols; i++) {
@@ -2316,19 +2436,317 @@ static int alter_add_column(run *r, const sqlv__table *old, int created, const c
         result = fail(r, "53200", "out of memory");
         goto cleanup;
     }
-    if (nt->cols[nt->ncols - 1].not_null) {
-        if (table_empty(r, old->id, &empty) != STMT_OK) goto cleanup;
-        if (!empty) {
-            snprintf(msg, sizeof(msg),
-                     "column \"%.100s\" of relation \"%.100s\" contains null values",
-                     nt->cols[nt->ncols - 1].name, old->name);
-            result = fail(r, "23502", msg);
+    const sqlv__column *nc = &nt->cols[nt->ncols - 1];
+    bool per_row = nc->default_expr != NULL && default_is_volatile(nc->default_expr);
+    bool is_null = true;
+    if (nc->default_expr != NULL && !per_row &&
+        default_value(r, nc, &missing, &is_null) != STMT_OK) /* once, as PostgreSQL */
+        goto cleanup;
+    if ((nc->not_null || nc->default_expr != NULL) &&
+        table_empty(r, old->id, &empty) != STMT_OK)
+        goto cleanup;
+    if (!empty && nc->not_null && !per_row && is_null) {
+        snprintf(msg, sizeof(msg), "column \"%.100s\" of relation \"%.100s\" contains null values",
+                 nc->name, old->name);
+        result = fail(r, "23502", msg);
+        goto cleanup;
+    }
+    if (!empty && !per_row && !is_null) {
+        /* the stored rows read the value: a comment before the final ')' */
+        const char *close = strrchr(sql, ')');
+        base_buf hex = {0};
+        for (size_t i = 0; i < missing.len; i++)
+            if (base_buf_printf(&hex, "%02x", missing.data[i]) != 0) break;
+        char *marked =
+            close && base_buf_append_byte(&hex, 0) == 0
+                ? sqlite3_mprintf("%.*s " SQLV__MISSING_MARK "%d %s*/%s", (int)(close - sql), sql,
+                                  nt->ncols - 1, (const char *)hex.data, close)
+                : NULL;
+        base_buf_free(&hex);
+        sqlv__table_free(nt);
+        nt = NULL;
+        rc = marked ? sqlv__table_parse(marked, old->id, &nt, NULL, state, msg, sizeof(msg))
+                    : SQLV_ERR_NOMEM;
+        sqlite3_free(marked);
+        if (rc == 0 && sqlv__indexes_carry(nt, old, false) != 0) rc = SQLV_ERR_NOMEM;
+        if (rc != 0) {
+            result = rc < 0 ? fail(r, "53200", "out of memory") : fail(r, state, msg);
             goto cleanup;
         }
     }
+    if (!empty && !per_row && !is_null) {
+        /* a CHECK of the new column sees the value in every stored row */
+        sqlv__check *oc = NULL, *ncs = NULL;
+        int on = 0, nn = 0;
+        char *failed = NULL;
+        if (sqlv__checks_of(old, &oc, &on) != 0 || sqlv__checks_of(nt, &ncs, &nn) != 0) {
+            sqlv__checks_free(oc, on);
+            result = fail(r, "53200", "out of memory");
+            goto cleanup;
+        }
+        sqlv__checks_free(oc, on);
+        sqlv__checks_free(ncs, nn);
+        if (nn > on) {
+            if (rows_pass_checks(r, nt, &failed) != STMT_OK) goto cleanup;
+            if (failed != NULL) {
+                snprintf(msg, sizeof(msg),
+                         "check constraint \"%.100s\" of relation \"%.100s\" is violated by "
+                         "some row",
+                         failed, old->name);
+                base_free(failed);
+                result = fail(r, "23514", msg);
+                goto cleanup;
+            }
+        }
+    }
+    char *expr = NULL; /* owner: this function (base_free) */
+    if (!empty && per_row) {
+        sqlv__rewrite rw;
+        rc = sqlv__dialect_rewrite(nc->default_expr, strlen(nc->default_expr), &rw);
+        if (rc < 0) {
+            result = fail(r, "53200", "out of memory");
+            goto cleanup;
+        }
+        expr = rc == 0 ? rw.text : base_strdup(nc->default_expr);
+        if (expr == NULL) {
+            result = fail(r, "53200", "out of memory");
+            goto cleanup;
+        }
+    }
+    char colname[SQLV__NAME_BYTES_MAX * 4 + 1];
+    base_strlcpy(colname, nt->cols[nt->ncols - 1].name, sizeof(colname));
     result = ddl_replace_table(r, old, created, &nt); /* one more column */
+    if (result == STMT_OK && expr != NULL) {
+        /* a volatile default: every stored row gets its own value, through
+        ** the new declaration (the statement's write set) */
+        char *q = sqlite3_mprintf("UPDATE main.\"%w\" SET \"%w\" = (%s)", old->name, colname,
+                                  expr);
+        if (q == NULL || sync_tables(s) != 0) {
+            result = fail(r, "53200", "out of memory");
+        } else {
+            s->err_sqlstate[0] = 0;
+            s->err_message[0] = 0;
+            int erc = sqlite3_exec(s->db, q, NULL, NULL, NULL);
+            if (erc != SQLITE_OK) {
+                map_error(s, erc, state, msg, sizeof(msg));
+                result = fail(r, state, msg);
+            }
+        }
+        sqlite3_free(q);
+    }
+    base_free(expr);
 cleanup:
+    base_buf_free(&missing);
     sqlite3_free(sql);
+    sqlv__table_free(nt);
+    return result;
+}
+
+typedef enum alter_col_action {
+    ALTER_COL_NONE = 0,
+    ALTER_COL_SET_DEFAULT,
+    ALTER_COL_DROP_DEFAULT,
+    ALTER_COL_SET_NOT_NULL,
+    ALTER_COL_DROP_NOT_NULL,
+} alter_col_action;
+
+/* The definition of column col in a CREATE text: [*start, *end) from its
+** name to the end of its last token. false if not found. */
+static bool column_def_span(const char *create_sql, const char *col, const char **start,
+                            const char **end) {
+    const char *p = create_sql, *e = create_sql + strlen(create_sql);
+    int depth = 0;
+    bool item_start = false;
+    char name[SQLV__NAME_BYTES_MAX * 4 + 1];
+    *start = NULL;
+    for (int guard = 0; guard < 10000000; guard++) {
+        sqlv__token t = sqlv__lex_next(&p, e);
+        if (t.kind == SQLV__TOK_END) return false;
+        if (*start != NULL && depth == 1 && (sqlv__tok_punct(&t, ',') || sqlv__tok_punct(&t, ')')))
+            return true;
+        if (sqlv__tok_punct(&t, '(') && ++depth == 1) {
+            item_start = true;
+            continue;
+        }
+        if (sqlv__tok_punct(&t, ')')) depth--;
+        if (depth == 1 && sqlv__tok_punct(&t, ',')) {
+            item_start = true;
+            continue;
+        }
+        if (*start != NULL) {
+            *end = t.start + t.len;
+            continue;
+        }
+        if (item_start && depth == 1 && !sqlv__tok_is(&t, "CONSTRAINT") &&
+            !sqlv__tok_is(&t, "PRIMARY") && !sqlv__tok_is(&t, "UNIQUE") &&
+            !sqlv__tok_is(&t, "CHECK") && !sqlv__tok_is(&t, "FOREIGN") &&
+            sqlv__tok_ident(&t, name, sizeof(name)) == 0 && sqlite3_stricmp(name, col) == 0) {
+            *start = t.start;
+            *end = t.start + t.len;
+        }
+        item_start = false;
+    }
+    return false;
+}
+
+/* The column definition [d, e) without its DEFAULT clause (drop_default)
+** and its NOT NULL / NULL constraint (drop_null), appended to out. 0 or -1. */
+static int column_def_strip(const char *d, const char *e, bool drop_default, bool drop_null,
+                            base_buf *out) {
+    const char *p = d, *copied = d;
+    sqlv__token prev = {SQLV__TOK_END, NULL, 0}, prev2 = prev;
+    int depth = 0;
+    for (int guard = 0; guard < 10000000; guard++) {
+        sqlv__token t = sqlv__lex_next(&p, e);
+        if (t.kind == SQLV__TOK_END) break;
+        if (sqlv__tok_punct(&t, '(')) depth++;
+        if (sqlv__tok_punct(&t, ')')) depth--;
+        const char *cut = NULL; /* the start of a clause to leave out */
+        if (depth == 0 && drop_default && sqlv__tok_is(&t, "DEFAULT") &&
+            !sqlv__tok_is(&prev, "SET")) {
+            cut = sqlv__tok_is(&prev2, "CONSTRAINT") ? prev2.start : t.start;
+            const char *q = p;
+            sqlv__token v = sqlv__lex_next(&q, e);
+            if (sqlv__tok_punct(&v, '-') || sqlv__tok_punct(&v, '+')) v = sqlv__lex_next(&q, e);
+            if (sqlv__tok_punct(&v, '(')) {
+                for (int d2 = 1; d2 > 0 && v.kind != SQLV__TOK_END;) {
+                    v = sqlv__lex_next(&q, e);
+                    if (sqlv__tok_punct(&v, '(')) d2++;
+                    if (sqlv__tok_punct(&v, ')')) d2--;
+                }
+            }
+            p = q;
+        } else if (depth == 0 && drop_null && sqlv__tok_is(&t, "NOT")) {
+            const char *q = p;
+            sqlv__token n = sqlv__lex_next(&q, e);
+            if (sqlv__tok_is(&n, "NULL")) {
+                cut = sqlv__tok_is(&prev2, "CONSTRAINT") ? prev2.start : t.start;
+                p = q;
+            }
+        } else if (depth == 0 && drop_null && sqlv__tok_is(&t, "NULL") &&
+                   !sqlv__tok_is(&prev, "SET") && !sqlv__tok_is(&prev, "DEFAULT")) {
+            cut = sqlv__tok_is(&prev2, "CONSTRAINT") ? prev2.start : t.start;
+        }
+        if (cut != NULL) {
+            /* and its ON CONFLICT clause */
+            const char *q = p;
+            sqlv__token o = sqlv__lex_next(&q, e);
+            if (sqlv__tok_is(&o, "ON")) {
+                sqlv__token c2 = sqlv__lex_next(&q, e);
+                if (sqlv__tok_is(&c2, "CONFLICT")) {
+                    (void)sqlv__lex_next(&q, e);
+                    p = q;
+                }
+            }
+            if (base_buf_append(out, copied, (size_t)(cut - copied)) != 0) return -1;
+            copied = p;
+            prev = prev2 = (sqlv__token){SQLV__TOK_END, NULL, 0};
+            continue;
+        }
+        prev2 = prev;
+        prev = t;
+    }
+    return base_buf_append(out, copied, (size_t)(e - copied)) == 0 ? 0 : -1;
+}
+
+/* ALTER [COLUMN] col SET DEFAULT [expr, expr + expr_len) / DROP DEFAULT /
+** SET NOT NULL / DROP NOT NULL on old (s->ddl.created[created] when >= 0,
+** else a table of s->cat): the column's definition in the CREATE text is
+** rewritten; same id, the rows stay. */
+static int alter_column(run *r, const sqlv__table *old, int created, const char *col,
+                        alter_col_action action, const char *expr, size_t expr_len) {
+    sqlv_session *s = r->s;
+    sqlv__table *nt = NULL;
+    sqlite3_stmt *st = NULL;
+    base_buf b = {0};
+    char state[6], msg[600];
+    const char *ds = NULL, *de = NULL;
+    int result = STMT_FAILED, ci = -1;
+    for (int i = 0; i < old->ncols && ci < 0; i++)
+        if (sqlite3_stricmp(old->cols[i].name, col) == 0) ci = i;
+    if (ci < 0) {
+        snprintf(msg, sizeof(msg), "column \"%.100s\" of relation \"%.100s\" does not exist", col,
+                 old->name);
+        return fail(r, "42703", msg);
+    }
+    const sqlv__column *c = &old->cols[ci];
+    bool in_pk = false;
+    for (int k = 0; k < old->npk; k++)
+        in_pk = in_pk || old->pk[k] == ci;
+    if (action == ALTER_COL_DROP_NOT_NULL && in_pk) {
+        snprintf(msg, sizeof(msg), "column \"%.100s\" is in a primary key", c->name);
+        return fail(r, "42P16", msg);
+    }
+    /* nothing to change: PostgreSQL says nothing either */
+    if ((action == ALTER_COL_DROP_DEFAULT && c->default_expr == NULL) ||
+        (action == ALTER_COL_SET_NOT_NULL && c->not_null) ||
+        (action == ALTER_COL_DROP_NOT_NULL && !c->not_null))
+        return STMT_OK;
+    if (!column_def_span(old->create_sql, c->name, &ds, &de))
+        return fail(r, "XX000", "column definition not found in the table descriptor");
+    bool drop_default = action == ALTER_COL_SET_DEFAULT || action == ALTER_COL_DROP_DEFAULT;
+    bool drop_null = action == ALTER_COL_SET_NOT_NULL || action == ALTER_COL_DROP_NOT_NULL;
+    if (base_buf_append(&b, old->create_sql, (size_t)(ds - old->create_sql)) != 0 ||
+        column_def_strip(ds, de, drop_default, drop_null, &b) != 0)
+        goto nomem;
+    while (b.len > 0 && (b.data[b.len - 1] == ' ' || b.data[b.len - 1] == '\t'))
+        b.len--; /* the space before a clause left out */
+    if (action == ALTER_COL_SET_DEFAULT &&
+        base_buf_printf(&b, " DEFAULT (%.*s)", (int)expr_len, expr) != 0)
+        goto nomem;
+    if (action == ALTER_COL_SET_NOT_NULL && base_buf_printf(&b, " NOT NULL") != 0) goto nomem;
+    if (base_buf_printf(&b, "%s", de) != 0 || base_buf_append_byte(&b, 0) != 0) goto nomem;
+    int rc = sqlv__table_parse((const char *)b.data, old->id, &nt, NULL, state, msg, sizeof(msg));
+    if (rc < 0) goto nomem;
+    if (rc > 0) {
+        result = fail(r, state, msg);
+        goto cleanup;
+    }
+    bool default_ok = action == ALTER_COL_SET_DEFAULT    ? true /* SET DEFAULT NULL: none */
+                      : action == ALTER_COL_DROP_DEFAULT ? nt->cols[ci].default_expr == NULL
+                                                         : (c->default_expr != NULL) ==
+                                                               (nt->cols[ci].default_expr != NULL);
+    if (nt->ncols != old->ncols || nt->npk != old->npk || !default_ok ||
+        nt->cols[ci].not_null != (action == ALTER_COL_SET_NOT_NULL ? true
+                                  : action == ALTER_COL_DROP_NOT_NULL ? false
+                                                                      : c->not_null)) {
+        result = fail(r, "XX000", "unexpected table definition after ALTER COLUMN");
+        goto cleanup;
+    }
+    if (sqlv__indexes_carry(nt, old, false) != 0) goto nomem; /* index.c */
+    if (action == ALTER_COL_SET_NOT_NULL) {
+        /* every row (with its missing value) through the current declaration */
+        char *q = sqlite3_mprintf("SELECT 1 FROM main.\"%w\" WHERE \"%w\" IS NULL LIMIT 1",
+                                  old->name, c->name);
+        if (q == NULL || sync_tables(s) != 0) {
+            sqlite3_free(q);
+            goto nomem;
+        }
+        s->err_sqlstate[0] = 0;
+        s->err_message[0] = 0;
+        rc = sqlite3_prepare_v2(s->db, q, -1, &st, NULL);
+        sqlite3_free(q);
+        if (rc == SQLITE_OK) rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            snprintf(msg, sizeof(msg),
+                     "column \"%.100s\" of relation \"%.100s\" contains null values", c->name,
+                     old->name);
+            result = fail(r, "23502", msg);
+            goto cleanup;
+        }
+        if (rc != SQLITE_DONE) {
+            map_error(s, rc, state, msg, sizeof(msg));
+            result = fail(r, state, msg);
+            goto cleanup;
+        }
+    }
+    result = ddl_replace_table(r, old, created, &nt); /* the column's new definition */
+    goto cleanup;
+nomem:
+    result = fail(r, "53200", "out of memory");
+cleanup:
+    sqlite3_finalize(st);
+    base_buf_free(&b);
     sqlv__table_free(nt);
     return result;
 }
@@ -2612,7 +3030,7 @@ static int rows_pass_check(run *r, const sqlv__table *t, const sqlv__check *c, b
         if (n == 0) break;
         for (int i = 0; i < t->ncols; i++)
             cells[i].type = SQLITE_NULL; /* a row from before an ADD COLUMN is shorter */
-        if (sqlv__row_decode(v, vl, cells, t->ncols) != 0) {
+        if (sqlv__row_decode_table(t, v, vl, cells) != 0) {
             result = fail(r, "XX001", "malformed row value in the key space");
             goto cleanup;
         }
@@ -2718,6 +3136,8 @@ static int do_alter_table(run *r, const char *text, size_t len) {
     bool if_exists = false, col_if_not_exists = false, add_pk = false, own = false;
     bool add_check = false, have_cname = false;
     char cname[SQLV__NAME_BYTES_MAX * 4 + 1];
+    alter_col_action col_action = ALTER_COL_NONE;
+    const char *expr = NULL, *expr_end = NULL; /* SET DEFAULT's expression */
     sqlv__token t = sqlv__lex_next(&p, end); /* ALTER */
     t = sqlv__lex_next(&p, end);             /* TABLE */
     t = sqlv__lex_next(&p, end);
@@ -2739,6 +3159,64 @@ static int do_alter_table(run *r, const char *text, size_t len) {
         return alter_split_at(r, name, if_exists, unsplit, p, end);
     }
     if (sqlv__priv_require_table(r, name, SQLV__PRIV_DROP) != STMT_OK) return STMT_FAILED;
+    if (sqlv__tok_is(&t, "ALTER")) {
+        /* ALTER [COLUMN] c SET DEFAULT e | DROP DEFAULT | SET/DROP NOT NULL */
+        t = sqlv__lex_next(&p, end);
+        if (sqlv__tok_is(&t, "COLUMN")) t = sqlv__lex_next(&p, end);
+        if (sqlv__tok_ident(&t, col, sizeof(col)) != 0)
+            return fail(r, "42601", "syntax error in ALTER TABLE ... ALTER COLUMN");
+        sqlv__token a = sqlv__lex_next(&p, end), b = sqlv__lex_next(&p, end);
+        if (sqlv__tok_is(&a, "SET") && sqlv__tok_is(&b, "DEFAULT")) {
+            col_action = ALTER_COL_SET_DEFAULT;
+            expr = sqlv__lex_skip_space(p, end);
+            int depth = 0;
+            for (int guard = 0;; guard++) {
+                sqlv__token u = sqlv__lex_next(&p, end);
+                if (u.kind == SQLV__TOK_END) break;
+                if (guard > 100000) return fail(r, "54000", "default expression too long");
+                if (sqlv__tok_punct(&u, '(')) depth++;
+                if (sqlv__tok_punct(&u, ')')) depth--;
+                if (depth == 0 && sqlv__tok_punct(&u, ','))
+                    return fail(r, "0A000",
+                                "ALTER TABLE with more than one action is not supported yet");
+                expr_end = u.start + u.len;
+            }
+            if (expr_end == NULL)
+                return fail(r, "42601", "syntax error at end of input");
+            const char *q = expr;
+            sqlv__token only = sqlv__lex_next(&q, expr_end);
+            /* SET DEFAULT NULL: none, as PostgreSQL shows it */
+            if (sqlv__tok_is(&only, "NULL") && sqlv__lex_next(&q, expr_end).kind == SQLV__TOK_END)
+                col_action = ALTER_COL_DROP_DEFAULT;
+        } else if ((sqlv__tok_is(&a, "SET") || sqlv__tok_is(&a, "DROP")) &&
+                   (sqlv__tok_is(&b, "DEFAULT") || sqlv__tok_is(&b, "NOT"))) {
+            bool set = sqlv__tok_is(&a, "SET");
+            if (sqlv__tok_is(&b, "NOT")) {
+                sqlv__token n = sqlv__lex_next(&p, end);
+                if (!sqlv__tok_is(&n, "NULL"))
+                    return fail(r, "42601", "syntax error in ALTER TABLE ... ALTER COLUMN");
+                col_action = set ? ALTER_COL_SET_NOT_NULL : ALTER_COL_DROP_NOT_NULL;
+            } else {
+                col_action = ALTER_COL_DROP_DEFAULT;
+            }
+            sqlv__token rest = sqlv__lex_next(&p, end);
+            if (sqlv__tok_punct(&rest, ','))
+                return fail(r, "0A000",
+                            "ALTER TABLE with more than one action is not supported yet");
+            if (rest.kind != SQLV__TOK_END)
+                return fail(r, "42601", "syntax error in ALTER TABLE ... ALTER COLUMN");
+        } else if (sqlv__tok_is(&a, "TYPE") ||
+                   (sqlv__tok_is(&a, "SET") && sqlv__tok_is(&b, "DATA"))) {
+            return fail(r, "0A000", "ALTER TABLE ... ALTER COLUMN ... TYPE is not supported yet");
+        } else {
+            snprintf(msg, sizeof(msg),
+                     "ALTER TABLE ... ALTER COLUMN ... %.*s is not supported yet (only SET/DROP "
+                     "DEFAULT and SET/DROP NOT NULL)",
+                     (int)BASE_MIN(a.len, 40), a.start ? a.start : "");
+            return fail(r, "0A000", msg);
+        }
+        goto transaction;
+    }
     if (!sqlv__tok_is(&t, "ADD")) goto unsupported;
     t = sqlv__lex_next(&p, end);
     if (sqlv__tok_is(&t, "CONSTRAINT")) {
@@ -2817,6 +3295,7 @@ static int do_alter_table(run *r, const char *text, size_t len) {
                             "ALTER TABLE with more than one action is not supported yet");
         }
     }
+transaction:
     /* the transaction first: the name is looked up in its catalog */
     own = s->status == 'I';
     if (own) s->status = 'T';
@@ -2844,7 +3323,10 @@ static int do_alter_table(run *r, const char *text, size_t len) {
                       "transaction block is not supported yet");
         goto cleanup;
     }
-    if (add_check)
+    if (col_action != ALTER_COL_NONE)
+        result = alter_column(r, old, k, col, col_action, expr,
+                              expr ? (size_t)(expr_end - expr) : 0);
+    else if (add_check)
         result = alter_add_check(r, old, k, have_cname ? cname : NULL, cols_start,
                                  (size_t)(cols_end - cols_start));
     else if (add_pk)
@@ -2869,7 +3351,7 @@ cleanup:
 unsupported:
     snprintf(msg, sizeof(msg),
              "ALTER TABLE ... %.*s is not supported yet (only ADD COLUMN, ADD PRIMARY KEY, "
-             "ADD CHECK, SPLIT AT and UNSPLIT)",
+             "ADD CHECK, ALTER COLUMN, SPLIT AT and UNSPLIT)",
              (int)BASE_MIN(t.len, 40), t.start ? t.start : "");
     return fail(r, "0A000", msg);
 }
@@ -2945,7 +3427,21 @@ static int insert_defaults(run *r, const char *text, size_t len, char **full) {
         int brc = sqlv__session_begin(s, false, &err);
         if (brc != TXN_OK) return fail_txn(r, brc, &err);
     }
-    int rc = sqlv__default_apply(s, text, len, full, state, msg, sizeof(msg));
+    /* a block's first statement: its catalog too, not the last one seen */
+    if (s->kv == NULL && s->status == 'T' && block_begin(r) != STMT_OK) return STMT_FAILED;
+    /* GENERATED ALWAYS AS IDENTITY: 428C9 for a value (sequence.c) */
+    char *checked = NULL; /* owner: this function */
+    int rc = sqlv__seq_insert_check(s, text, len, &checked, state, msg, sizeof(msg));
+    if (rc == 0 && checked != NULL) {
+        rc = sqlv__default_apply(s, checked, strlen(checked), full, state, msg, sizeof(msg));
+        if (rc == 0 && *full == NULL) { /* nothing to default: the text without OVERRIDING */
+            *full = checked;
+            checked = NULL;
+        }
+    } else if (rc == 0) {
+        rc = sqlv__default_apply(s, text, len, full, state, msg, sizeof(msg));
+    }
+    base_free(checked);
     if (rc < 0) return fail(r, "53200", "out of memory");
     if (rc > 0) return fail(r, state, msg);
     return STMT_OK;
@@ -3022,6 +3518,11 @@ static int run_statement(run *r, const char *text, size_t len) {
         sqlv__tok_is(&t, "GRANT") || sqlv__tok_is(&t, "REVOKE"))
         return sqlv__users_stmt(r, text, len); /* users.c */
     if (sqlv__tok_is(&t, "ALTER") && sqlv__tok_is(&t2, "TABLE")) return do_alter_table(r, text, len);
+    if (sqlv__tok_is(&t, "ALTER") && sqlv__tok_is(&t2, "SEQUENCE")) {
+        if (s->status == 'T' && block_begin(r) != STMT_OK) return STMT_FAILED;
+        if (sqlv__priv_require_database(r, SQLV__PRIV_DROP) != STMT_OK) return STMT_FAILED;
+        return sqlv__seq_stmt(r, text, len); /* sequence.c */
+    }
     if (sqlv__tok_is(&t, "ALTER") && sqlv__tok_is(&t2, "RANGE")) {
         if (sqlv__priv_require_admin(r, "alter a range") != STMT_OK) return STMT_FAILED;
         return sqlv__ranges_alter(r, after_second, end);
@@ -3043,12 +3544,22 @@ static int run_statement(run *r, const char *text, size_t len) {
         if (sqlv__tok_is(&t2, "TABLE") || sqlv__tok_is(&t2, "TEMP") ||
             sqlv__tok_is(&t2, "TEMPORARY") || sqlv__tok_is(&t2, "UNLOGGED"))
             return do_create_table(r, text, len);
+        if (sqlv__tok_is(&t2, "SEQUENCE")) {
+            if (s->status == 'T' && block_begin(r) != STMT_OK) return STMT_FAILED;
+            if (sqlv__priv_require_database(r, SQLV__PRIV_CREATE) != STMT_OK) return STMT_FAILED;
+            return sqlv__seq_stmt(r, text, len); /* sequence.c */
+        }
         snprintf(msg, sizeof(msg), "CREATE %.*s is not supported yet", (int)BASE_MIN(t2.len, 40),
                  t2.start ? t2.start : "");
         return fail(r, "0A000", msg);
     }
     if (sqlv__tok_is(&t, "DROP")) {
         if (sqlv__tok_is(&t2, "TABLE")) return do_drop_table(r, after_second, end);
+        if (sqlv__tok_is(&t2, "SEQUENCE")) {
+            if (s->status == 'T' && block_begin(r) != STMT_OK) return STMT_FAILED;
+            if (sqlv__priv_require_database(r, SQLV__PRIV_DROP) != STMT_OK) return STMT_FAILED;
+            return sqlv__seq_stmt(r, text, len); /* sequence.c */
+        }
         if (sqlv__tok_is(&t2, "INDEX")) {
             if (index_privilege(r, text, len, false) != STMT_OK) return STMT_FAILED;
             return sqlv__index_drop_stmt(r, text, len); /* index.c */
@@ -3064,10 +3575,14 @@ static int run_statement(run *r, const char *text, size_t len) {
         ** text names every defaulted column, so it runs through here once
         ** more unchanged. */
         char *full = NULL; /* owner: this block */
-        if (insert_defaults(r, text, len, &full) != STMT_OK) return STMT_FAILED;
+        if (insert_defaults(r, text, len, &full) != STMT_OK) {
+            sqlv__seq_insert_done(s); /* OVERRIDING ends with it (sequence.c) */
+            return STMT_FAILED;
+        }
         if (full) {
             int frc = run_statement(r, full, strlen(full));
             base_free(full);
+            sqlv__seq_insert_done(s);
             return frc;
         }
     }
@@ -3102,6 +3617,33 @@ static int run_statement(run *r, const char *text, size_t len) {
             s->stmt_as_of = ts;
             text = stripped; /* same length, the clause blanked */
         }
+        /* SELECT DISTINCT ON: SQLite has none (distinct_on.c) */
+        char *don = NULL; /* owner: this block */
+        if ((sqlv__tok_is(&t, "SELECT") || sqlv__tok_is(&t, "WITH") || sqlv__tok_punct(&t, '(') ||
+             sqlv__tok_is(&t, "INSERT")) &&
+            sqlv__distinct_on_wanted(text, len)) {
+            char dstate[6], dmsg[300];
+            if (s->kv == NULL && (s->status == 'I' || s->status == 'T') && !found) {
+                /* its select lists are prepared with the statement's catalog */
+                txn_error err = {{0}, {0}};
+                bool ro = s->status == 'I' && !sqlv__tok_is(&t, "INSERT");
+                int brc = sqlv__session_begin(s, ro, &err);
+                if (brc != TXN_OK) {
+                    base_free(stripped);
+                    return fail_txn(r, brc, &err);
+                }
+            }
+            int drc = sqlv__distinct_on_apply(s, text, len, &don, dstate, dmsg, sizeof(dmsg));
+            if (drc != 0) {
+                s->stmt_as_of = HLC_ZERO;
+                base_free(stripped);
+                return drc < 0 ? fail(r, "53200", "out of memory") : fail(r, dstate, dmsg);
+            }
+            if (don != NULL) {
+                text = don;
+                len = strlen(don);
+            }
+        }
         int rc = STMT_RETRY;
         for (int attempt = 0; rc == STMT_RETRY; attempt++) {
             if (attempt > 0) {
@@ -3116,6 +3658,7 @@ static int run_statement(run *r, const char *text, size_t len) {
         }
         s->stmt_as_of = HLC_ZERO;
         base_free(stripped);
+        base_free(don);
         return rc;
     }
     if (sqlv__tok_is(&t, "COPY")) return sqlv__copy_begin(r, text, len);

@@ -284,11 +284,17 @@ int sqlv_split_point_get(txn *t, const uint8_t *key, size_t len, bool *is, txn_e
 ** a secret (whoever has it can impersonate the server to the user): never
 ** log it. Thread-safe: any thread, concurrently with sessions. */
 #define SQLV_AUTH_VERIFIER_SIZE_MAX 256 /* = SEC_SCRAM_VERIFIER_SIZE_MAX */
+#define SQLV_AUTH_HBA_BYTES_MAX 4096 /* = SEC_HBA_TEXT_BYTES_MAX */
 typedef struct sqlv_auth_info {
     bool exists;    /* a role of that name (root always exists) */
     bool can_login; /* LOGIN (users), not NOLOGIN (roles) */
     bool is_admin;  /* root, or a member of admin, directly or not */
     char verifier[SQLV_AUTH_VERIFIER_SIZE_MAX + 1]; /* "": no password */
+    bool conn_limited; /* the role has a CONNECTION LIMIT: */
+    int conn_limit;    /* at most this many sessions per node (0: none may log in) */
+    /* The cluster setting server.host_based_authentication.configuration,
+    ** read in the same transaction ("": not set, the built-in rule). */
+    char hba_conf[SQLV_AUTH_HBA_BYTES_MAX + 1];
 } sqlv_auth_info;
 /* SQLV_OK with *out filled (out->exists false for an unknown user or a name
 ** no role can have), SQLV_ERR_NOMEM, or SQLV_ERR_INTERNAL (the key space

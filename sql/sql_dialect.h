@@ -26,6 +26,7 @@ typedef struct sqlv__rewrite {
 ** 42P01); another schema after FROM/JOIN/INTO/UPDATE/TABLE => 3F000; COLLATE "C"
 ** dropped; ILIKE => MATCH (the session's match() is a case-insensitive
 ** LIKE); LIMIT ALL => LIMIT -1; CREATE TABLE ... WITH (...) dropped;
+** a DEFAULT expression of CREATE TABLE / ALTER TABLE parenthesized;
 ** bare CURRENT_TIMESTAMP/current_user/session_user/current_schema/
 ** current_catalog => function calls (not in CREATE statements);
 ** FROM generate_series(a, b) [AS] x => a subquery over meridian_series

@@ -83,7 +83,19 @@ typedef struct sqlv__column {
     ** none: applied by our INSERT rewrite (default.c), since SQLite does
     ** not apply defaults to virtual tables; owner: the table */
     char *default_expr;
+    /* ADD COLUMN ... DEFAULT on a table with rows: the value the rows stored
+    ** before it read (PostgreSQL's attmissingval, computed once), as a
+    ** one-column row (row format); NULL: none, they read NULL. Kept in the
+    ** CREATE text as a comment (SQLV__MISSING_MARK); owner: the table */
+    uint8_t *missing;
+    size_t missing_len;
 } sqlv__column;
+
+/* The comment in a CREATE text that gives column k (0-based) its missing
+** value: SQLV__MISSING_MARK "k HEX*" "/", HEX the one-column row. Only a
+** comment between tokens counts (never text inside a string literal). */
+#define SQLV__MISSING_MARK "/*meridian:missing "
+
 
 /* A table descriptor. Immutable once built; owned by one catalog snapshot
 ** (or a session's pending DDL), copied (sqlv__table_clone) by whoever
@@ -132,6 +144,20 @@ bool sqlv__default_target(const char *text, size_t len, char *name, size_t size)
 ** *out NULL. */
 int sqlv__default_apply(sqlv_session *s, const char *text, size_t len, char **out, char state[6],
                         char *msg, size_t size);
+
+/* ---- SELECT DISTINCT ON (distinct_on.c) ---------------------------------------
+** A statement (dialect text) with SELECT DISTINCT ON (...) queries (its own
+** query, a parenthesized subquery, a WITH query, INSERT ... SELECT's
+** source) rewritten into what SQLite runs: a CTE over the select list and a
+** row_number() window per group (the file's header). Each select list is
+** prepared alone on s's connection for its columns. 0 with *out NULL: no
+** DISTINCT ON; 0 with *out (owner: caller, base_free); 1 refused
+** (state/msg: 42P10, 0A000, or the select list's own error);
+** SQLV_ERR_NOMEM. */
+int sqlv__distinct_on_apply(sqlv_session *s, const char *text, size_t len, char **out,
+                            char state[6], char *msg, size_t size);
+/* Does text have a DISTINCT ON at all? (A token pass, nothing kept.) */
+bool sqlv__distinct_on_wanted(const char *text, size_t len);
 
 /* ---- CHECK constraints (check.c) ----------------------------------------------
 ** Read from the table's CREATE text each time (no copy in the descriptor). */
@@ -188,6 +214,7 @@ struct sqlv_engine {
     uint8_t version_key[32];        /* the encoded version key (set at open) */
     size_t version_key_len;
     sqlv_admin admin; /* the node's range callbacks (ranges.c); ranges NULL: none */
+    struct sqlv__seq_cache *seq_cache; /* sequence blocks (sequence.c); owner: engine */
 };
 
 /* The engine's newest catalog: counted reference (sqlv__catalog_unref). */
@@ -305,6 +332,11 @@ int sqlv__row_encode(base_buf *out, const sqlv__cell *cells, int n);
 /* Decodes up to n columns into cells (pointing into row); returns 0 or -1 on
 ** malformed input. */
 int sqlv__row_decode(const uint8_t *row, size_t len, sqlv__cell *cells, int n);
+/* sqlv__row_decode of a row of t (t->ncols cells): a column the row does
+** not store (added after it was written) reads its missing value, or NULL.
+** The cells borrow from row and from t. 0 or -1 (malformed). */
+int sqlv__row_decode_table(const sqlv__table *t, const uint8_t *row, size_t len,
+                           sqlv__cell *cells);
 /* sqlv__cell -> enc_value (borrowed bytes). */
 void sqlv__cell_to_enc(const sqlv__cell *c, enc_value *v);
 
@@ -331,6 +363,11 @@ typedef struct sqlv__prepared {
     sqlite3_stmt *stmt;  /* SQLite statements: parsed once at Parse; owner: this */
     bool stmt_in_use;    /* a portal is running stmt */
     bool dml_ext;        /* stmt is upsert.c's parameter carrier (ON CONFLICT, RETURNING) */
+    /* An INSERT: its text before the column defaults were applied (NULL:
+    ** not one; owner: this), and the catalog they were read from; a Bind
+    ** under another catalog applies them again (ALTER ... SET DEFAULT). */
+    char *base_text;
+    uint64_t defaults_cat_version, defaults_ddl_version;
     int nparams;
     uint32_t *param_oids; /* nparams; owner: this */
     int refs;
@@ -493,6 +530,7 @@ struct sqlv_session {
     struct sqlv__capture *capture; /* keys the running statement writes (upsert.c); borrowed */
     struct sqlv__priv_cache *priv; /* effective privileges (privileges.c); owner: session */
     struct sqlv__explain *explain; /* the EXPLAIN running a statement (explain.c); borrowed */
+    struct sqlv__seq_session *seq; /* currval/lastval (sequence.c); owner: session */
 };
 
 /* explain.c: EXPLAIN [ANALYZE] stmt (docs/sql.md "EXPLAIN"). p..end is the
@@ -710,9 +748,11 @@ extern int sqlv__backfill_rows; /* > 0: rows per batch instead of SQLV__BACKFILL
 /* ---- users and roles (users.c; docs/security.md "Users and roles") ----------------
 ** Key space (system tables, below SQLV__FIRST_USER_TABLE_ID):
 **   table 3 index 1: roles        key = prefix(3,1) + TEXT(name)
-**                                 value = 0x01 | u8 flags (1 LOGIN) | u32 role id BE |
+**                                 value = 0x02 | u8 flags (1 LOGIN) | u32 role id BE |
 **                                 u8 name length | name | u16 verifier length BE |
-**                                 verifier ("SCRAM-SHA-256$...", empty: no password)
+**                                 verifier ("SCRAM-SHA-256$...", empty: no password) |
+**                                 i32 connection limit BE (-1: none)
+**                                 (version 0x01: the same without the limit)
 **   table 4 index 1: memberships  key = prefix(4,1) + TEXT(role) + TEXT(member)
 **                                 value = 0x01 | u8 flags (1 ADMIN OPTION) |
 **                                 u8 role length | role | u8 member length | member
@@ -741,6 +781,7 @@ typedef struct sqlv__role {
     bool login;
     bool builtin; /* root or admin */
     char verifier[SQLV_AUTH_VERIFIER_SIZE_MAX + 1]; /* "": no password */
+    int32_t conn_limit; /* CONNECTION LIMIT: sessions per node, -1: none */
 } sqlv__role;
 
 typedef struct sqlv__membership {
@@ -759,6 +800,14 @@ int sqlv__memberships_list(txn *kv, sqlv__membership **out, int *n, txn_error *e
 bool sqlv__role_in(const sqlv__membership *list, int n, const char *member, const char *role);
 /* Is user root or in admin (who may manage users and roles)? */
 int sqlv__role_is_admin(txn *kv, const char *user, bool *out, txn_error *err);
+/* Every value of system table table_id through kv, to fn in key order (fn
+** returns 0, SQLV_ERR_NOMEM, or -1 when the value is malformed: XX001
+** "malformed <what> in the key space"). At most max rows (54000 past it).
+** TXN_OK or a txn error with err set. The one scan loop of users.c and
+** privileges.c. */
+typedef int (*sqlv__row_fn)(void *arg, const uint8_t *v, size_t n);
+int sqlv__scan_system_table(txn *kv, uint32_t table_id, int max, sqlv__row_fn fn, void *arg,
+                            const char *what, txn_error *err);
 /* CREATE USER/ROLE, ALTER USER/ROLE, DROP USER/ROLE, GRANT/REVOKE (session.c
 ** dispatches; text is the whole statement). STMT result codes of session.c. */
 int sqlv__users_stmt(sqlv__run *r, const char *text, size_t len);
@@ -770,7 +819,9 @@ int sqlv__privileges_stmt(sqlv__run *r, const char *text, size_t len);
 **   table 5 index 1: privileges   key = prefix(5,1) + TEXT(object) + TEXT(grantee)
 **                                 value = 0x01 | u32 bits BE | u8 object length |
 **                                 object | u8 grantee length | grantee
-** object is "t:<table id>" or "d:<database name>"; bits are SQLV__PRIV_*.
+** object is "t:<table id>" or "d:<database name>"; bits are SQLV__PRIV_*,
+** and each privilege's bit << SQLV__PRIV_GRANT_SHIFT is its grant option
+** (WITH GRANT OPTION: the grantee may grant and revoke it on the object).
 ** A table's creator (not root or an admin) holds its OWNER bit: every table
 ** privilege, and GRANT/REVOKE on it. Root and members of admin hold every
 ** privilege without a row. Every write of this table or of memberships
@@ -789,6 +840,7 @@ int sqlv__privileges_stmt(sqlv__run *r, const char *text, size_t len);
     (SQLV__PRIV_SELECT | SQLV__PRIV_INSERT | SQLV__PRIV_UPDATE | SQLV__PRIV_DELETE |              \
      SQLV__PRIV_DROP)
 #define SQLV__PRIV_DATABASE_ALL (SQLV__PRIV_CREATE | SQLV__PRIV_DROP)
+#define SQLV__PRIV_GRANT_SHIFT 8 /* privilege bits << 8: their grant options */
 
 typedef struct sqlv__priv_cache sqlv__priv_cache;
 void sqlv__priv_cache_free(sqlv__priv_cache *c); /* NULL: nothing */
@@ -813,6 +865,16 @@ int sqlv__priv_require_admin(sqlv__run *r, const char *what);
 void sqlv__priv_record_owner(sqlv_session *s, const char *table);
 /* SHOW GRANTS ...: p just after GRANTS. */
 int sqlv__privileges_show(sqlv__run *r, const char *p, const char *end);
+/* information_schema.table_privileges (pgcatalog.c): every privilege held
+** on the ntables tables, through kv, one call of fn per (table, grantee,
+** privilege) in table order; grantor is the table's owner (root when it
+** has none: no grantor is recorded). fn returns 0 to go on. TXN_OK, a txn
+** error with err set, or what fn returned. */
+typedef int (*sqlv__table_privilege_fn)(void *arg, const char *table, const char *grantor,
+                                        const char *grantee, const char *privilege,
+                                        bool grantable);
+int sqlv__priv_table_privileges(txn *kv, const sqlv__table *const *tables, int ntables,
+                                sqlv__table_privilege_fn fn, void *arg, txn_error *err);
 
 /* ---- UPSERT and RETURNING (upsert.c; docs/sql.md "UPSERT and RETURNING") --------------
 ** SQLite refuses INSERT ... ON CONFLICT and UPDATE/DELETE ... RETURNING on
@@ -849,5 +911,86 @@ int sqlv__dml_out_describe(sqlv__run *r, const sqlv__dml_out *o); /* RowDescript
 /* Rows and the tag (also copied into tag). */
 int sqlv__dml_out_send(sqlv__run *r, const sqlv__dml_out *o, char *tag, size_t tag_size);
 void sqlv__dml_out_free(sqlv__dml_out *o);
+
+/* ---- sequences (sequence.c; docs/sql.md "Sequences") -------------------------------------
+** Key space: table 6 (definitions, index 1; state, index 2), format at the
+** top of sequence.c. */
+#define SQLV__SEQUENCES_TABLE_ID 6u
+#define SQLV__SEQUENCES_MAX 100000          /* definitions one listing reads (54000 past it) */
+#define SQLV__SEQ_RETRIES_MAX 64            /* attempts of one nextval/setval transaction (40001) */
+/* values a node reserves at once when CREATE gave no CACHE (docs/sql.md "Sequences") */
+#define SQLV__SEQ_NODE_CACHE_DEFAULT 32
+#define SQLV__SEQ_CACHE_MAX 1000000         /* CACHE n at most */
+#define SQLV__SEQ_CACHE_ENTRIES_MAX 4096    /* sequences with a block in one node's cache */
+#define SQLV__SEQ_SESSION_MAX 4096          /* sequences one session remembers for currval */
+
+typedef struct sqlv__seq_def {
+    uint32_t id;    /* a table id: OID sqlv__pgcat_oid(id, TABLE) */
+    char name[SQLV__NAME_BYTES_MAX * 4 + 1];
+    int type_bytes; /* 2 smallint, 4 integer, 8 bigint */
+    int64_t increment, min, max, start, cache;
+    bool cycle;
+    bool cache_given; /* CACHE was written (else the node reserves SQLV__SEQ_NODE_CACHE_DEFAULT) */
+    char owner_table[SQLV__NAME_BYTES_MAX * 4 + 1]; /* OWNED BY; "" none */
+    char owner_column[SQLV__NAME_BYTES_MAX * 4 + 1];
+} sqlv__seq_def;
+
+/* A sequence a SERIAL / IDENTITY column of a new table owns. */
+typedef struct sqlv__seq_spec {
+    char name[SQLV__NAME_BYTES_MAX * 4 + 1]; /* <table>_<column>_seq */
+    char table[SQLV__NAME_BYTES_MAX * 4 + 1];
+    char column[SQLV__NAME_BYTES_MAX * 4 + 1];
+    int type_bytes;
+    char identity; /* 0 SERIAL, 'a' ALWAYS, 'd' BY DEFAULT */
+    char *options; /* IDENTITY ( options ): sequence options; owner: the array */
+} sqlv__seq_spec;
+void sqlv__seq_specs_free(sqlv__seq_spec *specs, int n); /* NULL: nothing */
+
+/* nextval, currval, lastval, setval, pg_get_serial_sequence on s's connection. */
+int sqlv__seq_register(sqlv_session *s);
+void sqlv__seq_session_free(sqlv_session *s); /* at session close */
+void sqlv__seq_engine_free(sqlv_engine *e);   /* at engine close */
+/* CREATE / ALTER / DROP SEQUENCE (session.c dispatches; text is the whole
+** statement). STMT result codes of session.c. */
+int sqlv__seq_stmt(sqlv__run *r, const char *text, size_t len);
+/* CREATE TABLE text (dialect-rewritten): each SERIAL column becomes its
+** integer type NOT NULL DEFAULT (nextval('<t>_<c>_seq')), each GENERATED ...
+** AS IDENTITY clause NOT NULL DEFAULT (meridian_identity[_always]('...')).
+** 0 with *out NULL when there is none; 0 with *out (owner: caller,
+** base_free) and the sequences to create (owner: caller,
+** sqlv__seq_specs_free); 1 refused (state/msg); SQLV_ERR_NOMEM. */
+int sqlv__seq_table_rewrite(const char *text, size_t len, char **out, sqlv__seq_spec **specs,
+                            int *nspecs, char state[6], char *msg, size_t size);
+/* After the CREATE TABLE: its sequences, in the block's transaction or one
+** of their own. STMT result codes (the error sent). */
+int sqlv__seq_create_owned(sqlv__run *r, const sqlv__seq_spec *specs, int n);
+/* Take them back after the table failed (implicit DDL; best effort, quiet). */
+void sqlv__seq_drop_specs(sqlv_session *s, const sqlv__seq_spec *specs, int n);
+/* After DROP TABLE of tables[0..n): the sequences they owned. STMT codes. */
+int sqlv__seq_drop_owned(sqlv__run *r, char **tables, int n);
+/* INSERT into a table with a GENERATED ALWAYS identity: 1 with 428C9 when
+** the statement gives it a value (not DEFAULT); OVERRIDING SYSTEM VALUE
+** allows it and is cut: *out the text without it (owner: caller,
+** base_free). 0 (*out maybe NULL), 1, SQLV_ERR_NOMEM. */
+int sqlv__seq_insert_check(sqlv_session *s, const char *text, size_t len, char **out,
+                           char state[6], char *msg, size_t size);
+/* The INSERT that sqlv__seq_insert_check saw ended (its derived texts ran). */
+void sqlv__seq_insert_done(sqlv_session *s);
+/* Every definition through kv, in name order. owner of *out: caller,
+** base_free. TXN_OK or a txn error (err set); SQLV_ERR_NOMEM. */
+int sqlv__seq_list(txn *kv, sqlv__seq_def **out, int *n, txn_error *err);
+/* The sequence named name (NULL: the one with id) as s sees it: through its
+** open transaction, else a read-only one of its own. TXN_OK with *found, or
+** a txn error. */
+int sqlv__seq_lookup(sqlv_session *s, const char *name, uint32_t id, sqlv__seq_def *d,
+                     bool *found);
+/* The state row of d, read in a transaction of its own (never the user's).
+** TXN_OK or a txn error. */
+int sqlv__seq_last_value(sqlv_session *s, const sqlv__seq_def *d, int64_t *last, bool *called);
+/* The sequence a column's default draws from (nextval or identity): true
+** with its name. */
+bool sqlv__seq_column_sequence(const sqlv__column *c, char *name, size_t size);
+/* pg_attribute.attidentity of c: 'a', 'd' or 0. */
+char sqlv__seq_column_identity(const sqlv__column *c);
 
 #endif

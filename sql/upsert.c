@@ -31,6 +31,10 @@
 **     with a key the statement already wrote is 21000 under DO UPDATE
 **     (skipped under DO NOTHING).
 **   - at most SQLV__CAPTURE_ROWS_MAX rows per statement (54000 past it).
+**   - NOT NULL is checked on every proposed row before the arbiter
+**     lookups, CHECK on a row that conflicts (the others' INSERT checks
+**     it): a violation fails the statement (23502, 23514) even when the
+**     row conflicts (PostgreSQL's order), DO NOTHING and DO UPDATE alike.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -641,7 +645,9 @@ static int run_upsert(exec *x, const dml *d, const sqlv__table *t, uint64_t *cou
     sqlv__cell *row = base_calloc((size_t)t->ncols + 1, sizeof(*row)); /* by table column */
     arbiter arb[UPSERT_ARBITERS_MAX];
     sqlite3_stmt *look[UPSERT_ARBITERS_MAX] = {0};
-    sqlite3_stmt *ins = NULL, *upd = NULL;
+    sqlite3_stmt *ins = NULL, *upd = NULL, *chk = NULL;
+    sqlv__check *checks = NULL; /* the table's CHECKs; owner: this */
+    int nchecks = 0;
     source src = {0};
     base_buf sql = {0}, scratch = {0}, set = {0}, where = {0};
     char state[6], msg[300];
@@ -702,6 +708,15 @@ static int run_upsert(exec *x, const dml *d, const sqlv__table *t, uint64_t *cou
         sqlite3_free(q);
         if (prc != STMT_OK) goto cleanup;
     }
+    /* the CHECKs, for a row that conflicts (the others go through INSERT's) */
+    if (sqlv__checks_of(t, &checks, &nchecks) != 0) goto nomem;
+    if (nchecks > 0) {
+        char *q = sqlv__checks_select(t, checks, nchecks);
+        if (q == NULL) goto nomem;
+        int prc = prepare(x, q, &chk);
+        sqlite3_free(q);
+        if (prc != STMT_OK) goto cleanup;
+    }
     /* per source row */
     for (size_t rn = 0; rn < src.nrows; rn++) {
         sqlite3_value **v = src.v + rn * (size_t)src.ncols;
@@ -723,6 +738,17 @@ static int run_upsert(exec *x, const dml *d, const sqlv__table *t, uint64_t *cou
                 fail(x, state, msg);
                 goto cleanup;
             }
+        }
+        /* NOT NULL holds for the proposed row, conflict or not: PostgreSQL
+        ** checks it before it looks for a conflict (DO NOTHING included) */
+        for (int i = 0; i < t->ncols; i++) {
+            if (!t->cols[i].not_null || row[i].type != SQLITE_NULL) continue;
+            snprintf(msg, sizeof(msg),
+                     "null value in column \"%.100s\" of relation \"%.100s\" violates not-null "
+                     "constraint",
+                     t->cols[i].name, t->name);
+            fail(x, "23502", msg);
+            goto cleanup;
         }
         const void *hit = NULL;
         size_t hit_len = 0;
@@ -755,6 +781,27 @@ static int run_upsert(exec *x, const dml *d, const sqlv__table *t, uint64_t *cou
             (*count)++;
             continue;
         }
+        if (chk != NULL) {
+            /* a CHECK holds for the proposed row too, as PostgreSQL checks
+            ** it before it looks for a conflict */
+            sqlite3_reset(chk);
+            sqlite3_clear_bindings(chk);
+            int crc = sqlv__checks_bind(chk, row, t->ncols);
+            if (crc == SQLITE_OK) crc = sqlite3_step(chk);
+            if (crc != SQLITE_ROW) {
+                fail_sqlite(x, crc);
+                goto cleanup;
+            }
+            for (int k = 0; k < nchecks; k++) {
+                if (sqlite3_column_int(chk, k) != 0) continue;
+                snprintf(msg, sizeof(msg),
+                         "new row for relation \"%.100s\" violates check constraint \"%.100s\"",
+                         t->name, checks[k].name);
+                fail(x, "23514", msg);
+                goto cleanup;
+            }
+            sqlite3_reset(chk);
+        }
         if (!d->do_update) {
             sqlite3_reset(look[a]);
             continue;
@@ -785,6 +832,8 @@ cleanup:
         sqlite3_finalize(look[a]);
     sqlite3_finalize(ins);
     sqlite3_finalize(upd);
+    sqlite3_finalize(chk);
+    sqlv__checks_free(checks, nchecks);
     source_free(&src);
     base_buf_free(&sql);
     base_buf_free(&scratch);

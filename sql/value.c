@@ -7,6 +7,8 @@
 **     real, TEXT: text, BLOB: blob) or NULL; sqlv__assign guarantees it, so
 **     SQLite's comparisons with the declared affinity agree with key order.
 **   - sqlv__row_decode never reads outside [row, row + len).
+**   - a row stores the columns its table had when it was written, in order;
+**     sqlv__row_decode_table gives the later ones their missing value.
 ** The row format is documented in sql_int.h.
 */
 #include <ctype.h>
@@ -177,6 +179,21 @@ int sqlv__row_decode(const uint8_t *row, size_t len, sqlv__cell *cells, int n) {
         }
     }
     return pos == len ? 0 : -1;
+}
+
+int sqlv__row_decode_table(const sqlv__table *t, const uint8_t *row, size_t len,
+                           sqlv__cell *cells) {
+    if (sqlv__row_decode(row, len, cells, t->ncols) != 0) return -1;
+    size_t pos = 1;
+    uint64_t stored;
+    if (get_varint(row, len, &pos, &stored) != 0) return -1; /* decoded above: cannot fail */
+    /* the columns added after the row was written: their missing values */
+    for (int i = stored < (uint64_t)t->ncols ? (int)stored : t->ncols; i < t->ncols; i++) {
+        const sqlv__column *c = &t->cols[i];
+        if (c->missing != NULL && sqlv__row_decode(c->missing, c->missing_len, &cells[i], 1) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 void sqlv__cell_to_enc(const sqlv__cell *c, enc_value *v) {

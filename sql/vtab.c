@@ -420,7 +420,7 @@ static int fetch_indexed_row(mcursor *c, mvtab *v, txn *kv, const uint8_t *suffi
         vt_txn_error(v, grc, &err);
         return SQLITE_ERROR;
     }
-    if (sqlv__row_decode(c->value.data, c->value.len, c->cells, t->ncols) != 0) {
+    if (sqlv__row_decode_table(t, c->value.data, c->value.len, c->cells) != 0) {
         vt_error(v, "XX001", "malformed row value in the key space");
         return SQLITE_ERROR;
     }
@@ -464,7 +464,7 @@ static int m_next(sqlite3_vtab_cursor *cur) {
     base_buf_reset(&c->value);
     if (base_buf_append(&c->key, k, kl) != 0 || base_buf_append(&c->value, val, vl) != 0)
         return SQLITE_NOMEM;
-    if (sqlv__row_decode(c->value.data, c->value.len, c->cells, v->t->ncols) != 0) {
+    if (sqlv__row_decode_table(v->t, c->value.data, c->value.len, c->cells) != 0) {
         vt_error(v, "XX001", "malformed row value in the key space");
         c->eof = true;
         return SQLITE_ERROR;
@@ -762,7 +762,7 @@ static int m_filter(sqlite3_vtab_cursor *cur, int idx, const char *idx_str, int 
             rc = SQLITE_NOMEM;
             goto cleanup;
         }
-        if (sqlv__row_decode(c->value.data, c->value.len, c->cells, t->ncols) != 0) {
+        if (sqlv__row_decode_table(t, c->value.data, c->value.len, c->cells) != 0) {
             vt_error(v, "XX001", "malformed row value in the key space");
             rc = SQLITE_ERROR;
             goto cleanup;
@@ -845,7 +845,7 @@ static int read_row(mvtab *v, txn *kv, const uint8_t *key, size_t key_len, base_
                     sqlv__cell *cells, txn_error *err) {
     int rc = txn_get(kv, key, key_len, buf, err);
     if (rc != TXN_OK) return rc;
-    if (sqlv__row_decode(buf->data, buf->len, cells, v->t->ncols) != 0) {
+    if (sqlv__row_decode_table(v->t, buf->data, buf->len, cells) != 0) {
         vt_error(v, "XX001", "malformed row value in the key space");
         return 1;
     }
@@ -1149,7 +1149,7 @@ static int m_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
             }
             /* REPLACE overwrites that row: its entries go */
             if (t->nindexes > 0) {
-                if (sqlv__row_decode(existing.data, existing.len, rep_cells, t->ncols) != 0) {
+                if (sqlv__row_decode_table(t, existing.data, existing.len, rep_cells) != 0) {
                     vt_error(v, "XX001", "malformed row value in the key space");
                     rc = SQLITE_ERROR;
                     goto cleanup;

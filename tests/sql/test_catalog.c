@@ -204,6 +204,9 @@ static void test_add_column_across(void **state) {
            "C CREATE TABLE\nC INSERT 0 2\n");
     EXPECT(b, "SELECT * FROM c ORDER BY id", "D id:23,v:25\nR 1|x\nR 2|y\nC SELECT 2\n");
     EXPECT(a, "ALTER TABLE c ADD COLUMN n INT", "C ALTER TABLE\n");
+    /* DISTINCT ON prepares its select list with the statement's catalog */
+    EXPECT(b, "SELECT DISTINCT ON (id) * FROM c ORDER BY id LIMIT 1",
+           "D id:23,v:25,n:23\nR 1|x|NULL\nC SELECT 1\n");
     /* stored rows read NULL in the new column, on both nodes */
     EXPECT(b, "SELECT * FROM c ORDER BY id",
            "D id:23,v:25,n:23\nR 1|x|NULL\nR 2|y|NULL\nC SELECT 2\n");
@@ -216,7 +219,10 @@ static void test_add_column_across(void **state) {
            "N column \"n\" of relation \"c\" already exists, skipping\nC ALTER TABLE\n");
     expect_error(b, "ALTER TABLE c ADD COLUMN n TEXT", "42701");
     expect_error(b, "ALTER TABLE c ADD COLUMN m INT NOT NULL", "23502");
-    expect_error(b, "ALTER TABLE c ADD COLUMN m INT DEFAULT 5", "0A000");
+    /* a DEFAULT: the stored rows read it on both nodes (the missing value) */
+    EXPECT(b, "ALTER TABLE c ADD COLUMN d5 INT DEFAULT 5", "C ALTER TABLE\n");
+    EXPECT(a, "SELECT id, d5 FROM c ORDER BY id",
+           "D id:23,d5:23\nR 1|5\nR 2|5\nR 3|5\nC SELECT 3\n");
     expect_error(b, "ALTER TABLE c ADD COLUMN m INT PRIMARY KEY", "0A000");
     expect_error(b, "ALTER TABLE c ADD COLUMN m INT, ADD COLUMN q INT", "0A000");
     expect_error(b, "ALTER TABLE c ADD COLUMN m INT REFERENCES", "42601");
@@ -225,7 +231,8 @@ static void test_add_column_across(void **state) {
     EXPECT(b, "ALTER TABLE IF EXISTS nosuch ADD COLUMN m INT",
            "N relation \"nosuch\" does not exist, skipping\nC ALTER TABLE\n");
     EXPECT(b, "ALTER TABLE c ADD m TEXT DEFAULT NULL", "C ALTER TABLE\n"); /* COLUMN is optional */
-    EXPECT(a, "SELECT * FROM c WHERE id = 3", "D id:23,v:25,n:23,m:25\nR 3|z|7|NULL\nC SELECT 1\n");
+    EXPECT(a, "SELECT * FROM c WHERE id = 3",
+           "D id:23,v:25,n:23,d5:23,m:25\nR 3|z|7|5|NULL\nC SELECT 1\n");
     /* NOT NULL on an empty table: accepted and enforced */
     EXPECT(b, "CREATE TABLE e (id INT PRIMARY KEY)", "C CREATE TABLE\n");
     EXPECT(a, "ALTER TABLE e ADD COLUMN req TEXT NOT NULL", "C ALTER TABLE\n");
@@ -236,12 +243,13 @@ static void test_add_column_across(void **state) {
     EXPECT(a, "BEGIN; ALTER TABLE c ADD COLUMN blk INT; INSERT INTO c (id, blk) VALUES (10, 1)",
            "C BEGIN\nC ALTER TABLE\nC INSERT 0 1\n");
     EXPECT(a, "SELECT blk FROM c WHERE id = 10", "D blk:23\nR 1\nC SELECT 1\n");
-    EXPECT(b, "SELECT * FROM c LIMIT 0", "D id:23,v:25,n:23,m:25\nC SELECT 0\n");
+    EXPECT(b, "SELECT * FROM c LIMIT 0", "D id:23,v:25,n:23,d5:23,m:25\nC SELECT 0\n");
     EXPECT(a, "ROLLBACK", "C ROLLBACK\n");
     expect_error(a, "SELECT blk FROM c", "42703");
     EXPECT(a, "BEGIN; ALTER TABLE c ADD COLUMN b2 INT; ALTER TABLE c ADD COLUMN b3 TEXT; COMMIT",
            "C BEGIN\nC ALTER TABLE\nC ALTER TABLE\nC COMMIT\n");
-    EXPECT(b, "SELECT * FROM c LIMIT 0", "D id:23,v:25,n:23,m:25,b2:23,b3:25\nC SELECT 0\n");
+    EXPECT(b, "SELECT * FROM c LIMIT 0",
+           "D id:23,v:25,n:23,d5:23,m:25,b2:23,b3:25\nC SELECT 0\n");
     /* created and altered in one block */
     EXPECT(a,
            "BEGIN; CREATE TABLE nb (id INT PRIMARY KEY); ALTER TABLE nb ADD COLUMN z TEXT; "
@@ -263,7 +271,8 @@ static void test_add_column_across(void **state) {
     sqlv_engine *c3 = NULL;
     assert_int_equal(sqlv_engine_open(p.f.db, &c3), SQLV_OK);
     sqlv_session *s3 = session_on(c3);
-    EXPECT(s3, "SELECT id, b3 FROM c WHERE id = 1", "D id:23,b3:25\nR 1|NULL\nC SELECT 1\n");
+    EXPECT(s3, "SELECT id, b3, d5 FROM c WHERE id = 1",
+           "D id:23,b3:25,d5:23\nR 1|NULL|5\nC SELECT 1\n");
     sqlv_session_close(s3);
     sqlv_engine_close(c3);
     close_pair(&p);

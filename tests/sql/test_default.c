@@ -3,7 +3,10 @@
 ** rewrite; DEFAULT <function call> in CREATE TABLE through sql/dialect.c):
 ** omitted columns, the DEFAULT keyword in VALUES, DEFAULT VALUES, INSERT ...
 ** SELECT, upsert and RETURNING, inside a block, the extended protocol and
-** COPY FROM with a column list. Transcript format: tests/sql/sql_harness.h.
+** COPY FROM with a column list; ALTER TABLE ADD COLUMN ... DEFAULT (the
+** missing value), ALTER COLUMN SET/DROP DEFAULT and SET/DROP NOT NULL, a
+** prepared INSERT after the default changed. Transcript format:
+** tests/sql/sql_harness.h.
 */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -126,12 +129,165 @@ static void test_extended_and_copy(void **state) {
     close_all(&f);
 }
 
+/* ALTER TABLE ADD COLUMN ... DEFAULT: the rows stored before read the value
+** computed once (the missing value), through scans, point reads, UPDATE,
+** a new index and a CHECK; a volatile default is evaluated per row; NOT NULL
+** without a value for the rows is 23502. */
+static void test_add_column_default(void **state) {
+    fixture f;
+    (void)state;
+    open_all(&f);
+    sqlv_session *s = session(&f);
+    EXPECT(s, "CREATE TABLE ac (id INT PRIMARY KEY, v TEXT)", "C CREATE TABLE\n");
+    EXPECT(s, "INSERT INTO ac VALUES (1, 'a'), (2, 'b')", "C INSERT 0 2\n");
+    EXPECT(s, "ALTER TABLE ac ADD COLUMN n INT DEFAULT 7", "C ALTER TABLE\n");
+    EXPECT(s, "ALTER TABLE ac ADD COLUMN t TEXT NOT NULL DEFAULT 'x' || 'y'", "C ALTER TABLE\n");
+    expect_error(s, "ALTER TABLE ac ADD COLUMN bad INT NOT NULL", "23502");
+    expect_error(s, "ALTER TABLE ac ADD COLUMN bad INT NOT NULL DEFAULT NULL", "23502");
+    expect_error(s, "ALTER TABLE ac ADD COLUMN bad INT DEFAULT 'abc'", "22P02");
+    expect_error(s, "ALTER TABLE ac ADD COLUMN bad INT DEFAULT -1 CHECK (bad > 0)", "23514");
+    EXPECT(s, "ALTER TABLE ac ADD COLUMN r FLOAT8 DEFAULT random()", "C ALTER TABLE\n");
+    EXPECT(s, "INSERT INTO ac (id, v) VALUES (3, 'c')", "C INSERT 0 1\n");
+    EXPECT(s, "SELECT id, v, n, t, r IS NOT NULL FROM ac ORDER BY id",
+           "D id:23,v:25,n:23,t:25,?column?:16\nR 1|a|7|xy|t\nR 2|b|7|xy|t\nR 3|c|7|xy|t\n"
+           "C SELECT 3\n");
+    EXPECT(s, "SELECT count(DISTINCT r) FROM ac", "D count:20\nR 3\nC SELECT 1\n");
+    EXPECT(s, "SELECT n FROM ac WHERE id = 1", "D n:23\nR 7\nC SELECT 1\n");
+    /* an UPDATE of an old row keeps the value; a new index and a CHECK see it */
+    EXPECT(s, "UPDATE ac SET v = 'A' WHERE id = 1", "C UPDATE 1\n");
+    EXPECT(s, "CREATE INDEX ac_n ON ac (n)", "C CREATE INDEX\n");
+    EXPECT(s, "SELECT id FROM ac WHERE n = 7 ORDER BY id", "D id:23\nR 1\nR 2\nR 3\nC SELECT 3\n");
+    expect_error(s, "ALTER TABLE ac ADD CONSTRAINT small CHECK (n < 5)", "23514");
+    /* SET DEFAULT changes new rows only: the stored rows keep theirs */
+    EXPECT(s, "ALTER TABLE ac ALTER COLUMN n SET DEFAULT 8", "C ALTER TABLE\n");
+    EXPECT(s, "INSERT INTO ac (id) VALUES (4)", "C INSERT 0 1\n");
+    EXPECT(s, "SELECT id, n FROM ac ORDER BY id",
+           "D id:23,n:23\nR 1|7\nR 2|7\nR 3|7\nR 4|8\nC SELECT 4\n");
+    /* in a block that rolls back: nothing stays */
+    EXPECT(s, "BEGIN", "C BEGIN\n");
+    EXPECT(s, "ALTER TABLE ac ADD COLUMN z INT DEFAULT 1", "C ALTER TABLE\n");
+    EXPECT(s, "SELECT sum(z) FROM ac", "D sum:20\nR 4\nC SELECT 1\n");
+    EXPECT(s, "ROLLBACK", "C ROLLBACK\n");
+    expect_error(s, "SELECT z FROM ac", "42703");
+    /* an empty table keeps no missing value: a later row stores its own */
+    EXPECT(s, "CREATE TABLE ae (id INT PRIMARY KEY)", "C CREATE TABLE\n");
+    EXPECT(s, "ALTER TABLE ae ADD COLUMN n INT NOT NULL DEFAULT 3", "C ALTER TABLE\n");
+    EXPECT(s, "INSERT INTO ae (id) VALUES (1)", "C INSERT 0 1\n");
+    EXPECT(s, "SELECT id, n FROM ae", "D id:23,n:23\nR 1|3\nC SELECT 1\n");
+    sqlv_session_close(s);
+    close_all(&f);
+}
+
+/* ALTER [COLUMN] c SET/DROP DEFAULT, SET/DROP NOT NULL. */
+static void test_alter_column(void **state) {
+    fixture f;
+    (void)state;
+    open_all(&f);
+    sqlv_session *s = session(&f);
+    EXPECT(s, "CREATE TABLE al (id INT PRIMARY KEY, a INT DEFAULT 1 NOT NULL, b TEXT NULL, "
+              "c INT CHECK (c IS NOT NULL OR c IS NULL))",
+           "C CREATE TABLE\n");
+    EXPECT(s, "INSERT INTO al (id, b) VALUES (1, 'x')", "C INSERT 0 1\n");
+    EXPECT(s, "ALTER TABLE al ALTER a DROP DEFAULT", "C ALTER TABLE\n");
+    expect_error(s, "INSERT INTO al (id) VALUES (2)", "23502");
+    EXPECT(s, "ALTER TABLE al ALTER COLUMN a DROP NOT NULL", "C ALTER TABLE\n");
+    EXPECT(s, "INSERT INTO al (id) VALUES (2)", "C INSERT 0 1\n");
+    expect_error(s, "ALTER TABLE al ALTER COLUMN a SET NOT NULL", "23502");
+    expect_error(s, "ALTER TABLE al ALTER COLUMN b SET NOT NULL", "23502");
+    EXPECT(s, "UPDATE al SET a = 0, b = '' WHERE id = 2", "C UPDATE 1\n");
+    EXPECT(s, "ALTER TABLE al ALTER COLUMN b SET NOT NULL", "C ALTER TABLE\n");
+    expect_error(s, "INSERT INTO al (id, a) VALUES (3, 3)", "23502");
+    EXPECT(s, "ALTER TABLE al ALTER COLUMN b SET DEFAULT upper('d') || 'ef'", "C ALTER TABLE\n");
+    EXPECT(s, "ALTER TABLE al ALTER COLUMN c SET DEFAULT -5", "C ALTER TABLE\n");
+    EXPECT(s, "INSERT INTO al (id, a) VALUES (3, 3)", "C INSERT 0 1\n");
+    EXPECT(s, "SELECT id, a, b, c FROM al ORDER BY id",
+           "D id:23,a:23,b:25,c:23\nR 1|1|x|NULL\nR 2|0||NULL\nR 3|3|Def|-5\nC SELECT 3\n");
+    /* NOT NULL and the default each leave the other as it is; the CHECK stays */
+    EXPECT(s, "ALTER TABLE al ALTER COLUMN b DROP NOT NULL", "C ALTER TABLE\n");
+    EXPECT(s, "ALTER TABLE al ALTER COLUMN b SET NOT NULL", "C ALTER TABLE\n");
+    EXPECT(s, "INSERT INTO al (id) VALUES (4)", "C INSERT 0 1\n");
+    EXPECT(s, "SELECT b, c FROM al WHERE id = 4", "D b:25,c:23\nR Def|-5\nC SELECT 1\n");
+    EXPECT(s, "DELETE FROM al WHERE id = 4", "C DELETE 1\n");
+    expect_error(s, "ALTER TABLE al ADD CONSTRAINT c_pos CHECK (c > 0)", "23514");
+    expect_error(s, "ALTER TABLE al ALTER COLUMN id DROP NOT NULL", "42P16");
+    expect_error(s, "ALTER TABLE al ALTER COLUMN nope SET NOT NULL", "42703");
+    expect_error(s, "ALTER TABLE al ALTER COLUMN a TYPE BIGINT", "0A000");
+    expect_error(s, "ALTER TABLE al ALTER COLUMN a SET DEFAULT 1, ALTER b DROP DEFAULT", "0A000");
+    /* a block's first INSERT takes the default the ALTER before it set */
+    EXPECT(s, "ALTER TABLE al ALTER COLUMN c SET DEFAULT 6", "C ALTER TABLE\n");
+    EXPECT(s, "BEGIN", "C BEGIN\n");
+    EXPECT(s, "INSERT INTO al (id, a) VALUES (5, 5)", "C INSERT 0 1\n");
+    EXPECT(s, "SELECT b, c FROM al WHERE id = 5", "D b:25,c:23\nR Def|6\nC SELECT 1\n");
+    EXPECT(s, "ROLLBACK", "C ROLLBACK\n");
+    /* a table created in the block */
+    EXPECT(s, "BEGIN", "C BEGIN\n");
+    EXPECT(s, "CREATE TABLE ab (id INT PRIMARY KEY, v INT)", "C CREATE TABLE\n");
+    EXPECT(s, "ALTER TABLE ab ALTER COLUMN v SET DEFAULT 11", "C ALTER TABLE\n");
+    EXPECT(s, "INSERT INTO ab (id) VALUES (1)", "C INSERT 0 1\n");
+    EXPECT(s, "COMMIT", "C COMMIT\n");
+    EXPECT(s, "SELECT v FROM ab", "D v:23\nR 11\nC SELECT 1\n");
+    sqlv_session_close(s);
+    close_all(&f);
+}
+
+/* Bind and run prepared statement stmt with $1 = a; the transcript must
+** contain want. */
+static void run_prepared(sqlv_session *s, const char *stmt, const char *a, const char *want) {
+    capture c;
+    memset(&c, 0, sizeof(c));
+    sqlv_sink sink = {&c, c_desc, c_row, c_tag, c_empty, c_error, c_notice, NULL, NULL, NULL};
+    sqlv_cell v[1] = {{a, strlen(a)}};
+    assert_int_equal(sqlv_session_bind(s, "", stmt, 1, v, 0, NULL, 0, NULL, &sink), SQLV_OK);
+    assert_int_equal(sqlv_session_execute(s, "", 0, &sink), SQLV_OK);
+    assert_int_equal(sqlv_session_sync(s, &sink), SQLV_OK);
+    base_buf_append_byte(&c.out, 0);
+    if (strstr((const char *)c.out.data, want) == NULL)
+        print_error("want %s, got:\n%s", want, (const char *)c.out.data);
+    assert_non_null(strstr((const char *)c.out.data, want));
+    base_buf_free(&c.out);
+}
+
+/* Prepared INSERTs run again after ALTER ... SET/DROP DEFAULT take the new
+** defaults (the statement is not kept with the old ones). */
+static void test_prepared_after_alter(void **state) {
+    fixture f;
+    (void)state;
+    open_all(&f);
+    sqlv_session *s = session(&f);
+    EXPECT(s, "CREATE TABLE pa (a INT PRIMARY KEY, b INT DEFAULT 1, c INT)", "C CREATE TABLE\n");
+    capture c;
+    memset(&c, 0, sizeof(c));
+    sqlv_sink sink = {&c, c_desc, c_row, c_tag, c_empty, c_error, c_notice, NULL, NULL, NULL};
+    const char *q = "INSERT INTO pa (a) VALUES ($1)";
+    assert_int_equal(sqlv_session_prepare(s, "ins", q, strlen(q), 0, NULL, &sink), SQLV_OK);
+    q = "INSERT INTO pa (a) VALUES ($1) RETURNING b, c";
+    assert_int_equal(sqlv_session_prepare(s, "insr", q, strlen(q), 0, NULL, &sink), SQLV_OK);
+    assert_int_equal(sqlv_session_sync(s, &sink), SQLV_OK);
+    base_buf_free(&c.out);
+    run_prepared(s, "ins", "1", "C INSERT 0 1");
+    EXPECT(s, "ALTER TABLE pa ALTER COLUMN b SET DEFAULT 2", "C ALTER TABLE\n");
+    EXPECT(s, "ALTER TABLE pa ALTER COLUMN c SET DEFAULT 20", "C ALTER TABLE\n");
+    run_prepared(s, "ins", "2", "C INSERT 0 1");
+    run_prepared(s, "insr", "3", "R 2|20");
+    EXPECT(s, "ALTER TABLE pa ALTER COLUMN b DROP DEFAULT", "C ALTER TABLE\n");
+    run_prepared(s, "ins", "4", "C INSERT 0 1");
+    run_prepared(s, "insr", "5", "R NULL|20");
+    EXPECT(s, "SELECT a, b, c FROM pa ORDER BY a",
+           "D a:23,b:23,c:23\nR 1|1|NULL\nR 2|2|20\nR 3|2|20\nR 4|NULL|20\nR 5|NULL|20\n"
+           "C SELECT 5\n");
+    sqlv_session_close(s);
+    close_all(&f);
+}
+
 int main(void) {
     base_log_set_level(BASE_LOG_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_insert_forms),
         cmocka_unit_test(test_function_defaults),
         cmocka_unit_test(test_extended_and_copy),
+        cmocka_unit_test(test_add_column_default),
+        cmocka_unit_test(test_alter_column),
+        cmocka_unit_test(test_prepared_after_alter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

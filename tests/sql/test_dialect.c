@@ -614,6 +614,76 @@ static void test_session_prepared_cast(void **state) {
     close_all(&f);
 }
 
+/* SELECT DISTINCT ON (sql/distinct_on.c): the first row of each group in
+** the ORDER BY's order, names and types as written, PostgreSQL's 42P10. */
+static void test_session_distinct_on(void **state) {
+    (void)state;
+    fixture f;
+    open_all(&f);
+    sqlv_session *s = session(&f);
+    EXPECT(s, "CREATE TABLE dn (a INT, b INT, c TEXT)", "C CREATE TABLE\n");
+    EXPECT(s, "INSERT INTO dn VALUES (1, 2, 'x'), (1, 1, 'y'), (2, 5, 'z'), (NULL, 3, 'n'), "
+              "(NULL, 4, 'm'), (2, NULL, 'q')",
+           "C INSERT 0 6\n");
+    EXPECT(s, "SELECT DISTINCT ON (a) a, b, c FROM dn ORDER BY a, b",
+           "D a:23,b:23,c:25\nR 1|1|y\nR 2|5|z\nR NULL|3|n\nC SELECT 3\n");
+    /* DESC and NULLS: PostgreSQL's NULL placement picks the row */
+    EXPECT(s, "SELECT DISTINCT ON (a) * FROM dn ORDER BY a DESC, b DESC",
+           "D a:23,b:23,c:25\nR NULL|4|m\nR 2|NULL|q\nR 1|2|x\nC SELECT 3\n");
+    EXPECT(s, "SELECT DISTINCT ON (a) c FROM dn ORDER BY a, b DESC NULLS LAST",
+           "D c:25\nR x\nR z\nR m\nC SELECT 3\n");
+    /* an alias, a position, an expression of the select list */
+    EXPECT(s, "SELECT DISTINCT ON (x) a AS x, count(*) OVER () AS n FROM dn ORDER BY x, b LIMIT 2",
+           "D x:23,n:20\nR 1|6\nR 2|6\nC SELECT 2\n");
+    EXPECT(s, "SELECT DISTINCT ON (1) a + 1, b FROM dn WHERE b > 1 ORDER BY 1, 2 LIMIT 5 OFFSET 1",
+           "D ?column?:20,b:23\nR 3|5\nR NULL|3\nC SELECT 2\n");
+    EXPECT(s, "SELECT DISTINCT ON ((dn.a)) b FROM dn ORDER BY a, b",
+           "D b:23\nR 1\nR 5\nR 3\nC SELECT 3\n");
+    /* without ORDER BY: one row per group, sorted by the groups */
+    EXPECT(s, "SELECT DISTINCT ON (a, b > 2) a FROM dn WHERE b IS NOT NULL",
+           "D a:23\nR 1\nR 2\nR NULL\nC SELECT 3\n");
+    expect_error(s, "SELECT DISTINCT ON (a) a, b FROM dn ORDER BY b", "42P10");
+    expect_error(s, "SELECT DISTINCT ON (a) a, b FROM dn ORDER BY b, a", "42P10");
+    expect_error(s, "SELECT DISTINCT ON (a + 0) a FROM dn ORDER BY a, b", "42P10");
+    expect_error(s, "SELECT DISTINCT ON (a) a FROM dn ORDER BY 3", "42P10");
+    expect_error(s, "SELECT DISTINCT ON (nope) a FROM dn", "42703");
+    /* in a subquery, a WITH query (and after a WITH list), INSERT ... SELECT */
+    EXPECT(s, "SELECT * FROM (SELECT DISTINCT ON (a) a, b FROM dn ORDER BY a, b) s ORDER BY b",
+           "D a:23,b:23\nR 1|1\nR NULL|3\nR 2|5\nC SELECT 3\n");
+    EXPECT(s, "WITH x AS (SELECT DISTINCT ON (a) * FROM dn ORDER BY a, b DESC) SELECT c FROM x "
+              "ORDER BY c",
+           "D c:25\nR m\nR q\nR x\nC SELECT 3\n");
+    EXPECT(s, "WITH x AS (SELECT * FROM dn WHERE b > 1) SELECT DISTINCT ON (a) a, c FROM x "
+              "ORDER BY a, b",
+           "D a:23,c:25\nR 1|x\nR 2|z\nR NULL|n\nC SELECT 3\n");
+    EXPECT(s, "SELECT d1.c, (SELECT z.c FROM (SELECT DISTINCT ON (a) a, c FROM dn d2 "
+              "WHERE d2.a = d1.a ORDER BY a, b DESC) z) AS top FROM dn d1 WHERE b = 1",
+           "D c:25,top:25\nR y|x\nC SELECT 1\n");
+    EXPECT(s, "CREATE TABLE dn2 (a INT, c TEXT)", "C CREATE TABLE\n");
+    EXPECT(s, "INSERT INTO dn2 SELECT DISTINCT ON (a) a, c FROM dn ORDER BY a, b",
+           "C INSERT 0 3\n");
+    EXPECT(s, "SELECT a, c FROM dn2 ORDER BY a", "D a:23,c:25\nR NULL|n\nR 1|y\nR 2|z\nC SELECT 3\n");
+    expect_error(s, "SELECT DISTINCT ON (a) a FROM dn UNION SELECT 1", "0A000");
+    expect_error(s, "SELECT 1 UNION SELECT DISTINCT ON (a) a FROM dn", "0A000");
+    /* the extended protocol */
+    capture c;
+    memset(&c, 0, sizeof(c));
+    sqlv_sink sink = {&c, c_desc, c_row, c_tag, c_empty, c_error, c_notice, NULL, NULL, NULL};
+    const char *q = "SELECT DISTINCT ON (a) a, c FROM dn WHERE b >= $1 ORDER BY a, b";
+    assert_int_equal(sqlv_session_prepare(s, "d", q, strlen(q), 0, NULL, &sink), SQLV_OK);
+    sqlv_cell vals[1] = {{"2", 1}};
+    assert_int_equal(sqlv_session_bind(s, "", "d", 1, vals, 0, NULL, 0, NULL, &sink), SQLV_OK);
+    assert_int_equal(sqlv_session_execute(s, "", 0, &sink), SQLV_OK);
+    assert_int_equal(sqlv_session_sync(s, &sink), SQLV_OK);
+    base_buf_append_byte(&c.out, 0);
+    const char *want = "R 1|x\nR 2|z\nR NULL|n\nC SELECT 3\n";
+    if (strcmp((const char *)c.out.data, want) != 0) print_error("got:\n%s", (const char *)c.out.data);
+    assert_string_equal((const char *)c.out.data, want);
+    base_buf_free(&c.out);
+    sqlv_session_close(s);
+    close_all(&f);
+}
+
 int main(void) {
     base_log_set_level(BASE_LOG_WARN);
     const struct CMUnitTest tests[] = {
@@ -629,6 +699,7 @@ int main(void) {
         cmocka_unit_test(test_session_copy),
         cmocka_unit_test(test_session_like_limit),
         cmocka_unit_test(test_session_prepared_cast),
+        cmocka_unit_test(test_session_distinct_on),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -55,6 +55,27 @@ static void test_do_nothing(void **state) {
     expect_error(s, "UPDATE nope SET a = 1 RETURNING a", "42P01");
     expect_error(s, "INSERT INTO kv VALUES (1, 'a') ON CONFLICT (k) DO SOMETHING", "42601");
     expect_error(s, "INSERT INTO kv VALUES (1, 'a') RETURNING", "42601");
+    /* NOT NULL holds for the proposed row even when it conflicts (23502 as
+    ** PostgreSQL, which checks it before looking for a conflict) */
+    EXPECT(s, "CREATE TABLE nn (k INT PRIMARY KEY, v TEXT NOT NULL, w INT)", "C CREATE TABLE\n");
+    EXPECT(s, "INSERT INTO nn VALUES (1, 'a', 1)", "C INSERT 0 1\n");
+    expect_error(s, "INSERT INTO nn VALUES (1, NULL, 1) ON CONFLICT DO NOTHING", "23502");
+    expect_error(s, "INSERT INTO nn VALUES (1, NULL, 1) ON CONFLICT (k) DO NOTHING", "23502");
+    expect_error(s, "INSERT INTO nn (k) VALUES (1) ON CONFLICT (k) DO NOTHING", "23502");
+    expect_error(s, "INSERT INTO nn VALUES (2, NULL, 1) ON CONFLICT DO NOTHING", "23502");
+    expect_error(s, "INSERT INTO nn VALUES (1, NULL, 1) ON CONFLICT (k) DO UPDATE SET w = 5",
+                 "23502");
+    EXPECT(s, "INSERT INTO nn VALUES (1, 'b', 2), (3, 'c', 3) ON CONFLICT DO NOTHING",
+           "C INSERT 0 1\n");
+    EXPECT(s, "SELECT k, v, w FROM nn ORDER BY k", "D k:23,v:25,w:23\nR 1|a|1\nR 3|c|3\nC SELECT 2\n");
+    /* CHECK too */
+    EXPECT(s, "CREATE TABLE cn (k INT PRIMARY KEY, v INT CHECK (v > 0))", "C CREATE TABLE\n");
+    EXPECT(s, "INSERT INTO cn VALUES (1, 1)", "C INSERT 0 1\n");
+    expect_error(s, "INSERT INTO cn VALUES (1, -1) ON CONFLICT DO NOTHING", "23514");
+    expect_error(s, "INSERT INTO cn VALUES (1, -1) ON CONFLICT (k) DO UPDATE SET v = 5", "23514");
+    EXPECT(s, "INSERT INTO cn VALUES (1, 2) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+           "C INSERT 0 1\n");
+    EXPECT(s, "SELECT v FROM cn", "D v:23\nR 2\nC SELECT 1\n");
     sqlv_session_close(s);
     close_all(&f);
 }
