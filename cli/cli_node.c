@@ -9,11 +9,14 @@
 **                                          move every replica off node ID
 **                                          and retire it; undo while it runs
 ** All talk RPC (server/'s client calls) to the node's --listen-addr.
-** --certs-dir DIR: over TLS with DIR/node.crt (node-to-node RPC accepts
-** node certificates only, so run them where one is, e.g. on a node),
-** checking the node's certificate against DIR/ca.crt and the --host IP;
-** --insecure or neither: plaintext, which a TLS node refuses ("this node
-** requires TLS").
+** --certs-dir DIR: over TLS, checking the node's certificate against
+** DIR/ca.crt and the --host IP, and showing (decided, docs/security.md
+** "Admin operations") the client certificate DIR/client.USER.crt of
+** --user USER; without --user DIR/client.root.crt when it exists, else
+** the node certificate DIR/node.crt. A client certificate may call only
+** these admin methods, and only for root or a member of admin (the node
+** says "permission denied: ..." otherwise). --insecure or neither:
+** plaintext, which a TLS node refuses ("this node requires TLS").
 ** Exit codes: 0 ok; 1 the node refused or could not be reached (the message
 ** says which; "cluster already initialized" for a second init); 2 usage.
 */
@@ -40,16 +43,29 @@ typedef struct node_args {
     bool *wait;        /* --wait=all (true, the default) | none */
 } node_args;
 
-/* --host, --timeout, --certs-dir and --insecure of every command, and
-** extra's. 0, 1 (--help printed) or usage. *certs_dir: NULL for plaintext. */
+/* A user name of a client certificate file (sec_cert_create_client's rule). */
+static bool valid_user(const char *u) {
+    size_t len = strlen(u);
+    if (len == 0 || len > SEC_USER_SIZE_MAX || u[0] == '.' || u[0] == '-') return false;
+    for (size_t i = 0; i < len; i++)
+        if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-", u[i]) ==
+            NULL)
+            return false;
+    return true;
+}
+
+/* --host, --timeout, --certs-dir, --user and --insecure of every command,
+** and extra's. 0, 1 (--help printed) or usage. *certs_dir: NULL for
+** plaintext; *user: NULL when not given. */
 static int parse_args(int argc, char **argv, const char *cmd, void (*usage)(FILE *),
                       srv_addr *addr, int64_t *timeout_ms, const char **certs_dir,
-                      const node_args *extra) {
-    enum { F_HOST = 1000, F_TIMEOUT, F_CERTS, F_INSECURE, F_HELP, F_WAIT };
+                      const char **user, const node_args *extra) {
+    enum { F_HOST = 1000, F_TIMEOUT, F_CERTS, F_INSECURE, F_HELP, F_WAIT, F_USER };
     static const struct option longopts[] = {
         {"host", required_argument, NULL, F_HOST},
         {"timeout", required_argument, NULL, F_TIMEOUT},
         {"certs-dir", required_argument, NULL, F_CERTS},
+        {"user", required_argument, NULL, F_USER},
         {"insecure", no_argument, NULL, F_INSECURE},
         {"help", no_argument, NULL, F_HELP},
         {"wait", required_argument, NULL, F_WAIT},
@@ -58,6 +74,7 @@ static int parse_args(int argc, char **argv, const char *cmd, void (*usage)(FILE
     const char *host = CLI_DEFAULT_NODE_HOST;
     bool insecure = false;
     *certs_dir = NULL;
+    *user = NULL;
     optind = 0;
     opterr = 0;
     int opt;
@@ -96,6 +113,13 @@ static int parse_args(int argc, char **argv, const char *cmd, void (*usage)(FILE
             }
             *certs_dir = optarg;
             break;
+        case F_USER:
+            if (!valid_user(optarg)) {
+                fprintf(stderr, "meridian %s: bad --user \"%s\"\n", cmd, optarg);
+                return CLI_EXIT_USAGE;
+            }
+            *user = optarg;
+            break;
         case F_INSECURE: insecure = true; break;
         case F_HELP:
         case 'h': usage(stdout); return 1;
@@ -128,6 +152,11 @@ static int parse_args(int argc, char **argv, const char *cmd, void (*usage)(FILE
         fprintf(stderr, "meridian %s: --certs-dir and --insecure exclude each other\n", cmd);
         return CLI_EXIT_USAGE;
     }
+    if (*user != NULL && *certs_dir == NULL) {
+        fprintf(stderr, "meridian %s: --user needs --certs-dir (it names the client "
+                "certificate DIR/client.USER.crt)\n", cmd);
+        return CLI_EXIT_USAGE;
+    }
     char h[CLI_HOST_SIZE_MAX];
     int port;
     if (cli_parse_hostport(host, "127.0.0.1", CLI_DEFAULT_SQL_PORT, h, &port) != 0 || port == 0) {
@@ -139,27 +168,40 @@ static int parse_args(int argc, char **argv, const char *cmd, void (*usage)(FILE
     return 0;
 }
 
-/* TLS for the calls of this run: a client context with the node
-** certificate of certs_dir (NULL: plaintext). *out: owner caller,
+/* TLS for the calls of this run (NULL certs_dir: plaintext): a client
+** context showing DIR/client.USER.crt (--user), else DIR/client.root.crt
+** when it exists, else DIR/node.crt. A client certificate runs the request
+** as that user (root, or a member of admin: the node checks), a node
+** certificate as the cluster itself: the user's is preferred, so that what
+** an operator does is checked and logged as theirs. *out: owner caller,
 ** client_tls_free after the call. 0 or CLI_EXIT_FAILURE (message printed). */
-static int client_tls(const char *cmd, const char *certs_dir, sec_tls_ctx **out) {
+static int client_tls(const char *cmd, const char *certs_dir, const char *user,
+                      sec_tls_ctx **out) {
     *out = NULL;
     if (certs_dir == NULL) return 0;
-    /* Say plainly why a user's certificates are not enough (the node would
-    ** refuse the handshake anyway: its RPC port takes node certificates only). */
-    char path[4096];
-    snprintf(path, sizeof path, "%s/node.crt", certs_dir);
+    char path[CLI_PATH_SIZE_MAX + 96], name[SEC_USER_SIZE_MAX + 16];
+    snprintf(name, sizeof name, "client.%s", user != NULL ? user : "root");
+    snprintf(path, sizeof path, "%s/%s.crt", certs_dir, name);
     if (access(path, F_OK) != 0) {
-        fprintf(stderr,
-                "meridian %s: permission denied: %s has no node certificate (node.crt); node "
-                "commands talk node-to-node RPC, which accepts only node certificates of the "
-                "cluster CA (a client certificate, root's included, is refused): run it with a "
-                "node's --certs-dir\n",
-                cmd, certs_dir);
-        return CLI_EXIT_FAILURE;
+        if (user != NULL) {
+            fprintf(stderr, "meridian %s: %s has no client certificate for user \"%s\" (%s.crt): "
+                    "create it with `meridian cert create-client %s`\n", cmd, certs_dir, user,
+                    name, user);
+            return CLI_EXIT_FAILURE;
+        }
+        snprintf(path, sizeof path, "%s/%s", certs_dir, SEC_NODE_CERT_FILE);
+        if (access(path, F_OK) != 0) {
+            fprintf(stderr,
+                    "meridian %s: permission denied: %s has neither root's client certificate "
+                    "(client.root.crt) nor a node certificate (node.crt); node commands need "
+                    "one of them (or --user USER with client.USER.crt of a member of admin)\n",
+                    cmd, certs_dir);
+            return CLI_EXIT_FAILURE;
+        }
+        base_strlcpy(name, "node", sizeof name);
     }
     char err[SEC_ERR_MSG_SIZE];
-    sec_tls_options o = {.cert_name = "node"};
+    sec_tls_options o = {.cert_name = name};
     if (sec_tls_client_ctx_new(certs_dir, &o, out, err, sizeof err) != 0) {
         fprintf(stderr, "meridian %s: cannot load the TLS certificates of %s: %s\n", cmd,
                 certs_dir, err);
@@ -175,14 +217,18 @@ static void client_tls_free(sec_tls_ctx *tls) {
 }
 
 #define CLI_NODE_TLS_USAGE                                                                   \
-    "  --certs-dir DIR   TLS with DIR/ca.crt and the node certificate DIR/node.crt\n"        \
+    "  --certs-dir DIR   TLS, verifying the node with DIR/ca.crt and showing the\n"          \
+    "                    client certificate DIR/client.root.crt if present, else the\n"     \
+    "                    node certificate DIR/node.crt\n"                                    \
+    "  --user USER       show DIR/client.USER.crt instead (USER must be root or a\n"         \
+    "                    member of admin)\n"                                                  \
     "  --insecure        plaintext (the default; a node started with --certs-dir\n"          \
     "                    refuses it)\n"
 
 static void init_usage(FILE *f) {
     fprintf(f,
             "usage: meridian init [--host HOST:PORT] [--timeout DURATION]\n"
-            "                     [--certs-dir DIR | --insecure]\n"
+            "                     [--certs-dir DIR [--user USER] | --insecure]\n"
             "Make a new cluster of the node listening at HOST:PORT (its --listen-addr,\n"
             "default %s) and of the uninitialized nodes of its --join list that\n"
             "answer. Node ids go 1 (that node), 2, 3, ... in --join order; the first\n"
@@ -194,12 +240,13 @@ static void init_usage(FILE *f) {
 int cli_init_main(int argc, char **argv) {
     srv_addr addr;
     int64_t timeout_ms = CLI_INIT_TIMEOUT_MS;
-    const char *certs_dir;
+    const char *certs_dir, *user;
     sec_tls_ctx *tls;
-    int rc = parse_args(argc, argv, "init", init_usage, &addr, &timeout_ms, &certs_dir, NULL);
+    int rc = parse_args(argc, argv, "init", init_usage, &addr, &timeout_ms, &certs_dir, &user,
+                        NULL);
     if (rc == 1) return CLI_EXIT_OK;
     if (rc != 0) return rc;
-    if ((rc = client_tls("init", certs_dir, &tls)) != 0) return rc;
+    if ((rc = client_tls("init", certs_dir, user, &tls)) != 0) return rc;
     uint64_t cluster_id;
     srv_peer *peers = NULL;
     size_t n = 0;
@@ -225,7 +272,7 @@ int cli_init_main(int argc, char **argv) {
 static void status_usage(FILE *f) {
     fprintf(f,
             "usage: meridian node status [--host HOST:PORT] [--timeout DURATION]\n"
-            "                            [--certs-dir DIR | --insecure]\n"
+            "                            [--certs-dir DIR [--user USER] | --insecure]\n"
             "The nodes of the cluster as the node at HOST:PORT (default %s) sees\n"
             "them: id, addresses, liveness (live, suspect once its liveness record\n"
             "expired, dead after --dead-after; with the time since its last\n"
@@ -240,7 +287,7 @@ static void status_usage(FILE *f) {
 static void drain_usage(FILE *f) {
     fprintf(f,
             "usage: meridian node drain [--host HOST:PORT] [--timeout DURATION]\n"
-            "                           [--certs-dir DIR | --insecure]\n"
+            "                           [--certs-dir DIR [--user USER] | --insecure]\n"
             "Drain the node at HOST:PORT (default %s) before stopping it: its\n"
             "liveness record says draining (no replica or lease is placed on it),\n"
             "new SQL connections on its RPC port are refused (57P01), and it hands\n"
@@ -255,7 +302,8 @@ static void drain_usage(FILE *f) {
 static void decommission_usage(FILE *f) {
     fprintf(f,
             "usage: meridian node decommission ID [--wait=all|none] [--host HOST:PORT]\n"
-            "                                  [--timeout DURATION] [--certs-dir DIR | --insecure]\n"
+            "                                  [--timeout DURATION]\n"
+            "                                  [--certs-dir DIR [--user USER] | --insecure]\n"
             "       meridian node recommission ID [--host HOST:PORT] ...\n"
             "Decommission node ID through any node (HOST:PORT, default %s): it\n"
             "becomes decommissioning (never a target; the replicate queue moves each\n"
@@ -281,13 +329,13 @@ static void node_usage(FILE *f) {
 static int node_status_main(int argc, char **argv) {
     srv_addr addr;
     int64_t timeout_ms = CLI_STATUS_TIMEOUT_MS;
-    const char *certs_dir;
+    const char *certs_dir, *user;
     sec_tls_ctx *tls;
     int rc = parse_args(argc, argv, "node status", status_usage, &addr, &timeout_ms, &certs_dir,
-                        NULL);
+                        &user, NULL);
     if (rc == 1) return CLI_EXIT_OK;
     if (rc != 0) return rc;
-    if ((rc = client_tls("node status", certs_dir, &tls)) != 0) return rc;
+    if ((rc = client_tls("node status", certs_dir, user, &tls)) != 0) return rc;
     srv_status s;
     char err[SRV_MESSAGE_SIZE_MAX] = "";
     rc = srv_client_status(&addr, timeout_ms, &s, err, sizeof err);
@@ -338,13 +386,13 @@ static void decommission_progress(void *ctx, const srv_decommission_status *s) {
 static int node_drain_main(int argc, char **argv) {
     srv_addr addr;
     int64_t timeout_ms = CLI_DRAIN_TIMEOUT_MS;
-    const char *certs_dir;
+    const char *certs_dir, *user;
     sec_tls_ctx *tls;
     int rc = parse_args(argc, argv, "node drain", drain_usage, &addr, &timeout_ms, &certs_dir,
-                        NULL);
+                        &user, NULL);
     if (rc == 1) return CLI_EXIT_OK;
     if (rc != 0) return rc;
-    if ((rc = client_tls("node drain", certs_dir, &tls)) != 0) return rc;
+    if ((rc = client_tls("node drain", certs_dir, user, &tls)) != 0) return rc;
     srv_drain_status s;
     progress_state p = {0};
     char err[SRV_MESSAGE_SIZE_MAX] = "";
@@ -362,16 +410,16 @@ static int node_decommission_main(int argc, char **argv, srv_decommission_action
     const char *cmd = action == SRV_DECOMMISSION ? "node decommission" : "node recommission";
     srv_addr addr;
     int64_t timeout_ms = CLI_DECOMMISSION_TIMEOUT_MS;
-    const char *certs_dir;
+    const char *certs_dir, *user;
     sec_tls_ctx *tls;
     uint64_t id = 0;
     bool wait = true;
     node_args extra = {.node_id = &id, .wait = action == SRV_DECOMMISSION ? &wait : NULL};
     int rc = parse_args(argc, argv, cmd, decommission_usage, &addr, &timeout_ms, &certs_dir,
-                        &extra);
+                        &user, &extra);
     if (rc == 1) return CLI_EXIT_OK;
     if (rc != 0) return rc;
-    if ((rc = client_tls(cmd, certs_dir, &tls)) != 0) return rc;
+    if ((rc = client_tls(cmd, certs_dir, user, &tls)) != 0) return rc;
     srv_decommission_status s;
     progress_state p = {0};
     char err[SRV_MESSAGE_SIZE_MAX] = "";

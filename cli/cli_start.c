@@ -582,8 +582,9 @@ int cli_start_main(int argc, char **argv) {
             BASE_ERROR("cli", "cannot load the TLS certificates of %s: %s", o.certs_dir, err);
             goto cleanup;
         }
-        /* RPC: only node certificates of our CA get in; we show ours. */
-        sec_tls_options rpc_server = {.require_peer_node = true};
+        /* RPC: node certificates of our CA, and client certificates of admin
+        ** tools (server/ limits those to the admin methods); we show ours. */
+        sec_tls_options rpc_server = {.require_peer_node = true, .allow_peer_client = true};
         sec_tls_options rpc_client = {.cert_name = "node"};
         if ((rc = sec_tls_server_ctx_new(o.certs_dir, &rpc_server, &rpc_tls[0], err,
                                          sizeof err)) != 0 ||

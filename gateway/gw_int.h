@@ -291,6 +291,7 @@ struct gw_conn {
     ** owner: this conn. [loop before worker start] */
     char *cert_user;
     char peer_addr[GW_AUTH_ADDR_SIZE]; /* the client's IP ("" unknown) [loop before worker start] */
+    bool over_tls;           /* the client uses TLS (host-based rules) [loop before worker start] */
     bool authenticated;      /* [loop] the login finished: the startup timer is closed */
 
     uv_mutex_t mu;

@@ -33,11 +33,17 @@
 **     verifier, so every failure looks the same to the client: FATAL 28P01
 **     'password authentication failed for user "x"', recorded against the
 **     client's address (gw_auth.c). Then NOLOGIN roles get 28000.
+**   - Host-based rules (the cluster setting, read with the user's record in
+**     one transaction; security/sec_hba.c): when set, the first matching
+**     rule picks the method (cert, password, cert-password, trust, reject)
+**     and no match is 28000; root with its own client certificate is never
+**     held to them, so no setting can lock the cluster out.
 **   - Neither a password (never received) nor a verifier is ever logged;
 **     the login's state is wiped when the login ends or the thread exits.
 **   - Hostile input (issue 9): a session holds a slot of its user in
 **     server->user_counts from its login (refused with 53300 beyond
-**     max_connections_per_user) until the loop frees the connection; a
+**     max_connections_per_user or the role's CONNECTION LIMIT, whichever is
+**     lower; superusers have no role limit) until the loop frees it; a
 **     DataRow larger than max_result_bytes is never built: the statement is
 **     cancelled and fails with 53200, the session goes on; a 57014 after the
 **     loop's statement timer fired says "statement timeout".
@@ -243,22 +249,31 @@ static int drop_error(void *ctx, const char *sqlstate, const char *message)
 /* ---- jobs ------------------------------------------------------------------ */
 
 /* Open the session and send AuthenticationOk and the startup messages.
-** superuser: the is_superuser parameter. Returns true when the connection
-** must be closed after the output. */
-static bool open_session(gw_conn *c, char *status, bool superuser)
+** superuser: the is_superuser parameter. role_limit: the role's CONNECTION
+** LIMIT (-1: none; superusers have none, as in PostgreSQL). Returns true
+** when the connection must be closed after the output. */
+static bool open_session(gw_conn *c, char *status, bool superuser, int role_limit)
 {
     gw_server *s = c->server;
     sqlv_session *session = NULL;
+    /* The tighter of the node's per-user limit and the role's own; a role
+    ** limit of 0 lets nobody in (gw_user_acquire's 0 means none). */
+    int limit = s->max_connections_per_user;
+    if (!superuser && role_limit >= 0 && (limit <= 0 || role_limit < limit))
+        limit = role_limit;
     /* Counted once the user is known to be who they say (after the login),
     ** so nobody can lock a user out by claiming its name. */
-    uv_mutex_lock(&s->auth_mu);
-    int urc = gw_user_acquire(&s->user_counts, c->user, s->max_connections_per_user);
-    uv_mutex_unlock(&s->auth_mu);
+    int urc = GW_ERR_LIMIT;
+    if (superuser || role_limit != 0) {
+        uv_mutex_lock(&s->auth_mu);
+        urc = gw_user_acquire(&s->user_counts, c->user, limit);
+        uv_mutex_unlock(&s->auth_mu);
+    }
     if (urc != GW_OK) {
         char msg[128];
         if (urc == GW_ERR_LIMIT)
             BASE_INFO("gateway", "session %u: role \"%s\" has %d connections already", c->pid,
-                      c->user, s->max_connections_per_user);
+                      c->user, limit);
         snprintf(msg, sizeof msg, urc == GW_ERR_LIMIT ? "too many connections for role \"%.63s\""
                                                       : "out of memory",
                  c->user);
@@ -362,9 +377,81 @@ static bool auth_done(gw_conn *c, char *status, const char *method)
         return auth_fatal(c, "28000", msg);
     }
     bool superuser = c->auth->is_admin;
+    int role_limit = c->auth->conn_limited ? c->auth->conn_limit : -1;
     BASE_INFO("gateway", "session %u: user \"%s\" authenticated by %s", c->pid, c->user, method);
     auth_clear(c);
-    return open_session(c, status, superuser);
+    return open_session(c, status, superuser, role_limit);
+}
+
+/* The host-based rules (c->auth->hba_conf, not empty) for this login. Sets
+** *done when they decided it (the return value then says whether to close
+** the connection); else the login goes on with *cert_ok (false when the
+** rule wants a password even from a client with a certificate). */
+static bool auth_rules(gw_conn *c, char *status, bool *cert_ok, bool *done)
+{
+    char msg[256];
+    const char *where = c->peer_addr[0] ? c->peer_addr : "?";
+    sec_hba *h = NULL;
+    *done = true;
+    int rc = sec_hba_parse(c->auth->hba_conf, &h, msg, sizeof msg);
+    if (rc != SEC_OK) { /* checked when set and when read: out of memory */
+        BASE_WARN("gateway", "session %u: the host-based authentication rules do not parse: %s",
+                  c->pid, rc == SEC_ERR_NOMEM ? "out of memory" : msg);
+        return auth_fatal(c, rc == SEC_ERR_NOMEM ? "53200" : "28000",
+                          "cannot read the host-based authentication rules");
+    }
+    sec_hba_conn hc = {.local = false, .tls = c->over_tls, .database = c->database,
+                       .user = c->user, .addr = c->peer_addr};
+    int i = sec_hba_match(h, &hc);
+    sec_hba_method method = i >= 0 ? h->rules[i].method : SEC_HBA_REJECT;
+    sec_hba_free(h);
+    if (i < 0) {
+        BASE_INFO("gateway", "session %u: no host-based rule for host %s, user \"%s\"", c->pid,
+                  where, c->user);
+        snprintf(msg, sizeof msg,
+                 "no pg_hba entry for host \"%s\", user \"%.63s\", database \"%.63s\", %s",
+                 where, c->user, c->database ? c->database : "",
+                 c->over_tls ? "SSL on" : "SSL off");
+        return auth_fatal(c, "28000", msg);
+    }
+    switch (method) {
+    case SEC_HBA_REJECT:
+        BASE_INFO("gateway", "session %u: user \"%s\" from %s rejected by host-based rule %d",
+                  c->pid, c->user, where, i + 1);
+        snprintf(msg, sizeof msg,
+                 "connection for host \"%s\", user \"%.63s\" rejected by rule %d of "
+                 "server.host_based_authentication.configuration",
+                 where, c->user, i + 1);
+        return auth_fatal(c, "28000", msg);
+    case SEC_HBA_TRUST:
+        if (!c->auth->exists) { /* trust tells nothing an attacker could not try */
+            snprintf(msg, sizeof msg, "role \"%.63s\" does not exist", c->user);
+            return auth_fatal(c, "28000", msg);
+        }
+        snprintf(msg, sizeof msg, "trust (host-based rule %d)", i + 1);
+        return auth_done(c, status, msg);
+    case SEC_HBA_CERT:
+        if (*cert_ok)
+            return auth_done(c, status, "client certificate");
+        {
+            gw_server *s = c->server;
+            uv_mutex_lock(&s->auth_mu);
+            gw_auth_failed(&s->limiter, c->peer_addr, base_monotonic_ns() / 1000000);
+            uv_mutex_unlock(&s->auth_mu);
+        }
+        BASE_INFO("gateway", "session %u: certificate authentication failed for user \"%s\" "
+                  "from %s (host-based rule %d)", c->pid, c->user, where, i + 1);
+        snprintf(msg, sizeof msg, "certificate authentication failed for user \"%.63s\"",
+                 c->user);
+        return auth_fatal(c, "28000", msg);
+    case SEC_HBA_PASSWORD:
+        *cert_ok = false;
+        break;
+    case SEC_HBA_CERT_PASSWORD:
+        break;
+    }
+    *done = false;
+    return false;
 }
 
 /* The start of a login: the user's record, then a client certificate that
@@ -381,8 +468,15 @@ static bool auth_begin(gw_conn *c, char *status)
     if (rc != SQLV_OK)
         return auth_fatal(c, rc == SQLV_ERR_NOMEM ? "53200" : "57P03",
                           "cannot authenticate now: the users cannot be read");
-    if (c->cert_user != NULL && strcmp(c->cert_user, c->user) == 0 &&
-        strcmp(c->user, "node") != 0 && c->auth->exists)
+    bool cert_ok = c->cert_user != NULL && strcmp(c->cert_user, c->user) == 0 &&
+                   strcmp(c->user, "node") != 0 && c->auth->exists;
+    /* root's certificate always logs in (nobody can lock the cluster out) */
+    if (c->auth->hba_conf[0] != '\0' && !(cert_ok && strcmp(c->user, "root") == 0)) {
+        bool done = false, fatal = auth_rules(c, status, &cert_ok, &done);
+        if (done)
+            return fatal;
+    }
+    if (cert_ok)
         return auth_done(c, status, "client certificate");
     sec_scram_verifier v, mock;
     bool have = false;
@@ -459,7 +553,7 @@ static bool job_auth(gw_conn *c, const uint8_t *body, size_t len, char *status)
 static bool job_open(gw_conn *c, char *status)
 {
     if (!c->server->auth_required)
-        return open_session(c, status, true); /* trust: --insecure */
+        return open_session(c, status, true, -1); /* trust: --insecure */
     return auth_begin(c, status);
 }
 
@@ -782,6 +876,7 @@ void gw_worker_main(void *arg)
 int gw_worker_start(gw_conn *c)
 {
     assert(!c->has_worker);
+    c->over_tls = c->tls != NULL; /* read by the worker: never changes after this */
     uv_mutex_lock(&c->mu);
     c->job = GW_JOB_OPEN;
     uv_mutex_unlock(&c->mu);

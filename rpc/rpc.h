@@ -31,7 +31,9 @@
 ** it can share its port with SQL: PostgreSQL clients on the listener are
 ** handed to rpc_uv_config.foreign_connection (the gateway). With
 ** rpc_uv_config.tls_server/tls_client every connection is mutual TLS
-** (node certificates of the cluster CA only) under the unchanged frames.
+** (node certificates of the cluster CA; client certificates of admin tools
+** only for the methods in rpc_uv_config.client_methods) under the
+** unchanged frames.
 **
 ** Every frame carries the sender's node id and HLC timestamp; every
 ** receiver that has a clock calls hlc_update with it (and logs
@@ -120,6 +122,10 @@ typedef struct rpc_message {
     hlc_timestamp sent_at;   /* sender's HLC when it built the frame */
     const uint8_t *payload;  /* NULL when payload_len == 0 */
     size_t payload_len;
+    /* rpc_uv with TLS: the user (CN) of the peer's client certificate when
+    ** the peer is an admin tool, not a node (rpc_uv_config.client_methods);
+    ** NULL from a node certificate, on plaintext and in rpc_sim. */
+    const char *peer_user;
 } rpc_message;
 
 typedef struct rpc_transport rpc_transport;
@@ -185,6 +191,8 @@ typedef enum rpc_drop_policy {
     RPC_DROP_NEWEST = 1, /* a full queue refuses the new message */
 } rpc_drop_policy;
 
+#define RPC_CLIENT_METHODS_MAX 16 /* rpc_uv_config.client_methods */
+
 typedef struct rpc_uv_config {
     rpc_node_id node_id;     /* required, != 0 */
     uint64_t cluster_id;     /* 0: not yet known, accepts any; else must match */
@@ -242,6 +250,17 @@ typedef struct rpc_uv_config {
     ** foreign_connection (the gateway runs its own TLS). */
     sec_tls_ctx *tls_server;
     sec_tls_ctx *tls_client;
+    /* Admin tools with a client (user) certificate, e.g. `meridian node
+    ** drain` with client.root.crt (docs/rpc.md "TLS"). Only when tls_server
+    ** was made with allow_peer_client. Such a peer gets a side connection
+    ** only (dialed by address, or a provisional id), may send only requests
+    ** whose method is one of client_methods[0..client_methods_count), and
+    ** its requests carry rpc_message.peer_user; anything else it sends
+    ** (one-way messages, responses, another method, a node's own
+    ** connection) closes its connection (counted in client_refused). Count
+    ** 0: no client certificate gets past the handshake. */
+    uint32_t client_methods[RPC_CLIENT_METHODS_MAX];
+    size_t client_methods_count;
 } rpc_uv_config;
 
 /* Defaults; the caller then sets node_id, listen_host and clock. */
@@ -323,6 +342,9 @@ typedef struct rpc_uv_stats {
                                      certificate of our CA, wrong address, ...),
                                      a plaintext peer on a TLS node, a TLS peer
                                      on a plaintext one */
+    uint64_t client_connections;  /* handshakes of client-certificate peers (admin tools) */
+    uint64_t client_refused;      /* their connections closed for a frame they may not
+                                     send, or for asking for more than a side connection */
     uint64_t fault_dropped;       /* frames received and dropped by rpc_uv_set_fault
                                      (or beyond RPC_FAULT_HELD_FRAMES_MAX) */
     uint64_t fault_delayed;       /* frames received and held by rpc_uv_set_fault */

@@ -46,13 +46,26 @@
 ** a TLS record starts the server side (node certificate of our CA
 ** required), anything else is refused.
 **
+** Admin tools with a client certificate (cfg.client_methods, a tls_server
+** made with allow_peer_client): after the TLS handshake the acceptor asks
+** the stream what the peer showed (sec_tls_conn_peer_kind); a client
+** certificate marks the connection (c->client, with its CN). Its RPC
+** handshake must make it a side connection (target 0 or a provisional id:
+** it never becomes, nor displaces, a node's own connection), and after it
+** only REQUEST frames of an allowed method pass (handle_frame); any other
+** frame closes the connection before it reaches a handler. Requests that
+** pass carry the user (rpc_message.peer_user) for the handler to judge.
+**
 ** Critical invariants:
 **   - With TLS, no byte from a peer reaches the frame parser before the
 **     TLS handshake has verified its node certificate against the cluster
-**     CA, and no frame leaves unencrypted (the only plaintext a TLS node
-**     ever sends is its refusal of a plaintext peer, which carries no
-**     data). A TLS node and a plaintext one never talk: each refuses the
-**     other with a logged reason, never a downgrade. Without TLS the bytes
+**     CA (or, with cfg.client_methods, a client certificate: such a peer
+**     only ever has a side connection, and no frame of it but a request of
+**     an allowed method reaches deliver_frame), and no frame leaves
+**     unencrypted (the only plaintext a TLS node ever sends is its refusal
+**     of a plaintext peer, which carries no data). A TLS node and a
+**     plaintext one never talk: each refuses the other with a logged
+**     reason, never a downgrade. Without TLS the bytes
 **     on the wire are exactly those of the plaintext protocol (a plaintext
 **     node only refuses a ClientHello it would have refused anyway).
 **   - Ciphertext leaves in the order the stream produced it: every call
@@ -210,6 +223,10 @@ struct rpc__conn {
                            not a dial failure, the peer's own connection comes */
     sec_tls_conn *tls;  /* owner: this conn (on_conn_closed); NULL: plaintext */
     base_buf raw;       /* TLS: ciphertext read, not yet fed to tls */
+    /* inbound TLS: the peer showed a client (user) certificate, not a node
+    ** one: an admin tool, limited to cfg.client_methods (see the file comment) */
+    bool client;
+    char client_user[SEC_USER_SIZE_MAX + 1]; /* its CN */
     rpc__conn *next, *prev;
 };
 
@@ -316,7 +333,7 @@ struct rpc_uv {
             handshake_failures, dial_failures, bad_frames, duplicate_connections_closed,
             hlc_remote_ahead, writes, peers_connected, side_connections,
             side_connections_open, foreign_connections, tls_handshakes, tls_refused,
-            fault_dropped, fault_delayed;
+            client_connections, client_refused, fault_dropped, fault_delayed;
     } st;
 };
 
@@ -1564,6 +1581,18 @@ static void handle_handshake(rpc__conn *c, const rpc__header *h, const uint8_t *
         }
         return;
     }
+    if (c->client && !by_addr && !rpc_node_id_is_provisional(hs.sender)) {
+        /* An admin tool asks by address; posing as node hs.sender would
+        ** make this that node's own connection (Raft, KV). */
+        STAT_ADD(t, client_refused, 1);
+        BASE_WARN("rpc", "node %llu: connection from a client certificate (user \"%s\") refused: "
+                  "it claims node id %llu; a client certificate may only make admin requests",
+                  (unsigned long long)t->cfg.node_id, c->client_user,
+                  (unsigned long long)hs.sender);
+        conn_refuse(c, hs.sender, "a client certificate may only make admin requests",
+                    RPC_ERR_HANDSHAKE);
+        return;
+    }
     if (!clock_update(c, h))
         return;
     if (c->outbound) {
@@ -1774,6 +1803,18 @@ size_t rpc_uv_get_faults(rpc_uv *t, rpc_uv_fault *out, size_t cap)
     return n;
 }
 
+/* What an admin tool's connection (a client certificate) may send: a
+** request of one of cfg.client_methods, nothing else. */
+static bool client_frame_allowed(const rpc_uv *t, const rpc__header *h)
+{
+    if (h->kind != RPC_FRAME_REQUEST)
+        return false;
+    for (size_t i = 0; i < t->cfg.client_methods_count; i++)
+        if (t->cfg.client_methods[i] == h->method)
+            return true;
+    return false;
+}
+
 static void handle_frame(rpc__conn *c, const rpc__header *h, const uint8_t *payload)
 {
     rpc_uv *t = c->t;
@@ -1795,6 +1836,17 @@ static void handle_frame(rpc__conn *c, const rpc__header *h, const uint8_t *payl
         bad_input(c, "frame sender differs from the handshake");
         return;
     }
+    if (c->client && !client_frame_allowed(t, h)) {
+        STAT_ADD(t, client_refused, 1);
+        BASE_WARN("rpc", "node %llu: closing the connection of a client certificate (user "
+                  "\"%s\"): it sent a %s of method %u; a client certificate may only make "
+                  "admin requests", (unsigned long long)t->cfg.node_id, c->client_user,
+                  h->kind == RPC_FRAME_REQUEST ? "request"
+                  : h->kind == RPC_FRAME_MESSAGE ? "message" : "response",
+                  (unsigned)h->method);
+        conn_close(c, RPC_ERR_DISCONNECTED);
+        return;
+    }
     if (!clock_update(c, h))
         return;
     if (!c->peer->side && fault_intercept(t, c->peer, h, payload))
@@ -1809,6 +1861,10 @@ static void deliver_frame(rpc_uv *t, rpc__peer *p, const rpc__header *h, const u
     rpc_message m = {.from = h->sender, .method = h->method, .request_id = h->request_id,
                      .status = h->status, .sent_at = h->sent_at, .payload = payload,
                      .payload_len = h->payload_len};
+    /* An admin tool's request (only those pass handle_frame): the side
+    ** peer's one connection says who it is. */
+    if (p->side && p->conn != NULL && p->conn->client)
+        m.peer_user = p->conn->client_user;
     if (h->kind == RPC_FRAME_RESPONSE) {
         rpc__req *r = req_find(t, h->request_id);
         if (r == NULL || r->peer != p) {
@@ -1946,6 +2002,40 @@ static bool conn_start_tls_server(rpc__conn *c)
     return true;
 }
 
+/* An acceptor's TLS handshake just finished: a node certificate passes as
+** always; a client certificate (tls_server with allow_peer_client) marks
+** the connection as an admin tool's, when this transport takes them
+** (cfg.client_methods). False: refused and closed. */
+static bool tls_classify_peer(rpc__conn *c)
+{
+    rpc_uv *t = c->t;
+    sec_peer_kind kind = sec_tls_conn_peer_kind(c->tls);
+    if (kind == SEC_PEER_NODE)
+        return true;
+    if (kind != SEC_PEER_CLIENT) { /* the server context makes this impossible */
+        tls_refuse(c, "no verified peer certificate");
+        return false;
+    }
+    if (t->cfg.client_methods_count == 0) {
+        tls_refuse(c, "a client certificate, not a node certificate: this port takes node "
+                   "certificates only");
+        return false;
+    }
+    if (sec_tls_conn_peer_cn(c->tls, c->client_user, sizeof(c->client_user)) != 0) {
+        tls_refuse(c, "a client certificate without a usable CN (user name)");
+        return false;
+    }
+    for (const char *u = c->client_user; *u; u++) {
+        if (*u < 32 || *u > 126) { /* it goes into logs and to handlers */
+            tls_refuse(c, "a client certificate whose CN is not printable");
+            return false;
+        }
+    }
+    c->client = true;
+    STAT_ADD(t, client_connections, 1);
+    return true;
+}
+
 /* Ciphertext in c->raw: feed it, decrypt all it gives into c->in, send
 ** what the stream wants sent. False: the connection was closed (a failed
 ** handshake is refused with its reason). */
@@ -1976,6 +2066,8 @@ static bool tls_input(rpc__conn *c)
         STAT_ADD(t, tls_handshakes, 1);
         BASE_DEBUG("rpc", "node %llu: %s with %s", (unsigned long long)t->cfg.node_id,
                    sec_tls_conn_version(c->tls), who);
+        if (rc == 0 && !c->outbound && !tls_classify_peer(c))
+            return false;
     }
     if (rc == 0)
         return true;
@@ -2591,6 +2683,8 @@ int rpc_uv_start(const rpc_uv_config *config, rpc_uv **out)
     if ((config->tls_server != NULL && config->tls_client == NULL) ||
         (config->tls_client != NULL && config->listen_host != NULL && config->tls_server == NULL))
         return RPC_ERR_INVALID;
+    if (config->client_methods_count > RPC_CLIENT_METHODS_MAX)
+        return RPC_ERR_INVALID;
     struct sockaddr_storage addr;
     if (config->listen_host && parse_addr(config->listen_host, config->listen_port, &addr) != 0)
         return RPC_ERR_INVALID;
@@ -2754,7 +2848,8 @@ void rpc_uv_get_stats(rpc_uv *t, rpc_uv_stats *s)
     LD(handshakes_ok); LD(handshake_failures); LD(dial_failures); LD(bad_frames);
     LD(duplicate_connections_closed); LD(hlc_remote_ahead); LD(writes); LD(peers_connected);
     LD(side_connections); LD(side_connections_open); LD(foreign_connections);
-    LD(tls_handshakes); LD(tls_refused); LD(fault_dropped); LD(fault_delayed);
+    LD(tls_handshakes); LD(tls_refused); LD(client_connections); LD(client_refused);
+    LD(fault_dropped); LD(fault_delayed);
 #undef LD
 }
 

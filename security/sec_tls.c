@@ -7,7 +7,10 @@
 ** renegotiation, no compression; the server's cipher order wins. The peer is
 ** verified against ca.crt of the certs dir; a client checks the server's
 ** name or IP (SAN) per connection; a server asks for a client certificate
-** and, with require_peer_cert, refuses a client without one.
+** and, with require_peer_cert, refuses a client without one; with
+** require_peer_node only a node certificate gets in, and with
+** allow_peer_client a client (user) certificate too, which the caller tells
+** apart by sec_tls_conn_peer_kind.
 **
 ** Reload: a sec_tls_ctx holds the current SSL_CTX behind a mutex. A reload
 ** builds a complete new SSL_CTX outside the lock and swaps the pointer under
@@ -47,6 +50,7 @@ struct sec_tls_ctx {
     bool is_server;
     bool require_peer_cert;
     bool require_peer_node;
+    bool allow_peer_client; /* with require_peer_node: client certificates too */
     char certs_dir[SEC_PATH_SIZE_MAX];
     char cert_name[SEC_USER_SIZE_MAX + 16]; /* "" = none (client) */
 };
@@ -64,16 +68,36 @@ struct sec_tls_conn {
 
 /* ---- contexts -------------------------------------------------------------- */
 
-/* Verify callback of node-to-node servers: the leaf must be a node
-** certificate (CN=node and EKU serverAuth), not a user's. */
-static int verify_node_peer(int preverify_ok, X509_STORE_CTX *store) {
-    if (!preverify_ok || X509_STORE_CTX_get_error_depth(store) != 0) return preverify_ok;
-    X509 *cert = X509_STORE_CTX_get_current_cert(store);
+/* A node certificate: CN=node and EKU serverAuth (sec_cert_create_node). */
+static bool cert_is_node(X509 *cert) {
     char cn[16] = "";
     int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
-    bool node = n == 4 && strcmp(cn, "node") == 0 &&
-                (X509_get_extended_key_usage(cert) & XKU_SSL_SERVER) != 0;
-    if (!node) {
+    ERR_clear_error(); /* no CN is an answer, not an error */
+    return n == 4 && strcmp(cn, "node") == 0 &&
+           (X509_get_extended_key_usage(cert) & XKU_SSL_SERVER) != 0;
+}
+
+/* Verify callback of node-to-node servers: the leaf must be a node
+** certificate, not a user's. */
+static int verify_node_peer(int preverify_ok, X509_STORE_CTX *store) {
+    if (!preverify_ok || X509_STORE_CTX_get_error_depth(store) != 0) return preverify_ok;
+    if (!cert_is_node(X509_STORE_CTX_get_current_cert(store))) {
+        X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
+        return 0;
+    }
+    return 1;
+}
+
+/* Verify callback of node-to-node servers that also take admin tools
+** (allow_peer_client): a node certificate, or a client certificate (EKU
+** clientAuth and a CN); the caller tells them apart (sec_tls_conn_peer_kind). */
+static int verify_node_or_client_peer(int preverify_ok, X509_STORE_CTX *store) {
+    if (!preverify_ok || X509_STORE_CTX_get_error_depth(store) != 0) return preverify_ok;
+    X509 *cert = X509_STORE_CTX_get_current_cert(store);
+    if (cert_is_node(cert)) return 1;
+    int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, NULL, 0);
+    ERR_clear_error();
+    if (n <= 0 || (X509_get_extended_key_usage(cert) & XKU_SSL_CLIENT) == 0) {
         X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
         return 0;
     }
@@ -138,7 +162,10 @@ static int build_ssl_ctx(const sec_tls_ctx *c, SSL_CTX **out, char *err, size_t 
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
         SSL_CTX_set_num_tickets(ctx, 0);
     }
-    SSL_CTX_set_verify(ctx, mode, c->is_server && c->require_peer_node ? verify_node_peer : NULL);
+    SSL_verify_cb cb = NULL;
+    if (c->is_server && c->require_peer_node)
+        cb = c->allow_peer_client ? verify_node_or_client_peer : verify_node_peer;
+    SSL_CTX_set_verify(ctx, mode, cb);
     SSL_CTX_set_verify_depth(ctx, 4);
     *out = ctx;
     ERR_clear_error();
@@ -163,6 +190,7 @@ static int ctx_new(bool is_server, const char *certs_dir, const sec_tls_options 
     c->is_server = is_server;
     c->require_peer_cert = opt && opt->require_peer_cert;
     c->require_peer_node = opt && opt->require_peer_node;
+    c->allow_peer_client = c->require_peer_node && opt->allow_peer_client;
     base_strlcpy(c->certs_dir, certs_dir, sizeof c->certs_dir);
     base_strlcpy(c->cert_name, name, sizeof c->cert_name);
     int rc = build_ssl_ctx(c, &c->current, err, err_size);
@@ -212,7 +240,13 @@ static void conn_set_error(sec_tls_conn *c, const char *what) {
     char ssl_err[160] = "";
     if (e != 0) ERR_error_string_n(e, ssl_err, sizeof ssl_err);
     ERR_clear_error();
-    if (v == X509_V_ERR_APPLICATION_VERIFICATION) /* only verify_node_peer sets it */
+    bool clients_too =
+        SSL_CTX_get_verify_callback(SSL_get_SSL_CTX(c->ssl)) == verify_node_or_client_peer;
+    if (v == X509_V_ERR_APPLICATION_VERIFICATION && clients_too) /* our callbacks set it */
+        snprintf(c->error, sizeof c->error, "%s: certificate verification failed: %s (neither "
+                 "a node certificate nor a client certificate with a CN and clientAuth)", what,
+                 X509_verify_cert_error_string(v));
+    else if (v == X509_V_ERR_APPLICATION_VERIFICATION)
         snprintf(c->error, sizeof c->error, "%s: certificate verification failed: %s (not a "
                  "node certificate: CN=node with serverAuth and clientAuth required)", what,
                  X509_verify_cert_error_string(v));
@@ -418,3 +452,10 @@ int sec_tls_conn_peer_cn(const sec_tls_conn *c, char *buf, size_t size) {
 }
 
 const char *sec_tls_conn_version(const sec_tls_conn *c) { return SSL_get_version(c->ssl); }
+
+sec_peer_kind sec_tls_conn_peer_kind(const sec_tls_conn *c) {
+    if (!c->handshake_done || c->failed) return SEC_PEER_NONE;
+    X509 *peer = SSL_get0_peer_certificate(c->ssl);
+    if (peer == NULL || SSL_get_verify_result(c->ssl) != X509_V_OK) return SEC_PEER_NONE;
+    return cert_is_node(peer) ? SEC_PEER_NODE : SEC_PEER_CLIENT;
+}

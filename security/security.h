@@ -118,6 +118,11 @@ typedef struct sec_tls_options {
     ** (CN=node with EKU serverAuth and clientAuth, as sec_cert_create_node
     ** makes), else the handshake fails. Implies require_peer_cert. */
     bool require_peer_node;
+    /* Server, with require_peer_node: also accept a client (user)
+    ** certificate of the CA (EKU clientAuth, a CN). The caller must then
+    ** tell the two apart (sec_tls_conn_peer_kind) and limit what a client
+    ** may do: rpc/ lets it call only the admin methods (docs/security.md). */
+    bool allow_peer_client;
 } sec_tls_options;
 
 /* Read ca.crt and <cert_name>.crt/.key from certs_dir. opt may be NULL.
@@ -172,6 +177,17 @@ const char *sec_tls_conn_error(const sec_tls_conn *conn);
 int sec_tls_conn_peer_cn(const sec_tls_conn *conn, char *buf, size_t size);
 /* "TLSv1.3", ... (static). */
 const char *sec_tls_conn_version(const sec_tls_conn *conn);
+
+/* What the verified peer certificate is: a node certificate (CN=node with
+** EKU serverAuth), anything else the CA signed (a client certificate: its
+** CN is the user, sec_tls_conn_peer_cn), or none (no certificate, not
+** verified, or the handshake is not done). */
+typedef enum sec_peer_kind {
+    SEC_PEER_NONE = 0,
+    SEC_PEER_NODE = 1,
+    SEC_PEER_CLIENT = 2,
+} sec_peer_kind;
+sec_peer_kind sec_tls_conn_peer_kind(const sec_tls_conn *conn);
 
 /* ======================= SCRAM-SHA-256 ================================= */
 
@@ -268,5 +284,76 @@ int sec_scram_client_init(sec_scram_client *c, const char *user, const char *pas
 int sec_scram_client_step(sec_scram_client *c, const void *in, size_t in_len, base_buf *out);
 /* Wipe the password. */
 void sec_scram_client_clear(sec_scram_client *c);
+
+/* ======================= host-based authentication rules ================= */
+
+/* A subset of PostgreSQL's pg_hba.conf, the text of the cluster setting
+** server.host_based_authentication.configuration (sec_hba.c; docs/
+** security.md "Host-based authentication"). One rule per line:
+**   host | hostssl | hostnossl   DATABASE  USER  ADDRESS  METHOD
+**   local                        DATABASE  USER           METHOD
+** DATABASE, USER: "all" or names separated by commas (no spaces); ADDRESS:
+** "all", or an IPv4/IPv6 address with an optional "/prefix length" (without
+** one: that host only); METHOD: cert, password, scram-sha-256 (= password),
+** cert-password, trust, reject. '#' starts a comment; blank lines are
+** skipped. The first rule whose connection type, database, user and address
+** match decides; none: refused. Names compare exactly (as stored: lower case
+** unless created quoted). Pure: no I/O. */
+#define SEC_HBA_TEXT_BYTES_MAX 4096  /* the whole configuration */
+#define SEC_HBA_RULES_MAX 64         /* rules in it */
+#define SEC_HBA_FIELD_BYTES_MAX 255  /* one DATABASE or USER field */
+
+typedef enum sec_hba_method {
+    SEC_HBA_CERT = 1,          /* a client certificate whose CN is the user */
+    SEC_HBA_PASSWORD,          /* SCRAM-SHA-256, even when a certificate came */
+    SEC_HBA_CERT_PASSWORD,     /* the certificate if one names the user, else password */
+    SEC_HBA_TRUST,             /* no credentials */
+    SEC_HBA_REJECT,            /* refused */
+} sec_hba_method;
+
+typedef enum sec_hba_conn_type {
+    SEC_HBA_LOCAL = 1, /* a Unix socket (Meridian listens on none: never matches) */
+    SEC_HBA_HOST,      /* TCP, with or without TLS */
+    SEC_HBA_HOSTSSL,   /* TCP with TLS */
+    SEC_HBA_HOSTNOSSL, /* TCP without TLS */
+} sec_hba_conn_type;
+
+typedef struct sec_hba_rule {
+    int line; /* 1-based line of the text */
+    sec_hba_conn_type type;
+    char databases[SEC_HBA_FIELD_BYTES_MAX + 1]; /* "all" or "a,b,c" */
+    char users[SEC_HBA_FIELD_BYTES_MAX + 1];
+    bool addr_all;
+    int family;      /* 4 or 6 (addr_all false) */
+    uint8_t addr[16];
+    int prefix_bits; /* of addr that must match */
+    sec_hba_method method;
+} sec_hba_rule;
+
+typedef struct sec_hba {
+    sec_hba_rule rules[SEC_HBA_RULES_MAX];
+    int n;
+} sec_hba;
+
+/* What one connection is, for matching. */
+typedef struct sec_hba_conn {
+    bool local;           /* a Unix socket */
+    bool tls;
+    const char *database;
+    const char *user;
+    const char *addr;     /* the client's IP as text ("" or NULL: unknown, matches "all" only) */
+} sec_hba_conn;
+
+/* Parse text (NUL-terminated, at most SEC_HBA_TEXT_BYTES_MAX bytes) into
+** *out (owner: caller, sec_hba_free). "" or only comments: a configuration
+** with no rule (n == 0). SEC_OK; SEC_ERR_INVALID with a message naming the
+** bad line ("line 2 (host all all 10.0.0.1 foo): unknown authentication
+** method \"foo\"") in err; SEC_ERR_NOMEM. */
+int sec_hba_parse(const char *text, sec_hba **out, char *err, size_t err_size);
+void sec_hba_free(sec_hba *h); /* NULL: nothing */
+/* The index of the first rule matching c, or -1. */
+int sec_hba_match(const sec_hba *h, const sec_hba_conn *c);
+/* "cert", "password", ... (static). */
+const char *sec_hba_method_name(sec_hba_method m);
 
 #endif

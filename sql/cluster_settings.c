@@ -11,8 +11,11 @@
 **   - SET / RESET CLUSTER SETTING run in a transaction of their own,
 **     outside transaction blocks (25001): a setting is not transactional
 **     data, and a node may act on it at once;
-**   - every parse is bounded by its text (SQLV_SETTING_TEXT_MAX) and
-**     refuses overflow instead of wrapping.
+**   - every parse is bounded by its text (SQLV_SETTING_TEXT_MAX; a text
+**     setting by its own maximum, the def's max) and refuses overflow
+**     instead of wrapping;
+**   - a text setting's stored text always passed its parser
+**     (sqlv_setting_check_text), and is checked again when read back.
 */
 #include <ctype.h>
 #include <inttypes.h>
@@ -63,6 +66,11 @@ static const sqlv_setting_def defs[SQLV_SETTINGS_COUNT] = {
     [SQLV_SETTING_REBALANCE_LEASES] =
         {"rebalance_leases", SQLV_SETTING_BOOL, 1, 0, 1,
          "the rebalancer also moves leases toward the nodes holding the fewest"},
+    [SQLV_SETTING_HBA_CONF] =
+        {"server.host_based_authentication.configuration", SQLV_SETTING_TEXT, 0, 0,
+         SEC_HBA_TEXT_BYTES_MAX,
+         "host-based authentication rules for SQL logins, a subset of pg_hba.conf (empty: a "
+         "client certificate, else the password); root's client certificate always logs in"},
 };
 
 const sqlv_setting_def *sqlv_setting_def_get(int id) {
@@ -82,6 +90,7 @@ const char *sqlv_setting_type_name(sqlv_setting_type type) {
     case SQLV_SETTING_INT: return "int";
     case SQLV_SETTING_DURATION: return "duration";
     case SQLV_SETTING_BOOL: return "bool";
+    case SQLV_SETTING_TEXT: return "string";
     }
     return "unknown";
 }
@@ -268,6 +277,9 @@ int sqlv_setting_parse_type(sqlv_setting_type type, const char *text, int64_t *v
         rc = parse_bool(text, value);
         want = "a boolean (true or false)";
         break;
+    case SQLV_SETTING_TEXT:
+        want = "a text setting's own form (sqlv_setting_check_text)";
+        break;
     }
     if (rc != 0) snprintf(msg, msg_size, "invalid value \"%.64s\": want %s", text, want);
     return rc;
@@ -281,6 +293,11 @@ int sqlv_setting_parse(sqlv_setting_id id, const char *text, int64_t *value, cha
         return -1;
     }
     int64_t v = 0;
+    if (d->type == SQLV_SETTING_TEXT) { /* the value is the text's length */
+        if (sqlv_setting_check_text(id, text, msg, msg_size) != 0) return -1;
+        *value = (int64_t)strlen(text);
+        return 0;
+    }
     if (sqlv_setting_parse_type(d->type, text, &v, msg, msg_size) != 0) {
         char inner[256];
         snprintf(inner, sizeof inner, "%s", msg);
@@ -329,6 +346,9 @@ void sqlv_setting_format(sqlv_setting_type type, int64_t value, char *buf, size_
     case SQLV_SETTING_BOOL:
         snprintf(buf, size, "%s", value != 0 ? "true" : "false");
         return;
+    case SQLV_SETTING_TEXT: /* only the length is here (logs): the text is beside it */
+        snprintf(buf, size, "(%" PRId64 " bytes of text)", value);
+        return;
     case SQLV_SETTING_INT:
         break;
     }
@@ -366,7 +386,7 @@ int sqlv_setting_key(sqlv_setting_id id, base_buf *out) {
 
 int sqlv_setting_value_encode(sqlv_setting_id id, int64_t value, base_buf *out) {
     const sqlv_setting_def *d = sqlv_setting_def_get((int)id);
-    if (d == NULL) return -1;
+    if (d == NULL || d->type == SQLV_SETTING_TEXT) return -1;
     uint8_t b[VALUE_LEN] = {VALUE_VERSION, (uint8_t)d->type};
     uint64_t u = (uint64_t)value;
     for (int i = 9; i >= 2; i--, u >>= 8) b[i] = (uint8_t)u;
@@ -421,6 +441,16 @@ int sqlv_settings_read(txn *t, sqlv_settings *out, txn_error *err) {
         if (id < 0) {
             BASE_DEBUG(MOD, "cluster settings: an unknown setting is stored (%.*s): ignored",
                        (int)BASE_MIN(nl, (size_t)64), (const char *)k + SQLV_SETTING_PREFIX_LEN);
+        } else if (defs[id].type == SQLV_SETTING_TEXT) {
+            if (sqlv_setting_text_decode((sqlv_setting_id)id, v, vl, out->hba_conf,
+                                         sizeof out->hba_conf) != 0) {
+                BASE_WARN(MOD, "cluster settings: the stored value of %s does not decode: its "
+                          "default applies", defs[id].name);
+                out->hba_conf[0] = '\0';
+            } else {
+                out->values[id] = (int64_t)strlen(out->hba_conf);
+                out->stored[id] = true;
+            }
         } else if (sqlv_setting_value_decode((sqlv_setting_id)id, v, vl, &value) != 0) {
             BASE_WARN(MOD, "cluster settings: the stored value of %s does not decode: its "
                       "default applies", defs[id].name);
@@ -454,6 +484,100 @@ done:
     base_buf_free(&key);
     base_buf_free(&val);
     if (rc != TXN_OK) txn_error_set(err, rc);
+    return rc;
+}
+
+/* ---- text settings ------------------------------------------------------------------------ */
+
+int sqlv_setting_check_text(sqlv_setting_id id, const char *text, char *msg, size_t msg_size) {
+    const sqlv_setting_def *d = sqlv_setting_def_get((int)id);
+    char why[256];
+    if (d == NULL || d->type != SQLV_SETTING_TEXT) {
+        snprintf(msg, msg_size, "not a text setting");
+        return -1;
+    }
+    if (strnlen(text, (size_t)d->max + 1) > (size_t)d->max) {
+        snprintf(msg, msg_size, "%s: the value is too long (at most %" PRId64 " bytes)", d->name,
+                 d->max);
+        return -1;
+    }
+    /* the only text setting: its parser is the check */
+    sec_hba *h = NULL;
+    int rc = sec_hba_parse(text, &h, why, sizeof why);
+    sec_hba_free(h);
+    if (rc == SEC_OK) return 0;
+    snprintf(msg, msg_size, "%s: %s", d->name, rc == SEC_ERR_NOMEM ? "out of memory" : why);
+    return -1;
+}
+
+int sqlv_setting_text_encode(sqlv_setting_id id, const char *text, base_buf *out) {
+    const sqlv_setting_def *d = sqlv_setting_def_get((int)id);
+    if (d == NULL || d->type != SQLV_SETTING_TEXT || strlen(text) > (size_t)d->max) return -1;
+    uint8_t b[2] = {VALUE_VERSION, (uint8_t)d->type};
+    size_t before = out->len;
+    if (base_buf_append(out, b, sizeof b) != 0 || base_buf_append(out, text, strlen(text)) != 0) {
+        out->len = before;
+        return -1;
+    }
+    return 0;
+}
+
+int sqlv_setting_text_decode(sqlv_setting_id id, const uint8_t *p, size_t len, char *out,
+                             size_t size) {
+    const sqlv_setting_def *d = sqlv_setting_def_get((int)id);
+    char msg[256];
+    if (d == NULL || d->type != SQLV_SETTING_TEXT || len < 2 || p[0] != VALUE_VERSION ||
+        p[1] != (uint8_t)d->type || len - 2 > (size_t)d->max || len - 2 >= size ||
+        memchr(p + 2, '\0', len - 2) != NULL)
+        return -1;
+    memcpy(out, p + 2, len - 2);
+    out[len - 2] = '\0';
+    if (sqlv_setting_check_text(id, out, msg, sizeof msg) != 0) {
+        out[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+int sqlv_setting_write_text(txn *t, sqlv_setting_id id, const char *text, txn_error *err) {
+    base_buf key = {0}, val = {0};
+    char msg[256];
+    int rc = TXN_ERR_NOMEM;
+    if (sqlv_setting_key(id, &key) != 0) goto done;
+    if (text == NULL) {
+        rc = txn_delete(t, key.data, key.len, err);
+        goto done;
+    }
+    rc = TXN_ERR_INVALID; /* never store what a reader would refuse */
+    if (sqlv_setting_check_text(id, text, msg, sizeof msg) != 0) goto done;
+    rc = TXN_ERR_NOMEM;
+    if (sqlv_setting_text_encode(id, text, &val) != 0) goto done;
+    rc = txn_put(t, key.data, key.len, val.data, val.len, err);
+done:
+    base_buf_free(&key);
+    base_buf_free(&val);
+    if (rc != TXN_OK) txn_error_set(err, rc);
+    return rc;
+}
+
+int sqlv_setting_read_text(txn *t, sqlv_setting_id id, char *out, size_t size, txn_error *err) {
+    base_buf key = {0}, val = {0};
+    int rc = TXN_ERR_NOMEM;
+    out[0] = '\0';
+    if (sqlv_setting_key(id, &key) != 0) {
+        txn_error_set(err, rc);
+        goto done;
+    }
+    rc = txn_get(t, key.data, key.len, &val, err);
+    if (rc == TXN_NOT_FOUND) {
+        rc = TXN_OK;
+    } else if (rc == TXN_OK && sqlv_setting_text_decode(id, val.data, val.len, out, size) != 0) {
+        BASE_WARN(MOD, "cluster settings: the stored value of %s does not decode: its default "
+                  "applies", defs[id].name);
+    }
+done:
+    base_buf_free(&key);
+    base_buf_free(&val);
     return rc;
 }
 
@@ -512,14 +636,32 @@ static int setting_value(const char *p, const char *end, char *out, size_t size,
     return -1;
 }
 
+/* name or name.name... (server.host_based_authentication.configuration). */
 static int setting_name(const char **pp, const char *end, char *name, size_t size) {
     sqlv__token t = sqlv__lex_next(pp, end);
-    return sqlv__tok_ident(&t, name, size);
+    if (sqlv__tok_ident(&t, name, size) != 0) return -1;
+    for (int guard = 0; guard < 8; guard++) { /* a name has few parts */
+        const char *save = *pp;
+        sqlv__token dot = sqlv__lex_next(pp, end);
+        if (!sqlv__tok_punct(&dot, '.')) {
+            *pp = save;
+            return 0;
+        }
+        char part[SQLV_SETTING_NAME_MAX];
+        t = sqlv__lex_next(pp, end);
+        size_t used = strlen(name);
+        if (sqlv__tok_ident(&t, part, sizeof part) != 0 || used + 1 + strlen(part) >= size)
+            return -1;
+        name[used] = '.';
+        memcpy(name + used + 1, part, strlen(part) + 1);
+    }
+    return -1;
 }
 
 int sqlv__cluster_setting_set(sqlv__run *r, const char *p, const char *end, bool reset) {
     sqlv_session *s = r->s;
-    char name[SQLV_SETTING_NAME_MAX], text[SQLV_SETTING_TEXT_MAX * 2], msg[512];
+    /* text: a text setting's whole value (the largest: SEC_HBA_TEXT_BYTES_MAX) */
+    char name[SQLV_SETTING_NAME_MAX], text[SEC_HBA_TEXT_BYTES_MAX + 2], msg[512];
     const char *usage = reset ? "syntax error: RESET CLUSTER SETTING name"
                               : "syntax error: SET CLUSTER SETTING name = value";
     sqlv__token t = sqlv__lex_next(&p, end);
@@ -548,6 +690,7 @@ int sqlv__cluster_setting_set(sqlv__run *r, const char *p, const char *end, bool
                                             : "SET CLUSTER SETTING cannot run inside a "
                                               "transaction block");
     int64_t value = 0;
+    bool is_text = defs[id].type == SQLV_SETTING_TEXT;
     if (!is_default && sqlv_setting_parse((sqlv_setting_id)id, text, &value, msg, sizeof msg) != 0)
         return sqlv__fail(r, "22023", msg);
     txn_error err = {{0}, {0}};
@@ -556,7 +699,10 @@ int sqlv__cluster_setting_set(sqlv__run *r, const char *p, const char *end, bool
         txn *kv = NULL;
         memset(&err, 0, sizeof err);
         if ((rc = txn_begin(s->engine->db, NULL, &kv)) != TXN_OK) break;
-        rc = sqlv_setting_write(kv, (sqlv_setting_id)id, is_default ? NULL : &value, &err);
+        if (is_text)
+            rc = sqlv_setting_write_text(kv, (sqlv_setting_id)id, is_default ? NULL : text, &err);
+        else
+            rc = sqlv_setting_write(kv, (sqlv_setting_id)id, is_default ? NULL : &value, &err);
         if (rc != TXN_OK) {
             txn_rollback(kv);
             break;
@@ -566,6 +712,8 @@ int sqlv__cluster_setting_set(sqlv__run *r, const char *p, const char *end, bool
     if (rc != TXN_OK) return sqlv__fail_txn(r, rc, &err);
     if (is_default)
         BASE_INFO(MOD, "cluster setting %s reset to its default", defs[id].name);
+    else if (is_text)
+        BASE_INFO(MOD, "cluster setting %s set (%zu bytes)", defs[id].name, strlen(text));
     else
         BASE_INFO(MOD, "cluster setting %s set to %s", defs[id].name, text);
     return emit_tag(r, reset ? "RESET CLUSTER SETTING" : "SET CLUSTER SETTING");
@@ -605,8 +753,9 @@ int sqlv__cluster_settings_show(sqlv__run *r, const char *p, const char *end) {
         for (int i = 0; i < SQLV_SETTINGS_COUNT; i++) {
             const char *type = sqlv_setting_type_name(defs[i].type);
             sqlv_setting_format(defs[i].type, st.values[i], text, sizeof text);
+            const char *shown = defs[i].type == SQLV_SETTING_TEXT ? st.hba_conf : text;
             sqlv_cell cells[4] = {{defs[i].name, strlen(defs[i].name)},
-                                  {text, strlen(text)},
+                                  {shown, strlen(shown)},
                                   {type, strlen(type)},
                                   {defs[i].description, strlen(defs[i].description)}};
             if (r->sink_rc == 0 && r->sink->data_row)
@@ -623,8 +772,9 @@ int sqlv__cluster_settings_show(sqlv__run *r, const char *p, const char *end) {
     if (id < 0) return unknown(r, name);
     if (read_all(r, &st) != 0) return STMT_FAILED;
     sqlv_setting_format(defs[id].type, st.values[id], text, sizeof text);
+    const char *shown = defs[id].type == SQLV_SETTING_TEXT ? st.hba_conf : text;
     sqlv_column col = {defs[id].name, SQLV_OID_TEXT, -1, 0};
-    sqlv_cell cell = {text, strlen(text)};
+    sqlv_cell cell = {shown, strlen(shown)};
     if (r->sink_rc == 0 && r->sink->row_description)
         r->sink_rc = r->sink->row_description(r->sink->ctx, 1, &col);
     if (r->sink_rc == 0 && r->sink->data_row)

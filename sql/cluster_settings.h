@@ -8,8 +8,10 @@
 **
 ** Key space (system keys of range 1, one key per setting that was SET):
 **   SQLV_SETTING_PREFIX | name  ->  u8 version (1) | u8 type | i64 value
-** (big-endian). A setting without a key has its default; RESET deletes the
-** key. Values are in the type's unit: bytes, a count, milliseconds, 0/1.
+** (big-endian), or for a text setting u8 version (1) | u8 type | the text.
+** A setting without a key has its default; RESET deletes the key. Values
+** are in the type's unit: bytes, a count, milliseconds, 0/1; a text
+** setting's value is its length in bytes, its text is kept beside it.
 **
 ** Invariants:
 **   - a stored value always passed sqlv_setting_parse's checks for its
@@ -26,6 +28,7 @@
 #include <stdint.h>
 
 #include "base/base.h"
+#include "security/security.h"
 #include "txn/txn.h"
 
 typedef enum sqlv_setting_type {
@@ -33,6 +36,7 @@ typedef enum sqlv_setting_type {
     SQLV_SETTING_INT = 2,      /* 2500 */
     SQLV_SETTING_DURATION = 3, /* '10s', '1m30s', '250ms'; stored as ms */
     SQLV_SETTING_BOOL = 4,     /* true/false, on/off, yes/no, 1/0 */
+    SQLV_SETTING_TEXT = 5,     /* a string, checked by the setting's own parser */
 } sqlv_setting_type;
 
 typedef enum sqlv_setting_id {
@@ -44,7 +48,10 @@ typedef enum sqlv_setting_id {
     SQLV_SETTING_MERGE_ENABLED = 5,     /* the merge queue runs */
     SQLV_SETTING_REBALANCE_COOLDOWN = 6, /* a range the rebalancer moved rests this long */
     SQLV_SETTING_REBALANCE_LEASES = 7,  /* the rebalancer also balances leases */
-    SQLV_SETTINGS_COUNT = 8,
+    /* pg_hba.conf-like rules for SQL logins (security.h "host-based
+    ** authentication rules"; "" = the built-in rule) */
+    SQLV_SETTING_HBA_CONF = 8,
+    SQLV_SETTINGS_COUNT = 9,
 } sqlv_setting_id;
 
 typedef struct sqlv_setting_def {
@@ -92,6 +99,7 @@ int sqlv_setting_value_decode(sqlv_setting_id id, const uint8_t *p, size_t len, 
 typedef struct sqlv_settings {
     int64_t values[SQLV_SETTINGS_COUNT];
     bool stored[SQLV_SETTINGS_COUNT]; /* a key holds it (else the default) */
+    char hba_conf[SEC_HBA_TEXT_BYTES_MAX + 1]; /* the text of SQLV_SETTING_HBA_CONF */
 } sqlv_settings;
 void sqlv_settings_defaults(sqlv_settings *out);
 /* Read the stored settings through t (one scan of the prefix, at most
@@ -101,5 +109,20 @@ int sqlv_settings_read(txn *t, sqlv_settings *out, txn_error *err);
 /* Store value for id through t; value NULL deletes the key (RESET). The
 ** value must have passed sqlv_setting_parse (TXN_ERR_INVALID otherwise). */
 int sqlv_setting_write(txn *t, sqlv_setting_id id, const int64_t *value, txn_error *err);
+
+/* Text settings (SQLV_SETTING_TEXT). Check text for id: 0, or -1 with a
+** message for users (22023; a bad rule names its line). */
+int sqlv_setting_check_text(sqlv_setting_id id, const char *text, char *msg, size_t msg_size);
+/* Codec: encode appends (0 or -1); decode copies the text into out (size
+** bytes, NUL-terminated) after the same check: 0, or -1. */
+int sqlv_setting_text_encode(sqlv_setting_id id, const char *text, base_buf *out);
+int sqlv_setting_text_decode(sqlv_setting_id id, const uint8_t *p, size_t len, char *out,
+                             size_t size);
+/* Store text for id through t (it must pass sqlv_setting_check_text:
+** TXN_ERR_INVALID otherwise); NULL deletes the key. */
+int sqlv_setting_write_text(txn *t, sqlv_setting_id id, const char *text, txn_error *err);
+/* Read one text setting through t into out ("" when not set or when the
+** stored value does not decode: logged). TXN_OK or t's error. */
+int sqlv_setting_read_text(txn *t, sqlv_setting_id id, char *out, size_t size, txn_error *err);
 
 #endif

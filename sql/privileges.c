@@ -9,6 +9,11 @@
 **   - root and members of admin (directly or not) hold every privilege;
 **     nobody else holds one that no row of theirs or of a role they are in
 **     (transitively) gives. A table's creator holds its owner row.
+**   - GRANT and REVOKE of a privilege on an object: admins, the table's
+**     owner, or a holder of that privilege's grant option (WITH GRANT
+**     OPTION, held like a privilege) on the object; nobody else (42501).
+**     Only admins and the owner take an owner's rights away. A grant option
+**     never outlives its privilege (REVOKE of a privilege clears both).
 **   - every GRANT/REVOKE of a privilege or of a role membership bumps the
 **     catalog version in its own transaction, so a session's cache, tagged
 **     with the catalog version it was read at, is stale exactly when a
@@ -122,68 +127,48 @@ static int malformed(txn_error *err) {
     return TXN_ERR_IO;
 }
 
+/* A row's bits with the owner's implicit rights spelled out: every table
+** privilege and its grant option. */
+static uint32_t expand_owner(uint32_t b) {
+    if (b & SQLV__PRIV_OWNER)
+        b |= SQLV__PRIV_TABLE_ALL | (SQLV__PRIV_TABLE_ALL << SQLV__PRIV_GRANT_SHIFT);
+    return b;
+}
+
+/* A growing list of privilege rows (rows_list). */
+typedef struct priv_list {
+    priv_row *rows; /* owner: the caller of rows_list */
+    int n, cap;
+} priv_list;
+
+static int push_row(void *arg, const uint8_t *v, size_t n) {
+    priv_list *l = arg;
+    if (l->n == l->cap) {
+        int ncap = l->cap ? l->cap * 2 : 16;
+        priv_row *g = base_realloc(l->rows, sizeof(*l->rows) * (size_t)ncap);
+        if (g == NULL) return SQLV_ERR_NOMEM;
+        l->rows = g;
+        l->cap = ncap;
+    }
+    if (priv_decode(v, n, &l->rows[l->n]) != 0) return -1;
+    l->n++;
+    return 0;
+}
+
 /* Every privilege row through kv. owner of *out: caller, base_free. */
 static int rows_list(txn *kv, priv_row **out, int *n, txn_error *err) {
-    base_buf a = {0}, b = {0};
-    txn_iter *it = NULL;
-    priv_row *rows = NULL;
-    int cap = 0, rc = TXN_ERR_NOMEM;
+    priv_list l = {NULL, 0, 0};
     *out = NULL;
     *n = 0;
-    if (sqlv__table_span(SQLV__PRIVILEGES_TABLE_ID, &a, &b) != 0) {
-        txn_error_set(err, rc);
-        goto done;
-    }
-    rc = txn_scan(kv, a.data, a.len, b.data, b.len, false, &it, err);
+    int rc = sqlv__scan_system_table(kv, SQLV__PRIVILEGES_TABLE_ID, SQLV__PRIVILEGES_MAX,
+                                     push_row, &l, "privilege", err);
     if (rc != TXN_OK) {
-        it = NULL;
-        goto done;
+        base_free(l.rows);
+        return rc;
     }
-    for (;;) {
-        const uint8_t *k, *v;
-        size_t kl, vl;
-        int r = txn_iter_next(it, &k, &kl, &v, &vl, err);
-        if (r < 0) {
-            rc = r;
-            goto done;
-        }
-        if (r == 0) break;
-        if (*n >= SQLV__PRIVILEGES_MAX) {
-            base_strlcpy(err->sqlstate, "54000", sizeof(err->sqlstate));
-            snprintf(err->message, sizeof(err->message), "too many privileges (maximum %d)",
-                     SQLV__PRIVILEGES_MAX);
-            rc = TXN_ERR_LIMIT;
-            goto done;
-        }
-        if (*n == cap) {
-            int ncap = cap ? cap * 2 : 16;
-            priv_row *g = base_realloc(rows, sizeof(*rows) * (size_t)ncap);
-            if (g == NULL) {
-                rc = TXN_ERR_NOMEM;
-                txn_error_set(err, rc);
-                goto done;
-            }
-            rows = g;
-            cap = ncap;
-        }
-        if (priv_decode(v, vl, &rows[*n]) != 0) {
-            rc = malformed(err);
-            goto done;
-        }
-        (*n)++;
-    }
-    rc = TXN_OK;
-done:
-    if (it != NULL) txn_iter_close(it);
-    base_buf_free(&a);
-    base_buf_free(&b);
-    if (rc == TXN_OK) {
-        *out = rows;
-    } else {
-        base_free(rows);
-        *n = 0;
-    }
-    return rc;
+    *out = l.rows;
+    *n = l.n;
+    return TXN_OK;
 }
 
 /* ---- the session's cache ------------------------------------------------------ */
@@ -285,9 +270,7 @@ static int cache_get(sqlv_session *s, sqlv__priv_cache **out, bool fresh, txn_er
 static uint32_t effective(const sqlv__priv_cache *c, const char *object) {
     for (int i = 0; i < c->n; i++)
         if (strcmp(c->items[i].object, object) == 0) {
-            uint32_t b = c->items[i].bits;
-            if (b & SQLV__PRIV_OWNER) b |= SQLV__PRIV_TABLE_ALL;
-            return b;
+            return expand_owner(c->items[i].bits);
         }
     return 0;
 }
@@ -475,6 +458,7 @@ void sqlv__priv_record_owner(sqlv_session *s, const char *table) {
 
 typedef struct priv_op {
     bool grant;
+    bool grant_option; /* GRANT ... WITH GRANT OPTION; REVOKE GRANT OPTION FOR ... */
     bool on_database;
     uint32_t bits;
     char objects[PRIV_OBJECTS_MAX][SQLV__NAME_BYTES_MAX * 4 + 1]; /* as written */
@@ -527,11 +511,20 @@ static int role_word(priv_op *o, const sqlv__token *t, char *out) {
 }
 
 /* GRANT {ALL [PRIVILEGES] | priv[, ...]} ON [TABLE | DATABASE] obj[, ...]
-** TO role[, ...]; REVOKE ... FROM .... 0 or -1 (o->state set). */
+** TO role[, ...] [WITH GRANT OPTION]; REVOKE [GRANT OPTION FOR] ... FROM
+** .... 0 or -1 (o->state set). */
 static int parse_grant(priv_op *o, const char *p, const char *end) {
     sqlv__token t = sqlv__lex_next(&p, end);
     o->grant = sqlv__tok_is(&t, "GRANT");
     t = sqlv__lex_next(&p, end);
+    if (!o->grant && sqlv__tok_is(&t, "GRANT")) { /* REVOKE GRANT OPTION FOR */
+        t = sqlv__lex_next(&p, end);
+        if (!sqlv__tok_is(&t, "OPTION")) return syntax(o, &t);
+        t = sqlv__lex_next(&p, end);
+        if (!sqlv__tok_is(&t, "FOR")) return syntax(o, &t);
+        t = sqlv__lex_next(&p, end);
+        o->grant_option = true;
+    }
     bool all = false;
     if (sqlv__tok_is(&t, "ALL")) {
         all = true;
@@ -589,8 +582,20 @@ static int parse_grant(priv_op *o, const char *p, const char *end) {
         if (!sqlv__tok_punct(&t, ',')) break;
         t = sqlv__lex_next(&p, end);
     }
+    if (o->grant && sqlv__tok_is(&t, "WITH")) {
+        t = sqlv__lex_next(&p, end);
+        if (!sqlv__tok_is(&t, "GRANT")) return syntax(o, &t);
+        t = sqlv__lex_next(&p, end);
+        if (!sqlv__tok_is(&t, "OPTION")) return syntax(o, &t);
+        t = sqlv__lex_next(&p, end);
+        o->grant_option = true;
+    }
     if (sqlv__tok_is(&t, "CASCADE") || sqlv__tok_is(&t, "RESTRICT")) t = sqlv__lex_next(&p, end);
     if (t.kind != SQLV__TOK_END) return syntax(o, &t);
+    if (o->grant && o->grant_option)
+        for (int j = 0; j < o->nroles; j++)
+            if (strcmp(o->roles[j], PRIV_PUBLIC) == 0)
+                return op_error(o, "0LP01", "grant options can only be granted to roles");
     uint32_t allowed = o->on_database ? SQLV__PRIV_DATABASE_ALL : SQLV__PRIV_TABLE_ALL;
     if (all) o->bits = allowed;
     uint32_t bad = o->bits & ~allowed;
@@ -612,6 +617,7 @@ static int apply(sqlv_session *s, priv_op *o, txn *kv, const sqlv__catalog *cat,
     int nroles = 0;
     base_buf key = {0}, val = {0};
     char objects[PRIV_OBJECTS_MAX][PRIV_OBJECT_BYTES_MAX + 1];
+    bool owner[PRIV_OBJECTS_MAX] = {false}; /* the user owns objects[i] (through a role too) */
     for (int i = 0; i < o->nobjects; i++) {
         if (o->on_database) {
             if (sqlite3_stricmp(o->objects[i], s->database) != 0) {
@@ -633,26 +639,36 @@ static int apply(sqlv_session *s, priv_op *o, txn *kv, const sqlv__catalog *cat,
             goto done;
         }
         table_object(id, objects[i]);
-        if (!admin) {
-            /* the table's owner may grant on it too */
-            priv_row *rows = NULL;
-            int nr = 0;
-            bool owner = false;
-            if ((rc = rows_list(kv, &rows, &nr, err)) != TXN_OK) goto done;
-            for (int j = 0; j < nr && !owner; j++)
-                owner = strcmp(rows[j].object, objects[i]) == 0 &&
-                        strcmp(rows[j].grantee, s->user) == 0 &&
-                        (rows[j].bits & SQLV__PRIV_OWNER) != 0;
-            base_free(rows);
-            if (!owner) {
-                op_error(o, "42501", "permission denied for table %.63s", o->objects[i]);
-                goto done;
-            }
-        }
     }
-    if (o->on_database && !admin) {
-        op_error(o, "42501", "permission denied for database %.63s", s->database);
-        goto done;
+    /* who may: admins; else per object the owner, or the grant option of
+    ** every privilege named (held directly, through a role, or by PUBLIC) */
+    if (!admin) {
+        sqlv__membership *members = NULL;
+        priv_row *rows = NULL;
+        int nm = 0, nr = 0;
+        if ((rc = sqlv__memberships_list(kv, &members, &nm, err)) == TXN_OK)
+            rc = rows_list(kv, &rows, &nr, err);
+        for (int i = 0; rc == TXN_OK && i < o->nobjects && !o->state[0]; i++) {
+            uint32_t held = 0;
+            for (int j = 0; j < nr; j++)
+                if (strcmp(rows[j].object, objects[i]) == 0 &&
+                    (strcmp(rows[j].grantee, PRIV_PUBLIC) == 0 ||
+                     sqlv__role_in(members, nm, s->user, rows[j].grantee)))
+                    held |= rows[j].bits;
+            owner[i] = (held & SQLV__PRIV_OWNER) != 0;
+            uint32_t need = o->bits << SQLV__PRIV_GRANT_SHIFT;
+            if ((expand_owner(held) & need) == need) continue;
+            if (o->on_database)
+                op_error(o, "42501", "permission denied for database %.63s", s->database);
+            else
+                op_error(o, "42501",
+                         "permission denied for table %.63s: granting and revoking its "
+                         "privileges takes its owner, an admin or WITH GRANT OPTION",
+                         o->objects[i]);
+        }
+        base_free(members);
+        base_free(rows);
+        if (rc != TXN_OK || o->state[0]) goto done;
     }
     if ((rc = sqlv__roles_list(kv, &roles, &nroles, err)) != TXN_OK) goto done;
     for (int j = 0; j < o->nroles; j++) {
@@ -684,8 +700,13 @@ static int apply(sqlv_session *s, priv_op *o, txn *kv, const sqlv__catalog *cat,
             }
             base_strlcpy(p.object, objects[i], sizeof(p.object));
             base_strlcpy(p.grantee, o->roles[j], sizeof(p.grantee));
-            p.bits = o->grant ? p.bits | o->bits : p.bits & ~o->bits;
-            if (!o->grant && (o->bits & SQLV__PRIV_TABLE_ALL) == SQLV__PRIV_TABLE_ALL)
+            uint32_t options = o->bits << SQLV__PRIV_GRANT_SHIFT;
+            if (o->grant)
+                p.bits |= o->bits | (o->grant_option ? options : 0);
+            else /* a grant option never outlives its privilege */
+                p.bits &= ~(options | (o->grant_option ? 0 : o->bits));
+            if (!o->grant && !o->grant_option && (admin || owner[i]) &&
+                (o->bits & SQLV__PRIV_TABLE_ALL) == SQLV__PRIV_TABLE_ALL)
                 p.bits &= ~SQLV__PRIV_OWNER; /* REVOKE ALL: the owner's implicit rights too */
             if (p.bits == 0) {
                 rc = txn_delete(kv, key.data, key.len, err);
@@ -783,35 +804,40 @@ static const uint32_t show_order[] = {SQLV__PRIV_CREATE, SQLV__PRIV_DELETE, SQLV
                                       SQLV__PRIV_INSERT, SQLV__PRIV_SELECT, SQLV__PRIV_UPDATE};
 
 static void show_row(sqlv__run *r, const char *database, const char *table, const char *grantee,
-                     const char *privilege) {
-    sqlv_cell cells[5] = {{database, strlen(database)},
+                     const char *privilege, bool grantable) {
+    sqlv_cell cells[6] = {{database, strlen(database)},
                           {table ? "public" : NULL, table ? 6 : 0},
                           {table, table ? strlen(table) : 0},
                           {grantee, strlen(grantee)},
-                          {privilege, strlen(privilege)}};
+                          {privilege, strlen(privilege)},
+                          {grantable ? "t" : "f", 1}};
     if (r->sink_rc == 0 && r->sink->data_row)
-        r->sink_rc = r->sink->data_row(r->sink->ctx, 5, cells);
+        r->sink_rc = r->sink->data_row(r->sink->ctx, 6, cells);
 }
 
-/* The rows of one object: root and admin (ALL) first, then the stored ones. */
+/* The rows of one object: root and admin (ALL) first, then the stored ones.
+** ALL stands for every privilege of the object when all are held; it is
+** grantable when every grant option is held too (else one row each). */
 static void show_object(sqlv__run *r, const char *object, const char *table, const priv_row *rows,
                         int nr, const char *for_role) {
     const char *db = r->s->database;
     const char *builtin[2] = {SQLV__ROLE_ADMIN, SQLV__ROLE_ROOT};
     for (int i = 0; i < 2; i++)
         if (for_role == NULL || strcmp(for_role, builtin[i]) == 0)
-            show_row(r, db, table, builtin[i], "ALL");
+            show_row(r, db, table, builtin[i], "ALL", true);
     for (int i = 0; i < nr; i++) {
         if (strcmp(rows[i].object, object) != 0) continue;
         if (for_role != NULL && strcmp(for_role, rows[i].grantee) != 0) continue;
         uint32_t all = table ? SQLV__PRIV_TABLE_ALL : SQLV__PRIV_DATABASE_ALL;
-        if ((rows[i].bits & SQLV__PRIV_OWNER) || (rows[i].bits & all) == all) {
-            show_row(r, db, table, rows[i].grantee, "ALL");
+        uint32_t bits = expand_owner(rows[i].bits), options = bits >> SQLV__PRIV_GRANT_SHIFT;
+        if ((bits & all) == all && ((options & all) == all || (options & all) == 0)) {
+            show_row(r, db, table, rows[i].grantee, "ALL", (options & all) == all);
             continue;
         }
         for (size_t b = 0; b < BASE_ARRAY_LEN(show_order); b++)
-            if (rows[i].bits & show_order[b])
-                show_row(r, db, table, rows[i].grantee, priv_word(show_order[b]));
+            if (bits & show_order[b])
+                show_row(r, db, table, rows[i].grantee, priv_word(show_order[b]),
+                         (options & show_order[b]) != 0);
     }
 }
 
@@ -886,13 +912,14 @@ int sqlv__privileges_show(sqlv__run *r, const char *p, const char *end) {
             goto fail;
         }
     }
-    sqlv_column cols[5] = {{"database_name", SQLV_OID_TEXT, -1, 0},
+    sqlv_column cols[6] = {{"database_name", SQLV_OID_TEXT, -1, 0},
                            {"schema_name", SQLV_OID_TEXT, -1, 0},
                            {"table_name", SQLV_OID_TEXT, -1, 0},
                            {"grantee", SQLV_OID_TEXT, -1, 0},
-                           {"privilege_type", SQLV_OID_TEXT, -1, 0}};
+                           {"privilege_type", SQLV_OID_TEXT, -1, 0},
+                           {"is_grantable", SQLV_OID_BOOL, -1, 0}};
     if (r->sink_rc == 0 && r->sink->row_description)
-        r->sink_rc = r->sink->row_description(r->sink->ctx, 5, cols);
+        r->sink_rc = r->sink->row_description(r->sink->ctx, 6, cols);
     const char *role = for_role[0] ? for_role : NULL;
     if (!on || o->on_database) {
         database_object(s->database, object);
@@ -933,4 +960,34 @@ done:
     base_free(rows);
     base_free(o);
     return result;
+}
+
+/* ---- information_schema.table_privileges --------------------------------------------- */
+
+int sqlv__priv_table_privileges(txn *kv, const sqlv__table *const *tables, int ntables,
+                                sqlv__table_privilege_fn fn, void *arg, txn_error *err) {
+    /* PostgreSQL's privilege types only (DROP is Meridian's own) */
+    static const uint32_t order[] = {SQLV__PRIV_SELECT, SQLV__PRIV_INSERT, SQLV__PRIV_UPDATE,
+                                     SQLV__PRIV_DELETE};
+    priv_row *rows = NULL;
+    int nr = 0, rc = rows_list(kv, &rows, &nr, err);
+    if (rc != TXN_OK) return rc;
+    char object[PRIV_OBJECT_BYTES_MAX + 1];
+    for (int t = 0; t < ntables && rc == 0; t++) {
+        table_object(tables[t]->id, object);
+        const char *grantor = SQLV__ROLE_ROOT; /* no grantor is recorded: the owner's name */
+        for (int i = 0; i < nr; i++)
+            if (strcmp(rows[i].object, object) == 0 && (rows[i].bits & SQLV__PRIV_OWNER))
+                grantor = rows[i].grantee;
+        for (int i = 0; i < nr && rc == 0; i++) {
+            if (strcmp(rows[i].object, object) != 0) continue;
+            uint32_t bits = expand_owner(rows[i].bits);
+            for (size_t b = 0; b < BASE_ARRAY_LEN(order) && rc == 0; b++)
+                if (bits & order[b])
+                    rc = fn(arg, tables[t]->name, grantor, rows[i].grantee, priv_word(order[b]),
+                            ((bits >> SQLV__PRIV_GRANT_SHIFT) & order[b]) != 0);
+        }
+    }
+    base_free(rows);
+    return rc;
 }

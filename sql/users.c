@@ -20,8 +20,13 @@
 **   - the membership graph has no cycle (GRANT refuses one with 0LP01), and
 **     every membership names two existing roles (DROP removes a role's
 **     memberships with it).
+**   - role rows are written in format 2 (with the CONNECTION LIMIT, -1 or
+**     more); rows of format 1 still read, as having no limit.
+**   - sqlv_auth_lookup reads the role and the host-based rules in one
+**     read-only transaction: the gateway judges a login on one snapshot.
 **   - every loop is bounded: SQLV__ROLES_MAX, SQLV__MEMBERSHIPS_MAX,
-**     SQLV__ROLE_NAMES_MAX, USERS_RETRIES_MAX.
+**     SQLV__ROLE_NAMES_MAX, USERS_RETRIES_MAX; system tables are scanned
+**     by one loop (sqlv__scan_system_table), privileges.c's too.
 */
 #include <assert.h>
 #include <stdarg.h>
@@ -30,12 +35,14 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cluster_settings.h"
 #include "security/security.h"
 #include "sql_int.h"
 #include "sql_lex.h"
 
 #define MOD "sql"
-#define ROLE_FORMAT_VERSION 1
+#define ROLE_FORMAT_VERSION 2    /* written; 1 (no connection limit) is still read */
+#define ROLE_FORMAT_VERSION_V1 1
 #define MEMBER_FORMAT_VERSION 1
 #define ROLE_FLAG_LOGIN 1u
 #define MEMBER_FLAG_ADMIN 1u
@@ -45,6 +52,8 @@
 
 _Static_assert(SQLV_AUTH_VERIFIER_SIZE_MAX == SEC_SCRAM_VERIFIER_SIZE_MAX,
                "sql.h mirrors security.h's verifier size");
+_Static_assert(SQLV_AUTH_HBA_BYTES_MAX == SEC_HBA_TEXT_BYTES_MAX,
+               "sql.h mirrors security.h's host-based authentication text size");
 
 enum { STMT_OK = 0, STMT_FAILED = 1 };
 
@@ -96,11 +105,13 @@ static int role_encode(const sqlv__role *r, base_buf *out) {
     hdr[1] = r->login ? ROLE_FLAG_LOGIN : 0;
     put_be(hdr + 2, r->id, 4);
     hdr[6] = (uint8_t)nl;
-    uint8_t vlen[2];
+    uint8_t vlen[2], limit[4];
     put_be(vlen, vl, 2);
+    put_be(limit, (uint32_t)r->conn_limit, 4);
     base_buf_reset(out);
     if (base_buf_append(out, hdr, sizeof(hdr)) != 0 || base_buf_append(out, r->name, nl) != 0 ||
-        base_buf_append(out, vlen, 2) != 0 || base_buf_append(out, r->verifier, vl) != 0)
+        base_buf_append(out, vlen, 2) != 0 || base_buf_append(out, r->verifier, vl) != 0 ||
+        base_buf_append(out, limit, 4) != 0)
         return SQLV_ERR_NOMEM;
     return 0;
 }
@@ -116,11 +127,13 @@ static int copy_name(const uint8_t *p, size_t n, char *out) {
 /* Bytes from the disk: never trusted. 0, or -1 when malformed. */
 static int role_decode(const uint8_t *v, size_t n, sqlv__role *r) {
     memset(r, 0, sizeof(*r));
-    if (n < 7 || v[0] != ROLE_FORMAT_VERSION) return -1;
-    size_t nl = v[6];
+    if (n < 7 || (v[0] != ROLE_FORMAT_VERSION && v[0] != ROLE_FORMAT_VERSION_V1)) return -1;
+    size_t nl = v[6], tail = v[0] == ROLE_FORMAT_VERSION ? 4 : 0;
     if (n < 7 + nl + 2 || copy_name(v + 7, nl, r->name) != 0) return -1;
     size_t vl = (size_t)get_be(v + 7 + nl, 2);
-    if (vl > SQLV_AUTH_VERIFIER_SIZE_MAX || n != 7 + nl + 2 + vl) return -1;
+    if (vl > SQLV_AUTH_VERIFIER_SIZE_MAX || n != 7 + nl + 2 + vl + tail) return -1;
+    r->conn_limit = tail ? (int32_t)(uint32_t)get_be(v + 7 + nl + 2 + vl, 4) : -1;
+    if (r->conn_limit < -1) return -1;
     memcpy(r->verifier, v + 7 + nl + 2, vl);
     r->verifier[vl] = 0;
     if (strlen(r->verifier) != vl) return -1;
@@ -160,6 +173,7 @@ static int malformed(txn_error *err, const char *what) {
 
 static bool builtin_role(const char *name, sqlv__role *out) {
     memset(out, 0, sizeof(*out));
+    out->conn_limit = -1;
     if (strcmp(name, SQLV__ROLE_ROOT) == 0) {
         out->id = SQLV__ROLE_ID_ROOT;
         out->login = true;
@@ -205,11 +219,8 @@ done:
     return rc;
 }
 
-/* Scan every key of table id; each value to fn (which returns 0, or -1 when
-** malformed). At most max rows. */
-typedef int (*row_fn)(void *arg, const uint8_t *v, size_t n);
-static int scan_table(txn *kv, uint32_t table_id, int max, row_fn fn, void *arg,
-                      const char *what, txn_error *err) {
+int sqlv__scan_system_table(txn *kv, uint32_t table_id, int max, sqlv__row_fn fn, void *arg,
+                            const char *what, txn_error *err) {
     base_buf a = {0}, b = {0};
     txn_iter *it = NULL;
     int rc = TXN_ERR_NOMEM, rows = 0;
@@ -300,7 +311,8 @@ int sqlv__roles_list(txn *kv, sqlv__role **out, int *n, txn_error *err) {
     }
     builtin_role(SQLV__ROLE_ROOT, root);
     builtin_role(SQLV__ROLE_ADMIN, admin);
-    int rc = scan_table(kv, SQLV__ROLES_TABLE_ID, SQLV__ROLES_MAX, push_role, &l, "role", err);
+    int rc = sqlv__scan_system_table(kv, SQLV__ROLES_TABLE_ID, SQLV__ROLES_MAX, push_role, &l,
+                                     "role", err);
     if (rc != TXN_OK) {
         base_free(l.items);
         return rc;
@@ -333,8 +345,8 @@ int sqlv__memberships_list(txn *kv, sqlv__membership **out, int *n, txn_error *e
     base_strlcpy(implicit->role, SQLV__ROLE_ADMIN, sizeof(implicit->role));
     base_strlcpy(implicit->member, SQLV__ROLE_ROOT, sizeof(implicit->member));
     implicit->admin_option = true;
-    int rc = scan_table(kv, SQLV__MEMBERS_TABLE_ID, SQLV__MEMBERSHIPS_MAX, push_member, &l,
-                        "role membership", err);
+    int rc = sqlv__scan_system_table(kv, SQLV__MEMBERS_TABLE_ID, SQLV__MEMBERSHIPS_MAX,
+                                     push_member, &l, "role membership", err);
     if (rc != TXN_OK) {
         base_free(l.items);
         return rc;
@@ -401,9 +413,16 @@ int sqlv_auth_lookup(sqlv_engine *e, const char *user, sqlv_auth_info *out) {
     if (rc == TXN_OK && found) {
         out->exists = true;
         out->can_login = r.login;
+        out->conn_limited = r.conn_limit >= 0;
+        out->conn_limit = r.conn_limit >= 0 ? r.conn_limit : 0;
         base_strlcpy(out->verifier, r.verifier, sizeof(out->verifier));
         rc = sqlv__role_is_admin(kv, user, &out->is_admin, &err);
     }
+    /* the rules, in the same snapshot: a SET applies to the next login on
+    ** every node, and no cache can be older than the role it checks */
+    if (rc == TXN_OK)
+        rc = sqlv_setting_read_text(kv, SQLV_SETTING_HBA_CONF, out->hba_conf,
+                                    sizeof(out->hba_conf), &err);
     if (kv != NULL) txn_rollback(kv); /* read only: nothing to commit */
     memset(&r, 0, sizeof(r));
     if (rc == TXN_OK) return SQLV_OK;
@@ -430,6 +449,8 @@ typedef struct user_op {
     bool set_password; /* verifier holds the new one ("" : PASSWORD NULL) */
     char verifier[SQLV_AUTH_VERIFIER_SIZE_MAX + 1];
     bool set_login, login;
+    bool set_conn_limit; /* CONNECTION LIMIT n (-1: none) */
+    int32_t conn_limit;
     bool admin_option; /* GRANT ... WITH ADMIN OPTION; REVOKE ADMIN OPTION FOR */
     /* Results of one attempt (reset before each). */
     char state[6];
@@ -631,6 +652,29 @@ static int password_value(parser *ps, user_op *o) {
     return rc;
 }
 
+/* CONNECTION LIMIT's value: an integer from -1 (none) up. 0 or -1. */
+static int conn_limit_value(parser *ps, int32_t *out) {
+    bool neg = false;
+    if (sqlv__tok_punct(&ps->t, '-')) {
+        neg = true;
+        next(ps);
+    }
+    sqlv__token t = ps->t;
+    int64_t v = 0;
+    if (t.kind != SQLV__TOK_OTHER || t.len == 0 || t.len > 10) return syntax(ps);
+    for (size_t i = 0; i < t.len; i++) {
+        if (t.start[i] < '0' || t.start[i] > '9') return syntax(ps);
+        v = v * 10 + (t.start[i] - '0');
+    }
+    if (neg) v = -v;
+    if (v < -1 || v > INT32_MAX)
+        return refuse(ps, "22023", "invalid connection limit: %lld (want -1 or more)",
+                      (long long)v);
+    *out = (int32_t)v;
+    next(ps);
+    return 0;
+}
+
 /* [WITH] option ... to the end, for CREATE and ALTER. */
 static int role_options(parser *ps, user_op *o) {
     if (sqlv__tok_is(&ps->t, "WITH")) next(ps);
@@ -649,6 +693,13 @@ static int role_options(parser *ps, user_op *o) {
             o->set_login = true;
             o->login = sqlv__tok_is(&t, "LOGIN");
             next(ps);
+        } else if (sqlv__tok_is(&t, "CONNECTION")) {
+            if (o->set_conn_limit) return refuse(ps, "42601", "conflicting or redundant options");
+            next(ps);
+            if (!sqlv__tok_is(&ps->t, "LIMIT")) return syntax(ps);
+            next(ps);
+            if (conn_limit_value(ps, &o->conn_limit) != 0) return -1;
+            o->set_conn_limit = true;
         } else if (sqlv__tok_is(&t, "UNENCRYPTED")) {
             return refuse(ps, "0A000", "UNENCRYPTED PASSWORD is no longer supported");
         } else if (sqlv__tok_is(&t, "NOSUPERUSER") || sqlv__tok_is(&t, "NOCREATEDB") ||
@@ -742,7 +793,7 @@ static int parse(parser *ps, user_op *o) {
         return refuse(ps, "0A000", "ALTER ROLE ... %.*s is not supported yet", (int)ps->t.len,
                       ps->t.start);
     if (role_options(ps, o) != 0) return -1;
-    if (!create && !o->set_password && !o->set_login) return syntax(ps);
+    if (!create && !o->set_password && !o->set_login && !o->set_conn_limit) return syntax(ps);
     return 0;
 }
 
@@ -841,6 +892,7 @@ static int apply_create(user_op *o, txn *kv, txn_error *err) {
     memset(&r, 0, sizeof(r));
     base_strlcpy(r.name, o->names[0], sizeof(r.name));
     r.login = o->set_login ? o->login : !o->is_role;
+    r.conn_limit = o->set_conn_limit ? o->conn_limit : -1;
     base_strlcpy(r.verifier, o->verifier, sizeof(r.verifier));
     rc = next_role_id(kv, &r.id, err);
     if (rc == TXN_OK) rc = put_role(kv, &r, err);
@@ -857,6 +909,7 @@ static int apply_alter(user_op *o, txn *kv, txn_error *err) {
     if (o->set_login && !o->login && strcmp(r.name, SQLV__ROLE_ROOT) == 0)
         return op_error(o, "42501", "root cannot be made NOLOGIN");
     if (o->set_login) r.login = o->login;
+    if (o->set_conn_limit) r.conn_limit = o->conn_limit;
     if (o->set_password) base_strlcpy(r.verifier, o->verifier, sizeof(r.verifier));
     rc = put_role(kv, &r, err);
     memset(&r, 0, sizeof(r));
@@ -993,7 +1046,7 @@ static int apply(user_op *o, const char *session_user, txn *kv, txn_error *err) 
     bool admin = false;
     int rc = sqlv__role_is_admin(kv, session_user, &admin, err);
     if (rc != TXN_OK) return rc;
-    bool own_password = o->kind == OP_ALTER && !o->set_login &&
+    bool own_password = o->kind == OP_ALTER && !o->set_login && !o->set_conn_limit &&
                         strcmp(o->names[0], session_user) == 0;
     if (!admin && !own_password) {
         static const char *const what[] = {"create role", "alter role", "drop role",

@@ -6,15 +6,26 @@
 ** Certificates come from `meridian cert` (the cluster CA, one node
 ** certificate for 127.0.0.1 shared by the nodes, client.root; a foreign CA
 ** with its own node certificate). The group setup starts three nodes with
-** --certs-dir, runs `meridian init --certs-dir` and waits until SQL works
-** through every node. Then, in order:
+** --certs-dir, runs `meridian init --certs-dir` (the certs dir holds
+** client.root.crt, so the tool shows root's client certificate) and waits
+** until SQL works through every node. Then, in order:
 **   - SQL through every node with sslmode=verify-full (TLSv1.3), a write
 **     through one read through the others;
 **   - `meridian node status --certs-dir` lists 3 live nodes; the tool
 **     without certificates is refused (and the node logs why);
 **   - node drain/decommission/recommission with a non-admin user's client
-**     certificate are refused (by the tool; as node.crt, by the node's
-**     handshake) and change nothing;
+**     certificate are refused with "permission denied" (by the tool
+**     without --user; by the node with --user app, and with app's
+**     certificate posing as node.crt) and change nothing;
+**   - admin commands from a certs dir with only ca.crt and client.root.*:
+**     node status, and node drain of node 3 (which then shows draining);
+**     a user granted admin (--user ops) may, and no longer after REVOKE;
+**     a certs dir with only ca.crt and node.* still works (node status);
+**   - root's client certificate on a transport of its own (rpc_uv, as the
+**     tool's) sending node-internal methods to real nodes: a KV request
+**     and a JOIN by address, a Raft message by node id; each closes its
+**     connection (the node logs it), nothing reaches the handlers, the
+**     cluster is unaffected;
 **   - SIGHUP reloads the certificates (logged), RPC and SQL still work;
 **   - kill -9 of a node while writing through another, restart with the
 **     same flags: every acknowledged write readable through every node;
@@ -25,6 +36,7 @@
 */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -33,6 +45,8 @@
 #include <unistd.h>
 
 #include "e2e_util.h"
+#include "range/range.h" /* RANGE_RPC_METHOD_KV, RANGE_RPC_METHOD_RAFT */
+#include "rpc/rpc.h"
 
 #define NODES 3
 #define READY_MS (60 * 1000)    /* SQL through a node after init / restart */
@@ -335,21 +349,36 @@ static void user_certs_dir(const char *dir, const char *user, const char *crt_na
     assert_int_equal(copy_file(src, dst, 0600), 0);
 }
 
-/* meridian node <sub> [id] --host 127.0.0.1:port --certs-dir certs. */
+/* meridian node <sub> [id] --host 127.0.0.1:port --certs-dir certs
+** [--user user]. */
 static int run_node_cmd(const char *sub, const char *id, int port, const char *certs,
-                        char **out, char **err) {
+                        const char *user, char **out, char **err) {
     char host[32];
     snprintf(host, sizeof host, "127.0.0.1:%d", port);
-    const char *argv[] = {mtest_meridian_bin(), "node", sub, "--host", host, "--certs-dir", certs,
-                          id, NULL};
+    const char *argv[12];
+    int a = 0;
+    argv[a++] = mtest_meridian_bin();
+    argv[a++] = "node";
+    argv[a++] = sub;
+    argv[a++] = "--host";
+    argv[a++] = host;
+    argv[a++] = "--certs-dir";
+    argv[a++] = certs;
+    if (user != NULL) {
+        argv[a++] = "--user";
+        argv[a++] = user;
+    }
+    if (id != NULL) argv[a++] = id;
+    argv[a] = NULL;
     return mtest_run(argv, NULL, CMD_MS, out, err);
 }
 
 /* Admin RPCs (drain, decommission, recommission) from a user who is not an
-** admin: with the user's certificates the tool refuses with a clear
-** message; a client certificate posing as node.crt is refused by the
-** node's TLS handshake (node-to-node RPC takes node certificates only).
-** Nothing changes: every node stays active and not draining. */
+** admin: with only the user's certificates and no --user the tool refuses
+** (no root or node certificate to show); with --user app, and with app's
+** certificate posing as node.crt, the node refuses: app is not root or a
+** member of admin. Nothing changes: every node stays active and not
+** draining. */
 static void test_admin_rpcs_refuse_user_certificates(void **state) {
     (void)state;
     const char *bin = mtest_meridian_bin();
@@ -366,25 +395,34 @@ static void test_admin_rpcs_refuse_user_certificates(void **state) {
                                           {"recommission", "3"}};
     for (size_t i = 0; i < BASE_ARRAY_LEN(subs); i++) {
         char *out = NULL, *err = NULL;
-        int st = run_node_cmd(subs[i][0], subs[i][1], ports[2], user, &out, &err);
+        int st = run_node_cmd(subs[i][0], subs[i][1], ports[2], user, NULL, &out, &err);
         printf("node %s with app's certificates: exit %d: %s", subs[i][0], st, err ? err : "");
         assert_int_equal(st, 1);
         assert_non_null(strstr(err, "permission denied"));
-        assert_non_null(strstr(err, "accepts only node certificates"));
+        assert_non_null(strstr(err, "client.root.crt"));
+        base_free(out);
+        base_free(err);
+        out = err = NULL;
+        st = run_node_cmd(subs[i][0], subs[i][1], ports[2], user, "app", &out, &err);
+        printf("node %s --user app: exit %d: %s", subs[i][0], st, err ? err : "");
+        assert_int_equal(st, 1);
+        assert_non_null(strstr(err, "permission denied: user \"app\" is not root or a member "
+                                    "of admin"));
         base_free(out);
         base_free(err);
     }
     for (size_t i = 0; i < 2; i++) {
         char *out = NULL, *err = NULL;
-        int st = run_node_cmd(subs[i][0], subs[i][1], ports[2], posing, &out, &err);
+        int st = run_node_cmd(subs[i][0], subs[i][1], ports[2], posing, NULL, &out, &err);
         printf("node %s with app's certificate as node.crt: exit %d: %s", subs[i][0], st,
                err ? err : "");
         assert_int_equal(st, 1);
+        assert_non_null(strstr(err, "permission denied"));
         base_free(out);
         base_free(err);
     }
     /* The node says why it refused. */
-    assert_true(log_has(2, "TLS connection from"));
+    assert_true(log_has(2, "from a client certificate of user \"app\" refused"));
     /* Nothing changed. */
     char *out = NULL, *err = NULL;
     assert_int_equal(run_tool("node", "status", ports[0], g_certs, &out, &err), 0);
@@ -393,6 +431,160 @@ static void test_admin_rpcs_refuse_user_certificates(void **state) {
     assert_null(strstr(out, " yes "));
     base_free(out);
     base_free(err);
+    wait_live(ports[0], NODES);
+}
+
+/* SQL as root through node 1 (its client certificate). */
+static void sql_ok(const char *statement) {
+    PGconn *c = conn(0);
+    e2e_ok(c, statement);
+    PQfinish(c);
+}
+
+/* Admin commands with root's client certificate and nothing else (no node
+** certificate in the certs dir): node status, and node drain of node 3,
+** which then shows draining (a restart ends it: test_kill9_and_restart
+** restarts node 3). A user granted admin may too, until REVOKE. A certs
+** dir with only the node certificate still works. */
+static void test_admin_rpcs_with_root_client_certificate(void **state) {
+    (void)state;
+    char root[400], ops[400], node_only[400];
+    snprintf(root, sizeof root, "%s/root-certs", g_dir);
+    snprintf(ops, sizeof ops, "%s/ops-certs", g_dir);
+    snprintf(node_only, sizeof node_only, "%s/node-certs", g_dir);
+    user_certs_dir(root, "root", "client.root");
+    char *out = NULL, *err = NULL;
+    int st = run_node_cmd("status", NULL, ports[1], root, NULL, &out, &err);
+    printf("node status with client.root only: exit %d\n%s%s", st, out ? out : "",
+           err ? err : "");
+    assert_int_equal(st, 0);
+    assert_non_null(strstr(out, " live "));
+    base_free(out);
+    base_free(err);
+
+    out = err = NULL;
+    st = run_node_cmd("drain", NULL, ports[2], root, NULL, &out, &err);
+    printf("node drain with client.root only: exit %d\n%s%s", st, out ? out : "",
+           err ? err : "");
+    assert_int_equal(st, 0);
+    assert_non_null(strstr(out, "drained"));
+    base_free(out);
+    base_free(err);
+    out = err = NULL;
+    assert_int_equal(run_tool("node", "status", ports[0], root, &out, &err), 0);
+    printf("%s", out);
+    assert_non_null(strstr(out, " yes ")); /* node 3 draining */
+    base_free(out);
+    base_free(err);
+
+    /* A member of admin, by its own client certificate. */
+    sql_ok("CREATE USER ops");
+    sql_ok("GRANT admin TO ops");
+    const char *bin = mtest_meridian_bin();
+    const char *client[] = {bin, "cert", "create-client", "ops", "--certs-dir", g_certs,
+                            "--ca-key", g_ca_key, NULL};
+    assert_int_equal(cert_cmd(client), 0);
+    user_certs_dir(ops, "ops", "client.ops");
+    out = err = NULL;
+    st = run_node_cmd("status", NULL, ports[0], ops, "ops", &out, &err);
+    printf("node status --user ops (admin): exit %d: %s", st, err ? err : "");
+    assert_int_equal(st, 0);
+    base_free(out);
+    base_free(err);
+    sql_ok("REVOKE admin FROM ops");
+    out = err = NULL;
+    st = run_node_cmd("status", NULL, ports[0], ops, "ops", &out, &err);
+    printf("node status --user ops (revoked): exit %d: %s", st, err ? err : "");
+    assert_int_equal(st, 1);
+    assert_non_null(strstr(err, "not root or a member of admin"));
+    base_free(out);
+    base_free(err);
+
+    /* The node certificate alone: as before. */
+    char src[600], dst[600];
+    assert_int_equal(mkdir(node_only, 0700), 0);
+    static const struct { const char *name; mode_t mode; } files[] = {
+        {"ca.crt", 0644}, {"node.crt", 0644}, {"node.key", 0600}};
+    for (size_t i = 0; i < BASE_ARRAY_LEN(files); i++) {
+        snprintf(src, sizeof src, "%s/%s", g_certs, files[i].name);
+        snprintf(dst, sizeof dst, "%s/%s", node_only, files[i].name);
+        assert_int_equal(copy_file(src, dst, files[i].mode), 0);
+    }
+    out = err = NULL;
+    st = run_node_cmd("status", NULL, ports[1], node_only, NULL, &out, &err);
+    assert_int_equal(st, 0);
+    base_free(out);
+    base_free(err);
+}
+
+/* The outcome of one rpc request, filled by its callback (loop thread). */
+typedef struct rpc_outcome {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int rc;
+    int32_t status;
+} rpc_outcome;
+
+static void on_rpc_outcome(void *ctx, int rc, const rpc_message *m) {
+    rpc_outcome *o = ctx;
+    pthread_mutex_lock(&o->mu);
+    o->done = true;
+    o->rc = rc;
+    o->status = rc == RPC_OK ? m->status : 0;
+    pthread_cond_broadcast(&o->cv);
+    pthread_mutex_unlock(&o->mu);
+}
+
+/* One request by address from uv to 127.0.0.1:port; its rc (bounded wait). */
+static int request_by_addr(rpc_uv *uv, int port, uint32_t method) {
+    rpc_outcome o = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    uint8_t junk[16] = {1, 2, 3};
+    assert_int_equal(rpc_uv_request_addr(uv, "127.0.0.1", port, method, junk, sizeof junk,
+                                         CMD_MS, on_rpc_outcome, &o), RPC_OK);
+    pthread_mutex_lock(&o.mu); /* the callback runs exactly once, by CMD_MS at the latest */
+    while (!o.done) pthread_cond_wait(&o.cv, &o.mu);
+    pthread_mutex_unlock(&o.mu);
+    printf("method %u from root's client certificate: rc %s, status %d\n", (unsigned)method,
+           rpc_strerror(o.rc), (int)o.status);
+    return o.rc;
+}
+
+/* Root's client certificate cannot reach node-internal methods: the
+** node's transport closes the connection at the first such frame. */
+static void test_client_cert_cannot_send_node_methods(void **state) {
+    (void)state;
+    char err[SEC_ERR_MSG_SIZE];
+    sec_tls_ctx *tls = NULL;
+    sec_tls_options co = {.cert_name = "client.root"};
+    assert_int_equal(sec_tls_client_ctx_new(g_certs, &co, &tls, err, sizeof err), 0);
+    rpc_uv_config cfg;
+    rpc_uv_config_init(&cfg);
+    cfg.node_id = RPC_NODE_ID_PROVISIONAL_MIN | (uint64_t)getpid(); /* as the tool's */
+    cfg.random_seed = cfg.node_id;
+    cfg.listen_host = NULL; /* dial only */
+    cfg.tls_client = tls;
+    rpc_uv *uv = NULL;
+    assert_int_equal(rpc_uv_start(&cfg, &uv), RPC_OK);
+
+    assert_int_not_equal(request_by_addr(uv, ports[1], RANGE_RPC_METHOD_KV), RPC_OK);
+    char line[160];
+    snprintf(line, sizeof line, "(user \"root\"): it sent a request of method %u",
+             (unsigned)RANGE_RPC_METHOD_KV);
+    assert_true(log_has(1, line));
+    assert_int_not_equal(request_by_addr(uv, ports[2], 0x4A4Eu /* SRV_METHOD_JOIN */), RPC_OK);
+    snprintf(line, sizeof line, "(user \"root\"): it sent a request of method %u", 0x4A4Eu);
+    assert_true(log_has(2, line));
+    /* Raft traffic is one-way, by node id: a side connection, closed at it. */
+    assert_int_equal(rpc_uv_add_peer(uv, 1, "127.0.0.1", ports[0]), RPC_OK);
+    uint8_t junk[8] = {0};
+    assert_int_equal(rpc_send(rpc_uv_transport(uv), 1, RANGE_RPC_METHOD_RAFT, junk, sizeof junk),
+                     RPC_OK);
+    snprintf(line, sizeof line, "(user \"root\"): it sent a message of method %u",
+             (unsigned)RANGE_RPC_METHOD_RAFT);
+    assert_true(log_has(0, line));
+    rpc_uv_free(uv);
+    sec_tls_ctx_free(tls);
     wait_live(ports[0], NODES);
 }
 
@@ -495,6 +687,8 @@ int main(void) {
         cmocka_unit_test(test_sql_verify_full_every_node),
         cmocka_unit_test(test_node_status_needs_tls),
         cmocka_unit_test(test_admin_rpcs_refuse_user_certificates),
+        cmocka_unit_test(test_admin_rpcs_with_root_client_certificate),
+        cmocka_unit_test(test_client_cert_cannot_send_node_methods),
         cmocka_unit_test(test_sighup_reload),
         cmocka_unit_test(test_kill9_and_restart),
         cmocka_unit_test(test_foreign_ca_node_cannot_join),

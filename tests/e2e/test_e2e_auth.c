@@ -13,7 +13,12 @@
 ** failures from one address are refused for a while, a certificate login
 ** is not; privileges: app with SELECT only (through its role) reads and
 ** is refused every write (42501) through libpq and psql; the node's log
-** (at debug level) holds neither a password nor a verifier.
+** (at debug level) holds neither a password nor a verifier. Host-based
+** rules in the cluster setting (a rule that rejects app, root's certificate
+** past a rule that rejects everyone, a bad rule refused with its line, a
+** password-only rule, RESET), a role's CONNECTION LIMIT (53300 past it,
+** pg_roles.rolconnlimit) and WITH GRANT OPTION (app passes SELECT on,
+** information_schema.table_privileges shows it).
 **
 ** All waits are bounded; the node dies with the test (mtest_node).
 */
@@ -276,6 +281,69 @@ static void test_select_only(void **state) {
     PQfinish(root);
 }
 
+#define HBA_SET "SET CLUSTER SETTING server.host_based_authentication.configuration = "
+
+static void test_hba_limits_grant_option(void **state) {
+    (void)state;
+    char err[1024];
+    PGconn *root = mtest_connect(&g_node);
+    assert_non_null(root);
+    /* a rule rejecting app; root's certificate gets past one rejecting all */
+    e2e_ok(root, HBA_SET "'host all app all reject\nhost all all all cert-password'");
+    expect_refused("app", "password=" APP_PASSWORD, "rejected by rule 1");
+    e2e_ok(root, HBA_SET "'host all all all reject'");
+    PGconn *again = mtest_connect(&g_node);
+    assert_non_null(again);
+    e2e_rows_equal(again, "SELECT current_user", "root\n");
+    PQfinish(again);
+    expect_refused("app", "password=" APP_PASSWORD, "rejected by rule 1");
+    /* a bad rule is refused whole, naming its line */
+    PGresult *r = PQexec(root, HBA_SET "'host all all all cert\nhost all all nowhere cert'");
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "22023");
+    assert_non_null(strstr(PQresultErrorMessage(r), "line 2 (host all all nowhere cert)"));
+    PQclear(r);
+    /* password only, from this address */
+    e2e_ok(root, HBA_SET "'host all all 127.0.0.1/32 password'");
+    PGconn *c = connect_as("app", "password=" APP_PASSWORD, err, sizeof err);
+    if (c == NULL) print_error("app: %s\n", err);
+    assert_non_null(c);
+    PQfinish(c);
+    e2e_ok(root, "RESET CLUSTER SETTING server.host_based_authentication.configuration");
+    e2e_rows_equal(root, "SHOW CLUSTER SETTING server.host_based_authentication.configuration",
+                   "\n");
+
+    /* CONNECTION LIMIT (per node) */
+    e2e_ok(root, "ALTER USER app CONNECTION LIMIT 1");
+    e2e_rows_equal(root, "SELECT rolconnlimit FROM pg_roles WHERE rolname = 'app'", "1\n");
+    c = connect_as("app", "password=" APP_PASSWORD, err, sizeof err);
+    if (c == NULL) print_error("app: %s\n", err);
+    assert_non_null(c);
+    expect_refused("app", "password=" APP_PASSWORD, "too many connections for role \"app\"");
+
+    /* WITH GRANT OPTION: app passes SELECT on, and only that */
+    e2e_ok(root, "CREATE USER viewer");
+    e2e_fails(c, "GRANT SELECT ON accounts TO viewer", "42501");
+    e2e_ok(root, "GRANT SELECT ON accounts TO app WITH GRANT OPTION");
+    e2e_ok(c, "GRANT SELECT ON accounts TO viewer");
+    e2e_fails(c, "GRANT INSERT ON accounts TO viewer", "42501");
+    e2e_rows_equal(root,
+                   "SELECT grantee, privilege_type, is_grantable FROM "
+                   "information_schema.table_privileges WHERE table_name = 'accounts' "
+                   "ORDER BY grantee",
+                   "app|SELECT|YES\nreader|SELECT|NO\nviewer|SELECT|NO\n");
+    e2e_rows_equal(root, "SHOW GRANTS ON accounts FOR app",
+                   "defaultdb|public|accounts|app|SELECT|t\n");
+    e2e_ok(root, "REVOKE GRANT OPTION FOR SELECT ON accounts FROM app");
+    e2e_fails(c, "GRANT SELECT ON accounts TO viewer", "42501");
+    PQfinish(c);
+    e2e_ok(root, "ALTER USER app CONNECTION LIMIT -1");
+    PQfinish(root);
+    char *log = read_log();
+    assert_non_null(log);
+    assert_non_null(strstr(log, "rejected by host-based rule 1"));
+    base_free(log);
+}
+
 /* Failed logins from one address: refused for a while, except a login by
 ** certificate. Bounded: the limit must show within ATTEMPTS_MAX failures. */
 #define ATTEMPTS_MAX 40
@@ -325,7 +393,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_root_creates_users), cmocka_unit_test(test_password_login),
         cmocka_unit_test(test_psql_and_shell),     cmocka_unit_test(test_alter_password),
-        cmocka_unit_test(test_select_only),
+        cmocka_unit_test(test_select_only),        cmocka_unit_test(test_hba_limits_grant_option),
         cmocka_unit_test(test_rate_limit),         cmocka_unit_test(test_log_has_no_secrets),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -340,6 +340,7 @@ static char fake_user_names[FAKE_USERS_MAX][64];
 static int fake_nusers;
 static bool fake_lookup_fails;
 static int fake_lookup_count;
+static char fake_hba[SQLV_AUTH_HBA_BYTES_MAX + 1];
 
 void fake_set_user(const char *name, const char *verifier, bool can_login, bool is_admin)
 {
@@ -364,6 +365,26 @@ void fake_clear_users(void)
 {
     pthread_mutex_lock(&fake_mu);
     fake_nusers = 0;
+    fake_hba[0] = '\0';
+    pthread_mutex_unlock(&fake_mu);
+}
+
+void fake_set_conn_limit(const char *name, int limit)
+{
+    pthread_mutex_lock(&fake_mu);
+    for (int i = 0; i < fake_nusers; i++) {
+        if (strcmp(fake_user_names[i], name) == 0) {
+            fake_users[i].conn_limited = limit >= 0;
+            fake_users[i].conn_limit = limit >= 0 ? limit : 0;
+        }
+    }
+    pthread_mutex_unlock(&fake_mu);
+}
+
+void fake_set_hba(const char *text)
+{
+    pthread_mutex_lock(&fake_mu);
+    base_strlcpy(fake_hba, text, sizeof fake_hba);
     pthread_mutex_unlock(&fake_mu);
 }
 
@@ -392,6 +413,8 @@ int sqlv_auth_lookup(sqlv_engine *e, const char *user, sqlv_auth_info *out)
     for (int i = 0; rc == SQLV_OK && i < fake_nusers; i++)
         if (strcmp(fake_user_names[i], user) == 0)
             *out = fake_users[i];
+    if (rc == SQLV_OK)
+        base_strlcpy(out->hba_conf, fake_hba, sizeof out->hba_conf);
     pthread_mutex_unlock(&fake_mu);
     return rc;
 }

@@ -29,7 +29,11 @@ bool fake_wait_waiters(int n, int timeout_ms);
 ** implicit here): verifier "" for none. A name given again is replaced. */
 #define FAKE_USERS_MAX 16
 void fake_set_user(const char *name, const char *verifier, bool can_login, bool is_admin);
-void fake_clear_users(void);
+void fake_clear_users(void); /* and the rules (fake_set_hba) */
+/* A user's CONNECTION LIMIT (-1: none), for users set already. */
+void fake_set_conn_limit(const char *name, int limit);
+/* The host-based rules every lookup returns ("" : none). */
+void fake_set_hba(const char *text);
 /* While on, sqlv_auth_lookup fails with SQLV_ERR_INTERNAL. */
 void fake_fail_lookups(bool on);
 /* Lookups made so far. */

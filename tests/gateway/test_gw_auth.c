@@ -9,7 +9,10 @@
 ** the rate limit of failed logins per address (the pure limiter with
 ** made-up times, then through the socket), trust mode, and libpq: SCRAM in
 ** the clear and over TLS ("y" gs2 header), client-certificate login (CN =
-** user) and its fallback to SCRAM for another user.
+** user) and its fallback to SCRAM for another user. Host-based rules
+** (security/sec_hba.c: the parser and matcher alone, then each method
+** through libpq, root's certificate past a rule that rejects everyone) and
+** a role's CONNECTION LIMIT.
 **
 ** Every socket read is bounded by TU_IO_TIMEOUT_MS; no timing assertion.
 */
@@ -577,6 +580,179 @@ static void test_libpq(void **state)
     gw_stop(s);
 }
 
+/* ---- host-based rules ------------------------------------------------------------ */
+
+static int hba_check(const char *text, char *err, size_t size)
+{
+    sec_hba *h = NULL;
+    int rc = sec_hba_parse(text, &h, err, size);
+    sec_hba_free(h);
+    return rc;
+}
+
+static void test_hba_parse(void **state)
+{
+    (void)state;
+    char err[256];
+    sec_hba *h = NULL;
+    assert_int_equal(sec_hba_parse("# only a comment\n\n   \n", &h, err, sizeof err), SEC_OK);
+    assert_int_equal(h->n, 0);
+    sec_hba_free(h);
+    const char *conf = "host all root all cert  # root by certificate\n"
+                       "hostssl defaultdb app,web 10.1.0.0/16 password\n"
+                       "hostnossl all all 127.0.0.1 trust\n"
+                       "host all all ::1/128 cert-password\n"
+                       "local all all reject\n"
+                       "host all all all reject\n";
+    assert_int_equal(sec_hba_parse(conf, &h, err, sizeof err), SEC_OK);
+    assert_int_equal(h->n, 6);
+    assert_int_equal(h->rules[1].method, SEC_HBA_PASSWORD);
+    assert_int_equal(h->rules[1].line, 2);
+    assert_string_equal(sec_hba_method_name(h->rules[3].method), "cert-password");
+    sec_hba_conn c = {.tls = true, .database = "defaultdb", .user = "root", .addr = "1.2.3.4"};
+    assert_int_equal(sec_hba_match(h, &c), 0);
+    c.user = "web";
+    c.addr = "10.1.200.3";
+    assert_int_equal(sec_hba_match(h, &c), 1);
+    c.addr = "::ffff:10.1.0.1"; /* IPv4 through an IPv6 socket */
+    assert_int_equal(sec_hba_match(h, &c), 1);
+    c.addr = "10.2.0.1";
+    assert_int_equal(sec_hba_match(h, &c), 5);
+    c.tls = false;
+    c.addr = "127.0.0.1";
+    assert_int_equal(sec_hba_match(h, &c), 2);
+    c.addr = "::1";
+    assert_int_equal(sec_hba_match(h, &c), 3);
+    c.database = "other";
+    c.addr = "10.1.0.1";
+    c.tls = true;
+    assert_int_equal(sec_hba_match(h, &c), 5);
+    c.local = true;
+    assert_int_equal(sec_hba_match(h, &c), 4);
+    sec_hba_free(h);
+    assert_int_equal(sec_hba_parse("host all all 10.0.0.0/8 cert\n", &h, err, sizeof err), 0);
+    c = (sec_hba_conn){.tls = true, .database = "d", .user = "u", .addr = "11.0.0.1"};
+    assert_int_equal(sec_hba_match(h, &c), -1);
+    c.addr = "";
+    assert_int_equal(sec_hba_match(h, &c), -1); /* unknown: only "all" matches it */
+    sec_hba_free(h);
+
+    /* every error names its line */
+    static const struct {
+        const char *text, *want;
+    } bad[] = {
+        {"host all all all foo", "line 1 (host all all all foo): unknown authentication method"},
+        {"\nhst all all all cert", "line 2 (hst all all all cert): unknown connection type"},
+        {"host all all cert", "needs 5 fields"},
+        {"local all all all cert", "too many fields"},
+        {"host all all all cert map=x", "too many fields"},
+        {"host all all 10.0.0.0/33 cert", "invalid address"},
+        {"host all all 300.1.1.1 cert", "invalid address"},
+        {"host all all 10.0.0.0/ cert", "invalid address"},
+        {"host all +admins all cert", "group (+role)"},
+        {"host a,,b all all cert", "an empty name"},
+        {"host \"x\" all all cert", "quoted names"},
+    };
+    for (size_t i = 0; i < BASE_ARRAY_LEN(bad); i++) {
+        assert_int_equal(hba_check(bad[i].text, err, sizeof err), SEC_ERR_INVALID);
+        if (strstr(err, bad[i].want) == NULL)
+            fail_msg("%s: got \"%s\"", bad[i].text, err);
+    }
+    /* the bounds: rules and bytes */
+    base_buf big = {0};
+    for (int i = 0; i <= SEC_HBA_RULES_MAX; i++)
+        assert_int_equal(base_buf_printf(&big, "host all all all cert\n"), 0);
+    assert_int_equal(base_buf_append(&big, "", 1), 0);
+    assert_int_equal(hba_check((const char *)big.data, err, sizeof err), SEC_ERR_INVALID);
+    assert_non_null(strstr(err, "too many rules"));
+    base_buf_reset(&big);
+    for (int i = 0; i <= SEC_HBA_TEXT_BYTES_MAX / 10; i++)
+        assert_int_equal(base_buf_printf(&big, "#........\n"), 0);
+    assert_int_equal(base_buf_append(&big, "", 1), 0);
+    assert_int_equal(hba_check((const char *)big.data, err, sizeof err), SEC_ERR_INVALID);
+    assert_non_null(strstr(err, "too long"));
+    base_buf_free(&big);
+}
+
+static void test_hba_logins(void **state)
+{
+    (void)state;
+    gw_server *s = start_server(GW_AUTH_DEFAULT, g_server_tls, 0);
+    char base[1024], ci[2048], root_cert[1024], app_cert[1024];
+    FMT(base, "sslmode=verify-full sslrootcert=%s/ca.crt", g_dir);
+    FMT(root_cert, "user=root sslcert=%s/client.root.crt sslkey=%s/client.root.key", g_dir, g_dir);
+    FMT(app_cert, "user=app sslcert=%s/client.app.crt sslkey=%s/client.app.key", g_dir, g_dir);
+
+    /* reject everyone: root's certificate still logs in (the lockout guard) */
+    fake_set_hba("host all all all reject\n");
+    FMT(ci, "%s user=app password=secret", base);
+    assert_true(pq_fails_with(pq(gw_port(s), ci), "rejected by rule 1"));
+    FMT(ci, "%s %s", base, app_cert);
+    assert_true(pq_fails_with(pq(gw_port(s), ci), "rejected by rule 1"));
+    FMT(ci, "%s %s", base, root_cert);
+    assert_true(pq_ok(pq(gw_port(s), ci)));
+
+    /* password for app (its certificate is not enough), certificates for the rest */
+    fake_set_hba("host all app 127.0.0.1/32 password\nhost all all all cert\n");
+    FMT(ci, "%s user=app password=secret", base);
+    assert_true(pq_ok(pq(gw_port(s), ci)));
+    FMT(ci, "%s %s", base, app_cert);
+    assert_true(pq_fails_with(pq(gw_port(s), ci), "password"));
+    FMT(ci, "%s user=nopw", base);
+    assert_true(pq_fails_with(pq(gw_port(s), ci), "certificate authentication failed"));
+    FMT(ci, "%s %s", base, root_cert);
+    assert_true(pq_ok(pq(gw_port(s), ci)));
+
+    /* no rule for this address */
+    fake_set_hba("host all all 10.0.0.0/8 cert-password\n");
+    FMT(ci, "%s user=app password=secret", base);
+    assert_true(pq_fails_with(pq(gw_port(s), ci), "no pg_hba entry for host \"127.0.0.1\""));
+    /* hostnossl does not match a TLS client */
+    fake_set_hba("hostnossl all all all trust\n");
+    assert_true(pq_fails_with(pq(gw_port(s), ci), "no pg_hba entry"));
+    /* cert-password is today's rule */
+    fake_set_hba("hostssl all all all cert-password\n");
+    assert_true(pq_ok(pq(gw_port(s), ci)));
+    FMT(ci, "%s %s", base, app_cert);
+    assert_true(pq_ok(pq(gw_port(s), ci)));
+    gw_stop(s);
+
+    /* trust (a node without TLS that still authenticates: tests only) */
+    s = start_server(GW_AUTH_REQUIRED, NULL, 0);
+    fake_set_hba("hostnossl all app,nopw all trust\nhost all all all password\n");
+    assert_true(pq_ok(pq(gw_port(s), "user=nopw sslmode=disable")));
+    assert_true(pq_ok(pq(gw_port(s), "user=app sslmode=disable")));
+    assert_true(pq_fails_with(pq(gw_port(s), "user=reader sslmode=disable"), "password"));
+    fake_set_hba("hostnossl all all all trust\n");
+    assert_true(pq_fails_with(pq(gw_port(s), "user=ghost sslmode=disable"),
+                              "role \"ghost\" does not exist"));
+    assert_true(pq_fails_with(pq(gw_port(s), "user=reader sslmode=disable"),
+                              "not permitted to log in"));
+    fake_set_hba("");
+    assert_true(pq_fails_with(pq(gw_port(s), "user=nopw password=x sslmode=disable"),
+                              "password authentication failed"));
+    gw_stop(s);
+}
+
+static void test_connection_limit(void **state)
+{
+    (void)state;
+    gw_server *s = start_server(GW_AUTH_REQUIRED, NULL, 0);
+    fake_set_conn_limit("app", 1);
+    PGconn *first = pq(gw_port(s), "user=app password=secret sslmode=disable");
+    assert_int_equal(PQstatus(first), CONNECTION_OK);
+    assert_true(pq_fails_with(pq(gw_port(s), "user=app password=secret sslmode=disable"),
+                              "too many connections for role \"app\""));
+    PQfinish(first);
+    fake_set_conn_limit("app", 0); /* nobody, whatever the count */
+    assert_true(pq_fails_with(pq(gw_port(s), "user=app password=secret sslmode=disable"),
+                              "too many connections for role \"app\""));
+    fake_set_user("root", g_secret_verifier, true, true);
+    fake_set_conn_limit("root", 0); /* superusers have no role limit */
+    assert_true(pq_ok(pq(gw_port(s), "user=root password=secret sslmode=disable")));
+    gw_stop(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -588,6 +764,9 @@ int main(void)
         cmocka_unit_test_setup(test_rate_limit, reset_users),
         cmocka_unit_test_setup(test_trust, reset_users),
         cmocka_unit_test_setup(test_libpq, reset_users),
+        cmocka_unit_test(test_hba_parse),
+        cmocka_unit_test_setup(test_hba_logins, reset_users),
+        cmocka_unit_test_setup(test_connection_limit, reset_users),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

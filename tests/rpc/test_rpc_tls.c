@@ -11,6 +11,12 @@
 **     of a foreign CA (both directions), a node whose certificate lacks the
 **     IP it is dialed at, a plaintext node dialing a TLS node (it is told
 **     why) and a TLS node dialing a plaintext one;
+**   - admin tools (rpc_uv_config.client_methods, allow_peer_client): a
+**     client certificate by address calls an allowed method and the
+**     handler sees its user; a method not allowed, a one-way message and a
+**     client certificate posing as a node id are refused (connection
+**     closed, counted in client_refused) before any handler runs; node
+**     peers are unaffected; without client_methods the handshake refuses;
 **   - a PostgreSQL client on a TLS node's port is still handed over before
 **     TLS; certificates reloaded (sec_tls_reload) while running: new
 **     connections use the new ones; out of memory injected at a spread of
@@ -69,6 +75,9 @@ typedef struct tnode {
     /* guarded by mu */
     uint64_t seq_seen, seq_received, seq_out_of_order;
     int foreign;
+    int echo_requests, sum_requests;
+    int user_requests;                        /* requests with a peer_user */
+    char last_user[SEC_USER_SIZE_MAX + 1];    /* of the latest one */
 } tnode;
 
 static tnode nodes[MAXN];
@@ -172,9 +181,19 @@ static void handler(void *ctx, rpc_transport *t, const rpc_message *m)
         break;
     }
     case M_ECHO:
+        lock();
+        n->echo_requests++;
+        if (m->peer_user != NULL) {
+            n->user_requests++;
+            snprintf(n->last_user, sizeof(n->last_user), "%s", m->peer_user);
+        }
+        unlock();
         rpc_respond(t, m->from, m->request_id, 0, m->payload, m->payload_len);
         break;
     case M_SUM: {
+        lock();
+        n->sum_requests++;
+        unlock();
         uint32_t sum = base_crc32c(0, m->payload, m->payload_len);
         rpc_respond(t, m->from, m->request_id, 0, &sum, 4);
         break;
@@ -268,6 +287,8 @@ typedef struct start_opts {
     const char *client_cert; /* NULL: "node" */
     bool no_listener;
     bool foreign;            /* foreign_connection set */
+    bool admin_clients;      /* server context allow_peer_client */
+    bool echo_for_clients;   /* client_methods = {M_ECHO} */
 } start_opts;
 
 /* Start a transport in nodes[slot] with node id `id`. */
@@ -280,7 +301,7 @@ static void start(int slot, rpc_node_id id, const start_opts *o)
     assert_int_equal(hlc_clock_new(hlc_manual_clock_as_physical(&n->mc),
                                    HLC_DEFAULT_MAX_OFFSET_NS, &n->clock), 0);
     if (o->certs_dir != NULL) {
-        sec_tls_options so = {.require_peer_node = true};
+        sec_tls_options so = {.require_peer_node = true, .allow_peer_client = o->admin_clients};
         sec_tls_options co = {.cert_name = o->client_cert ? o->client_cert : "node"};
         if (!o->no_listener)
             check(sec_tls_server_ctx_new(o->certs_dir, &so, &n->srv, err, sizeof(err)));
@@ -301,6 +322,10 @@ static void start(int slot, rpc_node_id id, const start_opts *o)
     if (o->foreign) {
         cfg.foreign_connection = on_foreign;
         cfg.foreign_ctx = n;
+    }
+    if (o->echo_for_clients) {
+        cfg.client_methods[0] = M_ECHO;
+        cfg.client_methods_count = 1;
     }
     assert_int_equal(rpc_uv_start(&cfg, &n->uv), 0);
     n->t = rpc_uv_transport(n->uv);
@@ -523,6 +548,124 @@ static void test_tls_client_cert_refused(void **state)
     assert_int_equal(a.ok, 0);
     assert_true(a.handshake == 1 || a.other == 1);
     assert_int_equal(stats(1).frames_received, 0);
+    stop(2);
+    stop(1);
+}
+
+typedef struct client_refused_arg {
+    int slot;
+    uint64_t want;
+} client_refused_arg;
+static bool client_refused_reached(void *a)
+{
+    client_refused_arg *r = a;
+    unlock(); /* stats need no lock */
+    bool ok = stats(r->slot).client_refused >= r->want;
+    lock();
+    return ok;
+}
+
+/* One request by address from slot `from` to slot `to`: its outcome. */
+static tally addr_request(int from, int to, uint32_t method)
+{
+    tally t = {0};
+    uint64_t v = 5;
+    echo_ctx e = {&t, 5};
+    sum_ctx sc = {&t, base_crc32c(0, &v, 8)};
+    assert_int_equal(rpc_uv_request_addr(nodes[from].uv, "127.0.0.1", nodes[to].port, method, &v,
+                                         8, LONG_DEADLINE_MS,
+                                         method == M_ECHO ? on_echo : on_sum,
+                                         method == M_ECHO ? (void *)&e : (void *)&sc), 0);
+    wait_calls(&t, 1);
+    assert_int_equal(t.bad, 0);
+    return t;
+}
+
+/* Admin tools: a node that takes client certificates for M_ECHO only. A
+** tool with client.root calls M_ECHO by address (the handler sees "root");
+** M_SUM (not allowed) and a one-way message close its connection before
+** any handler runs; a client certificate claiming a real node id is
+** refused at the RPC handshake; node peers work as before, with no user. */
+static void test_tls_client_cert_admin_methods_only(void **state)
+{
+    (void)state;
+    start_opts adm = {.certs_dir = certs, .admin_clients = true, .echo_for_clients = true};
+    start_opts tool = {.certs_dir = certs, .client_cert = "client.root", .no_listener = true};
+    start_opts node = {.certs_dir = certs};
+    start(1, 1, &adm);
+    start(2, RPC_NODE_ID_PROVISIONAL_MIN | 77, &tool);
+    start(3, 3, &node);
+
+    tally t = addr_request(2, 1, M_ECHO);
+    assert_int_equal(t.ok, 1);
+    lock();
+    assert_int_equal(nodes[1].user_requests, 1);
+    assert_string_equal(nodes[1].last_user, "root");
+    unlock();
+    assert_int_equal(stats(1).client_connections, 1);
+
+    /* A method not allowed: the connection closes, the handler never runs. */
+    t = addr_request(2, 1, M_SUM);
+    assert_int_equal(t.ok, 0);
+    client_refused_arg r = {1, 1};
+    assert_true(wait_for(client_refused_reached, &r));
+    lock();
+    assert_int_equal(nodes[1].sum_requests, 0);
+    unlock();
+
+    /* A one-way message (as Raft traffic is), by node id from the tool's
+    ** provisional id: a side connection, then closed at the message. */
+    add_peer(2, 1);
+    uint64_t seq = 1;
+    assert_int_equal(rpc_send(nodes[2].t, 1, M_SEQ, &seq, 8), 0);
+    r.want = 2;
+    assert_true(wait_for(client_refused_reached, &r));
+    lock();
+    assert_int_equal(nodes[1].seq_received, 0);
+    unlock();
+
+    /* Allowed again on a fresh connection: the refusals closed only theirs. */
+    t = addr_request(2, 1, M_ECHO);
+    assert_int_equal(t.ok, 1);
+
+    /* A node peer: everything as before, and no user. */
+    add_peer(3, 1);
+    t = one_request(3, 1);
+    assert_int_equal(t.ok, 1);
+    lock();
+    assert_int_equal(nodes[1].echo_requests, 3);
+    assert_int_equal(nodes[1].user_requests, 2);
+    unlock();
+    stop(2);
+
+    /* A client certificate posing as node 2 (a real id: it would be that
+    ** node's own connection, carrying Raft and KV): refused at the RPC
+    ** handshake; its request never reaches the handler. */
+    start(2, 2, &tool);
+    add_peer(2, 1);
+    t = one_request(2, 1);
+    assert_int_equal(t.ok, 0);
+    r.want = 3;
+    assert_true(wait_for(client_refused_reached, &r));
+    lock();
+    assert_int_equal(nodes[1].echo_requests, 3);
+    unlock();
+    stop(2);
+    stop(3);
+    stop(1);
+
+    /* A server context that takes client certificates on a transport with
+    ** no client_methods: refused at the TLS layer, as a node-only port. */
+    start_opts no_methods = {.certs_dir = certs, .admin_clients = true};
+    start(1, 1, &no_methods);
+    start(2, RPC_NODE_ID_PROVISIONAL_MIN | 78, &tool);
+    t = addr_request(2, 1, M_ECHO);
+    assert_int_equal(t.ok, 0);
+    wait_refused(1, 1);
+    assert_int_equal(stats(1).frames_received, 0);
+    lock();
+    assert_int_equal(nodes[1].echo_requests, 0);
+    unlock();
     stop(2);
     stop(1);
 }
@@ -754,6 +897,7 @@ int main(void)
         cmocka_unit_test(test_tls_requests_and_messages),
         cmocka_unit_test(test_tls_large_and_pipelined),
         cmocka_unit_test(test_tls_client_cert_refused),
+        cmocka_unit_test(test_tls_client_cert_admin_methods_only),
         cmocka_unit_test(test_tls_foreign_ca_refused),
         cmocka_unit_test(test_tls_wrong_address_refused),
         cmocka_unit_test(test_tls_plaintext_peer_refused),

@@ -380,6 +380,40 @@ static void test_tls_node_peer_only(void **state) {
     pair_close(&p);
 }
 
+/* allow_peer_client: a node certificate and a user's both get in, and
+** sec_tls_conn_peer_kind tells them apart (rpc/ limits the user to the
+** admin methods); no certificate still fails. */
+static void test_tls_node_or_client_peer(void **state) {
+    (void)state;
+    sec_tls_options admin_port = {.cert_name = "node", .require_peer_node = true,
+                                  .allow_peer_client = true};
+    pair p;
+    pair_open(&p, certs, &admin_port, certs, &as_node, "node1.example");
+    assert_int_equal(p.server_rc, 0);
+    exchange(&p, "raft: append entries");
+    assert_int_equal(sec_tls_conn_peer_kind(p.server), SEC_PEER_NODE);
+    pair_close(&p);
+    pair_open(&p, certs, &admin_port, certs, &as_root, "node1.example");
+    assert_int_equal(p.server_rc, 0);
+    exchange(&p, "drain");
+    assert_int_equal(sec_tls_conn_peer_kind(p.server), SEC_PEER_CLIENT);
+    char cn[SEC_USER_SIZE_MAX + 1];
+    check(sec_tls_conn_peer_cn(p.server, cn, sizeof cn));
+    assert_string_equal(cn, "root");
+    pair_close(&p);
+    pair_open(&p, certs, &admin_port, certs, NULL, "node1.example");
+    assert_int_equal(p.server_rc, SEC_ERR_TLS);
+    assert_int_equal(sec_tls_conn_peer_kind(p.server), SEC_PEER_NONE);
+    pair_close(&p);
+    /* without require_peer_node the option means nothing: any client */
+    sec_tls_options plain = {.cert_name = "node", .allow_peer_client = true};
+    pair_open(&p, certs, &plain, certs, NULL, "node1.example");
+    assert_int_equal(p.server_rc, 0);
+    exchange(&p, "hello");
+    assert_int_equal(sec_tls_conn_peer_kind(p.server), SEC_PEER_NONE);
+    pair_close(&p);
+}
+
 /* A writer whose ciphertext is not taken out hits SEC_TLS_OUT_PENDING_MAX. */
 static void test_tls_output_limit(void **state) {
     (void)state;
@@ -720,6 +754,7 @@ int main(void) {
         cmocka_unit_test(test_tls_valid),
         cmocka_unit_test(test_tls_node_to_node_and_bulk),
         cmocka_unit_test(test_tls_node_peer_only),
+        cmocka_unit_test(test_tls_node_or_client_peer),
         cmocka_unit_test(test_tls_output_limit),
         cmocka_unit_test(test_tls_versions),
         cmocka_unit_test(test_tls_expired),

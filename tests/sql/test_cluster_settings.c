@@ -6,7 +6,10 @@
 ** (every truncation and bad byte refused), the human byte sizes of event
 ** reasons, and the statements over a single node's key space: SET / RESET
 ** / SHOW CLUSTER SETTING, SHOW [ALL] CLUSTER SETTINGS, 42704, 22023, 25001,
-** and what sqlv_settings_read sees in the key space afterwards.
+** and what sqlv_settings_read sees in the key space afterwards; the text
+** setting server.host_based_authentication.configuration (checked by its
+** parser: 22023 naming the bad line; stored, shown, reset, read back by
+** sqlv_auth_lookup; admins only).
 ** The transcript format is test_sql.c's (D/R/C/E/N/Q lines).
 */
 #define _GNU_SOURCE
@@ -324,6 +327,98 @@ static void test_read_ignores_what_it_cannot_use(void **state) {
     base_buf_free(&k);
 }
 
+#define HBA "server.host_based_authentication.configuration"
+
+static void test_hba_setting(void **state) {
+    (void)state;
+    sqlv_session *s = session(&fx);
+    sqlv_auth_info ai;
+    EXPECT(s, "SHOW CLUSTER SETTING " HBA, "D " HBA ":25\nR \nC SHOW\n");
+    EXPECT(s,
+           "SET CLUSTER SETTING " HBA " = 'host all app 10.0.0.0/8 password\n"
+           "# the rest by certificate\nhost all all all cert'",
+           "C SET CLUSTER SETTING\n");
+    EXPECT(s, "SHOW CLUSTER SETTING " HBA,
+           "D " HBA ":25\nR host all app 10.0.0.0/8 password\n# the rest by certificate\n"
+           "host all all all cert\nC SHOW\n");
+    char *all = run(s, "SHOW ALL CLUSTER SETTINGS");
+    assert_non_null(strstr(all, "R " HBA "|host all app 10.0.0.0/8 password\n"));
+    assert_non_null(strstr(all, "|string|"));
+    free(all);
+    sqlv_settings st;
+    read_stored(&st);
+    assert_true(st.stored[SQLV_SETTING_HBA_CONF]);
+    assert_string_equal(st.hba_conf, "host all app 10.0.0.0/8 password\n"
+                                     "# the rest by certificate\nhost all all all cert");
+    assert_int_equal(st.values[SQLV_SETTING_HBA_CONF], (int64_t)strlen(st.hba_conf));
+    assert_int_equal(sqlv_auth_lookup(fx.sql, "nobody", &ai), SQLV_OK);
+    assert_false(ai.exists);
+    assert_string_equal(ai.hba_conf, st.hba_conf); /* read at every login */
+    /* a bad rule is refused, naming its line; the stored text stays */
+    char *bad = run(s, "SET CLUSTER SETTING " HBA " = 'host all all all cert\nhost all all all "
+                       "sometimes'");
+    assert_non_null(strstr(bad, "E 22023 "));
+    assert_non_null(strstr(bad, "line 2 (host all all all sometimes): unknown authentication"));
+    free(bad);
+    expect_error(s, "SET CLUSTER SETTING " HBA " = 'host all all 1.2.3.4/40 cert'", "22023");
+    expect_error(s, "SET CLUSTER SETTING " HBA " = 'hots all all all cert'", "22023");
+    read_stored(&st);
+    assert_non_null(strstr(st.hba_conf, "host all all all cert"));
+    /* the text codec: round trip; every bad byte refused */
+    base_buf b = {0};
+    char back[SEC_HBA_TEXT_BYTES_MAX + 1];
+    assert_int_equal(sqlv_setting_text_encode(SQLV_SETTING_HBA_CONF, "local all all reject", &b),
+                     0);
+    assert_int_equal(sqlv_setting_text_decode(SQLV_SETTING_HBA_CONF, b.data, b.len, back,
+                                              sizeof back),
+                     0);
+    assert_string_equal(back, "local all all reject");
+    assert_int_equal(sqlv_setting_text_decode(SQLV_SETTING_HBA_CONF, b.data, 1, back, sizeof back),
+                     -1);
+    assert_int_equal(sqlv_setting_text_decode(SQLV_SETTING_HBA_CONF, b.data, b.len - 3, back,
+                                              sizeof back),
+                     -1); /* "local all all rej": no such method */
+    assert_int_equal(sqlv_setting_text_decode(SQLV_SETTING_RANGE_MAX_BYTES, b.data, b.len, back,
+                                              sizeof back),
+                     -1);
+    b.data[5] = 0;
+    assert_int_equal(sqlv_setting_text_decode(SQLV_SETTING_HBA_CONF, b.data, b.len, back,
+                                              sizeof back),
+                     -1);
+    b.data[5] = 'l';
+    b.data[0] = 9;
+    assert_int_equal(sqlv_setting_text_decode(SQLV_SETTING_HBA_CONF, b.data, b.len, back,
+                                              sizeof back),
+                     -1);
+    assert_int_equal(sqlv_setting_value_encode(SQLV_SETTING_HBA_CONF, 5, &b), -1);
+    base_buf_free(&b);
+    /* never stored unchecked */
+    txn *t = NULL;
+    txn_error err = {{0}, {0}};
+    assert_int_equal(txn_begin(fx.db, NULL, &t), TXN_OK);
+    assert_int_equal(sqlv_setting_write_text(t, SQLV_SETTING_HBA_CONF, "nonsense", &err),
+                     TXN_ERR_INVALID);
+    txn_rollback(t);
+    /* admins only */
+    sqlv_session *app = NULL;
+    exec_ok(s, "CREATE USER app");
+    assert_int_equal(sqlv_session_open(fx.sql, "app", "defaultdb", &app), SQLV_OK);
+    expect_error(app, "SET CLUSTER SETTING " HBA " = 'host all all all trust'", "42501");
+    expect_error(app, "RESET CLUSTER SETTING " HBA, "42501");
+    sqlv_session_close(app);
+    /* RESET: the built-in rule again */
+    EXPECT(s, "RESET CLUSTER SETTING " HBA, "C RESET CLUSTER SETTING\n");
+    read_stored(&st);
+    assert_false(st.stored[SQLV_SETTING_HBA_CONF]);
+    assert_string_equal(st.hba_conf, "");
+    assert_int_equal(sqlv_auth_lookup(fx.sql, "app", &ai), SQLV_OK);
+    assert_true(ai.exists);
+    assert_string_equal(ai.hba_conf, "");
+    /* '' is a valid text too: no rule, which is the built-in rule */
+    EXPECT(s, "SET CLUSTER SETTING " HBA " = ''", "C SET CLUSTER SETTING\n");
+    sqlv_session_close(s);
+}
+
 int main(void) {
     base_log_set_level(BASE_LOG_ERROR); /* the bad values read above log a WARN */
     const struct CMUnitTest tests[] = {
@@ -332,6 +427,7 @@ int main(void) {
         cmocka_unit_test(test_value_codec),
         cmocka_unit_test_setup_teardown(test_statements, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_ignores_what_it_cannot_use, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hba_setting, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

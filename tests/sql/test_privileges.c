@@ -195,26 +195,26 @@ static void test_show_grants(void **state) {
     EXPECT(root, "GRANT SELECT, INSERT ON accounts TO reader", "C GRANT\n");
     EXPECT(root, "GRANT ALL ON accounts TO app", "C GRANT\n");
     const char *head = "D database_name:25,schema_name:25,table_name:25,grantee:25,"
-                       "privilege_type:25\n";
+                       "privilege_type:25,is_grantable:16\n";
     char want[1024];
     snprintf(want, sizeof want,
-             "%sR defaultdb|public|accounts|admin|ALL\n"
-             "R defaultdb|public|accounts|root|ALL\n"
-             "R defaultdb|public|accounts|app|ALL\n"
-             "R defaultdb|public|accounts|reader|INSERT\n"
-             "R defaultdb|public|accounts|reader|SELECT\n"
+             "%sR defaultdb|public|accounts|admin|ALL|t\n"
+             "R defaultdb|public|accounts|root|ALL|t\n"
+             "R defaultdb|public|accounts|app|ALL|f\n"
+             "R defaultdb|public|accounts|reader|INSERT|f\n"
+             "R defaultdb|public|accounts|reader|SELECT|f\n"
              "C SHOW GRANTS\n",
              head);
     EXPECT(root, "SHOW GRANTS ON accounts", want);
     snprintf(want, sizeof want,
-             "%sR defaultdb|public|accounts|reader|INSERT\n"
-             "R defaultdb|public|accounts|reader|SELECT\n"
+             "%sR defaultdb|public|accounts|reader|INSERT|f\n"
+             "R defaultdb|public|accounts|reader|SELECT|f\n"
              "C SHOW GRANTS\n",
              head);
     EXPECT(app, "SHOW GRANTS ON TABLE accounts FOR reader", want);
     snprintf(want, sizeof want,
-             "%sR defaultdb|NULL|NULL|admin|ALL\n"
-             "R defaultdb|NULL|NULL|root|ALL\n"
+             "%sR defaultdb|NULL|NULL|admin|ALL|t\n"
+             "R defaultdb|NULL|NULL|root|ALL|t\n"
              "C SHOW GRANTS\n",
              head);
     EXPECT(root, "SHOW GRANTS ON DATABASE defaultdb", want);
@@ -253,6 +253,88 @@ static void test_prepared_statement_rechecked(void **state) {
     teardown(&f, root, app);
 }
 
+/* WITH GRANT OPTION: its holder grants (and revokes) that privilege on that
+** table, nothing more; REVOKE GRANT OPTION FOR keeps the privilege; SHOW
+** GRANTS and information_schema.table_privileges say who may grant. */
+static void test_grant_option(void **state) {
+    (void)state;
+    fixture f;
+    sqlv_session *root, *app;
+    setup(&f, &root, &app);
+    EXPECT(root, "CREATE USER bob; CREATE USER carol", "C CREATE ROLE\nC CREATE ROLE\n");
+    sqlv_session *bob = session_as(&f, "bob"), *carol = session_as(&f, "carol");
+    /* without the option: 42501, nothing granted */
+    EXPECT(root, "GRANT SELECT ON accounts TO app", "C GRANT\n");
+    expect_error(app, "GRANT SELECT ON accounts TO bob", "42501");
+    DENIED(bob, "SELECT id FROM accounts", "accounts");
+    /* with it: SELECT only, on accounts only */
+    EXPECT(root, "GRANT SELECT, INSERT ON accounts TO app WITH GRANT OPTION", "C GRANT\n");
+    EXPECT(app, "GRANT SELECT ON accounts TO bob", "C GRANT\n");
+    EXPECT(bob, "SELECT count(*) FROM accounts", "D count:20\nR 2\nC SELECT 1\n");
+    expect_error(app, "GRANT UPDATE ON accounts TO bob", "42501");
+    expect_error(app, "GRANT ALL ON accounts TO bob", "42501");
+    expect_error(bob, "GRANT SELECT ON accounts TO carol", "42501"); /* bob has no option */
+    EXPECT(root, "CREATE TABLE other (a INT PRIMARY KEY)", "C CREATE TABLE\n");
+    expect_error(app, "GRANT SELECT ON other TO bob", "42501");
+    expect_error(root, "GRANT SELECT ON accounts TO public WITH GRANT OPTION", "0LP01");
+    /* a holder passes the option on; through a role it counts too */
+    EXPECT(app, "GRANT INSERT ON accounts TO reader WITH GRANT OPTION", "C GRANT\n");
+    EXPECT(root, "GRANT reader TO carol", "C GRANT ROLE\n");
+    EXPECT(carol, "GRANT INSERT ON accounts TO bob", "C GRANT\n");
+    EXPECT(bob, "INSERT INTO accounts VALUES (3, 300)", "C INSERT 0 1\n");
+    /* a holder may revoke what it may grant */
+    EXPECT(app, "REVOKE SELECT ON accounts FROM bob", "C REVOKE\n");
+    DENIED(bob, "SELECT id FROM accounts", "accounts");
+    const char *head = "D database_name:25,schema_name:25,table_name:25,grantee:25,"
+                       "privilege_type:25,is_grantable:16\n";
+    char want[1024];
+    snprintf(want, sizeof want,
+             "%sR defaultdb|public|accounts|app|INSERT|t\n"
+             "R defaultdb|public|accounts|app|SELECT|t\n"
+             "C SHOW GRANTS\n",
+             head);
+    EXPECT(root, "SHOW GRANTS ON accounts FOR app", want);
+    EXPECT_ROWS(root,
+                "SELECT grantor, grantee, table_catalog, table_schema, table_name, "
+                "privilege_type, is_grantable FROM information_schema.table_privileges "
+                "WHERE table_name = 'accounts' ORDER BY grantee, privilege_type",
+                "R root|app|defaultdb|public|accounts|INSERT|YES\n"
+                "R root|app|defaultdb|public|accounts|SELECT|YES\n"
+                "R root|bob|defaultdb|public|accounts|INSERT|NO\n"
+                "R root|reader|defaultdb|public|accounts|INSERT|YES\n");
+    /* REVOKE GRANT OPTION FOR: the privilege stays, the option goes */
+    EXPECT(root, "REVOKE GRANT OPTION FOR SELECT ON accounts FROM app", "C REVOKE\n");
+    EXPECT(app, "SELECT count(*) FROM accounts", "D count:20\nR 3\nC SELECT 1\n");
+    expect_error(app, "GRANT SELECT ON accounts TO bob", "42501");
+    EXPECT(app, "GRANT INSERT ON accounts TO bob", "C GRANT\n"); /* INSERT's option stays */
+    snprintf(want, sizeof want,
+             "%sR defaultdb|public|accounts|app|INSERT|t\n"
+             "R defaultdb|public|accounts|app|SELECT|f\n"
+             "C SHOW GRANTS\n",
+             head);
+    EXPECT(root, "SHOW GRANTS ON accounts FOR app", want);
+    /* revoking the privilege takes its option with it */
+    EXPECT(root, "REVOKE INSERT ON accounts FROM app", "C REVOKE\n");
+    EXPECT(root, "GRANT INSERT ON accounts TO app", "C GRANT\n");
+    expect_error(app, "GRANT INSERT ON accounts TO bob", "42501");
+    expect_error(root, "REVOKE GRANT OPTION SELECT ON accounts FROM app", "42601");
+    expect_error(root, "GRANT SELECT ON accounts TO app WITH ADMIN OPTION", "42601");
+    /* an owner grants with or without the option, and shows as grantor */
+    EXPECT(root, "GRANT CREATE ON DATABASE defaultdb TO carol", "C GRANT\n");
+    EXPECT(carol, "CREATE TABLE notes (id INT PRIMARY KEY)", "C CREATE TABLE\n");
+    EXPECT(carol, "GRANT SELECT ON notes TO bob WITH GRANT OPTION", "C GRANT\n");
+    EXPECT(bob, "GRANT SELECT ON notes TO app", "C GRANT\n");
+    expect_error(bob, "REVOKE ALL ON notes FROM carol", "42501"); /* not the owner's rights */
+    EXPECT_ROWS(root,
+                "SELECT grantor, grantee, privilege_type, is_grantable FROM "
+                "information_schema.table_privileges WHERE table_name = 'notes' AND "
+                "privilege_type = 'SELECT' ORDER BY grantee",
+                "R carol|app|SELECT|NO\nR carol|bob|SELECT|YES\nR carol|carol|SELECT|YES\n");
+    sqlv_session_close(bob);
+    sqlv_session_close(carol);
+    teardown(&f, root, app);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_denied_changes_nothing),
@@ -261,6 +343,7 @@ int main(void) {
         cmocka_unit_test(test_owner_and_database),
         cmocka_unit_test(test_admin_bypass),
         cmocka_unit_test(test_show_grants),
+        cmocka_unit_test(test_grant_option),
         cmocka_unit_test(test_prepared_statement_rechecked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,6 +21,7 @@
 
 #include <stdio.h>
 
+#include "encoding/encoding.h"
 #include "security/security.h"
 #include "tests/sql/sql_harness.h"
 
@@ -154,7 +155,7 @@ static void test_create(void **state) {
     expect_error(s, "CREATE USER node", "42939");
     expect_error(s, "CREATE USER current_user", "42939");
     expect_error(s, "CREATE USER x SUPERUSER", "0A000");
-    expect_error(s, "CREATE USER x CONNECTION LIMIT 3", "0A000");
+    expect_error(s, "CREATE USER x VALID UNTIL '2030-01-01'", "0A000");
     expect_error(s, "CREATE USER x PASSWORD 'md5d41d8cd98f00b204e9800998ecf8427e'", "0A000");
     expect_error(s, "CREATE USER x PASSWORD 'p\xc3\xa4ss'", "0A000");
     expect_error(s, "CREATE USER x UNENCRYPTED PASSWORD 'a'", "0A000");
@@ -381,11 +382,70 @@ static void test_catalogs(void **state) {
     close_all(&f);
 }
 
+/* CONNECTION LIMIT: stored with the role, in pg_roles.rolconnlimit, and in
+** what the gateway reads; a row of the first format (no limit) reads as -1. */
+static void test_connection_limit(void **state) {
+    (void)state;
+    fixture f;
+    open_all(&f);
+    sqlv_session *s = session(&f);
+    EXPECT(s, "CREATE USER app CONNECTION LIMIT 2", "C CREATE ROLE\n");
+    EXPECT(s, "CREATE ROLE grp WITH NOLOGIN CONNECTION LIMIT 0", "C CREATE ROLE\n");
+    EXPECT(s, "CREATE USER free", "C CREATE ROLE\n");
+    sqlv_auth_info a = lookup(&f, "app");
+    assert_true(a.conn_limited);
+    assert_int_equal(a.conn_limit, 2);
+    assert_false(lookup(&f, "free").conn_limited);
+    assert_false(lookup(&f, "root").conn_limited);
+    EXPECT_RESULT(s, "SELECT rolname, rolconnlimit FROM pg_roles ORDER BY 1",
+                  "R admin|-1\nR app|2\nR free|-1\nR grp|0\nR root|-1\n");
+    EXPECT(s, "ALTER ROLE app CONNECTION LIMIT 5", "C ALTER ROLE\n");
+    assert_int_equal(lookup(&f, "app").conn_limit, 5);
+    EXPECT(s, "ALTER USER app WITH CONNECTION LIMIT -1 PASSWORD 'pw'", "C ALTER ROLE\n");
+    a = lookup(&f, "app");
+    assert_false(a.conn_limited);
+    assert_int_equal(scram_login(a.verifier, "pw"), 0);
+    EXPECT_RESULT(s, "SELECT rolconnlimit FROM pg_authid WHERE rolname = 'app'", "R -1\n");
+    expect_error(s, "ALTER ROLE app CONNECTION LIMIT -2", "22023");
+    expect_error(s, "ALTER ROLE app CONNECTION LIMIT 99999999999", "42601");
+    expect_error(s, "ALTER ROLE app CONNECTION LIMIT lots", "42601");
+    expect_error(s, "ALTER ROLE app CONNECTION 3", "42601");
+    expect_error(s, "CREATE USER x CONNECTION LIMIT 1 CONNECTION LIMIT 2", "42601");
+    /* a user may change their own password, not their own limit */
+    sqlv_session *app = session_as(&f, "app");
+    EXPECT(app, "ALTER USER CURRENT_USER WITH PASSWORD 'mine'", "C ALTER ROLE\n");
+    expect_error(app, "ALTER USER CURRENT_USER CONNECTION LIMIT 100", "42501");
+    sqlv_session_close(app);
+    /* a role written in the first format (before CONNECTION LIMIT) */
+    base_buf key = {0};
+    enc_value v = {.type = ENC_TEXT};
+    v.u.bytes.data = (const uint8_t *)"old";
+    v.u.bytes.len = 3;
+    assert_int_equal(enc_key_prefix(&key, 3, 1), ENC_OK);
+    assert_int_equal(enc_key_append(&key, &v), ENC_OK);
+    const uint8_t v1[] = {1, 1, 0, 0, 0x10, 0, 3, 'o', 'l', 'd', 0, 0};
+    txn *t = NULL;
+    txn_error err = {{0}, {0}};
+    assert_int_equal(txn_begin(f.db, NULL, &t), TXN_OK);
+    assert_int_equal(txn_put(t, key.data, key.len, v1, sizeof v1, &err), TXN_OK);
+    assert_int_equal(txn_commit(t, NULL, &err), TXN_OK);
+    base_buf_free(&key);
+    a = lookup(&f, "old");
+    assert_true(a.exists && a.can_login);
+    assert_false(a.conn_limited);
+    EXPECT_RESULT(s, "SELECT rolconnlimit FROM pg_roles WHERE rolname = 'old'", "R -1\n");
+    EXPECT(s, "ALTER USER old CONNECTION LIMIT 3", "C ALTER ROLE\n"); /* rewritten as v2 */
+    assert_int_equal(lookup(&f, "old").conn_limit, 3);
+    sqlv_session_close(s);
+    close_all(&f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create),       cmocka_unit_test(test_alter_drop),
         cmocka_unit_test(test_grant_revoke), cmocka_unit_test(test_who_may),
         cmocka_unit_test(test_blocks),       cmocka_unit_test(test_catalogs),
+        cmocka_unit_test(test_connection_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
