@@ -13,6 +13,9 @@
 **       the next fdatasync of the node's shared Raft log fails (the node
 **       then exits with status 74) / every one in the next D waits until D
 **       has passed / no disk fault.
+**   meridian debug store-fault --host H:P (--fail | --stall D | --clear)
+**       the same for the node's RocksDB store: its next synced write or WAL
+**       sync fails (the node exits with status 74) / they stall / none.
 **   meridian debug faults --host H:P
 **       the node's faults now.
 ** Each prints the node's faults after the change (one line). Plaintext or
@@ -38,6 +41,7 @@ static void usage(FILE *f) {
             "  meridian debug net-fault --host H:P [--peer ID] [--delay D] [--jitter D]\n"
             "                           [--loss P] [--clear-all]\n"
             "  meridian debug disk-fault --host H:P (--fail | --stall D | --clear)\n"
+            "  meridian debug store-fault --host H:P (--fail | --stall D | --clear)\n"
             "  meridian debug faults --host H:P\n"
             "  common: [--timeout D] [--certs-dir DIR | --insecure]\n");
 }
@@ -67,6 +71,7 @@ int cli_debug_main(int argc, char **argv) {
     const char *sub = argv[1];
     if (strcmp(sub, "net-fault") == 0) q.kind = SRV_FAULT_NET;
     else if (strcmp(sub, "disk-fault") == 0) q.kind = SRV_FAULT_DISK;
+    else if (strcmp(sub, "store-fault") == 0) q.kind = SRV_FAULT_STORE;
     else if (strcmp(sub, "faults") == 0) q.kind = SRV_FAULT_SHOW;
     else return usage_error("unknown command \"%s\"", sub);
 
@@ -156,10 +161,11 @@ int cli_debug_main(int argc, char **argv) {
         }
     }
     if (optind < ac) return usage_error("unexpected argument \"%s\"", av[optind]);
-    if ((q.kind != SRV_FAULT_NET && net_given) || (q.kind != SRV_FAULT_DISK && disk_given))
+    bool disk_kind = q.kind == SRV_FAULT_DISK || q.kind == SRV_FAULT_STORE;
+    if ((q.kind != SRV_FAULT_NET && net_given) || (!disk_kind && disk_given))
         return usage_error("flags of another command given to %s", sub);
-    if (q.kind == SRV_FAULT_DISK && !disk_given)
-        return usage_error("disk-fault needs --fail, --stall D or --clear%s", "");
+    if (disk_kind && !disk_given)
+        return usage_error("%s needs --fail, --stall D or --clear", sub);
     if (insecure && certs_dir != NULL)
         return usage_error("--certs-dir and --insecure exclude each other%s", "");
     srv_addr addr;

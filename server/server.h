@@ -298,6 +298,7 @@ typedef enum srv_fault_kind {
     SRV_FAULT_SHOW = 0, /* change nothing, describe the faults */
     SRV_FAULT_NET = 1,  /* rpc_uv_set_fault on the node's transport */
     SRV_FAULT_DISK = 2, /* raft_log_inject_fault on its shared Raft log */
+    SRV_FAULT_STORE = 3, /* storage_inject_fault on its RocksDB store */
 } srv_fault_kind;
 
 typedef struct srv_fault_request {
@@ -311,8 +312,9 @@ typedef struct srv_fault_request {
     bool clear_all;
     /* DISK: the next fdatasync of the Raft log fails (the node then exits
     ** with SRV_EXIT_LOG_FAILED), and/or every one in the next stall_ms
-    ** waits until then. Both unset: cleared. (The RocksDB store has no
-    ** such hook.) */
+    ** waits until then. Both unset: cleared. STORE: the same for the
+    ** RocksDB store's synced writes and WAL syncs (the node exits with
+    ** SRV_EXIT_LOG_FAILED too). */
     bool fail_next;
     uint32_t stall_ms;
 } srv_fault_request;

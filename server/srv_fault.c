@@ -1,16 +1,20 @@
 /*
 ** server/srv_fault.c: the test-only fault control of a node (the chaos
-** harness, docs/chaos.md) and what a node does when its Raft log fails.
+** harness, docs/chaos.md) and what a node does when its Raft log or its
+** store fails.
 **
-**   FAULT (`meridian debug net-fault | disk-fault --host H`): delay and loss
-**   of the frames the node receives (rpc_uv_set_fault), a failed or stalled
-**   fdatasync of its shared Raft log (raft_log_inject_fault). Answered on
-**   the transport's loop thread: both calls only set fields under a short
-**   lock. The request comes by address on a side connection, which the
-**   network faults never touch, so a node under 100% loss still obeys.
+**   FAULT (`meridian debug net-fault | disk-fault | store-fault --host H`):
+**   delay and loss of the frames the node receives (rpc_uv_set_fault), a
+**   failed or stalled fdatasync of its shared Raft log
+**   (raft_log_inject_fault) or of its RocksDB store's synced writes
+**   (storage_inject_fault). Answered on the transport's loop thread: the
+**   calls only set fields under a short lock or atomics. The request comes
+**   by address on a side connection, which the network faults never touch,
+**   so a node under 100% loss still obeys.
 **
-**   A failed write or fdatasync of the Raft log (real or injected): the
-**   node logs one FATAL line and exits at once with SRV_EXIT_LOG_FAILED.
+**   A failed write or fdatasync of the Raft log, or a failed sync of the
+**   store (real or injected): the node logs one FATAL line and exits at
+**   once with SRV_EXIT_LOG_FAILED.
 **   Not a clean stop: after a failed fsync the kernel may have dropped the
 **   dirty pages and marked them clean, so nothing written since the last
 **   good fsync may be trusted, and a retry could "succeed" over lost data
@@ -20,10 +24,12 @@
 ** Invariants:
 **   - a node started without enable_test_faults changes nothing on a FAULT
 **     request and answers SRV_ERR_REFUSED;
-**   - nothing here blocks the loop thread (rpc_uv_set_fault and
-**     raft_log_inject_fault take no lock held across I/O);
-**   - srv__log_failure_exit never returns: no thread of the process runs
-**     after a failed Raft-log write or fsync has been seen.
+**   - nothing here blocks the loop thread (rpc_uv_set_fault,
+**     raft_log_inject_fault and storage_inject_fault take no lock held
+**     across I/O);
+**   - srv__log_failure_exit and srv__store_failure_exit never return: no
+**     thread of the process runs after a failed Raft-log write or fsync, or
+**     a failed sync of the store, has been seen.
 */
 #include "server/srv_int.h"
 
@@ -59,14 +65,15 @@ int srv__fault_req_decode(const uint8_t *p, size_t len, srv_fault_request *out) 
     out->jitter_ms = srv__get_u32(&r);
     out->loss_per_million = srv__get_u32(&r);
     out->stall_ms = srv__get_u32(&r);
-    if (out->kind > SRV_FAULT_DISK || flags > 3) r.bad = true;
+    if (out->kind > SRV_FAULT_STORE || flags > 3) r.bad = true;
     out->clear_all = (flags & 1) != 0;
     out->fail_next = (flags & 2) != 0;
     return (r.bad || r.left != 0) ? SRV_ERR_CORRUPT : SRV_OK;
 }
 
 /* The node's faults as one line of text. */
-static void describe(rpc_uv *uv, raft_log *log, char *out, size_t size) {
+static void describe(rpc_uv *uv, raft_log *log, storage_engine *engine, char *out,
+                     size_t size) {
     size_t used = 0;
     rpc_uv_fault f[RPC_FAULTS_MAX];
     size_t n = uv != NULL ? rpc_uv_get_faults(uv, f, RPC_FAULTS_MAX) : 0;
@@ -81,16 +88,20 @@ static void describe(rpc_uv *uv, raft_log *log, char *out, size_t size) {
                                  (double)f[i].loss_per_million / 1e6);
     }
     if (used >= size) return;
-    if (log == NULL) {
-        snprintf(out + used, size - used, "; disk: no shared Raft log");
-        return;
-    }
     bool armed, poisoned;
     int64_t stall_left_ms;
-    raft_log_fault_state(log, &armed, &stall_left_ms, &poisoned);
-    snprintf(out + used, size - used, "; disk (Raft log): next fdatasync fails: %s, stall "
-             "left %" PRId64 " ms%s", armed ? "yes" : "no", stall_left_ms,
-             poisoned ? ", LOG FAILED" : "");
+    if (log == NULL) {
+        used += (size_t)snprintf(out + used, size - used, "; disk: no shared Raft log");
+    } else {
+        raft_log_fault_state(log, &armed, &stall_left_ms, &poisoned);
+        used += (size_t)snprintf(out + used, size - used, "; disk (Raft log): next fdatasync "
+                                 "fails: %s, stall left %" PRId64 " ms%s", armed ? "yes" : "no",
+                                 stall_left_ms, poisoned ? ", LOG FAILED" : "");
+    }
+    if (used >= size || engine == NULL) return;
+    storage_fault_state(engine, &armed, &stall_left_ms, &poisoned);
+    snprintf(out + used, size - used, "; store: next sync fails: %s, stall left %" PRId64
+             " ms%s", armed ? "yes" : "no", stall_left_ms, poisoned ? ", STORE FAILED" : "");
 }
 
 static void answer_text(rpc_transport *t, const rpc_message *msg, int32_t status,
@@ -99,7 +110,7 @@ static void answer_text(rpc_transport *t, const rpc_message *msg, int32_t status
 }
 
 void srv__fault_answer(rpc_transport *t, const rpc_message *msg, bool enabled, rpc_uv *uv,
-                       raft_log *log) {
+                       raft_log *log, storage_engine *engine) {
     char text[FAULT_ANSWER_MAX];
     if (!enabled) {
         answer_text(t, msg, SRV_ERR_REFUSED, "test faults are disabled on this node (start it "
@@ -134,7 +145,7 @@ void srv__fault_answer(rpc_transport *t, const rpc_message *msg, bool enabled, r
     } else if (q.kind == SRV_FAULT_DISK) {
         if (log == NULL) {
             answer_text(t, msg, SRV_ERR_INVALID, "this node has no shared Raft log to fault "
-                        "(and the RocksDB store has no fault hook)");
+                        "(store-fault faults its RocksDB store)");
             return;
         }
         if (raft_log_inject_fault(log, q.fail_next, q.stall_ms) != RAFT_LOG_OK) {
@@ -142,8 +153,16 @@ void srv__fault_answer(rpc_transport *t, const rpc_message *msg, bool enabled, r
             answer_text(t, msg, SRV_ERR_INVALID, text);
             return;
         }
+    } else if (q.kind == SRV_FAULT_STORE) {
+        if (engine == NULL ||
+            storage_inject_fault(engine, q.fail_next, q.stall_ms) != STORAGE_OK) {
+            snprintf(text, sizeof text, "no RocksDB store to fault, or a stall above %d ms",
+                     STORAGE_FAULT_STALL_MS_MAX);
+            answer_text(t, msg, SRV_ERR_INVALID, text);
+            return;
+        }
     }
-    describe(uv, log, text, sizeof text);
+    describe(uv, log, engine, text, sizeof text);
     answer_text(t, msg, SRV_OK, text);
 }
 
@@ -152,5 +171,13 @@ void srv__log_failure_exit(void *ctx, const char *what) {
     BASE_ERROR(MOD, "FATAL: the shared Raft log failed (%s): exiting now with status %d, "
                "without a clean stop; a failed fsync is never retried. Restart the node: it "
                "recovers from what is on disk", what, SRV_EXIT_LOG_FAILED);
+    _exit(SRV_EXIT_LOG_FAILED);
+}
+
+void srv__store_failure_exit(void *ctx, const char *what) {
+    (void)ctx;
+    BASE_ERROR(MOD, "FATAL: the store failed (%s): exiting now with status %d, without a clean "
+               "stop; a failed fsync is never retried. Restart the node: it recovers from what "
+               "is on disk", what, SRV_EXIT_LOG_FAILED);
     _exit(SRV_EXIT_LOG_FAILED);
 }

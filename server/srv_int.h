@@ -531,12 +531,15 @@ void srv__worker_wait(srv__worker *w, int64_t until_ns);
 int srv__fault_req_encode(const srv_fault_request *m, base_buf *out);
 int srv__fault_req_decode(const uint8_t *p, size_t len, srv_fault_request *out /* OUT */);
 /* Answer a FAULT request (loop thread; never blocks). enabled: the node's
-** enable_test_faults; uv, log: its transport and shared Raft log (borrowed
-** for the call, may be NULL). */
+** enable_test_faults; uv, log, engine: its transport, shared Raft log and
+** store (borrowed for the call, may be NULL). */
 void srv__fault_answer(rpc_transport *t, const rpc_message *msg, bool enabled, rpc_uv *uv,
-                       raft_log *log);
+                       raft_log *log, storage_engine *engine);
 /* raft_log_options.on_failure of a node: logs the FATAL line and exits the
 ** process with SRV_EXIT_LOG_FAILED at once (never returns). */
 void srv__log_failure_exit(void *ctx, const char *what);
+/* storage_set_on_failure of a node's store: the same for a failed sync of
+** the RocksDB store (never returns). */
+void srv__store_failure_exit(void *ctx, const char *what);
 
 #endif

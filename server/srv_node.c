@@ -10,6 +10,9 @@
 **             INIT/BOOTSTRAP/JOIN/STATUS/RANGES/DRAIN/
 **             DECOMMISSION queued as jobs)
 **             and on_foreign (SQL on the RPC port). Never blocks.
+**             Admin tools with a client certificate (rpc_message.peer_user)
+**             reach only srv_admin_methods; the control thread checks the
+**             user (job_admin_allowed) before it runs their job.
 **   control   runs the jobs one at a time, and while uninitialized sends
 **             JOIN to the --join addresses (one in flight, bounded backoff).
 **             The only thread that restarts the transport or builds the
@@ -135,6 +138,9 @@ typedef struct srv__job {
     uint64_t request_id;
     uint8_t *payload; /* owned by the job */
     size_t len;
+    /* An admin tool's client certificate user (rpc_message.peer_user); "":
+    ** a node certificate, or plaintext. */
+    char user[SEC_USER_SIZE_MAX + 1];
 } srv__job;
 
 struct srv_node {
@@ -310,6 +316,18 @@ static bool clock_may_serve(void *ctx) {
     return hlc_epsilon(n->cfg.clock, NULL) == HLC_EPSILON_OK;
 }
 
+/* range_router's known_nodes: the peer table, asked when none of the
+** cached replicas of the first range hosts it any more (range/router.c).
+** Takes mu, which is never held across a KV call. */
+static size_t router_known_nodes(void *ctx, uint64_t *out, size_t cap) {
+    srv_node *n = ctx;
+    size_t k = 0;
+    pthread_mutex_lock(&n->mu);
+    for (size_t i = 0; i < n->st.n_peers && k < cap; i++) out[k++] = n->st.peers[i].node_id;
+    pthread_mutex_unlock(&n->mu);
+    return k;
+}
+
 /* The clock-ping entry of a peer, or NULL. mu held. */
 static srv__clock_peer *clock_peer_locked(srv_node *n, uint64_t id) {
     for (size_t i = 0; i < n->n_clock_peers; i++)
@@ -345,7 +363,8 @@ static void enqueue_job(srv_node *n, rpc_transport *t, const rpc_message *msg) {
         return;
     }
     srv__job *j = &n->jobs[(n->job_head + n->job_count) % SRV_JOBS_MAX];
-    *j = (srv__job){msg->method, msg->from, msg->request_id, copy, msg->payload_len};
+    *j = (srv__job){msg->method, msg->from, msg->request_id, copy, msg->payload_len, ""};
+    if (msg->peer_user != NULL) base_strlcpy(j->user, msg->peer_user, sizeof j->user);
     n->job_count++;
     pthread_cond_broadcast(&n->cond);
     pthread_mutex_unlock(&n->mu);
@@ -405,9 +424,32 @@ static bool refuse_sender(srv_node *n, rpc_transport *t, const rpc_message *msg)
     return refused;
 }
 
+/* The methods an admin tool may call with a client certificate (the
+** `meridian` commands init, node status|drain|decommission|recommission);
+** rpc/ lets such a peer send nothing else (rpc_uv_config.client_methods),
+** and on_rpc checks again. Who may: job_admin_allowed. */
+static const uint32_t srv_admin_methods[] = {SRV_METHOD_PROBE, SRV_METHOD_INIT, SRV_METHOD_STATUS,
+                                             SRV_METHOD_DRAIN, SRV_METHOD_DECOMMISSION};
+#define SRV_ADMIN_METHODS_COUNT (sizeof srv_admin_methods / sizeof srv_admin_methods[0])
+
+static bool is_admin_method(uint32_t method) {
+    for (size_t i = 0; i < SRV_ADMIN_METHODS_COUNT; i++)
+        if (srv_admin_methods[i] == method) return true;
+    return false;
+}
+
 static void on_rpc(void *ctx, rpc_transport *t, const rpc_message *msg) {
     srv_node *n = ctx;
     bool request = msg->request_id != 0;
+    if (msg->peer_user != NULL && !is_admin_method(msg->method)) { /* rpc/ stops these first */
+        BASE_WARN(MOD, "method %" PRIu32 " from a client certificate (user \"%s\") refused",
+                  msg->method, msg->peer_user);
+        static const char no[] = "permission denied: a client certificate may only make admin "
+                                 "requests";
+        if (request)
+            rpc_respond(t, msg->from, msg->request_id, SRV_ERR_REFUSED, no, sizeof no - 1);
+        return;
+    }
     if (refuse_sender(n, t, msg)) return;
     switch (msg->method) {
     case RANGE_RPC_METHOD_RAFT: {
@@ -448,7 +490,7 @@ static void on_rpc(void *ctx, rpc_transport *t, const rpc_message *msg) {
     case SRV_METHOD_FAULT: /* test-only (srv_fault.c): sets fields, never blocks */
         if (!request) return;
         pthread_mutex_lock(&n->mu); /* uv and rlog live until the transport is freed */
-        srv__fault_answer(t, msg, n->cfg.enable_test_faults, n->uv, n->rlog);
+        srv__fault_answer(t, msg, n->cfg.enable_test_faults, n->uv, n->rlog, n->cfg.engine);
         pthread_mutex_unlock(&n->mu);
         return;
     default:
@@ -517,6 +559,12 @@ static int start_transport(srv_node *n) {
     c.random_seed = n->seed ^ c.node_id;
     c.tls_server = n->cfg.rpc_tls_server; /* NULL, NULL: plaintext (--insecure) */
     c.tls_client = n->cfg.rpc_tls_client;
+    /* Admin tools with a client certificate, when the context takes them. */
+    if (c.tls_server != NULL) {
+        for (size_t i = 0; i < SRV_ADMIN_METHODS_COUNT; i++)
+            c.client_methods[i] = srv_admin_methods[i];
+        c.client_methods_count = SRV_ADMIN_METHODS_COUNT;
+    }
     if (!n->cfg.sql_separate) {
         c.foreign_connection = on_foreign;
         c.foreign_ctx = n;
@@ -606,7 +654,8 @@ static int build_stack(srv_node *n) {
         goto fail;
     }
     range_router_config rcfg = {.transport = t, .clock = n->cfg.clock, .local = rserver,
-                                .local_node_id = self, .random_seed = n->seed ^ 0x5bd1e995};
+                                .local_node_id = self, .random_seed = n->seed ^ 0x5bd1e995,
+                                .known_nodes = router_known_nodes, .known_nodes_ctx = n};
     if ((rc = range_router_new(&rcfg, &router)) != RANGE_OK) {
         snprintf(msg, sizeof msg, "cannot create the range router (error %d)", rc);
         goto fail;
@@ -1668,6 +1717,49 @@ done:
     srv__state_free(&st);
 }
 
+/* An admin tool's request with a client certificate (j->user): root may
+** call every admin method; another user only when the key space says it
+** is root or a member of admin (a LOGIN role), read per request, so a
+** REVOKE applies to the next poll; INIT is root's alone (before it there
+** are no users). True: run it; false: answered with the refusal. */
+static bool job_admin_allowed(srv_node *n, const srv__job *j) {
+    if (j->user[0] == '\0' || strcmp(j->user, "root") == 0) return true;
+    if (j->method == SRV_METHOD_INIT) {
+        BASE_WARN(MOD, "INIT from a client certificate of user \"%s\" refused: root only",
+                  j->user);
+        respond_error(n, j->from, j->request_id, SRV_ERR_REFUSED,
+                      "permission denied: only root may initialize a cluster (user \"%s\")",
+                      j->user);
+        return false;
+    }
+    pthread_mutex_lock(&n->mu);
+    sqlv_engine *eng = n->sql; /* closed only after this thread is joined */
+    pthread_mutex_unlock(&n->mu);
+    if (eng == NULL) {
+        respond_error(n, j->from, j->request_id, SRV_ERR_UNAVAILABLE,
+                      "cannot check the privileges of user \"%s\": SQL is not open on this "
+                      "node yet; retry, or use root's certificate", j->user);
+        return false;
+    }
+    sqlv_auth_info info;
+    int rc = sqlv_auth_lookup(eng, j->user, &info);
+    if (rc != SQLV_OK) {
+        respond_error(n, j->from, j->request_id, SRV_ERR_UNAVAILABLE,
+                      "cannot check the privileges of user \"%s\" (error %d); retry", j->user,
+                      rc);
+        return false;
+    }
+    bool allowed = info.exists && info.can_login && info.is_admin;
+    memset(info.verifier, 0, sizeof info.verifier); /* a secret: not left on the stack */
+    if (allowed) return true;
+    BASE_WARN(MOD, "admin request (method %" PRIu32 ") from a client certificate of user \"%s\" "
+              "refused: not root or a member of admin", j->method, j->user);
+    respond_error(n, j->from, j->request_id, SRV_ERR_REFUSED,
+                  "permission denied: user \"%s\" is not root or a member of admin (node "
+                  "commands need admin rights)", j->user);
+    return false;
+}
+
 static void *control_main(void *arg) {
     srv_node *n = arg;
     pthread_mutex_lock(&n->mu);
@@ -1677,7 +1769,7 @@ static void *control_main(void *arg) {
             n->job_head = (n->job_head + 1) % SRV_JOBS_MAX;
             n->job_count--;
             pthread_mutex_unlock(&n->mu);
-            switch (j.method) {
+            switch (job_admin_allowed(n, &j) ? j.method : 0) {
             case SRV_METHOD_INIT: job_init(n, &j); break;
             case SRV_METHOD_BOOTSTRAP: job_bootstrap(n, &j); break;
             case SRV_METHOD_JOIN: job_join(n, &j); break;
@@ -2523,6 +2615,8 @@ int srv_node_start(const srv_config *config, srv_node **out) {
     pthread_cond_init(&n->cond, &a);
     pthread_condattr_destroy(&a);
 
+    /* A failed sync of the store ends the process, as the log's (srv_fault.c). */
+    storage_set_on_failure(n->cfg.engine, srv__store_failure_exit, NULL);
     int rc = srv__store_load(n->cfg.engine, &n->st);
     if (rc != SRV_OK) {
         BASE_ERROR(MOD, "cannot read the node identity from the store (error %d)", rc);

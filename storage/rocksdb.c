@@ -41,15 +41,23 @@
 **     of this RocksDB has no include_memtables flag).
 **   - GC (storage.c) iterates and issues point deletes; a compaction filter
 **     that drops versions under a GC threshold is the later optimization.
+**   - A failed sync (a sync = true write or storage_sync that RocksDB
+**     reports failed, or the injected fault of storage_inject_fault) fails
+**     the store for good and calls on_failure once (storage.h).
 ** Invariants:
 **   - every rocksdb call that takes errptr is checked; an error is logged
 **     and returned as STORAGE_ERR_IO (STORAGE_ERR_CORRUPT for "Corruption"),
 **     and the process never crashes on what the disk holds;
+**   - once a sync failed, no write or sync succeeds again on this engine
+**     (a failed fsync is never retried), and on_failure has run once;
 **   - a cursor's bound buffers outlive its RocksDB iterator.
 */
 #include <assert.h>
+#include <inttypes.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rocksdb/c.h>
 
@@ -64,6 +72,7 @@
 #define RDB_SENTINEL_SIZE (STORAGE_KEY_SIZE_MAX + 1)
 #define RDB_WAL_RECOVERY_POINT_IN_TIME 2
 #define RDB_READ_TIER_MEMTABLE 3 /* rocksdb::kMemtableTier: memtable-only iterators */
+#define RDB_STALL_SLICE_NS (20 * 1000000) /* a stalled sync re-reads the fault this often */
 
 typedef struct rdb_engine {
     storage_engine base;
@@ -78,6 +87,13 @@ typedef struct rdb_engine {
     rocksdb_writeoptions_t *wo_nosync;
     rocksdb_readoptions_t *ro_raw;
     uint8_t *sentinel; /* RDB_SENTINEL_SIZE bytes of 0xFF */
+    /* A failed sync (storage_set_on_failure) and the injected fault
+    ** (storage_inject_fault, tests): atomics, read by writers without a lock. */
+    atomic_bool failed;
+    void (*on_failure)(void *ctx, const char *what);
+    void *on_failure_ctx;
+    atomic_bool fault_fail_next;
+    _Atomic int64_t fault_stall_until_ns; /* monotonic; 0: none */
 } rdb_engine;
 
 struct storage__cursor {
@@ -96,6 +112,31 @@ static int rdb_error(const char *what, char *err) {
     BASE_ERROR(STORAGE__MODULE, "rocksdb %s: %s", what, err);
     rocksdb_free(err);
     return rc;
+}
+
+/* ---- a failed sync ---------------------------------------------------------------
+** The store fails for good; the owner hears it once (a node exits there). */
+static void rdb_fail(rdb_engine *r, const char *what) {
+    if (atomic_exchange(&r->failed, true)) return;
+    BASE_ERROR(STORAGE__MODULE, "rocksdb: %s: the store failed; no write or sync succeeds "
+               "again (a failed fsync is never retried)", what);
+    if (r->on_failure != NULL) r->on_failure(r->on_failure_ctx, what);
+}
+
+/* Before a sync: the injected stall (re-read each slice, so that clearing
+** it ends the wait; bounded by STORAGE_FAULT_STALL_MS_MAX), then whether
+** the injected failure takes this sync. */
+static bool rdb_fault_before_sync(rdb_engine *r) {
+    for (;;) {
+        int64_t left = atomic_load(&r->fault_stall_until_ns) - base_monotonic_ns();
+        if (left <= 0) break;
+        if (left > RDB_STALL_SLICE_NS) left = RDB_STALL_SLICE_NS;
+        struct timespec ts = {0, left};
+        nanosleep(&ts, NULL);
+    }
+    if (!atomic_exchange(&r->fault_fail_next, false)) return false;
+    BASE_WARN(STORAGE__MODULE, "test fault: this sync of the store fails (EIO)");
+    return true;
 }
 
 /* ---- key encoding -------------------------------------------------------------- */
@@ -195,6 +236,7 @@ static int rdb_write(storage_engine *e, const storage_batch *b, bool sync) {
     rdb_engine *r = (rdb_engine *)e;
     int rc = STORAGE_OK;
     base_buf k = {0}, k2 = {0};
+    if (atomic_load(&r->failed)) return STORAGE_ERR_IO;
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
     for (size_t i = 0; i < b->count; i++) {
         const storage__op *op = &b->ops[i];
@@ -245,8 +287,19 @@ static int rdb_write(storage_engine *e, const storage_batch *b, bool sync) {
         }
     }
     char *err = NULL;
+    if (sync && rdb_fault_before_sync(r)) {
+        /* as a real failed fsync leaves it: in the OS, maybe durable, maybe not */
+        rocksdb_write(r->db, r->wo_nosync, wb, &err);
+        if (err != NULL) rocksdb_free(err);
+        rdb_fail(r, "a synced write failed (injected fsync failure)");
+        rc = STORAGE_ERR_IO;
+        goto cleanup;
+    }
     rocksdb_write(r->db, sync ? r->wo_sync : r->wo_nosync, wb, &err);
-    if (err != NULL) rc = rdb_error("write", err);
+    if (err != NULL) {
+        rc = rdb_error("write", err);
+        if (sync) rdb_fail(r, "a synced write failed");
+    }
 cleanup:
     rocksdb_writebatch_destroy(wb);
     base_buf_free(&k);
@@ -536,8 +589,16 @@ static int rdb_flush(storage_engine *e) {
 static int rdb_sync(storage_engine *e) {
     rdb_engine *r = (rdb_engine *)e;
     char *err = NULL;
+    if (atomic_load(&r->failed)) return STORAGE_ERR_IO;
+    if (rdb_fault_before_sync(r)) {
+        rdb_fail(r, "a sync of the WAL failed (injected fsync failure)");
+        return STORAGE_ERR_IO;
+    }
     rocksdb_flush_wal(r->db, 1 /* sync */, &err);
-    return err != NULL ? rdb_error("sync", err) : STORAGE_OK;
+    if (err == NULL) return STORAGE_OK;
+    int rc = rdb_error("sync", err);
+    rdb_fail(r, "a sync of the WAL failed");
+    return rc;
 }
 
 /* ---- open / close ------------------------------------------------------------------ */
@@ -576,6 +637,41 @@ static const storage__vtable rdb_vtable = {
     .sync = rdb_sync,
 };
 
+/* ---- failure and injected faults (storage.h) ------------------------------------- */
+void storage_set_on_failure(storage_engine *e, void (*on_failure)(void *ctx, const char *what),
+                            void *ctx) {
+    if (e == NULL || e->vt != &rdb_vtable) return; /* the twin never fails */
+    rdb_engine *r = (rdb_engine *)e;
+    r->on_failure = on_failure;
+    r->on_failure_ctx = ctx;
+}
+
+int storage_inject_fault(storage_engine *e, bool fail_next, int64_t stall_ms) {
+    if (e == NULL || e->vt != &rdb_vtable || stall_ms < 0 || stall_ms > STORAGE_FAULT_STALL_MS_MAX)
+        return STORAGE_ERR_INVALID;
+    rdb_engine *r = (rdb_engine *)e;
+    atomic_store(&r->fault_stall_until_ns,
+                 stall_ms > 0 ? base_monotonic_ns() + stall_ms * 1000000 : 0);
+    atomic_store(&r->fault_fail_next, fail_next);
+    if (fail_next || stall_ms > 0)
+        BASE_WARN(STORAGE__MODULE, "test fault injected: the next sync of the store fails: %s; "
+                  "syncs stall for the next %" PRId64 " ms", fail_next ? "yes" : "no", stall_ms);
+    return STORAGE_OK;
+}
+
+void storage_fault_state(storage_engine *e, bool *fail_armed, int64_t *stall_left_ms,
+                         bool *failed) {
+    *fail_armed = false;
+    *stall_left_ms = 0;
+    *failed = false;
+    if (e == NULL || e->vt != &rdb_vtable) return;
+    rdb_engine *r = (rdb_engine *)e;
+    *fail_armed = atomic_load(&r->fault_fail_next);
+    int64_t left = atomic_load(&r->fault_stall_until_ns) - base_monotonic_ns();
+    *stall_left_ms = left > 0 ? (left + 999999) / 1000000 : 0;
+    *failed = atomic_load(&r->failed);
+}
+
 static void common_options(rocksdb_options_t *o, const rdb_engine *r, bool create) {
     rocksdb_options_set_create_if_missing(o, create);
     rocksdb_options_set_create_missing_column_families(o, 1);
@@ -591,6 +687,9 @@ int storage__rocksdb_open(const storage_options *opts, storage_engine **out) {
     rdb_engine *r = base_calloc(1, sizeof(*r));
     if (r == NULL) return STORAGE_ERR_NOMEM;
     r->base.vt = &rdb_vtable;
+    atomic_init(&r->failed, false);
+    atomic_init(&r->fault_fail_next, false);
+    atomic_init(&r->fault_stall_until_ns, 0);
     r->sentinel = base_malloc(RDB_SENTINEL_SIZE);
     if (r->sentinel == NULL) goto fail;
     memset(r->sentinel, 0xFF, RDB_SENTINEL_SIZE);

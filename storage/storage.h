@@ -202,4 +202,32 @@ int storage_flush(storage_engine *e);
 ** (docs/range.md, "Merges"). */
 int storage_sync(storage_engine *e);
 
+/* ---- a failed fsync (RocksDB; docs/chaos.md "disk") -------------------------
+** A synced write (sync = true) or a storage_sync that RocksDB reports failed
+** FAILS the store: from then on every write and sync returns STORAGE_ERR_IO
+** (never retried: after a failed fsync the kernel may have dropped the dirty
+** pages and marked them clean, so a retry could "succeed" over lost data),
+** and on_failure, when set, runs once, on the failing thread (a node exits
+** there: server/). Set it right after storage_open, before any write. The
+** in-memory twin never fails: it ignores on_failure. */
+void storage_set_on_failure(storage_engine *e, void (*on_failure)(void *ctx, const char *what),
+                            void *ctx);
+
+/* Test-only fault injection (the chaos harness's `disk` nemesis; server/
+** allows it only with --enable-test-faults). Replaces the injected fault:
+** fail_next makes the next synced write or storage_sync fail as if its
+** fsync had failed (the batch is written without sync first, as a real
+** failure leaves it in the OS, then the store fails as above); stall_ms > 0
+** makes every synced write or sync that starts in the next stall_ms wait
+** until then first (a disk that stopped answering). fail_next false and
+** stall_ms 0 clear it. 0; STORAGE_ERR_INVALID for the in-memory twin or a
+** stall_ms outside [0, STORAGE_FAULT_STALL_MS_MAX]. */
+#define STORAGE_FAULT_STALL_MS_MAX 600000
+int storage_inject_fault(storage_engine *e, bool fail_next, int64_t stall_ms);
+/* The injected fault now (all false/0 for the in-memory twin): a failure
+** armed and not consumed yet, the stall's ms left, and whether the store
+** failed (a real or injected failed sync). */
+void storage_fault_state(storage_engine *e, bool *fail_armed /* OUT */,
+                         int64_t *stall_left_ms /* OUT */, bool *failed /* OUT */);
+
 #endif

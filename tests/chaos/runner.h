@@ -82,7 +82,8 @@ enum { /* nemesis bits */
     CRUN_NEM_LATENCY = 1u << 6,  /* the nodes' test hook delays what they receive */
     CRUN_NEM_LOSS = 1u << 7,     /* ... or drops it */
     CRUN_NEM_BIGSKEW = 1u << 8,  /* restart one node with its clock off BEYOND --max-offset */
-    CRUN_NEM_DISK = 1u << 9,     /* the Raft log's fdatasync fails (the node exits) or stalls */
+    CRUN_NEM_DISK = 1u << 9,     /* the Raft log's or store's fsync fails (the node exits) or stalls */
+    CRUN_NEM_MERGE = 1u << 10,   /* ALTER TABLE ... UNSPLIT: the merge queue folds ranges back */
 };
 #define CRUN_NEM_TEST_FAULTS (CRUN_NEM_LATENCY | CRUN_NEM_LOSS | CRUN_NEM_DISK) /* need the flag */
 #define CRUN_SKEW_MS_MIN 20          /* skew: |offset| in [MIN, MAX] ms, under the */
@@ -95,7 +96,10 @@ enum { /* nemesis bits */
                                      /* under --max-offset) */
 #define CRUN_LOSS_PPM_MIN 50000      /* loss: probability in [MIN, MAX] per million */
 #define CRUN_LOSS_PPM_MAX 300000
-#define CRUN_EXIT_LOG_FAILED 74      /* SRV_EXIT_LOG_FAILED: a node after its log's failed fsync */
+#define CRUN_EXIT_LOG_FAILED 74      /* SRV_EXIT_LOG_FAILED: a node after its log's or store's */
+                                     /* failed fsync */
+#define CRUN_MERGE_QPS_THRESHOLD 1000000000 /* merge: split_qps_threshold, so that every range */
+                                            /* is "cold" to the merge queue (load splits off) */
 
 typedef struct crun_config {
     crun_workload workload;
@@ -292,10 +296,22 @@ void crun_wl_split_sql(crun_ctx *ctx, uint64_t *rng, char *sql, size_t size);
 ** 'V'. 0, or -1 (why says it). Main thread only. */
 int crun_wl_move_sql(crun_ctx *ctx, int via, uint64_t *rng, bool voters, const bool *live,
                      char *sql, size_t size, char *kind, char *why, size_t why_size);
+/* The merge nemesis: SHOW RANGES FROM TABLE <the workload's table> through
+** node via, then, for one range starting at a key inside the table (a split
+** point: the table's first key never merges), `ALTER TABLE t UNSPLIT AT
+** VALUES (...)` of its start into sql; one time in all_one_in, `UNSPLIT ALL`
+** instead. *boundaries: the table's split points seen. 0, or -1 (why says
+** it: no split point to merge away). Main thread only. */
+int crun_wl_merge_sql(crun_ctx *ctx, int via, uint64_t *rng, int all_one_in, char *sql,
+                      size_t size, int *boundaries, char *why, size_t why_size);
 /* Run one statement through node i on a connection of its own, bounded by
 ** timeout_ms. 0 ok, -1 failed (why says it). Main thread only. */
 int crun_admin_exec(crun_ctx *ctx, int i, const char *sql, int timeout_ms, char *why,
                     size_t why_size);
+/* The same for a query answering one integer (the first column of the first
+** row) into *out. 0 or -1. */
+int crun_admin_query_int(crun_ctx *ctx, int i, const char *sql, int timeout_ms, int64_t *out,
+                         char *why, size_t why_size);
 /* Tables and initial rows through node 0 (retried, bounded). 0 or -1. */
 int crun_wl_setup(crun_ctx *ctx);
 /* One operation by client c, recorded in the history; its outcome. */

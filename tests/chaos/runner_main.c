@@ -4,7 +4,7 @@
 ** history. docs/chaos.md ("The runner") is the manual.
 **
 **   chaos_run --workload bank|register|set|append
-**             --nemesis kill,pause,partition,skew,split,move,latency,loss,bigskew,disk (any subset)
+**             --nemesis kill,pause,partition,skew,split,merge,move,latency,loss,bigskew,disk (any subset)
 **             --nodes 3|5 --time SECONDS --seed N [--results DIR] [--bin PATH]
 **             [--clients K] [--teeth] [--no-netns] [--keep-data] ...
 **
@@ -24,7 +24,8 @@
 ** than a minority (bigskew and disk: one node); on every exit path after
 ** the cluster exists, clients are joined and nodes stopped before main
 ** returns; a node exits on its own only as a crash (fails the run) or, with
-** status 74, after the disk nemesis made its Raft log's fsync fail.
+** status 74, after the disk nemesis made its Raft log's or store's fsync
+** fail.
 */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -46,6 +47,9 @@
 #define MAIN_CRASH_RESTARTS_MAX 5        /* restarts of a node that keeps crashing */
 #define MAIN_SPLIT_MS 15000              /* one split statement (the split nemesis) */
 #define MAIN_MOVE_MS 15000               /* one relocation statement (the move nemesis) */
+#define MAIN_MERGE_MS 15000              /* one UNSPLIT statement (the merge nemesis) */
+#define MAIN_MERGE_ALL_ONE_IN 4          /* merge: UNSPLIT ALL one time in this many */
+#define MAIN_STORE_FAIL_HOLD_MS 8000     /* disk, store failure: past a merge queue round (5 s) */
 #define MAIN_REPORT_LINE_MAX 240         /* a node's log line quoted in the summary */
 #define MAIN_MARKER ".chaos-results"     /* a directory the runner may clear */
 
@@ -60,7 +64,8 @@ static int64_t now_ms(void) { return base_monotonic_ns() / 1000000; }
 static void usage(FILE *f) {
     fprintf(f,
             "usage: chaos_run --workload bank|register|set|append\n"
-            "                 --nemesis kill,pause,partition,skew,split,move,latency,loss,bigskew,disk (any subset)|none\n"
+            "                 --nemesis kill,pause,partition,skew,split,merge,move,latency,loss,bigskew,disk\n"
+            "                           (any subset)|none\n"
             "                 --nodes N --time SECONDS [--seed N] [--results DIR] [--bin PATH]\n"
             "  --clients K          client threads (default 5)\n"
             "  --teeth              also check the history with one injected fault: it must be invalid\n"
@@ -124,6 +129,7 @@ static int parse_nemeses(const char *s, unsigned *out) {
         else if (strcmp(t, "partition") == 0) *out |= CRUN_NEM_PARTITION;
         else if (strcmp(t, "skew") == 0) *out |= CRUN_NEM_SKEW;
         else if (strcmp(t, "split") == 0) *out |= CRUN_NEM_SPLIT;
+        else if (strcmp(t, "merge") == 0) *out |= CRUN_NEM_MERGE;
         else if (strcmp(t, "move") == 0) *out |= CRUN_NEM_MOVE;
         else if (strcmp(t, "latency") == 0) *out |= CRUN_NEM_LATENCY;
         else if (strcmp(t, "loss") == 0) *out |= CRUN_NEM_LOSS;
@@ -349,6 +355,7 @@ typedef struct fault {
     int n_targets;
     bool one_way;                /* partition: only the targets' outbound packets */
     bool disk_fail;              /* disk: a failure (else a stall) */
+    bool disk_store;             /* disk: of the RocksDB store (else of the Raft log) */
     long log_offset;             /* bigskew: the target's log size at the fault's start */
     int64_t started_ms;          /* crun_elapsed_ms at the start */
     int64_t heal_at_ms;
@@ -358,6 +365,10 @@ typedef struct fault_stats {
     int kills, pauses, partitions, skews, splits, crashes;
     int moves_lease, moves_voters, moves_failed;
     int latencies, losses, bigskews, disk_fails, disk_stalls;
+    int disk_store_fails, disk_store_stalls; /* of those, on the store */
+    int merges, merges_failed, merges_none;  /* UNSPLIT done / failed / nothing to merge */
+    int merges_pending;          /* UNSPLIT of a boundary whose point is gone (merge to come) */
+    int64_t merges_done;         /* merge events in the range event log at the end, -1 unknown */
     int disk_no_exit;            /* disk failures injected that no fsync consumed */
     int bigskew_served;          /* a bigskewed node said it serves: a clock-safety violation */
     base_buf report;             /* what nodes did under bigskew and disk (summary lines) */
@@ -416,6 +427,49 @@ static void move_now(crun_ctx *ctx, uint64_t *rng, fault_stats *st) {
     else st->moves_lease++;
 }
 
+/* The merge nemesis: instant. A split point of the workload's table (or,
+** one time in MAIN_MERGE_ALL_ONE_IN, all of them) UNSPLIT through a random
+** running node; the merge queue then folds the ranges back (docs/range.md
+** "Merge queue": every ~5 s, co-locating replicas and taking leases), while
+** the other nemeses go on: merges run under kills, pauses and partitions.
+** The split nemesis makes new points; with none in the table, this one
+** splits first (a split undone at once). An error of the statement:
+** logged, never a failure of the run. */
+static void merge_now(crun_ctx *ctx, uint64_t *rng, fault_stats *st) {
+    crun_cluster *c = ctx->cluster;
+    int n_live = 0, pick[CRUN_NODES_MAX];
+    for (int i = 0; i < c->n; i++)
+        if (c->nodes[i].pid != 0 && !c->nodes[i].paused) pick[n_live++] = i;
+    if (n_live == 0) return;
+    int via = pick[crun_rand_range(rng, 0, n_live - 1)];
+    char sql[192] = "", why[256] = "";
+    int boundaries = 0;
+    int rc = crun_wl_merge_sql(ctx, via, rng, MAIN_MERGE_ALL_ONE_IN, sql, sizeof sql, &boundaries,
+                               why, sizeof why);
+    if (rc != 0 && boundaries == 0 && strncmp(why, "no split point", 14) == 0) {
+        /* nothing to merge yet: make a point and take it away at once */
+        one_line(why);
+        crun_log(c, "merge through n%d: nothing to merge (%s): a split first", via + 1, why);
+        split_now(ctx, rng, st);
+        rc = crun_wl_merge_sql(ctx, via, rng, 0, sql, sizeof sql, &boundaries, why, sizeof why);
+        if (rc != 0 && boundaries == 0) {
+            one_line(why);
+            crun_log(c, "merge through n%d: still nothing to merge (%s)", via + 1, why);
+            st->merges_none++;
+            return;
+        }
+    }
+    if (rc == 0) rc = crun_admin_exec(ctx, via, sql, MAIN_MERGE_MS, why, sizeof why);
+    one_line(why);
+    crun_log(c, "merge through n%d: %s (%d split point(s)): %s%s", via + 1, sql[0] ? sql : "(none)",
+             boundaries, rc == 0 ? "done; the merge queue folds it back" : "failed: ",
+             rc == 0 ? "" : why);
+    if (rc != 0 && strstr(why, "is not a manual split point") != NULL)
+        st->merges_pending++; /* unsplit already, its merge still to come */
+    else if (rc != 0) st->merges_failed++;
+    else st->merges++;
+}
+
 /* Run `meridian debug ARGS` on node i; log and count a failure. */
 static int debug_node(crun_cluster *c, int i, const char *const *args, int *failures) {
     char out[512];
@@ -470,13 +524,14 @@ static void bigskew_report(crun_cluster *c, int i, long from, int64_t offset_ms,
 static void fault_start(crun_ctx *ctx, uint64_t *rng, fault *f, fault_stats *st) {
     crun_cluster *c = ctx->cluster;
     const crun_config *cfg = ctx->cfg;
-    unsigned kinds[10];
+    unsigned kinds[11];
     int nk = 0;
     if (cfg->nemeses & CRUN_NEM_KILL) kinds[nk++] = CRUN_NEM_KILL;
     if (cfg->nemeses & CRUN_NEM_PAUSE) kinds[nk++] = CRUN_NEM_PAUSE;
     if ((cfg->nemeses & CRUN_NEM_PARTITION) && c->netns) kinds[nk++] = CRUN_NEM_PARTITION;
     if (cfg->nemeses & CRUN_NEM_SKEW) kinds[nk++] = CRUN_NEM_SKEW;
     if (cfg->nemeses & CRUN_NEM_SPLIT) kinds[nk++] = CRUN_NEM_SPLIT;
+    if (cfg->nemeses & CRUN_NEM_MERGE) kinds[nk++] = CRUN_NEM_MERGE;
     if (cfg->nemeses & CRUN_NEM_MOVE) kinds[nk++] = CRUN_NEM_MOVE;
     if (cfg->nemeses & CRUN_NEM_LATENCY) kinds[nk++] = CRUN_NEM_LATENCY;
     if (cfg->nemeses & CRUN_NEM_LOSS) kinds[nk++] = CRUN_NEM_LOSS;
@@ -493,6 +548,10 @@ static void fault_start(crun_ctx *ctx, uint64_t *rng, fault *f, fault_stats *st)
     }
     if (f->kind == CRUN_NEM_MOVE) {
         move_now(ctx, rng, st);
+        return;
+    }
+    if (f->kind == CRUN_NEM_MERGE) {
+        merge_now(ctx, rng, st);
         return;
     }
     /* One node for a clock beyond the bound or a failing disk: the fault
@@ -608,25 +667,40 @@ static void fault_start(crun_ctx *ctx, uint64_t *rng, fault *f, fault_stats *st)
         break;
     }
     case CRUN_NEM_DISK: {
-        /* The target's shared Raft log: its next fdatasync fails (the node
-        ** must exit, status 74; restarted at the heal, like a kill) or every
-        ** fdatasync stalls until the heal. */
+        /* The target's shared Raft log, or (half of the time) its RocksDB
+        ** store: the next fdatasync (the store: synced write or WAL sync)
+        ** fails (the node must exit, status 74; restarted at the heal, like
+        ** a kill) or every one stalls until the heal. */
         int i = f->targets[0];
         f->disk_fail = crun_rand(rng) % 2 == 0;
+        f->disk_store = crun_rand(rng) % 2 == 0;
         int64_t hold = crun_rand_range(rng, cfg->fault_hold_ms_min, cfg->fault_hold_ms_max);
         char stall[32];
         snprintf(stall, sizeof stall, "%lldms", (long long)hold);
-        const char *fail_args[] = {"disk-fault", "--fail", NULL};
-        const char *stall_args[] = {"disk-fault", "--stall", stall, NULL};
+        const char *cmd = f->disk_store ? "store-fault" : "disk-fault";
+        const char *what = f->disk_store ? "synced writes and WAL syncs of the store"
+                                         : "fdatasyncs of the Raft log";
+        const char *fail_args[] = {cmd, "--fail", NULL};
+        const char *stall_args[] = {cmd, "--stall", stall, NULL};
         if (f->disk_fail) c->nodes[i].expect_exit = true; /* before: it may exit at once */
         if (debug_node(c, i, f->disk_fail ? fail_args : stall_args, &failures) != 0)
             c->nodes[i].expect_exit = false;
         if (f->disk_fail)
-            crun_log(c, "disk: the next fdatasync of the Raft log on %s fails", who);
+            crun_log(c, "disk: the next of the %s on %s fails", what, who);
         else
-            crun_log(c, "disk: the fdatasyncs of the Raft log on %s stall for %s", who, stall);
+            crun_log(c, "disk: the %s on %s stall for %s", what, who, stall);
+        /* The store syncs seldom (log truncations, merges): a merge makes
+        ** every voter sync it (the freeze, then MERGE's apply), so a failure
+        ** meets a sync within the hold: one split point taken away (made
+        ** first when there is none), held past a round of the merge queue. */
+        if (f->disk_store && f->disk_fail && c->nodes[i].pid != 0) {
+            merge_now(ctx, rng, st);
+            hold = BASE_MAX(hold, MAIN_STORE_FAIL_HOLD_MS);
+        }
         if (f->disk_fail) st->disk_fails++;
         else st->disk_stalls++;
+        if (f->disk_store && f->disk_fail) st->disk_store_fails++;
+        else if (f->disk_store) st->disk_store_stalls++;
         f->active = true;
         f->heal_at_ms = now_ms() + hold;
         if (failures > 0) crun_log(c, "WARNING: %d fault actions failed", failures);
@@ -667,15 +741,17 @@ static void heal_all(crun_cluster *c, fault *f, fault_stats *st) {
         if (f->kind == CRUN_NEM_DISK) {
             crun_node *n = &c->nodes[f->targets[0]];
             if (n->pid != 0) { /* still running: a stall, or a failure no fsync met */
-                const char *args[] = {"disk-fault", "--clear", NULL};
+                const char *args[] = {f->disk_store ? "store-fault" : "disk-fault", "--clear",
+                                      NULL};
                 char out[512] = "";
                 int rc = crun_node_debug(c, f->targets[0], args, out, sizeof out);
                 crun_log(c, "disk: n%d still runs; cleared (%s): %s", f->targets[0] + 1,
                          rc == 0 ? "ok" : "FAILED", out);
                 if (f->disk_fail && n->expect_exit) {
                     st->disk_no_exit++;
-                    base_buf_printf(&st->report, "disk n%d: the injected fsync failure met no "
-                                    "fdatasync during the hold (%s)\n", f->targets[0] + 1, out);
+                    base_buf_printf(&st->report, "disk n%d: the injected fsync failure (%s) met "
+                                    "no sync during the hold (%s)\n", f->targets[0] + 1,
+                                    f->disk_store ? "store" : "Raft log", out);
                 }
             }
             n->expect_exit = false;
@@ -705,23 +781,36 @@ static void heal_all(crun_cluster *c, fault *f, fault_stats *st) {
     }
 }
 
-/* The disk nemesis' report: each expected exit, once, at the end. */
+/* The disk nemesis' report: each expected exit, once, at the end, with
+** the FATAL lines of its log (which fsync failed). */
 static void disk_report(crun_cluster *c, fault_stats *st) {
-    for (int i = 0; i < c->n; i++)
-        if (c->nodes[i].expected_exits > 0)
-            base_buf_printf(&st->report, "disk n%d: exited %d time(s) with status %d after an "
-                            "injected fsync failure (\"FATAL: the shared Raft log failed\" in its "
-                            "log), restarted like a kill\n", i + 1, c->nodes[i].expected_exits,
-                            CRUN_EXIT_LOG_FAILED);
+    for (int i = 0; i < c->n; i++) {
+        if (c->nodes[i].expected_exits == 0) continue;
+        char path[CRUN_PATH_MAX + 64], line[2048];
+        snprintf(path, sizeof path, "%s/logs/meridian.log", c->nodes[i].store);
+        int log_fatal = 0, store_fatal = 0;
+        FILE *f = fopen(path, "re");
+        while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+            if (strstr(line, "FATAL: the shared Raft log failed") != NULL) log_fatal++;
+            if (strstr(line, "FATAL: the store failed") != NULL) store_fatal++;
+        }
+        if (f != NULL) fclose(f);
+        base_buf_printf(&st->report, "disk n%d: exited %d time(s) with status %d after an "
+                        "injected fsync failure (its log: %d \"FATAL: the shared Raft log "
+                        "failed\", %d \"FATAL: the store failed\"), restarted like a kill\n",
+                        i + 1, c->nodes[i].expected_exits, CRUN_EXIT_LOG_FAILED, log_fatal,
+                        store_fatal);
+    }
 }
 
 /* ---- the run ------------------------------------------------------------------ */
 
 static const char *nemesis_names(unsigned bits, char *buf, size_t size) {
-    snprintf(buf, size, "%s%s%s%s%s%s%s%s%s%s", bits & CRUN_NEM_KILL ? "kill," : "",
+    snprintf(buf, size, "%s%s%s%s%s%s%s%s%s%s%s", bits & CRUN_NEM_KILL ? "kill," : "",
              bits & CRUN_NEM_PAUSE ? "pause," : "", bits & CRUN_NEM_PARTITION ? "partition," : "",
              bits & CRUN_NEM_SKEW ? "skew," : "", bits & CRUN_NEM_SPLIT ? "split," : "",
-             bits & CRUN_NEM_MOVE ? "move," : "", bits & CRUN_NEM_LATENCY ? "latency," : "",
+             bits & CRUN_NEM_MERGE ? "merge," : "", bits & CRUN_NEM_MOVE ? "move," : "",
+             bits & CRUN_NEM_LATENCY ? "latency," : "",
              bits & CRUN_NEM_LOSS ? "loss," : "", bits & CRUN_NEM_BIGSKEW ? "bigskew," : "",
              bits & CRUN_NEM_DISK ? "disk," : "");
     size_t len = strlen(buf);
@@ -803,6 +892,18 @@ int main(int argc, char **argv) {
     ctx.history = &history;
     atomic_store(&ctx.stop, false);
     if (crun_wl_setup(&ctx) != 0 || interrupted) goto stop;
+    stats.merges_done = -1;
+    if (cfg.nemeses & (CRUN_NEM_MERGE | CRUN_NEM_DISK)) {
+        /* every range "cold" to the merge queue, however busy the clients
+        ** (disk: a store failure is met by a merge's syncs) */
+        char sql[96], why[256] = "";
+        snprintf(sql, sizeof sql, "SET CLUSTER SETTING split_qps_threshold = %d",
+                 CRUN_MERGE_QPS_THRESHOLD);
+        if (crun_admin_exec(&ctx, 0, sql, MAIN_MERGE_MS, why, sizeof why) != 0) {
+            fprintf(stderr, "chaos: setup: %s: %s\n", sql, why);
+            goto stop;
+        }
+    }
     crun_log(&cluster, "workload %s set up; %d clients start", crun_workload_name(cfg.workload),
              cfg.clients);
 
@@ -835,7 +936,7 @@ int main(int argc, char **argv) {
         } else if (!cur.active && cfg.nemeses != 0 && now_ms() >= next_fault_ms &&
                    now_ms() + cfg.fault_hold_ms_min < end_ms) {
             fault_start(&ctx, &rng, &cur, &stats);
-            if (!cur.active) /* instant (split, move): the next one after a gap */
+            if (!cur.active) /* instant (split, merge, move): the next one after a gap */
                 next_fault_ms = now_ms() + crun_rand_range(&rng, cfg.fault_gap_ms_min, cfg.fault_gap_ms_max);
         }
         struct timespec ts = {0, MAIN_TICK_MS * 1000L * 1000L}; /* the schedule's clock */
@@ -855,6 +956,15 @@ int main(int argc, char **argv) {
     crun_log(&cluster, "clients stopped, faults healed; final reads through every node");
     int final_rc = crun_wl_final(&ctx);
     crun_log(&cluster, "final reads %s", final_rc == 0 ? "done" : "FAILED");
+    if (cfg.nemeses & CRUN_NEM_MERGE) {
+        char why[256] = "";
+        int64_t n_merges = -1;
+        if (crun_admin_query_int(&ctx, 0, "SELECT count(*) FROM meridian_internal.range_events "
+                                 "WHERE event = 'merge'", MAIN_MERGE_MS, &n_merges, why,
+                                 sizeof why) != 0)
+            crun_log(&cluster, "WARNING: merges not counted: %s", why);
+        stats.merges_done = n_merges;
+    }
     stats.crashes += crun_cluster_reap(&cluster);
     crun_cluster_stop(&cluster);
     cluster_up = false;
@@ -879,13 +989,20 @@ int main(int argc, char **argv) {
     else
         base_buf_printf(&summary, "network: loopback (%s): partition unavailable\n", cluster.netns_why);
     base_buf_printf(&summary, "faults: %d kill, %d pause, %d partition, %d skew, %d split, "
+                    "%d merge (%d unsplit, %d pending already, %d failed, %d nothing to merge), "
                     "%d move (%d lease, %d voters, %d failed), %d latency, %d loss, %d bigskew, "
-                    "%d disk (%d fail, %d stall); crashes: %d\n",
+                    "%d disk (%d fail, %d stall; store: %d fail, %d stall); crashes: %d\n",
                     stats.kills, stats.pauses, stats.partitions, stats.skews, stats.splits,
+                    stats.merges + stats.merges_pending + stats.merges_failed + stats.merges_none,
+                    stats.merges, stats.merges_pending, stats.merges_failed, stats.merges_none,
                     stats.moves_lease + stats.moves_voters + stats.moves_failed,
                     stats.moves_lease, stats.moves_voters, stats.moves_failed, stats.latencies,
                     stats.losses, stats.bigskews, stats.disk_fails + stats.disk_stalls,
-                    stats.disk_fails, stats.disk_stalls, stats.crashes);
+                    stats.disk_fails, stats.disk_stalls, stats.disk_store_fails,
+                    stats.disk_store_stalls, stats.crashes);
+    if (cfg.nemeses & CRUN_NEM_MERGE)
+        base_buf_printf(&summary, "merges: %" PRId64 " done by the merge queues (range event "
+                        "log; -1: not counted)\n", stats.merges_done);
     disk_report(&cluster, &stats);
     if (stats.report.len > 0) base_buf_printf(&summary, "%s", (char *)stats.report.data);
     base_buf_printf(&summary, "ops: %" PRIu64 " (ok %" PRIu64 ", failed %" PRIu64 ", unknown %" PRIu64 ")",

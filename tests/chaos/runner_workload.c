@@ -255,6 +255,101 @@ done:
     return out;
 }
 
+int crun_wl_merge_sql(crun_ctx *ctx, int via, uint64_t *rng, int all_one_in, char *sql,
+                      size_t size, int *boundaries, char *why, size_t why_size) {
+    const char *table = table_of(ctx->cfg->workload);
+    *boundaries = 0;
+    crun_client admin = {.ctx = ctx, .index = -1, .node = via};
+    admin.pg = crun_connect(ctx->cluster, via);
+    if (admin.pg == NULL) {
+        snprintf(why, why_size, "cannot connect to n%d", via + 1);
+        return -1;
+    }
+    char q[128], prefix[64];
+    snprintf(q, sizeof q, "SHOW RANGES FROM TABLE %s", table);
+    snprintf(prefix, sizeof prefix, "/Table/%s/", table);
+    PGresult *r = NULL;
+    int out = -1;
+    crun_exec_rc rc = crun_exec(&admin, q, now_ns() + 10 * 1000000000ll, &r);
+    if (rc != CRUN_EXEC_OK) {
+        snprintf(why, why_size, "SHOW RANGES: %s", rc == CRUN_EXEC_TIMEOUT ? "timeout" : "connection lost");
+        goto done;
+    }
+    int c_start = PQfnumber(r, "start_key");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || c_start < 0) {
+        snprintf(why, why_size, "SHOW RANGES: %s", PQresultStatus(r) == PGRES_TUPLES_OK
+                 ? "no start_key column" : PQresultErrorMessage(r));
+        goto done;
+    }
+    /* split points: starts inside the table ("/Table/lists/5", values after
+    ** the name; "/Table/lists" is the table's first key, which stays) */
+    int rows[CRUN_RESULTS_MAX], n_rows = 0;
+    for (int i = 0; i < PQntuples(r) && n_rows < CRUN_RESULTS_MAX; i++) {
+        const char *start = PQgetvalue(r, i, c_start);
+        if (strncmp(start, prefix, strlen(prefix)) == 0 && start[strlen(prefix)] != '\0')
+            rows[n_rows++] = i;
+    }
+    *boundaries = n_rows;
+    if (n_rows == 0) {
+        snprintf(why, why_size, "no split point in table %s (%d ranges)", table, PQntuples(r));
+        goto done;
+    }
+    if (all_one_in > 0 && crun_rand_range(rng, 1, all_one_in) == 1) {
+        snprintf(sql, size, "ALTER TABLE %s UNSPLIT ALL", table);
+        out = 0;
+        goto done;
+    }
+    /* "/Table/lists/5/2" -> "(5, 2)": the split nemesis splits at integers */
+    const char *values = PQgetvalue(r, rows[crun_rand_range(rng, 0, n_rows - 1)], c_start) +
+                         strlen(prefix);
+    char tuple[128];
+    size_t used = 0;
+    for (const char *p = values; *p != '\0' && used + 3 < sizeof tuple; p++) {
+        if (*p == '/') {
+            tuple[used++] = ',';
+            tuple[used++] = ' ';
+        } else if ((*p >= '0' && *p <= '9') || *p == '-') {
+            tuple[used++] = *p;
+        } else {
+            snprintf(why, why_size, "split point \"%s\" is not a tuple of integers", values);
+            goto done;
+        }
+    }
+    tuple[used] = '\0';
+    snprintf(sql, size, "ALTER TABLE %s UNSPLIT AT VALUES (%s)", table, tuple);
+    out = 0;
+done:
+    PQclear(r);
+    crun_client_disconnect(&admin);
+    return out;
+}
+
+int crun_admin_query_int(crun_ctx *ctx, int i, const char *sql, int timeout_ms, int64_t *out,
+                         char *why, size_t why_size) {
+    crun_client admin = {.ctx = ctx, .index = -1, .node = i};
+    admin.pg = crun_connect(ctx->cluster, i);
+    if (admin.pg == NULL) {
+        snprintf(why, why_size, "cannot connect to n%d", i + 1);
+        return -1;
+    }
+    PGresult *r = NULL;
+    crun_exec_rc rc = crun_exec(&admin, sql, now_ns() + (int64_t)timeout_ms * 1000000, &r);
+    int ret = -1;
+    if (rc != CRUN_EXEC_OK)
+        snprintf(why, why_size, "%s", rc == CRUN_EXEC_TIMEOUT ? "timeout" : "connection lost");
+    else if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1 || PQnfields(r) < 1 ||
+             PQgetisnull(r, 0, 0))
+        snprintf(why, why_size, "%s", PQresultStatus(r) == PGRES_TUPLES_OK ? "no value"
+                 : PQresultErrorMessage(r));
+    else {
+        *out = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        ret = 0;
+    }
+    PQclear(r);
+    crun_client_disconnect(&admin);
+    return ret;
+}
+
 int crun_admin_exec(crun_ctx *ctx, int i, const char *sql, int timeout_ms, char *why,
                     size_t why_size) {
     crun_client admin = {.ctx = ctx, .index = -1, .node = i};

@@ -735,11 +735,12 @@ typedef struct fault_reply {
 
 static bool g_fault_enabled;
 static raft_log *g_fault_log;
+static storage_engine *g_fault_store;
 
 static void fault_handler(void *ctx, rpc_transport *t, const rpc_message *msg) {
     (void)ctx;
     if (msg->request_id != 0 && msg->method == SRV_METHOD_FAULT)
-        srv__fault_answer(t, msg, g_fault_enabled, NULL, g_fault_log);
+        srv__fault_answer(t, msg, g_fault_enabled, NULL, g_fault_log, g_fault_store);
 }
 
 static void on_fault_reply(void *ctx, int rc, const rpc_message *m) {
@@ -846,6 +847,29 @@ static void test_fault_control(void **state) {
     raft_log_close(g_fault_log);
     g_fault_log = NULL;
     assert_int_equal(fault_call(net, t1, &disk).status, SRV_ERR_INVALID);
+    /* The store: no engine or the in-memory twin refused; RocksDB armed,
+    ** described, cleared. */
+    srv_fault_request store = {.kind = SRV_FAULT_STORE, .fail_next = true};
+    assert_int_equal(fault_call(net, t1, &store).status, SRV_ERR_INVALID);
+    storage_options so = {.dir = NULL, .create_if_missing = true};
+    assert_int_equal(storage_open(&so, &g_fault_store), STORAGE_OK);
+    assert_int_equal(fault_call(net, t1, &store).status, SRV_ERR_INVALID);
+    storage_close(g_fault_store);
+    char sdir[96];
+    snprintf(sdir, sizeof sdir, "%s/store", dir);
+    so.dir = sdir;
+    assert_int_equal(storage_open(&so, &g_fault_store), STORAGE_OK);
+    r = fault_call(net, t1, &store);
+    assert_int_equal(r.status, SRV_OK);
+    assert_non_null(strstr(r.text, "store: next sync fails: yes"));
+    storage_fault_state(g_fault_store, &armed, &left, &poisoned);
+    assert_true(armed);
+    srv_fault_request store_clear = {.kind = SRV_FAULT_STORE};
+    assert_int_equal(fault_call(net, t1, &store_clear).status, SRV_OK);
+    storage_fault_state(g_fault_store, &armed, &left, &poisoned);
+    assert_false(armed || poisoned);
+    storage_close(g_fault_store);
+    g_fault_store = NULL;
     rpc_sim_net_free(net);
     char cmd[64];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -1283,6 +1283,97 @@ static void test_crash_kill9(void **state) {
 }
 
 /* ---- main ----------------------------------------------------------------------- */
+/* ---- a failed sync (storage_set_on_failure, storage_inject_fault) -------------- */
+static int g_failures;
+static char g_failure_what[128];
+
+static void on_store_failure(void *ctx, const char *what) {
+    (void)ctx;
+    g_failures++;
+    snprintf(g_failure_what, sizeof g_failure_what, "%s", what);
+}
+
+static int write_raw(storage_engine *e, const char *k, const char *v, bool sync) {
+    storage_batch *b = storage_batch_new();
+    assert_non_null(b);
+    assert_int_equal(storage_batch_put_raw(b, (const uint8_t *)k, strlen(k), (const uint8_t *)v,
+                                           strlen(v)), 0);
+    int rc = storage_write(e, b, sync);
+    storage_batch_free(b);
+    return rc;
+}
+
+/* The chaos harness's store fault: an injected failed fsync fails the store
+** for good (every later write and sync too) and reports once; a restart
+** starts clean and finds what reached the OS. A stall is cleared by a new
+** injection; the twin has no disk to fault. */
+static void test_injected_faults(void **state) {
+    fixture *f = *state;
+    g_failures = 0;
+    storage_set_on_failure(f->e, on_store_failure, NULL);
+    bool armed, failed;
+    int64_t stall_left_ms;
+    assert_int_equal(storage_inject_fault(f->e, false, -1), STORAGE_ERR_INVALID);
+    assert_int_equal(storage_inject_fault(f->e, false, STORAGE_FAULT_STALL_MS_MAX + 1),
+                     STORAGE_ERR_INVALID);
+    /* a stall, cleared before anything waits on it */
+    assert_int_equal(storage_inject_fault(f->e, false, 60000), STORAGE_OK);
+    storage_fault_state(f->e, &armed, &stall_left_ms, &failed);
+    assert_false(armed);
+    assert_true(stall_left_ms > 0 && stall_left_ms <= 60000);
+    assert_int_equal(storage_inject_fault(f->e, false, 0), STORAGE_OK);
+    storage_fault_state(f->e, &armed, &stall_left_ms, &failed);
+    assert_int_equal(stall_left_ms, 0);
+    assert_int_equal(write_raw(f->e, "a", "1", true), STORAGE_OK);
+    /* a failure: unsynced writes do not consume it, the next synced one does */
+    assert_int_equal(storage_inject_fault(f->e, true, 0), STORAGE_OK);
+    storage_fault_state(f->e, &armed, &stall_left_ms, &failed);
+    assert_true(armed);
+    assert_false(failed);
+    assert_int_equal(write_raw(f->e, "b", "2", false), STORAGE_OK);
+    assert_int_equal(g_failures, 0);
+    assert_int_equal(write_raw(f->e, "c", "3", true), STORAGE_ERR_IO);
+    assert_int_equal(g_failures, 1);
+    assert_non_null(strstr(g_failure_what, "synced write"));
+    storage_fault_state(f->e, &armed, &stall_left_ms, &failed);
+    assert_false(armed);
+    assert_true(failed);
+    /* failed for good: never retried, reported once */
+    assert_int_equal(write_raw(f->e, "d", "4", false), STORAGE_ERR_IO);
+    assert_int_equal(write_raw(f->e, "d", "4", true), STORAGE_ERR_IO);
+    assert_int_equal(storage_sync(f->e), STORAGE_ERR_IO);
+    assert_int_equal(g_failures, 1);
+    /* the restart: a clean store; the failed write reached the OS (as a
+    ** real failed fsync may leave it), the later ones did not */
+    reopen(f);
+    storage_set_on_failure(f->e, on_store_failure, NULL);
+    base_buf raw = {0};
+    assert_int_equal(storage_get_raw(f->e, KEY("a"), &raw), STORAGE_OK);
+    assert_int_equal(storage_get_raw(f->e, KEY("b"), &raw), STORAGE_OK);
+    assert_int_equal(storage_get_raw(f->e, KEY("c"), &raw), STORAGE_OK);
+    assert_int_equal(storage_get_raw(f->e, KEY("d"), &raw), STORAGE_NOT_FOUND);
+    base_buf_free(&raw);
+    storage_fault_state(f->e, &armed, &stall_left_ms, &failed);
+    assert_false(armed || failed);
+    assert_int_equal(write_raw(f->e, "e", "5", true), STORAGE_OK);
+    /* storage_sync takes an injected failure the same way */
+    assert_int_equal(storage_inject_fault(f->e, true, 0), STORAGE_OK);
+    assert_int_equal(storage_sync(f->e), STORAGE_ERR_IO);
+    assert_int_equal(g_failures, 2);
+    assert_non_null(strstr(g_failure_what, "WAL"));
+    assert_int_equal(write_raw(f->e, "f", "6", false), STORAGE_ERR_IO);
+    /* the in-memory twin: nothing to fault */
+    storage_engine *m = NULL;
+    storage_options o = {.dir = NULL, .create_if_missing = true};
+    assert_int_equal(storage_open(&o, &m), STORAGE_OK);
+    storage_set_on_failure(m, on_store_failure, NULL);
+    assert_int_equal(storage_inject_fault(m, true, 0), STORAGE_ERR_INVALID);
+    storage_fault_state(m, &armed, &stall_left_ms, &failed);
+    assert_false(armed || failed);
+    assert_int_equal(write_raw(m, "a", "1", true), STORAGE_OK);
+    storage_close(m);
+}
+
 #define BOTH(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int main(int argc, char **argv) {
@@ -1309,6 +1400,7 @@ int main(int argc, char **argv) {
         BOTH(test_corrupt_entries),
         BOTH(test_group_commit_count),
         BOTH(test_crash_kill9),
+        BOTH(test_injected_faults),
     };
     int failed = 0;
     g_rocks = false;
