@@ -100,7 +100,8 @@ corrupt:
 
 int range__record_encode(const range__record *rec, uint8_t out[RANGE__RECORD_SIZE])
 {
-    if (rec == NULL || rec->txn_id == 0 || (unsigned)rec->status > RANGE_TXN_ABORTED)
+    if (rec == NULL || rec->txn_id == 0 || (unsigned)rec->status > RANGE_TXN_ABORTED ||
+        rec->final_wall_ns < 0)
         return RANGE_ERR_INVALID;
     out[0] = RANGE__RECORD_VERSION;
     out[1] = (uint8_t)rec->status;
@@ -108,13 +109,18 @@ int range__record_encode(const range__record *rec, uint8_t out[RANGE__RECORD_SIZ
     put_u64_be(out + 10, (uint64_t)rec->priority);
     hlc_encode(rec->commit_ts, out + 18);
     hlc_encode(rec->heartbeat, out + 18 + HLC_ENCODED_SIZE);
+    put_u64_be(out + RANGE__RECORD_SIZE_V1, (uint64_t)rec->final_wall_ns);
     return RANGE_OK;
 }
 
 int range__record_decode(const uint8_t *data, size_t len, range__record *out)
 {
     memset(out, 0, sizeof(*out));
-    if (data == NULL || len != RANGE__RECORD_SIZE || data[0] != RANGE__RECORD_VERSION ||
+    /* version 1 (no final_wall) is still read: stores written before it */
+    if (data == NULL || len < 2 ||
+        !(data[0] == RANGE__RECORD_VERSION ? len == RANGE__RECORD_SIZE
+          : data[0] == 1                   ? len == RANGE__RECORD_SIZE_V1
+                                           : false) ||
         data[1] > RANGE_TXN_ABORTED)
         return RANGE_ERR_CORRUPT;
     out->status = (range_txn_status)data[1];
@@ -122,7 +128,9 @@ int range__record_decode(const uint8_t *data, size_t len, range__record *out)
     out->priority = (int64_t)get_u64_be(data + 10);
     out->commit_ts = hlc_decode(data + 18);
     out->heartbeat = hlc_decode(data + 18 + HLC_ENCODED_SIZE);
-    if (out->txn_id == 0) {
+    if (data[0] == RANGE__RECORD_VERSION)
+        out->final_wall_ns = (int64_t)get_u64_be(data + RANGE__RECORD_SIZE_V1);
+    if (out->txn_id == 0 || out->final_wall_ns < 0) {
         memset(out, 0, sizeof(*out));
         return RANGE_ERR_CORRUPT;
     }

@@ -21,6 +21,10 @@
 ** Record value (RANGE__RECORD_SIZE bytes):
 **   version (1 byte, RANGE__RECORD_VERSION) | status (1 byte) | txn_id (8 BE,
 **   != 0) | priority (8 BE, two's complement) | commit_ts (12) | heartbeat (12)
+**   | final_wall (8 BE, >= 0: the leaseholder's wall clock, ns, when the
+**   record became COMMITTED or ABORTED; 0 unknown or PENDING)
+** Version 1 (RANGE__RECORD_SIZE_V1 bytes, no final_wall) is still decoded,
+** with final_wall 0; encoders write version 2 only.
 **
 ** Invariants: decoders read only inside their input and never trust a
 ** length: a bad version, flag, status, length, id 0 or trailing bytes is
@@ -37,8 +41,9 @@
 #include "range/range.h"
 
 #define RANGE__INTENT_VERSION 1
-#define RANGE__RECORD_VERSION 1
-#define RANGE__RECORD_SIZE (1 + 1 + 8 + 8 + HLC_ENCODED_SIZE + HLC_ENCODED_SIZE)
+#define RANGE__RECORD_VERSION 2
+#define RANGE__RECORD_SIZE_V1 (1 + 1 + 8 + 8 + HLC_ENCODED_SIZE + HLC_ENCODED_SIZE)
+#define RANGE__RECORD_SIZE (RANGE__RECORD_SIZE_V1 + 8)
 
 typedef struct range__intent {
     uint64_t txn_id;        /* the holder, != 0 */
@@ -63,9 +68,12 @@ typedef struct range__record {
     int64_t priority;
     hlc_timestamp commit_ts; /* COMMITTED: the commit timestamp; else HLC_ZERO */
     hlc_timestamp heartbeat; /* the last sign of life (the leaseholder's HLC) */
+    int64_t final_wall_ns;   /* when it became final (wall ns; 0: unknown, or
+                                PENDING): the age sweep's clock (docs/txn.md
+                                6.1) */
 } range__record;
 
-/* RANGE_OK or RANGE_ERR_INVALID (status, id 0). */
+/* RANGE_OK or RANGE_ERR_INVALID (status, id 0, negative final_wall_ns). */
 int range__record_encode(const range__record *rec, uint8_t out[RANGE__RECORD_SIZE]);
 /* RANGE_OK or RANGE_ERR_CORRUPT. */
 int range__record_decode(const uint8_t *data, size_t len, range__record *out);

@@ -7,11 +7,15 @@
 **
 ** Request:
 **   version (1 byte, RANGE_KV_VERSION) | op (1 byte) | range_id (!= 0) | op part:
-**     GET:      ts read_ts | bytes key | [flags (1 byte: bit0 stale_ok; only
-**               present when non-zero, so a plain GET keeps its bytes)]
-**     SCAN:     ts read_ts | flags (1 byte: bit0 reverse, bit1 stale_ok) |
-**               bytes start | bytes end | max_rows | max_bytes (both <=
-**               UINT32_MAX)
+**     GET:      ts read_ts | bytes key | [flags (1 byte: bit0 stale_ok, bit1
+**               uncertain; only present when non-zero, so a plain GET keeps
+**               its bytes)] | [ts uncertainty_limit: only with bit1]
+**     SCAN:     ts read_ts | flags (1 byte: bit0 reverse, bit1 stale_ok,
+**               bit2 skip_intents, bit3 uncertain: an older decoder refuses
+**               the bits) | bytes start | bytes end | max_rows | max_bytes
+**               (both <= UINT32_MAX) | [ts uncertainty_limit: only with bit3]
+**               (a request without a limit keeps its bytes: old senders
+**               read without one; the limit is > read_ts and not stale_ok)
 **     COMMIT:   ts read_ts | ts commit_ts (HLC_ZERO: the server picks) |
 **               txn_id | nonce |
 **               n_writes x { flags (1 byte: bit0 tombstone) | bytes key |
@@ -26,7 +30,11 @@
 **     VALIDATE: ts read_ts | ts commit_ts | txn_id (0: none) |
 **               n_read_spans x span   (txn_id added with issue 5; no mixed-
 **               version clusters exist, so the version was not bumped)
-**     ADMIN_SPLIT: bytes key (non-empty) | new_range_id (!= 0)
+**     ADMIN_SPLIT: bytes key (non-empty) | new_range_id (!= 0) | [txn_id
+**               (!= 0) | bytes anchor (non-empty) | ts commit_ts |
+**               generation: only for a split that is a transaction's commit
+**               trigger (docs/decisions/010), so a plain split keeps its
+**               bytes; an older decoder refuses it as trailing bytes]
 **     TRANSFER_LEASE: target_node_id (!= 0)
 **     CHANGE_REPLICAS: add_node_id | remove_node_id (not both 0, not equal)
 **     PREPARE:  ts read_ts | ts commit_ts | txn_id (!= 0) | nonce |
@@ -44,7 +52,10 @@
 **                      holder (!= 0) | holder_priority (zigzag)
 **               (since and deps added with issue 5 step 2, unversioned
 **               like VALIDATE's txn_id)
-**     HEARTBEAT: txn_id (!= 0) | priority | bytes anchor (non-empty)
+**     HEARTBEAT: txn_id (!= 0) | priority | bytes anchor (non-empty) |
+**               [ts read_ts: when not zero; the age sweep refuses to make a
+**               record for an old txn (docs/txn.md 6.1), trailing like
+**               ADMIN_SPLIT's txn part]
 **     LOCK:     ts read_ts | txn_id (!= 0) | priority | bytes anchor
 **               (non-empty) | n_keys (1..RANGE_KV_LOCK_KEYS_MAX) x bytes key
 **               (strictly ascending, range__key_cmp order)
@@ -53,7 +64,10 @@
 **     WAIT_APPLIED: applied_index (!= 0)
 **     ADMIN_MERGE: merge_id (!= 0) | generation | applied_index (!= 0) |
 **               freeze_lineage | ts merge_floor | bytes right
-**               (range_descriptor_encode)
+**               (range_descriptor_encode) | [txn_id (!= 0) | bytes anchor
+**               (non-empty) | ts commit_ts: only for a merge that is a
+**               transaction's commit trigger (docs/decisions/010), like
+**               ADMIN_SPLIT's txn part; generation is then the one T assumed]
 **     MERGE_FENCE: merge_id (!= 0) | right_range_id (!= 0) | bytes key (R's
 **               start, may be empty)
 **     UNFREEZE: merge_id (!= 0)
@@ -163,7 +177,10 @@
 
 #define KV_SCAN_REVERSE 0x01u
 #define KV_SCAN_STALE_OK 0x02u
+#define KV_SCAN_SKIP_INTENTS 0x04u
+#define KV_SCAN_UNCERTAIN 0x08u
 #define KV_GET_STALE_OK 0x01u
+#define KV_GET_UNCERTAIN 0x02u
 #define KV_WRITE_TOMBSTONE 0x01u
 #define KV_SPAN_POINT 0x01u
 
@@ -326,16 +343,38 @@ static bool kv__final_status(uint8_t status)
 
 static bool kv__ts_ok(hlc_timestamp ts);
 
+/* A GET/SCAN's uncertainty limit: none, or a valid ts above read_ts on a
+** read that is not stale (a stale read is below every commit in flight). */
+static bool kv__limit_ok(const range_kv_request *req)
+{
+    if (hlc_is_zero(req->uncertainty_limit))
+        return true;
+    return !req->stale_ok && kv__ts_ok(req->uncertainty_limit) &&
+           hlc_compare(req->uncertainty_limit, req->read_ts) > 0;
+}
+
+/* The uncertainty limit after its flag bit: refused as kv__limit_ok does. */
+static hlc_timestamp kv__get_limit(kv__reader *r, const range_kv_request *req)
+{
+    hlc_timestamp limit = kv__get_ts(r);
+    range_kv_request probe = *req;
+    probe.uncertainty_limit = limit;
+    if (hlc_is_zero(limit) || !kv__limit_ok(&probe))
+        r->bad = true;
+    return limit;
+}
+
 static bool kv__request_ok(const range_kv_request *req)
 {
     if (req->range_id == 0)
         return false;
     switch (req->op) {
     case RANGE_KV_GET:
-        return kv__field_ok(req->key, req->key_len, STORAGE_KEY_SIZE_MAX);
+        return kv__field_ok(req->key, req->key_len, STORAGE_KEY_SIZE_MAX) &&
+               kv__limit_ok(req);
     case RANGE_KV_SCAN:
         return kv__field_ok(req->start, req->start_len, STORAGE_KEY_SIZE_MAX) &&
-               kv__field_ok(req->end, req->end_len, STORAGE_KEY_SIZE_MAX);
+               kv__field_ok(req->end, req->end_len, STORAGE_KEY_SIZE_MAX) && kv__limit_ok(req);
     case RANGE_KV_COMMIT:
         return kv__writes_ok(req);
     case RANGE_KV_PREPARE:
@@ -362,7 +401,7 @@ static bool kv__request_ok(const range_kv_request *req)
         return kv__spans_ok(req->read_spans, req->read_span_count);
     case RANGE_KV_ADMIN_SPLIT:
         return req->key_len > 0 && kv__field_ok(req->key, req->key_len, RANGE_DESC_KEY_MAX) &&
-               req->new_range_id != 0;
+               req->new_range_id != 0 && (req->txn_id == 0 || kv__anchor_ok(req));
     case RANGE_KV_TRANSFER_LEASE:
         return req->target_node_id != 0;
     case RANGE_KV_CHANGE_REPLICAS:
@@ -374,7 +413,7 @@ static bool kv__request_ok(const range_kv_request *req)
         return req->applied_index != 0;
     case RANGE_KV_ADMIN_MERGE:
         return req->merge_id != 0 && req->applied_index != 0 && req->has_right &&
-               kv__ts_ok(req->merge_floor);
+               kv__ts_ok(req->merge_floor) && (req->txn_id == 0 || kv__anchor_ok(req));
     case RANGE_KV_MERGE_FENCE:
         return req->merge_id != 0 && req->right_range_id != 0 &&
                kv__field_ok(req->key, req->key_len, RANGE_DESC_KEY_MAX);
@@ -440,17 +479,26 @@ int range_kv_request_encode(const range_kv_request *req, base_buf *out)
     case RANGE_KV_GET:
         rc |= kv__put_ts(out, req->read_ts);
         rc |= kv__put_bytes(out, req->key, req->key_len);
-        if (req->stale_ok)
-            rc |= base_buf_append_byte(out, KV_GET_STALE_OK);
+        if (req->stale_ok || !hlc_is_zero(req->uncertainty_limit))
+            rc |= base_buf_append_byte(
+                out, (uint8_t)((req->stale_ok ? KV_GET_STALE_OK : 0) |
+                               (!hlc_is_zero(req->uncertainty_limit) ? KV_GET_UNCERTAIN : 0)));
+        if (!hlc_is_zero(req->uncertainty_limit))
+            rc |= kv__put_ts(out, req->uncertainty_limit);
         break;
     case RANGE_KV_SCAN:
         rc |= kv__put_ts(out, req->read_ts);
         rc |= base_buf_append_byte(out, (uint8_t)((req->reverse ? KV_SCAN_REVERSE : 0) |
-                                                  (req->stale_ok ? KV_SCAN_STALE_OK : 0)));
+                                                  (req->stale_ok ? KV_SCAN_STALE_OK : 0) |
+                                                  (req->skip_intents ? KV_SCAN_SKIP_INTENTS : 0) |
+                                                  (!hlc_is_zero(req->uncertainty_limit)
+                                                       ? KV_SCAN_UNCERTAIN : 0)));
         rc |= kv__put_bytes(out, req->start, req->start_len);
         rc |= kv__put_bytes(out, req->end, req->end_len);
         rc |= range__put_varint(out, req->max_rows);
         rc |= range__put_varint(out, req->max_bytes);
+        if (!hlc_is_zero(req->uncertainty_limit))
+            rc |= kv__put_ts(out, req->uncertainty_limit);
         break;
     case RANGE_KV_COMMIT:
         rc |= kv__put_ts(out, req->read_ts);
@@ -502,6 +550,8 @@ int range_kv_request_encode(const range_kv_request *req, base_buf *out)
         rc |= range__put_varint(out, req->txn_id);
         rc |= kv__put_i64(out, req->priority);
         rc |= kv__put_bytes(out, req->anchor, req->anchor_len);
+        if (!hlc_is_zero(req->read_ts))
+            rc |= kv__put_ts(out, req->read_ts);
         break;
     case RANGE_KV_LOCK:
         rc |= kv__put_ts(out, req->read_ts);
@@ -527,6 +577,12 @@ int range_kv_request_encode(const range_kv_request *req, base_buf *out)
     case RANGE_KV_ADMIN_SPLIT:
         rc |= kv__put_bytes(out, req->key, req->key_len);
         rc |= range__put_varint(out, req->new_range_id);
+        if (req->txn_id != 0) {
+            rc |= range__put_varint(out, req->txn_id);
+            rc |= kv__put_bytes(out, req->anchor, req->anchor_len);
+            rc |= kv__put_ts(out, req->commit_ts);
+            rc |= range__put_varint(out, req->generation);
+        }
         break;
     case RANGE_KV_TRANSFER_LEASE:
         rc |= range__put_varint(out, req->target_node_id);
@@ -558,6 +614,11 @@ int range_kv_request_encode(const range_kv_request *req, base_buf *out)
         rc |= kv__put_ts(out, req->merge_floor);
         rc |= kv__put_bytes(out, d.data, d.len);
         base_buf_free(&d);
+        if (req->txn_id != 0) {
+            rc |= range__put_varint(out, req->txn_id);
+            rc |= kv__put_bytes(out, req->anchor, req->anchor_len);
+            rc |= kv__put_ts(out, req->commit_ts);
+        }
         break;
     }
     case RANGE_KV_MERGE_FENCE:
@@ -728,18 +789,22 @@ int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *o
         if (!r.bad && kv__left(&r) > 0) {
             /* the optional flags byte: present means non-zero */
             uint8_t flags = range__get_u8(&r);
-            if (flags == 0 || (flags & ~KV_GET_STALE_OK) != 0)
+            if (flags == 0 || (flags & ~(KV_GET_STALE_OK | KV_GET_UNCERTAIN)) != 0)
                 r.bad = true;
             out->stale_ok = (flags & KV_GET_STALE_OK) != 0;
+            if ((flags & KV_GET_UNCERTAIN) != 0)
+                out->uncertainty_limit = kv__get_limit(&r, out);
         }
         break;
     case RANGE_KV_SCAN: {
         out->read_ts = kv__get_ts(&r);
         uint8_t flags = range__get_u8(&r);
-        if ((flags & ~(KV_SCAN_REVERSE | KV_SCAN_STALE_OK)) != 0)
+        if ((flags & ~(KV_SCAN_REVERSE | KV_SCAN_STALE_OK | KV_SCAN_SKIP_INTENTS |
+                       KV_SCAN_UNCERTAIN)) != 0)
             r.bad = true;
         out->reverse = (flags & KV_SCAN_REVERSE) != 0;
         out->stale_ok = (flags & KV_SCAN_STALE_OK) != 0;
+        out->skip_intents = (flags & KV_SCAN_SKIP_INTENTS) != 0;
         out->start = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->start_len);
         out->end = kv__get_end(&r, STORAGE_KEY_SIZE_MAX, &out->end_len);
         uint64_t max_rows = range__get_varint(&r);
@@ -748,6 +813,8 @@ int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *o
             r.bad = true;
         out->max_rows = (uint32_t)max_rows;
         out->max_bytes = (uint32_t)max_bytes;
+        if ((flags & KV_SCAN_UNCERTAIN) != 0)
+            out->uncertainty_limit = kv__get_limit(&r, out);
         break;
     }
     case RANGE_KV_COMMIT:
@@ -848,6 +915,11 @@ int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *o
         out->anchor = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->anchor_len);
         if (out->txn_id == 0 || out->anchor_len == 0)
             r.bad = true;
+        if (kv__left(&r) > 0) {
+            out->read_ts = kv__get_ts(&r);
+            if (hlc_is_zero(out->read_ts))
+                r.bad = true; /* zero is written as nothing */
+        }
         break;
     case RANGE_KV_DESCRIBE:
         if (kv__left(&r) > 0) {
@@ -881,6 +953,14 @@ int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *o
         out->new_range_id = range__get_varint(&r);
         if (out->key_len == 0 || out->new_range_id == 0)
             r.bad = true;
+        if (kv__left(&r) > 0) {
+            out->txn_id = range__get_varint(&r);
+            out->anchor = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->anchor_len);
+            out->commit_ts = kv__get_ts(&r);
+            out->generation = range__get_varint(&r);
+            if (out->txn_id == 0 || out->anchor_len == 0)
+                r.bad = true; /* no txn is no txn part */
+        }
         break;
     case RANGE_KV_TRANSFER_LEASE:
         out->target_node_id = range__get_varint(&r);
@@ -914,6 +994,13 @@ int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *o
         out->merge_floor = kv__get_ts(&r);
         size_t dlen = 0;
         const uint8_t *d = kv__get_bytes(&r, kv__left(&r), &dlen);
+        if (!r.bad && kv__left(&r) > 0) {
+            out->txn_id = range__get_varint(&r);
+            out->anchor = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->anchor_len);
+            out->commit_ts = kv__get_ts(&r);
+            if (out->txn_id == 0 || out->anchor_len == 0)
+                r.bad = true; /* no txn is no txn part */
+        }
         if (r.bad || out->merge_id == 0 || out->applied_index == 0 ||
             !kv__ts_ok(out->merge_floor))
             goto cleanup;

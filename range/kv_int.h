@@ -120,7 +120,9 @@ typedef struct range_kv_request {
     const uint8_t *key;
     size_t key_len;
     /* ADMIN_SPLIT: the id of the right-hand range (!= 0, allocated by the
-    ** caller from the replicated counter) */
+    ** caller from the replicated counter). A split that is a transaction's
+    ** commit trigger (range_split_txn) also carries txn_id (!= 0), anchor
+    ** (non-empty), commit_ts and generation (the range's it expects). */
     uint64_t new_range_id;
     /* TRANSFER_LEASE: the voter to take the lease (!= 0) */
     uint64_t target_node_id;
@@ -195,6 +197,17 @@ typedef struct range_kv_request {
     ** to the index that came with it; else RANGE_ERR_NOT_LEADER. The
     ** leaseholder serves it as any read. */
     bool stale_ok;
+    /* SCAN: an inconsistent read (meta lookups, docs/range.md "Routing
+    ** never depends on meta"): an intent is neither waited on nor pushed;
+    ** the row reads as the newest committed version at or below read_ts
+    ** under it (none: no row). */
+    bool skip_intents;
+    /* GET, SCAN: the reading transaction's uncertainty limit (HLC_ZERO:
+    ** none; else > read_ts): another transaction's intent at or below it
+    ** is met as one at or below read_ts, and a committed version in
+    ** (read_ts, limit] answers RANGE_ERR_UNCERTAIN naming it in the
+    ** CONFLICT section (docs/txn.md section 4). Stale reads carry none. */
+    hlc_timestamp uncertainty_limit;
     /* DESCRIBE with a key: the range addressed holds the greatest key below
     ** it rather than the key (a left-hand range, routed by R's start) */
     bool key_below;
@@ -202,7 +215,10 @@ typedef struct range_kv_request {
     ** SUBSUME: merge_id (!= 0), left_range_id (!= 0), generation (R's).
     ** WAIT_APPLIED: applied_index (!= 0).
     ** ADMIN_MERGE: merge_id, generation (L's), applied_index (R's freeze
-    **   index), freeze_lineage, merge_floor, right (R's descriptor).
+    **   index), freeze_lineage, merge_floor, right (R's descriptor). A merge
+    **   that is a transaction's commit trigger (range_merge_txn) also
+    **   carries txn_id (!= 0), anchor (non-empty) and commit_ts; generation
+    **   is then the one the transaction assumed (a mismatch is ABORTED).
     ** MERGE_FENCE: merge_id, right_range_id (!= 0), key (R's start, may be
     **   empty): a node without the range names its range below that key.
     ** UNFREEZE: merge_id. */

@@ -604,6 +604,8 @@ typedef struct range_kv range_kv;
 struct range_txn_meta;       /* "Distributed transactions" below */
 struct range_prepare_result;
 struct range_txn_outcome;
+struct range_split_txn;
+struct range_merge_txn;
 typedef struct range_kv_iter range_kv_iter; /* owner: caller, ops->iter_close */
 typedef struct range_kv_ops {
     int (*wait_visible)(range_kv *kv, hlc_timestamp read_ts);
@@ -677,6 +679,59 @@ typedef struct range_kv_ops {
     ** there was none; a PENDING record stays), else the router's errors
     ** (retrying is safe; giving up only leaves the record). */
     int (*gc_txn)(range_kv *kv, const struct range_txn_meta *txn);
+    /* May be NULL (a local store). The descriptor of the range holding key
+    ** as a replica of it answers now (owner: caller, range_descriptor_free);
+    ** else the router's errors. The atomic split (txn_db_split_at) reads
+    ** the shape it will write into meta here. */
+    int (*describe)(range_kv *kv, const uint8_t *key, size_t key_len,
+                    struct range_descriptor *out);
+    /* May be NULL (a local store). admin_split as the COMMIT TRIGGER of
+    ** transaction txn (docs/decisions/010-atomic-meta.md): the range
+    ** holding key must hold txn->anchor left of key and be at
+    ** txn->generation; the split entry applies, on every replica, only
+    ** while txn's record (at the anchor, in the left) is PENDING, and the
+    ** same storage batch sets it COMMITTED at txn->commit_ts; refused, it
+    ** sets it ABORTED (from PENDING). Results as admin_split, plus
+    ** RANGE_ERR_ABORTED (refused: the record is not PENDING, the range is
+    ** not at txn->generation any more). Whatever the answer, the caller
+    ** learns the outcome from the record (END_TXN(ABORTED) answers
+    ** COMMITTED when the split applied). */
+    int (*admin_split_txn)(range_kv *kv, const uint8_t *key, size_t key_len,
+                           uint64_t new_range_id, const struct range_split_txn *txn,
+                           struct range_descriptor *left, struct range_descriptor *right);
+    /* May be NULL (a local store). As describe, for the range holding the
+    ** greatest key below key (a merge's left-hand side: key is R's start). */
+    int (*describe_below)(range_kv *kv, const uint8_t *key, size_t key_len,
+                          struct range_descriptor *out);
+    /* May be NULL (a local store). admin_merge as the COMMIT TRIGGER of
+    ** transaction txn (docs/decisions/010-atomic-meta.md): L (holding
+    ** txn->anchor) and R must be at txn->left_generation and
+    ** txn->right_generation; the MERGE entry applies, on every voter of L,
+    ** only while txn's record (in L) is PENDING, and the same storage batch
+    ** sets it COMMITTED at txn->commit_ts; refused at its final decision, it
+    ** sets it ABORTED (from PENDING). Results as admin_merge, plus
+    ** RANGE_ERR_ABORTED (refused: the record is not PENDING, or a range
+    ** moved from the generation txn assumed; R unfrozen). Whatever the
+    ** answer, the caller learns the outcome from the record. */
+    int (*admin_merge_txn)(range_kv *kv, const uint8_t *key, size_t key_len,
+                           const struct range_merge_txn *txn, struct range_descriptor *left,
+                           struct range_descriptor *right);
+    /* May be NULL (a local store: one clock, nothing is uncertain). As get
+    ** and iter_open for a transaction whose clock uncertainty window is
+    ** (read_ts, limit] (limit > read_ts; docs/txn.md section 4): another
+    ** transaction's intent at or below limit is met as one at or below
+    ** read_ts (pushed, waited for); a committed version (tombstones too) in
+    ** the window is RANGE_ERR_UNCERTAIN with *uncertain filled (its key and,
+    ** in conflict_ts, its timestamp; owner: caller, range_conflict_free).
+    ** The iterator's iter_next answers RANGE_ERR_UNCERTAIN the same way:
+    ** *uncertain must live until iter_close. */
+    int (*get_uncertain)(range_kv *kv, const uint8_t *key, size_t key_len,
+                         hlc_timestamp read_ts, hlc_timestamp limit, base_buf *out,
+                         range_conflict *uncertain);
+    int (*iter_open_uncertain)(range_kv *kv, const uint8_t *start, size_t start_len,
+                               const uint8_t *end, size_t end_len, hlc_timestamp read_ts,
+                               hlc_timestamp limit, bool reverse, range_conflict *uncertain,
+                               range_kv_iter **out);
 } range_kv_ops;
 /* Implementations embed this as their first member. */
 struct range_kv {
@@ -713,6 +768,10 @@ enum {
                                   router backs off, refreshes its descriptors
                                   and asks again within its deadline (40001
                                   when the merge outlasts it) */
+    RANGE_ERR_UNCERTAIN = -5018, /* (server) a read with an uncertainty limit
+                                    met a committed version in (read_ts,
+                                    limit]: the answer names its key and ts
+                                    (docs/txn.md section 4, "Uncertainty") */
 };
 
 typedef enum range_txn_status {
@@ -749,6 +808,27 @@ typedef struct range_prepare_result {
     base_buf span_bytes; /* owns the spans' key bytes */
 } range_prepare_result;
 void range_prepare_result_free(range_prepare_result *r);
+
+/* The transaction whose commit trigger a split is (admin_split_txn). Bytes
+** borrowed. */
+typedef struct range_split_txn {
+    uint64_t txn_id;          /* != 0 */
+    const uint8_t *anchor;    /* its record's key: inside the left-hand side */
+    size_t anchor_len;        /* 1..STORAGE_KEY_SIZE_MAX */
+    hlc_timestamp commit_ts;  /* what the prepare answered: the record's */
+    uint64_t generation;      /* the range's generation the meta writes assume */
+} range_split_txn;
+
+/* The transaction whose commit trigger a merge is (admin_merge_txn). Bytes
+** borrowed. */
+typedef struct range_merge_txn {
+    uint64_t txn_id;           /* != 0 */
+    const uint8_t *anchor;     /* its record's key: inside the left-hand side */
+    size_t anchor_len;         /* 1..STORAGE_KEY_SIZE_MAX */
+    hlc_timestamp commit_ts;   /* what the prepare answered: the record's */
+    uint64_t left_generation;  /* L's and R's generations the meta writes assume */
+    uint64_t right_generation;
+} range_merge_txn;
 
 /* end_txn at the anchor's range: status COMMITTED (at commit_ts) or ABORTED.
 ** Conditional: a PENDING record (or an absent one, to ABORTED) moves to
@@ -964,6 +1044,14 @@ typedef struct range_router_config {
     int64_t deadline_ms;       /* per operation (a commit call is one); 0: 10000 */
     int64_t rpc_timeout_ms;    /* per attempt; 0: default 2000 */
     uint64_t random_seed;      /* nonces and backoff jitter; 0: from getrandom */
+    /* Every node this one knows of (peer table, liveness), asked for its
+    ** view of the first range when none of the cached replicas of it
+    ** answers for it any more (they moved; docs/range.md "Routing never
+    ** depends on meta"). May be NULL: the nodes the cache names are asked.
+    ** Writes at most cap ids into out and returns how many; called on
+    ** session threads without router locks held; must not block long. */
+    size_t (*known_nodes)(void *ctx, uint64_t *out, size_t cap);
+    void *known_nodes_ctx;     /* borrowed */
 } range_router_config;
 /* owner of *out: caller, range_router_free (after every call returned). */
 int range_router_new(const range_router_config *config, range_router **out);
@@ -1000,6 +1088,8 @@ typedef struct range_router_stats {
     uint64_t unavailable;     /* operations ended RANGE_ERR_UNAVAILABLE */
     uint64_t scan_pages;      /* scan pages fetched */
     uint64_t meta_lookups;    /* cache misses looked up in meta */
+    uint64_t first_rescues;   /* every known node asked for the first range (its cached
+                                 replicas all refused it) */
     /* stale reads (docs/txn.md section 8): GETs and scan pages asked, those
     ** answered by this node's own replica, and those it refused (sent on to
     ** the leaseholder) */

@@ -58,7 +58,11 @@
 **     uninitialized replica of the right made here on demand becomes it).
 **     Otherwise the entry changes nothing but the applied index. Both
 **     decisions read only the replica's own state: every replica decides
-**     alike.
+**     alike. A split that is a transaction's commit trigger (docs/decisions/
+**     010-atomic-meta.md) also needs that transaction's record, stored in
+**     the left, to be PENDING: the split's batch writes it COMMITTED; a
+**     refusal writes it ABORTED (from PENDING only), so a split and its
+**     meta transaction commit or abort together.
 **   - MERGES (docs/range.md, "Merges"; replica_int.h, "merges"): FREEZE,
 **     MERGE, FENCE and UNFREEZE apply by the rules there, each in ONE batch
 **     with the applied index, deciding from the replica's own applied state
@@ -77,7 +81,10 @@
 **     by MERGE above R's LS at its freeze), and "already applied?" compares
 **     LS. A snapshot carries 'o', the frozen state and the fences, and
 **     subsumes older local replicas of ranges whose start key its span
-**     holds (merged away).
+**     holds (merged away). A MERGE that is a transaction's commit trigger
+**     (docs/decisions/010) decides, at its final decision only (never at a
+**     stall), with that transaction's record in L too, as a split does:
+**     applied, its batch writes the record COMMITTED; refused, ABORTED.
 **   - A command with a write outside the replica's descriptor (evaluated
 **     against the shape before a split, ordered after it) is refused at
 **     apply: no writes, no record, its waiter DROPPED. Deterministic too.
@@ -91,6 +98,16 @@
 **     records of entries not applied here yet (from snapshots) do not count
 **     (above), so "already applied?" is still a function of the range's
 **     applied prefix.
+**   - IDEMPOTENCE GC (docs/txn.md 6.1; replica_int.h, "idempotence GC"): a
+**     GC entry raises the range's threshold 'g' (with the applied index;
+**     inherited by a split's right side, max of both at MERGE, carried by
+**     snapshots); a command with a nonzero commit timestamp below it and no
+**     RESOLVE write is refused at apply before its record is read (no
+**     writes, no record, DROPPED), on every replica alike. The same batch
+**     deletes the store's 'c' records below min('g' of every range hosted
+**     here) - RANGE_IDEMPOTENCE_GC_MARGIN_MS: the only apply effect that
+**     differs between nodes, and one no range's decision depends on (a
+**     later entry with a deleted record's key is below its range's 'g').
 **   - SHARED LOG WITH SYNC (range_node_config.log, sync): a save only writes
 **     to the OS and returns a log seq; the update's messages_after_persist
 **     (encoded) and its persist_seq wait in the replica's pending ring,
@@ -291,6 +308,14 @@ struct range_node {
     replica_outbox outbox[REPLICA_OUTBOX_PEERS_MAX];
     size_t n_outbox;
     bool draining; /* DRAINING: range_node_set_draining (under mu) */
+    /* IDEMPOTENCE GC (under mu; in memory: a restart sweeps once more).
+    ** Every 'c' record below idem_gc_swept was deleted here. A pass over the
+    ** records spans GC entries (REPLICA_IDEM_GC_SCAN_MAX keys each): it goes
+    ** on from the cursor (len 0: no pass), with the lowest cutoff it used. */
+    hlc_timestamp idem_gc_swept;
+    uint8_t idem_gc_cursor[REPLICA_KEY_SIZE_MAX + 1];
+    size_t idem_gc_cursor_len;
+    hlc_timestamp idem_gc_pass_cutoff;
 };
 
 static int node_open_locked(range_node *n, const range_replica_config *config,
@@ -562,6 +587,11 @@ static int put_merge_state(storage_batch *b, uint64_t range_id, const replica_me
     if (rc == STORAGE_OK)
         rc = m->n_fences + m->n_merged != 0 ? storage_batch_put_raw(b, key, klen, v, len)
                                             : storage_batch_delete_raw(b, key, klen);
+    klen = replica__key(key, range_id, 'g', 0, 0, 0);
+    hlc_encode(m->idem_gc, v);
+    if (rc == STORAGE_OK)
+        rc = !hlc_is_zero(m->idem_gc) ? storage_batch_put_raw(b, key, klen, v, HLC_ENCODED_SIZE)
+                                      : storage_batch_delete_raw(b, key, klen);
     return rc == STORAGE_OK ? RANGE_OK : RANGE_ERR_NOMEM;
 }
 
@@ -601,6 +631,12 @@ static int load_merge_state(storage_engine *e, uint64_t range_id, replica_merge_
         off += 4 + (size_t)count * 8;
     }
     if (rc == STORAGE_OK && off != buf.len)
+        rc = STORAGE_ERR_CORRUPT;
+    if (rc == STORAGE_OK || rc == STORAGE_NOT_FOUND)
+        rc = storage_get_raw(e, key, replica__key(key, range_id, 'g', 0, 0, 0), &buf);
+    if (rc == STORAGE_OK && buf.len == HLC_ENCODED_SIZE)
+        m->idem_gc = hlc_decode(buf.data);
+    else if (rc == STORAGE_OK)
         rc = STORAGE_ERR_CORRUPT;
     base_buf_free(&buf);
     if (rc == STORAGE_OK || rc == STORAGE_NOT_FOUND)
@@ -744,6 +780,76 @@ static int split_hosts_right(range_replica *r, uint64_t right_id, bool *host)
     return rc;
 }
 
+/* The transaction part of a split trigger (replica_int.h, "splits"). */
+typedef struct replica_split_txn {
+    bool present;
+    uint64_t txn_id;
+    hlc_timestamp commit_ts;
+    const uint8_t *anchor; /* borrowed from the entry */
+    size_t anchor_len;
+    base_buf key;          /* owned: the record's raw key */
+    bool have;             /* a decodable record is stored there */
+    range__record rec;
+} replica_split_txn;
+
+/* The transaction part of e after its key (at offset at), if any. RANGE_OK
+** or RANGE_ERR_CORRUPT (malformed). */
+static int split_txn_parse(const raft_entry *e, size_t at, replica_split_txn *tx)
+{
+    memset(tx, 0, sizeof(*tx));
+    if (e->len == at)
+        return RANGE_OK;
+    if (e->len < at + REPLICA_SPLIT_TXN_HEADER)
+        return RANGE_ERR_CORRUPT;
+    const uint8_t *p = e->data + at;
+    uint32_t alen = get_u32(p + 8 + HLC_ENCODED_SIZE);
+    if (alen == 0 || alen > STORAGE_KEY_SIZE_MAX ||
+        e->len != at + REPLICA_SPLIT_TXN_HEADER + (size_t)alen)
+        return RANGE_ERR_CORRUPT;
+    tx->txn_id = replica__get_u64(p);
+    if (tx->txn_id == 0)
+        return RANGE_ERR_CORRUPT;
+    tx->present = true;
+    tx->commit_ts = hlc_decode(p + 8);
+    tx->anchor = p + REPLICA_SPLIT_TXN_HEADER;
+    tx->anchor_len = alen;
+    return RANGE_OK;
+}
+
+/* Read the split transaction's record as this replica stores it (a function
+** of its applied prefix): tx->have, tx->rec. RANGE_OK, or an error that
+** stops the replica. */
+static int split_txn_record(range_replica *r, replica_split_txn *tx)
+{
+    base_buf val = {0}; /* owner: this function */
+    int rc = range__record_key(tx->anchor, tx->anchor_len, tx->txn_id, &tx->key);
+    if (rc != RANGE_OK)
+        return rc == RANGE_ERR_INVALID ? RANGE_OK : rc; /* no such key: no record */
+    int s = storage_get_raw(r->node->config.engine, tx->key.data, tx->key.len, &val);
+    if (s == STORAGE_OK)
+        tx->have = range__record_decode(val.data, val.len, &tx->rec) == RANGE_OK;
+    else if (s != STORAGE_NOT_FOUND)
+        rc = map_storage(s);
+    base_buf_free(&val);
+    return rc;
+}
+
+/* Put the split transaction's record, PENDING as read, at `status` into
+** r->batch (COMMITTED: at its commit timestamp). */
+static int split_txn_record_put(range_replica *r, const replica_split_txn *tx, int status)
+{
+    range__record next = tx->rec;
+    uint8_t val[RANGE__RECORD_SIZE];
+    next.status = (range_txn_status)status;
+    next.commit_ts = status == RANGE_TXN_COMMITTED ? tx->commit_ts : HLC_ZERO;
+    assert(tx->have && range__record_transition_ok(&tx->rec, &next, false));
+    if (range__record_encode(&next, val) != RANGE_OK)
+        return RANGE_OK; /* id 0 cannot be stored: nothing to change */
+    if (storage_batch_put_raw(r->batch, tx->key.data, tx->key.len, val, sizeof(val)) != STORAGE_OK)
+        return RANGE_ERR_NOMEM;
+    return RANGE_OK;
+}
+
 /* Check the split trigger e against r's descriptor; when it applies, put
 ** its writes into r->batch (sp->ok). RANGE_OK, or an error that stops the
 ** replica (memory, storage). */
@@ -760,23 +866,50 @@ static int split_prepare(range_replica *r, const raft_entry *e, replica_split *s
     int rc;
 
     memset(sp, 0, sizeof(*sp));
-    if (klen == 0 || klen > RANGE_DESC_KEY_MAX || e->len != REPLICA_SPLIT_HEADER + (size_t)klen) {
+    replica_split_txn tx;
+    if (klen == 0 || klen > RANGE_DESC_KEY_MAX || e->len < REPLICA_SPLIT_HEADER + (size_t)klen ||
+        split_txn_parse(e, REPLICA_SPLIT_HEADER + (size_t)klen, &tx) != RANGE_OK) {
         BASE_ERROR("range", "r%llu: malformed split trigger at index %llu skipped",
                    (unsigned long long)r->config.range_id, (unsigned long long)e->index);
         return RANGE_OK;
     }
+    /* the split's transaction: its record lies in the left-hand side */
+    bool txn_ok = true;
+    if (tx.present) {
+        txn_ok = range__key_cmp(tx.anchor, tx.anchor_len, d->start_key, d->start_len) >= 0 &&
+                 range__key_cmp(tx.anchor, tx.anchor_len, k, klen) < 0;
+        rc = txn_ok ? split_txn_record(r, &tx) : RANGE_OK;
+        if (rc != RANGE_OK) {
+            base_buf_free(&tx.key);
+            goto fail;
+        }
+        txn_ok = txn_ok && tx.have && tx.rec.status == RANGE_TXN_PENDING;
+    }
     /* a frozen range keeps its shape until its merge or unfreeze (MERGES) */
     if (id == 0 || id == d->range_id || generation != d->generation ||
-        r->merge.frozen_merge_id != 0 ||
+        r->merge.frozen_merge_id != 0 || !txn_ok ||
         range__key_cmp(k, klen, d->start_key, d->start_len) <= 0 ||
         !range_descriptor_contains(d, k, klen)) {
         BASE_INFO("range", "r%llu n%llu: split into r%llu at index %llu refused (generation "
-                  "%llu, the range is at %llu)", (unsigned long long)d->range_id,
+                  "%llu, the range is at %llu; txn %016llx %s)", (unsigned long long)d->range_id,
                   (unsigned long long)r->id, (unsigned long long)id,
                   (unsigned long long)e->index, (unsigned long long)generation,
-                  (unsigned long long)d->generation);
-        return RANGE_OK;
+                  (unsigned long long)d->generation, (unsigned long long)tx.txn_id,
+                  !tx.present ? "none" : txn_ok ? "pending" : "not pending");
+        /* its transaction cannot commit any more: ABORTED, as a pusher would
+        ** (not in a frozen range: it writes nothing after its freeze) */
+        rc = RANGE_OK;
+        if (tx.present && tx.have && tx.rec.status == RANGE_TXN_PENDING &&
+            r->merge.frozen_merge_id == 0)
+            rc = split_txn_record_put(r, &tx, RANGE_TXN_ABORTED);
+        base_buf_free(&tx.key);
+        return rc;
     }
+    /* the same batch commits the split's transaction */
+    rc = tx.present ? split_txn_record_put(r, &tx, RANGE_TXN_COMMITTED) : RANGE_OK;
+    base_buf_free(&tx.key);
+    if (rc != RANGE_OK)
+        goto fail;
     sp->new_range_id = id;
     sp->floor = hlc_decode(p + 17);
     rc = range_descriptor_copy(&sp->left, d);
@@ -805,7 +938,10 @@ static int split_prepare(range_replica *r, const raft_entry *e, replica_split *s
     /* No right-hand replica made here: the right span's data (a learner's,
     ** or left over) belongs to no replica of this store but one that is
     ** open here already (it keeps what it covers), so it goes with the
-    ** split (found by test_range_sim_multi, seed 2). */
+    ** split (found by test_range_sim_multi, seed 2). The left writes
+    ** nothing into an initialized right's span (since NO OVERLAP, see
+    ** replica_snapshot_check, there is none while the left is unsplit but
+    ** on a store written before it). */
     if (rc == RANGE_OK && !sp->host_right)
         rc = delete_span_uncovered(r, k, klen, d->end_key, d->end_len, 0);
     if (rc == RANGE_OK && !sp->host_right) {
@@ -842,6 +978,7 @@ static int split_prepare(range_replica *r, const raft_entry *e, replica_split *s
     rm.lineage_offset = r->merge.lineage_offset;
     rm.n_merged = r->merge.n_merged;
     memcpy(rm.merged, r->merge.merged, sizeof(rm.merged));
+    rm.idem_gc = r->merge.idem_gc; /* IDEMPOTENCE GC: the lineage's threshold */
     if (rc == RANGE_OK)
         rc = put_merge_state(r->batch, id, &rm);
     if (rc == RANGE_OK) {
@@ -1156,10 +1293,10 @@ typedef struct replica_merge_apply {
 } replica_merge_apply;
 
 /* Delete the per-range raw state of range_id ('a', 'd', 'm', 'w', 's', 't',
-** 'z', 'o', 'y', 'x') into b. */
+** 'z', 'o', 'y', 'x', 'g') into b. */
 static int delete_state_keys(storage_batch *b, uint64_t range_id)
 {
-    static const char kinds[] = {'a', 'd', 'm', 'w', 's', 't', 'z', 'o', 'y', 'x'};
+    static const char kinds[] = {'a', 'd', 'm', 'w', 's', 't', 'z', 'o', 'y', 'x', 'g'};
     uint8_t key[REPLICA_KEY_SIZE_MAX];
     int rc = STORAGE_OK;
     for (size_t i = 0; i < sizeof(kinds) && rc == STORAGE_OK; i++)
@@ -1255,11 +1392,15 @@ static int merge_prepare_merge(range_replica *r, const raft_entry *e, replica_me
     uint32_t dlen = get_u32(p + 49 + HLC_ENCODED_SIZE);
     int rc;
 
-    /* after the descriptor: R's merged list (u32 count | ids) */
+    /* after the descriptor: R's merged list (u32 count | ids), then the
+    ** merge's transaction part, if any (as a split's) */
     size_t tail = REPLICA_MERGE_HEADER + (size_t)dlen;
     uint32_t n_rm = e->len >= tail + 4 ? get_u32(p + tail) : UINT32_MAX;
+    replica_split_txn tx;
+    memset(&tx, 0, sizeof(tx));
     memset(&rd, 0, sizeof(rd));
-    if (e->len < tail + 4 || n_rm > REPLICA_FENCES_MAX || e->len != tail + 4 + (size_t)n_rm * 8)
+    if (e->len < tail + 4 || n_rm > REPLICA_FENCES_MAX || e->len < tail + 4 + (size_t)n_rm * 8 ||
+        split_txn_parse(e, tail + 4 + (size_t)n_rm * 8, &tx) != RANGE_OK)
         rc = RANGE_ERR_CORRUPT;
     else
         rc = range_descriptor_decode(p + REPLICA_MERGE_HEADER, dlen, &rd);
@@ -1278,15 +1419,37 @@ static int merge_prepare_merge(range_replica *r, const raft_entry *e, replica_me
               rd.generation == rgen && fidx != 0 && rls >= fidx && ld->end_len > 0 &&
               range__key_cmp(ld->end_key, ld->end_len, rd.start_key, rd.start_len) == 0 &&
               same_replicas(ld, &rd) && r->membership.n_learners == 0;
-    if (!ok) {
+    /* the merge's transaction (docs/decisions/010): its record lies in L
+    ** and is PENDING (L's applied state: unchanged while this stalls) */
+    bool txn_ok = true;
+    if (tx.present) {
+        txn_ok = range_descriptor_contains(ld, tx.anchor, tx.anchor_len);
+        rc = txn_ok ? split_txn_record(r, &tx) : RANGE_OK;
+        if (rc != RANGE_OK) {
+            base_buf_free(&tx.key);
+            range_descriptor_free(&rd);
+            return rc;
+        }
+        txn_ok = txn_ok && tx.have && tx.rec.status == RANGE_TXN_PENDING;
+    }
+    if (!ok || !txn_ok) {
         BASE_INFO("range", "r%llu n%llu: merge %llu of r%llu at index %llu refused (generation "
-                  "%llu, the range is at %llu; fenced %d, frozen %d)",
+                  "%llu, the range is at %llu; fenced %d, frozen %d; txn %016llx %s)",
                   (unsigned long long)ld->range_id, (unsigned long long)r->id,
                   (unsigned long long)mg->merge_id, (unsigned long long)rid,
                   (unsigned long long)e->index, (unsigned long long)lgen,
-                  (unsigned long long)ld->generation, fenced, r->merge.frozen_merge_id != 0);
+                  (unsigned long long)ld->generation, fenced, r->merge.frozen_merge_id != 0,
+                  (unsigned long long)tx.txn_id,
+                  !tx.present ? "none" : txn_ok ? "pending" : "not pending");
+        /* a final refusal: its transaction cannot commit any more (a
+        ** frozen L writes nothing: its left's MERGE takes it as frozen) */
+        rc = RANGE_OK;
+        if (tx.present && tx.have && tx.rec.status == RANGE_TXN_PENDING &&
+            r->merge.frozen_merge_id == 0)
+            rc = split_txn_record_put(r, &tx, RANGE_TXN_ABORTED);
+        base_buf_free(&tx.key);
         range_descriptor_free(&rd);
-        return RANGE_OK;
+        return rc;
     }
     /* It applies. A voter here serves the merged span: its replica of the
     ** right must hold everything the right applied up to the freeze. */
@@ -1305,11 +1468,23 @@ static int merge_prepare_merge(range_replica *r, const raft_entry *e, replica_me
                        (unsigned long long)mg->merge_id, (unsigned long long)e->index,
                        (unsigned long long)rid, (unsigned long long)fidx);
         mg->stall = true;
+        base_buf_free(&tx.key);
         range_descriptor_free(&rd);
         return RANGE_OK;
     }
+    /* the same batch commits the merge's transaction */
+    rc = tx.present ? split_txn_record_put(r, &tx, RANGE_TXN_COMMITTED) : RANGE_OK;
+    base_buf_free(&tx.key);
+    if (rc != RANGE_OK) {
+        range_descriptor_free(&rd);
+        return rc;
+    }
     mg->right_id = rid;
     mg->right = right;
+    /* IDEMPOTENCE GC: the merged lineage refuses below both thresholds (R's
+    ** is fixed from its freeze on: a frozen range refuses GC entries) */
+    if (right != NULL && ready && hlc_compare(right->merge.idem_gc, mg->next.idem_gc) > 0)
+        mg->next.idem_gc = right->merge.idem_gc;
     rc = range_descriptor_copy(&mg->desc, ld);
     if (rc == RANGE_OK && rd.end_len == 0) {
         base_free(mg->desc.end_key);
@@ -1449,6 +1624,191 @@ static void merge_finish(range_replica *r, replica_merge_apply *mg)
               (unsigned long long)r->merge.lineage_offset);
 }
 
+/* ---- idempotence GC (replica_int.h, "idempotence GC"; IDEMPOTENCE GC above) --- */
+
+/* An idempotence GC entry being applied. */
+typedef struct replica_idem_gc {
+    bool seen;                /* the entry is one (malformed ones too) */
+    bool ok;                  /* it applies (r->batch filled) */
+    hlc_timestamp threshold;  /* from the entry */
+    replica_merge_state next; /* the merge state after it ('g' raised) */
+    hlc_timestamp cutoff;     /* 'c' records below it were deleted ... */
+    bool swept;               /* ... from the cursor on (else none looked at) */
+    bool complete;            /* ... to the end (else a limit was hit: cursor) */
+    uint8_t cursor[REPLICA_KEY_SIZE_MAX + 1];
+    size_t cursor_len;
+    size_t deleted;
+} replica_idem_gc;
+
+/* Does the refusal below 'g' concern cmd? Only a command whose key may be
+** proposed again (a COMMIT or PREPARE: its timestamp is fresh, above the
+** closed timestamp, when first evaluated). The leaseholder's own record
+** writes and resolutions take a fresh key per proposal and may carry a
+** zero or an old timestamp (a late resolution of an old commit). */
+static bool idem_gc_applies_to(const range_command *cmd)
+{
+    if (hlc_is_zero(cmd->commit_ts))
+        return false;
+    for (size_t i = 0; i < cmd->raw_write_count; i++)
+        if (cmd->raw_writes[i].kind == RANGE_RAW_RESOLVE)
+            return false;
+    return true;
+}
+
+/* The lowest 'g' of the ranges hosted on this store, with r at its next
+** one (HLC_ZERO when any hosted range has none or is not open here: then
+** nothing is deleted). Node mutex held. */
+static hlc_timestamp idem_gc_store_min(range_node *n, const range_replica *r, hlc_timestamp mine)
+{
+    hlc_timestamp low = mine;
+    if (hosted_load_locked(n) != RANGE_OK || n->n_hosted == 0)
+        return HLC_ZERO;
+    for (size_t i = 0; i < n->n_hosted; i++) {
+        const range_replica *o = NULL;
+        for (size_t k = 0; k < n->n_replicas && o == NULL; k++)
+            if (n->replicas[k]->config.range_id == n->hosted[i] && !n->replicas[k]->retired)
+                o = n->replicas[k];
+        if (o == r)
+            continue;
+        if (o == NULL || !o->initialized || o->merged)
+            return HLC_ZERO; /* its records may be needed: keep everything */
+        if (hlc_compare(o->merge.idem_gc, low) < 0)
+            low = o->merge.idem_gc;
+    }
+    /* a replica open here but not listed (the list was full) counts too */
+    for (size_t k = 0; k < n->n_replicas; k++) {
+        const range_replica *o = n->replicas[k];
+        if (o != r && !o->retired && o->initialized && !o->merged &&
+            !hosted_has(n, o->config.range_id) && hlc_compare(o->merge.idem_gc, low) < 0)
+            low = o->merge.idem_gc;
+    }
+    return low;
+}
+
+/* Put into r->batch the deletion of the store's 'c' records whose commit
+** timestamp is below gc->cutoff, from the node's cursor on (at most
+** REPLICA_IDEM_GC_SCAN_MAX looked at, REPLICA_IDEM_GC_DELETES_MAX deleted:
+** then gc->cursor is where the next entry goes on). */
+static int idem_gc_delete(range_replica *r, replica_idem_gc *gc)
+{
+    range_node *n = r->node;
+    storage_engine *e = n->config.engine;
+    uint8_t *lo = gc->cursor, hi[REPLICA_KEY_SIZE_MAX];
+    size_t lo_len = replica__key(lo, REPLICA_RECORDS_RANGE, 'c', 0, 0, 0);
+    const size_t prefix_len = lo_len;
+    size_t hi_len = replica__key(hi, REPLICA_RECORDS_RANGE, 'c' + 1, 0, 0, 0);
+    base_buf key = {0}, val = {0}; /* owner: this function */
+    int rc = RANGE_OK;
+    if (n->idem_gc_cursor_len > 0) {
+        memcpy(lo, n->idem_gc_cursor, n->idem_gc_cursor_len);
+        lo_len = n->idem_gc_cursor_len;
+    }
+    gc->swept = true;
+    gc->complete = true;
+    for (size_t looked = 0;; looked++) {
+        if (looked == REPLICA_IDEM_GC_SCAN_MAX) {
+            gc->complete = false;
+            break;
+        }
+        int src = storage_seek_raw(e, lo, lo_len, hi, hi_len, &key, &val);
+        if (src == STORAGE_NOT_FOUND)
+            break;
+        if (src != STORAGE_OK) {
+            rc = map_storage(src);
+            break;
+        }
+        if (key.len != prefix_len + 16 || key.len + 1 > sizeof(gc->cursor)) {
+            rc = RANGE_ERR_CORRUPT;
+            break;
+        }
+        /* a record of another length is left alone (undecidable) */
+        if (val.len == REPLICA_RECORD_SIZE &&
+            hlc_compare(hlc_decode(val.data + 8), gc->cutoff) < 0) {
+            if (gc->deleted == REPLICA_IDEM_GC_DELETES_MAX) {
+                gc->complete = false; /* the rest at a later entry */
+                break;
+            }
+            if (storage_batch_delete_raw(r->batch, key.data, key.len) != STORAGE_OK) {
+                rc = RANGE_ERR_NOMEM;
+                break;
+            }
+            gc->deleted++;
+        }
+        memcpy(lo, key.data, key.len); /* next: the smallest key above it */
+        lo[key.len] = 0;
+        lo_len = key.len + 1;
+    }
+    gc->cursor_len = gc->complete ? 0 : lo_len;
+    base_buf_free(&key);
+    base_buf_free(&val);
+    return rc;
+}
+
+/* Check the GC entry e against r's state; when it applies, put its writes
+** into r->batch (gc->ok). RANGE_OK, or an error that stops the replica. */
+static int idem_gc_prepare(range_replica *r, const raft_entry *e, replica_idem_gc *gc)
+{
+    range_node *n = r->node;
+    memset(gc, 0, sizeof(*gc));
+    gc->seen = true;
+    if (e->len != REPLICA_IDEM_GC_SIZE) {
+        BASE_ERROR("range", "r%llu: malformed idempotence GC entry at index %llu skipped",
+                   (unsigned long long)r->config.range_id, (unsigned long long)e->index);
+        return RANGE_OK;
+    }
+    gc->threshold = hlc_decode(e->data + 1);
+    /* frozen: R's threshold stays what MERGE reads (MERGES) */
+    if (r->merge.frozen_merge_id != 0 || gc->threshold.wall_ns < 0)
+        return RANGE_OK;
+    gc->next = r->merge;
+    if (hlc_compare(gc->threshold, gc->next.idem_gc) > 0)
+        gc->next.idem_gc = gc->threshold;
+    int rc = put_merge_state(r->batch, r->config.range_id, &gc->next);
+    if (rc != RANGE_OK)
+        return rc;
+    gc->ok = true;
+    /* Local deletion (the one thing here that differs between nodes): a
+    ** record goes only when every range of the store refuses, by its own
+    ** applied 'g', every command that could still need it (a re-proposal's
+    ** timestamp is within the margin of its first one). */
+    hlc_timestamp low = idem_gc_store_min(n, r, gc->next.idem_gc);
+    if (low.wall_ns <= (int64_t)RANGE_IDEMPOTENCE_GC_MARGIN_MS * 1000000)
+        return RANGE_OK;
+    gc->cutoff = (hlc_timestamp){low.wall_ns - (int64_t)RANGE_IDEMPOTENCE_GC_MARGIN_MS * 1000000,
+                                 0};
+    if (n->idem_gc_cursor_len == 0 && hlc_compare(gc->cutoff, n->idem_gc_swept) <= 0)
+        return RANGE_OK; /* swept up to there already */
+    return idem_gc_delete(r, gc);
+}
+
+/* The GC entry's batch is written: r takes its threshold. */
+static void idem_gc_finish(range_replica *r, replica_idem_gc *gc)
+{
+    if (!gc->ok) {
+        BASE_INFO("range", "r%llu n%llu: idempotence GC entry at index %llu refused (frozen, "
+                  "or malformed)",
+                  (unsigned long long)r->config.range_id, (unsigned long long)r->id,
+                  (unsigned long long)r->applied);
+        return;
+    }
+    range_node *n = r->node;
+    r->merge = gc->next;
+    if (gc->swept) {
+        /* the pass's lowest cutoff holds for every key it went over */
+        if (n->idem_gc_cursor_len == 0 || hlc_compare(gc->cutoff, n->idem_gc_pass_cutoff) < 0)
+            n->idem_gc_pass_cutoff = gc->cutoff;
+        memcpy(n->idem_gc_cursor, gc->cursor, gc->cursor_len);
+        n->idem_gc_cursor_len = gc->cursor_len;
+        if (gc->complete)
+            n->idem_gc_swept = n->idem_gc_pass_cutoff;
+    }
+    if (gc->deleted > 0)
+        BASE_INFO("range", "r%llu n%llu: idempotence GC at index %llu: threshold %lld, %zu "
+                  "records deleted", (unsigned long long)r->config.range_id,
+                  (unsigned long long)r->id, (unsigned long long)r->applied,
+                  (long long)r->merge.idem_gc.wall_ns, gc->deleted);
+}
+
 static int apply_entry(range_replica *r, const raft_entry *e)
 {
     range_node *n = r->node;
@@ -1462,8 +1822,10 @@ static int apply_entry(range_replica *r, const raft_entry *e)
     replica_split split;
     replica_conf conf;
     replica_merge_apply mg;
+    replica_idem_gc gc;
     int rc = 0;
 
+    memset(&gc, 0, sizeof(gc));
     memset(&split, 0, sizeof(split));
     memset(&conf, 0, sizeof(conf));
     memset(&mg, 0, sizeof(mg));
@@ -1500,6 +1862,10 @@ static int apply_entry(range_replica *r, const raft_entry *e)
         }
         /* the right's log goes once this is written: durable first */
         sync = mg.ok && mg.tag == REPLICA_MERGE_TAG && n->config.sync;
+    } else if (e->type == RAFT_ENTRY_NORMAL && e->len > 0 && e->data[0] == REPLICA_IDEM_GC_TAG) {
+        rc = idem_gc_prepare(r, e, &gc);
+        if (rc != RANGE_OK)
+            goto cleanup;
     } else if (e->type == RAFT_ENTRY_CONFIG) {
         rc = conf_prepare(r, e, &conf);
         if (rc != RANGE_OK)
@@ -1516,8 +1882,21 @@ static int apply_entry(range_replica *r, const raft_entry *e)
         } else {
             is_cmd = true;
             size_t klen = replica__key(key, REPLICA_RECORDS_RANGE, 'c', cmd.txn_id, cmd.seq, 2);
-            rc = storage_get_raw(n->config.engine, key, klen, &existing);
-            if (rc == STORAGE_OK) {
+            bool below_gc = idem_gc_applies_to(&cmd) &&
+                            hlc_compare(cmd.commit_ts, r->merge.idem_gc) < 0;
+            rc = below_gc ? STORAGE_NOT_FOUND : storage_get_raw(n->config.engine, key, klen,
+                                                                &existing);
+            if (below_gc) {
+                /* IDEMPOTENCE GC: its record may be gone on some replica
+                ** and not on another; refused alike on every one */
+                BASE_INFO("range", "r%llu n%llu: command %llu/%llu at index %llu refused: its "
+                          "timestamp %lld is below the idempotence GC threshold %lld",
+                          (unsigned long long)r->config.range_id, (unsigned long long)r->id,
+                          (unsigned long long)cmd.txn_id, (unsigned long long)cmd.seq,
+                          (unsigned long long)e->index, (long long)cmd.commit_ts.wall_ns,
+                          (long long)r->merge.idem_gc.wall_ns);
+                is_cmd = false;
+            } else if (rc == STORAGE_OK) {
                 /* only a record of an EARLIER entry makes this a re-proposal:
                 ** one at this index or above was written by this range on a
                 ** node further on and came here with a snapshot of another
@@ -1530,7 +1909,7 @@ static int apply_entry(range_replica *r, const raft_entry *e)
                 goto cleanup;
             }
             rc = 0;
-            if (!duplicate && r->merge.frozen_merge_id != 0) {
+            if (!duplicate && is_cmd && r->merge.frozen_merge_id != 0) {
                 /* frozen for a merge: no effect, no record (MERGES) */
                 BASE_INFO("range", "r%llu n%llu: command %llu/%llu at index %llu refused: the "
                           "range is frozen for merge %llu", (unsigned long long)r->config.range_id,
@@ -1608,6 +1987,10 @@ static int apply_entry(range_replica *r, const raft_entry *e)
     } else if (mg.tag != 0) {
         merge_finish(r, &mg);
         resolve_waiters(r, e->index, mg.ok, merge_txn_id(mg.tag), mg.merge_id);
+    } else if (gc.seen) {
+        idem_gc_finish(r, &gc);
+        resolve_waiters(r, e->index, gc.ok, REPLICA_IDEM_GC_TXN_ID,
+                        (uint64_t)gc.threshold.wall_ns);
     } else {
         if (n->config.observer != NULL && is_cmd)
             n->config.observer(n->config.observer_ctx, r->config.range_id, r->id, e->index,
@@ -2052,7 +2435,11 @@ static int load_floor(storage_engine *e, uint64_t range_id, hlc_timestamp *floor
 **     the latest configuration entry, so the snapshot's descriptor and
 **     membership are those the receiver is a member of. A receiver checks
 **     the whole snapshot before the core takes it (replica_snapshot_check:
-**     CRC, lengths, range id, index, generation never backwards), then
+**     CRC, lengths, range id, index, generation never backwards, and NO
+**     OVERLAP: its span meets no other initialized replica here but one it
+**     subsumes, so no two live replicas of a node ever share a key and a
+**     left that missed a split never applies old writes over its right
+**     side's newer state), then
 **     installs it with the update's persist (replica_install): the hard state
 **     first, then ONE storage batch holding the span's MVCC data (deleted,
 **     then every version), the idempotence records, the descriptor, the
@@ -2158,26 +2545,40 @@ static bool replica_snapshot_check(void *ctx, uint64_t index, const uint8_t *dat
     int rc = replica__snapshot_decode(data, len, &v);
     bool ok = rc == RANGE_OK && v.range_id == r->config.range_id && v.index == index &&
               (!r->initialized || v.desc.generation >= r->desc.generation);
-    /* Made before a split whose right side is hosted here already (made by
-    ** its own snapshot): a replica of a newer generation covers part of the
-    ** span, and this older data would overwrite its (found by
-    ** test_range_sim_multi, seed 999). Refused: the leader sends a newer
-    ** one, made after the split. */
+    /* NO OVERLAP (CockroachDB's rule): the span must not overlap another
+    ** initialized replica here, of any generation, but one the install
+    ** subsumes (merged away: replica_install). A newer one (the right side
+    ** of a split, made by its own snapshot) would get this older data over
+    ** its own (test_range_sim_multi, seed 999). An older one (the left,
+    ** which missed the split) still applies its entries from before the
+    ** split, whose writes and intents (by user key) in this span would
+    ** clobber the snapshot's newer ones: an acknowledged write lost here
+    ** (test_txn_sim, seed 412; test_range_server test_split_snapshot_stale_left).
+    ** Refused: the leader sends again later, once the left applied the
+    ** split (which makes this replica itself) or went. */
+    uint64_t over = 0;
     for (size_t i = 0; ok && i < r->node->n_replicas; i++) {
         const range_replica *o = r->node->replicas[i];
         const range_descriptor *d = &o->desc;
-        if (o == r || !o->initialized || d->generation <= v.desc.generation)
+        if (o == r || !o->initialized || o->merged || o->config.range_id == v.range_id)
             continue;
         bool before = d->end_len > 0 && range__key_cmp(d->end_key, d->end_len, v.desc.start_key,
                                                        v.desc.start_len) <= 0;
         bool after = v.desc.end_len > 0 && range__key_cmp(v.desc.end_key, v.desc.end_len,
                                                           d->start_key, d->start_len) <= 0;
-        ok = before || after;
+        if (before || after)
+            continue;
+        /* the install's subsumption test, exactly */
+        ok = !o->failed && o->remove_generation == 0 && d->generation < v.desc.generation &&
+             range_descriptor_contains(&v.desc, d->start_key, d->start_len) &&
+             !merge_left_pending(r->node, o, r);
+        over = ok ? 0 : o->config.range_id;
     }
     if (!ok)
-        BASE_WARN("range", "r%llu n%llu: snapshot at %llu (%zu bytes) refused (%d)",
-                  (unsigned long long)r->config.range_id, (unsigned long long)r->id,
-                  (unsigned long long)index, len, rc);
+        BASE_WARN("range", "r%llu n%llu: snapshot at %llu (%zu bytes) refused (%d; overlaps "
+                  "r%llu here)", (unsigned long long)r->config.range_id,
+                  (unsigned long long)r->id, (unsigned long long)index, len, rc,
+                  (unsigned long long)over);
     if (rc == RANGE_OK)
         replica__snapshot_view_free(&v);
     return ok;
@@ -2396,8 +2797,8 @@ static void settle_waiters_below(range_replica *r, uint64_t index)
         } else if (w.txn_id == REPLICA_FENCE_TXN_ID) {
             for (uint32_t k = 0; k < r->merge.n_fences; k++)
                 found = found || r->merge.fences[k] == w.seq;
-        } else if (w.txn_id >= REPLICA_UNFREEZE_TXN_ID) {
-            found = false; /* split, conf, merge, unfreeze: the proposer looks again */
+        } else if (w.txn_id >= REPLICA_IDEM_GC_TXN_ID) {
+            found = false; /* split, conf, merge, unfreeze, GC: the proposer looks again */
         } else if (replica__command_record(r, w.txn_id, w.seq, &found, &ts) != RANGE_OK) {
             found = false;
         }
@@ -2451,7 +2852,8 @@ static int replica_install(range_replica *r, const raft_snapshot *sn)
             continue;
         /* its left's replica here still has to apply the MERGE, which needs
         ** it (found by test_range_sim_multi: the snapshot of a range split
-        ** off the merged one came first, and the left stalled for ever) */
+        ** off the merged one came first, and the left stalled for ever;
+        ** replica_snapshot_check now refuses such a snapshot: a guard) */
         if (merge_left_pending(n, o, r))
             continue;
         rc = merged_drop_put(n, r->batch, o->config.range_id);
@@ -3459,6 +3861,7 @@ typedef struct replica_split_entry {
     uint64_t new_range_id;
     uint64_t generation;
     hlc_timestamp floor;
+    const range_split_txn *txn; /* NULL: a plain split */
 } replica_split_entry;
 
 static int replica_encode_split(const void *arg, base_buf *out)
@@ -3476,6 +3879,18 @@ static int replica_encode_split(const void *arg, base_buf *out)
     if (base_buf_append(out, head, sizeof(head)) != 0 ||
         base_buf_append(out, e->key, e->key_len) != 0)
         return RANGE_ERR_NOMEM;
+    if (e->txn == NULL)
+        return RANGE_OK;
+    uint8_t tail[REPLICA_SPLIT_TXN_HEADER];
+    replica__put_u64(tail, e->txn->txn_id);
+    hlc_encode(e->txn->commit_ts, tail + 8);
+    tail[8 + HLC_ENCODED_SIZE] = (uint8_t)(e->txn->anchor_len >> 24);
+    tail[9 + HLC_ENCODED_SIZE] = (uint8_t)(e->txn->anchor_len >> 16);
+    tail[10 + HLC_ENCODED_SIZE] = (uint8_t)(e->txn->anchor_len >> 8);
+    tail[11 + HLC_ENCODED_SIZE] = (uint8_t)e->txn->anchor_len;
+    if (base_buf_append(out, tail, sizeof(tail)) != 0 ||
+        base_buf_append(out, e->txn->anchor, e->txn->anchor_len) != 0)
+        return RANGE_ERR_NOMEM;
     return RANGE_OK;
 }
 
@@ -3484,12 +3899,24 @@ int replica__propose_split(range_replica *r, const uint8_t *key, size_t key_len,
                            uint64_t expected_term, range_propose_fn cb, void *ctx,
                            uint64_t *leader_hint)
 {
+    return replica__propose_split_txn(r, key, key_len, new_range_id, generation, floor, NULL,
+                                      expected_term, cb, ctx, leader_hint);
+}
+
+int replica__propose_split_txn(range_replica *r, const uint8_t *key, size_t key_len,
+                               uint64_t new_range_id, uint64_t generation, hlc_timestamp floor,
+                               const range_split_txn *txn, uint64_t expected_term,
+                               range_propose_fn cb, void *ctx, uint64_t *leader_hint)
+{
     if (leader_hint != NULL)
         *leader_hint = 0;
     if (r == NULL || key == NULL || key_len == 0 || key_len > RANGE_DESC_KEY_MAX ||
         new_range_id == 0 || cb == NULL)
         return RANGE_ERR_INVALID;
-    replica_split_entry e = {key, key_len, new_range_id, generation, floor};
+    if (txn != NULL && (txn->txn_id == 0 || txn->anchor == NULL || txn->anchor_len == 0 ||
+                        txn->anchor_len > STORAGE_KEY_SIZE_MAX))
+        return RANGE_ERR_INVALID;
+    replica_split_entry e = {key, key_len, new_range_id, generation, floor, txn};
     /* no deadline: a split resolves when it applies or is dropped */
     return replica_propose_entry(r, replica_encode_split, &e, REPLICA_SPLIT_TXN_ID,
                                  new_range_id, expected_term, false, cb, ctx, leader_hint);
@@ -3506,6 +3933,7 @@ typedef struct replica_merge_entry {
     uint64_t freeze_index, freeze_lineage;
     hlc_timestamp floor;
     replica_merge_state right_state; /* MERGE: R's merged list (n_merged, merged) */
+    const range_merge_txn *txn;      /* MERGE: its transaction, or NULL */
 } replica_merge_entry;
 
 static int replica_encode_merge(const void *arg, base_buf *out)
@@ -3555,6 +3983,19 @@ static int replica_encode_merge(const void *arg, base_buf *out)
         if (base_buf_append(out, list, 4 + (size_t)count * 8) != 0)
             rc = RANGE_ERR_NOMEM;
     }
+    if (rc == RANGE_OK && m->tag == REPLICA_MERGE_TAG && m->txn != NULL) {
+        /* the transaction part, as a split's (replica_int.h, "merges") */
+        uint8_t tail[REPLICA_SPLIT_TXN_HEADER];
+        replica__put_u64(tail, m->txn->txn_id);
+        hlc_encode(m->txn->commit_ts, tail + 8);
+        tail[8 + HLC_ENCODED_SIZE] = (uint8_t)(m->txn->anchor_len >> 24);
+        tail[9 + HLC_ENCODED_SIZE] = (uint8_t)(m->txn->anchor_len >> 16);
+        tail[10 + HLC_ENCODED_SIZE] = (uint8_t)(m->txn->anchor_len >> 8);
+        tail[11 + HLC_ENCODED_SIZE] = (uint8_t)m->txn->anchor_len;
+        if (base_buf_append(out, tail, sizeof(tail)) != 0 ||
+            base_buf_append(out, m->txn->anchor, m->txn->anchor_len) != 0)
+            rc = RANGE_ERR_NOMEM;
+    }
     base_buf_free(&desc);
     return rc;
 }
@@ -3579,15 +4020,29 @@ int replica__propose_merge(range_replica *left, uint64_t merge_id, uint64_t left
                            uint64_t expected_term, range_propose_fn cb, void *ctx,
                            uint64_t *leader_hint)
 {
+    return replica__propose_merge_txn(left, merge_id, left_generation, right, right_freeze_index,
+                                      right_freeze_lineage, floor, NULL, expected_term, cb, ctx,
+                                      leader_hint);
+}
+
+int replica__propose_merge_txn(range_replica *left, uint64_t merge_id, uint64_t left_generation,
+                               const range_descriptor *right, uint64_t right_freeze_index,
+                               uint64_t right_freeze_lineage, hlc_timestamp floor,
+                               const range_merge_txn *txn, uint64_t expected_term,
+                               range_propose_fn cb, void *ctx, uint64_t *leader_hint)
+{
     if (leader_hint != NULL)
         *leader_hint = 0;
     if (left == NULL || merge_id == 0 || right == NULL || right->range_id == 0 ||
         right_freeze_index == 0 || cb == NULL)
         return RANGE_ERR_INVALID;
+    if (txn != NULL && (txn->txn_id == 0 || txn->anchor == NULL || txn->anchor_len == 0 ||
+                        txn->anchor_len > STORAGE_KEY_SIZE_MAX))
+        return RANGE_ERR_INVALID;
     replica_merge_entry m = {.tag = REPLICA_MERGE_TAG, .merge_id = merge_id,
                              .left_generation = left_generation, .right = right,
                              .freeze_index = right_freeze_index,
-                             .freeze_lineage = right_freeze_lineage, .floor = floor};
+                             .freeze_lineage = right_freeze_lineage, .floor = floor, .txn = txn};
     /* R's merged list travels with the entry (L's replicas decide from the
     ** entry, never from their own replica of R): from R's replica here,
     ** frozen, so its list no longer changes */
@@ -3629,6 +4084,38 @@ int replica__propose_unfreeze(range_replica *right, uint64_t merge_id, uint64_t 
     replica_merge_entry m = {.tag = REPLICA_UNFREEZE_TAG, .merge_id = merge_id};
     return replica_propose_entry(right, replica_encode_merge, &m, REPLICA_UNFREEZE_TXN_ID,
                                  merge_id, expected_term, false, cb, ctx, leader_hint);
+}
+
+/* ---- idempotence GC: proposal and state (replica_int.h, "idempotence GC") --- */
+
+static int replica_encode_idem_gc(const void *arg, base_buf *out)
+{
+    uint8_t buf[REPLICA_IDEM_GC_SIZE];
+    buf[0] = REPLICA_IDEM_GC_TAG;
+    hlc_encode(*(const hlc_timestamp *)arg, buf + 1);
+    return base_buf_append(out, buf, sizeof(buf)) == 0 ? RANGE_OK : RANGE_ERR_NOMEM;
+}
+
+int replica__propose_idem_gc(range_replica *r, hlc_timestamp threshold, uint64_t expected_term,
+                             range_propose_fn cb, void *ctx, uint64_t *leader_hint)
+{
+    if (leader_hint != NULL)
+        *leader_hint = 0;
+    if (r == NULL || cb == NULL || threshold.wall_ns <= 0)
+        return RANGE_ERR_INVALID;
+    return replica_propose_entry(r, replica_encode_idem_gc, &threshold, REPLICA_IDEM_GC_TXN_ID,
+                                 (uint64_t)threshold.wall_ns, expected_term, false, cb, ctx,
+                                 leader_hint);
+}
+
+hlc_timestamp replica__idem_gc_threshold(range_replica *r)
+{
+    if (r == NULL)
+        return HLC_ZERO;
+    pthread_mutex_lock(&r->node->mu);
+    hlc_timestamp t = r->initialized && !r->retired ? r->merge.idem_gc : HLC_ZERO;
+    pthread_mutex_unlock(&r->node->mu);
+    return t;
 }
 
 int replica__frozen(range_replica *r, uint64_t *merge_id, uint64_t *left_range_id,

@@ -33,6 +33,8 @@
 **                                              count x merge_id, twice (the
 **                                              fenced ids, then the merge ids
 **                                              applied; absent: none)
+**   "range/r/" range_id 'g'                 -> idempotence GC threshold
+**                                              (hlc_encode; absent: none)
 **   "range/r/" range_id 'z'                 -> TOMBSTONE: the generation of
 **                                              the descriptor that removed
 **                                              this store's replica (no
@@ -176,6 +178,15 @@ storage_engine *replica__engine(range_replica *r);
 ** node); otherwise it changes nothing but the applied index. Its proposal
 ** waiter's key is (REPLICA_SPLIT_TXN_ID, new_range_id): OK when it applied
 ** as a split, DROPPED otherwise.
+** A split that is a transaction's commit trigger (docs/decisions/010)
+** appends: txn_id (u64 BE, != 0) | commit_ts (hlc_encode) | anchor_len (u32
+** BE, >= 1) | anchor. It applies only when, besides the above, the anchor
+** lies in the left-hand side and the record (anchor, txn_id) stored here is
+** PENDING; the same batch then writes the record COMMITTED at commit_ts.
+** Refused, it writes the record ABORTED when it is PENDING and the range
+** is not frozen (a frozen range writes nothing: MERGES) (so the
+** coordinator's END_TXN and every pusher see the split's fate); an absent
+** or final record stays as it is.
 ** Idempotence records ('c') are kept under range id REPLICA_RECORDS_RANGE
 ** (0, never a range's id): keyed by (txn_id, seq) alone, so a right-hand
 ** range finds what its left applied before the split.
@@ -185,6 +196,7 @@ storage_engine *replica__engine(range_replica *r);
 ** split (hlc_encode). */
 #define REPLICA_SPLIT_TAG 0xF2u
 #define REPLICA_SPLIT_HEADER (1 + 8 + 8 + HLC_ENCODED_SIZE + 4)
+#define REPLICA_SPLIT_TXN_HEADER (8 + HLC_ENCODED_SIZE + 4) /* after the key */
 #define REPLICA_SPLIT_TXN_ID UINT64_MAX
 #define REPLICA_RECORDS_RANGE 0
 #define REPLICA_HOSTED_KEY "range/hosted"
@@ -197,6 +209,12 @@ int replica__propose_split(range_replica *r, const uint8_t *key, size_t key_len,
                            uint64_t new_range_id, uint64_t generation, hlc_timestamp floor,
                            uint64_t expected_term, range_propose_fn cb, void *ctx,
                            uint64_t *leader_hint);
+/* The same with txn (NULL: a plain split) as its transaction (see above;
+** txn->generation unused: `generation` is the one checked). */
+int replica__propose_split_txn(range_replica *r, const uint8_t *key, size_t key_len,
+                               uint64_t new_range_id, uint64_t generation, hlc_timestamp floor,
+                               const range_split_txn *txn, uint64_t expected_term,
+                               range_propose_fn cb, void *ctx, uint64_t *leader_hint);
 /* The floor a range made by a split starts its timestamp cache above
 ** (HLC_ZERO for other ranges), raised by a merge to the merge's floor.
 ** Takes only a leaf lock of the node (not its mutex): callable under any
@@ -214,10 +232,19 @@ range_replica *replica__node_find(range_node *n, const uint8_t *key, size_t key_
 **   MERGE    REPLICA_MERGE_TAG | merge_id | expected L gen | R id | expected
 **            R gen | R freeze index | R lineage seq at freeze | floor
 **            (hlc_encode) | R descriptor (u32 len | range_descriptor_encode)
+**            | R's merged list (u32 count | ids) | [the transaction part of
+**            a split trigger: txn_id | commit_ts | anchor_len | anchor]
 **                                                                (L's log)
 **   FENCE    REPLICA_FENCE_TAG | merge_id | right_range_id (the range below b)
 **   UNFREEZE REPLICA_UNFREEZE_TAG | merge_id                     (R's log)
-** Waiter keys (REPLICA_*_TXN_ID, merge_id). Apply rules: replica.c, "MERGES". */
+** Waiter keys (REPLICA_*_TXN_ID, merge_id). Apply rules: replica.c, "MERGES".
+** A MERGE with the transaction part (docs/decisions/010) is that
+** transaction's commit trigger: at its final decision (a stall decides
+** nothing) it applies only when, besides the rules, the anchor lies in L
+** and the record (anchor, txn_id) stored there is PENDING; the same batch
+** writes the record COMMITTED at commit_ts. Refused, it writes the record
+** ABORTED when it is PENDING and L is not frozen. FENCE does not touch it (the coordinator's
+** END_TXN or a pusher aborts it; MERGE then refuses). */
 #define REPLICA_FREEZE_TAG 0xF3u
 #define REPLICA_MERGE_TAG 0xF4u
 #define REPLICA_FENCE_TAG 0xF5u
@@ -237,6 +264,14 @@ int replica__propose_merge(range_replica *left, uint64_t merge_id, uint64_t left
                            uint64_t right_freeze_lineage, hlc_timestamp floor,
                            uint64_t expected_term, range_propose_fn cb, void *ctx,
                            uint64_t *leader_hint);
+/* The same with txn (NULL: a plain merge) as its transaction (see above;
+** txn's generations unused: left_generation and right's are the ones
+** checked). */
+int replica__propose_merge_txn(range_replica *left, uint64_t merge_id, uint64_t left_generation,
+                               const range_descriptor *right, uint64_t right_freeze_index,
+                               uint64_t right_freeze_lineage, hlc_timestamp floor,
+                               const range_merge_txn *txn, uint64_t expected_term,
+                               range_propose_fn cb, void *ctx, uint64_t *leader_hint);
 int replica__propose_fence(range_replica *r, uint64_t merge_id, uint64_t right_range_id,
                            uint64_t expected_term, range_propose_fn cb, void *ctx,
                            uint64_t *leader_hint);
@@ -261,6 +296,38 @@ int replica__merge_readiness(range_replica *r, uint64_t *applied, bool *conf_bus
 ** have split again at b since). RANGE_OK, RANGE_ERR_UNAVAILABLE. Node
 ** mutex. */
 int replica__merge_applied(range_replica *r, uint64_t merge_id, bool *applied);
+
+/* ---- idempotence GC (docs/txn.md 6.1; replica.c, "IDEMPOTENCE GC") ------------
+** A Raft entry of type NORMAL proposed by the leaseholder:
+**   REPLICA_IDEM_GC_TAG (1 byte) | threshold (hlc_encode, 12 bytes)
+** Every replica applying it (not frozen) raises the range's 'g' to the
+** threshold in the batch of its applied index; from then on a command with
+** a nonzero commit timestamp below 'g' and no RESOLVE write is REFUSED at
+** apply (no writes, no record, DROPPED) before its record is looked up. The
+** same batch deletes the store's 'c' records whose commit timestamp is below
+** min('g' of every range hosted here) - RANGE_IDEMPOTENCE_GC_MARGIN_MS (at
+** most REPLICA_IDEM_GC_DELETES_MAX deleted and REPLICA_IDEM_GC_SCAN_MAX
+** looked at; the rest at the next GC entries, from a cursor). Waiter
+** key (REPLICA_IDEM_GC_TXN_ID, the threshold's wall_ns). */
+#define REPLICA_IDEM_GC_TAG 0xF7u
+#define REPLICA_IDEM_GC_SIZE (1 + HLC_ENCODED_SIZE)
+#define REPLICA_IDEM_GC_TXN_ID (UINT64_MAX - 6)
+#define REPLICA_IDEM_GC_DELETES_MAX 10000 /* 'c' deletions per apply batch */
+#define REPLICA_IDEM_GC_SCAN_MAX 20000    /* 'c' records looked at per apply */
+#define RANGE_IDEMPOTENCE_GC_AGE_MS (10 * 60 * 1000)  /* threshold = now - it */
+#define RANGE_IDEMPOTENCE_GC_MARGIN_MS (5 * 60 * 1000) /* > any commit call's life */
+#define RANGE_IDEMPOTENCE_GC_PERIOD_MS (60 * 1000)     /* the closer's GC round */
+/* Transaction records (docs/txn.md 6.1, "the age sweep"): no record is
+** created for a txn whose timestamp is older than now - it, and ABORTED
+** records final for longer are collected by the leaseholder. */
+#define RANGE_TXN_RECORD_GC_AGE_MS (60 * 60 * 1000)
+
+/* Propose an idempotence GC entry (above) as replica__propose_split does
+** (expected_term, no deadline). Node mutex. */
+int replica__propose_idem_gc(range_replica *r, hlc_timestamp threshold, uint64_t expected_term,
+                             range_propose_fn cb, void *ctx, uint64_t *leader_hint);
+/* r's applied idempotence GC threshold (HLC_ZERO: none). Node mutex. */
+hlc_timestamp replica__idem_gc_threshold(range_replica *r);
 
 /* ---- snapshots and replica changes (snapshot.c, replica.c) ---------------------
 ** docs/range.md, "Replica changes and snapshots". A range's state at an
@@ -302,6 +369,9 @@ typedef struct replica_merge_state {
                                             lineage (inherited by a split's
                                             right side), oldest first */
     uint32_t n_merged;
+    hlc_timestamp idem_gc;    /* 'g': the idempotence GC threshold (IDEMPOTENCE
+                                 GC below; HLC_ZERO: none), inherited by a
+                                 split's right side, max of both at a merge */
 } replica_merge_state;
 
 typedef struct replica_snapshot_view {
@@ -364,5 +434,11 @@ uint64_t range__server_counter_get(range_server *s, range__server_counter which)
 ** the counter is >= at_least (or <= at_least when at_most). true if so. */
 bool range__server_wait_counter(range_server *s, range__server_counter which, uint64_t value,
                                 bool at_most, int64_t timeout_ms);
+/* One GC round now, as the closer thread runs it every
+** RANGE_IDEMPOTENCE_GC_PERIOD_MS: for each range this node leads, propose
+** an idempotence GC entry and collect ABORTED records final for longer than
+** RANGE_TXN_RECORD_GC_AGE_MS (docs/txn.md 6.1). *proposed: GC entries
+** applied; *swept: records collected (either may be NULL). */
+void range__server_gc_round(range_server *s, size_t *proposed, size_t *swept);
 
 #endif

@@ -11,7 +11,8 @@
 ** than the cached one of its range is ignored. A cache miss is looked up
 ** in meta (range/meta.c: a one-row scan of the meta span in the range that
 ** holds it, which the cache always knows: the entry with the empty start
-** key is never evicted) and the answer installed; a key meta cannot place
+** key is never evicted; an inconsistent read, skip_intents: it never waits
+** on nor pushes a split's or merge's intent) and the answer installed; a key meta cannot place
 ** is RANGE_ERR_UNAVAILABLE. A KEY_MISMATCH answer carries the replica's
 ** descriptor and, when the answering node hosts the range that holds the
 ** key (after a split, every replica of the left hosts the right), that
@@ -105,6 +106,12 @@
 **   AMBIGUOUS (server)          -> same node again after a backoff
 **   INTENT                      -> push + resolve, then again (PENDING: backoff)
 **   no cached range             -> meta lookup (ROUTER__META_LOOKUPS_MAX per op)
+**   the first range refused (not hosting it, unreachable, KEY_MISMATCH
+**   without news; not a timeout) by as many attempts in a row as the
+**   cache names replicas of it -> DESCRIBE it at every other known node (config
+**   known_nodes and the nodes the cache names, ROUTER__RESCUE_NODES_MAX),
+**   install the newest generation, again (ROUTER__RESCUES_MAX per op):
+**   meta lives there, so no lookup could find it
 **   a merge's FENCE or UNFREEZE answered NOT_LEADER without a hint by as
 **   many replicas in a row as the cache names -> meta lookup too (same
 **   bound; none hosts it: its replicas moved), then again
@@ -202,6 +209,8 @@
 #define ROUTER__READ_RANGES_MAX 256  /* ranges the reads of one commit may span */
 #define ROUTER__CLOCK_WAIT_MAX_OFFSETS 2 /* bound of the wait for a pushed timestamp */
 #define ROUTER__META_LOOKUPS_MAX 4   /* meta lookups of one operation */
+#define ROUTER__RESCUES_MAX 2        /* first-range rescues of one operation */
+#define ROUTER__RESCUE_NODES_MAX 64  /* nodes one rescue asks */
 #define ROUTER__UNKNOWN_TS_MAX (ROUTER__PUSH_ATTEMPTS_MAX * ROUTER__PLAN_ATTEMPTS_MAX)
 #define ROUTER__INTENT_WAIT_TXN_MS 2000 /* a committing txn's wait on a PENDING holder */
 #define ROUTER__NESTING_MAX 3        /* intents met while pushing/resolving another */
@@ -424,6 +433,21 @@ static int router__install_locked(range_router *r, const range_descriptor *d, bo
     for (size_t i = 0; i < r->n_entries; i++) {
         router__entry *e = &r->entries[i];
         if (e->desc.range_id == d->range_id || router__overlaps(&e->desc, d)) {
+            /* the first range holds meta: dropped, no lookup could find it
+            ** again. Cut at d's start instead (its replicas answer
+            ** KEY_MISMATCH with the current descriptor). */
+            uint8_t *cut = e->desc.start_len == 0 && e->desc.range_id != d->range_id &&
+                                   d->start_len > 0
+                               ? base_malloc(d->start_len) /* owner: the entry */
+                               : NULL;
+            if (cut != NULL) {
+                memcpy(cut, d->start_key, d->start_len);
+                base_free(e->desc.end_key);
+                e->desc.end_key = cut;
+                e->desc.end_len = d->start_len;
+                r->entries[kept++] = *e;
+                continue;
+            }
             range_descriptor_free(&e->desc);
             continue;
         }
@@ -658,6 +682,7 @@ typedef struct router__op {
     ** intents it meets (NULL: an anonymous pusher, docs/txn.md) */
     const range_txn_meta *txn;
     bool keep_aborted; /* a RANGE_ERR_ABORTED answer is kept (its cycle) */
+    bool keep_uncertain; /* a RANGE_ERR_UNCERTAIN answer is kept (its version) */
     bool lock_wait;    /* a LOCK: waits for holders until the deadline */
     /* a scan: the span its last request read (set by its builder). A holder
     ** found decided has its intents there resolved at once, not only the
@@ -680,6 +705,8 @@ typedef struct router__op {
 
 static int router__meta_lookup(range_router *r, const router__route *route, int64_t deadline_ns,
                                char *problem, size_t problem_size);
+static int router__rescue_first(range_router *r, const range_descriptor *first,
+                                const router__route *route, int64_t deadline_ns);
 
 static bool router__evaluated_commit_status(int32_t s) {
     return s == RANGE_OK || s == RANGE_ERR_CONFLICT || s == RANGE_ERR_INVALID ||
@@ -741,6 +768,11 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
     bool merging = false; /* the last answer was RANGE_ERR_MERGING */
     uint64_t gone_range = 0;  /* lookup_when_gone: the range answered... */
     size_t gone_answers = 0;  /* ...NOT_LEADER without a hint this often in a row */
+    /* FIRST RANGE RESCUE: attempts in a row at the first range that its
+    ** cached replicas refused (not hosting it, unreachable); as many as it
+    ** names and every other known node is asked (router__rescue_first) */
+    size_t first_refusals = 0;
+    int rescues = 0;
     int64_t start_ns = base_monotonic_ns();
     int64_t deadline_ns =
         op->deadline_ns != 0 ? op->deadline_ns : start_ns + r->config.deadline_ms * 1000000;
@@ -851,6 +883,7 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
 
         /* classify */
         bool backoff = true;
+        bool refused = false; /* the node did not serve the range (moved, unreachable) */
         seen.blocked = false;
         merging = false;
         if (res.transport_rc != RPC_OK) {
@@ -863,6 +896,8 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
                      rpc_strerror(res.transport_rc));
             router__count(r, &r->stats.failovers);
             router__move_leaseholder(r, used->range_id, target, 0);
+            /* a timeout may be a slow leaseholder: not a refusal */
+            refused = res.transport_rc != RPC_ERR_TIMEOUT;
             goto retry;
         }
         int32_t status = res.status;
@@ -905,6 +940,7 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
             } else {
                 router__count(r, &r->stats.failovers);
                 router__move_leaseholder(r, used->range_id, target, 0);
+                refused = true;
                 gone_answers = gone_range == used->range_id ? gone_answers + 1 : 1;
                 gone_range = used->range_id;
                 if (op->lookup_when_gone && !op->no_lookup && gone_answers >= used->n_replicas &&
@@ -948,10 +984,12 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
                 if (!installed && !other) {
                     router__count(r, &r->stats.failovers);
                     router__move_leaseholder(r, used->range_id, target, 0);
+                    refused = true;
                 }
             } else {
                 router__count(r, &r->stats.failovers);
                 router__move_leaseholder(r, used->range_id, target, 0);
+                refused = true;
             }
             goto retry;
         case RANGE_ERR_AMBIGUOUS:
@@ -1058,7 +1096,8 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
         else
             router__move_leaseholder(r, used->range_id, target, target);
         rc = status;
-        bool kept = router__answer_kept(rc) || (op->keep_aborted && rc == RANGE_ERR_ABORTED);
+        bool kept = router__answer_kept(rc) || (op->keep_aborted && rc == RANGE_ERR_ABORTED) ||
+                    (op->keep_uncertain && rc == RANGE_ERR_UNCERTAIN);
         if (!kept)
             router__set_error(r, "range %" PRIu64 " at node %" PRIu64 ": %s failed (%d)",
                               used->range_id, target, op->what, (int)rc);
@@ -1079,6 +1118,21 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
         goto done;
 
     retry:
+        if (!refused || used->start_len > 0) {
+            first_refusals = 0;
+        } else if (++first_refusals >= used->n_replicas && rescues < ROUTER__RESCUES_MAX) {
+            /* none of the cached replicas of the first range hosts it any
+            ** more: meta lives there, so no lookup can find it; ask every
+            ** node we know for its view of it */
+            rescues++;
+            first_refusals = 0;
+            int xrc = router__rescue_first(r, used, &op->route, deadline_ns);
+            if (xrc == RANGE_ERR_NOMEM) {
+                rc = xrc;
+                goto done;
+            }
+            if (xrc == RANGE_OK) backoff = false; /* a newer descriptor: route again */
+        }
         if (backoff) {
             redirects_in_row = 0;
             int64_t delay = ROUTER__BACKOFF_MIN_MS << (backoff_step < 16 ? backoff_step : 16);
@@ -1137,7 +1191,32 @@ typedef struct router__get_ctx {
     const uint8_t *key;
     size_t key_len;
     hlc_timestamp read_ts;
+    hlc_timestamp limit; /* uncertainty limit (HLC_ZERO: none) */
 } router__get_ctx;
+
+/* A kept RANGE_ERR_UNCERTAIN answer (docs/txn.md section 4) into *u, with
+** the thread's error detail: RANGE_ERR_UNCERTAIN, or RANGE_ERR_CORRUPT when
+** it does not name the version, RANGE_ERR_NOMEM. */
+static int router__uncertain(range_router *r, const range_kv_response *resp, uint64_t range_id,
+                             range_conflict *u) {
+    if (resp->conflict_key_len == 0 || hlc_is_zero(resp->conflict_ts)) {
+        router__set_error(r, "range %" PRIu64 ": an uncertainty answer without the version",
+                          range_id);
+        return RANGE_ERR_CORRUPT;
+    }
+    u->kind = RANGE_CONFLICT_READ_WRITE;
+    u->conflict_ts = resp->conflict_ts;
+    u->pending = false;
+    base_buf_reset(&u->key);
+    if (base_buf_append(&u->key, resp->conflict_key, resp->conflict_key_len) != 0)
+        return RANGE_ERR_NOMEM;
+    char key[128], ts[64];
+    router__key_text(resp->conflict_key, resp->conflict_key_len, key, sizeof(key));
+    hlc_format(resp->conflict_ts, ts, sizeof(ts));
+    router__set_error(r, "key %s has a value at %s within the read's uncertainty window", key,
+                      ts);
+    return RANGE_ERR_UNCERTAIN;
+}
 
 static int router__build_get(void *ctx, range_router *r, const range_descriptor *d,
                              range_kv_request *req) {
@@ -1148,17 +1227,21 @@ static int router__build_get(void *ctx, range_router *r, const range_descriptor 
     req->read_ts = g->read_ts;
     req->key = g->key;
     req->key_len = g->key_len;
+    req->uncertainty_limit = g->limit;
     return RANGE_OK;
 }
 
+/* limit: HLC_ZERO (none) or above read_ts with uncertain set (not stale). */
 static int router__get_at(range_kv *kv, const uint8_t *key, size_t key_len,
-                          hlc_timestamp read_ts, bool stale, base_buf *out) {
+                          hlc_timestamp read_ts, hlc_timestamp limit, bool stale, base_buf *out,
+                          range_conflict *uncertain) {
     range_router *r = (range_router *)kv;
     router__clear_error();
     if (key == NULL || key_len == 0 || key_len > STORAGE_KEY_SIZE_MAX) return RANGE_ERR_INVALID;
-    router__get_ctx g = {key, key_len, read_ts};
+    router__get_ctx g = {key, key_len, read_ts, limit};
     router__op op = {.route = {key, key_len, false, false}, .build = router__build_get,
-                     .build_ctx = &g, .is_commit = false, .what = "read", .stale = stale};
+                     .build_ctx = &g, .is_commit = false, .what = "read", .stale = stale,
+                     .keep_uncertain = uncertain != NULL};
     range_kv_response resp;
     base_buf bytes = {0};
     range_descriptor used;
@@ -1167,6 +1250,8 @@ static int router__get_at(range_kv *kv, const uint8_t *key, size_t key_len,
         base_buf_reset(out);
         if (resp.value_len > 0 && base_buf_append(out, resp.value, resp.value_len) != 0)
             rc = RANGE_ERR_NOMEM;
+    } else if (rc == RANGE_ERR_UNCERTAIN) {
+        rc = router__uncertain(r, &resp, used.range_id, uncertain);
     } else if (rc == RANGE_ERR_CONFLICT || rc == RANGE_ERR_PUSHED) {
         router__set_error(r, "range %" PRIu64 ": commit answer to a read (%d)", used.range_id, rc);
         rc = RANGE_ERR_CORRUPT;
@@ -1180,12 +1265,19 @@ static int router__get_at(range_kv *kv, const uint8_t *key, size_t key_len,
 
 static int router__get(range_kv *kv, const uint8_t *key, size_t key_len, hlc_timestamp read_ts,
                        base_buf *out) {
-    return router__get_at(kv, key, key_len, read_ts, false, out);
+    return router__get_at(kv, key, key_len, read_ts, HLC_ZERO, false, out, NULL);
 }
 
 static int router__get_stale(range_kv *kv, const uint8_t *key, size_t key_len,
                              hlc_timestamp read_ts, base_buf *out) {
-    return router__get_at(kv, key, key_len, read_ts, true, out);
+    return router__get_at(kv, key, key_len, read_ts, HLC_ZERO, true, out, NULL);
+}
+
+static int router__get_uncertain(range_kv *kv, const uint8_t *key, size_t key_len,
+                                 hlc_timestamp read_ts, hlc_timestamp limit, base_buf *out,
+                                 range_conflict *uncertain) {
+    if (uncertain == NULL || hlc_compare(limit, read_ts) <= 0) return RANGE_ERR_INVALID;
+    return router__get_at(kv, key, key_len, read_ts, limit, false, out, uncertain);
 }
 
 /* ---- scans -------------------------------------------------------------------- */
@@ -1195,6 +1287,8 @@ typedef struct router__iter {
     hlc_timestamp read_ts;
     bool reverse;
     bool stale;         /* pages are stale reads (router__op.stale) */
+    hlc_timestamp limit;       /* uncertainty limit (HLC_ZERO: none) */
+    range_conflict *uncertain; /* the caller's, filled on RANGE_ERR_UNCERTAIN */
     base_buf lo;        /* what is left to scan: [lo, hi); lo empty = from the start */
     base_buf hi;
     bool hi_open;       /* hi = +infinity */
@@ -1246,6 +1340,7 @@ static int router__build_scan(void *ctx, range_router *r, const range_descriptor
     req->reverse = it->reverse;
     req->max_rows = RANGE_KV_SCAN_ROWS_MAX;
     req->max_bytes = it->page_bytes;
+    req->uncertainty_limit = it->limit;
     it->req_span = (range_span){req->start, req->start_len, req->end, req->end_len, false};
     return RANGE_OK;
 }
@@ -1329,7 +1424,14 @@ static int router__iter_fetch(router__iter *it) {
     op.what = "scan";
     op.resolve_span = &it->req_span;
     op.stale = it->stale;
+    op.keep_uncertain = it->uncertain != NULL;
     int rc = router__execute(r, &op, &it->resp, &it->page, &it->range);
+    if (rc == RANGE_ERR_UNCERTAIN) {
+        rc = router__uncertain(r, &it->resp, it->range.range_id, it->uncertain);
+        it->has_page = true; /* what execute kept, dropped here */
+        router__iter_drop_page(it);
+        return rc;
+    }
     if (!router__answer_kept(rc)) return rc;
     it->has_page = true;
     it->next_row = 0;
@@ -1389,6 +1491,21 @@ static int router__iter_open_stale(range_kv *kv, const uint8_t *start, size_t st
                                    const uint8_t *end, size_t end_len, hlc_timestamp read_ts,
                                    bool reverse, range_kv_iter **out) {
     return router__iter_open_at(kv, start, start_len, end, end_len, read_ts, reverse, true, out);
+}
+
+static int router__iter_open_uncertain(range_kv *kv, const uint8_t *start, size_t start_len,
+                                       const uint8_t *end, size_t end_len, hlc_timestamp read_ts,
+                                       hlc_timestamp limit, bool reverse,
+                                       range_conflict *uncertain, range_kv_iter **out) {
+    *out = NULL;
+    if (uncertain == NULL || hlc_compare(limit, read_ts) <= 0) return RANGE_ERR_INVALID;
+    int rc = router__iter_open_at(kv, start, start_len, end, end_len, read_ts, reverse, false,
+                                  out);
+    if (rc != RANGE_OK) return rc;
+    router__iter *it = (router__iter *)*out;
+    it->limit = limit;
+    it->uncertain = uncertain;
+    return RANGE_OK;
 }
 
 static int router__iter_next(range_kv_iter *kit, const uint8_t **key, size_t *key_len,
@@ -1456,6 +1573,11 @@ static int router__build_meta(void *ctx, range_router *r, const range_descriptor
     }
     req->max_rows = 1;
     req->max_bytes = ROUTER__SCAN_FIRST_PAGE_BYTES;
+    /* inconsistent: a split's or merge's intent on the entry is neither
+    ** waited on nor pushed (its record may lie in a range only meta
+    ** places); the committed descriptor under it really existed, and a
+    ** replica that moved on answers KEY_MISMATCH with the current one */
+    req->skip_intents = true;
     return RANGE_OK;
 }
 
@@ -1538,12 +1660,125 @@ done:
     return rc;
 }
 
+/* ---- first range rescue (docs/range.md "Routing never depends on meta") ------- */
+
+static bool router__add_node(uint64_t *ids, size_t *n, uint64_t id) {
+    if (id == 0 || rpc_node_id_is_provisional(id) || *n >= ROUTER__RESCUE_NODES_MAX) return false;
+    for (size_t i = 0; i < *n; i++)
+        if (ids[i] == id) return false;
+    ids[(*n)++] = id;
+    return true;
+}
+
+/* The nodes a rescue asks: the owner's list (config.known_nodes), every
+** node the cache names and this one, at most ROUTER__RESCUE_NODES_MAX;
+** not the cached replicas of the first range (they just refused). */
+static size_t router__rescue_nodes(range_router *r, const range_descriptor *first, uint64_t *ids) {
+    uint64_t known[ROUTER__RESCUE_NODES_MAX];
+    size_t n_known = 0, n = 0;
+    if (r->config.known_nodes != NULL) {
+        n_known = r->config.known_nodes(r->config.known_nodes_ctx, known, ROUTER__RESCUE_NODES_MAX);
+        if (n_known > ROUTER__RESCUE_NODES_MAX) n_known = ROUTER__RESCUE_NODES_MAX;
+    }
+    for (size_t i = 0; i < n_known; i++)
+        if (!router__is_replica(first, known[i])) router__add_node(ids, &n, known[i]);
+    if (!router__is_replica(first, r->config.local_node_id) && r->config.local != NULL)
+        router__add_node(ids, &n, r->config.local_node_id);
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n_entries && n < ROUTER__RESCUE_NODES_MAX; i++) {
+        const range_descriptor *d = &r->entries[i].desc;
+        for (size_t j = 0; j < d->n_replicas; j++)
+            if (!router__is_replica(first, d->replicas[j]))
+                router__add_node(ids, &n, d->replicas[j]);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+/* DESCRIBE the first range (first->range_id, with the route's key: a node
+** without it names its range holding the key) at every node of
+** router__rescue_nodes, one after another within the deadline, and install
+** the newest generation of the first range any of them names (with its
+** leaseholder when the answer knows one). RANGE_OK (installed a newer
+** one), RANGE_NOT_FOUND (nobody knew better), RANGE_ERR_NOMEM. */
+static int router__rescue_first(range_router *r, const range_descriptor *first,
+                                const router__route *route, int64_t deadline_ns) {
+    uint64_t ids[ROUTER__RESCUE_NODES_MAX];
+    size_t n = router__rescue_nodes(r, first, ids);
+    range_descriptor best;
+    memset(&best, 0, sizeof(best));
+    bool have_best = false;
+    uint64_t best_leader = 0;
+    base_buf req_bytes = {0}; /* owner: this function */
+    router__result res;
+    memset(&res, 0, sizeof(res));
+    int rc = RANGE_OK;
+    router__count(r, &r->stats.first_rescues);
+    range_kv_request req;
+    memset(&req, 0, sizeof(req));
+    req.op = RANGE_KV_DESCRIBE;
+    req.range_id = first->range_id;
+    if (!route->before_open && route->key_len > 0) {
+        req.key = route->key; /* borrowed */
+        req.key_len = route->key_len;
+        req.key_below = route->before;
+    }
+    rc = range_kv_request_encode(&req, &req_bytes);
+    if (rc != RANGE_OK) goto done;
+    for (size_t i = 0; i < n; i++) {
+        int64_t left_ms = (deadline_ns - base_monotonic_ns()) / 1000000;
+        if (left_ms < ROUTER__ATTEMPT_MIN_MS) break;
+        int64_t timeout_ms = r->config.rpc_timeout_ms < left_ms ? r->config.rpc_timeout_ms
+                                                                 : left_ms;
+        rc = router__attempt(r, ids[i], &req_bytes, timeout_ms, &res);
+        if (rc != RANGE_OK) goto done;
+        if (res.transport_rc != RPC_OK || res.payload.len == 0) continue;
+        range_kv_response resp;
+        if (range_kv_response_decode(res.payload.data, res.payload.len, &resp) != RANGE_OK)
+            continue; /* a bad peer's answer teaches nothing */
+        /* OK: its replica of the first range; KEY_MISMATCH: its range
+        ** holding the key, which is the first range when it starts at "" */
+        if ((resp.status == RANGE_OK || resp.status == RANGE_ERR_KEY_MISMATCH) &&
+            resp.has_descriptor && resp.descriptor.start_len == 0 &&
+            resp.descriptor.range_id == first->range_id &&
+            (!have_best || resp.descriptor.generation > best.generation)) {
+            range_descriptor_free(&best);
+            rc = range_descriptor_copy(&best, &resp.descriptor);
+            have_best = rc == RANGE_OK;
+            best_leader = resp.status == RANGE_OK && resp.lease_valid ? resp.leader_id : 0;
+        }
+        range_kv_response_free(&resp);
+        if (rc != RANGE_OK) goto done;
+        /* a newer one whose leaseholder is known: enough asked */
+        if (have_best && best.generation > first->generation && best_leader != 0 &&
+            router__is_replica(&best, best_leader))
+            break;
+    }
+    rc = RANGE_NOT_FOUND;
+    if (!have_best || best.generation <= first->generation) goto done;
+    bool installed = false;
+    pthread_mutex_lock(&r->mu);
+    rc = router__install_locked(r, &best, &installed);
+    router__entry *e = installed ? router__find_id(r, best.range_id) : NULL;
+    if (e != NULL && best_leader != 0 && router__is_replica(&best, best_leader))
+        e->leaseholder = best_leader;
+    if (installed) r->stats.descriptor_refreshes++;
+    pthread_mutex_unlock(&r->mu);
+    if (rc == RANGE_OK && !installed) rc = RANGE_NOT_FOUND;
+done:
+    range_descriptor_free(&best);
+    base_buf_free(&req_bytes);
+    base_buf_free(&res.payload);
+    return rc;
+}
+
 /* ---- admin split ------------------------------------------------------------- */
 
 typedef struct router__split_ctx {
     const uint8_t *key;
     size_t key_len;
     uint64_t new_range_id;
+    const range_split_txn *txn; /* NULL: a plain split */
 } router__split_ctx;
 
 static int router__build_split(void *ctx, range_router *r, const range_descriptor *d,
@@ -1555,19 +1790,29 @@ static int router__build_split(void *ctx, range_router *r, const range_descripto
     req->key = c->key;
     req->key_len = c->key_len;
     req->new_range_id = c->new_range_id;
+    if (c->txn != NULL) {
+        /* the split is the commit trigger of c->txn (docs/decisions/010) */
+        req->txn_id = c->txn->txn_id;
+        req->anchor = c->txn->anchor;
+        req->anchor_len = c->txn->anchor_len;
+        req->commit_ts = c->txn->commit_ts;
+        req->generation = c->txn->generation;
+    }
     return RANGE_OK;
 }
 
-static int router__admin_split(range_kv *kv, const uint8_t *key, size_t key_len,
-                               uint64_t new_range_id, range_descriptor *left,
-                               range_descriptor *right) {
+static int router__admin_split_txn(range_kv *kv, const uint8_t *key, size_t key_len,
+                                   uint64_t new_range_id, const range_split_txn *txn,
+                                   range_descriptor *left, range_descriptor *right) {
     range_router *r = (range_router *)kv;
     router__clear_error();
     memset(left, 0, sizeof(*left));
     memset(right, 0, sizeof(*right));
     if (key == NULL || key_len == 0 || key_len > RANGE_DESC_KEY_MAX || new_range_id == 0)
         return RANGE_ERR_INVALID;
-    router__split_ctx c = {key, key_len, new_range_id};
+    if (txn != NULL && (txn->txn_id == 0 || txn->anchor == NULL || txn->anchor_len == 0))
+        return RANGE_ERR_INVALID;
+    router__split_ctx c = {key, key_len, new_range_id, txn};
     router__op op;
     memset(&op, 0, sizeof(op));
     op.route = (router__route){key, key_len, false, false};
@@ -1605,6 +1850,12 @@ static int router__admin_split(range_kv *kv, const uint8_t *key, size_t key_len,
     range_descriptor_free(&used);
     base_buf_free(&bytes);
     return rc;
+}
+
+static int router__admin_split(range_kv *kv, const uint8_t *key, size_t key_len,
+                               uint64_t new_range_id, range_descriptor *left,
+                               range_descriptor *right) {
+    return router__admin_split_txn(kv, key, key_len, new_range_id, NULL, left, right);
 }
 
 /* ---- merges (docs/range.md, "Merges") ------------------------------------------ */
@@ -1660,6 +1911,26 @@ static int router__describe(range_router *r, router__route route, range_descript
     return rc;
 }
 
+/* range_kv_ops.describe: the range holding key, as a replica answers now. */
+static int router__describe_kv(range_kv *kv, const uint8_t *key, size_t key_len,
+                               range_descriptor *out) {
+    range_router *r = (range_router *)kv;
+    router__clear_error();
+    memset(out, 0, sizeof(*out));
+    if (key == NULL && key_len > 0) return RANGE_ERR_INVALID;
+    return router__describe(r, (router__route){key, key_len, false, false}, out);
+}
+
+/* range_kv_ops.describe_below: the range holding the greatest key below key. */
+static int router__describe_below_kv(range_kv *kv, const uint8_t *key, size_t key_len,
+                                     range_descriptor *out) {
+    range_router *r = (range_router *)kv;
+    router__clear_error();
+    memset(out, 0, sizeof(*out));
+    if (key == NULL || key_len == 0) return RANGE_ERR_INVALID;
+    return router__describe(r, (router__route){key, key_len, true, false}, out);
+}
+
 /* The fields of one merge step's request. range_id: the range it must go to. */
 typedef struct router__merge_ctx {
     uint8_t op;
@@ -1673,6 +1944,7 @@ typedef struct router__merge_ctx {
     ** the cache names (merged away since) answers with its range below it */
     const uint8_t *start;
     size_t start_len;
+    const range_merge_txn *txn; /* ADMIN_MERGE as a commit trigger; else NULL */
 } router__merge_ctx;
 
 static int router__build_merge(void *ctx, range_router *r, const range_descriptor *d,
@@ -1695,6 +1967,15 @@ static int router__build_merge(void *ctx, range_router *r, const range_descripto
     if (c->right != NULL) {
         req->has_right = true;
         req->right = *c->right; /* borrowed */
+    }
+    if (c->op == RANGE_KV_ADMIN_MERGE && c->txn != NULL) {
+        /* the merge is the commit trigger of c->txn (docs/decisions/010):
+        ** L must be at the generation its meta writes assume (else ABORTED) */
+        req->txn_id = c->txn->txn_id;
+        req->anchor = c->txn->anchor;
+        req->anchor_len = c->txn->anchor_len;
+        req->commit_ts = c->txn->commit_ts;
+        req->generation = c->txn->left_generation;
     }
     if (c->op == RANGE_KV_MERGE_FENCE) {
         req->key = c->start; /* borrowed */
@@ -1855,12 +2136,16 @@ static int router__merge_failed(range_router *r, const range_descriptor *right, 
     return rc == RANGE_ERR_AMBIGUOUS && arc == RANGE_OK ? RANGE_ERR_MERGING : rc;
 }
 
-int range_router_admin_merge(range_router *r, const uint8_t *key, size_t key_len,
-                             range_descriptor *left, range_descriptor *right) {
+/* range_router_admin_merge, as the commit trigger of txn (NULL: a plain merge). */
+static int router__admin_merge_run(range_router *r, const uint8_t *key, size_t key_len,
+                                   const range_merge_txn *txn, range_descriptor *left,
+                                   range_descriptor *right) {
     router__clear_error();
     memset(left, 0, sizeof(*left));
     memset(right, 0, sizeof(*right));
     if (r == NULL || key == NULL || key_len == 0 || key_len > RANGE_DESC_KEY_MAX)
+        return RANGE_ERR_INVALID;
+    if (txn != NULL && (txn->txn_id == 0 || txn->anchor == NULL || txn->anchor_len == 0))
         return RANGE_ERR_INVALID;
     range_descriptor rd, ld; /* owner: this function */
     memset(&rd, 0, sizeof(rd));
@@ -1894,6 +2179,14 @@ int range_router_admin_merge(range_router *r, const uint8_t *key, size_t key_len
                           "co-located (move the right-hand range's replicas first)",
                           ld.range_id, rd.range_id);
         rc = RANGE_ERR_INVALID;
+        goto done;
+    }
+    if (txn != NULL &&
+        (ld.generation != txn->left_generation || rd.generation != txn->right_generation)) {
+        /* not the shapes its meta writes assume: the caller aborts it */
+        router__set_error(r, "ranges %" PRIu64 " and %" PRIu64 " changed since the merge's "
+                          "transaction read them", ld.range_id, rd.range_id);
+        rc = RANGE_ERR_ABORTED;
         goto done;
     }
     uint64_t merge_id = 0;
@@ -1932,6 +2225,13 @@ int range_router_admin_merge(range_router *r, const uint8_t *key, size_t key_len
     if (rc != RANGE_OK) goto abandon;
     BASE_INFO("range", "merge %016" PRIx64 ": r%" PRIu64 " frozen at index %" PRIu64, merge_id,
               rd.range_id, c.freeze_index);
+    if (txn != NULL && rd.generation != txn->right_generation) {
+        router__set_error(r, "range %" PRIu64 " was frozen at generation %" PRIu64 ", not the "
+                          "merge's transaction's %" PRIu64, rd.range_id, rd.generation,
+                          txn->right_generation);
+        rc = RANGE_ERR_ABORTED;
+        goto abandon;
+    }
     /* 2. every voter of R applied the freeze (and made it durable) */
     for (size_t i = 0; i < rd.n_replicas; i++) {
         rc = router__wait_applied(r, rd.replicas[i], rd.range_id, c.freeze_index);
@@ -1941,6 +2241,7 @@ int range_router_admin_merge(range_router *r, const uint8_t *key, size_t key_len
     c.op = RANGE_KV_ADMIN_MERGE;
     c.range_id = ld.range_id;
     c.right = &rd;
+    c.txn = txn;
     rc = router__merge_step(r, (router__route){key, key_len, true, false}, &c, "merge", &resp,
                             &bytes);
     if (rc == RANGE_OK && (!resp.has_descriptor || !router__merged_covers(&resp.descriptor, &rd))) {
@@ -1990,9 +2291,21 @@ done:
     return rc;
 }
 
+int range_router_admin_merge(range_router *r, const uint8_t *key, size_t key_len,
+                             range_descriptor *left, range_descriptor *right) {
+    return router__admin_merge_run(r, key, key_len, NULL, left, right);
+}
+
 static int router__admin_merge(range_kv *kv, const uint8_t *key, size_t key_len,
                                range_descriptor *left, range_descriptor *right) {
-    return range_router_admin_merge((range_router *)kv, key, key_len, left, right);
+    return router__admin_merge_run((range_router *)kv, key, key_len, NULL, left, right);
+}
+
+static int router__admin_merge_txn(range_kv *kv, const uint8_t *key, size_t key_len,
+                                   const range_merge_txn *txn, range_descriptor *left,
+                                   range_descriptor *right) {
+    if (txn == NULL) return RANGE_ERR_INVALID;
+    return router__admin_merge_run((range_router *)kv, key, key_len, txn, left, right);
 }
 
 /* ---- lease transfer ---------------------------------------------------------- */
@@ -2598,6 +2911,15 @@ static int router__commit_planned(range_router *r, const range_commit_request *r
         for (size_t i = 1; i < p->n_parts; i++) {
             int rc = router__validate(r, &p->parts[i], req->read_ts, candidate, NULL,
                                       deadline_ns, conflict);
+            if (rc != RANGE_OK && rc != RANGE_ERR_KEY_MISMATCH && st->unknown) {
+                /* an attempt of an earlier plan may have applied (validated
+                ** at its own timestamp): a refusal here does not undo it */
+                router__count(r, &r->stats.ambiguous);
+                router__set_error(r, "the commit's outcome is unknown: an attempt may have "
+                                  "applied before a VALIDATE of range %" PRIu64 " refused (%d)",
+                                  p->parts[i].desc.range_id, rc);
+                return RANGE_ERR_AMBIGUOUS;
+            }
             if (rc != RANGE_OK) return rc;
         }
         c.commit_ts = candidate;
@@ -4444,6 +4766,12 @@ static const range_kv_ops router__ops = {
     .iter_open_stale = router__iter_open_stale,
     .admin_merge = router__admin_merge,
     .gc_txn = router__gc_txn,
+    .describe = router__describe_kv,
+    .admin_split_txn = router__admin_split_txn,
+    .describe_below = router__describe_below_kv,
+    .admin_merge_txn = router__admin_merge_txn,
+    .get_uncertain = router__get_uncertain,
+    .iter_open_uncertain = router__iter_open_uncertain,
 };
 
 /* ---- public ------------------------------------------------------------------- */

@@ -74,6 +74,15 @@
 **     TIMESTAMP: (txn_id, nonce) pending -> wait for that proposal; applied
 **     (record) -> the stored commit timestamp; DROPPED -> a fresh barrier
 **     then the record decides. Apply itself is idempotent too (replica.c).
+**   - A SPLIT WITH A TRANSACTION (docs/decisions/010-atomic-meta.md) is
+**     its commit trigger: inside the gate, a range no longer at the
+**     request's generation, an anchor outside [start, key) or a record not
+**     PENDING answers RANGE_ERR_ABORTED unproposed; apply decides again
+**     from the record (replica.c), since a pusher may abort it meanwhile.
+**     A MERGE WITH A TRANSACTION likewise: ADMIN_MERGE with L not at the
+**     request's generation, an anchor outside L or a record not PENDING
+**     answers RANGE_ERR_ABORTED unproposed (the router then fences and
+**     unfreezes R); a refused MERGE makes the retry find it not PENDING.
 **   - THE SPLIT GATE (docs/range.md, "Splits and addressing"). Reads,
 **     VALIDATEs and commit evaluations pass the range's gate after their
 **     barrier and check the descriptor only inside it; a commit leaves it
@@ -119,7 +128,9 @@
 **     set) but proposes intents instead of values. Readers look for
 **     intents before reading values (a resolution swaps one for the other
 **     in one batch, so this order never misses both): GET/SCAN meet those
-**     at <= read_ts, VALIDATE those at <= commit_ts, COMMIT/PREPARE every
+**     at <= read_ts (<= their uncertainty limit when they carry one, and
+**     then a committed version in (read_ts, limit] of what they answer for
+**     is RANGE_ERR_UNCERTAIN naming it: "UNCERTAINTY"), VALIDATE those at <= commit_ts, COMMIT/PREPARE every
 **     one on keys they write and those in their read spans (at <= a fixed
 **     commit_ts, else all), except their own: RANGE_ERR_INTENT naming it.
 **     Intents are laid only by PREPAREs serialized under eval_mu, and one
@@ -137,6 +148,18 @@
 **     from absent (a late duplicate after the GC answers ABORTED), so a
 **     collected txn is never committed again (docs/txn.md, "Garbage
 **     collection").
+**   - THE AGE SWEEP (docs/txn.md 6.1). No record is created (HEARTBEAT,
+**     PREPARE create_record: both answer ABORTED) for a txn whose read_ts is
+**     older than now - RANGE_TXN_RECORD_GC_AGE_MS; a record remembers when
+**     it became final (final_wall_ns, the leaseholder's clock). So an
+**     ABORTED record final for longer than that age plus
+**     SERVER_RECORD_SWEEP_MARGIN_MS (clock offsets) belongs to a txn that
+**     can never make a record again: the GC round collects it through the
+**     GC_TXN path (gc_decide, under eval_mu). COMMITTED records stay (their
+**     intents may be unresolved; a missing record reads as "abort").
+**   - IDEMPOTENCE GC (replica_int.h): the GC round proposes, for each range
+**     it leads, a threshold now - RANGE_IDEMPOTENCE_GC_AGE_MS (only above
+**     the range's current one); the replicas refuse and collect by it.
 **   - LOCKS (docs/locking.md, "Wiring"). Each range has a lock table and a
 **     txnwait queue (pure structures, called under s->mu; their events are
 **     routed at once to the waiting workers, server_lock_wait and
@@ -403,6 +426,8 @@ typedef struct server_range {
     pthread_mutex_t load_mu;
     range__load load;
     uint64_t load_rng; /* the finder's PRNG state */
+    base_buf sweep_from; /* THE AGE SWEEP: the raw key its next round starts at
+                            (empty: the span's start); under s->mu */
 } server_range;
 
 struct range_server {
@@ -428,6 +453,7 @@ struct range_server {
     size_t n_closed;
     pthread_t closer;
     bool closer_started;
+    int64_t gc_last_ns;     /* the closer's last GC round (monotonic; closer only) */
     pthread_cond_t closer_wake; /* stopping (CLOCK_MONOTONIC) */
     range_server_stats stats;   /* under mu */
     uint64_t load_seed;         /* the ranges' load finders start from it */
@@ -678,6 +704,7 @@ static void server_range_free(server_range *sr)
     base_free(sr->lock_txns);
     range__tscache_free(sr->tscache);
     range__load_free(&sr->load);
+    base_buf_free(&sr->sweep_from);
     pthread_mutex_destroy(&sr->load_mu);
     pthread_mutex_destroy(&sr->eval_mu);
     base_free(sr);
@@ -1495,6 +1522,29 @@ static int read_prepare(range_server *s, server_range *sr, server_eval *e, const
     return rc;
 }
 
+/* UNCERTAINTY (docs/txn.md section 4): a read carrying its transaction's
+** uncertainty limit meets intents up to the limit (pushed like those at or
+** below read_ts), and a committed version in (read_ts, limit] of span sp
+** (read at read_ts) is RANGE_ERR_UNCERTAIN naming it in e->conflict: the
+** coordinator moves above it, as the writer may have committed before the
+** reader began in real time. Versions come from storage only (tombstones
+** too); a txn's own writes never reach storage before it ends, so none is
+** its own. No limit: the read's upper bound is read_ts, nothing to check. */
+static hlc_timestamp read_upper(const range_kv_request *q)
+{
+    return hlc_is_zero(q->uncertainty_limit) ? q->read_ts : q->uncertainty_limit;
+}
+
+static int uncertainty_check(server_range *sr, server_eval *e, const range_span *sp)
+{
+    const range_kv_request *q = &e->req;
+    if (hlc_is_zero(q->uncertainty_limit))
+        return RANGE_OK;
+    int rc = range__check_read_span_between(replica__engine(sr->replica), sp, q->read_ts,
+                                            q->uncertainty_limit, &e->conflict);
+    return rc == RANGE_ERR_CONFLICT ? RANGE_ERR_UNCERTAIN : rc;
+}
+
 static int eval_get(range_server *s, server_range *sr, server_eval *e)
 {
     range_span sp = {e->req.key, e->req.key_len, NULL, 0, true};
@@ -1525,12 +1575,16 @@ static int eval_get(range_server *s, server_range *sr, server_eval *e)
         return rc;
     /* intents first: a resolution removes the intent and writes the value in
     ** one batch, so looking in this order never misses both */
-    rc = range__find_intent(replica__engine(sr->replica), &sp, 0, e->req.read_ts, &e->hit);
+    rc = range__find_intent(replica__engine(sr->replica), &sp, 0, read_upper(&e->req), &e->hit);
     if (rc != RANGE_OK) {
         read_end(s, sr, &rd, NULL);
         return rc;
     }
     rc = range_replica_get(sr->replica, e->req.key, e->req.key_len, e->req.read_ts, &e->value);
+    if (rc == RANGE_OK || rc == RANGE_NOT_FOUND) {
+        int urc = uncertainty_check(sr, e, &sp);
+        rc = urc == RANGE_OK ? rc : urc;
+    }
     if (rc == RANGE_OK) {
         e->resp.value = e->value.data;
         e->resp.value_len = e->value.len;
@@ -1618,8 +1672,13 @@ static int eval_scan(range_server *s, server_range *sr, server_eval *e)
     rc = follower ? RANGE_OK : read_begin(s, sr, &rd);
     if (rc != RANGE_OK)
         return rc;
-    /* intents first (as eval_get), over the whole span of the page */
-    rc = range__find_intent(replica__engine(sr->replica), &rd.span, 0, q->read_ts, &e->hit);
+    /* intents first (as eval_get), over the whole span of the page; an
+    ** inconsistent read (a meta lookup) reads the committed versions under
+    ** them instead: it never waits on nor pushes a holder (docs/range.md
+    ** "Routing never depends on meta") */
+    if (!q->skip_intents)
+        rc = range__find_intent(replica__engine(sr->replica), &rd.span, 0, read_upper(q),
+                                &e->hit);
     if (rc != RANGE_OK) {
         if (!follower)
             read_end(s, sr, &rd, NULL);
@@ -1676,6 +1735,33 @@ static int eval_scan(range_server *s, server_range *sr, server_eval *e)
             goto cleanup;
         }
         n++;
+    }
+    if (!hlc_is_zero(q->uncertainty_limit)) {
+        /* over the part of the span this page answers for (as scan_read_end) */
+        range_span covered = rd.span;
+        base_buf end = {0}; /* owner: this block; last key + 0x00 */
+        if (e->resp.more && n > 0) {
+            const uint8_t *last = e->row_bytes.data + at[n - 1].key_off;
+            if (!q->reverse) {
+                if (base_buf_append(&end, last, at[n - 1].key_len) != 0 ||
+                    base_buf_append_byte(&end, 0) != 0) {
+                    base_buf_free(&end);
+                    rc = RANGE_ERR_NOMEM;
+                    goto cleanup;
+                }
+                covered.end = end.data;
+                covered.end_len = end.len;
+            } else {
+                covered.start = last;
+                covered.start_len = at[n - 1].key_len;
+            }
+        }
+        rc = uncertainty_check(sr, e, &covered);
+        base_buf_free(&end);
+        if (rc != RANGE_OK) {
+            e->resp.more = false;
+            goto cleanup;
+        }
     }
     if (n > 0) {
         e->rows = base_calloc(n, sizeof(*e->rows));
@@ -1846,6 +1932,14 @@ static uint64_t command_seq(const server_range *sr, const range_kv_request *q)
 /* The transaction record of (anchor, txn_id) as this replica stores it:
 ** RANGE_OK with *found (and *rec when found), or an error (a record that
 ** does not decode is RANGE_ERR_CORRUPT). */
+/* THE AGE SWEEP: is a txn that began at read_ts (zero: unknown, allowed)
+** too old to get a record at `now`? */
+static bool record_too_old(hlc_timestamp now, hlc_timestamp read_ts)
+{
+    return !hlc_is_zero(read_ts) &&
+           read_ts.wall_ns < now.wall_ns - (int64_t)RANGE_TXN_RECORD_GC_AGE_MS * 1000000;
+}
+
 static int record_read(server_range *sr, const uint8_t *anchor, size_t anchor_len,
                        uint64_t txn_id, range__record *rec, bool *found)
 {
@@ -2009,7 +2103,7 @@ static int prepare_raw_writes(const range_kv_request *q, const range_write *ws, 
         raw[i].kind = RANGE_RAW_PUT;
     }
     if (q->create_record) {
-        range__record rec = {RANGE_TXN_PENDING, q->txn_id, q->priority, HLC_ZERO, now};
+        range__record rec = {RANGE_TXN_PENDING, q->txn_id, q->priority, HLC_ZERO, now, 0};
         uint8_t val[RANGE__RECORD_SIZE];
         rc = range__record_key(q->anchor, q->anchor_len, q->txn_id, &key);
         if (rc == RANGE_OK)
@@ -2114,6 +2208,12 @@ static int commit_evaluate_locked(range_server *s, server_range *sr, server_eval
             record_answer(e, &rec);
             *ts = rec.commit_ts;
             return rec.status == RANGE_TXN_ABORTED ? RANGE_ERR_ABORTED : RANGE_OK;
+        }
+        if (!found && record_too_old(hlc_now(s->config.clock), q->read_ts)) {
+            /* its record may have been swept as ABORTED (THE AGE SWEEP) */
+            e->resp.has_txn = true;
+            e->resp.txn_status = RANGE_TXN_ABORTED;
+            return RANGE_ERR_ABORTED;
         }
     }
     rc = validate_commit(s, sr, &creq, &e->conflict);
@@ -2549,6 +2649,9 @@ static bool end_txn_decide(range_server *s, const server_eval *e, const range__r
     if (cur == NULL && q->op == RANGE_KV_END_TXN && q->txn_status == RANGE_TXN_COMMITTED)
         return false;
     hlc_timestamp now = hlc_now(s->config.clock);
+    /* no record is made for a txn older than the age sweep (THE AGE SWEEP) */
+    if (cur == NULL && q->op == RANGE_KV_HEARTBEAT && record_too_old(now, q->read_ts))
+        return false;
     memset(next, 0, sizeof(*next));
     next->txn_id = q->txn_id;
     next->priority = q->priority;
@@ -2557,9 +2660,11 @@ static bool end_txn_decide(range_server *s, const server_eval *e, const range__r
         /* a deadlock chose it (its push was told): the record says so now */
         next->status = e->abort_record ? RANGE_TXN_ABORTED : RANGE_TXN_PENDING;
         next->heartbeat = now;
+        next->final_wall_ns = e->abort_record ? now.wall_ns : 0;
         return true;
     }
     next->status = (range_txn_status)q->txn_status;
+    next->final_wall_ns = now.wall_ns;
     next->heartbeat = cur != NULL ? cur->heartbeat : now;
     if (next->status == RANGE_TXN_COMMITTED)
         next->commit_ts = q->commit_ts;
@@ -2587,6 +2692,13 @@ static int eval_record(range_server *s, server_range *sr, server_eval *e)
         return rc;
     if (!found && q->op == RANGE_KV_END_TXN && q->txn_status == RANGE_TXN_COMMITTED) {
         /* no record to commit (end_txn_decide): collected, so final long ago */
+        e->resp.has_txn = true;
+        e->resp.txn_status = RANGE_TXN_ABORTED;
+        return RANGE_ERR_ABORTED;
+    }
+    if (!found && q->op == RANGE_KV_HEARTBEAT &&
+        record_too_old(hlc_now(s->config.clock), q->read_ts)) {
+        /* refused (end_txn_decide): its record may have been swept */
         e->resp.has_txn = true;
         e->resp.txn_status = RANGE_TXN_ABORTED;
         return RANGE_ERR_ABORTED;
@@ -2672,6 +2784,7 @@ static bool push_decide(range_server *s, const server_eval *e, const range__reco
     next->txn_id = q->pushee_txn_id;
     next->priority = cur != NULL ? cur->priority : 0;
     next->heartbeat = cur != NULL ? cur->heartbeat : HLC_ZERO; /* the condition */
+    next->final_wall_ns = now_ns;
     *kind = RANGE_RAW_RECORD_IF_HEARTBEAT;
     return true;
 }
@@ -2681,7 +2794,6 @@ static bool push_decide(range_server *s, const server_eval *e, const range__reco
 static bool abort_decide(range_server *s, const server_eval *e, const range__record *cur,
                          range__record *next, uint8_t *kind)
 {
-    (void)s;
     if (cur != NULL && cur->status != RANGE_TXN_PENDING)
         return false;
     memset(next, 0, sizeof(*next));
@@ -2689,6 +2801,7 @@ static bool abort_decide(range_server *s, const server_eval *e, const range__rec
     next->txn_id = e->req.pushee_txn_id;
     next->priority = cur != NULL ? cur->priority : 0;
     next->heartbeat = cur != NULL ? cur->heartbeat : HLC_ZERO; /* the condition */
+    next->final_wall_ns = hlc_now(s->config.clock).wall_ns;
     *kind = RANGE_RAW_RECORD_IF_HEARTBEAT;
     return true;
 }
@@ -3372,6 +3485,25 @@ static int split_once(range_server *s, server_range *sr, server_eval *e, uint64_
                   (unsigned long long)sr->range_id, (unsigned long long)q->new_range_id);
         return RANGE_ERR_INVALID;
     }
+    /* the commit trigger of a transaction (docs/decisions/010): the shape
+    ** its meta writes assume, its record in the left and still PENDING (a
+    ** refusal here proposes nothing; apply decides again) */
+    range_split_txn txn = {q->txn_id, q->anchor, q->anchor_len, q->commit_ts, q->generation};
+    if (q->txn_id != 0) {
+        /* another shape than the one its meta writes assume: the caller
+        ** aborts the txn and describes again */
+        if (q->generation != d->generation ||
+            range__key_cmp(q->anchor, q->anchor_len, d->start_key, d->start_len) < 0 ||
+            range__key_cmp(q->anchor, q->anchor_len, q->key, q->key_len) >= 0)
+            return RANGE_ERR_ABORTED;
+        range__record rec;
+        bool found = false;
+        rc = record_read(sr, q->anchor, q->anchor_len, q->txn_id, &rec, &found);
+        if (rc != RANGE_OK)
+            return rc;
+        if (!found || rec.status != RANGE_TXN_PENDING)
+            return RANGE_ERR_ABORTED;
+    }
     /* the right side's floor: everything recorded here over it (the gate is
     ** closed and empty: nothing more gets recorded there before the split) */
     range_span rhs = {q->key, q->key_len, d->end_key, d->end_len, false};
@@ -3382,8 +3514,9 @@ static int split_once(range_server *s, server_range *sr, server_eval *e, uint64_
     pthread_mutex_lock(&s->mu);
     hlc_timestamp floor = range__tscache_max(sr->tscache, &rhs);
     pthread_mutex_unlock(&s->mu);
-    rc = replica__propose_split(sr->replica, q->key, q->key_len, q->new_range_id, d->generation,
-                                floor, term, server_propose_cb, p, &hint);
+    rc = replica__propose_split_txn(sr->replica, q->key, q->key_len, q->new_range_id,
+                                    d->generation, floor, q->txn_id != 0 ? &txn : NULL, term,
+                                    server_propose_cb, p, &hint);
     if (rc != RANGE_OK) {
         marker_unregister(s, sr, p);
         e->resp.leader_hint = hint;
@@ -3630,6 +3763,23 @@ static int merge_once(range_server *s, server_range *sr, server_eval *e, uint64_
         return RANGE_OK; /* a retry after the merge applied */
     if (replica_is_frozen(sr->replica, NULL))
         return RANGE_ERR_MERGING; /* L itself is being merged into its left */
+    /* the commit trigger of a transaction (docs/decisions/010): L at the
+    ** generation its meta writes assume, its record in L and still PENDING
+    ** (a refusal here proposes nothing; apply decides again) */
+    range_merge_txn txn = {q->txn_id, q->anchor, q->anchor_len, q->commit_ts, q->generation,
+                           rd->generation};
+    if (q->txn_id != 0) {
+        if (d->generation != q->generation ||
+            !range_descriptor_contains(d, q->anchor, q->anchor_len))
+            return RANGE_ERR_ABORTED;
+        range__record rec;
+        bool found = false;
+        rc = record_read(sr, q->anchor, q->anchor_len, q->txn_id, &rec, &found);
+        if (rc != RANGE_OK)
+            return rc;
+        if (!found || rec.status != RANGE_TXN_PENDING)
+            return RANGE_ERR_ABORTED;
+    }
     if (d->generation != q->generation)
         return RANGE_ERR_KEY_MISMATCH; /* the router refreshes and asks again */
     if (d->end_len == 0 || range__key_cmp(d->end_key, d->end_len, rd->start_key,
@@ -3665,9 +3815,10 @@ static int merge_once(range_server *s, server_range *sr, server_eval *e, uint64_
     rc = marker_register(s, sr, REPLICA_MERGE_TXN_ID, q->merge_id, &p);
     if (rc != RANGE_OK)
         return rc;
-    rc = replica__propose_merge(sr->replica, q->merge_id, d->generation, rd, q->applied_index,
-                                q->freeze_lineage, q->merge_floor, term, server_propose_cb, p,
-                                &hint);
+    rc = replica__propose_merge_txn(sr->replica, q->merge_id, d->generation, rd,
+                                    q->applied_index, q->freeze_lineage, q->merge_floor,
+                                    q->txn_id != 0 ? &txn : NULL, term, server_propose_cb, p,
+                                    &hint);
     if (rc != RANGE_OK) {
         marker_unregister(s, sr, p);
         e->resp.leader_hint = hint;
@@ -4149,6 +4300,179 @@ cleanup:
     return closed_n;
 }
 
+/* ---- garbage collection (IDEMPOTENCE GC, THE AGE SWEEP) ------------------------ */
+
+#define SERVER_RECORD_SWEEP_MAX 256 /* ABORTED records collected per range per round */
+#define SERVER_RECORD_SWEEP_SCAN_MAX 10000 /* records looked at per range per round (the
+                                              next round goes on from there) */
+#define SERVER_RECORD_SWEEP_MARGIN_MS (60 * 1000) /* > the clock offsets between the
+                                                     txn's read_ts, the record's
+                                                     final_wall and the sweep */
+
+static void eval_free(server_eval *e);
+
+/* THE AGE SWEEP's test, again under eval_mu: an ABORTED record final for
+** long enough goes by the GC_TXN path (gc_decide). */
+static bool sweep_decide(range_server *s, const server_eval *e, const range__record *cur,
+                         range__record *next, uint8_t *kind)
+{
+    int64_t now_ns = hlc_now(s->config.clock).wall_ns;
+    int64_t age_ns = ((int64_t)RANGE_TXN_RECORD_GC_AGE_MS + SERVER_RECORD_SWEEP_MARGIN_MS) *
+                     1000000;
+    if (cur == NULL || cur->status != RANGE_TXN_ABORTED || cur->final_wall_ns <= 0 ||
+        cur->final_wall_ns >= now_ns - age_ns)
+        return false;
+    return gc_decide(s, e, cur, next, kind);
+}
+
+/* Collect the ABORTED records of sr's span final for longer than the age
+** (at most SERVER_RECORD_SWEEP_MAX, looking at SERVER_RECORD_SWEEP_SCAN_MAX
+** from sr->sweep_from on). Returns how many went. */
+static size_t gc_sweep_range(range_server *s, server_range *sr)
+{
+    range_descriptor d;
+    base_buf lo = {0}, hi = {0}, key = {0}, val = {0}, anchor = {0}; /* owner: this function */
+    base_buf found_keys = {0};   /* owner: this function; the records to collect */
+    size_t offsets[SERVER_RECORD_SWEEP_MAX + 1], n = 0, swept = 0;
+    static const uint8_t records_end[] = "range/t0"; /* past every record key */
+    server_eval *e = NULL;       /* owner: this function */
+    int rc = range_replica_descriptor(sr->replica, &d);
+    if (rc != RANGE_OK)
+        return 0;
+    int64_t now_ns = hlc_now(s->config.clock).wall_ns;
+    int64_t age_ns = ((int64_t)RANGE_TXN_RECORD_GC_AGE_MS + SERVER_RECORD_SWEEP_MARGIN_MS) *
+                     1000000;
+    /* the records of [start, end): (anchor, id 0) is an anchor's least key */
+    if (d.start_len > 0)
+        rc = range__record_key(d.start_key, d.start_len, 0, &lo);
+    else if (base_buf_append(&lo, RANGE_TXN_RECORD_PREFIX, RANGE_TXN_RECORD_PREFIX_LEN) != 0)
+        rc = RANGE_ERR_NOMEM;
+    if (rc == RANGE_OK && d.end_len > 0)
+        rc = range__record_key(d.end_key, d.end_len, 0, &hi);
+    else if (rc == RANGE_OK && base_buf_append(&hi, records_end, sizeof(records_end) - 1) != 0)
+        rc = RANGE_ERR_NOMEM;
+    /* go on where the last round stopped, when that is still in the span */
+    pthread_mutex_lock(&s->mu);
+    if (rc == RANGE_OK && sr->sweep_from.len > 0 &&
+        range__key_cmp(sr->sweep_from.data, sr->sweep_from.len, lo.data, lo.len) > 0 &&
+        range__key_cmp(sr->sweep_from.data, sr->sweep_from.len, hi.data, hi.len) < 0) {
+        base_buf_reset(&lo);
+        if (base_buf_append(&lo, sr->sweep_from.data, sr->sweep_from.len) != 0)
+            rc = RANGE_ERR_NOMEM;
+    }
+    pthread_mutex_unlock(&s->mu);
+    offsets[0] = 0;
+    bool at_end = false;
+    for (size_t looked = 0; rc == RANGE_OK && n < SERVER_RECORD_SWEEP_MAX &&
+                            looked < SERVER_RECORD_SWEEP_SCAN_MAX; looked++) {
+        int g = storage_seek_raw(replica__engine(sr->replica), lo.data, lo.len, hi.data, hi.len,
+                                 &key, &val);
+        at_end = g == STORAGE_NOT_FOUND;
+        if (g != STORAGE_OK)
+            break; /* the end, or an error: the next round tries again */
+        range__record rec;
+        if (range__record_decode(val.data, val.len, &rec) == RANGE_OK &&
+            rec.status == RANGE_TXN_ABORTED && rec.final_wall_ns > 0 &&
+            rec.final_wall_ns < now_ns - age_ns) {
+            if (base_buf_append(&found_keys, key.data, key.len) != 0)
+                break;
+            offsets[++n] = found_keys.len;
+        }
+        base_buf_reset(&lo); /* next: the smallest key above this one */
+        if (base_buf_append(&lo, key.data, key.len) != 0 || base_buf_append_byte(&lo, 0) != 0)
+            rc = RANGE_ERR_NOMEM;
+    }
+    /* the next round: from the start again, or from here (the records to
+    ** collect below lo are collected now) */
+    pthread_mutex_lock(&s->mu);
+    base_buf_reset(&sr->sweep_from);
+    if (rc == RANGE_OK && !at_end && base_buf_append(&sr->sweep_from, lo.data, lo.len) != 0)
+        base_buf_reset(&sr->sweep_from);
+    pthread_mutex_unlock(&s->mu);
+    if (n > 0)
+        e = base_calloc(1, sizeof(*e));
+    for (size_t i = 0; i < n && e != NULL; i++) {
+        uint64_t txn_id = 0;
+        if (range__record_key_decode(found_keys.data + offsets[i], offsets[i + 1] - offsets[i],
+                                     &anchor, &txn_id) != RANGE_OK)
+            continue;
+        range__record rec;
+        bool found = true;
+        eval_free(e);
+        memset(e, 0, sizeof(*e));
+        rc = record_update(s, sr, e, anchor.data, anchor.len, txn_id, sweep_decide, &rec, &found);
+        if (rc == RANGE_OK && !found)
+            swept++;
+        else if (rc != RANGE_OK)
+            break; /* leadership moved, shutdown: the next round */
+    }
+    if (e != NULL)
+        eval_free(e);
+    base_free(e);
+    if (swept > 0)
+        BASE_INFO("range", "r%llu: %zu ABORTED transaction records older than %d s collected",
+                  (unsigned long long)sr->range_id, swept,
+                  (int)(RANGE_TXN_RECORD_GC_AGE_MS / 1000));
+    range_descriptor_free(&d);
+    base_buf_free(&lo);
+    base_buf_free(&hi);
+    base_buf_free(&key);
+    base_buf_free(&val);
+    base_buf_free(&anchor);
+    base_buf_free(&found_keys);
+    return swept;
+}
+
+/* Propose sr's idempotence GC entry (led in `term`) at now - the age, when
+** above its threshold, and wait for it. true when it applied. */
+static bool gc_idempotence_range(range_server *s, server_range *sr, uint64_t term)
+{
+    hlc_timestamp t = {hlc_now(s->config.clock).wall_ns -
+                           (int64_t)RANGE_IDEMPOTENCE_GC_AGE_MS * 1000000, 0};
+    if (t.wall_ns <= 0 || hlc_compare(t, replica__idem_gc_threshold(sr->replica)) <= 0)
+        return false;
+    server_pending *p = NULL;
+    uint64_t hint = 0;
+    if (marker_register(s, sr, REPLICA_IDEM_GC_TXN_ID, (uint64_t)t.wall_ns, &p) != RANGE_OK)
+        return false;
+    if (replica__propose_idem_gc(sr->replica, t, term, server_propose_cb, p, &hint) !=
+        RANGE_OK) {
+        marker_unregister(s, sr, p);
+        return false;
+    }
+    return pending_wait(s, p) == RANGE_OK;
+}
+
+void range__server_gc_round(range_server *s, size_t *proposed, size_t *swept)
+{
+    uint64_t *ids = NULL; /* owner: this function */
+    size_t n_proposed = 0, n_swept = 0;
+    ids = base_calloc(RANGE_NODE_REPLICAS_MAX, sizeof(*ids));
+    size_t n_ids = ids != NULL ? range_node_replica_ids(s->config.node, ids,
+                                                        RANGE_NODE_REPLICAS_MAX)
+                               : 0;
+    for (size_t i = 0; i < n_ids && i < RANGE_NODE_REPLICAS_MAX; i++) {
+        range_replica *r = range_node_replica(s->config.node, ids[i]); /* node mutex */
+        range_replica_status st;
+        server_range *sr = NULL;
+        uint64_t term = 0, hint = 0;
+        if (r == NULL || replica_is_frozen(r, NULL))
+            continue; /* a frozen range refuses GC entries (MERGES) */
+        range_replica_get_status(r, &st);
+        if (!st.leader || !st.lease_valid || server_range_get(s, ids[i], &sr) != RANGE_OK ||
+            server_barrier_wait(s, sr, &term, &hint) != RANGE_OK)
+            continue;
+        if (gc_idempotence_range(s, sr, term))
+            n_proposed++;
+        n_swept += gc_sweep_range(s, sr);
+    }
+    base_free(ids);
+    if (proposed != NULL)
+        *proposed = n_proposed;
+    if (swept != NULL)
+        *swept = n_swept;
+}
+
 /* The closer thread: a round every closed_period_ms until stopping. */
 static void *server_closer_main(void *arg)
 {
@@ -4157,6 +4481,12 @@ static void *server_closer_main(void *arg)
     while (!s->stopping) {
         pthread_mutex_unlock(&s->mu);
         (void)server_close_round(s);
+        /* and the GC round, every RANGE_IDEMPOTENCE_GC_PERIOD_MS */
+        if (base_monotonic_ns() - s->gc_last_ns >=
+            (int64_t)RANGE_IDEMPOTENCE_GC_PERIOD_MS * 1000000) {
+            s->gc_last_ns = base_monotonic_ns();
+            range__server_gc_round(s, NULL, NULL);
+        }
         pthread_mutex_lock(&s->mu);
         struct timespec deadline = deadline_after_ms(s->config.closed_period_ms);
         while (!s->stopping &&
@@ -4544,7 +4874,7 @@ static int32_t server_evaluate(range_server *s, const uint8_t *data, size_t len,
         break;
     }
     if (rc == RANGE_OK || rc == RANGE_ERR_CONFLICT || rc == RANGE_ERR_PUSHED ||
-        rc == RANGE_ERR_INTENT) /* evaluated here: load of this range */
+        rc == RANGE_ERR_INTENT || rc == RANGE_ERR_UNCERTAIN) /* evaluated here: load */
         load_note(s, sr, &e.req);
 answer:
     gate_leave(s, &e);
@@ -4565,7 +4895,7 @@ answer:
         e.resp.descriptor = e.desc;
     if (e.resp.has_other)
         e.resp.other = e.other;
-    if (rc == RANGE_ERR_CONFLICT) {
+    if (rc == RANGE_ERR_CONFLICT || rc == RANGE_ERR_UNCERTAIN) {
         e.resp.conflict_kind = (uint8_t)e.conflict.kind;
         e.resp.conflict_key = e.conflict.key.data;
         e.resp.conflict_key_len = e.conflict.key.len;
@@ -4706,7 +5036,9 @@ int range_server_new(const range_server_config *config, range_server **out)
             goto err_threads;
         s->n_threads++;
     }
-    /* the closer only publishes: without a transport nobody listens */
+    /* the closer only publishes: without a transport nobody listens; its
+    ** first GC round comes a period after the start */
+    s->gc_last_ns = base_monotonic_ns();
     if (s->config.transport != NULL && s->config.closed_lag_ms >= 0) {
         if (pthread_create(&s->closer, NULL, server_closer_main, s) != 0)
             goto err_threads;

@@ -20,6 +20,8 @@
 **                   merge_id (8) | n_merged (4) | n_merged x merge_id (8):
 **                   the range's merge state (replica.c,
 **                   "MERGES"; zero for older versions) |
+**   (version 4) idempotence GC threshold (ts: 'g', replica_int.h,
+**                   "idempotence GC"; zero for older versions) |
 **   crc (4): CRC32C of every byte before it.
 ** A new replica without the span's intents would forget prepared writes,
 ** including those of transactions whose record already says COMMITTED.
@@ -50,7 +52,8 @@
 #include "range/replica_int.h"
 
 #define SNAP_MAGIC "MRSN"
-#define SNAP_VERSION 3     /* 1: no raw section, 2: no merge state (still read) */
+#define SNAP_VERSION 4     /* 1: no raw section, 2: no merge state, 3: no GC
+                              threshold (all still read) */
 #define SNAP_MERGE_BYTES (8 + 8 + 8 + 8 + 4)
 #define SNAP_RAW_BYTES_MIN 8
 #define SNAP_HEADER (4 + 1 + 8 + 8 + 4)
@@ -299,7 +302,8 @@ cleanup:
 /* The version 3 section: the range's merge state. */
 static int encode_merge(const replica_merge_state *m, base_buf *out, size_t base_len)
 {
-    uint8_t buf[SNAP_MERGE_BYTES + REPLICA_FENCES_MAX * 8 + 4 + REPLICA_FENCES_MAX * 8];
+    uint8_t buf[SNAP_MERGE_BYTES + REPLICA_FENCES_MAX * 8 + 4 + REPLICA_FENCES_MAX * 8 +
+                HLC_ENCODED_SIZE];
     replica_merge_state zero;
     if (m == NULL) {
         memset(&zero, 0, sizeof(zero));
@@ -318,7 +322,9 @@ static int encode_merge(const replica_merge_state *m, base_buf *out, size_t base
     put_u32(buf + at, nm);
     for (uint32_t i = 0; i < nm; i++)
         replica__put_u64(buf + at + 4 + (size_t)i * 8, m->merged[i]);
-    return snap_append(out, base_len, buf, at + 4 + (size_t)nm * 8);
+    at += 4 + (size_t)nm * 8;
+    hlc_encode(m->idem_gc, buf + at); /* version 4 */
+    return snap_append(out, base_len, buf, at + HLC_ENCODED_SIZE);
 }
 
 int replica__snapshot_encode(storage_engine *e, const range_descriptor *desc, uint64_t index,
@@ -531,6 +537,14 @@ int replica__snapshot_decode(const uint8_t *data, size_t len, replica_snapshot_v
             goto fail;
         for (uint32_t i = 0; i < m->n_merged; i++, off += 8)
             m->merged[i] = replica__get_u64(data + off);
+    }
+    if (data[4] >= 4) {
+        if (len - off < HLC_ENCODED_SIZE)
+            goto fail;
+        out->merge.idem_gc = hlc_decode(data + off);
+        off += HLC_ENCODED_SIZE;
+        if (out->merge.idem_gc.wall_ns < 0 || out->merge.idem_gc.logical < 0)
+            goto fail;
     }
     if (off != len)
         goto fail; /* trailing bytes */

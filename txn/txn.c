@@ -69,6 +69,13 @@
 **     scan already returned) on (read_ts, new_ts]; every open scan then
 **     continues after its last row at new_ts (no row is read at two
 **     timestamps without the span between being validated);
+**   - UNCERTAINTY (docs/txn.md section 4): a txn that is not stale reads
+**     with the limit read_ts(begin) + max_offset, fixed for its life; a read
+**     answered RANGE_ERR_UNCERTAIN (another txn's committed version in
+**     (read_ts, limit]) refreshes to just above that version (the same
+**     refresh, without the read that met it) and reads again, at most
+**     TXN__UNCERTAINTY_RESTARTS_MAX times per read; so a non-stale txn
+**     records its reads even when read-only;
 **   - a lock-holding txn has one cluster-unique id and one anchor (its first
 **     locked key) for its whole life: locks, records, the 1PC commit's id
 **     and a two-phase commit all use them;
@@ -96,6 +103,7 @@
 
 #define TXN__NODE_OVERHEAD_BYTES 48
 #define TXN__KEY_FORMAT_CHARS_MAX 200
+#define TXN__UNCERTAINTY_RESTARTS_MAX 16 /* per txn; then 40001 */
 
 typedef struct txn__resolver txn__resolver; /* "two-phase commit" below */
 typedef struct txn__heart txn__heart;       /* "statement-time locks" below */
@@ -122,6 +130,7 @@ struct txn_db {
     atomic_uint_fast64_t distributed_commits, resolves, resolve_retries, resolves_abandoned;
     txn__heart *heart; /* owned; NULL when kv has no heartbeat (local store) */
     atomic_uint_fast64_t lock_calls, keys_locked, refreshes, refresh_failures;
+    atomic_uint_fast64_t uncertainty_restarts;
     atomic_uint_fast64_t heartbeats, heartbeat_aborts;
     atomic_uint_fast64_t stale_txns; /* txn_options.as_of */
 };
@@ -203,8 +212,12 @@ struct txn {
     uint32_t next_savepoint_id;
     txn__read *reads;
     size_t read_count, read_cap;
+    int uncertainty_restarts; /* <= TXN__UNCERTAINTY_RESTARTS_MAX */
     bool reads_overflowed; /* a read was not recorded: cannot commit writes */
     base_buf read_arena;
+    /* the clock uncertainty limit (HLC_ZERO: none: stale, or a key space
+    ** without uncertain reads); never moves with read_ts */
+    hlc_timestamp uncertainty_limit;
     txn_iter *iters; /* open iterators (doubly linked) */
     txn_commit_info *commit_info; /* borrowed, may be NULL: txn_commit_with_info's */
     /* statement-time locks */
@@ -242,6 +255,9 @@ struct txn_iter {
     size_t *batch_offs; /* per row: key off, key len, value off, value len (owned) */
     size_t batch_n, batch_cap, batch_next;
     size_t batch_rows; /* rows to read ahead next (doubles up to the max) */
+    /* inner was opened with the txn's uncertainty limit: its
+    ** RANGE_ERR_UNCERTAIN answer lands here (owned, range_conflict_free) */
+    range_conflict uncertain;
 };
 
 /* ---- errors ----------------------------------------------------------------- */
@@ -319,6 +335,7 @@ static int range_to_txn_rc(int rc) {
     case RANGE_ERR_INTENT: return TXN_ERR_RETRY;  /* blocked by another txn's intent */
     case RANGE_ERR_ABORTED: return TXN_ERR_RETRY; /* our record was aborted */
     case RANGE_ERR_MERGING: return TXN_ERR_RETRY; /* a merge outlasted the deadline */
+    case RANGE_ERR_UNCERTAIN: return TXN_ERR_RETRY; /* handled by the reads; never here */
     case RANGE_ERR_BUSY: return TXN_ERR_UNAVAILABLE;
     case RANGE_ERR_NOT_LEADER: return TXN_ERR_UNAVAILABLE;
     default: return TXN_ERR_IO;
@@ -652,7 +669,9 @@ static void span_free(txn__span *sp) {
 ** read-only txn records nothing (it is never validated). */
 static int record_read(txn *t, const uint8_t *start, size_t start_len, const uint8_t *end,
                        size_t end_len, bool point, txn_error *err) {
-    if (t->read_only || t->reads_overflowed) return TXN_OK;
+    /* a read-only txn records only for uncertainty refreshes */
+    if ((t->read_only && hlc_is_zero(t->uncertainty_limit)) || t->reads_overflowed)
+        return TXN_OK;
     if (point && t->read_count > 0) {
         /* a repeated point read of the same key adds nothing */
         const txn__read *r = &t->reads[t->read_count - 1];
@@ -687,6 +706,22 @@ static int record_read(txn *t, const uint8_t *start, size_t start_len, const uin
 
 /* ---- db --------------------------------------------------------------------- */
 
+/* The first single-range txn id of a db: the servers' idempotence record is
+** keyed by (txn_id, nonce), and a restarted node whose router nonces come
+** from a configured seed would repeat its pairs if ids restarted at 1 (a
+** new commit answered from an old record: acknowledged, never applied). So
+** the ids start at a point drawn from the db's random seed (getrandom, or
+** the monotonic clock and an address when it fails), not at 1; below 2^63,
+** so the ids that follow never wrap to 0. No clock is read here: opening a
+** db keeps its simulated schedule (tests/txn/test_txn_sim.c). */
+static uint64_t txn__first_id(uint64_t random) {
+    uint64_t z = random + 0x6A09E667F3BCC909ull; /* apart from db_random's stream */
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull; /* splitmix64 finaliser */
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (z >> 1) | 1;
+}
+
 int txn_db_open(const txn_db_options *opts, txn_db **out) {
     if (opts == NULL || (opts->engine == NULL && opts->kv == NULL) || opts->clock == NULL ||
         out == NULL)
@@ -695,7 +730,6 @@ int txn_db_open(const txn_db_options *opts, txn_db **out) {
     txn_db *db = base_calloc(1, sizeof(*db));
     if (db == NULL) return TXN_ERR_NOMEM;
     db->clock = opts->clock;
-    atomic_init(&db->next_txn_id, 1);
     db->require_clock_bound = opts->require_clock_bound;
     if (opts->kv != NULL) {
         db->kv = opts->kv;
@@ -712,6 +746,7 @@ int txn_db_open(const txn_db_options *opts, txn_db **out) {
     if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
         seed = (uint64_t)base_monotonic_ns() ^ (uint64_t)(uintptr_t)db;
     atomic_init(&db->prng, seed);
+    atomic_init(&db->next_txn_id, txn__first_id(seed));
     if (db->kv->ops->resolve != NULL) {
         int rc = resolver_start(db); /* two-phase commits resolve in the background */
         if (rc != TXN_OK) {
@@ -765,6 +800,7 @@ void txn_db_get_stats(txn_db *db, txn_db_stats *out) {
     out->refresh_failures = atomic_load(&db->refresh_failures);
     out->heartbeats = atomic_load(&db->heartbeats);
     out->heartbeat_aborts = atomic_load(&db->heartbeat_aborts);
+    out->uncertainty_restarts = atomic_load(&db->uncertainty_restarts);
     out->stale_txns = atomic_load(&db->stale_txns);
     out->stale_reads = rs.stale_reads;
     out->stale_reads_local = rs.stale_local;
@@ -801,6 +837,15 @@ int txn_begin(txn_db *db, const txn_options *opts, txn **out) {
     t->next_savepoint_id = 1;
     t->read_ts = as_of ? opts->as_of : hlc_now(db->clock);
     t->as_of = as_of;
+    if (!as_of && db->kv->ops->get_uncertain != NULL &&
+        db->kv->ops->iter_open_uncertain != NULL) {
+        /* a version up to max_offset above read_ts may have committed
+        ** before we began, on a node whose clock is ahead */
+        t->uncertainty_limit = hlc_add_ns(t->read_ts, hlc_max_offset_ns(db->clock));
+        if (t->uncertainty_limit.wall_ns >= HLC_WALL_LIMIT_NS)
+            t->uncertainty_limit = (hlc_timestamp){HLC_WALL_LIMIT_NS - 1, 0};
+        if (hlc_compare(t->uncertainty_limit, t->read_ts) <= 0) t->uncertainty_limit = HLC_ZERO;
+    }
     if (as_of) {
         /* a key space without followers reads locally anyway */
         t->stale = db->kv->ops->get_stale != NULL && db->kv->ops->iter_open_stale != NULL;
@@ -832,6 +877,70 @@ static void lockset_free(txn__lockset *ls);
 static void live_unregister(txn_db *db, txn__live *e, bool *have_record);
 static void live_pause(txn_db *db, txn__live *e, bool paused);
 static bool live_aborted(txn *t, txn_error *err);
+
+/* Reads of t carry its uncertainty limit while read_ts is below it. */
+static bool uncertain_now(const txn *t) {
+    return !t->stale && !hlc_is_zero(t->uncertainty_limit) &&
+           hlc_compare(t->read_ts, t->uncertainty_limit) < 0;
+}
+
+/* A read of t met another transaction's committed version (u: key, ts) in
+** its uncertainty window: it may have committed before t began, so t moves
+** above it through a refresh of everything read so far (the caller leaves
+** the read that met it out) and reads again. TXN_OK, or 40001 with t
+** aborted, or another error. */
+static int uncertainty_restart(txn *t, const range_conflict *u, txn_error *err) {
+    char key[TXN__KEY_FORMAT_CHARS_MAX], theirs[64], mine[64], limit[64];
+    format_key(u->key.data, u->key.len, key, sizeof(key));
+    hlc_format(u->conflict_ts, theirs, sizeof(theirs));
+    hlc_format(t->read_ts, mine, sizeof(mine));
+    hlc_format(t->uncertainty_limit, limit, sizeof(limit));
+    if (hlc_compare(u->conflict_ts, t->read_ts) <= 0 ||
+        hlc_compare(u->conflict_ts, t->uncertainty_limit) > 0) {
+        err_setf(err, "XX000", "uncertainty answer for key %s at %s outside the window (%s, %s]",
+                 key, theirs, mine, limit);
+        return TXN_ERR_IO; /* a peer's bug: nothing to move to */
+    }
+    char msg[sizeof(t->abort_error.message)];
+    const char *head = "restart transaction: uncertainty: key %s has a value at %s, within the "
+                       "clock uncertainty window of this transaction (read at %s, uncertain up "
+                       "to %s)";
+    int len = snprintf(msg, sizeof(msg), head, key, theirs, mine, limit);
+    size_t at = len < 0 ? 0 : (size_t)len < sizeof(msg) ? (size_t)len : sizeof(msg) - 1;
+    if (t->uncertainty_restarts >= TXN__UNCERTAINTY_RESTARTS_MAX) {
+        snprintf(msg + at, sizeof(msg) - at,
+                 ", after %d moves above such values (SQLSTATE 40001)",
+                 TXN__UNCERTAINTY_RESTARTS_MAX);
+        err_setf(err, "40001", "%s", msg);
+        mark_aborted(t, TXN_ERR_RETRY, "40001", msg);
+        return TXN_ERR_RETRY;
+    }
+    t->uncertainty_restarts++;
+    atomic_fetch_add(&t->db->uncertainty_restarts, 1);
+    txn_error why;
+    memset(&why, 0, sizeof(why));
+    int rc = refresh_to(t, hlc_next(u->conflict_ts), &why);
+    if (rc == TXN_OK) return TXN_OK;
+    if (rc != TXN_ERR_RETRY) {
+        if (err != NULL) *err = why;
+        return rc;
+    }
+    /* the refresh's own reason, after ours */
+    const char *prefix = "restart transaction: ";
+    const char *cause = why.message;
+    if (strncmp(cause, prefix, strlen(prefix)) == 0) cause += strlen(prefix);
+    const char *joint = ", and its reads cannot move above it: ";
+    base_strlcpy(msg + at, joint, sizeof(msg) - at);
+    at = strlen(msg);
+    base_strlcpy(msg + at, cause, sizeof(msg) - at);
+    err_setf(err, "40001", "%s", msg);
+    /* refresh_to aborted t with its message: ours explains more */
+    t->aborted = true;
+    t->abort_rc = TXN_ERR_RETRY;
+    base_strlcpy(t->abort_error.sqlstate, "40001", sizeof(t->abort_error.sqlstate));
+    base_strlcpy(t->abort_error.message, msg, sizeof(t->abort_error.message));
+    return TXN_ERR_RETRY;
+}
 
 static void detach_iters(txn *t) {
     while (t->iters != NULL) {
@@ -890,11 +999,36 @@ int txn_get(txn *t, const uint8_t *key, size_t key_len, base_buf *out, txn_error
         if (rc == TXN_OK && hlc_compare(newest, t->read_ts) > 0) rc = refresh_to(t, newest, err);
         if (rc != TXN_OK) return rc;
     }
+    size_t recorded = t->read_count; /* before this read */
     rc = record_read(t, key, key_len, NULL, 0, true, err);
     if (rc != TXN_OK) return rc;
     range_kv *kv = t->db->kv;
-    int range_rc = t->stale ? kv->ops->get_stale(kv, key, key_len, t->read_ts, out)
-                            : kv->ops->get(kv, key, key_len, t->read_ts, out);
+    int range_rc = RANGE_ERR_UNCERTAIN;
+    /* bounded: each pass moves read_ts up, at most TXN__UNCERTAINTY_RESTARTS_MAX */
+    while (range_rc == RANGE_ERR_UNCERTAIN) {
+        if (t->stale) {
+            range_rc = kv->ops->get_stale(kv, key, key_len, t->read_ts, out);
+        } else if (!uncertain_now(t)) {
+            range_rc = kv->ops->get(kv, key, key_len, t->read_ts, out);
+        } else {
+            range_conflict u;
+            memset(&u, 0, sizeof(u));
+            range_rc = kv->ops->get_uncertain(kv, key, key_len, t->read_ts,
+                                              t->uncertainty_limit, out, &u);
+            if (range_rc == RANGE_ERR_UNCERTAIN) {
+                /* this key was not read: the refresh leaves it out */
+                size_t now = t->read_count;
+                t->read_count = recorded;
+                rc = uncertainty_restart(t, &u, err);
+                t->read_count = now;
+            }
+            range_conflict_free(&u);
+            if (rc != TXN_OK) return rc;
+            continue;
+        }
+        /* a read without a limit is never uncertain (a peer's bug) */
+        if (range_rc == RANGE_ERR_UNCERTAIN) range_rc = RANGE_ERR_CORRUPT;
+    }
     if (range_rc == RANGE_OK) return TXN_OK;
     if (range_rc == RANGE_NOT_FOUND) return TXN_NOT_FOUND;
     rc = range_to_txn_rc(range_rc);
@@ -1108,8 +1242,12 @@ int txn_scan(txn *t, const uint8_t *start, size_t start_len, const uint8_t *end,
         it->ops = kv->ops;
         int range_rc = t->stale ? kv->ops->iter_open_stale(kv, start, start_len, end, end_len,
                                                            t->read_ts, reverse, &it->inner)
-                                : kv->ops->iter_open(kv, start, start_len, end, end_len,
-                                                     t->read_ts, reverse, &it->inner);
+                       : uncertain_now(t)
+                           ? kv->ops->iter_open_uncertain(kv, start, start_len, end, end_len,
+                                                          t->read_ts, t->uncertainty_limit,
+                                                          reverse, &it->uncertain, &it->inner)
+                           : kv->ops->iter_open(kv, start, start_len, end, end_len, t->read_ts,
+                                                reverse, &it->inner);
         if (range_rc != RANGE_OK) {
             base_buf_free(&it->start);
             base_buf_free(&it->end);
@@ -1277,6 +1415,7 @@ void txn_iter_close(txn_iter *it) {
         if (it->next) it->next->prev = it->prev;
     }
     if (it->inner != NULL) it->ops->iter_close(it->inner);
+    range_conflict_free(&it->uncertain);
     base_buf_free(&it->start);
     base_buf_free(&it->end);
     base_buf_free(&it->last);
@@ -2595,8 +2734,12 @@ static int iter_reopen(txn_iter *it, txn_error *err) {
     it->inner = NULL;
     it->batch_n = it->batch_next = 0;
     it->inner_eof = false;
-    int r = kv->ops->iter_open(kv, sl ? s : NULL, sl, el ? e : NULL, el, t->read_ts, it->reverse,
-                               &it->inner);
+    int r = uncertain_now(t)
+                ? kv->ops->iter_open_uncertain(kv, sl ? s : NULL, sl, el ? e : NULL, el,
+                                               t->read_ts, t->uncertainty_limit, it->reverse,
+                                               &it->uncertain, &it->inner)
+                : kv->ops->iter_open(kv, sl ? s : NULL, sl, el ? e : NULL, el, t->read_ts,
+                                     it->reverse, &it->inner);
     base_buf_free(&lo);
     if (r != RANGE_OK) {
         it->inner = NULL; /* still stale: the next call tries again */
@@ -2617,6 +2760,11 @@ static int batch_fill(txn_iter *it, txn_error *err) {
         const uint8_t *k, *v;
         size_t kl, vl;
         int n = it->ops->iter_next(it->inner, &k, &kl, &v, &vl);
+        if (n == RANGE_ERR_UNCERTAIN) {
+            /* the rows read ahead were not returned: read again above */
+            it->batch_n = it->batch_next = 0;
+            return uncertainty_restart(it->t, &it->uncertain, err);
+        }
         if (n < 0) return inner_failed(it, n, err);
         if (n == 0) {
             it->inner_eof = true;
@@ -2671,7 +2819,12 @@ static int iter_inner_next(txn_iter *it, txn_error *err) {
         }
         if (!it->locking) {
             int n = it->ops->iter_next(it->inner, &it->hk, &it->hklen, &it->hv, &it->hvlen);
-            return n < 0 ? inner_failed(it, n, err) : n;
+            if (n != RANGE_ERR_UNCERTAIN) return n < 0 ? inner_failed(it, n, err) : n;
+            /* moves read_ts (bounded) and makes every open scan stale:
+            ** this one reopens after its last row above the value */
+            int rc = uncertainty_restart(it->t, &it->uncertain, err);
+            if (rc != TXN_OK) return rc;
+            continue;
         }
         if (it->batch_next < it->batch_n) {
             const size_t *o = &it->batch_offs[4 * it->batch_next++];
@@ -2684,6 +2837,7 @@ static int iter_inner_next(txn_iter *it, txn_error *err) {
         if (it->inner_eof) return 0;
         if (refreshes >= TXN__REFRESHES_PER_BATCH_MAX) break;
         int rc = batch_fill(it, err);
+        if (rc == TXN_OK && it->stale) continue; /* an uncertainty restart: reopen */
         if (rc == TXN_OK && it->batch_n == 0) return 0;
         hlc_timestamp newest = HLC_ZERO;
         if (rc == TXN_OK) rc = batch_lock(it, &newest, err);
@@ -2925,6 +3079,308 @@ static int admin_failed(range_kv *kv, int r, const char *what, txn_error *err) {
     return rc;
 }
 
+/* ---- the atomic split (docs/decisions/010-atomic-meta.md) ----------------------
+** The split is the commit trigger of a transaction T whose record lives in
+** the left-hand side: T prepares meta(L') and meta(R') as intents in meta
+** (two-phase commit's PREPARE, the record created PENDING at its anchor),
+** the split entry carries T and, applied, sets the record COMMITTED in the
+** split's own batch (refused: ABORTED). END_TXN(ABORTED) then tells which
+** (it answers COMMITTED when the split won), the intents are resolved that
+** way and the record collected. A coordinator that dies anywhere leaves a
+** record that pushers settle as for any transaction (PENDING expires and is
+** aborted, which also refuses a split still in flight): meta holds exactly
+** the splits that happened. */
+
+#define TXN__SPLIT_ATOMIC_ATTEMPTS_MAX 4 /* describe + prepare + split, on a race */
+#define TXN__SPLIT_PRIORITY INT64_MAX   /* no lock request out-prioritizes it */
+
+/* The record's anchor: a key of the left-hand side [d->start, key) (the
+** range's start; 0x00 for the first range). false when there is none. */
+static bool split_anchor(const range_descriptor *d, const uint8_t *key, size_t key_len,
+                         const uint8_t **anchor, size_t *anchor_len) {
+    static const uint8_t lowest[1] = {0};
+    *anchor = d->start_len > 0 ? d->start_key : lowest;
+    *anchor_len = d->start_len > 0 ? d->start_len : 1;
+    return key_cmp(*anchor, *anchor_len, key, key_len) < 0;
+}
+
+/* L' and R' of splitting d at key into id (owner: caller, both freed). */
+static int split_shapes(const range_descriptor *d, const uint8_t *key, size_t key_len,
+                        uint64_t id, range_descriptor *l, range_descriptor *r) {
+    memset(l, 0, sizeof(*l));
+    memset(r, 0, sizeof(*r));
+    uint8_t *lend = base_malloc(key_len);  /* owner: l */
+    uint8_t *rstart = base_malloc(key_len); /* owner: r */
+    int rc = lend != NULL && rstart != NULL ? RANGE_OK : RANGE_ERR_NOMEM;
+    if (rc == RANGE_OK) rc = range_descriptor_copy(l, d);
+    if (rc == RANGE_OK) rc = range_descriptor_copy(r, d);
+    if (rc != RANGE_OK) {
+        base_free(lend);
+        base_free(rstart);
+        range_descriptor_free(l);
+        range_descriptor_free(r);
+        return TXN_ERR_NOMEM;
+    }
+    memcpy(lend, key, key_len);
+    memcpy(rstart, key, key_len);
+    base_free(l->end_key);
+    l->end_key = lend;
+    l->end_len = key_len;
+    base_free(r->start_key);
+    r->start_key = rstart;
+    r->start_len = key_len;
+    l->generation = r->generation = d->generation + 1;
+    r->range_id = id;
+    return TXN_OK;
+}
+
+/* The meta writes of L' and R' into req (sorted by key; bytes in *bytes,
+** offsets fixed up after the last append). */
+static int split_meta_writes(const range_descriptor *l, const range_descriptor *r,
+                             base_buf *bytes, range_write w[2]) {
+    const range_descriptor *d[2] = {l, r};
+    size_t off[2][2], len[2][2];
+    base_buf tmp = {0}; /* owner: this function */
+    int rc = TXN_OK;
+    for (int i = 0; i < 2 && rc == TXN_OK; i++) {
+        off[i][0] = bytes->len;
+        rc = range_meta_key(d[i], &tmp) == RANGE_OK &&
+                     base_buf_append(bytes, tmp.data, tmp.len) == 0
+                 ? TXN_OK
+                 : TXN_ERR_NOMEM;
+        len[i][0] = tmp.len;
+        off[i][1] = bytes->len;
+        base_buf_reset(&tmp);
+        if (rc == TXN_OK && range_descriptor_encode(d[i], &tmp) != RANGE_OK) rc = TXN_ERR_NOMEM;
+        if (rc == TXN_OK && base_buf_append(bytes, tmp.data, tmp.len) != 0) rc = TXN_ERR_NOMEM;
+        len[i][1] = tmp.len;
+        base_buf_reset(&tmp);
+    }
+    base_buf_free(&tmp);
+    if (rc != TXN_OK) return rc;
+    for (int i = 0; i < 2; i++) {
+        memset(&w[i], 0, sizeof(w[i]));
+        w[i].key = bytes->data + off[i][0];
+        w[i].key_len = len[i][0];
+        w[i].value = bytes->data + off[i][1];
+        w[i].value_len = len[i][1];
+    }
+    if (key_cmp(w[0].key, w[0].key_len, w[1].key, w[1].key_len) > 0) {
+        range_write t = w[0];
+        w[0] = w[1];
+        w[1] = t;
+    }
+    return TXN_OK;
+}
+
+/* Resolve the split transaction's intents with its outcome now (meta is
+** current when the split call returns), else later; then its record goes. */
+static void split_resolve(txn_db *db, const range_txn_meta *meta, int status,
+                          hlc_timestamp ts, range_prepare_result *where) {
+    txn__resolution res;
+    memset(&res, 0, sizeof(res));
+    res.txn_id = meta->txn_id;
+    res.status = status;
+    res.commit_ts = ts;
+    res.where = *where;
+    memset(where, 0, sizeof(*where));
+    res.gc_record = base_buf_append(&res.anchor, meta->anchor, meta->anchor_len) == 0;
+    res.attempts = 1;
+    if (resolve_once(db, &res)) {
+        resolution_free(&res);
+        return;
+    }
+    res.not_before_ns = base_monotonic_ns() + resolve_backoff_ms(1) * 1000000;
+    resolve_later_res(db, &res);
+}
+
+/* PREPARE of a split's or merge's meta transaction (what: "split" or
+** "merge"; meta->anchor set by the caller): meta gets its id, nonce,
+** priority and read_ts, then its two intents w with the record PENDING at
+** the anchor. true when prepared (*prepared then resolved by the caller);
+** false when not: *rc TXN_OK with *raced (a conflict in meta or a pusher:
+** a fresh attempt may do) or the error with err set, its intents aborted. */
+static bool meta_txn_prepare(txn_db *db, const char *what, range_write w[2],
+                             range_txn_meta *meta, range_prepare_result *prepared, bool *raced,
+                             int *rc, txn_error *err) {
+    range_kv *kv = db->kv;
+    range_conflict conflict; /* owner: this function */
+    memset(&conflict, 0, sizeof(conflict));
+    meta->txn_id = db_random_nonzero(db);
+    meta->nonce = db_random_nonzero(db);
+    meta->priority = TXN__SPLIT_PRIORITY;
+    meta->read_ts = hlc_now(db->clock);
+    range_commit_request req;
+    memset(&req, 0, sizeof(req));
+    req.txn_id = meta->txn_id;
+    req.read_ts = meta->read_ts;
+    req.writes = w;
+    req.write_count = 2;
+    int kr = kv->ops->prepare(kv, meta, &req, prepared, &conflict);
+    range_conflict_free(&conflict);
+    if (kr == RANGE_OK) return true;
+    *raced = kr == RANGE_ERR_CONFLICT || kr == RANGE_ERR_ABORTED || kr == RANGE_ERR_PUSHED ||
+             kr == RANGE_ERR_INTENT;
+    if (*raced) {
+        *rc = TXN_OK;
+    } else {
+        char why[256];
+        kv_detail(kv, why, sizeof(why));
+        *rc = range_to_txn_rc(kr);
+        err_setf(err, rc_sqlstate(*rc), "the %s's meta transaction could not prepare: %s", what,
+                 why);
+    }
+    hlc_timestamp ignored;
+    bool settled;
+    /* nothing can commit it (no split or merge carried it): ABORTED, intents go */
+    if (!abort_distributed(db, meta, HLC_ZERO, &ignored, &settled))
+        split_resolve(db, meta, RANGE_TXN_ABORTED, HLC_ZERO, prepared);
+    return false;
+}
+
+/* After the split's or merge's admin call (what as above; detail its
+** error, "" when none): the record says what happened, and END_TXN(ABORTED)
+** also fences an admin call still in flight. TXN_OK with *committed, the
+** intents resolved with that outcome; else TXN_ERR_AMBIGUOUS with err set
+** (neither for sure: the record decides, readers of meta push it). */
+static int meta_txn_settle(txn_db *db, const char *what, const range_txn_meta *meta,
+                           range_prepare_result *prepared, const char *detail, bool *committed,
+                           txn_error *err) {
+    hlc_timestamp ts = HLC_ZERO;
+    bool settled = false;
+    *committed = abort_distributed(db, meta, prepared->commit_ts, &ts, &settled);
+    if (*committed) {
+        split_resolve(db, meta, RANGE_TXN_COMMITTED, ts, prepared);
+        return TXN_OK;
+    }
+    if (!settled) {
+        err_setf(err, "40003",
+                 "the %s's outcome is unknown: it may or may not have applied (%s "
+                 "transaction %016llx: %s)",
+                 what, what, (unsigned long long)meta->txn_id,
+                 detail[0] != '\0' ? detail : "no detail");
+        return TXN_ERR_AMBIGUOUS;
+    }
+    split_resolve(db, meta, RANGE_TXN_ABORTED, HLC_ZERO, prepared);
+    return TXN_OK;
+}
+
+/* One attempt of the atomic split of d's range at key into id. TXN_OK with
+** *outcome COMMITTED (the split applied: *left, *right set) or ABORTED (it
+** did not: *raced when the range moved or a pusher aborted it, so a fresh
+** attempt may succeed; *boundary when the key became a boundary), or an
+** error with err set (the split's fate then rests with the record). */
+static int split_atomic_once(txn_db *db, const range_descriptor *d, const uint8_t *key,
+                             size_t key_len, uint64_t id, int *outcome, bool *raced,
+                             bool *boundary, range_descriptor *left, range_descriptor *right,
+                             txn_error *err) {
+    range_kv *kv = db->kv;
+    range_descriptor l, r;
+    base_buf bytes = {0};         /* owner: this function */
+    range_prepare_result prepared; /* owner: this function until resolved */
+    memset(&prepared, 0, sizeof(prepared));
+    range_write w[2];
+    range_txn_meta meta;
+    memset(&meta, 0, sizeof(meta));
+    *outcome = RANGE_TXN_ABORTED;
+    *raced = *boundary = false;
+    if (!split_anchor(d, key, key_len, &meta.anchor, &meta.anchor_len))
+        return fail(err, TXN_ERR_INVALID);
+    int rc = split_shapes(d, key, key_len, id, &l, &r);
+    if (rc != TXN_OK) return fail(err, rc);
+    rc = split_meta_writes(&l, &r, &bytes, w);
+    if (rc != TXN_OK) {
+        fail(err, rc);
+        goto done;
+    }
+    /* PREPARE: meta's intents, the record PENDING at the anchor */
+    if (!meta_txn_prepare(db, "split", w, &meta, &prepared, raced, &rc, err)) goto done;
+    /* the split, with the record heartbeat while it waits for its gate */
+    range_split_txn stx = {meta.txn_id, meta.anchor, meta.anchor_len, prepared.commit_ts,
+                           d->generation};
+    txn__live *live = live_register(db, &meta);
+    int sr = kv->ops->admin_split_txn(kv, key, key_len, id, &stx, left, right);
+    char detail[256] = "";
+    if (sr != RANGE_OK) kv_detail(kv, detail, sizeof(detail));
+    if (live != NULL) live_unregister(db, live, NULL);
+    /* the record says what happened; END_TXN(ABORTED) also fences a split
+    ** still in flight (a lost answer): it can no longer apply */
+    bool committed = false;
+    rc = meta_txn_settle(db, "split", &meta, &prepared, detail, &committed, err);
+    if (rc != TXN_OK) goto done;
+    if (committed) {
+        *outcome = RANGE_TXN_COMMITTED;
+        if (sr != RANGE_OK) {
+            /* applied, but the answer was lost: the shapes it applied */
+            range_descriptor_free(left);
+            range_descriptor_free(right);
+            *left = l;
+            *right = r;
+            memset(&l, 0, sizeof(l));
+            memset(&r, 0, sizeof(r));
+        }
+        goto done;
+    }
+    if (sr == RANGE_OK) {
+        *boundary = true; /* a no-op answer: the key is a boundary now */
+        rc = TXN_OK;
+    } else if (sr == RANGE_ERR_ABORTED) {
+        *raced = true;
+        rc = TXN_OK;
+    } else {
+        /* the record is ABORTED: whatever the answer, the split did not
+        ** happen and never will (not ambiguous) */
+        int trc = sr == RANGE_ERR_AMBIGUOUS ? TXN_ERR_UNAVAILABLE : range_to_txn_rc(sr);
+        err_setf(err, rc_sqlstate(trc), "the range could not be split: %s", detail);
+        rc = trc;
+    }
+    range_descriptor_free(left);
+    range_descriptor_free(right);
+done:
+    range_prepare_result_free(&prepared);
+    range_descriptor_free(&l);
+    range_descriptor_free(&r);
+    base_buf_free(&bytes);
+    return rc;
+}
+
+/* The atomic split (above), again while it races (bounded). TXN_OK with
+** *done (left and right set) or !*done (the key is a boundary already: the
+** plain path answers it); else the error. */
+static int split_atomic(txn_db *db, const uint8_t *key, size_t key_len, uint64_t id,
+                        bool *done, range_descriptor *left, range_descriptor *right,
+                        txn_error *err) {
+    range_kv *kv = db->kv;
+    *done = false;
+    for (int attempt = 0; attempt < TXN__SPLIT_ATOMIC_ATTEMPTS_MAX; attempt++) {
+        range_descriptor d;
+        int kr = kv->ops->describe(kv, key, key_len, &d);
+        if (kr != RANGE_OK) return admin_failed(kv, kr, "the range could not be split", err);
+        bool at_start = key_cmp(key, key_len, d.start_key, d.start_len) == 0;
+        bool inside = range_descriptor_contains(&d, key, key_len);
+        int outcome = RANGE_TXN_ABORTED;
+        bool raced = !inside, boundary = at_start;
+        int rc = TXN_OK;
+        if (!at_start && inside)
+            rc = split_atomic_once(db, &d, key, key_len, id, &outcome, &raced, &boundary,
+                                   left, right, err);
+        range_descriptor_free(&d);
+        if (rc != TXN_OK && rc != TXN_ERR_RETRY) return rc;
+        if (rc == TXN_OK && outcome == RANGE_TXN_COMMITTED) {
+            *done = true;
+            return TXN_OK;
+        }
+        if (boundary) return TXN_OK;
+        if (err != NULL) memset(err, 0, sizeof(*err));
+        BASE_DEBUG("txn", "split at r%llu: attempt %d raced (the range changed, or its "
+                   "transaction was pushed); again", (unsigned long long)id, attempt + 1);
+    }
+    err_setf(err, "40001",
+             "restart transaction: the split raced with other changes of the range %d times "
+             "(SQLSTATE 40001)", TXN__SPLIT_ATOMIC_ATTEMPTS_MAX);
+    return TXN_ERR_RETRY;
+}
+
 int txn_db_split_at(txn_db *db, const uint8_t *key, size_t key_len, txn_split_result *out,
                     txn_error *err) {
     range_descriptor left, right;
@@ -2937,6 +3393,21 @@ int txn_db_split_at(txn_db *db, const uint8_t *key, size_t key_len, txn_split_re
     uint64_t id = 0;
     rc = split_allocate_id(db, &id, err);
     if (rc != TXN_OK) return rc;
+    if (kv->ops->describe != NULL && kv->ops->admin_split_txn != NULL &&
+        kv->ops->prepare != NULL && kv->ops->end_txn != NULL && kv->ops->resolve != NULL) {
+        bool done = false;
+        rc = split_atomic(db, key, key_len, id, &done, &left, &right, err);
+        if (rc != TXN_OK) return rc;
+        if (done) {
+            out->left_range_id = left.range_id;
+            out->right_range_id = right.range_id;
+            out->created = right.range_id == id;
+            range_descriptor_free(&left);
+            range_descriptor_free(&right);
+            return TXN_OK;
+        }
+        /* a boundary already: the plain path answers it (and refreshes meta) */
+    }
     int r = kv->ops->admin_split(kv, key, key_len, id, &left, &right);
     if (r != RANGE_OK) return admin_failed(kv, r, "the range could not be split", err);
     out->left_range_id = left.range_id;
@@ -2986,6 +3457,222 @@ static int merge_meta_update(txn *t, const range_descriptor *left, const range_d
     return split_meta_put(t, left, key, val, err);
 }
 
+/* ---- the atomic merge (docs/decisions/010-atomic-meta.md) ----------------------
+** As the atomic split: the MERGE entry in L's log is the commit trigger of
+** T, whose record lives in L (at L's start) and whose intents in meta
+** delete L's old entry (its end key was R's start) and put the merged
+** descriptor M (its key is R's entry's: overwritten). MERGE applies only
+** while the record is PENDING and writes it COMMITTED in its batch; a
+** refused MERGE writes it ABORTED, and an abandoned merge (FENCE, UNFREEZE)
+** leaves it to the END_TXN(ABORTED) below (or a pusher): meta holds exactly
+** the merges that happened. */
+
+/* M = [l.start, r.end) at max(l.gen, r.gen) + 1 with l's id and replicas,
+** as L's replicas compute it at apply (owner: caller, freed). */
+static int merge_shape(const range_descriptor *l, const range_descriptor *r,
+                       range_descriptor *m) {
+    memset(m, 0, sizeof(*m));
+    uint8_t *end = r->end_len > 0 ? base_malloc(r->end_len) : NULL; /* owner: m */
+    if ((r->end_len > 0 && end == NULL) || range_descriptor_copy(m, l) != RANGE_OK) {
+        base_free(end);
+        range_descriptor_free(m);
+        return TXN_ERR_NOMEM;
+    }
+    if (end != NULL) memcpy(end, r->end_key, r->end_len);
+    base_free(m->end_key);
+    m->end_key = end;
+    m->end_len = r->end_len;
+    m->generation = (l->generation > r->generation ? l->generation : r->generation) + 1;
+    return TXN_OK;
+}
+
+/* The meta writes of a merge into w (sorted by key; bytes in *bytes): a
+** tombstone at L's old entry, M at its own (R's). */
+static int merge_meta_writes(const range_descriptor *l, const range_descriptor *m,
+                             base_buf *bytes, range_write w[2]) {
+    base_buf tmp = {0}; /* owner: this function */
+    size_t off_l = bytes->len, len_l = 0, off_m = 0, len_m = 0, off_v = 0, len_v = 0;
+    int rc = range_meta_key(l, &tmp) == RANGE_OK &&
+                     base_buf_append(bytes, tmp.data, tmp.len) == 0
+                 ? TXN_OK
+                 : TXN_ERR_NOMEM;
+    len_l = tmp.len;
+    off_m = bytes->len;
+    if (rc == TXN_OK && (range_meta_key(m, &tmp) != RANGE_OK ||
+                         base_buf_append(bytes, tmp.data, tmp.len) != 0))
+        rc = TXN_ERR_NOMEM;
+    len_m = tmp.len;
+    off_v = bytes->len;
+    base_buf_reset(&tmp);
+    if (rc == TXN_OK && (range_descriptor_encode(m, &tmp) != RANGE_OK ||
+                         base_buf_append(bytes, tmp.data, tmp.len) != 0))
+        rc = TXN_ERR_NOMEM;
+    len_v = tmp.len;
+    base_buf_free(&tmp);
+    if (rc != TXN_OK) return rc;
+    memset(w, 0, 2 * sizeof(w[0]));
+    w[0].key = bytes->data + off_l;
+    w[0].key_len = len_l;
+    w[0].tombstone = true;
+    w[1].key = bytes->data + off_m;
+    w[1].key_len = len_m;
+    w[1].value = bytes->data + off_v;
+    w[1].value_len = len_v;
+    if (key_cmp(w[0].key, w[0].key_len, w[1].key, w[1].key_len) > 0) {
+        range_write t = w[0];
+        w[0] = w[1];
+        w[1] = t;
+    }
+    return TXN_OK;
+}
+
+/* One attempt of the atomic merge of r (starting at key) into l. TXN_OK
+** with *outcome COMMITTED (the merge applied: *left = M, *right = R's last
+** descriptor) or ABORTED (it did not: *raced when a range moved or a
+** pusher aborted it, so a fresh attempt may succeed; *gone when key is no
+** boundary any more), or an error with err set. */
+static int merge_atomic_once(txn_db *db, const range_descriptor *l, const range_descriptor *r,
+                             const uint8_t *key, size_t key_len, int *outcome, bool *raced,
+                             bool *gone, range_descriptor *left, range_descriptor *right,
+                             txn_error *err) {
+    range_kv *kv = db->kv;
+    range_descriptor m;
+    base_buf bytes = {0};          /* owner: this function */
+    range_prepare_result prepared; /* owner: this function until resolved */
+    memset(&prepared, 0, sizeof(prepared));
+    range_write w[2];
+    range_txn_meta meta;
+    memset(&meta, 0, sizeof(meta));
+    *outcome = RANGE_TXN_ABORTED;
+    *raced = *gone = false;
+    if (!split_anchor(l, key, key_len, &meta.anchor, &meta.anchor_len))
+        return fail(err, TXN_ERR_INVALID);
+    int rc = merge_shape(l, r, &m);
+    if (rc != TXN_OK) return fail(err, rc);
+    rc = merge_meta_writes(l, &m, &bytes, w);
+    if (rc != TXN_OK) {
+        fail(err, rc);
+        goto done;
+    }
+    /* PREPARE: meta's intents, the record PENDING at the anchor (in L) */
+    if (!meta_txn_prepare(db, "merge", w, &meta, &prepared, raced, &rc, err)) goto done;
+    /* the merge, with the record heartbeat while it runs */
+    range_merge_txn mtx = {meta.txn_id,    meta.anchor,   meta.anchor_len,
+                           prepared.commit_ts, l->generation, r->generation};
+    txn__live *live = live_register(db, &meta);
+    int mr = kv->ops->admin_merge_txn(kv, key, key_len, &mtx, left, right);
+    char detail[256] = "";
+    if (mr != RANGE_OK) kv_detail(kv, detail, sizeof(detail));
+    if (live != NULL) live_unregister(db, live, NULL);
+    /* the record says what happened; END_TXN(ABORTED) also fences a MERGE
+    ** still in flight (its apply then finds the record ABORTED) */
+    bool committed = false;
+    rc = meta_txn_settle(db, "merge", &meta, &prepared, detail, &committed, err);
+    if (rc != TXN_OK) {
+        range_descriptor_free(left);
+        range_descriptor_free(right);
+        goto done;
+    }
+    if (committed) {
+        *outcome = RANGE_TXN_COMMITTED;
+        if (mr != RANGE_OK) {
+            /* applied, but the answer was lost: the shapes it applied */
+            range_descriptor_free(left);
+            range_descriptor_free(right);
+            *left = m;
+            memset(&m, 0, sizeof(m));
+            if (range_descriptor_copy(right, r) != RANGE_OK) memset(right, 0, sizeof(*right));
+        }
+        goto done;
+    }
+    if (mr == RANGE_OK || mr == RANGE_ERR_ABORTED) {
+        /* refused (a range moved, a pusher), or merged by another: again */
+        *raced = true;
+        rc = TXN_OK;
+    } else if (mr == RANGE_NOT_FOUND) {
+        *gone = true;
+        rc = TXN_OK;
+    } else {
+        /* the record is ABORTED: the merge did not happen and never will */
+        int trc = mr == RANGE_ERR_AMBIGUOUS ? TXN_ERR_UNAVAILABLE : range_to_txn_rc(mr);
+        err_setf(err, rc_sqlstate(trc), "the ranges could not be merged: %s", detail);
+        rc = trc;
+    }
+    range_descriptor_free(left);
+    range_descriptor_free(right);
+done:
+    range_prepare_result_free(&prepared);
+    range_descriptor_free(&m);
+    base_buf_free(&bytes);
+    return rc;
+}
+
+#define TXN__MERGE_DESCRIBES_MAX 4 /* looks at the two ranges per attempt */
+
+/* Same voter sets (a merge needs them co-located). */
+static bool merge_same_voters(const range_descriptor *a, const range_descriptor *b) {
+    if (a->n_replicas != b->n_replicas) return false;
+    for (size_t i = 0; i < a->n_replicas; i++) {
+        bool found = false;
+        for (size_t k = 0; k < b->n_replicas && !found; k++)
+            found = a->replicas[i] == b->replicas[k];
+        if (!found) return false;
+    }
+    return true;
+}
+
+/* The atomic merge (above), again while it races (bounded). TXN_OK with
+** *done (left and right set), or !*done with *gone (key is no boundary:
+** nothing to merge) or not (the plain path answers it: a shape it refuses
+** with its own error); else the error. */
+static int merge_atomic(txn_db *db, const uint8_t *key, size_t key_len, bool *done, bool *gone,
+                        range_descriptor *left, range_descriptor *right, txn_error *err) {
+    range_kv *kv = db->kv;
+    *done = *gone = false;
+    for (int attempt = 0; attempt < TXN__SPLIT_ATOMIC_ATTEMPTS_MAX; attempt++) {
+        range_descriptor l, r;
+        memset(&l, 0, sizeof(l));
+        memset(&r, 0, sizeof(r));
+        bool boundary = false;
+        /* a replica answers its own view: a stale cache may ask one that
+        ** no longer holds the key (its answer is installed: look again) */
+        for (int look = 0; look < TXN__MERGE_DESCRIBES_MAX && !boundary; look++) {
+            range_descriptor_free(&l);
+            range_descriptor_free(&r);
+            int kr = kv->ops->describe(kv, key, key_len, &r);
+            if (kr == RANGE_OK) kr = kv->ops->describe_below(kv, key, key_len, &l);
+            if (kr != RANGE_OK) {
+                range_descriptor_free(&l);
+                range_descriptor_free(&r);
+                return admin_failed(kv, kr, "the ranges could not be merged", err);
+            }
+            boundary = key_cmp(r.start_key, r.start_len, key, key_len) == 0 && l.end_len > 0 &&
+                       key_cmp(l.end_key, l.end_len, key, key_len) == 0;
+        }
+        int outcome = RANGE_TXN_ABORTED;
+        bool raced = false, plain = !boundary || !merge_same_voters(&l, &r);
+        int rc = TXN_OK;
+        if (!plain)
+            rc = merge_atomic_once(db, &l, &r, key, key_len, &outcome, &raced, gone, left, right,
+                                   err);
+        range_descriptor_free(&l);
+        range_descriptor_free(&r);
+        if (rc != TXN_OK) return rc;
+        if (outcome == RANGE_TXN_COMMITTED) {
+            *done = true;
+            return TXN_OK;
+        }
+        if (plain || *gone) return TXN_OK;
+        if (err != NULL) memset(err, 0, sizeof(*err));
+        BASE_DEBUG("txn", "merge at a boundary: attempt %d raced (a range changed, or its "
+                   "transaction was pushed); again", attempt + 1);
+    }
+    err_setf(err, "40001",
+             "restart transaction: the merge raced with other changes of the ranges %d times "
+             "(SQLSTATE 40001)", TXN__SPLIT_ATOMIC_ATTEMPTS_MAX);
+    return TXN_ERR_RETRY;
+}
+
 int txn_db_merge_at(txn_db *db, const uint8_t *key, size_t key_len, txn_merge_result *out,
                     txn_error *err) {
     range_descriptor left, right;
@@ -2995,6 +3682,24 @@ int txn_db_merge_at(txn_db *db, const uint8_t *key, size_t key_len, txn_merge_re
     range_kv *kv = db->kv;
     int rc = admin_check(kv->ops->admin_merge != NULL, "merging", key, key_len, err);
     if (rc != TXN_OK) return rc;
+    if (kv->ops->describe != NULL && kv->ops->describe_below != NULL &&
+        kv->ops->admin_merge_txn != NULL && kv->ops->prepare != NULL &&
+        kv->ops->end_txn != NULL && kv->ops->resolve != NULL) {
+        bool done = false, gone = false;
+        rc = merge_atomic(db, key, key_len, &done, &gone, &left, &right, err);
+        if (rc != TXN_OK) return rc;
+        if (gone) return TXN_OK; /* not a boundary: nothing to merge */
+        if (done) {
+            out->left_range_id = left.range_id;
+            out->right_range_id = right.range_id;
+            out->merged = true;
+            range_descriptor_free(&left);
+            range_descriptor_free(&right);
+            return TXN_OK;
+        }
+        /* not a boundary or not co-located as described: the plain path
+        ** answers it (its own looks and errors; meta after it as before) */
+    }
     int r = kv->ops->admin_merge(kv, key, key_len, &left, &right);
     if (r == RANGE_NOT_FOUND) return TXN_OK; /* not a boundary: nothing to merge */
     if (r != RANGE_OK) return admin_failed(kv, r, "the ranges could not be merged", err);

@@ -255,6 +255,9 @@ typedef struct txn_db_stats {
     uint64_t refresh_failures;  /* refreshes that found a change: 40001 */
     uint64_t heartbeats;        /* record heartbeats sent */
     uint64_t heartbeat_aborts;  /* heartbeats that found the record ABORTED */
+    uint64_t uncertainty_restarts; /* reads that met a version in their clock
+                                      uncertainty window and moved above it
+                                      (docs/txn.md section 4) */
     /* stale reads (AS OF SYSTEM TIME, docs/txn.md section 8) */
     uint64_t stale_txns;            /* transactions begun with as_of */
     uint64_t stale_reads;           /* their GETs and scan pages sent (cluster) */
@@ -289,13 +292,16 @@ typedef struct txn_split_result {
 } txn_split_result;
 
 /* Make key the start of a range: allocate the new range's id from the
-** replicated counter (a transaction on the system key counter/range-id), ask
-** the leaseholder of the range holding key to split it there (range_kv
-** admin_split), then record both descriptors in meta (a second transaction;
-** a failure there is logged, not returned: routing does not depend on meta
-** being current, and server/ repairs stale entries). Not transactional and
-** not undone. A key that is a boundary already: TXN_OK, created false.
-** TXN_ERR_UNSUPPORTED (0A000) without ranges; TXN_ERR_UNAVAILABLE,
+** replicated counter (a transaction on the system key counter/range-id),
+** then split the range holding key there as the commit trigger of a
+** transaction that writes both new descriptors into meta
+** (docs/decisions/010-atomic-meta.md): meta changes exactly when the
+** split applies. A key space without range_kv describe/admin_split_txn,
+** or a key that is a boundary already, takes the plain path: admin_split,
+** then meta in a best-effort transaction (server/ repairs stale entries).
+** Not undone. A key that is a boundary already: TXN_OK, created false.
+** TXN_ERR_UNSUPPORTED (0A000) without ranges; TXN_ERR_RETRY (40001: the
+** range kept changing under the split), TXN_ERR_UNAVAILABLE,
 ** TXN_ERR_AMBIGUOUS (the split may or may not have happened: retrying is
 ** safe), TXN_ERR_INVALID, TXN_ERR_NOMEM, with err set. */
 int txn_db_split_at(txn_db *db, const uint8_t *key, size_t key_len, txn_split_result *out,
@@ -310,8 +316,10 @@ typedef struct txn_merge_result {
 /* Merge the range starting at key into the one ending there (range_kv
 ** admin_merge: freeze the right-hand range, wait until every replica of it
 ** applied the freeze, have the left-hand range subsume it; docs/range.md,
-** "Merges"), then record the new left descriptor in meta and drop the old
-** entry (best effort, as for splits). A key that is not a range boundary:
+** "Merges") as the commit trigger of a transaction writing meta (the new
+** left's entry, the old one deleted: docs/decisions/010-atomic-meta.md), so
+** meta is current when it returns; TXN_ERR_RETRY (40001) when it raced
+** with other changes of the ranges 4 times. A key that is not a range boundary:
 ** TXN_OK, merged false. Both ranges must have the same voters and no
 ** learners, else TXN_ERR_INVALID ("replicas not co-located"). Not undone;
 ** a failed merge leaves both ranges serving. TXN_ERR_UNSUPPORTED (0A000)

@@ -134,7 +134,7 @@ static void test_intent_garbage(void **state)
     base_buf enc = {0};
     assert_int_equal(range__intent_encode(&in, &enc), RANGE_OK);
     uint8_t rec_bytes[RANGE__RECORD_SIZE];
-    range__record rec = {RANGE_TXN_PENDING, 99, -3, HLC_ZERO, {5, 5}};
+    range__record rec = {RANGE_TXN_PENDING, 99, -3, HLC_ZERO, {5, 5}, 0};
     assert_int_equal(range__record_encode(&rec, rec_bytes), RANGE_OK);
     size_t accepted = 0;
     for (int round = 0; round < 20000; round++) {
@@ -152,7 +152,10 @@ static void test_intent_garbage(void **state)
             if (rc == RANGE_OK) {
                 uint8_t again[RANGE__RECORD_SIZE];
                 CHECK(range__record_encode(&d, again) == RANGE_OK);
-                CHECK(memcmp(again, c, RANGE__RECORD_SIZE) == 0);
+                /* a version 1 record (shorter) comes back as version 2 */
+                CHECK(len == RANGE__RECORD_SIZE ? memcmp(again, c, len) == 0
+                                                : c[0] == 1 && len == RANGE__RECORD_SIZE_V1 &&
+                                                      memcmp(again + 1, c + 1, len - 1) == 0);
                 accepted++;
             }
         } else {
@@ -180,9 +183,9 @@ static void test_record_roundtrip(void **state)
 {
     (void)state;
     range__record samples[3] = {
-        {RANGE_TXN_PENDING, 1, 0, HLC_ZERO, {1700000000000000000LL, 0}},
-        {RANGE_TXN_COMMITTED, UINT64_MAX, INT64_MIN, HLC_MAX, HLC_MAX},
-        {RANGE_TXN_ABORTED, 42, INT64_MAX, {1, 2}, HLC_ZERO},
+        {RANGE_TXN_PENDING, 1, 0, HLC_ZERO, {1700000000000000000LL, 0}, 0},
+        {RANGE_TXN_COMMITTED, UINT64_MAX, INT64_MIN, HLC_MAX, HLC_MAX, INT64_MAX},
+        {RANGE_TXN_ABORTED, 42, INT64_MAX, {1, 2}, HLC_ZERO, 1700000000000000000LL},
     };
     for (int i = 0; i < 3; i++) {
         uint8_t b[RANGE__RECORD_SIZE];
@@ -193,6 +196,7 @@ static void test_record_roundtrip(void **state)
         assert_true(d.txn_id == samples[i].txn_id && d.priority == samples[i].priority);
         assert_int_equal(hlc_compare(d.commit_ts, samples[i].commit_ts), 0);
         assert_int_equal(hlc_compare(d.heartbeat, samples[i].heartbeat), 0);
+        assert_true(d.final_wall_ns == samples[i].final_wall_ns);
         for (size_t len = 0; len < sizeof(b); len++)
             assert_int_equal(range__record_decode(b, len, &d), RANGE_ERR_CORRUPT);
         uint8_t longer[RANGE__RECORD_SIZE + 1];
@@ -207,6 +211,9 @@ static void test_record_roundtrip(void **state)
     }
     uint8_t b[RANGE__RECORD_SIZE];
     range__record bad = samples[0];
+    bad.final_wall_ns = -1;
+    assert_int_equal(range__record_encode(&bad, b), RANGE_ERR_INVALID);
+    bad = samples[0];
     bad.txn_id = 0;
     assert_int_equal(range__record_encode(&bad, b), RANGE_ERR_INVALID);
     bad = samples[0];
@@ -215,6 +222,38 @@ static void test_record_roundtrip(void **state)
 }
 
 /* ---- raw keys ----------------------------------------------------------------- */
+
+/* Version 2 added final_wall (the age sweep, docs/txn.md 6.1); version 1
+** records of older stores still decode, with final_wall 0 (never swept). */
+static void test_record_version1(void **state)
+{
+    (void)state;
+    range__record rec = {RANGE_TXN_ABORTED, 77, -9, HLC_ZERO, {123, 4}, 987654321};
+    uint8_t v2[RANGE__RECORD_SIZE], v1[RANGE__RECORD_SIZE];
+    range__record d;
+    assert_int_equal(range__record_encode(&rec, v2), RANGE_OK);
+    assert_int_equal(v2[0], 2);
+    assert_int_equal(range__record_decode(v2, sizeof(v2), &d), RANGE_OK);
+    assert_true(d.final_wall_ns == 987654321);
+    /* the version 1 bytes: the same without the last field */
+    memcpy(v1, v2, sizeof(v1));
+    v1[0] = 1;
+    assert_int_equal(range__record_decode(v1, RANGE__RECORD_SIZE_V1, &d), RANGE_OK);
+    assert_int_equal(d.status, RANGE_TXN_ABORTED);
+    assert_true(d.txn_id == 77 && d.priority == -9 && d.final_wall_ns == 0);
+    assert_int_equal(hlc_compare(d.heartbeat, rec.heartbeat), 0);
+    /* each version has exactly its own length */
+    assert_int_equal(range__record_decode(v1, sizeof(v1), &d), RANGE_ERR_CORRUPT);
+    assert_int_equal(range__record_decode(v2, RANGE__RECORD_SIZE_V1, &d), RANGE_ERR_CORRUPT);
+    /* a negative final_wall is corrupt */
+    memset(v2 + RANGE__RECORD_SIZE_V1, 0xFF, 8);
+    assert_int_equal(range__record_decode(v2, sizeof(v2), &d), RANGE_ERR_CORRUPT);
+    /* re-encoded, a version 1 record becomes version 2 with final_wall 0 */
+    assert_int_equal(range__record_decode(v1, RANGE__RECORD_SIZE_V1, &d), RANGE_OK);
+    assert_int_equal(range__record_encode(&d, v2), RANGE_OK);
+    assert_int_equal(v2[0], RANGE__RECORD_VERSION);
+    assert_memory_equal(v2 + 1, v1 + 1, RANGE__RECORD_SIZE_V1 - 1);
+}
 
 static void test_record_key_order(void **state)
 {
@@ -338,12 +377,12 @@ static void test_intent_keys_and_spans(void **state)
 static void test_transition_rule(void **state)
 {
     (void)state;
-    range__record pending = {RANGE_TXN_PENDING, 5, 0, HLC_ZERO, {100, 0}};
-    range__record committed = {RANGE_TXN_COMMITTED, 5, 0, {200, 0}, {100, 0}};
-    range__record aborted = {RANGE_TXN_ABORTED, 5, 0, HLC_ZERO, {100, 0}};
-    range__record abort_seen = {RANGE_TXN_ABORTED, 5, 0, HLC_ZERO, {100, 0}};
-    range__record abort_old = {RANGE_TXN_ABORTED, 5, 0, HLC_ZERO, {99, 0}};
-    range__record abort_absent = {RANGE_TXN_ABORTED, 5, 0, HLC_ZERO, HLC_ZERO};
+    range__record pending = {RANGE_TXN_PENDING, 5, 0, HLC_ZERO, {100, 0}, 0};
+    range__record committed = {RANGE_TXN_COMMITTED, 5, 0, {200, 0}, {100, 0}, 0};
+    range__record aborted = {RANGE_TXN_ABORTED, 5, 0, HLC_ZERO, {100, 0}, 0};
+    range__record abort_seen = {RANGE_TXN_ABORTED, 5, 0, HLC_ZERO, {100, 0}, 0};
+    range__record abort_old = {RANGE_TXN_ABORTED, 5, 0, HLC_ZERO, {99, 0}, 0};
+    range__record abort_absent = {RANGE_TXN_ABORTED, 5, 0, HLC_ZERO, HLC_ZERO, 0};
     /* absent -> anything */
     assert_true(range__record_transition_ok(NULL, &pending, false));
     assert_true(range__record_transition_ok(NULL, &committed, false));
@@ -427,7 +466,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_intent_roundtrip),  cmocka_unit_test(test_intent_garbage),
-        cmocka_unit_test(test_record_roundtrip),  cmocka_unit_test(test_record_key_order),
+        cmocka_unit_test(test_record_roundtrip),  cmocka_unit_test(test_record_version1),
+        cmocka_unit_test(test_record_key_order),
         cmocka_unit_test(test_intent_keys_and_spans), cmocka_unit_test(test_transition_rule),
         cmocka_unit_test(test_command_raw_writes),
     };

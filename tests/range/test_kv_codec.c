@@ -145,7 +145,10 @@ static bool same_request(const range_kv_request *a, const range_kv_request *b)
                a->max_rows == b->max_rows && a->max_bytes == b->max_bytes;
     case RANGE_KV_ADMIN_SPLIT:
         return same_bytes(a->key, a->key_len, b->key, b->key_len) &&
-               a->new_range_id == b->new_range_id;
+               a->new_range_id == b->new_range_id && a->txn_id == b->txn_id &&
+               (a->txn_id == 0 ||
+                (same_bytes(a->anchor, a->anchor_len, b->anchor, b->anchor_len) &&
+                 hlc_compare(a->commit_ts, b->commit_ts) == 0 && a->generation == b->generation));
     case RANGE_KV_TRANSFER_LEASE:
         return a->target_node_id == b->target_node_id;
     case RANGE_KV_VALIDATE:
@@ -770,10 +773,11 @@ static void test_request_decode_rejects(void **state)
     put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_GET), put_varint(&b, 1), put_ts0(&b);
     put_varint(&b, 10), put_u8(&b, 'k');
     EXPECT_REQ_CORRUPT();
-    /* SCAN: unknown flag (bit1 is stale_ok since issue 5 step 3), max_rows
-    ** above 32 bits */
+    /* SCAN: unknown flag (bit1 is stale_ok since issue 5 step 3, bit2
+    ** skip_intents since meta lookups read inconsistently), max_rows above
+    ** 32 bits */
     put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_SCAN), put_varint(&b, 1), put_ts0(&b);
-    put_u8(&b, 4), put_varint(&b, 0), put_varint(&b, 0), put_varint(&b, 1), put_varint(&b, 1);
+    put_u8(&b, 8), put_varint(&b, 0), put_varint(&b, 0), put_varint(&b, 1), put_varint(&b, 1);
     EXPECT_REQ_CORRUPT();
     /* GET: a flags byte that is zero (absent means zero) or unknown */
     put_u8(&b, RANGE_KV_VERSION), put_u8(&b, RANGE_KV_GET), put_varint(&b, 1), put_ts0(&b);
@@ -1609,8 +1613,9 @@ static void test_stale_flag(void **state)
     assert_true(d.stale_ok);
     assert_int_equal(d.key_len, 1);
     range_kv_request_free(&d);
-    /* SCAN: bit1 of its flags, with and without reverse */
-    for (int rev = 0; rev < 2; rev++) {
+    /* SCAN: bit1 of its flags, with and without reverse (and bit2,
+    ** skip_intents, on odd rounds) */
+    for (int rev = 0; rev < 4; rev++) {
         base_buf b = {0};
         memset(&q, 0, sizeof(q));
         q.op = RANGE_KV_SCAN;
@@ -1618,18 +1623,93 @@ static void test_stale_flag(void **state)
         q.read_ts = (hlc_timestamp){5, 0};
         q.start = (const uint8_t *)"a";
         q.start_len = 1;
-        q.reverse = rev == 1;
-        q.stale_ok = true;
+        q.reverse = (rev & 1) == 1;
+        q.stale_ok = rev < 2;
+        q.skip_intents = rev >= 2;
         q.max_rows = 10;
         assert_int_equal(range_kv_request_encode(&q, &b), RANGE_OK);
         assert_int_equal(range_kv_request_decode(b.data, b.len, &d), RANGE_OK);
-        assert_true(d.stale_ok);
-        assert_int_equal(d.reverse, rev == 1);
+        assert_int_equal(d.stale_ok, rev < 2);
+        assert_int_equal(d.skip_intents, rev >= 2);
+        assert_int_equal(d.reverse, (rev & 1) == 1);
         range_kv_request_free(&d);
         base_buf_free(&b);
     }
     base_buf_free(&plain);
     base_buf_free(&stale);
+}
+
+/* GET/SCAN's uncertainty limit (docs/txn.md section 4): a trailing ts after
+** a flag bit, absent (the old bytes) without one; refused at or below
+** read_ts, with stale_ok, or announced and missing. */
+static void test_uncertainty_limit(void **state)
+{
+    (void)state;
+    range_kv_request q, d;
+    base_buf plain = {0}, lim = {0};
+    memset(&q, 0, sizeof(q));
+    q.op = RANGE_KV_GET;
+    q.range_id = 7;
+    q.read_ts = (hlc_timestamp){1000, 2};
+    q.key = (const uint8_t *)"k";
+    q.key_len = 1;
+    assert_int_equal(range_kv_request_encode(&q, &plain), RANGE_OK);
+    q.uncertainty_limit = (hlc_timestamp){5000, 0};
+    assert_int_equal(range_kv_request_encode(&q, &lim), RANGE_OK);
+    assert_int_equal(lim.len, plain.len + 1 + HLC_ENCODED_SIZE); /* flags + ts */
+    assert_memory_equal(lim.data, plain.data, plain.len);
+    assert_int_equal(range_kv_request_decode(plain.data, plain.len, &d), RANGE_OK);
+    assert_true(hlc_is_zero(d.uncertainty_limit)); /* an old sender: no limit */
+    range_kv_request_free(&d);
+    assert_int_equal(range_kv_request_decode(lim.data, lim.len, &d), RANGE_OK);
+    assert_int_equal(hlc_compare(d.uncertainty_limit, q.uncertainty_limit), 0);
+    assert_false(d.stale_ok);
+    range_kv_request_free(&d);
+    /* announced, then cut off; a trailing byte more */
+    assert_int_equal(range_kv_request_decode(lim.data, lim.len - 1, &d), RANGE_ERR_CORRUPT);
+    assert_int_equal(range_kv_request_decode(lim.data, plain.len + 1, &d), RANGE_ERR_CORRUPT);
+    base_buf_append_byte(&lim, 0);
+    assert_int_equal(range_kv_request_decode(lim.data, lim.len, &d), RANGE_ERR_CORRUPT);
+    /* refused by the encoder: at or below read_ts, with a stale read */
+    base_buf bad = {0};
+    q.uncertainty_limit = q.read_ts;
+    assert_int_equal(range_kv_request_encode(&q, &bad), RANGE_ERR_INVALID);
+    q.uncertainty_limit = (hlc_timestamp){5000, 0};
+    q.stale_ok = true;
+    assert_int_equal(range_kv_request_encode(&q, &bad), RANGE_ERR_INVALID);
+    assert_int_equal(bad.len, 0);
+    /* and by the decoder, from bytes: a limit equal to read_ts */
+    base_buf_reset(&lim);
+    q.stale_ok = false;
+    assert_int_equal(range_kv_request_encode(&q, &lim), RANGE_OK);
+    hlc_encode(q.read_ts, lim.data + lim.len - HLC_ENCODED_SIZE);
+    assert_int_equal(range_kv_request_decode(lim.data, lim.len, &d), RANGE_ERR_CORRUPT);
+    /* SCAN: bit3 of its flags, with the other bits */
+    for (int round = 0; round < 4; round++) {
+        base_buf b = {0};
+        memset(&q, 0, sizeof(q));
+        q.op = RANGE_KV_SCAN;
+        q.range_id = 3;
+        q.read_ts = (hlc_timestamp){5, 0};
+        q.start = (const uint8_t *)"a";
+        q.start_len = 1;
+        q.reverse = (round & 1) == 1;
+        q.skip_intents = round >= 2;
+        q.max_rows = 10;
+        q.uncertainty_limit = (hlc_timestamp){9, 1};
+        assert_int_equal(range_kv_request_encode(&q, &b), RANGE_OK);
+        assert_int_equal(range_kv_request_decode(b.data, b.len, &d), RANGE_OK);
+        assert_int_equal(hlc_compare(d.uncertainty_limit, q.uncertainty_limit), 0);
+        assert_int_equal(d.reverse, (round & 1) == 1);
+        assert_int_equal(d.skip_intents, round >= 2);
+        range_kv_request_free(&d);
+        assert_int_equal(range_kv_request_decode(b.data, b.len - HLC_ENCODED_SIZE, &d),
+                         RANGE_ERR_CORRUPT);
+        base_buf_free(&b);
+    }
+    base_buf_free(&plain);
+    base_buf_free(&lim);
+    base_buf_free(&bad);
 }
 
 /* The side transport's message: round trips, every prefix and a trailing
@@ -1928,6 +2008,99 @@ static void test_merge_ops(void **state)
     base_buf_free(&enc);
 }
 
+/* An encoding whose bytes after `plain` (the same request without its
+** transaction part) are cut anywhere, or whose txn id there is made 0, is
+** refused. */
+static void assert_txn_part_refused(const base_buf *enc, size_t plain)
+{
+    range_kv_request d;
+    for (size_t len = plain + 1; len < enc->len; len++) {
+        uint8_t *copy = malloc(len);
+        memcpy(copy, enc->data, len);
+        assert_int_not_equal(range_kv_request_decode(copy, len, &d), RANGE_OK);
+        free(copy);
+    }
+    uint8_t *copy = malloc(enc->len);
+    memcpy(copy, enc->data, enc->len);
+    assert_int_equal(copy[plain], 1); /* txn id 1: one varint byte */
+    copy[plain] = 0;
+    assert_int_equal(range_kv_request_decode(copy, enc->len, &d), RANGE_ERR_CORRUPT);
+    free(copy);
+}
+
+/* The transaction part of ADMIN_SPLIT and ADMIN_MERGE (a split or merge
+** that is a transaction's commit trigger, docs/decisions/010): round trips;
+** absent, the bytes are those of before (the plain request is a prefix of
+** the one with it); a txn without an anchor is refused by the encoder, a
+** cut part or a txn id 0 there by the decoder. */
+static void test_commit_trigger_fields(void **state)
+{
+    (void)state;
+    uint8_t start[] = {'m'}, end[] = {'t', 0};
+    range_descriptor right = {.range_id = 9, .generation = 4, .start_key = start, .start_len = 1,
+                              .end_key = end, .end_len = 2, .replicas = {1, 2, 3},
+                              .n_replicas = 3};
+    hlc_timestamp floor = {123456789, 7}, cts = {987654321, 3};
+    range_kv_request split = {.op = RANGE_KV_ADMIN_SPLIT, .range_id = 2, .key = K1, .key_len = 5,
+                              .new_range_id = 3};
+    range_kv_request merge = {.op = RANGE_KV_ADMIN_MERGE, .range_id = 2, .merge_id = 5,
+                              .generation = 11, .applied_index = 300, .freeze_lineage = 900,
+                              .merge_floor = floor, .has_right = true, .right = right};
+    range_kv_request *qs[2] = {&split, &merge};
+    for (int i = 0; i < 2; i++) {
+        base_buf plain = {0}, enc = {0};
+        range_kv_request d;
+        assert_int_equal(range_kv_request_encode(qs[i], &plain), RANGE_OK);
+        assert_int_equal(range_kv_request_decode(plain.data, plain.len, &d), RANGE_OK);
+        assert_int_equal(d.txn_id, 0);
+        assert_int_equal(d.anchor_len, 0);
+        assert_true(hlc_is_zero(d.commit_ts));
+        range_kv_request_free(&d);
+        /* with the transaction: txn id 1 (one varint byte, for the test
+        ** above), then a large one */
+        range_kv_request q = *qs[i];
+        q.txn_id = 1;
+        q.anchor = K2;
+        q.anchor_len = 3;
+        q.commit_ts = cts;
+        if (q.op == RANGE_KV_ADMIN_SPLIT)
+            q.generation = 42;
+        assert_int_equal(range_kv_request_encode(&q, &enc), RANGE_OK);
+        assert_true(enc.len > plain.len);
+        assert_memory_equal(enc.data, plain.data, plain.len);
+        assert_int_equal(range_kv_request_decode(enc.data, enc.len, &d), RANGE_OK);
+        assert_int_equal(d.txn_id, 1);
+        assert_true(same_bytes(d.anchor, d.anchor_len, K2, 3));
+        assert_int_equal(hlc_compare(d.commit_ts, cts), 0);
+        assert_int_equal(d.generation, q.generation);
+        if (q.op == RANGE_KV_ADMIN_MERGE) {
+            assert_true(d.has_right);
+            assert_int_equal(d.right.range_id, 9);
+            assert_int_equal(d.merge_id, 5);
+            assert_int_equal(d.applied_index, 300);
+            assert_int_equal(hlc_compare(d.merge_floor, floor), 0);
+        } else {
+            assert_true(same_request(&q, &d));
+        }
+        range_kv_request_free(&d);
+        assert_txn_part_refused(&enc, plain.len);
+        base_buf_reset(&enc);
+        q.txn_id = UINT64_MAX;
+        assert_int_equal(range_kv_request_encode(&q, &enc), RANGE_OK);
+        assert_int_equal(range_kv_request_decode(enc.data, enc.len, &d), RANGE_OK);
+        assert_int_equal(d.txn_id, UINT64_MAX);
+        range_kv_request_free(&d);
+        /* a txn without its anchor: refused by the encoder */
+        base_buf_reset(&enc);
+        q.anchor = NULL;
+        q.anchor_len = 0;
+        assert_int_equal(range_kv_request_encode(&q, &enc), RANGE_ERR_INVALID);
+        assert_int_equal(enc.len, 0);
+        base_buf_free(&plain);
+        base_buf_free(&enc);
+    }
+}
+
 /* DESCRIBE's optional key (and key_below): absent, the bytes of a plain
 ** DESCRIBE; present, a flags byte and the key. A fence answer's MERGED
 ** flag: version 3 with an EXT2 byte, only when set; version 1 or 2 stays
@@ -2033,10 +2206,12 @@ int main(void)
         cmocka_unit_test(test_descriptor_contains),
         cmocka_unit_test(test_descriptor_bad),
         cmocka_unit_test(test_stale_flag),
+        cmocka_unit_test(test_uncertainty_limit),
         cmocka_unit_test(test_closed_codec),
         cmocka_unit_test(test_load_section),
         cmocka_unit_test(test_merge_ops),
         cmocka_unit_test(test_describe_key_and_merged),
+        cmocka_unit_test(test_commit_trigger_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -81,6 +81,7 @@ typedef struct fake {
     bool serve_meta;             /* SCANs of the meta span answer the true descriptors */
     bool mismatch_other;         /* KEY_MISMATCH also carries the range holding the key */
     bool split_after_swallow;    /* a swallowed commit splits range 3 at "s" */
+    char conflict_after_swallow; /* ... and then validate_conflict = this (0: none) */
     uint64_t leader[TRUTH_MAX];  /* per range index */
     fake_mode mode[FAKES + 1];   /* per node */
     bool mismatch_holding;       /* KEY_MISMATCH carries the range holding the key */
@@ -141,6 +142,7 @@ typedef struct fake {
     int lock_refusals;
     bool push_cycle;
     bool fence_merged;           /* a MERGE_FENCE answers OK, merged (else INVALID) */
+    int meta_consistent;         /* meta SCANs without skip_intents (must stay 0) */
     fake_node nodes[FAKES + 1];
     rpc_uv *uv[FAKES + 1];
     int port[FAKES + 1];
@@ -486,6 +488,16 @@ static void fake_handler(void *ctx, rpc_transport *t, const rpc_message *msg) {
         resp.status = RANGE_ERR_NOT_LEADER;
     } else if (mode == FAKE_MERGING) {
         resp.status = RANGE_ERR_MERGING;
+    } else if (req.op == RANGE_KV_DESCRIBE && ri >= 0) {
+        /* any replica describes its range, with the leader it knows */
+        bool hosts = false;
+        for (size_t i = 0; i < f->truth[ri].n_replicas; i++)
+            if (f->truth[ri].replicas[i] == node->id) hosts = true;
+        resp.status = hosts ? RANGE_OK : RANGE_ERR_NOT_LEADER;
+        resp.has_descriptor = hosts;
+        resp.descriptor = f->truth[ri]; /* borrowed for the encoding */
+        resp.lease_valid = hosts;
+        resp.leader_id = hosts ? f->leader[ri] : 0;
     } else if (ri >= 0 && f->leader[ri] != node->id) {
         resp.status = RANGE_ERR_NOT_LEADER;
         resp.leader_hint = f->leader[ri];
@@ -519,6 +531,7 @@ static void fake_handler(void *ctx, rpc_transport *t, const rpc_message *msg) {
     } else if (req.op == RANGE_KV_SCAN && f->serve_meta &&
                range_meta_is_key(req.start, req.start_len)) {
         resp.status = RANGE_OK;
+        if (!req.skip_intents) f->meta_consistent++;
         if (fake_meta_row(f, &req, &meta_key, &meta_value)) {
             rows[0] = (range_kv_row){meta_key.data, meta_key.len, meta_value.data, meta_value.len};
             resp.rows = rows;
@@ -596,6 +609,8 @@ static void fake_handler(void *ctx, rpc_transport *t, const rpc_message *msg) {
                 if (f->refuse_after_swallow)
                     for (int i = 1; i <= FAKES; i++) f->mode[i] = FAKE_NOT_LEADER;
                 if (f->split_after_swallow) fake_split_range3(f);
+                if (f->conflict_after_swallow != 0)
+                    f->validate_conflict = f->conflict_after_swallow;
             }
         }
     } else if (req.op == RANGE_KV_PREPARE) {
@@ -992,16 +1007,21 @@ static void test_key_mismatch_refresh(void **state) {
     range_router_stats st;
     range_router_get_stats(f->router, &st);
     assert_int_equal(st.descriptor_refreshes, 1);
-    /* range 2 replaced the overlapping stale range 1 */
+    /* range 2 replaced the overlapping stale range 1, which is kept cut at
+    ** range 2's start: the first range holds meta (router.c) */
     range_descriptor *d;
     uint64_t *l;
     size_t n;
     assert_int_equal(range_router_snapshot(f->router, &d, &l, &n), RANGE_OK);
-    assert_int_equal(n, 1);
-    assert_int_equal(d[0].range_id, 2);
-    assert_int_equal(d[0].start_len, 1);
-    assert_memory_equal(d[0].start_key, "h", 1);
+    assert_int_equal(n, 2);
+    assert_int_equal(d[0].range_id, 1);
+    assert_int_equal(d[0].end_len, 1);
+    assert_memory_equal(d[0].end_key, "h", 1);
+    assert_int_equal(d[1].range_id, 2);
+    assert_int_equal(d[1].start_len, 1);
+    assert_memory_equal(d[1].start_key, "h", 1);
     range_descriptor_free(&d[0]);
+    range_descriptor_free(&d[1]);
     base_free(d);
     base_free(l);
 
@@ -1385,6 +1405,10 @@ static void test_meta_lookup(void **state) {
     assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_OK);
     range_router_get_stats(f->router, &st);
     assert_int_equal(st.meta_lookups, 1);
+    /* meta is read inconsistently: never waits on nor pushes an intent */
+    pthread_mutex_lock(&f->mu);
+    assert_int_equal(f->meta_consistent, 0);
+    pthread_mutex_unlock(&f->mu);
     base_buf_free(&out);
 }
 
@@ -1481,6 +1505,37 @@ static void test_commit_unknown_then_split(void **state) {
     range_router_get_stats(f->router, &st);
     assert_int_equal(st.ambiguous, 0);
     assert_int_equal(cached_leaseholder(f, 4), 1);
+}
+
+/* The same with a read in range 1 that a writer changes meanwhile: the new
+** plan's VALIDATE there conflicts, but the first attempt (validated at its
+** own timestamp) applied: AMBIGUOUS, never 40001 (found by the transaction
+** simulation, tests/txn/test_txn_sim.c: a G1a). */
+static void test_commit_unknown_then_validate_conflict(void **state) {
+    fake *f = *state;
+    learn_truth(f);
+    pthread_mutex_lock(&f->mu);
+    f->swallow_commits = 1;
+    f->split_after_swallow = true;
+    f->mismatch_other = true;
+    f->conflict_after_swallow = 'g';
+    pthread_mutex_unlock(&f->mu);
+    range_kv *kv = range_router_kv(f->router);
+    range_write w = {(const uint8_t *)"t", 1, (const uint8_t *)"1", 1, false};
+    range_span read = {(const uint8_t *)"g", 1, NULL, 0, true};
+    range_commit_request req = {.txn_id = 23, .read_ts = {500, 0}, .writes = &w,
+                                .write_count = 1, .read_spans = &read, .read_span_count = 1};
+    hlc_timestamp ts;
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    assert_int_equal(kv->ops->commit(kv, &req, &ts, &conflict), RANGE_ERR_AMBIGUOUS);
+    range_conflict_free(&conflict);
+    pthread_mutex_lock(&f->mu);
+    assert_int_equal(f->n_applied, 1);
+    pthread_mutex_unlock(&f->mu);
+    char msg[256];
+    last_error(f, msg, sizeof(msg));
+    assert_non_null(strstr(msg, "outcome is unknown"));
 }
 
 static void test_deadline_ambiguous_vs_unavailable(void **state) {
@@ -2298,6 +2353,76 @@ static void test_abandon_range_moved(void **state) {
     assert_true(requests_at(f, 1) >= 2); /* the meta lookup and the fence */
 }
 
+static size_t all_fakes(void *ctx, uint64_t *out, size_t cap) {
+    (void)ctx;
+    size_t n = 0;
+    for (uint64_t i = 1; i <= FAKES && n < cap; i++) out[n++] = i;
+    return n;
+}
+
+/* Range 1's replicas moved (seed 542): the cache names nodes 1 and 2,
+** which no longer host it (NOT_LEADER without a hint, also to DESCRIBE);
+** only node 3 does, at a newer generation. Meta lives in range 1, so no
+** lookup can find it: the router asks the other nodes it knows (first
+** those the cache names for other ranges, then the owner's list) for
+** their descriptor of range 1, installs the newest and routes there. */
+static void test_first_range_rescue(void **state) {
+    fake *f = *state;
+    static const uint64_t ONE_TWO[2] = {1, 2}, THREE[1] = {3};
+    range_descriptor stale;
+    make_desc(&stale, 1, 2, "", "h", ONE_TWO, 2);
+    pthread_mutex_lock(&f->mu);
+    range_descriptor_free(&f->truth[0]);
+    make_desc(&f->truth[0], 1, 5, "", "h", THREE, 1);
+    for (int i = 0; i < TRUTH_MAX; i++) f->leader[i] = 3; /* nodes 1 and 2 refuse all */
+    f->serve_meta = true;
+    pthread_mutex_unlock(&f->mu);
+    /* (a) node 3 is known from range 2's cached descriptor */
+    assert_int_equal(range_router_update_descriptor(f->router, &stale), RANGE_OK);
+    assert_int_equal(range_router_update_descriptor(f->router, &f->truth[1]), RANGE_OK);
+    set_mode(f, 1, FAKE_NOT_LEADER);
+    set_mode(f, 2, FAKE_NOT_LEADER);
+    base_buf out = {0};
+    int rc = get(f, "b", &out);
+    if (rc != RANGE_OK) {
+        char msg[256];
+        last_error(f, msg, sizeof(msg));
+        fail_msg("get b: %d (%s)", rc, msg);
+    }
+    assert_int_equal(out.data[0], 'b');
+    assert_int_equal(cached_leaseholder(f, 1), 3);
+    range_router_stats st;
+    range_router_get_stats(f->router, &st);
+    assert_int_equal(st.first_rescues, 1);
+    /* meta (in range 1) answers again: range 3 is found through it */
+    assert_int_equal(get(f, "q", &out), RANGE_OK);
+    assert_int_equal(out.data[0], 'q');
+    /* (b) a router that knows node 3 only from its owner's list */
+    range_router_free(f->router);
+    range_router_config rc2 = {.transport = rpc_uv_transport(f->router_uv), .clock = f->clock,
+                               .local_node_id = ROUTER_NODE, .deadline_ms = DEADLINE_MS,
+                               .rpc_timeout_ms = RPC_TIMEOUT_MS, .random_seed = 17,
+                               .known_nodes = all_fakes};
+    assert_int_equal(range_router_new(&rc2, &f->router), RANGE_OK);
+    assert_int_equal(range_router_update_descriptor(f->router, &stale), RANGE_OK);
+    assert_int_equal(get(f, "k", &out), RANGE_OK); /* a meta lookup first */
+    assert_int_equal(out.data[0], 'k');
+    range_router_get_stats(f->router, &st);
+    assert_int_equal(st.first_rescues, 1);
+    assert_true(st.meta_lookups >= 1);
+    /* (c) nobody knows better: bounded, then UNAVAILABLE */
+    range_router_free(f->router);
+    rc2.known_nodes = NULL;
+    rc2.deadline_ms = SHORT_DEADLINE_MS;
+    assert_int_equal(range_router_new(&rc2, &f->router), RANGE_OK);
+    assert_int_equal(range_router_update_descriptor(f->router, &stale), RANGE_OK);
+    assert_int_equal(get(f, "b", &out), RANGE_ERR_UNAVAILABLE);
+    range_router_get_stats(f->router, &st);
+    assert_true(st.first_rescues >= 1 && st.first_rescues <= 2);
+    range_descriptor_free(&stale);
+    base_buf_free(&out);
+}
+
 int main(void) {
     base_log_set_level(BASE_LOG_ERROR);
     const struct CMUnitTest tests[] = {
@@ -2319,6 +2444,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_merging_retried, setup, teardown),
         cmocka_unit_test(test_meta_replaces_merged),
         cmocka_unit_test_setup_teardown(test_commit_unknown_then_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_unknown_then_validate_conflict, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_prepare_end_resolve, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prepare_common_timestamp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prepare_failures, setup, teardown),
@@ -2333,6 +2460,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_prepare_big_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prepare_parallel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abandon_range_moved, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_range_rescue, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

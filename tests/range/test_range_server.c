@@ -32,7 +32,8 @@
 ** Merges (test_merge*, docs/range.md "Merges"): through the client's router,
 ** with a write racing the merge, an abandoned merge and a refused one; a
 ** late abandon after a merge and a split again at R's start ("merged");
-** DESCRIBE with a key for a range merged away (test_merge_stale_left).
+** DESCRIBE with a key for a range merged away (test_merge_stale_left); a
+** merge as a transaction's commit trigger (test_merge_txn, decision 010).
 */
 #include <errno.h>
 #include <pthread.h>
@@ -138,6 +139,7 @@ typedef struct fixture {
 } fixture;
 
 static bool fixture_shared_log; /* read by setup (set by setup_shared_log) */
+static bool fixture_truncate;   /* setup_truncate: logs truncated as with the shared log */
 /* setup_closed: the servers close at now - CLOSED_LAG_MS and publish over
 ** their transports (a closer thread that sleeps an hour after its first
 ** round: the tests close by hand with range__server_close_now) */
@@ -428,7 +430,9 @@ static int setup(void **state)
                                        .election_ticks = ELECTION_TICKS,
                                        .random_seed = f->seed * 31 + r,
                                        .log_truncate_entries =
-                                           fixture_shared_log ? SHARED_TRUNCATE_ENTRIES : 0,
+                                           fixture_shared_log || fixture_truncate
+                                               ? SHARED_TRUNCATE_ENTRIES
+                                               : 0,
                                        .descriptor = r == 1 ? &d1 : &d2};
             for (int k = 0; k < NODES; k++)
                 rc.peers[k] = (uint64_t)k + 1;
@@ -462,6 +466,14 @@ static int setup_shared_log(void **state)
     fixture_shared_log = true;
     int rc = setup(state);
     fixture_shared_log = false;
+    return rc;
+}
+
+static int setup_truncate(void **state)
+{
+    fixture_truncate = true;
+    int rc = setup(state);
+    fixture_truncate = false;
     return rc;
 }
 
@@ -1723,12 +1735,41 @@ static bool n3_hosts(fixture *f, void *arg)
     return st.applied > 0;
 }
 
+/* Commit FILL_COMMITS writes to range 2 (keys "m00"...: inside ["m", "n"))
+** at its leaseholder node: with setup_truncate, a log long enough that the
+** leader truncates it past a member cut off, which then needs a snapshot. */
+#define FILL_COMMITS (4 * SHARED_TRUNCATE_ENTRIES + 8)
+
+static void fill_range2(fixture *f, int node, uint64_t txn0)
+{
+    for (int k = 0; k < FILL_COMMITS; k++) {
+        char key[16];
+        snprintf(key, sizeof(key), "m%02d", k);
+        range_write w = {(const uint8_t *)key, strlen(key), (const uint8_t *)"f", 1, false};
+        commit_args a = {2, client_now(f), txn0 + (uint64_t)k, 1, &w, 1, NULL, 0, NULL, 0, {0, 0}};
+        assert_int_equal(commit(f, node, &a, NULL, NULL), RANGE_OK);
+    }
+}
+
+/* Range 2's log at n2 starts after what n3 applied of it (n3 needs a snapshot). */
+static bool range2_truncated_past_n3(fixture *f, void *arg)
+{
+    (void)arg;
+    range_replica_status s2, s3;
+    range_replica_get_status(f->rep[2][2], &s2);
+    range_replica_get_status(f->rep[3][2], &s3);
+    return s2.first_index > s3.applied + 1;
+}
+
 /* The chaos anomaly's cause (docs/chaos.md, "Open anomalies"): a snapshot
 ** carries idempotence records, which are keyed by (txn_id, seq) alone and
 ** shared by every range of a node. n3, behind in range 3 (the right side of
 ** a split), gets a snapshot of range 4 (another split's right side) from
 ** n2 while n1, range 3's leader, cannot reach it; the snapshot must not
-** make n3's range 3 skip the commands it has yet to apply. */
+** make n3's range 3 skip the commands it has yet to apply. Range 4's
+** snapshot waits until n3's range 2 no longer covers its span (NO OVERLAP,
+** test_split_snapshot_stale_left): n2 leads range 2 too and truncates its
+** log, so n3 first gets range 2 by a snapshot made after the split. */
 static void test_split_snapshot_records(void **state)
 {
     fixture *f = *state;
@@ -1745,7 +1786,10 @@ static void test_split_snapshot_records(void **state)
     assert_int_equal(split_at(f, 1, 2, "n", 4, &r), RANGE_OK);
     range_kv_response_free(&r);
     lease_to(f, 4, 2, 3);
-    /* n3 hears only from n2: range 4's leader, a follower of 2 and 3 */
+    lease_to(f, 2, 2, 3);
+    fill_range2(f, 2, 760);
+    assert_true(wait_until(f, range2_truncated_past_n3, NULL));
+    /* n3 hears only from n2: range 2's and 4's leader, a follower of 3 */
     isolate(f, 3, false);
     link_cut(f, 1, 3, true);
     uint64_t four = 4;
@@ -2567,6 +2611,101 @@ static void expect_intent(const range_kv_response *r, int32_t st, const char *ke
     assert_false(hlc_is_zero(r->intent_ts));
 }
 
+/* UNCERTAINTY (docs/txn.md section 4): a read carrying its txn's uncertainty
+** limit meets a committed version in (read_ts, limit] as RANGE_ERR_UNCERTAIN
+** naming it, an intent up to the limit as one at or below read_ts; without a
+** limit (old senders) it reads the snapshot as before. */
+static void test_read_uncertainty(void **state)
+{
+    fixture *f = *state;
+    int l = wait_leader(f, 1, 0);
+    pass_low_water(f, l, 1, 300);
+    hlc_timestamp r0 = client_now(f);
+    range_write w[] = {W("fa", "1")};
+    commit_args a = {1, r0, 301, 1, w, 1, NULL, 0, NULL, 0, {0, 0}};
+    hlc_timestamp cts;
+    assert_int_equal(commit(f, l, &a, &cts, NULL), RANGE_OK);
+    assert_true(hlc_compare(cts, r0) > 0);
+    range_kv_response r;
+    char v[64];
+    /* a GET below the version whose window covers it: UNCERTAIN, no value */
+    range_kv_request g = get_req(1, "fa", r0);
+    g.uncertainty_limit = hlc_add_ns(cts, 500000000);
+    assert_int_equal(call(f, l, &g, &r), RANGE_ERR_UNCERTAIN);
+    assert_int_equal(r.conflict_key_len, 2);
+    assert_memory_equal(r.conflict_key, "fa", 2);
+    assert_int_equal(hlc_compare(r.conflict_ts, cts), 0);
+    assert_int_equal(r.value_len, 0);
+    range_kv_response_free(&r);
+    assert_int_equal(rpc_call(f, l, &g, &r), RANGE_ERR_UNCERTAIN); /* over the wire */
+    assert_int_equal(hlc_compare(r.conflict_ts, cts), 0);
+    range_kv_response_free(&r);
+    /* the old request (no limit): the snapshot at r0, nothing there */
+    assert_int_equal(get(f, l, 1, "fa", r0, v, sizeof(v)), RANGE_NOT_FOUND);
+    /* read at the version: not uncertain, read */
+    g.read_ts = cts;
+    assert_int_equal(call(f, l, &g, &r), RANGE_OK);
+    assert_int_equal(r.value_len, 1);
+    assert_memory_equal(r.value, "1", 1);
+    range_kv_response_free(&r);
+
+    /* a version above the limit is outside the window */
+    hlc_timestamp r1 = client_now(f);
+    hlc_timestamp far = hlc_add_ns(r1, 10000000000LL);
+    range_write w2[] = {W("fb", "2")};
+    commit_args a2 = {1, r1, 302, 1, w2, 1, NULL, 0, NULL, 0, far};
+    hlc_timestamp fts;
+    assert_int_equal(commit(f, l, &a2, &fts, NULL), RANGE_OK);
+    assert_int_equal(hlc_compare(fts, far), 0);
+    g = get_req(1, "fb", r1);
+    g.uncertainty_limit = hlc_add_ns(r1, 1000000000LL);
+    assert_int_equal(call(f, l, &g, &r), RANGE_NOT_FOUND);
+    range_kv_response_free(&r);
+    g.uncertainty_limit = hlc_next(far);
+    assert_int_equal(call(f, l, &g, &r), RANGE_ERR_UNCERTAIN);
+    assert_int_equal(hlc_compare(r.conflict_ts, far), 0);
+    range_kv_response_free(&r);
+
+    /* scans: the first key with a version in the window; outside it rows */
+    range_kv_request sc = {.op = RANGE_KV_SCAN, .range_id = 1, .read_ts = r0,
+                           .start = (const uint8_t *)"f", .start_len = 1,
+                           .end = (const uint8_t *)"g", .end_len = 1,
+                           .uncertainty_limit = hlc_add_ns(cts, 500000000)};
+    assert_int_equal(call(f, l, &sc, &r), RANGE_ERR_UNCERTAIN);
+    assert_memory_equal(r.conflict_key, "fa", 2);
+    assert_int_equal(r.n_rows, 0);
+    range_kv_response_free(&r);
+    sc.uncertainty_limit = HLC_ZERO; /* old request */
+    assert_int_equal(call(f, l, &sc, &r), RANGE_OK);
+    assert_int_equal(r.n_rows, 0);
+    range_kv_response_free(&r);
+    sc.read_ts = r1;
+    sc.uncertainty_limit = hlc_add_ns(r1, 1000000000LL);
+    assert_int_equal(call(f, l, &sc, &r), RANGE_OK);
+    assert_int_equal(r.n_rows, 1);
+    assert_memory_equal(r.rows[0].key, "fa", 2);
+    range_kv_response_free(&r);
+    sc.uncertainty_limit = hlc_next(far);
+    assert_int_equal(rpc_call(f, l, &sc, &r), RANGE_ERR_UNCERTAIN);
+    assert_memory_equal(r.conflict_key, "fb", 2);
+    assert_int_equal(hlc_compare(r.conflict_ts, far), 0);
+    range_kv_response_free(&r);
+
+    /* an intent in the window is met (pushed by routers) like one below */
+    hlc_timestamp r2 = client_now(f);
+    range_write w3[] = {W("fc", "3")};
+    range_kv_request pq = prepare_req(1, 0x7800, 1, "fc", true, r2, w3, 1);
+    assert_int_equal(call(f, l, &pq, &r), RANGE_OK);
+    hlc_timestamp p = r.commit_ts;
+    range_kv_response_free(&r);
+    g = get_req(1, "fc", r2);
+    assert_int_equal(call(f, l, &g, &r), RANGE_NOT_FOUND); /* no limit: below it */
+    range_kv_response_free(&r);
+    g.uncertainty_limit = hlc_next(p);
+    expect_intent(&r, call(f, l, &g, &r), "fc", 0x7800, "fc");
+    range_kv_response_free(&r);
+}
+
 typedef struct intent_query {
     const char *key;
     bool present;
@@ -2722,6 +2861,21 @@ static void test_txn_abort(void **state)
     range_kv_request g = get_req(1, "f", client_now(f));
     expect_intent(&r, call(f, l1, &g, &r), "f", T, "d");
     range_kv_response_free(&r);
+    /* a scan meets it; an inconsistent one (meta lookups, docs/range.md)
+    ** reads the committed value under the tombstone intent instead */
+    range_kv_request sc = {.op = RANGE_KV_SCAN, .range_id = 1, .read_ts = client_now(f),
+                           .start = (const uint8_t *)"e", .start_len = 1,
+                           .end = (const uint8_t *)"g", .end_len = 1};
+    expect_intent(&r, call(f, l1, &sc, &r), "f", T, "d");
+    range_kv_response_free(&r);
+    sc.skip_intents = true;
+    assert_int_equal(call(f, l1, &sc, &r), RANGE_OK);
+    assert_int_equal(r.n_rows, 1);
+    assert_int_equal(r.rows[0].key_len, 1);
+    assert_memory_equal(r.rows[0].key, "f", 1);
+    assert_int_equal(r.rows[0].value_len, 3);
+    assert_memory_equal(r.rows[0].value, "old", 3);
+    range_kv_response_free(&r);
 
     /* abort: then committing fails, and so does a PREPARE creating the record */
     range_kv_request ea = end_txn_req(1, T, "d", RANGE_TXN_ABORTED, HLC_ZERO);
@@ -2821,6 +2975,103 @@ static void test_txn_push(void **state)
     assert_int_equal(call(f, l1, &hb, &r), RANGE_ERR_ABORTED);
     assert_true(r.has_txn && r.txn_status == RANGE_TXN_ABORTED);
     range_kv_response_free(&r);
+}
+
+/* ---- a snapshot of a split's right side over a left that missed the split ---- */
+
+typedef struct hosts_or_late {
+    uint64_t range_id;
+    int64_t until_ns;
+} hosts_or_late;
+
+/* n3 hosts q->range_id (initialized), or the wait is over. */
+static bool n3_hosts_or_late(fixture *f, void *arg)
+{
+    hosts_or_late *q = arg;
+    return n3_hosts(f, &q->range_id) || base_monotonic_ns() > q->until_ns;
+}
+
+/* NO OVERLAP (docs/range.md, "Replica changes and snapshots"; found by
+** test_txn_sim, seed 412): n3 misses, in range 2, T1's intent on "u", its
+** commit and resolution, then the split at "s"; in range 3 (the right
+** side, led by n2) T2 lays its intent on "u" and commits. n3 then hears
+** from n2 only: range 3's snapshot (holding T2's intent) must wait until
+** n3's range 2, which still covers "u", has applied the split. Installed
+** before (the bug), range 2's old entries put T1's intent over T2's (one
+** intent per user key) and resolve it away, T2's resolution then finds
+** nothing on n3, and n3 loses T2's committed write. */
+static void test_split_snapshot_stale_left(void **state)
+{
+    fixture *f = *state;
+    range_kv_response r;
+    const uint64_t T1 = 0x5101, T2 = 0x5102;
+    lease_to(f, 2, 1, 0);
+    isolate(f, 3, true);
+    range_write w1[] = {W("u", "one")};
+    range_kv_request p1 = prepare_req(2, T1, 1, "n", true, client_now(f), w1, 1);
+    assert_int_equal(call(f, 1, &p1, &r), RANGE_OK);
+    hlc_timestamp c1 = hlc_next(r.commit_ts);
+    range_kv_response_free(&r);
+    range_kv_request e1 = end_txn_req(2, T1, "n", RANGE_TXN_COMMITTED, c1);
+    assert_int_equal(call(f, 1, &e1, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    range_span all2[] = {{(const uint8_t *)"m", 1, NULL, 0, false}};
+    assert_int_equal(resolve(f, 1, 2, T1, all2, RANGE_TXN_COMMITTED, c1), RANGE_OK);
+    (void)hlc_update(f->clock[CLIENT], c1);
+
+    assert_int_equal(split_at(f, 1, 2, "s", 3, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    lease_to(f, 3, 2, 3);
+    range_write w2[] = {W("u", "two")};
+    range_kv_request p2 = prepare_req(3, T2, 1, "t", true, client_now(f), w2, 1);
+    assert_int_equal(call(f, 2, &p2, &r), RANGE_OK);
+    hlc_timestamp c2 = hlc_next(r.commit_ts);
+    range_kv_response_free(&r);
+    range_kv_request e2 = end_txn_req(3, T2, "t", RANGE_TXN_COMMITTED, c2);
+    assert_int_equal(call(f, 2, &e2, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    (void)hlc_update(f->clock[CLIENT], c2);
+
+    /* n3 hears from n2 only (range 2's leader n1 cannot reach it) for 100
+    ** ticks: range 3's snapshot is refused while n3's range 2 is unsplit */
+    isolate(f, 3, false);
+    link_cut(f, 1, 3, true);
+    hosts_or_late q = {3, base_monotonic_ns() + 100LL * TICK_MS * 1000000};
+    assert_true(wait_until(f, n3_hosts_or_late, &q));
+    range_descriptor d2;
+    assert_int_equal(range_replica_descriptor(f->rep[3][2], &d2), RANGE_OK);
+    bool overlapped = d2.end_len == 0 && n3_hosts(f, &q.range_id);
+    range_descriptor_free(&d2);
+    link_cut(f, 1, 3, false);
+    uint64_t ids[2] = {2, 3};
+    assert_true(wait_until(f, split_caught_up, ids));
+
+    /* T2's resolution, then n3's own store must hold T2's write */
+    range_span all3[] = {{(const uint8_t *)"s", 1, NULL, 0, false}};
+    split_query sq = {3, 0, 0};
+    int32_t st = -1;
+    for (int attempt = 0; attempt < 50 && st != RANGE_OK; attempt++) {
+        assert_true(wait_until(f, split_have_leader, &sq));
+        st = resolve(f, sq.found, 3, T2, all3, RANGE_TXN_COMMITTED, c2);
+    }
+    assert_int_equal(st, RANGE_OK);
+    intent_query iq = {"u", false};
+    assert_true(wait_until(f, intent_everywhere, &iq));
+    assert_true(wait_until(f, split_caught_up, ids));
+    hlc_timestamp now = client_now(f);
+    for (int i = 1; i <= NODES; i++) {
+        base_buf out = {0};
+        int g = range_replica_get(range_node_replica(f->rn[i], 3), (const uint8_t *)"u", 1, now,
+                                  &out);
+        if (g != RANGE_OK || out.len != 3 || memcmp(out.data, "two", 3) != 0)
+            fail_msg("seed %llu: n%d reads u = '%.*s' (%d), committed 'two'%s",
+                     (unsigned long long)f->seed, i, (int)out.len,
+                     out.data != NULL ? (const char *)out.data : "", g,
+                     overlapped ? " (range 3's snapshot installed over the unsplit left)" : "");
+        base_buf_free(&out);
+        assert_int_equal(versions_of(f->engine[i], "u"), 2);
+    }
+    assert_false(overlapped);
 }
 
 /* ---- garbage collection of records (docs/txn.md, "Garbage collection") --------- */
@@ -3016,6 +3267,133 @@ static range_kv_request heartbeat_req(uint64_t range_id, uint64_t txn, const cha
     range_kv_request q = {.op = RANGE_KV_HEARTBEAT, .range_id = range_id, .txn_id = txn,
                           .anchor = (const uint8_t *)anchor, .anchor_len = strlen(anchor)};
     return q;
+}
+
+/* ---- a split as a transaction's commit trigger (docs/decisions/010) ---- */
+
+/* Every node's stored record of (anchor, txn) has status (and, COMMITTED,
+** commit_ts). */
+typedef struct split_record_query {
+    uint64_t txn;
+    const char *anchor;
+    int status;
+    hlc_timestamp commit_ts;
+} split_record_query;
+
+static bool split_record_is(fixture *f, void *arg)
+{
+    const split_record_query *q = arg;
+    base_buf key = {0}, val = {0};
+    bool ok = true;
+    assert_int_equal(range__record_key((const uint8_t *)q->anchor, strlen(q->anchor), q->txn,
+                                       &key), RANGE_OK);
+    for (int i = 1; i <= NODES && ok; i++) {
+        range__record rec;
+        ok = storage_get_raw(f->engine[i], key.data, key.len, &val) == STORAGE_OK &&
+             range__record_decode(val.data, val.len, &rec) == RANGE_OK &&
+             (int)rec.status == q->status &&
+             (q->status != RANGE_TXN_COMMITTED || hlc_compare(rec.commit_ts, q->commit_ts) == 0);
+    }
+    base_buf_free(&key);
+    base_buf_free(&val);
+    return ok;
+}
+
+/* Propose the split of range 2 at key into new_id at generation, carrying
+** txn, at node l; the waiter's answer. */
+static int propose_split_txn(fixture *f, int l, const char *key, uint64_t new_id,
+                             uint64_t generation, const range_split_txn *txn)
+{
+    propose_wait pw;
+    atomic_init(&pw.done, false);
+    atomic_init(&pw.rc, 0);
+    int rc = replica__propose_split_txn(f->rep[l][2], (const uint8_t *)key, strlen(key), new_id,
+                                        generation, HLC_ZERO, txn, 0, on_proposed, &pw, NULL);
+    if (rc != RANGE_OK)
+        return rc;
+    assert_true(wait_until(f, is_done, &pw.done));
+    return atomic_load(&pw.rc);
+}
+
+/* The split entry carrying a transaction applies only while that txn's
+** record (in the left) is PENDING, and commits it in the split's batch on
+** every replica; refused (a stale generation, a record aborted first), it
+** leaves the range as it was and the record ABORTED; the leaseholder
+** answers RANGE_ERR_ABORTED without proposing for an aborted record or a
+** moved range. */
+static void test_split_txn(void **state)
+{
+    fixture *f = *state;
+    int l = wait_leader(f, 2, 0);
+    range_kv_response r;
+    const uint64_t T1 = 0x5b1, T2 = 0x5b2, T3 = 0x5b3;
+    range_descriptor d;
+    assert_int_equal(range_replica_descriptor(f->rep[l][2], &d), RANGE_OK);
+    uint64_t gen = d.generation;
+    range_descriptor_free(&d);
+    hlc_timestamp cts = client_now(f);
+
+    /* T1 PENDING at "m"; its split at a stale generation: refused at apply,
+    ** T1 ABORTED everywhere, nothing split */
+    range_kv_request hb = heartbeat_req(2, T1, "m");
+    assert_int_equal(call(f, l, &hb, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    range_split_txn t1 = {T1, (const uint8_t *)"m", 1, cts, gen};
+    assert_int_equal(propose_split_txn(f, l, "s", 3, gen - 1, &t1), RANGE_ERR_DROPPED);
+    split_record_query q1 = {T1, "m", RANGE_TXN_ABORTED, HLC_ZERO};
+    assert_true(wait_until(f, split_record_is, &q1));
+    for (int i = 1; i <= NODES; i++)
+        assert_null(range_node_replica(f->rn[i], 3));
+    assert_int_equal(range_replica_descriptor(f->rep[l][2], &d), RANGE_OK);
+    check_desc(&d, 2, gen, "m", NULL);
+    range_descriptor_free(&d);
+
+    /* T2 PENDING: the split applies and commits T2 at its timestamp */
+    hb = heartbeat_req(2, T2, "m");
+    assert_int_equal(call(f, l, &hb, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    range_split_txn t2 = {T2, (const uint8_t *)"m", 1, cts, gen};
+    assert_int_equal(propose_split_txn(f, l, "s", 3, gen, &t2), RANGE_OK);
+    split_record_query q2 = {T2, "m", RANGE_TXN_COMMITTED, cts};
+    assert_true(wait_until(f, split_record_is, &q2));
+    int all = NODES;
+    assert_true(wait_until(f, split_hosted_by, &all));
+    assert_int_equal(range_replica_descriptor(f->rep[l][2], &d), RANGE_OK);
+    check_desc(&d, 2, gen + 1, "m", "s");
+    range_descriptor_free(&d);
+    /* the same entry again (a re-proposal): refused, T2 stays COMMITTED */
+    assert_int_equal(propose_split_txn(f, l, "s", 3, gen, &t2), RANGE_ERR_DROPPED);
+    assert_true(split_record_is(f, &q2));
+
+    /* T3 aborted first, as a pusher would: the leaseholder refuses its
+    ** split unproposed, and a proposal of it is refused at apply */
+    l = wait_leader(f, 2, 0);
+    hb = heartbeat_req(2, T3, "m");
+    assert_int_equal(call(f, l, &hb, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    range_kv_request e = end_txn_req(2, T3, "m", RANGE_TXN_ABORTED, HLC_ZERO);
+    assert_int_equal(call(f, l, &e, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    range_kv_request q = {.op = RANGE_KV_ADMIN_SPLIT, .range_id = 2, .key = (const uint8_t *)"p",
+                          .key_len = 1, .new_range_id = 4, .txn_id = T3,
+                          .anchor = (const uint8_t *)"m", .anchor_len = 1, .commit_ts = cts,
+                          .generation = gen + 1};
+    assert_int_equal(call(f, l, &q, &r), RANGE_ERR_ABORTED);
+    range_kv_response_free(&r);
+    /* a moved range (the generation its meta writes assumed is gone) too */
+    q.txn_id = T2;
+    q.generation = gen;
+    assert_int_equal(call(f, l, &q, &r), RANGE_ERR_ABORTED);
+    range_kv_response_free(&r);
+    range_split_txn t3 = {T3, (const uint8_t *)"m", 1, cts, gen + 1};
+    assert_int_equal(propose_split_txn(f, l, "p", 4, gen + 1, &t3), RANGE_ERR_DROPPED);
+    split_record_query q3 = {T3, "m", RANGE_TXN_ABORTED, HLC_ZERO};
+    assert_true(wait_until(f, split_record_is, &q3));
+    for (int i = 1; i <= NODES; i++)
+        assert_null(range_node_replica(f->rn[i], 4));
+    assert_int_equal(range_replica_descriptor(f->rep[l][2], &d), RANGE_OK);
+    check_desc(&d, 2, gen + 1, "m", "s");
+    range_descriptor_free(&d);
 }
 
 /* LOCK: granted with the newest version's timestamp; another txn waits the
@@ -4089,6 +4467,178 @@ static void merge_by_hand(fixture *f, uint64_t merge_id)
     assert_true(wait_until(f, range_gone, &three));
 }
 
+/* ---- a merge as a transaction's commit trigger (docs/decisions/010) ---- */
+
+/* SUBSUME range_id (R, starting at "s") for merge_id into 2 by hand, and
+** WAIT_APPLIED at every node; the answer in *sub (caller frees). */
+static void subsume_by_hand(fixture *f, uint64_t range_id, uint64_t merge_id,
+                            range_kv_response *sub)
+{
+    range_kv_response r;
+    int l = wait_split_leader(f, range_id);
+    range_kv_request d = {.op = RANGE_KV_DESCRIBE, .range_id = range_id};
+    assert_int_equal(call(f, l, &d, &r), RANGE_OK);
+    range_kv_request q = {.op = RANGE_KV_SUBSUME, .range_id = range_id, .merge_id = merge_id,
+                          .left_range_id = 2, .generation = r.descriptor.generation};
+    range_kv_response_free(&r);
+    assert_int_equal(call(f, l, &q, sub), RANGE_OK);
+    assert_true(sub->freeze_index > 0 && sub->has_descriptor);
+    for (int i = 1; i <= NODES; i++) {
+        range_kv_request w = {.op = RANGE_KV_WAIT_APPLIED, .range_id = range_id,
+                              .applied_index = sub->freeze_index};
+        assert_int_equal(call(f, i, &w, &r), RANGE_OK);
+        range_kv_response_free(&r);
+    }
+}
+
+/* Propose at range 2's leader the MERGE of sub's range for merge_id at L's
+** generation lgen, carrying txn; the waiter's answer. */
+static int propose_merge_txn(fixture *f, uint64_t merge_id, uint64_t lgen,
+                             const range_kv_response *sub, const range_merge_txn *txn)
+{
+    propose_wait pw;
+    atomic_init(&pw.done, false);
+    atomic_init(&pw.rc, 0);
+    int l = wait_leader(f, 2, 0);
+    int rc = replica__propose_merge_txn(f->rep[l][2], merge_id, lgen, &sub->descriptor,
+                                        sub->freeze_index, sub->freeze_lineage, sub->merge_floor,
+                                        txn, 0, on_proposed, &pw, NULL);
+    if (rc != RANGE_OK)
+        return rc;
+    assert_true(wait_until(f, is_done, &pw.done));
+    return atomic_load(&pw.rc);
+}
+
+/* PENDING record of txn at "m" (range 2). */
+static void merge_txn_begin(fixture *f, uint64_t txn)
+{
+    range_kv_response r;
+    range_kv_request hb = heartbeat_req(2, txn, "m");
+    assert_int_equal(call(f, wait_leader(f, 2, 0), &hb, &r), RANGE_OK);
+    range_kv_response_free(&r);
+}
+
+/* The MERGE entry carrying a transaction applies only while that txn's
+** record (in L) is PENDING and commits it in the merge's batch on every
+** replica (through the router's orchestration); a merge refused at the
+** leaseholder (record aborted first) is abandoned (R serves again) and one
+** refused at apply (a stale generation) leaves R and the record ABORTED; a
+** merge abandoned (FENCE, UNFREEZE) before its MERGE leaves the record to
+** the coordinator's abort and a late MERGE refused, the record ABORTED. */
+static void test_merge_txn(void **state)
+{
+    fixture *f = *state;
+    (void)wait_leader(f, 1, 0);
+    (void)wait_leader(f, 2, 0);
+    range_router *router = client_router(f);
+    range_kv *kv = range_router_kv(router);
+    range_descriptor left, right;
+    range_kv_response r, sub;
+    const uint64_t T1 = 0x6e1, T2 = 0x6e2, T3 = 0x6e3, T4 = 0x6e4;
+    hlc_timestamp cts = client_now(f);
+    assert_int_equal(kv->ops->admin_split(kv, (const uint8_t *)"s", 1, 3, &left, &right),
+                     RANGE_OK);
+    uint64_t lgen = left.generation, rgen = right.generation;
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    int all = NODES;
+    assert_true(wait_until(f, split_hosted_by, &all));
+    assert_int_equal(kv_put(f, kv, 0x6f0, "t", "right"), RANGE_OK);
+
+    /* T1 PENDING: the merge applies and commits T1 at its timestamp */
+    merge_txn_begin(f, T1);
+    range_merge_txn t1 = {T1, (const uint8_t *)"m", 1, cts, lgen, rgen};
+    int rc = kv->ops->admin_merge_txn(kv, (const uint8_t *)"s", 1, &t1, &left, &right);
+    if (rc != RANGE_OK) {
+        char detail[256] = "";
+        (void)kv->ops->last_error(kv, detail, sizeof(detail));
+        fail_msg("merge: %d (%s) (seed %llu)", rc, detail, (unsigned long long)f->seed);
+    }
+    check_desc(&left, 2, (lgen > rgen ? lgen : rgen) + 1, "m", NULL);
+    assert_int_equal(right.range_id, 3);
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    split_record_query q1 = {T1, "m", RANGE_TXN_COMMITTED, cts};
+    assert_true(wait_until(f, split_record_is, &q1));
+    uint64_t three = 3;
+    assert_true(wait_until(f, range_gone, &three));
+    kv_expect(f, kv, "t", "right");
+
+    /* split again at "s" (range 4) */
+    assert_int_equal(kv->ops->admin_split(kv, (const uint8_t *)"s", 1, 4, &left, &right),
+                     RANGE_OK);
+    lgen = left.generation;
+    rgen = right.generation;
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+
+    /* T2 aborted first (a pusher): the leaseholder refuses its merge, the
+    ** router abandons it (R serves again), the record stays ABORTED */
+    merge_txn_begin(f, T2);
+    range_kv_request e = end_txn_req(2, T2, "m", RANGE_TXN_ABORTED, HLC_ZERO);
+    assert_int_equal(call(f, wait_leader(f, 2, 0), &e, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    range_merge_txn t2 = {T2, (const uint8_t *)"m", 1, cts, lgen, rgen};
+    assert_int_equal(kv->ops->admin_merge_txn(kv, (const uint8_t *)"s", 1, &t2, &left, &right),
+                     RANGE_ERR_ABORTED);
+    assert_int_equal(kv_put(f, kv, 0x6f1, "t", "thawed"), RANGE_OK);
+    kv_expect(f, kv, "t", "thawed");
+    split_record_query q2 = {T2, "m", RANGE_TXN_ABORTED, HLC_ZERO};
+    assert_true(split_record_is(f, &q2));
+    /* shapes other than the ones T assumed: refused before any freeze */
+    range_merge_txn t2b = {T2 + 0x10, (const uint8_t *)"m", 1, cts, lgen, rgen - 1};
+    assert_int_equal(kv->ops->admin_merge_txn(kv, (const uint8_t *)"s", 1, &t2b, &left, &right),
+                     RANGE_ERR_ABORTED);
+    assert_int_equal(kv->ops->describe(kv, (const uint8_t *)"s", 1, &right), RANGE_OK);
+    assert_int_equal(right.range_id, 4);
+    rgen = right.generation; /* the abandon's UNFREEZE moved it */
+    range_descriptor_free(&right);
+
+    /* T3 PENDING, its MERGE at a stale generation: refused at apply, T3
+    ** ABORTED everywhere; the right MERGE with T3 then refused too */
+    merge_txn_begin(f, T3);
+    subsume_by_hand(f, 4, 0xE3, &sub);
+    range_merge_txn t3 = {T3, (const uint8_t *)"m", 1, cts, lgen, rgen};
+    assert_int_equal(propose_merge_txn(f, 0xE3, lgen - 1, &sub, &t3), RANGE_ERR_DROPPED);
+    split_record_query q3 = {T3, "m", RANGE_TXN_ABORTED, HLC_ZERO};
+    assert_true(wait_until(f, split_record_is, &q3));
+    assert_int_equal(propose_merge_txn(f, 0xE3, lgen, &sub, &t3), RANGE_ERR_DROPPED);
+    assert_true(split_record_is(f, &q3));
+    for (int i = 1; i <= NODES; i++)
+        assert_non_null(range_node_replica(f->rn[i], 4));
+    bool merged = true;
+    assert_int_equal(range_router_abandon_merge(router, 4, (const uint8_t *)"s", 1, 0xE3,
+                                                &merged), RANGE_OK);
+    assert_false(merged);
+    range_kv_response_free(&sub);
+
+    /* T4 PENDING, its merge abandoned (FENCE, UNFREEZE) before the MERGE:
+    ** the record stays PENDING until the coordinator aborts it, and the
+    ** late MERGE is refused (fenced) and finds it ABORTED */
+    merge_txn_begin(f, T4);
+    subsume_by_hand(f, 4, 0xE4, &sub);
+    merged = true;
+    assert_int_equal(range_router_abandon_merge(router, 4, (const uint8_t *)"s", 1, 0xE4,
+                                                &merged), RANGE_OK);
+    assert_false(merged);
+    split_record_query q4 = {T4, "m", RANGE_TXN_PENDING, HLC_ZERO};
+    assert_true(wait_until(f, split_record_is, &q4));
+    range_merge_txn t4 = {T4, (const uint8_t *)"m", 1, cts, lgen, sub.descriptor.generation};
+    assert_int_equal(propose_merge_txn(f, 0xE4, lgen, &sub, &t4), RANGE_ERR_DROPPED);
+    q4.status = RANGE_TXN_ABORTED;
+    assert_true(wait_until(f, split_record_is, &q4));
+    e = end_txn_req(2, T4, "m", RANGE_TXN_ABORTED, HLC_ZERO);
+    assert_int_equal(call(f, wait_leader(f, 2, 0), &e, &r), RANGE_OK);
+    if (r.has_txn)
+        assert_int_equal(r.txn_status, RANGE_TXN_ABORTED);
+    range_kv_response_free(&r);
+    range_kv_response_free(&sub);
+    for (int i = 1; i <= NODES; i++)
+        assert_non_null(range_node_replica(f->rn[i], 4));
+    kv_expect(f, kv, "t", "thawed");
+    range_router_free(router);
+}
+
 /* A merge, then a split again exactly at R's start, then a late abandon
 ** of the merge (a watchdog's): the fenced range [m, s) does not hold "s",
 ** but the merge applied in its lineage: the answer says "merged" and
@@ -4218,6 +4768,440 @@ static void test_merge_stale_left(void **state)
     range_router_free(router);
 }
 
+/* ---- garbage collection (docs/txn.md 6.1) -------------------------------------- */
+
+/* The store's idempotence records ('c'); *has: (txn, seq) has one. */
+static size_t idem_records(storage_engine *e, uint64_t txn, uint64_t seq, bool *has)
+{
+    uint8_t lo[REPLICA_KEY_SIZE_MAX + 1], hi[REPLICA_KEY_SIZE_MAX], want[REPLICA_KEY_SIZE_MAX];
+    size_t lo_len = replica__key(lo, REPLICA_RECORDS_RANGE, 'c', 0, 0, 0);
+    size_t hi_len = replica__key(hi, REPLICA_RECORDS_RANGE, 'c' + 1, 0, 0, 0);
+    size_t want_len = replica__key(want, REPLICA_RECORDS_RANGE, 'c', txn, seq, 2);
+    base_buf key = {0};
+    size_t n = 0;
+    if (has != NULL)
+        *has = false;
+    while (storage_seek_raw(e, lo, lo_len, hi, hi_len, &key, NULL) == STORAGE_OK) {
+        n++;
+        if (has != NULL && key.len == want_len && memcmp(key.data, want, want_len) == 0)
+            *has = true;
+        assert_true(key.len < sizeof(lo));
+        memcpy(lo, key.data, key.len);
+        lo[key.len] = 0; /* the next key up */
+        lo_len = key.len + 1;
+    }
+    base_buf_free(&key);
+    return n;
+}
+
+static bool no_idem_records(fixture *f, void *arg)
+{
+    (void)arg;
+    for (int i = 1; i <= NODES; i++)
+        if (idem_records(f->engine[i], 0, 0, NULL) != 0)
+            return false;
+    return true;
+}
+
+static bool idem_at_least(fixture *f, void *arg)
+{
+    for (int i = 1; i <= NODES; i++)
+        if (idem_records(f->engine[i], 0, 0, NULL) < *(size_t *)arg)
+            return false;
+    return true;
+}
+
+/* Every replica of ranges 1 .. *arg here has a threshold at least `at`. */
+typedef struct gc_query {
+    uint64_t ranges;
+    int64_t at_ns;
+} gc_query;
+
+static bool gc_thresholds(fixture *f, void *arg)
+{
+    const gc_query *q = arg;
+    for (int i = 1; i <= NODES; i++)
+        for (uint64_t r = 1; r <= q->ranges; r++)
+            if (replica__idem_gc_threshold(range_node_replica(f->rn[i], r)).wall_ns < q->at_ns)
+                return false;
+    return true;
+}
+
+/* GC rounds on every server until every replica of ranges 1 .. ranges has
+** a threshold at least at_ns (leases may move meanwhile). */
+static void gc_until(fixture *f, uint64_t ranges, int64_t at_ns)
+{
+    gc_query q = {ranges, at_ns};
+    int64_t until = base_monotonic_ns() + (int64_t)WAIT_MS * 1000000;
+    while (!gc_thresholds(f, &q) && base_monotonic_ns() < until) {
+        for (int i = 1; i <= NODES; i++)
+            range__server_gc_round(f->srv[i], NULL, NULL);
+        struct timespec ts = {0, 10 * 1000000}; /* followers apply meanwhile */
+        nanosleep(&ts, NULL);
+    }
+    assert_true(gc_thresholds(f, &q));
+}
+
+/* Every replica of range_id applied what its leader node had applied. */
+typedef struct caught_query {
+    uint64_t range_id;
+    uint64_t index;
+} caught_query;
+
+static bool range_applied(fixture *f, void *arg)
+{
+    const caught_query *q = arg;
+    for (int i = 1; i <= NODES; i++) {
+        range_replica_status st;
+        range_replica_get_status(range_node_replica(f->rn[i], q->range_id), &st);
+        if (st.applied < q->index)
+            return false;
+    }
+    return true;
+}
+
+/* Propose cmd straight at node's replica of range_id (as a re-proposal
+** would reach the log) and wait for its waiter; every replica then applied
+** it. Returns the waiter's code. */
+static int propose_raw(fixture *f, int node, uint64_t range_id, const range_command *cmd)
+{
+    propose_wait w;
+    atomic_init(&w.done, false);
+    atomic_init(&w.rc, 0);
+    range_replica *r = range_node_replica(f->rn[node], range_id);
+    assert_int_equal(range_replica_propose(r, cmd, on_proposed, &w, NULL), RANGE_OK);
+    int64_t until = base_monotonic_ns() + (int64_t)WAIT_MS * 1000000;
+    while (!atomic_load(&w.done) && base_monotonic_ns() < until) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_true(atomic_load(&w.done));
+    range_replica_status st;
+    range_replica_get_status(r, &st);
+    caught_query q = {range_id, st.applied};
+    assert_true(wait_until(f, range_applied, &q));
+    return atomic_load(&w.rc);
+}
+
+#define GC_SKEW_NS ((int64_t)2 * 3600 * 1000 * 1000 * 1000) /* past every GC age */
+
+/* The idempotence GC: the leaseholders' GC entries collect every 'c'
+** record on every node; a re-proposal of an old command (and any command
+** with a timestamp below the threshold) is refused on every replica, while
+** a late resolution of an old commit still applies and new commits go on. */
+static void test_idem_gc(void **state)
+{
+    fixture *f = *state;
+    int l1 = wait_leader(f, 1, 0), l2 = wait_leader(f, 2, 0);
+    range_write wa[] = {W("ga", "1")}, wb[] = {W("ta", "1")};
+    commit_args a = {1, client_now(f), 0xC1, 1, wa, 1, NULL, 0, NULL, 0, {0, 0}};
+    commit_args b = {2, client_now(f), 0xC2, 1, wb, 1, NULL, 0, NULL, 0, {0, 0}};
+    hlc_timestamp ca, cb;
+    assert_int_equal(commit(f, l1, &a, &ca, NULL), RANGE_OK);
+    assert_int_equal(commit(f, l2, &b, &cb, NULL), RANGE_OK);
+    /* a two-phase commit left unresolved (its resolution comes after the GC) */
+    const uint64_t T = 0xC3;
+    range_write wt[] = {W("gb", "v")};
+    range_kv_request pq = prepare_req(1, T, 1, "gb", true, client_now(f), wt, 1);
+    range_kv_response r;
+    assert_int_equal(call(f, l1, &pq, &r), RANGE_OK);
+    hlc_timestamp ct = hlc_next(r.commit_ts);
+    range_kv_response_free(&r);
+    (void)hlc_update(f->clock[CLIENT], ct);
+    range_kv_request et = end_txn_req(1, T, "gb", RANGE_TXN_COMMITTED, ct);
+    assert_int_equal(call(f, l1, &et, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    applied_query qa = {0xC1, 1, NODES}, qb = {0xC2, 1, NODES};
+    assert_true(wait_until(f, applied_everywhere, &qa));
+    assert_true(wait_until(f, applied_everywhere, &qb));
+    size_t four = 4;
+    assert_true(wait_until(f, idem_at_least, &four));
+    for (int i = 1; i <= NODES; i++) {
+        bool has = false;
+        (void)idem_records(f->engine[i], 0xC1, 1, &has);
+        assert_true(has);
+    }
+    /* a GC now keeps the commits' records (only those of the leaseholder's
+    ** own record writes, at timestamp zero, may go) */
+    for (int i = 1; i <= NODES; i++)
+        range__server_gc_round(f->srv[i], NULL, NULL);
+    for (int i = 1; i <= NODES; i++) {
+        bool has_a = false, has_b = false;
+        (void)idem_records(f->engine[i], 0xC1, 1, &has_a);
+        (void)idem_records(f->engine[i], 0xC2, 1, &has_b);
+        assert_true(has_a && has_b);
+    }
+
+    /* two hours later: both ranges' thresholds, then every record goes */
+    atomic_store(&f->skew_ns, GC_SKEW_NS);
+    int64_t at_ns = base_realtime_ns() + GC_SKEW_NS / 2;
+    gc_until(f, 2, at_ns);
+    assert_true(wait_until(f, no_idem_records, NULL));
+
+    /* a re-proposal of the old commit: refused on every replica (its record
+    ** is gone, and would not decide anything) */
+    int dup_applied, dup_dups;
+    count_applies(f, 0xC1, 1, &dup_applied, &dup_dups);
+    range_write again[] = {W("ga", "again")};
+    range_command old = {.txn_id = 0xC1, .seq = 1, .commit_ts = ca, .writes = again,
+                         .write_count = 1};
+    l1 = wait_leader(f, 1, 0);
+    assert_int_equal(propose_raw(f, l1, 1, &old), RANGE_ERR_DROPPED);
+    /* a new key below the threshold too */
+    range_write wz[] = {W("gz", "x")};
+    range_command stale = {.txn_id = 0xC9, .seq = 1, .commit_ts = ca, .writes = wz,
+                           .write_count = 1};
+    assert_int_equal(propose_raw(f, l1, 1, &stale), RANGE_ERR_DROPPED);
+    int applied_now, dups_now;
+    count_applies(f, 0xC1, 1, &applied_now, &dups_now);
+    assert_int_equal(applied_now, dup_applied);
+    assert_int_equal(dups_now, dup_dups);
+    for (int i = 1; i <= NODES; i++) {
+        bool has = true;
+        assert_int_equal(versions_of(f->engine[i], "ga"), 1);
+        assert_int_equal(versions_of(f->engine[i], "gz"), 0);
+        assert_int_equal(idem_records(f->engine[i], 0xC1, 1, &has), 0);
+        assert_false(has);
+    }
+    char v[32];
+    assert_int_equal(get(f, l1, 1, "ga", client_now(f), v, sizeof(v)), RANGE_OK);
+    assert_string_equal(v, "1");
+
+    /* the late resolution of the old commit applies (its key is fresh) */
+    range_span all1[] = {{(const uint8_t *)"", 0, (const uint8_t *)"m", 1, false}};
+    assert_int_equal(resolve(f, l1, 1, T, all1, RANGE_TXN_COMMITTED, ct), RANGE_OK);
+    assert_int_equal(get(f, l1, 1, "gb", client_now(f), v, sizeof(v)), RANGE_OK);
+    assert_string_equal(v, "v");
+    assert_int_equal(get(f, l1, 1, "gb", ct, v, sizeof(v)), RANGE_OK);
+
+    /* and new commits go on, their records kept */
+    range_write wn[] = {W("gn", "2")};
+    commit_args n = {1, client_now(f), 0xCA, 1, wn, 1, NULL, 0, NULL, 0, {0, 0}};
+    assert_int_equal(commit(f, l1, &n, NULL, NULL), RANGE_OK);
+    applied_query qn = {0xCA, 1, NODES};
+    assert_true(wait_until(f, applied_everywhere, &qn));
+    for (int i = 1; i <= NODES; i++)
+        range__server_gc_round(f->srv[i], NULL, NULL);
+    for (int i = 1; i <= NODES; i++) {
+        bool has = false;
+        (void)idem_records(f->engine[i], 0xCA, 1, &has);
+        assert_true(has);
+    }
+}
+
+/* The threshold travels with the range: a split's right side inherits it,
+** and a replica made by a snapshot (n3 cut off from the left's leader while
+** the split happened) gets it from the snapshot. */
+static void test_idem_gc_split_snapshot(void **state)
+{
+    fixture *f = *state;
+    int l = wait_leader(f, 2, 0);
+    range_write w[] = {W("p", "1")};
+    commit_args a = {2, client_now(f), 0xD1, 1, w, 1, NULL, 0, NULL, 0, {0, 0}};
+    assert_int_equal(commit(f, l, &a, NULL, NULL), RANGE_OK);
+    atomic_store(&f->skew_ns, GC_SKEW_NS);
+    gc_until(f, 2, base_realtime_ns() + GC_SKEW_NS / 2);
+    hlc_timestamp t = replica__idem_gc_threshold(f->rep[1][2]);
+    for (int i = 1; i <= NODES; i++)
+        assert_int_equal(hlc_compare(replica__idem_gc_threshold(f->rep[i][2]), t), 0);
+
+    /* the split: range 3 = ["s", +inf) at range 2's threshold everywhere */
+    range_kv_response r;
+    l = wait_leader(f, 2, 0);
+    assert_int_equal(split_at(f, l, 2, "s", 3, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    uint64_t ids[2] = {2, 3};
+    assert_true(wait_until(f, split_caught_up, ids));
+    for (int i = 1; i <= NODES; i++)
+        assert_int_equal(
+            hlc_compare(replica__idem_gc_threshold(range_node_replica(f->rn[i], 3)), t), 0);
+
+    /* the snapshot: n3 misses the split of range 2 at "n" (range 4) */
+    lease_to(f, 2, 1, 0);
+    isolate(f, 3, true);
+    assert_int_equal(split_at(f, 1, 2, "n", 4, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    lease_to(f, 4, 2, 3);
+    /* and range 2's, made after the split, first (NO OVERLAP) */
+    lease_to(f, 2, 2, 3);
+    fill_range2(f, 2, 0xD40);
+    assert_true(wait_until(f, range2_truncated_past_n3, NULL));
+    isolate(f, 3, false);
+    link_cut(f, 1, 3, true);
+    uint64_t four = 4;
+    assert_true(wait_until(f, n3_hosts, &four));
+    assert_int_equal(hlc_compare(replica__idem_gc_threshold(range_node_replica(f->rn[3], 4)), t),
+                     0);
+    link_cut(f, 1, 3, false);
+    uint64_t ids24[2] = {2, 4};
+    assert_true(wait_until(f, split_caught_up, ids24));
+    for (int i = 1; i <= NODES; i++)
+        assert_int_equal(
+            hlc_compare(replica__idem_gc_threshold(range_node_replica(f->rn[i], 4)), t), 0);
+    /* a re-proposal below it is refused in the right side too */
+    range_write wq[] = {W("q", "x")};
+    range_command stale = {.txn_id = 0xD2, .seq = 1, .commit_ts = hlc_prev(t), .writes = wq,
+                           .write_count = 1};
+    split_query sq = {4, 0, 0};
+    assert_true(wait_until(f, split_have_leader, &sq));
+    assert_int_equal(propose_raw(f, sq.found, 4, &stale), RANGE_ERR_DROPPED);
+    for (int i = 1; i <= NODES; i++)
+        assert_int_equal(versions_of(f->engine[i], "q"), 0);
+}
+
+/* The status of (anchor, txn)'s record in e, -1 when there is none. */
+static int stored_record(storage_engine *e, const char *anchor, uint64_t txn)
+{
+    base_buf key = {0}, val = {0};
+    range__record rec;
+    int status = -1;
+    assert_int_equal(range__record_key((const uint8_t *)anchor, strlen(anchor), txn, &key),
+                     RANGE_OK);
+    if (storage_get_raw(e, key.data, key.len, &val) == STORAGE_OK) {
+        assert_int_equal(range__record_decode(val.data, val.len, &rec), RANGE_OK);
+        status = (int)rec.status;
+    }
+    base_buf_free(&key);
+    base_buf_free(&val);
+    return status;
+}
+
+/* Every node holds *arg transaction records. */
+static bool records_are(fixture *f, void *arg)
+{
+    for (int i = 1; i <= NODES; i++)
+        if (record_keys(f->engine[i]) != *(size_t *)arg)
+            return false;
+    return true;
+}
+
+/* The age sweep: an ABORTED record final for longer than
+** RANGE_TXN_RECORD_GC_AGE_MS goes at the leaseholder's GC round (COMMITTED
+** and PENDING ones stay), and no record is made again for a txn that old. */
+static void test_txn_record_age_sweep(void **state)
+{
+    fixture *f = *state;
+    int l1 = wait_leader(f, 1, 0);
+    pass_low_water(f, l1, 1, 800);
+    const uint64_t U = 0xE1, V = 0xE2, P = 0xE3;
+    hlc_timestamp old_ts = client_now(f);
+    range_kv_response r;
+    range_write wu[] = {W("b", "u")}, wv[] = {W("c", "v")};
+    range_kv_request qu = prepare_req(1, U, 1, "b", true, old_ts, wu, 1);
+    assert_int_equal(call(f, l1, &qu, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    range_kv_request ea = end_txn_req(1, U, "b", RANGE_TXN_ABORTED, HLC_ZERO);
+    assert_int_equal(call(f, l1, &ea, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    range_kv_request qv = prepare_req(1, V, 1, "c", true, old_ts, wv, 1);
+    assert_int_equal(call(f, l1, &qv, &r), RANGE_OK);
+    hlc_timestamp cv = hlc_next(r.commit_ts);
+    range_kv_response_free(&r);
+    (void)hlc_update(f->clock[CLIENT], cv);
+    range_kv_request ev = end_txn_req(1, V, "c", RANGE_TXN_COMMITTED, cv);
+    assert_int_equal(call(f, l1, &ev, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    range_kv_request hp = heartbeat_req(1, P, "d");
+    hp.read_ts = old_ts;
+    assert_int_equal(call(f, l1, &hp, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    size_t want = 3;
+    assert_true(wait_until(f, records_are, &want));
+    /* young: nothing goes */
+    size_t swept = 0, n = 0;
+    for (int i = 1; i <= NODES; i++) {
+        range__server_gc_round(f->srv[i], NULL, &n);
+        swept += n;
+    }
+    assert_int_equal(swept, 0);
+    assert_int_equal(record_keys(f->engine[l1]), 3);
+
+    /* past the age (and the sweep's margin): the ABORTED record goes */
+    atomic_store(&f->skew_ns, (int64_t)(RANGE_TXN_RECORD_GC_AGE_MS + 5 * 60 * 1000) * 1000000);
+    for (int attempt = 0; attempt < 20 && swept == 0; attempt++) {
+        for (int i = 1; i <= NODES; i++) {
+            range__server_gc_round(f->srv[i], NULL, &n);
+            swept += n;
+        }
+    }
+    assert_int_equal(swept, 1);
+    want = 2;
+    assert_true(wait_until(f, records_are, &want));
+    for (int i = 1; i <= NODES; i++) {
+        assert_int_equal(stored_record(f->engine[i], "b", U), -1);
+        assert_int_equal(stored_record(f->engine[i], "c", V), RANGE_TXN_COMMITTED);
+        assert_int_equal(stored_record(f->engine[i], "d", P), RANGE_TXN_PENDING);
+    }
+    l1 = wait_leader(f, 1, 0);
+
+    /* no record for a txn that old: a heartbeat or PREPARE answers ABORTED */
+    range_kv_request hu = heartbeat_req(1, U, "b");
+    hu.read_ts = old_ts;
+    assert_int_equal(call(f, l1, &hu, &r), RANGE_ERR_ABORTED);
+    assert_true(r.has_txn && r.txn_status == RANGE_TXN_ABORTED);
+    range_kv_response_free(&r);
+    range_write wx[] = {W("e", "x")};
+    range_kv_request qx = prepare_req(1, 0xE4, 1, "e", true, old_ts, wx, 1);
+    assert_int_equal(call(f, l1, &qx, &r), RANGE_ERR_ABORTED);
+    range_kv_response_free(&r);
+    assert_int_equal(record_keys(f->engine[l1]), 2);
+    /* a young txn still gets its record */
+    range_kv_request hy = heartbeat_req(1, 0xE5, "f");
+    hy.read_ts = client_now(f);
+    assert_int_equal(call(f, l1, &hy, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    assert_int_equal(record_keys(f->engine[l1]), 3);
+}
+
+/* A merge keeps the higher threshold of the two ranges on every replica. */
+static void test_idem_gc_merge(void **state)
+{
+    fixture *f = *state;
+    (void)wait_leader(f, 1, 0);
+    (void)wait_leader(f, 2, 0);
+    range_router *router = client_router(f);
+    range_kv *kv = range_router_kv(router);
+    range_descriptor left, right;
+    assert_int_equal(kv->ops->admin_split(kv, (const uint8_t *)"s", 1, 3, &left, &right),
+                     RANGE_OK);
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    int all = NODES;
+    assert_true(wait_until(f, split_hosted_by, &all));
+    atomic_store(&f->skew_ns, GC_SKEW_NS);
+    gc_until(f, 3, base_realtime_ns() + GC_SKEW_NS / 2);
+    /* later, range 3 alone (its leaseholder apart from range 2's) goes higher */
+    split_query q2 = {2, 0, 0};
+    assert_true(wait_until(f, split_have_leader, &q2));
+    int n3 = q2.found % NODES + 1;
+    lease_to(f, 3, n3, 0);
+    lease_to(f, 2, q2.found, 0);
+    hlc_timestamp t2 = replica__idem_gc_threshold(f->rep[q2.found][2]);
+    atomic_store(&f->skew_ns, GC_SKEW_NS + (int64_t)3600 * 1000 * 1000 * 1000);
+    range__server_gc_round(f->srv[n3], NULL, NULL);
+    hlc_timestamp t3 = replica__idem_gc_threshold(range_node_replica(f->rn[n3], 3));
+    assert_true(hlc_compare(t3, t2) > 0);
+    assert_int_equal(hlc_compare(replica__idem_gc_threshold(f->rep[q2.found][2]), t2), 0);
+    int rc = range_router_admin_merge(router, (const uint8_t *)"s", 1, &left, &right);
+    if (rc != RANGE_OK)
+        fail_msg("merge: %d (seed %llu)", rc, (unsigned long long)f->seed);
+    assert_int_equal(left.range_id, 2);
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    uint64_t three = 3;
+    assert_true(wait_until(f, range_gone, &three));
+    for (int i = 1; i <= NODES; i++) {
+        int64_t until = base_monotonic_ns() + (int64_t)WAIT_MS * 1000000;
+        while (hlc_compare(replica__idem_gc_threshold(f->rep[i][2]), t3) != 0 &&
+               base_monotonic_ns() < until) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+        assert_int_equal(hlc_compare(replica__idem_gc_threshold(f->rep[i][2]), t3), 0);
+    }
+    range_router_free(router);
+}
+
 int main(void)
 {
     if (getenv("TEST_DEBUG"))
@@ -4242,15 +5226,22 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_router_cross_range_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_router_cross_range_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_txn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_leaseholder_restart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_split_snapshot_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_snapshot_records, setup_truncate, teardown),
+        cmocka_unit_test_setup_teardown(test_split_snapshot_stale_left, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_leaseholder_restart, setup_shared_log, teardown),
         cmocka_unit_test_setup_teardown(test_txn_prepare_commit_resolve, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_uncertainty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_push, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_gc_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_gc_storage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idem_gc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idem_gc_split_snapshot, setup_truncate, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_record_age_sweep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idem_gc_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_wait_and_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_push_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_deadlock, setup, teardown),
@@ -4261,6 +5252,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_split_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge_txn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_stale_left, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

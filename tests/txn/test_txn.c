@@ -506,6 +506,32 @@ static void test_txn_ids_unique(void **state) {
     for (int i = 0; i < N; i++) txn_rollback(ts[i]);
 }
 
+/* A restarted node (a new txn_db, the same clock reading) draws new ids:
+** the servers' idempotence records are keyed by (txn_id, nonce), and a
+** router with a configured seed repeats its nonces, so ids restarting at 1
+** would have a new commit answered from an old record (seed 309). */
+static void test_txn_ids_unique_across_restarts(void **state) {
+    fixture *f = *state;
+    enum { RESTARTS = 8, PER_DB = 4 };
+    uint64_t ids[RESTARTS * PER_DB];
+    size_t n = 0;
+    for (int r = 0; r < RESTARTS; r++) {
+        if (r > 0) {
+            close_db(f);
+            open_db(f, NULL); /* the manual clock starts at the same instant */
+        }
+        for (int i = 0; i < PER_DB; i++) {
+            txn *t;
+            assert_int_equal(txn_begin(f->db, NULL, &t), TXN_OK);
+            ids[n] = txn_id(t);
+            assert_true(ids[n] != 0);
+            for (size_t j = 0; j < n; j++) assert_true(ids[j] != ids[n]);
+            n++;
+            txn_rollback(t);
+        }
+    }
+}
+
 static void test_errors_and_limits(void **state) {
     fixture *f = *state;
     txn *t;
@@ -1128,6 +1154,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_savepoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_ids_unique, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_ids_unique_across_restarts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_and_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_model, setup, teardown),

@@ -33,7 +33,13 @@
 ** replica once the closed timestamp passed them, also with the
 ** leaseholder's node stopped.
 ** Merges (txn_db_merge_at, docs/range.md "Merges"): a split undone, both
-** sides' rows through every node, meta holding the merged range only.
+** sides' rows through every node, meta holding the merged range only, at
+** once (the merge commits its meta transaction, decision 010).
+** The atomic split (docs/decisions/010-atomic-meta.md): a coordinator dead
+** after its split (meta read at once through the COMMITTED record) or
+** before it (the reader aborts the expired record, meta unchanged, the
+** split refused), a split refused because its range moved, and meta lookups
+** running during a split.
 **
 ** Every wait is bounded (router deadlines; wait_for with a limit).
 */
@@ -318,6 +324,103 @@ static void scan_keys(cluster *c, int i, bool reverse, char *out, size_t out_siz
     }
     txn_iter_close(it);
     txn_rollback(t);
+}
+
+/* UNCERTAINTY (docs/txn.md section 4): transactions on node 1 begin, then a
+** write commits through node 2, whose clock is 100 ms ahead, at a timestamp
+** within their uncertainty window (read_ts + max_offset). A read-only txn
+** that read another key before meets the value, refreshes above it and sees
+** it, by a get and by a scan; a txn that read one of the written keys
+** before cannot move: 40001 saying why. A machine too slow to commit within
+** the window tries again (bounded). */
+static void test_uncertainty(void **state) {
+    (void)state;
+    cluster c = {0};
+    start_cluster(&c);
+    assert_true(wait_leader(&c));
+    put_through(&c, 1, "u0", "old");
+    txn_db_stats before;
+    txn_db_get_stats(c.n[1].db, &before);
+    bool done = false;
+    for (int attempt = 0; attempt < 5 && !done; attempt++) {
+        char ka[16], kb[16], kc[16];
+        snprintf(ka, sizeof(ka), "ua%d", attempt);
+        snprintf(kb, sizeof(kb), "ub%d", attempt);
+        snprintf(kc, sizeof(kc), "uc%d", attempt);
+        txn *ro, *scan, *rw;
+        txn_error err = {0};
+        base_buf b = {0};
+        assert_int_equal(txn_begin(c.n[1].db, &(txn_options){.read_only = true}, &ro), TXN_OK);
+        assert_int_equal(txn_begin(c.n[1].db, &(txn_options){.read_only = true}, &scan), TXN_OK);
+        assert_int_equal(txn_begin(c.n[1].db, NULL, &rw), TXN_OK);
+        assert_int_equal(txn_get(ro, (const uint8_t *)"u0", 2, &b, &err), TXN_OK);
+        assert_int_equal(txn_get(rw, (const uint8_t *)kb, strlen(kb), &b, &err), TXN_NOT_FOUND);
+        hlc_timestamp r_ro = txn_read_timestamp(ro);
+
+        /* the writer's node, its clock ahead (within max_offset) */
+        (void)hlc_update(c.n[2].clock, hlc_add_ns(hlc_now(c.n[2].clock), 100 * 1000000LL));
+        range_kv *kv2 = range_router_kv(c.n[2].router);
+        range_write w[] = {{(const uint8_t *)ka, strlen(ka), (const uint8_t *)"1", 1, false},
+                           {(const uint8_t *)kb, strlen(kb), (const uint8_t *)"2", 1, false}};
+        range_commit_request req = {.txn_id = 0x5500 + (uint64_t)attempt,
+                                    .read_ts = hlc_now(c.n[2].clock), .writes = w,
+                                    .write_count = 2};
+        hlc_timestamp wts;
+        range_conflict cf;
+        memset(&cf, 0, sizeof(cf));
+        assert_int_equal(kv2->ops->commit(kv2, &req, &wts, &cf), RANGE_OK);
+        range_conflict_free(&cf);
+        if (hlc_compare(wts, hlc_add_ns(r_ro, HLC_DEFAULT_MAX_OFFSET_NS)) > 0) {
+            txn_rollback(ro); /* committed past the window: again */
+            txn_rollback(scan);
+            txn_rollback(rw);
+            base_buf_free(&b);
+            continue;
+        }
+        assert_true(hlc_compare(wts, r_ro) > 0);
+
+        /* the read-only txn moves above the value (u0 still holds) and sees it */
+        int rc = txn_get(ro, (const uint8_t *)ka, strlen(ka), &b, &err);
+        if (rc != TXN_OK) fail_msg("uncertain get: %d %s", rc, err.message);
+        assert_int_equal(b.len, 1);
+        assert_memory_equal(b.data, "1", 1);
+        assert_true(hlc_compare(txn_read_timestamp(ro), wts) > 0);
+        assert_int_equal(txn_commit(ro, NULL, &err), TXN_OK);
+
+        /* a scan does too: both rows */
+        txn_iter *it;
+        assert_int_equal(txn_scan(scan, (const uint8_t *)ka, strlen(ka), (const uint8_t *)kc,
+                                  strlen(kc), false, &it, &err),
+                         TXN_OK);
+        int rows = 0;
+        for (int guard = 0; guard < 10; guard++) {
+            const uint8_t *k, *v;
+            size_t kl, vl;
+            int n = txn_iter_next(it, &k, &kl, &v, &vl, &err);
+            if (n < 0) fail_msg("uncertain scan: %d %s", n, err.message);
+            if (n == 0) break;
+            rows++;
+        }
+        assert_int_equal(rows, 2);
+        txn_iter_close(it);
+        txn_rollback(scan);
+
+        /* it read kb at its old timestamp: it cannot move above the write */
+        rc = txn_get(rw, (const uint8_t *)ka, strlen(ka), &b, &err);
+        assert_int_equal(rc, TXN_ERR_RETRY);
+        assert_string_equal(err.sqlstate, "40001");
+        if (strstr(err.message, "uncertainty") == NULL ||
+            strstr(err.message, "read refresh failed") == NULL)
+            fail_msg("message: %s", err.message);
+        assert_int_equal(txn_commit(rw, NULL, &err), TXN_ERR_RETRY);
+        base_buf_free(&b);
+        done = true;
+    }
+    assert_true(done);
+    txn_db_stats after;
+    txn_db_get_stats(c.n[1].db, &after);
+    assert_true(after.uncertainty_restarts >= before.uncertainty_restarts + 3);
+    stop_cluster(&c);
 }
 
 static void test_three_node_cluster(void **state) {
@@ -898,7 +1001,7 @@ static void test_single_node_cannot_split(void **state) {
 
 /* The meta entry at d's meta key (d: only its end key matters), decoded
 ** into *out; false when absent. */
-static bool meta_entry(cluster *c, const char *end, range_descriptor *out) {
+static bool meta_entry_at(cluster *c, int i, const char *end, range_descriptor *out) {
     range_descriptor d;
     memset(&d, 0, sizeof(d));
     d.end_key = (uint8_t *)end;
@@ -907,7 +1010,7 @@ static bool meta_entry(cluster *c, const char *end, range_descriptor *out) {
     assert_int_equal(range_meta_key(&d, &key), RANGE_OK);
     txn *t;
     txn_error err = {0};
-    assert_int_equal(txn_begin(c->n[1].db, &(txn_options){.read_only = true}, &t), TXN_OK);
+    assert_int_equal(txn_begin(c->n[i].db, &(txn_options){.read_only = true}, &t), TXN_OK);
     int rc = txn_get(t, key.data, key.len, &val, &err);
     txn_rollback(t);
     if (rc != TXN_OK && rc != TXN_NOT_FOUND) fail_msg("meta read: %d %s", rc, err.message);
@@ -915,6 +1018,267 @@ static bool meta_entry(cluster *c, const char *end, range_descriptor *out) {
     base_buf_free(&key);
     base_buf_free(&val);
     return rc == TXN_OK;
+}
+
+static bool meta_entry(cluster *c, const char *end, range_descriptor *out) {
+    return meta_entry_at(c, 1, end, out);
+}
+
+/* ---- the atomic split (docs/decisions/010-atomic-meta.md) ----
+** A coordinator's steps done by hand through node 1's router, so the test
+** can "die" between them: DESCRIBE, PREPARE of meta(L') and meta(R') with
+** the record at the left's start, then (split) ADMIN_SPLIT with the txn. */
+typedef struct split_txn {
+    range_txn_meta meta;
+    range_split_txn stx;
+    range_prepare_result prepared;
+    range_descriptor l, r;
+    base_buf bytes;
+} split_txn;
+
+static void split_txn_prepare(cluster *c, const char *at, uint64_t id, uint64_t txn_id,
+                              split_txn *st) {
+    range_kv *kv = range_router_kv(c->n[1].router);
+    memset(st, 0, sizeof(*st));
+    range_descriptor d;
+    assert_int_equal(kv->ops->describe(kv, (const uint8_t *)at, strlen(at), &d), RANGE_OK);
+    assert_int_equal(range_descriptor_copy(&st->l, &d), RANGE_OK);
+    assert_int_equal(range_descriptor_copy(&st->r, &d), RANGE_OK);
+    base_free(st->l.end_key);
+    st->l.end_key = base_malloc(strlen(at));
+    assert_non_null(st->l.end_key);
+    memcpy(st->l.end_key, at, strlen(at));
+    st->l.end_len = strlen(at);
+    base_free(st->r.start_key);
+    st->r.start_key = base_malloc(strlen(at));
+    assert_non_null(st->r.start_key);
+    memcpy(st->r.start_key, at, strlen(at));
+    st->r.start_len = strlen(at);
+    st->l.generation = st->r.generation = d.generation + 1;
+    st->r.range_id = id;
+    /* one buffer: meta(L') key, value, meta(R') key, value */
+    base_buf k = {0}, v = {0};
+    size_t off[4], len[4];
+    const range_descriptor *ds[2] = {&st->l, &st->r};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(range_meta_key(ds[i], &k), RANGE_OK);
+        base_buf_reset(&v);
+        assert_int_equal(range_descriptor_encode(ds[i], &v), RANGE_OK);
+        off[2 * i] = st->bytes.len, len[2 * i] = k.len;
+        assert_int_equal(base_buf_append(&st->bytes, k.data, k.len), 0);
+        off[2 * i + 1] = st->bytes.len, len[2 * i + 1] = v.len;
+        assert_int_equal(base_buf_append(&st->bytes, v.data, v.len), 0);
+    }
+    base_buf_free(&k);
+    base_buf_free(&v);
+    range_write w[2];
+    for (int i = 0; i < 2; i++)
+        w[i] = (range_write){st->bytes.data + off[2 * i], len[2 * i],
+                             st->bytes.data + off[2 * i + 1], len[2 * i + 1], false};
+    static const uint8_t lowest[1] = {0};
+    st->meta = (range_txn_meta){.txn_id = txn_id, .nonce = 7, .priority = INT64_MAX,
+                                .anchor = d.start_len > 0 ? st->l.start_key : lowest,
+                                .anchor_len = d.start_len > 0 ? d.start_len : 1,
+                                .read_ts = hlc_now(c->n[1].clock)};
+    range_commit_request req = {.txn_id = txn_id, .read_ts = st->meta.read_ts, .writes = w,
+                                .write_count = 2};
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    int rc = kv->ops->prepare(kv, &st->meta, &req, &st->prepared, &conflict);
+    if (rc != RANGE_OK) fail_msg("prepare of the split txn: %d", rc);
+    range_conflict_free(&conflict);
+    st->stx = (range_split_txn){txn_id, st->meta.anchor, st->meta.anchor_len,
+                                st->prepared.commit_ts, d.generation};
+    range_descriptor_free(&d);
+}
+
+static void split_txn_free(split_txn *st) {
+    range_prepare_result_free(&st->prepared);
+    range_descriptor_free(&st->l);
+    range_descriptor_free(&st->r);
+    base_buf_free(&st->bytes);
+}
+
+/* The coordinator dies after the split applied (its record COMMITTED by the
+** split's own batch, nothing resolved): a meta lookup through another node
+** meets the intent, pushes, finds COMMITTED and reads the new descriptors
+** at once (no record expiry to wait for). Then one dies before its split: a
+** reader of meta waits for the record's expiry, aborts it and reads meta as
+** it was; the split, asked afterwards with that txn, is refused and changes
+** nothing. */
+static void test_split_dead_coordinator(void **state) {
+    (void)state;
+    cluster *c = calloc(1, sizeof(*c));
+    start_cluster(c);
+    assert_true(wait_leader(c));
+    put_through(c, 1, "a", "1");
+    range_kv *kv = range_router_kv(c->n[1].router);
+
+    /* dies after the split */
+    split_txn st;
+    split_txn_prepare(c, "m", 7, 0x5b117001, &st);
+    range_descriptor left, right;
+    int rc = kv->ops->admin_split_txn(kv, (const uint8_t *)"m", 1, 7, &st.stx, &left, &right);
+    if (rc != RANGE_OK) fail_msg("split with its txn: %d", rc);
+    assert_int_equal(left.range_id, 1);
+    assert_int_equal(right.range_id, 7);
+    assert_int_equal(left.generation, st.l.generation);
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    int64_t t0 = base_monotonic_ns();
+    range_descriptor d;
+    assert_true(meta_entry_at(c, 3, "m", &d)); /* meta(L') */
+    assert_int_equal(d.range_id, 1);
+    assert_int_equal(d.generation, st.l.generation);
+    range_descriptor_free(&d);
+    assert_true(meta_entry_at(c, 2, NULL, &d)); /* meta(R'), ending at +inf */
+    assert_int_equal(d.range_id, 7);
+    range_descriptor_free(&d);
+    int64_t waited_ms = (base_monotonic_ns() - t0) / 1000000;
+    fprintf(stderr, "split's dead coordinator (committed): meta read after %lld ms\n",
+            (long long)waited_ms);
+    /* (no expiry was waited for: an expired record would have been aborted
+    ** and the entries above would not be there) */
+    range_txn_outcome out;
+    assert_int_equal(kv->ops->end_txn(kv, &st.meta, RANGE_TXN_ABORTED, HLC_ZERO, &out),
+                     RANGE_OK);
+    assert_int_equal(out.status, RANGE_TXN_COMMITTED);
+    split_txn_free(&st);
+
+    /* dies before the split: the right side [m, +inf) at "t" */
+    put_through(c, 1, "u", "1");
+    split_txn_prepare(c, "t", 8, 0x5b117002, &st);
+    t0 = base_monotonic_ns();
+    assert_true(meta_entry_at(c, 2, NULL, &d)); /* still r7 = [m, +inf) */
+    waited_ms = (base_monotonic_ns() - t0) / 1000000;
+    fprintf(stderr, "split's dead coordinator (aborted): meta read after %lld ms\n",
+            (long long)waited_ms);
+    assert_int_equal(d.range_id, 7);
+    assert_int_equal(d.start_len, 1);
+    range_descriptor_free(&d);
+    assert_false(meta_entry_at(c, 3, "t", &d));
+    rc = kv->ops->admin_split_txn(kv, (const uint8_t *)"t", 1, 8, &st.stx, &left, &right);
+    assert_int_equal(rc, RANGE_ERR_ABORTED);
+    assert_int_equal(kv->ops->describe(kv, (const uint8_t *)"t", 1, &d), RANGE_OK);
+    assert_int_equal(d.range_id, 7);
+    assert_int_equal(d.end_len, 0);
+    range_descriptor_free(&d);
+    assert_false(meta_entry_at(c, 1, "t", &d));
+    assert_int_equal(kv->ops->end_txn(kv, &st.meta, RANGE_TXN_COMMITTED, st.stx.commit_ts, &out),
+                     RANGE_ERR_ABORTED);
+    split_txn_free(&st);
+    check_value(c, 3, "u", "1");
+    stop_cluster(c);
+    free(c);
+}
+
+/* Meta lookups through node 2 while a split runs through node 1: each
+** reads the entry of the range ending at +inf, old or new, never an error
+** (it meets the split's intent at most once and pushes it). No cmocka
+** asserts off the main thread: results are checked after the join. */
+typedef struct meta_reader {
+    cluster *c;
+    atomic_bool stop;
+    int reads, errors;
+    int64_t max_ms;
+    pthread_t thread;
+} meta_reader;
+
+static void *meta_reader_main(void *arg) {
+    meta_reader *m = arg;
+    range_descriptor d;
+    memset(&d, 0, sizeof(d));
+    base_buf key = {0}, val = {0};
+    if (range_meta_key(&d, &key) != RANGE_OK) {
+        m->errors++;
+        return NULL;
+    }
+    for (int i = 0; i < 10000 && !atomic_load(&m->stop); i++) {
+        txn *t;
+        txn_error err = {0};
+        int64_t t0 = base_monotonic_ns();
+        if (txn_begin(m->c->n[2].db, &(txn_options){.read_only = true}, &t) != TXN_OK) {
+            m->errors++;
+            break;
+        }
+        int rc = txn_get(t, key.data, key.len, &val, &err);
+        txn_rollback(t);
+        int64_t ms = (base_monotonic_ns() - t0) / 1000000;
+        if (ms > m->max_ms) m->max_ms = ms;
+        m->reads++;
+        if (rc != TXN_OK && rc != TXN_NOT_FOUND) m->errors++;
+    }
+    base_buf_free(&key);
+    base_buf_free(&val);
+    return NULL;
+}
+
+/* A split whose range changed after its txn prepared (another split, at
+** "f", through txn_db_split_at) is refused: nothing splits at "p", the txn
+** ends ABORTED and meta keeps the other split's entries only; then
+** txn_db_split_at at "p" does it, meta current the moment it returns. */
+static void test_split_refused(void **state) {
+    (void)state;
+    cluster *c = calloc(1, sizeof(*c));
+    start_cluster(c);
+    assert_true(wait_leader(c));
+    put_through(c, 1, "a", "1");
+    range_kv *kv = range_router_kv(c->n[1].router);
+    split_txn st;
+    split_txn_prepare(c, "p", 9, 0x5b117003, &st);
+    txn_split_result res;
+    txn_error err = {0};
+    range_txn_outcome out;
+    /* the other split (no meta: the bare range_kv op) changes the range's
+    ** shape: st can never apply */
+    range_descriptor left, right;
+    int rc = kv->ops->admin_split(kv, (const uint8_t *)"f", 1, 10, &left, &right);
+    if (rc != RANGE_OK) fail_msg("plain split at f: %d", rc);
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    rc = kv->ops->admin_split_txn(kv, (const uint8_t *)"p", 1, 9, &st.stx, &left, &right);
+    assert_int_equal(rc, RANGE_ERR_ABORTED);
+    range_descriptor d;
+    assert_int_equal(kv->ops->describe(kv, (const uint8_t *)"p", 1, &d), RANGE_OK);
+    assert_int_equal(d.range_id, 10); /* [f, +inf): not split at p */
+    assert_int_equal(d.end_len, 0);
+    range_descriptor_free(&d);
+    assert_int_equal(kv->ops->end_txn(kv, &st.meta, RANGE_TXN_ABORTED, HLC_ZERO, &out), RANGE_OK);
+    assert_int_equal(out.status, RANGE_TXN_ABORTED);
+    assert_int_equal(kv->ops->resolve(kv, st.meta.txn_id, st.prepared.spans, st.prepared.n_spans,
+                                      RANGE_TXN_ABORTED, HLC_ZERO),
+                     RANGE_OK);
+    split_txn_free(&st);
+    assert_false(meta_entry_at(c, 2, "p", &d));
+    assert_false(meta_entry_at(c, 2, NULL, &d)); /* the plain split wrote no meta */
+    /* the atomic path: meta is current when it returns (through node 1,
+    ** whose router learned r10 from the plain split: meta does not have it),
+    ** with lookups of meta(+inf) running through node 2 meanwhile */
+    meta_reader mr = {.c = c};
+    atomic_init(&mr.stop, false);
+    assert_int_equal(pthread_create(&mr.thread, NULL, meta_reader_main, &mr), 0);
+    rc = txn_db_split_at(c->n[1].db, (const uint8_t *)"p", 1, &res, &err);
+    atomic_store(&mr.stop, true);
+    pthread_join(mr.thread, NULL);
+    if (rc != TXN_OK) fail_msg("split at p: %d %s", rc, err.message);
+    fprintf(stderr, "meta lookups during the split: %d, slowest %lld ms\n", mr.reads,
+            (long long)mr.max_ms);
+    assert_true(mr.reads > 0);
+    assert_int_equal(mr.errors, 0);
+    assert_true(res.created);
+    assert_int_equal(res.left_range_id, 10);
+    assert_true(meta_entry_at(c, 2, "p", &d));
+    assert_int_equal(d.range_id, 10);
+    assert_int_equal(d.start_len, 1);
+    range_descriptor_free(&d);
+    assert_true(meta_entry_at(c, 1, NULL, &d));
+    assert_int_equal(d.range_id, res.right_range_id);
+    assert_int_equal(d.start_len, 1);
+    assert_memory_equal(d.start_key, "p", 1);
+    range_descriptor_free(&d);
+    check_value(c, 2, "a", "1");
+    stop_cluster(c);
+    free(c);
 }
 
 /* A split at "m", then txn_db_merge_at("m") through another node: range 1
@@ -943,6 +1307,24 @@ static void test_merge(void **state) {
     assert_true(mr.merged);
     assert_int_equal(mr.left_range_id, 1);
     assert_int_equal(mr.right_range_id, 2);
+    /* meta is current the moment it returns (the merge committed its meta
+    ** transaction, decision 010), read through every node: range 1 to
+    ** +inf at the merged generation, nothing at "m" */
+    range_kv *kv = range_router_kv(c->n[1].router);
+    range_descriptor merged;
+    assert_int_equal(kv->ops->describe(kv, (const uint8_t *)"z", 1, &merged), RANGE_OK);
+    assert_int_equal(merged.range_id, 1);
+    assert_int_equal(merged.end_len, 0);
+    for (int i = 1; i <= NODES; i++) {
+        assert_false(meta_entry_at(c, i, "m", &d));
+        assert_true(meta_entry_at(c, i, NULL, &d));
+        assert_int_equal(d.range_id, 1);
+        assert_int_equal(d.generation, merged.generation);
+        assert_int_equal(d.start_len, 0);
+        assert_int_equal(d.n_replicas, merged.n_replicas);
+        range_descriptor_free(&d);
+    }
+    range_descriptor_free(&merged);
     for (int i = 1; i <= NODES; i++) {
         check_value(c, i, "a", "1");
         check_value(c, i, "z", "1");
@@ -988,11 +1370,14 @@ int main(void) {
         cmocka_unit_test(test_three_node_cluster),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_split_dead_coordinator),
+        cmocka_unit_test(test_split_refused),
         cmocka_unit_test(test_dead_coordinator),
         cmocka_unit_test(test_locked_updates),
         cmocka_unit_test(test_large_transactions),
         cmocka_unit_test(test_single_node_cannot_split),
         cmocka_unit_test(test_stale_reads),
+        cmocka_unit_test(test_uncertainty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
