@@ -1179,6 +1179,7 @@ static void test_split_dead_coordinator(void **state) {
 typedef struct meta_reader {
     cluster *c;
     atomic_bool stop;
+    atomic_bool started; /* one lookup done: the split may begin */
     int reads, errors;
     int64_t max_ms;
     pthread_t thread;
@@ -1207,7 +1208,9 @@ static void *meta_reader_main(void *arg) {
         if (ms > m->max_ms) m->max_ms = ms;
         m->reads++;
         if (rc != TXN_OK && rc != TXN_NOT_FOUND) m->errors++;
+        atomic_store(&m->started, true);
     }
+    atomic_store(&m->started, true); /* never leave the main thread waiting */
     base_buf_free(&key);
     base_buf_free(&val);
     return NULL;
@@ -1256,7 +1259,15 @@ static void test_split_refused(void **state) {
     ** with lookups of meta(+inf) running through node 2 meanwhile */
     meta_reader mr = {.c = c};
     atomic_init(&mr.stop, false);
+    atomic_init(&mr.started, false);
     assert_int_equal(pthread_create(&mr.thread, NULL, meta_reader_main, &mr), 0);
+    /* the split starts after a first lookup, so one at least runs before
+    ** or during it however the threads are scheduled (bounded by the
+    ** reader's own loop: it sets started when it stops too) */
+    while (!atomic_load(&mr.started)) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL); /* the reader's first lookup, bounded by its loop */
+    }
     rc = txn_db_split_at(c->n[1].db, (const uint8_t *)"p", 1, &res, &err);
     atomic_store(&mr.stop, true);
     pthread_join(mr.thread, NULL);
