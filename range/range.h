@@ -1088,8 +1088,8 @@ typedef struct range_router_stats {
     uint64_t unavailable;     /* operations ended RANGE_ERR_UNAVAILABLE */
     uint64_t scan_pages;      /* scan pages fetched */
     uint64_t meta_lookups;    /* cache misses looked up in meta */
-    uint64_t first_rescues;   /* every known node asked for the first range (its cached
-                                 replicas all refused it) */
+    uint64_t first_rescues;   /* every known node asked for a range whose cached
+                                 replicas all refused it (the first range, or any) */
     /* stale reads (docs/txn.md section 8): GETs and scan pages asked, those
     ** answered by this node's own replica, and those it refused (sent on to
     ** the leaseholder) */

@@ -106,12 +106,13 @@
 **   AMBIGUOUS (server)          -> same node again after a backoff
 **   INTENT                      -> push + resolve, then again (PENDING: backoff)
 **   no cached range             -> meta lookup (ROUTER__META_LOOKUPS_MAX per op)
-**   the first range refused (not hosting it, unreachable, KEY_MISMATCH
-**   without news; not a timeout) by as many attempts in a row as the
-**   cache names replicas of it -> DESCRIBE it at every other known node (config
+**   a range refused (not hosting it, unreachable, KEY_MISMATCH without
+**   news; not a timeout) by as many attempts in a row as the cache names
+**   replicas of it -> DESCRIBE it at every other known node (config
 **   known_nodes and the nodes the cache names, ROUTER__RESCUE_NODES_MAX),
 **   install the newest generation, again (ROUTER__RESCUES_MAX per op):
-**   meta lives there, so no lookup could find it
+**   for the first range meta lives there, so no lookup could find it, and
+**   meta may lag a replica change of any other (test_txn_sim seed 451)
 **   a merge's FENCE or UNFREEZE answered NOT_LEADER without a hint by as
 **   many replicas in a row as the cache names -> meta lookup too (same
 **   bound; none hosts it: its replicas moved), then again
@@ -1118,12 +1119,14 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
         goto done;
 
     retry:
-        if (!refused || used->start_len > 0) {
+        if (!refused) {
             first_refusals = 0;
         } else if (++first_refusals >= used->n_replicas && rescues < ROUTER__RESCUES_MAX) {
-            /* none of the cached replicas of the first range hosts it any
-            ** more: meta lives there, so no lookup can find it; ask every
-            ** node we know for its view of it */
+            /* none of the cached replicas of the range hosts it any more:
+            ** for the first range no lookup can find it (meta lives
+            ** there), and meta may lag a replica change (test_txn_sim seed
+            ** 451: all of range 2 moved to a node the cache did not name,
+            ** which nobody else pointed to); ask every node we know */
             rescues++;
             first_refusals = 0;
             int xrc = router__rescue_first(r, used, &op->route, deadline_ns);
@@ -1695,10 +1698,11 @@ static size_t router__rescue_nodes(range_router *r, const range_descriptor *firs
     return n;
 }
 
-/* DESCRIBE the first range (first->range_id, with the route's key: a node
+/* DESCRIBE the range `first` (the first range, or any other whose cached
+** replicas all refused; first->range_id, with the route's key: a node
 ** without it names its range holding the key) at every node of
 ** router__rescue_nodes, one after another within the deadline, and install
-** the newest generation of the first range any of them names (with its
+** the newest generation of that range any of them names (with its
 ** leaseholder when the answer knows one). RANGE_OK (installed a newer
 ** one), RANGE_NOT_FOUND (nobody knew better), RANGE_ERR_NOMEM. */
 static int router__rescue_first(range_router *r, const range_descriptor *first,
@@ -1736,11 +1740,13 @@ static int router__rescue_first(range_router *r, const range_descriptor *first,
         range_kv_response resp;
         if (range_kv_response_decode(res.payload.data, res.payload.len, &resp) != RANGE_OK)
             continue; /* a bad peer's answer teaches nothing */
-        /* OK: its replica of the first range; KEY_MISMATCH: its range
-        ** holding the key, which is the first range when it starts at "" */
+        /* OK: its replica of the range; KEY_MISMATCH: its range holding
+        ** the key, which is this one when it starts where this one does (a
+        ** range keeps its start key for life) */
         if ((resp.status == RANGE_OK || resp.status == RANGE_ERR_KEY_MISMATCH) &&
-            resp.has_descriptor && resp.descriptor.start_len == 0 &&
-            resp.descriptor.range_id == first->range_id &&
+            resp.has_descriptor && resp.descriptor.range_id == first->range_id &&
+            range__key_cmp(resp.descriptor.start_key, resp.descriptor.start_len,
+                           first->start_key, first->start_len) == 0 &&
             (!have_best || resp.descriptor.generation > best.generation)) {
             range_descriptor_free(&best);
             rc = range_descriptor_copy(&best, &resp.descriptor);

@@ -2423,6 +2423,44 @@ static void test_first_range_rescue(void **state) {
     base_buf_free(&out);
 }
 
+/* Every replica of range 2 moved (test_txn_sim seed 451): the cache names
+** nodes 1 and 2, which no longer host it (NOT_LEADER without a hint, to
+** everything: meta, read from range 1 there, cannot help); only node 3
+** does, at a newer generation, and no node names it in a refusal. The
+** router asks the other nodes it knows (node 3 from the other cached
+** descriptors) for range 2, installs the newest and routes there. Before,
+** it asked nodes 1 and 2 until the deadline. */
+static void test_moved_range_rescue(void **state) {
+    fake *f = *state;
+    static const uint64_t ONE_TWO[2] = {1, 2}, THREE[1] = {3};
+    range_descriptor stale;
+    make_desc(&stale, 2, 1, "h", "p", ONE_TWO, 2);
+    pthread_mutex_lock(&f->mu);
+    range_descriptor_free(&f->truth[1]);
+    make_desc(&f->truth[1], 2, 5, "h", "p", THREE, 1);
+    f->leader[1] = 3;
+    pthread_mutex_unlock(&f->mu);
+    assert_int_equal(range_router_update_descriptor(f->router, &f->truth[0]), RANGE_OK);
+    assert_int_equal(range_router_update_descriptor(f->router, &stale), RANGE_OK);
+    assert_int_equal(range_router_update_descriptor(f->router, &f->truth[2]), RANGE_OK);
+    range_descriptor_free(&stale);
+    set_mode(f, 1, FAKE_NOT_LEADER);
+    set_mode(f, 2, FAKE_NOT_LEADER);
+    base_buf out = {0};
+    int rc = get(f, "k", &out);
+    if (rc != RANGE_OK) {
+        char msg[256];
+        last_error(f, msg, sizeof(msg));
+        fail_msg("get k: %d (%s)", rc, msg);
+    }
+    assert_int_equal(out.data[0], 'k');
+    assert_int_equal(cached_leaseholder(f, 2), 3);
+    range_router_stats st;
+    range_router_get_stats(f->router, &st);
+    assert_int_equal(st.first_rescues, 1); /* counts every range's rescues */
+    base_buf_free(&out);
+}
+
 int main(void) {
     base_log_set_level(BASE_LOG_ERROR);
     const struct CMUnitTest tests[] = {
@@ -2461,6 +2499,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_prepare_parallel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abandon_range_moved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_range_rescue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_moved_range_rescue, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
