@@ -1825,10 +1825,15 @@ static int check_pending_locked(const server_range *sr, const range_commit_reque
     return RANGE_OK;
 }
 
+static int check_intents(server_range *sr, server_eval *e, const range_commit_request *creq);
+
 /* Validation of req at the leaseholder (eval_mu held): pending commits
-** first, then storage (see COMMIT EVALUATION IS SERIAL). */
-static int validate_commit(range_server *s, server_range *sr, const range_commit_request *req,
-                           range_conflict *c)
+** first, then intents, then storage values (see COMMIT EVALUATION IS
+** SERIAL). Intents before values: a resolution applies without eval_mu and
+** swaps an intent for its value in one batch, so only this order never
+** misses both (values first could see neither). */
+static int validate_commit(range_server *s, server_range *sr, server_eval *e,
+                           const range_commit_request *req, range_conflict *c)
 {
     storage_engine *eng = replica__engine(sr->replica);
     hlc_timestamp r = req->read_ts;
@@ -1847,6 +1852,9 @@ static int validate_commit(range_server *s, server_range *sr, const range_commit
             return range__storage_rc(g);
         c->kind = live ? RANGE_CONFLICT_READ_WRITE : RANGE_CONFLICT_PHANTOM;
     }
+    if (rc != RANGE_OK)
+        return rc;
+    rc = check_intents(sr, e, req);
     if (rc != RANGE_OK)
         return rc;
     for (size_t i = 0; i < req->write_count; i++) {
@@ -2216,9 +2224,7 @@ static int commit_evaluate_locked(range_server *s, server_range *sr, server_eval
             return RANGE_ERR_ABORTED;
         }
     }
-    rc = validate_commit(s, sr, &creq, &e->conflict);
-    if (rc == RANGE_OK)
-        rc = check_intents(sr, e, &creq);
+    rc = validate_commit(s, sr, e, &creq, &e->conflict);
     if (rc == RANGE_OK)
         rc = check_locks(s, sr, e, &creq);
     if (rc != RANGE_OK)
