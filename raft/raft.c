@@ -1521,7 +1521,7 @@ static int step_propose(raft_node *n, const raft_event *ev, raft_update *up) {
 
 static int step_conf_change(raft_node *n, const raft_event *ev, raft_update *up) {
     raft_membership c = n->conf;
-    uint8_t buf[RAFT_MEMBERSHIP_MAX_BYTES];
+    uint8_t buf[RAFT_MEMBERSHIP_MAX_BYTES + RAFT_CONF_CONTEXT_MAX];
     raft_entry e;
     uint64_t id = ev->conf_node;
     bool voter = raft_membership_is_voter(&c, id), learner = raft_membership_is_learner(&c, id);
@@ -1535,7 +1535,8 @@ static int step_conf_change(raft_node *n, const raft_event *ev, raft_update *up)
         up->leader_hint = n->transfer_to;
         return RAFT_ERR_TRANSFERRING;
     }
-    if (id == RAFT_NONE)
+    if (id == RAFT_NONE || ev->conf_context_len > RAFT_CONF_CONTEXT_MAX ||
+        (ev->conf_context_len > 0 && ev->conf_context == NULL))
         return RAFT_ERR_INVALID;
     /* The one-server-at-a-time safety fix (Ongaro, raft-dev 2015): a
     ** change only once this term has committed an entry, and never two
@@ -1588,6 +1589,10 @@ static int step_conf_change(raft_node *n, const raft_event *ev, raft_update *up)
     e.type = RAFT_ENTRY_CONFIG;
     e.data = buf;
     e.len = raft_membership_encode(&c, buf);
+    if (ev->conf_context_len > 0) {
+        memcpy(buf + e.len, ev->conf_context, ev->conf_context_len);
+        e.len += ev->conf_context_len;
+    }
     rc = log_append_copy(n, &e, 1); /* takes effect now (thesis 4.1) */
     if (rc != 0)
         return rc;

@@ -117,7 +117,8 @@ const char *raft_role_name(raft_role role);
 typedef enum raft_entry_type {
     RAFT_ENTRY_NORMAL = 0, /* application command; data may be empty */
     RAFT_ENTRY_EMPTY = 1,  /* appended by every new leader in its term */
-    RAFT_ENTRY_CONFIG = 2, /* membership: data is raft_membership_encode() */
+    RAFT_ENTRY_CONFIG = 2, /* membership: data is raft_membership_encode(), then the
+                            * conf change's context (raft_event.conf_context) */
 } raft_entry_type;
 
 typedef struct raft_entry {
@@ -222,6 +223,8 @@ size_t raft_membership_encode(const raft_membership *m, uint8_t *buf);
 int raft_membership_decode(const uint8_t *data, size_t len, raft_membership *out);
 bool raft_membership_is_voter(const raft_membership *m, uint64_t id);
 bool raft_membership_is_learner(const raft_membership *m, uint64_t id);
+
+#define RAFT_CONF_CONTEXT_MAX 8192 /* bytes of a conf change's context */
 
 typedef enum raft_conf_change_type {
     RAFT_CONF_ADD_LEARNER = 1, /* a new non-voting member: it catches up first */
@@ -351,9 +354,15 @@ typedef struct raft_event {
     uint64_t read_id;
     bool allow_lease;
     uint64_t transfer_to;
-    /* CONF_CHANGE: accepted -> update.proposed_index is the config entry. */
+    /* CONF_CHANGE: accepted -> update.proposed_index is the config entry.
+    ** conf_context (0..RAFT_CONF_CONTEXT_MAX bytes, borrowed for the call)
+    ** is appended to the entry after the membership: the core ignores it
+    ** (raft_membership_decode returns the bytes it consumed), the
+    ** application reads it at apply (as etcd's ConfChange.Context). */
     raft_conf_change_type conf_change;
     uint64_t conf_node;
+    const uint8_t *conf_context;
+    size_t conf_context_len;
     /* COMPACT: data borrowed for the call (copied: it is what followers
     ** behind the new first index receive). SNAPSHOT: the same, of
     ** snapshot_index. */

@@ -36,7 +36,12 @@
 **               trigger (docs/decisions/010), so a plain split keeps its
 **               bytes; an older decoder refuses it as trailing bytes]
 **     TRANSFER_LEASE: target_node_id (!= 0)
-**     CHANGE_REPLICAS: add_node_id | remove_node_id (not both 0, not equal)
+**     CHANGE_REPLICAS: add_node_id | remove_node_id (not both 0, not equal) |
+**               [txn_id (!= 0) | bytes anchor (non-empty) | ts commit_ts |
+**               generation | conf_step (1 byte: 1 or 2 with add_node_id
+**               alone, 4 with remove_node_id alone): one step as a
+**               transaction's commit trigger (docs/decisions/010, item 8),
+**               trailing like ADMIN_SPLIT's txn part]
 **     PREPARE:  ts read_ts | ts commit_ts | txn_id (!= 0) | nonce |
 **               priority (zigzag varint of the int64) | bytes anchor
 **               (non-empty) | flags (1 byte: bit0 create_record) |
@@ -311,6 +316,15 @@ static bool kv__anchor_ok(const range_kv_request *req)
     return req->anchor_len > 0 && kv__field_ok(req->anchor, req->anchor_len, STORAGE_KEY_SIZE_MAX);
 }
 
+/* CHANGE_REPLICAS with a transaction: one step of one node. */
+static bool kv__conf_step_ok(const range_kv_request *req)
+{
+    if (req->conf_step == RANGE_CONF_STEP_ADD_LEARNER || req->conf_step == RANGE_CONF_STEP_PROMOTE)
+        return req->add_node_id != 0 && req->remove_node_id == 0;
+    return req->conf_step == RANGE_CONF_STEP_REMOVE && req->add_node_id == 0 &&
+           req->remove_node_id != 0;
+}
+
 /* LOCK's keys: 1..max, strictly ascending. */
 static bool kv__lock_keys_ok(const range_kv_key *keys, size_t n)
 {
@@ -406,7 +420,8 @@ static bool kv__request_ok(const range_kv_request *req)
         return req->target_node_id != 0;
     case RANGE_KV_CHANGE_REPLICAS:
         return (req->add_node_id != 0 || req->remove_node_id != 0) &&
-               req->add_node_id != req->remove_node_id;
+               req->add_node_id != req->remove_node_id &&
+               (req->txn_id == 0 || (kv__anchor_ok(req) && kv__conf_step_ok(req)));
     case RANGE_KV_SUBSUME:
         return req->merge_id != 0 && req->left_range_id != 0;
     case RANGE_KV_WAIT_APPLIED:
@@ -590,6 +605,13 @@ int range_kv_request_encode(const range_kv_request *req, base_buf *out)
     case RANGE_KV_CHANGE_REPLICAS:
         rc |= range__put_varint(out, req->add_node_id);
         rc |= range__put_varint(out, req->remove_node_id);
+        if (req->txn_id != 0) {
+            rc |= range__put_varint(out, req->txn_id);
+            rc |= kv__put_bytes(out, req->anchor, req->anchor_len);
+            rc |= kv__put_ts(out, req->commit_ts);
+            rc |= range__put_varint(out, req->generation);
+            rc |= base_buf_append_byte(out, req->conf_step);
+        }
         break;
     case RANGE_KV_SUBSUME:
         rc |= range__put_varint(out, req->merge_id);
@@ -973,6 +995,15 @@ int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *o
         if ((out->add_node_id == 0 && out->remove_node_id == 0) ||
             out->add_node_id == out->remove_node_id)
             r.bad = true;
+        if (!r.bad && kv__left(&r) > 0) {
+            out->txn_id = range__get_varint(&r);
+            out->anchor = kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->anchor_len);
+            out->commit_ts = kv__get_ts(&r);
+            out->generation = range__get_varint(&r);
+            out->conf_step = range__get_u8(&r);
+            if (out->txn_id == 0 || out->anchor_len == 0 || !kv__conf_step_ok(out))
+                r.bad = true; /* no txn is no txn part */
+        }
         break;
     case RANGE_KV_SUBSUME:
         out->merge_id = range__get_varint(&r);

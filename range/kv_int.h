@@ -127,9 +127,13 @@ typedef struct range_kv_request {
     /* TRANSFER_LEASE: the voter to take the lease (!= 0) */
     uint64_t target_node_id;
     /* CHANGE_REPLICAS: the node to add as a voter and the one to remove (0:
-    ** none; not both 0, not equal) */
+    ** none; not both 0, not equal). With a transaction (docs/decisions/010,
+    ** item 8: txn_id != 0, anchor, commit_ts, generation): ONE step,
+    ** conf_step (range_conf_step: ADD_LEARNER or PROMOTE of add_node_id,
+    ** REMOVE of remove_node_id; the other node 0). */
     uint64_t add_node_id;
     uint64_t remove_node_id;
+    uint8_t conf_step;
     /* SCAN: [start, end) (end_len 0: to the end of the range), one page:
     ** at most max_rows rows and about max_bytes bytes (at least one row). */
     const uint8_t *start;
@@ -247,7 +251,10 @@ typedef struct range_kv_response {
     const uint8_t *value;
     size_t value_len;
     /* SCAN: the page, in scan order; more = the range holds further rows in
-    ** the requested span after (before, for reverse) the last one returned. */
+    ** the requested span after (before, for reverse) the last one returned.
+    ** RESOLVE (RANGE_OK): more = it stopped early (time or rounds), value =
+    ** the position K: every intent of the txn in the spans below K is
+    ** resolved, none above it touched; ask again from K (docs/txn.md 3.3). */
     const range_kv_row *rows; /* encode: borrowed; decode: owned array */
     size_t n_rows;
     bool more;

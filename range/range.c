@@ -300,7 +300,7 @@ static int validate_locked(range_store *s, const range_commit_request *req,
 static int build_batch(const range_commit_request *req, const base_buf *gen_keys,
                        const size_t *gen_offsets, size_t gen_count, hlc_timestamp ts,
                        storage_batch **out) {
-    storage_batch *b = storage_batch_new();
+    storage_batch *b = storage_batch_new_large(); /* RANGE_COMMIT_OPS_MAX fits */
     if (b == NULL) return RANGE_ERR_NOMEM;
     uint8_t hw[HLC_ENCODED_SIZE];
     hlc_encode(ts, hw);

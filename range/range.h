@@ -56,9 +56,13 @@ enum {
 /* Bounds. */
 #define RANGE_PENDING_MAX 1024 /* commits validated but not yet applied */
 #define RANGE_WAIT_VISIBLE_MAX_MS 30000 /* range_wait_visible gives up after this */
-/* Writes + tombstones generated from delete spans in one commit: one storage
-** batch (a little under STORAGE_BATCH_OPS_MAX, leaving room for bookkeeping). */
-#define RANGE_COMMIT_OPS_MAX (STORAGE_BATCH_OPS_MAX - 16)
+/* Writes + tombstones generated from delete spans in one commit of the local
+** store (range_commit): one large storage batch (a little under
+** STORAGE_BATCH_LARGE_OPS_MAX, leaving room for bookkeeping), so a local
+** commit is bounded by the transaction's write set (TXN_WRITE_SET_BYTES_MAX),
+** not by the batch bound of Raft entries and snapshots
+** (STORAGE_BATCH_OPS_MAX; docs/decisions/011). */
+#define RANGE_COMMIT_OPS_MAX (STORAGE_BATCH_LARGE_OPS_MAX - 16)
 
 typedef struct range_store range_store; /* opaque */
 
@@ -732,7 +736,33 @@ typedef struct range_kv_ops {
                                const uint8_t *end, size_t end_len, hlc_timestamp read_ts,
                                hlc_timestamp limit, bool reverse, range_conflict *uncertain,
                                range_kv_iter **out);
+    /* May be NULL (a local store). ONE replica change step of range_id
+    ** (step: range_conf_step, of node_id) as the COMMIT TRIGGER of
+    ** transaction txn (docs/decisions/010-atomic-meta.md, item 8): at the
+    ** leaseholder, with every entry of its log applied, the range must be
+    ** at txn->generation, hold txn->anchor and have txn's record PENDING;
+    ** then the configuration entry carries txn and its apply writes the
+    ** record COMMITTED at txn->commit_ts in the descriptor's batch.
+    ** RANGE_OK with *out (owner: caller, range_descriptor_free): the range's
+    ** descriptor after the step, or at the same generation when the step
+    ** had nothing to do (ADD_LEARNER of a learner or voter, PROMOTE of a
+    ** voter, REMOVE of a non-member: nothing proposed); RANGE_ERR_ABORTED
+    ** (refused, nothing proposed: another generation, the record not
+    ** PENDING, PROMOTE of a non-member); else as range_router_change_replicas
+    ** (RANGE_ERR_UNAVAILABLE: the learner still catches up, or not known).
+    ** Whatever the answer, the caller learns the outcome from the record. */
+    int (*change_replicas_txn)(range_kv *kv, uint64_t range_id, int step, uint64_t node_id,
+                               const struct range_split_txn *txn, struct range_descriptor *out);
 } range_kv_ops;
+
+/* The replica change steps (the Raft configuration changes of raft.h that a
+** range takes; each applies at generation + 1, the descriptor's replicas
+** being the voters). */
+typedef enum range_conf_step {
+    RANGE_CONF_STEP_ADD_LEARNER = 1, /* voters unchanged */
+    RANGE_CONF_STEP_PROMOTE = 2,     /* node appended to the voters */
+    RANGE_CONF_STEP_REMOVE = 4,      /* node out of the voters (or learners) */
+} range_conf_step;
 /* Implementations embed this as their first member. */
 struct range_kv {
     const range_kv_ops *ops;
@@ -970,6 +1000,11 @@ typedef struct range_server_config {
     rpc_transport *transport;
     int64_t closed_lag_ms;
     int64_t closed_period_ms;
+    /* RESOLVE bounds (docs/txn.md 3.3; 0: the defaults, 512 KiB and 64):
+    ** the raw bytes of one round's command and the rounds of one request
+    ** (then it answers how far it got). Tests make them tiny. */
+    size_t resolve_bytes_max;
+    int resolve_rounds_max;
 } range_server_config;
 /* owner of *out: caller, range_server_free. */
 int range_server_new(const range_server_config *config, range_server **out);
@@ -1118,8 +1153,11 @@ int range_router_transfer_lease(range_router *r, uint64_t range_id, uint64_t tar
 ** done by the deadline: calling again goes on from where the range is),
 ** RANGE_ERR_MERGING (frozen by a merge: at once), RANGE_ERR_NOMEM... with
 ** the thread's error detail. Meta is not written
-** here: server/ rewrites the entries of the ranges its node leads that are
-** older than their replicas' (within its repair period). */
+** here (the plain path, for tests and tools): txn_db_change_replicas makes
+** each step the commit trigger of a transaction writing meta(range)
+** (docs/decisions/010-atomic-meta.md, item 8) through
+** range_kv_ops.change_replicas_txn; server/ still rewrites stale entries
+** of the ranges its node leads (within its repair period). */
 int range_router_change_replicas(range_router *r, uint64_t range_id, uint64_t add,
                                  uint64_t remove, range_descriptor *out);
 /* Merges (docs/range.md, "Merges"): merge the range R starting at key into

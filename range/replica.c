@@ -44,7 +44,14 @@
 **     created on this store (with the store's hosted-range list), rewritten
 **     by a split's apply, by a configuration entry's apply (with the
 **     membership 'm', generation + 1, in the batch of its applied index)
-**     and by a snapshot's install, and read back at every restart.
+**     and by a snapshot's install, and read back at every restart. A
+**     configuration entry that is a transaction's commit trigger (docs/
+**     decisions/010, item 8; replica_int.h, "replica changes with a
+**     transaction") writes that record COMMITTED in the same batch: it is
+**     proposed only with every earlier entry applied and the record
+**     PENDING, so every replica applying it finds it PENDING (a
+**     configuration cannot be refused at apply: the core took it when it
+**     was appended).
 **   - SNAPSHOTS, ON DEMAND, REMOVAL: see the section of that name below
 **     (docs/range.md, "Replica changes and snapshots").
 **   - SPLITS (docs/range.md, "Splits and addressing"): a split trigger
@@ -66,7 +73,9 @@
 **   - MERGES (docs/range.md, "Merges"; replica_int.h, "merges"): FREEZE,
 **     MERGE, FENCE and UNFREEZE apply by the rules there, each in ONE batch
 **     with the applied index, deciding from the replica's own applied state
-**     (R's for FREEZE/UNFREEZE, L's for MERGE/FENCE). A frozen replica
+**     (R's for FREEZE/UNFREEZE, L's for MERGE/FENCE). UNFREEZE keeps R's
+**     descriptor (meta names it: decision 010 item 10) and fences its merge
+**     id in R, so a late FREEZE of that merge is refused. A frozen replica
 **     refuses every new command at apply (no effect, no record, DROPPED)
 **     and every split. A voter of L applies MERGE only next to its local R
 **     frozen by that merge with applied >= the freeze index; otherwise it
@@ -1184,21 +1193,62 @@ typedef struct replica_conf {
     range_descriptor desc; /* owned: generation + 1, replicas = the voters */
 } replica_conf;
 
+/* The transaction a configuration entry carries after its membership
+** (replica_int.h, "replica changes"), when any: its record, PENDING as the
+** proposal checked it (nothing before the entry in the log was unapplied
+** then, and every record write after it finds the record final), becomes
+** COMMITTED in the configuration's batch. The configuration applies
+** whatever the record says (the core switched to it when it was appended):
+** a record found otherwise (a log written otherwise) is logged and left,
+** and server/'s meta repair covers it. */
+static int conf_txn_commit(range_replica *r, const raft_entry *e, size_t at)
+{
+    replica_split_txn tx;
+    if (split_txn_parse(e, at, &tx) != RANGE_OK) {
+        BASE_ERROR("range", "r%llu: malformed transaction of the configuration at index %llu "
+                   "ignored", (unsigned long long)r->config.range_id,
+                   (unsigned long long)e->index);
+        return RANGE_OK;
+    }
+    if (!tx.present)
+        return RANGE_OK;
+    int rc = RANGE_OK;
+    bool inside = range_descriptor_contains(&r->desc, tx.anchor, tx.anchor_len);
+    if (inside && r->merge.frozen_merge_id == 0)
+        rc = split_txn_record(r, &tx);
+    if (rc == RANGE_OK && inside && r->merge.frozen_merge_id == 0 && tx.have &&
+        tx.rec.status == RANGE_TXN_PENDING) {
+        rc = split_txn_record_put(r, &tx, RANGE_TXN_COMMITTED);
+    } else if (rc == RANGE_OK) {
+        BASE_WARN("range", "r%llu n%llu: configuration at index %llu applies, but its "
+                  "transaction %016llx is not pending here (%s): meta waits for its repair",
+                  (unsigned long long)r->config.range_id, (unsigned long long)r->id,
+                  (unsigned long long)e->index, (unsigned long long)tx.txn_id,
+                  !inside ? "anchor outside" : !tx.have ? "no record" : "final");
+    }
+    base_buf_free(&tx.key);
+    return rc;
+}
+
 /* Put the new descriptor and membership of configuration entry e into
-** r->batch (c->ok). An entry that does not decode (never written by a
-** core) changes nothing, alike everywhere. */
+** r->batch (c->ok), and its transaction's record COMMITTED (conf_txn_commit).
+** An entry that does not decode (never written by a core) changes
+** nothing, alike everywhere. */
 static int conf_prepare(range_replica *r, const raft_entry *e, replica_conf *c)
 {
     uint8_t key[REPLICA_KEY_SIZE_MAX];
     base_buf enc = {0}; /* owner: this function */
     memset(c, 0, sizeof(*c));
-    if (raft_membership_decode(e->data, e->len, &c->membership) < 0 ||
-        c->membership.n_voters > RANGE_REPLICAS_MAX) {
+    int used = raft_membership_decode(e->data, e->len, &c->membership);
+    if (used < 0 || c->membership.n_voters > RANGE_REPLICAS_MAX) {
         BASE_ERROR("range", "r%llu: undecodable configuration at index %llu skipped",
                    (unsigned long long)r->config.range_id, (unsigned long long)e->index);
         return RANGE_OK;
     }
-    int rc = range_descriptor_copy(&c->desc, &r->desc);
+    int rc = conf_txn_commit(r, e, (size_t)used);
+    if (rc != RANGE_OK)
+        return rc;
+    rc = range_descriptor_copy(&c->desc, &r->desc);
     if (rc != RANGE_OK)
         return rc;
     c->desc.generation = r->desc.generation + 1;
@@ -1518,6 +1568,19 @@ static int merge_prepare_merge(range_replica *r, const raft_entry *e, replica_me
     return rc;
 }
 
+/* merge_id joins m's fences (newest REPLICA_FENCES_MAX kept, FIFO). */
+static void fence_add(replica_merge_state *m, uint64_t merge_id)
+{
+    for (uint32_t i = 0; i < m->n_fences; i++)
+        if (m->fences[i] == merge_id)
+            return;
+    if (m->n_fences == REPLICA_FENCES_MAX) {
+        memmove(m->fences, m->fences + 1, (REPLICA_FENCES_MAX - 1) * sizeof(m->fences[0]));
+        m->n_fences--;
+    }
+    m->fences[m->n_fences++] = merge_id;
+}
+
 /* Check merge entry e against r's state; when it applies, put its writes
 ** into r->batch (mg->ok). RANGE_OK, or an error that stops the replica. */
 static int merge_prepare(range_replica *r, const raft_entry *e, replica_merge_apply *mg)
@@ -1539,11 +1602,14 @@ static int merge_prepare(range_replica *r, const raft_entry *e, replica_merge_ap
         return RANGE_OK;
     }
     mg->merge_id = replica__get_u64(p + 1);
+    bool fenced = false; /* here, or unfrozen here (UNFREEZE fences its id) */
+    for (uint32_t i = 0; i < r->merge.n_fences; i++)
+        fenced = fenced || r->merge.fences[i] == mg->merge_id;
     if (mg->tag == REPLICA_FREEZE_TAG) {
         uint64_t left = replica__get_u64(p + 9), generation = replica__get_u64(p + 17);
         if (mg->merge_id != 0 && r->merge.frozen_merge_id == mg->merge_id) {
             mg->ok = true; /* frozen by this merge already */
-        } else if (mg->merge_id != 0 && r->merge.frozen_merge_id == 0 &&
+        } else if (mg->merge_id != 0 && r->merge.frozen_merge_id == 0 && !fenced &&
                    generation == r->desc.generation && left != r->config.range_id) {
             mg->next.frozen_merge_id = mg->merge_id;
             mg->next.frozen_left_id = left;
@@ -1551,24 +1617,17 @@ static int merge_prepare(range_replica *r, const raft_entry *e, replica_merge_ap
             mg->ok = true;
         }
     } else if (mg->tag == REPLICA_FENCE_TAG) {
-        bool have = false;
-        for (uint32_t i = 0; i < mg->next.n_fences; i++)
-            have = have || mg->next.fences[i] == mg->merge_id;
-        if (!have && mg->next.n_fences == REPLICA_FENCES_MAX) {
-            memmove(mg->next.fences, mg->next.fences + 1,
-                    (REPLICA_FENCES_MAX - 1) * sizeof(mg->next.fences[0]));
-            mg->next.n_fences--;
-        }
-        if (!have)
-            mg->next.fences[mg->next.n_fences++] = mg->merge_id;
+        fence_add(&mg->next, mg->merge_id);
         mg->ok = true;
     } else if (mg->tag == REPLICA_UNFREEZE_TAG) {
+        /* The descriptor stays, its generation too: meta names it and an
+        ** UNFREEZE carries no meta transaction (decision 010 item 10). What
+        ** generation + 1 guarded, a stale SUBSUME freezing R again for the
+        ** same merge, the fence guards: FREEZE refuses a fenced id. */
         if (mg->merge_id != 0 && r->merge.frozen_merge_id == mg->merge_id) {
             mg->next.frozen_merge_id = mg->next.frozen_left_id = mg->next.frozen_index = 0;
-            rc = range_descriptor_copy(&mg->desc, &r->desc);
-            mg->desc.generation++;
-            mg->desc_changed = true;
-            mg->ok = rc == RANGE_OK;
+            fence_add(&mg->next, mg->merge_id);
+            mg->ok = true;
         }
     } else {
         rc = merge_prepare_merge(r, e, mg);
@@ -4404,18 +4463,55 @@ cleanup:
 
 /* ---- replica changes (docs/range.md, "Replica changes and snapshots") ------- */
 
+/* The transaction part of a configuration entry (replica_int.h, "replica
+** changes"): split_txn_parse's format. Returns its length. */
+static size_t conf_txn_encode(const range_split_txn *txn, uint8_t *out)
+{
+    replica__put_u64(out, txn->txn_id);
+    hlc_encode(txn->commit_ts, out + 8);
+    out[8 + HLC_ENCODED_SIZE] = (uint8_t)(txn->anchor_len >> 24);
+    out[9 + HLC_ENCODED_SIZE] = (uint8_t)(txn->anchor_len >> 16);
+    out[10 + HLC_ENCODED_SIZE] = (uint8_t)(txn->anchor_len >> 8);
+    out[11 + HLC_ENCODED_SIZE] = (uint8_t)txn->anchor_len;
+    memcpy(out + REPLICA_SPLIT_TXN_HEADER, txn->anchor, txn->anchor_len);
+    return REPLICA_SPLIT_TXN_HEADER + txn->anchor_len;
+}
+
+/* With a transaction (replica__change_replicas_txn), under the node mutex
+** with every entry of the log applied: RANGE_OK when r is at
+** txn->generation, holds the anchor and stores txn's record PENDING; else
+** RANGE_ERR_ABORTED (or a storage error). */
+static int conf_txn_check(range_replica *r, const range_split_txn *txn)
+{
+    replica_split_txn tx;
+    memset(&tx, 0, sizeof(tx));
+    tx.txn_id = txn->txn_id;
+    tx.anchor = txn->anchor;
+    tx.anchor_len = txn->anchor_len;
+    if (r->desc.generation != txn->generation ||
+        !range_descriptor_contains(&r->desc, txn->anchor, txn->anchor_len))
+        return RANGE_ERR_ABORTED;
+    int rc = split_txn_record(r, &tx);
+    if (rc == RANGE_OK && (!tx.have || tx.rec.status != RANGE_TXN_PENDING))
+        rc = RANGE_ERR_ABORTED;
+    base_buf_free(&tx.key);
+    return rc;
+}
+
 /* The next Raft configuration change toward "node_id is a voter" (ADD) or
 ** "node_id is no member" (REMOVE) from the latest configuration (committed
-** or not: the core allows one uncommitted change at a time). */
-int range_replica_change_replicas(range_replica *r, range_replica_change_type type,
-                                  uint64_t node_id, range_propose_fn cb, void *ctx,
-                                  uint64_t *leader_hint, bool *done)
+** or not: the core allows one uncommitted change at a time). want (0: any)
+** and txn: replica__change_replicas_txn. */
+static int replica_change(range_replica *r, range_replica_change_type type, uint64_t node_id,
+                          int want, const range_split_txn *txn, range_propose_fn cb, void *ctx,
+                          uint64_t *leader_hint, bool *done)
 {
     range_node *n;
     raft_membership m;
     raft_status st;
     raft_update u;
     raft_event ev = {.type = RAFT_EVENT_CONF_CHANGE, .conf_node = node_id};
+    uint8_t context[REPLICA_SPLIT_TXN_HEADER + RANGE_DESC_KEY_MAX];
     int rc;
     if (leader_hint != NULL)
         *leader_hint = 0;
@@ -4423,6 +4519,9 @@ int range_replica_change_replicas(range_replica *r, range_replica_change_type ty
         *done = false;
     if (r == NULL || node_id == 0 || cb == NULL || done == NULL ||
         (type != RANGE_REPLICA_ADD && type != RANGE_REPLICA_REMOVE))
+        return RANGE_ERR_INVALID;
+    if (txn != NULL && (txn->txn_id == 0 || txn->anchor == NULL || txn->anchor_len == 0 ||
+                        txn->anchor_len > RANGE_DESC_KEY_MAX))
         return RANGE_ERR_INVALID;
     n = r->node;
     pthread_mutex_lock(&n->mu);
@@ -4448,6 +4547,14 @@ int range_replica_change_replicas(range_replica *r, range_replica_change_type ty
         }
         ev.conf_change = raft_membership_is_learner(&m, node_id) ? RAFT_CONF_PROMOTE
                                                                  : RAFT_CONF_ADD_LEARNER;
+        if (want == RAFT_CONF_ADD_LEARNER && ev.conf_change == RAFT_CONF_PROMOTE) {
+            *done = true; /* that step is behind us: a learner already */
+            goto cleanup;
+        }
+        if (want == RAFT_CONF_PROMOTE && ev.conf_change == RAFT_CONF_ADD_LEARNER) {
+            rc = RANGE_ERR_ABORTED; /* no learner to promote (any more) */
+            goto cleanup;
+        }
     } else {
         if (!membership_has(&m, node_id)) {
             *done = true;
@@ -4491,6 +4598,16 @@ int range_replica_change_replicas(range_replica *r, range_replica_change_type ty
             goto cleanup;
         }
     }
+    if (txn != NULL) {
+        /* REPLICA CHANGES WITH A TRANSACTION: every entry is applied and
+        ** the configuration's entry comes next, so its apply reads the
+        ** record as it is now (replica_int.h, "replica changes") */
+        rc = conf_txn_check(r, txn);
+        if (rc != RANGE_OK)
+            goto cleanup;
+        ev.conf_context = context;
+        ev.conf_context_len = conf_txn_encode(txn, context);
+    }
     int rrc = raft_step(r->raft, &ev, &u);
     switch (rrc) {
     case RAFT_OK: {
@@ -4533,6 +4650,32 @@ int range_replica_change_replicas(range_replica *r, range_replica_change_type ty
 cleanup:
     pthread_mutex_unlock(&n->mu);
     return rc;
+}
+
+int range_replica_change_replicas(range_replica *r, range_replica_change_type type,
+                                  uint64_t node_id, range_propose_fn cb, void *ctx,
+                                  uint64_t *leader_hint, bool *done)
+{
+    return replica_change(r, type, node_id, 0, NULL, cb, ctx, leader_hint, done);
+}
+
+int replica__change_replicas_txn(range_replica *r, int step, uint64_t node_id,
+                                 const range_split_txn *txn, range_propose_fn cb, void *ctx,
+                                 uint64_t *leader_hint, bool *done)
+{
+    if (leader_hint != NULL)
+        *leader_hint = 0;
+    if (done != NULL)
+        *done = false;
+    if (txn == NULL || (step != RANGE_CONF_STEP_ADD_LEARNER && step != RANGE_CONF_STEP_PROMOTE &&
+                        step != RANGE_CONF_STEP_REMOVE))
+        return RANGE_ERR_INVALID;
+    range_replica_change_type type = step == RANGE_CONF_STEP_REMOVE ? RANGE_REPLICA_REMOVE
+                                                                    : RANGE_REPLICA_ADD;
+    int want = step == RANGE_CONF_STEP_ADD_LEARNER ? RAFT_CONF_ADD_LEARNER
+               : step == RANGE_CONF_STEP_PROMOTE   ? RAFT_CONF_PROMOTE
+                                                   : RAFT_CONF_REMOVE;
+    return replica_change(r, type, node_id, want, txn, cb, ctx, leader_hint, done);
 }
 
 int range_replica_membership(range_replica *r, raft_membership *applied,

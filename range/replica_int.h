@@ -354,6 +354,31 @@ hlc_timestamp replica__idem_gc_threshold(range_replica *r);
 /* The proposal waiter of a configuration change: (REPLICA_CONF_TXN_ID, the
 ** index of its entry); OK when that entry applies as a configuration. */
 #define REPLICA_CONF_TXN_ID (UINT64_MAX - 1)
+/* Replica changes with a transaction (docs/decisions/010, item 8). A
+** configuration entry (RAFT_ENTRY_CONFIG) may carry, after its membership
+** (raft_event.conf_context), a transaction T in the split's format:
+** txn_id (u64 BE, != 0) | commit_ts (hlc_encode) | anchor_len (u32 BE,
+** >= 1) | anchor. The core switches to a configuration when it appends it,
+** so its apply cannot be refused: the check is made at the proposal
+** instead, where it is exact. The leader proposes it only under the node
+** mutex with every entry of its log applied (the rule every change
+** follows), the range at T's generation, the anchor inside and T's record
+** PENDING; the entry goes right after that applied prefix, so every
+** replica that applies it (a committed entry has that prefix before it)
+** reads the record PENDING there and writes it COMMITTED in the
+** configuration's batch; any later record write (a pusher's abort) finds
+** it final. An entry that is truncated never applies and T stays PENDING
+** (its coordinator or a pusher aborts it).
+** replica__change_replicas_txn: step (range_conf_step) of node_id as T's
+** commit trigger, at the leader: RANGE_OK with *done (the step has
+** nothing to do: ADD_LEARNER of a learner or voter, PROMOTE of a voter,
+** REMOVE of a non-member) or proposed (cb as range_replica_change_replicas);
+** RANGE_ERR_ABORTED (another generation, the anchor outside, the record
+** not PENDING, PROMOTE of a non-member: nothing proposed); else as
+** range_replica_change_replicas. Takes the node mutex. */
+int replica__change_replicas_txn(range_replica *r, int step, uint64_t node_id,
+                                 const range_split_txn *txn, range_propose_fn cb, void *ctx,
+                                 uint64_t *leader_hint, bool *done);
 
 /* The merge state of a range (replica.c, "MERGES"): persisted per range
 ** ('o', 'y', 'x'), carried by snapshots (version 3). */
@@ -363,7 +388,9 @@ typedef struct replica_merge_state {
     uint64_t frozen_merge_id; /* 'y': 0 when not frozen */
     uint64_t frozen_left_id;
     uint64_t frozen_index;    /* index of the FREEZE entry */
-    uint64_t fences[REPLICA_FENCES_MAX]; /* 'x': merge ids fenced, oldest first */
+    uint64_t fences[REPLICA_FENCES_MAX]; /* 'x': merge ids fenced (FENCE, or the
+                                            UNFREEZE of a merge of this range:
+                                            FREEZE refuses them), oldest first */
     uint32_t n_fences;
     uint64_t merged[REPLICA_FENCES_MAX]; /* 'x': merge ids applied in this
                                             lineage (inherited by a split's

@@ -218,6 +218,10 @@
 #define ROUTER__LOCK_PUSH_AFTER_MS 200 /* a LOCK pushes a holder that blocked it this long */
 #define ROUTER__LOCK_RETRY_PAUSE_MS 5  /* a LOCK refused faster than this pauses this long */
 #define ROUTER__CYCLE_TEXT_MAX 160     /* "t1 -> t2 -> t1" in messages */
+#define ROUTER__RESOLVE_CHUNKS_MAX (1 << 20) /* RESOLVE answers of one range's resolution
+                                                (each resolved some: a guard) */
+#define ROUTER__RESOLVE_REPLANS_MAX 64 /* re-plans of a resolution that progressed */
+#define ROUTER__RESOLVE_LOG_CHUNKS 8   /* a resolution of more requests is logged */
 /* Large transactions (docs/txn.md, "Large transactions"): one request, and
 ** so one Raft command (at most raft_config.max_entry_bytes, 1 MiB, encoded),
 ** carries at most a chunk. A 1PC commit larger than that is refused
@@ -232,6 +236,12 @@
                                                  a PREPARE the intents' own) */
 #define ROUTER__CHUNK_READ_BYTES_MAX (4u << 20) /* read spans one request carries (not
                                                    in the Raft command) */
+#define ROUTER__VALIDATE_SLICE_BYTES_MAX (512u << 10) /* read spans of one VALIDATE (and of a
+                                                   first PREPARE chunk): one is evaluated
+                                                   within an rpc timeout even on a loaded
+                                                   node (4 MiB of point reads, ~90,000,
+                                                   took longer than the router's doubled
+                                                   timeouts: `pgbench -i -s 10`, 57P03) */
 #define ROUTER__ITEM_OVERHEAD_BYTES 16        /* per write or span, in those counts */
 #define ROUTER__INTENT_OVERHEAD_BYTES 64      /* per intent besides key, value, anchor */
 #define ROUTER__CHUNK_SPLITS_MAX 8            /* splits of one chunk after TOO_LARGE */
@@ -2385,6 +2395,8 @@ int range_router_transfer_lease(range_router *r, uint64_t range_id, uint64_t tar
 typedef struct router__change_ctx {
     uint64_t range_id;
     uint64_t add, remove;
+    int step;                   /* with txn: range_conf_step */
+    const range_split_txn *txn; /* NULL: the whole change, no transaction */
 } router__change_ctx;
 
 static int router__build_change(void *ctx, range_router *r, const range_descriptor *d,
@@ -2399,8 +2411,20 @@ static int router__build_change(void *ctx, range_router *r, const range_descript
     req->range_id = d->range_id;
     req->add_node_id = c->add;
     req->remove_node_id = c->remove;
+    if (c->txn != NULL) {
+        /* one step as the commit trigger of c->txn (docs/decisions/010) */
+        req->txn_id = c->txn->txn_id;
+        req->anchor = c->txn->anchor;
+        req->anchor_len = c->txn->anchor_len;
+        req->commit_ts = c->txn->commit_ts;
+        req->generation = c->txn->generation;
+        req->conf_step = (uint8_t)c->step;
+    }
     return RANGE_OK;
 }
+
+static int router__change(range_router *r, uint64_t range_id, uint64_t add, uint64_t remove,
+                          int step, const range_split_txn *txn, range_descriptor *out);
 
 int range_router_change_replicas(range_router *r, uint64_t range_id, uint64_t add,
                                  uint64_t remove, range_descriptor *out) {
@@ -2408,6 +2432,28 @@ int range_router_change_replicas(range_router *r, uint64_t range_id, uint64_t ad
     if (out != NULL) memset(out, 0, sizeof(*out));
     if (r == NULL || range_id == 0 || (add == 0 && remove == 0) || add == remove)
         return RANGE_ERR_INVALID;
+    return router__change(r, range_id, add, remove, 0, NULL, out);
+}
+
+/* range_kv_ops.change_replicas_txn: one step with its transaction. */
+static int router__change_replicas_txn(range_kv *kv, uint64_t range_id, int step,
+                                       uint64_t node_id, const range_split_txn *txn,
+                                       range_descriptor *out) {
+    range_router *r = (range_router *)kv;
+    router__clear_error();
+    if (out != NULL) memset(out, 0, sizeof(*out));
+    if (r == NULL || range_id == 0 || node_id == 0 || txn == NULL || txn->txn_id == 0 ||
+        txn->anchor == NULL || txn->anchor_len == 0 ||
+        (step != RANGE_CONF_STEP_ADD_LEARNER && step != RANGE_CONF_STEP_PROMOTE &&
+         step != RANGE_CONF_STEP_REMOVE))
+        return RANGE_ERR_INVALID;
+    bool remove = step == RANGE_CONF_STEP_REMOVE;
+    return router__change(r, range_id, remove ? 0 : node_id, remove ? node_id : 0, step, txn,
+                          out);
+}
+
+static int router__change(range_router *r, uint64_t range_id, uint64_t add, uint64_t remove,
+                          int step, const range_split_txn *txn, range_descriptor *out) {
     /* route by the range's start key, as a lease transfer */
     uint8_t start[RANGE_DESC_KEY_MAX];
     size_t start_len = 0;
@@ -2422,7 +2468,7 @@ int range_router_change_replicas(range_router *r, uint64_t range_id, uint64_t ad
         router__set_error(r, "range %" PRIu64 " is not cached", range_id);
         return RANGE_NOT_FOUND;
     }
-    router__change_ctx c = {range_id, add, remove};
+    router__change_ctx c = {range_id, add, remove, step, txn};
     router__op op;
     memset(&op, 0, sizeof(op));
     op.route = (router__route){start, start_len, false, false};
@@ -2772,12 +2818,12 @@ static size_t router__intent_bytes(size_t key_len, size_t value_len, size_t anch
 }
 
 /* How many of spans[0..n) (at least one) one request carries:
-** ROUTER__CHUNK_READ_BYTES_MAX bytes of them, RANGE_KV_SPANS_MAX at most. */
+** ROUTER__VALIDATE_SLICE_BYTES_MAX bytes of them, RANGE_KV_SPANS_MAX at most. */
 static size_t router__read_slice(const range_span *spans, size_t n) {
     size_t bytes = 0, k = 0;
     for (; k < n && k < RANGE_KV_SPANS_MAX; k++) {
         bytes += router__span_bytes(&spans[k]);
-        if (k > 0 && bytes > ROUTER__CHUNK_READ_BYTES_MAX) break;
+        if (k > 0 && bytes > ROUTER__VALIDATE_SLICE_BYTES_MAX) break;
     }
     return k;
 }
@@ -2799,7 +2845,10 @@ static int router__validate(range_router *r, const router__part *part, hlc_times
         op.build = router__build_validate;
         op.build_ctx = &v;
         op.what = "validation of the reads";
-        op.deadline_ns = deadline_ns;
+        /* a deadline per slice after the first: a large transaction's
+        ** reads take many (1M point reads of a COPY into a keyed table) */
+        op.deadline_ns =
+            at == 0 ? deadline_ns : base_monotonic_ns() + r->config.deadline_ms * 1000000;
         op.txn = txn;
         range_kv_response resp;
         base_buf bytes = {0};
@@ -3090,6 +3139,13 @@ typedef struct router__resolve_ctx {
     size_t n_spans;
     int status;
     hlc_timestamp commit_ts;
+    /* a reader's: the first answer ends it, intents may be left after it
+    ** (the reader resolves what it meets and goes on) */
+    bool one_chunk;
+    /* > 0: after an answer that resolved some, the next request's deadline
+    ** is this long from then (progress, not the whole job, is bounded) */
+    int64_t chunk_ms;
+    atomic_bool *progress; /* set when an answer resolved some (may be NULL) */
 } router__resolve_ctx;
 
 static int router__build_resolve(void *ctx, range_router *r, const range_descriptor *d,
@@ -3112,28 +3168,98 @@ static int router__build_resolve(void *ctx, range_router *r, const range_descrip
     return RANGE_OK;
 }
 
-/* One RESOLVE at the range holding spans[0]. RANGE_OK, RANGE_ERR_KEY_MISMATCH
-** (plan again), or an error. */
+/* The spans of c at or after from into *out (owner: caller, base_free;
+** bytes borrowed from c and from): *n 0 when nothing is left. */
+static int router__resolve_clip(const router__resolve_ctx *c, const base_buf *from,
+                                range_span **out, size_t *n) {
+    *n = 0;
+    base_free(*out);
+    *out = base_calloc(c->n_spans, sizeof(**out));
+    if (*out == NULL) return RANGE_ERR_NOMEM;
+    for (size_t i = 0; i < c->n_spans; i++) {
+        range_span sp = c->spans[i];
+        if (range__key_cmp(sp.start, sp.start_len, from->data, from->len) < 0) {
+            if (sp.point || (sp.end_len > 0 &&
+                             range__key_cmp(sp.end, sp.end_len, from->data, from->len) <= 0))
+                continue; /* resolved */
+            sp.start = from->data;
+            sp.start_len = from->len;
+        }
+        (*out)[(*n)++] = sp;
+    }
+    return RANGE_OK;
+}
+
+/* RESOLVE of c's spans at the range holding spans[0]: one request, then,
+** while the server answers "resolved below key K, more left" (RANGE_OK with
+** more, K in value; docs/txn.md 3.3), again from K (c->one_chunk: the first
+** answer ends it). With c->chunk_ms each request after progress gets a
+** fresh deadline, so a resolution of any size ends only when it stops
+** making progress. RANGE_OK, RANGE_ERR_KEY_MISMATCH (plan again), or an
+** error. */
 static int router__send_resolve(range_router *r, const router__resolve_ctx *c,
                                 int64_t deadline_ns) {
-    router__op op;
-    memset(&op, 0, sizeof(op));
-    op.route = (router__route){c->spans[0].start, c->spans[0].start_len, false, false};
-    op.build = router__build_resolve;
-    op.build_ctx = (void *)c;
-    op.what = "resolution of intents";
-    op.deadline_ns = deadline_ns;
-    range_kv_response resp;
-    base_buf bytes = {0};
-    range_descriptor used;
-    int rc = router__execute(r, &op, &resp, &bytes, &used);
-    if (rc != RANGE_OK && router__answer_kept(rc)) {
-        router__set_error(r, "range %" PRIu64 ": answer %d to a resolution", used.range_id, rc);
-        rc = RANGE_ERR_CORRUPT;
+    router__resolve_ctx cur = *c;
+    base_buf from = {0};       /* owner: this function; resolved below it */
+    range_span *clipped = NULL; /* owner: this function */
+    int rc = RANGE_OK;
+    int64_t start_ns = base_monotonic_ns();
+    int chunk = 0;
+    for (;; chunk++) {
+        if (chunk >= ROUTER__RESOLVE_CHUNKS_MAX) {
+            router__set_error(r, "a resolution took more than %d requests", chunk);
+            rc = RANGE_ERR_UNAVAILABLE;
+            break;
+        }
+        router__op op;
+        memset(&op, 0, sizeof(op));
+        op.route = (router__route){cur.spans[0].start, cur.spans[0].start_len, false, false};
+        op.build = router__build_resolve;
+        op.build_ctx = &cur;
+        op.what = "resolution of intents";
+        op.deadline_ns = deadline_ns;
+        range_kv_response resp;
+        base_buf bytes = {0};
+        range_descriptor used;
+        rc = router__execute(r, &op, &resp, &bytes, &used);
+        if (rc != RANGE_OK && router__answer_kept(rc)) {
+            router__set_error(r, "range %" PRIu64 ": answer %d to a resolution", used.range_id,
+                              rc);
+            rc = RANGE_ERR_CORRUPT;
+        }
+        bool more = rc == RANGE_OK && resp.more;
+        if (more && (resp.value_len == 0 ||
+                     (from.len > 0 &&
+                      range__key_cmp(resp.value, resp.value_len, from.data, from.len) <= 0))) {
+            /* the position must move forward, or this never ends */
+            router__set_error(r, "range %" PRIu64 ": a resolution answered no progress",
+                              used.range_id);
+            rc = RANGE_ERR_CORRUPT;
+            more = false;
+        }
+        if (more) {
+            base_buf_reset(&from);
+            if (base_buf_append(&from, resp.value, resp.value_len) != 0) rc = RANGE_ERR_NOMEM;
+        }
+        range_kv_response_free(&resp);
+        range_descriptor_free(&used);
+        base_buf_free(&bytes);
+        if (rc != RANGE_OK || !more) break;
+        if (c->progress != NULL) atomic_store(c->progress, true);
+        if (c->one_chunk) break;
+        size_t n = 0;
+        rc = router__resolve_clip(c, &from, &clipped, &n);
+        if (rc != RANGE_OK || n == 0) break;
+        cur.spans = clipped;
+        cur.n_spans = n;
+        if (c->chunk_ms > 0) deadline_ns = base_monotonic_ns() + c->chunk_ms * 1000000;
     }
-    range_kv_response_free(&resp);
-    range_descriptor_free(&used);
-    base_buf_free(&bytes);
+    if (chunk >= ROUTER__RESOLVE_LOG_CHUNKS)
+        BASE_INFO("range", "resolution of txn %016" PRIx64 " in r%" PRIu64 ": %d requests, "
+                  "%" PRId64 " ms (%d)", c->txn_id, c->range_id, chunk + 1,
+                  (base_monotonic_ns() - start_ns) / 1000000, rc);
+    base_buf_free(&from);
+    base_free(clipped);
     return rc;
 }
 
@@ -3181,12 +3307,15 @@ static int router__plan_spans(range_router *r, router__plan *p, const range_span
 
 static int router__resolve_parts(range_router *r, router__plan *p, uint64_t txn_id,
                                  uint64_t nonce, int status, hlc_timestamp commit_ts,
-                                 int64_t deadline_ns);
+                                 int64_t deadline_ns, const router__resolve_ctx *how);
 
-/* Every intent of txn_id in spans -> status, the ranges at once. */
+/* Every intent of txn_id in spans -> status, the ranges at once. how: its
+** one_chunk, chunk_ms and progress (router__resolve_ctx); the rest unused. */
 static int router__resolve_spans(range_router *r, uint64_t txn_id, const range_span *spans,
                                  size_t n, int status, hlc_timestamp commit_ts,
-                                 int64_t deadline_ns) {
+                                 int64_t deadline_ns, const router__resolve_ctx *how) {
+    atomic_bool progress; /* of the current plan */
+    int replans = 0;
     uint64_t nonce = 0;
     while (nonce == 0) nonce = router__random(r); /* one per call: its retries share it */
     base_buf missing = {0}; /* owner: this function */
@@ -3196,16 +3325,29 @@ static int router__resolve_spans(range_router *r, uint64_t txn_id, const range_s
         router__plan plan;
         memset(&plan, 0, sizeof(plan));
         rc = router__plan_spans(r, &plan, spans, n, &missing);
+        atomic_store(&progress, false);
         if (rc == RANGE_OK && plan.n_parts == 1) {
             const router__part *part = &plan.parts[0];
             router__resolve_ctx c = {txn_id, nonce, part->desc.range_id, part->spans,
-                                     part->n_spans, status, commit_ts};
+                                     part->n_spans, status, commit_ts, how->one_chunk,
+                                     how->chunk_ms, &progress};
             rc = router__send_resolve(r, &c, deadline_ns);
         } else if (rc == RANGE_OK && plan.n_parts > 1) {
             /* the ranges at once (a committed transaction's locks go sooner) */
-            rc = router__resolve_parts(r, &plan, txn_id, nonce, status, commit_ts, deadline_ns);
+            router__resolve_ctx c = *how;
+            c.progress = &progress;
+            rc = router__resolve_parts(r, &plan, txn_id, nonce, status, commit_ts, deadline_ns,
+                                       &c);
         }
         router__plan_free(&plan);
+        if (atomic_load(&progress) && how->progress != NULL) atomic_store(how->progress, true);
+        if (rc == RANGE_ERR_KEY_MISMATCH && atomic_load(&progress) &&
+            replans++ < ROUTER__RESOLVE_REPLANS_MAX) {
+            /* a range split under a long resolution: not a failed plan */
+            plan_attempt--;
+            if (how->chunk_ms > 0) deadline_ns = base_monotonic_ns() + how->chunk_ms * 1000000;
+            continue;
+        }
         if (rc == RANGE_ERR_KEY_MISMATCH) continue; /* resolved parts are idempotent */
         if (rc == RANGE_ERR_UNAVAILABLE && missing.len > 0) {
             rc = router__lookup_missing(r, &missing, deadline_ns, &lookups);
@@ -3398,8 +3540,13 @@ static int router__meet_intent(range_router *r, const router__op *op,
         if (op->resolve_span != NULL && router__span_holds(op->resolve_span, resp->intent_key,
                                                            resp->intent_key_len))
             sp = *op->resolve_span;
+        /* what it met (its page's span), not the whole transaction's: the
+        ** resolver resolves the rest; a first chunk resolved is progress */
+        router__resolve_ctx how;
+        memset(&how, 0, sizeof(how));
+        how.one_chunk = true;
         rc = router__resolve_spans(r, resp->intent_txn_id, &sp, 1, status, commit_ts,
-                                   deadline_ns);
+                                   deadline_ns, &how);
         seen->pending = rc != RANGE_OK;
         if (rc != RANGE_ERR_NOMEM) rc = RANGE_OK;
     }
@@ -3565,6 +3712,7 @@ typedef struct router__prep_call {
     uint64_t resolve_txn_id, resolve_nonce; /* RESOLVE jobs */
     int resolve_status;
     int64_t deadline_ns;         /* RESOLVE jobs */
+    router__resolve_ctx resolve_how; /* RESOLVE jobs: one_chunk, chunk_ms, progress */
     pthread_mutex_t mu;
     pthread_cond_t cv;           /* left reached 0 */
     size_t left;                 /* jobs not finished (mu) */
@@ -4029,7 +4177,9 @@ static void router__job_run(router__task *t) {
     default: {
         router__resolve_ctx c = {call->resolve_txn_id, call->resolve_nonce,
                                  j->part->desc.range_id, j->part->spans, j->part->n_spans,
-                                 call->resolve_status, call->commit_ts};
+                                 call->resolve_status, call->commit_ts,
+                                 call->resolve_how.one_chunk, call->resolve_how.chunk_ms,
+                                 call->resolve_how.progress};
         rc = router__send_resolve(call->r, &c, call->deadline_ns);
         break;
     }
@@ -4289,7 +4439,7 @@ static int router__prepare_planned(range_router *r, const range_txn_meta *txn,
 ** failure (RANGE_ERR_KEY_MISMATCH: plan again; resolved parts stay so). */
 static int router__resolve_parts(range_router *r, router__plan *p, uint64_t txn_id,
                                  uint64_t nonce, int status, hlc_timestamp commit_ts,
-                                 int64_t deadline_ns) {
+                                 int64_t deadline_ns, const router__resolve_ctx *how) {
     router__job *jobs = base_calloc(p->n_parts, sizeof(*jobs)); /* owner: this function */
     if (jobs == NULL) return RANGE_ERR_NOMEM;
     router__prep_call call;
@@ -4302,6 +4452,7 @@ static int router__resolve_parts(range_router *r, router__plan *p, uint64_t txn_
     call.resolve_status = status;
     call.commit_ts = commit_ts;
     call.deadline_ns = deadline_ns;
+    call.resolve_how = *how;
     for (size_t i = 0; i < p->n_parts; i++) {
         jobs[i].task.run = router__job_run;
         jobs[i].call = &call;
@@ -4506,10 +4657,23 @@ static int router__resolve(range_kv *kv, uint64_t txn_id, const range_span *span
         (status == RANGE_TXN_COMMITTED && hlc_is_zero(commit_ts)))
         return RANGE_ERR_INVALID;
     if (n_spans == 0) return RANGE_OK;
+    /* the deadline bounds a stretch without progress, not the whole job:
+    ** a committed transaction of a million intents takes many requests */
     int64_t deadline_ns = base_monotonic_ns() + r->config.deadline_ms * 1000000;
-    return router__resolve_spans(r, txn_id, spans, n_spans, status,
-                                 status == RANGE_TXN_COMMITTED ? commit_ts : HLC_ZERO,
-                                 deadline_ns);
+    atomic_bool progress;
+    atomic_init(&progress, false);
+    router__resolve_ctx how;
+    memset(&how, 0, sizeof(how));
+    how.chunk_ms = r->config.deadline_ms;
+    how.progress = &progress;
+    int rc = router__resolve_spans(r, txn_id, spans, n_spans, status,
+                                   status == RANGE_TXN_COMMITTED ? commit_ts : HLC_ZERO,
+                                   deadline_ns, &how);
+    /* some resolved, then a stall: the caller's retry is not a failure */
+    if (rc != RANGE_OK && rc != RANGE_ERR_NOMEM && rc != RANGE_ERR_INVALID &&
+        atomic_load(&progress))
+        rc = RANGE_ERR_BUSY;
+    return rc;
 }
 
 /* ---- statement-time locks (docs/txn.md section 5) ------------------------------ */
@@ -4778,6 +4942,7 @@ static const range_kv_ops router__ops = {
     .admin_merge_txn = router__admin_merge_txn,
     .get_uncertain = router__get_uncertain,
     .iter_open_uncertain = router__iter_open_uncertain,
+    .change_replicas_txn = router__change_replicas_txn,
 };
 
 /* ---- public ------------------------------------------------------------------- */

@@ -275,7 +275,8 @@
                                            Raft entry stays well under the 1 MiB
                                            raft_config.max_entry_bytes */
 #define SERVER_RESOLVE_REQUEST_MS 1000  /* no new round of a RESOLVE after this long
-                                           (BUSY: the caller asks again) */
+                                           (answer: resolved up to a key, the caller
+                                           asks again from there) */
 #define SERVER_INTENT_POINTS_MAX 16     /* point keys of a COMMIT/PREPARE looked up one by
                                            one for intents, without the range-wide seek */
 #define SERVER_PREPARE_HOLDERS_MAX 1024  /* written keys of a PREPARE made lock holders
@@ -1623,6 +1624,62 @@ static void scan_read_end(range_server *s, server_range *sr, server_read *rd, bo
     base_buf_free(&end);
 }
 
+/* The extent of the page a scan with o and these limits would answer now:
+** *more when rows lie beyond it, and then *bound = where it ends (forward:
+** its last key + 0x00, the page's exclusive end; reverse: its last key, the
+** page's inclusive start). The page's intent check covers only that much:
+** over the whole requested span it met intents far past the page (a large
+** transaction resolved from the other end) and, after a large resolution,
+** sought over every deleted intent key to the span's end, page after page
+** (docs/txn.md 3.3). RANGE_OK or an error. */
+static int scan_extent(storage_engine *eng, const storage_iter_options *o, size_t max_rows,
+                       size_t max_bytes, base_buf *bound, bool *more)
+{
+    storage_iter *it = NULL;
+    *more = false;
+    int rc = storage_iter_open(eng, NULL, o, &it);
+    if (rc != STORAGE_OK)
+        return range__storage_rc(rc);
+    size_t n = 0, bytes = 0;
+    int skipped = 0;
+    rc = RANGE_OK;
+    for (;;) {
+        const uint8_t *k, *v;
+        size_t klen, vlen;
+        hlc_timestamp ts;
+        bool tomb = false;
+        int got = storage_iter_next(it, &k, &klen, &ts, &v, &vlen, &tomb);
+        if (got < 0) {
+            rc = range__storage_rc(got);
+            break;
+        }
+        if (got == 0)
+            break;
+        if (tomb) {
+            if (++skipped >= SERVER_TOMBSTONE_SKIP_MAX) {
+                rc = RANGE_ERR_IO;
+                break;
+            }
+            continue;
+        }
+        skipped = 0;
+        if (n >= max_rows || (n > 0 && bytes >= max_bytes)) {
+            *more = true;
+            break;
+        }
+        base_buf_reset(bound);
+        if (base_buf_append(bound, k, klen) != 0 ||
+            (!o->reverse && base_buf_append_byte(bound, 0) != 0)) {
+            rc = RANGE_ERR_NOMEM;
+            break;
+        }
+        bytes += klen + vlen;
+        n++;
+    }
+    storage_iter_close(it);
+    return rc;
+}
+
 static int eval_scan(range_server *s, server_range *sr, server_eval *e)
 {
     const range_kv_request *q = &e->req;
@@ -1672,22 +1729,39 @@ static int eval_scan(range_server *s, server_range *sr, server_eval *e)
     rc = follower ? RANGE_OK : read_begin(s, sr, &rd);
     if (rc != RANGE_OK)
         return rc;
-    /* intents first (as eval_get), over the whole span of the page; an
+    /* intents first (as eval_get), over the span of the page (scan_extent:
+    ** the rows it would answer; the values are read after, within it); an
     ** inconsistent read (a meta lookup) reads the committed versions under
     ** them instead: it never waits on nor pushes a holder (docs/range.md
     ** "Routing never depends on meta") */
-    if (!q->skip_intents)
-        rc = range__find_intent(replica__engine(sr->replica), &rd.span, 0, read_upper(q),
-                                &e->hit);
+    base_buf extent = {0}; /* owner: this function; the page's bound */
+    bool extent_more = false;
+    if (!q->skip_intents) {
+        range_span check = rd.span;
+        rc = scan_extent(replica__engine(sr->replica), &o, max_rows, max_bytes, &extent,
+                         &extent_more);
+        if (rc == RANGE_OK && extent_more && !q->reverse) {
+            check.end = o.end = extent.data;
+            check.end_len = o.end_len = extent.len;
+        } else if (rc == RANGE_OK && extent_more) {
+            check.start = o.start = extent.data;
+            check.start_len = o.start_len = extent.len;
+        }
+        if (rc == RANGE_OK)
+            rc = range__find_intent(replica__engine(sr->replica), &check, 0, read_upper(q),
+                                    &e->hit);
+    }
     if (rc != RANGE_OK) {
         if (!follower)
             read_end(s, sr, &rd, NULL);
+        base_buf_free(&extent);
         return rc;
     }
     rc = storage_iter_open(replica__engine(sr->replica), NULL, &o, &it);
     if (rc != STORAGE_OK) {
         if (!follower)
             read_end(s, sr, &rd, NULL);
+        base_buf_free(&extent);
         return range__storage_rc(rc);
     }
     int skipped = 0;
@@ -1701,8 +1775,11 @@ static int eval_scan(range_server *s, server_range *sr, server_eval *e)
             rc = range__storage_rc(got);
             goto cleanup;
         }
-        if (got == 0)
+        if (got == 0) {
+            /* the end of the page's extent: rows lie beyond it */
+            e->resp.more = extent_more;
             break;
+        }
         if (tomb) {
             if (++skipped >= SERVER_TOMBSTONE_SKIP_MAX) {
                 rc = RANGE_ERR_IO;
@@ -1735,6 +1812,13 @@ static int eval_scan(range_server *s, server_range *sr, server_eval *e)
             goto cleanup;
         }
         n++;
+    }
+    if (e->resp.more && n == 0) {
+        /* the extent's rows went between the passes (cannot at read_ts:
+        ** writes below it wait for this read); no page to go on from */
+        rc = RANGE_ERR_BUSY;
+        e->resp.more = false;
+        goto cleanup;
     }
     if (!hlc_is_zero(q->uncertainty_limit)) {
         /* over the part of the span this page answers for (as scan_read_end) */
@@ -1788,6 +1872,7 @@ cleanup:
                       n > 0 ? e->row_bytes.data + at[n - 1].key_off : NULL,
                       n > 0 ? at[n - 1].key_len : 0);
     base_free(at);
+    base_buf_free(&extent);
     return rc;
 }
 
@@ -3030,13 +3115,13 @@ typedef struct resolve_collect {
     size_t **offsets; /* n + 1 entries */
     size_t n, cap;
     size_t bytes;     /* of the command's raw writes, about */
+    base_buf *last;   /* the user key of the last intent collected */
+    size_t bytes_max; /* one command's worth */
 } resolve_collect;
 
 static int resolve_collect_fn(void *ctx, const uint8_t *raw, size_t raw_len, const uint8_t *key,
                               size_t key_len, const range__intent *in)
 {
-    (void)key;
-    (void)key_len;
     resolve_collect *c = ctx;
     if (in->txn_id != c->txn_id)
         return 0;
@@ -3054,23 +3139,60 @@ static int resolve_collect_fn(void *ctx, const uint8_t *raw, size_t raw_len, con
     c->n++;
     (*c->offsets)[c->n] = c->keys->len;
     c->bytes += raw_len + RANGE_RAW_RESOLVE_SIZE + 8; /* + kind and lengths */
+    base_buf_reset(c->last);
+    if (base_buf_append(c->last, key, key_len) != 0)
+        return RANGE_ERR_NOMEM;
     /* one command's worth */
-    return c->n >= RANGE_COMMAND_WRITES_MAX || c->bytes >= SERVER_RESOLVE_BYTES_MAX ? 1 : 0;
+    return c->n >= RANGE_COMMAND_WRITES_MAX || c->bytes >= c->bytes_max ? 1 : 0;
+}
+
+static int resolve_span_cmp(const void *a, const void *b)
+{
+    const range_span *x = a, *y = b;
+    return range__key_cmp(x->start, x->start_len, y->start, y->start_len);
+}
+
+/* The part of sp at or after pos (empty pos: all of it) into *out; false
+** when none is. out borrows from sp and pos. */
+static bool resolve_span_from(const range_span *sp, const base_buf *pos, range_span *out)
+{
+    *out = *sp;
+    if (pos->len == 0)
+        return true;
+    if (range__key_cmp(sp->start, sp->start_len, pos->data, pos->len) >= 0)
+        return true;
+    if (sp->point || (sp->end_len > 0 && range__key_cmp(sp->end, sp->end_len, pos->data,
+                                                          pos->len) <= 0))
+        return false;
+    out->start = pos->data;
+    out->start_len = pos->len;
+    return true;
 }
 
 /* RESOLVE: every intent of txn_id in the spans becomes its value (or
 ** tombstone) at commit_ts, or goes; one command per RANGE_COMMAND_WRITES_MAX
 ** intents or SERVER_RESOLVE_BYTES_MAX bytes of them (so memory is bounded
-** per round, whatever the transaction's size); no new round after
-** SERVER_RESOLVE_REQUEST_MS (BUSY: the caller asks again). Each
-** RANGE_RAW_RESOLVE rechecks the holder at apply, so a resolution racing
-** another (or a retry) does nothing twice. */
+** per round, whatever the transaction's size). The spans are walked in key
+** order (a sorted copy) from a position that only moves forward: a round
+** starts just past the last intent the previous round resolved (resolved
+** intents are deleted raw keys, which a walk from the spans' start would
+** skip again every round: quadratic in a large transaction). No new round
+** after SERVER_RESOLVE_REQUEST_MS (or SERVER_RESOLVE_ROUNDS_MAX rounds):
+** the answer is then RANGE_OK with `more` and the position in `value`
+** (every intent of the txn in the spans below it is resolved; the caller
+** asks again from there, docs/txn.md 3.3), so progress is never reported
+** as a failure. Each RANGE_RAW_RESOLVE rechecks the holder at apply, so a
+** resolution racing another (or a retry) does nothing twice. */
 static int eval_resolve(range_server *s, server_range *sr, server_eval *e)
 {
     const range_kv_request *q = &e->req;
     base_buf keys = {0};   /* owner: this function */
     size_t *offsets = NULL; /* owner: this function */
     range_raw_write *raw = NULL; /* owner: this function */
+    range_span *spans = NULL;    /* owner: this function; q's spans sorted */
+    range_span *done = NULL;     /* owner: this function; a partial answer's spans */
+    base_buf pos = {0};          /* owner: this function; resolved below it */
+    base_buf last = {0};         /* owner: this function; the round's last intent */
     uint8_t val[RANGE_RAW_RESOLVE_SIZE];
     range_commit_request creq;
     memset(&creq, 0, sizeof(creq));
@@ -3082,12 +3204,21 @@ static int eval_resolve(range_server *s, server_range *sr, server_eval *e)
         rc = RANGE_ERR_INVALID;
     if (rc != RANGE_OK)
         return rc;
+    spans = base_calloc(q->span_count, sizeof(*spans));
+    if (spans == NULL)
+        return RANGE_ERR_NOMEM;
+    memcpy(spans, q->spans, q->span_count * sizeof(*spans));
+    qsort(spans, q->span_count, sizeof(*spans), resolve_span_cmp);
     for (int i = 7; i >= 0; i--)
         val[7 - i] = (uint8_t)(q->txn_id >> (8 * i));
     val[8] = q->txn_status;
-    rc = RANGE_ERR_BUSY; /* rounds (or time) used up: the caller asks again */
+    bool more = true; /* rounds (or time) used up with intents left */
+    size_t bytes_max = s->config.resolve_bytes_max > 0 ? s->config.resolve_bytes_max
+                                                       : SERVER_RESOLVE_BYTES_MAX;
+    int rounds_max = s->config.resolve_rounds_max > 0 ? s->config.resolve_rounds_max
+                                                      : SERVER_RESOLVE_ROUNDS_MAX;
     int64_t until_ns = base_monotonic_ns() + SERVER_RESOLVE_REQUEST_MS * 1000000;
-    for (int round = 0; round < SERVER_RESOLVE_ROUNDS_MAX; round++) {
+    for (int round = 0; round < rounds_max; round++) {
         if (round > 0 && base_monotonic_ns() > until_ns)
             break; /* answer within the router's attempt timeout */
         uint64_t term = 0, hint = 0;
@@ -3106,13 +3237,16 @@ static int eval_resolve(range_server *s, server_range *sr, server_eval *e)
             rc = r;
             break;
         }
-        resolve_collect c = {q->txn_id, &keys, &offsets, 0, 0, 0};
+        resolve_collect c = {q->txn_id, &keys, &offsets, 0, 0, 0, &last, bytes_max};
         server_pending *wait_on = NULL;
         base_buf_reset(&keys);
         pthread_mutex_lock(&sr->eval_mu);
-        for (size_t i = 0; i < q->span_count && r == RANGE_OK; i++)
-            r = range__intent_each(replica__engine(sr->replica), &q->spans[i],
-                                   resolve_collect_fn, &c);
+        for (size_t i = 0; i < q->span_count && r == RANGE_OK; i++) {
+            range_span from;
+            if (resolve_span_from(&spans[i], &pos, &from))
+                r = range__intent_each(replica__engine(sr->replica), &from,
+                                       resolve_collect_fn, &c);
+        }
         bool full = r == 1;
         if (r == 1)
             r = RANGE_OK;
@@ -3134,21 +3268,66 @@ static int eval_resolve(range_server *s, server_range *sr, server_eval *e)
         gate_leave(s, e);
         if (r != RANGE_OK || c.n == 0) {
             rc = r;
+            more = false;
             break;
         }
         r = pending_wait(s, wait_on);
         if (r == RANGE_ERR_DROPPED)
-            continue; /* evaluate again: the apply rechecks every holder */
+            continue; /* evaluate again from pos: the apply rechecks every holder */
         if (r != RANGE_OK || !full) {
             rc = r;
+            more = false;
             break;
         }
+        /* applied: the next round starts just past its last intent */
+        base_buf_reset(&pos);
+        if (base_buf_append(&pos, last.data, last.len) != 0 || base_buf_append_byte(&pos, 0) != 0) {
+            rc = RANGE_ERR_NOMEM;
+            more = false;
+            break;
+        }
+        rc = RANGE_OK;
     }
-    if (rc == RANGE_OK)
+    if (rc == RANGE_OK && more && pos.len == 0)
+        rc = RANGE_ERR_BUSY; /* no round applied (cannot happen: round 0 always runs) */
+    if (rc == RANGE_OK && more) {
+        /* partial: what lies below pos is resolved; its locks go */
+        done = base_calloc(q->span_count, sizeof(*done));
+        size_t n_done = 0;
+        for (size_t i = 0; i < q->span_count && done != NULL; i++) {
+            const range_span *sp = &spans[i];
+            if (range__key_cmp(sp->start, sp->start_len, pos.data, pos.len) >= 0)
+                continue;
+            done[n_done] = *sp;
+            if (!sp->point && (sp->end_len == 0 || range__key_cmp(sp->end, sp->end_len,
+                                                                   pos.data, pos.len) > 0)) {
+                done[n_done].end = pos.data;
+                done[n_done].end_len = pos.len;
+            }
+            n_done++;
+        }
+        range_kv_request part = *q;
+        part.spans = done;
+        part.span_count = done != NULL ? n_done : 0;
+        resolve_done(s, sr, &part);
+        base_buf_reset(&e->value);
+        if (base_buf_append(&e->value, pos.data, pos.len) != 0) {
+            rc = RANGE_ERR_BUSY; /* the caller asks again from the start */
+        } else {
+            e->resp.value = e->value.data;
+            e->resp.value_len = e->value.len;
+            e->resp.more = true;
+        }
+    } else if (rc == RANGE_OK) {
         resolve_done(s, sr, q);
+    }
     base_buf_free(&keys);
+    base_buf_free(&pos);
+    base_buf_free(&last);
     base_free(offsets);
     base_free(raw);
+    base_free(spans);
+    base_free(done);
     return rc;
 }
 
@@ -4098,9 +4277,13 @@ static void server_change_cb(void *ctx, int rc)
 ** learner still catching up (BUSY) is looked at again every
 ** SERVER_TRANSFER_POLL_MS. Bounded by wait_timeout_ms (then UNAVAILABLE: a
 ** retry goes on from where the range is). Answers the descriptor. */
+static int eval_change_replicas_txn(range_server *s, server_range *sr, server_eval *e);
+
 static int eval_change_replicas(range_server *s, server_range *sr, server_eval *e)
 {
     struct timespec deadline = deadline_after_ms(s->config.wait_timeout_ms);
+    if (e->req.txn_id != 0)
+        return eval_change_replicas_txn(s, sr, e);
     for (int phase = 0; phase < 2; phase++) {
         uint64_t node = phase == 0 ? e->req.add_node_id : e->req.remove_node_id;
         range_replica_change_type type = phase == 0 ? RANGE_REPLICA_ADD : RANGE_REPLICA_REMOVE;
@@ -4147,6 +4330,78 @@ static int eval_change_replicas(range_server *s, server_range *sr, server_eval *
         }
     }
     int rc = range_replica_descriptor(sr->replica, &e->desc);
+    if (rc == RANGE_OK) {
+        e->have_desc = true;
+        e->resp.has_descriptor = true;
+    }
+    return rc == RANGE_ERR_UNAVAILABLE ? RANGE_ERR_NOT_LEADER : rc; /* removed meanwhile */
+}
+
+/* CHANGE_REPLICAS with a transaction (docs/decisions/010, item 8): ONE
+** step (req.conf_step) as the commit trigger of the transaction, inside
+** the closed split gate like a split (no record write of this range is
+** being evaluated meanwhile); replica__change_replicas_txn checks the
+** generation and the record where the proposal is made. A learner still
+** catching up (BUSY) is looked at again every SERVER_TRANSFER_POLL_MS,
+** with the gate open in between. Answers the descriptor after the step
+** (the same generation when it had nothing to do), RANGE_ERR_ABORTED
+** (refused unproposed) or UNAVAILABLE (still catching up at the deadline,
+** or the step's fate unknown: the record tells). */
+static int eval_change_replicas_txn(range_server *s, server_range *sr, server_eval *e)
+{
+    const range_kv_request *q = &e->req;
+    struct timespec deadline = deadline_after_ms(s->config.wait_timeout_ms);
+    range_split_txn txn = {q->txn_id, q->anchor, q->anchor_len, q->commit_ts, q->generation};
+    uint64_t node = q->conf_step == RANGE_CONF_STEP_REMOVE ? q->remove_node_id : q->add_node_id;
+    int rc = RANGE_ERR_BUSY;
+    for (int step = 0; rc == RANGE_ERR_BUSY; step++) {
+        server_change_wait w = {s, false, 0};
+        uint64_t hint = 0;
+        bool done = false, timed_out = false;
+        if (step >= SERVER_CHANGE_STEPS_MAX)
+            return RANGE_ERR_UNAVAILABLE;
+        rc = split_gate_close(s, sr);
+        if (rc != RANGE_OK)
+            return rc;
+        rc = replica_is_frozen(sr->replica, NULL)
+                 ? RANGE_ERR_MERGING
+                 : replica__change_replicas_txn(sr->replica, q->conf_step, node, &txn,
+                                                server_change_cb, &w, &hint, &done);
+        if (rc == RANGE_ERR_NOT_LEADER)
+            e->resp.leader_hint = hint;
+        if (rc == RANGE_OK && !done) {
+            pthread_mutex_lock(&s->mu);
+            while (!w.done && !s->stopping && !timed_out)
+                timed_out = pthread_cond_timedwait(&s->changed, &s->mu, &deadline) == ETIMEDOUT;
+            pthread_mutex_unlock(&s->mu);
+            if (!w.done) {
+                replica__cancel_waiter(sr->replica, server_change_cb, &w);
+                pthread_mutex_lock(&s->mu); /* it may have run just before */
+                bool ran = w.done;
+                pthread_mutex_unlock(&s->mu);
+                if (!ran)
+                    rc = RANGE_ERR_UNAVAILABLE;
+            }
+            if (rc == RANGE_OK && w.rc != RANGE_OK)
+                rc = RANGE_ERR_UNAVAILABLE; /* dropped or shutdown: the record tells */
+        }
+        split_gate_open(s, sr);
+        if (rc != RANGE_ERR_BUSY)
+            break;
+        pthread_mutex_lock(&s->mu); /* not now: look again shortly */
+        struct timespec slice = deadline_after_ms(SERVER_TRANSFER_POLL_MS);
+        (void)pthread_cond_timedwait(&s->changed, &s->mu, &slice);
+        bool stopping = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (stopping || now.tv_sec > deadline.tv_sec ||
+            (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec))
+            return RANGE_ERR_UNAVAILABLE; /* calling again goes on from here */
+    }
+    if (rc != RANGE_OK)
+        return rc;
+    rc = range_replica_descriptor(sr->replica, &e->desc);
     if (rc == RANGE_OK) {
         e->have_desc = true;
         e->resp.has_descriptor = true;

@@ -33,6 +33,7 @@
 #include "range/range.h"
 #include "rpc/rpc.h"
 #include "server/server.h"
+#include "txn/txn.h"
 
 #define SRV_WIRE_VERSION 1
 #define SRV_NODE_ID_PROVISIONAL_BIT (1ULL << 63) /* ids with it are provisional */
@@ -407,6 +408,18 @@ uint64_t srv__repl_lease_target(const raft_membership *m, uint64_t self,
 int srv__decommission_check(const srv_status_row *rows, size_t n_rows, uint64_t target,
                             int replication, char *why, size_t why_size);
 
+/* ---- the thread of a background queue (srv_worker.c) ----------------------
+** The split, merge and rebalance queues each run one; the queue keeps its
+** own rules and loop, and asks srv__worker_stopping between steps. */
+typedef struct srv__worker {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;  /* CLOCK_MONOTONIC: stop */
+    bool stop;            /* mu */
+    bool started;         /* the thread runs (the starter's and the stopper's) */
+    bool start_failed;    /* its thread could not be made: not tried again */
+    pthread_t thread;
+} srv__worker;
+
 #define SRV_REPL_SLOTS 8            /* change slots (active + abandoned awaiting their callback) */
 #define SRV_REPL_INFLIGHT_MAX 2     /* changes driven at once per node */
 #define SRV_REPL_BACKOFF_MAX 256    /* ranges remembered with a backoff */
@@ -414,19 +427,27 @@ int srv__decommission_check(const srv_status_row *rows, size_t n_rows, uint64_t 
 #define SRV_REPL_SHED_MS 250        /* a draining node hands its leases away this often */
 
 /* One change in flight. cb_state/cb_rc are written by the replica's
-** callback (any thread, under the range node's mutex); the rest is the
-** periodic thread's. */
+** callback (any thread, under the range node's mutex) or, on the txn path,
+** by the queue's worker; job_* are handed to the worker under its mu; the
+** rest is the periodic thread's. */
 typedef struct srv__repl_change {
     bool used;           /* taken: driven, or abandoned with its callback still due */
     bool active;         /* driven by the queue */
     uint64_t range_id;
     srv__repl_plan plan;
     int phase;           /* 0: add, 1: remove, 2: done */
+    bool via_txn;        /* its phases run on the worker (txn_db_change_replicas) */
     _Atomic int cb_state; /* 0 none, 1 a step proposed, 2 its callback ran */
     _Atomic int cb_rc;
     int64_t started_ns;  /* monotonic */
     int64_t deadline_ns;
     char what[96];       /* srv__repl_plan_describe, for the logs */
+    bool job_queued;     /* worker.mu: a phase for the worker to run */
+    uint64_t job_add, job_remove;
+    range_descriptor job_desc; /* owned: the slot's while queued (worker.mu), then
+                                  the worker's while it runs the phase */
+    range_descriptor start_desc; /* owned (periodic): the range when the add phase
+                                    was queued; the remove phase is asked from it */
 } srv__repl_change;
 
 typedef struct srv__repl_backoff {
@@ -464,6 +485,11 @@ typedef struct srv__replq {
     bool draining;         /* set by the node: this process drains */
     int64_t next_shed_ns;  /* leases handed away next (while draining or leaving) */
     size_t shed_logged;    /* leases left to hand away, as last logged */
+    /* The txn path (srv_replicate.c): each phase runs txn_db_change_replicas
+    ** on this thread, so the periodic thread never blocks on it. */
+    srv__worker worker;
+    txn_db *db;            /* borrowed, set when the worker starts; it is stopped
+                              (srv__replq_stop) before the db closes */
 } srv__replq;
 
 /* Environment of a run (borrowed; the node's stack). */
@@ -479,11 +505,18 @@ typedef struct srv__replq_env {
     void (*on_change)(void *ctx, uint64_t range_id, const srv__repl_plan *plan,
                       const range_descriptor *after);
     void *change_ctx;
+    /* May be NULL (SQL not open yet): the steps are the replica's plain ones
+    ** and meta follows by the repair. Otherwise every step commits meta(range)
+    ** with it (txn_db_change_replicas, docs/decisions/010 item 8). */
+    txn_db *db;
 } srv__replq_env;
 
 void srv__replq_init(srv__replq *q, uint64_t self, int replication);
 /* Frees the liveness copy. Only after range_node_free: a callback may be due. */
 void srv__replq_free(srv__replq *q);
+/* Stop the worker (a phase in flight ends with the router's shutdown);
+** before the db closes. Idempotent. */
+void srv__replq_stop(srv__replq *q);
 /* Keep the liveness rows just read (copied; now_wall_ns: this node's wall
 ** clock at the read, now_ns monotonic). SRV_OK, SRV_ERR_NOMEM (kept the old). */
 int srv__replq_note_liveness(srv__replq *q, const srv_status_row *rows, size_t n,
@@ -498,17 +531,6 @@ int64_t srv__replq_run(srv__replq *q, const srv__replq_env *env, int64_t now_ns)
 /* True once after a change completed (its range's meta entry is behind). */
 bool srv__replq_take_meta_due(srv__replq *q);
 
-/* ---- the thread of a background queue (srv_worker.c) ----------------------
-** The split, merge and rebalance queues each run one; the queue keeps its
-** own rules and loop, and asks srv__worker_stopping between steps. */
-typedef struct srv__worker {
-    pthread_mutex_t mu;
-    pthread_cond_t cond;  /* CLOCK_MONOTONIC: stop */
-    bool stop;            /* mu */
-    bool started;         /* the thread runs (the starter's and the stopper's) */
-    bool start_failed;    /* its thread could not be made: not tried again */
-    pthread_t thread;
-} srv__worker;
 
 void srv__worker_init(srv__worker *w);
 /* After srv__worker_stop (or when never started). */

@@ -234,14 +234,13 @@ static int colocate(srv__mergeq *q, const range_descriptor *l, range_descriptor 
         }
         range_descriptor after;
         memset(&after, 0, sizeof after);
-        int rc = range_router_change_replicas(env->router, r_desc->range_id, add, remove, &after);
-        if (rc != RANGE_OK) {
-            char detail[256] = "";
-            range_kv *kv = range_router_kv(env->router);
-            if (kv->ops->last_error != NULL) (void)kv->ops->last_error(kv, detail, sizeof detail);
+        /* each step commits meta(range) with it (docs/decisions/010, item 8) */
+        txn_error terr = {{0}, {0}};
+        int rc = txn_db_change_replicas(env->db, r_desc, add, remove, &after, &terr);
+        if (rc != TXN_OK) {
             BASE_INFO(MOD, "merge queue: r%" PRIu64 ": replica change (+%" PRIu64 " -%" PRIu64
                       ") to co-locate with r%" PRIu64 " failed (error %d%s%s)", r_desc->range_id,
-                      add, remove, l->range_id, rc, detail[0] ? ": " : "", detail);
+                      add, remove, l->range_id, rc, terr.message[0] ? ": " : "", terr.message);
             range_descriptor_free(&after);
             return SRV_ERR_UNAVAILABLE;
         }

@@ -6,7 +6,8 @@
 ** Threads:
 **   loop      the transport's; runs on_rpc (dispatch by method: Raft to
 **             range_node_handle_rpc, KV to range_server_handle_rpc, PROBE
-**             and the test-only FAULT (srv_fault.c) answered at once,
+**             (of a node or root) and the test-only FAULT (srv_fault.c)
+**             answered at once, a user's PROBE and
 **             INIT/BOOTSTRAP/JOIN/STATUS/RANGES/DRAIN/
 **             DECOMMISSION queued as jobs)
 **             and on_foreign (SQL on the RPC port). Never blocks.
@@ -38,6 +39,9 @@
 **   rebalancer once SQL is open (started by periodic): elects one node of
 **             the cluster, which balances replicas and leases
 **             (srv_rebalance.c); its moves block it, never periodic.
+**   replq     once SQL is open (started by periodic): runs the replicate
+**             queue's phases (txn_db_change_replicas, srv_replicate.c);
+**             periodic only hands them over and polls.
 **
 ** Critical invariants:
 **   - the transport is replaced at most once (uninitialized -> initialized),
@@ -370,7 +374,8 @@ static void enqueue_job(srv_node *n, rpc_transport *t, const rpc_message *msg) {
     pthread_mutex_unlock(&n->mu);
 }
 
-static void answer_probe(srv_node *n, rpc_transport *t, const rpc_message *msg) {
+/* PROBE's answer into b (any thread). SRV_OK or SRV_ERR_NOMEM. */
+static int probe_encode(srv_node *n, base_buf *b) {
     srv__probe_resp p;
     pthread_mutex_lock(&n->mu);
     p.initialized = n->st.initialized;
@@ -379,8 +384,15 @@ static void answer_probe(srv_node *n, rpc_transport *t, const rpc_message *msg) 
     p.rpc = n->self_rpc;
     p.sql = n->self_sql; /* port 0 only for --sql-addr :0 before SQL starts */
     pthread_mutex_unlock(&n->mu);
+    return srv__probe_resp_encode(&p, b);
+}
+
+/* PROBE of a node certificate or of root's client certificate (loop
+** thread); another user's is a job (job_probe), checked like every admin
+** request. */
+static void answer_probe(srv_node *n, rpc_transport *t, const rpc_message *msg) {
     base_buf b = {0};
-    int rc = srv__probe_resp_encode(&p, &b);
+    int rc = probe_encode(n, &b);
     if (rc == SRV_OK) rpc_respond(t, msg->from, msg->request_id, SRV_OK, b.data, b.len);
     else rpc_respond(t, msg->from, msg->request_id, rc, NULL, 0);
     base_buf_free(&b);
@@ -472,8 +484,12 @@ static void on_rpc(void *ctx, rpc_transport *t, const rpc_message *msg) {
         if (n->rserver != NULL) range_server_handle_rpc(n->rserver, t, msg);
         pthread_mutex_unlock(&n->mu);
         return;
-    case SRV_METHOD_PROBE:
-        if (request) answer_probe(n, t, msg);
+    case SRV_METHOD_PROBE: /* who may: as every admin method (docs/security.md) */
+        if (!request) return;
+        if (msg->peer_user != NULL && strcmp(msg->peer_user, "root") != 0)
+            enqueue_job(n, t, msg); /* the user's roles are read off the loop thread */
+        else
+            answer_probe(n, t, msg);
         return;
     case SRV_METHOD_CLOCK:
         if (request) answer_clock(n, t, msg);
@@ -1760,6 +1776,15 @@ static bool job_admin_allowed(srv_node *n, const srv__job *j) {
     return false;
 }
 
+/* PROBE of a client certificate that job_admin_allowed let through. */
+static void job_probe(srv_node *n, const srv__job *j) {
+    base_buf b = {0};
+    int rc = probe_encode(n, &b);
+    if (rc == SRV_OK) respond(n, j->from, j->request_id, SRV_OK, b.data, b.len);
+    else respond(n, j->from, j->request_id, rc, NULL, 0);
+    base_buf_free(&b);
+}
+
 static void *control_main(void *arg) {
     srv_node *n = arg;
     pthread_mutex_lock(&n->mu);
@@ -1770,6 +1795,7 @@ static void *control_main(void *arg) {
             n->job_count--;
             pthread_mutex_unlock(&n->mu);
             switch (job_admin_allowed(n, &j) ? j.method : 0) {
+            case SRV_METHOD_PROBE: job_probe(n, &j); break;
             case SRV_METHOD_INIT: job_init(n, &j); break;
             case SRV_METHOD_BOOTSTRAP: job_bootstrap(n, &j); break;
             case SRV_METHOD_JOIN: job_join(n, &j); break;
@@ -2499,7 +2525,7 @@ static void *periodic_main(void *arg) {
                                   .scan_ms = SRV_REPLICATE_SCAN_MS,
                                   .stale_ms = 3 * n->cfg.peer_refresh_ms,
                                   .on_change = srv__admin_on_repl_change,
-                                  .change_ctx = &n->admin};
+                                  .change_ctx = &n->admin, .db = n->db};
             next_repl = srv__replq_run(&n->replq, &env, now);
             if (n->admin.db == NULL) { /* events may come before SQL opens */
                 n->admin.self = n->st.node_id;
@@ -2696,6 +2722,7 @@ void srv_node_stop(srv_node *n) {
     srv__splitq_stop(&n->splitq); /* started by periodic; a split in flight ends with the router */
     srv__mergeq_stop(&n->mergeq); /* likewise for a merge in flight */
     srv__rebal_stop(&n->rebal);   /* likewise a move in flight */
+    srv__replq_stop(&n->replq);   /* likewise a replicate phase; before the db closes */
 
     pthread_mutex_lock(&n->mu);
     gw_server *gw = n->gw;

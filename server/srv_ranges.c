@@ -793,7 +793,19 @@ static int admin_relocate_voter(void *ctx, uint64_t range_id, uint64_t from, uin
     }
     if (check_target(&v, to, "a replica", sqlstate, msg, size) != 0) goto done;
     (void)range_router_update_descriptor(a->router, &r->desc);
-    int rc = range_router_change_replicas(a->router, range_id, to, from, &after);
+    /* each step commits meta(range) with it (docs/decisions/010, item 8) */
+    txn_error terr = {{0}, {0}};
+    int rc = a->db != NULL ? txn_db_change_replicas(a->db, &r->desc, to, from, &after, &terr)
+                           : range_router_change_replicas(a->router, range_id, to, from, &after);
+    if (rc != RANGE_OK && a->db != NULL) {
+        base_strlcpy(sqlstate, terr.sqlstate[0] != '\0' ? terr.sqlstate : "XX000", 6);
+        snprintf(msg, size, "range %" PRIu64 ": moving its voter from node %" PRIu64
+                 " to node %" PRIu64 " failed: %s%s", range_id, from, to, terr.message,
+                 rc == TXN_ERR_UNAVAILABLE ? " (running the statement again goes on from "
+                                             "where the range is)"
+                                           : "");
+        goto done;
+    }
     if (rc != RANGE_OK) {
         char what[128];
         snprintf(what, sizeof what, "range %" PRIu64 ": moving its voter from node %" PRIu64

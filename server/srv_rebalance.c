@@ -574,15 +574,19 @@ static void make_move(srv__rebal *r, const srv__rebal_move *m, const srv__range_
     memset(&after, 0, sizeof after);
     int64_t t0 = base_monotonic_ns();
     (void)range_router_update_descriptor(router, &v->desc);
+    /* a replica move commits meta(range) with each step (docs/decisions/010, item 8) */
+    txn_error terr = {{0}, {0}};
     int rc = m->kind == SRV_REBAL_LEASE
                  ? range_router_transfer_lease(router, m->range_id, m->to)
-                 : range_router_change_replicas(router, m->range_id, m->to, m->from, &after);
+                 : txn_db_change_replicas(r->env.db, &v->desc, m->to, m->from, &after, &terr);
     int64_t took_ms = (base_monotonic_ns() - t0) / 1000000;
     srv__rebal_note_moved(r, m->range_id, base_monotonic_ns()); /* done or not: it rests */
     if (rc != RANGE_OK) {
         char detail[256] = "";
         range_kv *kv = range_router_kv(router);
-        if (kv->ops->last_error == NULL || !kv->ops->last_error(kv, detail, sizeof detail))
+        if (m->kind != SRV_REBAL_LEASE)
+            base_strlcpy(detail, terr.message[0] ? terr.message : "error", sizeof detail);
+        else if (kv->ops->last_error == NULL || !kv->ops->last_error(kv, detail, sizeof detail))
             snprintf(detail, sizeof detail, "error %d", rc);
         r->failures++;
         BASE_WARN(MOD, "rebalancer: %s of range %" PRIu64 " from node %" PRIu64 " to node %"

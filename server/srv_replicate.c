@@ -5,9 +5,13 @@
 ** compares each one's voters with the liveness records and, when a voter
 ** sits on a dead node or the range has fewer voters than wanted, starts one
 ** change: add a live node (learner, snapshot, promote), then remove the dead
-** one, one Raft configuration step at a time
-** (range_replica_change_replicas on the local leader). The steps are
-** proposed and polled from the periodic thread; it never waits on them.
+** one, one Raft configuration step at a time. Once SQL is open (env->db)
+** each phase (the add, then the remove) is txn_db_change_replicas, whose
+** steps each commit meta(range) with them (docs/decisions/010 item 8), run
+** by the queue's worker thread; before (no db), the local leader's replica
+** is stepped (range_replica_change_replicas) and meta follows by the
+** repair. The periodic thread only hands phases over and polls them; it
+** never waits on them.
 ** Issue 6: a voter on a decommissioning node is moved off the same way
 ** (reason "decommission"), and a node that drains or is decommissioning
 ** hands its leases away (shed_leases; its replicas do not campaign either:
@@ -29,9 +33,13 @@
 **     any of its steps (srv__repl_plan_range's quorum guard), and never
 **     without a live target unless the range keeps `replication` voters;
 **   - a slot is reused only after the callback of its last proposed step
-**     ran (the slot is the callback's context); the queue lives in the
-**     srv_node, which outlives range_node_free (where a pending step's
-**     callback runs with RANGE_ERR_AMBIGUOUS);
+**     ran, or the worker finished its phase (the slot is their context);
+**     the queue lives in the srv_node, which outlives range_node_free
+**     (where a pending step's callback runs with RANGE_ERR_AMBIGUOUS) and
+**     stops the worker before the db closes;
+**   - the remove of a change runs only after its add finished with the
+**     target a voter (the txn path re-reads the range before each step:
+**     an add that did not happen never turns into a bare removal);
 **   - every failure backs the range off (SRV_REPL_BACKOFF_MIN_MS doubling
 **     to SRV_REPL_BACKOFF_MAX_MS); every change has a deadline;
 **   - a node that drains or is decommissioning is never a target, and
@@ -273,6 +281,7 @@ void srv__replq_init(srv__replq *q, uint64_t self, int replication) {
     memset(q, 0, sizeof *q);
     q->self = self;
     q->replication = replication;
+    srv__worker_init(&q->worker);
     for (size_t i = 0; i < SRV_REPL_SLOTS; i++) {
         atomic_store(&q->slots[i].cb_state, CB_NONE);
         atomic_store(&q->slots[i].cb_rc, 0);
@@ -280,9 +289,89 @@ void srv__replq_init(srv__replq *q, uint64_t self, int replication) {
 }
 
 void srv__replq_free(srv__replq *q) {
+    srv__replq_stop(q); /* normally done already */
     base_free(q->rows);
     q->rows = NULL;
     q->n_rows = 0;
+    for (size_t i = 0; i < SRV_REPL_SLOTS; i++) {
+        range_descriptor_free(&q->slots[i].job_desc);
+        range_descriptor_free(&q->slots[i].start_desc);
+    }
+    srv__worker_destroy(&q->worker);
+}
+
+void srv__replq_stop(srv__replq *q) { srv__worker_stop(&q->worker); }
+
+/* The worker: runs the queued phases one at a time (txn_db_change_replicas
+** blocks for the whole phase: DESCRIBE, PREPARE, the step, END_TXN, per
+** step). A phase in flight at a stop ends with the router's shutdown. */
+static void *replq_worker_main(void *arg) {
+    srv__replq *q = arg;
+    srv__worker *w = &q->worker;
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop) {
+        srv__repl_change *c = NULL;
+        for (size_t i = 0; i < SRV_REPL_SLOTS && c == NULL; i++)
+            if (q->slots[i].job_queued) c = &q->slots[i];
+        if (c == NULL) {
+            pthread_cond_wait(&w->cond, &w->mu);
+            continue;
+        }
+        c->job_queued = false;
+        range_descriptor d = c->job_desc; /* owner: here now */
+        memset(&c->job_desc, 0, sizeof c->job_desc);
+        uint64_t add = c->job_add, remove = c->job_remove;
+        pthread_mutex_unlock(&w->mu);
+        txn_error err = {{0}, {0}};
+        BASE_DEBUG(MOD, "replicate queue: r%" PRIu64 " +%" PRIu64 " -%" PRIu64
+                   ": each step with its meta transaction", d.range_id, add, remove);
+        int rc = txn_db_change_replicas(q->db, &d, add, remove, NULL, &err);
+        if (rc != TXN_OK)
+            BASE_INFO(MOD, "replicate queue: r%" PRIu64 " +%" PRIu64 " -%" PRIu64
+                      ": error %d: %s", d.range_id, add, remove, rc, err.message);
+        range_descriptor_free(&d);
+        atomic_store(&c->cb_rc, rc);
+        atomic_store(&c->cb_state, CB_DONE);
+        pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Hand c's phase to the worker (c->cb_state goes CB_PENDING; the worker
+** makes it CB_DONE). The add phase is asked from the range as it is here;
+** the remove phase of a replacement from the range as the add found it,
+** with the add again (a voter by then: nothing to do), so the remove is
+** refused if it would leave fewer voters than that (txn_db_change_replicas:
+** the add did not happen as planned). SRV_OK or SRV_ERR_NOMEM. */
+static int job_queue(srv__replq *q, srv__repl_change *c, range_replica *r) {
+    range_descriptor d;
+    uint64_t add = c->phase == 0 ? c->plan.add : 0, remove = 0;
+    if (c->phase == 0 || c->plan.add == 0 || c->start_desc.range_id == 0) {
+        if (range_replica_descriptor(r, &d) != RANGE_OK) return SRV_ERR_NOMEM;
+    } else if (range_descriptor_copy(&d, &c->start_desc) != RANGE_OK) {
+        return SRV_ERR_NOMEM;
+    }
+    if (c->phase == 0) {
+        range_descriptor_free(&c->start_desc);
+        if (range_descriptor_copy(&c->start_desc, &d) != RANGE_OK) {
+            range_descriptor_free(&d);
+            return SRV_ERR_NOMEM;
+        }
+    } else {
+        add = c->plan.add;
+        remove = c->plan.remove;
+    }
+    pthread_mutex_lock(&q->worker.mu);
+    range_descriptor_free(&c->job_desc);
+    c->job_desc = d;
+    c->job_add = add;
+    c->job_remove = remove;
+    c->job_queued = true;
+    atomic_store(&c->cb_state, CB_PENDING);
+    pthread_cond_broadcast(&q->worker.cond);
+    pthread_mutex_unlock(&q->worker.mu);
+    return SRV_OK;
 }
 
 int srv__replq_note_liveness(srv__replq *q, const srv_status_row *rows, size_t n,
@@ -453,7 +542,13 @@ static void change_step(srv__replq *q, const srv__replq_env *env, srv__repl_chan
     if (state == CB_DONE) {
         int rc = atomic_load(&c->cb_rc);
         atomic_store(&c->cb_state, CB_NONE);
-        if (rc != RANGE_OK && rc != RANGE_ERR_DROPPED) { /* AMBIGUOUS: shutting down */
+        if (c->via_txn && rc != TXN_OK) {
+            change_fail(q, c, "a phase failed", rc, now_ns);
+            return;
+        }
+        if (c->via_txn) {
+            c->phase++; /* TXN_OK: the add's target is a voter, or the remove done */
+        } else if (rc != RANGE_OK && rc != RANGE_ERR_DROPPED) { /* AMBIGUOUS: shutting down */
             change_fail(q, c, "a step failed", rc, now_ns);
             return;
         }
@@ -484,6 +579,12 @@ static void change_step(srv__replq *q, const srv__replq_env *env, srv__repl_chan
         const char *refused = step_refused(q, c, r);
         if (refused != NULL) {
             change_fail(q, c, refused, 0, now_ns);
+            return;
+        }
+        if (c->via_txn) { /* the phase runs on the worker: polled from here */
+            int rc = job_queue(q, c, r);
+            if (rc != SRV_OK) change_fail(q, c, "the range's descriptor is not readable", rc,
+                                          now_ns);
             return;
         }
         bool done = false;
@@ -600,6 +701,8 @@ static void scan(srv__replq *q, const srv__replq_env *env, int64_t now_ns) {
         c->range_id = range_id;
         c->plan = p;
         c->phase = 0;
+        c->via_txn = q->db != NULL && q->worker.started;
+        range_descriptor_free(&c->start_desc);
         atomic_store(&c->cb_state, CB_NONE);
         c->started_ns = now_ns;
         c->deadline_ns = now_ns + (int64_t)SRV_REPL_CHANGE_TIMEOUT_MS * 1000000;
@@ -680,6 +783,12 @@ done:
 
 int64_t srv__replq_run(srv__replq *q, const srv__replq_env *env, int64_t now_ns) {
     bool clock_ok = hlc_epsilon(env->clock, NULL) == HLC_EPSILON_OK;
+    /* the txn path once SQL is open; the worker is started once (a failed
+    ** start keeps the plain path) */
+    if (env->db != NULL && q->db == NULL) q->db = env->db;
+    if (q->db != NULL && !q->worker.started && !q->worker.start_failed &&
+        srv__worker_start(&q->worker, replq_worker_main, q) != SRV_OK)
+        BASE_WARN(MOD, "replicate queue: no worker thread; its steps leave meta to the repair");
     reap_slots(q);
     for (size_t i = 0; i < SRV_REPL_SLOTS; i++)
         if (q->slots[i].active) change_step(q, env, &q->slots[i], clock_ok, now_ns);

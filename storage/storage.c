@@ -17,7 +17,8 @@
 **   - every batch op was validated when added (sizes within limits, keys
 **     non-empty), so engines never see bad input;
 **   - a batch never holds more than STORAGE_BATCH_OPS_MAX ops or
-**     STORAGE_BATCH_BYTES_MAX bytes.
+**     STORAGE_BATCH_BYTES_MAX bytes (a large one, storage_batch_new_large:
+**     the LARGE bounds).
 */
 #include <assert.h>
 #include <string.h>
@@ -56,8 +57,20 @@ void storage_close(storage_engine *e) {
 }
 
 /* ---- batches ----------------------------------------------------------------- */
+static storage_batch *batch_new(size_t ops_max, size_t bytes_max) {
+    storage_batch *b = base_calloc(1, sizeof(storage_batch));
+    if (b == NULL) return NULL;
+    b->ops_max = ops_max;
+    b->bytes_max = bytes_max;
+    return b;
+}
+
 storage_batch *storage_batch_new(void) {
-    return base_calloc(1, sizeof(storage_batch));
+    return batch_new(STORAGE_BATCH_OPS_MAX, STORAGE_BATCH_BYTES_MAX);
+}
+
+storage_batch *storage_batch_new_large(void) {
+    return batch_new(STORAGE_BATCH_LARGE_OPS_MAX, STORAGE_BATCH_LARGE_BYTES_MAX);
 }
 
 void storage_batch_clear(storage_batch *b) {
@@ -83,8 +96,8 @@ static int batch_add(storage_batch *b, storage__op_kind kind, const uint8_t *key
                      hlc_timestamp ts, const uint8_t *value, size_t value_len,
                      bool end_unbounded) {
     if (b == NULL) return STORAGE_ERR_INVALID;
-    if (b->count >= STORAGE_BATCH_OPS_MAX) return STORAGE_ERR_INVALID;
-    if (key_len + value_len > STORAGE_BATCH_BYTES_MAX - b->bytes) return STORAGE_ERR_INVALID;
+    if (b->count >= b->ops_max) return STORAGE_ERR_INVALID;
+    if (key_len + value_len > b->bytes_max - b->bytes) return STORAGE_ERR_INVALID;
     if (b->count == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : STORAGE__BATCH_INITIAL_CAP;
         storage__op *ops = base_realloc(b->ops, cap * sizeof(*ops));

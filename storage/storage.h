@@ -44,6 +44,12 @@ enum {
 ** unchanged. */
 #define STORAGE_BATCH_OPS_MAX (1024 * 1024)
 #define STORAGE_BATCH_BYTES_MAX (256 * 1024 * 1024)
+/* The bounds of a large batch (storage_batch_new_large): one local commit of
+** a large transaction on the single-node store (docs/decisions/011). Raft
+** entries, snapshots and everything else keep the bounds above. RocksDB
+** counts a batch's operations in 32 bits and holds it in one string. */
+#define STORAGE_BATCH_LARGE_OPS_MAX (64 * 1024 * 1024)
+#define STORAGE_BATCH_LARGE_BYTES_MAX ((size_t)2 * 1024 * 1024 * 1024)
 /* Key ranges everywhere ([start, end) in delete_range, iterators, gc,
 ** approximate_size): start NULL or empty = from the first key; end NULL = to
 ** the last key (an empty non-NULL end is an empty range). */
@@ -66,6 +72,9 @@ void storage_close(storage_engine *e);
 /* ---- writes ---------------------------------------------------------------- */
 /* owner: caller, storage_batch_free. */
 storage_batch *storage_batch_new(void);
+/* A batch bounded by STORAGE_BATCH_LARGE_OPS_MAX and _BYTES_MAX instead.
+** owner: caller, storage_batch_free. */
+storage_batch *storage_batch_new_large(void);
 void storage_batch_free(storage_batch *b);
 void storage_batch_clear(storage_batch *b);
 size_t storage_batch_count(const storage_batch *b);

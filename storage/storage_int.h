@@ -49,7 +49,8 @@ struct storage_batch {
     storage__op *ops; /* owner: the batch */
     size_t count;
     size_t cap;
-    size_t bytes; /* sum of key and value bytes, bounded by STORAGE_BATCH_BYTES_MAX */
+    size_t bytes; /* sum of key and value bytes, bounded by bytes_max */
+    size_t ops_max, bytes_max; /* STORAGE_BATCH_*_MAX, or the LARGE ones */
 };
 
 /* ---- snapshots -------------------------------------------------------------

@@ -137,14 +137,19 @@ struct txn_db {
 
 enum { TXN__NONE = 0, TXN__PUT = 1, TXN__DEL = 2 };
 
+/* One buffered write. 40 bytes besides key and value, one allocation for
+** a row written once (a COPY of a million rows: docs/decisions/011). */
 typedef struct txn__node {
     struct txn__node *left, *right;
-    uint64_t priority;
+    uint8_t *value;     /* PUT: the value (NULL otherwise); owned, unless
+                           value_inline: then it follows the key in this
+                           node's own allocation */
+    uint32_t priority;
+    uint32_t key_len;   /* <= STORAGE_KEY_SIZE_MAX */
+    uint32_t value_len; /* <= STORAGE_VALUE_SIZE_MAX */
     uint8_t state;
-    uint8_t *value; /* owned (PUT), NULL otherwise */
-    size_t value_len;
-    size_t key_len;
-    uint8_t key[]; /* flexible */
+    bool value_inline;
+    uint8_t key[]; /* flexible; an inline value follows */
 } txn__node;
 
 typedef struct txn__span {
@@ -157,8 +162,11 @@ typedef struct txn__span {
 typedef struct txn__undo {
     txn__node *node; /* NULL: undo the last delete-span push */
     uint8_t prev_state;
-    uint8_t *prev_value; /* owned by the entry */
+    uint8_t *prev_value; /* owned by the entry, unless prev_inline */
     size_t prev_value_len;
+    bool prev_inline; /* prev_value is the node's inline value: its bytes stay
+                         in the node's allocation (inline room is written only
+                         when the node is made), so undo needs no copy */
 } txn__undo;
 
 typedef struct txn__savepoint {
@@ -447,12 +455,19 @@ static int check_writable(txn *t, txn_error *err) {
 
 /* ---- write buffer (treap) -------------------------------------------------- */
 
-static uint64_t next_priority(txn *t) {
+static uint32_t next_priority(txn *t) {
     /* splitmix64: deterministic, well mixed */
     uint64_t z = (t->prio_state += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return (uint32_t)((z ^ (z >> 31)) >> 32);
+}
+
+/* Its value's memory goes (an inline value goes with the node). */
+static void node_value_free(txn__node *n) {
+    if (!n->value_inline) base_free(n->value);
+    n->value = NULL;
+    n->value_inline = false;
 }
 
 static txn__node *node_find(txn *t, const uint8_t *key, size_t key_len) {
@@ -529,7 +544,7 @@ static void node_remove(txn *t, txn__node *n) {
     assert(n->state == TXN__NONE);
     t->root = treap_remove(t->root, n);
     t->node_count--;
-    base_free(n->value);
+    node_value_free(n);
     base_free(n);
 }
 
@@ -560,7 +575,7 @@ static void treap_free(txn__node *n) {
     if (n == NULL) return;
     treap_free(n->left);
     treap_free(n->right);
-    base_free(n->value);
+    node_value_free(n);
     base_free(n);
 }
 
@@ -582,17 +597,26 @@ static int undo_reserve_n(txn *t, size_t extra) {
 
 static int undo_reserve(txn *t) { return undo_reserve_n(t, 1); }
 
-/* Set node state/value (value copied). Allocates first, then mutates. */
-static int node_set(txn *t, txn__node *n, uint8_t state, const uint8_t *value, size_t value_len) {
-    uint8_t *copy = NULL;
-    if (state == TXN__PUT) {
+/* Set node state/value (value copied: into inline, room for value_len
+** bytes in n's own allocation, when not NULL). Allocates first, then
+** mutates. */
+static int node_set(txn *t, txn__node *n, uint8_t state, const uint8_t *value, size_t value_len,
+                    uint8_t *inline_room) {
+    uint8_t *copy = NULL; /* owner: here until n or the undo entry takes it */
+    bool copy_inline = state == TXN__PUT && inline_room != NULL;
+    if (copy_inline) {
+        copy = inline_room;
+    } else if (state == TXN__PUT) {
         copy = base_malloc(value_len ? value_len : 1);
         if (copy == NULL) return TXN_ERR_NOMEM;
-        if (value_len) memcpy(copy, value, value_len);
     }
+    if (state == TXN__PUT && value_len) memcpy(copy, value, value_len);
     bool keep_undo = t->savepoint_count > 0;
+    /* the undo entry takes the value (an inline one by reference), so a
+    ** DEL allocates nothing once the undo log is reserved
+    ** (mark_deleted_in_span relies on it) */
     if (keep_undo && undo_reserve(t) != TXN_OK) {
-        base_free(copy);
+        if (!copy_inline) base_free(copy);
         return TXN_ERR_NOMEM;
     }
     t->write_bytes -= node_bytes(n->state, n->key_len, n->value_len);
@@ -603,13 +627,16 @@ static int node_set(txn *t, txn__node *n, uint8_t state, const uint8_t *value, s
         u->prev_state = n->state;
         u->prev_value = n->value;
         u->prev_value_len = n->value_len;
+        u->prev_inline = n->value_inline;
         t->undo_bytes += n->value_len;
-    } else {
-        base_free(n->value);
+        n->value = NULL; /* moved to the entry */
+        n->value_inline = false;
     }
+    node_value_free(n);
     n->state = state;
     n->value = copy;
-    n->value_len = state == TXN__PUT ? value_len : 0;
+    n->value_inline = copy_inline;
+    n->value_len = state == TXN__PUT ? (uint32_t)value_len : 0;
     return TXN_OK;
 }
 
@@ -626,18 +653,21 @@ static int buffer_write(txn *t, const uint8_t *key, size_t key_len, uint8_t stat
         return TXN_ERR_LIMIT;
     }
     bool inserted = false;
+    uint8_t *inline_room = NULL; /* a new row's value lives in its node */
     if (n == NULL) {
-        n = base_calloc(1, sizeof(*n) + key_len);
+        size_t room = state == TXN__PUT ? value_len : 0;
+        n = base_calloc(1, sizeof(*n) + key_len + room);
         if (n == NULL) return fail(err, TXN_ERR_NOMEM);
         memcpy(n->key, key, key_len);
-        n->key_len = key_len;
+        n->key_len = (uint32_t)key_len;
         n->priority = next_priority(t);
         n->state = TXN__NONE;
         t->root = treap_insert(t->root, n);
         t->node_count++;
         inserted = true;
+        if (state == TXN__PUT) inline_room = n->key + key_len;
     }
-    int rc = node_set(t, n, state, value, value_len);
+    int rc = node_set(t, n, state, value, value_len, inline_room);
     if (rc != TXN_OK) {
         if (inserted) node_remove(t, n);
         return fail(err, rc);
@@ -961,7 +991,8 @@ static void txn_free(txn *t) {
     treap_free(t->root);
     for (size_t i = 0; i < t->span_count; i++) span_free(&t->spans[i]);
     base_free(t->spans);
-    for (size_t i = 0; i < t->undo_len; i++) base_free(t->undo[i].prev_value);
+    for (size_t i = 0; i < t->undo_len; i++)
+        if (!t->undo[i].prev_inline) base_free(t->undo[i].prev_value);
     base_free(t->undo);
     base_free(t->savepoints);
     base_free(t->reads);
@@ -1080,7 +1111,7 @@ static void mark_deleted_in_span(txn *t, const txn__span *sp) {
     for (size_t guard = 0; n != NULL && guard <= t->node_count; guard++) {
         if (sp->end != NULL && key_cmp(n->key, n->key_len, sp->end, sp->end_len) >= 0) break;
         if (n->state == TXN__PUT) {
-            int rc = node_set(t, n, TXN__DEL, NULL, 0);
+            int rc = node_set(t, n, TXN__DEL, NULL, 0, NULL);
             assert(rc == TXN_OK);
             (void)rc;
         }
@@ -1171,7 +1202,8 @@ static bool find_savepoint(const txn *t, uint32_t id, size_t *index) {
 
 static void drop_undo_if_unused(txn *t) {
     if (t->savepoint_count > 0) return;
-    for (size_t i = 0; i < t->undo_len; i++) base_free(t->undo[i].prev_value);
+    for (size_t i = 0; i < t->undo_len; i++)
+        if (!t->undo[i].prev_inline) base_free(t->undo[i].prev_value);
     t->undo_len = 0;
     t->undo_bytes = 0;
 }
@@ -1192,11 +1224,12 @@ int txn_rollback_to(txn *t, uint32_t id) {
         txn__node *n = u->node;
         t->write_bytes -= node_bytes(n->state, n->key_len, n->value_len);
         t->write_bytes += node_bytes(u->prev_state, n->key_len, u->prev_value_len);
-        base_free(n->value);
+        node_value_free(n);
         t->undo_bytes -= u->prev_value_len;
         n->state = u->prev_state;
-        n->value = u->prev_value;
-        n->value_len = u->prev_value_len;
+        n->value = u->prev_value; /* owned by the node now */
+        n->value_inline = u->prev_inline;
+        n->value_len = (uint32_t)u->prev_value_len;
         /* Back to "never written": no older undo entry can name this node
         ** (a node is NONE only before its first write), so unlink it. */
         if (n->state == TXN__NONE) node_remove(t, n);
@@ -1483,7 +1516,10 @@ static void conflict_message(const txn *t, const range_conflict *c, txn_error *e
 #define TXN__RESOLVER_THREADS 4          /* resolutions in flight at once (each waits
                                             on Raft rounds; a lock holder's locks go
                                             with its resolution) */
-#define TXN__RESOLVE_ATTEMPTS_MAX 8      /* per resolution; then left to readers */
+#define TXN__RESOLVE_ATTEMPTS_MAX 8      /* failed attempts (nothing resolved) per
+                                            resolution; then left to readers */
+#define TXN__RESOLVE_PROGRESS_MAX 64     /* attempts that resolved some but not all (a
+                                            stall after progress): a guard */
 #define TXN__RESOLVE_BACKOFF_MIN_MS 10   /* first retry delay, doubled per attempt */
 #define TXN__RESOLVE_BACKOFF_MAX_MS 2000 /* retry delay cap */
 
@@ -1495,7 +1531,8 @@ typedef struct txn__resolution {
     int status;               /* RANGE_TXN_COMMITTED or RANGE_TXN_ABORTED */
     hlc_timestamp commit_ts;  /* COMMITTED */
     range_prepare_result where; /* owned: range_prepare_result_free; its spans */
-    int attempts;
+    int attempts;             /* failed ones: nothing resolved */
+    int progressed;           /* attempts that resolved some, then stalled */
     int64_t not_before_ns;    /* base_monotonic_ns: a retry waits for it */
     bool end_record;          /* END_TXN first (until it went through) */
     uint64_t nonce;           /* end_record: the txn's */
@@ -1558,8 +1595,11 @@ static void record_collect(txn_db *db, const txn__resolution *res) {
                    (unsigned long long)res->txn_id, rc);
 }
 
-/* One END_TXN (end_record) and RESOLVE call; true when it went through. */
-static bool resolve_once(txn_db *db, txn__resolution *res) {
+/* One END_TXN (end_record) and RESOLVE call; true when it went through.
+** *progressed (may be NULL): it did not, but resolved some (the key space
+** answered RANGE_ERR_BUSY: a stall after progress, not a failed attempt). */
+static bool resolve_once(txn_db *db, txn__resolution *res, bool *progressed) {
+    if (progressed != NULL) *progressed = false;
     range_kv *kv = db->kv;
     if (res->end_record && kv->ops->end_txn != NULL) {
         range_txn_meta meta;
@@ -1589,6 +1629,7 @@ static bool resolve_once(txn_db *db, txn__resolution *res) {
         if (res->gc_record) record_collect(db, res);
         return true;
     }
+    if (rc == RANGE_ERR_BUSY && progressed != NULL) *progressed = true;
     char detail[256] = "no detail";
     if (kv->ops->last_error != NULL) (void)kv->ops->last_error(kv, detail, sizeof(detail));
     BASE_DEBUG("txn", "resolve of txn %016llx (%s) failed (%d): %s",
@@ -1597,11 +1638,14 @@ static bool resolve_once(txn_db *db, txn__resolution *res) {
     return false;
 }
 
-static void resolution_abandon(txn_db *db, txn__resolution *res) {
+/* why: "" or a reason appended to the message (", at shutdown"). */
+static void resolution_abandon(txn_db *db, txn__resolution *res, const char *why) {
     atomic_fetch_add(&db->resolves_abandoned, 1);
-    BASE_WARN("txn", "intents of txn %016llx (%s) left to readers after %d resolve attempts",
+    BASE_WARN("txn", "intents of txn %016llx (%s) left to readers after %d failed resolve "
+              "attempts (%d more made progress)%s",
               (unsigned long long)res->txn_id,
-              res->status == RANGE_TXN_COMMITTED ? "committed" : "aborted", res->attempts);
+              res->status == RANGE_TXN_COMMITTED ? "committed" : "aborted", res->attempts,
+              res->progressed, why);
 }
 
 static int64_t resolve_backoff_ms(int attempts) {
@@ -1641,18 +1685,22 @@ static void *resolver_main(void *arg) {
         rs->queue[pick] = rs->queue[--rs->n];
         rs->in_flight++;
         pthread_mutex_unlock(&rs->mu);
-        bool done = resolve_once(rs->db, &res);
-        res.attempts++;
+        bool progressed = false;
+        bool done = resolve_once(rs->db, &res, &progressed);
+        /* an attempt that resolved some is not a failed one */
+        if (progressed && res.progressed < TXN__RESOLVE_PROGRESS_MAX) res.progressed++;
+        else res.attempts++;
         pthread_mutex_lock(&rs->mu);
         rs->in_flight--;
         if (!done && res.attempts < TXN__RESOLVE_ATTEMPTS_MAX && !rs->stop &&
             rs->n < TXN__RESOLVE_QUEUE_MAX) {
             atomic_fetch_add(&rs->db->resolve_retries, 1);
-            res.not_before_ns = base_monotonic_ns() + resolve_backoff_ms(res.attempts) * 1000000;
+            res.not_before_ns = base_monotonic_ns() +
+                                resolve_backoff_ms(progressed ? 0 : res.attempts) * 1000000;
             rs->queue[rs->n++] = res;
             continue;
         }
-        if (!done) resolution_abandon(rs->db, &res);
+        if (!done) resolution_abandon(rs->db, &res, rs->stop ? ", at shutdown" : "");
         resolution_free(&res);
     }
     pthread_cond_broadcast(&rs->idle_cv);
@@ -1700,7 +1748,7 @@ static void resolver_stop(txn_db *db) {
     pthread_mutex_unlock(&rs->mu);
     for (int i = 0; i < rs->n_threads; i++) pthread_join(rs->threads[i], NULL);
     for (size_t i = 0; i < rs->n; i++) {
-        resolution_abandon(db, &rs->queue[i]);
+        resolution_abandon(db, &rs->queue[i], ", at shutdown");
         resolution_free(&rs->queue[i]);
     }
     pthread_cond_destroy(&rs->cv);
@@ -1731,7 +1779,7 @@ static void resolve_later_res(txn_db *db, txn__resolution *in) {
         if (queued) return;
     }
     res.attempts = 1;
-    if (!resolve_once(db, &res)) resolution_abandon(db, &res);
+    if (!resolve_once(db, &res, NULL)) resolution_abandon(db, &res, " (resolver queue full)");
     resolution_free(&res);
 }
 
@@ -3186,7 +3234,7 @@ static void split_resolve(txn_db *db, const range_txn_meta *meta, int status,
     memset(where, 0, sizeof(*where));
     res.gc_record = base_buf_append(&res.anchor, meta->anchor, meta->anchor_len) == 0;
     res.attempts = 1;
-    if (resolve_once(db, &res)) {
+    if (resolve_once(db, &res, NULL)) {
         resolution_free(&res);
         return;
     }
@@ -3196,11 +3244,11 @@ static void split_resolve(txn_db *db, const range_txn_meta *meta, int status,
 
 /* PREPARE of a split's or merge's meta transaction (what: "split" or
 ** "merge"; meta->anchor set by the caller): meta gets its id, nonce,
-** priority and read_ts, then its two intents w with the record PENDING at
+** priority and read_ts, then its intents w[0..n_writes) (sorted) with the record PENDING at
 ** the anchor. true when prepared (*prepared then resolved by the caller);
 ** false when not: *rc TXN_OK with *raced (a conflict in meta or a pusher:
 ** a fresh attempt may do) or the error with err set, its intents aborted. */
-static bool meta_txn_prepare(txn_db *db, const char *what, range_write w[2],
+static bool meta_txn_prepare(txn_db *db, const char *what, range_write *w, size_t n_writes,
                              range_txn_meta *meta, range_prepare_result *prepared, bool *raced,
                              int *rc, txn_error *err) {
     range_kv *kv = db->kv;
@@ -3215,7 +3263,7 @@ static bool meta_txn_prepare(txn_db *db, const char *what, range_write w[2],
     req.txn_id = meta->txn_id;
     req.read_ts = meta->read_ts;
     req.writes = w;
-    req.write_count = 2;
+    req.write_count = n_writes;
     int kr = kv->ops->prepare(kv, meta, &req, prepared, &conflict);
     range_conflict_free(&conflict);
     if (kr == RANGE_OK) return true;
@@ -3294,7 +3342,7 @@ static int split_atomic_once(txn_db *db, const range_descriptor *d, const uint8_
         goto done;
     }
     /* PREPARE: meta's intents, the record PENDING at the anchor */
-    if (!meta_txn_prepare(db, "split", w, &meta, &prepared, raced, &rc, err)) goto done;
+    if (!meta_txn_prepare(db, "split", w, 2, &meta, &prepared, raced, &rc, err)) goto done;
     /* the split, with the record heartbeat while it waits for its gate */
     range_split_txn stx = {meta.txn_id, meta.anchor, meta.anchor_len, prepared.commit_ts,
                            d->generation};
@@ -3555,7 +3603,7 @@ static int merge_atomic_once(txn_db *db, const range_descriptor *l, const range_
         goto done;
     }
     /* PREPARE: meta's intents, the record PENDING at the anchor (in L) */
-    if (!meta_txn_prepare(db, "merge", w, &meta, &prepared, raced, &rc, err)) goto done;
+    if (!meta_txn_prepare(db, "merge", w, 2, &meta, &prepared, raced, &rc, err)) goto done;
     /* the merge, with the record heartbeat while it runs */
     range_merge_txn mtx = {meta.txn_id,    meta.anchor,   meta.anchor_len,
                            prepared.commit_ts, l->generation, r->generation};
@@ -3717,4 +3765,190 @@ int txn_db_merge_at(txn_db *db, const uint8_t *key, size_t key_len, txn_merge_re
     range_descriptor_free(&left);
     range_descriptor_free(&right);
     return TXN_OK;
+}
+
+/* ---- atomic replica changes (docs/decisions/010-atomic-meta.md, item 8) ------
+** Every Raft configuration change of a range (add learner, promote, remove)
+** applies at generation + 1 with the voters as its replicas, so each step is
+** the commit trigger of its own transaction T: T's one intent puts that
+** descriptor at meta(range), its record lives at the range's start (as the
+** split's). The configuration entry carries T; the leader proposes it only
+** while T's record is PENDING with every entry of its log applied, and its
+** apply writes the record COMMITTED: meta changes exactly with the step. */
+
+#define TXN__CHANGE_STEPS_MAX 16 /* steps, no-op answers and races of one change */
+
+static bool change_has_voter(const range_descriptor *d, uint64_t node) {
+    for (size_t i = 0; i < d->n_replicas; i++)
+        if (d->replicas[i] == node) return true;
+    return false;
+}
+
+/* The descriptor step makes of d (owner: caller, freed): generation + 1,
+** node appended to the voters (PROMOTE) or taken out (REMOVE), as the
+** replicas compute it at apply from the Raft membership (range/replica.c,
+** conf_prepare: the core appends a promoted voter and keeps the order). */
+static int change_shape(const range_descriptor *d, int step, uint64_t node,
+                        range_descriptor *out) {
+    memset(out, 0, sizeof(*out));
+    if (step == RANGE_CONF_STEP_PROMOTE && d->n_replicas >= RANGE_REPLICAS_MAX)
+        return TXN_ERR_INVALID;
+    if (range_descriptor_copy(out, d) != RANGE_OK) return TXN_ERR_NOMEM;
+    out->generation = d->generation + 1;
+    if (step == RANGE_CONF_STEP_PROMOTE) out->replicas[out->n_replicas++] = node;
+    if (step == RANGE_CONF_STEP_REMOVE) {
+        size_t k = 0;
+        for (size_t i = 0; i < out->n_replicas; i++)
+            if (out->replicas[i] != node) out->replicas[k++] = out->replicas[i];
+        out->n_replicas = k;
+    }
+    return TXN_OK;
+}
+
+/* One step of d's range with its transaction. TXN_OK with *committed (it
+** applied), or *noop (the leaseholder found nothing to do: no T), or
+** *raced (refused: the range moved, a pusher aborted T); else the error
+** with err set (the step's fate rests with the record, which END_TXN
+** settled: not committed). */
+static int change_atomic_once(txn_db *db, const range_descriptor *d, int step, uint64_t node,
+                              bool *committed, bool *noop, bool *raced, txn_error *err) {
+    static const uint8_t lowest[1] = {0};
+    range_kv *kv = db->kv;
+    range_descriptor next, after;
+    base_buf key = {0}, value = {0}; /* owner: this function */
+    range_prepare_result prepared;  /* owner: this function until resolved */
+    memset(&prepared, 0, sizeof(prepared));
+    memset(&after, 0, sizeof(after));
+    range_write w;
+    range_txn_meta meta;
+    memset(&meta, 0, sizeof(meta));
+    *committed = *noop = *raced = false;
+    meta.anchor = d->start_len > 0 ? d->start_key : lowest;
+    meta.anchor_len = d->start_len > 0 ? d->start_len : 1;
+    int rc = change_shape(d, step, node, &next);
+    if (rc != TXN_OK) return fail(err, rc);
+    if (range_meta_key(&next, &key) != RANGE_OK || range_descriptor_encode(&next, &value) != RANGE_OK) {
+        rc = fail(err, TXN_ERR_NOMEM);
+        goto done;
+    }
+    memset(&w, 0, sizeof(w));
+    w.key = key.data;
+    w.key_len = key.len;
+    w.value = value.data;
+    w.value_len = value.len;
+    /* PREPARE: meta(range)'s intent, the record PENDING in the range */
+    if (!meta_txn_prepare(db, "replica change", &w, 1, &meta, &prepared, raced, &rc, err))
+        goto done;
+    /* the step, with the record heartbeat while it waits (a learner's catch-up) */
+    range_split_txn ctx = {meta.txn_id, meta.anchor, meta.anchor_len, prepared.commit_ts,
+                           d->generation};
+    txn__live *live = live_register(db, &meta);
+    int cr = kv->ops->change_replicas_txn(kv, d->range_id, step, node, &ctx, &after);
+    char detail[256] = "";
+    if (cr != RANGE_OK) kv_detail(kv, detail, sizeof(detail));
+    if (live != NULL) live_unregister(db, live, NULL);
+    /* the record says what happened; END_TXN(ABORTED) also fences a step
+    ** not proposed yet (its proposal then finds the record ABORTED) */
+    rc = meta_txn_settle(db, "replica change", &meta, &prepared, detail, committed, err);
+    if (rc != TXN_OK || *committed) goto done;
+    if (cr == RANGE_OK) {
+        *noop = true;
+    } else if (cr == RANGE_ERR_ABORTED) {
+        *raced = true;
+    } else {
+        int trc = cr == RANGE_ERR_AMBIGUOUS ? TXN_ERR_UNAVAILABLE : range_to_txn_rc(cr);
+        err_setf(err, rc_sqlstate(trc), "the range's replicas could not change: %s", detail);
+        rc = trc;
+    }
+done:
+    range_prepare_result_free(&prepared);
+    range_descriptor_free(&next);
+    range_descriptor_free(&after);
+    base_buf_free(&key);
+    base_buf_free(&value);
+    return rc;
+}
+
+int txn_db_change_replicas(txn_db *db, const range_descriptor *range, uint64_t add,
+                           uint64_t remove, range_descriptor *out, txn_error *err) {
+    range_kv *kv = db->kv;
+    if (out != NULL) memset(out, 0, sizeof(*out));
+    if (range == NULL || range->range_id == 0 || (add == 0 && remove == 0) || add == remove)
+        return fail(err, TXN_ERR_INVALID);
+    if (kv->ops->describe == NULL || kv->ops->change_replicas_txn == NULL ||
+        kv->ops->prepare == NULL || kv->ops->end_txn == NULL || kv->ops->resolve == NULL) {
+        err_setf(err, "0A000", "replica changes need a key space cut into ranges");
+        return TXN_ERR_UNSUPPORTED;
+    }
+    bool learner = false, removed = remove == 0;
+    /* A move from a descriptor without add keeps at least its voters: add
+    ** found a voter already (a stale descriptor: someone else added it)
+    ** must not turn the move into a bare removal (test_txn_sim saw ranges
+    ** left with 2 voters). Checked on every DESCRIBE: each step is made at
+    ** D's generation, so what it checks is what the step changes. */
+    size_t keep = add != 0 && remove != 0 && !change_has_voter(range, add) ? range->n_replicas : 0;
+    int races = 0;
+    for (int steps = 0; steps < TXN__CHANGE_STEPS_MAX; steps++) {
+        range_descriptor d;
+        int kr = kv->ops->describe(kv, range->start_key, range->start_len, &d);
+        if (kr != RANGE_OK)
+            return admin_failed(kv, kr, "the range's replicas could not change", err);
+        if (d.range_id != range->range_id) {
+            err_setf(err, "55000", "range %llu no longer starts at its start key (r%llu does)",
+                     (unsigned long long)range->range_id, (unsigned long long)d.range_id);
+            range_descriptor_free(&d);
+            return TXN_ERR_INVALID;
+        }
+        int step = 0;
+        uint64_t node = 0;
+        if (add != 0 && !change_has_voter(&d, add)) {
+            step = learner ? RANGE_CONF_STEP_PROMOTE : RANGE_CONF_STEP_ADD_LEARNER;
+            node = add;
+        } else if (!removed) {
+            step = RANGE_CONF_STEP_REMOVE; /* a voter, or maybe a learner */
+            node = remove;
+            if (change_has_voter(&d, remove) && d.n_replicas - 1 < keep) {
+                err_setf(err, "55000",
+                         "range %llu: moving a replica from n%llu to n%llu would leave %zu "
+                         "voters, fewer than the %zu it was asked from (n%llu was a voter "
+                         "already: a stale descriptor)",
+                         (unsigned long long)range->range_id, (unsigned long long)remove,
+                         (unsigned long long)add, d.n_replicas - 1, keep,
+                         (unsigned long long)add);
+                range_descriptor_free(&d);
+                return TXN_ERR_INVALID;
+            }
+        }
+        if (step == 0) {
+            if (out != NULL) *out = d;
+            else range_descriptor_free(&d);
+            return TXN_OK;
+        }
+        bool committed = false, noop = false, raced = false;
+        int rc = change_atomic_once(db, &d, step, node, &committed, &noop, &raced, err);
+        range_descriptor_free(&d);
+        if (rc != TXN_OK) return rc;
+        if (committed || noop) {
+            learner = learner || step == RANGE_CONF_STEP_ADD_LEARNER;
+            removed = removed || step == RANGE_CONF_STEP_REMOVE;
+            continue;
+        }
+        /* refused: a PROMOTE may have lost its learner (ADD_LEARNER answers
+        ** a no-op when it is still there) */
+        learner = learner && step != RANGE_CONF_STEP_PROMOTE;
+        if (++races >= TXN__SPLIT_ATOMIC_ATTEMPTS_MAX) {
+            err_setf(err, "40001",
+                     "restart transaction: the replica change of range %llu raced with other "
+                     "changes of the range %d times (SQLSTATE 40001)",
+                     (unsigned long long)range->range_id, races);
+            return TXN_ERR_RETRY;
+        }
+        if (err != NULL) memset(err, 0, sizeof(*err));
+        BASE_DEBUG("txn", "replica change of r%llu: step %d of n%llu raced (the range changed, "
+                   "or its transaction was pushed); again", (unsigned long long)range->range_id,
+                   step, (unsigned long long)node);
+    }
+    err_setf(err, "55000", "the replica change of range %llu did not finish in %d steps",
+             (unsigned long long)range->range_id, TXN__CHANGE_STEPS_MAX);
+    return TXN_ERR_UNAVAILABLE;
 }

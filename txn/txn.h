@@ -62,7 +62,11 @@ enum {
 ** and leaves the transaction as it was before the call). Key and value sizes
 ** are storage's (STORAGE_KEY_SIZE_MAX, STORAGE_VALUE_SIZE_MAX): beyond them
 ** TXN_ERR_INVALID with SQLSTATE 54000. */
-#define TXN_WRITE_SET_BYTES_MAX (64u * 1024 * 1024) /* buffered keys + values */
+/* Buffered keys + values + TXN__NODE_OVERHEAD_BYTES (48) per row: 256 MiB
+** holds `pgbench -i -s 10`'s COPY (1,000,110 rows, about 100 MB) with room
+** to scale 25; the gateway's memory is about 4x the buffer at commit
+** (docs/decisions/011-large-transactions.md). */
+#define TXN_WRITE_SET_BYTES_MAX (256u * 1024 * 1024)
 /* Read set: past either bound reads still work, but a txn that also writes
 ** fails at txn_commit with TXN_ERR_LIMIT (54000): it cannot be validated.
 ** Read-only txns record no reads. */
@@ -328,6 +332,29 @@ typedef struct txn_merge_result {
 ** busy: retry later), TXN_ERR_INVALID, TXN_ERR_NOMEM, with err set. */
 int txn_db_merge_at(txn_db *db, const uint8_t *key, size_t key_len, txn_merge_result *out,
                     txn_error *err);
+
+/* Move a range's replicas (range_router_change_replicas' change: node add
+** becomes a voter, then node remove leaves; either may be 0, not both, not
+** equal) one Raft configuration change at a time -- add learner, promote,
+** remove -- each the commit trigger of a transaction writing meta(range)
+** at the descriptor the step produces (docs/decisions/010-atomic-meta.md,
+** item 8), so meta equals the replicas' descriptor after every step. Each
+** step DESCRIBEs the range at range->start_key (it must still be
+** range->range_id there), prepares its transaction and asks the
+** leaseholder (range_kv_ops.change_replicas_txn); a race (the range moved,
+** a pusher) starts the step over, at most 4 times (then TXN_ERR_RETRY,
+** 40001). TXN_OK with the final descriptor in *out (may be NULL; owner:
+** caller, range_descriptor_free). TXN_ERR_UNSUPPORTED (0A000) without
+** ranges; TXN_ERR_INVALID (bad arguments, the range no longer starts
+** there, the last voter, a move whose remove would leave fewer voters
+** than range->replicas because add was a voter already -- a stale
+** descriptor --, 55000/22023); TXN_ERR_UNAVAILABLE (not done by
+** the leaseholder's deadline, e.g. a learner still catching up: calling
+** again goes on from where the range is), TXN_ERR_AMBIGUOUS, TXN_ERR_NOMEM,
+** with err set. */
+struct range_descriptor;
+int txn_db_change_replicas(txn_db *db, const struct range_descriptor *range, uint64_t add,
+                           uint64_t remove, struct range_descriptor *out, txn_error *err);
 
 /* ---- the range event log (txn_admin.c; docs/operations.md "Range events") --
 ** Splits, lease transfers and replica changes, made by hand (SQL) or by the

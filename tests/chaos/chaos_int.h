@@ -39,7 +39,21 @@ int chaos__note(chaos_result *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Add "valid"/"invalid"/"unknown" summary line, NUL-terminate. */
 int chaos__finish(chaos_result *r, const char *checker);
-/* One-line description of an op for reports, into a static-free buffer. */
+/* One-line description of an op for reports, into buf (size bytes,
+** NUL-terminated); cut visibly as chaos__fit when it does not fit. */
 void chaos__describe_op(const chaos_op *op, char *buf, size_t size);
+
+/* Visible cuts (history.c, "cuts"): the room a cut's mark
+** "...(+N bytes)" may take, N up to 20 digits. */
+#define CHAOS_CUT_MARK_MAX 32
+/* Copy text[0..len) into buf (size bytes), NUL-terminated. When it does
+** not fit, what is kept ends on a boundary (never inside a UTF-8 sequence
+** or an escape) and "...(+N bytes)" follows, N the bytes of text dropped.
+** Returns N (0: whole). With size <= CHAOS_CUT_MARK_MAX only the mark,
+** itself cut, is written. */
+size_t chaos__fit(char *buf, size_t size, const char *text, size_t len);
+/* The length a cut to at most max bytes keeps of text[0..len): the
+** greatest boundary <= max, or one just after a space a little before it. */
+size_t chaos__cut_point(const char *text, size_t len, size_t max);
 
 #endif

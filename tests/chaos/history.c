@@ -11,6 +11,11 @@
 ** three pools (ops, mops, list ints) addressed by index while parsing; the
 ** pointers in chaos_op/chaos_mop are fixed up once at the end, after which
 ** the history never changes.
+**
+** Cuts: a text that does not fit its buffer (an op's description, a parse
+** error, a token quoted in one) is cut VISIBLY: what is kept ends on a
+** boundary and "...(+N bytes)" follows, N the bytes dropped (see "cuts"
+** below). Report lines themselves are never cut.
 */
 #include <errno.h>
 #include <stdarg.h>
@@ -42,11 +47,13 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem) {
 }
 
 /* ---- tokenizer ----------------------------------------------------------- */
+#define QUOTE_MAX 24 /* bytes of a token quoted in a parse error */
 typedef struct lexer {
     const char *p, *end;
     size_t line;
     char *err;
     size_t err_size;
+    char quoted[QUOTE_MAX + CHAOS_CUT_MARK_MAX + 1]; /* quote()'s */
 } lexer;
 
 typedef struct token {
@@ -58,15 +65,30 @@ static int parse_error(lexer *lx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static int parse_error(lexer *lx, const char *fmt, ...) {
     if (lx->err && lx->err_size) {
-        int n = snprintf(lx->err, lx->err_size, "line %zu: ", lx->line);
-        if (n >= 0 && (size_t)n < lx->err_size) {
+        char msg[256]; /* the messages are short; quoted tokens are cut (quote) */
+        int n = snprintf(msg, sizeof msg, "line %zu: ", lx->line);
+        if (n >= 0 && (size_t)n < sizeof msg) {
             va_list ap;
             va_start(ap, fmt);
-            vsnprintf(lx->err + n, lx->err_size - (size_t)n, fmt, ap);
+            vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
             va_end(ap);
         }
+        chaos__fit(lx->err, lx->err_size, msg, strlen(msg));
     }
     return CHAOS_EPARSE;
+}
+
+static void cut_mark(char *buf, size_t size, size_t kept, size_t dropped);
+
+/* A token as quoted in a parse error (valid until the next quote): cut
+** visibly past QUOTE_MAX bytes, never inside a UTF-8 sequence or an escape
+** (the input is anybody's). */
+static const char *quote(lexer *lx, token t) {
+    size_t k = chaos__cut_point(t.s, t.len, QUOTE_MAX);
+    memcpy(lx->quoted, t.s, k);
+    lx->quoted[k] = 0;
+    if (k < t.len) cut_mark(lx->quoted, sizeof lx->quoted, k, t.len - k);
+    return lx->quoted;
 }
 
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
@@ -101,7 +123,7 @@ static bool tok_is(token t, const char *s) {
 static int tok_int(lexer *lx, token t, const char *what, int64_t *out) {
     char buf[32];
     if (t.len == 0) return parse_error(lx, "expected %s, found end of line", what);
-    if (t.len >= sizeof buf) return parse_error(lx, "%s too long: '%.*s'", what, 24, t.s);
+    if (t.len >= sizeof buf) return parse_error(lx, "%s too long: '%s'", what, quote(lx, t));
     memcpy(buf, t.s, t.len);
     buf[t.len] = 0;
     char *endp = NULL;
@@ -125,7 +147,7 @@ static int read_list(chaos_history *h, lexer *lx, chaos_mop *m, size_t *first) {
         m->unknown = true;
         return 0;
     }
-    if (!tok_is(t, "[")) return parse_error(lx, "expected '[' or '?', found '%.*s'", (int)BASE_MIN(t.len, 24), t.s);
+    if (!tok_is(t, "[")) return parse_error(lx, "expected '[' or '?', found '%s'", quote(lx, t));
     for (size_t n = 0;; n++) {
         t = next_token(lx);
         if (tok_is(t, "]")) return 0;
@@ -190,7 +212,7 @@ static int read_mop(chaos_history *h, lexer *lx, chaos_mop *m, size_t *list_firs
     } else if (t.len == 0) {
         return parse_error(lx, "expected a micro-op, found end of line");
     } else {
-        return parse_error(lx, "unknown micro-op '%.*s'", (int)BASE_MIN(t.len, 24), t.s);
+        return parse_error(lx, "unknown micro-op '%s'", quote(lx, t));
     }
     return 0;
 }
@@ -210,7 +232,7 @@ static int parse_line(chaos_history *h, lexer *lx, base_buf *fixups) {
     else if (tok_is(t, "fail")) op.type = CHAOS_OP_FAIL;
     else if (tok_is(t, "info")) op.type = CHAOS_OP_INFO;
     else if (tok_is(t, "invoke")) { op.type = CHAOS_OP_INFO; never_completed = true; }
-    else return parse_error(lx, "expected type ok|fail|info|invoke, found '%.*s'", (int)BASE_MIN(t.len, 24), t.s);
+    else return parse_error(lx, "expected type ok|fail|info|invoke, found '%s'", quote(lx, t));
     if ((rc = read_int(lx, "invoke time", &op.invoke_ns))) return rc;
     t = next_token(lx);
     if (tok_is(t, "-")) {
@@ -238,7 +260,7 @@ static int parse_line(chaos_history *h, lexer *lx, base_buf *fixups) {
         op.mop_count++;
         t = next_token(lx);
         if (t.len == 0) break;
-        if (!tok_is(t, ";")) return parse_error(lx, "expected ';' or end of line, found '%.*s'", (int)BASE_MIN(t.len, 24), t.s);
+        if (!tok_is(t, ";")) return parse_error(lx, "expected ';' or end of line, found '%s'", quote(lx, t));
     }
     if (h->op_count >= CHAOS_OPS_MAX) return parse_error(lx, "more than %u operations", CHAOS_OPS_MAX);
     if (grow((void **)&h->ops, &h->op_cap, h->op_count + 1, sizeof(chaos_op))) return CHAOS_ENOMEM;
@@ -363,10 +385,17 @@ void chaos_result_free(chaos_result *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* Whole, however long (a cycle's report holds one description per op). */
 static int vnote(chaos_result *r, const char *fmt, va_list ap) {
-    char line[2048];
-    vsnprintf(line, sizeof line, fmt, ap);
-    return base_buf_printf(&r->report, "%s", line) ? CHAOS_ENOMEM : 0;
+    va_list aq;
+    va_copy(aq, ap);
+    int n = vsnprintf(NULL, 0, fmt, aq);
+    va_end(aq);
+    if (n < 0) return 0; /* not a format this libc can print: nothing to add */
+    if (base_buf_reserve(&r->report, (size_t)n + 1)) return CHAOS_ENOMEM;
+    vsnprintf((char *)r->report.data + r->report.len, (size_t)n + 1, fmt, ap);
+    r->report.len += (size_t)n;
+    return 0;
 }
 
 int chaos__note(chaos_result *r, const char *fmt, ...) {
@@ -402,44 +431,147 @@ int chaos__finish(chaos_result *r, const char *checker) {
     return 0;
 }
 
+/* ---- cuts -------------------------------------------------------------------
+** A cut keeps text[0..k) and writes "...(+N bytes)" after it, N = len - k.
+** k is a BOUNDARY: never inside a UTF-8 sequence (lead byte plus its
+** continuation bytes), a backslash escape (\n, \xHH, \uHHHH, \UHHHHHHHH,
+** \ooo) or a terminal escape (ESC [ ... final byte 0x40-0x7e; ESC ] ... BEL
+** or ESC \; ESC and one byte); a sequence that runs past the text's end goes
+** whole. Among boundaries, one just after a space within CUT_BACKUP_MAX
+** bytes is preferred, so a cut never leaves half a number. */
+#define CUT_BACKUP_MAX 32
+
+/* Length of the sequence starting at s[i] (at least 1), as far as len. */
+static size_t seq_len(const char *s, size_t len, size_t i) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t want = 1;
+    if (u[i] == '\\' && i + 1 < len) {
+        unsigned char c = u[i + 1];
+        if (c == 'x') want = 4;
+        else if (c == 'u') want = 6;
+        else if (c == 'U') want = 10;
+        else if (c >= '0' && c <= '7') {
+            want = 2;
+            while (want < 4 && i + want < len && u[i + want] >= '0' && u[i + want] <= '7') want++;
+        } else want = 2;
+    } else if (u[i] == 0x1b && i + 1 < len) {
+        size_t j = i + 2;
+        if (u[i + 1] == '[') {
+            while (j < len && !(u[j] >= 0x40 && u[j] <= 0x7e)) j++;
+            want = j - i + 1;
+        } else if (u[i + 1] == ']') {
+            while (j < len && u[j] != 0x07 && !(u[j] == 0x1b && j + 1 < len && u[j + 1] == '\\')) j++;
+            want = j - i + (j < len && u[j] == 0x1b ? 2 : 1);
+        } else want = 2;
+    } else if (u[i] >= 0xc0) {
+        want = u[i] >= 0xf0 ? 4 : u[i] >= 0xe0 ? 3 : 2;
+        for (size_t k = 1; k < want; k++) /* invalid UTF-8: the lead byte alone */
+            if (i + k < len && (u[i + k] & 0xc0) != 0x80) { want = k; break; }
+    }
+    return BASE_MIN(want, len - i);
+}
+
+/* The greatest boundary <= max of text[0..len). */
+static size_t boundary(const char *s, size_t len, size_t max) {
+    size_t i = 0;
+    while (i < max) {
+        size_t n = seq_len(s, len, i);
+        if (i + n > max) break;
+        i += n;
+    }
+    return i;
+}
+
+size_t chaos__cut_point(const char *s, size_t len, size_t max) {
+    if (len <= max) return len;
+    size_t k = boundary(s, len, max);
+    for (size_t j = k; j > 0 && k - j < CUT_BACKUP_MAX; j--)
+        if (s[j - 1] == ' ' && boundary(s, len, j) == j) return j;
+    return k;
+}
+
+/* The mark after the kept bytes buf[0..kept) (kept < size). ASCII: when
+** even the mark does not fit (size <= CHAOS_CUT_MARK_MAX), its own cut
+** splits nothing. */
+static void cut_mark(char *buf, size_t size, size_t kept, size_t dropped) {
+    snprintf(buf + kept, size - kept, "...(+%zu bytes)", dropped);
+}
+
+/* buf holds avail bytes of a text of total bytes (avail <= size - 1):
+** NUL-terminate it, cut visibly when avail < total. */
+static size_t finish_cut(char *buf, size_t size, size_t avail, size_t total) {
+    if (avail == total) {
+        buf[avail] = 0;
+        return 0;
+    }
+    size_t room = size > CHAOS_CUT_MARK_MAX + 1 ? size - 1 - CHAOS_CUT_MARK_MAX : 0;
+    size_t k = chaos__cut_point(buf, avail, room);
+    cut_mark(buf, size, k, total - k);
+    return total - k;
+}
+
+size_t chaos__fit(char *buf, size_t size, const char *text, size_t len) {
+    if (size == 0) return len;
+    size_t avail = BASE_MIN(len, size - 1);
+    memcpy(buf, text, avail);
+    return finish_cut(buf, size, avail, len);
+}
+
+/* An op's description as it is printed: kept in buf while it fits, counted
+** in total either way. */
+typedef struct desc {
+    char *buf;
+    size_t size, avail, total;
+} desc;
+
+static void desc_printf(desc *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void desc_printf(desc *d, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int w = d->avail + 1 < d->size ? vsnprintf(d->buf + d->avail, d->size - d->avail, fmt, ap)
+                                   : vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (w < 0) return;
+    d->total += (size_t)w;
+    d->avail = BASE_MIN(d->total, d->size - 1);
+}
+
 void chaos__describe_op(const chaos_op *op, char *buf, size_t size) {
     static const char *const types[] = {"ok", "fail", "info"};
-    size_t n = 0;
-    int w = snprintf(buf, size, "op#%zu(line %zu, p%lld %s", op->index, op->line, (long long)op->process,
-                     types[op->type]);
-    if (w < 0 || (size_t)w >= size) return;
-    n = (size_t)w;
-    for (size_t i = 0; i < op->mop_count && n + 40 < size; i++) {
+    if (size == 0) return;
+    desc d = {buf, size, 0, 0};
+    desc_printf(&d, "op#%zu(line %zu, p%lld %s", op->index, op->line, (long long)op->process,
+                types[op->type]);
+    for (size_t i = 0; i < op->mop_count; i++) {
         const chaos_mop *m = &op->mops[i];
         const char *sep = i ? ";" : ":";
+        long long k = (long long)m->key, v = (long long)m->value, v2 = (long long)m->value2;
         switch (m->kind) {
-        case CHAOS_MOP_APPEND: w = snprintf(buf + n, size - n, "%s append %lld %lld", sep, (long long)m->key, (long long)m->value); break;
+        case CHAOS_MOP_APPEND: desc_printf(&d, "%s append %lld %lld", sep, k, v); break;
         case CHAOS_MOP_READ_LIST:
-            w = snprintf(buf + n, size - n, "%s read %lld [", sep, (long long)m->key);
-            for (size_t j = 0; w > 0 && j < m->list_len && n + (size_t)w + 30 < size; j++)
-                w += snprintf(buf + n + w, size - n - (size_t)w, j ? " %lld" : "%lld", (long long)m->list[j]);
-            if (w > 0 && n + (size_t)w + 2 < size) w += snprintf(buf + n + w, size - n - (size_t)w, m->unknown ? "?]" : "]");
+            desc_printf(&d, "%s read %lld [", sep, k);
+            for (size_t j = 0; j < m->list_len; j++) desc_printf(&d, j ? " %lld" : "%lld", (long long)m->list[j]);
+            desc_printf(&d, m->unknown ? "?]" : "]");
             break;
         case CHAOS_MOP_READ:
-            if (m->unknown) w = snprintf(buf + n, size - n, "%s read %lld ?", sep, (long long)m->key);
-            else if (m->value == CHAOS_NIL) w = snprintf(buf + n, size - n, "%s read %lld nil", sep, (long long)m->key);
-            else w = snprintf(buf + n, size - n, "%s read %lld %lld", sep, (long long)m->key, (long long)m->value);
+            if (m->unknown) desc_printf(&d, "%s read %lld ?", sep, k);
+            else if (m->value == CHAOS_NIL) desc_printf(&d, "%s read %lld nil", sep, k);
+            else desc_printf(&d, "%s read %lld %lld", sep, k, v);
             break;
-        case CHAOS_MOP_WRITE: w = snprintf(buf + n, size - n, "%s write %lld %lld", sep, (long long)m->key, (long long)m->value); break;
-        case CHAOS_MOP_CAS: w = snprintf(buf + n, size - n, "%s cas %lld %lld %lld", sep, (long long)m->key, (long long)m->value, (long long)m->value2); break;
-        case CHAOS_MOP_TRANSFER: w = snprintf(buf + n, size - n, "%s transfer %lld %lld %lld", sep, (long long)m->key, (long long)m->value, (long long)m->value2); break;
+        case CHAOS_MOP_WRITE: desc_printf(&d, "%s write %lld %lld", sep, k, v); break;
+        case CHAOS_MOP_CAS: desc_printf(&d, "%s cas %lld %lld %lld", sep, k, v, v2); break;
+        case CHAOS_MOP_TRANSFER: desc_printf(&d, "%s transfer %lld %lld %lld", sep, k, v, v2); break;
         case CHAOS_MOP_BALANCE:
-            if (m->unknown) w = snprintf(buf + n, size - n, "%s balance %lld ?", sep, (long long)m->key);
-            else w = snprintf(buf + n, size - n, "%s balance %lld %lld", sep, (long long)m->key, (long long)m->value);
+            if (m->unknown) desc_printf(&d, "%s balance %lld ?", sep, k);
+            else desc_printf(&d, "%s balance %lld %lld", sep, k, v);
             break;
-        case CHAOS_MOP_ADD: w = snprintf(buf + n, size - n, "%s add %lld", sep, (long long)m->value); break;
-        case CHAOS_MOP_MEMBERS: w = snprintf(buf + n, size - n, "%s members (%zu elements)", sep, m->list_len); break;
-        default: w = snprintf(buf + n, size - n, "%s ...", sep); i = op->mop_count; break;
+        case CHAOS_MOP_ADD: desc_printf(&d, "%s add %lld", sep, v); break;
+        case CHAOS_MOP_MEMBERS: desc_printf(&d, "%s members (%zu elements)", sep, m->list_len); break;
+        default: desc_printf(&d, "%s ...", sep); i = op->mop_count; break;
         }
-        if (w < 0 || n + (size_t)w >= size) return;
-        n += (size_t)w;
     }
-    if (n + 2 < size) snprintf(buf + n, size - n, ")");
+    desc_printf(&d, ")");
+    finish_cut(buf, size, d.avail, d.total);
 }
 
 /* ---- map ------------------------------------------------------------------ */

@@ -1,7 +1,9 @@
 /*
 ** tests/chaos/test_chaos_checkers.c: hand-made histories with known
 ** anomalies (each must be flagged with the right class) and valid ones
-** (each must pass); parser errors; out-of-memory at every allocation.
+** (each must pass); parser errors; out-of-memory at every allocation;
+** descriptions and quoted tokens cut visibly, never inside a UTF-8
+** sequence or an escape (test_cut_marks).
 */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +16,7 @@
 #include <cmocka.h>
 
 #include "tests/chaos/chaos.h"
+#include "tests/chaos/chaos_int.h" /* chaos__describe_op, chaos__fit */
 
 static chaos_history *parse(const char *text) {
     chaos_history *h = NULL;
@@ -232,6 +235,132 @@ static void test_append_wrong_workload(void **state) {
     assert_int_equal(chaos_check_register(h, NULL, &r), CHAOS_EWORKLOAD);
     chaos_result_free(&r);
     chaos_history_free(h);
+}
+
+/* ---- visible cuts (history.c, "cuts") ----------------------------------------- */
+
+/* out = text[0..k) "...(+N bytes)" with k + N == len: returns k. */
+static size_t cut_kept(const char *out, const char *text, size_t len) {
+    const char *mark = strstr(out, "...(+");
+    assert_non_null(mark);
+    size_t k = (size_t)(mark - out);
+    assert_memory_equal(out, text, k);
+    char *end = NULL;
+    unsigned long long dropped = strtoull(mark + 5, &end, 10);
+    assert_string_equal(end, " bytes)");
+    assert_int_equal(k + dropped, len);
+    return k;
+}
+
+/* Well-formed UTF-8, nothing left half. */
+static bool utf8_ok(const char *s) {
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; u[i];) {
+        size_t n = u[i] < 0x80 ? 1 : u[i] >= 0xf0 ? 4 : u[i] >= 0xe0 ? 3 : u[i] >= 0xc0 ? 2 : 0;
+        if (n == 0) return false;
+        for (size_t k = 1; k < n; k++)
+            if ((u[i + k] & 0xc0) != 0x80) return false;
+        i += n;
+    }
+    return true;
+}
+
+/* A description longer than its buffer (check_append's are 512 bytes) and
+** a text of UTF-8 sequences and escapes, cut at every size: the kept part
+** is a prefix ending on a boundary, the mark says how much went. */
+static void test_cut_marks(void **state) {
+    (void)state;
+    /* a lost update whose read lists hold 300 values */
+    base_buf t = {0};
+    base_buf_printf(&t, "0 ok 0 10 read 1 [");
+    for (int v = 1; v <= 300; v++) base_buf_printf(&t, v > 1 ? " %d" : "%d", 1000 + v);
+    base_buf_printf(&t, "]; append 1 7\n1 ok 0 10 read 1 [");
+    for (int v = 1; v <= 300; v++) base_buf_printf(&t, v > 1 ? " %d" : "%d", 1000 + v);
+    base_buf_printf(&t, "]; append 1 8\n2 ok 20 30 read 1 [");
+    for (int v = 1; v <= 300; v++) base_buf_printf(&t, "%d ", 1000 + v);
+    base_buf_printf(&t, "7 8]\n0 ok 0 5 append 1 1001\n");
+    chaos_history *h = parse("");
+    chaos_history_free(h);
+    h = NULL;
+    char err[256];
+    assert_int_equal(chaos_history_parse((const char *)t.data, t.len, &h, err, sizeof err), 0);
+    static char full[65536];
+    char d[512];
+    const chaos_op *op = chaos_history_op(h, 0);
+    chaos__describe_op(op, full, sizeof full);
+    assert_null(strstr(full, "...(+"));
+    assert_true(strlen(full) > 2 * sizeof d);
+    chaos__describe_op(op, d, sizeof d);
+    printf("%s\n", d);
+    size_t k = cut_kept(d, full, strlen(full));
+    assert_true(k + 1 + CHAOS_CUT_MARK_MAX <= sizeof d && k > sizeof d / 2);
+    assert_true(full[k - 1] == ' '); /* never half a number */
+    for (size_t size = 0; size < 200; size++) { /* every size: never past the buffer */
+        char small[200];
+        memset(small, 'x', sizeof small);
+        chaos__describe_op(op, small, size);
+        if (size > CHAOS_CUT_MARK_MAX + 1) cut_kept(small, full, strlen(full));
+        if (size > 0) assert_true(strlen(small) < size);
+        for (size_t i = size; i < sizeof small; i++) assert_int_equal(small[i], 'x');
+    }
+    chaos_result r;
+    assert_int_equal(chaos_check_list_append(h, &(chaos_append_opts){.realtime = true}, &r), 0);
+    assert_int_equal(r.verdict, CHAOS_INVALID);
+    assert_non_null(strstr((const char *)r.report.data, " bytes)"));
+    chaos_result_free(&r);
+    chaos_history_free(h);
+    base_buf_free(&t);
+
+    /* atoms: a cut may fall between two, never inside one */
+    static const char *const atoms[] = {
+        "a", " ", "\xc3\xa9", "b", "\xe2\x82\xac", "\\x41", "c", "\x1b[1;31m", " ", "\\n",
+        "\xf0\x9f\x98\x80", "\\u00e9", "\\123", "\x1b]0;title\x07", "d", "\\\\", "\x1b\x5c" "e",
+        "\xe2\x82\xac", "\\U0001F600", "f", "\x1b[0m", "\xc3\xa9", " ", "g",
+    };
+    char text[256] = "";
+    size_t cuts[64], n_cuts = 0, len = 0;
+    cuts[n_cuts++] = 0;
+    for (size_t i = 0; i < sizeof atoms / sizeof *atoms; i++) {
+        len += strlen(atoms[i]);
+        strcat(text, atoms[i]);
+        cuts[n_cuts++] = len;
+    }
+    for (size_t size = 0; size <= len + 1; size++) {
+        char out[256];
+        size_t dropped = chaos__fit(out, size, text, len);
+        if (size > len) {
+            assert_int_equal(dropped, 0);
+            assert_string_equal(out, text);
+            continue;
+        }
+        if (size <= CHAOS_CUT_MARK_MAX) continue; /* only the mark fits */
+        assert_true(strlen(out) < size);
+        size_t kept = cut_kept(out, text, len);
+        assert_int_equal(dropped, len - kept);
+        bool on_cut = false;
+        for (size_t c = 0; c < n_cuts; c++) on_cut |= cuts[c] == kept;
+        assert_true(on_cut);
+        assert_true(utf8_ok(out));
+    }
+    for (size_t max = 0; max <= len; max++) {
+        size_t kept = chaos__cut_point(text, len, max);
+        bool on_cut = false;
+        for (size_t c = 0; c < n_cuts; c++) on_cut |= cuts[c] == kept;
+        assert_true(on_cut && kept <= max);
+    }
+
+    /* a parse error quotes a long token of the input cut the same way */
+    const char *bad = "0 ok 0 1 \xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+                      "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9 1\n";
+    h = (chaos_history *)1;
+    assert_int_equal(chaos_history_parse(bad, strlen(bad), &h, err, sizeof err), CHAOS_EPARSE);
+    printf("%s\n", err);
+    assert_non_null(strstr(err, "...(+"));
+    assert_true(utf8_ok(err));
+    char tiny[40]; /* the message itself cut */
+    assert_int_equal(chaos_history_parse(bad, strlen(bad), &h, tiny, sizeof tiny), CHAOS_EPARSE);
+    assert_true(strlen(tiny) < sizeof tiny && utf8_ok(tiny));
+    assert_non_null(strstr(tiny, "...(+"));
 }
 
 /* ---- register ------------------------------------------------------------ */
@@ -480,6 +609,7 @@ int main(void) {
         cmocka_unit_test(test_nothing_checked_is_unknown),
         cmocka_unit_test(test_append_budget),
         cmocka_unit_test(test_append_wrong_workload),
+        cmocka_unit_test(test_cut_marks),
         cmocka_unit_test(test_register_valid),
         cmocka_unit_test(test_register_stale_read),
         cmocka_unit_test(test_register_budget_unknown),

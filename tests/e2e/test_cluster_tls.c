@@ -26,6 +26,8 @@
 **     and a JOIN by address, a Raft message by node id; each closes its
 **     connection (the node logs it), nothing reaches the handlers, the
 **     cluster is unaffected;
+**   - PROBE with a client certificate: refused to a user who is not root
+**     or in admin, answered to root and to a member of admin;
 **   - SIGHUP reloads the certificates (logged), RPC and SQL still work;
 **   - kill -9 of a node while writing through another, restart with the
 **     same flags: every acknowledged write readable through every node;
@@ -536,8 +538,9 @@ static void on_rpc_outcome(void *ctx, int rc, const rpc_message *m) {
     pthread_mutex_unlock(&o->mu);
 }
 
-/* One request by address from uv to 127.0.0.1:port; its rc (bounded wait). */
-static int request_by_addr(rpc_uv *uv, int port, uint32_t method) {
+/* One request by address from uv to 127.0.0.1:port; its rc (bounded wait),
+** the node's status in *status when status is not NULL. */
+static int request_status_by_addr(rpc_uv *uv, int port, uint32_t method, int32_t *status) {
     rpc_outcome o = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     uint8_t junk[16] = {1, 2, 3};
     assert_int_equal(rpc_uv_request_addr(uv, "127.0.0.1", port, method, junk, sizeof junk,
@@ -545,9 +548,67 @@ static int request_by_addr(rpc_uv *uv, int port, uint32_t method) {
     pthread_mutex_lock(&o.mu); /* the callback runs exactly once, by CMD_MS at the latest */
     while (!o.done) pthread_cond_wait(&o.cv, &o.mu);
     pthread_mutex_unlock(&o.mu);
-    printf("method %u from root's client certificate: rc %s, status %d\n", (unsigned)method,
+    printf("method %u from a client certificate: rc %s, status %d\n", (unsigned)method,
            rpc_strerror(o.rc), (int)o.status);
+    if (status != NULL) *status = o.status;
     return o.rc;
+}
+
+static int request_by_addr(rpc_uv *uv, int port, uint32_t method) {
+    return request_status_by_addr(uv, port, method, NULL);
+}
+
+/* A dial-only transport (as the tool's) showing client.<user> of g_certs. */
+static rpc_uv *client_transport(const char *user, sec_tls_ctx **tls) {
+    char err[SEC_ERR_MSG_SIZE], name[64];
+    snprintf(name, sizeof name, "client.%s", user);
+    sec_tls_options co = {.cert_name = name};
+    assert_int_equal(sec_tls_client_ctx_new(g_certs, &co, tls, err, sizeof err), 0);
+    rpc_uv_config cfg;
+    rpc_uv_config_init(&cfg);
+    cfg.node_id = RPC_NODE_ID_PROVISIONAL_MIN | (uint64_t)getpid();
+    cfg.random_seed = cfg.node_id;
+    cfg.listen_host = NULL; /* dial only */
+    cfg.tls_client = *tls;
+    rpc_uv *uv = NULL;
+    assert_int_equal(rpc_uv_start(&cfg, &uv), RPC_OK);
+    return uv;
+}
+
+/* PROBE is an admin method like the others: a client certificate of a
+** user who is not root or in admin is refused by the node (status
+** SRV_ERR_REFUSED, logged), root's is answered, and a member of admin's
+** too (ops was granted admin and then revoked by the test before: refused;
+** granted again: answered). */
+static void test_probe_needs_admin_certificate(void **state) {
+    (void)state;
+    const uint32_t probe = 0x5052u; /* SRV_METHOD_PROBE */
+    const int32_t refused = -7008;  /* SRV_ERR_REFUSED */
+    int32_t status = 0;
+    sec_tls_ctx *tls = NULL;
+    rpc_uv *uv = client_transport("app", &tls);
+    assert_int_equal(request_status_by_addr(uv, ports[1], probe, &status), RPC_OK);
+    assert_int_equal(status, refused);
+    assert_true(log_has(1, "admin request (method 20562) from a client certificate of user "
+                           "\"app\" refused"));
+    rpc_uv_free(uv);
+    sec_tls_ctx_free(tls);
+
+    uv = client_transport("root", &tls);
+    assert_int_equal(request_status_by_addr(uv, ports[1], probe, &status), RPC_OK);
+    assert_int_equal(status, 0);
+    rpc_uv_free(uv);
+    sec_tls_ctx_free(tls);
+
+    uv = client_transport("ops", &tls); /* REVOKEd from admin above */
+    assert_int_equal(request_status_by_addr(uv, ports[0], probe, &status), RPC_OK);
+    assert_int_equal(status, refused);
+    sql_ok("GRANT admin TO ops");
+    assert_int_equal(request_status_by_addr(uv, ports[0], probe, &status), RPC_OK);
+    assert_int_equal(status, 0);
+    sql_ok("REVOKE admin FROM ops");
+    rpc_uv_free(uv);
+    sec_tls_ctx_free(tls);
 }
 
 /* Root's client certificate cannot reach node-internal methods: the
@@ -689,6 +750,7 @@ int main(void) {
         cmocka_unit_test(test_admin_rpcs_refuse_user_certificates),
         cmocka_unit_test(test_admin_rpcs_with_root_client_certificate),
         cmocka_unit_test(test_client_cert_cannot_send_node_methods),
+        cmocka_unit_test(test_probe_needs_admin_certificate),
         cmocka_unit_test(test_sighup_reload),
         cmocka_unit_test(test_kill9_and_restart),
         cmocka_unit_test(test_foreign_ca_node_cannot_join),

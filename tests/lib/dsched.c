@@ -20,6 +20,11 @@
 **   - A mutex's owner, a rwlock's writer and its readers count are the model's
 **     truth; the real objects are untouched while active.
 **   - Choices scan g.threads in id order; hash buckets are only looked up.
+**   - g.held is the sum of every thread's held: mutexes owned, rwlocks
+**     written, read locks taken (a quiet section needs it to be the
+**     caller's own).
+**   - In a quiet section (g.quiet == the running thread) dsched__schedule
+**     draws nothing and returns at once: the caller must never wait there.
 **
 ** Every __real_X is the symbol X (ld --wrap): under ASan that is ASan's
 ** interceptor where it has one (pthread_create), else libc.
@@ -128,6 +133,7 @@ struct dsched__thread {
     dsched__thread *next_waiter; /* in wait_obj's FIFO */
     int64_t deadline_ns;      /* sim monotonic; DSCHED__NO_DEADLINE: none */
     int wake_result;          /* of a timed call: 0 or ETIMEDOUT */
+    int held;                 /* mutexes owned, rwlocks written or read */
 };
 
 static struct {
@@ -141,6 +147,8 @@ static struct {
     int64_t now_ns;           /* sim CLOCK_MONOTONIC */
     uint64_t rng_sched, rng_test, rng_bytes;
     uint64_t hash, decisions;
+    int held;                 /* sum of the threads' held */
+    dsched__thread *quiet;    /* in a quiet section (dsched_quiet_begin) */
     dsched__obj *buckets[DSCHED__BUCKETS]; /* owned entries; live across runs */
 } g = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -343,11 +351,18 @@ static void dsched__make_runnable(dsched__thread *t) {
 
 /* ---- lock models ---- */
 
+static void dsched__hold(dsched__thread *t, int delta) {
+    t->held += delta;
+    g.held += delta;
+}
+
 /* The mutex goes to the first waiter (FIFO hand-off) or becomes free. */
 static void dsched__mutex_release(dsched__obj *m) {
     dsched__thread *t = m->head;
+    if (m->owner) dsched__hold(m->owner, -1);
     m->owner = t;
     if (t) {
+        dsched__hold(t, 1);
         dsched__dequeue(m, t);
         dsched__make_runnable(t);
     }
@@ -360,6 +375,7 @@ static void dsched__cond_wake(dsched__thread *t, int result) {
     t->deadline_ns = DSCHED__NO_DEADLINE;
     if (!m->owner) {
         m->owner = t;
+        dsched__hold(t, 1);
         dsched__make_runnable(t);
     } else {
         t->state = T_MUTEX;
@@ -382,6 +398,7 @@ static void dsched__rwlock_grant(dsched__obj *rw) {
         dsched__thread *t = rw->head;
         dsched__dequeue(rw, t);
         rw->owner = t;
+        dsched__hold(t, 1);
         dsched__make_runnable(t);
         return;
     }
@@ -393,6 +410,7 @@ static void dsched__rwlock_grant(dsched__obj *rw) {
         } else {
             dsched__dequeue(rw, t);
             rw->readers++;
+            dsched__hold(t, 1);
             dsched__make_runnable(t);
         }
         t = next;
@@ -441,6 +459,10 @@ static int dsched__collect_runnable(void) {
 ** the next thread, hand it the baton and (unless me exited) wait until the
 ** baton is back. */
 static void dsched__schedule(dsched__thread *me) {
+    if (g.quiet == me) {
+        if (me->state != T_RUNNABLE) dsched__fail("thread %d would wait in a quiet section", me->id);
+        return;
+    }
     uint64_t step = (uint64_t)g.config.step_max_ns + 1;
     g.now_ns += (int64_t)(dsched__splitmix(&g.rng_sched) % step);
     dsched__check_limit();
@@ -552,6 +574,8 @@ int dsched_start(const dsched_config *c) {
     g.rng_bytes = c->seed ^ 0x14057B7EF767814Full;
     g.hash = DSCHED__FNV_OFFSET;
     g.decisions = 0;
+    g.held = 0;
+    g.quiet = NULL;
     dsched__thread *t0 = dsched__thread_new();
     t0->handle = pthread_self();
     g.running = t0;
@@ -618,6 +642,25 @@ uint64_t dsched_decisions(void) {
 
 int dsched_thread_id(void) { return dsched__self ? dsched__self->id : -1; }
 
+bool dsched_quiet_begin(void) {
+    dsched__thread *me = dsched__self;
+    if (!me) return false;
+    dsched__lock();
+    if (g.quiet) dsched__fail("thread %d: nested quiet section", me->id);
+    bool ok = g.held == me->held; /* nobody else holds a lock: none of ours can wait */
+    if (ok) g.quiet = me;
+    dsched__unlock();
+    return ok;
+}
+
+void dsched_quiet_end(void) {
+    dsched__thread *me = dsched__self;
+    dsched__lock();
+    if (!me || g.quiet != me) dsched__fail("dsched_quiet_end outside a quiet section");
+    g.quiet = NULL;
+    dsched__unlock();
+}
+
 static const char *dsched__state_name(dsched__state s) {
     switch (s) {
     case T_RUNNABLE: return "runnable";
@@ -670,6 +713,7 @@ int __wrap_pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)
     dsched__thread *me = dsched__self;
     if (!me) return __real_pthread_create(th, attr, fn, arg);
     dsched__lock();
+    if (g.quiet == me) dsched__fail("thread %d creates a thread in a quiet section", me->id);
     dsched__thread *t = dsched__thread_new();
     t->fn = fn;
     t->arg = arg;
@@ -783,6 +827,7 @@ static int dsched__mutex_lock(dsched__thread *me, pthread_mutex_t *m, int abs_ki
     me->wake_result = 0;
     if (!o->owner) {
         o->owner = me;
+        dsched__hold(me, 1);
     } else {
         me->state = T_MUTEX;
         me->wait_obj = o;
@@ -824,6 +869,7 @@ int __wrap_pthread_mutex_trylock(pthread_mutex_t *m) {
     int rc = EBUSY;
     if (!o->owner) {
         o->owner = me;
+        dsched__hold(me, 1);
         rc = 0;
     }
     dsched__schedule(me);
@@ -924,6 +970,7 @@ static int dsched__cond_wake_some(pthread_cond_t *c, bool all) {
     dsched__thread *me = dsched__self;
     dsched__lock();
     dsched__obj *co = dsched__obj_get(c, K_COND);
+    if (g.quiet == me && co->head) dsched__fail("thread %d wakes a waiter in a quiet section", me->id);
     while (co->head) {
         dsched__thread *t = co->head;
         dsched__dequeue(co, t);
@@ -983,6 +1030,7 @@ static int dsched__rwlock_lock(dsched__thread *me, pthread_rwlock_t *rw, bool wr
     if (can) {
         if (write) o->owner = me;
         else o->readers++;
+        dsched__hold(me, 1);
     } else if (try) {
         me->wake_result = EBUSY;
     } else {
@@ -1064,6 +1112,7 @@ int __wrap_pthread_rwlock_unlock(pthread_rwlock_t *rw) {
             dsched__fail("thread %d unlocks rwlock %p it does not hold", me->id, (void *)rw);
         o->readers--;
     }
+    dsched__hold(me, -1);
     dsched__rwlock_grant(o);
     dsched__schedule(me);
     dsched__unlock();
@@ -1175,6 +1224,7 @@ ssize_t __wrap_getrandom(void *buf, size_t len, unsigned int flags) {
     dsched__thread *me = dsched__self;
     if (!me) return __real_getrandom(buf, len, flags);
     dsched__lock();
+    if (g.quiet == me) dsched__fail("thread %d draws random bytes in a quiet section", me->id);
     uint8_t *p = buf;
     for (size_t i = 0; i < len; i += 8) {
         uint64_t x = dsched__splitmix(&g.rng_bytes);

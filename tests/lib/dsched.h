@@ -96,5 +96,18 @@ void dsched_dump(FILE *f);
 int dsched_thread_id(void);
 /* Scheduling decisions taken since dsched_start. */
 uint64_t dsched_decisions(void);
+/* Quiet sections, for checkers that look at the state of the code under
+** test without changing the run: between a dsched_quiet_begin that
+** returned true and dsched_quiet_end, the calling sim thread's wrapped
+** calls apply to the model as usual but draw no time step and no thread
+** (no decision, no hash, time stands still), so the run goes on exactly
+** as if the section had not happened. begin returns false (and nothing
+** starts) when another sim thread holds a mutex or rwlock (a lock taken
+** in the section could then have to wait), or outside a sim thread.
+** Inside, a call that would wait (a lock the caller already holds, a cond
+** wait, a sleep, a join), wake a waiter, create a thread or draw random
+** bytes is a bug: dump and abort. Not nested. */
+bool dsched_quiet_begin(void);
+void dsched_quiet_end(void);
 
 #endif

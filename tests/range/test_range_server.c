@@ -34,6 +34,11 @@
 ** late abandon after a merge and a split again at R's start ("merged");
 ** DESCRIBE with a key for a range merged away (test_merge_stale_left); a
 ** merge as a transaction's commit trigger (test_merge_txn, decision 010).
+**
+** test_commit_races_resolve (test_txn_sim seed 154, commit 72c524f) steps
+** into a 1PC commit's validation through a --wrap of storage_get_latest
+** (CMakeLists.txt): a resolution applies between its values and its intents
+** checks, and the commit must still refuse.
 */
 #include <errno.h>
 #include <pthread.h>
@@ -144,6 +149,8 @@ static bool fixture_truncate;   /* setup_truncate: logs truncated as with the sh
 ** their transports (a closer thread that sleeps an hour after its first
 ** round: the tests close by hand with range__server_close_now) */
 static bool fixture_closed;
+static bool fixture_resolve_small; /* setup_resolve_small: one tiny round per RESOLVE */
+#define RESOLVE_SMALL_BYTES 256    /* about 9 intents of 4-byte keys per round */
 #define CLOSED_LAG_MS 50
 #define SHARED_SEGMENT_BYTES 4096
 #define SHARED_TRUNCATE_ENTRIES 8
@@ -440,6 +447,10 @@ static int setup(void **state)
         }
         range_server_config sc2 = {.node = f->rn[i], .clock = f->clock[i], .workers = 4,
                                    .wait_timeout_ms = SERVER_WAIT_MS};
+        if (fixture_resolve_small) {
+            sc2.resolve_bytes_max = RESOLVE_SMALL_BYTES;
+            sc2.resolve_rounds_max = 1;
+        }
         if (fixture_closed) {
             sc2.transport = &f->tp[i].base;
             sc2.closed_lag_ms = CLOSED_LAG_MS;
@@ -451,6 +462,14 @@ static int setup(void **state)
     assert_int_equal(pthread_create(&f->driver, NULL, driver_main, f), 0);
     *state = f;
     return 0;
+}
+
+static int setup_resolve_small(void **state)
+{
+    fixture_resolve_small = true;
+    int rc = setup(state);
+    fixture_resolve_small = false;
+    return rc;
 }
 
 static int setup_closed(void **state)
@@ -2838,6 +2857,173 @@ static void test_txn_prepare_commit_resolve(void **state)
     assert_true(hlc_compare(cb, c) > 0);
 }
 
+/* ---- a 1PC commit racing a resolution (test_commit_races_resolve) ------------- */
+
+/* The binary is linked with --wrap=storage_get_latest (CMakeLists.txt), so
+** the values check of a commit's validation (range__check_key_storage, the
+** only caller) passes through here. Armed, the looks_left-th look at key by
+** thread runs fn right after the real lookup returned: what fn changes in
+** storage lands between that look and the validation's next step. */
+int __real_storage_get_latest(storage_engine *e, const storage_snapshot *snap,
+                              const uint8_t *key, size_t key_len, storage_value *out);
+int __wrap_storage_get_latest(storage_engine *e, const storage_snapshot *snap,
+                              const uint8_t *key, size_t key_len, storage_value *out);
+
+static struct {
+    atomic_bool armed;
+    pthread_t thread;
+    const char *key;
+    int looks_left;
+    void (*fn)(fixture *f, void *ctx);
+    fixture *f;
+    void *ctx;
+    bool fired;
+} look_race;
+
+int __wrap_storage_get_latest(storage_engine *e, const storage_snapshot *snap,
+                              const uint8_t *key, size_t key_len, storage_value *out)
+{
+    int rc = __real_storage_get_latest(e, snap, key, key_len, out);
+    if (atomic_load(&look_race.armed) && pthread_equal(pthread_self(), look_race.thread) &&
+        key_len == strlen(look_race.key) && memcmp(key, look_race.key, key_len) == 0 &&
+        --look_race.looks_left == 0) {
+        atomic_store(&look_race.armed, false);
+        look_race.fired = true;
+        look_race.fn(look_race.f, look_race.ctx);
+    }
+    return rc;
+}
+
+typedef struct resolve_thread {
+    fixture *f;
+    int node;
+    uint64_t txn;
+    const range_span *span;
+    hlc_timestamp commit_ts;
+    int32_t status;
+    atomic_bool done;
+    bool applied_in_race; /* set by race_resolve_applies */
+} resolve_thread;
+
+static void *resolve_main(void *arg)
+{
+    resolve_thread *t = arg;
+    t->status = resolve(t->f, t->node, 1, t->txn, t->span, RANGE_TXN_COMMITTED, t->commit_ts);
+    atomic_store(&t->done, true);
+    return NULL;
+}
+
+/* Runs inside the commit's validation (eval_mu held, no other lock): heal
+** the leaseholder so the RESOLVE proposed before the commit applies now.
+** No assertion here (it would longjmp out of the server). */
+static void race_resolve_applies(fixture *f, void *ctx)
+{
+    resolve_thread *t = ctx;
+    partition_out(f, t->node, false);
+    atomic_store(&f->ticking, true);
+    intent_query iq = {"k", false};
+    t->applied_in_race = wait_until(f, intent_everywhere, &iq);
+}
+
+static void race_nothing(fixture *f, void *ctx)
+{
+    (void)f;
+    (void)ctx;
+}
+
+/* test_txn_sim seed 154 (commit 72c524f): a RESOLVE is proposed under
+** eval_mu but applies without it, and its pending record has no write set,
+** so a 1PC commit evaluated meanwhile does not see it as pending. If the
+** commit checked stored values before intents and the resolution applied
+** between the two, neither check saw T's write: the commit, which read k
+** below T's commit timestamp, wrote over it (a lost append). Here T's
+** RESOLVE is held unapplied (leaseholder cut off, time frozen) and applies
+** right after the commit's last look at k's values; the commit must meet
+** T's intent (intents are checked first) and not commit. */
+static void test_commit_races_resolve(void **state)
+{
+    fixture *f = *state;
+    int l = wait_leader(f, 1, 0);
+    pass_low_water(f, l, 1, 0x7900);
+    range_write w0[] = {W("k", "a")};
+    commit_args a0 = {1, client_now(f), 0x7901, 1, w0, 1, NULL, 0, NULL, 0, {0, 0}};
+    assert_int_equal(commit(f, l, &a0, NULL, NULL), RANGE_OK);
+    hlc_timestamp r1 = client_now(f); /* the 1PC txn reads k = "a" here */
+
+    /* T appends to k in two phases, committed at c > r1, not yet resolved */
+    const uint64_t T = 0x7902;
+    range_write wt[] = {W("k", "a,t")};
+    range_kv_request pq = prepare_req(1, T, 1, "k", true, client_now(f), wt, 1);
+    range_kv_response r;
+    assert_int_equal(call(f, l, &pq, &r), RANGE_OK);
+    hlc_timestamp c = hlc_next(r.commit_ts);
+    range_kv_response_free(&r);
+    assert_true(hlc_compare(c, r1) > 0);
+    range_kv_request et = end_txn_req(1, T, "k", RANGE_TXN_COMMITTED, c);
+    assert_int_equal(call(f, l, &et, &r), RANGE_OK);
+    assert_true(r.has_txn && r.txn_status == RANGE_TXN_COMMITTED);
+    range_kv_response_free(&r);
+    (void)hlc_update(f->clock[CLIENT], c);
+    assert_true(range__server_wait_counter(f->srv[l], RANGE__SERVER_PENDING, 0, true, WAIT_MS));
+
+    /* T's RESOLVE: proposed (pending), cannot commit while l is cut off */
+    atomic_store(&f->ticking, false);
+    partition_out(f, l, true);
+    range_span all1[] = {{(const uint8_t *)"", 0, (const uint8_t *)"m", 1, false}};
+    resolve_thread rt = {.f = f, .node = l, .txn = T, .span = all1, .commit_ts = c};
+    pthread_t rth;
+    assert_int_equal(pthread_create(&rth, NULL, resolve_main, &rt), 0);
+    assert_true(range__server_wait_counter(f->srv[l], RANGE__SERVER_PENDING, 1, false, WAIT_MS));
+
+    /* the 1PC append: reads k at r1, writes it. Its values checks look at
+    ** k twice (the write, then the read span); the resolution applies
+    ** after the second */
+    look_race.thread = pthread_self();
+    look_race.key = "k";
+    look_race.looks_left = 2;
+    look_race.fn = race_resolve_applies;
+    look_race.f = f;
+    look_race.ctx = &rt;
+    look_race.fired = false;
+    atomic_store(&look_race.armed, true);
+    range_write w1[] = {W("k", "a,u")};
+    range_span rs[] = {POINT("k")};
+    commit_args a1 = {1, r1, 0x7903, 1, w1, 1, NULL, 0, rs, 1, {0, 0}};
+    int32_t st = commit(f, l, &a1, NULL, &r);
+    atomic_store(&look_race.armed, false);
+    if (!look_race.fired) { /* the commit stopped before its values checks */
+        partition_out(f, l, false);
+        atomic_store(&f->ticking, true);
+    }
+    assert_true(wait_until(f, is_done, &rt.done));
+    pthread_join(rth, NULL);
+    if (look_race.fired)
+        assert_true(rt.applied_in_race);
+    if (st == RANGE_OK)
+        fail_msg("the 1PC commit (read_ts below T's commit) wrote over T's resolved write "
+                 "(lost update, seed %llu)", (unsigned long long)f->seed);
+    expect_intent(&r, st, "k", T, "k");
+    range_kv_response_free(&r);
+
+    /* T's write stands (resolved again: the first may have timed out) */
+    assert_int_equal(resolve(f, l, 1, T, all1, RANGE_TXN_COMMITTED, c), RANGE_OK);
+    char v[32];
+    assert_int_equal(get(f, l, 1, "k", client_now(f), v, sizeof(v)), RANGE_OK);
+    assert_string_equal(v, "a,t");
+
+    /* the wrap is live (else the race above was never staged): a commit
+    ** with nothing in its way looks at k's values */
+    look_race.looks_left = 1;
+    look_race.fn = race_nothing;
+    look_race.fired = false;
+    atomic_store(&look_race.armed, true);
+    range_write w2[] = {W("k", "a,t,v")};
+    commit_args a2 = {1, client_now(f), 0x7904, 1, w2, 1, NULL, 0, rs, 1, {0, 0}};
+    assert_int_equal(commit(f, l, &a2, NULL, NULL), RANGE_OK);
+    atomic_store(&look_race.armed, false);
+    assert_true(look_race.fired);
+}
+
 static void test_txn_abort(void **state)
 {
     fixture *f = *state;
@@ -3231,6 +3417,137 @@ static void test_txn_gc_storage(void **state)
         range_conflict_free(&conflict);
     }
     assert_true(wait_until(f, no_records, NULL));
+    range_router_free(router);
+}
+
+/* ---- resolution of a large transaction in bounded chunks (docs/txn.md 3.3) ---- */
+
+/* Intents stored in an engine under [RANGE_INTENT_PREFIX from, ... to). */
+static size_t intent_keys(storage_engine *e, const char *from, const char *to)
+{
+    base_buf start = {0}, end = {0}, key = {0};
+    size_t n = 0;
+    assert_int_equal(base_buf_append(&start, RANGE_INTENT_PREFIX, RANGE_INTENT_PREFIX_LEN), 0);
+    assert_int_equal(base_buf_append(&start, from, strlen(from)), 0);
+    assert_int_equal(base_buf_append(&end, RANGE_INTENT_PREFIX, RANGE_INTENT_PREFIX_LEN), 0);
+    assert_int_equal(base_buf_append(&end, to, strlen(to)), 0);
+    while (storage_seek_raw(e, start.data, start.len, end.data, end.len, &key, NULL) ==
+           STORAGE_OK) {
+        n++;
+        base_buf_reset(&start);
+        assert_int_equal(base_buf_append(&start, key.data, key.len), 0);
+        assert_int_equal(base_buf_append_byte(&start, 0), 0);
+    }
+    base_buf_free(&start);
+    base_buf_free(&end);
+    base_buf_free(&key);
+    return n;
+}
+
+enum { CHUNK_TXN_KEYS = 200 };
+
+/* txn lays CHUNK_TXN_KEYS intents "<prefix>000".. in range 1 and commits
+** (its record at the first key): the commit timestamp. */
+static hlc_timestamp chunk_txn_commit(fixture *f, int l1, uint64_t txn, char prefix)
+{
+    static char keys[2][CHUNK_TXN_KEYS][8];
+    char (*k)[8] = keys[prefix == 'c' ? 0 : 1];
+    range_write w[CHUNK_TXN_KEYS];
+    for (int i = 0; i < CHUNK_TXN_KEYS; i++) {
+        snprintf(k[i], sizeof(k[i]), "%c%03d", prefix, i);
+        w[i] = (range_write){(const uint8_t *)k[i], 4, (const uint8_t *)"v", 1, false};
+    }
+    range_kv_request q = prepare_req(1, txn, 3, k[0], true, client_now(f), w, CHUNK_TXN_KEYS);
+    range_kv_response r;
+    assert_int_equal(call(f, l1, &q, &r), RANGE_OK);
+    hlc_timestamp c = r.commit_ts;
+    range_kv_response_free(&r);
+    (void)hlc_update(f->clock[CLIENT], c);
+    range_kv_request et = end_txn_req(1, txn, k[0], RANGE_TXN_COMMITTED, c);
+    assert_int_equal(call(f, l1, &et, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    return c;
+}
+
+/* One round of about 9 intents per RESOLVE: the server answers how far it
+** got (RANGE_OK, more, the position in value) and the next request goes on
+** from there; a reader meeting the committed transaction's intents resolves
+** its own part (a point, a chunk of its page) and reads on, never failing
+** for the rest; the router's resolve goes on while it makes progress. */
+static void test_resolve_in_chunks(void **state)
+{
+    fixture *f = *state;
+    int l1 = wait_leader(f, 1, 0);
+    pass_low_water(f, l1, 1, 900);
+    const uint64_t T = 0xC4A0, U = 0xC4A1;
+    hlc_timestamp c = chunk_txn_commit(f, l1, T, 'c');
+    storage_engine *e1 = f->engine[l1];
+    assert_int_equal(intent_keys(e1, "c", "d"), CHUNK_TXN_KEYS);
+
+    /* the server: a partial answer, then on from its position */
+    range_span sp[] = {SPAN("c", "d")};
+    range_kv_request q = {.op = RANGE_KV_RESOLVE, .range_id = 1, .txn_id = T, .nonce = 9,
+                          .txn_status = RANGE_TXN_COMMITTED, .commit_ts = c, .spans = sp,
+                          .span_count = 1};
+    range_kv_response r;
+    assert_int_equal(call(f, l1, &q, &r), RANGE_OK);
+    assert_true(r.more);
+    assert_true(r.value_len > 0);
+    char pos1[16];
+    assert_true(r.value_len < sizeof(pos1));
+    memcpy(pos1, r.value, r.value_len);
+    size_t pos1_len = r.value_len;
+    range_kv_response_free(&r);
+    size_t left1 = intent_keys(e1, "c", "d");
+    assert_true(left1 > 0 && left1 < CHUNK_TXN_KEYS);
+    /* everything below the position is resolved, nothing above it */
+    pos1[pos1_len] = '\0';
+    assert_int_equal(intent_keys(e1, "c", pos1), 0);
+    assert_int_equal(intent_keys(e1, pos1, "d"), left1);
+    range_span sp2[] = {{(const uint8_t *)pos1, pos1_len, (const uint8_t *)"d", 1, false}};
+    q.spans = sp2;
+    assert_int_equal(call(f, l1, &q, &r), RANGE_OK);
+    assert_true(r.more);
+    assert_true(memcmp(r.value, pos1, r.value_len < pos1_len ? r.value_len : pos1_len) >= 0 &&
+                !(r.value_len == pos1_len && memcmp(r.value, pos1, pos1_len) == 0));
+    range_kv_response_free(&r);
+    size_t left2 = intent_keys(e1, "c", "d");
+    assert_true(left2 > 0 && left2 < left1);
+
+    /* a reader through the router: a point resolves its key alone */
+    range_router *router = client_router(f);
+    range_kv *kv = range_router_kv(router);
+    base_buf out = {0};
+    assert_int_equal(kv->ops->get(kv, (const uint8_t *)"c150", 4, client_now(f), &out),
+                     RANGE_OK);
+    assert_int_equal(out.len, 1);
+    assert_memory_equal(out.data, "v", 1);
+    assert_int_equal(intent_keys(e1, "c", "d"), left2 - 1);
+
+    /* the resolver's call: every chunk, one request each */
+    assert_int_equal(kv->ops->resolve(kv, T, sp, 1, RANGE_TXN_COMMITTED, c), RANGE_OK);
+    assert_int_equal(intent_keys(e1, "c", "d"), 0);
+
+    /* a scan after another committed transaction that nobody resolved:
+    ** every page meets intents, resolves a chunk of them and reads on */
+    (void)chunk_txn_commit(f, l1, U, 'e');
+    assert_int_equal(intent_keys(e1, "e", "f"), CHUNK_TXN_KEYS);
+    range_kv_iter *it = NULL;
+    assert_int_equal(kv->ops->iter_open(kv, (const uint8_t *)"c", 1, (const uint8_t *)"f", 1,
+                                        client_now(f), false, &it),
+                     RANGE_OK);
+    int rows = 0, rc;
+    const uint8_t *k, *v;
+    size_t klen, vlen;
+    while ((rc = kv->ops->iter_next(it, &k, &klen, &v, &vlen)) == 1) {
+        assert_int_equal(vlen, 1);
+        rows++;
+    }
+    assert_int_equal(rc, 0);
+    kv->ops->iter_close(it);
+    assert_int_equal(rows, 2 * CHUNK_TXN_KEYS);
+    assert_int_equal(intent_keys(e1, "e", "f"), 0);
+    base_buf_free(&out);
     range_router_free(router);
 }
 
@@ -5202,6 +5519,161 @@ static void test_idem_gc_merge(void **state)
     range_router_free(router);
 }
 
+/* ---- replica changes as a transaction's commit trigger (decision 010, 8) ---- */
+
+/* Every node hosting range 3 stores the record of (anchor, txn) with status
+** (COMMITTED: at commit_ts). */
+static bool conf_record_is(fixture *f, void *arg)
+{
+    const split_record_query *q = arg;
+    base_buf key = {0}, val = {0};
+    bool ok = true;
+    int hosts = 0;
+    assert_int_equal(range__record_key((const uint8_t *)q->anchor, strlen(q->anchor), q->txn,
+                                       &key), RANGE_OK);
+    for (int i = 1; i <= NODES && ok; i++) {
+        range__record rec;
+        if (range_node_replica(f->rn[i], 3) == NULL)
+            continue;
+        hosts++;
+        ok = storage_get_raw(f->engine[i], key.data, key.len, &val) == STORAGE_OK &&
+             range__record_decode(val.data, val.len, &rec) == RANGE_OK &&
+             (int)rec.status == q->status &&
+             (q->status != RANGE_TXN_COMMITTED || hlc_compare(rec.commit_ts, q->commit_ts) == 0);
+    }
+    base_buf_free(&key);
+    base_buf_free(&val);
+    return ok && hosts > 0;
+}
+
+/* CHANGE_REPLICAS of range 3 with txn (anchor "s") for one step, at node l:
+** its status; *out the answered descriptor (has_descriptor) when RANGE_OK. */
+static int conf_step_txn(fixture *f, int l, uint64_t txn, hlc_timestamp cts, uint64_t gen,
+                         int step, uint64_t node, range_descriptor *out)
+{
+    range_kv_request q = {.op = RANGE_KV_CHANGE_REPLICAS, .range_id = 3, .txn_id = txn,
+                          .anchor = (const uint8_t *)"s", .anchor_len = 1, .commit_ts = cts,
+                          .generation = gen, .conf_step = (uint8_t)step};
+    if (step == RANGE_CONF_STEP_REMOVE)
+        q.remove_node_id = node;
+    else
+        q.add_node_id = node;
+    range_kv_response r;
+    int rc = call(f, l, &q, &r);
+    memset(out, 0, sizeof(*out));
+    if (rc == RANGE_OK) {
+        assert_true(r.has_descriptor);
+        assert_int_equal(range_descriptor_copy(out, &r.descriptor), RANGE_OK);
+    }
+    range_kv_response_free(&r);
+    return rc;
+}
+
+/* A PENDING record of txn at "s" in range 3, made at node l. */
+static void conf_record_pending(fixture *f, int l, uint64_t txn)
+{
+    range_kv_response r;
+    range_kv_request hb = heartbeat_req(3, txn, "s");
+    assert_int_equal(call(f, l, &hb, &r), RANGE_OK);
+    range_kv_response_free(&r);
+}
+
+/* Each configuration change step of a range carrying a transaction (its
+** record in the range) commits that record in the step's own batch on
+** every replica: remove, add learner, promote, each at generation + 1. The
+** leaseholder refuses a step unproposed (RANGE_ERR_ABORTED) for another
+** generation, an aborted record (as a pusher leaves it) or a PROMOTE of a
+** non-member, and answers a step with nothing to do (ADD_LEARNER of a
+** voter) at the same generation, its record left PENDING. */
+static void test_conf_change_txn(void **state)
+{
+    fixture *f = *state;
+    int l = wait_leader(f, 2, 0);
+    range_kv_response r;
+    range_kv_request sq = {.op = RANGE_KV_ADMIN_SPLIT, .range_id = 2, .key = (const uint8_t *)"s",
+                           .key_len = 1, .new_range_id = 3};
+    assert_int_equal(call(f, l, &sq, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    int all = NODES;
+    assert_true(wait_until(f, split_hosted_by, &all));
+    int l3 = wait_split_leader(f, 3);
+    range_descriptor d;
+    assert_int_equal(range_replica_descriptor(range_node_replica(f->rn[l3], 3), &d), RANGE_OK);
+    uint64_t gen = d.generation;
+    range_descriptor_free(&d);
+    uint64_t x = (uint64_t)(l3 % NODES) + 1; /* a follower */
+    const uint64_t T1 = 0xc0f1, T2 = 0xc0f2, T3 = 0xc0f3, T4 = 0xc0f4, T5 = 0xc0f5, T6 = 0xc0f6;
+    hlc_timestamp cts = client_now(f);
+
+    /* refused unproposed: a generation that is not the range's; a record
+    ** aborted first (a pusher's work) */
+    conf_record_pending(f, l3, T1);
+    assert_int_equal(conf_step_txn(f, l3, T1, cts, gen - 1, RANGE_CONF_STEP_REMOVE, x, &d),
+                     RANGE_ERR_ABORTED);
+    conf_record_pending(f, l3, T2);
+    range_kv_request e = end_txn_req(3, T2, "s", RANGE_TXN_ABORTED, HLC_ZERO);
+    assert_int_equal(call(f, l3, &e, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    assert_int_equal(conf_step_txn(f, l3, T2, cts, gen, RANGE_CONF_STEP_REMOVE, x, &d),
+                     RANGE_ERR_ABORTED);
+    assert_int_equal(range_replica_descriptor(range_node_replica(f->rn[l3], 3), &d), RANGE_OK);
+    assert_int_equal(d.generation, gen);
+    assert_int_equal(d.n_replicas, NODES);
+    range_descriptor_free(&d);
+    split_record_query q1 = {T1, "s", RANGE_TXN_PENDING, HLC_ZERO};
+    assert_true(wait_until(f, conf_record_is, &q1));
+
+    /* remove x: T1 COMMITTED with it; END_TXN(ABORTED) then answers COMMITTED */
+    assert_int_equal(conf_step_txn(f, l3, T1, cts, gen, RANGE_CONF_STEP_REMOVE, x, &d),
+                     RANGE_OK);
+    assert_int_equal(d.generation, gen + 1);
+    assert_int_equal(d.n_replicas, NODES - 1);
+    for (size_t i = 0; i < d.n_replicas; i++)
+        assert_true(d.replicas[i] != x);
+    range_descriptor_free(&d);
+    q1.status = RANGE_TXN_COMMITTED;
+    q1.commit_ts = cts;
+    assert_true(wait_until(f, conf_record_is, &q1));
+    e = end_txn_req(3, T1, "s", RANGE_TXN_ABORTED, HLC_ZERO);
+    assert_int_equal(call(f, l3, &e, &r), RANGE_OK);
+    assert_true(r.has_txn);
+    assert_int_equal(r.txn_status, RANGE_TXN_COMMITTED);
+    range_kv_response_free(&r);
+
+    /* x back: add learner (the voters unchanged), then promote (appended) */
+    conf_record_pending(f, l3, T3);
+    assert_int_equal(conf_step_txn(f, l3, T3, cts, gen + 1, RANGE_CONF_STEP_ADD_LEARNER, x, &d),
+                     RANGE_OK);
+    assert_int_equal(d.generation, gen + 2);
+    assert_int_equal(d.n_replicas, NODES - 1);
+    range_descriptor_free(&d);
+    split_record_query q3 = {T3, "s", RANGE_TXN_COMMITTED, cts};
+    assert_true(wait_until(f, conf_record_is, &q3));
+    conf_record_pending(f, l3, T4);
+    assert_int_equal(conf_step_txn(f, l3, T4, cts, gen + 2, RANGE_CONF_STEP_PROMOTE, x, &d),
+                     RANGE_OK);
+    assert_int_equal(d.generation, gen + 3);
+    assert_int_equal(d.n_replicas, NODES);
+    assert_int_equal(d.replicas[NODES - 1], x);
+    range_descriptor_free(&d);
+    split_record_query q4 = {T4, "s", RANGE_TXN_COMMITTED, cts};
+    assert_true(wait_until(f, split_hosted_by, &all));
+    assert_true(wait_until(f, conf_record_is, &q4));
+
+    /* nothing to do: the same generation, the record untouched */
+    conf_record_pending(f, l3, T5);
+    assert_int_equal(conf_step_txn(f, l3, T5, cts, gen + 3, RANGE_CONF_STEP_ADD_LEARNER, x, &d),
+                     RANGE_OK);
+    assert_int_equal(d.generation, gen + 3);
+    range_descriptor_free(&d);
+    split_record_query q5 = {T5, "s", RANGE_TXN_PENDING, HLC_ZERO};
+    assert_true(wait_until(f, conf_record_is, &q5));
+    /* no learner to promote */
+    conf_record_pending(f, l3, T6);
+    assert_int_equal(conf_step_txn(f, l3, T6, cts, gen + 3, RANGE_CONF_STEP_PROMOTE, 9, &d),
+                     RANGE_ERR_ABORTED);
+}
+
 int main(void)
 {
     if (getenv("TEST_DEBUG"))
@@ -5227,17 +5699,20 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_router_cross_range_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_txn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conf_change_txn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_leaseholder_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_snapshot_records, setup_truncate, teardown),
         cmocka_unit_test_setup_teardown(test_split_snapshot_stale_left, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_leaseholder_restart, setup_shared_log, teardown),
         cmocka_unit_test_setup_teardown(test_txn_prepare_commit_resolve, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_races_resolve, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_uncertainty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_push, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_gc_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_gc_storage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resolve_in_chunks, setup_resolve_small, teardown),
         cmocka_unit_test_setup_teardown(test_idem_gc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idem_gc_split_snapshot, setup_truncate, teardown),
         cmocka_unit_test_setup_teardown(test_txn_record_age_sweep, setup, teardown),

@@ -15,7 +15,8 @@
 **     that fails too is 40003 and resolves nothing;
 **   - the resolver retries a failing RESOLVE with backoff, and gives up
 **     after its attempts (counted); it collects the record (GC_TXN) once a
-**     resolution went through, never for an abandoned one;
+**     resolution went through, never for an abandoned one; an attempt that
+**     resolved some (RANGE_ERR_BUSY) is not a failed one;
 **   - a commit the key space refuses RANGE_ERR_TOO_LARGE (more than one
 **     command holds) goes two-phase too; too large even then is 54000;
 **   - a key space without prepare keeps refusing (test_txn_kv.c).
@@ -50,6 +51,7 @@ typedef struct fake_kv {
     int end_abort_rc;          /* END_TXN(ABORTED) */
     bool end_abort_finds_committed;
     int resolve_failures;      /* fail this many RESOLVE calls first */
+    int resolve_progress;      /* then answer this many RANGE_ERR_BUSY (resolved some) */
     size_t too_large_writes;   /* > 0: a commit of more writes is RANGE_ERR_TOO_LARGE */
     /* what happened */
     char calls[CALLS_MAX][CALL_TEXT_MAX];
@@ -222,11 +224,14 @@ static int f_resolve(range_kv *kv, uint64_t txn_id, const range_span *spans, siz
     f->resolve_calls++;
     bool fail = f->resolve_failures > 0;
     if (fail) f->resolve_failures--;
+    bool partial = !fail && f->resolve_progress > 0;
+    if (partial) f->resolve_progress--;
     if (txn_id != f->meta.txn_id ||
         (status == RANGE_TXN_COMMITTED && hlc_compare(ts, f->prepared_ts) != 0))
         f->bad_resolves++;
     pthread_mutex_unlock(&f->mu);
     if (fail) return RANGE_ERR_UNAVAILABLE;
+    if (partial) return RANGE_ERR_BUSY;
     char text[64];
     size_t pos = 0;
     for (size_t i = 0; i < n; i++)
@@ -573,6 +578,26 @@ static void test_resolver_retries(void **state) {
     assert_int_equal(st.resolve_retries, 3 + (uint64_t)f->fake.resolve_calls - 1);
 }
 
+/* A large resolution: every call resolves some and stalls (RANGE_ERR_BUSY),
+** more often than the failed attempts allowed: none of them counts as a
+** failure, and the resolution goes through. */
+static void test_resolver_progress_is_not_failure(void **state) {
+    fixture *f = *state;
+    f->fake.resolve_failures = 2;
+    f->fake.resolve_progress = 12; /* > TXN__RESOLVE_ATTEMPTS_MAX (8) */
+    hlc_timestamp ts;
+    txn_error err;
+    assert_int_equal(commit_two_ranges(f, &ts, &err), TXN_OK);
+    wait_resolved(f);
+    txn_db_stats st;
+    txn_db_get_stats(f->db, &st);
+    assert_int_equal(f->fake.resolve_calls, 15);
+    assert_int_equal(st.resolve_retries, 14);
+    assert_int_equal(st.resolves, 1);
+    assert_int_equal(st.resolves_abandoned, 0);
+    assert_int_equal(f->fake.gc_calls, 1);
+}
+
 /* Writes in one range and a delete span: the anchor is the smallest key. */
 static void test_anchor_delete_span(void **state) {
     fixture *f = *state;
@@ -600,6 +625,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_unknown_end_then_aborted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_end_stays_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resolver_retries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resolver_progress_is_not_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_anchor_delete_span, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_large_goes_two_phase, setup, teardown),
     };

@@ -39,7 +39,10 @@
 ** after its split (meta read at once through the COMMITTED record) or
 ** before it (the reader aborts the expired record, meta unchanged, the
 ** split refused), a split refused because its range moved, and meta lookups
-** running during a split.
+** running during a split. Atomic replica changes (decision 010, item 8):
+** meta equal to the replicas' descriptor when txn_db_change_replicas
+** returns, a coordinator dead after a step (meta read at once) or before it
+** (a reader aborts the expired record; the step is then refused).
 **
 ** Every wait is bounded (router deadlines; wait_for with a limit).
 */
@@ -1292,6 +1295,172 @@ static void test_split_refused(void **state) {
     free(c);
 }
 
+/* ---- atomic replica changes (docs/decisions/010-atomic-meta.md, item 8) ---- */
+
+/* meta(range 1), the range ending at +inf, read through node i, is want
+** (id, generation, replicas in order). */
+static void meta_is(cluster *c, int i, const range_descriptor *want) {
+    range_descriptor d;
+    assert_true(meta_entry_at(c, i, NULL, &d));
+    assert_int_equal(d.range_id, want->range_id);
+    assert_int_equal(d.generation, want->generation);
+    assert_int_equal(d.n_replicas, want->n_replicas);
+    for (size_t k = 0; k < d.n_replicas; k++) assert_int_equal(d.replicas[k], want->replicas[k]);
+    range_descriptor_free(&d);
+}
+
+/* One step of a coordinator of txn_db_change_replicas, by hand through node
+** 1's router so the test can "die" around it: DESCRIBE range 1, PREPARE of
+** meta(range 1) at the descriptor the step makes, the record at 0x00. */
+typedef struct conf_txn {
+    range_txn_meta meta;
+    range_split_txn stx;
+    range_prepare_result prepared;
+    range_descriptor next;
+    base_buf key, val;
+} conf_txn;
+
+static void conf_txn_prepare(cluster *c, int step, uint64_t node, uint64_t txn_id,
+                             conf_txn *ct) {
+    static const uint8_t lowest[1] = {0};
+    range_kv *kv = range_router_kv(c->n[1].router);
+    memset(ct, 0, sizeof(*ct));
+    range_descriptor d;
+    assert_int_equal(kv->ops->describe(kv, NULL, 0, &d), RANGE_OK);
+    assert_int_equal(d.range_id, 1);
+    assert_int_equal(range_descriptor_copy(&ct->next, &d), RANGE_OK);
+    ct->next.generation = d.generation + 1;
+    if (step == RANGE_CONF_STEP_PROMOTE) ct->next.replicas[ct->next.n_replicas++] = node;
+    assert_int_equal(range_meta_key(&ct->next, &ct->key), RANGE_OK);
+    assert_int_equal(range_descriptor_encode(&ct->next, &ct->val), RANGE_OK);
+    range_write w = {ct->key.data, ct->key.len, ct->val.data, ct->val.len, false};
+    ct->meta = (range_txn_meta){.txn_id = txn_id, .nonce = 7, .priority = INT64_MAX,
+                                .anchor = lowest, .anchor_len = 1,
+                                .read_ts = hlc_now(c->n[1].clock)};
+    range_commit_request req = {.txn_id = txn_id, .read_ts = ct->meta.read_ts, .writes = &w,
+                                .write_count = 1};
+    range_conflict conflict;
+    memset(&conflict, 0, sizeof(conflict));
+    int rc = kv->ops->prepare(kv, &ct->meta, &req, &ct->prepared, &conflict);
+    if (rc != RANGE_OK) fail_msg("prepare of the replica change's txn: %d", rc);
+    range_conflict_free(&conflict);
+    ct->stx = (range_split_txn){txn_id, lowest, 1, ct->prepared.commit_ts, d.generation};
+    range_descriptor_free(&d);
+}
+
+static void conf_txn_free(conf_txn *ct) {
+    range_prepare_result_free(&ct->prepared);
+    range_descriptor_free(&ct->next);
+    base_buf_free(&ct->key);
+    base_buf_free(&ct->val);
+}
+
+/* txn_db_change_replicas: meta(range) equals the replicas' descriptor the
+** moment each change returns (node 3 out, through node 2; back in, through
+** node 1). A coordinator dead after its step (add learner applied, nothing
+** resolved): meta read through another node pushes, finds the record
+** COMMITTED by the step's own batch and reads the new descriptor at once.
+** One dead before its step (promote): a reader of meta waits for the
+** record's expiry, aborts it and reads meta as it was; the step, asked
+** afterwards with that txn, is refused and changes nothing. */
+static void test_change_replicas_atomic(void **state) {
+    (void)state;
+    cluster *c = calloc(1, sizeof(*c));
+    start_cluster(c);
+    assert_true(wait_leader(c));
+    put_through(c, 1, "a", "1");
+    range_kv *kv = range_router_kv(c->n[1].router);
+    range_descriptor d, after;
+    txn_error err = {0};
+    assert_int_equal(kv->ops->describe(kv, NULL, 0, &d), RANGE_OK);
+    uint64_t gen = d.generation;
+
+    /* node 3 out: one step (remove), meta current at once */
+    int rc = txn_db_change_replicas(c->n[2].db, &d, 0, 3, &after, &err);
+    if (rc != TXN_OK) fail_msg("remove n3: %d %s", rc, err.message);
+    assert_int_equal(after.generation, gen + 1);
+    assert_int_equal(after.n_replicas, 2);
+    meta_is(c, 1, &after);
+    meta_is(c, 2, &after);
+    range_descriptor_free(&after);
+
+    /* dies after its step: add learner n3 applied, its txn never ended */
+    conf_txn ct;
+    conf_txn_prepare(c, RANGE_CONF_STEP_ADD_LEARNER, 3, 0xc0f7001, &ct);
+    rc = kv->ops->change_replicas_txn(kv, 1, RANGE_CONF_STEP_ADD_LEARNER, 3, &ct.stx, &after);
+    if (rc != RANGE_OK) fail_msg("add learner with its txn: %d", rc);
+    assert_int_equal(after.generation, gen + 2);
+    assert_int_equal(after.n_replicas, 2);
+    int64_t t0 = base_monotonic_ns();
+    meta_is(c, 2, &after);
+    fprintf(stderr, "replica change's dead coordinator (committed): meta read after %lld ms\n",
+            (long long)((base_monotonic_ns() - t0) / 1000000));
+    range_descriptor_free(&after);
+    range_txn_outcome out;
+    assert_int_equal(kv->ops->end_txn(kv, &ct.meta, RANGE_TXN_ABORTED, HLC_ZERO, &out), RANGE_OK);
+    assert_int_equal(out.status, RANGE_TXN_COMMITTED);
+    conf_txn_free(&ct);
+
+    /* dies before its step: promote n3 never asked; a reader aborts it */
+    conf_txn_prepare(c, RANGE_CONF_STEP_PROMOTE, 3, 0xc0f7002, &ct);
+    range_descriptor before;
+    assert_int_equal(kv->ops->describe(kv, NULL, 0, &before), RANGE_OK);
+    t0 = base_monotonic_ns();
+    meta_is(c, 2, &before); /* the learner's generation, 2 voters */
+    fprintf(stderr, "replica change's dead coordinator (aborted): meta read after %lld ms\n",
+            (long long)((base_monotonic_ns() - t0) / 1000000));
+    rc = kv->ops->change_replicas_txn(kv, 1, RANGE_CONF_STEP_PROMOTE, 3, &ct.stx, &after);
+    assert_int_equal(rc, RANGE_ERR_ABORTED);
+    range_descriptor now;
+    assert_int_equal(kv->ops->describe(kv, NULL, 0, &now), RANGE_OK);
+    assert_int_equal(now.generation, before.generation);
+    assert_int_equal(now.n_replicas, 2);
+    range_descriptor_free(&now);
+    meta_is(c, 1, &before);
+    range_descriptor_free(&before);
+    conf_txn_free(&ct);
+
+    /* node 3 back through node 1 (its learner is there: promote), meta at once */
+    rc = txn_db_change_replicas(c->n[1].db, &d, 3, 0, &after, &err);
+    if (rc != TXN_OK) fail_msg("add n3: %d %s", rc, err.message);
+    assert_int_equal(after.generation, gen + 3);
+    assert_int_equal(after.n_replicas, 3);
+    assert_int_equal(after.replicas[2], 3);
+    meta_is(c, 1, &after);
+    meta_is(c, 3, &after);
+    range_descriptor_free(&after);
+
+    /* a move from a stale descriptor ({1, 2}: n3 not in it, a voter now)
+    ** with n2 gone meanwhile: +n3 -n1 would be a bare removal leaving one
+    ** voter; refused, nothing changes (seen by test_txn_sim before) */
+    rc = txn_db_change_replicas(c->n[1].db, &d, 0, 2, &after, &err);
+    if (rc != TXN_OK) fail_msg("remove n2: %d %s", rc, err.message);
+    range_descriptor_free(&after);
+    range_descriptor stale;
+    assert_int_equal(range_descriptor_copy(&stale, &d), RANGE_OK);
+    stale.replicas[0] = 1;
+    stale.replicas[1] = 2;
+    stale.n_replicas = 2;
+    memset(&err, 0, sizeof(err));
+    rc = txn_db_change_replicas(c->n[2].db, &stale, 3, 1, &after, &err);
+    assert_int_equal(rc, TXN_ERR_INVALID);
+    range_descriptor_free(&stale);
+    assert_int_equal(kv->ops->describe(kv, NULL, 0, &now), RANGE_OK);
+    assert_int_equal(now.generation, gen + 4);
+    assert_int_equal(now.n_replicas, 2);
+    meta_is(c, 1, &now);
+    range_descriptor_free(&now);
+    rc = txn_db_change_replicas(c->n[1].db, &d, 2, 0, &after, &err); /* n2 back */
+    if (rc != TXN_OK) fail_msg("add n2: %d %s", rc, err.message);
+    assert_int_equal(after.n_replicas, 3);
+    meta_is(c, 2, &after);
+    range_descriptor_free(&after);
+    range_descriptor_free(&d);
+    check_value(c, 3, "a", "1");
+    stop_cluster(c);
+    free(c);
+}
+
 /* A split at "m", then txn_db_merge_at("m") through another node: range 1
 ** covers everything again, both sides' rows serve through every node, meta
 ** holds range 1 at +inf and no entry at "m"; a key that is no boundary is
@@ -1383,6 +1552,7 @@ int main(void) {
         cmocka_unit_test(test_merge),
         cmocka_unit_test(test_split_dead_coordinator),
         cmocka_unit_test(test_split_refused),
+        cmocka_unit_test(test_change_replicas_atomic),
         cmocka_unit_test(test_dead_coordinator),
         cmocka_unit_test(test_locked_updates),
         cmocka_unit_test(test_large_transactions),

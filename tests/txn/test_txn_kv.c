@@ -86,7 +86,7 @@ static bool f_last_error(range_kv *kv, char *buf, size_t size) {
 static const range_kv_ops faulty_ops = {f_wait, f_get, f_iter_open, f_iter_next, f_iter_close,
                                         f_commit, f_stats, f_last_error, NULL, NULL, NULL, NULL,
                                         NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                                        NULL, NULL, NULL};
+                                        NULL, NULL, NULL, NULL};
 
 typedef struct fixture {
     hlc_manual_clock manual;
