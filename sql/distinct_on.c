@@ -33,7 +33,9 @@
 **     one at a time, the last in the text first (it contains no other), at
 **     most DON_ROUNDS_MAX. A subquery that cannot be prepared alone (it
 **     refers to its outer query) takes its names from the text (no * then).
-**     Elsewhere (a UNION's branch...) 0A000.
+**     A branch of UNION / INTERSECT / EXCEPT becomes SELECT * FROM (the
+**     rewrite), up to the next operator or the compound's own ORDER BY /
+**     LIMIT / OFFSET. Elsewhere 0A000.
 **   - loops are bounded by the statement's tokens (SQLV__DIALECT_TOKENS_MAX).
 */
 #include <stdio.h>
@@ -546,6 +548,31 @@ cleanup:
     return rc;
 }
 
+/* Where the query at sel ends as a compound's branch: the first token at
+** its depth that is UNION / INTERSECT / EXCEPT, or one that ends the
+** compound (ORDER BY, LIMIT... apply to all of it; ON CONFLICT, RETURNING,
+** a closing parenthesis), or t->n. */
+static size_t branch_end(const toks *t, size_t sel, bool tail_too) {
+    int depth = 0;
+    for (size_t i = sel + 1; i < t->n; i++) {
+        const sqlv__token *k = &t->v[i];
+        if (sqlv__tok_punct(k, '(')) depth++;
+        if (sqlv__tok_punct(k, ')') && --depth < 0) return i;
+        if (depth != 0) continue;
+        if (sqlv__tok_is(k, "UNION") || sqlv__tok_is(k, "INTERSECT") ||
+            sqlv__tok_is(k, "EXCEPT") || sqlv__tok_is(k, "RETURNING") ||
+            (sqlv__tok_is(k, "ON") && i + 1 < t->n && sqlv__tok_is(&t->v[i + 1], "CONFLICT")) ||
+            k->kind == SQLV__TOK_SEMI)
+            return i;
+        if (tail_too && ((sqlv__tok_is(k, "ORDER") && i + 1 < t->n &&
+                          sqlv__tok_is(&t->v[i + 1], "BY")) ||
+                         sqlv__tok_is(k, "LIMIT") || sqlv__tok_is(k, "OFFSET") ||
+                         sqlv__tok_is(k, "FETCH")))
+            return i;
+    }
+    return t->n;
+}
+
 /* The last SELECT DISTINCT ON of t (it contains no other), or t->n. */
 static size_t last_occurrence(const toks *t) {
     for (size_t i = t->n; i-- > 2;)
@@ -600,13 +627,32 @@ int sqlv__distinct_on_apply(sqlv_session *s, const char *text, size_t len, char 
             goto cleanup;
         }
         size_t stop = t.n;
-        bool nested = false;
+        bool nested = false, branch = false;
         const char *prefix = "";
         size_t prefix_len = 0;
         if (!sqlv__tok_is(&t.v[sel], "SELECT") || sel + 3 >= t.n ||
             !sqlv__tok_punct(&t.v[sel + 3], '('))
             goto unsupported;
-        if (sel > 0 && sqlv__tok_punct(&t.v[sel - 1], '(')) {
+        /* a branch of UNION / INTERSECT / EXCEPT: after one of them, or
+        ** before one at its own depth */
+        size_t bend = branch_end(&t, sel, false);
+        if (bend < t.n && (sqlv__tok_is(&t.v[bend], "UNION") ||
+                           sqlv__tok_is(&t.v[bend], "INTERSECT") ||
+                           sqlv__tok_is(&t.v[bend], "EXCEPT")))
+            branch = true;
+        if (sel > 0 && (sqlv__tok_is(&t.v[sel - 1], "UNION") || sqlv__tok_is(&t.v[sel - 1], "ALL") ||
+                        sqlv__tok_is(&t.v[sel - 1], "INTERSECT") ||
+                        sqlv__tok_is(&t.v[sel - 1], "EXCEPT") ||
+                        (sqlv__tok_is(&t.v[sel - 1], "DISTINCT") && sel > 1 &&
+                         sqlv__tok_is(&t.v[sel - 2], "UNION"))))
+            branch = true;
+        if (branch) {
+            /* SELECT * FROM (the rewrite): a compound's branch cannot
+            ** begin with WITH in SQLite; an ORDER BY or LIMIT after the
+            ** branch is the compound's */
+            stop = branch_end(&t, sel, true);
+            nested = true;
+        } else if (sel > 0 && sqlv__tok_punct(&t.v[sel - 1], '(')) {
             stop = matching(&t, sel - 1);
             if (stop == t.n) goto unsupported;
             nested = true;
@@ -639,8 +685,10 @@ int sqlv__distinct_on_apply(sqlv_session *s, const char *text, size_t len, char 
             prefix_len = (size_t)(t.v[sel].start - txt);
         }
         base_buf_reset(&piece);
+        if (branch && base_buf_printf(&piece, "SELECT * FROM (") != 0) goto nomem;
         rc = rewrite_one(s, &t, sel, stop, prefix, prefix_len, nested, &piece, state, msg, size);
         if (rc != 0) goto cleanup;
+        if (branch && base_buf_printf(&piece, ")") != 0) goto nomem;
         /* before it, the piece, after it */
         base_buf_reset(&next);
         const char *after = stop < t.n ? t.v[stop].start : end;

@@ -114,6 +114,7 @@ uint64_t sqlv__table_shape(const sqlv__table *t) {
         const sqlv__index *ix = &t->indexes[i];
         uint8_t flags[3] = {ix->unique, ix->constraint, ix->state};
         h = fnv(h, &ix->id, sizeof(ix->id));
+        if (ix->rekey_table) h = fnv(h, &ix->rekey_table, sizeof(ix->rekey_table));
         h = fnv(h, ix->name, strlen(ix->name) + 1);
         h = fnv(h, flags, sizeof(flags));
         h = fnv(h, ix->cols, sizeof(int) * (size_t)ix->ncols);

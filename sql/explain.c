@@ -591,8 +591,21 @@ int sqlv__explain_stmt(sqlv__run *r, const char *p, const char *end) {
                           "EXPLAIN of ON CONFLICT or RETURNING is not supported (EXPLAIN ANALYZE "
                           "is)");
 
+    /* SELECT DISTINCT ON: the rewritten query is the one planned (distinct_on.c) */
+    char *don = NULL; /* owner: this function */
+    char dstate[6], dmsg[300];
+    int drc = sqlv__distinct_on_apply(r->s, text, len, &don, dstate, dmsg, sizeof(dmsg));
+    if (drc != 0) return drc < 0 ? sqlv__fail(r, "53200", "out of memory")
+                                 : sqlv__fail(r, dstate, dmsg);
+    if (don != NULL) {
+        text = don;
+        len = strlen(don);
+    }
     sqlv__explain *e = base_calloc(1, sizeof(*e)); /* owner: this function */
-    if (e == NULL) return sqlv__fail(r, "53200", "out of memory");
+    if (e == NULL) {
+        base_free(don);
+        return sqlv__fail(r, "53200", "out of memory");
+    }
     uint64_t rows = 0;
     int64_t elapsed_ns = 0;
     char kind[16];
@@ -601,6 +614,7 @@ int sqlv__explain_stmt(sqlv__run *r, const char *p, const char *end) {
         if (*c >= 'A' && *c <= 'Z') *c = (char)(*c + 32);
     int rc = analyze ? analyze_run(r, e, text, len, &rows, &elapsed_ns)
                      : dry_run(r, e, text, len);
+    base_free(don); /* text is not read after the run */
     if (rc != 0) {
         explain_free(e);
         base_free(e);

@@ -141,7 +141,7 @@ static int index_add(sqlv__table *t, const char *name, bool unique, bool constra
         return 1;
     }
     sqlv__index src = {t->next_index_id, (char *)name, unique, constraint, (uint8_t)state, ncols,
-                       (int *)cols, (bool *)desc};
+                       (int *)cols, (bool *)desc, 0};
     sqlv__index *l = base_realloc(t->indexes, sizeof(*l) * (size_t)(t->nindexes + 1));
     if (l == NULL) return SQLV_ERR_NOMEM;
     t->indexes = l;
@@ -156,6 +156,29 @@ static void index_remove(sqlv__table *t, int pos) {
     memmove(&t->indexes[pos], &t->indexes[pos + 1],
             sizeof(*t->indexes) * (size_t)(t->nindexes - pos - 1));
     t->nindexes--;
+}
+
+void sqlv__index_remove(sqlv__table *t, int pos) { index_remove(t, pos); }
+
+const sqlv__index *sqlv__table_rekey_index(const sqlv__table *t) {
+    for (int i = 0; i < t->nindexes; i++)
+        if (t->indexes[i].rekey_table != 0) return &t->indexes[i];
+    return NULL;
+}
+
+int sqlv__index_add_rekey(sqlv__table *t, const char *name, const int *cols, int ncols,
+                          uint32_t new_id, char sqlstate[6], char *msg, size_t msg_size) {
+    bool desc[SQLV__INDEX_COLUMNS_MAX] = {false};
+    if (ncols > SQLV__INDEX_COLUMNS_MAX) {
+        base_strlcpy(sqlstate, "54011", 6);
+        snprintf(msg, msg_size, "cannot use more than %d columns in an index",
+                 SQLV__INDEX_COLUMNS_MAX);
+        return 1;
+    }
+    int rc = index_add(t, name, true, false, SQLV__INDEX_WRITE_ONLY, cols, desc, ncols, sqlstate,
+                       msg, msg_size);
+    if (rc == 0) t->indexes[t->nindexes - 1].rekey_table = new_id;
+    return rc;
 }
 
 static int index_pos(const sqlv__table *t, uint32_t id) {
@@ -204,11 +227,14 @@ int sqlv__index_section_encode(const sqlv__table *t, base_buf *out) {
     for (int i = 0; i < t->nindexes && rc == 0; i++) {
         const sqlv__index *ix = &t->indexes[i];
         size_t nl = strlen(ix->name);
-        uint8_t flags[2] = {(uint8_t)((ix->unique ? 1 : 0) | (ix->constraint ? 2 : 0)), ix->state};
+        uint8_t flags[2] = {(uint8_t)((ix->unique ? 1 : 0) | (ix->constraint ? 2 : 0) |
+                                      (ix->rekey_table ? 4 : 0)),
+                            ix->state};
         rc = put32(out, ix->id) | base_buf_append(out, flags, 2) | put16(out, (uint32_t)nl) |
              base_buf_append(out, ix->name, nl) | put16(out, (uint32_t)ix->ncols);
         for (int c = 0; c < ix->ncols && rc == 0; c++)
             rc = put16(out, (uint32_t)ix->cols[c]) | base_buf_append_byte(out, ix->desc[c] ? 1 : 0);
+        if (rc == 0 && ix->rekey_table) rc = put32(out, ix->rekey_table);
     }
     return rc == 0 ? 0 : SQLV_ERR_NOMEM;
 }
@@ -253,7 +279,7 @@ int sqlv__index_section_decode(sqlv__table *t, const uint8_t *p, size_t len) {
         uint32_t flags = get_n(&r, 1);
         ix->state = (uint8_t)get_n(&r, 1);
         uint32_t nl = get_n(&r, 2);
-        if (r.bad || ix->id < SQLV__INDEX_FIRST_ID || ix->id >= next || flags > 3 ||
+        if (r.bad || ix->id < SQLV__INDEX_FIRST_ID || ix->id >= next || flags > 7 ||
             (ix->state != SQLV__INDEX_WRITE_ONLY && ix->state != SQLV__INDEX_PUBLIC) || nl == 0 ||
             nl > SQLV__NAME_BYTES_MAX * 4 || nl > r.left || memchr(r.p, 0, nl) != NULL)
             goto cleanup;
@@ -280,6 +306,12 @@ int sqlv__index_section_decode(sqlv__table *t, const uint8_t *p, size_t len) {
             if (r.bad || col >= (uint32_t)t->ncols || d > 1) goto cleanup;
             ix->cols[c] = (int)col;
             ix->desc[c] = d != 0;
+        }
+        if (flags & 4) { /* an ADD PRIMARY KEY's shadow: unique, write-only */
+            ix->rekey_table = get_n(&r, 4);
+            if (r.bad || ix->rekey_table == 0 || !ix->unique ||
+                ix->state != SQLV__INDEX_WRITE_ONLY)
+                goto cleanup;
         }
     }
     if (r.left != 0) goto cleanup;
@@ -789,6 +821,11 @@ static int with_index(const sqlv__table *const *tables, int n, const sqlv__table
     int cols[SQLV__INDEX_COLUMNS_MAX];
     char name[SQLV__NAME_BYTES_MAX * 4 + 1];
     *out = NULL;
+    if (sqlv__table_rekey_index(t) != NULL) { /* its shadow copies the indexes it knows */
+        set_res(res, "55000", "cannot create an index on table \"%s\" while ALTER TABLE ADD "
+                "PRIMARY KEY is in progress", t->name);
+        return 1;
+    }
     for (int c = 0; c < spec->ncols; c++) {
         cols[c] = -1;
         for (int k = 0; k < t->ncols && cols[c] < 0; k++)

@@ -614,6 +614,25 @@ static int fill_sequences(pgcat_gen *g) {
     return rc;
 }
 
+/* meridian_sequence_state: what SELECT * FROM s reads (sequence.c rewrites
+** the FROM item); log_cnt is always 0 (no WAL to pre-log values in). */
+static int fill_seq_state(pgcat_gen *g) {
+    sqlv__seq_def *seqs = NULL;
+    int n = 0, rc = seqs_of(g, &seqs, &n);
+    for (int i = 0; i < n && rc == 0; i++) {
+        const sqlv__seq_def *d = &seqs[i];
+        int64_t last = d->start;
+        bool called = false;
+        if (sqlv__seq_last_value_seen(g->s, d, &last, &called) != TXN_OK) {
+            last = d->start;
+            called = false;
+        }
+        rc = ROW(g, T(d->name), I(last), I(0), B(called));
+    }
+    base_free(seqs);
+    return rc;
+}
+
 static int fill_is_sequences(pgcat_gen *g) {
     sqlv__seq_def *seqs = NULL;
     int n = 0, rc = seqs_of(g, &seqs, &n);
@@ -1255,6 +1274,32 @@ static int fill_is_table_privileges(pgcat_gen *g) {
     return rc;
 }
 
+/* information_schema.column_privileges: every column's own privileges and
+** those of its table (privileges.c), through the statement's transaction. */
+static int is_column_privilege_row(void *arg, const char *table, const char *column,
+                                   const char *grantor, const char *grantee,
+                                   const char *privilege, bool grantable) {
+    pgcat_gen *g = arg;
+    return ROW(g, T(grantor), T(strcmp(grantee, "public") == 0 ? "PUBLIC" : grantee),
+               T(db_name(g)), T("public"), T(table), T(column), T(privilege),
+               T(grantable ? "YES" : "NO"));
+}
+
+static int fill_is_column_privileges(pgcat_gen *g) {
+    txn_error err = {{0}, {0}};
+    txn *kv = sqlv__session_kv(g->s);
+    if (kv == NULL) return -1;
+    WITH_TABLES(g, list, n);
+    int rc = sqlv__priv_column_privileges(kv, list, n, is_column_privilege_row, g, &err);
+    base_free(list);
+    if (rc < 0 && rc != -1) { /* a txn error (a row's -1 set g->too_big or ran out of memory) */
+        txn_error_set(&err, rc);
+        sqlv__session_error(g->s, err.sqlstate, "%s", err.message);
+        return -1;
+    }
+    return rc;
+}
+
 /* ---- the relations ------------------------------------------------------------------ */
 
 typedef struct pgcat_rel {
@@ -1367,6 +1412,8 @@ static const pgcat_rel rels[] = {
      "INTEGER, min_value INTEGER, max_value INTEGER, increment_by INTEGER, cycle BOOL, cache_size "
      "INTEGER, last_value INTEGER",
      0, fill_sequences},
+    {"meridian_sequence_state", 13090,
+     "sequencename TEXT, last_value INTEGER, log_cnt INTEGER, is_called BOOL", 0, fill_seq_state},
     {"pg_inherits", 2611,
      "inhrelid INTEGER, inhparent INTEGER, inhseqno INTEGER, inhdetachpending BOOL", 3, NULL},
     {"pg_policy", 3256,
@@ -1454,6 +1501,10 @@ static const pgcat_rel rels[] = {
      "grantor TEXT, grantee TEXT, table_catalog TEXT, table_schema TEXT, table_name TEXT, "
      "privilege_type TEXT, is_grantable TEXT, with_hierarchy TEXT",
      0, fill_is_table_privileges},
+    {"information_schema_column_privileges", 13021,
+     "grantor TEXT, grantee TEXT, table_catalog TEXT, table_schema TEXT, table_name TEXT, "
+     "column_name TEXT, privilege_type TEXT, is_grantable TEXT",
+     0, fill_is_column_privileges},
     {"information_schema_sequences", 13006,
      "sequence_catalog TEXT, sequence_schema TEXT, sequence_name TEXT, data_type TEXT, "
      "numeric_precision INTEGER, numeric_precision_radix INTEGER, numeric_scale INTEGER, "

@@ -1128,10 +1128,119 @@ static const sqlv__table *named_table(sqlite3_context *ctx, sqlite3_value *v) {
     return t;
 }
 
+/* At tokens v[i..]: "f ( 'x' )" or, for nextval, "nextval ( meridian_regclass
+** ( 'x' ) )": the index of the string, and of the call's last ')' in *close;
+** 0 when it is not that shape. */
+static size_t call_string(const sqlv__token *v, size_t n, size_t i, size_t *close) {
+    if (i + 3 >= n || !sqlv__tok_punct(&v[i + 1], '(')) return 0;
+    if (v[i + 2].kind == SQLV__TOK_STRING && sqlv__tok_punct(&v[i + 3], ')')) {
+        *close = i + 3;
+        return i + 2;
+    }
+    if (i + 6 < n && sqlv__tok_is(&v[i + 2], "meridian_regclass") &&
+        sqlv__tok_punct(&v[i + 3], '(') && v[i + 4].kind == SQLV__TOK_STRING &&
+        sqlv__tok_punct(&v[i + 5], ')') && sqlv__tok_punct(&v[i + 6], ')')) {
+        *close = i + 6;
+        return i + 4;
+    }
+    return 0;
+}
+
+/* Is there space between two tokens once each comment goes with the blank
+** before it (the one ADD COLUMN's missing-value mark brought)? */
+static bool gap_is_space(const char *a, const char *b) {
+    for (const char *c = a; c < b; c++) {
+        if (c + 2 < b && c[0] == ' ' && c[1] == '/' && c[2] == '*') continue;
+        if (c + 1 < b && c[0] == '/' && c[1] == '*') {
+            const char *e = c + 2;
+            while (e + 1 < b && !(e[0] == '*' && e[1] == '/'))
+                e++;
+            c = e + 1;
+            continue;
+        }
+        return true;
+    }
+    return false;
+}
+
+/* A CREATE TABLE text as PostgreSQL would write it: no internal comments
+** (a column's missing value), identity columns as GENERATED ... AS
+** IDENTITY, nextval('s'::regclass), 'x'::regclass; space between tokens as
+** one blank. 0, or -1 out of memory. */
+static int display_create(const char *sql, base_buf *out) {
+    enum { TOKENS_MAX = 100000 };
+    const char *p = sql, *end = sql + strlen(sql);
+    sqlv__token *v = NULL; /* owner: this function */
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    for (size_t g = 0; g < TOKENS_MAX; g++) {
+        sqlv__token t = sqlv__lex_next(&p, end);
+        if (t.kind == SQLV__TOK_END) break;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            sqlv__token *nv = base_realloc(v, ncap * sizeof(*nv));
+            if (nv == NULL) {
+                base_free(v);
+                return -1;
+            }
+            v = nv;
+            cap = ncap;
+        }
+        v[n++] = t;
+    }
+    const char *prev_end = NULL;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const sqlv__token *t = &v[i];
+        if (prev_end != NULL && gap_is_space(prev_end, t->start)) rc = base_buf_append_byte(out, ' ');
+        prev_end = t->start + t->len;
+        size_t close = 0, str = 0;
+        /* DEFAULT (f(...)): the parentheses around a sequence's call go */
+        size_t f = i + 1;
+        bool wrapped = false;
+        if (sqlv__tok_is(t, "DEFAULT") && i + 1 < n && sqlv__tok_punct(&v[i + 1], '(')) {
+            f = i + 2;
+            wrapped = true;
+        }
+        if (sqlv__tok_is(t, "DEFAULT") && f < n &&
+            (sqlv__tok_is(&v[f], "meridian_identity_always") ||
+             sqlv__tok_is(&v[f], "meridian_identity") || sqlv__tok_is(&v[f], "nextval")) &&
+            (str = call_string(v, n, f, &close)) != 0 &&
+            (!wrapped || (close + 1 < n && sqlv__tok_punct(&v[close + 1], ')')))) {
+            if (sqlv__tok_is(&v[f], "nextval"))
+                rc = base_buf_printf(out, "DEFAULT nextval(%.*s::regclass)", (int)v[str].len,
+                                     v[str].start);
+            else
+                rc = base_buf_printf(out, "GENERATED %s AS IDENTITY",
+                                     sqlv__tok_is(&v[f], "meridian_identity") ? "BY DEFAULT"
+                                                                              : "ALWAYS");
+            i = wrapped ? close + 1 : close;
+            prev_end = v[i].start + v[i].len;
+            continue;
+        }
+        if (sqlv__tok_is(t, "meridian_regclass") && (str = call_string(v, n, i, &close)) != 0) {
+            rc = base_buf_printf(out, "%.*s::regclass", (int)v[str].len, v[str].start);
+            i = close;
+            prev_end = v[i].start + v[i].len;
+            continue;
+        }
+        rc = base_buf_append(out, t->start, t->len);
+    }
+    base_free(v);
+    return rc == 0 ? 0 : -1;
+}
+
 static void fn_create_statement(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     (void)argc;
     const sqlv__table *t = named_table(ctx, argv[0]);
-    if (t != NULL) sqlite3_result_text(ctx, t->create_sql, -1, SQLITE_TRANSIENT);
+    if (t == NULL) return;
+    base_buf b = {0};
+    if (display_create(t->create_sql, &b) != 0) {
+        base_buf_free(&b);
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    sqlite3_result_text(ctx, b.data ? (const char *)b.data : "", (int)b.len, SQLITE_TRANSIENT);
+    base_buf_free(&b);
 }
 
 static void fn_table_oid(sqlite3_context *ctx, int argc, sqlite3_value **argv) {

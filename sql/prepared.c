@@ -504,6 +504,24 @@ static int ext_prepare_impl(sqlv_session *s, const char *name, const char *query
         ** defaults_refresh) */
         char *full = NULL; /* owner: this block, then ps */
         char target[SQLV__NAME_BYTES_MAX * 4 + 1];
+        /* the identity rules, as the simple protocol (sequence.c): 428C9 for
+        ** a value of a GENERATED ALWAYS column, OVERRIDING cut, UPDATE's SET c
+        ** = DEFAULT; checked once, here (PostgreSQL checks at Parse too) */
+        char *checked = NULL; /* owner: this block, then ps */
+        int crc = sqlv__seq_insert_check(s, ps->text, ps->len, &checked, state, msg, sizeof(msg));
+        sqlv__seq_insert_done(s); /* nothing derived from it runs through the check */
+        if (crc == 0 && checked == NULL)
+            crc = sqlv__seq_update_check(s, ps->text, ps->len, &checked, state, msg, sizeof(msg));
+        if (crc < 0) goto nomem;
+        if (crc > 0) {
+            sqlv__emit_error(&r, state, msg);
+            goto cleanup;
+        }
+        if (checked) {
+            base_free(ps->text);
+            ps->text = checked;
+            ps->len = strlen(checked);
+        }
         if (sqlv__default_target(ps->text, ps->len, target, sizeof(target))) {
             ps->base_text = base_strdup(ps->text);
             if (ps->base_text == NULL) goto nomem;

@@ -1,9 +1,10 @@
 /*
 ** Privileges (issue 9, docs/security.md "Authorization"): GRANT and REVOKE
-** of SELECT, INSERT, UPDATE, DELETE, DROP on tables and CREATE, DROP on the
-** database, SHOW GRANTS, table owners, and the per-session cache of the
-** effective privileges that every check reads (format: sql_int.h,
-** "privileges").
+** of SELECT, INSERT, UPDATE, DELETE, DROP on tables, SELECT, INSERT,
+** UPDATE on columns, USAGE, SELECT, UPDATE on sequences and CREATE, DROP on
+** the database, with their grantors and REVOKE ... CASCADE; SHOW GRANTS,
+** owners, and the per-session cache of the effective privileges that every
+** check reads (format: sql_int.h, "privileges").
 **
 ** Invariants:
 **   - root and members of admin (directly or not) hold every privilege;
@@ -14,6 +15,11 @@
 **     OPTION, held like a privilege) on the object; nobody else (42501).
 **     Only admins and the owner take an owner's rights away. A grant option
 **     never outlives its privilege (REVOKE of a privilege clears both).
+**   - every grant row names its grantor (owner rows excepted), and no grant
+**     outlives the grant option its grantor made it with: a REVOKE that
+**     would leave one fails (2BP01) unless CASCADE, which revokes it too.
+**   - a table privilege covers its columns; a column privilege covers only
+**     its column (a read, an update, an INSERT that names it).
 **   - every GRANT/REVOKE of a privilege or of a role membership bumps the
 **     catalog version in its own transaction, so a session's cache, tagged
 **     with the catalog version it was read at, is stale exactly when a
@@ -23,10 +29,12 @@
 **   - a denied statement fails before it writes anything: checks run at
 **     prepare time (SQLite's authorizer) or before the statement's first
 **     write (DDL, cluster settings, range operations).
-**   - privilege rows name tables by id: ids are never reused, so a dropped
-**     table's rows can never apply to another table.
+**   - privilege rows name tables (and their columns) and sequences by id:
+**     ids are never reused, so a dropped object's rows can never apply to
+**     another.
 **   - every loop is bounded: SQLV__PRIVILEGES_MAX rows per scan,
-**     SQLV__ROLE_NAMES_MAX names per statement.
+**     SQLV__ROLE_NAMES_MAX names, PRIV_OBJECTS_MAX objects and
+**     PRIV_COLUMNS_MAX columns per statement; the cascade only takes bits.
 */
 #include <assert.h>
 #include <stdarg.h>
@@ -39,11 +47,15 @@
 #include "sql_lex.h"
 
 #define MOD "sql"
-#define PRIV_FORMAT_VERSION 1
+#define PRIV_FORMAT_VERSION 1 /* a row without a grantor (owner rows, and grants before 2) */
+#define PRIV_FORMAT_GRANTOR 2 /* a row with its grantor (PostgreSQL's aclitem grantor) */
 #define PRIV_RETRIES_MAX 10 /* an implicit GRANT/REVOKE, tried this often on 40001 */
 #define PRIV_RETRY_PAUSE_US 2000
 #define PRIV_OBJECT_BYTES_MAX 80
 #define PRIV_OBJECTS_MAX 64 /* tables in one GRANT/REVOKE/SHOW GRANTS ON */
+#define PRIV_COLUMNS_MAX 64 /* columns named in one GRANT/REVOKE */
+#define PRIV_ALL_OBJECTS_MAX 100000 /* ON ALL TABLES/SEQUENCES IN SCHEMA */
+#define PRIV_COLUMN_BITS (SQLV__PRIV_SELECT | SQLV__PRIV_INSERT | SQLV__PRIV_UPDATE)
 #define PRIV_PUBLIC "public" /* the grantee every role is in (never a role's name) */
 
 enum { STMT_OK = 0, STMT_FAILED = 1 };
@@ -72,13 +84,32 @@ static void database_object(const char *name, char out[PRIV_OBJECT_BYTES_MAX + 1
     snprintf(out, PRIV_OBJECT_BYTES_MAX + 1, "d:%.63s", name);
 }
 
-static int priv_key(base_buf *out, const char *object, const char *grantee) {
+/* "c:<table id>:<column, lower case>"; -1 when the name does not fit. */
+static int column_object(uint32_t id, const char *column, char out[PRIV_OBJECT_BYTES_MAX + 1]) {
+    int n = snprintf(out, PRIV_OBJECT_BYTES_MAX + 1, "c:%u:%s", id, column);
+    if (n < 0 || n > PRIV_OBJECT_BYTES_MAX) return -1;
+    for (char *c = strchr(out + 2, ':') + 1; *c; c++)
+        if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+    return 0;
+}
+
+/* Is object a column of the table object "t:<id>"? */
+static bool column_of(const char *object, const char *table_object) {
+    size_t n = strlen(table_object);
+    return object[0] == 'c' && strncmp(object + 1, table_object + 1, n - 1) == 0 &&
+           object[n] == ':';
+}
+
+/* The key of (object, grantee) and, when one is recorded, its grantor: a
+** grantee holds one row per grantor, as PostgreSQL's aclitems. */
+static int priv_key(base_buf *out, const char *object, const char *grantee, const char *grantor) {
     enc_value v;
     v.type = ENC_TEXT;
+    base_buf_reset(out); /* a key per call, though the buffer is reused */
     if (enc_key_prefix(out, SQLV__PRIVILEGES_TABLE_ID, SQLV__ROW_INDEX_ID) != ENC_OK)
         return SQLV_ERR_NOMEM;
-    const char *parts[2] = {object, grantee};
-    for (int i = 0; i < 2; i++) {
+    const char *parts[3] = {object, grantee, grantor};
+    for (int i = 0; i < (grantor[0] ? 3 : 2); i++) {
         v.u.bytes.data = (const uint8_t *)parts[i];
         v.u.bytes.len = strlen(parts[i]);
         if (enc_key_append(out, &v) != ENC_OK) return SQLV_ERR_NOMEM;
@@ -89,19 +120,21 @@ static int priv_key(base_buf *out, const char *object, const char *grantee) {
 typedef struct priv_row {
     char object[PRIV_OBJECT_BYTES_MAX + 1];
     char grantee[SQLV__NAME_BYTES_MAX + 1];
+    char grantor[SQLV__NAME_BYTES_MAX + 1]; /* "": an owner row, or a grant before format 2 */
     uint32_t bits;
 } priv_row;
 
 static int priv_encode(const priv_row *p, base_buf *out) {
-    size_t ol = strlen(p->object), gl = strlen(p->grantee);
-    uint8_t hdr[5] = {PRIV_FORMAT_VERSION, (uint8_t)(p->bits >> 24), (uint8_t)(p->bits >> 16),
-                      (uint8_t)(p->bits >> 8), (uint8_t)p->bits};
-    uint8_t olen = (uint8_t)ol, glen = (uint8_t)gl;
-    assert(ol <= PRIV_OBJECT_BYTES_MAX && gl <= SQLV__NAME_BYTES_MAX);
+    size_t ol = strlen(p->object), gl = strlen(p->grantee), rl = strlen(p->grantor);
+    uint8_t hdr[5] = {rl ? PRIV_FORMAT_GRANTOR : PRIV_FORMAT_VERSION, (uint8_t)(p->bits >> 24),
+                      (uint8_t)(p->bits >> 16), (uint8_t)(p->bits >> 8), (uint8_t)p->bits};
+    uint8_t olen = (uint8_t)ol, glen = (uint8_t)gl, rlen = (uint8_t)rl;
+    assert(ol <= PRIV_OBJECT_BYTES_MAX && gl <= SQLV__NAME_BYTES_MAX && rl <= SQLV__NAME_BYTES_MAX);
     base_buf_reset(out);
     if (base_buf_append(out, hdr, sizeof(hdr)) != 0 || base_buf_append(out, &olen, 1) != 0 ||
         base_buf_append(out, p->object, ol) != 0 || base_buf_append(out, &glen, 1) != 0 ||
-        base_buf_append(out, p->grantee, gl) != 0)
+        base_buf_append(out, p->grantee, gl) != 0 ||
+        (rl && (base_buf_append(out, &rlen, 1) != 0 || base_buf_append(out, p->grantor, rl) != 0)))
         return SQLV_ERR_NOMEM;
     return 0;
 }
@@ -109,29 +142,32 @@ static int priv_encode(const priv_row *p, base_buf *out) {
 /* Bytes from the disk: never trusted. 0, or -1 when malformed. */
 static int priv_decode(const uint8_t *v, size_t n, priv_row *p) {
     memset(p, 0, sizeof(*p));
-    if (n < 6 || v[0] != PRIV_FORMAT_VERSION) return -1;
+    if (n < 6 || (v[0] != PRIV_FORMAT_VERSION && v[0] != PRIV_FORMAT_GRANTOR)) return -1;
     p->bits = (uint32_t)v[1] << 24 | (uint32_t)v[2] << 16 | (uint32_t)v[3] << 8 | v[4];
     size_t ol = v[5];
     if (ol == 0 || ol > PRIV_OBJECT_BYTES_MAX || n < 6 + ol + 1) return -1;
     size_t gl = v[6 + ol];
-    if (gl == 0 || gl > SQLV__NAME_BYTES_MAX || n != 6 + ol + 1 + gl) return -1;
+    if (gl == 0 || gl > SQLV__NAME_BYTES_MAX || n < 6 + ol + 1 + gl) return -1;
     if (memchr(v + 6, 0, ol) != NULL || memchr(v + 7 + ol, 0, gl) != NULL) return -1;
+    size_t rest = n - (6 + ol + 1 + gl);
+    if (v[0] == PRIV_FORMAT_VERSION ? rest != 0 : rest < 2) return -1;
+    if (v[0] == PRIV_FORMAT_GRANTOR) {
+        const uint8_t *r = v + 7 + ol + gl;
+        size_t rl = r[0];
+        if (rl == 0 || rl > SQLV__NAME_BYTES_MAX || rest != 1 + rl || memchr(r + 1, 0, rl) != NULL)
+            return -1;
+        memcpy(p->grantor, r + 1, rl);
+    }
     memcpy(p->object, v + 6, ol);
     memcpy(p->grantee, v + 7 + ol, gl);
     return 0;
 }
 
-static int malformed(txn_error *err) {
-    base_strlcpy(err->sqlstate, "XX001", sizeof(err->sqlstate));
-    snprintf(err->message, sizeof(err->message), "malformed privilege in the key space");
-    return TXN_ERR_IO;
-}
-
 /* A row's bits with the owner's implicit rights spelled out: every table
-** privilege and its grant option. */
+** (and sequence) privilege and its grant option. */
 static uint32_t expand_owner(uint32_t b) {
-    if (b & SQLV__PRIV_OWNER)
-        b |= SQLV__PRIV_TABLE_ALL | (SQLV__PRIV_TABLE_ALL << SQLV__PRIV_GRANT_SHIFT);
+    uint32_t all = SQLV__PRIV_TABLE_ALL | SQLV__PRIV_USAGE;
+    if (b & SQLV__PRIV_OWNER) b |= all | (all << SQLV__PRIV_GRANT_SHIFT);
     return b;
 }
 
@@ -295,24 +331,112 @@ static const char *priv_word(uint32_t bit) {
     case SQLV__PRIV_DELETE: return "DELETE";
     case SQLV__PRIV_CREATE: return "CREATE";
     case SQLV__PRIV_DROP: return "DROP";
+    case SQLV__PRIV_USAGE: return "USAGE";
     default: return "ALL";
     }
 }
 
-int sqlv__priv_authorize(sqlv_session *s, const char *table, uint32_t want) {
+/* The statement SQLite prepares on this thread (sqlv__priv_statement). */
+static _Thread_local const char *stmt_text;
+static _Thread_local size_t stmt_len;
+
+static _Thread_local const char *insert_text; /* sqlv__priv_insert_text */
+static _Thread_local size_t insert_len;
+
+void sqlv__priv_statement(const char *text, size_t len) {
+    stmt_text = text;
+    stmt_len = len;
+}
+
+void sqlv__priv_insert_text(const char *text, size_t len) {
+    insert_text = text;
+    insert_len = len;
+}
+
+/* Does some column of table id hold every bit of want? */
+static bool any_column_holds(const sqlv__priv_cache *c, const char *table_object,
+                             uint32_t want) {
+    for (int i = 0; i < c->n; i++)
+        if (column_of(c->items[i].object, table_object) && (c->items[i].bits & want) == want)
+            return true;
+    return false;
+}
+
+static bool column_holds(const sqlv__priv_cache *c, uint32_t id, const char *column,
+                         uint32_t want) {
+    char object[PRIV_OBJECT_BYTES_MAX + 1];
+    if (column_object(id, column, object) != 0) return false;
+    return (effective(c, object) & want) == want;
+}
+
+/* INSERT without the table's privilege: the columns the statement names
+** (INSERT INTO t [AS a] (c, ...)) each need theirs; without a list (or
+** without the text), every column of the table. */
+static bool insert_columns_held(sqlv_session *s, const sqlv__priv_cache *c, const char *table,
+                                uint32_t id) {
+    const char *text = insert_text != NULL ? insert_text : stmt_text;
+    if (text != NULL) {
+        const char *p = text, *end = text + (insert_text != NULL ? insert_len : stmt_len);
+        char name[SQLV__NAME_BYTES_MAX * 4 + 1];
+        sqlv__token t = sqlv__lex_next(&p, end);
+        for (int guard = 0; guard < 4096 && t.kind != SQLV__TOK_END; guard++) {
+            if (sqlv__tok_is(&t, "INTO")) break;
+            t = sqlv__lex_next(&p, end);
+        }
+        t = sqlv__lex_next(&p, end);
+        bool ours = sqlv__tok_ident(&t, name, sizeof(name)) == 0;
+        t = sqlv__lex_next(&p, end);
+        if (ours && sqlv__tok_punct(&t, '.')) { /* public.t */
+            t = sqlv__lex_next(&p, end);
+            ours = sqlv__tok_ident(&t, name, sizeof(name)) == 0;
+            t = sqlv__lex_next(&p, end);
+        }
+        ours = ours && sqlite3_stricmp(name, table) == 0;
+        if (ours && sqlv__tok_is(&t, "AS")) {
+            t = sqlv__lex_next(&p, end);
+            t = sqlv__lex_next(&p, end);
+        }
+        if (ours && sqlv__tok_punct(&t, '(')) {
+            int n = 0;
+            for (int guard = 0; guard < SQLV__COLUMNS_MAX; guard++) {
+                t = sqlv__lex_next(&p, end);
+                if (sqlv__tok_ident(&t, name, sizeof(name)) != 0) break;
+                if (!column_holds(c, id, name, SQLV__PRIV_INSERT)) return false;
+                n++;
+                t = sqlv__lex_next(&p, end);
+                if (sqlv__tok_punct(&t, ')')) return n > 0;
+                if (!sqlv__tok_punct(&t, ',')) break;
+            }
+            /* not a column list after all (INSERT ... SELECT in parentheses): every column */
+        }
+    }
+    const sqlv__table *tt = sqlv__session_find_table(s, table);
+    if (tt == NULL || tt->ncols == 0) return false;
+    for (int i = 0; i < tt->ncols; i++)
+        if (!column_holds(c, id, tt->cols[i].name, SQLV__PRIV_INSERT)) return false;
+    return true;
+}
+
+int sqlv__priv_authorize(sqlv_session *s, const char *table, const char *column, uint32_t want) {
     if (table == NULL || is_root(s)) return SQLITE_OK;
     uint32_t id = sqlv__session_find_id(s, table);
     if (id == 0) return SQLITE_OK; /* a system catalog or no table: everyone reads them */
     char object[PRIV_OBJECT_BYTES_MAX + 1];
     table_object(id, object);
     txn_error err = {{0}, {0}};
-    int rc = holds(s, object, want, false, &err);
-    if (rc == 0) return SQLITE_OK;
-    if (rc < 0) {
+    sqlv__priv_cache *c;
+    int rc = cache_get(s, &c, false, &err);
+    if (rc == TXN_OK) {
+        if (c->admin || (effective(c, object) & want) == want) return SQLITE_OK;
+        /* column privileges (PostgreSQL's attacl): SELECT, INSERT, UPDATE */
+        if (want == SQLV__PRIV_INSERT && insert_columns_held(s, c, table, id)) return SQLITE_OK;
+        if (column != NULL && want != SQLV__PRIV_DELETE &&
+            (column[0] ? column_holds(c, id, column, want) : any_column_holds(c, object, want)))
+            return SQLITE_OK;
+        sqlv__session_error(s, "42501", "permission denied for table %s", table);
+    } else {
         txn_error_set(&err, rc);
         sqlv__session_error(s, err.sqlstate[0] ? err.sqlstate : "XX000", "%s", err.message);
-    } else {
-        sqlv__session_error(s, "42501", "permission denied for table %s", table);
     }
     return SQLITE_DENY;
 }
@@ -367,6 +491,52 @@ done:
     return sqlv__fail(r, "42501", msg);
 }
 
+/* The sequence name (or id) as the session sees it: *d, or d->id == 0 when
+** there is none. TXN_OK or a txn error (err set). */
+static int sequence_find(sqlv_session *s, const char *name, uint32_t id, sqlv__seq_def *d,
+                         txn_error *err) {
+    bool found = false;
+    memset(d, 0, sizeof(*d));
+    int rc = sqlv__seq_lookup(s, name[0] ? name : NULL, id, d, &found);
+    if (rc != TXN_OK) {
+        txn_error_set(err, rc);
+        return rc;
+    }
+    if (!found) d->id = 0;
+    return TXN_OK;
+}
+
+/* Does the user hold one bit of any_of on sequence d: a privilege, its
+** ownership, or the ownership of the table that owns it (SERIAL,
+** IDENTITY: the table's owner owns its sequences)? */
+static bool sequence_held(sqlv_session *s, const sqlv__priv_cache *c, const sqlv__seq_def *d,
+                          uint32_t any_of) {
+    char object[PRIV_OBJECT_BYTES_MAX + 1];
+    table_object(d->id, object);
+    if ((effective(c, object) & any_of) != 0) return true;
+    uint32_t table = d->owner_table[0] ? sqlv__session_find_id(s, d->owner_table) : 0;
+    if (table == 0) return false;
+    table_object(table, object);
+    return (effective(c, object) & SQLV__PRIV_OWNER) != 0;
+}
+
+int sqlv__priv_sequence(sqlv_session *s, const char *name, uint32_t id, uint32_t any_of) {
+    if (is_root(s)) return 0;
+    txn_error err = {{0}, {0}};
+    sqlv__priv_cache *c;
+    sqlv__seq_def d;
+    int rc = cache_get(s, &c, false, &err);
+    if (rc == TXN_OK && c->admin) return 0;
+    if (rc == TXN_OK) rc = sequence_find(s, name, id, &d, &err);
+    if (rc != TXN_OK) {
+        sqlv__session_error(s, err.sqlstate[0] ? err.sqlstate : "XX000", "%s", err.message);
+        return 1;
+    }
+    if (d.id == 0 || sequence_held(s, c, &d, any_of)) return 0;
+    sqlv__session_error(s, "42501", "permission denied for sequence %s", d.name);
+    return 1;
+}
+
 int sqlv__priv_require_database(sqlv__run *r, uint32_t want) {
     sqlv_session *s = r->s;
     char object[PRIV_OBJECT_BYTES_MAX + 1], msg[160];
@@ -404,13 +574,37 @@ static int put_owner(sqlv_session *s, txn *kv, uint32_t id, txn_error *err) {
     base_strlcpy(p.grantee, s->user, sizeof(p.grantee));
     p.bits = SQLV__PRIV_OWNER;
     int rc = TXN_ERR_NOMEM;
-    if (priv_key(&key, p.object, p.grantee) == 0 && priv_encode(&p, &val) == 0)
+    if (priv_key(&key, p.object, p.grantee, p.grantor) == 0 && priv_encode(&p, &val) == 0)
         rc = txn_put(kv, key.data, key.len, val.data, val.len, err);
     else
         txn_error_set(err, rc);
     base_buf_free(&key);
     base_buf_free(&val);
     return rc;
+}
+
+void sqlv__priv_record_owner_id(sqlv_session *s, uint32_t id) {
+    if (is_root(s)) return;
+    txn_error err = {{0}, {0}};
+    sqlv__priv_cache *c;
+    if (cache_get(s, &c, false, &err) == TXN_OK && c->admin) return;
+    int rc = TXN_OK;
+    if (s->kv != NULL) { /* in the block's transaction: commits or rolls back with it */
+        rc = put_owner(s, s->kv, id, &err);
+    } else {
+        for (int attempt = 0; attempt < PRIV_RETRIES_MAX; attempt++) {
+            txn *kv = NULL;
+            memset(&err, 0, sizeof(err));
+            if ((rc = txn_begin(s->engine->db, NULL, &kv)) != TXN_OK) break;
+            rc = put_owner(s, kv, id, &err);
+            if (rc == TXN_OK) rc = sqlv__catalog_bump_version(kv, &err);
+            if (rc == TXN_OK) rc = txn_commit(kv, NULL, &err); /* frees kv */
+            else txn_rollback(kv);
+            if (rc != TXN_ERR_RETRY) break;
+        }
+    }
+    if (rc != TXN_OK) BASE_WARN(MOD, "cannot record the owner of object %u: %s", id, err.message);
+    sqlv__priv_invalidate(s);
 }
 
 void sqlv__priv_record_owner(sqlv_session *s, const char *table) {
@@ -437,9 +631,10 @@ void sqlv__priv_record_owner(sqlv_session *s, const char *table) {
         int rc = txn_begin(s->engine->db, NULL, &kv);
         if (rc == TXN_OK) rc = sqlv__engine_catalog_at(s->engine, kv, &cat, &err);
         const sqlv__table *t = rc == TXN_OK ? sqlv__catalog_find(cat, table) : NULL;
-        if (rc == TXN_OK && t != NULL) rc = put_owner(s, kv, t->id, &err);
-        if (rc == TXN_OK && t != NULL) rc = sqlv__catalog_bump_version(kv, &err);
-        if (rc == TXN_OK && t != NULL) {
+        uint32_t id = t != NULL ? t->id : 0;
+        if (rc == TXN_OK && id != 0) rc = put_owner(s, kv, id, &err);
+        if (rc == TXN_OK && id != 0) rc = sqlv__catalog_bump_version(kv, &err);
+        if (rc == TXN_OK && id != 0) {
             rc = txn_commit(kv, NULL, &err); /* frees kv */
             kv = NULL;
         }
@@ -456,13 +651,23 @@ void sqlv__priv_record_owner(sqlv_session *s, const char *table) {
 
 /* ---- GRANT / REVOKE ---------------------------------------------------------------- */
 
+typedef struct priv_column {
+    char name[SQLV__NAME_BYTES_MAX * 4 + 1]; /* as written */
+    uint32_t bits;                           /* the privileges named with it */
+} priv_column;
+
 typedef struct priv_op {
     bool grant;
     bool grant_option; /* GRANT ... WITH GRANT OPTION; REVOKE GRANT OPTION FOR ... */
+    bool cascade;      /* REVOKE ... CASCADE: the grants that depend on it too */
     bool on_database;
-    uint32_t bits;
+    bool on_sequence;  /* ON SEQUENCE s, ON ALL SEQUENCES IN SCHEMA public */
+    bool all_in_schema; /* ON ALL {TABLES | SEQUENCES} IN SCHEMA public */
+    uint32_t bits;      /* on the objects themselves */
     char objects[PRIV_OBJECTS_MAX][SQLV__NAME_BYTES_MAX * 4 + 1]; /* as written */
     int nobjects;
+    priv_column columns[PRIV_COLUMNS_MAX]; /* GRANT SELECT (a, b) ON t: per column */
+    int ncolumns;
     char roles[SQLV__ROLE_NAMES_MAX][SQLV__NAME_BYTES_MAX + 1];
     int nroles;
     char state[6];
@@ -492,7 +697,8 @@ static uint32_t priv_bit(const sqlv__token *t) {
         uint32_t bit;
     } words[] = {{"SELECT", SQLV__PRIV_SELECT}, {"INSERT", SQLV__PRIV_INSERT},
                  {"UPDATE", SQLV__PRIV_UPDATE}, {"DELETE", SQLV__PRIV_DELETE},
-                 {"CREATE", SQLV__PRIV_CREATE}, {"DROP", SQLV__PRIV_DROP}};
+                 {"CREATE", SQLV__PRIV_CREATE}, {"DROP", SQLV__PRIV_DROP},
+                 {"USAGE", SQLV__PRIV_USAGE}};
     for (size_t i = 0; i < BASE_ARRAY_LEN(words); i++)
         if (sqlv__tok_is(t, words[i].word)) return words[i].bit;
     return 0;
@@ -510,9 +716,41 @@ static int role_word(priv_op *o, const sqlv__token *t, char *out) {
     return 0;
 }
 
-/* GRANT {ALL [PRIVILEGES] | priv[, ...]} ON [TABLE | DATABASE] obj[, ...]
-** TO role[, ...] [WITH GRANT OPTION]; REVOKE [GRANT OPTION FOR] ... FROM
-** .... 0 or -1 (o->state set). */
+/* "(a, b, ...)" after a privilege: each column gets bit. t is the "(";
+** on return the token after ")". 0 or -1 (o->state set). */
+static int parse_columns(priv_op *o, sqlv__token *t, const char **p, const char *end,
+                         uint32_t bit) {
+    for (;;) {
+        char name[SQLV__NAME_BYTES_MAX * 4 + 1];
+        *t = sqlv__lex_next(p, end);
+        if (sqlv__tok_ident(t, name, sizeof(name)) != 0) return syntax(o, t);
+        if (t->kind == SQLV__TOK_WORD)
+            for (char *c = name; *c; c++)
+                if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+        int i = 0;
+        while (i < o->ncolumns && strcmp(o->columns[i].name, name) != 0)
+            i++;
+        if (i == o->ncolumns) {
+            if (o->ncolumns == PRIV_COLUMNS_MAX)
+                return op_error(o, "54000", "too many columns in one statement (maximum %d)",
+                                PRIV_COLUMNS_MAX);
+            base_strlcpy(o->columns[i].name, name, sizeof(o->columns[i].name));
+            o->ncolumns++;
+        }
+        o->columns[i].bits |= bit;
+        *t = sqlv__lex_next(p, end);
+        if (sqlv__tok_punct(t, ')')) break;
+        if (!sqlv__tok_punct(t, ',')) return syntax(o, t);
+    }
+    *t = sqlv__lex_next(p, end);
+    return 0;
+}
+
+/* GRANT {ALL [PRIVILEGES] [(col, ...)] | priv [(col, ...)][, ...]} ON
+** {[TABLE] t[, ...] | DATABASE d | SEQUENCE s[, ...] | ALL {TABLES |
+** SEQUENCES} IN SCHEMA public} TO role[, ...] [WITH GRANT OPTION];
+** REVOKE [GRANT OPTION FOR] ... FROM ... [CASCADE | RESTRICT]. 0 or -1
+** (o->state set). */
 static int parse_grant(priv_op *o, const char *p, const char *end) {
     sqlv__token t = sqlv__lex_next(&p, end);
     o->grant = sqlv__tok_is(&t, "GRANT");
@@ -530,6 +768,10 @@ static int parse_grant(priv_op *o, const char *p, const char *end) {
         all = true;
         t = sqlv__lex_next(&p, end);
         if (sqlv__tok_is(&t, "PRIVILEGES")) t = sqlv__lex_next(&p, end);
+        if (sqlv__tok_punct(&t, '(')) {
+            if (parse_columns(o, &t, &p, end, PRIV_COLUMN_BITS) != 0) return -1;
+            all = false;
+        }
     } else {
         for (int guard = 0; guard < 16; guard++) {
             uint32_t b = priv_bit(&t);
@@ -539,8 +781,15 @@ static int parse_grant(priv_op *o, const char *p, const char *end) {
                                     (int)BASE_MIN(t.len, 40), t.start);
                 return syntax(o, &t);
             }
-            o->bits |= b;
             t = sqlv__lex_next(&p, end);
+            if (sqlv__tok_punct(&t, '(')) {
+                if ((b & PRIV_COLUMN_BITS) == 0)
+                    return op_error(o, "0LP01", "invalid privilege type %s for column",
+                                    priv_word(b));
+                if (parse_columns(o, &t, &p, end, b) != 0) return -1;
+            } else {
+                o->bits |= b;
+            }
             if (!sqlv__tok_punct(&t, ',')) break;
             t = sqlv__lex_next(&p, end);
         }
@@ -552,8 +801,21 @@ static int parse_grant(priv_op *o, const char *p, const char *end) {
         t = sqlv__lex_next(&p, end);
     } else if (sqlv__tok_is(&t, "TABLE")) {
         t = sqlv__lex_next(&p, end);
-    } else if (sqlv__tok_is(&t, "SCHEMA") || sqlv__tok_is(&t, "SEQUENCE") ||
-               sqlv__tok_is(&t, "FUNCTION") || sqlv__tok_is(&t, "TYPE")) {
+    } else if (sqlv__tok_is(&t, "SEQUENCE")) {
+        o->on_sequence = true;
+        t = sqlv__lex_next(&p, end);
+    } else if (sqlv__tok_is(&t, "ALL")) {
+        t = sqlv__lex_next(&p, end);
+        if (sqlv__tok_is(&t, "SEQUENCES")) o->on_sequence = true;
+        else if (!sqlv__tok_is(&t, "TABLES")) return syntax(o, &t);
+        o->all_in_schema = true;
+        t = sqlv__lex_next(&p, end);
+        if (!sqlv__tok_is(&t, "IN")) return syntax(o, &t);
+        t = sqlv__lex_next(&p, end);
+        if (!sqlv__tok_is(&t, "SCHEMA")) return syntax(o, &t);
+        t = sqlv__lex_next(&p, end);
+    } else if (sqlv__tok_is(&t, "SCHEMA") || sqlv__tok_is(&t, "FUNCTION") ||
+               sqlv__tok_is(&t, "TYPE")) {
         return op_error(o, "0A000", "privileges on %.*s objects are not supported yet",
                         (int)t.len, t.start);
     }
@@ -567,9 +829,11 @@ static int parse_grant(priv_op *o, const char *p, const char *end) {
         t = sqlv__lex_next(&p, end);
         if (sqlv__tok_punct(&t, '.'))
             return op_error(o, "0A000", "schema-qualified table names are not supported yet");
-        if (!sqlv__tok_punct(&t, ',')) break;
+        if (o->all_in_schema || !sqlv__tok_punct(&t, ',')) break;
         t = sqlv__lex_next(&p, end);
     }
+    if (o->all_in_schema && sqlite3_stricmp(o->objects[0], "public") != 0)
+        return op_error(o, "3F000", "schema \"%.63s\" does not exist", o->objects[0]);
     if (!sqlv__tok_is(&t, o->grant ? "TO" : "FROM")) return syntax(o, &t);
     t = sqlv__lex_next(&p, end);
     for (;;) {
@@ -590,20 +854,321 @@ static int parse_grant(priv_op *o, const char *p, const char *end) {
         t = sqlv__lex_next(&p, end);
         o->grant_option = true;
     }
-    if (sqlv__tok_is(&t, "CASCADE") || sqlv__tok_is(&t, "RESTRICT")) t = sqlv__lex_next(&p, end);
+    if (!o->grant && (sqlv__tok_is(&t, "CASCADE") || sqlv__tok_is(&t, "RESTRICT"))) {
+        o->cascade = sqlv__tok_is(&t, "CASCADE");
+        t = sqlv__lex_next(&p, end);
+    }
     if (t.kind != SQLV__TOK_END) return syntax(o, &t);
     if (o->grant && o->grant_option)
         for (int j = 0; j < o->nroles; j++)
             if (strcmp(o->roles[j], PRIV_PUBLIC) == 0)
                 return op_error(o, "0LP01", "grant options can only be granted to roles");
-    uint32_t allowed = o->on_database ? SQLV__PRIV_DATABASE_ALL : SQLV__PRIV_TABLE_ALL;
+    if (o->ncolumns > 0 && (o->on_database || o->on_sequence))
+        return op_error(o, "0LP01", "column privileges are only valid for relations");
+    uint32_t allowed = o->on_database   ? SQLV__PRIV_DATABASE_ALL
+                       : o->on_sequence ? SQLV__PRIV_SEQUENCE_ALL
+                                        : SQLV__PRIV_TABLE_ALL;
     if (all) o->bits = allowed;
+    if (!o->on_database && !o->on_sequence) /* ON [TABLE] may name a sequence: checked then */
+        allowed |= SQLV__PRIV_USAGE;
     uint32_t bad = o->bits & ~allowed;
     if (bad != 0)
         return op_error(o, "0LP01", "invalid privilege type %s for %s",
                         priv_word(bad & (~bad + 1)), /* the lowest one */
-                        o->on_database ? "database" : "table");
+                        o->on_database ? "database" : o->on_sequence ? "sequence" : "table");
     return 0;
+}
+
+/* One object a GRANT/REVOKE changes. */
+typedef struct priv_target {
+    char object[PRIV_OBJECT_BYTES_MAX + 1];
+    char owner_object[PRIV_OBJECT_BYTES_MAX + 1]; /* a column's table; else object */
+    char owning_table[PRIV_OBJECT_BYTES_MAX + 1]; /* of a SERIAL's sequence: its owner's */
+    char kind;                                    /* 'd' database, 't' table, 's' sequence, 'c' */
+    uint32_t bits;
+    char name[SQLV__NAME_BYTES_MAX * 4 + 1]; /* for messages */
+} priv_target;
+
+/* Every privilege row, changed in memory, then written back. */
+typedef struct priv_work {
+    priv_row *rows; /* owner: this work (work_free) */
+    bool *dirty;    /* n; owner: this work */
+    int n, cap;
+    sqlv__membership *members; /* owner: this work */
+    int nm;
+    priv_target *targets; /* owner: this work */
+    int ntargets, targets_cap;
+    struct { /* REVOKE: a grantee's grant options lost on an object (the cascade's queue) */
+        int row;
+        uint32_t lost;
+    } *queue; /* owner: this work */
+    int nqueue, queue_cap;
+} priv_work;
+
+static void work_free(priv_work *w) {
+    base_free(w->rows);
+    base_free(w->dirty);
+    base_free(w->members);
+    base_free(w->targets);
+    base_free(w->queue);
+}
+
+static int grow(void **arr, int *cap, int need, size_t elem) {
+    if (need <= *cap) return 0;
+    int ncap = *cap ? *cap * 2 : 16;
+    while (ncap < need) ncap *= 2;
+    void *g = base_realloc(*arr, elem * (size_t)ncap);
+    if (g == NULL) return -1;
+    *arr = g;
+    *cap = ncap;
+    return 0;
+}
+
+static priv_target *add_target(priv_work *w, char kind, const char *name, uint32_t bits) {
+    if (grow((void **)&w->targets, &w->targets_cap, w->ntargets + 1, sizeof(*w->targets)) != 0)
+        return NULL;
+    priv_target *t = &w->targets[w->ntargets++];
+    memset(t, 0, sizeof(*t));
+    t->kind = kind;
+    base_strlcpy(t->name, name, sizeof(t->name));
+    t->bits = bits;
+    return t;
+}
+
+/* The row (object, grantee, grantor); with add, a new empty one when there
+** is none. Its index, or -1 (none, or out of memory with add). */
+static int find_row(priv_work *w, const char *object, const char *grantee, const char *grantor,
+                    bool add) {
+    for (int i = 0; i < w->n; i++)
+        if (strcmp(w->rows[i].object, object) == 0 && strcmp(w->rows[i].grantee, grantee) == 0 &&
+            strcmp(w->rows[i].grantor, grantor) == 0)
+            return i;
+    if (!add) return -1;
+    int cap = w->cap;
+    if (grow((void **)&w->rows, &w->cap, w->n + 1, sizeof(*w->rows)) != 0) return -1;
+    if (w->cap != cap) {
+        bool *d = base_realloc(w->dirty, sizeof(*d) * (size_t)w->cap);
+        if (d == NULL) return -1;
+        w->dirty = d;
+    }
+    priv_row *r = &w->rows[w->n];
+    memset(r, 0, sizeof(*r));
+    base_strlcpy(r->object, object, sizeof(r->object));
+    base_strlcpy(r->grantee, grantee, sizeof(r->grantee));
+    base_strlcpy(r->grantor, grantor, sizeof(r->grantor));
+    w->dirty[w->n] = false;
+    return w->n++;
+}
+
+/* The bits user holds on object: its rows, its roles' and PUBLIC's. */
+static uint32_t held_on(const priv_work *w, const char *object, const char *user) {
+    uint32_t b = 0;
+    for (int i = 0; i < w->n; i++)
+        if (strcmp(w->rows[i].object, object) == 0 &&
+            (strcmp(w->rows[i].grantee, PRIV_PUBLIC) == 0 ||
+             sqlv__role_in(w->members, w->nm, user, w->rows[i].grantee)))
+            b |= expand_owner(w->rows[i].bits);
+    return b;
+}
+
+/* The bits role holds on object by its own rows (any grantor). */
+static uint32_t held_directly(const priv_work *w, const char *object, const char *role) {
+    uint32_t b = 0;
+    for (int i = 0; i < w->n; i++)
+        if (strcmp(w->rows[i].object, object) == 0 && strcmp(w->rows[i].grantee, role) == 0)
+            b |= expand_owner(w->rows[i].bits);
+    return b;
+}
+
+/* The owner of a table or sequence object, or NULL (root's or an admin's). */
+static const char *owner_of(const priv_work *w, const char *object) {
+    for (int i = 0; i < w->n; i++)
+        if (strcmp(w->rows[i].object, object) == 0 && (w->rows[i].bits & SQLV__PRIV_OWNER))
+            return w->rows[i].grantee;
+    return NULL;
+}
+
+/* The grantor of the user's GRANT/REVOKE on t when not an admin or the
+** owner (PostgreSQL's select_best_grantor): the user when it holds the
+** grant options itself, else the first role of its holding them all. */
+static const char *grantor_of(const priv_work *w, const priv_target *t, const char *user,
+                              uint32_t need) {
+    const char *objects[2] = {t->object, t->owner_object};
+    for (int k = 0; k < 2; k++)
+        if ((held_directly(w, objects[k], user) & need) == need) return user;
+    for (int i = 0; i < w->n; i++) {
+        const char *g = w->rows[i].grantee;
+        if (strcmp(g, PRIV_PUBLIC) == 0 || strcmp(g, user) == 0 ||
+            !sqlv__role_in(w->members, w->nm, user, g))
+            continue;
+        for (int k = 0; k < 2; k++)
+            if (strcmp(w->rows[i].object, objects[k]) == 0 &&
+                (held_directly(w, objects[k], g) & need) == need)
+                return g;
+    }
+    return user;
+}
+
+static int queue_push(priv_work *w, int row, uint32_t lost) {
+    if (lost == 0) return 0;
+    if (grow((void **)&w->queue, &w->queue_cap, w->nqueue + 1, sizeof(*w->queue)) != 0) return -1;
+    w->queue[w->nqueue].row = row;
+    w->queue[w->nqueue].lost = lost;
+    w->nqueue++;
+    return 0;
+}
+
+#define PRIV_OPTION_BITS ((SQLV__PRIV_TABLE_ALL | SQLV__PRIV_DATABASE_ALL | SQLV__PRIV_USAGE) \
+                          << SQLV__PRIV_GRANT_SHIFT)
+
+/* Take bits (privileges and their options) from row i; what options it
+** lost goes to the cascade's queue. 0 or -1 (memory). */
+static int take_bits(priv_work *w, int i, uint32_t bits) {
+    uint32_t raw = w->rows[i].bits, before = expand_owner(raw);
+    w->rows[i].bits &= ~bits;
+    if (w->rows[i].bits == raw) return 0;
+    w->dirty[i] = true;
+    return queue_push(w, i, before & ~expand_owner(w->rows[i].bits) & PRIV_OPTION_BITS);
+}
+
+/* REVOKE's cascade: a grantee that lost a grant option, and holds it no
+** more by another grant, takes back what it granted with it: without
+** CASCADE that is 2BP01, as PostgreSQL. Bounded: a row only loses bits. */
+static int revoke_dependents(priv_work *w, priv_op *o) {
+    for (int k = 0; k < w->nqueue; k++) {
+        const priv_row *from = &w->rows[w->queue[k].row];
+        char table[PRIV_OBJECT_BYTES_MAX + 1] = "";
+        if (from->object[0] == 'c') { /* a column's: the table's options count too */
+            const char *colon = strchr(from->object + 2, ':');
+            snprintf(table, sizeof(table), "t:%.*s", (int)(colon - from->object - 2),
+                     from->object + 2);
+        }
+        uint32_t still = held_directly(w, from->object, from->grantee) |
+                         (table[0] ? held_directly(w, table, from->grantee) : 0);
+        uint32_t gone = w->queue[k].lost & ~still;
+        if (gone == 0) continue;
+        uint32_t dep = gone | (gone >> SQLV__PRIV_GRANT_SHIFT);
+        for (int j = 0; j < w->n; j++) {
+            const priv_row *r = &w->rows[j];
+            if (strcmp(r->grantor, from->grantee) != 0 || (r->bits & dep) == 0) continue;
+            if (strcmp(r->object, from->object) != 0 && !column_of(r->object, from->object))
+                continue;
+            if (!o->cascade) return op_error(o, "2BP01", "dependent privileges exist");
+            if (take_bits(w, j, dep) != 0) return SQLV_ERR_NOMEM;
+        }
+    }
+    return 0;
+}
+
+/* A SERIAL's (or IDENTITY's) sequence: the table that owns it, whose
+** owner owns the sequence too. */
+static void owning_table(sqlv_session *s, const sqlv__catalog *cat, bool in_block,
+                         const sqlv__seq_def *d, priv_target *t) {
+    if (d->owner_table[0] == 0) return;
+    const sqlv__table *tt = in_block ? sqlv__session_find_table(s, d->owner_table)
+                                     : sqlv__catalog_find(cat, d->owner_table);
+    if (tt != NULL) table_object(tt->id, t->owning_table);
+}
+
+/* The objects o names, as targets; 0, or -1 with o->state set, or
+** SQLV_ERR_NOMEM / a txn error. */
+static int resolve(sqlv_session *s, priv_op *o, priv_work *w, txn *kv, const sqlv__catalog *cat,
+                   bool in_block, txn_error *err) {
+    sqlv__seq_def *seqs = NULL;
+    int nseqs = 0, rc = 0;
+    if (o->on_sequence || !o->on_database) {
+        if ((rc = sqlv__seq_list(kv, &seqs, &nseqs, err)) != TXN_OK) return rc;
+    }
+    priv_target *t;
+    if (o->all_in_schema && o->on_sequence) {
+        for (int i = 0; i < nseqs && i < PRIV_ALL_OBJECTS_MAX; i++) {
+            if ((t = add_target(w, 's', seqs[i].name, o->bits)) == NULL) goto nomem;
+            table_object(seqs[i].id, t->object);
+            owning_table(s, cat, in_block, &seqs[i], t);
+        }
+        goto done;
+    }
+    if (o->all_in_schema) {
+        for (int i = 0; i < cat->ntables && i < PRIV_ALL_OBJECTS_MAX; i++) {
+            if ((t = add_target(w, 't', cat->tables[i]->name, o->bits)) == NULL) goto nomem;
+            table_object(cat->tables[i]->id, t->object);
+        }
+        goto done;
+    }
+    for (int i = 0; i < o->nobjects; i++) {
+        const char *name = o->objects[i];
+        if (o->on_database) {
+            if (sqlite3_stricmp(name, s->database) != 0) {
+                rc = op_error(o, "3D000", "database \"%.63s\" does not exist", name);
+                goto done;
+            }
+            if ((t = add_target(w, 'd', name, o->bits)) == NULL) goto nomem;
+            database_object(s->database, t->object);
+            continue;
+        }
+        const sqlv__table *tt = o->on_sequence ? NULL
+                                : in_block     ? sqlv__session_find_table(s, name)
+                                               : sqlv__catalog_find(cat, name);
+        if (tt == NULL) { /* a sequence (ON TABLE names one too, as in PostgreSQL) */
+            const sqlv__seq_def *d = NULL;
+            for (int k = 0; k < nseqs && d == NULL; k++)
+                if (sqlite3_stricmp(seqs[k].name, name) == 0) d = &seqs[k];
+            if (d == NULL) {
+                rc = op_error(o, "42P01", "%s \"%.63s\" does not exist",
+                              o->on_sequence ? "sequence" : "relation", name);
+                goto done;
+            }
+            if (o->ncolumns > 0) {
+                rc = op_error(o, "0LP01", "column privileges are only valid for relations");
+                goto done;
+            }
+            uint32_t bits = o->bits;
+            if (!o->on_sequence) /* PostgreSQL keeps what a sequence supports (ALL: its ALL) */
+                bits = (bits & SQLV__PRIV_TABLE_ALL) == SQLV__PRIV_TABLE_ALL
+                           ? SQLV__PRIV_SEQUENCE_ALL
+                           : bits & SQLV__PRIV_SEQUENCE_ALL;
+            if ((t = add_target(w, 's', name, bits)) == NULL) goto nomem;
+            table_object(d->id, t->object);
+            owning_table(s, cat, in_block, d, t);
+            base_strlcpy(t->owner_object, t->object, sizeof(t->owner_object));
+            continue;
+        }
+        if (o->bits & SQLV__PRIV_USAGE) {
+            rc = op_error(o, "0LP01", "invalid privilege type USAGE for table");
+            goto done;
+        }
+        if (o->bits != 0 || o->ncolumns == 0) {
+            if ((t = add_target(w, 't', name, o->bits)) == NULL) goto nomem;
+            table_object(tt->id, t->object);
+        }
+        for (int c = 0; c < o->ncolumns; c++) {
+            int k = 0;
+            while (k < tt->ncols && sqlite3_stricmp(tt->cols[k].name, o->columns[c].name) != 0)
+                k++;
+            if (k == tt->ncols) {
+                rc = op_error(o, "42703", "column \"%.63s\" of relation \"%.63s\" does not exist",
+                              o->columns[c].name, name);
+                goto done;
+            }
+            if ((t = add_target(w, 'c', name, o->columns[c].bits)) == NULL) goto nomem;
+            if (column_object(tt->id, tt->cols[k].name, t->object) != 0) {
+                rc = op_error(o, "42622", "column name \"%.63s\" is too long", tt->cols[k].name);
+                goto done;
+            }
+            table_object(tt->id, t->owner_object);
+        }
+    }
+    goto done;
+nomem:
+    rc = TXN_ERR_NOMEM;
+    txn_error_set(err, rc);
+done:
+    for (int i = 0; i < w->ntargets; i++)
+        if (w->targets[i].owner_object[0] == 0)
+            base_strlcpy(w->targets[i].owner_object, w->targets[i].object,
+                         sizeof(w->targets[i].owner_object));
+    base_free(seqs);
+    return rc;
 }
 
 /* One attempt in kv with catalog cat (the block's view when in_block). TXN_OK
@@ -616,60 +1181,18 @@ static int apply(sqlv_session *s, priv_op *o, txn *kv, const sqlv__catalog *cat,
     sqlv__role *roles = NULL;
     int nroles = 0;
     base_buf key = {0}, val = {0};
-    char objects[PRIV_OBJECTS_MAX][PRIV_OBJECT_BYTES_MAX + 1];
-    bool owner[PRIV_OBJECTS_MAX] = {false}; /* the user owns objects[i] (through a role too) */
-    for (int i = 0; i < o->nobjects; i++) {
-        if (o->on_database) {
-            if (sqlite3_stricmp(o->objects[i], s->database) != 0) {
-                op_error(o, "3D000", "database \"%.63s\" does not exist", o->objects[i]);
-                goto done;
-            }
-            database_object(s->database, objects[i]);
-            continue;
-        }
-        uint32_t id = 0;
-        if (in_block) {
-            id = sqlv__session_find_id(s, o->objects[i]);
-        } else {
-            const sqlv__table *t = sqlv__catalog_find(cat, o->objects[i]);
-            id = t ? t->id : 0;
-        }
-        if (id == 0) {
-            op_error(o, "42P01", "relation \"%.63s\" does not exist", o->objects[i]);
-            goto done;
-        }
-        table_object(id, objects[i]);
+    priv_work w;
+    memset(&w, 0, sizeof(w));
+    rc = resolve(s, o, &w, kv, cat, in_block, err);
+    if (rc == -1) { /* o->state set */
+        rc = TXN_OK;
+        goto done;
     }
-    /* who may: admins; else per object the owner, or the grant option of
-    ** every privilege named (held directly, through a role, or by PUBLIC) */
-    if (!admin) {
-        sqlv__membership *members = NULL;
-        priv_row *rows = NULL;
-        int nm = 0, nr = 0;
-        if ((rc = sqlv__memberships_list(kv, &members, &nm, err)) == TXN_OK)
-            rc = rows_list(kv, &rows, &nr, err);
-        for (int i = 0; rc == TXN_OK && i < o->nobjects && !o->state[0]; i++) {
-            uint32_t held = 0;
-            for (int j = 0; j < nr; j++)
-                if (strcmp(rows[j].object, objects[i]) == 0 &&
-                    (strcmp(rows[j].grantee, PRIV_PUBLIC) == 0 ||
-                     sqlv__role_in(members, nm, s->user, rows[j].grantee)))
-                    held |= rows[j].bits;
-            owner[i] = (held & SQLV__PRIV_OWNER) != 0;
-            uint32_t need = o->bits << SQLV__PRIV_GRANT_SHIFT;
-            if ((expand_owner(held) & need) == need) continue;
-            if (o->on_database)
-                op_error(o, "42501", "permission denied for database %.63s", s->database);
-            else
-                op_error(o, "42501",
-                         "permission denied for table %.63s: granting and revoking its "
-                         "privileges takes its owner, an admin or WITH GRANT OPTION",
-                         o->objects[i]);
-        }
-        base_free(members);
-        base_free(rows);
-        if (rc != TXN_OK || o->state[0]) goto done;
-    }
+    if (rc != TXN_OK) goto done;
+    if ((rc = sqlv__memberships_list(kv, &w.members, &w.nm, err)) != TXN_OK) goto done;
+    if ((rc = rows_list(kv, &w.rows, &w.n, err)) != TXN_OK) goto done;
+    w.cap = w.n;
+    if ((w.dirty = base_calloc((size_t)w.n + 1, sizeof(*w.dirty))) == NULL) goto nomem;
     if ((rc = sqlv__roles_list(kv, &roles, &nroles, err)) != TXN_OK) goto done;
     for (int j = 0; j < o->nroles; j++) {
         bool found = strcmp(o->roles[j], PRIV_PUBLIC) == 0; /* every role */
@@ -680,47 +1203,92 @@ static int apply(sqlv_session *s, priv_op *o, txn *kv, const sqlv__catalog *cat,
             goto done;
         }
     }
-    for (int i = 0; i < o->nobjects; i++) {
+    for (int i = 0; i < w.ntargets; i++) {
+        const priv_target t = w.targets[i];
+        if (t.bits == 0) continue;
+        const char *owner = t.kind == 'd' ? NULL : owner_of(&w, t.owner_object);
+        if (owner == NULL && t.owning_table[0]) owner = owner_of(&w, t.owning_table);
+        bool owns = owner != NULL && sqlv__role_in(w.members, w.nm, s->user, owner);
+        uint32_t need = t.bits << SQLV__PRIV_GRANT_SHIFT;
+        const char *grantor;
+        char grantor_buf[SQLV__NAME_BYTES_MAX + 1];
+        /* who may: admins; else the owner, or the grant option of every
+        ** privilege named (held directly, through a role, or by PUBLIC; on
+        ** a column, the table's counts too) */
+        if (admin || owns) {
+            grantor = owner != NULL ? owner : SQLV__ROLE_ROOT;
+        } else {
+            uint32_t held = held_on(&w, t.object, s->user);
+            if (t.kind == 'c') held |= held_on(&w, t.owner_object, s->user);
+            if ((held & need) != need) {
+                if (t.kind == 'd')
+                    op_error(o, "42501", "permission denied for database %.63s", s->database);
+                else
+                    op_error(o, "42501",
+                             "permission denied for %s %.63s: granting and revoking its "
+                             "privileges takes its owner, an admin or WITH GRANT OPTION",
+                             t.kind == 's' ? "sequence" : "table", t.name);
+                goto done;
+            }
+            grantor = grantor_of(&w, &t, s->user, need);
+        }
+        base_strlcpy(grantor_buf, grantor, sizeof(grantor_buf)); /* rows may move below */
         for (int j = 0; j < o->nroles; j++) {
-            priv_row p;
-            memset(&p, 0, sizeof(p));
-            if (priv_key(&key, objects[i], o->roles[j]) != 0) {
-                rc = TXN_ERR_NOMEM;
-                txn_error_set(err, rc);
-                goto done;
+            if (o->grant) {
+                int k = find_row(&w, t.object, o->roles[j], grantor_buf, true);
+                if (k < 0) goto nomem;
+                uint32_t before = w.rows[k].bits;
+                w.rows[k].bits |= t.bits | (o->grant_option ? need : 0);
+                if (w.rows[k].bits != before || before == 0) w.dirty[k] = true;
+                continue;
             }
-            rc = txn_get(kv, key.data, key.len, &val, err);
-            if (rc == TXN_OK) {
-                if (priv_decode(val.data, val.len, &p) != 0) {
-                    rc = malformed(err);
-                    goto done;
-                }
-            } else if (rc != TXN_NOT_FOUND) {
-                goto done;
+            uint32_t take = o->grant_option ? need : need | t.bits;
+            bool all = !o->grant_option && (admin || owns) && t.kind != 'c' &&
+                       (t.bits & SQLV__PRIV_TABLE_ALL) == SQLV__PRIV_TABLE_ALL;
+            if (!o->grant_option && (admin || owns) && t.kind == 's' &&
+                (t.bits & SQLV__PRIV_SEQUENCE_ALL) == SQLV__PRIV_SEQUENCE_ALL)
+                all = true;
+            for (int k = 0; k < w.n; k++) {
+                priv_row *r = &w.rows[k];
+                if (strcmp(r->grantee, o->roles[j]) != 0) continue;
+                /* a table's REVOKE reaches its columns' privileges too (PostgreSQL) */
+                if (strcmp(r->object, t.object) != 0 &&
+                    !(t.kind == 't' && column_of(r->object, t.object)))
+                    continue;
+                /* an admin or the owner revokes every grantor's grant; others their own */
+                if (!admin && !owns && strcmp(r->grantor, grantor_buf) != 0) continue;
+                uint32_t bits = take;
+                if (all && strcmp(r->object, t.object) == 0)
+                    bits |= SQLV__PRIV_OWNER; /* REVOKE ALL: the owner's implicit rights too */
+                if (take_bits(&w, k, bits) != 0) goto nomem;
             }
-            base_strlcpy(p.object, objects[i], sizeof(p.object));
-            base_strlcpy(p.grantee, o->roles[j], sizeof(p.grantee));
-            uint32_t options = o->bits << SQLV__PRIV_GRANT_SHIFT;
-            if (o->grant)
-                p.bits |= o->bits | (o->grant_option ? options : 0);
-            else /* a grant option never outlives its privilege */
-                p.bits &= ~(options | (o->grant_option ? 0 : o->bits));
-            if (!o->grant && !o->grant_option && (admin || owner[i]) &&
-                (o->bits & SQLV__PRIV_TABLE_ALL) == SQLV__PRIV_TABLE_ALL)
-                p.bits &= ~SQLV__PRIV_OWNER; /* REVOKE ALL: the owner's implicit rights too */
-            if (p.bits == 0) {
-                rc = txn_delete(kv, key.data, key.len, err);
-            } else if (priv_encode(&p, &val) == 0) {
-                rc = txn_put(kv, key.data, key.len, val.data, val.len, err);
-            } else {
-                rc = TXN_ERR_NOMEM;
-                txn_error_set(err, rc);
-            }
-            if (rc != TXN_OK) goto done;
         }
     }
+    if (!o->grant && (rc = revoke_dependents(&w, o)) != 0) {
+        if (rc == SQLV_ERR_NOMEM) goto nomem;
+        rc = TXN_OK; /* o->state set */
+        goto done;
+    }
+    for (int k = 0; k < w.n; k++) {
+        if (!w.dirty[k]) continue;
+        const priv_row *r = &w.rows[k];
+        if (priv_key(&key, r->object, r->grantee, r->grantor) != 0) goto nomem;
+        if (r->bits == 0) {
+            rc = txn_delete(kv, key.data, key.len, err);
+        } else if (priv_encode(r, &val) == 0) {
+            rc = txn_put(kv, key.data, key.len, val.data, val.len, err);
+        } else {
+            goto nomem;
+        }
+        if (rc != TXN_OK) goto done;
+    }
     rc = sqlv__catalog_bump_version(kv, err); /* every session's cache goes stale */
+    goto done;
+nomem:
+    rc = TXN_ERR_NOMEM;
+    txn_error_set(err, rc);
 done:
+    work_free(&w);
     base_free(roles);
     base_buf_free(&key);
     base_buf_free(&val);
@@ -828,8 +1396,18 @@ static void show_object(sqlv__run *r, const char *object, const char *table, con
     for (int i = 0; i < nr; i++) {
         if (strcmp(rows[i].object, object) != 0) continue;
         if (for_role != NULL && strcmp(for_role, rows[i].grantee) != 0) continue;
+        bool seen = false; /* one line per grantee: its rows of every grantor together */
+        for (int k = 0; k < i && !seen; k++)
+            seen = strcmp(rows[k].object, object) == 0 &&
+                   strcmp(rows[k].grantee, rows[i].grantee) == 0;
+        if (seen) continue;
+        uint32_t bits = 0;
+        for (int k = i; k < nr; k++)
+            if (strcmp(rows[k].object, object) == 0 &&
+                strcmp(rows[k].grantee, rows[i].grantee) == 0)
+                bits |= expand_owner(rows[k].bits);
         uint32_t all = table ? SQLV__PRIV_TABLE_ALL : SQLV__PRIV_DATABASE_ALL;
-        uint32_t bits = expand_owner(rows[i].bits), options = bits >> SQLV__PRIV_GRANT_SHIFT;
+        uint32_t options = bits >> SQLV__PRIV_GRANT_SHIFT;
         if ((bits & all) == all && ((options & all) == all || (options & all) == 0)) {
             show_row(r, db, table, rows[i].grantee, "ALL", (options & all) == all);
             continue;
@@ -962,7 +1540,20 @@ done:
     return result;
 }
 
-/* ---- information_schema.table_privileges --------------------------------------------- */
+/* ---- information_schema.table_privileges, column_privileges ------------------------ */
+
+/* The grantor information_schema shows for row r of a table: the recorded
+** one; for a row without one, the owner itself (its owner row), else the
+** table's owner, else root (grants stored before grantors were). */
+static const char *shown_grantor(const priv_row *rows, int nr, const priv_row *r,
+                                 const char *table_object) {
+    if (r->grantor[0]) return r->grantor;
+    if (r->bits & SQLV__PRIV_OWNER) return r->grantee;
+    for (int i = 0; i < nr; i++)
+        if (strcmp(rows[i].object, table_object) == 0 && (rows[i].bits & SQLV__PRIV_OWNER))
+            return rows[i].grantee;
+    return SQLV__ROLE_ROOT;
+}
 
 int sqlv__priv_table_privileges(txn *kv, const sqlv__table *const *tables, int ntables,
                                 sqlv__table_privilege_fn fn, void *arg, txn_error *err) {
@@ -975,17 +1566,48 @@ int sqlv__priv_table_privileges(txn *kv, const sqlv__table *const *tables, int n
     char object[PRIV_OBJECT_BYTES_MAX + 1];
     for (int t = 0; t < ntables && rc == 0; t++) {
         table_object(tables[t]->id, object);
-        const char *grantor = SQLV__ROLE_ROOT; /* no grantor is recorded: the owner's name */
-        for (int i = 0; i < nr; i++)
-            if (strcmp(rows[i].object, object) == 0 && (rows[i].bits & SQLV__PRIV_OWNER))
-                grantor = rows[i].grantee;
         for (int i = 0; i < nr && rc == 0; i++) {
             if (strcmp(rows[i].object, object) != 0) continue;
+            const char *grantor = shown_grantor(rows, nr, &rows[i], object);
             uint32_t bits = expand_owner(rows[i].bits);
             for (size_t b = 0; b < BASE_ARRAY_LEN(order) && rc == 0; b++)
                 if (bits & order[b])
                     rc = fn(arg, tables[t]->name, grantor, rows[i].grantee, priv_word(order[b]),
                             ((bits >> SQLV__PRIV_GRANT_SHIFT) & order[b]) != 0);
+        }
+    }
+    base_free(rows);
+    return rc;
+}
+
+int sqlv__priv_column_privileges(txn *kv, const sqlv__table *const *tables, int ntables,
+                                 sqlv__column_privilege_fn fn, void *arg, txn_error *err) {
+    static const uint32_t order[] = {SQLV__PRIV_SELECT, SQLV__PRIV_INSERT, SQLV__PRIV_UPDATE};
+    priv_row *rows = NULL;
+    int nr = 0, rc = rows_list(kv, &rows, &nr, err);
+    if (rc != TXN_OK) return rc;
+    char object[PRIV_OBJECT_BYTES_MAX + 1], column[PRIV_OBJECT_BYTES_MAX + 1];
+    for (int t = 0; t < ntables && rc == 0; t++) {
+        const sqlv__table *tt = tables[t];
+        table_object(tt->id, object);
+        for (int c = 0; c < tt->ncols && rc == 0; c++) {
+            if (column_object(tt->id, tt->cols[c].name, column) != 0) continue;
+            for (int i = 0; i < nr && rc == 0; i++) {
+                bool table_row = strcmp(rows[i].object, object) == 0;
+                if (!table_row && strcmp(rows[i].object, column) != 0) continue;
+                const char *grantor = shown_grantor(rows, nr, &rows[i], object);
+                uint32_t bits = expand_owner(rows[i].bits);
+                for (int k = 0; !table_row && k < nr; k++) /* once, as PostgreSQL's view */
+                    if (strcmp(rows[k].object, object) == 0 &&
+                        strcmp(rows[k].grantee, rows[i].grantee) == 0 &&
+                        strcmp(shown_grantor(rows, nr, &rows[k], object), grantor) == 0)
+                        bits &= ~(expand_owner(rows[k].bits) & PRIV_COLUMN_BITS);
+                for (size_t b = 0; b < BASE_ARRAY_LEN(order) && rc == 0; b++)
+                    if (bits & order[b])
+                        rc = fn(arg, tt->name, tt->cols[c].name, grantor, rows[i].grantee,
+                                priv_word(order[b]),
+                                ((bits >> SQLV__PRIV_GRANT_SHIFT) & order[b]) != 0);
+            }
         }
     }
     base_free(rows);

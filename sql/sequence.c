@@ -30,6 +30,14 @@
 ** moved the state since); another node's block lives until it is used up,
 ** as PostgreSQL's per-session caches do.
 **
+** Identity and SERIAL columns (docs/sql.md "Sequences"): INSERT and UPDATE
+** texts are checked and completed before SQLite sees them (both protocols):
+** 428C9 for a value of a GENERATED ALWAYS column, OVERRIDING cut, SET c =
+** DEFAULT replaced by the default. A sequence a column default draws from
+** is not dropped without CASCADE (2BP01), which drops the default in the
+** same transaction; a FROM item naming a sequence reads
+** meridian_sequence_state (pgcatalog.c) when SQLite finds no such table.
+**
 ** Invariants:
 **   - every value handed out was reserved by a committed state write that
 **     moved past it: values are unique cluster-wide until a CYCLE wrap,
@@ -48,6 +56,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "sql_dialect.h"
 #include "sql_int.h"
 #include "sql_lex.h"
 #include "sql_pgcatalog.h"
@@ -771,6 +780,10 @@ static void fn_nextval(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
         return;
     }
     if (seq_arg(ctx, argv[0], name, sizeof(name), &id) != 0) return;
+    if (sqlv__priv_sequence(s, name, id, SQLV__PRIV_USAGE | SQLV__PRIV_UPDATE) != 0) {
+        sqlite3_result_error(ctx, "permission denied for sequence", -1);
+        return;
+    }
     op_args *a = base_calloc(1, sizeof(*a)); /* owner: this function */
     if (a == NULL) {
         sqlite3_result_error_nomem(ctx);
@@ -803,6 +816,10 @@ static void fn_setval(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
         return;
     }
     if (seq_arg(ctx, argv[0], name, sizeof(name), &id) != 0) return;
+    if (sqlv__priv_sequence(s, name, id, SQLV__PRIV_UPDATE) != 0) {
+        sqlite3_result_error(ctx, "permission denied for sequence", -1);
+        return;
+    }
     op_args *a = base_calloc(1, sizeof(*a)); /* owner: this function */
     if (a == NULL) {
         sqlite3_result_error_nomem(ctx);
@@ -843,6 +860,10 @@ static void fn_currval(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
         return;
     }
     if (seq_arg(ctx, argv[0], name, sizeof(name), &id) != 0) return;
+    if (sqlv__priv_sequence(s, name, id, SQLV__PRIV_USAGE | SQLV__PRIV_SELECT) != 0) {
+        sqlite3_result_error(ctx, "permission denied for sequence", -1);
+        return;
+    }
     lower_into(lname, name, sizeof(lname));
     for (int i = 0; s->seq && i < s->seq->n; i++) {
         const seq_seen *e = &s->seq->v[i];
@@ -867,6 +888,11 @@ static void fn_lastval(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     if (s->seq == NULL || s->seq->last < 0) {
         sqlv__session_error(s, "55000", "lastval is not yet defined in this session");
         sqlite3_result_error(ctx, "lastval is not yet defined in this session", -1);
+        return;
+    }
+    if (sqlv__priv_sequence(s, "", s->seq->v[s->seq->last].id,
+                            SQLV__PRIV_USAGE | SQLV__PRIV_SELECT) != 0) {
+        sqlite3_result_error(ctx, "permission denied for sequence", -1);
         return;
     }
     sqlite3_result_int64(ctx, s->seq->v[s->seq->last].value);
@@ -1003,7 +1029,7 @@ typedef struct seq_opts {
 typedef struct parser {
     const char *p, *end;
     char state[6];
-    char msg[256];
+    char msg[640]; /* a 2BP01's DETAIL and HINT too */
 } parser;
 
 static sqlv__token next_tok(parser *ps) { return sqlv__lex_next(&ps->p, ps->end); }
@@ -1274,6 +1300,7 @@ static int opts_apply(parser *ps, const seq_opts *o, sqlv__seq_def *d, bool crea
 typedef enum stmt_kind { K_CREATE, K_ALTER, K_DROP, K_CREATE_OWNED } stmt_kind;
 
 #define DROP_NAMES_MAX 64
+#define DEPS_MAX 64 /* column defaults one DROP SEQUENCE ... CASCADE drops */
 
 typedef struct seq_stmt {
     stmt_kind kind;
@@ -1287,12 +1314,69 @@ typedef struct seq_stmt {
     const sqlv__seq_spec *specs;
     int nspecs;
     const uint32_t *spec_ids;
+    /* K_DROP: CASCADE given; the owner's DROP TABLE (no dependency check) */
+    bool cascade, owned_drop;
     /* results */
     uint32_t touched[DROP_NAMES_MAX]; /* ids whose node block goes after the commit */
     int ntouched;
+    /* K_DROP ... CASCADE: the column defaults that go with the sequences */
+    char dep_table[DEPS_MAX][NAME_BYTES], dep_column[DEPS_MAX][NAME_BYTES];
+    int ndeps;
     char notice[256];
     parser ps; /* the error */
 } seq_stmt;
+
+/* The columns whose default draws from sequence d (2BP01 unless CASCADE,
+** which notes them in st), as the statement's transaction sees the tables;
+** an identity column's own sequence cannot go at all (PostgreSQL's
+** internal dependency). 0 (st->ps.state set when refused), or
+** SQLV_ERR_NOMEM. */
+static int check_dependents(seq_stmt *st, const sqlv__catalog *cat, const sqlv__seq_def *d) {
+    const sqlv__table **list = NULL; /* owner: this function (the array) */
+    const sqlv__table *const *tables = (const sqlv__table *const *)cat->tables;
+    int n = cat->ntables, ndeps = 0;
+    char seq[NAME_BYTES], detail[512] = "";
+    if (st->s->status == 'T') {
+        if (sqlv__pgcat_tables(st->s, &list, &n) != 0) return SQLV_ERR_NOMEM;
+        tables = list;
+    }
+    for (int i = 0; i < n && !st->ps.state[0]; i++) {
+        const sqlv__table *t = tables[i];
+        for (int c = 0; c < t->ncols && !st->ps.state[0]; c++) {
+            if (!sqlv__seq_column_sequence(&t->cols[c], seq, sizeof(seq)) ||
+                strcmp(seq, d->name) != 0)
+                continue;
+            if (sqlv__seq_column_identity(&t->cols[c]) != 0) {
+                base_strlcpy(st->ps.state, "2BP01", sizeof(st->ps.state));
+                snprintf(st->ps.msg, sizeof(st->ps.msg),
+                         "cannot drop sequence %.63s because column %.63s of table %.63s "
+                         "requires it\nHINT:  You can drop column %.63s of table %.63s instead.",
+                         d->name, t->cols[c].name, t->name, t->cols[c].name, t->name);
+                break;
+            }
+            ndeps++;
+            size_t used = strlen(detail);
+            if (used + 1 < sizeof(detail))
+                snprintf(detail + used, sizeof(detail) - used,
+                         "%sdefault value for column %s of table %s depends on sequence %s",
+                         used ? "\n" : "", t->cols[c].name, t->name, d->name);
+            if (st->cascade && st->ndeps < DEPS_MAX) {
+                base_strlcpy(st->dep_table[st->ndeps], t->name, NAME_BYTES);
+                base_strlcpy(st->dep_column[st->ndeps], t->cols[c].name, NAME_BYTES);
+                st->ndeps++;
+            }
+        }
+    }
+    if (!st->ps.state[0] && ndeps > 0 && !st->cascade) {
+        base_strlcpy(st->ps.state, "2BP01", sizeof(st->ps.state));
+        snprintf(st->ps.msg, sizeof(st->ps.msg),
+                 "cannot drop sequence %.63s because other objects depend on it\nDETAIL:  "
+                 "%.300s\nHINT:  Use DROP ... CASCADE to drop the dependent objects too.",
+                 d->name, detail);
+    }
+    base_free(list);
+    return 0;
+}
 
 /* Is there a table (or index) named name, as the statement's transaction sees it? */
 static bool table_taken(seq_stmt *st, const sqlv__catalog *cat, const char *name) {
@@ -1354,6 +1438,7 @@ static int attempt(seq_stmt *st, txn *kv, const sqlv__catalog *cat, txn_error *e
     st->ps.state[0] = 0;
     st->notice[0] = 0;
     st->ntouched = 0;
+    st->ndeps = 0;
     switch (st->kind) {
     case K_CREATE: {
         sqlv__seq_def d;
@@ -1443,6 +1528,10 @@ static int attempt(seq_stmt *st, txn *kv, const sqlv__catalog *cat, txn_error *e
                     return TXN_OK;
                 }
                 continue;
+            }
+            if (!st->owned_drop) {
+                rc = check_dependents(st, cat, &d);
+                if (rc != 0 || st->ps.state[0]) return rc;
             }
             rc = def_delete(kv, &d, err);
             st->touched[st->ntouched++] = d.id;
@@ -1585,13 +1674,39 @@ int sqlv__seq_stmt(sqlv__run *r, const char *text, size_t len) {
             w = next_tok(ps);
             if (!sqlv__tok_punct(&w, ',')) break;
         }
+        st->cascade = sqlv__tok_is(&w, "CASCADE");
         if (sqlv__tok_is(&w, "CASCADE") || sqlv__tok_is(&w, "RESTRICT")) w = next_tok(ps);
+        /* the defaults CASCADE drops are ALTERs of the block's (session.c) */
+        if (st->cascade && r->s->status != 'T') {
+            rc = sqlv__fail(r, "XX000", "DROP SEQUENCE ... CASCADE outside a transaction");
+            goto done;
+        }
         if (w.kind != SQLV__TOK_END) {
             (void)syntax(ps, &w);
             goto failed;
         }
     }
     if (execute(r, st) != STMT_OK) goto done;
+    /* its creator owns it (privileges.c: USAGE, SELECT, UPDATE and granting them) */
+    if (st->kind == K_CREATE) sqlv__priv_record_owner_id(r->s, st->new_id);
+    /* CASCADE: the defaults that drew from them go in the same block */
+    if (st->ndeps == 1) {
+        snprintf(st->notice, sizeof(st->notice),
+                 "drop cascades to default value for column %.63s of table %.63s",
+                 st->dep_column[0], st->dep_table[0]);
+        emit_notice(r, st->notice);
+    } else if (st->ndeps > 1) {
+        base_buf nb = {0};
+        int nrc = base_buf_printf(&nb, "drop cascades to %d other objects\nDETAIL:  ", st->ndeps);
+        for (int i = 0; i < st->ndeps && nrc == 0; i++)
+            nrc = base_buf_printf(&nb, "%sdrop cascades to default value for column %s of table %s",
+                                  i ? "\n" : "", st->dep_column[i], st->dep_table[i]);
+        if (nrc == 0 && base_buf_append(&nb, "", 1) == 0) emit_notice(r, (const char *)nb.data);
+        base_buf_free(&nb);
+    }
+    for (int i = 0; i < st->ndeps; i++)
+        if (sqlv__drop_column_default(r, st->dep_table[i], st->dep_column[i]) != STMT_OK)
+            goto done;
     /* a dropped sequence's currval goes with it */
     for (int i = 0; st->kind == K_DROP && i < st->nnames; i++)
         seen_forget(r->s, st->names[i]);
@@ -1866,6 +1981,7 @@ void sqlv__seq_drop_specs(sqlv_session *s, const sqlv__seq_spec *specs, int n) {
     if (st == NULL) return;
     st->s = s;
     st->kind = K_DROP;
+    st->owned_drop = true;
     st->if_exists = true;
     for (int i = 0; i < n && i < DROP_NAMES_MAX; i++)
         base_strlcpy(st->names[st->nnames++], specs[i].name, sizeof(st->names[0]));
@@ -1899,7 +2015,8 @@ int sqlv__seq_drop_owned(sqlv__run *r, char **tables, int ntables) {
     }
     st->s = s;
     st->kind = K_DROP;
-    st->if_exists = true; /* dropped meanwhile: fine */
+    st->owned_drop = true; /* its tables go too */
+    st->if_exists = true;  /* dropped meanwhile: fine */
     for (int i = 0; i < n && st->nnames < DROP_NAMES_MAX; i++)
         for (int j = 0; j < ntables; j++)
             if (list[i].owner_table[0] && strcasecmp(list[i].owner_table, tables[j]) == 0) {
@@ -1917,7 +2034,7 @@ int sqlv__seq_drop_owned(sqlv__run *r, char **tables, int ntables) {
     return rc;
 }
 
-/* ---- GENERATED ALWAYS AS IDENTITY on INSERT ------------------------------------------- */
+/* ---- GENERATED ALWAYS AS IDENTITY on INSERT and UPDATE -------------------------------- */
 
 /* Is the VALUES item [a, b) DEFAULT or the identity's own default (the
 ** completed text of default.c)? */
@@ -1928,16 +2045,187 @@ static bool item_is_default(const char *a, const char *b) {
     return sqlv__tok_is(&t, "meridian_identity_always");
 }
 
+/* The position of column name in the column list [cols, cols_end), -1 if absent. */
+static int list_position(const char *cols, const char *cols_end, const char *name) {
+    const char *q = cols;
+    char cn[NAME_BYTES];
+    for (int k = 0, g = 0; g < 100000; g++) {
+        sqlv__token x = sqlv__lex_next(&q, cols_end);
+        if (x.kind == SQLV__TOK_END) break;
+        if (sqlv__tok_punct(&x, ',')) {
+            k++;
+            continue;
+        }
+        if (sqlv__tok_ident(&x, cn, sizeof(cn)) == 0 && strcasecmp(cn, name) == 0) return k;
+    }
+    return -1;
+}
+
+static int append_quoted(base_buf *b, const char *name) {
+    int rc = base_buf_append_byte(b, '"');
+    for (const char *c = name; rc == 0 && *c; c++)
+        rc = *c == '"' ? base_buf_append(b, "\"\"", 2) : base_buf_append_byte(b, (uint8_t)*c);
+    if (rc == 0) rc = base_buf_append_byte(b, '"');
+    return rc;
+}
+
+/* OVERRIDING USER VALUE: the text [text, end) without the clause [ov_start,
+** ov_end), the values of the identity columns (ident[c] for t's column c)
+** ignored: each VALUES row's item for one becomes DEFAULT; a query's rows
+** go through a CTE that leaves those columns out of the column list (all
+** the table's other columns listed when the INSERT named none). *out
+** (owner: caller, base_free). 0, 1 refused, SQLV_ERR_NOMEM. */
+static int user_value_rewrite(const sqlv__table *t, const bool *ident, const char *text,
+                              const char *end, const char *ov_start, const char *ov_end,
+                              const char *cols, const char *cols_end, const char *src,
+                              char **out, char state[6], char *msg, size_t size) {
+    base_buf b = {0};
+    int rc = SQLV_ERR_NOMEM;
+    bool *drop = base_calloc((size_t)t->ncols + 1, sizeof(bool)); /* by source position */
+    if (drop == NULL) return SQLV_ERR_NOMEM;
+    int nsrc = 0, nkept = 0; /* the source's columns, those that stay */
+    if (cols != NULL) {
+        const char *q = cols;
+        char cn[NAME_BYTES];
+        for (int g = 0; g < 100000 && nsrc <= t->ncols; g++) {
+            sqlv__token x = sqlv__lex_next(&q, cols_end);
+            if (x.kind == SQLV__TOK_END) break;
+            if (sqlv__tok_punct(&x, ',')) continue;
+            if (sqlv__tok_ident(&x, cn, sizeof(cn)) != 0) continue;
+            bool id = false;
+            for (int c = 0; c < t->ncols; c++)
+                id |= ident[c] && strcasecmp(cn, t->cols[c].name) == 0;
+            drop[nsrc++] = id;
+        }
+    } else {
+        for (int c = 0; c < t->ncols; c++)
+            drop[nsrc++] = ident[c];
+    }
+    for (int i = 0; i < nsrc; i++)
+        nkept += !drop[i];
+    const char *q = src;
+    sqlv__token x = sqlv__lex_next(&q, end);
+    if (sqlv__tok_is(&x, "DEFAULT")) { /* DEFAULT VALUES: nothing given */
+        if (base_buf_append(&b, text, (size_t)(ov_start - text)) != 0 ||
+            base_buf_append(&b, ov_end, (size_t)(end - ov_end)) != 0)
+            goto cleanup;
+    } else if (sqlv__tok_is(&x, "VALUES")) {
+        const char *copied = ov_end;
+        if (base_buf_append(&b, text, (size_t)(ov_start - text)) != 0) goto cleanup;
+        for (int g = 0; g < 1000000; g++) {
+            x = sqlv__lex_next(&q, end);
+            if (x.kind == SQLV__TOK_END || !sqlv__tok_punct(&x, '(')) break;
+            int d = 1, item = 0;
+            const char *istart = q;
+            for (int g2 = 0; g2 < 1000000; g2++) {
+                const char *before = q;
+                sqlv__token y = sqlv__lex_next(&q, end);
+                if (y.kind == SQLV__TOK_END) break;
+                if (sqlv__tok_punct(&y, '(')) d++;
+                bool close = sqlv__tok_punct(&y, ')') && --d == 0;
+                if ((d == 1 && sqlv__tok_punct(&y, ',')) || close) {
+                    if (item < nsrc && drop[item]) {
+                        if (base_buf_append(&b, copied, (size_t)(istart - copied)) != 0 ||
+                            base_buf_printf(&b, " DEFAULT") != 0)
+                            goto cleanup;
+                        copied = before;
+                    }
+                    item++;
+                    istart = q;
+                    if (close) break;
+                }
+            }
+            x = sqlv__lex_next(&q, end);
+            if (!sqlv__tok_punct(&x, ',')) break;
+        }
+        if (base_buf_append(&b, copied, (size_t)(end - copied)) != 0) goto cleanup;
+    } else {
+        /* a query: its end is ON CONFLICT / RETURNING at depth 0, or the end */
+        const char *src_end = end;
+        int depth = 0;
+        q = src;
+        for (int g = 0; g < 1000000; g++) {
+            sqlv__token y = sqlv__lex_next(&q, end);
+            if (y.kind == SQLV__TOK_END) break;
+            if (sqlv__tok_punct(&y, '(')) depth++;
+            if (sqlv__tok_punct(&y, ')')) depth--;
+            if (depth != 0) continue;
+            const char *q2 = q;
+            if (sqlv__tok_is(&y, "RETURNING") ||
+                (sqlv__tok_is(&y, "ON") &&
+                 sqlv__tok_is((sqlv__token[]){sqlv__lex_next(&q2, end)}, "CONFLICT"))) {
+                src_end = y.start;
+                break;
+            }
+        }
+        if (nkept == 0) {
+            base_strlcpy(state, "0A000", 6);
+            snprintf(msg, size, "OVERRIDING USER VALUE with a query that gives only identity "
+                                "columns is not supported yet");
+            rc = 1;
+            goto cleanup;
+        }
+        /* the column list without the identity columns, then the source */
+        const char *after_table = cols != NULL ? cols - 1 : ov_start;
+        /* the text before the list (or before OVERRIDING), trimmed to the table */
+        if (base_buf_append(&b, text, (size_t)(after_table - text)) != 0 ||
+            base_buf_printf(&b, " (") != 0)
+            goto cleanup;
+        int k = 0;
+        if (cols != NULL) {
+            const char *c2 = cols;
+            char cn[NAME_BYTES];
+            for (int g = 0, i = 0; g < 100000; g++) {
+                sqlv__token y = sqlv__lex_next(&c2, cols_end);
+                if (y.kind == SQLV__TOK_END) break;
+                if (sqlv__tok_punct(&y, ',')) continue;
+                if (sqlv__tok_ident(&y, cn, sizeof(cn)) != 0) continue;
+                if (i < nsrc && !drop[i] &&
+                    ((k++ > 0 && base_buf_printf(&b, ", ") != 0) || append_quoted(&b, cn) != 0))
+                    goto cleanup;
+                i++;
+            }
+        } else {
+            for (int c = 0; c < t->ncols; c++)
+                if (!drop[c] && ((k++ > 0 && base_buf_printf(&b, ", ") != 0) ||
+                                 append_quoted(&b, t->cols[c].name) != 0))
+                    goto cleanup;
+        }
+        if (base_buf_printf(&b, ") WITH meridian_ov(") != 0) goto cleanup;
+        for (int i = 0; i < nsrc; i++)
+            if (base_buf_printf(&b, "%smeridian_o%d", i ? ", " : "", i + 1) != 0) goto cleanup;
+        if (base_buf_printf(&b, ") AS (") != 0 ||
+            base_buf_append(&b, src, (size_t)(src_end - src)) != 0 ||
+            base_buf_printf(&b, ") SELECT ") != 0)
+            goto cleanup;
+        k = 0;
+        for (int i = 0; i < nsrc; i++)
+            if (!drop[i] && base_buf_printf(&b, "%smeridian_o%d", k++ ? ", " : "", i + 1) != 0)
+                goto cleanup;
+        if (base_buf_printf(&b, " FROM meridian_ov ") != 0 ||
+            base_buf_append(&b, src_end, (size_t)(end - src_end)) != 0)
+            goto cleanup;
+    }
+    if (base_buf_append(&b, "", 1) != 0) goto cleanup;
+    *out = (char *)b.data;
+    b.data = NULL;
+    rc = 0;
+cleanup:
+    base_buf_free(&b);
+    base_free(drop);
+    return rc;
+}
+
 int sqlv__seq_insert_check(sqlv_session *s, const char *text, size_t len, char **out,
                            char state[6], char *msg, size_t size) {
     const char *p = text, *end = text + len;
     char name[NAME_BYTES];
     *out = NULL;
     if (!sqlv__default_target(text, len, name, sizeof(name))) return 0;
-    if (s->seq != NULL && s->seq->overriding) return 0; /* derived from an OVERRIDING INSERT */
+    if (s->seq != NULL && s->seq->overriding) return 0; /* derived from a checked INSERT */
     /* OVERRIDING {SYSTEM | USER} VALUE before the source: noted, and cut */
     const char *ov_start = NULL, *ov_end = NULL, *cols = NULL, *cols_end = NULL, *src = NULL;
-    bool system_value = false;
+    bool system_value = false, user_value = false;
     int depth = 0;
     for (int guard = 0; guard < 100000; guard++) {
         const char *before = p;
@@ -1960,12 +2248,8 @@ int sqlv__seq_insert_check(sqlv_session *s, const char *text, size_t len, char *
                 snprintf(msg, size, "syntax error at or near \"OVERRIDING\"");
                 return 1;
             }
-            if (sqlv__tok_is(&w, "USER")) {
-                base_strlcpy(state, "0A000", 6);
-                snprintf(msg, size, "OVERRIDING USER VALUE is not supported yet");
-                return 1;
-            }
-            system_value = true;
+            user_value = sqlv__tok_is(&w, "USER");
+            system_value = !user_value;
             ov_start = t.start;
             ov_end = p;
             continue;
@@ -1983,83 +2267,419 @@ int sqlv__seq_insert_check(sqlv_session *s, const char *text, size_t len, char *
         sqlv__token x = sqlv__lex_next(&q, end);
         default_values = sqlv__tok_is(&x, "DEFAULT");
     }
-    if (!system_value) {
-        uint32_t id = sqlv__session_find_id(s, name);
-        sqlv__table *t = NULL; /* owner: this function */
-        int trc = id != 0 ? sqlv__session_table(s, id, &t) : 1;
-        if (trc < 0) return SQLV_ERR_NOMEM;
-        if (trc > 0) return 0;
-        int bad = -1;
-        for (int c = 0; c < t->ncols && bad < 0; c++) {
-            if (sqlv__seq_column_identity(&t->cols[c]) != 'a') continue;
-            /* the column's position in the INSERT, -1 when not named */
-            int pos = -1;
-            if (cols != NULL) {
-                const char *q = cols;
-                char cn[NAME_BYTES];
-                for (int k = 0, g = 0; g < 100000; g++) {
-                    sqlv__token x = sqlv__lex_next(&q, cols_end);
-                    if (x.kind == SQLV__TOK_END) break;
-                    if (sqlv__tok_punct(&x, ',')) {
-                        k++;
-                        continue;
-                    }
-                    if (sqlv__tok_ident(&x, cn, sizeof(cn)) == 0 &&
-                        strcasecmp(cn, t->cols[c].name) == 0) {
-                        pos = k;
-                        break;
-                    }
+    if (seq_session(s) == NULL) return SQLV_ERR_NOMEM;
+    if (system_value) {
+        base_buf b = {0};
+        if (base_buf_append(&b, text, (size_t)(ov_start - text)) != 0 ||
+            base_buf_append(&b, ov_end, (size_t)(end - ov_end)) != 0 ||
+            base_buf_append(&b, "", 1) != 0) {
+            base_buf_free(&b);
+            return SQLV_ERR_NOMEM;
+        }
+        s->seq->overriding = true;
+        *out = (char *)b.data;
+        return 0;
+    }
+    uint32_t id = sqlv__session_find_id(s, name);
+    sqlv__table *t = NULL; /* owner: this function */
+    int trc = id != 0 ? sqlv__session_table(s, id, &t) : 1;
+    if (trc < 0) return SQLV_ERR_NOMEM;
+    if (trc > 0) return 0; /* SQLite reports an unknown table */
+    int result = 0;
+    if (user_value) {
+        bool *ident = base_calloc((size_t)t->ncols + 1, sizeof(bool)); /* owner: this block */
+        if (ident == NULL) {
+            sqlv__table_free(t);
+            return SQLV_ERR_NOMEM;
+        }
+        for (int c = 0; c < t->ncols; c++)
+            ident[c] = sqlv__seq_column_identity(&t->cols[c]) != 0;
+        result = src == NULL ? 0
+                             : user_value_rewrite(t, ident, text, end, ov_start, ov_end, cols,
+                                                  cols_end, src, out, state, msg, size);
+        base_free(ident);
+        sqlv__table_free(t);
+        if (result == 0) s->seq->overriding = true;
+        return result;
+    }
+    int bad = -1;
+    for (int c = 0; c < t->ncols && bad < 0; c++) {
+        if (sqlv__seq_column_identity(&t->cols[c]) != 'a') continue;
+        /* the column's position in the INSERT, -1 when not named */
+        int pos = -1;
+        if (cols != NULL) pos = list_position(cols, cols_end, t->cols[c].name);
+        else if (src != NULL && !default_values) pos = c;
+        if (pos < 0 || src == NULL) continue;
+        const char *q = src;
+        sqlv__token x = sqlv__lex_next(&q, end);
+        if (!sqlv__tok_is(&x, "VALUES")) {
+            bad = c; /* a query's rows give the column */
+            break;
+        }
+        /* every row's item pos must be DEFAULT */
+        for (int g = 0; g < 1000000 && bad < 0; g++) {
+            x = sqlv__lex_next(&q, end);
+            if (x.kind == SQLV__TOK_END || !sqlv__tok_punct(&x, '(')) break;
+            int d = 1, item = 0;
+            const char *istart = q;
+            for (int g2 = 0; g2 < 1000000; g2++) {
+                const char *before = q;
+                sqlv__token y = sqlv__lex_next(&q, end);
+                if (y.kind == SQLV__TOK_END) break;
+                if (sqlv__tok_punct(&y, '(')) d++;
+                bool close = sqlv__tok_punct(&y, ')') && --d == 0;
+                if ((d == 1 && sqlv__tok_punct(&y, ',')) || close) {
+                    if (item == pos && !item_is_default(istart, before)) bad = c;
+                    item++;
+                    istart = q;
+                    if (close) break;
                 }
-            } else if (src != NULL && !default_values) {
-                pos = c;
             }
-            if (pos < 0 || src == NULL) continue;
-            const char *q = src;
-            sqlv__token x = sqlv__lex_next(&q, end);
-            if (!sqlv__tok_is(&x, "VALUES")) {
-                bad = c; /* a query's rows give the column */
+            x = sqlv__lex_next(&q, end);
+            if (!sqlv__tok_punct(&x, ',')) break;
+        }
+    }
+    if (bad >= 0) {
+        base_strlcpy(state, "428C9", 6);
+        snprintf(msg, size,
+                 "cannot insert a non-DEFAULT value into column \"%s\"\nDETAIL:  Column \"%s\" is "
+                 "an identity column defined as GENERATED ALWAYS.\nHINT:  Use OVERRIDING SYSTEM "
+                 "VALUE to override.",
+                 t->cols[bad].name, t->cols[bad].name);
+        result = 1;
+    } else {
+        s->seq->overriding = true; /* checked: its derived texts are not checked again */
+    }
+    sqlv__table_free(t);
+    return result;
+}
+
+/* UPDATE t SET c = DEFAULT: c's default (NULL when it has none), as SQLite
+** has no DEFAULT there; an identity column GENERATED ALWAYS takes nothing
+** else (428C9). The SET list's items "c = e" and "(c, ...) = (e, ...)" are
+** read; a row source ("(c, ...) = (SELECT ...)") for an ALWAYS column is
+** refused as PostgreSQL does. 0 (*out NULL: unchanged), 1 refused, or
+** SQLV_ERR_NOMEM. */
+int sqlv__seq_update_check(sqlv_session *s, const char *text, size_t len, char **out,
+                           char state[6], char *msg, size_t size) {
+    const char *p = text, *end = text + len;
+    char name[NAME_BYTES], cn[NAME_BYTES];
+    *out = NULL;
+    sqlv__token t = sqlv__lex_next(&p, end);
+    if (!sqlv__tok_is(&t, "UPDATE")) return 0;
+    t = sqlv__lex_next(&p, end);
+    if (sqlv__tok_is(&t, "ONLY")) t = sqlv__lex_next(&p, end);
+    if (sqlv__tok_ident(&t, name, sizeof(name)) != 0) return 0;
+    const char *q = p;
+    if (sqlv__tok_punct((sqlv__token[]){sqlv__lex_next(&q, end)}, '.')) {
+        t = sqlv__lex_next(&q, end);
+        if (sqlv__tok_ident(&t, name, sizeof(name)) != 0) return 0;
+        p = q;
+    }
+    /* to SET (an alias between) */
+    const char *set = NULL;
+    for (int g = 0; g < 4; g++) {
+        t = sqlv__lex_next(&p, end);
+        if (sqlv__tok_is(&t, "SET")) {
+            set = p;
+            break;
+        }
+    }
+    if (set == NULL) return 0;
+    /* anything to do at all? a DEFAULT, or a table with an ALWAYS column */
+    uint32_t id = sqlv__session_find_id(s, name);
+    sqlv__table *tb = NULL; /* owner: this function */
+    int trc = id != 0 ? sqlv__session_table(s, id, &tb) : 1;
+    if (trc < 0) return SQLV_ERR_NOMEM;
+    if (trc > 0) return 0; /* SQLite reports an unknown table */
+    base_buf b = {0};
+    const char *copied = text;
+    int rc = 0;
+    /* items up to FROM / WHERE / RETURNING at depth 0 */
+    for (int g = 0; g < 100000 && rc == 0; g++) {
+        sqlv__token first = sqlv__lex_next(&p, end);
+        if (first.kind == SQLV__TOK_END) break;
+        /* targets: one name, or a parenthesized list */
+        int targets[SQLV__COLUMNS_MAX];
+        int ntargets = 0;
+        bool tuple = sqlv__tok_punct(&first, '(');
+        if (tuple) {
+            for (int g2 = 0; g2 < SQLV__COLUMNS_MAX * 2; g2++) {
+                sqlv__token x = sqlv__lex_next(&p, end);
+                if (x.kind == SQLV__TOK_END || sqlv__tok_punct(&x, ')')) break;
+                if (sqlv__tok_punct(&x, ',')) continue;
+                int c = -1;
+                if (sqlv__tok_ident(&x, cn, sizeof(cn)) == 0)
+                    for (int k = 0; k < tb->ncols && c < 0; k++)
+                        if (strcasecmp(tb->cols[k].name, cn) == 0) c = k;
+                if (ntargets < SQLV__COLUMNS_MAX) targets[ntargets++] = c;
+            }
+        } else {
+            int c = -1;
+            if (sqlv__tok_ident(&first, cn, sizeof(cn)) == 0)
+                for (int k = 0; k < tb->ncols && c < 0; k++)
+                    if (strcasecmp(tb->cols[k].name, cn) == 0) c = k;
+            targets[ntargets++] = c;
+        }
+        if (!sqlv__tok_punct((sqlv__token[]){sqlv__lex_next(&p, end)}, '=')) break;
+        /* the value(s): to a depth-0 ',' or the end of the SET list */
+        const char *vstart = p, *vend = end;
+        bool last = false;
+        int depth = 0;
+        for (int g2 = 0; g2 < 1000000; g2++) {
+            const char *before = p;
+            sqlv__token x = sqlv__lex_next(&p, end);
+            if (x.kind == SQLV__TOK_END) {
+                vend = before;
+                last = true;
                 break;
             }
-            /* every row's item pos must be DEFAULT */
-            for (int g = 0; g < 1000000 && bad < 0; g++) {
-                x = sqlv__lex_next(&q, end);
-                if (x.kind == SQLV__TOK_END || !sqlv__tok_punct(&x, '(')) break;
-                int d = 1, item = 0;
-                const char *istart = q;
-                for (int g2 = 0; g2 < 1000000; g2++) {
-                    const char *before = q;
-                    sqlv__token y = sqlv__lex_next(&q, end);
-                    if (y.kind == SQLV__TOK_END) break;
-                    if (sqlv__tok_punct(&y, '(')) d++;
-                    bool close = sqlv__tok_punct(&y, ')') && --d == 0;
-                    if ((d == 1 && sqlv__tok_punct(&y, ',')) || close) {
-                        if (item == pos && !item_is_default(istart, before)) bad = c;
-                        item++;
-                        istart = q;
-                        if (close) break;
-                    }
-                }
-                x = sqlv__lex_next(&q, end);
-                if (!sqlv__tok_punct(&x, ',')) break;
+            if (sqlv__tok_punct(&x, '(')) depth++;
+            if (sqlv__tok_punct(&x, ')')) depth--;
+            if (depth != 0) continue;
+            if (sqlv__tok_punct(&x, ',')) {
+                vend = before;
+                break;
+            }
+            if (sqlv__tok_is(&x, "FROM") || sqlv__tok_is(&x, "WHERE") ||
+                sqlv__tok_is(&x, "RETURNING")) {
+                vend = before;
+                p = before;
+                last = true;
+                break;
             }
         }
-        if (bad >= 0) {
-            base_strlcpy(state, "428C9", 6);
-            snprintf(msg, size, "cannot insert a non-DEFAULT value into column \"%s\"",
-                     t->cols[bad].name);
+        /* each value: [a, b) for target k */
+        const char *va[SQLV__COLUMNS_MAX], *vb[SQLV__COLUMNS_MAX];
+        int nvals = 0;
+        const char *v = vstart;
+        sqlv__token open = sqlv__lex_next(&v, vend);
+        bool row_source = false;
+        if (!tuple) {
+            va[0] = vstart;
+            vb[0] = vend;
+            nvals = 1;
+        } else if (sqlv__tok_punct(&open, '(') || sqlv__tok_is(&open, "ROW")) {
+            if (sqlv__tok_is(&open, "ROW")) open = sqlv__lex_next(&v, vend);
+            const char *q2 = v;
+            sqlv__token sel = sqlv__lex_next(&q2, vend);
+            row_source = sqlv__tok_is(&sel, "SELECT") || sqlv__tok_is(&sel, "WITH");
+            int d = 1;
+            const char *istart = v;
+            for (int g2 = 0; g2 < 1000000 && !row_source; g2++) {
+                const char *before = v;
+                sqlv__token x = sqlv__lex_next(&v, vend);
+                if (x.kind == SQLV__TOK_END) break;
+                if (sqlv__tok_punct(&x, '(')) d++;
+                bool close = sqlv__tok_punct(&x, ')') && --d == 0;
+                if ((d == 1 && sqlv__tok_punct(&x, ',')) || close) {
+                    if (nvals < SQLV__COLUMNS_MAX) {
+                        va[nvals] = istart;
+                        vb[nvals++] = before;
+                    }
+                    istart = v;
+                    if (close) break;
+                }
+            }
+        } else {
+            row_source = true;
         }
-        sqlv__table_free(t);
-        return bad >= 0 ? 1 : 0;
+        for (int k = 0; k < ntargets && rc == 0; k++) {
+            int c = targets[k];
+            if (c < 0) continue; /* SQLite reports it */
+            bool always = sqlv__seq_column_identity(&tb->cols[c]) == 'a';
+            bool is_default = false, word = false;
+            if (!row_source && k < nvals) {
+                const char *a = va[k];
+                sqlv__token x = sqlv__lex_next(&a, vb[k]);
+                word = sqlv__tok_is(&x, "DEFAULT") &&
+                       sqlv__lex_next(&a, vb[k]).kind == SQLV__TOK_END;
+                /* or the identity's own default: this text again, completed */
+                is_default = word || item_is_default(va[k], vb[k]);
+            }
+            if (always && !is_default) {
+                base_strlcpy(state, "428C9", 6);
+                snprintf(msg, size,
+                         "column \"%s\" can only be updated to DEFAULT\nDETAIL:  Column \"%s\" is "
+                         "an identity column defined as GENERATED ALWAYS.",
+                         tb->cols[c].name, tb->cols[c].name);
+                rc = 1;
+                break;
+            }
+            if (!word) continue;
+            /* the default's dialect form in place of the word */
+            const char *dw = sqlv__lex_skip_space(va[k], vb[k]);
+            if (base_buf_append(&b, copied, (size_t)(dw - copied)) != 0) {
+                rc = SQLV_ERR_NOMEM;
+                break;
+            }
+            if (tb->cols[c].default_expr == NULL) {
+                if (base_buf_printf(&b, "NULL") != 0) rc = SQLV_ERR_NOMEM;
+            } else {
+                sqlv__rewrite rw;
+                int wrc = sqlv__dialect_rewrite(tb->cols[c].default_expr,
+                                                strlen(tb->cols[c].default_expr), &rw);
+                if (wrc < 0 || base_buf_printf(&b, "(%s)", wrc == 0 ? rw.text
+                                                                 : tb->cols[c].default_expr) != 0)
+                    rc = SQLV_ERR_NOMEM;
+                if (wrc == 0) base_free(rw.text);
+            }
+            const char *after = dw;
+            (void)sqlv__lex_next(&after, vb[k]); /* DEFAULT */
+            copied = after;
+        }
+        if (last) break;
     }
+    if (rc == 0 && copied != text) {
+        if (base_buf_append(&b, copied, (size_t)(end - copied)) != 0 ||
+            base_buf_append(&b, "", 1) != 0) {
+            rc = SQLV_ERR_NOMEM;
+        } else {
+            *out = (char *)b.data;
+            b.data = NULL;
+        }
+    }
+    base_buf_free(&b);
+    sqlv__table_free(tb);
+    return rc;
+}
+
+/* ---- SELECT ... FROM a sequence ------------------------------------------------------- */
+
+int sqlv__seq_last_value_seen(sqlv_session *s, const sqlv__seq_def *d, int64_t *last,
+                              bool *called) {
+    int rc = sqlv__seq_last_value(s, d, last, called);
+    if (rc != TXN_OK || !*called) return rc;
+    struct sqlv__seq_cache *c = cache_of(s->engine);
+    if (c == NULL) return rc;
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < c->n; i++) {
+        const seq_block *b = &c->v[i];
+        if (b->id != d->id || b->last != *last) continue; /* another node moved past it */
+        *last = b->left > 0 ? b->next - b->increment : b->next;
+        break;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* Is the word before a FROM item's name one that starts a clause (so the
+** next token is no alias)? */
+static bool clause_word(const sqlv__token *t) {
+    static const char *const words[] = {
+        "WHERE", "JOIN",  "INNER",  "LEFT",      "RIGHT",  "FULL",   "CROSS",     "NATURAL",
+        "ON",    "USING", "GROUP",  "ORDER",     "LIMIT",  "OFFSET", "UNION",     "INTERSECT",
+        "EXCEPT", "HAVING", "WINDOW", "FETCH",   "FOR",    "RETURNING", "SET",    "AS",
+        "OUTER", "TABLESAMPLE"};
+    for (size_t i = 0; i < BASE_ARRAY_LEN(words); i++)
+        if (sqlv__tok_is(t, words[i])) return true;
+    return false;
+}
+
+int sqlv__seq_from_rewrite(sqlv_session *s, const char *text, size_t len, const char *missing,
+                           char **out) {
+    char name[NAME_BYTES], tok[NAME_BYTES];
+    *out = NULL;
+    base_strlcpy(name, missing, sizeof(name));
+    if (strncmp(name, "main.", 5) == 0) memmove(name, name + 5, strlen(name + 5) + 1);
+    sqlv__seq_def d;
+    bool found = false;
+    if (sqlv__seq_lookup(s, name, 0, &d, &found) != TXN_OK || !found) return 0;
+    const char *p = text, *end = text + len, *copied = text;
     base_buf b = {0};
-    if (seq_session(s) == NULL) return SQLV_ERR_NOMEM;
-    s->seq->overriding = true;
-    if (base_buf_append(&b, text, (size_t)(ov_start - text)) != 0 ||
-        base_buf_append(&b, ov_end, (size_t)(end - ov_end)) != 0 ||
-        base_buf_append(&b, "", 1) != 0) {
-        base_buf_free(&b);
-        return SQLV_ERR_NOMEM;
+    /* the last clause word at each depth: a name after FROM, JOIN or a
+    ** FROM list's ',' is a relation */
+    enum { DEPTH_MAX = 64 };
+    bool in_from[DEPTH_MAX] = {false};
+    int depth = 0, n = 0;
+    sqlv__token prev = {SQLV__TOK_END, NULL, 0};
+    for (int g = 0; g < SQLV__DIALECT_TOKENS_MAX; g++) {
+        sqlv__token t = sqlv__lex_next(&p, end);
+        if (t.kind == SQLV__TOK_END) break;
+        if (sqlv__tok_punct(&t, '(')) {
+            if (depth + 1 < DEPTH_MAX) in_from[++depth] = false;
+            prev = t;
+            continue;
+        }
+        if (sqlv__tok_punct(&t, ')')) {
+            if (depth > 0) depth--;
+            prev = t;
+            continue;
+        }
+        if (t.kind == SQLV__TOK_WORD && !sqlv__tok_is(&t, "FROM") && !sqlv__tok_is(&t, "JOIN") &&
+            clause_word(&t) && !sqlv__tok_is(&t, "AS") && !sqlv__tok_is(&t, "ON") &&
+            !sqlv__tok_is(&t, "USING"))
+            in_from[depth] = false;
+        if (sqlv__tok_is(&t, "FROM") || sqlv__tok_is(&t, "JOIN")) in_from[depth] = true;
+        if (sqlv__tok_is(&t, "SELECT")) in_from[depth] = false;
+        bool relation = sqlv__tok_is(&prev, "FROM") || sqlv__tok_is(&prev, "JOIN") ||
+                        (sqlv__tok_punct(&prev, ',') && in_from[depth]);
+        prev = t;
+        if (!relation || (t.kind != SQLV__TOK_WORD && t.kind != SQLV__TOK_QUOTED) ||
+            sqlv__tok_ident(&t, tok, sizeof(tok)) != 0)
+            continue;
+        if (t.kind == SQLV__TOK_WORD) lower_into(tok, tok, sizeof(tok));
+        if (strcmp(tok, d.name) != 0) continue;
+        /* an alias after it stays the name; else the sequence's own */
+        const char *q = p;
+        sqlv__token next = sqlv__lex_next(&q, end);
+        bool alias = next.kind == SQLV__TOK_QUOTED ||
+                     (next.kind == SQLV__TOK_WORD && !clause_word(&next)) ||
+                     sqlv__tok_is(&next, "AS");
+        char lit[NAME_BYTES * 2 + 3];
+        size_t o = 0;
+        for (const char *c = d.name; *c && o + 3 < sizeof(lit); c++) {
+            if (*c == '\'') lit[o++] = '\'';
+            lit[o++] = *c;
+        }
+        lit[o] = 0;
+        if (base_buf_append(&b, copied, (size_t)(t.start - copied)) != 0 ||
+            base_buf_printf(&b, "(SELECT last_value, log_cnt, is_called FROM "
+                                "meridian_sequence_state WHERE sequencename = '%s')",
+                            lit) != 0 ||
+            (!alias && (base_buf_printf(&b, " AS ") != 0 ||
+                        base_buf_append(&b, t.start, t.len) != 0)))
+            goto nomem;
+        copied = t.start + t.len;
+        n++;
     }
+    if (n == 0) {
+        base_buf_free(&b);
+        return 0;
+    }
+    if (base_buf_append(&b, copied, (size_t)(end - copied)) != 0 || base_buf_append(&b, "", 1) != 0)
+        goto nomem;
     *out = (char *)b.data;
-    return 0;
+    return 1;
+nomem:
+    base_buf_free(&b);
+    return SQLV_ERR_NOMEM;
+}
+
+bool sqlv__seq_drop_cascades(const char *text, size_t len) {
+    const char *p = text, *end = text + len;
+    sqlv__token last = {SQLV__TOK_END, NULL, 0};
+    for (int g = 0; g < SQLV__DIALECT_TOKENS_MAX; g++) {
+        sqlv__token t = sqlv__lex_next(&p, end);
+        if (t.kind == SQLV__TOK_END || t.kind == SQLV__TOK_SEMI) break;
+        last = t;
+    }
+    return sqlv__tok_is(&last, "CASCADE");
+}
+
+bool sqlv__seq_tables_own_any(sqlv_session *s, char **tables, int ntables) {
+    sqlv__seq_def *list = NULL; /* owner: this function */
+    txn_error err = {{0}, {0}};
+    txn *kv = NULL;
+    int n = 0;
+    if (txn_begin(s->engine->db, &(txn_options){.read_only = true}, &kv) != TXN_OK) return true;
+    int rc = sqlv__seq_list(kv, &list, &n, &err);
+    txn_rollback(kv);
+    if (rc != TXN_OK) return true; /* unknown: as if they did */
+    bool any = false;
+    for (int i = 0; i < n && !any; i++)
+        for (int j = 0; j < ntables && !any; j++)
+            any = list[i].owner_table[0] && strcasecmp(list[i].owner_table, tables[j]) == 0;
+    base_free(list);
+    return any;
 }

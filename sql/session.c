@@ -179,6 +179,48 @@ static void fn_refused(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     sqlite3_result_error(ctx, "not supported: printf() and format() (use || to concatenate)", -1);
 }
 
+/* sqlite3_prepare_v2 with the text known to the authorizer (INSERT's
+** column list: privileges.c). */
+static int prepare_text(sqlv_session *s, const char *text, size_t len, sqlite3_stmt **st,
+                        const char **tail) {
+    sqlv__priv_statement(text, len);
+    int rc = sqlite3_prepare_v2(s->db, text, (int)len, st, tail);
+    sqlv__priv_statement(NULL, 0);
+    /* SELECT ... FROM a sequence: read from its state (sequence.c), when the
+    ** whole text is the one statement; one sequence named per round */
+    static const char no_table[] = "no such table: ";
+    char *cur = NULL; /* the text rewritten so far; owner: here */
+    for (int round = 0; round < 4 && rc == SQLITE_ERROR && *st == NULL; round++) {
+        const char *em = sqlite3_errmsg(s->db);
+        const char *in = cur ? cur : text;
+        char *alt = NULL;
+        if (strncmp(em, no_table, sizeof(no_table) - 1) != 0 ||
+            sqlv__seq_from_rewrite(s, in, cur ? strlen(cur) : len, em + sizeof(no_table) - 1,
+                                   &alt) != 1)
+            break;
+        base_free(cur);
+        cur = alt;
+        const char *alt_tail = NULL;
+        sqlv__priv_statement(cur, strlen(cur));
+        rc = sqlite3_prepare_v2(s->db, cur, -1, st, &alt_tail);
+        sqlv__priv_statement(NULL, 0);
+        if (rc == SQLITE_OK && *st != NULL &&
+            sqlv__lex_next(&alt_tail, cur + strlen(cur)).kind != SQLV__TOK_END) {
+            sqlite3_finalize(*st); /* more than one statement: not ours to change */
+            *st = NULL;
+            rc = SQLITE_ERROR;
+            break;
+        }
+        if (rc == SQLITE_OK) {
+            if (tail != NULL) *tail = text + len;
+            s->err_sqlstate[0] = 0;
+            s->err_message[0] = 0;
+        }
+    }
+    base_free(cur);
+    return rc;
+}
+
 static int progress(void *ctx) {
     sqlv_session *s = ctx;
     return atomic_load(&s->cancel) != 0;
@@ -191,17 +233,16 @@ static int progress(void *ctx) {
 static int authorizer(void *ctx, int action, const char *a, const char *b, const char *c,
                       const char *d) {
     sqlv_session *s = ctx;
-    (void)b;
     (void)c;
     (void)d;
     switch (action) {
     case SQLITE_ATTACH:
     case SQLITE_DETACH:
     case SQLITE_PRAGMA: return SQLITE_DENY;
-    case SQLITE_READ: return sqlv__priv_authorize(s, a, SQLV__PRIV_SELECT);
-    case SQLITE_INSERT: return sqlv__priv_authorize(s, a, SQLV__PRIV_INSERT);
-    case SQLITE_UPDATE: return sqlv__priv_authorize(s, a, SQLV__PRIV_UPDATE);
-    case SQLITE_DELETE: return sqlv__priv_authorize(s, a, SQLV__PRIV_DELETE);
+    case SQLITE_READ: return sqlv__priv_authorize(s, a, b, SQLV__PRIV_SELECT);
+    case SQLITE_INSERT: return sqlv__priv_authorize(s, a, NULL, SQLV__PRIV_INSERT);
+    case SQLITE_UPDATE: return sqlv__priv_authorize(s, a, b, SQLV__PRIV_UPDATE);
+    case SQLITE_DELETE: return sqlv__priv_authorize(s, a, NULL, SQLV__PRIV_DELETE);
     default: return SQLITE_OK;
     }
 }
@@ -1109,6 +1150,57 @@ static int do_create_table_text(run *r, const char *text, size_t len) {
     return emit_tag(r, "CREATE TABLE");
 }
 
+/* A DDL statement outside a block that must be one transaction (DROP TABLE
+** with the sequences its tables own; DROP SEQUENCE ... CASCADE with the
+** defaults it drops): fn runs in a block of its own, as ALTER TABLE's, and
+** the tag waits for the commit. STMT result. */
+static int run_in_own_block(run *r, int (*fn)(run *r, void *arg), void *arg, const char *tag) {
+    sqlv_session *s = r->s;
+    sqlv_sink quiet = *r->sink;
+    quiet.command_complete = NULL; /* fn's tag: ours goes after the commit */
+    run q = {s, &quiet, 0};
+    s->status = 'T';
+    int result = block_begin(&q) == STMT_OK ? fn(&q, arg) : STMT_FAILED;
+    if (q.sink_rc != 0) r->sink_rc = q.sink_rc;
+    if (result != STMT_OK) {
+        if (s->kv) txn_rollback(s->kv);
+        s->kv = NULL;
+        s->status = 'I';
+        end_block_ddl(s);
+        return result;
+    }
+    txn_error err = {{0}, {0}};
+    if (do_commit_quiet(r, &err) != STMT_OK) return STMT_FAILED;
+    return emit_tag(r, tag);
+}
+
+typedef struct drop_table_args {
+    char **names;
+    int n;
+    bool if_exists;
+} drop_table_args;
+
+/* DROP TABLE in the block (its privileges, the sequences the tables own
+** first, then the tables). */
+static int drop_tables_in_block(run *r, void *arg) {
+    drop_table_args *a = arg;
+    if (block_begin(r) != STMT_OK) return STMT_FAILED;
+    for (int i = 0; i < a->n; i++) /* every name before anything is dropped */
+        if (sqlv__priv_require_table(r, a->names[i], SQLV__PRIV_DROP) != STMT_OK)
+            return STMT_FAILED;
+    if (sqlv__seq_drop_owned(r, a->names, a->n) != STMT_OK) return STMT_FAILED;
+    return drop_in_block(r, a->names, a->n, a->if_exists);
+}
+
+/* DROP SEQUENCE (sequence.c); with CASCADE outside a block, in a block of
+** its own: the defaults it drops go with it. */
+static int drop_sequence_in_block(run *r, void *arg) {
+    const char *text = arg;
+    if (block_begin(r) != STMT_OK) return STMT_FAILED;
+    if (sqlv__priv_require_database(r, SQLV__PRIV_DROP) != STMT_OK) return STMT_FAILED;
+    return sqlv__seq_stmt(r, text, strlen(text));
+}
+
 static int do_drop_table(run *r, const char *p, const char *end) {
     char *names[DROP_NAMES_MAX];
     char buf[DROP_NAMES_MAX][SQLV__NAME_BYTES_MAX * 4 + 1];
@@ -1136,12 +1228,14 @@ static int do_drop_table(run *r, const char *p, const char *end) {
     }
     if (sqlv__tok_is(&t, "CASCADE") || sqlv__tok_is(&t, "RESTRICT")) t = sqlv__lex_next(&p, end);
     if (t.kind != SQLV__TOK_END) return fail(r, "42601", "syntax error in DROP TABLE");
-    if (r->s->status == 'T' && block_begin(r) != STMT_OK) return STMT_FAILED;
+    drop_table_args a = {names, n, if_exists};
+    if (r->s->status == 'T') return drop_tables_in_block(r, &a);
+    /* outside a block the tables and the sequences they own go in one
+    ** transaction: the statement's own block (no retry of a 40001 then) */
+    if (sqlv__seq_tables_own_any(r->s, names, n))
+        return run_in_own_block(r, drop_tables_in_block, &a, "DROP TABLE");
     for (int i = 0; i < n; i++) /* every name before anything is dropped */
         if (sqlv__priv_require_table(r, names[i], SQLV__PRIV_DROP) != STMT_OK) return STMT_FAILED;
-    /* the sequences the tables own go first: the tag is the table's */
-    if (sqlv__seq_drop_owned(r, names, n) != STMT_OK) return STMT_FAILED;
-    if (r->s->status == 'T') return drop_in_block(r, names, n, if_exists);
     int rc = sqlv__engine_drop_tables(r->s->engine, names, n, if_exists, &res);
     if (rc < 0) return fail(r, "XX000", "internal error in DROP TABLE");
     if (res.sqlstate[0]) return fail(r, res.sqlstate, res.message);
@@ -1785,7 +1879,7 @@ again:
     if (sync_tables(s) != 0) return fail(r, "53200", "out of memory");
     s->err_sqlstate[0] = 0;
     s->err_message[0] = 0;
-    rc = sqlite3_prepare_v2(s->db, text, (int)len, &st, &tail);
+    rc = prepare_text(s, text, len, &st, &tail);
     if (rc == SQLITE_OK && st == NULL) return emit_tag(r, "SELECT 0"); /* only comments */
     if (s->kv == NULL) {
         /* The transaction's first statement: begin it, and read the catalog
@@ -1809,7 +1903,7 @@ again:
             if (sync_tables(s) != 0) return fail(r, "53200", "out of memory");
             s->err_sqlstate[0] = 0;
             s->err_message[0] = 0;
-            rc = sqlite3_prepare_v2(s->db, text, (int)len, &st, &tail);
+            rc = prepare_text(s, text, len, &st, &tail);
             if (rc == SQLITE_OK && st == NULL) {
                 txn_rollback(s->kv); /* 'I': the transaction was the statement's */
                 s->kv = NULL;
@@ -2331,7 +2425,8 @@ static int rows_pass_checks(run *r, const sqlv__table *nt, char **failed) {
 static bool default_is_volatile(const char *expr) {
     static const char *const fns[] = {"random",        "randomblob",     "nextval",
                                       "setval",        "gen_random_uuid", "uuid_generate_v4",
-                                      "clock_timestamp", "timeofday",    "unique_rowid"};
+                                      "clock_timestamp", "timeofday",    "unique_rowid",
+                                      "meridian_identity", "meridian_identity_always"};
     const char *p = expr, *end = expr + strlen(expr);
     sqlv__token prev = {SQLV__TOK_END, NULL, 0};
     for (int guard = 0; guard < 100000; guard++) {
@@ -2539,6 +2634,43 @@ cleanup:
     base_buf_free(&missing);
     sqlite3_free(sql);
     sqlv__table_free(nt);
+    return result;
+}
+
+/* ADD COLUMN c SERIAL / GENERATED ... AS IDENTITY: the sequence the column
+** owns is created in the ALTER's transaction (sequence.c), then the column
+** with its default, which fills the stored rows one value each (in key
+** order; PostgreSQL's table rewrite). Other definitions go as they are. */
+static int alter_add_column_seq(run *r, const sqlv__table *old, int created, const char *def,
+                                const char *def_end, const char *col, bool if_not_exists) {
+    char *probe = NULL, *full = NULL, state[6], msg[200];
+    sqlv__seq_spec *specs = NULL; /* owner: this function */
+    int nspecs = 0, result = STMT_FAILED;
+    for (int i = 0; i < old->ncols; i++) /* already there: no sequence either */
+        if (sqlite3_stricmp(old->cols[i].name, col) == 0)
+            return alter_add_column(r, old, created, def, def_end, col, if_not_exists);
+    /* the definition as a one-column CREATE TABLE, for the rewrite */
+    probe = sqlite3_mprintf("CREATE TABLE \"%w\" (%.*s)", old->name, (int)(def_end - def), def);
+    if (probe == NULL) return fail(r, "53200", "out of memory");
+    int rc = sqlv__seq_table_rewrite(probe, strlen(probe), &full, &specs, &nspecs, state, msg,
+                                     sizeof(msg));
+    if (rc < 0) {
+        result = fail(r, "53200", "out of memory");
+    } else if (rc > 0) {
+        result = fail(r, state, msg);
+    } else if (full == NULL) {
+        result = alter_add_column(r, old, created, def, def_end, col, if_not_exists);
+    } else if (sqlv__seq_create_owned(r, specs, nspecs) == STMT_OK) {
+        /* the rewritten definition: between "CREATE TABLE name (" and the last ')' */
+        const char *open = strchr(full, '('), *close = strrchr(full, ')');
+        if (open == NULL || close == NULL || close < open)
+            result = fail(r, "XX000", "unexpected column definition");
+        else
+            result = alter_add_column(r, old, created, open + 1, close, col, if_not_exists);
+    }
+    base_free(full);
+    sqlv__seq_specs_free(specs, nspecs);
+    sqlite3_free(probe);
     return result;
 }
 
@@ -3296,6 +3428,10 @@ static int do_alter_table(run *r, const char *text, size_t len) {
         }
     }
 transaction:
+    if (add_pk && s->status == 'I') { /* online, in transactions of its own (rekey.c) */
+        result = sqlv__rekey_online(r, name, if_exists, cols_start, cols_end);
+        return result == STMT_OK ? emit_tag(r, "ALTER TABLE") : result;
+    }
     /* the transaction first: the name is looked up in its catalog */
     own = s->status == 'I';
     if (own) s->status = 'T';
@@ -3317,6 +3453,12 @@ transaction:
         result = trc < 0 ? fail(r, "53200", "out of memory") : fail(r, "XX000", "table vanished");
         goto cleanup;
     }
+    if (add_pk && sqlv__table_rekey_index(old) != NULL) { /* another session's, online */
+        snprintf(msg, sizeof(msg), "cannot add a primary key to table \"%.100s\" while index "
+                 "\"%.100s\" is being built or invalid", name, sqlv__table_rekey_index(old)->name);
+        result = fail(r, "55000", msg);
+        goto cleanup;
+    }
     if (add_pk && k >= 0) {
         result = fail(r, "0A000",
                       "ALTER TABLE ADD PRIMARY KEY on a table created or altered in the same "
@@ -3332,7 +3474,7 @@ transaction:
     else if (add_pk)
         result = alter_rekey(r, name, id, old, cols_start, cols_end);
     else
-        result = alter_add_column(r, old, k, def, end, col, col_if_not_exists);
+        result = alter_add_column_seq(r, old, k, def, end, col, col_if_not_exists);
 cleanup:
     if (own) {
         if (result != STMT_OK) {
@@ -3407,7 +3549,7 @@ static int index_privilege(run *r, const char *text, size_t len, bool create) {
 ** that the table is the one of its catalog. STMT result. */
 static int insert_defaults(run *r, const char *text, size_t len, char **full) {
     sqlv_session *s = r->s;
-    char name[SQLV__NAME_BYTES_MAX * 4 + 1], state[6], msg[200];
+    char name[SQLV__NAME_BYTES_MAX * 4 + 1], state[6], msg[512];
     *full = NULL;
     if (!sqlv__default_target(text, len, name, sizeof(name))) return STMT_OK;
     /* INSERT ... AS OF SYSTEM TIME: refused below (read-only), with no
@@ -3442,6 +3584,38 @@ static int insert_defaults(run *r, const char *text, size_t len, char **full) {
         rc = sqlv__default_apply(s, text, len, full, state, msg, sizeof(msg));
     }
     base_free(checked);
+    /* nothing derived runs again: the check's mark goes now */
+    if (*full == NULL) sqlv__seq_insert_done(s);
+    if (rc < 0) return fail(r, "53200", "out of memory");
+    if (rc > 0) return fail(r, state, msg);
+    return STMT_OK;
+}
+
+/* UPDATE: SET c = DEFAULT and the GENERATED ALWAYS identity rule
+** (sequence.c), read from the statement's catalog as INSERT's defaults.
+** *full the new text (owner: caller, base_free) or NULL. STMT result. */
+static int update_defaults(run *r, const char *text, size_t len, char **full) {
+    sqlv_session *s = r->s;
+    char state[6], msg[512];
+    *full = NULL;
+    /* UPDATE ... AS OF SYSTEM TIME: refused below (read-only), no transaction begun here */
+    const char *p = text, *end = text + len;
+    sqlv__token a = {SQLV__TOK_END, NULL, 0}, b = a;
+    for (int n = 0; n < SQLV__DIALECT_TOKENS_MAX; n++) {
+        sqlv__token c = sqlv__lex_next(&p, end);
+        if (c.kind == SQLV__TOK_END) break;
+        if (sqlv__tok_is(&a, "AS") && sqlv__tok_is(&b, "OF") && sqlv__tok_is(&c, "SYSTEM"))
+            return STMT_OK;
+        a = b;
+        b = c;
+    }
+    if (s->kv == NULL && s->status == 'I') {
+        txn_error err = {{0}, {0}};
+        int brc = sqlv__session_begin(s, false, &err);
+        if (brc != TXN_OK) return fail_txn(r, brc, &err);
+    }
+    if (s->kv == NULL && s->status == 'T' && block_begin(r) != STMT_OK) return STMT_FAILED;
+    int rc = sqlv__seq_update_check(s, text, len, full, state, msg, sizeof(msg));
     if (rc < 0) return fail(r, "53200", "out of memory");
     if (rc > 0) return fail(r, state, msg);
     return STMT_OK;
@@ -3556,9 +3730,16 @@ static int run_statement(run *r, const char *text, size_t len) {
     if (sqlv__tok_is(&t, "DROP")) {
         if (sqlv__tok_is(&t2, "TABLE")) return do_drop_table(r, after_second, end);
         if (sqlv__tok_is(&t2, "SEQUENCE")) {
-            if (s->status == 'T' && block_begin(r) != STMT_OK) return STMT_FAILED;
-            if (sqlv__priv_require_database(r, SQLV__PRIV_DROP) != STMT_OK) return STMT_FAILED;
-            return sqlv__seq_stmt(r, text, len); /* sequence.c */
+            char *copy = base_strndup(text, len); /* owner: this block */
+            if (copy == NULL) return fail(r, "53200", "out of memory");
+            int drc = s->status == 'I' && sqlv__seq_drop_cascades(text, len)
+                          ? run_in_own_block(r, drop_sequence_in_block, copy, "DROP SEQUENCE")
+                      : s->status == 'T' ? drop_sequence_in_block(r, copy)
+                                         : (sqlv__priv_require_database(r, SQLV__PRIV_DROP) != STMT_OK
+                                                ? STMT_FAILED
+                                                : sqlv__seq_stmt(r, text, len)); /* sequence.c */
+            base_free(copy);
+            return drc;
         }
         if (sqlv__tok_is(&t2, "INDEX")) {
             if (index_privilege(r, text, len, false) != STMT_OK) return STMT_FAILED;
@@ -3570,6 +3751,17 @@ static int run_statement(run *r, const char *text, size_t len) {
     }
     if (sqlv__tok_is(&t, "EXPLAIN") && !sqlv__tok_is(&t2, "QUERY"))
         return sqlv__explain_stmt(r, after_first, end); /* explain.c; QUERY PLAN: SQLite's */
+    if (sqlv__tok_is(&t, "UPDATE")) {
+        /* SET c = DEFAULT: SQLite has none (sequence.c); the completed text
+        ** runs through here once more, unchanged */
+        char *full = NULL; /* owner: this block */
+        if (update_defaults(r, text, len, &full) != STMT_OK) return STMT_FAILED;
+        if (full) {
+            int frc = run_statement(r, full, strlen(full));
+            base_free(full);
+            return frc;
+        }
+    }
     if (sqlv__tok_is(&t, "INSERT")) {
         /* SQLite applies no DEFAULT to virtual tables: ours. The completed
         ** text names every defaulted column, so it runs through here once
@@ -3580,15 +3772,28 @@ static int run_statement(run *r, const char *text, size_t len) {
             return STMT_FAILED;
         }
         if (full) {
+            sqlv__priv_insert_text(text, len); /* the columns the user named (privileges.c) */
             int frc = run_statement(r, full, strlen(full));
+            sqlv__priv_insert_text(NULL, 0);
             base_free(full);
             sqlv__seq_insert_done(s);
             return frc;
         }
     }
     if ((sqlv__tok_is(&t, "INSERT") || sqlv__tok_is(&t, "UPDATE") || sqlv__tok_is(&t, "DELETE")) &&
-        sqlv__dml_ext_wanted(text, len))
-        return sqlv__dml_ext_stmt(r, text, len); /* ON CONFLICT, RETURNING: upsert.c */
+        sqlv__dml_ext_wanted(text, len)) {
+        /* INSERT ... SELECT DISTINCT ON ... ON CONFLICT: the source rewritten
+        ** first (distinct_on.c; the INSERT's transaction is begun above) */
+        char *don = NULL; /* owner: this block */
+        char dstate[6], dmsg[300];
+        int drc = sqlv__tok_is(&t, "INSERT")
+                      ? sqlv__distinct_on_apply(s, text, len, &don, dstate, dmsg, sizeof(dmsg))
+                      : 0;
+        if (drc != 0) return drc < 0 ? fail(r, "53200", "out of memory") : fail(r, dstate, dmsg);
+        int xrc = don ? sqlv__dml_ext_stmt(r, don, strlen(don)) : sqlv__dml_ext_stmt(r, text, len);
+        base_free(don);
+        return xrc; /* ON CONFLICT, RETURNING: upsert.c */
+    }
     if (sqlv__tok_is(&t, "SELECT") || sqlv__tok_is(&t, "INSERT") || sqlv__tok_is(&t, "UPDATE") ||
         sqlv__tok_is(&t, "DELETE") || sqlv__tok_is(&t, "WITH") || sqlv__tok_is(&t, "VALUES") ||
         sqlv__tok_is(&t, "REPLACE") || sqlv__tok_is(&t, "EXPLAIN") || sqlv__tok_punct(&t, '(')) {
@@ -3807,7 +4012,7 @@ int sqlv__prepare(sqlv_session *s, const char *text, size_t len, sqlite3_stmt **
         sqlv__session_error(s, "53200", "out of memory");
         return SQLITE_NOMEM;
     }
-    return sqlite3_prepare_v2(s->db, text, (int)len, st, tail);
+    return prepare_text(s, text, len, st, tail);
 }
 void sqlv__map_error(sqlv_session *s, int rc, char state[6], char *msg, size_t size) {
     map_error(s, rc, state, msg, size);
@@ -3836,4 +4041,26 @@ uint32_t sqlv__session_find_id(sqlv_session *s, const char *name) {
     uint32_t id;
     (void)session_find(s, name, &id);
     return id;
+}
+
+const sqlv__table *sqlv__session_find_table(sqlv_session *s, const char *name) {
+    uint32_t id;
+    int i = session_find(s, name, &id);
+    if (i >= 0) return s->ddl.created[i];
+    return id != 0 ? sqlv__catalog_find(s->cat, name) : NULL;
+}
+
+/* ALTER TABLE table ALTER COLUMN column DROP DEFAULT in the block (DROP
+** SEQUENCE ... CASCADE, sequence.c). */
+int sqlv__drop_column_default(sqlv__run *r, const char *table, const char *column) {
+    sqlv_session *s = r->s;
+    sqlv__table *old = NULL;
+    uint32_t id;
+    int k = session_find(s, table, &id);
+    if (id == 0) return STMT_OK; /* dropped meanwhile */
+    int trc = sqlv__session_table(s, id, &old);
+    if (trc != 0) return trc < 0 ? fail(r, "53200", "out of memory") : STMT_OK;
+    int rc = alter_column(r, old, k, column, ALTER_COL_DROP_DEFAULT, NULL, 0);
+    sqlv__table_free(old);
+    return rc;
 }

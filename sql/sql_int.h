@@ -436,6 +436,9 @@ void sqlv__completion_tag(sqlv_session *s, const char *text, size_t len, uint64_
 void sqlv__end_implicit_block(sqlv__run *r);
 /* The name of a table id-less lookup for parameter inference: id or 0. */
 uint32_t sqlv__session_find_id(sqlv_session *s, const char *name);
+/* The table name as the session sees it (its block's DDL included), or
+** NULL; valid until the session's next statement. */
+const sqlv__table *sqlv__session_find_table(sqlv_session *s, const char *name);
 
 /* ---- savepoints (session.c) --------------------------------------------------
 ** SAVEPOINT name inside an explicit block: a KV savepoint of the block's
@@ -681,6 +684,11 @@ typedef struct sqlv__index {
     int ncols;       /* 1..SQLV__INDEX_COLUMNS_MAX */
     int *cols;       /* table column indexes, in index order; owner: the table */
     bool *desc;      /* ncols: DESC given; owner: the table */
+    /* != 0: the shadow of an online ADD PRIMARY KEY (rekey.c): a unique
+    ** WRITE_ONLY index over the new key's columns (the uniqueness check),
+    ** and every writer also writes the row and its entries under this new
+    ** table id, keyed by those columns. */
+    uint32_t rekey_table;
 } sqlv__index;
 
 /* Is name (case-insensitive) a relation among tables[0..n): a table, its
@@ -701,9 +709,9 @@ int sqlv__indexes_copy(sqlv__table *dst, const sqlv__table *src);
 int sqlv__indexes_carry(sqlv__table *nt, const sqlv__table *old, bool all_public);
 /* The index section of t's catalog row (appended to out): nothing for a
 ** table that never had an index (its row stays version 1). Format: u32
-** next_index_id | u16 n | n x (u32 id | u8 flags (1 unique, 2 constraint) |
-** u8 state | u16 name length | name | u16 ncols | ncols x (u16 column |
-** u8 desc)). 0 or SQLV_ERR_NOMEM. */
+** next_index_id | u16 n | n x (u32 id | u8 flags (1 unique, 2 constraint,
+** 4 rekey) | u8 state | u16 name length | name | u16 ncols | ncols x (u16
+** column | u8 desc) | with flag 4: u32 rekey_table). 0 or SQLV_ERR_NOMEM. */
 int sqlv__index_section_encode(const sqlv__table *t, base_buf *out);
 /* Replace t's indexes by the section's; -1 when malformed (t unchanged),
 ** SQLV_ERR_NOMEM. */
@@ -730,6 +738,23 @@ int sqlv__index_span(uint32_t table_id, uint32_t index_id, base_buf *start, base
 /* "(a, b)=(1, x)" for a unique violation's DETAIL (appended). 0 or -1. */
 int sqlv__index_key_text(const sqlv__table *t, const sqlv__index *ix, const sqlv__cell *cells,
                          base_buf *out);
+
+/* The shadow index of an ADD PRIMARY KEY in progress on t, or NULL. */
+const sqlv__index *sqlv__table_rekey_index(const sqlv__table *t);
+/* Append to t the shadow index of ADD PRIMARY KEY (rekey.c): unique,
+** WRITE_ONLY, over cols[0..ncols), rows also written under new_id. 0, 1
+** limit reached (sqlstate/msg set), SQLV_ERR_NOMEM. */
+int sqlv__index_add_rekey(sqlv__table *t, const char *name, const int *cols, int ncols,
+                          uint32_t new_id, char sqlstate[6], char *msg, size_t msg_size);
+/* Remove t's index at position pos (its entries are the caller's). */
+void sqlv__index_remove(sqlv__table *t, int pos);
+
+/* ALTER TABLE name ADD PRIMARY KEY (cols_start..cols_end) outside a
+** transaction block, as an online schema change (rekey.c; docs/sql.md
+** "Online ADD PRIMARY KEY"). The session has no transaction open. STMT
+** result codes of session.c. */
+int sqlv__rekey_online(sqlv__run *r, const char *name, bool if_exists, const char *cols_start,
+                       const char *cols_end);
 
 /* CREATE [UNIQUE] INDEX and DROP INDEX (session.c dispatches; text is the
 ** whole statement). STMT result codes of session.c (0 ok, 1 failed). */
@@ -817,11 +842,17 @@ int sqlv__privileges_stmt(sqlv__run *r, const char *text, size_t len);
 /* ---- privileges (privileges.c; docs/security.md "Authorization") -----------------
 ** Key space:
 **   table 5 index 1: privileges   key = prefix(5,1) + TEXT(object) + TEXT(grantee)
+**                                       [+ TEXT(grantor)]
 **                                 value = 0x01 | u32 bits BE | u8 object length |
 **                                 object | u8 grantee length | grantee
-** object is "t:<table id>" or "d:<database name>"; bits are SQLV__PRIV_*,
-** and each privilege's bit << SQLV__PRIV_GRANT_SHIFT is its grant option
-** (WITH GRANT OPTION: the grantee may grant and revoke it on the object).
+**                                 (0x02: the same, then u8 grantor length | grantor)
+** object is "t:<table or sequence id>", "c:<table id>:<column, lower case>"
+** or "d:<database name>"; bits are SQLV__PRIV_*, and each privilege's bit <<
+** SQLV__PRIV_GRANT_SHIFT is its grant option (WITH GRANT OPTION: the
+** grantee may grant and revoke it on the object). A grantee has one row per
+** grantor (the role whose grant option, or ownership, the grant used), as
+** PostgreSQL's aclitems; owner rows (and grants stored before format 2)
+** have none.
 ** A table's creator (not root or an admin) holds its OWNER bit: every table
 ** privilege, and GRANT/REVOKE on it. Root and members of admin hold every
 ** privilege without a row. Every write of this table or of memberships
@@ -835,11 +866,13 @@ int sqlv__privileges_stmt(sqlv__run *r, const char *text, size_t len);
 #define SQLV__PRIV_DELETE 0x08u
 #define SQLV__PRIV_CREATE 0x10u /* on the database: CREATE TABLE */
 #define SQLV__PRIV_DROP 0x20u   /* on a table: DROP, ALTER, indexes; on the database: any table */
-#define SQLV__PRIV_OWNER 0x40u  /* a table's creator */
+#define SQLV__PRIV_OWNER 0x40u  /* a table's (or a sequence's) creator */
+#define SQLV__PRIV_USAGE 0x80u  /* on a sequence: nextval, currval */
 #define SQLV__PRIV_TABLE_ALL                                                                       \
     (SQLV__PRIV_SELECT | SQLV__PRIV_INSERT | SQLV__PRIV_UPDATE | SQLV__PRIV_DELETE |              \
      SQLV__PRIV_DROP)
 #define SQLV__PRIV_DATABASE_ALL (SQLV__PRIV_CREATE | SQLV__PRIV_DROP)
+#define SQLV__PRIV_SEQUENCE_ALL (SQLV__PRIV_USAGE | SQLV__PRIV_SELECT | SQLV__PRIV_UPDATE)
 #define SQLV__PRIV_GRANT_SHIFT 8 /* privilege bits << 8: their grant options */
 
 typedef struct sqlv__priv_cache sqlv__priv_cache;
@@ -851,8 +884,26 @@ void sqlv__priv_invalidate(sqlv_session *s);
 int sqlv__catalog_bump_version(txn *kv, txn_error *err);
 /* SQLite's authorizer for one table access: SQLITE_OK, or SQLITE_DENY with
 ** the session's error set (42501 "permission denied for table t"). Tables
-** that are not the catalog's (system catalogs) are everyone's. */
-int sqlv__priv_authorize(sqlv_session *s, const char *table, uint32_t want);
+** that are not the catalog's (system catalogs) are everyone's. A table
+** privilege covers every column; else each column needs its own (GRANT
+** SELECT (a) ON t). column: the one SQLite reads or updates ("" for none in particular: any
+** column privilege will do), NULL for INSERT (the columns of the statement
+** being prepared, sqlv__priv_statement) and DELETE. */
+int sqlv__priv_authorize(sqlv_session *s, const char *table, const char *column, uint32_t want);
+/* The text SQLite is preparing on this thread (for INSERT's column list),
+** NULL after it: valid only while set. Without it an INSERT needs every
+** column's privilege. */
+void sqlv__priv_statement(const char *text, size_t len);
+/* The INSERT as the user wrote it while its DEFAULT-completed text runs
+** (session.c): its column list is the one privileges are checked against
+** (a column left to its default needs none, as in PostgreSQL). */
+void sqlv__priv_insert_text(const char *text, size_t len);
+/* nextval (USAGE or UPDATE), currval and lastval (USAGE or SELECT), setval (UPDATE) of
+** the sequence name (or id when name is ""): 0, or 1 with the session's
+** error set (42501 "permission denied for sequence s"), or with a txn error
+** set. A sequence that does not exist passes (the function reports it). */
+int sqlv__priv_sequence(sqlv_session *s, const char *name, uint32_t id, uint32_t any_of);
+
 /* Explicit checks of the session's own statement paths: STMT_OK, or the
 ** error sent (42501) and STMT_FAILED. A table that does not exist passes
 ** (the statement reports it). DROP of a table also passes with the
@@ -860,21 +911,34 @@ int sqlv__priv_authorize(sqlv_session *s, const char *table, uint32_t want);
 int sqlv__priv_require_table(sqlv__run *r, const char *table, uint32_t want);
 int sqlv__priv_require_database(sqlv__run *r, uint32_t want);
 int sqlv__priv_require_admin(sqlv__run *r, const char *what);
-/* After a CREATE TABLE of the session's user: its owner row (in the open
-** block's transaction, else in one of its own; best effort, logged). */
+/* After a CREATE TABLE of the session's user: its
+** owner row (in the open block's transaction, else in one of its own; best
+** effort, logged). */
 void sqlv__priv_record_owner(sqlv_session *s, const char *table);
+/* The same for the table or sequence id (ids are never reused: an id a
+** skipped CREATE ... IF NOT EXISTS allocated names nothing). */
+void sqlv__priv_record_owner_id(sqlv_session *s, uint32_t id);
 /* SHOW GRANTS ...: p just after GRANTS. */
 int sqlv__privileges_show(sqlv__run *r, const char *p, const char *end);
 /* information_schema.table_privileges (pgcatalog.c): every privilege held
-** on the ntables tables, through kv, one call of fn per (table, grantee,
-** privilege) in table order; grantor is the table's owner (root when it
-** has none: no grantor is recorded). fn returns 0 to go on. TXN_OK, a txn
-** error with err set, or what fn returned. */
+** on the ntables tables, through kv, one call of fn per (table, grantor,
+** grantee, privilege) in table order; grantor is the recorded one (for a
+** row without one: the owner itself, else the table's owner, else root).
+** fn returns 0 to go on. TXN_OK, a txn error with err set, or what fn
+** returned. */
 typedef int (*sqlv__table_privilege_fn)(void *arg, const char *table, const char *grantor,
                                         const char *grantee, const char *privilege,
                                         bool grantable);
 int sqlv__priv_table_privileges(txn *kv, const sqlv__table *const *tables, int ntables,
                                 sqlv__table_privilege_fn fn, void *arg, txn_error *err);
+/* information_schema.column_privileges: as above per column: the
+** column's own privileges and those its table's privileges give (SELECT,
+** INSERT, UPDATE), as PostgreSQL shows them. */
+typedef int (*sqlv__column_privilege_fn)(void *arg, const char *table, const char *column,
+                                         const char *grantor, const char *grantee,
+                                         const char *privilege, bool grantable);
+int sqlv__priv_column_privileges(txn *kv, const sqlv__table *const *tables, int ntables,
+                                 sqlv__column_privilege_fn fn, void *arg, txn_error *err);
 
 /* ---- UPSERT and RETURNING (upsert.c; docs/sql.md "UPSERT and RETURNING") --------------
 ** SQLite refuses INSERT ... ON CONFLICT and UPDATE/DELETE ... RETURNING on
@@ -976,6 +1040,30 @@ int sqlv__seq_insert_check(sqlv_session *s, const char *text, size_t len, char *
                            char state[6], char *msg, size_t size);
 /* The INSERT that sqlv__seq_insert_check saw ended (its derived texts ran). */
 void sqlv__seq_insert_done(sqlv_session *s);
+/* UPDATE: SET c = DEFAULT becomes c's default; an identity column GENERATED
+** ALWAYS takes only DEFAULT (428C9). 0 (*out the new text, owner: caller,
+** base_free; NULL unchanged), 1 refused (state/msg), SQLV_ERR_NOMEM. */
+int sqlv__seq_update_check(sqlv_session *s, const char *text, size_t len, char **out,
+                           char state[6], char *msg, size_t size);
+/* The text with each FROM / JOIN item naming the sequence missing (SQLite's
+** "no such table" name) read from meridian_sequence_state (SELECT * FROM s:
+** last_value, log_cnt, is_called). 1 with *out (owner: caller, base_free),
+** 0 not a sequence (or not named there), SQLV_ERR_NOMEM. */
+int sqlv__seq_from_rewrite(sqlv_session *s, const char *text, size_t len, const char *missing,
+                           char **out);
+/* Do any of these tables own a sequence (true when it cannot tell)? */
+bool sqlv__seq_tables_own_any(sqlv_session *s, char **tables, int ntables);
+/* Does this DROP SEQUENCE say CASCADE? (Then session.c runs it in a block:
+** the column defaults it drops go in the same transaction.) */
+bool sqlv__seq_drop_cascades(const char *text, size_t len);
+/* ALTER COLUMN ... DROP DEFAULT of table.column in the session's block
+** (session.c; for DROP SEQUENCE ... CASCADE). STMT result codes. */
+int sqlv__drop_column_default(sqlv__run *r, const char *table, const char *column);
+/* As sqlv__seq_last_value, but a block of this node's cache that no other
+** node moved past shows its last value handed out (PostgreSQL's view
+** through one session). */
+int sqlv__seq_last_value_seen(sqlv_session *s, const sqlv__seq_def *d, int64_t *last,
+                              bool *called);
 /* Every definition through kv, in name order. owner of *out: caller,
 ** base_free. TXN_OK or a txn error (err set); SQLV_ERR_NOMEM. */
 int sqlv__seq_list(txn *kv, sqlv__seq_def **out, int *n, txn_error *err);

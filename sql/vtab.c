@@ -33,6 +33,10 @@
 **     plan scans the entries of its equality prefix (or range) and fetches
 **     each row by its key; a unique index with every column bound reads one
 **     entry.
+**   - while an ADD PRIMARY KEY is in progress (rekey.c), a write also
+**     writes or deletes the row and its entries under the shadow's new
+**     table id, in the same KV transaction, after the shadow index's
+**     uniqueness check; the new key's columns are NOT NULL already.
 **   - every row written (INSERT, UPDATE, upsert, COPY) passes the table's
 **     CHECK constraints (check.c) before anything is written; the one
 **     statement that evaluates them is the vtab's and runs on the
@@ -852,6 +856,44 @@ static int read_row(mvtab *v, txn *kv, const uint8_t *key, size_t key_len, base_
     return TXN_OK;
 }
 
+/* ADD PRIMARY KEY's shadow sx (rekey.c): the row (cells; row its encoded
+** value, NULL to delete it) under the new table id, keyed by sx's columns,
+** with its entries of every other index there (the new table has the same
+** columns and index ids). TXN_OK or a txn error (err set). */
+static int shadow_write(mvtab *v, txn *kv, const sqlv__index *sx, const sqlv__cell *cells,
+                        const base_buf *row, txn_error *err) {
+    const sqlv__table *t = v->t;
+    sqlv__table nt = *t; /* a view for entry keys only: same columns, the new id */
+    base_buf key = {0}, entry = {0};
+    int rc = TXN_ERR_NOMEM;
+    nt.id = sx->rekey_table;
+    if (sqlv__table_prefix(&key, nt.id) != 0) goto done;
+    for (int c = 0; c < sx->ncols; c++) {
+        enc_value ev;
+        sqlv__cell_to_enc(&cells[sx->cols[c]], &ev);
+        if (enc_key_append(&key, &ev) != ENC_OK) goto done;
+    }
+    const uint8_t *suffix = key.data + ENC_PREFIX_BYTES;
+    size_t suffix_len = key.len - ENC_PREFIX_BYTES;
+    rc = row ? txn_put(kv, key.data, key.len, row->data, row->len, err)
+             : txn_delete(kv, key.data, key.len, err);
+    for (int x = 0; x < t->nindexes && rc == TXN_OK; x++) {
+        const sqlv__index *ix = &t->indexes[x];
+        bool exact;
+        if (ix == sx) continue;
+        if (sqlv__index_entry(&nt, ix, cells, suffix, suffix_len, &entry, &exact) != 0) {
+            rc = TXN_ERR_NOMEM;
+            break;
+        }
+        rc = row ? txn_put(kv, entry.data, entry.len, suffix, suffix_len, err)
+                 : txn_delete(kv, entry.data, entry.len, err);
+    }
+done:
+    base_buf_free(&key);
+    base_buf_free(&entry);
+    return rc;
+}
+
 /* Delete the entries of the row (cells, key) from every index. */
 static int delete_entries(mvtab *v, txn *kv, const sqlv__cell *cells, const uint8_t *key,
                           size_t key_len, base_buf *scratch, txn_error *err) {
@@ -864,7 +906,8 @@ static int delete_entries(mvtab *v, txn *kv, const sqlv__cell *cells, const uint
         int rc = txn_delete(kv, scratch->data, scratch->len, err);
         if (rc != TXN_OK) return rc;
     }
-    return TXN_OK;
+    const sqlv__index *sx = sqlv__table_rekey_index(t);
+    return sx ? shadow_write(v, kv, sx, cells, NULL, err) : TXN_OK;
 }
 
 /* Delete the row at key and its entries (a DELETE, or OR REPLACE removing
@@ -1084,6 +1127,18 @@ static int m_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
             goto cleanup;
         }
     }
+    const sqlv__index *sx = sqlv__table_rekey_index(t);
+    for (int c = 0; sx && c < sx->ncols; c++) {
+        /* the primary key being added makes its columns NOT NULL already */
+        const sqlv__column *col = &t->cols[sx->cols[c]];
+        if (cells[sx->cols[c]].type != SQLITE_NULL) continue;
+        snprintf(msg, sizeof(msg),
+                 "null value in column \"%s\" of relation \"%s\" violates not-null constraint",
+                 col->name, t->name);
+        vt_error(v, "23502", msg);
+        rc = SQLITE_CONSTRAINT;
+        goto cleanup;
+    }
     rc = check_row(v, cells, mode);
     if (rc != SQLITE_OK) goto cleanup;
     rc = SQLITE_NOMEM;
@@ -1238,6 +1293,10 @@ static int m_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
         trc = txn_delete(kv, okeys[x].data, okeys[x].len, &err);
         if (trc != TXN_OK) goto txn_failed;
     }
+    if (sx && has_old) {
+        trc = shadow_write(v, kv, sx, old_cells, NULL, &err);
+        if (trc != TXN_OK) goto txn_failed;
+    }
     if (moved) {
         trc = txn_delete(kv, old, old_len, &err);
         if (trc != TXN_OK) goto txn_failed;
@@ -1249,6 +1308,10 @@ static int m_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
             same_bytes(okeys[x].data, okeys[x].len, nkeys[x].data, nkeys[x].len))
             continue; /* the same entry, the same row */
         trc = txn_put(kv, nkeys[x].data, nkeys[x].len, suffix, suffix_len, &err);
+        if (trc != TXN_OK) goto txn_failed;
+    }
+    if (sx) {
+        trc = shadow_write(v, kv, sx, cells, &row, &err);
         if (trc != TXN_OK) goto txn_failed;
     }
     if (v->s->capture && v->s->capture->table_id == t->id &&

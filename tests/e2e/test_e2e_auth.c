@@ -18,7 +18,9 @@
 ** past a rule that rejects everyone, a bad rule refused with its line, a
 ** password-only rule, RESET), a role's CONNECTION LIMIT (53300 past it,
 ** pg_roles.rolconnlimit) and WITH GRANT OPTION (app passes SELECT on,
-** information_schema.table_privileges shows it).
+** information_schema.table_privileges shows it with app as its grantor;
+** REVOKE GRANT OPTION FOR fails 2BP01 while viewer's grant depends on it,
+** and with CASCADE takes viewer's too).
 **
 ** All waits are bounded; the node dies with the test (mtest_node).
 */
@@ -333,7 +335,18 @@ static void test_hba_limits_grant_option(void **state) {
                    "app|SELECT|YES\nreader|SELECT|NO\nviewer|SELECT|NO\n");
     e2e_rows_equal(root, "SHOW GRANTS ON accounts FOR app",
                    "defaultdb|public|accounts|app|SELECT|t\n");
-    e2e_ok(root, "REVOKE GRANT OPTION FOR SELECT ON accounts FROM app");
+    /* the grantor is recorded; viewer's SELECT depends on app's option */
+    e2e_rows_equal(root,
+                   "SELECT grantor, grantee FROM information_schema.table_privileges WHERE "
+                   "table_name = 'accounts' AND grantee = 'viewer'",
+                   "app|viewer\n");
+    e2e_fails(root, "REVOKE GRANT OPTION FOR SELECT ON accounts FROM app", "2BP01");
+    e2e_ok(root, "REVOKE GRANT OPTION FOR SELECT ON accounts FROM app CASCADE");
+    e2e_rows_equal(root,
+                   "SELECT grantee, privilege_type, is_grantable FROM "
+                   "information_schema.table_privileges WHERE table_name = 'accounts' "
+                   "ORDER BY grantee",
+                   "app|SELECT|NO\nreader|SELECT|NO\n");
     e2e_fails(c, "GRANT SELECT ON accounts TO viewer", "42501");
     PQfinish(c);
     e2e_ok(root, "ALTER USER app CONNECTION LIMIT -1");

@@ -663,8 +663,12 @@ static void test_session_distinct_on(void **state) {
     EXPECT(s, "INSERT INTO dn2 SELECT DISTINCT ON (a) a, c FROM dn ORDER BY a, b",
            "C INSERT 0 3\n");
     EXPECT(s, "SELECT a, c FROM dn2 ORDER BY a", "D a:23,c:25\nR NULL|n\nR 1|y\nR 2|z\nC SELECT 3\n");
-    expect_error(s, "SELECT DISTINCT ON (a) a FROM dn UNION SELECT 1", "0A000");
-    expect_error(s, "SELECT 1 UNION SELECT DISTINCT ON (a) a FROM dn", "0A000");
+    /* a branch of UNION: SELECT * FROM (the rewrite); the ORDER BY is the compound's */
+    EXPECT(s, "SELECT DISTINCT ON (a) a FROM dn WHERE a IS NOT NULL UNION SELECT 7 ORDER BY 1",
+           "D a:23\nR 1\nR 2\nR 7\nC SELECT 3\n");
+    EXPECT(s, "SELECT 7 AS a UNION ALL SELECT DISTINCT ON (a) a FROM dn WHERE a > 1 ORDER BY 1",
+           "D a:20\nR 2\nR 7\nC SELECT 2\n");
+    exec_ok(s, "EXPLAIN SELECT DISTINCT ON (a) a FROM dn ORDER BY a");
     /* the extended protocol */
     capture c;
     memset(&c, 0, sizeof(c));

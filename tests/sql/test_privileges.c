@@ -6,7 +6,8 @@
 ** grants through a role work; REVOKE (of a privilege or of the role)
 ** takes effect in an open session at its next statement; ALL; a table's
 ** owner; admin bypass; GRANT ON DATABASE; SHOW GRANTS; a prepared
-** statement checked again after a REVOKE. The transcript
+** statement checked again after a REVOKE; grantors, REVOKE ... CASCADE
+** (2BP01 without it); column privileges; privileges on sequences. The transcript
 ** format is test_sql.c's (D/R/C/E/N/Q lines).
 */
 #define _GNU_SOURCE
@@ -300,8 +301,8 @@ static void test_grant_option(void **state) {
                 "WHERE table_name = 'accounts' ORDER BY grantee, privilege_type",
                 "R root|app|defaultdb|public|accounts|INSERT|YES\n"
                 "R root|app|defaultdb|public|accounts|SELECT|YES\n"
-                "R root|bob|defaultdb|public|accounts|INSERT|NO\n"
-                "R root|reader|defaultdb|public|accounts|INSERT|YES\n");
+                "R reader|bob|defaultdb|public|accounts|INSERT|NO\n"
+                "R app|reader|defaultdb|public|accounts|INSERT|YES\n");
     /* REVOKE GRANT OPTION FOR: the privilege stays, the option goes */
     EXPECT(root, "REVOKE GRANT OPTION FOR SELECT ON accounts FROM app", "C REVOKE\n");
     EXPECT(app, "SELECT count(*) FROM accounts", "D count:20\nR 3\nC SELECT 1\n");
@@ -313,10 +314,46 @@ static void test_grant_option(void **state) {
              "C SHOW GRANTS\n",
              head);
     EXPECT(root, "SHOW GRANTS ON accounts FOR app", want);
-    /* revoking the privilege takes its option with it */
-    EXPECT(root, "REVOKE INSERT ON accounts FROM app", "C REVOKE\n");
+    /* the grantor is recorded (PostgreSQL's): carol granted through reader */
+    EXPECT_ROWS(root,
+                "SELECT grantor, grantee, privilege_type, is_grantable FROM "
+                "information_schema.table_privileges WHERE table_name = 'accounts' ORDER BY "
+                "grantee, grantor, privilege_type",
+                "R root|app|INSERT|YES\nR root|app|SELECT|NO\nR app|bob|INSERT|NO\n"
+                "R reader|bob|INSERT|NO\nR app|reader|INSERT|YES\n");
+    /* revoking the privilege takes its option with it: app's grants depend on
+    ** it (2BP01, nothing changed) unless CASCADE, which takes them too, and
+    ** what reader granted with the option it loses */
+    EXPECT(root, "REVOKE INSERT ON accounts FROM app",
+           "E 2BP01 dependent privileges exist\n");
+    EXPECT(root, "REVOKE GRANT OPTION FOR INSERT ON accounts FROM app RESTRICT",
+           "E 2BP01 dependent privileges exist\n");
+    EXPECT(bob, "INSERT INTO accounts VALUES (4, 400)", "C INSERT 0 1\n");
+    EXPECT(root, "REVOKE INSERT ON accounts FROM app CASCADE", "C REVOKE\n");
+    EXPECT_ROWS(root,
+                "SELECT grantor, grantee, privilege_type, is_grantable FROM "
+                "information_schema.table_privileges WHERE table_name = 'accounts' ORDER BY "
+                "grantee, grantor, privilege_type",
+                "R root|app|SELECT|NO\n");
+    DENIED(bob, "INSERT INTO accounts VALUES (5, 500)", "accounts");
+    DENIED(carol, "INSERT INTO accounts VALUES (5, 500)", "accounts");
     EXPECT(root, "GRANT INSERT ON accounts TO app", "C GRANT\n");
     expect_error(app, "GRANT INSERT ON accounts TO bob", "42501");
+    /* two grantors, two grants: a holder's REVOKE takes only its own; an
+    ** admin's (or the owner's) takes every grantor's (docs/security.md) */
+    EXPECT(root, "GRANT SELECT ON accounts TO app WITH GRANT OPTION", "C GRANT\n");
+    EXPECT(app, "GRANT SELECT ON accounts TO carol", "C GRANT\n");
+    EXPECT(root, "GRANT SELECT ON accounts TO carol", "C GRANT\n");
+    const char *carol_rows = "SELECT grantor FROM information_schema.table_privileges WHERE "
+                             "table_name = 'accounts' AND grantee = 'carol' ORDER BY grantor";
+    EXPECT_ROWS(root, carol_rows, "R app\nR root\n");
+    EXPECT(app, "REVOKE SELECT ON accounts FROM carol", "C REVOKE\n");
+    EXPECT_ROWS(root, carol_rows, "R root\n");
+    EXPECT(carol, "SELECT count(*) FROM accounts", "D count:20\nR 4\nC SELECT 1\n");
+    EXPECT(app, "GRANT SELECT ON accounts TO carol", "C GRANT\n");
+    EXPECT(root, "REVOKE SELECT ON accounts FROM carol", "C REVOKE\n");
+    EXPECT_ROWS(root, carol_rows, "");
+    EXPECT(root, "REVOKE GRANT OPTION FOR SELECT ON accounts FROM app", "C REVOKE\n");
     expect_error(root, "REVOKE GRANT OPTION SELECT ON accounts FROM app", "42601");
     expect_error(root, "GRANT SELECT ON accounts TO app WITH ADMIN OPTION", "42601");
     /* an owner grants with or without the option, and shows as grantor */
@@ -329,9 +366,161 @@ static void test_grant_option(void **state) {
                 "SELECT grantor, grantee, privilege_type, is_grantable FROM "
                 "information_schema.table_privileges WHERE table_name = 'notes' AND "
                 "privilege_type = 'SELECT' ORDER BY grantee",
-                "R carol|app|SELECT|NO\nR carol|bob|SELECT|YES\nR carol|carol|SELECT|YES\n");
+                "R bob|app|SELECT|NO\nR carol|bob|SELECT|YES\nR carol|carol|SELECT|YES\n");
     sqlv_session_close(bob);
     sqlv_session_close(carol);
+    teardown(&f, root, app);
+}
+
+/* Column privileges (PostgreSQL's): GRANT SELECT (a, b), UPDATE (c),
+** INSERT (a, b) ON t; a statement touching another column fails 42501
+** "permission denied for table t"; count(*) needs one column; a table
+** REVOKE takes the column privileges too; information_schema.
+** column_privileges. Results checked against PostgreSQL 15. */
+static void test_column_privileges(void **state) {
+    (void)state;
+    fixture f;
+    sqlv_session *root, *app;
+    setup(&f, &root, &app);
+    EXPECT(root, "CREATE TABLE emp (id INT PRIMARY KEY, name TEXT, salary INT, note TEXT)",
+           "C CREATE TABLE\n");
+    EXPECT(root, "INSERT INTO emp VALUES (1, 'a', 10, 'x')", "C INSERT 0 1\n");
+    EXPECT(root, "GRANT SELECT (id, name), UPDATE (note), INSERT (id, name) ON emp TO app",
+           "C GRANT\n");
+    EXPECT(app, "SELECT id, name FROM emp", "D id:23,name:25\nR 1|a\nC SELECT 1\n");
+    DENIED(app, "SELECT salary FROM emp", "emp");
+    DENIED(app, "SELECT * FROM emp", "emp");
+    EXPECT(app, "SELECT count(*) FROM emp", "D count:20\nR 1\nC SELECT 1\n");
+    DENIED(app, "SELECT id FROM emp WHERE salary > 0", "emp");
+    EXPECT(app, "UPDATE emp SET note = 'y' WHERE id = 1", "C UPDATE 1\n");
+    DENIED(app, "UPDATE emp SET salary = 1", "emp");
+    DENIED(app, "UPDATE emp SET note = 'z' WHERE salary = 10", "emp");
+    EXPECT(app, "INSERT INTO emp (id, name) VALUES (2, 'b')", "C INSERT 0 1\n");
+    EXPECT(app, "INSERT INTO public.emp AS e (name, id) VALUES ('c', 3)", "C INSERT 0 1\n");
+    DENIED(app, "INSERT INTO emp (id, name, salary) VALUES (4, 'd', 1)", "emp");
+    DENIED(app, "INSERT INTO emp VALUES (4, 'd', 1, 'n')", "emp");
+    DENIED(app, "DELETE FROM emp", "emp");
+    expect_count(root, "emp", "3");
+    EXPECT(root, "SELECT note FROM emp WHERE id = 1", "D note:25\nR y\nC SELECT 1\n");
+    /* a role's column privileges count too, and ALL (cols) */
+    EXPECT(root, "GRANT ALL (salary) ON emp TO reader", "C GRANT\n");
+    EXPECT(root, "GRANT reader TO app", "C GRANT ROLE\n");
+    EXPECT(app, "SELECT salary FROM emp WHERE id = 1", "D salary:23\nR 10\nC SELECT 1\n");
+    EXPECT(root, "REVOKE reader FROM app", "C REVOKE ROLE\n");
+    DENIED(app, "SELECT salary FROM emp", "emp");
+    const char *q = "SELECT grantor, grantee, table_name, column_name, privilege_type, "
+                    "is_grantable FROM information_schema.column_privileges WHERE table_name = "
+                    "'emp' AND grantee = 'app' ORDER BY column_name, privilege_type";
+    EXPECT_ROWS(root, q,
+                "R root|app|emp|id|INSERT|NO\nR root|app|emp|id|SELECT|NO\n"
+                "R root|app|emp|name|INSERT|NO\nR root|app|emp|name|SELECT|NO\n"
+                "R root|app|emp|note|UPDATE|NO\n");
+    EXPECT(root, "GRANT SELECT ON emp TO app", "C GRANT\n");
+    EXPECT_ROWS(root, q,
+                "R root|app|emp|id|INSERT|NO\nR root|app|emp|id|SELECT|NO\n"
+                "R root|app|emp|name|INSERT|NO\nR root|app|emp|name|SELECT|NO\n"
+                "R root|app|emp|note|SELECT|NO\nR root|app|emp|note|UPDATE|NO\n"
+                "R root|app|emp|salary|SELECT|NO\n");
+    EXPECT(app, "SELECT salary FROM emp WHERE id = 1", "D salary:23\nR 10\nC SELECT 1\n");
+    /* a table's REVOKE takes its columns' privileges of that kind too */
+    EXPECT(root, "REVOKE SELECT ON emp FROM app", "C REVOKE\n");
+    EXPECT_ROWS(root, q,
+                "R root|app|emp|id|INSERT|NO\nR root|app|emp|name|INSERT|NO\n"
+                "R root|app|emp|note|UPDATE|NO\n");
+    DENIED(app, "SELECT id FROM emp", "emp");
+    /* a column grant option passes that column on, with the grantor recorded */
+    EXPECT(root, "GRANT SELECT (name) ON emp TO app WITH GRANT OPTION", "C GRANT\n");
+    EXPECT(root, "CREATE USER bob", "C CREATE ROLE\n");
+    EXPECT(app, "GRANT SELECT (name) ON emp TO bob", "C GRANT\n");
+    expect_error(app, "GRANT SELECT (salary) ON emp TO bob", "42501");
+    EXPECT_ROWS(root,
+                "SELECT grantor, column_name, privilege_type FROM "
+                "information_schema.column_privileges WHERE grantee = 'bob'",
+                "R app|name|SELECT\n");
+    EXPECT(root, "REVOKE SELECT (name) ON emp FROM app", "E 2BP01 dependent privileges exist\n");
+    EXPECT(root, "REVOKE SELECT (name) ON emp FROM app CASCADE", "C REVOKE\n");
+    EXPECT_ROWS(root,
+                "SELECT grantor, column_name, privilege_type FROM "
+                "information_schema.column_privileges WHERE grantee = 'bob'",
+                "");
+    /* a column left to its DEFAULT needs no privilege */
+    EXPECT(root, "CREATE TABLE notes (id INT PRIMARY KEY, body TEXT, at INT DEFAULT 42)",
+           "C CREATE TABLE\n");
+    EXPECT(root, "GRANT INSERT (id, body), SELECT (id, at) ON notes TO app", "C GRANT\n");
+    EXPECT(app, "INSERT INTO notes (id, body) VALUES (1, 'b')", "C INSERT 0 1\n");
+    EXPECT(app, "SELECT id, at FROM notes", "D id:23,at:23\nR 1|42\nC SELECT 1\n");
+    DENIED(app, "INSERT INTO notes VALUES (2, 'c', 1)", "notes");
+    DENIED(app, "INSERT INTO notes (id, body) VALUES (3, 'd') RETURNING body", "notes");
+    /* errors as PostgreSQL's */
+    expect_error(root, "GRANT SELECT (nope) ON emp TO app", "42703");
+    expect_error(root, "GRANT DELETE (id) ON emp TO app", "0LP01");
+    expect_error(root, "GRANT SELECT (id) ON DATABASE defaultdb TO app", "0LP01");
+    teardown(&f, root, app);
+}
+
+/* Sequences: USAGE (nextval, currval, lastval), SELECT (currval, lastval),
+** UPDATE (nextval, setval); ON SEQUENCE, ON ALL SEQUENCES IN SCHEMA public,
+** ON [TABLE] s; 42501 otherwise; a creator owns its sequence, a SERIAL column's is its
+** table owner's. Checked against PostgreSQL 15. */
+static void test_sequence_privileges(void **state) {
+    (void)state;
+    fixture f;
+    sqlv_session *root, *app;
+    setup(&f, &root, &app);
+    EXPECT(root, "CREATE SEQUENCE s1", "C CREATE SEQUENCE\n");
+    EXPECT(root, "CREATE SEQUENCE s2", "C CREATE SEQUENCE\n");
+    EXPECT(app, "SELECT nextval('s1')", "E 42501 permission denied for sequence s1\n");
+    EXPECT(app, "SELECT currval('s1')", "E 42501 permission denied for sequence s1\n");
+    EXPECT(app, "SELECT setval('s1', 5)", "E 42501 permission denied for sequence s1\n");
+    EXPECT(root, "GRANT USAGE ON SEQUENCE s1 TO app", "C GRANT\n");
+    EXPECT(app, "SELECT nextval('s1')", "D nextval:20\nR 1\nC SELECT 1\n");
+    EXPECT(app, "SELECT currval('s1')", "D currval:20\nR 1\nC SELECT 1\n");
+    EXPECT(app, "SELECT setval('s1', 5)", "E 42501 permission denied for sequence s1\n");
+    EXPECT(root, "GRANT UPDATE ON SEQUENCE s1 TO app", "C GRANT\n");
+    EXPECT(root, "GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO app", "C GRANT\n");
+    EXPECT(app, "SELECT setval('s1', 5)", "D setval:20\nR 5\nC SELECT 1\n");
+    EXPECT(app, "SELECT currval('s2')",
+           "E 55000 currval of sequence \"s2\" is not yet defined in this session\n");
+    EXPECT(app, "SELECT nextval('s2')", "E 42501 permission denied for sequence s2\n");
+    /* DDL on sequences: the database's privileges (CREATE; DROP for ALTER and DROP) */
+    expect_error(app, "ALTER SEQUENCE s1 RESTART", "42501");
+    expect_error(app, "DROP SEQUENCE s2", "42501");
+    expect_error(app, "CREATE SEQUENCE mine", "42501");
+    EXPECT(root, "REVOKE ALL ON SEQUENCE s1 FROM app", "C REVOKE\n");
+    EXPECT(app, "SELECT nextval('s1')", "E 42501 permission denied for sequence s1\n");
+    /* ON [TABLE] s: what a sequence supports; errors as PostgreSQL's */
+    EXPECT(root, "GRANT USAGE ON TABLE s1 TO app", "C GRANT\n");
+    EXPECT(app, "SELECT nextval('s1')", "D nextval:20\nR 6\nC SELECT 1\n");
+    EXPECT(root, "GRANT ALL ON s2 TO app", "C GRANT\n");
+    EXPECT(app, "SELECT nextval('s2')", "D nextval:20\nR 1\nC SELECT 1\n");
+    expect_error(root, "GRANT INSERT ON SEQUENCE s1 TO app", "0LP01");
+    expect_error(root, "GRANT SELECT (a) ON SEQUENCE s1 TO app", "0LP01");
+    expect_error(root, "GRANT USAGE ON ALL SEQUENCES IN SCHEMA nope TO app", "3F000");
+    expect_error(root, "GRANT USAGE ON SEQUENCE nope TO app", "42P01");
+    expect_error(root, "GRANT USAGE ON accounts TO app", "0LP01");
+    /* a creator owns its sequence; a SERIAL column's is its table owner's */
+    EXPECT(root, "GRANT CREATE ON DATABASE defaultdb TO app", "C GRANT\n");
+    EXPECT(app, "CREATE SEQUENCE mine", "C CREATE SEQUENCE\n");
+    EXPECT(app, "SELECT nextval('mine')", "D nextval:20\nR 1\nC SELECT 1\n");
+    EXPECT(app, "SELECT setval('mine', 9)", "D setval:20\nR 9\nC SELECT 1\n");
+    EXPECT(app, "CREATE TABLE items (id SERIAL PRIMARY KEY, v INT)", "C CREATE TABLE\n");
+    EXPECT(app, "INSERT INTO items (v) VALUES (7)", "C INSERT 0 1\n");
+    EXPECT(root, "CREATE USER bob", "C CREATE ROLE\n");
+    sqlv_session *bob = session_as(&f, "bob");
+    EXPECT(app, "GRANT INSERT ON items TO bob", "C GRANT\n");
+    EXPECT(bob, "INSERT INTO items (v) VALUES (8)",
+           "E 42501 permission denied for sequence items_id_seq\n");
+    EXPECT(app, "GRANT USAGE ON SEQUENCE items_id_seq TO bob", "C GRANT\n");
+    EXPECT(bob, "INSERT INTO items (v) VALUES (8)", "C INSERT 0 1\n");
+    EXPECT(bob, "SELECT nextval('mine')", "E 42501 permission denied for sequence mine\n");
+    EXPECT(app, "GRANT UPDATE ON SEQUENCE mine TO bob", "C GRANT\n");
+    EXPECT(bob, "SELECT nextval('mine')", "D nextval:20\nR 10\nC SELECT 1\n");
+    EXPECT(bob, "SELECT lastval()", "E 42501 permission denied for sequence mine\n");
+    EXPECT(bob, "SELECT currval('mine')", "E 42501 permission denied for sequence mine\n");
+    EXPECT(app, "GRANT SELECT ON SEQUENCE mine TO bob", "C GRANT\n");
+    EXPECT(bob, "SELECT currval('mine')", "D currval:20\nR 10\nC SELECT 1\n");
+    EXPECT(bob, "SELECT lastval()", "D lastval:20\nR 10\nC SELECT 1\n");
+    sqlv_session_close(bob);
     teardown(&f, root, app);
 }
 
@@ -345,6 +534,8 @@ int main(void) {
         cmocka_unit_test(test_show_grants),
         cmocka_unit_test(test_grant_option),
         cmocka_unit_test(test_prepared_statement_rechecked),
+        cmocka_unit_test(test_column_privileges),
+        cmocka_unit_test(test_sequence_privileges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
