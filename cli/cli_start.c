@@ -16,8 +16,13 @@
 ** transport, Raft replicas, range server, router, txn_db, SQL, gateway).
 ** Without --sql-addr SQL then shares the --listen-addr port (default
 ** 127.0.0.1:26257); STORE/sql-url is written once SQL is served (after
-** `meridian init` for a new cluster). Without --join on a store with no
-** cluster identity the node is a single node exactly as before.
+** `meridian init` for a new cluster). Without --join on a new store the
+** node is a one-node cluster (issue 8): srv_node with replication 1, RPC on
+** --listen-addr (default 127.0.0.1 and a free port), SQL on --sql-addr as
+** before; we send it INIT ourselves and print the banner once SQL is served.
+** STORE/single-node marks such a store so that a restart keeps replication
+** 1. A store that holds single-node data from before this (no identity, MVCC
+** data) still opens the old way: txn/ over the local store, no RPC.
 **
 ** Secure by default: --certs-dir DIR (ca.crt, node.crt, node.key) serves
 ** SQL over TLS only and runs node-to-node RPC over mutual TLS (node
@@ -46,6 +51,7 @@
 #include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gateway/gateway.h"
@@ -58,6 +64,8 @@
 
 #define CLI_BACKGROUND_WAIT_MS (120 * 1000) /* parent waits this long for ready */
 #define CLI_DEFAULT_STORE "meridian-data"
+#define CLI_SINGLE_NODE_MARK "single-node" /* STORE/single-node: a one-node cluster */
+#define CLI_SINGLE_NODE_INIT_MS (30 * 1000) /* our own INIT, and SQL after it */
 
 typedef struct start_options {
     const char *store;
@@ -415,11 +423,74 @@ static void on_fatal(void *ctx, const char *message) {
     kill(getpid(), SIGTERM); /* read by the main thread's signalfd */
 }
 
+/* A one-node cluster just started: INIT it if new (over loopback RPC, as
+** `meridian init` would), wait until it serves SQL, fill the banner. 0 or -1. */
+static int start_single_node(const start_options *o, const srv_config *c, srv_node *node,
+                             sec_tls_ctx *tls, const char *ca_path, char *url, size_t url_size,
+                             base_buf *banner) {
+    srv_node_info info;
+    srv_node_get_info(node, &info);
+    if (!info.initialized) {
+        srv_addr self = {.port = info.rpc_port};
+        /* a wildcard listen address is not one to dial */
+        bool any = strcmp(c->listen.host, "0.0.0.0") == 0 || strcmp(c->listen.host, "::") == 0;
+        base_strlcpy(self.host, any ? "127.0.0.1" : c->listen.host, sizeof self.host);
+        uint64_t cluster_id = 0;
+        srv_peer *peers = NULL; /* owner: here */
+        size_t n_peers = 0;
+        char err[SRV_MESSAGE_SIZE_MAX] = "";
+        /* The mark first: a crash after INIT must not restart with replication 3. */
+        char mark[CLI_PATH_SIZE_MAX];
+        snprintf(mark, sizeof mark, "%s/%s", o->store, CLI_SINGLE_NODE_MARK);
+        int rc = write_file_atomic(mark, "replication 1\n");
+        if (rc != 0) {
+            BASE_ERROR("cli", "cannot write %s: %s", mark, strerror(-rc));
+            return -1;
+        }
+        srv_client_set_tls(c->rpc_tls_client);
+        rc = srv_client_init(&self, CLI_SINGLE_NODE_INIT_MS, &cluster_id, &peers, &n_peers, err,
+                             sizeof err);
+        srv_client_set_tls(NULL);
+        base_free(peers);
+        if (rc != SRV_OK) {
+            BASE_ERROR("cli", "cannot initialize the one-node cluster (error %d): %s", rc, err);
+            return -1;
+        }
+        BASE_INFO("cli", "one-node cluster %016llx initialized", (unsigned long long)cluster_id);
+    }
+    int64_t deadline = base_monotonic_ns() + (int64_t)CLI_SINGLE_NODE_INIT_MS * 1000000;
+    for (;;) { /* bounded: the node opens SQL from its periodic thread */
+        srv_node_get_info(node, &info);
+        if (info.sql_serving || atomic_load(&cluster_cb.fatal)) break;
+        if (base_monotonic_ns() > deadline) break;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (!info.sql_serving) {
+        BASE_ERROR("cli", "the one-node cluster did not serve SQL within %d s",
+                   CLI_SINGLE_NODE_INIT_MS / 1000);
+        return -1;
+    }
+    format_url(url, url_size, c->sql.host, info.sql_port, tls != NULL ? ca_path : NULL);
+    base_buf_printf(banner,
+                    "Meridian node ready (single node, %s).\n"
+                    "sql:     %s\n"
+                    "psql:    psql \"%s\"\n"
+                    "shell:   meridian sql --url \"%s\"\n"
+                    "listen:  %s:%d (node-to-node RPC; a one-node cluster, replication 1)\n"
+                    "store:   %s\n"
+                    "logs:    %s/logs/meridian.log\n"
+                    "pid:     %d\n",
+                    tls != NULL ? "TLS" : "insecure", url, url, url, c->listen.host,
+                    info.rpc_port, o->store, o->store, (int)getpid());
+    return 0;
+}
+
 /* Start the node as a cluster member and fill the banner. 0 or -1. */
 static int start_cluster(const start_options *o, storage_engine *storage, hlc_clock *clock,
                          sec_tls_ctx *tls, sec_tls_ctx *const rpc_tls[2], const char *ca_path,
-                         const char *url_path, srv_node **node, char *url, size_t url_size,
-                         base_buf *banner) {
+                         const char *url_path, bool single_node, srv_node **node, char *url,
+                         size_t url_size, base_buf *banner) {
     char raft_dir[CLI_PATH_SIZE_MAX];
     snprintf(raft_dir, sizeof raft_dir, "%s/raft", o->store);
     srv_config c = {.engine = storage, .clock = clock, .tls = tls, .sync = true,
@@ -437,6 +508,17 @@ static int start_cluster(const start_options *o, storage_engine *storage, hlc_cl
     base_strlcpy(c.listen.host, o->listen_host, sizeof c.listen.host);
     c.listen.port = o->listen_addr_set ? o->listen_port : CLI_DEFAULT_SQL_PORT;
     c.sql_separate = o->sql_addr_set;
+    if (single_node) {
+        /* One node: nobody dials it, so RPC stays on loopback and a free
+        ** port unless --listen-addr says otherwise; SQL keeps its address. */
+        c.single_node = true;
+        c.replication = 1;
+        if (!o->listen_addr_set) {
+            base_strlcpy(c.listen.host, "127.0.0.1", sizeof c.listen.host);
+            c.listen.port = 0;
+        }
+        c.sql_separate = true;
+    }
     base_strlcpy(c.sql.host, o->sql_host, sizeof c.sql.host);
     c.sql.port = o->sql_port;
     memcpy(c.join, o->join, o->n_join * sizeof o->join[0]);
@@ -451,6 +533,7 @@ static int start_cluster(const start_options *o, storage_engine *storage, hlc_cl
     }
     srv_node_info info;
     srv_node_get_info(*node, &info);
+    if (single_node) return start_single_node(o, &c, *node, tls, ca_path, url, url_size, banner);
     char state[128];
     if (info.initialized)
         snprintf(state, sizeof state, "node %llu of cluster %016llx",
@@ -625,9 +708,31 @@ int cli_start_main(int argc, char **argv) {
         BASE_ERROR("cli", "cannot read the cluster identity of the store (error %d)", rc);
         goto cleanup;
     }
-    if (ident.initialized || o.n_join > 0) {
-        if ((rc = start_cluster(&o, storage, clock, tls, rpc_tls, ca_path, url_path, &node, url,
-                                sizeof url, &banner)) != 0)
+    /* Issue 8: without --join a new store becomes a one-node cluster; an
+    ** old single-node store (data but no identity) keeps the local path. */
+    char mark[CLI_PATH_SIZE_MAX];
+    snprintf(mark, sizeof mark, "%s/%s", o.store, CLI_SINGLE_NODE_MARK);
+    bool marked = access(mark, F_OK) == 0, legacy = false;
+    if (!ident.initialized && o.n_join == 0 && !marked) { /* marked: ours, not legacy */
+        if ((rc = srv_store_has_data(storage, &legacy)) != SRV_OK) {
+            BASE_ERROR("cli", "cannot read the store (error %d)", rc);
+            goto cleanup;
+        }
+        if (legacy)
+            BASE_WARN("cli",
+                      "store %s holds data written by a single node of an older version "
+                      "(no cluster identity), so it opens the old way: a local single node "
+                      "without a lock table, where concurrent transactions that touch the "
+                      "same rows fail with SQLSTATE 40001 and must be retried by the "
+                      "client; copy the data into a new store (started without --join) "
+                      "to run it as a one-node cluster (docs/decisions/012-single-node-cluster.md)",
+                      o.store);
+    }
+    bool single_node = !legacy && ((!ident.initialized && o.n_join == 0) || marked);
+    if (single_node) hlc_epsilon_set_alone(clock, true); /* no other clock to differ from */
+    if (ident.initialized || o.n_join > 0 || single_node) {
+        if ((rc = start_cluster(&o, storage, clock, tls, rpc_tls, ca_path, url_path, single_node,
+                                &node, url, sizeof url, &banner)) != 0)
             goto cleanup;
     } else {
         BASE_INFO("cli", "--listen-addr %s:%d recorded; a single node uses no RPC",
@@ -661,11 +766,12 @@ int cli_start_main(int argc, char **argv) {
         url_written = true;
 
         base_buf_printf(&banner,
-                        "Meridian node ready (single node, %s).\n"
+                        "Meridian node ready (old local single node, %s).\n"
                         "sql:     %s\n"
                         "psql:    psql \"%s\"\n"
                         "shell:   meridian sql --url \"%s\"\n"
-                        "listen:  %s:%d (node-to-node RPC, not used yet)\n"
+                        "listen:  %s:%d (not used: a store from before one-node clusters,"
+                        " no lock table; see the WARN in the log)\n"
                         "store:   %s\n"
                         "logs:    %s/logs/meridian.log\n"
                         "pid:     %d\n",

@@ -12,8 +12,10 @@
 ** DRAIN, DECOMMISSION) to itself. Without --sql-addr the SQL protocol shares the RPC port (the
 ** transport hands PostgreSQL connections to gw_adopt_connection).
 **
-** A node started without --join on a store that has no cluster identity is
-** a single node (cli/ wires it as before; nothing here runs). Design,
+** A node started without --join on a new store is a one-node cluster
+** (srv_config.single_node, replication 1; cli/ sends it INIT). A store that
+** holds single-node data from before keeps the local single-node wiring of
+** cli/ (nothing here runs). Design,
 ** system key layout and critical invariants: docs/cluster.md and
 ** docs/decisions/006-cluster-bootstrap.md.
 **
@@ -106,6 +108,10 @@ typedef struct srv_config {
     srv_addr sql;           /* used when sql_separate */
     srv_addr join[SRV_JOIN_ADDRS_MAX];
     size_t n_join;
+    /* `meridian start` without --join on a new store (issue 8): a one-node
+    ** cluster; an uninitialized node may then have no --join (its owner
+    ** sends it INIT itself). */
+    bool single_node;
     sec_tls_ctx *tls;       /* borrowed, may be NULL: SQL over TLS */
     /* Node-to-node TLS (docs/rpc.md "TLS"): borrowed, both or neither; they
     ** become rpc_uv_config.tls_server/tls_client of every transport the

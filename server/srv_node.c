@@ -2652,7 +2652,7 @@ int srv_node_start(const srv_config *config, srv_node **out) {
     n->self_sql = n->cfg.sql_separate ? n->cfg.sql : n->cfg.listen;
     if (!n->st.initialized) {
         bool has_data = false;
-        if (n->cfg.n_join == 0) {
+        if (n->cfg.n_join == 0 && !n->cfg.single_node) {
             BASE_ERROR(MOD, "an uninitialized node needs --join");
             rc = SRV_ERR_INVALID;
             goto fail;

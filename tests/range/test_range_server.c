@@ -4908,7 +4908,7 @@ static void test_merge_txn(void **state)
                      RANGE_ERR_ABORTED);
     assert_int_equal(kv->ops->describe(kv, (const uint8_t *)"s", 1, &right), RANGE_OK);
     assert_int_equal(right.range_id, 4);
-    rgen = right.generation; /* the abandon's UNFREEZE moved it */
+    rgen = right.generation; /* as it is now (decision 010 item 10: UNFREEZE keeps it) */
     range_descriptor_free(&right);
 
     /* T3 PENDING, its MERGE at a stale generation: refused at apply, T3
