@@ -13,7 +13,8 @@
 **     transaction (docs/txn.md, "Large transactions"); it exits 0 and the
 **     tables hold their rows;
 **   - `pgbench -c 8 -j 2 -T RUN_S` (simple protocol, with pgbench's vacuums
-**     and history truncation) and `-M prepared -n`: each exits 0 and
+**     and history truncation), `-M prepared -n` and `-M extended -n`
+**     (Parse/Bind/Execute of each statement): each exits 0 and
 **     reports "number of failed transactions: 0" (pgbench 15 counts 40001
 **     and 40P01 there, and aborts a client on any other error) with some
 **     transactions processed;
@@ -110,6 +111,8 @@ static void test_pgbench(void **state) {
     run_ok(simple);
     const char *prepared[] = {"-c", "8", "-j", "2", "-T", RUN_S, "-M", "prepared", "-n", NULL};
     run_ok(prepared);
+    const char *extended[] = {"-c", "8", "-j", "2", "-T", RUN_S, "-M", "extended", "-n", NULL};
+    run_ok(extended);
 
     /* every delta is in every balance, through every node */
     for (int i = 0; i < NODES; i++) {
