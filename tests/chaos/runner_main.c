@@ -21,7 +21,8 @@
 **
 ** Invariants: the main thread is the only one that forks (runner.h); the
 ** nemesis never has more than one fault active and never takes down more
-** than a minority (bigskew and disk: one node); on every exit path after
+** than a minority (bigskew and disk: one node; a bridge or ring partition
+** cuts links, and every node still reaches a majority); on every exit path after
 ** the cluster exists, clients are joined and nodes stopped before main
 ** returns; a node exits on its own only as a crash (fails the run) or, with
 ** status 74, after the disk nemesis made its Raft log's or store's fsync
@@ -363,6 +364,7 @@ typedef struct fault {
 
 typedef struct fault_stats {
     int kills, pauses, partitions, skews, splits, crashes;
+    int partitions_one_way, partitions_bridge, partitions_ring; /* shapes, of partitions */
     int moves_lease, moves_voters, moves_failed;
     int latencies, losses, bigskews, disk_fails, disk_stalls;
     int disk_store_fails, disk_store_stalls; /* of those, on the store */
@@ -521,6 +523,81 @@ static void bigskew_report(crun_cluster *c, int i, long from, int64_t offset_ms,
     if (serving > 0) st->bigskew_served++;
 }
 
+/* The partition nemesis, in Jepsen's shapes (the draws: one way 1/4,
+** bridge 1/8, ring 1/8 with 4+ nodes, else the bridge; the rest a split):
+** - split: the targets (one node, or a minority) against the rest, both ways;
+** - one way: the targets' packets to the rest lost, the rest's arrive;
+** - bridge: the nodes but the first target in two halves that reach each
+**   other only through it (with 3 nodes: n_a - bridge - n_b);
+** - ring: the nodes in a random cycle, each reaching only its neighbours.
+** In a bridge and a ring every node still reaches a majority counting
+** itself, but not the same majority: the non-transitive partitions that
+** leases and leader elections get wrong. Cuts are healed all at once. */
+static int partition_start(crun_cluster *c, uint64_t *rng, fault *f, const bool *chosen,
+                           fault_stats *st) {
+    int failures = 0;
+    unsigned draw = (unsigned)(crun_rand(rng) % 8);
+    int order[CRUN_NODES_MAX], n_order = 0;
+    char who[160];
+    size_t used = 0;
+    f->one_way = draw < 2;
+    if (draw == 2 || draw == 3) {
+        bool ring = draw == 3 && c->n >= 4;
+        /* a random order of the nodes (ring), or of the nodes but the bridge */
+        for (int i = 0; i < c->n; i++)
+            if (ring || i != f->targets[0]) order[n_order++] = i;
+        for (int i = n_order - 1; i > 0; i--) {
+            int j = (int)crun_rand_range(rng, 0, i), t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        who[0] = '\0';
+        if (ring) {
+            /* cut every pair that is not adjacent in the cycle */
+            for (int a = 0; a < n_order; a++)
+                for (int b = 0; b < n_order; b++) {
+                    int d = a > b ? a - b : b - a;
+                    if (a != b && d != 1 && d != n_order - 1)
+                        failures += crun_net_cut(c, order[a], order[b]) != 0;
+                }
+            for (int a = 0; a <= n_order && used < sizeof who; a++)
+                used += (size_t)snprintf(who + used, sizeof who - used, "%sn%d", a ? "-" : "",
+                                         order[a % n_order] + 1);
+            crun_log(c, "partition: ring %s (each node reaches its neighbours only)", who);
+            st->partitions_ring++;
+        } else {
+            /* ends: the first half against the second, both ways */
+            int half = n_order / 2;
+            for (int a = 0; a < half; a++)
+                for (int b = half; b < n_order; b++) {
+                    failures += crun_net_cut(c, order[a], order[b]) != 0;
+                    failures += crun_net_cut(c, order[b], order[a]) != 0;
+                }
+            for (int a = 0; a < n_order && used < sizeof who; a++)
+                used += (size_t)snprintf(who + used, sizeof who - used, "%sn%d",
+                                         a == 0 ? "" : a == half ? " | " : ",", order[a] + 1);
+            crun_log(c, "partition: bridge n%d between %s (the halves reach each other only "
+                     "through it)", f->targets[0] + 1, who);
+            st->partitions_bridge++;
+        }
+        st->partitions++;
+        return failures;
+    }
+    for (int i = 0; i < c->n; i++) {
+        if (!chosen[i]) continue;
+        for (int j = 0; j < c->n; j++) {
+            if (chosen[j]) continue;
+            failures += crun_net_cut(c, i, j) != 0;
+            if (!f->one_way) failures += crun_net_cut(c, j, i) != 0;
+        }
+    }
+    describe_targets(f, who, sizeof who);
+    crun_log(c, "partition %s %s the rest", who, f->one_way ? "-/-> (one way)" : "<-/->");
+    if (f->one_way) st->partitions_one_way++;
+    st->partitions++;
+    return failures;
+}
+
 static void fault_start(crun_ctx *ctx, uint64_t *rng, fault *f, fault_stats *st) {
     crun_cluster *c = ctx->cluster;
     const crun_config *cfg = ctx->cfg;
@@ -590,17 +667,7 @@ static void fault_start(crun_ctx *ctx, uint64_t *rng, fault *f, fault_stats *st)
         st->pauses++;
         break;
     case CRUN_NEM_PARTITION:
-        f->one_way = crun_rand(rng) % 4 == 0;
-        for (int i = 0; i < c->n; i++) {
-            if (!chosen[i]) continue;
-            for (int j = 0; j < c->n; j++) {
-                if (chosen[j]) continue;
-                failures += crun_net_cut(c, i, j) != 0;
-                if (!f->one_way) failures += crun_net_cut(c, j, i) != 0;
-            }
-        }
-        crun_log(c, "partition %s %s the rest", who, f->one_way ? "-/-> (one way)" : "<-/->");
-        st->partitions++;
+        failures += partition_start(c, rng, f, chosen, st);
         break;
     case CRUN_NEM_SKEW: {
         /* A restart with the clock off: the node's physical clock starts
@@ -988,11 +1055,13 @@ int main(int argc, char **argv) {
         base_buf_printf(&summary, "network: a namespace per node (partitions are real)\n");
     else
         base_buf_printf(&summary, "network: loopback (%s): partition unavailable\n", cluster.netns_why);
-    base_buf_printf(&summary, "faults: %d kill, %d pause, %d partition, %d skew, %d split, "
+    base_buf_printf(&summary, "faults: %d kill, %d pause, %d partition (%d one-way, %d bridge, "
+                    "%d ring), %d skew, %d split, "
                     "%d merge (%d unsplit, %d pending already, %d failed, %d nothing to merge), "
                     "%d move (%d lease, %d voters, %d failed), %d latency, %d loss, %d bigskew, "
                     "%d disk (%d fail, %d stall; store: %d fail, %d stall); crashes: %d\n",
-                    stats.kills, stats.pauses, stats.partitions, stats.skews, stats.splits,
+                    stats.kills, stats.pauses, stats.partitions, stats.partitions_one_way,
+                    stats.partitions_bridge, stats.partitions_ring, stats.skews, stats.splits,
                     stats.merges + stats.merges_pending + stats.merges_failed + stats.merges_none,
                     stats.merges, stats.merges_pending, stats.merges_failed, stats.merges_none,
                     stats.moves_lease + stats.moves_voters + stats.moves_failed,
