@@ -43,7 +43,15 @@
 **     that drops versions under a GC threshold is the later optimization.
 **   - A failed sync (a sync = true write or storage_sync that RocksDB
 **     reports failed, or the injected fault of storage_inject_fault) fails
-**     the store for good and calls on_failure once (storage.h).
+**     the store for good and calls on_failure once (storage.h); so does any
+**     failed write (RocksDB's background flush/compaction errors surface
+**     there: the store refuses writes from then on).
+**   - storage_compact_raw: a manual CompactRange of the raw family, not
+**     exclusive (automatic compactions go on), bottommost files too (where
+**     a resolved intent's tombstone may sit). In the background: one worker
+**     thread, started on the first request, one pending span (requests
+**     widen it), one compaction at a time, STORAGE_COMPACT_INTERVAL_MS
+**     apart; close stops it (a running compaction finishes first).
 ** Invariants:
 **   - every rocksdb call that takes errptr is checked; an error is logged
 **     and returned as STORAGE_ERR_IO (STORAGE_ERR_CORRUPT for "Corruption"),
@@ -53,7 +61,9 @@
 **   - a cursor's bound buffers outlive its RocksDB iterator.
 */
 #include <assert.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +83,7 @@
 #define RDB_WAL_RECOVERY_POINT_IN_TIME 2
 #define RDB_READ_TIER_MEMTABLE 3 /* rocksdb::kMemtableTier: memtable-only iterators */
 #define RDB_STALL_SLICE_NS (20 * 1000000) /* a stalled sync re-reads the fault this often */
+#define RDB_BOTTOMMOST_FORCE_OPTIMIZED 3 /* rocksdb::BottommostLevelCompaction::kForceOptimized */
 
 typedef struct rdb_engine {
     storage_engine base;
@@ -94,6 +105,18 @@ typedef struct rdb_engine {
     void *on_failure_ctx;
     atomic_bool fault_fail_next;
     _Atomic int64_t fault_stall_until_ns; /* monotonic; 0: none */
+    /* Background compaction of the raw family (storage_compact_raw), all
+    ** under cmp_mu: one pending span [cmp_lo, cmp_hi) (cmp_hi_open: no
+    ** end), one worker. cmp_cv (CLOCK_MONOTONIC): a request, a compaction
+    ** done, stop. */
+    pthread_mutex_t cmp_mu;
+    pthread_cond_t cmp_cv;
+    bool cmp_init; /* cmp_mu and cmp_cv initialized */
+    pthread_t cmp_thread;
+    bool cmp_started, cmp_stop, cmp_pending, cmp_running;
+    base_buf cmp_lo, cmp_hi;
+    bool cmp_hi_open;
+    int64_t cmp_next_ns; /* monotonic: no compaction starts before */
 } rdb_engine;
 
 struct storage__cursor {
@@ -298,7 +321,9 @@ static int rdb_write(storage_engine *e, const storage_batch *b, bool sync) {
     rocksdb_write(r->db, sync ? r->wo_sync : r->wo_nosync, wb, &err);
     if (err != NULL) {
         rc = rdb_error("write", err);
-        if (sync) rdb_fail(r, "a synced write failed");
+        /* unsynced too: RocksDB refuses writes after a failed background
+        ** flush or compaction sync, and a replica cannot skip an entry */
+        rdb_fail(r, sync ? "a synced write failed" : "a write failed");
     }
 cleanup:
     rocksdb_writebatch_destroy(wb);
@@ -601,9 +626,148 @@ static int rdb_sync(storage_engine *e) {
     return rc;
 }
 
+/* ---- compaction of the raw family (storage_compact_raw) ------------------------- */
+/* start_len 0: from the first key; end NULL: to the last. */
+static void rdb_compact_now(rdb_engine *r, const uint8_t *start, size_t start_len,
+                            const uint8_t *end, size_t end_len) {
+    rocksdb_compactoptions_t *co = rocksdb_compactoptions_create();
+    rocksdb_compactoptions_set_exclusive_manual_compaction(co, 0);
+    rocksdb_compactoptions_set_bottommost_level_compaction(co, RDB_BOTTOMMOST_FORCE_OPTIMIZED);
+    /* this C API reports no error: a failed compaction only leaves the
+    ** tombstones, which RocksDB logs and later compactions take */
+    rocksdb_compact_range_cf_opt(r->db, r->cf_raw, co, start_len > 0 ? (const char *)start : NULL,
+                                 start_len, (const char *)end, end_len);
+    rocksdb_compactoptions_destroy(co);
+}
+
+static struct timespec rdb_abs_monotonic(int64_t at_ns) {
+    struct timespec ts = {(time_t)(at_ns / 1000000000LL), (long)(at_ns % 1000000000LL)};
+    return ts;
+}
+
+/* The worker: takes the pending span, compacts it without the lock, waits
+** STORAGE_COMPACT_INTERVAL_MS before the next. Ends on cmp_stop. */
+static void *rdb_compact_main(void *arg) {
+    rdb_engine *r = arg;
+    base_buf lo = {0}, hi = {0}; /* owner: this thread; the span taken */
+    pthread_mutex_lock(&r->cmp_mu);
+    while (!r->cmp_stop) {
+        int64_t now = base_monotonic_ns();
+        if (!r->cmp_pending) {
+            pthread_cond_wait(&r->cmp_cv, &r->cmp_mu);
+            continue;
+        }
+        if (now < r->cmp_next_ns) {
+            struct timespec at = rdb_abs_monotonic(r->cmp_next_ns);
+            (void)pthread_cond_timedwait(&r->cmp_cv, &r->cmp_mu, &at);
+            continue;
+        }
+        base_buf_reset(&lo);
+        base_buf_reset(&hi);
+        bool open = r->cmp_hi_open;
+        if (base_buf_append(&lo, r->cmp_lo.data, r->cmp_lo.len) != 0 ||
+            base_buf_append(&hi, r->cmp_hi.data, r->cmp_hi.len) != 0) {
+            BASE_WARN(STORAGE__MODULE, "background compaction dropped: out of memory");
+            r->cmp_pending = false;
+            continue;
+        }
+        r->cmp_pending = false;
+        r->cmp_running = true;
+        pthread_mutex_unlock(&r->cmp_mu);
+        if (!atomic_load(&r->failed))
+            rdb_compact_now(r, lo.data, lo.len, open ? NULL : hi.data, open ? 0 : hi.len);
+        pthread_mutex_lock(&r->cmp_mu);
+        r->cmp_running = false;
+        r->cmp_next_ns = base_monotonic_ns() + (int64_t)STORAGE_COMPACT_INTERVAL_MS * 1000000;
+        pthread_cond_broadcast(&r->cmp_cv);
+    }
+    pthread_mutex_unlock(&r->cmp_mu);
+    base_buf_free(&lo);
+    base_buf_free(&hi);
+    return NULL;
+}
+
+/* Widen the pending span to cover [start, end) (under cmp_mu). */
+static int rdb_compact_widen_locked(rdb_engine *r, const uint8_t *start, size_t start_len,
+                                    const uint8_t *end, size_t end_len) {
+    if (!r->cmp_pending || storage__key_compare(start, start_len, r->cmp_lo.data,
+                                                r->cmp_lo.len) < 0) {
+        base_buf_reset(&r->cmp_lo);
+        if (start_len > 0 && base_buf_append(&r->cmp_lo, start, start_len) != 0)
+            return STORAGE_ERR_NOMEM;
+    }
+    if (!r->cmp_pending) {
+        r->cmp_hi_open = end == NULL;
+        base_buf_reset(&r->cmp_hi);
+        if (end != NULL && base_buf_append(&r->cmp_hi, end, end_len) != 0)
+            return STORAGE_ERR_NOMEM;
+    } else if (!r->cmp_hi_open) {
+        if (end == NULL) {
+            r->cmp_hi_open = true;
+        } else if (storage__key_compare(end, end_len, r->cmp_hi.data, r->cmp_hi.len) > 0) {
+            base_buf_reset(&r->cmp_hi);
+            if (base_buf_append(&r->cmp_hi, end, end_len) != 0)
+                return STORAGE_ERR_NOMEM;
+        }
+    }
+    r->cmp_pending = true;
+    return STORAGE_OK;
+}
+
+static int rdb_compact_raw(storage_engine *e, const uint8_t *start, size_t start_len,
+                           const uint8_t *end, size_t end_len, bool background) {
+    rdb_engine *r = (rdb_engine *)e;
+    if (atomic_load(&r->failed)) return STORAGE_ERR_IO;
+    if (!background) {
+        rdb_compact_now(r, start, start_len, end, end_len);
+        return STORAGE_OK;
+    }
+    pthread_mutex_lock(&r->cmp_mu);
+    int rc = STORAGE_OK;
+    if (!r->cmp_started) {
+        if (pthread_create(&r->cmp_thread, NULL, rdb_compact_main, r) != 0)
+            rc = STORAGE_ERR_NOMEM;
+        else
+            r->cmp_started = true;
+    }
+    if (rc == STORAGE_OK && !r->cmp_stop) {
+        /* a failure to widen leaves no pending span: the worker takes none */
+        rc = rdb_compact_widen_locked(r, start, start_len, end, end_len);
+        if (rc != STORAGE_OK) r->cmp_pending = false;
+        pthread_cond_broadcast(&r->cmp_cv);
+    }
+    pthread_mutex_unlock(&r->cmp_mu);
+    return rc;
+}
+
+static bool rdb_compact_wait(storage_engine *e, int64_t timeout_ms) {
+    rdb_engine *r = (rdb_engine *)e;
+    int64_t until = base_monotonic_ns() + timeout_ms * 1000000;
+    struct timespec at = rdb_abs_monotonic(until);
+    pthread_mutex_lock(&r->cmp_mu);
+    while ((r->cmp_pending || r->cmp_running) && r->cmp_started && !r->cmp_stop) {
+        if (pthread_cond_timedwait(&r->cmp_cv, &r->cmp_mu, &at) == ETIMEDOUT) break;
+    }
+    bool idle = !r->cmp_running && (!r->cmp_pending || !r->cmp_started || r->cmp_stop);
+    pthread_mutex_unlock(&r->cmp_mu);
+    return idle;
+}
+
 /* ---- open / close ------------------------------------------------------------------ */
 static void rdb_close(storage_engine *e) {
     rdb_engine *r = (rdb_engine *)e;
+    if (r->cmp_init) {
+        pthread_mutex_lock(&r->cmp_mu);
+        r->cmp_stop = true;
+        pthread_cond_broadcast(&r->cmp_cv);
+        bool started = r->cmp_started;
+        pthread_mutex_unlock(&r->cmp_mu);
+        if (started) pthread_join(r->cmp_thread, NULL);
+        pthread_cond_destroy(&r->cmp_cv);
+        pthread_mutex_destroy(&r->cmp_mu);
+        base_buf_free(&r->cmp_lo);
+        base_buf_free(&r->cmp_hi);
+    }
     if (r->cf_mvcc) rocksdb_column_family_handle_destroy(r->cf_mvcc);
     if (r->cf_raw) rocksdb_column_family_handle_destroy(r->cf_raw);
     if (r->db) rocksdb_close(r->db);
@@ -635,6 +799,8 @@ static const storage__vtable rdb_vtable = {
     .stats = rdb_stats,
     .flush = rdb_flush,
     .sync = rdb_sync,
+    .compact_raw = rdb_compact_raw,
+    .compact_wait = rdb_compact_wait,
 };
 
 /* ---- failure and injected faults (storage.h) ------------------------------------- */
@@ -690,6 +856,20 @@ int storage__rocksdb_open(const storage_options *opts, storage_engine **out) {
     atomic_init(&r->failed, false);
     atomic_init(&r->fault_fail_next, false);
     atomic_init(&r->fault_stall_until_ns, 0);
+    pthread_condattr_t cattr;
+    if (pthread_condattr_init(&cattr) != 0) goto fail;
+    pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+    if (pthread_mutex_init(&r->cmp_mu, NULL) != 0) {
+        pthread_condattr_destroy(&cattr);
+        goto fail;
+    }
+    if (pthread_cond_init(&r->cmp_cv, &cattr) != 0) {
+        pthread_mutex_destroy(&r->cmp_mu);
+        pthread_condattr_destroy(&cattr);
+        goto fail;
+    }
+    pthread_condattr_destroy(&cattr);
+    r->cmp_init = true;
     r->sentinel = base_malloc(RDB_SENTINEL_SIZE);
     if (r->sentinel == NULL) goto fail;
     memset(r->sentinel, 0xFF, RDB_SENTINEL_SIZE);

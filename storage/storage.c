@@ -135,6 +135,12 @@ int storage_batch_delete(storage_batch *b, const uint8_t *key, size_t key_len, h
     return batch_add(b, STORAGE__OP_DELETE, key, key_len, ts, NULL, 0, false);
 }
 
+int storage_batch_remove_version(storage_batch *b, const uint8_t *key, size_t key_len,
+                                 hlc_timestamp ts) {
+    if (!key_ok(key, key_len)) return STORAGE_ERR_INVALID;
+    return batch_add(b, STORAGE__OP_REMOVE_VERSION, key, key_len, ts, NULL, 0, false);
+}
+
 int storage_batch_delete_range(storage_batch *b, const uint8_t *start, size_t start_len,
                                const uint8_t *end, size_t end_len) {
     if (start == NULL) start_len = 0;
@@ -605,4 +611,20 @@ int storage_flush(storage_engine *e) {
 int storage_sync(storage_engine *e) {
     if (e == NULL) return STORAGE_ERR_INVALID;
     return e->vt->sync != NULL ? e->vt->sync(e) : STORAGE_OK;
+}
+
+int storage_compact_raw(storage_engine *e, const uint8_t *start, size_t start_len,
+                        const uint8_t *end, size_t end_len, bool background) {
+    if (e == NULL || (start == NULL && start_len > 0) || (end == NULL && end_len > 0))
+        return STORAGE_ERR_INVALID;
+    /* an empty non-NULL end, or end <= start: an empty range */
+    if (end != NULL && (end_len == 0 || storage__key_compare(end, end_len, start, start_len) <= 0))
+        return STORAGE_OK;
+    if (e->vt->compact_raw == NULL) return STORAGE_OK;
+    return e->vt->compact_raw(e, start, start_len, end, end_len, background);
+}
+
+bool storage_compact_wait(storage_engine *e, int64_t timeout_ms) {
+    if (e == NULL || e->vt->compact_wait == NULL) return true;
+    return e->vt->compact_wait(e, timeout_ms < 0 ? 0 : timeout_ms);
 }

@@ -83,6 +83,11 @@ int storage_batch_put(storage_batch *b, const uint8_t *key, size_t key_len, hlc_
                       const uint8_t *value, size_t value_len);
 /* A tombstone version of key at ts. */
 int storage_batch_delete(storage_batch *b, const uint8_t *key, size_t key_len, hlc_timestamp ts);
+/* Physically drop the one version (key, ts), if there is one (no tombstone
+** left): MVCC garbage collection decided by the caller (range/'s replicated
+** version GC, which must drop versions in the batch of its Raft entry). */
+int storage_batch_remove_version(storage_batch *b, const uint8_t *key, size_t key_len,
+                                 hlc_timestamp ts);
 /* Remove every version of every key in [start, end) (no MVCC history kept:
 ** for dropped tables after their drop committed, and for range removal). */
 int storage_batch_delete_range(storage_batch *b, const uint8_t *start, size_t start_len,
@@ -211,9 +216,30 @@ int storage_flush(storage_engine *e);
 ** (docs/range.md, "Merges"). */
 int storage_sync(storage_engine *e);
 
+/* ---- compaction of the raw keyspace -----------------------------------------
+** RocksDB keeps a deleted raw key as a tombstone until a compaction reaches
+** it, and every seek over it skips it until then (range/'s resolved intents:
+** docs/txn.md 3.3). This compacts raw [start, end) so they go; what reads
+** see is unchanged. background false: now, on the caller's thread, returning
+** when done. background true: returns at once; one engine worker (started
+** on the first such call, joined by storage_close) compacts later. At most
+** one compaction is pending (a new request widens it to cover both) and one
+** runs, and one starts at most every STORAGE_COMPACT_INTERVAL_MS, so what
+** callers ask never piles up; a request still pending at close is dropped.
+** The in-memory twin keeps no deleted key: a no-op there. STORAGE_OK,
+** STORAGE_ERR_INVALID, STORAGE_ERR_NOMEM, STORAGE_ERR_IO (now only; the
+** worker logs its errors). */
+#define STORAGE_COMPACT_INTERVAL_MS 1000
+int storage_compact_raw(storage_engine *e, const uint8_t *start, size_t start_len,
+                        const uint8_t *end, size_t end_len, bool background);
+/* Wait, at most timeout_ms, until no background compaction is pending or
+** running: true when none is (tests and benchmarks; the twin: true). */
+bool storage_compact_wait(storage_engine *e, int64_t timeout_ms);
+
 /* ---- a failed fsync (RocksDB; docs/chaos.md "disk") -------------------------
-** A synced write (sync = true) or a storage_sync that RocksDB reports failed
-** FAILS the store: from then on every write and sync returns STORAGE_ERR_IO
+** A write (synced or not: RocksDB refuses every write after a failed
+** background flush or compaction sync) or a storage_sync that RocksDB
+** reports failed FAILS the store: from then on every write and sync returns STORAGE_ERR_IO
 ** (never retried: after a failed fsync the kernel may have dropped the dirty
 ** pages and marked them clean, so a retry could "succeed" over lost data),
 ** and on_failure, when set, runs once, on the failing thread (a node exits

@@ -115,6 +115,12 @@ typedef struct storage__vtable {
     /* Make every write so far durable (fsync the log); NULL: nothing to do
     ** (an engine without durability). */
     int (*sync)(storage_engine *e);
+    /* storage_compact_raw, arguments checked (end NULL: unbounded); NULL:
+    ** nothing to compact (an engine that keeps no deleted key). */
+    int (*compact_raw)(storage_engine *e, const uint8_t *start, size_t start_len,
+                       const uint8_t *end, size_t end_len, bool background);
+    /* storage_compact_wait; NULL: always idle. */
+    bool (*compact_wait)(storage_engine *e, int64_t timeout_ms);
 } storage__vtable;
 
 /* Every engine struct starts with this. */
