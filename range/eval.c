@@ -532,12 +532,13 @@ int range__find_intent(storage_engine *e, const range_span *sp, uint64_t self,
     return rc == 1 ? RANGE_ERR_INTENT : rc;
 }
 
-int range__range_has_intents(storage_engine *e, const range_descriptor *d, bool *has)
+/* Any intent in the user span sp (not a point)? One seek, bounded by sp's
+** end: it skips the deleted intent keys inside sp only. */
+static int eval__span_has_intents(storage_engine *e, const range_span *sp, bool *has)
 {
     base_buf start = {0}, end = {0}, raw = {0}; /* owner: this function */
-    range_span all = {d->start_key, d->start_len, d->end_key, d->end_len, false};
     *has = true; /* on error: the slow path is always right */
-    int rc = range__intent_span(&all, &start, &end);
+    int rc = range__intent_span(sp, &start, &end);
     if (rc == RANGE_OK) {
         int g = storage_seek_raw(e, start.data, start.len, end.data, end.len, &raw, NULL);
         if (g == STORAGE_NOT_FOUND)
@@ -548,5 +549,90 @@ int range__range_has_intents(storage_engine *e, const range_descriptor *d, bool 
     base_buf_free(&start);
     base_buf_free(&end);
     base_buf_free(&raw);
+    return rc;
+}
+
+int range__range_has_intents(storage_engine *e, const range_descriptor *d, bool *has)
+{
+    range_span all = {d->start_key, d->start_len, d->end_key, d->end_len, false};
+    return eval__span_has_intents(e, &all, has);
+}
+
+/* Raise *end (exclusive; *open: no end) to cover the key k (incl: k itself,
+** so its end is k 0x00; else k is an exclusive end). tmp: scratch. */
+static int eval__bound_raise(base_buf *end, bool *open, const uint8_t *k, size_t klen,
+                             bool incl, base_buf *tmp)
+{
+    if (*open)
+        return RANGE_OK;
+    base_buf_reset(tmp);
+    if (base_buf_append(tmp, k, klen) != 0 || (incl && base_buf_append_byte(tmp, 0) != 0))
+        return RANGE_ERR_NOMEM;
+    if (end->len > 0 && range__key_cmp(tmp->data, tmp->len, end->data, end->len) <= 0)
+        return RANGE_OK;
+    base_buf_reset(end);
+    return base_buf_append(end, tmp->data, tmp->len) == 0 ? RANGE_OK : RANGE_ERR_NOMEM;
+}
+
+int range__request_has_intents(storage_engine *e, const range_descriptor *d,
+                               const range_commit_request *req, bool *has)
+{
+    base_buf end = {0}, tmp = {0}; /* owner: this function */
+    const uint8_t *lo = NULL;      /* borrowed from req or d */
+    size_t lo_len = 0;
+    bool any = false, open = false;
+    int rc = RANGE_OK;
+    *has = true; /* on error: the slow path is always right */
+    if (req->write_count > 0) {
+        /* writes are sorted: the first and the last bound them */
+        lo = req->writes[0].key;
+        lo_len = req->writes[0].key_len;
+        any = true;
+        const range_write *w = &req->writes[req->write_count - 1];
+        rc = eval__bound_raise(&end, &open, w->key, w->key_len, true, &tmp);
+    }
+    size_t n_spans = req->delete_span_count + req->read_span_count;
+    for (size_t i = 0; i < n_spans && rc == RANGE_OK; i++) {
+        const range_span *sp = i < req->delete_span_count
+                                   ? &req->delete_spans[i]
+                                   : &req->read_spans[i - req->delete_span_count];
+        if (!any || range__key_cmp(sp->start, sp->start_len, lo, lo_len) < 0) {
+            lo = sp->start;
+            lo_len = sp->start_len;
+        }
+        any = true;
+        if (sp->point)
+            rc = eval__bound_raise(&end, &open, sp->start, sp->start_len, true, &tmp);
+        else if (sp->end_len == 0)
+            open = true;
+        else
+            rc = eval__bound_raise(&end, &open, sp->end, sp->end_len, false, &tmp);
+    }
+    if (rc == RANGE_OK && !any)
+        *has = false; /* nothing to check */
+    if (rc == RANGE_OK && any) {
+        /* clip to the range: its keys are all the request may hold */
+        if (range__key_cmp(lo, lo_len, d->start_key, d->start_len) < 0) {
+            lo = d->start_key;
+            lo_len = d->start_len;
+        }
+        if (d->end_len > 0 &&
+            (open || range__key_cmp(end.data, end.len, d->end_key, d->end_len) > 0)) {
+            open = false;
+            base_buf_reset(&end);
+            if (base_buf_append(&end, d->end_key, d->end_len) != 0)
+                rc = RANGE_ERR_NOMEM;
+        }
+    }
+    if (rc == RANGE_OK && any) {
+        if (!open && range__key_cmp(lo, lo_len, end.data, end.len) >= 0) {
+            *has = false; /* empty: nothing of the request inside the range */
+        } else {
+            range_span bound = {lo, lo_len, open ? NULL : end.data, open ? 0 : end.len, false};
+            rc = eval__span_has_intents(e, &bound, has);
+        }
+    }
+    base_buf_free(&end);
+    base_buf_free(&tmp);
     return rc;
 }

@@ -119,7 +119,17 @@ void range__intent_hit_free(range__intent_hit *h);
 ** RANGE_OK when none; or an error as range__intent_each. */
 int range__find_intent(storage_engine *e, const range_span *sp, uint64_t self,
                        hlc_timestamp upper, range__intent_hit *hit);
-/* Any intent at all in the range of d? One seek (the fast path of commits). */
+/* Any intent at all in the range of d? One seek. */
 int range__range_has_intents(storage_engine *e, const range_descriptor *d, bool *has);
+/* Any intent where req writes or reads, as one seek can tell (the fast path
+** of commits)? The seek covers the bounding span of its writes, delete
+** spans and read spans, [least start, greatest end) clipped to d, which
+** holds every key req touches in the range, so *has false means no intent
+** on any of them; true: maybe, look span by span. It skips the deleted
+** intent keys of that span only, not of the whole range (docs/txn.md 3.3).
+** RANGE_OK (*has false for a request touching nothing in d) or an error
+** (*has true then). */
+int range__request_has_intents(storage_engine *e, const range_descriptor *d,
+                               const range_commit_request *req, bool *has);
 
 #endif

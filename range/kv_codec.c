@@ -9,13 +9,18 @@
 **   version (1 byte, RANGE_KV_VERSION) | op (1 byte) | range_id (!= 0) | op part:
 **     GET:      ts read_ts | bytes key | [flags (1 byte: bit0 stale_ok, bit1
 **               uncertain; only present when non-zero, so a plain GET keeps
-**               its bytes)] | [ts uncertainty_limit: only with bit1]
+**               its bytes; bit2 observed, only with bit1)] | [ts
+**               uncertainty_limit: only with bit1] | [observed_node_id
+**               (!= 0) | ts observed_ts: only with bit2]
 **     SCAN:     ts read_ts | flags (1 byte: bit0 reverse, bit1 stale_ok,
-**               bit2 skip_intents, bit3 uncertain: an older decoder refuses
-**               the bits) | bytes start | bytes end | max_rows | max_bytes
-**               (both <= UINT32_MAX) | [ts uncertainty_limit: only with bit3]
+**               bit2 skip_intents, bit3 uncertain, bit4 observed (only with
+**               bit3): an older decoder refuses the bits) | bytes start |
+**               bytes end | max_rows | max_bytes (both <= UINT32_MAX) |
+**               [ts uncertainty_limit: only with bit3] | [observed_node_id
+**               (!= 0) | ts observed_ts: only with bit4]
 **               (a request without a limit keeps its bytes: old senders
-**               read without one; the limit is > read_ts and not stale_ok)
+**               read without one; the limit is > read_ts and not stale_ok;
+**               the observed timestamp, issue 5, trails it likewise)
 **     COMMIT:   ts read_ts | ts commit_ts (HLC_ZERO: the server picks) |
 **               txn_id | nonce |
 **               n_writes x { flags (1 byte: bit0 tombstone) | bytes key |
@@ -109,6 +114,8 @@
 **                      (issue 6: a DESCRIBE's answer; an older decoder
 **                      refuses the unknown bit, so only new nodes send it)
 **     EXT2 0x01 MERGED (no bytes: merged = true; a MERGE_FENCE's answer)
+**     EXT2 0x02 OBSERVED observed_node_id (!= 0) | ts observed_ts (a GET's
+**                      or SCAN's answer to a read with an uncertainty limit)
 **   Version 3 exists because the 8 EXT bits were used up too: an answer
 **   without MERGED keeps its version and bytes, and an older decoder
 **   refuses version 3 (only a fence answers it, and its caller is new).
@@ -123,7 +130,8 @@
 **   NEWEST when newest_ts is not HLC_ZERO, HOLDER when intent_unreplicated
 **   or intent_since_wall_ns != 0, DEPS when dep_count > 0, CYCLE when
 **   cycle_len > 0, MERGE when freeze_index, freeze_lineage or merge_floor
-**   is set, LOAD when has_load, MERGED when merged.
+**   is set, LOAD when has_load, MERGED when merged, OBSERVED when
+**   observed_node_id != 0 (observed_ts must then be set, else both unset).
 **   An absent section decodes as the defaults; the reader picks the fields
 **   of the op it sent.
 **
@@ -176,7 +184,8 @@
 #define KV_RESPONSE_VERSION_EXT 2
 #define KV_RESPONSE_VERSION_EXT2 3
 #define KV_EXT2_MERGED 0x01u
-#define KV_EXT2_ALL 0x01u
+#define KV_EXT2_OBSERVED 0x02u
+#define KV_EXT2_ALL 0x03u
 #define KV_DESCRIBE_KEY_BELOW 0x01u
 #define KV_PREPARE_CREATE_RECORD 0x01u
 
@@ -184,8 +193,10 @@
 #define KV_SCAN_STALE_OK 0x02u
 #define KV_SCAN_SKIP_INTENTS 0x04u
 #define KV_SCAN_UNCERTAIN 0x08u
+#define KV_SCAN_OBSERVED 0x10u
 #define KV_GET_STALE_OK 0x01u
 #define KV_GET_UNCERTAIN 0x02u
+#define KV_GET_OBSERVED 0x04u
 #define KV_WRITE_TOMBSTONE 0x01u
 #define KV_SPAN_POINT 0x01u
 
@@ -361,6 +372,11 @@ static bool kv__ts_ok(hlc_timestamp ts);
 ** read that is not stale (a stale read is below every commit in flight). */
 static bool kv__limit_ok(const range_kv_request *req)
 {
+    /* an observed timestamp: both fields or neither, only with a limit */
+    if ((req->observed_node_id == 0) != hlc_is_zero(req->observed_ts) ||
+        (req->observed_node_id != 0 &&
+         (hlc_is_zero(req->uncertainty_limit) || !kv__ts_ok(req->observed_ts))))
+        return false;
     if (hlc_is_zero(req->uncertainty_limit))
         return true;
     return !req->stale_ok && kv__ts_ok(req->uncertainty_limit) &&
@@ -373,9 +389,20 @@ static hlc_timestamp kv__get_limit(kv__reader *r, const range_kv_request *req)
     hlc_timestamp limit = kv__get_ts(r);
     range_kv_request probe = *req;
     probe.uncertainty_limit = limit;
+    probe.observed_node_id = 0;
+    probe.observed_ts = HLC_ZERO;
     if (hlc_is_zero(limit) || !kv__limit_ok(&probe))
         r->bad = true;
     return limit;
+}
+
+/* The observed timestamp after its flag bit (the limit already read). */
+static void kv__get_observed(kv__reader *r, range_kv_request *req)
+{
+    req->observed_node_id = range__get_varint(r);
+    req->observed_ts = kv__get_ts(r);
+    if (!r->bad && !kv__limit_ok(req))
+        r->bad = true;
 }
 
 static bool kv__request_ok(const range_kv_request *req)
@@ -497,9 +524,14 @@ int range_kv_request_encode(const range_kv_request *req, base_buf *out)
         if (req->stale_ok || !hlc_is_zero(req->uncertainty_limit))
             rc |= base_buf_append_byte(
                 out, (uint8_t)((req->stale_ok ? KV_GET_STALE_OK : 0) |
-                               (!hlc_is_zero(req->uncertainty_limit) ? KV_GET_UNCERTAIN : 0)));
+                               (!hlc_is_zero(req->uncertainty_limit) ? KV_GET_UNCERTAIN : 0) |
+                               (req->observed_node_id != 0 ? KV_GET_OBSERVED : 0)));
         if (!hlc_is_zero(req->uncertainty_limit))
             rc |= kv__put_ts(out, req->uncertainty_limit);
+        if (req->observed_node_id != 0) {
+            rc |= range__put_varint(out, req->observed_node_id);
+            rc |= kv__put_ts(out, req->observed_ts);
+        }
         break;
     case RANGE_KV_SCAN:
         rc |= kv__put_ts(out, req->read_ts);
@@ -507,13 +539,19 @@ int range_kv_request_encode(const range_kv_request *req, base_buf *out)
                                                   (req->stale_ok ? KV_SCAN_STALE_OK : 0) |
                                                   (req->skip_intents ? KV_SCAN_SKIP_INTENTS : 0) |
                                                   (!hlc_is_zero(req->uncertainty_limit)
-                                                       ? KV_SCAN_UNCERTAIN : 0)));
+                                                       ? KV_SCAN_UNCERTAIN : 0) |
+                                                  (req->observed_node_id != 0
+                                                       ? KV_SCAN_OBSERVED : 0)));
         rc |= kv__put_bytes(out, req->start, req->start_len);
         rc |= kv__put_bytes(out, req->end, req->end_len);
         rc |= range__put_varint(out, req->max_rows);
         rc |= range__put_varint(out, req->max_bytes);
         if (!hlc_is_zero(req->uncertainty_limit))
             rc |= kv__put_ts(out, req->uncertainty_limit);
+        if (req->observed_node_id != 0) {
+            rc |= range__put_varint(out, req->observed_node_id);
+            rc |= kv__put_ts(out, req->observed_ts);
+        }
         break;
     case RANGE_KV_COMMIT:
         rc |= kv__put_ts(out, req->read_ts);
@@ -811,18 +849,23 @@ int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *o
         if (!r.bad && kv__left(&r) > 0) {
             /* the optional flags byte: present means non-zero */
             uint8_t flags = range__get_u8(&r);
-            if (flags == 0 || (flags & ~(KV_GET_STALE_OK | KV_GET_UNCERTAIN)) != 0)
+            if (flags == 0 ||
+                (flags & ~(KV_GET_STALE_OK | KV_GET_UNCERTAIN | KV_GET_OBSERVED)) != 0 ||
+                ((flags & KV_GET_OBSERVED) != 0 && (flags & KV_GET_UNCERTAIN) == 0))
                 r.bad = true;
             out->stale_ok = (flags & KV_GET_STALE_OK) != 0;
             if ((flags & KV_GET_UNCERTAIN) != 0)
                 out->uncertainty_limit = kv__get_limit(&r, out);
+            if (!r.bad && (flags & KV_GET_OBSERVED) != 0)
+                kv__get_observed(&r, out);
         }
         break;
     case RANGE_KV_SCAN: {
         out->read_ts = kv__get_ts(&r);
         uint8_t flags = range__get_u8(&r);
         if ((flags & ~(KV_SCAN_REVERSE | KV_SCAN_STALE_OK | KV_SCAN_SKIP_INTENTS |
-                       KV_SCAN_UNCERTAIN)) != 0)
+                       KV_SCAN_UNCERTAIN | KV_SCAN_OBSERVED)) != 0 ||
+            ((flags & KV_SCAN_OBSERVED) != 0 && (flags & KV_SCAN_UNCERTAIN) == 0))
             r.bad = true;
         out->reverse = (flags & KV_SCAN_REVERSE) != 0;
         out->stale_ok = (flags & KV_SCAN_STALE_OK) != 0;
@@ -837,6 +880,8 @@ int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *o
         out->max_bytes = (uint32_t)max_bytes;
         if ((flags & KV_SCAN_UNCERTAIN) != 0)
             out->uncertainty_limit = kv__get_limit(&r, out);
+        if (!r.bad && (flags & KV_SCAN_OBSERVED) != 0)
+            kv__get_observed(&r, out);
         break;
     }
     case RANGE_KV_COMMIT:
@@ -1147,6 +1192,8 @@ static bool kv__response_ok(const range_kv_response *resp)
          resp->intent_txn_id == 0) ||
         !kv__edges_ok(resp->deps, resp->dep_count) || resp->cycle_len > RANGE_KV_CYCLE_MAX ||
         (resp->cycle_len > 0 && resp->cycle == NULL) || !kv__ts_ok(resp->merge_floor) ||
+        (resp->observed_node_id == 0) != hlc_is_zero(resp->observed_ts) ||
+        !kv__ts_ok(resp->observed_ts) ||
         (resp->has_load &&
          (!kv__rate_ok(resp->reads_per_second) || !kv__rate_ok(resp->writes_per_second) ||
           !kv__field_ok(resp->load_split_key, resp->load_split_key_len, STORAGE_KEY_SIZE_MAX))))
@@ -1181,7 +1228,8 @@ int range_kv_response_encode(const range_kv_response *resp, base_buf *out)
             goto cleanup;
     }
     unsigned ext = kv__ext_sections(resp);
-    unsigned ext2 = resp->merged ? KV_EXT2_MERGED : 0;
+    unsigned ext2 = (resp->merged ? KV_EXT2_MERGED : 0) |
+                    (resp->observed_node_id != 0 ? KV_EXT2_OBSERVED : 0);
     uint32_t status = (uint32_t)resp->status;
     uint32_t zigzag = (status << 1) ^ (0u - (status >> 31));
     uint8_t version = ext2 != 0  ? KV_RESPONSE_VERSION_EXT2
@@ -1254,6 +1302,10 @@ int range_kv_response_encode(const range_kv_response *resp, base_buf *out)
         e |= range__put_varint(out, (uint64_t)(resp->reads_per_second * 1000.0 + 0.5));
         e |= range__put_varint(out, (uint64_t)(resp->writes_per_second * 1000.0 + 0.5));
         e |= kv__put_bytes(out, resp->load_split_key, resp->load_split_key_len);
+    }
+    if (ext2 & KV_EXT2_OBSERVED) {
+        e |= range__put_varint(out, resp->observed_node_id);
+        e |= kv__put_ts(out, resp->observed_ts);
     }
     rc = e == 0 ? RANGE_OK : RANGE_ERR_NOMEM;
 cleanup:
@@ -1412,6 +1464,13 @@ int range_kv_response_decode(const uint8_t *data, size_t len, range_kv_response 
         out->writes_per_second = (double)writes / 1000.0;
         out->load_split_key =
             kv__get_bytes(&r, STORAGE_KEY_SIZE_MAX, &out->load_split_key_len);
+    }
+    if (ext2 & KV_EXT2_OBSERVED) {
+        out->observed_node_id = range__get_varint(&r);
+        out->observed_ts = kv__get_ts(&r);
+        if (out->observed_node_id == 0 || hlc_is_zero(out->observed_ts) ||
+            !kv__ts_ok(out->observed_ts))
+            r.bad = true;
     }
     if (r.bad || r.p != r.end) /* truncated, or trailing bytes */
         goto cleanup;

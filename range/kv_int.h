@@ -212,6 +212,13 @@ typedef struct range_kv_request {
     ** (read_ts, limit] answers RANGE_ERR_UNCERTAIN naming it in the
     ** CONFLICT section (docs/txn.md section 4). Stale reads carry none. */
     hlc_timestamp uncertainty_limit;
+    /* GET, SCAN with an uncertainty limit: the reading transaction's
+    ** OBSERVED TIMESTAMP of node observed_node_id (0: none; then ts is
+    ** HLC_ZERO), its clock reading at the txn's first read there (docs/txn.md
+    ** 4.1). A leaseholder on that node lowers the limit to
+    ** max(observed_ts, the lease's uncertainty floor); another ignores it. */
+    uint64_t observed_node_id;
+    hlc_timestamp observed_ts;
     /* DESCRIBE with a key: the range addressed holds the greatest key below
     ** it rather than the key (a left-hand range, routed by R's start) */
     bool key_below;
@@ -332,6 +339,11 @@ typedef struct range_kv_response {
     ** applied in its lineage (L may have split again exactly at R's start
     ** since). The caller must not UNFREEZE then. */
     bool merged;
+    /* GET, SCAN carrying an uncertainty limit, evaluated at the leaseholder:
+    ** its node id (0: none) and its HLC reading taken before the read, an
+    ** observed timestamp for the reading transaction (docs/txn.md 4.1) */
+    uint64_t observed_node_id;
+    hlc_timestamp observed_ts;
 } range_kv_response;
 
 #define RANGE_KV_RATE_MAX 1e12 /* requests per second a LOAD section may carry */

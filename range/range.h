@@ -155,6 +155,24 @@ typedef struct range_conflict {
 } range_conflict;
 void range_conflict_free(range_conflict *c);
 
+/* A transaction's OBSERVED TIMESTAMPS (docs/txn.md 4.1): per node, that
+** node's HLC reading at the txn's first read there (the first one kept;
+** nodes beyond RANGE_OBSERVED_MAX get no entry: their reads keep the full
+** limit). Plain data owned by the transaction (zero-initialize); the router
+** reads the entry of each read's target node and adds the readings the
+** leaseholders answer. */
+#define RANGE_OBSERVED_MAX 16
+typedef struct range_observed {
+    uint64_t node_id[RANGE_OBSERVED_MAX];
+    hlc_timestamp ts[RANGE_OBSERVED_MAX];
+    size_t n;
+} range_observed;
+/* The entry of node_id, or HLC_ZERO. */
+hlc_timestamp range_observed_get(const range_observed *o, uint64_t node_id);
+/* Keep ts for node_id unless it has an entry (the first reading bounds the
+** most) or the table is full; ignores node_id 0 and HLC_ZERO. */
+void range_observed_add(range_observed *o, uint64_t node_id, hlc_timestamp ts);
+
 /* Validate and apply. RANGE_OK with *commit_ts set (the writes are durable
 ** per the store's sync flag and visible at commit_ts); RANGE_ERR_CONFLICT
 ** with *conflict filled (nothing written); or an error (nothing written).
@@ -728,14 +746,17 @@ typedef struct range_kv_ops {
     ** the window is RANGE_ERR_UNCERTAIN with *uncertain filled (its key and,
     ** in conflict_ts, its timestamp; owner: caller, range_conflict_free).
     ** The iterator's iter_next answers RANGE_ERR_UNCERTAIN the same way:
-    ** *uncertain must live until iter_close. */
+    ** *uncertain must live until iter_close. observed (may be NULL; in/out,
+    ** like *uncertain it must live until iter_close): the transaction's
+    ** observed timestamps, sent with each request to its node's entry and
+    ** added to from the answers (docs/txn.md 4.1). */
     int (*get_uncertain)(range_kv *kv, const uint8_t *key, size_t key_len,
-                         hlc_timestamp read_ts, hlc_timestamp limit, base_buf *out,
-                         range_conflict *uncertain);
+                         hlc_timestamp read_ts, hlc_timestamp limit, range_observed *observed,
+                         base_buf *out, range_conflict *uncertain);
     int (*iter_open_uncertain)(range_kv *kv, const uint8_t *start, size_t start_len,
                                const uint8_t *end, size_t end_len, hlc_timestamp read_ts,
-                               hlc_timestamp limit, bool reverse, range_conflict *uncertain,
-                               range_kv_iter **out);
+                               hlc_timestamp limit, range_observed *observed, bool reverse,
+                               range_conflict *uncertain, range_kv_iter **out);
     /* May be NULL (a local store). ONE replica change step of range_id
     ** (step: range_conf_step, of node_id) as the COMMIT TRIGGER of
     ** transaction txn (docs/decisions/010-atomic-meta.md, item 8): at the
@@ -802,6 +823,11 @@ enum {
                                     met a committed version in (read_ts,
                                     limit]: the answer names its key and ts
                                     (docs/txn.md section 4, "Uncertainty") */
+    RANGE_ERR_GC_THRESHOLD = -5019, /* (server) a read (or a commit's read
+                                       timestamp) at or below the range's MVCC
+                                       GC threshold: the versions it would see
+                                       may be gone (docs/txn.md 6.1, "Version
+                                       GC"); not retryable at that timestamp */
 };
 
 typedef enum range_txn_status {
@@ -1005,7 +1031,14 @@ typedef struct range_server_config {
     ** (then it answers how far it got). Tests make them tiny. */
     size_t resolve_bytes_max;
     int resolve_rounds_max;
+    /* Version GC (docs/txn.md 6.1, "Version GC"): the GC TTL in seconds (the
+    ** cluster setting gc_ttl_seconds), asked at each GC round (the server's
+    ** GC thread; must not block). NULL: RANGE_GC_TTL_SECONDS_DEFAULT; a
+    ** value <= 0: no version GC. */
+    int64_t (*gc_ttl_seconds)(void *ctx);
+    void *gc_ttl_ctx;
 } range_server_config;
+#define RANGE_GC_TTL_SECONDS_DEFAULT 14400 /* 4 h, as CockroachDB's gc.ttlseconds */
 /* owner of *out: caller, range_server_free. */
 int range_server_new(const range_server_config *config, range_server **out);
 /* The node stops: every wait of an evaluation ends now (its request answers

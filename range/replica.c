@@ -117,6 +117,12 @@
 **     here) - RANGE_IDEMPOTENCE_GC_MARGIN_MS: the only apply effect that
 **     differs between nodes, and one no range's decision depends on (a
 **     later entry with a deleted record's key is below its range's 'g').
+**   - VERSION GC (docs/txn.md 6.1, "Version GC"; replica_int.h, "version
+**     GC"): an entry raises the range's MVCC GC threshold 'v' (travels as
+**     'g' does) and drops, for each key it lists inside the descriptor with
+**     no intent, every version older than the newest at or below it (that
+**     one too when a tombstone): decided from the state at its index, the
+**     same on every replica. Reads at or below 'v' are refused (server.c).
 **   - SHARED LOG WITH SYNC (range_node_config.log, sync): a save only writes
 **     to the OS and returns a log seq; the update's messages_after_persist
 **     (encoded) and its persist_seq wait in the replica's pending ring,
@@ -601,6 +607,11 @@ static int put_merge_state(storage_batch *b, uint64_t range_id, const replica_me
     if (rc == STORAGE_OK)
         rc = !hlc_is_zero(m->idem_gc) ? storage_batch_put_raw(b, key, klen, v, HLC_ENCODED_SIZE)
                                       : storage_batch_delete_raw(b, key, klen);
+    klen = replica__key(key, range_id, 'v', 0, 0, 0);
+    hlc_encode(m->mvcc_gc, v);
+    if (rc == STORAGE_OK)
+        rc = !hlc_is_zero(m->mvcc_gc) ? storage_batch_put_raw(b, key, klen, v, HLC_ENCODED_SIZE)
+                                      : storage_batch_delete_raw(b, key, klen);
     return rc == STORAGE_OK ? RANGE_OK : RANGE_ERR_NOMEM;
 }
 
@@ -645,6 +656,12 @@ static int load_merge_state(storage_engine *e, uint64_t range_id, replica_merge_
         rc = storage_get_raw(e, key, replica__key(key, range_id, 'g', 0, 0, 0), &buf);
     if (rc == STORAGE_OK && buf.len == HLC_ENCODED_SIZE)
         m->idem_gc = hlc_decode(buf.data);
+    else if (rc == STORAGE_OK)
+        rc = STORAGE_ERR_CORRUPT;
+    if (rc == STORAGE_OK || rc == STORAGE_NOT_FOUND)
+        rc = storage_get_raw(e, key, replica__key(key, range_id, 'v', 0, 0, 0), &buf);
+    if (rc == STORAGE_OK && buf.len == HLC_ENCODED_SIZE)
+        m->mvcc_gc = hlc_decode(buf.data);
     else if (rc == STORAGE_OK)
         rc = STORAGE_ERR_CORRUPT;
     base_buf_free(&buf);
@@ -988,6 +1005,7 @@ static int split_prepare(range_replica *r, const raft_entry *e, replica_split *s
     rm.n_merged = r->merge.n_merged;
     memcpy(rm.merged, r->merge.merged, sizeof(rm.merged));
     rm.idem_gc = r->merge.idem_gc; /* IDEMPOTENCE GC: the lineage's threshold */
+    rm.mvcc_gc = r->merge.mvcc_gc; /* VERSION GC: the right's versions were GCed by it */
     if (rc == RANGE_OK)
         rc = put_merge_state(r->batch, id, &rm);
     if (rc == RANGE_OK) {
@@ -1343,10 +1361,10 @@ typedef struct replica_merge_apply {
 } replica_merge_apply;
 
 /* Delete the per-range raw state of range_id ('a', 'd', 'm', 'w', 's', 't',
-** 'z', 'o', 'y', 'x', 'g') into b. */
+** 'z', 'o', 'y', 'x', 'g', 'v') into b. */
 static int delete_state_keys(storage_batch *b, uint64_t range_id)
 {
-    static const char kinds[] = {'a', 'd', 'm', 'w', 's', 't', 'z', 'o', 'y', 'x', 'g'};
+    static const char kinds[] = {'a', 'd', 'm', 'w', 's', 't', 'z', 'o', 'y', 'x', 'g', 'v'};
     uint8_t key[REPLICA_KEY_SIZE_MAX];
     int rc = STORAGE_OK;
     for (size_t i = 0; i < sizeof(kinds) && rc == STORAGE_OK; i++)
@@ -1535,6 +1553,10 @@ static int merge_prepare_merge(range_replica *r, const raft_entry *e, replica_me
     ** is fixed from its freeze on: a frozen range refuses GC entries) */
     if (right != NULL && ready && hlc_compare(right->merge.idem_gc, mg->next.idem_gc) > 0)
         mg->next.idem_gc = right->merge.idem_gc;
+    /* VERSION GC: reads of the merged span refused below both (R's fixed
+    ** since its freeze, as above) */
+    if (right != NULL && ready && hlc_compare(right->merge.mvcc_gc, mg->next.mvcc_gc) > 0)
+        mg->next.mvcc_gc = right->merge.mvcc_gc;
     rc = range_descriptor_copy(&mg->desc, ld);
     if (rc == RANGE_OK && rd.end_len == 0) {
         base_free(mg->desc.end_key);
@@ -1868,6 +1890,130 @@ static void idem_gc_finish(range_replica *r, replica_idem_gc *gc)
                   (long long)r->merge.idem_gc.wall_ns, gc->deleted);
 }
 
+/* ---- version GC (replica_int.h, "version GC"; VERSION GC above) -------------- */
+
+/* A version GC entry being applied. */
+typedef struct replica_mvcc_gc {
+    bool seen;                /* the entry is one (malformed ones too) */
+    bool ok;                  /* it applies (r->batch filled) */
+    hlc_timestamp threshold;  /* from the entry */
+    replica_merge_state next; /* the merge state after it ('v' raised) */
+    size_t keys;              /* keys whose garbage went */
+    size_t removed;           /* versions dropped */
+} replica_mvcc_gc;
+
+/* Put into r->batch the garbage of key at t: every version older than the
+** newest at or below t, and that one too when it is a tombstone (at most
+** *budget versions and *bytes_left key bytes; both count down). */
+static int mvcc_gc_key(range_replica *r, const uint8_t *key, size_t key_len, hlc_timestamp t,
+                       size_t *budget, size_t *bytes_left, size_t *removed)
+{
+    storage_engine *e = r->node->config.engine;
+    base_buf end = {0}; /* owner: this function; key + 0x00 */
+    storage_iter *it = NULL;
+    int rc = base_buf_append(&end, key, key_len) == 0 && base_buf_append_byte(&end, 0) == 0
+                 ? RANGE_OK : RANGE_ERR_NOMEM;
+    storage_iter_options o = {.start = key, .start_len = key_len, .end = end.data,
+                              .end_len = end.len, .mode = STORAGE_ITER_ALL_VERSIONS};
+    if (rc == RANGE_OK && storage_iter_open(e, NULL, &o, &it) != STORAGE_OK)
+        rc = RANGE_ERR_IO;
+    bool kept = false; /* the newest version <= t seen */
+    while (rc == RANGE_OK && *budget > 0 && *bytes_left >= key_len) {
+        hlc_timestamp ts;
+        bool tomb = false;
+        int got = storage_iter_next(it, NULL, NULL, &ts, NULL, NULL, &tomb);
+        if (got < 0)
+            rc = map_storage(got);
+        if (got <= 0)
+            break;
+        if (hlc_compare(ts, t) > 0)
+            continue;
+        bool drop = kept || tomb;
+        kept = true;
+        if (!drop)
+            continue;
+        if (storage_batch_remove_version(r->batch, key, key_len, ts) != STORAGE_OK) {
+            rc = RANGE_ERR_NOMEM;
+            break;
+        }
+        (*budget)--;
+        *bytes_left -= key_len;
+        (*removed)++;
+    }
+    storage_iter_close(it);
+    base_buf_free(&end);
+    return rc;
+}
+
+/* Check the version GC entry e against r's state; when it applies, put its
+** writes into r->batch (gc->ok). RANGE_OK, or an error that stops the
+** replica. */
+static int mvcc_gc_prepare(range_replica *r, const raft_entry *e, replica_mvcc_gc *gc)
+{
+    base_buf ikey = {0}, ival = {0}; /* owner: this function */
+    uint32_t n_keys = 0;
+    memset(gc, 0, sizeof(*gc));
+    gc->seen = true;
+    if (replica__mvcc_gc_decode(e->data, e->len, &gc->threshold, &n_keys) != RANGE_OK) {
+        BASE_ERROR("range", "r%llu: malformed version GC entry at index %llu skipped",
+                   (unsigned long long)r->config.range_id, (unsigned long long)e->index);
+        return RANGE_OK; /* same bytes everywhere: skipped everywhere */
+    }
+    /* frozen: R's threshold stays what MERGE reads (MERGES) */
+    if (r->merge.frozen_merge_id != 0)
+        return RANGE_OK;
+    gc->next = r->merge;
+    if (hlc_compare(gc->threshold, gc->next.mvcc_gc) > 0)
+        gc->next.mvcc_gc = gc->threshold;
+    int rc = put_merge_state(r->batch, r->config.range_id, &gc->next);
+    size_t at = REPLICA_MVCC_GC_HEADER, budget = REPLICA_MVCC_GC_VERSIONS_MAX;
+    size_t bytes_left = REPLICA_MVCC_GC_BATCH_BYTES_MAX;
+    for (uint32_t i = 0; i < n_keys && rc == RANGE_OK && budget > 0; i++) {
+        const uint8_t *key;
+        size_t key_len;
+        replica__mvcc_gc_key(e->data, &at, &key, &key_len);
+        /* outside (a split since the proposal): not this range's to touch */
+        if (!range_descriptor_contains(&r->desc, key, key_len))
+            continue;
+        /* an intent: its txn may abort, and keeping every version of the key
+        ** is the simple rule (docs/txn.md 6.1) */
+        rc = range__intent_key(key, key_len, &ikey);
+        if (rc != RANGE_OK)
+            break;
+        int g = storage_get_raw(r->node->config.engine, ikey.data, ikey.len, &ival);
+        if (g == STORAGE_OK)
+            continue;
+        if (g != STORAGE_NOT_FOUND) {
+            rc = map_storage(g);
+            break;
+        }
+        size_t before = gc->removed;
+        rc = mvcc_gc_key(r, key, key_len, gc->threshold, &budget, &bytes_left, &gc->removed);
+        gc->keys += gc->removed > before;
+    }
+    base_buf_free(&ikey);
+    base_buf_free(&ival);
+    if (rc == RANGE_OK)
+        gc->ok = true;
+    return rc;
+}
+
+/* The version GC entry's batch is written: r takes its threshold. */
+static void mvcc_gc_finish(range_replica *r, replica_mvcc_gc *gc)
+{
+    if (!gc->ok) {
+        BASE_INFO("range", "r%llu n%llu: version GC entry at index %llu refused (frozen, or "
+                  "malformed)", (unsigned long long)r->config.range_id,
+                  (unsigned long long)r->id, (unsigned long long)r->applied);
+        return;
+    }
+    r->merge = gc->next;
+    BASE_DEBUG("range", "r%llu n%llu: version GC at index %llu: threshold %lld, %zu versions "
+               "of %zu keys dropped", (unsigned long long)r->config.range_id,
+               (unsigned long long)r->id, (unsigned long long)r->applied,
+               (long long)r->merge.mvcc_gc.wall_ns, gc->removed, gc->keys);
+}
+
 static int apply_entry(range_replica *r, const raft_entry *e)
 {
     range_node *n = r->node;
@@ -1882,9 +2028,11 @@ static int apply_entry(range_replica *r, const raft_entry *e)
     replica_conf conf;
     replica_merge_apply mg;
     replica_idem_gc gc;
+    replica_mvcc_gc vgc;
     int rc = 0;
 
     memset(&gc, 0, sizeof(gc));
+    memset(&vgc, 0, sizeof(vgc));
     memset(&split, 0, sizeof(split));
     memset(&conf, 0, sizeof(conf));
     memset(&mg, 0, sizeof(mg));
@@ -1923,6 +2071,10 @@ static int apply_entry(range_replica *r, const raft_entry *e)
         sync = mg.ok && mg.tag == REPLICA_MERGE_TAG && n->config.sync;
     } else if (e->type == RAFT_ENTRY_NORMAL && e->len > 0 && e->data[0] == REPLICA_IDEM_GC_TAG) {
         rc = idem_gc_prepare(r, e, &gc);
+        if (rc != RANGE_OK)
+            goto cleanup;
+    } else if (e->type == RAFT_ENTRY_NORMAL && e->len > 0 && e->data[0] == REPLICA_MVCC_GC_TAG) {
+        rc = mvcc_gc_prepare(r, e, &vgc);
         if (rc != RANGE_OK)
             goto cleanup;
     } else if (e->type == RAFT_ENTRY_CONFIG) {
@@ -2050,6 +2202,10 @@ static int apply_entry(range_replica *r, const raft_entry *e)
         idem_gc_finish(r, &gc);
         resolve_waiters(r, e->index, gc.ok, REPLICA_IDEM_GC_TXN_ID,
                         (uint64_t)gc.threshold.wall_ns);
+    } else if (vgc.seen) {
+        mvcc_gc_finish(r, &vgc);
+        resolve_waiters(r, e->index, vgc.ok, REPLICA_MVCC_GC_TXN_ID,
+                        (uint64_t)vgc.threshold.wall_ns);
     } else {
         if (n->config.observer != NULL && is_cmd)
             n->config.observer(n->config.observer_ctx, r->config.range_id, r->id, e->index,
@@ -2856,7 +3012,7 @@ static void settle_waiters_below(range_replica *r, uint64_t index)
         } else if (w.txn_id == REPLICA_FENCE_TXN_ID) {
             for (uint32_t k = 0; k < r->merge.n_fences; k++)
                 found = found || r->merge.fences[k] == w.seq;
-        } else if (w.txn_id >= REPLICA_IDEM_GC_TXN_ID) {
+        } else if (w.txn_id >= REPLICA_MVCC_GC_TXN_ID) {
             found = false; /* split, conf, merge, unfreeze, GC: the proposer looks again */
         } else if (replica__command_record(r, w.txn_id, w.seq, &found, &ts) != RANGE_OK) {
             found = false;
@@ -4165,6 +4321,46 @@ int replica__propose_idem_gc(range_replica *r, hlc_timestamp threshold, uint64_t
     return replica_propose_entry(r, replica_encode_idem_gc, &threshold, REPLICA_IDEM_GC_TXN_ID,
                                  (uint64_t)threshold.wall_ns, expected_term, false, cb, ctx,
                                  leader_hint);
+}
+
+/* ---- version GC: proposal and state (replica_int.h, "version GC") ---------- */
+
+typedef struct replica_mvcc_gc_arg {
+    hlc_timestamp threshold;
+    const uint8_t *key_bytes;
+    const size_t *offsets;
+    size_t n_keys;
+} replica_mvcc_gc_arg;
+
+static int replica_encode_mvcc_gc(const void *arg, base_buf *out)
+{
+    const replica_mvcc_gc_arg *a = arg;
+    return replica__mvcc_gc_encode(a->threshold, a->key_bytes, a->offsets, a->n_keys, out);
+}
+
+int replica__propose_mvcc_gc(range_replica *r, hlc_timestamp threshold, const uint8_t *key_bytes,
+                             const size_t *offsets, size_t n_keys, uint64_t expected_term,
+                             range_propose_fn cb, void *ctx, uint64_t *leader_hint)
+{
+    if (leader_hint != NULL)
+        *leader_hint = 0;
+    if (r == NULL || cb == NULL || threshold.wall_ns <= 0 || n_keys > REPLICA_MVCC_GC_KEYS_MAX ||
+        (n_keys > 0 && (key_bytes == NULL || offsets == NULL)))
+        return RANGE_ERR_INVALID;
+    replica_mvcc_gc_arg a = {threshold, key_bytes, offsets, n_keys};
+    return replica_propose_entry(r, replica_encode_mvcc_gc, &a, REPLICA_MVCC_GC_TXN_ID,
+                                 (uint64_t)threshold.wall_ns, expected_term, false, cb, ctx,
+                                 leader_hint);
+}
+
+hlc_timestamp replica__mvcc_gc_threshold(range_replica *r)
+{
+    if (r == NULL)
+        return HLC_ZERO;
+    pthread_mutex_lock(&r->node->mu);
+    hlc_timestamp t = r->initialized && !r->retired ? r->merge.mvcc_gc : HLC_ZERO;
+    pthread_mutex_unlock(&r->node->mu);
+    return t;
 }
 
 hlc_timestamp replica__idem_gc_threshold(range_replica *r)

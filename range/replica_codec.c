@@ -28,6 +28,9 @@
 **   raw writes, so version-1 commands keep their bytes): then n_raw (>= 1,
 **   <= RANGE_COMMAND_WRITES_MAX) x { kind (1 byte, range_raw_kind) |
 **   key_len | key | value_len | value }   (no value bytes for DELETE)
+** Version GC entry (RAFT_ENTRY_NORMAL data; replica_int.h, "version GC"):
+**   REPLICA_MVCC_GC_TAG | threshold (hlc_encode) | n_keys (u32 BE) |
+**   n_keys x { key_len (u32 BE) | key }, keys strictly ascending.
 **
 ** Invariants: a decoder reads only inside [data, data + len), rejects a
 ** varint longer than 10 bytes or overflowing 64 bits, every count above its
@@ -39,6 +42,7 @@
 
 #include "range/range.h"
 #include "range/codec_int.h"
+#include "range/eval_int.h"
 #include "range/replica_int.h"
 
 /* ---- varints --------------------------------------------------------------- */
@@ -436,4 +440,94 @@ cleanup:
     base_free(writes);
     memset(cmd, 0, sizeof(*cmd));
     return rc;
+}
+
+/* ---- version GC entries ------------------------------------------------------ */
+
+static void mvcc_gc_put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t mvcc_gc_get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+int replica__mvcc_gc_encode(hlc_timestamp threshold, const uint8_t *key_bytes,
+                            const size_t *offsets, size_t n_keys, base_buf *out)
+{
+    uint8_t head[REPLICA_MVCC_GC_HEADER];
+    size_t total = REPLICA_MVCC_GC_HEADER;
+    if (n_keys > REPLICA_MVCC_GC_KEYS_MAX || threshold.wall_ns <= 0 || threshold.logical < 0)
+        return RANGE_ERR_INVALID;
+    for (size_t i = 0; i < n_keys; i++) {
+        size_t klen = offsets[i + 1] - offsets[i];
+        if (offsets[i + 1] < offsets[i] || klen == 0 || klen > STORAGE_KEY_SIZE_MAX)
+            return RANGE_ERR_INVALID;
+        if (i > 0 && range__key_cmp(key_bytes + offsets[i - 1], offsets[i] - offsets[i - 1],
+                                    key_bytes + offsets[i], klen) >= 0)
+            return RANGE_ERR_INVALID;
+        total += 4 + klen;
+        if (total > REPLICA_MVCC_GC_BYTES_MAX)
+            return RANGE_ERR_INVALID;
+    }
+    size_t base_len = out->len;
+    head[0] = REPLICA_MVCC_GC_TAG;
+    hlc_encode(threshold, head + 1);
+    mvcc_gc_put_u32(head + 1 + HLC_ENCODED_SIZE, (uint32_t)n_keys);
+    int rc = base_buf_append(out, head, sizeof(head));
+    for (size_t i = 0; i < n_keys && rc == 0; i++) {
+        uint8_t len[4];
+        mvcc_gc_put_u32(len, (uint32_t)(offsets[i + 1] - offsets[i]));
+        rc = base_buf_append(out, len, 4);
+        if (rc == 0)
+            rc = base_buf_append(out, key_bytes + offsets[i], offsets[i + 1] - offsets[i]);
+    }
+    if (rc != 0) {
+        out->len = base_len;
+        return RANGE_ERR_NOMEM;
+    }
+    return RANGE_OK;
+}
+
+int replica__mvcc_gc_decode(const uint8_t *data, size_t len, hlc_timestamp *threshold,
+                            uint32_t *n_keys)
+{
+    if (len < REPLICA_MVCC_GC_HEADER || len > REPLICA_MVCC_GC_BYTES_MAX ||
+        data[0] != REPLICA_MVCC_GC_TAG)
+        return RANGE_ERR_CORRUPT;
+    hlc_timestamp t = hlc_decode(data + 1);
+    uint32_t n = mvcc_gc_get_u32(data + 1 + HLC_ENCODED_SIZE);
+    if (t.wall_ns <= 0 || t.logical < 0 || n > REPLICA_MVCC_GC_KEYS_MAX)
+        return RANGE_ERR_CORRUPT;
+    size_t at = REPLICA_MVCC_GC_HEADER;
+    const uint8_t *prev = NULL;
+    size_t prev_len = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (len - at < 4)
+            return RANGE_ERR_CORRUPT;
+        uint32_t klen = mvcc_gc_get_u32(data + at);
+        at += 4;
+        if (klen == 0 || klen > STORAGE_KEY_SIZE_MAX || klen > len - at)
+            return RANGE_ERR_CORRUPT;
+        if (prev != NULL && range__key_cmp(prev, prev_len, data + at, klen) >= 0)
+            return RANGE_ERR_CORRUPT;
+        prev = data + at;
+        prev_len = klen;
+        at += klen;
+    }
+    if (at != len)
+        return RANGE_ERR_CORRUPT; /* trailing bytes */
+    *threshold = t;
+    *n_keys = n;
+    return RANGE_OK;
+}
+
+void replica__mvcc_gc_key(const uint8_t *data, size_t *at, const uint8_t **key, size_t *key_len)
+{
+    *key_len = mvcc_gc_get_u32(data + *at);
+    *key = data + *at + 4;
+    *at += 4 + *key_len;
 }

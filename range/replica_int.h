@@ -316,7 +316,7 @@ int replica__merge_applied(range_replica *r, uint64_t merge_id, bool *applied);
 #define REPLICA_IDEM_GC_SCAN_MAX 20000    /* 'c' records looked at per apply */
 #define RANGE_IDEMPOTENCE_GC_AGE_MS (10 * 60 * 1000)  /* threshold = now - it */
 #define RANGE_IDEMPOTENCE_GC_MARGIN_MS (5 * 60 * 1000) /* > any commit call's life */
-#define RANGE_IDEMPOTENCE_GC_PERIOD_MS (60 * 1000)     /* the closer's GC round */
+#define RANGE_IDEMPOTENCE_GC_PERIOD_MS (60 * 1000)     /* the GC thread's round */
 /* Transaction records (docs/txn.md 6.1, "the age sweep"): no record is
 ** created for a txn whose timestamp is older than now - it, and ABORTED
 ** records final for longer are collected by the leaseholder. */
@@ -328,6 +328,54 @@ int replica__propose_idem_gc(range_replica *r, hlc_timestamp threshold, uint64_t
                              range_propose_fn cb, void *ctx, uint64_t *leader_hint);
 /* r's applied idempotence GC threshold (HLC_ZERO: none). Node mutex. */
 hlc_timestamp replica__idem_gc_threshold(range_replica *r);
+
+/* ---- version GC (docs/txn.md 6.1, "Version GC"; replica.c, "VERSION GC") -------
+** A Raft entry of type NORMAL proposed by the leaseholder's GC round:
+**   REPLICA_MVCC_GC_TAG (1 byte) | threshold T (hlc_encode, 12 bytes) |
+**   n_keys (u32 BE, <= REPLICA_MVCC_GC_KEYS_MAX) | n_keys x { key_len (u32 BE,
+**   1 .. STORAGE_KEY_SIZE_MAX) | key }   (keys strictly ascending; at most
+**   REPLICA_MVCC_GC_BYTES_MAX bytes in all; replica_codec.c)
+** Every replica applying it (not frozen: R's threshold stays what MERGE
+** reads) raises the range's MVCC GC threshold 'v' to T and, in the same
+** batch, for each listed key inside its descriptor and with no intent:
+** drops every version older than the newest version at or below T, and that
+** newest one too when it is a tombstone. Decided from the state at the
+** entry's index alone, so every replica drops the same versions; at most
+** REPLICA_MVCC_GC_VERSIONS_MAX versions and REPLICA_MVCC_GC_BATCH_BYTES_MAX
+** of their key bytes per entry (the rest stay garbage for a later entry).
+** Reads at or below 'v' are refused by the replica that reads
+** (RANGE_ERR_GC_THRESHOLD, server.c). Waiter key (REPLICA_MVCC_GC_TXN_ID,
+** T's wall_ns). */
+#define REPLICA_MVCC_GC_TAG 0xF8u
+#define REPLICA_MVCC_GC_HEADER (1 + HLC_ENCODED_SIZE + 4)
+#define REPLICA_MVCC_GC_TXN_ID (UINT64_MAX - 7)
+#define REPLICA_MVCC_GC_KEYS_MAX 10000        /* keys per entry */
+#define REPLICA_MVCC_GC_BYTES_MAX (4u << 20)  /* encoded bytes per entry */
+#define REPLICA_MVCC_GC_VERSIONS_MAX 100000   /* versions dropped per entry */
+#define REPLICA_MVCC_GC_BATCH_BYTES_MAX (64u << 20) /* their key bytes per entry (the
+                                                       apply batch's bound is far above) */
+
+/* The entry's bytes: *out appended (owner: the caller). keys: n_keys keys
+** back to back in key_bytes, key i at offsets[i] .. offsets[i + 1].
+** RANGE_OK, RANGE_ERR_INVALID (a bound above, unsorted or empty keys),
+** RANGE_ERR_NOMEM. */
+int replica__mvcc_gc_encode(hlc_timestamp threshold, const uint8_t *key_bytes,
+                            const size_t *offsets, size_t n_keys, base_buf *out);
+/* Check the entry's bytes (every bound above) and give its threshold and
+** key count; the keys are then walked with replica__mvcc_gc_key. RANGE_OK,
+** RANGE_ERR_CORRUPT. */
+int replica__mvcc_gc_decode(const uint8_t *data, size_t len, hlc_timestamp *threshold,
+                            uint32_t *n_keys);
+/* The key at *at (start: REPLICA_MVCC_GC_HEADER) of an entry that decoded:
+** *key points into data; *at moves past it. */
+void replica__mvcc_gc_key(const uint8_t *data, size_t *at, const uint8_t **key, size_t *key_len);
+/* Propose a version GC entry (above; its bytes from replica__mvcc_gc_encode)
+** as replica__propose_split does (expected_term, no deadline). Node mutex. */
+int replica__propose_mvcc_gc(range_replica *r, hlc_timestamp threshold, const uint8_t *key_bytes,
+                             const size_t *offsets, size_t n_keys, uint64_t expected_term,
+                             range_propose_fn cb, void *ctx, uint64_t *leader_hint);
+/* r's applied MVCC GC threshold (HLC_ZERO: none). Node mutex. */
+hlc_timestamp replica__mvcc_gc_threshold(range_replica *r);
 
 /* ---- snapshots and replica changes (snapshot.c, replica.c) ---------------------
 ** docs/range.md, "Replica changes and snapshots". A range's state at an
@@ -399,6 +447,9 @@ typedef struct replica_merge_state {
     hlc_timestamp idem_gc;    /* 'g': the idempotence GC threshold (IDEMPOTENCE
                                  GC below; HLC_ZERO: none), inherited by a
                                  split's right side, max of both at a merge */
+    hlc_timestamp mvcc_gc;    /* 'v': the MVCC GC threshold (VERSION GC above;
+                                 HLC_ZERO: none), travels as idem_gc does
+                                 (snapshot version 5) */
 } replica_merge_state;
 
 typedef struct replica_snapshot_view {
@@ -461,11 +512,12 @@ uint64_t range__server_counter_get(range_server *s, range__server_counter which)
 ** the counter is >= at_least (or <= at_least when at_most). true if so. */
 bool range__server_wait_counter(range_server *s, range__server_counter which, uint64_t value,
                                 bool at_most, int64_t timeout_ms);
-/* One GC round now, as the closer thread runs it every
+/* One GC round now, as the server's GC thread runs it every
 ** RANGE_IDEMPOTENCE_GC_PERIOD_MS: for each range this node leads, propose
-** an idempotence GC entry and collect ABORTED records final for longer than
-** RANGE_TXN_RECORD_GC_AGE_MS (docs/txn.md 6.1). *proposed: GC entries
-** applied; *swept: records collected (either may be NULL). */
+** an idempotence GC entry, collect ABORTED records final for longer than
+** RANGE_TXN_RECORD_GC_AGE_MS, then propose version GC entries at now - the
+** GC TTL (docs/txn.md 6.1). *proposed: idempotence GC entries applied;
+** *swept: records collected (either may be NULL). */
 void range__server_gc_round(range_server *s, size_t *proposed, size_t *swept);
 
 #endif

@@ -694,6 +694,9 @@ typedef struct router__op {
     const range_txn_meta *txn;
     bool keep_aborted; /* a RANGE_ERR_ABORTED answer is kept (its cycle) */
     bool keep_uncertain; /* a RANGE_ERR_UNCERTAIN answer is kept (its version) */
+    /* a read with an uncertainty limit: the txn's observed timestamps (NULL:
+    ** none), the target node's entry sent, the answer's reading added */
+    range_observed *observed;
     bool lock_wait;    /* a LOCK: waits for holders until the deadline */
     /* a scan: the span its last request read (set by its builder). A holder
     ** found decided has its intents there resolved at once, not only the
@@ -866,6 +869,11 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
         memset(&req, 0, sizeof(req));
         rc = op->build(op->build_ctx, r, used, &req);
         if (op->stale) req.stale_ok = true;
+        if (rc == RANGE_OK && op->observed != NULL && !hlc_is_zero(req.uncertainty_limit)) {
+            /* the entry of the node it goes to: its server lowers the limit */
+            req.observed_ts = range_observed_get(op->observed, target);
+            req.observed_node_id = hlc_is_zero(req.observed_ts) ? 0 : target;
+        }
         if (rc != RANGE_OK) {
             if (unknown && rc == RANGE_ERR_KEY_MISMATCH && op->unknown != NULL)
                 goto done; /* plan again: the range now holding the keys answers */
@@ -924,6 +932,8 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
             }
             have_resp = true;
             status = resp->status;
+            if (op->observed != NULL && resp->observed_node_id == target)
+                range_observed_add(op->observed, target, resp->observed_ts);
         }
         if (stale_local && status != RANGE_OK && status != RANGE_NOT_FOUND &&
             !(status == RANGE_ERR_KEY_MISMATCH && have_resp && resp->has_descriptor)) {
@@ -1207,6 +1217,20 @@ typedef struct router__get_ctx {
     hlc_timestamp limit; /* uncertainty limit (HLC_ZERO: none) */
 } router__get_ctx;
 
+hlc_timestamp range_observed_get(const range_observed *o, uint64_t node_id) {
+    for (size_t i = 0; o != NULL && i < o->n && i < RANGE_OBSERVED_MAX; i++)
+        if (o->node_id[i] == node_id) return o->ts[i];
+    return HLC_ZERO;
+}
+
+void range_observed_add(range_observed *o, uint64_t node_id, hlc_timestamp ts) {
+    if (o == NULL || node_id == 0 || hlc_is_zero(ts) || o->n >= RANGE_OBSERVED_MAX) return;
+    if (!hlc_is_zero(range_observed_get(o, node_id))) return; /* the first one bounds most */
+    o->node_id[o->n] = node_id;
+    o->ts[o->n] = ts;
+    o->n++;
+}
+
 /* A kept RANGE_ERR_UNCERTAIN answer (docs/txn.md section 4) into *u, with
 ** the thread's error detail: RANGE_ERR_UNCERTAIN, or RANGE_ERR_CORRUPT when
 ** it does not name the version, RANGE_ERR_NOMEM. */
@@ -1246,15 +1270,15 @@ static int router__build_get(void *ctx, range_router *r, const range_descriptor 
 
 /* limit: HLC_ZERO (none) or above read_ts with uncertain set (not stale). */
 static int router__get_at(range_kv *kv, const uint8_t *key, size_t key_len,
-                          hlc_timestamp read_ts, hlc_timestamp limit, bool stale, base_buf *out,
-                          range_conflict *uncertain) {
+                          hlc_timestamp read_ts, hlc_timestamp limit, range_observed *observed,
+                          bool stale, base_buf *out, range_conflict *uncertain) {
     range_router *r = (range_router *)kv;
     router__clear_error();
     if (key == NULL || key_len == 0 || key_len > STORAGE_KEY_SIZE_MAX) return RANGE_ERR_INVALID;
     router__get_ctx g = {key, key_len, read_ts, limit};
     router__op op = {.route = {key, key_len, false, false}, .build = router__build_get,
                      .build_ctx = &g, .is_commit = false, .what = "read", .stale = stale,
-                     .keep_uncertain = uncertain != NULL};
+                     .keep_uncertain = uncertain != NULL, .observed = observed};
     range_kv_response resp;
     base_buf bytes = {0};
     range_descriptor used;
@@ -1278,19 +1302,20 @@ static int router__get_at(range_kv *kv, const uint8_t *key, size_t key_len,
 
 static int router__get(range_kv *kv, const uint8_t *key, size_t key_len, hlc_timestamp read_ts,
                        base_buf *out) {
-    return router__get_at(kv, key, key_len, read_ts, HLC_ZERO, false, out, NULL);
+    return router__get_at(kv, key, key_len, read_ts, HLC_ZERO, NULL, false, out, NULL);
 }
 
 static int router__get_stale(range_kv *kv, const uint8_t *key, size_t key_len,
                              hlc_timestamp read_ts, base_buf *out) {
-    return router__get_at(kv, key, key_len, read_ts, HLC_ZERO, true, out, NULL);
+    return router__get_at(kv, key, key_len, read_ts, HLC_ZERO, NULL, true, out, NULL);
 }
 
 static int router__get_uncertain(range_kv *kv, const uint8_t *key, size_t key_len,
-                                 hlc_timestamp read_ts, hlc_timestamp limit, base_buf *out,
+                                 hlc_timestamp read_ts, hlc_timestamp limit,
+                                 range_observed *observed, base_buf *out,
                                  range_conflict *uncertain) {
     if (uncertain == NULL || hlc_compare(limit, read_ts) <= 0) return RANGE_ERR_INVALID;
-    return router__get_at(kv, key, key_len, read_ts, limit, false, out, uncertain);
+    return router__get_at(kv, key, key_len, read_ts, limit, observed, false, out, uncertain);
 }
 
 /* ---- scans -------------------------------------------------------------------- */
@@ -1302,6 +1327,7 @@ typedef struct router__iter {
     bool stale;         /* pages are stale reads (router__op.stale) */
     hlc_timestamp limit;       /* uncertainty limit (HLC_ZERO: none) */
     range_conflict *uncertain; /* the caller's, filled on RANGE_ERR_UNCERTAIN */
+    range_observed *observed;  /* the caller's (NULL: none), router__op.observed */
     base_buf lo;        /* what is left to scan: [lo, hi); lo empty = from the start */
     base_buf hi;
     bool hi_open;       /* hi = +infinity */
@@ -1438,6 +1464,7 @@ static int router__iter_fetch(router__iter *it) {
     op.resolve_span = &it->req_span;
     op.stale = it->stale;
     op.keep_uncertain = it->uncertain != NULL;
+    op.observed = it->observed;
     int rc = router__execute(r, &op, &it->resp, &it->page, &it->range);
     if (rc == RANGE_ERR_UNCERTAIN) {
         rc = router__uncertain(r, &it->resp, it->range.range_id, it->uncertain);
@@ -1508,8 +1535,9 @@ static int router__iter_open_stale(range_kv *kv, const uint8_t *start, size_t st
 
 static int router__iter_open_uncertain(range_kv *kv, const uint8_t *start, size_t start_len,
                                        const uint8_t *end, size_t end_len, hlc_timestamp read_ts,
-                                       hlc_timestamp limit, bool reverse,
-                                       range_conflict *uncertain, range_kv_iter **out) {
+                                       hlc_timestamp limit, range_observed *observed,
+                                       bool reverse, range_conflict *uncertain,
+                                       range_kv_iter **out) {
     *out = NULL;
     if (uncertain == NULL || hlc_compare(limit, read_ts) <= 0) return RANGE_ERR_INVALID;
     int rc = router__iter_open_at(kv, start, start_len, end, end_len, read_ts, reverse, false,
@@ -1518,6 +1546,7 @@ static int router__iter_open_uncertain(range_kv *kv, const uint8_t *start, size_
     router__iter *it = (router__iter *)*out;
     it->limit = limit;
     it->uncertain = uncertain;
+    it->observed = observed;
     return RANGE_OK;
 }
 

@@ -160,6 +160,20 @@
 **   - IDEMPOTENCE GC (replica_int.h): the GC round proposes, for each range
 **     it leads, a threshold now - RANGE_IDEMPOTENCE_GC_AGE_MS (only above
 **     the range's current one); the replicas refuse and collect by it.
+**   - VERSION GC (docs/txn.md 6.1, "Version GC"). The GC round (its own
+**     thread) takes T = now - gc_ttl_seconds, and under s->mu, in the term
+**     of its barrier, lowers it below every registered commit and raises the
+**     cache's low-water to it: T is closed (no commit registered from then
+**     on, nor any later leaseholder's, takes a timestamp <= T). Only above
+**     the range's current threshold it proposes the keys with garbage at T
+**     (replica_int.h, "version GC"); every replica drops the same versions.
+**     A GET or SCAN (leaseholder or follower) whose read_ts is <= the
+**     replica's threshold AFTER its read is refused RANGE_ERR_GC_THRESHOLD
+**     (the threshold rises under the node mutex right after the drops are
+**     written, so a read that sees it below read_ts afterwards missed
+**     nothing), and so is a COMMIT, PREPARE or VALIDATE whose read_ts is <=
+**     it after its validation, before any proposal (the validation could
+**     miss a dropped tombstone above read_ts).
 **   - LOCKS (docs/locking.md, "Wiring"). Each range has a lock table and a
 **     txnwait queue (pure structures, called under s->mu; their events are
 **     routed at once to the waiting workers, server_lock_wait and
@@ -278,7 +292,10 @@
                                            (answer: resolved up to a key, the caller
                                            asks again from there) */
 #define SERVER_INTENT_POINTS_MAX 16     /* point keys of a COMMIT/PREPARE looked up one by
-                                           one for intents, without the range-wide seek */
+                                           one for intents, without the bounding seek */
+#define SERVER_RESOLVE_COMPACT_MIN 1000 /* intents one RESOLVE request resolved from which
+                                           it asks the engine to compact their deleted
+                                           keys (in the background, storage.h) */
 #define SERVER_PREPARE_HOLDERS_MAX 1024  /* written keys of a PREPARE made lock holders
                                            (a larger one leaves them to storage) */
 #define SERVER_LOCK_PARK_MS 600         /* a timed-out lock request keeps its place this
@@ -406,6 +423,7 @@ typedef struct server_range {
     pthread_mutex_t eval_mu; /* serializes commit evaluation (see invariants) */
     /* under s->mu: */
     uint64_t lead_term;      /* newest term this replica was seen leading in */
+    hlc_timestamp unc_floor; /* UNCERTAINTY: the lease's uncertainty floor (see there) */
     range__tscache *tscache; /* owned; emptied at the low-water when lead_term moves */
     server_read *reads;      /* reads in flight */
     server_pending *pending; /* list of unresolved proposals */
@@ -429,6 +447,8 @@ typedef struct server_range {
     uint64_t load_rng; /* the finder's PRNG state */
     base_buf sweep_from; /* THE AGE SWEEP: the raw key its next round starts at
                             (empty: the span's start); under s->mu */
+    base_buf mvcc_gc_from; /* VERSION GC: the user key its next scan starts at
+                              (empty: the span's start); the GC thread only */
 } server_range;
 
 struct range_server {
@@ -454,8 +474,10 @@ struct range_server {
     size_t n_closed;
     pthread_t closer;
     bool closer_started;
-    int64_t gc_last_ns;     /* the closer's last GC round (monotonic; closer only) */
-    pthread_cond_t closer_wake; /* stopping (CLOCK_MONOTONIC) */
+    pthread_t gc_thread;    /* the GC rounds (not the closer's: closing never waits
+                               for a GC proposal) */
+    bool gc_started;
+    pthread_cond_t closer_wake; /* stopping (CLOCK_MONOTONIC): closer and GC thread */
     range_server_stats stats;   /* under mu */
     uint64_t load_seed;         /* the ranges' load finders start from it */
 };
@@ -488,6 +510,7 @@ typedef struct server_eval {
     range_kv_row *rows;
     range_conflict conflict;
     range__intent_hit hit; /* RANGE_ERR_INTENT: the intent (or lock) met */
+    hlc_timestamp limit;   /* GET, SCAN: the local uncertainty limit (HLC_ZERO: none) */
     range_kv_edge deps[RANGE_KV_DEPS_MAX];  /* QUERY_TXN's answer */
     uint64_t cycle[RANGE_KV_CYCLE_MAX];     /* a deadlock victim's answer */
     bool abort_record; /* HEARTBEAT of a txn known aborted: write ABORTED */
@@ -706,6 +729,7 @@ static void server_range_free(server_range *sr)
     range__tscache_free(sr->tscache);
     range__load_free(&sr->load);
     base_buf_free(&sr->sweep_from);
+    base_buf_free(&sr->mvcc_gc_from);
     pthread_mutex_destroy(&sr->load_mu);
     pthread_mutex_destroy(&sr->eval_mu);
     base_free(sr);
@@ -1257,11 +1281,15 @@ static void lease_start_locked(range_server *s, server_range *sr, uint64_t term)
     sr->lead_term = term;
     hlc_timestamp low = hlc_add_ns(hlc_now(s->config.clock), hlc_max_offset_ns(s->config.clock));
     range__tscache_reset(sr->tscache, ts_max(low, replica__split_floor(sr->replica)));
+    /* the lease's start for observed timestamps (UNCERTAINTY) */
+    sr->unc_floor = ts_max(low, replica__split_floor(sr->replica));
     /* locks and waits of an earlier lease may have been overtaken
     ** by another leaseholder's: start over */
     locks_clear_locked(s, sr);
     counter_add(s, RANGE__SERVER_TERMS, 1);
 }
+
+static void uncertainty_prepare(range_server *s, server_range *sr, server_eval *e);
 
 /* One barrier in the term this replica leads in (see BARRIER FIRST), then
 ** the low-water mark of a newly seen term. RANGE_OK with *term;
@@ -1520,6 +1548,8 @@ static int read_prepare(range_server *s, server_range *sr, server_eval *e, const
         rc = load_desc(sr, e);
     for (size_t i = 0; i < n_spans && rc == RANGE_OK; i++)
         rc = span_check(e, &sp[i]);
+    if (rc == RANGE_OK)
+        uncertainty_prepare(s, sr, e);
     return rc;
 }
 
@@ -1530,20 +1560,83 @@ static int read_prepare(range_server *s, server_range *sr, server_eval *e, const
 ** coordinator moves above it, as the writer may have committed before the
 ** reader began in real time. Versions come from storage only (tombstones
 ** too); a txn's own writes never reach storage before it ends, so none is
-** its own. No limit: the read's upper bound is read_ts, nothing to check. */
-static hlc_timestamp read_upper(const range_kv_request *q)
+** its own. No limit: the read's upper bound is read_ts, nothing to check.
+**
+** OBSERVED TIMESTAMPS (docs/txn.md 4.1). The answer to a read with a limit
+** carries this node's id and an HLC reading taken after its barrier: the
+** txn's observed timestamp O of this node once it is its first. A read
+** carrying O for this node uses e->limit = min(limit, max(O, unc_floor))
+** (at or below read_ts: no uncertainty). Safe because every version or
+** intent in this range's storage was either
+**   - registered by this lease before O was read, at a timestamp <= the
+**     clock then (<= O: the HLC only grows) or above it and then raised
+**     into unc_floor in the same s->mu section (floor-pushed commits,
+**     fixed timestamps, resolutions at a commit_ts), or
+**   - written under an earlier lease (any node): at or below this lease's
+**     low-water, which starts unc_floor, as the timestamp cache's LOW WATER
+**     already assumes of everything an earlier lease used, or
+**   - registered after O was read, so after the reading txn began: it
+**     need not be seen (it cannot have been acknowledged before).
+** A merge brings versions of another range's leases: unc_floor goes to
+** HLC_MAX for the rest of the lease (no observed timestamp applies). */
+static hlc_timestamp read_upper(const server_eval *e)
 {
-    return hlc_is_zero(q->uncertainty_limit) ? q->read_ts : q->uncertainty_limit;
+    return hlc_is_zero(e->limit) ? e->req.read_ts : e->limit;
+}
+
+/* After the barrier: e->limit and the observation of the answer. */
+static void uncertainty_prepare(range_server *s, server_range *sr, server_eval *e)
+{
+    const range_kv_request *q = &e->req;
+    e->limit = q->uncertainty_limit;
+    if (hlc_is_zero(q->uncertainty_limit))
+        return;
+    range_replica_status st;
+    range_replica_get_status(sr->replica, &st);
+    e->resp.observed_node_id = st.node_id;
+    e->resp.observed_ts = hlc_now(s->config.clock);
+    if (q->observed_node_id == 0 || q->observed_node_id != st.node_id)
+        return;
+    pthread_mutex_lock(&s->mu);
+    hlc_timestamp local = ts_max(q->observed_ts, sr->unc_floor);
+    pthread_mutex_unlock(&s->mu);
+    if (hlc_compare(local, e->limit) < 0)
+        e->limit = hlc_compare(local, q->read_ts) > 0 ? local : HLC_ZERO;
+}
+
+/* A write registered at t while the clock read now (under s->mu): above
+** the clock, a later observation of this node does not bound it. */
+static void uncertainty_raise_locked(server_range *sr, hlc_timestamp t, hlc_timestamp now)
+{
+    if (hlc_compare(t, now) > 0 && hlc_compare(t, HLC_MAX) < 0)
+        sr->unc_floor = ts_max(sr->unc_floor, t);
 }
 
 static int uncertainty_check(server_range *sr, server_eval *e, const range_span *sp)
 {
     const range_kv_request *q = &e->req;
-    if (hlc_is_zero(q->uncertainty_limit))
+    if (hlc_is_zero(e->limit))
         return RANGE_OK;
     int rc = range__check_read_span_between(replica__engine(sr->replica), sp, q->read_ts,
-                                            q->uncertainty_limit, &e->conflict);
+                                            e->limit, &e->conflict);
     return rc == RANGE_ERR_CONFLICT ? RANGE_ERR_UNCERTAIN : rc;
+}
+
+/* VERSION GC: a read at read_ts, or a validation from read_ts, that is at
+** or below the replica's MVCC GC threshold may have missed versions a GC
+** entry dropped: RANGE_ERR_GC_THRESHOLD. Asked AFTER reading (the threshold
+** only rises, under the node mutex, right after the drops are written). */
+static int gc_threshold_check(server_range *sr, hlc_timestamp read_ts)
+{
+    hlc_timestamp g = replica__mvcc_gc_threshold(sr->replica);
+    if (hlc_is_zero(g) || hlc_compare(read_ts, g) > 0)
+        return RANGE_OK;
+    BASE_DEBUG("range", "r%llu: timestamp %lld.%09lld,%d must be after the GC threshold "
+               "%lld.%09lld,%d", (unsigned long long)sr->range_id,
+               (long long)(read_ts.wall_ns / 1000000000), (long long)(read_ts.wall_ns % 1000000000),
+               (int)read_ts.logical, (long long)(g.wall_ns / 1000000000),
+               (long long)(g.wall_ns % 1000000000), (int)g.logical);
+    return RANGE_ERR_GC_THRESHOLD;
 }
 
 static int eval_get(range_server *s, server_range *sr, server_eval *e)
@@ -1576,7 +1669,7 @@ static int eval_get(range_server *s, server_range *sr, server_eval *e)
         return rc;
     /* intents first: a resolution removes the intent and writes the value in
     ** one batch, so looking in this order never misses both */
-    rc = range__find_intent(replica__engine(sr->replica), &sp, 0, read_upper(&e->req), &e->hit);
+    rc = range__find_intent(replica__engine(sr->replica), &sp, 0, read_upper(e), &e->hit);
     if (rc != RANGE_OK) {
         read_end(s, sr, &rd, NULL);
         return rc;
@@ -1748,7 +1841,7 @@ static int eval_scan(range_server *s, server_range *sr, server_eval *e)
             check.start_len = o.start_len = extent.len;
         }
         if (rc == RANGE_OK)
-            rc = range__find_intent(replica__engine(sr->replica), &check, 0, read_upper(q),
+            rc = range__find_intent(replica__engine(sr->replica), &check, 0, read_upper(e),
                                     &e->hit);
     }
     if (rc != RANGE_OK) {
@@ -1820,7 +1913,7 @@ static int eval_scan(range_server *s, server_range *sr, server_eval *e)
         e->resp.more = false;
         goto cleanup;
     }
-    if (!hlc_is_zero(q->uncertainty_limit)) {
+    if (!hlc_is_zero(e->limit)) {
         /* over the part of the span this page answers for (as scan_read_end) */
         range_span covered = rd.span;
         base_buf end = {0}; /* owner: this block; last key + 0x00 */
@@ -1963,7 +2056,8 @@ static int validate_commit(range_server *s, server_range *sr, server_eval *e,
         if (rc != RANGE_OK)
             return rc;
     }
-    return RANGE_OK;
+    /* VERSION GC: a tombstone in (read_ts, ...] may have been dropped */
+    return gc_threshold_check(sr, r);
 }
 
 /* The commit's FLOOR (see NO WRITE UNDER A READ): its timestamp must be
@@ -2064,23 +2158,25 @@ static void record_answer(server_eval *e, const range__record *rec)
 
 /* Other transactions' intents where a COMMIT or PREPARE writes (any ts) or
 ** reads (ts <= its fixed commit_ts, else any: the timestamp is not chosen
-** yet). RANGE_ERR_INTENT with e->hit. A range without any intent costs one
-** seek; a request of a few point keys, one lookup each. Under eval_mu:
-** intents are laid only by PREPAREs evaluated under it (the pending ones
-** are checked as pending commits). */
+** yet). RANGE_ERR_INTENT with e->hit. No intent within the bounding span of
+** the request's keys and spans costs one seek; a request of a few point
+** keys, one lookup each. Under eval_mu: intents are laid only by PREPAREs
+** evaluated under it (the pending ones are checked as pending commits). */
 static int check_intents(server_range *sr, server_eval *e, const range_commit_request *creq)
 {
     const range_kv_request *q = &e->req;
     storage_engine *eng = replica__engine(sr->replica);
-    /* few point keys: a lookup each beats the seek over the range, which
-    ** skips every deleted intent key there (a large transaction's, once
-    ** resolved, until the engine compacts them) */
+    /* few point keys: a lookup each beats any seek, which skips every
+    ** deleted intent key on its way (a large transaction's, once resolved,
+    ** until the engine compacts them: RESOLVE asks it to) */
     bool points = creq->delete_span_count == 0 &&
                   creq->write_count + creq->read_span_count <= SERVER_INTENT_POINTS_MAX;
     for (size_t i = 0; i < creq->read_span_count && points; i++)
         points = creq->read_spans[i].point;
     bool has = true;
-    int rc = points ? RANGE_OK : range__range_has_intents(eng, &e->desc, &has);
+    /* else one seek over the request's bounding span, not the range's: the
+    ** checks below look nowhere else */
+    int rc = points ? RANGE_OK : range__request_has_intents(eng, &e->desc, creq, &has);
     if (rc != RANGE_OK || !has)
         return rc;
     hlc_timestamp upper = hlc_is_zero(q->commit_ts) ? HLC_MAX : q->commit_ts;
@@ -2342,6 +2438,7 @@ static int commit_evaluate_locked(range_server *s, server_range *sr, server_eval
     ** in one critical section (see NO WRITE UNDER A READ). */
     pthread_mutex_lock(&s->mu);
     hlc_timestamp floor = commit_floor_locked(sr, q);
+    hlc_timestamp now = hlc_now(s->config.clock);
     hlc_timestamp t;
     if (!hlc_is_zero(q->commit_ts)) {
         if (hlc_compare(q->commit_ts, floor) <= 0) {
@@ -2352,10 +2449,11 @@ static int commit_evaluate_locked(range_server *s, server_range *sr, server_eval
         }
         t = q->commit_ts;
     } else {
-        t = hlc_now(s->config.clock);
+        t = now;
         if (hlc_compare(t, floor) <= 0)
             t = hlc_next(floor);
     }
+    uncertainty_raise_locked(sr, t, now);
     /* our reads must hold up to t: no later commit may write under them */
     for (size_t i = 0; i < q->read_span_count; i++)
         range__tscache_add(sr->tscache, &q->read_spans[i], t);
@@ -2607,6 +2705,9 @@ static int eval_validate(range_server *s, server_range *sr, server_eval *e)
         if (rc != RANGE_OK)
             return rc;
     }
+    rc = gc_threshold_check(sr, q->read_ts); /* VERSION GC */
+    if (rc != RANGE_OK)
+        return rc;
     e->resp.commit_ts = q->commit_ts;
     return RANGE_OK;
 }
@@ -2642,6 +2743,8 @@ static int propose_bare(range_server *s, server_range *sr, server_eval *e, uint6
     p->ts = cmd->commit_ts;
     p->refs = 1;
     pthread_mutex_lock(&s->mu);
+    /* a resolution writes values at the txn's commit_ts (UNCERTAINTY) */
+    uncertainty_raise_locked(sr, cmd->commit_ts, hlc_now(s->config.clock));
     p->next = sr->pending;
     if (sr->pending != NULL)
         sr->pending->prev = p;
@@ -3182,7 +3285,10 @@ static bool resolve_span_from(const range_span *sp, const base_buf *pos, range_s
 ** (every intent of the txn in the spans below it is resolved; the caller
 ** asks again from there, docs/txn.md 3.3), so progress is never reported
 ** as a failure. Each RANGE_RAW_RESOLVE rechecks the holder at apply, so a
-** resolution racing another (or a retry) does nothing twice. */
+** resolution racing another (or a retry) does nothing twice. After at least
+** SERVER_RESOLVE_COMPACT_MIN intents, the engine is asked to compact the raw
+** span they lay in, in the background: their deleted keys would slow every
+** seek over them (check_intents, scans) until a compaction took them. */
 static int eval_resolve(range_server *s, server_range *sr, server_eval *e)
 {
     const range_kv_request *q = &e->req;
@@ -3193,6 +3299,8 @@ static int eval_resolve(range_server *s, server_range *sr, server_eval *e)
     range_span *done = NULL;     /* owner: this function; a partial answer's spans */
     base_buf pos = {0};          /* owner: this function; resolved below it */
     base_buf last = {0};         /* owner: this function; the round's last intent */
+    base_buf cmp_lo = {0}, cmp_hi = {0}; /* owner: this function; raw span resolved */
+    size_t resolved = 0;                 /* intents of the applied rounds */
     uint8_t val[RANGE_RAW_RESOLVE_SIZE];
     range_commit_request creq;
     memset(&creq, 0, sizeof(creq));
@@ -3274,6 +3382,17 @@ static int eval_resolve(range_server *s, server_range *sr, server_eval *e)
         r = pending_wait(s, wait_on);
         if (r == RANGE_ERR_DROPPED)
             continue; /* evaluate again from pos: the apply rechecks every holder */
+        if (r == RANGE_OK) {
+            /* rounds go up in key order: the first key of the first, past the last */
+            resolved += c.n;
+            if (cmp_lo.len == 0 && base_buf_append(&cmp_lo, keys.data, offsets[1]) != 0)
+                resolved = 0; /* no compaction: an optimization only */
+            base_buf_reset(&cmp_hi);
+            if (base_buf_append(&cmp_hi, keys.data + offsets[c.n - 1],
+                                offsets[c.n] - offsets[c.n - 1]) != 0 ||
+                base_buf_append_byte(&cmp_hi, 0) != 0)
+                resolved = 0;
+        }
         if (r != RANGE_OK || !full) {
             rc = r;
             more = false;
@@ -3321,6 +3440,16 @@ static int eval_resolve(range_server *s, server_range *sr, server_eval *e)
     } else if (rc == RANGE_OK) {
         resolve_done(s, sr, q);
     }
+    if (resolved >= SERVER_RESOLVE_COMPACT_MIN && cmp_lo.len > 0 && cmp_hi.len > 0) {
+        /* queued, not done here: the answer does not wait for it */
+        int g = storage_compact_raw(replica__engine(sr->replica), cmp_lo.data, cmp_lo.len,
+                                    cmp_hi.data, cmp_hi.len, true);
+        if (g != STORAGE_OK)
+            BASE_WARN("range", "r%llu: compaction after a resolution not queued: %d",
+                      (unsigned long long)sr->range_id, g);
+    }
+    base_buf_free(&cmp_lo);
+    base_buf_free(&cmp_hi);
     base_buf_free(&keys);
     base_buf_free(&pos);
     base_buf_free(&last);
@@ -4019,6 +4148,7 @@ static int merge_once(range_server *s, server_range *sr, server_eval *e, uint64_
     range_span rspan = {rd->start_key, rd->start_len, rd->end_key, rd->end_len, false};
     pthread_mutex_lock(&s->mu);
     range__tscache_add(sr->tscache, &rspan, q->merge_floor);
+    sr->unc_floor = HLC_MAX; /* R's versions: no observed timestamp bounds them */
     pthread_mutex_unlock(&s->mu);
     return load_desc(sr, e);
 }
@@ -4561,7 +4691,7 @@ cleanup:
     return closed_n;
 }
 
-/* ---- garbage collection (IDEMPOTENCE GC, THE AGE SWEEP) ------------------------ */
+/* ---- garbage collection (IDEMPOTENCE GC, THE AGE SWEEP, VERSION GC) ------------- */
 
 #define SERVER_RECORD_SWEEP_MAX 256 /* ABORTED records collected per range per round */
 #define SERVER_RECORD_SWEEP_SCAN_MAX 10000 /* records looked at per range per round (the
@@ -4704,6 +4834,187 @@ static bool gc_idempotence_range(range_server *s, server_range *sr, uint64_t ter
     return pending_wait(s, p) == RANGE_OK;
 }
 
+#define SERVER_MVCC_GC_SCAN_MAX 200000 /* versions looked at per range per entry (the
+                                         next entry or round goes on from there) */
+#define SERVER_MVCC_GC_ENTRIES_MAX 4   /* version GC entries per range per round */
+
+/* VERSION GC: the threshold of sr's next entries, led in `term`: now -
+** the TTL, lowered below every registered commit, with the cache's
+** low-water raised to it in the same s->mu section, so no commit registered
+** from now on takes a timestamp <= it (as the closer closes). HLC_ZERO: none
+** (no TTL, another term, not above the range's threshold). */
+static hlc_timestamp gc_versions_threshold(range_server *s, server_range *sr, uint64_t term)
+{
+    int64_t ttl_s = s->config.gc_ttl_seconds != NULL
+                        ? s->config.gc_ttl_seconds(s->config.gc_ttl_ctx)
+                        : RANGE_GC_TTL_SECONDS_DEFAULT;
+    if (ttl_s <= 0 || ttl_s > INT64_MAX / 2000000000)
+        return HLC_ZERO;
+    hlc_timestamp t = {hlc_now(s->config.clock).wall_ns - ttl_s * 1000000000, 0};
+    if (t.wall_ns <= 0)
+        return HLC_ZERO;
+    pthread_mutex_lock(&s->mu);
+    lease_start_locked(s, sr, term);
+    bool same_term = sr->lead_term == term;
+    if (same_term) {
+        range__tscache_raise_low_water(sr->tscache, t);
+        for (const server_pending *p = sr->pending; p != NULL; p = p->next)
+            if (hlc_compare(p->ts, t) <= 0)
+                t = hlc_prev(p->ts);
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (!same_term || t.wall_ns <= 0 ||
+        hlc_compare(t, replica__mvcc_gc_threshold(sr->replica)) <= 0)
+        return HLC_ZERO;
+    return t;
+}
+
+/* The keys of [*from, end) (end_len 0: to the end) with garbage at t (a
+** version older than the newest at or below t, or that newest one a
+** tombstone), in order, into keys/offsets (offsets[0] = 0; *n keys), at
+** most REPLICA_MVCC_GC_KEYS_MAX keys, REPLICA_MVCC_GC_BYTES_MAX entry bytes
+** and SERVER_MVCC_GC_SCAN_MAX versions looked at. *from becomes where the
+** next scan starts (empty: the end was reached). */
+static int gc_versions_collect(storage_engine *eng, base_buf *from, const uint8_t *end,
+                               size_t end_len, hlc_timestamp t, base_buf *keys, size_t *offsets,
+                               size_t *n)
+{
+    base_buf cur = {0}; /* owner: this function; the key being looked at */
+    storage_iter *it = NULL;
+    storage_iter_options o = {.start = from->len > 0 ? from->data : NULL,
+                              .start_len = from->len, .end = end_len > 0 ? end : NULL,
+                              .end_len = end_len, .mode = STORAGE_ITER_ALL_VERSIONS};
+    size_t bytes = REPLICA_MVCC_GC_HEADER, at_or_below = 0, looked = 0;
+    bool have = false, newest_tomb = false, at_end = false, full = false;
+    *n = 0;
+    offsets[0] = 0;
+    int rc = storage_iter_open(eng, NULL, &o, &it) == STORAGE_OK ? RANGE_OK : RANGE_ERR_IO;
+    while (rc == RANGE_OK) {
+        const uint8_t *k = NULL;
+        size_t klen = 0;
+        hlc_timestamp ts = HLC_ZERO;
+        bool tomb = false;
+        int got = looked < SERVER_MVCC_GC_SCAN_MAX
+                      ? storage_iter_next(it, &k, &klen, &ts, NULL, NULL, &tomb) : 0;
+        if (got < 0) {
+            rc = range__storage_rc(got);
+            break;
+        }
+        at_end = got == 0 && looked < SERVER_MVCC_GC_SCAN_MAX;
+        bool next_key = got == 0 || !have || range__key_cmp(k, klen, cur.data, cur.len) != 0;
+        if (have && next_key && got > 0 && (at_or_below >= 2 || newest_tomb)) {
+            /* cur is garbage: listed when it fits, else the next entry's */
+            if (*n == REPLICA_MVCC_GC_KEYS_MAX ||
+                bytes + 4 + cur.len > REPLICA_MVCC_GC_BYTES_MAX) {
+                full = true;
+                break; /* cur starts the next scan */
+            }
+            if (base_buf_append(keys, cur.data, cur.len) != 0) {
+                rc = RANGE_ERR_NOMEM;
+                break;
+            }
+            bytes += 4 + cur.len;
+            offsets[++*n] = keys->len;
+        }
+        if (got == 0)
+            break; /* the end, or the scan bound: cur starts the next scan */
+        looked++;
+        if (next_key) {
+            base_buf_reset(&cur);
+            if (base_buf_append(&cur, k, klen) != 0) {
+                rc = RANGE_ERR_NOMEM;
+                break;
+            }
+            have = true;
+            at_or_below = 0;
+            newest_tomb = false;
+        }
+        if (hlc_compare(ts, t) <= 0 && at_or_below++ == 0)
+            newest_tomb = tomb;
+    }
+    storage_iter_close(it);
+    base_buf_reset(from);
+    if (rc == RANGE_OK && !full && have && (at_or_below >= 2 || newest_tomb)) {
+        /* the span's last key, or the one the scan bound cut (what it saw of
+        ** it is garbage already: a key with more versions than the bound
+        ** must not stop every scan): listed when it fits */
+        if (*n < REPLICA_MVCC_GC_KEYS_MAX && bytes + 4 + cur.len <= REPLICA_MVCC_GC_BYTES_MAX) {
+            if (base_buf_append(keys, cur.data, cur.len) != 0)
+                rc = RANGE_ERR_NOMEM;
+            else
+                offsets[++*n] = keys->len;
+        } else {
+            at_end = false; /* the next scan's */
+        }
+    }
+    if (rc == RANGE_OK && !at_end && have && base_buf_append(from, cur.data, cur.len) != 0)
+        rc = RANGE_ERR_NOMEM;
+    base_buf_free(&cur);
+    return rc;
+}
+
+/* VERSION GC of sr (led in `term`): up to SERVER_MVCC_GC_ENTRIES_MAX entries
+** at one threshold, each waited for. Returns how many applied. */
+static size_t gc_versions_range(range_server *s, server_range *sr, uint64_t term)
+{
+    range_descriptor d;
+    base_buf from = {0}, keys = {0}; /* owner: this function */
+    size_t *offsets = NULL;          /* owner: this function */
+    size_t applied = 0;
+    hlc_timestamp t = gc_versions_threshold(s, sr, term);
+    if (hlc_is_zero(t) || range_replica_descriptor(sr->replica, &d) != RANGE_OK)
+        return 0;
+    offsets = base_calloc(REPLICA_MVCC_GC_KEYS_MAX + 1, sizeof(*offsets));
+    int rc = offsets != NULL ? RANGE_OK : RANGE_ERR_NOMEM;
+    /* from where the last scan stopped, when that is still in the span */
+    if (rc == RANGE_OK && sr->mvcc_gc_from.len > 0 &&
+        range__key_cmp(sr->mvcc_gc_from.data, sr->mvcc_gc_from.len, d.start_key, d.start_len) >
+            0 &&
+        (d.end_len == 0 ||
+         range__key_cmp(sr->mvcc_gc_from.data, sr->mvcc_gc_from.len, d.end_key, d.end_len) < 0))
+        rc = base_buf_append(&from, sr->mvcc_gc_from.data, sr->mvcc_gc_from.len) == 0
+                 ? RANGE_OK : RANGE_ERR_NOMEM;
+    else if (rc == RANGE_OK && d.start_len > 0)
+        rc = base_buf_append(&from, d.start_key, d.start_len) == 0 ? RANGE_OK : RANGE_ERR_NOMEM;
+    for (int i = 0; rc == RANGE_OK && i < SERVER_MVCC_GC_ENTRIES_MAX; i++) {
+        size_t n = 0;
+        base_buf_reset(&keys);
+        rc = gc_versions_collect(replica__engine(sr->replica), &from, d.end_key, d.end_len, t,
+                                 &keys, offsets, &n);
+        if (rc != RANGE_OK || n == 0)
+            break; /* no garbage (to the end, or to the scan bound: the next round) */
+        /* the threshold rises only with versions dropped: an idle range costs
+        ** no entry, and reads below nothing dropped are still served */
+        server_pending *p = NULL;
+        uint64_t hint = 0;
+        if (marker_register(s, sr, REPLICA_MVCC_GC_TXN_ID, (uint64_t)t.wall_ns, &p) != RANGE_OK)
+            break;
+        if (replica__propose_mvcc_gc(sr->replica, t, keys.data, offsets, n, term,
+                                     server_propose_cb, p, &hint) != RANGE_OK) {
+            marker_unregister(s, sr, p);
+            break;
+        }
+        if (pending_wait(s, p) != RANGE_OK)
+            break; /* leadership moved, frozen, shutdown: the next round */
+        applied++;
+        if (from.len == 0)
+            break; /* the span's end */
+    }
+    /* the next round goes on from here (from the start once the end was reached) */
+    base_buf_reset(&sr->mvcc_gc_from);
+    if (rc == RANGE_OK && from.len > 0 &&
+        base_buf_append(&sr->mvcc_gc_from, from.data, from.len) != 0)
+        base_buf_reset(&sr->mvcc_gc_from);
+    if (applied > 0)
+        BASE_DEBUG("range", "r%llu: %zu version GC entries at threshold %lld",
+                   (unsigned long long)sr->range_id, applied, (long long)t.wall_ns);
+    range_descriptor_free(&d);
+    base_free(offsets);
+    base_buf_free(&from);
+    base_buf_free(&keys);
+    return applied;
+}
+
 void range__server_gc_round(range_server *s, size_t *proposed, size_t *swept)
 {
     uint64_t *ids = NULL; /* owner: this function */
@@ -4726,12 +5037,35 @@ void range__server_gc_round(range_server *s, size_t *proposed, size_t *swept)
         if (gc_idempotence_range(s, sr, term))
             n_proposed++;
         n_swept += gc_sweep_range(s, sr);
+        (void)gc_versions_range(s, sr, term);
     }
     base_free(ids);
     if (proposed != NULL)
         *proposed = n_proposed;
     if (swept != NULL)
         *swept = n_swept;
+}
+
+/* The GC thread: a GC round every RANGE_IDEMPOTENCE_GC_PERIOD_MS (the first
+** a period after the start) until stopping. Its own thread: a round waits
+** for barriers and proposals, which must not hold back closed timestamps. */
+static void *server_gc_main(void *arg)
+{
+    range_server *s = arg;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping) {
+        struct timespec deadline = deadline_after_ms(RANGE_IDEMPOTENCE_GC_PERIOD_MS);
+        while (!s->stopping &&
+               pthread_cond_timedwait(&s->closer_wake, &s->mu, &deadline) != ETIMEDOUT) {
+        }
+        if (s->stopping)
+            break;
+        pthread_mutex_unlock(&s->mu);
+        range__server_gc_round(s, NULL, NULL);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
 }
 
 /* The closer thread: a round every closed_period_ms until stopping. */
@@ -4742,12 +5076,6 @@ static void *server_closer_main(void *arg)
     while (!s->stopping) {
         pthread_mutex_unlock(&s->mu);
         (void)server_close_round(s);
-        /* and the GC round, every RANGE_IDEMPOTENCE_GC_PERIOD_MS */
-        if (base_monotonic_ns() - s->gc_last_ns >=
-            (int64_t)RANGE_IDEMPOTENCE_GC_PERIOD_MS * 1000000) {
-            s->gc_last_ns = base_monotonic_ns();
-            range__server_gc_round(s, NULL, NULL);
-        }
         pthread_mutex_lock(&s->mu);
         struct timespec deadline = deadline_after_ms(s->config.closed_period_ms);
         while (!s->stopping &&
@@ -5062,10 +5390,17 @@ static int32_t server_evaluate(range_server *s, const uint8_t *data, size_t len,
     }
     switch (e.req.op) {
     case RANGE_KV_GET:
-        rc = eval_get(s, sr, &e);
-        break;
     case RANGE_KV_SCAN:
-        rc = eval_scan(s, sr, &e);
+        rc = e.req.op == RANGE_KV_GET ? eval_get(s, sr, &e) : eval_scan(s, sr, &e);
+        if ((rc == RANGE_OK || rc == RANGE_NOT_FOUND) &&
+            gc_threshold_check(sr, e.req.read_ts) != RANGE_OK) {
+            rc = RANGE_ERR_GC_THRESHOLD; /* VERSION GC: nothing read is answered */
+            e.resp.value = NULL;
+            e.resp.value_len = 0;
+            e.resp.rows = NULL;
+            e.resp.n_rows = 0;
+            e.resp.more = false;
+        }
         break;
     case RANGE_KV_COMMIT:
     case RANGE_KV_PREPARE:
@@ -5297,13 +5632,15 @@ int range_server_new(const range_server_config *config, range_server **out)
             goto err_threads;
         s->n_threads++;
     }
-    /* the closer only publishes: without a transport nobody listens; its
-    ** first GC round comes a period after the start */
-    s->gc_last_ns = base_monotonic_ns();
+    /* the closer only publishes: without a transport nobody listens; the
+    ** GC thread runs along with it (as the GC rounds ran on the closer) */
     if (s->config.transport != NULL && s->config.closed_lag_ms >= 0) {
         if (pthread_create(&s->closer, NULL, server_closer_main, s) != 0)
             goto err_threads;
         s->closer_started = true;
+        if (pthread_create(&s->gc_thread, NULL, server_gc_main, s) != 0)
+            goto err_threads;
+        s->gc_started = true;
     }
     pthread_condattr_destroy(&attr);
     *out = s;
@@ -5315,6 +5652,9 @@ err_threads:
     pthread_mutex_unlock(&s->mu);
     for (int i = 0; i < s->n_threads; i++)
         pthread_join(s->threads[i], NULL);
+    pthread_cond_broadcast(&s->closer_wake);
+    if (s->closer_started)
+        pthread_join(s->closer, NULL);
 err_mu:
     base_free(s->queue);
     base_free(s->threads);
@@ -5354,6 +5694,8 @@ void range_server_free(range_server *s)
         pthread_join(s->threads[i], NULL);
     if (s->closer_started)
         pthread_join(s->closer, NULL); /* a round ends within its node calls */
+    if (s->gc_started)
+        pthread_join(s->gc_thread, NULL); /* its waits end at stopping */
     /* No worker left: answer what is still queued. */
     while (s->queue_len > 0) {
         server_job *job = s->queue[s->queue_head];

@@ -22,6 +22,8 @@
 **                   "MERGES"; zero for older versions) |
 **   (version 4) idempotence GC threshold (ts: 'g', replica_int.h,
 **                   "idempotence GC"; zero for older versions) |
+**   (version 5) MVCC GC threshold (ts: 'v', replica_int.h, "version GC";
+**                   zero for older versions) |
 **   crc (4): CRC32C of every byte before it.
 ** A new replica without the span's intents would forget prepared writes,
 ** including those of transactions whose record already says COMMITTED.
@@ -52,8 +54,9 @@
 #include "range/replica_int.h"
 
 #define SNAP_MAGIC "MRSN"
-#define SNAP_VERSION 4     /* 1: no raw section, 2: no merge state, 3: no GC
-                              threshold (all still read) */
+#define SNAP_VERSION 5     /* 1: no raw section, 2: no merge state, 3: no GC
+                              threshold, 4: no MVCC GC threshold (all still
+                              read) */
 #define SNAP_MERGE_BYTES (8 + 8 + 8 + 8 + 4)
 #define SNAP_RAW_BYTES_MIN 8
 #define SNAP_HEADER (4 + 1 + 8 + 8 + 4)
@@ -303,7 +306,7 @@ cleanup:
 static int encode_merge(const replica_merge_state *m, base_buf *out, size_t base_len)
 {
     uint8_t buf[SNAP_MERGE_BYTES + REPLICA_FENCES_MAX * 8 + 4 + REPLICA_FENCES_MAX * 8 +
-                HLC_ENCODED_SIZE];
+                2 * HLC_ENCODED_SIZE];
     replica_merge_state zero;
     if (m == NULL) {
         memset(&zero, 0, sizeof(zero));
@@ -324,7 +327,8 @@ static int encode_merge(const replica_merge_state *m, base_buf *out, size_t base
         replica__put_u64(buf + at + 4 + (size_t)i * 8, m->merged[i]);
     at += 4 + (size_t)nm * 8;
     hlc_encode(m->idem_gc, buf + at); /* version 4 */
-    return snap_append(out, base_len, buf, at + HLC_ENCODED_SIZE);
+    hlc_encode(m->mvcc_gc, buf + at + HLC_ENCODED_SIZE); /* version 5 */
+    return snap_append(out, base_len, buf, at + 2 * HLC_ENCODED_SIZE);
 }
 
 int replica__snapshot_encode(storage_engine *e, const range_descriptor *desc, uint64_t index,
@@ -544,6 +548,14 @@ int replica__snapshot_decode(const uint8_t *data, size_t len, replica_snapshot_v
         out->merge.idem_gc = hlc_decode(data + off);
         off += HLC_ENCODED_SIZE;
         if (out->merge.idem_gc.wall_ns < 0 || out->merge.idem_gc.logical < 0)
+            goto fail;
+    }
+    if (data[4] >= 5) {
+        if (len - off < HLC_ENCODED_SIZE)
+            goto fail;
+        out->merge.mvcc_gc = hlc_decode(data + off);
+        off += HLC_ENCODED_SIZE;
+        if (out->merge.mvcc_gc.wall_ns < 0 || out->merge.mvcc_gc.logical < 0)
             goto fail;
     }
     if (off != len)

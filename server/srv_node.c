@@ -320,6 +320,13 @@ static bool clock_may_serve(void *ctx) {
     return hlc_epsilon(n->cfg.clock, NULL) == HLC_EPSILON_OK;
 }
 
+/* range_server's gc_ttl_seconds: the cluster setting as last read (the
+** split queue's thread refreshes it; never blocks for long). */
+static int64_t gc_ttl_seconds(void *ctx) {
+    srv_node *n = ctx;
+    return srv_setting_get_int(&n->settings, SQLV_SETTING_GC_TTL_SECONDS);
+}
+
 /* range_router's known_nodes: the peer table, asked when none of the
 ** cached replicas of the first range hosts it any more (range/router.c).
 ** Takes mu, which is never held across a KV call. */
@@ -664,7 +671,8 @@ static int build_stack(srv_node *n) {
     if (opened > 0) BASE_INFO(MOD, "%zu range(s) made by splits reopened", opened);
     range_server_config sc = {.node = rnode, .clock = n->cfg.clock,
                               .may_serve = clock_may_serve, .may_serve_ctx = n,
-                              .transport = t}; /* closed timestamps to followers */
+                              .transport = t, /* closed timestamps to followers */
+                              .gc_ttl_seconds = gc_ttl_seconds, .gc_ttl_ctx = n};
     if ((rc = range_server_new(&sc, &rserver)) != RANGE_OK) {
         snprintf(msg, sizeof msg, "cannot create the range server (error %d)", rc);
         goto fail;

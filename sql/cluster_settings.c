@@ -46,7 +46,8 @@ static const sqlv_setting_def defs[SQLV_SETTINGS_COUNT] = {
          "queue)"},
     [SQLV_SETTING_SPLIT_QPS_THRESHOLD] =
         {"split_qps_threshold", SQLV_SETTING_INT, 2500, 1, 1000000000,
-         "a range serving more requests per second than this splits by load (not yet)"},
+         "a range serving more requests per second than this for 10 s splits by load, at a key "
+         "that divides it (never at a single hot row)"},
     [SQLV_SETTING_REBALANCE_ENABLED] =
         {"rebalance_enabled", SQLV_SETTING_BOOL, 1, 0, 1,
          "one node at a time (the rebalancer) moves replicas and leases so that live nodes "
@@ -71,6 +72,10 @@ static const sqlv_setting_def defs[SQLV_SETTINGS_COUNT] = {
          SEC_HBA_TEXT_BYTES_MAX,
          "host-based authentication rules for SQL logins, a subset of pg_hba.conf (empty: a "
          "client certificate, else the password); root's client certificate always logs in"},
+    [SQLV_SETTING_GC_TTL_SECONDS] =
+        {"gc_ttl_seconds", SQLV_SETTING_INT, 14400, 1, 10 * 365 * 24 * 3600LL,
+         "an MVCC version overwritten (or deleted) longer ago than this many seconds is "
+         "garbage collected; reads and AS OF SYSTEM TIME below the GC threshold fail"},
 };
 
 const sqlv_setting_def *sqlv_setting_def_get(int id) {

@@ -51,7 +51,10 @@ typedef enum sqlv_setting_id {
     /* pg_hba.conf-like rules for SQL logins (security.h "host-based
     ** authentication rules"; "" = the built-in rule) */
     SQLV_SETTING_HBA_CONF = 8,
-    SQLV_SETTINGS_COUNT = 9,
+    /* seconds MVCC versions are kept once overwritten (version GC,
+    ** docs/txn.md 6.1) */
+    SQLV_SETTING_GC_TTL_SECONDS = 9,
+    SQLV_SETTINGS_COUNT = 10,
 } sqlv_setting_id;
 
 typedef struct sqlv_setting_def {

@@ -226,6 +226,10 @@ struct txn {
     /* the clock uncertainty limit (HLC_ZERO: none: stale, or a key space
     ** without uncertain reads); never moves with read_ts */
     hlc_timestamp uncertainty_limit;
+    /* OBSERVED TIMESTAMPS (docs/txn.md 4.1): each node's clock reading at
+    ** our first read there, filled by the router from the answers; kept
+    ** when read_ts moves (they bound what was written before we began) */
+    range_observed observed;
     txn_iter *iters; /* open iterators (doubly linked) */
     txn_commit_info *commit_info; /* borrowed, may be NULL: txn_commit_with_info's */
     /* statement-time locks */
@@ -294,6 +298,7 @@ static const char *rc_sqlstate(int rc) {
     case TXN_ERR_AMBIGUOUS: return "40003";
     case TXN_ERR_UNSUPPORTED: return "0A000";
     case TXN_ERR_FUTURE: return "22008";
+    case TXN_ERR_GC_THRESHOLD: return "72000";
     default: return "XX000";
     }
 }
@@ -314,6 +319,9 @@ static const char *rc_message(int rc) {
         return "not supported by this node's key space";
     case TXN_ERR_FUTURE:
         return "AS OF SYSTEM TIME: the timestamp is in the future";
+    case TXN_ERR_GC_THRESHOLD:
+        return "the read timestamp must be after the range's GC threshold: versions older "
+               "than gc_ttl_seconds were garbage collected";
     default: return "internal error in the transaction layer";
     }
 }
@@ -344,6 +352,7 @@ static int range_to_txn_rc(int rc) {
     case RANGE_ERR_ABORTED: return TXN_ERR_RETRY; /* our record was aborted */
     case RANGE_ERR_MERGING: return TXN_ERR_RETRY; /* a merge outlasted the deadline */
     case RANGE_ERR_UNCERTAIN: return TXN_ERR_RETRY; /* handled by the reads; never here */
+    case RANGE_ERR_GC_THRESHOLD: return TXN_ERR_GC_THRESHOLD; /* same again at that ts */
     case RANGE_ERR_BUSY: return TXN_ERR_UNAVAILABLE;
     case RANGE_ERR_NOT_LEADER: return TXN_ERR_UNAVAILABLE;
     default: return TXN_ERR_IO;
@@ -1045,7 +1054,7 @@ int txn_get(txn *t, const uint8_t *key, size_t key_len, base_buf *out, txn_error
             range_conflict u;
             memset(&u, 0, sizeof(u));
             range_rc = kv->ops->get_uncertain(kv, key, key_len, t->read_ts,
-                                              t->uncertainty_limit, out, &u);
+                                              t->uncertainty_limit, &t->observed, out, &u);
             if (range_rc == RANGE_ERR_UNCERTAIN) {
                 /* this key was not read: the refresh leaves it out */
                 size_t now = t->read_count;
@@ -1278,7 +1287,8 @@ int txn_scan(txn *t, const uint8_t *start, size_t start_len, const uint8_t *end,
                        : uncertain_now(t)
                            ? kv->ops->iter_open_uncertain(kv, start, start_len, end, end_len,
                                                           t->read_ts, t->uncertainty_limit,
-                                                          reverse, &it->uncertain, &it->inner)
+                                                          &t->observed, reverse, &it->uncertain,
+                                                          &it->inner)
                            : kv->ops->iter_open(kv, start, start_len, end, end_len, t->read_ts,
                                                 reverse, &it->inner);
         if (range_rc != RANGE_OK) {
@@ -2784,8 +2794,8 @@ static int iter_reopen(txn_iter *it, txn_error *err) {
     it->inner_eof = false;
     int r = uncertain_now(t)
                 ? kv->ops->iter_open_uncertain(kv, sl ? s : NULL, sl, el ? e : NULL, el,
-                                               t->read_ts, t->uncertainty_limit, it->reverse,
-                                               &it->uncertain, &it->inner)
+                                               t->read_ts, t->uncertainty_limit, &t->observed,
+                                               it->reverse, &it->uncertain, &it->inner)
                 : kv->ops->iter_open(kv, sl ? s : NULL, sl, el ? e : NULL, el, t->read_ts,
                                      it->reverse, &it->inner);
     base_buf_free(&lo);

@@ -56,6 +56,10 @@ enum {
                                     of a range_kv without prepare (0A000) */
     TXN_ERR_FUTURE = -4011,    /* txn_begin: an as_of timestamp above the clock's
                                   now (22008) */
+    TXN_ERR_GC_THRESHOLD = -4012, /* a read (or a commit's validation) at a timestamp
+                                     at or below a range's MVCC GC threshold: versions
+                                     that old were collected (72000, snapshot too old;
+                                     docs/txn.md 6.1, "Version GC"); aborted */
 };
 
 /* Per-transaction limits (hitting one returns TXN_ERR_LIMIT, SQLSTATE 54000,

@@ -494,6 +494,29 @@ static void dsched__schedule(dsched__thread *me) {
     }
 }
 
+/* A timed call's deadline: abs_kind 0 for none, else the clock kind of abs_ns. */
+static int64_t dsched__deadline(int abs_kind, int64_t abs_ns) {
+    return abs_kind ? dsched__abs_to_mono(abs_kind, abs_ns) : DSCHED__NO_DEADLINE;
+}
+
+/* The tail of every lock and cond wait, with g.mu held: unless state is
+** T_RUNNABLE (the caller got what it asked for), queue me on o in that state
+** until deadline_ns; then the sync point. Releases g.mu and returns me's wake
+** result: 0, ETIMEDOUT, or what the caller set before. */
+static int dsched__block_on(dsched__thread *me, dsched__state state, dsched__obj *o, int64_t deadline_ns) {
+    if (state != T_RUNNABLE) {
+        me->state = state;
+        me->wait_obj = o;
+        me->deadline_ns = deadline_ns;
+        dsched__enqueue(o, me);
+    }
+    dsched__schedule(me);
+    int rc = me->wake_result;
+    me->cond_mutex = NULL; /* a cond wait's: retaken by now */
+    dsched__unlock();
+    return rc;
+}
+
 static dsched__thread *dsched__thread_new(void) {
     if (g.n_threads == DSCHED__THREADS_MAX) dsched__fail("more than %d sim threads in one run", DSCHED__THREADS_MAX);
     if (g.n_threads == g.cap_threads) {
@@ -825,19 +848,13 @@ static int dsched__mutex_lock(dsched__thread *me, pthread_mutex_t *m, int abs_ki
     dsched__obj *o = dsched__obj_get(m, K_MUTEX);
     if (o->owner == me) dsched__fail("thread %d relocks mutex %p", me->id, (void *)m);
     me->wake_result = 0;
+    dsched__state wait = T_MUTEX;
     if (!o->owner) {
         o->owner = me;
         dsched__hold(me, 1);
-    } else {
-        me->state = T_MUTEX;
-        me->wait_obj = o;
-        if (abs_kind) me->deadline_ns = dsched__abs_to_mono(abs_kind, abs_ns);
-        dsched__enqueue(o, me);
+        wait = T_RUNNABLE;
     }
-    dsched__schedule(me);
-    int rc = me->wake_result;
-    dsched__unlock();
-    return rc;
+    return dsched__block_on(me, wait, o, dsched__deadline(abs_kind, abs_ns));
 }
 
 int __wrap_pthread_mutex_lock(pthread_mutex_t *m) {
@@ -926,23 +943,16 @@ static int dsched__cond_wait(dsched__thread *me, pthread_cond_t *c, pthread_mute
     dsched__obj *mo = dsched__obj_get(m, K_MUTEX);
     if (mo->owner != me) dsched__fail("thread %d waits on cond %p without holding %p", me->id, (void *)c, (void *)m);
     dsched__mutex_release(mo);
-    me->state = T_COND;
-    me->wait_obj = co;
     me->cond_mutex = mo;
     me->wake_result = 0;
-    me->deadline_ns = DSCHED__NO_DEADLINE;
+    int64_t deadline_ns = DSCHED__NO_DEADLINE;
     if (abstime) {
         clockid_t clk = clk_override >= 0 ? clk_override : co->clock;
         int kind = dsched__clock_kind(clk);
         if (kind == 0) dsched__fail("cond %p waits on a clock (%d) that is not simulated", (void *)c, (int)clk);
-        me->deadline_ns = dsched__abs_to_mono(kind, dsched__timespec_ns(abstime));
+        deadline_ns = dsched__abs_to_mono(kind, dsched__timespec_ns(abstime));
     }
-    dsched__enqueue(co, me);
-    dsched__schedule(me);
-    int rc = me->wake_result;
-    me->cond_mutex = NULL;
-    dsched__unlock();
-    return rc;
+    return dsched__block_on(me, T_COND, co, deadline_ns);
 }
 
 int __wrap_pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m) {
@@ -1027,22 +1037,17 @@ static int dsched__rwlock_lock(dsched__thread *me, pthread_rwlock_t *rw, bool wr
     if (o->owner == me) dsched__fail("thread %d relocks rwlock %p it writes", me->id, (void *)rw);
     bool can = write ? !o->owner && o->readers == 0 && !o->head : dsched__rwlock_can_read(o);
     me->wake_result = 0;
+    dsched__state wait = write ? T_RWLOCK_WR : T_RWLOCK_RD;
     if (can) {
         if (write) o->owner = me;
         else o->readers++;
         dsched__hold(me, 1);
+        wait = T_RUNNABLE;
     } else if (try) {
         me->wake_result = EBUSY;
-    } else {
-        me->state = write ? T_RWLOCK_WR : T_RWLOCK_RD;
-        me->wait_obj = o;
-        if (abs_kind) me->deadline_ns = dsched__abs_to_mono(abs_kind, abs_ns);
-        dsched__enqueue(o, me);
+        wait = T_RUNNABLE;
     }
-    dsched__schedule(me);
-    int rc = me->wake_result;
-    dsched__unlock();
-    return rc;
+    return dsched__block_on(me, wait, o, dsched__deadline(abs_kind, abs_ns));
 }
 
 int __wrap_pthread_rwlock_rdlock(pthread_rwlock_t *rw) {

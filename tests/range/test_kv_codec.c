@@ -1763,6 +1763,106 @@ static void test_uncertainty_limit(void **state)
     base_buf_free(&bad);
 }
 
+/* Observed timestamps (docs/txn.md 4.1): the request's trailing node id and
+** ts behind GET bit2 / SCAN bit4 (only with a limit), the answer's EXT2
+** OBSERVED section; old bytes unchanged, half-set fields refused. */
+static void test_observed_timestamp(void **state)
+{
+    (void)state;
+    range_kv_request q, d;
+    base_buf lim = {0}, obs = {0}, bad = {0};
+    for (int op = 0; op < 2; op++) {
+        memset(&q, 0, sizeof(q));
+        q.op = op == 0 ? RANGE_KV_GET : RANGE_KV_SCAN;
+        q.range_id = 7;
+        q.read_ts = (hlc_timestamp){1000, 2};
+        q.key = (const uint8_t *)"k";
+        q.key_len = op == 0 ? 1 : 0;
+        q.start = (const uint8_t *)"a";
+        q.start_len = op == 1 ? 1 : 0;
+        q.uncertainty_limit = (hlc_timestamp){5000, 0};
+        base_buf_reset(&lim);
+        base_buf_reset(&obs);
+        assert_int_equal(range_kv_request_encode(&q, &lim), RANGE_OK);
+        q.observed_node_id = 300; /* two varint bytes */
+        q.observed_ts = (hlc_timestamp){1500, 1};
+        assert_int_equal(range_kv_request_encode(&q, &obs), RANGE_OK);
+        assert_int_equal(obs.len, lim.len + 2 + HLC_ENCODED_SIZE);
+        assert_int_equal(range_kv_request_decode(obs.data, obs.len, &d), RANGE_OK);
+        assert_int_equal(d.observed_node_id, 300);
+        assert_int_equal(hlc_compare(d.observed_ts, q.observed_ts), 0);
+        assert_int_equal(hlc_compare(d.uncertainty_limit, q.uncertainty_limit), 0);
+        range_kv_request_free(&d);
+        assert_int_equal(range_kv_request_decode(lim.data, lim.len, &d), RANGE_OK);
+        assert_int_equal(d.observed_node_id, 0); /* without: none */
+        assert_true(hlc_is_zero(d.observed_ts));
+        range_kv_request_free(&d);
+        for (size_t cut = lim.len; cut < obs.len; cut++)
+            assert_int_equal(range_kv_request_decode(obs.data, cut, &d), RANGE_ERR_CORRUPT);
+        /* refused: half set, or without a limit */
+        q.observed_ts = HLC_ZERO;
+        assert_int_equal(range_kv_request_encode(&q, &bad), RANGE_ERR_INVALID);
+        q.observed_ts = (hlc_timestamp){1500, 1};
+        q.observed_node_id = 0;
+        assert_int_equal(range_kv_request_encode(&q, &bad), RANGE_ERR_INVALID);
+        q.observed_node_id = 300;
+        q.uncertainty_limit = HLC_ZERO;
+        assert_int_equal(range_kv_request_encode(&q, &bad), RANGE_ERR_INVALID);
+        assert_int_equal(bad.len, 0);
+    }
+    /* the decoder refuses node id 0 from bytes (the SCAN's, last encoded) */
+    size_t at = obs.len - HLC_ENCODED_SIZE - 2;
+    obs.data[at] = 0;
+    obs.data[at + 1] = 0; /* a varint 0, then one byte too many */
+    assert_int_equal(range_kv_request_decode(obs.data, obs.len, &d), RANGE_ERR_CORRUPT);
+
+    /* the answer: version 1 bytes unchanged without it; round trip with it */
+    range_kv_response r, rd;
+    memset(&r, 0, sizeof(r));
+    r.status = RANGE_OK;
+    r.value = (const uint8_t *)"v";
+    r.value_len = 1;
+    base_buf plain = {0}, with = {0};
+    assert_int_equal(range_kv_response_encode(&r, &plain), RANGE_OK);
+    assert_int_equal(plain.data[0], RANGE_KV_VERSION);
+    r.observed_node_id = 4;
+    r.observed_ts = (hlc_timestamp){123456789, 3};
+    assert_int_equal(range_kv_response_encode(&r, &with), RANGE_OK);
+    assert_int_equal(with.len, plain.len + 2 + 1 + HLC_ENCODED_SIZE); /* ext, ext2, id, ts */
+    assert_int_equal(range_kv_response_decode(with.data, with.len, &rd), RANGE_OK);
+    assert_int_equal(rd.observed_node_id, 4);
+    assert_int_equal(hlc_compare(rd.observed_ts, r.observed_ts), 0);
+    assert_int_equal(rd.value_len, 1);
+    range_kv_response_free(&rd);
+    assert_int_equal(range_kv_response_decode(plain.data, plain.len, &rd), RANGE_OK);
+    assert_int_equal(rd.observed_node_id, 0);
+    range_kv_response_free(&rd);
+    for (size_t cut = 1; cut < with.len; cut++)
+        assert_int_equal(range_kv_response_decode(with.data, cut, &rd), RANGE_ERR_CORRUPT);
+    base_buf bad2 = {0};
+    r.observed_ts = HLC_ZERO; /* half set */
+    assert_int_equal(range_kv_response_encode(&r, &bad2), RANGE_ERR_INVALID);
+    r.observed_node_id = 0;
+    r.observed_ts = (hlc_timestamp){1, 0};
+    assert_int_equal(range_kv_response_encode(&r, &bad2), RANGE_ERR_INVALID);
+    assert_int_equal(bad2.len, 0);
+    /* with MERGED too: both EXT2 bits */
+    r.observed_node_id = 9;
+    r.merged = true;
+    base_buf both = {0};
+    assert_int_equal(range_kv_response_encode(&r, &both), RANGE_OK);
+    assert_int_equal(range_kv_response_decode(both.data, both.len, &rd), RANGE_OK);
+    assert_true(rd.merged);
+    assert_int_equal(rd.observed_node_id, 9);
+    range_kv_response_free(&rd);
+    base_buf_free(&both);
+    base_buf_free(&plain);
+    base_buf_free(&with);
+    base_buf_free(&lim);
+    base_buf_free(&obs);
+    base_buf_free(&bad);
+}
+
 /* The side transport's message: round trips, every prefix and a trailing
 ** byte refused, bad fields refused on both sides, random corruption never
 ** read out of bounds (seeded). */
@@ -2259,6 +2359,7 @@ int main(void)
         cmocka_unit_test(test_descriptor_bad),
         cmocka_unit_test(test_stale_flag),
         cmocka_unit_test(test_uncertainty_limit),
+        cmocka_unit_test(test_observed_timestamp),
         cmocka_unit_test(test_closed_codec),
         cmocka_unit_test(test_load_section),
         cmocka_unit_test(test_merge_ops),

@@ -20,6 +20,7 @@
 
 #include "base/base.h"
 #include "range/range.h"
+#include "range/replica_int.h"
 #include "rpc/rpc.h"
 #include "storage/storage.h"
 
@@ -718,6 +719,76 @@ static void node_deliver(range_node *n, rpc_transport *t, uint64_t from, const b
 ** order; a lone heartbeat gets a lone answer (the single-message payload);
 ** malformed batches are dropped with nothing sent; a message whose `from`
 ** is not the rpc sender is dropped alone. */
+/* The version GC entry (replica_int.h, "version GC"): round trip, every
+** truncation and bad bound refused, the encoder's own limits. */
+static void test_mvcc_gc_entry(void **state)
+{
+    (void)state;
+    const char *k[] = {"a", "ab", "b\x00c", "zz"};
+    size_t lens[] = {1, 2, 3, 2};
+    base_buf keys = {0}, out = {0};
+    size_t offsets[5] = {0};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(base_buf_append(&keys, k[i], lens[i]), 0);
+        offsets[i + 1] = keys.len;
+    }
+    hlc_timestamp t = {1234567890123, 7};
+    assert_int_equal(replica__mvcc_gc_encode(t, keys.data, offsets, 4, &out), RANGE_OK);
+    assert_int_equal(out.data[0], REPLICA_MVCC_GC_TAG);
+    hlc_timestamp got;
+    uint32_t n = 0;
+    assert_int_equal(replica__mvcc_gc_decode(out.data, out.len, &got, &n), RANGE_OK);
+    assert_int_equal(hlc_compare(got, t), 0);
+    assert_int_equal(n, 4);
+    size_t at = REPLICA_MVCC_GC_HEADER;
+    for (int i = 0; i < 4; i++) {
+        const uint8_t *key;
+        size_t key_len;
+        replica__mvcc_gc_key(out.data, &at, &key, &key_len);
+        assert_int_equal(key_len, lens[i]);
+        assert_memory_equal(key, k[i], lens[i]);
+    }
+    assert_int_equal(at, out.len);
+    /* every truncation, and a trailing byte */
+    for (size_t len = 0; len < out.len; len++)
+        assert_int_equal(replica__mvcc_gc_decode(out.data, len, &got, &n), RANGE_ERR_CORRUPT);
+    assert_int_equal(base_buf_append_byte(&out, 0), 0);
+    assert_int_equal(replica__mvcc_gc_decode(out.data, out.len, &got, &n), RANGE_ERR_CORRUPT);
+    out.len--;
+    /* keys out of order, a zero threshold, a count above the bound */
+    uint8_t *copy = malloc(out.len);
+    assert_non_null(copy);
+    memcpy(copy, out.data, out.len);
+    copy[REPLICA_MVCC_GC_HEADER + 4] = 'c'; /* "c" > "ab" */
+    assert_int_equal(replica__mvcc_gc_decode(copy, out.len, &got, &n), RANGE_ERR_CORRUPT);
+    memcpy(copy, out.data, out.len);
+    memset(copy + 1, 0, HLC_ENCODED_SIZE);
+    assert_int_equal(replica__mvcc_gc_decode(copy, out.len, &got, &n), RANGE_ERR_CORRUPT);
+    memcpy(copy, out.data, out.len);
+    copy[1 + HLC_ENCODED_SIZE] = 0xFF;
+    assert_int_equal(replica__mvcc_gc_decode(copy, out.len, &got, &n), RANGE_ERR_CORRUPT);
+    free(copy);
+    /* the encoder refuses what the decoder would: unsorted, empty, too many */
+    size_t bad[3] = {0, 1, 2}; /* "b" then "a" */
+    base_buf_reset(&out);
+    assert_int_equal(replica__mvcc_gc_encode(t, (const uint8_t *)"ba", bad, 2, &out),
+                     RANGE_ERR_INVALID);
+    size_t empty[3] = {0, 1, 1};
+    assert_int_equal(replica__mvcc_gc_encode(t, keys.data, empty, 2, &out), RANGE_ERR_INVALID);
+    assert_int_equal(replica__mvcc_gc_encode(t, keys.data, offsets, REPLICA_MVCC_GC_KEYS_MAX + 1,
+                                             &out),
+                     RANGE_ERR_INVALID);
+    assert_int_equal(replica__mvcc_gc_encode(HLC_ZERO, keys.data, offsets, 4, &out),
+                     RANGE_ERR_INVALID);
+    assert_int_equal(out.len, 0);
+    /* no keys at all is an entry too (the threshold alone) */
+    assert_int_equal(replica__mvcc_gc_encode(t, NULL, offsets, 0, &out), RANGE_OK);
+    assert_int_equal(replica__mvcc_gc_decode(out.data, out.len, &got, &n), RANGE_OK);
+    assert_int_equal(n, 0);
+    base_buf_free(&keys);
+    base_buf_free(&out);
+}
+
 static void test_node_answers_batches(void **state)
 {
     (void)state;
@@ -823,6 +894,7 @@ int main(void)
         cmocka_unit_test(test_batch_truncation_and_corruption),
         cmocka_unit_test(test_batch_out_of_memory),
         cmocka_unit_test(test_node_answers_batches),
+        cmocka_unit_test(test_mvcc_gc_entry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

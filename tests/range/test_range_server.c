@@ -7,7 +7,8 @@
 ** THREAD in real time (sim time = elapsed real time) because the servers'
 ** worker threads block on Raft barriers and proposals while the network
 ** must go on. rpc_sim is single-threaded, so every node sees a wrapper
-** transport whose send/request/respond only append to an outbox; the driver
+** transport whose send/request/respond only append to an outbox
+** (tests/lib/sim_net.h, shared with tests/txn/test_txn_sim.c); the driver
 ** alone touches the sim: it flushes the outbox into it, runs it up to now
 ** (handlers: range_node_handle_rpc, then range_server_handle_rpc: the nodes
 ** run with no_handler) and ticks the nodes every TICK_MS (ticks can be
@@ -61,6 +62,7 @@
 #include "range/replica_int.h"
 #include "rpc/rpc.h"
 #include "storage/storage.h"
+#include "tests/lib/sim_net.h"
 
 #define NODES 3
 #define CLIENT (NODES + 1) /* slot and node id of the client endpoint */
@@ -69,35 +71,9 @@
 #define WAIT_MS 20000            /* bound of every wait in the test */
 #define SERVER_WAIT_MS 2000      /* the servers' wait_timeout_ms */
 #define MAX_OFFSET_NS (100LL * 1000 * 1000)
-#define OUTBOX_MAX (1u << 20)    /* frames waiting for the driver */
 #define OBSERVED_MAX 65536       /* applies recorded by the observer */
 #define PIPE_THREADS 8
 #define PIPE_COMMITS 16
-
-struct fixture;
-
-typedef enum out_kind { OUT_SEND, OUT_REQUEST, OUT_RESPOND } out_kind;
-typedef struct out_item {
-    struct out_item *next;
-    out_kind kind;
-    rpc_node_id from, to;
-    uint32_t method;
-    uint64_t request_id;
-    int32_t status;
-    int64_t timeout_ms;
-    rpc_response_fn cb;
-    void *ctx;
-    size_t len;
-    uint8_t data[];
-} out_item;
-
-/* The transport a node (or the client) sees: everything goes to the outbox. */
-typedef struct test_tp {
-    rpc_transport base; /* first member */
-    struct fixture *f;
-    rpc_node_id id;
-    rpc_transport *sim; /* the sim endpoint; touched by the driver only */
-} test_tp;
 
 typedef struct observed {
     uint64_t node, txn, seq;
@@ -108,10 +84,7 @@ typedef struct fixture {
     uint64_t seed;
     rpc_sim_net *net;
     pthread_mutex_t sim_mu; /* held by the driver around every sim call */
-    pthread_mutex_t out_mu;
-    pthread_cond_t out_cv;
-    out_item *out_head, *out_tail;
-    size_t out_len;
+    sim_net_outbox outbox; /* the nodes' and the client's frames */
     pthread_t driver;
     atomic_bool stop;
     atomic_bool ticking;
@@ -121,7 +94,7 @@ typedef struct fixture {
     int64_t start_ns;
     hlc_clock *clock[CLIENT + 1];
     storage_engine *engine[NODES + 1];
-    test_tp tp[CLIENT + 1];
+    sim_net_tp tp[CLIENT + 1]; /* the nodes' and the client's (owner: f) */
     range_node *rn[NODES + 1];
     range_server *srv[NODES + 1];
     range_replica *rep[NODES + 1][3]; /* [node][range_id] */
@@ -137,6 +110,7 @@ typedef struct fixture {
     void (*before_commit)(struct fixture *f, void *ctx);
     void *before_commit_ctx;
     _Atomic int64_t skew_ns; /* added to every clock: time jumps (record expiry) */
+    _Atomic int64_t gc_ttl_s; /* the servers' gc_ttl_seconds (0: the default) */
     /* setup_shared_log: each node's ranges in one shared segmented raft log
     ** with sync and the node's syncer, as server/ runs them */
     raft_log *log[NODES + 1];
@@ -169,55 +143,12 @@ static raft_log *open_shared_log(const char *dir)
 
 /* ---- the wrapper transport ---------------------------------------------------- */
 
-static int out_push(test_tp *tp, out_kind kind, rpc_node_id to, uint32_t method,
-                    uint64_t request_id, int32_t status, const void *payload, size_t len,
-                    int64_t timeout_ms, rpc_response_fn cb, void *ctx)
-{
-    fixture *f = tp->f;
-    out_item *it = malloc(sizeof(*it) + len);
-    if (it == NULL)
-        return RPC_ERR_NOMEM;
-    memset(it, 0, sizeof(*it));
-    it->kind = kind;
-    it->from = tp->id;
-    it->to = to;
-    it->method = method;
-    it->request_id = request_id;
-    it->status = status;
-    it->timeout_ms = timeout_ms;
-    it->cb = cb;
-    it->ctx = ctx;
-    it->len = len;
-    if (len > 0)
-        memcpy(it->data, payload, len);
-    pthread_mutex_lock(&f->out_mu);
-    if (f->out_len >= OUTBOX_MAX) {
-        pthread_mutex_unlock(&f->out_mu);
-        free(it);
-        return RPC_ERR_QUEUE_FULL;
-    }
-    if (f->out_tail != NULL)
-        f->out_tail->next = it;
-    else
-        f->out_head = it;
-    f->out_tail = it;
-    f->out_len++;
-    pthread_cond_signal(&f->out_cv);
-    pthread_mutex_unlock(&f->out_mu);
-    return RPC_OK;
-}
-
-static int tp_send(rpc_transport *t, rpc_node_id to, uint32_t method, const void *payload,
-                   size_t len)
-{
-    return out_push((test_tp *)t, OUT_SEND, to, method, 0, 0, payload, len, 0, NULL, NULL);
-}
-
+/* The client's requests: sim_net's, after the before_commit hook. */
 static int tp_request(rpc_transport *t, rpc_node_id to, uint32_t method, const void *payload,
                       size_t len, int64_t timeout_ms, rpc_response_fn cb, void *ctx)
 {
-    test_tp *tp = (test_tp *)t;
-    fixture *f = tp->f;
+    sim_net_tp *tp = (sim_net_tp *)t;
+    fixture *f = tp->owner;
     if (tp->id == CLIENT && method == RANGE_RPC_METHOD_KV && f->before_commit != NULL) {
         range_kv_request q;
         if (range_kv_request_decode(payload, len, &q) == RANGE_OK) {
@@ -229,34 +160,17 @@ static int tp_request(rpc_transport *t, rpc_node_id to, uint32_t method, const v
             range_kv_request_free(&q);
         }
     }
-    return out_push((test_tp *)t, OUT_REQUEST, to, method, 0, 0, payload, len, timeout_ms, cb,
-                    ctx);
+    return sim_net_tp_request(t, to, method, payload, len, timeout_ms, cb, ctx);
 }
 
-static int tp_respond(rpc_transport *t, rpc_node_id to, uint64_t request_id, int32_t status,
-                      const void *payload, size_t len)
-{
-    return out_push((test_tp *)t, OUT_RESPOND, to, 0, request_id, status, payload, len, 0, NULL,
-                    NULL);
-}
-
-static void tp_set_handler(rpc_transport *t, rpc_handler_fn fn, void *ctx)
-{
-    (void)t;
-    (void)fn;
-    (void)ctx; /* the nodes run with no_handler; dispatch() is the handler */
-}
-
-static rpc_node_id tp_node_id(rpc_transport *t) { return ((test_tp *)t)->id; }
-
-static const rpc_transport_ops tp_ops = {tp_send, tp_request, tp_respond, tp_set_handler,
-                                         tp_node_id};
+static const rpc_transport_ops tp_ops = {sim_net_tp_send, tp_request, sim_net_tp_respond,
+                                         sim_net_tp_set_handler, sim_net_tp_node_id};
 
 /* The sim endpoints' handler (driver thread). */
 static void dispatch(void *ctx, rpc_transport *t, const rpc_message *msg)
 {
-    test_tp *tp = ctx;
-    fixture *f = tp->f;
+    sim_net_tp *tp = ctx;
+    fixture *f = tp->owner;
     (void)t;
     int i = (int)tp->id;
     if (i >= 1 && i <= NODES && f->rn[i] != NULL) {
@@ -269,7 +183,8 @@ static void dispatch(void *ctx, rpc_transport *t, const rpc_message *msg)
         }
     }
     if (msg->request_id != 0)
-        (void)tp_respond(&tp->base, msg->from, msg->request_id, RPC_ERR_NO_HANDLER, NULL, 0);
+        (void)sim_net_tp_respond(&tp->base, msg->from, msg->request_id, RPC_ERR_NO_HANDLER, NULL,
+                                 0);
 }
 
 static void *driver_main(void *arg)
@@ -277,29 +192,9 @@ static void *driver_main(void *arg)
     fixture *f = arg;
     int64_t next_tick = 0;
     while (!atomic_load(&f->stop)) {
-        pthread_mutex_lock(&f->out_mu);
-        out_item *batch = f->out_head;
-        f->out_head = f->out_tail = NULL;
-        f->out_len = 0;
-        pthread_mutex_unlock(&f->out_mu);
-
+        sim_net_item *batch = sim_net_take(&f->outbox);
         pthread_mutex_lock(&f->sim_mu);
-        while (batch != NULL) {
-            out_item *it = batch;
-            batch = it->next;
-            rpc_transport *sim = f->tp[it->from].sim;
-            int rc = RPC_OK;
-            if (it->kind == OUT_SEND)
-                rc = rpc_send(sim, it->to, it->method, it->data, it->len);
-            else if (it->kind == OUT_REQUEST)
-                rc = rpc_request(sim, it->to, it->method, it->data, it->len, it->timeout_ms,
-                                 it->cb, it->ctx);
-            else
-                rc = rpc_respond(sim, it->to, it->request_id, it->status, it->data, it->len);
-            if (rc != RPC_OK && it->kind == OUT_REQUEST)
-                it->cb(it->ctx, rc, NULL); /* the caller was told RPC_OK */
-            free(it);
-        }
+        sim_net_deliver(batch);
         int64_t now = base_monotonic_ns() - f->start_ns;
         rpc_sim_run_until(f->net, now);
         if (now >= next_tick) {
@@ -315,18 +210,7 @@ static void *driver_main(void *arg)
         pthread_cond_broadcast(&f->ev_cv);
         pthread_mutex_unlock(&f->ev_mu);
 
-        /* The network's pace: wake on new frames, else within 1 ms. */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_mutex_lock(&f->out_mu);
-        if (f->out_head == NULL && !atomic_load(&f->stop))
-            pthread_cond_timedwait(&f->out_cv, &f->out_mu, &ts);
-        pthread_mutex_unlock(&f->out_mu);
+        sim_net_wait(&f->outbox, &f->stop); /* the network's pace */
     }
     return NULL;
 }
@@ -388,14 +272,21 @@ static int64_t skewed_now_ns(void *ctx)
     return base_realtime_ns() + atomic_load(&f->skew_ns);
 }
 
+/* range_server_config.gc_ttl_seconds */
+static int64_t fixture_gc_ttl(void *ctx)
+{
+    fixture *f = ctx;
+    int64_t ttl = atomic_load(&f->gc_ttl_s);
+    return ttl != 0 ? ttl : RANGE_GC_TTL_SECONDS_DEFAULT;
+}
+
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
     f->seed = test_seed();
     pthread_mutex_init(&f->sim_mu, NULL);
-    pthread_mutex_init(&f->out_mu, NULL);
-    pthread_cond_init(&f->out_cv, NULL);
+    sim_net_outbox_init(&f->outbox);
     pthread_mutex_init(&f->ev_mu, NULL);
     pthread_cond_init(&f->ev_cv, NULL);
     pthread_mutex_init(&f->obs_mu, NULL);
@@ -406,7 +297,7 @@ static int setup(void **state)
     for (int i = 1; i <= CLIENT; i++) {
         hlc_physical_clock pc = {skewed_now_ns, f};
         assert_int_equal(hlc_clock_new(pc, MAX_OFFSET_NS, &f->clock[i]), 0);
-        f->tp[i] = (test_tp){{&tp_ops}, f, (rpc_node_id)i, NULL};
+        f->tp[i] = (sim_net_tp){{&tp_ops}, &f->outbox, f, (rpc_node_id)i, NULL};
         assert_int_equal(rpc_sim_add_node(f->net, (rpc_node_id)i, f->clock[i], &f->tp[i].sim),
                          RPC_OK);
         rpc_set_handler(f->tp[i].sim, dispatch, &f->tp[i]);
@@ -446,7 +337,8 @@ static int setup(void **state)
             assert_int_equal(range_node_add_replica(f->rn[i], &rc, &f->rep[i][r]), RANGE_OK);
         }
         range_server_config sc2 = {.node = f->rn[i], .clock = f->clock[i], .workers = 4,
-                                   .wait_timeout_ms = SERVER_WAIT_MS};
+                                   .wait_timeout_ms = SERVER_WAIT_MS,
+                                   .gc_ttl_seconds = fixture_gc_ttl, .gc_ttl_ctx = f};
         if (fixture_resolve_small) {
             sc2.resolve_bytes_max = RESOLVE_SMALL_BYTES;
             sc2.resolve_rounds_max = 1;
@@ -500,9 +392,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     atomic_store(&f->stop, true);
-    pthread_mutex_lock(&f->out_mu);
-    pthread_cond_signal(&f->out_cv);
-    pthread_mutex_unlock(&f->out_mu);
+    sim_net_wake(&f->outbox);
     pthread_join(f->driver, NULL);
     /* Server before node (it borrows the node); the sim last: nothing runs. */
     for (int i = 1; i <= NODES; i++)
@@ -521,18 +411,13 @@ static int teardown(void **state)
     ** client's frames, which live in the test functions' frames: every test
     ** waited for its own answers, so only stray frames remain here. */
     rpc_sim_net_free(f->net);
-    while (f->out_head != NULL) {
-        out_item *it = f->out_head;
-        f->out_head = it->next;
-        free(it);
-    }
+    sim_net_outbox_drop(&f->outbox, false);
     for (int i = 1; i <= NODES; i++)
         storage_close(f->engine[i]);
     for (int i = 1; i <= CLIENT; i++)
         hlc_clock_free(f->clock[i]);
     pthread_mutex_destroy(&f->sim_mu);
-    pthread_mutex_destroy(&f->out_mu);
-    pthread_cond_destroy(&f->out_cv);
+    sim_net_outbox_destroy(&f->outbox);
     pthread_mutex_destroy(&f->ev_mu);
     pthread_cond_destroy(&f->ev_cv);
     pthread_mutex_destroy(&f->obs_mu);
@@ -1628,7 +1513,8 @@ static void restart_node(fixture *f, int i)
     size_t opened = 0;
     assert_int_equal(range_node_open_stored(f->rn[i], &defaults, &opened), RANGE_OK);
     range_server_config sc = {.node = f->rn[i], .clock = f->clock[i], .workers = 4,
-                              .wait_timeout_ms = SERVER_WAIT_MS};
+                              .wait_timeout_ms = SERVER_WAIT_MS,
+                              .gc_ttl_seconds = fixture_gc_ttl, .gc_ttl_ctx = f};
     assert_int_equal(range_server_new(&sc, &f->srv[i]), RANGE_OK);
     pthread_mutex_unlock(&f->sim_mu);
 }
@@ -2857,6 +2743,73 @@ static void test_txn_prepare_commit_resolve(void **state)
     assert_true(hlc_compare(cb, c) > 0);
 }
 
+/* ---- the intent check over a commit's bounding span ------------------------------ */
+
+#define BOUND_WRITES 20 /* past SERVER_INTENT_POINTS_MAX: the one-seek path */
+
+/* BOUND_WRITES writes "<prefix>00".. "<prefix>19" into w (names: their keys). */
+static void bound_writes(range_write *w, char (*names)[8], char prefix)
+{
+    for (int i = 0; i < BOUND_WRITES; i++) {
+        snprintf(names[i], sizeof(names[i]), "%c%02d", prefix, i);
+        w[i] = (range_write){(const uint8_t *)names[i], 3, (const uint8_t *)"x", 1, false};
+    }
+}
+
+/* check_intents seeks only the bounding span of a commit's writes, delete
+** spans and read spans (range__request_has_intents): an intent outside it
+** does not block a commit of many keys; one on a key the commit writes
+** (write-write) or reads (read-write: a span or a point), or in a delete
+** span, still does, naming the holder. */
+static void test_intent_check_bounding(void **state)
+{
+    fixture *f = *state;
+    int l = wait_leader(f, 1, 0);
+    pass_low_water(f, l, 1, 250);
+    const uint64_t T = 0x7900;
+    range_write wh[] = {W("h", "held")};
+    range_kv_request pq = prepare_req(1, T, 5, "h", true, client_now(f), wh, 1);
+    range_kv_response r;
+    assert_int_equal(call(f, l, &pq, &r), RANGE_OK);
+    (void)hlc_update(f->clock[CLIENT], r.commit_ts);
+    range_kv_response_free(&r);
+
+    range_write w[BOUND_WRITES];
+    char names[BOUND_WRITES][8];
+    /* outside: writes after "h" only */
+    bound_writes(w, names, 'i');
+    commit_args a = {1, client_now(f), 0x7901, 1, w, BOUND_WRITES, NULL, 0, NULL, 0, {0, 0}};
+    assert_int_equal(commit(f, l, &a, NULL, NULL), RANGE_OK);
+    /* read-write: the writes elsewhere, a read span over "h" */
+    bound_writes(w, names, 'j');
+    range_span rs[] = {SPAN("g", "ha")};
+    a = (commit_args){1, client_now(f), 0x7902, 1, w, BOUND_WRITES, NULL, 0, rs, 1, {0, 0}};
+    expect_intent(&r, commit(f, l, &a, NULL, &r), "h", T, "h");
+    range_kv_response_free(&r);
+    /* read-write: a read point on "h" among others */
+    range_span rp[] = {POINT("c"), POINT("h")};
+    a = (commit_args){1, client_now(f), 0x7903, 1, w, BOUND_WRITES, NULL, 0, rp, 2, {0, 0}};
+    expect_intent(&r, commit(f, l, &a, NULL, &r), "h", T, "h");
+    range_kv_response_free(&r);
+    /* write-write: "h" the last of the writes */
+    bound_writes(w, names, 'g');
+    w[BOUND_WRITES - 1] = (range_write)W("h", "mine");
+    a = (commit_args){1, client_now(f), 0x7904, 1, w, BOUND_WRITES, NULL, 0, NULL, 0, {0, 0}};
+    expect_intent(&r, commit(f, l, &a, NULL, &r), "h", T, "h");
+    range_kv_response_free(&r);
+    /* a delete span over "h" */
+    bound_writes(w, names, 'k');
+    range_span del[] = {SPAN("gz", "hb")};
+    a = (commit_args){1, client_now(f), 0x7905, 1, w, BOUND_WRITES, del, 1, NULL, 0, {0, 0}};
+    expect_intent(&r, commit(f, l, &a, NULL, &r), "h", T, "h");
+    range_kv_response_free(&r);
+    /* reads and writes around "h" that touch none of its keys: committed */
+    bound_writes(w, names, 'd');
+    range_span rn[] = {SPAN("e", "h"), POINT("ha")};
+    a = (commit_args){1, client_now(f), 0x7906, 1, w, BOUND_WRITES, NULL, 0, rn, 2, {0, 0}};
+    assert_int_equal(commit(f, l, &a, NULL, NULL), RANGE_OK);
+}
+
 /* ---- a 1PC commit racing a resolution (test_commit_races_resolve) ------------- */
 
 /* The binary is linked with --wrap=storage_get_latest (CMakeLists.txt), so
@@ -3589,12 +3542,14 @@ static range_kv_request heartbeat_req(uint64_t range_id, uint64_t txn, const cha
 /* ---- a split as a transaction's commit trigger (docs/decisions/010) ---- */
 
 /* Every node's stored record of (anchor, txn) has status (and, COMMITTED,
-** commit_ts). */
+** commit_ts); with hosts_of, only the nodes hosting that range (one at
+** least). */
 typedef struct split_record_query {
     uint64_t txn;
     const char *anchor;
     int status;
     hlc_timestamp commit_ts;
+    uint64_t hosts_of; /* 0: every node */
 } split_record_query;
 
 static bool split_record_is(fixture *f, void *arg)
@@ -3602,10 +3557,14 @@ static bool split_record_is(fixture *f, void *arg)
     const split_record_query *q = arg;
     base_buf key = {0}, val = {0};
     bool ok = true;
+    int hosts = 0;
     assert_int_equal(range__record_key((const uint8_t *)q->anchor, strlen(q->anchor), q->txn,
                                        &key), RANGE_OK);
     for (int i = 1; i <= NODES && ok; i++) {
         range__record rec;
+        if (q->hosts_of != 0 && range_node_replica(f->rn[i], q->hosts_of) == NULL)
+            continue;
+        hosts++;
         ok = storage_get_raw(f->engine[i], key.data, key.len, &val) == STORAGE_OK &&
              range__record_decode(val.data, val.len, &rec) == RANGE_OK &&
              (int)rec.status == q->status &&
@@ -3613,7 +3572,31 @@ static bool split_record_is(fixture *f, void *arg)
     }
     base_buf_free(&key);
     base_buf_free(&val);
-    return ok;
+    return ok && hosts > 0;
+}
+
+/* The record of the transaction T a split, merge or replica change carries
+** (docs/decisions/010), made PENDING at node l: a heartbeat at anchor in
+** range_id. */
+static void txn_record_pending(fixture *f, int l, uint64_t range_id, uint64_t txn,
+                               const char *anchor)
+{
+    range_kv_response r;
+    range_kv_request hb = heartbeat_req(range_id, txn, anchor);
+    assert_int_equal(call(f, l, &hb, &r), RANGE_OK);
+    range_kv_response_free(&r);
+}
+
+/* T's record aborted at node l, as a pusher would (END_TXN ABORTED): the
+** record's status as answered, -1 when the answer carries none. */
+static int txn_record_abort(fixture *f, int l, uint64_t range_id, uint64_t txn, const char *anchor)
+{
+    range_kv_response r;
+    range_kv_request e = end_txn_req(range_id, txn, anchor, RANGE_TXN_ABORTED, HLC_ZERO);
+    assert_int_equal(call(f, l, &e, &r), RANGE_OK);
+    int status = r.has_txn ? (int)r.txn_status : -1;
+    range_kv_response_free(&r);
+    return status;
 }
 
 /* Propose the split of range 2 at key into new_id at generation, carrying
@@ -3652,12 +3635,10 @@ static void test_split_txn(void **state)
 
     /* T1 PENDING at "m"; its split at a stale generation: refused at apply,
     ** T1 ABORTED everywhere, nothing split */
-    range_kv_request hb = heartbeat_req(2, T1, "m");
-    assert_int_equal(call(f, l, &hb, &r), RANGE_OK);
-    range_kv_response_free(&r);
+    txn_record_pending(f, l, 2, T1, "m");
     range_split_txn t1 = {T1, (const uint8_t *)"m", 1, cts, gen};
     assert_int_equal(propose_split_txn(f, l, "s", 3, gen - 1, &t1), RANGE_ERR_DROPPED);
-    split_record_query q1 = {T1, "m", RANGE_TXN_ABORTED, HLC_ZERO};
+    split_record_query q1 = {T1, "m", RANGE_TXN_ABORTED, HLC_ZERO, 0};
     assert_true(wait_until(f, split_record_is, &q1));
     for (int i = 1; i <= NODES; i++)
         assert_null(range_node_replica(f->rn[i], 3));
@@ -3666,12 +3647,10 @@ static void test_split_txn(void **state)
     range_descriptor_free(&d);
 
     /* T2 PENDING: the split applies and commits T2 at its timestamp */
-    hb = heartbeat_req(2, T2, "m");
-    assert_int_equal(call(f, l, &hb, &r), RANGE_OK);
-    range_kv_response_free(&r);
+    txn_record_pending(f, l, 2, T2, "m");
     range_split_txn t2 = {T2, (const uint8_t *)"m", 1, cts, gen};
     assert_int_equal(propose_split_txn(f, l, "s", 3, gen, &t2), RANGE_OK);
-    split_record_query q2 = {T2, "m", RANGE_TXN_COMMITTED, cts};
+    split_record_query q2 = {T2, "m", RANGE_TXN_COMMITTED, cts, 0};
     assert_true(wait_until(f, split_record_is, &q2));
     int all = NODES;
     assert_true(wait_until(f, split_hosted_by, &all));
@@ -3685,12 +3664,8 @@ static void test_split_txn(void **state)
     /* T3 aborted first, as a pusher would: the leaseholder refuses its
     ** split unproposed, and a proposal of it is refused at apply */
     l = wait_leader(f, 2, 0);
-    hb = heartbeat_req(2, T3, "m");
-    assert_int_equal(call(f, l, &hb, &r), RANGE_OK);
-    range_kv_response_free(&r);
-    range_kv_request e = end_txn_req(2, T3, "m", RANGE_TXN_ABORTED, HLC_ZERO);
-    assert_int_equal(call(f, l, &e, &r), RANGE_OK);
-    range_kv_response_free(&r);
+    txn_record_pending(f, l, 2, T3, "m");
+    (void)txn_record_abort(f, l, 2, T3, "m");
     range_kv_request q = {.op = RANGE_KV_ADMIN_SPLIT, .range_id = 2, .key = (const uint8_t *)"p",
                           .key_len = 1, .new_range_id = 4, .txn_id = T3,
                           .anchor = (const uint8_t *)"m", .anchor_len = 1, .commit_ts = cts,
@@ -3704,7 +3679,7 @@ static void test_split_txn(void **state)
     range_kv_response_free(&r);
     range_split_txn t3 = {T3, (const uint8_t *)"m", 1, cts, gen + 1};
     assert_int_equal(propose_split_txn(f, l, "p", 4, gen + 1, &t3), RANGE_ERR_DROPPED);
-    split_record_query q3 = {T3, "m", RANGE_TXN_ABORTED, HLC_ZERO};
+    split_record_query q3 = {T3, "m", RANGE_TXN_ABORTED, HLC_ZERO, 0};
     assert_true(wait_until(f, split_record_is, &q3));
     for (int i = 1; i <= NODES; i++)
         assert_null(range_node_replica(f->rn[i], 4));
@@ -4458,6 +4433,47 @@ static void *race_put_main(void *arg)
     return NULL;
 }
 
+/* The merge tests' start: ranges 1 and 2 have leaders; a client router
+** (owner: the caller, range_router_free). */
+static range_router *merge_router(fixture *f)
+{
+    (void)wait_leader(f, 1, 0);
+    (void)wait_leader(f, 2, 0);
+    return client_router(f);
+}
+
+/* Range 2 split at "s" through kv: 3 = [s, +inf), hosted by every node;
+** the sides' generations in *lgen and *rgen (when not NULL). */
+static void split_at_s(fixture *f, range_kv *kv, uint64_t *lgen, uint64_t *rgen)
+{
+    range_descriptor left, right;
+    assert_int_equal(kv->ops->admin_split(kv, (const uint8_t *)"s", 1, 3, &left, &right),
+                     RANGE_OK);
+    if (lgen != NULL)
+        *lgen = left.generation;
+    if (rgen != NULL)
+        *rgen = right.generation;
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    int all = NODES;
+    assert_true(wait_until(f, split_hosted_by, &all));
+}
+
+/* Range 3 (from split_at_s) merged back into 2 through router, and gone
+** from every node. */
+static void merge_s_gone(fixture *f, range_router *router)
+{
+    range_descriptor left, right;
+    int rc = range_router_admin_merge(router, (const uint8_t *)"s", 1, &left, &right);
+    if (rc != RANGE_OK)
+        fail_msg("merge: %d (seed %llu)", rc, (unsigned long long)f->seed);
+    assert_int_equal(left.range_id, 2);
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    uint64_t three = 3;
+    assert_true(wait_until(f, range_gone, &three));
+}
+
 /* Split then merge through the client's router (SUBSUME, WAIT_APPLIED at
 ** every replica, ADMIN_MERGE): the merged range keeps both sides' data and
 ** serves both sides' keys; a write racing the merge lands (before: kept;
@@ -4468,9 +4484,7 @@ static void *race_put_main(void *arg)
 static void test_merge(void **state)
 {
     fixture *f = *state;
-    (void)wait_leader(f, 1, 0);
-    (void)wait_leader(f, 2, 0);
-    range_router *router = client_router(f);
+    range_router *router = merge_router(f);
     range_router *stale = client_router(f); /* keeps knowing range 3 */
     range_kv *kv = range_router_kv(router);
     range_kv *skv = range_router_kv(stale);
@@ -4632,9 +4646,7 @@ static void freeze_by_hand(fixture *f, uint64_t range_id, uint64_t merge_id, uin
 static void test_merge_chain(void **state)
 {
     fixture *f = *state;
-    (void)wait_leader(f, 1, 0);
-    (void)wait_leader(f, 2, 0);
-    range_router *router = client_router(f);
+    range_router *router = merge_router(f);
     range_router *stale = client_router(f); /* keeps knowing range 3 */
     range_kv *kv = range_router_kv(router);
     range_kv *skv = range_router_kv(stale);
@@ -4829,10 +4841,7 @@ static int propose_merge_txn(fixture *f, uint64_t merge_id, uint64_t lgen,
 /* PENDING record of txn at "m" (range 2). */
 static void merge_txn_begin(fixture *f, uint64_t txn)
 {
-    range_kv_response r;
-    range_kv_request hb = heartbeat_req(2, txn, "m");
-    assert_int_equal(call(f, wait_leader(f, 2, 0), &hb, &r), RANGE_OK);
-    range_kv_response_free(&r);
+    txn_record_pending(f, wait_leader(f, 2, 0), 2, txn, "m");
 }
 
 /* The MERGE entry carrying a transaction applies only while that txn's
@@ -4845,21 +4854,14 @@ static void merge_txn_begin(fixture *f, uint64_t txn)
 static void test_merge_txn(void **state)
 {
     fixture *f = *state;
-    (void)wait_leader(f, 1, 0);
-    (void)wait_leader(f, 2, 0);
-    range_router *router = client_router(f);
+    range_router *router = merge_router(f);
     range_kv *kv = range_router_kv(router);
     range_descriptor left, right;
-    range_kv_response r, sub;
+    range_kv_response sub;
     const uint64_t T1 = 0x6e1, T2 = 0x6e2, T3 = 0x6e3, T4 = 0x6e4;
     hlc_timestamp cts = client_now(f);
-    assert_int_equal(kv->ops->admin_split(kv, (const uint8_t *)"s", 1, 3, &left, &right),
-                     RANGE_OK);
-    uint64_t lgen = left.generation, rgen = right.generation;
-    range_descriptor_free(&left);
-    range_descriptor_free(&right);
-    int all = NODES;
-    assert_true(wait_until(f, split_hosted_by, &all));
+    uint64_t lgen, rgen;
+    split_at_s(f, kv, &lgen, &rgen);
     assert_int_equal(kv_put(f, kv, 0x6f0, "t", "right"), RANGE_OK);
 
     /* T1 PENDING: the merge applies and commits T1 at its timestamp */
@@ -4875,7 +4877,7 @@ static void test_merge_txn(void **state)
     assert_int_equal(right.range_id, 3);
     range_descriptor_free(&left);
     range_descriptor_free(&right);
-    split_record_query q1 = {T1, "m", RANGE_TXN_COMMITTED, cts};
+    split_record_query q1 = {T1, "m", RANGE_TXN_COMMITTED, cts, 0};
     assert_true(wait_until(f, split_record_is, &q1));
     uint64_t three = 3;
     assert_true(wait_until(f, range_gone, &three));
@@ -4892,15 +4894,13 @@ static void test_merge_txn(void **state)
     /* T2 aborted first (a pusher): the leaseholder refuses its merge, the
     ** router abandons it (R serves again), the record stays ABORTED */
     merge_txn_begin(f, T2);
-    range_kv_request e = end_txn_req(2, T2, "m", RANGE_TXN_ABORTED, HLC_ZERO);
-    assert_int_equal(call(f, wait_leader(f, 2, 0), &e, &r), RANGE_OK);
-    range_kv_response_free(&r);
+    (void)txn_record_abort(f, wait_leader(f, 2, 0), 2, T2, "m");
     range_merge_txn t2 = {T2, (const uint8_t *)"m", 1, cts, lgen, rgen};
     assert_int_equal(kv->ops->admin_merge_txn(kv, (const uint8_t *)"s", 1, &t2, &left, &right),
                      RANGE_ERR_ABORTED);
     assert_int_equal(kv_put(f, kv, 0x6f1, "t", "thawed"), RANGE_OK);
     kv_expect(f, kv, "t", "thawed");
-    split_record_query q2 = {T2, "m", RANGE_TXN_ABORTED, HLC_ZERO};
+    split_record_query q2 = {T2, "m", RANGE_TXN_ABORTED, HLC_ZERO, 0};
     assert_true(split_record_is(f, &q2));
     /* shapes other than the ones T assumed: refused before any freeze */
     range_merge_txn t2b = {T2 + 0x10, (const uint8_t *)"m", 1, cts, lgen, rgen - 1};
@@ -4917,7 +4917,7 @@ static void test_merge_txn(void **state)
     subsume_by_hand(f, 4, 0xE3, &sub);
     range_merge_txn t3 = {T3, (const uint8_t *)"m", 1, cts, lgen, rgen};
     assert_int_equal(propose_merge_txn(f, 0xE3, lgen - 1, &sub, &t3), RANGE_ERR_DROPPED);
-    split_record_query q3 = {T3, "m", RANGE_TXN_ABORTED, HLC_ZERO};
+    split_record_query q3 = {T3, "m", RANGE_TXN_ABORTED, HLC_ZERO, 0};
     assert_true(wait_until(f, split_record_is, &q3));
     assert_int_equal(propose_merge_txn(f, 0xE3, lgen, &sub, &t3), RANGE_ERR_DROPPED);
     assert_true(split_record_is(f, &q3));
@@ -4938,17 +4938,15 @@ static void test_merge_txn(void **state)
     assert_int_equal(range_router_abandon_merge(router, 4, (const uint8_t *)"s", 1, 0xE4,
                                                 &merged), RANGE_OK);
     assert_false(merged);
-    split_record_query q4 = {T4, "m", RANGE_TXN_PENDING, HLC_ZERO};
+    split_record_query q4 = {T4, "m", RANGE_TXN_PENDING, HLC_ZERO, 0};
     assert_true(wait_until(f, split_record_is, &q4));
     range_merge_txn t4 = {T4, (const uint8_t *)"m", 1, cts, lgen, sub.descriptor.generation};
     assert_int_equal(propose_merge_txn(f, 0xE4, lgen, &sub, &t4), RANGE_ERR_DROPPED);
     q4.status = RANGE_TXN_ABORTED;
     assert_true(wait_until(f, split_record_is, &q4));
-    e = end_txn_req(2, T4, "m", RANGE_TXN_ABORTED, HLC_ZERO);
-    assert_int_equal(call(f, wait_leader(f, 2, 0), &e, &r), RANGE_OK);
-    if (r.has_txn)
-        assert_int_equal(r.txn_status, RANGE_TXN_ABORTED);
-    range_kv_response_free(&r);
+    int st4 = txn_record_abort(f, wait_leader(f, 2, 0), 2, T4, "m");
+    if (st4 >= 0)
+        assert_int_equal(st4, RANGE_TXN_ABORTED);
     range_kv_response_free(&sub);
     for (int i = 1; i <= NODES; i++)
         assert_non_null(range_node_replica(f->rn[i], 4));
@@ -4964,17 +4962,10 @@ static void test_merge_txn(void **state)
 static void test_merge_split_again(void **state)
 {
     fixture *f = *state;
-    (void)wait_leader(f, 1, 0);
-    (void)wait_leader(f, 2, 0);
-    range_router *router = client_router(f);
+    range_router *router = merge_router(f);
     range_kv *kv = range_router_kv(router);
     range_descriptor left, right;
-    assert_int_equal(kv->ops->admin_split(kv, (const uint8_t *)"s", 1, 3, &left, &right),
-                     RANGE_OK);
-    range_descriptor_free(&left);
-    range_descriptor_free(&right);
-    int all = NODES;
-    assert_true(wait_until(f, split_hosted_by, &all));
+    split_at_s(f, kv, NULL, NULL);
     assert_int_equal(kv_put(f, kv, 100, "t", "right"), RANGE_OK);
     merge_by_hand(f, 0xA1);
     assert_int_equal(kv->ops->admin_split(kv, (const uint8_t *)"s", 1, 4, &left, &right),
@@ -5022,9 +5013,7 @@ static void test_merge_split_again(void **state)
 static void test_merge_stale_left(void **state)
 {
     fixture *f = *state;
-    (void)wait_leader(f, 1, 0);
-    (void)wait_leader(f, 2, 0);
-    range_router *router = client_router(f);
+    range_router *router = merge_router(f);
     range_router *stale = client_router(f); /* keeps knowing range 3 */
     range_kv *kv = range_router_kv(router);
     range_kv *skv = range_router_kv(stale);
@@ -5306,6 +5295,40 @@ static void test_idem_gc(void **state)
     }
 }
 
+/* The GC threshold tests' split: range 2 at "s" (range 3) through its
+** leader, both sides caught up on every node. */
+static void split_s_caught_up(fixture *f)
+{
+    range_kv_response r;
+    int l = wait_leader(f, 2, 0);
+    assert_int_equal(split_at(f, l, 2, "s", 3, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    uint64_t ids[2] = {2, 3};
+    assert_true(wait_until(f, split_caught_up, ids));
+}
+
+/* Then their snapshot: n3, isolated, misses the split of range 2 at "n"
+** (range 4); range 2's log (written from txn_base on) is truncated past it,
+** so n3, cut off from n1 (the left's leader) only, gets range 4 from a
+** snapshot. Returns with that link still cut (link_cut(f, 1, 3, false)). */
+static void split_n_snapshot_to_n3(fixture *f, uint64_t txn_base)
+{
+    range_kv_response r;
+    lease_to(f, 2, 1, 0);
+    isolate(f, 3, true);
+    assert_int_equal(split_at(f, 1, 2, "n", 4, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    lease_to(f, 4, 2, 3);
+    /* and range 2's, made after the split, first (NO OVERLAP) */
+    lease_to(f, 2, 2, 3);
+    fill_range2(f, 2, txn_base);
+    assert_true(wait_until(f, range2_truncated_past_n3, NULL));
+    isolate(f, 3, false);
+    link_cut(f, 1, 3, true);
+    uint64_t four = 4;
+    assert_true(wait_until(f, n3_hosts, &four));
+}
+
 /* The threshold travels with the range: a split's right side inherits it,
 ** and a replica made by a snapshot (n3 cut off from the left's leader while
 ** the split happened) gets it from the snapshot. */
@@ -5323,30 +5346,13 @@ static void test_idem_gc_split_snapshot(void **state)
         assert_int_equal(hlc_compare(replica__idem_gc_threshold(f->rep[i][2]), t), 0);
 
     /* the split: range 3 = ["s", +inf) at range 2's threshold everywhere */
-    range_kv_response r;
-    l = wait_leader(f, 2, 0);
-    assert_int_equal(split_at(f, l, 2, "s", 3, &r), RANGE_OK);
-    range_kv_response_free(&r);
-    uint64_t ids[2] = {2, 3};
-    assert_true(wait_until(f, split_caught_up, ids));
+    split_s_caught_up(f);
     for (int i = 1; i <= NODES; i++)
         assert_int_equal(
             hlc_compare(replica__idem_gc_threshold(range_node_replica(f->rn[i], 3)), t), 0);
 
     /* the snapshot: n3 misses the split of range 2 at "n" (range 4) */
-    lease_to(f, 2, 1, 0);
-    isolate(f, 3, true);
-    assert_int_equal(split_at(f, 1, 2, "n", 4, &r), RANGE_OK);
-    range_kv_response_free(&r);
-    lease_to(f, 4, 2, 3);
-    /* and range 2's, made after the split, first (NO OVERLAP) */
-    lease_to(f, 2, 2, 3);
-    fill_range2(f, 2, 0xD40);
-    assert_true(wait_until(f, range2_truncated_past_n3, NULL));
-    isolate(f, 3, false);
-    link_cut(f, 1, 3, true);
-    uint64_t four = 4;
-    assert_true(wait_until(f, n3_hosts, &four));
+    split_n_snapshot_to_n3(f, 0xD40);
     assert_int_equal(hlc_compare(replica__idem_gc_threshold(range_node_replica(f->rn[3], 4)), t),
                      0);
     link_cut(f, 1, 3, false);
@@ -5474,17 +5480,9 @@ static void test_txn_record_age_sweep(void **state)
 static void test_idem_gc_merge(void **state)
 {
     fixture *f = *state;
-    (void)wait_leader(f, 1, 0);
-    (void)wait_leader(f, 2, 0);
-    range_router *router = client_router(f);
+    range_router *router = merge_router(f);
     range_kv *kv = range_router_kv(router);
-    range_descriptor left, right;
-    assert_int_equal(kv->ops->admin_split(kv, (const uint8_t *)"s", 1, 3, &left, &right),
-                     RANGE_OK);
-    range_descriptor_free(&left);
-    range_descriptor_free(&right);
-    int all = NODES;
-    assert_true(wait_until(f, split_hosted_by, &all));
+    split_at_s(f, kv, NULL, NULL);
     atomic_store(&f->skew_ns, GC_SKEW_NS);
     gc_until(f, 3, base_realtime_ns() + GC_SKEW_NS / 2);
     /* later, range 3 alone (its leaseholder apart from range 2's) goes higher */
@@ -5499,14 +5497,7 @@ static void test_idem_gc_merge(void **state)
     hlc_timestamp t3 = replica__idem_gc_threshold(range_node_replica(f->rn[n3], 3));
     assert_true(hlc_compare(t3, t2) > 0);
     assert_int_equal(hlc_compare(replica__idem_gc_threshold(f->rep[q2.found][2]), t2), 0);
-    int rc = range_router_admin_merge(router, (const uint8_t *)"s", 1, &left, &right);
-    if (rc != RANGE_OK)
-        fail_msg("merge: %d (seed %llu)", rc, (unsigned long long)f->seed);
-    assert_int_equal(left.range_id, 2);
-    range_descriptor_free(&left);
-    range_descriptor_free(&right);
-    uint64_t three = 3;
-    assert_true(wait_until(f, range_gone, &three));
+    merge_s_gone(f, router);
     for (int i = 1; i <= NODES; i++) {
         int64_t until = base_monotonic_ns() + (int64_t)WAIT_MS * 1000000;
         while (hlc_compare(replica__idem_gc_threshold(f->rep[i][2]), t3) != 0 &&
@@ -5519,32 +5510,219 @@ static void test_idem_gc_merge(void **state)
     range_router_free(router);
 }
 
-/* ---- replica changes as a transaction's commit trigger (decision 010, 8) ---- */
+/* ---- version GC (docs/txn.md 6.1, "Version GC") ------------------------------ */
 
-/* Every node hosting range 3 stores the record of (anchor, txn) with status
-** (COMMITTED: at commit_ts). */
-static bool conf_record_is(fixture *f, void *arg)
+#define VGC_TTL_S 3600 /* with GC_SKEW_NS (2 h): T is an hour past every write */
+
+/* Every replica of range *arg here has a nonzero MVCC GC threshold. */
+static bool mvcc_gc_everywhere(fixture *f, void *arg)
 {
-    const split_record_query *q = arg;
-    base_buf key = {0}, val = {0};
-    bool ok = true;
-    int hosts = 0;
-    assert_int_equal(range__record_key((const uint8_t *)q->anchor, strlen(q->anchor), q->txn,
-                                       &key), RANGE_OK);
-    for (int i = 1; i <= NODES && ok; i++) {
-        range__record rec;
-        if (range_node_replica(f->rn[i], 3) == NULL)
-            continue;
-        hosts++;
-        ok = storage_get_raw(f->engine[i], key.data, key.len, &val) == STORAGE_OK &&
-             range__record_decode(val.data, val.len, &rec) == RANGE_OK &&
-             (int)rec.status == q->status &&
-             (q->status != RANGE_TXN_COMMITTED || hlc_compare(rec.commit_ts, q->commit_ts) == 0);
-    }
-    base_buf_free(&key);
-    base_buf_free(&val);
-    return ok && hosts > 0;
+    for (int i = 1; i <= NODES; i++)
+        if (hlc_is_zero(replica__mvcc_gc_threshold(range_node_replica(f->rn[i], *(uint64_t *)arg))))
+            return false;
+    return true;
 }
+
+/* GC rounds on every server until every replica of range_id has a version
+** GC threshold; returns it (the same on every replica). */
+static hlc_timestamp mvcc_gc_until(fixture *f, uint64_t range_id)
+{
+    int64_t until = base_monotonic_ns() + (int64_t)WAIT_MS * 1000000;
+    while (!mvcc_gc_everywhere(f, &range_id) && base_monotonic_ns() < until) {
+        for (int i = 1; i <= NODES; i++)
+            range__server_gc_round(f->srv[i], NULL, NULL);
+        struct timespec ts = {0, 10 * 1000000}; /* followers apply meanwhile */
+        nanosleep(&ts, NULL);
+    }
+    assert_true(mvcc_gc_everywhere(f, &range_id));
+    hlc_timestamp t = replica__mvcc_gc_threshold(range_node_replica(f->rn[1], range_id));
+    for (int i = 2; i <= NODES; i++) {
+        /* a later entry may still be on its way to a follower */
+        int64_t wait_until_ns = base_monotonic_ns() + (int64_t)WAIT_MS * 1000000;
+        while (hlc_compare(replica__mvcc_gc_threshold(range_node_replica(f->rn[i], range_id)),
+                           t) != 0 && base_monotonic_ns() < wait_until_ns) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+            t = replica__mvcc_gc_threshold(range_node_replica(f->rn[1], range_id));
+        }
+        assert_int_equal(
+            hlc_compare(replica__mvcc_gc_threshold(range_node_replica(f->rn[i], range_id)), t), 0);
+    }
+    return t;
+}
+
+static void commit_one(fixture *f, int node, uint64_t range_id, uint64_t txn, const char *key,
+                       const char *value, hlc_timestamp *cts)
+{
+    range_write w = {(const uint8_t *)key, strlen(key), (const uint8_t *)value,
+                     value != NULL ? strlen(value) : 0, value == NULL};
+    commit_args a = {range_id, client_now(f), txn, 1, &w, 1, NULL, 0, NULL, 0, {0, 0}};
+    assert_int_equal(commit(f, node, &a, cts, NULL), RANGE_OK);
+}
+
+/* Versions older than the newest at or below T go on every replica, that
+** newest one stays (goes when a tombstone), keys with an intent keep all;
+** reads and commits whose read timestamp is at or below T are refused. */
+static void test_version_gc(void **state)
+{
+    fixture *f = *state;
+    int l = wait_leader(f, 1, 0);
+    hlc_timestamp old_read = client_now(f), c_last;
+    commit_one(f, l, 1, 0xF01, "ka", "1", NULL);
+    commit_one(f, l, 1, 0xF02, "ka", "2", NULL);
+    commit_one(f, l, 1, 0xF03, "ka", "3", &c_last);
+    commit_one(f, l, 1, 0xF04, "kb", "1", NULL);
+    commit_one(f, l, 1, 0xF05, "kb", NULL, NULL); /* deleted */
+    commit_one(f, l, 1, 0xF06, "kc", "1", NULL);
+    commit_one(f, l, 1, 0xF07, "kd", "1", NULL);
+    commit_one(f, l, 1, 0xF08, "ke", "1", NULL);
+    commit_one(f, l, 1, 0xF09, "ke", "2", NULL);
+    /* an intent on ke (never resolved here): every version of ke stays */
+    range_write wi[] = {W("ke", "intent")};
+    range_kv_request pq = prepare_req(1, 0xF0A, 1, "ke", true, client_now(f), wi, 1);
+    range_kv_response r;
+    assert_int_equal(call(f, l, &pq, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    applied_query q = {0xF09, 1, NODES};
+    assert_true(wait_until(f, applied_everywhere, &q));
+    /* the default TTL (4 h): nothing is garbage yet */
+    for (int i = 1; i <= NODES; i++)
+        range__server_gc_round(f->srv[i], NULL, NULL);
+    for (int i = 1; i <= NODES; i++) {
+        assert_true(hlc_is_zero(replica__mvcc_gc_threshold(f->rep[i][1])));
+        assert_int_equal(versions_of(f->engine[i], "ka"), 3);
+    }
+
+    /* later, with a TTL of an hour: T lies past every write above */
+    atomic_store(&f->gc_ttl_s, VGC_TTL_S);
+    atomic_store(&f->skew_ns, GC_SKEW_NS);
+    l = wait_leader(f, 1, 0);
+    commit_one(f, l, 1, 0xF0B, "kd", "2", NULL); /* above T: kd's "1" stays under it */
+    hlc_timestamp t = mvcc_gc_until(f, 1);
+    assert_true(hlc_compare(t, c_last) > 0);
+    for (int i = 1; i <= NODES; i++) {
+        assert_int_equal(versions_of(f->engine[i], "ka"), 1);
+        assert_int_equal(versions_of(f->engine[i], "kb"), 0);
+        assert_int_equal(versions_of(f->engine[i], "kc"), 1);
+        assert_int_equal(versions_of(f->engine[i], "kd"), 2);
+        assert_int_equal(versions_of(f->engine[i], "ke"), 2);
+    }
+    /* reads above T see what they saw; at or below T they are refused */
+    l = wait_leader(f, 1, 0);
+    char v[32];
+    assert_int_equal(get(f, l, 1, "ka", hlc_next(t), v, sizeof(v)), RANGE_OK);
+    assert_string_equal(v, "3");
+    assert_int_equal(get(f, l, 1, "kb", hlc_next(t), v, sizeof(v)), RANGE_NOT_FOUND);
+    assert_int_equal(get(f, l, 1, "kd", hlc_next(t), v, sizeof(v)), RANGE_OK);
+    assert_string_equal(v, "1");
+    assert_int_equal(get(f, l, 1, "ka", t, v, sizeof(v)), RANGE_ERR_GC_THRESHOLD);
+    assert_int_equal(get(f, l, 1, "ka", old_read, v, sizeof(v)), RANGE_ERR_GC_THRESHOLD);
+    range_kv_request sq = {.op = RANGE_KV_SCAN, .range_id = 1, .read_ts = old_read};
+    assert_int_equal(call(f, l, &sq, &r), RANGE_ERR_GC_THRESHOLD);
+    assert_int_equal(r.n_rows, 0);
+    range_kv_response_free(&r);
+    /* a commit reading from below T (its validation could miss kb's
+    ** dropped tombstone) is refused, nothing written; VALIDATE too */
+    range_write wn[] = {W("kf", "x")};
+    range_span rs[] = {POINT("kb")};
+    commit_args a = {1, old_read, 0xF0C, 1, wn, 1, NULL, 0, rs, 1, {0, 0}};
+    assert_int_equal(commit(f, l, &a, NULL, NULL), RANGE_ERR_GC_THRESHOLD);
+    range_kv_request vq = {.op = RANGE_KV_VALIDATE, .range_id = 1, .read_ts = old_read,
+                           .commit_ts = client_now(f), .txn_id = 0xF0D, .read_spans = rs,
+                           .read_span_count = 1};
+    assert_int_equal(call(f, l, &vq, &r), RANGE_ERR_GC_THRESHOLD);
+    range_kv_response_free(&r);
+    for (int i = 1; i <= NODES; i++)
+        assert_int_equal(versions_of(f->engine[i], "kf"), 0);
+    /* a fresh one goes */
+    a.read_ts = client_now(f);
+    a.txn = 0xF0E;
+    assert_int_equal(commit(f, l, &a, NULL, NULL), RANGE_OK);
+}
+
+/* The version GC threshold travels with the range: a split's right side
+** inherits it, and a replica made by a snapshot gets it (as the idempotence
+** threshold, test_idem_gc_split_snapshot); reads below it are refused there. */
+static void test_version_gc_split_snapshot(void **state)
+{
+    fixture *f = *state;
+    int l = wait_leader(f, 2, 0);
+    commit_one(f, l, 2, 0xF21, "p", "1", NULL);
+    commit_one(f, l, 2, 0xF22, "p", "2", NULL);
+    commit_one(f, l, 2, 0xF23, "t", "1", NULL);
+    hlc_timestamp old_read = client_now(f);
+    commit_one(f, l, 2, 0xF24, "t", "2", NULL);
+    atomic_store(&f->gc_ttl_s, VGC_TTL_S);
+    atomic_store(&f->skew_ns, GC_SKEW_NS);
+    hlc_timestamp t = mvcc_gc_until(f, 2);
+    for (int i = 1; i <= NODES; i++) {
+        assert_int_equal(versions_of(f->engine[i], "p"), 1);
+        assert_int_equal(versions_of(f->engine[i], "t"), 1);
+    }
+
+    /* the split: range 3 = ["s", +inf) at range 2's threshold everywhere */
+    split_s_caught_up(f);
+    for (int i = 1; i <= NODES; i++)
+        assert_int_equal(
+            hlc_compare(replica__mvcc_gc_threshold(range_node_replica(f->rn[i], 3)), t), 0);
+    split_query q3 = {3, 0, 0};
+    assert_true(wait_until(f, split_have_leader, &q3));
+    assert_int_equal(get(f, q3.found, 3, "t", old_read, NULL, 0), RANGE_ERR_GC_THRESHOLD);
+
+    /* the snapshot: n3 misses the split of range 2 at "n" (range 4) */
+    split_n_snapshot_to_n3(f, 0xF40);
+    assert_int_equal(
+        hlc_compare(replica__mvcc_gc_threshold(range_node_replica(f->rn[3], 4)), t), 0);
+    link_cut(f, 1, 3, false);
+    uint64_t ids24[2] = {2, 4};
+    assert_true(wait_until(f, split_caught_up, ids24));
+    for (int i = 1; i <= NODES; i++) {
+        assert_int_equal(
+            hlc_compare(replica__mvcc_gc_threshold(range_node_replica(f->rn[i], 4)), t), 0);
+        assert_int_equal(versions_of(f->engine[i], "p"), 1);
+    }
+    /* n3 as range 4's leaseholder refuses a read below it */
+    lease_to(f, 4, 3, 0);
+    assert_int_equal(get(f, 3, 4, "p", old_read, NULL, 0), RANGE_ERR_GC_THRESHOLD);
+}
+
+/* A merge keeps the higher version GC threshold of the two ranges. */
+static void test_version_gc_merge(void **state)
+{
+    fixture *f = *state;
+    range_router *router = merge_router(f);
+    range_kv *kv = range_router_kv(router);
+    split_at_s(f, kv, NULL, NULL);
+    int l = wait_leader(f, 2, 0);
+    commit_one(f, l, 2, 0xF31, "p", "1", NULL);
+    commit_one(f, l, 2, 0xF32, "p", "2", NULL);
+    atomic_store(&f->gc_ttl_s, VGC_TTL_S);
+    atomic_store(&f->skew_ns, GC_SKEW_NS);
+    hlc_timestamp t2 = mvcc_gc_until(f, 2);
+    assert_true(hlc_is_zero(replica__mvcc_gc_threshold(range_node_replica(f->rn[1], 3))));
+    /* later, range 3 gets garbage and a higher threshold */
+    split_query q3 = {3, 0, 0};
+    assert_true(wait_until(f, split_have_leader, &q3));
+    commit_one(f, q3.found, 3, 0xF33, "t", "1", NULL);
+    commit_one(f, q3.found, 3, 0xF34, "t", "2", NULL);
+    atomic_store(&f->skew_ns, GC_SKEW_NS + (int64_t)3600 * 1000 * 1000 * 1000);
+    hlc_timestamp t3 = mvcc_gc_until(f, 3);
+    assert_true(hlc_compare(t3, t2) > 0);
+    merge_s_gone(f, router);
+    for (int i = 1; i <= NODES; i++) {
+        int64_t until = base_monotonic_ns() + (int64_t)WAIT_MS * 1000000;
+        while (hlc_compare(replica__mvcc_gc_threshold(f->rep[i][2]), t3) < 0 &&
+               base_monotonic_ns() < until) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+        /* a GC round on range 2 may have raised it further meanwhile */
+        assert_true(hlc_compare(replica__mvcc_gc_threshold(f->rep[i][2]), t3) >= 0);
+    }
+    range_router_free(router);
+}
+
+/* ---- replica changes as a transaction's commit trigger (decision 010, 8) ---- */
 
 /* CHANGE_REPLICAS of range 3 with txn (anchor "s") for one step, at node l:
 ** its status; *out the answered descriptor (has_descriptor) when RANGE_OK. */
@@ -5567,15 +5745,6 @@ static int conf_step_txn(fixture *f, int l, uint64_t txn, hlc_timestamp cts, uin
     }
     range_kv_response_free(&r);
     return rc;
-}
-
-/* A PENDING record of txn at "s" in range 3, made at node l. */
-static void conf_record_pending(fixture *f, int l, uint64_t txn)
-{
-    range_kv_response r;
-    range_kv_request hb = heartbeat_req(3, txn, "s");
-    assert_int_equal(call(f, l, &hb, &r), RANGE_OK);
-    range_kv_response_free(&r);
 }
 
 /* Each configuration change step of a range carrying a transaction (its
@@ -5607,21 +5776,19 @@ static void test_conf_change_txn(void **state)
 
     /* refused unproposed: a generation that is not the range's; a record
     ** aborted first (a pusher's work) */
-    conf_record_pending(f, l3, T1);
+    txn_record_pending(f, l3, 3, T1, "s");
     assert_int_equal(conf_step_txn(f, l3, T1, cts, gen - 1, RANGE_CONF_STEP_REMOVE, x, &d),
                      RANGE_ERR_ABORTED);
-    conf_record_pending(f, l3, T2);
-    range_kv_request e = end_txn_req(3, T2, "s", RANGE_TXN_ABORTED, HLC_ZERO);
-    assert_int_equal(call(f, l3, &e, &r), RANGE_OK);
-    range_kv_response_free(&r);
+    txn_record_pending(f, l3, 3, T2, "s");
+    (void)txn_record_abort(f, l3, 3, T2, "s");
     assert_int_equal(conf_step_txn(f, l3, T2, cts, gen, RANGE_CONF_STEP_REMOVE, x, &d),
                      RANGE_ERR_ABORTED);
     assert_int_equal(range_replica_descriptor(range_node_replica(f->rn[l3], 3), &d), RANGE_OK);
     assert_int_equal(d.generation, gen);
     assert_int_equal(d.n_replicas, NODES);
     range_descriptor_free(&d);
-    split_record_query q1 = {T1, "s", RANGE_TXN_PENDING, HLC_ZERO};
-    assert_true(wait_until(f, conf_record_is, &q1));
+    split_record_query q1 = {T1, "s", RANGE_TXN_PENDING, HLC_ZERO, 3};
+    assert_true(wait_until(f, split_record_is, &q1));
 
     /* remove x: T1 COMMITTED with it; END_TXN(ABORTED) then answers COMMITTED */
     assert_int_equal(conf_step_txn(f, l3, T1, cts, gen, RANGE_CONF_STEP_REMOVE, x, &d),
@@ -5633,45 +5800,175 @@ static void test_conf_change_txn(void **state)
     range_descriptor_free(&d);
     q1.status = RANGE_TXN_COMMITTED;
     q1.commit_ts = cts;
-    assert_true(wait_until(f, conf_record_is, &q1));
-    e = end_txn_req(3, T1, "s", RANGE_TXN_ABORTED, HLC_ZERO);
-    assert_int_equal(call(f, l3, &e, &r), RANGE_OK);
-    assert_true(r.has_txn);
-    assert_int_equal(r.txn_status, RANGE_TXN_COMMITTED);
-    range_kv_response_free(&r);
+    assert_true(wait_until(f, split_record_is, &q1));
+    assert_int_equal(txn_record_abort(f, l3, 3, T1, "s"), RANGE_TXN_COMMITTED);
 
     /* x back: add learner (the voters unchanged), then promote (appended) */
-    conf_record_pending(f, l3, T3);
+    txn_record_pending(f, l3, 3, T3, "s");
     assert_int_equal(conf_step_txn(f, l3, T3, cts, gen + 1, RANGE_CONF_STEP_ADD_LEARNER, x, &d),
                      RANGE_OK);
     assert_int_equal(d.generation, gen + 2);
     assert_int_equal(d.n_replicas, NODES - 1);
     range_descriptor_free(&d);
-    split_record_query q3 = {T3, "s", RANGE_TXN_COMMITTED, cts};
-    assert_true(wait_until(f, conf_record_is, &q3));
-    conf_record_pending(f, l3, T4);
+    split_record_query q3 = {T3, "s", RANGE_TXN_COMMITTED, cts, 3};
+    assert_true(wait_until(f, split_record_is, &q3));
+    txn_record_pending(f, l3, 3, T4, "s");
     assert_int_equal(conf_step_txn(f, l3, T4, cts, gen + 2, RANGE_CONF_STEP_PROMOTE, x, &d),
                      RANGE_OK);
     assert_int_equal(d.generation, gen + 3);
     assert_int_equal(d.n_replicas, NODES);
     assert_int_equal(d.replicas[NODES - 1], x);
     range_descriptor_free(&d);
-    split_record_query q4 = {T4, "s", RANGE_TXN_COMMITTED, cts};
+    split_record_query q4 = {T4, "s", RANGE_TXN_COMMITTED, cts, 3};
     assert_true(wait_until(f, split_hosted_by, &all));
-    assert_true(wait_until(f, conf_record_is, &q4));
+    assert_true(wait_until(f, split_record_is, &q4));
 
     /* nothing to do: the same generation, the record untouched */
-    conf_record_pending(f, l3, T5);
+    txn_record_pending(f, l3, 3, T5, "s");
     assert_int_equal(conf_step_txn(f, l3, T5, cts, gen + 3, RANGE_CONF_STEP_ADD_LEARNER, x, &d),
                      RANGE_OK);
     assert_int_equal(d.generation, gen + 3);
     range_descriptor_free(&d);
-    split_record_query q5 = {T5, "s", RANGE_TXN_PENDING, HLC_ZERO};
-    assert_true(wait_until(f, conf_record_is, &q5));
+    split_record_query q5 = {T5, "s", RANGE_TXN_PENDING, HLC_ZERO, 3};
+    assert_true(wait_until(f, split_record_is, &q5));
     /* no learner to promote */
-    conf_record_pending(f, l3, T6);
+    txn_record_pending(f, l3, 3, T6, "s");
     assert_int_equal(conf_step_txn(f, l3, T6, cts, gen + 3, RANGE_CONF_STEP_PROMOTE, 9, &d),
                      RANGE_ERR_ABORTED);
+}
+
+/* ---- observed timestamps (docs/txn.md 4.1; helper M) ---------------------- */
+
+typedef struct observed_clock_past {
+    int node;
+    hlc_timestamp ts;
+} observed_clock_past;
+
+/* Node arg->node's clock is past arg->ts. */
+static bool observed_clock_is_past(fixture *f, void *arg)
+{
+    observed_clock_past *p = arg;
+    return hlc_compare(hlc_now(f->clock[p->node]), p->ts) > 0;
+}
+
+/* A GET of key at read_ts with limit, carrying (node, o) as the observed
+** timestamp when node != 0; in-process, or over rpc. */
+static int32_t observed_get(fixture *f, int at, const char *key, hlc_timestamp read_ts,
+                            hlc_timestamp limit, int node, hlc_timestamp o, bool wire)
+{
+    range_kv_request g = get_req(1, key, read_ts);
+    g.uncertainty_limit = limit;
+    if (node != 0) {
+        g.observed_node_id = (uint64_t)node;
+        g.observed_ts = o;
+    }
+    range_kv_response r;
+    int32_t st = wire ? rpc_call(f, at, &g, &r) : call(f, at, &g, &r);
+    range_kv_response_free(&r);
+    return st;
+}
+
+/* A version in (read_ts, limit] written by this node's leaseholder above
+** the txn's observed timestamp of the node is not uncertain; one written
+** before the observation is; so is one written above the clock (a fixed
+** commit_ts: the lease's floor rises), and one written under a lease that
+** came to the node after the observation. */
+static void test_read_observed_timestamp(void **state)
+{
+    fixture *f = *state;
+    int l = wait_leader(f, 1, 0);
+    /* past the lease's low-water: server-picked commits take the clock */
+    range_write w0[] = {W("hw", "0")};
+    commit_args a0 = {1, client_now(f), 320, 1, w0, 1, NULL, 0, NULL, 0, {0, 0}};
+    hlc_timestamp cts0;
+    assert_int_equal(commit(f, l, &a0, &cts0, NULL), RANGE_OK);
+    observed_clock_past past = {l, cts0};
+    assert_true(wait_until(f, observed_clock_is_past, &past));
+    (void)hlc_update(f->clock[CLIENT], cts0);
+
+    hlc_timestamp r0 = client_now(f);
+    hlc_timestamp lim = hlc_add_ns(r0, 10 * MAX_OFFSET_NS);
+    range_write wb[] = {W("hb", "b")};
+    commit_args ab = {1, r0, 321, 1, wb, 1, NULL, 0, NULL, 0, {0, 0}};
+    hlc_timestamp cts_b;
+    assert_int_equal(commit(f, l, &ab, &cts_b, NULL), RANGE_OK);
+    assert_true(hlc_compare(cts_b, r0) > 0 && hlc_compare(cts_b, lim) < 0);
+
+    /* the first read: its answer carries the node and its clock reading */
+    range_kv_request g = get_req(1, "hz", r0);
+    g.uncertainty_limit = lim;
+    range_kv_response r;
+    assert_int_equal(rpc_call(f, l, &g, &r), RANGE_NOT_FOUND);
+    assert_int_equal(r.observed_node_id, (uint64_t)l);
+    hlc_timestamp o = r.observed_ts;
+    assert_true(hlc_compare(o, cts_b) > 0);
+    range_kv_response_free(&r);
+    g.uncertainty_limit = HLC_ZERO; /* without a limit: no observation */
+    assert_int_equal(call(f, l, &g, &r), RANGE_NOT_FOUND);
+    assert_int_equal(r.observed_node_id, 0);
+    range_kv_response_free(&r);
+
+    /* written after the observation, inside the window */
+    range_write wa[] = {W("ha", "a")};
+    commit_args aa = {1, r0, 322, 1, wa, 1, NULL, 0, NULL, 0, {0, 0}};
+    hlc_timestamp cts_a;
+    assert_int_equal(commit(f, l, &aa, &cts_a, NULL), RANGE_OK);
+    assert_true(hlc_compare(cts_a, o) > 0 && hlc_compare(cts_a, lim) < 0);
+    assert_int_equal(observed_get(f, l, "ha", r0, lim, 0, HLC_ZERO, false), RANGE_ERR_UNCERTAIN);
+    assert_int_equal(observed_get(f, l, "ha", r0, lim, l, o, false), RANGE_NOT_FOUND);
+    assert_int_equal(observed_get(f, l, "ha", r0, lim, l, o, true), RANGE_NOT_FOUND);
+    /* another node's observation says nothing of this one's writes */
+    assert_int_equal(observed_get(f, l, "ha", r0, lim, l % NODES + 1, o, false),
+                     RANGE_ERR_UNCERTAIN);
+    /* written before it: still uncertain */
+    assert_int_equal(observed_get(f, l, "hb", r0, lim, l, o, true), RANGE_ERR_UNCERTAIN);
+    /* a scan meets ob, not oa */
+    range_kv_request sc = {.op = RANGE_KV_SCAN, .range_id = 1, .read_ts = r0,
+                           .start = (const uint8_t *)"ha", .start_len = 2,
+                           .end = (const uint8_t *)"hc", .end_len = 2,
+                           .uncertainty_limit = lim, .observed_node_id = (uint64_t)l,
+                           .observed_ts = o};
+    assert_int_equal(rpc_call(f, l, &sc, &r), RANGE_ERR_UNCERTAIN);
+    assert_memory_equal(r.conflict_key, "hb", 2);
+    range_kv_response_free(&r);
+    sc.end = (const uint8_t *)"hb";
+    assert_int_equal(call(f, l, &sc, &r), RANGE_OK);
+    assert_int_equal(r.n_rows, 0);
+    assert_int_equal(r.observed_node_id, (uint64_t)l);
+    range_kv_response_free(&r);
+
+    /* a write above the clock (fixed commit_ts): no observation bounds it */
+    hlc_timestamp fixed = ahead_of(f, l, MAX_OFFSET_NS / 2);
+    range_write wc[] = {W("hc", "c")};
+    commit_args ac = {1, r0, 323, 1, wc, 1, NULL, 0, NULL, 0, fixed};
+    hlc_timestamp cts_c;
+    assert_int_equal(commit(f, l, &ac, &cts_c, NULL), RANGE_OK);
+    assert_int_equal(hlc_compare(cts_c, fixed), 0);
+    assert_int_equal(observed_get(f, l, "hc", r0, lim, l, o, false), RANGE_ERR_UNCERTAIN);
+
+    /* a lease that came to the node after the observation */
+    past.ts = cts_c;
+    assert_true(wait_until(f, observed_clock_is_past, &past));
+    (void)hlc_update(f->clock[CLIENT], cts_c);
+    hlc_timestamp r1 = client_now(f);
+    hlc_timestamp lim1 = hlc_add_ns(r1, 50 * MAX_OFFSET_NS);
+    g = get_req(1, "hz", r1);
+    g.uncertainty_limit = lim1;
+    assert_int_equal(call(f, l, &g, &r), RANGE_NOT_FOUND);
+    hlc_timestamp o1 = r.observed_ts;
+    range_kv_response_free(&r);
+    int other = l % NODES + 1;
+    lease_to(f, 1, other, 0);
+    range_write wd[] = {W("hd", "d")};
+    commit_args ad = {1, r1, 324, 1, wd, 1, NULL, 0, NULL, 0, {0, 0}};
+    hlc_timestamp cts_d;
+    assert_int_equal(commit(f, other, &ad, &cts_d, NULL), RANGE_OK);
+    assert_true(hlc_compare(cts_d, o1) > 0 && hlc_compare(cts_d, lim1) < 0);
+    lease_to(f, 1, l, 0);
+    /* the new lease at l may carry od (the old leaseholder wrote it above
+    ** o1): its start bounds the observation */
+    assert_int_equal(observed_get(f, l, "hd", r1, lim1, l, o1, false), RANGE_ERR_UNCERTAIN);
+    assert_int_equal(observed_get(f, l, "hd", r1, lim1, 0, HLC_ZERO, true), RANGE_ERR_UNCERTAIN);
 }
 
 int main(void)
@@ -5707,6 +6004,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_split_leaseholder_restart, setup_shared_log, teardown),
         cmocka_unit_test_setup_teardown(test_txn_prepare_commit_resolve, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_races_resolve, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_intent_check_bounding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_uncertainty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_push, setup, teardown),
@@ -5717,6 +6015,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idem_gc_split_snapshot, setup_truncate, teardown),
         cmocka_unit_test_setup_teardown(test_txn_record_age_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idem_gc_merge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_gc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_gc_split_snapshot, setup_truncate, teardown),
+        cmocka_unit_test_setup_teardown(test_version_gc_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_wait_and_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_push_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_deadlock, setup, teardown),
@@ -5729,6 +6030,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_merge_split_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_txn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_stale_left, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_observed_timestamp, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

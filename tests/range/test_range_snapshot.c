@@ -214,7 +214,8 @@ static void test_snapshot_roundtrip(void **state)
     hlc_timestamp floor = {100, 1};
     replica_merge_state ms = {.lineage_offset = 77, .frozen_merge_id = 5, .frozen_left_id = 9,
                               .frozen_index = INDEX - 1, .fences = {11, 12}, .n_fences = 2,
-                              .merged = {21}, .n_merged = 1, .idem_gc = {123456789, 3}};
+                              .merged = {21}, .n_merged = 1, .idem_gc = {123456789, 3},
+                              .mvcc_gc = {987654321, 2}};
     assert_int_equal(replica__snapshot_encode(a, &d, INDEX, floor, &ms, &snap), RANGE_OK);
 
     replica_snapshot_view v;
@@ -239,6 +240,8 @@ static void test_snapshot_roundtrip(void **state)
     assert_int_equal(v.merge.merged[0], 21);
     /* and the idempotence GC threshold (version 4) */
     assert_int_equal(hlc_compare(v.merge.idem_gc, ms.idem_gc), 0);
+    /* and the MVCC GC threshold (version 5) */
+    assert_int_equal(hlc_compare(v.merge.mvcc_gc, ms.mvcc_gc), 0);
 
     /* install over other data: the span is replaced, the rest stays */
     put(b, "a", 9, "keep");
@@ -314,9 +317,22 @@ static void test_snapshot_roundtrip(void **state)
         free(copy);
     }
 
-    /* a version 3 snapshot (no GC threshold) still decodes: zero threshold */
+    /* a version 4 snapshot (no MVCC GC threshold) still decodes: zero */
     {
         size_t len = snap.len - HLC_ENCODED_SIZE;
+        uint8_t *copy = malloc(len);
+        memcpy(copy, snap.data, len - 4);
+        copy[4] = 4;
+        fix_crc(copy, len);
+        assert_int_equal(replica__snapshot_decode(copy, len, &v), RANGE_OK);
+        assert_true(hlc_is_zero(v.merge.mvcc_gc));
+        assert_int_equal(hlc_compare(v.merge.idem_gc, ms.idem_gc), 0);
+        replica__snapshot_view_free(&v);
+        free(copy);
+    }
+    /* a version 3 snapshot (no GC threshold) still decodes: zero threshold */
+    {
+        size_t len = snap.len - 2 * HLC_ENCODED_SIZE;
         uint8_t *copy = malloc(len);
         memcpy(copy, snap.data, len - 4);
         copy[4] = 3;
@@ -330,7 +346,7 @@ static void test_snapshot_roundtrip(void **state)
     }
     /* a version 2 snapshot (no merge state) still decodes: zero merge state */
     {
-        size_t merge_bytes = 8 * 4 + 4 + 2 * 8 + 4 + 8 + HLC_ENCODED_SIZE,
+        size_t merge_bytes = 8 * 4 + 4 + 2 * 8 + 4 + 8 + 2 * HLC_ENCODED_SIZE,
                len = snap.len - merge_bytes;
         uint8_t *copy = malloc(len);
         memcpy(copy, snap.data, len - 4);

@@ -254,12 +254,37 @@ static void test_unavailable_reads(void **state) {
     base_buf_free(&b);
 }
 
+/* Version GC (docs/txn.md 6.1): a read or commit at or below a range's GC
+** threshold fails with 72000 (snapshot too old), not retryable. */
+static void test_gc_threshold_reads(void **state) {
+    fixture *f = *state;
+    f->faulty.fail_get = RANGE_ERR_GC_THRESHOLD;
+    txn *t;
+    txn_error err = {0};
+    base_buf b = {0};
+    assert_int_equal(txn_begin(f->db, NULL, &t), TXN_OK);
+    assert_int_equal(txn_get(t, (const uint8_t *)"a", 1, &b, &err), TXN_ERR_GC_THRESHOLD);
+    assert_string_equal(err.sqlstate, "72000");
+    assert_non_null(strstr(err.message, "GC threshold"));
+    f->faulty.fail_get = 0;
+    f->faulty.fail_commit = RANGE_ERR_GC_THRESHOLD;
+    put(t, "a", "1");
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(txn_commit(t, NULL, &err), TXN_ERR_GC_THRESHOLD);
+    assert_string_equal(err.sqlstate, "72000");
+    txn_error e2 = {0};
+    txn_error_set(&e2, TXN_ERR_GC_THRESHOLD);
+    assert_string_equal(e2.sqlstate, "72000");
+    base_buf_free(&b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_explicit_store_kv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ambiguous_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cross_range_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unavailable_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gc_threshold_reads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

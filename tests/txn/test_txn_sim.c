@@ -16,7 +16,8 @@
 ** it the same code runs on real threads and real time (not reproducible).
 **
 ** Harness (the shape of tests/range/test_range_server.c): every node sees
-** a wrapper transport whose calls only append to an outbox; a DRIVER
+** a wrapper transport whose calls only append to an outbox (tests/lib/sim_net.h,
+** shared with it); a DRIVER
 ** THREAD alone touches rpc_sim: it flushes the outbox into it, runs it up
 ** to now (rpc_sim's clock = elapsed monotonic time, simulated under
 ** dsched), delivers each unpaused node its due ticks (range_node_tick_n:
@@ -130,6 +131,7 @@
 #include "rpc/rpc.h"
 #include "storage/storage.h"
 #include "tests/chaos/chaos.h"
+#include "tests/lib/sim_net.h"
 #include "txn/txn.h"
 #ifdef TXN_SIM_DSCHED
 #include "tests/lib/dsched.h"
@@ -145,7 +147,6 @@
 #define SERVER_WAIT_MS 2000
 #define ROUTER_DEADLINE_MS 5000
 #define ROUTER_RPC_TIMEOUT_MS 500
-#define OUTBOX_MAX (1u << 20)        /* frames waiting for the driver */
 #define SIM_LIMIT_NS (600LL * 1000 * 1000 * 1000) /* simulated time per seed */
 #define SETUP_TRIES_MAX 100          /* initial splits */
 #define FINAL_TRIES_MAX 200          /* final reads per node */
@@ -559,35 +560,11 @@ static bool leases_exclusive(lease_rec *l, size_t n, char *why, size_t why_size)
 
 struct sim;
 
-/* ---- the wrapper transport ------------------------------------------------ */
-
-typedef enum out_kind { OUT_SEND, OUT_REQUEST, OUT_RESPOND } out_kind;
-typedef struct out_item {
-    struct out_item *next;
-    out_kind kind;
-    rpc_node_id from, to;
-    uint32_t method;
-    uint64_t request_id;
-    int32_t status;
-    int64_t timeout_ms;
-    rpc_response_fn cb;
-    void *ctx;
-    size_t len;
-    uint8_t data[];
-} out_item;
-
-typedef struct test_tp {
-    rpc_transport base; /* first member */
-    struct sim *s;
-    rpc_node_id id;
-    rpc_transport *sim; /* the sim endpoint; touched by the driver only */
-} test_tp;
-
 typedef struct sim_node {
     struct sim *s;
     int64_t offset_ns; /* added to the simulated realtime: skew */
     hlc_clock *clock;
-    test_tp tp;
+    sim_net_tp tp; /* the wrapper transport (tests/lib/sim_net.h) */
     storage_engine *engine;
     range_node *rn;
     range_server *srv;
@@ -623,10 +600,7 @@ typedef struct sim {
     uint64_t seed;
     rpc_sim_net *net;
     pthread_mutex_t sim_mu; /* held around every sim call */
-    pthread_mutex_t out_mu;
-    pthread_cond_t out_cv;
-    out_item *out_head, *out_tail;
-    size_t out_len;
+    sim_net_outbox outbox; /* the nodes' frames, for the driver */
     pthread_t driver;
     atomic_bool stop_driver;
     atomic_bool ticking;
@@ -727,81 +701,11 @@ static void gate_open(sim_node *nd)
     pthread_mutex_unlock(&nd->gate_mu);
 }
 
-static int out_push(test_tp *tp, out_kind kind, rpc_node_id to, uint32_t method,
-                    uint64_t request_id, int32_t status, const void *payload, size_t len,
-                    int64_t timeout_ms, rpc_response_fn cb, void *ctx)
-{
-    sim *s = tp->s;
-    out_item *it = malloc(sizeof(*it) + len); /* owner: the outbox, then the driver */
-    if (it == NULL)
-        return RPC_ERR_NOMEM;
-    memset(it, 0, sizeof(*it));
-    it->kind = kind;
-    it->from = tp->id;
-    it->to = to;
-    it->method = method;
-    it->request_id = request_id;
-    it->status = status;
-    it->timeout_ms = timeout_ms;
-    it->cb = cb;
-    it->ctx = ctx;
-    it->len = len;
-    if (len > 0)
-        memcpy(it->data, payload, len);
-    pthread_mutex_lock(&s->out_mu);
-    if (s->out_len >= OUTBOX_MAX) {
-        pthread_mutex_unlock(&s->out_mu);
-        free(it);
-        return RPC_ERR_QUEUE_FULL;
-    }
-    if (s->out_tail != NULL)
-        s->out_tail->next = it;
-    else
-        s->out_head = it;
-    s->out_tail = it;
-    s->out_len++;
-    pthread_cond_signal(&s->out_cv);
-    pthread_mutex_unlock(&s->out_mu);
-    return RPC_OK;
-}
-
-static int tp_send(rpc_transport *t, rpc_node_id to, uint32_t method, const void *payload,
-                   size_t len)
-{
-    return out_push((test_tp *)t, OUT_SEND, to, method, 0, 0, payload, len, 0, NULL, NULL);
-}
-
-static int tp_request(rpc_transport *t, rpc_node_id to, uint32_t method, const void *payload,
-                      size_t len, int64_t timeout_ms, rpc_response_fn cb, void *ctx)
-{
-    return out_push((test_tp *)t, OUT_REQUEST, to, method, 0, 0, payload, len, timeout_ms, cb,
-                    ctx);
-}
-
-static int tp_respond(rpc_transport *t, rpc_node_id to, uint64_t request_id, int32_t status,
-                      const void *payload, size_t len)
-{
-    return out_push((test_tp *)t, OUT_RESPOND, to, 0, request_id, status, payload, len, 0, NULL,
-                    NULL);
-}
-
-static void tp_set_handler(rpc_transport *t, rpc_handler_fn fn, void *ctx)
-{
-    (void)t;
-    (void)fn;
-    (void)ctx; /* the nodes run with no_handler; dispatch() is the handler */
-}
-
-static rpc_node_id tp_node_id(rpc_transport *t) { return ((test_tp *)t)->id; }
-
-static const rpc_transport_ops tp_ops = {tp_send, tp_request, tp_respond, tp_set_handler,
-                                         tp_node_id};
-
 /* The sim endpoints' handler (driver thread, sim_mu held). */
 static void dispatch(void *ctx, rpc_transport *t, const rpc_message *msg)
 {
-    test_tp *tp = ctx;
-    sim_node *nd = &tp->s->n[tp->id];
+    sim_net_tp *tp = ctx;
+    sim_node *nd = &((sim *)tp->owner)->n[tp->id];
     (void)t;
     if (nd->rn != NULL && range_node_handle_rpc(nd->rn, &tp->base, msg))
         return;
@@ -810,7 +714,8 @@ static void dispatch(void *ctx, rpc_transport *t, const rpc_message *msg)
         return;
     }
     if (msg->request_id != 0)
-        (void)tp_respond(&tp->base, msg->from, msg->request_id, RPC_ERR_NO_HANDLER, NULL, 0);
+        (void)sim_net_tp_respond(&tp->base, msg->from, msg->request_id, RPC_ERR_NO_HANDLER, NULL,
+                                 0);
 }
 
 /* Every descriptor of m's range applied with a generation in (m's, to]
@@ -1177,31 +1082,6 @@ static void feed_offsets(sim *s)
     }
 }
 
-static void flush_outbox(sim *s)
-{
-    pthread_mutex_lock(&s->out_mu);
-    out_item *batch = s->out_head;
-    s->out_head = s->out_tail = NULL;
-    s->out_len = 0;
-    pthread_mutex_unlock(&s->out_mu);
-    while (batch != NULL) {
-        out_item *it = batch;
-        batch = it->next;
-        rpc_transport *ep = s->n[it->from].tp.sim;
-        int rc = RPC_OK;
-        if (it->kind == OUT_SEND)
-            rc = rpc_send(ep, it->to, it->method, it->data, it->len);
-        else if (it->kind == OUT_REQUEST)
-            rc = rpc_request(ep, it->to, it->method, it->data, it->len, it->timeout_ms, it->cb,
-                             it->ctx);
-        else
-            rc = rpc_respond(ep, it->to, it->request_id, it->status, it->data, it->len);
-        if (rc != RPC_OK && it->kind == OUT_REQUEST)
-            it->cb(it->ctx, rc, NULL); /* the caller was told RPC_OK */
-        free(it);
-    }
-}
-
 static void *driver_main(void *arg)
 {
     sim *s = arg;
@@ -1209,10 +1089,10 @@ static void *driver_main(void *arg)
     int64_t next_feed = 0;
     while (!atomic_load(&s->stop_driver)) {
         pthread_mutex_lock(&s->sim_mu);
-        flush_outbox(s);
+        sim_net_flush(&s->outbox);
         int64_t now = sim_now(s);
         rpc_sim_run_until(s->net, now);
-        flush_outbox(s); /* what the handlers sent goes out in this round */
+        sim_net_flush(&s->outbox); /* what the handlers sent goes out in this round */
         bool ticking = atomic_load(&s->ticking);
         for (int i = 1; i <= NODES; i++) {
             sim_node *nd = &s->n[i];
@@ -1239,18 +1119,7 @@ static void *driver_main(void *arg)
             feed_offsets(s);
             next_feed = now + 1000LL * 1000000;
         }
-        /* The network's pace: wake on new frames, else within 1 ms. */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_mutex_lock(&s->out_mu);
-        if (s->out_head == NULL && !atomic_load(&s->stop_driver))
-            pthread_cond_timedwait(&s->out_cv, &s->out_mu, &ts);
-        pthread_mutex_unlock(&s->out_mu);
+        sim_net_wait(&s->outbox, &s->stop_driver); /* the network's pace */
     }
     return NULL;
 }
@@ -1875,7 +1744,7 @@ static void start_nodes(sim *s)
         nd->offset_ns = (int64_t)(rng_next(&r) % (uint64_t)MAX_OFFSET_NS) - MAX_OFFSET_NS / 2;
         hlc_physical_clock pc = {node_now_ns, nd};
         assert_int_equal(hlc_clock_new(pc, MAX_OFFSET_NS, &nd->clock), 0);
-        nd->tp = (test_tp){{&tp_ops}, s, (rpc_node_id)i, NULL};
+        nd->tp = (sim_net_tp){{&sim_net_tp_ops}, &s->outbox, s, (rpc_node_id)i, NULL};
         assert_int_equal(rpc_sim_add_node(s->net, (rpc_node_id)i, nd->clock, &nd->tp.sim),
                          RPC_OK);
         rpc_set_handler(nd->tp.sim, dispatch, &nd->tp);
@@ -1885,19 +1754,6 @@ static void start_nodes(sim *s)
     for (int i = 1; i <= NODES; i++)
         node_up(s, i, true);
     assert_int_equal(pthread_create(&s->driver, NULL, driver_main, s), 0);
-}
-
-static void free_outbox(sim *s)
-{
-    while (s->out_head != NULL) {
-        out_item *it = s->out_head;
-        s->out_head = it->next;
-        if (it->kind == OUT_REQUEST)
-            it->cb(it->ctx, RPC_ERR_STOPPED, NULL); /* the router's call is refcounted */
-        free(it);
-    }
-    s->out_tail = NULL;
-    s->out_len = 0;
 }
 
 static void stop_nodes(sim *s)
@@ -1928,15 +1784,13 @@ static void stop_nodes(sim *s)
     for (int i = 1; i <= NODES; i++)
         range_router_free(s->n[i].router);
     atomic_store(&s->stop_driver, true);
-    pthread_mutex_lock(&s->out_mu);
-    pthread_cond_signal(&s->out_cv);
-    pthread_mutex_unlock(&s->out_mu);
+    sim_net_wake(&s->outbox);
     pthread_join(s->driver, NULL);
     final_meta_check(s); /* the nodes' state, settled */
     for (int i = 1; i <= NODES; i++)
         range_node_free(s->n[i].rn);
     rpc_sim_net_free(s->net); /* fails what is still pending: refcounted calls */
-    free_outbox(s);
+    sim_net_outbox_drop(&s->outbox, true); /* the router's calls are refcounted */
     for (int i = 1; i <= NODES; i++) {
         storage_close(s->n[i].engine);
         hlc_clock_free(s->n[i].clock);
@@ -2292,14 +2146,12 @@ static void run_seed(uint64_t seed, seed_result *out)
     assert_int_equal(dsched_start(&dc), 0);
 #endif
     pthread_mutex_init(&s->sim_mu, NULL);
-    pthread_mutex_init(&s->out_mu, NULL);
-    pthread_cond_init(&s->out_cv, NULL);
+    sim_net_outbox_init(&s->outbox);
     pthread_mutex_init(&s->hist_mu, NULL);
     atomic_store(&s->ticking, true);
     run_seed_inner(s, out);
     pthread_mutex_destroy(&s->sim_mu);
-    pthread_mutex_destroy(&s->out_mu);
-    pthread_cond_destroy(&s->out_cv);
+    sim_net_outbox_destroy(&s->outbox);
     pthread_mutex_destroy(&s->hist_mu);
 #ifdef TXN_SIM_DSCHED
     out->trace_hash = dsched_trace_hash();
