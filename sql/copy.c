@@ -15,8 +15,17 @@
 **   - s->copy != NULL exactly while the session is in copy-in mode; the
 **     INSERT statement and the transaction (s->kv) live until done, fail
 **     or abort.
-**   - outside a block the copy owns an implicit transaction (status 'T'
-**     while copying, c->own), committed at done or rolled back.
+**   - outside a block the copy owns its transactions (status 'T' while
+**     copying, c->own). With copy_from_atomic_enabled it is one, committed
+**     at done or rolled back. Otherwise (c->batched, the default) a batch
+**     of at most SQLV__COPY_BATCH_ROWS_MAX rows or SQLV__COPY_BATCH_BYTES_MAX
+**     bytes of lines is one transaction, committed when it is full and at
+**     done; s->kv is NULL between a commit and the next row. rows -
+**     committed rows are in the open batch, and c->batch holds exactly
+**     their lines, so a 40001 replays the batch in a fresh transaction (at
+**     most SQLV__COPY_BATCH_RETRIES_MAX times). A failure rolls back the
+**     open batch only; its error says how many rows stay committed.
+**   - inside a block the rows are part of the block's transaction.
 **   - a line is at most SQLV__COPY_LINE_BYTES_MAX bytes (54000 beyond);
 **     buffered input never exceeds one line.
 **   - copy-out: begin (CopyOutResponse) comes before any data and done
@@ -26,12 +35,29 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "sql_int.h"
 #include "sql_lex.h"
 
 #define SQLV__COPY_LINE_BYTES_MAX (64 * 1024 * 1024)
 #define SQLV__COPY_COLUMNS_MAX 1600
+/* A batch of a COPY outside a block commits after this many rows or bytes
+** of line text, whichever comes first. Small enough that a batch's writes
+** usually fit one Raft command (the router's chunk: 10,000 writes, 512 KiB),
+** so it commits in one phase and leaves no intents to resolve: measured on
+** one node, 10,000-row batches (two-phase, in chunks) loaded at half the
+** rate; and a batch's memory and locks stay small. Large enough that a
+** commit is a small part of a batch's time (decision 013). */
+#define SQLV__COPY_BATCH_ROWS_MAX 4000
+#define SQLV__COPY_BATCH_BYTES_MAX (256 * 1024)
+/* Replays of one batch after a 40001, then the 40001 ends the copy. */
+#define SQLV__COPY_BATCH_RETRIES_MAX 8
+/* Before replay n (from 1) a pause of n times this, so a batch does not
+** collide again at once with the writer it met. */
+#define SQLV__COPY_RETRY_PAUSE_US 1000
+
+int sqlv__copy_batch_rows = 0;
 
 typedef struct sqlv__copy {
     sqlite3_stmt *insert; /* owner: copy */
@@ -44,7 +70,12 @@ typedef struct sqlv__copy {
     base_buf fields; /* decoded fields of the current line */
     size_t *offs;    /* ncols+1 field offsets into fields; owner: copy */
     bool *nulls;
-    uint64_t rows;
+    uint64_t rows;      /* rows inserted (committed and in the open batch) */
+    bool batched;       /* own, and commits every batch */
+    uint64_t committed; /* batched: rows of the batches committed */
+    base_buf batch;     /* batched: the open batch's lines, each a uint32_t
+                        ** length then its bytes (for a replay) */
+    int replays;        /* batched: replays of the open batch so far */
 } sqlv__copy;
 
 bool sqlv_session_in_copy(const sqlv_session *s) { return s->copy != NULL; }
@@ -62,6 +93,7 @@ static void copy_free(sqlv_session *s) {
     if (c->insert) sqlite3_finalize(c->insert);
     base_buf_free(&c->line);
     base_buf_free(&c->fields);
+    base_buf_free(&c->batch);
     base_free(c->offs);
     base_free(c->nulls);
     base_free(c);
@@ -417,6 +449,7 @@ int sqlv__copy_begin(sqlv__run *r, const char *text, size_t len) {
         return sqlv__fail(r, "53200", "out of memory");
     }
     c->own = s->status == 'I';
+    c->batched = c->own && !sqlv__copy_from_atomic(s);
     if (c->own) s->status = 'T';
     s->copy = c;
     if (r->sink_rc == 0) r->sink_rc = s->copy_in(r->sink->ctx, ncols);
@@ -532,33 +565,24 @@ static int split_csv(sqlv__copy *c, const char *l, size_t n, int *nf, char *msg,
     return 0;
 }
 
-/* One line: insert its row. 0, or 1 after sending the error. */
-static int copy_line(sqlv__run *r, const char *l, size_t n) {
-    sqlv_session *s = r->s;
+/* Insert one line's row. 0; 1 with state/msg (not sent); -1 no memory.
+** line_no counts the lines from 1 (for the message). */
+static int insert_row(sqlv_session *s, const char *l, size_t n, uint64_t line_no, char state[6],
+                      char *msg, size_t size) {
     sqlv__copy *c = s->copy;
-    char msg[600], state[6];
+    char why[600];
     int nf = 0;
-    if (n > 0 && l[n - 1] == '\r') n--;
-    if (c->ended) return 0;
-    if (!c->csv && n == 2 && l[0] == '\\' && l[1] == '.') {
-        c->ended = true;
-        return 0;
-    }
-    if (c->header_pending) {
-        c->header_pending = false;
-        return 0;
-    }
-    int rc = c->csv ? split_csv(c, l, n, &nf, msg, sizeof(msg))
-                    : split_text(c, l, n, &nf, msg, sizeof(msg));
-    if (rc < 0) return sqlv__fail(r, "53200", "out of memory");
+    int rc = c->csv ? split_csv(c, l, n, &nf, why, sizeof(why))
+                    : split_text(c, l, n, &nf, why, sizeof(why));
+    if (rc < 0) return -1;
     if (rc == 0 && nf < c->ncols) {
-        snprintf(msg, sizeof(msg), "missing data for column %d", nf + 1);
+        snprintf(why, sizeof(why), "missing data for column %d", nf + 1);
         rc = 1;
     }
     if (rc != 0) {
-        char m2[700];
-        snprintf(m2, sizeof(m2), "%s (COPY line %llu)", msg, (unsigned long long)c->rows + 1);
-        return sqlv__fail(r, "22P04", m2);
+        base_strlcpy(state, "22P04", 6);
+        snprintf(msg, size, "%.200s (COPY line %llu)", why, (unsigned long long)line_no);
+        return 1;
     }
     for (int i = 0; i < c->ncols; i++) {
         if (c->nulls[i]) {
@@ -575,11 +599,150 @@ static int copy_line(sqlv__run *r, const char *l, size_t n) {
     sqlite3_reset(c->insert);
     sqlite3_clear_bindings(c->insert);
     if (rc != SQLITE_DONE) {
-        sqlv__map_error(s, rc, state, msg, sizeof(msg));
-        return sqlv__fail(r, state, msg);
+        sqlv__map_error(s, rc, state, msg, size);
+        return 1;
     }
-    c->rows++;
     return 0;
+}
+
+/* Send a failure of the copy. Rows of committed batches stay: the message
+** says so (a DETAIL), since PostgreSQL users expect all or nothing. */
+static int copy_error(sqlv__run *r, const char *state, const char *msg) {
+    sqlv__copy *c = r->s->copy;
+    char m[1200];
+    if (c == NULL || !c->batched || c->committed == 0) return sqlv__fail(r, state, msg);
+    snprintf(m, sizeof(m),
+             "%.600s\nDETAIL:  %llu rows were committed by earlier batches of this COPY and stay "
+             "committed; the failed batch (from COPY line %llu) was rolled back.\nHINT:  SET "
+             "copy_from_atomic_enabled = on, or a COPY inside BEGIN, makes a COPY all or nothing.",
+             msg, (unsigned long long)c->committed, (unsigned long long)c->committed + 1);
+    return sqlv__fail(r, state, m);
+}
+
+/* Keep a line of the open batch for a replay. 0, or -1 no memory. */
+static int batch_keep(sqlv__copy *c, const char *l, size_t n) {
+    uint32_t len = (uint32_t)n; /* n <= SQLV__COPY_LINE_BYTES_MAX */
+    if (base_buf_append(&c->batch, &len, sizeof(len)) != 0) return -1;
+    return base_buf_append(&c->batch, l, n);
+}
+
+/* The open batch's transaction, when none is open. 0, or 1 with state/msg. */
+static int batch_begin(sqlv_session *s, char state[6], char *msg, size_t size) {
+    if (s->kv != NULL) return 0;
+    txn_error err = {{0}, {0}};
+    int trc = sqlv__session_begin(s, false, &err);
+    if (trc != TXN_OK) {
+        txn_error_set(&err, trc);
+        base_strlcpy(state, err.sqlstate[0] ? err.sqlstate : "XX000", 6);
+        base_strlcpy(msg, err.message[0] ? err.message : "transaction error", size);
+        return 1;
+    }
+    /* the catalog may have moved on since the last batch */
+    if (sqlv__sync_tables(s) != 0) {
+        base_strlcpy(state, "53200", 6);
+        base_strlcpy(msg, "out of memory", size);
+        return 1;
+    }
+    return 0;
+}
+
+/* A 40001 hit the open batch (in a row or at its commit): roll it back and
+** insert its kept lines again in a fresh transaction, until that works or
+** the batch's replays run out. On entry state/msg hold the 40001. 0, or 1 with
+** state/msg (the last error), or -1 no memory. */
+static int batch_replay(sqlv_session *s, char state[6], char *msg, size_t size) {
+    sqlv__copy *c = s->copy;
+    while (strcmp(state, "40001") == 0 && c->replays < SQLV__COPY_BATCH_RETRIES_MAX) {
+        c->replays++;
+        if (s->kv) txn_rollback(s->kv);
+        s->kv = NULL;
+        int64_t pause_ns = (int64_t)c->replays * SQLV__COPY_RETRY_PAUSE_US * 1000;
+        struct timespec ts = {(time_t)(pause_ns / 1000000000), (long)(pause_ns % 1000000000)};
+        nanosleep(&ts, NULL);
+        if (atomic_load(&s->cancel)) {
+            base_strlcpy(state, "57014", 6);
+            base_strlcpy(msg, "canceling statement due to user request", size);
+            return 1;
+        }
+        int rc = batch_begin(s, state, msg, size);
+        uint64_t line_no = c->committed + 1;
+        for (size_t at = 0; rc == 0 && at < c->batch.len; line_no++) {
+            uint32_t len;
+            memcpy(&len, c->batch.data + at, sizeof(len));
+            at += sizeof(len);
+            rc = insert_row(s, (const char *)c->batch.data + at, len, line_no, state, msg, size);
+            at += len;
+        }
+        if (rc <= 0) return rc;
+    }
+    return 1;
+}
+
+/* Commit the open batch (when it has a transaction), replaying it after a
+** 40001. 0, or 1 after sending the error. */
+static int batch_commit(sqlv__run *r) {
+    sqlv_session *s = r->s;
+    sqlv__copy *c = s->copy;
+    char state[6], msg[600];
+    while (s->kv != NULL) {
+        txn *kv = s->kv;
+        txn_error err = {{0}, {0}};
+        txn_commit_info info;
+        s->kv = NULL;
+        int trc = txn_commit_with_info(kv, &info, &err); /* frees kv */
+        if (trc == TXN_OK) {
+            sqlv__note_commit(s, &info);
+            break;
+        }
+        txn_error_set(&err, trc);
+        base_strlcpy(state, err.sqlstate[0] ? err.sqlstate : "XX000", sizeof(state));
+        base_strlcpy(msg, err.message[0] ? err.message : "transaction error", sizeof(msg));
+        int rc = batch_replay(s, state, msg, sizeof(msg));
+        if (rc < 0) return copy_error(r, "53200", "out of memory");
+        if (rc > 0) return copy_error(r, state, msg);
+    }
+    c->committed = c->rows;
+    c->replays = 0;
+    base_buf_reset(&c->batch);
+    return 0;
+}
+
+/* One line: insert its row. 0, or 1 after sending the error. */
+static int copy_line(sqlv__run *r, const char *l, size_t n) {
+    sqlv_session *s = r->s;
+    sqlv__copy *c = s->copy;
+    char msg[600], state[6];
+    if (n > 0 && l[n - 1] == '\r') n--;
+    if (c->ended) return 0;
+    if (!c->csv && n == 2 && l[0] == '\\' && l[1] == '.') {
+        c->ended = true;
+        return 0;
+    }
+    if (c->header_pending) {
+        c->header_pending = false;
+        return 0;
+    }
+    int rc = c->batched ? batch_begin(s, state, msg, sizeof(msg)) : 0;
+    if (rc == 0) rc = insert_row(s, l, n, c->rows + 1, state, msg, sizeof(msg));
+    if (rc > 0 && c->batched && strcmp(state, "40001") == 0) {
+        /* the batch replays with this line at its end */
+        rc = batch_keep(c, l, n);
+        if (rc == 0) rc = batch_replay(s, state, msg, sizeof(msg));
+        if (rc == 0) {
+            c->rows++;
+            goto full;
+        }
+    }
+    if (rc < 0) return copy_error(r, "53200", "out of memory");
+    if (rc > 0) return copy_error(r, state, msg);
+    if (c->batched && batch_keep(c, l, n) != 0) return copy_error(r, "53200", "out of memory");
+    c->rows++;
+full:
+    if (!c->batched) return 0;
+    uint64_t rows_max = sqlv__copy_batch_rows > 0 ? (uint64_t)sqlv__copy_batch_rows
+                                                   : SQLV__COPY_BATCH_ROWS_MAX;
+    if (c->rows - c->committed < rows_max && c->batch.len < SQLV__COPY_BATCH_BYTES_MAX) return 0;
+    return batch_commit(r);
 }
 
 int sqlv_session_copy_data(sqlv_session *s, const char *data, size_t len, const sqlv_sink *sink) {
@@ -648,6 +811,18 @@ int sqlv_session_copy_done(sqlv_session *s, const sqlv_sink *sink) {
         }
     }
     snprintf(tag, sizeof(tag), "COPY %llu", (unsigned long long)c->rows);
+    if (c->batched) {
+        /* the last batch; then as after the commit of an own transaction */
+        if (batch_commit(&r) != 0) {
+            copy_end_failed(s);
+            return r.sink_rc ? SQLV_ERR_ABORTED : SQLV_ERR_FAILED;
+        }
+        s->status = 'I';
+        copy_free(s);
+        if (r.sink_rc == 0 && sink->command_complete)
+            r.sink_rc = sink->command_complete(sink->ctx, tag);
+        return r.sink_rc ? SQLV_ERR_ABORTED : SQLV_OK;
+    }
     bool own = c->own;
     copy_free(s);
     if (own && sqlv__commit_quiet(&r) != 0) return r.sink_rc ? SQLV_ERR_ABORTED : SQLV_ERR_FAILED;
@@ -660,7 +835,7 @@ int sqlv_session_copy_fail(sqlv_session *s, const char *message, const sqlv_sink
     char msg[300];
     if (s->copy == NULL) return SQLV_OK;
     snprintf(msg, sizeof(msg), "COPY from stdin failed: %.200s", message ? message : "");
-    sqlv__fail(&r, "57014", msg);
+    copy_error(&r, "57014", msg);
     copy_end_failed(s);
     return r.sink_rc ? SQLV_ERR_ABORTED : SQLV_OK;
 }

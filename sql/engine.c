@@ -54,6 +54,8 @@ void sqlv__table_free(sqlv__table *t) {
     sqlv__indexes_free(t);
     base_free(t->name);
     base_free(t->create_sql);
+    base_free(t->view_query);
+    base_free(t->view_deps);
     base_free(t);
 }
 
@@ -88,6 +90,14 @@ int sqlv__table_clone(const sqlv__table *t, sqlv__table **out) {
     c->npk = t->npk;
     if (t->npk) memcpy(c->pk, t->pk, sizeof(int) * (size_t)t->npk);
     if (sqlv__indexes_copy(c, t) != 0) goto fail;
+    c->is_view = t->is_view;
+    if (t->view_query != NULL && (c->view_query = base_strdup(t->view_query)) == NULL) goto fail;
+    if (t->nview_deps > 0) {
+        c->view_deps = base_calloc((size_t)t->nview_deps, sizeof(*c->view_deps));
+        if (c->view_deps == NULL) goto fail;
+        memcpy(c->view_deps, t->view_deps, sizeof(*c->view_deps) * (size_t)t->nview_deps);
+        c->nview_deps = t->nview_deps;
+    }
     *out = c;
     return 0;
 fail:
@@ -602,11 +612,23 @@ static int catalog_load(txn *kv, uint64_t version, const sqlv__catalog *base,
             BASE_ERROR(MOD, "catalog: more than %d tables, the rest ignored", SQLV__TABLES_MAX);
             break;
         }
+        sqlv__table *t = NULL;
+        if (vl > 0 && v[0] == SQLV__CATALOG_VIEW_VERSION) { /* a view (view.c): no parse */
+            int vrc = sqlv__view_decode(v, vl, &t);
+            if (vrc == SQLV_ERR_NOMEM) {
+                rc = TXN_ERR_NOMEM;
+                goto cleanup;
+            }
+            if (vrc != 0) {
+                BASE_ERROR(MOD, "catalog: malformed view skipped");
+                continue;
+            }
+            goto add;
+        }
         if (decode_entry(v, vl, &id, &sql, &sql_len, &sec, &sec_len) != 0) {
             BASE_ERROR(MOD, "catalog: malformed entry skipped");
             continue;
         }
-        sqlv__table *t = NULL;
         const sqlv__table *same = reusable(base, &hint, id, sql, sql_len, sec, sec_len);
         rc = TXN_ERR_NOMEM;
         if (same != NULL) {
@@ -637,6 +659,8 @@ static int catalog_load(txn *kv, uint64_t version, const sqlv__catalog *base,
                 t->shape = sqlv__table_shape(t);
             }
         }
+    add:
+        rc = TXN_ERR_NOMEM;
         if (c->ntables == cap) {
             int ncap = cap ? cap * 2 : 16;
             sqlv__table **nt = base_realloc(c->tables, sizeof(*nt) * (size_t)ncap);
@@ -771,8 +795,10 @@ uint64_t sqlv__engine_row_id(sqlv_engine *e) { return atomic_fetch_add(&e->next_
 
 void sqlv__catalog_list_free(sqlv__catalog_entry *list, int n) {
     if (list == NULL) return;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         base_free(list[i].name);
+        base_free(list[i].view_sql);
+    }
     base_free(list);
 }
 
@@ -875,6 +901,10 @@ int sqlv__catalog_put(txn *kv, const sqlv__table *t, sqlv__result *res) {
     base_buf ckey = {0}, cval = {0}, sec = {0};
     int rc = SQLV_ERR_NOMEM;
     if (catalog_key(&ckey, t->name) != 0) goto cleanup;
+    if (t->is_view) { /* its own row format (view.c) */
+        if (sqlv__view_encode(t, &cval) != 0) goto cleanup;
+        goto put;
+    }
     if (sqlv__index_section_encode(t, &sec) != 0) goto cleanup;
     /* version 1 until the table has an index: older rows stay byte for byte */
     if (base_buf_append_byte(&cval, sec.len ? SQLV__CATALOG_INDEXES_VERSION
@@ -891,6 +921,7 @@ int sqlv__catalog_put(txn *kv, const sqlv__table *t, sqlv__result *res) {
     if (base_buf_append(&cval, t->create_sql, strlen(t->create_sql)) != 0 ||
         base_buf_append(&cval, sec.data, sec.len) != 0)
         goto cleanup;
+put:
     rc = txn_put(kv, ckey.data, ckey.len, cval.data, cval.len, &err);
     if (rc != TXN_OK) {
         txn_fail(res, rc, &err);
@@ -1082,9 +1113,12 @@ typedef struct drop_args {
     char **names;
     int n;
     bool if_exists;
+    bool cascade;  /* the views that read them go too (else 2BP01) */
     uint32_t *ids; /* the tables the last attempt dropped (n slots) */
     int nids;
 } drop_args;
+
+#define DROP_TABLES_VIEWS_MAX 256 /* tables and dependent views one DROP TABLE checks */
 
 static int drop_attempt(sqlv_engine *e, txn *kv, const sqlv__catalog *cat, void *arg,
                         sqlv__result *res) {
@@ -1096,6 +1130,12 @@ static int drop_attempt(sqlv_engine *e, txn *kv, const sqlv__catalog *cat, void 
     if (found == NULL) return SQLV_ERR_NOMEM;
     for (int i = 0; i < a->n; i++) {
         const sqlv__table *t = sqlv__catalog_find(cat, a->names[i]);
+        if (t != NULL && t->is_view) { /* PostgreSQL's 42809, with its hint */
+            base_strlcpy(res->sqlstate, "42809", sizeof(res->sqlstate));
+            snprintf(res->message, sizeof(res->message),
+                     "\"%s\" is not a table (use DROP VIEW to remove a view)", t->name);
+            goto cleanup;
+        }
         if (t == NULL) {
             if (a->if_exists) {
                 snprintf(res->notice, sizeof(res->notice), "table \"%s\" does not exist, skipping",
@@ -1112,6 +1152,32 @@ static int drop_attempt(sqlv_engine *e, txn *kv, const sqlv__catalog *cat, void 
             dup |= found[j] == t;
         if (!dup) found[nfound++] = t;
     }
+    if (nfound > 0) { /* the views that read them: 2BP01, or with CASCADE dropped first */
+        uint32_t ids[DROP_TABLES_VIEWS_MAX], views[DROP_TABLES_VIEWS_MAX];
+        int nviews = 0, nid = BASE_MIN(nfound, DROP_TABLES_VIEWS_MAX);
+        for (int j = 0; j < nid; j++)
+            ids[j] = found[j]->id;
+        const sqlv__table *const *all = (const sqlv__table *const *)cat->tables;
+        if (sqlv__view_dependents(all, cat->ntables, ids, nid, views, &nviews,
+                                  DROP_TABLES_VIEWS_MAX) != 0) {
+            base_strlcpy(res->sqlstate, "54000", sizeof(res->sqlstate));
+            snprintf(res->message, sizeof(res->message), "too many dependent views");
+            goto cleanup;
+        }
+        for (int v = 0; v < nviews; v++) {
+            const sqlv__table *vt = sqlv__catalog_find_id(cat, views[v]);
+            if (vt == NULL) continue;
+            if (!a->cascade) {
+                base_strlcpy(res->sqlstate, "2BP01", sizeof(res->sqlstate));
+                snprintf(res->message, sizeof(res->message),
+                         "cannot drop table %s because other objects depend on it", found[0]->name);
+                goto cleanup;
+            }
+            rc = sqlv__catalog_drop(kv, vt->name, vt->id, false, res);
+            if (rc != 0 || res->sqlstate[0]) goto cleanup;
+            snprintf(res->notice, sizeof(res->notice), "drop cascades to view %s", vt->name);
+        }
+    }
     for (int j = 0; j < nfound; j++) {
         rc = sqlv__catalog_drop(kv, found[j]->name, found[j]->id, !txn_db_has_ranges(e->db), res);
         if (rc != 0 || res->sqlstate[0]) goto cleanup;
@@ -1123,9 +1189,9 @@ cleanup:
     return rc;
 }
 
-int sqlv__engine_drop_tables(sqlv_engine *e, char **names, int n, bool if_exists,
+int sqlv__engine_drop_tables(sqlv_engine *e, char **names, int n, bool if_exists, bool cascade,
                              sqlv__result *res) {
-    drop_args a = {names, n, if_exists, NULL, 0};
+    drop_args a = {names, n, if_exists, cascade, NULL, 0};
     memset(res, 0, sizeof(*res));
     a.ids = base_calloc((size_t)(n > 0 ? n : 1), sizeof(*a.ids)); /* owner: this function */
     if (a.ids == NULL) return SQLV_ERR_NOMEM;

@@ -11,7 +11,8 @@
 **   2. backfill: transactions of at most SQLV__BACKFILL_ROWS_MAX rows each
 **      read the next rows of the table and write their entries (a unique
 **      index checks each exact key first); a batch that fails with 40001
-**      is retried with half as many rows;
+**      is retried with half the rows it read (sqlv__backfill_run, the
+**      driver rekey.c's backfill shares);
 **   3. one transaction makes the index PUBLIC.
 ** A failure (a duplicate for a unique index, cancel, an error) removes
 ** the index and its entries in a transaction of its own.
@@ -865,17 +866,18 @@ static int with_index(const sqlv__table *const *tables, int n, const sqlv__table
 /* Build (or continue building) the entries of ix for the rows of t in
 ** [*from, end of the table's rows) through kv, at most max_rows rows (0:
 ** no limit). *from moves past the last row done; *done when the table
-** ended. A duplicate of a unique index: res 23505 "could not create unique
-** index". 0 (res may be set) or SQLV_ERR_NOMEM; a txn error goes to res
-** with *txn_rc. */
+** ended; *nread the rows done (0 after a failure). A duplicate of a unique
+** index: res 23505 "could not create unique index". 0 (res may be set) or
+** SQLV_ERR_NOMEM; a txn error goes to res with *txn_rc. */
 static int build_entries(txn *kv, const sqlv__table *t, const sqlv__index *ix, base_buf *from,
-                         int max_rows, bool *done, int *txn_rc, sqlv__result *res) {
+                         int max_rows, bool *done, int *nread, int *txn_rc, sqlv__result *res) {
     base_buf rows_start = {0}, rows_end = {0}, key = {0}, found = {0}, detail = {0};
     txn_error err = {{0}, {0}};
     txn_iter *it = NULL;
     sqlv__cell *cells = base_calloc((size_t)t->ncols, sizeof(*cells));
     int rc = SQLV_ERR_NOMEM, nrows = 0;
     *done = false;
+    *nread = 0;
     *txn_rc = TXN_OK;
     if (cells == NULL) goto cleanup;
     if (sqlv__table_prefix(&rows_start, t->id) != 0 ||
@@ -929,6 +931,7 @@ static int build_entries(txn *kv, const sqlv__table *t, const sqlv__index *ix, b
         base_buf_reset(from);
         if (enc_key_next(k, kl, from) != ENC_OK) goto cleanup;
     }
+    *nread = nrows;
     rc = 0;
     goto cleanup;
 txn_failed:
@@ -1012,7 +1015,7 @@ static int create_in_block(sqlv__run *r, const index_spec *spec) {
     sqlv__table *nt = NULL;
     base_buf from = {0};
     uint32_t sp = 0;
-    int n = 0, result = STMT_FAILED, txn_rc;
+    int n = 0, result = STMT_FAILED, txn_rc, nread;
     bool have_sp = false, done;
     memset(&res, 0, sizeof(res));
     if (spec->concurrently)
@@ -1049,8 +1052,8 @@ static int create_in_block(sqlv__run *r, const index_spec *spec) {
     have_sp = true;
     rc = sqlv__catalog_put(s->kv, nt, &res);
     if (rc == 0 && !res.sqlstate[0])
-        rc = build_entries(s->kv, nt, &nt->indexes[nt->nindexes - 1], &from, 0, &done, &txn_rc,
-                           &res);
+        rc = build_entries(s->kv, nt, &nt->indexes[nt->nindexes - 1], &from, 0, &done, &nread,
+                           &txn_rc, &res);
     if (rc < 0) {
         result = sqlv__fail(r, "53200", "out of memory");
         goto cleanup;
@@ -1165,27 +1168,28 @@ cleanup:
     return rc;
 }
 
-static void backoff(int attempt) {
+void sqlv__backfill_backoff(int attempt) {
     long us = 100L << (attempt < 9 ? attempt : 9);
     if (us > BACKFILL_BACKOFF_MAX_US) us = BACKFILL_BACKOFF_MAX_US;
     struct timespec ts = {0, us * 1000};
     nanosleep(&ts, NULL);
 }
 
-/* Step 2: the entries of every row, in batches of their own transactions.
-** 0 (res set on failure) or SQLV_ERR_NOMEM. */
-static int backfill(sqlv_session *s, online_args *a, sqlv__result *res) {
+/* The one driver of the online backfills: this file's index entries and
+** rekey.c's copies under the new key (sql_int.h). */
+int sqlv__backfill_run(sqlv_session *s, sqlv__backfill_step_fn step, void *arg, int rows_max,
+                       uint32_t table_id, uint32_t index_id, sqlv__result *res) {
     sqlv_engine *e = s->engine;
     sqlv__catalog *cat = NULL;
     base_buf from = {0}, tried = {0};
-    int rc = 0, rows = sqlv__backfill_rows > 0 ? sqlv__backfill_rows : SQLV__BACKFILL_ROWS_MAX;
+    int rc = 0, rows = sqlv__backfill_rows > 0 ? sqlv__backfill_rows : rows_max;
     bool done = false;
     for (int batch = 0; !done; batch++) {
-        int attempt = 0, batch_rows = rows;
-        for (;; attempt++) {
+        int batch_rows = rows;
+        for (int attempt = 0;; attempt++) {
             txn *kv = NULL;
             txn_error err = {{0}, {0}};
-            int txn_rc = TXN_OK, pos;
+            int txn_rc = TXN_OK, nrows = 0;
             memset(res, 0, sizeof(*res));
             if (atomic_load(&s->cancel)) {
                 set_res(res, "57014", "canceling statement due to user request");
@@ -1203,13 +1207,8 @@ static int backfill(sqlv_session *s, online_args *a, sqlv__result *res) {
                 txn_res(res, trc, &err);
                 goto out;
             }
-            /* through kv: its version read makes any DDL since fail this batch */
-            const sqlv__table *t = building(cat, a, &pos, res);
-            if (t == NULL) {
-                txn_rollback(kv);
-                goto out;
-            }
-            rc = build_entries(kv, t, &t->indexes[pos], &tried, batch_rows, &done, &txn_rc, res);
+            /* cat through kv: its version read makes any DDL since fail this batch */
+            rc = step(arg, kv, cat, &tried, batch_rows, &done, &nrows, &txn_rc, res);
             if (rc != 0 || res->sqlstate[0]) {
                 txn_rollback(kv);
                 if (rc != 0 || txn_rc != TXN_ERR_RETRY) goto out;
@@ -1220,11 +1219,14 @@ static int backfill(sqlv_session *s, online_args *a, sqlv__result *res) {
                 if (trc != TXN_ERR_RETRY) goto out;
             }
             /* 40001: the rows changed under the batch, or a DDL committed;
-            ** again, smaller (bounded) */
+            ** again from the batch's start, with half the rows it read (a
+            ** step may stop short of batch_rows: the rows ended, or its
+            ** bytes bound it), bounded */
             if (attempt + 1 >= SQLV__BACKFILL_RETRIES_MAX) goto out;
             done = false;
+            if (nrows > 0 && nrows < batch_rows) batch_rows = nrows;
             batch_rows = batch_rows > 16 ? batch_rows / 2 : batch_rows;
-            backoff(attempt);
+            sqlv__backfill_backoff(attempt);
         }
         memset(res, 0, sizeof(*res));
         base_buf_reset(&from);
@@ -1232,14 +1234,23 @@ static int backfill(sqlv_session *s, online_args *a, sqlv__result *res) {
             rc = SQLV_ERR_NOMEM;
             goto out;
         }
-        if (sqlv__backfill_hook) sqlv__backfill_hook(sqlv__backfill_hook_arg, a->table_id,
-                                                     a->index_id, batch);
+        if (sqlv__backfill_hook)
+            sqlv__backfill_hook(sqlv__backfill_hook_arg, table_id, index_id, batch);
     }
 out:
     sqlv__catalog_unref(cat);
     base_buf_free(&from);
     base_buf_free(&tried);
     return rc;
+}
+
+/* Step 2's batch (sqlv__backfill_step_fn): the entries of the next rows. */
+static int backfill_step(void *arg, txn *kv, const sqlv__catalog *cat, base_buf *from,
+                         int max_rows, bool *done, int *nrows, int *txn_rc, sqlv__result *res) {
+    int pos;
+    const sqlv__table *t = building(cat, arg, &pos, res);
+    if (t == NULL) return 0;
+    return build_entries(kv, t, &t->indexes[pos], from, max_rows, done, nrows, txn_rc, res);
 }
 
 static int create_online(sqlv__run *r, const index_spec *spec) {
@@ -1258,7 +1269,8 @@ static int create_online(sqlv__run *r, const index_spec *spec) {
     }
     BASE_INFO(MOD, "index %s (id %u) of table id %u: write-only, backfilling", a.index_name,
               a.index_id, a.table_id);
-    rc = backfill(s, &a, &res);
+    rc = sqlv__backfill_run(s, backfill_step, &a, SQLV__BACKFILL_ROWS_MAX, a.table_id, a.index_id,
+                            &res);
     if (rc == 0 && !res.sqlstate[0]) rc = sqlv__engine_run_ddl(e, make_public, &a, &res);
     if (rc == 0 && !res.sqlstate[0]) {
         BASE_INFO(MOD, "index %s of table id %u is public", a.index_name, a.table_id);

@@ -522,13 +522,36 @@ static bool default_text(const sqlv__column *c, char *out, size_t size) {
 
 /* pg_class ------------------------------------------------------------------ */
 
+/* acl: relacl (privileges.c), NULL for the owner's defaults; owner: relowner. */
 static int class_row(pgcat_gen *g, int64_t oid, const char *name, int64_t reltype, int64_t am,
-                     bool hasindex, const char *kind, int natts, int checks) {
-    return ROW(g, I(oid), T(name), I(SQLV__PGCAT_OID_NS_PUBLIC), I(reltype), I(0),
-               I(SQLV__PGCAT_OID_ROOT_ROLE), I(am), I(oid), I(0), I(0), R(-1), I(0), I(0),
-               B(hasindex), B(false), T("p"), T(kind), I(natts), I(checks), B(false), B(false),
-               B(false), B(false), B(false), B(true), T("d"), B(false), I(0), I(0), I(0), NUL, NUL,
-               NUL);
+                     bool hasindex, const char *kind, int natts, int checks, const char *acl,
+                     int64_t owner) {
+    return ROW(g, I(oid), T(name), I(SQLV__PGCAT_OID_NS_PUBLIC), I(reltype), I(0), I(owner), I(am),
+               I(oid), I(0), I(0), R(-1), I(0), I(0), B(hasindex), B(false), T("p"), T(kind),
+               I(natts), I(checks), B(false), B(false), B(false), B(false), B(false), B(true),
+               T("d"), B(false), I(0), I(0), I(0), T(acl), NUL, NUL);
+}
+
+/* relowner of table or sequence id: its owner row's role (privileges.c),
+** root's without one (or without rows: read where there was no
+** transaction). */
+static int64_t class_owner(const pgcat_gen *g, const sqlv__priv_rows *privs,
+                           const sqlv__role *roles, int nroles, uint32_t id) {
+    const char *owner = sqlv__priv_owner(privs, id);
+    if (owner == NULL) return SQLV__PGCAT_OID_ROOT_ROLE;
+    for (int i = 0; i < nroles; i++)
+        if (strcmp(roles[i].name, owner) == 0) return sqlv__pgcat_role_oid(roles[i].id);
+    if (strcmp(owner, g->s->user) == 0) return SQLV__PGCAT_OID_SESSION_ROLE;
+    return SQLV__PGCAT_OID_ROOT_ROLE;
+}
+
+/* The relacl of table or sequence id into acl, or NULL (no grant, or no
+** rows: read where there was no transaction). */
+static const char *class_acl(const sqlv__priv_rows *privs, uint32_t id, bool sequence,
+                             base_buf *acl, int *rc) {
+    bool null = true;
+    if (privs != NULL && sqlv__priv_relacl(privs, id, sequence, acl, &null) != 0) *rc = -1;
+    return null || *rc != 0 ? NULL : (const char *)acl->data;
 }
 
 /* Could the pushed-down key on column col be an OID of one of t's
@@ -541,11 +564,29 @@ static bool key_may_be_index(const pgcat_gen *g, int col, const sqlv__table *t) 
 
 static int fill_class(pgcat_gen *g) {
     int rc = 0;
+    sqlv__priv_rows *privs = NULL; /* relacl; owner: this function */
+    sqlv__role *roles = NULL;      /* relowner; owner: this function */
+    int nroles = 0;
+    base_buf acl = {0};
+    txn_error err = {{0}, {0}};
     WITH_TABLES(g, list, n);
+    if (g->s->kv != NULL && (sqlv__priv_rows_read(g->s->kv, &privs, &err) != TXN_OK ||
+                             sqlv__roles_list(g->s->kv, &roles, &nroles, &err) != TXN_OK)) {
+        sqlv__session_error(g->s, err.sqlstate[0] ? err.sqlstate : "XX000", "%s", err.message);
+        sqlv__priv_rows_free(privs);
+        base_free(list);
+        return -1;
+    }
     for (int i = 0; i < n && rc == 0; i++) {
         const sqlv__table *t = list[i];
         int64_t oid = sqlv__pgcat_oid(t->id, SQLV__PGCAT_KIND_TABLE);
-        if (key_may_be(g, 0, oid, oid + 3)) {
+        int64_t owner = class_owner(g, privs, roles, nroles, t->id); /* its indexes' too */
+        if (key_may_be(g, 0, oid, oid + 3) && t->is_view) { /* relkind 'v' (view.c) */
+            const char *relacl = class_acl(privs, t->id, false, &acl, &rc);
+            if (rc == 0)
+                rc = class_row(g, oid, t->name, oid + SQLV__PGCAT_KIND_ROWTYPE, 0, false, "v",
+                               t->ncols, 0, relacl, owner);
+        } else if (key_may_be(g, 0, oid, oid + 3)) {
             sqlv__check *checks = NULL; /* relchecks: psql's \d lists checks when > 0 */
             int nchecks = 0;
             if (sqlv__checks_of(t, &checks, &nchecks) != 0) {
@@ -553,30 +594,45 @@ static int fill_class(pgcat_gen *g) {
                 break;
             }
             sqlv__checks_free(checks, nchecks);
-            rc = class_row(g, oid, t->name, oid + SQLV__PGCAT_KIND_ROWTYPE,
-                           SQLV__PGCAT_OID_AM_HEAP, t->npk > 0 || t->nindexes > 0, "r", t->ncols,
-                           BASE_MIN(nchecks, SQLV__PGCAT_CHECKS_MAX));
+            const char *relacl = class_acl(privs, t->id, false, &acl, &rc);
+            if (rc == 0)
+                rc = class_row(g, oid, t->name, oid + SQLV__PGCAT_KIND_ROWTYPE,
+                               SQLV__PGCAT_OID_AM_HEAP, t->npk > 0 || t->nindexes > 0, "r",
+                               t->ncols, BASE_MIN(nchecks, SQLV__PGCAT_CHECKS_MAX), relacl, owner);
             if (rc == 0 && t->npk > 0) {
                 char name[128];
                 pkey_name(t, name, sizeof(name));
                 rc = class_row(g, oid + SQLV__PGCAT_KIND_PKEY, name, 0, SQLV__PGCAT_OID_AM_BTREE,
-                               false, "i", t->npk, 0);
+                               false, "i", t->npk, 0, NULL, owner);
             }
         }
         if (!key_may_be_index(g, 0, t)) continue;
         for (int x = 0; x < t->nindexes && rc == 0; x++)
             rc = class_row(g, sqlv__pgcat_index_oid(t->id, t->indexes[x].id, false),
                            t->indexes[x].name, 0, SQLV__PGCAT_OID_AM_BTREE, false, "i",
-                           t->indexes[x].ncols, 0);
+                           t->indexes[x].ncols, 0, NULL, owner);
     }
     base_free(list);
     sqlv__seq_def *seqs = NULL; /* relkind 'S' */
     int nseqs = 0;
     if (rc == 0 && (rc = seqs_of(g, &seqs, &nseqs)) == 0)
-        for (int i = 0; i < nseqs && rc == 0; i++)
-            rc = class_row(g, sqlv__pgcat_oid(seqs[i].id, SQLV__PGCAT_KIND_TABLE), seqs[i].name,
-                           0, 0, false, "S", 3, 0);
+        for (int i = 0; i < nseqs && rc == 0; i++) {
+            const char *relacl = class_acl(privs, seqs[i].id, true, &acl, &rc);
+            /* a SERIAL's sequence without an owner row: its table's owner */
+            const sqlv__table *owning =
+                seqs[i].owner_table[0] && sqlv__priv_owner(privs, seqs[i].id) == NULL
+                    ? sqlv__pgcat_table_by_name(g->s, seqs[i].owner_table)
+                    : NULL;
+            int64_t owner =
+                class_owner(g, privs, roles, nroles, owning ? owning->id : seqs[i].id);
+            if (rc == 0)
+                rc = class_row(g, sqlv__pgcat_oid(seqs[i].id, SQLV__PGCAT_KIND_TABLE),
+                               seqs[i].name, 0, 0, false, "S", 3, 0, relacl, owner);
+        }
     base_free(seqs);
+    base_free(roles);
+    sqlv__priv_rows_free(privs);
+    base_buf_free(&acl);
     return rc;
 }
 
@@ -1047,6 +1103,7 @@ static int fill_constraint(pgcat_gen *g) {
         int64_t oid = sqlv__pgcat_oid(t->id, SQLV__PGCAT_KIND_TABLE);
         sqlv__check *checks = NULL;
         int nchecks = 0;
+        if (t->is_view) continue; /* a view has none */
         if (sqlv__checks_of(t, &checks, &nchecks) != 0) {
             rc = -1;
             break;
@@ -1066,8 +1123,31 @@ static int fill_tables(pgcat_gen *g) {
     int rc = 0;
     WITH_TABLES(g, list, n);
     for (int i = 0; i < n && rc == 0; i++)
-        rc = ROW(g, T("public"), T(list[i]->name), T("root"), NUL,
-                 B(list[i]->npk > 0 || list[i]->nindexes > 0), B(false), B(false), B(false));
+        if (!list[i]->is_view)
+            rc = ROW(g, T("public"), T(list[i]->name), T("root"), NUL,
+                     B(list[i]->npk > 0 || list[i]->nindexes > 0), B(false), B(false), B(false));
+    base_free(list);
+    return rc;
+}
+
+/* pg_views, information_schema.views: the stored query (view.c) */
+static int fill_views(pgcat_gen *g) {
+    int rc = 0;
+    WITH_TABLES(g, list, n);
+    for (int i = 0; i < n && rc == 0; i++)
+        if (list[i]->is_view)
+            rc = ROW(g, T("public"), T(list[i]->name), T("root"), T(list[i]->view_query));
+    base_free(list);
+    return rc;
+}
+
+static int fill_is_views(pgcat_gen *g) {
+    int rc = 0;
+    WITH_TABLES(g, list, n);
+    for (int i = 0; i < n && rc == 0; i++)
+        if (list[i]->is_view)
+            rc = ROW(g, T(db_name(g)), T("public"), T(list[i]->name), T(list[i]->view_query),
+                     T("NONE"), T("NO"), T("NO"), T("NO"), T("NO"), T("NO"));
     base_free(list);
     return rc;
 }
@@ -1121,8 +1201,9 @@ static int fill_is_tables(pgcat_gen *g) {
     int rc = 0;
     WITH_TABLES(g, list, n);
     for (int i = 0; i < n && rc == 0; i++)
-        rc = ROW(g, T(db_name(g)), T("public"), T(list[i]->name), T("BASE TABLE"), NUL, NUL, NUL,
-                 NUL, NUL, T("YES"), T("NO"), NUL);
+        rc = ROW(g, T(db_name(g)), T("public"), T(list[i]->name),
+                 T(list[i]->is_view ? "VIEW" : "BASE TABLE"), NUL, NUL, NUL, NUL, NUL,
+                 T(list[i]->is_view ? "NO" : "YES"), T("NO"), NUL);
     base_free(list);
     return rc;
 }
@@ -1259,21 +1340,6 @@ static int is_table_privilege_row(void *arg, const char *table, const char *gran
                T(strcmp(privilege, "SELECT") == 0 ? "YES" : "NO"));
 }
 
-static int fill_is_table_privileges(pgcat_gen *g) {
-    txn_error err = {{0}, {0}};
-    txn *kv = sqlv__session_kv(g->s);
-    if (kv == NULL) return -1;
-    WITH_TABLES(g, list, n);
-    int rc = sqlv__priv_table_privileges(kv, list, n, is_table_privilege_row, g, &err);
-    base_free(list);
-    if (rc < 0 && rc != -1) { /* a txn error (a row's -1 set g->too_big or ran out of memory) */
-        txn_error_set(&err, rc);
-        sqlv__session_error(g->s, err.sqlstate, "%s", err.message);
-        return -1;
-    }
-    return rc;
-}
-
 /* information_schema.column_privileges: every column's own privileges and
 ** those of its table (privileges.c), through the statement's transaction. */
 static int is_column_privilege_row(void *arg, const char *table, const char *column,
@@ -1285,12 +1351,15 @@ static int is_column_privilege_row(void *arg, const char *table, const char *col
                T(grantable ? "YES" : "NO"));
 }
 
-static int fill_is_column_privileges(pgcat_gen *g) {
+/* Both views' rows through the statement's transaction: columns, the
+** column privileges, else the table privileges. */
+static int fill_privileges(pgcat_gen *g, bool columns) {
     txn_error err = {{0}, {0}};
     txn *kv = sqlv__session_kv(g->s);
     if (kv == NULL) return -1;
     WITH_TABLES(g, list, n);
-    int rc = sqlv__priv_column_privileges(kv, list, n, is_column_privilege_row, g, &err);
+    int rc = columns ? sqlv__priv_column_privileges(kv, list, n, is_column_privilege_row, g, &err)
+                     : sqlv__priv_table_privileges(kv, list, n, is_table_privilege_row, g, &err);
     base_free(list);
     if (rc < 0 && rc != -1) { /* a txn error (a row's -1 set g->too_big or ran out of memory) */
         txn_error_set(&err, rc);
@@ -1299,6 +1368,10 @@ static int fill_is_column_privileges(pgcat_gen *g) {
     }
     return rc;
 }
+
+static int fill_is_table_privileges(pgcat_gen *g) { return fill_privileges(g, false); }
+
+static int fill_is_column_privileges(pgcat_gen *g) { return fill_privileges(g, true); }
 
 /* ---- the relations ------------------------------------------------------------------ */
 
@@ -1458,7 +1531,13 @@ static const pgcat_rel rels[] = {
     {"pg_indexes", 12005,
      "schemaname TEXT, tablename TEXT, indexname TEXT, tablespace TEXT, indexdef TEXT", 0,
      fill_indexes},
-    {"pg_views", 12006, "schemaname TEXT, viewname TEXT, viewowner TEXT, definition TEXT", 0, NULL},
+    {"pg_views", 12006, "schemaname TEXT, viewname TEXT, viewowner TEXT, definition TEXT", 0,
+     fill_views},
+    {"information_schema_views", 13030,
+     "table_catalog TEXT, table_schema TEXT, table_name TEXT, view_definition TEXT, check_option "
+     "TEXT, is_updatable TEXT, is_insertable_into TEXT, is_trigger_updatable TEXT, "
+     "is_trigger_deletable TEXT, is_trigger_insertable_into TEXT",
+     0, fill_is_views},
     {"pg_matviews", 12007,
      "schemaname TEXT, matviewname TEXT, matviewowner TEXT, tablespace TEXT, hasindexes BOOL, "
      "ispopulated BOOL, definition TEXT",

@@ -244,8 +244,8 @@ static void compiled_free(void *p) {
     base_free(c);
 }
 
-/* PostgreSQL's pattern into a POSIX ERE for regcomp. 0 ok; else msg set. */
-static int translate(const char *pat, base_buf *out, int *flags, char *msg, size_t size) {
+/* PostgreSQL's pattern into a POSIX ERE for regcomp (sql_int.h). */
+int sqlv__regex_translate(const char *pat, base_buf *out, int *flags, char *msg, size_t size) {
     const char *p = pat;
     *flags = REG_EXTENDED | REG_NOSUB;
     if (strncmp(p, "(?", 2) == 0) { /* embedded options */
@@ -322,7 +322,7 @@ static void fn_regexp(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
         }
         base_buf ere = {0};
         int flags;
-        int trc = translate(pat, &ere, &flags, msg, sizeof(msg));
+        int trc = sqlv__regex_translate(pat, &ere, &flags, msg, sizeof(msg));
         if (trc != 0) {
             base_buf_free(&ere);
             if (trc == -2) {
@@ -1034,6 +1034,30 @@ static int64_t regclass_lookup(sqlv_session *s, const char *name) {
     return 0;
 }
 
+/* pg_get_viewdef(view oid or name [, pretty]): the stored query (view.c)
+** with PostgreSQL's leading space and closing ';'; NULL for anything else. */
+static void fn_get_viewdef(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    sqlv_session *s = session_of(ctx);
+    if (argc < 1 || argc > 2 || sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    int64_t oid = sqlite3_value_type(argv[0]) == SQLITE_TEXT
+                      ? regclass_lookup(s, (const char *)sqlite3_value_text(argv[0]))
+                      : sqlite3_value_int64(argv[0]);
+    const sqlv__table *t = sqlv__pgcat_table_by_oid(s, oid);
+    if (t == NULL || !t->is_view || oid != sqlv__pgcat_oid(t->id, SQLV__PGCAT_KIND_TABLE)) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    char *def = sqlite3_mprintf(" %s;", t->view_query); /* owner: SQLite's result */
+    if (def == NULL) {
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    sqlite3_result_text(ctx, def, -1, sqlite3_free);
+}
+
 /* x::regclass: an OID gives the relation's name (a regclass prints as
 ** one), a name gives its OID (a regclass compares as one). */
 static void regclass(sqlite3_context *ctx, sqlite3_value *v, bool missing_ok) {
@@ -1233,6 +1257,12 @@ static void fn_create_statement(sqlite3_context *ctx, int argc, sqlite3_value **
     (void)argc;
     const sqlv__table *t = named_table(ctx, argv[0]);
     if (t == NULL) return;
+    if (t->is_view) { /* its stored query (view.c) */
+        char *v = sqlite3_mprintf("CREATE VIEW %s AS %s", t->name, t->view_query);
+        if (v == NULL) sqlite3_result_error_nomem(ctx);
+        else sqlite3_result_text(ctx, v, -1, sqlite3_free);
+        return;
+    }
     base_buf b = {0};
     if (display_create(t->create_sql, &b) != 0) {
         base_buf_free(&b);
@@ -1275,6 +1305,442 @@ static void fn_column_indices(sqlite3_context *ctx, int argc, sqlite3_value **ar
     base_buf_free(&b);
 }
 
+/* ---- has_*_privilege, pg_has_role ------------------------------------------------------
+** PostgreSQL's forms: ([user,] object, privileges), has_column_privilege
+** ([user,] table, column, privileges); a user by name (or "public") or OID,
+** an object by name or OID. privileges: a comma-separated list, each maybe
+** "WITH GRANT OPTION"; true when any is held (privileges.c's rows: roles,
+** PUBLIC, ownership; root and admins hold everything, as a superuser).
+** Strict: NULL in, NULL out; an OID that names nothing gives NULL, a name
+** that names nothing an error (42704, 42P01, 42703, 3D000, 3F000). */
+
+#define PRIV_FN_ALWAYS 0x80000000u /* PUBLIC's by default: CONNECT, TEMP, USAGE of a schema */
+#define PRIV_FN_SUPER 0x40000000u  /* root and admins only (a superuser's) */
+#define PRIV_FN_LIST_MAX 16        /* privileges one call names */
+#define PRIV_FN_ALL 0xFFFFFFFFu    /* sqlv__priv_held: root and admins */
+
+typedef struct priv_name {
+    const char *name;
+    uint32_t bit;
+} priv_name;
+
+static const priv_name table_privs[] = {
+    {"SELECT", SQLV__PRIV_SELECT},         {"INSERT", SQLV__PRIV_INSERT},
+    {"UPDATE", SQLV__PRIV_UPDATE},         {"DELETE", SQLV__PRIV_DELETE},
+    {"TRUNCATE", SQLV__PRIV_DELETE}, /* Meridian's TRUNCATE takes DELETE */
+    {"REFERENCES", SQLV__PRIV_REFERENCES}, {"TRIGGER", SQLV__PRIV_TRIGGER},
+    {NULL, 0}};
+static const priv_name column_privs[] = {{"SELECT", SQLV__PRIV_SELECT},
+                                         {"INSERT", SQLV__PRIV_INSERT},
+                                         {"UPDATE", SQLV__PRIV_UPDATE},
+                                         {"REFERENCES", SQLV__PRIV_REFERENCES},
+                                         {NULL, 0}};
+static const priv_name sequence_privs[] = {{"USAGE", SQLV__PRIV_USAGE},
+                                           {"SELECT", SQLV__PRIV_SELECT},
+                                           {"UPDATE", SQLV__PRIV_UPDATE},
+                                           {NULL, 0}};
+static const priv_name database_privs[] = {{"CREATE", SQLV__PRIV_CREATE},
+                                           {"CONNECT", PRIV_FN_ALWAYS},
+                                           {"TEMPORARY", PRIV_FN_ALWAYS},
+                                           {"TEMP", PRIV_FN_ALWAYS},
+                                           {NULL, 0}};
+/* public's CREATE is the database's (CREATE TABLE takes it); the system schemas' a superuser's */
+static const priv_name schema_privs[] = {
+    {"CREATE", SQLV__PRIV_CREATE}, {"USAGE", PRIV_FN_ALWAYS}, {NULL, 0}};
+static const priv_name function_privs[] = {{"EXECUTE", PRIV_FN_ALWAYS}, {NULL, 0}};
+static const priv_name type_privs[] = {{"USAGE", PRIV_FN_ALWAYS}, {NULL, 0}};
+static const priv_name tablespace_privs[] = {{"CREATE", PRIV_FN_SUPER}, {NULL, 0}};
+static const priv_name role_privs[] = {{"MEMBER", 1}, {"USAGE", 1}, {NULL, 0}};
+
+typedef struct priv_want {
+    uint32_t bit;
+    bool grant; /* WITH GRANT OPTION */
+} priv_want;
+
+/* PostgreSQL's convert_any_priv_string: "select, UPDATE WITH GRANT OPTION".
+** The count, or -1 with 22023 reported. */
+static int priv_parse(sqlite3_context *ctx, const char *text, const priv_name *names,
+                      priv_want out[PRIV_FN_LIST_MAX]) {
+    int n = 0;
+    const char *p = text;
+    for (int guard = 0; guard < PRIV_FN_LIST_MAX * 4; guard++) {
+        const char *comma = strchr(p, ',');
+        const char *e = comma ? comma : p + strlen(p);
+        while (p < e && isspace((unsigned char)*p))
+            p++;
+        const char *q = e;
+        while (q > p && isspace((unsigned char)q[-1]))
+            q--;
+        size_t len = (size_t)(q - p);
+        bool found = false;
+        for (int i = 0; names[i].name != NULL && !found; i++) {
+            size_t nl = strlen(names[i].name);
+            bool grant = len == nl + 18 && strncasecmp(p + nl, " WITH GRANT OPTION", 18) == 0;
+            if ((len != nl && !grant) || strncasecmp(p, names[i].name, nl) != 0) continue;
+            if (n < PRIV_FN_LIST_MAX) out[n++] = (priv_want){names[i].bit, grant};
+            found = true;
+        }
+        if (!found) {
+            char msg[200];
+            snprintf(msg, sizeof(msg), "unrecognized privilege type: \"%.*s\"",
+                     (int)BASE_MIN(len, 120), p);
+            fail(ctx, "22023", msg);
+            return -1;
+        }
+        if (comma == NULL) return n;
+        p = comma + 1;
+    }
+    fail(ctx, "54000", "too many privilege types");
+    return -1;
+}
+
+/* Does bits (sqlv__priv_held's) hold any of want? */
+static bool priv_any(uint32_t bits, const priv_want *want, int n) {
+    bool super = bits == PRIV_FN_ALL;
+    for (int i = 0; i < n; i++) {
+        uint32_t b = want[i].bit;
+        if (b == PRIV_FN_ALWAYS ? (!want[i].grant || super)
+            : b == PRIV_FN_SUPER ? super
+            : ((want[i].grant ? bits >> SQLV__PRIV_GRANT_SHIFT : bits) & b) != 0)
+            return true;
+    }
+    return false;
+}
+
+static void priv_txn_fail(sqlite3_context *ctx, int rc, txn_error *err) {
+    txn_error_set(err, rc);
+    fail(ctx, err->sqlstate[0] ? err->sqlstate : "XX000", err->message);
+}
+
+/* The user argument: a name (PostgreSQL's name type: as written; "public"
+** is PUBLIC) or a role's OID (an unknown one holds what PUBLIC holds). 0,
+** or -1 with the error reported. */
+static int priv_user(sqlite3_context *ctx, sqlite3_value *v, char out[SQLV__NAME_BYTES_MAX + 1],
+                     bool public_ok) {
+    sqlv_session *s = session_of(ctx);
+    txn_error err = {{0}, {0}};
+    if (sqlite3_value_type(v) == SQLITE_INTEGER) {
+        int64_t oid = sqlite3_value_int64(v);
+        base_strlcpy(out, "public", SQLV__NAME_BYTES_MAX + 1);
+        if (oid == SQLV__PGCAT_OID_ROOT_ROLE) base_strlcpy(out, "root", SQLV__NAME_BYTES_MAX + 1);
+        if (oid == SQLV__PGCAT_OID_SESSION_ROLE)
+            base_strlcpy(out, s->user, SQLV__NAME_BYTES_MAX + 1);
+        if (oid > SQLV__PGCAT_OID_ROLE_FIRST && oid < SQLV__PGCAT_OID_INDEX_FIRST && s->kv) {
+            sqlv__role *list = NULL; /* owner: this block */
+            int n = 0;
+            int rc = sqlv__roles_list(s->kv, &list, &n, &err);
+            for (int i = 0; rc == TXN_OK && i < n; i++)
+                if (sqlv__pgcat_role_oid(list[i].id) == oid)
+                    base_strlcpy(out, list[i].name, SQLV__NAME_BYTES_MAX + 1);
+            base_free(list);
+            if (rc != TXN_OK) {
+                priv_txn_fail(ctx, rc, &err);
+                return -1;
+            }
+        }
+        return 0;
+    }
+    const char *name = (const char *)sqlite3_value_text(v);
+    bool found = false;
+    if (name == NULL) {
+        sqlite3_result_error_nomem(ctx);
+        return -1;
+    }
+    int rc = strlen(name) > SQLV__NAME_BYTES_MAX ? TXN_OK
+                                                 : sqlv__priv_role_known(s, name, &found, &err);
+    if (rc != TXN_OK) {
+        priv_txn_fail(ctx, rc, &err);
+        return -1;
+    }
+    if (!found || (!public_ok && strcmp(name, "public") == 0)) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "role \"%.100s\" does not exist", name);
+        fail(ctx, "42704", msg);
+        return -1;
+    }
+    base_strlcpy(out, name, SQLV__NAME_BYTES_MAX + 1);
+    return 0;
+}
+
+/* A relation argument: *t a table, or *seq a sequence, or *catalog a
+** system relation; all unset: an OID that names nothing (NULL). 0, or -1
+** with 42P01 reported (a name that names nothing). */
+static int priv_relation(sqlite3_context *ctx, sqlite3_value *v, const sqlv__table **t,
+                         sqlv__seq_def *seq, bool *catalog) {
+    sqlv_session *s = session_of(ctx);
+    int64_t oid;
+    *t = NULL;
+    *catalog = false;
+    seq->id = 0;
+    if (sqlite3_value_type(v) == SQLITE_INTEGER) {
+        oid = sqlite3_value_int64(v);
+    } else {
+        const char *name = (const char *)sqlite3_value_text(v);
+        if (name == NULL) {
+            sqlite3_result_error_nomem(ctx);
+            return -1;
+        }
+        if ((oid = regclass_lookup(s, name)) == 0) {
+            char msg[400];
+            snprintf(msg, sizeof(msg), "relation \"%.300s\" does not exist", name);
+            fail(ctx, "42P01", msg);
+            return -1;
+        }
+    }
+    uint32_t id;
+    int kind;
+    bool found = false;
+    if (oid > 0 && oid < SQLV__PGCAT_OID_FIRST) {
+        *catalog = true;
+    } else if ((*t = sqlv__pgcat_table_by_oid(s, oid)) != NULL) {
+        /* an index's OID: its table's privileges, as PostgreSQL has none of its own */
+    } else if (sqlv__pgcat_oid_parse(oid, &id, &kind) && kind == SQLV__PGCAT_KIND_TABLE &&
+               sqlv__seq_lookup(s, NULL, id, seq, &found) == TXN_OK && found) {
+        /* a sequence */
+    } else {
+        seq->id = 0;
+    }
+    return 0;
+}
+
+/* What user holds on table or sequence id (a sequence: what its table's
+** owner holds too), for has_table_privilege. TXN_OK or a txn error. */
+static int priv_held_relation(sqlv_session *s, const char *user, const sqlv__table *t,
+                              const sqlv__seq_def *seq, uint32_t *bits, txn_error *err) {
+    const uint32_t seq_all = SQLV__PRIV_SEQUENCE_ALL | SQLV__PRIV_SEQUENCE_ALL
+                                                           << SQLV__PRIV_GRANT_SHIFT;
+    if (t != NULL) return sqlv__priv_held(s, user, 't', t->id, NULL, bits, err);
+    int rc = sqlv__priv_held(s, user, 't', seq->id, NULL, bits, err);
+    if (rc != TXN_OK || *bits == PRIV_FN_ALL) return rc;
+    const sqlv__table *owning =
+        seq->owner_table[0] ? sqlv__pgcat_table_by_name(s, seq->owner_table) : NULL;
+    uint32_t tb = 0;
+    if (owning != NULL) rc = sqlv__priv_held(s, user, 't', owning->id, NULL, &tb, err);
+    if (rc != TXN_OK) return rc;
+    if (tb == PRIV_FN_ALL) *bits = PRIV_FN_ALL;
+    else if (tb & SQLV__PRIV_OWNER) *bits |= seq_all;
+    if (*bits != PRIV_FN_ALL) *bits &= seq_all; /* a sequence has no other privilege */
+    return TXN_OK;
+}
+
+enum {
+    PRIV_ON_TABLE,
+    PRIV_ON_COLUMN,
+    PRIV_ON_ANY_COLUMN,
+    PRIV_ON_SEQUENCE,
+    PRIV_ON_DATABASE,
+    PRIV_ON_SCHEMA,
+    PRIV_ON_FUNCTION,
+    PRIV_ON_TYPE,
+    PRIV_ON_TABLESPACE,
+    PRIV_ON_ROLE,
+};
+
+static const priv_name *const priv_names_of[] = {
+    table_privs,    column_privs,  table_privs, sequence_privs,   database_privs,
+    schema_privs,   function_privs, type_privs, tablespace_privs, role_privs};
+
+static void has_privilege(sqlite3_context *ctx, int on, int argc, sqlite3_value **argv) {
+    sqlv_session *s = session_of(ctx);
+    char user[SQLV__NAME_BYTES_MAX + 1], msg[400];
+    priv_want want[PRIV_FN_LIST_MAX];
+    txn_error err = {{0}, {0}};
+    uint32_t bits = 0, more = 0;
+    int nobj = on == PRIV_ON_COLUMN ? 2 : 1, rc = TXN_OK;
+    if (argc != nobj + 1 && argc != nobj + 2) {
+        fail(ctx, "42883", "function has_*_privilege does not exist with that many arguments");
+        return;
+    }
+    if (any_null(argc, argv)) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    sqlite3_value **obj = argv + (argc - nobj - 1);
+    const char *privs = (const char *)sqlite3_value_text(argv[argc - 1]);
+    if (privs == NULL) {
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    if (argc == nobj + 2) {
+        if (priv_user(ctx, argv[0], user, on != PRIV_ON_ROLE) != 0) return;
+    } else {
+        base_strlcpy(user, s->user, sizeof(user));
+    }
+    bool by_oid = sqlite3_value_type(obj[0]) == SQLITE_INTEGER;
+    const char *name = (const char *)sqlite3_value_text(obj[0]);
+    if (name == NULL) {
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    const sqlv__table *t = NULL;
+    sqlv__seq_def seq;
+    bool catalog = false;
+    memset(&seq, 0, sizeof(seq));
+    switch (on) {
+    case PRIV_ON_TABLE:
+    case PRIV_ON_COLUMN:
+    case PRIV_ON_ANY_COLUMN:
+    case PRIV_ON_SEQUENCE:
+        if (priv_relation(ctx, obj[0], &t, &seq, &catalog) != 0) return;
+        break;
+    case PRIV_ON_DATABASE:
+        if (by_oid ? sqlite3_value_int64(obj[0]) != SQLV__PGCAT_OID_DATABASE
+                   : strcmp(name, s->database) != 0) {
+            if (by_oid) break;
+            snprintf(msg, sizeof(msg), "database \"%.300s\" does not exist", name);
+            fail(ctx, "3D000", msg);
+            return;
+        }
+        catalog = true; /* found */
+        break;
+    case PRIV_ON_SCHEMA: {
+        static const struct {
+            const char *name;
+            int64_t oid;
+        } schemas[] = {{"public", SQLV__PGCAT_OID_NS_PUBLIC},
+                       {"pg_catalog", SQLV__PGCAT_OID_NS_CATALOG},
+                       {"pg_toast", SQLV__PGCAT_OID_NS_TOAST},
+                       {"information_schema", SQLV__PGCAT_OID_NS_INFO}};
+        int k = -1;
+        for (size_t i = 0; i < BASE_ARRAY_LEN(schemas) && k < 0; i++)
+            if (by_oid ? sqlite3_value_int64(obj[0]) == schemas[i].oid
+                       : strcmp(name, schemas[i].name) == 0)
+                k = (int)i;
+        if (k < 0 && !by_oid) {
+            snprintf(msg, sizeof(msg), "schema \"%.300s\" does not exist", name);
+            fail(ctx, "3F000", msg);
+            return;
+        }
+        catalog = k >= 0;
+        seq.id = k == 0; /* public: CREATE is the database's */
+        break;
+    }
+    case PRIV_ON_TABLESPACE:
+        catalog = by_oid ? (sqlite3_value_int64(obj[0]) == 1663 ||
+                            sqlite3_value_int64(obj[0]) == 1664)
+                         : (strcmp(name, "pg_default") == 0 || strcmp(name, "pg_global") == 0);
+        if (!catalog && !by_oid) {
+            snprintf(msg, sizeof(msg), "tablespace \"%.300s\" does not exist", name);
+            fail(ctx, "42704", msg);
+            return;
+        }
+        break;
+    case PRIV_ON_ROLE:
+        if (priv_user(ctx, obj[0], seq.name, false) != 0) return;
+        catalog = true;
+        break;
+    default: /* functions and types: PUBLIC's, not looked up */
+        catalog = true;
+        break;
+    }
+    int n = priv_parse(ctx, privs, priv_names_of[on], want);
+    if (n < 0) return;
+    bool found = t != NULL || seq.id != 0 || catalog;
+    const char *column = NULL;
+    if (found && on == PRIV_ON_COLUMN) { /* by name, or by attnum (an unknown one: NULL) */
+        const char *cname = (const char *)sqlite3_value_text(obj[1]);
+        bool by_num = sqlite3_value_type(obj[1]) == SQLITE_INTEGER;
+        int64_t attnum = sqlite3_value_int64(obj[1]);
+        for (int i = 0; t != NULL && cname != NULL && i < t->ncols && column == NULL; i++)
+            if (by_num ? attnum == i + 1 : sqlite3_stricmp(t->cols[i].name, cname) == 0)
+                column = t->cols[i].name;
+        if (column == NULL && !by_num && cname != NULL) {
+            snprintf(msg, sizeof(msg), "column \"%.100s\" of relation \"%.100s\" does not exist",
+                     cname, t ? t->name : seq.id ? seq.name : name);
+            fail(ctx, "42703", msg);
+            return;
+        }
+        found = column != NULL;
+    }
+    if (!found) { /* an OID that names nothing */
+        sqlite3_result_null(ctx);
+        return;
+    }
+    switch (on) {
+    case PRIV_ON_TABLE:
+    case PRIV_ON_ANY_COLUMN:
+    case PRIV_ON_COLUMN:
+        if (catalog) { /* system catalogs: everyone reads them, a superuser writes */
+            rc = sqlv__priv_held(s, user, 'd', 0, NULL, &bits, &err);
+            if (bits != PRIV_FN_ALL) bits = SQLV__PRIV_SELECT;
+            break;
+        }
+        if (on == PRIV_ON_SEQUENCE || t == NULL) {
+            rc = priv_held_relation(s, user, t, &seq, &bits, &err);
+            break;
+        }
+        rc = sqlv__priv_held(s, user, 't', t->id, NULL, &bits, &err);
+        if (rc == TXN_OK && on != PRIV_ON_TABLE && bits != PRIV_FN_ALL)
+            rc = sqlv__priv_held(s, user, on == PRIV_ON_COLUMN ? 'c' : 'a', t->id, column, &more,
+                                 &err);
+        bits |= more;
+        break;
+    case PRIV_ON_SEQUENCE:
+        if (seq.id == 0) { /* a table, an index or a catalog */
+            char q[300];
+            sqlv__pgcat_quote_ident(t ? t->name : name, q, sizeof(q));
+            snprintf(msg, sizeof(msg), "\"%s\" is not a sequence", by_oid && t == NULL ? name : q);
+            fail(ctx, "42809", msg);
+            return;
+        }
+        rc = priv_held_relation(s, user, NULL, &seq, &bits, &err);
+        break;
+    case PRIV_ON_DATABASE:
+    case PRIV_ON_TABLESPACE:
+    case PRIV_ON_FUNCTION:
+    case PRIV_ON_TYPE:
+        rc = sqlv__priv_held(s, user, 'd', 0, NULL, &bits, &err);
+        break;
+    case PRIV_ON_SCHEMA:
+        rc = sqlv__priv_held(s, user, 'd', 0, NULL, &bits, &err);
+        if (seq.id == 0 && bits != PRIV_FN_ALL) bits = 0; /* a system schema: no CREATE */
+        break;
+    case PRIV_ON_ROLE: {
+        bool member = false;
+        rc = sqlv__priv_role_member(s, user, seq.name, &member, &err);
+        bits = member ? 1 : 0;
+        break;
+    }
+    default: break;
+    }
+    if (rc != TXN_OK) {
+        priv_txn_fail(ctx, rc, &err);
+        return;
+    }
+    sqlite3_result_int(ctx, priv_any(bits, want, n));
+}
+
+static void fn_has_table_privilege(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    has_privilege(ctx, PRIV_ON_TABLE, argc, argv);
+}
+static void fn_has_column_privilege(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    has_privilege(ctx, PRIV_ON_COLUMN, argc, argv);
+}
+static void fn_has_any_column_privilege(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    has_privilege(ctx, PRIV_ON_ANY_COLUMN, argc, argv);
+}
+static void fn_has_sequence_privilege(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    has_privilege(ctx, PRIV_ON_SEQUENCE, argc, argv);
+}
+static void fn_has_database_privilege(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    has_privilege(ctx, PRIV_ON_DATABASE, argc, argv);
+}
+static void fn_has_schema_privilege(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    has_privilege(ctx, PRIV_ON_SCHEMA, argc, argv);
+}
+static void fn_has_function_privilege(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    has_privilege(ctx, PRIV_ON_FUNCTION, argc, argv);
+}
+static void fn_has_type_privilege(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    has_privilege(ctx, PRIV_ON_TYPE, argc, argv);
+}
+static void fn_has_tablespace_privilege(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    has_privilege(ctx, PRIV_ON_TABLESPACE, argc, argv);
+}
+static void fn_pg_has_role(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    has_privilege(ctx, PRIV_ON_ROLE, argc, argv);
+}
+
 /* ---- registration --------------------------------------------------------------------- */
 
 int sqlv__pgcatalog_register(sqlv_session *s) {
@@ -1292,16 +1758,16 @@ int sqlv__pgcatalog_register(sqlv_session *s) {
         {"pg_opclass_is_visible", 1, fn_true},
         {"pg_operator_is_visible", 1, fn_true},
         {"pg_statistics_obj_is_visible", 1, fn_true},
-        {"has_table_privilege", -1, fn_true},
-        {"has_schema_privilege", -1, fn_true},
-        {"has_database_privilege", -1, fn_true},
-        {"has_column_privilege", -1, fn_true},
-        {"has_any_column_privilege", -1, fn_true},
-        {"has_function_privilege", -1, fn_true},
-        {"has_sequence_privilege", -1, fn_true},
-        {"has_type_privilege", -1, fn_true},
-        {"has_tablespace_privilege", -1, fn_true},
-        {"pg_has_role", -1, fn_true},
+        {"has_table_privilege", -1, fn_has_table_privilege},
+        {"has_schema_privilege", -1, fn_has_schema_privilege},
+        {"has_database_privilege", -1, fn_has_database_privilege},
+        {"has_column_privilege", -1, fn_has_column_privilege},
+        {"has_any_column_privilege", -1, fn_has_any_column_privilege},
+        {"has_function_privilege", -1, fn_has_function_privilege},
+        {"has_sequence_privilege", -1, fn_has_sequence_privilege},
+        {"has_type_privilege", -1, fn_has_type_privilege},
+        {"has_tablespace_privilege", -1, fn_has_tablespace_privilege},
+        {"pg_has_role", -1, fn_pg_has_role},
         {"pg_is_in_recovery", 0, fn_false},
         {"format_type", 2, fn_format_type},
         {"pg_get_userbyid", 1, fn_get_userbyid},
@@ -1311,7 +1777,7 @@ int sqlv__pgcatalog_register(sqlv_session *s) {
         {"pg_get_constraintdef", 2, fn_get_constraintdef},
         {"pg_get_expr", 2, fn_get_expr},
         {"pg_get_expr", 3, fn_get_expr},
-        {"pg_get_viewdef", -1, fn_null},
+        {"pg_get_viewdef", -1, fn_get_viewdef},
         {"pg_get_partkeydef", 1, fn_null},
         {"pg_get_statisticsobjdef_columns", 1, fn_null},
         {"pg_tablespace_location", 1, fn_empty},
@@ -1383,7 +1849,7 @@ int sqlv__pgcatalog_show(sqlv__run *r, const char *p, const char *end) {
     } else if (sqlv__tok_is(&t, "CREATE")) {
         const char *save = p;
         sqlv__token t2 = sqlv__lex_next(&p, end);
-        if (!sqlv__tok_is(&t2, "TABLE")) p = save;
+        if (!sqlv__tok_is(&t2, "TABLE") && !sqlv__tok_is(&t2, "VIEW")) p = save;
         if (show_name(&p, end, name, sizeof(name)) != 0)
             return sqlv__fail(r, "42601", "syntax error in SHOW CREATE TABLE");
         q = sqlite3_mprintf("SELECT %Q AS table_name, meridian_create_statement(%Q) AS "

@@ -1,10 +1,12 @@
 /*
 ** Privileges (issue 9, docs/security.md "Authorization"): GRANT and REVOKE
-** of SELECT, INSERT, UPDATE, DELETE, DROP on tables, SELECT, INSERT,
-** UPDATE on columns, USAGE, SELECT, UPDATE on sequences and CREATE, DROP on
-** the database, with their grantors and REVOKE ... CASCADE; SHOW GRANTS,
-** owners, and the per-session cache of the effective privileges that every
-** check reads (format: sql_int.h, "privileges").
+** of SELECT, INSERT, UPDATE, DELETE, DROP, REFERENCES, TRIGGER on tables,
+** SELECT, INSERT, UPDATE, REFERENCES on columns, USAGE, SELECT, UPDATE on
+** sequences and CREATE, DROP on the database, with their grantors and
+** REVOKE ... CASCADE; SHOW GRANTS, pg_class.relacl and relowner, owners
+** (OWNER TO of a sequence or a table), what a role holds (has_*_privilege),
+** and the per-session cache of the effective privileges that
+** every check reads (format: sql_int.h, "privileges").
 **
 ** Invariants:
 **   - root and members of admin (directly or not) hold every privilege;
@@ -31,7 +33,15 @@
 **     write (DDL, cluster settings, range operations).
 **   - privilege rows name tables (and their columns) and sequences by id:
 **     ids are never reused, so a dropped object's rows can never apply to
-**     another.
+**     another. A role a live object's row names is not dropped (users.c).
+**   - ALTER and DROP SEQUENCE: admins, the sequence's owner (or its
+**     table's, or a member of either) or the database's DROP; checked in
+**     the statement's transaction before it writes (42501). OWNER TO moves
+**     the owner row and the old owner's grants in one transaction (a
+**     table's: with the sequences its columns own; the user in the old
+**     owner and in the new, the new one may create tables, or an admin).
+**   - REFERENCES and TRIGGER (0x10000, 0x20000) sit above the grant
+**     options of the low byte; their own options are << 8 as every other.
 **   - every loop is bounded: SQLV__PRIVILEGES_MAX rows per scan,
 **     SQLV__ROLE_NAMES_MAX names, PRIV_OBJECTS_MAX objects and
 **     PRIV_COLUMNS_MAX columns per statement; the cascade only takes bits.
@@ -39,6 +49,7 @@
 #include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -55,7 +66,9 @@
 #define PRIV_OBJECTS_MAX 64 /* tables in one GRANT/REVOKE/SHOW GRANTS ON */
 #define PRIV_COLUMNS_MAX 64 /* columns named in one GRANT/REVOKE */
 #define PRIV_ALL_OBJECTS_MAX 100000 /* ON ALL TABLES/SEQUENCES IN SCHEMA */
-#define PRIV_COLUMN_BITS (SQLV__PRIV_SELECT | SQLV__PRIV_INSERT | SQLV__PRIV_UPDATE)
+#define PRIV_TOKENS_MAX 1000000 /* tokens of a CREATE TABLE searched for REFERENCES */
+#define PRIV_COLUMN_BITS                                                                           \
+    (SQLV__PRIV_SELECT | SQLV__PRIV_INSERT | SQLV__PRIV_UPDATE | SQLV__PRIV_REFERENCES)
 #define PRIV_PUBLIC "public" /* the grantee every role is in (never a role's name) */
 
 enum { STMT_OK = 0, STMT_FAILED = 1 };
@@ -66,12 +79,24 @@ typedef struct priv_entry {
     uint32_t bits;
 } priv_entry;
 
+/* The owner of one table or view (owner rows). */
+typedef struct priv_owner {
+    uint32_t id;
+    char role[SQLV__NAME_BYTES_MAX + 1];
+} priv_owner;
+
 struct sqlv__priv_cache {
     bool valid;
     uint64_t version; /* the catalog version it was read at */
     bool admin;
     priv_entry *items; /* owner: this cache */
     int n;
+    priv_owner *owners; /* every owner row's (id, role); owner: this cache */
+    int nowners;
+    /* A view's reads are checked against its owner's privileges: the
+    ** last owner's, read at the same version (sqlv__priv_authorize_view). */
+    struct sqlv__priv_cache *as_owner; /* owner: this cache */
+    char as_role[SQLV__NAME_BYTES_MAX + 1];
 };
 
 /* ---- keys and records ------------------------------------------------------------ */
@@ -212,6 +237,8 @@ static int rows_list(txn *kv, priv_row **out, int *n, txn_error *err) {
 void sqlv__priv_cache_free(sqlv__priv_cache *c) {
     if (c == NULL) return;
     base_free(c->items);
+    base_free(c->owners);
+    sqlv__priv_cache_free(c->as_owner);
     base_free(c);
 }
 
@@ -221,8 +248,8 @@ void sqlv__priv_invalidate(sqlv_session *s) {
 
 static bool is_root(const sqlv_session *s) { return strcmp(s->user, SQLV__ROLE_ROOT) == 0; }
 
-/* Read the user's effective privileges through kv into c. */
-static int cache_fill(sqlv_session *s, sqlv__priv_cache *c, txn *kv, txn_error *err) {
+/* Read user's effective privileges through kv into c (and the owners). */
+static int cache_fill_for(const char *user, sqlv__priv_cache *c, txn *kv, txn_error *err) {
     sqlv__membership *members = NULL;
     priv_row *rows = NULL;
     int nm = 0, nr = 0;
@@ -231,18 +258,28 @@ static int cache_fill(sqlv_session *s, sqlv__priv_cache *c, txn *kv, txn_error *
     rc = rows_list(kv, &rows, &nr, err);
     if (rc != TXN_OK) goto done;
     base_free(c->items);
+    base_free(c->owners);
     c->items = NULL;
-    c->n = 0;
-    c->admin = sqlv__role_in(members, nm, s->user, SQLV__ROLE_ADMIN);
+    c->owners = NULL;
+    c->n = c->nowners = 0;
+    c->admin = sqlv__role_in(members, nm, user, SQLV__ROLE_ADMIN);
     c->items = base_calloc((size_t)nr + 1, sizeof(*c->items));
-    if (c->items == NULL) {
+    c->owners = base_calloc((size_t)nr + 1, sizeof(*c->owners));
+    if (c->items == NULL || c->owners == NULL) {
         rc = TXN_ERR_NOMEM;
         txn_error_set(err, rc);
         goto done;
     }
     for (int i = 0; i < nr; i++) {
+        unsigned id;
+        char tail;
+        if ((rows[i].bits & SQLV__PRIV_OWNER) &&
+            sscanf(rows[i].object, "t:%u%c", &id, &tail) == 1) {
+            c->owners[c->nowners].id = id;
+            base_strlcpy(c->owners[c->nowners++].role, rows[i].grantee, SQLV__NAME_BYTES_MAX + 1);
+        }
         if (strcmp(rows[i].grantee, PRIV_PUBLIC) != 0 &&
-            !sqlv__role_in(members, nm, s->user, rows[i].grantee))
+            !sqlv__role_in(members, nm, user, rows[i].grantee))
             continue;
         int j = 0;
         while (j < c->n && strcmp(c->items[j].object, rows[i].object) != 0)
@@ -257,6 +294,10 @@ done:
     base_free(members);
     base_free(rows);
     return rc;
+}
+
+static int cache_fill(sqlv_session *s, sqlv__priv_cache *c, txn *kv, txn_error *err) {
+    return cache_fill_for(s->user, c, kv, err);
 }
 
 /* s->priv, current for s->cat->version: read through s->kv when there is
@@ -332,6 +373,8 @@ static const char *priv_word(uint32_t bit) {
     case SQLV__PRIV_CREATE: return "CREATE";
     case SQLV__PRIV_DROP: return "DROP";
     case SQLV__PRIV_USAGE: return "USAGE";
+    case SQLV__PRIV_REFERENCES: return "REFERENCES";
+    case SQLV__PRIV_TRIGGER: return "TRIGGER";
     default: return "ALL";
     }
 }
@@ -441,6 +484,109 @@ int sqlv__priv_authorize(sqlv_session *s, const char *table, const char *column,
     return SQLITE_DENY;
 }
 
+/* The privileges of role (the owner of a view) at the version of the
+** session's cache c: c->as_owner, read again when it is another role's or
+** older. TXN_OK or a txn error with err set. */
+static int owner_cache(sqlv_session *s, sqlv__priv_cache *c, const char *role,
+                       sqlv__priv_cache **out, txn_error *err) {
+    sqlv__priv_cache *o = c->as_owner;
+    if (o != NULL && o->valid && o->version == c->version && strcmp(c->as_role, role) == 0) {
+        *out = o;
+        return TXN_OK;
+    }
+    if (o == NULL && (o = c->as_owner = base_calloc(1, sizeof(*o))) == NULL) {
+        txn_error_set(err, TXN_ERR_NOMEM);
+        return TXN_ERR_NOMEM;
+    }
+    o->valid = false;
+    int rc;
+    if (s->kv != NULL) {
+        rc = cache_fill_for(role, o, s->kv, err);
+    } else {
+        txn_options opt = {.read_only = true};
+        txn *kv = NULL;
+        rc = txn_begin(s->engine->db, &opt, &kv);
+        if (rc == TXN_OK) {
+            rc = cache_fill_for(role, o, kv, err);
+            txn_rollback(kv); /* read only: nothing to commit */
+        } else {
+            txn_error_set(err, rc);
+        }
+    }
+    if (rc != TXN_OK) return rc;
+    base_strlcpy(c->as_role, role, sizeof(c->as_role));
+    o->version = c->version;
+    o->valid = true;
+    *out = o;
+    return TXN_OK;
+}
+
+int sqlv__priv_authorize_view(sqlv_session *s, const char *view, const char *table,
+                              const char *column) {
+    if (table == NULL) return SQLITE_OK;
+    uint32_t id = sqlv__session_find_id(s, table);
+    if (id == 0) return SQLITE_OK; /* a system catalog: everyone reads them */
+    uint32_t vid = sqlv__session_find_id(s, view);
+    txn_error err = {{0}, {0}};
+    sqlv__priv_cache *c, *o;
+    int rc = cache_get(s, &c, false, &err);
+    if (rc != TXN_OK) goto txn_failed;
+    const char *owner = NULL;
+    for (int i = 0; i < c->nowners && vid != 0; i++)
+        if (c->owners[i].id == vid) owner = c->owners[i].role;
+    if (owner == NULL) return SQLITE_OK; /* root's or an admin's view: every privilege */
+    if (strcmp(owner, s->user) == 0) return sqlv__priv_authorize(s, table, column,
+                                                                 SQLV__PRIV_SELECT);
+    char role[SQLV__NAME_BYTES_MAX + 1], object[PRIV_OBJECT_BYTES_MAX + 1];
+    base_strlcpy(role, owner, sizeof(role)); /* owner points into c, which a fill replaces */
+    rc = owner_cache(s, c, role, &o, &err);
+    if (rc != TXN_OK) goto txn_failed;
+    table_object(id, object);
+    if (o->admin || (effective(o, object) & SQLV__PRIV_SELECT) ||
+        (column != NULL && (column[0] ? column_holds(o, id, column, SQLV__PRIV_SELECT)
+                                      : any_column_holds(o, object, SQLV__PRIV_SELECT))))
+        return SQLITE_OK;
+    sqlv__session_error(s, "42501", "permission denied for table %s", table);
+    return SQLITE_DENY;
+txn_failed:
+    txn_error_set(&err, rc);
+    sqlv__session_error(s, err.sqlstate[0] ? err.sqlstate : "XX000", "%s", err.message);
+    return SQLITE_DENY;
+}
+
+/* Does the statement being prepared name table (any identifier token
+** equal to it)? true also when the text is unknown: the strict answer. */
+static bool named_in_statement(const char *table) {
+    if (stmt_text == NULL) return true;
+    const char *p = stmt_text, *end = stmt_text + stmt_len;
+    char name[SQLV__NAME_BYTES_MAX * 4 + 1];
+    for (size_t guard = 0; guard <= stmt_len; guard++) {
+        sqlv__token t = sqlv__lex_next(&p, end);
+        if (t.kind == SQLV__TOK_END) break;
+        if (sqlv__tok_ident(&t, name, sizeof(name)) == 0 && sqlite3_stricmp(name, table) == 0)
+            return true;
+    }
+    return false;
+}
+
+int sqlv__priv_authorize_no_columns(sqlv_session *s, const char *table) {
+    if (named_in_statement(table)) return sqlv__priv_authorize(s, table, "", SQLV__PRIV_SELECT);
+    /* reached through a view SQLite flattened: the invoker's SELECT on every
+    ** view the statement names (their owners' were checked at CREATE) */
+    const char *p = stmt_text, *end = stmt_text + stmt_len;
+    char name[SQLV__NAME_BYTES_MAX * 4 + 1];
+    for (size_t guard = 0; guard <= stmt_len; guard++) {
+        sqlv__token t = sqlv__lex_next(&p, end);
+        if (t.kind == SQLV__TOK_END) break;
+        if (sqlv__tok_ident(&t, name, sizeof(name)) != 0) continue;
+        const sqlv__table *v = sqlv__session_find_table(s, name);
+        if (v != NULL && v->is_view &&
+            sqlv__priv_authorize(s, name, "", SQLV__PRIV_SELECT) != SQLITE_OK)
+            return SQLITE_DENY;
+    }
+    return SQLITE_OK;
+}
+
 /* Without a transaction, the table's id and the privileges are read
 ** afresh in a read-only transaction of their own: s->cat may be older than
 ** the table. */
@@ -488,6 +634,101 @@ done:
     if (rc < 0) return sqlv__fail_txn(r, rc, &err);
     if (rc == 0) return STMT_OK;
     snprintf(msg, sizeof(msg), "permission denied for table %.63s", table);
+    return sqlv__fail(r, "42501", msg);
+}
+
+/* Does the user hold REFERENCES on table id, or on each of its columns
+** cols (none: its primary key's, PostgreSQL's default target; -1: more
+** than a statement may name, the table's privilege only)? */
+static bool references_held(sqlv_session *s, const sqlv__priv_cache *c, const sqlv__table *t,
+                            char (*cols)[SQLV__NAME_BYTES_MAX * 4 + 1], int ncols) {
+    char object[PRIV_OBJECT_BYTES_MAX + 1];
+    table_object(t->id, object);
+    if (is_root(s) || c->admin || (effective(c, object) & SQLV__PRIV_REFERENCES)) return true;
+    if (ncols < 0 || (ncols == 0 && t->npk == 0)) return false;
+    for (int i = 0; i < (ncols > 0 ? ncols : t->npk); i++)
+        if (!column_holds(c, t->id, ncols > 0 ? cols[i] : t->cols[t->pk[i]].name,
+                          SQLV__PRIV_REFERENCES))
+            return false;
+    return true;
+}
+
+int sqlv__priv_require_references(sqlv__run *r, const char *text, size_t len) {
+    sqlv_session *s = r->s;
+    char name[SQLV__NAME_BYTES_MAX * 4 + 1], msg[160];
+    char cols[PRIV_COLUMNS_MAX][SQLV__NAME_BYTES_MAX * 4 + 1];
+    const char *p = text, *end = text + len;
+    txn_error err = {{0}, {0}};
+    txn *own = NULL;
+    sqlv__catalog *cat = NULL;
+    int rc = TXN_OK, ncols = 0;
+    bool denied = false;
+    if (is_root(s)) return STMT_OK;
+    sqlv__token t = sqlv__lex_next(&p, end);
+    for (int guard = 0; guard < PRIV_TOKENS_MAX && t.kind != SQLV__TOK_END; guard++) {
+        if (!sqlv__tok_is(&t, "REFERENCES")) {
+            t = sqlv__lex_next(&p, end);
+            continue;
+        }
+        t = sqlv__lex_next(&p, end);
+        if (sqlv__tok_ident(&t, name, sizeof(name)) != 0) break; /* SQLite reports it */
+        t = sqlv__lex_next(&p, end);
+        if (sqlv__tok_punct(&t, '.')) { /* public.t */
+            t = sqlv__lex_next(&p, end);
+            if (sqlv__tok_ident(&t, name, sizeof(name)) != 0) break;
+            t = sqlv__lex_next(&p, end);
+        }
+        ncols = 0;
+        if (sqlv__tok_punct(&t, '(')) {
+            for (t = sqlv__lex_next(&p, end);
+                 ncols < PRIV_COLUMNS_MAX && sqlv__tok_ident(&t, cols[ncols], sizeof(cols[0])) == 0;
+                 t = sqlv__lex_next(&p, end)) {
+                ncols++;
+                t = sqlv__lex_next(&p, end);
+                if (!sqlv__tok_punct(&t, ',')) break;
+            }
+            if (ncols == PRIV_COLUMNS_MAX && !sqlv__tok_punct(&t, ')')) ncols = -1;
+        }
+        /* the privileges and the table as they are now (s->cat may be older
+        ** without a transaction), as sqlv__priv_require_table reads them */
+        const sqlv__table *tt = NULL;
+        sqlv__priv_cache *c = NULL;
+        if (s->kv != NULL) {
+            tt = sqlv__session_find_table(s, name);
+            rc = cache_get(s, &c, false, &err);
+        } else {
+            if (own == NULL) {
+                txn_options o = {.read_only = true};
+                if ((rc = txn_begin(s->engine->db, &o, &own)) != TXN_OK) {
+                    own = NULL;
+                    break;
+                }
+                cat = sqlv__engine_catalog(s->engine);
+                if ((rc = sqlv__engine_catalog_at(s->engine, own, &cat, &err)) != TXN_OK) break;
+                if (s->priv == NULL && (s->priv = base_calloc(1, sizeof(*s->priv))) == NULL) {
+                    rc = TXN_ERR_NOMEM;
+                    txn_error_set(&err, rc);
+                    break;
+                }
+                if ((rc = cache_fill(s, s->priv, own, &err)) != TXN_OK) break;
+                s->priv->version = s->cat->version; /* as cache_get tags it */
+                s->priv->valid = true;
+            }
+            tt = sqlv__catalog_find(cat, name);
+            c = s->priv;
+        }
+        if (rc != TXN_OK) break;
+        /* a table that does not exist (or the one being created) passes */
+        if (tt != NULL && !references_held(s, c, tt, cols, ncols)) {
+            denied = true;
+            break;
+        }
+    }
+    if (own != NULL) txn_rollback(own); /* read only: nothing to commit */
+    sqlv__catalog_unref(cat);
+    if (rc != TXN_OK) return sqlv__fail_txn(r, rc, &err);
+    if (!denied) return STMT_OK;
+    snprintf(msg, sizeof(msg), "permission denied for table %.63s", name);
     return sqlv__fail(r, "42501", msg);
 }
 
@@ -649,6 +890,41 @@ void sqlv__priv_record_owner(sqlv_session *s, const char *table) {
     }
 }
 
+int sqlv__priv_move_table(txn *kv, uint32_t old_id, uint32_t new_id, txn_error *err) {
+    char object[PRIV_OBJECT_BYTES_MAX + 1], moved[PRIV_OBJECT_BYTES_MAX + 1];
+    priv_row *rows = NULL;
+    base_buf key = {0}, val = {0};
+    int n = 0, rc = rows_list(kv, &rows, &n, err);
+    table_object(old_id, object);
+    size_t object_len = strlen(object); /* "c:<old id>" is as long */
+    for (int i = 0; i < n && rc == TXN_OK; i++) {
+        priv_row *p = &rows[i];
+        bool column = column_of(p->object, object);
+        if (!column && strcmp(p->object, object) != 0) continue;
+        rc = TXN_ERR_NOMEM;
+        if (priv_key(&key, p->object, p->grantee, p->grantor) != 0) break;
+        if ((rc = txn_delete(kv, key.data, key.len, err)) != TXN_OK) break;
+        if (column) {
+            if (column_object(new_id, p->object + object_len + 1, moved) != 0) {
+                rc = TXN_ERR_LIMIT; /* the longer id leaves the name no room */
+                break;
+            }
+        } else {
+            table_object(new_id, moved);
+        }
+        base_strlcpy(p->object, moved, sizeof(p->object));
+        rc = TXN_ERR_NOMEM;
+        if (priv_key(&key, p->object, p->grantee, p->grantor) != 0 || priv_encode(p, &val) != 0)
+            break;
+        rc = txn_put(kv, key.data, key.len, val.data, val.len, err);
+    }
+    if (rc == TXN_ERR_NOMEM || rc == TXN_ERR_LIMIT) txn_error_set(err, rc);
+    base_free(rows);
+    base_buf_free(&key);
+    base_buf_free(&val);
+    return rc;
+}
+
 /* ---- GRANT / REVOKE ---------------------------------------------------------------- */
 
 typedef struct priv_column {
@@ -698,7 +974,8 @@ static uint32_t priv_bit(const sqlv__token *t) {
     } words[] = {{"SELECT", SQLV__PRIV_SELECT}, {"INSERT", SQLV__PRIV_INSERT},
                  {"UPDATE", SQLV__PRIV_UPDATE}, {"DELETE", SQLV__PRIV_DELETE},
                  {"CREATE", SQLV__PRIV_CREATE}, {"DROP", SQLV__PRIV_DROP},
-                 {"USAGE", SQLV__PRIV_USAGE}};
+                 {"USAGE", SQLV__PRIV_USAGE},   {"REFERENCES", SQLV__PRIV_REFERENCES},
+                 {"TRIGGER", SQLV__PRIV_TRIGGER}};
     for (size_t i = 0; i < BASE_ARRAY_LEN(words); i++)
         if (sqlv__tok_is(t, words[i].word)) return words[i].bit;
     return 0;
@@ -1366,10 +1643,213 @@ done:
     return result;
 }
 
+/* ---- owners: ALTER and DROP SEQUENCE, OWNER TO ------------------------------------- */
+
+int sqlv__priv_sequence_owner(sqlv_session *s, txn *kv, const sqlv__catalog *cat, uint32_t id,
+                              const char *owner_table, bool database_drop, bool *ok,
+                              txn_error *err) {
+    char object[PRIV_OBJECT_BYTES_MAX + 1];
+    bool admin = false;
+    priv_work w;
+    memset(&w, 0, sizeof(w));
+    *ok = true;
+    if (is_root(s)) return TXN_OK;
+    int rc = sqlv__role_is_admin(kv, s->user, &admin, err);
+    if (rc != TXN_OK || admin) return rc;
+    if ((rc = sqlv__memberships_list(kv, &w.members, &w.nm, err)) != TXN_OK) goto done;
+    if ((rc = rows_list(kv, &w.rows, &w.n, err)) != TXN_OK) goto done;
+    table_object(id, object);
+    const char *owner = owner_of(&w, object);
+    if (owner == NULL && owner_table[0]) { /* SERIAL, IDENTITY: the table's owner owns it */
+        const sqlv__table *tt = s->status == 'T' ? sqlv__session_find_table(s, owner_table)
+                                                 : sqlv__catalog_find(cat, owner_table);
+        if (tt != NULL) {
+            table_object(tt->id, object);
+            owner = owner_of(&w, object);
+        }
+    }
+    *ok = owner != NULL && sqlv__role_in(w.members, w.nm, s->user, owner);
+    if (!*ok && database_drop) { /* Meridian's own: the database's DROP drops any table */
+        database_object(s->database, object);
+        *ok = (held_on(&w, object, s->user) & SQLV__PRIV_DROP) != 0;
+    }
+done:
+    work_free(&w);
+    return rc;
+}
+
+/* Move row i's bits to the row (its object, its grantee, grantor to) and
+** empty row i. 0 or -1 (memory). */
+static int move_grantor(priv_work *w, int i, const char *to) {
+    priv_row from = w->rows[i]; /* a copy: find_row may move the rows */
+    int k = find_row(w, from.object, from.grantee, to, true);
+    if (k < 0) return -1;
+    w->rows[k].bits |= from.bits;
+    w->dirty[k] = true;
+    w->rows[i].bits = 0;
+    w->dirty[i] = true;
+    return 0;
+}
+
+/* Object's owner goes from from to to in w (dirty rows; the caller writes
+** them): the old owner row's rights go; what from granted on object (and on
+** its columns), to did (PostgreSQL's aclnewowner); to's grants to itself
+** merge into its ownership. with_row: to gets the owner row (root owns
+** without one; a SERIAL's sequence follows its table's owner without one).
+** 0, or -1 (memory). */
+static int owner_move(priv_work *w, const char *object, const char *from, const char *to,
+                      bool with_row) {
+    int n = w->n;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(w->rows[i].object, object) != 0 && !column_of(w->rows[i].object, object))
+            continue;
+        if (w->rows[i].bits & SQLV__PRIV_OWNER) { /* the old owner's rights go */
+            w->rows[i].bits &= ~SQLV__PRIV_OWNER;
+            w->dirty[i] = true;
+        }
+        if (w->rows[i].bits != 0 && strcmp(w->rows[i].grantor, from) == 0 &&
+            move_grantor(w, i, to) != 0)
+            return -1;
+    }
+    for (int i = 0; i < w->n; i++)
+        if (strcmp(w->rows[i].object, object) == 0 && strcmp(w->rows[i].grantee, to) == 0 &&
+            strcmp(w->rows[i].grantor, to) == 0 && w->rows[i].bits != 0) {
+            w->rows[i].bits = 0;
+            w->dirty[i] = true;
+        }
+    if (with_row && strcmp(to, SQLV__ROLE_ROOT) != 0) {
+        int k = find_row(w, object, to, "", true);
+        if (k < 0) return -1;
+        w->rows[k].bits |= SQLV__PRIV_OWNER;
+        w->dirty[k] = true;
+    }
+    return 0;
+}
+
+/* Write w's dirty rows through kv (an empty row is deleted). */
+static int rows_write(priv_work *w, txn *kv, txn_error *err) {
+    base_buf key = {0}, val = {0};
+    int rc = TXN_OK;
+    for (int k = 0; k < w->n && rc == TXN_OK; k++) {
+        if (!w->dirty[k]) continue;
+        const priv_row *r = &w->rows[k];
+        if (priv_key(&key, r->object, r->grantee, r->grantor) != 0) {
+            rc = TXN_ERR_NOMEM;
+        } else if (r->bits == 0) {
+            rc = txn_delete(kv, key.data, key.len, err);
+        } else if (priv_encode(r, &val) == 0) {
+            rc = txn_put(kv, key.data, key.len, val.data, val.len, err);
+        } else {
+            rc = TXN_ERR_NOMEM;
+        }
+    }
+    if (rc == TXN_ERR_NOMEM) txn_error_set(err, rc);
+    base_buf_free(&key);
+    base_buf_free(&val);
+    return rc;
+}
+
+/* Is role one of the stored roles (or a built-in one)? */
+static int role_exists(txn *kv, const char *role, bool *found, txn_error *err) {
+    sqlv__role *roles = NULL;
+    int nroles = 0;
+    *found = false;
+    int rc = sqlv__roles_list(kv, &roles, &nroles, err);
+    for (int k = 0; rc == TXN_OK && k < nroles && !*found; k++)
+        *found = strcmp(roles[k].name, role) == 0;
+    base_free(roles);
+    return rc;
+}
+
+int sqlv__priv_set_owner(sqlv_session *s, txn *kv, uint32_t id, const char *role,
+                         char state[6], char *msg, size_t msg_size, txn_error *err) {
+    char object[PRIV_OBJECT_BYTES_MAX + 1], from[SQLV__NAME_BYTES_MAX + 1];
+    bool admin = false, found = false;
+    priv_work w;
+    memset(&w, 0, sizeof(w));
+    state[0] = 0;
+    int rc = sqlv__role_is_admin(kv, s->user, &admin, err);
+    if (rc != TXN_OK) return rc;
+    if ((rc = role_exists(kv, role, &found, err)) != TXN_OK) goto done;
+    if ((rc = sqlv__memberships_list(kv, &w.members, &w.nm, err)) != TXN_OK) goto done;
+    if (!found) {
+        base_strlcpy(state, "42704", 6);
+        snprintf(msg, msg_size, "role \"%.63s\" does not exist", role);
+        goto done;
+    }
+    /* PostgreSQL: the new owner must be a role the user could become */
+    if (!admin && !sqlv__role_in(w.members, w.nm, s->user, role)) {
+        base_strlcpy(state, "42501", 6);
+        snprintf(msg, msg_size, "must be member of role \"%.63s\"", role);
+        goto done;
+    }
+    if ((rc = rows_list(kv, &w.rows, &w.n, err)) != TXN_OK) goto done;
+    w.cap = w.n;
+    if ((w.dirty = base_calloc((size_t)w.n + 1, sizeof(*w.dirty))) == NULL) goto nomem;
+    table_object(id, object);
+    const char *old = owner_of(&w, object);
+    base_strlcpy(from, old != NULL ? old : SQLV__ROLE_ROOT, sizeof(from));
+    if (strcmp(from, role) == 0) goto done; /* already its owner */
+    if (owner_move(&w, object, from, role, true) != 0) goto nomem;
+    rc = rows_write(&w, kv, err);
+    goto done;
+nomem:
+    rc = TXN_ERR_NOMEM;
+    txn_error_set(err, rc);
+done:
+    work_free(&w);
+    return rc;
+}
+
+/* Does object (a row's) still name something: a table or sequence of cat or
+** seqs, a column of such a table, the database? (Rows outlive their
+** objects: ids are never reused, so they never apply to another.) */
+static bool object_live(const char *object, const sqlv__catalog *cat, const sqlv__seq_def *seqs,
+                        int nseqs) {
+    if (object[0] == 'd') return true;
+    uint32_t id = (uint32_t)strtoul(object + 2, NULL, 10);
+    const sqlv__table *t = sqlv__catalog_find_id(cat, id);
+    if (object[0] == 'c') {
+        const char *column = strchr(object + 2, ':');
+        for (int i = 0; t != NULL && column != NULL && i < t->ncols; i++)
+            if (sqlite3_stricmp(t->cols[i].name, column + 1) == 0) return true;
+        return false;
+    }
+    for (int i = 0; t == NULL && i < nseqs; i++)
+        if (seqs[i].id == id) return true;
+    return t != NULL;
+}
+
+int sqlv__priv_role_objects(sqlv_engine *e, txn *kv, const char *role, int *nobjects,
+                            txn_error *err) {
+    priv_row *rows = NULL;
+    sqlv__seq_def *seqs = NULL;
+    sqlv__catalog *cat = sqlv__engine_catalog(e);
+    int nr = 0, nseqs = 0;
+    *nobjects = 0;
+    int rc = sqlv__engine_catalog_at(e, kv, &cat, err);
+    if (rc == TXN_OK) rc = sqlv__seq_list(kv, &seqs, &nseqs, err);
+    if (rc == TXN_OK) rc = rows_list(kv, &rows, &nr, err);
+    for (int i = 0; rc == TXN_OK && i < nr; i++) {
+        if (strcmp(rows[i].grantee, role) != 0 && strcmp(rows[i].grantor, role) != 0) continue;
+        if (!object_live(rows[i].object, cat, seqs, nseqs)) continue;
+        bool seen = false; /* each object once */
+        for (int k = 0; k < i && !seen; k++)
+            seen = strcmp(rows[k].object, rows[i].object) == 0 &&
+                   (strcmp(rows[k].grantee, role) == 0 || strcmp(rows[k].grantor, role) == 0);
+        if (!seen) (*nobjects)++;
+    }
+    base_free(rows);
+    base_free(seqs);
+    sqlv__catalog_unref(cat);
+    return rc;
+}
+
 /* ---- SHOW GRANTS -------------------------------------------------------------------- */
 
-static const uint32_t show_order[] = {SQLV__PRIV_CREATE, SQLV__PRIV_DELETE, SQLV__PRIV_DROP,
-                                      SQLV__PRIV_INSERT, SQLV__PRIV_SELECT, SQLV__PRIV_UPDATE};
+static const uint32_t show_order[] = {
+    SQLV__PRIV_CREATE, SQLV__PRIV_DELETE,  SQLV__PRIV_DROP,   SQLV__PRIV_INSERT,
+    SQLV__PRIV_REFERENCES, SQLV__PRIV_SELECT, SQLV__PRIV_TRIGGER, SQLV__PRIV_UPDATE};
 
 static void show_row(sqlv__run *r, const char *database, const char *table, const char *grantee,
                      const char *privilege, bool grantable) {
@@ -1558,8 +2038,9 @@ static const char *shown_grantor(const priv_row *rows, int nr, const priv_row *r
 int sqlv__priv_table_privileges(txn *kv, const sqlv__table *const *tables, int ntables,
                                 sqlv__table_privilege_fn fn, void *arg, txn_error *err) {
     /* PostgreSQL's privilege types only (DROP is Meridian's own) */
-    static const uint32_t order[] = {SQLV__PRIV_SELECT, SQLV__PRIV_INSERT, SQLV__PRIV_UPDATE,
-                                     SQLV__PRIV_DELETE};
+    static const uint32_t order[] = {SQLV__PRIV_SELECT,     SQLV__PRIV_INSERT,
+                                     SQLV__PRIV_UPDATE,     SQLV__PRIV_DELETE,
+                                     SQLV__PRIV_REFERENCES, SQLV__PRIV_TRIGGER};
     priv_row *rows = NULL;
     int nr = 0, rc = rows_list(kv, &rows, &nr, err);
     if (rc != TXN_OK) return rc;
@@ -1582,7 +2063,8 @@ int sqlv__priv_table_privileges(txn *kv, const sqlv__table *const *tables, int n
 
 int sqlv__priv_column_privileges(txn *kv, const sqlv__table *const *tables, int ntables,
                                  sqlv__column_privilege_fn fn, void *arg, txn_error *err) {
-    static const uint32_t order[] = {SQLV__PRIV_SELECT, SQLV__PRIV_INSERT, SQLV__PRIV_UPDATE};
+    static const uint32_t order[] = {SQLV__PRIV_SELECT, SQLV__PRIV_INSERT, SQLV__PRIV_UPDATE,
+                                     SQLV__PRIV_REFERENCES};
     priv_row *rows = NULL;
     int nr = 0, rc = rows_list(kv, &rows, &nr, err);
     if (rc != TXN_OK) return rc;
@@ -1612,4 +2094,391 @@ int sqlv__priv_column_privileges(txn *kv, const sqlv__table *const *tables, int 
     }
     base_free(rows);
     return rc;
+}
+
+/* ---- pg_class.relacl -------------------------------------------------------------- */
+
+struct sqlv__priv_rows {
+    priv_row *rows; /* owner: this */
+    int n;
+};
+
+int sqlv__priv_rows_read(txn *kv, sqlv__priv_rows **out, txn_error *err) {
+    *out = NULL;
+    sqlv__priv_rows *p = base_calloc(1, sizeof(*p)); /* owner: the caller */
+    if (p == NULL) {
+        txn_error_set(err, TXN_ERR_NOMEM);
+        return TXN_ERR_NOMEM;
+    }
+    int rc = rows_list(kv, &p->rows, &p->n, err);
+    if (rc != TXN_OK) {
+        base_free(p);
+        return rc;
+    }
+    *out = p;
+    return TXN_OK;
+}
+
+void sqlv__priv_rows_free(sqlv__priv_rows *p) {
+    if (p == NULL) return;
+    base_free(p->rows);
+    base_free(p);
+}
+
+/* PostgreSQL's aclitem letters, in its order (DROP has none: Meridian's own). */
+static const struct {
+    uint32_t bit;
+    char letter;
+} acl_letters[] = {{SQLV__PRIV_INSERT, 'a'},     {SQLV__PRIV_SELECT, 'r'},
+                   {SQLV__PRIV_UPDATE, 'w'},     {SQLV__PRIV_DELETE, 'd'},
+                   {SQLV__PRIV_REFERENCES, 'x'}, {SQLV__PRIV_TRIGGER, 't'},
+                   {SQLV__PRIV_USAGE, 'U'}};
+
+/* A role name as aclitem text writes it: quoted unless letters, digits, _. */
+static int acl_name(base_buf *b, const char *name) {
+    bool plain = name[0] != 0;
+    for (const char *c = name; *c; c++)
+        plain = plain && ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                          (*c >= '0' && *c <= '9') || *c == '_');
+    if (plain) return base_buf_append(b, name, strlen(name));
+    int rc = base_buf_append(b, "\"", 1);
+    for (const char *c = name; *c && rc == 0; c++)
+        rc = base_buf_append(b, *c == '"' ? "\"\"" : c, *c == '"' ? 2 : 1);
+    return rc == 0 ? base_buf_append(b, "\"", 1) : rc;
+}
+
+/* One "grantee=letters/grantor" (grantee "" for PUBLIC); nothing when no
+** letter is left. options: print each grant option as '*'. */
+static int acl_item(base_buf *b, const char *grantee, uint32_t bits, uint32_t allowed,
+                    bool options, const char *grantor) {
+    char letters[2 * BASE_ARRAY_LEN(acl_letters) + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < BASE_ARRAY_LEN(acl_letters); i++) {
+        if ((bits & allowed & acl_letters[i].bit) == 0) continue;
+        letters[n++] = acl_letters[i].letter;
+        if (options && ((bits >> SQLV__PRIV_GRANT_SHIFT) & acl_letters[i].bit)) letters[n++] = '*';
+    }
+    if (n == 0) return 0;
+    int rc = b->len > 1 ? base_buf_append(b, ",", 1) : 0; /* after the "{" */
+    if (rc == 0 && strcmp(grantee, PRIV_PUBLIC) != 0) rc = acl_name(b, grantee);
+    if (rc == 0) rc = base_buf_append(b, "=", 1);
+    if (rc == 0) rc = base_buf_append(b, letters, n);
+    if (rc == 0) rc = base_buf_append(b, "/", 1);
+    if (rc == 0) rc = acl_name(b, grantor);
+    return rc;
+}
+
+int sqlv__priv_relacl(const sqlv__priv_rows *p, uint32_t id, bool sequence, base_buf *out,
+                      bool *null) {
+    char object[PRIV_OBJECT_BYTES_MAX + 1];
+    uint32_t allowed = sequence ? SQLV__PRIV_SEQUENCE_ALL
+                                : SQLV__PRIV_TABLE_ALL & ~(uint32_t)SQLV__PRIV_DROP;
+    const char *owner = SQLV__ROLE_ROOT; /* an object without an owner row: root's */
+    bool granted = false;
+    table_object(id, object);
+    *null = true;
+    for (int i = 0; i < p->n; i++) {
+        if (strcmp(p->rows[i].object, object) != 0) continue;
+        if (p->rows[i].bits & SQLV__PRIV_OWNER) owner = p->rows[i].grantee;
+        if (p->rows[i].bits & ~(uint32_t)SQLV__PRIV_OWNER) granted = true;
+    }
+    if (!granted) return 0; /* NULL: the owner's defaults, as PostgreSQL before any GRANT */
+    *null = false;
+    base_buf_reset(out);
+    /* the owner first, its rights implicit (no '*'), as PostgreSQL's acldefault */
+    int rc = base_buf_append(out, "{", 1);
+    if (rc == 0) rc = acl_item(out, owner, allowed, allowed, false, owner);
+    for (int i = 0; i < p->n && rc == 0; i++) {
+        const priv_row *r = &p->rows[i];
+        if (strcmp(r->object, object) != 0) continue;
+        rc = acl_item(out, r->grantee, r->bits, allowed, true,
+                      shown_grantor(p->rows, p->n, r, object));
+    }
+    if (rc == 0) rc = base_buf_append(out, "}", 2); /* with its NUL */
+    return rc == 0 ? 0 : SQLV_ERR_NOMEM;
+}
+
+/* ---- owners in pg_class, has_*_privilege, ALTER TABLE ... OWNER TO ------------------ */
+
+const char *sqlv__priv_owner(const sqlv__priv_rows *p, uint32_t id) {
+    char object[PRIV_OBJECT_BYTES_MAX + 1];
+    table_object(id, object);
+    for (int i = 0; p != NULL && i < p->n; i++)
+        if (strcmp(p->rows[i].object, object) == 0 && (p->rows[i].bits & SQLV__PRIV_OWNER))
+            return p->rows[i].grantee;
+    return NULL;
+}
+
+/* The bits user holds on object by w's rows; on 'a', on any column of the
+** table object. */
+static uint32_t held_by(const priv_work *w, const char *object, char on, const char *user) {
+    if (on != 'a') return held_on(w, object, user);
+    uint32_t b = 0;
+    for (int i = 0; i < w->n; i++)
+        if (column_of(w->rows[i].object, object) &&
+            (strcmp(w->rows[i].grantee, PRIV_PUBLIC) == 0 ||
+             sqlv__role_in(w->members, w->nm, user, w->rows[i].grantee)))
+            b |= w->rows[i].bits;
+    return b;
+}
+
+int sqlv__priv_held(sqlv_session *s, const char *user, char on, uint32_t id, const char *column,
+                    uint32_t *bits, txn_error *err) {
+    char object[PRIV_OBJECT_BYTES_MAX + 1];
+    priv_work w;
+    txn *own = NULL, *kv = s->kv;
+    memset(&w, 0, sizeof(w));
+    *bits = 0;
+    if (strcmp(user, SQLV__ROLE_ROOT) == 0) {
+        *bits = UINT32_MAX;
+        return TXN_OK;
+    }
+    if (on == 'd') database_object(s->database, object);
+    else if (on != 'c') table_object(id, object);
+    else if (column_object(id, column, object) != 0) return TXN_OK; /* no such column */
+    if (strcmp(user, s->user) == 0) { /* the session's cache: no scan */
+        sqlv__priv_cache *c;
+        int rc = cache_get(s, &c, false, err);
+        if (rc != TXN_OK) return rc;
+        if (c->admin) {
+            *bits = UINT32_MAX;
+        } else if (on != 'a') {
+            *bits = effective(c, object);
+        } else {
+            for (int i = 0; i < c->n; i++)
+                if (column_of(c->items[i].object, object)) *bits |= c->items[i].bits;
+        }
+        return TXN_OK;
+    }
+    if (kv == NULL) {
+        txn_options o = {.read_only = true};
+        int rc = txn_begin(s->engine->db, &o, &own);
+        if (rc != TXN_OK) {
+            txn_error_set(err, rc);
+            return rc;
+        }
+        kv = own;
+    }
+    int rc = sqlv__memberships_list(kv, &w.members, &w.nm, err);
+    if (rc == TXN_OK && sqlv__role_in(w.members, w.nm, user, SQLV__ROLE_ADMIN))
+        *bits = UINT32_MAX;
+    else if (rc == TXN_OK && (rc = rows_list(kv, &w.rows, &w.n, err)) == TXN_OK)
+        *bits = held_by(&w, object, on, user);
+    if (own != NULL) txn_rollback(own); /* read only: nothing to commit */
+    work_free(&w);
+    return rc;
+}
+
+int sqlv__priv_role_known(sqlv_session *s, const char *role, bool *found, txn_error *err) {
+    txn *own = NULL, *kv = s->kv;
+    *found = strcmp(role, s->user) == 0 || strcmp(role, PRIV_PUBLIC) == 0;
+    if (*found) return TXN_OK;
+    if (kv == NULL) {
+        txn_options o = {.read_only = true};
+        int rc = txn_begin(s->engine->db, &o, &own);
+        if (rc != TXN_OK) {
+            txn_error_set(err, rc);
+            return rc;
+        }
+        kv = own;
+    }
+    int rc = role_exists(kv, role, found, err);
+    if (own != NULL) txn_rollback(own); /* read only: nothing to commit */
+    return rc;
+}
+
+int sqlv__priv_role_member(sqlv_session *s, const char *user, const char *role, bool *member,
+                           txn_error *err) {
+    sqlv__membership *members = NULL;
+    txn *own = NULL, *kv = s->kv;
+    int nm = 0;
+    *member = strcmp(user, SQLV__ROLE_ROOT) == 0 || strcmp(user, role) == 0;
+    if (*member) return TXN_OK;
+    if (kv == NULL) {
+        txn_options o = {.read_only = true};
+        int rc = txn_begin(s->engine->db, &o, &own);
+        if (rc != TXN_OK) {
+            txn_error_set(err, rc);
+            return rc;
+        }
+        kv = own;
+    }
+    int rc = sqlv__memberships_list(kv, &members, &nm, err);
+    if (rc == TXN_OK)
+        *member = sqlv__role_in(members, nm, user, SQLV__ROLE_ADMIN) ||
+                  sqlv__role_in(members, nm, user, role);
+    if (own != NULL) txn_rollback(own); /* read only: nothing to commit */
+    base_free(members);
+    return rc;
+}
+
+/* ALTER TABLE t OWNER TO role through kv: t is table id (its sequences
+** seqs, which follow it); state/msg set on a refusal. PostgreSQL's order:
+** 42704 an unknown role; nothing when role owns it already; then, for a
+** non-admin, 42501 unless the user is in t's owner, in role, and role
+** holds CREATE where tables are made (PostgreSQL: the schema's; here the
+** database's). */
+static int table_owner(sqlv_session *s, txn *kv, const char *table, uint32_t id,
+                       const sqlv__seq_def *seqs, int nseqs, const char *role, char state[6],
+                       char *msg, size_t msg_size, txn_error *err) {
+    char object[PRIV_OBJECT_BYTES_MAX + 1], from[SQLV__NAME_BYTES_MAX + 1];
+    bool admin = false, found = false;
+    priv_work w;
+    memset(&w, 0, sizeof(w));
+    state[0] = 0;
+    int rc = sqlv__role_is_admin(kv, s->user, &admin, err);
+    if (rc != TXN_OK) return rc;
+    if ((rc = role_exists(kv, role, &found, err)) != TXN_OK) goto done;
+    if (!found) {
+        base_strlcpy(state, "42704", 6);
+        snprintf(msg, msg_size, "role \"%.63s\" does not exist", role);
+        goto done;
+    }
+    if ((rc = sqlv__memberships_list(kv, &w.members, &w.nm, err)) != TXN_OK) goto done;
+    if ((rc = rows_list(kv, &w.rows, &w.n, err)) != TXN_OK) goto done;
+    w.cap = w.n;
+    if ((w.dirty = base_calloc((size_t)w.n + 1, sizeof(*w.dirty))) == NULL) goto nomem;
+    table_object(id, object);
+    const char *old = owner_of(&w, object);
+    base_strlcpy(from, old != NULL ? old : SQLV__ROLE_ROOT, sizeof(from));
+    if (strcmp(from, role) == 0) goto done; /* already its owner: PostgreSQL checks nothing */
+    if (!admin && !sqlv__role_in(w.members, w.nm, s->user, from)) {
+        base_strlcpy(state, "42501", 6);
+        snprintf(msg, msg_size, "must be owner of table %.63s", table);
+        goto done;
+    }
+    if (!admin && !sqlv__role_in(w.members, w.nm, s->user, role)) {
+        base_strlcpy(state, "42501", 6);
+        snprintf(msg, msg_size, "must be member of role \"%.63s\"", role);
+        goto done;
+    }
+    if (!admin && !sqlv__role_in(w.members, w.nm, role, SQLV__ROLE_ADMIN)) {
+        char db[PRIV_OBJECT_BYTES_MAX + 1];
+        database_object(s->database, db);
+        if ((held_on(&w, db, role) & SQLV__PRIV_CREATE) == 0) {
+            base_strlcpy(state, "42501", 6);
+            snprintf(msg, msg_size, "permission denied for schema public");
+            goto done;
+        }
+    }
+    if (owner_move(&w, object, from, role, true) != 0) goto nomem;
+    for (int i = 0; i < nseqs; i++) { /* PostgreSQL moves the sequences its columns own */
+        char seq[PRIV_OBJECT_BYTES_MAX + 1], seq_from[SQLV__NAME_BYTES_MAX + 1];
+        if (sqlite3_stricmp(seqs[i].owner_table, table) != 0) continue;
+        table_object(seqs[i].id, seq);
+        const char *o = owner_of(&w, seq);
+        base_strlcpy(seq_from, o != NULL ? o : from, sizeof(seq_from));
+        if (owner_move(&w, seq, seq_from, role, o != NULL) != 0) goto nomem;
+    }
+    if ((rc = rows_write(&w, kv, err)) == TXN_OK)
+        rc = sqlv__catalog_bump_version(kv, err); /* every session's cache goes stale */
+    goto done;
+nomem:
+    rc = TXN_ERR_NOMEM;
+    txn_error_set(err, rc);
+done:
+    work_free(&w);
+    return rc;
+}
+
+/* One try of ALTER TABLE ... OWNER TO through kv and cat (NULL: the
+** session's own tables, in its block). *missing when there is no table. */
+static int table_owner_attempt(sqlv_session *s, txn *kv, const sqlv__catalog *cat,
+                               const char *table, const char *role, bool *missing, char state[6],
+                               char *msg, size_t msg_size, txn_error *err) {
+    sqlv__seq_def *seqs = NULL;
+    int nseqs = 0;
+    const sqlv__table *t = cat != NULL ? sqlv__catalog_find(cat, table)
+                                       : sqlv__session_find_table(s, table);
+    *missing = t == NULL;
+    state[0] = 0;
+    if (t == NULL) return TXN_OK;
+    uint32_t id = t->id;
+    int rc = sqlv__seq_list(kv, &seqs, &nseqs, err);
+    if (rc == TXN_OK)
+        rc = table_owner(s, kv, t->name, id, seqs, nseqs, role, state, msg, msg_size, err);
+    base_free(seqs);
+    return rc;
+}
+
+int sqlv__priv_alter_table_owner(sqlv__run *r, const char *table, bool if_exists, const char *p,
+                                 const char *end) {
+    sqlv_session *s = r->s;
+    char role[SQLV__NAME_BYTES_MAX * 4 + 1], state[6] = {0}, msg[200];
+    txn_error err = {{0}, {0}};
+    bool missing = false;
+    int rc = TXN_OK;
+    /* TO role | CURRENT_USER | SESSION_USER | CURRENT_ROLE (the dialect's "current_user()") */
+    sqlv__token t = sqlv__lex_next(&p, end);
+    if (!sqlv__tok_is(&t, "TO")) return sqlv__fail(r, "42601", "syntax error in ALTER TABLE");
+    t = sqlv__lex_next(&p, end);
+    bool current = t.kind == SQLV__TOK_WORD &&
+                   (sqlv__tok_is(&t, "CURRENT_USER") || sqlv__tok_is(&t, "SESSION_USER") ||
+                    sqlv__tok_is(&t, "CURRENT_ROLE"));
+    if (sqlv__tok_ident(&t, role, sizeof(role)) != 0)
+        return sqlv__fail(r, "42601", "syntax error in ALTER TABLE ... OWNER TO");
+    if (t.kind == SQLV__TOK_WORD)
+        for (char *c = role; *c; c++)
+            if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+    t = sqlv__lex_next(&p, end);
+    if (current && sqlv__tok_punct(&t, '(')) {
+        t = sqlv__lex_next(&p, end);
+        if (!sqlv__tok_punct(&t, ')')) return sqlv__fail(r, "42601", "syntax error in ALTER TABLE");
+        t = sqlv__lex_next(&p, end);
+    }
+    if (t.kind != SQLV__TOK_END)
+        return sqlv__fail(r, "0A000", "ALTER TABLE with more than one action is not supported yet");
+    if (current) base_strlcpy(role, s->user, sizeof(role));
+    if (strlen(role) > SQLV__NAME_BYTES_MAX) {
+        snprintf(msg, sizeof(msg), "role \"%.63s\" does not exist", role);
+        return sqlv__fail(r, "42704", msg);
+    }
+    if (s->status == 'T') {
+        uint32_t sp;
+        if (s->kv == NULL && (rc = sqlv__session_begin(s, false, &err)) != TXN_OK)
+            return sqlv__fail_txn(r, rc, &err);
+        if ((rc = txn_savepoint(s->kv, &sp)) != TXN_OK) return sqlv__fail_txn(r, rc, &err);
+        rc = table_owner_attempt(s, s->kv, NULL, table, role, &missing, state, msg, sizeof(msg),
+                                 &err);
+        if (rc != TXN_OK || state[0]) (void)txn_rollback_to(s->kv, sp);
+        else (void)txn_release(s->kv, sp);
+    } else {
+        for (int attempt = 0; attempt < PRIV_RETRIES_MAX; attempt++) {
+            txn *kv = NULL;
+            sqlv__catalog *cat = sqlv__engine_catalog(s->engine);
+            memset(&err, 0, sizeof(err));
+            if (attempt > 0) {
+                struct timespec ts = {0, (long)PRIV_RETRY_PAUSE_US * 1000 * attempt};
+                nanosleep(&ts, NULL);
+            }
+            if ((rc = txn_begin(s->engine->db, NULL, &kv)) != TXN_OK) {
+                txn_error_set(&err, rc);
+                sqlv__catalog_unref(cat);
+                break;
+            }
+            rc = sqlv__engine_catalog_at(s->engine, kv, &cat, &err);
+            if (rc == TXN_OK)
+                rc = table_owner_attempt(s, kv, cat, table, role, &missing, state, msg,
+                                         sizeof(msg), &err);
+            sqlv__catalog_unref(cat);
+            if (rc != TXN_OK || state[0] || missing) {
+                txn_rollback(kv);
+                if (rc == TXN_ERR_RETRY) continue;
+                break;
+            }
+            rc = txn_commit(kv, NULL, &err); /* frees kv */
+            if (rc != TXN_ERR_RETRY) break;
+        }
+    }
+    if (rc != TXN_OK) return sqlv__fail_txn(r, rc, &err);
+    if (state[0]) return sqlv__fail(r, state, msg);
+    if (missing) {
+        snprintf(msg, sizeof(msg), "relation \"%.63s\" does not exist%s", table,
+                 if_exists ? ", skipping" : "");
+        if (!if_exists) return sqlv__fail(r, "42P01", msg);
+        if (r->sink_rc == 0 && r->sink->notice) r->sink_rc = r->sink->notice(r->sink->ctx, msg);
+        return STMT_OK;
+    }
+    sqlv__priv_invalidate(s);
+    return STMT_OK;
 }

@@ -16,10 +16,13 @@
 **      entry (a duplicate: 23505 "could not create unique index"; a NULL: 23502
 **      "contains null values"), the row under the new key (its stored
 **      value byte for byte) and its entries of every other index under the
-**      new id. A batch failing with 40001 is retried with half the rows.
+**      new id. A batch failing with 40001 is retried with half the rows it
+**      read (index.c's sqlv__backfill_run drives the batches of both).
 **   3. one transaction swaps: the table's catalog row (keyed by name) now
 **      holds the new descriptor (new id, the key, every other index
 **      PUBLIC); the old descriptor is gone, so the old id is unreachable.
+**      The table's privilege rows (and its columns') move to the new id in
+**      the same transaction (sqlv__priv_move_table): no grant is lost.
 **   4. the old rows and entries are deleted in transactions of at most
 **      REKEY_DELETE_KEYS_MAX keys (no writer can reach them any more).
 ** Batch sizes matter only to cost: the argument (docs/sql.md) holds for a
@@ -39,7 +42,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "sql_int.h"
 
@@ -63,7 +65,6 @@ enum { STMT_OK = 0, STMT_FAILED = 1 }; /* session.c's */
 #define REKEY_BATCH_BYTES_MAX (448u << 10)      /* estimated bytes of one share */
 #define REKEY_WRITE_OVERHEAD_BYTES 128          /* per write: intent, anchor, item */
 #define REKEY_DELETE_RETRIES_MAX 16 /* attempts of one cleanup chunk (40001) */
-#define REKEY_BACKOFF_MAX_US 50000
 
 typedef struct rekey_args {
     const char *name;
@@ -470,84 +471,14 @@ cleanup:
     return rc;
 }
 
-static void backoff(int attempt) {
-    long us = 100L << (attempt < 9 ? attempt : 9);
-    if (us > REKEY_BACKOFF_MAX_US) us = REKEY_BACKOFF_MAX_US;
-    struct timespec ts = {0, us * 1000};
-    nanosleep(&ts, NULL);
-}
-
-/* Step 2, in batches of their own transactions. 0 (res set on failure) or
-** SQLV_ERR_NOMEM. */
-static int backfill(sqlv_session *s, rekey_args *a, sqlv__result *res) {
-    sqlv_engine *e = s->engine;
-    sqlv__catalog *cat = NULL;
-    base_buf from = {0}, tried = {0};
-    int rc = 0, rows = sqlv__backfill_rows > 0 ? sqlv__backfill_rows : REKEY_BATCH_WRITES_MAX;
-    bool done = false;
-    for (int batch = 0; !done; batch++) {
-        int batch_rows = rows;
-        for (int attempt = 0;; attempt++) {
-            txn *kv = NULL;
-            txn_error err = {{0}, {0}};
-            int txn_rc = TXN_OK;
-            const sqlv__index *sx;
-            memset(res, 0, sizeof(*res));
-            if (atomic_load(&s->cancel)) {
-                set_res(res, "57014", "canceling statement due to user request");
-                goto out;
-            }
-            base_buf_reset(&tried);
-            if (base_buf_append(&tried, from.data, from.len) != 0) {
-                rc = SQLV_ERR_NOMEM;
-                goto out;
-            }
-            int trc = txn_begin(e->db, NULL, &kv);
-            if (trc == TXN_OK) trc = sqlv__engine_catalog_at(e, kv, &cat, &err);
-            if (trc != TXN_OK) {
-                if (kv) txn_rollback(kv);
-                txn_res(res, trc, &err);
-                goto out;
-            }
-            /* through kv: its version read makes any DDL since fail this batch */
-            const sqlv__table *t = shadowed(cat, a, &sx, res);
-            if (t == NULL) {
-                txn_rollback(kv);
-                goto out;
-            }
-            int nrows = 0;
-            rc = copy_rows(kv, t, sx, &tried, batch_rows, &done, &nrows, &txn_rc, res);
-            if (rc != 0 || res->sqlstate[0]) {
-                txn_rollback(kv);
-                if (rc != 0 || txn_rc != TXN_ERR_RETRY) goto out;
-            } else {
-                trc = txn_commit(kv, NULL, &err);
-                if (trc == TXN_OK) break;
-                txn_res(res, trc, &err);
-                if (trc != TXN_ERR_RETRY) goto out;
-            }
-            /* 40001: rows changed under the batch, or a DDL committed */
-            if (attempt + 1 >= SQLV__BACKFILL_RETRIES_MAX) goto out;
-            done = false;
-            /* the bytes may have bounded it below batch_rows */
-            if (nrows > 0 && nrows < batch_rows) batch_rows = nrows;
-            batch_rows = batch_rows > 16 ? batch_rows / 2 : batch_rows;
-            backoff(attempt);
-        }
-        memset(res, 0, sizeof(*res));
-        base_buf_reset(&from);
-        if (base_buf_append(&from, tried.data, tried.len) != 0) {
-            rc = SQLV_ERR_NOMEM;
-            goto out;
-        }
-        if (sqlv__backfill_hook)
-            sqlv__backfill_hook(sqlv__backfill_hook_arg, a->old_id, a->index_id, batch);
-    }
-out:
-    sqlv__catalog_unref(cat);
-    base_buf_free(&from);
-    base_buf_free(&tried);
-    return rc;
+/* Step 2's batch (sqlv__backfill_step_fn, driven by index.c's
+** sqlv__backfill_run): the next old rows under the new key. */
+static int backfill_step(void *arg, txn *kv, const sqlv__catalog *cat, base_buf *from,
+                         int max_rows, bool *done, int *nrows, int *txn_rc, sqlv__result *res) {
+    const sqlv__index *sx;
+    const sqlv__table *t = shadowed(cat, arg, &sx, res);
+    if (t == NULL) return 0;
+    return copy_rows(kv, t, sx, from, max_rows, done, nrows, txn_rc, res);
 }
 
 /* ---- step 3: the swap; after a failure: the shadow goes ---------------------------- */
@@ -562,6 +493,13 @@ static int swap(sqlv_engine *e, txn *kv, const sqlv__catalog *cat, void *arg,
     if (t == NULL) return 0;
     int rc = new_descriptor(t, a, &nt, res);
     if (rc == 0 && !res->sqlstate[0]) rc = sqlv__catalog_put(kv, nt, res); /* by name */
+    if (rc == 0 && !res->sqlstate[0]) {
+        /* the grants follow the table, in the same transaction */
+        txn_error err = {{0}, {0}};
+        int trc = sqlv__priv_move_table(kv, a->old_id, a->new_id, &err);
+        if (trc == TXN_ERR_NOMEM) rc = SQLV_ERR_NOMEM;
+        else if (trc != TXN_OK) txn_res(res, trc, &err);
+    }
     sqlv__table_free(nt);
     return rc;
 }
@@ -634,7 +572,7 @@ static int delete_chunked(sqlv_engine *e, const base_buf *start, const base_buf 
                 goto out;
             }
             done = false;
-            backoff(attempt);
+            sqlv__backfill_backoff(attempt);
         }
         if (!done) {
             base_buf_reset(&from);
@@ -686,7 +624,8 @@ int sqlv__rekey_online(sqlv__run *r, const char *name, bool if_exists, const cha
     sqlv__engine_after_ddl(e, &a.new_id, 1, NULL, 0);
     BASE_INFO(MOD, "table %s (id %u): primary key shadow (id %u, index %u) write-only, "
               "backfilling", name, a.old_id, a.new_id, a.index_id);
-    rc = backfill(s, &a, &res);
+    rc = sqlv__backfill_run(s, backfill_step, &a, REKEY_BATCH_WRITES_MAX, a.old_id, a.index_id,
+                            &res);
     if (rc == 0 && !res.sqlstate[0]) rc = sqlv__engine_run_ddl(e, swap, &a, &res);
     if (rc != 0 || res.sqlstate[0]) {
         /* the shadow goes, then its keys (best effort; if it stays, it is an

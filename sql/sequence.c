@@ -1314,8 +1314,10 @@ typedef struct seq_stmt {
     const sqlv__seq_spec *specs;
     int nspecs;
     const uint32_t *spec_ids;
-    /* K_DROP: CASCADE given; the owner's DROP TABLE (no dependency check) */
+    /* K_DROP: CASCADE given; the owner's DROP TABLE (no dependency or owner check) */
     bool cascade, owned_drop;
+    /* K_ALTER ... OWNER TO: the new owner (privileges.c moves the owner row) */
+    char new_owner[SQLV__NAME_BYTES_MAX + 1];
     /* results */
     uint32_t touched[DROP_NAMES_MAX]; /* ids whose node block goes after the commit */
     int ntouched;
@@ -1433,6 +1435,20 @@ static int create_one(seq_stmt *st, txn *kv, const sqlv__catalog *cat, sqlv__seq
     return def_put(kv, d, err);
 }
 
+/* ALTER and DROP take the sequence's owner (privileges.c; or the
+** database's DROP, but for OWNER TO): 0 with st->ps.state set when the user
+** may not (42501, as PostgreSQL), or a txn error. */
+static int check_may_alter(seq_stmt *st, txn *kv, const sqlv__catalog *cat,
+                           const sqlv__seq_def *d, txn_error *err) {
+    bool ok = false;
+    int rc = sqlv__priv_sequence_owner(st->s, kv, cat, d->id, d->owner_table,
+                                       st->new_owner[0] == 0, &ok, err);
+    if (rc != TXN_OK || ok) return rc;
+    base_strlcpy(st->ps.state, "42501", sizeof(st->ps.state));
+    snprintf(st->ps.msg, sizeof(st->ps.msg), "must be owner of sequence %.63s", d->name);
+    return TXN_OK;
+}
+
 static int attempt(seq_stmt *st, txn *kv, const sqlv__catalog *cat, txn_error *err) {
     int rc = TXN_OK;
     st->ps.state[0] = 0;
@@ -1490,6 +1506,21 @@ static int attempt(seq_stmt *st, txn *kv, const sqlv__catalog *cat, txn_error *e
             }
             return TXN_OK;
         }
+        rc = check_may_alter(st, kv, cat, &d, err);
+        if (rc != TXN_OK || st->ps.state[0]) return rc;
+        if (st->new_owner[0]) {
+            if (d.owner_table[0]) { /* PostgreSQL's: it follows its table */
+                base_strlcpy(st->ps.state, "0A000", sizeof(st->ps.state));
+                snprintf(st->ps.msg, sizeof(st->ps.msg),
+                         "cannot change owner of sequence \"%.63s\"\nDETAIL:  Sequence \"%.63s\" "
+                         "is linked to table \"%.63s\".",
+                         d.name, d.name, d.owner_table);
+                return TXN_OK;
+            }
+            rc = sqlv__priv_set_owner(st->s, kv, d.id, st->new_owner, st->ps.state, st->ps.msg,
+                                      sizeof(st->ps.msg), err);
+            break;
+        }
         if (opts_apply(&st->ps, &st->opts, &d, false) != 0) return TXN_OK;
         if (st->opts.has_owned && !st->opts.owned_none) {
             rc = check_owner(st, cat, d.owner_table, d.owner_column);
@@ -1530,6 +1561,8 @@ static int attempt(seq_stmt *st, txn *kv, const sqlv__catalog *cat, txn_error *e
                 continue;
             }
             if (!st->owned_drop) {
+                rc = check_may_alter(st, kv, cat, &d, err);
+                if (rc != TXN_OK || st->ps.state[0]) return rc;
                 rc = check_dependents(st, cat, &d);
                 if (rc != 0 || st->ps.state[0]) return rc;
             }
@@ -1625,6 +1658,36 @@ static int parse_if_exists(parser *ps, bool not_exists, bool *present) {
     return 0;
 }
 
+/* "OWNER TO role" up to the end: the role, folded unless quoted (CURRENT_USER,
+** SESSION_USER, CURRENT_ROLE, also as the dialect's "current_user()": the
+** session's user). 0, or -1 with ps's error. */
+static int parse_owner_to(parser *ps, const sqlv_session *s, char *out, size_t size) {
+    char name[NAME_BYTES];
+    (void)next_tok(ps); /* OWNER */
+    sqlv__token w = next_tok(ps);
+    if (!sqlv__tok_is(&w, "TO")) return syntax(ps, &w);
+    w = peek_tok(ps);
+    bool current = w.kind == SQLV__TOK_WORD &&
+                   (sqlv__tok_is(&w, "CURRENT_USER") || sqlv__tok_is(&w, "SESSION_USER") ||
+                    sqlv__tok_is(&w, "CURRENT_ROLE"));
+    if (parse_name(ps, name, sizeof(name)) != 0) return -1;
+    w = next_tok(ps);
+    if (current && sqlv__tok_punct(&w, '(')) { /* the dialect's current_user() */
+        w = next_tok(ps);
+        if (!sqlv__tok_punct(&w, ')')) return syntax(ps, &w);
+        w = next_tok(ps);
+    }
+    if (w.kind != SQLV__TOK_END) return syntax(ps, &w);
+    if (current) base_strlcpy(name, s->user, sizeof(name));
+    if (strlen(name) >= size) { /* longer than any role's name */
+        base_strlcpy(ps->state, "42704", sizeof(ps->state));
+        snprintf(ps->msg, sizeof(ps->msg), "role \"%.63s\" does not exist", name);
+        return -1;
+    }
+    base_strlcpy(out, name, size);
+    return 0;
+}
+
 int sqlv__seq_stmt(sqlv__run *r, const char *text, size_t len) {
     seq_stmt *st = base_calloc(1, sizeof(*st)); /* owner: this function */
     if (st == NULL) return sqlv__fail(r, "53200", "out of memory");
@@ -1658,7 +1721,12 @@ int sqlv__seq_stmt(sqlv__run *r, const char *text, size_t len) {
         tag = "ALTER SEQUENCE";
         if (parse_if_exists(ps, false, &st->if_exists) != 0) goto failed;
         if (parse_qualified(ps, st->names[0], sizeof(st->names[0])) != 0) goto failed;
-        if (parse_opts(ps, &st->opts, true, false) != 0) goto failed;
+        if (sqlv__tok_is((sqlv__token[]){peek_tok(ps)}, "OWNER")) {
+            if (parse_owner_to(ps, r->s, st->new_owner, sizeof(st->new_owner)) != 0)
+                goto failed;
+        } else if (parse_opts(ps, &st->opts, true, false) != 0) {
+            goto failed;
+        }
     } else {
         st->kind = K_DROP;
         tag = "DROP SEQUENCE";
@@ -1689,6 +1757,7 @@ int sqlv__seq_stmt(sqlv__run *r, const char *text, size_t len) {
     if (execute(r, st) != STMT_OK) goto done;
     /* its creator owns it (privileges.c: USAGE, SELECT, UPDATE and granting them) */
     if (st->kind == K_CREATE) sqlv__priv_record_owner_id(r->s, st->new_id);
+    if (st->new_owner[0]) sqlv__priv_invalidate(r->s); /* its own rights changed */
     /* CASCADE: the defaults that drew from them go in the same block */
     if (st->ndeps == 1) {
         snprintf(st->notice, sizeof(st->notice),

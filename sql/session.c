@@ -233,13 +233,18 @@ static int progress(void *ctx) {
 static int authorizer(void *ctx, int action, const char *a, const char *b, const char *c,
                       const char *d) {
     sqlv_session *s = ctx;
-    (void)c;
-    (void)d;
     switch (action) {
     case SQLITE_ATTACH:
     case SQLITE_DETACH:
     case SQLITE_PRAGMA: return SQLITE_DENY;
-    case SQLITE_READ: return sqlv__priv_authorize(s, a, b, SQLV__PRIV_SELECT);
+    case SQLITE_READ:
+        /* d: the view the read goes through, whose owner's privileges
+        ** apply (the view itself is read with d NULL: the invoker's;
+        ** docs/sql.md "Views"). CREATE VIEW records the direct reads. */
+        if (d != NULL) return sqlv__priv_authorize_view(s, d, a, b);
+        sqlv__view_note_read(s, a);
+        if (b != NULL && b[0] == 0 && c == NULL) return sqlv__priv_authorize_no_columns(s, a);
+        return sqlv__priv_authorize(s, a, b, SQLV__PRIV_SELECT);
     case SQLITE_INSERT: return sqlv__priv_authorize(s, a, NULL, SQLV__PRIV_INSERT);
     case SQLITE_UPDATE: return sqlv__priv_authorize(s, a, b, SQLV__PRIV_UPDATE);
     case SQLITE_DELETE: return sqlv__priv_authorize(s, a, NULL, SQLV__PRIV_DELETE);
@@ -282,6 +287,8 @@ int sqlv_session_open(sqlv_engine *e, const char *user, const char *database, sq
     if (sqlv__pgcatalog_register(s) != 0) goto internal; /* pg_catalog, information_schema */
     if (sqlv__ranges_register(s) != 0) goto internal;    /* meridian_internal.range_events */
     if (sqlv__seq_register(s) != 0) goto internal;       /* nextval... (after pgcatalog's stubs) */
+    if (sqlv__datetime_register(s) != 0) goto internal;  /* date/time functions */
+    if (sqlv__strfuncs_register(s) != 0) goto internal;  /* strings, regex, JSON */
     /* Bound what one statement can make SQLite allocate for one value or
     ** statement text (printf('%.*c', 2000000000, 'x') and friends). */
     sqlite3_limit(s->db, SQLITE_LIMIT_LENGTH, SQLV__VALUE_BYTES_MAX);
@@ -375,12 +382,18 @@ static int session_list(sqlv_session *s, sqlv__catalog_entry **list, int *n) {
         l[m].shape = c->tables[i]->shape;
         l[m].name = base_strdup(c->tables[i]->name);
         if (l[m++].name == NULL) goto nomem;
+        if (c->tables[i]->is_view &&
+            (l[m - 1].view_sql = base_strdup(c->tables[i]->create_sql)) == NULL)
+            goto nomem;
     }
     for (int i = 0; i < p->ncreated; i++) {
         l[m].id = p->created[i]->id;
         l[m].shape = p->created[i]->shape;
         l[m].name = base_strdup(p->created[i]->name);
         if (l[m++].name == NULL) goto nomem;
+        if (p->created[i]->is_view &&
+            (l[m - 1].view_sql = base_strdup(p->created[i]->create_sql)) == NULL)
+            goto nomem;
     }
     *list = l;
     *n = m;
@@ -423,7 +436,8 @@ static int block_ddl_ids(const sqlv_session *s, uint32_t **created, int *ncreate
         return -1;
     }
     for (int i = 0; i < p->ncreated; i++)
-        (*created)[(*ncreated)++] = p->created[i]->id;
+        if (!p->created[i]->is_view) /* a view has no range of its own */
+            (*created)[(*ncreated)++] = p->created[i]->id;
     for (int d = 0; d < p->ndropped; d++) {
         bool again = false;
         for (int i = 0; i < p->ncreated; i++)
@@ -466,7 +480,9 @@ static int sync_tables(sqlv_session *s) {
         if (!keep) {
             /* statements prepared on it expire; SQLite prepares them again
             ** at their next step (42P01 if the name is gone) */
-            char *q = sqlite3_mprintf("DROP TABLE IF EXISTS main.\"%w\"", s->synced[i].name);
+            char *q = sqlite3_mprintf(s->synced[i].view_sql ? "DROP VIEW IF EXISTS main.\"%w\""
+                                                            : "DROP TABLE IF EXISTS main.\"%w\"",
+                                      s->synced[i].name);
             if (q != NULL && sqlite3_exec(s->db, q, NULL, NULL, NULL) == SQLITE_OK) {
                 sqlite3_free(q);
                 continue; /* undeclared: leaves the list */
@@ -478,23 +494,33 @@ static int sync_tables(sqlv_session *s) {
         }
         now[nnow++] = s->synced[i]; /* still declared: moves to the new list */
         s->synced[i].name = NULL;
+        s->synced[i].view_sql = NULL;
     }
-    for (int j = 0; j < n; j++) {
-        bool have = false;
-        for (int i = 0; i < nnow && !have; i++)
-            have = list[j].id == now[i].id && list[j].shape == now[i].shape &&
-                   strcmp(list[j].name, now[i].name) == 0;
-        if (have) continue;
-        char *q = sqlite3_mprintf("CREATE VIRTUAL TABLE main.\"%w\" USING meridian(%u)",
-                                  list[j].name, list[j].id);
-        if (q != NULL && sqlite3_exec(s->db, q, NULL, NULL, NULL) == SQLITE_OK) {
-            now[nnow++] = list[j];
-            list[j].name = NULL;
-        } else {
-            BASE_WARN(MOD, "session: cannot declare %s: %s", list[j].name, sqlite3_errmsg(s->db));
-            complete = false;
+    /* tables first, then views (SQLite resolves a view's names when a
+    ** statement uses it, so views need no order among themselves) */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int j = 0; j < n; j++) {
+            bool have = false;
+            if (list[j].name == NULL || (list[j].view_sql != NULL) != (pass == 1)) continue;
+            for (int i = 0; i < nnow && !have; i++)
+                have = list[j].id == now[i].id && list[j].shape == now[i].shape &&
+                       strcmp(list[j].name, now[i].name) == 0;
+            if (have) continue;
+            char *q = list[j].view_sql
+                          ? sqlite3_mprintf("%s", list[j].view_sql)
+                          : sqlite3_mprintf("CREATE VIRTUAL TABLE main.\"%w\" USING meridian(%u)",
+                                            list[j].name, list[j].id);
+            if (q != NULL && sqlite3_exec(s->db, q, NULL, NULL, NULL) == SQLITE_OK) {
+                now[nnow++] = list[j];
+                list[j].name = NULL;
+                list[j].view_sql = NULL;
+            } else {
+                BASE_WARN(MOD, "session: cannot declare %s: %s", list[j].name,
+                          sqlite3_errmsg(s->db));
+                complete = false;
+            }
+            sqlite3_free(q);
         }
-        sqlite3_free(q);
     }
     sqlite3_set_authorizer(s->db, authorizer, s);
     sqlv__catalog_list_free(list, n);
@@ -534,6 +560,14 @@ static void map_error(sqlv_session *s, int rc, char state[6], char *msg, size_t 
             snprintf(msg, size, "system catalog relation \"%s%s\" is not supported yet",
                      info ? "information_schema." : "pg_catalog.", info ? name + 19 : name);
         }
+        return;
+    }
+    if (strncmp(m, "cannot modify ", 14) == 0 && strstr(m, " because it is a view")) {
+        /* views are read-only: no auto-updatable views (docs/sql.md "Views") */
+        const char *v = m + 14;
+        base_strlcpy(state, "0A000", 6);
+        snprintf(msg, size, "cannot insert into, update or delete from view \"%.*s\"",
+                 (int)BASE_MIN((size_t)(strstr(m, " because it is a view") - v), 200), v);
         return;
     }
     if (strncmp(m, "no such column: ", 16) == 0) {
@@ -1025,7 +1059,8 @@ static int create_in_block(run *r, const char *sql) {
     return emit_tag(r, "CREATE TABLE");
 }
 
-static int drop_in_block(run *r, char **names, int n, bool if_exists) {
+/* Drops names (tables or views) in the block: notices sent, no tag. */
+static int drop_in_block_quiet(run *r, char **names, int n, bool if_exists) {
     sqlv_session *s = r->s;
     sqlv__result res;
     uint32_t ids[DROP_NAMES_MAX], sp;
@@ -1083,6 +1118,11 @@ static int drop_in_block(run *r, char **names, int n, bool if_exists) {
         s->ddl_version++;
     }
     if (notice[0]) emit_notice(r, notice);
+    return STMT_OK;
+}
+
+static int drop_in_block(run *r, char **names, int n, bool if_exists) {
+    if (drop_in_block_quiet(r, names, n, if_exists) != STMT_OK) return STMT_FAILED;
     return emit_tag(r, "DROP TABLE");
 }
 
@@ -1103,7 +1143,8 @@ static int do_create_table(run *r, const char *text, size_t len) {
     if (full == NULL) return do_create_table_text(r, text, len);
     if (s->status == 'T' && block_begin(r) != STMT_OK) {
         rc = STMT_FAILED;
-    } else if (sqlv__priv_require_database(r, SQLV__PRIV_CREATE) != STMT_OK) {
+    } else if (sqlv__priv_require_database(r, SQLV__PRIV_CREATE) != STMT_OK ||
+               sqlv__priv_require_references(r, text, len) != STMT_OK) {
         rc = STMT_FAILED;
     } else if (sqlv__session_find_id(s, specs[0].table) != 0) {
         rc = do_create_table_text(r, full, strlen(full)); /* its 42P07, or IF NOT EXISTS's notice */
@@ -1125,6 +1166,7 @@ static int do_create_table_text(run *r, const char *text, size_t len) {
     int rc;
     if (r->s->status == 'T' && block_begin(r) != STMT_OK) return STMT_FAILED;
     if (sqlv__priv_require_database(r, SQLV__PRIV_CREATE) != STMT_OK) return STMT_FAILED;
+    if (sqlv__priv_require_references(r, text, len) != STMT_OK) return STMT_FAILED;
     sql = base_strndup(text, len);
     if (sql == NULL) return fail(r, "53200", "out of memory");
     char owned[SQLV__NAME_BYTES_MAX * 4 + 1] = ""; /* the new table, for its owner row */
@@ -1178,26 +1220,365 @@ typedef struct drop_table_args {
     char **names;
     int n;
     bool if_exists;
+    bool cascade;
 } drop_table_args;
+
+/* ---- views (view.c; docs/sql.md "Views") ---------------------------------------------
+** CREATE VIEW and DROP VIEW run in the block (outside one, in a block of
+** their own, as DROP TABLE with sequences): the view's query is prepared
+** on the session's connection with the block's declarations, and the
+** catalog row goes through the block's transaction, so ROLLBACK removes
+** it and the overlay (s->ddl) shows it to the block at once. */
+
+/* The relations the session sees (s->cat minus the block's drops plus its
+** creations), borrowed until the next DDL. owner of *out: caller
+** (base_free). 0 or SQLV_ERR_NOMEM. */
+static int session_relations(sqlv_session *s, const sqlv__table ***out, int *n) {
+    const sqlv__catalog *c = s->cat;
+    const sqlv__table **l = base_calloc((size_t)(c->ntables + s->ddl.ncreated + 1), sizeof(*l));
+    int m = 0;
+    if (l == NULL) return SQLV_ERR_NOMEM;
+    for (int i = 0; i < c->ntables; i++) {
+        bool dropped = false;
+        for (int d = 0; d < s->ddl.ndropped && !dropped; d++)
+            dropped = s->ddl.dropped[d] == c->tables[i]->id;
+        if (!dropped) l[m++] = c->tables[i];
+    }
+    for (int i = 0; i < s->ddl.ncreated; i++)
+        l[m++] = s->ddl.created[i];
+    *out = l;
+    *n = m;
+    return 0;
+}
+
+/* The relation name as the session sees it, or NULL (borrowed). */
+static const sqlv__table *session_relation(sqlv_session *s, const char *name) {
+    uint32_t id;
+    int i = session_find(s, name, &id);
+    if (i >= 0) return s->ddl.created[i];
+    return id ? sqlv__catalog_find_id(s->cat, id) : NULL;
+}
+
+/* A statement for tables only (ALTER TABLE, TRUNCATE, CREATE INDEX, COPY
+** FROM) naming a view: 42809 with fmt (one %s, the name) sent, true. The
+** session's catalog (its block's; else the last one seen). */
+static bool view_refused(run *r, const char *name, const char *fmt) {
+    const sqlv__table *t = session_relation(r->s, name);
+    if (t == NULL || !t->is_view) return false;
+    char shown[SQLV__NAME_BYTES_MAX * 4 + 1], msg[sizeof(shown) + 100];
+    base_strlcpy(shown, name, sizeof(shown));
+    snprintf(msg, sizeof(msg), fmt, shown);
+    fail(r, "42809", msg);
+    return true;
+}
+
+/* The relation after the first ON (CREATE INDEX) or after COPY, and for
+** COPY whether FROM follows it; false when there is none. */
+static bool target_of(const char *text, size_t len, bool copy, char *name, size_t size,
+                      bool *from) {
+    const char *p = text, *end = text + len;
+    sqlv__token t = sqlv__lex_next(&p, end);
+    *from = false;
+    for (int guard = 0; !copy && guard < 64; guard++) {
+        t = sqlv__lex_next(&p, end);
+        if (t.kind == SQLV__TOK_END) return false;
+        if (sqlv__tok_is(&t, "ON")) break;
+    }
+    t = sqlv__lex_next(&p, end);
+    if (sqlv__tok_is(&t, "ONLY")) t = sqlv__lex_next(&p, end);
+    if (sqlv__tok_ident(&t, name, size) != 0) return false;
+    if (t.kind == SQLV__TOK_WORD)
+        for (char *c = name; *c; c++)
+            if (*c >= 'A' && *c <= 'Z') *c = (char)(*c + 32);
+    for (int guard = 0; copy && guard < SQLV__COLUMNS_MAX + 8; guard++) {
+        t = sqlv__lex_next(&p, end);
+        if (t.kind == SQLV__TOK_END || sqlv__tok_is(&t, "TO")) break;
+        if (sqlv__tok_is(&t, "FROM")) {
+            *from = true;
+            break;
+        }
+    }
+    return true;
+}
+
+#define VIEW_CASCADE_MAX 256 /* views one DROP checks or cascades to */
+
+/* The views (beyond ids) that read ids[0..nids) into out (VIEW_CASCADE_MAX
+** slots): 0, or STMT_FAILED with the error sent. */
+static int session_dependents(run *r, const uint32_t *ids, int nids, uint32_t *out, int *nout) {
+    const sqlv__table **rels = NULL;
+    int nrels = 0;
+    *nout = 0;
+    if (session_relations(r->s, &rels, &nrels) != 0) return fail(r, "53200", "out of memory");
+    int rc = sqlv__view_dependents(rels, nrels, ids, nids, out, nout, VIEW_CASCADE_MAX);
+    base_free(rels);
+    if (rc != 0) return fail(r, "54000", "too many dependent views");
+    return STMT_OK;
+}
+
+/* The dependents of ids: 2BP01 naming what (kind "table" or "view")
+** without cascade, else dropped first (a notice each). STMT result. */
+static int drop_dependents(run *r, const uint32_t *ids, int nids, bool cascade, const char *kind,
+                           const char *what) {
+    uint32_t deps[VIEW_CASCADE_MAX];
+    int ndeps = 0;
+    char msg[SQLV__NAME_BYTES_MAX * 4 + 100];
+    if (session_dependents(r, ids, nids, deps, &ndeps) != STMT_OK) return STMT_FAILED;
+    if (ndeps == 0) return STMT_OK;
+    if (!cascade) {
+        snprintf(msg, sizeof(msg), "cannot drop %s %s because other objects depend on it", kind,
+                 what);
+        return fail(r, "2BP01", msg);
+    }
+    char names[VIEW_CASCADE_MAX][SQLV__NAME_BYTES_MAX * 4 + 1];
+    char *ptrs[VIEW_CASCADE_MAX];
+    int n = 0;
+    for (int i = 0; i < ndeps; i++) {
+        sqlv__table *t = NULL;
+        if (sqlv__session_table(r->s, deps[i], &t) != 0) continue;
+        base_strlcpy(names[n], t->name, sizeof(names[n]));
+        ptrs[n] = names[n];
+        sqlv__table_free(t);
+        snprintf(msg, sizeof(msg), "drop cascades to view %s", names[n]);
+        emit_notice(r, msg);
+        n++;
+    }
+    return n > 0 ? drop_in_block_quiet(r, ptrs, n, false) : STMT_OK;
+}
+
+/* The overlay after the catalog row of t (a new view, or one replacing
+** view id t->id) was written in the block; t moves into it. */
+static int overlay_put(sqlv_session *s, sqlv__table *t, bool replacing) {
+    for (int i = 0; i < s->ddl.ncreated; i++) {
+        if (s->ddl.created[i]->id != t->id) continue;
+        sqlv__table_free(s->ddl.created[i]); /* created in this block: replaced in place */
+        s->ddl.created[i] = t;
+        s->ddl_version++;
+        return 0;
+    }
+    if (grow_ids((void **)&s->ddl.created, &s->ddl.cap_created, s->ddl.ncreated + 1,
+                 sizeof(*s->ddl.created)) != 0 ||
+        (replacing && grow_ids((void **)&s->ddl.dropped, &s->ddl.cap_dropped,
+                               s->ddl.ndropped + 1, sizeof(*s->ddl.dropped)) != 0))
+        return -1;
+    if (replacing) s->ddl.dropped[s->ddl.ndropped++] = t->id; /* altered: dropped and created */
+    s->ddl.created[s->ddl.ncreated++] = t;
+    s->ddl_version++;
+    return 0;
+}
+
+static int create_view_in_block(run *r, void *arg) {
+    sqlv_session *s = r->s;
+    const char *text = arg;
+    sqlv__view_stmt v;
+    sqlv__table *t = NULL; /* owner: this function until the overlay takes it */
+    sqlite3_stmt *st = NULL;
+    char *query = NULL, state[6], msg[600];
+    sqlv__result res;
+    uint32_t sp;
+    int result = STMT_FAILED;
+    memset(&res, 0, sizeof(res));
+    if (sqlv__view_parse(text, strlen(text), &v, state, msg, sizeof(msg)) != 0) {
+        base_free(v.cols);
+        return fail(r, state, msg);
+    }
+    if (block_begin(r) != STMT_OK) goto done;
+    if (sqlv__priv_require_database(r, SQLV__PRIV_CREATE) != STMT_OK) goto done;
+    const sqlv__table *old = session_relation(s, v.name);
+    if (old != NULL && (!v.or_replace || !old->is_view)) {
+        if (v.or_replace) {
+            snprintf(msg, sizeof(msg), "\"%s\" is not a view", v.name);
+            fail(r, "42809", msg);
+        } else {
+            snprintf(msg, sizeof(msg), "relation \"%s\" already exists", v.name);
+            fail(r, "42P07", msg);
+        }
+        goto done;
+    }
+    /* the query, prepared with the block's declarations: its columns, its
+    ** reads (the dependencies), the creator's SELECT privileges */
+    if (sync_tables(s) != 0 || (query = base_strndup(v.query, v.query_len)) == NULL ||
+        sqlv__view_reads_begin(s) != 0) {
+        fail(r, "53200", "out of memory");
+        goto done;
+    }
+    s->err_sqlstate[0] = 0;
+    s->err_message[0] = 0;
+    const char *tail = NULL;
+    sqlv__priv_statement(query, strlen(query));
+    int prc = sqlite3_prepare_v2(s->db, query, -1, &st, &tail);
+    sqlv__priv_statement(NULL, 0);
+    if (prc != SQLITE_OK || st == NULL) {
+        sqlv__view_reads_end(s);
+        if (prc == SQLITE_OK) {
+            fail(r, "42601", "syntax error at end of input");
+        } else {
+            map_error(s, prc, state, msg, sizeof(msg));
+            fail(r, state, msg);
+        }
+        goto done;
+    }
+    if (!sqlite3_stmt_readonly(st)) {
+        sqlv__view_reads_end(s);
+        fail(r, "42601", "a view's query must be a SELECT");
+        goto done;
+    }
+    int mrc = sqlv__view_make(s, v.name, v.cols, v.ncols, query, st, &t, state, msg, sizeof(msg));
+    sqlv__view_reads_end(s);
+    if (mrc < 0) {
+        fail(r, "53200", "out of memory");
+        goto done;
+    }
+    if (mrc > 0) {
+        fail(r, state, msg);
+        goto done;
+    }
+    if (old != NULL) { /* OR REPLACE: PostgreSQL's rules for the columns */
+        if (t->ncols < old->ncols) {
+            fail(r, "42P16", "cannot drop columns from view");
+            goto done;
+        }
+        for (int i = 0; i < old->ncols; i++) {
+            if (sqlite3_stricmp(t->cols[i].name, old->cols[i].name) == 0) continue;
+            snprintf(msg, sizeof(msg), "cannot change name of view column \"%s\" to \"%s\"",
+                     old->cols[i].name, t->cols[i].name);
+            fail(r, "42P16", msg);
+            goto done;
+        }
+        uint32_t deps[VIEW_CASCADE_MAX];
+        int ndeps = 0;
+        if (session_dependents(r, &old->id, 1, deps, &ndeps) != STMT_OK) goto done;
+        if (ndeps < VIEW_CASCADE_MAX) deps[ndeps++] = old->id;
+        for (int i = 0; i < t->nview_deps; i++) {
+            for (int k = 0; k < ndeps; k++) {
+                if (t->view_deps[i] != deps[k]) continue;
+                snprintf(msg, sizeof(msg), "infinite recursion detected in rules for relation "
+                         "\"%s\"", v.name);
+                fail(r, "42P17", msg);
+                goto done;
+            }
+        }
+        t->id = old->id;
+    } else {
+        int arc = sqlv__engine_allocate_table_id(s->engine, &t->id, &res);
+        if (arc < 0 || res.sqlstate[0]) {
+            if (arc < 0) fail(r, "53200", "out of memory");
+            else fail(r, res.sqlstate, res.message);
+            goto done;
+        }
+    }
+    bool replacing = old != NULL;
+    if (block_kv(r, &sp) != STMT_OK) goto done;
+    int crc = sqlv__catalog_put(s->kv, t, &res);
+    if (crc < 0 || res.sqlstate[0]) {
+        txn_rollback_to(s->kv, sp);
+        if (crc < 0) fail(r, "53200", "out of memory");
+        else fail(r, res.sqlstate, res.message);
+        goto done;
+    }
+    txn_release(s->kv, sp);
+    if (overlay_put(s, t, replacing) != 0) {
+        fail(r, "53200", "out of memory");
+        goto done;
+    }
+    t = NULL;
+    if (!replacing) sqlv__priv_record_owner(s, v.name);
+    result = emit_tag(r, "CREATE VIEW");
+done:
+    sqlite3_finalize(st);
+    sqlv__table_free(t);
+    base_free(query);
+    base_free(v.cols);
+    return result;
+}
+
+static int drop_views_in_block(run *r, void *arg) {
+    sqlv_session *s = r->s;
+    sqlv__view_drop *d = arg;
+    uint32_t ids[SQLV__VIEW_DROP_MAX];
+    char *names[SQLV__VIEW_DROP_MAX];
+    char msg[SQLV__NAME_BYTES_MAX * 4 + 100];
+    int n = 0;
+    if (block_begin(r) != STMT_OK) return STMT_FAILED;
+    for (int i = 0; i < d->n; i++) {
+        const sqlv__table *t = session_relation(s, d->names[i]);
+        if (t == NULL) {
+            snprintf(msg, sizeof(msg), "view \"%s\" does not exist%s", d->names[i],
+                     d->if_exists ? ", skipping" : "");
+            if (!d->if_exists) return fail(r, "42P01", msg);
+            emit_notice(r, msg);
+            continue;
+        }
+        if (!t->is_view) {
+            snprintf(msg, sizeof(msg), "\"%s\" is not a view", d->names[i]);
+            return fail(r, "42809", msg);
+        }
+        if (sqlv__priv_require_table(r, d->names[i], SQLV__PRIV_DROP) != STMT_OK)
+            return STMT_FAILED;
+        bool dup = false;
+        for (int j = 0; j < n; j++)
+            dup |= ids[j] == t->id;
+        if (dup) continue;
+        ids[n] = t->id;
+        names[n++] = d->names[i];
+    }
+    if (n == 0) return emit_tag(r, "DROP VIEW");
+    if (drop_dependents(r, ids, n, d->cascade, "view", names[0]) != STMT_OK) return STMT_FAILED;
+    if (drop_in_block_quiet(r, names, n, false) != STMT_OK) return STMT_FAILED;
+    return emit_tag(r, "DROP VIEW");
+}
+
+static int do_create_view(run *r, const char *text, size_t len) {
+    char *copy = base_strndup(text, len); /* owner: this function */
+    if (copy == NULL) return fail(r, "53200", "out of memory");
+    int rc = r->s->status == 'T' ? create_view_in_block(r, copy)
+                                 : run_in_own_block(r, create_view_in_block, copy, "CREATE VIEW");
+    base_free(copy);
+    return rc;
+}
+
+static int do_drop_view(run *r, const char *text, size_t len) {
+    char state[6], msg[200];
+    sqlv__view_drop *d = base_calloc(1, sizeof(*d)); /* owner: this function */
+    if (d == NULL) return fail(r, "53200", "out of memory");
+    int rc = sqlv__view_drop_parse(text, len, d, state, msg, sizeof(msg)) != 0
+                 ? fail(r, state, msg)
+             : r->s->status == 'T' ? drop_views_in_block(r, d)
+                                   : run_in_own_block(r, drop_views_in_block, d, "DROP VIEW");
+    base_free(d);
+    return rc;
+}
 
 /* DROP TABLE in the block (its privileges, the sequences the tables own
 ** first, then the tables). */
 static int drop_tables_in_block(run *r, void *arg) {
     drop_table_args *a = arg;
+    uint32_t ids[DROP_NAMES_MAX];
+    int nids = 0;
     if (block_begin(r) != STMT_OK) return STMT_FAILED;
-    for (int i = 0; i < a->n; i++) /* every name before anything is dropped */
+    for (int i = 0; i < a->n; i++) { /* every name before anything is dropped */
+        const sqlv__table *t = session_relation(r->s, a->names[i]);
+        if (t != NULL && t->is_view) {
+            char msg[SQLV__NAME_BYTES_MAX * 4 + 64];
+            snprintf(msg, sizeof(msg), "\"%s\" is not a table (use DROP VIEW to remove a view)",
+                     a->names[i]);
+            return fail(r, "42809", msg);
+        }
+        if (t != NULL) ids[nids++] = t->id;
         if (sqlv__priv_require_table(r, a->names[i], SQLV__PRIV_DROP) != STMT_OK)
             return STMT_FAILED;
+    }
+    if (nids > 0 && drop_dependents(r, ids, nids, a->cascade, "table", a->names[0]) != STMT_OK)
+        return STMT_FAILED;
     if (sqlv__seq_drop_owned(r, a->names, a->n) != STMT_OK) return STMT_FAILED;
     return drop_in_block(r, a->names, a->n, a->if_exists);
 }
 
-/* DROP SEQUENCE (sequence.c); with CASCADE outside a block, in a block of
-** its own: the defaults it drops go with it. */
+/* DROP SEQUENCE (sequence.c, which checks its owner); with CASCADE outside
+** a block, in a block of its own: the defaults it drops go with it. */
 static int drop_sequence_in_block(run *r, void *arg) {
     const char *text = arg;
     if (block_begin(r) != STMT_OK) return STMT_FAILED;
-    if (sqlv__priv_require_database(r, SQLV__PRIV_DROP) != STMT_OK) return STMT_FAILED;
     return sqlv__seq_stmt(r, text, strlen(text));
 }
 
@@ -1226,9 +1607,10 @@ static int do_drop_table(run *r, const char *p, const char *end) {
         if (!sqlv__tok_punct(&t, ',')) break;
         t = sqlv__lex_next(&p, end);
     }
+    bool cascade = sqlv__tok_is(&t, "CASCADE");
     if (sqlv__tok_is(&t, "CASCADE") || sqlv__tok_is(&t, "RESTRICT")) t = sqlv__lex_next(&p, end);
     if (t.kind != SQLV__TOK_END) return fail(r, "42601", "syntax error in DROP TABLE");
-    drop_table_args a = {names, n, if_exists};
+    drop_table_args a = {names, n, if_exists, cascade};
     if (r->s->status == 'T') return drop_tables_in_block(r, &a);
     /* outside a block the tables and the sequences they own go in one
     ** transaction: the statement's own block (no retry of a 40001 then) */
@@ -1236,7 +1618,7 @@ static int do_drop_table(run *r, const char *p, const char *end) {
         return run_in_own_block(r, drop_tables_in_block, &a, "DROP TABLE");
     for (int i = 0; i < n; i++) /* every name before anything is dropped */
         if (sqlv__priv_require_table(r, names[i], SQLV__PRIV_DROP) != STMT_OK) return STMT_FAILED;
-    int rc = sqlv__engine_drop_tables(r->s->engine, names, n, if_exists, &res);
+    int rc = sqlv__engine_drop_tables(r->s->engine, names, n, if_exists, cascade, &res);
     if (rc < 0) return fail(r, "XX000", "internal error in DROP TABLE");
     if (res.sqlstate[0]) return fail(r, res.sqlstate, res.message);
     if (res.notice[0]) emit_notice(r, res.notice);
@@ -1609,8 +1991,10 @@ static bool expr_is_boolean(const char *p, const char *end) {
         if (depth != 0) continue;
         if (ntok == 1 && sqlv__tok_is(&t, "meridian_bool")) boolean = true; /* x::boolean */
         if (ntok == 1 && (sqlv__tok_is(&t, "TRUE") || sqlv__tok_is(&t, "FALSE"))) {
-            sqlv__token next = sqlv__lex_next(&p, end);
-            return next.kind == SQLV__TOK_END;
+            /* alone: a boolean; "true AND x": AND decides below */
+            const char *q = p;
+            if (sqlv__lex_next(&q, end).kind == SQLV__TOK_END) return true;
+            continue;
         }
         if (t.kind == SQLV__TOK_PUNCT) {
             char c = t.start[0];
@@ -1759,6 +2143,38 @@ static void expr_column_name(const char *expr, char *out, size_t size) {
             return;
         char ident[COLUMN_NAME_BYTES_MAX];
         if (sqlv__tok_ident(&t1, ident, sizeof(ident)) != 0) return;
+        if (t1.kind == SQLV__TOK_WORD && t1.len > 14 && after.kind == SQLV__TOK_END &&
+            strncasecmp(t1.start, "meridian_cast_", 14) == 0) {
+            /* x::date (dialect.c): named by x if x has a name (a column, a
+            ** call), else by the type, as PostgreSQL's FigureColname */
+            char inner[1024];
+            sqlv__token in1 = sqlv__lex_next(&(const char *){t2.start + 1}, end);
+            size_t n = (size_t)(t.start - (t2.start + 1));
+            /* x::timestamp(0) is f(x, 0): x ends at the first comma outside parentheses */
+            const char *q = t2.start + 1;
+            int d = 0;
+            for (int guard = 0; guard < 100000; guard++) {
+                sqlv__token c = sqlv__lex_next(&q, t.start);
+                if (c.kind == SQLV__TOK_END) break;
+                if (sqlv__tok_punct(&c, '(')) d++;
+                if (sqlv__tok_punct(&c, ')')) d--;
+                if (d == 0 && sqlv__tok_punct(&c, ',')) {
+                    n = (size_t)(c.start - (t2.start + 1));
+                    break;
+                }
+            }
+            base_strlcpy(out, ident + 14, size);
+            if (n < sizeof(inner) && !sqlv__tok_is(&in1, "CAST") && !sqlv__tok_is(&in1, "CASE") &&
+                !(in1.kind == SQLV__TOK_WORD && in1.len > 9 &&
+                  strncasecmp(in1.start, "meridian_", 9) == 0)) {
+                char sub[COLUMN_NAME_BYTES_MAX];
+                memcpy(inner, t2.start + 1, n);
+                inner[n] = 0;
+                expr_column_name(inner, sub, sizeof(sub));
+                if (strcmp(sub, "?column?") != 0) base_strlcpy(out, sub, size);
+            }
+            return;
+        }
         if (t1.kind == SQLV__TOK_WORD)
             for (char *c = ident; *c; c++)
                 if (*c >= 'A' && *c <= 'Z') *c = (char)(*c + 32);
@@ -2065,6 +2481,7 @@ static int do_truncate(run *r, const char *p, const char *end) {
             snprintf(msg, sizeof(msg), "relation \"%.200s\" does not exist", names[n]);
             return fail(r, "42P01", msg);
         }
+        if (view_refused(r, names[n], "\"%s\" is not a table")) return STMT_FAILED;
         n++;
         t = sqlv__lex_next(&p, end);
         if (sqlv__tok_punct(&t, '*')) t = sqlv__lex_next(&p, end);
@@ -2192,6 +2609,14 @@ static int alter_rekey(run *r, const char *name, uint32_t id, const sqlv__table 
     if (rc < 0 || res.sqlstate[0]) {
         result = rc < 0 ? fail(r, "53200", "out of memory") : fail(r, res.sqlstate, res.message);
         goto cleanup;
+    }
+    {
+        txn_error err = {{0}, {0}};
+        rc = sqlv__priv_move_table(s->kv, id, nt->id, &err); /* its grants follow it */
+        if (rc != TXN_OK) {
+            result = fail_txn(r, rc, &err);
+            goto cleanup;
+        }
     }
     uint32_t new_id = nt->id;
     s->ddl.created[s->ddl.ncreated++] = nt;
@@ -3290,6 +3715,11 @@ static int do_alter_table(run *r, const char *text, size_t len) {
             return STMT_FAILED;
         return alter_split_at(r, name, if_exists, unsplit, p, end);
     }
+    if (sqlv__tok_is(&t, "OWNER")) { /* the owner's check, not DROP's (privileges.c) */
+        result = sqlv__priv_alter_table_owner(r, name, if_exists, p, end);
+        return result == STMT_OK ? emit_tag(r, "ALTER TABLE") : result;
+    }
+    if (view_refused(r, name, "\"%s\" is not a table")) return STMT_FAILED;
     if (sqlv__priv_require_table(r, name, SQLV__PRIV_DROP) != STMT_OK) return STMT_FAILED;
     if (sqlv__tok_is(&t, "ALTER")) {
         /* ALTER [COLUMN] c SET DEFAULT e | DROP DEFAULT | SET/DROP NOT NULL */
@@ -3493,7 +3923,7 @@ cleanup:
 unsupported:
     snprintf(msg, sizeof(msg),
              "ALTER TABLE ... %.*s is not supported yet (only ADD COLUMN, ADD PRIMARY KEY, "
-             "ADD CHECK, ALTER COLUMN, SPLIT AT and UNSPLIT)",
+             "ADD CHECK, ALTER COLUMN, OWNER TO, SPLIT AT and UNSPLIT)",
              (int)BASE_MIN(t.len, 40), t.start ? t.start : "");
     return fail(r, "0A000", msg);
 }
@@ -3694,8 +4124,7 @@ static int run_statement(run *r, const char *text, size_t len) {
     if (sqlv__tok_is(&t, "ALTER") && sqlv__tok_is(&t2, "TABLE")) return do_alter_table(r, text, len);
     if (sqlv__tok_is(&t, "ALTER") && sqlv__tok_is(&t2, "SEQUENCE")) {
         if (s->status == 'T' && block_begin(r) != STMT_OK) return STMT_FAILED;
-        if (sqlv__priv_require_database(r, SQLV__PRIV_DROP) != STMT_OK) return STMT_FAILED;
-        return sqlv__seq_stmt(r, text, len); /* sequence.c */
+        return sqlv__seq_stmt(r, text, len); /* sequence.c: its owner's */
     }
     if (sqlv__tok_is(&t, "ALTER") && sqlv__tok_is(&t2, "RANGE")) {
         if (sqlv__priv_require_admin(r, "alter a range") != STMT_OK) return STMT_FAILED;
@@ -3712,6 +4141,12 @@ static int run_statement(run *r, const char *text, size_t len) {
     if (sqlv__tok_is(&t, "SHOW")) return do_show(r, after_first, end);
     if (sqlv__tok_is(&t, "CREATE")) {
         if (sqlv__tok_is(&t2, "INDEX") || sqlv__tok_is(&t2, "UNIQUE")) {
+            char name[SQLV__NAME_BYTES_MAX * 4 + 1];
+            bool from;
+            if (s->status == 'T' && block_begin(r) != STMT_OK) return STMT_FAILED;
+            if (target_of(text, len, false, name, sizeof(name), &from) &&
+                view_refused(r, name, "cannot create index on relation \"%s\" (a view)"))
+                return STMT_FAILED;
             if (index_privilege(r, text, len, true) != STMT_OK) return STMT_FAILED;
             return sqlv__index_create_stmt(r, text, len); /* index.c */
         }
@@ -3723,6 +4158,8 @@ static int run_statement(run *r, const char *text, size_t len) {
             if (sqlv__priv_require_database(r, SQLV__PRIV_CREATE) != STMT_OK) return STMT_FAILED;
             return sqlv__seq_stmt(r, text, len); /* sequence.c */
         }
+        if (sqlv__tok_is(&t2, "VIEW") || sqlv__tok_is(&t2, "OR"))
+            return do_create_view(r, text, len); /* CREATE [OR REPLACE] VIEW */
         snprintf(msg, sizeof(msg), "CREATE %.*s is not supported yet", (int)BASE_MIN(t2.len, 40),
                  t2.start ? t2.start : "");
         return fail(r, "0A000", msg);
@@ -3735,9 +4172,7 @@ static int run_statement(run *r, const char *text, size_t len) {
             int drc = s->status == 'I' && sqlv__seq_drop_cascades(text, len)
                           ? run_in_own_block(r, drop_sequence_in_block, copy, "DROP SEQUENCE")
                       : s->status == 'T' ? drop_sequence_in_block(r, copy)
-                                         : (sqlv__priv_require_database(r, SQLV__PRIV_DROP) != STMT_OK
-                                                ? STMT_FAILED
-                                                : sqlv__seq_stmt(r, text, len)); /* sequence.c */
+                                         : sqlv__seq_stmt(r, text, len); /* sequence.c */
             base_free(copy);
             return drc;
         }
@@ -3745,6 +4180,7 @@ static int run_statement(run *r, const char *text, size_t len) {
             if (index_privilege(r, text, len, false) != STMT_OK) return STMT_FAILED;
             return sqlv__index_drop_stmt(r, text, len); /* index.c */
         }
+        if (sqlv__tok_is(&t2, "VIEW")) return do_drop_view(r, text, len);
         snprintf(msg, sizeof(msg), "DROP %.*s is not supported yet", (int)BASE_MIN(t2.len, 40),
                  t2.start ? t2.start : "");
         return fail(r, "0A000", msg);
@@ -3866,7 +4302,14 @@ static int run_statement(run *r, const char *text, size_t len) {
         base_free(don);
         return rc;
     }
-    if (sqlv__tok_is(&t, "COPY")) return sqlv__copy_begin(r, text, len);
+    if (sqlv__tok_is(&t, "COPY")) {
+        char name[SQLV__NAME_BYTES_MAX * 4 + 1];
+        bool from = false;
+        if (target_of(text, len, true, name, sizeof(name), &from) && from &&
+            view_refused(r, name, "cannot copy to view \"%s\""))
+            return STMT_FAILED;
+        return sqlv__copy_begin(r, text, len);
+    }
     static const char *const unsupported[] = {
         "ALTER",    "PRAGMA",     "ATTACH",  "DETACH", "VACUUM", "ANALYZE", "REINDEX",
         "TRUNCATE", "COPY",       "GRANT",   "REVOKE", "LISTEN", "NOTIFY",  "PREPARE",

@@ -12,6 +12,7 @@
 **   - a duration setting (statement_timeout...) holds a valid duration of
 **     0 .. INT32_MAX ms in PostgreSQL's form ("0", "250ms", "2s", "5min",
 **     "1h"); a bare number is milliseconds, as in PostgreSQL.
+**   - a boolean setting (copy_from_atomic_enabled) holds "on" or "off".
 */
 #include <ctype.h>
 #include <stdio.h>
@@ -36,6 +37,9 @@ static const setting_def defaults[] = {
     {"application_name", "", false},
     {"client_encoding", "UTF8", false},
     {"client_min_messages", "notice", false},
+    /* Meridian (CockroachDB's name): on, COPY FROM outside a block is one
+    ** transaction; off, it commits in batches (copy.c, decision 013) */
+    {"copy_from_atomic_enabled", "off", false},
     /* Meridian: the last read-write commit's commit wait (sqlv__note_commit) */
     {"commit_wait", "0us (no read-write commit yet)", true},
     {"DateStyle", "ISO, MDY", false},
@@ -67,6 +71,23 @@ static bool is_duration(const char *canonical) {
     return strcmp(canonical, "statement_timeout") == 0 ||
            strcmp(canonical, "idle_in_transaction_session_timeout") == 0 ||
            strcmp(canonical, "lock_timeout") == 0;
+}
+
+/* Settings whose value is a boolean (kept as "on" or "off"). */
+static bool is_boolean(const char *canonical) {
+    return strcmp(canonical, "copy_from_atomic_enabled") == 0;
+}
+
+/* PostgreSQL's spellings of a boolean (whole words only). 1 on, 0 off,
+** -1 neither. */
+static int boolean_value(const char *lv) {
+    static const char *const yes[] = {"on", "true", "yes", "1", "t", "y"};
+    static const char *const no[] = {"off", "false", "no", "0", "f", "n"};
+    for (size_t i = 0; i < BASE_ARRAY_LEN(yes); i++) {
+        if (strcmp(lv, yes[i]) == 0) return 1;
+        if (strcmp(lv, no[i]) == 0) return 0;
+    }
+    return -1;
 }
 
 /* PostgreSQL's spelling of ms: the largest unit that divides it. */
@@ -159,6 +180,11 @@ uint32_t sqlv_session_idle_in_transaction_timeout_ms(const sqlv_session *s) {
     return duration_setting_ms(s, "idle_in_transaction_session_timeout");
 }
 
+bool sqlv__copy_from_atomic(const sqlv_session *s) {
+    int i = find_override(s, "copy_from_atomic_enabled");
+    return i >= 0 && strcmp(s->settings[i].value, "on") == 0; /* canonical (SET) */
+}
+
 bool sqlv__setting_at(const sqlv_session *s, int i, const char **name, const char **value) {
     if (i < 0 || (size_t)i >= BASE_ARRAY_LEN(defaults)) return false;
     *value = sqlv__setting_get(s, defaults[i].name, name);
@@ -234,6 +260,15 @@ int sqlv__setting_set(sqlv_session *s, const char *name, const char *value, char
             return 1;
         }
         format_duration_ms(ms, v, sizeof(v));
+    }
+    if (d && is_boolean(d->name)) {
+        int on = boolean_value(lv);
+        if (on < 0) {
+            base_strlcpy(state, "22023", 6);
+            snprintf(msg, size, "parameter \"%s\" requires a Boolean value", d->name);
+            return 1;
+        }
+        base_strlcpy(v, on ? "on" : "off", sizeof(v));
     }
     if (i < 0) {
         if (s->nsettings >= SQLV__SETTINGS_MAX) {
@@ -315,28 +350,6 @@ int sqlv__parse_transaction_modes_ex(const char *p, const char *end, sqlv__txn_m
 }
 
 /* ---- functions ------------------------------------------------------------------- */
-
-/* now(): the transaction's timestamp in PostgreSQL's text format
-** ("2026-11-22 05:52:50.123456+00", trailing zeros of the fraction cut). */
-static void fn_now(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-    sqlv_session *s = sqlite3_user_data(ctx);
-    char out[64];
-    struct tm tm;
-    (void)argc;
-    (void)argv;
-    int64_t ns = s->kv ? txn_read_timestamp(s->kv).wall_ns : base_realtime_ns();
-    time_t sec = (time_t)(ns / 1000000000);
-    long us = (long)((ns % 1000000000) / 1000);
-    gmtime_r(&sec, &tm);
-    size_t n = strftime(out, sizeof(out), "%Y-%m-%d %H:%M:%S", &tm);
-    if (us != 0) {
-        n += (size_t)snprintf(out + n, sizeof(out) - n, ".%06ld", us);
-        while (out[n - 1] == '0')
-            n--;
-    }
-    snprintf(out + n, sizeof(out) - n, "+00");
-    sqlite3_result_text(ctx, out, -1, SQLITE_TRANSIENT);
-}
 
 /* follower_read_timestamp(): now - 4.8 s, as now() prints it (asof.c). */
 static void fn_follower_read_timestamp(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -560,9 +573,6 @@ int sqlv__register_pg_functions(sqlv_session *s) {
         int nargs;
         void (*fn)(sqlite3_context *, int, sqlite3_value **);
     } fns[] = {
-        {"now", 0, fn_now},
-        {"transaction_timestamp", 0, fn_now},
-        {"statement_timestamp", 0, fn_now},
         {"current_setting", 1, fn_current_setting},
         {"current_setting", 2, fn_current_setting},
         {"current_user", 0, fn_current_user},

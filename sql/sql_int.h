@@ -113,6 +113,12 @@ typedef struct sqlv__table {
     int nindexes;
     struct sqlv__index *indexes; /* nindexes; owner: the table */
     uint32_t next_index_id;      /* the id the next index takes (never reused) */
+    /* A view (view.c): create_sql is its SQLite declaration, no rows, no
+    ** key, no index; cols are its output columns. */
+    bool is_view;
+    char *view_query;    /* the query as stored (dialect-rewritten); owner: the table */
+    uint32_t *view_deps; /* ids of the relations it reads directly; owner: the table */
+    int nview_deps;
 } sqlv__table;
 
 void sqlv__table_free(sqlv__table *t);
@@ -144,6 +150,63 @@ bool sqlv__default_target(const char *text, size_t len, char *name, size_t size)
 ** *out NULL. */
 int sqlv__default_apply(sqlv_session *s, const char *text, size_t len, char **out, char state[6],
                         char *msg, size_t size);
+
+/* ---- views (view.c; docs/sql.md "Views") ----------------------------------------------
+** A view is a catalog row (table 1, keyed by its name like a table's: one
+** namespace) of its own format:
+**   0x03 | u32 id | u32 n | SQLite declaration (n bytes) | u32 n | query |
+**   u16 ncols | ncols x (u16 n | name | u16 n | declared type) |
+**   u16 ndeps | ndeps x u32 id                               (all BE)
+** and a descriptor (is_view) in the catalog snapshot beside the tables. */
+#define SQLV__CATALOG_VIEW_VERSION 3
+#define SQLV__VIEW_DEPS_MAX 1000 /* relations one view reads */
+/* The row of view t appended to out. 0 or SQLV_ERR_NOMEM. */
+int sqlv__view_encode(const sqlv__table *t, base_buf *out);
+/* A view's descriptor from its row (v[0] == SQLV__CATALOG_VIEW_VERSION).
+** 0, SQLV_ERR_NOMEM, or 1 when malformed. owner of *out: caller. */
+int sqlv__view_decode(const uint8_t *v, size_t vl, sqlv__table **out);
+/* The views among rels[0..n) (a session's or an attempt's relations) that
+** read, directly or through other views, one of ids[0..nids) and are not
+** themselves in ids: appended to *deps (cap SQLV__VIEW_DEPS_MAX + nids
+** given by the caller in *ndeps / deps_cap), in an order that drops each
+** view before the views it reads. 0, or 1 when there are more than
+** deps_cap. */
+int sqlv__view_dependents(const sqlv__table *const *rels, int n, const uint32_t *ids, int nids,
+                          uint32_t *deps, int *ndeps, int deps_cap);
+#define SQLV__VIEW_DROP_MAX 64 /* names in one DROP VIEW */
+/* CREATE [OR REPLACE] VIEW name [(cols)] AS query, parsed (names folded
+** as PostgreSQL folds identifiers; query borrowed from the text). */
+typedef struct sqlv__view_stmt {
+    bool or_replace;
+    char name[SQLV__NAME_BYTES_MAX * 4 + 1];
+    char (*cols)[SQLV__NAME_BYTES_MAX * 4 + 1]; /* ncols; owner: caller, base_free */
+    int ncols;
+    const char *query;
+    size_t query_len;
+} sqlv__view_stmt;
+/* 0, or 1 with state/msg (42601, 0A000). v->cols is allocated by the call
+** (NULL when none); free it with base_free whatever the result. */
+int sqlv__view_parse(const char *text, size_t len, sqlv__view_stmt *v, char state[6], char *msg,
+                     size_t size);
+typedef struct sqlv__view_drop {
+    char names[SQLV__VIEW_DROP_MAX][SQLV__NAME_BYTES_MAX * 4 + 1];
+    int n;
+    bool if_exists, cascade;
+} sqlv__view_drop;
+int sqlv__view_drop_parse(const char *text, size_t len, sqlv__view_drop *d, char state[6],
+                          char *msg, size_t size);
+/* Collect the relations SQLite reads directly while the view's query is
+** prepared on s's connection (between begin and end). */
+int sqlv__view_reads_begin(sqlv_session *s);
+void sqlv__view_reads_end(sqlv_session *s);
+/* The descriptor of view name (id 0) from its query prepared as st (with
+** the reads collected): columns named colnames[0..ncolnames) then as the
+** query names them. 0, 1 with state/msg (42601, 42701, 54000), or
+** SQLV_ERR_NOMEM. owner of *out: caller, sqlv__table_free. */
+int sqlv__view_make(sqlv_session *s, const char *name,
+                    char (*colnames)[SQLV__NAME_BYTES_MAX * 4 + 1], int ncolnames,
+                    const char *query, sqlite3_stmt *st, sqlv__table **out, char state[6],
+                    char *msg, size_t size);
 
 /* ---- SELECT DISTINCT ON (distinct_on.c) ---------------------------------------
 ** A statement (dialect text) with SELECT DISTINCT ON (...) queries (its own
@@ -233,6 +296,7 @@ typedef struct sqlv__catalog_entry {
     char *name;
     uint32_t id;
     uint64_t shape;
+    char *view_sql; /* a view's SQLite declaration, NULL for a table; owner: the entry */
 } sqlv__catalog_entry;
 void sqlv__catalog_list_free(sqlv__catalog_entry *list, int n);
 uint64_t sqlv__engine_row_id(sqlv_engine *e);
@@ -247,8 +311,9 @@ typedef struct sqlv__result {
 ** KV transaction whose catalog is read at its own read timestamp, retried
 ** up to SQLV__DDL_RETRIES_MAX times on 40001. */
 int sqlv__engine_create_table(sqlv_engine *e, const char *sql, sqlv__result *res);
-/* names: n names to drop. */
-int sqlv__engine_drop_tables(sqlv_engine *e, char **names, int n, bool if_exists,
+/* names: n names to drop; cascade: the views that read them too (else
+** 2BP01 when one does). */
+int sqlv__engine_drop_tables(sqlv_engine *e, char **names, int n, bool if_exists, bool cascade,
                              sqlv__result *res);
 /* One attempt of an implicit DDL statement: reads the catalog cat (at kv's
 ** read timestamp) and writes through kv. 0 (res set on a user or txn
@@ -534,7 +599,12 @@ struct sqlv_session {
     struct sqlv__priv_cache *priv; /* effective privileges (privileges.c); owner: session */
     struct sqlv__explain *explain; /* the EXPLAIN running a statement (explain.c); borrowed */
     struct sqlv__seq_session *seq; /* currval/lastval (sequence.c); owner: session */
+    /* While CREATE VIEW prepares its query: the relations SQLite reads
+    ** directly (the authorizer's SQLITE_READ outside a view); borrowed. */
+    struct sqlv__view_reads *view_reads;
 };
+/* view.c: the authorizer saw a direct read of table (NULL-safe). */
+void sqlv__view_note_read(sqlv_session *s, const char *table);
 
 /* explain.c: EXPLAIN [ANALYZE] stmt (docs/sql.md "EXPLAIN"). p..end is the
 ** text after EXPLAIN. The statement's STMT result. */
@@ -567,6 +637,9 @@ void sqlv__explain_note_commit(sqlv_session *s, const txn_commit_info *info);
 int sqlv__copy_begin(sqlv__run *r, const char *text, size_t len);
 /* Leave copy-in mode, rolling back an implicit transaction. */
 void sqlv__copy_abort(sqlv_session *s);
+/* Tests: > 0, rows per batch of a COPY outside a block instead of
+** SQLV__COPY_BATCH_ROWS_MAX (copy.c). */
+extern int sqlv__copy_batch_rows;
 /* session.c: commit the open block (its DDL too); 0 ok, else the error
 ** went to the sink. */
 int sqlv__commit_quiet(sqlv__run *r);
@@ -581,6 +654,9 @@ const char *sqlv__setting_get(const sqlv_session *s, const char *name, const cha
 ** with state/msg set. */
 int sqlv__setting_set(sqlv_session *s, const char *name, const char *value, char state[6],
                       char *msg, size_t size);
+/* The session's copy_from_atomic_enabled: true, a COPY FROM outside a block
+** is one transaction; false (the default), it commits in batches (copy.c). */
+bool sqlv__copy_from_atomic(const sqlv_session *s);
 /* Parse the transaction modes of BEGIN/START TRANSACTION/SET TRANSACTION
 ** from [p, end): 0 ok (every isolation level is accepted: Meridian is
 ** always serializable), 1 syntax error (msg set). */
@@ -616,11 +692,25 @@ int sqlv__as_of_expr(const char **pp, const char *end, char *expr, size_t expr_s
 ** with state/msg (22007 not a time, 22008 in the future or out of range). */
 int sqlv__as_of_eval(const char *expr, hlc_timestamp now, hlc_timestamp *out, char state[6],
                      char *msg, size_t size);
-/* Register now(), current_setting(), current_user(), pg_backend_pid(),
-** meridian_bool(), match() (ILIKE) on the session's connection. */
+/* Register current_setting(), current_user(), pg_backend_pid(),
+** meridian_bool(), match() (ILIKE) on the session's connection (now():
+** datetime.c). */
 int sqlv__register_pg_functions(sqlv_session *s);
 /* series.c: the meridian_series table-valued function (generate_series). */
 int sqlv__series_register(sqlv_session *s);
+/* datetime.c: PostgreSQL's date/time casts, operators and functions
+** (meridian_cast_date..., extract, date_trunc, to_char...; docs/sql.md
+** "Dates and times"). */
+int sqlv__datetime_register(sqlv_session *s);
+/* strfuncs.c: PostgreSQL's string, regular-expression and JSON functions
+** (left, split_part, regexp_replace, concat, greatest, json_agg...;
+** docs/sql.md "Strings, regular expressions and JSON"). */
+int sqlv__strfuncs_register(sqlv_session *s);
+/* pgcatalog_fn.c: a PostgreSQL regular expression (leading (?i)/(?c), \d,
+** \D) into a NUL-terminated POSIX ERE in out (owner: caller) and regcomp's
+** *flags (REG_EXTENDED | REG_NOSUB [| REG_ICASE]). 0; -1 refused (msg set:
+** back-references, unknown options); -2 out of memory. */
+int sqlv__regex_translate(const char *pat, base_buf *out, int *flags, char *msg, size_t size);
 /* Record a commit's wait for SHOW commit_wait (read-write commits only;
 ** the others leave the last value). */
 void sqlv__note_commit(sqlv_session *s, const txn_commit_info *info);
@@ -761,9 +851,33 @@ int sqlv__rekey_online(sqlv__run *r, const char *name, bool if_exists, const cha
 int sqlv__index_create_stmt(sqlv__run *r, const char *text, size_t len);
 int sqlv__index_drop_stmt(sqlv__run *r, const char *text, size_t len);
 
-/* Test hooks (tests/sql/test_index.c); zero in production. Called after
-** each committed backfill batch of an implicit CREATE INDEX, on the
-** session's thread (no transaction of the session is open). */
+/* One batch of an online backfill (index.c's entries, rekey.c's copies
+** under the new key), through kv, which the driver began for it: find the
+** work in cat (read through kv, so a DDL since fails the batch; res set
+** when the work is gone), then go on from *from (empty: the table's first
+** row) for at most max_rows rows. *from moves past the last row done;
+** *done when the rows ended; *nrows the rows the batch read (0 when it
+** failed before it read them all). 0 (res set on a user error, or a txn
+** error with *txn_rc) or SQLV_ERR_NOMEM. */
+typedef int (*sqlv__backfill_step_fn)(void *arg, txn *kv, const sqlv__catalog *cat,
+                                      base_buf *from, int max_rows, bool *done, int *nrows,
+                                      int *txn_rc, sqlv__result *res);
+/* Run step in batches of their own transactions until the rows end (index.c):
+** at most rows_max rows a batch (sqlv__backfill_rows when set). A batch
+** failing with 40001 is tried again from its start with half the rows it
+** read (at most SQLV__BACKFILL_RETRIES_MAX attempts, backing off); cancel
+** is 57014. sqlv__backfill_hook gets table_id and index_id after each
+** committed batch. 0 (res set on failure) or SQLV_ERR_NOMEM. */
+int sqlv__backfill_run(sqlv_session *s, sqlv__backfill_step_fn step, void *arg, int rows_max,
+                       uint32_t table_id, uint32_t index_id, sqlv__result *res);
+/* Sleep before attempt + 1 of a transaction that failed with 40001: 100 us,
+** doubling, at most 50 ms. */
+void sqlv__backfill_backoff(int attempt);
+
+/* Test hooks (tests/sql/test_index.c, test_rekey.c); zero in production.
+** Called after each committed backfill batch of an implicit CREATE INDEX
+** or ADD PRIMARY KEY, on the session's thread (no transaction of the
+** session is open). */
 typedef void (*sqlv__backfill_hook_fn)(void *arg, uint32_t table_id, uint32_t index_id,
                                        int batch);
 extern sqlv__backfill_hook_fn sqlv__backfill_hook;
@@ -868,9 +982,14 @@ int sqlv__privileges_stmt(sqlv__run *r, const char *text, size_t len);
 #define SQLV__PRIV_DROP 0x20u   /* on a table: DROP, ALTER, indexes; on the database: any table */
 #define SQLV__PRIV_OWNER 0x40u  /* a table's (or a sequence's) creator */
 #define SQLV__PRIV_USAGE 0x80u  /* on a sequence: nextval, currval */
+/* Past the grant options of the bits above (0x100..0x8000): their own
+** options are 0x1000000 and 0x2000000. Kept and shown; foreign keys and
+** triggers do not exist yet. */
+#define SQLV__PRIV_REFERENCES 0x10000u /* on a table or a column */
+#define SQLV__PRIV_TRIGGER 0x20000u    /* on a table */
 #define SQLV__PRIV_TABLE_ALL                                                                       \
     (SQLV__PRIV_SELECT | SQLV__PRIV_INSERT | SQLV__PRIV_UPDATE | SQLV__PRIV_DELETE |              \
-     SQLV__PRIV_DROP)
+     SQLV__PRIV_DROP | SQLV__PRIV_REFERENCES | SQLV__PRIV_TRIGGER)
 #define SQLV__PRIV_DATABASE_ALL (SQLV__PRIV_CREATE | SQLV__PRIV_DROP)
 #define SQLV__PRIV_SEQUENCE_ALL (SQLV__PRIV_USAGE | SQLV__PRIV_SELECT | SQLV__PRIV_UPDATE)
 #define SQLV__PRIV_GRANT_SHIFT 8 /* privilege bits << 8: their grant options */
@@ -890,6 +1009,17 @@ int sqlv__catalog_bump_version(txn *kv, txn_error *err);
 ** column privilege will do), NULL for INSERT (the columns of the statement
 ** being prepared, sqlv__priv_statement) and DELETE. */
 int sqlv__priv_authorize(sqlv_session *s, const char *table, const char *column, uint32_t want);
+/* A read of table (column) through view: checked against the view's
+** owner's SELECT privileges, as PostgreSQL does (root's and admins' views
+** read everything; docs/sql.md "Views"). SQLITE_OK, or SQLITE_DENY with the
+** session's error set (42501, or a txn error). */
+int sqlv__priv_authorize_view(sqlv_session *s, const char *view, const char *table,
+                              const char *column);
+/* SQLite's read of table with no column (count(*), or a table a view
+** SQLite flattened brought in): the invoker's SELECT on it when the
+** statement names it (or its text is unknown), else on every view the
+** statement names. SQLITE_OK or SQLITE_DENY (error set). */
+int sqlv__priv_authorize_no_columns(sqlv_session *s, const char *table);
 /* The text SQLite is preparing on this thread (for INSERT's column list),
 ** NULL after it: valid only while set. Without it an INSERT needs every
 ** column's privilege. */
@@ -903,6 +1033,30 @@ void sqlv__priv_insert_text(const char *text, size_t len);
 ** error set (42501 "permission denied for sequence s"), or with a txn error
 ** set. A sequence that does not exist passes (the function reports it). */
 int sqlv__priv_sequence(sqlv_session *s, const char *name, uint32_t id, uint32_t any_of);
+/* ALTER and DROP SEQUENCE of sequence id (owner_table: the table whose
+** SERIAL/IDENTITY/OWNED BY column owns it, "" none) through kv and cat (the
+** statement's view; the session's own in a block): *ok for root, admins,
+** its owner (or its table's) and members of that owner, and with
+** database_drop holders of the database's DROP (PostgreSQL: the owner;
+** OWNER TO takes the owner). TXN_OK or a txn error (err set). */
+int sqlv__priv_sequence_owner(sqlv_session *s, txn *kv, const sqlv__catalog *cat, uint32_t id,
+                              const char *owner_table, bool database_drop, bool *ok,
+                              txn_error *err);
+/* ... OWNER TO role of the object id (the caller checked that s may alter
+** it): through kv, the owner row goes to role (root owns without one) and
+** the grants the old owner made are the new one's (PostgreSQL's
+** aclnewowner). TXN_OK with state[0] == 0, or state/msg set (42704 no such
+** role, 42501 s is not a member of role: PostgreSQL's rule for non-admins),
+** or a txn error (err set). */
+int sqlv__priv_set_owner(sqlv_session *s, txn *kv, uint32_t id, const char *role,
+                         char state[6], char *msg, size_t msg_size, txn_error *err);
+/* DROP ROLE (users.c): the live objects (tables, sequences, columns, the
+** database) whose privilege rows name role as grantee, grantor or owner,
+** through kv and e's catalog (PostgreSQL refuses to drop such a
+** role, 2BP01: a role created again by that name would inherit them).
+** TXN_OK or a txn error (err set). */
+int sqlv__priv_role_objects(sqlv_engine *e, txn *kv, const char *role, int *nobjects,
+                            txn_error *err);
 
 /* Explicit checks of the session's own statement paths: STMT_OK, or the
 ** error sent (42501) and STMT_FAILED. A table that does not exist passes
@@ -911,6 +1065,11 @@ int sqlv__priv_sequence(sqlv_session *s, const char *name, uint32_t id, uint32_t
 int sqlv__priv_require_table(sqlv__run *r, const char *table, uint32_t want);
 int sqlv__priv_require_database(sqlv__run *r, uint32_t want);
 int sqlv__priv_require_admin(sqlv__run *r, const char *what);
+/* CREATE TABLE text: each REFERENCES t [(cols)] (a foreign key, kept but
+** not enforced yet) needs REFERENCES on t, or on each column named (none
+** named: t's primary key's), as PostgreSQL. A table that does not exist
+** passes. */
+int sqlv__priv_require_references(sqlv__run *r, const char *text, size_t len);
 /* After a CREATE TABLE of the session's user: its
 ** owner row (in the open block's transaction, else in one of its own; best
 ** effort, logged). */
@@ -918,6 +1077,11 @@ void sqlv__priv_record_owner(sqlv_session *s, const char *table);
 /* The same for the table or sequence id (ids are never reused: an id a
 ** skipped CREATE ... IF NOT EXISTS allocated names nothing). */
 void sqlv__priv_record_owner_id(sqlv_session *s, uint32_t id);
+/* ADD PRIMARY KEY moved table old_id to new_id (rekey.c's swap; session.c
+** in a block): every privilege row of the table and of its columns (owner
+** rows too) moves to the new id through kv, the transaction of the move,
+** which bumps the catalog version. TXN_OK or a txn error with err set. */
+int sqlv__priv_move_table(txn *kv, uint32_t old_id, uint32_t new_id, txn_error *err);
 /* SHOW GRANTS ...: p just after GRANTS. */
 int sqlv__privileges_show(sqlv__run *r, const char *p, const char *end);
 /* information_schema.table_privileges (pgcatalog.c): every privilege held
@@ -939,6 +1103,42 @@ typedef int (*sqlv__column_privilege_fn)(void *arg, const char *table, const cha
                                          const char *privilege, bool grantable);
 int sqlv__priv_column_privileges(txn *kv, const sqlv__table *const *tables, int ntables,
                                  sqlv__column_privilege_fn fn, void *arg, txn_error *err);
+/* pg_class.relacl: every privilege row, read once per scan through kv
+** (owner of *out: the caller, sqlv__priv_rows_free; NULL: nothing). */
+typedef struct sqlv__priv_rows sqlv__priv_rows;
+int sqlv__priv_rows_read(txn *kv, sqlv__priv_rows **out, txn_error *err);
+void sqlv__priv_rows_free(sqlv__priv_rows *p);
+/* The relacl of table (or sequence) id as PostgreSQL's aclitem[] text
+** ({owner=arwdxt/owner,app=r/owner,=r/owner}, '*' after a letter for its
+** grant option; no D: Meridian has no TRUNCATE privilege; DROP has no
+** letter) into out, NUL-terminated; *null when no grant is stored (the
+** owner's defaults). 0 or SQLV_ERR_NOMEM. */
+int sqlv__priv_relacl(const sqlv__priv_rows *p, uint32_t id, bool sequence, base_buf *out,
+                      bool *null);
+/* pg_class.relowner: the role whose owner row table or sequence id has, or
+** NULL (root's: no owner row). Lives as p. */
+const char *sqlv__priv_owner(const sqlv__priv_rows *p, uint32_t id);
+/* has_*_privilege (pgcatalog_fn.c): what user (a role's name; "public":
+** PUBLIC's alone) holds, on: 't' table or sequence id, 'c' its column
+** column, 'a' any of its columns (column privileges only), 'd' the
+** session's database. *bits: SQLV__PRIV_* and their grant options (<<
+** SQLV__PRIV_GRANT_SHIFT), an owner's rights spelled out with
+** SQLV__PRIV_OWNER; every bit for root and admins. Through the statement's
+** transaction (or a read-only one of its own); the session's user from its
+** cache. TXN_OK or a txn error (err set). */
+int sqlv__priv_held(sqlv_session *s, const char *user, char on, uint32_t id, const char *column,
+                    uint32_t *bits, txn_error *err);
+/* Is role a stored or built-in role, "public", or the session's user? */
+int sqlv__priv_role_known(sqlv_session *s, const char *role, bool *found, txn_error *err);
+/* pg_has_role's MEMBER/USAGE: is user in role (directly or not; root and
+** admins are in every role, as PostgreSQL's superuser)? */
+int sqlv__priv_role_member(sqlv_session *s, const char *user, const char *role, bool *member,
+                           txn_error *err);
+/* ALTER TABLE [IF EXISTS] table OWNER TO role: p..end just after OWNER.
+** PostgreSQL's rules (docs/security.md); the sequences its columns own
+** follow. STMT_OK (no tag sent) or the error sent and STMT_FAILED. */
+int sqlv__priv_alter_table_owner(sqlv__run *r, const char *table, bool if_exists, const char *p,
+                                 const char *end);
 
 /* ---- UPSERT and RETURNING (upsert.c; docs/sql.md "UPSERT and RETURNING") --------------
 ** SQLite refuses INSERT ... ON CONFLICT and UPDATE/DELETE ... RETURNING on

@@ -20,6 +20,9 @@
 **   - the membership graph has no cycle (GRANT refuses one with 0LP01), and
 **     every membership names two existing roles (DROP removes a role's
 **     memberships with it).
+**   - a role that a privilege row names (grantee, grantor or owner) is not
+**     dropped (2BP01, as PostgreSQL): a role created again by its name
+**     never inherits its grants.
 **   - role rows are written in format 2 (with the CONNECTION LIMIT, -1 or
 **     more); rows of format 1 still read, as having no limit.
 **   - sqlv_auth_lookup reads the role and the host-based rules in one
@@ -916,7 +919,8 @@ static int apply_alter(user_op *o, txn *kv, txn_error *err) {
     return rc;
 }
 
-static int apply_drop(user_op *o, const char *session_user, txn *kv, txn_error *err) {
+static int apply_drop(user_op *o, sqlv_engine *e, const char *session_user, txn *kv,
+                      txn_error *err) {
     sqlv__membership *list = NULL;
     int n = 0, rc = TXN_OK;
     for (int i = 0; i < o->nnames; i++) {
@@ -939,6 +943,16 @@ static int apply_drop(user_op *o, const char *session_user, txn *kv, txn_error *
             }
             op_notice(o, "role \"%s\" does not exist, skipping", name);
             continue;
+        }
+        /* its grants would pass to a role created by that name (privileges.c) */
+        int nobjects = 0;
+        if ((rc = sqlv__priv_role_objects(e, kv, name, &nobjects, err)) != TXN_OK) goto done;
+        if (nobjects > 0) {
+            op_error(o, "2BP01",
+                     "role \"%s\" cannot be dropped because some objects depend on it\n"
+                     "DETAIL:  privileges or ownership on %d object%s (REVOKE them first)",
+                     name, nobjects, nobjects == 1 ? "" : "s");
+            goto done;
         }
         base_buf key = {0};
         rc = TXN_ERR_NOMEM;
@@ -1042,7 +1056,8 @@ done:
 
 /* One attempt of the statement in kv: TXN_OK (o->state set on a user
 ** error: the caller rolls back) or a txn error with err set. */
-static int apply(user_op *o, const char *session_user, txn *kv, txn_error *err) {
+static int apply(user_op *o, sqlv_engine *e, const char *session_user, txn *kv,
+                 txn_error *err) {
     bool admin = false;
     int rc = sqlv__role_is_admin(kv, session_user, &admin, err);
     if (rc != TXN_OK) return rc;
@@ -1059,7 +1074,7 @@ static int apply(user_op *o, const char *session_user, txn *kv, txn_error *err) 
     switch (o->kind) {
     case OP_CREATE: return apply_create(o, kv, err);
     case OP_ALTER: return apply_alter(o, kv, err);
-    case OP_DROP: rc = apply_drop(o, session_user, kv, err); break;
+    case OP_DROP: rc = apply_drop(o, e, session_user, kv, err); break;
     case OP_GRANT:
     case OP_REVOKE: rc = apply_grant(o, kv, err); break;
     }
@@ -1096,7 +1111,7 @@ static int run_in_block(sqlv__run *r, user_op *o) {
         return sqlv__fail_txn(r, rc, &err);
     if ((rc = txn_savepoint(s->kv, &sp)) != TXN_OK) return sqlv__fail_txn(r, rc, &err);
     op_reset(o);
-    rc = apply(o, s->user, s->kv, &err);
+    rc = apply(o, s->engine, s->user, s->kv, &err);
     if (rc != TXN_OK || o->state[0]) {
         (void)txn_rollback_to(s->kv, sp);
         return rc != TXN_OK ? sqlv__fail_txn(r, rc, &err) : sqlv__fail(r, o->state, o->msg);
@@ -1120,7 +1135,7 @@ static int run_alone(sqlv__run *r, user_op *o) {
         }
         if ((rc = txn_begin(s->engine->db, NULL, &kv)) != TXN_OK) break;
         op_reset(o);
-        rc = apply(o, s->user, kv, &err);
+        rc = apply(o, s->engine, s->user, kv, &err);
         if (rc != TXN_OK || o->state[0]) {
             txn_rollback(kv);
             if (rc == TXN_ERR_RETRY) continue;

@@ -3,8 +3,9 @@
 ** start` process (temp store, free port): \d on an empty database, then
 ** \dt, \d accounts, \di, \du, \l, \dn naming the table, its columns and
 ** types and its primary key, a dropped table gone from \dt, SHOW TABLES /
-** SHOW CREATE TABLE, and tab completion on a pseudo-terminal. Every psql
-** run is bounded by E2E_CMD_TIMEOUT_MS. The catalogs: sql/pgcatalog.c.
+** SHOW CREATE TABLE, \dv and \d of a view, and tab completion on a
+** pseudo-terminal. Every psql run is bounded by E2E_CMD_TIMEOUT_MS. The
+** catalogs: sql/pgcatalog.c.
 */
 #include "tests/e2e/e2e_util.h"
 
@@ -136,6 +137,33 @@ static void test_describe(void **state) {
     PQfinish(c);
 }
 
+/* Views (docs/sql.md "Views"): \dv lists them, \dt does not, \d v shows
+** the columns and \d+ v the "View definition:" footer (pg_get_viewdef). */
+static void test_views(void **state) {
+    (void)state;
+    PGconn *c = e2e_conn();
+    e2e_ok(c, "CREATE TABLE stock (id INT PRIMARY KEY, qty INT)");
+    e2e_ok(c, "INSERT INTO stock VALUES (1, 5), (2, 0)");
+    e2e_ok(c, "CREATE VIEW in_stock AS SELECT id, qty FROM stock WHERE qty > 0");
+    e2e_rows_equal(c, "SELECT id FROM in_stock", "1\n");
+    char *out = NULL;
+    const char *cmds[] = {"\\dv", "\\dt", NULL};
+    psql(true, cmds, &out);
+    expect_in(out, "public|in_stock|view|root\n");
+    if (strstr(out, "public|in_stock|table") != NULL) print_error("\\dt lists a view:\n%s\n", out);
+    assert_null(strstr(out, "public|in_stock|table"));
+    base_free(out);
+    const char *cmds2[] = {"\\d in_stock", "\\d+ in_stock", NULL};
+    psql(false, cmds2, &out);
+    expect_in(out, "View \"public.in_stock\"\n");
+    expect_in(out, "View definition:\n");
+    expect_in(out, "SELECT id, qty FROM stock WHERE qty > 0");
+    base_free(out);
+    e2e_fails(c, "DROP TABLE stock", "2BP01");
+    e2e_ok(c, "DROP TABLE stock CASCADE");
+    PQfinish(c);
+}
+
 /* ---- tab completion on a pseudo-terminal ---------------------------------------------- */
 
 /* Read from fd into acc until it holds want past *from, bounded by
@@ -229,6 +257,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty_database), /* first: the node is empty */
         cmocka_unit_test(test_describe),
+        cmocka_unit_test(test_views),
         cmocka_unit_test(test_tab_completion),
     };
     return cmocka_run_group_tests(tests, e2e_group_setup, e2e_group_teardown);

@@ -125,3 +125,20 @@ sqlv_session *session(fixture *f) {
     assert_int_equal(sqlv_session_open(f->sql, "root", "defaultdb", &s), SQLV_OK);
     return s;
 }
+
+bool run_failing(sqlv_session *s, const char *q, const char *last, long n) {
+    capture c;
+    memset(&c, 0, sizeof(c));
+    sqlv_sink sink = {&c, c_desc, c_row, c_tag, c_empty, c_error, c_notice, NULL, NULL, NULL};
+    base_alloc_fail_after(n);
+    (void)sqlv_session_exec(s, q, strlen(q), &sink);
+    base_alloc_fail_after(-1);
+    base_buf_append_byte(&c.out, 0);
+    const char *out = (const char *)c.out.data;
+    size_t ol = strlen(out), ll = strlen(last);
+    bool ok = strncmp(out, "E ", 2) != 0 && strstr(out, "\nE ") == NULL && ol >= ll &&
+              strcmp(out + ol - ll, last) == 0;
+    base_buf_free(&c.out);
+    if (sqlv_session_status(s) != 'I') free(run(s, "ROLLBACK"));
+    return ok;
+}

@@ -15,6 +15,7 @@
 #ifndef MERIDIAN_TESTS_SQL_HARNESS_H
 #define MERIDIAN_TESTS_SQL_HARNESS_H
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +47,11 @@ char *rows_of(sqlv_session *s, const char *q);
 void exec_ok(sqlv_session *s, const char *q);
 void expect_error(sqlv_session *s, const char *q, const char *state);
 sqlv_session *session(fixture *f);
+/* Runs q with the n-th allocation (and every later one) failing, then
+** ROLLBACK if a block is left open; true when q ran to the end (its
+** transcript ends with last) without an error line. For the tests that fail
+** every allocation in turn. */
+bool run_failing(sqlv_session *s, const char *q, const char *last, long n);
 
 #define EXPECT(s, q, want)                                                                         \
     do {                                                                                           \
@@ -64,6 +70,18 @@ sqlv_session *session(fixture *f);
             print_error("query: %s\nwant:\n%sgot:\n%s", (q), (want), got_);                        \
         assert_string_equal(got_, (want));                                                         \
         free(got_);                                                                                \
+    } while (0)
+
+/* q (which can use an index or a key) and q_scan (which cannot) give the
+** same rows, and some. */
+#define EXPECT_SAME(s, q, q_scan)                                                                  \
+    do {                                                                                           \
+        char *a_ = rows_of((s), (q)), *b_ = rows_of((s), (q_scan));                                \
+        if (strcmp(a_, b_) != 0) print_error("%s:\n%s\n%s:\n%s", (q), a_, (q_scan), b_);           \
+        assert_string_equal(a_, b_);                                                               \
+        assert_true(a_[0] != 0);                                                                   \
+        free(a_);                                                                                  \
+        free(b_);                                                                                  \
     } while (0)
 
 #endif

@@ -65,17 +65,6 @@ static void check_consistent(sqlv_session *s, const char *table, const char *col
     }
 }
 
-/* q (which can use an index) and q_scan (which cannot) give the same rows. */
-#define EXPECT_SAME(s, q, q_scan)                                                                  \
-    do {                                                                                           \
-        char *a_ = rows_of((s), (q)), *b_ = rows_of((s), (q_scan));                                \
-        if (strcmp(a_, b_) != 0) print_error("%s:\n%s\n%s:\n%s", (q), a_, (q_scan), b_);           \
-        assert_string_equal(a_, b_);                                                               \
-        assert_true(a_[0] != 0);                                                                   \
-        free(a_);                                                                                  \
-        free(b_);                                                                                  \
-    } while (0)
-
 /* ---- CREATE / DROP INDEX ----------------------------------------------------------- */
 
 static void test_create_drop(void **state) {
@@ -759,25 +748,6 @@ static void test_catalogs(void **state) {
 ** indexes, and of a block's CREATE/DROP INDEX: the statement fails cleanly
 ** (or an online build leaves a WRITE_ONLY index, which writers keep
 ** maintaining), and the index stays consistent with the rows. */
-
-/* Run q with the n-th allocation (and every later one) failing; true when
-** it ran to the end (its last tag is last) without an error. */
-static bool run_failing(sqlv_session *s, const char *q, const char *last, long n) {
-    capture c;
-    memset(&c, 0, sizeof(c));
-    sqlv_sink sink = {&c, c_desc, c_row, c_tag, c_empty, c_error, c_notice, NULL, NULL, NULL};
-    base_alloc_fail_after(n);
-    (void)sqlv_session_exec(s, q, strlen(q), &sink);
-    base_alloc_fail_after(-1);
-    base_buf_append_byte(&c.out, 0);
-    const char *out = (const char *)c.out.data;
-    size_t ol = strlen(out), ll = strlen(last);
-    bool ok = strncmp(out, "E ", 2) != 0 && strstr(out, "\nE ") == NULL && ol >= ll &&
-              strcmp(out + ol - ll, last) == 0;
-    base_buf_free(&c.out);
-    if (sqlv_session_status(s) != 'I') free(run(s, "ROLLBACK"));
-    return ok;
-}
 
 static void test_alloc_failures(void **state) {
     fixture f;

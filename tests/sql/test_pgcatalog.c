@@ -328,7 +328,7 @@ static void test_dialect_and_functions(void **state) {
                    "array_to_string('{a,NULL}', ',', '*'), substring('héllo', 2, 3), "
                    "pg_size_pretty(123456789), format_type(1043, 24), format_type(1042, -1)",
                 "R a-b c|a,*|éll|118 MB|character varying(20)|bpchar\n");
-    EXPECT_ROWS(s, "SELECT has_table_privilege('x', 'SELECT'), pg_get_userbyid(10), "
+    EXPECT_ROWS(s, "SELECT has_table_privilege('pg_class', 'SELECT'), pg_get_userbyid(10), "
                    "pg_encoding_to_char(6), current_schemas(true), to_regclass('nope')",
                 "R 1|root|UTF8|{pg_catalog,public}|NULL\n");
     EXPECT_ROWS(s, "SELECT ARRAY[1, 'a b', NULL], 'x' = ANY (ARRAY['y', 'x']), 3 <> ALL ('{1,2}')",

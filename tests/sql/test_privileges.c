@@ -7,7 +7,11 @@
 ** takes effect in an open session at its next statement; ALL; a table's
 ** owner; admin bypass; GRANT ON DATABASE; SHOW GRANTS; a prepared
 ** statement checked again after a REVOKE; grantors, REVOKE ... CASCADE
-** (2BP01 without it); column privileges; privileges on sequences. The transcript
+** (2BP01 without it); column privileges; privileges on sequences;
+** REFERENCES (a FOREIGN KEY's check) and TRIGGER, pg_class.relacl; a
+** sequence's owner (ALTER, DROP, OWNER TO); DROP ROLE of a role privileges
+** name (2BP01); has_*_privilege and pg_has_role; pg_class.relowner and
+** ALTER TABLE ... OWNER TO. The transcript
 ** format is test_sql.c's (D/R/C/E/N/Q lines).
 */
 #define _GNU_SOURCE
@@ -482,7 +486,7 @@ static void test_sequence_privileges(void **state) {
     EXPECT(app, "SELECT currval('s2')",
            "E 55000 currval of sequence \"s2\" is not yet defined in this session\n");
     EXPECT(app, "SELECT nextval('s2')", "E 42501 permission denied for sequence s2\n");
-    /* DDL on sequences: the database's privileges (CREATE; DROP for ALTER and DROP) */
+    /* DDL on sequences: the database's CREATE; ALTER and DROP the owner's */
     expect_error(app, "ALTER SEQUENCE s1 RESTART", "42501");
     expect_error(app, "DROP SEQUENCE s2", "42501");
     expect_error(app, "CREATE SEQUENCE mine", "42501");
@@ -524,6 +528,355 @@ static void test_sequence_privileges(void **state) {
     teardown(&f, root, app);
 }
 
+/* REFERENCES and TRIGGER (PostgreSQL's): granted, revoked, part of ALL,
+** shown by SHOW GRANTS, information_schema and pg_class.relacl (psql's
+** \dp); a FOREIGN KEY (kept, not enforced yet) needs REFERENCES on the
+** table it names, or on its columns (none named: the primary key's), and a
+** denied CREATE TABLE creates nothing. Checked against PostgreSQL 15. */
+static void test_references_and_trigger(void **state) {
+    (void)state;
+    fixture f;
+    sqlv_session *root, *app;
+    setup(&f, &root, &app);
+    EXPECT(root, "CREATE USER bob", "C CREATE ROLE\n");
+    sqlv_session *bob = session_as(&f, "bob");
+    EXPECT(root, "GRANT CREATE ON DATABASE defaultdb TO app", "C GRANT\n");
+    DENIED(app, "CREATE TABLE child (id INT PRIMARY KEY, a INT REFERENCES accounts (id))",
+           "accounts");
+    DENIED(app, "CREATE TABLE child (id INT PRIMARY KEY, a INT, FOREIGN KEY (a) REFERENCES "
+                "public.accounts)",
+           "accounts");
+    DENIED(app, "CREATE TABLE child (id SERIAL PRIMARY KEY, a INT REFERENCES accounts)",
+           "accounts");
+    expect_error(root, "SELECT * FROM child", "42P01");
+    expect_error(root, "SELECT nextval('child_id_seq')", "42P01");
+    /* column REFERENCES: the columns named, or the primary key's */
+    EXPECT(root, "GRANT REFERENCES (balance) ON accounts TO app", "C GRANT\n");
+    DENIED(app, "CREATE TABLE child (id INT PRIMARY KEY, a INT REFERENCES accounts (id))",
+           "accounts");
+    EXPECT(root, "REVOKE REFERENCES (balance) ON accounts FROM app", "C REVOKE\n");
+    EXPECT(root, "GRANT REFERENCES (id) ON accounts TO app", "C GRANT\n");
+    EXPECT(app, "CREATE TABLE child (id INT PRIMARY KEY, a INT REFERENCES accounts (id))",
+           "C CREATE TABLE\n");
+    EXPECT(app, "CREATE TABLE child2 (id INT PRIMARY KEY, a INT REFERENCES accounts)",
+           "C CREATE TABLE\n");
+    EXPECT(app, "CREATE TABLE child3 (id INT PRIMARY KEY, a INT REFERENCES child3)",
+           "C CREATE TABLE\n"); /* its own table: being created, the creator's */
+    EXPECT_ROWS(root,
+                "SELECT grantee, column_name, privilege_type FROM "
+                "information_schema.column_privileges WHERE table_name = 'accounts'",
+                "R app|id|REFERENCES\n");
+    /* only the owner, an admin or a holder of the option grants them */
+    expect_error(app, "GRANT REFERENCES ON accounts TO bob", "42501");
+    expect_error(app, "GRANT TRIGGER ON accounts TO bob", "42501");
+    EXPECT_ROWS(root,
+                "SELECT count(*) FROM information_schema.table_privileges WHERE grantee = 'bob'",
+                "R 0\n");
+    EXPECT(root, "GRANT TRIGGER ON accounts TO reader", "C GRANT\n");
+    EXPECT(root, "GRANT REFERENCES ON accounts TO app WITH GRANT OPTION", "C GRANT\n");
+    EXPECT(app, "GRANT REFERENCES ON accounts TO bob", "C GRANT\n");
+    expect_error(app, "GRANT TRIGGER ON accounts TO bob", "42501");
+    EXPECT(bob, "CREATE TABLE child4 (a INT REFERENCES accounts)",
+           "E 42501 permission denied for database defaultdb (CREATE)\n");
+    const char *head = "D database_name:25,schema_name:25,table_name:25,grantee:25,"
+                       "privilege_type:25,is_grantable:16\n";
+    char want[1024];
+    snprintf(want, sizeof want,
+             "%sR defaultdb|public|accounts|app|REFERENCES|t\nC SHOW GRANTS\n", head);
+    EXPECT(root, "SHOW GRANTS ON accounts FOR app", want);
+    EXPECT_ROWS(root,
+                "SELECT grantor, grantee, privilege_type, is_grantable FROM "
+                "information_schema.table_privileges WHERE table_name = 'accounts' ORDER BY "
+                "grantee, privilege_type",
+                "R root|app|REFERENCES|YES\nR app|bob|REFERENCES|NO\n"
+                "R root|reader|TRIGGER|NO\n");
+    EXPECT_ROWS(root, "SELECT relacl FROM pg_class WHERE relname = 'accounts'",
+                "R {root=arwdxt/root,app=x*/root,bob=x/app,reader=t/root}\n");
+    EXPECT_ROWS(root, "SELECT relacl FROM pg_class WHERE relname = 'child'",
+                "R NULL\n"); /* no grant: the owner's defaults */
+    /* the owner holds them too, and ALL includes them */
+    EXPECT_ROWS(root,
+                "SELECT privilege_type FROM information_schema.table_privileges WHERE "
+                "table_name = 'child' AND grantee = 'app' ORDER BY privilege_type",
+                "R DELETE\nR INSERT\nR REFERENCES\nR SELECT\nR TRIGGER\nR UPDATE\n");
+    EXPECT(root, "GRANT ALL ON accounts TO bob", "C GRANT\n");
+    snprintf(want, sizeof want, "%sR defaultdb|public|accounts|bob|ALL|f\nC SHOW GRANTS\n",
+             head);
+    EXPECT(root, "SHOW GRANTS ON accounts FOR bob", want);
+    EXPECT(root, "REVOKE TRIGGER ON accounts FROM bob", "C REVOKE\n");
+    snprintf(want, sizeof want,
+             "%sR defaultdb|public|accounts|bob|DELETE|f\n"
+             "R defaultdb|public|accounts|bob|DROP|f\n"
+             "R defaultdb|public|accounts|bob|INSERT|f\n"
+             "R defaultdb|public|accounts|bob|REFERENCES|f\n"
+             "R defaultdb|public|accounts|bob|SELECT|f\n"
+             "R defaultdb|public|accounts|bob|UPDATE|f\n"
+             "C SHOW GRANTS\n",
+             head);
+    EXPECT(root, "SHOW GRANTS ON accounts FOR bob", want);
+    /* REVOKE: app's option goes, bob's grant from app with it (CASCADE) */
+    EXPECT(root, "REVOKE REFERENCES ON accounts FROM app", "E 2BP01 dependent privileges exist\n");
+    EXPECT(root, "REVOKE REFERENCES ON accounts FROM app CASCADE", "C REVOKE\n");
+    DENIED(app, "CREATE TABLE child5 (a INT REFERENCES accounts)", "accounts"); /* (id) too */
+    EXPECT_ROWS(root,
+                "SELECT grantor, grantee, privilege_type FROM "
+                "information_schema.table_privileges WHERE table_name = 'accounts' AND "
+                "privilege_type IN ('REFERENCES', 'TRIGGER') ORDER BY grantee, grantor",
+                "R root|bob|REFERENCES\nR root|reader|TRIGGER\n");
+    /* errors as PostgreSQL's */
+    expect_error(root, "GRANT TRIGGER (id) ON accounts TO app", "0LP01");
+    expect_error(root, "GRANT TRIGGER ON DATABASE defaultdb TO app", "0LP01");
+    EXPECT(root, "CREATE SEQUENCE s", "C CREATE SEQUENCE\n");
+    expect_error(root, "GRANT REFERENCES ON SEQUENCE s TO app", "0LP01");
+    sqlv_session_close(bob);
+    teardown(&f, root, app);
+}
+
+/* A sequence's owner (its creator, or its SERIAL table's owner) alters and
+** drops it; anyone else but an admin (or a holder of the database's DROP,
+** Meridian's own) gets 42501 "must be owner of sequence s" and nothing
+** changes. ALTER SEQUENCE ... OWNER TO moves the ownership and the grants
+** the old owner made. Checked against PostgreSQL 15. */
+static void test_sequence_owner(void **state) {
+    (void)state;
+    fixture f;
+    sqlv_session *root, *app;
+    setup(&f, &root, &app);
+    EXPECT(root, "CREATE USER bob; CREATE USER carol", "C CREATE ROLE\nC CREATE ROLE\n");
+    sqlv_session *bob = session_as(&f, "bob"), *carol = session_as(&f, "carol");
+    EXPECT(root, "CREATE SEQUENCE s_root", "C CREATE SEQUENCE\n");
+    EXPECT(root, "GRANT ALL ON SEQUENCE s_root TO app", "C GRANT\n");
+    EXPECT(app, "ALTER SEQUENCE s_root INCREMENT BY 10",
+           "E 42501 must be owner of sequence s_root\n");
+    EXPECT(app, "DROP SEQUENCE s_root", "E 42501 must be owner of sequence s_root\n");
+    EXPECT(app, "BEGIN; ALTER SEQUENCE s_root RESTART WITH 50",
+           "C BEGIN\nE 42501 must be owner of sequence s_root\n");
+    EXPECT(app, "ROLLBACK", "C ROLLBACK\n");
+    EXPECT(app, "ALTER SEQUENCE s_root OWNER TO app", "E 42501 must be owner of sequence s_root\n");
+    EXPECT(root, "SELECT nextval('s_root'), nextval('s_root')",
+           "D nextval:20,nextval:20\nR 1|2\nC SELECT 1\n");
+    /* its creator owns it; others may use it, not change it */
+    EXPECT(root, "GRANT CREATE ON DATABASE defaultdb TO app", "C GRANT\n");
+    EXPECT(app, "CREATE SEQUENCE s_app", "C CREATE SEQUENCE\n");
+    EXPECT(app, "ALTER SEQUENCE s_app INCREMENT BY 10", "C ALTER SEQUENCE\n");
+    EXPECT(app, "GRANT USAGE ON SEQUENCE s_app TO bob", "C GRANT\n");
+    EXPECT(app, "GRANT SELECT ON SEQUENCE s_app TO reader WITH GRANT OPTION", "C GRANT\n");
+    EXPECT(bob, "SELECT nextval('s_app')", "D nextval:20\nR 1\nC SELECT 1\n");
+    EXPECT(bob, "ALTER SEQUENCE s_app RESTART", "E 42501 must be owner of sequence s_app\n");
+    EXPECT(bob, "DROP SEQUENCE s_app", "E 42501 must be owner of sequence s_app\n");
+    EXPECT(bob, "DROP SEQUENCE IF EXISTS nope",
+           "N sequence \"nope\" does not exist, skipping\nC DROP SEQUENCE\n");
+    EXPECT(bob, "SELECT nextval('s_app')", "D nextval:20\nR 11\nC SELECT 1\n");
+    /* OWNER TO: an admin gives it to anyone; the owner only to a role of its own */
+    EXPECT(app, "ALTER SEQUENCE s_app OWNER TO bob", "E 42501 must be member of role \"bob\"\n");
+    EXPECT(root, "ALTER SEQUENCE s_app OWNER TO nobody", "E 42704 role \"nobody\" does not exist\n");
+    EXPECT_ROWS(root, "SELECT relacl FROM pg_class WHERE relname = 's_app'",
+                "R {app=rwU/app,bob=U/app,reader=r*/app}\n"); /* unchanged */
+    EXPECT(root, "ALTER SEQUENCE s_app OWNER TO bob", "C ALTER SEQUENCE\n");
+    EXPECT(app, "ALTER SEQUENCE s_app RESTART", "E 42501 must be owner of sequence s_app\n");
+    EXPECT(app, "SELECT nextval('s_app')", "E 42501 permission denied for sequence s_app\n");
+    EXPECT_ROWS(root, "SELECT relacl FROM pg_class WHERE relname = 's_app'",
+                "R {bob=rwU/bob,reader=r*/bob}\n");
+    EXPECT(bob, "ALTER SEQUENCE s_app RESTART WITH 5", "C ALTER SEQUENCE\n");
+    EXPECT(bob, "SELECT nextval('s_app')", "D nextval:20\nR 5\nC SELECT 1\n");
+    EXPECT(root, "GRANT bob TO app", "C GRANT ROLE\n");
+    EXPECT(app, "ALTER SEQUENCE s_app INCREMENT BY 1", "C ALTER SEQUENCE\n"); /* through bob */
+    EXPECT(app, "ALTER SEQUENCE s_app OWNER TO app", "C ALTER SEQUENCE\n");
+    EXPECT(bob, "DROP SEQUENCE s_app", "E 42501 must be owner of sequence s_app\n");
+    EXPECT(app, "DROP SEQUENCE s_app", "C DROP SEQUENCE\n");
+    /* a SERIAL's sequence is its table owner's, and follows the table */
+    EXPECT(app, "CREATE TABLE items (id SERIAL PRIMARY KEY, v INT)", "C CREATE TABLE\n");
+    EXPECT(app, "ALTER SEQUENCE items_id_seq RESTART WITH 100", "C ALTER SEQUENCE\n");
+    EXPECT(carol, "ALTER SEQUENCE items_id_seq RESTART",
+           "E 42501 must be owner of sequence items_id_seq\n");
+    expect_error(carol, "ALTER SEQUENCE items_id_seq OWNER TO carol", "42501");
+    expect_error(app, "ALTER SEQUENCE items_id_seq OWNER TO carol", "0A000");
+    EXPECT(app, "INSERT INTO items (v) VALUES (1) RETURNING id", "D id:23\nR 100\nC INSERT 0 1\n");
+    /* Meridian's own: the database's DROP drops any table, and any sequence */
+    EXPECT(root, "GRANT DROP ON DATABASE defaultdb TO carol", "C GRANT\n");
+    EXPECT(carol, "ALTER SEQUENCE s_root OWNER TO carol",
+           "E 42501 must be owner of sequence s_root\n"); /* ownership takes the owner */
+    EXPECT(carol, "DROP SEQUENCE s_root", "C DROP SEQUENCE\n");
+    /* a role that holds, granted or owns privileges is not dropped (PostgreSQL's
+    ** 2BP01): one created again by its name would inherit them */
+    expect_error(root, "DROP USER carol", "2BP01");
+    expect_error(root, "DROP USER app", "2BP01"); /* owns items */
+    EXPECT(root, "DROP ROLE reader", "C DROP ROLE\n"); /* its grants were on s_app, dropped */
+    EXPECT(root, "REVOKE DROP ON DATABASE defaultdb FROM carol", "C REVOKE\n");
+    sqlv_session_close(carol);
+    carol = NULL;
+    EXPECT(root, "DROP USER carol", "C DROP ROLE\n");
+    sqlv_session_close(bob);
+    teardown(&f, root, app);
+}
+
+/* has_table_privilege and its kin as PostgreSQL's: every argument form
+** ((user,) object, privileges; by name or OID), lists of privileges (any
+** held), WITH GRANT OPTION, roles and PUBLIC, owners, admins; the errors
+** (42704, 42P01, 22023, 42703, 42809, 3D000, 3F000); NULL for an OID that
+** names nothing. Checked against PostgreSQL 15 (tests/sql/slt/17_has_privilege.slt). */
+static void test_has_privilege(void **state) {
+    (void)state;
+    fixture f;
+    sqlv_session *root, *app;
+    setup(&f, &root, &app);
+    EXPECT(root, "CREATE USER bob", "C CREATE ROLE\n");
+    EXPECT(root, "GRANT SELECT ON accounts TO reader", "C GRANT\n");
+    EXPECT(root, "GRANT reader TO app", "C GRANT ROLE\n");
+    EXPECT(root, "GRANT INSERT ON accounts TO app WITH GRANT OPTION", "C GRANT\n");
+    EXPECT(root, "GRANT UPDATE (balance) ON accounts TO bob", "C GRANT\n");
+    EXPECT_ROWS(root,
+                "SELECT has_table_privilege('app', 'accounts', 'SELECT'), "
+                "has_table_privilege('app', 'accounts', 'insert with grant option'), "
+                "has_table_privilege('app', 'accounts', 'SELECT WITH GRANT OPTION'), "
+                "has_table_privilege('app', 'accounts', 'DELETE'), "
+                "has_table_privilege('bob', 'accounts', 'SELECT, DELETE'), "
+                "has_table_privilege('bob', 'accounts', ' delete , UPDATE'), "
+                "has_table_privilege('public', 'accounts', 'SELECT'), "
+                "has_table_privilege('root', 'accounts', 'TRIGGER WITH GRANT OPTION')",
+                "R 1|1|0|0|0|0|0|1\n");
+    /* the session's own user, by OID, through the regclass cast */
+    EXPECT_ROWS(app,
+                "SELECT has_table_privilege('accounts', 'SELECT'), "
+                "has_table_privilege('accounts'::regclass, 'UPDATE'), "
+                "has_table_privilege(current_user, 'accounts', 'INSERT WITH GRANT OPTION')",
+                "R 1|0|1\n");
+    EXPECT_ROWS(root,
+                "SELECT has_table_privilege(r.oid, c.oid, 'SELECT') FROM pg_class c, pg_roles r "
+                "WHERE c.relname = 'accounts' AND r.rolname IN ('app', 'bob') ORDER BY r.rolname",
+                "R 1\nR 0\n");
+    EXPECT_ROWS(root, "SELECT has_table_privilege('app', 999999, 'SELECT')", "R NULL\n");
+    /* columns: the table's privilege or the column's own */
+    EXPECT_ROWS(root,
+                "SELECT has_column_privilege('bob', 'accounts', 'balance', 'UPDATE'), "
+                "has_column_privilege('bob', 'accounts', 'id', 'UPDATE'), "
+                "has_column_privilege('app', 'accounts', 'id', 'SELECT'), "
+                "has_column_privilege('bob', 'accounts', 2, 'UPDATE'), "
+                "has_column_privilege('bob', 'accounts', 9, 'UPDATE'), "
+                "has_any_column_privilege('bob', 'accounts', 'UPDATE'), "
+                "has_any_column_privilege('bob', 'accounts', 'SELECT')",
+                "R 1|0|1|1|NULL|1|0\n");
+    /* the database, schemas, sequences */
+    EXPECT_ROWS(root,
+                "SELECT has_database_privilege('app', 'defaultdb', 'CREATE'), "
+                "has_database_privilege('app', 'defaultdb', 'CONNECT, TEMP'), "
+                "has_schema_privilege('app', 'public', 'CREATE'), "
+                "has_schema_privilege('app', 'public', 'USAGE'), "
+                "has_schema_privilege('app', 'pg_catalog', 'CREATE')",
+                "R 0|1|0|1|0\n");
+    EXPECT(root, "GRANT CREATE ON DATABASE defaultdb TO app", "C GRANT\n");
+    EXPECT_ROWS(app,
+                "SELECT has_database_privilege('defaultdb', 'CREATE'), "
+                "has_schema_privilege('public', 'CREATE')",
+                "R 1|1\n");
+    EXPECT(root, "CREATE SEQUENCE hs", "C CREATE SEQUENCE\n");
+    EXPECT(root, "GRANT USAGE ON SEQUENCE hs TO bob", "C GRANT\n");
+    EXPECT(app, "CREATE TABLE mine (id SERIAL PRIMARY KEY, v INT)", "C CREATE TABLE\n");
+    EXPECT_ROWS(root,
+                "SELECT has_sequence_privilege('bob', 'hs', 'USAGE'), "
+                "has_sequence_privilege('bob', 'hs', 'UPDATE'), "
+                "has_table_privilege('bob', 'hs', 'SELECT'), "
+                "has_sequence_privilege('app', 'mine_id_seq', 'UPDATE WITH GRANT OPTION'), "
+                "has_table_privilege('app', 'mine', 'DELETE WITH GRANT OPTION'), "
+                "has_table_privilege('bob', 'mine', 'SELECT')",
+                "R 1|0|0|1|1|0\n");
+    /* roles */
+    EXPECT_ROWS(root,
+                "SELECT pg_has_role('app', 'reader', 'MEMBER'), pg_has_role('bob', 'reader', "
+                "'USAGE'), pg_has_role('root', 'reader', 'MEMBER')",
+                "R 1|0|1\n");
+    EXPECT_ROWS(app, "SELECT pg_has_role('reader', 'MEMBER')", "R 1\n");
+    /* errors, as PostgreSQL's */
+    expect_error(root, "SELECT has_table_privilege('nobody', 'accounts', 'SELECT')", "42704");
+    expect_error(root, "SELECT has_table_privilege('app', 'missing', 'SELECT')", "42P01");
+    expect_error(root, "SELECT has_table_privilege('app', 'accounts', 'FLY')", "22023");
+    expect_error(root, "SELECT has_table_privilege('accounts', 'SELECT,')", "22023");
+    expect_error(root, "SELECT has_table_privilege('accounts', 'USAGE')", "22023");
+    expect_error(root, "SELECT has_column_privilege('accounts', 'nope', 'SELECT')", "42703");
+    expect_error(root, "SELECT has_sequence_privilege('accounts', 'USAGE')", "42809");
+    expect_error(root, "SELECT has_database_privilege('otherdb', 'CREATE')", "3D000");
+    expect_error(root, "SELECT has_schema_privilege('nope', 'USAGE')", "3F000");
+    expect_error(root, "SELECT pg_has_role('app', 'nobody', 'MEMBER')", "42704");
+    /* a REVOKE shows at the next statement of an open session */
+    EXPECT(root, "REVOKE reader FROM app", "C REVOKE ROLE\n");
+    EXPECT_ROWS(app, "SELECT has_table_privilege('accounts', 'SELECT')", "R 0\n");
+    sqlv_session *bob = session_as(&f, "bob");
+    EXPECT_ROWS(bob,
+                "SELECT has_table_privilege('app', 'accounts', 'INSERT'), "
+                "has_table_privilege('accounts', 'INSERT')",
+                "R 1|0\n");
+    sqlv_session_close(bob);
+    teardown(&f, root, app);
+}
+
+/* pg_class.relowner (psql's \dt Owner) and ALTER TABLE ... OWNER TO with
+** PostgreSQL's rules: the owner (or a member of it) gives the table to a
+** role it is in that may create tables (42501 otherwise); admins to anyone;
+** 42704 an unknown role. The ownership, the grants the old owner made and
+** the sequences its columns own follow. Checked against PostgreSQL 15. */
+static void test_table_owner_to(void **state) {
+    (void)state;
+    fixture f;
+    sqlv_session *root, *app;
+    setup(&f, &root, &app);
+    EXPECT(root, "CREATE USER bob; CREATE USER carol", "C CREATE ROLE\nC CREATE ROLE\n");
+    sqlv_session *bob = session_as(&f, "bob"), *carol = session_as(&f, "carol");
+    EXPECT(root, "GRANT CREATE ON DATABASE defaultdb TO app", "C GRANT\n");
+    EXPECT(app, "CREATE TABLE mine (id SERIAL PRIMARY KEY, v INT)", "C CREATE TABLE\n");
+    EXPECT(app, "GRANT SELECT ON mine TO reader", "C GRANT\n");
+    EXPECT_ROWS(root,
+                "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.relname "
+                "IN ('accounts', 'mine', 'mine_pkey', 'mine_id_seq') ORDER BY 1",
+                "R accounts|root\nR mine|app\nR mine_id_seq|app\nR mine_pkey|app\n");
+    EXPECT_ROWS(app, "SHOW TABLES", "R public|accounts|table|root\nR public|mine|table|app\n");
+    /* refusals change nothing */
+    EXPECT(bob, "ALTER TABLE mine OWNER TO bob", "E 42501 must be owner of table mine\n");
+    EXPECT(app, "ALTER TABLE mine OWNER TO bob", "E 42501 must be member of role \"bob\"\n");
+    EXPECT(app, "ALTER TABLE mine OWNER TO nobody", "E 42704 role \"nobody\" does not exist\n");
+    EXPECT(app, "ALTER TABLE missing OWNER TO bob",
+           "E 42P01 relation \"missing\" does not exist\n");
+    EXPECT(app, "ALTER TABLE IF EXISTS missing OWNER TO bob",
+           "N relation \"missing\" does not exist, skipping\nC ALTER TABLE\n");
+    EXPECT(root, "GRANT bob TO app", "C GRANT ROLE\n");
+    EXPECT(app, "ALTER TABLE mine OWNER TO bob", "E 42501 permission denied for schema public\n");
+    EXPECT(app, "ALTER TABLE mine OWNER TO app", "C ALTER TABLE\n"); /* its owner already */
+    EXPECT(app, "BEGIN; ALTER TABLE mine OWNER TO root",
+           "C BEGIN\nE 42501 must be member of role \"root\"\n");
+    EXPECT(app, "ROLLBACK", "C ROLLBACK\n");
+    EXPECT_ROWS(root, "SELECT relacl FROM pg_class WHERE relname = 'mine'",
+                "R {app=arwdxt/app,reader=r/app}\n");
+    /* the owner gives it to a role it is in that may create tables */
+    EXPECT(root, "GRANT CREATE ON DATABASE defaultdb TO bob", "C GRANT\n");
+    EXPECT(app, "ALTER TABLE mine OWNER TO bob", "C ALTER TABLE\n");
+    EXPECT_ROWS(root, "SELECT relacl FROM pg_class WHERE relname = 'mine'",
+                "R {bob=arwdxt/bob,reader=r/bob}\n");
+    EXPECT(bob, "INSERT INTO mine (v) VALUES (1)", "C INSERT 0 1\n");
+    /* an admin gives it to anyone; the old owner loses what ownership gave */
+    EXPECT(root, "BEGIN; ALTER TABLE mine OWNER TO carol; COMMIT",
+           "C BEGIN\nC ALTER TABLE\nC COMMIT\n");
+    EXPECT_ROWS(root,
+                "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.relname "
+                "IN ('mine', 'mine_id_seq') ORDER BY 1",
+                "R mine|carol\nR mine_id_seq|carol\n");
+    DENIED(bob, "SELECT * FROM mine", "mine");
+    EXPECT(bob, "ALTER SEQUENCE mine_id_seq RESTART",
+           "E 42501 must be owner of sequence mine_id_seq\n");
+    EXPECT(carol, "INSERT INTO mine (v) VALUES (2) RETURNING v", "D v:23\nR 2\nC INSERT 0 1\n");
+    EXPECT(carol, "ALTER SEQUENCE mine_id_seq RESTART WITH 10", "C ALTER SEQUENCE\n");
+    EXPECT(carol, "GRANT SELECT ON mine TO bob", "C GRANT\n");
+    EXPECT_ROWS(bob, "SELECT count(*) FROM mine", "R 2\n");
+    EXPECT_ROWS(root, "SELECT has_table_privilege('carol', 'mine', 'DELETE WITH GRANT OPTION')",
+                "R 1\n");
+    /* root takes it back: root owns without an owner row */
+    EXPECT(root, "ALTER TABLE mine OWNER TO root", "C ALTER TABLE\n");
+    EXPECT_ROWS(root, "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'mine'",
+                "R root\n");
+    expect_error(carol, "ALTER TABLE mine OWNER TO carol", "42501");
+    sqlv_session_close(carol);
+    sqlv_session_close(bob);
+    teardown(&f, root, app);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_denied_changes_nothing),
@@ -536,6 +889,10 @@ int main(void) {
         cmocka_unit_test(test_prepared_statement_rechecked),
         cmocka_unit_test(test_column_privileges),
         cmocka_unit_test(test_sequence_privileges),
+        cmocka_unit_test(test_references_and_trigger),
+        cmocka_unit_test(test_sequence_owner),
+        cmocka_unit_test(test_has_privilege),
+        cmocka_unit_test(test_table_owner_to),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

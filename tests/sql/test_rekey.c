@@ -16,7 +16,9 @@
 **   - two connections: a writer thread doing transfers (sum kept) and
 **     inserts while ADD PRIMARY KEY runs; counts and sums compared after;
 **   - batches bounded by bytes (default rows per batch): wide rows take
-**     several batches, all copied.
+**     several batches, all copied;
+**   - privileges (a role's table grant, a column grant, the owner's row)
+**     follow the table to its new id, online and in a block; REVOKE after.
 */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -85,17 +87,6 @@ static int keys_of(fixture *f, uint32_t id) {
     return n;
 }
 
-/* q (which can use an index or the key) and q_scan (which cannot) agree. */
-#define EXPECT_SAME(s, q, q_scan)                                                                  \
-    do {                                                                                           \
-        char *a_ = rows_of((s), (q)), *b_ = rows_of((s), (q_scan));                                \
-        if (strcmp(a_, b_) != 0) print_error("%s:\n%s\n%s:\n%s", (q), a_, (q_scan), b_);           \
-        assert_string_equal(a_, b_);                                                               \
-        assert_true(a_[0] != 0);                                                                   \
-        free(a_);                                                                                  \
-        free(b_);                                                                                  \
-    } while (0)
-
 typedef struct hook_state {
     sqlv_session *writer;
     int batches;
@@ -124,21 +115,44 @@ static int hooks_off(void **state) {
     return 0;
 }
 
+/* The fixture of the tests below: an engine, a session (returned; owner:
+** the caller, close_table) and table (made by create) holding rows 1..rows
+** (fill's), re-keyed batch_rows rows a batch. With h: the backfill hook on
+** h (cleared), its writer a second session. */
+static sqlv_session *open_table(fixture *f, hook_state *h, int batch_rows, const char *create,
+                                const char *table, int rows) {
+    open_all(f);
+    sqlv_session *s = session(f);
+    if (h != NULL) {
+        memset(h, 0, sizeof(*h));
+        h->writer = session(f);
+        sqlv__backfill_hook = hook;
+        sqlv__backfill_hook_arg = h;
+    }
+    sqlv__backfill_rows = batch_rows;
+    EXPECT(s, create, "C CREATE TABLE\n");
+    fill(s, table, 1, rows);
+    return s;
+}
+
+/* Undoes open_table (h as given to it). */
+static void close_table(fixture *f, hook_state *h, sqlv_session *s) {
+    if (h != NULL) {
+        sqlv__backfill_hook = NULL;
+        sqlv_session_close(h->writer);
+    }
+    sqlv_session_close(s);
+    close_all(f);
+}
+
 /* ---- re-keying with writers between batches ----------------------------------------- */
 
 static void test_online(void **state) {
     fixture f;
-    (void)state;
-    open_all(&f);
-    sqlv_session *s = session(&f);
     hook_state h;
-    memset(&h, 0, sizeof(h));
-    h.writer = session(&f);
-    sqlv__backfill_hook = hook;
-    sqlv__backfill_hook_arg = &h;
-    sqlv__backfill_rows = 300;
-    EXPECT(s, "CREATE TABLE t (id INT NOT NULL, b INT, c INT)", "C CREATE TABLE\n");
-    fill(s, "t", 1, 2500);
+    (void)state;
+    sqlv_session *s =
+        open_table(&f, &h, 300, "CREATE TABLE t (id INT NOT NULL, b INT, c INT)", "t", 2500);
     EXPECT(s, "CREATE INDEX t_b ON t (b)", "C CREATE INDEX\n");
     EXPECT(s, "CREATE UNIQUE INDEX t_c ON t (c)", "C CREATE INDEX\n");
     uint32_t old_id = table_id(&f, s, "t");
@@ -196,27 +210,17 @@ static void test_online(void **state) {
     assert_int_equal(keys_of(&f, new_id), 3 * 2500);
     /* the other session sees the re-keyed table */
     EXPECT_ROWS(h.writer, "SELECT count(*) FROM t WHERE id = 7000", "R 1\n");
-    sqlv__backfill_hook = NULL;
-    sqlv_session_close(h.writer);
-    sqlv_session_close(s);
-    close_all(&f);
+    close_table(&f, &h, s);
 }
 
 /* ---- failures leave the table as it was ----------------------------------------------- */
 
 static void test_failures(void **state) {
     fixture f;
-    (void)state;
-    open_all(&f);
-    sqlv_session *s = session(&f);
     hook_state h;
-    memset(&h, 0, sizeof(h));
-    h.writer = session(&f);
-    sqlv__backfill_hook = hook;
-    sqlv__backfill_hook_arg = &h;
-    sqlv__backfill_rows = 200;
-    EXPECT(s, "CREATE TABLE d (a INT, b INT, c INT)", "C CREATE TABLE\n");
-    fill(s, "d", 1, 1000);
+    (void)state;
+    sqlv_session *s =
+        open_table(&f, &h, 200, "CREATE TABLE d (a INT, b INT, c INT)", "d", 1000);
     EXPECT(s, "CREATE INDEX d_b ON d (b)", "C CREATE INDEX\n");
     exec_ok(s, "INSERT INTO d VALUES (700, 1, 2)");
     uint32_t id = table_id(&f, s, "d");
@@ -281,10 +285,7 @@ static void test_failures(void **state) {
     EXPECT(s, "ALTER TABLE d ADD PRIMARY KEY (a, b)", "C ALTER TABLE\n");
     EXPECT_ROWS(s, "SELECT count(*), sum(a) FROM d", "R 1000|500500\n");
     expect_error(s, "ALTER TABLE d ADD PRIMARY KEY (c)", "42P16");
-    sqlv__backfill_hook = NULL;
-    sqlv_session_close(h.writer);
-    sqlv_session_close(s);
-    close_all(&f);
+    close_table(&f, &h, s);
 }
 
 /* While the shadow exists (a hook between batches): other DDL on the table. */
@@ -297,17 +298,9 @@ static const char *const ddl_during[] = {
 
 static void test_ddl_during(void **state) {
     fixture f;
-    (void)state;
-    open_all(&f);
-    sqlv_session *s = session(&f);
     hook_state h;
-    memset(&h, 0, sizeof(h));
-    h.writer = session(&f);
-    sqlv__backfill_hook = hook;
-    sqlv__backfill_hook_arg = &h;
-    sqlv__backfill_rows = 100;
-    EXPECT(s, "CREATE TABLE e (a INT, b INT, c INT)", "C CREATE TABLE\n");
-    fill(s, "e", 1, 500);
+    (void)state;
+    sqlv_session *s = open_table(&f, &h, 100, "CREATE TABLE e (a INT, b INT, c INT)", "e", 500);
     h.statements = ddl_during;
     EXPECT(s, "ALTER TABLE e ADD PRIMARY KEY (a)", "C ALTER TABLE\n");
     assert_int_equal(h.next, 3);
@@ -350,10 +343,7 @@ static void test_ddl_during(void **state) {
     EXPECT(s, "DROP INDEX g_pkey", "C DROP INDEX\n");
     EXPECT(s, "ALTER TABLE g ADD PRIMARY KEY (a)", "C ALTER TABLE\n");
     EXPECT_ROWS(s, "SELECT count(*), sum(b) FROM g", "R 3|6\n");
-    sqlv__backfill_hook = NULL;
-    sqlv_session_close(h.writer);
-    sqlv_session_close(s);
-    close_all(&f);
+    close_table(&f, &h, s);
 }
 
 /* ---- two connections at once ------------------------------------------------------------ */
@@ -506,33 +496,11 @@ static void test_two_connections(void **state) {
 
 /* ---- out of memory at every allocation in turn ------------------------------------------ */
 
-/* q with the nth allocation failing; true when its transcript ends with
-** last and holds no error. */
-static bool run_failing(sqlv_session *s, const char *q, const char *last, long n) {
-    capture c;
-    memset(&c, 0, sizeof(c));
-    sqlv_sink sink = {&c, c_desc, c_row, c_tag, c_empty, c_error, c_notice, NULL, NULL, NULL};
-    base_alloc_fail_after(n);
-    (void)sqlv_session_exec(s, q, strlen(q), &sink);
-    base_alloc_fail_after(-1);
-    base_buf_append_byte(&c.out, 0);
-    const char *out = (const char *)c.out.data;
-    size_t ol = strlen(out), ll = strlen(last);
-    bool ok = strncmp(out, "E ", 2) != 0 && strstr(out, "\nE ") == NULL && ol >= ll &&
-              strcmp(out + ol - ll, last) == 0;
-    base_buf_free(&c.out);
-    if (sqlv_session_status(s) != 'I') free(run(s, "ROLLBACK"));
-    return ok;
-}
-
 static void test_alloc_failures(void **state) {
     fixture f;
     (void)state;
-    open_all(&f);
-    sqlv_session *s = session(&f);
-    sqlv__backfill_rows = 4;
-    EXPECT(s, "CREATE TABLE af (a INT, v INT, w INT)", "C CREATE TABLE\n");
-    fill(s, "af", 1, 10);
+    sqlv_session *s =
+        open_table(&f, NULL, 4, "CREATE TABLE af (a INT, v INT, w INT)", "af", 10);
     EXPECT(s, "CREATE INDEX af_v ON af (v)", "C CREATE INDEX\n");
     bool done = false;
     long n = 0;
@@ -553,8 +521,7 @@ static void test_alloc_failures(void **state) {
     printf("re-keyed with allocation %ld failing\n", n - 1);
     assert_true(done);
     expect_error(s, "INSERT INTO af VALUES (1, 0, 0)", "23505");
-    sqlv_session_close(s);
-    close_all(&f);
+    close_table(&f, NULL, s);
 }
 
 /* ---- batches bounded by their bytes ---------------------------------------------- */
@@ -588,6 +555,75 @@ static void test_batch_bytes(void **state) {
     close_all(&f);
 }
 
+/* ---- privileges follow the table to its new id ------------------------------------ */
+
+static sqlv_session *session_as(fixture *f, const char *user) {
+    sqlv_session *s = NULL;
+    assert_int_equal(sqlv_session_open(f->sql, user, "defaultdb", &s), SQLV_OK);
+    return s;
+}
+
+#define DENIED(s, q, table) EXPECT((s), (q), "E 42501 permission denied for table " table "\n")
+
+/* A table grant to a role, a column grant and the owner's row survive ADD
+** PRIMARY KEY (the table's new id), online and in a block; REVOKE works after. */
+static void test_privileges_kept(void **state) {
+    fixture f;
+    (void)state;
+    open_all(&f);
+    sqlv_session *root = session(&f);
+    EXPECT(root, "CREATE USER bob", "C CREATE ROLE\n");
+    EXPECT(root, "CREATE USER app", "C CREATE ROLE\n");
+    EXPECT(root, "CREATE USER carol", "C CREATE ROLE\n");
+    EXPECT(root, "CREATE ROLE reader", "C CREATE ROLE\n");
+    EXPECT(root, "GRANT reader TO app", "C GRANT ROLE\n");
+    EXPECT(root, "GRANT CREATE ON DATABASE defaultdb TO bob", "C GRANT\n");
+    sqlv_session *bob = session_as(&f, "bob"), *app = session_as(&f, "app");
+    sqlv_session *carol = session_as(&f, "carol");
+    sqlv__backfill_rows = 8; /* several batches */
+    for (int in_block = 0; in_block < 2; in_block++) {
+        const char *t = in_block ? "pk" : "po";
+        char q[160];
+        snprintf(q, sizeof(q), "CREATE TABLE %s (a INT NOT NULL, b INT, c INT)", t);
+        EXPECT(bob, q, "C CREATE TABLE\n");
+        fill(bob, t, 1, 20);
+        snprintf(q, sizeof(q), "GRANT SELECT ON %s TO reader", t);
+        EXPECT(bob, q, "C GRANT\n");
+        snprintf(q, sizeof(q), "GRANT SELECT (b) ON %s TO carol", t);
+        EXPECT(bob, q, "C GRANT\n");
+        uint32_t old_id = table_id(&f, root, t);
+        if (in_block) EXPECT(bob, "BEGIN", "C BEGIN\n");
+        snprintf(q, sizeof(q), "ALTER TABLE %s ADD PRIMARY KEY (a)", t);
+        EXPECT(bob, q, "C ALTER TABLE\n");
+        if (in_block) EXPECT(bob, "COMMIT", "C COMMIT\n");
+        assert_int_not_equal(table_id(&f, root, t), old_id);
+        snprintf(q, sizeof(q), "SELECT count(*), sum(a) FROM %s", t);
+        EXPECT_ROWS(app, q, "R 20|210\n");
+        snprintf(q, sizeof(q), "SELECT sum(b) FROM %s", t);
+        EXPECT_ROWS(carol, q, "R 210\n");
+        snprintf(q, sizeof(q), "SELECT a FROM %s", t);
+        EXPECT(carol, q, in_block ? "E 42501 permission denied for table pk\n"
+                                  : "E 42501 permission denied for table po\n");
+        /* the owner's row moved too: bob writes, and revokes */
+        snprintf(q, sizeof(q), "INSERT INTO %s VALUES (21, 1, 1)", t);
+        EXPECT(bob, q, "C INSERT 0 1\n");
+        snprintf(q, sizeof(q), "REVOKE SELECT ON %s FROM reader", t);
+        EXPECT(bob, q, "C REVOKE\n");
+        snprintf(q, sizeof(q), "SELECT count(*) FROM %s", t);
+        expect_error(app, q, "42501");
+        snprintf(q, sizeof(q), "REVOKE SELECT (b) ON %s FROM carol", t);
+        EXPECT(bob, q, "C REVOKE\n");
+        snprintf(q, sizeof(q), "SELECT b FROM %s", t);
+        expect_error(carol, q, "42501");
+    }
+    DENIED(app, "SELECT * FROM po", "po");
+    sqlv_session_close(carol);
+    sqlv_session_close(app);
+    sqlv_session_close(bob);
+    sqlv_session_close(root);
+    close_all(&f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_online, hooks_off),
@@ -596,6 +632,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_ddl_during, hooks_off),
         cmocka_unit_test_teardown(test_two_connections, hooks_off),
         cmocka_unit_test_teardown(test_alloc_failures, hooks_off),
+        cmocka_unit_test_teardown(test_privileges_kept, hooks_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
