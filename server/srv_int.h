@@ -425,6 +425,7 @@ typedef struct srv__worker {
 #define SRV_REPL_BACKOFF_MAX 256    /* ranges remembered with a backoff */
 #define SRV_REPL_RECENT_MAX 32      /* adds remembered until the target's heartbeat counts them */
 #define SRV_REPL_SHED_MS 250        /* a draining node hands its leases away this often */
+#define SRV_REPL_SHED_POSTED_MAX 64 /* lease hand-offs remembered, so each is logged once */
 
 /* One change in flight. cb_state/cb_rc are written by the replica's
 ** callback (any thread, under the range node's mutex) or, on the txn path,
@@ -485,6 +486,11 @@ typedef struct srv__replq {
     bool draining;         /* set by the node: this process drains */
     int64_t next_shed_ns;  /* leases handed away next (while draining or leaving) */
     size_t shed_logged;    /* leases left to hand away, as last logged */
+    /* hand-offs already posted to the event log (range id, target): a
+    ** transfer still running is started again each round; emptied once no
+    ** lease is held here */
+    uint64_t shed_posted[SRV_REPL_SHED_POSTED_MAX][2];
+    size_t n_shed_posted;
     /* The txn path (srv_replicate.c): each phase runs txn_db_change_replicas
     ** on this thread, so the periodic thread never blocks on it. */
     srv__worker worker;
@@ -505,6 +511,12 @@ typedef struct srv__replq_env {
     void (*on_change)(void *ctx, uint64_t range_id, const srv__repl_plan *plan,
                       const range_descriptor *after);
     void *change_ctx;
+    /* May be NULL: told of every lease this leaving node starts handing
+    ** away (once per range and target), with the range's voters and the
+    ** reason ("drain node 3", "decommission node 3"), on the periodic
+    ** thread, ctx change_ctx. Must not block. */
+    void (*on_lease_shed)(void *ctx, uint64_t range_id, uint64_t target, const uint64_t *voters,
+                          size_t n_voters, const char *reason);
     /* May be NULL (SQL not open yet): the steps are the replica's plain ones
     ** and meta follows by the repair. Otherwise every step commits meta(range)
     ** with it (txn_db_change_replicas, docs/decisions/010 item 8). */

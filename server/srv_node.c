@@ -2533,6 +2533,7 @@ static void *periodic_main(void *arg) {
                                   .scan_ms = SRV_REPLICATE_SCAN_MS,
                                   .stale_ms = 3 * n->cfg.peer_refresh_ms,
                                   .on_change = srv__admin_on_repl_change,
+                                  .on_lease_shed = srv__admin_on_lease_shed,
                                   .change_ctx = &n->admin, .db = n->db};
             next_repl = srv__replq_run(&n->replq, &env, now);
             if (n->admin.db == NULL) { /* events may come before SQL opens */

@@ -20,9 +20,11 @@
 ** range_router_change_replicas, and records the event (its own
 ** transaction, after the operation; a failure to record is logged only).
 **
-** The replicate queue's changes are posted here (srv__admin_on_repl_change,
-** periodic thread, never blocking) and written by the periodic thread's
-** next srv__admin_flush_events.
+** The replicate queue's changes, and the leases a draining or
+** decommissioning node hands away, are posted here
+** (srv__admin_on_repl_change, srv__admin_on_lease_shed: periodic thread,
+** never blocking) and written by the periodic thread's next
+** srv__admin_flush_events.
 **
 ** Invariants:
 **   - nothing here holds a transaction open across an rpc wait or a
@@ -642,6 +644,17 @@ static const srv__range_view *find_range(const cluster_view *v, uint64_t id) {
     return NULL;
 }
 
+/* A node id no node record has: named as such rather than as "not a
+** voter". 0, or 1 with sqlstate/msg set. */
+static int check_exists(cluster_view *v, uint64_t node, char sqlstate[6], char *msg,
+                        size_t size) {
+    if (view_node(v, node, false) != NULL) return 0;
+    base_strlcpy(sqlstate, "42704", 6);
+    snprintf(msg, size, "node %" PRIu64 " does not exist (meridian node status lists the nodes)",
+             node);
+    return 1;
+}
+
 /* The checks every relocation makes of the range and of a node it moves
 ** something to. 0, or 1 with sqlstate/msg set. */
 static int check_range(const cluster_view *v, uint64_t range_id, const srv__range_view **out,
@@ -659,7 +672,8 @@ static int check_target(cluster_view *v, uint64_t node, const char *what, char s
     const node_view *x = view_node(v, node, false);
     if (x == NULL) {
         base_strlcpy(sqlstate, "42704", 6);
-        snprintf(msg, size, "node %" PRIu64 " does not exist", node);
+        snprintf(msg, size, "node %" PRIu64 " does not exist (meridian node status lists the "
+                 "nodes)", node);
         return 1;
     }
     if (x->liveness != SRV_LIVENESS_LIVE) {
@@ -728,6 +742,7 @@ static int admin_relocate_lease(void *ctx, uint64_t range_id, uint64_t target, c
     int result = 1;
     if (overview(a, &v, sqlstate, msg, size) != 0) return 1;
     if (check_range(&v, range_id, &r, sqlstate, msg, size) != 0) goto done;
+    if (check_exists(&v, target, sqlstate, msg, size) != 0) goto done;
     if (!has_voter(&r->desc, target)) {
         voters_text(&r->desc, voters, sizeof voters);
         base_strlcpy(sqlstate, "22023", 6);
@@ -779,6 +794,7 @@ static int admin_relocate_voter(void *ctx, uint64_t range_id, uint64_t from, uin
     if (overview(a, &v, sqlstate, msg, size) != 0) return 1;
     if (check_range(&v, range_id, &r, sqlstate, msg, size) != 0) goto done;
     voters_text(&r->desc, voters, sizeof voters);
+    if (check_exists(&v, from, sqlstate, msg, size) != 0) goto done;
     if (!has_voter(&r->desc, from)) {
         base_strlcpy(sqlstate, "22023", 6);
         snprintf(msg, size, "node %" PRIu64 " is not a voter of range %" PRIu64 " (voters %s)",
@@ -887,6 +903,22 @@ void srv__admin_flush_events(srv__admin *a) {
         BASE_WARN(MOD, "range event log: %zu replicate queue event(s) not recorded (%s)", n,
                   err.message);
     base_free(batch);
+}
+
+void srv__admin_on_lease_shed(void *ctx, uint64_t range_id, uint64_t target,
+                              const uint64_t *voters, size_t n_voters, const char *reason) {
+    srv__admin *a = ctx;
+    txn_range_event e;
+    memset(&e, 0, sizeof e);
+    e.wall_ns = a->clock != NULL ? hlc_physical_now_ns(a->clock) : 0;
+    e.range_id = range_id;
+    e.kind = TXN_RANGE_EVENT_LEASE_TRANSFER;
+    e.node_id = target;
+    e.recorded_by = a->self;
+    for (size_t i = 0; i < n_voters && e.n_replicas < TXN_RANGE_EVENT_REPLICAS_MAX; i++)
+        e.replicas[e.n_replicas++] = voters[i];
+    base_strlcpy(e.reason, reason, sizeof e.reason);
+    srv__admin_post_event(a, &e);
 }
 
 void srv__admin_on_repl_change(void *ctx, uint64_t range_id, const srv__repl_plan *plan,

@@ -130,5 +130,10 @@ void srv__admin_flush_events(srv__admin *a);
 ** add and remove events with the plan's reason. */
 void srv__admin_on_repl_change(void *ctx, uint64_t range_id, const srv__repl_plan *plan,
                                const range_descriptor *after);
+/* srv__replq_env.on_lease_shed (ctx: the srv__admin): a leaving node
+** started handing range_id's lease to target; posts a lease transfer event
+** with the range's voters and the reason. */
+void srv__admin_on_lease_shed(void *ctx, uint64_t range_id, uint64_t target,
+                              const uint64_t *voters, size_t n_voters, const char *reason);
 
 #endif

@@ -15,7 +15,8 @@
 ** Issue 6: a voter on a decommissioning node is moved off the same way
 ** (reason "decommission"), and a node that drains or is decommissioning
 ** hands its leases away (shed_leases; its replicas do not campaign either:
-** range_node_set_draining). Balance across healthy nodes is the
+** range_node_set_draining), each hand-off posted once to the range event
+** log (env->on_lease_shed). Balance across healthy nodes is the
 ** rebalancer's (srv_rebalance.c), which leaves every range this queue
 ** repairs alone.
 **
@@ -733,11 +734,36 @@ static bool leaving(const srv__replq *q) {
     return false;
 }
 
+/* A hand-off of range_id's lease to target for the event log, once: the
+** transfer is started again every round while it runs. */
+static void shed_post(srv__replq *q, const srv__replq_env *env, uint64_t range_id,
+                      uint64_t target, const raft_membership *m) {
+    if (env->on_lease_shed == NULL) return;
+    for (size_t i = 0; i < q->n_shed_posted; i++)
+        if (q->shed_posted[i][0] == range_id && q->shed_posted[i][1] == target) return;
+    if (q->n_shed_posted == SRV_REPL_SHED_POSTED_MAX) { /* the oldest goes */
+        memmove(&q->shed_posted[0], &q->shed_posted[1],
+                (SRV_REPL_SHED_POSTED_MAX - 1) * sizeof q->shed_posted[0]);
+        q->n_shed_posted--;
+    }
+    q->shed_posted[q->n_shed_posted][0] = range_id;
+    q->shed_posted[q->n_shed_posted][1] = target;
+    q->n_shed_posted++;
+    bool decommissioning = false; /* the stronger reason when it also drains */
+    for (size_t i = 0; i < q->n_rows; i++)
+        if (q->rows[i].node_id == q->self)
+            decommissioning = q->rows[i].membership != SRV_MEMBERSHIP_ACTIVE;
+    char reason[64];
+    snprintf(reason, sizeof reason, "%s node %" PRIu64,
+             decommissioning ? "decommission" : "drain", q->self);
+    env->on_lease_shed(env->change_ctx, range_id, target, m->voters, m->n_voters, reason);
+}
+
 /* Hand every lease held here to another voter (srv__repl_lease_target).
 ** range_replica_transfer_lease only starts a transfer (RANGE_OK again while
 ** it runs to the same target), so this never waits; a lease taken back by
 ** an election is handed away at the next round. Needs no clock bound: it
-** gives serving away. */
+** gives serving away. Each hand-off is posted to the event log once. */
 static void shed_leases(srv__replq *q, const srv__replq_env *env) {
     uint64_t *ids = base_calloc(RANGE_NODE_REPLICAS_MAX, sizeof *ids); /* owner: here */
     srv__repl_node *nodes = plan_nodes(q);
@@ -762,9 +788,11 @@ static void shed_leases(srv__replq *q, const srv__replq_env *env) {
             continue;
         }
         started++;
+        shed_post(q, env, ids[k], target, &latest);
         for (size_t i = 0; i < q->n_rows; i++) /* spread the next ones */
             if (nodes[i].node_id == target) nodes[i].leases++;
     }
+    if (held == 0) q->n_shed_posted = 0; /* a lease coming back is handed off anew */
     if (held != q->shed_logged) {
         if (held > 0)
             BASE_INFO(MOD, "leaving: handing %zu lease(s) to other voters (%zu transfer(s) "

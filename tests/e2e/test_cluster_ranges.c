@@ -10,7 +10,8 @@
 **     SHOW RANGES lists the system range too;
 **   - ALTER RANGE <middle> RELOCATE LEASE TO <another voter>: SHOW RANGES
 **     names the new holder (through two nodes); refusals: an unknown
-**     range, an unknown node, a node that is no voter;
+**     range (42704), an unknown node (42704), a node that is no voter
+**     (22023, after node 4 joined);
 **   - a 4th node joins; ALTER RANGE <middle> RELOCATE VOTERS FROM 1 TO 4:
 **     SHOW RANGES shows {2,3,4}, the rows are still there (through node 4,
 **     which now holds them, and node 1, which does not); refusals: node 1
@@ -185,7 +186,7 @@ static void test_relocate_lease(void **state) {
     /* refusals */
     e2e_fails(c, "ALTER RANGE 999999 RELOCATE LEASE TO 2", "42704");
     snprintf(sql, sizeof sql, "ALTER RANGE %lu RELOCATE LEASE TO 9", middle);
-    e2e_fails(c, sql, "22023"); /* not a voter (and no such node) */
+    e2e_fails(c, sql, "42704"); /* no such node (named so, not "not a voter") */
     e2e_fails(c, "BEGIN; ALTER RANGE 1 RELOCATE LEASE TO 2", "25001");
     e2e_ok(c, "ROLLBACK");
     PQfinish(c);
@@ -201,6 +202,10 @@ static void test_relocate_voters(void **state) {
     char sql[128];
     snprintf(sql, sizeof sql, "ALTER RANGE %lu RELOCATE VOTERS FROM 4 TO 1", middle);
     e2e_fails(c, sql, "22023"); /* node 4 holds none: nothing to move */
+    snprintf(sql, sizeof sql, "ALTER RANGE %lu RELOCATE LEASE TO 4", middle);
+    e2e_fails(c, sql, "22023"); /* node 4 is no voter of it */
+    snprintf(sql, sizeof sql, "ALTER RANGE %lu RELOCATE VOTERS FROM 9 TO 4", middle);
+    e2e_fails(c, sql, "42704"); /* no node 9 */
     snprintf(sql, sizeof sql, "ALTER RANGE %lu RELOCATE VOTERS FROM 1 TO 4", middle);
     int64_t t0 = now_ms();
     e2e_ok(c, sql);
