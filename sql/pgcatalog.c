@@ -545,6 +545,50 @@ static int64_t class_owner(const pgcat_gen *g, const sqlv__priv_rows *privs,
     return SQLV__PGCAT_OID_ROOT_ROLE;
 }
 
+/* The owner's name as pg_get_userbyid(relowner) prints it, so tableowner,
+** viewowner and sequenceowner agree with pg_class. Lives as long as privs
+** (or the session). */
+static const char *class_owner_name(const pgcat_gen *g, const sqlv__priv_rows *privs,
+                                    const sqlv__role *roles, int nroles, uint32_t id) {
+    const char *owner = sqlv__priv_owner(privs, id);
+    if (owner == NULL) return "root";
+    for (int i = 0; i < nroles; i++)
+        if (strcmp(roles[i].name, owner) == 0) return owner;
+    return strcmp(owner, g->s->user) == 0 ? owner : "root";
+}
+
+/* The owner rows and roles of one fill (both NULL, 0 where there was no
+** transaction: every owner is then root). 0, or -1 with the error
+** recorded and nothing held. Owner of *privs and *roles: the caller
+** (sqlv__priv_rows_free, base_free). */
+static int owners_read(pgcat_gen *g, sqlv__priv_rows **privs, sqlv__role **roles, int *nroles) {
+    txn_error err = {{0}, {0}};
+    *privs = NULL;
+    *roles = NULL;
+    *nroles = 0;
+    if (g->s->kv == NULL) return 0;
+    if (sqlv__priv_rows_read(g->s->kv, privs, &err) == TXN_OK &&
+        sqlv__roles_list(g->s->kv, roles, nroles, &err) == TXN_OK)
+        return 0;
+    sqlv__session_error(g->s, err.sqlstate[0] ? err.sqlstate : "XX000", "%s", err.message);
+    sqlv__priv_rows_free(*privs);
+    base_free(*roles);
+    *privs = NULL;
+    *roles = NULL;
+    *nroles = 0;
+    return -1;
+}
+
+/* The object whose owner a sequence shows: its own, or for a SERIAL's
+** sequence without an owner row its table's. */
+static uint32_t seq_owner_object(const pgcat_gen *g, const sqlv__priv_rows *privs,
+                                 const sqlv__seq_def *d) {
+    const sqlv__table *owning = d->owner_table[0] && sqlv__priv_owner(privs, d->id) == NULL
+                                    ? sqlv__pgcat_table_by_name(g->s, d->owner_table)
+                                    : NULL;
+    return owning ? owning->id : d->id;
+}
+
 /* The relacl of table or sequence id into acl, or NULL (no grant, or no
 ** rows: read where there was no transaction). */
 static const char *class_acl(const sqlv__priv_rows *privs, uint32_t id, bool sequence,
@@ -568,15 +612,10 @@ static int fill_class(pgcat_gen *g) {
     sqlv__role *roles = NULL;      /* relowner; owner: this function */
     int nroles = 0;
     base_buf acl = {0};
-    txn_error err = {{0}, {0}};
-    WITH_TABLES(g, list, n);
-    if (g->s->kv != NULL && (sqlv__priv_rows_read(g->s->kv, &privs, &err) != TXN_OK ||
-                             sqlv__roles_list(g->s->kv, &roles, &nroles, &err) != TXN_OK)) {
-        sqlv__session_error(g->s, err.sqlstate[0] ? err.sqlstate : "XX000", "%s", err.message);
-        sqlv__priv_rows_free(privs);
-        base_free(list);
-        return -1;
-    }
+    if (owners_read(g, &privs, &roles, &nroles) != 0) return -1;
+    const sqlv__table **list = NULL; /* owner: this function */
+    int n = 0;
+    if (sqlv__pgcat_tables(g->s, &list, &n) != 0) rc = -1;
     for (int i = 0; i < n && rc == 0; i++) {
         const sqlv__table *t = list[i];
         int64_t oid = sqlv__pgcat_oid(t->id, SQLV__PGCAT_KIND_TABLE);
@@ -618,13 +657,8 @@ static int fill_class(pgcat_gen *g) {
     if (rc == 0 && (rc = seqs_of(g, &seqs, &nseqs)) == 0)
         for (int i = 0; i < nseqs && rc == 0; i++) {
             const char *relacl = class_acl(privs, seqs[i].id, true, &acl, &rc);
-            /* a SERIAL's sequence without an owner row: its table's owner */
-            const sqlv__table *owning =
-                seqs[i].owner_table[0] && sqlv__priv_owner(privs, seqs[i].id) == NULL
-                    ? sqlv__pgcat_table_by_name(g->s, seqs[i].owner_table)
-                    : NULL;
             int64_t owner =
-                class_owner(g, privs, roles, nroles, owning ? owning->id : seqs[i].id);
+                class_owner(g, privs, roles, nroles, seq_owner_object(g, privs, &seqs[i]));
             if (rc == 0)
                 rc = class_row(g, sqlv__pgcat_oid(seqs[i].id, SQLV__PGCAT_KIND_TABLE),
                                seqs[i].name, 0, 0, false, "S", 3, 0, relacl, owner);
@@ -656,6 +690,10 @@ static const char *seq_type(const sqlv__seq_def *d) {
 }
 
 static int fill_sequences(pgcat_gen *g) {
+    sqlv__priv_rows *privs = NULL; /* sequenceowner; owner: this function */
+    sqlv__role *roles = NULL;      /* sequenceowner; owner: this function */
+    int nroles = 0;
+    if (owners_read(g, &privs, &roles, &nroles) != 0) return -1;
     sqlv__seq_def *seqs = NULL;
     int n = 0, rc = seqs_of(g, &seqs, &n);
     for (int i = 0; i < n && rc == 0; i++) {
@@ -663,10 +701,14 @@ static int fill_sequences(pgcat_gen *g) {
         int64_t last = 0;
         bool called = false;
         if (sqlv__seq_last_value(g->s, d, &last, &called) != TXN_OK) called = false;
-        rc = ROW(g, T("public"), T(d->name), T("root"), T(seq_type(d)), I(d->start), I(d->min),
+        const char *owner =
+            class_owner_name(g, privs, roles, nroles, seq_owner_object(g, privs, d));
+        rc = ROW(g, T("public"), T(d->name), T(owner), T(seq_type(d)), I(d->start), I(d->min),
                  I(d->max), I(d->increment), B(d->cycle), I(d->cache), called ? I(last) : NUL);
     }
     base_free(seqs);
+    base_free(roles);
+    sqlv__priv_rows_free(privs);
     return rc;
 }
 
@@ -1119,27 +1161,34 @@ static int fill_constraint(pgcat_gen *g) {
     return rc;
 }
 
-static int fill_tables(pgcat_gen *g) {
+/* pg_tables (views false) or pg_views: the owner as pg_class's relowner */
+static int fill_tables_or_views(pgcat_gen *g, bool views) {
     int rc = 0;
-    WITH_TABLES(g, list, n);
-    for (int i = 0; i < n && rc == 0; i++)
-        if (!list[i]->is_view)
-            rc = ROW(g, T("public"), T(list[i]->name), T("root"), NUL,
-                     B(list[i]->npk > 0 || list[i]->nindexes > 0), B(false), B(false), B(false));
+    sqlv__priv_rows *privs = NULL; /* tableowner; owner: this function */
+    sqlv__role *roles = NULL;      /* tableowner; owner: this function */
+    int nroles = 0;
+    if (owners_read(g, &privs, &roles, &nroles) != 0) return -1;
+    const sqlv__table **list = NULL; /* owner: this function */
+    int n = 0;
+    if (sqlv__pgcat_tables(g->s, &list, &n) != 0) rc = -1;
+    for (int i = 0; i < n && rc == 0; i++) {
+        const sqlv__table *t = list[i];
+        if (t->is_view != views) continue;
+        const char *owner = class_owner_name(g, privs, roles, nroles, t->id);
+        rc = views ? ROW(g, T("public"), T(t->name), T(owner), T(t->view_query))
+                   : ROW(g, T("public"), T(t->name), T(owner), NUL,
+                         B(t->npk > 0 || t->nindexes > 0), B(false), B(false), B(false));
+    }
     base_free(list);
+    base_free(roles);
+    sqlv__priv_rows_free(privs);
     return rc;
 }
 
+static int fill_tables(pgcat_gen *g) { return fill_tables_or_views(g, false); }
+
 /* pg_views, information_schema.views: the stored query (view.c) */
-static int fill_views(pgcat_gen *g) {
-    int rc = 0;
-    WITH_TABLES(g, list, n);
-    for (int i = 0; i < n && rc == 0; i++)
-        if (list[i]->is_view)
-            rc = ROW(g, T("public"), T(list[i]->name), T("root"), T(list[i]->view_query));
-    base_free(list);
-    return rc;
-}
+static int fill_views(pgcat_gen *g) { return fill_tables_or_views(g, true); }
 
 static int fill_is_views(pgcat_gen *g) {
     int rc = 0;

@@ -1743,6 +1743,24 @@ static void fn_pg_has_role(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 
 /* ---- registration --------------------------------------------------------------------- */
 
+/* The functions below that PostgreSQL declares boolean: their 1/0 go out
+** as t/f (type 16), which psql and drivers expect. */
+static const char *const boolean_fns[] = {
+    "pg_table_is_visible",     "pg_type_is_visible",           "pg_function_is_visible",
+    "pg_collation_is_visible", "pg_opclass_is_visible",        "pg_operator_is_visible",
+    "pg_statistics_obj_is_visible", "has_table_privilege",     "has_schema_privilege",
+    "has_database_privilege",  "has_column_privilege",         "has_any_column_privilege",
+    "has_function_privilege",  "has_sequence_privilege",       "has_type_privilege",
+    "has_tablespace_privilege", "pg_has_role",                 "pg_is_in_recovery",
+    "pg_relation_is_publishable"};
+
+bool sqlv__pgcatalog_fn_is_boolean(const char *name, size_t len) {
+    for (size_t i = 0; i < BASE_ARRAY_LEN(boolean_fns); i++)
+        if (strlen(boolean_fns[i]) == len && strncasecmp(boolean_fns[i], name, len) == 0)
+            return true;
+    return false;
+}
+
 int sqlv__pgcatalog_register(sqlv_session *s) {
     static const struct {
         const char *name;

@@ -224,6 +224,14 @@ static int key_pretty(const name_list *nl, const uint8_t *key, size_t len, bool 
     return rc;
 }
 
+int sqlv__ranges_key_pretty(const uint8_t *key, size_t len, uint32_t table_id, const char *name,
+                            base_buf *out) {
+    /* a one-entry list on the stack: never freed, so the cast is safe */
+    table_name one = {table_id, (char *)name};
+    name_list nl = {&one, name != NULL ? 1 : 0};
+    return key_pretty(&nl, key, len, false, out);
+}
+
 /* ---- small helpers --------------------------------------------------------------------- */
 
 static int emit_tag(sqlv__run *r, const char *tag) {

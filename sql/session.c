@@ -1990,6 +1990,21 @@ static bool expr_is_boolean(const char *p, const char *end) {
         }
         if (depth != 0) continue;
         if (ntok == 1 && sqlv__tok_is(&t, "meridian_bool")) boolean = true; /* x::boolean */
+        if (ntok == 1 && sqlv__tok_is(&t, "pg_catalog")) { /* pg_catalog.f(...) */
+            const char *q = p;
+            sqlv__token dot = sqlv__lex_next(&q, end);
+            if (sqlv__tok_punct(&dot, '.')) {
+                p = q;
+                ntok = 0;
+                continue;
+            }
+        }
+        if (ntok == 1 && t.kind == SQLV__TOK_WORD &&
+            sqlv__pgcatalog_fn_is_boolean(t.start, t.len)) { /* has_table_privilege(...) */
+            const char *q = p;
+            sqlv__token paren = sqlv__lex_next(&q, end);
+            if (sqlv__tok_punct(&paren, '(')) boolean = true;
+        }
         if (ntok == 1 && (sqlv__tok_is(&t, "TRUE") || sqlv__tok_is(&t, "FALSE"))) {
             /* alone: a boolean; "true AND x": AND decides below */
             const char *q = p;
@@ -3308,13 +3323,15 @@ cleanup:
     return result;
 }
 
-/* One row of SPLIT AT / UNSPLIT: key (bytea, "\x...") and pretty (text,
-** "/Table/53/1/1000"). hex and pretty are scratch. 0 or -1 (memory). */
-static int split_row(run *r, const uint8_t *key, size_t len, base_buf *hex, base_buf *pretty) {
+/* One row of SPLIT AT / UNSPLIT on tbl: key (bytea, "\x...") and pretty
+** (text, "/Table/accounts/1000", as SHOW RANGES prints it). hex and pretty
+** are scratch. 0 or -1 (memory). */
+static int split_row(run *r, const sqlv__table *tbl, const uint8_t *key, size_t len,
+                     base_buf *hex, base_buf *pretty) {
     base_buf_reset(hex);
     base_buf_reset(pretty);
-    if (base_buf_append(hex, "\\x", 2) != 0 || base_buf_append(pretty, "/Table", 6) != 0 ||
-        enc_key_format(key, len, pretty) != ENC_OK)
+    if (base_buf_append(hex, "\\x", 2) != 0 ||
+        sqlv__ranges_key_pretty(key, len, tbl->id, tbl->name, pretty) != 0)
         return -1;
     for (size_t i = 0; i < len; i++) {
         char b[3];
@@ -3349,7 +3366,7 @@ static int alter_unsplit_all(run *r, const sqlv__table *tbl) {
         const uint8_t *q = removed.data + off;
         size_t len = (size_t)q[0] << 24 | (size_t)q[1] << 16 | (size_t)q[2] << 8 | q[3];
         if (off + 4 + len > removed.len) break;
-        if (split_row(r, q + 4, len, &hex, &pretty) != 0) goto nomem;
+        if (split_row(r, tbl, q + 4, len, &hex, &pretty) != 0) goto nomem;
         off += 4 + len;
     }
     if (n > 0)
@@ -3531,7 +3548,7 @@ static int alter_split_at(run *r, const char *name, bool if_exists, bool unsplit
                                        (const char *)pretty.data);
             }
         }
-        if (split_row(r, key.data, key.len, &hex, &pretty) != 0) goto nomem;
+        if (split_row(r, tbl, key.data, key.len, &hex, &pretty) != 0) goto nomem;
     }
     if (rc != SQLITE_DONE) {
         map_error(s, rc, state, msg, sizeof(msg));

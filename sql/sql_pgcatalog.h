@@ -93,6 +93,9 @@ void sqlv__pgcat_quote_ident(const char *name, char *out, size_t size);
 /* Register the catalog relations (eponymous virtual tables) and the
 ** functions on the session's connection. 0 or -1. */
 int sqlv__pgcatalog_register(sqlv_session *s);
+/* Is name[0..len) (any case) a function registered above that PostgreSQL
+** declares boolean? Result columns of a call to one are typed bool. */
+bool sqlv__pgcatalog_fn_is_boolean(const char *name, size_t len);
 /* pgcatalog.c: the relations only. */
 int sqlv__pgcatalog_register_relations(sqlv_session *s);
 

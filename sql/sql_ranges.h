@@ -55,4 +55,10 @@ int sqlv__split_points_remove_span(sqlv_engine *e, const uint8_t *start, size_t 
 ** out (appended); "()" for a bare prefix. 0 or -1 (memory). */
 int sqlv__ranges_key_tuple(const uint8_t *key, size_t len, base_buf *out);
 
+/* A key as SHOW RANGES prints a range's start ("/Table/accounts/1000"),
+** appended to out; table_id's name is name (NULL: shown by id). 0 or -1
+** (memory). */
+int sqlv__ranges_key_pretty(const uint8_t *key, size_t len, uint32_t table_id, const char *name,
+                            base_buf *out);
+
 #endif

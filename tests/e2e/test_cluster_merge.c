@@ -89,7 +89,7 @@ static void test_unsplit_statements(void **state) {
     assert_string_equal(PQfname(r, 0), "key");
     assert_string_equal(PQfname(r, 1), "pretty");
     printf("UNSPLIT AT VALUES (10): key %s pretty %s\n", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
-    assert_non_null(strstr(PQgetvalue(r, 0, 1), "/10"));
+    assert_string_equal(PQgetvalue(r, 0, 1), "/Table/us/10"); /* as SHOW RANGES prints it */
     PQclear(r);
     /* not a manual split point (any more) */
     r = PQexec(c, "ALTER TABLE us UNSPLIT AT VALUES (10)");

@@ -127,8 +127,7 @@ static void test_split_at_with_writes(void **state) {
     assert_string_equal(PQfname(r, 0), "key");
     assert_string_equal(PQfname(r, 1), "pretty");
     char *pretty = PQgetvalue(r, 0, 1);
-    assert_non_null(strstr(pretty, "/1/10"));
-    assert_true(strncmp(pretty, "/Table/", 7) == 0);
+    assert_string_equal(pretty, "/Table/t/10"); /* as SHOW RANGES prints a range's start */
     assert_true(strncmp(PQgetvalue(r, 0, 0), "\\x", 2) == 0);
     PQclear(r);
     replicas_now++;

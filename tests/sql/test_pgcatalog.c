@@ -330,7 +330,15 @@ static void test_dialect_and_functions(void **state) {
                 "R a-b c|a,*|éll|118 MB|character varying(20)|bpchar\n");
     EXPECT_ROWS(s, "SELECT has_table_privilege('pg_class', 'SELECT'), pg_get_userbyid(10), "
                    "pg_encoding_to_char(6), current_schemas(true), to_regclass('nope')",
-                "R 1|root|UTF8|{pg_catalog,public}|NULL\n");
+                "R t|root|UTF8|{pg_catalog,public}|NULL\n");
+    /* the catalog's boolean functions answer bool (t/f, type 16), as psql expects */
+    EXPECT(s, "SELECT has_table_privilege('pg_class','select')",
+           "D has_table_privilege:16\nR t\nC SELECT 1\n");
+    EXPECT(s,
+           "SELECT pg_catalog.pg_table_is_visible(1259) AS v, pg_is_in_recovery(), "
+           "pg_has_role('root', 'MEMBER'), PG_TYPE_IS_VISIBLE(23), length('ab') AS n",
+           "D v:16,pg_is_in_recovery:16,pg_has_role:16,pg_type_is_visible:16,n:20\n"
+           "R t|f|t|t|2\nC SELECT 1\n");
     EXPECT_ROWS(s, "SELECT ARRAY[1, 'a b', NULL], 'x' = ANY (ARRAY['y', 'x']), 3 <> ALL ('{1,2}')",
                 "R {1,\"a b\",NULL}|t|t\n");
     EXPECT(s, "CREATE TABLE a_b (k INT)", "C CREATE TABLE\n");

@@ -734,17 +734,17 @@ static void test_has_privilege(void **state) {
                 "has_table_privilege('bob', 'accounts', ' delete , UPDATE'), "
                 "has_table_privilege('public', 'accounts', 'SELECT'), "
                 "has_table_privilege('root', 'accounts', 'TRIGGER WITH GRANT OPTION')",
-                "R 1|1|0|0|0|0|0|1\n");
+                "R t|t|f|f|f|f|f|t\n");
     /* the session's own user, by OID, through the regclass cast */
     EXPECT_ROWS(app,
                 "SELECT has_table_privilege('accounts', 'SELECT'), "
                 "has_table_privilege('accounts'::regclass, 'UPDATE'), "
                 "has_table_privilege(current_user, 'accounts', 'INSERT WITH GRANT OPTION')",
-                "R 1|0|1\n");
+                "R t|f|t\n");
     EXPECT_ROWS(root,
                 "SELECT has_table_privilege(r.oid, c.oid, 'SELECT') FROM pg_class c, pg_roles r "
                 "WHERE c.relname = 'accounts' AND r.rolname IN ('app', 'bob') ORDER BY r.rolname",
-                "R 1\nR 0\n");
+                "R t\nR f\n");
     EXPECT_ROWS(root, "SELECT has_table_privilege('app', 999999, 'SELECT')", "R NULL\n");
     /* columns: the table's privilege or the column's own */
     EXPECT_ROWS(root,
@@ -755,7 +755,7 @@ static void test_has_privilege(void **state) {
                 "has_column_privilege('bob', 'accounts', 9, 'UPDATE'), "
                 "has_any_column_privilege('bob', 'accounts', 'UPDATE'), "
                 "has_any_column_privilege('bob', 'accounts', 'SELECT')",
-                "R 1|0|1|1|NULL|1|0\n");
+                "R t|f|t|t|NULL|t|f\n");
     /* the database, schemas, sequences */
     EXPECT_ROWS(root,
                 "SELECT has_database_privilege('app', 'defaultdb', 'CREATE'), "
@@ -763,12 +763,12 @@ static void test_has_privilege(void **state) {
                 "has_schema_privilege('app', 'public', 'CREATE'), "
                 "has_schema_privilege('app', 'public', 'USAGE'), "
                 "has_schema_privilege('app', 'pg_catalog', 'CREATE')",
-                "R 0|1|0|1|0\n");
+                "R f|t|f|t|f\n");
     EXPECT(root, "GRANT CREATE ON DATABASE defaultdb TO app", "C GRANT\n");
     EXPECT_ROWS(app,
                 "SELECT has_database_privilege('defaultdb', 'CREATE'), "
                 "has_schema_privilege('public', 'CREATE')",
-                "R 1|1\n");
+                "R t|t\n");
     EXPECT(root, "CREATE SEQUENCE hs", "C CREATE SEQUENCE\n");
     EXPECT(root, "GRANT USAGE ON SEQUENCE hs TO bob", "C GRANT\n");
     EXPECT(app, "CREATE TABLE mine (id SERIAL PRIMARY KEY, v INT)", "C CREATE TABLE\n");
@@ -779,13 +779,13 @@ static void test_has_privilege(void **state) {
                 "has_sequence_privilege('app', 'mine_id_seq', 'UPDATE WITH GRANT OPTION'), "
                 "has_table_privilege('app', 'mine', 'DELETE WITH GRANT OPTION'), "
                 "has_table_privilege('bob', 'mine', 'SELECT')",
-                "R 1|0|0|1|1|0\n");
+                "R t|f|f|t|t|f\n");
     /* roles */
     EXPECT_ROWS(root,
                 "SELECT pg_has_role('app', 'reader', 'MEMBER'), pg_has_role('bob', 'reader', "
                 "'USAGE'), pg_has_role('root', 'reader', 'MEMBER')",
-                "R 1|0|1\n");
-    EXPECT_ROWS(app, "SELECT pg_has_role('reader', 'MEMBER')", "R 1\n");
+                "R t|f|t\n");
+    EXPECT_ROWS(app, "SELECT pg_has_role('reader', 'MEMBER')", "R t\n");
     /* errors, as PostgreSQL's */
     expect_error(root, "SELECT has_table_privilege('nobody', 'accounts', 'SELECT')", "42704");
     expect_error(root, "SELECT has_table_privilege('app', 'missing', 'SELECT')", "42P01");
@@ -799,12 +799,12 @@ static void test_has_privilege(void **state) {
     expect_error(root, "SELECT pg_has_role('app', 'nobody', 'MEMBER')", "42704");
     /* a REVOKE shows at the next statement of an open session */
     EXPECT(root, "REVOKE reader FROM app", "C REVOKE ROLE\n");
-    EXPECT_ROWS(app, "SELECT has_table_privilege('accounts', 'SELECT')", "R 0\n");
+    EXPECT_ROWS(app, "SELECT has_table_privilege('accounts', 'SELECT')", "R f\n");
     sqlv_session *bob = session_as(&f, "bob");
     EXPECT_ROWS(bob,
                 "SELECT has_table_privilege('app', 'accounts', 'INSERT'), "
                 "has_table_privilege('accounts', 'INSERT')",
-                "R 1|0\n");
+                "R t|f\n");
     sqlv_session_close(bob);
     teardown(&f, root, app);
 }
@@ -829,6 +829,14 @@ static void test_table_owner_to(void **state) {
                 "IN ('accounts', 'mine', 'mine_pkey', 'mine_id_seq') ORDER BY 1",
                 "R accounts|root\nR mine|app\nR mine_id_seq|app\nR mine_pkey|app\n");
     EXPECT_ROWS(app, "SHOW TABLES", "R public|accounts|table|root\nR public|mine|table|app\n");
+    /* pg_tables, pg_sequences and pg_views agree with relowner */
+    EXPECT(app, "CREATE VIEW mine_v AS SELECT v FROM mine", "C CREATE VIEW\n");
+    EXPECT_ROWS(root,
+                "SELECT tablename, tableowner FROM pg_tables WHERE tablename IN ('accounts', "
+                "'mine') UNION ALL SELECT sequencename, sequenceowner FROM pg_sequences UNION ALL "
+                "SELECT viewname, viewowner FROM pg_views ORDER BY 1",
+                "R accounts|root\nR mine|app\nR mine_id_seq|app\nR mine_v|app\n");
+    EXPECT(app, "DROP VIEW mine_v", "C DROP VIEW\n");
     /* refusals change nothing */
     EXPECT(bob, "ALTER TABLE mine OWNER TO bob", "E 42501 must be owner of table mine\n");
     EXPECT(app, "ALTER TABLE mine OWNER TO bob", "E 42501 must be member of role \"bob\"\n");
@@ -858,6 +866,10 @@ static void test_table_owner_to(void **state) {
                 "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.relname "
                 "IN ('mine', 'mine_id_seq') ORDER BY 1",
                 "R mine|carol\nR mine_id_seq|carol\n");
+    EXPECT_ROWS(root,
+                "SELECT tableowner FROM pg_tables WHERE tablename = 'mine' UNION ALL "
+                "SELECT sequenceowner FROM pg_sequences WHERE sequencename = 'mine_id_seq'",
+                "R carol\nR carol\n");
     DENIED(bob, "SELECT * FROM mine", "mine");
     EXPECT(bob, "ALTER SEQUENCE mine_id_seq RESTART",
            "E 42501 must be owner of sequence mine_id_seq\n");
@@ -866,7 +878,7 @@ static void test_table_owner_to(void **state) {
     EXPECT(carol, "GRANT SELECT ON mine TO bob", "C GRANT\n");
     EXPECT_ROWS(bob, "SELECT count(*) FROM mine", "R 2\n");
     EXPECT_ROWS(root, "SELECT has_table_privilege('carol', 'mine', 'DELETE WITH GRANT OPTION')",
-                "R 1\n");
+                "R t\n");
     /* root takes it back: root owns without an owner row */
     EXPECT(root, "ALTER TABLE mine OWNER TO root", "C ALTER TABLE\n");
     EXPECT_ROWS(root, "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'mine'",

@@ -545,6 +545,29 @@ static void test_split_points(void **state) {
     base_buf_free(&removed);
 }
 
+/* SPLIT AT / UNSPLIT's pretty column: a key as SHOW RANGES prints a
+** range's start, by the table's name, or by id without one. */
+static void test_key_pretty(void **state) {
+    (void)state;
+    base_buf k = {0}, out = {0};
+    const int64_t v1000[] = {1000}, two[] = {5, -2};
+    int_key(&k, 105, v1000, 1);
+    assert_int_equal(sqlv__ranges_key_pretty(k.data, k.len, 105, "accounts", &out), 0);
+    assert_int_equal(base_buf_append_byte(&out, 0), 0);
+    assert_string_equal((const char *)out.data, "/Table/accounts/1000");
+    base_buf_reset(&out);
+    assert_int_equal(sqlv__ranges_key_pretty(k.data, k.len, 105, NULL, &out), 0);
+    assert_int_equal(base_buf_append_byte(&out, 0), 0);
+    assert_string_equal((const char *)out.data, "/Table/105/1000");
+    base_buf_reset(&out);
+    int_key(&k, 106, two, 2);
+    assert_int_equal(sqlv__ranges_key_pretty(k.data, k.len, 106, "t", &out), 0);
+    assert_int_equal(base_buf_append_byte(&out, 0), 0);
+    assert_string_equal((const char *)out.data, "/Table/t/5/-2");
+    base_buf_free(&k);
+    base_buf_free(&out);
+}
+
 /* reads_per_second and writes_per_second: the leaseholder's figures, one
 ** decimal; NULL when no leaseholder reported load. */
 static void test_show_ranges_load(void **state) {
@@ -580,6 +603,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_event_log_in_sql, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsplit_single_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_points, setup, teardown),
+        cmocka_unit_test(test_key_pretty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
