@@ -104,8 +104,14 @@
 **                                  again; at the deadline RANGE_ERR_MERGING
 **                                  (40001) unless a commit's fate is unknown
 **   AMBIGUOUS (server)          -> same node again after a backoff
-**   INTENT                      -> push + resolve, then again (PENDING: backoff)
-**   no cached range             -> meta lookup (ROUTER__META_LOOKUPS_MAX per op)
+**   INTENT                      -> push + resolve, then again (PENDING: backoff);
+**                                  a meta intent: the holder's over all of meta
+**   no cached range             -> meta lookup (ROUTER__META_LOOKUPS_MAX per op);
+**                                  meta's entry does not place the key or is
+**                                  older than the cache (a meta intent left
+**                                  unresolved, test_txn_sim seed 21578) ->
+**                                  DESCRIBE the key at every known node, install
+**                                  a descriptor that places it (within the deadline)
 **   a range refused (not hosting it, unreachable, KEY_MISMATCH without
 **   news; not a timeout) by as many attempts in a row as the cache names
 **   replicas of it -> DESCRIBE it at every other known node (config
@@ -721,6 +727,7 @@ static int router__meta_lookup(range_router *r, const router__route *route, int6
                                char *problem, size_t problem_size);
 static int router__rescue_first(range_router *r, const range_descriptor *first,
                                 const router__route *route, int64_t deadline_ns);
+static int router__rescue_key(range_router *r, const router__route *route, int64_t deadline_ns);
 
 static bool router__evaluated_commit_status(int32_t s) {
     return s == RANGE_OK || s == RANGE_ERR_CONFLICT || s == RANGE_ERR_INVALID ||
@@ -1683,15 +1690,15 @@ static int router__meta_lookup(range_router *r, const router__route *route, int6
         rc = RANGE_ERR_CORRUPT;
         goto done;
     }
-    if (!router__places(&found, route)) {
-        rc = RANGE_NOT_FOUND; /* stale meta (a split not recorded yet) */
-        goto done;
-    }
     bool installed = false;
-    pthread_mutex_lock(&r->mu);
-    rc = router__install_locked(r, &found, &installed);
-    pthread_mutex_unlock(&r->mu);
-    if (rc == RANGE_OK && !installed) rc = RANGE_NOT_FOUND; /* older than what we hold */
+    if (router__places(&found, route)) {
+        pthread_mutex_lock(&r->mu);
+        rc = router__install_locked(r, &found, &installed);
+        pthread_mutex_unlock(&r->mu);
+    }
+    /* stale meta (a split not recorded yet, an entry older than what we
+    ** hold): the nodes know the range holding the key */
+    if (rc == RANGE_OK && !installed) rc = router__rescue_key(r, route, deadline_ns);
 done:
     range_descriptor_free(&found);
     range_kv_response_free(&resp);
@@ -1812,6 +1819,63 @@ static int router__rescue_first(range_router *r, const range_descriptor *first,
     if (rc == RANGE_OK && !installed) rc = RANGE_NOT_FOUND;
 done:
     range_descriptor_free(&best);
+    base_buf_free(&req_bytes);
+    base_buf_free(&res.payload);
+    return rc;
+}
+
+/* DESCRIBE of a range no node hosts (split_allocate_id never hands out
+** UINT64_MAX) with the route's key, at every node of router__rescue_nodes
+** within the deadline: a node answers KEY_MISMATCH naming its range holding
+** the key (or the one below it). Install the first that places the route
+** and is newer than the cache. RANGE_OK (installed), RANGE_NOT_FOUND
+** (nobody knew better), RANGE_ERR_NOMEM. */
+static int router__rescue_key(range_router *r, const router__route *route, int64_t deadline_ns) {
+    if (route->before_open || route->key_len == 0) return RANGE_NOT_FOUND;
+    range_descriptor none; /* no replicas: every known node is asked */
+    memset(&none, 0, sizeof(none));
+    uint64_t ids[ROUTER__RESCUE_NODES_MAX];
+    size_t n = router__rescue_nodes(r, &none, ids);
+    base_buf req_bytes = {0}; /* owner: this function */
+    router__result res;
+    memset(&res, 0, sizeof(res));
+    range_kv_request req;
+    memset(&req, 0, sizeof(req));
+    req.op = RANGE_KV_DESCRIBE;
+    req.range_id = UINT64_MAX;
+    req.key = route->key; /* borrowed */
+    req.key_len = route->key_len;
+    req.key_below = route->before;
+    int rc = range_kv_request_encode(&req, &req_bytes);
+    if (rc != RANGE_OK) goto done;
+    rc = RANGE_NOT_FOUND;
+    for (size_t i = 0; i < n && rc == RANGE_NOT_FOUND; i++) {
+        int64_t left_ms = (deadline_ns - base_monotonic_ns()) / 1000000;
+        if (left_ms < ROUTER__ATTEMPT_MIN_MS) break;
+        int64_t timeout_ms = r->config.rpc_timeout_ms < left_ms ? r->config.rpc_timeout_ms
+                                                                 : left_ms;
+        int arc = router__attempt(r, ids[i], &req_bytes, timeout_ms, &res);
+        if (arc != RANGE_OK) {
+            rc = arc;
+            break;
+        }
+        if (res.transport_rc != RPC_OK || res.payload.len == 0) continue;
+        range_kv_response resp;
+        if (range_kv_response_decode(res.payload.data, res.payload.len, &resp) != RANGE_OK)
+            continue; /* a bad peer's answer teaches nothing */
+        if (resp.status == RANGE_ERR_KEY_MISMATCH && resp.has_descriptor &&
+            router__places(&resp.descriptor, route)) {
+            bool installed = false;
+            pthread_mutex_lock(&r->mu);
+            int irc = router__install_locked(r, &resp.descriptor, &installed);
+            if (installed) r->stats.descriptor_refreshes++;
+            pthread_mutex_unlock(&r->mu);
+            if (irc != RANGE_OK) rc = irc;
+            else if (installed) rc = RANGE_OK;
+        }
+        range_kv_response_free(&resp);
+    }
+done:
     base_buf_free(&req_bytes);
     base_buf_free(&res.payload);
     return rc;
@@ -3569,6 +3633,14 @@ static int router__meet_intent(range_router *r, const router__op *op,
         if (op->resolve_span != NULL && router__span_holds(op->resolve_span, resp->intent_key,
                                                            resp->intent_key_len))
             sp = *op->resolve_span;
+        /* a meta transaction's intent (a split's, merge's...): all of meta,
+        ** since its coordinator may have died with the rest unresolved, and
+        ** routers read committed meta only (test_txn_sim seed 22472) */
+        static const uint8_t meta_from[] = RANGE_META_PREFIX "\x01";
+        static const uint8_t meta_to[] = RANGE_META_PREFIX "\x03";
+        if (range_meta_is_key(resp->intent_key, resp->intent_key_len))
+            sp = (range_span){meta_from, sizeof(meta_from) - 1, meta_to, sizeof(meta_to) - 1,
+                              false};
         /* what it met (its page's span), not the whole transaction's: the
         ** resolver resolves the rest; a first chunk resolved is progress */
         router__resolve_ctx how;

@@ -1550,6 +1550,10 @@ typedef struct txn__resolution {
     base_buf anchor;          /* end_record, gc_record: owned copy of the record's key */
     bool gc_record;           /* once resolved: GC_TXN of the final record (docs/txn.md,
                                  "Garbage collection") */
+    bool learn_outcome;       /* end_record of an unknown outcome: status is ABORTED (the
+                                 END_TXN that fences it), but a record found COMMITTED
+                                 turns it COMMITTED (at the record's commit_ts, else
+                                 commit_ts as set: the prepare's) */
 } txn__resolution;
 
 static void resolution_free(txn__resolution *res) {
@@ -1621,7 +1625,9 @@ static bool resolve_once(txn_db *db, txn__resolution *res, bool *progressed) {
         meta.anchor_len = res->anchor.len;
         range_txn_outcome outcome;
         memset(&outcome, 0, sizeof(outcome));
-        int erc = kv->ops->end_txn(kv, &meta, res->status, res->commit_ts, &outcome);
+        int erc = kv->ops->end_txn(kv, &meta, res->status,
+                                   res->status == RANGE_TXN_COMMITTED ? res->commit_ts : HLC_ZERO,
+                                   &outcome);
         /* ABORTED: a pusher was first; the record is final either way */
         if (erc != RANGE_OK && erc != RANGE_ERR_ABORTED) {
             BASE_DEBUG("txn", "end of the record of txn %016llx failed (%d)",
@@ -1629,6 +1635,17 @@ static bool resolve_once(txn_db *db, txn__resolution *res, bool *progressed) {
             return false;
         }
         res->end_record = false;
+        if (res->learn_outcome) {
+            /* the record, read now, decides: never a guess */
+            res->learn_outcome = false;
+            if (erc == RANGE_OK && outcome.status == RANGE_TXN_COMMITTED) {
+                res->status = RANGE_TXN_COMMITTED;
+                if (!hlc_is_zero(outcome.commit_ts)) res->commit_ts = outcome.commit_ts;
+            } else {
+                res->status = RANGE_TXN_ABORTED;
+                res->commit_ts = HLC_ZERO;
+            }
+        }
     }
     int rc = RANGE_OK;
     if (res->where.n_spans > 0)
@@ -3296,6 +3313,34 @@ static bool meta_txn_prepare(txn_db *db, const char *what, range_write *w, size_
     return false;
 }
 
+/* An unknown outcome of a meta transaction: the resolver learns it from the
+** record (END_TXN(ABORTED): it fences a commit still in flight, or finds
+** COMMITTED) and resolves every intent in *prepared with it (it takes
+** *prepared, which is zeroed), so meta converges without a reader pushing
+** each intent. No anchor copy (NOMEM): left to readers, as before. */
+static void meta_txn_settle_later(txn_db *db, const range_txn_meta *meta,
+                                  range_prepare_result *prepared) {
+    txn__resolution res;
+    memset(&res, 0, sizeof(res));
+    res.txn_id = meta->txn_id;
+    res.status = RANGE_TXN_ABORTED;
+    res.commit_ts = prepared->commit_ts; /* a COMMITTED record without its own */
+    res.nonce = meta->nonce;
+    res.priority = meta->priority;
+    if (base_buf_append(&res.anchor, meta->anchor, meta->anchor_len) != 0) {
+        BASE_WARN("txn", "meta transaction %016llx of unknown outcome: out of memory; its "
+                  "intents are left to readers", (unsigned long long)meta->txn_id);
+        resolution_free(&res);
+        return;
+    }
+    res.end_record = res.gc_record = res.learn_outcome = true;
+    res.where = *prepared;
+    memset(prepared, 0, sizeof(*prepared));
+    res.attempts = 1; /* the settle's END_TXN failed once already */
+    res.not_before_ns = base_monotonic_ns() + resolve_backoff_ms(1) * 1000000;
+    resolve_later_res(db, &res);
+}
+
 /* After the split's or merge's admin call (what as above; detail its
 ** error, "" when none): the record says what happened, and END_TXN(ABORTED)
 ** also fences an admin call still in flight. TXN_OK with *committed, the
@@ -3317,6 +3362,7 @@ static int meta_txn_settle(txn_db *db, const char *what, const range_txn_meta *m
                  "transaction %016llx: %s)",
                  what, what, (unsigned long long)meta->txn_id,
                  detail[0] != '\0' ? detail : "no detail");
+        meta_txn_settle_later(db, meta, prepared);
         return TXN_ERR_AMBIGUOUS;
     }
     split_resolve(db, meta, RANGE_TXN_ABORTED, HLC_ZERO, prepared);

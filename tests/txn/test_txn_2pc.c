@@ -13,6 +13,9 @@
 **   - END_TXN(COMMITTED) of unknown fate: an END_TXN(ABORTED) that finds
 **     COMMITTED is a success, one that aborts is 57P03 (rolled back), one
 **     that fails too is 40003 and resolves nothing;
+**   - a meta transaction (a split) of unknown fate is 40003 too, but the
+**     resolver learns the outcome from the record (END_TXN(ABORTED) again)
+**     and resolves all its intents with it, without a reader;
 **   - the resolver retries a failing RESOLVE with backoff, and gives up
 **     after its attempts (counted); it collects the record (GC_TXN) once a
 **     resolution went through, never for an abandoned one; an attempt that
@@ -49,6 +52,8 @@ typedef struct fake_kv {
     int prepare_rc;
     int end_commit_rc;         /* END_TXN(COMMITTED) */
     int end_abort_rc;          /* END_TXN(ABORTED) */
+    int end_abort_failures;    /* answer this many END_TXN(ABORTED) RANGE_ERR_AMBIGUOUS
+                                  first */
     bool end_abort_finds_committed;
     int resolve_failures;      /* fail this many RESOLVE calls first */
     int resolve_progress;      /* then answer this many RANGE_ERR_BUSY (resolved some) */
@@ -207,6 +212,11 @@ static int f_end_txn(range_kv *kv, const range_txn_meta *txn, int status, hlc_ti
         out->commit_ts = ts;
         return RANGE_OK;
     }
+    pthread_mutex_lock(&f->mu);
+    bool lost = f->end_abort_failures > 0;
+    if (lost) f->end_abort_failures--;
+    pthread_mutex_unlock(&f->mu);
+    if (lost) return RANGE_ERR_AMBIGUOUS;
     if (f->end_abort_rc != 0) return f->end_abort_rc;
     if (f->end_abort_finds_committed) {
         out->status = RANGE_TXN_COMMITTED;
@@ -258,6 +268,40 @@ static const range_kv_ops fake_ops = {
     .iter_close = f_iter_close, .commit = f_commit, .stats = f_stats,
     .last_error = f_last_error, .prepare = f_prepare, .end_txn = f_end_txn,
     .resolve = f_resolve, .gc_txn = f_gc_txn,
+};
+
+/* A split's admin calls: one range ["a", +inf), gen 1; the split's answer
+** is lost (RANGE_ERR_AMBIGUOUS), so only its record knows the outcome. */
+static int f_describe(range_kv *kv, const uint8_t *key, size_t key_len, range_descriptor *out) {
+    (void)kv;
+    (void)key;
+    (void)key_len;
+    uint8_t start[1] = {'a'};
+    range_descriptor d = {.range_id = 1, .generation = 1, .start_key = start, .start_len = 1};
+    return range_descriptor_copy(out, &d); /* owner: the caller */
+}
+
+static int f_admin_split(range_kv *kv, const uint8_t *key, size_t key_len, uint64_t id,
+                         range_descriptor *left, range_descriptor *right) {
+    (void)kv, (void)key, (void)key_len, (void)id, (void)left, (void)right;
+    fail_msg("the plain split path ran");
+    return RANGE_ERR_UNAVAILABLE;
+}
+
+static int f_admin_split_txn(range_kv *kv, const uint8_t *key, size_t key_len, uint64_t id,
+                             const range_split_txn *stx, range_descriptor *left,
+                             range_descriptor *right) {
+    (void)key, (void)key_len, (void)id, (void)stx, (void)left, (void)right;
+    note((fake_kv *)kv, "split");
+    return RANGE_ERR_AMBIGUOUS;
+}
+
+static const range_kv_ops split_ops = {
+    .wait_visible = f_wait, .get = f_get, .iter_open = f_iter_open, .iter_next = f_iter_next,
+    .iter_close = f_iter_close, .commit = f_commit, .stats = f_stats,
+    .last_error = f_last_error, .prepare = f_prepare, .end_txn = f_end_txn,
+    .resolve = f_resolve, .gc_txn = f_gc_txn, .describe = f_describe,
+    .admin_split = f_admin_split, .admin_split_txn = f_admin_split_txn,
 };
 
 typedef struct fixture {
@@ -544,6 +588,43 @@ static void test_unknown_end_stays_unknown(void **state) {
                               "resolve aborted b-c,x-x\n");
 }
 
+/* A meta transaction (a split) whose outcome is unknown to its coordinator:
+** 40003, and the resolver learns the outcome from the record (END_TXN
+** (ABORTED) again) and resolves every meta intent with it, no reader needed. */
+static void split_unknown_outcome(fixture *f, bool committed) {
+    f->fake.kv.ops = &split_ops;
+    f->fake.end_abort_failures = 1; /* the coordinator's own END_TXN(ABORTED) */
+    f->fake.end_abort_finds_committed = committed;
+    txn_split_result out;
+    txn_error err;
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(txn_db_split_at(f->db, (const uint8_t *)"k", 1, &out, &err),
+                     TXN_ERR_AMBIGUOUS);
+    assert_string_equal(err.sqlstate, "40003");
+    wait_resolved(f);
+    pthread_mutex_lock(&f->fake.mu);
+    int n = f->fake.n_calls;
+    int gcs = f->fake.gc_calls, bad_gcs = f->fake.bad_gcs;
+    pthread_mutex_unlock(&f->fake.mu);
+    assert_int_equal(n, 5);
+    assert_non_null(strstr(f->fake.calls[0], "prepare 2 writes"));
+    assert_string_equal(f->fake.calls[1], "split");
+    assert_string_equal(f->fake.calls[2], "end aborted"); /* lost */
+    assert_string_equal(f->fake.calls[3], "end aborted"); /* the resolver's: the record */
+    const char *want = committed ? "resolve committed " : "resolve aborted ";
+    assert_memory_equal(f->fake.calls[4], want, strlen(want));
+    assert_int_equal(gcs, 1);
+    assert_int_equal(bad_gcs, 0);
+}
+
+static void test_meta_unknown_outcome_resolved_committed(void **state) {
+    split_unknown_outcome(*state, true);
+}
+
+static void test_meta_unknown_outcome_resolved_aborted(void **state) {
+    split_unknown_outcome(*state, false);
+}
+
 static void test_resolver_retries(void **state) {
     fixture *f = *state;
     f->fake.resolve_failures = 3;
@@ -624,6 +705,10 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_unknown_end_then_aborted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_end_stays_unknown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_meta_unknown_outcome_resolved_committed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_meta_unknown_outcome_resolved_aborted, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_resolver_retries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resolver_progress_is_not_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_anchor_delete_span, setup, teardown),
