@@ -176,6 +176,7 @@
 */
 #include <assert.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "range/eval_int.h"
@@ -278,6 +279,12 @@ struct range_replica {
                                    the entries after applied wait in the core */
     bool apply_deferred;        /* APPLY BUDGET: the hold's budget ran out, the
                                    entries after applied wait in the core */
+    /* VERSION GC: the threshold the server's reads check without node->mu
+    ** (replica__mvcc_gc_threshold), a seqlock written only under node->mu
+    ** (replica_mvcc_gc_publish): odd seq = a write in progress */
+    atomic_uint mvcc_gc_seq;
+    _Atomic int64_t mvcc_gc_wall_ns;
+    _Atomic int32_t mvcc_gc_logical;
 };
 
 struct range_node {
@@ -332,6 +339,36 @@ struct range_node {
     size_t idem_gc_cursor_len;
     hlc_timestamp idem_gc_pass_cutoff;
 };
+
+/* VERSION GC: publish t as the threshold reads check (the seqlock of struct
+** range_replica). Under node->mu, the only writer. */
+static void replica_mvcc_gc_publish(range_replica *r, hlc_timestamp t)
+{
+    unsigned seq = atomic_load_explicit(&r->mvcc_gc_seq, memory_order_relaxed);
+    atomic_store_explicit(&r->mvcc_gc_seq, seq + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release); /* odd before the fields */
+    atomic_store_explicit(&r->mvcc_gc_wall_ns, t.wall_ns, memory_order_relaxed);
+    atomic_store_explicit(&r->mvcc_gc_logical, t.logical, memory_order_relaxed);
+    atomic_store_explicit(&r->mvcc_gc_seq, seq + 2, memory_order_release);
+}
+
+/* What r's reads check now: its threshold, HLC_ZERO when it holds no state.
+** Under node->mu, after each change of merge, initialized or retired. */
+static void replica_mvcc_gc_sync(range_replica *r)
+{
+    replica_mvcc_gc_publish(r, r->initialized && !r->retired ? r->merge.mvcc_gc : HLC_ZERO);
+}
+
+/* Raise what reads check to t BEFORE a batch that may drop versions below it
+** is written (see replica__mvcc_gc_threshold); never lowers it. */
+static void replica_mvcc_gc_raise(range_replica *r, hlc_timestamp t)
+{
+    hlc_timestamp cur = {
+        atomic_load_explicit(&r->mvcc_gc_wall_ns, memory_order_relaxed),
+        atomic_load_explicit(&r->mvcc_gc_logical, memory_order_relaxed)}; /* sole writer */
+    if (hlc_compare(t, cur) > 0)
+        replica_mvcc_gc_publish(r, t);
+}
 
 static int node_open_locked(range_node *n, const range_replica_config *config,
                             range_replica **out);
@@ -1411,7 +1448,10 @@ static void merged_mark(range_replica *o)
 
 /* o is frozen for a merge whose left has a replica here that has not
 ** applied it yet (except `but`, the replica asking): that MERGE drops o
-** here, and needs it (MERGES). */
+** here, and needs it (MERGES). A left not initialized yet counts: the
+** snapshot it waits for may be from before the MERGE, which then needs o
+** (sim seed 21510: o dropped on a merged tombstone, the left stalled for
+** ever); one from after it is the left's own, `but`, and subsumes o. */
 static bool merge_left_pending(const range_node *n, const range_replica *o,
                                const range_replica *but)
 {
@@ -1419,8 +1459,8 @@ static bool merge_left_pending(const range_node *n, const range_replica *o,
         return false;
     for (size_t i = 0; i < n->n_replicas; i++) {
         const range_replica *l = n->replicas[i];
-        if (l == but || l->config.range_id != o->merge.frozen_left_id || !l->initialized ||
-            l->failed || l->retired || l->remove_generation != 0)
+        if (l == but || l->config.range_id != o->merge.frozen_left_id || l->failed ||
+            l->retired || l->remove_generation != 0)
             continue;
         /* past that MERGE already (by a snapshot of the left made after
         ** it, found by test_range_sim_multi seed 1389): not pending */
@@ -1557,6 +1597,8 @@ static int merge_prepare_merge(range_replica *r, const raft_entry *e, replica_me
     ** since its freeze, as above) */
     if (right != NULL && ready && hlc_compare(right->merge.mvcc_gc, mg->next.mvcc_gc) > 0)
         mg->next.mvcc_gc = right->merge.mvcc_gc;
+    if (right != NULL && ready)
+        replica_mvcc_gc_raise(r, mg->next.mvcc_gc); /* before R's versions are ours */
     rc = range_descriptor_copy(&mg->desc, ld);
     if (rc == RANGE_OK && rd.end_len == 0) {
         base_free(mg->desc.end_key);
@@ -1677,9 +1719,12 @@ static int merge_prepare(range_replica *r, const raft_entry *e, replica_merge_ap
 static void merge_finish(range_replica *r, replica_merge_apply *mg)
 {
     range_node *n = r->node;
-    if (!mg->ok)
+    if (!mg->ok) {
+        replica_mvcc_gc_sync(r); /* undo a raise */
         return;
+    }
     r->merge = mg->next;
+    replica_mvcc_gc_sync(r);
     if (mg->desc_changed) {
         range_descriptor_free(&r->desc);
         r->desc = mg->desc;
@@ -1874,6 +1919,7 @@ static void idem_gc_finish(range_replica *r, replica_idem_gc *gc)
     }
     range_node *n = r->node;
     r->merge = gc->next;
+    replica_mvcc_gc_sync(r);
     if (gc->swept) {
         /* the pass's lowest cutoff holds for every key it went over */
         if (n->idem_gc_cursor_len == 0 || hlc_compare(gc->cutoff, n->idem_gc_pass_cutoff) < 0)
@@ -1965,6 +2011,8 @@ static int mvcc_gc_prepare(range_replica *r, const raft_entry *e, replica_mvcc_g
     gc->next = r->merge;
     if (hlc_compare(gc->threshold, gc->next.mvcc_gc) > 0)
         gc->next.mvcc_gc = gc->threshold;
+    /* raised before the batch that drops the versions (VERSION GC reads) */
+    replica_mvcc_gc_raise(r, gc->next.mvcc_gc);
     int rc = put_merge_state(r->batch, r->config.range_id, &gc->next);
     size_t at = REPLICA_MVCC_GC_HEADER, budget = REPLICA_MVCC_GC_VERSIONS_MAX;
     size_t bytes_left = REPLICA_MVCC_GC_BATCH_BYTES_MAX;
@@ -2005,9 +2053,11 @@ static void mvcc_gc_finish(range_replica *r, replica_mvcc_gc *gc)
         BASE_INFO("range", "r%llu n%llu: version GC entry at index %llu refused (frozen, or "
                   "malformed)", (unsigned long long)r->config.range_id,
                   (unsigned long long)r->id, (unsigned long long)r->applied);
+        replica_mvcc_gc_sync(r); /* undo a raise: nothing was dropped */
         return;
     }
     r->merge = gc->next;
+    replica_mvcc_gc_sync(r);
     BASE_DEBUG("range", "r%llu n%llu: version GC at index %llu: threshold %lld, %zu versions "
                "of %zu keys dropped", (unsigned long long)r->config.range_id,
                (unsigned long long)r->id, (unsigned long long)r->applied,
@@ -2956,6 +3006,7 @@ static void replica_retire(range_replica *r, uint64_t generation)
     r->retired = true;
     r->merged = false;
     r->initialized = false;
+    replica_mvcc_gc_sync(r);
     r->remove_generation = 0;
     n->retired[n->n_retired++] = r;
     for (size_t i = 0; i < n->n_replicas; i++) {
@@ -3101,12 +3152,16 @@ static int replica_install(range_replica *r, const raft_snapshot *sn)
     if (rc == RANGE_OK)
         rc = hosted_put_change(n, r->batch, v.range_id, gone, n_gone);
     if (rc == RANGE_OK) {
+        /* the snapshot's state lacks what its threshold dropped: raised first */
+        if (r->initialized && !r->retired)
+            replica_mvcc_gc_raise(r, v.merge.mvcc_gc);
         int src = storage_write(n->config.engine, r->batch, n->config.sync);
         rc = src == STORAGE_OK ? RANGE_OK : map_storage(src);
     }
     storage_batch_clear(r->batch);
     base_buf_free(&enc);
     if (rc != RANGE_OK) {
+        replica_mvcc_gc_sync(r);
         replica__snapshot_view_free(&v);
         return rc;
     }
@@ -3131,6 +3186,7 @@ static int replica_install(range_replica *r, const raft_snapshot *sn)
     r->truncate_to = 0;
     r->trunc_base = 0; /* the members' logs may start anywhere below */
     r->initialized = true;
+    replica_mvcc_gc_sync(r);
     r->quiet_ticks = 0;
     replica__snapshot_view_free(&v);
     /* the log store follows the core: its suffix after the snapshot, or none */
@@ -3241,6 +3297,7 @@ static void replica_struct_back(range_node *n, range_replica *r, bool reused)
     }
     r->initialized = false;
     r->retired = true;
+    replica_mvcc_gc_sync(r);
     n->retired[n->n_retired++] = r; /* its slot is still allocated */
 }
 
@@ -3525,6 +3582,7 @@ static int replica_open_retired(range_node *n, const range_replica_config *confi
             return rc;
         }
         r->retired = true;
+        replica_mvcc_gc_sync(r);
         r->desc.range_id = config->range_id;
         n->retired[n->n_retired++] = r;
     }
@@ -3685,6 +3743,7 @@ static int replica_open_state(range_replica *r, const range_replica_config *conf
         goto cleanup;
     }
     r->initialized = true;
+    replica_mvcc_gc_sync(r);
     replica_raft_config(r, &rc_cfg);
     /* A range starts at its initial point with no leader: a replica that
     ** never held a term above it is in nobody's lease and votes at once, so
@@ -3756,6 +3815,7 @@ static int replica_reopen_locked(range_replica *r, const range_replica_config *c
                    (unsigned long long)config->range_id, (unsigned long long)n->id, rc);
         replica_release(r, RANGE_ERR_AMBIGUOUS, RANGE_ERR_UNAVAILABLE);
         r->initialized = false;
+        replica_mvcc_gc_sync(r);
         r->failed = true;
         return rc;
     }
@@ -4353,14 +4413,29 @@ int replica__propose_mvcc_gc(range_replica *r, hlc_timestamp threshold, const ui
                                  leader_hint);
 }
 
+/* Lock-free (the seqlock of struct range_replica). WHY A READ CHECKED AFTER
+** IT READ MISSES NOTHING: every batch that can take versions away from r's
+** state (a version GC entry, a snapshot, a merge bringing R's state) is
+** written only after replica_mvcc_gc_raise published its threshold, both
+** under node->mu. A read that saw a state without some version therefore
+** read storage after that batch was written (the engine orders them), so
+** after the raise: this load, done after the read, returns that threshold or
+** a later one, and the read at or below it is refused. A raise whose batch
+** then fails is undone (replica_mvcc_gc_sync): meanwhile it only refused
+** reads that would have been fine. */
 hlc_timestamp replica__mvcc_gc_threshold(range_replica *r)
 {
     if (r == NULL)
         return HLC_ZERO;
-    pthread_mutex_lock(&r->node->mu);
-    hlc_timestamp t = r->initialized && !r->retired ? r->merge.mvcc_gc : HLC_ZERO;
-    pthread_mutex_unlock(&r->node->mu);
-    return t;
+    for (;;) {
+        unsigned seq = atomic_load_explicit(&r->mvcc_gc_seq, memory_order_acquire);
+        hlc_timestamp t = {atomic_load_explicit(&r->mvcc_gc_wall_ns, memory_order_relaxed),
+                           atomic_load_explicit(&r->mvcc_gc_logical, memory_order_relaxed)};
+        atomic_thread_fence(memory_order_acquire); /* the fields before the re-check */
+        if ((seq & 1u) == 0 &&
+            atomic_load_explicit(&r->mvcc_gc_seq, memory_order_relaxed) == seq)
+            return t;
+    }
 }
 
 hlc_timestamp replica__idem_gc_threshold(range_replica *r)

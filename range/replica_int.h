@@ -374,7 +374,8 @@ void replica__mvcc_gc_key(const uint8_t *data, size_t *at, const uint8_t **key, 
 int replica__propose_mvcc_gc(range_replica *r, hlc_timestamp threshold, const uint8_t *key_bytes,
                              const size_t *offsets, size_t n_keys, uint64_t expected_term,
                              range_propose_fn cb, void *ctx, uint64_t *leader_hint);
-/* r's applied MVCC GC threshold (HLC_ZERO: none). Node mutex. */
+/* r's MVCC GC threshold (HLC_ZERO: none), for reads: lock-free, raised before
+** the versions it covers are dropped (see replica.c). */
 hlc_timestamp replica__mvcc_gc_threshold(range_replica *r);
 
 /* ---- snapshots and replica changes (snapshot.c, replica.c) ---------------------

@@ -169,9 +169,10 @@
 **     (replica_int.h, "version GC"); every replica drops the same versions.
 **     A GET or SCAN (leaseholder or follower) whose read_ts is <= the
 **     replica's threshold AFTER its read is refused RANGE_ERR_GC_THRESHOLD
-**     (the threshold rises under the node mutex right after the drops are
-**     written, so a read that sees it below read_ts afterwards missed
-**     nothing), and so is a COMMIT, PREPARE or VALIDATE whose read_ts is <=
+**     (the replica publishes the raised threshold, lock-free, BEFORE the
+**     batch dropping the versions is written, so a read that sees it below
+**     read_ts afterwards missed nothing: replica__mvcc_gc_threshold), and
+**     so is a COMMIT, PREPARE or VALIDATE whose read_ts is <=
 **     it after its validation, before any proposal (the validation could
 **     miss a dropped tombstone above read_ts).
 **   - LOCKS (docs/locking.md, "Wiring"). Each range has a lock table and a
@@ -1624,8 +1625,9 @@ static int uncertainty_check(server_range *sr, server_eval *e, const range_span 
 
 /* VERSION GC: a read at read_ts, or a validation from read_ts, that is at
 ** or below the replica's MVCC GC threshold may have missed versions a GC
-** entry dropped: RANGE_ERR_GC_THRESHOLD. Asked AFTER reading (the threshold
-** only rises, under the node mutex, right after the drops are written). */
+** entry dropped: RANGE_ERR_GC_THRESHOLD. Asked AFTER reading, without the
+** node mutex: the replica raises what this reads before it writes the drops
+** (replica__mvcc_gc_threshold says why that order makes it exact). */
 static int gc_threshold_check(server_range *sr, hlc_timestamp read_ts)
 {
     hlc_timestamp g = replica__mvcc_gc_threshold(sr->replica);

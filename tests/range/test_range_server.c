@@ -5971,6 +5971,105 @@ static void test_read_observed_timestamp(void **state)
     assert_int_equal(observed_get(f, l, "hd", r1, lim1, 0, HLC_ZERO, true), RANGE_ERR_UNCERTAIN);
 }
 
+/* ---- a merge whose left is not initialized on a node (sim seed 21510) ------ */
+
+/* n1 and n2 dropped range 4 (merged). */
+static bool n12_dropped_4(fixture *f, void *arg)
+{
+    (void)arg;
+    return range_node_replica(f->rn[1], 4) == NULL && range_node_replica(f->rn[2], 4) == NULL;
+}
+
+/* MERGES (sim seed 21510): n3 applied 4's freeze for a merge into 3, but
+** its replica of 3 (made on demand, its snapshot refused: n3's 2 has not
+** applied the split that makes 3) is not initialized when n1 and n2 apply
+** the MERGE. The merged tombstone of 4 then reaches n3: 4 must stay, as
+** n3's 3 comes from the split (before the MERGE) and its MERGE needs the
+** frozen 4. Dropped (the bug), n3's 3 stalled at the MERGE for good.
+** Ranges 2 = [m, u) then [m, s), 3 = [s, u), 4 = [u, +inf). */
+static void test_merge_uninitialized_left(void **state)
+{
+    fixture *f = *state;
+    range_kv_response r, r2;
+    lease_to(f, 2, 1, 0);
+    assert_int_equal(split_at(f, 1, 2, "u", 4, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    uint64_t four = 4;
+    assert_true(wait_until(f, n3_hosts, &four));
+    lease_to(f, 4, 2, 0);
+    range_router *router = merge_router(f);
+    assert_int_equal(kv_put(f, range_router_kv(router), 120, "v", "right"), RANGE_OK);
+    range_router_free(router);
+
+    /* n3 misses the split at "s"; then hears from n2 only */
+    isolate(f, 3, true);
+    assert_int_equal(split_at(f, 1, 2, "s", 3, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    lease_to(f, 3, 2, 3);
+    isolate(f, 3, false);
+    link_cut(f, 1, 3, true);
+
+    /* 4 frozen into 3 (applied on n3 too), then merged at n1 and n2 */
+    int l4 = wait_split_leader(f, 4);
+    range_kv_request d = {.op = RANGE_KV_DESCRIBE, .range_id = 4};
+    assert_int_equal(call(f, l4, &d, &r), RANGE_OK);
+    range_kv_request sub = {.op = RANGE_KV_SUBSUME, .range_id = 4, .merge_id = 0x5110,
+                            .left_range_id = 3, .generation = r.descriptor.generation};
+    range_kv_response_free(&r);
+    assert_int_equal(call(f, l4, &sub, &r), RANGE_OK);
+    assert_true(r.freeze_index > 0);
+    for (int i = 1; i <= NODES; i++) {
+        range_kv_request w = {.op = RANGE_KV_WAIT_APPLIED, .range_id = 4,
+                              .applied_index = r.freeze_index};
+        assert_int_equal(call(f, i, &w, &r2), RANGE_OK);
+        range_kv_response_free(&r2);
+    }
+    split_query q3 = {3, 3, 0}; /* n3's 3 has no state to agree with */
+    assert_true(wait_until(f, split_have_leader, &q3));
+    int l3 = q3.found;
+    d.range_id = 3;
+    assert_int_equal(call(f, l3, &d, &r2), RANGE_OK);
+    range_kv_request am = {.op = RANGE_KV_ADMIN_MERGE, .range_id = 3, .merge_id = 0x5110,
+                           .generation = r2.descriptor.generation,
+                           .applied_index = r.freeze_index,
+                           .freeze_lineage = r.freeze_lineage, .merge_floor = r.merge_floor,
+                           .has_right = true, .right = r.descriptor};
+    range_kv_response r3;
+    assert_int_equal(call(f, l3, &am, &r3), RANGE_OK);
+    range_kv_response_free(&r3);
+    range_kv_response_free(&r2);
+    range_kv_response_free(&r);
+    /* n3's 3, made on demand (n2's messages), still waits for its state */
+    assert_null(range_node_replica(f->rn[3], 3));
+
+    /* n1 and n2 drop 4; n1 tells n3 (as it answers n3's 4): merged away */
+    assert_true(wait_until(f, n12_dropped_4, NULL));
+    raft_message tomb = {.type = (raft_message_type)REPLICA_MSG_REMOVED, .from = 1, .to = 3,
+                         .index = UINT64_MAX}; /* the merged tombstone */
+    base_buf enc = {0};
+    assert_int_equal(range_raft_msg_encode(4, &tomb, &enc), RANGE_OK);
+    rpc_message rm = {.from = 1, .method = RANGE_RPC_METHOD_RAFT, .payload = enc.data,
+                      .payload_len = enc.len};
+    assert_true(range_node_handle_rpc(f->rn[3], &f->tp[3].base, &rm));
+    base_buf_free(&enc);
+    bool lost = range_node_replica(f->rn[3], 4) == NULL;
+
+    /* n3's 2 splits (its 3 from before the MERGE), then its 3 merges 4 */
+    link_cut(f, 1, 3, false);
+    assert_true(wait_until(f, range_gone, &four));
+    uint64_t ids[2] = {2, 3};
+    bool caught = wait_until(f, split_caught_up, ids);
+    base_buf out = {0};
+    int g = range_replica_get(range_node_replica(f->rn[3], 3), (const uint8_t *)"v", 1,
+                              client_now(f), &out);
+    if (!caught || g != RANGE_OK || out.len != 5 || memcmp(out.data, "right", 5) != 0)
+        fail_msg("seed %llu: n3's 3 %s, reads v: %d%s", (unsigned long long)f->seed,
+                 caught ? "caught up" : "stalled", g,
+                 lost ? " (its frozen 4 was dropped on the merged tombstone)" : "");
+    base_buf_free(&out);
+    assert_false(lost);
+}
+
 int main(void)
 {
     if (getenv("TEST_DEBUG"))
@@ -6031,6 +6130,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_merge_txn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_stale_left, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_observed_timestamp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge_uninitialized_left, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -485,6 +485,147 @@ static void test_uncertainty(void **state) {
     stop_cluster(&c);
 }
 
+/* The node leading range_id (0: none seen within WAIT_MS_MAX). */
+static uint64_t wait_range_leader(cluster *c, uint64_t range_id, uint64_t want) {
+    int64_t deadline = base_monotonic_ns() + (int64_t)WAIT_MS_MAX * 1000000;
+    while (base_monotonic_ns() < deadline) {
+        for (int i = 1; i <= NODES; i++) {
+            range_replica *rep = range_node_replica(c->n[i].rn, range_id);
+            range_replica_status st;
+            if (rep == NULL) continue;
+            range_replica_get_status(rep, &st);
+            if (st.leader && (want == 0 || want == (uint64_t)i)) return (uint64_t)i;
+        }
+        struct timespec ts = {0, TICK_MS * 1000000L};
+        nanosleep(&ts, NULL); /* poll the Raft status once per tick, bounded */
+    }
+    return 0;
+}
+
+/* UNCERTAINTY + REFRESH FAILURE (docs/txn.md 4.1): two ranges with their
+** leases on two nodes. A txn on node 1 reads key A (range 1: it observes
+** only range 1's leaseholder), another txn then changes A, and a write to
+** key B (range 2) commits through a node whose clock is 100 ms ahead,
+** inside the txn's window. B's leaseholder is not observed by the txn, so
+** its version is uncertain; the txn's refresh above it meets A's new
+** version: 40001 naming both. A machine too slow to commit within the
+** window tries again (bounded). */
+static void test_uncertainty_refresh_fails(void **state) {
+    (void)state;
+    cluster *c = cluster_up("ra", "0");
+    txn_split_result res;
+    txn_error err = {0};
+    int rc = txn_db_split_at(c->n[1].db, (const uint8_t *)"rm", 2, &res, &err);
+    if (rc != TXN_OK) fail_msg("split: %d %s", rc, err.message);
+    put_through(c, 1, "rz", "0"); /* node 1's router learns range 2 */
+    uint64_t l1 = wait_range_leader(c, 1, 0);
+    assert_true(l1 != 0);
+    uint64_t l2 = l1 % NODES + 1;
+    if (range_router_transfer_lease(c->n[1].router, res.right_range_id, l2) != RANGE_OK)
+        fail_msg("lease of r%llu to n%llu refused", (unsigned long long)res.right_range_id,
+                 (unsigned long long)l2);
+    assert_int_equal(wait_range_leader(c, res.right_range_id, l2), l2);
+    /* past both leases' low-waters (commits of a new lease take up to now +
+    ** max_offset): later commits take the clock, inside the window */
+    range_kv *kv1 = range_router_kv(c->n[1].router);
+    hlc_timestamp lts = HLC_ZERO;
+    const char *lws[] = {"rlw", "rzlw"};
+    for (int k = 0; k < 2; k++) {
+        range_write lw[] = {{(const uint8_t *)lws[k], strlen(lws[k]), (const uint8_t *)"x", 1,
+                             false}};
+        range_commit_request lr = {.txn_id = 0x5600 + (uint64_t)k,
+                                   .read_ts = hlc_now(c->n[1].clock), .writes = lw,
+                                   .write_count = 1};
+        hlc_timestamp t;
+        range_conflict lcf;
+        memset(&lcf, 0, sizeof(lcf));
+        assert_int_equal(kv1->ops->commit(kv1, &lr, &t, &lcf), RANGE_OK);
+        range_conflict_free(&lcf);
+        if (hlc_compare(t, lts) > 0) lts = t;
+    }
+    for (int i = 0; i < 1000 && base_realtime_ns() <= lts.wall_ns; i++) {
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL); /* bounded: the clock passes lts within max_offset */
+    }
+    int writer = (int)(l2 % NODES + 1); /* neither leaseholder */
+    bool done = false;
+    for (int attempt = 0; attempt < 5 && !done; attempt++) {
+        char ka[16], kb[16];
+        snprintf(ka, sizeof(ka), "ra%d", attempt); /* range 1 */
+        snprintf(kb, sizeof(kb), "rz%d", attempt); /* range 2 */
+        put_through(c, 1, ka, "old");
+        txn *t, *other;
+        base_buf b = {0};
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(txn_begin(c->n[1].db, NULL, &t), TXN_OK);
+        hlc_timestamp r = txn_read_timestamp(t);
+        assert_int_equal(txn_get(t, (const uint8_t *)ka, strlen(ka), &b, &err), TXN_OK);
+
+        /* A changes after t read it (above r: the timestamp cache) */
+        hlc_timestamp ats;
+        assert_int_equal(txn_begin(c->n[1].db, NULL, &other), TXN_OK);
+        assert_int_equal(txn_put(other, (const uint8_t *)ka, strlen(ka), (const uint8_t *)"new",
+                                 3, &err),
+                         TXN_OK);
+        rc = txn_commit(other, &ats, &err);
+        if (rc != TXN_OK) fail_msg("commit of %s: %d %s", ka, rc, err.message);
+        assert_true(hlc_compare(ats, r) > 0);
+
+        /* B through a node whose clock is ahead (within max_offset), above A */
+        hlc_timestamp ahead = hlc_now(c->n[writer].clock);
+        if (hlc_compare(ats, ahead) > 0) ahead = ats;
+        (void)hlc_update(c->n[writer].clock, hlc_add_ns(ahead, 100 * 1000000LL));
+        range_kv *kvw = range_router_kv(c->n[writer].router);
+        range_write w[] = {{(const uint8_t *)kb, strlen(kb), (const uint8_t *)"1", 1, false}};
+        range_commit_request req = {.txn_id = 0x5610 + (uint64_t)attempt,
+                                    .read_ts = hlc_now(c->n[writer].clock), .writes = w,
+                                    .write_count = 1};
+        hlc_timestamp wts;
+        range_conflict cf;
+        memset(&cf, 0, sizeof(cf));
+        assert_int_equal(kvw->ops->commit(kvw, &req, &wts, &cf), RANGE_OK);
+        range_conflict_free(&cf);
+        assert_true(hlc_compare(wts, ats) > 0);
+        if (hlc_compare(wts, hlc_add_ns(r, HLC_DEFAULT_MAX_OFFSET_NS)) > 0) {
+            txn_rollback(t); /* committed past the window: again */
+            base_buf_free(&b);
+            continue;
+        }
+
+        /* B's leaseholder was never observed by t: uncertain, and the
+        ** refresh above it fails on A */
+        txn_db_stats before, after;
+        txn_db_get_stats(c->n[1].db, &before);
+        memset(&err, 0, sizeof(err));
+        rc = txn_get(t, (const uint8_t *)kb, strlen(kb), &b, &err);
+        if (rc != TXN_ERR_RETRY) fail_msg("uncertain get of %s: %d %s", kb, rc, err.message);
+        assert_string_equal(err.sqlstate, "40001");
+        /* keys are printed as the encoding's hex ("/?7261..."): B first, A after */
+        char hex_a[40], hex_b[40];
+        for (size_t k = 0; k < strlen(ka); k++) /* non-empty: each call ends the string */
+            snprintf(hex_a + 2 * k, sizeof(hex_a) - 2 * k, "%02x", (unsigned char)ka[k]);
+        for (size_t k = 0; k < strlen(kb); k++)
+            snprintf(hex_b + 2 * k, sizeof(hex_b) - 2 * k, "%02x", (unsigned char)kb[k]);
+        const char *refresh = strstr(err.message, "and its reads cannot move above it: read "
+                                                  "refresh failed on key ");
+        const char *where_b = strstr(err.message, hex_b);
+        if (strstr(err.message, "restart transaction: uncertainty: key ") != err.message ||
+            where_b == NULL || refresh == NULL || where_b > refresh ||
+            strstr(err.message, "within the clock uncertainty window") == NULL ||
+            strstr(refresh, hex_a) == NULL ||
+            strstr(refresh, "another transaction committed") == NULL)
+            fail_msg("40001 message: %s", err.message);
+        txn_db_get_stats(c->n[1].db, &after);
+        assert_int_equal(after.uncertainty_restarts, before.uncertainty_restarts + 1);
+        txn_rollback(t);
+        base_buf_free(&b);
+        done = true;
+    }
+    assert_true(done);
+    stop_cluster(c);
+    free(c);
+}
+
 static void test_three_node_cluster(void **state) {
     (void)state;
     cluster *c = cluster_up(NULL, NULL);
@@ -1582,6 +1723,7 @@ int main(void) {
         cmocka_unit_test(test_single_node_cannot_split),
         cmocka_unit_test(test_stale_reads),
         cmocka_unit_test(test_uncertainty),
+        cmocka_unit_test(test_uncertainty_refresh_fails),
     };
     if (getenv("TEST_FILTER")) /* one test by name (a glob), e.g. test_uncertainty */
         cmocka_set_test_filter(getenv("TEST_FILTER"));
