@@ -48,6 +48,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -89,6 +90,7 @@ typedef struct start_options {
     bool enable_test_faults; /* hidden: obey `meridian debug` faults (docs/chaos.md) */
     int max_sql_connections;          /* 0: the gateway's default */
     int max_sql_connections_per_user; /* 0: no limit per user */
+    int64_t max_sql_memory_bytes;     /* 0: sql/'s default (a quarter of RAM) */
 } start_options;
 
 static void usage(FILE *f) {
@@ -121,6 +123,9 @@ static void usage(FILE *f) {
             "  --max-sql-connections-per-user N\n"
             "                           SQL sessions of one user at once (default: no\n"
             "                           limit but the node's)\n"
+            "  --max-sql-memory SIZE    SQLite's memory, all sessions together: a size\n"
+            "                           (4GiB, 512MiB) or a share of RAM (25%%, .25);\n"
+            "                           default 25%% (at least 256MiB); beyond: 53200\n"
             "  --log-level LEVEL        debug, info, warn or error (default info)\n"
             "  --background             return once the node is ready; it keeps running\n",
             CLI_DEFAULT_STORE, CLI_DEFAULT_SQL_PORT, CLI_DEFAULT_LISTEN_PORT,
@@ -143,10 +148,43 @@ static int parse_log_level(const char *s, base_log_level *out) {
     return 0;
 }
 
+/* --max-sql-memory (CockroachDB's flag): "25%" or ".25" of the machine's
+** memory, or a size with an optional unit (B, KiB, MiB, GiB, TiB; kB, MB,
+** GB, TB). 0 with *out (>= 64 MiB), or -1. */
+static int parse_memory(const char *s, int64_t *out) {
+    static const struct {
+        const char *unit;
+        double factor;
+    } units[] = {{"", 1},           {"b", 1},         {"kib", 1024.0},   {"mib", 1048576.0},
+                 {"gib", 1073741824.0}, {"tib", 1099511627776.0}, {"kb", 1e3}, {"mb", 1e6},
+                 {"gb", 1e9},       {"tb", 1e12}};
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno != 0 || !(v > 0)) return -1;
+    while (*end == ' ')
+        end++;
+    double bytes = -1;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    double ram = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+    if (strcmp(end, "%") == 0 && v <= 100) {
+        bytes = ram * v / 100;
+    } else if (*end == '\0' && v < 1) {
+        bytes = ram * v;
+    } else {
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+            if (strcasecmp(end, units[i].unit) == 0) bytes = v * units[i].factor;
+    }
+    if (!(bytes >= 64.0 * 1048576.0) || bytes > 9e18) return -1;
+    *out = (int64_t)bytes;
+    return 0;
+}
+
 /* 0, 1 for --help, or CLI_EXIT_USAGE (message printed). */
 static int parse_flags(int argc, char **argv, start_options *o) {
     enum { F_STORE = 1000, F_SQL, F_LISTEN, F_OFFSET, F_INSECURE, F_LOG, F_BG, F_CLOCK, F_HELP,
-           F_CERTS, F_JOIN, F_DEAD, F_TTL, F_TEST_FAULTS, F_MAX_CONN, F_MAX_CONN_USER };
+           F_CERTS, F_JOIN, F_DEAD, F_TTL, F_TEST_FAULTS, F_MAX_CONN, F_MAX_CONN_USER,
+           F_MAX_MEM };
     static const struct option longopts[] = {
         {"store", required_argument, NULL, F_STORE},
         {"sql-addr", required_argument, NULL, F_SQL},
@@ -163,6 +201,7 @@ static int parse_flags(int argc, char **argv, start_options *o) {
         {"enable-test-faults", no_argument, NULL, F_TEST_FAULTS}, /* hidden, tests only */
         {"max-sql-connections", required_argument, NULL, F_MAX_CONN},
         {"max-sql-connections-per-user", required_argument, NULL, F_MAX_CONN_USER},
+        {"max-sql-memory", required_argument, NULL, F_MAX_MEM},
         {"help", no_argument, NULL, F_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -248,6 +287,13 @@ static int parse_flags(int argc, char **argv, start_options *o) {
                 o->max_sql_connections_per_user = (int)v;
             break;
         }
+        case F_MAX_MEM:
+            if (parse_memory(optarg, &o->max_sql_memory_bytes) != 0)
+                return usage_error("bad --max-sql-memory \"%s\" (want a size such as 4GiB or "
+                                   "512MiB of at least 64MiB, or a share of RAM such as 25%% "
+                                   "or .25)",
+                                   optarg);
+            break;
         case F_TEST_FAULTS: o->enable_test_faults = true; break;
         case F_CLOCK:
             if (cli_parse_duration_ns(optarg, &o->clock_offset_ns) != 0)
@@ -570,6 +616,8 @@ int cli_start_main(int argc, char **argv) {
     int rc = parse_flags(argc, argv, &o);
     if (rc == 1) return CLI_EXIT_OK;
     if (rc != 0) return rc;
+    /* process-wide, before any SQL session (sql/memory.c) */
+    if (o.max_sql_memory_bytes > 0) sqlv_memory_set_node_limit(o.max_sql_memory_bytes);
 
     int status = CLI_EXIT_FAILURE, lock_fd = -1, sig_fd = -1, ready_fd = -1;
     storage_engine *storage = NULL;

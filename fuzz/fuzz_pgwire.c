@@ -1,6 +1,6 @@
 /*
 ** fuzz/fuzz_pgwire.c: the PostgreSQL wire protocol as a client's bytes
-** reach gateway/ (gw_proto.c: gw_parse_startup, gw_decode_ext,
+** reach gateway/ (gw_proto.c: gw_parse_startup, gw_startup_options, gw_decode_ext,
 ** gw_parse_sasl_initial), framed the way gw_server.c's conn_process frames
 ** them.
 **
@@ -37,9 +37,23 @@ typedef enum { ST_STARTUP, ST_AUTH, ST_READY } fuzz_state;
 
 /* Encode a few responses from the decoded startup packet: the server echoes
 ** the unknown options (NegotiateProtocolVersion) and names in messages. */
+/* gw_option_fn: each setting of the startup options, echoed as the
+** session would report it. */
+static int echo_option(void *arg, const char *name, const char *value, char state[6], char *msg,
+                       size_t size)
+{
+    (void)state;
+    (void)msg;
+    (void)size;
+    return gw_msg_parameter_status(arg, name, value) == 0 ? 0 : 1;
+}
+
 static void echo_startup(const gw_startup *st)
 {
     base_buf b = {0};
+    char state[6], msg[256];
+    if (st->options != NULL) /* the worker splits them at the login */
+        (void)gw_startup_options(st->options, echo_option, &b, state, msg, sizeof msg);
     if (st->nunknown_options > 0)
         (void)gw_msg_negotiate_version(&b, 0, st->nunknown_options, st->unknown_options);
     if (st->user != NULL)

@@ -202,6 +202,7 @@ typedef struct gw_startup {
     uint32_t cancel_pid, cancel_secret;
     /* Protocol 3.x only; pointers into the packet (valid while it is). */
     const char *user, *database, *application_name;
+    const char *options;                          /* "" when not sent */
     int nunknown_options;                         /* "_pq_." options */
     const char *unknown_options[GW_STARTUP_PARAMS_MAX];
 } gw_startup;
@@ -211,6 +212,18 @@ enum {
     GW_STARTUP_BAD = -1,      /* malformed: 08P01 */
     GW_STARTUP_VERSION = -2,  /* unsupported protocol: 0A000 */
 };
+
+/* The startup packet's `options` as PostgreSQL reads them (pg_split_opts,
+** then the switches a client may send): words split on whitespace, a
+** backslash takes the next character literally; "-c name=value",
+** "-cname=value" and "--name=value" each call fn(arg, name, value, state,
+** msg, size) with '-' in the name read as '_'. Returns 0; -1 with
+** state/msg set (42601: another switch or one without a value; 53200: out
+** of memory); or fn's nonzero, which has set them. */
+typedef int (*gw_option_fn)(void *arg, const char *name, const char *value, char state[6],
+                            char *msg, size_t size);
+int gw_startup_options(const char *options, gw_option_fn fn, void *arg, char state[6],
+                       char *msg, size_t size);
 
 /* Decode a complete startup packet (the 4 length bytes included). On error
 ** *why is a static message for the client. */
@@ -261,7 +274,8 @@ struct gw_conn {
     uv_timer_t input_timer;
     bool input_timer_armed;  /* [loop] input_timer runs for an incomplete message */
     /* statement_timeout while a Query/extended job runs (BUSY);
-    ** idle_in_transaction_session_timeout while idle in a block. [loop] */
+    ** idle_in_transaction_session_timeout while idle in a block,
+    ** idle_session_timeout while idle outside one. [loop] */
     uv_timer_t stmt_timer;
     int handles_open;        /* [loop] tcp + timers not yet closed */
     bool timer_closing;      /* [loop] both timers closed */
@@ -287,6 +301,7 @@ struct gw_conn {
     uv_thread_t thread;      /* [loop] */
     /* Startup parameters, owner: this conn. [loop before worker start] */
     char *user, *database, *application_name;
+    char *options; /* the startup packet's options ("-c name=value ...") */
     /* The CN of the client certificate the TLS handshake verified, or NULL;
     ** owner: this conn. [loop before worker start] */
     char *cert_user;
@@ -321,6 +336,7 @@ struct gw_conn {
     /* The session's statement_timeout and idle_in_transaction_session_timeout
     ** after the last job (0: none). [mu] */
     uint32_t statement_timeout_ms, idle_timeout_ms;
+    uint32_t idle_session_timeout_ms; /* [mu] idle_session_timeout (0: none) */
     bool stmt_timed_out;     /* [mu] the statement timer fired for this job:
                              ** 57014 says "statement timeout" */
     bool user_counted;       /* [mu] holds a slot in server->user_counts */

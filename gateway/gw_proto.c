@@ -10,6 +10,7 @@
 ** Invariants: every gw_msg_* either appends one whole message or leaves the
 ** buffer unchanged (on -ENOMEM), so a half-written message never goes out.
 */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -319,9 +320,11 @@ int gw_parse_startup(const uint8_t *pkt, uint32_t len, gw_startup *out,
             out->database = value;
         else if (strcmp(name, "application_name") == 0)
             out->application_name = value;
+        else if (strcmp(name, "options") == 0)
+            out->options = value; /* applied at the login (gw_startup_options) */
         else if (strncmp(name, "_pq_.", 5) == 0)
             out->unknown_options[out->nunknown_options++] = name;
-        /* options, client_encoding, DateStyle...: accepted and ignored. */
+        /* client_encoding, DateStyle...: accepted and ignored. */
         p = vnul + 1;
     }
     if (out->user == NULL || out->user[0] == '\0') {
@@ -332,7 +335,83 @@ int gw_parse_startup(const uint8_t *pkt, uint32_t len, gw_startup *out,
         out->database = out->user;
     if (out->application_name == NULL)
         out->application_name = "";
+    if (out->options == NULL)
+        out->options = "";
     return GW_STARTUP_OK;
+}
+
+/* One switch of the options: "name=value" (after -c) or "name=value"
+** (after --; dash), into fn. */
+static int option_setting(char *word, bool dash, gw_option_fn fn, void *arg, char state[6],
+                          char *msg, size_t size)
+{
+    char *eq = strchr(word, '=');
+    if (eq == NULL || eq == word) {
+        memcpy(state, "42601", 6);
+        snprintf(msg, size, dash ? "--%.64s requires a value" : "-c %.64s requires a value", word);
+        return -1;
+    }
+    *eq = '\0';
+    for (char *p = word; *p; p++)
+        if (*p == '-')
+            *p = '_';
+    return fn(arg, word, eq + 1, state, msg, size);
+}
+
+int gw_startup_options(const char *options, gw_option_fn fn, void *arg, char state[6],
+                       char *msg, size_t size)
+{
+    size_t len = strlen(options);
+    /* the words, each NUL-terminated: never longer than the text */
+    char *words = base_malloc(len + 1); /* owner: this function */
+    if (words == NULL) {
+        memcpy(state, "53200", 6);
+        snprintf(msg, size, "out of memory");
+        return -1;
+    }
+    size_t n = 0, nwords = 0;
+    const char *p = options, *end = options + len;
+    while (p < end) { /* each turn ends one word; the text bounds the loop */
+        while (p < end && isspace((unsigned char)*p))
+            p++;
+        if (p == end)
+            break;
+        while (p < end && !isspace((unsigned char)*p)) {
+            if (*p == '\\' && p + 1 < end)
+                p++;
+            words[n++] = *p++;
+        }
+        words[n++] = '\0';
+        nwords++;
+    }
+    int rc = 0;
+    char *next = words; /* option_setting cuts its word: step before */
+    for (size_t i = 0; rc == 0 && i < nwords; i++) {
+        char *w = next;
+        next = w + strlen(w) + 1;
+        if (strncmp(w, "--", 2) == 0) {
+            rc = option_setting(w + 2, true, fn, arg, state, msg, size);
+        } else if (strcmp(w, "-c") == 0) {
+            if (i + 1 == nwords) {
+                memcpy(state, "42601", 6);
+                snprintf(msg, size, "-c requires a value");
+                rc = -1;
+                break;
+            }
+            i++;
+            w = next;
+            next = w + strlen(w) + 1;
+            rc = option_setting(w, false, fn, arg, state, msg, size);
+        } else if (strncmp(w, "-c", 2) == 0) {
+            rc = option_setting(w + 2, false, fn, arg, state, msg, size);
+        } else {
+            memcpy(state, "42601", 6);
+            snprintf(msg, size, "invalid command-line argument for server process: %.64s", w);
+            rc = -1;
+        }
+    }
+    base_free(words);
+    return rc;
 }
 
 /* ---- extended query protocol: responses -------------------------------------------- */

@@ -44,7 +44,8 @@
 **     stmt_timer runs statement_timeout while a Query/extended job runs (it
 **     only cancels, again every GW_CANCEL_REPEAT_MS) and
 **     idle_in_transaction_session_timeout while idle in a block (FATAL
-**     25P03). Both are closed with the socket.
+**     25P03), or idle_session_timeout while idle outside one (FATAL
+**     57P05). Both are closed with the socket.
 **   - Adopted sockets (gw_adopt_connection, from another thread) wait in
 **     server->adopt_head under adopt_mu; the loop takes them on the
 **     `adopt` async. Once on_stop sets adopt_closed (under adopt_mu) no
@@ -120,6 +121,7 @@ static void conn_maybe_free(gw_conn *c)
     base_free(c->user);
     base_free(c->database);
     base_free(c->application_name);
+    base_free(c->options);
     base_free(c->cert_user);
     uv_cond_destroy(&c->cond);
     uv_mutex_destroy(&c->mu);
@@ -553,7 +555,9 @@ static void handle_startup(gw_conn *c, const uint8_t *pkt, uint32_t len)
     c->user = base_strdup(st.user);
     c->database = base_strdup(st.database);
     c->application_name = base_strdup(st.application_name);
-    if (c->user == NULL || c->database == NULL || c->application_name == NULL) {
+    c->options = base_strdup(st.options);
+    if (c->user == NULL || c->database == NULL || c->application_name == NULL ||
+        c->options == NULL) {
         conn_fatal(c, "53200", "out of memory");
         return;
     }
@@ -896,6 +900,7 @@ static void on_wake(uv_async_t *a)
         bool auth_wait = c->auth_wait;
         char txn_status = c->txn_status;
         uint32_t idle_timeout_ms = c->idle_timeout_ms;
+        uint32_t idle_session_timeout_ms = c->idle_session_timeout_ms;
         uv_mutex_unlock(&c->mu);
         if (len > 0)
             conn_write(c, data, len, true);
@@ -915,10 +920,14 @@ static void on_wake(uv_async_t *a)
         }
         if (done && c->state == GW_CONN_BUSY) {
             /* The statement is over; idle in a block, the
-            ** idle-in-transaction timer runs until the next job. */
-            if (c->authenticated && (txn_status == 'T' || txn_status == 'E') &&
-                idle_timeout_ms > 0 && copy_state == 0 && !auth_wait)
+            ** idle-in-transaction timer runs until the next job, idle
+            ** outside one the idle-session timer. */
+            bool idle = c->authenticated && copy_state == 0 && !auth_wait;
+            bool in_block = txn_status == 'T' || txn_status == 'E';
+            if (idle && in_block && idle_timeout_ms > 0)
                 uv_timer_start(&c->stmt_timer, on_stmt_timer, idle_timeout_ms, 0);
+            else if (idle && !in_block && idle_session_timeout_ms > 0)
+                uv_timer_start(&c->stmt_timer, on_stmt_timer, idle_session_timeout_ms, 0);
             else
                 uv_timer_stop(&c->stmt_timer);
             /* auth_wait: the login waits for the client's next SASL message */
@@ -959,7 +968,8 @@ static void on_input_timeout(uv_timer_t *t)
 /* statement_timeout (a job runs: cancel it, again every
 ** GW_CANCEL_REPEAT_MS until it ends) or idle_in_transaction_session_timeout
 ** (idle in a block: terminate; closing rolls the transaction back and
-** releases its locks). */
+** releases its locks) or idle_session_timeout (idle outside a block:
+** terminate). */
 static void on_stmt_timer(uv_timer_t *t)
 {
     gw_conn *c = t->data;
@@ -979,6 +989,14 @@ static void on_stmt_timer(uv_timer_t *t)
         return;
     }
     uv_timer_stop(&c->stmt_timer);
+    uv_mutex_lock(&c->mu);
+    bool in_block = c->txn_status == 'T' || c->txn_status == 'E';
+    uv_mutex_unlock(&c->mu);
+    if (!in_block) {
+        BASE_INFO("gateway", "session %u: idle too long; terminating", c->pid);
+        conn_fatal(c, "57P05", "terminating connection due to idle-session timeout");
+        return;
+    }
     BASE_INFO("gateway", "session %u: idle in transaction too long; terminating", c->pid);
     conn_fatal(c, "25P03", "terminating connection due to idle-in-transaction timeout");
 }

@@ -248,6 +248,13 @@ static int drop_error(void *ctx, const char *sqlstate, const char *message)
 
 /* ---- jobs ------------------------------------------------------------------ */
 
+/* gw_option_fn: one setting of the startup options (arg: the session). */
+static int apply_startup_option(void *arg, const char *name, const char *value, char state[6],
+                                char *msg, size_t size)
+{
+    return sqlv_session_set(arg, name, value, state, msg, size);
+}
+
 /* Open the session and send AuthenticationOk and the startup messages.
 ** superuser: the is_superuser parameter. role_limit: the role's CONNECTION
 ** LIMIT (-1: none; superusers have none, as in PostgreSQL). Returns true
@@ -291,6 +298,24 @@ static bool open_session(gw_conn *c, char *status, bool superuser, int role_limi
         return true;
     }
     c->session = session;
+    /* The role's settings (ALTER ROLE ... SET), then the startup packet's
+    ** options (PGOPTIONS), as PostgreSQL applies them; a bad option ends
+    ** the login. */
+    rc = sqlv_session_apply_role_settings(session);
+    if (rc != SQLV_OK) {
+        gw_msg_error(&c->wbuf, "FATAL", rc == SQLV_ERR_NOMEM ? "53200" : "XX000",
+                     "could not read the role's settings");
+        return true;
+    }
+    if (c->options != NULL && c->options[0] != '\0') {
+        char state[6], msg[256];
+        if (gw_startup_options(c->options, apply_startup_option, session, state, msg,
+                               sizeof msg) != 0) {
+            BASE_INFO("gateway", "session %u: startup options refused: %s", c->pid, msg);
+            gw_msg_error(&c->wbuf, "FATAL", state, msg);
+            return true;
+        }
+    }
     sqlv_session_set_copy_in(session, copy_in_started);
     sqlv_session_set_copy_out(session, &copy_out_fns);
     c->result_too_big = 0;
@@ -847,6 +872,7 @@ void gw_worker_main(void *arg)
         if (c->session != NULL) { /* SET may have changed them */
             c->statement_timeout_ms = sqlv_session_statement_timeout_ms(c->session);
             c->idle_timeout_ms = sqlv_session_idle_in_transaction_timeout_ms(c->session);
+            c->idle_session_timeout_ms = sqlv_session_idle_session_timeout_ms(c->session);
         }
         c->ext_failed = failed;
         c->copy_state = c->copy_mode;

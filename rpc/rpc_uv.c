@@ -44,7 +44,9 @@
 ** certificate carries the IP it dialed; an acceptor first sniffs 8 bytes:
 ** a PostgreSQL client is handed over (before TLS: the gateway runs its own),
 ** a TLS record starts the server side (node certificate of our CA
-** required), anything else is refused.
+** required), anything else is refused. An acceptor binds the node id a
+** peer claims to its certificate by address (tls_peer_bound): a node this
+** transport knows at an IP must show a certificate carrying that IP.
 **
 ** Admin tools with a client certificate (cfg.client_methods, a tls_server
 ** made with allow_peer_client): after the TLS handshake the acceptor asks
@@ -1400,6 +1402,33 @@ static void conn_refuse(rpc__conn *c, rpc_node_id target, const char *reason, in
         c->state = CONN_REFUSING;
 }
 
+/* Node identity over TLS (docs/security.md, "TLS between nodes"): a node
+** certificate is the cluster's, not one node's (ids are given at JOIN,
+** after certificates are made), so an inbound node's claimed id is bound
+** by address: when this transport knows node `sender` at an address, the
+** peer's certificate must carry that IP, as it must for us to dial it
+** there (on_connect), so a correct node always passes. An id without an
+** address here (a node that just joined) is not checked. False: refused
+** (logged; conn_refuse counts it in handshake_failures). */
+static bool tls_peer_bound(rpc__conn *c, rpc_node_id sender)
+{
+    rpc_uv *t = c->t;
+    rpc__peer *p = peer_find(t, sender);
+    if (p == NULL || !p->has_addr)
+        return true;
+    char ip[64];
+    addr_ip(&p->addr, ip, sizeof(ip));
+    if (sec_tls_conn_peer_has_host(c->tls, ip))
+        return true;
+    char why[RPC_HANDSHAKE_REASON_MAX];
+    snprintf(why, sizeof(why), "certificate does not carry %s, the address of node %llu", ip,
+             (unsigned long long)sender);
+    BASE_WARN("rpc", "node %llu: connection claiming node id %llu refused: its %s",
+              (unsigned long long)t->cfg.node_id, (unsigned long long)sender, why);
+    conn_refuse(c, sender, why, RPC_ERR_HANDSHAKE);
+    return false;
+}
+
 static int conn_send_handshake(rpc__conn *c, rpc_node_id target)
 {
     rpc_uv *t = c->t;
@@ -1619,6 +1648,8 @@ static void handle_handshake(rpc__conn *c, const rpc__header *h, const uint8_t *
         conn_activate(c, sp);
         return;
     }
+    if (c->tls != NULL && !tls_peer_bound(c, hs.sender))
+        return;
     rpc__peer *p = peer_get(t, hs.sender);
     if (p == NULL) {
         conn_refuse(c, hs.sender, "out of memory or too many peers", RPC_ERR_HANDSHAKE);

@@ -453,6 +453,21 @@ int sec_tls_conn_peer_cn(const sec_tls_conn *c, char *buf, size_t size) {
 
 const char *sec_tls_conn_version(const sec_tls_conn *c) { return SSL_get_version(c->ssl); }
 
+bool sec_tls_conn_peer_has_host(const sec_tls_conn *c, const char *host) {
+    if (!c->handshake_done || c->failed || host == NULL || host[0] == '\0' ||
+        strlen(host) > SEC_HOST_SIZE_MAX)
+        return false;
+    X509 *peer = SSL_get0_peer_certificate(c->ssl);
+    if (peer == NULL || SSL_get_verify_result(c->ssl) != X509_V_OK) return false;
+    unsigned char ip[16];
+    bool is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+    /* the flags sec_tls_conn_new gives the client's check */
+    int rc = is_ip ? X509_check_ip_asc(peer, host, 0)
+                   : X509_check_host(peer, host, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL);
+    ERR_clear_error();
+    return rc == 1;
+}
+
 sec_peer_kind sec_tls_conn_peer_kind(const sec_tls_conn *c) {
     if (!c->handshake_done || c->failed) return SEC_PEER_NONE;
     X509 *peer = SSL_get0_peer_certificate(c->ssl);

@@ -177,6 +177,11 @@ const char *sec_tls_conn_error(const sec_tls_conn *conn);
 int sec_tls_conn_peer_cn(const sec_tls_conn *conn, char *buf, size_t size);
 /* "TLSv1.3", ... (static). */
 const char *sec_tls_conn_version(const sec_tls_conn *conn);
+/* Whether the verified peer certificate's SAN carries host (an IP literal:
+** an IP entry; else a DNS name, no partial wildcards), the check a client
+** makes of the server it dialed. False before the handshake is done or
+** without a verified certificate. rpc/ binds a node's claimed id to it. */
+bool sec_tls_conn_peer_has_host(const sec_tls_conn *conn, const char *host);
 
 /* What the verified peer certificate is: a node certificate (CN=node with
 ** EKU serverAuth), anything else the CA signed (a client certificate: its

@@ -15,7 +15,9 @@
 **     setting by its own maximum, the def's max) and refuses overflow
 **     instead of wrapping;
 **   - a text setting's stored text always passed its parser
-**     (sqlv_setting_check_text), and is checked again when read back.
+**     (sqlv_setting_check_text), and is checked again when read back;
+**   - only root and members of admin set, reset or read settings (42501,
+**     sqlv__priv_require_admin): the host-based rules are one of them.
 */
 #include <ctype.h>
 #include <inttypes.h>
@@ -749,6 +751,8 @@ int sqlv__cluster_settings_show(sqlv__run *r, const char *p, const char *end) {
     if (sqlv__tok_is(&t2, "SETTINGS")) {
         if (!at_end(&p, end))
             return sqlv__fail(r, "42601", "syntax error in SHOW CLUSTER SETTINGS");
+        /* admins only (42501), before anything is read */
+        if (sqlv__priv_require_admin(r, "show cluster settings") != STMT_OK) return STMT_FAILED;
         if (read_all(r, &st) != 0) return STMT_FAILED; /* the error was sent */
         sqlv_column cols[4] = {{"name", SQLV_OID_TEXT, -1, 0}, {"value", SQLV_OID_TEXT, -1, 0},
                                {"type", SQLV_OID_TEXT, -1, 0},
@@ -773,6 +777,9 @@ int sqlv__cluster_settings_show(sqlv__run *r, const char *p, const char *end) {
                                       "CLUSTER SETTINGS");
     if (setting_name(&p, end, name, sizeof name) != 0 || !at_end(&p, end))
         return sqlv__fail(r, "42601", "syntax error: SHOW CLUSTER SETTING name");
+    /* admins only (42501), before the name is looked up: a non-admin gets
+    ** the same answer for every name */
+    if (sqlv__priv_require_admin(r, "show a cluster setting") != STMT_OK) return STMT_FAILED;
     int id = sqlv_setting_lookup(name);
     if (id < 0) return unknown(r, name);
     if (read_all(r, &st) != 0) return STMT_FAILED;

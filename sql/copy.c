@@ -745,7 +745,17 @@ full:
     return batch_commit(r);
 }
 
+static int copy_data(sqlv_session *s, const char *data, size_t len, const sqlv_sink *sink);
+
+/* SQLite's memory while the rows go in is the session's (memory.c). */
 int sqlv_session_copy_data(sqlv_session *s, const char *data, size_t len, const sqlv_sink *sink) {
+    sqlv__mem *prev = sqlv__mem_enter(s->mem);
+    int rc = copy_data(s, data, len, sink);
+    sqlv__mem_leave(prev);
+    return rc;
+}
+
+static int copy_data(sqlv_session *s, const char *data, size_t len, const sqlv_sink *sink) {
     sqlv__run r = {s, sink, 0};
     sqlv__copy *c = s->copy;
     if (c == NULL) return SQLV_OK; /* after a failure: discarded */

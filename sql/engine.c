@@ -741,6 +741,7 @@ int sqlv_engine_open(txn_db *db, sqlv_engine **out) {
     uint64_t version = 0;
     int rc;
     if (e == NULL) return SQLV_ERR_NOMEM;
+    sqlv__mem_init(); /* before this process's first SQLite call (memory.c) */
     e->db = db;
     pthread_mutex_init(&e->mu, NULL);
     pthread_mutex_init(&e->ddl_mu, NULL);

@@ -633,9 +633,7 @@ static int fail_res(sqlv__run *r, const sqlv__result *res) {
     return sqlv__fail(r, res->sqlstate, res->message);
 }
 
-static void set_res(sqlv__result *res, const char *state, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_res(sqlv__result *res, const char *state, const char *fmt, ...) {
+void sqlv__result_set(sqlv__result *res, const char *state, const char *fmt, ...) {
     va_list ap;
     base_strlcpy(res->sqlstate, state, sizeof(res->sqlstate));
     va_start(ap, fmt);
@@ -643,10 +641,16 @@ static void set_res(sqlv__result *res, const char *state, const char *fmt, ...) 
     va_end(ap);
 }
 
-static void txn_res(sqlv__result *res, int rc, txn_error *err) {
+void sqlv__result_txn(sqlv__result *res, int rc, txn_error *err) {
     txn_error_set(err, rc);
-    set_res(res, err->sqlstate[0] ? err->sqlstate : "XX000", "%s",
-            err->message[0] ? err->message : "transaction failed");
+    sqlv__result_set(res, err->sqlstate[0] ? err->sqlstate : "XX000", "%s",
+                     err->message[0] ? err->message : "transaction failed");
+}
+
+int sqlv__backfill_txn_failed(sqlv__result *res, int trc, txn_error *err, int *txn_rc) {
+    *txn_rc = trc;
+    sqlv__result_txn(res, trc, err);
+    return trc == TXN_ERR_NOMEM ? SQLV_ERR_NOMEM : 0;
 }
 
 /* ---- CREATE INDEX: the statement --------------------------------------------------- */
@@ -662,10 +666,10 @@ typedef struct index_spec {
 
 static int syntax(sqlv__result *res, const sqlv__token *t) {
     if (t->kind == SQLV__TOK_END)
-        set_res(res, "42601", "syntax error at end of input");
+        sqlv__result_set(res, "42601", "syntax error at end of input");
     else
-        set_res(res, "42601", "syntax error at or near \"%.*s\"", (int)BASE_MIN(t->len, 64),
-                t->start);
+        sqlv__result_set(res, "42601", "syntax error at or near \"%.*s\"",
+                         (int)BASE_MIN(t->len, 64), t->start);
     return 1;
 }
 
@@ -708,12 +712,12 @@ static int parse_create(const char *text, size_t len, index_spec *spec, sqlv__re
     if (!sqlv__tok_is(&t, "ON")) {
         if (sqlv__tok_ident(&t, spec->name, sizeof(spec->name)) != 0) return syntax(res, &t);
         if (strlen(spec->name) > SQLV__NAME_BYTES_MAX) {
-            set_res(res, "42622", "index name \"%s\" is too long", spec->name);
+            sqlv__result_set(res, "42622", "index name \"%s\" is too long", spec->name);
             return 1;
         }
         t = sqlv__lex_next(&p, end);
         if (sqlv__tok_punct(&t, '.')) {
-            set_res(res, "0A000", "schema-qualified index names are not supported yet");
+            sqlv__result_set(res, "0A000", "schema-qualified index names are not supported yet");
             return 1;
         }
         if (!sqlv__tok_is(&t, "ON")) return syntax(res, &t);
@@ -723,14 +727,14 @@ static int parse_create(const char *text, size_t len, index_spec *spec, sqlv__re
     if (sqlv__tok_ident(&t, spec->table, sizeof(spec->table)) != 0) return syntax(res, &t);
     t = sqlv__lex_next(&p, end);
     if (sqlv__tok_punct(&t, '.')) {
-        set_res(res, "0A000", "schema-qualified table names are not supported yet");
+        sqlv__result_set(res, "0A000", "schema-qualified table names are not supported yet");
         return 1;
     }
     if (sqlv__tok_is(&t, "USING")) {
         t = sqlv__lex_next(&p, end);
         if (!sqlv__tok_is(&t, "btree")) {
-            set_res(res, "0A000", "access method \"%.*s\" is not supported (only btree)",
-                    (int)BASE_MIN(t.len, 64), t.start ? t.start : "");
+            sqlv__result_set(res, "0A000", "access method \"%.*s\" is not supported (only btree)",
+                             (int)BASE_MIN(t.len, 64), t.start ? t.start : "");
             return 1;
         }
         t = sqlv__lex_next(&p, end);
@@ -739,12 +743,12 @@ static int parse_create(const char *text, size_t len, index_spec *spec, sqlv__re
     for (;;) {
         t = sqlv__lex_next(&p, end);
         if (sqlv__tok_punct(&t, '(')) {
-            set_res(res, "0A000", "index expressions are not supported yet");
+            sqlv__result_set(res, "0A000", "index expressions are not supported yet");
             return 1;
         }
         if (spec->ncols == SQLV__INDEX_COLUMNS_MAX) {
-            set_res(res, "54011", "cannot use more than %d columns in an index",
-                    SQLV__INDEX_COLUMNS_MAX);
+            sqlv__result_set(res, "54011", "cannot use more than %d columns in an index",
+                             SQLV__INDEX_COLUMNS_MAX);
             return 1;
         }
         if (sqlv__tok_ident(&t, spec->cols[spec->ncols], sizeof(spec->cols[0])) != 0)
@@ -752,7 +756,7 @@ static int parse_create(const char *text, size_t len, index_spec *spec, sqlv__re
         t = sqlv__lex_next(&p, end);
         if (sqlv__tok_punct(&t, '(') || sqlv__tok_punct(&t, ':') || sqlv__tok_punct(&t, '+') ||
             sqlv__tok_punct(&t, '-') || sqlv__tok_punct(&t, '*') || sqlv__tok_punct(&t, '|')) {
-            set_res(res, "0A000", "index expressions are not supported yet");
+            sqlv__result_set(res, "0A000", "index expressions are not supported yet");
             return 1;
         }
         if (sqlv__tok_is(&t, "COLLATE")) {
@@ -761,7 +765,8 @@ static int parse_create(const char *text, size_t len, index_spec *spec, sqlv__re
             if (sqlv__tok_ident(&c, coll, sizeof(coll)) != 0) return syntax(res, &c);
             if (sqlite3_stricmp(coll, "C") != 0 && sqlite3_stricmp(coll, "POSIX") != 0 &&
                 sqlite3_stricmp(coll, "default") != 0) {
-                set_res(res, "0A000", "collation \"%s\" is not supported in an index", coll);
+                sqlv__result_set(res, "0A000", "collation \"%s\" is not supported in an index",
+                                 coll);
                 return 1;
             }
             t = sqlv__lex_next(&p, end);
@@ -786,15 +791,15 @@ static int parse_create(const char *text, size_t len, index_spec *spec, sqlv__re
         t = sqlv__lex_next(&p, end);
         if (t.kind == SQLV__TOK_END) return 0;
         if (sqlv__tok_is(&t, "INCLUDE")) {
-            set_res(res, "0A000", "INCLUDE columns are not supported yet");
+            sqlv__result_set(res, "0A000", "INCLUDE columns are not supported yet");
             return 1;
         }
         if (sqlv__tok_is(&t, "WHERE")) {
-            set_res(res, "0A000", "partial indexes (WHERE) are not supported yet");
+            sqlv__result_set(res, "0A000", "partial indexes (WHERE) are not supported yet");
             return 1;
         }
         if (sqlv__tok_is(&t, "NULLS")) {
-            set_res(res, "0A000", "NULLS [NOT] DISTINCT is not supported yet");
+            sqlv__result_set(res, "0A000", "NULLS [NOT] DISTINCT is not supported yet");
             return 1;
         }
         if (sqlv__tok_is(&t, "WITH")) { /* storage parameters: nothing to tune */
@@ -823,8 +828,8 @@ static int with_index(const sqlv__table *const *tables, int n, const sqlv__table
     char name[SQLV__NAME_BYTES_MAX * 4 + 1];
     *out = NULL;
     if (sqlv__table_rekey_index(t) != NULL) { /* its shadow copies the indexes it knows */
-        set_res(res, "55000", "cannot create an index on table \"%s\" while ALTER TABLE ADD "
-                "PRIMARY KEY is in progress", t->name);
+        sqlv__result_set(res, "55000", "cannot create an index on table \"%s\" while ALTER "
+                         "TABLE ADD PRIMARY KEY is in progress", t->name);
         return 1;
     }
     for (int c = 0; c < spec->ncols; c++) {
@@ -832,7 +837,7 @@ static int with_index(const sqlv__table *const *tables, int n, const sqlv__table
         for (int k = 0; k < t->ncols && cols[c] < 0; k++)
             if (sqlite3_stricmp(t->cols[k].name, spec->cols[c]) == 0) cols[c] = k;
         if (cols[c] < 0) {
-            set_res(res, "42703", "column \"%s\" does not exist", spec->cols[c]);
+            sqlv__result_set(res, "42703", "column \"%s\" does not exist", spec->cols[c]);
             return 1;
         }
     }
@@ -844,7 +849,7 @@ static int with_index(const sqlv__table *const *tables, int n, const sqlv__table
                          "relation \"%.200s\" already exists, skipping", name);
                 return 0;
             }
-            set_res(res, "42P07", "relation \"%s\" already exists", name);
+            sqlv__result_set(res, "42P07", "relation \"%s\" already exists", name);
             return 1;
         }
     } else {
@@ -905,7 +910,8 @@ static int build_entries(txn *kv, const sqlv__table *t, const sqlv__index *ix, b
         }
         nrows++;
         if (kl <= ENC_PREFIX_BYTES || sqlv__row_decode_table(t, v, vl, cells) != 0) {
-            set_res(res, "XX001", "malformed row of table \"%s\" in the key space", t->name);
+            sqlv__result_set(res, "XX001", "malformed row of table \"%s\" in the key space",
+                             t->name);
             rc = 0;
             goto cleanup;
         }
@@ -918,9 +924,9 @@ static int build_entries(txn *kv, const sqlv__table *t, const sqlv__index *ix, b
             if (trc == TXN_OK && (found.len != kl - ENC_PREFIX_BYTES ||
                                   memcmp(found.data, k + ENC_PREFIX_BYTES, found.len) != 0)) {
                 if (sqlv__index_key_text(t, ix, cells, &detail) != 0) goto cleanup;
-                set_res(res, "23505", "could not create unique index \"%s\"\nDETAIL:  Key %.*s "
-                        "is duplicated.", ix->name, (int)BASE_MIN(detail.len, 400),
-                        (const char *)detail.data);
+                sqlv__result_set(res, "23505", "could not create unique index \"%s\"\nDETAIL:  "
+                                 "Key %.*s is duplicated.", ix->name,
+                                 (int)BASE_MIN(detail.len, 400), (const char *)detail.data);
                 rc = 0;
                 goto cleanup;
             }
@@ -935,9 +941,7 @@ static int build_entries(txn *kv, const sqlv__table *t, const sqlv__index *ix, b
     rc = 0;
     goto cleanup;
 txn_failed:
-    *txn_rc = trc;
-    txn_res(res, trc, &err);
-    rc = trc == TXN_ERR_NOMEM ? SQLV_ERR_NOMEM : 0;
+    rc = sqlv__backfill_txn_failed(res, trc, &err, txn_rc);
 cleanup:
     if (it) txn_iter_close(it);
     base_free(cells);
@@ -1025,7 +1029,7 @@ static int create_in_block(sqlv__run *r, const index_spec *spec) {
     if (sqlv__pgcat_tables(s, &list, &n) != 0) return sqlv__fail(r, "53200", "out of memory");
     const sqlv__table *t = find_named(list, n, spec->table);
     if (t == NULL) {
-        set_res(&res, "42P01", "relation \"%s\" does not exist", spec->table);
+        sqlv__result_set(&res, "42P01", "relation \"%s\" does not exist", spec->table);
         result = fail_res(r, &res);
         goto cleanup;
     }
@@ -1092,7 +1096,7 @@ static int add_write_only(sqlv_engine *e, txn *kv, const sqlv__catalog *cat, voi
     const sqlv__table *t = sqlv__catalog_find(cat, a->spec->table);
     sqlv__table *nt = NULL;
     if (t == NULL) {
-        set_res(res, "42P01", "relation \"%s\" does not exist", a->spec->table);
+        sqlv__result_set(res, "42P01", "relation \"%s\" does not exist", a->spec->table);
         return 0;
     }
     int rc = with_index(all, cat->ntables, t, a->spec, SQLV__INDEX_WRITE_ONLY, &nt, res);
@@ -1114,7 +1118,8 @@ static const sqlv__table *building(const sqlv__catalog *cat, const online_args *
     const sqlv__table *t = sqlv__catalog_find_id(cat, a->table_id);
     *pos = t ? index_pos(t, a->index_id) : -1;
     if (t == NULL || *pos < 0) {
-        set_res(res, "55000", "index \"%s\" was dropped while it was being built", a->index_name);
+        sqlv__result_set(res, "55000", "index \"%s\" was dropped while it was being built",
+                         a->index_name);
         return NULL;
     }
     return t;
@@ -1159,7 +1164,7 @@ static int remove_index(sqlv_engine *e, txn *kv, const sqlv__catalog *cat, void 
     rc = sqlv__catalog_put(kv, nt, res);
     if (rc == 0 && !res->sqlstate[0]) {
         int trc = txn_delete_range(kv, start.data, start.len, end.data, end.len, &err);
-        if (trc != TXN_OK) txn_res(res, trc, &err);
+        if (trc != TXN_OK) sqlv__result_txn(res, trc, &err);
     }
 cleanup:
     sqlv__table_free(nt);
@@ -1192,7 +1197,7 @@ int sqlv__backfill_run(sqlv_session *s, sqlv__backfill_step_fn step, void *arg, 
             int txn_rc = TXN_OK, nrows = 0;
             memset(res, 0, sizeof(*res));
             if (atomic_load(&s->cancel)) {
-                set_res(res, "57014", "canceling statement due to user request");
+                sqlv__result_set(res, "57014", "canceling statement due to user request");
                 goto out;
             }
             base_buf_reset(&tried);
@@ -1204,7 +1209,7 @@ int sqlv__backfill_run(sqlv_session *s, sqlv__backfill_step_fn step, void *arg, 
             if (trc == TXN_OK) trc = sqlv__engine_catalog_at(e, kv, &cat, &err);
             if (trc != TXN_OK) {
                 if (kv) txn_rollback(kv);
-                txn_res(res, trc, &err);
+                sqlv__result_txn(res, trc, &err);
                 goto out;
             }
             /* cat through kv: its version read makes any DDL since fail this batch */
@@ -1215,7 +1220,7 @@ int sqlv__backfill_run(sqlv_session *s, sqlv__backfill_step_fn step, void *arg, 
             } else {
                 trc = txn_commit(kv, NULL, &err);
                 if (trc == TXN_OK) break;
-                txn_res(res, trc, &err);
+                sqlv__result_txn(res, trc, &err);
                 if (trc != TXN_ERR_RETRY) goto out;
             }
             /* 40001: the rows changed under the batch, or a DDL committed;
@@ -1347,17 +1352,17 @@ static int drop_from(txn *kv, const sqlv__table *const *tables, int n, drop_args
             for (int k = 0; k < n; k++) {
                 pkey_name(tables[k], pk, sizeof(pk));
                 if (tables[k]->npk > 0 && sqlite3_stricmp(pk, name) == 0) {
-                    set_res(res, "2BP01", "cannot drop index %s because constraint %s on table "
-                            "%s requires it", pk, pk, tables[k]->name);
+                    sqlv__result_set(res, "2BP01", "cannot drop index %s because constraint %s "
+                                     "on table %s requires it", pk, pk, tables[k]->name);
                     goto cleanup;
                 }
                 if (sqlite3_stricmp(tables[k]->name, name) == 0) {
-                    set_res(res, "42809", "\"%s\" is not an index", name);
+                    sqlv__result_set(res, "42809", "\"%s\" is not an index", name);
                     goto cleanup;
                 }
             }
             if (!a->if_exists) {
-                set_res(res, "42704", "index \"%s\" does not exist", name);
+                sqlv__result_set(res, "42704", "index \"%s\" does not exist", name);
                 goto cleanup;
             }
             snprintf(res->notice, sizeof(res->notice), "index \"%.200s\" does not exist, skipping",
@@ -1366,15 +1371,15 @@ static int drop_from(txn *kv, const sqlv__table *const *tables, int n, drop_args
         }
         const sqlv__index *ix = &t->indexes[pos];
         if (ix->constraint) {
-            set_res(res, "2BP01", "cannot drop index %s because constraint %s on table %s "
-                    "requires it", ix->name, ix->name, t->name);
+            sqlv__result_set(res, "2BP01", "cannot drop index %s because constraint %s on table %s "
+                             "requires it", ix->name, ix->name, t->name);
             goto cleanup;
         }
         rc = SQLV_ERR_NOMEM;
         if (sqlv__index_span(t->id, ix->id, &start, &end) != 0) goto cleanup;
         int trc = txn_delete_range(kv, start.data, start.len, end.data, end.len, &err);
         if (trc != TXN_OK) {
-            txn_res(res, trc, &err);
+            sqlv__result_txn(res, trc, &err);
             rc = 0;
             goto cleanup;
         }

@@ -1327,7 +1327,7 @@ typedef struct priv_name {
 static const priv_name table_privs[] = {
     {"SELECT", SQLV__PRIV_SELECT},         {"INSERT", SQLV__PRIV_INSERT},
     {"UPDATE", SQLV__PRIV_UPDATE},         {"DELETE", SQLV__PRIV_DELETE},
-    {"TRUNCATE", SQLV__PRIV_DELETE}, /* Meridian's TRUNCATE takes DELETE */
+    {"TRUNCATE", SQLV__PRIV_TRUNCATE},
     {"REFERENCES", SQLV__PRIV_REFERENCES}, {"TRIGGER", SQLV__PRIV_TRIGGER},
     {NULL, 0}};
 static const priv_name column_privs[] = {{"SELECT", SQLV__PRIV_SELECT},

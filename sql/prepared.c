@@ -1419,7 +1419,17 @@ int sqlv_session_close_object(sqlv_session *s, char kind, const char *name) {
     return SQLV_ERR_FAILED;
 }
 
+static int session_sync(sqlv_session *s, const sqlv_sink *sink);
+
+/* The end of an implicit block may run SQLite: the session's memory. */
 int sqlv_session_sync(sqlv_session *s, const sqlv_sink *sink) {
+    sqlv__mem *prev = sqlv__mem_enter(s->mem);
+    int rc = session_sync(s, sink);
+    sqlv__mem_leave(prev);
+    return rc;
+}
+
+static int session_sync(sqlv_session *s, const sqlv_sink *sink) {
     sqlv__run r = {s, sink, 0};
     if (s->implicit_block) {
         /* statements must be reset before their transaction ends */
@@ -1442,23 +1452,35 @@ static int abort_on_error(sqlv_session *s, int rc) {
 
 int sqlv_session_prepare(sqlv_session *s, const char *name, const char *query, size_t query_len,
                          int nparam_types, const uint32_t *param_oids, const sqlv_sink *sink) {
-    return abort_on_error(
+    sqlv__mem *prev = sqlv__mem_enter(s->mem); /* SQLite's memory: the session's */
+    int rc = abort_on_error(
         s, ext_prepare_impl(s, name, query, query_len, nparam_types, param_oids, sink));
+    sqlv__mem_leave(prev);
+    return rc;
 }
 
 int sqlv_session_bind(sqlv_session *s, const char *portal, const char *statement, int nparams,
                       const sqlv_cell *values, int nformats, const int16_t *formats,
                       int nresult_formats, const int16_t *result_formats,
                       const sqlv_sink *sink) {
-    return abort_on_error(s, ext_bind_impl(s, portal, statement, nparams, values, nformats,
-                                           formats, nresult_formats, result_formats, sink));
+    sqlv__mem *prev = sqlv__mem_enter(s->mem);
+    int rc = abort_on_error(s, ext_bind_impl(s, portal, statement, nparams, values, nformats,
+                                             formats, nresult_formats, result_formats, sink));
+    sqlv__mem_leave(prev);
+    return rc;
 }
 
 int sqlv_session_describe(sqlv_session *s, char kind, const char *name, const sqlv_sink *sink) {
-    return abort_on_error(s, ext_describe_impl(s, kind, name, sink));
+    sqlv__mem *prev = sqlv__mem_enter(s->mem);
+    int rc = abort_on_error(s, ext_describe_impl(s, kind, name, sink));
+    sqlv__mem_leave(prev);
+    return rc;
 }
 
 int sqlv_session_execute(sqlv_session *s, const char *portal, uint64_t max_rows,
                          const sqlv_sink *sink) {
-    return abort_on_error(s, ext_execute_impl(s, portal, max_rows, sink));
+    sqlv__mem *prev = sqlv__mem_enter(s->mem);
+    int rc = abort_on_error(s, ext_execute_impl(s, portal, max_rows, sink));
+    sqlv__mem_leave(prev);
+    return rc;
 }

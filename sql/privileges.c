@@ -1,10 +1,11 @@
 /*
 ** Privileges (issue 9, docs/security.md "Authorization"): GRANT and REVOKE
-** of SELECT, INSERT, UPDATE, DELETE, DROP, REFERENCES, TRIGGER on tables,
+** of SELECT, INSERT, UPDATE, DELETE, TRUNCATE, DROP, REFERENCES, TRIGGER on tables,
 ** SELECT, INSERT, UPDATE, REFERENCES on columns, USAGE, SELECT, UPDATE on
 ** sequences and CREATE, DROP on the database, with their grantors and
 ** REVOKE ... CASCADE; SHOW GRANTS, pg_class.relacl and relowner, owners
 ** (OWNER TO of a sequence or a table), what a role holds (has_*_privilege),
+** REASSIGN OWNED and DROP OWNED (its privilege part),
 ** and the per-session cache of the effective privileges that
 ** every check reads (format: sql_int.h, "privileges").
 **
@@ -40,8 +41,13 @@
 **     the owner row and the old owner's grants in one transaction (a
 **     table's: with the sequences its columns own; the user in the old
 **     owner and in the new, the new one may create tables, or an admin).
-**   - REFERENCES and TRIGGER (0x10000, 0x20000) sit above the grant
-**     options of the low byte; their own options are << 8 as every other.
+**   - REFERENCES, TRIGGER and TRUNCATE (0x10000, 0x20000, 0x40000) sit
+**     above the grant options of the low byte; their own options are << 8
+**     as every other. TRUNCATE is no DELETE: a row stored before it existed
+**     never holds it (an owner does, by its owner bit).
+**   - REASSIGN OWNED and DROP OWNED: admins, or a member of every role
+**     named (and, for REASSIGN, of the new owner); root's objects stay
+**     (2BP01, as PostgreSQL's bootstrap superuser's).
 **   - every loop is bounded: SQLV__PRIVILEGES_MAX rows per scan,
 **     SQLV__ROLE_NAMES_MAX names, PRIV_OBJECTS_MAX objects and
 **     PRIV_COLUMNS_MAX columns per statement; the cascade only takes bits.
@@ -300,6 +306,24 @@ static int cache_fill(sqlv_session *s, sqlv__priv_cache *c, txn *kv, txn_error *
     return cache_fill_for(s->user, c, kv, err);
 }
 
+/* cache_fill_for(user, c) through s->kv when the session has one, else
+** through a read-only transaction of its own. TXN_OK or a txn error with
+** err set. */
+static int cache_fill_read(sqlv_session *s, const char *user, sqlv__priv_cache *c,
+                           txn_error *err) {
+    if (s->kv != NULL) return cache_fill_for(user, c, s->kv, err);
+    txn_options o = {.read_only = true};
+    txn *kv = NULL;
+    int rc = txn_begin(s->engine->db, &o, &kv);
+    if (rc != TXN_OK) {
+        txn_error_set(err, rc);
+        return rc;
+    }
+    rc = cache_fill_for(user, c, kv, err);
+    txn_rollback(kv); /* read only: nothing to commit */
+    return rc;
+}
+
 /* s->priv, current for s->cat->version: read through s->kv when there is
 ** one, else through a read-only transaction of its own (tagged with the
 ** older s->cat version: the next transaction that sees a newer one reads
@@ -323,20 +347,7 @@ static int cache_get(sqlv_session *s, sqlv__priv_cache **out, bool fresh, txn_er
         return TXN_OK;
     }
     c->valid = false;
-    int rc;
-    if (s->kv != NULL) {
-        rc = cache_fill(s, c, s->kv, err);
-    } else {
-        txn_options o = {.read_only = true};
-        txn *kv = NULL;
-        rc = txn_begin(s->engine->db, &o, &kv);
-        if (rc == TXN_OK) {
-            rc = cache_fill(s, c, kv, err);
-            txn_rollback(kv); /* read only: nothing to commit */
-        } else {
-            txn_error_set(err, rc);
-        }
-    }
+    int rc = cache_fill_read(s, s->user, c, err);
     if (rc != TXN_OK) return rc;
     c->version = s->cat->version;
     c->valid = true;
@@ -375,6 +386,7 @@ static const char *priv_word(uint32_t bit) {
     case SQLV__PRIV_USAGE: return "USAGE";
     case SQLV__PRIV_REFERENCES: return "REFERENCES";
     case SQLV__PRIV_TRIGGER: return "TRIGGER";
+    case SQLV__PRIV_TRUNCATE: return "TRUNCATE";
     default: return "ALL";
     }
 }
@@ -499,20 +511,7 @@ static int owner_cache(sqlv_session *s, sqlv__priv_cache *c, const char *role,
         return TXN_ERR_NOMEM;
     }
     o->valid = false;
-    int rc;
-    if (s->kv != NULL) {
-        rc = cache_fill_for(role, o, s->kv, err);
-    } else {
-        txn_options opt = {.read_only = true};
-        txn *kv = NULL;
-        rc = txn_begin(s->engine->db, &opt, &kv);
-        if (rc == TXN_OK) {
-            rc = cache_fill_for(role, o, kv, err);
-            txn_rollback(kv); /* read only: nothing to commit */
-        } else {
-            txn_error_set(err, rc);
-        }
-    }
+    int rc = cache_fill_read(s, role, o, err);
     if (rc != TXN_OK) return rc;
     base_strlcpy(c->as_role, role, sizeof(c->as_role));
     o->version = c->version;
@@ -975,7 +974,7 @@ static uint32_t priv_bit(const sqlv__token *t) {
                  {"UPDATE", SQLV__PRIV_UPDATE}, {"DELETE", SQLV__PRIV_DELETE},
                  {"CREATE", SQLV__PRIV_CREATE}, {"DROP", SQLV__PRIV_DROP},
                  {"USAGE", SQLV__PRIV_USAGE},   {"REFERENCES", SQLV__PRIV_REFERENCES},
-                 {"TRIGGER", SQLV__PRIV_TRIGGER}};
+                 {"TRIGGER", SQLV__PRIV_TRIGGER}, {"TRUNCATE", SQLV__PRIV_TRUNCATE}};
     for (size_t i = 0; i < BASE_ARRAY_LEN(words); i++)
         if (sqlv__tok_is(t, words[i].word)) return words[i].bit;
     return 0;
@@ -1849,7 +1848,8 @@ int sqlv__priv_role_objects(sqlv_engine *e, txn *kv, const char *role, int *nobj
 
 static const uint32_t show_order[] = {
     SQLV__PRIV_CREATE, SQLV__PRIV_DELETE,  SQLV__PRIV_DROP,   SQLV__PRIV_INSERT,
-    SQLV__PRIV_REFERENCES, SQLV__PRIV_SELECT, SQLV__PRIV_TRIGGER, SQLV__PRIV_UPDATE};
+    SQLV__PRIV_REFERENCES, SQLV__PRIV_SELECT, SQLV__PRIV_TRIGGER, SQLV__PRIV_TRUNCATE,
+    SQLV__PRIV_UPDATE};
 
 static void show_row(sqlv__run *r, const char *database, const char *table, const char *grantee,
                      const char *privilege, bool grantable) {
@@ -2040,7 +2040,8 @@ int sqlv__priv_table_privileges(txn *kv, const sqlv__table *const *tables, int n
     /* PostgreSQL's privilege types only (DROP is Meridian's own) */
     static const uint32_t order[] = {SQLV__PRIV_SELECT,     SQLV__PRIV_INSERT,
                                      SQLV__PRIV_UPDATE,     SQLV__PRIV_DELETE,
-                                     SQLV__PRIV_REFERENCES, SQLV__PRIV_TRIGGER};
+                                     SQLV__PRIV_TRUNCATE,   SQLV__PRIV_REFERENCES,
+                                     SQLV__PRIV_TRIGGER};
     priv_row *rows = NULL;
     int nr = 0, rc = rows_list(kv, &rows, &nr, err);
     if (rc != TXN_OK) return rc;
@@ -2131,7 +2132,8 @@ static const struct {
     char letter;
 } acl_letters[] = {{SQLV__PRIV_INSERT, 'a'},     {SQLV__PRIV_SELECT, 'r'},
                    {SQLV__PRIV_UPDATE, 'w'},     {SQLV__PRIV_DELETE, 'd'},
-                   {SQLV__PRIV_REFERENCES, 'x'}, {SQLV__PRIV_TRIGGER, 't'},
+                   {SQLV__PRIV_TRUNCATE, 'D'},   {SQLV__PRIV_REFERENCES, 'x'},
+                   {SQLV__PRIV_TRIGGER, 't'},
                    {SQLV__PRIV_USAGE, 'U'}};
 
 /* A role name as aclitem text writes it: quoted unless letters, digits, _. */
@@ -2481,4 +2483,297 @@ int sqlv__priv_alter_table_owner(sqlv__run *r, const char *table, bool if_exists
     }
     sqlv__priv_invalidate(s);
     return STMT_OK;
+}
+
+/* ---- REASSIGN OWNED, DROP OWNED ----------------------------------------------------- */
+
+/* One role of a BY or TO list into out: a name (folded unless quoted), or
+** CURRENT_USER / SESSION_USER / CURRENT_ROLE (the dialect's
+** "current_user()"): the session's user. *t: the token after it. */
+static int owned_role(sqlv_session *s, sqlv__token *t, const char **p, const char *end,
+                      char out[SQLV__NAME_BYTES_MAX + 1], char state[6], char *msg,
+                      size_t msg_size) {
+    char name[SQLV__NAME_BYTES_MAX * 4 + 1];
+    bool current = t->kind == SQLV__TOK_WORD &&
+                   (sqlv__tok_is(t, "CURRENT_USER") || sqlv__tok_is(t, "SESSION_USER") ||
+                    sqlv__tok_is(t, "CURRENT_ROLE"));
+    if (sqlv__tok_ident(t, name, sizeof(name)) != 0) {
+        base_strlcpy(state, "42601", 6);
+        snprintf(msg, msg_size, "syntax error at or near \"%.*s\"",
+                 (int)BASE_MIN(t->len, 60), t->start ? t->start : "");
+        return 1;
+    }
+    if (t->kind == SQLV__TOK_WORD)
+        for (char *c = name; *c; c++)
+            if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+    *t = sqlv__lex_next(p, end);
+    if (current && sqlv__tok_punct(t, '(')) {
+        *t = sqlv__lex_next(p, end);
+        if (!sqlv__tok_punct(t, ')')) {
+            base_strlcpy(state, "42601", 6);
+            snprintf(msg, msg_size, "syntax error at or near \"(\"");
+            return 1;
+        }
+        *t = sqlv__lex_next(p, end);
+    }
+    if (current) base_strlcpy(name, s->user, sizeof(name));
+    if (strlen(name) > SQLV__NAME_BYTES_MAX) {
+        base_strlcpy(state, "42704", 6);
+        snprintf(msg, msg_size, "role \"%.63s\" does not exist", name);
+        return 1;
+    }
+    base_strlcpy(out, name, SQLV__NAME_BYTES_MAX + 1);
+    return 0;
+}
+
+int sqlv__priv_owned_parse(sqlv_session *s, const char *p, const char *end, bool reassign,
+                           sqlv__owned_stmt *o, char state[6], char *msg, size_t msg_size) {
+    memset(o, 0, sizeof(*o));
+    state[0] = 0;
+    sqlv__token t = sqlv__lex_next(&p, end);
+    if (!sqlv__tok_is(&t, "BY")) goto syntax;
+    t = sqlv__lex_next(&p, end);
+    for (;;) {
+        if (o->nroles == SQLV__ROLE_NAMES_MAX) {
+            base_strlcpy(state, "54000", 6);
+            snprintf(msg, msg_size, "too many role names in one statement (maximum %d)",
+                     SQLV__ROLE_NAMES_MAX);
+            return 1;
+        }
+        if (owned_role(s, &t, &p, end, o->roles[o->nroles], state, msg, msg_size) != 0) return 1;
+        o->nroles++;
+        if (!sqlv__tok_punct(&t, ',')) break;
+        t = sqlv__lex_next(&p, end);
+    }
+    if (reassign) {
+        if (!sqlv__tok_is(&t, "TO")) goto syntax;
+        t = sqlv__lex_next(&p, end);
+        if (owned_role(s, &t, &p, end, o->to, state, msg, msg_size) != 0) return 1;
+    } else if (sqlv__tok_is(&t, "CASCADE") || sqlv__tok_is(&t, "RESTRICT")) {
+        o->cascade = sqlv__tok_is(&t, "CASCADE");
+        t = sqlv__lex_next(&p, end);
+    }
+    if (t.kind == SQLV__TOK_END) return 0;
+syntax:
+    base_strlcpy(state, "42601", 6);
+    if (t.kind == SQLV__TOK_END)
+        snprintf(msg, msg_size, "syntax error at end of input");
+    else
+        snprintf(msg, msg_size, "syntax error at or near \"%.*s\"", (int)BASE_MIN(t.len, 60),
+                 t.start);
+    return 1;
+}
+
+void sqlv__priv_owned_free(sqlv__owned_stmt *o) {
+    base_free(o->ids);
+    o->ids = NULL;
+    o->nids = 0;
+}
+
+static bool owned_named(const sqlv__owned_stmt *o, const char *role) {
+    for (int j = 0; j < o->nroles; j++)
+        if (strcmp(o->roles[j], role) == 0) return true;
+    return false;
+}
+
+/* The checks both statements share, PostgreSQL's order: every role exists
+** (42704), the user has the privileges of each (and of the new owner:
+** 42501), root's objects stay (2BP01, PostgreSQL's pinned bootstrap
+** superuser). w->members read. TXN_OK (state set on a refusal) or a txn
+** error. */
+static int owned_allowed(sqlv_session *s, txn *kv, const sqlv__owned_stmt *o, bool reassign,
+                         priv_work *w, char state[6], char *msg, size_t msg_size,
+                         txn_error *err) {
+    bool admin = false, found = false;
+    int rc = sqlv__role_is_admin(kv, s->user, &admin, err);
+    for (int j = 0; rc == TXN_OK && j <= o->nroles; j++) {
+        const char *role = j < o->nroles ? o->roles[j] : o->to;
+        if (j == o->nroles && !reassign) break;
+        if ((rc = role_exists(kv, role, &found, err)) != TXN_OK) break;
+        if (!found) {
+            base_strlcpy(state, "42704", 6);
+            snprintf(msg, msg_size, "role \"%.63s\" does not exist", role);
+            return TXN_OK;
+        }
+    }
+    if (rc == TXN_OK) rc = sqlv__memberships_list(kv, &w->members, &w->nm, err);
+    if (rc != TXN_OK) return rc;
+    for (int j = 0; !admin && j <= o->nroles; j++) {
+        const char *role = j < o->nroles ? o->roles[j] : o->to;
+        if (j == o->nroles && !reassign) break;
+        if (sqlv__role_in(w->members, w->nm, s->user, role)) continue;
+        base_strlcpy(state, "42501", 6);
+        snprintf(msg, msg_size, "permission denied to %s objects",
+                 reassign ? "reassign" : "drop");
+        return TXN_OK;
+    }
+    for (int j = 0; j < o->nroles; j++) {
+        if (strcmp(o->roles[j], SQLV__ROLE_ROOT) != 0) continue;
+        base_strlcpy(state, "2BP01", 6);
+        snprintf(msg, msg_size,
+                 "cannot %s objects owned by role %s because they are required by the "
+                 "database system",
+                 reassign ? "reassign ownership of" : "drop", SQLV__ROLE_ROOT);
+        return TXN_OK;
+    }
+    return TXN_OK;
+}
+
+/* One try of REASSIGN OWNED through kv with catalog cat: every live table,
+** view and sequence whose owner row names one of o's roles moves to o->to
+** as ALTER ... OWNER TO moves it (the old owner's grants go with it; a
+** SERIAL's sequence, which has no owner row, follows its table). */
+static int reassign_attempt(sqlv_session *s, txn *kv, const sqlv__catalog *cat,
+                            const sqlv__owned_stmt *o, char state[6], char *msg, size_t msg_size,
+                            txn_error *err) {
+    typedef struct {
+        char object[PRIV_OBJECT_BYTES_MAX + 1];
+        char from[SQLV__NAME_BYTES_MAX + 1];
+    } moved;
+    moved *m = NULL; /* owner: this function */
+    sqlv__seq_def *seqs = NULL;
+    int nseqs = 0, nm = 0;
+    priv_work w;
+    memset(&w, 0, sizeof(w));
+    state[0] = 0;
+    int rc = owned_allowed(s, kv, o, true, &w, state, msg, msg_size, err);
+    if (rc != TXN_OK || state[0]) goto done;
+    if ((rc = rows_list(kv, &w.rows, &w.n, err)) != TXN_OK) goto done;
+    if ((rc = sqlv__seq_list(kv, &seqs, &nseqs, err)) != TXN_OK) goto done;
+    w.cap = w.n;
+    w.dirty = base_calloc((size_t)w.n + 1, sizeof(*w.dirty));
+    m = base_calloc((size_t)w.n + 1, sizeof(*m));
+    if (w.dirty == NULL || m == NULL) goto nomem;
+    for (int i = 0; i < w.n; i++) { /* first the list: owner_move changes the rows */
+        const priv_row *r = &w.rows[i];
+        if ((r->bits & SQLV__PRIV_OWNER) == 0 || r->object[0] != 't' ||
+            !owned_named(o, r->grantee) || strcmp(r->grantee, o->to) == 0 ||
+            !object_live(r->object, cat, seqs, nseqs))
+            continue;
+        base_strlcpy(m[nm].object, r->object, sizeof(m[nm].object));
+        base_strlcpy(m[nm].from, r->grantee, sizeof(m[nm].from));
+        nm++;
+    }
+    for (int i = 0; i < nm; i++)
+        if (owner_move(&w, m[i].object, m[i].from, o->to, true) != 0) goto nomem;
+    if (nm > 0 && (rc = rows_write(&w, kv, err)) == TXN_OK)
+        rc = sqlv__catalog_bump_version(kv, err); /* every session's cache goes stale */
+    goto done;
+nomem:
+    rc = TXN_ERR_NOMEM;
+    txn_error_set(err, rc);
+done:
+    work_free(&w);
+    base_free(seqs);
+    base_free(m);
+    return rc;
+}
+
+int sqlv__priv_reassign_owned(sqlv__run *r, const char *p, const char *end) {
+    sqlv_session *s = r->s;
+    char state[6] = {0}, msg[200];
+    txn_error err = {{0}, {0}};
+    int rc = TXN_OK;
+    sqlv__owned_stmt *o = base_calloc(1, sizeof(*o)); /* owner: this function */
+    if (o == NULL) return sqlv__fail(r, "53200", "out of memory");
+    if (sqlv__priv_owned_parse(s, p, end, true, o, state, msg, sizeof(msg)) != 0) {
+        base_free(o);
+        return sqlv__fail(r, state, msg);
+    }
+    if (s->status == 'T') {
+        uint32_t sp;
+        if (s->kv == NULL && (rc = sqlv__session_begin(s, false, &err)) != TXN_OK) goto done;
+        if ((rc = txn_savepoint(s->kv, &sp)) != TXN_OK) goto done;
+        rc = reassign_attempt(s, s->kv, s->cat, o, state, msg, sizeof(msg), &err);
+        if (rc != TXN_OK || state[0]) (void)txn_rollback_to(s->kv, sp);
+        else (void)txn_release(s->kv, sp);
+    } else {
+        for (int attempt = 0; attempt < PRIV_RETRIES_MAX; attempt++) {
+            txn *kv = NULL;
+            sqlv__catalog *cat = sqlv__engine_catalog(s->engine);
+            memset(&err, 0, sizeof(err));
+            state[0] = 0;
+            if (attempt > 0) {
+                struct timespec ts = {0, (long)PRIV_RETRY_PAUSE_US * 1000 * attempt};
+                nanosleep(&ts, NULL);
+            }
+            if ((rc = txn_begin(s->engine->db, NULL, &kv)) != TXN_OK) {
+                txn_error_set(&err, rc);
+                sqlv__catalog_unref(cat);
+                break;
+            }
+            rc = sqlv__engine_catalog_at(s->engine, kv, &cat, &err);
+            if (rc == TXN_OK) rc = reassign_attempt(s, kv, cat, o, state, msg, sizeof(msg), &err);
+            sqlv__catalog_unref(cat);
+            if (rc != TXN_OK || state[0]) {
+                txn_rollback(kv);
+                if (rc == TXN_ERR_RETRY) continue;
+                break;
+            }
+            rc = txn_commit(kv, NULL, &err); /* frees kv */
+            if (rc != TXN_ERR_RETRY) break;
+        }
+    }
+done:
+    base_free(o);
+    if (rc != TXN_OK) return sqlv__fail_txn(r, rc, &err);
+    if (state[0]) return sqlv__fail(r, state, msg);
+    sqlv__priv_invalidate(s);
+    if (r->sink_rc == 0 && r->sink->command_complete)
+        r->sink_rc = r->sink->command_complete(r->sink->ctx, "REASSIGN OWNED");
+    return STMT_OK;
+}
+
+int sqlv__priv_drop_owned_check(sqlv_session *s, txn *kv, sqlv__owned_stmt *o, char state[6],
+                                char *msg, size_t msg_size, txn_error *err) {
+    priv_work w;
+    memset(&w, 0, sizeof(w));
+    state[0] = 0;
+    sqlv__priv_owned_free(o);
+    int rc = owned_allowed(s, kv, o, false, &w, state, msg, msg_size, err);
+    if (rc != TXN_OK || state[0]) goto done;
+    if ((rc = rows_list(kv, &w.rows, &w.n, err)) != TXN_OK) goto done;
+    if ((o->ids = base_calloc((size_t)w.n + 1, sizeof(*o->ids))) == NULL) {
+        rc = TXN_ERR_NOMEM;
+        txn_error_set(err, rc);
+        goto done;
+    }
+    for (int i = 0; i < w.n; i++) {
+        unsigned id;
+        char tail;
+        if ((w.rows[i].bits & SQLV__PRIV_OWNER) && owned_named(o, w.rows[i].grantee) &&
+            sscanf(w.rows[i].object, "t:%u%c", &id, &tail) == 1)
+            o->ids[o->nids++] = id; /* live or not: the caller looks them up */
+    }
+done:
+    work_free(&w);
+    return rc;
+}
+
+int sqlv__priv_drop_owned_revoke(txn *kv, const sqlv__owned_stmt *o, txn_error *err) {
+    priv_work w;
+    priv_op *op = base_calloc(1, sizeof(*op)); /* owner: this function (the cascade's flag) */
+    memset(&w, 0, sizeof(w));
+    int rc = TXN_OK;
+    if (op == NULL) goto nomem;
+    op->cascade = true; /* PostgreSQL revokes with DROP_CASCADE */
+    if ((rc = rows_list(kv, &w.rows, &w.n, err)) != TXN_OK) goto done;
+    w.cap = w.n;
+    if ((w.dirty = base_calloc((size_t)w.n + 1, sizeof(*w.dirty))) == NULL) goto nomem;
+    int n = w.n; /* take_bits adds no row */
+    for (int i = 0; i < n; i++)
+        if ((owned_named(o, w.rows[i].grantee) || owned_named(o, w.rows[i].grantor)) &&
+            take_bits(&w, i, 0xFFFFFFFFu) != 0)
+            goto nomem;
+    if (revoke_dependents(&w, op) == SQLV_ERR_NOMEM) goto nomem;
+    if ((rc = rows_write(&w, kv, err)) == TXN_OK)
+        rc = sqlv__catalog_bump_version(kv, err); /* every session's cache goes stale */
+    goto done;
+nomem:
+    rc = TXN_ERR_NOMEM;
+    txn_error_set(err, rc);
+done:
+    work_free(&w);
+    base_free(op);
+    return rc;
 }

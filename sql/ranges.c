@@ -26,7 +26,9 @@
 **     back first), so a blocking callback holds no transaction open;
 **   - a relocation never runs inside a transaction block (it is not
 **     transactional: 25001);
-**   - every answer is bounded: SQLV__RANGES_ROWS_MAX rows.
+**   - every answer is bounded: SQLV__RANGES_ROWS_MAX rows;
+**   - only root and members of admin see ranges or the event log (42501):
+**     their keys and reasons print row values.
 */
 #include <inttypes.h>
 #include <stdio.h>
@@ -533,6 +535,10 @@ int sqlv__ranges_show(sqlv__run *r, const char *p, const char *end) {
     sqlv__token t = sqlv__lex_next(&p, end);
     bool plural = sqlv__tok_is(&t, "RANGES");
     if (!plural && !sqlv__tok_is(&t, "RANGE")) return -1;
+    /* Admins only, as CockroachDB: range bounds are row keys (split points
+    ** are primary key values of tables the user may not read). */
+    if (sqlv__priv_require_admin(r, plural ? "show ranges" : "show a row's range") != STMT_OK)
+        return STMT_FAILED;
     t = sqlv__lex_next(&p, end);
     if (plural && t.kind == SQLV__TOK_END) return show_ranges(r, NULL, NULL, NULL);
     if (!sqlv__tok_is(&t, "FROM")) {
@@ -912,7 +918,14 @@ static int ev_filter(sqlite3_vtab_cursor *cur, int idx, const char *idx_str, int
     if (kv == NULL) return SQLITE_ERROR;
     base_buf a = {0}, b = {0}; /* owner: this function */
     txn_error err = {{0}, {0}};
-    int rc = txn_range_event_span(&a, &b);
+    /* Admins only, as SHOW RANGES: split reasons name row keys. */
+    bool may = false;
+    int rc = sqlv__role_is_admin(kv, s->user, &may, &err);
+    if (rc == TXN_OK && !may) {
+        sqlv__session_error(s, "42501", "permission denied for table range_events");
+        return SQLITE_ERROR;
+    }
+    if (rc == TXN_OK) rc = txn_range_event_span(&a, &b);
     if (rc == TXN_OK) rc = txn_scan(kv, a.data, a.len, b.data, b.len, false, &c->it, &err);
     base_buf_free(&a);
     base_buf_free(&b);

@@ -75,22 +75,6 @@ typedef struct rekey_args {
     char index_name[SQLV__NAME_BYTES_MAX * 4 + 1];
 } rekey_args;
 
-static void set_res(sqlv__result *res, const char *state, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_res(sqlv__result *res, const char *state, const char *fmt, ...) {
-    va_list ap;
-    base_strlcpy(res->sqlstate, state, sizeof(res->sqlstate));
-    va_start(ap, fmt);
-    vsnprintf(res->message, sizeof(res->message), fmt, ap);
-    va_end(ap);
-}
-
-static void txn_res(sqlv__result *res, int rc, txn_error *err) {
-    txn_error_set(err, rc);
-    set_res(res, err->sqlstate[0] ? err->sqlstate : "XX000", "%s",
-            err->message[0] ? err->message : "transaction failed");
-}
-
 /* The re-keyed descriptor of t: its CREATE text with the key added, id
 ** a->new_id, t's indexes but the shadow, all PUBLIC (owner of *out:
 ** caller). 0 with *out; 0 with res set (a bad column...); SQLV_ERR_NOMEM. */
@@ -101,7 +85,7 @@ static int new_descriptor(const sqlv__table *t, const rekey_args *a, sqlv__table
     *out = NULL;
     const char *close = strrchr(t->create_sql, ')');
     if (close == NULL) {
-        set_res(res, "XX000", "malformed table descriptor");
+        sqlv__result_set(res, "XX000", "malformed table descriptor");
         return 0;
     }
     char *sql = sqlite3_mprintf("%.*s, PRIMARY KEY (%.*s))", (int)(close - t->create_sql),
@@ -141,22 +125,23 @@ static int add_shadow(sqlv_engine *e, txn *kv, const sqlv__catalog *cat, void *a
             snprintf(res->notice, sizeof(res->notice),
                      "relation \"%.200s\" does not exist, skipping", a->name);
         else
-            set_res(res, "42P01", "relation \"%s\" does not exist", a->name);
+            sqlv__result_set(res, "42P01", "relation \"%s\" does not exist", a->name);
         return 0;
     }
     if (t->npk > 0) {
-        set_res(res, "42P16", "multiple primary keys for table \"%s\" are not allowed", t->name);
+        sqlv__result_set(res, "42P16", "multiple primary keys for table \"%s\" are not allowed",
+                         t->name);
         return 0;
     }
     for (int i = 0; i < t->nindexes; i++) {
         if (t->indexes[i].state == SQLV__INDEX_PUBLIC) continue;
-        set_res(res, "55000", "cannot add a primary key to table \"%s\" while index \"%s\" is "
-                "being built or invalid", t->name, t->indexes[i].name);
+        sqlv__result_set(res, "55000", "cannot add a primary key to table \"%s\" while index "
+                         "\"%s\" is being built or invalid", t->name, t->indexes[i].name);
         return 0;
     }
     snprintf(pk, sizeof(pk), "%.58s_pkey", t->name); /* as pgcatalog.c names it */
     if (sqlv__relation_taken((const sqlv__table *const *)cat->tables, cat->ntables, pk)) {
-        set_res(res, "42P07", "relation \"%s\" already exists", pk);
+        sqlv__result_set(res, "42P07", "relation \"%s\" already exists", pk);
         return 0;
     }
     int rc = new_descriptor(t, a, &nt, res);
@@ -187,8 +172,8 @@ static const sqlv__table *shadowed(const sqlv__catalog *cat, const rekey_args *a
     const sqlv__table *t = sqlv__catalog_find_id(cat, a->old_id);
     *sx = t ? sqlv__table_rekey_index(t) : NULL;
     if (*sx == NULL || (*sx)->id != a->index_id || (*sx)->rekey_table != a->new_id) {
-        set_res(res, "55000", "table \"%s\" was dropped or altered while its primary key was "
-                "being added", a->name);
+        sqlv__result_set(res, "55000", "table \"%s\" was dropped or altered while its primary "
+                         "key was being added", a->name);
         return NULL;
     }
     return t;
@@ -228,15 +213,16 @@ static int duplicate(const sqlv__table *t, const sqlv__index *sx, const batch *b
     base_buf detail = {0};
     const batch_row *r = &b->rows[i];
     if (sqlv__row_decode_table(t, b->bytes.data + r->value, r->value_len, cells) != 0) {
-        set_res(res, "XX001", "malformed row of table \"%s\" in the key space", t->name);
+        sqlv__result_set(res, "XX001", "malformed row of table \"%s\" in the key space", t->name);
         return 0;
     }
     if (sqlv__index_key_text(t, sx, cells, &detail) != 0) {
         base_buf_free(&detail);
         return SQLV_ERR_NOMEM;
     }
-    set_res(res, "23505", "could not create unique index \"%s\"\nDETAIL:  Key %.*s is duplicated.",
-            sx->name, (int)BASE_MIN(detail.len, 400), (const char *)detail.data);
+    sqlv__result_set(res, "23505",
+                     "could not create unique index \"%s\"\nDETAIL:  Key %.*s is duplicated.",
+                     sx->name, (int)BASE_MIN(detail.len, 400), (const char *)detail.data);
     base_buf_free(&detail);
     return 0;
 }
@@ -316,9 +302,7 @@ static int check_batch(txn *kv, const sqlv__table *t, const sqlv__index *sx, con
     rc = 0;
     goto cleanup;
 txn_failed:
-    *txn_rc = trc;
-    txn_res(res, trc, &err);
-    rc = trc == TXN_ERR_NOMEM ? SQLV_ERR_NOMEM : 0;
+    rc = sqlv__backfill_txn_failed(res, trc, &err, txn_rc);
 cleanup:
     if (it) txn_iter_close(it);
     base_free(order);
@@ -378,14 +362,15 @@ static int copy_rows(txn *kv, const sqlv__table *t, const sqlv__index *sx, base_
             break;
         }
         if (kl <= ENC_PREFIX_BYTES || sqlv__row_decode_table(t, v, vl, cells) != 0) {
-            set_res(res, "XX001", "malformed row of table \"%s\" in the key space", t->name);
+            sqlv__result_set(res, "XX001", "malformed row of table \"%s\" in the key space",
+                             t->name);
             rc = 0;
             goto cleanup;
         }
         for (int c = 0; c < sx->ncols; c++) {
             if (cells[sx->cols[c]].type != SQLITE_NULL) continue;
-            set_res(res, "23502", "column \"%s\" of relation \"%s\" contains null values",
-                    t->cols[sx->cols[c]].name, t->name);
+            sqlv__result_set(res, "23502", "column \"%s\" of relation \"%s\" contains null values",
+                             t->cols[sx->cols[c]].name, t->name);
             rc = 0;
             goto cleanup;
         }
@@ -455,9 +440,7 @@ static int copy_rows(txn *kv, const sqlv__table *t, const sqlv__index *sx, base_
     rc = 0;
     goto cleanup;
 txn_failed:
-    *txn_rc = trc;
-    txn_res(res, trc, &err);
-    rc = trc == TXN_ERR_NOMEM ? SQLV_ERR_NOMEM : 0;
+    rc = sqlv__backfill_txn_failed(res, trc, &err, txn_rc);
 cleanup:
     if (it) txn_iter_close(it);
     base_free(cells);
@@ -498,7 +481,7 @@ static int swap(sqlv_engine *e, txn *kv, const sqlv__catalog *cat, void *arg,
         txn_error err = {{0}, {0}};
         int trc = sqlv__priv_move_table(kv, a->old_id, a->new_id, &err);
         if (trc == TXN_ERR_NOMEM) rc = SQLV_ERR_NOMEM;
-        else if (trc != TXN_OK) txn_res(res, trc, &err);
+        else if (trc != TXN_OK) sqlv__result_txn(res, trc, &err);
     }
     sqlv__table_free(nt);
     return rc;

@@ -2114,6 +2114,57 @@ static bool item_is_default(const char *a, const char *b) {
     return sqlv__tok_is(&t, "meridian_identity_always");
 }
 
+/* Walks the items of a parenthesised list whose "(" *q has just passed (a
+** VALUES row, a ROW(...)): fn(ctx, i, start, end) for item i's text [start,
+** end), in order, at the depth-1 commas; *q ends past the closing ")" (or
+** at end). 0, or fn's nonzero, which stops the walk. */
+typedef int (*seq_item_fn)(void *ctx, int item, const char *start, const char *end);
+static int seq_paren_items(const char **q, const char *end, seq_item_fn fn, void *ctx) {
+    int depth = 1, item = 0;
+    const char *istart = *q;
+    for (int g = 0; g < 1000000; g++) {
+        const char *before = *q;
+        sqlv__token y = sqlv__lex_next(q, end);
+        if (y.kind == SQLV__TOK_END) break;
+        if (sqlv__tok_punct(&y, '(')) depth++;
+        bool close = sqlv__tok_punct(&y, ')') && --depth == 0;
+        if ((depth == 1 && sqlv__tok_punct(&y, ',')) || close) {
+            int rc = fn(ctx, item++, istart, before);
+            if (rc != 0) return rc;
+            istart = *q;
+            if (close) break;
+        }
+    }
+    return 0;
+}
+
+/* sqlv__seq_insert_check's VALUES rows: is item pos given (not DEFAULT)? */
+typedef struct item_check {
+    int pos;
+    bool given;
+} item_check;
+static int check_item(void *ctx, int item, const char *start, const char *end) {
+    item_check *ic = ctx;
+    if (item == ic->pos && !item_is_default(start, end)) ic->given = true;
+    return 0;
+}
+
+/* sqlv__seq_update_check's ROW(...): each item's [a[i], b[i]), at most
+** SQLV__COLUMNS_MAX of them. */
+typedef struct item_spans {
+    const char **a, **b;
+    int n;
+} item_spans;
+static int span_item(void *ctx, int item, const char *start, const char *end) {
+    item_spans *sp = ctx;
+    (void)item;
+    if (sp->n < SQLV__COLUMNS_MAX) {
+        sp->a[sp->n] = start;
+        sp->b[sp->n++] = end;
+    }
+    return 0;
+}
+
 /* The position of column name in the column list [cols, cols_end), -1 if absent. */
 static int list_position(const char *cols, const char *cols_end, const char *name) {
     const char *q = cols;
@@ -2136,6 +2187,24 @@ static int append_quoted(base_buf *b, const char *name) {
         rc = *c == '"' ? base_buf_append(b, "\"\"", 2) : base_buf_append_byte(b, (uint8_t)*c);
     if (rc == 0) rc = base_buf_append_byte(b, '"');
     return rc;
+}
+
+/* user_value_rewrite's VALUES rows: the text up to each dropped item is
+** copied to b, " DEFAULT" in the item's place. */
+typedef struct drop_items {
+    base_buf *b;
+    const bool *drop; /* by source position, nsrc */
+    int nsrc;
+    const char *copied; /* the text is copied up to here */
+} drop_items;
+static int drop_item(void *ctx, int item, const char *start, const char *end) {
+    drop_items *di = ctx;
+    if (item >= di->nsrc || !di->drop[item]) return 0;
+    if (base_buf_append(di->b, di->copied, (size_t)(start - di->copied)) != 0 ||
+        base_buf_printf(di->b, " DEFAULT") != 0)
+        return SQLV_ERR_NOMEM;
+    di->copied = end;
+    return 0;
 }
 
 /* OVERRIDING USER VALUE: the text [text, end) without the clause [ov_start,
@@ -2179,35 +2248,16 @@ static int user_value_rewrite(const sqlv__table *t, const bool *ident, const cha
             base_buf_append(&b, ov_end, (size_t)(end - ov_end)) != 0)
             goto cleanup;
     } else if (sqlv__tok_is(&x, "VALUES")) {
-        const char *copied = ov_end;
         if (base_buf_append(&b, text, (size_t)(ov_start - text)) != 0) goto cleanup;
+        drop_items di = {&b, drop, nsrc, ov_end};
         for (int g = 0; g < 1000000; g++) {
             x = sqlv__lex_next(&q, end);
             if (x.kind == SQLV__TOK_END || !sqlv__tok_punct(&x, '(')) break;
-            int d = 1, item = 0;
-            const char *istart = q;
-            for (int g2 = 0; g2 < 1000000; g2++) {
-                const char *before = q;
-                sqlv__token y = sqlv__lex_next(&q, end);
-                if (y.kind == SQLV__TOK_END) break;
-                if (sqlv__tok_punct(&y, '(')) d++;
-                bool close = sqlv__tok_punct(&y, ')') && --d == 0;
-                if ((d == 1 && sqlv__tok_punct(&y, ',')) || close) {
-                    if (item < nsrc && drop[item]) {
-                        if (base_buf_append(&b, copied, (size_t)(istart - copied)) != 0 ||
-                            base_buf_printf(&b, " DEFAULT") != 0)
-                            goto cleanup;
-                        copied = before;
-                    }
-                    item++;
-                    istart = q;
-                    if (close) break;
-                }
-            }
+            if (seq_paren_items(&q, end, drop_item, &di) != 0) goto cleanup;
             x = sqlv__lex_next(&q, end);
             if (!sqlv__tok_punct(&x, ',')) break;
         }
-        if (base_buf_append(&b, copied, (size_t)(end - copied)) != 0) goto cleanup;
+        if (base_buf_append(&b, di.copied, (size_t)(end - di.copied)) != 0) goto cleanup;
     } else {
         /* a query: its end is ON CONFLICT / RETURNING at depth 0, or the end */
         const char *src_end = end;
@@ -2389,21 +2439,9 @@ int sqlv__seq_insert_check(sqlv_session *s, const char *text, size_t len, char *
         for (int g = 0; g < 1000000 && bad < 0; g++) {
             x = sqlv__lex_next(&q, end);
             if (x.kind == SQLV__TOK_END || !sqlv__tok_punct(&x, '(')) break;
-            int d = 1, item = 0;
-            const char *istart = q;
-            for (int g2 = 0; g2 < 1000000; g2++) {
-                const char *before = q;
-                sqlv__token y = sqlv__lex_next(&q, end);
-                if (y.kind == SQLV__TOK_END) break;
-                if (sqlv__tok_punct(&y, '(')) d++;
-                bool close = sqlv__tok_punct(&y, ')') && --d == 0;
-                if ((d == 1 && sqlv__tok_punct(&y, ',')) || close) {
-                    if (item == pos && !item_is_default(istart, before)) bad = c;
-                    item++;
-                    istart = q;
-                    if (close) break;
-                }
-            }
+            item_check ic = {pos, false};
+            (void)seq_paren_items(&q, end, check_item, &ic); /* check_item never stops it */
+            if (ic.given) bad = c;
             x = sqlv__lex_next(&q, end);
             if (!sqlv__tok_punct(&x, ',')) break;
         }
@@ -2533,23 +2571,9 @@ int sqlv__seq_update_check(sqlv_session *s, const char *text, size_t len, char *
             const char *q2 = v;
             sqlv__token sel = sqlv__lex_next(&q2, vend);
             row_source = sqlv__tok_is(&sel, "SELECT") || sqlv__tok_is(&sel, "WITH");
-            int d = 1;
-            const char *istart = v;
-            for (int g2 = 0; g2 < 1000000 && !row_source; g2++) {
-                const char *before = v;
-                sqlv__token x = sqlv__lex_next(&v, vend);
-                if (x.kind == SQLV__TOK_END) break;
-                if (sqlv__tok_punct(&x, '(')) d++;
-                bool close = sqlv__tok_punct(&x, ')') && --d == 0;
-                if ((d == 1 && sqlv__tok_punct(&x, ',')) || close) {
-                    if (nvals < SQLV__COLUMNS_MAX) {
-                        va[nvals] = istart;
-                        vb[nvals++] = before;
-                    }
-                    istart = v;
-                    if (close) break;
-                }
-            }
+            item_spans sp = {va, vb, 0};
+            if (!row_source) (void)seq_paren_items(&v, vend, span_item, &sp); /* never stops */
+            nvals = sp.n;
         } else {
             row_source = true;
         }

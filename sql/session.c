@@ -247,7 +247,9 @@ static int authorizer(void *ctx, int action, const char *a, const char *b, const
         return sqlv__priv_authorize(s, a, b, SQLV__PRIV_SELECT);
     case SQLITE_INSERT: return sqlv__priv_authorize(s, a, NULL, SQLV__PRIV_INSERT);
     case SQLITE_UPDATE: return sqlv__priv_authorize(s, a, b, SQLV__PRIV_UPDATE);
-    case SQLITE_DELETE: return sqlv__priv_authorize(s, a, NULL, SQLV__PRIV_DELETE);
+    case SQLITE_DELETE:
+        return sqlv__priv_authorize(s, a, NULL,
+                                    s->truncating ? SQLV__PRIV_TRUNCATE : SQLV__PRIV_DELETE);
     default: return SQLITE_OK;
     }
 }
@@ -262,14 +264,24 @@ int sqlv_session_open(sqlv_engine *e, const char *user, const char *database, sq
     s->user = base_strdup(user ? user : "root");
     s->database = base_strdup(database ? database : "defaultdb");
     if (s->user == NULL || s->database == NULL) goto fail;
-    if (sqlite3_open_v2(":memory:", &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK)
-        goto fail;
+    sqlv__mem_init();
+    s->mem = sqlv__mem_new(sqlv__session_memory_limit_bytes(s));
+    if (s->mem == NULL) goto fail;
+    sqlv__mem *prev_mem = sqlv__mem_enter(s->mem); /* the connection counts too */
+    int orc = sqlite3_open_v2(":memory:", &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    sqlv__mem_leave(prev_mem);
+    if (orc != SQLITE_OK) goto fail;
     sqlite3_db_config(s->db, SQLITE_DBCONFIG_DQS_DDL, 0, NULL);
     sqlite3_db_config(s->db, SQLITE_DBCONFIG_DQS_DML, 0, NULL);
     sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
     sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
     if (sqlite3_exec(s->db, "PRAGMA case_sensitive_like = ON", NULL, NULL, NULL) != SQLITE_OK)
+        goto internal;
+    /* Sorts and temp b-trees (ORDER BY, GROUP BY, DISTINCT, IN, window
+    ** functions) spill to temp files past the page cache's 2 MB instead of
+    ** growing in memory (docs/security.md "Hostile input"). */
+    if (sqlite3_exec(s->db, "PRAGMA temp_store = FILE; PRAGMA cache_size = -2000", NULL, NULL,
+                     NULL) != SQLITE_OK)
         goto internal;
     if (sqlv__module_register(s) != 0) goto internal;
     if (sqlite3_create_function(s->db, "version", 0, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
@@ -322,6 +334,7 @@ void sqlv_session_close(sqlv_session *s) {
     base_free(s->savepoints);
     sqlv__pending_ddl_clear(&s->ddl);
     if (s->db) sqlite3_close_v2(s->db);
+    sqlv__mem_release(s->mem); /* after every block of db is freed */
     sqlv__catalog_list_free(s->synced, s->nsynced);
     sqlv__catalog_unref(s->cat);
     sqlv__priv_cache_free(s->priv);
@@ -609,7 +622,7 @@ static void map_error(sqlv_session *s, int rc, char state[6], char *msg, size_t 
     }
     if ((rc & 0xff) == SQLITE_NOMEM) {
         base_strlcpy(state, "53200", 6);
-        base_strlcpy(msg, "out of memory", size);
+        sqlv__mem_nomem_message(s, msg, size);
         return;
     }
     if ((rc & 0xff) == SQLITE_CONSTRAINT) {
@@ -891,6 +904,7 @@ static int do_set(run *r, const char *p, const char *end, bool reset) {
     if (reset) {
         if (sqlv__tok_is(&t, "ALL") && sqlv__lex_next(&p, end).kind == SQLV__TOK_END) {
             r->s->nsettings = 0;
+            sqlv__mem_set_limit(r->s->mem, sqlv__session_memory_limit_bytes(r->s));
             return emit_tag(r, "RESET");
         }
         p = save;
@@ -1326,7 +1340,7 @@ static int drop_dependents(run *r, const uint32_t *ids, int nids, bool cascade, 
     if (session_dependents(r, ids, nids, deps, &ndeps) != STMT_OK) return STMT_FAILED;
     if (ndeps == 0) return STMT_OK;
     if (!cascade) {
-        snprintf(msg, sizeof(msg), "cannot drop %s %s because other objects depend on it", kind,
+        snprintf(msg, sizeof(msg), "cannot drop %s %.63s because other objects depend on it", kind,
                  what);
         return fail(r, "2BP01", msg);
     }
@@ -1580,6 +1594,126 @@ static int drop_sequence_in_block(run *r, void *arg) {
     const char *text = arg;
     if (block_begin(r) != STMT_OK) return STMT_FAILED;
     return sqlv__seq_stmt(r, text, strlen(text));
+}
+
+/* DROP OWNED BY role[, ...] [CASCADE | RESTRICT], PostgreSQL's: in the
+** block, after privileges.c's checks, the tables, views and sequences the
+** roles own go together (another view that reads one of them: 2BP01, or
+** dropped too with CASCADE; a column default drawing from a sequence
+** likewise, sequence.c), then every privilege granted to the roles. */
+static int drop_owned_in_block(run *r, void *arg) {
+    sqlv_session *s = r->s;
+    sqlv__owned_stmt *o = arg;
+    const sqlv__table **rels = NULL;
+    sqlv__seq_def *seqs = NULL;
+    char(*names)[SQLV__NAME_BYTES_MAX * 4 + 1] = NULL; /* owner: this function */
+    char *ptrs[DROP_NAMES_MAX], *tables[DROP_NAMES_MAX];
+    uint32_t ids[DROP_NAMES_MAX];
+    char state[6] = "", msg[300];
+    txn_error err = {{0}, {0}};
+    base_buf text = {0};
+    int nrels = 0, nseqs = 0, n = 0, ntables = 0, result = STMT_FAILED;
+    if (block_begin(r) != STMT_OK) return STMT_FAILED;
+    int rc = sqlv__priv_drop_owned_check(s, s->kv, o, state, msg, sizeof(msg), &err);
+    if (rc != TXN_OK) return fail_txn(r, rc, &err);
+    if (state[0]) return fail(r, state, msg);
+    if (session_relations(s, &rels, &nrels) != 0 ||
+        (names = base_calloc(DROP_NAMES_MAX, sizeof(*names))) == NULL) {
+        fail(r, "53200", "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < nrels; i++) {
+        bool owned = false;
+        for (int k = 0; k < o->nids && !owned; k++)
+            owned = o->ids[k] == rels[i]->id;
+        if (!owned) continue;
+        if (n == DROP_NAMES_MAX) {
+            fail(r, "54000", "too many objects in DROP OWNED");
+            goto done;
+        }
+        base_strlcpy(names[n], rels[i]->name, sizeof(names[n]));
+        ptrs[n] = names[n];
+        if (!rels[i]->is_view) tables[ntables++] = names[n];
+        ids[n++] = rels[i]->id;
+    }
+    if (n > 0) {
+        uint32_t deps[VIEW_CASCADE_MAX];
+        int ndeps = 0;
+        if (session_dependents(r, ids, n, deps, &ndeps) != STMT_OK) goto done;
+        if (ndeps > 0 && !o->cascade) {
+            /* PostgreSQL names the object when it is the only one */
+            if (n == 1 && o->nids == 1)
+                snprintf(msg, sizeof(msg),
+                         "cannot drop %s %.63s because other objects depend on it",
+                         ntables == 1 ? "table" : "view", names[0]);
+            else
+                base_strlcpy(msg, "cannot drop desired object(s) because other objects depend on "
+                                  "them", sizeof(msg));
+            fail(r, "2BP01", msg);
+            goto done;
+        }
+        if (drop_dependents(r, ids, n, true, "table", names[0]) != STMT_OK) goto done;
+        if (ntables > 0 && sqlv__seq_drop_owned(r, tables, ntables) != STMT_OK) goto done;
+        if (drop_in_block_quiet(r, ptrs, n, false) != STMT_OK) goto done;
+    }
+    /* the sequences left (a table's went with it): one DROP SEQUENCE, quiet */
+    if ((rc = sqlv__seq_list(s->kv, &seqs, &nseqs, &err)) != TXN_OK) {
+        fail_txn(r, rc, &err);
+        goto done;
+    }
+    bool any = false;
+    for (int i = 0; i < nseqs; i++) {
+        bool owned = false;
+        for (int k = 0; k < o->nids && !owned; k++)
+            owned = o->ids[k] == seqs[i].id;
+        if (!owned) continue;
+        char *q = sqlite3_mprintf("%s \"%w\"", any ? "," : "DROP SEQUENCE", seqs[i].name);
+        int arc = q != NULL ? base_buf_append(&text, q, strlen(q)) : -1;
+        sqlite3_free(q);
+        if (arc != 0) {
+            fail(r, "53200", "out of memory");
+            goto done;
+        }
+        any = true;
+    }
+    if (any) {
+        const char *tail = o->cascade ? " CASCADE" : "";
+        sqlv_sink quiet = *r->sink;
+        quiet.command_complete = NULL; /* DROP OWNED's tag, not DROP SEQUENCE's */
+        run q = {s, &quiet, 0};
+        if (base_buf_append(&text, tail, strlen(tail) + 1) != 0) {
+            fail(r, "53200", "out of memory");
+            goto done;
+        }
+        int src = sqlv__seq_stmt(&q, (const char *)text.data, text.len - 1);
+        if (q.sink_rc != 0) r->sink_rc = q.sink_rc;
+        if (src != STMT_OK) goto done;
+    }
+    if ((rc = sqlv__priv_drop_owned_revoke(s->kv, o, &err)) != TXN_OK) {
+        fail_txn(r, rc, &err);
+        goto done;
+    }
+    sqlv__priv_invalidate(s);
+    result = emit_tag(r, "DROP OWNED");
+done:
+    base_free(rels);
+    base_free(seqs);
+    base_free(names);
+    base_buf_free(&text);
+    return result;
+}
+
+static int do_drop_owned(run *r, const char *p, const char *end) {
+    char state[6], msg[200];
+    sqlv__owned_stmt *o = base_calloc(1, sizeof(*o)); /* owner: this function */
+    if (o == NULL) return fail(r, "53200", "out of memory");
+    int rc = sqlv__priv_owned_parse(r->s, p, end, false, o, state, msg, sizeof(msg)) != 0
+                 ? fail(r, state, msg)
+             : r->s->status == 'T' ? drop_owned_in_block(r, o)
+                                   : run_in_own_block(r, drop_owned_in_block, o, "DROP OWNED");
+    sqlv__priv_owned_free(o);
+    base_free(o);
+    return rc;
 }
 
 static int do_drop_table(run *r, const char *p, const char *end) {
@@ -2510,6 +2644,11 @@ static int do_truncate(run *r, const char *p, const char *end) {
     }
     if (sqlv__tok_is(&t, "CASCADE") || sqlv__tok_is(&t, "RESTRICT")) t = sqlv__lex_next(&p, end);
     if (t.kind != SQLV__TOK_END) return fail(r, "42601", "syntax error in TRUNCATE");
+    /* PostgreSQL's TRUNCATE privilege on every table before any row goes
+    ** (DELETE is not needed, nor enough) */
+    for (int i = 0; i < n; i++)
+        if (sqlv__priv_require_table(r, names[i], SQLV__PRIV_TRUNCATE) != STMT_OK)
+            return STMT_FAILED;
     /* The DELETEs run quietly: only errors and notices reach the client. */
     sqlv_sink quiet = *r->sink;
     quiet.row_description = NULL;
@@ -2525,7 +2664,9 @@ static int do_truncate(run *r, const char *p, const char *end) {
             rc = fail(&q, "53200", "out of memory");
             break;
         }
+        s->truncating = true;
         rc = run_sqlite(&q, del, strlen(del), false);
+        s->truncating = false;
         sqlite3_free(del);
     }
     r->sink_rc = q.sink_rc;
@@ -4134,6 +4275,10 @@ static int run_statement(run *r, const char *text, size_t len) {
     if (sqlv__tok_is(&t, "SET") || sqlv__tok_is(&t, "RESET"))
         return do_set(r, after_first, end, sqlv__tok_is(&t, "RESET"));
     if (sqlv__tok_is(&t, "TRUNCATE")) return do_truncate(r, after_first, end);
+    if (sqlv__tok_is(&t, "REASSIGN") && sqlv__tok_is(&t2, "OWNED"))
+        return sqlv__priv_reassign_owned(r, after_second, end); /* privileges.c */
+    if (sqlv__tok_is(&t, "DROP") && sqlv__tok_is(&t2, "OWNED"))
+        return do_drop_owned(r, after_second, end);
     if (((sqlv__tok_is(&t, "CREATE") || sqlv__tok_is(&t, "ALTER") || sqlv__tok_is(&t, "DROP")) &&
          (sqlv__tok_is(&t2, "USER") || sqlv__tok_is(&t2, "ROLE"))) ||
         sqlv__tok_is(&t, "GRANT") || sqlv__tok_is(&t, "REVOKE"))
@@ -4375,7 +4520,19 @@ static void end_implicit_block(run *r) {
     end_block_ddl(s);
 }
 
+static int session_exec(sqlv_session *s, const char *query, size_t query_len,
+                        const sqlv_sink *sink);
+
+/* SQLite's memory while the query runs is the session's (memory.c). */
 int sqlv_session_exec(sqlv_session *s, const char *query, size_t query_len, const sqlv_sink *sink) {
+    sqlv__mem *prev = sqlv__mem_enter(s->mem);
+    int rc = session_exec(s, query, query_len, sink);
+    sqlv__mem_leave(prev);
+    return rc;
+}
+
+static int session_exec(sqlv_session *s, const char *query, size_t query_len,
+                        const sqlv_sink *sink) {
     run r = {s, sink, 0};
     char *copy;
     int nstmts = 0, rc = SQLV_OK;

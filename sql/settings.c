@@ -47,6 +47,7 @@ static const setting_def defaults[] = {
     {"default_transaction_read_only", "off", false},
     {"extra_float_digits", "1", false},
     {"idle_in_transaction_session_timeout", "0", false},
+    {"idle_session_timeout", "0", false},
     {"integer_datetimes", "on", true},
     {"IntervalStyle", "postgres", false},
     {"is_superuser", "on", true},
@@ -56,6 +57,8 @@ static const setting_def defaults[] = {
     {"server_encoding", "UTF8", true},
     {"server_version", "15.0", true},
     {"server_version_num", "150000", true},
+    /* Meridian: SQLite's memory for this session (memory.c); 0 none */
+    {"session_memory_limit", SQLV__SESSION_MEMORY_LIMIT_DEFAULT, false},
     {"standard_conforming_strings", "on", false},
     {"statement_timeout", "0", false},
     {"synchronous_commit", "on", false},
@@ -70,7 +73,14 @@ static const setting_def defaults[] = {
 static bool is_duration(const char *canonical) {
     return strcmp(canonical, "statement_timeout") == 0 ||
            strcmp(canonical, "idle_in_transaction_session_timeout") == 0 ||
+           strcmp(canonical, "idle_session_timeout") == 0 ||
            strcmp(canonical, "lock_timeout") == 0;
+}
+
+/* Settings whose value is a byte size (kept as sqlv_setting_format
+** writes it, "256 MiB"). */
+static bool is_bytes(const char *canonical) {
+    return strcmp(canonical, "session_memory_limit") == 0;
 }
 
 /* Settings whose value is a boolean (kept as "on" or "off"). */
@@ -180,6 +190,19 @@ uint32_t sqlv_session_idle_in_transaction_timeout_ms(const sqlv_session *s) {
     return duration_setting_ms(s, "idle_in_transaction_session_timeout");
 }
 
+int64_t sqlv__session_memory_limit_bytes(const sqlv_session *s) {
+    const char *v = sqlv__setting_get(s, "session_memory_limit", NULL);
+    int64_t bytes = 0;
+    char why[160];
+    if (v == NULL || sqlv_setting_parse_type(SQLV_SETTING_BYTES, v, &bytes, why, sizeof(why)) != 0)
+        return 0; /* validated by SET: unreachable */
+    return bytes;
+}
+
+uint32_t sqlv_session_idle_session_timeout_ms(const sqlv_session *s) {
+    return duration_setting_ms(s, "idle_session_timeout");
+}
+
 bool sqlv__copy_from_atomic(const sqlv_session *s) {
     int i = find_override(s, "copy_from_atomic_enabled");
     return i >= 0 && strcmp(s->settings[i].value, "on") == 0; /* canonical (SET) */
@@ -196,6 +219,42 @@ static void lower(char *d, const char *s, size_t size) {
     for (; s[i] && i + 1 < size; i++)
         d[i] = (char)tolower((unsigned char)s[i]);
     d[i] = 0;
+}
+
+int sqlv__setting_canonical(const char *name, const char *value, char *cname, size_t cname_size,
+                            char *cvalue, size_t cvalue_size, char state[6], char *msg,
+                            size_t size) {
+    /* a scratch session: SET's own checks and spellings, nothing else */
+    sqlv_session *scratch = base_calloc(1, sizeof(*scratch)); /* owner: this function */
+    if (scratch == NULL) {
+        base_strlcpy(state, "53200", 6);
+        snprintf(msg, size, "out of memory");
+        return 1;
+    }
+    int rc = sqlv__setting_set(scratch, name, value, state, msg, size);
+    const char *canonical = NULL;
+    if (rc == 0 && value == NULL) { /* RESET: the name is known (or custom) */
+        if (sqlv__setting_get(scratch, name, &canonical) != NULL && canonical != NULL)
+            base_strlcpy(cname, canonical, cname_size);
+        else
+            lower(cname, name, cname_size);
+        if (cvalue_size > 0) cvalue[0] = '\0';
+    } else if (rc == 0 && scratch->nsettings == 1) {
+        base_strlcpy(cname, scratch->settings[0].name, cname_size);
+        base_strlcpy(cvalue, scratch->settings[0].value, cvalue_size);
+    } else if (rc == 0) {
+        rc = 1; /* unreachable: one SET makes one override */
+        base_strlcpy(state, "XX000", 6);
+        snprintf(msg, size, "cannot check the setting");
+    }
+    base_free(scratch);
+    return rc;
+}
+
+int sqlv_session_set(sqlv_session *s, const char *name, const char *value, char state[6],
+                     char *msg, size_t size) {
+    if (value == NULL) value = "";
+    return sqlv__setting_set(s, name, value, state, msg, size);
 }
 
 int sqlv__setting_set(sqlv_session *s, const char *name, const char *value, char state[6],
@@ -224,6 +283,7 @@ int sqlv__setting_set(sqlv_session *s, const char *name, const char *value, char
             s->settings[i] = s->settings[s->nsettings - 1];
             s->nsettings--;
         }
+        if (d && is_bytes(d->name)) sqlv__mem_set_limit(s->mem, sqlv__session_memory_limit_bytes(s));
         return 0;
     }
     base_strlcpy(v, value, sizeof(v));
@@ -261,6 +321,23 @@ int sqlv__setting_set(sqlv_session *s, const char *name, const char *value, char
         }
         format_duration_ms(ms, v, sizeof(v));
     }
+    if (d && is_bytes(d->name)) {
+        int64_t bytes = 0;
+        char why[160];
+        if (sqlv_setting_parse_type(SQLV_SETTING_BYTES, value, &bytes, why, sizeof(why)) != 0 ||
+            (bytes != 0 && bytes < SQLV__SESSION_MEMORY_LIMIT_MIN_BYTES)) {
+            base_strlcpy(state, "22023", 6);
+            snprintf(msg, size,
+                     "invalid value for parameter \"%s\": \"%.64s\" (want a byte size of at "
+                     "least 4 MiB such as '64MiB' or '1GiB'; 0 turns it off)",
+                     d->name, value);
+            return 1;
+        }
+        if (bytes == 0)
+            base_strlcpy(v, "0", sizeof(v)); /* off, as SHOW says it */
+        else
+            sqlv_setting_format(SQLV_SETTING_BYTES, bytes, v, sizeof(v));
+    }
     if (d && is_boolean(d->name)) {
         int on = boolean_value(lv);
         if (on < 0) {
@@ -281,6 +358,7 @@ int sqlv__setting_set(sqlv_session *s, const char *name, const char *value, char
         if (d == NULL) lower(s->settings[i].name, name, sizeof(s->settings[i].name));
     }
     base_strlcpy(s->settings[i].value, v, sizeof(s->settings[i].value));
+    if (d && is_bytes(d->name)) sqlv__mem_set_limit(s->mem, sqlv__session_memory_limit_bytes(s));
     return 0;
 }
 

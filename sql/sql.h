@@ -118,6 +118,29 @@ void sqlv_session_cancel(sqlv_session *s);
 ** long (25P03). Call on the session's thread. */
 uint32_t sqlv_session_statement_timeout_ms(const sqlv_session *s);
 uint32_t sqlv_session_idle_in_transaction_timeout_ms(const sqlv_session *s);
+/* SET name = value for this session, as the SET statement does (used for
+** the startup packet's options). 0, or 1 with a SQLSTATE (42704 unknown,
+** 55P02 read-only, 22023 a bad value) and a message in state/msg. */
+int sqlv_session_set(sqlv_session *s, const char *name, const char *value, char state[6],
+                     char *msg, size_t size);
+/* Apply the settings of the session's role (ALTER ROLE ... SET), read in a
+** transaction of their own; the gateway calls it at the login, before the
+** startup options (which win, as in PostgreSQL). SQLV_OK, or
+** SQLV_ERR_NOMEM / SQLV_ERR_INTERNAL when the role cannot be read. */
+int sqlv_session_apply_role_settings(sqlv_session *s);
+/* idle_session_timeout in milliseconds (0: none): the gateway ends a
+** session idle outside a block that long (FATAL 57P05), as PostgreSQL 14. */
+uint32_t sqlv_session_idle_session_timeout_ms(const sqlv_session *s);
+
+/* SQLite's memory on this node, all sessions together (sqlite3's hard heap
+** limit): an allocation past it fails its statement with 53200. The default,
+** set when the first engine opens, is a quarter of the machine's memory, at
+** least SQLV_MEMORY_NODE_LIMIT_MIN_BYTES; 0 removes the cap. Process-wide:
+** call before opening sessions (`meridian start --sql-memory-limit`). */
+#define SQLV_MEMORY_NODE_LIMIT_MIN_BYTES (256LL * 1024 * 1024)
+int sqlv_memory_set_node_limit(int64_t bytes);
+int64_t sqlv_memory_node_limit(void);
+int64_t sqlv_memory_default_node_limit(void);
 
 /* ---- extended query protocol -------------------------------------------------
 ** Prepared statements and portals live in the session. A named statement

@@ -307,6 +307,12 @@ typedef struct sqlv__result {
     char message[512];
     char notice[256];
 } sqlv__result;
+/* Sets res's sqlstate to state and its message from fmt (index.c; rekey.c uses it). */
+void sqlv__result_set(sqlv__result *res, const char *state, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* res from the txn error rc (err set from it): its sqlstate and message, or
+** XX000 "transaction failed". */
+void sqlv__result_txn(sqlv__result *res, int rc, txn_error *err);
 /* Implicit (outside a block) CREATE TABLE / DROP TABLE: each in its own
 ** KV transaction whose catalog is read at its own read timestamp, retried
 ** up to SQLV__DDL_RETRIES_MAX times on 40001. */
@@ -536,6 +542,8 @@ struct sqlv_session {
     txn *kv;           /* the open KV transaction or NULL */
     char status;       /* 'I', 'T', 'E' */
     bool kv_read_only; /* kv was begun read-only (implicit SELECT) */
+    /* TRUNCATE's DELETEs run: the authorizer's DELETE takes TRUNCATE */
+    bool truncating;
     /* status 'T' stands for PostgreSQL's implicit transaction block: the
     ** statements of one multi-statement query string outside BEGIN, which
     ** commit together at the end of the string (or roll back on an error). */
@@ -596,6 +604,9 @@ struct sqlv_session {
     sqlv_copy_in_fn copy_in; /* NULL: COPY FROM STDIN refused */
     sqlv_copy_out_fns copy_out; /* begin NULL: COPY TO STDOUT refused (copy.c) */
     struct sqlv__capture *capture; /* keys the running statement writes (upsert.c); borrowed */
+    /* SQLite's memory charged to this session (memory.c); owner: session,
+    ** released after db is closed. */
+    struct sqlv__mem *mem;
     struct sqlv__priv_cache *priv; /* effective privileges (privileges.c); owner: session */
     struct sqlv__explain *explain; /* the EXPLAIN running a statement (explain.c); borrowed */
     struct sqlv__seq_session *seq; /* currval/lastval (sequence.c); owner: session */
@@ -645,6 +656,37 @@ extern int sqlv__copy_batch_rows;
 int sqlv__commit_quiet(sqlv__run *r);
 
 #define SQLV__SETTINGS_MAX 32
+
+/* session_memory_limit's default and least value other than 0 (off). */
+#define SQLV__SESSION_MEMORY_LIMIT_DEFAULT "256 MiB"
+#define SQLV__SESSION_MEMORY_LIMIT_MIN_BYTES (4LL * 1024 * 1024)
+/* settings.c: SET name = value checked without a session: 0 with the
+** canonical name and value (value NULL: the name only, for RESET), or 1
+** with state/msg (42704, 55P02, 22023) as SET would fail. */
+int sqlv__setting_canonical(const char *name, const char *value, char *cname, size_t cname_size,
+                            char *cvalue, size_t cvalue_size, char state[6], char *msg,
+                            size_t size);
+/* settings.c: the session's session_memory_limit in bytes (0: none). */
+int64_t sqlv__session_memory_limit_bytes(const sqlv_session *s);
+/* memory.c: SQLite's memory per session (a budget) and per node. */
+typedef struct sqlv__mem sqlv__mem;
+/* Install the counting allocator (once per process, before SQLite's first
+** use; later calls do nothing) and the default node cap. */
+void sqlv__mem_init(void);
+/* A budget of limit_bytes (0: none). owner: caller, sqlv__mem_release
+** (after the session's connection is closed). NULL: out of memory. */
+sqlv__mem *sqlv__mem_new(int64_t limit_bytes);
+void sqlv__mem_release(sqlv__mem *m);
+/* Charge this thread's SQLite allocations to m (NULL: nobody) until the
+** matching leave; returns the budget to restore. */
+sqlv__mem *sqlv__mem_enter(sqlv__mem *m);
+void sqlv__mem_leave(sqlv__mem *prev);
+void sqlv__mem_set_limit(sqlv__mem *m, int64_t limit_bytes);
+int64_t sqlv__mem_used(const sqlv__mem *m);
+bool sqlv__mem_enforced(void);
+/* The 53200 message of an SQLITE_NOMEM: names the session's limit when it
+** refused an allocation since the entry point began. */
+void sqlv__mem_nomem_message(const sqlv_session *s, char *msg, size_t size);
 
 /* settings.c. Look name up (case-insensitive): its value (owned by the
 ** session or static, valid until the next SET) and canonical name; NULL if
@@ -862,6 +904,9 @@ int sqlv__index_drop_stmt(sqlv__run *r, const char *text, size_t len);
 typedef int (*sqlv__backfill_step_fn)(void *arg, txn *kv, const sqlv__catalog *cat,
                                       base_buf *from, int max_rows, bool *done, int *nrows,
                                       int *txn_rc, sqlv__result *res);
+/* A step's txn error trc (err set from it): *txn_rc and res set; returns
+** the step's result (SQLV_ERR_NOMEM for TXN_ERR_NOMEM, else 0). */
+int sqlv__backfill_txn_failed(sqlv__result *res, int trc, txn_error *err, int *txn_rc);
 /* Run step in batches of their own transactions until the rows end (index.c):
 ** at most rows_max rows a batch (sqlv__backfill_rows when set). A batch
 ** failing with 40001 is tried again from its start with half the rows it
@@ -891,7 +936,10 @@ extern int sqlv__backfill_rows; /* > 0: rows per batch instead of SQLV__BACKFILL
 **                                 u8 name length | name | u16 verifier length BE |
 **                                 verifier ("SCRAM-SHA-256$...", empty: no password) |
 **                                 i32 connection limit BE (-1: none)
-**                                 (version 0x01: the same without the limit)
+**                                 (version 0x01: the same without the limit;
+**                                 version 0x03, written only for a role with
+**                                 ALTER ROLE ... SET settings: 0x02's fields,
+**                                 then u16 length BE | "name\0value\0"...)
 **   table 4 index 1: memberships  key = prefix(4,1) + TEXT(role) + TEXT(member)
 **                                 value = 0x01 | u8 flags (1 ADMIN OPTION) |
 **                                 u8 role length | role | u8 member length | member
@@ -909,6 +957,7 @@ extern int sqlv__backfill_rows; /* > 0: rows per batch instead of SQLV__BACKFILL
 #define SQLV__FIRST_ROLE_ID 100u
 #define SQLV__ROLE_ROOT "root"
 #define SQLV__ROLE_ADMIN "admin"
+#define SQLV__ROLE_SETTINGS_BYTES_MAX 512 /* one role's ALTER ROLE ... SET pairs */
 #define SQLV__ROLES_MAX 100000        /* roles one listing reads (54000 past it) */
 #define SQLV__MEMBERSHIPS_MAX 1000000 /* memberships one listing reads (54000 past it) */
 #define SQLV__PASSWORD_BYTES_MAX 1024 /* a clear-text password in CREATE/ALTER ROLE */
@@ -921,6 +970,10 @@ typedef struct sqlv__role {
     bool builtin; /* root or admin */
     char verifier[SQLV_AUTH_VERIFIER_SIZE_MAX + 1]; /* "": no password */
     int32_t conn_limit; /* CONNECTION LIMIT: sessions per node, -1: none */
+    /* ALTER ROLE ... SET: "name\0value\0" pairs, canonical (validated by
+    ** sqlv__setting_canonical), applied at each login of the role. */
+    char settings[SQLV__ROLE_SETTINGS_BYTES_MAX];
+    uint16_t settings_len;
 } sqlv__role;
 
 typedef struct sqlv__membership {
@@ -987,9 +1040,12 @@ int sqlv__privileges_stmt(sqlv__run *r, const char *text, size_t len);
 ** triggers do not exist yet. */
 #define SQLV__PRIV_REFERENCES 0x10000u /* on a table or a column */
 #define SQLV__PRIV_TRIGGER 0x20000u    /* on a table */
+/* A bit of its own (option 0x4000000), not DELETE's: rows stored before it
+** existed (a DELETE, or an ALL of then) do not hold it; owners do. */
+#define SQLV__PRIV_TRUNCATE 0x40000u /* on a table: TRUNCATE */
 #define SQLV__PRIV_TABLE_ALL                                                                       \
     (SQLV__PRIV_SELECT | SQLV__PRIV_INSERT | SQLV__PRIV_UPDATE | SQLV__PRIV_DELETE |              \
-     SQLV__PRIV_DROP | SQLV__PRIV_REFERENCES | SQLV__PRIV_TRIGGER)
+     SQLV__PRIV_DROP | SQLV__PRIV_REFERENCES | SQLV__PRIV_TRIGGER | SQLV__PRIV_TRUNCATE)
 #define SQLV__PRIV_DATABASE_ALL (SQLV__PRIV_CREATE | SQLV__PRIV_DROP)
 #define SQLV__PRIV_SEQUENCE_ALL (SQLV__PRIV_USAGE | SQLV__PRIV_SELECT | SQLV__PRIV_UPDATE)
 #define SQLV__PRIV_GRANT_SHIFT 8 /* privilege bits << 8: their grant options */
@@ -1057,6 +1113,34 @@ int sqlv__priv_set_owner(sqlv_session *s, txn *kv, uint32_t id, const char *role
 ** TXN_OK or a txn error (err set). */
 int sqlv__priv_role_objects(sqlv_engine *e, txn *kv, const char *role, int *nobjects,
                             txn_error *err);
+/* REASSIGN OWNED and DROP OWNED (PostgreSQL's; privileges.c). */
+typedef struct sqlv__owned_stmt {
+    char roles[SQLV__ROLE_NAMES_MAX][SQLV__NAME_BYTES_MAX + 1]; /* BY role, ... */
+    int nroles;
+    char to[SQLV__NAME_BYTES_MAX + 1]; /* REASSIGN's new owner */
+    bool cascade;                      /* DROP OWNED ... CASCADE */
+    uint32_t *ids; /* DROP OWNED: what the roles own; owner: this (sqlv__priv_owned_free) */
+    int nids;
+} sqlv__owned_stmt;
+/* The statement after OWNED (BY role[, ...] then TO role, or [CASCADE |
+** RESTRICT]); CURRENT_USER and friends become the session's user. 0, or 1
+** with state/msg set. */
+int sqlv__priv_owned_parse(sqlv_session *s, const char *p, const char *end, bool reassign,
+                           sqlv__owned_stmt *o, char state[6], char *msg, size_t msg_size);
+void sqlv__priv_owned_free(sqlv__owned_stmt *o); /* its ids; o itself stays */
+/* REASSIGN OWNED BY ... TO ...: the whole statement (p after OWNED), in the
+** block or a transaction of its own. STMT result (the error sent). */
+int sqlv__priv_reassign_owned(sqlv__run *r, const char *p, const char *end);
+/* DROP OWNED, before anything is dropped, through kv: 42704 an unknown
+** role, 42501 unless an admin or a member of every role, 2BP01 for root;
+** o->ids: the ids of the tables, views and sequences the roles own. TXN_OK
+** (state set on a refusal) or a txn error (err set). */
+int sqlv__priv_drop_owned_check(sqlv_session *s, txn *kv, sqlv__owned_stmt *o, char state[6],
+                                char *msg, size_t msg_size, txn_error *err);
+/* DROP OWNED, after the drops: every privilege granted to the roles (and,
+** as a REVOKE ... CASCADE, what they granted with them) is revoked, their
+** owner rows go; the catalog version is bumped. TXN_OK or a txn error. */
+int sqlv__priv_drop_owned_revoke(txn *kv, const sqlv__owned_stmt *o, txn_error *err);
 
 /* Explicit checks of the session's own statement paths: STMT_OK, or the
 ** error sent (42501) and STMT_FAILED. A table that does not exist passes
@@ -1109,10 +1193,9 @@ typedef struct sqlv__priv_rows sqlv__priv_rows;
 int sqlv__priv_rows_read(txn *kv, sqlv__priv_rows **out, txn_error *err);
 void sqlv__priv_rows_free(sqlv__priv_rows *p);
 /* The relacl of table (or sequence) id as PostgreSQL's aclitem[] text
-** ({owner=arwdxt/owner,app=r/owner,=r/owner}, '*' after a letter for its
-** grant option; no D: Meridian has no TRUNCATE privilege; DROP has no
-** letter) into out, NUL-terminated; *null when no grant is stored (the
-** owner's defaults). 0 or SQLV_ERR_NOMEM. */
+** ({owner=arwdDxt/owner,app=r/owner,=r/owner}, '*' after a letter for its
+** grant option; D: TRUNCATE; DROP has no letter) into out, NUL-terminated;
+** *null when no grant is stored (the owner's defaults). 0 or SQLV_ERR_NOMEM. */
 int sqlv__priv_relacl(const sqlv__priv_rows *p, uint32_t id, bool sequence, base_buf *out,
                       bool *null);
 /* pg_class.relowner: the role whose owner row table or sequence id has, or

@@ -24,7 +24,10 @@
 **     dropped (2BP01, as PostgreSQL): a role created again by its name
 **     never inherits its grants.
 **   - role rows are written in format 2 (with the CONNECTION LIMIT, -1 or
-**     more); rows of format 1 still read, as having no limit.
+**     more), or 3 (then with the ALTER ROLE ... SET pairs: u16 length and
+**     "name\0value\0"...) when the role has settings, so a role without
+**     any reads on a node of the previous version; rows of format 1 still
+**     read, as having no limit.
 **   - sqlv_auth_lookup reads the role and the host-based rules in one
 **     read-only transaction: the gateway judges a login on one snapshot.
 **   - every loop is bounded: SQLV__ROLES_MAX, SQLV__MEMBERSHIPS_MAX,
@@ -45,6 +48,7 @@
 
 #define MOD "sql"
 #define ROLE_FORMAT_VERSION 2    /* written; 1 (no connection limit) is still read */
+#define ROLE_FORMAT_VERSION_SETTINGS 3 /* written when the role has settings */
 #define ROLE_FORMAT_VERSION_V1 1
 #define MEMBER_FORMAT_VERSION 1
 #define ROLE_FLAG_LOGIN 1u
@@ -104,7 +108,8 @@ static int role_encode(const sqlv__role *r, base_buf *out) {
     uint8_t hdr[7];
     size_t nl = strlen(r->name), vl = strlen(r->verifier);
     assert(nl <= SQLV__NAME_BYTES_MAX && vl <= SQLV_AUTH_VERIFIER_SIZE_MAX);
-    hdr[0] = ROLE_FORMAT_VERSION;
+    assert(r->settings_len <= sizeof(r->settings));
+    hdr[0] = r->settings_len > 0 ? ROLE_FORMAT_VERSION_SETTINGS : ROLE_FORMAT_VERSION;
     hdr[1] = r->login ? ROLE_FLAG_LOGIN : 0;
     put_be(hdr + 2, r->id, 4);
     hdr[6] = (uint8_t)nl;
@@ -116,7 +121,28 @@ static int role_encode(const sqlv__role *r, base_buf *out) {
         base_buf_append(out, vlen, 2) != 0 || base_buf_append(out, r->verifier, vl) != 0 ||
         base_buf_append(out, limit, 4) != 0)
         return SQLV_ERR_NOMEM;
+    if (r->settings_len > 0) {
+        uint8_t slen[2];
+        put_be(slen, r->settings_len, 2);
+        if (base_buf_append(out, slen, 2) != 0 ||
+            base_buf_append(out, r->settings, r->settings_len) != 0)
+            return SQLV_ERR_NOMEM;
+    }
     return 0;
+}
+
+/* "name\0value\0" pairs, n bytes: each name non-empty. */
+static bool settings_valid(const char *p, size_t n) {
+    size_t i = 0;
+    while (i < n) { /* each turn takes one pair */
+        const char *nul = memchr(p + i, 0, n - i);
+        if (nul == NULL || nul == p + i) return false;
+        i = (size_t)(nul - p) + 1;
+        nul = memchr(p + i, 0, n - i);
+        if (nul == NULL) return false;
+        i = (size_t)(nul - p) + 1;
+    }
+    return true;
 }
 
 /* A name of n bytes at p into out: -1 when it cannot be one. */
@@ -130,11 +156,25 @@ static int copy_name(const uint8_t *p, size_t n, char *out) {
 /* Bytes from the disk: never trusted. 0, or -1 when malformed. */
 static int role_decode(const uint8_t *v, size_t n, sqlv__role *r) {
     memset(r, 0, sizeof(*r));
-    if (n < 7 || (v[0] != ROLE_FORMAT_VERSION && v[0] != ROLE_FORMAT_VERSION_V1)) return -1;
-    size_t nl = v[6], tail = v[0] == ROLE_FORMAT_VERSION ? 4 : 0;
+    if (n < 7 || (v[0] != ROLE_FORMAT_VERSION && v[0] != ROLE_FORMAT_VERSION_V1 &&
+                  v[0] != ROLE_FORMAT_VERSION_SETTINGS))
+        return -1;
+    size_t nl = v[6], tail = v[0] == ROLE_FORMAT_VERSION_V1 ? 0 : 4;
     if (n < 7 + nl + 2 || copy_name(v + 7, nl, r->name) != 0) return -1;
     size_t vl = (size_t)get_be(v + 7 + nl, 2);
-    if (vl > SQLV_AUTH_VERIFIER_SIZE_MAX || n != 7 + nl + 2 + vl + tail) return -1;
+    if (vl > SQLV_AUTH_VERIFIER_SIZE_MAX || n < 7 + nl + 2 + vl + tail) return -1;
+    if (v[0] == ROLE_FORMAT_VERSION_SETTINGS) {
+        size_t at = 7 + nl + 2 + vl + tail;
+        if (n < at + 2) return -1;
+        size_t sl = (size_t)get_be(v + at, 2);
+        if (sl == 0 || sl > sizeof(r->settings) || n != at + 2 + sl ||
+            !settings_valid((const char *)v + at + 2, sl))
+            return -1;
+        memcpy(r->settings, v + at + 2, sl);
+        r->settings_len = (uint16_t)sl;
+    } else if (n != 7 + nl + 2 + vl + tail) {
+        return -1;
+    }
     r->conn_limit = tail ? (int32_t)(uint32_t)get_be(v + 7 + nl + 2 + vl, 4) : -1;
     if (r->conn_limit < -1) return -1;
     memcpy(r->verifier, v + 7 + nl + 2, vl);
@@ -436,6 +476,35 @@ int sqlv_auth_lookup(sqlv_engine *e, const char *user, sqlv_auth_info *out) {
     return rc == TXN_ERR_NOMEM ? SQLV_ERR_NOMEM : SQLV_ERR_INTERNAL;
 }
 
+/* The role's ALTER ROLE ... SET pairs, applied at its login; a stored
+** value SET now refuses (written by another version) is logged and
+** skipped, as PostgreSQL warns and goes on. */
+int sqlv_session_apply_role_settings(sqlv_session *s) {
+    txn_options o = {.read_only = true};
+    txn_error err = {{0}, {0}};
+    txn *kv = NULL;
+    sqlv__role r;
+    bool found = false;
+    int rc = txn_begin(s->engine->db, &o, &kv);
+    if (rc == TXN_OK) rc = role_get(kv, s->user, &r, &found, &err);
+    if (kv != NULL) txn_rollback(kv); /* read only: nothing to commit */
+    if (rc != TXN_OK) {
+        txn_error_set(&err, rc);
+        BASE_WARN(MOD, "cannot read the settings of role \"%s\": %s %s", s->user, err.sqlstate,
+                  err.message);
+        return rc == TXN_ERR_NOMEM ? SQLV_ERR_NOMEM : SQLV_ERR_INTERNAL;
+    }
+    for (size_t i = 0; found && i < r.settings_len;) { /* pairs checked when read */
+        const char *name = r.settings + i, *value = name + strlen(name) + 1;
+        char state[6], msg[200];
+        if (sqlv__setting_set(s, name, value, state, msg, sizeof(msg)) != 0)
+            BASE_WARN(MOD, "role \"%s\": setting %s not applied: %s", s->user, name, msg);
+        i = (size_t)(value - r.settings) + strlen(value) + 1;
+    }
+    memset(&r, 0, sizeof(r));
+    return SQLV_OK;
+}
+
 /* ---- statements: parsing -------------------------------------------------------- */
 
 typedef enum op_kind { OP_CREATE, OP_ALTER, OP_DROP, OP_GRANT, OP_REVOKE } op_kind;
@@ -455,6 +524,10 @@ typedef struct user_op {
     bool set_conn_limit; /* CONNECTION LIMIT n (-1: none) */
     int32_t conn_limit;
     bool admin_option; /* GRANT ... WITH ADMIN OPTION; REVOKE ADMIN OPTION FOR */
+    /* ALTER ROLE ... SET name = value (canonical) / RESET name / RESET ALL */
+    enum { SETTING_NONE, SETTING_SET, SETTING_RESET, SETTING_RESET_ALL } setting_op;
+    char setting_name[64];
+    char setting_value[256];
     /* Results of one attempt (reset before each). */
     char state[6];
     char msg[256];
@@ -725,6 +798,66 @@ static int role_options(parser *ps, user_op *o) {
     return 0;
 }
 
+/* ALTER ROLE name SET setting {= | TO} {value | DEFAULT}, RESET setting,
+** RESET ALL (after the role name), checked as SET would check it. */
+static int role_setting(parser *ps, user_op *o) {
+    bool set = sqlv__tok_is(&ps->t, "SET");
+    char name[128] = "", value[256] = "", state[6];
+    next(ps);
+    if (!set && sqlv__tok_is(&ps->t, "ALL")) {
+        next(ps);
+        o->setting_op = SETTING_RESET_ALL;
+        return ps->t.kind == SQLV__TOK_END ? 0 : syntax(ps);
+    }
+    /* name or prefix.name */
+    for (int part = 0; part < 2; part++) {
+        if (ps->t.kind != SQLV__TOK_WORD && ps->t.kind != SQLV__TOK_QUOTED) return syntax(ps);
+        size_t have = strlen(name);
+        const char *w = ps->t.kind == SQLV__TOK_QUOTED ? ps->t.start + 1 : ps->t.start;
+        size_t wl = ps->t.kind == SQLV__TOK_QUOTED ? ps->t.len - 2 : ps->t.len;
+        if (have + wl + 2 > sizeof(name)) return refuse(ps, "42622", "setting name too long");
+        memcpy(name + have, w, wl);
+        name[have + wl] = '\0';
+        next(ps);
+        if (part > 0 || !sqlv__tok_punct(&ps->t, '.')) break;
+        strcat(name, ".");
+        next(ps);
+    }
+    bool reset = !set;
+    if (set) {
+        if (!sqlv__tok_punct(&ps->t, '=') && !sqlv__tok_is(&ps->t, "TO")) return syntax(ps);
+        next(ps);
+        bool too_long = false;
+        if (sqlv__tok_is(&ps->t, "DEFAULT")) {
+            reset = true;
+        } else if (ps->t.kind == SQLV__TOK_STRING) {
+            if (string_value(&ps->t, value, sizeof(value), &too_long) != 0)
+                return too_long ? refuse(ps, "22023", "value for \"%.64s\" is too long", name)
+                                : syntax(ps);
+        } else if (ps->t.kind == SQLV__TOK_WORD || ps->t.kind == SQLV__TOK_OTHER) {
+            if (ps->t.len >= sizeof(value)) return refuse(ps, "22023", "value too long");
+            memcpy(value, ps->t.start, ps->t.len);
+            value[ps->t.len] = '\0';
+        } else {
+            return syntax(ps);
+        }
+        next(ps);
+    }
+    if (ps->t.kind != SQLV__TOK_END) {
+        if (sqlv__tok_punct(&ps->t, ','))
+            return refuse(ps, "0A000", "ALTER ROLE ... SET takes one value (not a list) here");
+        return syntax(ps);
+    }
+    if (sqlv__setting_canonical(name, reset ? NULL : value, o->setting_name,
+                                sizeof(o->setting_name), o->setting_value,
+                                sizeof(o->setting_value), state, ps->msg, sizeof(ps->msg)) != 0) {
+        memcpy(ps->state, state, sizeof(ps->state));
+        return -1;
+    }
+    o->setting_op = reset ? SETTING_RESET : SETTING_SET;
+    return 0;
+}
+
 /* The statement into o. 0, or -1 with ps->state/msg set. */
 static int parse(parser *ps, user_op *o) {
     next(ps);
@@ -791,8 +924,9 @@ static int parse(parser *ps, user_op *o) {
     }
     if (role_name(ps, o->names[0], !create, create) != 0) return -1;
     o->nnames = 1;
-    if (!create && (sqlv__tok_is(&ps->t, "RENAME") || sqlv__tok_is(&ps->t, "SET") ||
-                    sqlv__tok_is(&ps->t, "RESET") || sqlv__tok_is(&ps->t, "IN")))
+    if (!create && (sqlv__tok_is(&ps->t, "SET") || sqlv__tok_is(&ps->t, "RESET")))
+        return role_setting(ps, o);
+    if (!create && (sqlv__tok_is(&ps->t, "RENAME") || sqlv__tok_is(&ps->t, "IN")))
         return refuse(ps, "0A000", "ALTER ROLE ... %.*s is not supported yet", (int)ps->t.len,
                       ps->t.start);
     if (role_options(ps, o) != 0) return -1;
@@ -903,6 +1037,39 @@ static int apply_create(user_op *o, txn *kv, txn_error *err) {
     return rc;
 }
 
+/* o's SET/RESET on r's pairs: 0, or -1 with o->state (54000: full). */
+static int role_settings_change(user_op *o, sqlv__role *r) {
+    if (o->setting_op == SETTING_RESET_ALL) {
+        r->settings_len = 0;
+        return 0;
+    }
+    /* drop the pair of that name, if any */
+    size_t i = 0, n = r->settings_len;
+    while (i < n) { /* each turn steps over one pair (checked when read) */
+        size_t nl = strlen(r->settings + i) + 1;
+        size_t pl = nl + strlen(r->settings + i + nl) + 1;
+        if (strcmp(r->settings + i, o->setting_name) == 0) {
+            memmove(r->settings + i, r->settings + i + pl, n - i - pl);
+            n -= pl;
+            continue;
+        }
+        i += pl;
+    }
+    if (o->setting_op == SETTING_SET) {
+        size_t nl = strlen(o->setting_name) + 1, vl = strlen(o->setting_value) + 1;
+        if (n + nl + vl > sizeof(r->settings)) {
+            op_error(o, "54000", "too many settings for role \"%s\" (at most %zu bytes)",
+                     r->name, sizeof(r->settings));
+            return -1;
+        }
+        memcpy(r->settings + n, o->setting_name, nl);
+        memcpy(r->settings + n + nl, o->setting_value, vl);
+        n += nl + vl;
+    }
+    r->settings_len = (uint16_t)n;
+    return 0;
+}
+
 static int apply_alter(user_op *o, txn *kv, txn_error *err) {
     sqlv__role r;
     bool found;
@@ -914,6 +1081,10 @@ static int apply_alter(user_op *o, txn *kv, txn_error *err) {
     if (o->set_login) r.login = o->login;
     if (o->set_conn_limit) r.conn_limit = o->conn_limit;
     if (o->set_password) base_strlcpy(r.verifier, o->verifier, sizeof(r.verifier));
+    if (o->setting_op != SETTING_NONE && role_settings_change(o, &r) != 0) {
+        memset(&r, 0, sizeof(r));
+        return TXN_OK; /* o->state says why */
+    }
     rc = put_role(kv, &r, err);
     memset(&r, 0, sizeof(r));
     return rc;

@@ -14,7 +14,12 @@
 **     clients"; a session ended frees its slot;
 **   - a startup packet that stalls is closed after the startup timeout
 **     (10 s); garbage instead of a startup packet, and garbage after a
-**     login, get 08P01 and are closed; the other sessions carry on.
+**     login, get 08P01 and are closed; the other sessions carry on;
+**   - settings from PGOPTIONS (the startup packet's options): applied at the
+**     login, an unknown one refused (FATAL 42704); session_memory_limit
+**     from there fails a 20 MB aggregate with 53200 and the session goes
+**     on; idle_session_timeout from there ends the idle session (FATAL
+**     57P05). The node runs with --max-sql-memory 512MiB.
 ** Every wait is bounded; no timing assertion.
 */
 #define _GNU_SOURCE
@@ -172,6 +177,37 @@ static void test_idle_in_transaction(void **state) {
     PQfinish(b);
 }
 
+static void test_startup_options(void **state) {
+    (void)state;
+    setenv("PGOPTIONS", "-c no_such_setting=1", 1);
+    PGconn *c = connect_as("root");
+    assert_int_not_equal(PQstatus(c), CONNECTION_OK);
+    assert_non_null(strstr(PQerrorMessage(c), "unrecognized configuration parameter"));
+    PQfinish(c);
+    setenv("PGOPTIONS", "-c session_memory_limit=8MiB --idle-session-timeout=1s", 1);
+    c = connect_as("root");
+    unsetenv("PGOPTIONS");
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    e2e_rows_equal(c, "SHOW session_memory_limit", "8 MiB\n");
+    static const char big[] =
+        "SELECT length(group_concat(hex(zeroblob(500)), ',')) FROM generate_series(1, 20000)";
+    fails_with(c, big, "53200", "session's memory limit");
+    e2e_rows_equal(c, "SELECT 7", "7\n");
+    PGconn *other = e2e_conn(); /* the default limit */
+    e2e_rows_equal(other, big, "20019999\n");
+    PQfinish(other);
+    /* idle 1 s outside a block: the FATAL comes without a request (bounded
+    ** wait for the socket to become readable), then libpq reads it. */
+    struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+    assert_int_equal(poll(&p, 1, IO_TIMEOUT_S * 1000), 1);
+    PGresult *r = PQexec(c, "SELECT 1");
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    PQclear(r);
+    assert_int_equal(PQstatus(c), CONNECTION_BAD);
+    assert_non_null(strstr(PQerrorMessage(c), "idle-session timeout"));
+    PQfinish(c);
+}
+
 static void test_connection_limits(void **state) {
     (void)state;
     PGconn *mine[8] = {0};
@@ -250,7 +286,7 @@ static void test_stalled_startup_and_garbage(void **state) {
 static int group_setup(void **state) {
     (void)state;
     const char *extra[] = {"--max-sql-connections", "8", "--max-sql-connections-per-user", "5",
-                           NULL};
+                           "--max-sql-memory", "512MiB", NULL};
     return mtest_node_start(&e2e_node, NULL, extra) == 0 ? 0 : -1;
 }
 
@@ -258,6 +294,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_statement_timeout),
         cmocka_unit_test(test_idle_in_transaction),
+        cmocka_unit_test(test_startup_options),
         cmocka_unit_test(test_connection_limits),
         cmocka_unit_test(test_stalled_startup_and_garbage),
     };

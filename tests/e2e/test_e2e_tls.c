@@ -8,7 +8,9 @@
 ** libpq verify-full works (PQsslInUse; root logs in with its client
 ** certificate, from the banner's URL too: authentication is
 ** test_e2e_auth.c's); sslmode=disable is refused; a foreign CA root and a wrong
-** host name fail verification; psql verify-full runs a query; `meridian sql
+** host name fail verification; a client certificate of a foreign CA and an
+** expired one are refused at the handshake (logged, the node serves on);
+** psql verify-full (and sslmode=require) runs a query; `meridian sql
 ** --certs-dir` / default prefer / --insecure; SIGHUP with a new node
 ** certificate: new connections get it, a live one keeps working, a failed
 ** reload keeps the old certificates.
@@ -16,10 +18,12 @@
 ** All waits are bounded; the node dies with the test (mtest_node).
 */
 #include "tests/e2e/e2e_util.h"
+#include "security/security.h"
 
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/pem.h>
@@ -276,6 +280,67 @@ static void test_wrong_host_fails(void **state) {
     (void)err;
 }
 
+/* Polls the node's log for needle (bounded: the WARN line is written by
+** the loop thread right after the handshake fails). */
+static bool log_shows(const char *needle) {
+    for (int i = 0; i < E2E_RELOAD_TIMEOUT_MS / E2E_RELOAD_POLL_MS; i++) {
+        if (log_contains(needle)) return true;
+        poll(NULL, 0, E2E_RELOAD_POLL_MS);
+    }
+    return false;
+}
+
+/* A client certificate the node must refuse at the handshake: one of a
+** foreign CA and an expired one of the cluster's CA (both for root, so only
+** the certificate is wrong). The node logs why and keeps serving. */
+static void test_bad_client_certificate_refused(void **state) {
+    (void)state;
+    const char *bin = mtest_meridian_bin();
+    const char *foreign[] = {bin, "cert", "create-client", "root", "--certs-dir", g_other,
+                             "--ca-key", g_other_key, NULL};
+    run_ok(foreign);
+    char expired[400], from[512], to[512], err[SEC_ERR_MSG_SIZE];
+    snprintf(expired, sizeof expired, "%s/expired", g_dir);
+    assert_int_equal(mkdir(expired, 0700), 0);
+    snprintf(from, sizeof from, "%s/ca.crt", g_certs);
+    snprintf(to, sizeof to, "%s/ca.crt", expired);
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+    /* valid for one day, ten days ago */
+    sec_cert_options old = {.not_before_unix_s = (int64_t)time(NULL) - 10 * 24 * 3600,
+                            .lifetime_s = 24 * 3600};
+    if (sec_cert_create_client(expired, g_ca_key, "root", &old, err, sizeof err) != 0)
+        print_error("expired client certificate: %s\n", err);
+    const char *dirs[] = {g_other, expired};
+    const char *why[] = {"certificate verification failed: unable to get local issuer",
+                         "certificate verification failed: certificate has expired"};
+    for (size_t i = 0; i < BASE_ARRAY_LEN(dirs); i++) {
+        char ci[4096];
+        snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=root dbname=defaultdb "
+                 "connect_timeout=10 sslmode=verify-full sslrootcert=%s/ca.crt "
+                 "sslcert=%s/client.root.crt sslkey=%s/client.root.key",
+                 g_node.port, g_certs, dirs[i], dirs[i]);
+        PGconn *c = PQconnectdb(ci);
+        assert_non_null(c);
+        if (PQstatus(c) == CONNECTION_OK) print_error("connected with %s\n", dirs[i]);
+        assert_int_not_equal(PQstatus(c), CONNECTION_OK);
+        PQfinish(c);
+        if (!log_shows(why[i])) print_error("no \"%s\" in the node's log\n", why[i]);
+        assert_true(log_shows(why[i]));
+    }
+    /* The node is fine. */
+    PGconn *c = connect_verified(NULL);
+    assert_non_null(c);
+    e2e_rows_equal(c, "SELECT 5", "5\n");
+    PQfinish(c);
+}
+
 static void test_psql_verify_full(void **state) {
     (void)state;
     const char *argv[] = {"psql", g_node.url, "-X", "-A", "-t", "-c", "SELECT 40 + 2", NULL};
@@ -284,6 +349,21 @@ static void test_psql_verify_full(void **state) {
     if (st != 0) print_error("psql exit %d: %s%s\n", st, out, err);
     assert_int_equal(st, 0);
     assert_string_equal(out, "42\n");
+    base_free(out);
+    base_free(err);
+    /* sslmode=require (encrypted, nothing verified) works too */
+    char ci[2048];
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=root dbname=defaultdb sslmode=require "
+             "sslcert=%s/client.root.crt sslkey=%s/client.root.key", g_node.port, g_certs,
+             g_certs);
+    const char *req[] = {"psql", ci, "-X", "-A", "-t", "-c",
+                         "SELECT 7", NULL};
+    out = NULL;
+    err = NULL;
+    st = mtest_run(req, NULL, E2E_CMD_TIMEOUT_MS, &out, &err);
+    if (st != 0) print_error("psql sslmode=require exit %d: %s%s\n", st, out, err);
+    assert_int_equal(st, 0);
+    assert_string_equal(out, "7\n"); /* the node takes TLS only: require cannot fall back */
     base_free(out);
     base_free(err);
 }
@@ -396,6 +476,7 @@ int main(void) {
         cmocka_unit_test(test_plaintext_refused),
         cmocka_unit_test(test_wrong_ca_fails),
         cmocka_unit_test(test_wrong_host_fails),
+        cmocka_unit_test(test_bad_client_certificate_refused),
         cmocka_unit_test(test_psql_verify_full),
         cmocka_unit_test(test_shell_flags),
         cmocka_unit_test(test_sighup_reload),

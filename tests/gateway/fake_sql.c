@@ -122,6 +122,31 @@ uint32_t sqlv_session_idle_in_transaction_timeout_ms(const sqlv_session *s)
     return 0;
 }
 
+uint32_t sqlv_session_idle_session_timeout_ms(const sqlv_session *s)
+{
+    (void)s;
+    return 0;
+}
+
+int sqlv_session_apply_role_settings(sqlv_session *s)
+{
+    (void)s;
+    return 0;
+}
+
+/* The startup options: the fake knows one setting, statement_timeout. */
+int sqlv_session_set(sqlv_session *s, const char *name, const char *value, char state[6],
+                     char *msg, size_t size)
+{
+    (void)s;
+    (void)value;
+    if (strcmp(name, "statement_timeout") == 0)
+        return 0;
+    memcpy(state, "42704", 6);
+    snprintf(msg, size, "unrecognized configuration parameter \"%s\"", name);
+    return 1;
+}
+
 void sqlv_session_cancel(sqlv_session *s)
 {
     pthread_mutex_lock(&fake_mu);

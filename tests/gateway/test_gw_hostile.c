@@ -6,7 +6,11 @@
 ** transaction rolled back), the duration settings' validation, sessions per
 ** user (53300), a stalled startup and a stalled message (closed), a
 ** statement over GW_STATEMENT_MAX_BYTES (54000) and a result row over
-** max_result_bytes (53200), both leaving the session usable.
+** max_result_bytes (53200), both leaving the session usable;
+** idle_session_timeout (FATAL 57P05, only outside a block), settings in
+** the startup packet's options (applied; an unknown one FATAL 42704), and
+** session_memory_limit (53200 for the statement over it, the session and
+** another one unaffected).
 **
 ** Timeouts are short (hundreds of ms) so the tests run in seconds; every
 ** socket read is bounded by TU_IO_TIMEOUT_MS; no timing assertion.
@@ -201,6 +205,242 @@ static void test_idle_in_transaction(void **state)
     PQfinish(c);
 }
 
+static void want_fatal(int fd, const char *sqlstate, const char *message)
+{
+    char type = 0, field[128];
+    base_buf body = {0};
+    assert_int_equal(tu_read_msg(fd, &type, &body), 0); /* within TU_IO_TIMEOUT_MS */
+    assert_int_equal(type, 'E');
+    tu_error_field(&body, 'C', field, sizeof field);
+    assert_string_equal(field, sqlstate);
+    tu_error_field(&body, 'S', field, sizeof field);
+    assert_string_equal(field, "FATAL");
+    tu_error_field(&body, 'M', field, sizeof field);
+    assert_string_equal(field, message);
+    assert_true(tu_wait_closed(fd));
+    base_buf_free(&body);
+}
+
+static void test_idle_session(void **state)
+{
+    gw_options o = {.host = "127.0.0.1"};
+    int port = start_gw(state, &o);
+    PGconn *a = pq(port, "root");
+    want_error(a, "SET idle_session_timeout = 'x'", "22023", NULL);
+    tu_exec_ok(a, "SET idle_session_timeout = 5000");
+    want_value(a, "SHOW idle_session_timeout", "5s");
+    /* In a block the idle-session timer does not run (PostgreSQL's rule). */
+    tu_exec_ok(a, "SET idle_session_timeout = '200ms'");
+    tu_exec_ok(a, "BEGIN");
+    usleep(400 * 1000);
+    want_value(a, "SELECT 1", "1");
+    tu_exec_ok(a, "RESET idle_session_timeout");
+    tu_exec_ok(a, "COMMIT");
+    PQfinish(a);
+
+    /* Raw socket: idle outside a block, the FATAL and the close. */
+    int fd = tu_session(port, "root", NULL, NULL);
+    assert_true(fd >= 0);
+    base_buf b = {0};
+    tu_query(&b, "SET idle_session_timeout = '200ms'");
+    assert_int_equal(tu_send(fd, b.data, b.len), 0);
+    char types[64], status = 0, sqlstate[6];
+    assert_int_equal(tu_read_until_ready(fd, types, sizeof types, &status, sqlstate), 0);
+    assert_int_equal(status, 'I');
+    want_fatal(fd, "57P05", "terminating connection due to idle-session timeout");
+    close(fd);
+    base_buf_free(&b);
+}
+
+/* A raw session of root whose startup packet carries options: the socket
+** after the first ReadyForQuery, or -1. */
+static int session_with_options(int port, const char *options)
+{
+    int fd = tu_connect(port);
+    if (fd < 0)
+        return -1;
+    static const char pairs[] = "user\0root\0database\0defaultdb\0options";
+    size_t olen = strlen(options);
+    uint32_t len = (uint32_t)(8 + sizeof pairs + olen + 2);
+    uint8_t pkt[512];
+    assert_true(len <= sizeof pkt);
+    uint8_t head[8] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+                       (uint8_t)len, 0, 3, 0, 0};
+    memcpy(pkt, head, 8);
+    memcpy(pkt + 8, pairs, sizeof pairs); /* its NUL ends "options" */
+    memcpy(pkt + 8 + sizeof pairs, options, olen + 1);
+    pkt[len - 1] = 0;
+    int rc = tu_send(fd, pkt, len);
+    base_buf b = {0};
+    for (int i = 0; rc == 0 && i < 100; i++) { /* a login sends a dozen messages */
+        char type = 0;
+        if (tu_read_msg(fd, &type, &b) != 0 || type == 'E')
+            rc = -1;
+        else if (type == 'Z')
+            break;
+    }
+    base_buf_free(&b);
+    if (rc != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The startup packet's options, as libpq's options= (PGOPTIONS) sends them. */
+static void test_startup_options(void **state)
+{
+    gw_options o = {.host = "127.0.0.1"};
+    int port = start_gw(state, &o);
+    PGconn *c = tu_pq(port, "sslmode=disable options='-c statement_timeout=5s "
+                            "--idle-in-transaction-session-timeout=2min -capplication_name=a\\\\ b'");
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("options: %s", PQerrorMessage(c));
+    want_value(c, "SHOW statement_timeout", "5s");
+    want_value(c, "SHOW idle_in_transaction_session_timeout", "2min");
+    want_value(c, "SHOW application_name", "a b");
+    PQfinish(c);
+
+    static const struct {
+        const char *options, *message;
+    } bad[] = {
+        {"options='-c no_such_setting=1'", "unrecognized configuration parameter"},
+        {"options='-c statement_timeout=soon'", "invalid value for parameter"},
+        {"options='-c statement_timeout'", "requires a value"},
+        {"options='-B 100'", "invalid command-line argument"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char extra[160];
+        snprintf(extra, sizeof extra, "sslmode=disable %s", bad[i].options);
+        c = tu_pq(port, extra);
+        assert_int_not_equal(PQstatus(c), CONNECTION_OK);
+        if (strstr(PQerrorMessage(c), bad[i].message) == NULL)
+            fail_msg("%s: \"%s\" lacks \"%s\"", bad[i].options, PQerrorMessage(c),
+                     bad[i].message);
+        PQfinish(c);
+    }
+
+    /* The idle-session timeout from the options: the session ends by itself. */
+    int fd = session_with_options(port, "--idle_session_timeout=200ms");
+    assert_true(fd >= 0);
+    want_fatal(fd, "57P05", "terminating connection due to idle-session timeout");
+    close(fd);
+
+    /* Once logged in a good session is unaffected by the bad ones. */
+    c = pq(port, "root");
+    want_value(c, "SHOW statement_timeout", "0");
+    PQfinish(c);
+}
+
+/* ALTER ROLE ... SET: applied at each login of the role, before the
+** startup options (which win); RESET and RESET ALL take them back. */
+static void test_role_settings(void **state)
+{
+    gw_options o = {.host = "127.0.0.1"};
+    int port = start_gw(state, &o);
+    PGconn *c = pq(port, "root");
+    tu_exec_ok(c, "CREATE USER rs_user");
+    want_error(c, "ALTER ROLE rs_user SET no_such_setting = 1", "42704", NULL);
+    want_error(c, "ALTER ROLE rs_user SET statement_timeout = 'soon'", "22023", NULL);
+    want_error(c, "ALTER ROLE rs_user SET server_version = '1'", "55P02", NULL);
+    want_error(c, "ALTER ROLE rs_user SET search_path = a, b", "0A000", NULL);
+    want_error(c, "ALTER ROLE nobody_here SET statement_timeout = 1", "42704", NULL);
+    tu_exec_ok(c, "ALTER ROLE rs_user SET statement_timeout = '7s'");
+    tu_exec_ok(c, "ALTER USER rs_user SET idle_in_transaction_session_timeout TO 60000");
+    tu_exec_ok(c, "ALTER ROLE rs_user SET app.flavour = 'mint'");
+    tu_exec_ok(c, "ALTER ROLE rs_user SET statement_timeout = 8000"); /* replaces 7s */
+    tu_exec_ok(c, "ALTER ROLE rs_user CONNECTION LIMIT 5"); /* keeps the settings */
+
+    PGconn *u = pq(port, "rs_user");
+    assert_int_equal(PQstatus(u), CONNECTION_OK);
+    want_value(u, "SHOW statement_timeout", "8s");
+    want_value(u, "SHOW idle_in_transaction_session_timeout", "1min");
+    want_value(u, "SHOW app.flavour", "mint");
+    PQfinish(u);
+    /* the startup options win over the role's */
+    u = tu_pq(port, "sslmode=disable user=rs_user options='-c statement_timeout=3s'");
+    assert_int_equal(PQstatus(u), CONNECTION_OK);
+    want_value(u, "SHOW statement_timeout", "3s");
+    PQfinish(u);
+    /* other roles are unaffected */
+    want_value(c, "SHOW statement_timeout", "0");
+
+    tu_exec_ok(c, "ALTER ROLE rs_user RESET statement_timeout");
+    tu_exec_ok(c, "ALTER ROLE rs_user SET idle_in_transaction_session_timeout TO DEFAULT");
+    u = pq(port, "rs_user");
+    want_value(u, "SHOW statement_timeout", "0");
+    want_value(u, "SHOW idle_in_transaction_session_timeout", "0");
+    want_value(u, "SHOW app.flavour", "mint");
+    /* a user may set their own; not another's */
+    tu_exec_ok(u, "ALTER ROLE rs_user SET statement_timeout = '2s'");
+    want_error(u, "ALTER ROLE root SET statement_timeout = '2s'", "42501", NULL);
+    PQfinish(u);
+    u = pq(port, "rs_user");
+    want_value(u, "SHOW statement_timeout", "2s");
+    PQfinish(u);
+    tu_exec_ok(c, "ALTER ROLE rs_user RESET ALL");
+    u = pq(port, "rs_user");
+    want_value(u, "SHOW statement_timeout", "0");
+    PQfinish(u);
+    tu_exec_ok(c, "DROP USER rs_user");
+    PQfinish(c);
+}
+
+/* session_memory_limit: SQLite's memory for one session. A statement past
+** it fails with 53200 and the session goes on; another session (default
+** limit) runs the same statement. */
+static void test_session_memory(void **state)
+{
+    gw_options o = {.host = "127.0.0.1"};
+    int port = start_gw(state, &o);
+    PGconn *a = pq(port, "root"), *b = pq(port, "root");
+    want_value(a, "SHOW session_memory_limit", "256 MiB");
+    want_error(a, "SET session_memory_limit = '1KiB'", "22023", "at least 4 MiB");
+    want_error(a, "SET session_memory_limit = 'lots'", "22023", NULL);
+    tu_exec_ok(a, "SET session_memory_limit = '8MiB'");
+    want_value(a, "SHOW session_memory_limit", "8 MiB");
+    /* one 20 MB aggregate value: past 8 MiB */
+    static const char *const big =
+        "SELECT length(group_concat(hex(zeroblob(500)), ',')) FROM generate_series(1, 20000)";
+    want_error(a, big, "53200", "session's memory limit of 8 MiB");
+    want_value(a, "SELECT 1", "1");
+    want_value(b, big, "20019999");
+    /* A large sort spills to a temp file: within the limit. */
+    want_value(a, "SELECT count(*) FROM (SELECT hex(randomblob(200)) AS x FROM "
+                  "generate_series(1, 50000) ORDER BY x)", "50000");
+    want_value(a, "SELECT count(DISTINCT hex(randomblob(200))) > 49000 FROM "
+                  "generate_series(1, 50000)", "t");
+    /* In a block: the block is aborted, as any failed statement does. */
+    tu_exec_ok(a, "BEGIN");
+    want_error(a, big, "53200", NULL);
+    assert_int_equal(PQtransactionStatus(a), PQTRANS_INERROR);
+    tu_exec_ok(a, "ROLLBACK");
+    /* Extended protocol: the same. */
+    PGresult *r = PQexecParams(a, big, 0, NULL, NULL, NULL, NULL, 0);
+    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (st == NULL || strcmp(st, "53200") != 0)
+        fail_msg("extended: %s %s", PQresStatus(PQresultStatus(r)), PQresultErrorMessage(r));
+    PQclear(r);
+    tu_exec_ok(a, "RESET session_memory_limit");
+    want_value(a, big, "20019999");
+    tu_exec_ok(a, "SET session_memory_limit = 0"); /* off: the node's cap only */
+    want_value(a, "SHOW session_memory_limit", "0");
+    want_value(a, big, "20019999");
+
+    /* The node's cap (every session's SQLite memory, --max-sql-memory):
+    ** 53200 for the statement past it, the sessions go on. */
+    int64_t was = sqlv_memory_node_limit();
+    assert_true(was >= SQLV_MEMORY_NODE_LIMIT_MIN_BYTES);
+    assert_int_equal(sqlv_memory_set_node_limit(16 * 1024 * 1024), SQLV_OK);
+    want_error(a, big, "53200", "out of memory");
+    want_value(a, "SELECT 5", "5");
+    want_value(b, "SELECT 6", "6");
+    assert_int_equal(sqlv_memory_set_node_limit(was), SQLV_OK);
+    want_value(a, big, "20019999");
+    PQfinish(a);
+    PQfinish(b);
+}
+
 static void test_connections_per_user(void **state)
 {
     gw_options o = {.host = "127.0.0.1", .max_connections = 8, .max_connections_per_user = 2};
@@ -323,6 +563,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_statement_timeout),
         cmocka_unit_test(test_idle_in_transaction),
+        cmocka_unit_test(test_idle_session),
+        cmocka_unit_test(test_startup_options),
+        cmocka_unit_test(test_session_memory),
+        cmocka_unit_test(test_role_settings),
         cmocka_unit_test(test_connections_per_user),
         cmocka_unit_test(test_stalls),
         cmocka_unit_test(test_big_statement_and_row),

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "gateway/gw_int.h"
@@ -90,6 +91,57 @@ static void test_parse_startup(void **state)
 
 /* Decoding of extended-protocol messages: valid ones, then every cut and
 ** many random bodies (ASan checks that nothing reads past the body). */
+/* gw_option_fn: "name=value;" appended to the string arg. */
+static int collect_option(void *arg, const char *name, const char *value, char state[6],
+                          char *msg, size_t size)
+{
+    char *out = arg;
+    size_t n = strlen(out);
+    if (strcmp(name, "refused") == 0) {
+        memcpy(state, "42704", 6);
+        snprintf(msg, size, "refused by the session");
+        return 1;
+    }
+    snprintf(out + n, 256 - n, "%s=%s;", name, value);
+    return 0;
+}
+
+/* The startup options as PostgreSQL splits and reads them. */
+static void test_startup_options(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *options, *want, *state;
+    } cases[] = {
+        {"", "", NULL},
+        {"   ", "", NULL},
+        {"-c a=1", "a=1;", NULL},
+        {" -c  a=1\t-cb=2 --c-d-e=x=y ", "a=1;b=2;c_d_e=x=y;", NULL},
+        {"-c application_name=a\\ b\\\\c", "application_name=a b\\c;", NULL},
+        {"-c a=", "a=;", NULL},
+        {"-c", "", "42601"},
+        {"-c a", "", "42601"},
+        {"--a", "", "42601"},
+        {"-c =1", "", "42601"},
+        {"-c a=1 -B 100", "a=1;", "42601"},
+        {"positional", "", "42601"},
+        {"-c a=1 -c refused=1 -c b=2", "a=1;", "42704"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char got[256] = "", st[6] = "", msg[128] = "";
+        int rc = gw_startup_options(cases[i].options, collect_option, got, st, msg, sizeof msg);
+        if (cases[i].state == NULL) {
+            if (rc != 0)
+                fail_msg("%s: %s %s", cases[i].options, st, msg);
+        } else {
+            assert_int_not_equal(rc, 0);
+            assert_string_equal(st, cases[i].state);
+            assert_true(msg[0] != '\0');
+        }
+        assert_string_equal(got, cases[i].want);
+    }
+}
+
 static void test_decode_ext(void **state)
 {
     (void)state;
@@ -168,6 +220,7 @@ int main(void)
         cmocka_unit_test(test_decode_ext),
         cmocka_unit_test(test_encode_out_of_memory_leaves_buffer),
         cmocka_unit_test(test_parse_startup),
+        cmocka_unit_test(test_startup_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

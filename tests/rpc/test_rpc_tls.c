@@ -10,7 +10,9 @@
 **     address): a peer presenting a client (non-node) certificate, a node
 **     of a foreign CA (both directions), a node whose certificate lacks the
 **     IP it is dialed at, a plaintext node dialing a TLS node (it is told
-**     why) and a TLS node dialing a plaintext one;
+**     why) and a TLS node dialing a plaintext one; a node certificate
+**     without the address a known node id is registered at, claiming that
+**     id (refused at the RPC handshake);
 **   - admin tools (rpc_uv_config.client_methods, allow_peer_client): a
 **     client certificate by address calls an allowed method and the
 **     handler sees its user; a method not allowed, a one-way message and a
@@ -710,6 +712,40 @@ static void test_tls_wrong_address_refused(void **state)
     stop(1);
 }
 
+/* Node identity bound by address: node 1 knows node 2 at 127.0.0.1, so a
+** node certificate naming "localhost" only cannot act as node 2 towards
+** it (refused at the RPC handshake, no handler runs, logged and counted),
+** while the same certificate claiming an id node 1 has no address for (a
+** node that just joined) passes: the binding covers known nodes only. */
+static void test_tls_node_id_bound_to_address(void **state)
+{
+    (void)state;
+    start_opts o = {.certs_dir = certs};
+    start_opts n = {.certs_dir = named};
+    start(1, 1, &o);
+    start(2, 2, &n);
+    start(3, 3, &n);
+    add_peer(1, 2);
+    add_peer(2, 1);
+    add_peer(3, 1);
+    uint64_t failures = stats(1).handshake_failures;
+    tally t = one_request(2, 1);
+    assert_int_equal(t.ok, 0);
+    assert_int_equal(t.unreachable, 1);
+    assert_true(stats(1).handshake_failures > failures);
+    lock();
+    assert_int_equal(nodes[1].echo_requests, 0);
+    unlock();
+    t = one_request(3, 1);
+    assert_int_equal(t.ok, 1);
+    lock();
+    assert_int_equal(nodes[1].echo_requests, 1);
+    unlock();
+    stop(3);
+    stop(2);
+    stop(1);
+}
+
 /* Mixed clusters never downgrade: a plaintext node dialing a TLS node is
 ** refused (and told why: a refused handshake), a TLS node dialing a
 ** plaintext node is refused by it. */
@@ -900,6 +936,7 @@ int main(void)
         cmocka_unit_test(test_tls_client_cert_admin_methods_only),
         cmocka_unit_test(test_tls_foreign_ca_refused),
         cmocka_unit_test(test_tls_wrong_address_refused),
+        cmocka_unit_test(test_tls_node_id_bound_to_address),
         cmocka_unit_test(test_tls_plaintext_peer_refused),
         cmocka_unit_test(test_tls_postgres_handoff),
         cmocka_unit_test(test_tls_reload),

@@ -1,7 +1,9 @@
 /*
 ** tests/sql/sql_harness.h: what the sql/ tests share: an engine over txn/
-** on the in-memory storage twin, sessions, and a capture sink that records
-** what the gateway would send as a transcript:
+** on the in-memory storage twin (or over a key space the test wraps),
+** sessions (of users too), the dialect rewriter's checks, the out-of-memory
+** loop's step (run_failing), and a capture sink that records what the
+** gateway would send as a transcript:
 **
 **   D name:oid,name:oid      row description
 **   R v1|v2|NULL             data row
@@ -20,6 +22,7 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "range/range.h"
 #include "sql/sql.h"
 
 typedef struct fixture {
@@ -47,11 +50,48 @@ char *rows_of(sqlv_session *s, const char *q);
 void exec_ok(sqlv_session *s, const char *q);
 void expect_error(sqlv_session *s, const char *q, const char *state);
 sqlv_session *session(fixture *f);
+/* A session of user on f (owner: caller, sqlv_session_close). */
+sqlv_session *session_as(fixture *f, const char *user);
+/* root (a session that may) creates user (CREATE USER); a session of it
+** (owner: caller, sqlv_session_close). */
+sqlv_session *user_session(fixture *f, sqlv_session *root, const char *user);
 /* Runs q with the n-th allocation (and every later one) failing, then
 ** ROLLBACK if a block is left open; true when q ran to the end (its
 ** transcript ends with last) without an error line. For the tests that fail
 ** every allocation in turn. */
 bool run_failing(sqlv_session *s, const char *q, const char *last, long n);
+
+/* The dialect rewriter (sql/sql_dialect.h) turns in into want, and want
+** into itself. */
+void expect_rewrite(const char *in, const char *want);
+/* The rewriter refuses in with state, and (needle not NULL) a message
+** holding needle. */
+void expect_rejected(const char *in, const char *state, const char *needle);
+
+/* ---- an engine over a wrapped key space -------------------------------------------
+** For tests that fail or count the calls of the key space: txn/ runs over
+** kv, a wrapper of a local range store's. The wrapper's ops start as the
+** store's, those that take the key space (wait_visible, get, iter_open,
+** commit, stats) passing it the store's, last_error NULL; the test's wrap
+** then replaces what it wants, before txn/ sees them. A test's own wrapper
+** struct has a wrapped_kv as its first member and casts the range_kv *
+** its ops get. */
+typedef struct wrapped_kv {
+    range_kv kv;      /* first member: what txn/ is given */
+    range_kv *inner;  /* the store's */
+    range_kv_ops ops; /* kv.ops */
+} wrapped_kv;
+
+typedef struct kv_fixture {
+    fixture base; /* for session(&f.base); closed by kv_fixture_close, not close_all */
+    range_store *store;
+} kv_fixture;
+
+/* Opens f with txn/ over w (its kv, inner and ops set; the rest of the
+** test's struct is the test's); wrap (may be NULL) is called once the
+** ops are set. */
+void kv_fixture_open(kv_fixture *f, wrapped_kv *w, void (*wrap)(wrapped_kv *w));
+void kv_fixture_close(kv_fixture *f);
 
 #define EXPECT(s, q, want)                                                                         \
     do {                                                                                           \

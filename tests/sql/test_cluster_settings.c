@@ -405,6 +405,8 @@ static void test_hba_setting(void **state) {
     assert_int_equal(sqlv_session_open(fx.sql, "app", "defaultdb", &app), SQLV_OK);
     expect_error(app, "SET CLUSTER SETTING " HBA " = 'host all all all trust'", "42501");
     expect_error(app, "RESET CLUSTER SETTING " HBA, "42501");
+    expect_error(app, "SHOW CLUSTER SETTING " HBA, "42501"); /* nor read them */
+    expect_error(app, "SHOW ALL CLUSTER SETTINGS", "42501");
     sqlv_session_close(app);
     /* RESET: the built-in rule again */
     EXPECT(s, "RESET CLUSTER SETTING " HBA, "C RESET CLUSTER SETTING\n");

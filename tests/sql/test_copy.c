@@ -299,34 +299,19 @@ static void test_in_block(void **state) {
 ** with a conflict (40001 in the middle of a batch). */
 
 typedef struct conflict_kv {
-    range_kv kv; /* first member */
-    range_kv *inner;
-    range_kv_ops ops;
+    wrapped_kv w; /* first member */
     int fail_commits;
     int fail_gets;
     int commits; /* commits that reached the store */
 } conflict_kv;
 
-static int ck_wait(range_kv *kv, hlc_timestamp ts) {
-    conflict_kv *f = (conflict_kv *)kv;
-    return f->inner->ops->wait_visible(f->inner, ts);
-}
-static int ck_iter_open(range_kv *kv, const uint8_t *s, size_t sl, const uint8_t *e, size_t el,
-                        hlc_timestamp ts, bool reverse, range_kv_iter **out) {
-    conflict_kv *f = (conflict_kv *)kv;
-    return f->inner->ops->iter_open(f->inner, s, sl, e, el, ts, reverse, out);
-}
-static void ck_stats(range_kv *kv, range_stats *out) {
-    conflict_kv *f = (conflict_kv *)kv;
-    f->inner->ops->stats(f->inner, out);
-}
 static int ck_get(range_kv *kv, const uint8_t *k, size_t kl, hlc_timestamp ts, base_buf *out) {
     conflict_kv *f = (conflict_kv *)kv;
     if (f->fail_gets > 0) {
         f->fail_gets--;
         return RANGE_ERR_CONFLICT;
     }
-    return f->inner->ops->get(f->inner, k, kl, ts, out);
+    return f->w.inner->ops->get(f->w.inner, k, kl, ts, out);
 }
 static int ck_commit(range_kv *kv, const range_commit_request *req, hlc_timestamp *ts,
                      range_conflict *c) {
@@ -336,77 +321,40 @@ static int ck_commit(range_kv *kv, const range_commit_request *req, hlc_timestam
         c->kind = RANGE_CONFLICT_WRITE_WRITE;
         return RANGE_ERR_CONFLICT;
     }
-    int rc = f->inner->ops->commit(f->inner, req, ts, c);
+    int rc = f->w.inner->ops->commit(f->w.inner, req, ts, c);
     if (rc == RANGE_OK && req->write_count > 0) f->commits++;
     return rc;
 }
-
-typedef struct conflict_fixture {
-    hlc_clock *clock;
-    storage_engine *engine;
-    range_store *store;
-    conflict_kv kv;
-    txn_db *db;
-    sqlv_engine *sql;
-} conflict_fixture;
-
-static void conflict_open(conflict_fixture *f) {
-    memset(f, 0, sizeof(*f));
-    assert_int_equal(hlc_clock_new(hlc_system_clock(), HLC_DEFAULT_MAX_OFFSET_NS, &f->clock), 0);
-    storage_options so;
-    memset(&so, 0, sizeof(so));
-    so.create_if_missing = true;
-    assert_int_equal(storage_open(&so, &f->engine), STORAGE_OK);
-    assert_int_equal(range_store_open(f->engine, f->clock, false, &f->store), RANGE_OK);
-    f->kv.inner = range_store_kv(f->store);
-    f->kv.ops = *f->kv.inner->ops; /* the iterators: the store's */
-    f->kv.ops.wait_visible = ck_wait;
-    f->kv.ops.get = ck_get;
-    f->kv.ops.iter_open = ck_iter_open;
-    f->kv.ops.stats = ck_stats;
-    f->kv.ops.commit = ck_commit;
-    f->kv.ops.last_error = NULL;
-    assert_null(f->kv.ops.admin_split); /* a local store: nothing else takes kv */
-    assert_null(f->kv.ops.lock);
-    f->kv.kv.ops = &f->kv.ops;
-    txn_db_options o = {.clock = f->clock, .kv = &f->kv.kv};
-    assert_int_equal(txn_db_open(&o, &f->db), TXN_OK);
-    assert_int_equal(sqlv_engine_open(f->db, &f->sql), SQLV_OK);
-}
-
-static void conflict_close(conflict_fixture *f) {
-    sqlv_engine_close(f->sql);
-    txn_db_close(f->db);
-    range_store_close(f->store);
-    storage_close(f->engine);
-    hlc_clock_free(f->clock);
+static void conflict_wrap(wrapped_kv *w) {
+    w->ops.get = ck_get;
+    w->ops.commit = ck_commit;
 }
 
 /* 40001 at a batch's commit (twice) and in a row of a batch: each batch is
 ** replayed and commits once; every row is there once. */
 static void test_conflict_replays_batch(void **state) {
     (void)state;
-    conflict_fixture f;
-    conflict_open(&f);
-    sqlv_session *s = NULL, *o = NULL;
-    assert_int_equal(sqlv_session_open(f.sql, "root", "defaultdb", &s), SQLV_OK);
-    assert_int_equal(sqlv_session_open(f.sql, "root", "defaultdb", &o), SQLV_OK);
+    kv_fixture f;
+    conflict_kv ck;
+    memset(&ck, 0, sizeof(ck));
+    kv_fixture_open(&f, &ck.w, conflict_wrap);
+    sqlv_session *s = session(&f.base), *o = session(&f.base);
     EXPECT(s, "CREATE TABLE cc (id INT PRIMARY KEY, v TEXT)", "C CREATE TABLE\n");
     copying cp;
     copy_start(s, &cp, "COPY cc FROM STDIN");
     assert_int_equal(copy_rows(s, &cp, 1, 4), SQLV_OK); /* batch 1 committed */
-    int commits = f.kv.commits;
-    f.kv.fail_commits = 2;
+    int commits = ck.commits;
+    ck.fail_commits = 2;
     assert_int_equal(copy_rows(s, &cp, 5, 6), SQLV_OK); /* batch 2: two replays */
-    assert_int_equal(f.kv.fail_commits, 0);
-    assert_int_equal(f.kv.commits, commits + 1);
+    assert_int_equal(ck.fail_commits, 0);
+    assert_int_equal(ck.commits, commits + 1);
     expect_count(o, "cc", 6);
-    f.kv.fail_gets = 1; /* batch 3's first read: as it begins */
+    ck.fail_gets = 1; /* batch 3's first read: as it begins */
     assert_int_equal(copy_rows(s, &cp, 7, 7), SQLV_OK);
-    assert_int_equal(f.kv.fail_gets, 0);
-    f.kv.fail_gets = 1; /* row 8's read of its key: rows 7-8 replay */
+    assert_int_equal(ck.fail_gets, 0);
+    ck.fail_gets = 1; /* row 8's read of its key: rows 7-8 replay */
     assert_int_equal(copy_rows(s, &cp, 8, 8), SQLV_OK);
-    assert_int_equal(f.kv.fail_gets, 0);
+    assert_int_equal(ck.fail_gets, 0);
     char *got = copy_end(s, &cp);
     assert_string_equal(got, "I 2\nC COPY 8\n");
     free(got);
@@ -416,9 +364,9 @@ static void test_conflict_replays_batch(void **state) {
     /* replays run out: the 40001 ends the copy; earlier batches stay */
     copy_start(s, &cp, "COPY cc FROM STDIN");
     assert_int_equal(copy_rows(s, &cp, 11, 13), SQLV_OK);
-    f.kv.fail_commits = 1000;
+    ck.fail_commits = 1000;
     assert_int_equal(copy_rows(s, &cp, 14, 16), SQLV_ERR_FAILED);
-    f.kv.fail_commits = 0;
+    ck.fail_commits = 0;
     got = copy_end(s, &cp);
     assert_non_null(strstr(got, "E 40001 restart transaction"));
     assert_non_null(strstr(got, "\nDETAIL:  3 rows were committed by earlier batches"));
@@ -427,7 +375,7 @@ static void test_conflict_replays_batch(void **state) {
     expect_count(o, "cc", 11);
     sqlv_session_close(o);
     sqlv_session_close(s);
-    conflict_close(&f);
+    kv_fixture_close(&f);
 }
 
 int main(void) {

@@ -21,21 +21,6 @@
 #include "sql/sql_dialect.h"
 #include "tests/sql/sql_harness.h"
 
-static void expect_rewrite(const char *in, const char *want) {
-    sqlv__rewrite rw;
-    int rc = sqlv__dialect_rewrite(in, strlen(in), &rw);
-    if (rc != 0) print_error("in: %s\nrejected: %s %s\n", in, rw.sqlstate, rw.message);
-    assert_int_equal(rc, 0);
-    if (strcmp(rw.text, want) != 0) print_error("in:   %s\nwant: %s\ngot:  %s\n", in, want, rw.text);
-    assert_string_equal(rw.text, want);
-    /* rewriting the output again changes nothing */
-    sqlv__rewrite again;
-    assert_int_equal(sqlv__dialect_rewrite(rw.text, rw.len, &again), 0);
-    assert_string_equal(again.text, want);
-    base_free(again.text);
-    base_free(rw.text);
-}
-
 static void test_rewrite(void **state) {
     (void)state;
     expect_rewrite("SELECT x::date, y::timestamp, z::timestamptz, w::time, v::interval",

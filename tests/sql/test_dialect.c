@@ -26,31 +26,6 @@
 
 /* ---- the rewriter, token streams in and out ------------------------------------ */
 
-static void expect_rewrite(const char *in, const char *want) {
-    sqlv__rewrite rw;
-    int rc = sqlv__dialect_rewrite(in, strlen(in), &rw);
-    if (rc != 0) print_error("in: %s\nrejected: %s %s\n", in, rw.sqlstate, rw.message);
-    assert_int_equal(rc, 0);
-    if (strcmp(rw.text, want) != 0) print_error("in:   %s\nwant: %s\ngot:  %s\n", in, want, rw.text);
-    assert_string_equal(rw.text, want);
-    assert_int_equal(rw.len, strlen(want));
-    /* rewriting the output again changes nothing */
-    sqlv__rewrite again;
-    assert_int_equal(sqlv__dialect_rewrite(rw.text, rw.len, &again), 0);
-    assert_string_equal(again.text, want);
-    base_free(again.text);
-    base_free(rw.text);
-}
-
-static void expect_rejected(const char *in, const char *state) {
-    sqlv__rewrite rw;
-    int rc = sqlv__dialect_rewrite(in, strlen(in), &rw);
-    if (rc != 1) print_error("in: %s\nnot rejected: %s\n", in, rc == 0 ? rw.text : "?");
-    assert_int_equal(rc, 1);
-    assert_null(rw.text);
-    assert_string_equal(rw.sqlstate, state);
-}
-
 static void test_rewrite_casts(void **state) {
     (void)state;
     expect_rewrite("SELECT 1::int", "SELECT CAST(1 AS INTEGER)");
@@ -75,10 +50,10 @@ static void test_rewrite_casts(void **state) {
     /* dollar quotes become standard literals (SQLite would read $$ as a parameter) */
     expect_rewrite("SELECT $$it's$$, $q$a$$b$q$, $$$$", "SELECT 'it''s', 'a$$b', ''");
     expect_rewrite("SELECT ':' || ':'", "SELECT ':' || ':'");
-    expect_rejected("SELECT 1::nosuchtype", "42704");
-    expect_rejected("SELECT ::int", "42601");
-    expect_rejected("SELECT 1::", "42601");
-    expect_rejected("SELECT 1::numeric(10", "42601");
+    expect_rejected("SELECT 1::nosuchtype", "42704", NULL);
+    expect_rejected("SELECT ::int", "42601", NULL);
+    expect_rejected("SELECT 1::", "42601", NULL);
+    expect_rejected("SELECT 1::numeric(10", "42601", NULL);
 }
 
 static void test_rewrite_names_and_clauses(void **state) {
@@ -89,10 +64,10 @@ static void test_rewrite_names_and_clauses(void **state) {
     expect_rewrite("INSERT INTO public.t VALUES (1)", "INSERT INTO t VALUES (1)");
     expect_rewrite("SELECT t.public FROM t", "SELECT t.public FROM t");
     expect_rewrite("SELECT * FROM information_schema.tables", "SELECT * FROM information_schema_tables");
-    expect_rejected("SELECT * FROM information_schema.nosuch", "0A000");
-    expect_rejected("SELECT * FROM other.t", "3F000");
-    expect_rejected("UPDATE s.t SET a = 1", "3F000");
-    expect_rejected("INSERT INTO s.t VALUES (1)", "3F000");
+    expect_rejected("SELECT * FROM information_schema.nosuch", "0A000", NULL);
+    expect_rejected("SELECT * FROM other.t", "3F000", NULL);
+    expect_rejected("UPDATE s.t SET a = 1", "3F000", NULL);
+    expect_rejected("INSERT INTO s.t VALUES (1)", "3F000", NULL);
     /* a qualified column after an operator keyword is not schema.table */
     expect_rewrite("SELECT * FROM t d WHERE a IS NOT DISTINCT FROM d.name",
                    "SELECT * FROM t d WHERE a IS NOT DISTINCT FROM d.name");
@@ -102,7 +77,7 @@ static void test_rewrite_names_and_clauses(void **state) {
                    "SELECT extract('year', d.ts), substring(d.s, 2), btrim(d.s) FROM t d");
     expect_rewrite("SELECT * FROM t WHERE a IN (SELECT b FROM public.u)",
                    "SELECT * FROM t WHERE a IN (SELECT b FROM u)");
-    expect_rejected("SELECT * FROM t WHERE a IN (SELECT b FROM s.u)", "3F000");
+    expect_rejected("SELECT * FROM t WHERE a IN (SELECT b FROM s.u)", "3F000", NULL);
     expect_rewrite("INSERT INTO t VALUES (1) ON CONFLICT (a) DO UPDATE SET b = excluded.b",
                    "INSERT INTO t VALUES (1) ON CONFLICT (a) DO UPDATE SET b = excluded.b");
     expect_rewrite("CREATE TABLE t (a int, b text COLLATE \"C\") WITH (fillfactor=100)",
@@ -150,9 +125,9 @@ static void test_rewrite_catalog_constructs(void **state) {
     expect_rewrite("SELECT E'a\\nb', E'it''s', E'\\x41\\101\\u00e9\\\\'",
                    "SELECT 'a\nb', 'it''s', 'AA\xc3\xa9\\'");
     expect_rewrite("SELECT E 'x'", "SELECT E 'x'"); /* not adjacent: an alias */
-    expect_rejected("SELECT E'it\\'s'", "0A000");
-    expect_rejected("SELECT E'\\0'", "22021");
-    expect_rejected("SELECT E'\\u12'", "22025");
+    expect_rejected("SELECT E'it\\'s'", "0A000", NULL);
+    expect_rejected("SELECT E'\\0'", "22021", NULL);
+    expect_rejected("SELECT E'\\u12'", "22025", NULL);
     expect_rewrite("SELECT a ~ 'x', a !~ '^pg_', a ~* b, a !~* b, a~~'x%', a !~~ b, a ~~* b",
                    "SELECT a REGEXP 'x', a NOT REGEXP '^pg_', a REGEXP '(?i)' || b, a NOT REGEXP "
                    "'(?i)' || b, a LIKE 'x%', a NOT LIKE b, a MATCH b");
@@ -160,8 +135,8 @@ static void test_rewrite_catalog_constructs(void **state) {
     expect_rewrite("WHERE c.relname OPERATOR(pg_catalog.~) '^(t)$' COLLATE pg_catalog.default AND x",
                    "WHERE c.relname REGEXP '^(t)$' AND x");
     expect_rewrite("SELECT 1 OPERATOR(pg_catalog.=) 1, 2 OPERATOR(<>)3", "SELECT 1 = 1, 2 <> 3");
-    expect_rejected("SELECT a OPERATOR(pg_catalog.@@) b", "0A000");
-    expect_rejected("SELECT a OPERATOR(pg_catalog.~", "42601");
+    expect_rejected("SELECT a OPERATOR(pg_catalog.@@) b", "0A000", NULL);
+    expect_rejected("SELECT a OPERATOR(pg_catalog.~", "42601", NULL);
     expect_rewrite("SELECT ARRAY(SELECT b FROM t WHERE c = r.oid) AS m FROM r",
                    "SELECT (WITH meridian_array(v) AS (SELECT b FROM t WHERE c = r.oid) SELECT "
                    "meridian_array_agg(v) FROM meridian_array) AS m FROM r");
@@ -171,8 +146,8 @@ static void test_rewrite_catalog_constructs(void **state) {
     expect_rewrite("SELECT ARRAY[1, x::int], ARRAY[]", "SELECT meridian_array(1, CAST(x AS INTEGER)), meridian_array()");
     expect_rewrite("WHERE relkind = ANY (ARRAY['r', 'p'])",
                    "WHERE relkind IN (SELECT value FROM json_each(meridian_array_json(meridian_array('r', 'p'))))");
-    expect_rejected("SELECT ARRAY[[1]]", "0A000");
-    expect_rejected("SELECT ARRAY[1::nosuchtype]", "42704");
+    expect_rejected("SELECT ARRAY[[1]]", "0A000", NULL);
+    expect_rejected("SELECT ARRAY[1::nosuchtype]", "42704", NULL);
     expect_rewrite("WHERE oid = any (pol.polroles) AND 'd' = ANY(k) AND x <> ALL (y) AND z != all(w)",
                    "WHERE oid IN (SELECT value FROM json_each(meridian_array_json(pol.polroles))) "
                    "AND 'd' IN (SELECT value FROM json_each(meridian_array_json(k))) AND x NOT IN "
@@ -180,10 +155,10 @@ static void test_rewrite_catalog_constructs(void **state) {
                    "value FROM json_each(meridian_array_json(w)))");
     expect_rewrite("WHERE a = ANY (SELECT b FROM t)", "WHERE a IN (SELECT b FROM t)");
     expect_rewrite("SELECT 1 UNION ALL (SELECT 2)", "SELECT 1 UNION ALL (SELECT 2)");
-    expect_rejected("WHERE a < ANY (b)", "0A000");
+    expect_rejected("WHERE a < ANY (b)", "0A000", NULL);
     expect_rewrite("WHERE attnum = prattrs[s] AND f(x)[2] > 0",
                    "WHERE attnum = meridian_array_at(prattrs, s) AND meridian_array_at(f(x), 2) > 0");
-    expect_rejected("SELECT a[1:2] FROM t", "0A000");
+    expect_rejected("SELECT a[1:2] FROM t", "0A000", NULL);
     expect_rewrite("CREATE TABLE t (a int[3])", "CREATE TABLE t (a int[3])");
     expect_rewrite("select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x",
                    "select 'toast.' || x from (SELECT value AS x FROM "

@@ -538,27 +538,12 @@ static void test_other_node_and_restart(void **state) {
 ** A key space that delegates to a local store and counts point reads and
 ** scanned keys. */
 
-typedef struct counting_kv {
-    range_kv kv; /* first member */
-    range_kv *inner;
-    range_kv_ops ops;
-} counting_kv;
-
 static _Atomic uint64_t kv_gets, kv_scanned;
 
-static int ck_wait(range_kv *kv, hlc_timestamp ts) {
-    counting_kv *c = (counting_kv *)kv;
-    return c->inner->ops->wait_visible(c->inner, ts);
-}
 static int ck_get(range_kv *kv, const uint8_t *k, size_t kl, hlc_timestamp ts, base_buf *out) {
-    counting_kv *c = (counting_kv *)kv;
+    wrapped_kv *c = (wrapped_kv *)kv;
     kv_gets++;
     return c->inner->ops->get(c->inner, k, kl, ts, out);
-}
-static int ck_iter_open(range_kv *kv, const uint8_t *s, size_t sl, const uint8_t *e, size_t el,
-                        hlc_timestamp ts, bool reverse, range_kv_iter **out) {
-    counting_kv *c = (counting_kv *)kv;
-    return c->inner->ops->iter_open(c->inner, s, sl, e, el, ts, reverse, out);
 }
 static const range_kv_ops *inner_ops;
 static int ck_iter_next(range_kv_iter *it, const uint8_t **k, size_t *kl, const uint8_t **v,
@@ -567,14 +552,10 @@ static int ck_iter_next(range_kv_iter *it, const uint8_t **k, size_t *kl, const 
     if (n > 0) kv_scanned++;
     return n;
 }
-static int ck_commit(range_kv *kv, const range_commit_request *req, hlc_timestamp *ts,
-                     range_conflict *cf) {
-    counting_kv *c = (counting_kv *)kv;
-    return c->inner->ops->commit(c->inner, req, ts, cf);
-}
-static void ck_stats(range_kv *kv, range_stats *out) {
-    counting_kv *c = (counting_kv *)kv;
-    c->inner->ops->stats(c->inner, out);
+static void counting_wrap(wrapped_kv *w) {
+    inner_ops = w->inner->ops;
+    w->ops.get = ck_get;
+    w->ops.iter_next = ck_iter_next;
 }
 
 /* Reads (point reads + scanned keys) of one statement. */
@@ -587,36 +568,12 @@ static uint64_t reads_of(sqlv_session *s, const char *q, const char *want) {
 }
 
 static void test_lookups_read_few_keys(void **state) {
-    hlc_clock *clock;
-    storage_engine *engine;
-    range_store *store;
-    counting_kv ck;
-    txn_db *db;
-    sqlv_engine *sql;
+    kv_fixture f;
+    wrapped_kv ck; /* a key space that counts point reads and scanned keys */
     (void)state;
-    assert_int_equal(hlc_clock_new(hlc_system_clock(), HLC_DEFAULT_MAX_OFFSET_NS, &clock), 0);
-    storage_options so;
-    memset(&so, 0, sizeof(so));
-    so.create_if_missing = true;
-    assert_int_equal(storage_open(&so, &engine), STORAGE_OK);
-    assert_int_equal(range_store_open(engine, clock, false, &store), RANGE_OK);
     memset(&ck, 0, sizeof(ck));
-    ck.inner = range_store_kv(store);
-    inner_ops = ck.inner->ops;
-    ck.ops = *ck.inner->ops;
-    ck.ops.wait_visible = ck_wait;
-    ck.ops.get = ck_get;
-    ck.ops.iter_open = ck_iter_open;
-    ck.ops.iter_next = ck_iter_next;
-    ck.ops.commit = ck_commit;
-    ck.ops.stats = ck_stats;
-    ck.ops.last_error = NULL;
-    ck.kv.ops = &ck.ops;
-    txn_db_options o = {.clock = clock, .kv = &ck.kv};
-    assert_int_equal(txn_db_open(&o, &db), TXN_OK);
-    assert_int_equal(sqlv_engine_open(db, &sql), SQLV_OK);
-    sqlv_session *s = NULL;
-    assert_int_equal(sqlv_session_open(sql, "root", "defaultdb", &s), SQLV_OK);
+    kv_fixture_open(&f, &ck, counting_wrap);
+    sqlv_session *s = session(&f.base);
 
     EXPECT(s, "CREATE TABLE big (id INT PRIMARY KEY, b INT, u TEXT)", "C CREATE TABLE\n");
     base_buf q = {0};
@@ -655,11 +612,7 @@ static void test_lookups_read_few_keys(void **state) {
     idx = reads_of(s, "SELECT b FROM big WHERE id = 42 AND b = 21", "R 21\n");
     assert_true(idx <= 3);
     sqlv_session_close(s);
-    sqlv_engine_close(sql);
-    txn_db_close(db);
-    range_store_close(store);
-    storage_close(engine);
-    hlc_clock_free(clock);
+    kv_fixture_close(&f);
 }
 
 /* ---- the catalogs psql reads ------------------------------------------------------------ */

@@ -557,12 +557,6 @@ static void test_batch_bytes(void **state) {
 
 /* ---- privileges follow the table to its new id ------------------------------------ */
 
-static sqlv_session *session_as(fixture *f, const char *user) {
-    sqlv_session *s = NULL;
-    assert_int_equal(sqlv_session_open(f->sql, user, "defaultdb", &s), SQLV_OK);
-    return s;
-}
-
 #define DENIED(s, q, table) EXPECT((s), (q), "E 42501 permission denied for table " table "\n")
 
 /* A table grant to a role, a column grant and the owner's row survive ADD

@@ -580,29 +580,18 @@ static void test_portals_after_savepoint(void **state) {
 ** a 40001 of a lock wait aborts it in a cluster). */
 
 typedef struct failing_kv {
-    range_kv kv; /* first member */
-    range_kv *inner;
-    range_kv_ops ops;
+    wrapped_kv w; /* first member */
     bool fail_next_get;
     bool fail_next_commit;
 } failing_kv;
 
-static int fk_wait(range_kv *kv, hlc_timestamp ts) {
-    failing_kv *f = (failing_kv *)kv;
-    return f->inner->ops->wait_visible(f->inner, ts);
-}
 static int fk_get(range_kv *kv, const uint8_t *k, size_t kl, hlc_timestamp ts, base_buf *out) {
     failing_kv *f = (failing_kv *)kv;
     if (f->fail_next_get) {
         f->fail_next_get = false;
         return RANGE_ERR_IO;
     }
-    return f->inner->ops->get(f->inner, k, kl, ts, out);
-}
-static int fk_iter_open(range_kv *kv, const uint8_t *s, size_t sl, const uint8_t *e, size_t el,
-                        hlc_timestamp ts, bool reverse, range_kv_iter **out) {
-    failing_kv *f = (failing_kv *)kv;
-    return f->inner->ops->iter_open(f->inner, s, sl, e, el, ts, reverse, out);
+    return f->w.inner->ops->get(f->w.inner, k, kl, ts, out);
 }
 static int fk_commit(range_kv *kv, const range_commit_request *req, hlc_timestamp *ts,
                      range_conflict *c) {
@@ -611,53 +600,21 @@ static int fk_commit(range_kv *kv, const range_commit_request *req, hlc_timestam
         f->fail_next_commit = false;
         return RANGE_ERR_IO;
     }
-    return f->inner->ops->commit(f->inner, req, ts, c);
+    return f->w.inner->ops->commit(f->w.inner, req, ts, c);
 }
-static void fk_stats(range_kv *kv, range_stats *out) {
-    failing_kv *f = (failing_kv *)kv;
-    f->inner->ops->stats(f->inner, out);
+static void failing_wrap(wrapped_kv *w) {
+    w->ops.get = fk_get;
+    w->ops.commit = fk_commit;
 }
 
 typedef struct failing_fixture {
-    hlc_clock *clock;
-    storage_engine *engine;
-    range_store *store;
+    kv_fixture k;
     failing_kv kv;
-    txn_db *db;
-    sqlv_engine *sql;
 } failing_fixture;
 
 static void failing_open(failing_fixture *f) {
-    memset(f, 0, sizeof(*f));
-    assert_int_equal(hlc_clock_new(hlc_system_clock(), HLC_DEFAULT_MAX_OFFSET_NS, &f->clock), 0);
-    storage_options so;
-    memset(&so, 0, sizeof(so));
-    so.create_if_missing = true;
-    assert_int_equal(storage_open(&so, &f->engine), STORAGE_OK);
-    assert_int_equal(range_store_open(f->engine, f->clock, false, &f->store), RANGE_OK);
-    f->kv.inner = range_store_kv(f->store);
-    /* the store's own iterators and everything else; NULL stays NULL */
-    f->kv.ops = *f->kv.inner->ops;
-    f->kv.ops.wait_visible = fk_wait;
-    f->kv.ops.get = fk_get;
-    f->kv.ops.iter_open = fk_iter_open;
-    f->kv.ops.commit = fk_commit;
-    f->kv.ops.stats = fk_stats;
-    f->kv.ops.last_error = NULL;
-    assert_null(f->kv.ops.admin_split); /* a local store: nothing else takes kv */
-    assert_null(f->kv.ops.lock);
-    f->kv.kv.ops = &f->kv.ops;
-    txn_db_options o = {.clock = f->clock, .kv = &f->kv.kv};
-    assert_int_equal(txn_db_open(&o, &f->db), TXN_OK);
-    assert_int_equal(sqlv_engine_open(f->db, &f->sql), SQLV_OK);
-}
-
-static void failing_close(failing_fixture *f) {
-    sqlv_engine_close(f->sql);
-    txn_db_close(f->db);
-    range_store_close(f->store);
-    storage_close(f->engine);
-    hlc_clock_free(f->clock);
+    memset(&f->kv, 0, sizeof(f->kv));
+    kv_fixture_open(&f->k, &f->kv.w, failing_wrap);
 }
 
 /* ROLLBACK TO a savepoint taken before the block's first statement
@@ -667,9 +624,7 @@ static void test_aborted_transaction_restart(void **state) {
     failing_fixture f;
     (void)state;
     failing_open(&f);
-    sqlv_session *s = NULL, *o = NULL;
-    assert_int_equal(sqlv_session_open(f.sql, "root", "defaultdb", &s), SQLV_OK);
-    assert_int_equal(sqlv_session_open(f.sql, "root", "defaultdb", &o), SQLV_OK);
+    sqlv_session *s = session(&f.k.base), *o = session(&f.k.base);
     EXPECT(s, "CREATE TABLE ab (id INT PRIMARY KEY, v INT)", "C CREATE TABLE\n");
     EXPECT(s, "INSERT INTO ab VALUES (1, 1)", "C INSERT 0 1\n");
     /* the retry protocol */
@@ -703,7 +658,7 @@ static void test_aborted_transaction_restart(void **state) {
     EXPECT(o, "SELECT count(*) FROM ab", "D count:20\nR 2\nC SELECT 1\n");
     sqlv_session_close(o);
     sqlv_session_close(s);
-    failing_close(&f);
+    kv_fixture_close(&f.k);
 }
 
 /* A RELEASE whose commit fails with anything but 40001 (here an I/O
@@ -713,9 +668,7 @@ static void test_release_commit_fails(void **state) {
     failing_fixture f;
     (void)state;
     failing_open(&f);
-    sqlv_session *s = NULL, *o = NULL;
-    assert_int_equal(sqlv_session_open(f.sql, "root", "defaultdb", &s), SQLV_OK);
-    assert_int_equal(sqlv_session_open(f.sql, "root", "defaultdb", &o), SQLV_OK);
+    sqlv_session *s = session(&f.k.base), *o = session(&f.k.base);
     EXPECT(s, "CREATE TABLE rf (id INT PRIMARY KEY)", "C CREATE TABLE\n");
     EXPECT(s, "BEGIN; SAVEPOINT cockroach_restart; INSERT INTO rf VALUES (1)",
            "C BEGIN\nC SAVEPOINT\nC INSERT 0 1\n");
@@ -735,7 +688,7 @@ static void test_release_commit_fails(void **state) {
     EXPECT(o, "SELECT count(*) FROM rf", "D count:20\nR 1\nC SELECT 1\n");
     sqlv_session_close(o);
     sqlv_session_close(s);
-    failing_close(&f);
+    kv_fixture_close(&f.k);
 }
 
 /* ---- limits and out of memory ----------------------------------------------------- */
@@ -776,17 +729,9 @@ static void test_alloc_failures(void **state) {
         "CREATE TABLE ah (k INT PRIMARY KEY); DROP TABLE ag; SAVEPOINT b; ROLLBACK TO a; "
         "INSERT INTO ag VALUES (2); RELEASE a; SAVEPOINT c; ROLLBACK TO c; COMMIT";
     for (int n = 0; n < 400; n++) {
-        capture c;
-        memset(&c, 0, sizeof(c));
-        sqlv_sink sink = {&c, c_desc, c_row, c_tag, c_empty, c_error, c_notice, NULL, NULL, NULL};
-        base_alloc_fail_after(n);
-        (void)sqlv_session_exec(s, q, strlen(q), &sink);
-        base_alloc_fail_after(-1);
-        base_buf_append_byte(&c.out, 0);
+        bool ok = run_failing(s, q, "C COMMIT\n", n);
         /* the last rounds fail nothing: every allocation point was reached */
-        if (n == 399) assert_non_null(strstr((const char *)c.out.data, "C COMMIT\n"));
-        base_buf_free(&c.out);
-        if (sqlv_session_status(s) != 'I') free(run(s, "ROLLBACK"));
+        if (n == 399) assert_true(ok);
         free(run(s, "DROP TABLE IF EXISTS ag, ah; DELETE FROM af"));
     }
     EXPECT(s, q,
@@ -810,16 +755,8 @@ static void test_release_alloc_failures(void **state) {
         "BEGIN; SAVEPOINT cockroach_restart; CREATE TABLE ra (k INT PRIMARY KEY); "
         "INSERT INTO ra VALUES (1); RELEASE SAVEPOINT cockroach_restart; COMMIT";
     for (int n = 0; n < 300; n++) {
-        capture c;
-        memset(&c, 0, sizeof(c));
-        sqlv_sink sink = {&c, c_desc, c_row, c_tag, c_empty, c_error, c_notice, NULL, NULL, NULL};
-        base_alloc_fail_after(n);
-        (void)sqlv_session_exec(s, q, strlen(q), &sink);
-        base_alloc_fail_after(-1);
-        base_buf_append_byte(&c.out, 0);
-        if (n == 299) assert_non_null(strstr((const char *)c.out.data, "C COMMIT\nC COMMIT\n"));
-        base_buf_free(&c.out);
-        if (sqlv_session_status(s) != 'I') free(run(s, "ROLLBACK"));
+        bool ok = run_failing(s, q, "C COMMIT\nC COMMIT\n", n);
+        if (n == 299) assert_true(ok);
         assert_int_equal(sqlv_session_status(s), 'I');
         free(run(s, "DROP TABLE IF EXISTS ra"));
     }

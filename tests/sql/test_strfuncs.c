@@ -22,33 +22,6 @@
 #include "sql/sql_dialect.h"
 #include "tests/sql/sql_harness.h"
 
-static void expect_rewrite(const char *in, const char *want) {
-    sqlv__rewrite rw;
-    int rc = sqlv__dialect_rewrite(in, strlen(in), &rw);
-    if (rc != 0) print_error("in: %s\nrejected: %s %s\n", in, rw.sqlstate, rw.message);
-    assert_int_equal(rc, 0);
-    if (strcmp(rw.text, want) != 0) print_error("in:   %s\nwant: %s\ngot:  %s\n", in, want, rw.text);
-    assert_string_equal(rw.text, want);
-    /* rewriting the output again changes nothing */
-    sqlv__rewrite again;
-    assert_int_equal(sqlv__dialect_rewrite(rw.text, rw.len, &again), 0);
-    if (strcmp(again.text, want) != 0) print_error("again: %s\n", again.text);
-    assert_string_equal(again.text, want);
-    base_free(again.text);
-    base_free(rw.text);
-}
-
-static void expect_rejected(const char *in, const char *state, const char *needle) {
-    sqlv__rewrite rw;
-    int rc = sqlv__dialect_rewrite(in, strlen(in), &rw);
-    if (rc != 1) print_error("in: %s\nnot rejected: %s\n", in, rc == 0 ? rw.text : "?");
-    assert_int_equal(rc, 1);
-    assert_null(rw.text);
-    assert_string_equal(rw.sqlstate, state);
-    if (strstr(rw.message, needle) == NULL) print_error("message: %s\n", rw.message);
-    assert_non_null(strstr(rw.message, needle));
-}
-
 static void test_rewrite_strings(void **state) {
     (void)state;
     expect_rewrite("SELECT substring('abc' from 2 for 1)", "SELECT substring('abc', 2, 1)");

@@ -51,12 +51,6 @@ static char *result_of(char *t) {
     return t;
 }
 
-static sqlv_session *session_as(fixture *f, const char *user) {
-    sqlv_session *s = NULL;
-    assert_int_equal(sqlv_session_open(f->sql, user, "defaultdb", &s), SQLV_OK);
-    return s;
-}
-
 static sqlv_auth_info lookup(fixture *f, const char *user) {
     sqlv_auth_info info;
     assert_int_equal(sqlv_auth_lookup(f->sql, user, &info), SQLV_OK);
@@ -440,12 +434,78 @@ static void test_connection_limit(void **state) {
     close_all(&f);
 }
 
+/* The first byte of role name's row (its format version), 0 when none. */
+static int row_version(fixture *f, const char *name) {
+    base_buf key = {0}, val = {0};
+    enc_value v = {.type = ENC_TEXT};
+    v.u.bytes.data = (const uint8_t *)name;
+    v.u.bytes.len = strlen(name);
+    assert_int_equal(enc_key_prefix(&key, 3, 1), ENC_OK);
+    assert_int_equal(enc_key_append(&key, &v), ENC_OK);
+    txn *t = NULL;
+    txn_error err = {{0}, {0}};
+    assert_int_equal(txn_begin(f->db, NULL, &t), TXN_OK);
+    int rc = txn_get(t, key.data, key.len, &val, &err);
+    int version = rc == TXN_OK && val.len > 0 ? val.data[0] : 0;
+    txn_rollback(t);
+    base_buf_free(&key);
+    base_buf_free(&val);
+    return version;
+}
+
+/* ALTER ROLE ... SET: stored in the role row (format 3 only while the role
+** has settings), applied by sqlv_session_apply_role_settings, kept by the
+** role's other changes. */
+static void test_role_settings(void **state) {
+    (void)state;
+    fixture f;
+    open_all(&f);
+    sqlv_session *s = session(&f);
+    EXPECT(s, "CREATE USER app PASSWORD 'pw'", "C CREATE ROLE\n");
+    assert_int_equal(row_version(&f, "app"), 2);
+    EXPECT(s, "ALTER ROLE app SET statement_timeout = '1min'", "C ALTER ROLE\n");
+    EXPECT(s, "ALTER ROLE app SET session_memory_limit = '64MiB'", "C ALTER ROLE\n");
+    assert_int_equal(row_version(&f, "app"), 3);
+    EXPECT(s, "ALTER ROLE app CONNECTION LIMIT 4", "C ALTER ROLE\n");
+    sqlv_auth_info a = lookup(&f, "app");
+    assert_int_equal(a.conn_limit, 4);
+    assert_int_equal(scram_login(a.verifier, "pw"), 0);
+    sqlv_session *app = session_as(&f, "app");
+    assert_int_equal(sqlv_session_apply_role_settings(app), SQLV_OK);
+    EXPECT_RESULT(app, "SHOW statement_timeout", "R 1min\n");
+    EXPECT_RESULT(app, "SHOW session_memory_limit", "R 64 MiB\n");
+    sqlv_session_close(app);
+    expect_error(s, "ALTER ROLE app SET session_memory_limit = '1KiB'", "22023");
+    expect_error(s, "ALTER ROLE app RESET no_such_setting", "42704");
+    expect_error(s, "ALTER ROLE app IN DATABASE defaultdb SET statement_timeout = 1", "0A000");
+    /* 512 bytes of pairs at most */
+    char q[400];
+    int i = 0;
+    for (; i < 64; i++) {
+        snprintf(q, sizeof q, "ALTER ROLE app SET custom.setting_number_%02d = 'value'", i);
+        char *got = run(s, q);
+        bool full = strstr(got, "E 54000") != NULL;
+        free(got);
+        if (full) break;
+    }
+    assert_true(i > 5 && i < 64);
+    EXPECT(s, "ALTER ROLE app RESET ALL", "C ALTER ROLE\n");
+    assert_int_equal(row_version(&f, "app"), 2); /* readable by the previous version */
+    app = session_as(&f, "app");
+    assert_int_equal(sqlv_session_apply_role_settings(app), SQLV_OK);
+    EXPECT_RESULT(app, "SHOW statement_timeout", "R 0\n");
+    sqlv_session_close(app);
+    sqlv_session_close(s);
+    close_all(&f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create),       cmocka_unit_test(test_alter_drop),
         cmocka_unit_test(test_grant_revoke), cmocka_unit_test(test_who_may),
         cmocka_unit_test(test_blocks),       cmocka_unit_test(test_catalogs),
         cmocka_unit_test(test_connection_limit),
+        cmocka_unit_test(test_role_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,12 +16,6 @@
 
 #include "tests/sql/sql_harness.h"
 
-static sqlv_session *session_as(sqlv_engine *e, const char *user) {
-    sqlv_session *s = NULL;
-    assert_int_equal(sqlv_session_open(e, user, "defaultdb", &s), SQLV_OK);
-    return s;
-}
-
 static void setup(fixture *f, sqlv_session **s) {
     open_all(f);
     *s = session(f);
@@ -189,7 +183,7 @@ static void test_across_nodes(void **state) {
     sqlv_engine *b = NULL;
     setup(&f, &s);
     assert_int_equal(sqlv_engine_open(f.db, &b), SQLV_OK);
-    sqlv_session *sb = session_as(b, "root");
+    sqlv_session *sb = session(&(fixture){.sql = b});
     EXPECT_ROWS(sb, "SELECT count(*) FROM t", "R 3\n");
     EXPECT(s, "CREATE VIEW across AS SELECT id FROM t WHERE id > 1", "C CREATE VIEW\n");
     EXPECT_ROWS(sb, "SELECT * FROM across ORDER BY id", "R 2\nR 3\n");
@@ -211,7 +205,7 @@ static void test_privileges(void **state) {
     EXPECT(s, "CREATE USER app", "C CREATE ROLE\n");
     EXPECT(s, "CREATE USER other", "C CREATE ROLE\n");
     EXPECT(s, "CREATE VIEW pv AS SELECT id FROM t", "C CREATE VIEW\n");
-    sqlv_session *app = session_as(f.sql, "app");
+    sqlv_session *app = session_as(&f, "app");
     /* no SELECT on the view */
     EXPECT(app, "SELECT * FROM pv", "E 42501 permission denied for table pv\n");
     EXPECT(app, "SELECT count(*) FROM pv", "E 42501 permission denied for table pv\n");
@@ -230,7 +224,7 @@ static void test_privileges(void **state) {
     EXPECT(app, "CREATE VIEW mine AS SELECT id FROM t", "C CREATE VIEW\n");
     EXPECT_ROWS(app, "SELECT count(*) FROM mine", "R 3\n");
     EXPECT(app, "GRANT SELECT ON mine TO other", "C GRANT\n");
-    sqlv_session *other = session_as(f.sql, "other");
+    sqlv_session *other = session_as(&f, "other");
     EXPECT_ROWS(other, "SELECT count(*) FROM mine", "R 3\n");
     EXPECT(s, "REVOKE SELECT ON t FROM app", "C REVOKE\n");
     EXPECT(other, "SELECT count(*) FROM mine", "E 42501 permission denied for table t\n");
