@@ -25,7 +25,8 @@
 ** lease read), feeds every clock its peers' offsets once a second (the
 ** clock-offset bound, so commit wait waits), and sleeps 1 ms or until a
 ** frame is queued. Each node's HLC reads realtime plus a per-node offset in
-** +-MAX_OFFSET_NS/2 (skew).
+** +-SKEW_MAX_NS (skew: every pair within max_offset as measured). A setup
+** failure (the initial splits) fails its seed; the sweep goes on.
 **
 ** Workload: CLIENTS threads, each on one node's txn_db, run list-append
 ** transactions of 2-4 micro-ops over KEYS keys spread over the ranges: an
@@ -144,6 +145,14 @@
 #define TICK_MS 10
 #define ELECTION_TICKS 20
 #define MAX_OFFSET_NS (100LL * 1000 * 1000)
+/* The nodes' skews stay inside the cluster's envelope: every pair's measured
+** bound (|skew difference| + OFFSET_UNCERTAINTY_NS + 200 ppm drift over the
+** measurement's age, fed each second) within MAX_OFFSET_NS. A pair beyond it
+** is a correct clock refusal (docs/clocks.md, section 3: a far peer with a
+** majority leaves both UNBOUNDED), so a skew is drawn in +-MAX_OFFSET_NS/2
+** and clamped to +-SKEW_MAX_NS (seed 30961: 99.2 ms apart + 1 ms refused). */
+#define OFFSET_UNCERTAINTY_NS (1000LL * 1000)
+#define SKEW_MAX_NS (MAX_OFFSET_NS / 2 - OFFSET_UNCERTAINTY_NS) /* leaves 1 ms: 5 s of drift */
 #define SERVER_WAIT_MS 2000
 #define ROUTER_DEADLINE_MS 5000
 #define ROUTER_RPC_TIMEOUT_MS 500
@@ -1078,7 +1087,8 @@ static void feed_offsets(sim *s)
         for (int j = 1; j <= NODES; j++)
             if (j != i)
                 hlc_epsilon_peer_measurement(s->n[i].clock, (uint64_t)j,
-                                             s->n[j].offset_ns - s->n[i].offset_ns, 1000000, at);
+                                             s->n[j].offset_ns - s->n[i].offset_ns,
+                                             OFFSET_UNCERTAINTY_NS, at);
     }
 }
 
@@ -1742,6 +1752,10 @@ static void start_nodes(sim *s)
         pthread_mutex_init(&nd->gate_mu, NULL);
         pthread_cond_init(&nd->gate_cv, NULL);
         nd->offset_ns = (int64_t)(rng_next(&r) % (uint64_t)MAX_OFFSET_NS) - MAX_OFFSET_NS / 2;
+        /* clamped, not rescaled: the seeds inside the band keep their runs */
+        nd->offset_ns = nd->offset_ns > SKEW_MAX_NS    ? SKEW_MAX_NS
+                        : nd->offset_ns < -SKEW_MAX_NS ? -SKEW_MAX_NS
+                                                       : nd->offset_ns;
         hlc_physical_clock pc = {node_now_ns, nd};
         assert_int_equal(hlc_clock_new(pc, MAX_OFFSET_NS, &nd->clock), 0);
         nd->tp = (sim_net_tp){{&sim_net_tp_ops}, &s->outbox, s, (rpc_node_id)i, NULL};
@@ -1801,8 +1815,10 @@ static void stop_nodes(sim *s)
 }
 
 /* Split the key space at k3 and k6 (retried while the first leader is
-** being elected). */
-static void initial_splits(sim *s)
+** being elected). false with why set when a split did not succeed: the
+** seed fails, the sweep goes on (why names node 1's clock bound, the usual
+** suspect of a refusal without detail). */
+static bool initial_splits(sim *s, char *why, size_t why_size)
 {
     const char *at[] = {"k3", "k6"};
     for (size_t k = 0; k < 2; k++) {
@@ -1814,10 +1830,16 @@ static void initial_splits(sim *s)
             if (rc != TXN_OK)
                 sleep_ms(50);
         }
-        if (rc != TXN_OK)
-            fail_msg("seed %llu: initial split at %s: %d %s", (unsigned long long)s->seed,
-                     at[k], rc, err.message);
+        if (rc != TXN_OK) {
+            hlc_epsilon_report er;
+            char eps[HLC_DESCRIBE_SIZE];
+            hlc_epsilon_explain(s->n[1].clock, &er);
+            snprintf(why, why_size, "initial split at %s: %d %s (n1's clock: %s)", at[k], rc,
+                     err.message, hlc_epsilon_describe(&er, eps, sizeof(eps)));
+            return false;
+        }
     }
+    return true;
 }
 
 /* Node i's router cache, for a failure report. */
@@ -2030,7 +2052,11 @@ static void run_seed_inner(sim *s, seed_result *out)
 {
     int64_t workload_ms = (int64_t)env_u64("MERIDIAN_SIM_MS", 10000);
     start_nodes(s);
-    initial_splits(s);
+    if (!initial_splits(s, out->why, sizeof(out->why))) {
+        out->failed = true;
+        stop_nodes(s); /* no workload: nothing to check */
+        return;
+    }
     s->workload_end_ns = sim_now(s) + workload_ms * 1000000;
 
     client cl[CLIENTS];
