@@ -9,9 +9,11 @@
 ** transition rule depends only on its arguments, so every replica decides
 ** alike.
 */
+#include <stdlib.h>
 #include <string.h>
 
 #include "range/codec_int.h"
+#include "range/eval_int.h"
 #include "range/intent_int.h"
 
 #define INTENT_TOMBSTONE 0x01u
@@ -113,14 +115,39 @@ int range__record_encode(const range__record *rec, uint8_t out[RANGE__RECORD_SIZ
     return RANGE_OK;
 }
 
+int range__record_encode_buf(const range__record *rec, base_buf *out)
+{
+    uint8_t fixed[RANGE__RECORD_SIZE];
+    size_t n = 0;
+    int rc = range__record_encode(rec, fixed);
+    if (rc != RANGE_OK)
+        return rc;
+    if (rec->spans_len == 0)
+        return base_buf_append(out, fixed, sizeof(fixed)) == 0 ? RANGE_OK : RANGE_ERR_NOMEM;
+    if (rec->spans == NULL ||
+        range__record_spans_decode(rec->spans, rec->spans_len, NULL, &n) != RANGE_OK)
+        return RANGE_ERR_INVALID;
+    fixed[0] = RANGE__RECORD_VERSION_SPANS;
+    size_t len0 = out->len;
+    if (base_buf_append(out, fixed, sizeof(fixed)) != 0 ||
+        base_buf_append(out, rec->spans, rec->spans_len) != 0) {
+        out->len = len0;
+        return RANGE_ERR_NOMEM;
+    }
+    return RANGE_OK;
+}
+
 int range__record_decode(const uint8_t *data, size_t len, range__record *out)
 {
+    size_t n = 0;
     memset(out, 0, sizeof(*out));
-    /* version 1 (no final_wall) is still read: stores written before it */
+    /* version 1 (no final_wall) is still read: stores written before it;
+    ** version 2 too (no spans: such a COMMITTED record is never swept) */
     if (data == NULL || len < 2 ||
-        !(data[0] == RANGE__RECORD_VERSION ? len == RANGE__RECORD_SIZE
-          : data[0] == 1                   ? len == RANGE__RECORD_SIZE_V1
-                                           : false) ||
+        !(data[0] == RANGE__RECORD_VERSION         ? len == RANGE__RECORD_SIZE
+          : data[0] == RANGE__RECORD_VERSION_SPANS ? len > RANGE__RECORD_SIZE
+          : data[0] == 1                           ? len == RANGE__RECORD_SIZE_V1
+                                                   : false) ||
         data[1] > RANGE_TXN_ABORTED)
         return RANGE_ERR_CORRUPT;
     out->status = (range_txn_status)data[1];
@@ -128,12 +155,208 @@ int range__record_decode(const uint8_t *data, size_t len, range__record *out)
     out->priority = (int64_t)get_u64_be(data + 10);
     out->commit_ts = hlc_decode(data + 18);
     out->heartbeat = hlc_decode(data + 18 + HLC_ENCODED_SIZE);
-    if (data[0] == RANGE__RECORD_VERSION)
+    if (data[0] != 1)
         out->final_wall_ns = (int64_t)get_u64_be(data + RANGE__RECORD_SIZE_V1);
+    if (data[0] == RANGE__RECORD_VERSION_SPANS) {
+        out->spans = data + RANGE__RECORD_SIZE;
+        out->spans_len = len - RANGE__RECORD_SIZE;
+        if (range__record_spans_decode(out->spans, out->spans_len, NULL, &n) != RANGE_OK)
+            out->txn_id = 0; /* corrupt, below */
+    }
     if (out->txn_id == 0 || out->final_wall_ns < 0) {
         memset(out, 0, sizeof(*out));
         return RANGE_ERR_CORRUPT;
     }
+    return RANGE_OK;
+}
+
+/* ---- participant spans (record version 3) ------------------------------------ */
+
+#define SPAN_POINT 0x01u /* start only: [start, start 0x00) */
+#define SPAN_OPEN 0x02u  /* start only: [start, +inf) */
+
+/* The exclusive end of a span, as the coalescing compares it. */
+typedef struct span_end {
+    int kind; /* SPAN_POINT: key 0x00; SPAN_OPEN: +inf; 0: key */
+    const uint8_t *key;
+    size_t key_len;
+} span_end;
+
+static span_end span_end_of(const range_span *sp)
+{
+    if (sp->point)
+        return (span_end){SPAN_POINT, sp->start, sp->start_len};
+    if (sp->end_len == 0)
+        return (span_end){SPAN_OPEN, NULL, 0};
+    return (span_end){0, sp->end, sp->end_len};
+}
+
+/* Is the key k == e 0x00 (the successor of e)? */
+static bool is_successor(const uint8_t *k, size_t k_len, const uint8_t *e, size_t e_len)
+{
+    return k_len == e_len + 1 && k[e_len] == 0 && (e_len == 0 || memcmp(k, e, e_len) == 0);
+}
+
+/* Compare two ends (<0, 0, >0). */
+static int span_end_cmp(span_end a, span_end b)
+{
+    if (a.kind == SPAN_OPEN || b.kind == SPAN_OPEN)
+        return (a.kind == SPAN_OPEN) - (b.kind == SPAN_OPEN);
+    if (a.kind == b.kind)
+        return range__key_cmp(a.key, a.key_len, b.key, b.key_len);
+    int sign = a.kind == SPAN_POINT ? 1 : -1; /* p: the point's end (k 0x00), o: a key */
+    span_end p = a.kind == SPAN_POINT ? a : b, o = a.kind == SPAN_POINT ? b : a;
+    if (range__key_cmp(p.key, p.key_len, o.key, o.key_len) >= 0)
+        return sign; /* k >= e: k 0x00 > e */
+    return is_successor(o.key, o.key_len, p.key, p.key_len) ? 0 : -sign;
+}
+
+/* Does a span starting at s begin at or before end e (overlapping or touching)? */
+static bool starts_by(const range_span *sp, span_end e)
+{
+    if (e.kind == SPAN_OPEN)
+        return true;
+    int c = range__key_cmp(sp->start, sp->start_len, e.key, e.key_len);
+    if (e.kind == 0)
+        return c <= 0;
+    return c <= 0 || is_successor(sp->start, sp->start_len, e.key, e.key_len);
+}
+
+static int span_start_cmp(const void *a, const void *b)
+{
+    const range_span *x = *(const range_span *const *)a, *y = *(const range_span *const *)b;
+    return range__key_cmp(x->start, x->start_len, y->start, y->start_len);
+}
+
+static int put_bytes(base_buf *out, const uint8_t *p, size_t n)
+{
+    int rc = range__put_varint(out, n);
+    if (n > 0)
+        rc |= base_buf_append(out, p, n);
+    return rc;
+}
+
+/* Append one span [start, e) to the section. */
+static int put_span(base_buf *out, const range_span *first, span_end e)
+{
+    if (e.kind == SPAN_POINT && range__key_cmp(first->start, first->start_len, e.key,
+                                               e.key_len) == 0)
+        return base_buf_append_byte(out, SPAN_POINT) | put_bytes(out, first->start,
+                                                                 first->start_len);
+    if (e.kind == SPAN_OPEN)
+        return base_buf_append_byte(out, SPAN_OPEN) | put_bytes(out, first->start,
+                                                                first->start_len);
+    int rc = base_buf_append_byte(out, 0) | put_bytes(out, first->start, first->start_len);
+    if (e.kind == SPAN_POINT) { /* the end after the key e: e 0x00 */
+        rc |= range__put_varint(out, e.key_len + 1);
+        rc |= base_buf_append(out, e.key, e.key_len);
+        rc |= base_buf_append_byte(out, 0);
+        return rc;
+    }
+    return rc | put_bytes(out, e.key, e.key_len);
+}
+
+int range__record_spans_build(const range_span *in, size_t n, base_buf *out)
+{
+    const range_span **sorted = NULL; /* owner: this function */
+    span_end *ends = NULL;            /* owner: this function; per merged group */
+    size_t *firsts = NULL;            /* owner: this function; its first span */
+    size_t m = 0;
+    int rc = RANGE_ERR_INVALID;
+    base_buf_reset(out);
+    if (in == NULL || n == 0)
+        return RANGE_ERR_INVALID;
+    for (size_t i = 0; i < n; i++)
+        if (in[i].start_len > STORAGE_KEY_SIZE_MAX || in[i].end_len > STORAGE_KEY_SIZE_MAX ||
+            (in[i].point && in[i].start_len == 0) || (in[i].start_len > 0 && !in[i].start) ||
+            (!in[i].point && in[i].end_len > 0 && !in[i].end))
+            return RANGE_ERR_INVALID;
+    sorted = base_calloc(n, sizeof(*sorted));
+    ends = base_calloc(n, sizeof(*ends));
+    firsts = base_calloc(n, sizeof(*firsts));
+    rc = RANGE_ERR_NOMEM;
+    if (sorted == NULL || ends == NULL || firsts == NULL)
+        goto done;
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = &in[i];
+    qsort(sorted, n, sizeof(*sorted), span_start_cmp);
+    /* overlapping and touching spans: one group */
+    for (size_t i = 0; i < n; i++) {
+        span_end e = span_end_of(sorted[i]);
+        if (m > 0 && starts_by(sorted[i], ends[m - 1])) {
+            if (span_end_cmp(e, ends[m - 1]) > 0)
+                ends[m - 1] = e;
+            continue;
+        }
+        firsts[m] = i;
+        ends[m++] = e;
+    }
+    /* then k neighbouring groups per span, k doubling until the section fits
+    ** (groups are sorted and disjoint: the last one's end is the greatest) */
+    size_t k = (m + RANGE_TXN_RECORD_SPANS_MAX - 1) / RANGE_TXN_RECORD_SPANS_MAX;
+    for (;;) {
+        size_t spans = (m + k - 1) / k;
+        base_buf_reset(out);
+        rc = range__put_varint(out, spans) == 0 ? RANGE_OK : RANGE_ERR_NOMEM;
+        for (size_t g = 0; g < m && rc == RANGE_OK; g += k) {
+            size_t last = g + k - 1 < m ? g + k - 1 : m - 1;
+            if (put_span(out, sorted[firsts[g]], ends[last]) != 0)
+                rc = RANGE_ERR_NOMEM;
+        }
+        if (rc != RANGE_OK || out->len <= RANGE__RECORD_SPANS_BYTES_MAX)
+            break;
+        if (spans == 1) {
+            rc = RANGE_ERR_TOO_LARGE;
+            break;
+        }
+        k *= 2;
+    }
+done:
+    if (rc != RANGE_OK)
+        base_buf_reset(out);
+    base_free(sorted);
+    base_free(ends);
+    base_free(firsts);
+    return rc;
+}
+
+int range__record_spans_decode(const uint8_t *data, size_t len, range_span *out, size_t *n)
+{
+    range__reader r = {data, data != NULL ? data + len : NULL, false}; /* NULL + 0 is UB */
+    *n = 0;
+    if (data == NULL || len > RANGE__RECORD_SPANS_BYTES_MAX)
+        return RANGE_ERR_CORRUPT;
+    uint64_t count = range__get_varint(&r);
+    if (r.bad || count == 0 || count > RANGE_TXN_RECORD_SPANS_MAX)
+        return RANGE_ERR_CORRUPT;
+    for (uint64_t i = 0; i < count; i++) {
+        range_span sp = {0};
+        uint8_t flags = range__get_u8(&r);
+        uint64_t sl = range__get_varint(&r);
+        if (r.bad || (flags & ~(SPAN_POINT | SPAN_OPEN)) != 0 ||
+            flags == (SPAN_POINT | SPAN_OPEN) || sl > STORAGE_KEY_SIZE_MAX ||
+            ((flags & SPAN_POINT) != 0 && sl == 0))
+            return RANGE_ERR_CORRUPT;
+        sp.start = range__get_raw(&r, sl);
+        sp.start_len = (size_t)sl;
+        sp.point = (flags & SPAN_POINT) != 0;
+        if (flags == 0) {
+            uint64_t el = range__get_varint(&r);
+            if (r.bad || el == 0 || el > STORAGE_KEY_SIZE_MAX)
+                return RANGE_ERR_CORRUPT;
+            sp.end = range__get_raw(&r, el);
+            sp.end_len = (size_t)el;
+        }
+        if (r.bad)
+            return RANGE_ERR_CORRUPT;
+        if (sl == 0)
+            sp.start = NULL;
+        if (out != NULL)
+            out[i] = sp;
+    }
+    if (r.p != r.end)
+        return RANGE_ERR_CORRUPT;
+    *n = (size_t)count;
     return RANGE_OK;
 }
 

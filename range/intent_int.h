@@ -24,7 +24,15 @@
 **   | final_wall (8 BE, >= 0: the leaseholder's wall clock, ns, when the
 **   record became COMMITTED or ABORTED; 0 unknown or PENDING)
 ** Version 1 (RANGE__RECORD_SIZE_V1 bytes, no final_wall) is still decoded,
-** with final_wall 0; encoders write version 2 only.
+** with final_wall 0. Version 3 = version 2's bytes (with 3 as the version)
+** followed by the PARTICIPANT SPANS section (a COMMITTED record's: where
+** its intents may be; docs/txn.md 6.1, the sweep of COMMITTED records):
+**   n (varint, 1..RANGE_TXN_RECORD_SPANS_MAX) | n x { flags (1 byte: bit0
+**   point, bit1 open end) | bytes start | bytes end (only when neither) }
+**   bytes = varint length | bytes; a point's start and an end non-empty;
+**   the section at most RANGE__RECORD_SPANS_BYTES_MAX bytes.
+** Encoders write version 2 when the record has no spans (every record
+** but a COMMITTED one that END_TXN gave spans), else version 3.
 **
 ** Invariants: decoders read only inside their input and never trust a
 ** length: a bad version, flag, status, length, id 0 or trailing bytes is
@@ -42,6 +50,11 @@
 
 #define RANGE__INTENT_VERSION 1
 #define RANGE__RECORD_VERSION 2
+#define RANGE__RECORD_VERSION_SPANS 3 /* version 2 + the participant spans */
+#define RANGE__RECORD_SPANS_BYTES_MAX (128 * 1024 + 64) /* the spans section: two keys
+                                             of STORAGE_KEY_SIZE_MAX fit (one span
+                                             always can), RANGE_TXN_RECORD_SPANS_MAX
+                                             short ones too */
 #define RANGE__RECORD_SIZE_V1 (1 + 1 + 8 + 8 + HLC_ENCODED_SIZE + HLC_ENCODED_SIZE)
 #define RANGE__RECORD_SIZE (RANGE__RECORD_SIZE_V1 + 8)
 
@@ -71,12 +84,32 @@ typedef struct range__record {
     int64_t final_wall_ns;   /* when it became final (wall ns; 0: unknown, or
                                 PENDING): the age sweep's clock (docs/txn.md
                                 6.1) */
+    const uint8_t *spans;    /* the participant spans section (version 3),
+                                borrowed (from the decoded input); NULL: none */
+    size_t spans_len;
 } range__record;
 
-/* RANGE_OK or RANGE_ERR_INVALID (status, id 0, negative final_wall_ns). */
+/* Version 2 only: the spans are not written. RANGE_OK or RANGE_ERR_INVALID
+** (status, id 0, negative final_wall_ns). */
 int range__record_encode(const range__record *rec, uint8_t out[RANGE__RECORD_SIZE]);
-/* RANGE_OK or RANGE_ERR_CORRUPT. */
+/* Append version 2, or version 3 when rec->spans_len > 0 (the section is
+** checked). RANGE_OK, RANGE_ERR_INVALID, RANGE_ERR_NOMEM (*out as it was). */
+int range__record_encode_buf(const range__record *rec, base_buf *out);
+/* RANGE_OK or RANGE_ERR_CORRUPT. out->spans points into data. */
 int range__record_decode(const uint8_t *data, size_t len, range__record *out);
+
+/* The participant spans section of in[0..n) into out (after a reset):
+** sorted by start, overlapping and touching spans merged, then neighbours
+** merged into covering spans (k consecutive ones at a time, k as small as
+** makes at most RANGE_TXN_RECORD_SPANS_MAX spans of at most
+** RANGE__RECORD_SPANS_BYTES_MAX bytes). Covering more is safe: a RESOLVE
+** touches only its txn's intents. RANGE_OK, RANGE_ERR_INVALID (n 0, a bad
+** span), RANGE_ERR_TOO_LARGE (even one span does not fit), RANGE_ERR_NOMEM. */
+int range__record_spans_build(const range_span *in, size_t n, base_buf *out);
+/* Decode a spans section: *n spans into out (capacity
+** RANGE_TXN_RECORD_SPANS_MAX; NULL: only checked), borrowed from data.
+** RANGE_OK or RANGE_ERR_CORRUPT. */
+int range__record_spans_decode(const uint8_t *data, size_t len, range_span *out, size_t *n);
 
 /* Raw keys, into out after a reset. RANGE_OK, RANGE_ERR_INVALID (empty or
 ** too long key), RANGE_ERR_NOMEM. */

@@ -52,7 +52,10 @@
 **               (non-empty) | flags (1 byte: bit0 create_record) |
 **               the writes, delete spans and read spans as COMMIT's
 **     END_TXN:  ts commit_ts | txn_id (!= 0) | nonce | priority | bytes anchor
-**               (non-empty) | status (1 byte: COMMITTED or ABORTED)
+**               (non-empty) | status (1 byte: COMMITTED or ABORTED) |
+**               [n_spans (1..RANGE_TXN_RECORD_SPANS_MAX) x span: COMMITTED
+**               only, the participant spans its record keeps (docs/txn.md
+**               6.1); trailing like HEARTBEAT's read_ts]
 **     RESOLVE:  ts commit_ts | txn_id (!= 0) | nonce | status (1 byte:
 **               COMMITTED or ABORTED) | n_spans (>= 1) x span
 **     PUSH:     txn_id (pusher, 0: none) | priority | pushee_txn_id (!= 0) |
@@ -421,7 +424,10 @@ static bool kv__request_ok(const range_kv_request *req)
     case RANGE_KV_PREPARE:
         return req->txn_id != 0 && kv__anchor_ok(req) && kv__writes_ok(req);
     case RANGE_KV_END_TXN:
-        return req->txn_id != 0 && kv__anchor_ok(req) && kv__final_status(req->txn_status);
+        return req->txn_id != 0 && kv__anchor_ok(req) && kv__final_status(req->txn_status) &&
+               req->span_count <= RANGE_TXN_RECORD_SPANS_MAX &&
+               (req->span_count == 0 || req->txn_status == RANGE_TXN_COMMITTED) &&
+               kv__spans_ok(req->spans, req->span_count);
     case RANGE_KV_RESOLVE:
         return req->txn_id != 0 && kv__final_status(req->txn_status) && req->span_count > 0 &&
                kv__spans_ok(req->spans, req->span_count);
@@ -579,6 +585,8 @@ int range_kv_request_encode(const range_kv_request *req, base_buf *out)
         rc |= kv__put_i64(out, req->priority);
         rc |= kv__put_bytes(out, req->anchor, req->anchor_len);
         rc |= base_buf_append_byte(out, req->txn_status);
+        if (req->span_count > 0 && rc == 0)
+            rc |= kv__put_spans(out, req->spans, req->span_count);
         break;
     case RANGE_KV_RESOLVE:
         rc |= kv__put_ts(out, req->commit_ts);
@@ -915,6 +923,19 @@ int range_kv_request_decode(const uint8_t *data, size_t len, range_kv_request *o
         out->txn_status = range__get_u8(&r);
         if (out->txn_id == 0 || out->anchor_len == 0 || !kv__final_status(out->txn_status))
             r.bad = true;
+        if (!r.bad && kv__left(&r) > 0) {
+            uint64_t n_spans = range__get_varint(&r);
+            if (r.bad || n_spans == 0 || n_spans > RANGE_TXN_RECORD_SPANS_MAX ||
+                out->txn_status != RANGE_TXN_COMMITTED)
+                goto cleanup; /* none is written as nothing */
+            range_span *spans = NULL; /* owner: out (range_kv_request_free) */
+            rc = kv__get_spans(&r, n_spans, &spans);
+            if (rc != RANGE_OK)
+                goto cleanup;
+            rc = RANGE_ERR_CORRUPT;
+            out->spans = spans;
+            out->span_count = (size_t)n_spans;
+        }
         break;
     case RANGE_KV_RESOLVE: {
         out->commit_ts = kv__get_ts(&r);

@@ -166,7 +166,9 @@ typedef struct range_kv_request {
     **   txn_id (!= 0), nonce, priority, anchor (non-empty), create_record,
     **   writes, delete_spans, read_spans (all inside the range).
     ** END_TXN: txn_id, nonce, priority, anchor, txn_status (COMMITTED or
-    **   ABORTED), commit_ts (COMMITTED: the record's timestamp, not zero).
+    **   ABORTED), commit_ts (COMMITTED: the record's timestamp, not zero),
+    **   spans (COMMITTED only, 0..RANGE_TXN_RECORD_SPANS_MAX: the
+    **   participant spans its record keeps, docs/txn.md 6.1).
     ** RESOLVE: txn_id, nonce (unused by the server: a resolution is
     **   idempotent by content), txn_status, commit_ts (COMMITTED), spans
     **   (inside the range, 1..RANGE_KV_SPANS_MAX).
@@ -188,7 +190,7 @@ typedef struct range_kv_request {
     uint8_t txn_status;          /* range_txn_status */
     uint64_t pushee_txn_id;
     hlc_timestamp intent_ts;
-    const range_span *spans;     /* RESOLVE; encode: borrowed; decode: owned array */
+    const range_span *spans;     /* RESOLVE, END_TXN; encode: borrowed; decode: owned array */
     size_t span_count;
     const range_kv_key *lock_keys; /* LOCK; encode: borrowed; decode: owned array */
     size_t lock_key_count;

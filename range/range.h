@@ -844,7 +844,15 @@ typedef struct range_txn_meta {
     const uint8_t *anchor;   /* the record's key: the txn's first write key */
     size_t anchor_len;
     hlc_timestamp read_ts;
+    /* end_txn(COMMITTED) only (may be empty): where the txn may hold intents
+    ** (range_prepare_result.spans). The COMMITTED record keeps them, merged
+    ** into at most RANGE_TXN_RECORD_SPANS_MAX covering spans, so the
+    ** leaseholder's GC round can resolve a dead coordinator's intents and
+    ** collect the record (docs/txn.md 6.1). */
+    const range_span *record_spans;
+    size_t n_record_spans;
 } range_txn_meta;
+#define RANGE_TXN_RECORD_SPANS_MAX 64 /* participant spans a COMMITTED record keeps */
 
 /* prepare: every range holding writes or delete spans of req got a PREPARE
 ** (intents laid, replicated; reads in it validated up to its prepare ts), the
@@ -1049,6 +1057,12 @@ int range_server_new(const range_server_config *config, range_server **out);
 void range_server_shutdown(range_server *s);
 /* Stops the workers (queued requests answered RANGE_ERR_UNAVAILABLE). */
 void range_server_free(range_server *s);
+/* The key space (a router: range_router_kv; borrowed) through which the GC
+** round resolves the intents of COMMITTED records whose coordinator never
+** collected them (docs/txn.md 6.1); NULL (the default): such records stay.
+** Setting NULL waits for a resolution in progress to end, so the caller may
+** free the old key space afterwards. Any thread but the server's own. */
+void range_server_set_resolver(range_server *s, range_kv *kv);
 /* Hand an rpc request of method RANGE_RPC_METHOD_KV to the server (from the
 ** transport's handler; copies what it keeps; answers later with rpc_respond
 ** on transport t). A one-way message of method RANGE_RPC_METHOD_CLOSED is

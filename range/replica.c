@@ -75,7 +75,8 @@
 **     with the applied index, deciding from the replica's own applied state
 **     (R's for FREEZE/UNFREEZE, L's for MERGE/FENCE). UNFREEZE keeps R's
 **     descriptor (meta names it: decision 010 item 10) and fences its merge
-**     id in R, so a late FREEZE of that merge is refused. A frozen replica
+**     id in R, so a late FREEZE of that merge is refused, as is a FREEZE
+**     of an id in R's merged list (a reused id). A frozen replica
 **     refuses every new command at apply (no effect, no record, DROPPED)
 **     and every split. A voter of L applies MERGE only next to its local R
 **     frozen by that merge with applied >= the freeze index; otherwise it
@@ -83,7 +84,8 @@
 **     and those after it stay in the core's log (handed out once; the core
 **     compacts only at this replica's own applies and snapshots) and every
 **     tick resumes from raft_node_entry_at(applied + 1) (apply_stalled;
-**     a snapshot installed ends it). MERGE's batch is synced before R's
+**     a snapshot installed ends it; a leader stalled for good hands its
+**     leadership on: STALLED LEADER). MERGE's batch is synced before R's
 **     log is dropped (at the reap: R is closed like a removed replica but
 **     keeps its span). Idempotence records hold the lineage seq LS = index
 **     + 'o' (the lineage offset: inherited by a split's right side, raised
@@ -277,6 +279,9 @@ struct range_replica {
                                    the next reap WITHOUT deleting its span */
     bool apply_stalled;         /* a MERGE waits for the local right replica:
                                    the entries after applied wait in the core */
+    uint64_t stall_right_id;    /* the right that MERGE waits for */
+    uint64_t stall_handoff_tick; /* STALLED LEADER: tick of its last hand-off */
+    uint64_t stall_handoffs;    /* STALLED LEADER: hand-offs tried (the target) */
     bool apply_deferred;        /* APPLY BUDGET: the hold's budget ran out, the
                                    entries after applied wait in the core */
     /* VERSION GC: the threshold the server's reads check without node->mu
@@ -889,9 +894,11 @@ static int split_txn_record(range_replica *r, replica_split_txn *tx)
     if (rc != RANGE_OK)
         return rc == RANGE_ERR_INVALID ? RANGE_OK : rc; /* no such key: no record */
     int s = storage_get_raw(r->node->config.engine, tx->key.data, tx->key.len, &val);
-    if (s == STORAGE_OK)
+    if (s == STORAGE_OK) {
         tx->have = range__record_decode(val.data, val.len, &tx->rec) == RANGE_OK;
-    else if (s != STORAGE_NOT_FOUND)
+        tx->rec.spans = NULL; /* they pointed into val (a PENDING record has none) */
+        tx->rec.spans_len = 0;
+    } else if (s != STORAGE_NOT_FOUND)
         rc = map_storage(s);
     base_buf_free(&val);
     return rc;
@@ -1472,6 +1479,15 @@ static bool merge_left_pending(const range_node *n, const range_replica *o,
     return false;
 }
 
+/* Whether id is in m's merged list (a merge applied in the lineage). */
+static bool merged_has(const replica_merge_state *m, uint64_t id)
+{
+    for (uint32_t i = 0; i < m->n_merged; i++)
+        if (m->merged[i] == id)
+            return true;
+    return false;
+}
+
 /* Add id to m's merged list (kept once; the oldest goes when full). */
 static void merged_add(replica_merge_state *m, uint64_t id)
 {
@@ -1576,6 +1592,7 @@ static int merge_prepare_merge(range_replica *r, const raft_entry *e, replica_me
                        (unsigned long long)mg->merge_id, (unsigned long long)e->index,
                        (unsigned long long)rid, (unsigned long long)fidx);
         mg->stall = true;
+        r->stall_right_id = rid; /* STALLED LEADER */
         base_buf_free(&tx.key);
         range_descriptor_free(&rd);
         return RANGE_OK;
@@ -1670,11 +1687,14 @@ static int merge_prepare(range_replica *r, const raft_entry *e, replica_merge_ap
     for (uint32_t i = 0; i < r->merge.n_fences; i++)
         fenced = fenced || r->merge.fences[i] == mg->merge_id;
     if (mg->tag == REPLICA_FREEZE_TAG) {
+        /* not an id R's lineage merged already (a reused id): the abandon's
+        ** FENCE would read it "merged" and R stay frozen (sim seed 31270) */
         uint64_t left = replica__get_u64(p + 9), generation = replica__get_u64(p + 17);
         if (mg->merge_id != 0 && r->merge.frozen_merge_id == mg->merge_id) {
             mg->ok = true; /* frozen by this merge already */
         } else if (mg->merge_id != 0 && r->merge.frozen_merge_id == 0 && !fenced &&
-                   generation == r->desc.generation && left != r->config.range_id) {
+                   !merged_has(&r->merge, mg->merge_id) && generation == r->desc.generation &&
+                   left != r->config.range_id) {
             mg->next.frozen_merge_id = mg->merge_id;
             mg->next.frozen_left_id = left;
             mg->next.frozen_index = e->index;
@@ -2749,6 +2769,7 @@ static int load_floor(storage_engine *e, uint64_t range_id, hlc_timestamp *floor
                                               configuration entry */
 #define REPLICA_REMOVAL_CHECK_TICKS 50     /* between "am I removed?" questions */
 #define REPLICA_UNINIT_QUIET_TICKS 300     /* an uninitialized replica nobody talks to goes */
+#define REPLICA_STALL_HANDOFF_TICKS 50     /* a leader stalled for good leads at most this long */
 
 static int load_tombstone(storage_engine *e, uint64_t range_id, uint64_t *generation)
 {
@@ -5023,6 +5044,61 @@ static void replica_maybe_truncate(range_replica *r)
     replica_process(r, &u);
 }
 
+/* STALLED LEADER (MERGES, the second defence): a leader whose apply
+** stalls at a MERGE that can never apply here -- the right was merged away
+** on this node (the merged tombstone: no replica of it is ever made here
+** again) -- would keep the lease, and the range, unavailable for ever. It
+** hands leadership to another voter once it led stalled so for
+** REPLICA_STALL_HANDOFF_TICKS, each voter in turn. Safe: a plain Raft
+** transfer; its log stays (it still acknowledges entries, counts in
+** quorums), and its apply waits for a snapshot as before. A right that may
+** still come (absent without that tombstone, or not frozen yet) is waited
+** for. Node mutex held. */
+static void replica_stall_handoff(range_replica *r)
+{
+    raft_status st;
+    raft_update u;
+    uint64_t tomb = 0;
+    /* counted from when it became a stalled leader (or last handed on) */
+    if (!r->apply_stalled || r->stall_right_id == 0 || r->raft == NULL) {
+        r->stall_handoff_tick = r->tick;
+        return;
+    }
+    raft_node_status(r->raft, &st);
+    if (st.role != RAFT_LEADER || st.transfer_to != RAFT_NONE) {
+        r->stall_handoff_tick = r->tick;
+        return;
+    }
+    if (r->tick - r->stall_handoff_tick < REPLICA_STALL_HANDOFF_TICKS)
+        return;
+    r->stall_handoff_tick = r->tick; /* looked at (the store too) once a period */
+    range_node *n = r->node;
+    for (size_t i = 0; i < n->n_replicas; i++) {
+        const range_replica *o = n->replicas[i];
+        if (o->config.range_id == r->stall_right_id && !o->retired && o->remove_generation == 0)
+            return; /* it may still freeze and catch up */
+    }
+    if (load_tombstone(n->config.engine, r->stall_right_id, &tomb) != RANGE_OK ||
+        tomb != REPLICA_MERGED_TOMBSTONE)
+        return;
+    size_t others = 0;
+    for (size_t i = 0; i < r->membership.n_voters; i++)
+        others += r->membership.voters[i] != r->id;
+    if (others == 0)
+        return; /* the only voter: nobody to hand it to */
+    size_t pick = (size_t)(r->stall_handoffs++ % others);
+    uint64_t target = 0;
+    for (size_t i = 0; i < r->membership.n_voters && target == 0; i++)
+        if (r->membership.voters[i] != r->id && pick-- == 0)
+            target = r->membership.voters[i];
+    raft_event ev = {.type = RAFT_EVENT_TRANSFER, .transfer_to = target};
+    int rc = replica_step(r, &ev, &u);
+    BASE_WARN("range", "r%llu n%llu: apply stalled at index %llu for good (r%llu merged away "
+              "here): leadership handed to n%llu (%d)", (unsigned long long)r->config.range_id,
+              (unsigned long long)r->id, (unsigned long long)(r->applied + 1),
+              (unsigned long long)r->stall_right_id, (unsigned long long)target, rc);
+}
+
 static void replica_tick(range_replica *r)
 {
     raft_update u;
@@ -5039,6 +5115,7 @@ static void replica_tick(range_replica *r)
     replica_apply_backlog(r, &r->node->pass_apply_bytes, true); /* ticks run in a pass */
     if (r->failed)
         return;
+    replica_stall_handoff(r);
     if (r->campaign_next_tick) {
         r->campaign_next_tick = false;
         raft_event cev = {.type = RAFT_EVENT_CAMPAIGN};

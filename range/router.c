@@ -336,12 +336,16 @@ static void router__key_text(const uint8_t *key, size_t len, char *out, size_t o
     if (i < len && pos + 4 <= out_size) memcpy(out + pos, "...", 4);
 }
 
-static uint64_t router__random_locked(range_router *r) {
-    /* splitmix64 */
-    uint64_t z = (r->prng += 0x9E3779B97F4A7C15ull);
+/* splitmix64's output function */
+static uint64_t router__mix(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
+}
+
+static uint64_t router__random_locked(range_router *r) {
+    /* splitmix64 */
+    return router__mix(r->prng += 0x9E3779B97F4A7C15ull);
 }
 
 static uint64_t router__random(range_router *r) {
@@ -4630,6 +4634,8 @@ typedef struct router__end_ctx {
     const range_txn_meta *txn;
     int status;
     hlc_timestamp commit_ts;
+    const range_span *spans; /* COMMITTED: the record's participant spans (may be none) */
+    size_t n_spans;
 } router__end_ctx;
 
 static int router__build_end(void *ctx, range_router *r, const range_descriptor *d,
@@ -4653,6 +4659,8 @@ static int router__build_end(void *ctx, range_router *r, const range_descriptor 
     req->anchor_len = c->txn->anchor_len;
     req->txn_status = (uint8_t)c->status;
     req->commit_ts = c->commit_ts;
+    req->spans = c->spans;
+    req->span_count = c->n_spans;
     return RANGE_OK;
 }
 
@@ -4665,7 +4673,22 @@ static int router__end_txn(range_kv *kv, const range_txn_meta *txn, int status,
         txn->anchor_len == 0 || (status != RANGE_TXN_COMMITTED && status != RANGE_TXN_ABORTED) ||
         (status == RANGE_TXN_COMMITTED && hlc_is_zero(commit_ts)))
         return RANGE_ERR_INVALID;
-    router__end_ctx c = {txn, status, status == RANGE_TXN_COMMITTED ? commit_ts : HLC_ZERO};
+    router__end_ctx c = {txn, status, status == RANGE_TXN_COMMITTED ? commit_ts : HLC_ZERO,
+                         NULL, 0};
+    /* the participant spans, merged to what a record keeps (docs/txn.md 6.1);
+    ** none when they cannot be: the record then stays until its coordinator
+    ** collects it, as before */
+    base_buf span_section = {0}; /* owner: this function; c.spans point into it */
+    range_span *spans = NULL;    /* owner: this function */
+    if (status == RANGE_TXN_COMMITTED && txn->n_record_spans > 0 &&
+        (spans = base_calloc(RANGE_TXN_RECORD_SPANS_MAX, sizeof(*spans))) != NULL &&
+        range__record_spans_build(txn->record_spans, txn->n_record_spans, &span_section) ==
+            RANGE_OK &&
+        range__record_spans_decode(span_section.data, span_section.len, spans, &c.n_spans) ==
+            RANGE_OK)
+        c.spans = spans;
+    else
+        c.n_spans = 0;
     router__op op;
     memset(&op, 0, sizeof(op));
     op.route = (router__route){txn->anchor, txn->anchor_len, false, false};
@@ -4703,6 +4726,8 @@ static int router__end_txn(range_kv *kv, const range_txn_meta *txn, int status,
     range_kv_response_free(&resp);
     range_descriptor_free(&used);
     base_buf_free(&bytes);
+    base_buf_free(&span_section);
+    base_free(spans);
     return rc;
 }
 
@@ -5062,6 +5087,10 @@ int range_router_new(const range_router_config *config, range_router **out) {
     r->prng = config->random_seed;
     if (r->prng == 0 && getrandom(&r->prng, sizeof(r->prng), 0) != (ssize_t)sizeof(r->prng))
         r->prng = (uint64_t)base_monotonic_ns() ^ (uint64_t)(uintptr_t)r;
+    /* the seed scrambled once: seeds a multiple of splitmix64's step apart
+    ** (the simulator's per-incarnation seeds were) gave one stream shifted
+    ** by a draw, and a restarted router reused its merge ids (seed 31270) */
+    r->prng = router__mix(r->prng);
     if (pthread_mutex_init(&r->mu, NULL) != 0) goto fail_free;
     if (pthread_mutex_init(&r->pool.mu, NULL) != 0) goto fail_mu;
     if (pthread_cond_init(&r->pool.cv, NULL) != 0) goto fail_pool_mu;

@@ -143,9 +143,10 @@
 **     stored after its own write applied. RESOLVE's raw writes recheck the
 **     intent's holder at apply, so a duplicate resolution is a no-op.
 **   - A FINAL RECORD LEAVES only by GC_TXN (the coordinator resolved every
-**     intent): a DELETE proposed under eval_mu after reading it final (it
-**     cannot change in between). END_TXN(COMMITTED) never creates a record
-**     from absent (a late duplicate after the GC answers ABORTED), so a
+**     intent, or THE SWEEP OF COMMITTED RECORDS did): a DELETE proposed
+**     under eval_mu after reading it final (it cannot change in between).
+**     END_TXN(COMMITTED) never creates a record from absent (a late
+**     duplicate after the GC answers ABORTED), so a
 **     collected txn is never committed again (docs/txn.md, "Garbage
 **     collection").
 **   - THE AGE SWEEP (docs/txn.md 6.1). No record is created (HEARTBEAT,
@@ -155,8 +156,18 @@
 **     ABORTED record final for longer than that age plus
 **     SERVER_RECORD_SWEEP_MARGIN_MS (clock offsets) belongs to a txn that
 **     can never make a record again: the GC round collects it through the
-**     GC_TXN path (gc_decide, under eval_mu). COMMITTED records stay (their
-**     intents may be unresolved; a missing record reads as "abort").
+**     GC_TXN path (gc_decide, under eval_mu). COMMITTED records never go by
+**     age (their intents may be unresolved; a missing record reads as
+**     "abort"), only by:
+**   - THE SWEEP OF COMMITTED RECORDS (docs/txn.md 6.1). A COMMITTED record
+**     written by END_TXN with the txn's participant spans (version 3) and
+**     final for SERVER_COMMITTED_SWEEP_AGE_MS has its spans RESOLVEd
+**     (committed, at its ts) through the server's resolver (a range_kv set
+**     by range_server_set_resolver; none: nothing happens); only when all
+**     answered OK is it deleted through the GC_TXN path
+**     (committed_sweep_decide, under eval_mu). Every intent of the txn
+**     lies in those spans and none is laid after END_TXN(COMMITTED), so no
+**     intent outlives its record. Bounded per range and round (count, time).
 **   - IDEMPOTENCE GC (replica_int.h): the GC round proposes, for each range
 **     it leads, a threshold now - RANGE_IDEMPOTENCE_GC_AGE_MS (only above
 **     the range's current one); the replicas refuse and collect by it.
@@ -481,6 +492,11 @@ struct range_server {
     pthread_cond_t closer_wake; /* stopping (CLOCK_MONOTONIC): closer and GC thread */
     range_server_stats stats;   /* under mu */
     uint64_t load_seed;         /* the ranges' load finders start from it */
+    /* THE SWEEP OF COMMITTED RECORDS: the key space its resolutions go
+    ** through (borrowed; NULL: none), under mu; resolver_busy while the GC
+    ** round uses it (range_server_set_resolver waits on `changed`). */
+    range_kv *resolver;
+    bool resolver_busy;
 };
 
 /* A read barrier in flight; lives in the evaluating thread's frame, which
@@ -515,6 +531,9 @@ typedef struct server_eval {
     range_kv_edge deps[RANGE_KV_DEPS_MAX];  /* QUERY_TXN's answer */
     uint64_t cycle[RANGE_KV_CYCLE_MAX];     /* a deadlock victim's answer */
     bool abort_record; /* HEARTBEAT of a txn known aborted: write ABORTED */
+    const uint8_t *record_spans; /* END_TXN(COMMITTED): the record's participant
+                                    spans section (borrowed from eval_record) */
+    size_t record_spans_len;
 } server_eval;
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -2140,6 +2159,8 @@ static int record_read(server_range *sr, const uint8_t *anchor, size_t anchor_le
         if (g == STORAGE_OK) {
             rc = range__record_decode(val.data, val.len, rec);
             *found = rc == RANGE_OK;
+            rec->spans = NULL; /* they pointed into val; the sweep reads its own */
+            rec->spans_len = 0;
         } else if (g != STORAGE_NOT_FOUND) {
             rc = range__storage_rc(g);
         }
@@ -2294,7 +2315,8 @@ static int prepare_raw_writes(const range_kv_request *q, const range_write *ws, 
         raw[i].kind = RANGE_RAW_PUT;
     }
     if (q->create_record) {
-        range__record rec = {RANGE_TXN_PENDING, q->txn_id, q->priority, HLC_ZERO, now, 0};
+        range__record rec = {RANGE_TXN_PENDING, q->txn_id, q->priority, HLC_ZERO, now, 0,
+                             NULL, 0};
         uint8_t val[RANGE__RECORD_SIZE];
         rc = range__record_key(q->anchor, q->anchor_len, q->txn_id, &key);
         if (rc == RANGE_OK)
@@ -2781,7 +2803,7 @@ static int record_update(range_server *s, server_range *sr, server_eval *e,
                          const uint8_t *anchor, size_t anchor_len, uint64_t txn_id,
                          record_decide_fn decide, range__record *rec, bool *found)
 {
-    base_buf key = {0}; /* owner: this function */
+    base_buf key = {0}, val = {0}; /* owner: this function */
     int rc = RANGE_ERR_AMBIGUOUS;
     for (int attempt = 0; attempt < SERVER_COMMIT_ATTEMPTS_MAX; attempt++) {
         uint64_t term = 0, hint = 0;
@@ -2798,7 +2820,7 @@ static int record_update(range_server *s, server_range *sr, server_eval *e,
         if (rc != RANGE_OK)
             break;
         range__record next;
-        uint8_t kind = RANGE_RAW_RECORD, val[RANGE__RECORD_SIZE];
+        uint8_t kind = RANGE_RAW_RECORD;
         bool write = false;
         server_pending *wait_on = NULL;
         pthread_mutex_lock(&sr->eval_mu);
@@ -2806,10 +2828,11 @@ static int record_update(range_server *s, server_range *sr, server_eval *e,
         if (rc == RANGE_OK)
             write = decide(s, e, *found ? rec : NULL, &next, &kind);
         if (write) {
+            base_buf_reset(&val);
             rc = range__record_key(anchor, anchor_len, txn_id, &key);
             if (rc == RANGE_OK)
-                rc = range__record_encode(&next, val);
-            range_raw_write w = {key.data, key.len, val, sizeof(val), kind};
+                rc = range__record_encode_buf(&next, &val);
+            range_raw_write w = {key.data, key.len, val.data, val.len, kind};
             range_command cmd = {.txn_id = txn_id, .seq = next_cmd_seq(s),
                                  .raw_writes = &w, .raw_write_count = 1};
             if (rc == RANGE_OK)
@@ -2827,6 +2850,7 @@ static int record_update(range_server *s, server_range *sr, server_eval *e,
         break;
     }
     base_buf_free(&key);
+    base_buf_free(&val);
     /* every attempt dropped: none can apply any more, the caller may retry */
     return rc == RANGE_ERR_DROPPED ? RANGE_ERR_UNAVAILABLE : rc;
 }
@@ -2862,13 +2886,38 @@ static bool end_txn_decide(range_server *s, const server_eval *e, const range__r
     next->status = (range_txn_status)q->txn_status;
     next->final_wall_ns = now.wall_ns;
     next->heartbeat = cur != NULL ? cur->heartbeat : now;
-    if (next->status == RANGE_TXN_COMMITTED)
+    if (next->status == RANGE_TXN_COMMITTED) {
         next->commit_ts = q->commit_ts;
+        next->spans = e->record_spans; /* THE SWEEP OF COMMITTED RECORDS */
+        next->spans_len = e->record_spans_len;
+    }
     return true;
 }
 
 /* END_TXN and HEARTBEAT (range.h, end_txn; kv_int.h). */
+static int eval_record_spans(range_server *s, server_range *sr, server_eval *e);
+
 static int eval_record(range_server *s, server_range *sr, server_eval *e)
+{
+    const range_kv_request *q = &e->req;
+    /* the participant spans the COMMITTED record keeps (merged again: the
+    ** bound is the server's to keep); none when they do not fit */
+    base_buf spans = {0}; /* owner: this function; e->record_spans point into it */
+    if (q->op == RANGE_KV_END_TXN && q->txn_status == RANGE_TXN_COMMITTED &&
+        q->span_count > 0 &&
+        range__record_spans_build(q->spans, q->span_count, &spans) == RANGE_OK) {
+        e->record_spans = spans.data;
+        e->record_spans_len = spans.len;
+    }
+    int rc = eval_record_spans(s, sr, e);
+    e->record_spans = NULL;
+    e->record_spans_len = 0;
+    base_buf_free(&spans);
+    return rc;
+}
+
+/* eval_record with e->record_spans built. */
+static int eval_record_spans(range_server *s, server_range *sr, server_eval *e)
 {
     const range_kv_request *q = &e->req;
     range__record rec;
@@ -3959,6 +4008,25 @@ static int subsume_once(range_server *s, server_range *sr, server_eval *e, uint6
     }
     if (conf_busy)
         return RANGE_ERR_BUSY; /* a configuration change in flight: later */
+    /* A merge id R's or L's lineage applied already (a reused id: seed
+    ** 31270, a router's random stream replayed) would make the abandon's
+    ** fence read "merged" and leave R frozen for good: refused before the
+    ** freeze, BUSY (the router asks again until its deadline; the next
+    ** admin merge draws a new id). L's here is a co-located voter's,
+    ** possibly behind: FREEZE refuses R's at apply too. */
+    bool reused = false, in_left = false;
+    rc = replica__merge_applied(sr->replica, q->merge_id, &reused);
+    if (rc != RANGE_OK)
+        return rc;
+    range_replica *left = range_node_replica(s->config.node, q->left_range_id);
+    if (left != NULL && replica__merge_applied(left, q->merge_id, &in_left) == RANGE_OK)
+        reused = reused || in_left;
+    if (reused) {
+        BASE_WARN("range", "r%llu: merge %016llx into r%llu refused: that merge id was applied "
+                  "in the ranges' lineage already", (unsigned long long)sr->range_id,
+                  (unsigned long long)q->merge_id, (unsigned long long)q->left_range_id);
+        return RANGE_ERR_BUSY;
+    }
     /* the gate is closed and empty: nothing more is recorded over the range
     ** before the freeze, and nothing is served after it */
     server_pending *p = NULL;
@@ -4702,7 +4770,107 @@ cleanup:
                                                      txn's read_ts, the record's
                                                      final_wall and the sweep */
 
+#define SERVER_COMMITTED_SWEEP_AGE_MS (5 * 60 * 1000) /* a live coordinator resolves and
+                                            collects its record within seconds (its
+                                            resolver gives up within a few minutes at
+                                            most); final this long, it is taken for
+                                            dead. Only to spare double work: the
+                                            sweep is safe at any age */
+#define SERVER_COMMITTED_SWEEP_MAX 16 /* COMMITTED records resolved per range per round */
+#define SERVER_COMMITTED_SWEEP_MS (10 * 1000) /* no new resolution after this long in a
+                                                 round (the next round goes on) */
+
 static void eval_free(server_eval *e);
+
+/* THE SWEEP OF COMMITTED RECORDS, under eval_mu: the record is still the
+** COMMITTED one whose spans were resolved (e->req.commit_ts); it goes by the
+** GC_TXN path. Final records never change, so this is the same record. */
+static bool committed_sweep_decide(range_server *s, const server_eval *e,
+                                   const range__record *cur, range__record *next, uint8_t *kind)
+{
+    if (cur == NULL || cur->status != RANGE_TXN_COMMITTED ||
+        hlc_compare(cur->commit_ts, e->req.commit_ts) != 0)
+        return false;
+    return gc_decide(s, e, cur, next, kind);
+}
+
+void range_server_set_resolver(range_server *s, range_kv *kv)
+{
+    pthread_mutex_lock(&s->mu);
+    while (s->resolver_busy)
+        pthread_cond_wait(&s->changed, &s->mu);
+    s->resolver = kv;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The resolver for one use (NULL: none); resolver_put after it. */
+static range_kv *resolver_take(range_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    range_kv *kv = s->stopping || s->resolver_busy ? NULL : s->resolver;
+    if (kv != NULL)
+        s->resolver_busy = true;
+    pthread_mutex_unlock(&s->mu);
+    return kv;
+}
+
+static void resolver_put(range_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->resolver_busy = false;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* THE SWEEP OF COMMITTED RECORDS (docs/txn.md 6.1) of the record at raw key
+** `raw`: its participant spans RESOLVEd (COMMITTED, at its commit ts) through
+** the resolver, then, all answered OK, the record collected through the
+** GC_TXN path. true when it went. */
+static bool sweep_committed_one(range_server *s, server_range *sr, range_kv *kv,
+                                const uint8_t *raw, size_t raw_len)
+{
+    base_buf val = {0}, anchor = {0}; /* owner: this function */
+    range_span *spans = NULL;          /* owner: this function; borrowed from val */
+    server_eval *e = NULL;             /* owner: this function */
+    range__record rec;
+    uint64_t txn_id = 0;
+    size_t n = 0;
+    bool gone = false;
+    if (range__record_key_decode(raw, raw_len, &anchor, &txn_id) != RANGE_OK ||
+        storage_get_raw(replica__engine(sr->replica), raw, raw_len, &val) != STORAGE_OK ||
+        range__record_decode(val.data, val.len, &rec) != RANGE_OK ||
+        rec.status != RANGE_TXN_COMMITTED || rec.spans_len == 0)
+        goto done;
+    spans = base_calloc(RANGE_TXN_RECORD_SPANS_MAX, sizeof(*spans));
+    if (spans == NULL || range__record_spans_decode(rec.spans, rec.spans_len, spans, &n) !=
+                             RANGE_OK)
+        goto done;
+    /* idempotent: a live coordinator (or a reader) resolving too is harmless */
+    int rc = kv->ops->resolve(kv, txn_id, spans, n, RANGE_TXN_COMMITTED, rec.commit_ts);
+    if (rc != RANGE_OK) {
+        BASE_DEBUG("range", "r%llu: resolution of COMMITTED txn %016llx failed (%d): "
+                   "its record stays, the next round tries again",
+                   (unsigned long long)sr->range_id, (unsigned long long)txn_id, rc);
+        goto done;
+    }
+    e = base_calloc(1, sizeof(*e));
+    if (e == NULL)
+        goto done;
+    e->req.commit_ts = rec.commit_ts;
+    bool found = true;
+    range__record left;
+    rc = record_update(s, sr, e, anchor.data, anchor.len, txn_id, committed_sweep_decide,
+                       &left, &found);
+    gone = rc == RANGE_OK && !found;
+done:
+    if (e != NULL)
+        eval_free(e);
+    base_free(e);
+    base_free(spans);
+    base_buf_free(&val);
+    base_buf_free(&anchor);
+    return gone;
+}
 
 /* THE AGE SWEEP's test, again under eval_mu: an ABORTED record final for
 ** long enough goes by the GC_TXN path (gc_decide). */
@@ -4726,7 +4894,12 @@ static size_t gc_sweep_range(range_server *s, server_range *sr)
     range_descriptor d;
     base_buf lo = {0}, hi = {0}, key = {0}, val = {0}, anchor = {0}; /* owner: this function */
     base_buf found_keys = {0};   /* owner: this function; the records to collect */
+    base_buf committed_keys = {0}; /* owner: this function; COMMITTED ones to resolve */
     size_t offsets[SERVER_RECORD_SWEEP_MAX + 1], n = 0, swept = 0;
+    size_t c_offsets[SERVER_COMMITTED_SWEEP_MAX + 1], n_committed = 0, swept_committed = 0;
+    pthread_mutex_lock(&s->mu);
+    bool resolver = s->resolver != NULL; /* else COMMITTED records stay */
+    pthread_mutex_unlock(&s->mu);
     static const uint8_t records_end[] = "range/t0"; /* past every record key */
     server_eval *e = NULL;       /* owner: this function */
     int rc = range_replica_descriptor(sr->replica, &d);
@@ -4755,8 +4928,11 @@ static size_t gc_sweep_range(range_server *s, server_range *sr)
     }
     pthread_mutex_unlock(&s->mu);
     offsets[0] = 0;
+    c_offsets[0] = 0;
+    int64_t c_age_ns = (int64_t)SERVER_COMMITTED_SWEEP_AGE_MS * 1000000;
     bool at_end = false;
     for (size_t looked = 0; rc == RANGE_OK && n < SERVER_RECORD_SWEEP_MAX &&
+                            n_committed < SERVER_COMMITTED_SWEEP_MAX &&
                             looked < SERVER_RECORD_SWEEP_SCAN_MAX; looked++) {
         int g = storage_seek_raw(replica__engine(sr->replica), lo.data, lo.len, hi.data, hi.len,
                                  &key, &val);
@@ -4770,6 +4946,12 @@ static size_t gc_sweep_range(range_server *s, server_range *sr)
             if (base_buf_append(&found_keys, key.data, key.len) != 0)
                 break;
             offsets[++n] = found_keys.len;
+        } else if (resolver && rec.status == RANGE_TXN_COMMITTED && rec.spans_len > 0 &&
+                   rec.final_wall_ns > 0 && rec.final_wall_ns < now_ns - c_age_ns) {
+            /* THE SWEEP OF COMMITTED RECORDS: a dead coordinator's */
+            if (base_buf_append(&committed_keys, key.data, key.len) != 0)
+                break;
+            c_offsets[++n_committed] = committed_keys.len;
         }
         base_buf_reset(&lo); /* next: the smallest key above this one */
         if (base_buf_append(&lo, key.data, key.len) != 0 || base_buf_append_byte(&lo, 0) != 0)
@@ -4806,6 +4988,22 @@ static size_t gc_sweep_range(range_server *s, server_range *sr)
         BASE_INFO("range", "r%llu: %zu ABORTED transaction records older than %d s collected",
                   (unsigned long long)sr->range_id, swept,
                   (int)(RANGE_TXN_RECORD_GC_AGE_MS / 1000));
+    /* THE SWEEP OF COMMITTED RECORDS: bounded by count and time per round */
+    range_kv *kv = n_committed > 0 ? resolver_take(s) : NULL;
+    int64_t c_start_ns = base_monotonic_ns();
+    for (size_t i = 0; i < n_committed && kv != NULL; i++) {
+        if (base_monotonic_ns() - c_start_ns > (int64_t)SERVER_COMMITTED_SWEEP_MS * 1000000)
+            break;
+        if (sweep_committed_one(s, sr, kv, committed_keys.data + c_offsets[i],
+                                c_offsets[i + 1] - c_offsets[i]))
+            swept_committed++;
+    }
+    if (kv != NULL)
+        resolver_put(s);
+    if (swept_committed > 0)
+        BASE_INFO("range", "r%llu: %zu COMMITTED transaction records of dead coordinators "
+                  "resolved and collected", (unsigned long long)sr->range_id, swept_committed);
+    swept += swept_committed;
     range_descriptor_free(&d);
     base_buf_free(&lo);
     base_buf_free(&hi);
@@ -4813,6 +5011,7 @@ static size_t gc_sweep_range(range_server *s, server_range *sr)
     base_buf_free(&val);
     base_buf_free(&anchor);
     base_buf_free(&found_keys);
+    base_buf_free(&committed_keys);
     return swept;
 }
 

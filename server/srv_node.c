@@ -712,6 +712,9 @@ static int build_stack(srv_node *n) {
         snprintf(msg, sizeof msg, "cannot open the transaction layer (error %d)", rc);
         goto fail;
     }
+    /* the GC round resolves dead coordinators' COMMITTED records through it
+    ** (docs/txn.md 6.1); the router outlives the server (srv_node_stop) */
+    range_server_set_resolver(rserver, range_router_kv(router));
     pthread_mutex_lock(&n->mu);
     n->rnode = rnode;
     n->rserver = rserver;

@@ -1623,6 +1623,10 @@ static bool resolve_once(txn_db *db, txn__resolution *res, bool *progressed) {
         meta.priority = res->priority;
         meta.anchor = res->anchor.data;
         meta.anchor_len = res->anchor.len;
+        if (res->status == RANGE_TXN_COMMITTED) { /* as txn_commit's END_TXN */
+            meta.record_spans = res->where.spans;
+            meta.n_record_spans = res->where.n_spans;
+        }
         range_txn_outcome outcome;
         memset(&outcome, 0, sizeof(outcome));
         int erc = kv->ops->end_txn(kv, &meta, res->status,
@@ -1985,7 +1989,13 @@ static int commit_distributed(txn *t, const range_commit_request *req, hlc_times
     if (r != RANGE_OK) {
         rc = prepare_failed(t, kv, &meta, r, &conflict, err);
     } else {
-        r = kv->ops->end_txn(kv, &meta, RANGE_TXN_COMMITTED, prepared.commit_ts, &outcome);
+        /* the record keeps where the intents are: a dead coordinator's are
+        ** then resolved by the anchor's GC round (docs/txn.md 6.1) */
+        range_txn_meta commit_meta = meta;
+        commit_meta.record_spans = prepared.spans;
+        commit_meta.n_record_spans = prepared.n_spans;
+        r = kv->ops->end_txn(kv, &commit_meta, RANGE_TXN_COMMITTED, prepared.commit_ts,
+                             &outcome);
         if (r == RANGE_OK) {
             *ts = prepared.commit_ts;
             goto committed;

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "base/base.h"
+#include "range/eval_int.h"
 #include "range/intent_int.h"
 #include "range/range.h"
 
@@ -134,7 +135,7 @@ static void test_intent_garbage(void **state)
     base_buf enc = {0};
     assert_int_equal(range__intent_encode(&in, &enc), RANGE_OK);
     uint8_t rec_bytes[RANGE__RECORD_SIZE];
-    range__record rec = {RANGE_TXN_PENDING, 99, -3, HLC_ZERO, {5, 5}, 0};
+    range__record rec = {RANGE_TXN_PENDING, 99, -3, HLC_ZERO, {5, 5}, 0, NULL, 0};
     assert_int_equal(range__record_encode(&rec, rec_bytes), RANGE_OK);
     size_t accepted = 0;
     for (int round = 0; round < 20000; round++) {
@@ -183,9 +184,9 @@ static void test_record_roundtrip(void **state)
 {
     (void)state;
     range__record samples[3] = {
-        {RANGE_TXN_PENDING, 1, 0, HLC_ZERO, {1700000000000000000LL, 0}, 0},
-        {RANGE_TXN_COMMITTED, UINT64_MAX, INT64_MIN, HLC_MAX, HLC_MAX, INT64_MAX},
-        {RANGE_TXN_ABORTED, 42, INT64_MAX, {1, 2}, HLC_ZERO, 1700000000000000000LL},
+        {RANGE_TXN_PENDING, 1, 0, HLC_ZERO, {1700000000000000000LL, 0}, 0, NULL, 0},
+        {RANGE_TXN_COMMITTED, UINT64_MAX, INT64_MIN, HLC_MAX, HLC_MAX, INT64_MAX, NULL, 0},
+        {RANGE_TXN_ABORTED, 42, INT64_MAX, {1, 2}, HLC_ZERO, 1700000000000000000LL, NULL, 0},
     };
     for (int i = 0; i < 3; i++) {
         uint8_t b[RANGE__RECORD_SIZE];
@@ -228,7 +229,7 @@ static void test_record_roundtrip(void **state)
 static void test_record_version1(void **state)
 {
     (void)state;
-    range__record rec = {RANGE_TXN_ABORTED, 77, -9, HLC_ZERO, {123, 4}, 987654321};
+    range__record rec = {RANGE_TXN_ABORTED, 77, -9, HLC_ZERO, {123, 4}, 987654321, NULL, 0};
     uint8_t v2[RANGE__RECORD_SIZE], v1[RANGE__RECORD_SIZE];
     range__record d;
     assert_int_equal(range__record_encode(&rec, v2), RANGE_OK);
@@ -253,6 +254,126 @@ static void test_record_version1(void **state)
     assert_int_equal(range__record_encode(&d, v2), RANGE_OK);
     assert_int_equal(v2[0], RANGE__RECORD_VERSION);
     assert_memory_equal(v2 + 1, v1 + 1, RANGE__RECORD_SIZE_V1 - 1);
+}
+
+/* Is key inside one of spans[0..n)? */
+static bool covered(const range_span *spans, size_t n, const uint8_t *key, size_t key_len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (range__span_contains(&spans[i], key, key_len))
+            return true;
+    return false;
+}
+
+/* Version 3: the participant spans of a COMMITTED record (docs/txn.md 6.1):
+** merged and bounded, kept through the codec; versions 1 and 2 still read
+** (no spans); a bad spans section is corrupt. */
+static void test_record_spans(void **state)
+{
+    (void)state;
+    base_buf sec = {0}, enc = {0};
+    range_span out[RANGE_TXN_RECORD_SPANS_MAX];
+    size_t n = 0;
+    /* unsorted; overlapping, touching, a point inside a span, an open end */
+    const range_span in[] = {
+        {(const uint8_t *)"m", 1, (const uint8_t *)"p", 1, false},
+        {(const uint8_t *)"b", 1, (const uint8_t *)"d", 1, false},
+        {(const uint8_t *)"c", 1, NULL, 0, true},
+        {(const uint8_t *)"d", 1, (const uint8_t *)"e", 1, false},
+        {(const uint8_t *)"x", 1, NULL, 0, true},
+        {(const uint8_t *)"z", 1, NULL, 0, false},
+        {(const uint8_t *)"zz", 2, NULL, 0, true},
+    };
+    assert_int_equal(range__record_spans_build(in, 7, &sec), RANGE_OK);
+    assert_int_equal(range__record_spans_decode(sec.data, sec.len, out, &n), RANGE_OK);
+    assert_int_equal(n, 4); /* [b, e), [m, p), x, [z, +inf) */
+    assert_true(out[0].start_len == 1 && out[0].start[0] == 'b' && out[0].end_len == 1 &&
+                out[0].end[0] == 'e' && !out[0].point);
+    assert_true(out[1].start[0] == 'm' && out[1].end[0] == 'p');
+    assert_true(out[2].point && out[2].start[0] == 'x');
+    assert_true(out[3].start[0] == 'z' && out[3].end_len == 0 && !out[3].point);
+    for (size_t i = 0; i < 7; i++)
+        assert_true(covered(out, n, in[i].start, in[i].start_len));
+    assert_false(covered(out, n, (const uint8_t *)"f", 1));
+    assert_int_equal(range__record_spans_build(in, 0, &sec), RANGE_ERR_INVALID);
+
+    /* more than RANGE_TXN_RECORD_SPANS_MAX: neighbours merged, every key covered */
+    enum { MANY = 1000 };
+    static char keys[MANY][8];
+    static range_span many[MANY];
+    for (int i = 0; i < MANY; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "k%05d", (i * 7919) % MANY); /* unsorted */
+        many[i] = (range_span){(const uint8_t *)keys[i], strlen(keys[i]), NULL, 0, true};
+    }
+    assert_int_equal(range__record_spans_build(many, MANY, &sec), RANGE_OK);
+    assert_int_equal(range__record_spans_decode(sec.data, sec.len, out, &n), RANGE_OK);
+    assert_true(n > 0 && n <= RANGE_TXN_RECORD_SPANS_MAX);
+    for (int i = 0; i < MANY; i++)
+        assert_true(covered(out, n, (const uint8_t *)keys[i], strlen(keys[i])));
+    /* a point merged as a group's last: its end is the key's successor */
+    assert_true(covered(out, n, (const uint8_t *)"k00999", 6));
+    assert_false(covered(out, n, (const uint8_t *)"k00999\x01", 7));
+
+    /* long keys: fewer, covering spans until the section fits its bytes */
+    enum { LONG = 64, LONG_KEY = 4096 };
+    uint8_t *big = base_calloc(LONG, 2 * LONG_KEY);
+    range_span *longs = base_calloc(LONG, sizeof(*longs));
+    assert_non_null(big);
+    assert_non_null(longs);
+    for (int i = 0; i < LONG; i++) {
+        uint8_t *k = big + (size_t)i * 2 * LONG_KEY;
+        memset(k, 'a' + i % 26, 2 * LONG_KEY);
+        k[0] = (uint8_t)i;
+        k[LONG_KEY] = (uint8_t)i;
+        k[LONG_KEY + LONG_KEY - 1] = 0xFF; /* end > start */
+        longs[i] = (range_span){k, LONG_KEY, k + LONG_KEY, LONG_KEY, false};
+    }
+    assert_int_equal(range__record_spans_build(longs, LONG, &sec), RANGE_OK);
+    assert_true(sec.len <= RANGE__RECORD_SPANS_BYTES_MAX);
+    assert_int_equal(range__record_spans_decode(sec.data, sec.len, out, &n), RANGE_OK);
+    assert_true(n < LONG);
+    for (int i = 0; i < LONG; i++)
+        assert_true(covered(out, n, longs[i].start, longs[i].start_len));
+    base_free(big);
+    base_free(longs);
+
+    /* the record: version 3 with them, version 2 without */
+    assert_int_equal(range__record_spans_build(in, 7, &sec), RANGE_OK);
+    range__record rec = {RANGE_TXN_COMMITTED, 9, 1, {500, 1}, {400, 0}, 123, sec.data, sec.len};
+    range__record d;
+    assert_int_equal(range__record_encode_buf(&rec, &enc), RANGE_OK);
+    assert_int_equal(enc.data[0], RANGE__RECORD_VERSION_SPANS);
+    assert_int_equal(enc.len, RANGE__RECORD_SIZE + sec.len);
+    assert_int_equal(range__record_decode(enc.data, enc.len, &d), RANGE_OK);
+    assert_true(d.status == RANGE_TXN_COMMITTED && d.txn_id == 9 && d.final_wall_ns == 123);
+    assert_int_equal(hlc_compare(d.commit_ts, rec.commit_ts), 0);
+    assert_int_equal(d.spans_len, sec.len);
+    assert_memory_equal(d.spans, sec.data, sec.len);
+    /* the fixed encoder writes version 2: the same record, without spans */
+    uint8_t v2[RANGE__RECORD_SIZE];
+    assert_int_equal(range__record_encode(&d, v2), RANGE_OK);
+    assert_int_equal(v2[0], RANGE__RECORD_VERSION);
+    assert_memory_equal(v2 + 1, enc.data + 1, RANGE__RECORD_SIZE - 1);
+    assert_int_equal(range__record_decode(v2, sizeof(v2), &d), RANGE_OK);
+    assert_true(d.spans == NULL && d.spans_len == 0);
+    base_buf_reset(&enc);
+    assert_int_equal(range__record_encode_buf(&d, &enc), RANGE_OK);
+    assert_int_equal(enc.len, RANGE__RECORD_SIZE);
+    /* corrupt: no section, a bad one, trailing bytes; an invalid one refused */
+    base_buf_reset(&enc);
+    assert_int_equal(range__record_encode_buf(&rec, &enc), RANGE_OK);
+    assert_int_equal(range__record_decode(enc.data, RANGE__RECORD_SIZE, &d), RANGE_ERR_CORRUPT);
+    assert_int_equal(range__record_decode(enc.data, enc.len - 1, &d), RANGE_ERR_CORRUPT);
+    assert_int_equal(base_buf_append_byte(&enc, 0), 0);
+    assert_int_equal(range__record_decode(enc.data, enc.len, &d), RANGE_ERR_CORRUPT);
+    enc.data[RANGE__RECORD_SIZE] = 0; /* zero spans */
+    assert_int_equal(range__record_decode(enc.data, enc.len - 1, &d), RANGE_ERR_CORRUPT);
+    uint8_t bad_sec[] = {1, 0x03, 1, 'a'}; /* point and open at once */
+    rec.spans = bad_sec;
+    rec.spans_len = sizeof(bad_sec);
+    assert_int_equal(range__record_encode_buf(&rec, &enc), RANGE_ERR_INVALID);
+    base_buf_free(&sec);
+    base_buf_free(&enc);
 }
 
 static void test_record_key_order(void **state)
@@ -377,12 +498,12 @@ static void test_intent_keys_and_spans(void **state)
 static void test_transition_rule(void **state)
 {
     (void)state;
-    range__record pending = {RANGE_TXN_PENDING, 5, 0, HLC_ZERO, {100, 0}, 0};
-    range__record committed = {RANGE_TXN_COMMITTED, 5, 0, {200, 0}, {100, 0}, 0};
-    range__record aborted = {RANGE_TXN_ABORTED, 5, 0, HLC_ZERO, {100, 0}, 0};
-    range__record abort_seen = {RANGE_TXN_ABORTED, 5, 0, HLC_ZERO, {100, 0}, 0};
-    range__record abort_old = {RANGE_TXN_ABORTED, 5, 0, HLC_ZERO, {99, 0}, 0};
-    range__record abort_absent = {RANGE_TXN_ABORTED, 5, 0, HLC_ZERO, HLC_ZERO, 0};
+    range__record pending = {RANGE_TXN_PENDING, 5, 0, HLC_ZERO, {100, 0}, 0, NULL, 0};
+    range__record committed = {RANGE_TXN_COMMITTED, 5, 0, {200, 0}, {100, 0}, 0, NULL, 0};
+    range__record aborted = {RANGE_TXN_ABORTED, 5, 0, HLC_ZERO, {100, 0}, 0, NULL, 0};
+    range__record abort_seen = {RANGE_TXN_ABORTED, 5, 0, HLC_ZERO, {100, 0}, 0, NULL, 0};
+    range__record abort_old = {RANGE_TXN_ABORTED, 5, 0, HLC_ZERO, {99, 0}, 0, NULL, 0};
+    range__record abort_absent = {RANGE_TXN_ABORTED, 5, 0, HLC_ZERO, HLC_ZERO, 0, NULL, 0};
     /* absent -> anything */
     assert_true(range__record_transition_ok(NULL, &pending, false));
     assert_true(range__record_transition_ok(NULL, &committed, false));
@@ -467,6 +588,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_intent_roundtrip),  cmocka_unit_test(test_intent_garbage),
         cmocka_unit_test(test_record_roundtrip),  cmocka_unit_test(test_record_version1),
+        cmocka_unit_test(test_record_spans),
         cmocka_unit_test(test_record_key_order),
         cmocka_unit_test(test_intent_keys_and_spans), cmocka_unit_test(test_transition_rule),
         cmocka_unit_test(test_command_raw_writes),

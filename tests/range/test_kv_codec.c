@@ -167,6 +167,11 @@ static bool same_request(const range_kv_request *a, const range_kv_request *b)
             return false;
         return same_request_writes(a, b);
     case RANGE_KV_END_TXN:
+        if (a->span_count != b->span_count)
+            return false;
+        for (size_t i = 0; i < a->span_count; i++)
+            if (!same_span(&a->spans[i], &b->spans[i]))
+                return false;
         return hlc_compare(a->commit_ts, b->commit_ts) == 0 && a->txn_id == b->txn_id &&
                a->nonce == b->nonce && a->priority == b->priority &&
                a->txn_status == b->txn_status &&
@@ -353,7 +358,7 @@ static void sample_requests(range_kv_request reqs[N_REQUESTS])
                                   .txn_id = UINT64_MAX, .nonce = 0, .priority = -1,
                                   .anchor = V1, .anchor_len = 9, .read_spans = g_read_spans,
                                   .read_span_count = 1};
-    /* END_TXN committed, aborted */
+    /* END_TXN committed, aborted (with spans: test_end_txn_spans) */
     reqs[14] = (range_kv_request){.op = RANGE_KV_END_TXN, .range_id = 3, .commit_ts = ts,
                                   .txn_id = 5, .nonce = 6, .priority = INT64_MAX,
                                   .anchor = K1, .anchor_len = 5,
@@ -657,6 +662,14 @@ static void test_request_encode_rejects(void **state)
     assert_int_equal(range_kv_request_encode(&r, &b), RANGE_ERR_INVALID);
     r = reqs[14];
     r.txn_status = RANGE_TXN_PENDING;
+    assert_int_equal(range_kv_request_encode(&r, &b), RANGE_ERR_INVALID);
+    r = reqs[14]; /* spans only with COMMITTED, at most RANGE_TXN_RECORD_SPANS_MAX */
+    r.spans = g_read_spans;
+    r.span_count = 3;
+    r.txn_status = RANGE_TXN_ABORTED;
+    assert_int_equal(range_kv_request_encode(&r, &b), RANGE_ERR_INVALID);
+    r.txn_status = RANGE_TXN_COMMITTED;
+    r.span_count = RANGE_TXN_RECORD_SPANS_MAX + 1;
     assert_int_equal(range_kv_request_encode(&r, &b), RANGE_ERR_INVALID);
     r = reqs[16];
     r.span_count = 0;
@@ -2184,6 +2197,38 @@ static void assert_txn_part_refused(const base_buf *enc, size_t plain)
 ** absent, the bytes are those of before (the plain request is a prefix of
 ** the one with it); a txn without an anchor is refused by the encoder, a
 ** cut part or a txn id 0 there by the decoder. */
+/* END_TXN(COMMITTED) with the participant spans its record keeps (a point,
+** a span, an open span; docs/txn.md 6.1): a trailing part, so one without
+** them keeps its bytes and the part cut off whole reads as none. */
+static void test_end_txn_spans(void **state)
+{
+    (void)state;
+    range_kv_request reqs[N_REQUESTS];
+    sample_requests(reqs);
+    range_kv_request q = reqs[14];
+    base_buf plain = {0}, enc = {0};
+    range_kv_request d;
+    assert_int_equal(range_kv_request_encode(&q, &plain), RANGE_OK);
+    q.spans = g_read_spans;
+    q.span_count = 3;
+    assert_int_equal(range_kv_request_encode(&q, &enc), RANGE_OK);
+    assert_true(enc.len > plain.len);
+    assert_memory_equal(enc.data, plain.data, plain.len);
+    assert_int_equal(range_kv_request_decode(enc.data, enc.len, &d), RANGE_OK);
+    assert_true(same_request(&q, &d));
+    range_kv_request_free(&d);
+    for (size_t len = plain.len + 1; len < enc.len; len++)
+        assert_int_equal(range_kv_request_decode(enc.data, len, &d), RANGE_ERR_CORRUPT);
+    assert_int_equal(range_kv_request_decode(enc.data, plain.len, &d), RANGE_OK);
+    assert_int_equal(d.span_count, 0);
+    range_kv_request_free(&d);
+    /* zero spans written as a count is refused (none is nothing) */
+    assert_int_equal(base_buf_append_byte(&plain, 0), 0);
+    assert_int_equal(range_kv_request_decode(plain.data, plain.len, &d), RANGE_ERR_CORRUPT);
+    base_buf_free(&plain);
+    base_buf_free(&enc);
+}
+
 static void test_commit_trigger_fields(void **state)
 {
     (void)state;
@@ -2365,6 +2410,7 @@ int main(void)
         cmocka_unit_test(test_merge_ops),
         cmocka_unit_test(test_describe_key_and_merged),
         cmocka_unit_test(test_commit_trigger_fields),
+        cmocka_unit_test(test_end_txn_spans),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5476,6 +5476,136 @@ static void test_txn_record_age_sweep(void **state)
     assert_int_equal(record_keys(f->engine[l1]), 3);
 }
 
+/* The stored record of (anchor, txn) in e has participant spans (version 3). */
+static bool record_has_spans(storage_engine *e, const char *anchor, uint64_t txn)
+{
+    base_buf key = {0}, val = {0};
+    range__record rec;
+    bool has = false;
+    assert_int_equal(range__record_key((const uint8_t *)anchor, strlen(anchor), txn, &key),
+                     RANGE_OK);
+    if (storage_get_raw(e, key.data, key.len, &val) == STORAGE_OK) {
+        assert_int_equal(range__record_decode(val.data, val.len, &rec), RANGE_OK);
+        has = rec.spans_len > 0;
+    }
+    base_buf_free(&key);
+    base_buf_free(&val);
+    return has;
+}
+
+/* THE SWEEP OF COMMITTED RECORDS (docs/txn.md 6.1): T committed through the
+** router (its record keeps its participant spans) with intents in both
+** ranges, and its coordinator died before resolving: once the record is
+** older than the sweep's age, the anchor's GC round resolves them through
+** its resolver (committed, at the record's timestamp) and collects the
+** record. K committed without spans (a version 2 record, as before): it
+** stays, and so do its intents. */
+static void test_txn_committed_sweep(void **state)
+{
+    fixture *f = *state;
+    int l1 = wait_leader(f, 1, 0), l2 = wait_leader(f, 2, 0);
+    pass_low_water(f, l1, 1, 820);
+    pass_low_water(f, l2, 2, 821);
+    range_router *router = client_router(f);
+    range_kv *kv = range_router_kv(router);
+    range_kv_response r;
+    const uint64_t T = 0xF100, K = 0xF101;
+
+    /* T: "a", "b" (range 1) and "p" (range 2), anchored at "a" */
+    range_write wt[] = {W("a", "ta"), W("b", "tb"), W("p", "tp")};
+    range_txn_meta meta = {.txn_id = T, .nonce = 31, .anchor = (const uint8_t *)"a",
+                           .anchor_len = 1, .read_ts = client_now(f)};
+    range_commit_request req = {.txn_id = T, .read_ts = meta.read_ts, .writes = wt,
+                                .write_count = 3};
+    range_prepare_result pr;
+    range_conflict conflict;
+    memset(&pr, 0, sizeof(pr));
+    memset(&conflict, 0, sizeof(conflict));
+    assert_int_equal(kv->ops->prepare(kv, &meta, &req, &pr, &conflict), RANGE_OK);
+    meta.record_spans = pr.spans;
+    meta.n_record_spans = pr.n_spans;
+    range_txn_outcome out;
+    assert_int_equal(kv->ops->end_txn(kv, &meta, RANGE_TXN_COMMITTED, pr.commit_ts, &out),
+                     RANGE_OK);
+    assert_int_equal(out.status, RANGE_TXN_COMMITTED);
+    hlc_timestamp ct = pr.commit_ts;
+    /* ...and no resolution: the coordinator is gone */
+
+    /* K: "c" (range 1) and "r" (range 2), its END_TXN without spans */
+    range_write k1[] = {W("c", "kc")}, k2[] = {W("r", "kr")};
+    range_kv_request qk1 = prepare_req(1, K, 1, "c", true, client_now(f), k1, 1);
+    range_kv_request qk2 = prepare_req(2, K, 1, "c", false, client_now(f), k2, 1);
+    assert_int_equal(call(f, l1, &qk1, &r), RANGE_OK);
+    hlc_timestamp kt = r.commit_ts;
+    range_kv_response_free(&r);
+    assert_int_equal(call(f, l2, &qk2, &r), RANGE_OK);
+    if (hlc_compare(r.commit_ts, kt) > 0)
+        kt = r.commit_ts;
+    range_kv_response_free(&r);
+    kt = hlc_next(kt);
+    (void)hlc_update(f->clock[CLIENT], kt);
+    range_kv_request ek = end_txn_req(1, K, "c", RANGE_TXN_COMMITTED, kt);
+    assert_int_equal(call(f, l1, &ek, &r), RANGE_OK);
+    range_kv_response_free(&r);
+    size_t want = 2;
+    assert_true(wait_until(f, records_are, &want));
+    assert_true(record_has_spans(f->engine[l1], "a", T));
+    assert_false(record_has_spans(f->engine[l1], "c", K));
+
+    for (int i = 1; i <= NODES; i++)
+        range_server_set_resolver(f->srv[i], kv);
+    /* young: nothing is resolved, nothing goes */
+    size_t swept = 0, n = 0;
+    for (int i = 1; i <= NODES; i++) {
+        range__server_gc_round(f->srv[i], NULL, &n);
+        swept += n;
+    }
+    assert_int_equal(swept, 0);
+    assert_int_equal(intent_keys(f->engine[l1], "a", "d"), 3);
+    assert_int_equal(intent_keys(f->engine[l2], "p", "s"), 2);
+
+    /* past the sweep's age (5 min; below every other GC's): T's intents are
+    ** resolved and its record goes */
+    atomic_store(&f->skew_ns, (int64_t)6 * 60 * 1000 * 1000000);
+    for (int attempt = 0; attempt < 20 && swept == 0; attempt++) {
+        for (int i = 1; i <= NODES; i++) {
+            range__server_gc_round(f->srv[i], NULL, &n);
+            swept += n;
+        }
+    }
+    assert_int_equal(swept, 1);
+    want = 1;
+    assert_true(wait_until(f, records_are, &want));
+    for (int i = 1; i <= NODES; i++) {
+        assert_int_equal(stored_record(f->engine[i], "a", T), -1);
+        assert_int_equal(stored_record(f->engine[i], "c", K), RANGE_TXN_COMMITTED);
+    }
+    l1 = wait_leader(f, 1, 0);
+    l2 = wait_leader(f, 2, 0);
+    char v[32];
+    hlc_timestamp now = client_now(f);
+    /* the committed values, at exactly the record's commit timestamp */
+    assert_int_equal(get(f, l1, 1, "a", now, v, sizeof(v)), RANGE_OK);
+    assert_string_equal(v, "ta");
+    assert_int_equal(get(f, l1, 1, "b", now, v, sizeof(v)), RANGE_OK);
+    assert_string_equal(v, "tb");
+    assert_int_equal(get(f, l2, 2, "p", ct, v, sizeof(v)), RANGE_OK);
+    assert_string_equal(v, "tp");
+    assert_int_equal(get(f, l2, 2, "p", hlc_prev(ct), v, sizeof(v)), RANGE_NOT_FOUND);
+    assert_int_equal(intent_keys(f->engine[l1], "a", "c"), 0);
+    assert_int_equal(intent_keys(f->engine[l2], "p", "q"), 0);
+    /* K's intents stay: its record does not say where they are */
+    assert_int_equal(intent_keys(f->engine[l1], "c", "d"), 1);
+    assert_int_equal(intent_keys(f->engine[l2], "r", "s"), 1);
+    assert_int_equal(get(f, l1, 1, "c", now, v, sizeof(v)), RANGE_ERR_INTENT);
+
+    for (int i = 1; i <= NODES; i++)
+        range_server_set_resolver(f->srv[i], NULL);
+    range_prepare_result_free(&pr);
+    range_conflict_free(&conflict);
+    range_router_free(router);
+}
+
 /* A merge keeps the higher threshold of the two ranges on every replica. */
 static void test_idem_gc_merge(void **state)
 {
@@ -6070,6 +6200,160 @@ static void test_merge_uninitialized_left(void **state)
     assert_false(lost);
 }
 
+/* Range `right` merged into `left` for merge_id by hand (SUBSUME, WAIT_APPLIED
+** at every node, ADMIN_MERGE), and gone from every node. */
+static void merge_pair_by_hand(fixture *f, uint64_t right, uint64_t left, uint64_t merge_id)
+{
+    range_kv_response r, r2, r3;
+    int lr = wait_split_leader(f, right);
+    range_kv_request d = {.op = RANGE_KV_DESCRIBE, .range_id = right};
+    assert_int_equal(call(f, lr, &d, &r), RANGE_OK);
+    range_kv_request sub = {.op = RANGE_KV_SUBSUME, .range_id = right, .merge_id = merge_id,
+                            .left_range_id = left, .generation = r.descriptor.generation};
+    range_kv_response_free(&r);
+    assert_int_equal(call(f, lr, &sub, &r), RANGE_OK);
+    assert_true(r.freeze_index > 0);
+    for (int i = 1; i <= NODES; i++) {
+        range_kv_request w = {.op = RANGE_KV_WAIT_APPLIED, .range_id = right,
+                              .applied_index = r.freeze_index};
+        assert_int_equal(call(f, i, &w, &r2), RANGE_OK);
+        range_kv_response_free(&r2);
+    }
+    int ll = wait_split_leader(f, left);
+    d.range_id = left;
+    assert_int_equal(call(f, ll, &d, &r2), RANGE_OK);
+    range_kv_request am = {.op = RANGE_KV_ADMIN_MERGE, .range_id = left, .merge_id = merge_id,
+                           .generation = r2.descriptor.generation,
+                           .applied_index = r.freeze_index,
+                           .freeze_lineage = r.freeze_lineage, .merge_floor = r.merge_floor,
+                           .has_right = true, .right = r.descriptor};
+    assert_int_equal(call(f, ll, &am, &r3), RANGE_OK);
+    range_kv_response_free(&r3);
+    range_kv_response_free(&r2);
+    range_kv_response_free(&r);
+    assert_true(wait_until(f, range_gone, &right));
+}
+
+/* SUBSUME of `right` into `left` for merge_id at right's leader: its status
+** (the range is left as the answer made it). */
+static int32_t subsume_status(fixture *f, uint64_t right, uint64_t left, uint64_t merge_id)
+{
+    range_kv_response r;
+    int lr = wait_split_leader(f, right);
+    range_kv_request d = {.op = RANGE_KV_DESCRIBE, .range_id = right};
+    assert_int_equal(call(f, lr, &d, &r), RANGE_OK);
+    range_kv_request sub = {.op = RANGE_KV_SUBSUME, .range_id = right, .merge_id = merge_id,
+                            .left_range_id = left, .generation = r.descriptor.generation};
+    range_kv_response_free(&r);
+    int32_t st = call(f, lr, &sub, &r);
+    range_kv_response_free(&r);
+    return st;
+}
+
+/* A merge id the ranges' lineage applied already is refused at SUBSUME,
+** nothing frozen (sim seed 31270: a restarted router replayed its random
+** stream; R frozen by a reused id, the abandon's FENCE in L read "merged"
+** from L's merged list, so R was never unfrozen and every read of it timed
+** out MERGING). Ranges 1 = [, m), 2 = [m, s), 3 = [s, +inf):
+** - 2 merges into 1 by 0xB1: 1 = [, s) has 0xB1 applied, 3 has not;
+** - 3 into 1 by 0xB1: refused (L's lineage), 3 serves;
+** - 1 split at m again (5 = [m, s) inherits 0xB1): 5 into 1 by 0xB1 refused
+**   (its own lineage), 5 serves; an abandon of 0xB1 changes nothing;
+** - 3 into 1 by a new id merges. */
+static void test_merge_id_reused(void **state)
+{
+    fixture *f = *state;
+    range_router *router = merge_router(f);
+    range_kv *kv = range_router_kv(router);
+    range_descriptor left, right;
+    split_at_s(f, kv, NULL, NULL);
+    assert_int_equal(kv_put(f, kv, 100, "t", "three"), RANGE_OK);
+    merge_pair_by_hand(f, 2, 1, 0xB1);
+
+    assert_int_equal(subsume_status(f, 3, 1, 0xB1), RANGE_ERR_BUSY);
+    assert_int_equal(kv_put(f, kv, 101, "u", "three"), RANGE_OK);
+
+    assert_int_equal(kv->ops->admin_split(kv, (const uint8_t *)"m", 1, 5, &left, &right),
+                     RANGE_OK);
+    check_desc(&right, 5, right.generation, "m", "s");
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    assert_int_equal(subsume_status(f, 5, 1, 0xB1), RANGE_ERR_BUSY);
+    assert_int_equal(kv_put(f, kv, 102, "n", "five"), RANGE_OK);
+    bool merged = false;
+    assert_int_equal(range_router_abandon_merge(router, 5, (const uint8_t *)"m", 1, 0xB1,
+                                                &merged),
+                     RANGE_OK);
+    assert_int_equal(kv_put(f, kv, 103, "o", "five"), RANGE_OK);
+    kv_expect(f, kv, "n", "five");
+
+    merge_pair_by_hand(f, 3, 5, 0xB2);
+    kv_expect(f, kv, "t", "three");
+    kv_expect(f, kv, "u", "three");
+    range_router_free(router);
+}
+
+/* Range `id` hosted by every node, applied something. */
+static bool hosted_everywhere(fixture *f, void *arg)
+{
+    for (int i = 1; i <= NODES; i++) {
+        range_replica *r = range_node_replica(f->rn[i], *(uint64_t *)arg);
+        range_replica_status st;
+        if (r == NULL)
+            return false;
+        range_replica_get_status(r, &st);
+        if (st.applied == 0)
+            return false;
+    }
+    return true;
+}
+
+/* STALLED LEADER (docs/range.md, "Merges"): a leader of L whose apply
+** stalls at a MERGE whose right was merged away on its node (the merged
+** tombstone: it can never apply there) hands leadership on, so a stall for
+** good does not keep the range's lease for ever. Ranges 2 = [m, s),
+** 3 = [s, u), 4 = [u, +inf): 4 merges into 3; then a MERGE into 2 naming 4
+** (its descriptor as if at [s, +inf)) is proposed by hand at 2's leader:
+** every replica of 2 stalls, and each leader in turn hands on. */
+static void test_merge_stalled_leader(void **state)
+{
+    static propose_wait pw; /* its waiter is DROPPED at teardown, after we return */
+    fixture *f = *state;
+    range_router *router = merge_router(f);
+    range_kv *kv = range_router_kv(router);
+    range_descriptor left, right;
+    split_at_s(f, kv, NULL, NULL);
+    assert_int_equal(kv->ops->admin_split(kv, (const uint8_t *)"u", 1, 4, &left, &right),
+                     RANGE_OK);
+    range_descriptor_free(&left);
+    range_descriptor_free(&right);
+    uint64_t four = 4;
+    assert_true(wait_until(f, hosted_everywhere, &four));
+    merge_pair_by_hand(f, 4, 3, 0xC1);
+
+    range_kv_response r3, r2;
+    range_kv_request d = {.op = RANGE_KV_DESCRIBE, .range_id = 3};
+    assert_int_equal(call(f, wait_split_leader(f, 3), &d, &r3), RANGE_OK);
+    int l0 = wait_leader(f, 2, 0);
+    d.range_id = 2;
+    assert_int_equal(call(f, l0, &d, &r2), RANGE_OK);
+    range_descriptor gone;
+    assert_int_equal(range_descriptor_copy(&gone, &r3.descriptor), RANGE_OK);
+    gone.range_id = 4; /* adjacent to 2, its voters: only the right is missing */
+    atomic_init(&pw.done, false);
+    atomic_init(&pw.rc, 0);
+    assert_int_equal(replica__propose_merge(f->rep[l0][2], 0xC2, r2.descriptor.generation, &gone,
+                                            1, 1, client_now(f), 0, on_proposed, &pw, NULL),
+                     RANGE_OK);
+    range_descriptor_free(&gone);
+    range_kv_response_free(&r2);
+    range_kv_response_free(&r3);
+    int l1 = wait_leader(f, 2, l0);
+    (void)wait_leader(f, 2, l1);
+    assert_false(atomic_load(&pw.done)); /* stalled: neither applied nor refused */
+    range_router_free(router);
+}
+
 int main(void)
 {
     if (getenv("TEST_DEBUG"))
@@ -6113,6 +6397,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idem_gc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idem_gc_split_snapshot, setup_truncate, teardown),
         cmocka_unit_test_setup_teardown(test_txn_record_age_sweep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_committed_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idem_gc_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_gc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_gc_split_snapshot, setup_truncate, teardown),
@@ -6131,6 +6416,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_merge_stale_left, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_observed_timestamp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_uninitialized_left, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge_id_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge_stalled_leader, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
