@@ -243,7 +243,10 @@ static int put_span(base_buf *out, const range_span *first, span_end e)
                                                e.key_len) == 0)
         return base_buf_append_byte(out, SPAN_POINT) | put_bytes(out, first->start,
                                                                  first->start_len);
-    if (e.kind == SPAN_OPEN)
+    /* the end after a longest key would be a key too long to decode: an
+    ** open end covers it (covering more is safe: RESOLVE touches only the
+    ** txn's own intents) */
+    if (e.kind == SPAN_OPEN || (e.kind == SPAN_POINT && e.key_len >= STORAGE_KEY_SIZE_MAX))
         return base_buf_append_byte(out, SPAN_OPEN) | put_bytes(out, first->start,
                                                                 first->start_len);
     int rc = base_buf_append_byte(out, 0) | put_bytes(out, first->start, first->start_len);

@@ -4994,6 +4994,11 @@ static size_t gc_sweep_range(range_server *s, server_range *sr)
     for (size_t i = 0; i < n_committed && kv != NULL; i++) {
         if (base_monotonic_ns() - c_start_ns > (int64_t)SERVER_COMMITTED_SWEEP_MS * 1000000)
             break;
+        pthread_mutex_lock(&s->mu);
+        bool stopping = s->stopping; /* a stop waits for at most one resolution */
+        pthread_mutex_unlock(&s->mu);
+        if (stopping)
+            break;
         if (sweep_committed_one(s, sr, kv, committed_keys.data + c_offsets[i],
                                 c_offsets[i + 1] - c_offsets[i]))
             swept_committed++;
@@ -5483,7 +5488,11 @@ static const uint8_t *request_key(const range_kv_request *q, size_t *len)
 {
     const uint8_t *k = NULL;
     *len = 0;
-    if (q->key_len > 0) {
+    if (q->op == RANGE_KV_END_TXN && q->anchor_len > 0) {
+        /* its record's range, not its participant spans' (it carries both) */
+        k = q->anchor;
+        *len = q->anchor_len;
+    } else if (q->key_len > 0) {
         k = q->key;
         *len = q->key_len;
     } else if (q->op == RANGE_KV_SCAN && q->start != NULL) {

@@ -135,8 +135,9 @@ uint32_t sqlv_session_idle_session_timeout_ms(const sqlv_session *s);
 /* SQLite's memory on this node, all sessions together (sqlite3's hard heap
 ** limit): an allocation past it fails its statement with 53200. The default,
 ** set when the first engine opens, is a quarter of the machine's memory, at
-** least SQLV_MEMORY_NODE_LIMIT_MIN_BYTES; 0 removes the cap. Process-wide:
-** call before opening sessions (`meridian start --sql-memory-limit`). */
+** least SQLV_MEMORY_NODE_LIMIT_MIN_BYTES (the default's floor; an explicit
+** limit may be lower); 0 removes the cap. Process-wide: call before opening
+** sessions (`meridian start --max-sql-memory`). */
 #define SQLV_MEMORY_NODE_LIMIT_MIN_BYTES (256LL * 1024 * 1024)
 int sqlv_memory_set_node_limit(int64_t bytes);
 int64_t sqlv_memory_node_limit(void);

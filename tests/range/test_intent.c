@@ -337,6 +337,27 @@ static void test_record_spans(void **state)
     base_free(big);
     base_free(longs);
 
+    /* a group ending at a point of the longest key: its end after the key
+    ** would be too long to decode, so the group is written open-ended
+    ** (66 groups, paired: the last pair is [e063, the longest key]) */
+    enum { EDGE = RANGE_TXN_RECORD_SPANS_MAX + 2 };
+    uint8_t *maxk = base_calloc(1, STORAGE_KEY_SIZE_MAX);
+    assert_non_null(maxk);
+    memset(maxk, 'q', STORAGE_KEY_SIZE_MAX);
+    static range_span edge[EDGE];
+    static char edge_keys[EDGE][8];
+    edge[0] = (range_span){(const uint8_t *)"a", 1, (const uint8_t *)"b", 1, false};
+    for (size_t i = 1; i + 1 < EDGE; i++) {
+        snprintf(edge_keys[i], sizeof(edge_keys[i]), "e%03zu", i - 1);
+        edge[i] = (range_span){(const uint8_t *)edge_keys[i], 4, NULL, 0, true};
+    }
+    edge[EDGE - 1] = (range_span){maxk, STORAGE_KEY_SIZE_MAX, NULL, 0, true};
+    assert_int_equal(range__record_spans_build(edge, EDGE, &sec), RANGE_OK);
+    assert_int_equal(range__record_spans_decode(sec.data, sec.len, out, &n), RANGE_OK);
+    for (size_t i = 0; i < EDGE; i++)
+        assert_true(covered(out, n, edge[i].start, edge[i].start_len));
+    base_free(maxk);
+
     /* the record: version 3 with them, version 2 without */
     assert_int_equal(range__record_spans_build(in, 7, &sec), RANGE_OK);
     range__record rec = {RANGE_TXN_COMMITTED, 9, 1, {500, 1}, {400, 0}, 123, sec.data, sec.len};
