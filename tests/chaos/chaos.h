@@ -18,8 +18,10 @@
 **         read <k> ?                result unknown (fail / info only)
 **         write <k> <v>             register
 **         cas <k> <old> <new>       register compare-and-set
-**         transfer <from> <to> <n>  bank
+**         transfer <from> <to> <n> [<id>]  bank (id: its ledger row's)
 **         balance <account> <n>     bank; an op of only balances = read-all
+**         ledger [<id> <from> <to> <n> ...] | ?  bank: the ledger table, read
+**                                   in one op with balances (4 per row)
 **         add <v>                   set
 **         members [<v> ...] | ?     set read
 **   All numbers are signed 64-bit decimal. '[', ']' and ';' are tokens on
@@ -75,6 +77,7 @@ typedef enum chaos_mop_kind {
     CHAOS_MOP_BALANCE = 6,   /* key = account, value = amount */
     CHAOS_MOP_ADD = 7,       /* value */
     CHAOS_MOP_MEMBERS = 8,   /* list */
+    CHAOS_MOP_LEDGER = 9,    /* list of (id, from, to, amount) rows */
 } chaos_mop_kind;
 
 typedef struct chaos_mop {
@@ -83,6 +86,8 @@ typedef struct chaos_mop {
     int64_t key;
     int64_t value;
     int64_t value2;
+    int64_t id;              /* TRANSFER with has_id: its ledger row's id */
+    bool has_id;
     const int64_t *list;     /* READ_LIST / MEMBERS; owner: the history */
     size_t list_len;
 } chaos_mop;
@@ -143,7 +148,11 @@ typedef enum chaos_anomaly {
     /* set */
     CHAOS_ANOM_SET_LOST = 15,
     CHAOS_ANOM_SET_UNEXPECTED = 16,
-    CHAOS_ANOM__COUNT = 17
+    /* bank with a ledger */
+    CHAOS_ANOM_BANK_LEDGER_LOST = 17,       /* ok transfer without its row */
+    CHAOS_ANOM_BANK_LEDGER_UNEXPECTED = 18, /* row of a failed/unknown id */
+    CHAOS_ANOM_BANK_LEDGER_MISMATCH = 19,   /* balances != initial + rows */
+    CHAOS_ANOM__COUNT = 20
 } chaos_anomaly;
 
 /* Short name of an anomaly class ("G-single", "lost"...); static string. */
@@ -184,6 +193,12 @@ typedef struct chaos_register_opts {
 int chaos_check_register(const chaos_history *h,
                          const chaos_register_opts *opts, chaos_result *out);
 
+/* A read-all with a `ledger` mop is also checked against the transfers'
+** ids: every ok transfer that completed before it was invoked has its row,
+** no row belongs to a failed (or unknown) id or differs from its transfer,
+** no id twice, and, when accounts > 0 divides total (every account starts
+** at total / accounts), each balance equals that start plus the rows'
+** effects. */
 typedef struct chaos_bank_opts {
     int64_t total;           /* the constant sum of all balances */
     size_t accounts;         /* if > 0, every read-all has this many */

@@ -196,6 +196,13 @@ static int read_mop(chaos_history *h, lexer *lx, chaos_mop *m, size_t *list_firs
         if ((rc = read_int(lx, "from account", &m->key)) || (rc = read_int(lx, "to account", &m->value)) ||
             (rc = read_int(lx, "amount", &m->value2)))
             return rc;
+        /* optional id (histories before the ledger have none) */
+        token v = peek_token(lx);
+        if (v.len > 0 && !tok_is(v, ";")) {
+            next_token(lx);
+            if ((rc = tok_int(lx, v, "transfer id or ';'", &m->id))) return rc;
+            m->has_id = true;
+        }
     } else if (tok_is(t, "balance")) {
         m->kind = CHAOS_MOP_BALANCE;
         token v;
@@ -209,6 +216,12 @@ static int read_mop(chaos_history *h, lexer *lx, chaos_mop *m, size_t *list_firs
     } else if (tok_is(t, "members")) {
         m->kind = CHAOS_MOP_MEMBERS;
         return read_list(h, lx, m, list_first);
+    } else if (tok_is(t, "ledger")) {
+        m->kind = CHAOS_MOP_LEDGER;
+        if ((rc = read_list(h, lx, m, list_first))) return rc;
+        if (m->list_len % 4 != 0)
+            return parse_error(lx, "ledger rows are 4 numbers each (id from to amount); found %zu numbers",
+                               m->list_len);
     } else if (t.len == 0) {
         return parse_error(lx, "expected a micro-op, found end of line");
     } else {
@@ -374,6 +387,9 @@ static const char *const anomaly_names[CHAOS_ANOM__COUNT] = {
     [CHAOS_ANOM_BANK_NEGATIVE] = "negative-balance",
     [CHAOS_ANOM_SET_LOST] = "lost",
     [CHAOS_ANOM_SET_UNEXPECTED] = "unexpected",
+    [CHAOS_ANOM_BANK_LEDGER_LOST] = "ledger-lost",
+    [CHAOS_ANOM_BANK_LEDGER_UNEXPECTED] = "ledger-unexpected",
+    [CHAOS_ANOM_BANK_LEDGER_MISMATCH] = "ledger-mismatch",
 };
 
 const char *chaos_anomaly_name(chaos_anomaly a) {
@@ -560,13 +576,17 @@ void chaos__describe_op(const chaos_op *op, char *buf, size_t size) {
             break;
         case CHAOS_MOP_WRITE: desc_printf(&d, "%s write %lld %lld", sep, k, v); break;
         case CHAOS_MOP_CAS: desc_printf(&d, "%s cas %lld %lld %lld", sep, k, v, v2); break;
-        case CHAOS_MOP_TRANSFER: desc_printf(&d, "%s transfer %lld %lld %lld", sep, k, v, v2); break;
+        case CHAOS_MOP_TRANSFER:
+            desc_printf(&d, "%s transfer %lld %lld %lld", sep, k, v, v2);
+            if (m->has_id) desc_printf(&d, " %lld", (long long)m->id);
+            break;
         case CHAOS_MOP_BALANCE:
             if (m->unknown) desc_printf(&d, "%s balance %lld ?", sep, k);
             else desc_printf(&d, "%s balance %lld %lld", sep, k, v);
             break;
         case CHAOS_MOP_ADD: desc_printf(&d, "%s add %lld", sep, v); break;
         case CHAOS_MOP_MEMBERS: desc_printf(&d, "%s members (%zu elements)", sep, m->list_len); break;
+        case CHAOS_MOP_LEDGER: desc_printf(&d, "%s ledger (%zu rows)", sep, m->list_len / 4); break;
         default: desc_printf(&d, "%s ...", sep); i = op->mop_count; break;
         }
     }

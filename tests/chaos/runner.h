@@ -245,6 +245,7 @@ typedef struct crun_client {
     PGconn *pg;                  /* NULL: not connected */
     int node;                    /* node of pg, or the next to try */
     uint64_t rng;
+    int64_t seq;                 /* bank: transfers begun (ledger row ids) */
     pthread_t thread;
     bool started;
 } crun_client;

@@ -3,8 +3,13 @@
 **
 **   bank      table bank(id, balance): transfers (BEGIN; read both
 **             balances; two UPDATEs with the values computed by the client;
+**             an INSERT of the transfer's row into bank_ledger(id, from_acct,
+**             to_acct, amount), id unique per client and sequence number;
 **             COMMIT) and whole-table reads. Checked: every ok read sums to
-**             accounts * CRUN_BANK_INITIAL, none negative, all accounts.
+**             accounts * CRUN_BANK_INITIAL, none negative, all accounts; the
+**             final reads (balances and ledger in one statement) hold the row
+**             of every ok transfer, none of a failed one, and balances equal
+**             CRUN_BANK_INITIAL plus the rows' effects.
 **   register  table reg(k, v), rows created with v = 0: reads, writes
 **             (UPDATE), compare-and-set (UPDATE ... WHERE v = old; one row
 **             affected = success). Clients work on a group of
@@ -46,6 +51,7 @@
 
 #define CRUN_BANK_INITIAL 100          /* each account's first balance */
 #define CRUN_BANK_TRANSFER_MAX 5       /* amounts 1..5 */
+#define CRUN_LEDGER_ID_STRIDE 1000000000ll /* ledger id = client * stride + seq */
 #define CRUN_ACCOUNTS_MAX 64
 #define CRUN_REGISTER_GROUP 3          /* keys worked on at once */
 #define CRUN_REGISTER_KEYS 3000        /* rows created; the last group stays */
@@ -65,6 +71,8 @@ typedef struct final_read {
     bool nil;                           /* register: no row */
     int64_t *vals;                      /* owner: the final_read */
     size_t n;
+    int64_t *ledger;                    /* bank: rows of 4 (id from to amount); owner: the final_read */
+    size_t n_ledger;                    /* rows */
 } final_read;
 
 struct crun_wl {
@@ -389,6 +397,8 @@ int crun_wl_setup(crun_ctx *ctx) {
     switch (cfg->workload) {
     case CRUN_WL_BANK: {
         base_buf_printf(&stmts, "CREATE TABLE bank (id INT PRIMARY KEY, balance INT NOT NULL)%c", 0);
+        base_buf_printf(&stmts, "CREATE TABLE bank_ledger (id BIGINT PRIMARY KEY, from_acct INT NOT NULL, "
+                                "to_acct INT NOT NULL, amount INT NOT NULL)%c", 0);
         base_buf_printf(&stmts, "INSERT INTO bank VALUES ");
         for (int a = 0; a < cfg->accounts; a++)
             base_buf_printf(&stmts, "%s(%d, %d)", a ? ", " : "", a, CRUN_BANK_INITIAL);
@@ -424,8 +434,10 @@ int crun_wl_setup(crun_ctx *ctx) {
         }
         PQclear(r);
     }
-    /* Every node sees the table (its catalog may lag behind node 1's). */
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", table_of(cfg->workload));
+    /* Every node sees the table (its catalog may lag behind node 1's);
+    ** bank: both tables. */
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s%s", table_of(cfg->workload),
+             cfg->workload == CRUN_WL_BANK ? ", bank_ledger" : "");
     for (int i = 0; i < ctx->cluster->n; i++) {
         crun_client probe = {.ctx = ctx, .index = -1, .node = i};
         probe.pg = crun_connect(ctx->cluster, i);
@@ -530,7 +542,8 @@ static crun_outcome bank_op(crun_client *c, int64_t invoke, int64_t deadline) {
     int to = (int)crun_rand_range(&c->rng, 0, cfg->accounts - 2);
     if (to >= from) to++;
     int amount = (int)crun_rand_range(&c->rng, 1, CRUN_BANK_TRANSFER_MAX);
-    snprintf(mops, sizeof mops, "transfer %d %d %d", from, to, amount);
+    int64_t id = (int64_t)c->index * CRUN_LEDGER_ID_STRIDE + ++c->seq;
+    snprintf(mops, sizeof mops, "transfer %d %d %d %" PRId64, from, to, amount, id);
     o = step(c, "BEGIN", deadline, false, NULL);
     if (o != CRUN_OK) goto done;
     snprintf(sql, sizeof sql, "SELECT id, balance FROM bank WHERE id IN (%d, %d)", from, to);
@@ -567,6 +580,16 @@ static crun_outcome bank_op(crun_client *c, int64_t invoke, int64_t deadline) {
     if (o != CRUN_OK) goto abort;
     snprintf(sql, sizeof sql, "UPDATE bank SET balance = %" PRId64 " WHERE id = %d",
              bal_to + amount, to);
+    o = step(c, sql, deadline, false, &r);
+    if (o == CRUN_OK && affected(r) != 1) {
+        crun_history_oddity(c->ctx->history, "%s: %s", sql, PQcmdStatus(r));
+        o = CRUN_FAIL;
+    }
+    PQclear(r);
+    r = NULL;
+    if (o != CRUN_OK) goto abort;
+    snprintf(sql, sizeof sql, "INSERT INTO bank_ledger VALUES (%" PRId64 ", %d, %d, %d)", id, from,
+             to, amount);
     o = step(c, sql, deadline, false, &r);
     if (o == CRUN_OK && affected(r) != 1) {
         crun_history_oddity(c->ctx->history, "%s: %s", sql, PQcmdStatus(r));
@@ -765,7 +788,10 @@ static int final_node(crun_ctx *ctx, int i, int64_t deadline) {
     char sql[256], why[512] = "";
     int64_t keys = 0;
     switch (ctx->cfg->workload) {
-    case CRUN_WL_BANK: snprintf(sql, sizeof sql, "SELECT id, balance FROM bank ORDER BY id"); break;
+    case CRUN_WL_BANK: /* one statement: balances and ledger from one snapshot */
+        snprintf(sql, sizeof sql, "SELECT 0, id, balance, 0, 0 FROM bank UNION ALL "
+                                  "SELECT 1, id, from_acct, to_acct, amount FROM bank_ledger ORDER BY 1, 2");
+        break;
     case CRUN_WL_REGISTER:
         keys = atomic_load(&wl->reg_keys_used);
         snprintf(sql, sizeof sql, "SELECT k, v FROM reg WHERE k < %" PRId64 " ORDER BY k", keys);
@@ -807,19 +833,37 @@ static int final_node(crun_ctx *ctx, int i, int64_t deadline) {
     int64_t complete = now_ns();
     int rows = PQntuples(r), rc = -1;
     switch (ctx->cfg->workload) {
-    case CRUN_WL_BANK:
+    case CRUN_WL_BANK: {
+        final_read *f = final_add(wl);
+        if (f == NULL) goto cleanup;
+        f->node = i;
+        f->invoke_ns = invoke;
+        f->complete_ns = complete;
+        int accounts = 0; /* rows tagged 0 (bank) come first: ORDER BY 1 */
+        while (accounts < rows && strtoll(PQgetvalue(r, accounts, 0), NULL, 10) == 0) accounts++;
+        f->vals = column(r, 2, 0, accounts);
+        if (f->vals == NULL) goto cleanup;
+        f->n = (size_t)accounts;
+        f->n_ledger = (size_t)(rows - accounts);
+        f->ledger = base_malloc(BASE_MAX(f->n_ledger, 1) * 4 * sizeof *f->ledger);
+        if (f->ledger == NULL) goto cleanup;
+        for (int row = accounts; row < rows; row++)
+            for (int col = 0; col < 4; col++)
+                f->ledger[(size_t)(row - accounts) * 4 + (size_t)col] =
+                    strtoll(PQgetvalue(r, row, col + 1), NULL, 10);
+        if (accounts != ctx->cfg->accounts)
+            crun_history_oddity(ctx->history, "final bank read through n%d: %d rows", i + 1, accounts);
+        break;
+    }
     case CRUN_WL_SET: {
         final_read *f = final_add(wl);
         if (f == NULL) goto cleanup;
         f->node = i;
         f->invoke_ns = invoke;
         f->complete_ns = complete;
-        f->vals = column(r, ctx->cfg->workload == CRUN_WL_BANK ? 1 : 0, 0, rows);
+        f->vals = column(r, 0, 0, rows);
         if (f->vals == NULL) goto cleanup;
         f->n = (size_t)rows;
-        if (ctx->cfg->workload == CRUN_WL_BANK && rows != ctx->cfg->accounts) {
-            crun_history_oddity(ctx->history, "final bank read through n%d: %d rows", i + 1, rows);
-        }
         break;
     }
     case CRUN_WL_REGISTER:
@@ -877,6 +921,9 @@ static void final_line(const crun_ctx *ctx, const final_read *f, base_buf *out) 
     case CRUN_WL_BANK:
         for (size_t a = 0; a < f->n; a++)
             base_buf_printf(out, "%sbalance %zu %" PRId64, a ? "; " : "", a, f->vals[a]);
+        base_buf_printf(out, "%sledger [", f->n ? "; " : "");
+        for (size_t j = 0; j < f->n_ledger * 4; j++) base_buf_printf(out, " %" PRId64, f->ledger[j]);
+        base_buf_printf(out, " ]");
         break;
     case CRUN_WL_REGISTER:
         if (f->nil) base_buf_printf(out, "read %" PRId64 " nil", f->key);
@@ -1052,7 +1099,10 @@ cleanup:
 void crun_wl_free(crun_ctx *ctx) {
     struct crun_wl *wl = ctx->wl;
     if (wl == NULL) return;
-    for (size_t i = 0; i < wl->n_finals; i++) base_free(wl->finals[i].vals);
+    for (size_t i = 0; i < wl->n_finals; i++) {
+        base_free(wl->finals[i].vals);
+        base_free(wl->finals[i].ledger);
+    }
     base_free(wl->finals);
     base_free(wl->acked);
     pthread_mutex_destroy(&wl->mu);

@@ -454,6 +454,69 @@ static void test_bank(void **state) {
     chaos_history_free(h);
 }
 
+/* Bank with a ledger: transfers name their row's id; the final read holds
+** balances and the ledger (accounts 0 and 1 start at 50 each). */
+static void test_bank_ledger(void **state) {
+    (void)state;
+    /* ok: row present; fail: absent; info: either (7 present, 8 absent); an
+    ** ok transfer concurrent with the final read may be absent (9) */
+    expect(W_BANK,
+           "0 ok 0 10 transfer 0 1 10 1\n"
+           "1 fail 0 10 transfer 1 0 5 2\n"
+           "2 info 0 - transfer 1 0 3 7\n"
+           "3 info 0 - transfer 0 1 4 8\n"
+           "4 ok 15 40 transfer 1 0 2 9\n"
+           "100 ok 20 30 balance 0 43; balance 1 57; ledger [1 0 1 10 7 1 0 3]\n",
+           CHAOS_VALID, -1);
+    /* an old history (no ids, no ledger) still parses and checks */
+    expect(W_BANK, "0 ok 0 10 transfer 0 1 10\n1 ok 20 30 balance 0 40; balance 1 60\n", CHAOS_VALID, -1);
+    /* a missing acknowledged row */
+    expect(W_BANK,
+           "0 ok 0 10 transfer 0 1 10 1\n"
+           "1 ok 0 10 transfer 1 0 5 2\n"
+           "100 ok 20 30 balance 0 40; balance 1 60; ledger [1 0 1 10]\n",
+           CHAOS_INVALID, CHAOS_ANOM_BANK_LEDGER_LOST);
+    /* a row of a transfer that failed definitely (its money moved with it:
+    ** the sum and the balances agree with the rows) */
+    expect(W_BANK,
+           "0 ok 0 10 transfer 0 1 10 1\n"
+           "1 fail 0 10 transfer 1 0 5 2\n"
+           "100 ok 20 30 balance 0 45; balance 1 55; ledger [1 0 1 10 2 1 0 5]\n",
+           CHAOS_INVALID, CHAOS_ANOM_BANK_LEDGER_UNEXPECTED);
+    /* a row naming no transfer, and a row that differs from its transfer */
+    expect(W_BANK, "0 ok 0 10 balance 0 50; balance 1 50; ledger [5 0 1 0]\n", CHAOS_INVALID,
+           CHAOS_ANOM_BANK_LEDGER_UNEXPECTED);
+    expect(W_BANK,
+           "0 ok 0 10 transfer 0 1 10 1\n"
+           "100 ok 20 30 balance 0 40; balance 1 60; ledger [1 0 1 9]\n",
+           CHAOS_INVALID, CHAOS_ANOM_BANK_LEDGER_UNEXPECTED);
+    /* money moved without its row (the sum holds: only the ledger sees it) */
+    expect(W_BANK,
+           "0 ok 0 10 transfer 0 1 10 1\n"
+           "2 info 0 - transfer 1 0 3 7\n"
+           "100 ok 20 30 balance 0 43; balance 1 57; ledger [1 0 1 10]\n",
+           CHAOS_INVALID, CHAOS_ANOM_BANK_LEDGER_MISMATCH);
+    /* a row twice */
+    expect(W_BANK,
+           "0 ok 0 10 transfer 0 1 10 1\n"
+           "100 ok 20 30 balance 0 30; balance 1 70; ledger [1 0 1 10 1 0 1 10]\n",
+           CHAOS_INVALID, CHAOS_ANOM_BANK_LEDGER_UNEXPECTED);
+    /* an id used by two transfers, a ledger in a transfer op: not a bank
+    ** history the checker can judge */
+    const char *bad[] = {
+        "0 ok 0 10 transfer 0 1 10 1\n1 ok 0 10 transfer 0 1 10 1\n",
+        "0 ok 0 10 transfer 0 1 10 1; ledger []\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        chaos_history *h = parse(bad[i]);
+        chaos_result r;
+        assert_int_equal(chaos_check_bank(h, &(chaos_bank_opts){.total = 100, .accounts = 2}, &r),
+                         CHAOS_EWORKLOAD);
+        chaos_result_free(&r);
+        chaos_history_free(h);
+    }
+}
+
 /* ---- set ----------------------------------------------------------------- */
 static void test_set(void **state) {
     (void)state;
@@ -497,6 +560,9 @@ static void test_parser_errors(void **state) {
         "0 ok 0 1 append -9223372036854775808 1",
         "0 ok 0 1 members [1] ]",
         "0 ok 0 1 cas 1 2",
+        "0 ok 0 1 ledger [1 0 1]",
+        "0 ok 0 1 transfer 0 1 5 x",
+        "0 ok 0 1 transfer 0 1 5 7 8",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char text[256], err[256];
@@ -566,7 +632,8 @@ static void test_out_of_memory(void **state) {
         "0 ok 0 10 read 1 []; append 1 1\n1 ok 0 10 read 1 []; append 1 2\n2 ok 20 30 read 1 [1 2]\n"
         "3 ok 40 50 read 1 [1 2]; read 2 []\n",
         "0 ok 0 10 write 1 1\n1 ok 20 30 read 1 nil\n2 ok 0 100 cas 1 1 2\n",
-        "0 ok 0 10 balance 0 50; balance 1 50\n",
+        "0 ok 0 10 balance 0 50; balance 1 50\n0 ok 0 5 transfer 0 1 10 1\n1 info 0 - transfer 1 0 2 2\n"
+        "2 ok 6 10 balance 0 40; balance 1 60; ledger [1 0 1 10 3 0 1 1]\n",
         "0 ok 0 10 add 1\n1 ok 20 30 members [1 2]\n",
     };
     for (size_t t = 0; t < 4; t++) {
@@ -582,7 +649,7 @@ static void test_out_of_memory(void **state) {
             chaos_result r;
             if (t == 0) rc = chaos_check_list_append(h, &(chaos_append_opts){.realtime = true}, &r);
             if (t == 1) rc = chaos_check_register(h, NULL, &r);
-            if (t == 2) rc = chaos_check_bank(h, &(chaos_bank_opts){.total = 100}, &r);
+            if (t == 2) rc = chaos_check_bank(h, &(chaos_bank_opts){.total = 100, .accounts = 2}, &r);
             if (t == 3) rc = chaos_check_set(h, &r);
             base_alloc_fail_after(-1);
             assert_true(rc == 0 || rc == CHAOS_ENOMEM);
@@ -614,6 +681,7 @@ int main(void) {
         cmocka_unit_test(test_register_stale_read),
         cmocka_unit_test(test_register_budget_unknown),
         cmocka_unit_test(test_bank),
+        cmocka_unit_test(test_bank_ledger),
         cmocka_unit_test(test_set),
         cmocka_unit_test(test_parser_errors),
         cmocka_unit_test(test_parser_fuzz),
