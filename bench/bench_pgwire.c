@@ -3,7 +3,7 @@
 **
 **   bench_pgwire [--url URL [--url URL ...] | --start [--bin PATH]] [--clients N]
 **                [--duration SECONDS] [--rows N] [--workload point-select|insert|all]
-**                [--churn]
+**                [--churn] [--wait-sample N]
 **
 ** Several --url (the nodes of a cluster): client i connects to url i mod n;
 ** setup runs through the first.
@@ -27,12 +27,21 @@
 ** quiet again on the ranges the churn left (splits make transfers cross
 ** ranges: two-phase commits), so the cost of splits and lease moves under
 ** load is a number; it prints the three figures and what the churner did.
-** Prints transactions/s and p50/p99 latency. Timing never fails the run: the
+** Prints transactions/s and p50/p99 latency. For the writing workloads
+** (insert, transfer, transfer-2r) it also prints the commit wait (issue 5):
+** after 1 in --wait-sample (16; 0: never) committed transactions of each
+** client, `SHOW commit_wait` on the same connection reads that commit's wait
+** and the epsilon it waited out; the SHOW is outside the transaction's
+** latency but its round trip takes a little of the client's time (about
+** 1/16 of a transaction's), so txn/s is that much lower than without it.
+** Timing never fails the run: the
 ** exit code is non-zero only when the node cannot be reached or set up.
 ** With --start it runs its own node (`meridian start`, temp store, free
 ** port) and stops it at the end.
 ** Limits: BENCH_CLIENTS_MAX threads; latencies in a histogram of
-** BENCH_HIST_BUCKETS 10-microsecond buckets (slower ones share the last).
+** BENCH_HIST_BUCKETS 10-microsecond buckets (slower ones share the last);
+** commit waits and their epsilons in BENCH_WAIT_BUCKETS 1-microsecond
+** buckets each (the same).
 */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -60,6 +69,7 @@
 #define BENCH_BUCKET_NS 10000
 #define BENCH_LOAD_BATCH 500
 #define BENCH_URLS_MAX 16
+#define BENCH_WAIT_BUCKETS 100000 /* 1 us each: up to 100 ms */
 
 typedef enum { W_POINT_SELECT, W_INSERT, W_TRANSFER, W_TRANSFER_2R } workload;
 static const char *workload_name(workload w) {
@@ -82,10 +92,48 @@ typedef struct client {
     uint64_t seed;
     uint64_t done, errors, retries;
     uint32_t *hist; /* BENCH_HIST_BUCKETS */
+    /* SHOW commit_wait samples (wait_sample > 0, a writing workload) */
+    int wait_sample;
+    uint32_t *wait_hist; /* 2 x BENCH_WAIT_BUCKETS (waits, epsilons), owned by run_workload */
+    uint64_t waits, wait_us_sum, wait_us_max, eps_us_sum, eps_us_min, eps_us_max;
+    uint64_t waits_unbounded, waits_capped, wait_unreadable;
     char first_error[256];
 } client;
 
+/* "<wait>us (epsilon <e>us[, unbounded: ...][, cut at the limit])" (sql/settings.c) */
+static void sample_commit_wait(client *c, PGconn *conn) {
+    PGresult *r = PQexec(conn, "SHOW commit_wait");
+    long long wait_us = -1, eps_us = -1;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQnfields(r) < 1 ||
+        sscanf(PQgetvalue(r, 0, 0), "%lldus (epsilon %lldus", &wait_us, &eps_us) != 2 ||
+        wait_us < 0 || eps_us < 0) {
+        c->wait_unreadable++;
+        PQclear(r);
+        return;
+    }
+    const char *text = PQgetvalue(r, 0, 0);
+    if (strstr(text, "unbounded") != NULL) c->waits_unbounded++;
+    if (strstr(text, "cut at the limit") != NULL) c->waits_capped++;
+    PQclear(r);
+    c->wait_hist[wait_us < BENCH_WAIT_BUCKETS ? wait_us : BENCH_WAIT_BUCKETS - 1]++;
+    uint32_t *eps_hist = c->wait_hist + BENCH_WAIT_BUCKETS;
+    eps_hist[eps_us < BENCH_WAIT_BUCKETS ? eps_us : BENCH_WAIT_BUCKETS - 1]++;
+    c->waits++;
+    c->wait_us_sum += (uint64_t)wait_us;
+    if ((uint64_t)wait_us > c->wait_us_max) c->wait_us_max = (uint64_t)wait_us;
+    c->eps_us_sum += (uint64_t)eps_us;
+    if (c->waits == 1 || (uint64_t)eps_us < c->eps_us_min) c->eps_us_min = (uint64_t)eps_us;
+    if ((uint64_t)eps_us > c->eps_us_max) c->eps_us_max = (uint64_t)eps_us;
+}
+
+/* After a committed transaction: 1 in wait_sample reads its commit wait. */
+static void maybe_sample(client *c, PGconn *conn) {
+    if (c->wait_hist != NULL && c->wait_sample > 0 && c->done % (uint64_t)c->wait_sample == 0)
+        sample_commit_wait(c, conn);
+}
+
 static atomic_long next_insert_id;
+static int wait_sample_every = 16; /* --wait-sample */
 
 static uint64_t rnd(uint64_t *s) {
     *s ^= *s << 13;
@@ -155,6 +203,7 @@ static void *client_main(void *arg) {
                 int64_t b = (base_monotonic_ns() - t0) / BENCH_BUCKET_NS;
                 c->hist[b < BENCH_HIST_BUCKETS ? b : BENCH_HIST_BUCKETS - 1]++;
                 c->done++;
+                maybe_sample(c, conn); /* after the latency was taken */
             }
             if (PQstatus(conn) != CONNECTION_OK) break;
             continue;
@@ -184,6 +233,7 @@ static void *client_main(void *arg) {
             c->errors++;
         }
         PQclear(r);
+        if (ok) maybe_sample(c, conn); /* no-op for point-select (no wait_hist) */
         if (PQstatus(conn) != CONNECTION_OK) break;
     }
     PQfinish(conn);
@@ -281,6 +331,63 @@ static double percentile_ms(const uint64_t *hist, uint64_t total, double p) {
     return (double)BENCH_HIST_BUCKETS * BENCH_BUCKET_NS / 1e6;
 }
 
+/* Commit waits are whole microseconds (SHOW rounds up): bucket b is b us. */
+static uint64_t wait_percentile_us(const uint64_t *hist, uint64_t total, double p) {
+    if (total == 0) return 0;
+    uint64_t want = (uint64_t)(p * (double)total), seen = 0;
+    if (want == 0) want = 1;
+    for (int b = 0; b < BENCH_WAIT_BUCKETS; b++) {
+        seen += hist[b];
+        if (seen >= want) return (uint64_t)b;
+    }
+    return BENCH_WAIT_BUCKETS - 1;
+}
+
+/* The commit-wait line of a writing workload, from the clients' samples. */
+static void print_commit_waits(const client *cs, int started) {
+    uint64_t *hist = base_calloc(2 * BENCH_WAIT_BUCKETS, sizeof *hist); /* owned here */
+    if (hist == NULL) return;
+    uint64_t n = 0, sum = 0, max = 0, eps_sum = 0, eps_min = 0, eps_max = 0;
+    uint64_t unbounded = 0, capped = 0, unreadable = 0;
+    for (int i = 0; i < started; i++) {
+        const client *c = &cs[i];
+        if (c->wait_hist == NULL) continue;
+        for (int b = 0; b < 2 * BENCH_WAIT_BUCKETS; b++) hist[b] += c->wait_hist[b];
+        if (c->waits > 0 && (n == 0 || c->eps_us_min < eps_min)) eps_min = c->eps_us_min;
+        n += c->waits;
+        sum += c->wait_us_sum;
+        eps_sum += c->eps_us_sum;
+        if (c->wait_us_max > max) max = c->wait_us_max;
+        if (c->eps_us_max > eps_max) eps_max = c->eps_us_max;
+        unbounded += c->waits_unbounded;
+        capped += c->waits_capped;
+        unreadable += c->wait_unreadable;
+    }
+    if (n == 0) { /* each client samples its 16th, 32nd, ... commit */
+        printf("  commit wait: no sample (no client committed %d; unreadable %llu)\n",
+               wait_sample_every, (unsigned long long)unreadable);
+        base_free(hist);
+        return;
+    }
+    printf("  commit wait (SHOW commit_wait after 1 in %d commits, %llu samples): mean %.0f us"
+           "  p50 %llu us  p99 %llu us  max %llu us; epsilon mean %.0f us  p50 %llu us"
+           "  p99 %llu us (%llu-%llu us)",
+           wait_sample_every, (unsigned long long)n, (double)sum / (double)n,
+           (unsigned long long)wait_percentile_us(hist, n, 0.50),
+           (unsigned long long)wait_percentile_us(hist, n, 0.99), (unsigned long long)max,
+           (double)eps_sum / (double)n,
+           (unsigned long long)wait_percentile_us(hist + BENCH_WAIT_BUCKETS, n, 0.50),
+           (unsigned long long)wait_percentile_us(hist + BENCH_WAIT_BUCKETS, n, 0.99),
+           (unsigned long long)eps_min,
+           (unsigned long long)eps_max);
+    if (unbounded || capped || unreadable)
+        printf("; unbounded %llu, cut at the limit %llu, unreadable %llu",
+               (unsigned long long)unbounded, (unsigned long long)capped,
+               (unsigned long long)unreadable);
+    printf("\n");
+    base_free(hist);
+}
+
 static int run_workload(const char *const *urls, int n_urls, workload w, int nclients, double duration_s, long rows) {
     client *cs = base_calloc((size_t)nclients, sizeof *cs);
     uint64_t *hist = base_calloc(BENCH_HIST_BUCKETS, sizeof *hist);
@@ -296,9 +403,15 @@ static int run_workload(const char *const *urls, int n_urls, workload w, int ncl
                          .deadline_ns = start + (int64_t)(duration_s * 1e9),
                          .seed = 0x9E3779B97F4A7C15ULL * (uint64_t)(i + 1)};
         cs[i].hist = base_calloc(BENCH_HIST_BUCKETS, sizeof(uint32_t));
-        if (cs[i].hist == NULL || pthread_create(&cs[i].thread, NULL, client_main, &cs[i]) != 0) {
+        cs[i].wait_sample = wait_sample_every;
+        bool waits = w != W_POINT_SELECT && wait_sample_every > 0; /* read-write commits */
+        if (waits) cs[i].wait_hist = base_calloc(2 * BENCH_WAIT_BUCKETS, sizeof(uint32_t));
+        if (cs[i].hist == NULL || (waits && cs[i].wait_hist == NULL) ||
+            pthread_create(&cs[i].thread, NULL, client_main, &cs[i]) != 0) {
             base_free(cs[i].hist);
+            base_free(cs[i].wait_hist);
             cs[i].hist = NULL;
+            cs[i].wait_hist = NULL;
             break;
         }
         started++;
@@ -321,8 +434,12 @@ static int run_workload(const char *const *urls, int n_urls, workload w, int ncl
            percentile_ms(hist, done, 0.50), percentile_ms(hist, done, 0.99),
            (unsigned long long)errors, (unsigned long long)retries);
     if (err != NULL) printf("  first error: %s\n", err);
+    if (w != W_POINT_SELECT && wait_sample_every > 0) print_commit_waits(cs, started);
     fflush(stdout);
-    for (int i = 0; i < started; i++) base_free(cs[i].hist);
+    for (int i = 0; i < started; i++) {
+        base_free(cs[i].hist);
+        base_free(cs[i].wait_hist);
+    }
     base_free(cs);
     base_free(hist);
     return 0;
@@ -378,7 +495,7 @@ static void usage(void) {
                     "                    [--clients N]\n"
                     "                    [--duration SECONDS] [--rows N]\n"
                     "                    [--workload point-select|insert|transfer|transfer-2r|all]\n"
-                    "                    [--churn]\n");
+                    "                    [--churn] [--wait-sample N]\n");
 }
 
 int main(int argc, char **argv) {
@@ -406,10 +523,12 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--duration") == 0) duration = atof(v);
         else if (strcmp(a, "--rows") == 0) rows = atol(v);
         else if (strcmp(a, "--workload") == 0) wl = v;
+        else if (strcmp(a, "--wait-sample") == 0) wait_sample_every = atoi(v);
         else { usage(); return 2; }
         i++;
     }
     if (clients < 1 || clients > BENCH_CLIENTS_MAX || duration <= 0 || rows < 1 ||
+        wait_sample_every < 0 ||
         (strcmp(wl, "all") && strcmp(wl, "point-select") && strcmp(wl, "insert") &&
          strcmp(wl, "transfer") && strcmp(wl, "transfer-2r"))) {
         usage();
