@@ -790,7 +790,7 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
     char problem[128] = "no attempt";
     router__intent_seen seen;
     memset(&seen, 0, sizeof(seen));
-    bool merging = false; /* the last answer was RANGE_ERR_MERGING */
+    bool merging = false; /* the last answer received was RANGE_ERR_MERGING */
     uint64_t gone_range = 0;  /* lookup_when_gone: the range answered... */
     size_t gone_answers = 0;  /* ...NOT_LEADER without a hint this often in a row */
     /* FIRST RANGE RESCUE: attempts in a row at the first range that its
@@ -915,7 +915,10 @@ static int router__execute(range_router *r, const router__op *op, range_kv_respo
         bool backoff = true;
         bool refused = false; /* the node did not serve the range (moved, unreachable) */
         seen.blocked = false;
-        merging = false;
+        /* a lost answer says nothing new about a merge: the attempt squeezed
+        ** into the deadline's last milliseconds must not turn "being merged"
+        ** into "unavailable" */
+        if (res.transport_rc == RPC_OK) merging = false;
         if (res.transport_rc != RPC_OK) {
             if (res.sent && op->is_commit) unknown = true;
             if (res.transport_rc == RPC_ERR_TIMEOUT) {
