@@ -316,6 +316,19 @@ static bool open_session(gw_conn *c, char *status, bool superuser, int role_limi
             return true;
         }
     }
+    if (c->application_name != NULL && c->application_name[0] != '\0') {
+        /* the packet's own parameter comes after the options, as in
+        ** PostgreSQL; cut to 63 bytes (NAMEDATALEN) at a character's start */
+        char app[64], state[6], msg[128];
+        const char *full = c->application_name;
+        size_t n = strnlen(full, sizeof app);
+        while (n == sizeof app || (n > 0 && ((unsigned char)full[n] & 0xC0) == 0x80))
+            n--; /* full[n] (the cut) is a character's first byte or the end */
+        memcpy(app, full, n);
+        app[n] = '\0';
+        if (sqlv_session_set(session, "application_name", app, state, msg, sizeof msg) != 0)
+            BASE_INFO("gateway", "session %u: application_name refused: %s", c->pid, msg);
+    }
     sqlv_session_set_copy_in(session, copy_in_started);
     sqlv_session_set_copy_out(session, &copy_out_fns);
     c->result_too_big = 0;
@@ -323,27 +336,25 @@ static bool open_session(gw_conn *c, char *status, bool superuser, int role_limi
     uv_mutex_lock(&c->mu);
     c->live_session = session;
     uv_mutex_unlock(&c->mu);
-    static const char *const fixed[][2] = {
-        {"server_version", "15.0"},
-        {"server_encoding", "UTF8"},
-        {"client_encoding", "UTF8"},
-        {"DateStyle", "ISO, MDY"},
-        {"IntervalStyle", "postgres"},
-        {"integer_datetimes", "on"},
-        {"standard_conforming_strings", "on"},
-        {"TimeZone", "UTC"},
-        {"is_superuser", NULL},          /* superuser */
-        {"session_authorization", NULL}, /* the user */
-        {"application_name", NULL},      /* echoed */
+    /* PostgreSQL's GUC_REPORT settings, with the values the session has
+    ** after the role's settings and the options (as SHOW says them) */
+    static const char *const reported[] = {
+        "server_version", "server_encoding", "client_encoding", "DateStyle", "IntervalStyle",
+        "integer_datetimes", "standard_conforming_strings", "TimeZone",
+        "is_superuser",          /* superuser */
+        "session_authorization", /* the user */
+        "application_name",
     };
     rc = gw_msg_auth_ok(&c->wbuf);
-    for (size_t i = 0; rc == 0 && i < BASE_ARRAY_LEN(fixed); i++) {
-        const char *value = fixed[i][1];
-        if (value == NULL && strcmp(fixed[i][0], "is_superuser") == 0)
+    for (size_t i = 0; rc == 0 && i < BASE_ARRAY_LEN(reported); i++) {
+        const char *value = NULL;
+        if (strcmp(reported[i], "is_superuser") == 0)
             value = superuser ? "on" : "off";
-        else if (value == NULL)
-            value = strcmp(fixed[i][0], "application_name") == 0 ? c->application_name : c->user;
-        rc = gw_msg_parameter_status(&c->wbuf, fixed[i][0], value);
+        else if (strcmp(reported[i], "session_authorization") == 0)
+            value = c->user;
+        else
+            value = sqlv_session_setting(session, reported[i]);
+        rc = gw_msg_parameter_status(&c->wbuf, reported[i], value != NULL ? value : "");
     }
     if (rc == 0)
         rc = gw_msg_backend_key_data(&c->wbuf, c->pid, c->secret);

@@ -44,9 +44,10 @@
 ** certificate carries the IP it dialed; an acceptor first sniffs 8 bytes:
 ** a PostgreSQL client is handed over (before TLS: the gateway runs its own),
 ** a TLS record starts the server side (node certificate of our CA
-** required), anything else is refused. An acceptor binds the node id a
-** peer claims to its certificate by address (tls_peer_bound): a node this
-** transport knows at an IP must show a certificate carrying that IP.
+** required), anything else is refused. An acceptor binds the real node id
+** a peer claims, on a side connection too, to its certificate by address
+** (tls_peer_bound): a node this transport knows at an IP must show a
+** certificate carrying that IP.
 **
 ** Admin tools with a client certificate (cfg.client_methods, a tls_server
 ** made with allow_peer_client): after the TLS handshake the acceptor asks
@@ -70,6 +71,9 @@
 **     reason, never a downgrade. Without TLS the bytes
 **     on the wire are exactly those of the plaintext protocol (a plaintext
 **     node only refuses a ClientHello it would have refused anyway).
+**   - With TLS, a received frame reaches a handler with from = a real node
+**     id this transport knows at an IP only if the peer's certificate
+**     carries that IP, whatever the connection (canonical or side).
 **   - Ciphertext leaves in the order the stream produced it: every call
 **     into a connection's stream is followed, on the loop thread, by taking
 **     all its pending output into a uv_write.
@@ -1408,8 +1412,9 @@ static void conn_refuse(rpc__conn *c, rpc_node_id target, const char *reason, in
 ** by address: when this transport knows node `sender` at an address, the
 ** peer's certificate must carry that IP, as it must for us to dial it
 ** there (on_connect), so a correct node always passes. An id without an
-** address here (a node that just joined) is not checked. False: refused
-** (logged; conn_refuse counts it in handshake_failures). */
+** address here (a node that just joined) is not checked. Also for the
+** answerer of a dial by address. False: refused (logged, counted in
+** handshake_failures; an inbound c told why, a dialed one closed). */
 static bool tls_peer_bound(rpc__conn *c, rpc_node_id sender)
 {
     rpc_uv *t = c->t;
@@ -1425,7 +1430,12 @@ static bool tls_peer_bound(rpc__conn *c, rpc_node_id sender)
              (unsigned long long)sender);
     BASE_WARN("rpc", "node %llu: connection claiming node id %llu refused: its %s",
               (unsigned long long)t->cfg.node_id, (unsigned long long)sender, why);
-    conn_refuse(c, sender, why, RPC_ERR_HANDSHAKE);
+    if (c->outbound) {
+        STAT_ADD(t, handshake_failures, 1);
+        conn_close(c, RPC_ERR_HANDSHAKE);
+    } else {
+        conn_refuse(c, sender, why, RPC_ERR_HANDSHAKE);
+    }
     return false;
 }
 
@@ -1625,11 +1635,21 @@ static void handle_handshake(rpc__conn *c, const rpc__header *h, const uint8_t *
     if (!clock_update(c, h))
         return;
     if (c->outbound) {
+        /* Whoever answers an address may not pose as a node known elsewhere:
+        ** the answers' `from` is hs.sender. */
+        if (side_out && c->tls != NULL && !rpc_node_id_is_provisional(hs.sender) &&
+            !tls_peer_bound(c, hs.sender))
+            return;
         if (side_out)
             c->peer->id = hs.sender; /* the answer's `from` */
         conn_activate(c, c->peer);
         return;
     }
+    /* Before the side branch: a side connection's frames reach handlers
+    ** with from = hs.sender too, so a real id is bound on it as well. */
+    if (c->tls != NULL && !rpc_node_id_is_provisional(hs.sender) &&
+        !tls_peer_bound(c, hs.sender))
+        return;
     if (by_addr || rpc_node_id_is_provisional(hs.sender)) {
         /* A side connection: answers go back on it, and it never becomes
         ** the connection of node hs.sender (a provisional id is no node;
@@ -1648,8 +1668,6 @@ static void handle_handshake(rpc__conn *c, const rpc__header *h, const uint8_t *
         conn_activate(c, sp);
         return;
     }
-    if (c->tls != NULL && !tls_peer_bound(c, hs.sender))
-        return;
     rpc__peer *p = peer_get(t, hs.sender);
     if (p == NULL) {
         conn_refuse(c, hs.sender, "out of memory or too many peers", RPC_ERR_HANDSHAKE);

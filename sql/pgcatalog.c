@@ -861,17 +861,48 @@ static const sqlv__role *role_named(const sqlv__role *list, int n, const char *n
     return NULL;
 }
 
+/* A text[] literal as PostgreSQL's array_out writes it ("{a=1,\"b=x y\"}"),
+** one "name=value" element per ALTER ROLE ... SET pair; size must be at
+** least SQLV__PGCAT_ROLE_CONFIG_SIZE. NULL when the role has none
+** (rolconfig, setconfig). */
+#define SQLV__PGCAT_ROLE_CONFIG_SIZE (3 * SQLV__ROLE_SETTINGS_BYTES_MAX + 8)
+static const char *role_config(const sqlv__role *r, char *out, size_t size) {
+    size_t o = 0;
+    assert(size >= SQLV__PGCAT_ROLE_CONFIG_SIZE);
+    if (r->settings_len == 0) return NULL;
+    out[o++] = '{';
+    /* each pair of n stored bytes ("name\0value\0") takes at most 2n + 1
+    ** bytes here (escapes, quotes, comma): the size bounds the whole */
+    for (size_t i = 0; i < r->settings_len;) { /* pairs checked when read */
+        const char *name = r->settings + i, *value = name + strlen(name) + 1;
+        char elem[SQLV__ROLE_SETTINGS_BYTES_MAX + 2];
+        snprintf(elem, sizeof(elem), "%s=%s", name, value);
+        bool quote = strpbrk(elem, "{}\",\\ \t\n\r\v\f") != NULL;
+        if (i > 0) out[o++] = ',';
+        if (quote) out[o++] = '"';
+        for (const char *c = elem; *c && o + 4 < size; c++) {
+            if (*c == '"' || *c == '\\') out[o++] = '\\';
+            out[o++] = *c;
+        }
+        if (quote) out[o++] = '"';
+        i = (size_t)(value - r->settings) + strlen(value) + 1;
+    }
+    out[o++] = '}';
+    out[o] = 0;
+    return out;
+}
+
 static int fill_roles(pgcat_gen *g) {
     sqlv__role *list = NULL; /* owner: this function */
     int n = 0, rc = 0;
+    char config[SQLV__PGCAT_ROLE_CONFIG_SIZE];
     if (roles_of(g, &list, &n, NULL, NULL) != 0) return -1;
     for (int i = 0; i < n && rc == 0; i++) {
         const sqlv__role *r = &list[i];
         bool root = r->id == SQLV__ROLE_ID_ROOT, admin = r->id == SQLV__ROLE_ID_ADMIN;
         rc = ROW(g, T(r->name), B(root), B(true), B(root || admin), B(root || admin), B(r->login),
                  B(root), I(r->conn_limit), T(r->verifier[0] ? "********" : NULL), NUL, B(root),
-                 NUL,
-                 I(sqlv__pgcat_role_oid(r->id)));
+                 T(role_config(r, config, sizeof(config))), I(sqlv__pgcat_role_oid(r->id)));
     }
     if (rc == 0 && role_named(list, n, g->s->user) == NULL)
         rc = ROW(g, T(g->s->user), B(false), B(true), B(false), B(false), B(true), B(false), I(-1),
@@ -883,13 +914,14 @@ static int fill_roles(pgcat_gen *g) {
 static int fill_user(pgcat_gen *g) {
     sqlv__role *list = NULL; /* owner: this function */
     int n = 0, rc = 0;
+    char config[SQLV__PGCAT_ROLE_CONFIG_SIZE];
     if (roles_of(g, &list, &n, NULL, NULL) != 0) return -1;
     for (int i = 0; i < n && rc == 0; i++) {
         const sqlv__role *r = &list[i];
         bool root = r->id == SQLV__ROLE_ID_ROOT;
         if (!r->login) continue;
         rc = ROW(g, T(r->name), I(sqlv__pgcat_role_oid(r->id)), B(root), B(root), B(root), B(root),
-                 T("********"), NUL, NUL);
+                 T("********"), NUL, T(role_config(r, config, sizeof(config))));
     }
     if (rc == 0 && role_named(list, n, g->s->user) == NULL)
         rc = ROW(g, T(g->s->user), I(SQLV__PGCAT_OID_SESSION_ROLE), B(false), B(false), B(false),
@@ -912,6 +944,21 @@ static int fill_auth_members(pgcat_gen *g) {
     }
     base_free(list);
     base_free(members);
+    return rc;
+}
+
+/* pg_db_role_setting: one row per role with ALTER ROLE ... SET pairs
+** (setdatabase 0: IN DATABASE is not supported), as psql's \drds reads it. */
+static int fill_db_role_setting(pgcat_gen *g) {
+    sqlv__role *list = NULL; /* owner: this function */
+    int n = 0, rc = 0;
+    char config[SQLV__PGCAT_ROLE_CONFIG_SIZE];
+    if (roles_of(g, &list, &n, NULL, NULL) != 0) return -1;
+    for (int i = 0; i < n && rc == 0; i++) {
+        const char *c = role_config(&list[i], config, sizeof(config));
+        if (c != NULL) rc = ROW(g, I(0), I(sqlv__pgcat_role_oid(list[i].id)), T(c));
+    }
+    base_free(list);
     return rc;
 }
 
@@ -1497,6 +1544,8 @@ static const pgcat_rel rels[] = {
      1u << 1, fill_user},
     {"pg_auth_members", 1261, "roleid INTEGER, member INTEGER, grantor INTEGER, admin_option BOOL",
      (1u << 0) | (1u << 1), fill_auth_members},
+    {"pg_db_role_setting", 2964, "setdatabase INTEGER, setrole INTEGER, setconfig TEXT",
+     (1u << 0) | (1u << 1), fill_db_role_setting},
     {"pg_authid", 1260,
      "oid INTEGER, rolname TEXT, rolsuper BOOL, rolinherit BOOL, rolcreaterole BOOL, rolcreatedb "
      "BOOL, rolcanlogin BOOL, rolreplication BOOL, rolbypassrls BOOL, rolconnlimit INTEGER, "

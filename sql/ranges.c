@@ -5,6 +5,7 @@
 **   ALTER RANGE id RELOCATE LEASE TO n
 **   ALTER RANGE id RELOCATE [VOTERS] FROM a TO b
 **   meridian_internal.range_events           the range event log (txn.h)
+**   meridian_internal.node_metrics           this node's counters and clock bound
 **
 ** sql/ knows no cluster: the descriptors, leaseholders and sizes and the
 ** relocations come from the node's callbacks (sqlv_admin, set by server/);
@@ -28,8 +29,10 @@
 **     transactional: 25001);
 **   - every answer is bounded: SQLV__RANGES_ROWS_MAX rows;
 **   - only root and members of admin see ranges or the event log (42501):
-**     their keys and reasons print row values.
+**     their keys and reasons print row values; node_metrics (counters, no
+**     row values) is open to every user.
 */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -804,6 +807,7 @@ int sqlv__split_points_remove_span(sqlv_engine *e, const uint8_t *start, size_t 
 
 static const char *const internal_relations[][2] = {
     {"range_events", "meridian_internal_range_events"},
+    {"node_metrics", "meridian_internal_node_metrics"},
 };
 
 const char *sqlv__ranges_internal_relation(const char *x) {
@@ -1020,8 +1024,192 @@ static const sqlite3_module ev_module = {
     .xRowid = ev_rowid,
 };
 
+/* meridian_internal_node_metrics: a read-only eponymous virtual table of
+** this (the gateway) node's counters and its clock bound, read at xFilter
+** (one consistent-enough snapshot per scan: each counter is an atomic, not
+** the set). Node-level numbers, no table data: every user may read it. */
+enum { NM_NAME, NM_VALUE, NM_DESCRIPTION, NM_NCOLS };
+#define NM_ROWS_MAX 48
+
+typedef struct nm_row {
+    const char *name;        /* static */
+    int64_t value;
+    const char *description; /* static */
+} nm_row;
+
+typedef struct nm_cursor {
+    sqlite3_vtab_cursor base;
+    nm_row rows[NM_ROWS_MAX];
+    size_t n, at;
+} nm_cursor;
+
+static int nm_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                      sqlite3_vtab **out, char **err) {
+    (void)argc;
+    (void)argv;
+    (void)err;
+    int rc = sqlite3_declare_vtab(db, "CREATE TABLE x(name text, value bigint, description text)");
+    if (rc != SQLITE_OK) return rc;
+    ev_vtab *v = sqlite3_malloc(sizeof *v);
+    if (v == NULL) return SQLITE_NOMEM;
+    memset(v, 0, sizeof *v);
+    v->s = aux;
+    sqlite3_vtab_config(db, SQLITE_VTAB_INNOCUOUS);
+    *out = &v->base;
+    return SQLITE_OK;
+}
+
+static int nm_best_index(sqlite3_vtab *v, sqlite3_index_info *info) {
+    (void)v;
+    info->estimatedCost = 100;
+    info->estimatedRows = NM_ROWS_MAX;
+    return SQLITE_OK;
+}
+
+static int nm_open(sqlite3_vtab *v, sqlite3_vtab_cursor **out) {
+    (void)v;
+    nm_cursor *c = sqlite3_malloc(sizeof *c);
+    if (c == NULL) return SQLITE_NOMEM;
+    memset(c, 0, sizeof *c);
+    *out = &c->base;
+    return SQLITE_OK;
+}
+
+static int nm_close(sqlite3_vtab_cursor *cur) {
+    sqlite3_free(cur);
+    return SQLITE_OK;
+}
+
+static void nm_add(nm_cursor *c, const char *name, uint64_t value, const char *description) {
+    assert(c->n < NM_ROWS_MAX);
+    c->rows[c->n++] = (nm_row){name, value > INT64_MAX ? INT64_MAX : (int64_t)value, description};
+}
+
+static int nm_filter(sqlite3_vtab_cursor *cur, int idx, const char *idx_str, int argc,
+                     sqlite3_value **argv) {
+    nm_cursor *c = (nm_cursor *)cur;
+    txn_db *db = ((ev_vtab *)cur->pVtab)->s->engine->db;
+    (void)idx;
+    (void)idx_str;
+    (void)argc;
+    (void)argv;
+    c->n = c->at = 0;
+    hlc_epsilon_report r;
+    txn_db_clock_explain(db, &r);
+    txn_db_stats st;
+    memset(&st, 0, sizeof st);
+    txn_db_get_stats(db, &st);
+    /* the clock (docs/clocks.md) */
+    nm_add(c, "clock.epsilon_ns", r.epsilon_ns < 0 ? 0 : (uint64_t)r.epsilon_ns,
+           "the clock-offset bound now (max_offset while unbounded)");
+    nm_add(c, "clock.epsilon_bounded", r.status == HLC_EPSILON_OK,
+           "1: the bound is known and within max_offset; 0: unbounded (a cluster node refuses "
+           "transactions, 57P03)");
+    nm_add(c, "clock.epsilon_source", (uint64_t)r.source,
+           "what bounds it: 0 none, 1 alone (only node), 2 peers, 3 kernel NTP");
+    nm_add(c, "clock.max_offset_ns", r.max_offset_ns < 0 ? 0 : (uint64_t)r.max_offset_ns,
+           "the configured --max-offset");
+    nm_add(c, "clock.peers_tracked", r.peers_tracked < 0 ? 0 : (uint64_t)r.peers_tracked,
+           "peers whose offset is tracked");
+    nm_add(c, "clock.peers_good", r.peers_good < 0 ? 0 : (uint64_t)r.peers_good,
+           "peers measured lately within max_offset");
+    nm_add(c, "txn.clock_refusals", st.clock_refusals,
+           "transactions refused: epsilon unbounded");
+    /* commits and their wait (docs/clocks.md section 5) */
+    nm_add(c, "txn.commits", st.commits, "read-write commits applied");
+    nm_add(c, "txn.commits_1pc", st.commits > st.distributed_commits
+                                     ? st.commits - st.distributed_commits
+                                     : 0,
+           "of which in one phase (one range, or an old single node's store)");
+    nm_add(c, "txn.commits_2pc", st.distributed_commits,
+           "of which two-phase: over several ranges");
+    nm_add(c, "txn.commit_waits", st.commit_waits,
+           "read-write commits acknowledged here (each waited out epsilon)");
+    nm_add(c, "txn.commit_wait_ns_total", st.commit_wait_ns_total, "time they spent in commit wait");
+    nm_add(c, "txn.commit_wait_ns_max", st.commit_wait_ns_max, "the longest commit wait");
+    nm_add(c, "txn.commit_waits_capped", st.commit_waits_capped,
+           "commit waits cut at their limit (a clock beyond its bound)");
+    nm_add(c, "txn.commit_epsilon_ns_last",
+           st.commit_epsilon_ns_last < 0 ? 0 : (uint64_t)st.commit_epsilon_ns_last,
+           "epsilon the last commit waited out");
+    /* restarts and retries */
+    nm_add(c, "txn.conflicts", st.conflicts, "commits refused with 40001");
+    nm_add(c, "txn.refreshes", st.refreshes, "read timestamps moved by a refresh");
+    nm_add(c, "txn.refresh_failures", st.refresh_failures, "refreshes that found a change: 40001");
+    nm_add(c, "txn.uncertainty_restarts", st.uncertainty_restarts,
+           "reads moved above a version in their uncertainty window");
+    nm_add(c, "txn.visible_waits", st.visible_waits,
+           "transaction starts that waited for a pending commit");
+    /* locks, records, intents */
+    nm_add(c, "txn.lock_calls", st.lock_calls, "lock requests sent");
+    nm_add(c, "txn.keys_locked", st.keys_locked, "keys they locked");
+    nm_add(c, "txn.heartbeats", st.heartbeats, "transaction record heartbeats sent");
+    nm_add(c, "txn.heartbeat_aborts", st.heartbeat_aborts,
+           "heartbeats that found the record ABORTED");
+    nm_add(c, "txn.resolves", st.resolves, "intent resolutions sent");
+    nm_add(c, "txn.resolve_retries", st.resolve_retries, "intent resolutions retried");
+    nm_add(c, "txn.resolves_abandoned", st.resolves_abandoned,
+           "resolutions given up (left to readers)");
+    /* stale and follower reads (docs/txn.md section 8) */
+    nm_add(c, "txn.stale_txns", st.stale_txns, "AS OF SYSTEM TIME transactions");
+    nm_add(c, "txn.stale_reads", st.stale_reads, "stale reads sent");
+    nm_add(c, "txn.stale_reads_local", st.stale_reads_local,
+           "of which answered by this node's replica");
+    nm_add(c, "txn.stale_reads_fallback", st.stale_reads_fallback,
+           "of which refused there and sent to the leaseholder");
+    nm_add(c, "txn.follower_reads_served", st.follower_reads_served,
+           "reads this node served as a follower");
+    return SQLITE_OK;
+}
+
+static int nm_next(sqlite3_vtab_cursor *cur) {
+    ((nm_cursor *)cur)->at++;
+    return SQLITE_OK;
+}
+
+static int nm_eof(sqlite3_vtab_cursor *cur) {
+    const nm_cursor *c = (const nm_cursor *)cur;
+    return c->at >= c->n;
+}
+
+static int nm_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
+    const nm_cursor *c = (const nm_cursor *)cur;
+    const nm_row *row = &c->rows[c->at];
+    switch (col) {
+    case NM_NAME: sqlite3_result_text(ctx, row->name, -1, SQLITE_STATIC); break;
+    case NM_VALUE: sqlite3_result_int64(ctx, (sqlite3_int64)row->value); break;
+    case NM_DESCRIPTION: sqlite3_result_text(ctx, row->description, -1, SQLITE_STATIC); break;
+    default: sqlite3_result_null(ctx); break;
+    }
+    return SQLITE_OK;
+}
+
+static int nm_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid) {
+    *rowid = (sqlite3_int64)((const nm_cursor *)cur)->at + 1;
+    return SQLITE_OK;
+}
+
+static const sqlite3_module nm_module = {
+    .iVersion = 0,
+    .xCreate = NULL, /* eponymous only: read-only */
+    .xConnect = nm_connect,
+    .xBestIndex = nm_best_index,
+    .xDisconnect = ev_disconnect,
+    .xDestroy = ev_disconnect,
+    .xOpen = nm_open,
+    .xClose = nm_close,
+    .xFilter = nm_filter,
+    .xNext = nm_next,
+    .xEof = nm_eof,
+    .xColumn = nm_column,
+    .xRowid = nm_rowid,
+};
+
 int sqlv__ranges_register(sqlv_session *s) {
-    return sqlite3_create_module_v2(s->db, "meridian_internal_range_events", &ev_module, s, NULL) ==
+    if (sqlite3_create_module_v2(s->db, "meridian_internal_range_events", &ev_module, s, NULL) !=
+        SQLITE_OK)
+        return -1;
+    return sqlite3_create_module_v2(s->db, "meridian_internal_node_metrics", &nm_module, s, NULL) ==
                    SQLITE_OK
                ? 0
                : -1;

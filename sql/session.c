@@ -297,7 +297,7 @@ int sqlv_session_open(sqlv_engine *e, const char *user, const char *database, sq
         goto internal;
     if (sqlv__register_pg_functions(s) != 0) goto internal;
     if (sqlv__pgcatalog_register(s) != 0) goto internal; /* pg_catalog, information_schema */
-    if (sqlv__ranges_register(s) != 0) goto internal;    /* meridian_internal.range_events */
+    if (sqlv__ranges_register(s) != 0) goto internal;    /* meridian_internal.* */
     if (sqlv__seq_register(s) != 0) goto internal;       /* nextval... (after pgcatalog's stubs) */
     if (sqlv__datetime_register(s) != 0) goto internal;  /* date/time functions */
     if (sqlv__strfuncs_register(s) != 0) goto internal;  /* strings, regex, JSON */

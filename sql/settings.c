@@ -203,6 +203,10 @@ uint32_t sqlv_session_idle_session_timeout_ms(const sqlv_session *s) {
     return duration_setting_ms(s, "idle_session_timeout");
 }
 
+const char *sqlv_session_setting(const sqlv_session *s, const char *name) {
+    return sqlv__setting_get(s, name, NULL);
+}
+
 bool sqlv__copy_from_atomic(const sqlv_session *s) {
     int i = find_override(s, "copy_from_atomic_enabled");
     return i >= 0 && strcmp(s->settings[i].value, "on") == 0; /* canonical (SET) */

@@ -131,6 +131,11 @@ int sqlv_session_apply_role_settings(sqlv_session *s);
 /* idle_session_timeout in milliseconds (0: none): the gateway ends a
 ** session idle outside a block that long (FATAL 57P05), as PostgreSQL 14. */
 uint32_t sqlv_session_idle_session_timeout_ms(const sqlv_session *s);
+/* A setting's value as SHOW gives it (NULL: unknown name); the gateway
+** reports the GUC_REPORT ones (application_name, DateStyle...) with
+** ParameterStatus at the login. Valid until the session's next SET or
+** statement. Call on the session's thread. */
+const char *sqlv_session_setting(const sqlv_session *s, const char *name);
 
 /* SQLite's memory on this node, all sessions together (sqlite3's hard heap
 ** limit): an allocation past it fails its statement with 53200. The default,

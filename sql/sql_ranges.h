@@ -25,7 +25,7 @@ int sqlv__ranges_alter(sqlv__run *r, const char *p, const char *end);
 /* The SQLite name of "meridian_internal.x" (static), NULL when there is
 ** no such relation. */
 const char *sqlv__ranges_internal_relation(const char *x);
-/* Register meridian_internal_range_events (an eponymous virtual table) on
+/* Register meridian_internal_range_events and _node_metrics (eponymous virtual tables) on
 ** the session's connection. 0 or -1. */
 int sqlv__ranges_register(sqlv_session *s);
 

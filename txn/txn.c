@@ -849,6 +849,10 @@ void txn_db_get_stats(txn_db *db, txn_db_stats *out) {
 
 hlc_timestamp txn_db_now(txn_db *db) { return hlc_now(db->clock); }
 
+void txn_db_clock_explain(txn_db *db, hlc_epsilon_report *out) {
+    hlc_epsilon_explain(db->clock, out);
+}
+
 /* ---- txn lifecycle -------------------------------------------------------- */
 
 int txn_begin(txn_db *db, const txn_options *opts, txn **out) {

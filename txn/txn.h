@@ -274,6 +274,9 @@ typedef struct txn_db_stats {
     uint64_t follower_reads_served; /* reads this node served as a follower */
 } txn_db_stats;
 void txn_db_get_stats(txn_db *db, txn_db_stats *out);
+/* The bound of the db's clock now (hlc_epsilon_explain; metrics,
+** meridian_internal.node_metrics). Thread-safe. */
+void txn_db_clock_explain(txn_db *db, hlc_epsilon_report *out /* OUT */);
 
 /* Wait, at most timeout_ms, until the background resolver has nothing
 ** queued or in flight (tests; a txn_db over a key space without two-phase

@@ -147,6 +147,23 @@ int sqlv_session_set(sqlv_session *s, const char *name, const char *value, char 
     return 1;
 }
 
+/* The fake's settings are PostgreSQL's defaults (what SHOW would say). */
+const char *sqlv_session_setting(const sqlv_session *s, const char *name)
+{
+    static const char *const defaults[][2] = {
+        {"server_version", "15.0"},   {"server_encoding", "UTF8"},
+        {"client_encoding", "UTF8"},  {"DateStyle", "ISO, MDY"},
+        {"IntervalStyle", "postgres"}, {"integer_datetimes", "on"},
+        {"standard_conforming_strings", "on"}, {"TimeZone", "UTC"},
+        {"application_name", ""},
+    };
+    (void)s;
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+        if (strcasecmp(defaults[i][0], name) == 0)
+            return defaults[i][1];
+    return NULL;
+}
+
 void sqlv_session_cancel(sqlv_session *s)
 {
     pthread_mutex_lock(&fake_mu);

@@ -299,6 +299,7 @@ static void test_startup_options(void **state)
     want_value(c, "SHOW statement_timeout", "5s");
     want_value(c, "SHOW idle_in_transaction_session_timeout", "2min");
     want_value(c, "SHOW application_name", "a b");
+    assert_string_equal(PQparameterStatus(c, "application_name"), "a b");
     PQfinish(c);
 
     static const struct {
@@ -364,6 +365,41 @@ static void test_role_settings(void **state)
     PQfinish(u);
     /* other roles are unaffected */
     want_value(c, "SHOW statement_timeout", "0");
+    /* the GUC_REPORT ones are announced (ParameterStatus) with the value
+    ** applied at the login: the role's, the options', the packet's own
+    ** application_name (after the options, as in PostgreSQL) */
+    tu_exec_ok(c, "ALTER ROLE rs_user SET application_name = 'from_role'");
+    tu_exec_ok(c, "ALTER ROLE rs_user SET DateStyle = 'ISO, DMY'");
+    static const struct {
+        const char *extra, *app;
+    } apps[] = {
+        {"", "from_role"},
+        {"options='-c application_name=from_options'", "from_options"},
+        {"application_name=from_packet options='-c application_name=from_options'",
+         "from_packet"},
+    };
+    for (size_t i = 0; i < sizeof apps / sizeof apps[0]; i++) {
+        char extra[160];
+        snprintf(extra, sizeof extra, "sslmode=disable user=rs_user %s", apps[i].extra);
+        u = tu_pq(port, extra);
+        if (PQstatus(u) != CONNECTION_OK)
+            fail_msg("%s: %s", extra, PQerrorMessage(u));
+        want_value(u, "SHOW application_name", apps[i].app);
+        assert_string_equal(PQparameterStatus(u, "application_name"), apps[i].app);
+        want_value(u, "SHOW DateStyle", "ISO, DMY");
+        assert_string_equal(PQparameterStatus(u, "DateStyle"), "ISO, DMY");
+        assert_string_equal(PQparameterStatus(u, "session_authorization"), "rs_user");
+        PQfinish(u);
+    }
+    /* the packet's application_name is cut to 63 bytes, as PostgreSQL does */
+    u = tu_pq(port, "sslmode=disable application_name="
+                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    assert_int_equal(PQstatus(u), CONNECTION_OK);
+    assert_int_equal(strlen(PQparameterStatus(u, "application_name")), 63);
+    want_value(u, "SELECT length(current_setting('application_name'))", "63");
+    PQfinish(u);
+    tu_exec_ok(c, "ALTER ROLE rs_user RESET application_name");
+    tu_exec_ok(c, "ALTER ROLE rs_user RESET DateStyle");
 
     tu_exec_ok(c, "ALTER ROLE rs_user RESET statement_timeout");
     tu_exec_ok(c, "ALTER ROLE rs_user SET idle_in_transaction_session_timeout TO DEFAULT");

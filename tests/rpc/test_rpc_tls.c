@@ -746,6 +746,56 @@ static void test_tls_node_id_bound_to_address(void **state)
     stop(1);
 }
 
+/* The binding holds on side connections too (a request on one reaches the
+** handler with from = the claimed id): node 2's certificate ("localhost"
+** only) asking node 1 by address (target 0) as node 2 is refused at the RPC
+** handshake, no handler runs; as node 3 (no address at node 1) or as a
+** provisional id it passes. And the answerer of a dial by address cannot
+** claim a node known elsewhere: node 1 knows node 4 at 127.0.0.2, so a
+** transport claiming id 4 at 127.0.0.1 is refused (RPC_ERR_HANDSHAKE). */
+static void test_tls_side_connection_node_id_bound(void **state)
+{
+    (void)state;
+    start_opts o = {.certs_dir = certs};
+    start_opts n = {.certs_dir = named};
+    start(1, 1, &o);
+    start(2, 2, &n);
+    start(3, 3, &n);
+    start(4, RPC_NODE_ID_PROVISIONAL_MIN | 79, &n);
+    add_peer(1, 2);
+    uint64_t failures = stats(1).handshake_failures;
+    tally t = addr_request(2, 1, M_ECHO);
+    assert_int_equal(t.ok, 0);
+    assert_int_equal(t.handshake, 1);
+    assert_true(stats(1).handshake_failures > failures);
+    lock();
+    assert_int_equal(nodes[1].echo_requests, 0);
+    unlock();
+    t = addr_request(3, 1, M_ECHO);
+    assert_int_equal(t.ok, 1);
+    t = addr_request(4, 1, M_ECHO);
+    assert_int_equal(t.ok, 1);
+    lock();
+    assert_int_equal(nodes[1].echo_requests, 2);
+    unlock();
+    stop(4);
+    stop(3);
+    stop(2);
+
+    start(2, 4, &o);
+    assert_int_equal(rpc_uv_add_peer(nodes[1].uv, 4, "127.0.0.2", nodes[2].port), 0);
+    failures = stats(1).handshake_failures;
+    t = addr_request(1, 2, M_ECHO);
+    assert_int_equal(t.ok, 0);
+    assert_int_equal(t.handshake, 1);
+    assert_true(stats(1).handshake_failures > failures);
+    lock();
+    assert_int_equal(nodes[2].echo_requests, 0);
+    unlock();
+    stop(2);
+    stop(1);
+}
+
 /* Mixed clusters never downgrade: a plaintext node dialing a TLS node is
 ** refused (and told why: a refused handshake), a TLS node dialing a
 ** plaintext node is refused by it. */
@@ -937,6 +987,7 @@ int main(void)
         cmocka_unit_test(test_tls_foreign_ca_refused),
         cmocka_unit_test(test_tls_wrong_address_refused),
         cmocka_unit_test(test_tls_node_id_bound_to_address),
+        cmocka_unit_test(test_tls_side_connection_node_id_bound),
         cmocka_unit_test(test_tls_plaintext_peer_refused),
         cmocka_unit_test(test_tls_postgres_handoff),
         cmocka_unit_test(test_tls_reload),

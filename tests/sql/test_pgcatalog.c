@@ -367,6 +367,7 @@ static void test_every_relation(void **state) {
     static const char *const names[] = {
         "pg_class", "pg_namespace", "pg_attribute", "pg_type", "pg_index", "pg_constraint",
         "pg_database", "pg_roles", "pg_user", "pg_auth_members", "pg_settings", "pg_description",
+        "pg_db_role_setting",
         "pg_shdescription", "pg_am", "pg_collation", "pg_tablespace", "pg_attrdef", "pg_inherits",
         "pg_policy", "pg_trigger", "pg_rewrite", "pg_statistic_ext", "pg_publication",
         "pg_publication_rel", "pg_publication_namespace", "pg_partitioned_table",

@@ -6,7 +6,8 @@
 ** (parsing, what reaches the node, its refusals passed through, 25001 in a
 ** block), the 0A000 of a single node, and the range event log: its codec
 ** (round trip, every truncation and bad byte refused) and
-** meridian_internal.range_events read through SQL; manual split points
+** meridian_internal.range_events read through SQL; node_metrics (any
+** user, after a commit); manual split points
 ** (their keys, put, get, remove, a table's all) and UNSPLIT's refusals on a
 ** single node. The transcript format
 ** is test_sql.c's (D/R/C/E/N/Q lines).
@@ -455,6 +456,39 @@ static void test_event_log_in_sql(void **state) {
     sqlv_session_close(s);
 }
 
+/* meridian_internal.node_metrics: after a commit, txn.commits > 0 and the
+** clock rows are there; any user reads it; read-only. Values other than
+** the counters' signs are not asserted (the clock's epsilon, the waits). */
+static void test_node_metrics(void **state) {
+    (void)state;
+    sqlv_session *s = session(&fx);
+    EXPECT(s, "CREATE TABLE nm (k INT PRIMARY KEY)", "C CREATE TABLE\n");
+    EXPECT(s, "INSERT INTO nm VALUES (1)", "C INSERT 0 1\n");
+    EXPECT(s, "SELECT value > 0 FROM meridian_internal.node_metrics WHERE name = 'txn.commits'",
+           "D ?column?:16\nR t\nC SELECT 1\n");
+    EXPECT(s,
+           "SELECT name, value >= 0, description IS NOT NULL FROM meridian_internal.node_metrics "
+           "WHERE name LIKE 'clock.%' AND name <> 'clock.peers_tracked' AND "
+           "name <> 'clock.peers_good' ORDER BY name",
+           "D name:25,?column?:16,?column?:16\n"
+           "R clock.epsilon_bounded|t|t\nR clock.epsilon_ns|t|t\nR clock.epsilon_source|t|t\n"
+           "R clock.max_offset_ns|t|t\nC SELECT 4\n");
+    EXPECT(s,
+           "SELECT count(*) FROM meridian_internal.node_metrics WHERE name IN "
+           "('txn.commits_1pc', 'txn.commits_2pc', 'txn.commit_waits', "
+           "'txn.commit_wait_ns_total', 'txn.commit_wait_ns_max', 'txn.conflicts')",
+           "D count:20\nR 6\nC SELECT 1\n");
+    /* node-level numbers, no row values: not admins only */
+    sqlv_session *app = user_session(&fx, s, "metrics_reader");
+    EXPECT(app, "SELECT value > 0 FROM meridian_internal.node_metrics WHERE name = 'txn.commits'",
+           "D ?column?:16\nR t\nC SELECT 1\n");
+    expect_error(app, "SELECT * FROM meridian_internal.range_events", "42501");
+    expect_error(s, "INSERT INTO meridian_internal.node_metrics (name) VALUES ('x')", "0A000");
+    expect_error(s, "DELETE FROM meridian_internal.node_metrics", "0A000");
+    sqlv_session_close(app);
+    sqlv_session_close(s);
+}
+
 /* UNSPLIT on a single node: parsing first, then 25001 in a block, then
 ** 0A000 (no ranges), like SPLIT AT. */
 static void test_unsplit_single_node(void **state) {
@@ -601,6 +635,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_alter_range, setup, teardown),
         cmocka_unit_test(test_event_codec),
         cmocka_unit_test_setup_teardown(test_event_log_in_sql, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsplit_single_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_points, setup, teardown),
         cmocka_unit_test(test_key_pretty),

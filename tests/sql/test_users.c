@@ -475,6 +475,26 @@ static void test_role_settings(void **state) {
     EXPECT_RESULT(app, "SHOW statement_timeout", "R 1min\n");
     EXPECT_RESULT(app, "SHOW session_memory_limit", "R 64 MiB\n");
     sqlv_session_close(app);
+    /* shown as PostgreSQL does: pg_roles.rolconfig, pg_user.useconfig,
+    ** pg_db_role_setting (psql's \drds, with '; ' for its E'\n': rows_of
+    ** keeps only a row's first line); a value with a space is quoted */
+    EXPECT(s, "ALTER ROLE app SET search_path = 'a, \"b\"'", "C ALTER ROLE\n");
+    EXPECT_RESULT(s, "SELECT rolname, rolconfig FROM pg_roles ORDER BY 1",
+                  "R admin|NULL\nR app|{statement_timeout=1min,\"session_memory_limit=64 "
+                  "MiB\",\"search_path=a, \\\"b\\\"\"}\nR root|NULL\n");
+    EXPECT_RESULT(s, "SELECT useconfig IS NOT NULL FROM pg_user WHERE usename = 'app'", "R t\n");
+    EXPECT_RESULT(s,
+                  "SELECT rolname AS \"Role\", datname AS \"Database\",\n"
+                  "pg_catalog.array_to_string(s.setconfig, '; ') AS \"Settings\"\n"
+                  "FROM pg_catalog.pg_db_role_setting s\n"
+                  "LEFT JOIN pg_catalog.pg_database d ON d.oid = setdatabase\n"
+                  "LEFT JOIN pg_catalog.pg_roles r ON r.oid = setrole\n"
+                  "ORDER BY 1, 2;",
+                  "R app|NULL|statement_timeout=1min; session_memory_limit=64 MiB; "
+                  "search_path=a, \"b\"\n");
+    EXPECT_RESULT(s, "SELECT setdatabase, setrole FROM pg_db_role_setting WHERE setrole = 805306468",
+                  "R 0|805306468\n");
+    EXPECT(s, "ALTER ROLE app RESET search_path", "C ALTER ROLE\n");
     expect_error(s, "ALTER ROLE app SET session_memory_limit = '1KiB'", "22023");
     expect_error(s, "ALTER ROLE app RESET no_such_setting", "42704");
     expect_error(s, "ALTER ROLE app IN DATABASE defaultdb SET statement_timeout = 1", "0A000");
@@ -491,6 +511,8 @@ static void test_role_settings(void **state) {
     assert_true(i > 5 && i < 64);
     EXPECT(s, "ALTER ROLE app RESET ALL", "C ALTER ROLE\n");
     assert_int_equal(row_version(&f, "app"), 2); /* readable by the previous version */
+    EXPECT_RESULT(s, "SELECT count(*) FROM pg_db_role_setting", "R 0\n");
+    EXPECT_RESULT(s, "SELECT rolconfig FROM pg_roles WHERE rolname = 'app'", "R NULL\n");
     app = session_as(&f, "app");
     assert_int_equal(sqlv_session_apply_role_settings(app), SQLV_OK);
     EXPECT_RESULT(app, "SHOW statement_timeout", "R 0\n");
