@@ -536,11 +536,18 @@ static void on_foreign(void *ctx, int fd, const uint8_t *prefix, size_t prefix_l
     }
     bool initialized = n->st.initialized, retired = n->self_decommissioned;
     pthread_mutex_unlock(&n->mu);
+    /* an unbounded clock keeps the key space out of reach (for a moment
+    ** after a start, until the first clock pings; for good while the clock
+    ** is far off): say that, not only "starting" (docs/clocks.md 3.1) */
+    bool unbounded = initialized && !clock_may_serve(n);
     /* No SQL yet, or draining: a FATAL ErrorResponse (libpq shows its
     ** message, also as an answer to SSLRequest), then close. One small
     ** non-blocking send. */
     const char *msg = retired    ? "the node is decommissioned: connect to another node"
                       : leaving  ? "the node is draining: connect to another node"
+                      : unbounded
+                          ? "the node does not serve yet: its clock offset bound is "
+                            "unavailable (see its log), retry or connect to another node"
                       : initialized
                           ? "the node is starting: its key space is not reachable yet, retry"
                           : "the node is not part of a cluster yet: run `meridian init`";

@@ -6,11 +6,16 @@
 **   - node 3's clock 5 ms ahead (--clock-offset, test-only): SQL through
 **     every node works, and `SHOW commit_wait` after a write reports a wait
 **     and an epsilon measured from the peers: more than node 3's offset on
-**     the nodes that see it, far below the max offset;
+**     the nodes that see it, far below the max offset; each node's
+**     meridian_internal.node_metrics counts its commit waits and its ε;
 **   - node 3 restarted 2 s behind: it cannot bound its clock against a
 **     majority, logs why ("clock offset bound unavailable") and serves
-**     nothing, while SQL through nodes 1 and 2 goes on (their epsilon is
-**     the max offset: node 3 counts as that much);
+**     nothing: SQL through it fails with 57P03 (its transaction layer
+**     begins no transaction; restarted so, its SQL never opens and the
+**     login's FATAL says the clock bound is unavailable) and SHOW RANGES through node 1 names it
+**     leaseholder of no range (it hands its leases away), while SQL through
+**     nodes 1 and 2 goes on (their epsilon is the max offset: node 3
+**     counts as that much);
 **   - node 3 restarted with a correct clock serves SQL again (it logs
 **     "established" at info, below the tests' warn level).
 ** Every wait is bounded (CLOCK_*_MS); nothing asserts on durations.
@@ -136,11 +141,78 @@ static void test_small_offset_commit_wait(void **state) {
         if (i < 2) assert_true(eps_us >= 5000);
         assert_true(wait_us >= 0);
     }
+    /* the node's counters (meridian_internal.node_metrics, docs/operations.md
+    ** "Metrics"): each node acknowledged a commit and bounds its clock */
+    for (int i = 0; i < NODES; i++) {
+        e2e_rows_equal(c[i],
+                       "SELECT name, value > 0 FROM meridian_internal.node_metrics WHERE name IN "
+                       "('txn.commit_waits', 'clock.epsilon_bounded') ORDER BY name",
+                       "clock.epsilon_bounded|t\ntxn.commit_waits|t\n");
+        e2e_rows_equal(c[i],
+                       "SELECT count(*) FROM meridian_internal.node_metrics WHERE name = "
+                       "'clock.epsilon_ns' AND value > 0 AND value < 100000000",
+                       "1\n");
+    }
     /* a write through node 3 (its clock ahead) is seen through node 1 */
     e2e_ok(c[2], "UPDATE acct SET v = 31 WHERE id = 3");
     e2e_rows_equal(c[0], "SELECT v FROM acct WHERE id = 3", "31\n");
     e2e_rows_equal(c[1], "SELECT count(*), sum(v) FROM acct", "3|61\n");
     for (int i = 0; i < NODES; i++) PQfinish(c[i]);
+}
+
+/* Ranges SHOW RANGES (through c) names node `node` leaseholder of; -1 when
+** SHOW RANGES failed. */
+static int leases_of(PGconn *c, const char *node) {
+    PGresult *r = PQexec(c, "SHOW RANGES");
+    int col = PQfnumber(r, "lease_holder"), n = 0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || col < 0) {
+        printf("SHOW RANGES: %s", PQresultErrorMessage(r));
+        PQclear(r);
+        return -1;
+    }
+    for (int i = 0; i < PQntuples(r); i++)
+        n += !PQgetisnull(r, i, col) && strcmp(PQgetvalue(r, i, col), node) == 0;
+    PQclear(r);
+    return n;
+}
+
+/* Node i, its clock unbounded, refuses SQL with 57P03: a statement's error,
+** or (a node restarted so: its SQL never opens) the login's, whose message
+** names the clock (polled: the node may still be starting). */
+static void assert_refuses_sql(int i) {
+    int64_t deadline = now_ms() + CLOCK_WAIT_MS;
+    char last[512] = "";
+    for (;;) {
+        PGconn *c = PQconnectdb(nodes[i].url);
+        if (PQstatus(c) == CONNECTION_OK) {
+            PGresult *r = PQexec(c, "SELECT v FROM acct WHERE id = 1");
+            const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            snprintf(last, sizeof last, "%s %s: %s", PQresStatus(PQresultStatus(r)),
+                     st ? st : "", PQresultErrorMessage(r));
+            bool refused = PQresultStatus(r) == PGRES_FATAL_ERROR && st != NULL &&
+                           strcmp(st, "57P03") == 0;
+            PQclear(r);
+            if (refused) {
+                printf("node %d with an unbounded clock: %s", i + 1, last);
+                PQfinish(c);
+                return;
+            }
+        } else {
+            /* a restarted node never opens SQL while unbounded: the login's
+            ** FATAL 57P03 (libpq keeps only its text) names the clock */
+            snprintf(last, sizeof last, "connect: %s", PQerrorMessage(c));
+            if (strstr(last, "clock offset bound is unavailable") != NULL) {
+                printf("node %d with an unbounded clock: %s", i + 1, last);
+                PQfinish(c);
+                return;
+            }
+        }
+        PQfinish(c);
+        if (now_ms() >= deadline) break;
+        pause_ms(200);
+    }
+    print_error("SQL through node %d with an unbounded clock, want 57P03: %s\n", i + 1, last);
+    fail();
 }
 
 static void test_far_offset_stops_serving(void **state) {
@@ -152,6 +224,22 @@ static void test_far_offset_stops_serving(void **state) {
     while (!log_has(2, "clock offset bound unavailable") && now_ms() < deadline) pause_ms(200);
     assert_true(log_has(2, "clock offset bound unavailable"));
     assert_true(log_has(2, "beyond --max-offset") || log_has(2, "a majority"));
+    /* it serves no SQL, and holds no lease (polled until it handed the
+    ** last one away, then sampled a few times more: never again) */
+    assert_refuses_sql(2);
+    {
+        PGconn *c1 = conn(0);
+        int held = -1;
+        deadline = now_ms() + CLOCK_WAIT_MS;
+        while ((held = leases_of(c1, "3")) != 0 && now_ms() < deadline) pause_ms(200);
+        if (held != 0) print_error("node 3 still leaseholder of %d range(s)\n", held);
+        assert_int_equal(held, 0);
+        for (int k = 0; k < 5; k++) {
+            pause_ms(500);
+            assert_true(leases_of(c1, "3") <= 0); /* -1: SHOW RANGES failed, no claim */
+        }
+        PQfinish(c1);
+    }
     /* nodes 1 and 2 keep serving SQL; once they measured node 3 their
     ** epsilon is the max offset (node 3 counts as that much) */
     PGconn *c1 = conn(0), *c2 = conn(1);

@@ -22,11 +22,19 @@
 **     same time, on a CACHE 1 sequence and on a SERIAL column's (the node
 **     blocks): every value is distinct cluster-wide and increasing within
 **     each session.
-** Every wait is bounded (CLUSTER_*_MS, BANK_RUN_MS, TXN_TRIES_MAX).
+**   - row locks: SELECT ... FOR UPDATE through node 1 holds back an UPDATE
+**     of the row sent through node 2 (still busy after LOCK_NOT_YET_MS, a
+**     "not yet" check) until COMMIT; then it completes over the holder's
+**     write. A session that drops its socket mid-transaction (its lock
+**     held) and, last, a transaction whose gateway (node 3) is killed -9
+**     leave no lock behind: the waiter through node 1 gets the row within
+**     LOCK_WAIT_MS and the row has the waiter's value, not the holder's.
+** Every wait is bounded (CLUSTER_*_MS, BANK_RUN_MS, TXN_TRIES_MAX, LOCK_*).
 */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #define NODES 3
 #define ACCOUNTS 12            /* ids 1..12; ranges [.., 5), [5, 9), [9, ..) */
@@ -37,6 +45,8 @@
 #define TRANSFERS_MAX 4096     /* acknowledged transfers one client remembers */
 /* the other end in another range: 4 accounts per range */
 #define BANK_STEP(prng) (4 * (1 + (int)(((prng) >> 40) % 2)))
+#define LOCK_WAIT_MS (90 * 1000)  /* a waiter gets a lock its holder left behind */
+#define LOCK_NOT_YET_MS 1500      /* a blocked waiter is still busy after this */
 
 #include "e2e_cluster.h"
 #include "e2e_bank.h"
@@ -281,12 +291,134 @@ static void test_bank(void **state) {
     bank_clients_free(clients, CLIENTS);
 }
 
+/* ---- row locks ------------------------------------------------------------------ */
+
+/* Wait up to ms for the answer to a query sent with PQsendQuery: true once
+** PQgetResult will not block (an answer or a broken connection). */
+static bool sent_done(PGconn *c, int ms) {
+    int64_t deadline = now_ms() + ms;
+    for (;;) {
+        if (!PQconsumeInput(c) || !PQisBusy(c)) return true;
+        if (now_ms() >= deadline) return false;
+        pause_ms(20);
+    }
+}
+
+/* Drain a sent query's results (sent_done first): the last status, and its
+** SQLSTATE and message into state/msg. */
+static ExecStatusType sent_result(PGconn *c, char *state, size_t state_size, char *msg,
+                                  size_t msg_size) {
+    ExecStatusType last = PGRES_FATAL_ERROR;
+    PGresult *r;
+    snprintf(state, state_size, "%s", "");
+    snprintf(msg, msg_size, "%s", PQerrorMessage(c));
+    while ((r = PQgetResult(c)) != NULL) {
+        last = PQresultStatus(r);
+        const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        snprintf(state, state_size, "%s", st ? st : "");
+        snprintf(msg, msg_size, "%s", PQresultErrorMessage(r));
+        PQclear(r);
+    }
+    return last;
+}
+
+/* Run sql through c until it succeeds, up to LOCK_WAIT_MS, retrying
+** retryable errors (a lease moving, a restart); fails the test on anything
+** else or when the bound passes with the statement still blocked. */
+static void exec_within(PGconn *c, const char *sql) {
+    int64_t deadline = now_ms() + LOCK_WAIT_MS;
+    char state[8], msg[256];
+    for (;;) {
+        assert_int_equal(PQsendQuery(c, sql), 1);
+        int64_t left = deadline - now_ms();
+        if (!sent_done(c, left > 0 ? (int)left : 0)) {
+            print_error("%s: still blocked after %d ms\n", sql, LOCK_WAIT_MS);
+            fail();
+        }
+        ExecStatusType st = sent_result(c, state, sizeof state, msg, sizeof msg);
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return;
+        if (!retryable(state) || now_ms() >= deadline) {
+            print_error("%s: %s %s: %s\n", sql, PQresStatus(st), state, msg);
+            fail();
+        }
+        printf("%s: retrying after %s: %s", sql, state, msg);
+        pause_ms(200);
+    }
+}
+
+static void check_lk(const char *sql, const char *want) {
+    for (int i = 0; i < NODES; i++) {
+        if (nodes[i].pid <= 0) continue;
+        PGconn *c = conn(i);
+        e2e_rows_equal(c, sql, want);
+        PQfinish(c);
+    }
+}
+
+static void test_for_update_blocks_writer(void **state) {
+    (void)state;
+    PGconn *a = conn(0), *b = conn(1);
+    e2e_ok(a, "CREATE TABLE lk (id INT PRIMARY KEY, v INT)");
+    e2e_ok(a, "INSERT INTO lk VALUES (1, 10), (2, 20)");
+    e2e_ok(a, "BEGIN");
+    e2e_rows_equal(a, "SELECT id, v FROM lk WHERE id = 1 FOR UPDATE", "1|10\n");
+    assert_int_equal(PQsendQuery(b, "UPDATE lk SET v = v + 1 WHERE id = 1"), 1);
+    /* not yet: A holds the row's lock */
+    assert_false(sent_done(b, LOCK_NOT_YET_MS));
+    e2e_ok(a, "UPDATE lk SET v = v + 5 WHERE id = 1");
+    e2e_ok(a, "COMMIT");
+    if (!sent_done(b, LOCK_WAIT_MS)) {
+        print_error("UPDATE behind a FOR UPDATE lock: still blocked %d ms after COMMIT\n",
+                    LOCK_WAIT_MS);
+        fail();
+    }
+    char st[8], msg[256];
+    ExecStatusType es = sent_result(b, st, sizeof st, msg, sizeof msg);
+    if (es != PGRES_COMMAND_OK) print_error("B's UPDATE: %s %s: %s\n", PQresStatus(es), st, msg);
+    assert_int_equal(es, PGRES_COMMAND_OK);
+    check_lk("SELECT v FROM lk WHERE id = 1", "16\n"); /* 10 + 5 (A) + 1 (B) */
+    PQfinish(a);
+    PQfinish(b);
+}
+
+static void test_dropped_session_leaves_no_lock(void **state) {
+    (void)state;
+    PGconn *a = conn(2), *b = conn(0);
+    e2e_ok(a, "BEGIN");
+    e2e_ok(a, "UPDATE lk SET v = 99 WHERE id = 2");
+    /* abrupt: no COMMIT, no Terminate message reaches the node */
+    assert_int_equal(shutdown(PQsocket(a), SHUT_RDWR), 0);
+    PQfinish(a);
+    exec_within(b, "UPDATE lk SET v = 21 WHERE id = 2");
+    check_lk("SELECT v FROM lk WHERE id = 2", "21\n");
+    PQfinish(b);
+}
+
+/* Last: node 3 stays down (the teardown skips it). */
+static void test_killed_gateway_leaves_no_lock(void **state) {
+    (void)state;
+    PGconn *a = conn(2), *b = conn(0);
+    e2e_ok(a, "BEGIN");
+    e2e_ok(a, "UPDATE lk SET v = 77 WHERE id = 1");
+    assert_int_equal(mtest_node_kill9(&nodes[2]), 0);
+    PQfinish(a);
+    int64_t t0 = now_ms();
+    exec_within(b, "UPDATE lk SET v = v + 100 WHERE id = 1");
+    printf("lock of a transaction whose gateway was killed -9: taken over %lld ms later\n",
+           (long long)(now_ms() - t0));
+    check_lk("SELECT v FROM lk WHERE id = 1", "116\n"); /* 16 + 100, not 77 + 100 */
+    PQfinish(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_updates_across_ranges),
         cmocka_unit_test(test_create_table_in_block),
         cmocka_unit_test(test_sequences_across_nodes),
         cmocka_unit_test(test_bank),
+        cmocka_unit_test(test_for_update_blocks_writer),
+        cmocka_unit_test(test_dropped_session_leaves_no_lock),
+        cmocka_unit_test(test_killed_gateway_leaves_no_lock),
     };
     return cmocka_run_group_tests(tests, cluster_group_setup, cluster_group_teardown);
 }
